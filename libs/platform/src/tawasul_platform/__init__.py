@@ -1,0 +1,1 @@
+"""Plumbing shared by every Tawasul service; no service imports another service."""

@@ -1,0 +1,68 @@
+"""Every Kafka topic of the system, declared once; stack tooling creates them at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+REQUEST_SUBMITTED = "tawasul.requests.submitted.v1"
+REQUEST_ROUTED = "tawasul.requests.routed.v1"
+REQUEST_STATUS_CHANGED = "tawasul.requests.status-changed.v1"
+NOTIFICATION_EVENTS = "tawasul.notifications.events.v1"
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    retention_ms: int = 4 * WEEK_MS
+
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+
+
+def dead_letter_topic(topic: str, group: str) -> str:
+    """One dead-letter topic per (topic, consumer group), so a group's poison stays its own."""
+    return f"{topic}.dlt.{group}"
+
+
+# (topic, consumer group) pairs that exist; each gets its dead-letter topic.
+SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
+    (REQUEST_SUBMITTED, "routing"),
+    (REQUEST_SUBMITTED, "notify"),
+    (REQUEST_ROUTED, "review"),
+    (REQUEST_STATUS_CHANGED, "intake"),
+    (REQUEST_STATUS_CHANGED, "notify"),
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(REQUEST_SUBMITTED),
+    TopicSpec(REQUEST_ROUTED),
+    TopicSpec(REQUEST_STATUS_CHANGED),
+    TopicSpec(NOTIFICATION_EVENTS),
+    *(TopicSpec(dead_letter_topic(t, g), partitions=1) for t, g in SUBSCRIPTIONS),
+)
+
+
+async def ensure_topics(bootstrap_servers: str, topics: tuple[TopicSpec, ...] = TOPICS) -> None:
+    """Create any missing topic; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t.name, t.partitions, 1, topic_configs=t.config())
+            for t in topics
+            if t.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
