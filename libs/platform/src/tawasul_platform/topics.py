@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -60,9 +61,8 @@ async def ensure_topics(bootstrap_servers: str, topics: tuple[TopicSpec, ...] = 
             if t.name not in existing
         ]
         if missing:
-            try:
+            # Another starter may have created them in between.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

@@ -1,0 +1,48 @@
+"""Errors that domain and application code raise; entrypoints map each to one gRPC status.
+
+Pure Python on purpose: domain modules import this and nothing transport-specific.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """Base of every expected failure; anything else reaching a client is a bug."""
+
+
+class InvalidArgument(DomainError):
+    """The input is wrong; `violations` maps each bad field to what is wrong with it."""
+
+    def __init__(self, violations: Mapping[str, str]) -> None:
+        self.violations = dict(violations)
+        super().__init__("; ".join(f"{f}: {d}" for f, d in self.violations.items()))
+
+
+class NotFound(DomainError):
+    pass
+
+
+class AlreadyExists(DomainError):
+    """`existing` names what already exists (e.g. the open request's number)."""
+
+    def __init__(self, message: str, existing: str = "") -> None:
+        self.existing = existing
+        super().__init__(message)
+
+
+class FailedPrecondition(DomainError):
+    """The target is in a state that does not allow the operation."""
+
+
+class PermissionDenied(DomainError):
+    pass
+
+
+class Unauthenticated(DomainError):
+    pass
+
+
+class ResourceExhausted(DomainError):
+    pass

@@ -1,0 +1,57 @@
+"""Building and reading event envelopes (tawasul.events.v1.Envelope)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from tawasul.events.v1 import events_pb2
+
+from tawasul_platform.tracing import TRACEPARENT, current_traceparent
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """One event for the outbox: its topic, key (the request id) and encoded envelope."""
+
+    event_id: uuid.UUID
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def envelope(
+    *,
+    topic: str,
+    event_type: str,
+    producer: str,
+    request_id: str,
+    occurred_at: datetime,
+    fill: events_pb2.Envelope,
+) -> OutgoingEvent:
+    """Completes `fill` (an Envelope whose payload is set) with the envelope fields."""
+    event_id = uuid.uuid4()
+    fill.event_id = str(event_id)
+    fill.event_type = event_type
+    fill.schema_version = SCHEMA_VERSION
+    fill.occurred_at.CopyFrom(timestamp(occurred_at))
+    fill.request_id = request_id
+    fill.producer = producer
+    return OutgoingEvent(
+        event_id=event_id,
+        topic=topic,
+        key=request_id,
+        payload=fill.SerializeToString(),
+        headers={TRACEPARENT: current_traceparent(), "event_type": event_type},
+    )

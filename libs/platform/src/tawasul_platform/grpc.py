@@ -1,0 +1,188 @@
+"""gRPC plumbing: server with health and reflection, error mapping, identity, client deadlines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from tawasul_platform import errors
+from tawasul_platform.identity import Principal, verify_token
+from tawasul_platform.tracing import TRACEPARENT, set_traceparent
+
+log = logging.getLogger(__name__)
+
+AUTHORIZATION = "authorization"
+# Every outbound call gets one; a caller may pass a shorter one.
+DEFAULT_DEADLINE_SECONDS = 5.0
+
+_CODES: dict[type[errors.DomainError], int] = {
+    errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    errors.NotFound: code_pb2.NOT_FOUND,
+    errors.AlreadyExists: code_pb2.ALREADY_EXISTS,
+    errors.FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    errors.PermissionDenied: code_pb2.PERMISSION_DENIED,
+    errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
+    errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+}
+
+
+def to_status(error: errors.DomainError) -> grpc.Status:
+    """The rich status for a domain error: field violations and existing resources as details."""
+    code = next(c for cls, c in _CODES.items() if isinstance(error, cls))
+    status = status_pb2.Status(code=code, message=str(error))
+    if isinstance(error, errors.InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in error.violations.items()
+                ]
+            )
+        )
+        status.details.append(detail)
+    elif isinstance(error, errors.AlreadyExists) and error.existing:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ResourceInfo(resource_name=error.existing))
+        status.details.append(detail)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def status_details(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The rich status a server attached to an error, for clients."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            return status_pb2.Status.FromString(value)
+    return None
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = status_details(error)
+    found: dict[str, str] = {}
+    for detail in status.details if status else ():
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found.update({v.field: v.description for v in bad.field_violations})
+    return found
+
+
+def existing_resource(error: grpc.aio.AioRpcError) -> str:
+    status = status_details(error)
+    for detail in status.details if status else ():
+        info = error_details_pb2.ResourceInfo()
+        if detail.Unpack(info):
+            return str(info.resource_name)
+    return ""
+
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+def _guard(method: str, behaviour: _Handler) -> _Handler:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        metadata = dict(context.invocation_metadata() or ())
+        trace = metadata.get(TRACEPARENT)
+        set_traceparent(trace if isinstance(trace, str) else None)
+        try:
+            return await behaviour(request, context)
+        except errors.DomainError as exc:
+            await context.abort_with_status(to_status(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return guarded
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps DomainError to its status; anything else is logged and answered INTERNAL."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        decode, encode = handler.request_deserializer, handler.response_serializer
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _guard(method, cast(_Handler, handler.unary_unary)), decode, encode
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _guard(method, cast(_Handler, handler.stream_unary)), decode, encode
+            )
+        return handler
+
+
+def caller(context: grpc.aio.ServicerContext[Any, Any], secret: str) -> Principal:
+    """The verified principal of a call; Unauthenticated when the token is missing or bad."""
+    value = dict(context.invocation_metadata() or ()).get(AUTHORIZATION)
+    if not isinstance(value, str) or not value.startswith("Bearer "):
+        raise errors.Unauthenticated("missing bearer token in 'authorization' metadata")
+    return verify_token(secret, value.removeprefix("Bearer "))
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return ((AUTHORIZATION, f"Bearer {token}"),)
+
+
+Registration = Callable[[grpc.aio.Server], None]
+
+
+class GrpcServer:
+    """A grpc.aio server with health and reflection; health is SERVING only once started."""
+
+    def __init__(self, address: str, service_names: Sequence[str], register: Registration) -> None:
+        self._server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        register(self._server)
+        self._names = (*service_names, "")
+        reflection.enable_server_reflection(
+            (
+                *service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self._server,
+        )
+        if self._server.add_insecure_port(address) == 0:
+            raise RuntimeError(f"cannot bind gRPC address {address}")
+
+    async def start(self) -> None:
+        await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._server.start()
+
+    async def serving(self, ready: bool) -> None:
+        await self._set(
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
+    async def stop(self, grace: float) -> None:
+        await self.serving(False)
+        await self._server.stop(grace)
+
+    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in self._names:
+            await self._health.set(name, status)

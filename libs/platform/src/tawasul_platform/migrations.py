@@ -1,0 +1,49 @@
+"""Alembic, driven from code: each service keeps its migrations inside its package."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tawasul_platform.db import inbox_table, outbox_table
+
+
+def upgrade(script_location: Path, database_url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, "head")
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """The body of every service's migrations/env.py (online, async engine)."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("sqlalchemy.url is not set")
+
+    def migrate(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url, poolclass=NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(migrate)
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def create_messaging_tables() -> None:
+    """Creates the outbox and inbox tables (with their indexes) in a service's first migration."""
+    scratch = MetaData()
+    for table in (outbox_table(scratch), inbox_table(scratch)):
+        table.create(bind=op.get_bind())

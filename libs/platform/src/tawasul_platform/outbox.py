@@ -1,0 +1,148 @@
+"""Transactional outbox: rows written with the state change, published by a relay.
+
+The relay wakes on PostgreSQL NOTIFY, which is delivered only when the writing transaction
+commits; a slow fallback timer covers notifications missed while it was reconnecting. A
+transaction-scoped advisory lock lets exactly one relay replica publish at a time, which keeps
+per-request order and never publishes a row twice from two replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from tawasul_platform.events import OutgoingEvent
+
+log = logging.getLogger(__name__)
+
+
+def notify_channel(service: str) -> str:
+    return f"tawasul_outbox_{service}"
+
+
+async def write_outbox(
+    session: AsyncSession, table: Table, service: str, events: Sequence[OutgoingEvent]
+) -> None:
+    """Adds the events to the caller's transaction and wakes relays at its commit."""
+    if not events:
+        return
+    await session.execute(
+        insert(table),
+        [
+            {
+                "event_id": e.event_id,
+                "topic": e.topic,
+                "key": e.key,
+                "payload": e.payload,
+                "headers": e.headers,
+            }
+            for e in events
+        ],
+    )
+    await session.execute(select(func.pg_notify(notify_channel(service), "")))
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=2
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        table: Table,
+        producer: AIOKafkaProducer,
+        service: str,
+        batch_size: int = 500,
+        fallback_seconds: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._producer = producer
+        self._channel = notify_channel(service)
+        self._lock_key = zlib.crc32(self._channel.encode())
+        self._batch_size = batch_size
+        self._fallback = fallback_seconds
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Publishes until cancelled; an outage of Kafka or PostgreSQL is waited out."""
+        while True:
+            try:
+                await self._listen_and_publish()
+            except Exception:
+                log.exception("outbox relay failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _listen_and_publish(self) -> None:
+        async with self._engine.connect() as listener:
+            raw = await listener.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.add_listener(self._channel, self._on_notify)
+            try:
+                while True:
+                    self._wake.clear()
+                    await self.drain()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._fallback)
+            finally:
+                await driver.remove_listener(self._channel, self._on_notify)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Publishes every unsent row; returns how many this replica published."""
+        published = 0
+        while True:
+            async with self._engine.begin() as conn:
+                if not await self._lead(conn):
+                    # Another replica is publishing; look again soon in case it just finished.
+                    await asyncio.sleep(0.2)
+                    continue
+                count = await self._publish_batch(conn)
+            published += count
+            if count < self._batch_size:
+                return published
+
+    async def _lead(self, conn: AsyncConnection) -> bool:
+        return bool(await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))))
+
+    async def _publish_batch(self, conn: AsyncConnection) -> int:
+        t = self._table
+        rows = (
+            await conn.execute(
+                select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                .where(t.c.sent_at.is_(None))
+                .order_by(t.c.id)
+                .limit(self._batch_size)
+            )
+        ).all()
+        if not rows:
+            return 0
+        pending = [
+            await self._producer.send(
+                row.topic,
+                value=row.payload,
+                key=row.key.encode(),
+                headers=[(k, v.encode()) for k, v in row.headers.items()],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*pending)
+        await conn.execute(
+            update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now())
+        )
+        log.debug("published %d outbox rows", len(rows))
+        return len(rows)

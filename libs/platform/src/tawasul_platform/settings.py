@@ -1,0 +1,27 @@
+"""Settings every service shares; each service subclasses with its own fields.
+
+Every knob is an environment variable prefixed TAWASUL_; a missing required one fails at start.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAWASUL_", extra="ignore")
+
+    database_url: str
+    kafka_bootstrap: str
+    grpc_address: str
+    identity_secret: str
+    log_level: str = "INFO"
+    # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
+    shutdown_grace_seconds: float = 10.0
+    # A consumed event is tried this many times, with backoff, before it is dead-lettered.
+    consumer_max_attempts: int = 4
+    consumer_backoff_seconds: float = 0.5
+    db_pool_size: int = 10
+    # Safety net only: the relay wakes on PostgreSQL NOTIFY at each commit.
+    outbox_fallback_seconds: float = 5.0
+    outbox_batch_size: int = 500

@@ -1,0 +1,45 @@
+"""What the use cases need from the outside world; adapters and test fakes provide it."""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import Protocol, Self
+
+from tawasul_intake.domain.model import Request
+
+
+class ConcurrentSubmission(Exception):
+    """Another submission with the same idempotency key committed first."""
+
+
+class RequestRepository(Protocol):
+    async def add(self, request: Request) -> None: ...
+    async def get(self, request_id: uuid.UUID) -> Request | None: ...
+    async def get_by_number(self, number: str) -> Request | None: ...
+    async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None: ...
+    async def next_number(self) -> str: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def requests(self) -> RequestRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def claim_event(self, consumer: str, event_id: str) -> bool:
+        """False when `consumer` already applied the event (a redelivery)."""
+        ...
+
+    async def commit(self) -> None:
+        """Commits the changes with the events of every request touched, atomically.
+
+        Raises ConcurrentSubmission when an idempotency key was taken meanwhile.
+        """
+        ...

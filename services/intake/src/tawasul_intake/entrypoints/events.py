@@ -1,0 +1,34 @@
+"""Kafka subscribers of intake: keep the tracking view in step with review's decisions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+
+from tawasul.events.v1 import events_pb2
+from tawasul_platform.errors import InvalidArgument
+
+from tawasul_intake.adapters.events import STATUS_FROM_WIRE
+from tawasul_intake.app import handlers
+from tawasul_intake.app.ports import UnitOfWork
+
+
+def on_status_changed(
+    uow: Callable[[], UnitOfWork],
+) -> Callable[[events_pb2.Envelope], Awaitable[None]]:
+    async def handle(event: events_pb2.Envelope) -> None:
+        change = event.request_status_changed
+        status = STATUS_FROM_WIRE.get(change.status)
+        if not event.HasField("request_status_changed") or status is None:
+            raise InvalidArgument({"payload": f"not a status change: {event.event_type}"})
+        await handlers.track_status(
+            uow=uow(),
+            event_id=event.event_id,
+            request_id=uuid.UUID(change.request_id),
+            status=status,
+            message=change.message,
+            at=event.occurred_at.ToDatetime(tzinfo=UTC),
+        )
+
+    return handle
