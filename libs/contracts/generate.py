@@ -1,4 +1,4 @@
-"""Compile protos/ into this package, with type stubs; run `uv run python libs/contracts/generate.py`.
+"""Compiles protos/ into this package with type stubs: `uv run python libs/contracts/generate.py`.
 
 The output is committed, so services and CI need no generator at install time; CI regenerates
 and fails on any difference.

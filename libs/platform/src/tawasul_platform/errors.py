@@ -46,3 +46,7 @@ class Unauthenticated(DomainError):
 
 class ResourceExhausted(DomainError):
     pass
+
+
+class Unavailable(DomainError):
+    """A service this one depends on cannot answer now; the caller may retry."""

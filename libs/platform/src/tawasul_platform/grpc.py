@@ -31,6 +31,7 @@ _CODES: dict[type[errors.DomainError], int] = {
     errors.PermissionDenied: code_pb2.PERMISSION_DENIED,
     errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
     errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    errors.Unavailable: code_pb2.UNAVAILABLE,
 }
 
 
@@ -133,12 +134,17 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def caller(context: grpc.aio.ServicerContext[Any, Any], secret: str) -> Principal:
-    """The verified principal of a call; Unauthenticated when the token is missing or bad."""
+def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's raw token, to forward on calls made on their behalf."""
     value = dict(context.invocation_metadata() or ()).get(AUTHORIZATION)
     if not isinstance(value, str) or not value.startswith("Bearer "):
         raise errors.Unauthenticated("missing bearer token in 'authorization' metadata")
-    return verify_token(secret, value.removeprefix("Bearer "))
+    return value.removeprefix("Bearer ")
+
+
+def caller(context: grpc.aio.ServicerContext[Any, Any], secret: str) -> Principal:
+    """The verified principal of a call; Unauthenticated when the token is missing or bad."""
+    return verify_token(secret, bearer_token(context))
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

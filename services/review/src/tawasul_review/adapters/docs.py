@@ -1,0 +1,52 @@
+"""Attachments' download links from the docs service over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+
+import grpc
+from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul_platform.errors import FailedPrecondition, Unavailable
+from tawasul_platform.grpc import bearer
+
+from tawasul_review.app.ports import Attachment
+
+
+class GrpcDocuments:
+    def __init__(self, channel: grpc.aio.Channel, *, deadline_seconds: float) -> None:
+        self._stub = docs_pb2_grpc.DocsServiceAsyncStub(channel)
+        self._deadline = deadline_seconds
+
+    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
+        try:
+            answers = await self._fetch(document_ids, token)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise FailedPrecondition(f"an attachment is missing: {exc.details()}") from exc
+            raise Unavailable(f"docs service: {exc.code().name} {exc.details()}") from exc
+        return [
+            Attachment(
+                document_id=a.document.document_id,
+                filename=a.document.filename,
+                content_type=a.document.content_type,
+                size_bytes=a.document.size_bytes,
+                download_url=a.url,
+                url_expires_at=a.expires_at.ToDatetime(tzinfo=UTC),
+            )
+            for a in answers
+        ]
+
+    async def _fetch(
+        self, document_ids: tuple[str, ...], token: str
+    ) -> list[docs_pb2.GetDownloadUrlResponse]:
+        return await asyncio.gather(
+            *(
+                self._stub.GetDownloadUrl(
+                    docs_pb2.GetDownloadUrlRequest(document_id=d),
+                    timeout=self._deadline,
+                    metadata=bearer(token),
+                )
+                for d in document_ids
+            )
+        )

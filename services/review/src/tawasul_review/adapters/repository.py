@@ -1,0 +1,133 @@
+"""PostgreSQL-backed repository and unit of work for review."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Self
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_platform.uow import Messaging, SqlUnitOfWork
+
+from tawasul_review.adapters import tables
+from tawasul_review.adapters.events import to_event
+from tawasul_review.domain.model import Contact, Decision, State, WorkItem
+
+SERVICE = "review"
+
+
+def _item(row: Row[Any]) -> WorkItem:
+    return WorkItem(
+        request_id=row.request_id,
+        request_number=row.request_number,
+        department=row.department,
+        queue=row.queue,
+        sub_service_code=row.sub_service_code,
+        description=row.description,
+        applicant_id=row.applicant_id,
+        document_ids=tuple(row.document_ids),
+        contact=Contact(**row.contact),
+        state=State(row.state),
+        queued_at=row.queued_at,
+        assignee=row.assignee,
+        decision=Decision(row.decision) if row.decision else None,
+        decision_message=row.decision_message,
+    )
+
+
+class SqlWorkItemRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.seen: dict[uuid.UUID, WorkItem] = {}
+        self._new: set[uuid.UUID] = set()
+
+    async def add(self, item: WorkItem) -> None:
+        self.seen[item.request_id] = item
+        self._new.add(item.request_id)
+
+    async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> WorkItem | None:
+        query = select(tables.work_items).where(tables.work_items.c.request_id == request_id)
+        row = (
+            await self._session.execute(query.with_for_update() if for_update else query)
+        ).first()
+        return None if row is None else self.seen.setdefault(row.request_id, _item(row))
+
+    async def queue(self, department: str, limit: int) -> list[WorkItem]:
+        t = tables.work_items.c
+        rows = await self._session.execute(
+            select(tables.work_items)
+            .where((t.department == department) & (t.state != State.DECIDED.value))
+            .order_by(t.queued_at, t.request_number)
+            .limit(limit)
+        )
+        return [_item(r) for r in rows]
+
+    async def flush(self) -> None:
+        t = tables.work_items
+        for item in self.seen.values():
+            state = {
+                "state": item.state.value,
+                "assignee": item.assignee,
+                "decision": item.decision.value if item.decision else None,
+                "decision_message": item.decision_message,
+            }
+            if item.request_id in self._new:
+                await self._session.execute(
+                    insert(t).values(
+                        request_id=item.request_id,
+                        request_number=item.request_number,
+                        department=item.department,
+                        queue=item.queue,
+                        sub_service_code=item.sub_service_code,
+                        description=item.description,
+                        applicant_id=item.applicant_id,
+                        document_ids=list(item.document_ids),
+                        contact={
+                            "mobile": item.contact.mobile,
+                            "email": item.contact.email,
+                            "locale": item.contact.locale,
+                        },
+                        queued_at=item.queued_at,
+                        **state,
+                    )
+                )
+            else:
+                await self._session.execute(
+                    update(t).where(t.c.request_id == item.request_id).values(**state)
+                )
+            if item.new_history:
+                await self._session.execute(
+                    insert(tables.history),
+                    [
+                        {
+                            "request_id": item.request_id,
+                            "at": h.at,
+                            "actor": h.actor,
+                            "action": h.action,
+                            "note": h.note,
+                        }
+                        for h in item.new_history
+                    ],
+                )
+                item.new_history.clear()
+        self._new.clear()
+
+
+class ReviewUnitOfWork(SqlUnitOfWork):
+    items: SqlWorkItemRepository
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.items = SqlWorkItemRepository(self.session)
+        return self
+
+    async def commit(self) -> None:
+        await self.items.flush()
+        for item in self.items.seen.values():
+            for event in item.events:
+                self.publish(to_event(event))
+            item.events.clear()
+        await super().commit()

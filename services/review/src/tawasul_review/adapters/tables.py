@@ -1,0 +1,60 @@
+"""Review's own tables (database tawasul_review)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from tawasul_platform.db import inbox_table, outbox_table
+
+metadata = MetaData()
+
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("request_number", String(20), nullable=False, unique=True),
+    Column("department", String(50), nullable=False),
+    Column("queue", String(100), nullable=False),
+    Column("sub_service_code", String(100), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("applicant_id", String(20), nullable=False),
+    Column("document_ids", JSONB, nullable=False),
+    Column("contact", JSONB, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("assignee", String(50), nullable=False, server_default=""),
+    Column("decision", String(20)),
+    Column("decision_message", Text, nullable=False, server_default=""),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Index(
+        "work_items_open",
+        "department",
+        "queued_at",
+        postgresql_where=text("state <> 'decided'"),
+    ),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("request_id", Uuid, ForeignKey("work_items.request_id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(50), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

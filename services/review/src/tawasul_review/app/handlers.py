@@ -1,0 +1,77 @@
+"""Review's use cases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from tawasul_platform.errors import NotFound, PermissionDenied
+from tawasul_platform.identity import Principal, Role
+
+from tawasul_review.app.ports import Attachment, Documents, UnitOfWork
+from tawasul_review.domain.model import Decision, WorkItem
+
+CONSUMER = "review"
+MAX_PAGE = 200
+
+
+async def enqueue(*, uow: UnitOfWork, event_id: str, item: WorkItem) -> None:
+    """Puts a routed request in its queue once, however often the event arrives."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        if await uow.items.get(item.request_id) is None:
+            await uow.items.add(item)
+        await uow.commit()
+
+
+async def list_queue(
+    *, uow: UnitOfWork, reviewer: Principal, department: str, limit: int
+) -> list[WorkItem]:
+    if reviewer.role is not Role.REVIEWER or department not in reviewer.departments:
+        raise PermissionDenied(f"not a reviewer of department {department!r}")
+    async with uow:
+        return await uow.items.queue(department, min(limit or 50, MAX_PAGE))
+
+
+async def _item(uow: UnitOfWork, request_id: uuid.UUID, *, for_update: bool) -> WorkItem:
+    item = await uow.items.get(request_id, for_update=for_update)
+    if item is None:
+        raise NotFound(f"no request {request_id} in any queue")
+    return item
+
+
+async def claim(
+    *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, now: datetime
+) -> WorkItem:
+    async with uow:
+        item = await _item(uow, request_id, for_update=True)
+        item.claim(reviewer, now)
+        await uow.commit()
+    return item
+
+
+async def decide(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    decision: Decision,
+    message: str,
+    now: datetime,
+) -> WorkItem:
+    async with uow:
+        item = await _item(uow, request_id, for_update=True)
+        item.decide(reviewer, decision, message, now)
+        await uow.commit()
+    return item
+
+
+async def open_item(
+    *, uow: UnitOfWork, documents: Documents, reviewer: Principal, token: str, request_id: uuid.UUID
+) -> tuple[WorkItem, list[Attachment]]:
+    """The item with a download link per attachment."""
+    async with uow:
+        item = await _item(uow, request_id, for_update=False)
+    item.ensure_visible_to(reviewer)
+    return item, await documents.download_links(item.document_ids, token)

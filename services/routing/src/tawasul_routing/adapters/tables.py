@@ -1,0 +1,24 @@
+"""Routing's own tables (database tawasul_routing)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+from tawasul_platform.db import inbox_table, outbox_table
+
+metadata = MetaData()
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("department", String(50), nullable=False),
+    Column("queue", String(100), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    # The submitted request as routing received it, to rebuild the routed event.
+    Column("request", JSONB, nullable=False),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

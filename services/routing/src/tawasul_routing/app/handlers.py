@@ -1,0 +1,35 @@
+"""Routing's use cases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from tawasul_platform.catalog import Catalog
+from tawasul_platform.errors import NotFound
+
+from tawasul_routing.app.ports import UnitOfWork
+from tawasul_routing.domain.model import Decision, IncomingRequest, decide
+
+CONSUMER = "routing"
+
+
+async def route_request(
+    *, uow: UnitOfWork, event_id: str, request: IncomingRequest, catalog: Catalog, now: datetime
+) -> None:
+    """Decides the queue of a submitted request once, however often the event arrives."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        if await uow.decisions.get(request.request_id) is not None:
+            return
+        await uow.decisions.add(decide(request, catalog, now))
+        await uow.commit()
+
+
+async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID) -> Decision:
+    async with uow:
+        decision = await uow.decisions.get(request_id)
+    if decision is None:
+        raise NotFound(f"request {request_id} has not been routed")
+    return decision

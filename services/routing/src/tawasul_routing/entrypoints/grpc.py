@@ -1,0 +1,45 @@
+"""RoutingService over gRPC: where a request was routed and by which rule."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
+from tawasul_platform.errors import InvalidArgument, PermissionDenied
+from tawasul_platform.events import timestamp
+from tawasul_platform.grpc import caller
+from tawasul_platform.identity import Role
+
+from tawasul_routing.app import handlers
+from tawasul_routing.app.ports import UnitOfWork
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
+    def __init__(self, *, uow: Callable[[], UnitOfWork], secret: str) -> None:
+        self._uow = uow
+        self._secret = secret
+
+    async def GetDecision(
+        self, request: routing_pb2.GetDecisionRequest, context: Context
+    ) -> routing_pb2.GetDecisionResponse:
+        if caller(context, self._secret).role is not Role.REVIEWER:
+            raise PermissionDenied("routing decisions are for employees")
+        try:
+            request_id = uuid.UUID(request.request_id)
+        except ValueError as exc:
+            raise InvalidArgument({"request_id": "not a request id"}) from exc
+        d = await handlers.get_decision(uow=self._uow(), request_id=request_id)
+        return routing_pb2.GetDecisionResponse(
+            decision=routing_pb2.RoutingDecision(
+                request_id=str(d.request.request_id),
+                department_code=d.department,
+                queue=d.queue,
+                rule=d.rule,
+                decided_at=timestamp(d.decided_at),
+            )
+        )

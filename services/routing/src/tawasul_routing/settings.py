@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from tawasul_platform.settings import ServiceSettings
+
+
+class RoutingSettings(ServiceSettings):
+    pass
