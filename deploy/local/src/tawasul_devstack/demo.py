@@ -1,0 +1,104 @@
+"""`tawasul-stack demo`: one request's whole journey through the running stack, step by step."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from tawasul.common.v1 import common_pb2
+from tawasul_platform.identity import Role
+
+from tawasul_devstack.journey import Clients, eventually, sample_pdf
+from tawasul_devstack.stack import StackConfig
+
+CITIZEN_ID = "1000000008"
+MOBILE = "+966551234567"
+REVIEWER = "E1001"
+DEPARTMENT = "passports"
+
+
+def _say(step: str, text: str) -> None:
+    print(f"[{step}] {text}", flush=True)
+
+
+def _review_cli(config: StackConfig, token: str, *args: str) -> str:
+    """Runs the reviewers' CLI as a reviewer would, echoing its output."""
+    command = [str(Path(sys.executable).with_name("tawasul-review-cli")), *args]
+    env = {
+        **os.environ,
+        "TAWASUL_REVIEW_ADDRESS": config.grpc_address("review"),
+        "TAWASUL_REVIEWER_TOKEN": token,
+    }
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+    print(f"    $ tawasul-review-cli {' '.join(args)}")
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"    {line}")
+    if done.returncode:
+        raise RuntimeError(f"tawasul-review-cli {args[0]} failed")
+    return done.stdout
+
+
+async def journey(config: StackConfig) -> None:
+    async with Clients(config) as clients:
+        citizen = clients.token(CITIZEN_ID, Role.CITIZEN)
+        reviewer = clients.token(REVIEWER, Role.REVIEWER, frozenset({DEPARTMENT}))
+        pdf = sample_pdf("Passport renewal receipt 4471")
+
+        document = await clients.upload(citizen, "receipt.pdf", pdf)
+        _say(
+            "1 docs",
+            f"uploaded {document.filename}: {document.size_bytes} bytes, "
+            f"detected {document.content_type}, id {document.document_id}",
+        )
+
+        request = await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service="passports.issue-renewal-problem",
+            description="The photo does not appear when renewing passport; receipt attached",
+            documents=[document.document_id],
+            mobile=MOBILE,
+        )
+        _say("2 intake", f"request number {request.request_number} (id {request.request_id})")
+
+        async def in_queue() -> bool | None:
+            items = await clients.queue(reviewer, DEPARTMENT)
+            return True if any(i.request_id == request.request_id for i in items) else None
+
+        await eventually(in_queue, what="the request in its queue")
+        _say("3 routing", f"routed to department queue '{DEPARTMENT}'")
+
+        _say("4 review", "the reviewer works the queue with the review CLI:")
+        _review_cli(config, reviewer, "queue", DEPARTMENT)
+        _review_cli(config, reviewer, "claim", request.request_id)
+        shown = _review_cli(config, reviewer, "show", request.request_id)
+        url = next(line.strip() for line in shown.splitlines() if "http" in line)
+        downloaded = await clients.http.get(url)
+        same = downloaded.status_code == 200 and downloaded.content == pdf
+        _say("4 review", f"attachment link downloads the same bytes: {same}")
+        _review_cli(config, reviewer, "accept", request.request_id, "--message", "Photo fixed")
+
+        async def accepted() -> common_pb2.RequestStatus.ValueType | None:
+            tracked = await clients.track(citizen, request.request_number)
+            return tracked.status if tracked.status == common_pb2.REQUEST_STATUS_ACCEPTED else None
+
+        await eventually(accepted, what="the accepted status in the tracking view")
+        _say("5 intake", f"tracking view of {request.request_number}: accepted")
+
+        async def decision_sms() -> list[dict[str, str]] | None:
+            return await clients.sms_to(MOBILE, request.request_number, count=3)
+
+        for message in await eventually(decision_sms, what="the SMS"):
+            _say("6 notify", f"SMS to {message['to']}: {message['text']}")
+        if not same:
+            raise RuntimeError("the attachment did not download intact")
+
+
+def main(config: StackConfig | None = None) -> int:
+    asyncio.run(journey(config or StackConfig.from_env()))
+    print("demo complete", flush=True)
+    return 0

@@ -1,0 +1,167 @@
+"""Client-side steps of a request's journey, shared by the demo and the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Self, TypeVar
+
+import grpc
+import httpx
+from tawasul.common.v1 import common_pb2
+from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul.notify.v1 import notify_pb2_grpc
+from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul.routing.v1 import routing_pb2_grpc
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
+from tawasul_platform.identity import Principal, Role, issue_token
+
+from tawasul_devstack.stack import StackConfig
+
+T = TypeVar("T")
+CHUNK = 64 * 1024
+
+
+def sample_pdf(text: str) -> bytes:
+    """A small, valid one-page PDF showing `text`."""
+    content = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "condition"
+) -> T:
+    """Polls `probe` until it returns a value; the system is asynchronous between services."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+class Clients:
+    """gRPC stubs for every service of one stack, plus tokens and the SMS gateway's log."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self._channels = {
+            name: grpc.aio.insecure_channel(config.grpc_address(name))
+            for name in ("docs", "intake", "routing", "review", "notify")
+        }
+        self.docs = docs_pb2_grpc.DocsServiceAsyncStub(self._channels["docs"])
+        self.intake = intake_pb2_grpc.IntakeServiceAsyncStub(self._channels["intake"])
+        self.routing = routing_pb2_grpc.RoutingServiceAsyncStub(self._channels["routing"])
+        self.review = review_pb2_grpc.ReviewServiceAsyncStub(self._channels["review"])
+        self.notify = notify_pb2_grpc.NotifyServiceAsyncStub(self._channels["notify"])
+        self.http = httpx.AsyncClient(timeout=DEFAULT_DEADLINE_SECONDS)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        await self.http.aclose()
+
+    def token(self, subject: str, role: Role, departments: frozenset[str] = frozenset()) -> str:
+        """What the identity provider (Nafath/Absher, or the employee directory) would issue."""
+        return issue_token(self.config.identity_secret, Principal(subject, role, departments))
+
+    async def upload(self, token: str, filename: str, data: bytes) -> docs_pb2.Document:
+        async def parts() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+            yield docs_pb2.UploadDocumentRequest(
+                metadata=docs_pb2.DocumentMetadata(
+                    filename=filename, declared_content_type="application/pdf"
+                )
+            )
+            for start in range(0, len(data), CHUNK):
+                yield docs_pb2.UploadDocumentRequest(chunk=data[start : start + CHUNK])
+
+        answer = await self.docs.UploadDocument(
+            parts(), timeout=DEFAULT_DEADLINE_SECONDS, metadata=bearer(token)
+        )
+        return answer.document
+
+    async def submit(
+        self,
+        token: str,
+        *,
+        key: str,
+        sub_service: str,
+        description: str,
+        documents: list[str],
+        mobile: str,
+        locale: str = "ar",
+    ) -> intake_pb2.Request:
+        answer = await self.intake.SubmitRequest(
+            intake_pb2.SubmitRequestRequest(
+                idempotency_key=key,
+                sub_service_code=sub_service,
+                description=description,
+                document_ids=documents,
+                contact=common_pb2.Contact(mobile=mobile, locale=locale),
+            ),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(token),
+        )
+        return answer.request
+
+    async def track(self, token: str, number: str) -> intake_pb2.Request:
+        answer = await self.intake.GetRequest(
+            intake_pb2.GetRequestRequest(request_number=number),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(token),
+        )
+        return answer.request
+
+    async def queue(self, token: str, department: str) -> list[review_pb2.WorkItem]:
+        answer = await self.review.ListQueue(
+            review_pb2.ListQueueRequest(department_code=department, page_size=200),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(token),
+        )
+        return list(answer.items)
+
+    async def sms_received(self) -> list[dict[str, str]]:
+        answer = await self.http.get(f"{self.config.sms_gateway_url}/v1/messages")
+        answer.raise_for_status()
+        messages: list[dict[str, str]] = answer.json()
+        return messages
+
+    async def sms_to(self, mobile: str, containing: str, count: int) -> list[dict[str, str]] | None:
+        """The SMS sent to `mobile` mentioning `containing`, once there are `count` of them."""
+        found = [
+            m for m in await self.sms_received() if m["to"] == mobile and containing in m["text"]
+        ]
+        return found if len(found) >= count else None

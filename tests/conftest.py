@@ -1,0 +1,39 @@
+"""Fixtures for the end-to-end tier: one real stack per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from tawasul_devstack.journey import Clients
+from tawasul_devstack.stack import Stack, StackConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """Kafka, PostgreSQL, MinIO, the SMS gateway and the five services as processes.
+
+    Its own state dir and port base, so it runs beside a developer's `make up` stack. It is
+    never skipped: a stack that cannot start fails the tests that need it.
+    """
+    config = StackConfig.from_env(
+        state_dir=Path(os.environ.get("TAWASUL_TEST_STACK_DIR", ROOT / ".state" / "test-stack")),
+        port_base=int(os.environ.get("TAWASUL_TEST_PORT_BASE", "29000")),
+    )
+    stack = Stack(config)
+    stack.up()
+    try:
+        yield stack
+    finally:
+        if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":
+            stack.down()
+
+
+@pytest.fixture(scope="session")
+async def clients(stack: Stack) -> AsyncIterator[Clients]:
+    async with Clients(stack.config) as c:
+        yield c
