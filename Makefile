@@ -1,0 +1,38 @@
+# The two commands of the README: `make up` (install, start everything, run the demo) and
+# `make test` (lint, types, protos, and every test tier against a real stack).
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV_VERSION := 0.13.9
+UV := python3 -m uv
+
+.PHONY: setup up down status test lint protos-check
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	npm ci --prefix protos --no-audit --no-fund --loglevel=error
+	$(UV) run tawasul-stack install
+
+up: setup
+	$(UV) run tawasul-stack up
+	$(UV) run tawasul-stack demo
+
+down:
+	$(UV) run tawasul-stack down
+
+status:
+	$(UV) run tawasul-stack status
+
+lint:
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	cd protos && npx buf lint && npx buf format --diff --exit-code
+
+# The generated contracts are committed; they must be what the protos generate now.
+protos-check:
+	$(UV) run python libs/contracts/generate.py
+	git diff --exit-code -- libs/contracts
+
+test: setup lint protos-check
+	$(UV) run pytest
