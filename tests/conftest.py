@@ -25,8 +25,8 @@ def stack() -> Iterator[Stack]:
         port_base=int(os.environ.get("TAWASUL_TEST_PORT_BASE", "29000")),
     )
     stack = Stack(config)
-    stack.up()
     try:
+        stack.up()
         yield stack
     finally:
         if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":

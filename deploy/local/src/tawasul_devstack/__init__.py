@@ -1,1 +1,1 @@
-"""Local dev/test stack for Tawasul: real Kafka, MinIO, PostgreSQL and every service as processes."""
+"""Local dev/test stack: real Kafka, MinIO, PostgreSQL and every service as processes."""

@@ -74,11 +74,11 @@ class Clients:
             name: grpc.aio.insecure_channel(config.grpc_address(name))
             for name in ("docs", "intake", "routing", "review", "notify")
         }
-        self.docs = docs_pb2_grpc.DocsServiceAsyncStub(self._channels["docs"])
-        self.intake = intake_pb2_grpc.IntakeServiceAsyncStub(self._channels["intake"])
-        self.routing = routing_pb2_grpc.RoutingServiceAsyncStub(self._channels["routing"])
-        self.review = review_pb2_grpc.ReviewServiceAsyncStub(self._channels["review"])
-        self.notify = notify_pb2_grpc.NotifyServiceAsyncStub(self._channels["notify"])
+        self.docs = docs_pb2_grpc.DocsServiceStub(self._channels["docs"])
+        self.intake = intake_pb2_grpc.IntakeServiceStub(self._channels["intake"])
+        self.routing = routing_pb2_grpc.RoutingServiceStub(self._channels["routing"])
+        self.review = review_pb2_grpc.ReviewServiceStub(self._channels["review"])
+        self.notify = notify_pb2_grpc.NotifyServiceStub(self._channels["notify"])
         self.http = httpx.AsyncClient(timeout=DEFAULT_DEADLINE_SECONDS)
 
     async def __aenter__(self) -> Self:

@@ -171,7 +171,8 @@ class GrpcServer:
             ),
             self._server,
         )
-        if self._server.add_insecure_port(address) == 0:
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
             raise RuntimeError(f"cannot bind gRPC address {address}")
 
     async def start(self) -> None:

@@ -120,12 +120,12 @@ class IntakeUnitOfWork(SqlUnitOfWork):
         return self
 
     async def commit(self) -> None:
-        await self.requests.flush()
-        for request in self.requests.seen.values():
-            for event in request.events:
-                self.publish(to_event(event))
-            request.events.clear()
         try:
+            await self.requests.flush()
+            for request in self.requests.seen.values():
+                for event in request.events:
+                    self.publish(to_event(event))
+                request.events.clear()
             await super().commit()
         except IntegrityError as exc:
             if "requests_idempotency" in str(exc.orig):

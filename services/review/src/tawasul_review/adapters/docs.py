@@ -15,7 +15,7 @@ from tawasul_review.app.ports import Attachment
 
 class GrpcDocuments:
     def __init__(self, channel: grpc.aio.Channel, *, deadline_seconds: float) -> None:
-        self._stub = docs_pb2_grpc.DocsServiceAsyncStub(channel)
+        self._stub = docs_pb2_grpc.DocsServiceStub(channel)
         self._deadline = deadline_seconds
 
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:

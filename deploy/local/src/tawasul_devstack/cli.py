@@ -1,0 +1,75 @@
+"""`tawasul-stack`: bring the local dev/test stack up and down, and look at it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tawasul_devstack.procs import StackError, tail
+from tawasul_devstack.stack import Stack, StackConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tawasul-stack",
+        description="Runs PostgreSQL, Kafka, MinIO, the SMS gateway and every Tawasul service "
+        "as local processes. Settings come from TAWASUL_STACK_DIR, TAWASUL_CACHE_DIR, "
+        "TAWASUL_PORT_BASE and TAWASUL_IDENTITY_SECRET; the options below override them.",
+    )
+    parser.add_argument("--state-dir", type=Path, help="data, logs and pid files of this stack")
+    parser.add_argument("--port-base", type=int, help="first of this stack's ports")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start everything (reuses what already runs)")
+    commands.add_parser("down", help="stop everything")
+    commands.add_parser("status", help="which processes run")
+    logs = commands.add_parser("logs", help="print the end of a process's log")
+    logs.add_argument(
+        "name", help="postgres, kafka, minio, sms-gateway, a service, or <service>-migrate"
+    )
+    logs.add_argument("-n", "--lines", type=int, default=100)
+    commands.add_parser("demo", help="walk one request through the running stack")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("tawasul_devstack")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    overrides: dict[str, Any] = {}
+    if args.state_dir is not None:
+        overrides["state_dir"] = args.state_dir
+    if args.port_base is not None:
+        overrides["port_base"] = args.port_base
+    stack = Stack(StackConfig.from_env(**overrides))
+    try:
+        if args.command == "up":
+            stack.up()
+        elif args.command == "down":
+            stack.down()
+        elif args.command == "status":
+            running = stack.status()
+            for name, up in running.items():
+                print(f"{name:<12} {'running' if up else 'stopped'}")
+            return 0 if all(running.values()) else 3
+        elif args.command == "logs":
+            path = stack.log_path(args.name)
+            if not path.is_file():
+                raise StackError(f"no log for {args.name!r} (looked for {path})")
+            print(tail(path, args.lines, latest_run=False))
+        else:
+            # Lazy: up/down/status must not depend on whatever the demo imports.
+            from tawasul_devstack import demo
+
+            return demo.main(stack.config)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,128 @@
+"""Fetches and builds the stack's servers once into the cache dir: Kafka jars and MinIO."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tawasul_devstack.procs import StackError, tail
+
+KAFKA_VERSION = "4.1.1"
+# A pseudo-version of the upstream source: MinIO publishes no tagged Go module releases.
+MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# Pinned so that a new plugin release cannot change what lands in lib/.
+COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.11.0:copy-dependencies"
+
+# log4j-slf4j-impl: Kafka 4.1 logs through slf4j 1.7, which the slf4j2 binding does not serve.
+KAFKA_POM = f"""\
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>tawasul.devstack</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{KAFKA_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>{KAFKA_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def kafka_lib(cache_dir: Path) -> Path:
+    return cache_dir / f"kafka-{KAFKA_VERSION}" / "lib"
+
+
+def minio_binary(cache_dir: Path) -> Path:
+    return cache_dir / "bin" / "minio"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise StackError(f"`{name}` is not on PATH; the local stack needs it")
+    return path
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, so concurrent `up`s fetch or build only once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _run(argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
+    with log.open("wb") as out:
+        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        raise StackError(f"`{' '.join(argv)}` failed (exit {code}):\n{tail(log)}")
+
+
+def ensure_kafka(cache_dir: Path) -> Path:
+    """The directory of Kafka's jars, downloaded from Maven Central the first time."""
+    lib = kafka_lib(cache_dir)
+    if lib.is_dir():
+        return lib
+    home = lib.parent
+    with _locked(home.parent / f"{home.name}.lock"):
+        if not lib.is_dir():
+            home.mkdir(parents=True, exist_ok=True)
+            pom = home / "pom.xml"
+            pom.write_text(KAFKA_POM)
+            # Copied aside and renamed: an interrupted download never looks complete.
+            partial = home / "lib.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            _run(
+                [
+                    tool("mvn"),
+                    "-B",
+                    "-q",
+                    "-f",
+                    str(pom),
+                    COPY_DEPENDENCIES,
+                    f"-DoutputDirectory={partial}",
+                ],
+                log=home / "mvn.log",
+            )
+            partial.rename(lib)
+    return lib
+
+
+def ensure_minio(cache_dir: Path) -> Path:
+    """The MinIO server binary, built with `go install` the first time (about 6 min)."""
+    binary = minio_binary(cache_dir)
+    if binary.is_file():
+        return binary
+    with _locked(binary.parent / "minio.lock"):
+        if not binary.is_file():
+            build_bin = binary.parent / ".minio-build"
+            shutil.rmtree(build_bin, ignore_errors=True)
+            build_bin.mkdir(parents=True)
+            _run(
+                [tool("go"), "install", MINIO_MODULE],
+                log=binary.parent / "minio-build.log",
+                env={**os.environ, "GOBIN": str(build_bin)},
+            )
+            (build_bin / "minio").rename(binary)
+            build_bin.rmdir()
+    return binary

@@ -1,0 +1,107 @@
+"""A single-node KRaft Kafka (broker and controller in one JVM) for the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from tawasul_platform.topics import TOPICS, ensure_topics
+
+# WARN keeps the log readable; the start line tells when the broker came up.
+LOG4J2_XML = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <Console name="stdout" target="SYSTEM_OUT">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.server.KafkaRaftServer" level="INFO"/>
+    <Root level="WARN"><AppenderRef ref="stdout"/></Root>
+  </Loggers>
+</Configuration>
+"""
+
+PROBE_GROUP = "tawasul-devstack-readiness"
+
+
+def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+    # auto.create.topics.enable=false: every topic comes from tawasul_platform.topics.
+    return f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data_dir}
+num.partitions=6
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+"""
+
+
+def cluster_id() -> str:
+    """A Kafka cluster id (URL-safe base64 of a random UUID), as `StorageTool random-uuid` gives,
+    without starting a JVM for it."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):  # Kafka's own generator avoids these too
+            return value
+
+
+def java_argv(java: str, lib: Path, log4j: Path, main: str, *args: str) -> list[str]:
+    return [
+        java,
+        "-Xms256m",
+        "-Xmx512m",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        str(lib / "*"),
+        main,
+        *args,
+    ]
+
+
+async def _topics_and_group(bootstrap: str) -> None:
+    while True:
+        try:
+            await ensure_topics(bootstrap)
+            break
+        except (KafkaError, OSError):  # the broker accepts connections before it serves
+            await asyncio.sleep(0.5)
+    # Right after start the group coordinator is unavailable for a few seconds (while
+    # __consumer_offsets is created): ready means a consumer group can be joined.
+    coordinator_log = logging.getLogger("aiokafka.consumer.group_coordinator")
+    level = coordinator_log.level
+    # The probe provokes these errors on purpose until the coordinator is up: keep them quiet.
+    coordinator_log.setLevel(logging.CRITICAL)
+    consumer = AIOKafkaConsumer(
+        TOPICS[0].name,
+        bootstrap_servers=bootstrap,
+        group_id=PROBE_GROUP,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=500)
+    finally:
+        await consumer.stop()
+        coordinator_log.setLevel(level)
+
+
+def ensure_topics_and_group(bootstrap: str, timeout: float) -> None:
+    """Create the declared topics, then wait until a consumer group can be joined."""
+    asyncio.run(asyncio.wait_for(_topics_and_group(bootstrap), timeout))

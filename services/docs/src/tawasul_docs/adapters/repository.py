@@ -1,0 +1,69 @@
+"""PostgreSQL-backed repository and unit of work for docs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Self
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_platform.uow import Messaging, SqlUnitOfWork
+
+from tawasul_docs.adapters import tables
+from tawasul_docs.domain.model import ContentType, Document
+
+SERVICE = "docs"
+
+
+def _row(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "owner_id": document.owner_id,
+        "filename": document.filename,
+        "content_type": document.content_type.value,
+        "size_bytes": document.size_bytes,
+        "sha256": document.sha256,
+        "object_key": document.object_key,
+        "created_at": document.created_at,
+    }
+
+
+def _document(row: Row[Any]) -> Document:
+    return Document(
+        id=row.id,
+        owner_id=row.owner_id,
+        filename=row.filename,
+        content_type=ContentType(row.content_type),
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        object_key=row.object_key,
+        created_at=row.created_at,
+    )
+
+
+class SqlDocumentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, document: Document) -> None:
+        await self._session.execute(insert(tables.documents).values(_row(document)))
+
+    async def get(self, document_id: uuid.UUID) -> Document | None:
+        row = (
+            await self._session.execute(
+                select(tables.documents).where(tables.documents.c.id == document_id)
+            )
+        ).first()
+        return None if row is None else _document(row)
+
+
+class DocsUnitOfWork(SqlUnitOfWork):
+    documents: SqlDocumentRepository
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.documents = SqlDocumentRepository(self.session)
+        return self

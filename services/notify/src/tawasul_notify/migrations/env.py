@@ -1,0 +1,4 @@
+from tawasul_notify.adapters.tables import metadata
+from tawasul_platform.migrations import run_env
+
+run_env(metadata)
