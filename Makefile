@@ -10,7 +10,7 @@ UV := python3 -m uv
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen
-	npm ci --prefix protos --no-audit --no-fund --loglevel=error
+	npm install --prefix protos --no-audit --no-fund --loglevel=error
 	$(UV) run tawasul-stack install
 
 up: setup

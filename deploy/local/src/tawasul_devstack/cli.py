@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, help="data, logs and pid files of this stack")
     parser.add_argument("--port-base", type=int, help="first of this stack's ports")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("install", help="download Kafka and build MinIO into the cache")
     commands.add_parser("up", help="start everything (reuses what already runs)")
     commands.add_parser("down", help="stop everything")
     commands.add_parser("status", help="which processes run")
@@ -50,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["port_base"] = args.port_base
     stack = Stack(StackConfig.from_env(**overrides))
     try:
-        if args.command == "up":
+        if args.command == "install":
+            stack.install()
+        elif args.command == "up":
             stack.up()
         elif args.command == "down":
             stack.down()
