@@ -192,6 +192,19 @@ async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Client
         "contact.mobile",
     }
 
+    someone_elses = await clients.upload(citizen, "passport.pdf", sample_pdf("passport"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.submit(
+            clients.token("1000000016", Role.CITIZEN),
+            key=str(uuid.uuid4()),
+            sub_service="passports.issue-renewal-problem",
+            description="Attaching a passport scan that another account uploaded",
+            documents=[someone_elses.document_id],
+            mobile="0551234567",
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(caught.value)) == {"document_ids[0]"}
+
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.upload(citizen, "invoice.pdf", b"MZ\x90\x00 this is a Windows program")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

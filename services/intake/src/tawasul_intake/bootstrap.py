@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
@@ -10,6 +11,7 @@ from tawasul_platform.service import Runtime
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED
 
 from tawasul_intake.adapters import tables
+from tawasul_intake.adapters.docs import GrpcDocuments
 from tawasul_intake.adapters.repository import SERVICE, IntakeUnitOfWork
 from tawasul_intake.entrypoints.events import on_status_changed
 from tawasul_intake.entrypoints.grpc import IntakeServicer
@@ -23,10 +25,18 @@ async def build(settings: IntakeSettings) -> Runtime:
         return IntakeUnitOfWork(plumbing.sessions)
 
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow))
-    servicer = IntakeServicer(uow=uow, catalog=load_catalog(), secret=settings.identity_secret)
+    docs_channel = grpc.aio.insecure_channel(settings.docs_address)
+    servicer = IntakeServicer(
+        uow=uow,
+        documents=GrpcDocuments(docs_channel, deadline_seconds=settings.docs_deadline_seconds),
+        catalog=load_catalog(),
+        secret=settings.identity_secret,
+    )
     server = GrpcServer(
         settings.grpc_address,
         [intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name],
         lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, s),
     )
-    return plumbing.runtime(server)
+    runtime = plumbing.runtime(server)
+    runtime.shutdown.insert(0, docs_channel.close)
+    return runtime

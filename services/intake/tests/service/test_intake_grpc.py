@@ -37,6 +37,13 @@ OTHER = issue_token(SECRET, Principal("1000000016", Role.CITIZEN))
 DESCRIPTION = "The photo does not appear when renewing passport A1234567"
 
 
+class NoDocuments:
+    """Docs stands outside this tier; no account here has uploaded anything."""
+
+    async def missing(self, document_ids: tuple[uuid.UUID, ...], token: str) -> set[uuid.UUID]:
+        return set(document_ids)
+
+
 class Intake:
     def __init__(self, channel: grpc.aio.Channel, database_url: str) -> None:
         self.stub = intake_pb2_grpc.IntakeServiceStub(channel)
@@ -51,7 +58,10 @@ class Intake:
             contact=common_pb2.Contact(mobile="0551234567"),
         )
         for name, value in fields.items():
-            setattr(message, name, value)
+            if isinstance(value, list):
+                getattr(message, name).extend(value)
+            else:
+                setattr(message, name, value)
         answer = await self.stub.SubmitRequest(message, timeout=5, metadata=bearer(token))
         return answer.request
 
@@ -66,7 +76,10 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
     engine = make_engine(database_url, pool_size=4)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     servicer = IntakeServicer(
-        uow=lambda: IntakeUnitOfWork(sessions), catalog=load_catalog(), secret=SECRET
+        uow=lambda: IntakeUnitOfWork(sessions),
+        documents=NoDocuments(),
+        catalog=load_catalog(),
+        secret=SECRET,
     )
     server = GrpcServer(
         "127.0.0.1:0",
@@ -109,6 +122,9 @@ async def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(intake:
         await intake.submit(sub_service_code="nope", description="broken")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(caught.value)) == {"sub_service_code", "description"}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(document_ids=[str(uuid.uuid4())])
+    assert set(field_violations(caught.value)) == {"document_ids[0]"}
     assert await intake.count(tables.requests) == 0
     assert await intake.count(tables.outbox) == 0
 

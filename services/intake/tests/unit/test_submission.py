@@ -35,6 +35,25 @@ def submission(**overrides: object):  # type: ignore[no-untyped-def]
     return validate_submission(**fields)  # type: ignore[arg-type]
 
 
+OWN_DOCUMENT = uuid.uuid4()
+TOKEN = "citizen-token"
+
+
+class FakeDocuments:
+    """Docs as seen by the citizen: only their own uploads exist."""
+
+    def __init__(self, uploaded: set[uuid.UUID]) -> None:
+        self.uploaded = uploaded
+        self.tokens: list[str] = []
+
+    async def missing(self, document_ids: tuple[uuid.UUID, ...], token: str) -> set[uuid.UUID]:
+        self.tokens.append(token)
+        return set(document_ids) - self.uploaded
+
+
+DOCS = FakeDocuments({OWN_DOCUMENT})
+
+
 class FakeRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Request] = {}
@@ -148,7 +167,9 @@ def test_employees_do_not_submit_requests() -> None:
 
 async def test_submitting_stores_the_request_and_its_event() -> None:
     uow = FakeUnitOfWork()
-    request = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
+    request = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
     assert request.number == "TW2600000001"
     assert request.status is Status.SUBMITTED
     assert request.contact.mobile == "+966551234567"
@@ -157,25 +178,37 @@ async def test_submitting_stores_the_request_and_its_event() -> None:
 
 async def test_retrying_with_the_same_key_returns_the_same_request() -> None:
     uow = FakeUnitOfWork()
-    first = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
-    again = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
+    first = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
+    again = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
     assert again.id == first.id
     assert len(uow.published) == 1
 
 
 async def test_a_reused_key_for_another_request_is_refused() -> None:
     uow = FakeUnitOfWork()
-    first = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
+    first = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
     with pytest.raises(AlreadyExists) as caught:
         await handlers.submit_request(
-            uow=uow, submission=submission(description=DESCRIPTION + " again"), now=NOW
+            uow=uow,
+            documents=DOCS,
+            token=TOKEN,
+            submission=submission(description=DESCRIPTION + " again"),
+            now=NOW,
         )
     assert caught.value.existing == first.number
 
 
 async def test_losing_a_race_on_the_key_returns_the_winner() -> None:
     uow = FakeUnitOfWork()
-    winner = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
+    winner = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
 
     class RacingUnitOfWork(FakeUnitOfWork):
         def __init__(self) -> None:
@@ -192,12 +225,18 @@ async def test_losing_a_race_on_the_key_returns_the_winner() -> None:
         return None if racing.lookups == 1 else winner
 
     racing.requests.get_by_idempotency_key = no_match_then_winner  # type: ignore[method-assign]
-    assert (await handlers.submit_request(uow=racing, submission=submission(), now=NOW)) is winner
+    assert (
+        await handlers.submit_request(
+            uow=racing, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+        )
+    ) is winner
 
 
 async def test_only_the_applicant_sees_a_request() -> None:
     uow = FakeUnitOfWork()
-    request = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
+    request = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
     assert await handlers.get_request(uow=uow, caller=CITIZEN, number=request.number.lower())
     with pytest.raises(NotFound):
         await handlers.get_request(
@@ -207,7 +246,9 @@ async def test_only_the_applicant_sees_a_request() -> None:
 
 async def test_a_status_change_is_applied_once() -> None:
     uow = FakeUnitOfWork()
-    request = await handlers.submit_request(uow=uow, submission=submission(), now=NOW)
+    request = await handlers.submit_request(
+        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
+    )
     for _ in range(2):
         await handlers.track_status(
             uow=uow,
@@ -219,3 +260,29 @@ async def test_a_status_change_is_applied_once() -> None:
         )
     assert (request.status, request.decision_message) == (Status.ACCEPTED, "done")
     assert uow.commits == 2
+
+
+async def test_only_the_accounts_own_documents_can_be_attached() -> None:
+    uow, docs = FakeUnitOfWork(), FakeDocuments({OWN_DOCUMENT})
+    foreign = uuid.uuid4()
+    with pytest.raises(InvalidArgument) as caught:
+        await handlers.submit_request(
+            uow=uow,
+            documents=docs,
+            token=TOKEN,
+            submission=submission(document_ids=[str(OWN_DOCUMENT), str(foreign)]),
+            now=NOW,
+        )
+    assert caught.value.violations == {
+        "document_ids[1]": "no such document uploaded by this account"
+    }
+    assert uow.published == []
+    stored = await handlers.submit_request(
+        uow=uow,
+        documents=docs,
+        token=TOKEN,
+        submission=submission(document_ids=[str(OWN_DOCUMENT)]),
+        now=NOW,
+    )
+    assert stored.document_ids == (OWN_DOCUMENT,)
+    assert docs.tokens == [TOKEN, TOKEN]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from tawasul_platform.errors import AlreadyExists, NotFound
+from tawasul_platform.errors import AlreadyExists, InvalidArgument, NotFound
 from tawasul_platform.identity import Principal
 
-from tawasul_intake.app.ports import ConcurrentSubmission, UnitOfWork
+from tawasul_intake.app.ports import ConcurrentSubmission, Documents, UnitOfWork
 from tawasul_intake.domain.model import Request, Status, Submission
 
 CONSUMER = "intake"
@@ -33,8 +33,28 @@ async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
     return existing
 
 
-async def submit_request(*, uow: UnitOfWork, submission: Submission, now: datetime) -> Request:
-    """Stores a new request and its `submitted` event; a retried key returns the first one."""
+async def submit_request(
+    *,
+    uow: UnitOfWork,
+    documents: Documents,
+    token: str,
+    submission: Submission,
+    now: datetime,
+) -> Request:
+    """Stores a new request and its `submitted` event; a retried key returns the first one.
+
+    Every attached document must have been uploaded by the same account (`token` is the
+    beneficiary's own, forwarded to docs).
+    """
+    missing = await documents.missing(submission.document_ids, token)
+    if missing:
+        raise InvalidArgument(
+            {
+                f"document_ids[{i}]": "no such document uploaded by this account"
+                for i, d in enumerate(submission.document_ids)
+                if d in missing
+            }
+        )
     async with uow:
         existing = await _by_key(uow, submission)
         if existing is not None:

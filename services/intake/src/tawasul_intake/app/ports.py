@@ -43,3 +43,9 @@ class UnitOfWork(Protocol):
         Raises ConcurrentSubmission when an idempotency key was taken meanwhile.
         """
         ...
+
+
+class Documents(Protocol):
+    async def missing(self, document_ids: tuple[uuid.UUID, ...], token: str) -> set[uuid.UUID]:
+        """Which of the documents the token's account has not uploaded (or do not exist)."""
+        ...

@@ -11,11 +11,11 @@ from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.catalog import Catalog
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import caller
+from tawasul_platform.grpc import bearer_token, caller
 
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.app import handlers
-from tawasul_intake.app.ports import UnitOfWork
+from tawasul_intake.app.ports import Documents, UnitOfWork
 from tawasul_intake.domain.model import Request, validate_submission
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,8 +37,16 @@ def to_wire(request: Request) -> intake_pb2.Request:
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], catalog: Catalog, secret: str) -> None:
+    def __init__(
+        self,
+        *,
+        uow: Callable[[], UnitOfWork],
+        documents: Documents,
+        catalog: Catalog,
+        secret: str,
+    ) -> None:
         self._uow = uow
+        self._documents = documents
         self._catalog = catalog
         self._secret = secret
 
@@ -58,7 +66,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             locale=contact.locale,
         )
         stored = await handlers.submit_request(
-            uow=self._uow(), submission=submission, now=datetime.now(UTC)
+            uow=self._uow(),
+            documents=self._documents,
+            token=bearer_token(context),
+            submission=submission,
+            now=datetime.now(UTC),
         )
         return intake_pb2.SubmitRequestResponse(request=to_wire(stored))
 
