@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,6 +48,15 @@ class SqlUnitOfWork:
     ) -> None:
         await self.session.rollback()
         await self.session.close()
+
+    async def seen_event(self, consumer: str, event_id: str) -> bool:
+        inbox = self._messaging.inbox
+        found = await self.session.scalar(
+            select(inbox.c.event_id).where(
+                (inbox.c.consumer == consumer) & (inbox.c.event_id == uuid.UUID(event_id))
+            )
+        )
+        return found is not None
 
     async def claim_event(self, consumer: str, event_id: str) -> bool:
         """Records the event as applied by `consumer`; False when it already was."""

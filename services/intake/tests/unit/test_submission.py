@@ -11,6 +11,7 @@ from tawasul_intake.domain.model import Request, RequestSubmitted, Status, valid
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.testing import FakeInbox
 
 pytestmark = pytest.mark.unit
 
@@ -83,10 +84,10 @@ class FakeRepository:
         return f"TW26{self.sequence:08d}"
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(FakeInbox):
     def __init__(self) -> None:
+        super().__init__()
         self.requests = FakeRepository()
-        self.inbox: set[tuple[str, str]] = set()
         self.published: list[RequestSubmitted] = []
         self.commits = 0
 
@@ -97,12 +98,6 @@ class FakeUnitOfWork:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        if (consumer, event_id) in self.inbox:
-            return False
-        self.inbox.add((consumer, event_id))
-        return True
 
     async def commit(self) -> None:
         for request in self.requests.rows.values():

@@ -6,6 +6,7 @@ from typing import Self
 import pytest
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.testing import FakeInbox
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import Contact, Decision, State, Status, StatusChanged, WorkItem
@@ -33,10 +34,10 @@ def item(department: str = "passports", documents: tuple[str, ...] = ()) -> Work
     )
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(FakeInbox):
     def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[uuid.UUID, WorkItem] = {}
-        self.inbox: set[tuple[str, str]] = set()
         self.published: list[StatusChanged] = []
 
     @property
@@ -62,11 +63,6 @@ class FakeUnitOfWork:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        seen = (consumer, event_id) in self.inbox
-        self.inbox.add((consumer, event_id))
-        return not seen
 
     async def commit(self) -> None:
         for i in self.rows.values():

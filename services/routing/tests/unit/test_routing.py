@@ -6,6 +6,7 @@ from typing import Self
 import pytest
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument, NotFound
+from tawasul_platform.testing import FakeInbox
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import Decision, IncomingRequest, RequestRouted
 
@@ -28,10 +29,10 @@ def incoming(code: str = "visas.cancel-visa") -> IncomingRequest:
     )
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(FakeInbox):
     def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[uuid.UUID, Decision] = {}
-        self.inbox: set[tuple[str, str]] = set()
         self.published: list[RequestRouted] = []
 
     @property
@@ -51,11 +52,6 @@ class FakeUnitOfWork:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        seen = (consumer, event_id) in self.inbox
-        self.inbox.add((consumer, event_id))
-        return not seen
 
     async def commit(self) -> None:
         for decision in self.rows.values():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
+
+from tawasul_platform.ports import Transaction
 
 from tawasul_docs.domain.model import Document
 
@@ -25,16 +26,6 @@ class DocumentRepository(Protocol):
     async def get(self, document_id: uuid.UUID) -> Document | None: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Protocol):
     @property
     def documents(self) -> DocumentRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

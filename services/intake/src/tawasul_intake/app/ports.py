@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
+
+from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_intake.domain.model import Request
 
@@ -21,28 +22,9 @@ class RequestRepository(Protocol):
     async def next_number(self) -> str: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def requests(self) -> RequestRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        """False when `consumer` already applied the event (a redelivery)."""
-        ...
-
-    async def commit(self) -> None:
-        """Commits the changes with the events of every request touched, atomically.
-
-        Raises ConcurrentSubmission when an idempotency key was taken meanwhile.
-        """
-        ...
 
 
 class Documents(Protocol):

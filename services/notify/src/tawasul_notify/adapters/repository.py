@@ -77,15 +77,6 @@ class NotifyUnitOfWork(SqlUnitOfWork):
         self.deliveries = SqlDeliveryRepository(self.session)
         return self
 
-    async def seen_event(self, consumer: str, event_id: str) -> bool:
-        inbox = tables.inbox
-        found = await self.session.scalar(
-            select(inbox.c.event_id).where(
-                (inbox.c.consumer == consumer) & (inbox.c.event_id == uuid.UUID(event_id))
-            )
-        )
-        return found is not None
-
     async def commit(self) -> None:
         await self.deliveries.flush()
         for delivery in self.deliveries.added:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
+
+from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_notify.domain.model import Delivery, SendOutcome
 
@@ -29,26 +30,6 @@ class DeliveryRepository(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def deliveries(self) -> DeliveryRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def seen_event(self, consumer: str, event_id: str) -> bool:
-        """True when `consumer` already applied the event; changes nothing."""
-        ...
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        """False when `consumer` already applied the event (a redelivery)."""
-        ...
-
-    async def commit(self) -> None:
-        """Commits the deliveries with their NotificationSent events, atomically."""
-        ...

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
+
+from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_review.domain.model import WorkItem
 
@@ -22,25 +23,9 @@ class WorkItemRepository(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def items(self) -> WorkItemRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        """False when `consumer` already applied the event (a redelivery)."""
-        ...
-
-    async def commit(self) -> None:
-        """Commits item changes, their history and their events, atomically."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
+
+from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_routing.domain.model import Decision
 
@@ -14,22 +15,6 @@ class DecisionRepository(Protocol):
     async def get(self, request_id: uuid.UUID) -> Decision | None: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        """False when `consumer` already applied the event (a redelivery)."""
-        ...
-
-    async def commit(self) -> None:
-        """Commits the decisions with their `routed` events, atomically."""
-        ...

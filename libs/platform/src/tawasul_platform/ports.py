@@ -1,0 +1,33 @@
+"""The unit-of-work port every service's use cases share; services extend it with repositories.
+
+Pure typing, so application layers depend on it without depending on SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+
+class Transaction(Protocol):
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None:
+        """Commits the changes with the events they raised, atomically."""
+        ...
+
+
+class Inbox(Protocol):
+    async def seen_event(self, consumer: str, event_id: str) -> bool:
+        """True when `consumer` already applied the event; changes nothing."""
+        ...
+
+    async def claim_event(self, consumer: str, event_id: str) -> bool:
+        """Records the event as applied in this transaction; False when it already was."""
+        ...

@@ -1,0 +1,19 @@
+"""In-memory stand-ins for unit tests of use cases (no database, no broker)."""
+
+from __future__ import annotations
+
+
+class FakeInbox:
+    """The inbox half of a unit of work, in memory."""
+
+    def __init__(self) -> None:
+        self.inbox: set[tuple[str, str]] = set()
+
+    async def seen_event(self, consumer: str, event_id: str) -> bool:
+        return (consumer, event_id) in self.inbox
+
+    async def claim_event(self, consumer: str, event_id: str) -> bool:
+        if (consumer, event_id) in self.inbox:
+            return False
+        self.inbox.add((consumer, event_id))
+        return True
