@@ -6,8 +6,9 @@ import asyncio
 import signal
 import uuid
 
+import grpc
 import pytest
-from tawasul_devstack.journey import Clients, eventually
+from tawasul_devstack.journey import Clients, eventually, sample_pdf
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
@@ -90,3 +91,19 @@ async def test_requests_taken_while_kafka_is_down_reach_their_queue(
         return True if ids <= {i.request_id for i in items} else None
 
     await eventually(all_queued, within=120, what="requests taken during the outage, queued")
+
+
+async def test_uploads_while_object_storage_is_down_are_unavailable(
+    stack: Stack, clients: Clients
+) -> None:
+    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    pdf = sample_pdf("scan")
+    await asyncio.to_thread(stack.stop_service, "minio", signal.SIGKILL)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await clients.upload(citizen, "scan.pdf", pdf)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    finally:
+        await asyncio.to_thread(stack.start_service, "minio")
+    stored = await clients.upload(citizen, "scan.pdf", pdf)
+    assert stored.size_bytes == len(pdf)

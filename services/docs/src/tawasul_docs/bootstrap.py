@@ -28,6 +28,7 @@ async def build(settings: DocsSettings) -> Runtime:
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
             secure=settings.s3_secure,
+            timeout_seconds=settings.s3_timeout_seconds,
         ),
         settings.s3_bucket,
     )

@@ -9,5 +9,6 @@ class DocsSettings(ServiceSettings):
     s3_secret_key: str
     s3_bucket: str
     s3_secure: bool = False
+    s3_timeout_seconds: float = 2.0
     max_document_bytes: int = 10 * 1024 * 1024
     download_url_seconds: int = 600

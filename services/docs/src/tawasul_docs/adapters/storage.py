@@ -8,15 +8,26 @@ import logging
 from datetime import timedelta
 from urllib.parse import quote
 
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
+from tawasul_platform.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 _BUCKET_RACES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 
 
-def make_client(*, endpoint: str, access_key: str, secret_key: str, secure: bool) -> Minio:
+def make_client(
+    *, endpoint: str, access_key: str, secret_key: str, secure: bool, timeout_seconds: float
+) -> Minio:
+    # The SDK's own client waits minutes and retries five times: far past any caller's
+    # deadline. A short timeout and two retries let an outage answer UNAVAILABLE in time.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
+        retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 503, 504)),
+        maxsize=16,
+    )
     # A fixed region: presigning then needs no network round trip to look the region up.
     return Minio(
         endpoint,
@@ -24,6 +35,7 @@ def make_client(*, endpoint: str, access_key: str, secret_key: str, secure: bool
         secret_key=secret_key,
         secure=secure,
         region="us-east-1",
+        http_client=http,
     )
 
 
@@ -56,14 +68,17 @@ class MinioObjectStore:
         await asyncio.to_thread(ensure)
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
-        await asyncio.to_thread(
-            self._client.put_object,
-            self._bucket,
-            key,
-            io.BytesIO(data),
-            len(data),
-            content_type=content_type,
-        )
+        try:
+            await asyncio.to_thread(
+                self._client.put_object,
+                self._bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type,
+            )
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"object storage cannot take the file now: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
