@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,12 +20,17 @@ def stack() -> Iterator[Stack]:
 
     Its own state dir and port base, so it runs beside a developer's `make up` stack. It is
     never skipped: a stack that cannot start fails the tests that need it.
+    TAWASUL_TEST_KEEP_STACK=1 leaves it running, with its data, for the next session.
     """
     config = StackConfig.from_env(
         state_dir=Path(os.environ.get("TAWASUL_TEST_STACK_DIR", ROOT / ".state" / "test-stack")),
         port_base=int(os.environ.get("TAWASUL_TEST_PORT_BASE", "29000")),
     )
     stack = Stack(config)
+    if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":
+        # Every session starts from empty databases and topics; installs stay cached.
+        stack.down()
+        shutil.rmtree(config.state_dir, ignore_errors=True)
     try:
         stack.up()
         yield stack

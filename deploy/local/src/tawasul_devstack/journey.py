@@ -146,12 +146,21 @@ class Clients:
         return answer.request
 
     async def queue(self, token: str, department: str) -> list[review_pb2.WorkItem]:
-        answer = await self.review.ListQueue(
-            review_pb2.ListQueueRequest(department_code=department, page_size=200),
-            timeout=DEFAULT_DEADLINE_SECONDS,
-            metadata=bearer(token),
-        )
-        return list(answer.items)
+        """Every open item of the department's queue, page after page."""
+        items: list[review_pb2.WorkItem] = []
+        page_token = ""
+        while True:
+            answer = await self.review.ListQueue(
+                review_pb2.ListQueueRequest(
+                    department_code=department, page_size=200, page_token=page_token
+                ),
+                timeout=DEFAULT_DEADLINE_SECONDS,
+                metadata=bearer(token),
+            )
+            items.extend(answer.items)
+            page_token = answer.next_page_token
+            if not page_token:
+                return items
 
     async def sms_received(self) -> list[dict[str, str]]:
         answer = await self.http.get(f"{self.config.sms_gateway_url}/v1/messages")

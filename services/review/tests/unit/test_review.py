@@ -9,7 +9,15 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
-from tawasul_review.domain.model import Contact, Decision, State, Status, StatusChanged, WorkItem
+from tawasul_review.domain.model import (
+    Contact,
+    Decision,
+    QueuePosition,
+    State,
+    Status,
+    StatusChanged,
+    WorkItem,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -50,11 +58,17 @@ class FakeUnitOfWork(FakeInbox):
     async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> WorkItem | None:
         return self.rows.get(request_id)
 
-    async def queue(self, department: str, limit: int) -> list[WorkItem]:
+    async def queue(
+        self, department: str, limit: int, after: QueuePosition | None
+    ) -> list[WorkItem]:
         open_items = [
-            i for i in self.rows.values() if i.department == department and i.state != State.DECIDED
+            i
+            for i in self.rows.values()
+            if i.department == department
+            and i.state != State.DECIDED
+            and (after is None or i.position > after)
         ]
-        return sorted(open_items, key=lambda i: i.queued_at)[:limit]
+        return sorted(open_items, key=lambda i: i.position)[:limit]
 
     async def __aenter__(self) -> Self:
         return self
@@ -123,7 +137,10 @@ async def test_claim_then_accept_publishes_each_status() -> None:
         (Status.UNDER_REVIEW, "E100"),
         (Status.ACCEPTED, "E100"),
     ]
-    assert await handlers.list_queue(uow=uow, reviewer=ALI, department="passports", limit=10) == []
+    assert await handlers.list_queue(uow=uow, reviewer=ALI, department="passports", limit=10) == (
+        [],
+        None,
+    )
 
 
 async def test_a_claimed_request_belongs_to_its_claimer() -> None:
@@ -206,3 +223,21 @@ async def test_every_transition_is_in_the_history() -> None:
         ("E100", "claimed"),
         ("E100", "reject"),
     ]
+
+
+async def test_a_long_queue_is_read_page_by_page_oldest_first() -> None:
+    uow = FakeUnitOfWork()
+    for n in range(7):
+        new = item()
+        new.request_number = f"TW26{n:08d}"
+        await handlers.enqueue(uow=uow, event_id=str(n), item=new)
+    seen: list[str] = []
+    after: QueuePosition | None = None
+    while True:
+        page, after = await handlers.list_queue(
+            uow=uow, reviewer=ALI, department="passports", limit=3, after=after
+        )
+        seen.extend(i.request_number for i in page)
+        if after is None:
+            break
+    assert seen == [f"TW26{n:08d}" for n in range(7)]

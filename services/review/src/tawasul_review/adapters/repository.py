@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any, Self
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.events import to_event
-from tawasul_review.domain.model import Contact, Decision, State, WorkItem
+from tawasul_review.domain.model import Contact, Decision, QueuePosition, State, WorkItem
 
 SERVICE = "review"
 
@@ -52,11 +52,18 @@ class SqlWorkItemRepository:
         ).first()
         return None if row is None else self.seen.setdefault(row.request_id, _item(row))
 
-    async def queue(self, department: str, limit: int) -> list[WorkItem]:
+    async def queue(
+        self, department: str, limit: int, after: QueuePosition | None
+    ) -> list[WorkItem]:
         t = tables.work_items.c
+        where = (t.department == department) & (t.state != State.DECIDED.value)
+        if after is not None:
+            where &= tuple_(t.queued_at, t.request_number) > tuple_(
+                literal(after.queued_at), literal(after.request_number)
+            )
         rows = await self._session.execute(
             select(tables.work_items)
-            .where((t.department == department) & (t.state != State.DECIDED.value))
+            .where(where)
             .order_by(t.queued_at, t.request_number)
             .limit(limit)
         )

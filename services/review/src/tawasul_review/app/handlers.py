@@ -9,9 +9,10 @@ from tawasul_platform.errors import NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 
 from tawasul_review.app.ports import Attachment, Documents, UnitOfWork
-from tawasul_review.domain.model import Decision, WorkItem
+from tawasul_review.domain.model import Decision, QueuePosition, WorkItem
 
 CONSUMER = "review"
+DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 
@@ -26,12 +27,22 @@ async def enqueue(*, uow: UnitOfWork, event_id: str, item: WorkItem) -> None:
 
 
 async def list_queue(
-    *, uow: UnitOfWork, reviewer: Principal, department: str, limit: int
-) -> list[WorkItem]:
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    department: str,
+    limit: int,
+    after: QueuePosition | None = None,
+) -> tuple[list[WorkItem], QueuePosition | None]:
+    """One page of a department's open items, and where the next page starts (None: last)."""
     if reviewer.role is not Role.REVIEWER or department not in reviewer.departments:
         raise PermissionDenied(f"not a reviewer of department {department!r}")
+    size = min(limit or DEFAULT_PAGE, MAX_PAGE)
     async with uow:
-        return await uow.items.queue(department, min(limit or 50, MAX_PAGE))
+        items = await uow.items.queue(department, size + 1, after)
+    if len(items) > size:
+        return items[:size], items[size - 1].position
+    return items, None
 
 
 async def _item(uow: UnitOfWork, request_id: uuid.UUID, *, for_update: bool) -> WorkItem:

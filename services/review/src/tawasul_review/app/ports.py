@@ -9,7 +9,7 @@ from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
-from tawasul_review.domain.model import WorkItem
+from tawasul_review.domain.model import QueuePosition, WorkItem
 
 
 class WorkItemRepository(Protocol):
@@ -18,8 +18,10 @@ class WorkItemRepository(Protocol):
         """With for_update, concurrent claimers of the same item wait for each other."""
         ...
 
-    async def queue(self, department: str, limit: int) -> list[WorkItem]:
-        """Items not yet decided, oldest first."""
+    async def queue(
+        self, department: str, limit: int, after: QueuePosition | None
+    ) -> list[WorkItem]:
+        """Items not yet decided, oldest first, from just after `after`."""
         ...
 
 

@@ -40,6 +40,14 @@ class Contact:
     locale: str
 
 
+@dataclass(frozen=True, order=True)
+class QueuePosition:
+    """Where an item stands in its queue: oldest first, request number breaking ties."""
+
+    queued_at: datetime
+    request_number: str
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     at: datetime
@@ -106,6 +114,10 @@ class WorkItem:
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item
+
+    @property
+    def position(self) -> QueuePosition:
+        return QueuePosition(self.queued_at, self.request_number)
 
     def ensure_visible_to(self, reviewer: Principal) -> None:
         if reviewer.role is not Role.REVIEWER or self.department not in reviewer.departments:

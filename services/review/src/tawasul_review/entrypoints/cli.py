@@ -36,13 +36,17 @@ async def _run(args: argparse.Namespace) -> None:
         timeout = DEFAULT_DEADLINE_SECONDS
         if args.command == "queue":
             queue = await stub.ListQueue(
-                review_pb2.ListQueueRequest(department_code=args.department),
+                review_pb2.ListQueueRequest(
+                    department_code=args.department, page_token=args.page_token
+                ),
                 timeout=timeout,
                 metadata=metadata,
             )
-            print(f"queue {args.department}: {len(queue.items)} open")
+            print(f"queue {args.department}: {len(queue.items)} open on this page")
             for item in queue.items:
                 print(f"  {_line(item)}")
+            if queue.next_page_token:
+                print(f"  more: --page-token {queue.next_page_token}")
         elif args.command == "claim":
             claimed = await stub.ClaimRequest(
                 review_pb2.ClaimRequestRequest(request_id=args.request_id),
@@ -84,9 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--token", default=os.environ.get("TAWASUL_REVIEWER_TOKEN", ""))
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("queue", help="list a department's open requests").add_argument(
-        "department"
-    )
+    queue = commands.add_parser("queue", help="list a department's open requests, oldest first")
+    queue.add_argument("department")
+    queue.add_argument("--page-token", default="", help="from the previous page's `more:` line")
     for name, text in (("claim", "take a request"), ("show", "a request with its attachments")):
         commands.add_parser(name, help=text).add_argument("request_id")
     accept = commands.add_parser("accept", help="accept a claimed request")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ from tawasul_platform.grpc import bearer_token, caller
 
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Documents, UnitOfWork
-from tawasul_review.domain.model import Decision, State, WorkItem
+from tawasul_review.domain.model import Decision, QueuePosition, State, WorkItem
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -36,6 +38,19 @@ def _request_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError as exc:
         raise InvalidArgument({"request_id": "not a request id"}) from exc
+
+
+def _page_token(position: QueuePosition) -> str:
+    raw = json.dumps([position.queued_at.isoformat(), position.request_number])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _position(token: str) -> QueuePosition:
+    try:
+        queued_at, number = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return QueuePosition(datetime.fromisoformat(queued_at), str(number))
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument({"page_token": "not a token this service issued"}) from exc
 
 
 def to_wire(item: WorkItem) -> review_pb2.WorkItem:
@@ -66,13 +81,17 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ListQueueResponse:
         if request.page_size < 0:
             raise InvalidArgument({"page_size": "must not be negative"})
-        items = await handlers.list_queue(
+        items, following = await handlers.list_queue(
             uow=self._uow(),
             reviewer=caller(context, self._secret),
             department=request.department_code,
             limit=request.page_size,
+            after=_position(request.page_token) if request.page_token else None,
         )
-        return review_pb2.ListQueueResponse(items=[to_wire(i) for i in items])
+        return review_pb2.ListQueueResponse(
+            items=[to_wire(i) for i in items],
+            next_page_token=_page_token(following) if following else "",
+        )
 
     async def ClaimRequest(
         self, request: review_pb2.ClaimRequestRequest, context: Context
