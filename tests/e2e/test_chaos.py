@@ -8,12 +8,15 @@ import uuid
 
 import grpc
 import pytest
+from aiokafka import AIOKafkaProducer
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
 from tawasul_devstack.journey import Clients, eventually, sample_pdf
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
 
-from tests.e2e.topics import envelopes
+from tests.e2e.topics import envelopes, records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -107,3 +110,60 @@ async def test_uploads_while_object_storage_is_down_are_unavailable(
         await asyncio.to_thread(stack.start_service, "minio")
     stored = await clients.upload(citizen, "scan.pdf", pdf)
     assert stored.size_bytes == len(pdf)
+
+
+async def test_a_database_outage_is_waited_out_not_dead_lettered(
+    stack: Stack, clients: Clients
+) -> None:
+    request_id = str(uuid.uuid4())
+    submitted = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.submitted",
+        schema_version=1,
+        request_id=request_id,
+        producer="test",
+        request_submitted=events_pb2.RequestSubmitted(
+            request_id=request_id,
+            request_number="TW2690000001",
+            sub_service_code="reports.general-inquiry",
+            description="Submitted while the database was down",
+            applicant_id=CITIZEN,
+            contact=common_pb2.Contact(mobile="+966551234567", locale="ar"),
+        ),
+    )
+    await asyncio.to_thread(stack.stop_service, "postgres", signal.SIGKILL)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await clients.track(clients.token(CITIZEN, Role.CITIZEN), "TW2600000001")
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        producer = AIOKafkaProducer(bootstrap_servers=stack.config.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topics.REQUEST_SUBMITTED,
+                value=submitted.SerializeToString(),
+                key=request_id.encode(),
+            )
+        finally:
+            await producer.stop()
+        # Longer than a failing handler's whole retry budget (0.5 + 1 + 2 s).
+        await asyncio.sleep(6)
+    finally:
+        await asyncio.to_thread(stack.start_service, "postgres")
+
+    reviewer = clients.token("E3003", Role.REVIEWER, frozenset({"reports"}))
+
+    async def queued() -> bool | None:
+        items = await clients.queue(reviewer, "reports")
+        return True if any(i.request_id == request_id for i in items) else None
+
+    await eventually(queued, within=90, what="the event applied after the outage")
+    for group in ("routing", "notify"):
+        parked = await records(
+            stack.config.kafka_bootstrap,
+            topics.dead_letter_topic(topics.REQUEST_SUBMITTED, group),
+            {request_id},
+            at_least=0,
+            within=2,
+        )
+        assert parked == [], group

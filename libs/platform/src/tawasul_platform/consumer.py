@@ -3,9 +3,10 @@
 FastStream's ack policies either drop a failing message (ACK, REJECT_ON_ERROR) or redeliver it
 forever and stall its partition (NACK_ON_ERROR). So handlers run under AckPolicy.MANUAL: a
 message is tried a bounded number of times, then parked in the group's dead-letter topic, and
-only then is its offset committed. Handlers record the event id in their inbox table in the
-same transaction as their effect, so a redelivery (after a crash between the database commit
-and the offset commit) is skipped.
+only then is its offset committed. An outage of a dependency (database, gateway) is not the
+message's fault: it is retried until the dependency is back, and never dead-lettered.
+Handlers record the event id in their inbox table in the same transaction as their effect, so
+a redelivery (after a crash between the database commit and the offset commit) is skipped.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
 
 from tawasul_platform.errors import DomainError
+from tawasul_platform.faults import is_transient
 from tawasul_platform.topics import dead_letter_topic
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
 
 log = logging.getLogger(__name__)
+
+MAX_OUTAGE_BACKOFF_SECONDS = 30.0
 
 EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
 
@@ -82,16 +86,27 @@ class EventConsumer:
             return
         headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
         set_traceparent(headers.get(TRACEPARENT))
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = 0
+        outage_delay = self._backoff
+        while True:
             try:
                 await handler(event)
                 return
-            except DomainError as exc:
-                # The event itself is unacceptable: retrying cannot help.
-                await self._dead_letter(record, dlt, exc, attempts=attempt)
-                return
             except Exception as exc:
-                if attempt == self._max_attempts:
+                if is_transient(exc):
+                    # An outage is waited out (the partition pauses); it is not the event's fault.
+                    log.warning(
+                        "event %s waits for a dependency, retrying in %.1fs: %r",
+                        event.event_id,
+                        outage_delay,
+                        exc,
+                    )
+                    await asyncio.sleep(outage_delay)
+                    outage_delay = min(outage_delay * 2, MAX_OUTAGE_BACKOFF_SECONDS)
+                    continue
+                attempt += 1
+                if isinstance(exc, DomainError) or attempt == self._max_attempts:
+                    # A DomainError means the event itself is unacceptable: retrying cannot help.
                     await self._dead_letter(record, dlt, exc, attempts=attempt)
                     return
                 delay = self._backoff * 2 ** (attempt - 1)

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from tawasul_platform import errors
+from tawasul_platform.faults import is_transient
 from tawasul_platform.identity import Principal, verify_token
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
 
@@ -101,7 +102,12 @@ def _guard(method: str, behaviour: _Handler) -> _Handler:
             await context.abort_with_status(to_status(exc))
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                log.warning("dependency unavailable in %s: %r", method, exc)
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
+                )
             log.exception("unexpected error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
@@ -109,7 +115,8 @@ def _guard(method: str, behaviour: _Handler) -> _Handler:
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps DomainError to its status; anything else is logged and answered INTERNAL."""
+    """Maps DomainError to its status and outages to UNAVAILABLE; anything else is a bug,
+    logged and answered INTERNAL."""
 
     async def intercept_service(
         self,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
+from tawasul_platform.errors import Unavailable
 from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_notify.domain.model import Delivery, SendOutcome
 
 
-class GatewayUnavailable(Exception):
-    """The gateway could not be reached or failed on its side: worth retrying.
+class GatewayUnavailable(Unavailable):
+    """The gateway could not be reached or failed on its side: an outage, waited out.
 
-    Not a DomainError, so the platform consumer retries with backoff, then dead-letters.
+    The platform consumer retries it until the gateway answers, and never dead-letters it.
     """
 
 
