@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Self
+
 
 class FakeInbox:
     """The inbox half of a unit of work, in memory."""
@@ -17,3 +20,18 @@ class FakeInbox:
             return False
         self.inbox.add((consumer, event_id))
         return True
+
+
+class FakeTransaction:
+    """A unit of work's context, for fakes whose writes land at once (nothing to roll back)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None

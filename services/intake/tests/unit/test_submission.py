@@ -1,7 +1,5 @@
 import uuid
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self
 
 import pytest
 from tawasul_intake.app import handlers
@@ -11,7 +9,7 @@ from tawasul_intake.domain.model import Request, RequestSubmitted, Status, valid
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.testing import FakeInbox
+from tawasul_platform.testing import FakeInbox, FakeTransaction
 
 pytestmark = pytest.mark.unit
 
@@ -84,20 +82,12 @@ class FakeRepository:
         return f"TW26{self.sequence:08d}"
 
 
-class FakeUnitOfWork(FakeInbox):
+class FakeUnitOfWork(FakeTransaction, FakeInbox):
     def __init__(self) -> None:
         super().__init__()
         self.requests = FakeRepository()
         self.published: list[RequestSubmitted] = []
         self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
     async def commit(self) -> None:
         for request in self.requests.rows.values():

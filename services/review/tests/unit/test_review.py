@@ -1,12 +1,11 @@
 import uuid
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Self
 
 import pytest
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.testing import FakeInbox
+from tawasul_platform.testing import FakeInbox, FakeTransaction
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import (
@@ -42,7 +41,7 @@ def item(department: str = "passports", documents: tuple[str, ...] = ()) -> Work
     )
 
 
-class FakeUnitOfWork(FakeInbox):
+class FakeUnitOfWork(FakeTransaction, FakeInbox):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[uuid.UUID, WorkItem] = {}
@@ -69,14 +68,6 @@ class FakeUnitOfWork(FakeInbox):
             and (after is None or i.position > after)
         ]
         return sorted(open_items, key=lambda i: i.position)[:limit]
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
     async def commit(self) -> None:
         for i in self.rows.values():

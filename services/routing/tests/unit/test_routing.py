@@ -1,12 +1,11 @@
 import uuid
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Self
 
 import pytest
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument, NotFound
-from tawasul_platform.testing import FakeInbox
+from tawasul_platform.testing import FakeInbox, FakeTransaction
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import Decision, IncomingRequest, RequestRouted
 
@@ -29,7 +28,7 @@ def incoming(code: str = "visas.cancel-visa") -> IncomingRequest:
     )
 
 
-class FakeUnitOfWork(FakeInbox):
+class FakeUnitOfWork(FakeTransaction, FakeInbox):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[uuid.UUID, Decision] = {}
@@ -44,14 +43,6 @@ class FakeUnitOfWork(FakeInbox):
 
     async def get(self, request_id: uuid.UUID) -> Decision | None:
         return self.rows.get(request_id)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
     async def commit(self) -> None:
         for decision in self.rows.values():
