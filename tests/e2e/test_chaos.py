@@ -18,7 +18,7 @@ from tawasul_platform.identity import Role
 
 from tests.e2e.topics import envelopes, records
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+pytestmark = pytest.mark.chaos
 
 CITIZEN = "1000000008"
 DEPARTMENT = "visas"

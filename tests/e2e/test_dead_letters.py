@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from tawasul.events.v1 import events_pb2
 from tawasul_devstack.journey import Clients, eventually
@@ -14,8 +13,6 @@ from tawasul_platform import topics
 from tawasul_platform.identity import Role
 
 from tests.e2e.topics import records
-
-pytestmark = pytest.mark.e2e
 
 
 async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(

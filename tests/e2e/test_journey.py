@@ -23,8 +23,6 @@ from tawasul_platform.identity import Role
 
 from tests.e2e.topics import envelopes
 
-pytestmark = pytest.mark.e2e
-
 CITIZEN = "1000000008"
 MOBILE = "+966551234567"
 DEPARTMENT = "passports"

@@ -6,8 +6,6 @@ import pytest
 from tawasul_devstack.kafka import cluster_id, server_properties
 from tawasul_devstack.stack import SERVICES, StackConfig
 
-pytestmark = pytest.mark.unit
-
 ENV_VARS = (
     "TAWASUL_STACK_DIR",
     "TAWASUL_CACHE_DIR",

@@ -8,8 +8,6 @@ import httpx
 import pytest
 from tawasul_devstack.sms_gateway import MessageStore, SmsGatewayServer
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:

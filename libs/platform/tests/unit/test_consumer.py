@@ -1,14 +1,11 @@
 from typing import Any
 
-import pytest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import OperationalError
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.faults import is_transient
-
-pytestmark = pytest.mark.unit
 
 EVENT = events_pb2.Envelope(event_id="e1", event_type="tawasul.requests.submitted")
 

@@ -5,8 +5,6 @@ from tawasul_platform import errors
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import to_status
 
-pytestmark = pytest.mark.unit
-
 
 def test_invalid_argument_carries_every_field_violation() -> None:
     status = to_status(errors.InvalidArgument({"description": "too short", "contact.mobile": "x"}))

@@ -2,8 +2,6 @@ import pytest
 from tawasul_platform.errors import Unauthenticated
 from tawasul_platform.identity import Principal, Role, issue_token, verify_token
 
-pytestmark = pytest.mark.unit
-
 REVIEWER = Principal("E100", Role.REVIEWER, frozenset({"passports"}))
 
 

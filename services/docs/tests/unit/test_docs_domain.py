@@ -20,8 +20,6 @@ from tawasul_docs.domain.model import (
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.identity import Principal, Role
 
-pytestmark = pytest.mark.unit
-
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer\n%%EOF\n"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32 + b"\xff\xd9"
 EXE = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 56 + b"This program cannot be run in DOS mode"

@@ -14,8 +14,6 @@ from tawasul_docs.domain.model import ContentType, Document, DocumentMetadata
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 OWNER = Principal("1000000008", Role.CITIZEN)
 STRANGER = Principal("2000000007", Role.RESIDENT)

@@ -27,8 +27,6 @@ from tawasul_platform.identity import Principal, Role, issue_token
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.topics import REQUEST_SUBMITTED
 
-pytestmark = pytest.mark.service
-
 MIGRATIONS = Path(tawasul_intake.__file__).resolve().parent / "migrations"
 
 SECRET = "service-test-secret"

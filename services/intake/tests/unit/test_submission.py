@@ -11,8 +11,6 @@ from tawasul_platform.errors import AlreadyExists, InvalidArgument, NotFound, Pe
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeTransaction
 
-pytestmark = pytest.mark.unit
-
 CITIZEN = Principal("1000000008", Role.CITIZEN)
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 DESCRIPTION = "The photo does not appear when renewing passport A123 after payment"

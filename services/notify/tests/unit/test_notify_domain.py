@@ -25,8 +25,6 @@ from tawasul_notify.domain.model import (
 )
 from tawasul_platform.errors import InvalidArgument
 
-pytestmark = pytest.mark.unit
-
 NUMBER = "TW2600000042"
 
 

@@ -10,8 +10,6 @@ import pytest
 from tawasul_notify.adapters.gateway import HttpSmsGateway
 from tawasul_notify.app.ports import GatewayUnavailable
 
-pytestmark = pytest.mark.unit
-
 
 def gateway(answer: Callable[[httpx.Request], httpx.Response]) -> HttpSmsGateway:
     client = httpx.AsyncClient(

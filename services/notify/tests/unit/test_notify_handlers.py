@@ -28,8 +28,6 @@ from tawasul_platform.errors import InvalidArgument, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.topics import NOTIFICATION_EVENTS
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 REVIEWER = Principal("E1001", Role.REVIEWER, frozenset({"residents"}))
 CITIZEN = Principal("1000000008", Role.CITIZEN)

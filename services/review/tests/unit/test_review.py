@@ -18,8 +18,6 @@ from tawasul_review.domain.model import (
     WorkItem,
 )
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 ALI = Principal("E100", Role.REVIEWER, frozenset({"passports"}))
 SARA = Principal("E200", Role.REVIEWER, frozenset({"passports", "visas"}))

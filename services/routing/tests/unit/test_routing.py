@@ -9,8 +9,6 @@ from tawasul_platform.testing import FakeInbox, FakeTransaction
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import Decision, IncomingRequest, RequestRouted
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
