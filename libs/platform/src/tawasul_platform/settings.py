@@ -5,7 +5,11 @@ Every knob is an environment variable prefixed TAWASUL_; a missing required one 
 
 from __future__ import annotations
 
+from datetime import time
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tawasul_calendar import Sector
 
 
 class ServiceSettings(BaseSettings):
@@ -25,3 +29,9 @@ class ServiceSettings(BaseSettings):
     # Safety net only: the relay wakes on PostgreSQL NOTIFY at each commit.
     outbox_fallback_seconds: float = 5.0
     outbox_batch_size: int = 500
+    # The Saudi working-day calendar: whose Eid breaks apply, office hours for hour-based SLAs,
+    # and a newer closures file than the shipped one (see tawasul_platform.workdays).
+    calendar_sector: Sector = Sector.PUBLIC
+    office_opens: time = time(7, 30)
+    office_closes: time = time(14, 30)
+    calendar_config_path: Path | None = None

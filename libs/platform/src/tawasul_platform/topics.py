@@ -12,6 +12,8 @@ REQUEST_SUBMITTED = "tawasul.requests.submitted.v1"
 REQUEST_ROUTED = "tawasul.requests.routed.v1"
 REQUEST_STATUS_CHANGED = "tawasul.requests.status-changed.v1"
 NOTIFICATION_EVENTS = "tawasul.notifications.events.v1"
+# What beneficiaries do to a request after submitting it: follow-ups, cancellations.
+APPLICANT_ACTIONS = "tawasul.requests.applicant-actions.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -38,6 +40,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_ROUTED, "review"),
     (REQUEST_STATUS_CHANGED, "intake"),
     (REQUEST_STATUS_CHANGED, "notify"),
+    (APPLICANT_ACTIONS, "review"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -45,6 +48,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REQUEST_ROUTED),
     TopicSpec(REQUEST_STATUS_CHANGED),
     TopicSpec(NOTIFICATION_EVENTS),
+    TopicSpec(APPLICANT_ACTIONS),
     *(TopicSpec(dead_letter_topic(t, g), partitions=1) for t, g in SUBSCRIPTIONS),
 )
 

@@ -1,6 +1,15 @@
-"""Composition root: the only place intake's adapters are built and wired."""
+"""Composition root: the only place intake's adapters are built and wired.
+
+`servicer` takes the adapters as arguments, so the service tier builds the real servicer on
+a real database with stand-ins for docs, notify and the registry; `build` gives it the real
+ones and the process's plumbing.
+"""
 
 from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -9,13 +18,60 @@ from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED
+from tawasul_platform.workdays import load_working_calendar
 
 from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.docs import GrpcDocuments
+from tawasul_intake.adapters.notify import GrpcCodeSender
+from tawasul_intake.adapters.registry import FileRegistry
 from tawasul_intake.adapters.repository import SERVICE, IntakeUnitOfWork
+from tawasul_intake.app.handlers import TrackingPolicy
+from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
+from tawasul_intake.domain.numbers import new_request_number
 from tawasul_intake.entrypoints.events import on_status_changed
 from tawasul_intake.entrypoints.grpc import IntakeServicer
 from tawasul_intake.settings import IntakeSettings
+
+SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def servicer(
+    settings: IntakeSettings,
+    *,
+    uow: Callable[[], UnitOfWork],
+    documents: Documents,
+    registry: Registry,
+    sender: CodeSender,
+    now: Callable[[], datetime] = _utc_now,
+) -> IntakeServicer:
+    return IntakeServicer(
+        uow=uow,
+        documents=documents,
+        registry=registry,
+        sender=sender,
+        catalog=load_catalog(),
+        calendar=load_working_calendar(settings),
+        tracking=TrackingPolicy(
+            secret=settings.tracking_code_secret.encode(),
+            per_caller=settings.tracking_per_caller_per_hour,
+            per_request=settings.tracking_per_request_per_hour,
+        ),
+        secret=settings.identity_secret,
+        now=now,
+        new_number=lambda: new_request_number(secrets.randbelow),
+    )
+
+
+def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer:
+    return GrpcServer(
+        settings.grpc_address,
+        [SERVICE_NAME],
+        lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(service, s),
+    )
 
 
 async def build(settings: IntakeSettings) -> Runtime:
@@ -26,17 +82,14 @@ async def build(settings: IntakeSettings) -> Runtime:
 
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow))
     docs_channel = grpc.aio.insecure_channel(settings.docs_address)
-    servicer = IntakeServicer(
+    notify_channel = grpc.aio.insecure_channel(settings.notify_address)
+    service = servicer(
+        settings,
         uow=uow,
         documents=GrpcDocuments(docs_channel, deadline_seconds=settings.docs_deadline_seconds),
-        catalog=load_catalog(),
-        secret=settings.identity_secret,
+        registry=FileRegistry.from_file(settings.registry_file),
+        sender=GrpcCodeSender(notify_channel, deadline_seconds=settings.notify_deadline_seconds),
     )
-    server = GrpcServer(
-        settings.grpc_address,
-        [intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name],
-        lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, s),
-    )
-    runtime = plumbing.runtime(server)
-    runtime.shutdown.insert(0, docs_channel.close)
+    runtime = plumbing.runtime(grpc_server(settings, service))
+    runtime.shutdown[:0] = [docs_channel.close, notify_channel.close]
     return runtime

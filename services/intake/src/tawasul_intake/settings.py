@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.settings import ServiceSettings
 
@@ -7,3 +9,11 @@ from tawasul_platform.settings import ServiceSettings
 class IntakeSettings(ServiceSettings):
     docs_address: str
     docs_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    notify_address: str
+    notify_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    # The relationship registry's data file (the development stand-in for Absher / Muqeem).
+    registry_file: Path
+    # Keys the hashes of one-time tracking codes; never the code itself at rest.
+    tracking_code_secret: str
+    tracking_per_caller_per_hour: int = 20
+    tracking_per_request_per_hour: int = 5

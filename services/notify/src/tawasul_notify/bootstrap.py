@@ -50,7 +50,7 @@ async def build(settings: NotifySettings) -> Runtime:
     )
     consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, gateway))
     consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, gateway))
-    servicer = NotifyServicer(uow=uow, secret=settings.identity_secret)
+    servicer = NotifyServicer(uow=uow, gateway=gateway, secret=settings.identity_secret)
     server = GrpcServer(
         settings.grpc_address,
         [notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name],

@@ -65,7 +65,7 @@ async def test_the_catalog_decides_the_department_queue(code: str, department: s
     )
     decision = await handlers.get_decision(uow=uow, request_id=request.request_id)
     assert (decision.department, decision.queue) == (department, f"{department}.default")
-    assert decision.rule == f"catalog.v1:{code}"
+    assert decision.rule == f"catalog.v{load_catalog().version}:{code}"
     assert [e.decision for e in uow.published] == [decision]
 
 

@@ -1,34 +1,131 @@
-"""The service catalog: departments and sub-services, a versioned data file, not code."""
+"""The service catalog: departments and sub-services, read from a versioned data file.
+
+The catalog is data (catalog.v2.json), not code, so that departments, forms, filers and SLAs
+change without a code change and channels can draw their forms from it. This module only
+parses and validates the file: anything malformed is refused with the JSON path of the bad
+entry, so a broken catalog stops a service at start-up instead of surfacing as odd forms.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from importlib import resources
+from typing import Any, NoReturn, TypeVar
 
-from tawasul_platform.identity import Role
+from tawasul_calendar import Sla, SlaUnit
+
+from tawasul_platform.identity import BENEFICIARY_ROLES, Role
+
+CATALOG_FILE = "catalog.v2.json"
+MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
+DEFAULT_MAX_LENGTH = 200
+# The seeds promise an answer within 24-72 working hours, and never later than 7 working days.
+MAX_SLA = {SlaUnit.WORKING_DAYS: 7, SlaUnit.WORKING_HOURS: 72}
+
+_ARABIC_LETTER = re.compile(r"[\u0621-\u064a]")
+
+_FILERS = sorted(role.value for role in BENEFICIARY_ROLES)
+_E = TypeVar("_E", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A label in both languages: every beneficiary-facing string exists in Arabic and English."""
+
+    ar: str
+    en: str
+
+    def in_locale(self, locale: str) -> str:
+        """English only when asked for; Arabic is the service's default language."""
+        return self.en if locale == "en" else self.ar
+
+
+class FieldType(StrEnum):
+    """What a form field holds, so channels and intake validate it the same way."""
+
+    NATIONAL_ID = "national_id"
+    IQAMA_NUMBER = "iqama_number"
+    ID_NUMBER = "id_number"  # a national ID or an iqama number
+    BORDER_NUMBER = "border_number"
+    VISA_NUMBER = "visa_number"
+    PASSPORT_NUMBER = "passport_number"
+    ESTABLISHMENT_NUMBER = "establishment_number"
+    DATE = "date"
+    TEXT = "text"
+    CHOICE = "choice"
+    NATIONALITY = "nationality"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a choice field: a stable value stored with the request, and its label."""
+
+    value: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A form field: typed so that the data the reviewer looks records up by is well-formed."""
+
+    name: str
+    type: FieldType
+    label: Text
+    help: Text
+    required: bool
+    max_length: int = DEFAULT_MAX_LENGTH  # text fields only
+    options: tuple[Choice, ...] = ()  # choice fields only, never empty there
+    past_only: bool = False  # dates that cannot lie in the future, e.g. a date of birth
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """A kind of attachment a sub-service needs or accepts, with its count, type and size."""
+
+    kind: str
+    label: Text
+    required: bool
+    min_count: int
+    max_count: int
+    media_types: frozenset[str]
+    max_bytes: int
 
 
 @dataclass(frozen=True)
 class Department:
+    """A department (القسم): routing sends each request to its department's queue."""
+
     code: str
-    name_ar: str
-    name_en: str
+    name: Text
+    description: Text
 
 
 @dataclass(frozen=True)
 class SubService:
+    """A sub-service (الخدمة الفرعية): who may file it, its form, its documents and its SLA."""
+
     code: str
     department: str
-    name_ar: str
-    name_en: str
+    name: Text
+    description: Text
     filers: frozenset[Role]
-    sla_working_days: int
+    # ISO 3166-1 alpha-3 nationalities of the person the request is about; empty means any.
+    subject_nationalities: frozenset[str]
+    fields: tuple[FieldSpec, ...]
+    documents: tuple[DocumentSpec, ...]
+    sla: Sla
+    fee_applies: bool
 
 
 @dataclass(frozen=True)
 class Catalog:
+    """One version of the catalog; the version is recorded with every routing decision."""
+
     version: int
     departments: dict[str, Department]
     sub_services: dict[str, SubService]
@@ -36,20 +133,330 @@ class Catalog:
 
 @cache
 def load_catalog() -> Catalog:
-    raw = json.loads(resources.files(__package__).joinpath("catalog.v1.json").read_text("utf-8"))
-    departments = {d["code"]: Department(**d) for d in raw["departments"]}
-    sub_services = {
-        s["code"]: SubService(
-            code=s["code"],
-            department=s["department"],
-            name_ar=s["name_ar"],
-            name_en=s["name_en"],
-            filers=frozenset(Role(f) for f in s["filers"]),
-            sla_working_days=int(s["sla_working_days"]),
+    """The packaged catalog, parsed once per process; a bad file fails the caller's start-up."""
+    text = resources.files(__name__).joinpath(CATALOG_FILE).read_text("utf-8")
+    try:
+        return parse_catalog(json.loads(text))
+    except ValueError as error:  # json.JSONDecodeError is a ValueError too
+        raise ValueError(f"{CATALOG_FILE}: {error}") from error
+
+
+def parse_catalog(raw: Mapping[str, Any]) -> Catalog:
+    """The catalog in `raw` (the decoded JSON); a ValueError names the path of a bad entry."""
+    root = _object(raw, "", required={"version", "departments", "sub_services"})
+    version = _int(root["version"], "version", minimum=1)
+
+    departments: dict[str, Department] = {}
+    department_paths: dict[str, str] = {}
+    for path, item in _items(root["departments"], "departments"):
+        department = _department(item, path)
+        _claim(department_paths, department.code, f"{path}.code", "department code")
+        departments[department.code] = department
+
+    sub_services: dict[str, SubService] = {}
+    sub_service_paths: dict[str, str] = {}
+    for path, item in _items(root["sub_services"], "sub_services"):
+        sub_service = _sub_service(item, path, departments)
+        _claim(sub_service_paths, sub_service.code, f"{path}.code", "sub-service code")
+        sub_services[sub_service.code] = sub_service
+
+    for code, path in department_paths.items():
+        if not any(s.department == code for s in sub_services.values()):
+            _fail(path, f"department {code!r} has no sub-services")
+    return Catalog(version=version, departments=departments, sub_services=sub_services)
+
+
+def _department(raw: object, path: str) -> Department:
+    item = _object(raw, path, required={"code", "name", "description"})
+    return Department(
+        code=_DEPARTMENT_CODE.check(item["code"], f"{path}.code"),
+        name=_text(item["name"], f"{path}.name"),
+        description=_text(item["description"], f"{path}.description"),
+    )
+
+
+def _sub_service(raw: object, path: str, departments: Mapping[str, Department]) -> SubService:
+    item = _object(
+        raw,
+        path,
+        required={
+            "code",
+            "department",
+            "name",
+            "description",
+            "filers",
+            "fields",
+            "documents",
+            "sla",
+            "fee_applies",
+        },
+        optional={"subject_nationalities"},
+    )
+    department = _str(item["department"], f"{path}.department")
+    if department not in departments:
+        _fail(
+            f"{path}.department",
+            f"unknown department {department!r}; known: {', '.join(sorted(departments))}",
         )
-        for s in raw["sub_services"]
-    }
-    unknown = {s.department for s in sub_services.values()} - departments.keys()
-    if unknown:
-        raise ValueError(f"catalog names unknown departments: {sorted(unknown)}")
-    return Catalog(version=int(raw["version"]), departments=departments, sub_services=sub_services)
+    code = _SUB_SERVICE_CODE.check(item["code"], f"{path}.code")
+    if not code.startswith(f"{department}."):
+        _fail(f"{path}.code", f"{code!r} must start with its department, '{department}.'")
+
+    filers: set[Role] = set()
+    for filer_path, filer in _items(item["filers"], f"{path}.filers"):
+        text = _str(filer, filer_path)
+        if text not in _FILERS:
+            _fail(filer_path, f"{text!r} is not one of {', '.join(_FILERS)} (reviewers never file)")
+        _add(filers, Role(text), filer_path, "filer")
+
+    nationalities: set[str] = set()
+    for nat_path, nationality in _items(
+        item.get("subject_nationalities", []), f"{path}.subject_nationalities", allow_empty=True
+    ):
+        alpha3 = _ALPHA3.check(nationality, nat_path)
+        _add(nationalities, alpha3, nat_path, "nationality")
+
+    fields: list[FieldSpec] = []
+    names: dict[str, str] = {}
+    for field_path, raw_field in _items(item["fields"], f"{path}.fields", allow_empty=True):
+        spec = _field(raw_field, field_path)
+        _claim(names, spec.name, f"{field_path}.name", "field name")
+        fields.append(spec)
+
+    documents: list[DocumentSpec] = []
+    kinds: dict[str, str] = {}
+    for doc_path, raw_document in _items(item["documents"], f"{path}.documents", allow_empty=True):
+        document = _document(raw_document, doc_path)
+        _claim(kinds, document.kind, f"{doc_path}.kind", "document kind")
+        documents.append(document)
+
+    return SubService(
+        code=code,
+        department=department,
+        name=_text(item["name"], f"{path}.name"),
+        description=_text(item["description"], f"{path}.description"),
+        filers=frozenset(filers),
+        subject_nationalities=frozenset(nationalities),
+        fields=tuple(fields),
+        documents=tuple(documents),
+        sla=_sla(item["sla"], f"{path}.sla"),
+        fee_applies=_bool(item["fee_applies"], f"{path}.fee_applies"),
+    )
+
+
+def _field(raw: object, path: str) -> FieldSpec:
+    item = _object(
+        raw,
+        path,
+        required={"name", "type", "label", "help", "required"},
+        optional={"max_length", "options", "past_only"},
+    )
+    name = _SNAKE_CASE.check(item["name"], f"{path}.name")
+    field_type = _enum(item["type"], f"{path}.type", FieldType)
+
+    max_length = DEFAULT_MAX_LENGTH
+    if "max_length" in item:
+        if field_type is not FieldType.TEXT:
+            _fail(f"{path}.max_length", f"only text fields have a max_length, not {field_type}")
+        max_length = _int(item["max_length"], f"{path}.max_length", minimum=1)
+
+    options: list[Choice] = []
+    if field_type is FieldType.CHOICE:
+        if not item.get("options"):
+            _fail(f"{path}.options", "a choice field needs at least one option")
+        values: dict[str, str] = {}
+        for option_path, raw_option in _items(item["options"], f"{path}.options"):
+            option = _object(raw_option, option_path, required={"value", "label"})
+            value = _SNAKE_CASE.check(option["value"], f"{option_path}.value")
+            _claim(values, value, f"{option_path}.value", "option value")
+            options.append(
+                Choice(value=value, label=_text(option["label"], f"{option_path}.label"))
+            )
+    elif "options" in item:
+        _fail(f"{path}.options", f"only choice fields have options, not {field_type}")
+
+    past_only = False
+    if "past_only" in item:
+        if field_type is not FieldType.DATE:
+            _fail(f"{path}.past_only", f"only date fields can be past_only, not {field_type}")
+        past_only = _bool(item["past_only"], f"{path}.past_only")
+
+    return FieldSpec(
+        name=name,
+        type=field_type,
+        label=_text(item["label"], f"{path}.label"),
+        help=_text(item["help"], f"{path}.help"),
+        required=_bool(item["required"], f"{path}.required"),
+        max_length=max_length,
+        options=tuple(options),
+        past_only=past_only,
+    )
+
+
+def _document(raw: object, path: str) -> DocumentSpec:
+    item = _object(
+        raw,
+        path,
+        required={
+            "kind",
+            "label",
+            "required",
+            "min_count",
+            "max_count",
+            "media_types",
+            "max_bytes",
+        },
+    )
+    required = _bool(item["required"], f"{path}.required")
+    min_count = _int(item["min_count"], f"{path}.min_count", minimum=0)
+    max_count = _int(item["max_count"], f"{path}.max_count", minimum=1)
+    if min_count > max_count:
+        _fail(f"{path}.min_count", f"{min_count} is more than max_count {max_count}")
+    if required and min_count == 0:
+        _fail(f"{path}.min_count", "a required document needs a min_count of at least 1")
+    if not required and min_count > 0:
+        _fail(f"{path}.min_count", "an optional document needs a min_count of 0")
+
+    media_types: set[str] = set()
+    for media_path, raw_media in _items(item["media_types"], f"{path}.media_types"):
+        media_type = _str(raw_media, media_path)
+        if media_type not in MEDIA_TYPES:
+            _fail(media_path, f"{media_type!r} is not one of {', '.join(sorted(MEDIA_TYPES))}")
+        _add(media_types, media_type, media_path, "media type")
+
+    return DocumentSpec(
+        kind=_SNAKE_CASE.check(item["kind"], f"{path}.kind"),
+        label=_text(item["label"], f"{path}.label"),
+        required=required,
+        min_count=min_count,
+        max_count=max_count,
+        media_types=frozenset(media_types),
+        max_bytes=_int(item["max_bytes"], f"{path}.max_bytes", minimum=1),
+    )
+
+
+def _sla(raw: object, path: str) -> Sla:
+    item = _object(raw, path, required={"amount", "unit"})
+    unit = _enum(item["unit"], f"{path}.unit", SlaUnit)
+    amount = _int(item["amount"], f"{path}.amount", minimum=1)
+    if amount > MAX_SLA[unit]:
+        _fail(f"{path}.amount", f"{amount} {unit} is more than the promised {MAX_SLA[unit]}")
+    return Sla(amount, unit)
+
+
+# JSON primitives: each checks one value and names its path when it is wrong.
+
+
+def _fail(path: str, message: str) -> NoReturn:
+    raise ValueError(f"{path or '(root)'}: {message}")
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _object(
+    raw: object, path: str, *, required: Set[str], optional: Set[str] = frozenset()
+) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        _fail(path, f"expected an object, got {_kind(raw)}")
+    for key in sorted(required - raw.keys()):
+        _fail(_at(path, key), "missing")
+    for key in sorted(raw.keys() - required - optional):
+        _fail(_at(path, str(key)), "unknown key")
+    return raw
+
+
+def _items(raw: object, path: str, *, allow_empty: bool = False) -> list[tuple[str, object]]:
+    if not isinstance(raw, list):
+        _fail(path, f"expected a list, got {_kind(raw)}")
+    if not raw and not allow_empty:
+        _fail(path, "must not be empty")
+    return [(f"{path}[{index}]", item) for index, item in enumerate(raw)]
+
+
+def _str(raw: object, path: str) -> str:
+    if not isinstance(raw, str):
+        _fail(path, f"expected a string, got {_kind(raw)}")
+    if not raw.strip():
+        _fail(path, "must not be blank")
+    return raw
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The form a code or name must have, so that it stays usable as a key and in URLs."""
+
+    pattern: re.Pattern[str]
+    description: str
+
+    def check(self, raw: object, path: str) -> str:
+        text = _str(raw, path)
+        if not self.pattern.fullmatch(text):
+            _fail(path, f"{text!r} is not {self.description}")
+        return text
+
+
+_SNAKE_CASE = _Shape(re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*"), "a snake_case name")
+_DEPARTMENT_CODE = _Shape(re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"), "a kebab-case code")
+_SUB_SERVICE_CODE = _Shape(
+    re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*\.[a-z][a-z0-9]*(?:-[a-z0-9]+)*"),
+    "a 'department.kebab-case' code",
+)
+_ALPHA3 = _Shape(re.compile(r"[A-Z]{3}"), "an ISO 3166-1 alpha-3 code")
+
+
+def _bool(raw: object, path: str) -> bool:
+    if not isinstance(raw, bool):
+        _fail(path, f"expected true or false, got {_kind(raw)}")
+    return raw
+
+
+def _int(raw: object, path: str, *, minimum: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        _fail(path, f"expected an integer, got {_kind(raw)}")
+    if raw < minimum:
+        _fail(path, f"must be at least {minimum}, got {raw}")
+    return raw
+
+
+def _enum(raw: object, path: str, enum: type[_E]) -> _E:
+    text = _str(raw, path)
+    try:
+        return enum(text)
+    except ValueError:
+        _fail(path, f"{text!r} is not one of {', '.join(member.value for member in enum)}")
+
+
+def _text(raw: object, path: str) -> Text:
+    item = _object(raw, path, required={"ar", "en"})
+    ar = _str(item["ar"], f"{path}.ar")
+    if not _ARABIC_LETTER.search(ar):
+        _fail(f"{path}.ar", f"{ar!r} has no Arabic letters")
+    return Text(ar=ar, en=_str(item["en"], f"{path}.en"))
+
+
+def _claim(seen: dict[str, str], key: str, path: str, what: str) -> None:
+    if key in seen:
+        _fail(path, f"duplicate {what} {key!r} (first at {seen[key]})")
+    seen[key] = path
+
+
+def _add(seen: set[Any], value: object, path: str, what: str) -> None:
+    if value in seen:
+        _fail(path, f"duplicate {what} {value!r}")
+    seen.add(value)
+
+
+_JSON_KINDS: dict[type, str] = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true/false",
+    int: "an integer",
+    float: "a number",
+}
+
+
+def _kind(raw: object) -> str:
+    return "null" if raw is None else _JSON_KINDS.get(type(raw), type(raw).__name__)

@@ -1,22 +1,34 @@
-"""PostgreSQL-backed repository and unit of work for intake."""
+"""PostgreSQL-backed repositories and unit of work for intake."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_calendar import Interval, Sla, SlaClock, SlaUnit
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.events import to_event
-from tawasul_intake.app.ports import ConcurrentSubmission
-from tawasul_intake.domain.model import Contact, Locale, Request, Status
+from tawasul_intake.app.ports import (
+    ConcurrentSubmission,
+    DuplicateOpenRequest,
+    NumberTaken,
+    StoredCode,
+)
+from tawasul_intake.domain.model import OPEN, Contact, HistoryEntry, Locale, Request, Status
 
 SERVICE = "intake"
+_OPEN = [status.value for status in OPEN]
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def _row(request: Request) -> dict[str, Any]:
@@ -24,39 +36,80 @@ def _row(request: Request) -> dict[str, Any]:
         "id": request.id,
         "number": request.number,
         "applicant_id": request.applicant_id,
+        "subject_id": request.subject_id,
         "idempotency_key": request.idempotency_key,
         "sub_service_code": request.sub_service_code,
+        "catalog_version": request.catalog_version,
+        "department_code": request.department_code,
         "description": request.description,
+        "fields": request.fields,
         "document_ids": [str(d) for d in request.document_ids],
         "contact": {
             "mobile": request.contact.mobile,
             "email": request.contact.email,
             "locale": request.contact.locale.value,
         },
+        "submitted_at": request.submitted_at,
+        "cites_number": request.cites_number,
+        **_changing(request),
+    }
+
+
+def _changing(request: Request) -> dict[str, Any]:
+    """The columns a request's life changes after submission."""
+    clock = request.clock
+    return {
         "status": request.status.value,
         "decision_message": request.decision_message,
-        "submitted_at": request.submitted_at,
         "updated_at": request.updated_at,
+        "sla": {"amount": clock.sla.amount, "unit": clock.sla.unit.value},
+        "pauses": [[a.isoformat(), b.isoformat()] for a, b in clock.pauses],
+        "paused_since": clock.paused_since,
+        "history": [
+            {"status": h.status.value, "at": h.at.isoformat(), "message": h.message}
+            for h in request.history
+        ],
+        "cited_by": request.cited_by,
+        "follow_up_count": request.follow_up_count,
+        "last_follow_up_at": request.last_follow_up_at,
     }
 
 
 def _request(row: Row[Any]) -> Request:
     contact = row.contact
+    pauses: tuple[Interval, ...] = tuple((_instant(a), _instant(b)) for a, b in row.pauses)
     return Request(
         id=row.id,
         number=row.number,
         applicant_id=row.applicant_id,
+        subject_id=row.subject_id,
         idempotency_key=row.idempotency_key,
         sub_service_code=row.sub_service_code,
+        catalog_version=row.catalog_version,
+        department_code=row.department_code,
         description=row.description,
+        fields=dict(row.fields),
         document_ids=tuple(uuid.UUID(d) for d in row.document_ids),
         contact=Contact(
             mobile=contact["mobile"], email=contact["email"], locale=Locale(contact["locale"])
         ),
         status=Status(row.status),
-        decision_message=row.decision_message,
         submitted_at=row.submitted_at,
         updated_at=row.updated_at,
+        clock=SlaClock(
+            started_at=row.submitted_at,
+            sla=Sla(row.sla["amount"], SlaUnit(row.sla["unit"])),
+            pauses=pauses,
+            paused_since=row.paused_since,
+        ),
+        history=[
+            HistoryEntry(Status(h["status"]), _instant(h["at"]), h["message"]) for h in row.history
+        ],
+        decision_message=row.decision_message,
+        cites_number=row.cites_number,
+        cited_by=list(row.cited_by),
+        follow_up_count=row.follow_up_count,
+        last_follow_up_at=row.last_follow_up_at,
     )
 
 
@@ -80,9 +133,34 @@ class SqlRequestRepository:
         t = tables.requests.c
         return await self._one((t.applicant_id == applicant_id) & (t.idempotency_key == key))
 
-    async def next_number(self) -> str:
-        sequence = await self._session.scalar(tables.request_number_seq.next_value().select())
-        return f"TW{datetime.now(UTC):%y}{sequence:08d}"
+    async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None:
+        t = tables.requests.c
+        return await self._one(
+            (t.subject_id == subject_id)
+            & (t.sub_service_code == sub_service_code)
+            & t.status.in_(_OPEN)
+        )
+
+    async def count_open(self, applicant_id: str) -> int:
+        t = tables.requests.c
+        query = select(func.count()).where((t.applicant_id == applicant_id) & t.status.in_(_OPEN))
+        return int(await self._session.scalar(query) or 0)
+
+    async def list_by_applicant(
+        self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Request]:
+        t = tables.requests.c
+        query = select(tables.requests).where(t.applicant_id == applicant_id)
+        if after is not None:
+            query = query.where(tuple_(t.submitted_at, t.id) < tuple_(*after))
+        query = query.order_by(t.submitted_at.desc(), t.id.desc()).limit(limit)
+        rows = (await self._session.execute(query)).all()
+        return [self.seen.setdefault(row.id, _request(row)) for row in rows]
+
+    async def lock_account(self, applicant_id: str) -> None:
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"intake:{applicant_id}", 0)))
+        )
 
     async def flush(self) -> None:
         t = tables.requests
@@ -91,13 +169,7 @@ class SqlRequestRepository:
                 await self._session.execute(insert(t).values(_row(request)))
             else:
                 await self._session.execute(
-                    update(t)
-                    .where(t.c.id == request.id)
-                    .values(
-                        status=request.status.value,
-                        decision_message=request.decision_message,
-                        updated_at=request.updated_at,
-                    )
+                    update(t).where(t.c.id == request.id).values(_changing(request))
                 )
         self._new.clear()
 
@@ -108,8 +180,65 @@ class SqlRequestRepository:
         return self.seen.setdefault(row.id, _request(row))
 
 
+class SqlTrackingCodes:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def put(self, request_id: uuid.UUID, code_hash: str, expires_at: datetime) -> None:
+        t = tables.tracking_codes
+        values = {"code_hash": code_hash, "expires_at": expires_at, "attempts": 0}
+        await self._session.execute(
+            pg_insert(t)
+            .values(request_id=request_id, **values)
+            .on_conflict_do_update(index_elements=[t.c.request_id], set_=values)
+        )
+
+    async def attempt(self, request_id: uuid.UUID) -> StoredCode | None:
+        t = tables.tracking_codes
+        row = (
+            await self._session.execute(
+                update(t)
+                .where(t.c.request_id == request_id)
+                .values(attempts=t.c.attempts + 1)
+                .returning(t.c.code_hash, t.c.expires_at, t.c.attempts)
+            )
+        ).first()
+        if row is None:
+            return None
+        return StoredCode(row.code_hash, row.expires_at, row.attempts)
+
+    async def delete(self, request_id: uuid.UUID) -> None:
+        t = tables.tracking_codes
+        await self._session.execute(delete(t).where(t.c.request_id == request_id))
+
+
+class SqlRateLimits:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def hit(self, bucket: str, *, window: timedelta, now: datetime) -> int:
+        """A fixed window per bucket, counted in one upsert so that replicas never race."""
+        t = tables.rate_limits
+        stale = t.c.window_start <= now - window
+        statement = (
+            pg_insert(t)
+            .values(bucket=bucket, window_start=now, hits=1)
+            .on_conflict_do_update(
+                index_elements=[t.c.bucket],
+                set_={
+                    "window_start": case((stale, now), else_=t.c.window_start),
+                    "hits": case((stale, 1), else_=t.c.hits + 1),
+                },
+            )
+            .returning(t.c.hits)
+        )
+        return int(await self._session.scalar(statement) or 0)
+
+
 class IntakeUnitOfWork(SqlUnitOfWork):
     requests: SqlRequestRepository
+    codes: SqlTrackingCodes
+    limits: SqlRateLimits
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -117,6 +246,8 @@ class IntakeUnitOfWork(SqlUnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.requests = SqlRequestRepository(self.session)
+        self.codes = SqlTrackingCodes(self.session)
+        self.limits = SqlRateLimits(self.session)
         return self
 
     async def commit(self) -> None:
@@ -128,6 +259,11 @@ class IntakeUnitOfWork(SqlUnitOfWork):
                 request.events.clear()
             await super().commit()
         except IntegrityError as exc:
-            if "requests_idempotency" in str(exc.orig):
+            cause = str(exc.orig)
+            if "requests_idempotency" in cause:
                 raise ConcurrentSubmission from exc
+            if "requests_one_open" in cause:
+                raise DuplicateOpenRequest from exc
+            if "requests_number_key" in cause:
+                raise NumberTaken from exc
             raise

@@ -6,20 +6,19 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
-    Sequence,
     String,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from tawasul_platform.db import inbox_table, outbox_table
 
 metadata = MetaData()
-
-request_number_seq = Sequence("request_number_seq", metadata=metadata)
 
 requests = Table(
     "requests",
@@ -27,17 +26,60 @@ requests = Table(
     Column("id", Uuid, primary_key=True),
     Column("number", String(20), nullable=False, unique=True),
     Column("applicant_id", String(20), nullable=False),
+    Column("subject_id", String(20), nullable=False),
     Column("idempotency_key", String(100), nullable=False),
     Column("sub_service_code", String(100), nullable=False),
+    Column("catalog_version", Integer, nullable=False),
+    Column("department_code", String(40), nullable=False),
     Column("description", Text, nullable=False),
+    Column("fields", JSONB, nullable=False),
     Column("document_ids", JSONB, nullable=False),
     Column("contact", JSONB, nullable=False),
-    Column("status", String(20), nullable=False),
+    Column("status", String(32), nullable=False),
     Column("decision_message", Text, nullable=False, server_default=""),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The SLA clock: the promise and the intervals it was paused (waiting on the beneficiary).
+    Column("sla", JSONB, nullable=False),
+    Column("pauses", JSONB, nullable=False),
+    Column("paused_since", DateTime(timezone=True)),
+    Column("history", JSONB, nullable=False),
+    Column("cites_number", String(20)),
+    Column("cited_by", JSONB, nullable=False),
+    Column("follow_up_count", Integer, nullable=False),
+    Column("last_follow_up_at", DateTime(timezone=True)),
     UniqueConstraint("applicant_id", "idempotency_key", name="requests_idempotency"),
-    Index("requests_applicant", "applicant_id"),
+    # One open request per person and sub-service, whatever races the check before it.
+    Index(
+        "requests_one_open",
+        "subject_id",
+        "sub_service_code",
+        unique=True,
+        postgresql_where=text(
+            "status IN ('submitted', 'under_review', 'needs_more_info',"
+            " 'returned_by_applicant', 'transferred')"
+        ),
+    ),
+    Index("requests_applicant_recent", "applicant_id", text("submitted_at DESC"), text("id DESC")),
+)
+
+# The live one-time code of a request being tracked without login, as a keyed hash only.
+tracking_codes = Table(
+    "tracking_codes",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+)
+
+# Fixed-window counters shared by every intake replica.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("hits", Integer, nullable=False),
 )
 
 outbox = outbox_table(metadata)

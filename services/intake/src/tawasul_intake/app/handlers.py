@@ -2,23 +2,59 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from tawasul_platform.errors import AlreadyExists, InvalidArgument, NotFound
-from tawasul_platform.identity import Principal
+from tawasul_calendar import WorkingCalendar
+from tawasul_platform.catalog import Catalog, SubService
+from tawasul_platform.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from tawasul_platform.identity import Principal, Role
 
-from tawasul_intake.app.ports import ConcurrentSubmission, Documents, UnitOfWork
+from tawasul_intake.app.ports import (
+    CodeSender,
+    ConcurrentSubmission,
+    DocumentInfo,
+    Documents,
+    DuplicateOpenRequest,
+    NumberTaken,
+    Registry,
+    UnitOfWork,
+)
+from tawasul_intake.domain.fields import normalize_digits, normalize_mobile
 from tawasul_intake.domain.model import Request, Status, Submission
+from tawasul_intake.domain.numbers import parse_request_number
+from tawasul_intake.domain.people import Relation
 
 CONSUMER = "intake"
+# osTicket's cap on open tickets per user, here per account: enough for a family or a small
+# establishment's real needs, too few to flood a department's queue.
+MAX_OPEN_PER_ACCOUNT = 10
+# An establishment acts for its own sponsored workers only (SPEC §2).
+_ALLOWED = {
+    Role.CITIZEN: frozenset(Relation),
+    Role.RESIDENT: frozenset(Relation),
+    Role.ESTABLISHMENT: frozenset({Relation.SPONSORED_WORKER}),
+}
 
 
 def _same(request: Request, submission: Submission) -> bool:
     return (
         request.sub_service_code == submission.sub_service_code
+        and request.subject_id == submission.subject_id
         and request.description == submission.description
         and request.document_ids == submission.document_ids
+        and request.fields == dict(submission.fields)
     )
 
 
@@ -33,55 +69,297 @@ async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
     return existing
 
 
+async def _check_subject(
+    registry: Registry, submission: Submission, sub_service: SubService
+) -> None:
+    relation = await registry.relation(submission.applicant_id, submission.subject_id)
+    if relation is None or relation not in _ALLOWED[submission.applicant_role]:
+        raise PermissionDenied(
+            "a request may be filed only for the account holder, their dependents and hosted"
+            " visitors, or (for an establishment) its own sponsored workers"
+        )
+    if sub_service.subject_nationalities:
+        person = await registry.person(submission.subject_id)
+        if person is None or person.nationality not in sub_service.subject_nationalities:
+            allowed = ", ".join(sorted(sub_service.subject_nationalities))
+            raise InvalidArgument({"subject_id": f"this sub-service is for nationals of {allowed}"})
+
+
+def _check_documents(
+    submission: Submission, found: dict[uuid.UUID, DocumentInfo], sub_service: SubService
+) -> None:
+    """Every document is the account's own and fits the sub-service's document schema."""
+    problems: dict[str, str] = {}
+    specs = sub_service.documents
+    types = frozenset().union(*(spec.media_types for spec in specs))
+    largest = max((spec.max_bytes for spec in specs), default=0)
+    for index, document_id in enumerate(submission.document_ids):
+        info = found.get(document_id)
+        if info is None:
+            problems[f"document_ids[{index}]"] = "no such document uploaded by this account"
+        elif info.content_type not in types:
+            problems[f"document_ids[{index}]"] = "a type this sub-service does not accept"
+        elif info.size_bytes > largest:
+            problems[f"document_ids[{index}]"] = f"larger than this sub-service's {largest} bytes"
+    most = sum(spec.max_count for spec in specs)
+    least = sum(spec.min_count for spec in specs if spec.required)
+    count = len(submission.document_ids)
+    if count > most:
+        problems["document_ids"] = f"at most {most} documents for this sub-service"
+    elif count < least:
+        needed = ", ".join(spec.label.en for spec in specs if spec.required)
+        problems["document_ids"] = f"at least {least} documents for this sub-service: {needed}"
+    if problems:
+        raise InvalidArgument(problems)
+
+
+async def _cited(uow: UnitOfWork, submission: Submission) -> Request | None:
+    if submission.cites_number is None:
+        return None
+    number = parse_request_number(submission.cites_number)
+    cited = await uow.requests.get_by_number(number) if number else None
+    if (
+        cited is None
+        or cited.applicant_id != submission.applicant_id
+        or cited.status is not Status.REJECTED
+    ):
+        raise InvalidArgument({"cites_request_number": "not a rejected request of this account"})
+    return cited
+
+
 async def submit_request(
     *,
     uow: UnitOfWork,
     documents: Documents,
+    registry: Registry,
+    catalog: Catalog,
+    calendar: WorkingCalendar,
     token: str,
     submission: Submission,
     now: datetime,
+    new_number: Callable[[], str],
 ) -> Request:
     """Stores a new request and its `submitted` event; a retried key returns the first one.
 
-    Every attached document must have been uploaded by the same account (`token` is the
-    beneficiary's own, forwarded to docs).
+    The person must be one the account may file for, the documents the account's own and of
+    the sub-service's schema, and no other request for the person and sub-service open.
     """
-    missing = await documents.missing(submission.document_ids, token)
-    if missing:
-        raise InvalidArgument(
-            {
-                f"document_ids[{i}]": "no such document uploaded by this account"
-                for i, d in enumerate(submission.document_ids)
-                if d in missing
-            }
-        )
+    sub_service = catalog.sub_services[submission.sub_service_code]
+    await _check_subject(registry, submission, sub_service)
+    _check_documents(
+        submission, await documents.describe(submission.document_ids, token), sub_service
+    )
+    for _ in range(5):
+        async with uow:
+            await uow.requests.lock_account(submission.applicant_id)
+            existing = await _by_key(uow, submission)
+            if existing is not None:
+                return existing
+            open_one = await uow.requests.open_request(
+                submission.subject_id, submission.sub_service_code
+            )
+            if open_one is not None:
+                raise AlreadyExists(
+                    f"request {open_one.number} for this person and sub-service is still open",
+                    existing=open_one.number,
+                )
+            if await uow.requests.count_open(submission.applicant_id) >= MAX_OPEN_PER_ACCOUNT:
+                raise ResourceExhausted(
+                    f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
+                    " or cancel one first"
+                )
+            cited = await _cited(uow, submission)
+            request = Request.submit(
+                submission,
+                id=uuid.uuid4(),
+                number=new_number(),
+                sub_service=sub_service,
+                catalog_version=catalog.version,
+                calendar=calendar,
+                now=now,
+            )
+            await uow.requests.add(request)
+            if cited is not None:
+                cited.cited_by_request(request.number)
+            try:
+                await uow.commit()
+            except NumberTaken:
+                continue
+            except (ConcurrentSubmission, DuplicateOpenRequest):
+                break
+            return request
     async with uow:
         existing = await _by_key(uow, submission)
         if existing is not None:
             return existing
-        request = Request.submit(
-            submission, id=uuid.uuid4(), number=await uow.requests.next_number(), now=now
+        open_one = await uow.requests.open_request(
+            submission.subject_id, submission.sub_service_code
         )
-        await uow.requests.add(request)
-        try:
-            await uow.commit()
-        except ConcurrentSubmission:
-            pass
-        else:
-            return request
-    async with uow:
-        existing = await _by_key(uow, submission)
-        if existing is None:
-            raise RuntimeError("idempotency key conflict without a stored request")
-        return existing
+    if open_one is None:
+        raise RuntimeError("a concurrent submission left no request behind")
+    raise AlreadyExists(
+        f"request {open_one.number} for this person and sub-service is still open",
+        existing=open_one.number,
+    )
+
+
+async def _own(uow: UnitOfWork, caller: Principal, number: str) -> Request:
+    canonical = parse_request_number(number[:40])
+    request = await uow.requests.get_by_number(canonical) if canonical else None
+    if request is None or request.applicant_id != caller.subject:
+        raise NotFound("no such request for this account")
+    return request
 
 
 async def get_request(*, uow: UnitOfWork, caller: Principal, number: str) -> Request:
     """The tracking view; another account's request is reported as not found."""
     async with uow:
-        request = await uow.requests.get_by_number(number.strip().upper())
-    if request is None or request.applicant_id != caller.subject:
-        raise NotFound(f"no request {number!r} for this account")
+        return await _own(uow, caller, number)
+
+
+async def list_my_requests(
+    *, uow: UnitOfWork, caller: Principal, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Request]:
+    async with uow:
+        return await uow.requests.list_by_applicant(caller.subject, after=after, limit=limit)
+
+
+async def follow_up(
+    *,
+    uow: UnitOfWork,
+    caller: Principal,
+    calendar: WorkingCalendar,
+    number: str,
+    message: str,
+    now: datetime,
+) -> Request:
+    async with uow:
+        request = await _own(uow, caller, number)
+        request.follow_up(message=message, calendar=calendar, now=now)
+        await uow.commit()
+    return request
+
+
+async def cancel_request(
+    *, uow: UnitOfWork, caller: Principal, number: str, reason: str, now: datetime
+) -> Request:
+    async with uow:
+        request = await _own(uow, caller, number)
+        request.cancel(reason=reason, now=now)
+        await uow.commit()
+    return request
+
+
+@dataclass(frozen=True)
+class TrackingPolicy:
+    """How hard guessing is made; counters live in PostgreSQL, shared by every replica."""
+
+    secret: bytes
+    code_valid: timedelta = timedelta(minutes=5)
+    window: timedelta = timedelta(hours=1)
+    # Code requests and code checks per caller (network peer) and per request number.
+    per_caller: int = 20
+    per_request: int = 5
+    # Wrong codes before the code is void.
+    attempts_per_code: int = 5
+
+    def digest(self, request_id: uuid.UUID, code: str) -> str:
+        return hmac.new(self.secret, f"{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrackingQuery:
+    number: str
+    id_number: str
+    mobile: str
+
+    @classmethod
+    def typed(cls, number: str, id_number: str, mobile: str) -> TrackingQuery:
+        """What the person typed, capped and normalized; anything malformed matches nothing."""
+        return cls(
+            number=parse_request_number(number[:40]) or "",
+            id_number=normalize_digits(id_number[:20]).strip(),
+            mobile=normalize_mobile(mobile[:32]) or "",
+        )
+
+    def matches(self, request: Request | None) -> bool:
+        return (
+            request is not None
+            and self.id_number in (request.applicant_id, request.subject_id)
+            and hmac.compare_digest(self.mobile, request.contact.mobile)
+        )
+
+
+async def _limit(
+    uow: UnitOfWork, policy: TrackingPolicy, step: str, caller_key: str, number: str, now: datetime
+) -> None:
+    """Counts the attempt (committed even when the answer is a refusal) and enforces limits."""
+    async with uow:
+        by_caller = await uow.limits.hit(
+            f"{step}:caller:{caller_key[:100]}", window=policy.window, now=now
+        )
+        by_request = await uow.limits.hit(f"{step}:request:{number}", window=policy.window, now=now)
+        await uow.commit()
+    if by_caller > policy.per_caller or by_request > policy.per_request:
+        raise ResourceExhausted("too many tracking attempts; try again later")
+
+
+async def start_tracking(
+    *,
+    uow: UnitOfWork,
+    sender: CodeSender,
+    policy: TrackingPolicy,
+    query: TrackingQuery,
+    caller_key: str,
+    now: datetime,
+) -> None:
+    """Sends a one-time code when number, ID and mobile match; says nothing either way."""
+    await _limit(uow, policy, "start", caller_key, query.number, now)
+    if not query.number:
+        return
+    async with uow:
+        request = await uow.requests.get_by_number(query.number)
+        if request is None or not query.matches(request):
+            return
+        code = f"{secrets.randbelow(10**6):06d}"
+        await uow.codes.put(request.id, policy.digest(request.id, code), now + policy.code_valid)
+        await uow.commit()
+    await sender.send(
+        request=request, code=code, valid_minutes=int(policy.code_valid.total_seconds() // 60)
+    )
+
+
+async def track_request(
+    *,
+    uow: UnitOfWork,
+    policy: TrackingPolicy,
+    query: TrackingQuery,
+    code: str,
+    caller_key: str,
+    now: datetime,
+) -> Request:
+    """The tracking view for a matching number, ID, mobile and live code; else NOT_FOUND."""
+    await _limit(uow, policy, "check", caller_key, query.number, now)
+    nothing = NotFound("no request matches these details and code")
+    if not query.number:
+        raise nothing
+    typed = normalize_digits(code[:12]).strip()
+    async with uow:
+        request = await uow.requests.get_by_number(query.number)
+        if request is None or not query.matches(request):
+            raise nothing
+        stored = await uow.codes.attempt(request.id)
+        good = (
+            stored is not None
+            and stored.expires_at > now
+            and stored.attempts <= policy.attempts_per_code
+            and hmac.compare_digest(stored.code_hash, policy.digest(request.id, typed))
+        )
+        if good:
+            await uow.codes.delete(request.id)
+        await uow.commit()
+    if not good:
+        raise nothing
     return request
 
 

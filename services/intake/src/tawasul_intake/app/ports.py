@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_intake.domain.model import Request
+from tawasul_intake.domain.people import Person, Relation
 
 
 class ConcurrentSubmission(Exception):
     """Another submission with the same idempotency key committed first."""
+
+
+class DuplicateOpenRequest(Exception):
+    """Another open request for the same person and sub-service committed first."""
+
+
+class NumberTaken(Exception):
+    """The random request number drawn is already in use; draw again."""
 
 
 class RequestRepository(Protocol):
@@ -19,15 +30,75 @@ class RequestRepository(Protocol):
     async def get(self, request_id: uuid.UUID) -> Request | None: ...
     async def get_by_number(self, number: str) -> Request | None: ...
     async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None: ...
-    async def next_number(self) -> str: ...
+    async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None: ...
+    async def count_open(self, applicant_id: str) -> int: ...
+    async def list_by_applicant(
+        self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Request]:
+        """Newest first; `after` is the (submitted_at, id) of the last one already seen."""
+        ...
+
+    async def lock_account(self, applicant_id: str) -> None:
+        """Serializes one account's submissions until the transaction ends."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredCode:
+    code_hash: str
+    expires_at: datetime
+    attempts: int
+
+
+class TrackingCodes(Protocol):
+    async def put(self, request_id: uuid.UUID, code_hash: str, expires_at: datetime) -> None:
+        """Replaces any earlier code of the request."""
+        ...
+
+    async def attempt(self, request_id: uuid.UUID) -> StoredCode | None:
+        """The live code, its attempt counter raised by this attempt."""
+        ...
+
+    async def delete(self, request_id: uuid.UUID) -> None: ...
+
+
+class RateLimits(Protocol):
+    async def hit(self, bucket: str, *, window: timedelta, now: datetime) -> int:
+        """Counts one hit and answers the hits in the bucket's current window."""
+        ...
 
 
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def requests(self) -> RequestRepository: ...
+    @property
+    def codes(self) -> TrackingCodes: ...
+    @property
+    def limits(self) -> RateLimits: ...
+
+
+class Registry(Protocol):
+    """Who people are and whom an account holder answers for (Absher / Muqeem in production)."""
+
+    async def person(self, id_number: str) -> Person | None: ...
+    async def relation(self, holder: str, id_number: str) -> Relation | None: ...
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    content_type: str
+    size_bytes: int
 
 
 class Documents(Protocol):
-    async def missing(self, document_ids: tuple[uuid.UUID, ...], token: str) -> set[uuid.UUID]:
-        """Which of the documents the token's account has not uploaded (or do not exist)."""
+    async def describe(
+        self, document_ids: tuple[uuid.UUID, ...], token: str
+    ) -> dict[uuid.UUID, DocumentInfo]:
+        """The documents the token's account uploaded; the others are left out."""
+        ...
+
+
+class CodeSender(Protocol):
+    async def send(self, *, request: Request, code: str, valid_minutes: int) -> None:
+        """Sends a one-time tracking code to the mobile on the request."""
         ...

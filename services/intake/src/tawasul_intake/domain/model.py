@@ -1,29 +1,80 @@
-"""The request as intake knows it: what the beneficiary submitted and its tracking status."""
+"""The request as intake knows it: what was filed, about whom, its SLA clock and public history."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from tawasul_platform.catalog import Catalog
-from tawasul_platform.errors import InvalidArgument, PermissionDenied
+from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
+from tawasul_calendar import Locale as DateLocale
+from tawasul_platform.catalog import Catalog, SubService
+from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 
-from tawasul_intake.domain.identity import id_number_problem, normalize_mobile
+from tawasul_intake.domain.fields import (
+    MAX_DESCRIPTION_CHARS,
+    check_field,
+    clean_text,
+    description_problem,
+    normalize_digits,
+    normalize_mobile,
+)
+from tawasul_intake.domain.identity import id_number_problem
 
-MIN_DESCRIPTION = 20
-MAX_DESCRIPTION = 4000
 MAX_DOCUMENTS = 10
 MAX_IDEMPOTENCY_KEY = 100
+MAX_FIELDS = 30
+MAX_FIELD_VALUE = 1000
+MAX_MESSAGE = 1000
+# Seed 003: a follow-up only once the request has been open longer than 3 working days.
+FOLLOW_UP_AFTER_WORKING_DAYS = 3
+# Then at most one follow-up a working day, so a follow-up stays a signal, not noise.
+FOLLOW_UP_EVERY_WORKING_DAYS = 1
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class Status(StrEnum):
     SUBMITTED = "submitted"
     UNDER_REVIEW = "under_review"
+    NEEDS_MORE_INFO = "needs_more_info"
+    RETURNED_BY_APPLICANT = "returned_by_applicant"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    PROCESSED = "processed"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    TRANSFERRED = "transferred"
+
+
+# What the beneficiary reads (SPEC §2: the seeds' labels, Muqeem's where Absher has none).
+STATUS_LABELS: dict[Status, tuple[str, str]] = {
+    Status.SUBMITTED: ("تم استلام الطلب", "Received"),
+    Status.UNDER_REVIEW: ("قيد المراجعة", "Under review"),
+    Status.NEEDS_MORE_INFO: ("بحاجة لإجراءات إضافية", "Needs additional action"),
+    Status.RETURNED_BY_APPLICANT: ("معاد من مقدم الطلب", "Returned by applicant"),
+    Status.ACCEPTED: ("مقبول", "Accepted"),
+    Status.REJECTED: ("مرفوض", "Rejected"),
+    Status.PROCESSED: ("تمت المعالجة", "Processed"),
+    Status.CLOSED: ("مغلق", "Closed"),
+    Status.CANCELLED: ("ملغي", "Cancelled"),
+    Status.TRANSFERRED: ("محال إلى القسم المختص", "Transferred"),
+}
+# Still waiting for an answer: one per person and sub-service, and the beneficiary may cancel.
+OPEN = frozenset(
+    {
+        Status.SUBMITTED,
+        Status.UNDER_REVIEW,
+        Status.NEEDS_MORE_INFO,
+        Status.RETURNED_BY_APPLICANT,
+        Status.TRANSFERRED,
+    }
+)
+# Nothing changes these any more (an accepted request may still be processed or closed).
+FINAL = frozenset({Status.REJECTED, Status.PROCESSED, Status.CLOSED, Status.CANCELLED})
 
 
 class Locale(StrEnum):
@@ -43,11 +94,22 @@ class Submission:
     """A validated new request, before it has a number."""
 
     applicant_id: str
+    applicant_role: Role
+    subject_id: str
     idempotency_key: str
     sub_service_code: str
     description: str
+    fields: Mapping[str, str]
     document_ids: tuple[uuid.UUID, ...]
     contact: Contact
+    cites_number: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: Status
+    at: datetime
+    message: str = ""
 
 
 @dataclass
@@ -55,99 +117,233 @@ class Request:
     id: uuid.UUID
     number: str
     applicant_id: str
+    subject_id: str
     idempotency_key: str
     sub_service_code: str
+    catalog_version: int
+    department_code: str
     description: str
+    fields: dict[str, str]
     document_ids: tuple[uuid.UUID, ...]
     contact: Contact
     status: Status
     submitted_at: datetime
     updated_at: datetime
+    clock: SlaClock
+    history: list[HistoryEntry]
     decision_message: str = ""
-    events: list[RequestSubmitted] = field(default_factory=list, repr=False, compare=False)
+    cites_number: str | None = None
+    cited_by: list[str] = field(default_factory=list)
+    follow_up_count: int = 0
+    last_follow_up_at: datetime | None = None
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def submit(
-        cls, submission: Submission, *, id: uuid.UUID, number: str, now: datetime
+        cls,
+        submission: Submission,
+        *,
+        id: uuid.UUID,
+        number: str,
+        sub_service: SubService,
+        catalog_version: int,
+        calendar: WorkingCalendar,
+        now: datetime,
     ) -> Request:
         request = cls(
             id=id,
             number=number,
             applicant_id=submission.applicant_id,
+            subject_id=submission.subject_id,
             idempotency_key=submission.idempotency_key,
             sub_service_code=submission.sub_service_code,
+            catalog_version=catalog_version,
+            department_code=sub_service.department,
             description=submission.description,
+            fields=dict(submission.fields),
             document_ids=submission.document_ids,
             contact=submission.contact,
             status=Status.SUBMITTED,
             submitted_at=now,
             updated_at=now,
+            clock=SlaClock(started_at=now, sla=sub_service.sla),
+            history=[HistoryEntry(Status.SUBMITTED, now)],
+            cites_number=submission.cites_number,
         )
-        request.events.append(RequestSubmitted(request=request))
+        request.events.append(
+            RequestSubmitted(
+                request, expected_completion=request.expected_completion(calendar, now)
+            )
+        )
         return request
 
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    def expected_completion(self, calendar: WorkingCalendar, now: datetime) -> datetime:
+        """The promised date; while the request waits on the beneficiary it moves out."""
+        return self.clock.due(calendar, now=now)
+
+    def follow_up_from(self, calendar: WorkingCalendar) -> datetime:
+        earliest = calendar.add_working_days(self.submitted_at, FOLLOW_UP_AFTER_WORKING_DAYS)
+        if self.last_follow_up_at is None:
+            return earliest
+        again = calendar.add_working_days(self.last_follow_up_at, FOLLOW_UP_EVERY_WORKING_DAYS)
+        return max(earliest, again)
+
+    def follow_up(self, *, message: str, calendar: WorkingCalendar, now: datetime) -> None:
+        if not self.is_open:
+            raise FailedPrecondition(f"request {self.number} is {self.status.value}")
+        possible = self.follow_up_from(calendar)
+        if now < possible:
+            day = possible.astimezone(RIYADH).date()
+            raise FailedPrecondition(
+                f"a follow-up is possible from {format_date(day, DateLocale.EN)}"
+                f" / {format_date(day, DateLocale.AR)}"
+            )
+        self.follow_up_count += 1
+        self.last_follow_up_at = now
+        self.updated_at = now
+        self.events.append(RequestFollowedUp(self, message=message))
+
+    def cancel(self, *, reason: str, now: datetime) -> None:
+        if not self.is_open:
+            raise FailedPrecondition(
+                f"request {self.number} is {self.status.value} and can no longer be cancelled"
+            )
+        self._move(Status.CANCELLED, reason, now)
+        self.events.append(RequestCancelled(self, reason=reason))
+
     def track(self, status: Status, message: str, at: datetime) -> None:
-        """Mirrors a status change decided by review into the tracking view."""
-        self.status = status
-        self.updated_at = at
+        """Mirrors a status change decided by review into the tracking view.
+
+        A final status stays final: a decision racing a cancellation does not reopen it.
+        """
+        if self.status in FINAL or status == self.status:
+            return
+        self._move(status, message, at)
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
+
+    def cited_by_request(self, number: str) -> None:
+        if number not in self.cited_by:
+            self.cited_by.append(number)
+
+    def _move(self, status: Status, message: str, at: datetime) -> None:
+        if status is Status.NEEDS_MORE_INFO and not self.clock.paused:
+            self.clock = self.clock.pause(max(at, self.clock.started_at))
+        elif status is not Status.NEEDS_MORE_INFO and self.clock.paused:
+            self.clock = self.clock.resume(max(at, self.clock.paused_since or at))
+        self.status = status
+        self.updated_at = at
+        self.history.append(HistoryEntry(status, at, message))
 
 
 @dataclass(frozen=True)
 class RequestSubmitted:
     request: Request
+    expected_completion: datetime
 
 
-_IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
+@dataclass(frozen=True)
+class RequestFollowedUp:
+    request: Request
+    message: str
+
+
+@dataclass(frozen=True)
+class RequestCancelled:
+    request: Request
+    reason: str
+
+
+Event = RequestSubmitted | RequestFollowedUp | RequestCancelled
+
+
+def _capped(problems: dict[str, str], name: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        problems[name] = f"at most {limit} characters"
+        return ""
+    return value
 
 
 def validate_submission(
     *,
     caller: Principal,
     catalog: Catalog,
+    today: date,
     idempotency_key: str,
     sub_service_code: str,
     description: str,
+    subject_id: str,
+    fields: Mapping[str, str],
     document_ids: list[str],
     mobile: str,
     email: str,
     locale: str,
+    cites_number: str,
 ) -> Submission:
-    """Checks everything the beneficiary typed; reports every bad field at once."""
+    """Checks everything the beneficiary typed; reports every bad field at once.
+
+    Every string and list is capped before anything else looks at it, and no problem text
+    repeats what was typed.
+    """
     if not caller.is_beneficiary:
         raise PermissionDenied("only beneficiaries submit requests")
     problems: dict[str, str] = {}
-    prefix = _IDENTITY_PREFIX.get(caller.role)
-    if prefix and (problem := id_number_problem(caller.subject, first_digit=prefix)):
+    if caller.role in _IDENTITY_PREFIX and (
+        problem := id_number_problem(caller.subject, first_digit=_IDENTITY_PREFIX[caller.role])
+    ):
         problems["applicant_id"] = f"the account's ID number {problem}"
-    key = idempotency_key.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        problems["idempotency_key"] = f"required, at most {MAX_IDEMPOTENCY_KEY} characters"
-    sub_service = catalog.sub_services.get(sub_service_code)
-    if sub_service is None:
-        problems["sub_service_code"] = f"unknown sub-service {sub_service_code!r}"
-    elif caller.role not in sub_service.filers:
-        problems["sub_service_code"] = f"a {caller.role.value} cannot file {sub_service_code!r}"
-    text = " ".join(description.split())
-    if len(text) < MIN_DESCRIPTION:
-        problems["description"] = (
-            f"describe the problem precisely, at least {MIN_DESCRIPTION} characters"
-        )
-    elif len(text) > MAX_DESCRIPTION:
-        problems["description"] = f"at most {MAX_DESCRIPTION} characters"
-    documents: list[uuid.UUID] = []
+    key = _capped(problems, "idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY).strip()
+    if not key and "idempotency_key" not in problems:
+        problems["idempotency_key"] = "required"
+    code = _capped(problems, "sub_service_code", sub_service_code, 100)
+    raw_description = _capped(problems, "description", description, MAX_DESCRIPTION_CHARS)
+    subject = normalize_digits(_capped(problems, "subject_id", subject_id, 20)).strip()
+    mobile = _capped(problems, "contact.mobile", mobile, 32)
+    email = _capped(problems, "contact.email", email, 254).strip()
+    locale = _capped(problems, "contact.locale", locale, 8)
+    cites = _capped(problems, "cites_request_number", cites_number, 20)
     if len(document_ids) > MAX_DOCUMENTS:
         problems["document_ids"] = f"at most {MAX_DOCUMENTS} documents"
+        document_ids = []
+    if len(fields) > MAX_FIELDS:
+        problems["fields"] = f"at most {MAX_FIELDS} fields"
+        fields = {}
+
+    sub_service = catalog.sub_services.get(code)
+    if sub_service is None:
+        if "sub_service_code" not in problems:
+            problems["sub_service_code"] = "not a sub-service of the catalog"
+    elif caller.role not in sub_service.filers:
+        problems["sub_service_code"] = f"not open to a {caller.role.value} account"
+
+    text, problem = clean_text(raw_description, max_length=MAX_DESCRIPTION_CHARS)
+    problem = problem or description_problem(text)
+    if problem and "description" not in problems:
+        problems["description"] = problem
+
+    if not subject:
+        if caller.role is Role.ESTABLISHMENT:
+            problems["subject_id"] = "required: the worker the request is about"
+        subject = caller.subject
+    elif not subject.isdigit() or len(subject) != 10 or subject[0] not in "1234":
+        problems["subject_id"] = "a national ID, iqama or border number: 10 digits"
+
+    values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
+
+    documents: list[uuid.UUID] = []
     for index, raw in enumerate(document_ids):
         try:
-            documents.append(uuid.UUID(raw))
+            documents.append(uuid.UUID(raw[:36]))
         except ValueError:
             problems[f"document_ids[{index}]"] = "not a document id"
     normalized = normalize_mobile(mobile)
-    if normalized is None:
+    if normalized is None and "contact.mobile" not in problems:
         problems["contact.mobile"] = "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
-    if email and ("@" not in email or len(email) > 254):
+    if email and ("@" not in email or any(c.isspace() for c in email)):
         problems["contact.email"] = "not an e-mail address"
     if locale not in ("", *Locale):
         problems["contact.locale"] = "'ar' or 'en'"
@@ -155,9 +351,52 @@ def validate_submission(
         raise InvalidArgument(problems)
     return Submission(
         applicant_id=caller.subject,
+        applicant_role=caller.role,
+        subject_id=subject,
         idempotency_key=key,
-        sub_service_code=sub_service_code,
+        sub_service_code=code,
         description=text,
+        fields=values,
         document_ids=tuple(dict.fromkeys(documents)),
         contact=Contact(mobile=normalized or "", email=email, locale=Locale(locale or "ar")),
+        cites_number=cites.strip().upper() or None,
     )
+
+
+def _check_fields(
+    problems: dict[str, str], sub_service: SubService, fields: Mapping[str, str], today: date
+) -> dict[str, str]:
+    """The sub-service's fields, normalized; unknown names and bad values are problems."""
+    specs = {spec.name: spec for spec in sub_service.fields}
+    values: dict[str, str] = {}
+    for name, raw in fields.items():
+        if not _FIELD_NAME.match(name):
+            problems["fields"] = "field names are lower-case letters, digits and '_'"
+        elif name not in specs:
+            problems[f"fields.{name}"] = "not a field of this sub-service"
+        elif len(raw) > MAX_FIELD_VALUE:
+            problems[f"fields.{name}"] = f"at most {specs[name].max_length} characters"
+    for name, spec in specs.items():
+        raw = fields.get(name, "")
+        if f"fields.{name}" in problems or len(raw) > MAX_FIELD_VALUE:
+            continue
+        if not raw.strip():
+            if spec.required:
+                problems[f"fields.{name}"] = "required"
+            continue
+        value, problem = check_field(
+            spec.type.value,
+            raw,
+            today=today,
+            max_length=spec.max_length,
+            options=[choice.value for choice in spec.options],
+            past_only=spec.past_only,
+        )
+        if problem:
+            problems[f"fields.{name}"] = problem
+        else:
+            values[name] = value
+    return values
+
+
+_IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}

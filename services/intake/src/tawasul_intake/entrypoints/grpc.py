@@ -2,38 +2,57 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
-from tawasul_platform.catalog import Catalog
+from tawasul_calendar import RIYADH, Locale, WorkingCalendar, format_date
+from tawasul_calendar.rules import to_hijri
+from tawasul_platform.catalog import Catalog, SubService, Text
+from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer_token, caller
 
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.app import handlers
-from tawasul_intake.app.ports import Documents, UnitOfWork
-from tawasul_intake.domain.model import Request, validate_submission
+from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
+from tawasul_intake.domain.fields import clean_text
+from tawasul_intake.domain.model import (
+    MAX_MESSAGE,
+    STATUS_LABELS,
+    Request,
+    Status,
+    validate_submission,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
 
 
-def to_wire(request: Request) -> intake_pb2.Request:
-    return intake_pb2.Request(
-        request_id=str(request.id),
-        request_number=request.number,
-        sub_service_code=request.sub_service_code,
-        status=STATUS_TO_WIRE[request.status],
-        description=request.description,
-        document_ids=[str(d) for d in request.document_ids],
-        applicant_id=request.applicant_id,
-        submitted_at=timestamp(request.submitted_at),
-        updated_at=timestamp(request.updated_at),
-        decision_message=request.decision_message,
+def display_date(at: datetime) -> common_pb2.DisplayDate:
+    day = at.astimezone(RIYADH).date()
+    return common_pb2.DisplayDate(
+        at=timestamp(at),
+        text_ar=format_date(day, Locale.AR),
+        text_en=format_date(day, Locale.EN),
+        hijri_date=to_hijri(day).isoformat(),
+        gregorian_date=day.isoformat(),
     )
+
+
+def _label(status: Status) -> common_pb2.LocalizedText:
+    ar, en = STATUS_LABELS[status]
+    return common_pb2.LocalizedText(ar=ar, en=en)
+
+
+def _text(text: Text) -> common_pb2.LocalizedText:
+    return common_pb2.LocalizedText(ar=text.ar, en=text.en)
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
@@ -42,37 +61,116 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         *,
         uow: Callable[[], UnitOfWork],
         documents: Documents,
+        registry: Registry,
+        sender: CodeSender,
         catalog: Catalog,
+        calendar: WorkingCalendar,
+        tracking: handlers.TrackingPolicy,
         secret: str,
+        now: Callable[[], datetime],
+        new_number: Callable[[], str],
     ) -> None:
         self._uow = uow
         self._documents = documents
+        self._registry = registry
+        self._sender = sender
         self._catalog = catalog
+        self._calendar = calendar
+        self._tracking = tracking
         self._secret = secret
+        self._now = now
+        self._new_number = new_number
+
+    def to_wire(self, request: Request) -> intake_pb2.Request:
+        department = self._catalog.departments.get(request.department_code)
+        return intake_pb2.Request(
+            request_id=str(request.id),
+            request_number=request.number,
+            sub_service_code=request.sub_service_code,
+            status=STATUS_TO_WIRE[request.status],
+            description=request.description,
+            document_ids=[str(d) for d in request.document_ids],
+            applicant_id=request.applicant_id,
+            submitted_at=timestamp(request.submitted_at),
+            updated_at=timestamp(request.updated_at),
+            decision_message=request.decision_message,
+            department_code=request.department_code,
+            department_name=_text(department.name) if department else None,
+            status_label=_label(request.status),
+            expected_completion=display_date(
+                request.expected_completion(self._calendar, self._now())
+            ),
+            subject_id=request.subject_id,
+            fields=request.fields,
+            catalog_version=request.catalog_version,
+            history=[
+                intake_pb2.HistoryEntry(
+                    status=STATUS_TO_WIRE[h.status],
+                    status_label=_label(h.status),
+                    at=timestamp(h.at),
+                    message=h.message,
+                )
+                for h in request.history
+            ],
+            cites_request_number=request.cites_number or "",
+            cited_by_request_numbers=request.cited_by,
+            follow_up_from=display_date(request.follow_up_from(self._calendar)),
+            follow_up_count=request.follow_up_count,
+        )
+
+    async def GetCatalog(
+        self, request: intake_pb2.GetCatalogRequest, context: Context
+    ) -> intake_pb2.GetCatalogResponse:
+        locale = "en" if request.locale[:8].strip().lower() == "en" else "ar"
+        by_department: dict[str, list[SubService]] = {}
+        for sub_service in self._catalog.sub_services.values():
+            by_department.setdefault(sub_service.department, []).append(sub_service)
+        return intake_pb2.GetCatalogResponse(
+            version=self._catalog.version,
+            locale=locale,
+            departments=[
+                intake_pb2.Department(
+                    code=d.code,
+                    name=d.name.in_locale(locale),
+                    description=d.description.in_locale(locale),
+                    sub_services=[_sub_service(s, locale) for s in by_department.get(d.code, [])],
+                )
+                for d in self._catalog.departments.values()
+            ],
+        )
 
     async def SubmitRequest(
         self, request: intake_pb2.SubmitRequestRequest, context: Context
     ) -> intake_pb2.SubmitRequestResponse:
+        now = self._now()
         contact = request.contact if request.HasField("contact") else common_pb2.Contact()
         submission = validate_submission(
             caller=caller(context, self._secret),
             catalog=self._catalog,
+            today=now.astimezone(RIYADH).date(),
             idempotency_key=request.idempotency_key,
             sub_service_code=request.sub_service_code,
             description=request.description,
+            subject_id=request.subject_id,
+            fields=dict(request.fields),
             document_ids=list(request.document_ids),
             mobile=contact.mobile,
             email=contact.email,
             locale=contact.locale,
+            cites_number=request.cites_request_number,
         )
         stored = await handlers.submit_request(
             uow=self._uow(),
             documents=self._documents,
+            registry=self._registry,
+            catalog=self._catalog,
+            calendar=self._calendar,
             token=bearer_token(context),
             submission=submission,
-            now=datetime.now(UTC),
+            now=now,
+            new_number=self._new_number,
         )
-        return intake_pb2.SubmitRequestResponse(request=to_wire(stored))
+        return intake_pb2.SubmitRequestResponse(request=self.to_wire(stored))
 
     async def GetRequest(
         self, request: intake_pb2.GetRequestRequest, context: Context
@@ -80,4 +178,153 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         found = await handlers.get_request(
             uow=self._uow(), caller=caller(context, self._secret), number=request.request_number
         )
-        return intake_pb2.GetRequestResponse(request=to_wire(found))
+        return intake_pb2.GetRequestResponse(request=self.to_wire(found))
+
+    async def ListMyRequests(
+        self, request: intake_pb2.ListMyRequestsRequest, context: Context
+    ) -> intake_pb2.ListMyRequestsResponse:
+        who = caller(context, self._secret)
+        if not 0 <= request.page_size <= MAX_PAGE:
+            raise InvalidArgument({"page_size": f"from 0 to {MAX_PAGE}"})
+        size = request.page_size or DEFAULT_PAGE
+        found = await handlers.list_my_requests(
+            uow=self._uow(), caller=who, after=_after(request.page_token), limit=size + 1
+        )
+        page, more = found[:size], len(found) > size
+        return intake_pb2.ListMyRequestsResponse(
+            requests=[self.to_wire(r) for r in page],
+            next_page_token=_token(page[-1]) if more else "",
+        )
+
+    async def StartTracking(
+        self, request: intake_pb2.StartTrackingRequest, context: Context
+    ) -> intake_pb2.StartTrackingResponse:
+        await handlers.start_tracking(
+            uow=self._uow(),
+            sender=self._sender,
+            policy=self._tracking,
+            query=handlers.TrackingQuery.typed(
+                request.request_number, request.id_number, request.mobile
+            ),
+            caller_key=_peer(context),
+            now=self._now(),
+        )
+        return intake_pb2.StartTrackingResponse(
+            code_valid_seconds=int(self._tracking.code_valid.total_seconds())
+        )
+
+    async def TrackRequest(
+        self, request: intake_pb2.TrackRequestRequest, context: Context
+    ) -> intake_pb2.TrackRequestResponse:
+        found = await handlers.track_request(
+            uow=self._uow(),
+            policy=self._tracking,
+            query=handlers.TrackingQuery.typed(
+                request.request_number, request.id_number, request.mobile
+            ),
+            code=request.code,
+            caller_key=_peer(context),
+            now=self._now(),
+        )
+        return intake_pb2.TrackRequestResponse(request=self.to_wire(found))
+
+    async def FollowUp(
+        self, request: intake_pb2.FollowUpRequest, context: Context
+    ) -> intake_pb2.FollowUpResponse:
+        who = caller(context, self._secret)
+        found = await handlers.follow_up(
+            uow=self._uow(),
+            caller=who,
+            calendar=self._calendar,
+            number=request.request_number,
+            message=_message(request.message, "message"),
+            now=self._now(),
+        )
+        return intake_pb2.FollowUpResponse(request=self.to_wire(found))
+
+    async def CancelRequest(
+        self, request: intake_pb2.CancelRequestRequest, context: Context
+    ) -> intake_pb2.CancelRequestResponse:
+        who = caller(context, self._secret)
+        found = await handlers.cancel_request(
+            uow=self._uow(),
+            caller=who,
+            number=request.request_number,
+            reason=_message(request.reason, "reason"),
+            now=self._now(),
+        )
+        return intake_pb2.CancelRequestResponse(request=self.to_wire(found))
+
+
+def _message(text: str, name: str) -> str:
+    if len(text) > MAX_MESSAGE:
+        raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
+    cleaned, problem = clean_text(text, max_length=MAX_MESSAGE)
+    if problem:
+        raise InvalidArgument({name: problem})
+    return cleaned
+
+
+def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
+    return intake_pb2.SubService(
+        code=s.code,
+        department_code=s.department,
+        name=s.name.in_locale(locale),
+        description=s.description.in_locale(locale),
+        filers=sorted(role.value for role in s.filers),
+        subject_nationalities=sorted(s.subject_nationalities),
+        fields=[
+            intake_pb2.FieldSpec(
+                name=f.name,
+                type=f.type.value,
+                label=f.label.in_locale(locale),
+                help=f.help.in_locale(locale),
+                required=f.required,
+                max_length=f.max_length,
+                choices=[
+                    intake_pb2.Choice(value=c.value, label=c.label.in_locale(locale))
+                    for c in f.options
+                ],
+                past_only=f.past_only,
+            )
+            for f in s.fields
+        ],
+        documents=[
+            intake_pb2.DocumentSpec(
+                kind=d.kind,
+                label=d.label.in_locale(locale),
+                required=d.required,
+                min_count=d.min_count,
+                max_count=d.max_count,
+                media_types=sorted(d.media_types),
+                max_bytes=d.max_bytes,
+            )
+            for d in s.documents
+        ],
+        sla_amount=s.sla.amount,
+        sla_unit=s.sla.unit.value,
+        fee_applies=s.fee_applies,
+    )
+
+
+def _token(last: Request) -> str:
+    return base64.urlsafe_b64encode(f"{last.submitted_at.isoformat()}|{last.id}".encode()).decode()
+
+
+def _after(token: str) -> tuple[datetime, uuid.UUID] | None:
+    if not token:
+        return None
+    try:
+        at, _, key = base64.urlsafe_b64decode(token[:200].encode()).decode().partition("|")
+        after = (datetime.fromisoformat(at), uuid.UUID(key))
+    except ValueError:
+        raise InvalidArgument({"page_token": "not a token this service issued"}) from None
+    if after[0].tzinfo is None:
+        raise InvalidArgument({"page_token": "not a token this service issued"})
+    return after
+
+
+def _peer(context: Context) -> str:
+    """The caller's network address without its port: the unit of the per-caller limits."""
+    peer = context.peer() or "unknown"
+    return peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer

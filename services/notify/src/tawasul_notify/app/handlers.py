@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import datetime
 
@@ -10,7 +11,16 @@ from tawasul_platform.errors import InvalidArgument, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 
 from tawasul_notify.app.ports import SmsGateway, UnitOfWork
-from tawasul_notify.domain.model import Channel, Delivery, Notice, compose_sms, delivery_id_for
+from tawasul_notify.domain.model import (
+    Channel,
+    Delivery,
+    Notice,
+    compose_sms,
+    delivery_id_for,
+    locale_of,
+    one_time_code_sms,
+    record_one_time_code,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +70,51 @@ async def list_deliveries(*, uow: UnitOfWork, caller: Principal, request_id: str
         raise InvalidArgument({"request_id": "not a request id"}) from None
     async with uow:
         return await uow.deliveries.list_for_request(key)
+
+
+_E164_SAUDI_MOBILE = re.compile(r"^\+9665[0-9]{8}$")
+_CODE = re.compile(r"^[0-9]{4,8}$")
+
+
+async def send_one_time_code(
+    *,
+    uow: UnitOfWork,
+    gateway: SmsGateway,
+    request_id: str,
+    mobile: str,
+    code: str,
+    locale: str,
+    valid_minutes: int,
+    now: datetime,
+) -> Delivery:
+    """Sends a tracking code; the delivery row keeps the text with the code masked."""
+    problems: dict[str, str] = {}
+    try:
+        request_key = uuid.UUID(request_id[:36])
+    except ValueError:
+        problems["request_id"] = "not a request id"
+    if not _E164_SAUDI_MOBILE.match(mobile):
+        problems["mobile"] = "a Saudi mobile number in E.164 form"
+    if not _CODE.match(code):
+        problems["code"] = "4 to 8 digits"
+    if not 1 <= valid_minutes <= 30:
+        problems["valid_minutes"] = "from 1 to 30"
+    if problems:
+        raise InvalidArgument(problems)
+    text, masked = one_time_code_sms(code=code, minutes=valid_minutes, locale=locale_of(locale))
+    delivery_id = uuid.uuid4()
+    outcome = await gateway.send(to=mobile, text=text, reference=str(delivery_id))
+    if not outcome.accepted:
+        log.warning("tracking code for %s refused by the gateway: %s", request_id, outcome.detail)
+    delivery = record_one_time_code(
+        delivery_id=delivery_id,
+        request_id=request_key,
+        mobile=mobile,
+        masked_text=masked,
+        outcome=outcome,
+        now=now,
+    )
+    async with uow:
+        await uow.deliveries.add(delivery)
+        await uow.commit()
+    return delivery

@@ -75,6 +75,17 @@ STATUS_TEMPLATES: dict[Status, dict[Locale, str]] = {
         ),
     },
 }
+# A tracking code: said once, short-lived, and stored nowhere but in the SMS itself.
+ONE_TIME_CODE_TEMPLATES: dict[Locale, str] = {
+    Locale.AR: (
+        "رمز التحقق لمتابعة طلبك في خدمة تواصل: {code}، صالح لمدة {minutes} دقائق."
+        " لا تشاركه مع أحد."
+    ),
+    Locale.EN: (
+        "Your Tawasul tracking code is {code}, valid for {minutes} minutes. Do not share it."
+    ),
+}
+ONE_TIME_CODE_EVENT = "tawasul.tracking.one-time-code"
 NOTE_TEMPLATES: dict[Locale, str] = {
     Locale.AR: " ملاحظة الموظف: {message}",
     Locale.EN: " Reviewer's note: {message}",
@@ -165,6 +176,15 @@ def delivery_id_for(event_id: uuid.UUID, channel: Channel) -> uuid.UUID:
     return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}/{channel.value}")
 
 
+def one_time_code_sms(*, code: str, minutes: int, locale: Locale) -> tuple[str, str]:
+    """The SMS text, and the same text with the code masked for the delivery record."""
+    template = ONE_TIME_CODE_TEMPLATES[locale]
+    return (
+        template.format(code=code, minutes=minutes),
+        template.format(code="•" * len(code), minutes=minutes),
+    )
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     """What the gateway answered: accepted (with its id) or refused."""
@@ -212,6 +232,31 @@ class Delivery:
         )
         delivery.events.append(DeliveryRecorded(delivery=delivery))
         return delivery
+
+
+def record_one_time_code(
+    *,
+    delivery_id: uuid.UUID,
+    request_id: uuid.UUID,
+    mobile: str,
+    masked_text: str,
+    outcome: SendOutcome,
+    now: datetime,
+) -> Delivery:
+    delivery = Delivery(
+        id=delivery_id,
+        request_id=request_id,
+        cause_event_id=delivery_id,
+        cause_event_type=ONE_TIME_CODE_EVENT,
+        channel=Channel.SMS,
+        recipient=mobile,
+        text=masked_text,
+        status=DeliveryStatus.ACCEPTED if outcome.accepted else DeliveryStatus.FAILED,
+        provider_message_id=outcome.provider_message_id,
+        created_at=now,
+    )
+    delivery.events.append(DeliveryRecorded(delivery=delivery))
+    return delivery
 
 
 @dataclass(frozen=True)

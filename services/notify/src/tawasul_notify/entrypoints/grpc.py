@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -11,7 +12,7 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import UnitOfWork
+from tawasul_notify.app.ports import SmsGateway, UnitOfWork
 from tawasul_notify.domain.model import Delivery, DeliveryStatus
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,8 +38,9 @@ def to_wire(delivery: Delivery) -> notify_pb2.Delivery:
 
 
 class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], secret: str) -> None:
+    def __init__(self, *, uow: Callable[[], UnitOfWork], gateway: SmsGateway, secret: str) -> None:
         self._uow = uow
+        self._gateway = gateway
         self._secret = secret
 
     async def ListDeliveries(
@@ -48,3 +50,18 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             uow=self._uow(), caller=caller(context, self._secret), request_id=request.request_id
         )
         return notify_pb2.ListDeliveriesResponse(deliveries=[to_wire(d) for d in found])
+
+    async def SendOneTimeCode(
+        self, request: notify_pb2.SendOneTimeCodeRequest, context: Context
+    ) -> notify_pb2.SendOneTimeCodeResponse:
+        delivery = await handlers.send_one_time_code(
+            uow=self._uow(),
+            gateway=self._gateway,
+            request_id=request.request_id,
+            mobile=request.mobile,
+            code=request.code,
+            locale=request.locale,
+            valid_minutes=request.valid_minutes,
+            now=datetime.now(UTC),
+        )
+        return notify_pb2.SendOneTimeCodeResponse(delivery_id=str(delivery.id))

@@ -5,6 +5,7 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -32,6 +33,18 @@ class _RequestStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Request
     """مقبول"""
     REQUEST_STATUS_REJECTED: _RequestStatus.ValueType  # 4
     """مرفوض"""
+    REQUEST_STATUS_NEEDS_MORE_INFO: _RequestStatus.ValueType  # 5
+    """بحاجة لإجراءات إضافية / معاد لمقدم الطلب: waits on the beneficiary; the SLA clock is paused."""
+    REQUEST_STATUS_RETURNED_BY_APPLICANT: _RequestStatus.ValueType  # 6
+    """معاد من مقدم الطلب: the beneficiary answered; back with the reviewer."""
+    REQUEST_STATUS_PROCESSED: _RequestStatus.ValueType  # 7
+    """تمت المعالجة"""
+    REQUEST_STATUS_CLOSED: _RequestStatus.ValueType  # 8
+    """مغلق: closed without a decision (e.g. an information request expired)."""
+    REQUEST_STATUS_CANCELLED: _RequestStatus.ValueType  # 9
+    """ملغي: withdrawn by the beneficiary before a decision."""
+    REQUEST_STATUS_TRANSFERRED: _RequestStatus.ValueType  # 10
+    """محال: sent to another department's queue."""
 
 class RequestStatus(_RequestStatus, metaclass=_RequestStatusEnumTypeWrapper):
     """The status of a request as the beneficiary sees it."""
@@ -45,6 +58,18 @@ REQUEST_STATUS_ACCEPTED: RequestStatus.ValueType  # 3
 """مقبول"""
 REQUEST_STATUS_REJECTED: RequestStatus.ValueType  # 4
 """مرفوض"""
+REQUEST_STATUS_NEEDS_MORE_INFO: RequestStatus.ValueType  # 5
+"""بحاجة لإجراءات إضافية / معاد لمقدم الطلب: waits on the beneficiary; the SLA clock is paused."""
+REQUEST_STATUS_RETURNED_BY_APPLICANT: RequestStatus.ValueType  # 6
+"""معاد من مقدم الطلب: the beneficiary answered; back with the reviewer."""
+REQUEST_STATUS_PROCESSED: RequestStatus.ValueType  # 7
+"""تمت المعالجة"""
+REQUEST_STATUS_CLOSED: RequestStatus.ValueType  # 8
+"""مغلق: closed without a decision (e.g. an information request expired)."""
+REQUEST_STATUS_CANCELLED: RequestStatus.ValueType  # 9
+"""ملغي: withdrawn by the beneficiary before a decision."""
+REQUEST_STATUS_TRANSFERRED: RequestStatus.ValueType  # 10
+"""محال: sent to another department's queue."""
 Global___RequestStatus: _TypeAlias = RequestStatus  # noqa: Y015
 
 @_typing.final
@@ -75,3 +100,64 @@ class Contact(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Contact: _TypeAlias = Contact  # noqa: Y015
+
+@_typing.final
+class LocalizedText(_message.Message):
+    """A text in both languages of the service; Arabic is the default."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AR_FIELD_NUMBER: _builtins.int
+    EN_FIELD_NUMBER: _builtins.int
+    ar: _builtins.str
+    en: _builtins.str
+    def __init__(
+        self,
+        *,
+        ar: _builtins.str = ...,
+        en: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ar", b"ar", "en", b"en"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocalizedText: _TypeAlias = LocalizedText  # noqa: Y015
+
+@_typing.final
+class DisplayDate(_message.Message):
+    """A date as beneficiaries read it, in the Umm al-Qura Hijri and the Gregorian calendars."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    TEXT_AR_FIELD_NUMBER: _builtins.int
+    TEXT_EN_FIELD_NUMBER: _builtins.int
+    HIJRI_DATE_FIELD_NUMBER: _builtins.int
+    GREGORIAN_DATE_FIELD_NUMBER: _builtins.int
+    text_ar: _builtins.str
+    """e.g. "الثلاثاء ٢١ جمادى الآخرة ١٤٤٨ هـ الموافق ١ ديسمبر ٢٠٢٦ م" """
+    text_en: _builtins.str
+    """e.g. "Tuesday 21 Jumada al-Akhirah 1448 AH (1 December 2026)" """
+    hijri_date: _builtins.str
+    """ISO dates in Riyadh: "1448-06-21" (Umm al-Qura) and "2026-12-01"."""
+    gregorian_date: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        text_ar: _builtins.str = ...,
+        text_en: _builtins.str = ...,
+        hijri_date: _builtins.str = ...,
+        gregorian_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "gregorian_date", b"gregorian_date", "hijri_date", b"hijri_date", "text_ar", b"text_ar", "text_en", b"text_en"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisplayDate: _TypeAlias = DisplayDate  # noqa: Y015

@@ -38,6 +38,8 @@ class Envelope(_message.Message):
     REQUEST_ROUTED_FIELD_NUMBER: _builtins.int
     REQUEST_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
     NOTIFICATION_SENT_FIELD_NUMBER: _builtins.int
+    REQUEST_FOLLOWED_UP_FIELD_NUMBER: _builtins.int
+    REQUEST_CANCELLED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per event; consumers de-duplicate on it."""
     event_type: _builtins.str
@@ -56,6 +58,10 @@ class Envelope(_message.Message):
     def request_status_changed(self) -> Global___RequestStatusChanged: ...
     @_builtins.property
     def notification_sent(self) -> Global___NotificationSent: ...
+    @_builtins.property
+    def request_followed_up(self) -> Global___RequestFollowedUp: ...
+    @_builtins.property
+    def request_cancelled(self) -> Global___RequestCancelled: ...
     def __init__(
         self,
         *,
@@ -69,12 +75,14 @@ class Envelope(_message.Message):
         request_routed: Global___RequestRouted | None = ...,
         request_status_changed: Global___RequestStatusChanged | None = ...,
         notification_sent: Global___NotificationSent | None = ...,
+        request_followed_up: Global___RequestFollowedUp | None = ...,
+        request_cancelled: Global___RequestCancelled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -86,6 +94,26 @@ class RequestSubmitted(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
@@ -94,17 +122,35 @@ class RequestSubmitted(_message.Message):
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
     SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    CATALOG_VERSION_FIELD_NUMBER: _builtins.int
+    EXPECTED_COMPLETION_AT_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
     description: _builtins.str
     applicant_id: _builtins.str
+    subject_id: _builtins.str
+    """The person the request is about (the applicant, a dependent or a sponsored worker)."""
+    catalog_version: _builtins.int
+    department_code: _builtins.str
+    cites_request_number: _builtins.str
+    """The rejected request this one corrects, if any."""
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
     @_builtins.property
     def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def expected_completion_at(self) -> _timestamp_pb2.Timestamp:
+        """The completion date promised to the beneficiary at submission."""
+
     def __init__(
         self,
         *,
@@ -116,14 +162,90 @@ class RequestSubmitted(_message.Message):
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
         contact: _common_pb2.Contact | None = ...,
         submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        subject_id: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        catalog_version: _builtins.int = ...,
+        expected_completion_at: _timestamp_pb2.Timestamp | None = ...,
+        department_code: _builtins.str = ...,
+        cites_request_number: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "expected_completion_at", b"expected_completion_at", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "description", b"description", "document_ids", b"document_ids", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "expected_completion_at", b"expected_completion_at", "fields", b"fields", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestSubmitted: _TypeAlias = RequestSubmitted  # noqa: Y015
+
+@_typing.final
+class RequestFollowedUp(_message.Message):
+    """Topic tawasul.requests.applicant-actions.v1, produced by intake: the beneficiary followed
+    up on a request still waiting for an answer.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_COUNT_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    message: _builtins.str
+    follow_up_count: _builtins.int
+    """How many follow-ups the request has had, this one included."""
+    @_builtins.property
+    def contact(self) -> _common_pb2.Contact: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        message: _builtins.str = ...,
+        follow_up_count: _builtins.int = ...,
+        contact: _common_pb2.Contact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "follow_up_count", b"follow_up_count", "message", b"message", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestFollowedUp: _TypeAlias = RequestFollowedUp  # noqa: Y015
+
+@_typing.final
+class RequestCancelled(_message.Message):
+    """Topic tawasul.requests.applicant-actions.v1, produced by intake: the beneficiary withdrew
+    an undecided request.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def contact(self) -> _common_pb2.Contact: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        contact: _common_pb2.Contact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestCancelled: _TypeAlias = RequestCancelled  # noqa: Y015
 
 @_typing.final
 class RequestRouted(_message.Message):

@@ -26,23 +26,67 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tawasul.common.v1 import common_pb2 as tawasul_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/intake/v1/intake.proto\x12\x11tawasul.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etawasul/common/v1/common.proto\"\xa1\x01\n\x14SubmitRequestRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x18\n\x10sub_service_code\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x04 \x03(\t\x12+\n\x07\x63ontact\x18\x05 \x01(\x0b\x32\x1a.tawasul.common.v1.Contact\"\xbe\x02\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0erequest_number\x18\x02 \x01(\t\x12\x18\n\x10sub_service_code\x18\x03 \x01(\t\x12\x30\n\x06status\x18\x04 \x01(\x0e\x32 .tawasul.common.v1.RequestStatus\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x06 \x03(\t\x12\x14\n\x0c\x61pplicant_id\x18\x07 \x01(\t\x12\x30\n\x0csubmitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64\x65\x63ision_message\x18\n \x01(\t\"D\n\x15SubmitRequestResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request\"+\n\x11GetRequestRequest\x12\x16\n\x0erequest_number\x18\x01 \x01(\t\"A\n\x12GetRequestResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request2\xce\x01\n\rIntakeService\x12\x62\n\rSubmitRequest\x12\'.tawasul.intake.v1.SubmitRequestRequest\x1a(.tawasul.intake.v1.SubmitRequestResponse\x12Y\n\nGetRequest\x12$.tawasul.intake.v1.GetRequestRequest\x1a%.tawasul.intake.v1.GetRequestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/intake/v1/intake.proto\x12\x11tawasul.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etawasul/common/v1/common.proto\"#\n\x11GetCatalogRequest\x12\x0e\n\x06locale\x18\x01 \x01(\t\"&\n\x06\x43hoice\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xa9\x01\n\tFieldSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12\x10\n\x08required\x18\x05 \x01(\x08\x12\x12\n\nmax_length\x18\x06 \x01(\r\x12*\n\x07\x63hoices\x18\x07 \x03(\x0b\x32\x19.tawasul.intake.v1.Choice\x12\x11\n\tpast_only\x18\x08 \x01(\x08\"\x8b\x01\n\x0c\x44ocumentSpec\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x11\n\tmin_count\x18\x04 \x01(\r\x12\x11\n\tmax_count\x18\x05 \x01(\r\x12\x13\n\x0bmedia_types\x18\x06 \x03(\t\x12\x11\n\tmax_bytes\x18\x07 \x01(\x03\"\xa2\x02\n\nSubService\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06\x66ilers\x18\x05 \x03(\t\x12\x1d\n\x15subject_nationalities\x18\x06 \x03(\t\x12,\n\x06\x66ields\x18\x07 \x03(\x0b\x32\x1c.tawasul.intake.v1.FieldSpec\x12\x32\n\tdocuments\x18\x08 \x03(\x0b\x32\x1f.tawasul.intake.v1.DocumentSpec\x12\x12\n\nsla_amount\x18\t \x01(\r\x12\x10\n\x08sla_unit\x18\n \x01(\t\x12\x13\n\x0b\x66\x65\x65_applies\x18\x0b \x01(\x08\"r\n\nDepartment\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x33\n\x0csub_services\x18\x04 \x03(\x0b\x32\x1d.tawasul.intake.v1.SubService\"i\n\x12GetCatalogResponse\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06locale\x18\x02 \x01(\t\x12\x32\n\x0b\x64\x65partments\x18\x03 \x03(\x0b\x32\x1d.tawasul.intake.v1.Department\"\xc7\x02\n\x14SubmitRequestRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x18\n\x10sub_service_code\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x04 \x03(\t\x12+\n\x07\x63ontact\x18\x05 \x01(\x0b\x32\x1a.tawasul.common.v1.Contact\x12\x12\n\nsubject_id\x18\x06 \x01(\t\x12\x43\n\x06\x66ields\x18\x07 \x03(\x0b\x32\x33.tawasul.intake.v1.SubmitRequestRequest.FieldsEntry\x12\x1c\n\x14\x63ites_request_number\x18\x08 \x01(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb1\x01\n\x0cHistoryEntry\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .tawasul.common.v1.RequestStatus\x12\x36\n\x0cstatus_label\x18\x02 \x01(\x0b\x32 .tawasul.common.v1.LocalizedText\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xde\x06\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0erequest_number\x18\x02 \x01(\t\x12\x18\n\x10sub_service_code\x18\x03 \x01(\t\x12\x30\n\x06status\x18\x04 \x01(\x0e\x32 .tawasul.common.v1.RequestStatus\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x06 \x03(\t\x12\x14\n\x0c\x61pplicant_id\x18\x07 \x01(\t\x12\x30\n\x0csubmitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64\x65\x63ision_message\x18\n \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x0b \x01(\t\x12\x39\n\x0f\x64\x65partment_name\x18\x0c \x01(\x0b\x32 .tawasul.common.v1.LocalizedText\x12\x36\n\x0cstatus_label\x18\r \x01(\x0b\x32 .tawasul.common.v1.LocalizedText\x12;\n\x13\x65xpected_completion\x18\x0e \x01(\x0b\x32\x1e.tawasul.common.v1.DisplayDate\x12\x12\n\nsubject_id\x18\x0f \x01(\t\x12\x36\n\x06\x66ields\x18\x10 \x03(\x0b\x32&.tawasul.intake.v1.Request.FieldsEntry\x12\x17\n\x0f\x63\x61talog_version\x18\x11 \x01(\r\x12\x30\n\x07history\x18\x12 \x03(\x0b\x32\x1f.tawasul.intake.v1.HistoryEntry\x12\x1c\n\x14\x63ites_request_number\x18\x13 \x01(\t\x12 \n\x18\x63ited_by_request_numbers\x18\x14 \x03(\t\x12\x36\n\x0e\x66ollow_up_from\x18\x15 \x01(\x0b\x32\x1e.tawasul.common.v1.DisplayDate\x12\x17\n\x0f\x66ollow_up_count\x18\x16 \x01(\r\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x15SubmitRequestResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request\"+\n\x11GetRequestRequest\x12\x16\n\x0erequest_number\x18\x01 \x01(\t\"A\n\x12GetRequestResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request\">\n\x15ListMyRequestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x16ListMyRequestsResponse\x12,\n\x08requests\x18\x01 \x03(\x0b\x32\x1a.tawasul.intake.v1.Request\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\x14StartTrackingRequest\x12\x16\n\x0erequest_number\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0e\n\x06mobile\x18\x03 \x01(\t\"3\n\x15StartTrackingResponse\x12\x1a\n\x12\x63ode_valid_seconds\x18\x01 \x01(\x05\"^\n\x13TrackRequestRequest\x12\x16\n\x0erequest_number\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0e\n\x06mobile\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\"C\n\x14TrackRequestResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request\":\n\x0f\x46ollowUpRequest\x12\x16\n\x0erequest_number\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"?\n\x10\x46ollowUpResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request\">\n\x14\x43\x61ncelRequestRequest\x12\x16\n\x0erequest_number\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x15\x43\x61ncelRequestResponse\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.tawasul.intake.v1.Request2\x8e\x06\n\rIntakeService\x12Y\n\nGetCatalog\x12$.tawasul.intake.v1.GetCatalogRequest\x1a%.tawasul.intake.v1.GetCatalogResponse\x12\x62\n\rSubmitRequest\x12\'.tawasul.intake.v1.SubmitRequestRequest\x1a(.tawasul.intake.v1.SubmitRequestResponse\x12Y\n\nGetRequest\x12$.tawasul.intake.v1.GetRequestRequest\x1a%.tawasul.intake.v1.GetRequestResponse\x12\x65\n\x0eListMyRequests\x12(.tawasul.intake.v1.ListMyRequestsRequest\x1a).tawasul.intake.v1.ListMyRequestsResponse\x12\x62\n\rStartTracking\x12\'.tawasul.intake.v1.StartTrackingRequest\x1a(.tawasul.intake.v1.StartTrackingResponse\x12_\n\x0cTrackRequest\x12&.tawasul.intake.v1.TrackRequestRequest\x1a\'.tawasul.intake.v1.TrackRequestResponse\x12S\n\x08\x46ollowUp\x12\".tawasul.intake.v1.FollowUpRequest\x1a#.tawasul.intake.v1.FollowUpResponse\x12\x62\n\rCancelRequest\x12\'.tawasul.intake.v1.CancelRequestRequest\x1a(.tawasul.intake.v1.CancelRequestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.intake.v1.intake_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITREQUESTREQUEST']._serialized_start=119
-  _globals['_SUBMITREQUESTREQUEST']._serialized_end=280
-  _globals['_REQUEST']._serialized_start=283
-  _globals['_REQUEST']._serialized_end=601
-  _globals['_SUBMITREQUESTRESPONSE']._serialized_start=603
-  _globals['_SUBMITREQUESTRESPONSE']._serialized_end=671
-  _globals['_GETREQUESTREQUEST']._serialized_start=673
-  _globals['_GETREQUESTREQUEST']._serialized_end=716
-  _globals['_GETREQUESTRESPONSE']._serialized_start=718
-  _globals['_GETREQUESTRESPONSE']._serialized_end=783
-  _globals['_INTAKESERVICE']._serialized_start=786
-  _globals['_INTAKESERVICE']._serialized_end=992
+  _globals['_SUBMITREQUESTREQUEST_FIELDSENTRY']._loaded_options = None
+  _globals['_SUBMITREQUESTREQUEST_FIELDSENTRY']._serialized_options = b'8\001'
+  _globals['_REQUEST_FIELDSENTRY']._loaded_options = None
+  _globals['_REQUEST_FIELDSENTRY']._serialized_options = b'8\001'
+  _globals['_GETCATALOGREQUEST']._serialized_start=118
+  _globals['_GETCATALOGREQUEST']._serialized_end=153
+  _globals['_CHOICE']._serialized_start=155
+  _globals['_CHOICE']._serialized_end=193
+  _globals['_FIELDSPEC']._serialized_start=196
+  _globals['_FIELDSPEC']._serialized_end=365
+  _globals['_DOCUMENTSPEC']._serialized_start=368
+  _globals['_DOCUMENTSPEC']._serialized_end=507
+  _globals['_SUBSERVICE']._serialized_start=510
+  _globals['_SUBSERVICE']._serialized_end=800
+  _globals['_DEPARTMENT']._serialized_start=802
+  _globals['_DEPARTMENT']._serialized_end=916
+  _globals['_GETCATALOGRESPONSE']._serialized_start=918
+  _globals['_GETCATALOGRESPONSE']._serialized_end=1023
+  _globals['_SUBMITREQUESTREQUEST']._serialized_start=1026
+  _globals['_SUBMITREQUESTREQUEST']._serialized_end=1353
+  _globals['_SUBMITREQUESTREQUEST_FIELDSENTRY']._serialized_start=1308
+  _globals['_SUBMITREQUESTREQUEST_FIELDSENTRY']._serialized_end=1353
+  _globals['_HISTORYENTRY']._serialized_start=1356
+  _globals['_HISTORYENTRY']._serialized_end=1533
+  _globals['_REQUEST']._serialized_start=1536
+  _globals['_REQUEST']._serialized_end=2398
+  _globals['_REQUEST_FIELDSENTRY']._serialized_start=1308
+  _globals['_REQUEST_FIELDSENTRY']._serialized_end=1353
+  _globals['_SUBMITREQUESTRESPONSE']._serialized_start=2400
+  _globals['_SUBMITREQUESTRESPONSE']._serialized_end=2468
+  _globals['_GETREQUESTREQUEST']._serialized_start=2470
+  _globals['_GETREQUESTREQUEST']._serialized_end=2513
+  _globals['_GETREQUESTRESPONSE']._serialized_start=2515
+  _globals['_GETREQUESTRESPONSE']._serialized_end=2580
+  _globals['_LISTMYREQUESTSREQUEST']._serialized_start=2582
+  _globals['_LISTMYREQUESTSREQUEST']._serialized_end=2644
+  _globals['_LISTMYREQUESTSRESPONSE']._serialized_start=2646
+  _globals['_LISTMYREQUESTSRESPONSE']._serialized_end=2741
+  _globals['_STARTTRACKINGREQUEST']._serialized_start=2743
+  _globals['_STARTTRACKINGREQUEST']._serialized_end=2824
+  _globals['_STARTTRACKINGRESPONSE']._serialized_start=2826
+  _globals['_STARTTRACKINGRESPONSE']._serialized_end=2877
+  _globals['_TRACKREQUESTREQUEST']._serialized_start=2879
+  _globals['_TRACKREQUESTREQUEST']._serialized_end=2973
+  _globals['_TRACKREQUESTRESPONSE']._serialized_start=2975
+  _globals['_TRACKREQUESTRESPONSE']._serialized_end=3042
+  _globals['_FOLLOWUPREQUEST']._serialized_start=3044
+  _globals['_FOLLOWUPREQUEST']._serialized_end=3102
+  _globals['_FOLLOWUPRESPONSE']._serialized_start=3104
+  _globals['_FOLLOWUPRESPONSE']._serialized_end=3167
+  _globals['_CANCELREQUESTREQUEST']._serialized_start=3169
+  _globals['_CANCELREQUESTREQUEST']._serialized_end=3231
+  _globals['_CANCELREQUESTRESPONSE']._serialized_start=3233
+  _globals['_CANCELREQUESTRESPONSE']._serialized_end=3301
+  _globals['_INTAKESERVICE']._serialized_start=3304
+  _globals['_INTAKESERVICE']._serialized_end=4086
 # @@protoc_insertion_point(module_scope)

@@ -21,26 +21,301 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetCatalogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    """"ar" (default) or "en": the language of `name`, `description`, labels and help."""
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locale", b"locale"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCatalogRequest: _TypeAlias = GetCatalogRequest  # noqa: Y015
+
+@_typing.final
+class Choice(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    value: _builtins.str
+    label: _builtins.str
+    def __init__(
+        self,
+        *,
+        value: _builtins.str = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Choice: _TypeAlias = Choice  # noqa: Y015
+
+@_typing.final
+class FieldSpec(_message.Message):
+    """One value the sub-service needs, with how it is checked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    HELP_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    MAX_LENGTH_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    PAST_ONLY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The key in SubmitRequestRequest.fields."""
+    type: _builtins.str
+    """national_id, iqama_number, id_number, border_number, visa_number, passport_number,
+    establishment_number, date (YYYY-MM-DD), text, choice or nationality (ISO 3166 alpha-3).
+    """
+    label: _builtins.str
+    help: _builtins.str
+    required: _builtins.bool
+    max_length: _builtins.int
+    past_only: _builtins.bool
+    """Dates that must not be in the future (a date of birth)."""
+    @_builtins.property
+    def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        type: _builtins.str = ...,
+        label: _builtins.str = ...,
+        help: _builtins.str = ...,
+        required: _builtins.bool = ...,
+        max_length: _builtins.int = ...,
+        choices: _abc.Iterable[Global___Choice] | None = ...,
+        past_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "past_only", b"past_only", "required", b"required", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FieldSpec: _TypeAlias = FieldSpec  # noqa: Y015
+
+@_typing.final
+class DocumentSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    MIN_COUNT_FIELD_NUMBER: _builtins.int
+    MAX_COUNT_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPES_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    label: _builtins.str
+    required: _builtins.bool
+    min_count: _builtins.int
+    max_count: _builtins.int
+    max_bytes: _builtins.int
+    @_builtins.property
+    def media_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        label: _builtins.str = ...,
+        required: _builtins.bool = ...,
+        min_count: _builtins.int = ...,
+        max_count: _builtins.int = ...,
+        media_types: _abc.Iterable[_builtins.str] | None = ...,
+        max_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "label", b"label", "max_bytes", b"max_bytes", "max_count", b"max_count", "media_types", b"media_types", "min_count", b"min_count", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSpec: _TypeAlias = DocumentSpec  # noqa: Y015
+
+@_typing.final
+class SubService(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    FILERS_FIELD_NUMBER: _builtins.int
+    SUBJECT_NATIONALITIES_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    SLA_AMOUNT_FIELD_NUMBER: _builtins.int
+    SLA_UNIT_FIELD_NUMBER: _builtins.int
+    FEE_APPLIES_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Stable code, e.g. "passports.issue-renewal-problem"."""
+    department_code: _builtins.str
+    name: _builtins.str
+    description: _builtins.str
+    sla_amount: _builtins.int
+    """The promise: e.g. 7 "working_days" or 72 "working_hours" on the Saudi calendar."""
+    sla_unit: _builtins.str
+    fee_applies: _builtins.bool
+    @_builtins.property
+    def filers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who may file it: "citizen", "resident", "establishment"."""
+
+    @_builtins.property
+    def subject_nationalities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ISO 3166 alpha-3 nationalities of the person the request is about; empty means any."""
+
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldSpec]: ...
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentSpec]: ...
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        filers: _abc.Iterable[_builtins.str] | None = ...,
+        subject_nationalities: _abc.Iterable[_builtins.str] | None = ...,
+        fields: _abc.Iterable[Global___FieldSpec] | None = ...,
+        documents: _abc.Iterable[Global___DocumentSpec] | None = ...,
+        sla_amount: _builtins.int = ...,
+        sla_unit: _builtins.str = ...,
+        fee_applies: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "department_code", b"department_code", "description", b"description", "documents", b"documents", "fee_applies", b"fee_applies", "fields", b"fields", "filers", b"filers", "name", b"name", "sla_amount", b"sla_amount", "sla_unit", b"sla_unit", "subject_nationalities", b"subject_nationalities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubService: _TypeAlias = SubService  # noqa: Y015
+
+@_typing.final
+class Department(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SUB_SERVICES_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    name: _builtins.str
+    description: _builtins.str
+    @_builtins.property
+    def sub_services(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubService]: ...
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        sub_services: _abc.Iterable[Global___SubService] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "description", b"description", "name", b"name", "sub_services", b"sub_services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Department: _TypeAlias = Department  # noqa: Y015
+
+@_typing.final
+class GetCatalogResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    locale: _builtins.str
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Department]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        locale: _builtins.str = ...,
+        departments: _abc.Iterable[Global___Department] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["departments", b"departments", "locale", b"locale", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCatalogResponse: _TypeAlias = GetCatalogResponse  # noqa: Y015
+
+@_typing.final
 class SubmitRequestRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Chosen by the channel, unique per submission attempt (a UUID is fine)."""
     sub_service_code: _builtins.str
-    """A sub-service code from the catalog, e.g. "passport.issue-renewal-problem"."""
+    """A sub-service code from the catalog, e.g. "passports.issue-renewal-problem"."""
     description: _builtins.str
     """A precise description of the problem."""
+    subject_id: _builtins.str
+    """The ID number of the person the request is about: empty for the caller, or one of the
+    caller's dependents, or (for an establishment) one of its sponsored workers.
+    """
+    cites_request_number: _builtins.str
+    """A rejected request of the caller's that this one corrects."""
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Documents uploaded beforehand to DocsService by the same account."""
 
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The sub-service's fields, by FieldSpec.name."""
+
     def __init__(
         self,
         *,
@@ -49,18 +324,74 @@ class SubmitRequestRequest(_message.Message):
         description: _builtins.str = ...,
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
         contact: _common_pb2.Contact | None = ...,
+        subject_id: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cites_request_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "description", b"description", "document_ids", b"document_ids", "idempotency_key", b"idempotency_key", "sub_service_code", b"sub_service_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cites_request_number", b"cites_request_number", "contact", b"contact", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "idempotency_key", b"idempotency_key", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitRequestRequest: _TypeAlias = SubmitRequestRequest  # noqa: Y015
 
 @_typing.final
+class HistoryEntry(_message.Message):
+    """One step of a request's public history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_LABEL_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    status: _common_pb2.RequestStatus.ValueType
+    message: _builtins.str
+    """What the office told the beneficiary at this step, if anything."""
+    @_builtins.property
+    def status_label(self) -> _common_pb2.LocalizedText: ...
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        status: _common_pb2.RequestStatus.ValueType = ...,
+        status_label: _common_pb2.LocalizedText | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "status_label", b"status_label"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "message", b"message", "status", b"status", "status_label", b"status_label"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
+
+@_typing.final
 class Request(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
@@ -72,21 +403,61 @@ class Request(_message.Message):
     SUBMITTED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DECISION_MESSAGE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_NAME_FIELD_NUMBER: _builtins.int
+    STATUS_LABEL_FIELD_NUMBER: _builtins.int
+    EXPECTED_COMPLETION_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    CATALOG_VERSION_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    CITED_BY_REQUEST_NUMBERS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_FROM_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_COUNT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
-    """The number the beneficiary quotes, sent by SMS."""
+    """The number the beneficiary quotes, sent by SMS: "TW" + 8 digits + a check digit."""
     sub_service_code: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
     description: _builtins.str
     applicant_id: _builtins.str
     decision_message: _builtins.str
     """The reviewer's message to the beneficiary with the latest decision, if any."""
+    department_code: _builtins.str
+    subject_id: _builtins.str
+    """The person the request is about."""
+    catalog_version: _builtins.int
+    """The catalog version the request was filed under."""
+    cites_request_number: _builtins.str
+    """The rejected request this one corrects, and the requests that cite this one."""
+    follow_up_count: _builtins.int
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def department_name(self) -> _common_pb2.LocalizedText: ...
+    @_builtins.property
+    def status_label(self) -> _common_pb2.LocalizedText: ...
+    @_builtins.property
+    def expected_completion(self) -> _common_pb2.DisplayDate:
+        """When the office expects to have answered, on the Saudi working-day calendar; it moves
+        out while the request waits on the beneficiary.
+        """
+
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]: ...
+    @_builtins.property
+    def cited_by_request_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def follow_up_from(self) -> _common_pb2.DisplayDate:
+        """From when a follow-up is possible."""
+
     def __init__(
         self,
         *,
@@ -100,10 +471,22 @@ class Request(_message.Message):
         submitted_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         decision_message: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        department_name: _common_pb2.LocalizedText | None = ...,
+        status_label: _common_pb2.LocalizedText | None = ...,
+        expected_completion: _common_pb2.DisplayDate | None = ...,
+        subject_id: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        catalog_version: _builtins.int = ...,
+        history: _abc.Iterable[Global___HistoryEntry] | None = ...,
+        cites_request_number: _builtins.str = ...,
+        cited_by_request_numbers: _abc.Iterable[_builtins.str] | None = ...,
+        follow_up_from: _common_pb2.DisplayDate | None = ...,
+        follow_up_count: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "decision_message", b"decision_message", "description", b"description", "document_ids", b"document_ids", "request_id", b"request_id", "request_number", b"request_number", "status", b"status", "sub_service_code", b"sub_service_code", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "request_id", b"request_id", "request_number", b"request_number", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -167,3 +550,230 @@ class GetRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRequestResponse: _TypeAlias = GetRequestResponse  # noqa: Y015
+
+@_typing.final
+class ListMyRequestsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """0 means 20, at most 100."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyRequestsRequest: _TypeAlias = ListMyRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListMyRequestsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___Request]: ...
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___Request] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyRequestsResponse: _TypeAlias = ListMyRequestsResponse  # noqa: Y015
+
+@_typing.final
+class StartTrackingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    MOBILE_FIELD_NUMBER: _builtins.int
+    request_number: _builtins.str
+    id_number: _builtins.str
+    """The national ID or iqama number of the person the request is about."""
+    mobile: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_number: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        mobile: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_number", b"id_number", "mobile", b"mobile", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartTrackingRequest: _TypeAlias = StartTrackingRequest  # noqa: Y015
+
+@_typing.final
+class StartTrackingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_VALID_SECONDS_FIELD_NUMBER: _builtins.int
+    code_valid_seconds: _builtins.int
+    """How long a code sent now stays valid."""
+    def __init__(
+        self,
+        *,
+        code_valid_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_valid_seconds", b"code_valid_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartTrackingResponse: _TypeAlias = StartTrackingResponse  # noqa: Y015
+
+@_typing.final
+class TrackRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    MOBILE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    request_number: _builtins.str
+    id_number: _builtins.str
+    mobile: _builtins.str
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_number: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        mobile: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "id_number", b"id_number", "mobile", b"mobile", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrackRequestRequest: _TypeAlias = TrackRequestRequest  # noqa: Y015
+
+@_typing.final
+class TrackRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request: ...
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrackRequestResponse: _TypeAlias = TrackRequestResponse  # noqa: Y015
+
+@_typing.final
+class FollowUpRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    request_number: _builtins.str
+    message: _builtins.str
+    """What the beneficiary adds; optional."""
+    def __init__(
+        self,
+        *,
+        request_number: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowUpRequest: _TypeAlias = FollowUpRequest  # noqa: Y015
+
+@_typing.final
+class FollowUpResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request: ...
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowUpResponse: _TypeAlias = FollowUpResponse  # noqa: Y015
+
+@_typing.final
+class CancelRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_number: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_number: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRequestRequest: _TypeAlias = CancelRequestRequest  # noqa: Y015
+
+@_typing.final
+class CancelRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request: ...
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRequestResponse: _TypeAlias = CancelRequestResponse  # noqa: Y015

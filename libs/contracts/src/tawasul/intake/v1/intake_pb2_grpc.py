@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class IntakeServiceStub:
     """Channels (web, mobile, establishment portal) submit and track requests here.
-    Every call carries the end user's signed token in the `authorization` metadata.
+    Every call carries the end user's signed token in the `authorization` metadata, except
+    GetCatalog and the two tracking calls, which serve people without the full login.
     """
 
     def __init__(self, channel):
@@ -36,6 +37,11 @@ class IntakeServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetCatalog = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/GetCatalog',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetCatalogRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetCatalogResponse.FromString,
+                _registered_method=True)
         self.SubmitRequest = channel.unary_unary(
                 '/tawasul.intake.v1.IntakeService/SubmitRequest',
                 request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.SubmitRequestRequest.SerializeToString,
@@ -46,15 +52,50 @@ class IntakeServiceStub:
                 request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetRequestRequest.SerializeToString,
                 response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetRequestResponse.FromString,
                 _registered_method=True)
+        self.ListMyRequests = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/ListMyRequests',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.ListMyRequestsRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.ListMyRequestsResponse.FromString,
+                _registered_method=True)
+        self.StartTracking = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/StartTracking',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.StartTrackingRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.StartTrackingResponse.FromString,
+                _registered_method=True)
+        self.TrackRequest = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/TrackRequest',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.TrackRequestRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.TrackRequestResponse.FromString,
+                _registered_method=True)
+        self.FollowUp = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/FollowUp',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.FollowUpRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.FollowUpResponse.FromString,
+                _registered_method=True)
+        self.CancelRequest = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/CancelRequest',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
     """Channels (web, mobile, establishment portal) submit and track requests here.
-    Every call carries the end user's signed token in the `authorization` metadata.
+    Every call carries the end user's signed token in the `authorization` metadata, except
+    GetCatalog and the two tracking calls, which serve people without the full login.
     """
 
+    def GetCatalog(self, request, context):
+        """The departments and sub-services channels draw their forms from.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubmitRequest(self, request, context):
-        """Retrying with the same idempotency key returns the same request.
+        """Retrying with the same idempotency key returns the same request. PERMISSION_DENIED when
+        the person is neither the caller nor one they may file for; ALREADY_EXISTS (naming the
+        open request's number) for a second open request for the same person and sub-service.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,9 +108,53 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMyRequests(self, request, context):
+        """The caller's requests, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartTracking(self, request, context):
+        """Tracking without login, step 1: request number + ID number + mobile. When all three
+        match, a one-time code goes by SMS to the mobile on the request. The answer is the same
+        whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrackRequest(self, request, context):
+        """Tracking without login, step 2: the same three and the code. Every wrong combination
+        gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FollowUp(self, request, context):
+        """A follow-up, possible once the request has been open 3 working days
+        (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelRequest(self, request, context):
+        """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetCatalog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCatalog,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetCatalogRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetCatalogResponse.SerializeToString,
+            ),
             'SubmitRequest': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitRequest,
                     request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.SubmitRequestRequest.FromString,
@@ -79,6 +164,31 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.GetRequest,
                     request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetRequestRequest.FromString,
                     response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.GetRequestResponse.SerializeToString,
+            ),
+            'ListMyRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyRequests,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.ListMyRequestsRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.ListMyRequestsResponse.SerializeToString,
+            ),
+            'StartTracking': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTracking,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.StartTrackingRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.StartTrackingResponse.SerializeToString,
+            ),
+            'TrackRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackRequest,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.TrackRequestRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.TrackRequestResponse.SerializeToString,
+            ),
+            'FollowUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.FollowUp,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.FollowUpRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.FollowUpResponse.SerializeToString,
+            ),
+            'CancelRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRequest,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,8 +200,36 @@ def add_IntakeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IntakeService:
     """Channels (web, mobile, establishment portal) submit and track requests here.
-    Every call carries the end user's signed token in the `authorization` metadata.
+    Every call carries the end user's signed token in the `authorization` metadata, except
+    GetCatalog and the two tracking calls, which serve people without the full login.
     """
+
+    @staticmethod
+    def GetCatalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/GetCatalog',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.GetCatalogRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.GetCatalogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SubmitRequest(request,
@@ -137,6 +275,141 @@ class IntakeService:
             '/tawasul.intake.v1.IntakeService/GetRequest',
             tawasul_dot_intake_dot_v1_dot_intake__pb2.GetRequestRequest.SerializeToString,
             tawasul_dot_intake_dot_v1_dot_intake__pb2.GetRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/ListMyRequests',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.ListMyRequestsRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.ListMyRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTracking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/StartTracking',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.StartTrackingRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.StartTrackingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/TrackRequest',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.TrackRequestRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.TrackRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/FollowUp',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.FollowUpRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.FollowUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/CancelRequest',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

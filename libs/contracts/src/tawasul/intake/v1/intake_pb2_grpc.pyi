@@ -28,34 +28,89 @@ GRPC_VERSION: str
 
 class IntakeServiceStub:
     """Channels (web, mobile, establishment portal) submit and track requests here.
-    Every call carries the end user's signed token in the `authorization` metadata.
+    Every call carries the end user's signed token in the `authorization` metadata, except
+    GetCatalog and the two tracking calls, which serve people without the full login.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IntakeServiceAsyncStub: ...
+    GetCatalog: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetCatalogRequest, _intake_pb2.GetCatalogResponse]
+    """The departments and sub-services channels draw their forms from."""
     SubmitRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.SubmitRequestRequest, _intake_pb2.SubmitRequestResponse]
-    """Retrying with the same idempotency key returns the same request."""
+    """Retrying with the same idempotency key returns the same request. PERMISSION_DENIED when
+    the person is neither the caller nor one they may file for; ALREADY_EXISTS (naming the
+    open request's number) for a second open request for the same person and sub-service.
+    """
     GetRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetRequestRequest, _intake_pb2.GetRequestResponse]
     """The tracking view of one of the caller's requests; NOT_FOUND for anyone else's."""
+    ListMyRequests: _grpc.UnaryUnaryMultiCallable[_intake_pb2.ListMyRequestsRequest, _intake_pb2.ListMyRequestsResponse]
+    """The caller's requests, newest first."""
+    StartTracking: _grpc.UnaryUnaryMultiCallable[_intake_pb2.StartTrackingRequest, _intake_pb2.StartTrackingResponse]
+    """Tracking without login, step 1: request number + ID number + mobile. When all three
+    match, a one-time code goes by SMS to the mobile on the request. The answer is the same
+    whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+    """
+    TrackRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.TrackRequestRequest, _intake_pb2.TrackRequestResponse]
+    """Tracking without login, step 2: the same three and the code. Every wrong combination
+    gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+    """
+    FollowUp: _grpc.UnaryUnaryMultiCallable[_intake_pb2.FollowUpRequest, _intake_pb2.FollowUpResponse]
+    """A follow-up, possible once the request has been open 3 working days
+    (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+    """
+    CancelRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]
+    """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
     """Channels (web, mobile, establishment portal) submit and track requests here.
-    Every call carries the end user's signed token in the `authorization` metadata.
+    Every call carries the end user's signed token in the `authorization` metadata, except
+    GetCatalog and the two tracking calls, which serve people without the full login.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    GetCatalog: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetCatalogRequest, _intake_pb2.GetCatalogResponse]  # type: ignore[assignment]
+    """The departments and sub-services channels draw their forms from."""
     SubmitRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.SubmitRequestRequest, _intake_pb2.SubmitRequestResponse]  # type: ignore[assignment]
-    """Retrying with the same idempotency key returns the same request."""
+    """Retrying with the same idempotency key returns the same request. PERMISSION_DENIED when
+    the person is neither the caller nor one they may file for; ALREADY_EXISTS (naming the
+    open request's number) for a second open request for the same person and sub-service.
+    """
     GetRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetRequestRequest, _intake_pb2.GetRequestResponse]  # type: ignore[assignment]
     """The tracking view of one of the caller's requests; NOT_FOUND for anyone else's."""
+    ListMyRequests: _aio.UnaryUnaryMultiCallable[_intake_pb2.ListMyRequestsRequest, _intake_pb2.ListMyRequestsResponse]  # type: ignore[assignment]
+    """The caller's requests, newest first."""
+    StartTracking: _aio.UnaryUnaryMultiCallable[_intake_pb2.StartTrackingRequest, _intake_pb2.StartTrackingResponse]  # type: ignore[assignment]
+    """Tracking without login, step 1: request number + ID number + mobile. When all three
+    match, a one-time code goes by SMS to the mobile on the request. The answer is the same
+    whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+    """
+    TrackRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.TrackRequestRequest, _intake_pb2.TrackRequestResponse]  # type: ignore[assignment]
+    """Tracking without login, step 2: the same three and the code. Every wrong combination
+    gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+    """
+    FollowUp: _aio.UnaryUnaryMultiCallable[_intake_pb2.FollowUpRequest, _intake_pb2.FollowUpResponse]  # type: ignore[assignment]
+    """A follow-up, possible once the request has been open 3 working days
+    (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+    """
+    CancelRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]  # type: ignore[assignment]
+    """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Channels (web, mobile, establishment portal) submit and track requests here.
-    Every call carries the end user's signed token in the `authorization` metadata.
+    Every call carries the end user's signed token in the `authorization` metadata, except
+    GetCatalog and the two tracking calls, which serve people without the full login.
     """
+
+    @_abc_1.abstractmethod
+    def GetCatalog(
+        self,
+        request: _intake_pb2.GetCatalogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.GetCatalogResponse, _abc.Awaitable[_intake_pb2.GetCatalogResponse]]:
+        """The departments and sub-services channels draw their forms from."""
 
     @_abc_1.abstractmethod
     def SubmitRequest(
@@ -63,7 +118,10 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _intake_pb2.SubmitRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.SubmitRequestResponse, _abc.Awaitable[_intake_pb2.SubmitRequestResponse]]:
-        """Retrying with the same idempotency key returns the same request."""
+        """Retrying with the same idempotency key returns the same request. PERMISSION_DENIED when
+        the person is neither the caller nor one they may file for; ALREADY_EXISTS (naming the
+        open request's number) for a second open request for the same person and sub-service.
+        """
 
     @_abc_1.abstractmethod
     def GetRequest(
@@ -72,5 +130,52 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.GetRequestResponse, _abc.Awaitable[_intake_pb2.GetRequestResponse]]:
         """The tracking view of one of the caller's requests; NOT_FOUND for anyone else's."""
+
+    @_abc_1.abstractmethod
+    def ListMyRequests(
+        self,
+        request: _intake_pb2.ListMyRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.ListMyRequestsResponse, _abc.Awaitable[_intake_pb2.ListMyRequestsResponse]]:
+        """The caller's requests, newest first."""
+
+    @_abc_1.abstractmethod
+    def StartTracking(
+        self,
+        request: _intake_pb2.StartTrackingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.StartTrackingResponse, _abc.Awaitable[_intake_pb2.StartTrackingResponse]]:
+        """Tracking without login, step 1: request number + ID number + mobile. When all three
+        match, a one-time code goes by SMS to the mobile on the request. The answer is the same
+        whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+        """
+
+    @_abc_1.abstractmethod
+    def TrackRequest(
+        self,
+        request: _intake_pb2.TrackRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.TrackRequestResponse, _abc.Awaitable[_intake_pb2.TrackRequestResponse]]:
+        """Tracking without login, step 2: the same three and the code. Every wrong combination
+        gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+        """
+
+    @_abc_1.abstractmethod
+    def FollowUp(
+        self,
+        request: _intake_pb2.FollowUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.FollowUpResponse, _abc.Awaitable[_intake_pb2.FollowUpResponse]]:
+        """A follow-up, possible once the request has been open 3 working days
+        (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelRequest(
+        self,
+        request: _intake_pb2.CancelRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.CancelRequestResponse, _abc.Awaitable[_intake_pb2.CancelRequestResponse]]:
+        """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,21 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/notify/v1/notify.proto\x12\x11tawasul.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32!.tawasul.notify.v1.DeliveryStatus\x12\x1b\n\x13provider_message_id\x18\x07 \x01(\t\x12\x18\n\x10\x63\x61use_event_type\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x15ListDeliveriesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"I\n\x16ListDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.tawasul.notify.v1.Delivery*k\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x32v\n\rNotifyService\x12\x65\n\x0eListDeliveries\x12(.tawasul.notify.v1.ListDeliveriesRequest\x1a).tawasul.notify.v1.ListDeliveriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/notify/v1/notify.proto\x12\x11tawasul.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32!.tawasul.notify.v1.DeliveryStatus\x12\x1b\n\x13provider_message_id\x18\x07 \x01(\t\x12\x18\n\x10\x63\x61use_event_type\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x15ListDeliveriesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"I\n\x16ListDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.tawasul.notify.v1.Delivery\"q\n\x16SendOneTimeCodeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06mobile\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06locale\x18\x04 \x01(\t\x12\x15\n\rvalid_minutes\x18\x05 \x01(\x05\".\n\x17SendOneTimeCodeResponse\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t*k\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x32\xe0\x01\n\rNotifyService\x12\x65\n\x0eListDeliveries\x12(.tawasul.notify.v1.ListDeliveriesRequest\x1a).tawasul.notify.v1.ListDeliveriesResponse\x12h\n\x0fSendOneTimeCode\x12).tawasul.notify.v1.SendOneTimeCodeRequest\x1a*.tawasul.notify.v1.SendOneTimeCodeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.notify.v1.notify_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATUS']._serialized_start=464
-  _globals['_DELIVERYSTATUS']._serialized_end=571
+  _globals['_DELIVERYSTATUS']._serialized_start=627
+  _globals['_DELIVERYSTATUS']._serialized_end=734
   _globals['_DELIVERY']._serialized_start=87
   _globals['_DELIVERY']._serialized_end=342
   _globals['_LISTDELIVERIESREQUEST']._serialized_start=344
   _globals['_LISTDELIVERIESREQUEST']._serialized_end=387
   _globals['_LISTDELIVERIESRESPONSE']._serialized_start=389
   _globals['_LISTDELIVERIESRESPONSE']._serialized_end=462
-  _globals['_NOTIFYSERVICE']._serialized_start=573
-  _globals['_NOTIFYSERVICE']._serialized_end=691
+  _globals['_SENDONETIMECODEREQUEST']._serialized_start=464
+  _globals['_SENDONETIMECODEREQUEST']._serialized_end=577
+  _globals['_SENDONETIMECODERESPONSE']._serialized_start=579
+  _globals['_SENDONETIMECODERESPONSE']._serialized_end=625
+  _globals['_NOTIFYSERVICE']._serialized_start=737
+  _globals['_NOTIFYSERVICE']._serialized_end=961
 # @@protoc_insertion_point(module_scope)

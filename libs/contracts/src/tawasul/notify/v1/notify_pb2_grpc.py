@@ -40,6 +40,11 @@ class NotifyServiceStub:
                 request_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListDeliveriesRequest.SerializeToString,
                 response_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.SendOneTimeCode = channel.unary_unary(
+                '/tawasul.notify.v1.NotifyService/SendOneTimeCode',
+                request_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeRequest.SerializeToString,
+                response_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeResponse.FromString,
+                _registered_method=True)
 
 
 class NotifyServiceServicer:
@@ -52,6 +57,14 @@ class NotifyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendOneTimeCode(self, request, context):
+        """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
+        the delivery row stores the text with the code masked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotifyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +72,11 @@ def add_NotifyServiceServicer_to_server(servicer, server):
                     servicer.ListDeliveries,
                     request_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListDeliveriesRequest.FromString,
                     response_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'SendOneTimeCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendOneTimeCode,
+                    request_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeRequest.FromString,
+                    response_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +107,33 @@ class NotifyService:
             '/tawasul.notify.v1.NotifyService/ListDeliveries',
             tawasul_dot_notify_dot_v1_dot_notify__pb2.ListDeliveriesRequest.SerializeToString,
             tawasul_dot_notify_dot_v1_dot_notify__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendOneTimeCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.notify.v1.NotifyService/SendOneTimeCode',
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeRequest.SerializeToString,
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

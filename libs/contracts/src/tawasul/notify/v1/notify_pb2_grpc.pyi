@@ -34,6 +34,10 @@ class NotifyServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NotifyServiceAsyncStub: ...
     ListDeliveries: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListDeliveriesRequest, _notify_pb2.ListDeliveriesResponse]
+    SendOneTimeCode: _grpc.UnaryUnaryMultiCallable[_notify_pb2.SendOneTimeCodeRequest, _notify_pb2.SendOneTimeCodeResponse]
+    """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
+    the delivery row stores the text with the code masked.
+    """
 
 @_typing.type_check_only
 class NotifyServiceAsyncStub(NotifyServiceStub):
@@ -41,6 +45,10 @@ class NotifyServiceAsyncStub(NotifyServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListDeliveries: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListDeliveriesRequest, _notify_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
+    SendOneTimeCode: _aio.UnaryUnaryMultiCallable[_notify_pb2.SendOneTimeCodeRequest, _notify_pb2.SendOneTimeCodeResponse]  # type: ignore[assignment]
+    """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
+    the delivery row stores the text with the code masked.
+    """
 
 class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
     """What was sent to beneficiaries about a request, and whether it was delivered."""
@@ -51,5 +59,15 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notify_pb2.ListDeliveriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notify_pb2.ListDeliveriesResponse, _abc.Awaitable[_notify_pb2.ListDeliveriesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendOneTimeCode(
+        self,
+        request: _notify_pb2.SendOneTimeCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.SendOneTimeCodeResponse, _abc.Awaitable[_notify_pb2.SendOneTimeCodeResponse]]:
+        """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
+        the delivery row stores the text with the code masked.
+        """
 
 def add_NotifyServiceServicer_to_server(servicer: NotifyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,316 @@
+"""What beneficiaries type into a request's fields, checked and normalized.
+
+Pure functions: no I/O and no clock (today's date is passed in). A problem is a short
+English phrase that says what is wrong and never repeats what was typed, so it can be
+logged and shown back without leaking or reflecting the input.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection
+from datetime import date
+
+import phonenumbers
+
+from tawasul_intake.domain.identity import luhn_valid
+
+MIN_DESCRIPTION_CHARS = 20
+MIN_DESCRIPTION_WORDS = 4
+MAX_DESCRIPTION_CHARS = 4000
+EARLIEST_DATE = date(1900, 1, 1)
+
+FIELD_KINDS: frozenset[str] = frozenset(
+    {
+        "national_id",
+        "iqama_number",
+        "id_number",
+        "border_number",
+        "visa_number",
+        "passport_number",
+        "establishment_number",
+        "date",
+        "text",
+        "choice",
+        "nationality",
+    }
+)
+
+# Arabic-Indic (U+0660…) and Extended Arabic-Indic / Persian (U+06F0…) digits: Arabic
+# keyboards on phones type these, and they mean the same numbers.
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+
+def normalize_digits(text: str) -> str:
+    """`text` with Arabic-Indic and Persian digits replaced by ASCII ones."""
+    return text.translate(_DIGITS)
+
+
+# ---------------------------------------------------------------------------------------
+# Free text
+
+# Embeddings and overrides that reorder what a reviewer sees (the "Trojan Source" trick);
+# marks such as U+200E/U+200F stay allowed, Arabic text typed on phones carries them.
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_KEPT_CONTROLS = frozenset("\n\r\t")
+_LINE_BREAKS = re.compile(r"\r\n|[\r\u2028\u2029]")
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+_BLANK_LINES = re.compile(r" ?\n(?: ?\n)* ?")
+
+
+def _forbidden_character(text: str) -> str | None:
+    for char in text:
+        if char in _KEPT_CONTROLS:
+            continue
+        category = unicodedata.category(char)
+        if category == "Cc":
+            return "must not contain control characters"
+        if char in _BIDI_CONTROLS:
+            return "must not contain text-direction override characters"
+        if category == "Cs":
+            return "contains invalid characters"
+    return None
+
+
+def clean_text(text: str, *, max_length: int) -> tuple[str, str | None]:
+    """(cleaned, problem) for free text; `cleaned` is only for use when problem is None.
+
+    Text that could be disguised (control characters, direction overrides) is refused
+    rather than silently repaired, and then `cleaned` is empty.
+    """
+    if problem := _forbidden_character(text):
+        return "", problem
+    cleaned = unicodedata.normalize("NFC", text)
+    cleaned = _LINE_BREAKS.sub("\n", cleaned)
+    cleaned = _HORIZONTAL_SPACE.sub(" ", cleaned)
+    cleaned = _BLANK_LINES.sub("\n", cleaned).strip()
+    if len(cleaned) > max_length:
+        return cleaned, f"at most {max_length} characters"
+    return cleaned, None
+
+
+# ---------------------------------------------------------------------------------------
+# Descriptions
+
+# Words that, alone or together, say only that something is wrong. A description made of
+# nothing else gives a reviewer nothing to act on (the seeds' "the site does not work").
+_FILLER_TEXT = """
+    الموقع موقع النظام نظام التطبيق تطبيق الخدمة خدمة المنصة منصة الصفحة صفحة
+    لا ما مو ماهو يعمل يشتغل شغال تشتغل تعمل اشتغل معطل عطل خلل خربان
+    مشكلة مشاكل المشكلة عندي عندنا لدي يوجد فيه في هناك
+    عاجل عاجلة ضروري مستعجل مساعدة المساعدة ساعدوني ساعدونا الرجاء أرجو رجاء من فضلك لو سمحت
+    السلام عليكم مرحبا شكرا
+    the a an this my site website system app application service page portal
+    it is isnt not does doesnt do dont cant cannot wont working work works worked broken down
+    i we have has there error
+    help me us you please pls plz problem problems issue issues urgent urgently asap
+    hi hello thanks thank and or
+"""
+
+# Harakat, dagger alef and tatweel vary freely in typed Arabic and carry no meaning here.
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u0640]")
+_ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه"})
+_APOSTROPHES = re.compile("['\u2019\u02bc]")
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased words of `text`, punctuation and symbols taken as spaces."""
+    text = _APOSTROPHES.sub("", text.casefold())
+    text = _ARABIC_MARKS.sub("", text).translate(_ARABIC_LETTERS)
+    spaced = "".join(" " if unicodedata.category(c)[0] in "PSZC" else c for c in text)
+    return spaced.split()
+
+
+_FILLER_WORDS = frozenset(_words(_FILLER_TEXT))
+
+
+def _is_filler(word: str) -> bool:
+    # Arabic joins "and" (و) to the next word: "والنظام", "وما".
+    return word in _FILLER_WORDS or (word.startswith("و") and word[1:] in _FILLER_WORDS)
+
+
+def description_problem(text: str) -> str | None:
+    """Why `text` is not a precise enough description of the beneficiary's problem, or None."""
+    cleaned, problem = clean_text(text, max_length=MAX_DESCRIPTION_CHARS)
+    if problem:
+        return problem
+    precisely = (
+        "say what you were doing, what appeared (such as an error number) "
+        "and which document or request it concerns"
+    )
+    if len(cleaned) < MIN_DESCRIPTION_CHARS:
+        return f"too short, use at least {MIN_DESCRIPTION_CHARS} characters: {precisely}"
+    letters = {c for c in cleaned.casefold() if c.isalnum()}
+    if not letters:
+        return f"must be written in words: {precisely}"
+    if len(letters) == 1:
+        return f"repeats a single character: {precisely}"
+    words = _words(cleaned)
+    if len(words) < MIN_DESCRIPTION_WORDS:
+        return f"too short, use at least {MIN_DESCRIPTION_WORDS} words: {precisely}"
+    if len(set(words)) <= 2:
+        return f"repeats the same words: {precisely}"
+    if all(_is_filler(word) for word in words):
+        return f"too general: {precisely}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Mobile numbers
+
+# What a person types for a phone number; anything else (letters that phonenumbers would
+# read as a vanity number, "ext." suffixes) is refused before parsing.
+_PHONE_TYPED = re.compile(r"\+?[0-9][0-9 ()\-]{0,24}")
+_MOBILE_FORM = "must be a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
+_SAUDI_CALLING_CODE = 966
+
+
+def _mobile(raw: str) -> tuple[str | None, str | None]:
+    text = normalize_digits(raw).strip()
+    if not text:
+        return None, "required"
+    if not _PHONE_TYPED.fullmatch(text):
+        return None, _MOBILE_FORM
+    try:
+        number = phonenumbers.parse(text, "SA")
+    except phonenumbers.NumberParseException:
+        return None, _MOBILE_FORM
+    if number.country_code != _SAUDI_CALLING_CODE:
+        return None, "must be a Saudi number (+966)"
+    if not phonenumbers.is_valid_number_for_region(number, "SA"):
+        return None, _MOBILE_FORM
+    if phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
+        return None, "must be a mobile number, not a landline"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def normalize_mobile(raw: str) -> str | None:
+    """+9665XXXXXXXX for a valid Saudi mobile number in any usual typed form, else None."""
+    return _mobile(raw)[0]
+
+
+def mobile_problem(raw: str) -> str | None:
+    """Why `raw` is not a valid Saudi mobile number, or None."""
+    return _mobile(raw)[1]
+
+
+# ---------------------------------------------------------------------------------------
+# Identity and document numbers, dates, choices, nationalities
+
+# ISO 3166-1 alpha-3, all 249 officially assigned codes (embedded: a country list package
+# would be a dependency for one lookup). ICAO-only codes such as XXA (stateless) are not here.
+_ALPHA_3_TEXT = """
+    ABW AFG AGO AIA ALA ALB AND ARE ARG ARM ASM ATA ATF ATG AUS AUT AZE BDI BEL BEN BES BFA
+    BGD BGR BHR BHS BIH BLM BLR BLZ BMU BOL BRA BRB BRN BTN BVT BWA CAF CAN CCK CHE CHL CHN
+    CIV CMR COD COG COK COL COM CPV CRI CUB CUW CXR CYM CYP CZE DEU DJI DMA DNK DOM DZA ECU
+    EGY ERI ESH ESP EST ETH FIN FJI FLK FRA FRO FSM GAB GBR GEO GGY GHA GIB GIN GLP GMB GNB
+    GNQ GRC GRD GRL GTM GUF GUM GUY HKG HMD HND HRV HTI HUN IDN IMN IND IOT IRL IRN IRQ ISL
+    ISR ITA JAM JEY JOR JPN KAZ KEN KGZ KHM KIR KNA KOR KWT LAO LBN LBR LBY LCA LIE LKA LSO
+    LTU LUX LVA MAC MAF MAR MCO MDA MDG MDV MEX MHL MKD MLI MLT MMR MNE MNG MNP MOZ MRT MSR
+    MTQ MUS MWI MYS MYT NAM NCL NER NFK NGA NIC NIU NLD NOR NPL NRU NZL OMN PAK PAN PCN PER
+    PHL PLW PNG POL PRI PRK PRT PRY PSE PYF QAT REU ROU RUS RWA SAU SDN SEN SGP SGS SHN SJM
+    SLB SLE SLV SMR SOM SPM SRB SSD STP SUR SVK SVN SWE SWZ SXM SYC SYR TCA TCD TGO THA TJK
+    TKL TKM TLS TON TTO TUN TUR TUV TWN TZA UGA UKR UMI URY USA UZB VAT VCT VEN VGB VIR VNM
+    VUT WLF WSM YEM ZAF ZMB ZWE
+"""
+NATIONALITY_CODES: frozenset[str] = frozenset(_ALPHA_3_TEXT.split())
+
+# ASCII only: str.isdigit() also accepts superscripts and other scripts' digits.
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
+_LATIN_ALNUM = re.compile(r"[A-Z0-9]+")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_THREE_LETTERS = re.compile(r"[A-Z]{3}")
+
+# First digits of each ten-digit number; True where the last digit is a Luhn check digit.
+_TEN_DIGIT_KINDS: dict[str, tuple[str, bool]] = {
+    "national_id": ("1", True),
+    "iqama_number": ("2", True),
+    "id_number": ("12", True),
+    "border_number": ("34", False),
+    "visa_number": ("", False),
+    "establishment_number": ("7", False),
+}
+
+
+def _ten_digit_problem(value: str, *, first_digits: str, luhn: bool) -> str | None:
+    if not _TEN_DIGITS.fullmatch(value):
+        return "must be 10 digits"
+    if first_digits and value[0] not in first_digits:
+        return "must start with " + " or ".join(first_digits)
+    if luhn and not luhn_valid(value):
+        return "check digit does not match"
+    return None
+
+
+def _passport_problem(value: str) -> str | None:
+    if not _LATIN_ALNUM.fullmatch(value):
+        return "must contain only Latin letters and digits"
+    if not 6 <= len(value) <= 9:
+        return "must be 6 to 9 characters"
+    if not any(c.isdigit() for c in value):
+        return "must contain at least one digit"
+    return None
+
+
+def _date_problem(value: str, *, today: date, past_only: bool) -> str | None:
+    if not _ISO_DATE.fullmatch(value):
+        return "must be a date as YYYY-MM-DD"
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return "not a valid date"
+    if day < EARLIEST_DATE:
+        return f"must not be before {EARLIEST_DATE.isoformat()}"
+    if past_only and day > today:
+        return "must not be in the future"
+    return None
+
+
+def _nationality_problem(value: str) -> str | None:
+    if not _THREE_LETTERS.fullmatch(value):
+        return "must be a three-letter country code"
+    if value not in NATIONALITY_CODES:
+        return "not a known country code"
+    return None
+
+
+def _ascii_upper(value: str) -> str:
+    # Only ASCII is upper-cased: "ﬁ" or "ı" must not turn into Latin letters and pass.
+    return value.upper() if value.isascii() else value
+
+
+def check_field(
+    kind: str,
+    raw: str,
+    *,
+    today: date,
+    max_length: int = 200,
+    options: Collection[str] = (),
+    past_only: bool = False,
+) -> tuple[str, str | None]:
+    """(normalized value, problem) for one typed field of the kind named in FIELD_KINDS.
+
+    An empty field's problem is "required"; whether that matters is the caller's business.
+    An unknown `kind` is a programming or catalog error, raised as ValueError.
+    """
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"unknown field kind {kind!r}")
+    if kind == "text":
+        value, problem = clean_text(raw, max_length=max_length)
+        return value, problem or (None if value else "required")
+    value = normalize_digits(raw).strip()
+    if not value:
+        return "", "required"
+    if kind in _TEN_DIGIT_KINDS:
+        first_digits, luhn = _TEN_DIGIT_KINDS[kind]
+        return value, _ten_digit_problem(value, first_digits=first_digits, luhn=luhn)
+    if kind == "passport_number":
+        value = _ascii_upper(value)
+        return value, _passport_problem(value)
+    if kind == "date":
+        return value, _date_problem(value, today=today, past_only=past_only)
+    if kind == "choice":
+        return value, None if value in options else "not one of the allowed values"
+    value = _ascii_upper(value)
+    return value, _nationality_problem(value)
