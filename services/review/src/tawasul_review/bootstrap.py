@@ -7,12 +7,12 @@ from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import REQUEST_ROUTED
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED
 
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.docs import GrpcDocuments
 from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
-from tawasul_review.entrypoints.events import on_routed
+from tawasul_review.entrypoints.events import on_applicant_action, on_routed
 from tawasul_review.entrypoints.grpc import ReviewServicer
 from tawasul_review.settings import ReviewSettings
 
@@ -24,6 +24,7 @@ async def build(settings: ReviewSettings) -> Runtime:
         return ReviewUnitOfWork(plumbing.sessions)
 
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow))
+    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow))
     docs_channel = grpc.aio.insecure_channel(settings.docs_address)
     servicer = ReviewServicer(
         uow=uow,

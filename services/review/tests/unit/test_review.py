@@ -9,6 +9,7 @@ from tawasul_platform.testing import FakeInbox, FakeTransaction
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import (
+    OPEN_STATES,
     Contact,
     Decision,
     QueuePosition,
@@ -43,6 +44,7 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[uuid.UUID, WorkItem] = {}
+        self.withdrawals: dict[uuid.UUID, tuple[datetime, str]] = {}
         self.published: list[StatusChanged] = []
 
     @property
@@ -62,10 +64,16 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
             i
             for i in self.rows.values()
             if i.department == department
-            and i.state != State.DECIDED
+            and i.state in OPEN_STATES
             and (after is None or i.position > after)
         ]
         return sorted(open_items, key=lambda i: i.position)[:limit]
+
+    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
+        return self.withdrawals.get(request_id)
+
+    async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
+        self.withdrawals.setdefault(request_id, (at, reason))
 
     async def commit(self) -> None:
         for i in self.rows.values():
@@ -96,10 +104,13 @@ async def test_a_routed_request_is_queued_once() -> None:
     new = item()
     for _ in range(2):
         await handlers.enqueue(uow=uow, event_id="e1", item=new)
-    await handlers.enqueue(uow=uow, event_id="e2", item=item())
-    assert (
-        len(await handlers.list_queue(uow=uow, reviewer=ALI, department="passports", limit=0)) == 2
+    other = item()
+    await handlers.enqueue(uow=uow, event_id="e2", item=other)
+    page, following = await handlers.list_queue(
+        uow=uow, reviewer=ALI, department="passports", limit=0
     )
+    assert sorted(i.request_id for i in page) == sorted([new.request_id, other.request_id])
+    assert following is None
 
 
 async def test_only_the_departments_reviewers_see_its_queue() -> None:
@@ -230,3 +241,67 @@ async def test_a_long_queue_is_read_page_by_page_oldest_first() -> None:
         if after is None:
             break
     assert seen == [f"TW26{n:08d}" for n in range(7)]
+
+
+async def test_a_follow_up_moves_the_item_ahead_of_older_ones() -> None:
+    uow = FakeUnitOfWork()
+    older, newer = await queued(uow), item()
+    newer.queued_at = NOW.replace(hour=10)
+    await handlers.enqueue(uow=uow, event_id="e-newer", item=newer)
+    page, _ = await handlers.list_queue(uow=uow, reviewer=ALI, department="passports", limit=10)
+    assert [i.request_id for i in page] == [older.request_id, newer.request_id]
+    for _ in range(2):
+        await handlers.follow_up(
+            uow=uow, event_id="f1", request_id=newer.request_id, count=1, message="news?", at=NOW
+        )
+    page, _ = await handlers.list_queue(uow=uow, reviewer=ALI, department="passports", limit=10)
+    assert [(i.request_id, i.priority) for i in page] == [
+        (newer.request_id, 1),
+        (older.request_id, 0),
+    ]
+    first, following = await handlers.list_queue(
+        uow=uow, reviewer=ALI, department="passports", limit=1
+    )
+    assert [i.request_id for i in first] == [newer.request_id]
+    assert following is not None
+    rest, _ = await handlers.list_queue(
+        uow=uow, reviewer=ALI, department="passports", limit=1, after=following
+    )
+    assert [i.request_id for i in rest] == [older.request_id]
+
+
+async def test_a_cancelled_request_leaves_the_queue_even_before_it_arrives() -> None:
+    uow = FakeUnitOfWork()
+    present = await queued(uow)
+    await handlers.withdraw(
+        uow=uow, event_id="c1", request_id=present.request_id, reason="Solved", at=NOW
+    )
+    late = item()
+    await handlers.withdraw(
+        uow=uow, event_id="c2", request_id=late.request_id, reason="Changed my mind", at=NOW
+    )
+    await handlers.enqueue(uow=uow, event_id="r-late", item=late)
+    page, _ = await handlers.list_queue(uow=uow, reviewer=ALI, department="passports", limit=10)
+    assert page == []
+    assert (uow.rows[present.request_id].state, uow.rows[late.request_id].state) == (
+        State.WITHDRAWN,
+        State.WITHDRAWN,
+    )
+    with pytest.raises(FailedPrecondition):
+        await handlers.claim(uow=uow, reviewer=ALI, request_id=late.request_id, now=NOW)
+
+
+async def test_a_decided_item_keeps_its_decision_when_cancelled_late() -> None:
+    uow = FakeUnitOfWork()
+    new = await queued(uow)
+    await handlers.claim(uow=uow, reviewer=ALI, request_id=new.request_id, now=NOW)
+    await handlers.decide(
+        uow=uow,
+        reviewer=ALI,
+        request_id=new.request_id,
+        decision=Decision.ACCEPT,
+        message="Done",
+        now=NOW,
+    )
+    await handlers.withdraw(uow=uow, event_id="c1", request_id=new.request_id, reason="x", at=NOW)
+    assert uow.rows[new.request_id].state is State.DECIDED

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import Row, insert, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.events import to_event
-from tawasul_review.domain.model import Contact, Decision, QueuePosition, State, WorkItem
+from tawasul_review.domain.model import (
+    OPEN_STATES,
+    Contact,
+    Decision,
+    QueuePosition,
+    State,
+    WorkItem,
+)
 
 SERVICE = "review"
 
@@ -32,6 +41,7 @@ def _item(row: Row[Any]) -> WorkItem:
         assignee=row.assignee,
         decision=Decision(row.decision) if row.decision else None,
         decision_message=row.decision_message,
+        priority=row.priority,
     )
 
 
@@ -56,15 +66,15 @@ class SqlWorkItemRepository:
         self, department: str, limit: int, after: QueuePosition | None
     ) -> list[WorkItem]:
         t = tables.work_items.c
-        where = (t.department == department) & (t.state != State.DECIDED.value)
+        where = (t.department == department) & t.state.in_([s.value for s in OPEN_STATES])
         if after is not None:
-            where &= tuple_(t.queued_at, t.request_number) > tuple_(
-                literal(after.queued_at), literal(after.request_number)
+            where &= tuple_(-t.priority, t.queued_at, t.request_number) > tuple_(
+                literal(after.rank), literal(after.queued_at), literal(after.request_number)
             )
         rows = await self._session.execute(
             select(tables.work_items)
             .where(where)
-            .order_by(t.queued_at, t.request_number)
+            .order_by(t.priority.desc(), t.queued_at, t.request_number)
             .limit(limit)
         )
         return [_item(r) for r in rows]
@@ -77,6 +87,7 @@ class SqlWorkItemRepository:
                 "assignee": item.assignee,
                 "decision": item.decision.value if item.decision else None,
                 "decision_message": item.decision_message,
+                "priority": item.priority,
             }
             if item.request_id in self._new:
                 await self._session.execute(
@@ -118,6 +129,19 @@ class SqlWorkItemRepository:
                 )
                 item.new_history.clear()
         self._new.clear()
+
+    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
+        t = tables.withdrawals
+        row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
+        return None if row is None else (row.at, row.reason)
+
+    async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
+        t = tables.withdrawals
+        await self._session.execute(
+            pg_insert(t)
+            .values(request_id=request_id, at=at, reason=reason)
+            .on_conflict_do_nothing()
+        )
 
 
 class ReviewUnitOfWork(SqlUnitOfWork):

@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -37,12 +38,22 @@ work_items = Table(
     Column("decision", String(20)),
     Column("decision_message", Text, nullable=False, server_default=""),
     Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
     Index(
         "work_items_open",
         "department",
         "queued_at",
-        postgresql_where=text("state <> 'decided'"),
+        postgresql_where=text("state IN ('queued', 'claimed')"),
     ),
+)
+
+# Cancellations that arrived before their request was routed here; applied on arrival.
+withdrawals = Table(
+    "withdrawals",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
 )
 
 history = Table(

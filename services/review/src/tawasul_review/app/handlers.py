@@ -22,7 +22,38 @@ async def enqueue(*, uow: UnitOfWork, event_id: str, item: WorkItem) -> None:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         if await uow.items.get(item.request_id) is None:
+            # A cancellation can overtake routing: it travels on another topic.
+            withdrawn = await uow.items.withdrawal(item.request_id)
+            if withdrawn is not None:
+                item.withdraw(reason=withdrawn[1], now=withdrawn[0])
             await uow.items.add(item)
+        await uow.commit()
+
+
+async def follow_up(
+    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, count: int, message: str, at: datetime
+) -> None:
+    """A beneficiary's follow-up raises the item in its queue, once per event."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        item = await _item(uow, request_id, for_update=True)
+        item.followed_up(count=count, message=message, now=at)
+        await uow.commit()
+
+
+async def withdraw(
+    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, reason: str, at: datetime
+) -> None:
+    """A cancelled request leaves its queue; one not routed here yet is kept out on arrival."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        item = await uow.items.get(request_id, for_update=True)
+        if item is None:
+            await uow.items.remember_withdrawal(request_id, at, reason)
+        else:
+            item.withdraw(reason=reason, now=at)
         await uow.commit()
 
 

@@ -21,8 +21,16 @@ class WorkItemRepository(Protocol):
     async def queue(
         self, department: str, limit: int, after: QueuePosition | None
     ) -> list[WorkItem]:
-        """Items not yet decided, oldest first, from just after `after`."""
+        """Open items, most followed-up first, then oldest first, from just after `after`."""
         ...
+
+    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
+        """When and why a request not yet here was cancelled, if it was."""
+        ...
+
+    async def remember_withdrawal(
+        self, request_id: uuid.UUID, at: datetime, reason: str
+    ) -> None: ...
 
 
 class UnitOfWork(Transaction, Inbox, Protocol):

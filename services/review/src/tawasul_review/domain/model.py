@@ -18,6 +18,11 @@ class State(StrEnum):
     QUEUED = "queued"
     CLAIMED = "claimed"
     DECIDED = "decided"
+    # The beneficiary cancelled it before a decision: out of the queue, nothing to decide.
+    WITHDRAWN = "withdrawn"
+
+
+OPEN_STATES = frozenset({State.QUEUED, State.CLAIMED})
 
 
 class Decision(StrEnum):
@@ -42,8 +47,12 @@ class Contact:
 
 @dataclass(frozen=True, order=True)
 class QueuePosition:
-    """Where an item stands in its queue: oldest first, request number breaking ties."""
+    """Where an item stands in its queue: most followed-up first, then oldest first.
 
+    `rank` is the negated priority, so that the natural order of positions is the queue's.
+    """
+
+    rank: int
     queued_at: datetime
     request_number: str
 
@@ -81,6 +90,8 @@ class WorkItem:
     assignee: str = ""
     decision: Decision | None = None
     decision_message: str = ""
+    # Raised by each follow-up of the beneficiary (seed 003): such items come first.
+    priority: int = 0
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[StatusChanged] = field(default_factory=list, repr=False, compare=False)
 
@@ -117,7 +128,21 @@ class WorkItem:
 
     @property
     def position(self) -> QueuePosition:
-        return QueuePosition(self.queued_at, self.request_number)
+        return QueuePosition(-self.priority, self.queued_at, self.request_number)
+
+    def followed_up(self, *, count: int, message: str, now: datetime) -> None:
+        """The beneficiary asked again: the item moves up its queue while it is open."""
+        if self.state not in OPEN_STATES:
+            return
+        self.priority = max(self.priority, count)
+        self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
+
+    def withdraw(self, *, reason: str, now: datetime) -> None:
+        """The beneficiary cancelled: a decided item keeps its decision."""
+        if self.state not in OPEN_STATES:
+            return
+        self.state = State.WITHDRAWN
+        self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
 
     def ensure_visible_to(self, reviewer: Principal) -> None:
         if reviewer.role is not Role.REVIEWER or self.department not in reviewer.departments:

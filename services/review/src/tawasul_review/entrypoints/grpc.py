@@ -41,14 +41,14 @@ def _request_id(raw: str) -> uuid.UUID:
 
 
 def _page_token(position: QueuePosition) -> str:
-    raw = json.dumps([position.queued_at.isoformat(), position.request_number])
+    raw = json.dumps([position.rank, position.queued_at.isoformat(), position.request_number])
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
 def _position(token: str) -> QueuePosition:
     try:
-        queued_at, number = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return QueuePosition(datetime.fromisoformat(queued_at), str(number))
+        rank, queued_at, number = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return QueuePosition(int(rank), datetime.fromisoformat(queued_at), str(number))
     except (ValueError, TypeError) as exc:
         raise InvalidArgument({"page_token": "not a token this service issued"}) from exc
 
