@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tawasul_devstack.journey import Clients, eventually, sample_pdf
+from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
 from tawasul_devstack.stack import Stack, StackConfig
 from tawasul_platform.identity import Role
 
@@ -38,7 +38,6 @@ def rss_mib(pid: int) -> float:
 
 async def bench(config: StackConfig, requests: int, concurrency: int) -> None:
     async with Clients(config) as clients:
-        citizen = clients.token("1000000008", Role.CITIZEN)
         reviewer = clients.token("E9001", Role.REVIEWER, frozenset({DEPARTMENT}))
         gate = asyncio.Semaphore(concurrency)
         latencies: list[float] = []
@@ -47,7 +46,7 @@ async def bench(config: StackConfig, requests: int, concurrency: int) -> None:
             async with gate:
                 started = time.perf_counter()
                 request = await clients.submit(
-                    citizen,
+                    clients.token(new_citizen(), Role.CITIZEN),
                     key=str(uuid.uuid4()),
                     sub_service="reports.general-inquiry",
                     description=f"Benchmark inquiry {n:06d}: transaction stalled at payment",
@@ -81,6 +80,7 @@ async def bench(config: StackConfig, requests: int, concurrency: int) -> None:
         pdf = sample_pdf("bench") + b"\n" * (1024 * 1024)
         uploads = 20
         started = time.perf_counter()
+        citizen = clients.token(new_citizen(), Role.CITIZEN)
         await asyncio.gather(*(clients.upload(citizen, "bench.pdf", pdf) for _ in range(uploads)))
         elapsed = time.perf_counter() - started
         print(f"UploadDocument {uploads} x {len(pdf) / 2**20:.1f} MiB")

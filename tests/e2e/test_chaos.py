@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
-from tawasul_devstack.journey import Clients, eventually, sample_pdf
+from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
@@ -21,19 +21,19 @@ from tests.e2e.topics import envelopes, records
 pytestmark = pytest.mark.chaos
 
 CITIZEN = "1000000008"
-DEPARTMENT = "visas"
+DEPARTMENT = "reports"
 REQUESTS = 40
 
 
 async def test_killing_routing_loses_and_duplicates_nothing(stack: Stack, clients: Clients) -> None:
-    citizen = clients.token(CITIZEN, Role.CITIZEN)
     reviewer = clients.token("E3001", Role.REVIEWER, frozenset({DEPARTMENT}))
 
     async def submit(n: int) -> str:
+        # A citizen each: a person has one open request per sub-service.
         request = await clients.submit(
-            citizen,
+            clients.token(new_citizen(), Role.CITIZEN),
             key=str(uuid.uuid4()),
-            sub_service="visas.change-visa-duration",
+            sub_service="reports.general-inquiry",
             description=f"Please extend exit re-entry visa number {n:06d} by 30 days",
             documents=[],
             mobile="0551234567",
@@ -68,17 +68,16 @@ async def test_killing_routing_loses_and_duplicates_nothing(stack: Stack, client
 async def test_requests_taken_while_kafka_is_down_reach_their_queue(
     stack: Stack, clients: Clients
 ) -> None:
-    citizen = clients.token(CITIZEN, Role.CITIZEN)
-    reviewer = clients.token("E3002", Role.REVIEWER, frozenset({"corrections"}))
+    reviewer = clients.token("E3002", Role.REVIEWER, frozenset({DEPARTMENT}))
     await asyncio.to_thread(stack.stop_service, "kafka", signal.SIGKILL)
     try:
         # The outbox keeps intake answering: the state change commits, its event waits.
         ids = {
             (
                 await clients.submit(
-                    citizen,
+                    clients.token(new_citizen(), Role.CITIZEN),
                     key=str(uuid.uuid4()),
-                    sub_service="corrections.name-or-birth-date",
+                    sub_service="reports.general-inquiry",
                     description=f"Correct my date of birth on record {n}: it shows 1404 not 1405",
                     documents=[],
                     mobile="0551234567",
@@ -90,7 +89,7 @@ async def test_requests_taken_while_kafka_is_down_reach_their_queue(
         await asyncio.to_thread(stack.start_service, "kafka")
 
     async def all_queued() -> bool | None:
-        items = await clients.queue(reviewer, "corrections")
+        items = await clients.queue(reviewer, DEPARTMENT)
         return True if ids <= {i.request_id for i in items} else None
 
     await eventually(all_queued, within=120, what="requests taken during the outage, queued")
@@ -134,7 +133,7 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
     await asyncio.to_thread(stack.stop_service, "postgres", signal.SIGKILL)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await clients.track(clients.token(CITIZEN, Role.CITIZEN), "TW2600000001")
+            await clients.track(clients.token(CITIZEN, Role.CITIZEN), "TW482913578")
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         producer = AIOKafkaProducer(bootstrap_servers=stack.config.kafka_bootstrap, acks="all")
         await producer.start()

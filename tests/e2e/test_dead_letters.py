@@ -7,7 +7,7 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 from tawasul.events.v1 import events_pb2
-from tawasul_devstack.journey import Clients, eventually
+from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
@@ -41,7 +41,7 @@ async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(
         await producer.stop()
 
     request = await clients.submit(
-        clients.token("1000000008", Role.CITIZEN),
+        clients.token(new_citizen(), Role.CITIZEN),
         key=str(uuid.uuid4()),
         sub_service="reports.general-inquiry",
         description="My transaction has been stalled for two weeks at the payment step",

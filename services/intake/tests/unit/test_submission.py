@@ -1,271 +1,640 @@
+"""validate_submission: every rule, the field it reports, and what it never echoes back."""
+
+from __future__ import annotations
+
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import date
+from typing import TypedDict, Unpack
 
 import pytest
-from tawasul_intake.app import handlers
-from tawasul_intake.app.ports import ConcurrentSubmission
-from tawasul_intake.domain.identity import id_number_problem, luhn_valid, normalize_mobile
-from tawasul_intake.domain.model import Request, RequestSubmitted, Status, validate_submission
+from tawasul_intake.domain.model import (
+    MAX_DOCUMENTS,
+    MAX_FIELDS,
+    Locale,
+    Submission,
+    validate_submission,
+)
+from tawasul_intake.domain.numbers import new_request_number
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from tawasul_platform.errors import InvalidArgument, PermissionDenied
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.testing import FakeInbox, FakeTransaction
 
+CATALOG = load_catalog()
+TODAY = date(2026, 1, 4)
 CITIZEN = Principal("1000000008", Role.CITIZEN)
-NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+RESIDENT = Principal("2000000006", Role.RESIDENT)
+ESTABLISHMENT = Principal("7000000005", Role.ESTABLISHMENT)
+PASSPORT = "passports.issue-renewal-problem"
+INQUIRY = "reports.general-inquiry"
 DESCRIPTION = "The photo does not appear when renewing passport A123 after payment"
+PASSPORT_FIELDS = {"national_id": "1000000008", "request_type": "renewal", "problem": "other"}
+# Long and unique, so that finding it in an error can only mean the input was echoed.
+MARK = "Zq9UniqueInputMarker"
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+# A well-formed request number (TW, 8 digits, Damm check digit); which one does not matter.
+NUMBER = new_request_number(lambda _: 48291357)
+WRONG_CHECK = NUMBER[:-1] + str((int(NUMBER[-1]) + 1) % 10)
 
 
-def submission(**overrides: object):  # type: ignore[no-untyped-def]
-    fields: dict[str, object] = {
-        "caller": CITIZEN,
-        "catalog": load_catalog(),
-        "idempotency_key": "key-1",
-        "sub_service_code": "passports.issue-renewal-problem",
-        "description": DESCRIPTION,
-        "document_ids": [],
-        "mobile": "0551234567",
-        "email": "",
-        "locale": "",
-    }
-    fields.update(overrides)
-    return validate_submission(**fields)  # type: ignore[arg-type]
+class Form(TypedDict, total=False):
+    caller: Principal
+    idempotency_key: str
+    sub_service_code: str
+    description: str
+    subject_id: str
+    fields: Mapping[str, str]
+    document_ids: list[str]
+    mobile: str
+    email: str
+    locale: str
+    cites_number: str
 
 
-OWN_DOCUMENT = uuid.uuid4()
-TOKEN = "citizen-token"
+def validate(**form: Unpack[Form]) -> Submission:
+    """A valid citizen's passport request, but for what `form` overrides."""
+    return validate_submission(
+        caller=form.get("caller", CITIZEN),
+        catalog=CATALOG,
+        today=TODAY,
+        idempotency_key=form.get("idempotency_key", "key-1"),
+        sub_service_code=form.get("sub_service_code", PASSPORT),
+        description=form.get("description", DESCRIPTION),
+        subject_id=form.get("subject_id", ""),
+        fields=form.get("fields", PASSPORT_FIELDS),
+        document_ids=form.get("document_ids", []),
+        mobile=form.get("mobile", "0551234567"),
+        email=form.get("email", ""),
+        locale=form.get("locale", ""),
+        cites_number=form.get("cites_number", ""),
+    )
 
 
-class FakeDocuments:
-    """Docs as seen by the citizen: only their own uploads exist."""
-
-    def __init__(self, uploaded: set[uuid.UUID]) -> None:
-        self.uploaded = uploaded
-        self.tokens: list[str] = []
-
-    async def missing(self, document_ids: tuple[uuid.UUID, ...], token: str) -> set[uuid.UUID]:
-        self.tokens.append(token)
-        return set(document_ids) - self.uploaded
+def violations(**form: Unpack[Form]) -> dict[str, str]:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(**form)
+    return caught.value.violations
 
 
-DOCS = FakeDocuments({OWN_DOCUMENT})
+def passport(**fields: str) -> dict[str, str]:
+    return {**PASSPORT_FIELDS, **fields}
 
 
-class FakeRepository:
-    def __init__(self) -> None:
-        self.rows: dict[uuid.UUID, Request] = {}
-        self.sequence = 0
+CANCEL_VISA = {"visa_type": "final_exit", "visa_number": "1234567890", "iqama_number": "2000000006"}
+IQAMA = {"request_type": "issue", "passport_number": "A1234567"}
+TRANSFER = {"iqama_number": "2000000006", "new_employer_number": "7000000005"}
+PROFESSION = {
+    "iqama_number": "2000000006",
+    "current_profession": "Driver",
+    "new_profession": "Cook",
+}
+LOST = {"national_id": "1000000008", "loss_date": "2025-12-01", "loss_place": "inside_kingdom"}
+CORRECTION = {"id_number": "1000000008", "correction": "name"}
+PASSPORT_DATA = {
+    "iqama_number": "2000000006",
+    "new_passport_number": "A1234567",
+    "new_passport_expiry_date": "2031-01-01",
+    "nationality": "EGY",
+}
 
-    async def add(self, request: Request) -> None:
-        self.rows[request.id] = request
+REJECTED: list[tuple[Form, str, str]] = [
+    # idempotency_key
+    (Form(idempotency_key=""), "idempotency_key", "required"),
+    (Form(idempotency_key="   "), "idempotency_key", "required"),
+    (Form(idempotency_key="k" * 101), "idempotency_key", "at most 100 characters"),
+    # sub_service_code
+    (Form(sub_service_code="passports.no-such-thing"), "sub_service_code", "not a sub-service"),
+    (Form(sub_service_code="x" * 101), "sub_service_code", "at most 100 characters"),
+    (Form(caller=RESIDENT), "sub_service_code", "not open to a resident account"),
+    (
+        Form(caller=ESTABLISHMENT, subject_id="2023456789"),
+        "sub_service_code",
+        "establishment account",
+    ),
+    # description
+    (Form(description="d" * 4001), "description", "at most 4000 characters"),
+    (Form(description="The site is not working, please help urgently!"), "description", "general"),
+    (Form(description="help me"), "description", "too short"),
+    (Form(description=DESCRIPTION + "\x07"), "description", "control characters"),
+    (Form(description=DESCRIPTION + "\x00"), "description", "control characters"),
+    (Form(description="\u202e" + DESCRIPTION), "description", "text-direction"),
+    # subject_id
+    (Form(caller=ESTABLISHMENT, sub_service_code=INQUIRY, fields={}), "subject_id", "required"),
+    (Form(subject_id="12345"), "subject_id", "10 digits"),
+    (Form(subject_id="5000000001"), "subject_id", "10 digits"),
+    (Form(subject_id="10000000O8"), "subject_id", "10 digits"),
+    (Form(subject_id="1" * 21), "subject_id", "at most 20 characters"),
+    # every field type, through real sub-services
+    (Form(fields=passport(national_id="")), "fields.national_id", "required"),
+    (Form(fields=passport(national_id="1000000007")), "fields.national_id", "check digit"),
+    (Form(fields=passport(national_id="2000000006")), "fields.national_id", "start with 1"),
+    (Form(fields=passport(request_type="replace")), "fields.request_type", "not one of"),
+    (Form(fields=passport(problem="")), "fields.problem", "required"),
+    (Form(fields=passport(passport_number="AB12")), "fields.passport_number", "6 to 9"),
+    (Form(fields=passport(passport_number="ABCDEFG")), "fields.passport_number", "one digit"),
+    (
+        Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, "iqama_number": "1"}),
+        "fields.iqama_number",
+        "10 digits",
+    ),
+    (
+        Form(
+            sub_service_code="visas.cancel-visa",
+            fields={**CANCEL_VISA, "iqama_number": "1000000008"},
+        ),
+        "fields.iqama_number",
+        "start with 2",
+    ),
+    (
+        Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, "visa_number": "123"}),
+        "fields.visa_number",
+        "10 digits",
+    ),
+    (
+        Form(
+            sub_service_code="residents.iqama-issue-renewal",
+            fields={**IQAMA, "border_number": "5000000000"},
+        ),
+        "fields.border_number",
+        "start with 3 or 4",
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="residents.transfer-of-services",
+            fields={**TRANSFER, "new_employer_number": "2000000006"},
+        ),
+        "fields.new_employer_number",
+        "start with 7",
+    ),
+    (
+        Form(sub_service_code="passports.lost-passport-report", fields={**LOST, "loss_date": ""}),
+        "fields.loss_date",
+        "required",
+    ),
+    (
+        Form(
+            sub_service_code="passports.lost-passport-report",
+            fields={**LOST, "loss_date": "2026-01-05"},
+        ),
+        "fields.loss_date",
+        "future",
+    ),
+    (
+        Form(
+            sub_service_code="passports.lost-passport-report",
+            fields={**LOST, "loss_date": "2025-02-29"},
+        ),
+        "fields.loss_date",
+        "not a valid date",
+    ),
+    (
+        Form(
+            sub_service_code="passports.lost-passport-report",
+            fields={**LOST, "loss_date": "01/12/2025"},
+        ),
+        "fields.loss_date",
+        "YYYY-MM-DD",
+    ),
+    (
+        Form(
+            sub_service_code="passports.lost-passport-report",
+            fields={**LOST, "loss_date": "1899-12-31"},
+        ),
+        "fields.loss_date",
+        "1900-01-01",
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="residents.profession-change",
+            fields={**PROFESSION, "current_profession": "c" * 101},
+        ),
+        "fields.current_profession",
+        "at most 100 characters",
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="residents.profession-change",
+            fields={**PROFESSION, "new_profession": "Cook\x1b[2J"},
+        ),
+        "fields.new_profession",
+        "control characters",
+    ),
+    (
+        Form(
+            sub_service_code="corrections.name-or-birth-date",
+            fields={**CORRECTION, "id_number": "3000000129"},
+        ),
+        "fields.id_number",
+        "start with 1 or 2",
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="corrections.passport-data-update",
+            fields={**PASSPORT_DATA, "nationality": "XXX"},
+        ),
+        "fields.nationality",
+        "not a known country code",
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="corrections.passport-data-update",
+            fields={**PASSPORT_DATA, "nationality": "Egypt"},
+        ),
+        "fields.nationality",
+        "three-letter",
+    ),
+    # field names, counts and sizes
+    (Form(fields=passport(colour="red")), "fields.colour", "not a field of this sub-service"),
+    (Form(fields=passport(Colour="red")), "fields", "lower-case letters"),
+    (Form(fields=passport(national_id="1" * 1001)), "fields.national_id", "at most 200"),
+    (
+        Form(sub_service_code=INQUIRY, fields={f"f{i}": "x" for i in range(MAX_FIELDS + 1)}),
+        "fields",
+        f"at most {MAX_FIELDS} fields",
+    ),
+    # document_ids
+    (
+        Form(document_ids=[str(uuid.uuid4()) for _ in range(MAX_DOCUMENTS + 1)]),
+        "document_ids",
+        f"at most {MAX_DOCUMENTS} documents",
+    ),
+    (Form(document_ids=["not-a-uuid"]), "document_ids[0]", "not a document id"),
+    (Form(document_ids=[str(uuid.uuid4()), ""]), "document_ids[1]", "not a document id"),
+    # contact
+    (Form(mobile=""), "contact.mobile", "Saudi mobile"),
+    (Form(mobile="0112345678"), "contact.mobile", "Saudi mobile"),
+    (Form(mobile="+971501234567"), "contact.mobile", "Saudi mobile"),
+    (Form(mobile="055123456"), "contact.mobile", "Saudi mobile"),
+    (Form(mobile="0" * 33), "contact.mobile", "at most 32 characters"),
+    (Form(email="no-at-sign.example.com"), "contact.email", "not an e-mail address"),
+    (Form(email="a b@example.com"), "contact.email", "not an e-mail address"),
+    (Form(email="a" * 250 + "@x.sa"), "contact.email", "at most 254 characters"),
+    (Form(locale="fr"), "contact.locale", "'ar' or 'en'"),
+    (Form(locale="english!!"), "contact.locale", "at most 8 characters"),
+    # cites_request_number
+    (Form(cites_number="TW" + "1" * 19), "cites_request_number", "at most 20 characters"),
+    (Form(cites_number="TW123"), "cites_request_number", "not a request number"),
+    (Form(cites_number=NUMBER[:-1]), "cites_request_number", "not a request number"),
+    (Form(cites_number=WRONG_CHECK), "cites_request_number", "not a request number"),
+    (Form(cites_number="request 1"), "cites_request_number", "not a request number"),
+    # the account itself
+    (Form(caller=Principal("1000000007", Role.CITIZEN)), "applicant_id", "check digit"),
+    (
+        Form(caller=Principal("1000000016", Role.RESIDENT), sub_service_code=INQUIRY, fields={}),
+        "applicant_id",
+        "start with 2",
+    ),
+]
 
-    async def get(self, request_id: uuid.UUID) -> Request | None:
-        return self.rows.get(request_id)
 
-    async def get_by_number(self, number: str) -> Request | None:
-        return next((r for r in self.rows.values() if r.number == number), None)
-
-    async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None:
-        return next(
-            (
-                r
-                for r in self.rows.values()
-                if r.applicant_id == applicant_id and r.idempotency_key == key
-            ),
-            None,
-        )
-
-    async def next_number(self) -> str:
-        self.sequence += 1
-        return f"TW26{self.sequence:08d}"
-
-
-class FakeUnitOfWork(FakeTransaction, FakeInbox):
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests = FakeRepository()
-        self.published: list[RequestSubmitted] = []
-        self.commits = 0
-
-    async def commit(self) -> None:
-        for request in self.requests.rows.values():
-            self.published.extend(request.events)
-            request.events.clear()
-        self.commits += 1
-
-
-def test_saudi_ids_carry_a_luhn_check_digit() -> None:
-    assert luhn_valid("1000000008")
-    assert id_number_problem("1000000007", first_digit="1") == "check digit does not match"
-    assert id_number_problem("2000000006", first_digit="1") == "must start with 1"
-    assert id_number_problem("12345", first_digit="1") == "must be 10 digits"
-
-
-@pytest.mark.parametrize("raw", ["0551234567", "+966551234567", "00966551234567", "055 123 4567"])
-def test_saudi_mobiles_in_any_usual_form(raw: str) -> None:
-    assert normalize_mobile(raw) == "+966551234567"
-
-
-@pytest.mark.parametrize("raw", ["0451234567", "+971551234567", "055123456", ""])
-def test_other_numbers_are_not_saudi_mobiles(raw: str) -> None:
-    assert normalize_mobile(raw) is None
+@pytest.mark.parametrize(
+    ("form", "field", "problem"),
+    [pytest.param(*case, id=f"{case[1]}:{case[2]}") for case in REJECTED],
+)
+def test_each_rule_reports_its_field(form: Form, field: str, problem: str) -> None:
+    found = violations(**form)
+    assert set(found) == {field}
+    assert problem in found[field]
 
 
 def test_every_bad_field_is_reported_at_once() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        submission(
-            idempotency_key=" ",
-            sub_service_code="nope",
-            description="site broken",
-            document_ids=["not-a-uuid"],
-            mobile="12",
-            locale="fr",
-        )
-    assert set(caught.value.violations) == {
+    found = violations(
+        idempotency_key=" ",
+        description="site broken",
+        subject_id="12",
+        fields=passport(national_id="1000000007", colour="red"),
+        document_ids=["nope"],
+        mobile="12",
+        email="x",
+        locale="fr",
+    )
+    assert set(found) == {
         "idempotency_key",
-        "sub_service_code",
         "description",
+        "subject_id",
+        "fields.national_id",
+        "fields.colour",
         "document_ids[0]",
         "contact.mobile",
+        "contact.email",
         "contact.locale",
     }
 
 
-def test_a_resident_cannot_file_a_citizens_passport_request() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        submission(caller=Principal("2000000006", Role.RESIDENT))
-    assert "sub_service_code" in caught.value.violations
-
-
-def test_an_account_with_a_malformed_id_cannot_submit() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        submission(caller=Principal("1000000007", Role.CITIZEN))
-    assert "applicant_id" in caught.value.violations
-
-
-def test_employees_do_not_submit_requests() -> None:
-    with pytest.raises(PermissionDenied):
-        submission(caller=Principal("E1", Role.REVIEWER, frozenset({"passports"})))
-
-
-async def test_submitting_stores_the_request_and_its_event() -> None:
-    uow = FakeUnitOfWork()
-    request = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-    assert request.number == "TW2600000001"
-    assert request.status is Status.SUBMITTED
-    assert request.contact.mobile == "+966551234567"
-    assert [e.request for e in uow.published] == [request]
-
-
-async def test_retrying_with_the_same_key_returns_the_same_request() -> None:
-    uow = FakeUnitOfWork()
-    first = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-    again = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-    assert again.id == first.id
-    assert len(uow.published) == 1
-
-
-async def test_a_reused_key_for_another_request_is_refused() -> None:
-    uow = FakeUnitOfWork()
-    first = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-    with pytest.raises(AlreadyExists) as caught:
-        await handlers.submit_request(
-            uow=uow,
-            documents=DOCS,
-            token=TOKEN,
-            submission=submission(description=DESCRIPTION + " again"),
-            now=NOW,
-        )
-    assert caught.value.existing == first.number
-
-
-async def test_losing_a_race_on_the_key_returns_the_winner() -> None:
-    uow = FakeUnitOfWork()
-    winner = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-
-    class RacingUnitOfWork(FakeUnitOfWork):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lookups = 0
-
-        async def commit(self) -> None:
-            raise ConcurrentSubmission
-
-    racing = RacingUnitOfWork()
-
-    async def no_match_then_winner(applicant_id: str, key: str) -> Request | None:
-        racing.lookups += 1
-        return None if racing.lookups == 1 else winner
-
-    racing.requests.get_by_idempotency_key = no_match_then_winner  # type: ignore[method-assign]
-    assert (
-        await handlers.submit_request(
-            uow=racing, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-        )
-    ) is winner
-
-
-async def test_only_the_applicant_sees_a_request() -> None:
-    uow = FakeUnitOfWork()
-    request = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-    assert await handlers.get_request(uow=uow, caller=CITIZEN, number=request.number.lower())
-    with pytest.raises(NotFound):
-        await handlers.get_request(
-            uow=uow, caller=Principal("1000000016", Role.CITIZEN), number=request.number
-        )
-
-
-async def test_a_status_change_is_applied_once() -> None:
-    uow = FakeUnitOfWork()
-    request = await handlers.submit_request(
-        uow=uow, documents=DOCS, token=TOKEN, submission=submission(), now=NOW
-    )
-    for _ in range(2):
-        await handlers.track_status(
-            uow=uow,
-            event_id="e1",
-            request_id=request.id,
-            status=Status.ACCEPTED,
-            message="done",
-            at=NOW,
-        )
-    assert (request.status, request.decision_message) == (Status.ACCEPTED, "done")
-    assert uow.commits == 2
-
-
-async def test_only_the_accounts_own_documents_can_be_attached() -> None:
-    uow, docs = FakeUnitOfWork(), FakeDocuments({OWN_DOCUMENT})
-    foreign = uuid.uuid4()
-    with pytest.raises(InvalidArgument) as caught:
-        await handlers.submit_request(
-            uow=uow,
-            documents=docs,
-            token=TOKEN,
-            submission=submission(document_ids=[str(OWN_DOCUMENT), str(foreign)]),
-            now=NOW,
-        )
-    assert caught.value.violations == {
-        "document_ids[1]": "no such document uploaded by this account"
+def test_an_unknown_sub_service_skips_the_field_checks() -> None:
+    assert violations(sub_service_code="passports.nope", fields={"anything": "x"}) == {
+        "sub_service_code": "not a sub-service of the catalog"
     }
-    assert uow.published == []
-    stored = await handlers.submit_request(
-        uow=uow,
-        documents=docs,
-        token=TOKEN,
-        submission=submission(document_ids=[str(OWN_DOCUMENT)]),
-        now=NOW,
+
+
+def test_reviewers_do_not_submit_requests() -> None:
+    with pytest.raises(PermissionDenied):
+        validate(caller=Principal("E1001", Role.REVIEWER, frozenset({"passports"})))
+
+
+# Each input carries the needle; the problem must say what is wrong without repeating it.
+ECHO: list[tuple[Form, str]] = [
+    (Form(idempotency_key=MARK * 6), MARK),
+    (Form(sub_service_code=f"passports.{MARK}"), MARK),
+    (Form(sub_service_code=MARK * 6), MARK),
+    (Form(description=MARK * 201), MARK),
+    (Form(description=f"{MARK}\x07 photo missing after paying the renewal fee"), MARK),
+    (Form(description=f"{MARK} {MARK} {MARK} {MARK}"), MARK),
+    (Form(subject_id=MARK), MARK),
+    (Form(subject_id=MARK * 2), MARK),
+    (Form(caller=ESTABLISHMENT, sub_service_code=INQUIRY, subject_id=MARK, fields={}), MARK),
+    (Form(fields=passport(national_id=MARK)), MARK),
+    (Form(fields=passport(request_type=MARK)), MARK),
+    (Form(fields=passport(passport_number=MARK)), MARK),
+    (Form(fields=passport(national_id=MARK * 60)), MARK),
+    (
+        Form(sub_service_code="passports.lost-passport-report", fields={**LOST, "loss_date": MARK}),
+        MARK,
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="corrections.passport-data-update",
+            fields={**PASSPORT_DATA, "nationality": MARK},
+        ),
+        MARK,
+    ),
+    (
+        Form(
+            caller=RESIDENT,
+            sub_service_code="residents.profession-change",
+            fields={**PROFESSION, "new_profession": MARK * 6},
+        ),
+        MARK,
+    ),
+    (Form(document_ids=[MARK]), MARK),
+    (Form(document_ids=[MARK] * 11), MARK),
+    (Form(mobile=MARK), MARK),
+    (Form(mobile=MARK * 2), MARK),
+    (Form(email=MARK), MARK),
+    (Form(email=MARK * 13), MARK),
+    (Form(locale=MARK[:8]), MARK[:8]),
+    (Form(locale=MARK), MARK),
+    (Form(cites_number=MARK * 2), MARK),
+    (Form(cites_number=MARK), MARK),
+]
+
+
+@pytest.mark.parametrize(("form", "needle"), ECHO)
+def test_problems_never_echo_the_input(form: Form, needle: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(**form)
+    assert caught.value.violations
+    assert needle not in str(caught.value)
+    for field, problem in caught.value.violations.items():
+        assert needle not in field
+        assert needle not in problem
+
+
+# --- what is accepted, and how it is normalized -------------------------------------------
+
+
+def test_a_valid_request_is_normalized() -> None:
+    document = uuid.uuid4()
+    submission = validate(
+        idempotency_key="  key-1  ",
+        description="  The photo   does not appear\r\nwhen renewing passport A123  ",
+        fields=passport(
+            national_id="1000000008".translate(ARABIC_INDIC),
+            passport_number=" a1234567 ",
+        ),
+        document_ids=[str(document).upper()],
+        mobile="٠٥٥١٢٣٤٥٦٧",
+        email="  someone@example.sa ",
+        locale="en",
+        cites_number=f" {NUMBER[:6].lower()} {NUMBER[6:]} ",
     )
-    assert stored.document_ids == (OWN_DOCUMENT,)
-    assert docs.tokens == [TOKEN, TOKEN]
+    assert submission == Submission(
+        applicant_id="1000000008",
+        applicant_role=Role.CITIZEN,
+        subject_id="1000000008",
+        idempotency_key="key-1",
+        sub_service_code=PASSPORT,
+        description="The photo does not appear\nwhen renewing passport A123",
+        fields={
+            "national_id": "1000000008",
+            "request_type": "renewal",
+            "problem": "other",
+            "passport_number": "A1234567",
+        },
+        document_ids=(document,),
+        contact=submission.contact,
+        cites_number=NUMBER,
+    )
+    assert submission.contact.mobile == "+966551234567"
+    assert submission.contact.email == "someone@example.sa"
+    assert submission.contact.locale is Locale.EN
+
+
+@pytest.mark.parametrize(
+    "mobile",
+    [
+        "0551234567",
+        "551234567",
+        "+966551234567",
+        "00966551234567",
+        "+966 55 123 4567",
+        "055-123-4567",
+        "٠٥٥١٢٣٤٥٦٧",
+        "+٩٦٦٥٥١٢٣٤٥٦٧",
+        "۰۵۵۱۲۳۴۵۶۷",
+    ],
+)
+def test_saudi_mobiles_in_any_usual_form(mobile: str) -> None:
+    assert validate(mobile=mobile).contact.mobile == "+966551234567"
+
+
+def test_defaults_the_subject_to_the_account_and_the_locale_to_arabic() -> None:
+    submission = validate()
+    assert submission.subject_id == CITIZEN.subject
+    assert submission.contact.locale is Locale.AR
+    assert submission.cites_number is None
+    assert submission.contact.email == ""
+
+
+def test_a_subject_typed_in_arabic_indic_digits_is_normalized() -> None:
+    submission = validate(subject_id=" ١٠١٢٣٤٥٦٧٢ ")
+    assert submission.subject_id == "1012345672"
+
+
+def test_blank_optional_fields_are_left_out() -> None:
+    submission = validate(fields=passport(passport_number="   "))
+    assert "passport_number" not in submission.fields
+    assert set(submission.fields) == {"national_id", "request_type", "problem"}
+
+
+def test_an_establishment_files_for_a_worker() -> None:
+    submission = validate(
+        caller=ESTABLISHMENT, sub_service_code=INQUIRY, subject_id="2023456789", fields={}
+    )
+    assert (submission.applicant_id, submission.subject_id) == ("7000000005", "2023456789")
+    assert submission.applicant_role is Role.ESTABLISHMENT
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "normalized"),
+    [
+        ("national_id", "١٠٠٠٠٠٠٠٠٨", "1000000008"),
+        ("iqama_number", " 2000000006 ", "2000000006"),
+        ("id_number", "2000000006", "2000000006"),
+        ("border_number", "3000000129", "3000000129"),
+        ("visa_number", "٠١٢٣٤٥٦٧٨٩", "0123456789"),
+        ("passport_number", "a1234567", "A1234567"),
+        ("establishment_number", "7000000005", "7000000005"),
+        ("date", "2025-12-31", "2025-12-31"),
+        ("text", "  Ahmed   Mahmoud ", "Ahmed Mahmoud"),
+        ("choice", "both", "both"),
+        ("nationality", "egy", "EGY"),
+    ],
+)
+def test_every_field_type_normalizes_a_good_value(kind: str, value: str, normalized: str) -> None:
+    """One real sub-service and caller per field type; the value lands normalized."""
+    forms: dict[str, tuple[Form, str]] = {
+        "national_id": (Form(fields=passport(national_id=value)), "national_id"),
+        "iqama_number": (
+            Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, kind: value}),
+            kind,
+        ),
+        "id_number": (
+            Form(
+                sub_service_code="corrections.name-or-birth-date",
+                fields={**CORRECTION, kind: value},
+            ),
+            kind,
+        ),
+        "border_number": (
+            Form(sub_service_code="residents.iqama-issue-renewal", fields={**IQAMA, kind: value}),
+            kind,
+        ),
+        "visa_number": (
+            Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, kind: value}),
+            kind,
+        ),
+        "passport_number": (Form(fields=passport(passport_number=value)), kind),
+        "establishment_number": (
+            Form(
+                caller=RESIDENT,
+                sub_service_code="residents.transfer-of-services",
+                fields={**TRANSFER, "new_employer_number": value},
+            ),
+            "new_employer_number",
+        ),
+        "date": (
+            Form(
+                sub_service_code="passports.lost-passport-report",
+                fields={**LOST, "loss_date": value},
+            ),
+            "loss_date",
+        ),
+        "text": (
+            Form(
+                sub_service_code="corrections.name-or-birth-date",
+                fields={**CORRECTION, "correct_name_en": value},
+            ),
+            "correct_name_en",
+        ),
+        "choice": (
+            Form(
+                sub_service_code="corrections.name-or-birth-date",
+                fields={**CORRECTION, "correction": value},
+            ),
+            "correction",
+        ),
+        "nationality": (
+            Form(
+                caller=RESIDENT,
+                sub_service_code="corrections.passport-data-update",
+                fields={**PASSPORT_DATA, kind: value},
+            ),
+            kind,
+        ),
+    }
+    form, name = forms[kind]
+    spec = next(
+        spec
+        for spec in CATALOG.sub_services[form.get("sub_service_code", PASSPORT)].fields
+        if spec.name == name
+    )
+    assert spec.type.value == kind
+    assert validate(**form).fields[name] == normalized
+
+
+def test_the_field_type_table_covers_every_catalog_field_type() -> None:
+    used = {spec.type.value for s in CATALOG.sub_services.values() for spec in s.fields}
+    assert used == {
+        "national_id",
+        "iqama_number",
+        "id_number",
+        "border_number",
+        "visa_number",
+        "passport_number",
+        "establishment_number",
+        "date",
+        "text",
+        "choice",
+        "nationality",
+    }
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        NUMBER,
+        NUMBER.lower(),
+        NUMBER[2:],
+        f"TW-{NUMBER[2:6]}-{NUMBER[6:]}",
+        f" {NUMBER} ",
+        NUMBER.translate(ARABIC_INDIC),
+    ],
+)
+def test_a_cited_number_is_stored_canonical(typed: str) -> None:
+    assert validate(cites_number=typed).cites_number == NUMBER
+
+
+def test_the_future_is_measured_from_today_passed_in() -> None:
+    """past_only compares with `today`, not with the machine's clock."""
+    fields = {**LOST, "loss_date": "2026-01-04"}
+    submission = validate(sub_service_code="passports.lost-passport-report", fields=fields)
+    assert submission.fields["loss_date"] == "2026-01-04"
+
+
+# --- inputs that once slipped through ------------------------------------------------------
+
+
+def test_a_document_id_with_trailing_garbage_is_refused() -> None:
+    assert violations(document_ids=[f"{uuid.uuid4()}{MARK}"]) == {
+        "document_ids[0]": "not a document id"
+    }
+
+
+def test_an_idempotency_key_with_control_characters_is_refused() -> None:
+    assert "idempotency_key" in violations(idempotency_key="key\x00-1")
+
+
+def test_an_email_with_control_characters_is_refused() -> None:
+    assert "contact.email" in violations(email="someone@example.sa\x00")
+
+
+def test_a_subject_with_non_ascii_digits_is_refused() -> None:
+    assert "subject_id" in violations(subject_id="100000000\u00b2")
+
+
+def test_a_subject_with_a_wrong_check_digit_is_refused() -> None:
+    assert violations(subject_id="1000000007") == {"subject_id": "check digit does not match"}
+
+
+def test_an_establishments_overlong_subject_is_reported_as_too_long() -> None:
+    found = violations(
+        caller=ESTABLISHMENT, sub_service_code=INQUIRY, subject_id="2" * 21, fields={}
+    )
+    assert found == {"subject_id": "at most 20 characters"}

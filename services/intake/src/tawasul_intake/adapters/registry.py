@@ -1,7 +1,9 @@
 """The relationship registry from a data file: the development stand-in for the national one.
 
 In production this port is answered by the government registry (Absher / Muqeem); the file
-holds sample people, their dependents, hosted visitors and sponsored workers.
+holds sample people, their dependents, hosted visitors and sponsored workers, and may declare
+a prefix under which every valid national ID is a synthetic citizen with no relations, so that
+load tests and end-to-end tests have as many distinct people as they need.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tawasul_intake.domain.identity import luhn_valid
 from tawasul_intake.domain.people import Person, PersonKind, Relation
 
 DEV_REGISTRY = Path(__file__).with_name("registry.dev.json")
@@ -20,6 +23,7 @@ DEV_REGISTRY = Path(__file__).with_name("registry.dev.json")
 class FileRegistry:
     people: dict[str, Person]
     relations: dict[tuple[str, str], Relation]
+    synthetic_prefix: str = ""
 
     @classmethod
     def from_file(cls, path: Path) -> FileRegistry:
@@ -38,12 +42,29 @@ class FileRegistry:
         unknown = {person for _, person in relations} - people.keys()
         if unknown:
             raise ValueError(f"{path}: relations name unknown people {sorted(unknown)}")
-        return cls(people=people, relations=relations)
+        prefix = str(raw.get("synthetic_citizens", {}).get("prefix", ""))
+        if prefix and not (prefix.isdigit() and prefix.startswith("1") and len(prefix) >= 2):
+            raise ValueError(f"{path}: synthetic_citizens.prefix must be digits starting with 1")
+        return cls(people=people, relations=relations, synthetic_prefix=prefix)
 
     async def person(self, id_number: str) -> Person | None:
-        return self.people.get(id_number)
+        if id_number in self.people:
+            return self.people[id_number]
+        if self._synthetic(id_number):
+            return Person(id_number, PersonKind.CITIZEN, "SAU", "مواطن تجريبي", "Test citizen")
+        return None
 
     async def relation(self, holder: str, id_number: str) -> Relation | None:
-        if holder == id_number and id_number in self.people:
+        if holder == id_number and await self.person(id_number) is not None:
             return Relation.SELF
         return self.relations.get((holder, id_number))
+
+    def _synthetic(self, id_number: str) -> bool:
+        return (
+            bool(self.synthetic_prefix)
+            and id_number.startswith(self.synthetic_prefix)
+            and len(id_number) == 10
+            and id_number.isascii()
+            and id_number.isdigit()
+            and luhn_valid(id_number)
+        )

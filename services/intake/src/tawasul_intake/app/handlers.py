@@ -18,6 +18,7 @@ from tawasul_platform.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
 )
 from tawasul_platform.identity import Principal, Role
 
@@ -40,6 +41,8 @@ CONSUMER = "intake"
 # osTicket's cap on open tickets per user, here per account: enough for a family or a small
 # establishment's real needs, too few to flood a department's queue.
 MAX_OPEN_PER_ACCOUNT = 10
+# Random numbers rarely collide; a few fresh draws settle it.
+NUMBER_DRAWS = 5
 # An establishment acts for its own sponsored workers only (SPEC §2).
 _ALLOWED = {
     Role.CITIZEN: frozenset(Relation),
@@ -116,8 +119,7 @@ def _check_documents(
 async def _cited(uow: UnitOfWork, submission: Submission) -> Request | None:
     if submission.cites_number is None:
         return None
-    number = parse_request_number(submission.cites_number)
-    cited = await uow.requests.get_by_number(number) if number else None
+    cited = await uow.requests.get_by_number(submission.cites_number)
     if (
         cited is None
         or cited.applicant_id != submission.applicant_id
@@ -149,20 +151,16 @@ async def submit_request(
     _check_documents(
         submission, await documents.describe(submission.document_ids, token), sub_service
     )
-    for _ in range(5):
+    for _ in range(NUMBER_DRAWS):
         async with uow:
             await uow.requests.lock_account(submission.applicant_id)
             existing = await _by_key(uow, submission)
             if existing is not None:
                 return existing
-            open_one = await uow.requests.open_request(
-                submission.subject_id, submission.sub_service_code
+            _refuse_duplicate(
+                submission,
+                await uow.requests.open_request(submission.subject_id, submission.sub_service_code),
             )
-            if open_one is not None:
-                raise AlreadyExists(
-                    f"request {open_one.number} for this person and sub-service is still open",
-                    existing=open_one.number,
-                )
             if await uow.requests.count_open(submission.applicant_id) >= MAX_OPEN_PER_ACCOUNT:
                 raise ResourceExhausted(
                     f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
@@ -186,8 +184,13 @@ async def submit_request(
             except NumberTaken:
                 continue
             except (ConcurrentSubmission, DuplicateOpenRequest):
-                break
+                return await _after_race(uow, submission)
             return request
+    raise Unavailable("no free request number was drawn; retry with the same idempotency key")
+
+
+async def _after_race(uow: UnitOfWork, submission: Submission) -> Request:
+    """Another submission committed first: the same key's request, or the open duplicate."""
     async with uow:
         existing = await _by_key(uow, submission)
         if existing is not None:
@@ -195,11 +198,25 @@ async def submit_request(
         open_one = await uow.requests.open_request(
             submission.subject_id, submission.sub_service_code
         )
+    _refuse_duplicate(submission, open_one)
+    raise Unavailable("a concurrent submission was undone; retry with the same idempotency key")
+
+
+def _refuse_duplicate(submission: Submission, open_one: Request | None) -> None:
+    """ALREADY_EXISTS naming the open request, if the caller's own account filed it.
+
+    Another account's request number is not the caller's to learn: a relative may have filed
+    for the same person.
+    """
     if open_one is None:
-        raise RuntimeError("a concurrent submission left no request behind")
+        return
+    if open_one.applicant_id == submission.applicant_id:
+        raise AlreadyExists(
+            f"request {open_one.number} for this person and sub-service is still open",
+            existing=open_one.number,
+        )
     raise AlreadyExists(
-        f"request {open_one.number} for this person and sub-service is still open",
-        existing=open_one.number,
+        "another account has an open request for this person and sub-service", existing=""
     )
 
 
@@ -298,7 +315,12 @@ async def _limit(
         by_caller = await uow.limits.hit(
             f"{step}:caller:{caller_key[:100]}", window=policy.window, now=now
         )
-        by_request = await uow.limits.hit(f"{step}:request:{number}", window=policy.window, now=now)
+        # A malformed number names no request: only the caller's own limit counts it.
+        by_request = (
+            await uow.limits.hit(f"{step}:request:{number}", window=policy.window, now=now)
+            if number
+            else 0
+        )
         await uow.commit()
     if by_caller > policy.per_caller or by_request > policy.per_request:
         raise ResourceExhausted("too many tracking attempts; try again later")

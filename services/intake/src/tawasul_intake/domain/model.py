@@ -23,7 +23,8 @@ from tawasul_intake.domain.fields import (
     normalize_digits,
     normalize_mobile,
 )
-from tawasul_intake.domain.identity import id_number_problem
+from tawasul_intake.domain.identity import id_number_problem, luhn_valid
+from tawasul_intake.domain.numbers import parse_request_number
 
 MAX_DOCUMENTS = 10
 MAX_IDEMPOTENCY_KEY = 100
@@ -299,6 +300,8 @@ def validate_submission(
     key = _capped(problems, "idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY).strip()
     if not key and "idempotency_key" not in problems:
         problems["idempotency_key"] = "required"
+    elif key and not _KEY.match(key):
+        problems["idempotency_key"] = "Latin letters, digits and . _ : - only"
     code = _capped(problems, "sub_service_code", sub_service_code, 100)
     raw_description = _capped(problems, "description", description, MAX_DESCRIPTION_CHARS)
     subject = normalize_digits(_capped(problems, "subject_id", subject_id, 20)).strip()
@@ -325,28 +328,40 @@ def validate_submission(
     if problem and "description" not in problems:
         problems["description"] = problem
 
-    if not subject:
+    if "subject_id" in problems:
+        pass
+    elif not subject:
         if caller.role is Role.ESTABLISHMENT:
             problems["subject_id"] = "required: the worker the request is about"
         subject = caller.subject
-    elif not subject.isdigit() or len(subject) != 10 or subject[0] not in "1234":
+    elif not _ID_NUMBER.match(subject):
         problems["subject_id"] = "a national ID, iqama or border number: 10 digits"
+    elif subject[0] in "12" and not luhn_valid(subject):
+        problems["subject_id"] = "check digit does not match"
 
     values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
 
     documents: list[uuid.UUID] = []
     for index, raw in enumerate(document_ids):
         try:
-            documents.append(uuid.UUID(raw[:36]))
+            document = uuid.UUID(raw) if len(raw) <= _UUID_TEXT else None
         except ValueError:
+            document = None
+        if document is None:
             problems[f"document_ids[{index}]"] = "not a document id"
+        elif document in documents:
+            problems[f"document_ids[{index}]"] = "listed twice"
+        documents.append(document or uuid.UUID(int=0))
     normalized = normalize_mobile(mobile)
     if normalized is None and "contact.mobile" not in problems:
         problems["contact.mobile"] = "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
-    if email and ("@" not in email or any(c.isspace() for c in email)):
+    if email and not _EMAIL.match(email):
         problems["contact.email"] = "not an e-mail address"
     if locale not in ("", *Locale):
         problems["contact.locale"] = "'ar' or 'en'"
+    cited = parse_request_number(cites) if cites.strip() else None
+    if cites.strip() and cited is None and "cites_request_number" not in problems:
+        problems["cites_request_number"] = "not a request number: TW, 8 digits and a check digit"
     if problems:
         raise InvalidArgument(problems)
     return Submission(
@@ -357,9 +372,9 @@ def validate_submission(
         sub_service_code=code,
         description=text,
         fields=values,
-        document_ids=tuple(dict.fromkeys(documents)),
+        document_ids=tuple(documents),
         contact=Contact(mobile=normalized or "", email=email, locale=Locale(locale or "ar")),
-        cites_number=cites.strip().upper() or None,
+        cites_number=cited,
     )
 
 
@@ -400,3 +415,8 @@ def _check_fields(
 
 
 _IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
+_KEY = re.compile(r"^[A-Za-z0-9._:-]+$")
+# Printable ASCII only: the address goes to an SMTP server and into JSON as it is.
+_EMAIL = re.compile(r"^[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_ID_NUMBER = re.compile(r"^[1-4][0-9]{9}$")
+_UUID_TEXT = 45  # the longest form uuid.UUID reads: "urn:uuid:" and 36 characters

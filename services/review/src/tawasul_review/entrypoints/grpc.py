@@ -25,6 +25,7 @@ _STATE = {
     State.QUEUED: review_pb2.WORK_ITEM_STATE_QUEUED,
     State.CLAIMED: review_pb2.WORK_ITEM_STATE_CLAIMED,
     State.DECIDED: review_pb2.WORK_ITEM_STATE_DECIDED,
+    State.WITHDRAWN: review_pb2.WORK_ITEM_STATE_WITHDRAWN,
 }
 _DECISION_TO_WIRE = {
     Decision.ACCEPT: review_pb2.DECISION_ACCEPT,
@@ -67,6 +68,7 @@ def to_wire(item: WorkItem) -> review_pb2.WorkItem:
         ),
         queued_at=timestamp(item.queued_at),
         document_ids=list(item.document_ids),
+        priority=item.priority,
     )
 
 

@@ -25,37 +25,37 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/review/v1/review.proto\x12\x11tawasul.review.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x02\n\x08WorkItem\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0erequest_number\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x18\n\x10sub_service_code\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .tawasul.review.v1.WorkItemState\x12\x13\n\x0b\x61ssignee_id\x18\x07 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x08 \x01(\x0e\x32\x1b.tawasul.review.v1.Decision\x12-\n\tqueued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64ocument_ids\x18\n \x03(\t\"\xa7\x01\n\nAttachment\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x14\n\x0c\x64ownload_url\x18\x05 \x01(\t\x12\x32\n\x0eurl_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x10ListQueueRequest\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x11ListQueueResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.tawasul.review.v1.WorkItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13\x43laimRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"A\n\x14\x43laimRequestResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.tawasul.review.v1.WorkItem\"(\n\x12GetWorkItemRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"t\n\x13GetWorkItemResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.tawasul.review.v1.WorkItem\x12\x32\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x1d.tawasul.review.v1.Attachment\"j\n\x14\x44\x65\x63ideRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1b.tawasul.review.v1.Decision\x12\x0f\n\x07message\x18\x03 \x01(\t\"B\n\x15\x44\x65\x63ideRequestResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.tawasul.review.v1.WorkItem*\x86\x01\n\rWorkItemState\x12\x1f\n\x1bWORK_ITEM_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORK_ITEM_STATE_QUEUED\x10\x01\x12\x1b\n\x17WORK_ITEM_STATE_CLAIMED\x10\x02\x12\x1b\n\x17WORK_ITEM_STATE_DECIDED\x10\x03*N\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45\x43ISION_ACCEPT\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_REJECT\x10\x02\x32\x8a\x03\n\rReviewService\x12V\n\tListQueue\x12#.tawasul.review.v1.ListQueueRequest\x1a$.tawasul.review.v1.ListQueueResponse\x12_\n\x0c\x43laimRequest\x12&.tawasul.review.v1.ClaimRequestRequest\x1a\'.tawasul.review.v1.ClaimRequestResponse\x12\\\n\x0bGetWorkItem\x12%.tawasul.review.v1.GetWorkItemRequest\x1a&.tawasul.review.v1.GetWorkItemResponse\x12\x62\n\rDecideRequest\x12\'.tawasul.review.v1.DecideRequestRequest\x1a(.tawasul.review.v1.DecideRequestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/review/v1/review.proto\x12\x11tawasul.review.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n\x08WorkItem\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0erequest_number\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x18\n\x10sub_service_code\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .tawasul.review.v1.WorkItemState\x12\x13\n\x0b\x61ssignee_id\x18\x07 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x08 \x01(\x0e\x32\x1b.tawasul.review.v1.Decision\x12-\n\tqueued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64ocument_ids\x18\n \x03(\t\x12\x10\n\x08priority\x18\x0b \x01(\x05\"\xa7\x01\n\nAttachment\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x14\n\x0c\x64ownload_url\x18\x05 \x01(\t\x12\x32\n\x0eurl_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x10ListQueueRequest\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x11ListQueueResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.tawasul.review.v1.WorkItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13\x43laimRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"A\n\x14\x43laimRequestResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.tawasul.review.v1.WorkItem\"(\n\x12GetWorkItemRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"t\n\x13GetWorkItemResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.tawasul.review.v1.WorkItem\x12\x32\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x1d.tawasul.review.v1.Attachment\"j\n\x14\x44\x65\x63ideRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1b.tawasul.review.v1.Decision\x12\x0f\n\x07message\x18\x03 \x01(\t\"B\n\x15\x44\x65\x63ideRequestResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.tawasul.review.v1.WorkItem*\xa5\x01\n\rWorkItemState\x12\x1f\n\x1bWORK_ITEM_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORK_ITEM_STATE_QUEUED\x10\x01\x12\x1b\n\x17WORK_ITEM_STATE_CLAIMED\x10\x02\x12\x1b\n\x17WORK_ITEM_STATE_DECIDED\x10\x03\x12\x1d\n\x19WORK_ITEM_STATE_WITHDRAWN\x10\x04*N\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45\x43ISION_ACCEPT\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_REJECT\x10\x02\x32\x8a\x03\n\rReviewService\x12V\n\tListQueue\x12#.tawasul.review.v1.ListQueueRequest\x1a$.tawasul.review.v1.ListQueueResponse\x12_\n\x0c\x43laimRequest\x12&.tawasul.review.v1.ClaimRequestRequest\x1a\'.tawasul.review.v1.ClaimRequestResponse\x12\\\n\x0bGetWorkItem\x12%.tawasul.review.v1.GetWorkItemRequest\x1a&.tawasul.review.v1.GetWorkItemResponse\x12\x62\n\rDecideRequest\x12\'.tawasul.review.v1.DecideRequestRequest\x1a(.tawasul.review.v1.DecideRequestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.review.v1.review_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKITEMSTATE']._serialized_start=1192
-  _globals['_WORKITEMSTATE']._serialized_end=1326
-  _globals['_DECISION']._serialized_start=1328
-  _globals['_DECISION']._serialized_end=1406
+  _globals['_WORKITEMSTATE']._serialized_start=1210
+  _globals['_WORKITEMSTATE']._serialized_end=1375
+  _globals['_DECISION']._serialized_start=1377
+  _globals['_DECISION']._serialized_end=1455
   _globals['_WORKITEM']._serialized_start=87
-  _globals['_WORKITEM']._serialized_end=399
-  _globals['_ATTACHMENT']._serialized_start=402
-  _globals['_ATTACHMENT']._serialized_end=569
-  _globals['_LISTQUEUEREQUEST']._serialized_start=571
-  _globals['_LISTQUEUEREQUEST']._serialized_end=653
-  _globals['_LISTQUEUERESPONSE']._serialized_start=655
-  _globals['_LISTQUEUERESPONSE']._serialized_end=743
-  _globals['_CLAIMREQUESTREQUEST']._serialized_start=745
-  _globals['_CLAIMREQUESTREQUEST']._serialized_end=786
-  _globals['_CLAIMREQUESTRESPONSE']._serialized_start=788
-  _globals['_CLAIMREQUESTRESPONSE']._serialized_end=853
-  _globals['_GETWORKITEMREQUEST']._serialized_start=855
-  _globals['_GETWORKITEMREQUEST']._serialized_end=895
-  _globals['_GETWORKITEMRESPONSE']._serialized_start=897
-  _globals['_GETWORKITEMRESPONSE']._serialized_end=1013
-  _globals['_DECIDEREQUESTREQUEST']._serialized_start=1015
-  _globals['_DECIDEREQUESTREQUEST']._serialized_end=1121
-  _globals['_DECIDEREQUESTRESPONSE']._serialized_start=1123
-  _globals['_DECIDEREQUESTRESPONSE']._serialized_end=1189
-  _globals['_REVIEWSERVICE']._serialized_start=1409
-  _globals['_REVIEWSERVICE']._serialized_end=1803
+  _globals['_WORKITEM']._serialized_end=417
+  _globals['_ATTACHMENT']._serialized_start=420
+  _globals['_ATTACHMENT']._serialized_end=587
+  _globals['_LISTQUEUEREQUEST']._serialized_start=589
+  _globals['_LISTQUEUEREQUEST']._serialized_end=671
+  _globals['_LISTQUEUERESPONSE']._serialized_start=673
+  _globals['_LISTQUEUERESPONSE']._serialized_end=761
+  _globals['_CLAIMREQUESTREQUEST']._serialized_start=763
+  _globals['_CLAIMREQUESTREQUEST']._serialized_end=804
+  _globals['_CLAIMREQUESTRESPONSE']._serialized_start=806
+  _globals['_CLAIMREQUESTRESPONSE']._serialized_end=871
+  _globals['_GETWORKITEMREQUEST']._serialized_start=873
+  _globals['_GETWORKITEMREQUEST']._serialized_end=913
+  _globals['_GETWORKITEMRESPONSE']._serialized_start=915
+  _globals['_GETWORKITEMRESPONSE']._serialized_end=1031
+  _globals['_DECIDEREQUESTREQUEST']._serialized_start=1033
+  _globals['_DECIDEREQUESTREQUEST']._serialized_end=1139
+  _globals['_DECIDEREQUESTRESPONSE']._serialized_start=1141
+  _globals['_DECIDEREQUESTRESPONSE']._serialized_end=1207
+  _globals['_REVIEWSERVICE']._serialized_start=1458
+  _globals['_REVIEWSERVICE']._serialized_end=1852
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,8 @@ class _WorkItemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkIte
     WORK_ITEM_STATE_QUEUED: _WorkItemState.ValueType  # 1
     WORK_ITEM_STATE_CLAIMED: _WorkItemState.ValueType  # 2
     WORK_ITEM_STATE_DECIDED: _WorkItemState.ValueType  # 3
+    WORK_ITEM_STATE_WITHDRAWN: _WorkItemState.ValueType  # 4
+    """The beneficiary cancelled it before a decision."""
 
 class WorkItemState(_WorkItemState, metaclass=_WorkItemStateEnumTypeWrapper): ...
 
@@ -37,6 +39,8 @@ WORK_ITEM_STATE_UNSPECIFIED: WorkItemState.ValueType  # 0
 WORK_ITEM_STATE_QUEUED: WorkItemState.ValueType  # 1
 WORK_ITEM_STATE_CLAIMED: WorkItemState.ValueType  # 2
 WORK_ITEM_STATE_DECIDED: WorkItemState.ValueType  # 3
+WORK_ITEM_STATE_WITHDRAWN: WorkItemState.ValueType  # 4
+"""The beneficiary cancelled it before a decision."""
 Global___WorkItemState: _TypeAlias = WorkItemState  # noqa: Y015
 
 class _Decision:
@@ -70,6 +74,7 @@ class WorkItem(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     QUEUED_AT_FIELD_NUMBER: _builtins.int
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -79,6 +84,8 @@ class WorkItem(_message.Message):
     assignee_id: _builtins.str
     """Employee id of the reviewer holding it; empty while queued."""
     decision: Global___Decision.ValueType
+    priority: _builtins.int
+    """Raised by the beneficiary's follow-ups; the queue lists higher priorities first."""
     @_builtins.property
     def queued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -96,10 +103,11 @@ class WorkItem(_message.Message):
         decision: Global___Decision.ValueType = ...,
         queued_at: _timestamp_pb2.Timestamp | None = ...,
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
+        priority: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["queued_at", b"queued_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "queued_at", b"queued_at", "request_id", b"request_id", "request_number", b"request_number", "state", b"state", "sub_service_code", b"sub_service_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "priority", b"priority", "queued_at", b"queued_at", "request_id", b"request_id", "request_number", b"request_number", "state", b"state", "sub_service_code", b"sub_service_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,7 +157,7 @@ class ListQueueRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     department_code: _builtins.str
     page_size: _builtins.int
-    """At most this many items, oldest first; 0 means 50, at most 200."""
+    """At most this many items, most followed-up first, then oldest first; 0 means 50, at most 200."""
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page."""
     def __init__(

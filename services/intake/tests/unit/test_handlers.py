@@ -1,0 +1,1457 @@
+"""Intake's use cases on in-memory fakes that behave like the PostgreSQL adapters.
+
+The fakes keep committed rows apart from what a transaction loaded or changed, as the SQL
+unit of work does: nothing lands before `commit`, leaving the block without committing rolls
+back, and `commit` refuses what the database's unique constraints refuse.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+import pytest
+from tawasul_calendar import RIYADH, WorkingCalendar
+from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
+from tawasul_intake.app import handlers
+from tawasul_intake.app.handlers import MAX_OPEN_PER_ACCOUNT, TrackingPolicy, TrackingQuery
+from tawasul_intake.app.ports import (
+    ConcurrentSubmission,
+    DocumentInfo,
+    DuplicateOpenRequest,
+    NumberTaken,
+    StoredCode,
+)
+from tawasul_intake.domain.identity import luhn_valid
+from tawasul_intake.domain.model import (
+    Event,
+    HistoryEntry,
+    Request,
+    RequestCancelled,
+    RequestFollowedUp,
+    RequestSubmitted,
+    Status,
+    Submission,
+    validate_submission,
+)
+from tawasul_intake.domain.numbers import new_request_number
+from tawasul_intake.domain.people import Relation
+from tawasul_platform.catalog import load_catalog
+from tawasul_platform.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from tawasul_platform.identity import Principal, Role
+
+# --- fakes -------------------------------------------------------------------------------
+
+
+class Database:
+    """What PostgreSQL holds for intake: committed rows only."""
+
+    def __init__(self) -> None:
+        self.requests: dict[uuid.UUID, Request] = {}
+        self.codes: dict[uuid.UUID, StoredCode] = {}
+        self.limits: dict[str, tuple[datetime, int]] = {}
+        self.inbox: set[tuple[str, str]] = set()
+        self.published: list[Event] = []
+        self.commits = 0
+        self.locked: list[str] = []
+        # Committed by "another replica" just before the next commit: a race lost.
+        self.racing: list[Request] = []
+
+    def insert(self, request: Request) -> None:
+        stored = copy.deepcopy(request)
+        stored.events.clear()
+        self.requests[stored.id] = stored
+
+    def row(self, number: str) -> Request:
+        return next(r for r in self.requests.values() if r.number == number)
+
+
+class FakeRequests:
+    """SqlRequestRepository: reads committed rows into an identity map; writes at commit."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.seen: dict[uuid.UUID, Request] = {}
+        self.new: set[uuid.UUID] = set()
+
+    def _load(self, row: Request) -> Request:
+        return self.seen.setdefault(row.id, copy.deepcopy(row))
+
+    def _first(self, match: Callable[[Request], bool]) -> Request | None:
+        row = next((r for r in self._db.requests.values() if match(r)), None)
+        return None if row is None else self._load(row)
+
+    async def add(self, request: Request) -> None:
+        self.seen[request.id] = request
+        self.new.add(request.id)
+
+    async def get(self, request_id: uuid.UUID) -> Request | None:
+        return self._first(lambda r: r.id == request_id)
+
+    async def get_by_number(self, number: str) -> Request | None:
+        return self._first(lambda r: r.number == number)
+
+    async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None:
+        return self._first(lambda r: (r.applicant_id, r.idempotency_key) == (applicant_id, key))
+
+    async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None:
+        return self._first(
+            lambda r: (
+                r.is_open and (r.subject_id, r.sub_service_code) == (subject_id, sub_service_code)
+            )
+        )
+
+    async def count_open(self, applicant_id: str) -> int:
+        return sum(r.is_open and r.applicant_id == applicant_id for r in self._db.requests.values())
+
+    async def list_by_applicant(
+        self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Request]:
+        rows = sorted(
+            (r for r in self._db.requests.values() if r.applicant_id == applicant_id),
+            key=lambda r: (r.submitted_at, r.id),
+            reverse=True,
+        )
+        if after is not None:
+            rows = [r for r in rows if (r.submitted_at, r.id) < after]
+        return [self._load(r) for r in rows[:limit]]
+
+    async def lock_account(self, applicant_id: str) -> None:
+        self._db.locked.append(applicant_id)
+
+
+class FakeCodes:
+    """SqlTrackingCodes on a working copy of the table."""
+
+    def __init__(self, rows: dict[uuid.UUID, StoredCode]) -> None:
+        self.rows = rows
+
+    async def put(self, request_id: uuid.UUID, code_hash: str, expires_at: datetime) -> None:
+        self.rows[request_id] = StoredCode(code_hash, expires_at, 0)
+
+    async def attempt(self, request_id: uuid.UUID) -> StoredCode | None:
+        stored = self.rows.get(request_id)
+        if stored is None:
+            return None
+        self.rows[request_id] = replace(stored, attempts=stored.attempts + 1)
+        return self.rows[request_id]
+
+    async def delete(self, request_id: uuid.UUID) -> None:
+        self.rows.pop(request_id, None)
+
+
+class FakeLimits:
+    """SqlRateLimits: a fixed window per bucket, restarted once the window has passed."""
+
+    def __init__(self, rows: dict[str, tuple[datetime, int]]) -> None:
+        self.rows = rows
+
+    async def hit(self, bucket: str, *, window: timedelta, now: datetime) -> int:
+        start, hits = self.rows.get(bucket, (now, 0))
+        if start <= now - window:
+            start, hits = now, 0
+        self.rows[bucket] = (start, hits + 1)
+        return hits + 1
+
+
+@dataclass
+class _Transaction:
+    requests: FakeRequests
+    codes: FakeCodes
+    limits: FakeLimits
+    claimed: set[tuple[str, str]] = field(default_factory=set)
+
+
+class FakeUnitOfWork:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._open: _Transaction | None = None
+
+    async def __aenter__(self) -> Self:
+        self._open = _Transaction(
+            FakeRequests(self.db), FakeCodes(dict(self.db.codes)), FakeLimits(dict(self.db.limits))
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._open = None  # whatever was not committed is rolled back
+
+    @property
+    def _tx(self) -> _Transaction:
+        if self._open is None:
+            raise RuntimeError("the unit of work is used outside `async with`")
+        return self._open
+
+    @property
+    def requests(self) -> FakeRequests:
+        return self._tx.requests
+
+    @property
+    def codes(self) -> FakeCodes:
+        return self._tx.codes
+
+    @property
+    def limits(self) -> FakeLimits:
+        return self._tx.limits
+
+    async def seen_event(self, consumer: str, event_id: str) -> bool:
+        return (consumer, event_id) in self.db.inbox | self._tx.claimed
+
+    async def claim_event(self, consumer: str, event_id: str) -> bool:
+        if await self.seen_event(consumer, event_id):
+            return False
+        self._tx.claimed.add((consumer, event_id))
+        return True
+
+    async def commit(self) -> None:
+        tx, db = self._tx, self.db
+        for racer in db.racing:
+            db.insert(racer)
+        db.racing.clear()
+        for request in (tx.requests.seen[i] for i in tx.requests.new):
+            self._check_constraints(
+                request, [r for r in db.requests.values() if r.id != request.id]
+            )
+        for request in tx.requests.seen.values():
+            db.published.extend(request.events)
+            request.events.clear()
+            db.requests[request.id] = copy.deepcopy(request)
+        tx.requests.new.clear()
+        db.codes = dict(tx.codes.rows)
+        db.limits = dict(tx.limits.rows)
+        db.inbox |= tx.claimed
+        tx.claimed.clear()
+        db.commits += 1
+
+    @staticmethod
+    def _check_constraints(new: Request, others: Iterable[Request]) -> None:
+        for other in others:
+            if other.number == new.number:
+                raise NumberTaken
+            if (other.applicant_id, other.idempotency_key) == (
+                new.applicant_id,
+                new.idempotency_key,
+            ):
+                raise ConcurrentSubmission
+            if (
+                new.is_open
+                and other.is_open
+                and (other.subject_id, other.sub_service_code)
+                == (new.subject_id, new.sub_service_code)
+            ):
+                raise DuplicateOpenRequest
+
+
+class FakeDocuments:
+    """Docs as each account sees them: only its own uploads exist."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[str, dict[uuid.UUID, DocumentInfo]] = {}
+        self.calls: list[tuple[tuple[uuid.UUID, ...], str]] = []
+
+    def upload(
+        self, caller: Principal, content_type: str = "application/pdf", size: int = 50_000
+    ) -> uuid.UUID:
+        document_id = uuid.uuid4()
+        self.uploads.setdefault(token(caller), {})[document_id] = DocumentInfo(content_type, size)
+        return document_id
+
+    async def describe(
+        self, document_ids: tuple[uuid.UUID, ...], token: str
+    ) -> dict[uuid.UUID, DocumentInfo]:
+        self.calls.append((document_ids, token))
+        own = self.uploads.get(token, {})
+        return {d: own[d] for d in document_ids if d in own}
+
+
+@dataclass(frozen=True)
+class Sent:
+    request: Request
+    code: str
+    valid_minutes: int
+
+
+class FakeSender:
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+
+    async def send(self, *, request: Request, code: str, valid_minutes: int) -> None:
+        self.sent.append(Sent(request, code, valid_minutes))
+
+
+class Numbers:
+    """Request numbers from a seeded generator; `forced` ones are drawn first."""
+
+    def __init__(self) -> None:
+        self._random = random.Random(2026)
+        self.forced: list[str] = []
+        self.drawn: list[str] = []
+
+    def __call__(self) -> str:
+        number = self.forced.pop(0) if self.forced else new_request_number(self._random.randrange)
+        self.drawn.append(number)
+        return number
+
+
+# --- the world the tests run in ----------------------------------------------------------
+
+CATALOG = load_catalog()
+CALENDAR = WorkingCalendar()
+REGISTRY = FileRegistry.from_file(DEV_REGISTRY)
+POLICY = TrackingPolicy(secret=b"unit-test-tracking-secret-32-bytes")
+
+FATHER = Principal("1000000008", Role.CITIZEN)  # dev registry: two dependents, a visitor
+DAUGHTER = "1012345672"  # FATHER's dependent
+DAUGHTER_ACCOUNT = Principal(DAUGHTER, Role.CITIZEN)
+VISITOR = "3000000129"  # hosted by FATHER; Syrian
+HOUSEMAID = "2045678907"  # FATHER's sponsored worker; Filipino
+STRANGER = Principal("1034567899", Role.CITIZEN)  # no relation to anyone
+RESIDENT = Principal("2000000006", Role.RESIDENT)
+COMPANY = Principal("7000000005", Role.ESTABLISHMENT)  # sponsors 2000000006 and 2023456789
+WORKER = "2023456789"
+OTHER_COMPANYS_WORKER = "2034567897"
+
+MOBILE = "0551234567"
+E164 = "+966551234567"
+DESCRIPTION = "The photo does not appear when renewing passport A123 after payment"
+PASSPORT = "passports.issue-renewal-problem"
+INQUIRY = "reports.general-inquiry"
+VISIT = "residents.visit-visa-extension"
+NAME = "corrections.name-or-birth-date"
+CANCEL_VISA = "visas.cancel-visa"
+
+
+def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant in January 2026, Riyadh time; the 4th is a Sunday."""
+    return datetime(2026, 1, day, hour, minute, tzinfo=RIYADH)
+
+
+NOW = riyadh(4, 10)
+
+# A complete, valid form for every sub-service of the catalog.
+FORMS: dict[str, dict[str, str]] = {
+    VISIT: {
+        "visitor_border_number": VISITOR,
+        "visa_number": "1234567890",
+        "visitor_nationality": "SYR",
+        "visitor_passport_number": "N1234567",
+        "relationship": "sibling",
+        "visa_expiry_date": "2026-02-01",
+    },
+    "residents.iqama-issue-renewal": {"request_type": "renewal", "passport_number": "A1234567"},
+    "residents.transfer-of-services": {
+        "iqama_number": "2000000006",
+        "new_employer_number": "7000000013",
+    },
+    "residents.profession-change": {
+        "iqama_number": "2000000006",
+        "current_profession": "Driver",
+        "new_profession": "Cook",
+    },
+    "residents.dependents-services": {
+        "request_type": "issue_id",
+        "dependent_name": "Mona Adel Fahmy",
+        "dependent_date_of_birth": "2015-03-01",
+        "relationship": "daughter",
+    },
+    CANCEL_VISA: {
+        "visa_type": "final_exit",
+        "visa_number": "1234567890",
+        "iqama_number": HOUSEMAID,
+    },
+    "visas.change-visa-duration": {
+        "visa_number": "1234567890",
+        "iqama_number": HOUSEMAID,
+        "requested_extension": "one_month",
+        "holder_location": "outside",
+    },
+    "visas.final-exit-issue": {"iqama_number": HOUSEMAID, "passport_number": "P1234567"},
+    PASSPORT: {"national_id": "1000000008", "request_type": "renewal", "problem": "other"},
+    "passports.lost-passport-report": {
+        "national_id": "1000000008",
+        "loss_date": "2025-12-20",
+        "loss_place": "outside_kingdom",
+    },
+    NAME: {
+        "id_number": "1000000008",
+        "correction": "date_of_birth",
+        "correct_date_of_birth": "1990-05-01",
+    },
+    "corrections.passport-data-update": {
+        "iqama_number": "2000000006",
+        "new_passport_number": "A7654321",
+        "new_passport_expiry_date": "2030-06-30",
+        "nationality": "EGY",
+    },
+    "reports.absence-report": {
+        "iqama_number": HOUSEMAID,
+        "absence_date": "2025-12-28",
+        "worker_type": "domestic_worker",
+    },
+    "reports.cancel-absence-report": {
+        "iqama_number": HOUSEMAID,
+        "report_date": "2025-12-28",
+        "reason": "worker_returned",
+    },
+    "reports.edit-absent-worker-data": {
+        "iqama_number": HOUSEMAID,
+        "data_to_correct": "other",
+        "correct_value": "Returned on 2 January",
+    },
+    INQUIRY: {},
+}
+
+
+def token(caller: Principal) -> str:
+    return f"token-of-{caller.subject}"
+
+
+def with_check_digit(body: str) -> str:
+    return next(f"{body}{d}" for d in "0123456789" if luhn_valid(f"{body}{d}"))
+
+
+def synthetic_citizens(count: int) -> list[str]:
+    """Luhn-valid national IDs under the dev registry's synthetic prefix "19"."""
+    found: list[str] = []
+    body = 190_000_000
+    while len(found) < count:
+        body += 7919
+        found.extend(f"{body}{d}" for d in "0123456789" if luhn_valid(f"{body}{d}"))
+    return found[:count]
+
+
+def minimum_documents(sub_service_code: str) -> int:
+    return sum(d.min_count for d in CATALOG.sub_services[sub_service_code].documents if d.required)
+
+
+class Intake:
+    def __init__(self) -> None:
+        self.db = Database()
+        self.uow = FakeUnitOfWork(self.db)
+        self.documents = FakeDocuments()
+        self.sender = FakeSender()
+        self.registry = REGISTRY
+        self.numbers = Numbers()
+
+    def form(
+        self,
+        caller: Principal = FATHER,
+        *,
+        code: str = PASSPORT,
+        key: str = "key-1",
+        subject: str = "",
+        fields: Mapping[str, str] | None = None,
+        documents: list[uuid.UUID] | None = None,
+        description: str = DESCRIPTION,
+        mobile: str = MOBILE,
+        cites: str = "",
+        now: datetime = NOW,
+    ) -> Submission:
+        """The validated form; `documents` None uploads the sub-service's required minimum."""
+        if documents is None:
+            documents = [self.documents.upload(caller) for _ in range(minimum_documents(code))]
+        return validate_submission(
+            caller=caller,
+            catalog=CATALOG,
+            today=now.astimezone(RIYADH).date(),
+            idempotency_key=key,
+            sub_service_code=code,
+            description=description,
+            subject_id=subject,
+            fields=FORMS[code] if fields is None else fields,
+            document_ids=[str(d) for d in documents],
+            mobile=mobile,
+            email="",
+            locale="",
+            cites_number=cites,
+        )
+
+    async def file(self, submission: Submission, *, now: datetime = NOW) -> Request:
+        return await handlers.submit_request(
+            uow=self.uow,
+            documents=self.documents,
+            registry=self.registry,
+            catalog=CATALOG,
+            calendar=CALENDAR,
+            token=f"token-of-{submission.applicant_id}",
+            submission=submission,
+            now=now,
+            new_number=self.numbers,
+        )
+
+    async def submit(
+        self,
+        caller: Principal = FATHER,
+        *,
+        code: str = PASSPORT,
+        key: str = "key-1",
+        subject: str = "",
+        fields: Mapping[str, str] | None = None,
+        documents: list[uuid.UUID] | None = None,
+        cites: str = "",
+        now: datetime = NOW,
+    ) -> Request:
+        submission = self.form(
+            caller,
+            code=code,
+            key=key,
+            subject=subject,
+            fields=fields,
+            documents=documents,
+            cites=cites,
+            now=now,
+        )
+        return await self.file(submission, now=now)
+
+    async def decide(self, request: Request, status: Status, at: datetime = NOW) -> None:
+        await handlers.track_status(
+            uow=self.uow,
+            event_id=str(uuid.uuid4()),
+            request_id=request.id,
+            status=status,
+            message=f"decided: {status.value}",
+            at=at + timedelta(minutes=1),
+        )
+
+    def submitted(self) -> list[RequestSubmitted]:
+        return [e for e in self.db.published if isinstance(e, RequestSubmitted)]
+
+
+@pytest.fixture
+def intake() -> Intake:
+    return Intake()
+
+
+def test_the_forms_cover_the_whole_catalog() -> None:
+    assert set(FORMS) == set(CATALOG.sub_services)
+
+
+# --- submit_request: who may file for whom ----------------------------------------------
+
+
+async def test_a_citizen_files_for_themselves(intake: Intake) -> None:
+    request = await intake.submit()
+    stored = intake.db.row(request.number)
+    assert stored.id == request.id
+    assert (stored.applicant_id, stored.subject_id) == (FATHER.subject, FATHER.subject)
+    assert stored.status is Status.SUBMITTED
+    assert stored.department_code == "passports"
+    assert stored.contact.mobile == E164
+    assert stored.fields == FORMS[PASSPORT]
+    assert stored.history == [HistoryEntry(Status.SUBMITTED, NOW)]
+    assert request.number == intake.numbers.drawn[0]
+    assert intake.db.locked == [FATHER.subject]
+    (event,) = intake.db.published
+    assert isinstance(event, RequestSubmitted)
+    assert event.request.number == request.number
+
+
+@pytest.mark.parametrize(
+    ("caller", "subject", "code"),
+    [
+        pytest.param(FATHER, DAUGHTER, PASSPORT, id="dependent"),
+        pytest.param(FATHER, "1023456781", INQUIRY, id="second-dependent"),
+        pytest.param(FATHER, VISITOR, INQUIRY, id="hosted-visitor"),
+        pytest.param(FATHER, HOUSEMAID, CANCEL_VISA, id="household-sponsored-worker"),
+        pytest.param(RESIDENT, "2012345670", INQUIRY, id="residents-dependent"),
+        pytest.param(COMPANY, WORKER, INQUIRY, id="establishments-worker"),
+        pytest.param(COMPANY, "2000000006", CANCEL_VISA, id="establishments-other-worker"),
+    ],
+)
+async def test_filing_for_someone_the_account_answers_for(
+    intake: Intake, caller: Principal, subject: str, code: str
+) -> None:
+    request = await intake.submit(caller, code=code, subject=subject)
+    stored = intake.db.row(request.number)
+    assert (stored.applicant_id, stored.subject_id) == (caller.subject, subject)
+    assert len(intake.submitted()) == 1
+
+
+@pytest.mark.parametrize(
+    ("caller", "subject"),
+    [
+        pytest.param(FATHER, STRANGER.subject, id="unrelated-citizen"),
+        pytest.param(FATHER, "2000000006", id="another-sponsors-worker"),
+        pytest.param(STRANGER, DAUGHTER, id="someone-elses-dependent"),
+        pytest.param(RESIDENT, FATHER.subject, id="resident-for-a-citizen"),
+        pytest.param(COMPANY, OTHER_COMPANYS_WORKER, id="another-establishments-worker"),
+        pytest.param(COMPANY, "2012345670", id="a-workers-dependent"),
+        pytest.param(
+            Principal(with_check_digit("181111111"), Role.CITIZEN), "", id="not-in-registry"
+        ),
+        pytest.param(FATHER, "2999999994", id="unknown-person"),
+    ],
+)
+async def test_filing_for_anyone_else_is_refused_and_stores_nothing(
+    intake: Intake, caller: Principal, subject: str
+) -> None:
+    with pytest.raises(PermissionDenied):
+        await intake.submit(caller, code=INQUIRY, subject=subject)
+    assert intake.db.requests == {}
+    assert intake.db.published == []
+    assert intake.db.commits == 0
+
+
+@pytest.mark.parametrize(
+    ("relation", "allowed"),
+    [
+        (Relation.DEPENDENT, False),
+        (Relation.HOSTED_VISITOR, False),
+        (Relation.SELF, False),
+        (Relation.SPONSORED_WORKER, True),
+    ],
+)
+async def test_an_establishment_acts_for_its_sponsored_workers_only(
+    intake: Intake, relation: Relation, allowed: bool
+) -> None:
+    intake.registry = replace(
+        REGISTRY, relations={**REGISTRY.relations, (COMPANY.subject, "2012345670"): relation}
+    )
+    submission = intake.form(COMPANY, code=INQUIRY, subject="2012345670")
+    if allowed:
+        assert (await intake.file(submission)).subject_id == "2012345670"
+    else:
+        with pytest.raises(PermissionDenied):
+            await intake.file(submission)
+        assert intake.db.requests == {}
+
+
+async def test_a_visit_visa_extension_is_for_syrian_and_yemeni_visitors(intake: Intake) -> None:
+    request = await intake.submit(code=VISIT, subject=VISITOR)
+    assert intake.db.row(request.number).subject_id == VISITOR
+
+
+@pytest.mark.parametrize(
+    ("caller", "subject"),
+    [
+        pytest.param(FATHER, "", id="the-citizen-host-himself"),
+        pytest.param(FATHER, DAUGHTER, id="a-saudi-dependent"),
+        pytest.param(FATHER, HOUSEMAID, id="a-filipino-worker"),
+        pytest.param(RESIDENT, "2012345670", id="an-egyptian-dependent"),
+    ],
+)
+async def test_a_visit_visa_extension_for_other_nationals_is_refused(
+    intake: Intake, caller: Principal, subject: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(caller, code=VISIT, subject=subject)
+    assert set(caught.value.violations) == {"subject_id"}
+    assert "SYR, YEM" in caught.value.violations["subject_id"]
+    assert intake.db.requests == {}
+
+
+@pytest.mark.parametrize("code", sorted(CATALOG.sub_services))
+async def test_every_sub_service_takes_a_complete_form(intake: Intake, code: str) -> None:
+    filers = CATALOG.sub_services[code].filers
+    caller, subject = {
+        Role.CITIZEN: (FATHER, VISITOR if code == VISIT else ""),
+        Role.RESIDENT: (RESIDENT, ""),
+        Role.ESTABLISHMENT: (COMPANY, WORKER),
+    }[min(filers)]
+    request = await intake.submit(caller, code=code, subject=subject)
+    assert intake.db.row(request.number).sub_service_code == code
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+async def test_documents_are_described_with_the_callers_token(intake: Intake) -> None:
+    first, second = intake.documents.upload(FATHER), intake.documents.upload(FATHER)
+    request = await intake.submit(code=INQUIRY, documents=[first, second])
+    assert intake.documents.calls == [((first, second), token(FATHER))]
+    assert intake.db.row(request.number).document_ids == (first, second)
+
+
+async def test_someone_elses_document_is_refused(intake: Intake) -> None:
+    own = intake.documents.upload(FATHER)
+    theirs = intake.documents.upload(STRANGER)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, documents=[own, theirs, uuid.uuid4()])
+    assert caught.value.violations == {
+        "document_ids[1]": "no such document uploaded by this account",
+        "document_ids[2]": "no such document uploaded by this account",
+    }
+    assert intake.db.requests == {}
+
+
+@pytest.mark.parametrize(
+    ("code", "content_type", "size", "problem"),
+    [
+        (INQUIRY, "image/gif", 1000, "a type this sub-service does not accept"),
+        (INQUIRY, "application/zip", 1000, "a type this sub-service does not accept"),
+        (INQUIRY, "application/pdf", 10 * 2**20 + 1, "larger than this sub-service's"),
+        (CANCEL_VISA, "application/pdf", 10 * 2**20 + 1, "larger than this sub-service's"),
+    ],
+)
+async def test_a_document_the_sub_service_does_not_accept_is_refused(
+    intake: Intake, code: str, content_type: str, size: int, problem: str
+) -> None:
+    document = intake.documents.upload(FATHER, content_type, size)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=code, documents=[document])
+    assert set(caught.value.violations) == {"document_ids[0]"}
+    assert problem in caught.value.violations["document_ids[0]"]
+
+
+@pytest.mark.parametrize("content_type", ["application/pdf", "image/jpeg", "image/png"])
+async def test_accepted_types_up_to_the_largest_size_pass(
+    intake: Intake, content_type: str
+) -> None:
+    document = intake.documents.upload(FATHER, content_type, 10 * 2**20)
+    assert (await intake.submit(code=INQUIRY, documents=[document])).document_ids == (document,)
+
+
+async def test_too_few_documents_names_the_required_ones(intake: Intake) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=NAME, documents=[])
+    assert set(caught.value.violations) == {"document_ids"}
+    assert "at least 1 documents" in caught.value.violations["document_ids"]
+    assert "Passport copy" in caught.value.violations["document_ids"]
+    assert intake.db.requests == {}
+
+
+async def test_a_visit_visa_extension_needs_the_passport_and_the_kinship_proof(
+    intake: Intake,
+) -> None:
+    one = [intake.documents.upload(FATHER)]
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=VISIT, subject=VISITOR, documents=one)
+    problem = caught.value.violations["document_ids"]
+    assert "at least 2 documents" in problem
+    assert "Copy of the visitor's passport" in problem
+    assert "Proof of kinship" in problem
+
+
+async def test_too_many_documents_are_refused(intake: Intake) -> None:
+    six = [intake.documents.upload(FATHER) for _ in range(6)]
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=CANCEL_VISA, documents=six)
+    assert caught.value.violations == {"document_ids": "at most 5 documents for this sub-service"}
+    five = six[:5]
+    assert len((await intake.submit(code=CANCEL_VISA, documents=five)).document_ids) == 5
+
+
+async def test_a_bad_document_is_reported_at_the_position_it_was_sent(intake: Intake) -> None:
+    own, again = intake.documents.upload(FATHER), intake.documents.upload(FATHER)
+    theirs = intake.documents.upload(STRANGER)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, documents=[own, again, theirs])
+    assert set(caught.value.violations) == {"document_ids[2]"}
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, documents=[own, own, theirs])
+    assert caught.value.violations == {"document_ids[1]": "listed twice"}
+
+
+# --- duplicates, caps and idempotency -----------------------------------------------------
+
+
+async def test_a_second_open_request_for_the_same_person_and_sub_service_is_refused(
+    intake: Intake,
+) -> None:
+    first = await intake.submit(subject=DAUGHTER, key="first")
+    with pytest.raises(AlreadyExists) as caught:
+        await intake.submit(subject=DAUGHTER, key="second")
+    assert caught.value.existing == first.number
+    assert first.number in str(caught.value)
+    assert list(intake.db.requests) == [first.id]
+    # Another person, or another sub-service, is no duplicate.
+    await intake.submit(subject="1023456781", key="third")
+    await intake.submit(code=INQUIRY, subject=DAUGHTER, key="fourth")
+    assert len(intake.db.requests) == 3
+
+
+@pytest.mark.parametrize("how", ["cancelled", "rejected", "processed"])
+async def test_the_same_request_may_be_filed_again_once_the_first_is_closed(
+    intake: Intake, how: str
+) -> None:
+    first = await intake.submit(subject=DAUGHTER, key="first")
+    if how == "cancelled":
+        await handlers.cancel_request(
+            uow=intake.uow, caller=FATHER, number=first.number, reason="filed twice", now=NOW
+        )
+    else:
+        await intake.decide(first, Status(how))
+    again = await intake.submit(subject=DAUGHTER, key="second")
+    assert again.number != first.number
+    assert intake.db.row(again.number).is_open
+    assert not intake.db.row(first.number).is_open
+
+
+async def test_an_accepted_request_still_blocks_a_duplicate_only_while_open(intake: Intake) -> None:
+    """Accepted is neither open nor final: a new request for the same thing is possible."""
+    first = await intake.submit(key="first")
+    await intake.decide(first, Status.ACCEPTED)
+    assert (await intake.submit(key="second")).number != first.number
+
+
+async def test_an_account_has_at_most_ten_open_requests(intake: Intake) -> None:
+    (citizen, other) = (Principal(n, Role.CITIZEN) for n in synthetic_citizens(2))
+    codes = [
+        code
+        for code, s in CATALOG.sub_services.items()
+        if Role.CITIZEN in s.filers and not s.subject_nationalities
+    ]
+    assert len(codes) > MAX_OPEN_PER_ACCOUNT
+    filed = [
+        await intake.submit(citizen, code=code, key=code) for code in codes[:MAX_OPEN_PER_ACCOUNT]
+    ]
+    assert len(filed) == MAX_OPEN_PER_ACCOUNT == 10
+    extra = codes[MAX_OPEN_PER_ACCOUNT]
+    with pytest.raises(ResourceExhausted, match="at most 10 open requests"):
+        await intake.submit(citizen, code=extra, key=extra)
+    assert len(intake.db.requests) == MAX_OPEN_PER_ACCOUNT
+    # The cap is per account.
+    await intake.submit(other, code=extra, key=extra)
+    # A closed request no longer counts.
+    await intake.decide(filed[0], Status.REJECTED)
+    assert (await intake.submit(citizen, code=extra, key=extra)).sub_service_code == extra
+
+
+async def test_the_cap_counts_requests_filed_for_others_too(intake: Intake) -> None:
+    subjects = ["", DAUGHTER, "1023456781", VISITOR, HOUSEMAID]
+    for subject in subjects:
+        for code in (INQUIRY, CANCEL_VISA):
+            await intake.submit(code=code, subject=subject, key=f"{code}:{subject}")
+    with pytest.raises(ResourceExhausted):
+        await intake.submit(code=PASSPORT, key="eleventh")
+
+
+async def test_a_retried_key_returns_the_first_request(intake: Intake) -> None:
+    submission = intake.form(subject=DAUGHTER)
+    first = await intake.file(submission)
+    again = await intake.file(submission, now=NOW + timedelta(seconds=30))
+    assert (again.id, again.number) == (first.id, first.number)
+    assert again.submitted_at == NOW
+    assert len(intake.db.requests) == 1
+    assert len(intake.db.published) == 1
+    assert intake.numbers.drawn == [first.number]
+
+
+async def test_a_different_request_under_a_used_key_is_refused(intake: Intake) -> None:
+    first = await intake.submit(key="k")
+    with pytest.raises(AlreadyExists) as caught:
+        await intake.submit(key="k", code=INQUIRY)
+    assert caught.value.existing == first.number
+    assert "idempotency key" in str(caught.value)
+    assert len(intake.db.requests) == 1
+
+
+@pytest.mark.parametrize("change", ["sub_service", "subject", "description", "fields", "documents"])
+async def test_any_change_of_body_under_a_used_key_is_refused(intake: Intake, change: str) -> None:
+    document = intake.documents.upload(FATHER)
+    first = await intake.submit(code=INQUIRY, documents=[document])
+    fields = {"related_service": "Passport renewal"} if change == "fields" else None
+    retry = intake.form(
+        code=CANCEL_VISA if change == "sub_service" else INQUIRY,
+        subject=DAUGHTER if change == "subject" else "",
+        fields=fields,
+        documents=[] if change == "documents" else [document],
+        description=DESCRIPTION + " (second)" if change == "description" else DESCRIPTION,
+    )
+    with pytest.raises(AlreadyExists) as caught:
+        await intake.file(retry)
+    assert caught.value.existing == first.number
+    assert list(intake.db.requests) == [first.id]
+
+
+async def test_a_taken_number_is_drawn_again(intake: Intake) -> None:
+    taken = await intake.submit(STRANGER, code=INQUIRY)
+    intake.numbers.forced = [taken.number]
+    request = await intake.submit()
+    assert intake.numbers.drawn[-2:] == [taken.number, request.number]
+    assert request.number != taken.number
+    assert intake.db.row(request.number).applicant_id == FATHER.subject
+    assert intake.db.row(taken.number).applicant_id == STRANGER.subject
+    assert [e.request.number for e in intake.submitted()] == [taken.number, request.number]
+
+
+async def test_a_concurrent_duplicate_is_reported_as_already_existing(intake: Intake) -> None:
+    racer = Request.submit(
+        intake.form(DAUGHTER_ACCOUNT, key="her-own"),
+        id=uuid.uuid4(),
+        number="TW000000000",
+        sub_service=CATALOG.sub_services[PASSPORT],
+        catalog_version=CATALOG.version,
+        calendar=CALENDAR,
+        now=NOW,
+    )
+    intake.db.racing.append(racer)
+    with pytest.raises(AlreadyExists) as caught:
+        await intake.submit(subject=DAUGHTER, fields={**FORMS[PASSPORT], "national_id": DAUGHTER})
+    # The racer is another account's request: its number is not this caller's to learn.
+    assert caught.value.existing == ""
+    assert "another account" in str(caught.value)
+    assert list(intake.db.requests) == [racer.id]
+
+
+async def test_a_concurrent_retry_returns_the_request_that_won(intake: Intake) -> None:
+    submission = intake.form(subject=DAUGHTER)
+    winner = Request.submit(
+        submission,
+        id=uuid.uuid4(),
+        number="TW000000000",
+        sub_service=CATALOG.sub_services[PASSPORT],
+        catalog_version=CATALOG.version,
+        calendar=CALENDAR,
+        now=NOW,
+    )
+    intake.db.racing.append(winner)
+    request = await intake.file(submission)
+    assert (request.id, request.number) == (winner.id, winner.number)
+    assert list(intake.db.requests) == [winner.id]
+    assert intake.db.published == []
+
+
+# --- citing a rejected request ----------------------------------------------------------
+
+
+async def test_citing_a_rejected_request_links_both_ways(intake: Intake) -> None:
+    old = await intake.submit(key="old")
+    await intake.decide(old, Status.REJECTED)
+    new = await intake.submit(key="new", cites=old.number)
+    assert intake.db.row(new.number).cites_number == old.number
+    assert intake.db.row(old.number).cited_by == [new.number]
+    assert intake.db.row(old.number).status is Status.REJECTED
+
+
+async def test_a_citation_survives_a_number_clash(intake: Intake) -> None:
+    old = await intake.submit(key="old")
+    await intake.decide(old, Status.REJECTED)
+    intake.numbers.forced = [old.number]
+    new = await intake.submit(key="new", cites=old.number)
+    assert new.number != old.number
+    assert intake.db.row(old.number).cited_by == [new.number]
+
+
+@pytest.mark.parametrize("typed", ["tw {} {} {}", "TW-{}-{}-{}", "{}{}{}", "ARABIC"])
+async def test_a_citation_is_stored_under_the_canonical_number(intake: Intake, typed: str) -> None:
+    old = await intake.submit(key="old")
+    await intake.decide(old, Status.REJECTED)
+    digits = old.number[2:]
+    cites = typed.format(digits[:4], digits[4:8], digits[8:])
+    if typed == "ARABIC":
+        cites = old.number.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    new = await intake.submit(key="new", cites=cites)
+    assert intake.db.row(old.number).cited_by == [new.number]
+    assert intake.db.row(new.number).cites_number == old.number
+
+
+@pytest.mark.parametrize("status", [None, Status.UNDER_REVIEW, Status.ACCEPTED, Status.CANCELLED])
+async def test_only_a_rejected_request_can_be_cited(intake: Intake, status: Status | None) -> None:
+    old = await intake.submit(key="old")
+    if status is not None:
+        await intake.decide(old, status)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, key="new", cites=old.number)
+    assert set(caught.value.violations) == {"cites_request_number"}
+    assert intake.db.row(old.number).cited_by == []
+    assert len(intake.db.requests) == 1
+
+
+@pytest.mark.parametrize("cites", ["TW000000000", "TW12345678", "nonsense"])
+async def test_citing_an_unknown_number_is_refused(intake: Intake, cites: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(cites=cites)
+    assert set(caught.value.violations) == {"cites_request_number"}
+
+
+async def test_another_accounts_rejected_request_cannot_be_cited(intake: Intake) -> None:
+    theirs = await intake.submit(STRANGER, code=INQUIRY)
+    await intake.decide(theirs, Status.REJECTED)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, cites=theirs.number)
+    assert caught.value.violations == {
+        "cites_request_number": "not a rejected request of this account"
+    }
+    assert intake.db.row(theirs.number).cited_by == []
+
+
+# --- the promised date --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "due"),
+    [
+        pytest.param(PASSPORT, riyadh(11, 10), id="5-working-days"),
+        pytest.param(NAME, riyadh(13, 10), id="7-working-days"),
+        pytest.param(CANCEL_VISA, riyadh(7, 10), id="3-working-days"),
+        pytest.param(INQUIRY, riyadh(18, 12), id="72-working-hours"),
+    ],
+)
+async def test_the_submitted_event_carries_the_expected_completion(
+    intake: Intake, code: str, due: datetime
+) -> None:
+    await intake.submit(code=code)  # Sunday 2026-01-04 10:00 Riyadh
+    (event,) = intake.submitted()
+    assert event.expected_completion == due
+
+
+async def test_the_expected_completion_is_in_riyadh_time_whatever_the_input_zone(
+    intake: Intake,
+) -> None:
+    await intake.submit(now=datetime(2026, 1, 4, 7, 0, tzinfo=UTC))  # 10:00 in Riyadh
+    (event,) = intake.submitted()
+    assert event.expected_completion == riyadh(11, 10)
+
+
+# --- reading, following up and cancelling ----------------------------------------------
+
+
+async def test_get_request_finds_the_accounts_own_request(intake: Intake) -> None:
+    request = await intake.submit()
+    digits = request.number[2:]
+    for typed in (request.number, request.number.lower(), f"TW {digits[:4]} {digits[4:]}"):
+        found = await handlers.get_request(uow=intake.uow, caller=FATHER, number=typed)
+        assert found.id == request.id
+
+
+@pytest.mark.parametrize("caller", [STRANGER, DAUGHTER_ACCOUNT, COMPANY])
+async def test_another_accounts_request_is_not_found(intake: Intake, caller: Principal) -> None:
+    request = await intake.submit(subject=DAUGHTER)
+    with pytest.raises(NotFound) as caught:
+        await handlers.get_request(uow=intake.uow, caller=caller, number=request.number)
+    assert request.number not in str(caught.value)
+
+
+@pytest.mark.parametrize("number", ["", "TW000000000", "TW12345678", "x" * 10_000])
+async def test_an_unknown_number_is_not_found(intake: Intake, number: str) -> None:
+    await intake.submit()
+    with pytest.raises(NotFound):
+        await handlers.get_request(uow=intake.uow, caller=FATHER, number=number)
+
+
+async def test_list_my_requests_pages_newest_first(intake: Intake) -> None:
+    first = await intake.submit(code=INQUIRY, key="1", now=riyadh(4, 10))
+    second = await intake.submit(code=PASSPORT, key="2", now=riyadh(5, 10))
+    third = await intake.submit(code=CANCEL_VISA, key="3", now=riyadh(6, 10))
+    await intake.submit(STRANGER, code=INQUIRY, key="1", now=riyadh(7, 10))
+
+    async def page(after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[str]:
+        found = await handlers.list_my_requests(
+            uow=intake.uow, caller=FATHER, after=after, limit=limit
+        )
+        return [r.number for r in found]
+
+    assert await page(None, 10) == [third.number, second.number, first.number]
+    assert await page(None, 2) == [third.number, second.number]
+    assert await page((second.submitted_at, second.id), 2) == [first.number]
+    assert await page((third.submitted_at, third.id), 1) == [second.number]
+    assert await page((first.submitted_at, first.id), 5) == []
+    assert await page(None, 0) == []
+
+
+async def test_follow_up_after_three_working_days(intake: Intake) -> None:
+    request = await intake.submit()
+    with pytest.raises(FailedPrecondition) as caught:
+        await handlers.follow_up(
+            uow=intake.uow,
+            caller=FATHER,
+            calendar=CALENDAR,
+            number=request.number,
+            message="Any news?",
+            now=riyadh(6, 14),
+        )
+    assert "7 January 2026" in str(caught.value)
+    assert "٢٠٢٦" in str(caught.value)
+    assert intake.db.row(request.number).follow_up_count == 0
+
+    done = await handlers.follow_up(
+        uow=intake.uow,
+        caller=FATHER,
+        calendar=CALENDAR,
+        number=request.number,
+        message="Any news?",
+        now=riyadh(7, 10),
+    )
+    assert done.follow_up_count == 1
+    stored = intake.db.row(request.number)
+    assert (stored.follow_up_count, stored.last_follow_up_at) == (1, riyadh(7, 10))
+    event = intake.db.published[-1]
+    assert isinstance(event, RequestFollowedUp)
+    assert (event.request.number, event.message) == (request.number, "Any news?")
+
+    with pytest.raises(FailedPrecondition, match="8 January 2026"):
+        await handlers.follow_up(
+            uow=intake.uow,
+            caller=FATHER,
+            calendar=CALENDAR,
+            number=request.number,
+            message="Again?",
+            now=riyadh(7, 14),
+        )
+    assert intake.db.row(request.number).follow_up_count == 1
+    assert len(intake.db.published) == 2
+
+
+async def test_no_follow_up_on_a_closed_request_or_anothers(intake: Intake) -> None:
+    request = await intake.submit()
+    with pytest.raises(NotFound):
+        await handlers.follow_up(
+            uow=intake.uow,
+            caller=STRANGER,
+            calendar=CALENDAR,
+            number=request.number,
+            message="?",
+            now=riyadh(20, 10),
+        )
+    await intake.decide(request, Status.REJECTED)
+    with pytest.raises(FailedPrecondition, match="rejected"):
+        await handlers.follow_up(
+            uow=intake.uow,
+            caller=FATHER,
+            calendar=CALENDAR,
+            number=request.number,
+            message="?",
+            now=riyadh(20, 10),
+        )
+    assert intake.db.row(request.number).follow_up_count == 0
+
+
+async def test_cancel_an_open_request(intake: Intake) -> None:
+    request = await intake.submit()
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    cancelled = await handlers.cancel_request(
+        uow=intake.uow, caller=FATHER, number=request.number, reason="Solved", now=riyadh(5, 9)
+    )
+    assert cancelled.status is Status.CANCELLED
+    stored = intake.db.row(request.number)
+    assert stored.status is Status.CANCELLED
+    assert stored.history[-1] == HistoryEntry(Status.CANCELLED, riyadh(5, 9), "Solved")
+    event = intake.db.published[-1]
+    assert isinstance(event, RequestCancelled)
+    assert (event.request.number, event.reason) == (request.number, "Solved")
+
+
+async def test_an_accepted_request_cannot_be_cancelled(intake: Intake) -> None:
+    request = await intake.submit()
+    await intake.decide(request, Status.ACCEPTED)
+    published = len(intake.db.published)
+    with pytest.raises(FailedPrecondition):
+        await handlers.cancel_request(
+            uow=intake.uow, caller=FATHER, number=request.number, reason="x", now=riyadh(5, 9)
+        )
+    assert intake.db.row(request.number).status is Status.ACCEPTED
+    assert len(intake.db.published) == published
+
+
+async def test_another_account_cannot_cancel(intake: Intake) -> None:
+    request = await intake.submit(subject=DAUGHTER)
+    with pytest.raises(NotFound):
+        await handlers.cancel_request(
+            uow=intake.uow,
+            caller=DAUGHTER_ACCOUNT,
+            number=request.number,
+            reason="x",
+            now=riyadh(5, 9),
+        )
+    assert intake.db.row(request.number).status is Status.SUBMITTED
+
+
+# --- track_status --------------------------------------------------------------------------
+
+
+async def test_a_status_change_is_applied_once_per_event(intake: Intake) -> None:
+    request = await intake.submit()
+
+    async def deliver(event_id: str, status: Status, at: datetime) -> None:
+        await handlers.track_status(
+            uow=intake.uow,
+            event_id=event_id,
+            request_id=request.id,
+            status=status,
+            message=status.value,
+            at=at,
+        )
+
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    await deliver(first, Status.UNDER_REVIEW, riyadh(4, 11))
+    await deliver(second, Status.NEEDS_MORE_INFO, riyadh(5, 10))
+    await deliver(first, Status.UNDER_REVIEW, riyadh(4, 11))  # redelivered late
+    stored = intake.db.row(request.number)
+    assert stored.status is Status.NEEDS_MORE_INFO
+    assert [h.status for h in stored.history] == [
+        Status.SUBMITTED,
+        Status.UNDER_REVIEW,
+        Status.NEEDS_MORE_INFO,
+    ]
+    assert stored.clock.paused_since == riyadh(5, 10)
+    assert intake.db.inbox == {(handlers.CONSUMER, first), (handlers.CONSUMER, second)}
+
+
+async def test_a_status_change_for_an_unknown_request_is_not_found(intake: Intake) -> None:
+    event_id = str(uuid.uuid4())
+    with pytest.raises(NotFound):
+        await handlers.track_status(
+            uow=intake.uow,
+            event_id=event_id,
+            request_id=uuid.uuid4(),
+            status=Status.ACCEPTED,
+            message="",
+            at=NOW,
+        )
+    assert intake.db.inbox == set()  # rolled back: a redelivery is tried again
+
+
+# --- tracking without login ---------------------------------------------------------------
+
+
+def query(
+    request: Request, *, id_number: str = "", number: str = "", mobile: str = MOBILE
+) -> TrackingQuery:
+    return TrackingQuery.typed(number or request.number, id_number or request.applicant_id, mobile)
+
+
+async def start(
+    intake: Intake,
+    q: TrackingQuery,
+    *,
+    caller_key: str = "10.0.0.1",
+    policy: TrackingPolicy = POLICY,
+    now: datetime = NOW,
+) -> None:
+    await handlers.start_tracking(
+        uow=intake.uow, sender=intake.sender, policy=policy, query=q, caller_key=caller_key, now=now
+    )
+
+
+async def track(
+    intake: Intake,
+    q: TrackingQuery,
+    code: str,
+    *,
+    caller_key: str = "10.0.0.1",
+    policy: TrackingPolicy = POLICY,
+    now: datetime = NOW,
+) -> Request:
+    return await handlers.track_request(
+        uow=intake.uow, policy=policy, query=q, code=code, caller_key=caller_key, now=now
+    )
+
+
+NO_MATCH = "no request matches these details and code"
+
+
+@pytest.mark.parametrize("who", ["applicant", "subject"])
+async def test_a_code_is_sent_when_number_id_and_mobile_match(intake: Intake, who: str) -> None:
+    request = await intake.submit(subject=DAUGHTER)
+    id_number = FATHER.subject if who == "applicant" else DAUGHTER
+    await start(intake, query(request, id_number=id_number))
+    (sent,) = intake.sender.sent
+    assert sent.request.id == request.id
+    assert sent.valid_minutes == 5
+    assert len(sent.code) == 6
+    assert sent.code.isascii()
+    assert sent.code.isdigit()
+    stored = intake.db.codes[request.id]
+    assert stored == StoredCode(POLICY.digest(request.id, sent.code), NOW + timedelta(minutes=5), 0)
+    assert sent.code not in (stored.code_hash, str(stored.expires_at), str(stored.attempts))
+
+
+async def test_typed_forms_of_the_details_match(intake: Intake) -> None:
+    request = await intake.submit()
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    digits = request.number[2:]
+    typed = TrackingQuery.typed(
+        f" tw {digits[:4]}-{digits[4:]} ".translate(arabic),
+        f" {FATHER.subject} ".translate(arabic),
+        "+966 55 123 4567".translate(arabic),
+    )
+    assert typed == TrackingQuery(request.number, FATHER.subject, E164)
+    await start(intake, typed)
+    assert len(intake.sender.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    ["number", "other-request", "id", "a-strangers-id", "mobile", "garbage-number", "id-letters"],
+)
+async def test_no_code_is_sent_when_anything_differs(intake: Intake, wrong: str) -> None:
+    request = await intake.submit(subject=DAUGHTER)
+    other = await intake.submit(STRANGER, code=INQUIRY, key="other")
+    q = {
+        "number": query(request, number="TW000000000"),
+        "other-request": query(request, number=other.number),
+        "id": query(request, id_number="1023456781"),
+        "a-strangers-id": query(request, id_number=STRANGER.subject),
+        "mobile": query(request, mobile="0559999999"),
+        "garbage-number": query(request, number="TW-not-a-number"),
+        "id-letters": query(request, id_number="10000000O8"),
+    }[wrong]
+    await start(intake, q)
+    assert intake.sender.sent == []
+    assert intake.db.codes == {}
+
+
+async def test_the_right_code_shows_the_request_once(intake: Intake) -> None:
+    request = await intake.submit(subject=DAUGHTER)
+    q = query(request, id_number=DAUGHTER)
+    await start(intake, q)
+    code = intake.sender.sent[0].code
+    found = await track(intake, q, code, now=NOW + timedelta(minutes=4))
+    assert (found.id, found.number, found.status) == (request.id, request.number, Status.SUBMITTED)
+    assert intake.db.codes == {}
+    with pytest.raises(NotFound, match=NO_MATCH):
+        await track(intake, q, code, now=NOW + timedelta(minutes=4))
+
+
+async def test_a_code_typed_in_arabic_indic_digits_works(intake: Intake) -> None:
+    request = await intake.submit()
+    await start(intake, query(request))
+    code = intake.sender.sent[0].code.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert (await track(intake, query(request), f" {code} ")).id == request.id
+
+
+async def test_a_new_code_replaces_the_old_one(intake: Intake) -> None:
+    request = await intake.submit()
+    await start(intake, query(request))
+    await start(intake, query(request), now=NOW + timedelta(minutes=1))
+    old, new = (s.code for s in intake.sender.sent)
+    if old != new:
+        with pytest.raises(NotFound):
+            await track(intake, query(request), old)
+    assert (await track(intake, query(request), new)).id == request.id
+
+
+def wrong_code(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        "number",
+        "other-request",
+        "id",
+        "mobile",
+        "code",
+        "empty-code",
+        "expired",
+        "too-many-attempts",
+        "no-code-sent",
+        "garbage-number",
+        "id-letters",
+        "garbage-mobile",
+        "huge-input",
+    ],
+)
+async def test_every_wrong_combination_is_the_same_not_found(intake: Intake, wrong: str) -> None:
+    policy = replace(POLICY, per_request=100, per_caller=100, attempts_per_code=3)
+    request = await intake.submit(subject=DAUGHTER)
+    other = await intake.submit(STRANGER, code=INQUIRY, key="other")
+    await start(intake, query(request), policy=policy)
+    await start(intake, query(other, mobile=MOBILE), policy=policy)
+    code = intake.sender.sent[0].code
+    q, typed, now = query(request), code, NOW + timedelta(minutes=1)
+    if wrong == "number":
+        q = query(request, number="TW000000000")
+    elif wrong == "other-request":
+        q = query(request, number=other.number)
+    elif wrong == "id":
+        q = query(request, id_number="1023456781")
+    elif wrong == "mobile":
+        q = query(request, mobile="0559999999")
+    elif wrong == "code":
+        typed = wrong_code(code)
+    elif wrong == "empty-code":
+        typed = ""
+    elif wrong == "expired":
+        now = NOW + timedelta(minutes=5)
+    elif wrong == "too-many-attempts":
+        for _ in range(policy.attempts_per_code):
+            with pytest.raises(NotFound):
+                await track(intake, q, wrong_code(code), policy=policy)
+    elif wrong == "no-code-sent":
+        q = query(await intake.submit(key="x", code=INQUIRY))
+    elif wrong == "garbage-number":
+        q = TrackingQuery.typed("TW' OR 1=1 --", FATHER.subject, MOBILE)
+    elif wrong == "id-letters":
+        q = TrackingQuery.typed(request.number, "1OOOOOOOO8", MOBILE)
+    elif wrong == "garbage-mobile":
+        q = TrackingQuery.typed(request.number, FATHER.subject, "call me")
+    elif wrong == "huge-input":
+        q = TrackingQuery.typed("9" * 100_000, "1" * 100_000, "5" * 100_000)
+        typed = "1" * 100_000
+    with pytest.raises(NotFound) as caught:
+        await track(intake, q, typed, policy=policy, now=now)
+    assert str(caught.value) == NO_MATCH
+
+
+async def test_a_wrong_code_leaves_the_right_one_usable_until_the_limit(intake: Intake) -> None:
+    policy = replace(POLICY, per_request=100, attempts_per_code=3)
+    request = await intake.submit()
+    await start(intake, query(request), policy=policy)
+    code = intake.sender.sent[0].code
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            await track(intake, query(request), wrong_code(code), policy=policy)
+    assert intake.db.codes[request.id].attempts == 2
+    assert (await track(intake, query(request), code, policy=policy)).id == request.id
+
+
+async def test_tracking_attempts_are_limited_per_request_number(intake: Intake) -> None:
+    policy = replace(POLICY, per_request=3, per_caller=100)
+    request = await intake.submit()
+    other = await intake.submit(code=INQUIRY, key="other")
+    for n in range(3):
+        await start(intake, query(request), caller_key=f"10.0.0.{n}", policy=policy)
+    with pytest.raises(ResourceExhausted):
+        await start(intake, query(request), caller_key="10.0.0.99", policy=policy)
+    assert len(intake.sender.sent) == 3
+    await start(intake, query(other), caller_key="10.0.0.99", policy=policy)  # another number
+    # Checking codes has its own count, and it is kept even when every check fails.
+    code = intake.sender.sent[2].code
+    for n in range(3):
+        with pytest.raises(NotFound):
+            await track(intake, query(request), "000000", caller_key=f"10.1.0.{n}", policy=policy)
+    with pytest.raises(ResourceExhausted):
+        await track(intake, query(request), code, caller_key="10.1.0.99", policy=policy)
+    # A new window starts afresh.
+    later = NOW + policy.window
+    await start(intake, query(request), caller_key="10.0.0.99", policy=policy, now=later)
+    assert len(intake.sender.sent) == 5
+
+
+async def test_tracking_attempts_are_limited_per_caller(intake: Intake) -> None:
+    policy = replace(POLICY, per_request=100, per_caller=2)
+    requests = [await intake.submit(code=code, key=code) for code in (PASSPORT, INQUIRY, NAME)]
+    await start(intake, query(requests[0]), policy=policy)
+    await start(intake, query(requests[1]), policy=policy)
+    with pytest.raises(ResourceExhausted, match="too many tracking attempts"):
+        await start(intake, query(requests[2]), policy=policy)
+    with pytest.raises(ResourceExhausted):  # even a non-matching query counts
+        await start(intake, TrackingQuery.typed("garbage", "x", "y"), policy=policy)
+    await start(intake, query(requests[2]), caller_key="10.0.0.2", policy=policy)
+    assert [s.request.id for s in intake.sender.sent] == [r.id for r in requests]
+
+
+async def test_malformed_numbers_from_different_callers_do_not_share_a_limit(
+    intake: Intake,
+) -> None:
+    policy = replace(POLICY, per_request=2, per_caller=100)
+    for n in range(3):
+        with pytest.raises(NotFound):
+            await track(
+                intake,
+                TrackingQuery.typed(f"TW-typo-{n}", FATHER.subject, MOBILE),
+                "123456",
+                caller_key=f"10.0.0.{n}",
+                policy=policy,
+            )

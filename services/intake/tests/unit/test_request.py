@@ -1,0 +1,303 @@
+"""The Request entity: its SLA clock, history, final statuses, follow-ups and cancellation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from tawasul_calendar import RIYADH, Sla, WorkingCalendar
+from tawasul_intake.domain.model import (
+    FINAL,
+    OPEN,
+    STATUS_LABELS,
+    Contact,
+    HistoryEntry,
+    Request,
+    RequestCancelled,
+    RequestFollowedUp,
+    RequestSubmitted,
+    Status,
+    Submission,
+)
+from tawasul_platform.catalog import load_catalog
+from tawasul_platform.errors import FailedPrecondition
+from tawasul_platform.identity import Role
+
+CATALOG = load_catalog()
+CALENDAR = WorkingCalendar()
+# passports.issue-renewal-problem promises an answer within 5 working days.
+FIVE_DAYS = "passports.issue-renewal-problem"
+# reports.general-inquiry promises one within 72 working hours.
+HOURS = "reports.general-inquiry"
+
+
+def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant in January 2026, Riyadh time; the 4th is a Sunday, the 9th a Friday."""
+    return datetime(2026, 1, day, hour, minute, tzinfo=RIYADH)
+
+
+SUBMITTED = riyadh(4, 10)  # Sunday 10:00
+
+
+def new_request(code: str = FIVE_DAYS, at: datetime = SUBMITTED) -> Request:
+    submission = Submission(
+        applicant_id="1000000008",
+        applicant_role=Role.CITIZEN,
+        subject_id="1012345672",
+        idempotency_key="key-1",
+        sub_service_code=code,
+        description="The photo does not appear when renewing passport A123 after payment",
+        fields={"national_id": "1012345672"},
+        document_ids=(),
+        contact=Contact(mobile="+966551234567"),
+    )
+    return Request.submit(
+        submission,
+        id=uuid.uuid4(),
+        number="TW123456789",
+        sub_service=CATALOG.sub_services[code],
+        catalog_version=CATALOG.version,
+        calendar=CALENDAR,
+        now=at,
+    )
+
+
+def test_submission_records_the_request_and_its_event() -> None:
+    request = new_request()
+    assert request.status is Status.SUBMITTED
+    assert request.is_open
+    assert request.department_code == "passports"
+    assert request.catalog_version == CATALOG.version
+    assert request.clock.sla == Sla.days(5)
+    assert request.history == [HistoryEntry(Status.SUBMITTED, SUBMITTED)]
+    assert request.follow_up_count == 0
+    (event,) = request.events
+    assert isinstance(event, RequestSubmitted)
+    assert event.request is request
+    # 35 working hours from Sunday 10:00: 4.5 on Sunday, 28 Monday to Thursday, 2.5 Sunday.
+    assert event.expected_completion == riyadh(11, 10)
+
+
+@pytest.mark.parametrize(
+    ("at", "due"),
+    [
+        (riyadh(4, 10), riyadh(11, 10)),  # Sunday in office hours
+        (riyadh(4, 6), riyadh(8, 14, 30)),  # before opening: five full days, Sun-Thu
+        (riyadh(8, 16), riyadh(15, 14, 30)),  # Thursday after closing: starts Sunday
+        (riyadh(9, 12), riyadh(15, 14, 30)),  # Friday: starts Sunday
+    ],
+)
+def test_expected_completion_counts_working_days_only(at: datetime, due: datetime) -> None:
+    request = new_request(at=at)
+    assert request.expected_completion(CALENDAR, at) == due
+
+
+def test_an_hours_sla_counts_working_hours() -> None:
+    request = new_request(HOURS)
+    # 72 working hours = 10 days of 7 hours and 2 more: Sunday 10:00 + 2 weeks + 2 hours.
+    assert request.expected_completion(CALENDAR, SUBMITTED) == riyadh(18, 12)
+
+
+def test_the_promise_moves_out_while_waiting_on_the_beneficiary() -> None:
+    request = new_request()
+    before = request.expected_completion(CALENDAR, riyadh(5, 9))
+    assert before == riyadh(11, 10)
+
+    request.track(Status.UNDER_REVIEW, "", riyadh(4, 11))
+    assert request.expected_completion(CALENDAR, riyadh(5, 9)) == before
+
+    request.track(Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10))
+    assert request.clock.paused
+    # While paused, each working day of waiting moves the promise out by one working day.
+    assert request.expected_completion(CALENDAR, riyadh(5, 10)) == riyadh(11, 10)
+    assert request.expected_completion(CALENDAR, riyadh(6, 10)) == riyadh(12, 10)
+    assert request.expected_completion(CALENDAR, riyadh(7, 10)) == riyadh(13, 10)
+    assert request.expected_completion(CALENDAR, riyadh(8, 10)) == riyadh(14, 10)
+    # The weekend is not working time: waiting over it moves nothing more.
+    assert request.expected_completion(CALENDAR, riyadh(8, 14, 30)) == riyadh(14, 14, 30)
+    assert request.expected_completion(CALENDAR, riyadh(10, 23)) == riyadh(14, 14, 30)
+
+    request.track(Status.RETURNED_BY_APPLICANT, "Receipt attached", riyadh(8, 10))
+    assert not request.clock.paused
+    assert request.clock.pauses == ((riyadh(5, 10), riyadh(8, 10)),)
+    after = riyadh(14, 10)
+    # Once resumed the promise stays put, however much later it is asked.
+    for now in (riyadh(8, 10), riyadh(11, 9), riyadh(13, 14)):
+        assert request.expected_completion(CALENDAR, now) == after
+
+
+def test_a_second_pause_adds_to_the_first() -> None:
+    request = new_request()
+    request.track(Status.NEEDS_MORE_INFO, "first", riyadh(5, 10))
+    request.track(Status.RETURNED_BY_APPLICANT, "", riyadh(6, 10))
+    request.track(Status.NEEDS_MORE_INFO, "second", riyadh(7, 10))
+    request.track(Status.RETURNED_BY_APPLICANT, "", riyadh(8, 10))
+    assert len(request.clock.pauses) == 2
+    assert request.expected_completion(CALENDAR, riyadh(8, 10)) == riyadh(13, 10)
+
+
+def test_a_decision_while_waiting_stops_the_pause() -> None:
+    request = new_request()
+    request.track(Status.NEEDS_MORE_INFO, "", riyadh(5, 10))
+    request.track(Status.REJECTED, "No reply", riyadh(6, 10))
+    assert not request.clock.paused
+    assert request.expected_completion(CALENDAR, riyadh(20, 10)) == riyadh(12, 10)
+
+
+def test_history_records_every_status_with_its_message() -> None:
+    request = new_request()
+    request.track(Status.UNDER_REVIEW, "Picked up", riyadh(4, 11))
+    request.track(Status.UNDER_REVIEW, "again", riyadh(4, 12))  # no change: not recorded
+    request.track(Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10))
+    request.track(Status.RETURNED_BY_APPLICANT, "Attached", riyadh(6, 9))
+    request.track(Status.TRANSFERRED, "To the passports section", riyadh(6, 11))
+    request.track(Status.ACCEPTED, "Approved", riyadh(7, 9))
+    request.track(Status.PROCESSED, "Done", riyadh(7, 12))
+    assert request.history == [
+        HistoryEntry(Status.SUBMITTED, SUBMITTED, ""),
+        HistoryEntry(Status.UNDER_REVIEW, riyadh(4, 11), "Picked up"),
+        HistoryEntry(Status.NEEDS_MORE_INFO, riyadh(5, 10), "Attach the receipt"),
+        HistoryEntry(Status.RETURNED_BY_APPLICANT, riyadh(6, 9), "Attached"),
+        HistoryEntry(Status.TRANSFERRED, riyadh(6, 11), "To the passports section"),
+        HistoryEntry(Status.ACCEPTED, riyadh(7, 9), "Approved"),
+        HistoryEntry(Status.PROCESSED, riyadh(7, 12), "Done"),
+    ]
+    assert request.status is Status.PROCESSED
+    assert request.updated_at == riyadh(7, 12)
+    assert request.decision_message == "Approved"
+
+
+def test_a_rejection_keeps_its_message_as_the_decision() -> None:
+    request = new_request()
+    request.track(Status.REJECTED, "The passport is still valid", riyadh(5, 9))
+    assert request.decision_message == "The passport is still valid"
+    assert not request.is_open
+
+
+@pytest.mark.parametrize("final", sorted(FINAL))
+@pytest.mark.parametrize("later", [Status.ACCEPTED, Status.REJECTED, Status.UNDER_REVIEW])
+def test_final_statuses_stay_final(final: Status, later: Status) -> None:
+    request = new_request()
+    request.track(final, "final", riyadh(5, 9))
+    history = list(request.history)
+    request.track(later, "too late", riyadh(5, 10))
+    assert request.status is final
+    assert request.history == history
+    assert request.updated_at == riyadh(5, 9)
+
+
+def test_a_decision_after_a_cancellation_is_ignored() -> None:
+    request = new_request()
+    request.cancel(reason="Solved at the office", now=riyadh(5, 9))
+    request.track(Status.ACCEPTED, "Approved", riyadh(5, 10))
+    assert request.status is Status.CANCELLED
+    assert request.decision_message == ""
+    assert [h.status for h in request.history] == [Status.SUBMITTED, Status.CANCELLED]
+
+
+def test_every_status_has_an_arabic_and_an_english_label() -> None:
+    assert set(STATUS_LABELS) == set(Status)
+    for ar, en in STATUS_LABELS.values():
+        assert any("\u0621" <= c <= "\u064a" for c in ar)
+        assert en.isascii()
+        assert en
+    assert OPEN.isdisjoint(FINAL)
+    assert Status.ACCEPTED not in OPEN | FINAL
+
+
+# --- follow-ups --------------------------------------------------------------------------
+
+
+def test_a_follow_up_is_possible_after_three_working_days() -> None:
+    request = new_request()
+    assert request.follow_up_from(CALENDAR) == riyadh(7, 10)  # Wednesday 10:00
+    with pytest.raises(FailedPrecondition) as caught:
+        request.follow_up(message="Any news?", calendar=CALENDAR, now=riyadh(7, 9, 59))
+    message = str(caught.value)
+    assert "7 January 2026" in message
+    assert "٧ يناير ٢٠٢٦" in message
+    assert request.follow_up_count == 0
+    assert len(request.events) == 1  # only the submission
+
+    request.follow_up(message="Any news?", calendar=CALENDAR, now=riyadh(7, 10))
+    assert request.follow_up_count == 1
+    assert request.last_follow_up_at == riyadh(7, 10)
+    assert request.updated_at == riyadh(7, 10)
+    event = request.events[-1]
+    assert isinstance(event, RequestFollowedUp)
+    assert event.message == "Any news?"
+    assert event.request is request
+
+
+def test_at_most_one_follow_up_a_working_day() -> None:
+    request = new_request()
+    request.follow_up(message="first", calendar=CALENDAR, now=riyadh(7, 10))
+    assert request.follow_up_from(CALENDAR) == riyadh(8, 10)
+    with pytest.raises(FailedPrecondition, match="8 January 2026"):
+        request.follow_up(message="second", calendar=CALENDAR, now=riyadh(7, 14))
+    assert request.follow_up_count == 1
+    request.follow_up(message="second", calendar=CALENDAR, now=riyadh(8, 10))
+    assert request.follow_up_count == 2
+    # Thursday's follow-up makes the next one possible on Sunday, not on the weekend.
+    assert request.follow_up_from(CALENDAR) == riyadh(11, 10)
+
+
+def test_the_follow_up_date_skips_the_weekend() -> None:
+    request = new_request(at=riyadh(8, 10))  # Thursday
+    assert request.follow_up_from(CALENDAR) == riyadh(13, 10)  # the next Tuesday
+    with pytest.raises(FailedPrecondition, match="13 January 2026"):
+        request.follow_up(message="?", calendar=CALENDAR, now=riyadh(12, 10))
+
+
+@pytest.mark.parametrize("status", [Status.CANCELLED, Status.REJECTED, Status.ACCEPTED])
+def test_no_follow_up_on_a_closed_request(status: Status) -> None:
+    request = new_request()
+    request.track(status, "", riyadh(5, 9))
+    with pytest.raises(FailedPrecondition, match=status.value):
+        request.follow_up(message="?", calendar=CALENDAR, now=riyadh(20, 10))
+    assert request.follow_up_count == 0
+
+
+# --- cancellation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", sorted(OPEN))
+def test_an_open_request_can_be_cancelled(status: Status) -> None:
+    request = new_request()
+    request.track(status, "", riyadh(5, 9))
+    request.cancel(reason="Solved at the office", now=riyadh(5, 10))
+    assert request.status is Status.CANCELLED
+    assert request.history[-1] == HistoryEntry(
+        Status.CANCELLED, riyadh(5, 10), "Solved at the office"
+    )
+    assert not request.clock.paused
+    event = request.events[-1]
+    assert isinstance(event, RequestCancelled)
+    assert event.reason == "Solved at the office"
+
+
+@pytest.mark.parametrize("status", [Status.ACCEPTED, *sorted(FINAL)])
+def test_a_decided_request_cannot_be_cancelled(status: Status) -> None:
+    request = new_request()
+    request.track(status, "", riyadh(5, 9))
+    events = len(request.events)
+    with pytest.raises(FailedPrecondition, match="can no longer be cancelled"):
+        request.cancel(reason="too late", now=riyadh(5, 10))
+    assert request.status is status
+    assert len(request.events) == events
+
+
+def test_citations_are_recorded_once() -> None:
+    request = new_request()
+    request.cited_by_request("TW000000000")
+    request.cited_by_request("TW000000000")
+    request.cited_by_request("TW111111111")
+    assert request.cited_by == ["TW000000000", "TW111111111"]
+
+
+def test_the_sla_clock_never_runs_before_submission() -> None:
+    request = new_request()
+    # A status mirrored with an instant before submission (clock skew) pauses at submission.
+    request.track(Status.NEEDS_MORE_INFO, "", SUBMITTED - timedelta(minutes=5))
+    assert request.clock.paused_since == SUBMITTED

@@ -1,0 +1,263 @@
+"""Intake on the real stack: who may file for whom, duplicates, tracking without login with a
+one-time code through notify and the SMS gateway, follow-ups and cancellations seen in review."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+import grpc
+import pytest
+from sqlalchemy import text
+from tawasul.common.v1 import common_pb2
+from tawasul.intake.v1 import intake_pb2
+from tawasul.notify.v1 import notify_pb2
+from tawasul.review.v1 import review_pb2
+from tawasul_devstack.journey import PASSPORT_PHOTO_FIELDS, Clients, eventually, new_citizen
+from tawasul_devstack.stack import Stack
+from tawasul_platform.db import make_engine
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, existing_resource
+from tawasul_platform.identity import Role
+
+# The development registry's sample family and establishment (registry.dev.json).
+HOLDER, SON, WIFE = "1000000008", "1023456781", "1012345672"
+ESTABLISHMENT, WORKER = "7000000005", "2023456789"
+TIMEOUT = DEFAULT_DEADLINE_SECONDS
+
+
+def new_mobile() -> str:
+    return f"055{secrets.randbelow(10**7):07d}"
+
+
+async def inquiry(
+    clients: Clients, token: str, mobile: str = "", **more: object
+) -> intake_pb2.Request:
+    return await clients.submit(
+        token,
+        key=str(uuid.uuid4()),
+        sub_service="reports.general-inquiry",
+        description="My visa transaction has been stalled at the payment step for two weeks",
+        documents=[],
+        mobile=mobile or new_mobile(),
+        **more,  # type: ignore[arg-type]
+    )
+
+
+async def cancel(clients: Clients, token: str, number: str) -> intake_pb2.Request:
+    answer = await clients.intake.CancelRequest(
+        intake_pb2.CancelRequestRequest(request_number=number, reason="Test done"),
+        timeout=TIMEOUT,
+        metadata=bearer(token),
+    )
+    return answer.request
+
+
+async def test_filing_for_oneself_a_dependent_and_a_sponsored_worker(clients: Clients) -> None:
+    own = await inquiry(clients, clients.token(new_citizen(), Role.CITIZEN))
+    assert own.subject_id == own.applicant_id
+
+    holder = clients.token(HOLDER, Role.CITIZEN)
+    for_son = await clients.submit(
+        holder,
+        key=str(uuid.uuid4()),
+        sub_service="passports.issue-renewal-problem",
+        description="The photo does not appear when renewing my son's passport after paying",
+        documents=[],
+        mobile=new_mobile(),
+        subject_id=SON,
+        fields={"national_id": SON, **PASSPORT_PHOTO_FIELDS},
+    )
+    establishment = clients.token(ESTABLISHMENT, Role.ESTABLISHMENT)
+    for_worker = await clients.submit(
+        establishment,
+        key=str(uuid.uuid4()),
+        sub_service="reports.absence-report",
+        description="Our worker has not come to work since the first of the month, no contact",
+        documents=[],
+        mobile=new_mobile(),
+        subject_id=WORKER,
+        fields={
+            "iqama_number": WORKER,
+            "absence_date": "2026-11-01",
+            "worker_type": "establishment_worker",
+        },
+    )
+    try:
+        assert (for_son.applicant_id, for_son.subject_id) == (HOLDER, SON)
+        assert (for_worker.applicant_id, for_worker.subject_id) == (ESTABLISHMENT, WORKER)
+        assert for_worker.department_code == "reports"
+    finally:
+        await cancel(clients, holder, for_son.request_number)
+        await cancel(clients, establishment, for_worker.request_number)
+
+    stranger_id = new_citizen()
+    stranger = clients.token(stranger_id, Role.CITIZEN)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inquiry(clients, stranger, subject_id=WIFE)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    mine = await clients.intake.ListMyRequests(
+        intake_pb2.ListMyRequestsRequest(), timeout=TIMEOUT, metadata=bearer(stranger)
+    )
+    assert list(mine.requests) == []
+
+
+async def test_a_duplicate_names_the_open_request_and_a_retry_returns_it(
+    clients: Clients,
+) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    first = await inquiry(clients, citizen)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inquiry(clients, citizen)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert existing_resource(caught.value) == first.request_number
+
+    key = str(uuid.uuid4())
+    other = clients.token(new_citizen(), Role.CITIZEN)
+    made = [
+        await clients.submit(
+            other,
+            key=key,
+            sub_service="reports.general-inquiry",
+            description="Retried by the mobile app after a timeout: one request, not two",
+            documents=[],
+            mobile="0551234567",
+        )
+        for _ in range(2)
+    ]
+    assert made[0].request_number == made[1].request_number
+
+
+async def test_tracking_without_login_by_one_time_code(clients: Clients) -> None:
+    holder_id, mobile = new_citizen(), new_mobile()
+    request = await inquiry(clients, clients.token(holder_id, Role.CITIZEN), mobile)
+    e164 = "+966" + mobile[1:]
+    number = request.request_number
+    start = intake_pb2.StartTrackingRequest(
+        request_number=number, id_number=holder_id, mobile=mobile
+    )
+    await clients.intake.StartTracking(start, timeout=TIMEOUT)
+
+    async def code_sms() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received() if m["to"] == e164]
+        codes = [found.group(0) for t in texts if (found := re.search(r"\b\d{6}\b", t))]
+        return codes[-1] if codes else None
+
+    code = await eventually(code_sms, what="the one-time code by SMS")
+    right = {"request_number": number, "id_number": holder_id, "mobile": mobile, "code": code}
+    wrong_values = {
+        "request_number": "TW482913578",
+        "id_number": new_citizen(),
+        "mobile": new_mobile(),
+        "code": f"{(int(code) + 1) % 10**6:06d}",
+    }
+    answers = set()
+    for field, value in wrong_values.items():
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await clients.intake.TrackRequest(
+                intake_pb2.TrackRequestRequest(**{**right, field: value}), timeout=TIMEOUT
+            )
+        answers.add((caught.value.code(), caught.value.details()))
+    assert answers == {(grpc.StatusCode.NOT_FOUND, "no request matches these details and code")}
+    tracked = await clients.intake.TrackRequest(
+        intake_pb2.TrackRequestRequest(**right), timeout=TIMEOUT
+    )
+    assert (tracked.request.request_number, tracked.request.status) == (
+        number,
+        common_pb2.REQUEST_STATUS_SUBMITTED,
+    )
+
+    # Notify recorded the delivery with the code masked: it rests nowhere in clear.
+    reviewer = clients.token("E5001", Role.REVIEWER, frozenset({"reports"}))
+    deliveries = await clients.notify.ListDeliveries(
+        notify_pb2.ListDeliveriesRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    codes = [d for d in deliveries.deliveries if d.cause_event_type.endswith("one-time-code")]
+    assert len(codes) == 1
+    assert code not in codes[0].text
+    assert "••••••" in codes[0].text
+
+    # Five code requests an hour per request: the sixth is refused, whoever asks.
+    refused = []
+    for _ in range(5):
+        try:
+            await clients.intake.StartTracking(start, timeout=TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            refused.append(error.code())
+    assert refused == [grpc.StatusCode.RESOURCE_EXHAUSTED]
+
+
+async def test_follow_up_waits_three_working_days_and_raises_the_item(
+    stack: Stack, clients: Clients
+) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    reviewer = clients.token("E5002", Role.REVIEWER, frozenset({"reports"}))
+    request = await inquiry(clients, citizen)
+
+    async def queued() -> bool | None:
+        items = await clients.queue(reviewer, "reports")
+        return True if any(i.request_id == request.request_id for i in items) else None
+
+    await eventually(queued, what="the request in the reports queue")
+    follow = intake_pb2.FollowUpRequest(request_number=request.request_number, message="Any news?")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.intake.FollowUp(follow, timeout=TIMEOUT, metadata=bearer(citizen))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert request.follow_up_from.text_en in (caught.value.details() or "")
+
+    # Ten days pass (in intake's database: the service itself reads the real clock).
+    engine = make_engine(stack.config.database_url("intake"), pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE requests SET submitted_at = submitted_at - interval '10 days'"
+                    " WHERE number = :number"
+                ),
+                {"number": request.request_number},
+            )
+    finally:
+        await engine.dispose()
+    answer = await clients.intake.FollowUp(follow, timeout=TIMEOUT, metadata=bearer(citizen))
+    assert answer.request.follow_up_count == 1
+
+    async def raised() -> int | None:
+        items = await clients.queue(reviewer, "reports")
+        mine = [i for i in items if i.request_id == request.request_id]
+        return mine[0].priority if mine and mine[0].priority > 0 else None
+
+    assert await eventually(raised, what="the item raised in its queue") == 1
+    first = (await clients.queue(reviewer, "reports"))[0]
+    assert first.priority >= 1
+
+
+async def test_a_cancelled_request_leaves_the_review_queue(clients: Clients) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    reviewer = clients.token("E5003", Role.REVIEWER, frozenset({"reports"}))
+    request = await inquiry(clients, citizen)
+
+    async def in_queue() -> bool | None:
+        items = await clients.queue(reviewer, "reports")
+        return True if any(i.request_id == request.request_id for i in items) else None
+
+    await eventually(in_queue, what="the request in the reports queue")
+    cancelled = await cancel(clients, citizen, request.request_number)
+    assert cancelled.status == common_pb2.REQUEST_STATUS_CANCELLED
+    assert (cancelled.status_label.ar, cancelled.status_label.en) == ("ملغي", "Cancelled")
+
+    async def withdrawn() -> bool | None:
+        answer = await clients.review.GetWorkItem(
+            review_pb2.GetWorkItemRequest(request_id=request.request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(reviewer),
+        )
+        return True if answer.item.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN else None
+
+    await eventually(withdrawn, what="the cancelled request withdrawn in review")
+    items = await clients.queue(reviewer, "reports")
+    assert request.request_id not in {i.request_id for i in items}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cancel(clients, citizen, request.request_number)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
