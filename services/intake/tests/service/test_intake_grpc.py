@@ -46,13 +46,22 @@ DESCRIPTION = "The photo does not appear when renewing passport A1234567 after p
 START = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
 
-class NoDocuments:
-    """Docs stands outside this tier; no account here has uploaded anything."""
+class Uploads:
+    """Docs stands outside this tier: the documents each test says were uploaded."""
+
+    def __init__(self) -> None:
+        self.uploaded: set[uuid.UUID] = set()
+
+    def upload(self) -> str:
+        document = uuid.uuid4()
+        self.uploaded.add(document)
+        return str(document)
 
     async def describe(
         self, document_ids: tuple[uuid.UUID, ...], token: str
     ) -> dict[uuid.UUID, DocumentInfo]:
-        return {}
+        pdf = DocumentInfo(content_type="application/pdf", size_bytes=1000)
+        return {d: pdf for d in document_ids if d in self.uploaded}
 
 
 class RecordingSender:
@@ -75,13 +84,19 @@ class Clock:
 
 class Intake:
     def __init__(
-        self, channel: grpc.aio.Channel, database_url: str, sender: RecordingSender, clock: Clock
+        self,
+        channel: grpc.aio.Channel,
+        database_url: str,
+        sender: RecordingSender,
+        clock: Clock,
+        uploads: Uploads,
     ) -> None:
         self.stub = intake_pb2_grpc.IntakeServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
         self.engine = make_engine(database_url, pool_size=2)
         self.sender = sender
         self.clock = clock
+        self.uploads = uploads
 
     async def submit(self, token: str = CITIZEN, **fields: object) -> intake_pb2.Request:
         message = intake_pb2.SubmitRequestRequest(
@@ -134,11 +149,11 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
         tracking_code_secret="tracking-secret",
         tracking_per_caller_per_hour=8,
     )
-    sender, clock = RecordingSender(), Clock()
+    sender, clock, uploads = RecordingSender(), Clock(), Uploads()
     service = bootstrap.servicer(
         settings,
         uow=lambda: IntakeUnitOfWork(sessions),
-        documents=NoDocuments(),
+        documents=uploads,
         registry=FileRegistry.from_file(DEV_REGISTRY),
         sender=sender,
         now=clock,
@@ -147,7 +162,7 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
     await server.start()
     await server.serving(True)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-    client = Intake(channel, database_url, sender, clock)
+    client = Intake(channel, database_url, sender, clock, uploads)
     yield client
     await channel.close()
     await server.stop(1)
@@ -445,3 +460,15 @@ async def test_tracking_without_login(intake: Intake) -> None:
             update(tables.rate_limits).values(window_start=START - timedelta(hours=2))
         )
     await intake.stub.StartTracking(start, timeout=5)
+
+
+async def test_a_document_of_an_open_request_is_not_attached_twice(intake: Intake) -> None:
+    document = intake.uploads.upload()
+    first = await intake.submit(document_ids=[document])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(
+            sub_service_code="reports.general-inquiry", fields={}, document_ids=[document]
+        )
+    assert field_violations(caught.value) == {
+        "document_ids[0]": f"already attached to open request {first.request_number}"
+    }

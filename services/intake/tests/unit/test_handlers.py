@@ -129,6 +129,17 @@ class FakeRequests:
             rows = [r for r in rows if (r.submitted_at, r.id) < after]
         return [self._load(r) for r in rows[:limit]]
 
+    async def open_requests_with_documents(
+        self, applicant_id: str, document_ids: tuple[uuid.UUID, ...]
+    ) -> dict[uuid.UUID, str]:
+        return {
+            d: r.number
+            for r in self._db.requests.values()
+            if r.is_open and r.applicant_id == applicant_id
+            for d in r.document_ids
+            if d in document_ids
+        }
+
     async def lock_account(self, applicant_id: str) -> None:
         self._db.locked.append(applicant_id)
 
@@ -747,6 +758,22 @@ async def test_too_many_documents_are_refused(intake: Intake) -> None:
     assert caught.value.violations == {"document_ids": "at most 5 documents for this sub-service"}
     five = six[:5]
     assert len((await intake.submit(code=CANCEL_VISA, documents=five)).document_ids) == 5
+
+
+async def test_a_document_of_an_open_request_cannot_be_attached_again(intake: Intake) -> None:
+    own = intake.documents.upload(FATHER)
+    first = await intake.submit(code=INQUIRY, key="first", documents=[own])
+    fresh = intake.documents.upload(FATHER)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(key="second", documents=[fresh, own])
+    assert caught.value.violations == {
+        "document_ids[1]": f"already attached to open request {first.number}"
+    }
+    await handlers.cancel_request(
+        uow=intake.uow, caller=FATHER, number=first.number, reason="Wrong form", now=NOW
+    )
+    again = await intake.submit(key="third", documents=[fresh, own])
+    assert again.document_ids == (fresh, own)
 
 
 async def test_a_bad_document_is_reported_at_the_position_it_was_sent(intake: Intake) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -183,3 +184,27 @@ def test_a_recorded_delivery_carries_its_event() -> None:
         notice=n, channel=Channel.SMS, text="t", outcome=SendOutcome(False), now=now
     )
     assert refused.status is DeliveryStatus.FAILED
+
+
+def test_the_receipt_names_the_promised_date_in_both_calendars() -> None:
+    # 21:30 UTC on 31 December 2026 is already 1 January 2027 in Riyadh.
+    due = datetime(2026, 12, 31, 21, 30, tzinfo=UTC)
+    arabic = Notice.create(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.submitted",
+        kind=NoticeKind.SUBMITTED,
+        request_id=str(uuid.uuid4()),
+        request_number=NUMBER,
+        mobile="+966551234567",
+        locale="ar",
+        expected_completion=due,
+    )
+    english = dataclasses.replace(arabic, locale=Locale.EN)
+    assert compose_sms(arabic) == (
+        f"تم استلام طلبك رقم {NUMBER} في خدمة تواصل، وموعد الإنجاز المتوقع"
+        " الجمعة ٢٣ رجب ١٤٤٨ هـ الموافق ١ يناير ٢٠٢٧ م."
+    )
+    assert compose_sms(english) == (
+        f"Your Tawasul request {NUMBER} has been received; expected completion:"
+        " Friday 23 Rajab 1448 AH (1 January 2027)."
+    )

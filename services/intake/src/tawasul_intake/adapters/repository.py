@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy import Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -156,6 +157,22 @@ class SqlRequestRepository:
         query = query.order_by(t.submitted_at.desc(), t.id.desc()).limit(limit)
         rows = (await self._session.execute(query)).all()
         return [self.seen.setdefault(row.id, _request(row)) for row in rows]
+
+    async def open_requests_with_documents(
+        self, applicant_id: str, document_ids: tuple[uuid.UUID, ...]
+    ) -> dict[uuid.UUID, str]:
+        if not document_ids:
+            return {}
+        t = tables.requests.c
+        wanted = [str(d) for d in document_ids]
+        rows = await self._session.execute(
+            select(t.number, t.document_ids).where(
+                (t.applicant_id == applicant_id)
+                & t.status.in_(_OPEN)
+                & t.document_ids.has_any(array(wanted))
+            )
+        )
+        return {uuid.UUID(d): row.number for row in rows for d in row.document_ids if d in wanted}
 
     async def lock_account(self, applicant_id: str) -> None:
         await self._session.execute(

@@ -161,6 +161,17 @@ async def submit_request(
                 submission,
                 await uow.requests.open_request(submission.subject_id, submission.sub_service_code),
             )
+            in_use = await uow.requests.open_requests_with_documents(
+                submission.applicant_id, submission.document_ids
+            )
+            if in_use:
+                raise InvalidArgument(
+                    {
+                        f"document_ids[{i}]": f"already attached to open request {in_use[d]}"
+                        for i, d in enumerate(submission.document_ids)
+                        if d in in_use
+                    }
+                )
             if await uow.requests.count_open(submission.applicant_id) >= MAX_OPEN_PER_ACCOUNT:
                 raise ResourceExhausted(
                     f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"

@@ -38,6 +38,12 @@ class RequestRepository(Protocol):
         """Newest first; `after` is the (submitted_at, id) of the last one already seen."""
         ...
 
+    async def open_requests_with_documents(
+        self, applicant_id: str, document_ids: tuple[uuid.UUID, ...]
+    ) -> dict[uuid.UUID, str]:
+        """Which of the documents an open request of the account holds, with its number."""
+        ...
+
     async def lock_account(self, applicant_id: str) -> None:
         """Serializes one account's submissions until the transaction ends."""
         ...

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
+from tawasul_calendar import RIYADH, format_date
+from tawasul_calendar import Locale as DateLocale
 from tawasul_platform.errors import InvalidArgument
 
 # Reviewer messages are cut to this many characters in an SMS; the full text is in the portal.
@@ -49,6 +51,11 @@ class DeliveryStatus(StrEnum):
 
 
 # The templates: {number} is the request number, {note} the reviewer's message (or nothing).
+# With the completion date promised at submission, in Hijri and Gregorian (SPEC §6 item 2).
+SUBMITTED_WITH_DATE_TEMPLATES: dict[Locale, str] = {
+    Locale.AR: "تم استلام طلبك رقم {number} في خدمة تواصل، وموعد الإنجاز المتوقع {due}.",
+    Locale.EN: "Your Tawasul request {number} has been received; expected completion: {due}.",
+}
 SUBMITTED_TEMPLATES: dict[Locale, str] = {
     Locale.AR: "تم استلام طلبك رقم {number} في خدمة تواصل، وسيتم الرد خلال 7 أيام عمل.",
     Locale.EN: (
@@ -105,6 +112,8 @@ class Notice:
     locale: Locale
     status: Status = Status.SUBMITTED
     message: str = ""
+    # The Riyadh date the office promised an answer by, when the event carries it.
+    expected_completion: date | None = None
 
     @classmethod
     def create(
@@ -119,6 +128,7 @@ class Notice:
         locale: str,
         status: Status = Status.SUBMITTED,
         message: str = "",
+        expected_completion: datetime | None = None,
     ) -> Notice:
         """Checks an event's fields; InvalidArgument when it cannot be turned into a message."""
         problems: dict[str, str] = {}
@@ -144,6 +154,9 @@ class Notice:
             locale=locale_of(locale),
             status=status,
             message=message,
+            expected_completion=(
+                expected_completion.astimezone(RIYADH).date() if expected_completion else None
+            ),
         )
 
 
@@ -161,6 +174,11 @@ def compose_sms(notice: Notice) -> str | None:
 
     (A status change back to "submitted" has no template: the receipt was sent already.)
     """
+    if notice.kind is NoticeKind.SUBMITTED and notice.expected_completion is not None:
+        due = format_date(notice.expected_completion, DateLocale(notice.locale.value))
+        return SUBMITTED_WITH_DATE_TEMPLATES[notice.locale].format(
+            number=notice.request_number, due=due
+        )
     if notice.kind is NoticeKind.SUBMITTED:
         templates: dict[Locale, str] | None = SUBMITTED_TEMPLATES
     else:

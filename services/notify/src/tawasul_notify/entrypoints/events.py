@@ -29,6 +29,11 @@ def on_submitted(uow: Callable[[], UnitOfWork], gateway: SmsGateway) -> Handler:
             request_number=submitted.request_number,
             mobile=submitted.contact.mobile,
             locale=submitted.contact.locale,
+            expected_completion=(
+                submitted.expected_completion_at.ToDatetime(tzinfo=UTC)
+                if submitted.HasField("expected_completion_at")
+                else None
+            ),
         )
         await handlers.notify_beneficiary(
             uow=uow(), gateway=gateway, notice=notice, now=datetime.now(UTC)
