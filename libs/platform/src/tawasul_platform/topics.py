@@ -14,6 +14,8 @@ REQUEST_STATUS_CHANGED = "tawasul.requests.status-changed.v1"
 NOTIFICATION_EVENTS = "tawasul.notifications.events.v1"
 # What beneficiaries do to a request after submitting it: follow-ups, cancellations.
 APPLICANT_ACTIONS = "tawasul.requests.applicant-actions.v1"
+# SLA warnings (50 %, 75 %) and breaches, from review.
+SLA_ALERTS = "tawasul.requests.sla.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -41,6 +43,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_STATUS_CHANGED, "intake"),
     (REQUEST_STATUS_CHANGED, "notify"),
     (APPLICANT_ACTIONS, "review"),
+    (REQUEST_STATUS_CHANGED, "routing"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -49,6 +52,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REQUEST_STATUS_CHANGED),
     TopicSpec(NOTIFICATION_EVENTS),
     TopicSpec(APPLICANT_ACTIONS),
+    TopicSpec(SLA_ALERTS),
     *(TopicSpec(dead_letter_topic(t, g), partitions=1) for t, g in SUBSCRIPTIONS),
 )
 

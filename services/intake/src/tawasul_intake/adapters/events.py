@@ -55,6 +55,8 @@ def to_event(event: Event) -> OutgoingEvent:
                 expected_completion_at=timestamp(event.expected_completion),
                 department_code=r.department_code,
                 cites_request_number=r.cites_number or "",
+                applicant_kind=event.applicant_kind,
+                subject_nationality=event.subject_nationality,
             )
         )
     elif isinstance(event, RequestFollowedUp):

@@ -74,18 +74,20 @@ async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
 
 async def _check_subject(
     registry: Registry, submission: Submission, sub_service: SubService
-) -> None:
+) -> str:
+    """Refuses a person the account may not file for; answers their nationality."""
     relation = await registry.relation(submission.applicant_id, submission.subject_id)
     if relation is None or relation not in _ALLOWED[submission.applicant_role]:
         raise PermissionDenied(
             "a request may be filed only for the account holder, their dependents and hosted"
             " visitors, or (for an establishment) its own sponsored workers"
         )
-    if sub_service.subject_nationalities:
-        person = await registry.person(submission.subject_id)
-        if person is None or person.nationality not in sub_service.subject_nationalities:
-            allowed = ", ".join(sorted(sub_service.subject_nationalities))
-            raise InvalidArgument({"subject_id": f"this sub-service is for nationals of {allowed}"})
+    person = await registry.person(submission.subject_id)
+    nationality = person.nationality if person else ""
+    if sub_service.subject_nationalities and nationality not in sub_service.subject_nationalities:
+        allowed = ", ".join(sorted(sub_service.subject_nationalities))
+        raise InvalidArgument({"subject_id": f"this sub-service is for nationals of {allowed}"})
+    return nationality
 
 
 def _check_documents(
@@ -147,7 +149,7 @@ async def submit_request(
     the sub-service's schema, and no other request for the person and sub-service open.
     """
     sub_service = catalog.sub_services[submission.sub_service_code]
-    await _check_subject(registry, submission, sub_service)
+    nationality = await _check_subject(registry, submission, sub_service)
     _check_documents(
         submission, await documents.describe(submission.document_ids, token), sub_service
     )
@@ -186,6 +188,7 @@ async def submit_request(
                 catalog_version=catalog.version,
                 calendar=calendar,
                 now=now,
+                subject_nationality=nationality,
             )
             await uow.requests.add(request)
             if cited is not None:

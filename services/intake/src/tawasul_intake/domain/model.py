@@ -150,6 +150,7 @@ class Request:
         catalog_version: int,
         calendar: WorkingCalendar,
         now: datetime,
+        subject_nationality: str = "",
     ) -> Request:
         request = cls(
             id=id,
@@ -245,6 +246,9 @@ class Request:
 class RequestSubmitted:
     request: Request
     expected_completion: datetime
+    # For routing rules: who filed, and the nationality of the person it is about.
+    applicant_kind: str = ""
+    subject_nationality: str = ""
 
 
 @dataclass(frozen=True)

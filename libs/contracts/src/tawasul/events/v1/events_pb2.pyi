@@ -40,6 +40,8 @@ class Envelope(_message.Message):
     NOTIFICATION_SENT_FIELD_NUMBER: _builtins.int
     REQUEST_FOLLOWED_UP_FIELD_NUMBER: _builtins.int
     REQUEST_CANCELLED_FIELD_NUMBER: _builtins.int
+    REQUEST_ANSWERED_FIELD_NUMBER: _builtins.int
+    SLA_ALERT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per event; consumers de-duplicate on it."""
     event_type: _builtins.str
@@ -62,6 +64,10 @@ class Envelope(_message.Message):
     def request_followed_up(self) -> Global___RequestFollowedUp: ...
     @_builtins.property
     def request_cancelled(self) -> Global___RequestCancelled: ...
+    @_builtins.property
+    def request_answered(self) -> Global___RequestAnswered: ...
+    @_builtins.property
+    def sla_alert(self) -> Global___SlaAlert: ...
     def __init__(
         self,
         *,
@@ -77,12 +83,14 @@ class Envelope(_message.Message):
         notification_sent: Global___NotificationSent | None = ...,
         request_followed_up: Global___RequestFollowedUp | None = ...,
         request_cancelled: Global___RequestCancelled | None = ...,
+        request_answered: Global___RequestAnswered | None = ...,
+        sla_alert: Global___SlaAlert | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "sla_alert", b"sla_alert"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -128,6 +136,9 @@ class RequestSubmitted(_message.Message):
     EXPECTED_COMPLETION_AT_FIELD_NUMBER: _builtins.int
     DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
     CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    APPLICANT_KIND_FIELD_NUMBER: _builtins.int
+    SUBJECT_NATIONALITY_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -139,6 +150,12 @@ class RequestSubmitted(_message.Message):
     department_code: _builtins.str
     cites_request_number: _builtins.str
     """The rejected request this one corrects, if any."""
+    applicant_kind: _builtins.str
+    """Who filed it: "citizen", "resident" or "establishment" (routing rules match on it)."""
+    subject_nationality: _builtins.str
+    """ISO 3166-1 alpha-3 nationality of the person the request is about, when known."""
+    channel: _builtins.str
+    """The channel that submitted it ("web", "mobile", "establishment-portal"), when known."""
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -168,10 +185,13 @@ class RequestSubmitted(_message.Message):
         expected_completion_at: _timestamp_pb2.Timestamp | None = ...,
         department_code: _builtins.str = ...,
         cites_request_number: _builtins.str = ...,
+        applicant_kind: _builtins.str = ...,
+        subject_nationality: _builtins.str = ...,
+        channel: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "expected_completion_at", b"expected_completion_at", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "expected_completion_at", b"expected_completion_at", "fields", b"fields", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "expected_completion_at", b"expected_completion_at", "fields", b"fields", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -249,9 +269,31 @@ Global___RequestCancelled: _TypeAlias = RequestCancelled  # noqa: Y015
 
 @_typing.final
 class RequestRouted(_message.Message):
-    """Topic tawasul.requests.routed.v1, produced by routing."""
+    """Topic tawasul.requests.routed.v1, produced by routing: on submission, and again after a
+    transfer (then `transfer_reason` and `transferred_from` are set).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
@@ -262,6 +304,17 @@ class RequestRouted(_message.Message):
     APPLICANT_ID_FIELD_NUMBER: _builtins.int
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    CATALOG_VERSION_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    APPLICANT_KIND_FIELD_NUMBER: _builtins.int
+    SUBJECT_NATIONALITY_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    TRANSFER_REASON_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_FROM_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -269,10 +322,25 @@ class RequestRouted(_message.Message):
     queue: _builtins.str
     description: _builtins.str
     applicant_id: _builtins.str
+    priority: _builtins.int
+    """Higher first within the queue."""
+    rule: _builtins.str
+    """The rule that matched and the rules version, e.g. "rules.v1:visit-visa-yemen"."""
+    catalog_version: _builtins.int
+    subject_id: _builtins.str
+    applicant_kind: _builtins.str
+    subject_nationality: _builtins.str
+    channel: _builtins.str
+    transfer_reason: _builtins.str
+    transferred_from: _builtins.str
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -285,10 +353,21 @@ class RequestRouted(_message.Message):
         applicant_id: _builtins.str = ...,
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
         contact: _common_pb2.Contact | None = ...,
+        priority: _builtins.int = ...,
+        rule: _builtins.str = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        catalog_version: _builtins.int = ...,
+        subject_id: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        applicant_kind: _builtins.str = ...,
+        subject_nationality: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        transfer_reason: _builtins.str = ...,
+        transferred_from: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -300,12 +379,39 @@ class RequestStatusChanged(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class Internal(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NOTE_FIELD_NUMBER: _builtins.int
+        DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+        note: _builtins.str
+        department_code: _builtins.str
+        def __init__(
+            self,
+            *,
+            note: _builtins.str = ...,
+            department_code: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "note", b"note"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    RESPOND_BY_FIELD_NUMBER: _builtins.int
+    TRANSFER_TO_DEPARTMENT_FIELD_NUMBER: _builtins.int
+    INTERNAL_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -313,8 +419,30 @@ class RequestStatusChanged(_message.Message):
     """Employee id of the reviewer who made the change."""
     message: _builtins.str
     """The reviewer's message to the beneficiary, if any."""
+    reason_code: _builtins.str
+    """For a decision: the reason from the reason catalog, e.g. "documents-unclear"."""
+    transfer_to_department: _builtins.str
+    """For a transfer: the department the request goes to (routing routes it again)."""
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
+    @_builtins.property
+    def reason(self) -> _common_pb2.LocalizedText: ...
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingItem]:
+        """For needs-more-info: what is missing, and by when the beneficiary must answer."""
+
+    @_builtins.property
+    def respond_by(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def internal(self) -> Global___RequestStatusChanged.Internal:
+        """What only the office sees (the reviewer's reason for a transfer, say); intake and
+        notify never show it to the beneficiary.
+        """
+
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When the office now expects to answer (moves out while waiting on the beneficiary)."""
+
     def __init__(
         self,
         *,
@@ -324,14 +452,155 @@ class RequestStatusChanged(_message.Message):
         actor_id: _builtins.str = ...,
         message: _builtins.str = ...,
         contact: _common_pb2.Contact | None = ...,
+        reason_code: _builtins.str = ...,
+        reason: _common_pb2.LocalizedText | None = ...,
+        missing: _abc.Iterable[Global___MissingItem] | None = ...,
+        respond_by: _timestamp_pb2.Timestamp | None = ...,
+        transfer_to_department: _builtins.str = ...,
+        internal: Global___RequestStatusChanged.Internal | None = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "contact", b"contact", "message", b"message", "request_id", b"request_id", "request_number", b"request_number", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestStatusChanged: _TypeAlias = RequestStatusChanged  # noqa: Y015
+
+@_typing.final
+class MissingItem(_message.Message):
+    """One thing the beneficiary must still provide."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"document" or "field"."""
+    name: _builtins.str
+    """The document kind or field name of the sub-service, or "other"."""
+    description: _builtins.str
+    """What the reviewer asks, shown to the beneficiary."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissingItem: _TypeAlias = MissingItem  # noqa: Y015
+
+@_typing.final
+class RequestAnswered(_message.Message):
+    """Topic tawasul.requests.applicant-actions.v1, produced by intake: the beneficiary answered
+    an information request.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    message: _builtins.str
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def contact(self) -> _common_pb2.Contact: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        message: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        document_ids: _abc.Iterable[_builtins.str] | None = ...,
+        contact: _common_pb2.Contact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "document_ids", b"document_ids", "fields", b"fields", "message", b"message", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestAnswered: _TypeAlias = RequestAnswered  # noqa: Y015
+
+@_typing.final
+class SlaAlert(_message.Message):
+    """Topic tawasul.requests.sla.v1, produced by review: a request's SLA clock crossed a mark."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    PERCENT_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    SUPERVISOR_IDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    department_code: _builtins.str
+    percent: _builtins.int
+    """50 and 75 are warnings (per cent of the time used); 100 is a breach."""
+    assignee_id: _builtins.str
+    """Who holds it now, if anyone; a breach escalates to the department's supervisors."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def supervisor_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        percent: _builtins.int = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        assignee_id: _builtins.str = ...,
+        supervisor_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "department_code", b"department_code", "due_at", b"due_at", "percent", b"percent", "request_id", b"request_id", "request_number", b"request_number", "supervisor_ids", b"supervisor_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlaAlert: _TypeAlias = SlaAlert  # noqa: Y015
 
 @_typing.final
 class NotificationSent(_message.Message):

@@ -25,19 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tawasul/routing/v1/routing.proto\x12\x12tawasul.routing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n\x0fRoutingDecision\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12GetDecisionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"L\n\x13GetDecisionResponse\x12\x35\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32#.tawasul.routing.v1.RoutingDecision2p\n\x0eRoutingService\x12^\n\x0bGetDecision\x12&.tawasul.routing.v1.GetDecisionRequest\x1a\'.tawasul.routing.v1.GetDecisionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tawasul/routing/v1/routing.proto\x12\x12tawasul.routing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x0fRoutingDecision\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x17\n\x0ftransfer_reason\x18\x07 \x01(\t\"(\n\x12GetDecisionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"L\n\x13GetDecisionResponse\x12\x35\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32#.tawasul.routing.v1.RoutingDecision\"\x82\x02\n\x13\x45xplainRouteRequest\x12\x18\n\x10sub_service_code\x18\x01 \x01(\t\x12\x16\n\x0e\x61pplicant_kind\x18\x02 \x01(\t\x12\x1b\n\x13subject_nationality\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x43\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x33.tawasul.routing.v1.ExplainRouteRequest.FieldsEntry\x12\x17\n\x0f\x66ollow_up_count\x18\x06 \x01(\r\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"s\n\x14\x45xplainRouteResponse\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t2\xd3\x01\n\x0eRoutingService\x12^\n\x0bGetDecision\x12&.tawasul.routing.v1.GetDecisionRequest\x1a\'.tawasul.routing.v1.GetDecisionResponse\x12\x61\n\x0c\x45xplainRoute\x12\'.tawasul.routing.v1.ExplainRouteRequest\x1a(.tawasul.routing.v1.ExplainRouteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.routing.v1.routing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_EXPLAINROUTEREQUEST_FIELDSENTRY']._loaded_options = None
+  _globals['_EXPLAINROUTEREQUEST_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_ROUTINGDECISION']._serialized_start=90
-  _globals['_ROUTINGDECISION']._serialized_end=229
-  _globals['_GETDECISIONREQUEST']._serialized_start=231
-  _globals['_GETDECISIONREQUEST']._serialized_end=271
-  _globals['_GETDECISIONRESPONSE']._serialized_start=273
-  _globals['_GETDECISIONRESPONSE']._serialized_end=349
-  _globals['_ROUTINGSERVICE']._serialized_start=351
-  _globals['_ROUTINGSERVICE']._serialized_end=463
+  _globals['_ROUTINGDECISION']._serialized_end=272
+  _globals['_GETDECISIONREQUEST']._serialized_start=274
+  _globals['_GETDECISIONREQUEST']._serialized_end=314
+  _globals['_GETDECISIONRESPONSE']._serialized_start=316
+  _globals['_GETDECISIONRESPONSE']._serialized_end=392
+  _globals['_EXPLAINROUTEREQUEST']._serialized_start=395
+  _globals['_EXPLAINROUTEREQUEST']._serialized_end=653
+  _globals['_EXPLAINROUTEREQUEST_FIELDSENTRY']._serialized_start=608
+  _globals['_EXPLAINROUTEREQUEST_FIELDSENTRY']._serialized_end=653
+  _globals['_EXPLAINROUTERESPONSE']._serialized_start=655
+  _globals['_EXPLAINROUTERESPONSE']._serialized_end=770
+  _globals['_ROUTINGSERVICE']._serialized_start=773
+  _globals['_ROUTINGSERVICE']._serialized_end=984
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -26,12 +28,17 @@ class RoutingDecision(_message.Message):
     QUEUE_FIELD_NUMBER: _builtins.int
     RULE_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    TRANSFER_REASON_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     department_code: _builtins.str
     queue: _builtins.str
     """The department's queue the request was put in."""
     rule: _builtins.str
-    """The rule that decided, e.g. "catalog:<sub_service_code>"."""
+    """The rule that decided and the rules version, e.g. "rules.v1:default"."""
+    priority: _builtins.int
+    transfer_reason: _builtins.str
+    """Set when a transfer from review routed the request again."""
     @_builtins.property
     def decided_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -42,10 +49,12 @@ class RoutingDecision(_message.Message):
         queue: _builtins.str = ...,
         rule: _builtins.str = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        priority: _builtins.int = ...,
+        transfer_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "department_code", b"department_code", "queue", b"queue", "request_id", b"request_id", "rule", b"rule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "department_code", b"department_code", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "rule", b"rule", "transfer_reason", b"transfer_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -89,3 +98,90 @@ class GetDecisionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDecisionResponse: _TypeAlias = GetDecisionResponse  # noqa: Y015
+
+@_typing.final
+class ExplainRouteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    APPLICANT_KIND_FIELD_NUMBER: _builtins.int
+    SUBJECT_NATIONALITY_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_COUNT_FIELD_NUMBER: _builtins.int
+    sub_service_code: _builtins.str
+    applicant_kind: _builtins.str
+    subject_nationality: _builtins.str
+    channel: _builtins.str
+    follow_up_count: _builtins.int
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        sub_service_code: _builtins.str = ...,
+        applicant_kind: _builtins.str = ...,
+        subject_nationality: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        follow_up_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_kind", b"applicant_kind", "channel", b"channel", "fields", b"fields", "follow_up_count", b"follow_up_count", "sub_service_code", b"sub_service_code", "subject_nationality", b"subject_nationality"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainRouteRequest: _TypeAlias = ExplainRouteRequest  # noqa: Y015
+
+@_typing.final
+class ExplainRouteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    queue: _builtins.str
+    priority: _builtins.int
+    rule: _builtins.str
+    explanation: _builtins.str
+    """Why, in words: the conditions of the rule that matched."""
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        rule: _builtins.str = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "explanation", b"explanation", "priority", b"priority", "queue", b"queue", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainRouteResponse: _TypeAlias = ExplainRouteResponse  # noqa: Y015

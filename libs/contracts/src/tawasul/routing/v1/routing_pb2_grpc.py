@@ -40,6 +40,11 @@ class RoutingServiceStub:
                 request_serializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
                 response_deserializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.FromString,
                 _registered_method=True)
+        self.ExplainRoute = channel.unary_unary(
+                '/tawasul.routing.v1.RoutingService/ExplainRoute',
+                request_serializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.ExplainRouteRequest.SerializeToString,
+                response_deserializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.ExplainRouteResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -52,6 +57,13 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainRoute(self, request, context):
+        """Which queue and priority a hypothetical request would get, and which rule decides.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +71,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.GetDecision,
                     request_deserializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.FromString,
                     response_serializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.SerializeToString,
+            ),
+            'ExplainRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainRoute,
+                    request_deserializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.ExplainRouteRequest.FromString,
+                    response_serializer=tawasul_dot_routing_dot_v1_dot_routing__pb2.ExplainRouteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +106,33 @@ class RoutingService:
             '/tawasul.routing.v1.RoutingService/GetDecision',
             tawasul_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
             tawasul_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.routing.v1.RoutingService/ExplainRoute',
+            tawasul_dot_routing_dot_v1_dot_routing__pb2.ExplainRouteRequest.SerializeToString,
+            tawasul_dot_routing_dot_v1_dot_routing__pb2.ExplainRouteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,8 @@ class RoutingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RoutingServiceAsyncStub: ...
     GetDecision: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.GetDecisionResponse]
+    ExplainRoute: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ExplainRouteRequest, _routing_pb2.ExplainRouteResponse]
+    """Which queue and priority a hypothetical request would get, and which rule decides."""
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -41,6 +43,8 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDecision: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.GetDecisionResponse]  # type: ignore[assignment]
+    ExplainRoute: _aio.UnaryUnaryMultiCallable[_routing_pb2.ExplainRouteRequest, _routing_pb2.ExplainRouteResponse]  # type: ignore[assignment]
+    """Which queue and priority a hypothetical request would get, and which rule decides."""
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Where each request was routed, and why."""
@@ -51,5 +55,13 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.GetDecisionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.GetDecisionResponse, _abc.Awaitable[_routing_pb2.GetDecisionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExplainRoute(
+        self,
+        request: _routing_pb2.ExplainRouteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ExplainRouteResponse, _abc.Awaitable[_routing_pb2.ExplainRouteResponse]]:
+        """Which queue and priority a hypothetical request would get, and which rule decides."""
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
