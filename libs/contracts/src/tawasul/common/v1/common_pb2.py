@@ -25,19 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/common/v1/common.proto\x12\x11tawasul.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x07\x43ontact\x12\x0e\n\x06mobile\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\"\'\n\rLocalizedText\x12\n\n\x02\x61r\x18\x01 \x01(\t\x12\n\n\x02\x65n\x18\x02 \x01(\t\"\x83\x01\n\x0b\x44isplayDate\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07text_ar\x18\x02 \x01(\t\x12\x0f\n\x07text_en\x18\x03 \x01(\t\x12\x12\n\nhijri_date\x18\x04 \x01(\t\x12\x16\n\x0egregorian_date\x18\x05 \x01(\t*\xed\x02\n\rRequestStatus\x12\x1e\n\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18REQUEST_STATUS_SUBMITTED\x10\x01\x12\x1f\n\x1bREQUEST_STATUS_UNDER_REVIEW\x10\x02\x12\x1b\n\x17REQUEST_STATUS_ACCEPTED\x10\x03\x12\x1b\n\x17REQUEST_STATUS_REJECTED\x10\x04\x12\"\n\x1eREQUEST_STATUS_NEEDS_MORE_INFO\x10\x05\x12(\n$REQUEST_STATUS_RETURNED_BY_APPLICANT\x10\x06\x12\x1c\n\x18REQUEST_STATUS_PROCESSED\x10\x07\x12\x19\n\x15REQUEST_STATUS_CLOSED\x10\x08\x12\x1c\n\x18REQUEST_STATUS_CANCELLED\x10\t\x12\x1e\n\x1aREQUEST_STATUS_TRANSFERRED\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/common/v1/common.proto\x12\x11tawasul.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x07\x43ontact\x12\x0e\n\x06mobile\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\"\'\n\rLocalizedText\x12\n\n\x02\x61r\x18\x01 \x01(\t\x12\n\n\x02\x65n\x18\x02 \x01(\t\"\x83\x01\n\x0b\x44isplayDate\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07text_ar\x18\x02 \x01(\t\x12\x0f\n\x07text_en\x18\x03 \x01(\t\x12\x12\n\nhijri_date\x18\x04 \x01(\t\x12\x16\n\x0egregorian_date\x18\x05 \x01(\t\">\n\x0bMissingItem\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t*\xed\x02\n\rRequestStatus\x12\x1e\n\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18REQUEST_STATUS_SUBMITTED\x10\x01\x12\x1f\n\x1bREQUEST_STATUS_UNDER_REVIEW\x10\x02\x12\x1b\n\x17REQUEST_STATUS_ACCEPTED\x10\x03\x12\x1b\n\x17REQUEST_STATUS_REJECTED\x10\x04\x12\"\n\x1eREQUEST_STATUS_NEEDS_MORE_INFO\x10\x05\x12(\n$REQUEST_STATUS_RETURNED_BY_APPLICANT\x10\x06\x12\x1c\n\x18REQUEST_STATUS_PROCESSED\x10\x07\x12\x19\n\x15REQUEST_STATUS_CLOSED\x10\x08\x12\x1c\n\x18REQUEST_STATUS_CANCELLED\x10\t\x12\x1e\n\x1aREQUEST_STATUS_TRANSFERRED\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REQUESTSTATUS']._serialized_start=320
-  _globals['_REQUESTSTATUS']._serialized_end=685
+  _globals['_REQUESTSTATUS']._serialized_start=384
+  _globals['_REQUESTSTATUS']._serialized_end=749
   _globals['_CONTACT']._serialized_start=86
   _globals['_CONTACT']._serialized_end=142
   _globals['_LOCALIZEDTEXT']._serialized_start=144
   _globals['_LOCALIZEDTEXT']._serialized_end=183
   _globals['_DISPLAYDATE']._serialized_start=186
   _globals['_DISPLAYDATE']._serialized_end=317
+  _globals['_MISSINGITEM']._serialized_start=319
+  _globals['_MISSINGITEM']._serialized_end=381
 # @@protoc_insertion_point(module_scope)

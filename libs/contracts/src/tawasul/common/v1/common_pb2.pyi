@@ -161,3 +161,33 @@ class DisplayDate(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DisplayDate: _TypeAlias = DisplayDate  # noqa: Y015
+
+@_typing.final
+class MissingItem(_message.Message):
+    """One thing the beneficiary must still provide."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"document" or "field"."""
+    name: _builtins.str
+    """The document kind or field name of the sub-service, or "other"."""
+    description: _builtins.str
+    """What the reviewer asks, shown to the beneficiary."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissingItem: _TypeAlias = MissingItem  # noqa: Y015

@@ -428,7 +428,7 @@ class RequestStatusChanged(_message.Message):
     @_builtins.property
     def reason(self) -> _common_pb2.LocalizedText: ...
     @_builtins.property
-    def missing(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingItem]:
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MissingItem]:
         """For needs-more-info: what is missing, and by when the beneficiary must answer."""
 
     @_builtins.property
@@ -454,7 +454,7 @@ class RequestStatusChanged(_message.Message):
         contact: _common_pb2.Contact | None = ...,
         reason_code: _builtins.str = ...,
         reason: _common_pb2.LocalizedText | None = ...,
-        missing: _abc.Iterable[Global___MissingItem] | None = ...,
+        missing: _abc.Iterable[_common_pb2.MissingItem] | None = ...,
         respond_by: _timestamp_pb2.Timestamp | None = ...,
         transfer_to_department: _builtins.str = ...,
         internal: Global___RequestStatusChanged.Internal | None = ...,
@@ -467,36 +467,6 @@ class RequestStatusChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestStatusChanged: _TypeAlias = RequestStatusChanged  # noqa: Y015
-
-@_typing.final
-class MissingItem(_message.Message):
-    """One thing the beneficiary must still provide."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    KIND_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
-    DESCRIPTION_FIELD_NUMBER: _builtins.int
-    kind: _builtins.str
-    """"document" or "field"."""
-    name: _builtins.str
-    """The document kind or field name of the sub-service, or "other"."""
-    description: _builtins.str
-    """What the reviewer asks, shown to the beneficiary."""
-    def __init__(
-        self,
-        *,
-        kind: _builtins.str = ...,
-        name: _builtins.str = ...,
-        description: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "kind", b"kind", "name", b"name"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___MissingItem: _TypeAlias = MissingItem  # noqa: Y015
 
 @_typing.final
 class RequestAnswered(_message.Message):

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from tawasul.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -32,6 +33,12 @@ class _WorkItemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkIte
     WORK_ITEM_STATE_DECIDED: _WorkItemState.ValueType  # 3
     WORK_ITEM_STATE_WITHDRAWN: _WorkItemState.ValueType  # 4
     """The beneficiary cancelled it before a decision."""
+    WORK_ITEM_STATE_WAITING_ON_APPLICANT: _WorkItemState.ValueType  # 5
+    """Returned to the beneficiary for more information; off the queue until the answer."""
+    WORK_ITEM_STATE_TRANSFERRED: _WorkItemState.ValueType  # 6
+    """Sent to another department; routing puts it in that department's queue."""
+    WORK_ITEM_STATE_CLOSED: _WorkItemState.ValueType  # 7
+    """Closed without a decision: the information deadline passed."""
 
 class WorkItemState(_WorkItemState, metaclass=_WorkItemStateEnumTypeWrapper): ...
 
@@ -41,6 +48,12 @@ WORK_ITEM_STATE_CLAIMED: WorkItemState.ValueType  # 2
 WORK_ITEM_STATE_DECIDED: WorkItemState.ValueType  # 3
 WORK_ITEM_STATE_WITHDRAWN: WorkItemState.ValueType  # 4
 """The beneficiary cancelled it before a decision."""
+WORK_ITEM_STATE_WAITING_ON_APPLICANT: WorkItemState.ValueType  # 5
+"""Returned to the beneficiary for more information; off the queue until the answer."""
+WORK_ITEM_STATE_TRANSFERRED: WorkItemState.ValueType  # 6
+"""Sent to another department; routing puts it in that department's queue."""
+WORK_ITEM_STATE_CLOSED: WorkItemState.ValueType  # 7
+"""Closed without a decision: the information deadline passed."""
 Global___WorkItemState: _TypeAlias = WorkItemState  # noqa: Y015
 
 class _Decision:
@@ -75,6 +88,13 @@ class WorkItem(_message.Message):
     QUEUED_AT_FIELD_NUMBER: _builtins.int
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    CLAIMED_UNTIL_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    RESPOND_BY_FIELD_NUMBER: _builtins.int
+    SLA_PERCENT_USED_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -86,10 +106,29 @@ class WorkItem(_message.Message):
     decision: Global___Decision.ValueType
     priority: _builtins.int
     """Raised by the beneficiary's follow-ups; the queue lists higher priorities first."""
+    reason_code: _builtins.str
+    sla_percent_used: _builtins.int
+    """The share of the SLA time used, in per cent (over 100 once breached)."""
     @_builtins.property
     def queued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When the office must answer by (the SLA), moved out by every wait on the beneficiary."""
+
+    @_builtins.property
+    def claimed_until(self) -> _timestamp_pb2.Timestamp:
+        """When the holder's claim lapses unless they act."""
+
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MissingItem]:
+        """While waiting on the beneficiary: what is missing, and until when."""
+
+    @_builtins.property
+    def respond_by(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -104,14 +143,58 @@ class WorkItem(_message.Message):
         queued_at: _timestamp_pb2.Timestamp | None = ...,
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
         priority: _builtins.int = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        claimed_until: _timestamp_pb2.Timestamp | None = ...,
+        reason_code: _builtins.str = ...,
+        missing: _abc.Iterable[_common_pb2.MissingItem] | None = ...,
+        respond_by: _timestamp_pb2.Timestamp | None = ...,
+        sla_percent_used: _builtins.int = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["queued_at", b"queued_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_until", b"claimed_until", "due_at", b"due_at", "queued_at", b"queued_at", "respond_by", b"respond_by", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "priority", b"priority", "queued_at", b"queued_at", "request_id", b"request_id", "request_number", b"request_number", "state", b"state", "sub_service_code", b"sub_service_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkItem: _TypeAlias = WorkItem  # noqa: Y015
+
+@_typing.final
+class HistoryEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    INTERNAL_FIELD_NUMBER: _builtins.int
+    actor: _builtins.str
+    """Employee id, or "applicant", "routing", "system"."""
+    action: _builtins.str
+    """e.g. "queued", "claimed", "note", "message", "accept", "reject", "information_requested",
+    "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up".
+    """
+    text: _builtins.str
+    internal: _builtins.bool
+    """True for what only the office sees."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        text: _builtins.str = ...,
+        internal: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at", b"at", "internal", b"internal", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
 
 @_typing.final
 class Attachment(_message.Message):
@@ -153,9 +236,16 @@ class ListQueueRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     department_code: _builtins.str
+    sub_service_code: _builtins.str
+    """Optional filters."""
+    assignee_id: _builtins.str
+    state: Global___WorkItemState.ValueType
     page_size: _builtins.int
     """At most this many items, most followed-up first, then oldest first; 0 means 50, at most 200."""
     page_token: _builtins.str
@@ -164,12 +254,15 @@ class ListQueueRequest(_message.Message):
         self,
         *,
         department_code: _builtins.str = ...,
+        sub_service_code: _builtins.str = ...,
+        assignee_id: _builtins.str = ...,
+        state: Global___WorkItemState.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "department_code", b"department_code", "page_size", b"page_size", "page_token", b"page_token", "state", b"state", "sub_service_code", b"sub_service_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -288,20 +381,24 @@ class DecideRequestRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     decision: Global___Decision.ValueType
     message: _builtins.str
     """Shown to the beneficiary; required for a rejection."""
+    reason_code: _builtins.str
+    """From ListReasons; required for a rejection."""
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         decision: Global___Decision.ValueType = ...,
         message: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "message", b"message", "reason_code", b"reason_code", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,3 +423,615 @@ class DecideRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecideRequestResponse: _TypeAlias = DecideRequestResponse  # noqa: Y015
+
+@_typing.final
+class ClaimNextRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """Only this department's queue; empty for all of the reviewer's departments."""
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimNextRequest: _TypeAlias = ClaimNextRequest  # noqa: Y015
+
+@_typing.final
+class ClaimNextResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem:
+        """Unset when nothing waits."""
+
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimNextResponse: _TypeAlias = ClaimNextResponse  # noqa: Y015
+
+@_typing.final
+class GetCaseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseRequest: _TypeAlias = GetCaseRequest  # noqa: Y015
+
+@_typing.final
+class GetCaseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        history: _abc.Iterable[Global___HistoryEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "history", b"history", "item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseResponse: _TypeAlias = GetCaseResponse  # noqa: Y015
+
+@_typing.final
+class AddNoteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddNoteRequest: _TypeAlias = AddNoteRequest  # noqa: Y015
+
+@_typing.final
+class AddNoteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddNoteResponse: _TypeAlias = AddNoteResponse  # noqa: Y015
+
+@_typing.final
+class MessageApplicantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageApplicantRequest: _TypeAlias = MessageApplicantRequest  # noqa: Y015
+
+@_typing.final
+class MessageApplicantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageApplicantResponse: _TypeAlias = MessageApplicantResponse  # noqa: Y015
+
+@_typing.final
+class RequestInformationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    RESPOND_WITHIN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    message: _builtins.str
+    """Shown to the beneficiary with the list."""
+    respond_within_working_days: _builtins.int
+    """The deadline in working days from now; 0 means 5."""
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MissingItem]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        missing: _abc.Iterable[_common_pb2.MissingItem] | None = ...,
+        message: _builtins.str = ...,
+        respond_within_working_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "missing", b"missing", "request_id", b"request_id", "respond_within_working_days", b"respond_within_working_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestInformationRequest: _TypeAlias = RequestInformationRequest  # noqa: Y015
+
+@_typing.final
+class RequestInformationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestInformationResponse: _TypeAlias = RequestInformationResponse  # noqa: Y015
+
+@_typing.final
+class TransferRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    department_code: _builtins.str
+    reason: _builtins.str
+    """Why it is misfiled; kept internal."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferRequestRequest: _TypeAlias = TransferRequestRequest  # noqa: Y015
+
+@_typing.final
+class TransferRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferRequestResponse: _TypeAlias = TransferRequestResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseRequestRequest: _TypeAlias = ReleaseRequestRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseRequestResponse: _TypeAlias = ReleaseRequestResponse  # noqa: Y015
+
+@_typing.final
+class Reason(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    @_builtins.property
+    def text(self) -> _common_pb2.LocalizedText: ...
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"accept", "reject" or both."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        text: _common_pb2.LocalizedText | None = ...,
+        decisions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "decisions", b"decisions", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reason: _TypeAlias = Reason  # noqa: Y015
+
+@_typing.final
+class ListReasonsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReasonsRequest: _TypeAlias = ListReasonsRequest  # noqa: Y015
+
+@_typing.final
+class ListReasonsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]: ...
+    def __init__(
+        self,
+        *,
+        reasons: _abc.Iterable[Global___Reason] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasons", b"reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReasonsResponse: _TypeAlias = ListReasonsResponse  # noqa: Y015
+
+@_typing.final
+class QueueBacklog(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    OLDEST_QUEUED_AT_FIELD_NUMBER: _builtins.int
+    DUE_SOON_FIELD_NUMBER: _builtins.int
+    BREACHED_FIELD_NUMBER: _builtins.int
+    WAITING_ON_APPLICANT_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    size: _builtins.int
+    due_soon: _builtins.int
+    """Due within the next working day."""
+    breached: _builtins.int
+    waiting_on_applicant: _builtins.int
+    @_builtins.property
+    def oldest_queued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        size: _builtins.int = ...,
+        oldest_queued_at: _timestamp_pb2.Timestamp | None = ...,
+        due_soon: _builtins.int = ...,
+        breached: _builtins.int = ...,
+        waiting_on_applicant: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_queued_at", b"oldest_queued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breached", b"breached", "due_soon", b"due_soon", "oldest_queued_at", b"oldest_queued_at", "queue", b"queue", "size", b"size", "waiting_on_applicant", b"waiting_on_applicant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueBacklog: _TypeAlias = QueueBacklog  # noqa: Y015
+
+@_typing.final
+class GetBacklogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacklogRequest: _TypeAlias = GetBacklogRequest  # noqa: Y015
+
+@_typing.final
+class GetBacklogResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueBacklog]: ...
+    def __init__(
+        self,
+        *,
+        queues: _abc.Iterable[Global___QueueBacklog] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queues", b"queues"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacklogResponse: _TypeAlias = GetBacklogResponse  # noqa: Y015
+
+@_typing.final
+class Reviewer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    SUPERVISES_FIELD_NUMBER: _builtins.int
+    reviewer_id: _builtins.str
+    capacity: _builtins.int
+    """How many items they may hold at once."""
+    available: _builtins.bool
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """e.g. "ar", "en", "ur"."""
+
+    @_builtins.property
+    def supervises(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Departments they supervise."""
+
+    def __init__(
+        self,
+        *,
+        reviewer_id: _builtins.str = ...,
+        departments: _abc.Iterable[_builtins.str] | None = ...,
+        languages: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _builtins.int = ...,
+        available: _builtins.bool = ...,
+        supervises: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "capacity", b"capacity", "departments", b"departments", "languages", b"languages", "reviewer_id", b"reviewer_id", "supervises", b"supervises"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reviewer: _TypeAlias = Reviewer  # noqa: Y015
+
+@_typing.final
+class PutReviewerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reviewer(self) -> Global___Reviewer: ...
+    def __init__(
+        self,
+        *,
+        reviewer: Global___Reviewer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutReviewerRequest: _TypeAlias = PutReviewerRequest  # noqa: Y015
+
+@_typing.final
+class PutReviewerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reviewer(self) -> Global___Reviewer: ...
+    def __init__(
+        self,
+        *,
+        reviewer: Global___Reviewer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutReviewerResponse: _TypeAlias = PutReviewerResponse  # noqa: Y015
+
+@_typing.final
+class ListReviewersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewersRequest: _TypeAlias = ListReviewersRequest  # noqa: Y015
+
+@_typing.final
+class ListReviewersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reviewers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reviewer]: ...
+    def __init__(
+        self,
+        *,
+        reviewers: _abc.Iterable[Global___Reviewer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewers", b"reviewers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewersResponse: _TypeAlias = ListReviewersResponse  # noqa: Y015
+
+@_typing.final
+class SetAvailabilityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    reviewer_id: _builtins.str
+    """Empty for the caller."""
+    available: _builtins.bool
+    def __init__(
+        self,
+        *,
+        reviewer_id: _builtins.str = ...,
+        available: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "reviewer_id", b"reviewer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAvailabilityRequest: _TypeAlias = SetAvailabilityRequest  # noqa: Y015
+
+@_typing.final
+class SetAvailabilityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reviewer(self) -> Global___Reviewer: ...
+    def __init__(
+        self,
+        *,
+        reviewer: Global___Reviewer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAvailabilityResponse: _TypeAlias = SetAvailabilityResponse  # noqa: Y015

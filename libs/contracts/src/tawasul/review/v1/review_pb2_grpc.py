@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class ReviewServiceStub:
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
-    in the `authorization` metadata; a reviewer acts only on departments they belong to.
+    in the `authorization` metadata; a reviewer acts only on departments they belong to, and an
+    item of another department is NOT_FOUND. A claim is a lease that every action of its
+    holder renews; an idle holder's claim lapses and the item returns to its queue.
     """
 
     def __init__(self, channel):
@@ -41,6 +43,11 @@ class ReviewServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQueueRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQueueResponse.FromString,
                 _registered_method=True)
+        self.ClaimNext = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/ClaimNext',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ClaimNextRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ClaimNextResponse.FromString,
+                _registered_method=True)
         self.ClaimRequest = channel.unary_unary(
                 '/tawasul.review.v1.ReviewService/ClaimRequest',
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ClaimRequestRequest.SerializeToString,
@@ -51,20 +58,70 @@ class ReviewServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetWorkItemRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetWorkItemResponse.FromString,
                 _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/GetCase',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetCaseResponse.FromString,
+                _registered_method=True)
         self.DecideRequest = channel.unary_unary(
                 '/tawasul.review.v1.ReviewService/DecideRequest',
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.DecideRequestRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.DecideRequestResponse.FromString,
                 _registered_method=True)
+        self.AddNote = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/AddNote',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.AddNoteRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.AddNoteResponse.FromString,
+                _registered_method=True)
+        self.MessageApplicant = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/MessageApplicant',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.MessageApplicantRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.MessageApplicantResponse.FromString,
+                _registered_method=True)
+        self.RequestInformation = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/RequestInformation',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.RequestInformationRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.RequestInformationResponse.FromString,
+                _registered_method=True)
+        self.TransferRequest = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/TransferRequest',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.TransferRequestRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.TransferRequestResponse.FromString,
+                _registered_method=True)
+        self.ReleaseRequest = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/ReleaseRequest',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestResponse.FromString,
+                _registered_method=True)
+        self.ListReasons = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/ListReasons',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsResponse.FromString,
+                _registered_method=True)
+        self.GetBacklog = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/GetBacklog',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
-    in the `authorization` metadata; a reviewer acts only on departments they belong to.
+    in the `authorization` metadata; a reviewer acts only on departments they belong to, and an
+    item of another department is NOT_FOUND. A claim is a lease that every action of its
+    holder renews; an idle holder's claim lapses and the item returns to its queue.
     """
 
     def ListQueue(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimNext(self, request, context):
+        """The next queued item of the reviewer's departments: highest priority, then earliest due.
+        An empty answer (no item) when nothing waits.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -83,8 +140,66 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCase(self, request, context):
+        """The work item, its attachments and its whole history, internal notes included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DecideRequest(self, request, context):
-        """Only the reviewer who claimed the request may decide it.
+        """Only the reviewer who claimed the request may decide it; a rejection needs a reason code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddNote(self, request, context):
+        """An internal note: the beneficiary never sees it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MessageApplicant(self, request, context):
+        """A message to the beneficiary, sent by SMS and shown in the tracking view.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestInformation(self, request, context):
+        """Returns the request to the beneficiary with what is missing and a deadline; the SLA clock
+        pauses until the answer, which comes back to the same reviewer when they are available.
+        An expired deadline closes the request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferRequest(self, request, context):
+        """Sends a misfiled request to another department's queue, with the reason kept internal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseRequest(self, request, context):
+        """Gives a claimed item back to its queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReasons(self, request, context):
+        """The reason catalog for decisions, in Arabic and English.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBacklog(self, request, context):
+        """For supervisors of the department: each queue's size, oldest, due soon and breached.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,6 +213,11 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQueueRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQueueResponse.SerializeToString,
             ),
+            'ClaimNext': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimNext,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ClaimNextRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ClaimNextResponse.SerializeToString,
+            ),
             'ClaimRequest': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimRequest,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ClaimRequestRequest.FromString,
@@ -108,10 +228,50 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetWorkItemRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetWorkItemResponse.SerializeToString,
             ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetCaseRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetCaseResponse.SerializeToString,
+            ),
             'DecideRequest': grpc.unary_unary_rpc_method_handler(
                     servicer.DecideRequest,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.DecideRequestRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.DecideRequestResponse.SerializeToString,
+            ),
+            'AddNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNote,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.AddNoteRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.AddNoteResponse.SerializeToString,
+            ),
+            'MessageApplicant': grpc.unary_unary_rpc_method_handler(
+                    servicer.MessageApplicant,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.MessageApplicantRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.MessageApplicantResponse.SerializeToString,
+            ),
+            'RequestInformation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestInformation,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.RequestInformationRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.RequestInformationResponse.SerializeToString,
+            ),
+            'TransferRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferRequest,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.TransferRequestRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.TransferRequestResponse.SerializeToString,
+            ),
+            'ReleaseRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseRequest,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestResponse.SerializeToString,
+            ),
+            'ListReasons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReasons,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsResponse.SerializeToString,
+            ),
+            'GetBacklog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBacklog,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -123,7 +283,9 @@ def add_ReviewServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ReviewService:
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
-    in the `authorization` metadata; a reviewer acts only on departments they belong to.
+    in the `authorization` metadata; a reviewer acts only on departments they belong to, and an
+    item of another department is NOT_FOUND. A claim is a lease that every action of its
+    holder renews; an idle holder's claim lapses and the item returns to its queue.
     """
 
     @staticmethod
@@ -143,6 +305,33 @@ class ReviewService:
             '/tawasul.review.v1.ReviewService/ListQueue',
             tawasul_dot_review_dot_v1_dot_review__pb2.ListQueueRequest.SerializeToString,
             tawasul_dot_review_dot_v1_dot_review__pb2.ListQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimNext(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/ClaimNext',
+            tawasul_dot_review_dot_v1_dot_review__pb2.ClaimNextRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.ClaimNextResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -208,6 +397,33 @@ class ReviewService:
             _registered_method=True)
 
     @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/GetCase',
+            tawasul_dot_review_dot_v1_dot_review__pb2.GetCaseRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.GetCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DecideRequest(request,
             target,
             options=(),
@@ -224,6 +440,362 @@ class ReviewService:
             '/tawasul.review.v1.ReviewService/DecideRequest',
             tawasul_dot_review_dot_v1_dot_review__pb2.DecideRequestRequest.SerializeToString,
             tawasul_dot_review_dot_v1_dot_review__pb2.DecideRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/AddNote',
+            tawasul_dot_review_dot_v1_dot_review__pb2.AddNoteRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.AddNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MessageApplicant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/MessageApplicant',
+            tawasul_dot_review_dot_v1_dot_review__pb2.MessageApplicantRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.MessageApplicantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestInformation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/RequestInformation',
+            tawasul_dot_review_dot_v1_dot_review__pb2.RequestInformationRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.RequestInformationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/TransferRequest',
+            tawasul_dot_review_dot_v1_dot_review__pb2.TransferRequestRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.TransferRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/ReleaseRequest',
+            tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReasons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/ListReasons',
+            tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBacklog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/GetBacklog',
+            tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ReviewAdminServiceStub:
+    """Reviewers as data: departments, languages, capacity, availability, and whom they
+    supervise. Writes are for the directorate's administrators and the departments'
+    supervisors; any reviewer may mark themselves available or away.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PutReviewer = channel.unary_unary(
+                '/tawasul.review.v1.ReviewAdminService/PutReviewer',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutReviewerRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutReviewerResponse.FromString,
+                _registered_method=True)
+        self.ListReviewers = channel.unary_unary(
+                '/tawasul.review.v1.ReviewAdminService/ListReviewers',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersResponse.FromString,
+                _registered_method=True)
+        self.SetAvailability = channel.unary_unary(
+                '/tawasul.review.v1.ReviewAdminService/SetAvailability',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityResponse.FromString,
+                _registered_method=True)
+
+
+class ReviewAdminServiceServicer:
+    """Reviewers as data: departments, languages, capacity, availability, and whom they
+    supervise. Writes are for the directorate's administrators and the departments'
+    supervisors; any reviewer may mark themselves available or away.
+    """
+
+    def PutReviewer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviewers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAvailability(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReviewAdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PutReviewer': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutReviewer,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutReviewerRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutReviewerResponse.SerializeToString,
+            ),
+            'ListReviewers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviewers,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersResponse.SerializeToString,
+            ),
+            'SetAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAvailability,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'tawasul.review.v1.ReviewAdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('tawasul.review.v1.ReviewAdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReviewAdminService:
+    """Reviewers as data: departments, languages, capacity, availability, and whom they
+    supervise. Writes are for the directorate's administrators and the departments'
+    supervisors; any reviewer may mark themselves available or away.
+    """
+
+    @staticmethod
+    def PutReviewer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewAdminService/PutReviewer',
+            tawasul_dot_review_dot_v1_dot_review__pb2.PutReviewerRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.PutReviewerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviewers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewAdminService/ListReviewers',
+            tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewAdminService/SetAvailability',
+            tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,9 @@ GRPC_VERSION: str
 
 class ReviewServiceStub:
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
-    in the `authorization` metadata; a reviewer acts only on departments they belong to.
+    in the `authorization` metadata; a reviewer acts only on departments they belong to, and an
+    item of another department is NOT_FOUND. A claim is a lease that every action of its
+    holder renews; an idle holder's claim lapses and the item returns to its queue.
     """
 
     @_typing.overload
@@ -36,31 +38,81 @@ class ReviewServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReviewServiceAsyncStub: ...
     ListQueue: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListQueueRequest, _review_pb2.ListQueueResponse]
+    ClaimNext: _grpc.UnaryUnaryMultiCallable[_review_pb2.ClaimNextRequest, _review_pb2.ClaimNextResponse]
+    """The next queued item of the reviewer's departments: highest priority, then earliest due.
+    An empty answer (no item) when nothing waits.
+    """
     ClaimRequest: _grpc.UnaryUnaryMultiCallable[_review_pb2.ClaimRequestRequest, _review_pb2.ClaimRequestResponse]
     """FAILED_PRECONDITION when another reviewer holds it or it is decided."""
     GetWorkItem: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetWorkItemRequest, _review_pb2.GetWorkItemResponse]
     """The work item with a download URL for each attachment."""
+    GetCase: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetCaseRequest, _review_pb2.GetCaseResponse]
+    """The work item, its attachments and its whole history, internal notes included."""
     DecideRequest: _grpc.UnaryUnaryMultiCallable[_review_pb2.DecideRequestRequest, _review_pb2.DecideRequestResponse]
-    """Only the reviewer who claimed the request may decide it."""
+    """Only the reviewer who claimed the request may decide it; a rejection needs a reason code."""
+    AddNote: _grpc.UnaryUnaryMultiCallable[_review_pb2.AddNoteRequest, _review_pb2.AddNoteResponse]
+    """An internal note: the beneficiary never sees it."""
+    MessageApplicant: _grpc.UnaryUnaryMultiCallable[_review_pb2.MessageApplicantRequest, _review_pb2.MessageApplicantResponse]
+    """A message to the beneficiary, sent by SMS and shown in the tracking view."""
+    RequestInformation: _grpc.UnaryUnaryMultiCallable[_review_pb2.RequestInformationRequest, _review_pb2.RequestInformationResponse]
+    """Returns the request to the beneficiary with what is missing and a deadline; the SLA clock
+    pauses until the answer, which comes back to the same reviewer when they are available.
+    An expired deadline closes the request.
+    """
+    TransferRequest: _grpc.UnaryUnaryMultiCallable[_review_pb2.TransferRequestRequest, _review_pb2.TransferRequestResponse]
+    """Sends a misfiled request to another department's queue, with the reason kept internal."""
+    ReleaseRequest: _grpc.UnaryUnaryMultiCallable[_review_pb2.ReleaseRequestRequest, _review_pb2.ReleaseRequestResponse]
+    """Gives a claimed item back to its queue."""
+    ListReasons: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReasonsRequest, _review_pb2.ListReasonsResponse]
+    """The reason catalog for decisions, in Arabic and English."""
+    GetBacklog: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]
+    """For supervisors of the department: each queue's size, oldest, due soon and breached."""
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
-    in the `authorization` metadata; a reviewer acts only on departments they belong to.
+    in the `authorization` metadata; a reviewer acts only on departments they belong to, and an
+    item of another department is NOT_FOUND. A claim is a lease that every action of its
+    holder renews; an idle holder's claim lapses and the item returns to its queue.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListQueue: _aio.UnaryUnaryMultiCallable[_review_pb2.ListQueueRequest, _review_pb2.ListQueueResponse]  # type: ignore[assignment]
+    ClaimNext: _aio.UnaryUnaryMultiCallable[_review_pb2.ClaimNextRequest, _review_pb2.ClaimNextResponse]  # type: ignore[assignment]
+    """The next queued item of the reviewer's departments: highest priority, then earliest due.
+    An empty answer (no item) when nothing waits.
+    """
     ClaimRequest: _aio.UnaryUnaryMultiCallable[_review_pb2.ClaimRequestRequest, _review_pb2.ClaimRequestResponse]  # type: ignore[assignment]
     """FAILED_PRECONDITION when another reviewer holds it or it is decided."""
     GetWorkItem: _aio.UnaryUnaryMultiCallable[_review_pb2.GetWorkItemRequest, _review_pb2.GetWorkItemResponse]  # type: ignore[assignment]
     """The work item with a download URL for each attachment."""
+    GetCase: _aio.UnaryUnaryMultiCallable[_review_pb2.GetCaseRequest, _review_pb2.GetCaseResponse]  # type: ignore[assignment]
+    """The work item, its attachments and its whole history, internal notes included."""
     DecideRequest: _aio.UnaryUnaryMultiCallable[_review_pb2.DecideRequestRequest, _review_pb2.DecideRequestResponse]  # type: ignore[assignment]
-    """Only the reviewer who claimed the request may decide it."""
+    """Only the reviewer who claimed the request may decide it; a rejection needs a reason code."""
+    AddNote: _aio.UnaryUnaryMultiCallable[_review_pb2.AddNoteRequest, _review_pb2.AddNoteResponse]  # type: ignore[assignment]
+    """An internal note: the beneficiary never sees it."""
+    MessageApplicant: _aio.UnaryUnaryMultiCallable[_review_pb2.MessageApplicantRequest, _review_pb2.MessageApplicantResponse]  # type: ignore[assignment]
+    """A message to the beneficiary, sent by SMS and shown in the tracking view."""
+    RequestInformation: _aio.UnaryUnaryMultiCallable[_review_pb2.RequestInformationRequest, _review_pb2.RequestInformationResponse]  # type: ignore[assignment]
+    """Returns the request to the beneficiary with what is missing and a deadline; the SLA clock
+    pauses until the answer, which comes back to the same reviewer when they are available.
+    An expired deadline closes the request.
+    """
+    TransferRequest: _aio.UnaryUnaryMultiCallable[_review_pb2.TransferRequestRequest, _review_pb2.TransferRequestResponse]  # type: ignore[assignment]
+    """Sends a misfiled request to another department's queue, with the reason kept internal."""
+    ReleaseRequest: _aio.UnaryUnaryMultiCallable[_review_pb2.ReleaseRequestRequest, _review_pb2.ReleaseRequestResponse]  # type: ignore[assignment]
+    """Gives a claimed item back to its queue."""
+    ListReasons: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReasonsRequest, _review_pb2.ListReasonsResponse]  # type: ignore[assignment]
+    """The reason catalog for decisions, in Arabic and English."""
+    GetBacklog: _aio.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]  # type: ignore[assignment]
+    """For supervisors of the department: each queue's size, oldest, due soon and breached."""
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
-    in the `authorization` metadata; a reviewer acts only on departments they belong to.
+    in the `authorization` metadata; a reviewer acts only on departments they belong to, and an
+    item of another department is NOT_FOUND. A claim is a lease that every action of its
+    holder renews; an idle holder's claim lapses and the item returns to its queue.
     """
 
     @_abc_1.abstractmethod
@@ -69,6 +121,16 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.ListQueueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ListQueueResponse, _abc.Awaitable[_review_pb2.ListQueueResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ClaimNext(
+        self,
+        request: _review_pb2.ClaimNextRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ClaimNextResponse, _abc.Awaitable[_review_pb2.ClaimNextResponse]]:
+        """The next queued item of the reviewer's departments: highest priority, then earliest due.
+        An empty answer (no item) when nothing waits.
+        """
 
     @_abc_1.abstractmethod
     def ClaimRequest(
@@ -87,11 +149,133 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         """The work item with a download URL for each attachment."""
 
     @_abc_1.abstractmethod
+    def GetCase(
+        self,
+        request: _review_pb2.GetCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.GetCaseResponse, _abc.Awaitable[_review_pb2.GetCaseResponse]]:
+        """The work item, its attachments and its whole history, internal notes included."""
+
+    @_abc_1.abstractmethod
     def DecideRequest(
         self,
         request: _review_pb2.DecideRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.DecideRequestResponse, _abc.Awaitable[_review_pb2.DecideRequestResponse]]:
-        """Only the reviewer who claimed the request may decide it."""
+        """Only the reviewer who claimed the request may decide it; a rejection needs a reason code."""
+
+    @_abc_1.abstractmethod
+    def AddNote(
+        self,
+        request: _review_pb2.AddNoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.AddNoteResponse, _abc.Awaitable[_review_pb2.AddNoteResponse]]:
+        """An internal note: the beneficiary never sees it."""
+
+    @_abc_1.abstractmethod
+    def MessageApplicant(
+        self,
+        request: _review_pb2.MessageApplicantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.MessageApplicantResponse, _abc.Awaitable[_review_pb2.MessageApplicantResponse]]:
+        """A message to the beneficiary, sent by SMS and shown in the tracking view."""
+
+    @_abc_1.abstractmethod
+    def RequestInformation(
+        self,
+        request: _review_pb2.RequestInformationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.RequestInformationResponse, _abc.Awaitable[_review_pb2.RequestInformationResponse]]:
+        """Returns the request to the beneficiary with what is missing and a deadline; the SLA clock
+        pauses until the answer, which comes back to the same reviewer when they are available.
+        An expired deadline closes the request.
+        """
+
+    @_abc_1.abstractmethod
+    def TransferRequest(
+        self,
+        request: _review_pb2.TransferRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.TransferRequestResponse, _abc.Awaitable[_review_pb2.TransferRequestResponse]]:
+        """Sends a misfiled request to another department's queue, with the reason kept internal."""
+
+    @_abc_1.abstractmethod
+    def ReleaseRequest(
+        self,
+        request: _review_pb2.ReleaseRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ReleaseRequestResponse, _abc.Awaitable[_review_pb2.ReleaseRequestResponse]]:
+        """Gives a claimed item back to its queue."""
+
+    @_abc_1.abstractmethod
+    def ListReasons(
+        self,
+        request: _review_pb2.ListReasonsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListReasonsResponse, _abc.Awaitable[_review_pb2.ListReasonsResponse]]:
+        """The reason catalog for decisions, in Arabic and English."""
+
+    @_abc_1.abstractmethod
+    def GetBacklog(
+        self,
+        request: _review_pb2.GetBacklogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.GetBacklogResponse, _abc.Awaitable[_review_pb2.GetBacklogResponse]]:
+        """For supervisors of the department: each queue's size, oldest, due soon and breached."""
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ReviewAdminServiceStub:
+    """Reviewers as data: departments, languages, capacity, availability, and whom they
+    supervise. Writes are for the directorate's administrators and the departments'
+    supervisors; any reviewer may mark themselves available or away.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ReviewAdminServiceAsyncStub: ...
+    PutReviewer: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]
+    ListReviewers: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]
+    SetAvailability: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]
+
+@_typing.type_check_only
+class ReviewAdminServiceAsyncStub(ReviewAdminServiceStub):
+    """Reviewers as data: departments, languages, capacity, availability, and whom they
+    supervise. Writes are for the directorate's administrators and the departments'
+    supervisors; any reviewer may mark themselves available or away.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    PutReviewer: _aio.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]  # type: ignore[assignment]
+    ListReviewers: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]  # type: ignore[assignment]
+    SetAvailability: _aio.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]  # type: ignore[assignment]
+
+class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Reviewers as data: departments, languages, capacity, availability, and whom they
+    supervise. Writes are for the directorate's administrators and the departments'
+    supervisors; any reviewer may mark themselves available or away.
+    """
+
+    @_abc_1.abstractmethod
+    def PutReviewer(
+        self,
+        request: _review_pb2.PutReviewerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.PutReviewerResponse, _abc.Awaitable[_review_pb2.PutReviewerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListReviewers(
+        self,
+        request: _review_pb2.ListReviewersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListReviewersResponse, _abc.Awaitable[_review_pb2.ListReviewersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetAvailability(
+        self,
+        request: _review_pb2.SetAvailabilityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.SetAvailabilityResponse, _abc.Awaitable[_review_pb2.SetAvailabilityResponse]]: ...
+
+def add_ReviewAdminServiceServicer_to_server(servicer: ReviewAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
