@@ -1,42 +1,97 @@
-"""Composition root: the only place review's adapters are built and wired."""
+"""Composition root: the only place review's adapters are built and wired.
+
+`policy` and `servicers` take what they need as arguments, so the service tier builds the real
+servicers on a real database with a stand-in for docs; `build` adds the process's plumbing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
 import grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED
+from tawasul_platform.workdays import load_working_calendar
 
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.docs import GrpcDocuments
+from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
+from tawasul_review.app import handlers
+from tawasul_review.app.ports import Documents, UnitOfWork
 from tawasul_review.entrypoints.events import on_applicant_action, on_routed
-from tawasul_review.entrypoints.grpc import ReviewServicer
+from tawasul_review.entrypoints.grpc import ReviewAdminServicer, ReviewServicer
 from tawasul_review.settings import ReviewSettings
+
+SERVICE_NAMES = [
+    review_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("ReviewService", "ReviewAdminService")
+]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def policy(settings: ReviewSettings) -> handlers.Policy:
+    return handlers.Policy(
+        calendar=load_working_calendar(settings),
+        catalog=load_catalog(),
+        reasons=load_reasons(),
+        lease=timedelta(seconds=settings.claim_lease_seconds),
+        admins=frozenset(a.strip() for a in settings.review_admins.split(",") if a.strip()),
+    )
+
+
+def grpc_server(
+    settings: ReviewSettings,
+    *,
+    uow: Callable[[], UnitOfWork],
+    documents: Documents,
+    rules: handlers.Policy,
+    now: Callable[[], datetime] = _utc_now,
+) -> GrpcServer:
+    review = ReviewServicer(
+        uow=uow, documents=documents, policy=rules, secret=settings.identity_secret, now=now
+    )
+    admin = ReviewAdminServicer(uow=uow, policy=rules, secret=settings.identity_secret)
+
+    def register(server: grpc.aio.Server) -> None:
+        review_pb2_grpc.add_ReviewServiceServicer_to_server(review, server)
+        review_pb2_grpc.add_ReviewAdminServiceServicer_to_server(admin, server)
+
+    return GrpcServer(settings.grpc_address, SERVICE_NAMES, register)
 
 
 async def build(settings: ReviewSettings) -> Runtime:
     plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    rules = policy(settings)
 
     def uow() -> ReviewUnitOfWork:
         return ReviewUnitOfWork(plumbing.sessions)
 
-    plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow))
-    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow))
+    plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow, rules))
+    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
     docs_channel = grpc.aio.insecure_channel(settings.docs_address)
-    servicer = ReviewServicer(
+    server = grpc_server(
+        settings,
         uow=uow,
         documents=GrpcDocuments(docs_channel, deadline_seconds=settings.docs_deadline_seconds),
-        secret=settings.identity_secret,
-    )
-    server = GrpcServer(
-        settings.grpc_address,
-        [review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name],
-        lambda s: review_pb2_grpc.add_ReviewServiceServicer_to_server(servicer, s),
+        rules=rules,
     )
     runtime = plumbing.runtime(server)
+
+    async def sweep() -> bool:
+        taken = await handlers.sweep(uow=uow(), policy=rules, now=_utc_now())
+        return taken >= handlers.SWEEP_BATCH
+
+    runtime.loops.append(lambda: every(settings.sweep_seconds, sweep, name="review sweep"))
 
     async def close_docs_channel() -> None:
         await docs_channel.close()

@@ -7,3 +7,9 @@ from tawasul_platform.settings import ServiceSettings
 class ReviewSettings(ServiceSettings):
     docs_address: str
     docs_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    # A claim lapses when its holder does nothing for this long (Znuny's UnlockTimeout).
+    claim_lease_seconds: float = 1800.0
+    # How often lapsed claims, information deadlines and SLA marks are looked for.
+    sweep_seconds: float = 10.0
+    # Employee ids that manage reviewers in every department, comma-separated.
+    review_admins: str = ""

@@ -1,4 +1,4 @@
-"""Review's wire events: reading `routed`, writing `status-changed`."""
+"""Review's wire events: reading `routed`, writing `status-changed` and SLA alerts."""
 
 from __future__ import annotations
 
@@ -7,20 +7,32 @@ from datetime import datetime
 
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_calendar import Sla
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.events import OutgoingEvent, envelope
-from tawasul_platform.topics import REQUEST_STATUS_CHANGED
+from tawasul_platform.events import OutgoingEvent, envelope, timestamp
+from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
 
-from tawasul_review.domain.model import Contact, Status, StatusChanged, WorkItem
+from tawasul_review.domain.model import (
+    Contact,
+    Event,
+    SlaCrossed,
+    Status,
+    StatusChanged,
+    WorkItem,
+)
 
 STATUS_TO_WIRE = {
     Status.UNDER_REVIEW: common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+    Status.NEEDS_MORE_INFO: common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+    Status.RETURNED_BY_APPLICANT: common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
     Status.ACCEPTED: common_pb2.REQUEST_STATUS_ACCEPTED,
     Status.REJECTED: common_pb2.REQUEST_STATUS_REJECTED,
+    Status.CLOSED: common_pb2.REQUEST_STATUS_CLOSED,
+    Status.TRANSFERRED: common_pb2.REQUEST_STATUS_TRANSFERRED,
 }
 
 
-def from_routed(event: events_pb2.Envelope, now: datetime) -> WorkItem:
+def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> WorkItem:
     if not event.HasField("request_routed"):
         raise InvalidArgument({"payload": f"not a routed request: {event.event_type}"})
     r = event.request_routed
@@ -39,10 +51,46 @@ def from_routed(event: events_pb2.Envelope, now: datetime) -> WorkItem:
         document_ids=tuple(r.document_ids),
         contact=Contact(mobile=r.contact.mobile, email=r.contact.email, locale=r.contact.locale),
         now=now,
+        submitted_at=r.submitted_at.ToDatetime(tzinfo=now.tzinfo)
+        if r.HasField("submitted_at")
+        else None,
+        sla=sla,
+        priority=r.priority,
     )
 
 
-def to_event(event: StatusChanged) -> OutgoingEvent:
+def to_event(event: Event) -> OutgoingEvent:
+    item = event.item
+    if isinstance(event, SlaCrossed):
+        return envelope(
+            topic=SLA_ALERTS,
+            event_type="tawasul.requests.sla",
+            producer="review",
+            request_id=str(item.request_id),
+            occurred_at=event.at,
+            fill=events_pb2.Envelope(
+                sla_alert=events_pb2.SlaAlert(
+                    request_id=str(item.request_id),
+                    request_number=item.request_number,
+                    department_code=item.department,
+                    percent=event.percent,
+                    due_at=timestamp(event.due_at),
+                    assignee_id=item.assignee,
+                    supervisor_ids=list(event.supervisors),
+                )
+            ),
+        )
+    return envelope(
+        topic=REQUEST_STATUS_CHANGED,
+        event_type="tawasul.requests.status-changed",
+        producer="review",
+        request_id=str(item.request_id),
+        occurred_at=event.at,
+        fill=events_pb2.Envelope(request_status_changed=_status_changed(event)),
+    )
+
+
+def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
     item = event.item
     payload = events_pb2.RequestStatusChanged(
         request_id=str(item.request_id),
@@ -53,12 +101,20 @@ def to_event(event: StatusChanged) -> OutgoingEvent:
         contact=common_pb2.Contact(
             mobile=item.contact.mobile, email=item.contact.email, locale=item.contact.locale
         ),
+        missing=[
+            common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
+            for m in event.missing
+        ],
+        transfer_to_department=event.transfer_to,
+        internal=events_pb2.RequestStatusChanged.Internal(
+            note=event.internal_note, department_code=item.department
+        ),
     )
-    return envelope(
-        topic=REQUEST_STATUS_CHANGED,
-        event_type="tawasul.requests.status-changed",
-        producer="review",
-        request_id=str(item.request_id),
-        occurred_at=event.at,
-        fill=events_pb2.Envelope(request_status_changed=payload),
-    )
+    if event.reason is not None:
+        payload.reason_code = event.reason.code
+        payload.reason.CopyFrom(common_pb2.LocalizedText(ar=event.reason.ar, en=event.reason.en))
+    if event.respond_by is not None:
+        payload.respond_by.CopyFrom(timestamp(event.respond_by))
+    if event.due_at is not None:
+        payload.due_at.CopyFrom(timestamp(event.due_at))
+    return payload

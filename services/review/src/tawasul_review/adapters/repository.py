@@ -1,4 +1,4 @@
-"""PostgreSQL-backed repository and unit of work for review."""
+"""PostgreSQL-backed repositories and unit of work for review."""
 
 from __future__ import annotations
 
@@ -6,23 +6,34 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, insert, literal, select, tuple_, update
+from sqlalchemy import Row, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_calendar import Sla, SlaClock, SlaUnit
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.events import to_event
+from tawasul_review.app.ports import QueueFilter
 from tawasul_review.domain.model import (
     OPEN_STATES,
     Contact,
     Decision,
+    HistoryEntry,
+    Missing,
     QueuePosition,
     State,
+    Status,
     WorkItem,
 )
+from tawasul_review.domain.reviewers import Reviewer
 
 SERVICE = "review"
+_OPEN = [s.value for s in OPEN_STATES]
+
+
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def _item(row: Row[Any]) -> WorkItem:
@@ -38,11 +49,55 @@ def _item(row: Row[Any]) -> WorkItem:
         contact=Contact(**row.contact),
         state=State(row.state),
         queued_at=row.queued_at,
+        clock=SlaClock(
+            started_at=row.submitted_at,
+            sla=Sla(row.sla["amount"], SlaUnit(row.sla["unit"])),
+            pauses=tuple((_at(a), _at(b)) for a, b in row.pauses),
+            paused_since=row.paused_since,
+        ),
         assignee=row.assignee,
         decision=Decision(row.decision) if row.decision else None,
         decision_message=row.decision_message,
+        reason_code=row.reason_code,
         priority=row.priority,
+        claimed_until=row.claimed_until,
+        last_holder=row.last_holder,
+        missing=tuple(Missing(**m) for m in row.missing),
+        respond_by=row.respond_by,
+        public_status=Status(row.public_status) if row.public_status else None,
+        sla_alerted=row.sla_alerted,
+        sla_next_at=row.sla_next_at,
+        due_at=row.due_at,
     )
+
+
+def _state(item: WorkItem) -> dict[str, Any]:
+    """The columns an item's life changes."""
+    clock = item.clock
+    return {
+        "department": item.department,
+        "queue": item.queue,
+        "state": item.state.value,
+        "assignee": item.assignee,
+        "decision": item.decision.value if item.decision else None,
+        "decision_message": item.decision_message,
+        "reason_code": item.reason_code,
+        "priority": item.priority,
+        "queued_at": item.queued_at,
+        "sla": {"amount": clock.sla.amount, "unit": clock.sla.unit.value},
+        "pauses": [[a.isoformat(), b.isoformat()] for a, b in clock.pauses],
+        "paused_since": clock.paused_since,
+        "claimed_until": item.claimed_until,
+        "last_holder": item.last_holder,
+        "missing": [
+            {"kind": m.kind, "name": m.name, "description": m.description} for m in item.missing
+        ],
+        "respond_by": item.respond_by,
+        "public_status": item.public_status.value if item.public_status else None,
+        "sla_alerted": item.sla_alerted,
+        "sla_next_at": item.sla_next_at,
+        "due_at": item.due_at,
+    }
 
 
 class SqlWorkItemRepository:
@@ -63,10 +118,19 @@ class SqlWorkItemRepository:
         return None if row is None else self.seen.setdefault(row.request_id, _item(row))
 
     async def queue(
-        self, department: str, limit: int, after: QueuePosition | None
+        self,
+        department: str,
+        limit: int,
+        after: QueuePosition | None,
+        filters: QueueFilter,
     ) -> list[WorkItem]:
         t = tables.work_items.c
-        where = (t.department == department) & t.state.in_([s.value for s in OPEN_STATES])
+        states = [filters.state.value] if filters.state else _OPEN
+        where = (t.department == department) & t.state.in_(states)
+        if filters.sub_service_code:
+            where &= t.sub_service_code == filters.sub_service_code
+        if filters.assignee:
+            where &= t.assignee == filters.assignee
         if after is not None:
             where &= tuple_(-t.priority, t.queued_at, t.request_number) > tuple_(
                 literal(after.rank), literal(after.queued_at), literal(after.request_number)
@@ -79,23 +143,93 @@ class SqlWorkItemRepository:
         )
         return [_item(r) for r in rows]
 
+    async def next_queued(
+        self, departments: frozenset[str], languages: frozenset[str]
+    ) -> WorkItem | None:
+        """The next item to claim, locked; others claiming at once skip it, never wait."""
+        t = tables.work_items.c
+        query = (
+            select(tables.work_items)
+            .where(
+                (t.state == State.QUEUED.value)
+                & t.department.in_(sorted(departments))
+                & t.contact["locale"].astext.in_(sorted(languages))
+            )
+            .order_by(t.priority.desc(), t.due_at, t.request_number)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self._session.execute(query)).first()
+        return None if row is None else self.seen.setdefault(row.request_id, _item(row))
+
+    async def held_by(self, reviewer_id: str) -> int:
+        t = tables.work_items.c
+        query = select(func.count()).where(
+            (t.state == State.CLAIMED.value) & (t.assignee == reviewer_id)
+        )
+        return int(await self._session.scalar(query) or 0)
+
+    async def due_for_sweep(self, now: datetime, limit: int) -> list[WorkItem]:
+        """Lapsed claims, passed information deadlines and SLA marks reached, locked."""
+        t = tables.work_items.c
+        query = (
+            select(tables.work_items)
+            .where(
+                ((t.state == State.CLAIMED.value) & (t.claimed_until <= now))
+                | ((t.state == State.WAITING.value) & (t.respond_by <= now))
+                | (t.sla_next_at <= now)
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self._session.execute(query)).all()
+        return [self.seen.setdefault(r.request_id, _item(r)) for r in rows]
+
+    async def history(self, request_id: uuid.UUID) -> list[HistoryEntry]:
+        h = tables.history.c
+        rows = await self._session.execute(
+            select(tables.history).where(h.request_id == request_id).order_by(h.at, h.id)
+        )
+        return [HistoryEntry(r.at, r.actor, r.action, r.note, r.internal) for r in rows]
+
+    async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Row[Any]]:
+        t = tables.work_items.c
+        open_items = t.state.in_(_OPEN)
+        query = (
+            select(
+                t.queue,
+                func.count().filter(open_items).label("size"),
+                func.min(t.queued_at).filter(open_items).label("oldest"),
+                func.count()
+                .filter(open_items & (t.due_at > now) & (t.due_at <= soon))
+                .label("due_soon"),
+                func.count().filter(open_items & (t.due_at <= now)).label("breached"),
+                func.count().filter(t.state == State.WAITING.value).label("waiting"),
+            )
+            .where((t.department == department) & t.state.in_([*_OPEN, State.WAITING.value]))
+            .group_by(t.queue)
+            .order_by(t.queue)
+        )
+        return list((await self._session.execute(query)).all())
+
+    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
+        t = tables.withdrawals
+        row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
+        return None if row is None else (row.at, row.reason)
+
+    async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
+        t = tables.withdrawals
+        values = {"request_id": request_id, "at": at, "reason": reason}
+        await self._session.execute(pg_insert(t).values(values).on_conflict_do_nothing())
+
     async def flush(self) -> None:
         t = tables.work_items
         for item in self.seen.values():
-            state = {
-                "state": item.state.value,
-                "assignee": item.assignee,
-                "decision": item.decision.value if item.decision else None,
-                "decision_message": item.decision_message,
-                "priority": item.priority,
-            }
             if item.request_id in self._new:
                 await self._session.execute(
                     insert(t).values(
                         request_id=item.request_id,
                         request_number=item.request_number,
-                        department=item.department,
-                        queue=item.queue,
                         sub_service_code=item.sub_service_code,
                         description=item.description,
                         applicant_id=item.applicant_id,
@@ -105,13 +239,13 @@ class SqlWorkItemRepository:
                             "email": item.contact.email,
                             "locale": item.contact.locale,
                         },
-                        queued_at=item.queued_at,
-                        **state,
+                        submitted_at=item.clock.started_at,
+                        **_state(item),
                     )
                 )
             else:
                 await self._session.execute(
-                    update(t).where(t.c.request_id == item.request_id).values(**state)
+                    update(t).where(t.c.request_id == item.request_id).values(**_state(item))
                 )
             if item.new_history:
                 await self._session.execute(
@@ -123,6 +257,7 @@ class SqlWorkItemRepository:
                             "actor": h.actor,
                             "action": h.action,
                             "note": h.note,
+                            "internal": h.internal,
                         }
                         for h in item.new_history
                     ],
@@ -130,22 +265,62 @@ class SqlWorkItemRepository:
                 item.new_history.clear()
         self._new.clear()
 
-    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
-        t = tables.withdrawals
-        row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
-        return None if row is None else (row.at, row.reason)
 
-    async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
-        t = tables.withdrawals
+def _reviewer(row: Row[Any]) -> Reviewer:
+    return Reviewer(
+        reviewer_id=row.reviewer_id,
+        departments=frozenset(row.departments),
+        languages=frozenset(row.languages),
+        capacity=row.capacity,
+        available=row.available,
+        supervises=frozenset(row.supervises),
+    )
+
+
+class SqlReviewerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, reviewer_id: str) -> Reviewer | None:
+        t = tables.reviewers
+        row = (await self._session.execute(select(t).where(t.c.reviewer_id == reviewer_id))).first()
+        return None if row is None else _reviewer(row)
+
+    async def put(self, reviewer: Reviewer) -> None:
+        t = tables.reviewers
+        values = {
+            "departments": sorted(reviewer.departments),
+            "languages": sorted(reviewer.languages),
+            "capacity": reviewer.capacity,
+            "available": reviewer.available,
+            "supervises": sorted(reviewer.supervises),
+        }
         await self._session.execute(
             pg_insert(t)
-            .values(request_id=request_id, at=at, reason=reason)
-            .on_conflict_do_nothing()
+            .values(reviewer_id=reviewer.reviewer_id, **values)
+            .on_conflict_do_update(index_elements=[t.c.reviewer_id], set_=values)
         )
+
+    async def in_department(self, department: str) -> list[Reviewer]:
+        t = tables.reviewers
+        rows = await self._session.execute(
+            select(t).where(t.c.departments.contains([department])).order_by(t.c.reviewer_id)
+        )
+        return [_reviewer(r) for r in rows]
+
+    async def supervisors_of(self, department: str) -> list[str]:
+        t = tables.reviewers
+        rows = await self._session.execute(
+            select(t.c.reviewer_id)
+            .where(t.c.supervises.contains([department]))
+            .order_by(t.c.reviewer_id)
+        )
+        return [r.reviewer_id for r in rows]
 
 
 class ReviewUnitOfWork(SqlUnitOfWork):
     items: SqlWorkItemRepository
+    reviewers: SqlReviewerRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -153,6 +328,7 @@ class ReviewUnitOfWork(SqlUnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.items = SqlWorkItemRepository(self.session)
+        self.reviewers = SqlReviewerRepository(self.session)
         return self
 
     async def commit(self) -> None:

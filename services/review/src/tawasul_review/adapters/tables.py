@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -33,12 +34,39 @@ work_items = Table(
     Column("applicant_id", String(20), nullable=False),
     Column("document_ids", JSONB, nullable=False),
     Column("contact", JSONB, nullable=False),
-    Column("state", String(20), nullable=False),
+    Column("state", String(32), nullable=False),
     Column("assignee", String(50), nullable=False, server_default=""),
     Column("decision", String(20)),
     Column("decision_message", Text, nullable=False, server_default=""),
     Column("queued_at", DateTime(timezone=True), nullable=False),
     Column("priority", Integer, nullable=False, server_default="0"),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    # The SLA clock: the promise and the intervals it was paused (waiting on the beneficiary).
+    Column("sla", JSONB, nullable=False),
+    Column("pauses", JSONB, nullable=False),
+    Column("paused_since", DateTime(timezone=True)),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("last_holder", String(50), nullable=False, server_default=""),
+    Column("missing", JSONB, nullable=False),
+    Column("respond_by", DateTime(timezone=True)),
+    Column("reason_code", String(50), nullable=False, server_default=""),
+    Column("public_status", String(32)),
+    Column("sla_alerted", Integer, nullable=False, server_default="0"),
+    Column("sla_next_at", DateTime(timezone=True)),
+    Column("due_at", DateTime(timezone=True)),
+    Index(
+        "work_items_next",
+        "department",
+        text("priority DESC"),
+        "due_at",
+        "request_number",
+        postgresql_where=text("state = 'queued'"),
+    ),
+    Index("work_items_leases", "claimed_until", postgresql_where=text("state = 'claimed'")),
+    Index(
+        "work_items_waiting", "respond_by", postgresql_where=text("state = 'waiting_on_applicant'")
+    ),
+    Index("work_items_sla", "sla_next_at", postgresql_where=text("sla_next_at IS NOT NULL")),
     Index(
         "work_items_open",
         "department",
@@ -65,6 +93,18 @@ history = Table(
     Column("actor", String(50), nullable=False),
     Column("action", String(50), nullable=False),
     Column("note", Text, nullable=False, server_default=""),
+    Column("internal", Boolean, nullable=False, server_default="false"),
+)
+
+reviewers = Table(
+    "reviewers",
+    metadata,
+    Column("reviewer_id", String(50), primary_key=True),
+    Column("departments", JSONB, nullable=False),
+    Column("languages", JSONB, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("available", Boolean, nullable=False),
+    Column("supervises", JSONB, nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -3,29 +3,74 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from tawasul_platform.errors import NotFound, PermissionDenied
+from tawasul_calendar import WorkingCalendar
+from tawasul_platform.catalog import Catalog
+from tawasul_platform.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from tawasul_platform.identity import Principal, Role
 
-from tawasul_review.app.ports import Attachment, Documents, UnitOfWork
-from tawasul_review.domain.model import Decision, QueuePosition, WorkItem
+from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
+from tawasul_review.domain.model import (
+    Decision,
+    HistoryEntry,
+    Missing,
+    QueuePosition,
+    Reason,
+    WorkItem,
+)
+from tawasul_review.domain.reviewers import Reviewer
 
 CONSUMER = "review"
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+DEFAULT_RESPOND_WITHIN_DAYS = 5
+MAX_RESPOND_WITHIN_DAYS = 30
+SWEEP_BATCH = 200
 
 
-async def enqueue(*, uow: UnitOfWork, event_id: str, item: WorkItem) -> None:
-    """Puts a routed request in its queue once, however often the event arrives."""
+@dataclass(frozen=True)
+class Policy:
+    """What every use case consults: the calendar, the catalogs and the lease."""
+
+    calendar: WorkingCalendar
+    catalog: Catalog
+    reasons: dict[str, Reason]
+    # A claim lapses after this long without an action of its holder.
+    lease: timedelta = timedelta(minutes=30)
+    # Employee ids that manage reviewers in every department (the directorate's admins).
+    admins: frozenset[str] = frozenset()
+
+
+# --- arriving and leaving ---------------------------------------------------------------
+
+
+async def enqueue(
+    *, uow: UnitOfWork, event_id: str, item: WorkItem, policy: Policy, now: datetime
+) -> None:
+    """Puts a routed request in its queue once; a transferred one moves to its new queue."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
-        if await uow.items.get(item.request_id) is None:
+        existing = await uow.items.get(item.request_id, for_update=True)
+        if existing is not None:
+            existing.rerouted(
+                department=item.department, queue=item.queue, priority=item.priority, now=now
+            )
+            existing.schedule(policy.calendar, now)
+        else:
             # A cancellation can overtake routing: it travels on another topic.
             withdrawn = await uow.items.withdrawal(item.request_id)
             if withdrawn is not None:
                 item.withdraw(reason=withdrawn[1], now=withdrawn[0])
+            item.schedule(policy.calendar, now)
             await uow.items.add(item)
         await uow.commit()
 
@@ -57,6 +102,42 @@ async def withdraw(
         await uow.commit()
 
 
+async def answered(
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    message: str,
+    policy: Policy,
+    now: datetime,
+) -> None:
+    """The beneficiary answered: to the reviewer who asked if they can take it, else queued."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        item = await _item(uow, request_id, for_update=True)
+        holder = await uow.reviewers.get(item.last_holder) if item.last_holder else None
+        free = holder is not None and holder.available
+        if free and holder is not None:
+            free = await uow.items.held_by(holder.reviewer_id) < holder.capacity
+        item.answered(
+            message=message,
+            holder_available=free or (holder is None and bool(item.last_holder)),
+            now=now,
+            lease=policy.lease,
+            calendar=policy.calendar,
+        )
+        await uow.commit()
+
+
+# --- the queue --------------------------------------------------------------------------
+
+
+def _department(reviewer: Principal, department: str) -> None:
+    if reviewer.role is not Role.REVIEWER or department not in reviewer.departments:
+        raise PermissionDenied(f"not a reviewer of department {department!r}")
+
+
 async def list_queue(
     *,
     uow: UnitOfWork,
@@ -64,47 +145,86 @@ async def list_queue(
     department: str,
     limit: int,
     after: QueuePosition | None = None,
+    filters: QueueFilter = QueueFilter(),  # noqa: B008 - frozen
 ) -> tuple[list[WorkItem], QueuePosition | None]:
-    """One page of a department's open items, and where the next page starts (None: last)."""
-    if reviewer.role is not Role.REVIEWER or department not in reviewer.departments:
-        raise PermissionDenied(f"not a reviewer of department {department!r}")
+    """One page of a department's items, and where the next page starts (None: last)."""
+    _department(reviewer, department)
     size = min(limit or DEFAULT_PAGE, MAX_PAGE)
     async with uow:
-        items = await uow.items.queue(department, size + 1, after)
+        items = await uow.items.queue(department, size + 1, after, filters)
     if len(items) > size:
         return items[:size], items[size - 1].position
     return items, None
 
 
-async def _item(uow: UnitOfWork, request_id: uuid.UUID, *, for_update: bool) -> WorkItem:
-    item = await uow.items.get(request_id, for_update=for_update)
-    if item is None:
-        raise NotFound(f"no request {request_id} in any queue")
-    return item
+async def _me(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
+    """The reviewer's record, or their token's departments with the defaults."""
+    if reviewer.role is not Role.REVIEWER:
+        raise PermissionDenied("for reviewers only")
+    record = await uow.reviewers.get(reviewer.subject)
+    token = Reviewer.of_token(reviewer)
+    if record is None:
+        return token
+    # The token is what identity grants today; the record can narrow it, never widen it.
+    return Reviewer(
+        reviewer_id=record.reviewer_id,
+        departments=record.departments & token.departments,
+        languages=record.languages,
+        capacity=record.capacity,
+        available=record.available,
+        supervises=record.supervises & token.departments,
+    )
 
 
-async def claim(
-    *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, now: datetime
-) -> WorkItem:
+async def _room(uow: UnitOfWork, me: Reviewer) -> None:
+    if not me.available:
+        raise FailedPrecondition("you are marked away; set yourself available first")
+    if await uow.items.held_by(me.reviewer_id) >= me.capacity:
+        raise ResourceExhausted(f"you hold {me.capacity} items, your capacity; finish one first")
+
+
+async def claim_next(
+    *, uow: UnitOfWork, reviewer: Principal, department: str, policy: Policy, now: datetime
+) -> WorkItem | None:
+    """The next item of the reviewer's queues by priority, then due date; None when empty."""
     async with uow:
-        item = await _item(uow, request_id, for_update=True)
-        item.claim(reviewer, now)
+        me = await _me(uow, reviewer)
+        departments = me.departments
+        if department:
+            _department(reviewer, department)
+            departments = departments & {department}
+        await _room(uow, me)
+        item = await uow.items.next_queued(departments, me.languages)
+        if item is None:
+            return None
+        item.claim(reviewer, now, policy.lease)
         await uow.commit()
     return item
 
 
-async def decide(
-    *,
-    uow: UnitOfWork,
-    reviewer: Principal,
-    request_id: uuid.UUID,
-    decision: Decision,
-    message: str,
-    now: datetime,
+async def _item(uow: UnitOfWork, request_id: uuid.UUID, *, for_update: bool) -> WorkItem:
+    item = await uow.items.get(request_id, for_update=for_update)
+    if item is None:
+        raise NotFound("no such request in your departments")
+    return item
+
+
+async def _visible(
+    uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, *, for_update: bool = True
+) -> WorkItem:
+    item = await _item(uow, request_id, for_update=for_update)
+    item.ensure_visible_to(reviewer)
+    return item
+
+
+async def claim(
+    *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, now: datetime, policy: Policy
 ) -> WorkItem:
     async with uow:
-        item = await _item(uow, request_id, for_update=True)
-        item.decide(reviewer, decision, message, now)
+        item = await _visible(uow, reviewer, request_id)
+        if item.assignee != reviewer.subject:
+            await _room(uow, await _me(uow, reviewer))
+        item.claim(reviewer, now, policy.lease)
         await uow.commit()
     return item
 
@@ -114,6 +234,216 @@ async def open_item(
 ) -> tuple[WorkItem, list[Attachment]]:
     """The item with a download link per attachment."""
     async with uow:
-        item = await _item(uow, request_id, for_update=False)
-    item.ensure_visible_to(reviewer)
+        item = await _visible(uow, reviewer, request_id, for_update=False)
     return item, await documents.download_links(item.document_ids, token)
+
+
+async def open_case(
+    *, uow: UnitOfWork, documents: Documents, reviewer: Principal, token: str, request_id: uuid.UUID
+) -> tuple[WorkItem, list[Attachment], list[HistoryEntry]]:
+    """The item, its attachments and its whole history, internal notes included."""
+    async with uow:
+        item = await _visible(uow, reviewer, request_id, for_update=False)
+        history = await uow.items.history(request_id)
+    return item, await documents.download_links(item.document_ids, token), history
+
+
+# --- actions ----------------------------------------------------------------------------
+
+
+async def decide(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    decision: Decision,
+    message: str,
+    reason_code: str,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    reason = policy.reasons.get(reason_code) if reason_code else None
+    if reason_code and reason is None:
+        raise InvalidArgument({"reason_code": "not a reason of ListReasons"})
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        item.decide(reviewer, decision, message, reason, now, policy.calendar)
+        await uow.commit()
+    return item
+
+
+async def add_note(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    text: str,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        item.note(reviewer, text, now, policy.lease)
+        await uow.commit()
+    return item
+
+
+async def message_applicant(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    text: str,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        item.message(reviewer, text, now, policy.lease, policy.calendar)
+        await uow.commit()
+    return item
+
+
+async def request_information(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    missing: tuple[Missing, ...],
+    message: str,
+    within_working_days: int,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    days = within_working_days or DEFAULT_RESPOND_WITHIN_DAYS
+    if not 1 <= days <= MAX_RESPOND_WITHIN_DAYS:
+        raise InvalidArgument(
+            {"respond_within_working_days": f"from 1 to {MAX_RESPOND_WITHIN_DAYS}"}
+        )
+    respond_by = policy.calendar.add_working_days(now, days)
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        item.request_information(reviewer, missing, message, respond_by, now, policy.calendar)
+        await uow.commit()
+    return item
+
+
+async def transfer(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    department: str,
+    reason: str,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    if department not in policy.catalog.departments:
+        raise InvalidArgument({"department_code": "not a department of the catalog"})
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        item.transfer(reviewer, department, reason, now, policy.calendar)
+        await uow.commit()
+    return item
+
+
+async def release(
+    *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, policy: Policy, now: datetime
+) -> WorkItem:
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        item.release(reviewer, now, policy.lease)
+        await uow.commit()
+    return item
+
+
+# --- time passing -----------------------------------------------------------------------
+
+
+async def sweep(*, uow: UnitOfWork, policy: Policy, now: datetime) -> int:
+    """Lapsed claims back to the queue, expired information requests closed, SLA alerts.
+
+    Replicas sweep side by side: each locks the rows it takes and skips the others'.
+    """
+    async with uow:
+        items = await uow.items.due_for_sweep(now, SWEEP_BATCH)
+        supervisors: dict[str, tuple[str, ...]] = {}
+        for item in items:
+            item.lapse(now)
+            item.expire(now, policy.calendar)
+            if item.sla_next_at is not None and item.sla_next_at <= now:
+                if item.department not in supervisors:
+                    found = await uow.reviewers.supervisors_of(item.department)
+                    supervisors[item.department] = tuple(found)
+                item.check_sla(policy.calendar, now, supervisors[item.department])
+        await uow.commit()
+    return len(items)
+
+
+# --- supervisors and administrators -------------------------------------------------------
+
+
+async def backlog(
+    *, uow: UnitOfWork, reviewer: Principal, department: str, policy: Policy, now: datetime
+) -> list[object]:
+    async with uow:
+        me = await _me(uow, reviewer)
+        if department not in me.supervises:
+            raise PermissionDenied(f"not a supervisor of department {department!r}")
+        soon = policy.calendar.add_working_days(now, 1)
+        return list(await uow.items.backlog(department, now, soon))
+
+
+async def put_reviewer(
+    *, uow: UnitOfWork, caller: Principal, reviewer: Reviewer, policy: Policy
+) -> Reviewer:
+    """Administrators manage anyone; a supervisor manages reviewers of their departments."""
+    async with uow:
+        me = await _me(uow, caller)
+        existing = await uow.reviewers.get(reviewer.reviewer_id)
+        touched = reviewer.departments | (existing.departments if existing else frozenset())
+        if caller.subject not in policy.admins and not touched <= me.supervises:
+            raise PermissionDenied("only an administrator or the departments' supervisor")
+        await uow.reviewers.put(reviewer)
+        await uow.commit()
+    return reviewer
+
+
+async def list_reviewers(
+    *, uow: UnitOfWork, caller: Principal, department: str, policy: Policy
+) -> list[Reviewer]:
+    if caller.subject not in policy.admins:
+        _department(caller, department)
+    async with uow:
+        return await uow.reviewers.in_department(department)
+
+
+async def set_availability(
+    *, uow: UnitOfWork, caller: Principal, reviewer_id: str, available: bool, policy: Policy
+) -> Reviewer:
+    """Reviewers mark themselves away or back; supervisors and admins may do it for them."""
+    async with uow:
+        me = await _me(uow, caller)
+        target_id = reviewer_id or caller.subject
+        record = await uow.reviewers.get(target_id)
+        if record is None:
+            if target_id != caller.subject:
+                raise NotFound("no such reviewer")
+            record = me
+        if (
+            target_id != caller.subject
+            and caller.subject not in policy.admins
+            and not record.departments <= me.supervises
+        ):
+            raise PermissionDenied("only the reviewer, their supervisor or an administrator")
+        updated = Reviewer(
+            reviewer_id=record.reviewer_id,
+            departments=record.departments,
+            languages=record.languages,
+            capacity=record.capacity,
+            available=available,
+            supervises=record.supervises,
+        )
+        await uow.reviewers.put(updated)
+        await uow.commit()
+    return updated

@@ -5,11 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
-from tawasul_review.domain.model import QueuePosition, WorkItem
+from tawasul_review.domain.model import HistoryEntry, QueuePosition, State, WorkItem
+from tawasul_review.domain.reviewers import Reviewer
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    sub_service_code: str = ""
+    assignee: str = ""
+    state: State | None = None
 
 
 class WorkItemRepository(Protocol):
@@ -19,9 +27,27 @@ class WorkItemRepository(Protocol):
         ...
 
     async def queue(
-        self, department: str, limit: int, after: QueuePosition | None
+        self, department: str, limit: int, after: QueuePosition | None, filters: QueueFilter
     ) -> list[WorkItem]:
         """Open items, most followed-up first, then oldest first, from just after `after`."""
+        ...
+
+    async def next_queued(
+        self, departments: frozenset[str], languages: frozenset[str]
+    ) -> WorkItem | None:
+        """The highest-priority, earliest-due queued item, locked for this transaction."""
+        ...
+
+    async def held_by(self, reviewer_id: str) -> int: ...
+
+    async def due_for_sweep(self, now: datetime, limit: int) -> list[WorkItem]:
+        """Lapsed claims, passed information deadlines and reached SLA marks, locked."""
+        ...
+
+    async def history(self, request_id: uuid.UUID) -> list[HistoryEntry]: ...
+
+    async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Any]:
+        """Per queue: size, oldest, due_soon, breached, waiting."""
         ...
 
     async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
@@ -33,9 +59,18 @@ class WorkItemRepository(Protocol):
     ) -> None: ...
 
 
+class ReviewerRepository(Protocol):
+    async def get(self, reviewer_id: str) -> Reviewer | None: ...
+    async def put(self, reviewer: Reviewer) -> None: ...
+    async def in_department(self, department: str) -> list[Reviewer]: ...
+    async def supervisors_of(self, department: str) -> list[str]: ...
+
+
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def items(self) -> WorkItemRepository: ...
+    @property
+    def reviewers(self) -> ReviewerRepository: ...
 
 
 @dataclass(frozen=True)

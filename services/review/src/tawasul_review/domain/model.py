@@ -1,17 +1,32 @@
-"""A request as it sits in a department's queue, and what reviewers may do with it."""
+"""A request as it sits in a department's queue, and what reviewers may do with it.
+
+The state machine (every other move is refused):
+
+    queued ──claim──► claimed ──accept/reject──► decided
+      ▲   ◄─release / lapse─┘ │ └──request information──► waiting ──answer──► claimed | queued
+      │                       └──transfer──► transferred ──routed again──► queued (new dept)
+      └────────────────────────────────────────────── waiting ──deadline──► closed
+    queued | claimed | waiting ──cancelled by the beneficiary──► withdrawn
+
+The SLA clock starts at submission, pauses while the request waits on the beneficiary, and
+raises alerts at 50 %, 75 % and 100 % of the time (the last a breach).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from tawasul_calendar import Sla, SlaClock, WorkingCalendar
+from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from tawasul_platform.identity import Principal, Role
 
 MIN_REJECTION_MESSAGE = 10
 MAX_MESSAGE = 2000
+MAX_MISSING = 20
+SLA_MARKS = (50, 75, 100)
 
 
 class State(StrEnum):
@@ -20,9 +35,15 @@ class State(StrEnum):
     DECIDED = "decided"
     # The beneficiary cancelled it before a decision: out of the queue, nothing to decide.
     WITHDRAWN = "withdrawn"
+    WAITING = "waiting_on_applicant"
+    TRANSFERRED = "transferred"
+    CLOSED = "closed"
 
 
+# In a queue, where reviewers see and take it.
 OPEN_STATES = frozenset({State.QUEUED, State.CLAIMED})
+# Still the office's to finish: the beneficiary may cancel, follow-ups count.
+UNFINISHED = frozenset({State.QUEUED, State.CLAIMED, State.WAITING, State.TRANSFERRED})
 
 
 class Decision(StrEnum):
@@ -34,8 +55,12 @@ class Status(StrEnum):
     """The beneficiary-facing status each transition leads to."""
 
     UNDER_REVIEW = "under_review"
+    NEEDS_MORE_INFO = "needs_more_info"
+    RETURNED_BY_APPLICANT = "returned_by_applicant"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    CLOSED = "closed"
+    TRANSFERRED = "transferred"
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,25 @@ class Contact:
     mobile: str
     email: str
     locale: str
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One thing the beneficiary must still provide: a document kind, a field, or other."""
+
+    kind: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A canned reason for a decision (the reason catalog), in both languages."""
+
+    code: str
+    ar: str
+    en: str
+    decisions: frozenset[Decision]
 
 
 @dataclass(frozen=True, order=True)
@@ -63,15 +107,37 @@ class HistoryEntry:
     actor: str
     action: str
     note: str = ""
+    internal: bool = False
 
 
 @dataclass(frozen=True)
 class StatusChanged:
+    """What the beneficiary's side learns; `internal_note` stays with the office."""
+
     item: WorkItem
     status: Status
     actor: str
     message: str
     at: datetime
+    reason: Reason | None = None
+    missing: tuple[Missing, ...] = ()
+    respond_by: datetime | None = None
+    transfer_to: str = ""
+    internal_note: str = ""
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SlaCrossed:
+    item: WorkItem
+    percent: int
+    due_at: datetime
+    at: datetime
+    # A breach escalates to the department's supervisors.
+    supervisors: tuple[str, ...] = ()
+
+
+Event = StatusChanged | SlaCrossed
 
 
 @dataclass
@@ -87,13 +153,25 @@ class WorkItem:
     contact: Contact
     state: State
     queued_at: datetime
+    clock: SlaClock
     assignee: str = ""
     decision: Decision | None = None
     decision_message: str = ""
+    reason_code: str = ""
     # Raised by each follow-up of the beneficiary (seed 003): such items come first.
     priority: int = 0
+    claimed_until: datetime | None = None
+    # Who asked for information, to get the answer back.
+    last_holder: str = ""
+    missing: tuple[Missing, ...] = ()
+    respond_by: datetime | None = None
+    public_status: Status | None = None
+    # The last SLA mark alerted (0, 50, 75, 100) and when the next one falls (None: none).
+    sla_alerted: int = 0
+    sla_next_at: datetime | None = None
+    due_at: datetime | None = None
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
-    events: list[StatusChanged] = field(default_factory=list, repr=False, compare=False)
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def enqueue(
@@ -109,6 +187,9 @@ class WorkItem:
         document_ids: tuple[str, ...],
         contact: Contact,
         now: datetime,
+        submitted_at: datetime | None = None,
+        sla: Sla | None = None,
+        priority: int = 0,
     ) -> WorkItem:
         item = cls(
             request_id=request_id,
@@ -122,6 +203,8 @@ class WorkItem:
             contact=contact,
             state=State.QUEUED,
             queued_at=now,
+            clock=SlaClock(started_at=submitted_at or now, sla=sla or Sla.days(7)),
+            priority=priority,
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item
@@ -130,44 +213,80 @@ class WorkItem:
     def position(self) -> QueuePosition:
         return QueuePosition(-self.priority, self.queued_at, self.request_number)
 
-    def followed_up(self, *, count: int, message: str, now: datetime) -> None:
-        """The beneficiary asked again: the item moves up its queue while it is open."""
-        if self.state not in OPEN_STATES:
-            return
-        self.priority = max(self.priority, count)
-        self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
-
-    def withdraw(self, *, reason: str, now: datetime) -> None:
-        """The beneficiary cancelled: a decided item keeps its decision."""
-        if self.state not in OPEN_STATES:
-            return
-        self.state = State.WITHDRAWN
-        self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
+    # --- who may see and act -------------------------------------------------------------
 
     def ensure_visible_to(self, reviewer: Principal) -> None:
+        """An item outside the reviewer's departments does not exist for them."""
         if reviewer.role is not Role.REVIEWER or self.department not in reviewer.departments:
-            raise PermissionDenied(f"not a reviewer of department {self.department!r}")
+            raise NotFound("no such request in your departments")
 
-    def claim(self, reviewer: Principal, now: datetime) -> None:
+    def _ensure_holder(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
+        self.ensure_visible_to(reviewer)
+        if self.state is not State.CLAIMED:
+            raise FailedPrecondition(
+                f"request {self.request_number} is {self.state}; claim it first"
+            )
+        if self.assignee != reviewer.subject:
+            raise FailedPrecondition(f"request {self.request_number} is held by {self.assignee}")
+        self.claimed_until = now + lease
+
+    # --- the reviewer's actions ----------------------------------------------------------
+
+    def claim(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
         self.ensure_visible_to(reviewer)
         if self.state is State.CLAIMED and self.assignee == reviewer.subject:
+            self.claimed_until = now + lease
             return
         if self.state is not State.QUEUED:
             holder = f" by {self.assignee}" if self.assignee else ""
             raise FailedPrecondition(f"request {self.request_number} is {self.state}{holder}")
-        self.state = State.CLAIMED
-        self.assignee = reviewer.subject
-        self._record(StatusChanged(self, Status.UNDER_REVIEW, reviewer.subject, "", now), "claimed")
+        self._hold(reviewer.subject, now, lease, "claimed")
 
-    def decide(self, reviewer: Principal, decision: Decision, message: str, now: datetime) -> None:
+    def release(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
+        self._ensure_holder(reviewer, now, lease)
+        self._to_queue(now, reviewer.subject, "released")
+
+    def lapse(self, now: datetime) -> bool:
+        """The holder went idle past the lease: back to the queue. False if it was renewed."""
+        if self.state is not State.CLAIMED or self.claimed_until is None:
+            return False
+        if self.claimed_until > now:
+            return False
+        self._to_queue(now, "system", "claim_lapsed", note=self.assignee)
+        return True
+
+    def note(self, reviewer: Principal, text: str, now: datetime, lease: timedelta) -> None:
+        """An internal note; any reviewer of the department may leave one."""
         self.ensure_visible_to(reviewer)
-        if self.state is not State.CLAIMED:
-            raise FailedPrecondition(
-                f"request {self.request_number} is {self.state}; claim it before deciding"
-            )
-        if self.assignee != reviewer.subject:
-            raise FailedPrecondition(f"request {self.request_number} is held by {self.assignee}")
-        text = message.strip()
+        body = _text("text", text, required=True)
+        if self.state is State.CLAIMED and self.assignee == reviewer.subject:
+            self.claimed_until = now + lease
+        self.new_history.append(HistoryEntry(now, reviewer.subject, "note", body, internal=True))
+
+    def message(
+        self,
+        reviewer: Principal,
+        text: str,
+        now: datetime,
+        lease: timedelta,
+        calendar: WorkingCalendar,
+    ) -> None:
+        self._ensure_holder(reviewer, now, lease)
+        body = _text("text", text, required=True)
+        status = self.public_status or Status.UNDER_REVIEW
+        self._publish(status, reviewer.subject, body, now, calendar, action="message")
+
+    def decide(
+        self,
+        reviewer: Principal,
+        decision: Decision,
+        message: str,
+        reason: Reason | None,
+        now: datetime,
+        calendar: WorkingCalendar,
+    ) -> None:
+        self._ensure_holder(reviewer, now, timedelta(0))
+        text = _text("message", message, required=False)
         if decision is Decision.REJECT and len(text) < MIN_REJECTION_MESSAGE:
             raise InvalidArgument(
                 {
@@ -175,14 +294,271 @@ class WorkItem:
                     f"{MIN_REJECTION_MESSAGE} characters"
                 }
             )
-        if len(text) > MAX_MESSAGE:
-            raise InvalidArgument({"message": f"at most {MAX_MESSAGE} characters"})
+        if decision is Decision.REJECT and reason is None:
+            raise InvalidArgument({"reason_code": "a rejection names a reason from ListReasons"})
+        if reason is not None and decision not in reason.decisions:
+            raise InvalidArgument({"reason_code": f"not a reason to {decision.value}"})
         self.state = State.DECIDED
         self.decision = decision
         self.decision_message = text
+        self.reason_code = reason.code if reason else ""
+        self.claimed_until = None
+        self.sla_next_at = None
         status = Status.ACCEPTED if decision is Decision.ACCEPT else Status.REJECTED
-        self._record(StatusChanged(self, status, reviewer.subject, text, now), decision.value)
+        self._publish(
+            status, reviewer.subject, text, now, calendar, action=decision.value, reason=reason
+        )
 
-    def _record(self, event: StatusChanged, action: str) -> None:
-        self.new_history.append(HistoryEntry(event.at, event.actor, action, event.message))
-        self.events.append(event)
+    def request_information(
+        self,
+        reviewer: Principal,
+        missing: tuple[Missing, ...],
+        message: str,
+        respond_by: datetime,
+        now: datetime,
+        calendar: WorkingCalendar,
+    ) -> None:
+        self._ensure_holder(reviewer, now, timedelta(0))
+        if not missing:
+            raise InvalidArgument({"missing": "list at least one thing the beneficiary must add"})
+        if len(missing) > MAX_MISSING:
+            raise InvalidArgument({"missing": f"at most {MAX_MISSING} items"})
+        text = _text("message", message, required=False)
+        self.state = State.WAITING
+        self.last_holder = self.assignee
+        self.assignee = ""
+        self.claimed_until = None
+        self.missing = missing
+        self.respond_by = respond_by
+        self.clock = self.clock.pause(max(now, self.clock.started_at))
+        self._publish(
+            Status.NEEDS_MORE_INFO,
+            reviewer.subject,
+            text,
+            now,
+            calendar,
+            action="information_requested",
+            missing=missing,
+            respond_by=respond_by,
+        )
+
+    def answered(
+        self,
+        *,
+        message: str,
+        holder_available: bool,
+        now: datetime,
+        lease: timedelta,
+        calendar: WorkingCalendar,
+    ) -> bool:
+        """The beneficiary answered: back to the reviewer who asked if they can take it."""
+        if self.state is not State.WAITING:
+            return False
+        self.clock = self.clock.resume(max(now, self.clock.paused_since or now))
+        self.missing = ()
+        self.respond_by = None
+        self.new_history.append(HistoryEntry(now, "applicant", "answered", message))
+        if holder_available and self.last_holder:
+            self._hold(self.last_holder, now, lease, "returned_to_holder", announce=False)
+        else:
+            self._to_queue(now, "system", "returned_to_queue")
+        self._publish(Status.RETURNED_BY_APPLICANT, "applicant", "", now, calendar, action="")
+        return True
+
+    def expire(self, now: datetime, calendar: WorkingCalendar) -> bool:
+        """No answer by the deadline: the request closes (SPEC §4)."""
+        if self.state is not State.WAITING or self.respond_by is None or self.respond_by > now:
+            return False
+        self.state = State.CLOSED
+        self.sla_next_at = None
+        self._publish(
+            Status.CLOSED,
+            "system",
+            "لم تصل المعلومات المطلوبة في الموعد المحدد / The information was not received in time",
+            now,
+            calendar,
+            action="closed",
+        )
+        return True
+
+    def transfer(
+        self,
+        reviewer: Principal,
+        department: str,
+        reason: str,
+        now: datetime,
+        calendar: WorkingCalendar,
+    ) -> None:
+        self._ensure_holder(reviewer, now, timedelta(0))
+        why = _text("reason", reason, required=True)
+        if department == self.department:
+            raise InvalidArgument({"department_code": "already this request's department"})
+        self.state = State.TRANSFERRED
+        self.assignee = ""
+        self.claimed_until = None
+        self._publish(
+            Status.TRANSFERRED,
+            reviewer.subject,
+            "",
+            now,
+            calendar,
+            action="transferred",
+            transfer_to=department,
+            internal_note=why,
+        )
+
+    def rerouted(self, *, department: str, queue: str, priority: int, now: datetime) -> None:
+        """Routing placed the transferred request in its new department's queue."""
+        if self.state is not State.TRANSFERRED:
+            return
+        self.department = department
+        self.queue = queue
+        self.priority = max(self.priority, priority)
+        self.state = State.QUEUED
+        self.queued_at = now
+        self.new_history.append(HistoryEntry(now, "routing", "queued", queue))
+
+    # --- the beneficiary's side ----------------------------------------------------------
+
+    def followed_up(self, *, count: int, message: str, now: datetime) -> None:
+        """The beneficiary asked again: the item moves up its queue while it is open."""
+        if self.state not in UNFINISHED:
+            return
+        self.priority = max(self.priority, count)
+        self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
+
+    def withdraw(self, *, reason: str, now: datetime) -> None:
+        """The beneficiary cancelled: a decided item keeps its decision."""
+        if self.state not in UNFINISHED:
+            return
+        self.state = State.WITHDRAWN
+        self.assignee = ""
+        self.claimed_until = None
+        self.sla_next_at = None
+        self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
+
+    # --- the SLA clock -------------------------------------------------------------------
+
+    def schedule(self, calendar: WorkingCalendar, now: datetime) -> None:
+        """Recomputes the due date and when the next SLA mark falls."""
+        self.due_at = self.clock.due(calendar, now=now)
+        if self.clock.paused or self.state not in UNFINISHED - {State.WAITING}:
+            self.sla_next_at = None
+            return
+        budget = self.clock.sla.budget(calendar.hours)
+        for mark in SLA_MARKS:
+            if mark > self.sla_alerted:
+                self.sla_next_at = calendar.add(
+                    self.clock.started_at, budget * mark / 100, pauses=self.clock.pauses
+                )
+                return
+        self.sla_next_at = None
+
+    def check_sla(
+        self, calendar: WorkingCalendar, now: datetime, supervisors: tuple[str, ...] = ()
+    ) -> int | None:
+        """Raises the alert of the highest mark passed, if any; answers its percent."""
+        if self.sla_next_at is None or self.sla_next_at > now:
+            return None
+        used = self.clock.used(calendar, now=now) * 100
+        passed = max((m for m in SLA_MARKS if m <= used + 1e-9), default=0)
+        if passed <= self.sla_alerted:
+            self.schedule(calendar, now)
+            return None
+        self.sla_alerted = passed
+        self.schedule(calendar, now)
+        due = self.due_at or now
+        self.events.append(SlaCrossed(self, passed, due, now, supervisors if passed >= 100 else ()))
+        action = "sla_breached" if passed >= 100 else "sla_warning"
+        self.new_history.append(HistoryEntry(now, "system", action, f"{passed}%", internal=True))
+        return passed
+
+    def percent_used(self, calendar: WorkingCalendar, now: datetime) -> int:
+        return int(self.clock.used(calendar, now=now) * 100)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _hold(
+        self, holder: str, now: datetime, lease: timedelta, action: str, *, announce: bool = True
+    ) -> None:
+        self.state = State.CLAIMED
+        self.assignee = holder
+        self.claimed_until = now + lease
+        if announce and self.public_status is not Status.UNDER_REVIEW:
+            self.public_status = Status.UNDER_REVIEW
+            self.events.append(StatusChanged(self, Status.UNDER_REVIEW, holder, "", now))
+        self.new_history.append(HistoryEntry(now, holder, action))
+
+    def _to_queue(self, now: datetime, actor: str, action: str, note: str = "") -> None:
+        self.state = State.QUEUED
+        self.assignee = ""
+        self.claimed_until = None
+        self.new_history.append(HistoryEntry(now, actor, action, note))
+
+    def _publish(
+        self,
+        status: Status,
+        actor: str,
+        message: str,
+        now: datetime,
+        calendar: WorkingCalendar,
+        *,
+        action: str,
+        reason: Reason | None = None,
+        missing: tuple[Missing, ...] = (),
+        respond_by: datetime | None = None,
+        transfer_to: str = "",
+        internal_note: str = "",
+    ) -> None:
+        self.public_status = status
+        self.schedule(calendar, now)
+        self.events.append(
+            StatusChanged(
+                self,
+                status,
+                actor,
+                message,
+                now,
+                reason=reason,
+                missing=missing,
+                respond_by=respond_by,
+                transfer_to=transfer_to,
+                internal_note=internal_note,
+                due_at=self.due_at,
+            )
+        )
+        if action:
+            note = "; ".join(filter(None, [message, transfer_to and f"→ {transfer_to}"]))
+            self.new_history.append(HistoryEntry(now, actor, action, note))
+            if internal_note:
+                self.new_history.append(
+                    HistoryEntry(now, actor, f"{action}_reason", internal_note, internal=True)
+                )
+
+
+def _text(name: str, raw: str, *, required: bool) -> str:
+    text = raw.strip()
+    if len(raw) > MAX_MESSAGE:
+        raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
+    if required and not text:
+        raise InvalidArgument({name: "required"})
+    if any(ord(c) < 32 and c not in "\n\t" for c in text):
+        raise InvalidArgument({name: "control characters are not allowed"})
+    return text
+
+
+def missing_items(raw: list[tuple[str, str, str]]) -> tuple[Missing, ...]:
+    """The reviewer's list, each entry checked; problems name the entry's position."""
+    problems: dict[str, str] = {}
+    items: list[Missing] = []
+    for index, (kind, name, description) in enumerate(raw[: MAX_MISSING + 1]):
+        if kind not in ("document", "field", "other"):
+            problems[f"missing[{index}].kind"] = "'document', 'field' or 'other'"
+        if not name.strip() or len(name) > 100:
+            problems[f"missing[{index}].name"] = "required, at most 100 characters"
+        if not description.strip() or len(description) > 500:
+            problems[f"missing[{index}].description"] = "required, at most 500 characters"
+        items.append(Missing(kind, name.strip(), description.strip()))
+    if problems:
+        raise InvalidArgument(problems)
+    return tuple(items)

@@ -73,7 +73,10 @@ async def _run(args: argparse.Namespace) -> None:
             )
             decided = await stub.DecideRequest(
                 review_pb2.DecideRequestRequest(
-                    request_id=args.request_id, decision=decision, message=args.message
+                    request_id=args.request_id,
+                    decision=decision,
+                    message=args.message,
+                    reason_code=args.reason,
                 ),
                 timeout=timeout,
                 metadata=metadata,
@@ -96,9 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     accept = commands.add_parser("accept", help="accept a claimed request")
     accept.add_argument("request_id")
     accept.add_argument("--message", default="")
+    accept.add_argument("--reason", default="", help="a reason code of ListReasons")
     reject = commands.add_parser("reject", help="reject a claimed request, saying why")
     reject.add_argument("request_id")
     reject.add_argument("--message", required=True)
+    reject.add_argument("--reason", required=True, help="a reason code of ListReasons")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")

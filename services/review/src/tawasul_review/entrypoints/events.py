@@ -1,5 +1,5 @@
 """Kafka subscribers of review: routed requests join their department's queue; the
-beneficiary's follow-ups raise them and cancellations withdraw them."""
+beneficiary's follow-ups raise them, answers bring them back and cancellations withdraw them."""
 
 from __future__ import annotations
 
@@ -14,19 +14,22 @@ from tawasul_review.adapters.events import from_routed
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import UnitOfWork
 
+Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
 
-def on_routed(uow: Callable[[], UnitOfWork]) -> Callable[[events_pb2.Envelope], Awaitable[None]]:
+
+def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> Handler:
     async def handle(event: events_pb2.Envelope) -> None:
+        now = datetime.now(UTC)
+        sub_service = policy.catalog.sub_services.get(event.request_routed.sub_service_code)
+        item = from_routed(event, now, sub_service.sla if sub_service else None)
         await handlers.enqueue(
-            uow=uow(), event_id=event.event_id, item=from_routed(event, datetime.now(UTC))
+            uow=uow(), event_id=event.event_id, item=item, policy=policy, now=now
         )
 
     return handle
 
 
-def on_applicant_action(
-    uow: Callable[[], UnitOfWork],
-) -> Callable[[events_pb2.Envelope], Awaitable[None]]:
+def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> Handler:
     async def handle(event: events_pb2.Envelope) -> None:
         at = event.occurred_at.ToDatetime(tzinfo=UTC)
         kind = event.WhichOneof("payload")
@@ -48,6 +51,16 @@ def on_applicant_action(
                 request_id=request_id(cancelled.request_id),
                 reason=cancelled.reason,
                 at=at,
+            )
+        elif kind == "request_answered":
+            answer = event.request_answered
+            await handlers.answered(
+                uow=uow(),
+                event_id=event.event_id,
+                request_id=request_id(answer.request_id),
+                message=answer.message,
+                policy=policy,
+                now=at,
             )
         else:
             raise InvalidArgument({"payload": f"not an applicant action: {event.event_type}"})

@@ -1,4 +1,4 @@
-"""ReviewService over gRPC: translates wire messages to use-case calls and back."""
+"""ReviewService and ReviewAdminService over gRPC: wire messages to use cases and back."""
 
 from __future__ import annotations
 
@@ -6,18 +6,27 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
+from tawasul.common.v1 import common_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer_token, caller
 
 from tawasul_review.app import handlers
-from tawasul_review.app.ports import Documents, UnitOfWork
-from tawasul_review.domain.model import Decision, QueuePosition, State, WorkItem
+from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
+from tawasul_review.domain.model import (
+    Decision,
+    HistoryEntry,
+    QueuePosition,
+    State,
+    WorkItem,
+    missing_items,
+)
+from tawasul_review.domain.reviewers import Reviewer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -26,17 +35,21 @@ _STATE = {
     State.CLAIMED: review_pb2.WORK_ITEM_STATE_CLAIMED,
     State.DECIDED: review_pb2.WORK_ITEM_STATE_DECIDED,
     State.WITHDRAWN: review_pb2.WORK_ITEM_STATE_WITHDRAWN,
+    State.WAITING: review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
+    State.TRANSFERRED: review_pb2.WORK_ITEM_STATE_TRANSFERRED,
+    State.CLOSED: review_pb2.WORK_ITEM_STATE_CLOSED,
 }
+_STATE_FROM_WIRE = {wire: state for state, wire in _STATE.items()}
 _DECISION_TO_WIRE = {
     Decision.ACCEPT: review_pb2.DECISION_ACCEPT,
     Decision.REJECT: review_pb2.DECISION_REJECT,
 }
-_DECISION_FROM_WIRE = {wire: d for d, wire in _DECISION_TO_WIRE.items()}
+_DECISION_FROM_WIRE = {wire: decision for decision, wire in _DECISION_TO_WIRE.items()}
 
 
 def _request_id(raw: str) -> uuid.UUID:
     try:
-        return uuid.UUID(raw)
+        return uuid.UUID(raw[:45])
     except ValueError as exc:
         raise InvalidArgument({"request_id": "not a request id"}) from exc
 
@@ -48,52 +61,102 @@ def _page_token(position: QueuePosition) -> str:
 
 def _position(token: str) -> QueuePosition:
     try:
-        rank, queued_at, number = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return QueuePosition(int(rank), datetime.fromisoformat(queued_at), str(number))
+        rank, queued_at, number = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
+        position = QueuePosition(int(rank), datetime.fromisoformat(queued_at), str(number))
     except (ValueError, TypeError) as exc:
         raise InvalidArgument({"page_token": "not a token this service issued"}) from exc
-
-
-def to_wire(item: WorkItem) -> review_pb2.WorkItem:
-    return review_pb2.WorkItem(
-        request_id=str(item.request_id),
-        request_number=item.request_number,
-        department_code=item.department,
-        sub_service_code=item.sub_service_code,
-        description=item.description,
-        state=_STATE[item.state],
-        assignee_id=item.assignee,
-        decision=(
-            _DECISION_TO_WIRE[item.decision] if item.decision else review_pb2.DECISION_UNSPECIFIED
-        ),
-        queued_at=timestamp(item.queued_at),
-        document_ids=list(item.document_ids),
-        priority=item.priority,
-    )
+    if position.queued_at.tzinfo is None:
+        raise InvalidArgument({"page_token": "not a token this service issued"})
+    return position
 
 
 class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], documents: Documents, secret: str) -> None:
+    def __init__(
+        self,
+        *,
+        uow: Callable[[], UnitOfWork],
+        documents: Documents,
+        policy: handlers.Policy,
+        secret: str,
+        now: Callable[[], datetime],
+    ) -> None:
         self._uow = uow
         self._documents = documents
+        self._policy = policy
         self._secret = secret
+        self._now = now
+
+    def to_wire(self, item: WorkItem) -> review_pb2.WorkItem:
+        wire = review_pb2.WorkItem(
+            request_id=str(item.request_id),
+            request_number=item.request_number,
+            department_code=item.department,
+            sub_service_code=item.sub_service_code,
+            description=item.description,
+            state=_STATE[item.state],
+            assignee_id=item.assignee,
+            decision=(
+                _DECISION_TO_WIRE[item.decision]
+                if item.decision
+                else review_pb2.DECISION_UNSPECIFIED
+            ),
+            queued_at=timestamp(item.queued_at),
+            document_ids=list(item.document_ids),
+            priority=item.priority,
+            reason_code=item.reason_code,
+            missing=[
+                common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
+                for m in item.missing
+            ],
+            sla_percent_used=item.percent_used(self._policy.calendar, self._now()),
+            submitted_at=timestamp(item.clock.started_at),
+        )
+        if item.due_at is not None:
+            wire.due_at.CopyFrom(timestamp(item.due_at))
+        if item.claimed_until is not None:
+            wire.claimed_until.CopyFrom(timestamp(item.claimed_until))
+        if item.respond_by is not None:
+            wire.respond_by.CopyFrom(timestamp(item.respond_by))
+        return wire
 
     async def ListQueue(
         self, request: review_pb2.ListQueueRequest, context: Context
     ) -> review_pb2.ListQueueResponse:
         if request.page_size < 0:
             raise InvalidArgument({"page_size": "must not be negative"})
+        state = None
+        if request.state:
+            state = _STATE_FROM_WIRE.get(request.state)
+            if state is None:
+                raise InvalidArgument({"state": "not a work item state"})
         items, following = await handlers.list_queue(
             uow=self._uow(),
             reviewer=caller(context, self._secret),
-            department=request.department_code,
+            department=request.department_code[:50],
             limit=request.page_size,
             after=_position(request.page_token) if request.page_token else None,
+            filters=QueueFilter(
+                sub_service_code=request.sub_service_code[:100],
+                assignee=request.assignee_id[:50],
+                state=state,
+            ),
         )
         return review_pb2.ListQueueResponse(
-            items=[to_wire(i) for i in items],
+            items=[self.to_wire(i) for i in items],
             next_page_token=_page_token(following) if following else "",
         )
+
+    async def ClaimNext(
+        self, request: review_pb2.ClaimNextRequest, context: Context
+    ) -> review_pb2.ClaimNextResponse:
+        item = await handlers.claim_next(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            department=request.department_code[:50],
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.ClaimNextResponse(item=self.to_wire(item) if item else None)
 
     async def ClaimRequest(
         self, request: review_pb2.ClaimRequestRequest, context: Context
@@ -102,9 +165,10 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             uow=self._uow(),
             reviewer=caller(context, self._secret),
             request_id=_request_id(request.request_id),
-            now=datetime.now(UTC),
+            now=self._now(),
+            policy=self._policy,
         )
-        return review_pb2.ClaimRequestResponse(item=to_wire(item))
+        return review_pb2.ClaimRequestResponse(item=self.to_wire(item))
 
     async def GetWorkItem(
         self, request: review_pb2.GetWorkItemRequest, context: Context
@@ -117,18 +181,23 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             request_id=_request_id(request.request_id),
         )
         return review_pb2.GetWorkItemResponse(
-            item=to_wire(item),
-            attachments=[
-                review_pb2.Attachment(
-                    document_id=a.document_id,
-                    filename=a.filename,
-                    content_type=a.content_type,
-                    size_bytes=a.size_bytes,
-                    download_url=a.download_url,
-                    url_expires_at=timestamp(a.url_expires_at),
-                )
-                for a in attachments
-            ],
+            item=self.to_wire(item), attachments=[_attachment(a) for a in attachments]
+        )
+
+    async def GetCase(
+        self, request: review_pb2.GetCaseRequest, context: Context
+    ) -> review_pb2.GetCaseResponse:
+        item, attachments, history = await handlers.open_case(
+            uow=self._uow(),
+            documents=self._documents,
+            reviewer=caller(context, self._secret),
+            token=bearer_token(context),
+            request_id=_request_id(request.request_id),
+        )
+        return review_pb2.GetCaseResponse(
+            item=self.to_wire(item),
+            attachments=[_attachment(a) for a in attachments],
+            history=[_history(h) for h in history],
         )
 
     async def DecideRequest(
@@ -143,6 +212,193 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             request_id=_request_id(request.request_id),
             decision=decision,
             message=request.message,
-            now=datetime.now(UTC),
+            reason_code=request.reason_code[:50],
+            policy=self._policy,
+            now=self._now(),
         )
-        return review_pb2.DecideRequestResponse(item=to_wire(item))
+        return review_pb2.DecideRequestResponse(item=self.to_wire(item))
+
+    async def AddNote(
+        self, request: review_pb2.AddNoteRequest, context: Context
+    ) -> review_pb2.AddNoteResponse:
+        item = await handlers.add_note(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            text=request.text,
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.AddNoteResponse(item=self.to_wire(item))
+
+    async def MessageApplicant(
+        self, request: review_pb2.MessageApplicantRequest, context: Context
+    ) -> review_pb2.MessageApplicantResponse:
+        item = await handlers.message_applicant(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            text=request.text,
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.MessageApplicantResponse(item=self.to_wire(item))
+
+    async def RequestInformation(
+        self, request: review_pb2.RequestInformationRequest, context: Context
+    ) -> review_pb2.RequestInformationResponse:
+        item = await handlers.request_information(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            missing=missing_items([(m.kind, m.name, m.description) for m in request.missing]),
+            message=request.message,
+            within_working_days=request.respond_within_working_days,
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.RequestInformationResponse(item=self.to_wire(item))
+
+    async def TransferRequest(
+        self, request: review_pb2.TransferRequestRequest, context: Context
+    ) -> review_pb2.TransferRequestResponse:
+        item = await handlers.transfer(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            department=request.department_code[:50],
+            reason=request.reason,
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.TransferRequestResponse(item=self.to_wire(item))
+
+    async def ReleaseRequest(
+        self, request: review_pb2.ReleaseRequestRequest, context: Context
+    ) -> review_pb2.ReleaseRequestResponse:
+        item = await handlers.release(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.ReleaseRequestResponse(item=self.to_wire(item))
+
+    async def ListReasons(
+        self, request: review_pb2.ListReasonsRequest, context: Context
+    ) -> review_pb2.ListReasonsResponse:
+        caller(context, self._secret)
+        return review_pb2.ListReasonsResponse(
+            reasons=[
+                review_pb2.Reason(
+                    code=r.code,
+                    text=common_pb2.LocalizedText(ar=r.ar, en=r.en),
+                    decisions=sorted(d.value for d in r.decisions),
+                )
+                for r in self._policy.reasons.values()
+            ]
+        )
+
+    async def GetBacklog(
+        self, request: review_pb2.GetBacklogRequest, context: Context
+    ) -> review_pb2.GetBacklogResponse:
+        rows: list[Any] = await handlers.backlog(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            department=request.department_code[:50],
+            policy=self._policy,
+            now=self._now(),
+        )
+        queues = []
+        for row in rows:
+            backlog = review_pb2.QueueBacklog(
+                queue=row.queue,
+                size=row.size,
+                due_soon=row.due_soon,
+                breached=row.breached,
+                waiting_on_applicant=row.waiting,
+            )
+            if row.oldest is not None:
+                backlog.oldest_queued_at.CopyFrom(timestamp(row.oldest))
+            queues.append(backlog)
+        return review_pb2.GetBacklogResponse(queues=queues)
+
+
+class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
+    def __init__(
+        self, *, uow: Callable[[], UnitOfWork], policy: handlers.Policy, secret: str
+    ) -> None:
+        self._uow = uow
+        self._policy = policy
+        self._secret = secret
+
+    async def PutReviewer(
+        self, request: review_pb2.PutReviewerRequest, context: Context
+    ) -> review_pb2.PutReviewerResponse:
+        who = caller(context, self._secret)
+        r = request.reviewer
+        reviewer = Reviewer.create(
+            reviewer_id=r.reviewer_id,
+            departments=list(r.departments)[:20],
+            languages=list(r.languages)[:20],
+            capacity=r.capacity,
+            available=r.available,
+            supervises=list(r.supervises)[:20],
+            known_departments=frozenset(self._policy.catalog.departments),
+        )
+        stored = await handlers.put_reviewer(
+            uow=self._uow(), caller=who, reviewer=reviewer, policy=self._policy
+        )
+        return review_pb2.PutReviewerResponse(reviewer=_reviewer(stored))
+
+    async def ListReviewers(
+        self, request: review_pb2.ListReviewersRequest, context: Context
+    ) -> review_pb2.ListReviewersResponse:
+        found = await handlers.list_reviewers(
+            uow=self._uow(),
+            caller=caller(context, self._secret),
+            department=request.department_code[:50],
+            policy=self._policy,
+        )
+        return review_pb2.ListReviewersResponse(reviewers=[_reviewer(r) for r in found])
+
+    async def SetAvailability(
+        self, request: review_pb2.SetAvailabilityRequest, context: Context
+    ) -> review_pb2.SetAvailabilityResponse:
+        updated = await handlers.set_availability(
+            uow=self._uow(),
+            caller=caller(context, self._secret),
+            reviewer_id=request.reviewer_id[:50],
+            available=request.available,
+            policy=self._policy,
+        )
+        return review_pb2.SetAvailabilityResponse(reviewer=_reviewer(updated))
+
+
+def _attachment(a: Attachment) -> review_pb2.Attachment:
+    return review_pb2.Attachment(
+        document_id=a.document_id,
+        filename=a.filename,
+        content_type=a.content_type,
+        size_bytes=a.size_bytes,
+        download_url=a.download_url,
+        url_expires_at=timestamp(a.url_expires_at),
+    )
+
+
+def _history(h: HistoryEntry) -> review_pb2.HistoryEntry:
+    return review_pb2.HistoryEntry(
+        at=timestamp(h.at), actor=h.actor, action=h.action, text=h.note, internal=h.internal
+    )
+
+
+def _reviewer(r: Reviewer) -> review_pb2.Reviewer:
+    return review_pb2.Reviewer(
+        reviewer_id=r.reviewer_id,
+        departments=sorted(r.departments),
+        languages=sorted(r.languages),
+        capacity=r.capacity,
+        available=r.available,
+        supervises=sorted(r.supervises),
+    )

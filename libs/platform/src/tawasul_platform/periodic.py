@@ -1,0 +1,29 @@
+"""A job that runs on a timer: deadlines (leases, SLA marks) come due with time, not commits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from tawasul_platform.faults import is_transient
+
+log = logging.getLogger(__name__)
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[bool]], *, name: str) -> None:
+    """Runs `job` again at once while it says there is more, else after `seconds`.
+
+    An outage of a dependency is waited out; any other error ends the loop (and the process,
+    which the platform then restarts) rather than being swallowed.
+    """
+    while True:
+        try:
+            more = await job()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("%s: dependency unavailable, retrying: %s", name, exc)
+            more = False
+        if not more:
+            await asyncio.sleep(seconds)

@@ -1,0 +1,74 @@
+"""Reviewers as data: where they work, which languages they read, how much they may hold."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.identity import Principal
+
+# Without a record, a reviewer works the departments of their token with these defaults.
+DEFAULT_CAPACITY = 20
+DEFAULT_LANGUAGES = frozenset({"ar", "en"})
+MAX_CAPACITY = 500
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    reviewer_id: str
+    departments: frozenset[str]
+    languages: frozenset[str]
+    capacity: int
+    available: bool
+    supervises: frozenset[str]
+
+    @classmethod
+    def of_token(cls, principal: Principal) -> Reviewer:
+        return cls(
+            reviewer_id=principal.subject,
+            departments=principal.departments,
+            languages=DEFAULT_LANGUAGES,
+            capacity=DEFAULT_CAPACITY,
+            available=True,
+            supervises=frozenset(),
+        )
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        reviewer_id: str,
+        departments: list[str],
+        languages: list[str],
+        capacity: int,
+        available: bool,
+        supervises: list[str],
+        known_departments: frozenset[str],
+    ) -> Reviewer:
+        problems: dict[str, str] = {}
+        if not _ID.match(reviewer_id):
+            problems["reviewer.reviewer_id"] = "1 to 50 letters, digits, '.', '_' or '-'"
+        unknown = [d for d in [*departments, *supervises] if d not in known_departments]
+        if unknown:
+            problems["reviewer.departments"] = "names a department the catalog does not have"
+        elif not departments:
+            problems["reviewer.departments"] = "at least one department"
+        if not set(supervises) <= set(departments):
+            problems["reviewer.supervises"] = "only departments the reviewer belongs to"
+        if not languages or not all(_LANGUAGE.match(lang) for lang in languages):
+            problems["reviewer.languages"] = "ISO 639 codes such as 'ar', 'en'"
+        if not 0 <= capacity <= MAX_CAPACITY:
+            problems["reviewer.capacity"] = f"from 0 to {MAX_CAPACITY}"
+        if problems:
+            raise InvalidArgument(problems)
+        return cls(
+            reviewer_id=reviewer_id,
+            departments=frozenset(departments),
+            languages=frozenset(languages),
+            capacity=capacity,
+            available=available,
+            supervises=frozenset(supervises),
+        )
