@@ -1,6 +1,13 @@
-"""Composition root: the only place routing's adapters are built and wired."""
+"""Composition root: the only place routing's adapters are built and wired.
+
+`servicer` takes the adapters as arguments, so the service tier builds the real servicer on a
+real database without Kafka; `build` gives it the process's plumbing and subscribes the
+consumers.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.catalog import load_catalog
@@ -11,22 +18,39 @@ from tawasul_platform.topics import REQUEST_SUBMITTED
 
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import SERVICE, RoutingUnitOfWork
+from tawasul_routing.adapters.rules import load_rules
+from tawasul_routing.app.ports import UnitOfWork
+from tawasul_routing.domain.rules import RoutingRules
 from tawasul_routing.entrypoints.events import on_submitted
 from tawasul_routing.entrypoints.grpc import RoutingServicer
 from tawasul_routing.settings import RoutingSettings
 
+SERVICE_NAME = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
+
+
+def servicer(
+    settings: RoutingSettings,
+    *,
+    uow: Callable[[], UnitOfWork],
+    rules: RoutingRules | None = None,
+) -> RoutingServicer:
+    return RoutingServicer(uow=uow, rules=rules or load_rules(), secret=settings.identity_secret)
+
+
+def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServer:
+    return GrpcServer(
+        settings.grpc_address,
+        [SERVICE_NAME],
+        lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(service, s),
+    )
+
 
 async def build(settings: RoutingSettings) -> Runtime:
     plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    rules = load_rules()
 
     def uow() -> RoutingUnitOfWork:
         return RoutingUnitOfWork(plumbing.sessions)
 
     plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, load_catalog()))
-    servicer = RoutingServicer(uow=uow, secret=settings.identity_secret)
-    server = GrpcServer(
-        settings.grpc_address,
-        [routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name],
-        lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, s),
-    )
-    return plumbing.runtime(server)
+    return plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, rules=rules)))

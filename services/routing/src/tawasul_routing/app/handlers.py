@@ -10,6 +10,7 @@ from tawasul_platform.errors import NotFound
 
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.model import Decision, IncomingRequest, decide
+from tawasul_routing.domain.rules import Attributes, Route, RoutingRules
 
 CONSUMER = "routing"
 
@@ -33,3 +34,8 @@ async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID) -> Decision:
     if decision is None:
         raise NotFound(f"request {request_id} has not been routed")
     return decision
+
+
+def explain_route(*, rules: RoutingRules, request: Attributes) -> Route:
+    """Which queue and priority a hypothetical request would get, and why."""
+    return rules.explain(request)

@@ -1,4 +1,4 @@
-"""RoutingService over gRPC: where a request was routed and by which rule."""
+"""RoutingService over gRPC: where a request was routed and why, and where one would go."""
 
 from __future__ import annotations
 
@@ -15,20 +15,25 @@ from tawasul_platform.identity import Role
 
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
+from tawasul_routing.domain.rules import Attributes, RoutingRules
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], secret: str) -> None:
+    def __init__(self, *, uow: Callable[[], UnitOfWork], rules: RoutingRules, secret: str) -> None:
         self._uow = uow
+        self._rules = rules
         self._secret = secret
+
+    def _employee_only(self, context: Context) -> None:
+        if caller(context, self._secret).role is not Role.REVIEWER:
+            raise PermissionDenied("routing decisions are for employees")
 
     async def GetDecision(
         self, request: routing_pb2.GetDecisionRequest, context: Context
     ) -> routing_pb2.GetDecisionResponse:
-        if caller(context, self._secret).role is not Role.REVIEWER:
-            raise PermissionDenied("routing decisions are for employees")
+        self._employee_only(context)
         try:
             request_id = uuid.UUID(request.request_id)
         except ValueError as exc:
@@ -42,4 +47,27 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 rule=d.rule,
                 decided_at=timestamp(d.decided_at),
             )
+        )
+
+    async def ExplainRoute(
+        self, request: routing_pb2.ExplainRouteRequest, context: Context
+    ) -> routing_pb2.ExplainRouteResponse:
+        self._employee_only(context)
+        route = handlers.explain_route(
+            rules=self._rules,
+            request=Attributes(
+                sub_service_code=request.sub_service_code,
+                applicant_kind=request.applicant_kind,
+                subject_nationality=request.subject_nationality,
+                channel=request.channel,
+                fields=dict(request.fields),
+                follow_up_count=request.follow_up_count,
+            ),
+        )
+        return routing_pb2.ExplainRouteResponse(
+            department_code=route.department,
+            queue=route.queue,
+            priority=route.priority,
+            rule=route.rule,
+            explanation=route.explanation,
         )
