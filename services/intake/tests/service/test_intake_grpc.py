@@ -25,8 +25,9 @@ from tawasul_intake import bootstrap
 from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork
+from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import DocumentInfo
-from tawasul_intake.domain.model import Request
+from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, existing_resource, field_violations
@@ -472,3 +473,72 @@ async def test_a_document_of_an_open_request_is_not_attached_twice(intake: Intak
     assert field_violations(caught.value) == {
         "document_ids[0]": f"already attached to open request {first.request_number}"
     }
+
+
+async def test_an_information_request_is_answered_with_fields_and_documents(
+    intake: Intake,
+) -> None:
+    request = await intake.submit()
+    respond_by = START + timedelta(days=7)
+    await handlers.track_status(
+        uow=IntakeUnitOfWork(async_sessionmaker(intake.engine, expire_on_commit=False)),
+        event_id=str(uuid.uuid4()),
+        request_id=uuid.UUID(request.request_id),
+        status=Status.NEEDS_MORE_INFO,
+        message="Please attach a clear photo and your passport number",
+        at=START + timedelta(hours=1),
+        missing=(
+            Missing("document", "photo", "A clear photo on a white background"),
+            Missing("field", "passport_number", "The number of your current passport"),
+        ),
+        respond_by=respond_by,
+    )
+    waiting = (
+        await intake.stub.GetRequest(
+            intake_pb2.GetRequestRequest(request_number=request.request_number),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+    ).request
+    assert waiting.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    assert [(m.kind, m.name) for m in waiting.missing] == [
+        ("document", "photo"),
+        ("field", "passport_number"),
+    ]
+    assert waiting.respond_by.gregorian_date == "2026-01-11"
+    # The clock is paused: the promised date moves out while the request waits.
+    intake.clock.now = START + timedelta(days=2)
+    later = (
+        await intake.stub.GetRequest(
+            intake_pb2.GetRequestRequest(request_number=request.request_number),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+    ).request
+    assert later.expected_completion.at.ToDatetime() > waiting.expected_completion.at.ToDatetime()
+
+    answer = intake_pb2.RespondToInfoRequestRequest(
+        request_number=request.request_number,
+        message="Attached the photo; my passport number is below",
+        fields={"passport_number": "a1234567"},
+        document_ids=[intake.uploads.upload()],
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.RespondToInfoRequest(
+            intake_pb2.RespondToInfoRequestRequest(
+                request_number=request.request_number, fields={"passport_number": "#"}
+            ),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+    assert set(field_violations(caught.value)) == {"fields.passport_number"}
+    answered = await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
+    assert answered.request.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
+    assert answered.request.fields["passport_number"] == "A1234567"
+    assert list(answered.request.missing) == []
+    (event,) = await intake.outbox(APPLICANT_ACTIONS)
+    assert event.request_answered.message == answer.message
+    assert list(event.request_answered.document_ids) == list(answer.document_ids)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

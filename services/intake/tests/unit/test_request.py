@@ -13,7 +13,9 @@ from tawasul_intake.domain.model import (
     STATUS_LABELS,
     Contact,
     HistoryEntry,
+    Missing,
     Request,
+    RequestAnswered,
     RequestCancelled,
     RequestFollowedUp,
     RequestSubmitted,
@@ -21,7 +23,7 @@ from tawasul_intake.domain.model import (
     Submission,
 )
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.errors import FailedPrecondition
+from tawasul_platform.errors import FailedPrecondition, InvalidArgument
 from tawasul_platform.identity import Role
 
 CATALOG = load_catalog()
@@ -148,7 +150,9 @@ def test_a_decision_while_waiting_stops_the_pause() -> None:
 def test_history_records_every_status_with_its_message() -> None:
     request = new_request()
     request.track(Status.UNDER_REVIEW, "Picked up", riyadh(4, 11))
-    request.track(Status.UNDER_REVIEW, "again", riyadh(4, 12))  # no change: not recorded
+    request.track(Status.UNDER_REVIEW, "", riyadh(4, 12))  # nothing new: not recorded
+    # A reviewer's message keeps the status and is part of the public history.
+    request.track(Status.UNDER_REVIEW, "We are checking your file", riyadh(4, 13))
     request.track(Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10))
     request.track(Status.RETURNED_BY_APPLICANT, "Attached", riyadh(6, 9))
     request.track(Status.TRANSFERRED, "To the passports section", riyadh(6, 11))
@@ -157,6 +161,7 @@ def test_history_records_every_status_with_its_message() -> None:
     assert request.history == [
         HistoryEntry(Status.SUBMITTED, SUBMITTED, ""),
         HistoryEntry(Status.UNDER_REVIEW, riyadh(4, 11), "Picked up"),
+        HistoryEntry(Status.UNDER_REVIEW, riyadh(4, 13), "We are checking your file"),
         HistoryEntry(Status.NEEDS_MORE_INFO, riyadh(5, 10), "Attach the receipt"),
         HistoryEntry(Status.RETURNED_BY_APPLICANT, riyadh(6, 9), "Attached"),
         HistoryEntry(Status.TRANSFERRED, riyadh(6, 11), "To the passports section"),
@@ -301,3 +306,37 @@ def test_the_sla_clock_never_runs_before_submission() -> None:
     # A status mirrored with an instant before submission (clock skew) pauses at submission.
     request.track(Status.NEEDS_MORE_INFO, "", SUBMITTED - timedelta(minutes=5))
     assert request.clock.paused_since == SUBMITTED
+
+
+def test_an_answer_is_only_for_a_request_waiting_on_the_beneficiary() -> None:
+    request = new_request()
+    with pytest.raises(FailedPrecondition, match="no information was requested"):
+        request.respond(message="Here it is", fields={}, document_ids=(), now=riyadh(5, 9))
+    request.track(
+        Status.NEEDS_MORE_INFO,
+        "Attach the receipt",
+        riyadh(5, 10),
+        missing=(Missing("document", "receipt", "The payment receipt"),),
+        respond_by=riyadh(8, 14),
+    )
+    assert request.missing == (Missing("document", "receipt", "The payment receipt"),)
+    with pytest.raises(InvalidArgument):
+        request.respond(message="", fields={}, document_ids=(), now=riyadh(6, 9))
+    with pytest.raises(FailedPrecondition, match="deadline"):
+        request.respond(message="Late", fields={}, document_ids=(), now=riyadh(8, 15))
+    receipt = uuid.uuid4()
+    request.respond(
+        message="Attached",
+        fields={"passport_number": "A7654321"},
+        document_ids=(receipt,),
+        now=riyadh(6, 9),
+    )
+    assert request.status is Status.RETURNED_BY_APPLICANT
+    assert request.missing == ()
+    assert request.respond_by is None
+    assert request.fields["passport_number"] == "A7654321"
+    assert request.document_ids[-1] == receipt
+    (answered,) = [e for e in request.events if isinstance(e, RequestAnswered)]
+    assert (answered.message, answered.document_ids) == ("Attached", (receipt,))
+    # The clock ran again from the answer: paused from Monday 10:00 to Tuesday 09:00.
+    assert request.clock.pauses == ((riyadh(5, 10), riyadh(6, 9)),)

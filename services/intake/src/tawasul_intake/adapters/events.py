@@ -10,6 +10,7 @@ from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_SUBMITTED
 from tawasul_intake.domain.model import (
     Event,
     Request,
+    RequestAnswered,
     RequestFollowedUp,
     RequestSubmitted,
     Status,
@@ -67,6 +68,18 @@ def to_event(event: Event) -> OutgoingEvent:
                 request_number=r.number,
                 message=event.message,
                 follow_up_count=r.follow_up_count,
+                contact=contact(r),
+            )
+        )
+    elif isinstance(event, RequestAnswered):
+        topic, event_type = APPLICANT_ACTIONS, "tawasul.requests.answered"
+        fill = events_pb2.Envelope(
+            request_answered=events_pb2.RequestAnswered(
+                request_id=str(r.id),
+                request_number=r.number,
+                message=event.message,
+                fields=event.fields,
+                document_ids=[str(d) for d in event.document_ids],
                 contact=contact(r),
             )
         )

@@ -22,7 +22,15 @@ from tawasul_intake.app.ports import (
     NumberTaken,
     StoredCode,
 )
-from tawasul_intake.domain.model import OPEN, Contact, HistoryEntry, Locale, Request, Status
+from tawasul_intake.domain.model import (
+    OPEN,
+    Contact,
+    HistoryEntry,
+    Locale,
+    Missing,
+    Request,
+    Status,
+)
 
 SERVICE = "intake"
 _OPEN = [status.value for status in OPEN]
@@ -43,8 +51,6 @@ def _row(request: Request) -> dict[str, Any]:
         "catalog_version": request.catalog_version,
         "department_code": request.department_code,
         "description": request.description,
-        "fields": request.fields,
-        "document_ids": [str(d) for d in request.document_ids],
         "contact": {
             "mobile": request.contact.mobile,
             "email": request.contact.email,
@@ -73,6 +79,12 @@ def _changing(request: Request) -> dict[str, Any]:
         "cited_by": request.cited_by,
         "follow_up_count": request.follow_up_count,
         "last_follow_up_at": request.last_follow_up_at,
+        "fields": request.fields,
+        "document_ids": [str(d) for d in request.document_ids],
+        "missing": [
+            {"kind": m.kind, "name": m.name, "description": m.description} for m in request.missing
+        ],
+        "respond_by": request.respond_by,
     }
 
 
@@ -111,6 +123,8 @@ def _request(row: Row[Any]) -> Request:
         cited_by=list(row.cited_by),
         follow_up_count=row.follow_up_count,
         last_follow_up_at=row.last_follow_up_at,
+        missing=tuple(Missing(**m) for m in row.missing),
+        respond_by=row.respond_by,
     )
 
 

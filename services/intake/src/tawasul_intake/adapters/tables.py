@@ -48,6 +48,8 @@ requests = Table(
     Column("cited_by", JSONB, nullable=False),
     Column("follow_up_count", Integer, nullable=False),
     Column("last_follow_up_at", DateTime(timezone=True)),
+    Column("missing", JSONB, nullable=False, server_default="[]"),
+    Column("respond_by", DateTime(timezone=True)),
     UniqueConstraint("applicant_id", "idempotency_key", name="requests_idempotency"),
     # One open request per person and sub-service, whatever races the check before it.
     Index(

@@ -33,7 +33,7 @@ from tawasul_intake.app.ports import (
     UnitOfWork,
 )
 from tawasul_intake.domain.fields import normalize_digits, normalize_mobile
-from tawasul_intake.domain.model import Request, Status, Submission
+from tawasul_intake.domain.model import Answer, Missing, Request, Status, Submission
 from tawasul_intake.domain.numbers import parse_request_number
 from tawasul_intake.domain.people import Relation
 
@@ -399,6 +399,50 @@ async def track_request(
     return request
 
 
+async def respond_to_info_request(
+    *,
+    uow: UnitOfWork,
+    documents: Documents,
+    caller: Principal,
+    token: str,
+    number: str,
+    answer: Answer,
+    now: datetime,
+) -> Request:
+    """The beneficiary's answer, with new documents of their own not held by another request."""
+    found = await documents.describe(answer.document_ids, token)
+    missing = {
+        f"document_ids[{i}]": "no such document uploaded by this account"
+        for i, d in enumerate(answer.document_ids)
+        if d not in found
+    }
+    if missing:
+        raise InvalidArgument(missing)
+    async with uow:
+        request = await _own(uow, caller, number)
+        request.ensure_answerable(now)
+        await uow.requests.lock_account(request.applicant_id)
+        in_use = await uow.requests.open_requests_with_documents(
+            request.applicant_id, answer.document_ids
+        )
+        if in_use:
+            raise InvalidArgument(
+                {
+                    f"document_ids[{i}]": f"already attached to open request {in_use[d]}"
+                    for i, d in enumerate(answer.document_ids)
+                    if d in in_use
+                }
+            )
+        request.respond(
+            message=answer.message,
+            fields=answer.fields,
+            document_ids=answer.document_ids,
+            now=now,
+        )
+        await uow.commit()
+    return request
+
+
 async def track_status(
     *,
     uow: UnitOfWork,
@@ -407,6 +451,8 @@ async def track_status(
     status: Status,
     message: str,
     at: datetime,
+    missing: tuple[Missing, ...] = (),
+    respond_by: datetime | None = None,
 ) -> None:
     """Applies a status change published by review to the tracking view, once."""
     async with uow:
@@ -415,5 +461,5 @@ async def track_status(
         request = await uow.requests.get(request_id)
         if request is None:
             raise NotFound(f"status change for unknown request {request_id}")
-        request.track(status, message, at)
+        request.track(status, message, at, missing=missing, respond_by=respond_by)
         await uow.commit()

@@ -107,6 +107,15 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Missing:
+    """One thing the reviewer asked for: a document kind, a field, or other."""
+
+    kind: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     status: Status
     at: datetime
@@ -137,6 +146,9 @@ class Request:
     cited_by: list[str] = field(default_factory=list)
     follow_up_count: int = 0
     last_follow_up_at: datetime | None = None
+    # While information is requested: what is missing and the deadline to answer.
+    missing: tuple[Missing, ...] = ()
+    respond_by: datetime | None = None
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -217,16 +229,60 @@ class Request:
         self._move(Status.CANCELLED, reason, now)
         self.events.append(RequestCancelled(self, reason=reason))
 
-    def track(self, status: Status, message: str, at: datetime) -> None:
+    def track(
+        self,
+        status: Status,
+        message: str,
+        at: datetime,
+        *,
+        missing: tuple[Missing, ...] = (),
+        respond_by: datetime | None = None,
+    ) -> None:
         """Mirrors a status change decided by review into the tracking view.
 
         A final status stays final: a decision racing a cancellation does not reopen it.
         """
-        if self.status in FINAL or status == self.status:
+        if self.status in FINAL:
+            return
+        if status == self.status:
+            if message:
+                self.history.append(HistoryEntry(status, at, message))
+                self.updated_at = at
             return
         self._move(status, message, at)
+        self.missing, self.respond_by = (
+            (missing, respond_by) if status is Status.NEEDS_MORE_INFO else ((), None)
+        )
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
+
+    def ensure_answerable(self, now: datetime) -> None:
+        if self.status is not Status.NEEDS_MORE_INFO:
+            raise FailedPrecondition(
+                f"request {self.number} is {self.status.value}: no information was requested"
+            )
+        if self.respond_by is not None and now > self.respond_by:
+            raise FailedPrecondition(f"the deadline to answer request {self.number} has passed")
+
+    def respond(
+        self,
+        *,
+        message: str,
+        fields: Mapping[str, str],
+        document_ids: tuple[uuid.UUID, ...],
+        now: datetime,
+    ) -> None:
+        """The beneficiary's answer to an information request; back to the reviewer."""
+        self.ensure_answerable(now)
+        if not (message or fields or document_ids):
+            raise InvalidArgument({"message": "say something, or send fields or documents"})
+        self.fields.update(fields)
+        self.document_ids = (*self.document_ids, *document_ids)
+        self._move(Status.RETURNED_BY_APPLICANT, message, now)
+        self.missing, self.respond_by = (), None
+        self.events.append(
+            RequestAnswered(self, message=message, fields=dict(fields), document_ids=document_ids)
+        )
 
     def cited_by_request(self, number: str) -> None:
         if number not in self.cited_by:
@@ -263,7 +319,15 @@ class RequestCancelled:
     reason: str
 
 
-Event = RequestSubmitted | RequestFollowedUp | RequestCancelled
+@dataclass(frozen=True)
+class RequestAnswered:
+    request: Request
+    message: str
+    fields: dict[str, str]
+    document_ids: tuple[uuid.UUID, ...]
+
+
+Event = RequestSubmitted | RequestFollowedUp | RequestCancelled | RequestAnswered
 
 
 def _capped(problems: dict[str, str], name: str, value: str, limit: int) -> str:
@@ -313,9 +377,6 @@ def validate_submission(
     email = _capped(problems, "contact.email", email, 254).strip()
     locale = _capped(problems, "contact.locale", locale, 8)
     cites = _capped(problems, "cites_request_number", cites_number, 20)
-    if len(document_ids) > MAX_DOCUMENTS:
-        problems["document_ids"] = f"at most {MAX_DOCUMENTS} documents"
-        document_ids = []
     if len(fields) > MAX_FIELDS:
         problems["fields"] = f"at most {MAX_FIELDS} fields"
         fields = {}
@@ -345,17 +406,7 @@ def validate_submission(
 
     values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
 
-    documents: list[uuid.UUID] = []
-    for index, raw in enumerate(document_ids):
-        try:
-            document = uuid.UUID(raw) if len(raw) <= _UUID_TEXT else None
-        except ValueError:
-            document = None
-        if document is None:
-            problems[f"document_ids[{index}]"] = "not a document id"
-        elif document in documents:
-            problems[f"document_ids[{index}]"] = "listed twice"
-        documents.append(document or uuid.UUID(int=0))
+    documents = _document_ids(problems, document_ids)
     normalized = normalize_mobile(mobile)
     if normalized is None and "contact.mobile" not in problems:
         problems["contact.mobile"] = "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
@@ -424,3 +475,78 @@ _KEY = re.compile(r"^[A-Za-z0-9._:-]+$")
 _EMAIL = re.compile(r"^[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _ID_NUMBER = re.compile(r"^[1-4][0-9]{9}$")
 _UUID_TEXT = 45  # the longest form uuid.UUID reads: "urn:uuid:" and 36 characters
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A validated answer to an information request."""
+
+    message: str
+    fields: Mapping[str, str]
+    document_ids: tuple[uuid.UUID, ...]
+
+
+def validate_answer(
+    *,
+    sub_service: SubService,
+    today: date,
+    message: str,
+    fields: Mapping[str, str],
+    document_ids: list[str],
+) -> Answer:
+    """Checks an answer like a submission: capped first, each given field by its type."""
+    problems: dict[str, str] = {}
+    text = ""
+    if len(message) > MAX_MESSAGE:
+        problems["message"] = f"at most {MAX_MESSAGE} characters"
+    else:
+        text, problem = clean_text(message, max_length=MAX_MESSAGE)
+        if problem:
+            problems["message"] = problem
+    if len(fields) > MAX_FIELDS:
+        problems["fields"] = f"at most {MAX_FIELDS} fields"
+        fields = {}
+    specs = {spec.name: spec for spec in sub_service.fields}
+    values: dict[str, str] = {}
+    for name, raw in fields.items():
+        spec = specs.get(name) if _FIELD_NAME.match(name) else None
+        if spec is None:
+            problems["fields"] = "only fields of this sub-service"
+            continue
+        if len(raw) > MAX_FIELD_VALUE:
+            problems[f"fields.{name}"] = f"at most {spec.max_length} characters"
+            continue
+        value, problem = check_field(
+            spec.type.value,
+            raw,
+            today=today,
+            max_length=spec.max_length,
+            options=[choice.value for choice in spec.options],
+            past_only=spec.past_only,
+        )
+        if problem:
+            problems[f"fields.{name}"] = problem
+        else:
+            values[name] = value
+    documents = _document_ids(problems, document_ids)
+    if problems:
+        raise InvalidArgument(problems)
+    return Answer(message=text, fields=values, document_ids=tuple(documents))
+
+
+def _document_ids(problems: dict[str, str], document_ids: list[str]) -> list[uuid.UUID]:
+    if len(document_ids) > MAX_DOCUMENTS:
+        problems["document_ids"] = f"at most {MAX_DOCUMENTS} documents"
+        return []
+    documents: list[uuid.UUID] = []
+    for index, raw in enumerate(document_ids):
+        try:
+            document = uuid.UUID(raw) if len(raw) <= _UUID_TEXT else None
+        except ValueError:
+            document = None
+        if document is None:
+            problems[f"document_ids[{index}]"] = "not a document id"
+        elif document in documents:
+            problems[f"document_ids[{index}]"] = "listed twice"
+        documents.append(document or uuid.UUID(int=0))
+    return documents

@@ -12,6 +12,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_intake.adapters.events import STATUS_FROM_WIRE
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import UnitOfWork
+from tawasul_intake.domain.model import Missing
 
 
 def on_status_changed(
@@ -29,6 +30,10 @@ def on_status_changed(
             status=status,
             message=change.message,
             at=event.occurred_at.ToDatetime(tzinfo=UTC),
+            missing=tuple(Missing(m.kind, m.name, m.description) for m in change.missing),
+            respond_by=(
+                change.respond_by.ToDatetime(tzinfo=UTC) if change.HasField("respond_by") else None
+            ),
         )
 
     return handle

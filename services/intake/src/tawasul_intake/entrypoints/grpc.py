@@ -27,6 +27,7 @@ from tawasul_intake.domain.model import (
     STATUS_LABELS,
     Request,
     Status,
+    validate_answer,
     validate_submission,
 )
 
@@ -116,6 +117,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             cited_by_request_numbers=request.cited_by,
             follow_up_from=display_date(request.follow_up_from(self._calendar)),
             follow_up_count=request.follow_up_count,
+            missing=[
+                common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
+                for m in request.missing
+            ],
+            respond_by=display_date(request.respond_by) if request.respond_by else None,
         )
 
     async def GetCatalog(
@@ -254,6 +260,31 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             now=self._now(),
         )
         return intake_pb2.CancelRequestResponse(request=self.to_wire(found))
+
+    async def RespondToInfoRequest(
+        self, request: intake_pb2.RespondToInfoRequestRequest, context: Context
+    ) -> intake_pb2.RespondToInfoRequestResponse:
+        who = caller(context, self._secret)
+        now = self._now()
+        async with self._uow() as uow:
+            target = await handlers.get_request(uow=uow, caller=who, number=request.request_number)
+        answer = validate_answer(
+            sub_service=self._catalog.sub_services[target.sub_service_code],
+            today=now.astimezone(RIYADH).date(),
+            message=request.message,
+            fields=dict(request.fields),
+            document_ids=list(request.document_ids),
+        )
+        answered = await handlers.respond_to_info_request(
+            uow=self._uow(),
+            documents=self._documents,
+            caller=who,
+            token=bearer_token(context),
+            number=request.request_number,
+            answer=answer,
+            now=now,
+        )
+        return intake_pb2.RespondToInfoRequestResponse(request=self.to_wire(answered))
 
 
 def _message(text: str, name: str) -> str:

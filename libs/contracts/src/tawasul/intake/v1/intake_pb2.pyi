@@ -415,6 +415,8 @@ class Request(_message.Message):
     CITED_BY_REQUEST_NUMBERS_FIELD_NUMBER: _builtins.int
     FOLLOW_UP_FROM_FIELD_NUMBER: _builtins.int
     FOLLOW_UP_COUNT_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    RESPOND_BY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     """The number the beneficiary quotes, sent by SMS: "TW" + 8 digits + a check digit."""
@@ -458,6 +460,12 @@ class Request(_message.Message):
     def follow_up_from(self) -> _common_pb2.DisplayDate:
         """From when a follow-up is possible."""
 
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MissingItem]:
+        """While the status is needs-more-info: what is missing and the deadline to answer."""
+
+    @_builtins.property
+    def respond_by(self) -> _common_pb2.DisplayDate: ...
     def __init__(
         self,
         *,
@@ -483,10 +491,12 @@ class Request(_message.Message):
         cited_by_request_numbers: _abc.Iterable[_builtins.str] | None = ...,
         follow_up_from: _common_pb2.DisplayDate | None = ...,
         follow_up_count: _builtins.int = ...,
+        missing: _abc.Iterable[_common_pb2.MissingItem] | None = ...,
+        respond_by: _common_pb2.DisplayDate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "respond_by", b"respond_by", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "request_id", b"request_id", "request_number", b"request_number", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "missing", b"missing", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -777,3 +787,77 @@ class CancelRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelRequestResponse: _TypeAlias = CancelRequestResponse  # noqa: Y015
+
+@_typing.final
+class RespondToInfoRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    request_number: _builtins.str
+    message: _builtins.str
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Values for the sub-service's fields that were asked for; they replace the earlier ones."""
+
+    @_builtins.property
+    def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Documents uploaded beforehand to DocsService by the same account."""
+
+    def __init__(
+        self,
+        *,
+        request_number: _builtins.str = ...,
+        message: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        document_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "fields", b"fields", "message", b"message", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondToInfoRequestRequest: _TypeAlias = RespondToInfoRequestRequest  # noqa: Y015
+
+@_typing.final
+class RespondToInfoRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request: ...
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondToInfoRequestResponse: _TypeAlias = RespondToInfoRequestResponse  # noqa: Y015

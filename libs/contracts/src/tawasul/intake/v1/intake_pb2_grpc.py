@@ -77,6 +77,11 @@ class IntakeServiceStub:
                 request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestRequest.SerializeToString,
                 response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestResponse.FromString,
                 _registered_method=True)
+        self.RespondToInfoRequest = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/RespondToInfoRequest',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -147,6 +152,14 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RespondToInfoRequest(self, request, context):
+        """Answers an information request (status needs-more-info) with a message, field values and
+        new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +202,11 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.CancelRequest,
                     request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestRequest.FromString,
                     response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestResponse.SerializeToString,
+            ),
+            'RespondToInfoRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondToInfoRequest,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -410,6 +428,33 @@ class IntakeService:
             '/tawasul.intake.v1.IntakeService/CancelRequest',
             tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestRequest.SerializeToString,
             tawasul_dot_intake_dot_v1_dot_intake__pb2.CancelRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondToInfoRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/RespondToInfoRequest',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,10 @@ class IntakeServiceStub:
     """
     CancelRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]
     """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
+    RespondToInfoRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]
+    """Answers an information request (status needs-more-info) with a message, field values and
+    new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+    """
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -97,6 +101,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """
     CancelRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]  # type: ignore[assignment]
     """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
+    RespondToInfoRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]  # type: ignore[assignment]
+    """Answers an information request (status needs-more-info) with a message, field values and
+    new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+    """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Channels (web, mobile, establishment portal) submit and track requests here.
@@ -177,5 +185,15 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.CancelRequestResponse, _abc.Awaitable[_intake_pb2.CancelRequestResponse]]:
         """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
+
+    @_abc_1.abstractmethod
+    def RespondToInfoRequest(
+        self,
+        request: _intake_pb2.RespondToInfoRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.RespondToInfoRequestResponse, _abc.Awaitable[_intake_pb2.RespondToInfoRequestResponse]]:
+        """Answers an information request (status needs-more-info) with a message, field values and
+        new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+        """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
