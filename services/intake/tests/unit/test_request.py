@@ -332,7 +332,7 @@ def test_an_answer_is_only_for_a_request_waiting_on_the_beneficiary() -> None:
         now=riyadh(6, 9),
     )
     assert request.status is Status.RETURNED_BY_APPLICANT
-    assert request.missing == ()
+    assert not request.missing
     assert request.respond_by is None
     assert request.fields["passport_number"] == "A7654321"
     assert request.document_ids[-1] == receipt
