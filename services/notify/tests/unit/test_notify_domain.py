@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from tawasul.common.v1 import common_pb2
+from tawasul_notify.adapters.events import STATUS_FROM_WIRE
 from tawasul_notify.domain.model import (
     MAX_NOTE,
     STATUS_TEMPLATES,
@@ -208,3 +210,18 @@ def test_the_receipt_names_the_promised_date_in_both_calendars() -> None:
         f"Your Tawasul request {NUMBER} has been received; expected completion:"
         " Friday 23 Rajab 1448 AH (1 January 2027)."
     )
+
+
+def test_every_status_review_can_publish_is_understood() -> None:
+    """An unknown status would be dead-lettered: every wire status must map."""
+    wire = {v for v in common_pb2.RequestStatus.values() if v}
+    assert wire == set(STATUS_FROM_WIRE)
+
+
+def test_an_information_request_tells_what_is_missing() -> None:
+    text = compose_sms(changed(Status.NEEDS_MORE_INFO, locale="en", message="Attach a clear photo"))
+    assert text == (
+        f"Your Tawasul request {NUMBER} needs additional action. Reviewer's note: Attach a clear"
+        " photo Please answer through the channel you filed it on."
+    )
+    assert compose_sms(changed(Status.RETURNED_BY_APPLICANT)) is None

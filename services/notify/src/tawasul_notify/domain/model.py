@@ -32,8 +32,14 @@ def locale_of(raw: str) -> Locale:
 class Status(StrEnum):
     SUBMITTED = "submitted"
     UNDER_REVIEW = "under_review"
+    NEEDS_MORE_INFO = "needs_more_info"
+    RETURNED_BY_APPLICANT = "returned_by_applicant"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    PROCESSED = "processed"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    TRANSFERRED = "transferred"
 
 
 class NoticeKind(StrEnum):
@@ -62,7 +68,26 @@ SUBMITTED_TEMPLATES: dict[Locale, str] = {
         "Your Tawasul request {number} has been received; we will answer within 7 working days."
     ),
 }
+# Statuses with no template (returned by the applicant: they know) send nothing.
 STATUS_TEMPLATES: dict[Status, dict[Locale, str]] = {
+    Status.NEEDS_MORE_INFO: {
+        Locale.AR: (
+            "طلبك رقم {number} في خدمة تواصل بحاجة لإجراءات إضافية.{note}"
+            " يرجى الرد عبر القناة التي قدمت منها الطلب."
+        ),
+        Locale.EN: (
+            "Your Tawasul request {number} needs additional action.{note}"
+            " Please answer through the channel you filed it on."
+        ),
+    },
+    Status.CLOSED: {
+        Locale.AR: "تم إغلاق طلبك رقم {number} في خدمة تواصل.{note}",
+        Locale.EN: "Your Tawasul request {number} has been closed.{note}",
+    },
+    Status.TRANSFERRED: {
+        Locale.AR: "تمت إحالة طلبك رقم {number} في خدمة تواصل إلى القسم المختص.",
+        Locale.EN: "Your Tawasul request {number} has been sent to the competent section.",
+    },
     Status.UNDER_REVIEW: {
         Locale.AR: "حالة طلبك رقم {number} في خدمة تواصل: قيد المراجعة.",
         Locale.EN: "Your Tawasul request {number} is under review.",
