@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
-from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -52,5 +51,5 @@ async def build(settings: RoutingSettings) -> Runtime:
     def uow() -> RoutingUnitOfWork:
         return RoutingUnitOfWork(plumbing.sessions)
 
-    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, load_catalog()))
+    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, rules))
     return plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, rules=rules)))

@@ -1,28 +1,41 @@
 """Routing's real gRPC server, built by its composition root, in-process on a real PostgreSQL.
 
-Kafka is left out.
+Kafka is left out: consumed events are handed to the real subscriber, and the events routing
+would publish are checked in its outbox table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import tawasul_routing
+from alembic import command
+from alembic.config import Config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.db import make_engine
+from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role, issue_token
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.topics import REQUEST_ROUTED
 from tawasul_routing import bootstrap
+from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import RoutingUnitOfWork
+from tawasul_routing.adapters.rules import load_rules
+from tawasul_routing.entrypoints.events import EventHandler, on_submitted
 from tawasul_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
@@ -30,14 +43,23 @@ MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
 SECRET = "service-test-secret"
 REVIEWER = issue_token(SECRET, Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
 CITIZEN = issue_token(SECRET, Principal("1000000008", Role.CITIZEN))
+SUBMITTED_AT = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
 
 class Routing:
-    """The gRPC client."""
+    """The gRPC client, and the subscriber Kafka would call."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        database_url: str,
+        *,
+        on_submitted: EventHandler,
+    ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
+        self.engine = make_engine(database_url, pool_size=2)
+        self.on_submitted = on_submitted
 
     async def explain(
         self, token: str = REVIEWER, **fields: Any
@@ -55,6 +77,17 @@ class Routing:
             metadata=bearer(REVIEWER),
         )
         return answer.decision
+
+    async def outbox(self) -> list[events_pb2.Envelope]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(tables.outbox)
+                    .where(tables.outbox.c.topic == REQUEST_ROUTED)
+                    .order_by(tables.outbox.c.id)
+                )
+            ).all()
+        return [events_pb2.Envelope.FromString(row.payload) for row in rows]
 
 
 @pytest.fixture
@@ -76,11 +109,48 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
     await server.start()
     await server.serving(True)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-    client = Routing(channel)
+    client = Routing(
+        channel,
+        database_url,
+        on_submitted=on_submitted(uow, load_rules()),
+    )
     yield client
     await channel.close()
     await server.stop(1)
+    await client.engine.dispose()
     await engine.dispose()
+
+
+def submitted(
+    sub_service: str = "residents.visit-visa-extension",
+    *,
+    nationality: str = "YEM",
+    kind: str = "citizen",
+    fields: dict[str, str] | None = None,
+) -> events_pb2.Envelope:
+    request_id = str(uuid.uuid4())
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.submitted",
+        request_id=request_id,
+        occurred_at=timestamp(SUBMITTED_AT),
+        request_submitted=events_pb2.RequestSubmitted(
+            request_id=request_id,
+            request_number="TW261234567",
+            sub_service_code=sub_service,
+            description="Extend my mother's visit visa 4001234567 before it runs out",
+            applicant_id="1000000008",
+            document_ids=[str(uuid.uuid4())],
+            contact=common_pb2.Contact(mobile="+966551234567", locale="ar"),
+            submitted_at=timestamp(SUBMITTED_AT),
+            subject_id="1000000008",
+            fields=fields if fields is not None else {"relationship": "parent"},
+            catalog_version=2,
+            applicant_kind=kind,
+            subject_nationality=nationality,
+            channel="mobile",
+        ),
+    )
 
 
 async def test_health_reports_serving(routing: Routing) -> None:
@@ -146,7 +216,91 @@ async def test_only_employees_may_ask(routing: Routing) -> None:
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+async def test_a_submission_is_decided_recorded_and_published_once(routing: Routing) -> None:
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_submitted(event)
+    await routing.on_submitted(event)  # redelivered
+
+    decision = await routing.decision(request_id)
+    assert (decision.department_code, decision.queue, decision.priority, decision.rule) == (
+        "residents",
+        "residents.visit-visa",
+        0,
+        "rules.v1:visit-visa-yemen-syria",
+    )
+    (routed,) = await routing.outbox()
+    r, s = routed.request_routed, event.request_submitted
+    assert (routed.event_type, routed.request_id, routed.producer) == (
+        "tawasul.requests.routed",
+        request_id,
+        "routing",
+    )
+    assert (r.queue, r.priority, r.rule, r.department_code) == (
+        "residents.visit-visa",
+        0,
+        "rules.v1:visit-visa-yemen-syria",
+        "residents",
+    )
+    assert (r.submitted_at, r.catalog_version, r.subject_id, dict(r.fields)) == (
+        s.submitted_at,
+        2,
+        "1000000008",
+        {"relationship": "parent"},
+    )
+    assert (r.applicant_kind, r.subject_nationality, r.channel) == ("citizen", "YEM", "mobile")
+    assert (list(r.document_ids), r.contact, r.description) == (
+        list(s.document_ids),
+        s.contact,
+        s.description,
+    )
+
+
 async def test_an_unrouted_request_is_not_found(routing: Routing) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await routing.decision(str(uuid.uuid4()))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    await asyncio.to_thread(command.upgrade, config, "0001")
+    request_id = uuid.uuid4()
+    engine = make_engine(database_url, pool_size=1)
+    old = {
+        "request_id": str(request_id),
+        "request_number": "TW2600000001",
+        "sub_service_code": "visas.cancel-visa",
+        "description": "Cancel exit re-entry visa 123 issued by mistake",
+        "applicant_id": "1000000008",
+        "document_ids": [],
+        "mobile": "+966551234567",
+        "email": "",
+        "locale": "ar",
+    }
+    async with engine.begin() as conn:
+        # The table as revision 0001 made it: one decision per request, no priority.
+        await conn.execute(
+            text(
+                "INSERT INTO decisions (request_id, department, queue, rule, decided_at, request)"
+                " VALUES (:id, 'visas', 'visas.default', 'catalog.v1:visas.cancel-visa', :at,"
+                " CAST(:request AS jsonb))"
+            ),
+            {"id": request_id, "at": SUBMITTED_AT, "request": json.dumps(old)},
+        )
+    await asyncio.to_thread(command.upgrade, config, "head")
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with RoutingUnitOfWork(sessions) as uow:
+        decision = await uow.decisions.get(request_id)
+    await engine.dispose()
+    assert decision is not None
+    assert (decision.priority, decision.rule) == (
+        0,
+        "catalog.v1:visas.cancel-visa",
+    )
+    assert (decision.request.submitted_at, decision.request.subject_id) == (
+        SUBMITTED_AT,
+        "1000000008",
+    )

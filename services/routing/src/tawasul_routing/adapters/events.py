@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.events import OutgoingEvent, envelope
+from tawasul_platform.events import OutgoingEvent, envelope, timestamp
 from tawasul_platform.topics import REQUEST_ROUTED
 
 from tawasul_routing.domain.model import IncomingRequest, RequestRouted
+
+
+def _request_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise InvalidArgument({"request_id": "not a UUID"}) from exc
 
 
 def from_submitted(event: events_pb2.Envelope) -> IncomingRequest:
     if not event.HasField("request_submitted"):
         raise InvalidArgument({"payload": f"not a submitted request: {event.event_type}"})
     s = event.request_submitted
-    try:
-        request_id = uuid.UUID(s.request_id)
-    except ValueError as exc:
-        raise InvalidArgument({"request_id": "not a UUID"}) from exc
+    # Older producers left submitted_at out; the event's own time is the next best.
+    submitted_at = s.submitted_at if s.HasField("submitted_at") else event.occurred_at
     return IncomingRequest(
-        request_id=request_id,
+        request_id=_request_id(s.request_id),
         request_number=s.request_number,
         sub_service_code=s.sub_service_code,
         description=s.description,
@@ -31,6 +37,13 @@ def from_submitted(event: events_pb2.Envelope) -> IncomingRequest:
         mobile=s.contact.mobile,
         email=s.contact.email,
         locale=s.contact.locale,
+        submitted_at=submitted_at.ToDatetime(tzinfo=UTC),
+        catalog_version=s.catalog_version,
+        subject_id=s.subject_id or s.applicant_id,
+        fields=dict(s.fields),
+        applicant_kind=s.applicant_kind,
+        subject_nationality=s.subject_nationality,
+        channel=s.channel,
     )
 
 
@@ -47,6 +60,15 @@ def to_event(event: RequestRouted) -> OutgoingEvent:
         applicant_id=r.applicant_id,
         document_ids=list(r.document_ids),
         contact=common_pb2.Contact(mobile=r.mobile, email=r.email, locale=r.locale),
+        priority=d.priority,
+        rule=d.rule,
+        submitted_at=timestamp(r.submitted_at),
+        catalog_version=r.catalog_version,
+        subject_id=r.subject_id,
+        fields=dict(r.fields),
+        applicant_kind=r.applicant_kind,
+        subject_nationality=r.subject_nationality,
+        channel=r.channel,
     )
     return envelope(
         topic=REQUEST_ROUTED,

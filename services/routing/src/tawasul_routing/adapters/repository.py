@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from typing import Self
+from datetime import datetime
+from typing import Any, Self
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
@@ -17,44 +18,86 @@ from tawasul_routing.domain.model import Decision, IncomingRequest
 SERVICE = "routing"
 
 
+def request_to_json(r: IncomingRequest) -> dict[str, Any]:
+    return {
+        "request_id": str(r.request_id),
+        "request_number": r.request_number,
+        "sub_service_code": r.sub_service_code,
+        "description": r.description,
+        "applicant_id": r.applicant_id,
+        "document_ids": list(r.document_ids),
+        "mobile": r.mobile,
+        "email": r.email,
+        "locale": r.locale,
+        "submitted_at": r.submitted_at.isoformat(),
+        "catalog_version": r.catalog_version,
+        "subject_id": r.subject_id,
+        "fields": dict(r.fields),
+        "applicant_kind": r.applicant_kind,
+        "subject_nationality": r.subject_nationality,
+        "channel": r.channel,
+    }
+
+
+def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequest:
+    # Rows of revision 0001 lack what came later: their request was submitted just before it
+    # was routed, by the first catalog, on behalf of the applicant.
+    return IncomingRequest(
+        request_id=uuid.UUID(raw["request_id"]),
+        request_number=raw["request_number"],
+        sub_service_code=raw["sub_service_code"],
+        description=raw["description"],
+        applicant_id=raw["applicant_id"],
+        document_ids=tuple(raw["document_ids"]),
+        mobile=raw["mobile"],
+        email=raw["email"],
+        locale=raw["locale"],
+        submitted_at=(
+            datetime.fromisoformat(raw["submitted_at"]) if "submitted_at" in raw else decided_at
+        ),
+        catalog_version=raw.get("catalog_version", 1),
+        subject_id=raw.get("subject_id", raw["applicant_id"]),
+        fields=raw.get("fields", {}),
+        applicant_kind=raw.get("applicant_kind", ""),
+        subject_nationality=raw.get("subject_nationality", ""),
+        channel=raw.get("channel", ""),
+    )
+
+
+def _decision(row: Row[Any]) -> Decision:
+    return Decision(
+        request=request_from_json(row.request, row.decided_at),
+        department=row.department,
+        queue=row.queue,
+        priority=row.priority,
+        rule=row.rule,
+        decided_at=row.decided_at,
+    )
+
+
 class SqlDecisionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self.added: list[Decision] = []
 
     async def add(self, decision: Decision) -> None:
-        request = dataclasses.asdict(decision.request)
-        request["request_id"] = str(decision.request.request_id)
         await self._session.execute(
             insert(tables.decisions).values(
                 request_id=decision.request.request_id,
                 department=decision.department,
                 queue=decision.queue,
+                priority=decision.priority,
                 rule=decision.rule,
                 decided_at=decision.decided_at,
-                request=request,
+                request=request_to_json(decision.request),
             )
         )
         self.added.append(decision)
 
     async def get(self, request_id: uuid.UUID) -> Decision | None:
-        row = (
-            await self._session.execute(
-                select(tables.decisions).where(tables.decisions.c.request_id == request_id)
-            )
-        ).first()
-        if row is None:
-            return None
-        raw = dict(row.request)
-        raw["request_id"] = uuid.UUID(raw["request_id"])
-        raw["document_ids"] = tuple(raw["document_ids"])
-        return Decision(
-            request=IncomingRequest(**raw),
-            department=row.department,
-            queue=row.queue,
-            rule=row.rule,
-            decided_at=row.decided_at,
-        )
+        d = tables.decisions
+        row = (await self._session.execute(select(d).where(d.c.request_id == request_id))).first()
+        return None if row is None else _decision(row)
 
 
 class RoutingUnitOfWork(SqlUnitOfWork):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from tawasul_platform.db import inbox_table, outbox_table
 
@@ -14,6 +14,7 @@ decisions = Table(
     Column("request_id", Uuid, primary_key=True),
     Column("department", String(50), nullable=False),
     Column("queue", String(100), nullable=False),
+    Column("priority", Integer, nullable=False),
     Column("rule", String(200), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     # The submitted request as routing received it, to rebuild the routed event.

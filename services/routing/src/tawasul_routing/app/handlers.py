@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from tawasul_platform.catalog import Catalog
 from tawasul_platform.errors import NotFound
 
 from tawasul_routing.app.ports import UnitOfWork
@@ -16,7 +15,12 @@ CONSUMER = "routing"
 
 
 async def route_request(
-    *, uow: UnitOfWork, event_id: str, request: IncomingRequest, catalog: Catalog, now: datetime
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request: IncomingRequest,
+    rules: RoutingRules,
+    now: datetime,
 ) -> None:
     """Decides the queue of a submitted request once, however often the event arrives."""
     async with uow:
@@ -24,7 +28,7 @@ async def route_request(
             return
         if await uow.decisions.get(request.request_id) is not None:
             return
-        await uow.decisions.add(decide(request, catalog, now))
+        await uow.decisions.add(decide(request, rules, now))
         await uow.commit()
 
 

@@ -1,18 +1,21 @@
-"""Routing decisions: which department queue a request goes to, and by which rule."""
+"""Routing decisions: which department queue a request goes to, at which priority, and why.
+
+Each decision raises a RequestRouted event for review.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tawasul_platform.catalog import Catalog
-from tawasul_platform.errors import InvalidArgument
+from tawasul_routing.domain.rules import Attributes, RoutingRules
 
 
 @dataclass(frozen=True)
 class IncomingRequest:
-    """What routing learns of a submitted request, passed on to review unchanged."""
+    """What routing keeps of a submitted request: enough to pass it on to review unchanged."""
 
     request_id: uuid.UUID
     request_number: str
@@ -23,6 +26,23 @@ class IncomingRequest:
     mobile: str
     email: str
     locale: str
+    submitted_at: datetime
+    catalog_version: int
+    subject_id: str
+    fields: Mapping[str, str]
+    applicant_kind: str
+    subject_nationality: str
+    channel: str
+
+    def attributes(self) -> Attributes:
+        # Routing does not hear of follow-ups, so its own decisions count none.
+        return Attributes(
+            sub_service_code=self.sub_service_code,
+            applicant_kind=self.applicant_kind,
+            subject_nationality=self.subject_nationality,
+            channel=self.channel,
+            fields=self.fields,
+        )
 
 
 @dataclass
@@ -30,6 +50,7 @@ class Decision:
     request: IncomingRequest
     department: str
     queue: str
+    priority: int
     rule: str
     decided_at: datetime
     events: list[RequestRouted] = field(default_factory=list, repr=False, compare=False)
@@ -40,20 +61,15 @@ class RequestRouted:
     decision: Decision
 
 
-def queue_of(department: str) -> str:
-    return f"{department}.default"
-
-
-def decide(request: IncomingRequest, catalog: Catalog, now: datetime) -> Decision:
-    """The catalog names each sub-service's department; its default queue takes the request."""
-    sub_service = catalog.sub_services.get(request.sub_service_code)
-    if sub_service is None:
-        raise InvalidArgument({"sub_service_code": f"not in catalog: {request.sub_service_code}"})
+def decide(request: IncomingRequest, rules: RoutingRules, now: datetime) -> Decision:
+    """The first decision: the rules over the catalog's sub-service → department default."""
+    route = rules.route(request.attributes())
     decision = Decision(
         request=request,
-        department=sub_service.department,
-        queue=queue_of(sub_service.department),
-        rule=f"catalog.v{catalog.version}:{sub_service.code}",
+        department=route.department,
+        queue=route.queue,
+        priority=route.priority,
+        rule=route.rule,
         decided_at=now,
     )
     decision.events.append(RequestRouted(decision))

@@ -6,22 +6,22 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
-from tawasul_platform.catalog import Catalog
 
 from tawasul_routing.adapters.events import from_submitted
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
+from tawasul_routing.domain.rules import RoutingRules
+
+EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
 
 
-def on_submitted(
-    uow: Callable[[], UnitOfWork], catalog: Catalog
-) -> Callable[[events_pb2.Envelope], Awaitable[None]]:
+def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> EventHandler:
     async def handle(event: events_pb2.Envelope) -> None:
         await handlers.route_request(
             uow=uow(),
             event_id=event.event_id,
             request=from_submitted(event),
-            catalog=catalog,
+            rules=rules,
             now=datetime.now(UTC),
         )
 

@@ -46,6 +46,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 queue=d.queue,
                 rule=d.rule,
                 decided_at=timestamp(d.decided_at),
+                priority=d.priority,
             )
         )
 
