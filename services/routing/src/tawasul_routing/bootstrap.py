@@ -13,14 +13,14 @@ from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import REQUEST_SUBMITTED
+from tawasul_platform.topics import REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import SERVICE, RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
-from tawasul_routing.entrypoints.events import on_submitted
+from tawasul_routing.entrypoints.events import on_status_changed, on_submitted
 from tawasul_routing.entrypoints.grpc import RoutingServicer
 from tawasul_routing.settings import RoutingSettings
 
@@ -52,4 +52,5 @@ async def build(settings: RoutingSettings) -> Runtime:
         return RoutingUnitOfWork(plumbing.sessions)
 
     plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, rules))
+    plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
     return plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, rules=rules)))

@@ -1,6 +1,6 @@
 """Routing's real gRPC server, built by its composition root, in-process on a real PostgreSQL.
 
-Kafka is left out: consumed events are handed to the real subscriber, and the events routing
+Kafka is left out: consumed events are handed to the real subscribers, and the events routing
 would publish are checked in its outbox table.
 """
 
@@ -26,6 +26,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.db import make_engine
+from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role, issue_token
@@ -35,7 +36,7 @@ from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
-from tawasul_routing.entrypoints.events import EventHandler, on_submitted
+from tawasul_routing.entrypoints.events import EventHandler, on_status_changed, on_submitted
 from tawasul_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
@@ -47,7 +48,7 @@ SUBMITTED_AT = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
 
 class Routing:
-    """The gRPC client, and the subscriber Kafka would call."""
+    """The gRPC client, and the subscribers Kafka would call."""
 
     def __init__(
         self,
@@ -55,11 +56,13 @@ class Routing:
         database_url: str,
         *,
         on_submitted: EventHandler,
+        on_status_changed: EventHandler,
     ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
         self.engine = make_engine(database_url, pool_size=2)
         self.on_submitted = on_submitted
+        self.on_status_changed = on_status_changed
 
     async def explain(
         self, token: str = REVIEWER, **fields: Any
@@ -89,6 +92,18 @@ class Routing:
             ).all()
         return [events_pb2.Envelope.FromString(row.payload) for row in rows]
 
+    async def decisions(self, request_id: str) -> list[tuple[int, str, int, str]]:
+        d = tables.decisions
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(d.c.sequence, d.c.queue, d.c.priority, d.c.rule)
+                    .where(d.c.request_id == uuid.UUID(request_id))
+                    .order_by(d.c.sequence)
+                )
+            ).all()
+        return [tuple(row) for row in rows]
+
 
 @pytest.fixture
 async def routing(database_url: str) -> AsyncIterator[Routing]:
@@ -113,6 +128,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
         channel,
         database_url,
         on_submitted=on_submitted(uow, load_rules()),
+        on_status_changed=on_status_changed(uow, load_rules()),
     )
     yield client
     await channel.close()
@@ -149,6 +165,24 @@ def submitted(
             applicant_kind=kind,
             subject_nationality=nationality,
             channel="mobile",
+        ),
+    )
+
+
+def transferred(request_id: str, to: str, note: str) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.status-changed",
+        request_id=request_id,
+        request_status_changed=events_pb2.RequestStatusChanged(
+            request_id=request_id,
+            request_number="TW261234567",
+            status=common_pb2.REQUEST_STATUS_TRANSFERRED,
+            actor_id="E1001",
+            transfer_to_department=to,
+            internal=events_pb2.RequestStatusChanged.Internal(
+                note=note, department_code="residents"
+            ),
         ),
     )
 
@@ -229,6 +263,7 @@ async def test_a_submission_is_decided_recorded_and_published_once(routing: Rout
         0,
         "rules.v1:visit-visa-yemen-syria",
     )
+    assert decision.transfer_reason == ""
     (routed,) = await routing.outbox()
     r, s = routed.request_routed, event.request_submitted
     assert (routed.event_type, routed.request_id, routed.producer) == (
@@ -254,6 +289,70 @@ async def test_a_submission_is_decided_recorded_and_published_once(routing: Rout
         s.contact,
         s.description,
     )
+
+
+async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -> None:
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_submitted(event)
+    move = transferred(request_id, "reports", "the visitor is reported absent, not overstaying")
+    await routing.on_status_changed(move)
+    await routing.on_status_changed(move)  # redelivered
+
+    decision = await routing.decision(request_id)
+    assert (decision.department_code, decision.queue, decision.priority, decision.rule) == (
+        "reports",
+        "reports.default",
+        0,
+        "transfer:residents->reports",
+    )
+    assert decision.transfer_reason == "the visitor is reported absent, not overstaying"
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 0, "rules.v1:visit-visa-yemen-syria"),
+        (2, "reports.default", 0, "transfer:residents->reports"),
+    ]
+    first, second = await routing.outbox()
+    assert (first.request_routed.transfer_reason, first.request_routed.transferred_from) == (
+        "",
+        "",
+    )
+    again = second.request_routed
+    assert (again.queue, again.rule, again.transfer_reason, again.transferred_from) == (
+        "reports.default",
+        "transfer:residents->reports",
+        "the visitor is reported absent, not overstaying",
+        "residents",
+    )
+    # The request travels on unchanged.
+    assert (again.request_number, again.subject_nationality, dict(again.fields)) == (
+        "TW261234567",
+        "YEM",
+        {"relationship": "parent"},
+    )
+    assert again.submitted_at == event.request_submitted.submitted_at
+
+
+async def test_other_status_changes_are_ignored(routing: Routing) -> None:
+    event = submitted("reports.general-inquiry", fields={})
+    await routing.on_submitted(event)
+    for status in (common_pb2.REQUEST_STATUS_UNDER_REVIEW, common_pb2.REQUEST_STATUS_ACCEPTED):
+        change = transferred(event.request_id, "visas", "")
+        change.request_status_changed.status = status
+        await routing.on_status_changed(change)
+    assert len(await routing.outbox()) == 1
+
+
+async def test_a_transfer_to_an_unknown_department_or_of_an_unknown_request_changes_nothing(
+    routing: Routing,
+) -> None:
+    event = submitted("reports.general-inquiry", fields={})
+    await routing.on_submitted(event)
+    with pytest.raises(InvalidArgument):
+        await routing.on_status_changed(transferred(event.request_id, "embassy", "x"))
+    with pytest.raises(InvalidArgument):
+        await routing.on_status_changed(transferred(str(uuid.uuid4()), "visas", "x"))
+    assert len(await routing.decisions(event.request_id)) == 1
+    assert len(await routing.outbox()) == 1
 
 
 async def test_an_unrouted_request_is_not_found(routing: Routing) -> None:
@@ -293,10 +392,11 @@ async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url:
     await asyncio.to_thread(command.upgrade, config, "head")
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     async with RoutingUnitOfWork(sessions) as uow:
-        decision = await uow.decisions.get(request_id)
+        decision = await uow.decisions.latest(request_id)
     await engine.dispose()
     assert decision is not None
-    assert (decision.priority, decision.rule) == (
+    assert (decision.sequence, decision.priority, decision.rule) == (
+        1,
         0,
         "catalog.v1:visas.cancel-visa",
     )

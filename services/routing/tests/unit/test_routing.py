@@ -8,15 +8,17 @@ from tawasul.events.v1 import events_pb2
 from tawasul_platform.errors import InvalidArgument, NotFound
 from tawasul_platform.events import timestamp
 from tawasul_platform.testing import FakeInbox, FakeTransaction
-from tawasul_routing.adapters.events import from_submitted, to_event
+from tawasul_routing.adapters.events import from_submitted, to_event, transfer_of
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import (
     Decision,
     IncomingRequest,
     RequestRouted,
+    Transfer,
     decide,
 )
+from tawasul_routing.entrypoints.events import on_status_changed
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 SUBMITTED = NOW - timedelta(minutes=1)
@@ -62,7 +64,7 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     async def add(self, decision: Decision) -> None:
         self.rows.setdefault(decision.request.request_id, []).append(decision)
 
-    async def get(self, request_id: uuid.UUID) -> Decision | None:
+    async def latest(self, request_id: uuid.UUID) -> Decision | None:
         decisions = self.rows.get(request_id)
         return decisions[-1] if decisions else None
 
@@ -101,7 +103,7 @@ async def test_the_catalog_decides_the_department_queue_by_default(
         f"{department}.default",
         0,
     )
-    assert (decision.rule, decision.decided_at) == ("rules.v1:default", NOW)
+    assert (decision.rule, decision.sequence, decision.decided_at) == ("rules.v1:default", 1, NOW)
     assert [e.decision for e in uow.published] == [decision]
 
 
@@ -140,6 +142,135 @@ async def test_an_unknown_sub_service_cannot_be_routed() -> None:
 async def test_an_unrouted_request_has_no_decision() -> None:
     with pytest.raises(NotFound):
         await handlers.get_decision(uow=FakeUnitOfWork(), request_id=uuid.uuid4())
+
+
+# Transfers
+
+
+async def transfer(
+    uow: FakeUnitOfWork,
+    request: IncomingRequest,
+    to: str,
+    *,
+    event_id: str = "moved",
+    reason: str = "the visa was issued by mistake: an absence case",
+) -> None:
+    await handlers.transfer_request(
+        uow=uow,
+        event_id=event_id,
+        transfer=Transfer(request_id=request.request_id, to_department=to, reason=reason),
+        rules=load_rules(),
+        now=NOW + timedelta(hours=1),
+    )
+
+
+async def test_a_transfer_routes_the_request_again_with_its_reason() -> None:
+    request = incoming("residents.visit-visa-extension", nationality="YEM")
+    uow = await routed(request)
+    await transfer(uow, request, "reports")
+    latest = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    assert (latest.department, latest.queue, latest.priority, latest.rule) == (
+        "reports",
+        "reports.default",
+        0,
+        "transfer:residents->reports",
+    )
+    assert (latest.sequence, latest.decided_at, latest.request) == (
+        2,
+        NOW + timedelta(hours=1),
+        request,
+    )
+    assert (latest.transfer_reason, latest.transferred_from) == (
+        "the visa was issued by mistake: an absence case",
+        "residents",
+    )
+    first, second = (e.decision for e in uow.published)
+    assert (first.queue, first.rule) == ("residents.visit-visa", "rules.v1:visit-visa-yemen-syria")
+    assert second is latest
+
+
+async def test_a_rule_of_the_new_department_may_still_decide_after_a_transfer() -> None:
+    request = incoming("reports.absence-report", kind="establishment")
+    uow = await routed(request)
+    await transfer(uow, request, "residents", event_id="out")
+    await transfer(uow, request, "reports", event_id="back")
+    latest = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    assert (latest.queue, latest.priority, latest.rule, latest.transferred_from) == (
+        "reports.establishments",
+        20,
+        "transfer:residents->reports+rules.v1:establishment-absence-report",
+        "residents",
+    )
+    assert [e.decision.sequence for e in uow.published] == [1, 2, 3]
+
+
+async def test_a_redelivered_transfer_routes_once() -> None:
+    request = incoming()
+    uow = await routed(request)
+    for _ in range(2):
+        await transfer(uow, request, "reports")
+    assert len(uow.published) == 2
+
+
+async def test_a_transfer_of_an_unknown_request_or_to_an_unknown_department_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await transfer(FakeUnitOfWork(), incoming(), "reports")
+    assert set(caught.value.violations) == {"request_id"}
+    request = incoming()
+    uow = await routed(request)
+    with pytest.raises(InvalidArgument) as caught:
+        await transfer(uow, request, "embassy")
+    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v2"}
+    assert len(uow.published) == 1
+
+
+def status_changed(
+    request_id: uuid.UUID, status: common_pb2.RequestStatus.ValueType, to: str = ""
+) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.status-changed",
+        request_id=str(request_id),
+        request_status_changed=events_pb2.RequestStatusChanged(
+            request_id=str(request_id),
+            status=status,
+            transfer_to_department=to,
+            internal=events_pb2.RequestStatusChanged.Internal(
+                note="belongs to reports", department_code="visas"
+            ),
+        ),
+    )
+
+
+async def test_only_transfers_with_a_department_are_acted_on() -> None:
+    request = incoming()
+    uow = await routed(request)
+    handle = on_status_changed(lambda: uow, load_rules())
+    for status in (
+        common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+        common_pb2.REQUEST_STATUS_ACCEPTED,
+        common_pb2.REQUEST_STATUS_REJECTED,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+    ):
+        await handle(status_changed(request.request_id, status, to="reports"))
+    await handle(status_changed(request.request_id, common_pb2.REQUEST_STATUS_TRANSFERRED))
+    # Not even an unknown request troubles routing when the change is not a transfer.
+    await handle(status_changed(uuid.uuid4(), common_pb2.REQUEST_STATUS_ACCEPTED))
+    assert len(uow.published) == 1
+    await handle(
+        status_changed(request.request_id, common_pb2.REQUEST_STATUS_TRANSFERRED, "reports")
+    )
+    latest = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    assert (latest.queue, latest.transfer_reason) == ("reports.default", "belongs to reports")
+
+
+def test_a_status_change_names_its_transfer() -> None:
+    request_id = uuid.uuid4()
+    assert transfer_of(
+        status_changed(request_id, common_pb2.REQUEST_STATUS_TRANSFERRED, "reports")
+    ) == Transfer(request_id=request_id, to_department="reports", reason="belongs to reports")
+    with pytest.raises(InvalidArgument):
+        transfer_of(events_pb2.Envelope(event_id=str(uuid.uuid4())))
 
 
 # The wire
@@ -195,6 +326,7 @@ def test_the_routed_event_carries_the_request_through() -> None:
         30,
         "rules.v1:lost-passport-abroad",
     )
+    assert (r.transfer_reason, r.transferred_from) == ("", "")
     assert (routed_event.event_type, routed_event.request_id) == (
         "tawasul.requests.routed",
         s.request_id,

@@ -1,4 +1,4 @@
-"""Routing's wire events: reading `submitted`, writing `routed`."""
+"""Routing's wire events: reading `submitted` and `status-changed`, writing `routed`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import OutgoingEvent, envelope, timestamp
 from tawasul_platform.topics import REQUEST_ROUTED
 
-from tawasul_routing.domain.model import IncomingRequest, RequestRouted
+from tawasul_routing.domain.model import IncomingRequest, RequestRouted, Transfer
 
 
 def _request_id(text: str) -> uuid.UUID:
@@ -47,6 +47,20 @@ def from_submitted(event: events_pb2.Envelope) -> IncomingRequest:
     )
 
 
+def transfer_of(event: events_pb2.Envelope) -> Transfer | None:
+    """The transfer a status change orders, or None for every other change."""
+    if not event.HasField("request_status_changed"):
+        raise InvalidArgument({"payload": f"not a status change: {event.event_type}"})
+    change = event.request_status_changed
+    if change.status != common_pb2.REQUEST_STATUS_TRANSFERRED or not change.transfer_to_department:
+        return None
+    return Transfer(
+        request_id=_request_id(change.request_id),
+        to_department=change.transfer_to_department,
+        reason=change.internal.note,
+    )
+
+
 def to_event(event: RequestRouted) -> OutgoingEvent:
     d = event.decision
     r = d.request
@@ -69,6 +83,8 @@ def to_event(event: RequestRouted) -> OutgoingEvent:
         applicant_kind=r.applicant_kind,
         subject_nationality=r.subject_nationality,
         channel=r.channel,
+        transfer_reason=d.transfer_reason,
+        transferred_from=d.transferred_from,
     )
     return envelope(
         topic=REQUEST_ROUTED,

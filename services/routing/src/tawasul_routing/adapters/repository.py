@@ -67,11 +67,14 @@ def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequ
 def _decision(row: Row[Any]) -> Decision:
     return Decision(
         request=request_from_json(row.request, row.decided_at),
+        sequence=row.sequence,
         department=row.department,
         queue=row.queue,
         priority=row.priority,
         rule=row.rule,
         decided_at=row.decided_at,
+        transfer_reason=row.transfer_reason,
+        transferred_from=row.transferred_from,
     )
 
 
@@ -81,22 +84,30 @@ class SqlDecisionRepository:
         self.added: list[Decision] = []
 
     async def add(self, decision: Decision) -> None:
+        # (request_id, sequence) is the key: two concurrent decisions on one request collide.
         await self._session.execute(
             insert(tables.decisions).values(
                 request_id=decision.request.request_id,
+                sequence=decision.sequence,
                 department=decision.department,
                 queue=decision.queue,
                 priority=decision.priority,
                 rule=decision.rule,
                 decided_at=decision.decided_at,
+                transfer_reason=decision.transfer_reason,
+                transferred_from=decision.transferred_from,
                 request=request_to_json(decision.request),
             )
         )
         self.added.append(decision)
 
-    async def get(self, request_id: uuid.UUID) -> Decision | None:
+    async def latest(self, request_id: uuid.UUID) -> Decision | None:
         d = tables.decisions
-        row = (await self._session.execute(select(d).where(d.c.request_id == request_id))).first()
+        row = (
+            await self._session.execute(
+                select(d).where(d.c.request_id == request_id).order_by(d.c.sequence.desc()).limit(1)
+            )
+        ).first()
         return None if row is None else _decision(row)
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Uuid
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from tawasul_platform.db import inbox_table, outbox_table
 
 metadata = MetaData()
 
+# One row per decision: the submission's (sequence 1), then one per transfer.
 decisions = Table(
     "decisions",
     metadata,
     Column("request_id", Uuid, primary_key=True),
+    Column("sequence", Integer, primary_key=True),
     Column("department", String(50), nullable=False),
     Column("queue", String(100), nullable=False),
     Column("priority", Integer, nullable=False),
     Column("rule", String(200), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
-    # The submitted request as routing received it, to rebuild the routed event.
+    Column("transfer_reason", Text, nullable=False),
+    Column("transferred_from", String(50), nullable=False),
+    # The submitted request as routing received it, to rebuild the routed event and to route
+    # it again on a transfer.
     Column("request", JSONB, nullable=False),
 )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from tawasul_platform.errors import NotFound
+from tawasul_platform.errors import InvalidArgument, NotFound
 
 from tawasul_routing.app.ports import UnitOfWork
-from tawasul_routing.domain.model import Decision, IncomingRequest, decide
+from tawasul_routing.domain.model import Decision, IncomingRequest, Transfer, decide
 from tawasul_routing.domain.rules import Attributes, Route, RoutingRules
 
 CONSUMER = "routing"
@@ -26,15 +26,32 @@ async def route_request(
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
-        if await uow.decisions.get(request.request_id) is not None:
+        if await uow.decisions.latest(request.request_id) is not None:
             return
         await uow.decisions.add(decide(request, rules, now))
         await uow.commit()
 
 
-async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID) -> Decision:
+async def transfer_request(
+    *, uow: UnitOfWork, event_id: str, transfer: Transfer, rules: RoutingRules, now: datetime
+) -> None:
+    """Routes a request again to the department a reviewer transferred it to, once."""
     async with uow:
-        decision = await uow.decisions.get(request_id)
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        latest = await uow.decisions.latest(transfer.request_id)
+        if latest is None:
+            # Review only holds requests routing published, so this transfer is wrong and
+            # retrying cannot help.
+            raise InvalidArgument({"request_id": "routing never routed this request"})
+        await uow.decisions.add(latest.transfer(transfer, rules, now))
+        await uow.commit()
+
+
+async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID) -> Decision:
+    """The latest decision: the queue the request is in now."""
+    async with uow:
+        decision = await uow.decisions.latest(request_id)
     if decision is None:
         raise NotFound(f"request {request_id} has not been routed")
     return decision

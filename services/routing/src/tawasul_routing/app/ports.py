@@ -12,7 +12,9 @@ from tawasul_routing.domain.model import Decision
 
 class DecisionRepository(Protocol):
     async def add(self, decision: Decision) -> None: ...
-    async def get(self, request_id: uuid.UUID) -> Decision | None: ...
+    async def latest(self, request_id: uuid.UUID) -> Decision | None:
+        """The request's most recent decision: where it is now."""
+        ...
 
 
 class UnitOfWork(Transaction, Inbox, Protocol):

@@ -1,6 +1,7 @@
 """Routing decisions: which department queue a request goes to, at which priority, and why.
 
-Each decision raises a RequestRouted event for review.
+A request gets one decision when it is submitted and one more for every transfer; the latest
+is where it is now. Each decision raises a RequestRouted event for review.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tawasul_platform.errors import InvalidArgument
+
 from tawasul_routing.domain.rules import Attributes, RoutingRules
 
 
 @dataclass(frozen=True)
 class IncomingRequest:
-    """What routing keeps of a submitted request: enough to pass it on to review unchanged."""
+    """What routing keeps of a submitted request: enough to pass it on to review unchanged
+    and to route it again on a transfer."""
 
     request_id: uuid.UUID
     request_number: str
@@ -45,15 +49,52 @@ class IncomingRequest:
         )
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """A reviewer sent the request to another department; `reason` is their internal note."""
+
+    request_id: uuid.UUID
+    to_department: str
+    reason: str
+
+
 @dataclass
 class Decision:
     request: IncomingRequest
+    # 1 at submission, one more for each transfer.
+    sequence: int
     department: str
     queue: str
     priority: int
     rule: str
     decided_at: datetime
+    transfer_reason: str = ""
+    transferred_from: str = ""
     events: list[RequestRouted] = field(default_factory=list, repr=False, compare=False)
+
+    def transfer(self, transfer: Transfer, rules: RoutingRules, now: datetime) -> Decision:
+        """The next decision: the target department's queue, unless one of its rules says
+        otherwise; named `transfer:<from>-><to>`, with the rule that decided, if one did."""
+        to = transfer.to_department
+        if to not in rules.catalog.departments:
+            raise InvalidArgument(
+                {"transfer_to_department": f"not a department of catalog v{rules.catalog.version}"}
+            )
+        route = rules.route(self.request.attributes(), department=to)
+        rule = f"transfer:{self.department}->{to}"
+        decision = Decision(
+            request=self.request,
+            sequence=self.sequence + 1,
+            department=route.department,
+            queue=route.queue,
+            priority=route.priority,
+            rule=rule if route.by_default else f"{rule}+{route.rule}",
+            decided_at=now,
+            transfer_reason=transfer.reason,
+            transferred_from=self.department,
+        )
+        decision.events.append(RequestRouted(decision))
+        return decision
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,7 @@ def decide(request: IncomingRequest, rules: RoutingRules, now: datetime) -> Deci
     route = rules.route(request.attributes())
     decision = Decision(
         request=request,
+        sequence=1,
         department=route.department,
         queue=route.queue,
         priority=route.priority,

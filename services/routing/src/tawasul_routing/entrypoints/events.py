@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
 
-from tawasul_routing.adapters.events import from_submitted
+from tawasul_routing.adapters.events import from_submitted, transfer_of
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
@@ -21,6 +21,24 @@ def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> EventHan
             uow=uow(),
             event_id=event.event_id,
             request=from_submitted(event),
+            rules=rules,
+            now=datetime.now(UTC),
+        )
+
+    return handle
+
+
+def on_status_changed(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> EventHandler:
+    """Transfers route the request again; every other status change is none of routing's."""
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        transfer = transfer_of(event)
+        if transfer is None:
+            return
+        await handlers.transfer_request(
+            uow=uow(),
+            event_id=event.event_id,
+            transfer=transfer,
             rules=rules,
             now=datetime.now(UTC),
         )

@@ -47,6 +47,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 rule=d.rule,
                 decided_at=timestamp(d.decided_at),
                 priority=d.priority,
+                transfer_reason=d.transfer_reason,
             )
         )
 
