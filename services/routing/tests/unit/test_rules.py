@@ -435,6 +435,7 @@ def test_a_bad_file_is_refused_with_its_path(raw: Any, message: str) -> None:
         (edited("id", None), r"^rules\[0\]\.id: missing$"),
         (edited("id", "Good Rule"), r"^rules\[0\]\.id: 'Good Rule' is not a kebab-case id$"),
         (edited("id", "default"), r"^rules\[0\]\.id: 'default' names the catalog's routing"),
+        (edited("id", "r" * 101), r"^rules\[0\]\.id: longer than 100 characters$"),
         (edited("description", " "), r"^rules\[0\]\.description: must not be blank$"),
         (edited("colour", "red"), r"^rules\[0\]\.colour: unknown key$"),
         (edited("when", {}), r"^rules\[0\]\.when: no condition: a rule for every request"),
@@ -527,6 +528,10 @@ def test_a_bad_file_is_refused_with_its_path(raw: Any, message: str) -> None:
             edited("then.queue", "embassy.riyadh"),
             r"^rules\[0\]\.then\.queue: 'embassy.riyadh' names no department of catalog v2;"
             r" known: corrections, passports, reports, residents, visas$",
+        ),
+        (
+            edited("then.queue", "visas." + "q" * 95),
+            r"^rules\[0\]\.then\.queue: longer than 100 characters$",
         ),
         (
             edited("then.queue", "visas"),

@@ -32,6 +32,9 @@ DEFAULT_RULE = "default"
 DEFAULT_QUEUE = "default"
 DEFAULT_PRIORITY = 0
 MAX_PRIORITY = 1000
+# So that `transfer:<from>-><to>+rules.v<N>:<id>` and the queue fit their columns in decisions.
+MAX_RULE_ID = 100
+MAX_QUEUE = 100
 APPLICANT_KINDS = tuple(sorted(role.value for role in BENEFICIARY_ROLES))
 # The channels RequestSubmitted.channel names (protos/tawasul/events/v1/events.proto).
 CHANNELS = ("web", "mobile", "establishment-portal")
@@ -269,6 +272,8 @@ def _rule(raw: object, path: str, catalog: Catalog) -> Rule:
     rule_id = _str(item["id"], f"{path}.id")
     if not _RULE_ID.fullmatch(rule_id):
         _fail(f"{path}.id", f"{rule_id!r} is not a kebab-case id")
+    if len(rule_id) > MAX_RULE_ID:
+        _fail(f"{path}.id", f"longer than {MAX_RULE_ID} characters")
     if rule_id == DEFAULT_RULE:
         _fail(f"{path}.id", f"{DEFAULT_RULE!r} names the catalog's routing; choose another id")
     then = _object(item["then"], f"{path}.then", required=set(), optional={"queue", "priority"})
@@ -366,6 +371,8 @@ def _option(spec: FieldSpec, value: str) -> bool:
 
 def _queue(raw: object, path: str, catalog: Catalog) -> str:
     queue = _shaped(raw, path, _QUEUE, "a 'department.kebab-case' queue")
+    if len(queue) > MAX_QUEUE:
+        _fail(path, f"longer than {MAX_QUEUE} characters")
     if department_of(queue) not in catalog.departments:
         _fail(
             path,
