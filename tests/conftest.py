@@ -25,6 +25,8 @@ def stack() -> Iterator[Stack]:
     config = StackConfig.from_env(
         state_dir=Path(os.environ.get("TAWASUL_TEST_STACK_DIR", ROOT / ".state" / "test-stack")),
         port_base=int(os.environ.get("TAWASUL_TEST_PORT_BASE", "29000")),
+        # Short, so that a test sees an idle reviewer's claim lapse.
+        claim_lease_seconds=20.0,
     )
     stack = Stack(config)
     if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":

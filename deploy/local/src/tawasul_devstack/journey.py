@@ -101,6 +101,7 @@ class Clients:
         self.intake = intake_pb2_grpc.IntakeServiceStub(self._channels["intake"])
         self.routing = routing_pb2_grpc.RoutingServiceStub(self._channels["routing"])
         self.review = review_pb2_grpc.ReviewServiceStub(self._channels["review"])
+        self.review_admin = review_pb2_grpc.ReviewAdminServiceStub(self._channels["review"])
         self.notify = notify_pb2_grpc.NotifyServiceStub(self._channels["notify"])
         self.http = httpx.AsyncClient(timeout=DEFAULT_DEADLINE_SECONDS)
 

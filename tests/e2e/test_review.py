@@ -1,0 +1,351 @@
+"""Review on the real stack: claim-next and leases, information requests answered and expired,
+transfers routed again, SLA alerts, and reviewers of another department refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from sqlalchemy import text
+from tawasul.common.v1 import common_pb2
+from tawasul.intake.v1 import intake_pb2
+from tawasul.review.v1 import review_pb2
+from tawasul_calendar import Sla, WorkingCalendar
+from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.stack import Stack
+from tawasul_platform import topics
+from tawasul_platform.db import make_engine
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
+from tawasul_platform.identity import Role
+
+from tests.e2e.topics import envelopes
+
+TIMEOUT = DEFAULT_DEADLINE_SECONDS
+# Only this module files visa cancellations, so their queue holds only its requests.
+DEPARTMENT = "visas"
+SUB_SERVICE = "visas.cancel-visa"
+
+
+async def file_visa_cancellation(clients: Clients) -> tuple[str, intake_pb2.Request]:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    request = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service=SUB_SERVICE,
+        description="Please cancel the exit re-entry visa of my driver, he is not travelling",
+        documents=[],
+        mobile="0551234567",
+        fields={
+            "visa_type": "exit_reentry",
+            "visa_number": "6012345678",
+            "iqama_number": "2000000006",
+        },
+    )
+    return citizen, request
+
+
+async def work_item(clients: Clients, reviewer: str, request_id: str) -> review_pb2.WorkItem:
+    answer = await clients.review.GetWorkItem(
+        review_pb2.GetWorkItemRequest(request_id=request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    return answer.item
+
+
+async def queued(
+    clients: Clients, reviewer: str, request_id: str, within: float = 30
+) -> review_pb2.WorkItem:
+    async def probe() -> review_pb2.WorkItem | None:
+        try:
+            item = await work_item(clients, reviewer, request_id)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return item if item.state == review_pb2.WORK_ITEM_STATE_QUEUED else None
+
+    return await eventually(probe, within=within, what="the request queued in review")
+
+
+async def tracked(clients: Clients, citizen: str, number: str) -> intake_pb2.Request:
+    return await clients.track(citizen, number)
+
+
+async def in_intake(
+    clients: Clients, citizen: str, number: str, status: common_pb2.RequestStatus.ValueType
+) -> intake_pb2.Request:
+    async def probe() -> intake_pb2.Request | None:
+        seen = await tracked(clients, citizen, number)
+        return seen if seen.status == status else None
+
+    return await eventually(probe, what=f"status {status} in intake")
+
+
+async def sql(stack: Stack, service: str, statement: str, **values: object) -> None:
+    engine = make_engine(stack.config.database_url(service), pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement), values)
+    finally:
+        await engine.dispose()
+
+
+async def test_claim_next_and_a_lapsed_claim_returns_to_the_queue(clients: Clients) -> None:
+    reviewer = clients.token("E6001", Role.REVIEWER, frozenset({DEPARTMENT}))
+    _, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+
+    # Claim-next until this request comes (a kept stack may hold older ones: given back).
+    while True:
+        claimed = await clients.review.ClaimNext(
+            review_pb2.ClaimNextRequest(department_code=DEPARTMENT),
+            timeout=TIMEOUT,
+            metadata=bearer(reviewer),
+        )
+        assert claimed.HasField("item")
+        if claimed.item.request_id == request.request_id:
+            break
+        await clients.review.ReleaseRequest(
+            review_pb2.ReleaseRequestRequest(request_id=claimed.item.request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(reviewer),
+        )
+    assert claimed.item.assignee_id == "E6001"
+    assert claimed.item.claimed_until.ToDatetime(tzinfo=UTC) > datetime.now(UTC)
+
+    # The reviewer goes idle: the 20 s lease of the test stack runs out.
+    back = await queued(clients, reviewer, request.request_id, within=60)
+    assert back.assignee_id == ""
+    case = await clients.review.GetCase(
+        review_pb2.GetCaseRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    assert [h.action for h in case.history][-2:] == ["claimed", "claim_lapsed"]
+
+
+async def test_an_information_request_answered_comes_back_to_its_reviewer(
+    clients: Clients,
+) -> None:
+    reviewer = clients.token("E6002", Role.REVIEWER, frozenset({DEPARTMENT}))
+    citizen, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    asked = await clients.review.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=request.request_id,
+            missing=[
+                common_pb2.MissingItem(
+                    kind="field", name="visa_number", description="The visa number is not valid"
+                )
+            ],
+            message="Please check the visa number",
+            respond_within_working_days=3,
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    assert asked.item.state == review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT
+    waiting = await in_intake(
+        clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    )
+    assert [m.name for m in waiting.missing] == ["visa_number"]
+    assert waiting.respond_by.gregorian_date
+
+    await clients.intake.RespondToInfoRequest(
+        intake_pb2.RespondToInfoRequestRequest(
+            request_number=request.request_number,
+            message="Corrected",
+            fields={"visa_number": "6012345679"},
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(citizen),
+    )
+
+    async def with_its_reviewer() -> review_pb2.WorkItem | None:
+        item = await work_item(clients, reviewer, request.request_id)
+        return item if item.state == review_pb2.WORK_ITEM_STATE_CLAIMED else None
+
+    item = await eventually(with_its_reviewer, what="the answer back with its reviewer")
+    assert item.assignee_id == "E6002"
+    answered = await tracked(clients, citizen, request.request_number)
+    assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
+    assert answered.fields["visa_number"] == "6012345679"
+
+
+async def test_an_unanswered_information_request_closes_the_request(
+    stack: Stack, clients: Clients
+) -> None:
+    reviewer = clients.token("E6003", Role.REVIEWER, frozenset({DEPARTMENT}))
+    citizen, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    await clients.review.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=request.request_id,
+            missing=[common_pb2.MissingItem(kind="document", name="other", description="Proof")],
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    # The deadline passes (in review's database: the service reads the real clock).
+    await sql(
+        stack,
+        "review",
+        "UPDATE work_items SET respond_by = now() - interval '1 minute' WHERE request_id = :id",
+        id=uuid.UUID(request.request_id),
+    )
+    closed = await in_intake(
+        clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_CLOSED
+    )
+    assert closed.history[-1].status == common_pb2.REQUEST_STATUS_CLOSED
+    item = await work_item(clients, reviewer, request.request_id)
+    assert item.state == review_pb2.WORK_ITEM_STATE_CLOSED
+
+
+async def test_a_transfer_is_routed_again_and_its_reason_stays_internal(
+    clients: Clients,
+) -> None:
+    reviewer = clients.token("E6004", Role.REVIEWER, frozenset({DEPARTMENT}))
+    residents = clients.token("E6005", Role.REVIEWER, frozenset({"residents"}))
+    citizen, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    reason = "Misfiled: this is a sponsorship matter for the residents section"
+    await clients.review.TransferRequest(
+        review_pb2.TransferRequestRequest(
+            request_id=request.request_id, department_code="residents", reason=reason
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    moved = await queued(clients, residents, request.request_id)
+    assert moved.department_code == "residents"
+    routed = await envelopes(
+        clients.config.kafka_bootstrap, topics.REQUEST_ROUTED, {request.request_id}, at_least=2
+    )
+    assert [
+        (e.request_routed.department_code, e.request_routed.transfer_reason) for e in routed
+    ] == [
+        (DEPARTMENT, ""),
+        ("residents", reason),
+    ]
+    seen = await in_intake(
+        clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_TRANSFERRED
+    )
+    assert all(reason not in h.message for h in seen.history)
+    # The first department's reviewers no longer see it at all.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await work_item(clients, reviewer, request.request_id)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_sla_alerts_and_a_breach_for_the_supervisors(stack: Stack, clients: Clients) -> None:
+    reviewer = clients.token("E6006", Role.REVIEWER, frozenset({DEPARTMENT}))
+    admin = clients.token("A0001", Role.REVIEWER)
+    await clients.review_admin.PutReviewer(
+        review_pb2.PutReviewerRequest(
+            reviewer=review_pb2.Reviewer(
+                reviewer_id="S6001",
+                departments=[DEPARTMENT],
+                languages=["ar", "en"],
+                capacity=10,
+                available=True,
+                supervises=[DEPARTMENT],
+            )
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(admin),
+    )
+    _, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    # Move the submission back until 60 % of its 3 working days are used: a warning.
+    calendar, now = WorkingCalendar(), datetime.now(UTC)
+    budget = Sla.days(3).budget(calendar.hours)
+    start = now
+    while calendar.elapsed(start, now) < budget * 0.6:
+        start -= timedelta(hours=1)
+    key = uuid.UUID(request.request_id)
+    await sql(
+        stack,
+        "review",
+        "UPDATE work_items SET submitted_at = :start, sla_next_at = now() WHERE request_id = :id",
+        start=start,
+        id=key,
+    )
+    (warning,) = await envelopes(
+        stack.config.kafka_bootstrap, topics.SLA_ALERTS, {request.request_id}, at_least=1
+    )
+    assert (warning.sla_alert.percent, list(warning.sla_alert.supervisor_ids)) == (50, [])
+    await sql(
+        stack,
+        "review",
+        "UPDATE work_items SET submitted_at = :start, sla_next_at = now() WHERE request_id = :id",
+        start=start - timedelta(days=30),
+        id=key,
+    )
+    alerts = await envelopes(
+        stack.config.kafka_bootstrap, topics.SLA_ALERTS, {request.request_id}, at_least=2
+    )
+    assert [(a.sla_alert.percent, list(a.sla_alert.supervisor_ids)) for a in alerts] == [
+        (50, []),
+        (100, ["S6001"]),
+    ]
+    supervisor = clients.token("S6001", Role.REVIEWER, frozenset({DEPARTMENT}))
+    backlog = await clients.review.GetBacklog(
+        review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
+        timeout=TIMEOUT,
+        metadata=bearer(supervisor),
+    )
+    assert sum(q.breached for q in backlog.queues) >= 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.review.GetBacklog(
+            review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
+            timeout=TIMEOUT,
+            metadata=bearer(reviewer),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_reviewers_of_another_department_are_refused(clients: Clients) -> None:
+    reviewer = clients.token("E6007", Role.REVIEWER, frozenset({DEPARTMENT}))
+    outsider = clients.token("E6008", Role.REVIEWER, frozenset({"passports"}))
+    _, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    for call in (
+        clients.review.GetCase(
+            review_pb2.GetCaseRequest(request_id=request.request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(outsider),
+        ),
+        clients.review.ClaimRequest(
+            review_pb2.ClaimRequestRequest(request_id=request.request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(outsider),
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.review.ListQueue(
+            review_pb2.ListQueueRequest(department_code=DEPARTMENT),
+            timeout=TIMEOUT,
+            metadata=bearer(outsider),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
