@@ -42,6 +42,7 @@ class Envelope(_message.Message):
     REQUEST_CANCELLED_FIELD_NUMBER: _builtins.int
     REQUEST_ANSWERED_FIELD_NUMBER: _builtins.int
     SLA_ALERT_FIELD_NUMBER: _builtins.int
+    REQUEST_APPEALED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per event; consumers de-duplicate on it."""
     event_type: _builtins.str
@@ -68,6 +69,8 @@ class Envelope(_message.Message):
     def request_answered(self) -> Global___RequestAnswered: ...
     @_builtins.property
     def sla_alert(self) -> Global___SlaAlert: ...
+    @_builtins.property
+    def request_appealed(self) -> Global___RequestAppealed: ...
     def __init__(
         self,
         *,
@@ -85,12 +88,13 @@ class Envelope(_message.Message):
         request_cancelled: Global___RequestCancelled | None = ...,
         request_answered: Global___RequestAnswered | None = ...,
         sla_alert: Global___SlaAlert | None = ...,
+        request_appealed: Global___RequestAppealed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "sla_alert", b"sla_alert"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "sla_alert", b"sla_alert"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert", "request_appealed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -528,6 +532,39 @@ class RequestAnswered(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestAnswered: _TypeAlias = RequestAnswered  # noqa: Y015
+
+@_typing.final
+class RequestAppealed(_message.Message):
+    """Topic tawasul.requests.applicant-actions.v1, produced by intake: the beneficiary appealed
+    a rejection; a reviewer other than the one who rejected decides the appeal.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def contact(self) -> _common_pb2.Contact: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        contact: _common_pb2.Contact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestAppealed: _TypeAlias = RequestAppealed  # noqa: Y015
 
 @_typing.final
 class SlaAlert(_message.Message):

@@ -417,6 +417,8 @@ class Request(_message.Message):
     FOLLOW_UP_COUNT_FIELD_NUMBER: _builtins.int
     MISSING_FIELD_NUMBER: _builtins.int
     RESPOND_BY_FIELD_NUMBER: _builtins.int
+    APPEALED_FIELD_NUMBER: _builtins.int
+    APPEAL_UNTIL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     """The number the beneficiary quotes, sent by SMS: "TW" + 8 digits + a check digit."""
@@ -434,6 +436,8 @@ class Request(_message.Message):
     cites_request_number: _builtins.str
     """The rejected request this one corrects, and the requests that cite this one."""
     follow_up_count: _builtins.int
+    appealed: _builtins.bool
+    """Whether the rejection was appealed, and until when an appeal is possible."""
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -466,6 +470,8 @@ class Request(_message.Message):
 
     @_builtins.property
     def respond_by(self) -> _common_pb2.DisplayDate: ...
+    @_builtins.property
+    def appeal_until(self) -> _common_pb2.DisplayDate: ...
     def __init__(
         self,
         *,
@@ -493,10 +499,12 @@ class Request(_message.Message):
         follow_up_count: _builtins.int = ...,
         missing: _abc.Iterable[_common_pb2.MissingItem] | None = ...,
         respond_by: _common_pb2.DisplayDate | None = ...,
+        appealed: _builtins.bool = ...,
+        appeal_until: _common_pb2.DisplayDate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "respond_by", b"respond_by", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "respond_by", b"respond_by", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "missing", b"missing", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "appealed", b"appealed", "applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "missing", b"missing", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -861,3 +869,46 @@ class RespondToInfoRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RespondToInfoRequestResponse: _TypeAlias = RespondToInfoRequestResponse  # noqa: Y015
+
+@_typing.final
+class AppealRejectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_number: _builtins.str
+    reason: _builtins.str
+    """Why the decision should change."""
+    def __init__(
+        self,
+        *,
+        request_number: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealRejectionRequest: _TypeAlias = AppealRejectionRequest  # noqa: Y015
+
+@_typing.final
+class AppealRejectionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request: ...
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealRejectionResponse: _TypeAlias = AppealRejectionResponse  # noqa: Y015

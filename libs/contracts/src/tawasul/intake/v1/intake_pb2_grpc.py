@@ -82,6 +82,11 @@ class IntakeServiceStub:
                 request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestRequest.SerializeToString,
                 response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestResponse.FromString,
                 _registered_method=True)
+        self.AppealRejection = channel.unary_unary(
+                '/tawasul.intake.v1.IntakeService/AppealRejection',
+                request_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.AppealRejectionRequest.SerializeToString,
+                response_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.AppealRejectionResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -160,6 +165,14 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppealRejection(self, request, context):
+        """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
+        who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +220,11 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.RespondToInfoRequest,
                     request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestRequest.FromString,
                     response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestResponse.SerializeToString,
+            ),
+            'AppealRejection': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppealRejection,
+                    request_deserializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.AppealRejectionRequest.FromString,
+                    response_serializer=tawasul_dot_intake_dot_v1_dot_intake__pb2.AppealRejectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -455,6 +473,33 @@ class IntakeService:
             '/tawasul.intake.v1.IntakeService/RespondToInfoRequest',
             tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestRequest.SerializeToString,
             tawasul_dot_intake_dot_v1_dot_intake__pb2.RespondToInfoRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppealRejection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.intake.v1.IntakeService/AppealRejection',
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.AppealRejectionRequest.SerializeToString,
+            tawasul_dot_intake_dot_v1_dot_intake__pb2.AppealRejectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

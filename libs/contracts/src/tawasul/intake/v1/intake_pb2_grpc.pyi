@@ -66,6 +66,10 @@ class IntakeServiceStub:
     """Answers an information request (status needs-more-info) with a message, field values and
     new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
     """
+    AppealRejection: _grpc.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]
+    """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
+    who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
+    """
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -104,6 +108,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     RespondToInfoRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]  # type: ignore[assignment]
     """Answers an information request (status needs-more-info) with a message, field values and
     new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+    """
+    AppealRejection: _aio.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]  # type: ignore[assignment]
+    """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
+    who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
     """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -194,6 +202,16 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_intake_pb2.RespondToInfoRequestResponse, _abc.Awaitable[_intake_pb2.RespondToInfoRequestResponse]]:
         """Answers an information request (status needs-more-info) with a message, field values and
         new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+        """
+
+    @_abc_1.abstractmethod
+    def AppealRejection(
+        self,
+        request: _intake_pb2.AppealRejectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.AppealRejectionResponse, _abc.Awaitable[_intake_pb2.AppealRejectionResponse]]:
+        """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
+        who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
         """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

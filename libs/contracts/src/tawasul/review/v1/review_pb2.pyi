@@ -73,6 +73,27 @@ DECISION_ACCEPT: Decision.ValueType  # 1
 DECISION_REJECT: Decision.ValueType  # 2
 Global___Decision: _TypeAlias = Decision  # noqa: Y015
 
+class _AssignmentMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AssignmentModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AssignmentMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ASSIGNMENT_MODE_UNSPECIFIED: _AssignmentMode.ValueType  # 0
+    ASSIGNMENT_MODE_PULL: _AssignmentMode.ValueType  # 1
+    """Reviewers take work with ClaimNext."""
+    ASSIGNMENT_MODE_ROUND_ROBIN: _AssignmentMode.ValueType  # 2
+    ASSIGNMENT_MODE_LEAST_LOADED: _AssignmentMode.ValueType  # 3
+
+class AssignmentMode(_AssignmentMode, metaclass=_AssignmentModeEnumTypeWrapper): ...
+
+ASSIGNMENT_MODE_UNSPECIFIED: AssignmentMode.ValueType  # 0
+ASSIGNMENT_MODE_PULL: AssignmentMode.ValueType  # 1
+"""Reviewers take work with ClaimNext."""
+ASSIGNMENT_MODE_ROUND_ROBIN: AssignmentMode.ValueType  # 2
+ASSIGNMENT_MODE_LEAST_LOADED: AssignmentMode.ValueType  # 3
+Global___AssignmentMode: _TypeAlias = AssignmentMode  # noqa: Y015
+
 @_typing.final
 class WorkItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -95,6 +116,7 @@ class WorkItem(_message.Message):
     RESPOND_BY_FIELD_NUMBER: _builtins.int
     SLA_PERCENT_USED_FIELD_NUMBER: _builtins.int
     SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    APPEAL_OF_REVIEWER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -109,6 +131,8 @@ class WorkItem(_message.Message):
     reason_code: _builtins.str
     sla_percent_used: _builtins.int
     """The share of the SLA time used, in per cent (over 100 once breached)."""
+    appeal_of_reviewer_id: _builtins.str
+    """Set while the item is an appeal: the reviewer who rejected it may not decide it again."""
     @_builtins.property
     def queued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -150,10 +174,11 @@ class WorkItem(_message.Message):
         respond_by: _timestamp_pb2.Timestamp | None = ...,
         sla_percent_used: _builtins.int = ...,
         submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        appeal_of_reviewer_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_until", b"claimed_until", "due_at", b"due_at", "queued_at", b"queued_at", "respond_by", b"respond_by", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1035,3 +1060,243 @@ class SetAvailabilityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetAvailabilityResponse: _TypeAlias = SetAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class ReassignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    reviewer_id: _builtins.str
+    """Empty puts it back in its queue."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        reviewer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reviewer_id", b"reviewer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReassignRequest: _TypeAlias = ReassignRequest  # noqa: Y015
+
+@_typing.final
+class ReassignResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReassignResponse: _TypeAlias = ReassignResponse  # noqa: Y015
+
+@_typing.final
+class QueueSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    mode: Global___AssignmentMode.ValueType
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        mode: Global___AssignmentMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueSettings: _TypeAlias = QueueSettings  # noqa: Y015
+
+@_typing.final
+class PutQueueSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___QueueSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___QueueSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutQueueSettingsRequest: _TypeAlias = PutQueueSettingsRequest  # noqa: Y015
+
+@_typing.final
+class PutQueueSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___QueueSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___QueueSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutQueueSettingsResponse: _TypeAlias = PutQueueSettingsResponse  # noqa: Y015
+
+@_typing.final
+class QualityCheck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    SAMPLED_AT_FIELD_NUMBER: _builtins.int
+    CHECKED_BY_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    department_code: _builtins.str
+    decision: Global___Decision.ValueType
+    decided_by: _builtins.str
+    checked_by: _builtins.str
+    """Empty until checked."""
+    verdict: _builtins.str
+    """"agree" or "disagree"."""
+    note: _builtins.str
+    @_builtins.property
+    def sampled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        decision: Global___Decision.ValueType = ...,
+        decided_by: _builtins.str = ...,
+        sampled_at: _timestamp_pb2.Timestamp | None = ...,
+        checked_by: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sampled_at", b"sampled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_by", b"checked_by", "decided_by", b"decided_by", "decision", b"decision", "department_code", b"department_code", "note", b"note", "request_id", b"request_id", "request_number", b"request_number", "sampled_at", b"sampled_at", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QualityCheck: _TypeAlias = QualityCheck  # noqa: Y015
+
+@_typing.final
+class ListQualityChecksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    INCLUDE_DONE_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    include_done: _builtins.bool
+    """Include the ones already checked."""
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        include_done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "include_done", b"include_done"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListQualityChecksRequest: _TypeAlias = ListQualityChecksRequest  # noqa: Y015
+
+@_typing.final
+class ListQualityChecksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___QualityCheck]: ...
+    def __init__(
+        self,
+        *,
+        checks: _abc.Iterable[Global___QualityCheck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListQualityChecksResponse: _TypeAlias = ListQualityChecksResponse  # noqa: Y015
+
+@_typing.final
+class CompleteQualityCheckRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    verdict: _builtins.str
+    """"agree" or "disagree"."""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "request_id", b"request_id", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteQualityCheckRequest: _TypeAlias = CompleteQualityCheckRequest  # noqa: Y015
+
+@_typing.final
+class CompleteQualityCheckResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def check(self) -> Global___QualityCheck: ...
+    def __init__(
+        self,
+        *,
+        check: Global___QualityCheck | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["check", b"check"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteQualityCheckResponse: _TypeAlias = CompleteQualityCheckResponse  # noqa: Y015

@@ -103,6 +103,21 @@ class ReviewServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogResponse.FromString,
                 _registered_method=True)
+        self.Reassign = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/Reassign',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReassignRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReassignResponse.FromString,
+                _registered_method=True)
+        self.ListQualityChecks = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/ListQualityChecks',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQualityChecksRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQualityChecksResponse.FromString,
+                _registered_method=True)
+        self.CompleteQualityCheck = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/CompleteQualityCheck',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -205,6 +220,27 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reassign(self, request, context):
+        """A supervisor gives an open item to a reviewer of its department (or back to the queue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQualityChecks(self, request, context):
+        """The department's sampled decisions awaiting a second look (supervisors).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteQualityCheck(self, request, context):
+        """A second reviewer's verdict on a sampled decision; never the one who decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -272,6 +308,21 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.GetBacklog,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetBacklogResponse.SerializeToString,
+            ),
+            'Reassign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reassign,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReassignRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReassignResponse.SerializeToString,
+            ),
+            'ListQualityChecks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQualityChecks,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQualityChecksRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListQualityChecksResponse.SerializeToString,
+            ),
+            'CompleteQualityCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteQualityCheck,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -639,6 +690,87 @@ class ReviewService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Reassign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/Reassign',
+            tawasul_dot_review_dot_v1_dot_review__pb2.ReassignRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.ReassignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQualityChecks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/ListQualityChecks',
+            tawasul_dot_review_dot_v1_dot_review__pb2.ListQualityChecksRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.ListQualityChecksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteQualityCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/CompleteQualityCheck',
+            tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ReviewAdminServiceStub:
     """Reviewers as data: departments, languages, capacity, availability, and whom they
@@ -667,6 +799,11 @@ class ReviewAdminServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.PutQueueSettings = channel.unary_unary(
+                '/tawasul.review.v1.ReviewAdminService/PutQueueSettings',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutQueueSettingsRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutQueueSettingsResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewAdminServiceServicer:
@@ -693,6 +830,14 @@ class ReviewAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutQueueSettings(self, request, context):
+        """How a queue hands out work: reviewers pull (claim-next), or it pushes round-robin or to
+        the least loaded, only to available reviewers with the item's language, within capacity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -710,6 +855,11 @@ def add_ReviewAdminServiceServicer_to_server(servicer, server):
                     servicer.SetAvailability,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityResponse.SerializeToString,
+            ),
+            'PutQueueSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutQueueSettings,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutQueueSettingsRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.PutQueueSettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -796,6 +946,33 @@ class ReviewAdminService:
             '/tawasul.review.v1.ReviewAdminService/SetAvailability',
             tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.SerializeToString,
             tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutQueueSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewAdminService/PutQueueSettings',
+            tawasul_dot_review_dot_v1_dot_review__pb2.PutQueueSettingsRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.PutQueueSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,12 @@ class ReviewServiceStub:
     """The reason catalog for decisions, in Arabic and English."""
     GetBacklog: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]
     """For supervisors of the department: each queue's size, oldest, due soon and breached."""
+    Reassign: _grpc.UnaryUnaryMultiCallable[_review_pb2.ReassignRequest, _review_pb2.ReassignResponse]
+    """A supervisor gives an open item to a reviewer of its department (or back to the queue)."""
+    ListQualityChecks: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListQualityChecksRequest, _review_pb2.ListQualityChecksResponse]
+    """The department's sampled decisions awaiting a second look (supervisors)."""
+    CompleteQualityCheck: _grpc.UnaryUnaryMultiCallable[_review_pb2.CompleteQualityCheckRequest, _review_pb2.CompleteQualityCheckResponse]
+    """A second reviewer's verdict on a sampled decision; never the one who decided."""
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -107,6 +113,12 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """The reason catalog for decisions, in Arabic and English."""
     GetBacklog: _aio.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]  # type: ignore[assignment]
     """For supervisors of the department: each queue's size, oldest, due soon and breached."""
+    Reassign: _aio.UnaryUnaryMultiCallable[_review_pb2.ReassignRequest, _review_pb2.ReassignResponse]  # type: ignore[assignment]
+    """A supervisor gives an open item to a reviewer of its department (or back to the queue)."""
+    ListQualityChecks: _aio.UnaryUnaryMultiCallable[_review_pb2.ListQualityChecksRequest, _review_pb2.ListQualityChecksResponse]  # type: ignore[assignment]
+    """The department's sampled decisions awaiting a second look (supervisors)."""
+    CompleteQualityCheck: _aio.UnaryUnaryMultiCallable[_review_pb2.CompleteQualityCheckRequest, _review_pb2.CompleteQualityCheckResponse]  # type: ignore[assignment]
+    """A second reviewer's verdict on a sampled decision; never the one who decided."""
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
@@ -223,6 +235,30 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_review_pb2.GetBacklogResponse, _abc.Awaitable[_review_pb2.GetBacklogResponse]]:
         """For supervisors of the department: each queue's size, oldest, due soon and breached."""
 
+    @_abc_1.abstractmethod
+    def Reassign(
+        self,
+        request: _review_pb2.ReassignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ReassignResponse, _abc.Awaitable[_review_pb2.ReassignResponse]]:
+        """A supervisor gives an open item to a reviewer of its department (or back to the queue)."""
+
+    @_abc_1.abstractmethod
+    def ListQualityChecks(
+        self,
+        request: _review_pb2.ListQualityChecksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListQualityChecksResponse, _abc.Awaitable[_review_pb2.ListQualityChecksResponse]]:
+        """The department's sampled decisions awaiting a second look (supervisors)."""
+
+    @_abc_1.abstractmethod
+    def CompleteQualityCheck(
+        self,
+        request: _review_pb2.CompleteQualityCheckRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.CompleteQualityCheckResponse, _abc.Awaitable[_review_pb2.CompleteQualityCheckResponse]]:
+        """A second reviewer's verdict on a sampled decision; never the one who decided."""
+
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ReviewAdminServiceStub:
@@ -238,6 +274,10 @@ class ReviewAdminServiceStub:
     PutReviewer: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]
     ListReviewers: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]
     SetAvailability: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]
+    PutQueueSettings: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]
+    """How a queue hands out work: reviewers pull (claim-next), or it pushes round-robin or to
+    the least loaded, only to available reviewers with the item's language, within capacity.
+    """
 
 @_typing.type_check_only
 class ReviewAdminServiceAsyncStub(ReviewAdminServiceStub):
@@ -250,6 +290,10 @@ class ReviewAdminServiceAsyncStub(ReviewAdminServiceStub):
     PutReviewer: _aio.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]  # type: ignore[assignment]
     ListReviewers: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]  # type: ignore[assignment]
     SetAvailability: _aio.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]  # type: ignore[assignment]
+    PutQueueSettings: _aio.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]  # type: ignore[assignment]
+    """How a queue hands out work: reviewers pull (claim-next), or it pushes round-robin or to
+    the least loaded, only to available reviewers with the item's language, within capacity.
+    """
 
 class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reviewers as data: departments, languages, capacity, availability, and whom they
@@ -277,5 +321,15 @@ class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.SetAvailabilityRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.SetAvailabilityResponse, _abc.Awaitable[_review_pb2.SetAvailabilityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PutQueueSettings(
+        self,
+        request: _review_pb2.PutQueueSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.PutQueueSettingsResponse, _abc.Awaitable[_review_pb2.PutQueueSettingsResponse]]:
+        """How a queue hands out work: reviewers pull (claim-next), or it pushes round-robin or to
+        the least loaded, only to available reviewers with the item's language, within capacity.
+        """
 
 def add_ReviewAdminServiceServicer_to_server(servicer: ReviewAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
