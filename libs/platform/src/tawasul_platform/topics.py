@@ -44,6 +44,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_STATUS_CHANGED, "notify"),
     (APPLICANT_ACTIONS, "review"),
     (REQUEST_STATUS_CHANGED, "routing"),
+    (NOTIFICATION_EVENTS, "review"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (

@@ -16,6 +16,7 @@ from tawasul_intake.domain.model import (
     Missing,
     Request,
     RequestAnswered,
+    RequestAppealed,
     RequestCancelled,
     RequestFollowedUp,
     RequestSubmitted,
@@ -340,3 +341,29 @@ def test_an_answer_is_only_for_a_request_waiting_on_the_beneficiary() -> None:
     assert (answered.message, answered.document_ids) == ("Attached", (receipt,))
     # The clock ran again from the answer: paused from Monday 10:00 to Tuesday 09:00.
     assert request.clock.pauses == ((riyadh(5, 10), riyadh(6, 9)),)
+
+
+def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
+    request = new_request()
+    with pytest.raises(FailedPrecondition, match="only a rejection"):
+        request.appeal(reason="Please look again", calendar=CALENDAR, now=riyadh(5, 9))
+    request.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))
+    # Ten working days from Monday 5 January 10:00: Monday 19 January 10:00.
+    assert request.appeal_until(CALENDAR) == riyadh(19, 10)
+    with pytest.raises(FailedPrecondition, match="passed"):
+        request.appeal(reason="Late", calendar=CALENDAR, now=riyadh(19, 11))
+    with pytest.raises(InvalidArgument):
+        request.appeal(reason="", calendar=CALENDAR, now=riyadh(6, 9))
+    request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(6, 9))
+    assert (request.status, request.appealed, request.decision_message) == (
+        Status.UNDER_REVIEW,
+        True,
+        "",
+    )
+    (appealed,) = [e for e in request.events if isinstance(e, RequestAppealed)]
+    assert appealed.reason == "The photo was taken at a studio"
+    # The appeal's decision arrives like any other; a second rejection is final.
+    request.track(Status.REJECTED, "Confirmed by a second reviewer", riyadh(7, 9))
+    assert request.appeal_until(CALENDAR) is None
+    with pytest.raises(FailedPrecondition, match="appealed already"):
+        request.appeal(reason="Again", calendar=CALENDAR, now=riyadh(7, 10))

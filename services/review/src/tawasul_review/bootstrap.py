@@ -16,7 +16,7 @@ from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED
+from tawasul_platform.topics import APPLICANT_ACTIONS, NOTIFICATION_EVENTS, REQUEST_ROUTED
 from tawasul_platform.workdays import load_working_calendar
 
 from tawasul_review.adapters import tables
@@ -25,7 +25,7 @@ from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Documents, UnitOfWork
-from tawasul_review.entrypoints.events import on_applicant_action, on_routed
+from tawasul_review.entrypoints.events import on_applicant_action, on_notification, on_routed
 from tawasul_review.entrypoints.grpc import ReviewAdminServicer, ReviewServicer
 from tawasul_review.settings import ReviewSettings
 
@@ -46,6 +46,7 @@ def policy(settings: ReviewSettings) -> handlers.Policy:
         reasons=load_reasons(),
         lease=timedelta(seconds=settings.claim_lease_seconds),
         admins=frozenset(a.strip() for a in settings.review_admins.split(",") if a.strip()),
+        quality_percent=settings.quality_sample_percent,
     )
 
 
@@ -78,6 +79,7 @@ async def build(settings: ReviewSettings) -> Runtime:
 
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow, rules))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
+    plumbing.consumer.subscribe(NOTIFICATION_EVENTS, on_notification(uow))
     docs_channel = grpc.aio.insecure_channel(settings.docs_address)
     server = grpc_server(
         settings,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.settings import ServiceSettings
 
@@ -13,3 +14,5 @@ class ReviewSettings(ServiceSettings):
     sweep_seconds: float = 10.0
     # Employee ids that manage reviewers in every department, comma-separated.
     review_admins: str = ""
+    # The share of decisions, in per cent, sampled into the quality-review queue.
+    quality_sample_percent: int = Field(default=10, ge=0, le=100)

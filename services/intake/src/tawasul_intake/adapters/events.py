@@ -11,6 +11,7 @@ from tawasul_intake.domain.model import (
     Event,
     Request,
     RequestAnswered,
+    RequestAppealed,
     RequestFollowedUp,
     RequestSubmitted,
     Status,
@@ -68,6 +69,16 @@ def to_event(event: Event) -> OutgoingEvent:
                 request_number=r.number,
                 message=event.message,
                 follow_up_count=r.follow_up_count,
+                contact=contact(r),
+            )
+        )
+    elif isinstance(event, RequestAppealed):
+        topic, event_type = APPLICANT_ACTIONS, "tawasul.requests.appealed"
+        fill = events_pb2.Envelope(
+            request_appealed=events_pb2.RequestAppealed(
+                request_id=str(r.id),
+                request_number=r.number,
+                reason=event.reason,
                 contact=contact(r),
             )
         )

@@ -85,6 +85,7 @@ def _changing(request: Request) -> dict[str, Any]:
             {"kind": m.kind, "name": m.name, "description": m.description} for m in request.missing
         ],
         "respond_by": request.respond_by,
+        "appealed": request.appealed,
     }
 
 
@@ -125,6 +126,7 @@ def _request(row: Row[Any]) -> Request:
         last_follow_up_at=row.last_follow_up_at,
         missing=tuple(Missing(**m) for m in row.missing),
         respond_by=row.respond_by,
+        appealed=row.appealed,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -50,6 +51,7 @@ requests = Table(
     Column("last_follow_up_at", DateTime(timezone=True)),
     Column("missing", JSONB, nullable=False, server_default="[]"),
     Column("respond_by", DateTime(timezone=True)),
+    Column("appealed", Boolean, nullable=False, server_default="false"),
     UniqueConstraint("applicant_id", "idempotency_key", name="requests_idempotency"),
     # One open request per person and sub-service, whatever races the check before it.
     Index(

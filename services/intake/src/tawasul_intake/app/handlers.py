@@ -14,6 +14,7 @@ from tawasul_calendar import WorkingCalendar
 from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -396,6 +397,27 @@ async def track_request(
         await uow.commit()
     if not good:
         raise nothing
+    return request
+
+
+async def appeal_rejection(
+    *,
+    uow: UnitOfWork,
+    caller: Principal,
+    calendar: WorkingCalendar,
+    number: str,
+    reason: str,
+    now: datetime,
+) -> Request:
+    async with uow:
+        request = await _own(uow, caller, number)
+        request.appeal(reason=reason, calendar=calendar, now=now)
+        try:
+            await uow.commit()
+        except DuplicateOpenRequest:
+            raise FailedPrecondition(
+                "a newer request for the same person and sub-service is open; follow that one"
+            ) from None
     return request
 
 

@@ -35,6 +35,8 @@ MAX_MESSAGE = 1000
 FOLLOW_UP_AFTER_WORKING_DAYS = 3
 # Then at most one follow-up a working day, so a follow-up stays a signal, not noise.
 FOLLOW_UP_EVERY_WORKING_DAYS = 1
+# A rejection may be appealed once, within this many working days of it.
+APPEAL_WITHIN_WORKING_DAYS = 10
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -149,6 +151,7 @@ class Request:
     # While information is requested: what is missing and the deadline to answer.
     missing: tuple[Missing, ...] = ()
     respond_by: datetime | None = None
+    appealed: bool = False
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -256,6 +259,30 @@ class Request:
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
 
+    def appeal_until(self, calendar: WorkingCalendar) -> datetime | None:
+        """Until when the rejection may be appealed; None when there is nothing to appeal."""
+        if self.status is not Status.REJECTED or self.appealed:
+            return None
+        rejected = next(h.at for h in reversed(self.history) if h.status is Status.REJECTED)
+        return calendar.add_working_days(rejected, APPEAL_WITHIN_WORKING_DAYS)
+
+    def appeal(self, *, reason: str, calendar: WorkingCalendar, now: datetime) -> None:
+        """Asks for the rejection to be looked at again, by another reviewer (four-eyes)."""
+        until = self.appeal_until(calendar)
+        if until is None:
+            raise FailedPrecondition(
+                f"request {self.number} is {self.status.value}"
+                + (" and was appealed already" if self.appealed else ": only a rejection")
+            )
+        if now > until:
+            raise FailedPrecondition(f"the time to appeal request {self.number} has passed")
+        if not reason:
+            raise InvalidArgument({"reason": "say why the decision should change"})
+        self.appealed = True
+        self._move(Status.UNDER_REVIEW, reason, now)
+        self.decision_message = ""
+        self.events.append(RequestAppealed(self, reason=reason))
+
     def ensure_answerable(self, now: datetime) -> None:
         if self.status is not Status.NEEDS_MORE_INFO:
             raise FailedPrecondition(
@@ -327,7 +354,13 @@ class RequestAnswered:
     document_ids: tuple[uuid.UUID, ...]
 
 
-Event = RequestSubmitted | RequestFollowedUp | RequestCancelled | RequestAnswered
+@dataclass(frozen=True)
+class RequestAppealed:
+    request: Request
+    reason: str
+
+
+Event = RequestSubmitted | RequestFollowedUp | RequestCancelled | RequestAnswered | RequestAppealed
 
 
 def _capped(problems: dict[str, str], name: str, value: str, limit: int) -> str:

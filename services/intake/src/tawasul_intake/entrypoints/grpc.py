@@ -84,6 +84,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
 
     def to_wire(self, request: Request) -> intake_pb2.Request:
         department = self._catalog.departments.get(request.department_code)
+        until = request.appeal_until(self._calendar)
         return intake_pb2.Request(
             request_id=str(request.id),
             request_number=request.number,
@@ -122,6 +123,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 for m in request.missing
             ],
             respond_by=display_date(request.respond_by) if request.respond_by else None,
+            appealed=request.appealed,
+            appeal_until=display_date(until) if until else None,
         )
 
     async def GetCatalog(
@@ -285,6 +288,19 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             now=now,
         )
         return intake_pb2.RespondToInfoRequestResponse(request=self.to_wire(answered))
+
+    async def AppealRejection(
+        self, request: intake_pb2.AppealRejectionRequest, context: Context
+    ) -> intake_pb2.AppealRejectionResponse:
+        appealed = await handlers.appeal_rejection(
+            uow=self._uow(),
+            caller=caller(context, self._secret),
+            calendar=self._calendar,
+            number=request.request_number,
+            reason=_message(request.reason, "reason"),
+            now=self._now(),
+        )
+        return intake_pb2.AppealRejectionResponse(request=self.to_wire(appealed))
 
 
 def _message(text: str, name: str) -> str:

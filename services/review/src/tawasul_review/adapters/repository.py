@@ -15,6 +15,7 @@ from tawasul_platform.uow import Messaging, SqlUnitOfWork
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.events import to_event
 from tawasul_review.app.ports import QueueFilter
+from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import (
     OPEN_STATES,
     Contact,
@@ -26,6 +27,7 @@ from tawasul_review.domain.model import (
     Status,
     WorkItem,
 )
+from tawasul_review.domain.quality import QualityCheck, Verdict
 from tawasul_review.domain.reviewers import Reviewer
 
 SERVICE = "review"
@@ -68,6 +70,7 @@ def _item(row: Row[Any]) -> WorkItem:
         sla_alerted=row.sla_alerted,
         sla_next_at=row.sla_next_at,
         due_at=row.due_at,
+        appeal_of=row.appeal_of,
     )
 
 
@@ -97,6 +100,7 @@ def _state(item: WorkItem) -> dict[str, Any]:
         "sla_alerted": item.sla_alerted,
         "sla_next_at": item.sla_next_at,
         "due_at": item.due_at,
+        "appeal_of": item.appeal_of,
     }
 
 
@@ -144,9 +148,12 @@ class SqlWorkItemRepository:
         return [_item(r) for r in rows]
 
     async def next_queued(
-        self, departments: frozenset[str], languages: frozenset[str]
+        self, departments: frozenset[str], languages: frozenset[str], reviewer_id: str
     ) -> WorkItem | None:
-        """The next item to claim, locked; others claiming at once skip it, never wait."""
+        """The next item to claim, locked; others claiming at once skip it, never wait.
+
+        An appeal is never offered to the reviewer whose decision it appeals.
+        """
         t = tables.work_items.c
         query = (
             select(tables.work_items)
@@ -154,6 +161,7 @@ class SqlWorkItemRepository:
                 (t.state == State.QUEUED.value)
                 & t.department.in_(sorted(departments))
                 & t.contact["locale"].astext.in_(sorted(languages))
+                & (t.appeal_of != reviewer_id)
             )
             .order_by(t.priority.desc(), t.due_at, t.request_number)
             .limit(1)
@@ -186,11 +194,43 @@ class SqlWorkItemRepository:
         return [self.seen.setdefault(r.request_id, _item(r)) for r in rows]
 
     async def history(self, request_id: uuid.UUID) -> list[HistoryEntry]:
+        """The item's history with notify's delivery receipts, in time order."""
         h = tables.history.c
         rows = await self._session.execute(
             select(tables.history).where(h.request_id == request_id).order_by(h.at, h.id)
         )
-        return [HistoryEntry(r.at, r.actor, r.action, r.note, r.internal) for r in rows]
+        entries = [HistoryEntry(r.at, r.actor, r.action, r.note, r.internal) for r in rows]
+        r = tables.receipts.c
+        receipts = await self._session.execute(
+            select(tables.receipts).where(r.request_id == request_id).order_by(r.at)
+        )
+        entries += [
+            HistoryEntry(x.at, "notify", f"notification_{x.status}", f"{x.channel}: {x.cause}")
+            for x in receipts
+        ]
+        return sorted(entries, key=lambda e: e.at)
+
+    async def record_receipt(
+        self,
+        *,
+        event_id: str,
+        request_id: uuid.UUID,
+        at: datetime,
+        channel: str,
+        status: str,
+        cause: str,
+    ) -> None:
+        values = {
+            "event_id": event_id,
+            "request_id": request_id,
+            "at": at,
+            "channel": channel[:20],
+            "status": status[:20],
+            "cause": cause[:100],
+        }
+        await self._session.execute(
+            pg_insert(tables.receipts).values(values).on_conflict_do_nothing()
+        )
 
     async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Row[Any]]:
         t = tables.work_items.c
@@ -318,9 +358,130 @@ class SqlReviewerRepository:
         return [r.reviewer_id for r in rows]
 
 
+class SqlQueueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def mode(self, queue: str) -> tuple[Mode, str]:
+        """The queue's assignment mode and the reviewer it gave work to last."""
+        t = tables.queue_settings
+        row = (await self._session.execute(select(t).where(t.c.queue == queue))).first()
+        return (Mode.PULL, "") if row is None else (Mode(row.mode), row.last_assigned)
+
+    async def put(self, queue: str, mode: Mode) -> None:
+        t = tables.queue_settings
+        await self._session.execute(
+            pg_insert(t)
+            .values(queue=queue, mode=mode.value)
+            .on_conflict_do_update(index_elements=[t.c.queue], set_={"mode": mode.value})
+        )
+
+    async def assigned(self, queue: str, reviewer_id: str) -> None:
+        t = tables.queue_settings
+        await self._session.execute(
+            update(t).where(t.c.queue == queue).values(last_assigned=reviewer_id)
+        )
+
+    async def lock(self, queue: str) -> None:
+        """One assignment per queue at a time, so round-robin's pointer is never raced."""
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"queue:{queue}", 0)))
+        )
+
+    async def candidates(self, department: str) -> list[Candidate]:
+        r, w = tables.reviewers.c, tables.work_items.c
+        load = (
+            select(w.assignee, func.count().label("load"))
+            .where(w.state == State.CLAIMED.value)
+            .group_by(w.assignee)
+            .subquery()
+        )
+        rows = await self._session.execute(
+            select(tables.reviewers, func.coalesce(load.c.load, 0).label("load"))
+            .outerjoin(load, load.c.assignee == r.reviewer_id)
+            .where(r.departments.contains([department]))
+        )
+        return [
+            Candidate(
+                reviewer_id=row.reviewer_id,
+                available=row.available,
+                languages=frozenset(row.languages),
+                capacity=row.capacity,
+                load=row.load,
+            )
+            for row in rows
+        ]
+
+
+def _check(row: Row[Any]) -> QualityCheck:
+    return QualityCheck(
+        request_id=row.request_id,
+        request_number=row.request_number,
+        department=row.department,
+        decision=Decision(row.decision),
+        decided_by=row.decided_by,
+        sampled_at=row.sampled_at,
+        checked_by=row.checked_by,
+        verdict=Verdict(row.verdict) if row.verdict else None,
+        note=row.note,
+    )
+
+
+class SqlQualityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, check: QualityCheck) -> None:
+        await self._session.execute(
+            pg_insert(tables.quality_checks)
+            .values(
+                request_id=check.request_id,
+                request_number=check.request_number,
+                department=check.department,
+                decision=check.decision.value,
+                decided_by=check.decided_by,
+                sampled_at=check.sampled_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def get(self, request_id: uuid.UUID) -> QualityCheck | None:
+        t = tables.quality_checks
+        row = (
+            await self._session.execute(
+                select(t).where(t.c.request_id == request_id).with_for_update()
+            )
+        ).first()
+        return None if row is None else _check(row)
+
+    async def save(self, check: QualityCheck) -> None:
+        t = tables.quality_checks
+        await self._session.execute(
+            update(t)
+            .where(t.c.request_id == check.request_id)
+            .values(
+                checked_by=check.checked_by,
+                verdict=check.verdict.value if check.verdict else "",
+                note=check.note,
+            )
+        )
+
+    async def in_department(self, department: str, *, include_done: bool) -> list[QualityCheck]:
+        t = tables.quality_checks.c
+        where = t.department == department
+        if not include_done:
+            where &= t.checked_by == ""
+        rows = await self._session.execute(
+            select(tables.quality_checks).where(where).order_by(t.sampled_at).limit(500)
+        )
+        return [_check(r) for r in rows]
+
+
 class ReviewUnitOfWork(SqlUnitOfWork):
     items: SqlWorkItemRepository
     reviewers: SqlReviewerRepository
+    queues: SqlQueueRepository
+    quality: SqlQualityRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -329,6 +490,8 @@ class ReviewUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.items = SqlWorkItemRepository(self.session)
         self.reviewers = SqlReviewerRepository(self.session)
+        self.queues = SqlQueueRepository(self.session)
+        self.quality = SqlQualityRepository(self.session)
         return self
 
     async def commit(self) -> None:

@@ -54,6 +54,7 @@ work_items = Table(
     Column("sla_alerted", Integer, nullable=False, server_default="0"),
     Column("sla_next_at", DateTime(timezone=True)),
     Column("due_at", DateTime(timezone=True)),
+    Column("appeal_of", String(50), nullable=False, server_default=""),
     Index(
         "work_items_next",
         "department",
@@ -105,6 +106,44 @@ reviewers = Table(
     Column("capacity", Integer, nullable=False),
     Column("available", Boolean, nullable=False),
     Column("supervises", JSONB, nullable=False),
+)
+
+# What notify reports of each message sent about a request; kept apart from work items
+# because the receipt of the first SMS can arrive before the request is routed here.
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("request_id", Uuid, nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("cause", String(100), nullable=False),
+)
+
+# How each queue hands out work, and whom it gave work to last (round-robin's pointer).
+queue_settings = Table(
+    "queue_settings",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("mode", String(20), nullable=False),
+    Column("last_assigned", String(50), nullable=False, server_default=""),
+)
+
+# Decisions sampled for a second look by another reviewer.
+quality_checks = Table(
+    "quality_checks",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("request_number", String(20), nullable=False),
+    Column("department", String(50), nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("decided_by", String(50), nullable=False),
+    Column("sampled_at", DateTime(timezone=True), nullable=False),
+    Column("checked_by", String(50), nullable=False, server_default=""),
+    Column("verdict", String(20), nullable=False, server_default=""),
+    Column("note", Text, nullable=False, server_default=""),
+    Index("quality_checks_pending", "department", "sampled_at"),
 )
 
 outbox = outbox_table(metadata)

@@ -18,14 +18,17 @@ from tawasul_platform.errors import (
 from tawasul_platform.identity import Principal, Role
 
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
+from tawasul_review.domain.assignment import Mode, choose
 from tawasul_review.domain.model import (
     Decision,
     HistoryEntry,
     Missing,
     QueuePosition,
     Reason,
+    State,
     WorkItem,
 )
+from tawasul_review.domain.quality import QualityCheck, sampled
 from tawasul_review.domain.reviewers import Reviewer
 
 CONSUMER = "review"
@@ -47,6 +50,8 @@ class Policy:
     lease: timedelta = timedelta(minutes=30)
     # Employee ids that manage reviewers in every department (the directorate's admins).
     admins: frozenset[str] = frozenset()
+    # The share of decisions, in per cent, sampled for a second look.
+    quality_percent: int = 10
 
 
 # --- arriving and leaving ---------------------------------------------------------------
@@ -65,6 +70,7 @@ async def enqueue(
                 department=item.department, queue=item.queue, priority=item.priority, now=now
             )
             existing.schedule(policy.calendar, now)
+            await _push(uow, existing, policy, now)
         else:
             # A cancellation can overtake routing: it travels on another topic.
             withdrawn = await uow.items.withdrawal(item.request_id)
@@ -72,6 +78,70 @@ async def enqueue(
                 item.withdraw(reason=withdrawn[1], now=withdrawn[0])
             item.schedule(policy.calendar, now)
             await uow.items.add(item)
+            await _push(uow, item, policy, now)
+        await uow.commit()
+
+
+async def _push(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime) -> None:
+    """Hands a queued item to a reviewer when its queue pushes work (round-robin or least
+    loaded); a pulling queue, or one with nobody eligible, leaves it for claim-next."""
+    if item.state is not State.QUEUED:
+        return
+    mode, _ = await uow.queues.mode(item.queue)
+    if mode is Mode.PULL:
+        return
+    await uow.queues.lock(item.queue)
+    _, last = await uow.queues.mode(item.queue)
+    candidates = [
+        c for c in await uow.queues.candidates(item.department) if c.reviewer_id != item.appeal_of
+    ]
+    chosen = choose(mode, candidates, language=item.contact.locale, last=last)
+    if chosen is None:
+        return
+    item.assign(chosen, now, policy.lease, by="queue")
+    await uow.queues.assigned(item.queue, chosen)
+
+
+async def record_receipt(
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    at: datetime,
+    channel: str,
+    status: str,
+    cause: str,
+) -> None:
+    """Notify's report of a message sent goes into the request's history, once."""
+    async with uow:
+        await uow.items.record_receipt(
+            event_id=event_id,
+            request_id=request_id,
+            at=at,
+            channel=channel,
+            status=status,
+            cause=cause,
+        )
+        await uow.commit()
+
+
+async def appeal(
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    reason: str,
+    policy: Policy,
+    now: datetime,
+) -> None:
+    """An appealed rejection goes back to the queue for a reviewer other than its own."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        item = await _item(uow, request_id, for_update=True)
+        if item.appeal(reason=reason, now=now):
+            item.schedule(policy.calendar, now)
+            await _push(uow, item, policy, now)
         await uow.commit()
 
 
@@ -194,7 +264,7 @@ async def claim_next(
             _department(reviewer, department)
             departments = departments & {department}
         await _room(uow, me)
-        item = await uow.items.next_queued(departments, me.languages)
+        item = await uow.items.next_queued(departments, me.languages, me.reviewer_id)
         if item is None:
             return None
         item.claim(reviewer, now, policy.lease)
@@ -268,6 +338,8 @@ async def decide(
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.decide(reviewer, decision, message, reason, now, policy.calendar)
+        if sampled(item.request_id, policy.quality_percent):
+            await uow.quality.add(QualityCheck.of(item, now))
         await uow.commit()
     return item
 
@@ -392,6 +464,72 @@ async def backlog(
             raise PermissionDenied(f"not a supervisor of department {department!r}")
         soon = policy.calendar.add_working_days(now, 1)
         return list(await uow.items.backlog(department, now, soon))
+
+
+async def reassign(
+    *,
+    uow: UnitOfWork,
+    supervisor: Principal,
+    request_id: uuid.UUID,
+    reviewer_id: str,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    """A supervisor gives an open item to a reviewer of its department, or back to the queue."""
+    async with uow:
+        me = await _me(uow, supervisor)
+        item = await _visible(uow, supervisor, request_id)
+        if item.department not in me.supervises:
+            raise PermissionDenied(f"not a supervisor of department {item.department!r}")
+        if not reviewer_id:
+            item.unassign(now, by=supervisor.subject)
+        else:
+            target = await uow.reviewers.get(reviewer_id)
+            if target is None or item.department not in target.departments:
+                raise InvalidArgument({"reviewer_id": "not a reviewer of the item's department"})
+            item.assign(reviewer_id, now, policy.lease, by=supervisor.subject)
+        await uow.commit()
+    return item
+
+
+async def put_queue_settings(
+    *, uow: UnitOfWork, caller: Principal, queue: str, mode: Mode, policy: Policy
+) -> tuple[str, Mode]:
+    department = queue.split(".", 1)[0]
+    if department not in policy.catalog.departments or "." not in queue:
+        raise InvalidArgument(
+            {"settings.queue": "a queue of a catalog department, '<dept>.<name>'"}
+        )
+    async with uow:
+        me = await _me(uow, caller)
+        if caller.subject not in policy.admins and department not in me.supervises:
+            raise PermissionDenied("only an administrator or the department's supervisor")
+        await uow.queues.put(queue, mode)
+        await uow.commit()
+    return queue, mode
+
+
+async def quality_checks(
+    *, uow: UnitOfWork, reviewer: Principal, department: str, include_done: bool
+) -> list[QualityCheck]:
+    async with uow:
+        me = await _me(uow, reviewer)
+        if department not in me.supervises:
+            raise PermissionDenied(f"not a supervisor of department {department!r}")
+        return await uow.quality.in_department(department, include_done=include_done)
+
+
+async def complete_quality_check(
+    *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, verdict: str, note: str
+) -> QualityCheck:
+    async with uow:
+        check = await uow.quality.get(request_id)
+        if check is None:
+            raise NotFound("no such quality check in your departments")
+        done = check.complete(reviewer, verdict, note)
+        await uow.quality.save(done)
+        await uow.commit()
+    return done
 
 
 async def put_reviewer(

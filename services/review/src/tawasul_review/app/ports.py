@@ -9,7 +9,9 @@ from typing import Any, Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
+from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import HistoryEntry, QueuePosition, State, WorkItem
+from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import Reviewer
 
 
@@ -33,9 +35,10 @@ class WorkItemRepository(Protocol):
         ...
 
     async def next_queued(
-        self, departments: frozenset[str], languages: frozenset[str]
+        self, departments: frozenset[str], languages: frozenset[str], reviewer_id: str
     ) -> WorkItem | None:
-        """The highest-priority, earliest-due queued item, locked for this transaction."""
+        """The highest-priority, earliest-due queued item not an appeal of the reviewer's own
+        decision, locked for this transaction."""
         ...
 
     async def held_by(self, reviewer_id: str) -> int: ...
@@ -44,7 +47,20 @@ class WorkItemRepository(Protocol):
         """Lapsed claims, passed information deadlines and reached SLA marks, locked."""
         ...
 
-    async def history(self, request_id: uuid.UUID) -> list[HistoryEntry]: ...
+    async def history(self, request_id: uuid.UUID) -> list[HistoryEntry]:
+        """With the delivery receipts, in time order."""
+        ...
+
+    async def record_receipt(
+        self,
+        *,
+        event_id: str,
+        request_id: uuid.UUID,
+        at: datetime,
+        channel: str,
+        status: str,
+        cause: str,
+    ) -> None: ...
 
     async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Any]:
         """Per queue: size, oldest, due_soon, breached, waiting."""
@@ -66,11 +82,30 @@ class ReviewerRepository(Protocol):
     async def supervisors_of(self, department: str) -> list[str]: ...
 
 
+class QueueRepository(Protocol):
+    async def mode(self, queue: str) -> tuple[Mode, str]: ...
+    async def put(self, queue: str, mode: Mode) -> None: ...
+    async def assigned(self, queue: str, reviewer_id: str) -> None: ...
+    async def lock(self, queue: str) -> None: ...
+    async def candidates(self, department: str) -> list[Candidate]: ...
+
+
+class QualityRepository(Protocol):
+    async def add(self, check: QualityCheck) -> None: ...
+    async def get(self, request_id: uuid.UUID) -> QualityCheck | None: ...
+    async def save(self, check: QualityCheck) -> None: ...
+    async def in_department(self, department: str, *, include_done: bool) -> list[QualityCheck]: ...
+
+
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def items(self) -> WorkItemRepository: ...
     @property
     def reviewers(self) -> ReviewerRepository: ...
+    @property
+    def queues(self) -> QueueRepository: ...
+    @property
+    def quality(self) -> QualityRepository: ...
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ class WorkItem:
     sla_alerted: int = 0
     sla_next_at: datetime | None = None
     due_at: datetime | None = None
+    # While an appeal: the reviewer who rejected, who may not decide it again (four-eyes).
+    appeal_of: str = ""
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -234,6 +236,7 @@ class WorkItem:
 
     def claim(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
         self.ensure_visible_to(reviewer)
+        self._four_eyes(reviewer.subject)
         if self.state is State.CLAIMED and self.assignee == reviewer.subject:
             self.claimed_until = now + lease
             return
@@ -241,6 +244,39 @@ class WorkItem:
             holder = f" by {self.assignee}" if self.assignee else ""
             raise FailedPrecondition(f"request {self.request_number} is {self.state}{holder}")
         self._hold(reviewer.subject, now, lease, "claimed")
+
+    def _four_eyes(self, reviewer_id: str) -> None:
+        if self.appeal_of and reviewer_id == self.appeal_of:
+            raise FailedPrecondition(
+                f"request {self.request_number} is an appeal of your own decision: another"
+                " reviewer decides it"
+            )
+
+    def assign(self, reviewer_id: str, now: datetime, lease: timedelta, *, by: str) -> None:
+        """A queue's push assignment or a supervisor gives the item to a reviewer."""
+        if self.state not in OPEN_STATES:
+            raise FailedPrecondition(f"request {self.request_number} is {self.state}")
+        self._four_eyes(reviewer_id)
+        self.state = State.QUEUED
+        self.assignee = ""
+        self._hold(reviewer_id, now, lease, "assigned", by=by)
+
+    def unassign(self, now: datetime, *, by: str) -> None:
+        if self.state not in OPEN_STATES:
+            raise FailedPrecondition(f"request {self.request_number} is {self.state}")
+        self._to_queue(now, by, "reassigned_to_queue")
+
+    def appeal(self, *, reason: str, now: datetime) -> bool:
+        """The beneficiary appealed a rejection: back in the queue, for another reviewer."""
+        if self.state is not State.DECIDED or self.decision is not Decision.REJECT:
+            return False
+        self.appeal_of = self.assignee
+        self.decision = None
+        self.decision_message = ""
+        self.reason_code = ""
+        self.priority += 1
+        self._to_queue(now, "applicant", "appealed", reason)
+        return True
 
     def release(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
         self._ensure_holder(reviewer, now, lease)
@@ -286,6 +322,7 @@ class WorkItem:
         calendar: WorkingCalendar,
     ) -> None:
         self._ensure_holder(reviewer, now, timedelta(0))
+        self._four_eyes(reviewer.subject)
         text = _text("message", message, required=False)
         if decision is Decision.REJECT and len(text) < MIN_REJECTION_MESSAGE:
             raise InvalidArgument(
@@ -479,7 +516,14 @@ class WorkItem:
     # --- plumbing ------------------------------------------------------------------------
 
     def _hold(
-        self, holder: str, now: datetime, lease: timedelta, action: str, *, announce: bool = True
+        self,
+        holder: str,
+        now: datetime,
+        lease: timedelta,
+        action: str,
+        *,
+        announce: bool = True,
+        by: str = "",
     ) -> None:
         self.state = State.CLAIMED
         self.assignee = holder
@@ -487,7 +531,7 @@ class WorkItem:
         if announce and self.public_status is not Status.UNDER_REVIEW:
             self.public_status = Status.UNDER_REVIEW
             self.events.append(StatusChanged(self, Status.UNDER_REVIEW, holder, "", now))
-        self.new_history.append(HistoryEntry(now, holder, action))
+        self.new_history.append(HistoryEntry(now, by or holder, action, holder if by else ""))
 
     def _to_queue(self, now: datetime, actor: str, action: str, note: str = "") -> None:
         self.state = State.QUEUED

@@ -62,8 +62,38 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) 
                 policy=policy,
                 now=at,
             )
+        elif kind == "request_appealed":
+            appealed = event.request_appealed
+            await handlers.appeal(
+                uow=uow(),
+                event_id=event.event_id,
+                request_id=request_id(appealed.request_id),
+                reason=appealed.reason,
+                policy=policy,
+                now=at,
+            )
         else:
             raise InvalidArgument({"payload": f"not an applicant action: {event.event_type}"})
+
+    return handle
+
+
+def on_notification(uow: Callable[[], UnitOfWork]) -> Handler:
+    """Notify's delivery receipts, written into the request's history."""
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        if not event.HasField("notification_sent"):
+            raise InvalidArgument({"payload": f"not a delivery receipt: {event.event_type}"})
+        sent = event.notification_sent
+        await handlers.record_receipt(
+            uow=uow(),
+            event_id=event.event_id,
+            request_id=request_id(sent.request_id),
+            at=event.occurred_at.ToDatetime(tzinfo=UTC),
+            channel=sent.channel,
+            status=sent.status,
+            cause=sent.cause_event_id,
+        )
 
     return handle
 

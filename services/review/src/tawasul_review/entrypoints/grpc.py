@@ -18,6 +18,7 @@ from tawasul_platform.grpc import bearer_token, caller
 
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
+from tawasul_review.domain.assignment import Mode
 from tawasul_review.domain.model import (
     Decision,
     HistoryEntry,
@@ -26,6 +27,7 @@ from tawasul_review.domain.model import (
     WorkItem,
     missing_items,
 )
+from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import Reviewer
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -45,6 +47,12 @@ _DECISION_TO_WIRE = {
     Decision.REJECT: review_pb2.DECISION_REJECT,
 }
 _DECISION_FROM_WIRE = {wire: decision for decision, wire in _DECISION_TO_WIRE.items()}
+_MODE_TO_WIRE = {
+    Mode.PULL: review_pb2.ASSIGNMENT_MODE_PULL,
+    Mode.ROUND_ROBIN: review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN,
+    Mode.LEAST_LOADED: review_pb2.ASSIGNMENT_MODE_LEAST_LOADED,
+}
+_MODE_FROM_WIRE = {wire: mode for mode, wire in _MODE_TO_WIRE.items()}
 
 
 def _request_id(raw: str) -> uuid.UUID:
@@ -110,6 +118,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             ],
             sla_percent_used=item.percent_used(self._policy.calendar, self._now()),
             submitted_at=timestamp(item.clock.started_at),
+            appeal_of_reviewer_id=item.appeal_of,
         )
         if item.due_at is not None:
             wire.due_at.CopyFrom(timestamp(item.due_at))
@@ -324,6 +333,42 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             queues.append(backlog)
         return review_pb2.GetBacklogResponse(queues=queues)
 
+    async def Reassign(
+        self, request: review_pb2.ReassignRequest, context: Context
+    ) -> review_pb2.ReassignResponse:
+        item = await handlers.reassign(
+            uow=self._uow(),
+            supervisor=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            reviewer_id=request.reviewer_id[:50],
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.ReassignResponse(item=self.to_wire(item))
+
+    async def ListQualityChecks(
+        self, request: review_pb2.ListQualityChecksRequest, context: Context
+    ) -> review_pb2.ListQualityChecksResponse:
+        checks = await handlers.quality_checks(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            department=request.department_code[:50],
+            include_done=request.include_done,
+        )
+        return review_pb2.ListQualityChecksResponse(checks=[_check(c) for c in checks])
+
+    async def CompleteQualityCheck(
+        self, request: review_pb2.CompleteQualityCheckRequest, context: Context
+    ) -> review_pb2.CompleteQualityCheckResponse:
+        check = await handlers.complete_quality_check(
+            uow=self._uow(),
+            reviewer=caller(context, self._secret),
+            request_id=_request_id(request.request_id),
+            verdict=request.verdict[:20],
+            note=request.note,
+        )
+        return review_pb2.CompleteQualityCheckResponse(check=_check(check))
+
 
 class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
     def __init__(
@@ -374,6 +419,37 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
             policy=self._policy,
         )
         return review_pb2.SetAvailabilityResponse(reviewer=_reviewer(updated))
+
+    async def PutQueueSettings(
+        self, request: review_pb2.PutQueueSettingsRequest, context: Context
+    ) -> review_pb2.PutQueueSettingsResponse:
+        mode = _MODE_FROM_WIRE.get(request.settings.mode)
+        if mode is None:
+            raise InvalidArgument({"settings.mode": "pull, round-robin or least-loaded"})
+        queue, stored = await handlers.put_queue_settings(
+            uow=self._uow(),
+            caller=caller(context, self._secret),
+            queue=request.settings.queue[:100],
+            mode=mode,
+            policy=self._policy,
+        )
+        return review_pb2.PutQueueSettingsResponse(
+            settings=review_pb2.QueueSettings(queue=queue, mode=_MODE_TO_WIRE[stored])
+        )
+
+
+def _check(c: QualityCheck) -> review_pb2.QualityCheck:
+    return review_pb2.QualityCheck(
+        request_id=str(c.request_id),
+        request_number=c.request_number,
+        department_code=c.department,
+        decision=_DECISION_TO_WIRE[c.decision],
+        decided_by=c.decided_by,
+        sampled_at=timestamp(c.sampled_at),
+        checked_by=c.checked_by,
+        verdict=c.verdict.value if c.verdict else "",
+        note=c.note,
+    )
 
 
 def _attachment(a: Attachment) -> review_pb2.Attachment:

@@ -1,0 +1,73 @@
+"""Quality review: a share of decisions gets a second look from another reviewer."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from tawasul_platform.identity import Principal
+
+from tawasul_review.domain.model import Decision, WorkItem
+
+MAX_NOTE = 2000
+
+
+class Verdict(StrEnum):
+    AGREE = "agree"
+    DISAGREE = "disagree"
+
+
+def sampled(request_id: uuid.UUID, percent: int) -> bool:
+    """Whether a decision is sampled: by the request id, so replicas and retries agree."""
+    digest = hashlib.sha256(request_id.bytes).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    request_id: uuid.UUID
+    request_number: str
+    department: str
+    decision: Decision
+    decided_by: str
+    sampled_at: datetime
+    checked_by: str = ""
+    verdict: Verdict | None = None
+    note: str = ""
+
+    @classmethod
+    def of(cls, item: WorkItem, now: datetime) -> QualityCheck:
+        if item.decision is None:
+            raise ValueError("only a decided item is sampled")
+        return cls(
+            request_id=item.request_id,
+            request_number=item.request_number,
+            department=item.department,
+            decision=item.decision,
+            decided_by=item.assignee,
+            sampled_at=now,
+        )
+
+    def complete(self, reviewer: Principal, verdict: str, note: str) -> QualityCheck:
+        if self.department not in reviewer.departments:
+            raise NotFound("no such quality check in your departments")
+        if reviewer.subject == self.decided_by:
+            raise FailedPrecondition("a decision is checked by another reviewer than its own")
+        if self.checked_by:
+            raise FailedPrecondition(f"already checked by {self.checked_by}")
+        problems: dict[str, str] = {}
+        if verdict not in set(Verdict):
+            problems["verdict"] = "'agree' or 'disagree'"
+        if len(note) > MAX_NOTE:
+            problems["note"] = f"at most {MAX_NOTE} characters"
+        elif verdict == Verdict.DISAGREE and not note.strip():
+            problems["note"] = "say why you disagree"
+        if problems:
+            raise InvalidArgument(problems)
+        return replace(
+            self, checked_by=reviewer.subject, verdict=Verdict(verdict), note=note.strip()
+        )
