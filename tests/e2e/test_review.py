@@ -435,3 +435,50 @@ async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
         return found if len(found) >= 3 else None
 
     await eventually(receipts, what="delivery receipts in the case history")
+
+
+async def test_notes_stay_internal_messages_reach_the_applicant_and_release_requeues(
+    clients: Clients,
+) -> None:
+    reviewer = clients.token("E6011", Role.REVIEWER, frozenset({DEPARTMENT}))
+    citizen, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    note = "Sponsor has two other open visa cases: check them together"
+    await clients.review.AddNote(
+        review_pb2.AddNoteRequest(request_id=request.request_id, text=note),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    message = "We are checking the visa with the border control system"
+    await clients.review.MessageApplicant(
+        review_pb2.MessageApplicantRequest(request_id=request.request_id, text=message),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+
+    async def told() -> intake_pb2.Request | None:
+        seen = await tracked(clients, citizen, request.request_number)
+        return seen if any(h.message == message for h in seen.history) else None
+
+    seen = await eventually(told, what="the reviewer's message in the tracking view")
+    assert all(note not in h.message for h in seen.history)
+    await clients.review.ReleaseRequest(
+        review_pb2.ReleaseRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    released = await work_item(clients, reviewer, request.request_id)
+    assert (released.state, released.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
+    case = await clients.review.GetCase(
+        review_pb2.GetCaseRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    entries = {(h.action, h.text, h.internal) for h in case.history}
+    assert ("note", note, True) in entries
+    assert ("message", message, False) in entries
