@@ -1,116 +1,896 @@
-"""`tawasul-review-cli`: reviewers work their queues from a terminal, over ReviewService.
+"""`tawasul-review-cli`: reviewers work their queues from a terminal, over the review gRPC API.
 
-The reviewer's token (from the employee identity provider) comes in TAWASUL_REVIEWER_TOKEN.
+Sign-in is the reviewer's token from the employee identity provider, in TAWASUL_REVIEWER_TOKEN
+or --token; the service's address is TAWASUL_REVIEW_ADDRESS or --address. Every call carries
+the token and a deadline. A failed call prints its gRPC status and each field violation on
+stderr and exits 1.
+
+Whatever the server sends back may hold text an applicant typed (descriptions, messages,
+answers, file names), so all of it is printed through `clean`: no terminal escape, control
+character or bidi override of theirs reaches the reviewer's terminal.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import sys
+import enum
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
 
 import grpc
+import httpx
+import typer
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
+from tawasul.common.v1 import common_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_calendar import RIYADH
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
+
+DEFAULT_ADDRESS = "127.0.0.1:19103"
+# A presigned link's file may be large; connecting is held to the usual deadline.
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=DEFAULT_DEADLINE_SECONDS)
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_T = TypeVar("_T")
+
+
+# --- applicant text, made harmless ----------------------------------------------------------
+
+NEWLINE = "⏎"
+_REPLACEMENT = "\ufffd"
+# C0 controls become their visible Control Pictures (U+2400 + code): ESC shows as "␛", so an
+# escape sequence (colours "\x1b[31m", OSC 8 links "\x1b]8;;…\x07", title changes, cursor
+# moves) prints as inert text the reviewer can see, and "\r" as "␍" cannot overwrite the line.
+_CLEAN: dict[int, str] = {code: chr(0x2400 + code) for code in range(0x20)}
+_CLEAN[0x7F] = "\u2421"  # DEL → ␡
+# C1 controls (0x80–0x9F, among them the one-byte CSI 0x9B and OSC 0x9D) have no pictures.
+_CLEAN.update({code: _REPLACEMENT for code in range(0x80, 0xA0)})
+# Bidi embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI) typed by an
+# applicant could reorder what the reviewer reads ("Trojan source" spoofing) or unbalance the
+# isolates this CLI puts around cells; they are shown as U+FFFD instead.
+_CLEAN.update({code: _REPLACEMENT for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+# Every line break is shown as ⏎: a cell is one logical line, and nothing starts a new one.
+_CLEAN.update({code: NEWLINE for code in (0x0A, 0x85, 0x2028, 0x2029)})
+
+
+def clean(text: str) -> str:
+    """Text from outside, with every control, escape and bidi control neutralised.
+
+    Nothing is dropped silently: each neutralised character stays visible as a picture
+    (␛ ␍ ␀ ␇ …) or U+FFFD, and a line break as ⏎.
+    """
+    return text.replace("\r\n", "\n").translate(_CLEAN)
+
+
+# --- right-to-left text in a left-to-right terminal -----------------------------------------
+
+LRI, RLI, PDI = "\u2066", "\u2067", "\u2069"
+
+
+def _opener(text: str) -> str:
+    """RLI for text that is mostly right-to-left, LRI for mostly left-to-right text that holds
+    some, and nothing for text without right-to-left letters."""
+    rtl = ltr = 0
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            rtl += 1
+        elif kind == "L":
+            ltr += 1
+    if not rtl:
+        return ""
+    return RLI if rtl >= ltr else LRI
+
+
+# Why isolates: a terminal that applies the Unicode bidi algorithm (VTE, Konsole, mlterm…)
+# treats each printed line as one paragraph. Left bare, Arabic text pulls the digits,
+# punctuation and box-drawing borders next to it into its right-to-left run, so columns and
+# numbers swap places, and a line that starts with Arabic flips the whole line's direction.
+# Wrapping each Arabic cell, line by line, in RLI … PDI orders it right-to-left within
+# itself, while the line around it stays left-to-right with its columns where they are; the
+# isolate marks are zero-width, so the table's alignment is unchanged.
+def isolate(text: str) -> str:
+    """One line of (already cleaned) text, isolated in its own direction if it has Arabic."""
+    opener = _opener(text)
+    return f"{opener}{text}{PDI}" if opener else text
+
+
+class Cell:
+    """A table cell of outside text: cleaned, and when it is Arabic wrapped by rich to its
+    column, each wrapped line in its own isolate (an isolate must not span lines) and set
+    flush right, its padding outside the isolate."""
+
+    def __init__(self, text: str, *, style: str = "", clip: int = 0) -> None:
+        plain = clean(text)
+        if clip and len(plain) > clip:
+            plain = plain[: clip - 1] + "…"
+        self.text = Text(plain, style=style, overflow="fold")
+        self.opener = _opener(plain)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.opener:
+            yield self.text
+            return
+        width = options.max_width
+        for number, line in enumerate(self.text.wrap(console, width, overflow="fold")):
+            line.rstrip()
+            if number:
+                yield Segment.line()
+            if self.opener == RLI:
+                yield Segment(" " * max(0, width - line.cell_len))
+            yield Segment(self.opener)
+            yield from line.render(console)
+            yield Segment(PDI)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.text)
+
+
+def _line(*parts: str | Text) -> Text:
+    """One printed line of our own words and (cleaned, isolated) values."""
+    line = Text()
+    for part in parts:
+        line.append(part if isinstance(part, Text) else Text(part))
+    return line
+
+
+def _value(text: str, style: str = "") -> Text:
+    return Text(isolate(clean(text)), style=style)
+
+
+# --- wire values as people read them --------------------------------------------------------
 
 _STATE = {
     review_pb2.WORK_ITEM_STATE_QUEUED: "queued",
     review_pb2.WORK_ITEM_STATE_CLAIMED: "claimed",
     review_pb2.WORK_ITEM_STATE_DECIDED: "decided",
+    review_pb2.WORK_ITEM_STATE_WITHDRAWN: "withdrawn",
+    review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT: "waiting on applicant",
+    review_pb2.WORK_ITEM_STATE_TRANSFERRED: "transferred",
+    review_pb2.WORK_ITEM_STATE_CLOSED: "closed",
+}
+_DECISION = {review_pb2.DECISION_ACCEPT: "accepted", review_pb2.DECISION_REJECT: "rejected"}
+
+
+class StateName(enum.StrEnum):
+    queued = "queued"
+    claimed = "claimed"
+    decided = "decided"
+    withdrawn = "withdrawn"
+    waiting = "waiting"
+    transferred = "transferred"
+    closed = "closed"
+
+
+_STATE_TO_WIRE = {
+    StateName.queued: review_pb2.WORK_ITEM_STATE_QUEUED,
+    StateName.claimed: review_pb2.WORK_ITEM_STATE_CLAIMED,
+    StateName.decided: review_pb2.WORK_ITEM_STATE_DECIDED,
+    StateName.withdrawn: review_pb2.WORK_ITEM_STATE_WITHDRAWN,
+    StateName.waiting: review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
+    StateName.transferred: review_pb2.WORK_ITEM_STATE_TRANSFERRED,
+    StateName.closed: review_pb2.WORK_ITEM_STATE_CLOSED,
 }
 
 
-def _line(item: review_pb2.WorkItem) -> str:
-    holder = f" by {item.assignee_id}" if item.assignee_id else ""
-    return (
-        f"{item.request_number}  {item.request_id}  {item.sub_service_code}  "
-        f"{_STATE.get(item.state, '?')}{holder}"
-    )
+def _when(stamp: Timestamp) -> str:
+    """An instant in Riyadh time, as the office reads it."""
+    return stamp.ToDatetime(tzinfo=RIYADH).strftime("%Y-%m-%d %H:%M")
 
 
-async def _run(args: argparse.Namespace) -> None:
-    async with grpc.aio.insecure_channel(args.address) as channel:
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
-        metadata = bearer(args.token)
-        timeout = DEFAULT_DEADLINE_SECONDS
-        if args.command == "queue":
-            queue = await stub.ListQueue(
-                review_pb2.ListQueueRequest(
-                    department_code=args.department, page_token=args.page_token
-                ),
-                timeout=timeout,
-                metadata=metadata,
-            )
-            print(f"queue {args.department}: {len(queue.items)} open on this page")
-            for item in queue.items:
-                print(f"  {_line(item)}")
-            if queue.next_page_token:
-                print(f"  more: --page-token {queue.next_page_token}")
-        elif args.command == "claim":
-            claimed = await stub.ClaimRequest(
-                review_pb2.ClaimRequestRequest(request_id=args.request_id),
-                timeout=timeout,
-                metadata=metadata,
-            )
-            print(f"claimed {_line(claimed.item)}")
-        elif args.command == "show":
-            shown = await stub.GetWorkItem(
-                review_pb2.GetWorkItemRequest(request_id=args.request_id),
-                timeout=timeout,
-                metadata=metadata,
-            )
-            print(_line(shown.item))
-            print(f"  description: {shown.item.description}")
-            for a in shown.attachments:
-                print(f"  attachment {a.filename} ({a.content_type}, {a.size_bytes} bytes)")
-                print(f"    {a.download_url}")
-        else:
-            decision = (
-                review_pb2.DECISION_ACCEPT
-                if args.command == "accept"
-                else review_pb2.DECISION_REJECT
-            )
-            decided = await stub.DecideRequest(
-                review_pb2.DecideRequestRequest(
-                    request_id=args.request_id,
-                    decision=decision,
-                    message=args.message,
-                    reason_code=args.reason,
-                ),
-                timeout=timeout,
-                metadata=metadata,
-            )
-            print(f"{args.command}ed {_line(decided.item)}")
+def _state(item: review_pb2.WorkItem) -> str:
+    state = _STATE.get(item.state, "unknown")
+    if item.state == review_pb2.WORK_ITEM_STATE_DECIDED and item.decision in _DECISION:
+        state = _DECISION[item.decision]
+    return state
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tawasul-review-cli", description=__doc__)
-    parser.add_argument(
-        "--address", default=os.environ.get("TAWASUL_REVIEW_ADDRESS", "127.0.0.1:19103")
-    )
-    parser.add_argument("--token", default=os.environ.get("TAWASUL_REVIEWER_TOKEN", ""))
-    commands = parser.add_subparsers(dest="command", required=True)
-    queue = commands.add_parser("queue", help="list a department's open requests, oldest first")
-    queue.add_argument("department")
-    queue.add_argument("--page-token", default="", help="from the previous page's `more:` line")
-    for name, text in (("claim", "take a request"), ("show", "a request with its attachments")):
-        commands.add_parser(name, help=text).add_argument("request_id")
-    accept = commands.add_parser("accept", help="accept a claimed request")
-    accept.add_argument("request_id")
-    accept.add_argument("--message", default="")
-    accept.add_argument("--reason", default="", help="a reason code of ListReasons")
-    reject = commands.add_parser("reject", help="reject a claimed request, saying why")
-    reject.add_argument("request_id")
-    reject.add_argument("--message", required=True)
-    reject.add_argument("--reason", required=True, help="a reason code of ListReasons")
-    args = parser.parse_args(argv)
-    if not args.token:
-        parser.error("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
+def _title(item: review_pb2.WorkItem) -> Text:
+    return _line(_value(item.request_number, "bold"), "  ", clean(item.request_id))
+
+
+def _missing(entry: common_pb2.MissingItem) -> Text:
+    return _line("  - ", clean(entry.kind), " ", clean(entry.name), ": ", _value(entry.description))
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class Failure(Exception):
+    """A problem this CLI found itself, printed as `error: …` with exit status 1."""
+
+
+@dataclass(frozen=True)
+class Session:
+    address: str
+    token: str
+
+
+class Review:
+    """The review stubs on one channel, the reviewer's token, and where to print."""
+
+    def __init__(self, channel: grpc.aio.Channel, token: str, out: Console) -> None:
+        self.service = review_pb2_grpc.ReviewServiceStub(channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
+        self.out = out
+        self._metadata = bearer(token)
+
+    async def call(
+        self, method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req
+    ) -> _Resp:
+        """Every call: the reviewer's token and a deadline."""
+        return await method(request, timeout=DEFAULT_DEADLINE_SECONDS, metadata=self._metadata)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    # No markup, emoji codes or highlighting: a "[link=…]" or ":…:" in data stays as typed.
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+def _fail(message: str) -> NoReturn:
+    _console(stderr=True).print(_line("error: ", clean(message)), soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
+    """Runs one command's calls on a channel of their own; errors end in exit status 1."""
+    session = ctx.obj
+    if not isinstance(session, Session) or not session.token:
+        _fail("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
+
+    async def connected() -> _T:
+        async with grpc.aio.insecure_channel(session.address) as channel:
+            return await work(Review(channel, session.token, _console()))
+
     try:
-        asyncio.run(_run(args))
+        return asyncio.run(connected())
     except grpc.aio.AioRpcError as exc:
-        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        err = _console(stderr=True)
+        err.print(
+            _line("error: ", exc.code().name, ": ", clean(exc.details() or "")), soft_wrap=True
+        )
         for field, problem in field_violations(exc).items():
-            print(f"  {field}: {problem}", file=sys.stderr)
-        sys.exit(1)
+            err.print(_line("  ", clean(field), ": ", _value(problem)), soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Failure as exc:
+        _fail(str(exc))
+
+
+app = typer.Typer(
+    name="tawasul-review-cli",
+    help="Reviewers of the General Directorate of Passports work their queues.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def sign_in(
+    ctx: typer.Context,
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="TAWASUL_REVIEWER_TOKEN",
+            show_default=False,
+            help="The reviewer's token from the employee identity provider.",
+        ),
+    ] = "",
+    address: Annotated[
+        str, typer.Option(envvar="TAWASUL_REVIEW_ADDRESS", help="The review service, host:port.")
+    ] = DEFAULT_ADDRESS,
+) -> None:
+    # The token is checked when a command calls the service, so `COMMAND --help` needs none.
+    ctx.obj = Session(address=address, token=token)
+
+
+RequestId = Annotated[str, typer.Argument(help="The request's id (from `queue` or `next`).")]
+Department = Annotated[str, typer.Argument(help="A department code, e.g. passports.")]
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+def _queue_table(items: list[review_pb2.WorkItem]) -> Table:
+    # Three columns, each item a few lines: the request's number, id (whole, for `claim` and
+    # `show`) and description; its state, holder and priority; its due date and SLA used.
+    # The description wraps, so the table fits even 80 columns without cutting an id.
+    table = Table(show_lines=True)
+    table.add_column("request")
+    table.add_column("state")
+    table.add_column("due", no_wrap=True)
+    for item in items:
+        state = [_state(item)]
+        if item.assignee_id:
+            state.append(f"by {clean(item.assignee_id)}")
+        if item.priority:
+            state.append(f"priority {item.priority}")
+        due = ["-"]
+        if item.HasField("due_at"):
+            due = _when(item.due_at).split(" ")
+        table.add_row(
+            Group(
+                Text(f"{clean(item.request_number)}\n{clean(item.request_id)}", style="bold"),
+                Cell(item.description, clip=240),
+            ),
+            Text("\n".join(state), overflow="fold"),
+            Text("\n".join([*due, f"{item.sla_percent_used} % used"])),
+        )
+    return table
+
+
+async def list_queue(review: Review, request: review_pb2.ListQueueRequest) -> None:
+    page = await review.call(review.service.ListQueue, request)
+    review.out.print(
+        _line("queue ", clean(request.department_code), f": {len(page.items)} on this page"),
+        soft_wrap=True,
+    )
+    if page.items:
+        review.out.print(_queue_table(list(page.items)))
+    if page.next_page_token:
+        review.out.print(f"more: --page-token {clean(page.next_page_token)}", soft_wrap=True)
+
+
+@app.command()
+def queue(
+    ctx: typer.Context,
+    department: Department,
+    page_token: Annotated[
+        str, typer.Option(help="The previous page's `more:` token, for the next page.")
+    ] = "",
+    sub_service: Annotated[str, typer.Option(help="Only this sub-service code.")] = "",
+    assignee: Annotated[str, typer.Option(help="Only items held by this employee id.")] = "",
+    state: Annotated[StateName | None, typer.Option(help="Only items in this state.")] = None,
+    page_size: Annotated[
+        int, typer.Option(min=0, max=200, help="Items a page; the service's default when 0.")
+    ] = 0,
+) -> None:
+    """List a department's open requests: most followed-up first, then oldest."""
+    request = review_pb2.ListQueueRequest(
+        department_code=department,
+        page_token=page_token,
+        page_size=page_size,
+        sub_service_code=sub_service,
+        assignee_id=assignee,
+        state=_STATE_TO_WIRE[state] if state else review_pb2.WORK_ITEM_STATE_UNSPECIFIED,
+    )
+    _run(ctx, lambda review: list_queue(review, request))
+
+
+def _claimed(review: Review, item: review_pb2.WorkItem) -> None:
+    until = f" until {_when(item.claimed_until)}" if item.HasField("claimed_until") else ""
+    review.out.print(_line("claimed ", _title(item), until), soft_wrap=True)
+    review.out.print(_line("  ", _value(item.description)), soft_wrap=True)
+
+
+async def claim_next(review: Review, department: str) -> None:
+    answer = await review.call(
+        review.service.ClaimNext, review_pb2.ClaimNextRequest(department_code=department)
+    )
+    if not answer.HasField("item"):
+        review.out.print("nothing is waiting in your queues")
+        return
+    _claimed(review, answer.item)
+
+
+@app.command(name="next")
+def next_item(
+    ctx: typer.Context,
+    department: Annotated[
+        str, typer.Option(help="Only this department's queue; all of yours by default.")
+    ] = "",
+) -> None:
+    """Claim the next request of your queues: highest priority, then earliest due."""
+    _run(ctx, lambda review: claim_next(review, department))
+
+
+async def claim_one(review: Review, request_id: str) -> None:
+    answer = await review.call(
+        review.service.ClaimRequest, review_pb2.ClaimRequestRequest(request_id=request_id)
+    )
+    _claimed(review, answer.item)
+
+
+@app.command()
+def claim(ctx: typer.Context, request_id: RequestId) -> None:
+    """Claim a request by its id; the claim lapses when you leave it idle."""
+    _run(ctx, lambda review: claim_one(review, request_id))
+
+
+# --- a case ---------------------------------------------------------------------------------
+
+
+def _facts(item: review_pb2.WorkItem) -> Table:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column()
+    state = _state(item)
+    if item.assignee_id:
+        state += f" by {clean(item.assignee_id)}"
+    if item.HasField("claimed_until"):
+        state += f" until {_when(item.claimed_until)}"
+    facts.add_row("state", Text(state))
+    if item.reason_code:
+        facts.add_row("reason", Text(clean(item.reason_code)))
+    facts.add_row("department", Text(clean(item.department_code)))
+    facts.add_row("sub-service", Text(clean(item.sub_service_code)))
+    facts.add_row("priority", Text(str(item.priority)))
+    if item.HasField("submitted_at"):
+        facts.add_row("submitted", Text(_when(item.submitted_at)))
+    due = _when(item.due_at) if item.HasField("due_at") else "-"
+    facts.add_row("due", Text(f"{due}  (SLA {item.sla_percent_used} % used)"))
+    if item.HasField("respond_by"):
+        facts.add_row("respond by", Text(_when(item.respond_by)))
+    if item.appeal_of_reviewer_id:
+        facts.add_row("appeal", Text(f"not to be decided by {clean(item.appeal_of_reviewer_id)}"))
+    return facts
+
+
+def _history(entries: list[review_pb2.HistoryEntry]) -> Table:
+    table = Table(title="history", title_justify="left")
+    table.add_column("when", no_wrap=True)
+    table.add_column("who", overflow="fold")
+    table.add_column("action", overflow="fold")
+    table.add_column("text")
+    for entry in entries:
+        action = Text(clean(entry.action), overflow="fold")
+        if entry.internal:
+            # Only the office sees these; the beneficiary never does.
+            action.append(" (internal)", style="yellow")
+        table.add_row(
+            Text(_when(entry.at)),
+            Text(clean(entry.actor)),
+            action,
+            Cell(entry.text, style="yellow" if entry.internal else ""),
+        )
+    return table
+
+
+async def show_case(review: Review, request_id: str) -> None:
+    case = await review.call(
+        review.service.GetCase, review_pb2.GetCaseRequest(request_id=request_id)
+    )
+    out, item = review.out, case.item
+    out.print(_title(item), soft_wrap=True)
+    out.print(_facts(item))
+    out.print("description", style="bold")
+    out.print(_line("  ", _value(item.description)), soft_wrap=True)
+    if item.missing:
+        out.print("missing", style="bold")
+        for entry in item.missing:
+            out.print(_missing(entry), soft_wrap=True)
+    out.print(f"attachments: {len(case.attachments)}", style="bold")
+    for a in case.attachments:
+        expires = f", link until {_when(a.url_expires_at)}" if a.HasField("url_expires_at") else ""
+        out.print(
+            _line(
+                "  ",
+                clean(a.document_id),
+                "  ",
+                _value(a.filename),
+                f"  ({clean(a.content_type)}, {a.size_bytes} bytes{expires})",
+            ),
+            soft_wrap=True,
+        )
+        # The link alone on its line, never wrapped, so it can be copied or picked up whole.
+        out.print(Text(clean(a.download_url)), soft_wrap=True)
+    if case.history:
+        out.print(_history(list(case.history)))
+
+
+@app.command()
+def show(ctx: typer.Context, request_id: RequestId) -> None:
+    """A request: its details, due date, SLA used, what is missing, attachments and history."""
+    _run(ctx, lambda review: show_case(review, request_id))
+
+
+def safe_file_name(filename: str, fallback: str) -> str:
+    """A local file name from an applicant's: no directories, controls or leading dots."""
+    name = re.sub(r"[^\w.\- ]", "_", Path(filename.replace("\\", "/")).name)
+    name = name.strip(". ")[:120]
+    return name or re.sub(r"[^\w.\-]", "_", fallback)[:120] or "attachment"
+
+
+async def attachment_of(review: Review, request_id: str, document_id: str) -> review_pb2.Attachment:
+    """The attachment with a fresh presigned link."""
+    shown = await review.call(
+        review.service.GetWorkItem, review_pb2.GetWorkItemRequest(request_id=request_id)
+    )
+    for attachment in shown.attachments:
+        if attachment.document_id == document_id:
+            return attachment
+    raise Failure(f"request {request_id} has no attachment {document_id}")
+
+
+def fetch(url: str, target: Path) -> int:
+    """Streams the link to a .part file beside the target, then renames it: no half files."""
+    partial = target.with_name(target.name + ".part")
+    written = 0
+    try:
+        with (
+            httpx.Client(timeout=DOWNLOAD_TIMEOUT) as http,
+            http.stream("GET", url) as response,
+        ):
+            if response.status_code != httpx.codes.OK:
+                raise Failure(f"download failed: HTTP {response.status_code}")
+            with partial.open("wb") as file:
+                for chunk in response.iter_bytes():
+                    written += file.write(chunk)
+        partial.replace(target)
+    except httpx.HTTPError as exc:
+        raise Failure(f"download failed: {exc}") from exc
+    except OSError as exc:
+        raise Failure(f"cannot write {target}: {exc.strerror}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    request_id: RequestId,
+    document_id: Annotated[str, typer.Argument(help="The attachment's document id (`show`).")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File or folder to save to; the attachment's name by default."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace a file that is already there.")] = False,
+) -> None:
+    """Download an attachment through its presigned link."""
+    attachment = _run(ctx, lambda review: attachment_of(review, request_id, document_id))
+    name = safe_file_name(attachment.filename, attachment.document_id)
+    target = output or Path(name)
+    if target.is_dir():
+        target = target / name
+    if target.exists() and not force:
+        _fail(f"{target} is already there; pass --force to replace it")
+    try:
+        written = fetch(attachment.download_url, target)
+    except Failure as exc:
+        _fail(str(exc))
+    _console().print(
+        _line("saved ", _value(attachment.filename), f" ({written} bytes) to {target}")
+    )
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+async def add_note(review: Review, request_id: str, text: str) -> None:
+    done = await review.call(
+        review.service.AddNote, review_pb2.AddNoteRequest(request_id=request_id, text=text)
+    )
+    review.out.print(_line("noted (internal) on ", _title(done.item)), soft_wrap=True)
+
+
+@app.command()
+def note(
+    ctx: typer.Context,
+    request_id: RequestId,
+    text: Annotated[str, typer.Argument(help="The note; only the office sees it.")],
+) -> None:
+    """Add an internal note; the beneficiary never sees it."""
+    _run(ctx, lambda review: add_note(review, request_id, text))
+
+
+async def message_applicant(review: Review, request_id: str, text: str) -> None:
+    done = await review.call(
+        review.service.MessageApplicant,
+        review_pb2.MessageApplicantRequest(request_id=request_id, text=text),
+    )
+    review.out.print(_line("messaged the applicant of ", _title(done.item)), soft_wrap=True)
+
+
+@app.command()
+def message(
+    ctx: typer.Context,
+    request_id: RequestId,
+    text: Annotated[str, typer.Argument(help="The message, sent by SMS and shown in tracking.")],
+) -> None:
+    """Send the beneficiary a message."""
+    _run(ctx, lambda review: message_applicant(review, request_id, text))
+
+
+def _missing_item(raw: str) -> common_pb2.MissingItem:
+    kind, _, rest = raw.partition(":")
+    name, _, description = rest.partition(":")
+    if not (kind and name and description):
+        raise typer.BadParameter(
+            f"{raw!r} is not kind:name:description, e.g. "
+            "document:personal_photo:A recent photo on a white background"
+        )
+    return common_pb2.MissingItem(kind=kind, name=name, description=description)
+
+
+async def request_information(
+    review: Review,
+    request_id: str,
+    missing: list[common_pb2.MissingItem],
+    text: str,
+    within: int,
+) -> None:
+    done = await review.call(
+        review.service.RequestInformation,
+        review_pb2.RequestInformationRequest(
+            request_id=request_id,
+            missing=missing,
+            message=text,
+            respond_within_working_days=within,
+        ),
+    )
+    item = done.item
+    until = f", to answer by {_when(item.respond_by)}" if item.HasField("respond_by") else ""
+    review.out.print(
+        _line("asked the applicant of ", _title(item), f" for {len(item.missing)} items{until}"),
+        soft_wrap=True,
+    )
+    for entry in item.missing:
+        review.out.print(_missing(entry), soft_wrap=True)
+
+
+@app.command(name="request-info")
+def request_info(
+    ctx: typer.Context,
+    request_id: RequestId,
+    missing: Annotated[
+        list[str],
+        typer.Option(
+            help="What is missing, as kind:name:description (kind: document, field or other);"
+            " repeat for each item."
+        ),
+    ],
+    message: Annotated[str, typer.Option(help="Shown to the beneficiary with the list.")] = "",
+    within: Annotated[
+        int, typer.Option(help="Working days to answer in; the service's default when 0.")
+    ] = 0,
+) -> None:
+    """Return the request to the beneficiary with what is missing; the SLA clock pauses."""
+    items = [_missing_item(raw) for raw in missing]
+    _run(ctx, lambda review: request_information(review, request_id, items, message, within))
+
+
+async def decide(
+    review: Review, request_id: str, decision: review_pb2.Decision.ValueType, text: str, reason: str
+) -> None:
+    done = await review.call(
+        review.service.DecideRequest,
+        review_pb2.DecideRequestRequest(
+            request_id=request_id, decision=decision, message=text, reason_code=reason
+        ),
+    )
+    why = f" ({clean(done.item.reason_code)})" if done.item.reason_code else ""
+    review.out.print(_line(_state(done.item), " ", _title(done.item), why), soft_wrap=True)
+
+
+MessageOption = Annotated[str, typer.Option(help="Shown to the beneficiary.")]
+ReasonOption = Annotated[str, typer.Option(help="A reason code of `reasons`.")]
+
+
+@app.command()
+def accept(
+    ctx: typer.Context,
+    request_id: RequestId,
+    message: MessageOption = "",
+    reason: ReasonOption = "",
+) -> None:
+    """Accept a request you hold."""
+    _run(
+        ctx, lambda review: decide(review, request_id, review_pb2.DECISION_ACCEPT, message, reason)
+    )
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    request_id: RequestId,
+    message: MessageOption = "",
+    reason: ReasonOption = "",
+) -> None:
+    """Reject a request you hold: --reason and --message (why, for the beneficiary) required."""
+    if not reason or not message:
+        _fail("a rejection needs --reason (a code of `reasons`) and --message for the beneficiary")
+    _run(
+        ctx, lambda review: decide(review, request_id, review_pb2.DECISION_REJECT, message, reason)
+    )
+
+
+async def list_reasons(review: Review) -> None:
+    answer = await review.call(review.service.ListReasons, review_pb2.ListReasonsRequest())
+    table = Table()
+    table.add_column("code", no_wrap=True)
+    table.add_column("for")
+    table.add_column("العربية")
+    table.add_column("English")
+    for reason in answer.reasons:
+        table.add_row(
+            Text(clean(reason.code)),
+            Text(", ".join(clean(d) for d in reason.decisions)),
+            Cell(reason.text.ar),
+            Cell(reason.text.en),
+        )
+    review.out.print(table)
+
+
+@app.command()
+def reasons(ctx: typer.Context) -> None:
+    """The reason codes for decisions, in Arabic and English."""
+    _run(ctx, list_reasons)
+
+
+async def transfer_request(review: Review, request_id: str, department: str, reason: str) -> None:
+    done = await review.call(
+        review.service.TransferRequest,
+        review_pb2.TransferRequestRequest(
+            request_id=request_id, department_code=department, reason=reason
+        ),
+    )
+    review.out.print(
+        _line("transferred ", _title(done.item), " to ", clean(department)), soft_wrap=True
+    )
+
+
+@app.command()
+def transfer(
+    ctx: typer.Context,
+    request_id: RequestId,
+    to: Annotated[str, typer.Option("--to", help="The department it belongs to.")],
+    reason: Annotated[str, typer.Option(help="Why it is misfiled; kept internal.")],
+) -> None:
+    """Send a misfiled request to another department's queue."""
+    _run(ctx, lambda review: transfer_request(review, request_id, to, reason))
+
+
+async def release_request(review: Review, request_id: str) -> None:
+    done = await review.call(
+        review.service.ReleaseRequest, review_pb2.ReleaseRequestRequest(request_id=request_id)
+    )
+    review.out.print(
+        _line(
+            "released ", _title(done.item), " to the queue of ", clean(done.item.department_code)
+        ),
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def release(ctx: typer.Context, request_id: RequestId) -> None:
+    """Give a request you hold back to its queue."""
+    _run(ctx, lambda review: release_request(review, request_id))
+
+
+# --- supervisors and administrators ---------------------------------------------------------
+
+
+async def show_backlog(review: Review, department: str) -> None:
+    answer = await review.call(
+        review.service.GetBacklog, review_pb2.GetBacklogRequest(department_code=department)
+    )
+    table = Table(title=f"backlog of {clean(department)}", title_justify="left")
+    table.add_column("queue")
+    for heading in ("size", "oldest", "due soon", "breached", "waiting"):
+        table.add_column(heading, justify="right", no_wrap=heading == "oldest")
+    for row in answer.queues:
+        oldest = _when(row.oldest_queued_at) if row.HasField("oldest_queued_at") else "-"
+        table.add_row(
+            Text(clean(row.queue)),
+            str(row.size),
+            oldest,
+            str(row.due_soon),
+            str(row.breached),
+            str(row.waiting_on_applicant),
+        )
+    review.out.print(table)
+
+
+@app.command()
+def backlog(ctx: typer.Context, department: Department) -> None:
+    """For a department's supervisors: each queue's size, oldest, due soon and breached."""
+    _run(ctx, lambda review: show_backlog(review, department))
+
+
+def _reviewers_table(reviewers: list[review_pb2.Reviewer]) -> Table:
+    table = Table()
+    for heading in ("reviewer", "departments", "languages", "capacity", "available", "supervises"):
+        table.add_column(heading)
+    for r in reviewers:
+        table.add_row(
+            Text(clean(r.reviewer_id)),
+            Text(", ".join(clean(d) for d in r.departments)),
+            Text(", ".join(clean(lang) for lang in r.languages)),
+            str(r.capacity),
+            "yes" if r.available else "away",
+            Text(", ".join(clean(d) for d in r.supervises)),
+        )
+    return table
+
+
+async def put_reviewer(review: Review, reviewer: review_pb2.Reviewer) -> None:
+    answer = await review.call(
+        review.admin.PutReviewer, review_pb2.PutReviewerRequest(reviewer=reviewer)
+    )
+    review.out.print(_reviewers_table([answer.reviewer]))
+
+
+@app.command(name="reviewer-put")
+def reviewer_put(
+    ctx: typer.Context,
+    reviewer_id: Annotated[str, typer.Argument(help="The reviewer's employee id.")],
+    department: Annotated[
+        list[str], typer.Option("--department", "-d", help="A department they review; repeat.")
+    ],
+    language: Annotated[
+        list[str] | None,
+        typer.Option("--language", "-l", help="A language they read (ar, en, …); repeat."),
+    ] = None,
+    capacity: Annotated[int, typer.Option(help="How many items they may hold at once.")] = 20,
+    supervises: Annotated[
+        list[str] | None, typer.Option(help="A department they supervise; repeat.")
+    ] = None,
+    away: Annotated[bool, typer.Option(help="Store them as away.")] = False,
+) -> None:
+    """Add or change a reviewer (administrators, or the departments' supervisor)."""
+    reviewer = review_pb2.Reviewer(
+        reviewer_id=reviewer_id,
+        departments=department,
+        languages=language or ["ar", "en"],
+        capacity=capacity,
+        available=not away,
+        supervises=supervises or [],
+    )
+    _run(ctx, lambda review: put_reviewer(review, reviewer))
+
+
+async def list_reviewers(review: Review, department: str) -> None:
+    answer = await review.call(
+        review.admin.ListReviewers, review_pb2.ListReviewersRequest(department_code=department)
+    )
+    review.out.print(_reviewers_table(list(answer.reviewers)))
+
+
+@app.command()
+def reviewers(ctx: typer.Context, department: Department) -> None:
+    """A department's reviewers."""
+    _run(ctx, lambda review: list_reviewers(review, department))
+
+
+async def set_availability(review: Review, reviewer_id: str, available: bool) -> None:
+    answer = await review.call(
+        review.admin.SetAvailability,
+        review_pb2.SetAvailabilityRequest(reviewer_id=reviewer_id, available=available),
+    )
+    state = "available" if answer.reviewer.available else "away"
+    review.out.print(_line(clean(answer.reviewer.reviewer_id), f" is {state}"), soft_wrap=True)
+
+
+OtherReviewer = Annotated[
+    str, typer.Argument(help="Another reviewer's id (supervisors, administrators); you if empty.")
+]
+
+
+@app.command()
+def away(ctx: typer.Context, reviewer_id: OtherReviewer = "") -> None:
+    """Mark yourself (or a reviewer you supervise) away: no new work comes to them."""
+    _run(ctx, lambda review: set_availability(review, reviewer_id, False))
+
+
+@app.command()
+def available(ctx: typer.Context, reviewer_id: OtherReviewer = "") -> None:
+    """Mark yourself (or a reviewer you supervise) available again."""
+    _run(ctx, lambda review: set_availability(review, reviewer_id, True))
+
+
+def main() -> None:
+    app(prog_name="tawasul-review-cli")
