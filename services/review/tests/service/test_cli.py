@@ -1,0 +1,579 @@
+"""The reviewers' CLI against review's real gRPC server, in-process on a real PostgreSQL.
+
+The server is built by review's composition root, as in test_review_grpc.py; work items
+arrive through the enqueue use case, as the routed-event subscriber puts them; docs stands
+outside this tier (a stand-in giving each request one attachment, whose link a small local
+HTTP server answers). The CLI runs as a reviewer runs it, through typer's CliRunner: its
+arguments, its own event loop and channel, its stdout, stderr and exit status.
+
+Why a worker thread: CliRunner is synchronous and the CLI calls asyncio.run, which cannot run
+inside this test's event loop, where the server lives. Each invocation therefore runs in a
+worker thread (asyncio.to_thread): it gets its own loop there, and this loop stays free to
+serve its calls. One invocation runs at a time, since CliRunner swaps sys.stdout, sys.stderr
+and os.environ for the whole process while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import grpc
+import pytest
+import tawasul_review
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_calendar import RIYADH, Sla
+from tawasul_platform.db import make_engine
+from tawasul_platform.grpc import bearer
+from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.migrations import upgrade
+from tawasul_review import bootstrap
+from tawasul_review.adapters.repository import ReviewUnitOfWork
+from tawasul_review.app import handlers
+from tawasul_review.app.ports import Attachment
+from tawasul_review.domain.model import Contact, WorkItem
+from tawasul_review.entrypoints.cli import LRI, PDI, RLI, app, clean
+from tawasul_review.settings import ReviewSettings
+from typer.testing import CliRunner, Result
+
+MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
+SECRET = "service-test-secret"
+ADMIN_ID = "A001"
+# Sunday 4 January 2026, 10:00 in Riyadh.
+START = datetime(2026, 1, 4, 10, 0, tzinfo=RIYADH)
+PDF = b"%PDF-1.7 the applicant's scan"
+
+ARABIC = "لا تظهر الصورة عند تجديد جواز السفر"
+# What a hostile applicant might type: colours, a hidden OSC 8 link, a carriage return that
+# overwrites the line, a right-to-left override that flips "exe.pdf", and line breaks; a NUL
+# cannot be stored in PostgreSQL text, so it comes in the file name that docs reports.
+HOSTILE = (
+    "\x1b[31mURGENT\x1b[0m \x1b]8;;https://evil.example/\x07click here\x1b]8;;\x07"
+    "\rAPPROVED invoice\u202efdp.exe\nsecond line"
+)
+HOSTILE_FILENAME = "\x1b]8;;https://evil.example/\x07passport\x00.pdf\x1b]8;;\x07"
+
+
+def token(subject: str, *departments: str) -> str:
+    return issue_token(SECRET, Principal(subject, Role.REVIEWER, frozenset(departments)))
+
+
+ADMIN = token(ADMIN_ID)
+ALI = token("E100", "passports")
+SARA = token("E200", "passports")
+VISAS_ONLY = token("E300", "visas")
+BOSS = token("S001", "passports")
+
+
+class Files(BaseHTTPRequestHandler):
+    """Object storage stands outside this tier: every presigned link answers the same file."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", str(len(PDF)))
+        self.end_headers()
+        self.wfile.write(PDF)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def storage() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class Docs:
+    """Docs stands outside this tier: one attachment per request, its name the applicant's."""
+
+    def __init__(self, storage: str) -> None:
+        self.storage = storage
+
+    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
+        expires = START + timedelta(minutes=5)
+        return [
+            Attachment(
+                d, HOSTILE_FILENAME, "application/pdf", len(PDF), f"{self.storage}/{d}", expires
+            )
+            for d in document_ids
+        ]
+
+
+class Review:
+    def __init__(
+        self,
+        port: int,
+        sessions: async_sessionmaker[AsyncSession],
+        rules: handlers.Policy,
+        channel: grpc.aio.Channel,
+    ) -> None:
+        self.address = f"127.0.0.1:{port}"
+        self.sessions = sessions
+        self.rules = rules
+        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
+        self.now = START
+        self.numbers = 0
+        self.runner = CliRunner()
+
+    async def enqueue(self, description: str = ARABIC, department: str = "passports") -> str:
+        """A routed request joins its queue, as review's routed-event subscriber does it."""
+        self.numbers += 1
+        self.now += timedelta(minutes=1)
+        item = WorkItem.enqueue(
+            request_id=uuid.uuid4(),
+            request_number=f"TW{self.numbers:09d}",
+            department=department,
+            queue=f"{department}.default",
+            sub_service_code=f"{department}.general",
+            description=description,
+            applicant_id="1000000008",
+            document_ids=("d1",),
+            contact=Contact("+966551234567", "", "ar"),
+            now=self.now,
+            sla=Sla.days(5),
+        )
+        await handlers.enqueue(
+            uow=ReviewUnitOfWork(self.sessions),
+            event_id=str(uuid.uuid4()),
+            item=item,
+            policy=self.rules,
+            now=self.now,
+        )
+        return str(item.request_id)
+
+    async def cli(self, *args: str, who: str = ALI, columns: int = 160) -> Result:
+        """One run of the CLI as the reviewer `who`, in a worker thread (see the top)."""
+        env: dict[str, str | None] = {
+            "TAWASUL_REVIEW_ADDRESS": self.address,
+            "TAWASUL_REVIEWER_TOKEN": who,
+            "COLUMNS": str(columns),
+            # Plain text whatever the environment asks: rich's own colours are escapes too.
+            "FORCE_COLOR": None,
+            "TTY_COMPATIBLE": None,
+        }
+        result = await asyncio.to_thread(
+            self.runner.invoke, app, list(args), env=env, catch_exceptions=False
+        )
+        assert "Traceback" not in result.output
+        return result
+
+    async def ok(self, *args: str, who: str = ALI, columns: int = 160) -> str:
+        result = await self.cli(*args, who=who, columns=columns)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    async def case(self, request_id: str) -> review_pb2.GetCaseResponse:
+        return await self.stub.GetCase(
+            review_pb2.GetCaseRequest(request_id=request_id), timeout=5, metadata=bearer(ALI)
+        )
+
+
+@pytest.fixture
+async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = make_engine(database_url, pool_size=5)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    settings = ReviewSettings(
+        database_url=database_url,
+        kafka_bootstrap="127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        identity_secret=SECRET,
+        docs_address="127.0.0.1:1",
+        review_admins=ADMIN_ID,
+    )
+    rules = bootstrap.policy(settings)
+    holder: list[Review] = []
+    server = bootstrap.grpc_server(
+        settings,
+        uow=lambda: ReviewUnitOfWork(sessions),
+        documents=Docs(storage),
+        rules=rules,
+        now=lambda: holder[0].now,
+    )
+    await server.start()
+    await server.serving(True)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    holder.append(Review(server.port, sessions, rules, channel))
+    yield holder[0]
+    await channel.close()
+    await server.stop(1)
+    await engine.dispose()
+
+
+def balanced(output: str) -> None:
+    """Every printed line closes each isolate it opens."""
+    for line in output.splitlines():
+        assert line.count(RLI) + line.count(LRI) == line.count(PDI), line
+
+
+def unescaped(output: str) -> None:
+    """Nothing of the applicant's reaches the terminal as a control or an override."""
+    for forbidden in ("\x1b", "\x07", "\r", "\x00", "\u202e", "\x9b"):
+        assert forbidden not in output
+
+
+# --- neutralising applicant text ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[31mred\x1b[0m", "␛[31mred␛[0m"),
+        (
+            "\x1b]8;;https://evil.example/\x07click\x1b]8;;\x07",
+            "␛]8;;https://evil.example/␇click␛]8;;␇",
+        ),
+        ("PENDING\rAPPROVED", "PENDING␍APPROVED"),
+        ("a\x00b", "a␀b"),
+        ("invoice\u202efdp.exe", "invoice\ufffdfdp.exe"),
+        (
+            "\u2067spoof\u2069 \u202a\u202b\u202c\u202d\u2066\u2068",
+            "\ufffdspoof\ufffd " + "\ufffd" * 6,
+        ),
+        ("\x9b31m", "\ufffd31m"),
+        ("one\r\ntwo\nthree\u2028four", "one⏎two⏎three⏎four"),
+        ("tab\there\x7f", "tab␉here␡"),
+        (ARABIC + " ok", ARABIC + " ok"),
+    ],
+)
+def test_clean_makes_controls_escapes_and_overrides_visible_and_inert(raw: str, shown: str) -> None:
+    assert clean(raw) == shown
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+async def test_queue_lists_pages_and_filters(review: Review) -> None:
+    first = await review.enqueue()
+    second = await review.enqueue("The photo does not appear when renewing")
+    third = await review.enqueue()
+    await review.ok("claim", second, who=SARA)
+
+    listed = await review.ok("queue", "passports")
+    assert "queue passports: 3 on this page" in listed
+    for number, request_id in (("TW000000001", first), ("TW000000002", second)):
+        assert number in listed
+        assert request_id in listed
+    assert "more:" not in listed
+    # The Arabic description reads right-to-left inside its cell.
+    assert f"{RLI}{ARABIC}{PDI}" in listed
+    balanced(listed)
+
+    page = await review.ok("queue", "passports", "--page-size", "2")
+    assert first in page
+    assert second in page
+    assert third not in page
+    page_token = page.split("more: --page-token ")[1].split()[0]
+    rest = await review.ok("queue", "passports", "--page-size", "2", "--page-token", page_token)
+    assert third in rest
+    assert first not in rest
+    assert "more:" not in rest
+
+    held = await review.ok("queue", "passports", "--state", "claimed")
+    assert second in held
+    assert first not in held
+    assert "E200" in held
+    mine = await review.ok("queue", "passports", "--assignee", "E200")
+    assert second in mine
+    assert third not in mine
+    other = await review.ok("queue", "passports", "--sub-service", "visas.general")
+    assert "0 on this page" in other
+
+
+async def test_a_department_not_yours_is_refused(review: Review) -> None:
+    await review.enqueue()
+    result = await review.cli("queue", "passports", who=VISAS_ONLY)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: PERMISSION_DENIED: ")
+    assert result.stdout == ""
+
+
+async def test_without_a_token_nothing_is_called(review: Review) -> None:
+    result = await review.cli("queue", "passports", who="")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN\n",
+    )
+
+
+async def test_next_claims_by_priority_then_says_nothing_waits(review: Review) -> None:
+    first = await review.enqueue()
+    claimed = await review.ok("next", "--department", "passports")
+    assert claimed.startswith(f"claimed TW000000001  {first} until 2026-01-04 10:31")
+    assert f"{RLI}{ARABIC}{PDI}" in claimed
+    assert (await review.ok("next")).strip() == "nothing is waiting in your queues"
+    case = await review.case(first)
+    assert (case.item.state, case.item.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+
+
+# --- a case and its actions -----------------------------------------------------------------
+
+
+async def test_show_gives_the_case_with_its_attachment_link_and_history(review: Review) -> None:
+    request_id = await review.enqueue(HOSTILE)
+    review.now += timedelta(days=2)
+    await review.ok("claim", request_id)
+    review.now += timedelta(minutes=10)
+    assert "noted (internal) on TW000000001" in await review.ok(
+        "note", request_id, "ملاحظة داخلية: الصورة قديمة"
+    )
+    await review.ok("message", request_id, "Please wait, we are checking")
+
+    shown = await review.ok("show", request_id)
+    lines = shown.splitlines()
+    assert lines[0] == f"TW000000001  {request_id}"
+    facts = dict(
+        re.split(r" {2,}", line.strip(), maxsplit=1)
+        for line in lines[1 : lines.index("description")]
+    )
+    # Every action of the holder renews the claim.
+    assert facts["state"] == "claimed by E100 until 2026-01-06 10:41"
+    used = (await review.case(request_id)).item.sla_percent_used
+    assert used > 0
+    assert facts["due"] == f"2026-01-11 10:01  (SLA {used} % used)"
+    assert facts["submitted"] == "2026-01-04 10:01"
+    # The link is a line of its own, whole, whatever the width.
+    narrow = await review.ok("show", request_id, columns=40)
+    for output in (shown, narrow):
+        links = [line for line in output.splitlines() if line.startswith("http")]
+        assert len(links) == 1
+        assert links[0].startswith("http://127.0.0.1:")
+        assert links[0].endswith("/d1")
+    # History: the note marked internal, the message not.
+    note = next(line for line in lines if "ملاحظة داخلية" in line)
+    assert "note (internal)" in note
+    assert f"{RLI}ملاحظة داخلية: الصورة قديمة{PDI}" in note
+    message = next(line for line in lines if "Please wait" in line)
+    assert "message" in message
+    assert "(internal)" not in message
+    assert any("claimed" in line and "E100" in line for line in lines)
+    # The applicant's description and file name, neutralised.
+    unescaped(shown)
+    unescaped(narrow)
+    assert "␛[31mURGENT␛[0m ␛]8;;https://evil.example/␇click here␛]8;;␇␍APPROVED" in shown
+    assert "invoice\ufffdfdp.exe⏎second line" in shown
+    assert "␛]8;;https://evil.example/␇passport␀.pdf␛]8;;␇" in shown
+    balanced(shown)
+    balanced(narrow)
+
+
+async def test_arabic_wrapped_in_a_narrow_cell_keeps_each_line_isolated(review: Review) -> None:
+    long = " ".join([ARABIC] * 4)
+    await review.enqueue(long)
+    listed = await review.ok("queue", "passports", columns=80)
+    arabic_lines = [line for line in listed.splitlines() if RLI in line]
+    assert len(arabic_lines) > 1
+    balanced(listed)
+
+
+async def test_request_info_lists_what_is_missing(review: Review) -> None:
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+    asked = await review.ok(
+        "request-info",
+        request_id,
+        "--missing",
+        "document:personal_photo:صورة حديثة بخلفية بيضاء",
+        "--missing",
+        "field:loss_date:The date the passport was lost",
+        "--message",
+        "Please add these",
+        "--within",
+        "3",
+    )
+    assert "asked the applicant of TW000000001" in asked
+    assert "for 2 items, to answer by 2026-01-07 10:01" in asked
+    assert f"  - document personal_photo: {RLI}صورة حديثة بخلفية بيضاء{PDI}" in asked
+    shown = await review.ok("show", request_id)
+    assert "waiting on applicant" in shown
+    assert re.search(r"^respond by +2026-01-07 10:01 *$", shown, re.MULTILINE)
+    assert "  - field loss_date: The date the passport was lost" in shown
+
+    refused = await review.cli("request-info", request_id, "--missing", "photo:x:y")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: ")
+    malformed = await review.cli("request-info", request_id, "--missing", "no-colons")
+    assert malformed.exit_code == 2
+    assert "kind:name:description" in malformed.output
+
+
+async def test_a_bad_missing_kind_prints_the_field_violation(review: Review) -> None:
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+    result = await review.cli("request-info", request_id, "--missing", "photo:personal:Add it")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: INVALID_ARGUMENT: " + result.stderr.splitlines()[0].split(": ", 2)[2],
+        "  missing[0].kind: 'document', 'field' or 'other'",
+    ]
+
+
+async def test_reject_needs_a_reason_and_a_message(review: Review) -> None:
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+
+    without = await review.cli("reject", request_id, "--message", "The photo is too old to use")
+    assert without.exit_code == 1
+    assert without.stderr == (
+        "error: a rejection needs --reason (a code of `reasons`) and --message for the "
+        "beneficiary\n"
+    )
+    unknown = await review.cli(
+        "reject", request_id, "--reason", "no-such", "--message", "The photo is too old to use"
+    )
+    assert unknown.exit_code == 1
+    assert "error: INVALID_ARGUMENT: " in unknown.stderr
+    assert "  reason_code: not a reason of ListReasons" in unknown.stderr
+    assert (await review.case(request_id)).item.state == review_pb2.WORK_ITEM_STATE_CLAIMED
+
+    rejected = await review.ok(
+        "reject",
+        request_id,
+        "--reason",
+        "documents-unclear",
+        "--message",
+        "The photo is too old to use",
+    )
+    assert rejected.strip() == f"rejected TW000000001  {request_id} (documents-unclear)"
+    decided = (await review.case(request_id)).item
+    assert (decided.decision, decided.reason_code) == (
+        review_pb2.DECISION_REJECT,
+        "documents-unclear",
+    )
+
+
+async def test_accept(review: Review) -> None:
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+    accepted = await review.ok("accept", request_id, "--message", "Photo fixed")
+    assert accepted.strip() == f"accepted TW000000001  {request_id}"
+
+
+async def test_only_the_holder_decides(review: Review) -> None:
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+    result = await review.cli("accept", request_id, who=SARA)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: FAILED_PRECONDITION: ")
+
+
+async def test_transfer_and_release(review: Review) -> None:
+    moved = await review.enqueue()
+    await review.ok("claim", moved)
+    refused = await review.cli("transfer", moved, "--to", "nowhere", "--reason", "misfiled")
+    assert refused.exit_code == 1
+    assert "  department_code: not a department of the catalog" in refused.stderr
+    transferred = await review.ok(
+        "transfer", moved, "--to", "visas", "--reason", "A visit visa, not a passport"
+    )
+    assert transferred.strip() == f"transferred TW000000001  {moved} to visas"
+    assert (await review.case(moved)).item.state == review_pb2.WORK_ITEM_STATE_TRANSFERRED
+
+    kept = await review.enqueue()
+    await review.ok("claim", kept)
+    released = await review.ok("release", kept)
+    assert released.strip() == f"released TW000000002  {kept} to the queue of passports"
+    item = (await review.case(kept)).item
+    assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
+
+
+async def test_reasons_in_arabic_and_english(review: Review) -> None:
+    listed = await review.ok("reasons")
+    line = next(line for line in listed.splitlines() if "documents-unclear" in line)
+    assert "reject" in line
+    assert f"{RLI}المرفقات غير واضحة أو غير مقروءة{PDI}" in line
+    assert "The attachments are unclear or unreadable" in line
+    balanced(listed)
+
+
+async def test_download_saves_the_attachment_under_a_safe_name(
+    review: Review, tmp_path: Path
+) -> None:
+    request_id = await review.enqueue()
+    named = tmp_path / "scan.pdf"
+    saved = await review.ok("download", request_id, "d1", "--output", str(named))
+    assert named.read_bytes() == PDF
+    assert f"({len(PDF)} bytes) to {named}" in saved
+    unescaped(saved)
+
+    again = await review.cli("download", request_id, "d1", "--output", str(named))
+    assert again.exit_code == 1
+    assert "already there; pass --force" in again.stderr
+    await review.ok("download", request_id, "d1", "--output", str(named), "--force")
+
+    # Into a folder, under the applicant's file name made safe: no path, no controls.
+    await review.ok("download", request_id, "d1", "--output", str(tmp_path))
+    made = {p.name for p in await asyncio.to_thread(lambda: list(tmp_path.iterdir()))}
+    made -= {"scan.pdf"}
+    assert len(made) == 1
+    (name,) = made
+    assert "passport_.pdf" in name
+    assert "/" not in name
+    assert not any(c < " " for c in name)
+    assert (tmp_path / name).read_bytes() == PDF
+
+    missing = await review.cli("download", request_id, "d9", "--output", str(tmp_path))
+    assert missing.exit_code == 1
+    assert missing.stderr == f"error: request {request_id} has no attachment d9\n"
+
+
+# --- supervisors and administrators ---------------------------------------------------------
+
+
+async def test_backlog_is_for_supervisors(review: Review) -> None:
+    await review.enqueue()
+    await review.enqueue()
+    refused = await review.cli("backlog", "passports", who=ALI)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "error: PERMISSION_DENIED: not a supervisor of department 'passports'\n"
+    )
+
+    put = await review.ok(
+        "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
+    )
+    assert "S001" in put
+    assert "passports" in put
+    backlog = await review.ok("backlog", "passports", who=BOSS)
+    row = next(line for line in backlog.splitlines() if "passports.default" in line)
+    assert row.split("│")[2].strip() == "2"
+    assert "2026-01-04 10:01" in row
+
+
+async def test_reviewers_away_and_available(review: Review) -> None:
+    await review.ok(
+        "reviewer-put", "E100", "-d", "passports", "-l", "ar", "--capacity", "5", who=ADMIN
+    )
+    listed = await review.ok("reviewers", "passports", who=ADMIN)
+    row = next(line for line in listed.splitlines() if "E100" in line)
+    assert "5" in row
+    assert "yes" in row
+    assert (await review.ok("away")).strip() == "E100 is away"
+    request_id = await review.enqueue()
+    refused = await review.cli("claim", request_id)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: FAILED_PRECONDITION: you are marked away")
+    assert (await review.ok("available")).strip() == "E100 is available"
+    assert "claimed" in await review.ok("claim", request_id)
+
+    not_admin = await review.cli("reviewer-put", "E999", "-d", "passports", who=ALI)
+    assert not_admin.exit_code == 1
+    assert not_admin.stderr.startswith("error: PERMISSION_DENIED: ")
+    bad = await review.cli("reviewer-put", "E999", "-d", "nowhere", who=ADMIN)
+    assert bad.exit_code == 1
+    assert "  reviewer.departments: names a department the catalog does not have" in bad.stderr
