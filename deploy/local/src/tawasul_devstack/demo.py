@@ -88,7 +88,7 @@ async def journey(config: StackConfig) -> None:
         _review_cli(config, reviewer, "queue", DEPARTMENT)
         _review_cli(config, reviewer, "claim", request.request_id)
         shown = _review_cli(config, reviewer, "show", request.request_id)
-        url = next(line.strip() for line in shown.splitlines() if "http" in line)
+        url = next(line.strip() for line in shown.splitlines() if line.strip().startswith("http"))
         downloaded = await clients.http.get(url)
         same = downloaded.status_code == 200 and downloaded.content == pdf
         _say("4 review", f"attachment link downloads the same bytes: {same}")
