@@ -39,6 +39,7 @@ from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import Contact, WorkItem
+from tawasul_review.domain.quality import sampled
 from tawasul_review.entrypoints.cli import LRI, PDI, RLI, app, clean
 from tawasul_review.settings import ReviewSettings
 from typer.testing import CliRunner, Result
@@ -577,3 +578,50 @@ async def test_reviewers_away_and_available(review: Review) -> None:
     bad = await review.cli("reviewer-put", "E999", "-d", "nowhere", who=ADMIN)
     assert bad.exit_code == 1
     assert "  reviewer.departments: names a department the catalog does not have" in bad.stderr
+
+
+async def test_a_supervisor_reassigns_and_sets_a_queue_to_push(review: Review) -> None:
+    await review.ok(
+        "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
+    )
+    await review.ok("reviewer-put", "E200", "-d", "passports", who=ADMIN)
+    request_id = await review.enqueue()
+    refused = await review.cli("reassign", request_id, "--to", "E200", who=ALI)
+    assert refused.exit_code == 1
+    assert "PERMISSION_DENIED" in refused.stderr
+    assert "to E200" in await review.ok("reassign", request_id, "--to", "E200", who=BOSS)
+    assert "to the queue" in await review.ok("reassign", request_id, who=BOSS)
+
+    assert "passports.default now round-robin" in await review.ok(
+        "queue-mode", "passports.default", "round-robin", who=BOSS
+    )
+    pushed = await review.enqueue()
+    case = await review.case(pushed)
+    assert case.item.assignee_id in {"S001", "E200"}
+    bad = await review.cli("queue-mode", "passports.default", "random", who=BOSS)
+    assert bad.exit_code == 1
+
+
+async def test_a_sampled_decision_is_checked_by_another_reviewer(review: Review) -> None:
+    await review.ok(
+        "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
+    )
+    # Sampling is by request id: enqueue until one falls in the sample (10 % here).
+    while True:
+        request_id = await review.enqueue()
+        if sampled(uuid.UUID(request_id), review.rules.quality_percent):
+            break
+    await review.ok("claim", request_id)
+    await review.ok("accept", request_id, "--message", "Done", "--reason", "completed")
+    listed = await review.ok("quality", "passports", who=BOSS)
+    assert request_id in listed
+    own = await review.cli("quality-check", request_id, "--verdict", "agree", who=ALI)
+    assert own.exit_code == 1
+    assert "another reviewer" in own.stderr
+    why = await review.cli("quality-check", request_id, "--verdict", "disagree", who=SARA)
+    assert why.exit_code == 1
+    assert "note: say why you disagree" in why.stderr
+    assert "agree" in await review.ok("quality-check", request_id, "--verdict", "agree", who=SARA)
+    done = await review.ok("quality", "passports", "--all", who=BOSS)
+    row = next(line for line in done.splitlines() if request_id in line)
+    assert "E200" in row

@@ -892,5 +892,110 @@ def available(ctx: typer.Context, reviewer_id: OtherReviewer = "") -> None:
     _run(ctx, lambda review: set_availability(review, reviewer_id, True))
 
 
+async def reassign_request(review: Review, request_id: str, reviewer_id: str) -> None:
+    done = await review.call(
+        review.service.Reassign,
+        review_pb2.ReassignRequest(request_id=request_id, reviewer_id=reviewer_id),
+    )
+    holder = clean(done.item.assignee_id) or "the queue"
+    review.out.print(_line("gave ", _title(done.item), " to ", holder), soft_wrap=True)
+
+
+@app.command()
+def reassign(
+    ctx: typer.Context,
+    request_id: RequestId,
+    to: Annotated[
+        str, typer.Option("--to", help="A reviewer of its department; empty: queue.")
+    ] = "",
+) -> None:
+    """For supervisors: give an open request to a reviewer, or back to its queue."""
+    _run(ctx, lambda review: reassign_request(review, request_id, to))
+
+
+async def list_quality_checks(review: Review, department: str, include_done: bool) -> None:
+    answer = await review.call(
+        review.service.ListQualityChecks,
+        review_pb2.ListQualityChecksRequest(department_code=department, include_done=include_done),
+    )
+    table = Table(title=f"quality checks of {clean(department)}", title_justify="left")
+    for heading in ("request", "number", "decision", "decided by", "checked by", "verdict"):
+        table.add_column(heading, no_wrap=heading == "request")
+    for c in answer.checks:
+        decision = "accept" if c.decision == review_pb2.DECISION_ACCEPT else "reject"
+        table.add_row(
+            clean(c.request_id),
+            clean(c.request_number),
+            decision,
+            clean(c.decided_by),
+            clean(c.checked_by) or "-",
+            clean(c.verdict) or "-",
+        )
+    review.out.print(table)
+
+
+@app.command()
+def quality(
+    ctx: typer.Context,
+    department: Department,
+    all_checks: Annotated[
+        bool, typer.Option("--all", help="Include those already checked.")
+    ] = False,
+) -> None:
+    """For supervisors: the sampled decisions waiting for a second look."""
+    _run(ctx, lambda review: list_quality_checks(review, department, all_checks))
+
+
+async def complete_check(review: Review, request_id: str, verdict: str, note: str) -> None:
+    answer = await review.call(
+        review.service.CompleteQualityCheck,
+        review_pb2.CompleteQualityCheckRequest(request_id=request_id, verdict=verdict, note=note),
+    )
+    review.out.print(
+        _line("checked ", clean(answer.check.request_number), ": ", clean(answer.check.verdict)),
+        soft_wrap=True,
+    )
+
+
+@app.command(name="quality-check")
+def quality_check(
+    ctx: typer.Context,
+    request_id: RequestId,
+    verdict: Annotated[str, typer.Option(help="agree or disagree.")],
+    note: Annotated[str, typer.Option(help="Why, required to disagree.")] = "",
+) -> None:
+    """Give your verdict on another reviewer's sampled decision."""
+    _run(ctx, lambda review: complete_check(review, request_id, verdict, note))
+
+
+_MODES = {
+    "pull": review_pb2.ASSIGNMENT_MODE_PULL,
+    "round-robin": review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN,
+    "least-loaded": review_pb2.ASSIGNMENT_MODE_LEAST_LOADED,
+}
+
+
+async def put_queue_mode(review: Review, queue: str, mode: str) -> None:
+    answer = await review.call(
+        review.admin.PutQueueSettings,
+        review_pb2.PutQueueSettingsRequest(
+            settings=review_pb2.QueueSettings(queue=queue, mode=_MODES[mode])
+        ),
+    )
+    review.out.print(_line(clean(answer.settings.queue), f" now {mode}"), soft_wrap=True)
+
+
+@app.command(name="queue-mode")
+def queue_mode(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(help="A queue, e.g. passports.default.")],
+    mode: Annotated[str, typer.Argument(help="pull, round-robin or least-loaded.")],
+) -> None:
+    """How a queue hands out work (administrators, or the department's supervisor)."""
+    if mode not in _MODES:
+        _fail("mode: pull, round-robin or least-loaded")
+    _run(ctx, lambda review: put_queue_mode(review, queue, mode))
+
+
 def main() -> None:
     app(prog_name="tawasul-review-cli")
