@@ -1,0 +1,1239 @@
+"""Review's real gRPC servers, built by its composition root, in-process on a real PostgreSQL.
+
+Kafka is left out: work items arrive by calling the enqueue use case as the routed-event
+subscriber does, and what review publishes is read back from its outbox table. Docs stands
+outside this tier (a stand-in); the clock is the test's, passed to the servers and the sweeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import tawasul_review
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
+from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_calendar import RIYADH, Sla
+from tawasul_platform.db import make_engine
+from tawasul_platform.grpc import bearer, field_violations
+from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.migrations import upgrade
+from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
+from tawasul_review import bootstrap
+from tawasul_review.adapters import tables
+from tawasul_review.adapters.repository import ReviewUnitOfWork
+from tawasul_review.app import handlers
+from tawasul_review.app.ports import Attachment
+from tawasul_review.domain.model import Contact, WorkItem
+from tawasul_review.settings import ReviewSettings
+
+MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
+SECRET = "service-test-secret"
+ADMIN_ID = "A001"
+LEASE = timedelta(minutes=30)
+
+
+def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant of January 2026 in Riyadh (the 4th is a Sunday)."""
+    return datetime(2026, 1, day, hour, minute, tzinfo=RIYADH)
+
+
+START = riyadh(4, 10)
+
+
+def token(subject: str, *departments: str) -> str:
+    return issue_token(SECRET, Principal(subject, Role.REVIEWER, frozenset(departments)))
+
+
+ADMIN = token(ADMIN_ID)
+ALI = token("E100", "passports")
+SARA = token("E200", "passports", "visas")
+VISAS_ONLY = token("E300", "visas")
+BOSS = token("S001", "passports")
+CITIZEN = issue_token(SECRET, Principal("1000000008", Role.CITIZEN))
+MISSING_PHOTO = common_pb2.MissingItem(
+    kind="document", name="personal_photo", description="A recent photo on a white background"
+)
+MISSING_DATE = common_pb2.MissingItem(
+    kind="field", name="loss_date", description="The date the passport was lost"
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Docs:
+    """Docs stands outside this tier: a link per document, and the tokens it was asked with."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
+        self.tokens.append(token)
+        expires = START + timedelta(minutes=5)
+        return [
+            Attachment(d, f"{d}.pdf", "application/pdf", 1000, f"https://s3/{d}", expires)
+            for d in document_ids
+        ]
+
+
+class Review:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        rules: handlers.Policy,
+        clock: Clock,
+        docs: Docs,
+    ) -> None:
+        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
+        self.engine = engine
+        self.sessions = sessions
+        self.rules = rules
+        self.clock = clock
+        self.docs = docs
+        self.numbers = 0
+
+    def uow(self) -> ReviewUnitOfWork:
+        return ReviewUnitOfWork(self.sessions)
+
+    async def enqueue(
+        self, department: str = "passports", *, sla: Sla | None = None, locale: str = "ar"
+    ) -> str:
+        """A routed request joins its queue, as review's routed-event subscriber does it."""
+        self.numbers += 1
+        item = WorkItem.enqueue(
+            request_id=uuid.uuid4(),
+            request_number=f"TW{self.numbers:09d}",
+            department=department,
+            queue=f"{department}.default",
+            sub_service_code=f"{department}.general",
+            description="The photo does not appear when renewing passport",
+            applicant_id="1000000008",
+            document_ids=("d1", "d2"),
+            contact=Contact("+966551234567", "", locale),
+            now=self.clock.now,
+            sla=sla or Sla.days(5),
+        )
+        await handlers.enqueue(
+            uow=self.uow(),
+            event_id=str(uuid.uuid4()),
+            item=item,
+            policy=self.rules,
+            now=self.clock.now,
+        )
+        return str(item.request_id)
+
+    async def sweep(self) -> int:
+        return await handlers.sweep(uow=self.uow(), policy=self.rules, now=self.clock.now)
+
+    async def answered(self, request_id: str, event_id: str | None = None) -> None:
+        await handlers.answered(
+            uow=self.uow(),
+            event_id=event_id or str(uuid.uuid4()),
+            request_id=uuid.UUID(request_id),
+            message="I added the photo",
+            policy=self.rules,
+            now=self.clock.now,
+        )
+
+    async def follow_up(self, request_id: str, count: int) -> None:
+        await handlers.follow_up(
+            uow=self.uow(),
+            event_id=str(uuid.uuid4()),
+            request_id=uuid.UUID(request_id),
+            count=count,
+            message="Any news?",
+            at=self.clock.now,
+        )
+
+    async def outbox(self, topic: str) -> list[events_pb2.Envelope]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(tables.outbox)
+                    .where(tables.outbox.c.topic == topic)
+                    .order_by(tables.outbox.c.id)
+                )
+            ).all()
+        return [events_pb2.Envelope.FromString(row.payload) for row in rows]
+
+    async def statuses(self, request_id: str) -> list[events_pb2.RequestStatusChanged]:
+        return [
+            e.request_status_changed
+            for e in await self.outbox(REQUEST_STATUS_CHANGED)
+            if e.request_id == request_id
+        ]
+
+    async def claim_next(self, who: str, department: str = "") -> str:
+        """The claimed item's id, or "" when nothing waits."""
+        answer = await self.stub.ClaimNext(
+            review_pb2.ClaimNextRequest(department_code=department),
+            timeout=10,
+            metadata=bearer(who),
+        )
+        return answer.item.request_id if answer.HasField("item") else ""
+
+    async def case(self, request_id: str, who: str = ALI) -> review_pb2.GetCaseResponse:
+        return await self.stub.GetCase(
+            review_pb2.GetCaseRequest(request_id=request_id), timeout=5, metadata=bearer(who)
+        )
+
+    async def queue(
+        self,
+        who: str = ALI,
+        department: str = "passports",
+        *,
+        assignee: str = "",
+        state: review_pb2.WorkItemState.ValueType = review_pb2.WORK_ITEM_STATE_UNSPECIFIED,
+    ) -> list[review_pb2.WorkItem]:
+        """Every page of the queue, followed to the end."""
+        items: list[review_pb2.WorkItem] = []
+        page_token = ""
+        while True:
+            page = await self.stub.ListQueue(
+                review_pb2.ListQueueRequest(
+                    department_code=department,
+                    page_token=page_token,
+                    assignee_id=assignee,
+                    state=state,
+                ),
+                timeout=5,
+                metadata=bearer(who),
+            )
+            items += page.items
+            page_token = page.next_page_token
+            if not page_token:
+                return items
+
+    async def put_reviewer(
+        self,
+        reviewer_id: str,
+        *,
+        departments: tuple[str, ...] = ("passports",),
+        capacity: int = 20,
+        supervises: tuple[str, ...] = (),
+        caller: str = ADMIN,
+    ) -> review_pb2.Reviewer:
+        answer = await self.admin.PutReviewer(
+            review_pb2.PutReviewerRequest(
+                reviewer=review_pb2.Reviewer(
+                    reviewer_id=reviewer_id,
+                    departments=departments,
+                    languages=["ar", "en"],
+                    capacity=capacity,
+                    available=True,
+                    supervises=supervises,
+                )
+            ),
+            timeout=5,
+            metadata=bearer(caller),
+        )
+        return answer.reviewer
+
+
+@pytest.fixture
+async def review(database_url: str) -> AsyncIterator[Review]:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = make_engine(database_url, pool_size=20)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    settings = ReviewSettings(
+        database_url=database_url,
+        kafka_bootstrap="127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        identity_secret=SECRET,
+        docs_address="127.0.0.1:1",
+        claim_lease_seconds=LEASE.total_seconds(),
+        review_admins=f" {ADMIN_ID} , ",
+    )
+    rules = bootstrap.policy(settings)
+    clock, docs = Clock(), Docs()
+    server = bootstrap.grpc_server(
+        settings, uow=lambda: ReviewUnitOfWork(sessions), documents=docs, rules=rules, now=clock
+    )
+    await server.start()
+    await server.serving(True)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    reader = make_engine(database_url, pool_size=2)
+    yield Review(channel, reader, sessions, rules, clock, docs)
+    await channel.close()
+    await server.stop(1)
+    await reader.dispose()
+    await engine.dispose()
+
+
+def at(stamp: Timestamp) -> datetime:
+    """A protobuf Timestamp as an aware datetime."""
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+# --- claim-next ---------------------------------------------------------------------------
+
+
+async def test_claim_next_takes_priority_first_then_the_earliest_due(review: Review) -> None:
+    slow = await review.enqueue(sla=Sla.days(7))
+    review.clock.now += timedelta(minutes=1)
+    quick = await review.enqueue(sla=Sla.days(2))
+    review.clock.now += timedelta(minutes=1)
+    chased = await review.enqueue(sla=Sla.days(7))
+    await review.follow_up(chased, 2)
+    # The list reads by priority, then oldest first; claim-next by priority, then due date.
+    assert [i.request_id for i in await review.queue()] == [chased, slow, quick]
+    claimed = [await review.claim_next(ALI) for _ in range(4)]
+    assert claimed == [chased, quick, slow, ""]
+    listed = await review.queue()
+    assert {(i.state, i.assignee_id) for i in listed} == {
+        (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+    }
+    assert {at(i.claimed_until) for i in listed} == {review.clock.now + LEASE}
+    assert [s.status for s in await review.statuses(quick)] == [
+        common_pb2.REQUEST_STATUS_UNDER_REVIEW
+    ]
+
+
+async def test_fifty_reviewers_claim_a_thousand_items_each_exactly_once(review: Review) -> None:
+    reviewers = [f"R{n:03d}" for n in range(50)]
+    for reviewer_id in reviewers:
+        stored = await review.put_reviewer(reviewer_id, capacity=500)
+        assert stored.capacity == 500
+    made: list[str] = []
+    for _ in range(20):
+        made += await asyncio.gather(*(review.enqueue() for _ in range(50)))
+    assert len(set(made)) == 1000
+
+    async def work(reviewer_id: str) -> list[tuple[str, str]]:
+        who = token(reviewer_id, "passports")
+        taken: list[tuple[str, str]] = []
+        while request_id := await review.claim_next(who):
+            taken.append((request_id, reviewer_id))
+        return taken
+
+    claims = [c for taken in await asyncio.gather(*map(work, reviewers)) for c in taken]
+    per_item = Counter(request_id for request_id, _ in claims)
+    assert set(per_item) == set(made)  # none skipped
+    assert [n for n in per_item.values() if n != 1] == []  # none twice
+    assert sum(per_item.values()) == 1000
+    # What each reviewer was told they hold is what the database holds.
+    async with review.engine.connect() as conn:
+        rows = (
+            await conn.execute(select(tables.work_items.c.request_id, tables.work_items.c.assignee))
+        ).all()
+    assert {(str(r.request_id), r.assignee) for r in rows} == set(claims)
+    under_review = await review.outbox(REQUEST_STATUS_CHANGED)
+    assert Counter(e.request_id for e in under_review) == Counter(made)
+
+
+async def test_a_lapsed_claim_is_back_in_the_queue_after_a_sweep(review: Review) -> None:
+    item = await review.enqueue()
+    assert await review.claim_next(ALI) == item
+    review.clock.now = START + LEASE - timedelta(seconds=1)
+    await review.sweep()
+    assert await review.claim_next(SARA) == ""
+    review.clock.now = START + LEASE
+    await review.sweep()
+    (listed,) = await review.queue()
+    assert (listed.state, listed.assignee_id, listed.HasField("claimed_until")) == (
+        review_pb2.WORK_ITEM_STATE_QUEUED,
+        "",
+        False,
+    )
+    assert await review.claim_next(SARA) == item
+    history = (await review.case(item)).history
+    assert [(h.actor, h.action, h.text) for h in history] == [
+        ("routing", "queued", "passports.default"),
+        ("E100", "claimed", ""),
+        ("system", "claim_lapsed", "E100"),
+        ("E200", "claimed", ""),
+    ]
+    denied = await refused(
+        review.stub.ReleaseRequest(
+            review_pb2.ReleaseRequestRequest(request_id=item), timeout=5, metadata=bearer(ALI)
+        )
+    )
+    assert denied.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_an_action_of_the_holder_renews_the_lease(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    review.clock.now = START + timedelta(minutes=20)
+    noted = await review.stub.AddNote(
+        review_pb2.AddNoteRequest(request_id=item, text="Checking with the registry"),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert at(noted.item.claimed_until) == review.clock.now + LEASE
+    review.clock.now = START + LEASE + timedelta(minutes=1)
+    await review.sweep()
+    (listed,) = await review.queue()
+    assert (listed.state, listed.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+
+
+# --- information requests -----------------------------------------------------------------
+
+
+async def request_information(
+    review: Review, item: str, days: int = 3, who: str = ALI
+) -> review_pb2.RequestInformationResponse:
+    return await review.stub.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=item,
+            missing=[MISSING_PHOTO, MISSING_DATE],
+            message="Please add what is missing",
+            respond_within_working_days=days,
+        ),
+        timeout=5,
+        metadata=bearer(who),
+    )
+
+
+async def test_an_answered_information_request_returns_to_the_same_reviewer(
+    review: Review,
+) -> None:
+    item = await review.enqueue(sla=Sla.days(2))
+    await review.claim_next(ALI)
+    review.clock.now = riyadh(5, 10)  # Monday 10:00, half the SLA used
+    asked = await request_information(review, item)
+    assert (asked.item.state, asked.item.assignee_id) == (
+        review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
+        "",
+    )
+    assert at(asked.item.respond_by) == riyadh(8, 10)  # three working days: Thursday 10:00
+    assert at(asked.item.due_at) == riyadh(6, 10)
+    needs = (await review.statuses(item))[-1]
+    assert (needs.status, needs.actor_id, needs.message) == (
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+        "E100",
+        "Please add what is missing",
+    )
+    assert list(needs.missing) == [MISSING_PHOTO, MISSING_DATE]
+    assert at(needs.respond_by) == riyadh(8, 10)
+    assert needs.internal.note == ""
+    # While it waits it is nobody's and in no queue, and no alert falls due.
+    assert await review.queue() == []
+    assert await review.claim_next(SARA) == ""
+    review.clock.now = riyadh(7, 9)  # Wednesday 09:00: 13 working hours waited
+    assert await review.sweep() == 0
+    await review.answered(item)
+    (back,) = await review.queue()
+    assert (back.state, back.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+    assert at(back.claimed_until) == review.clock.now + LEASE
+    assert at(back.due_at) == riyadh(8, 9)  # Tuesday 10:00 moved out by 13 working hours
+    assert list(back.missing) == []
+    returned = (await review.statuses(item))[-1]
+    assert (returned.status, returned.actor_id) == (
+        common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+        "applicant",
+    )
+    assert at(returned.due_at) == riyadh(8, 9)
+    decided = await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=item, decision=review_pb2.DECISION_ACCEPT, reason_code="completed"
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert (decided.item.state, decided.item.decision, decided.item.reason_code) == (
+        review_pb2.WORK_ITEM_STATE_DECIDED,
+        review_pb2.DECISION_ACCEPT,
+        "completed",
+    )
+    actions = [h.action for h in (await review.case(item)).history]
+    assert actions == [
+        "queued",
+        "claimed",
+        "information_requested",
+        "answered",
+        "returned_to_holder",
+        "accept",
+    ]
+
+
+async def test_an_answer_goes_to_the_queue_when_the_reviewer_is_away(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await request_information(review, item)
+    away = await review.admin.SetAvailability(
+        review_pb2.SetAvailabilityRequest(available=False), timeout=5, metadata=bearer(ALI)
+    )
+    assert (away.reviewer.reviewer_id, away.reviewer.available) == ("E100", False)
+    await review.answered(item)
+    (back,) = await review.queue()
+    assert (back.state, back.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
+    assert await review.claim_next(SARA) == item
+
+
+async def test_an_expired_deadline_closes_the_request(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    asked = await request_information(review, item, days=1)
+    respond_by = at(asked.item.respond_by)
+    assert respond_by == riyadh(5, 10)
+    review.clock.now = respond_by - timedelta(seconds=1)
+    await review.sweep()
+    assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT
+    review.clock.now = respond_by
+    await review.sweep()
+    closed = (await review.statuses(item))[-1]
+    assert (closed.status, closed.actor_id) == (common_pb2.REQUEST_STATUS_CLOSED, "system")
+    assert "The information was not received in time" in closed.message
+    assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLOSED
+    published = len(await review.outbox(REQUEST_STATUS_CHANGED))
+    review.clock.now += timedelta(hours=1)
+    await review.answered(item)
+    assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLOSED
+    assert len(await review.outbox(REQUEST_STATUS_CHANGED)) == published
+
+
+# --- the SLA ----------------------------------------------------------------------------
+
+
+async def test_sla_alerts_are_published_at_50_75_and_100_percent(review: Review) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("S002", departments=("passports", "visas"), supervises=("visas",))
+    item = await review.enqueue(sla=Sla.days(2))
+    # Two working days from Sunday 10:00: 50 % on Monday 10:00, 75 % at 13:30, 100 % Tuesday
+    # 10:00. ALI takes it just before the first mark; his claim lapses before the second.
+    seen: list[tuple[int, datetime]] = []
+    for moment in (
+        riyadh(5, 9, 59),
+        riyadh(5, 10),
+        riyadh(5, 10, 5),
+        riyadh(5, 13, 30),
+        riyadh(6, 9, 59),
+        riyadh(6, 10),
+        riyadh(7, 10),
+    ):
+        review.clock.now = moment
+        await review.sweep()
+        fresh = (await review.outbox(SLA_ALERTS))[len(seen) :]
+        seen += [(e.sla_alert.percent, moment) for e in fresh]
+        if moment == riyadh(5, 9, 59):
+            assert await review.claim_next(ALI) == item
+    assert seen == [(50, riyadh(5, 10)), (75, riyadh(5, 13, 30)), (100, riyadh(6, 10))]
+    alerts = await review.outbox(SLA_ALERTS)
+    assert {(e.event_type, e.request_id) for e in alerts} == {("tawasul.requests.sla", item)}
+    assert [
+        (
+            a.sla_alert.department_code,
+            at(a.sla_alert.due_at),
+            a.sla_alert.assignee_id,
+            list(a.sla_alert.supervisor_ids),
+        )
+        for a in alerts
+    ] == [
+        ("passports", riyadh(6, 10), "E100", []),
+        ("passports", riyadh(6, 10), "", []),
+        ("passports", riyadh(6, 10), "", ["S001"]),
+    ]
+    history = [(h.action, h.text, h.internal) for h in (await review.case(item)).history]
+    assert [h for h in history if h[0].startswith("sla_")] == [
+        ("sla_warning", "50%", True),
+        ("sla_warning", "75%", True),
+        ("sla_breached", "100%", True),
+    ]
+
+
+# --- transfer ---------------------------------------------------------------------------
+
+
+async def test_a_transfer_publishes_the_department_and_keeps_the_reason_internal(
+    review: Review,
+) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    reason = "A visa question filed under passports"
+    moved = await review.stub.TransferRequest(
+        review_pb2.TransferRequestRequest(request_id=item, department_code="visas", reason=reason),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert (moved.item.state, moved.item.assignee_id) == (
+        review_pb2.WORK_ITEM_STATE_TRANSFERRED,
+        "",
+    )
+    transferred = (await review.statuses(item))[-1]
+    assert (transferred.status, transferred.transfer_to_department, transferred.message) == (
+        common_pb2.REQUEST_STATUS_TRANSFERRED,
+        "visas",
+        "",
+    )
+    assert (transferred.internal.note, transferred.internal.department_code) == (
+        reason,
+        "passports",
+    )
+    public = [h for h in (await review.case(item)).history if not h.internal]
+    assert all(reason not in h.text for h in public)
+    internal = [(h.action, h.text) for h in (await review.case(item)).history if h.internal]
+    assert internal == [("transferred_reason", reason)]
+    assert await review.queue() == []
+
+
+async def test_a_transfer_must_name_another_catalog_department(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    for department, reason in (("passports", "Misfiled"), ("nowhere", "Misfiled"), ("visas", "")):
+        error = await refused(
+            review.stub.TransferRequest(
+                review_pb2.TransferRequestRequest(
+                    request_id=item, department_code=department, reason=reason
+                ),
+                timeout=5,
+                metadata=bearer(ALI),
+            )
+        )
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert set(field_violations(error)) == ({"reason"} if not reason else {"department_code"})
+    assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLAIMED
+
+
+# --- appeals --------------------------------------------------------------------------------
+
+
+async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=item,
+            decision=review_pb2.DECISION_REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    rejected = (await review.statuses(item))[-1]
+    assert (rejected.status, rejected.reason_code, rejected.reason.en) == (
+        common_pb2.REQUEST_STATUS_REJECTED,
+        "documents-unclear",
+        "The attachments are unclear or unreadable",
+    )
+    await handlers.appeal(
+        uow=review.uow(),
+        event_id=str(uuid.uuid4()),
+        request_id=uuid.UUID(item),
+        reason="The photo is recent and clear",
+        policy=review.rules,
+        now=review.clock.now,
+    )
+    (appealed,) = await review.queue()
+    assert (appealed.state, appealed.appeal_of_reviewer_id, appealed.decision) == (
+        review_pb2.WORK_ITEM_STATE_QUEUED,
+        "E100",
+        review_pb2.DECISION_UNSPECIFIED,
+    )
+    assert await review.claim_next(ALI) == ""
+    own = await refused(
+        review.stub.ClaimRequest(
+            review_pb2.ClaimRequestRequest(request_id=item), timeout=5, metadata=bearer(ALI)
+        )
+    )
+    assert own.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await review.claim_next(SARA) == item
+    decided = await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(request_id=item, decision=review_pb2.DECISION_ACCEPT),
+        timeout=5,
+        metadata=bearer(SARA),
+    )
+    assert (decided.item.state, decided.item.decision) == (
+        review_pb2.WORK_ITEM_STATE_DECIDED,
+        review_pb2.DECISION_ACCEPT,
+    )
+    assert [(s.status, s.actor_id) for s in await review.statuses(item)][-2:] == [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "E200"),
+        (common_pb2.REQUEST_STATUS_ACCEPTED, "E200"),
+    ]
+
+
+# --- who sees what --------------------------------------------------------------------------
+
+
+async def test_another_departments_reviewer_finds_nothing(review: Review) -> None:
+    item = await review.enqueue()
+    nowhere = str(uuid.uuid4())
+    calls: dict[str, Callable[[str], Awaitable[object]]] = {
+        "GetCase": lambda rid: review.stub.GetCase(
+            review_pb2.GetCaseRequest(request_id=rid), timeout=5, metadata=bearer(VISAS_ONLY)
+        ),
+        "GetWorkItem": lambda rid: review.stub.GetWorkItem(
+            review_pb2.GetWorkItemRequest(request_id=rid), timeout=5, metadata=bearer(VISAS_ONLY)
+        ),
+        "ClaimRequest": lambda rid: review.stub.ClaimRequest(
+            review_pb2.ClaimRequestRequest(request_id=rid), timeout=5, metadata=bearer(VISAS_ONLY)
+        ),
+        "AddNote": lambda rid: review.stub.AddNote(
+            review_pb2.AddNoteRequest(request_id=rid, text="hello"),
+            timeout=5,
+            metadata=bearer(VISAS_ONLY),
+        ),
+    }
+    for name, call in calls.items():
+        theirs = await refused(call(item))
+        none = await refused(call(nowhere))
+        assert (theirs.code(), none.code()) == (grpc.StatusCode.NOT_FOUND,) * 2, name
+        # The answer for an item elsewhere is the answer for no item at all.
+        assert theirs.details() == none.details(), name
+        assert item not in (theirs.details() or ""), name
+    denied = await refused(
+        review.stub.ListQueue(
+            review_pb2.ListQueueRequest(department_code="passports"),
+            timeout=5,
+            metadata=bearer(VISAS_ONLY),
+        )
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    denied = await refused(
+        review.stub.ClaimNext(
+            review_pb2.ClaimNextRequest(department_code="passports"),
+            timeout=5,
+            metadata=bearer(VISAS_ONLY),
+        )
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await review.claim_next(VISAS_ONLY) == ""
+    # Docs was never asked for another department's attachments.
+    assert review.docs.tokens == []
+    (listed,) = await review.queue()
+    assert (listed.request_id, listed.state) == (item, review_pb2.WORK_ITEM_STATE_QUEUED)
+
+
+async def test_calls_without_a_reviewer_token_are_refused(review: Review) -> None:
+    await review.enqueue()
+    for metadata, code in (
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        (bearer("x.y"), grpc.StatusCode.UNAUTHENTICATED),
+        (bearer(CITIZEN), grpc.StatusCode.PERMISSION_DENIED),
+    ):
+        error = await refused(
+            review.stub.ListQueue(
+                review_pb2.ListQueueRequest(department_code="passports"),
+                timeout=5,
+                metadata=metadata,
+            )
+        )
+        assert error.code() == code
+    error = await refused(
+        review.stub.ClaimNext(review_pb2.ClaimNextRequest(), timeout=5, metadata=bearer(CITIZEN))
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_case_shows_attachments_and_notes_as_internal_history(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    for who, text in ((ALI, "Called the registry"), (SARA, "الصورة غير واضحة")):
+        await review.stub.AddNote(
+            review_pb2.AddNoteRequest(request_id=item, text=text), timeout=5, metadata=bearer(who)
+        )
+    await review.stub.MessageApplicant(
+        review_pb2.MessageApplicantRequest(request_id=item, text="We are checking your record"),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    case = await review.case(item, SARA)
+    assert [(h.actor, h.action, h.text, h.internal) for h in case.history] == [
+        ("routing", "queued", "passports.default", False),
+        ("E100", "claimed", "", False),
+        ("E100", "note", "Called the registry", True),
+        ("E200", "note", "الصورة غير واضحة", True),
+        ("E100", "message", "We are checking your record", False),
+    ]
+    assert [(a.document_id, a.download_url) for a in case.attachments] == [
+        ("d1", "https://s3/d1"),
+        ("d2", "https://s3/d2"),
+    ]
+    assert review.docs.tokens == [SARA]
+    # Only the message reaches the beneficiary; the notes publish nothing.
+    statuses = await review.statuses(item)
+    assert [(s.status, s.message) for s in statuses] == [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, ""),
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "We are checking your record"),
+    ]
+    assert {s.internal.note for s in statuses} == {""}
+
+
+async def test_the_queue_is_read_page_by_page_with_filters(review: Review) -> None:
+    made = []
+    for _ in range(5):
+        made.append(await review.enqueue())
+        review.clock.now += timedelta(minutes=1)
+    first = await review.stub.ListQueue(
+        review_pb2.ListQueueRequest(department_code="passports", page_size=2),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert [i.request_id for i in first.items] == made[:2]
+    assert first.next_page_token != ""
+    pages = []
+    page_token = first.next_page_token
+    while page_token:
+        page = await review.stub.ListQueue(
+            review_pb2.ListQueueRequest(
+                department_code="passports", page_size=2, page_token=page_token
+            ),
+            timeout=5,
+            metadata=bearer(ALI),
+        )
+        pages.append([i.request_id for i in page.items])
+        page_token = page.next_page_token
+    assert pages == [made[2:4], made[4:]]
+    assert await review.claim_next(SARA) == made[0]
+    mine = await review.queue(assignee="E200")
+    assert [i.request_id for i in mine] == [made[0]]
+    waiting = await review.queue(state=review_pb2.WORK_ITEM_STATE_QUEUED)
+    assert [i.request_id for i in waiting] == made[1:]
+
+
+# --- supervisors ----------------------------------------------------------------------------
+
+
+async def test_the_backlog_counts_for_a_supervisor_only(review: Review) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    # Due Monday 10:00 (one working day from Sunday 10:00), both of them.
+    breached = await review.enqueue(sla=Sla.days(1))
+    asked = await review.enqueue(sla=Sla.days(1))
+    review.clock.now = riyadh(5, 9)
+    await review.enqueue(sla=Sla.days(7))
+    soon = await review.enqueue(sla=Sla.days(1))  # due Tuesday 09:00
+    assert [await review.claim_next(ALI) for _ in range(3)] == [breached, asked, soon]
+    # Waiting on the beneficiary is not the office's breach, even past its due date.
+    await request_information(review, asked)
+    await review.enqueue("visas")
+    review.clock.now = riyadh(5, 12)
+    answer = await review.stub.GetBacklog(
+        review_pb2.GetBacklogRequest(department_code="passports"), timeout=5, metadata=bearer(BOSS)
+    )
+    (queue,) = answer.queues
+    assert (
+        queue.queue,
+        queue.size,
+        at(queue.oldest_queued_at),
+        queue.due_soon,
+        queue.breached,
+        queue.waiting_on_applicant,
+    ) == ("passports.default", 3, START, 1, 1, 1)
+    for who in (ALI, ADMIN, SARA, token("S001", "visas")):
+        error = await refused(
+            review.stub.GetBacklog(
+                review_pb2.GetBacklogRequest(department_code="passports"),
+                timeout=5,
+                metadata=bearer(who),
+            )
+        )
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_reviewers_are_managed_by_admins_and_supervisors(review: Review) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    stored = await review.put_reviewer("E100", capacity=2, caller=BOSS)
+    assert (list(stored.departments), stored.capacity) == (["passports"], 2)
+    for caller, departments in ((BOSS, ("visas",)), (ALI, ("passports",))):
+        error = await refused(review.put_reviewer("E400", departments=departments, caller=caller))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    listed = await review.admin.ListReviewers(
+        review_pb2.ListReviewersRequest(department_code="passports"),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert [(r.reviewer_id, r.capacity) for r in listed.reviewers] == [("E100", 2), ("S001", 20)]
+    # The capacity is enforced on claims.
+    for _ in range(3):
+        await review.enqueue()
+    assert await review.claim_next(ALI) != ""
+    assert await review.claim_next(ALI) != ""
+    full = await refused(
+        review.stub.ClaimNext(review_pb2.ClaimNextRequest(), timeout=5, metadata=bearer(ALI))
+    )
+    assert full.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+async def invalid(call: Awaitable[object]) -> dict[str, str]:
+    error = await refused(call)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    return field_violations(error)
+
+
+async def test_bad_input_is_invalid_argument_field_by_field(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    outbox = len(await review.outbox(REQUEST_STATUS_CHANGED))
+    stub, me = review.stub, bearer(ALI)
+    for garbage in ("", "not-a-uuid", "x" * 100_000, "'; DROP TABLE work_items; --"):
+        assert set(
+            await invalid(
+                stub.GetCase(review_pb2.GetCaseRequest(request_id=garbage), timeout=5, metadata=me)
+            )
+        ) == {"request_id"}
+        assert set(
+            await invalid(
+                stub.ClaimRequest(
+                    review_pb2.ClaimRequestRequest(request_id=garbage), timeout=5, metadata=me
+                )
+            )
+        ) == {"request_id"}
+    for page_token in ("garbage!", "e30=", "W10=", "x" * 100_000, "WzEsMiwzXQ=="):
+        assert set(
+            await invalid(
+                stub.ListQueue(
+                    review_pb2.ListQueueRequest(department_code="passports", page_token=page_token),
+                    timeout=5,
+                    metadata=me,
+                )
+            )
+        ) == {"page_token"}, page_token
+    assert set(
+        await invalid(
+            stub.ListQueue(
+                review_pb2.ListQueueRequest(
+                    department_code="passports",
+                    state=review_pb2.WorkItemState.ValueType(99),
+                ),
+                timeout=5,
+                metadata=me,
+            )
+        )
+    ) == {"state"}
+    assert set(
+        await invalid(
+            stub.ListQueue(
+                review_pb2.ListQueueRequest(department_code="passports", page_size=-1),
+                timeout=5,
+                metadata=me,
+            )
+        )
+    ) == {"page_size"}
+    huge = "ضخم" * 50_000
+    error = await refused(
+        stub.AddNote(review_pb2.AddNoteRequest(request_id=item, text=huge), timeout=5, metadata=me)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == {"text": "at most 2000 characters"}
+    assert huge[:30] not in (error.details() or "")
+    assert await invalid(
+        stub.MessageApplicant(
+            review_pb2.MessageApplicantRequest(request_id=item, text="\x1b[31mred"),
+            timeout=5,
+            metadata=me,
+        )
+    ) == {"text": "control characters are not allowed"}
+    assert set(
+        await invalid(
+            stub.RequestInformation(
+                review_pb2.RequestInformationRequest(
+                    request_id=item,
+                    missing=[
+                        MISSING_PHOTO,
+                        common_pb2.MissingItem(kind="photo", name="", description="Add it"),
+                        common_pb2.MissingItem(kind="", name="x" * 101, description=""),
+                    ],
+                ),
+                timeout=5,
+                metadata=me,
+            )
+        )
+    ) == {
+        "missing[1].kind",
+        "missing[1].name",
+        "missing[2].kind",
+        "missing[2].name",
+        "missing[2].description",
+    }
+    assert set(
+        await invalid(
+            stub.RequestInformation(
+                review_pb2.RequestInformationRequest(request_id=item), timeout=5, metadata=me
+            )
+        )
+    ) == {"missing"}
+    assert set(
+        await invalid(
+            stub.RequestInformation(
+                review_pb2.RequestInformationRequest(
+                    request_id=item, missing=[MISSING_PHOTO], respond_within_working_days=31
+                ),
+                timeout=5,
+                metadata=me,
+            )
+        )
+    ) == {"respond_within_working_days"}
+    assert set(
+        await invalid(
+            stub.RequestInformation(
+                review_pb2.RequestInformationRequest(request_id=item, missing=[MISSING_PHOTO] * 25),
+                timeout=5,
+                metadata=me,
+            )
+        )
+    ) == {"missing"}
+    for decide, fields in (
+        (review_pb2.DecideRequestRequest(request_id=item), {"decision"}),
+        (
+            review_pb2.DecideRequestRequest(request_id=item, decision=review_pb2.DECISION_REJECT),
+            {"message"},
+        ),
+        (
+            review_pb2.DecideRequestRequest(
+                request_id=item,
+                decision=review_pb2.DECISION_REJECT,
+                message="The photo is not clear",
+            ),
+            {"reason_code"},
+        ),
+        (
+            review_pb2.DecideRequestRequest(
+                request_id=item,
+                decision=review_pb2.DECISION_REJECT,
+                message="The photo is not clear",
+                reason_code="x" * 10_000,
+            ),
+            {"reason_code"},
+        ),
+    ):
+        assert set(await invalid(stub.DecideRequest(decide, timeout=5, metadata=me))) == fields
+    (still,) = await review.queue()
+    assert (still.state, still.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+    assert len(await review.outbox(REQUEST_STATUS_CHANGED)) == outbox
+
+
+async def test_bad_reviewer_records_are_invalid_argument(review: Review) -> None:
+    for reviewer, fields in (
+        (
+            review_pb2.Reviewer(
+                reviewer_id="R1", departments=["passports"], languages=["ar"], capacity=1000
+            ),
+            {"reviewer.capacity"},
+        ),
+        (
+            review_pb2.Reviewer(
+                reviewer_id="R1", departments=["passports"], languages=["ar"], capacity=-1
+            ),
+            {"reviewer.capacity"},
+        ),
+        (
+            review_pb2.Reviewer(reviewer_id="bad id!", departments=["passports"], languages=["ar"]),
+            {"reviewer.reviewer_id"},
+        ),
+        (
+            review_pb2.Reviewer(reviewer_id="R1", departments=["nowhere"], languages=["ar"]),
+            {"reviewer.departments"},
+        ),
+        (
+            review_pb2.Reviewer(reviewer_id="R1", departments=["passports"], languages=["arabic"]),
+            {"reviewer.languages"},
+        ),
+        (
+            review_pb2.Reviewer(
+                reviewer_id="R1", departments=["passports"], languages=["ar"], supervises=["visas"]
+            ),
+            {"reviewer.supervises"},
+        ),
+        (
+            review_pb2.Reviewer(reviewer_id="x" * 100_000),
+            {"reviewer.reviewer_id", "reviewer.departments", "reviewer.languages"},
+        ),
+    ):
+        error = await refused(
+            review.admin.PutReviewer(
+                review_pb2.PutReviewerRequest(reviewer=reviewer), timeout=5, metadata=bearer(ADMIN)
+            )
+        )
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert set(field_violations(error)) == fields
+    listed = await review.admin.ListReviewers(
+        review_pb2.ListReviewersRequest(department_code="passports"),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+    assert list(listed.reviewers) == []
+
+
+# --- bugs: bad input that reaches PostgreSQL and comes back INTERNAL ------------------------
+
+# A NUL is valid in a protobuf string (valid UTF-8), but PostgreSQL text and jsonb refuse it.
+NUL = "pass\x00ports"
+
+
+def page_token(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+async def empty_or_invalid(call: Awaitable[Any], field: str) -> None:
+    """Not INTERNAL: an empty answer (nothing matches) or INVALID_ARGUMENT naming the field."""
+    try:
+        answer = await call
+    except grpc.aio.AioRpcError as error:
+        failure: grpc.aio.AioRpcError | None = error
+    else:
+        failure = None
+    if failure is not None:
+        assert failure.code() == grpc.StatusCode.INVALID_ARGUMENT, failure.code()
+        assert field in field_violations(failure)
+    else:
+        assert list(answer.items if hasattr(answer, "items") else answer.reviewers) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: entrypoints/grpc.py ListQueue passes sub_service_code and assignee_id to SQL "
+    "unchecked; a NUL makes PostgreSQL raise CharacterNotInRepertoireError -> INTERNAL",
+)
+@pytest.mark.parametrize("field", ["sub_service_code", "assignee_id"])
+async def test_a_nul_in_a_queue_filter_is_not_internal(review: Review, field: str) -> None:
+    await review.enqueue()
+    await empty_or_invalid(
+        review.stub.ListQueue(
+            review_pb2.ListQueueRequest(
+                department_code="passports",
+                sub_service_code=NUL if field == "sub_service_code" else "",
+                assignee_id=NUL if field == "assignee_id" else "",
+            ),
+            timeout=5,
+            metadata=bearer(ALI),
+        ),
+        field,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: entrypoints/grpc.py _position accepts any decodable token; an infinite rank "
+    "raises OverflowError (not caught), and a rank beyond int64, a time that overflows in UTC "
+    "or a NUL in the number fail in asyncpg -> INTERNAL instead of INVALID_ARGUMENT page_token",
+)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '[1e400, "2026-01-04T10:00:00+03:00", "TW000000001"]',
+        '[100000000000000000000, "2026-01-04T10:00:00+03:00", "TW000000001"]',
+        '[0, "0001-01-01T00:00:00+03:00", "TW000000001"]',
+        '[0, "9999-12-31T23:59:59-12:00", "TW000000001"]',
+        '[0, "2026-01-04T10:00:00+03:00", "TW\\u0000"]',
+    ],
+    ids=["infinite-rank", "rank-beyond-int64", "year-0-in-utc", "year-10000-in-utc", "nul"],
+)
+async def test_a_forged_page_token_is_invalid_argument(review: Review, raw: str) -> None:
+    await review.enqueue()
+    assert set(
+        await invalid(
+            review.stub.ListQueue(
+                review_pb2.ListQueueRequest(
+                    department_code="passports", page_token=page_token(raw)
+                ),
+                timeout=5,
+                metadata=bearer(ALI),
+            )
+        )
+    ) == {"page_token"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: app/handlers.py set_availability looks the reviewer_id up in SQL before any "
+    "check; a NUL in it makes PostgreSQL fail -> INTERNAL (for any caller, not only admins)",
+)
+@pytest.mark.parametrize("caller", [ADMIN, ALI], ids=["admin", "reviewer"])
+async def test_set_availability_of_a_nul_reviewer_id_is_not_internal(
+    review: Review, caller: str
+) -> None:
+    error = await refused(
+        review.admin.SetAvailability(
+            review_pb2.SetAvailabilityRequest(reviewer_id=NUL), timeout=5, metadata=bearer(caller)
+        )
+    )
+    assert error.code() in (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+    ), error.code()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: app/handlers.py list_reviewers skips the department check for admins and "
+    "adapters/repository.py in_department puts the code in a jsonb literal; a NUL is "
+    "refused by PostgreSQL (UntranslatableCharacterError) -> INTERNAL",
+)
+async def test_reviewers_of_a_nul_department_are_not_internal(review: Review) -> None:
+    await empty_or_invalid(
+        review.admin.ListReviewers(
+            review_pb2.ListReviewersRequest(department_code=NUL),
+            timeout=5,
+            metadata=bearer(ADMIN),
+        ),
+        "department_code",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: domain/model.py missing_items does not refuse control characters in a missing "
+    "entry's name or description; a NUL fails the jsonb write at commit -> INTERNAL",
+)
+async def test_a_nul_in_the_missing_list_is_invalid_argument(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    assert set(
+        await invalid(
+            review.stub.RequestInformation(
+                review_pb2.RequestInformationRequest(
+                    request_id=item,
+                    missing=[
+                        common_pb2.MissingItem(
+                            kind="document", name="photo\x00", description="A photo\x00"
+                        )
+                    ],
+                ),
+                timeout=5,
+                metadata=bearer(ALI),
+            )
+        )
+    ) == {"missing[0].name", "missing[0].description"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: app/handlers.py claim_next checks the reviewer's room (_room: held_by < "
+    "capacity) and then claims, with nothing serialising one reviewer's concurrent calls; "
+    "20 concurrent ClaimNext of a reviewer with capacity 1 claim several items",
+)
+async def test_concurrent_claims_of_one_reviewer_keep_to_the_capacity(review: Review) -> None:
+    await review.put_reviewer("E100", capacity=1)
+    for _ in range(20):
+        await review.enqueue()
+    results = await asyncio.gather(
+        *(review.claim_next(ALI) for _ in range(20)), return_exceptions=True
+    )
+    claimed = [r for r in results if isinstance(r, str) and r]
+    refusals = {r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)}
+    assert refusals <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert len(claimed) == 1
+    assert [i.assignee_id for i in await review.queue()].count("E100") == 1

@@ -1,0 +1,909 @@
+"""The work item's state machine, lease, information requests and SLA clock, with no I/O.
+
+Times are in Riyadh: the office works Sunday to Thursday, 07:30-14:30 (7 hours a day).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
+from tawasul_calendar import RIYADH, Sla, WorkingCalendar
+from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from tawasul_platform.identity import Principal, Role
+from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
+from tawasul_platform.workdays import shipped_config
+from tawasul_review.adapters.events import to_event
+from tawasul_review.adapters.reasons import load_reasons
+from tawasul_review.domain.model import (
+    MAX_MESSAGE,
+    MAX_MISSING,
+    Contact,
+    Decision,
+    Missing,
+    SlaCrossed,
+    State,
+    Status,
+    StatusChanged,
+    WorkItem,
+    missing_items,
+)
+
+CALENDAR = WorkingCalendar(config=shipped_config())
+REASONS = load_reasons()
+LEASE = timedelta(minutes=30)
+
+
+def riyadh(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    """An instant of January 2026 in Riyadh (the 4th is a Sunday)."""
+    return datetime(2026, 1, day, hour, minute, second, tzinfo=RIYADH)
+
+
+START = riyadh(4, 10)  # Sunday 10:00
+ALI = Principal("E100", Role.REVIEWER, frozenset({"passports"}))
+SARA = Principal("E200", Role.REVIEWER, frozenset({"passports", "visas"}))
+VISAS_ONLY = Principal("E300", Role.REVIEWER, frozenset({"visas"}))
+# A beneficiary whose token somehow names the department is still no reviewer.
+CITIZEN = Principal("1000000008", Role.CITIZEN, frozenset({"passports"}))
+PHOTO = Missing("document", "personal_photo", "A recent photo on a white background")
+
+
+def new_item(
+    *, sla: Sla | None = None, at: datetime = START, submitted_at: datetime | None = None
+) -> WorkItem:
+    return WorkItem.enqueue(
+        request_id=uuid.uuid4(),
+        request_number="TW260000001",
+        department="passports",
+        queue="passports.default",
+        sub_service_code="passports.issue-renewal-problem",
+        description="The photo does not appear when renewing passport",
+        applicant_id="1000000008",
+        document_ids=("d1",),
+        contact=Contact("+966551234567", "", "ar"),
+        now=at,
+        submitted_at=submitted_at,
+        sla=sla or Sla.days(2),
+    )
+
+
+def scheduled(item: WorkItem, at: datetime = START) -> WorkItem:
+    """As the enqueue handler leaves it: due date and first SLA mark computed."""
+    item.schedule(CALENDAR, at)
+    return item
+
+
+def settled(item: WorkItem) -> WorkItem:
+    item.events.clear()
+    item.new_history.clear()
+    return item
+
+
+def statuses(item: WorkItem) -> list[Status]:
+    return [e.status for e in item.events if isinstance(e, StatusChanged)]
+
+
+def in_state(state: State) -> WorkItem:
+    """A fresh item brought to `state` by real transitions (ALI the holder or last holder)."""
+    item = scheduled(new_item())
+    if state is State.WITHDRAWN:
+        item.withdraw(reason="Solved", now=START)
+    elif state is not State.QUEUED:
+        item.claim(ALI, START, LEASE)
+    if state is State.DECIDED:
+        item.decide(ALI, Decision.ACCEPT, "", REASONS["completed"], START, CALENDAR)
+    elif state is State.TRANSFERRED:
+        item.transfer(ALI, "visas", "Misfiled: a visa question", START, CALENDAR)
+    elif state in (State.WAITING, State.CLOSED):
+        respond_by = CALENDAR.add_working_days(START, 5)
+        item.request_information(ALI, (PHOTO,), "Please add", respond_by, START, CALENDAR)
+        if state is State.CLOSED:
+            assert item.expire(respond_by, CALENDAR)
+    assert item.state is state
+    return settled(item)
+
+
+# --- the reviewer's actions, state by state -----------------------------------------------
+
+Action = Callable[[WorkItem, Principal, datetime], None]
+ACTIONS: dict[str, Action] = {
+    "claim": lambda i, who, at: i.claim(who, at, LEASE),
+    "release": lambda i, who, at: i.release(who, at, LEASE),
+    "note": lambda i, who, at: i.note(who, "Checked the record", at, LEASE),
+    "message": lambda i, who, at: i.message(who, "We are on it", at, LEASE, CALENDAR),
+    "accept": lambda i, who, at: i.decide(
+        who, Decision.ACCEPT, "Done", REASONS["completed"], at, CALENDAR
+    ),
+    "reject": lambda i, who, at: i.decide(
+        who, Decision.REJECT, "The photo is unclear", REASONS["documents-unclear"], at, CALENDAR
+    ),
+    "request_information": lambda i, who, at: i.request_information(
+        who, (PHOTO,), "Please add", CALENDAR.add_working_days(at, 5), at, CALENDAR
+    ),
+    "transfer": lambda i, who, at: i.transfer(who, "visas", "A visa question", at, CALENDAR),
+}
+
+# What the holder (ALI) may do in each state: the state reached and the statuses published.
+# Anything not listed is refused with FailedPrecondition.
+HOLDER_MAY: dict[State, dict[str, tuple[State, list[Status]]]] = {
+    State.QUEUED: {
+        "claim": (State.CLAIMED, [Status.UNDER_REVIEW]),
+        "note": (State.QUEUED, []),
+    },
+    State.CLAIMED: {
+        "claim": (State.CLAIMED, []),
+        "release": (State.QUEUED, []),
+        "note": (State.CLAIMED, []),
+        "message": (State.CLAIMED, [Status.UNDER_REVIEW]),
+        "accept": (State.DECIDED, [Status.ACCEPTED]),
+        "reject": (State.DECIDED, [Status.REJECTED]),
+        "request_information": (State.WAITING, [Status.NEEDS_MORE_INFO]),
+        "transfer": (State.TRANSFERRED, [Status.TRANSFERRED]),
+    },
+    **{
+        s: {"note": (s, [])}
+        for s in (State.DECIDED, State.WITHDRAWN, State.WAITING, State.TRANSFERRED, State.CLOSED)
+    },
+}
+# Another reviewer of the department: the same, except that a claimed item is not theirs.
+OTHER_MAY: dict[State, dict[str, tuple[State, list[Status]]]] = {
+    **HOLDER_MAY,
+    State.CLAIMED: {"note": (State.CLAIMED, [])},
+}
+
+CASES = [
+    pytest.param(who, state, action, id=f"{name}-{state.value}-{action}")
+    for name, who in (("holder", ALI), ("colleague", SARA))
+    for state in State
+    for action in ACTIONS
+]
+
+
+@pytest.mark.parametrize(("who", "state", "action"), CASES)
+def test_each_action_in_each_state_is_allowed_or_refused(
+    who: Principal, state: State, action: str
+) -> None:
+    item = in_state(state)
+    before = copy.deepcopy(item)
+    at = START + timedelta(minutes=5)
+    table = HOLDER_MAY if who is ALI else OTHER_MAY
+    allowed = table[state].get(action)
+    if allowed is None:
+        with pytest.raises(FailedPrecondition):
+            ACTIONS[action](item, who, at)
+        assert item == before
+        assert (item.events, item.new_history) == ([], [])
+        return
+    ACTIONS[action](item, who, at)
+    reached, published = allowed
+    assert item.state is reached
+    assert statuses(item) == published
+    assert {h.actor for h in item.new_history} <= {who.subject}
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("action", list(ACTIONS))
+@pytest.mark.parametrize("outsider", [VISAS_ONLY, CITIZEN], ids=["other-department", "citizen"])
+def test_an_outsider_finds_nothing_in_any_state(
+    outsider: Principal, state: State, action: str
+) -> None:
+    item = in_state(state)
+    before = copy.deepcopy(item)
+    with pytest.raises(NotFound) as caught:
+        ACTIONS[action](item, outsider, START + timedelta(minutes=5))
+    # The refusal does not reveal the request's number, state or holder.
+    assert str(caught.value) == "no such request in your departments"
+    assert item == before
+    assert (item.events, item.new_history) == ([], [])
+
+
+def test_a_claimed_item_names_its_holder_to_a_colleague() -> None:
+    item = in_state(State.CLAIMED)
+    with pytest.raises(FailedPrecondition, match="E100"):
+        item.claim(SARA, START, LEASE)
+    with pytest.raises(FailedPrecondition, match="held by E100"):
+        item.decide(SARA, Decision.ACCEPT, "", None, START, CALENDAR)
+
+
+# --- what the system and the beneficiary do, state by state --------------------------------
+
+LATER = riyadh(18, 10)  # Two weeks on: past any lease and any information deadline.
+
+SystemAction = Callable[[WorkItem], object]
+SYSTEM: dict[str, SystemAction] = {
+    "lapse": lambda i: i.lapse(LATER),
+    "answered": lambda i: i.answered(
+        message="Added", holder_available=True, now=LATER, lease=LEASE, calendar=CALENDAR
+    ),
+    "expire": lambda i: i.expire(LATER, CALENDAR),
+    "rerouted": lambda i: i.rerouted(
+        department="visas", queue="visas.default", priority=0, now=LATER
+    ),
+    "followed_up": lambda i: i.followed_up(count=2, message="Any news?", now=LATER),
+    "withdraw": lambda i: i.withdraw(reason="Solved", now=LATER),
+    # Only a rejection is appealed; in_state(DECIDED) is an acceptance (see the appeal tests).
+    "appeal": lambda i: i.appeal(reason="I disagree", now=LATER),
+}
+UNFINISHED = (State.QUEUED, State.CLAIMED, State.WAITING, State.TRANSFERRED)
+SYSTEM_MOVES: dict[str, dict[State, State]] = {
+    "lapse": {State.CLAIMED: State.QUEUED},
+    "answered": {State.WAITING: State.CLAIMED},
+    "expire": {State.WAITING: State.CLOSED},
+    "rerouted": {State.TRANSFERRED: State.QUEUED},
+    "followed_up": {s: s for s in UNFINISHED},
+    "withdraw": {s: State.WITHDRAWN for s in UNFINISHED},
+    "appeal": {},
+}
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("action", list(SYSTEM))
+def test_each_system_event_in_each_state_moves_it_or_changes_nothing(
+    state: State, action: str
+) -> None:
+    item = in_state(state)
+    before = copy.deepcopy(item)
+    SYSTEM[action](item)
+    reached = SYSTEM_MOVES[action].get(state)
+    if reached is None:
+        assert item == before
+        assert (item.events, item.new_history) == ([], [])
+    else:
+        assert item.state is reached
+        assert item.new_history != []
+
+
+# A supervisor hands an open item to a reviewer (or a queue pushes it), or takes it back.
+SUPERVISOR: dict[str, SystemAction] = {
+    "assign": lambda i: i.assign("E200", LATER, LEASE, by="E900"),
+    "unassign": lambda i: i.unassign(LATER, by="E900"),
+}
+SUPERVISOR_MOVES: dict[str, dict[State, State]] = {
+    "assign": {State.QUEUED: State.CLAIMED, State.CLAIMED: State.CLAIMED},
+    "unassign": {State.QUEUED: State.QUEUED, State.CLAIMED: State.QUEUED},
+}
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("action", list(SUPERVISOR))
+def test_only_an_open_item_is_assigned_or_taken_back(state: State, action: str) -> None:
+    item = in_state(state)
+    before = copy.deepcopy(item)
+    reached = SUPERVISOR_MOVES[action].get(state)
+    if reached is None:
+        with pytest.raises(FailedPrecondition):
+            SUPERVISOR[action](item)
+        assert item == before
+        return
+    SUPERVISOR[action](item)
+    assert item.state is reached
+    if action == "assign":
+        assert (item.assignee, item.claimed_until) == ("E200", LATER + LEASE)
+        assert [(h.actor, h.action, h.note) for h in item.new_history] == [
+            ("E900", "assigned", "E200")
+        ]
+    else:
+        assert (item.assignee, item.claimed_until) == ("", None)
+        assert [(h.actor, h.action) for h in item.new_history] == [("E900", "reassigned_to_queue")]
+
+
+def rejected() -> WorkItem:
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, START, CALENDAR)
+    return settled(item)
+
+
+def test_an_appealed_rejection_is_queued_for_another_reviewer() -> None:
+    item = rejected()
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    assert (item.state, item.assignee, item.appeal_of, item.priority) == (
+        State.QUEUED,
+        "",
+        "E100",
+        1,
+    )
+    assert (item.decision, item.decision_message, item.reason_code) == (None, "", "")
+    assert [(h.actor, h.action, h.note) for h in item.new_history] == [
+        ("applicant", "appealed", "The photo is fine")
+    ]
+    assert not item.appeal(reason="again", now=riyadh(5, 9))
+    with pytest.raises(FailedPrecondition, match="your own decision"):
+        item.claim(ALI, riyadh(5, 10), LEASE)
+    with pytest.raises(FailedPrecondition, match="your own decision"):
+        item.assign("E100", riyadh(5, 10), LEASE, by="E900")
+    settled(item)
+    item.claim(SARA, riyadh(5, 10), LEASE)
+    # The beneficiary saw "rejected"; the appeal is under review again.
+    assert statuses(item) == [Status.UNDER_REVIEW]
+    item.decide(SARA, Decision.ACCEPT, "", None, riyadh(5, 10), CALENDAR)
+    assert (item.state, item.decision) == (State.DECIDED, Decision.ACCEPT)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def refused(action: Callable[[], object]) -> dict[str, str]:
+    with pytest.raises(InvalidArgument) as caught:
+        action()
+    return caught.value.violations
+
+
+def test_a_rejection_needs_a_reason_code_and_a_message() -> None:
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    no_reason = refused(
+        lambda: item.decide(ALI, Decision.REJECT, "The photo is unclear", None, START, CALENDAR)
+    )
+    assert set(no_reason) == {"reason_code"}
+    for message in ("", "   ", "Too short"):
+
+        def reject(m: str = message) -> None:
+            item.decide(ALI, Decision.REJECT, m, unclear, START, CALENDAR)
+
+        assert set(refused(reject)) == {"message"}
+    wrong_kind = refused(
+        lambda: item.decide(ALI, Decision.ACCEPT, "", unclear, START, CALENDAR)  # reject-only
+    )
+    assert set(wrong_kind) == {"reason_code"}
+    completed = REASONS["completed"]
+    accept_only = refused(
+        lambda: item.decide(
+            ALI, Decision.REJECT, "The photo is unclear", completed, START, CALENDAR
+        )
+    )
+    assert set(accept_only) == {"reason_code"}
+    assert (item.state, item.events) == (State.CLAIMED, [])
+
+
+def test_an_acceptance_needs_neither_reason_nor_message() -> None:
+    item = in_state(State.CLAIMED)
+    item.decide(ALI, Decision.ACCEPT, "", None, START, CALENDAR)
+    assert (item.state, item.decision, item.reason_code) == (State.DECIDED, Decision.ACCEPT, "")
+
+
+def test_a_rejection_carries_its_reason_in_both_languages() -> None:
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "  The photo is unclear  ", unclear, START, CALENDAR)
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.message, event.reason) == (
+        Status.REJECTED,
+        "The photo is unclear",
+        unclear,
+    )
+    assert (unclear.ar, unclear.en) == (
+        "المرفقات غير واضحة أو غير مقروءة",
+        "The attachments are unclear or unreadable",
+    )
+    assert (item.reason_code, item.decision_message) == (
+        "documents-unclear",
+        "The photo is unclear",
+    )
+
+
+def test_an_information_request_lists_one_to_twenty_things() -> None:
+    item = in_state(State.CLAIMED)
+    respond_by = CALENDAR.add_working_days(START, 5)
+    empty = refused(
+        lambda: item.request_information(ALI, (), "Please add", respond_by, START, CALENDAR)
+    )
+    assert set(empty) == {"missing"}
+    many = (PHOTO,) * (MAX_MISSING + 1)
+    too_many = refused(
+        lambda: item.request_information(ALI, many, "Please add", respond_by, START, CALENDAR)
+    )
+    assert set(too_many) == {"missing"}
+    item.request_information(ALI, (PHOTO,) * MAX_MISSING, "", respond_by, START, CALENDAR)
+    assert item.missing == (PHOTO,) * MAX_MISSING
+
+
+def test_a_transfer_goes_elsewhere_with_a_reason() -> None:
+    item = in_state(State.CLAIMED)
+    same = refused(lambda: item.transfer(ALI, "passports", "Misfiled", START, CALENDAR))
+    assert set(same) == {"department_code"}
+    for reason in ("", "  \n "):
+
+        def transfer(r: str = reason) -> None:
+            item.transfer(ALI, "visas", r, START, CALENDAR)
+
+        assert refused(transfer) == {"reason": "required"}
+    assert (item.state, item.events) == (State.CLAIMED, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "required"),
+        (" \t", "required"),
+        ("x" * (MAX_MESSAGE + 1), f"at most {MAX_MESSAGE} characters"),
+        ("ring \x07 the bell", "control characters are not allowed"),
+        ("\x1b[2Jcleared", "control characters are not allowed"),
+        ("nul \x00 byte", "control characters are not allowed"),
+    ],
+)
+def test_notes_and_messages_are_refused_when_empty_huge_or_with_control_characters(
+    text: str, problem: str
+) -> None:
+    item = in_state(State.CLAIMED)
+    assert refused(lambda: item.note(ALI, text, START, LEASE)) == {"text": problem}
+    assert refused(lambda: item.message(ALI, text, START, LEASE, CALENDAR)) == {"text": problem}
+    assert item.events == []
+
+
+def test_notes_keep_lines_and_tabs_and_arabic() -> None:
+    item = in_state(State.CLAIMED)
+    item.note(ALI, "الصورة غير واضحة\n\tراجع السجل", START, LEASE)
+    assert item.new_history[-1].note == "الصورة غير واضحة\n\tراجع السجل"
+
+
+def test_the_missing_list_names_each_bad_entry_by_position() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        missing_items(
+            [
+                ("document", "personal_photo", "A recent photo"),
+                ("photo", "", "x" * 501),
+                ("field", "n" * 101, " "),
+            ]
+        )
+    assert caught.value.violations == {
+        "missing[1].kind": "'document', 'field' or 'other'",
+        "missing[1].name": "required, at most 100 characters",
+        "missing[1].description": "required, at most 500 characters",
+        "missing[2].name": "required, at most 100 characters",
+        "missing[2].description": "required, at most 500 characters",
+    }
+    assert missing_items([("other", " passport_copy ", " A copy ")]) == (
+        Missing("other", "passport_copy", "A copy"),
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: missing_items lets control characters (NUL included) through in name and "
+    "description; they reach the beneficiary's SMS and PostgreSQL jsonb refuses \\u0000",
+)
+def test_the_missing_list_refuses_control_characters() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        missing_items([("document", "photo\x00", "Add \x1b[2J a photo")])
+    assert set(caught.value.violations) == {"missing[0].name", "missing[0].description"}
+
+
+# --- the lease ------------------------------------------------------------------------------
+
+
+def test_a_claim_holds_the_item_for_the_lease() -> None:
+    item = scheduled(new_item())
+    item.claim(ALI, START, LEASE)
+    assert (item.state, item.assignee, item.claimed_until) == (
+        State.CLAIMED,
+        "E100",
+        START + LEASE,
+    )
+    assert [(h.actor, h.action) for h in item.new_history] == [
+        ("routing", "queued"),
+        ("E100", "claimed"),
+    ]
+
+
+@pytest.mark.parametrize("action", ["claim", "note", "message"])
+def test_each_action_of_the_holder_renews_the_lease(action: str) -> None:
+    item = in_state(State.CLAIMED)
+    later = START + timedelta(minutes=20)
+    ACTIONS[action](item, ALI, later)
+    assert item.claimed_until == later + LEASE
+    assert not item.lapse(START + LEASE)
+    assert item.lapse(later + LEASE)
+
+
+def test_a_colleagues_note_does_not_renew_the_holders_lease() -> None:
+    item = in_state(State.CLAIMED)
+    item.note(SARA, "Seen it too", START + timedelta(minutes=20), LEASE)
+    assert item.claimed_until == START + LEASE
+
+
+def test_a_claim_lapses_only_once_its_lease_has_run_out() -> None:
+    item = in_state(State.CLAIMED)
+    expiry = START + LEASE
+    assert not item.lapse(expiry - timedelta(microseconds=1))
+    assert (item.state, item.assignee) == (State.CLAIMED, "E100")
+    with pytest.raises(FailedPrecondition):
+        item.claim(SARA, expiry - timedelta(microseconds=1), LEASE)
+    assert item.lapse(expiry)
+    assert (item.state, item.assignee, item.claimed_until) == (State.QUEUED, "", None)
+    assert [(h.actor, h.action, h.note) for h in item.new_history] == [
+        ("system", "claim_lapsed", "E100")
+    ]
+    assert not item.lapse(expiry + LEASE)
+    # Back in the queue: a colleague takes it, and the beneficiary hears nothing new.
+    item.claim(SARA, expiry + timedelta(minutes=1), LEASE)
+    assert (item.state, item.assignee) == (State.CLAIMED, "E200")
+    assert item.claimed_until == expiry + timedelta(minutes=1) + LEASE
+    assert item.events == []
+    # The former holder can no longer act on it.
+    with pytest.raises(FailedPrecondition, match="E200"):
+        item.release(ALI, expiry + timedelta(minutes=2), LEASE)
+
+
+def test_a_release_puts_it_back_for_anyone() -> None:
+    item = in_state(State.CLAIMED)
+    item.release(ALI, START + timedelta(minutes=1), LEASE)
+    assert (item.state, item.assignee, item.claimed_until) == (State.QUEUED, "", None)
+    item.claim(SARA, START + timedelta(minutes=2), LEASE)
+    assert item.assignee == "E200"
+
+
+def test_a_finished_item_holds_no_lease() -> None:
+    for state in (State.DECIDED, State.WAITING, State.TRANSFERRED, State.WITHDRAWN):
+        item = in_state(state)
+        assert item.claimed_until is None
+        assert not item.lapse(LATER)
+
+
+# --- information requests and the paused clock -------------------------------------------
+
+
+def test_an_information_request_pauses_the_clock_and_names_what_is_missing() -> None:
+    item = in_state(State.CLAIMED)
+    assert item.due_at == riyadh(6, 10)  # two working days: Tuesday 10:00
+    asked_at = riyadh(5, 10)  # Monday 10:00, 7 of the 14 working hours used
+    respond_by = CALENDAR.add_working_days(asked_at, 5)
+    assert respond_by == riyadh(12, 10)
+    item.request_information(ALI, (PHOTO,), " Please add a photo ", respond_by, asked_at, CALENDAR)
+    assert (item.state, item.assignee, item.last_holder, item.claimed_until) == (
+        State.WAITING,
+        "",
+        "E100",
+        None,
+    )
+    assert (item.missing, item.respond_by, item.clock.paused_since) == (
+        (PHOTO,),
+        respond_by,
+        asked_at,
+    )
+    assert item.sla_next_at is None
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.actor, event.message, event.missing, event.respond_by) == (
+        Status.NEEDS_MORE_INFO,
+        "E100",
+        "Please add a photo",
+        (PHOTO,),
+        respond_by,
+    )
+    assert event.internal_note == ""
+    # While it waits, time does not count against the office.
+    assert item.percent_used(CALENDAR, riyadh(8, 12)) == 50
+
+
+def test_the_due_date_moves_out_by_exactly_the_working_time_waited() -> None:
+    item = in_state(State.CLAIMED)
+    due_before = item.due_at
+    assert due_before is not None
+    asked_at, answered_at = riyadh(5, 10), riyadh(7, 9)  # Monday 10:00 to Wednesday 09:00
+    item.request_information(
+        ALI, (PHOTO,), "", CALENDAR.add_working_days(asked_at, 5), asked_at, CALENDAR
+    )
+    item.answered(
+        message="Added", holder_available=True, now=answered_at, lease=LEASE, calendar=CALENDAR
+    )
+    waited = CALENDAR.elapsed(asked_at, answered_at)
+    assert waited == timedelta(hours=13)  # 4.5 on Monday, 7 on Tuesday, 1.5 on Wednesday
+    assert item.due_at == riyadh(8, 9)  # Thursday 09:00
+    assert CALENDAR.elapsed(due_before, item.due_at) == waited
+    assert item.clock.pauses == ((asked_at, answered_at),)
+    assert not item.clock.paused
+    assert item.percent_used(CALENDAR, answered_at) == 50
+
+
+def test_an_answer_returns_the_item_to_the_reviewer_who_asked() -> None:
+    item = in_state(State.WAITING)
+    at = riyadh(5, 9)
+    assert item.answered(
+        message="Here it is", holder_available=True, now=at, lease=LEASE, calendar=CALENDAR
+    )
+    assert (item.state, item.assignee, item.claimed_until) == (State.CLAIMED, "E100", at + LEASE)
+    assert (item.missing, item.respond_by) == ((), None)
+    assert statuses(item) == [Status.RETURNED_BY_APPLICANT]
+    assert [(h.actor, h.action, h.note) for h in item.new_history] == [
+        ("applicant", "answered", "Here it is"),
+        ("E100", "returned_to_holder", ""),
+    ]
+    # The holder goes on at once.
+    item.decide(ALI, Decision.ACCEPT, "", None, at, CALENDAR)
+    assert item.state is State.DECIDED
+
+
+def test_an_answer_goes_to_the_queue_when_the_reviewer_cannot_take_it() -> None:
+    item = in_state(State.WAITING)
+    at = riyadh(5, 9)
+    assert item.answered(
+        message="Here it is", holder_available=False, now=at, lease=LEASE, calendar=CALENDAR
+    )
+    assert (item.state, item.assignee, item.claimed_until) == (State.QUEUED, "", None)
+    assert statuses(item) == [Status.RETURNED_BY_APPLICANT]
+    assert [(h.actor, h.action) for h in item.new_history] == [
+        ("applicant", "answered"),
+        ("system", "returned_to_queue"),
+    ]
+    settled(item)
+    item.claim(SARA, at, LEASE)
+    assert statuses(item) == [Status.UNDER_REVIEW]
+
+
+def test_an_expired_deadline_closes_the_request() -> None:
+    item = in_state(State.WAITING)
+    respond_by = item.respond_by
+    assert respond_by is not None
+    assert not item.expire(respond_by - timedelta(seconds=1), CALENDAR)
+    assert item.state is State.WAITING
+    assert item.expire(respond_by, CALENDAR)
+    assert (item.state, item.sla_next_at) == (State.CLOSED, None)
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.actor) == (Status.CLOSED, "system")
+    assert "The information was not received in time" in event.message
+    assert "لم تصل المعلومات المطلوبة" in event.message
+    assert [(h.actor, h.action) for h in item.new_history] == [("system", "closed")]
+    assert not item.expire(respond_by + timedelta(days=1), CALENDAR)
+
+
+def test_an_answer_after_closing_is_ignored() -> None:
+    item = in_state(State.CLOSED)
+    before = copy.deepcopy(item)
+    assert not item.answered(
+        message="Late", holder_available=True, now=LATER, lease=LEASE, calendar=CALENDAR
+    )
+    assert item == before
+    assert (item.events, item.new_history) == ([], [])
+
+
+# --- SLA marks --------------------------------------------------------------------------
+
+# A two-working-day SLA from Sunday 10:00 (14 working hours): 50 % falls on Monday 10:00,
+# 75 % on Monday 13:30 and 100 % on Tuesday 10:00.
+MARK_50, MARK_75, MARK_100 = riyadh(5, 10), riyadh(5, 13, 30), riyadh(6, 10)
+SUPERVISORS = ("E900", "E901")
+
+
+def alerts(item: WorkItem) -> list[tuple[int, datetime, tuple[str, ...]]]:
+    return [(e.percent, e.at, e.supervisors) for e in item.events if isinstance(e, SlaCrossed)]
+
+
+def test_sla_marks_fall_on_working_time() -> None:
+    item = scheduled(new_item())
+    assert (item.due_at, item.sla_next_at) == (MARK_100, MARK_50)
+
+
+def test_each_mark_is_alerted_once_in_order_and_only_the_breach_names_supervisors() -> None:
+    item = scheduled(new_item())
+    tick = timedelta(microseconds=1)
+    for at in (MARK_50 - tick, MARK_50, MARK_50 + tick, MARK_75, MARK_75, MARK_100, LATER):
+        item.check_sla(CALENDAR, at, SUPERVISORS)
+    assert alerts(item) == [
+        (50, MARK_50, ()),
+        (75, MARK_75, ()),
+        (100, MARK_100, SUPERVISORS),
+    ]
+    assert all(e.due_at == MARK_100 for e in item.events if isinstance(e, SlaCrossed))
+    assert (item.sla_alerted, item.sla_next_at) == (100, None)
+    assert [(h.action, h.note, h.internal) for h in item.new_history[1:]] == [
+        ("sla_warning", "50%", True),
+        ("sla_warning", "75%", True),
+        ("sla_breached", "100%", True),
+    ]
+
+
+def test_marks_passed_at_once_raise_one_alert_for_the_highest() -> None:
+    item = scheduled(new_item())
+    assert item.check_sla(CALENDAR, riyadh(5, 14), SUPERVISORS) == 75
+    assert item.sla_next_at == MARK_100
+    assert item.check_sla(CALENDAR, LATER, SUPERVISORS) == 100
+    assert [p for p, _, _ in alerts(item)] == [75, 100]
+    late = scheduled(new_item())
+    assert late.check_sla(CALENDAR, LATER, SUPERVISORS) == 100
+    assert alerts(late) == [(100, LATER, SUPERVISORS)]
+    assert late.check_sla(CALENDAR, LATER + timedelta(days=1), SUPERVISORS) is None
+
+
+def test_an_item_submitted_long_ago_is_breached_on_arrival() -> None:
+    item = new_item(at=riyadh(12, 10), submitted_at=START)
+    item.schedule(CALENDAR, riyadh(12, 10))
+    assert item.sla_next_at == MARK_50
+    assert item.check_sla(CALENDAR, riyadh(12, 10), SUPERVISORS) == 100
+    assert [p for p, _, _ in alerts(item)] == [100]
+
+
+def test_no_alert_while_waiting_on_the_applicant_and_marks_move_with_the_pause() -> None:
+    item = in_state(State.CLAIMED)
+    asked_at = riyadh(4, 12)  # Sunday 12:00: 2 of 14 hours used
+    item.request_information(
+        ALI, (PHOTO,), "", CALENDAR.add_working_days(asked_at, 5), asked_at, CALENDAR
+    )
+    settled(item)
+    for at in (MARK_50, MARK_75, MARK_100, riyadh(7, 12)):
+        assert item.check_sla(CALENDAR, at, SUPERVISORS) is None
+    assert alerts(item) == []
+    answered_at = riyadh(8, 12)  # Thursday 12:00
+    item.answered(
+        message="Added", holder_available=True, now=answered_at, lease=LEASE, calendar=CALENDAR
+    )
+    # 5 of the 7 hours to the 50 % mark remain: Thursday 12:00-14:30, then Sunday 07:30-10:00.
+    assert item.sla_next_at == riyadh(11, 10)
+    assert item.check_sla(CALENDAR, riyadh(11, 9, 59), SUPERVISORS) is None
+    assert item.check_sla(CALENDAR, riyadh(11, 10), SUPERVISORS) == 50
+
+
+@pytest.mark.parametrize("state", [State.DECIDED, State.WITHDRAWN, State.CLOSED])
+def test_a_finished_item_raises_no_alert(state: State) -> None:
+    item = in_state(state)
+    assert item.sla_next_at is None
+    assert item.check_sla(CALENDAR, LATER, SUPERVISORS) is None
+    assert alerts(item) == []
+
+
+def test_the_clock_keeps_running_in_a_transfer() -> None:
+    item = in_state(State.TRANSFERRED)
+    assert item.sla_next_at == MARK_50
+    item.rerouted(department="visas", queue="visas.default", priority=0, now=riyadh(5, 8))
+    item.schedule(CALENDAR, riyadh(5, 8))
+    assert item.check_sla(CALENDAR, MARK_50, SUPERVISORS) == 50
+
+
+# --- follow-ups and withdrawals ------------------------------------------------------------
+
+
+def test_follow_ups_raise_the_priority_and_never_lower_it() -> None:
+    item = scheduled(new_item())
+    item.followed_up(count=1, message="Any news?", now=riyadh(7, 9))
+    item.followed_up(count=3, message="Still waiting", now=riyadh(8, 9))
+    item.followed_up(count=2, message="(replayed)", now=riyadh(8, 10))
+    assert item.priority == 3
+    assert item.position < scheduled(new_item()).position
+    assert [(h.actor, h.action, h.note) for h in item.new_history[1:]] == [
+        ("applicant", "followed_up", "Any news?"),
+        ("applicant", "followed_up", "Still waiting"),
+        ("applicant", "followed_up", "(replayed)"),
+    ]
+
+
+@pytest.mark.parametrize("state", UNFINISHED)
+def test_the_beneficiary_may_withdraw_an_unfinished_request(state: State) -> None:
+    item = in_state(state)
+    item.withdraw(reason="Solved at the office", now=riyadh(5, 9))
+    assert (item.state, item.assignee, item.claimed_until, item.sla_next_at) == (
+        State.WITHDRAWN,
+        "",
+        None,
+        None,
+    )
+    assert [(h.actor, h.action, h.note) for h in item.new_history] == [
+        ("applicant", "cancelled", "Solved at the office")
+    ]
+    with pytest.raises(FailedPrecondition):
+        item.claim(ALI, riyadh(5, 10), LEASE)
+
+
+@pytest.mark.parametrize("state", [State.DECIDED, State.CLOSED])
+def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State) -> None:
+    item = in_state(state)
+    item.withdraw(reason="Too late", now=LATER)
+    assert item.state is state
+
+
+# --- the public and the internal parts ----------------------------------------------------
+
+
+def test_a_transfer_keeps_its_reason_internal() -> None:
+    item = in_state(State.CLAIMED)
+    item.transfer(ALI, "visas", "A visa question, not a passport one", START, CALENDAR)
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.message, event.transfer_to, event.internal_note) == (
+        Status.TRANSFERRED,
+        "",
+        "visas",
+        "A visa question, not a passport one",
+    )
+    assert (item.state, item.assignee, item.department) == (State.TRANSFERRED, "", "passports")
+    assert [(h.action, h.note, h.internal) for h in item.new_history] == [
+        ("transferred", "→ visas", False),
+        ("transferred_reason", "A visa question, not a passport one", True),
+    ]
+    wire = events_pb2.Envelope.FromString(to_event(event).payload).request_status_changed
+    assert (wire.status, wire.message, wire.transfer_to_department) == (
+        common_pb2.REQUEST_STATUS_TRANSFERRED,
+        "",
+        "visas",
+    )
+    assert (wire.internal.note, wire.internal.department_code) == (
+        "A visa question, not a passport one",
+        "passports",
+    )
+
+
+def test_a_rerouted_item_joins_its_new_queue_keeping_the_higher_priority() -> None:
+    item = in_state(State.TRANSFERRED)
+    item.priority = 2
+    item.rerouted(department="visas", queue="visas.default", priority=1, now=riyadh(5, 8))
+    assert (item.state, item.department, item.queue, item.priority, item.queued_at) == (
+        State.QUEUED,
+        "visas",
+        "visas.default",
+        2,
+        riyadh(5, 8),
+    )
+    with pytest.raises(NotFound):
+        item.claim(ALI, riyadh(5, 9), LEASE)
+    item.claim(VISAS_ONLY, riyadh(5, 9), LEASE)
+    assert item.assignee == "E300"
+
+
+def test_a_note_is_internal_and_publishes_nothing() -> None:
+    item = in_state(State.CLAIMED)
+    item.note(ALI, "Called the registry", START, LEASE)
+    assert item.events == []
+    assert [(h.action, h.note, h.internal) for h in item.new_history] == [
+        ("note", "Called the registry", True)
+    ]
+
+
+def test_a_message_is_public_and_keeps_the_current_status() -> None:
+    item = in_state(State.CLAIMED)
+    item.message(ALI, "We are checking your record", START, LEASE, CALENDAR)
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.message, event.internal_note) == (
+        Status.UNDER_REVIEW,
+        "We are checking your record",
+        "",
+    )
+    assert [(h.action, h.note, h.internal) for h in item.new_history] == [
+        ("message", "We are checking your record", False)
+    ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda i: i.claim(ALI, START, LEASE),
+        lambda i: (
+            i.claim(ALI, START, LEASE),
+            i.decide(ALI, Decision.ACCEPT, "", None, START, CALENDAR),
+        ),
+    ],
+    ids=["claim", "accept"],
+)
+def test_status_events_carry_no_internal_note_unless_transferred(
+    make: Callable[[WorkItem], object],
+) -> None:
+    item = scheduled(new_item())
+    make(item)
+    assert [e.internal_note for e in item.events if isinstance(e, StatusChanged)] != []
+    assert {e.internal_note for e in item.events if isinstance(e, StatusChanged)} == {""}
+
+
+def test_sla_alerts_go_to_their_own_topic() -> None:
+    item = scheduled(new_item())
+    item.claim(ALI, START, LEASE)
+    settled(item)
+    item.check_sla(CALENDAR, LATER, SUPERVISORS)
+    (alert,) = item.events
+    outgoing = to_event(alert)
+    assert outgoing.topic == SLA_ALERTS
+    wire = events_pb2.Envelope.FromString(outgoing.payload).sla_alert
+    assert (wire.percent, wire.assignee_id, list(wire.supervisor_ids)) == (
+        100,
+        "E100",
+        ["E900", "E901"],
+    )
+    assert wire.due_at.ToDatetime(tzinfo=UTC) == MARK_100
+    claimed = scheduled(new_item())
+    claimed.claim(ALI, START, LEASE)
+    assert to_event(claimed.events[0]).topic == REQUEST_STATUS_CHANGED
