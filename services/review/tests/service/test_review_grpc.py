@@ -1101,11 +1101,6 @@ async def empty_or_invalid(call: Awaitable[Any], field: str) -> None:
         assert list(answer.items if hasattr(answer, "items") else answer.reviewers) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: entrypoints/grpc.py ListQueue passes sub_service_code and assignee_id to SQL "
-    "unchecked; a NUL makes PostgreSQL raise CharacterNotInRepertoireError -> INTERNAL",
-)
 @pytest.mark.parametrize("field", ["sub_service_code", "assignee_id"])
 async def test_a_nul_in_a_queue_filter_is_not_internal(review: Review, field: str) -> None:
     await review.enqueue()
@@ -1123,12 +1118,6 @@ async def test_a_nul_in_a_queue_filter_is_not_internal(review: Review, field: st
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: entrypoints/grpc.py _position accepts any decodable token; an infinite rank "
-    "raises OverflowError (not caught), and a rank beyond int64, a time that overflows in UTC "
-    "or a NUL in the number fail in asyncpg -> INTERNAL instead of INVALID_ARGUMENT page_token",
-)
 @pytest.mark.parametrize(
     "raw",
     [
@@ -1155,11 +1144,6 @@ async def test_a_forged_page_token_is_invalid_argument(review: Review, raw: str)
     ) == {"page_token"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/handlers.py set_availability looks the reviewer_id up in SQL before any "
-    "check; a NUL in it makes PostgreSQL fail -> INTERNAL (for any caller, not only admins)",
-)
 @pytest.mark.parametrize("caller", [ADMIN, ALI], ids=["admin", "reviewer"])
 async def test_set_availability_of_a_nul_reviewer_id_is_not_internal(
     review: Review, caller: str
@@ -1176,12 +1160,6 @@ async def test_set_availability_of_a_nul_reviewer_id_is_not_internal(
     ), error.code()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/handlers.py list_reviewers skips the department check for admins and "
-    "adapters/repository.py in_department puts the code in a jsonb literal; a NUL is "
-    "refused by PostgreSQL (UntranslatableCharacterError) -> INTERNAL",
-)
 async def test_reviewers_of_a_nul_department_are_not_internal(review: Review) -> None:
     await empty_or_invalid(
         review.admin.ListReviewers(
@@ -1193,11 +1171,6 @@ async def test_reviewers_of_a_nul_department_are_not_internal(review: Review) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: domain/model.py missing_items does not refuse control characters in a missing "
-    "entry's name or description; a NUL fails the jsonb write at commit -> INTERNAL",
-)
 async def test_a_nul_in_the_missing_list_is_invalid_argument(review: Review) -> None:
     item = await review.enqueue()
     await review.claim_next(ALI)
@@ -1219,12 +1192,6 @@ async def test_a_nul_in_the_missing_list_is_invalid_argument(review: Review) -> 
     ) == {"missing[0].name", "missing[0].description"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/handlers.py claim_next checks the reviewer's room (_room: held_by < "
-    "capacity) and then claims, with nothing serialising one reviewer's concurrent calls; "
-    "20 concurrent ClaimNext of a reviewer with capacity 1 claim several items",
-)
 async def test_concurrent_claims_of_one_reviewer_keep_to_the_capacity(review: Review) -> None:
     await review.put_reviewer("E100", capacity=1)
     for _ in range(20):

@@ -326,6 +326,11 @@ class SqlReviewerRepository:
         row = (await self._session.execute(select(t).where(t.c.reviewer_id == reviewer_id))).first()
         return None if row is None else _reviewer(row)
 
+    async def lock(self, reviewer_id: str) -> None:
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"reviewer:{reviewer_id}", 0)))
+        )
+
     async def put(self, reviewer: Reviewer) -> None:
         t = tables.reviewers
         values = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tawasul_calendar import WorkingCalendar
@@ -29,7 +29,7 @@ from tawasul_review.domain.model import (
     WorkItem,
 )
 from tawasul_review.domain.quality import QualityCheck, sampled
-from tawasul_review.domain.reviewers import Reviewer
+from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
 
 CONSUMER = "review"
 DEFAULT_PAGE = 50
@@ -186,13 +186,16 @@ async def answered(
         if not await uow.claim_event(CONSUMER, event_id):
             return
         item = await _item(uow, request_id, for_update=True)
-        holder = await uow.reviewers.get(item.last_holder) if item.last_holder else None
-        free = holder is not None and holder.available
-        if free and holder is not None:
-            free = await uow.items.held_by(holder.reviewer_id) < holder.capacity
+        free = False
+        if item.last_holder:
+            holder = await uow.reviewers.get(item.last_holder)
+            available = holder.available if holder else True
+            capacity = holder.capacity if holder else DEFAULT_CAPACITY
+            await uow.reviewers.lock(item.last_holder)
+            free = available and await uow.items.held_by(item.last_holder) < capacity
         item.answered(
             message=message,
-            holder_available=free or (holder is None and bool(item.last_holder)),
+            holder_available=free,
             now=now,
             lease=policy.lease,
             calendar=policy.calendar,
@@ -221,6 +224,8 @@ async def list_queue(
     _department(reviewer, department)
     size = min(limit or DEFAULT_PAGE, MAX_PAGE)
     async with uow:
+        me = await _me(uow, reviewer)
+        _department(replace(reviewer, departments=me.departments), department)
         items = await uow.items.queue(department, size + 1, after, filters)
     if len(items) > size:
         return items[:size], items[size - 1].position
@@ -247,8 +252,10 @@ async def _me(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
 
 
 async def _room(uow: UnitOfWork, me: Reviewer) -> None:
+    """Whether the reviewer may take one more item; their claims queue up behind this lock."""
     if not me.available:
         raise FailedPrecondition("you are marked away; set yourself available first")
+    await uow.reviewers.lock(me.reviewer_id)
     if await uow.items.held_by(me.reviewer_id) >= me.capacity:
         raise ResourceExhausted(f"you hold {me.capacity} items, your capacity; finish one first")
 
@@ -282,8 +289,12 @@ async def _item(uow: UnitOfWork, request_id: uuid.UUID, *, for_update: bool) -> 
 async def _visible(
     uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, *, for_update: bool = True
 ) -> WorkItem:
+    """The item, if it is in one of the reviewer's departments as their record narrows them."""
+    if reviewer.role is not Role.REVIEWER:
+        raise NotFound("no such request in your departments")
+    me = await _me(uow, reviewer)
     item = await _item(uow, request_id, for_update=for_update)
-    item.ensure_visible_to(reviewer)
+    item.ensure_visible_to(replace(reviewer, departments=me.departments))
     return item
 
 
@@ -563,13 +574,16 @@ async def set_availability(
     async with uow:
         me = await _me(uow, caller)
         target_id = reviewer_id or caller.subject
+        other = target_id != caller.subject
+        if other and caller.subject not in policy.admins and not me.supervises:
+            raise PermissionDenied("only the reviewer, their supervisor or an administrator")
         record = await uow.reviewers.get(target_id)
         if record is None:
-            if target_id != caller.subject:
+            if other:
                 raise NotFound("no such reviewer")
             record = me
         if (
-            target_id != caller.subject
+            other
             and caller.subject not in policy.admins
             and not record.departments <= me.supervises
         ):

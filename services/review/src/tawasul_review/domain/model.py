@@ -586,9 +586,20 @@ def _text(name: str, raw: str, *, required: bool) -> str:
         raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
     if required and not text:
         raise InvalidArgument({name: "required"})
-    if any(ord(c) < 32 and c not in "\n\t" for c in text):
+    if _controls(text):
         raise InvalidArgument({name: "control characters are not allowed"})
     return text
+
+
+def _controls(text: str) -> bool:
+    """NUL and the other C0/C1 controls (tab and newline aside) and bidi overrides."""
+    return any(
+        (ord(c) < 32 and c not in "\n\t")
+        or 0x7F <= ord(c) <= 0x9F
+        or 0x202A <= ord(c) <= 0x202E
+        or 0x2066 <= ord(c) <= 0x2069
+        for c in text
+    )
 
 
 def missing_items(raw: list[tuple[str, str, str]]) -> tuple[Missing, ...]:
@@ -598,10 +609,10 @@ def missing_items(raw: list[tuple[str, str, str]]) -> tuple[Missing, ...]:
     for index, (kind, name, description) in enumerate(raw[: MAX_MISSING + 1]):
         if kind not in ("document", "field", "other"):
             problems[f"missing[{index}].kind"] = "'document', 'field' or 'other'"
-        if not name.strip() or len(name) > 100:
-            problems[f"missing[{index}].name"] = "required, at most 100 characters"
-        if not description.strip() or len(description) > 500:
-            problems[f"missing[{index}].description"] = "required, at most 500 characters"
+        if not name.strip() or len(name) > 100 or _controls(name):
+            problems[f"missing[{index}].name"] = "required, at most 100 plain characters"
+        if not description.strip() or len(description) > 500 or _controls(description):
+            problems[f"missing[{index}].description"] = "required, at most 500 plain characters"
         items.append(Missing(kind, name.strip(), description.strip()))
     if problems:
         raise InvalidArgument(problems)

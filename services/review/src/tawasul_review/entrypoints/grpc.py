@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -55,6 +56,19 @@ _MODE_TO_WIRE = {
 _MODE_FROM_WIRE = {wire: mode for mode, wire in _MODE_TO_WIRE.items()}
 
 
+_CODE = re.compile(r"^[A-Za-z0-9_.:-]*$")
+# Queue positions from page tokens stay within what the columns hold.
+_RANK_LIMIT = 1_000_000
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _code(name: str, raw: str, limit: int = 100) -> str:
+    """A department, queue, sub-service or employee id: a short code, never free text."""
+    if len(raw) > limit or not _CODE.match(raw):
+        raise InvalidArgument({name: f"letters, digits and . _ : - only, at most {limit}"})
+    return raw
+
+
 def _request_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw[:45])
@@ -68,13 +82,21 @@ def _page_token(position: QueuePosition) -> str:
 
 
 def _position(token: str) -> QueuePosition:
+    refused = InvalidArgument({"page_token": "not a token this service issued"})
     try:
         rank, queued_at, number = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
         position = QueuePosition(int(rank), datetime.fromisoformat(queued_at), str(number))
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgument({"page_token": "not a token this service issued"}) from exc
-    if position.queued_at.tzinfo is None:
-        raise InvalidArgument({"page_token": "not a token this service issued"})
+        at = position.queued_at.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise refused from exc
+    if (
+        position.queued_at.tzinfo is None
+        or not -_RANK_LIMIT <= position.rank <= _RANK_LIMIT
+        or not _EARLIEST <= at < _LATEST
+        or not _CODE.match(position.request_number)
+        or len(position.request_number) > 20
+    ):
+        raise refused
     return position
 
 
@@ -141,12 +163,12 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         items, following = await handlers.list_queue(
             uow=self._uow(),
             reviewer=caller(context, self._secret),
-            department=request.department_code[:50],
+            department=_code("department_code", request.department_code, 50),
             limit=request.page_size,
             after=_position(request.page_token) if request.page_token else None,
             filters=QueueFilter(
-                sub_service_code=request.sub_service_code[:100],
-                assignee=request.assignee_id[:50],
+                sub_service_code=_code("sub_service_code", request.sub_service_code),
+                assignee=_code("assignee_id", request.assignee_id, 50),
                 state=state,
             ),
         )
@@ -161,7 +183,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         item = await handlers.claim_next(
             uow=self._uow(),
             reviewer=caller(context, self._secret),
-            department=request.department_code[:50],
+            department=_code("department_code", request.department_code, 50),
             policy=self._policy,
             now=self._now(),
         )
@@ -221,7 +243,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             request_id=_request_id(request.request_id),
             decision=decision,
             message=request.message,
-            reason_code=request.reason_code[:50],
+            reason_code=_code("reason_code", request.reason_code, 50),
             policy=self._policy,
             now=self._now(),
         )
@@ -275,7 +297,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             uow=self._uow(),
             reviewer=caller(context, self._secret),
             request_id=_request_id(request.request_id),
-            department=request.department_code[:50],
+            department=_code("department_code", request.department_code, 50),
             reason=request.reason,
             policy=self._policy,
             now=self._now(),
@@ -315,7 +337,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         rows: list[Any] = await handlers.backlog(
             uow=self._uow(),
             reviewer=caller(context, self._secret),
-            department=request.department_code[:50],
+            department=_code("department_code", request.department_code, 50),
             policy=self._policy,
             now=self._now(),
         )
@@ -340,7 +362,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             uow=self._uow(),
             supervisor=caller(context, self._secret),
             request_id=_request_id(request.request_id),
-            reviewer_id=request.reviewer_id[:50],
+            reviewer_id=_code("reviewer_id", request.reviewer_id, 50),
             policy=self._policy,
             now=self._now(),
         )
@@ -352,7 +374,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         checks = await handlers.quality_checks(
             uow=self._uow(),
             reviewer=caller(context, self._secret),
-            department=request.department_code[:50],
+            department=_code("department_code", request.department_code, 50),
             include_done=request.include_done,
         )
         return review_pb2.ListQualityChecksResponse(checks=[_check(c) for c in checks])
@@ -403,7 +425,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
         found = await handlers.list_reviewers(
             uow=self._uow(),
             caller=caller(context, self._secret),
-            department=request.department_code[:50],
+            department=_code("department_code", request.department_code, 50),
             policy=self._policy,
         )
         return review_pb2.ListReviewersResponse(reviewers=[_reviewer(r) for r in found])
@@ -414,7 +436,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
         updated = await handlers.set_availability(
             uow=self._uow(),
             caller=caller(context, self._secret),
-            reviewer_id=request.reviewer_id[:50],
+            reviewer_id=_code("reviewer_id", request.reviewer_id, 50),
             available=request.available,
             policy=self._policy,
         )
@@ -429,7 +451,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
         queue, stored = await handlers.put_queue_settings(
             uow=self._uow(),
             caller=caller(context, self._secret),
-            queue=request.settings.queue[:100],
+            queue=_code("settings.queue", request.settings.queue),
             mode=mode,
             policy=self._policy,
         )
