@@ -297,7 +297,7 @@ def test_the_routed_event_carries_the_request_through() -> None:
             channel="mobile",
         ),
     )
-    request = from_submitted(submitted)
+    request = from_submitted(submitted, NOW)
     decision = decide(request, load_rules(), NOW)
     routed_event = events_pb2.Envelope.FromString(to_event(RequestRouted(decision)).payload)
     r = routed_event.request_routed
@@ -331,3 +331,15 @@ def test_the_routed_event_carries_the_request_through() -> None:
         "tawasul.requests.routed",
         s.request_id,
     )
+
+
+def test_a_submitted_event_without_any_time_counts_from_its_arrival() -> None:
+    bare = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        request_submitted=events_pb2.RequestSubmitted(
+            request_id=str(uuid.uuid4()),
+            request_number="TW482913578",
+            sub_service_code="reports.general-inquiry",
+        ),
+    )
+    assert from_submitted(bare, NOW).submitted_at == NOW

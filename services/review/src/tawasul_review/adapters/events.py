@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
-from tawasul_calendar import Sla
+from tawasul_calendar import FIRST_DAY, Sla
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import OutgoingEvent, envelope, timestamp
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
@@ -51,12 +51,18 @@ def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> W
         document_ids=tuple(r.document_ids),
         contact=Contact(mobile=r.contact.mobile, email=r.contact.email, locale=r.contact.locale),
         now=now,
-        submitted_at=r.submitted_at.ToDatetime(tzinfo=now.tzinfo)
-        if r.HasField("submitted_at")
-        else None,
+        submitted_at=_submitted_at(r, now),
         sla=sla,
         priority=r.priority,
     )
+
+
+def _submitted_at(routed: events_pb2.RequestRouted, now: datetime) -> datetime:
+    """When the SLA clock started; an absent or impossible time counts from arrival here."""
+    if not routed.HasField("submitted_at"):
+        return now
+    submitted = routed.submitted_at.ToDatetime(tzinfo=UTC)
+    return submitted if submitted.date() >= FIRST_DAY and submitted <= now else now
 
 
 def to_event(event: Event) -> OutgoingEvent:

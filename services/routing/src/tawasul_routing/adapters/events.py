@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -21,12 +21,20 @@ def _request_id(text: str) -> uuid.UUID:
         raise InvalidArgument({"request_id": "not a UUID"}) from exc
 
 
-def from_submitted(event: events_pb2.Envelope) -> IncomingRequest:
+def from_submitted(event: events_pb2.Envelope, now: datetime) -> IncomingRequest:
     if not event.HasField("request_submitted"):
         raise InvalidArgument({"payload": f"not a submitted request: {event.event_type}"})
     s = event.request_submitted
-    # Older producers left submitted_at out; the event's own time is the next best.
-    submitted_at = s.submitted_at if s.HasField("submitted_at") else event.occurred_at
+    # Older producers left submitted_at out; the event's own time is the next best, and the
+    # time it arrives the last resort (never the epoch an unset timestamp reads as).
+    submitted_at = now
+    for stamp, present in (
+        (s.submitted_at, s.HasField("submitted_at")),
+        (event.occurred_at, event.HasField("occurred_at")),
+    ):
+        if present:
+            submitted_at = stamp.ToDatetime(tzinfo=UTC)
+            break
     return IncomingRequest(
         request_id=_request_id(s.request_id),
         request_number=s.request_number,
@@ -37,7 +45,7 @@ def from_submitted(event: events_pb2.Envelope) -> IncomingRequest:
         mobile=s.contact.mobile,
         email=s.contact.email,
         locale=s.contact.locale,
-        submitted_at=submitted_at.ToDatetime(tzinfo=UTC),
+        submitted_at=submitted_at,
         catalog_version=s.catalog_version,
         subject_id=s.subject_id or s.applicant_id,
         fields=dict(s.fields),

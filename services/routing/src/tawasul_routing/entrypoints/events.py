@@ -17,12 +17,13 @@ EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
 
 def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> EventHandler:
     async def handle(event: events_pb2.Envelope) -> None:
+        now = datetime.now(UTC)
         await handlers.route_request(
             uow=uow(),
             event_id=event.event_id,
-            request=from_submitted(event),
+            request=from_submitted(event, now),
             rules=rules,
-            now=datetime.now(UTC),
+            now=now,
         )
 
     return handle
