@@ -6,11 +6,11 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tawasul_calendar import WorkingCalendar
+from tawasul_calendar import RIYADH, WorkingCalendar
 from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import (
     AlreadyExists,
@@ -34,7 +34,13 @@ from tawasul_intake.app.ports import (
     UnitOfWork,
 )
 from tawasul_intake.domain.fields import normalize_digits, normalize_mobile
-from tawasul_intake.domain.model import Answer, Missing, Request, Status, Submission
+from tawasul_intake.domain.model import (
+    Missing,
+    Request,
+    Status,
+    Submission,
+    validate_answer,
+)
 from tawasul_intake.domain.numbers import parse_request_number
 from tawasul_intake.domain.people import Relation
 
@@ -425,13 +431,26 @@ async def respond_to_info_request(
     *,
     uow: UnitOfWork,
     documents: Documents,
+    catalog: Catalog,
     caller: Principal,
     token: str,
     number: str,
-    answer: Answer,
+    message: str,
+    fields: Mapping[str, str],
+    document_ids: list[str],
     now: datetime,
 ) -> Request:
-    """The beneficiary's answer, with new documents of their own not held by another request."""
+    """The beneficiary's answer, checked against the request's sub-service, with new documents
+    of their own not held by another request."""
+    async with uow:
+        asked = await _own(uow, caller, number)
+    answer = validate_answer(
+        sub_service=catalog.sub_services[asked.sub_service_code],
+        today=now.astimezone(RIYADH).date(),
+        message=message,
+        fields=fields,
+        document_ids=document_ids,
+    )
     found = await documents.describe(answer.document_ids, token)
     missing = {
         f"document_ids[{i}]": "no such document uploaded by this account"

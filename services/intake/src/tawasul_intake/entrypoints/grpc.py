@@ -27,7 +27,6 @@ from tawasul_intake.domain.model import (
     STATUS_LABELS,
     Request,
     Status,
-    validate_answer,
     validate_submission,
 )
 
@@ -267,25 +266,17 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def RespondToInfoRequest(
         self, request: intake_pb2.RespondToInfoRequestRequest, context: Context
     ) -> intake_pb2.RespondToInfoRequestResponse:
-        who = caller(context, self._secret)
-        now = self._now()
-        async with self._uow() as uow:
-            target = await handlers.get_request(uow=uow, caller=who, number=request.request_number)
-        answer = validate_answer(
-            sub_service=self._catalog.sub_services[target.sub_service_code],
-            today=now.astimezone(RIYADH).date(),
-            message=request.message,
-            fields=dict(request.fields),
-            document_ids=list(request.document_ids),
-        )
         answered = await handlers.respond_to_info_request(
             uow=self._uow(),
             documents=self._documents,
-            caller=who,
+            catalog=self._catalog,
+            caller=caller(context, self._secret),
             token=bearer_token(context),
             number=request.request_number,
-            answer=answer,
-            now=now,
+            message=request.message,
+            fields=dict(request.fields),
+            document_ids=list(request.document_ids),
+            now=self._now(),
         )
         return intake_pb2.RespondToInfoRequestResponse(request=self.to_wire(answered))
 
