@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,25 +18,55 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _DocumentState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_STATE_UNSPECIFIED: _DocumentState.ValueType  # 0
+    DOCUMENT_STATE_QUARANTINED: _DocumentState.ValueType  # 1
+    """Stored, not yet found clean by the malware scanner; nobody can attach or read it."""
+    DOCUMENT_STATE_CLEAN: _DocumentState.ValueType  # 2
+    DOCUMENT_STATE_INFECTED: _DocumentState.ValueType  # 3
+    """The scanner found malware; the bytes are deleted."""
+
+class DocumentState(_DocumentState, metaclass=_DocumentStateEnumTypeWrapper): ...
+
+DOCUMENT_STATE_UNSPECIFIED: DocumentState.ValueType  # 0
+DOCUMENT_STATE_QUARANTINED: DocumentState.ValueType  # 1
+"""Stored, not yet found clean by the malware scanner; nobody can attach or read it."""
+DOCUMENT_STATE_CLEAN: DocumentState.ValueType  # 2
+DOCUMENT_STATE_INFECTED: DocumentState.ValueType  # 3
+"""The scanner found malware; the bytes are deleted."""
+Global___DocumentState: _TypeAlias = DocumentState  # noqa: Y015
+
 @_typing.final
 class DocumentMetadata(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FILENAME_FIELD_NUMBER: _builtins.int
     DECLARED_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KIND_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
     """The file name the beneficiary chose; informative only."""
     declared_content_type: _builtins.str
-    """The MIME type the channel declares; the stored type is detected from the bytes."""
+    """The MIME type the channel declares; it must match what the bytes really are."""
+    sub_service_code: _builtins.str
+    """When known, the sub-service and its document kind: their schema's types and size apply."""
+    document_kind: _builtins.str
     def __init__(
         self,
         *,
         filename: _builtins.str = ...,
         declared_content_type: _builtins.str = ...,
+        sub_service_code: _builtins.str = ...,
+        document_kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared_content_type", b"declared_content_type", "filename", b"filename"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared_content_type", b"declared_content_type", "document_kind", b"document_kind", "filename", b"filename", "sub_service_code", b"sub_service_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -77,6 +108,8 @@ class Document(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KIND_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     owner_id: _builtins.str
     """National ID or iqama number of the account that uploaded it."""
@@ -86,6 +119,8 @@ class Document(_message.Message):
     size_bytes: _builtins.int
     sha256: _builtins.str
     """Hex SHA-256 of the stored bytes."""
+    state: Global___DocumentState.ValueType
+    document_kind: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -98,10 +133,12 @@ class Document(_message.Message):
         size_bytes: _builtins.int = ...,
         sha256: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___DocumentState.ValueType = ...,
+        document_kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "created_at", b"created_at", "document_id", b"document_id", "filename", b"filename", "owner_id", b"owner_id", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "created_at", b"created_at", "document_id", b"document_id", "document_kind", b"document_kind", "filename", b"filename", "owner_id", b"owner_id", "sha256", b"sha256", "size_bytes", b"size_bytes", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,8 +34,11 @@ class DocsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DocsServiceAsyncStub: ...
     UploadDocument: _grpc.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]
-    """Client stream: the first message carries metadata, the rest carry the file's bytes.
-    INVALID_ARGUMENT when the bytes are not of an allowed type or exceed the size limit.
+    """Client stream: the first message carries metadata, the rest carry the file's bytes in
+    chunks of at most 64 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
+    the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+    active or encrypted PDF content, or exceed the size limit. The document starts in
+    quarantine and becomes clean once the malware scanner says so.
     """
     GetDocument: _grpc.UnaryUnaryMultiCallable[_docs_pb2.GetDocumentRequest, _docs_pb2.GetDocumentResponse]
     """The owner, or a reviewer, may read a document's metadata."""
@@ -48,8 +51,11 @@ class DocsServiceAsyncStub(DocsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadDocument: _aio.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]  # type: ignore[assignment]
-    """Client stream: the first message carries metadata, the rest carry the file's bytes.
-    INVALID_ARGUMENT when the bytes are not of an allowed type or exceed the size limit.
+    """Client stream: the first message carries metadata, the rest carry the file's bytes in
+    chunks of at most 64 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
+    the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+    active or encrypted PDF content, or exceed the size limit. The document starts in
+    quarantine and becomes clean once the malware scanner says so.
     """
     GetDocument: _aio.UnaryUnaryMultiCallable[_docs_pb2.GetDocumentRequest, _docs_pb2.GetDocumentResponse]  # type: ignore[assignment]
     """The owner, or a reviewer, may read a document's metadata."""
@@ -65,8 +71,11 @@ class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_docs_pb2.UploadDocumentRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_docs_pb2.UploadDocumentResponse, _abc.Awaitable[_docs_pb2.UploadDocumentResponse]]:
-        """Client stream: the first message carries metadata, the rest carry the file's bytes.
-        INVALID_ARGUMENT when the bytes are not of an allowed type or exceed the size limit.
+        """Client stream: the first message carries metadata, the rest carry the file's bytes in
+        chunks of at most 64 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
+        the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+        active or encrypted PDF content, or exceed the size limit. The document starts in
+        quarantine and becomes clean once the malware scanner says so.
         """
 
     @_abc_1.abstractmethod
