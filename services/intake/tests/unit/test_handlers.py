@@ -279,10 +279,17 @@ class FakeDocuments:
         self.calls: list[tuple[tuple[uuid.UUID, ...], str]] = []
 
     def upload(
-        self, caller: Principal, content_type: str = "application/pdf", size: int = 50_000
+        self,
+        caller: Principal,
+        content_type: str = "application/pdf",
+        size: int = 50_000,
+        *,
+        clean: bool = True,
+        infected: bool = False,
     ) -> uuid.UUID:
         document_id = uuid.uuid4()
-        self.uploads.setdefault(token(caller), {})[document_id] = DocumentInfo(content_type, size)
+        info = DocumentInfo(content_type, size, clean=clean, infected=infected)
+        self.uploads.setdefault(token(caller), {})[document_id] = info
         return document_id
 
     async def describe(
@@ -774,6 +781,17 @@ async def test_a_document_of_an_open_request_cannot_be_attached_again(intake: In
     )
     again = await intake.submit(key="third", documents=[fresh, own])
     assert again.document_ids == (fresh, own)
+
+
+async def test_only_a_document_the_scanner_found_clean_is_attached(intake: Intake) -> None:
+    waiting = intake.documents.upload(FATHER, clean=False)
+    infected = intake.documents.upload(FATHER, clean=False, infected=True)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, documents=[waiting, infected])
+    assert caught.value.violations == {
+        "document_ids[0]": "still being scanned; try again shortly",
+        "document_ids[1]": "refused by the malware scan",
+    }
 
 
 async def test_a_bad_document_is_reported_at_the_position_it_was_sent(intake: Intake) -> None:

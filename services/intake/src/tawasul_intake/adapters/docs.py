@@ -36,4 +36,9 @@ class GrpcDocuments:
                 return None
             raise Unavailable(f"docs service: {exc.code().name} {exc.details()}") from exc
         document = answer.document
-        return DocumentInfo(content_type=document.content_type, size_bytes=document.size_bytes)
+        return DocumentInfo(
+            content_type=document.content_type,
+            size_bytes=document.size_bytes,
+            clean=document.state == docs_pb2.DOCUMENT_STATE_CLEAN,
+            infected=document.state == docs_pb2.DOCUMENT_STATE_INFECTED,
+        )

@@ -109,6 +109,10 @@ def _check_documents(
         info = found.get(document_id)
         if info is None:
             problems[f"document_ids[{index}]"] = "no such document uploaded by this account"
+        elif info.infected:
+            problems[f"document_ids[{index}]"] = "refused by the malware scan"
+        elif not info.clean:
+            problems[f"document_ids[{index}]"] = "still being scanned; try again shortly"
         elif info.content_type not in types:
             problems[f"document_ids[{index}]"] = "a type this sub-service does not accept"
         elif info.size_bytes > largest:
@@ -453,9 +457,9 @@ async def respond_to_info_request(
     )
     found = await documents.describe(answer.document_ids, token)
     missing = {
-        f"document_ids[{i}]": "no such document uploaded by this account"
+        f"document_ids[{i}]": "no clean document uploaded by this account"
         for i, d in enumerate(answer.document_ids)
-        if d not in found
+        if d not in found or not found[d].clean
     }
     if missing:
         raise InvalidArgument(missing)

@@ -94,6 +94,9 @@ class Registry(Protocol):
 class DocumentInfo:
     content_type: str
     size_bytes: int
+    # Only a document the malware scanner found clean may be attached.
+    clean: bool = True
+    infected: bool = False
 
 
 class Documents(Protocol):
