@@ -1,20 +1,28 @@
-"""Fetches and builds the stack's servers once into the cache dir: Kafka jars and MinIO."""
+"""Fetches and builds the stack's servers once: Kafka jars and MinIO into the cache dir, and
+ClamAV's daemon from Debian's packages (apt, as root)."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tawasul_devstack import clamav
 from tawasul_devstack.procs import StackError, tail
+
+_log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.1"
 # A pseudo-version of the upstream source: MinIO publishes no tagged Go module releases.
 MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# Waits for another apt or dpkg run to release its locks rather than fail at once.
+APT_LOCK_TIMEOUT = 300
 # Pinned so that a new plugin release cannot change what lands in lib/.
 COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.11.0:copy-dependencies"
 
@@ -126,3 +134,51 @@ def ensure_minio(cache_dir: Path) -> Path:
             (build_bin / "minio").rename(binary)
             build_bin.rmdir()
     return binary
+
+
+def ensure_clamav(cache_dir: Path) -> str:
+    """The path of clamd, installed from Debian's clamav-daemon package the first time.
+
+    Needs root (as CI's `make setup` runs); apt-get's output goes to <cache>/clamav-apt-*.log.
+    """
+    found = clamav.clamd_binary()
+    if found is not None:
+        return found
+    with _locked(cache_dir / "clamav.lock"):
+        found = clamav.clamd_binary()
+        if found is not None:
+            return found
+        if os.geteuid() != 0:
+            raise StackError(
+                f"clamd is not installed and installing it needs root: run "
+                f"`sudo apt-get install -y --no-install-recommends {clamav.PACKAGE}`"
+            )
+        apt_get = tool("apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        lock_wait = f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT}"
+        started = time.monotonic()
+        _log.info("installing %s with apt-get (once) ...", clamav.PACKAGE)
+        _run(
+            [apt_get, "-q", "-o", lock_wait, "update"],
+            log=cache_dir / "clamav-apt-update.log",
+            env=env,
+        )
+        _run(
+            [
+                apt_get,
+                "-q",
+                "-o",
+                lock_wait,
+                "install",
+                "-y",
+                "--no-install-recommends",
+                clamav.PACKAGE,
+            ],
+            log=cache_dir / "clamav-apt-install.log",
+            env=env,
+        )
+        found = clamav.clamd_binary()
+        if found is None:
+            raise StackError(f"{clamav.PACKAGE} is installed but no clamd was found")
+        _log.info("installed %s in %.1f s (%s)", clamav.PACKAGE, time.monotonic() - started, found)
+        return found

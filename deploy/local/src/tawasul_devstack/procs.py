@@ -65,7 +65,11 @@ class Proc:
         # The recorded start time tells a recycled pid apart from ours.
         return int(pid) if _start_time(int(pid)) == start else None
 
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    def spawn(
+        self, argv: Sequence[str], env: Mapping[str, str], *, stdout_to_log: bool = True
+    ) -> None:
+        """Start `argv` detached, its stderr (and stdout unless `stdout_to_log` is false: for a
+        server that writes its own log file and echoes it on stdout) appended to the log."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
@@ -77,8 +81,8 @@ class Proc:
                 argv,
                 env={**env, "PYTHONUNBUFFERED": "1"},
                 stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=log if stdout_to_log else subprocess.DEVNULL,
+                stderr=log,
                 start_new_session=True,
             )
         start = _start_time(self._child.pid)

