@@ -1,0 +1,579 @@
+"""What a stored file really is, decided from its bytes on disk, never from what the client says.
+
+An upload is spooled to a temporary file while it streams to object storage; `inspect_file`
+reads that file and either describes it (`Inspection`) or refuses it (`Refused`, a field and a
+short reason that never echoes the file's content). The checks, cheapest first:
+
+1. size: not empty, not over the limit;
+2. the first 1024 bytes: no ZIP local header, no HTML or script markers, and a known signature
+   at byte 0 (a PDF header found later than byte 0 is a polyglot, refused);
+3. the detected type is allowed for the sub-service, and the declared type (if any) matches;
+4. one streaming pass over the whole file: SHA-256, and a scan for forbidden PDF names
+   (JavaScript, launch actions, embedded files, rich media, XFA, encryption) or, in an image,
+   for a PDF header;
+5. a parse made for the type: pypdf (strict) for a PDF, whose objects are all walked for the
+   same forbidden names; Pillow for an image, with a pixel limit against decompression bombs,
+   and a walk of the image's framing (JPEG markers, PNG chunks) so that a truncated image or
+   data hidden after its end is refused.
+
+Memory: the streaming pass and the framing walks read fixed-size chunks, and Pillow reads an
+image's headers, not its pixels, so an image costs a few hundred KB whatever its size. pypdf is
+given the open file (given the path, it would first read the whole file into memory), but it
+keeps every object it parses, stream data included: a PDF's inspection holds up to about the
+file's size (at most max_bytes). Nothing here changes global state (Pillow's MAX_IMAGE_PIXELS,
+warning filters), so it is safe in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import IO, Final
+
+from PIL import Image, JpegImagePlugin, PngImagePlugin
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
+from tawasul_platform.errors import InvalidArgument
+
+from tawasul_docs.domain.names import DEFAULT_FILENAME, MAX_FILENAME, sanitize_filename
+
+# Imported so that Pillow registers both plugins at import, before any worker thread opens one.
+_PLUGINS = (JpegImagePlugin, PngImagePlugin)
+
+
+class Kind(StrEnum):
+    PDF = "application/pdf"
+    JPEG = "image/jpeg"
+    PNG = "image/png"
+
+
+EXTENSIONS: Final[dict[Kind, str]] = {Kind.PDF: "pdf", Kind.JPEG: "jpg", Kind.PNG: "png"}
+_LABELS: Final[dict[Kind, str]] = {Kind.PDF: "PDF", Kind.JPEG: "JPEG", Kind.PNG: "PNG"}
+# Declared types that name a detected kind under another spelling.
+_DECLARED_ALIASES: Final[dict[str, str]] = {"image/jpg": Kind.JPEG.value}
+
+# Fields of the refusals, as the client sees them.
+CONTENT = "content"
+DECLARED_CONTENT_TYPE = "declared_content_type"
+SIZE = "size"
+
+HEAD_BYTES = 1024  # where readers look for a signature, and where polyglots show themselves
+CHUNK_BYTES = 64 * 1024
+MAX_PIXELS = 50_000_000  # an A4 page at 600 dpi is about 35 megapixels
+# Bytes allowed after a PNG's IEND, a JPEG's final EOI or a PDF's last %%EOF: padding only.
+TRAILING_TOLERANCE = 64
+_PADDING = frozenset(b"\x00\t\n\r\f \xff")
+MAX_PDF_OBJECTS = 100_000
+_MAX_NESTING = 64
+
+_PDF_HEADER = re.compile(rb"%PDF-(?:1\.[0-9]|2\.0)(?![0-9])")
+_PDF_MAGIC = b"%PDF-"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+_MARKUP = (b"<html", b"<head", b"<body", b"<script", b"<!doctype", b"<iframe", b"<svg", b"<?php")
+
+
+class Refused(InvalidArgument):
+    """The file is not accepted: `field` says which input is wrong, `reason` why, briefly.
+
+    An InvalidArgument, so the entrypoints answer INVALID_ARGUMENT with {field: reason}.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__({field: reason})
+
+
+@dataclass(frozen=True)
+class Inspection:
+    kind: Kind
+    size_bytes: int
+    sha256: str
+    pages: int | None
+    width: int | None
+    height: int | None
+
+
+class _Threat(Enum):
+    """What a PDF may carry that is refused, in the order refusals are reported."""
+
+    ENCRYPTED = "the PDF is encrypted"
+    JAVASCRIPT = "the PDF contains JavaScript"
+    LAUNCH = "the PDF contains a launch action"
+    EMBEDDED = "the PDF contains embedded files"
+    RICH_MEDIA = "the PDF contains rich media"
+    XFA = "the PDF contains an XFA form"
+
+
+# PDF names looked for in the raw bytes, after #xx escapes are decoded. The long ones are
+# searched everywhere, compressed stream data included: they are too long to occur there by
+# chance. The short ones would (a 10 MB scan holds "/JS" about once by chance), so they count
+# only outside stream data, where the file is PDF syntax; a /JS key always sits in an action
+# whose /S is /JavaScript, which the long search and the object walk see anyway.
+_RAW_NAMES: Final[dict[bytes, _Threat]] = {
+    b"JavaScript": _Threat.JAVASCRIPT,
+    b"Launch": _Threat.LAUNCH,
+    b"EmbeddedFiles": _Threat.EMBEDDED,
+    b"EmbeddedFile": _Threat.EMBEDDED,
+    b"GoToE": _Threat.EMBEDDED,
+    b"RichMedia": _Threat.RICH_MEDIA,
+    b"RichMediaExecute": _Threat.RICH_MEDIA,
+    b"RichMediaContent": _Threat.RICH_MEDIA,
+    b"RichMediaSettings": _Threat.RICH_MEDIA,
+    b"Encrypt": _Threat.ENCRYPTED,
+}
+_RAW_SHORT_NAMES: Final[dict[bytes, _Threat]] = {
+    b"JS": _Threat.JAVASCRIPT,
+    b"XFA": _Threat.XFA,
+}
+_NAME_LIMIT = 127  # longer names are none of the above, even fully #-escaped
+_RAW_TOKENS = re.compile(
+    rb"(?P<end>endstream)"
+    rb"|(?P<stream>[\s>]stream(?:\r\n|\n|\r))"
+    rb"|/(?P<name>[^\x00\t\n\f\r /<>\[\](){}%]{0,128})"  # one past _NAME_LIMIT
+)
+_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_RAW_MARGIN = 256  # bytes held back at a chunk's end so that no token is cut in two
+_ENTROPY_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+# The same threats in pypdf's object model (names decoded, as pypdf gives them).
+_KEY_THREATS: Final[dict[str, _Threat]] = {
+    "/JS": _Threat.JAVASCRIPT,
+    "/JavaScript": _Threat.JAVASCRIPT,
+    "/EmbeddedFiles": _Threat.EMBEDDED,
+    "/EF": _Threat.EMBEDDED,
+    "/RichMediaContent": _Threat.RICH_MEDIA,
+    "/RichMediaSettings": _Threat.RICH_MEDIA,
+    "/XFA": _Threat.XFA,
+    "/Encrypt": _Threat.ENCRYPTED,
+}
+_VALUE_THREATS: Final[dict[tuple[str, str], _Threat]] = {
+    ("/S", "/JavaScript"): _Threat.JAVASCRIPT,
+    ("/S", "/Launch"): _Threat.LAUNCH,
+    ("/S", "/GoToE"): _Threat.EMBEDDED,
+    ("/S", "/RichMediaExecute"): _Threat.RICH_MEDIA,
+    ("/Type", "/EmbeddedFile"): _Threat.EMBEDDED,
+    ("/Subtype", "/FileAttachment"): _Threat.EMBEDDED,
+    ("/Subtype", "/RichMedia"): _Threat.RICH_MEDIA,
+}
+_VALUE_KEYS = frozenset(key for key, _ in _VALUE_THREATS)
+
+
+def inspect_file(
+    path: Path, *, declared_type: str, max_bytes: int, allowed: frozenset[Kind]
+) -> Inspection:
+    """Describes the file at `path`, or raises Refused; reads it in chunks, never whole."""
+    if max_bytes <= 0:
+        raise ValueError("max_bytes must be positive")
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size == 0:
+            raise Refused(CONTENT, "the file is empty")
+        if size > max_bytes:
+            raise Refused(SIZE, f"the file is larger than {max_bytes} bytes")
+        kind = _detect(file.read(HEAD_BYTES))
+        if kind not in allowed:
+            raise Refused(CONTENT, f"{_LABELS[kind]} files are not accepted here")
+        _check_declared(declared_type, kind)
+
+        file.seek(0)
+        size, sha256, threats = _stream(file, kind, max_bytes)
+        if kind is Kind.PDF:
+            pages = _check_pdf(file, size, threats)
+            return Inspection(kind, size, sha256, pages=pages, width=None, height=None)
+        width, height = _check_image(file, kind, size)
+        return Inspection(kind, size, sha256, pages=None, width=width, height=height)
+
+
+def stored_name(filename: str, kind: Kind) -> str:
+    """The cleaned display name, carrying the extension of the detected type.
+
+    "scan.exe" detected as PDF is "scan.pdf"; "photo" detected as JPEG is "photo.jpg". Only a
+    short ASCII suffix with a letter counts as an extension, so "Report v1.2" keeps its "2".
+    """
+    name = sanitize_filename(filename)
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and _looks_like_extension(extension):
+        name = stem.rstrip(". ")
+    wanted = EXTENSIONS[kind]
+    name = name[: MAX_FILENAME - len(wanted) - 1].rstrip(". ") or DEFAULT_FILENAME
+    return f"{name}.{wanted}"
+
+
+def _looks_like_extension(text: str) -> bool:
+    return (
+        0 < len(text) <= 10
+        and text.isascii()
+        and text.isalnum()
+        and any(char.isalpha() for char in text)
+    )
+
+
+def _detect(head: bytes) -> Kind:
+    if _ZIP_LOCAL_HEADER in head:
+        raise Refused(CONTENT, "ZIP archives are not accepted")
+    lowered = head.lower()
+    if any(marker in lowered for marker in _MARKUP):
+        raise Refused(CONTENT, "HTML or script content is not accepted")
+    if head.startswith(_PDF_MAGIC):
+        if not _PDF_HEADER.match(head):
+            raise Refused(CONTENT, "the PDF header names no known version")
+        return Kind.PDF
+    if head.startswith(_JPEG_MAGIC):
+        return Kind.JPEG
+    if head.startswith(_PNG_MAGIC):
+        return Kind.PNG
+    if _PDF_MAGIC in head:
+        raise Refused(CONTENT, "data before the PDF header is not accepted")
+    raise Refused(CONTENT, "only PDF, JPEG or PNG files, detected by content")
+
+
+def _check_declared(declared_type: str, kind: Kind) -> None:
+    declared = declared_type.split(";", 1)[0].strip().lower()
+    if not declared:
+        return
+    if _DECLARED_ALIASES.get(declared, declared) != kind.value:
+        raise Refused(
+            DECLARED_CONTENT_TYPE,
+            f"the declared type does not match the content, which is {_LABELS[kind]}",
+        )
+
+
+def _chunks(file: IO[bytes]) -> Iterator[bytes]:
+    while chunk := file.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _stream(file: IO[bytes], kind: Kind, max_bytes: int) -> tuple[int, str, set[_Threat]]:
+    """Size, SHA-256 and the threats seen in the raw bytes, in one chunked pass."""
+    digest = hashlib.sha256()
+    size = 0
+    raw = _RawPdfScan() if kind is Kind.PDF else None
+    tail = b""  # for an image: the last bytes of the previous chunk, to see a split header
+    pdf_inside = False
+    for chunk in _chunks(file):
+        size += len(chunk)
+        if size > max_bytes:  # the file grew while it was read
+            raise Refused(SIZE, f"the file is larger than {max_bytes} bytes")
+        digest.update(chunk)
+        if raw is not None:
+            raw.feed(chunk)
+        else:
+            pdf_inside = pdf_inside or _PDF_MAGIC in tail + chunk
+            tail = chunk[-(len(_PDF_MAGIC) - 1) :]
+    if size == 0:
+        raise Refused(CONTENT, "the file is empty")
+    if pdf_inside:
+        raise Refused(CONTENT, "an image with a PDF inside is not accepted")
+    threats = raw.finish() if raw is not None else set()
+    return size, digest.hexdigest(), threats
+
+
+class _RawPdfScan:
+    """Forbidden names in a PDF's raw bytes, fed chunk by chunk.
+
+    Holds back the last _RAW_MARGIN bytes of each chunk unless a token ends before them, so a
+    token cut by a chunk boundary is seen whole in the next round, and each byte is tokenised
+    once (which keeps the inside-a-stream state right).
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._in_stream = False
+        self.threats: set[_Threat] = set()
+
+    def feed(self, chunk: bytes) -> None:
+        self._scan(self._pending + chunk, final=False)
+
+    def finish(self) -> set[_Threat]:
+        self._scan(self._pending, final=True)
+        self._pending = b""
+        return self.threats
+
+    def _scan(self, data: bytes, *, final: bool) -> None:
+        safe = len(data) if final else max(0, len(data) - _RAW_MARGIN)
+        resume = safe
+        for match in _RAW_TOKENS.finditer(data):
+            if match.end() > safe and not final:
+                resume = min(match.start(), safe)
+                break
+            if match.group("end") is not None:
+                self._in_stream = False
+            elif match.group("stream") is not None:
+                self._in_stream = True
+            else:
+                self._name(match.group("name"))
+        self._pending = data[resume:]
+
+    def _name(self, raw_name: bytes) -> None:
+        if len(raw_name) > _NAME_LIMIT:
+            return
+        name = _NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw_name)
+        threat = _RAW_NAMES.get(name)
+        if threat is None and not self._in_stream:
+            threat = _RAW_SHORT_NAMES.get(name)
+        if threat is not None:
+            self.threats.add(threat)
+
+
+def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat]) -> int:
+    """Page count of a PDF whose header, cross-reference and trailer pypdf reads strictly."""
+    file.seek(max(0, size - HEAD_BYTES))
+    tail = file.read(HEAD_BYTES)
+    end = tail.rfind(b"%%EOF")
+    if end < 0 or not _is_padding(tail[end + len(b"%%EOF") :]):
+        raise Refused(CONTENT, "the PDF is truncated or has data after its end")
+    file.seek(0)
+    threats: set[_Threat] = set()
+    try:
+        reader = PdfReader(file, strict=True)
+        if reader.is_encrypted:
+            raise Refused(CONTENT, _Threat.ENCRYPTED.value)
+        threats = _object_threats(reader)
+        pages = len(reader.pages)
+    except Refused:
+        raise
+    except Exception:  # pypdf raises many kinds on a broken file; all mean the same here
+        raise Refused(CONTENT, "not a readable PDF (header, cross-reference or trailer)") from None
+    for threat in _Threat:
+        if threat in threats or threat in raw_threats:
+            raise Refused(CONTENT, threat.value)
+    if pages < 1:
+        raise Refused(CONTENT, "the PDF has no pages")
+    return pages
+
+
+def _object_threats(reader: PdfReader) -> set[_Threat]:
+    """Threats in the trailer, everything reachable from it, and every other listed object.
+
+    Reachable objects are the catalog (Names tree, OpenAction, AA, AcroForm), the pages (their
+    AA, annotations and the annotations' actions) and all they refer to; one that is listed but
+    cannot be read makes the file unreadable. A reference to an object that no table lists is
+    null, as the PDF standard says (7.3.10), once pypdf has searched the bytes for it. The other
+    listed objects, which nothing refers to (left from an earlier revision, or packed in a
+    compressed object stream where the raw scan cannot see), are read where they can be;
+    entries at offset 0 are skipped, macOS' Quartz writes deleted objects that way.
+    """
+    listed = {
+        (number, generation)
+        for generation, table in reader.xref.items()
+        for number, offset in table.items()
+        if offset
+    }
+    listed |= {(number, 0) for number in reader.xref_objStm}
+    if len(listed) > MAX_PDF_OBJECTS:
+        raise Refused(CONTENT, "the PDF has too many objects")
+    walk = _Walk(reader, listed)
+    walk.visit(reader.trailer, strict=True)
+    for number, generation in sorted(listed):
+        walk.visit(IndirectObject(number, generation, reader), strict=False)
+    return walk.threats
+
+
+class _Walk:
+    """Every object met once, without recursion; direct objects nested at most _MAX_NESTING."""
+
+    def __init__(self, reader: PdfReader, listed: set[tuple[int, int]]) -> None:
+        self._reader = reader
+        self._listed = listed
+        self._visited: set[tuple[int, int]] = set()
+        self.threats: set[_Threat] = set()
+
+    def _resolve(self, reference: IndirectObject, *, strict: bool) -> PdfObject | None:
+        try:
+            return reference.get_object()
+        except Exception:
+            if strict and (reference.idnum, reference.generation) in self._listed:
+                raise
+            return None
+
+    def visit(self, root: PdfObject, *, strict: bool) -> None:
+        stack: list[tuple[PdfObject | None, int]] = [(root, 0)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, IndirectObject):
+                key = (item.idnum, item.generation)
+                if key in self._visited:
+                    continue
+                self._visited.add(key)
+                if len(self._visited) > MAX_PDF_OBJECTS:
+                    raise Refused(CONTENT, "the PDF has too many objects")
+                item, depth = self._resolve(item, strict=strict), 0
+            if depth > _MAX_NESTING:
+                raise Refused(CONTENT, "the PDF nests its objects too deeply")
+            if isinstance(item, DictionaryObject):
+                for key_name, value in dict.items(item):
+                    self._check(str(key_name), value, strict=strict)
+                    if isinstance(value, (DictionaryObject, ArrayObject, IndirectObject)):
+                        stack.append((value, depth + 1))
+            elif isinstance(item, ArrayObject):
+                stack.extend(
+                    (value, depth + 1)
+                    for value in list(item)
+                    if isinstance(value, (DictionaryObject, ArrayObject, IndirectObject))
+                )
+
+    def _check(self, key: str, value: PdfObject, *, strict: bool) -> None:
+        threat = _KEY_THREATS.get(key)
+        if threat is not None:
+            self.threats.add(threat)
+        if key in _VALUE_KEYS:
+            name = (
+                self._resolve(value, strict=strict) if isinstance(value, IndirectObject) else value
+            )
+            threat = _VALUE_THREATS.get((key, str(name)))
+            if threat is not None:
+                self.threats.add(threat)
+
+
+def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
+    """Width and height of a JPEG or PNG that Pillow decodes, whole and with nothing after it."""
+    label = _LABELS[kind]
+    file.seek(0)
+    try:
+        with Image.open(file, formats=[label]) as image:
+            if image.format != label:
+                # A JPEG with further pictures appended (MPO) is one of them.
+                raise Refused(CONTENT, f"not a plain {label} image")
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise Refused(CONTENT, f"not a decodable {label} image")
+            if width * height > MAX_PIXELS:
+                raise Refused(CONTENT, _too_large())
+            image.verify()
+    except Refused:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Refused(CONTENT, _too_large()) from None
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError… on a broken image
+        raise Refused(CONTENT, f"not a decodable {label} image") from None
+    end = _jpeg_end(file) if kind is Kind.JPEG else _png_end(file, size)
+    if end is None:
+        raise Refused(CONTENT, f"the {label} image is truncated")
+    file.seek(end)
+    trailing = file.read(TRAILING_TOLERANCE + 1)
+    if not _is_padding(trailing):
+        raise Refused(CONTENT, f"data after the end of the {label} image is not accepted")
+    return width, height
+
+
+def _too_large() -> str:
+    return f"the image is too large: at most {MAX_PIXELS // 1_000_000} megapixels"
+
+
+def _is_padding(data: bytes) -> bool:
+    return len(data) <= TRAILING_TOLERANCE and all(byte in _PADDING for byte in data)
+
+
+class _Reader:
+    """Sequential reads over a file through a fixed-size buffer, with skips by seeking."""
+
+    def __init__(self, file: IO[bytes], start: int) -> None:
+        self._file = file
+        self._offset = start  # file offset of self._buffer[0]
+        self._buffer = b""
+        self._position = 0
+        file.seek(start)
+
+    @property
+    def offset(self) -> int:
+        return self._offset + self._position
+
+    def _fill(self, count: int) -> bool:
+        if len(self._buffer) - self._position >= count:
+            return True
+        self._offset += self._position
+        self._buffer = self._buffer[self._position :]
+        self._position = 0
+        while len(self._buffer) < count:
+            chunk = self._file.read(CHUNK_BYTES)
+            if not chunk:
+                return False
+            self._buffer += chunk
+        return True
+
+    def read(self, count: int) -> bytes | None:
+        if not self._fill(count):
+            return None
+        data = self._buffer[self._position : self._position + count]
+        self._position += count
+        return data
+
+    def skip(self, count: int) -> None:
+        target = self.offset + count
+        if target <= self._offset + len(self._buffer):
+            self._position = target - self._offset
+        else:
+            self._file.seek(target)
+            self._offset, self._buffer, self._position = target, b"", 0
+
+    def find_marker(self) -> bool:
+        """Moves to the next JPEG marker in entropy-coded data: 0xFF then neither 0x00 (a
+        stuffed byte), 0xFF (fill) nor RST0-7. False at the end of the file."""
+        while True:
+            found = _ENTROPY_MARKER.search(self._buffer, self._position)
+            if found is not None:
+                self._position = found.start()
+                return True
+            # Keep the last byte: it may be a 0xFF whose next byte is in the next chunk.
+            self._position = max(self._position, len(self._buffer) - 1)
+            if not self._fill(len(self._buffer) - self._position + 1):
+                return False
+
+
+def _jpeg_end(file: IO[bytes]) -> int | None:
+    """Offset just past the EOI that ends the JPEG's main image, or None if there is none.
+
+    Walks the marker segments from SOI (skipping APPn payloads, so an EXIF thumbnail's own EOI
+    is not taken for the image's) and, after each SOS, the entropy-coded data.
+    """
+    reader = _Reader(file, len(b"\xff\xd8"))
+    while True:
+        prefix = reader.read(1)
+        if prefix is None:
+            return None
+        if prefix != b"\xff":
+            raise Refused(CONTENT, "not a well-formed JPEG image")
+        marker = reader.read(1)
+        while marker == b"\xff":
+            marker = reader.read(1)
+        if marker is None:
+            return None
+        code = marker[0]
+        if code == 0xD9:
+            return reader.offset
+        if 0xD0 <= code <= 0xD7 or code == 0x01:
+            continue
+        if code in (0x00, 0xD8):
+            raise Refused(CONTENT, "not a well-formed JPEG image")
+        length = reader.read(2)
+        if length is None:
+            return None
+        count = int.from_bytes(length, "big")
+        if count < 2:
+            raise Refused(CONTENT, "not a well-formed JPEG image")
+        reader.skip(count - 2)
+        if code == 0xDA and not reader.find_marker():
+            return None
+
+
+def _png_end(file: IO[bytes], size: int) -> int | None:
+    """Offset just past the IEND chunk's CRC, or None if the chunks stop before it."""
+    reader = _Reader(file, len(_PNG_MAGIC))
+    while True:
+        header = reader.read(8)
+        if header is None:
+            return None
+        length = int.from_bytes(header[:4], "big")
+        if length > 0x7FFFFFFF:
+            raise Refused(CONTENT, "not a well-formed PNG image")
+        reader.skip(length + 4)  # data and CRC, which Pillow's verify has checked
+        if header[4:] == b"IEND":
+            return reader.offset if reader.offset <= size else None
