@@ -1,17 +1,73 @@
-"""Composition root: the only place docs' adapters are built and wired."""
+"""Composition root: the only place docs' adapters are built and wired.
+
+`servicer` takes the store and the scanner as arguments, so the service tier builds the real
+servicer on a real database with the real MinIO or a stand-in; `build` wires the real ones.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from minio import Minio
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul_platform.catalog import load_catalog
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.periodic import every
 from tawasul_platform.service import Runtime
 
 from tawasul_docs.adapters.repository import DocsUnitOfWork
+from tawasul_docs.adapters.scanner import ClamdScanner
 from tawasul_docs.adapters.storage import MinioObjectStore, make_client
+from tawasul_docs.app import handlers
+from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
+
+SERVICE_NAME = docs_pb2.DESCRIPTOR.services_by_name["DocsService"].full_name
+
+
+def servicer(
+    settings: DocsSettings,
+    *,
+    uow: Callable[[], UnitOfWork],
+    store: ObjectStore,
+    scanner: Scanner,
+) -> DocsServicer:
+    return DocsServicer(
+        uow=uow,
+        store=store,
+        scanner=scanner,
+        catalog=load_catalog(),
+        secret=settings.identity_secret,
+        max_document_bytes=settings.max_document_bytes,
+        download_url_seconds=settings.download_url_seconds,
+        max_concurrent_uploads=settings.max_concurrent_uploads,
+        spool_dir=settings.spool_dir,
+    )
+
+
+def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
+    return GrpcServer(
+        settings.grpc_address,
+        [SERVICE_NAME],
+        lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(service, s),
+    )
+
+
+def object_store(settings: DocsSettings) -> MinioObjectStore:
+    def client(endpoint: str) -> Minio:
+        return make_client(
+            endpoint=endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            timeout_seconds=settings.s3_timeout_seconds,
+        )
+
+    public = client(settings.s3_public_endpoint) if settings.s3_public_endpoint else None
+    return MinioObjectStore(client(settings.s3_endpoint), settings.s3_bucket, presigner=public)
 
 
 async def build(settings: DocsSettings) -> Runtime:
@@ -22,26 +78,16 @@ async def build(settings: DocsSettings) -> Runtime:
     def uow() -> DocsUnitOfWork:
         return DocsUnitOfWork(sessions)
 
-    store = MinioObjectStore(
-        make_client(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=settings.s3_secure,
-            timeout_seconds=settings.s3_timeout_seconds,
-        ),
-        settings.s3_bucket,
+    store = object_store(settings)
+    scanner = ClamdScanner(settings.clamd_address, timeout_seconds=settings.clamd_timeout_seconds)
+    server = grpc_server(settings, servicer(settings, uow=uow, store=store, scanner=scanner))
+
+    async def rescan() -> bool:
+        return await handlers.rescan_quarantined(uow=uow(), store=store, scanner=scanner)
+
+    return Runtime(
+        grpc=server,
+        startup=[store.ensure_bucket],
+        loops=[lambda: every(settings.rescan_seconds, rescan, name="docs rescan")],
+        shutdown=[engine.dispose],
     )
-    servicer = DocsServicer(
-        uow=uow,
-        store=store,
-        secret=settings.identity_secret,
-        max_document_bytes=settings.max_document_bytes,
-        download_url_seconds=settings.download_url_seconds,
-    )
-    server = GrpcServer(
-        settings.grpc_address,
-        [docs_pb2.DESCRIPTOR.services_by_name["DocsService"].full_name],
-        lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(servicer, s),
-    )
-    return Runtime(grpc=server, startup=[store.ensure_bucket], shutdown=[engine.dispose])

@@ -1,14 +1,28 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
 from tawasul_platform.settings import ServiceSettings
 
 
 class DocsSettings(ServiceSettings):
     s3_endpoint: str = "127.0.0.1:19000"
+    # The host that presigned links name, when clients reach object storage by another one.
+    s3_public_endpoint: str = ""
     s3_access_key: str
     s3_secret_key: str
     s3_bucket: str
     s3_secure: bool = False
     s3_timeout_seconds: float = 2.0
+    # The limit when the channel names no sub-service's document kind.
     max_document_bytes: int = 10 * 1024 * 1024
-    download_url_seconds: int = 600
+    # Presigned links are short-lived; ten minutes at most.
+    download_url_seconds: int = Field(default=300, ge=10, le=600)
+    max_concurrent_uploads: int = 8
+    # Where uploads are spooled for the checks while they stream to object storage.
+    spool_dir: Path | None = None
+    # The ClamAV daemon (INSTREAM over TCP); when it is down uploads stay in quarantine.
+    clamd_address: str
+    clamd_timeout_seconds: float = 10.0
+    rescan_seconds: float = 5.0

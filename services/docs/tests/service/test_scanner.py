@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from tawasul_devstack import clamav
 from tawasul_devstack.journey import sample_pdf
-from tawasul_docs.adapters.scanner import ClamdScanner, ScannerUnavailable, Verdict
+from tawasul_docs.adapters.scanner import ClamdScanner, ScannerUnavailable
+from tawasul_docs.app.ports import Verdict
 from tawasul_platform.errors import Unavailable
 
 FOUND = Verdict(clean=False, signature=clamav.REPORTED_SIGNATURE)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any, Self
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_docs.adapters import tables
-from tawasul_docs.domain.model import ContentType, Document
+from tawasul_docs.domain.inspection import Kind
+from tawasul_docs.domain.model import Document, State
 
 SERVICE = "docs"
 
@@ -25,6 +26,9 @@ def _row(document: Document) -> dict[str, Any]:
         "sha256": document.sha256,
         "object_key": document.object_key,
         "created_at": document.created_at,
+        "state": document.state.value,
+        "document_kind": document.document_kind,
+        "sub_service_code": document.sub_service_code,
     }
 
 
@@ -33,11 +37,14 @@ def _document(row: Row[Any]) -> Document:
         id=row.id,
         owner_id=row.owner_id,
         filename=row.filename,
-        content_type=ContentType(row.content_type),
+        content_type=Kind(row.content_type),
         size_bytes=row.size_bytes,
         sha256=row.sha256,
         object_key=row.object_key,
         created_at=row.created_at,
+        state=State(row.state),
+        document_kind=row.document_kind,
+        sub_service_code=row.sub_service_code,
     )
 
 
@@ -55,6 +62,25 @@ class SqlDocumentRepository:
             )
         ).first()
         return None if row is None else _document(row)
+
+    async def save(self, document: Document) -> None:
+        t = tables.documents
+        await self._session.execute(
+            update(t)
+            .where(t.c.id == document.id)
+            .values(state=document.state.value, object_key=document.object_key)
+        )
+
+    async def quarantined(self, limit: int) -> list[Document]:
+        t = tables.documents
+        rows = await self._session.execute(
+            select(t)
+            .where(t.c.state == State.QUARANTINED.value)
+            .order_by(t.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_document(r) for r in rows]
 
 
 class DocsUnitOfWork(SqlUnitOfWork):

@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tawasul_platform.errors import Unavailable
+
+from tawasul_docs.app.ports import Verdict
 
 __all__ = ["ClamdScanner", "ScannerUnavailable", "Verdict"]
 
@@ -36,13 +37,6 @@ class ScannerUnavailable(Unavailable):
 
 class _Dropped(Exception):
     """The connection to clamd failed while the stream was being sent (the cause says how)."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    clean: bool
-    # The name of the signature that matched; empty when clean.
-    signature: str = ""
 
 
 def _parse_address(address: str) -> tuple[str, int]:

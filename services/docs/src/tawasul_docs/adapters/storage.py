@@ -1,17 +1,28 @@
-"""Documents' bytes in MinIO (S3 API). The minio SDK blocks, so every call runs in a thread."""
+"""Documents' bytes in MinIO (S3 API). The minio SDK blocks, so every call runs in a thread.
+
+Bucket layout: `quarantine/<document id>` while a new upload waits for the malware scanner,
+`documents/<document id>` once it is clean; nothing else is written to the bucket.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
+import queue
+import threading
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 from urllib.parse import quote
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import REPLACE, CopySource
 from minio.error import MinioException, S3Error
 from tawasul_platform.errors import Unavailable
+
+from tawasul_docs.app.ports import Pipe
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +58,75 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+# S3's smallest multipart part: the SDK holds at most this much of one upload in memory.
+PART_BYTES = 5 * 1024 * 1024
+
+
+class UploadAborted(Exception):
+    """The sender stopped (bad input, cancellation): the multipart upload is abandoned."""
+
+
+class ChunkPipe(io.RawIOBase):
+    """Chunks handed from the event loop to the SDK's uploading thread, a few at a time.
+
+    `feed` waits while the pipe is full, so a fast client cannot grow the process's memory;
+    an `abort` makes the SDK's next read fail, and the SDK then aborts the multipart upload,
+    leaving no object behind. When the uploading thread stops (storage down), whoever waits
+    on the pipe gets Unavailable instead of waiting for ever.
+    """
+
+    def __init__(self, depth: int = 4) -> None:
+        super().__init__()
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._pending = b""
+        self._done = False
+        self.closed_by_reader = threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._done:
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                self._pending = item
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        while not self.closed_by_reader.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+            except queue.Full:
+                continue
+            return
+        if not isinstance(item, BaseException):
+            raise Unavailable("object storage stopped taking the file")
+
+    async def feed(self, chunk: bytes) -> None:
+        if chunk:
+            await asyncio.to_thread(self._put, chunk)
+
+    async def finish(self) -> None:
+        await asyncio.to_thread(self._put, None)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._put, UploadAborted())
+
+
 class MinioObjectStore:
-    def __init__(self, client: Minio, bucket: str) -> None:
+    def __init__(self, client: Minio, bucket: str, *, presigner: Minio | None = None) -> None:
         self._client = client
         self._bucket = bucket
+        # Presigning is local arithmetic: a client named after the public host signs links
+        # that work from outside, while the bytes move through the internal one.
+        self._presigner = presigner or client
 
     async def ensure_bucket(self) -> None:
         """Creates the bucket when it is missing (another replica may create it meanwhile)."""
@@ -80,12 +156,67 @@ class MinioObjectStore:
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"object storage cannot take the file now: {exc}") from exc
 
+    def open_pipe(self) -> ChunkPipe:
+        return ChunkPipe()
+
+    def stream_to(self, key: str, pipe: Pipe) -> asyncio.Future[None]:
+        """Starts uploading what the pipe carries to `key`; the future ends with the upload."""
+        if not isinstance(pipe, ChunkPipe):
+            raise TypeError("a pipe of this store's own making")
+
+        def upload() -> None:
+            try:
+                self._client.put_object(
+                    self._bucket,
+                    key,
+                    io.BufferedReader(pipe, buffer_size=64 * 1024),
+                    -1,
+                    part_size=PART_BYTES,
+                    content_type="application/octet-stream",
+                )
+            except UploadAborted:
+                raise
+            except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                raise Unavailable(f"object storage cannot take the file now: {exc}") from exc
+            finally:
+                pipe.closed_by_reader.set()
+
+        return asyncio.ensure_future(asyncio.to_thread(upload))
+
+    async def promote(self, source: str, target: str, *, content_type: str) -> None:
+        """Moves a checked object out of quarantine: a server-side copy, then the delete."""
+        try:
+            await asyncio.to_thread(
+                self._client.copy_object,
+                self._bucket,
+                target,
+                CopySource(self._bucket, source),
+                metadata={"Content-Type": content_type},
+                metadata_directive=REPLACE,
+            )
+            await asyncio.to_thread(self._client.remove_object, self._bucket, source)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"object storage cannot move the file now: {exc}") from exc
+
+    async def chunks(self, key: str, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """The object's bytes, a chunk at a time (for a scan after the scanner was down)."""
+        try:
+            response = await asyncio.to_thread(self._client.get_object, self._bucket, key)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"object storage cannot read the file now: {exc}") from exc
+        try:
+            while chunk := await asyncio.to_thread(response.read, size):
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
 
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
         url: str = await asyncio.to_thread(
-            self._client.presigned_get_object,
+            self._presigner.presigned_get_object,
             self._bucket,
             key,
             expires=expires,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, Uuid
+from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, Uuid, text
 from tawasul_platform.db import inbox_table, outbox_table
 
 metadata = MetaData()
@@ -18,7 +18,11 @@ documents = Table(
     Column("sha256", String(64), nullable=False),
     Column("object_key", String(200), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(20), nullable=False, server_default="clean"),
+    Column("document_kind", String(50), nullable=False, server_default=""),
+    Column("sub_service_code", String(100), nullable=False, server_default=""),
     Index("documents_owner", "owner_id"),
+    Index("documents_quarantined", "created_at", postgresql_where=text("state = 'quarantined'")),
 )
 
 # Docs publishes and consumes nothing yet; the tables exist so every service has the same shape.

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
+from tawasul_platform.catalog import Catalog
+from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from tawasul_platform.identity import Principal
 
-from tawasul_docs.app.ports import ObjectStore, UnitOfWork
+from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
+from tawasul_docs.domain.inspection import Refused, inspect_file
 from tawasul_docs.domain.model import (
+    MAX_CHUNK,
     Document,
     DocumentMetadata,
     DownloadLink,
-    Upload,
+    State,
+    limits_for,
     parse_document_id,
+    quarantine_key,
 )
 
 log = logging.getLogger(__name__)
@@ -26,39 +35,127 @@ async def upload_document(
     *,
     uow: UnitOfWork,
     store: ObjectStore,
+    scanner: Scanner,
+    catalog: Catalog,
     caller: Principal,
     parts: AsyncIterator[DocumentMetadata | bytes],
-    max_bytes: int,
+    default_max_bytes: int,
+    spool_dir: Path | None,
     now: datetime,
 ) -> Document:
-    """Checks and stores an uploaded file: metadata first, then chunks.
+    """Streams an upload to quarantine, checks what it really is, then has it scanned.
 
-    The bytes go to object storage before the row commits, so a committed row always has its
-    object; when the commit fails the object is deleted again (best effort).
+    The bytes go to object storage as they arrive and, chunk by chunk, to a spool file for
+    the checks: memory holds a few chunks of each upload, whatever its size. A refused or
+    interrupted upload leaves no object (the multipart upload is aborted) and no row.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied("only beneficiaries upload documents")
     metadata = await anext(parts, None)
     if not isinstance(metadata, DocumentMetadata):
         raise InvalidArgument({"metadata": "the first message must carry the document's metadata"})
-    upload = Upload(max_bytes)
-    async for part in parts:
-        if isinstance(part, DocumentMetadata):
-            raise InvalidArgument({"metadata": "only the first message carries metadata"})
-        upload.add(part)
-    content = upload.finish()
-    document = Document.create(
-        id=uuid.uuid4(), owner_id=caller.subject, metadata=metadata, content=content, now=now
-    )
-    await store.put(document.object_key, content.data, content_type=document.content_type.value)
+    limits = limits_for(catalog, metadata, default_max_bytes=default_max_bytes)
+    document_id = uuid.uuid4()
+    key = quarantine_key(document_id)
+    with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="upload-") as spool:
+        pipe = store.open_pipe()
+        uploading = store.stream_to(key, pipe)
+        try:
+            size = 0
+            async for part in parts:
+                if isinstance(part, DocumentMetadata):
+                    raise InvalidArgument({"metadata": "only the first message carries metadata"})
+                if len(part) > MAX_CHUNK:
+                    raise InvalidArgument({"chunk": f"chunks of at most {MAX_CHUNK} bytes"})
+                size += len(part)
+                if size > limits.max_bytes:
+                    raise InvalidArgument(
+                        {"size": f"the file exceeds the limit of {limits.max_bytes} bytes"}
+                    )
+                await asyncio.to_thread(spool.write, part)
+                await pipe.feed(part)
+            await pipe.finish()
+            await uploading
+        except BaseException:
+            await pipe.abort()
+            with contextlib.suppress(Exception):
+                await uploading
+            raise
+        await asyncio.to_thread(spool.flush)
+        path = Path(spool.name)
+        try:
+            inspection = await asyncio.to_thread(
+                inspect_file,
+                path,
+                declared_type=metadata.declared_content_type[:100],
+                max_bytes=limits.max_bytes,
+                allowed=limits.allowed,
+            )
+        except Refused as refused:
+            await _forget(store, key)
+            raise InvalidArgument({refused.field: refused.reason}) from None
+        document = Document.create(
+            id=document_id,
+            owner_id=caller.subject,
+            metadata=metadata,
+            inspection=inspection,
+            now=now,
+        )
+        try:
+            async with uow:
+                await uow.documents.add(document)
+                await uow.commit()
+        except Exception:
+            await _discard(uow=uow, store=store, document=document)
+            raise
+        try:
+            verdict = await scanner.scan_file(path)
+        except Unavailable as exc:
+            # Fail closed: it stays in quarantine and the rescan loop takes it up later.
+            log.warning("document %s stays in quarantine: %s", document.id, exc)
+            return document
+    scanned = await _move(store, document, clean=verdict.clean)
+    async with uow:
+        await uow.documents.save(scanned)
+        await uow.commit()
+    return scanned
+
+
+async def _move(store: ObjectStore, document: Document, *, clean: bool) -> Document:
+    """The scanner's verdict on the bytes: out of quarantine when clean, deleted if infected."""
+    scanned = document.scanned(clean=clean)
+    if clean:
+        await store.promote(
+            document.object_key, scanned.object_key, content_type=document.content_type.value
+        )
+    else:
+        log.warning("document %s is infected; its bytes are deleted", document.id)
+        await _forget(store, document.object_key)
+    return scanned
+
+
+async def rescan_quarantined(*, uow: UnitOfWork, store: ObjectStore, scanner: Scanner) -> bool:
+    """Scans one document the scanner could not take when it arrived; True if one was done.
+
+    The row stays locked while it is scanned, so replicas never scan the same one twice;
+    nothing leaves quarantine without a clean verdict.
+    """
+    async with uow:
+        waiting = await uow.documents.quarantined(1)
+        if not waiting:
+            return False
+        document = waiting[0]
+        verdict = await scanner.scan(store.chunks(document.object_key))
+        await uow.documents.save(await _move(store, document, clean=verdict.clean))
+        await uow.commit()
+    return True
+
+
+async def _forget(store: ObjectStore, key: str) -> None:
     try:
-        async with uow:
-            await uow.documents.add(document)
-            await uow.commit()
+        await store.delete(key)
     except Exception:
-        await _discard(uow=uow, store=store, document=document)
-        raise
-    return document
+        log.warning("cannot delete object %s; it holds no row and is never served", key)
 
 
 async def _discard(*, uow: UnitOfWork, store: ObjectStore, document: Document) -> None:
@@ -96,8 +193,10 @@ async def get_download_url(
     valid_for: timedelta,
     now: datetime,
 ) -> DownloadLink:
-    """A presigned URL for the document's bytes, valid for `valid_for`."""
+    """A presigned URL for a clean document's bytes, valid for `valid_for`."""
     document = await get_document(uow=uow, caller=caller, document_id=document_id)
+    if document.state is not State.CLEAN:
+        raise NotFound(f"no document {document_id!r} that can be read yet")
     url = await store.presign_get(
         document.object_key, expires=valid_for, download_name=document.filename
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 from tawasul_platform.ports import Transaction
@@ -11,19 +14,52 @@ from tawasul_platform.ports import Transaction
 from tawasul_docs.domain.model import Document
 
 
+class Pipe(Protocol):
+    """Chunks on their way to object storage, a few at a time."""
+
+    async def feed(self, chunk: bytes) -> None: ...
+    async def finish(self) -> None: ...
+    async def abort(self) -> None:
+        """The upload is abandoned: nothing is left in the bucket."""
+        ...
+
+
 class ObjectStore(Protocol):
     """The bucket that holds documents' bytes."""
 
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
+    def open_pipe(self) -> Pipe: ...
+    def stream_to(self, key: str, pipe: Pipe) -> Awaitable[None]:
+        """Starts storing what the pipe carries; awaiting it waits for the stored object."""
+        ...
+
+    async def promote(self, source: str, target: str, *, content_type: str) -> None: ...
+    def chunks(self, key: str) -> AsyncIterator[bytes]: ...
     async def delete(self, key: str) -> None: ...
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
         """A URL that downloads the object, without credentials, until `expires` has passed."""
         ...
 
 
+@dataclass(frozen=True)
+class Verdict:
+    clean: bool
+    signature: str = ""
+
+
+class Scanner(Protocol):
+    """The malware scanner; Unavailable when it cannot answer (the document stays quarantined)."""
+
+    async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict: ...
+    async def scan_file(self, path: Path) -> Verdict: ...
+
+
 class DocumentRepository(Protocol):
     async def add(self, document: Document) -> None: ...
     async def get(self, document_id: uuid.UUID) -> Document | None: ...
+    async def save(self, document: Document) -> None: ...
+    async def quarantined(self, limit: int) -> list[Document]:
+        """The oldest documents still waiting for a scan, locked for this transaction."""
+        ...
 
 
 class UnitOfWork(Transaction, Protocol):

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul_platform.catalog import Catalog
+from tawasul_platform.errors import ResourceExhausted
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 
 from tawasul_docs.app import handlers
-from tawasul_docs.app.ports import ObjectStore, UnitOfWork
-from tawasul_docs.domain.model import Document, DocumentMetadata
+from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
+from tawasul_docs.domain.model import Document, DocumentMetadata, State
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+_STATE = {
+    State.QUARANTINED: docs_pb2.DOCUMENT_STATE_QUARANTINED,
+    State.CLEAN: docs_pb2.DOCUMENT_STATE_CLEAN,
+    State.INFECTED: docs_pb2.DOCUMENT_STATE_INFECTED,
+}
 
 
 def to_wire(document: Document) -> docs_pb2.Document:
@@ -27,6 +38,8 @@ def to_wire(document: Document) -> docs_pb2.Document:
         size_bytes=document.size_bytes,
         sha256=document.sha256,
         created_at=timestamp(document.created_at),
+        state=_STATE[document.state],
+        document_kind=document.document_kind,
     )
 
 
@@ -35,9 +48,12 @@ async def _parts(
 ) -> AsyncIterator[DocumentMetadata | bytes]:
     async for message in messages:
         if message.WhichOneof("part") == "metadata":
+            m = message.metadata
             yield DocumentMetadata(
-                filename=message.metadata.filename,
-                declared_content_type=message.metadata.declared_content_type,
+                filename=m.filename[:1000],
+                declared_content_type=m.declared_content_type[:100],
+                sub_service_code=m.sub_service_code[:100],
+                document_kind=m.document_kind[:50],
             )
         else:
             # A message with neither part set is an empty chunk.
@@ -50,29 +66,45 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         *,
         uow: Callable[[], UnitOfWork],
         store: ObjectStore,
+        scanner: Scanner,
+        catalog: Catalog,
         secret: str,
         max_document_bytes: int,
         download_url_seconds: int,
+        max_concurrent_uploads: int,
+        spool_dir: Path | None,
     ) -> None:
         self._uow = uow
         self._store = store
+        self._scanner = scanner
+        self._catalog = catalog
         self._secret = secret
         self._max_bytes = max_document_bytes
         self._url_validity = timedelta(seconds=download_url_seconds)
+        # Each upload holds a few chunks and an SDK part in memory: a cap bounds the process.
+        self._uploads = asyncio.Semaphore(max_concurrent_uploads)
+        self._spool_dir = spool_dir
 
     async def UploadDocument(
         self,
         request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest],
         context: Context,
     ) -> docs_pb2.UploadDocumentResponse:
-        document = await handlers.upload_document(
-            uow=self._uow(),
-            store=self._store,
-            caller=caller(context, self._secret),
-            parts=_parts(request_iterator),
-            max_bytes=self._max_bytes,
-            now=datetime.now(UTC),
-        )
+        who = caller(context, self._secret)
+        if self._uploads.locked():
+            raise ResourceExhausted("too many uploads at once; retry shortly")
+        async with self._uploads:
+            document = await handlers.upload_document(
+                uow=self._uow(),
+                store=self._store,
+                scanner=self._scanner,
+                catalog=self._catalog,
+                caller=who,
+                parts=_parts(request_iterator),
+                default_max_bytes=self._max_bytes,
+                spool_dir=self._spool_dir,
+                now=datetime.now(UTC),
+            )
         return docs_pb2.UploadDocumentResponse(document=to_wire(document))
 
     async def GetDocument(
