@@ -1,129 +1,76 @@
-"""Docs' domain: type detection by bytes, size limits, file names, who may read."""
+"""Docs' domain: file names, the limits an upload gets, a document's life and who may read it."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from tawasul_devstack.journey import sample_pdf
+from tawasul_docs.domain.inspection import Inspection, Kind, inspect_file
 from tawasul_docs.domain.model import (
-    MAX_FILENAME,
-    ContentType,
+    ALL_KINDS,
+    MAX_CHUNK,
     Document,
     DocumentMetadata,
-    Upload,
-    detect_content_type,
+    State,
+    UploadLimits,
+    clean_key,
+    limits_for,
     parse_document_id,
-    sanitize_filename,
+    quarantine_key,
 )
+from tawasul_docs.domain.names import DEFAULT_FILENAME, MAX_FILENAME, sanitize_filename
+from tawasul_platform.catalog import Catalog, load_catalog
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.identity import Principal, Role
 
-PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer\n%%EOF\n"
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32 + b"\xff\xd9"
-EXE = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 56 + b"This program cannot be run in DOS mode"
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+OWNER_ID = "1000000008"
+OWNER = Principal(OWNER_ID, Role.CITIZEN)
+REVIEWER = Principal("E1001", Role.REVIEWER, frozenset({"passports"}))
+MiB = 1024 * 1024
+PROBLEM = "passports.issue-renewal-problem"
 
 
-def collect(chunks: list[bytes], max_bytes: int = 1024) -> Upload:
-    upload = Upload(max_bytes)
-    for chunk in chunks:
-        upload.add(chunk)
-    return upload
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
 
 
-def violations(exc: pytest.ExceptionInfo[InvalidArgument]) -> dict[str, str]:
-    return exc.value.violations
-
-
-@pytest.mark.parametrize(("data", "expected"), [(PDF, ContentType.PDF), (JPEG, ContentType.JPEG)])
-def test_allowed_types_are_detected_from_their_magic_numbers(
-    data: bytes, expected: ContentType
-) -> None:
-    assert detect_content_type(data) is expected
-
-
-@pytest.mark.parametrize(
-    "data",
-    [EXE, b"PK\x03\x04zipfile", b"\x89PNG\r\n\x1a\n", b"hello %PDF-1.4", b"\xff\xd8", b"%PDF"],
-)
-def test_other_bytes_are_refused_on_content(data: bytes) -> None:
-    with pytest.raises(InvalidArgument) as exc:
-        detect_content_type(data)
-    assert set(violations(exc)) == {"content"}
-
-
-def test_a_pdf_declared_as_jpeg_is_stored_as_pdf() -> None:
-    content = collect([PDF]).finish()
-    document = Document.create(
-        id=uuid.uuid4(),
-        owner_id="1000000008",
-        metadata=DocumentMetadata(filename="photo.jpg", declared_content_type="image/jpeg"),
-        content=content,
-        now=datetime.now(UTC),
-    )
-    assert document.content_type is ContentType.PDF
-
-
-def test_an_exe_is_refused_from_its_first_bytes_before_the_rest_arrives() -> None:
-    upload = Upload(1024)
-    with pytest.raises(InvalidArgument) as exc:
-        upload.add(EXE[:16])
-    assert set(violations(exc)) == {"content"}
-
-
-def test_type_is_detected_across_chunk_boundaries() -> None:
-    content = collect([b"%P", b"D", b"F-1.4 rest of file"]).finish()
-    assert content.content_type is ContentType.PDF
-
-
-def test_a_tiny_file_is_still_checked_at_the_end() -> None:
-    assert collect([b"\xff\xd8\xff"]).finish().content_type is ContentType.JPEG
-    with pytest.raises(InvalidArgument):
-        collect([b"%PD"]).finish()
-
-
-def test_size_and_sha256_are_those_of_all_the_bytes() -> None:
-    content = collect([PDF[:10], b"", PDF[10:]]).finish()
-    assert content.size_bytes == len(PDF)
-    assert content.sha256 == hashlib.sha256(PDF).hexdigest()
-    assert content.data == PDF
-
-
-def test_a_file_exactly_at_the_limit_is_accepted() -> None:
-    data = PDF + b"\x00" * (100 - len(PDF))
-    assert collect([data], max_bytes=100).finish().size_bytes == 100
-
-
-def test_the_limit_is_enforced_by_the_chunk_that_crosses_it() -> None:
-    upload = Upload(100)
-    upload.add(PDF)
-    upload.add(b"\x00" * (100 - len(PDF)))
-    with pytest.raises(InvalidArgument) as exc:
-        upload.add(b"\x00")
-    assert set(violations(exc)) == {"chunk"}
-    assert upload.size == 100
-
-
-def test_an_empty_file_is_refused() -> None:
-    with pytest.raises(InvalidArgument) as exc:
-        collect([b"", b""]).finish()
-    assert set(violations(exc)) == {"chunk"}
+# --- file names ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("given", "stored"),
     [
         ("passport.pdf", "passport.pdf"),
+        # Paths, Windows' or POSIX', are stripped to their last part.
         ("C:\\Users\\me\\scan.pdf", "scan.pdf"),
         ("../../etc/passwd", "passwd"),
+        ("dir/sub\\file.png", "file.png"),
+        ("folder/", DEFAULT_FILENAME),
+        # Blanks of any kind collapse to one space, and the ends are trimmed.
         ("  جواز   السفر.pdf ", "جواز السفر.pdf"),
+        ("name\u00a0with\u3000spaces.png", "name with spaces.png"),
+        # Control and format characters go: a right-to-left override cannot disguise an .exe.
         ("invoice\u202efdp.exe", "invoicefdp.exe"),
+        ("a\u200bb\u2066c.pdf", "abc.pdf"),
         ("bad\x00name\n.pdf", "badname.pdf"),
+        ("tab\there.pdf", "tabhere.pdf"),
+        # Characters file systems and shells give a meaning to are replaced.
         ('a<b>:"c"|?*.pdf', "a_b___c____.pdf"),
-        ("...", "document"),
-        ("", "document"),
+        # Composed forms are stored once, composed.
+        ("e\u0301te\u0301.pdf", "\u00e9t\u00e9.pdf"),
+        # Nothing left, or only dots: the default name.
+        ("...", DEFAULT_FILENAME),
+        ("", DEFAULT_FILENAME),
+        ("\u202e\u200b", DEFAULT_FILENAME),
         (".hidden", "hidden"),
+        ("trailing. . .", "trailing"),
     ],
 )
 def test_file_names_are_sanitized(given: str, stored: str) -> None:
@@ -131,31 +78,227 @@ def test_file_names_are_sanitized(given: str, stored: str) -> None:
 
 
 def test_long_file_names_are_cut_to_the_limit_keeping_the_extension() -> None:
-    name = sanitize_filename("ا" * 400 + ".pdf")
-    assert len(name) == MAX_FILENAME
-    assert name.endswith(".pdf")
-    assert len(sanitize_filename("x" * 400)) == MAX_FILENAME
+    arabic = sanitize_filename("ا" * 400 + ".pdf")
+    assert arabic == "ا" * (MAX_FILENAME - 4) + ".pdf"
+    assert sanitize_filename("x" * 400) == "x" * MAX_FILENAME
+    # The cut stem loses the dots and blanks it would end with.
+    assert sanitize_filename("a" * 248 + ". . . .jpeg") == "a" * 248 + ".jpeg"
+
+
+def test_a_long_suffix_is_no_extension_and_is_cut_like_the_rest() -> None:
+    name = "x" * 300 + "." + "y" * 20
+    assert sanitize_filename(name) == "x" * MAX_FILENAME
+
+
+def test_a_name_at_the_limit_is_kept_whole() -> None:
+    name = "n" * (MAX_FILENAME - 4) + ".pdf"
+    assert sanitize_filename(name) == name
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+def test_without_a_sub_service_the_general_limit_and_every_type_apply(catalog: Catalog) -> None:
+    limits = limits_for(catalog, DocumentMetadata("a.pdf"), default_max_bytes=3 * MiB)
+    assert limits == UploadLimits(3 * MiB, frozenset({Kind.PDF, Kind.JPEG, Kind.PNG}))
+    assert frozenset(Kind) == ALL_KINDS
+
+
+def test_a_sub_services_document_kind_gives_its_size_and_types(catalog: Catalog) -> None:
+    photo = DocumentMetadata("me.jpg", sub_service_code=PROBLEM, document_kind="photo")
+    assert limits_for(catalog, photo, default_max_bytes=1) == UploadLimits(
+        5 * MiB, frozenset({Kind.JPEG, Kind.PNG})
+    )
+    supporting = dataclasses.replace(photo, document_kind="supporting_document")
+    assert limits_for(catalog, supporting, default_max_bytes=1) == UploadLimits(10 * MiB, ALL_KINDS)
+
+
+def test_every_document_kind_of_the_catalog_gets_its_own_limits(catalog: Catalog) -> None:
+    seen = 0
+    for code, sub_service in catalog.sub_services.items():
+        for spec in sub_service.documents:
+            metadata = DocumentMetadata("f", sub_service_code=code, document_kind=spec.kind)
+            limits = limits_for(catalog, metadata, default_max_bytes=7)
+            assert limits.max_bytes == spec.max_bytes
+            assert {kind.value for kind in limits.allowed} == spec.media_types
+            seen += 1
+    assert seen >= 16
+
+
+@pytest.mark.parametrize(
+    ("sub_service", "kind", "field"),
+    [
+        ("passports.no-such-thing", "photo", "metadata.sub_service_code"),
+        ("", "photo", "metadata.sub_service_code"),
+        (PROBLEM, "passport_scan", "metadata.document_kind"),
+        (PROBLEM, "", "metadata.document_kind"),
+        # A kind of another sub-service is not one of this one's.
+        (PROBLEM, "police_report", "metadata.document_kind"),
+        # Codes are compared whole, not by prefix.
+        ("passports.issue-renewal-problem-x", "photo", "metadata.sub_service_code"),
+    ],
+)
+def test_an_unknown_sub_service_or_kind_is_refused_on_its_field(
+    catalog: Catalog, sub_service: str, kind: str, field: str
+) -> None:
+    metadata = DocumentMetadata("a.pdf", sub_service_code=sub_service, document_kind=kind)
+    with pytest.raises(InvalidArgument) as caught:
+        limits_for(catalog, metadata, default_max_bytes=MiB)
+    assert list(caught.value.violations) == [field]
+
+
+def test_chunks_are_at_most_64_kib() -> None:
+    assert MAX_CHUNK == 65536
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+def an_inspection(kind: Kind = Kind.PDF, data: bytes = b"%PDF-1.4 ...") -> Inspection:
+    return Inspection(
+        kind=kind,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        pages=1 if kind is Kind.PDF else None,
+        width=None if kind is Kind.PDF else 64,
+        height=None if kind is Kind.PDF else 48,
+    )
+
+
+def a_document(
+    *,
+    filename: str = "a.pdf",
+    kind: Kind = Kind.PDF,
+    owner_id: str = OWNER_ID,
+    sub_service_code: str = "",
+    document_kind: str = "",
+) -> Document:
+    return Document.create(
+        id=uuid.uuid4(),
+        owner_id=owner_id,
+        metadata=DocumentMetadata(
+            filename, sub_service_code=sub_service_code, document_kind=document_kind
+        ),
+        inspection=an_inspection(kind),
+        now=NOW,
+    )
+
+
+def test_a_new_document_waits_in_quarantine_under_a_key_of_its_id(tmp_path: Path) -> None:
+    data = sample_pdf("Tawasul")
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    inspection = inspect_file(path, declared_type="", max_bytes=MiB, allowed=ALL_KINDS)
+    key = uuid.uuid4()
+    document = Document.create(
+        id=key,
+        owner_id=OWNER_ID,
+        metadata=DocumentMetadata(
+            "../../صور/scan.exe",
+            declared_content_type="application/pdf",
+            sub_service_code=PROBLEM,
+            document_kind="supporting_document",
+        ),
+        inspection=inspection,
+        now=NOW,
+    )
+    assert document == Document(
+        id=key,
+        owner_id=OWNER_ID,
+        filename="scan.pdf",
+        content_type=Kind.PDF,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        object_key=f"quarantine/{key}",
+        created_at=NOW,
+        state=State.QUARANTINED,
+        document_kind="supporting_document",
+        sub_service_code=PROBLEM,
+    )
+    assert quarantine_key(key) == f"quarantine/{key}"
+    assert clean_key(key) == f"documents/{key}"
+
+
+@pytest.mark.parametrize(
+    ("filename", "kind", "stored"),
+    [
+        ("photo", Kind.JPEG, "photo.jpg"),
+        ("photo.png", Kind.JPEG, "photo.jpg"),
+        ("صورة.JPG", Kind.PNG, "صورة.png"),
+        ("Report v1.2", Kind.PDF, "Report v1.2.pdf"),
+        ("invoice\u202efdp.exe", Kind.PDF, "invoicefdp.pdf"),
+        ("", Kind.PDF, "document.pdf"),
+    ],
+)
+def test_the_stored_name_carries_the_extension_of_the_detected_type(
+    filename: str, kind: Kind, stored: str
+) -> None:
+    document = a_document(filename=filename, kind=kind)
+    assert (document.filename, document.content_type) == (stored, kind)
+
+
+def test_a_long_name_is_stored_at_most_at_the_limit_with_the_detected_extension() -> None:
+    document = a_document(filename="ا" * 400 + ".exe", kind=Kind.PNG)
+    assert len(document.filename) == MAX_FILENAME
+    assert document.filename.endswith("ا.png")
+
+
+def test_a_clean_verdict_moves_the_document_out_of_quarantine() -> None:
+    document = a_document()
+    clean = document.scanned(clean=True)
+    assert clean == dataclasses.replace(
+        document, state=State.CLEAN, object_key=f"documents/{document.id}"
+    )
+    assert document.state is State.QUARANTINED  # the original is unchanged
+
+
+def test_an_infected_verdict_keeps_the_key_it_had_for_the_record() -> None:
+    document = a_document()
+    infected = document.scanned(clean=False)
+    assert infected == dataclasses.replace(document, state=State.INFECTED)
+    assert infected.object_key == f"quarantine/{document.id}"
+
+
+def every_state(document: Document) -> tuple[Document, Document, Document]:
+    return document, document.scanned(clean=True), document.scanned(clean=False)
+
+
+def test_the_owner_reads_their_document_in_every_state() -> None:
+    quarantined = a_document()
+    for document in every_state(quarantined):
+        assert document.readable_by(OWNER)
+
+
+def test_a_reviewer_reads_a_document_only_once_it_is_clean() -> None:
+    quarantined = a_document()
+    assert not quarantined.readable_by(REVIEWER)
+    assert quarantined.scanned(clean=True).readable_by(REVIEWER)
+    assert not quarantined.scanned(clean=False).readable_by(REVIEWER)
+
+
+def test_a_reviewer_holding_the_owners_number_is_still_a_reviewer() -> None:
+    quarantined = a_document()
+    assert not quarantined.readable_by(Principal(OWNER_ID, Role.REVIEWER))
+
+
+@pytest.mark.parametrize(
+    "stranger",
+    [
+        Principal("1000000016", Role.CITIZEN),
+        Principal("2000000007", Role.RESIDENT),
+        Principal("7000000001", Role.ESTABLISHMENT),
+    ],
+)
+def test_another_beneficiary_never_reads_it(stranger: Principal) -> None:
+    quarantined = a_document()
+    for document in every_state(quarantined):
+        assert not document.readable_by(stranger)
 
 
 def test_document_ids_must_be_uuids() -> None:
-    with pytest.raises(InvalidArgument) as exc:
-        parse_document_id("../etc")
-    assert set(violations(exc)) == {"document_id"}
+    for raw in ("../etc", "", "1", f"{uuid.uuid4()}x"):
+        with pytest.raises(InvalidArgument) as caught:
+            parse_document_id(raw)
+        assert caught.value.violations == {"document_id": "not a document id"}
     key = uuid.uuid4()
     assert parse_document_id(str(key)) == key
-
-
-def test_the_owner_and_reviewers_may_read_others_may_not() -> None:
-    content = collect([PDF]).finish()
-    document = Document.create(
-        id=uuid.uuid4(),
-        owner_id="1000000008",
-        metadata=DocumentMetadata(filename="a.pdf"),
-        content=content,
-        now=datetime.now(UTC),
-    )
-    assert document.object_key == f"documents/{document.id}"
-    assert document.readable_by(Principal("1000000008", Role.CITIZEN))
-    assert document.readable_by(Principal("E100", Role.REVIEWER))
-    assert not document.readable_by(Principal("2000000007", Role.RESIDENT))
-    assert not document.readable_by(Principal("7000000001", Role.ESTABLISHMENT))
