@@ -27,6 +27,7 @@ def stack() -> Iterator[Stack]:
         port_base=int(os.environ.get("TAWASUL_TEST_PORT_BASE", "29000")),
         # Short, so that a test sees an idle reviewer's claim lapse.
         claim_lease_seconds=20.0,
+        download_url_seconds=15,
     )
     stack = Stack(config)
     if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":

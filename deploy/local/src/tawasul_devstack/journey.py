@@ -122,19 +122,25 @@ class Clients:
         """What the identity provider (Nafath/Absher, or the employee directory) would issue."""
         return issue_token(self.config.identity_secret, Principal(subject, role, departments))
 
-    async def upload(self, token: str, filename: str, data: bytes) -> docs_pb2.Document:
+    async def upload(
+        self,
+        token: str,
+        filename: str,
+        data: bytes,
+        *,
+        content_type: str = "application/pdf",
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> docs_pb2.Document:
         async def parts() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
             yield docs_pb2.UploadDocumentRequest(
                 metadata=docs_pb2.DocumentMetadata(
-                    filename=filename, declared_content_type="application/pdf"
+                    filename=filename, declared_content_type=content_type
                 )
             )
             for start in range(0, len(data), CHUNK):
                 yield docs_pb2.UploadDocumentRequest(chunk=data[start : start + CHUNK])
 
-        answer = await self.docs.UploadDocument(
-            parts(), timeout=DEFAULT_DEADLINE_SECONDS, metadata=bearer(token)
-        )
+        answer = await self.docs.UploadDocument(parts(), timeout=deadline, metadata=bearer(token))
         return answer.document
 
     async def submit(

@@ -82,6 +82,8 @@ class StackConfig:
     identity_secret: str = "tawasul-dev-secret"
     # Review's claim lease: the end-to-end tests shorten it to see claims lapse.
     claim_lease_seconds: float = 1800.0
+    # How long docs' presigned links live: the end-to-end tests shorten it to see one expire.
+    download_url_seconds: int = 300
 
     def __post_init__(self) -> None:
         # Absolute paths: they are handed to servers that run with other working directories.
@@ -200,6 +202,8 @@ class StackConfig:
             "TAWASUL_TRACKING_PER_CALLER_PER_HOUR": "100000",
             "TAWASUL_REVIEW_ADMINS": REVIEW_ADMIN,
             "TAWASUL_CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
+            "TAWASUL_DOWNLOAD_URL_SECONDS": str(self.download_url_seconds),
+            "TAWASUL_RESCAN_SECONDS": "1",
             "TAWASUL_SWEEP_SECONDS": "1",
         }
 

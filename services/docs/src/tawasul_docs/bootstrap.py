@@ -7,6 +7,7 @@ servicer on a real database with the real MinIO or a stand-in; `build` wires the
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from minio import Minio
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -83,7 +84,9 @@ async def build(settings: DocsSettings) -> Runtime:
     server = grpc_server(settings, servicer(settings, uow=uow, store=store, scanner=scanner))
 
     async def rescan() -> bool:
-        return await handlers.rescan_quarantined(uow=uow(), store=store, scanner=scanner)
+        return await handlers.rescan_quarantined(
+            uow=uow(), store=store, scanner=scanner, now=datetime.now(UTC)
+        )
 
     return Runtime(
         grpc=server,

@@ -113,10 +113,10 @@ class MemoryStore:
         self.storing.append(asyncio.ensure_future(upload()))
         return asyncio.shield(self.storing[-1])
 
-    async def promote(self, source: str, target: str, *, content_type: str) -> None:
+    async def copy(self, source: str, target: str, *, content_type: str) -> None:
         if self.down or source not in self.objects:
-            raise Unavailable(f"object storage cannot move {source} now")
-        self.objects[target] = self.objects.pop(source)
+            raise Unavailable(f"object storage cannot copy {source} now")
+        self.objects[target] = self.objects[source]
 
     async def chunks(self, key: str) -> AsyncIterator[bytes]:
         if self.down or key not in self.objects:
@@ -255,7 +255,10 @@ class Docs:
 
     async def rescan(self) -> bool:
         return await handlers.rescan_quarantined(
-            uow=self.uow(), store=self.store, scanner=self.scanner
+            uow=self.uow(),
+            store=self.store,
+            scanner=self.scanner,
+            now=datetime.now(UTC) + timedelta(hours=1),
         )
 
 
@@ -581,15 +584,6 @@ async def test_concurrent_uploads_within_the_cap_all_succeed(serve: Serve) -> No
         assert len(docs.store.objects) == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: the quarantined row is committed unlocked before the inline scan, so the rescan "
-        "loop (real repository: FOR UPDATE SKIP LOCKED sees it) takes the same document; "
-        "when it promotes first, the upload's promote fails and the call is UNAVAILABLE "
-        "although the document is stored and clean"
-    ),
-)
 async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Docs) -> None:
     docs.scanner.gate = asyncio.Event()
     uploading = asyncio.ensure_future(docs.upload(PDF))
@@ -600,14 +594,6 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
     assert document.state == CLEAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: upload_document cleans up only on Exception; when the client's deadline passes "
-        "after its last chunk, while the last part is being stored, the handler is cancelled "
-        "(CancelledError is a BaseException) and the object stays under quarantine/ with no row"
-    ),
-)
 async def test_a_deadline_passing_after_the_last_chunk_leaves_no_object(docs: Docs) -> None:
     docs.store.hold = asyncio.Event()
     error = await refused(

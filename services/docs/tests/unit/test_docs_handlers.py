@@ -35,6 +35,9 @@ from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied,
 from tawasul_platform.identity import Principal, Role
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+# Past the rescan loop's grace period for everything uploaded at NOW.
+LATER = NOW + timedelta(hours=1)
+NEVER = datetime.min.replace(tzinfo=UTC)
 OWNER = Principal("1000000008", Role.CITIZEN)
 STRANGER = Principal("1000000016", Role.CITIZEN)
 RESIDENT = Principal("2000000007", Role.RESIDENT)
@@ -126,15 +129,14 @@ class FakeObjectStore:
         self.storing.append(storing)
         return asyncio.shield(storing)
 
-    async def promote(self, source: str, target: str, *, content_type: str) -> None:
+    async def copy(self, source: str, target: str, *, content_type: str) -> None:
         self._up()
         if self.promote_down:
-            raise Unavailable("object storage cannot move the file now")
+            raise Unavailable("object storage cannot copy the file now")
         if source not in self.objects:
-            raise Unavailable(f"object storage cannot move the file now: NoSuchKey {source}")
-        self.objects[target] = self.objects.pop(source)
+            raise Unavailable(f"object storage cannot copy the file now: NoSuchKey {source}")
+        self.objects[target] = self.objects[source]
         self.content_types[target] = content_type
-        del self.content_types[source]
 
     async def chunks(self, key: str) -> AsyncIterator[bytes]:
         self._up()
@@ -189,9 +191,11 @@ class FakeScanner:
 class FakeDocuments:
     """Writes are pending until the unit of work commits, as in a transaction."""
 
-    def __init__(self, rows: dict[uuid.UUID, Document]) -> None:
+    def __init__(self, rows: dict[uuid.UUID, Document], tries: dict[uuid.UUID, datetime]) -> None:
         self._rows = rows
         self.pending: dict[uuid.UUID, Document] = {}
+        # Scan attempts, a column of the same rows: they outlive one transaction.
+        self.tries = tries
 
     async def add(self, document: Document) -> None:
         assert document.id not in self._rows
@@ -206,15 +210,28 @@ class FakeDocuments:
         if document.id in self._rows or document.id in self.pending:
             self.pending[document.id] = document
 
-    async def quarantined(self, limit: int) -> list[Document]:
-        waiting = [d for d in self._rows.values() if d.state is State.QUARANTINED]
-        return sorted(waiting, key=lambda d: d.created_at)[:limit]
+    async def quarantined(self, limit: int, *, older_than: datetime) -> list[Document]:
+        waiting = [
+            d
+            for d in self._rows.values()
+            if d.state is State.QUARANTINED and d.created_at <= older_than
+        ]
+        order = sorted(waiting, key=lambda d: (self.tries.get(d.id, NEVER), d.created_at))
+        return order[:limit]
+
+    async def tried(self, document_id: uuid.UUID, at: datetime) -> None:
+        self.tries[document_id] = at
+
+    async def still_quarantined(self, document_id: uuid.UUID) -> bool:
+        row = self.pending.get(document_id) or self._rows.get(document_id)
+        return row is not None and row.state is State.QUARANTINED
 
 
 class FakeUnitOfWork:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Document] = {}
-        self.documents = FakeDocuments(self.rows)
+        self.tries: dict[uuid.UUID, datetime] = {}
+        self.documents = FakeDocuments(self.rows, self.tries)
         self.commits = 0
         # The commits (1 for the first) that fail; `lands` makes a failed one apply anyway,
         # as when the connection is lost on the reply.
@@ -223,7 +240,7 @@ class FakeUnitOfWork:
         self.hold: asyncio.Event | None = None
 
     async def __aenter__(self) -> Self:
-        self.documents = FakeDocuments(self.rows)
+        self.documents = FakeDocuments(self.rows, self.tries)
         return self
 
     async def __aexit__(
@@ -289,7 +306,7 @@ class Docs:
 
     async def rescan(self) -> bool:
         return await handlers.rescan_quarantined(
-            uow=self.uow, store=self.store, scanner=self.scanner
+            uow=self.uow, store=self.store, scanner=self.scanner, now=LATER
         )
 
     async def get(self, document: Document | str, caller: Principal = OWNER) -> Document:
@@ -715,15 +732,6 @@ async def test_unknown_and_malformed_ids(docs: Docs) -> None:
 # --- bugs ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: upload_document scans inline after committing the quarantined row without "
-        "locking it, so rescan_quarantined can take the same document meanwhile; when the "
-        "rescan promotes it first, the upload's own promote finds no quarantine object and "
-        "the beneficiary gets UNAVAILABLE for a document that is stored and clean"
-    ),
-)
 async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Docs) -> None:
     docs.scanner.gate = asyncio.Event()
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
@@ -736,15 +744,6 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
     assert docs.store.objects == {f"documents/{document.id}": PDF}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: _move promotes the object (copy, then delete of quarantine/<id>) before the row "
-        "is saved; when that save fails the row still says quarantined at quarantine/<id>, "
-        "an object that no longer exists, so every rescan raises Unavailable and the "
-        "document never leaves quarantine"
-    ),
-)
 async def test_a_document_whose_verdict_was_not_saved_is_finished_by_a_rescan(
     docs: Docs,
 ) -> None:
@@ -753,21 +752,14 @@ async def test_a_document_whose_verdict_was_not_saved_is_finished_by_a_rescan(
         await docs.upload([meta(), PDF])
     (row,) = docs.uow.rows.values()
     assert row.state is State.QUARANTINED
-    assert set(docs.store.objects) == {f"documents/{row.id}"}
+    # The copy was made, but the quarantined object the row points at is still there.
+    assert set(docs.store.objects) == {f"quarantine/{row.id}", f"documents/{row.id}"}
     for _ in range(3):  # the rescan loop's next ticks, with the database back
         with contextlib.suppress(Unavailable):
             await docs.rescan()
     assert docs.uow.rows[row.id].state is State.CLEAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: rescan_quarantined always takes the oldest quarantined document; one whose scan "
-        "fails every time (e.g. its quarantine object is gone) is retried first for ever and "
-        "every later quarantined document starves"
-    ),
-)
 async def test_one_document_that_cannot_be_scanned_does_not_hold_up_the_others(
     docs: Docs,
 ) -> None:
@@ -782,14 +774,6 @@ async def test_one_document_that_cannot_be_scanned_does_not_hold_up_the_others(
     assert docs.uow.rows[waiting.id].state is State.CLEAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: when storage fails at the promote, after the quarantined row was committed, the "
-        "upload answers UNAVAILABLE yet leaves its row and object behind: the beneficiary "
-        "retries and the first copy lingers, never attached, under an id they never saw"
-    ),
-)
 async def test_storage_failing_at_the_promote_answers_consistently(docs: Docs) -> None:
     docs.store.promote_down = True
     try:
@@ -803,15 +787,6 @@ async def test_storage_failing_at_the_promote_answers_consistently(docs: Docs) -
         assert docs.uow.rows[document.id].state is State.QUARANTINED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: upload_document cleans up only on Exception; a cancellation (the client's "
-        "deadline or disconnect, a BaseException) once the last chunk is sent — while the last "
-        "part is stored, or while the row commits — leaves the object under quarantine/ with "
-        "no row, and nothing ever removes it"
-    ),
-)
 @pytest.mark.parametrize("stage", ["storing the last part", "committing the row"])
 async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
     docs: Docs, stage: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import Row, insert, select, update
@@ -71,16 +72,27 @@ class SqlDocumentRepository:
             .values(state=document.state.value, object_key=document.object_key)
         )
 
-    async def quarantined(self, limit: int) -> list[Document]:
+    async def quarantined(self, limit: int, *, older_than: datetime) -> list[Document]:
         t = tables.documents
         rows = await self._session.execute(
             select(t)
-            .where(t.c.state == State.QUARANTINED.value)
-            .order_by(t.c.created_at)
+            .where((t.c.state == State.QUARANTINED.value) & (t.c.created_at <= older_than))
+            .order_by(t.c.scan_tried_at.asc().nulls_first(), t.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return [_document(r) for r in rows]
+
+    async def tried(self, document_id: uuid.UUID, at: datetime) -> None:
+        t = tables.documents
+        await self._session.execute(update(t).where(t.c.id == document_id).values(scan_tried_at=at))
+
+    async def still_quarantined(self, document_id: uuid.UUID) -> bool:
+        t = tables.documents
+        state = await self._session.scalar(
+            select(t.c.state).where(t.c.id == document_id).with_for_update()
+        )
+        return state == State.QUARANTINED.value
 
 
 class DocsUnitOfWork(SqlUnitOfWork):

@@ -173,18 +173,21 @@ class MinioObjectStore:
                     -1,
                     part_size=PART_BYTES,
                     content_type="application/octet-stream",
+                    # One part in flight: parallel parts would each hold 5 MiB in memory.
+                    num_parallel_uploads=1,
                 )
             except UploadAborted:
                 raise
             except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                raise Unavailable(f"object storage cannot take the file now: {exc}") from exc
+                log.warning("storing %s failed: %s", key, exc)
+                raise Unavailable("object storage cannot take the file now") from exc
             finally:
                 pipe.closed_by_reader.set()
 
         return asyncio.ensure_future(asyncio.to_thread(upload))
 
-    async def promote(self, source: str, target: str, *, content_type: str) -> None:
-        """Moves a checked object out of quarantine: a server-side copy, then the delete."""
+    async def copy(self, source: str, target: str, *, content_type: str) -> None:
+        """A server-side copy (out of quarantine); the caller deletes the source after."""
         try:
             await asyncio.to_thread(
                 self._client.copy_object,
@@ -194,9 +197,8 @@ class MinioObjectStore:
                 metadata={"Content-Type": content_type},
                 metadata_directive=REPLACE,
             )
-            await asyncio.to_thread(self._client.remove_object, self._bucket, source)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"object storage cannot move the file now: {exc}") from exc
+            raise Unavailable("object storage cannot copy the file now") from exc
 
     async def chunks(self, key: str, size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The object's bytes, a chunk at a time (for a scan after the scanner was down)."""

@@ -21,6 +21,7 @@ documents = Table(
     Column("state", String(20), nullable=False, server_default="clean"),
     Column("document_kind", String(50), nullable=False, server_default=""),
     Column("sub_service_code", String(100), nullable=False, server_default=""),
+    Column("scan_tried_at", DateTime(timezone=True)),
     Index("documents_owner", "owner_id"),
     Index("documents_quarantined", "created_at", postgresql_where=text("state = 'quarantined'")),
 )

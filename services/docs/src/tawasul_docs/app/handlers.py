@@ -7,7 +7,7 @@ import contextlib
 import logging
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from tawasul_platform.catalog import Catalog
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from tawasul_platform.identity import Principal
 
-from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
+from tawasul_docs.app.ports import ObjectStore, Pipe, Scanner, UnitOfWork
 from tawasul_docs.domain.inspection import Refused, inspect_file
 from tawasul_docs.domain.model import (
     MAX_CHUNK,
@@ -29,6 +29,8 @@ from tawasul_docs.domain.model import (
 )
 
 log = logging.getLogger(__name__)
+# An upload scans its own document; the rescan loop waits this long before it tries.
+RESCAN_GRACE = timedelta(seconds=30)
 
 
 async def upload_document(
@@ -75,11 +77,12 @@ async def upload_document(
                 await asyncio.to_thread(spool.write, part)
                 await pipe.feed(part)
             await pipe.finish()
-            await uploading
+            # Shielded: a cancelled caller must not cancel the storing, which _abandon awaits.
+            await asyncio.shield(uploading)
         except BaseException:
-            await pipe.abort()
-            with contextlib.suppress(Exception):
-                await uploading
+            # Refused, failed or cancelled (the caller's deadline): whatever reached storage
+            # goes, even if the last part was on its way when the caller went.
+            await asyncio.shield(_abandon(store, key, pipe, uploading))
             raise
         await asyncio.to_thread(spool.flush)
         path = Path(spool.name)
@@ -105,50 +108,74 @@ async def upload_document(
             async with uow:
                 await uow.documents.add(document)
                 await uow.commit()
-        except Exception:
-            await _discard(uow=uow, store=store, document=document)
+        except BaseException:
+            # A failed commit, or the caller gone (deadline, disconnect): no orphan object.
+            await asyncio.shield(_discard(uow=uow, store=store, document=document))
             raise
         try:
             verdict = await scanner.scan_file(path)
+            return await _settle(uow=uow, store=store, document=document, clean=verdict.clean)
         except Unavailable as exc:
             # Fail closed: it stays in quarantine and the rescan loop takes it up later.
             log.warning("document %s stays in quarantine: %s", document.id, exc)
             return document
-    scanned = await _move(store, document, clean=verdict.clean)
+
+
+async def _settle(
+    *, uow: UnitOfWork, store: ObjectStore, document: Document, clean: bool
+) -> Document:
+    """Records the scanner's verdict, in an order that never strands a document.
+
+    The row is locked first (a concurrent scan of the same document waits, then finds it
+    settled). A clean one is copied out of quarantine and its row points at the copy before
+    the quarantined object is deleted; an infected one is marked before its bytes go. A
+    failure at any step leaves a row whose object exists.
+    """
+    scanned = document.scanned(clean=clean)
     async with uow:
+        if not await uow.documents.still_quarantined(document.id):
+            return await _current(uow, document)
+        if clean:
+            await store.copy(
+                document.object_key, scanned.object_key, content_type=document.content_type.value
+            )
         await uow.documents.save(scanned)
         await uow.commit()
-    return scanned
-
-
-async def _move(store: ObjectStore, document: Document, *, clean: bool) -> Document:
-    """The scanner's verdict on the bytes: out of quarantine when clean, deleted if infected."""
-    scanned = document.scanned(clean=clean)
-    if clean:
-        await store.promote(
-            document.object_key, scanned.object_key, content_type=document.content_type.value
-        )
-    else:
+    if not clean:
         log.warning("document %s is infected; its bytes are deleted", document.id)
-        await _forget(store, document.object_key)
+    await _forget(store, document.object_key)
     return scanned
 
 
-async def rescan_quarantined(*, uow: UnitOfWork, store: ObjectStore, scanner: Scanner) -> bool:
-    """Scans one document the scanner could not take when it arrived; True if one was done.
+async def _current(uow: UnitOfWork, document: Document) -> Document:
+    return await uow.documents.get(document.id) or document
 
-    The row stays locked while it is scanned, so replicas never scan the same one twice;
-    nothing leaves quarantine without a clean verdict.
+
+async def rescan_quarantined(
+    *, uow: UnitOfWork, store: ObjectStore, scanner: Scanner, now: datetime
+) -> bool:
+    """Scans one document the scanner could not take on arrival; True if there was one.
+
+    Only documents past a grace period are taken, so an upload's own scan goes first; the
+    one taken is marked as tried, so one that cannot be scanned does not block the others.
     """
     async with uow:
-        waiting = await uow.documents.quarantined(1)
+        waiting = await uow.documents.quarantined(1, older_than=now - RESCAN_GRACE)
         if not waiting:
             return False
         document = waiting[0]
-        verdict = await scanner.scan(store.chunks(document.object_key))
-        await uow.documents.save(await _move(store, document, clean=verdict.clean))
+        await uow.documents.tried(document.id, now)
         await uow.commit()
+    verdict = await scanner.scan(store.chunks(document.object_key))
+    await _settle(uow=uow, store=store, document=document, clean=verdict.clean)
     return True
+
+
+async def _abandon(store: ObjectStore, key: str, pipe: Pipe, uploading: Awaitable[None]) -> None:
+    await pipe.abort()
+    with contextlib.suppress(Exception):
+        await uploading
+    await _forget(store, key)
 
 
 async def _forget(store: ObjectStore, key: str) -> None:

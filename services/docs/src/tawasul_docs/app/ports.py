@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -32,7 +32,7 @@ class ObjectStore(Protocol):
         """Starts storing what the pipe carries; awaiting it waits for the stored object."""
         ...
 
-    async def promote(self, source: str, target: str, *, content_type: str) -> None: ...
+    async def copy(self, source: str, target: str, *, content_type: str) -> None: ...
     def chunks(self, key: str) -> AsyncIterator[bytes]: ...
     async def delete(self, key: str) -> None: ...
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
@@ -57,8 +57,17 @@ class DocumentRepository(Protocol):
     async def add(self, document: Document) -> None: ...
     async def get(self, document_id: uuid.UUID) -> Document | None: ...
     async def save(self, document: Document) -> None: ...
-    async def quarantined(self, limit: int) -> list[Document]:
-        """The oldest documents still waiting for a scan, locked for this transaction."""
+    async def quarantined(self, limit: int, *, older_than: datetime) -> list[Document]:
+        """Documents waiting for a scan, least recently tried first, locked for the
+        transaction."""
+        ...
+
+    async def tried(self, document_id: uuid.UUID, at: datetime) -> None:
+        """Records a scan attempt, which sends the document to the back of the line."""
+        ...
+
+    async def still_quarantined(self, document_id: uuid.UUID) -> bool:
+        """Whether it still waits for a verdict, locking its row for this transaction."""
         ...
 
 

@@ -26,6 +26,7 @@ def upgrade() -> None:
         "documents",
         sa.Column("sub_service_code", sa.String(100), nullable=False, server_default=""),
     )
+    op.add_column("documents", sa.Column("scan_tried_at", sa.DateTime(timezone=True)))
     op.create_index(
         "documents_quarantined",
         "documents",
@@ -36,5 +37,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("documents_quarantined", "documents")
-    for name in ("sub_service_code", "document_kind", "state"):
+    for name in ("scan_tried_at", "sub_service_code", "document_kind", "state"):
         op.drop_column("documents", name)

@@ -1,0 +1,223 @@
+"""Documents on the real stack: files checked for what they really are, ClamAV's verdict,
+quarantine while the scanner is down, the size limits, memory under concurrent uploads, and
+presigned links that expire."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from PIL import Image
+from pypdf import PdfWriter
+from pypdf.actions import JavaScript
+from tawasul.docs.v1 import docs_pb2
+from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
+from tawasul_devstack.stack import Stack
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
+from tawasul_platform.identity import Role
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+LIMIT = 10 * 1024 * 1024  # the largest any sub-service allows (and the general limit)
+SLOW = 60.0
+
+
+def one_page_pdf(comment: bytes) -> bytes:
+    """A valid one-page PDF carrying `comment` as a comment line after its header."""
+    content = b"BT /F1 18 Tf 72 720 Td (padding) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%" + comment + b"\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def padded_pdf(size: int) -> bytes:
+    """A valid PDF of exactly `size` bytes: its comment takes up the rest."""
+    filler = 0
+    while len(pdf := one_page_pdf(b"x" * filler)) != size:
+        filler += size - len(pdf)
+    return pdf
+
+
+def javascript_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.add_open_action(JavaScript("app.alert('hello');"))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def eicar_pdf() -> bytes:
+    return one_page_pdf(EICAR)
+
+
+def noisy_jpeg(megabytes: float) -> bytes:
+    side = int((megabytes * 1024 * 1024 / 3) ** 0.5 * 1.2)
+    image = Image.effect_noise((side, side), 120).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=100)
+    return out.getvalue()
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
+
+
+async def test_files_are_judged_by_what_they_really_are(clients: Clients) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    refused = {
+        "program.pdf": (b"MZ\x90\x00" + b"\x00" * 200, "application/pdf"),
+        "script.pdf": (javascript_pdf(), "application/pdf"),
+        "page.pdf": (b"<!doctype html><html>" + sample_pdf("x"), "application/pdf"),
+        "empty.pdf": (b"", "application/pdf"),
+        "cut.pdf": (sample_pdf("cut")[:-40], "application/pdf"),
+        "photo.jpg": (sample_pdf("not a photo"), "image/jpeg"),
+    }
+    for name, (data, declared) in refused.items():
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await clients.upload(citizen, name, data, content_type=declared)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert set(field_violations(caught.value)) <= {"content", "declared_content_type"}, name
+    stored = await clients.upload(citizen, "scan.exe", sample_pdf("a real scan"))
+    assert (stored.content_type, stored.filename, stored.state) == (
+        "application/pdf",
+        "scan.pdf",
+        docs_pb2.DOCUMENT_STATE_CLEAN,
+    )
+
+
+async def test_an_infected_file_is_never_readable_nor_attachable(clients: Clients) -> None:
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    infected = await clients.upload(citizen, "eicar.pdf", eicar_pdf())
+    assert infected.state == docs_pb2.DOCUMENT_STATE_INFECTED
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.docs.GetDownloadUrl(
+            docs_pb2.GetDownloadUrlRequest(document_id=infected.document_id),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service="reports.general-inquiry",
+            description="My transaction stalled at payment; the screenshot is attached",
+            documents=[infected.document_id],
+            mobile="0551234567",
+        )
+    assert field_violations(caught.value) == {"document_ids[0]": "refused by the malware scan"}
+
+
+async def test_with_the_scanner_down_uploads_wait_in_quarantine(
+    stack: Stack, clients: Clients
+) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    reviewer = clients.token("E7001", Role.REVIEWER, frozenset({"reports"}))
+    await asyncio.to_thread(stack.stop_service, "clamd", signal.SIGKILL)
+    try:
+        waiting = await clients.upload(citizen, "scan.pdf", sample_pdf("while clamd is down"))
+        assert waiting.state == docs_pb2.DOCUMENT_STATE_QUARANTINED
+        for who in (citizen, reviewer):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await clients.docs.GetDownloadUrl(
+                    docs_pb2.GetDownloadUrlRequest(document_id=waiting.document_id),
+                    timeout=DEFAULT_DEADLINE_SECONDS,
+                    metadata=bearer(who),
+                )
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await asyncio.to_thread(stack.start_service, "clamd")
+
+    async def clean() -> docs_pb2.Document | None:
+        answer = await clients.docs.GetDocument(
+            docs_pb2.GetDocumentRequest(document_id=waiting.document_id),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+        doc = answer.document
+        return doc if doc.state == docs_pb2.DOCUMENT_STATE_CLEAN else None
+
+    await eventually(clean, within=60, what="the quarantined document scanned once clamd is back")
+
+
+async def test_the_size_limit_and_twenty_concurrent_uploads_in_bounded_memory(
+    stack: Stack, clients: Clients
+) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    at_limit = await clients.upload(citizen, "big.pdf", padded_pdf(LIMIT), deadline=SLOW)
+    assert at_limit.size_bytes == LIMIT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.upload(citizen, "bigger.pdf", padded_pdf(LIMIT + 1), deadline=SLOW)
+    assert set(field_violations(caught.value)) == {"size"}
+
+    photo = await asyncio.to_thread(noisy_jpeg, 9.5)
+    assert len(photo) <= LIMIT
+    pid = stack.pid("docs")
+    assert pid is not None
+    before = rss_kib(pid, "VmRSS")
+    stored = await asyncio.gather(
+        *(
+            clients.upload(
+                clients.token(new_citizen(), Role.CITIZEN),
+                f"photo-{n}.jpg",
+                photo,
+                content_type="image/jpeg",
+                deadline=SLOW * 2,
+            )
+            for n in range(20)
+        )
+    )
+    assert {d.state for d in stored} == {docs_pb2.DOCUMENT_STATE_CLEAN}
+    peak = rss_kib(pid, "VmHWM")
+    # Twenty uploads carried ~190 MiB; the process grew by a bounded part of it (each
+    # upload holds a few chunks and one 5 MiB part), not by what it carried.
+    grown_mib = (peak - before) / 1024
+    assert grown_mib < 160, f"docs grew by {grown_mib:.0f} MiB"
+
+
+async def test_a_presigned_link_expires(clients: Clients) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    data = sample_pdf("expiring")
+    document = await clients.upload(citizen, "expiring.pdf", data)
+    link = await clients.docs.GetDownloadUrl(
+        docs_pb2.GetDownloadUrlRequest(document_id=document.document_id),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(citizen),
+    )
+    fetched = await clients.http.get(link.url)
+    assert (fetched.status_code, fetched.content) == (200, data)
+    lifetime = link.expires_at.ToDatetime() - link.document.created_at.ToDatetime()
+    assert lifetime.total_seconds() < 60
+
+    async def refused() -> int | None:
+        status = (await clients.http.get(link.url)).status_code
+        return status if status == 403 else None
+
+    assert await eventually(refused, within=60, what="the link to expire") == 403
