@@ -68,7 +68,12 @@ def object_store(settings: DocsSettings) -> MinioObjectStore:
         )
 
     public = client(settings.s3_public_endpoint) if settings.s3_public_endpoint else None
-    return MinioObjectStore(client(settings.s3_endpoint), settings.s3_bucket, presigner=public)
+    return MinioObjectStore(
+        client(settings.s3_endpoint),
+        settings.s3_bucket,
+        presigner=public,
+        max_concurrent_uploads=settings.max_concurrent_uploads,
+    )
 
 
 async def build(settings: DocsSettings) -> Runtime:

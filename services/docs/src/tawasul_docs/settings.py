@@ -19,7 +19,7 @@ class DocsSettings(ServiceSettings):
     max_document_bytes: int = 10 * 1024 * 1024
     # Presigned links are short-lived; ten minutes at most.
     download_url_seconds: int = Field(default=300, ge=10, le=600)
-    max_concurrent_uploads: int = 32
+    max_concurrent_uploads: int = Field(default=8, ge=1)
     # Where uploads are spooled for the checks while they stream to object storage.
     spool_dir: Path | None = None
     # The ClamAV daemon (INSTREAM over TCP); when it is down uploads stay in quarantine.

@@ -549,7 +549,11 @@ async def test_a_clean_document_gets_a_short_lived_link(docs: Docs) -> None:
 # --- concurrency --------------------------------------------------------------------------------
 
 
-async def test_uploads_beyond_the_cap_are_resource_exhausted(serve: Serve) -> None:
+def citizen(n: int) -> str:
+    return issue_token(SECRET, Principal(f"19{n:08d}", Role.CITIZEN))
+
+
+async def test_uploads_beyond_the_process_cap_wait_for_a_slot(serve: Serve) -> None:
     async with serve(max_concurrent_uploads=1) as docs:
         first = docs.stub.UploadDocument(timeout=20, metadata=bearer(OWNER))
         messages = request_stream(PDF, chunk=100)
@@ -562,23 +566,47 @@ async def test_uploads_beyond_the_cap_are_resource_exhausted(serve: Serve) -> No
             await asyncio.sleep(0.02)
         assert docs.store.pipes[0].chunks
 
-        error = await refused(docs.upload(PDF, token=STRANGER))
-        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        second = asyncio.ensure_future(docs.upload(PDF, token=STRANGER))
+        await asyncio.sleep(0.3)  # long enough for the second to have started, were it free
         assert len(docs.store.pipes) == 1
+        assert not second.done()
 
         for message in messages[3:]:
             await first.write(message)
         await first.done_writing()
         assert (await first).document.state == CLEAN
-        # The slot is free again.
-        assert (await docs.upload(PDF, token=STRANGER)).state == CLEAN
+        assert (await second).state == CLEAN
         assert len(await docs.rows()) == 2
+
+
+async def test_one_account_cannot_take_every_slot(serve: Serve) -> None:
+    async with serve(max_concurrent_uploads=8) as docs:
+        held = [docs.stub.UploadDocument(timeout=20, metadata=bearer(OWNER)) for _ in range(4)]
+        messages = request_stream(PDF, chunk=100)
+        for call in held:
+            await call.write(messages[0])
+            await call.write(messages[1])
+        for _ in range(200):
+            if len(docs.store.pipes) == 4:
+                break
+            await asyncio.sleep(0.02)
+        assert len(docs.store.pipes) == 4
+        error = await refused(docs.upload(PDF, token=OWNER))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert (await docs.upload(PDF, token=STRANGER)).state == CLEAN
+        for call in held:
+            for message in messages[2:]:
+                await call.write(message)
+            await call.done_writing()
+            assert (await call).document.state == CLEAN
 
 
 async def test_concurrent_uploads_within_the_cap_all_succeed(serve: Serve) -> None:
     async with serve(max_concurrent_uploads=8) as docs:
         files = [sample_pdf(f"document {n} " + "p" * 100_000) for n in range(8)]
-        documents = await asyncio.gather(*(docs.upload(data) for data in files))
+        documents = await asyncio.gather(
+            *(docs.upload(data, token=citizen(n)) for n, data in enumerate(files))
+        )
         assert [d.state for d in documents] == [CLEAN] * 8
         assert {d.sha256 for d in documents} == {hashlib.sha256(f).hexdigest() for f in files}
         assert len(docs.store.objects) == 8

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -121,9 +122,22 @@ class ChunkPipe(io.RawIOBase):
 
 
 class MinioObjectStore:
-    def __init__(self, client: Minio, bucket: str, *, presigner: Minio | None = None) -> None:
+    def __init__(
+        self,
+        client: Minio,
+        bucket: str,
+        *,
+        presigner: Minio | None = None,
+        max_concurrent_uploads: int = 32,
+    ) -> None:
         self._client = client
         self._bucket = bucket
+        # Each streaming upload blocks a thread for its whole length: they get threads of
+        # their own, so they never starve the default pool the short hops (and the very
+        # chunks they wait for) go through.
+        self._uploads = ThreadPoolExecutor(
+            max_workers=max_concurrent_uploads, thread_name_prefix="upload"
+        )
         # Presigning is local arithmetic: a client named after the public host signs links
         # that work from outside, while the bytes move through the internal one.
         self._presigner = presigner or client
@@ -184,7 +198,7 @@ class MinioObjectStore:
             finally:
                 pipe.closed_by_reader.set()
 
-        return asyncio.ensure_future(asyncio.to_thread(upload))
+        return asyncio.get_running_loop().run_in_executor(self._uploads, upload)
 
     async def copy(self, source: str, target: str, *, content_type: str) -> None:
         """A server-side copy (out of quarantine); the caller deletes the source after."""

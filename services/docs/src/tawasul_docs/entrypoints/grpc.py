@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.domain.model import Document, DocumentMetadata, State
 
 Context = grpc.aio.ServicerContext[Any, Any]
+PER_ACCOUNT = 4
 
 
 _STATE = {
@@ -81,8 +83,11 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         self._secret = secret
         self._max_bytes = max_document_bytes
         self._url_validity = timedelta(seconds=download_url_seconds)
-        # Each upload holds a few chunks and an SDK part in memory: a cap bounds the process.
+        # Each upload holds a few chunks and one 5 MiB part in memory: the process takes this
+        # many at a time, and the others wait, their bytes held back by gRPC's flow control.
         self._uploads = asyncio.Semaphore(max_concurrent_uploads)
+        # One account cannot take every slot.
+        self._per_account: Counter[str] = Counter()
         self._spool_dir = spool_dir
 
     async def UploadDocument(
@@ -91,20 +96,26 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         context: Context,
     ) -> docs_pb2.UploadDocumentResponse:
         who = caller(context, self._secret)
-        if self._uploads.locked():
-            raise ResourceExhausted("too many uploads at once; retry shortly")
-        async with self._uploads:
-            document = await handlers.upload_document(
-                uow=self._uow(),
-                store=self._store,
-                scanner=self._scanner,
-                catalog=self._catalog,
-                caller=who,
-                parts=_parts(request_iterator),
-                default_max_bytes=self._max_bytes,
-                spool_dir=self._spool_dir,
-                now=datetime.now(UTC),
-            )
+        if self._per_account[who.subject] >= PER_ACCOUNT:
+            raise ResourceExhausted(f"at most {PER_ACCOUNT} uploads at once per account")
+        self._per_account[who.subject] += 1
+        try:
+            async with self._uploads:
+                document = await handlers.upload_document(
+                    uow=self._uow(),
+                    store=self._store,
+                    scanner=self._scanner,
+                    catalog=self._catalog,
+                    caller=who,
+                    parts=_parts(request_iterator),
+                    default_max_bytes=self._max_bytes,
+                    spool_dir=self._spool_dir,
+                    now=datetime.now(UTC),
+                )
+        finally:
+            self._per_account[who.subject] -= 1
+            if not self._per_account[who.subject]:
+                del self._per_account[who.subject]
         return docs_pb2.UploadDocumentResponse(document=to_wire(document))
 
     async def GetDocument(
