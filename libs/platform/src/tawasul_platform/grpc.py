@@ -164,8 +164,20 @@ Registration = Callable[[grpc.aio.Server], None]
 class GrpcServer:
     """A grpc.aio server with health and reflection; health is SERVING only once started."""
 
-    def __init__(self, address: str, service_names: Sequence[str], register: Registration) -> None:
-        self._server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    def __init__(
+        self,
+        address: str,
+        service_names: Sequence[str],
+        register: Registration,
+        *,
+        max_message_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        # A message past the limit is refused by gRPC itself (RESOURCE_EXHAUSTED) before the
+        # service holds it: a service that takes small messages says so.
+        self._server = grpc.aio.server(
+            interceptors=[DomainErrorInterceptor()],
+            options=[("grpc.max_receive_message_length", max_message_bytes)],
+        )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         register(self._server)

@@ -23,6 +23,7 @@ from tawasul_docs.adapters.scanner import ClamdScanner
 from tawasul_docs.adapters.storage import MinioObjectStore, make_client
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
+from tawasul_docs.domain.model import MAX_CHUNK
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 
@@ -46,6 +47,7 @@ def servicer(
         download_url_seconds=settings.download_url_seconds,
         max_concurrent_uploads=settings.max_concurrent_uploads,
         spool_dir=settings.spool_dir,
+        upload_seconds=settings.upload_seconds,
     )
 
 
@@ -54,6 +56,8 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
         settings.grpc_address,
         [SERVICE_NAME],
         lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(service, s),
+        # A 64 KiB chunk and its framing; a bigger message never reaches the handler.
+        max_message_bytes=MAX_CHUNK + 16 * 1024,
     )
 
 

@@ -20,6 +20,8 @@ class DocsSettings(ServiceSettings):
     # Presigned links are short-lived; ten minutes at most.
     download_url_seconds: int = Field(default=300, ge=10, le=600)
     max_concurrent_uploads: int = Field(default=8, ge=1)
+    # However slowly a client sends, an upload ends by then: no slot is held for ever.
+    upload_seconds: float = Field(default=120.0, gt=0)
     # Where uploads are spooled for the checks while they stream to object storage.
     spool_dir: Path | None = None
     # The ClamAV daemon (INSTREAM over TCP); when it is down uploads stay in quarantine.

@@ -275,7 +275,9 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
         return DocsUnitOfWork(sessions)
 
     @asynccontextmanager
-    async def start(max_concurrent_uploads: int = 8) -> AsyncIterator[Docs]:
+    async def start(
+        max_concurrent_uploads: int = 8, upload_seconds: float = 60.0
+    ) -> AsyncIterator[Docs]:
         spool = tmp_path / "spool"
         spool.mkdir(exist_ok=True)
         settings = DocsSettings(
@@ -288,6 +290,7 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
             s3_bucket="documents",
             clamd_address="127.0.0.1:1",
             max_concurrent_uploads=max_concurrent_uploads,
+            upload_seconds=upload_seconds,
             spool_dir=spool,
         )
         store, scanner = MemoryStore(), EicarScanner()
@@ -633,3 +636,30 @@ async def test_a_deadline_passing_after_the_last_chunk_leaves_no_object(docs: Do
     await asyncio.sleep(0.5)  # the cancelled handler's own clean-up, if any
     assert await docs.rows() == {}
     assert docs.store.objects == {}
+
+
+async def test_a_message_past_the_chunk_size_is_refused_by_grpc_itself(docs: Docs) -> None:
+    call = docs.stub.UploadDocument(timeout=10, metadata=bearer(OWNER))
+    await call.write(request_stream(PDF)[0])
+    await call.write(docs_pb2.UploadDocumentRequest(chunk=b"x" * (256 * 1024)))
+    await call.done_writing()
+    error = await refused(call)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert await docs.rows() == {}
+
+
+async def test_a_stalled_upload_ends_at_the_server_deadline_and_leaves_nothing(
+    serve: Serve,
+) -> None:
+    async with serve(upload_seconds=1.0) as docs:
+        call = docs.stub.UploadDocument(timeout=20, metadata=bearer(OWNER))
+        messages = request_stream(PDF, chunk=100)
+        for message in messages[:3]:
+            await call.write(message)
+        # The client stalls: the server's own deadline ends the upload.
+        error = await refused(call)
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "within 1 s" in (error.details() or "")
+        await asyncio.gather(*docs.store.storing, return_exceptions=True)
+        assert await docs.rows() == {}
+        assert docs.store.objects == {}

@@ -75,6 +75,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         download_url_seconds: int,
         max_concurrent_uploads: int,
         spool_dir: Path | None,
+        upload_seconds: float = 120.0,
     ) -> None:
         self._uow = uow
         self._store = store
@@ -89,6 +90,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         # One account cannot take every slot.
         self._per_account: Counter[str] = Counter()
         self._spool_dir = spool_dir
+        self._upload_seconds = upload_seconds
 
     async def UploadDocument(
         self,
@@ -100,7 +102,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
             raise ResourceExhausted(f"at most {PER_ACCOUNT} uploads at once per account")
         self._per_account[who.subject] += 1
         try:
-            async with self._uploads:
+            async with asyncio.timeout(self._upload_seconds), self._uploads:
                 document = await handlers.upload_document(
                     uow=self._uow(),
                     store=self._store,
@@ -112,6 +114,11 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     spool_dir=self._spool_dir,
                     now=datetime.now(UTC),
                 )
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"an upload must end within {self._upload_seconds:.0f} s",
+            )
         finally:
             self._per_account[who.subject] -= 1
             if not self._per_account[who.subject]:
