@@ -27,36 +27,10 @@ SLOW = 60.0
 SLOTS = 8  # docs' max_concurrent_uploads
 
 
-def one_page_pdf(comment: bytes) -> bytes:
-    """A valid one-page PDF carrying `comment` as a comment line after its header."""
-    content = b"BT /F1 18 Tf 72 720 Td (padding) Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%" + comment + b"\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
 def padded_pdf(size: int) -> bytes:
     """A valid PDF of exactly `size` bytes: its comment takes up the rest."""
     filler = 0
-    while len(pdf := one_page_pdf(b"x" * filler)) != size:
+    while len(pdf := sample_pdf("padding", comment=b"x" * filler)) != size:
         filler += size - len(pdf)
     return pdf
 
@@ -71,7 +45,7 @@ def javascript_pdf() -> bytes:
 
 
 def eicar_pdf() -> bytes:
-    return one_page_pdf(EICAR)
+    return sample_pdf("scan", comment=EICAR)
 
 
 def noisy_jpeg(megabytes: float) -> bytes:

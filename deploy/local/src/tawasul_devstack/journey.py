@@ -48,8 +48,9 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def sample_pdf(text: str) -> bytes:
-    """A small, valid one-page PDF showing `text`."""
+def sample_pdf(text: str, *, comment: bytes = b"") -> bytes:
+    """A small, valid one-page PDF showing `text`, with `comment` as a line after its header
+    (tests pad a file to a size with it, or hide a test signature in it)."""
     content = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -59,7 +60,7 @@ def sample_pdf(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
+    out = bytearray(b"%PDF-1.4\n" + (b"%" + comment + b"\n" if comment else b""))
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))
