@@ -16,7 +16,13 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
 from tawasul.docs.v1 import docs_pb2
-from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
+from tawasul_devstack.journey import (
+    PASSPORT_PHOTO_FIELDS,
+    Clients,
+    eventually,
+    new_citizen,
+    sample_pdf,
+)
 from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
 from tawasul_platform.identity import Role
@@ -199,3 +205,43 @@ async def test_a_presigned_link_expires(clients: Clients) -> None:
         return status if status == 403 else None
 
     assert await eventually(refused, within=60, what="the link to expire") == 403
+
+
+async def test_only_the_requests_department_reads_its_documents(clients: Clients) -> None:
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    passports = clients.token("E7002", Role.REVIEWER, frozenset({"passports"}))
+    visas = clients.token("E7003", Role.REVIEWER, frozenset({"visas"}))
+    document = await clients.upload(citizen, "receipt.pdf", sample_pdf("receipt"))
+    await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service="passports.issue-renewal-problem",
+        description="The photo does not appear when renewing my passport; receipt attached",
+        documents=[document.document_id],
+        mobile="0551234567",
+        fields={"national_id": citizen_id, **PASSPORT_PHOTO_FIELDS},
+    )
+
+    async def readable() -> docs_pb2.GetDownloadUrlResponse | None:
+        try:
+            return await clients.docs.GetDownloadUrl(
+                docs_pb2.GetDownloadUrlRequest(document_id=document.document_id),
+                timeout=DEFAULT_DEADLINE_SECONDS,
+                metadata=bearer(passports),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    link = await eventually(readable, what="the passports department reading the attachment")
+    assert link.document.document_id == document.document_id
+    for outsider in (visas, clients.token(new_citizen(), Role.CITIZEN)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await clients.docs.GetDownloadUrl(
+                docs_pb2.GetDownloadUrlRequest(document_id=document.document_id),
+                timeout=DEFAULT_DEADLINE_SECONDS,
+                metadata=bearer(outsider),
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND

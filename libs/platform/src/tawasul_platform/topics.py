@@ -45,6 +45,8 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (APPLICANT_ACTIONS, "review"),
     (REQUEST_STATUS_CHANGED, "routing"),
     (NOTIFICATION_EVENTS, "review"),
+    (REQUEST_ROUTED, "docs"),
+    (APPLICANT_ACTIONS, "docs"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (

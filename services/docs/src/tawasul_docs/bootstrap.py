@@ -10,20 +10,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from minio import Minio
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
+from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED
 
-from tawasul_docs.adapters.repository import DocsUnitOfWork
+from tawasul_docs.adapters import tables
+from tawasul_docs.adapters.repository import SERVICE, DocsUnitOfWork
 from tawasul_docs.adapters.scanner import ClamdScanner
 from tawasul_docs.adapters.storage import MinioObjectStore, make_client
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.domain.model import MAX_CHUNK
+from tawasul_docs.entrypoints.events import on_applicant_action, on_routed
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 
@@ -81,25 +83,24 @@ def object_store(settings: DocsSettings) -> MinioObjectStore:
 
 
 async def build(settings: DocsSettings) -> Runtime:
-    """Docs consumes and publishes no events yet: no Kafka consumer, no outbox relay."""
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
 
     def uow() -> DocsUnitOfWork:
-        return DocsUnitOfWork(sessions)
+        return DocsUnitOfWork(plumbing.sessions)
 
+    plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow))
+    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow))
     store = object_store(settings)
     scanner = ClamdScanner(settings.clamd_address, timeout_seconds=settings.clamd_timeout_seconds)
-    server = grpc_server(settings, servicer(settings, uow=uow, store=store, scanner=scanner))
+    runtime = plumbing.runtime(
+        grpc_server(settings, servicer(settings, uow=uow, store=store, scanner=scanner))
+    )
 
     async def rescan() -> bool:
         return await handlers.rescan_quarantined(
             uow=uow(), store=store, scanner=scanner, now=datetime.now(UTC)
         )
 
-    return Runtime(
-        grpc=server,
-        startup=[store.ensure_bucket],
-        loops=[lambda: every(settings.rescan_seconds, rescan, name="docs rescan")],
-        shutdown=[engine.dispose],
-    )
+    runtime.startup.append(store.ensure_bucket)
+    runtime.loops.append(lambda: every(settings.rescan_seconds, rescan, name="docs rescan"))
+    return runtime

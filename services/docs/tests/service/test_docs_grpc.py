@@ -253,6 +253,18 @@ class Docs:
             found = (await conn.execute(select(tables.documents))).all()
         return {str(row.id): (row.state, row.object_key) for row in found}
 
+    async def route(self, document_id: str, department: str = "passports") -> uuid.UUID:
+        """Routing put a request holding the document in `department`'s queue."""
+        request_id = uuid.uuid4()
+        await handlers.grant_access(
+            uow=self.uow(),
+            event_id=str(uuid.uuid4()),
+            request_id=request_id,
+            department=department,
+            document_ids=(uuid.UUID(document_id),),
+        )
+        return request_id
+
     async def rescan(self) -> bool:
         return await handlers.rescan_quarantined(
             uow=self.uow(),
@@ -404,6 +416,7 @@ async def test_a_scanner_down_leaves_the_upload_quarantined_until_a_rescan(docs:
     assert await docs.rows() == {
         document.document_id: ("clean", f"documents/{document.document_id}")
     }
+    await docs.route(document.document_id)
     assert (await docs.get(document.document_id, REVIEWER)).state == CLEAN
 
 
@@ -540,6 +553,7 @@ async def test_a_stranger_gets_not_found_for_a_document_and_its_link(docs: Docs)
 
 async def test_a_clean_document_gets_a_short_lived_link(docs: Docs) -> None:
     document = await docs.upload(PDF, filename="جواز.pdf")
+    await docs.route(document.document_id)
     before = datetime.now(UTC)
     answer = await docs.link(document.document_id, REVIEWER)
     assert answer.document == document
@@ -663,3 +677,26 @@ async def test_a_stalled_upload_ends_at_the_server_deadline_and_leaves_nothing(
         await asyncio.gather(*docs.store.storing, return_exceptions=True)
         assert await docs.rows() == {}
         assert docs.store.objects == {}
+
+
+async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> None:
+    document = await docs.upload(PDF)
+    visas = issue_token(SECRET, Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    for who in (REVIEWER, visas):
+        error = await refused(docs.get(document.document_id, who))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+    request_id = await docs.route(document.document_id, "passports")
+    assert (await docs.get(document.document_id, REVIEWER)).state == CLEAN
+    error = await refused(docs.link(document.document_id, visas))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    # Transferred: routing routes the request again, with the documents it already has.
+    await handlers.grant_access(
+        uow=docs.uow(),
+        event_id=str(uuid.uuid4()),
+        request_id=request_id,
+        department="visas",
+        document_ids=(),
+    )
+    assert (await docs.link(document.document_id, visas)).url
+    error = await refused(docs.get(document.document_id, REVIEWER))
+    assert error.code() == grpc.StatusCode.NOT_FOUND

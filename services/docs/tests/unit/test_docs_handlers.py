@@ -33,6 +33,7 @@ from tawasul_docs.domain.model import MAX_CHUNK, Document, DocumentMetadata, Sta
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.testing import FakeInbox
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # Past the rescan loop's grace period for everything uploaded at NOW.
@@ -227,11 +228,37 @@ class FakeDocuments:
         return row is not None and row.state is State.QUARANTINED
 
 
-class FakeUnitOfWork:
+class FakeAccess:
+    """Which request and department hold each document, as routing's events said."""
+
     def __init__(self) -> None:
+        self.holders: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
+        self.requests: dict[uuid.UUID, str] = {}
+
+    async def grant(
+        self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
+    ) -> None:
+        self.requests[request_id] = department
+        for holders in self.holders.values():
+            if request_id in holders:
+                holders[request_id] = department
+        for document_id in document_ids:
+            self.holders.setdefault(document_id, {})[request_id] = department
+
+    async def department_of(self, request_id: uuid.UUID) -> str | None:
+        return self.requests.get(request_id)
+
+    async def departments(self, document_id: uuid.UUID) -> frozenset[str]:
+        return frozenset(self.holders.get(document_id, {}).values())
+
+
+class FakeUnitOfWork(FakeInbox):
+    def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[uuid.UUID, Document] = {}
         self.tries: dict[uuid.UUID, datetime] = {}
         self.documents = FakeDocuments(self.rows, self.tries)
+        self.access = FakeAccess()
         self.commits = 0
         # The commits (1 for the first) that fail; `lands` makes a failed one apply anyway,
         # as when the connection is lost on the reply.
@@ -308,6 +335,18 @@ class Docs:
         return await handlers.rescan_quarantined(
             uow=self.uow, store=self.store, scanner=self.scanner, now=LATER
         )
+
+    async def route(self, document: Document, department: str = "passports") -> uuid.UUID:
+        """Routing put a request holding the document in `department`'s queue."""
+        request_id = uuid.uuid4()
+        await handlers.grant_access(
+            uow=self.uow,
+            event_id=str(uuid.uuid4()),
+            request_id=request_id,
+            department=department,
+            document_ids=(document.id,),
+        )
+        return request_id
 
     async def get(self, document: Document | str, caller: Principal = OWNER) -> Document:
         key = document if isinstance(document, str) else str(document.id)
@@ -460,6 +499,7 @@ async def test_a_scanner_down_leaves_the_document_in_quarantine_until_it_returns
     assert docs.store.objects == {f"documents/{document.id}": PDF}
     assert docs.scanner.scanned == [PDF]
     assert await docs.rescan() is False
+    await docs.route(document)
     assert (await docs.get(document, REVIEWER)).state is State.CLEAN
 
 
@@ -713,6 +753,7 @@ async def test_another_beneficiary_gets_not_found_whatever_the_state(
 
 async def test_a_clean_document_is_downloadable_by_its_owner_and_a_reviewer(docs: Docs) -> None:
     document = await docs.upload([meta("جواز.pdf"), PDF])
+    await docs.route(document)
     assert await docs.get(document, REVIEWER) == document
     url = await docs.link(document, REVIEWER)
     assert f"documents/{document.id}" in url
@@ -814,3 +855,38 @@ async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
     await asyncio.gather(*docs.store.storing, return_exceptions=True)
     assert docs.uow.rows == {}
     assert docs.store.objects == {}
+
+
+async def test_a_reviewer_reads_only_documents_of_their_departments_requests(docs: Docs) -> None:
+    document = await docs.upload([meta(), PDF])
+    visas = Principal("E2002", Role.REVIEWER, frozenset({"visas"}))
+    with pytest.raises(NotFound):
+        await docs.get(document, REVIEWER)  # not routed anywhere yet
+    request_id = await docs.route(document, "passports")
+    assert (await docs.get(document, REVIEWER)).id == document.id
+    with pytest.raises(NotFound):
+        await docs.get(document, visas)
+    # A transfer routes the request again: its documents follow it.
+    await handlers.grant_access(
+        uow=docs.uow,
+        event_id=str(uuid.uuid4()),
+        request_id=request_id,
+        department="visas",
+        document_ids=(),
+    )
+    assert (await docs.get(document, visas)).id == document.id
+    with pytest.raises(NotFound):
+        await docs.get(document, REVIEWER)
+
+
+async def test_documents_sent_with_an_answer_join_their_requests_department(docs: Docs) -> None:
+    first, answered = await docs.upload([meta(), PDF]), await docs.upload([meta(), PDF])
+    request_id = await docs.route(first, "passports")
+    await handlers.grant_answer(
+        uow=docs.uow, event_id="a1", request_id=request_id, document_ids=(answered.id,)
+    )
+    assert (await docs.get(answered, REVIEWER)).id == answered.id
+    with pytest.raises(NotFound):
+        await handlers.grant_answer(
+            uow=docs.uow, event_id="a2", request_id=uuid.uuid4(), document_ids=(answered.id,)
+        )

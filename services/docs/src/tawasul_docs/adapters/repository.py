@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import Row, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
@@ -95,8 +96,56 @@ class SqlDocumentRepository:
         return state == State.QUARANTINED.value
 
 
+class SqlAccessRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def grant(
+        self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
+    ) -> None:
+        r = tables.request_departments
+        await self._session.execute(
+            pg_insert(r)
+            .values(request_id=request_id, department=department)
+            .on_conflict_do_update(index_elements=[r.c.request_id], set_={"department": department})
+        )
+        t = tables.document_access
+        await self._session.execute(
+            update(t).where(t.c.request_id == request_id).values(department=department)
+        )
+        if document_ids:
+            await self._session.execute(
+                pg_insert(t)
+                .values(
+                    [
+                        {"document_id": d, "request_id": request_id, "department": department}
+                        for d in document_ids
+                    ]
+                )
+                .on_conflict_do_update(
+                    index_elements=[t.c.document_id, t.c.request_id],
+                    set_={"department": department},
+                )
+            )
+
+    async def department_of(self, request_id: uuid.UUID) -> str | None:
+        r = tables.request_departments
+        found = await self._session.scalar(
+            select(r.c.department).where(r.c.request_id == request_id)
+        )
+        return None if found is None else str(found)
+
+    async def departments(self, document_id: uuid.UUID) -> frozenset[str]:
+        t = tables.document_access
+        rows = await self._session.scalars(
+            select(t.c.department).where(t.c.document_id == document_id)
+        )
+        return frozenset(rows)
+
+
 class DocsUnitOfWork(SqlUnitOfWork):
     documents: SqlDocumentRepository
+    access: SqlAccessRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -104,4 +153,5 @@ class DocsUnitOfWork(SqlUnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.documents = SqlDocumentRepository(self.session)
+        self.access = SqlAccessRepository(self.session)
         return self

@@ -26,6 +26,24 @@ documents = Table(
     Index("documents_quarantined", "created_at", postgresql_where=text("state = 'quarantined'")),
 )
 
-# Docs publishes and consumes nothing yet; the tables exist so every service has the same shape.
+# Which request (and so which department's reviewers) holds each document: from routing's
+# routed events, a transfer moving a request's rows to its new department.
+document_access = Table(
+    "document_access",
+    metadata,
+    Column("document_id", Uuid, primary_key=True),
+    Column("request_id", Uuid, primary_key=True),
+    Column("department", String(50), nullable=False),
+    Index("document_access_request", "request_id"),
+)
+
+# Each routed request's current department, documents or not (answers bring some later).
+request_departments = Table(
+    "request_departments",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("department", String(50), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

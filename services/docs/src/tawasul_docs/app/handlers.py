@@ -206,9 +206,43 @@ async def get_document(*, uow: UnitOfWork, caller: Principal, document_id: str) 
     key = parse_document_id(document_id)
     async with uow:
         document = await uow.documents.get(key)
-    if document is None or not document.readable_by(caller):
+        departments = await uow.access.departments(key) if document else frozenset()
+    if document is None or not document.readable_by(caller, departments):
         raise NotFound(f"no document {document_id!r}")
     return document
+
+
+CONSUMER = "docs"
+
+
+async def grant_access(
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    department: str,
+    document_ids: tuple[uuid.UUID, ...],
+) -> None:
+    """A routed (or transferred) request's documents become readable by its department."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        await uow.access.grant(request_id, department, document_ids)
+        await uow.commit()
+
+
+async def grant_answer(
+    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...]
+) -> None:
+    """Documents sent with an answer join their request's department."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        department = await uow.access.department_of(request_id)
+        if department is None:
+            raise NotFound(f"an answer for request {request_id}, not routed here yet")
+        await uow.access.grant(request_id, department, document_ids)
+        await uow.commit()
 
 
 async def get_download_url(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from tawasul_platform.ports import Transaction
+from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_docs.domain.model import Document
 
@@ -71,6 +71,21 @@ class DocumentRepository(Protocol):
         ...
 
 
-class UnitOfWork(Transaction, Protocol):
+class AccessRepository(Protocol):
+    """Which requests, in which departments, hold each document (from routing's events)."""
+
+    async def grant(
+        self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
+    ) -> None:
+        """The request's documents now sit in `department` (a transfer moves them all)."""
+        ...
+
+    async def department_of(self, request_id: uuid.UUID) -> str | None: ...
+    async def departments(self, document_id: uuid.UUID) -> frozenset[str]: ...
+
+
+class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def documents(self) -> DocumentRepository: ...
+    @property
+    def access(self) -> AccessRepository: ...

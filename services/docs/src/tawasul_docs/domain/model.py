@@ -117,10 +117,11 @@ class Document:
             return replace(self, state=State.CLEAN, object_key=clean_key(self.id))
         return replace(self, state=State.INFECTED)
 
-    def readable_by(self, principal: Principal) -> bool:
-        """The beneficiary who uploaded it, whatever its state; a reviewer once it is clean."""
+    def readable_by(self, principal: Principal, departments: frozenset[str]) -> bool:
+        """The beneficiary who uploaded it, whatever its state; once it is clean, a reviewer
+        of a department holding a request it is attached to (`departments`)."""
         if principal.role == Role.REVIEWER:
-            return self.state is State.CLEAN
+            return self.state is State.CLEAN and bool(departments & principal.departments)
         return principal.is_beneficiary and principal.subject == self.owner_id
 
 

@@ -12,6 +12,9 @@ from tawasul_platform.grpc import bearer
 
 from tawasul_review.app.ports import Attachment
 
+NOT_FOUND_RETRIES = 10
+NOT_FOUND_PAUSE_SECONDS = 0.3
+
 
 class GrpcDocuments:
     def __init__(self, channel: grpc.aio.Channel, *, deadline_seconds: float) -> None:
@@ -19,12 +22,18 @@ class GrpcDocuments:
         self._deadline = deadline_seconds
 
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
-        try:
-            answers = await self._fetch(document_ids, token)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise FailedPrecondition(f"an attachment is missing: {exc.details()}") from exc
-            raise Unavailable(f"docs service: {exc.code().name} {exc.details()}") from exc
+        # Docs learns that a request's documents are this department's from the same routed
+        # event review queued it from; for the moment it may lag, NOT_FOUND is asked again.
+        for attempt in range(NOT_FOUND_RETRIES + 1):
+            try:
+                answers = await self._fetch(document_ids, token)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise Unavailable(f"docs service: {exc.code().name}") from exc
+                if attempt == NOT_FOUND_RETRIES:
+                    raise FailedPrecondition("an attachment cannot be read yet") from exc
+                await asyncio.sleep(NOT_FOUND_PAUSE_SECONDS)
         return [
             Attachment(
                 document_id=a.document.document_id,

@@ -1,0 +1,54 @@
+"""Kafka subscribers of docs: which request, in which department, holds each document."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from tawasul.events.v1 import events_pb2
+from tawasul_platform.errors import InvalidArgument
+
+from tawasul_docs.app import handlers
+from tawasul_docs.app.ports import UnitOfWork
+
+Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
+
+
+def _uuid(name: str, raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise InvalidArgument({name: "not a UUID"}) from exc
+
+
+def on_routed(uow: Callable[[], UnitOfWork]) -> Handler:
+    async def handle(event: events_pb2.Envelope) -> None:
+        if not event.HasField("request_routed"):
+            raise InvalidArgument({"payload": f"not a routed request: {event.event_type}"})
+        routed = event.request_routed
+        await handlers.grant_access(
+            uow=uow(),
+            event_id=event.event_id,
+            request_id=_uuid("request_id", routed.request_id),
+            department=routed.department_code,
+            document_ids=tuple(_uuid("document_ids", d) for d in routed.document_ids),
+        )
+
+    return handle
+
+
+def on_applicant_action(uow: Callable[[], UnitOfWork]) -> Handler:
+    """Only answers bring documents; the other actions are acknowledged and left alone."""
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        if not event.HasField("request_answered"):
+            return
+        answer = event.request_answered
+        await handlers.grant_answer(
+            uow=uow(),
+            event_id=event.event_id,
+            request_id=_uuid("request_id", answer.request_id),
+            document_ids=tuple(_uuid("document_ids", d) for d in answer.document_ids),
+        )
+
+    return handle
