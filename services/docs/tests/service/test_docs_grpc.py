@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
-from tawasul_devstack.journey import sample_pdf
+from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs import bootstrap
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import DocsUnitOfWork
@@ -576,15 +576,16 @@ async def test_uploads_beyond_the_process_cap_wait_for_a_slot(serve: Serve) -> N
         messages = request_stream(PDF, chunk=100)
         for message in messages[:3]:
             await first.write(message)
+
         # The first upload holds the only slot once its bytes are flowing to the store.
-        for _ in range(200):
-            if docs.store.pipes and docs.store.pipes[0].chunks:
-                break
-            await asyncio.sleep(0.02)
-        assert docs.store.pipes[0].chunks
+        async def flowing() -> bool | None:
+            return True if docs.store.pipes and docs.store.pipes[0].chunks else None
+
+        await eventually(flowing, within=5, what="the first upload's bytes in the store")
 
         second = asyncio.ensure_future(docs.upload(PDF, token=STRANGER))
-        await asyncio.sleep(0.3)  # long enough for the second to have started, were it free
+        # A bounded wait for something that must NOT happen (polling cannot prove a negative).
+        await asyncio.sleep(0.3)
         assert len(docs.store.pipes) == 1
         assert not second.done()
 
@@ -603,11 +604,11 @@ async def test_one_account_cannot_take_every_slot(serve: Serve) -> None:
         for call in held:
             await call.write(messages[0])
             await call.write(messages[1])
-        for _ in range(200):
-            if len(docs.store.pipes) == 4:
-                break
-            await asyncio.sleep(0.02)
-        assert len(docs.store.pipes) == 4
+
+        async def all_flowing() -> bool | None:
+            return True if len(docs.store.pipes) == 4 else None
+
+        await eventually(all_flowing, within=5, what="four uploads in the store")
         error = await refused(docs.upload(PDF, token=OWNER))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert (await docs.upload(PDF, token=STRANGER)).state == CLEAN
