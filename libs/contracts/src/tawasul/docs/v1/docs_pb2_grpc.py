@@ -68,14 +68,15 @@ class DocsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDocument(self, request, context):
-        """The owner, or a reviewer, may read a document's metadata.
+        """The owner reads their document's metadata in any state; a reviewer only once it is clean
+        and attached to a request of one of their departments. Anyone else: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDownloadUrl(self, request, context):
-        """A short-lived presigned URL that downloads the stored bytes.
+        """A short-lived presigned URL (ten minutes at most) for a clean document's bytes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

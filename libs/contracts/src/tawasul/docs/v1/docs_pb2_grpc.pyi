@@ -41,9 +41,11 @@ class DocsServiceStub:
     quarantine and becomes clean once the malware scanner says so.
     """
     GetDocument: _grpc.UnaryUnaryMultiCallable[_docs_pb2.GetDocumentRequest, _docs_pb2.GetDocumentResponse]
-    """The owner, or a reviewer, may read a document's metadata."""
+    """The owner reads their document's metadata in any state; a reviewer only once it is clean
+    and attached to a request of one of their departments. Anyone else: NOT_FOUND.
+    """
     GetDownloadUrl: _grpc.UnaryUnaryMultiCallable[_docs_pb2.GetDownloadUrlRequest, _docs_pb2.GetDownloadUrlResponse]
-    """A short-lived presigned URL that downloads the stored bytes."""
+    """A short-lived presigned URL (ten minutes at most) for a clean document's bytes."""
 
 @_typing.type_check_only
 class DocsServiceAsyncStub(DocsServiceStub):
@@ -58,9 +60,11 @@ class DocsServiceAsyncStub(DocsServiceStub):
     quarantine and becomes clean once the malware scanner says so.
     """
     GetDocument: _aio.UnaryUnaryMultiCallable[_docs_pb2.GetDocumentRequest, _docs_pb2.GetDocumentResponse]  # type: ignore[assignment]
-    """The owner, or a reviewer, may read a document's metadata."""
+    """The owner reads their document's metadata in any state; a reviewer only once it is clean
+    and attached to a request of one of their departments. Anyone else: NOT_FOUND.
+    """
     GetDownloadUrl: _aio.UnaryUnaryMultiCallable[_docs_pb2.GetDownloadUrlRequest, _docs_pb2.GetDownloadUrlResponse]  # type: ignore[assignment]
-    """A short-lived presigned URL that downloads the stored bytes."""
+    """A short-lived presigned URL (ten minutes at most) for a clean document's bytes."""
 
 class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Attachments of requests: stored in object storage, checked by their bytes."""
@@ -84,7 +88,9 @@ class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _docs_pb2.GetDocumentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_docs_pb2.GetDocumentResponse, _abc.Awaitable[_docs_pb2.GetDocumentResponse]]:
-        """The owner, or a reviewer, may read a document's metadata."""
+        """The owner reads their document's metadata in any state; a reviewer only once it is clean
+        and attached to a request of one of their departments. Anyone else: NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def GetDownloadUrl(
@@ -92,6 +98,6 @@ class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _docs_pb2.GetDownloadUrlRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_docs_pb2.GetDownloadUrlResponse, _abc.Awaitable[_docs_pb2.GetDownloadUrlResponse]]:
-        """A short-lived presigned URL that downloads the stored bytes."""
+        """A short-lived presigned URL (ten minutes at most) for a clean document's bytes."""
 
 def add_DocsServiceServicer_to_server(servicer: DocsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
