@@ -23,6 +23,8 @@ pytestmark = pytest.mark.chaos
 CITIZEN = "1000000008"
 DEPARTMENT = "reports"
 REQUESTS = 40
+# The consumer groups of request.submitted, named as their services.
+GROUPS = ("routing", "notify")
 
 
 async def test_killing_routing_loses_and_duplicates_nothing(stack: Stack, clients: Clients) -> None:
@@ -145,8 +147,15 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
             )
         finally:
             await producer.stop()
-        # Longer than a failing handler's whole retry budget (0.5 + 1 + 2 s).
-        await asyncio.sleep(6)
+
+        # Each consumer fails on the event as many times as a broken handler may (four attempts)
+        # before it would be dead-lettered; an outage must instead keep it waiting.
+        async def waited_out() -> bool | None:
+            waits = f"event {submitted.event_id} waits for a dependency"
+            logs = [stack.log_path(group).read_text(errors="replace") for group in GROUPS]
+            return True if all(log.count(waits) >= 4 for log in logs) else None
+
+        await eventually(waited_out, within=60, what="both consumers waiting out the outage")
     finally:
         await asyncio.to_thread(stack.start_service, "postgres")
 
@@ -157,7 +166,7 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
         return True if any(i.request_id == request_id for i in items) else None
 
     await eventually(queued, within=90, what="the event applied after the outage")
-    for group in ("routing", "notify"):
+    for group in GROUPS:
         parked = await records(
             stack.config.kafka_bootstrap,
             topics.dead_letter_topic(topics.REQUEST_SUBMITTED, group),

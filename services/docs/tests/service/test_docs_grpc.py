@@ -33,6 +33,7 @@ from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Pipe, Verdict
+from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import Unavailable
@@ -200,8 +201,10 @@ class Docs:
         store: MemoryStore,
         scanner: EicarScanner,
         uow: Callable[[], DocsUnitOfWork],
+        service: DocsServicer,
     ) -> None:
         self.stub = docs_pb2_grpc.DocsServiceStub(channel)
+        self.service = service
         self.engine = engine
         self.store = store
         self.scanner = scanner
@@ -312,7 +315,7 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
         await server.serving(True)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
         try:
-            yield Docs(channel, engine, store, scanner, uow)
+            yield Docs(channel, engine, store, scanner, uow, service)
         finally:
             await channel.close()
             await server.stop(1)
@@ -584,8 +587,12 @@ async def test_uploads_beyond_the_process_cap_wait_for_a_slot(serve: Serve) -> N
         await eventually(flowing, within=5, what="the first upload's bytes in the store")
 
         second = asyncio.ensure_future(docs.upload(PDF, token=STRANGER))
-        # A bounded wait for something that must NOT happen (polling cannot prove a negative).
-        await asyncio.sleep(0.3)
+
+        async def both_taken() -> bool | None:
+            return True if docs.service.uploads_in_flight == 2 else None
+
+        # Taken in, the second can only be waiting for the slot: nothing of it reaches the store.
+        await eventually(both_taken, within=5, what="the second upload taken in")
         assert len(docs.store.pipes) == 1
         assert not second.done()
 
@@ -648,7 +655,12 @@ async def test_a_deadline_passing_after_the_last_chunk_leaves_no_object(docs: Do
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     docs.store.hold.set()
     await asyncio.gather(*docs.store.storing, return_exceptions=True)
-    await asyncio.sleep(0.5)  # the cancelled handler's own clean-up, if any
+
+    async def handler_gone() -> bool | None:
+        return True if docs.service.uploads_in_flight == 0 else None
+
+    # The cancelled handler has run its own clean-up once it has let go of its slot.
+    await eventually(handler_gone, within=5, what="the cancelled upload's handler to end")
     assert await docs.rows() == {}
     assert docs.store.objects == {}
 

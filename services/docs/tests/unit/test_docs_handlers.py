@@ -25,7 +25,7 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
-from tawasul_devstack.journey import sample_pdf
+from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Pipe, Verdict
 from tawasul_docs.domain.inspection import Kind
@@ -839,15 +839,12 @@ async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
         docs.uow.hold = hold
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
 
-    def reached() -> bool:
+    async def reached() -> bool | None:
         sent_all = bool(docs.store.pipes) and docs.store.pipes[0].finished
-        return sent_all and (stage == "storing the last part" or docs.uow.commits > 0)
+        held = sent_all and (stage == "storing the last part" or docs.uow.commits > 0)
+        return True if held else None
 
-    for _ in range(1000):
-        await asyncio.sleep(0.001)
-        if reached():
-            break
-    assert reached()
+    await eventually(reached, within=5, what=stage)
     uploading.cancel()
     hold.set()
     with pytest.raises(asyncio.CancelledError):

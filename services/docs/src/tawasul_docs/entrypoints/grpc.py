@@ -92,6 +92,11 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         self._spool_dir = spool_dir
         self._upload_seconds = upload_seconds
 
+    @property
+    def uploads_in_flight(self) -> int:
+        """Uploads this process is handling, those waiting for a slot included."""
+        return self._per_account.total()
+
     async def UploadDocument(
         self,
         request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest],
