@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from minio import Minio
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
@@ -245,3 +246,30 @@ async def test_only_the_requests_department_reads_its_documents(clients: Clients
                 metadata=bearer(outsider),
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    marker = f"plain-text-marker-{uuid.uuid4()}".encode()
+    document = await clients.upload(citizen, "secret.pdf", sample_pdf("secret", comment=marker))
+    assert document.state == docs_pb2.DOCUMENT_STATE_CLEAN
+    cfg = stack.config
+    minio = Minio(
+        cfg.minio_endpoint,
+        access_key=cfg.minio_access_key,
+        secret_key=cfg.minio_secret_key,
+        secure=False,
+    )
+    key = f"documents/{document.document_id}"
+    stat = await asyncio.to_thread(minio.stat_object, cfg.s3_bucket, key)
+    assert (stat.metadata or {}).get("x-amz-server-side-encryption") == "AES256"
+    response = await asyncio.to_thread(minio.get_object, cfg.s3_bucket, key)
+    try:
+        assert marker in response.read()
+    finally:
+        response.close()
+        response.release_conn()
+    on_disk = cfg.state_dir / "minio" / cfg.s3_bucket / key
+    files = [p for p in on_disk.rglob("*") if p.is_file()]
+    assert files, f"no files under {on_disk}"
+    assert not [p for p in files if marker in p.read_bytes()]

@@ -4,11 +4,13 @@ dir."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import fcntl
 import logging
 import os
 import pwd
+import secrets
 import signal
 import subprocess
 import sys
@@ -214,6 +216,16 @@ def _script(name: str) -> str:
     if not path.is_file():
         raise StackError(f"{path} not found: is the workspace installed (`uv sync`)?")
     return str(path)
+
+
+def _minio_kms_key(data: Path) -> str:
+    """The stack's encryption key, made once and kept beside the data it encrypts: a new key
+    would leave every stored object unreadable."""
+    path = data.parent / "minio-kms.key"
+    if not path.exists():
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _http_ok(url: str) -> bool:
@@ -461,6 +473,8 @@ class Stack:
             "MINIO_ROOT_USER": cfg.minio_access_key,
             "MINIO_ROOT_PASSWORD": cfg.minio_secret_key,
             "MINIO_UPDATE": "off",  # no network but the package registries here
+            # A static key for server-side encryption (SSE-S3); docs turns it on per bucket.
+            "MINIO_KMS_SECRET_KEY": f"tawasul-dev:{_minio_kms_key(data)}",
         }
         argv = [
             str(install.minio_binary(cfg.cache_dir)),

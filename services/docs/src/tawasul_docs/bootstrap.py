@@ -79,6 +79,7 @@ def object_store(settings: DocsSettings) -> MinioObjectStore:
         settings.s3_bucket,
         presigner=public,
         max_concurrent_uploads=settings.max_concurrent_uploads,
+        encrypt=settings.s3_encryption,
     )
 
 

@@ -15,6 +15,8 @@ class DocsSettings(ServiceSettings):
     s3_bucket: str
     s3_secure: bool = False
     s3_timeout_seconds: float = 2.0
+    # Documents are encrypted at rest by the server (SSE-S3); off only for a server without a key.
+    s3_encryption: bool = True
     # The limit when the channel names no sub-service's document kind.
     max_document_bytes: int = 10 * 1024 * 1024
     # Presigned links are short-lived; ten minutes at most.

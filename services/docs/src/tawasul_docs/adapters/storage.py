@@ -1,7 +1,8 @@
 """Documents' bytes in MinIO (S3 API). The minio SDK blocks, so every call runs in a thread.
 
 Bucket layout: `quarantine/<document id>` while a new upload waits for the malware scanner,
-`documents/<document id>` once it is clean; nothing else is written to the bucket.
+`documents/<document id>` once it is clean; nothing else is written to the bucket. The bucket
+encrypts every object at rest (SSE-S3) when the server holds a key; see `ensure_bucket`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
 from minio.error import MinioException, S3Error
+from minio.sseconfig import Rule, SSEConfig
 from tawasul_platform.errors import Unavailable
 
 from tawasul_docs.app.ports import Pipe
@@ -61,6 +63,10 @@ def content_disposition(filename: str) -> str:
 
 # S3's smallest multipart part: the SDK holds at most this much of one upload in memory.
 PART_BYTES = 5 * 1024 * 1024
+
+
+class EncryptionUnavailable(RuntimeError):
+    """Object storage offers no server-side encryption, and docs was told to require it."""
 
 
 class UploadAborted(Exception):
@@ -129,9 +135,11 @@ class MinioObjectStore:
         *,
         presigner: Minio | None = None,
         max_concurrent_uploads: int = 32,
+        encrypt: bool = True,
     ) -> None:
         self._client = client
         self._bucket = bucket
+        self._encrypt = encrypt
         # Each streaming upload blocks a thread for its whole length: they get threads of
         # their own, so they never starve the default pool the short hops (and the very
         # chunks they wait for) go through.
@@ -143,32 +151,35 @@ class MinioObjectStore:
         self._presigner = presigner or client
 
     async def ensure_bucket(self) -> None:
-        """Creates the bucket when it is missing (another replica may create it meanwhile)."""
+        """Creates the bucket when it is missing (another replica may create it meanwhile) and
+        makes the server encrypt every object written to it from now on.
+
+        Encryption is the bucket's default rather than a header on each call, so multipart
+        parts and server-side copies are covered alike. A server without a key refuses, and
+        docs does not start: documents are never stored in the clear by accident.
+        """
 
         def ensure() -> None:
-            if self._client.bucket_exists(self._bucket):
+            if not self._client.bucket_exists(self._bucket):
+                try:
+                    self._client.make_bucket(self._bucket)
+                    log.info("created bucket %s", self._bucket)
+                except S3Error as exc:
+                    if exc.code not in _BUCKET_RACES:
+                        raise
+            if not self._encrypt:
+                log.warning("bucket %s does not encrypt documents at rest", self._bucket)
                 return
             try:
-                self._client.make_bucket(self._bucket)
-                log.info("created bucket %s", self._bucket)
+                self._client.set_bucket_encryption(self._bucket, SSEConfig(Rule.new_sse_s3_rule()))
             except S3Error as exc:
-                if exc.code not in _BUCKET_RACES:
-                    raise
+                raise EncryptionUnavailable(
+                    f"object storage cannot encrypt bucket {self._bucket} ({exc.code}: "
+                    f"{exc.message}); give it a key (MinIO: MINIO_KMS_SECRET_KEY or a KMS), or "
+                    "set TAWASUL_S3_ENCRYPTION=false to store documents unencrypted"
+                ) from exc
 
         await asyncio.to_thread(ensure)
-
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
-        try:
-            await asyncio.to_thread(
-                self._client.put_object,
-                self._bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type=content_type,
-            )
-        except (MinioException, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"object storage cannot take the file now: {exc}") from exc
 
     def open_pipe(self) -> ChunkPipe:
         return ChunkPipe()

@@ -1,0 +1,166 @@
+"""The MinIO adapter against real MinIO servers, started for this module from the stack's build:
+one holding an encryption key, as the dev stack runs it, and one without, as a server that
+offers no encryption would be."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from minio import Minio
+from tawasul_devstack import install
+from tawasul_devstack.stack import StackConfig
+from tawasul_docs.adapters.storage import EncryptionUnavailable, MinioObjectStore, make_client
+
+READY_TIMEOUT = 30.0
+USER, PASSWORD = "tawasul-test", "tawasul-test-password"
+BUCKET = "tawasul-test-bucket"
+
+
+@dataclass
+class MinioServer:
+    process: subprocess.Popen[bytes]
+    endpoint: str
+    data: Path
+
+    def client(self) -> Minio:
+        return make_client(
+            endpoint=self.endpoint,
+            access_key=USER,
+            secret_key=PASSWORD,
+            secure=False,
+            timeout_seconds=5.0,
+        )
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ready(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{endpoint}/minio/health/ready", timeout=1.0) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_minio(home: Path, *, kms_key: bool) -> MinioServer:
+    binary = install.minio_binary(StackConfig.from_env().cache_dir)
+    if not binary.is_file():
+        pytest.fail(f"MinIO is not built at {binary}: run `make setup` (tawasul-stack install)")
+    endpoint = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "MINIO_ROOT_USER": USER, "MINIO_ROOT_PASSWORD": PASSWORD}
+    env["MINIO_UPDATE"] = "off"
+    if kms_key:
+        env["MINIO_KMS_SECRET_KEY"] = f"test:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+    log = (home / "minio.log").open("ab")
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "server",
+            str(home / "data"),
+            "--address",
+            endpoint,
+            "--console-address",
+            f"127.0.0.1:{free_port()}",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
+    server = MinioServer(process, endpoint, home / "data")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not ready(endpoint):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"MinIO did not get ready:\n{(home / 'minio.log').read_text()}")
+        time.sleep(0.1)
+    return server
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    server = start_minio(tmp_path_factory.mktemp("minio-keyed"), kms_key=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    server = start_minio(tmp_path_factory.mktemp("minio-keyless"), kms_key=False)
+    yield server
+    server.stop()
+
+
+async def stream(store: MinioObjectStore, key: str, data: bytes) -> None:
+    pipe = store.open_pipe()
+    storing = store.stream_to(key, pipe)
+    for start in range(0, len(data), 64 * 1024):
+        await pipe.feed(data[start : start + 64 * 1024])
+    await pipe.finish()
+    await storing
+
+
+async def read(store: MinioObjectStore, key: str) -> bytes:
+    parts: AsyncIterator[bytes] = store.chunks(key)
+    return b"".join([chunk async for chunk in parts])
+
+
+async def test_every_object_is_encrypted_at_rest(keyed: MinioServer) -> None:
+    store = MinioObjectStore(keyed.client(), BUCKET)
+    await store.ensure_bucket()
+    await store.ensure_bucket()  # a second replica starting finds it ready
+    marker = b"plain-text-marker " * 8
+    # Over one 5 MiB part: a multipart upload, then a server-side copy out of quarantine.
+    data = marker + os.urandom(6 * 1024 * 1024)
+    await stream(store, "quarantine/a", data)
+    await store.copy("quarantine/a", "documents/a", content_type="application/pdf")
+    client = keyed.client()
+    for key in ("quarantine/a", "documents/a"):
+        stat = await asyncio.to_thread(client.stat_object, BUCKET, key)
+        assert (stat.metadata or {}).get("x-amz-server-side-encryption") == "AES256"
+        assert await read(store, key) == data
+        files = [p for p in (keyed.data / BUCKET / key).rglob("*") if p.is_file()]
+        assert files
+        assert not [p for p in files if marker in p.read_bytes()]
+
+
+async def test_a_server_without_a_key_stops_docs_from_starting(keyless: MinioServer) -> None:
+    with pytest.raises(EncryptionUnavailable, match="KMS is not configured"):
+        await MinioObjectStore(keyless.client(), BUCKET).ensure_bucket()
+
+
+async def test_encryption_turned_off_stores_in_the_clear(keyless: MinioServer) -> None:
+    store = MinioObjectStore(keyless.client(), "tawasul-clear", encrypt=False)
+    await store.ensure_bucket()
+    await stream(store, "documents/b", b"in the clear")
+    client = keyless.client()
+    stat = await asyncio.to_thread(client.stat_object, "tawasul-clear", "documents/b")
+    assert "x-amz-server-side-encryption" not in (stat.metadata or {})
+    files = (keyless.data / "tawasul-clear" / "documents/b").rglob("*")
+    assert [p for p in files if p.is_file() and b"in the clear" in p.read_bytes()]
