@@ -13,10 +13,12 @@ from pathlib import Path
 import grpc
 import pytest
 from minio import Minio
+from minio.error import S3Error
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
 from tawasul.docs.v1 import docs_pb2
+from tawasul.events.v1 import events_pb2
 from tawasul_devstack.journey import (
     PASSPORT_PHOTO_FIELDS,
     Clients,
@@ -25,8 +27,12 @@ from tawasul_devstack.journey import (
     sample_pdf,
 )
 from tawasul_devstack.stack import Stack
+from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
 from tawasul_platform.identity import Role
+
+from tests.e2e.db import sql
+from tests.e2e.topics import envelopes, records
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 LIMIT = 10 * 1024 * 1024  # the largest any sub-service allows (and the general limit)
@@ -61,6 +67,17 @@ def noisy_jpeg(megabytes: float) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=100)
     return out.getvalue()
+
+
+def bucket_client(stack: Stack) -> Minio:
+    """Straight to the stack's MinIO, to see what docs left in the bucket."""
+    cfg = stack.config
+    return Minio(
+        cfg.minio_endpoint,
+        access_key=cfg.minio_access_key,
+        secret_key=cfg.minio_secret_key,
+        secure=False,
+    )
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -254,12 +271,7 @@ async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -
     document = await clients.upload(citizen, "secret.pdf", sample_pdf("secret", comment=marker))
     assert document.state == docs_pb2.DOCUMENT_STATE_CLEAN
     cfg = stack.config
-    minio = Minio(
-        cfg.minio_endpoint,
-        access_key=cfg.minio_access_key,
-        secret_key=cfg.minio_secret_key,
-        secure=False,
-    )
+    minio = bucket_client(stack)
     key = f"documents/{document.document_id}"
     stat = await asyncio.to_thread(minio.stat_object, cfg.s3_bucket, key)
     assert (stat.metadata or {}).get("x-amz-server-side-encryption") == "AES256"
@@ -273,3 +285,79 @@ async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -
     files = [p for p in on_disk.rglob("*") if p.is_file()]
     assert files, f"no files under {on_disk}"
     assert not [p for p in files if marker in p.read_bytes()]
+
+
+async def test_a_documents_life_is_published_on_its_topic(stack: Stack, clients: Clients) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    attached = await clients.upload(citizen, "receipt.pdf", sample_pdf("receipt"))
+    infected = await clients.upload(citizen, "eicar.pdf", eicar_pdf())
+    request = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service="reports.general-inquiry",
+        description="My transaction stalled at payment; the receipt is attached",
+        documents=[attached.document_id],
+        mobile="0551234567",
+    )
+    ids = {attached.document_id, infected.document_id}
+    found = await records(stack.config.kafka_bootstrap, topics.DOCUMENT_EVENTS, ids, at_least=5)
+    steps: dict[str, list[tuple[int, str]]] = {}
+    for record in found:
+        changed = events_pb2.Envelope.FromString(record.value or b"").document_changed
+        assert record.key == changed.document_id.encode()
+        steps.setdefault(changed.document_id, []).append((changed.change, changed.request_id))
+    assert steps == {
+        attached.document_id: [
+            (events_pb2.DOCUMENT_CHANGE_STORED, ""),
+            (events_pb2.DOCUMENT_CHANGE_CLEAN, ""),
+            (events_pb2.DOCUMENT_CHANGE_ATTACHED, request.request_id),
+        ],
+        infected.document_id: [
+            (events_pb2.DOCUMENT_CHANGE_STORED, ""),
+            (events_pb2.DOCUMENT_CHANGE_INFECTED, ""),
+        ],
+    }
+
+
+async def test_a_document_never_attached_expires_object_and_row(
+    stack: Stack, clients: Clients
+) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    document = await clients.upload(citizen, "forgotten.pdf", sample_pdf("forgotten"))
+    cfg = stack.config
+    minio = bucket_client(stack)
+    key = f"documents/{document.document_id}"
+    await asyncio.to_thread(minio.stat_object, cfg.s3_bucket, key)
+    # Four days pass for this document (docs keeps unattached ones 72 hours).
+    await sql(
+        stack,
+        "docs",
+        "UPDATE documents SET created_at = created_at - interval '4 days' WHERE id = :id",
+        id=uuid.UUID(document.document_id),
+    )
+
+    async def gone() -> bool | None:
+        try:
+            await clients.docs.GetDocument(
+                docs_pb2.GetDocumentRequest(document_id=document.document_id),
+                timeout=DEFAULT_DEADLINE_SECONDS,
+                metadata=bearer(citizen),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return True
+            raise
+        return None
+
+    await eventually(gone, within=30, what="the unattached document to expire")
+    with pytest.raises(S3Error) as missing:
+        await asyncio.to_thread(minio.stat_object, cfg.s3_bucket, key)
+    assert missing.value.code == "NoSuchKey"
+    found = await envelopes(
+        cfg.kafka_bootstrap, topics.DOCUMENT_EVENTS, {document.document_id}, at_least=3
+    )
+    assert [e.document_changed.change for e in found] == [
+        events_pb2.DOCUMENT_CHANGE_STORED,
+        events_pb2.DOCUMENT_CHANGE_CLEAN,
+        events_pb2.DOCUMENT_CHANGE_REMOVED,
+    ]

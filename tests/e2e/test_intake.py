@@ -9,16 +9,16 @@ import uuid
 
 import grpc
 import pytest
-from sqlalchemy import text
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import PASSPORT_PHOTO_FIELDS, Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, existing_resource
 from tawasul_platform.identity import Role
+
+from tests.e2e.db import sql
 
 # The development registry's sample family and establishment (registry.dev.json).
 HOLDER, SON, WIFE = "1000000008", "1023456781", "1012345672"
@@ -208,18 +208,13 @@ async def test_follow_up_waits_three_working_days_and_raises_the_item(
     assert request.follow_up_from.text_en in (caught.value.details() or "")
 
     # Ten days pass (in intake's database: the service itself reads the real clock).
-    engine = make_engine(stack.config.database_url("intake"), pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE requests SET submitted_at = submitted_at - interval '10 days'"
-                    " WHERE number = :number"
-                ),
-                {"number": request.request_number},
-            )
-    finally:
-        await engine.dispose()
+    await sql(
+        stack,
+        "intake",
+        "UPDATE requests SET submitted_at = submitted_at - interval '10 days'"
+        " WHERE number = :number",
+        number=request.request_number,
+    )
     answer = await clients.intake.FollowUp(follow, timeout=TIMEOUT, metadata=bearer(citizen))
     assert answer.request.follow_up_count == 1
 

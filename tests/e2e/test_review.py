@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from sqlalchemy import text
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.review.v1 import review_pb2
@@ -16,10 +15,10 @@ from tawasul_calendar import Sla, WorkingCalendar
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
+from tests.e2e.db import sql
 from tests.e2e.topics import envelopes
 
 TIMEOUT = DEFAULT_DEADLINE_SECONDS
@@ -82,15 +81,6 @@ async def in_intake(
         return seen if seen.status == status else None
 
     return await eventually(probe, what=f"status {status} in intake")
-
-
-async def sql(stack: Stack, service: str, statement: str, **values: object) -> None:
-    engine = make_engine(stack.config.database_url(service), pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement), values)
-    finally:
-        await engine.dispose()
 
 
 async def test_claim_next_and_a_lapsed_claim_returns_to_the_queue(clients: Clients) -> None:

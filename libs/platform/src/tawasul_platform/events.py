@@ -16,7 +16,8 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class OutgoingEvent:
-    """One event for the outbox: its topic, key (the request id) and encoded envelope."""
+    """One event for the outbox: its topic, key (the request id, unless told otherwise) and
+    encoded envelope."""
 
     event_id: uuid.UUID
     topic: str
@@ -39,8 +40,10 @@ def envelope(
     request_id: str,
     occurred_at: datetime,
     fill: events_pb2.Envelope,
+    key: str | None = None,
 ) -> OutgoingEvent:
-    """Completes `fill` (an Envelope whose payload is set) with the envelope fields."""
+    """Completes `fill` (an Envelope whose payload is set) with the envelope fields; the
+    Kafka key is the request id unless `key` names another (a document's id)."""
     event_id = uuid.uuid4()
     fill.event_id = str(event_id)
     fill.event_type = event_type
@@ -51,7 +54,7 @@ def envelope(
     return OutgoingEvent(
         event_id=event_id,
         topic=topic,
-        key=request_id,
+        key=request_id if key is None else key,
         payload=fill.SerializeToString(),
         headers={TRACEPARENT: current_traceparent(), "event_type": event_type},
     )

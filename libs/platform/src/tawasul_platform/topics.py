@@ -16,6 +16,8 @@ NOTIFICATION_EVENTS = "tawasul.notifications.events.v1"
 APPLICANT_ACTIONS = "tawasul.requests.applicant-actions.v1"
 # SLA warnings (50 %, 75 %) and breaches, from review.
 SLA_ALERTS = "tawasul.requests.sla.v1"
+# Each step of a document's life, from docs: stored, rejected, clean, infected, attached, removed.
+DOCUMENT_EVENTS = "tawasul.documents.events.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -47,6 +49,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (NOTIFICATION_EVENTS, "review"),
     (REQUEST_ROUTED, "docs"),
     (APPLICANT_ACTIONS, "docs"),
+    (REQUEST_SUBMITTED, "docs"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -56,6 +59,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATION_EVENTS),
     TopicSpec(APPLICANT_ACTIONS),
     TopicSpec(SLA_ALERTS),
+    TopicSpec(DOCUMENT_EVENTS),
     *(TopicSpec(dead_letter_topic(t, g), partitions=1) for t, g in SUBSCRIPTIONS),
 )
 

@@ -7,7 +7,7 @@ servicer on a real database with the real MinIO or a stand-in; `build` wires the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from minio import Minio
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
@@ -16,7 +16,7 @@ from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED, REQUEST_SUBMITTED
 
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import SERVICE, DocsUnitOfWork
@@ -25,7 +25,7 @@ from tawasul_docs.adapters.storage import MinioObjectStore, make_client
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.domain.model import MAX_CHUNK
-from tawasul_docs.entrypoints.events import on_applicant_action, on_routed
+from tawasul_docs.entrypoints.events import on_applicant_action, on_routed, on_submitted
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 
@@ -89,6 +89,7 @@ async def build(settings: DocsSettings) -> Runtime:
     def uow() -> DocsUnitOfWork:
         return DocsUnitOfWork(plumbing.sessions)
 
+    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow))
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow))
     store = object_store(settings)
@@ -102,6 +103,15 @@ async def build(settings: DocsSettings) -> Runtime:
             uow=uow(), store=store, scanner=scanner, now=datetime.now(UTC)
         )
 
+    async def expire() -> bool:
+        return await handlers.expire_unattached(
+            uow=uow(),
+            store=store,
+            now=datetime.now(UTC),
+            keep_for=timedelta(hours=settings.keep_unattached_hours),
+        )
+
     runtime.startup.append(store.ensure_bucket)
     runtime.loops.append(lambda: every(settings.rescan_seconds, rescan, name="docs rescan"))
+    runtime.loops.append(lambda: every(settings.sweep_seconds, expire, name="docs expiry"))
     return runtime

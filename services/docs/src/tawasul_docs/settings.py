@@ -30,3 +30,7 @@ class DocsSettings(ServiceSettings):
     clamd_address: str
     clamd_timeout_seconds: float = 10.0
     rescan_seconds: float = 5.0
+    # A document that joins no request within this long is removed, object and row.
+    keep_unattached_hours: float = Field(default=72.0, gt=0)
+    # How often the removal of unattached documents runs.
+    sweep_seconds: float = 60.0

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from pypdf.actions import JavaScript
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul.events.v1 import events_pb2
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
 from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs import bootstrap
@@ -33,13 +35,15 @@ from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Pipe, Verdict
+from tawasul_docs.entrypoints.events import on_submitted
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
-from tawasul_platform.errors import Unavailable
+from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.grpc import GrpcServer, bearer, field_violations
 from tawasul_platform.identity import Principal, Role, issue_token
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.topics import DOCUMENT_EVENTS
 
 MIGRATIONS = Path(tawasul_docs.__file__).resolve().parent / "migrations"
 SECRET = "service-test-secret"
@@ -130,6 +134,10 @@ class MemoryStore:
         if self.down:
             raise Unavailable("object storage cannot delete now")
         self.objects.pop(key, None)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.delete(key)
 
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
         seconds = int(expires.total_seconds())
@@ -265,8 +273,25 @@ class Docs:
             request_id=request_id,
             department=department,
             document_ids=(uuid.UUID(document_id),),
+            now=datetime.now(UTC),
         )
         return request_id
+
+    async def changes(self) -> list[tuple[str, str, int, str]]:
+        """Docs' published events, in order: key, document, change, request."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(tables.outbox)
+                    .where(tables.outbox.c.topic == DOCUMENT_EVENTS)
+                    .order_by(tables.outbox.c.id)
+                )
+            ).all()
+        out: list[tuple[str, str, int, str]] = []
+        for row in rows:
+            changed = events_pb2.Envelope.FromString(row.payload).document_changed
+            out.append((row.key, changed.document_id, changed.change, changed.request_id))
+        return out
 
     async def rescan(self) -> bool:
         return await handlers.rescan_quarantined(
@@ -709,7 +734,95 @@ async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> No
         request_id=request_id,
         department="visas",
         document_ids=(),
+        now=datetime.now(UTC),
     )
     assert (await docs.link(document.document_id, visas)).url
     error = await refused(docs.get(document.document_id, REVIEWER))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+# --- events, attachment and expiry --------------------------------------------------------------
+
+
+STORED = events_pb2.DOCUMENT_CHANGE_STORED
+SCANNED_CLEAN = events_pb2.DOCUMENT_CHANGE_CLEAN
+SCANNED_INFECTED = events_pb2.DOCUMENT_CHANGE_INFECTED
+ATTACHED = events_pb2.DOCUMENT_CHANGE_ATTACHED
+REMOVED = events_pb2.DOCUMENT_CHANGE_REMOVED
+
+
+def submitted(request_id: uuid.UUID, *document_ids: str) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.submitted",
+        request_id=str(request_id),
+        request_submitted=events_pb2.RequestSubmitted(
+            request_id=str(request_id), document_ids=list(document_ids)
+        ),
+    )
+
+
+async def test_each_step_is_published_keyed_by_the_document(docs: Docs) -> None:
+    clean = await docs.upload(PDF)
+    infected = await docs.upload(sample_pdf("x", comment=EICAR))
+    error = await refused(docs.upload(javascript_pdf()))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    changes = await docs.changes()
+    a, b = clean.document_id, infected.document_id
+    assert changes[:4] == [
+        (a, a, STORED, ""),
+        (a, a, SCANNED_CLEAN, ""),
+        (b, b, STORED, ""),
+        (b, b, SCANNED_INFECTED, ""),
+    ]
+    (rejected,) = changes[4:]
+    assert rejected[2] == events_pb2.DOCUMENT_CHANGE_REJECTED
+    assert rejected[1] not in await docs.rows()
+
+
+async def test_a_submitted_request_attaches_its_documents_once(docs: Docs) -> None:
+    document = await docs.upload(PDF)
+    request_id = uuid.uuid4()
+    event = submitted(request_id, document.document_id, str(uuid.uuid4()))
+    handle = on_submitted(docs.uow)
+    await handle(event)
+    await handle(event)  # redelivered
+    # Routing's event for the same request adds nothing; for another request, it attaches.
+    await handlers.grant_access(
+        uow=docs.uow(),
+        event_id=str(uuid.uuid4()),
+        request_id=request_id,
+        department="passports",
+        document_ids=(uuid.UUID(document.document_id),),
+        now=datetime.now(UTC),
+    )
+    other = await docs.route(document.document_id)
+    attached = [c for c in await docs.changes() if c[2] == ATTACHED]
+    d = document.document_id
+    assert attached == [(d, d, ATTACHED, str(request_id)), (d, d, ATTACHED, str(other))]
+
+
+async def test_a_submitted_event_that_is_not_one_is_refused(docs: Docs) -> None:
+    with pytest.raises(InvalidArgument):
+        await on_submitted(docs.uow)(events_pb2.Envelope(event_id=str(uuid.uuid4())))
+
+
+async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs: Docs) -> None:
+    kept, forgotten = await docs.upload(PDF), await docs.upload(PDF)
+    await on_submitted(docs.uow)(submitted(uuid.uuid4(), kept.document_id))
+    later = datetime.now(UTC) + timedelta(hours=72, seconds=1)
+    expire = partial(
+        handlers.expire_unattached,
+        uow=docs.uow(),
+        store=docs.store,
+        now=later,
+        keep_for=timedelta(hours=72),
+    )
+    assert not await expire()
+    assert set(await docs.rows()) == {kept.document_id}
+    assert set(docs.store.objects) == {f"documents/{kept.document_id}"}
+    f = forgotten.document_id
+    assert (await docs.changes())[-1] == (f, f, REMOVED, "")
+    error = await refused(docs.get(f))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert not await expire()  # nothing left to expire

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import uuid
@@ -29,7 +30,14 @@ from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Pipe, Verdict
 from tawasul_docs.domain.inspection import Kind
-from tawasul_docs.domain.model import MAX_CHUNK, Document, DocumentMetadata, State
+from tawasul_docs.domain.model import (
+    MAX_CHUNK,
+    Change,
+    Document,
+    DocumentEvent,
+    DocumentMetadata,
+    State,
+)
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from tawasul_platform.identity import Principal, Role
@@ -39,6 +47,7 @@ NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # Past the rescan loop's grace period for everything uploaded at NOW.
 LATER = NOW + timedelta(hours=1)
 NEVER = datetime.min.replace(tzinfo=UTC)
+KEEP = timedelta(hours=72)
 OWNER = Principal("1000000008", Role.CITIZEN)
 STRANGER = Principal("1000000016", Role.CITIZEN)
 RESIDENT = Principal("2000000007", Role.RESIDENT)
@@ -153,6 +162,10 @@ class FakeObjectStore:
         self.objects.pop(key, None)
         self.content_types.pop(key, None)
 
+    async def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.delete(key)
+
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
         self.presigned.append((key, expires, download_name))
         return f"http://s3.test/documents-bucket/{key}?X-Amz-Expires={int(expires.total_seconds())}"
@@ -192,11 +205,20 @@ class FakeScanner:
 class FakeDocuments:
     """Writes are pending until the unit of work commits, as in a transaction."""
 
-    def __init__(self, rows: dict[uuid.UUID, Document], tries: dict[uuid.UUID, datetime]) -> None:
+    def __init__(
+        self,
+        rows: dict[uuid.UUID, Document],
+        tries: dict[uuid.UUID, datetime],
+        attachments: dict[uuid.UUID, set[uuid.UUID]],
+    ) -> None:
         self._rows = rows
         self.pending: dict[uuid.UUID, Document] = {}
+        self.removed: set[uuid.UUID] = set()
+        self.joined: dict[uuid.UUID, set[uuid.UUID]] = {}
         # Scan attempts, a column of the same rows: they outlive one transaction.
         self.tries = tries
+        # The requests each document joined (committed).
+        self.attachments = attachments
 
     async def add(self, document: Document) -> None:
         assert document.id not in self._rows
@@ -226,6 +248,39 @@ class FakeDocuments:
     async def still_quarantined(self, document_id: uuid.UUID) -> bool:
         row = self.pending.get(document_id) or self._rows.get(document_id)
         return row is not None and row.state is State.QUARANTINED
+
+    async def attach(
+        self, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], at: datetime
+    ) -> list[Document]:
+        new = []
+        for document_id in sorted(set(document_ids)):
+            row = self._rows.get(document_id)
+            if row is None or request_id in self.attachments.get(document_id, set()):
+                continue
+            self.joined.setdefault(document_id, set()).add(request_id)
+            new.append(row)
+        return new
+
+    async def unattached(self, limit: int, *, older_than: datetime) -> list[Document]:
+        waiting = [
+            d
+            for d in self._rows.values()
+            if not self.attachments.get(d.id) and d.created_at <= older_than
+        ]
+        return sorted(waiting, key=lambda d: d.created_at)[:limit]
+
+    async def remove(self, document_ids: list[uuid.UUID]) -> None:
+        self.removed.update(document_ids)
+
+    def apply(self) -> None:
+        self._rows.update(self.pending)
+        for document_id in self.removed:
+            self._rows.pop(document_id, None)
+        for document_id, requests in self.joined.items():
+            self.attachments.setdefault(document_id, set()).update(requests)
+        self.pending.clear()
+        self.removed.clear()
+        self.joined.clear()
 
 
 class FakeAccess:
@@ -257,8 +312,12 @@ class FakeUnitOfWork(FakeInbox):
         super().__init__()
         self.rows: dict[uuid.UUID, Document] = {}
         self.tries: dict[uuid.UUID, datetime] = {}
-        self.documents = FakeDocuments(self.rows, self.tries)
+        self.attachments: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self.documents = self._repository()
         self.access = FakeAccess()
+        # Published by committed transactions, in order.
+        self.events: list[DocumentEvent] = []
+        self._recorded: list[DocumentEvent] = []
         self.commits = 0
         # The commits (1 for the first) that fail; `lands` makes a failed one apply anyway,
         # as when the connection is lost on the reply.
@@ -266,8 +325,12 @@ class FakeUnitOfWork(FakeInbox):
         self.lands = False
         self.hold: asyncio.Event | None = None
 
+    def _repository(self) -> FakeDocuments:
+        return FakeDocuments(self.rows, self.tries, self.attachments)
+
     async def __aenter__(self) -> Self:
-        self.documents = FakeDocuments(self.rows, self.tries)
+        self.documents = self._repository()
+        self._recorded = []
         return self
 
     async def __aexit__(
@@ -276,7 +339,16 @@ class FakeUnitOfWork(FakeInbox):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.documents.pending.clear()
+        self.documents = self._repository()
+        self._recorded = []
+
+    def record(self, event: DocumentEvent) -> None:
+        self._recorded.append(event)
+
+    def _apply(self) -> None:
+        self.documents.apply()
+        self.events.extend(self._recorded)
+        self._recorded = []
 
     async def commit(self) -> None:
         self.commits += 1
@@ -284,10 +356,9 @@ class FakeUnitOfWork(FakeInbox):
             await self.hold.wait()
         if self.commits in self.failing:
             if self.lands:
-                self.rows.update(self.documents.pending)
+                self._apply()
             raise ConnectionError("the database went away")
-        self.rows.update(self.documents.pending)
-        self.documents.pending.clear()
+        self._apply()
 
 
 class Stream:
@@ -345,8 +416,30 @@ class Docs:
             request_id=request_id,
             department=department,
             document_ids=(document.id,),
+            now=NOW,
         )
         return request_id
+
+    async def submit(self, *documents: Document, event_id: str = "") -> uuid.UUID:
+        """Intake's submitted event for a new request holding the documents."""
+        request_id = uuid.uuid4()
+        await handlers.attach_submitted(
+            uow=self.uow,
+            event_id=event_id or str(uuid.uuid4()),
+            request_id=request_id,
+            document_ids=tuple(d.id for d in documents),
+            now=NOW,
+        )
+        return request_id
+
+    async def expire(self, now: datetime, *, batch: int = 200) -> bool:
+        return await handlers.expire_unattached(
+            uow=self.uow, store=self.store, now=now, keep_for=KEEP, batch=batch
+        )
+
+    def changes(self, document: Document | uuid.UUID) -> list[Change]:
+        key = document if isinstance(document, uuid.UUID) else document.id
+        return [e.change for e in self.uow.events if e.document_id == key]
 
     async def get(self, document: Document | str, caller: Principal = OWNER) -> Document:
         key = document if isinstance(document, str) else str(document.id)
@@ -870,6 +963,7 @@ async def test_a_reviewer_reads_only_documents_of_their_departments_requests(doc
         request_id=request_id,
         department="visas",
         document_ids=(),
+        now=NOW,
     )
     assert (await docs.get(document, visas)).id == document.id
     with pytest.raises(NotFound):
@@ -880,10 +974,160 @@ async def test_documents_sent_with_an_answer_join_their_requests_department(docs
     first, answered = await docs.upload([meta(), PDF]), await docs.upload([meta(), PDF])
     request_id = await docs.route(first, "passports")
     await handlers.grant_answer(
-        uow=docs.uow, event_id="a1", request_id=request_id, document_ids=(answered.id,)
+        uow=docs.uow, event_id="a1", request_id=request_id, document_ids=(answered.id,), now=NOW
     )
     assert (await docs.get(answered, REVIEWER)).id == answered.id
     with pytest.raises(NotFound):
         await handlers.grant_answer(
-            uow=docs.uow, event_id="a2", request_id=uuid.uuid4(), document_ids=(answered.id,)
+            uow=docs.uow,
+            event_id="a2",
+            request_id=uuid.uuid4(),
+            document_ids=(answered.id,),
+            now=NOW,
         )
+
+
+# --- the document's events, attachment and expiry -----------------------------------------------
+
+
+async def test_a_clean_upload_is_published_stored_then_clean(docs: Docs) -> None:
+    document = await docs.upload([meta(sub_service=PROBLEM, kind="error_screenshot"), PDF])
+    assert docs.changes(document) == [Change.STORED, Change.CLEAN]
+    stored, clean = docs.uow.events
+    assert stored == DocumentEvent(
+        change=Change.STORED,
+        document_id=document.id,
+        owner_id=OWNER.subject,
+        at=NOW,
+        content_type="application/pdf",
+        size_bytes=len(PDF),
+        sha256=hashlib.sha256(PDF).hexdigest(),
+        document_kind="error_screenshot",
+        sub_service_code=PROBLEM,
+    )
+    assert clean == dataclasses.replace(stored, change=Change.CLEAN)
+
+
+async def test_an_infected_upload_is_published_with_the_signature_found(docs: Docs) -> None:
+    document = await docs.upload([meta(), INFECTED_PDF])
+    assert docs.changes(document) == [Change.STORED, Change.INFECTED]
+    assert docs.uow.events[-1].reason == REPORTED_SIGNATURE
+
+
+async def test_a_quarantined_document_is_published_clean_when_the_scanner_returns(
+    docs: Docs,
+) -> None:
+    docs.scanner.down = True
+    document = await docs.upload([meta(), PDF])
+    assert docs.changes(document) == [Change.STORED]
+    docs.scanner.down = False
+    assert await docs.rescan()
+    assert docs.changes(document) == [Change.STORED, Change.CLEAN]
+    assert docs.uow.events[-1].at == LATER
+
+
+@pytest.mark.parametrize(
+    ("parts", "reason"),
+    [
+        ([meta(), javascript_pdf()], "content: the PDF contains JavaScript"),
+        ([meta(), b"x" * (MiB + 1)], f"size: the file exceeds the limit of {MiB} bytes"),
+    ],
+)
+async def test_a_refused_upload_is_published_rejected_and_nothing_else(
+    docs: Docs, parts: list[DocumentMetadata | bytes], reason: str
+) -> None:
+    with pytest.raises(InvalidArgument):
+        await docs.upload(chunked_parts(parts))
+    (rejected,) = docs.uow.events
+    assert (rejected.change, rejected.owner_id, rejected.reason) == (
+        Change.REJECTED,
+        OWNER.subject,
+        reason,
+    )
+    assert rejected.document_id not in docs.uow.rows
+
+
+async def test_no_event_without_its_change(docs: Docs) -> None:
+    docs.uow.failing = {1}
+    with pytest.raises(ConnectionError):
+        await docs.upload([meta(), PDF])
+    assert docs.uow.events == []
+
+
+async def test_a_submitted_requests_documents_are_published_attached_once(docs: Docs) -> None:
+    first, second = await docs.upload([meta(), PDF]), await docs.upload([meta(), PDF])
+    unknown = uuid.uuid4()
+    await docs.submit(first, second, Document(**{**vars(first), "id": unknown}), event_id="s1")
+    request_id = next(iter(docs.uow.attachments[first.id]))
+    attached = [e for e in docs.uow.events if e.change is Change.ATTACHED]
+    assert [(e.document_id, e.request_id) for e in attached] == sorted(
+        [(first.id, request_id), (second.id, request_id)]
+    )
+    # The same event again, and routing's event for the same request: nothing new.
+    await handlers.attach_submitted(
+        uow=docs.uow, event_id="s1", request_id=request_id, document_ids=(first.id,), now=NOW
+    )
+    await handlers.grant_access(
+        uow=docs.uow,
+        event_id="r1",
+        request_id=request_id,
+        department="passports",
+        document_ids=(first.id, second.id),
+        now=NOW,
+    )
+    assert docs.changes(first) == [Change.STORED, Change.CLEAN, Change.ATTACHED]
+    assert docs.changes(unknown) == []
+
+
+async def test_routing_attaches_documents_when_its_event_comes_first(docs: Docs) -> None:
+    document = await docs.upload([meta(), PDF])
+    request_id = await docs.route(document)
+    assert docs.uow.attachments == {document.id: {request_id}}
+    assert docs.changes(document)[-1] is Change.ATTACHED
+
+
+async def test_documents_never_attached_expire_with_their_objects(docs: Docs) -> None:
+    kept = await docs.upload([meta(), PDF])
+    await docs.submit(kept)
+    docs.scanner.down = True
+    waiting = await docs.upload([meta(), PDF])
+    docs.scanner.down = False
+    forgotten = await docs.upload([meta(), PDF])
+    recent = await docs.upload([meta(), PDF], now=NOW + KEEP)
+    assert not await docs.expire(NOW + KEEP - timedelta(seconds=1))
+    assert docs.uow.rows.keys() == {kept.id, waiting.id, forgotten.id, recent.id}
+    assert not await docs.expire(NOW + KEEP)
+    assert docs.uow.rows.keys() == {kept.id, recent.id}
+    assert set(docs.store.objects) == {kept.object_key, recent.object_key}
+    for gone in (waiting, forgotten):
+        assert docs.changes(gone)[-1] is Change.REMOVED
+        assert docs.uow.events[-1].reason == "not attached to a request within 72 hours"
+    with pytest.raises(NotFound):
+        await docs.get(forgotten)
+
+
+async def test_expiry_says_when_a_full_batch_leaves_more(docs: Docs) -> None:
+    for _ in range(3):
+        await docs.upload([meta(), PDF])
+    assert await docs.expire(NOW + KEEP, batch=2)
+    assert not await docs.expire(NOW + KEEP, batch=2)
+    assert docs.uow.rows == {}
+    assert docs.store.objects == {}
+
+
+async def test_storage_down_at_expiry_leaves_objects_but_never_a_row_without_one(
+    docs: Docs,
+) -> None:
+    document = await docs.upload([meta(), PDF])
+    docs.store.down = True
+    assert not await docs.expire(NOW + KEEP)
+    assert docs.uow.rows == {}
+    assert docs.changes(document)[-1] is Change.REMOVED
+    assert document.object_key in docs.store.objects
+
+
+def chunked_parts(parts: list[DocumentMetadata | bytes]) -> list[DocumentMetadata | bytes]:
+    out: list[DocumentMetadata | bytes] = []
+    for part in parts:
+        out.extend(chunked(part) if isinstance(part, bytes) else [part])
+    return out

@@ -6,14 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_docs.adapters import tables
+from tawasul_docs.adapters.events import to_event
 from tawasul_docs.domain.inspection import Kind
-from tawasul_docs.domain.model import Document, State
+from tawasul_docs.domain.model import Document, DocumentEvent, State
 
 SERVICE = "docs"
 
@@ -95,6 +96,51 @@ class SqlDocumentRepository:
         )
         return state == State.QUARANTINED.value
 
+    async def attach(
+        self, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], at: datetime
+    ) -> list[Document]:
+        """Records that the documents joined the request; returns those that had not yet.
+
+        The rows are locked first, so a document the expiry job holds is either gone when
+        this reads it (nothing to attach) or attached before the job can take it.
+        """
+        if not document_ids:
+            return []
+        t = tables.documents
+        rows = await self._session.execute(
+            select(t).where(t.c.id.in_(document_ids)).order_by(t.c.id).with_for_update()
+        )
+        found = {r.id: _document(r) for r in rows}
+        if not found:
+            return []
+        a = tables.attachments
+        pairs = [{"document_id": d, "request_id": request_id, "attached_at": at} for d in found]
+        joined = await self._session.scalars(
+            pg_insert(a).values(pairs).on_conflict_do_nothing().returning(a.c.document_id)
+        )
+        new = list(joined)
+        if new:
+            await self._session.execute(
+                update(t).where(t.c.id.in_(new) & t.c.attached_at.is_(None)).values(attached_at=at)
+            )
+        return [found[d] for d in sorted(new)]
+
+    async def unattached(self, limit: int, *, older_than: datetime) -> list[Document]:
+        """Documents that joined no request since before `older_than`, locked for removal."""
+        t = tables.documents
+        rows = await self._session.execute(
+            select(t)
+            .where(t.c.attached_at.is_(None) & (t.c.created_at <= older_than))
+            .order_by(t.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_document(r) for r in rows]
+
+    async def remove(self, document_ids: list[uuid.UUID]) -> None:
+        t = tables.documents
+        await self._session.execute(delete(t).where(t.c.id.in_(document_ids)))
+
 
 class SqlAccessRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -155,3 +201,6 @@ class DocsUnitOfWork(SqlUnitOfWork):
         self.documents = SqlDocumentRepository(self.session)
         self.access = SqlAccessRepository(self.session)
         return self
+
+    def record(self, event: DocumentEvent) -> None:
+        self.publish(to_event(event))

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
+from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 from minio.sseconfig import Rule, SSEConfig
 from tawasul_platform.errors import Unavailable
@@ -240,6 +241,19 @@ class MinioObjectStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        def remove() -> list[str]:
+            # Lazy: the requests (a thousand keys each) go out as the errors are read.
+            errors = self._client.remove_objects(self._bucket, [DeleteObject(k) for k in keys])
+            return [f"{e.name}: {e.code}" for e in errors]
+
+        try:
+            failed = await asyncio.to_thread(remove)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"object storage cannot delete now: {exc}") from exc
+        if failed:
+            raise Unavailable(f"object storage kept {len(failed)} objects: {failed[:3]}")
 
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
         url: str = await asyncio.to_thread(

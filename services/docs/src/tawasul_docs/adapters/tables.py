@@ -22,8 +22,20 @@ documents = Table(
     Column("document_kind", String(50), nullable=False, server_default=""),
     Column("sub_service_code", String(100), nullable=False, server_default=""),
     Column("scan_tried_at", DateTime(timezone=True)),
+    # When it first joined a request; until then it expires.
+    Column("attached_at", DateTime(timezone=True)),
     Index("documents_owner", "owner_id"),
     Index("documents_quarantined", "created_at", postgresql_where=text("state = 'quarantined'")),
+    Index("documents_unattached", "created_at", postgresql_where=text("attached_at IS NULL")),
+)
+
+# Every request each document joined: at submission, with an answer, or as routing saw it.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("document_id", Uuid, primary_key=True),
+    Column("request_id", Uuid, primary_key=True),
+    Column("attached_at", DateTime(timezone=True), nullable=False),
 )
 
 # Which request (and so which department's reviewers) holds each document: from routing's

@@ -15,11 +15,13 @@ from tawasul_platform.catalog import Catalog
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from tawasul_platform.identity import Principal
 
-from tawasul_docs.app.ports import ObjectStore, Pipe, Scanner, UnitOfWork
+from tawasul_docs.app.ports import ObjectStore, Pipe, Scanner, UnitOfWork, Verdict
 from tawasul_docs.domain.inspection import Refused, inspect_file
 from tawasul_docs.domain.model import (
     MAX_CHUNK,
+    Change,
     Document,
+    DocumentEvent,
     DocumentMetadata,
     DownloadLink,
     State,
@@ -62,8 +64,8 @@ async def upload_document(
     with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="upload-") as spool:
         pipe = store.open_pipe()
         uploading = store.stream_to(key, pipe)
+        size = 0
         try:
-            size = 0
             async for part in parts:
                 if isinstance(part, DocumentMetadata):
                     raise InvalidArgument({"metadata": "only the first message carries metadata"})
@@ -79,10 +81,12 @@ async def upload_document(
             await pipe.finish()
             # Shielded: a cancelled caller must not cancel the storing, which _abandon awaits.
             await asyncio.shield(uploading)
-        except BaseException:
+        except BaseException as exc:
             # Refused, failed or cancelled (the caller's deadline): whatever reached storage
             # goes, even if the last part was on its way when the caller went.
             await asyncio.shield(_abandon(store, key, pipe, uploading))
+            if isinstance(exc, InvalidArgument):
+                await _rejected(uow, document_id, caller, metadata, size, str(exc), now)
             raise
         await asyncio.to_thread(spool.flush)
         path = Path(spool.name)
@@ -96,6 +100,8 @@ async def upload_document(
             )
         except Refused as refused:
             await _forget(store, key)
+            reason = f"{refused.field}: {refused.reason}"
+            await _rejected(uow, document_id, caller, metadata, size, reason, now)
             raise InvalidArgument({refused.field: refused.reason}) from None
         document = Document.create(
             id=document_id,
@@ -107,6 +113,7 @@ async def upload_document(
         try:
             async with uow:
                 await uow.documents.add(document)
+                uow.record(DocumentEvent.of(document, Change.STORED, now))
                 await uow.commit()
         except BaseException:
             # A failed commit, or the caller gone (deadline, disconnect): no orphan object.
@@ -114,15 +121,41 @@ async def upload_document(
             raise
         try:
             verdict = await scanner.scan_file(path)
-            return await _settle(uow=uow, store=store, document=document, clean=verdict.clean)
+            return await _settle(uow=uow, store=store, document=document, verdict=verdict, now=now)
         except Unavailable as exc:
             # Fail closed: it stays in quarantine and the rescan loop takes it up later.
             log.warning("document %s stays in quarantine: %s", document.id, exc)
             return document
 
 
+async def _rejected(
+    uow: UnitOfWork,
+    document_id: uuid.UUID,
+    caller: Principal,
+    metadata: DocumentMetadata,
+    size: int,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Publishes a refused upload; the caller hears of the refusal whether or not this lands."""
+    event = DocumentEvent.rejected(
+        document_id=document_id,
+        owner_id=caller.subject,
+        metadata=metadata,
+        size_bytes=size,
+        reason=reason,
+        at=now,
+    )
+    try:
+        async with uow:
+            uow.record(event)
+            await uow.commit()
+    except Exception:
+        log.warning("cannot record the refused upload %s", document_id, exc_info=True)
+
+
 async def _settle(
-    *, uow: UnitOfWork, store: ObjectStore, document: Document, clean: bool
+    *, uow: UnitOfWork, store: ObjectStore, document: Document, verdict: Verdict, now: datetime
 ) -> Document:
     """Records the scanner's verdict, in an order that never strands a document.
 
@@ -131,6 +164,7 @@ async def _settle(
     the quarantined object is deleted; an infected one is marked before its bytes go. A
     failure at any step leaves a row whose object exists.
     """
+    clean = verdict.clean
     scanned = document.scanned(clean=clean)
     async with uow:
         if not await uow.documents.still_quarantined(document.id):
@@ -140,6 +174,10 @@ async def _settle(
                 document.object_key, scanned.object_key, content_type=document.content_type.value
             )
         await uow.documents.save(scanned)
+        if clean:
+            uow.record(DocumentEvent.of(scanned, Change.CLEAN, now))
+        else:
+            uow.record(DocumentEvent.of(scanned, Change.INFECTED, now, reason=verdict.signature))
         await uow.commit()
     if not clean:
         log.warning("document %s is infected; its bytes are deleted", document.id)
@@ -167,8 +205,34 @@ async def rescan_quarantined(
         await uow.documents.tried(document.id, now)
         await uow.commit()
     verdict = await scanner.scan(store.chunks(document.object_key))
-    await _settle(uow=uow, store=store, document=document, clean=verdict.clean)
+    await _settle(uow=uow, store=store, document=document, verdict=verdict, now=now)
     return True
+
+
+async def expire_unattached(
+    *, uow: UnitOfWork, store: ObjectStore, now: datetime, keep_for: timedelta, batch: int = 200
+) -> bool:
+    """Removes documents that joined no request within `keep_for`; True while there are more.
+
+    The rows go first, with their events, then the objects: a failure in between leaves an
+    object nobody can reach (harmless), never a row whose object is gone.
+    """
+    async with uow:
+        expired = await uow.documents.unattached(batch, older_than=now - keep_for)
+        if not expired:
+            return False
+        await uow.documents.remove([d.id for d in expired])
+        reason = f"not attached to a request within {keep_for.total_seconds() / 3600:g} hours"
+        for document in expired:
+            uow.record(DocumentEvent.of(document, Change.REMOVED, now, reason=reason))
+        await uow.commit()
+    log.info("removed %d documents never attached", len(expired))
+    keys = {d.object_key for d in expired} | {quarantine_key(d.id) for d in expired}
+    try:
+        await store.delete_many(sorted(keys))
+    except Unavailable as exc:
+        log.warning("expired documents' objects are left in the bucket: %s", exc)
+    return len(expired) == batch
 
 
 async def _abandon(store: ObjectStore, key: str, pipe: Pipe, uploading: Awaitable[None]) -> None:
@@ -215,6 +279,33 @@ async def get_document(*, uow: UnitOfWork, caller: Principal, document_id: str) 
 CONSUMER = "docs"
 
 
+async def _attach(
+    uow: UnitOfWork, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], now: datetime
+) -> None:
+    """Records the documents on the request (they no longer expire) and publishes each one
+    that joins it now; intake checked at submission that they exist, are clean and are the
+    applicant's."""
+    joined = await uow.documents.attach(request_id, document_ids, now)
+    for document in joined:
+        uow.record(DocumentEvent.of(document, Change.ATTACHED, now, request_id=request_id))
+
+
+async def attach_submitted(
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    document_ids: tuple[uuid.UUID, ...],
+    now: datetime,
+) -> None:
+    """A submitted request's documents are attached to it."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        await _attach(uow, request_id, document_ids, now)
+        await uow.commit()
+
+
 async def grant_access(
     *,
     uow: UnitOfWork,
@@ -222,19 +313,29 @@ async def grant_access(
     request_id: uuid.UUID,
     department: str,
     document_ids: tuple[uuid.UUID, ...],
+    now: datetime,
 ) -> None:
-    """A routed (or transferred) request's documents become readable by its department."""
+    """A routed (or transferred) request's documents become readable by its department.
+
+    Routing's event may arrive before intake's: it attaches them too, whichever comes first.
+    """
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         await uow.access.grant(request_id, department, document_ids)
+        await _attach(uow, request_id, document_ids, now)
         await uow.commit()
 
 
 async def grant_answer(
-    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...]
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    document_ids: tuple[uuid.UUID, ...],
+    now: datetime,
 ) -> None:
-    """Documents sent with an answer join their request's department."""
+    """Documents sent with an answer join their request and its department."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
@@ -242,6 +343,7 @@ async def grant_answer(
         if department is None:
             raise NotFound(f"an answer for request {request_id}, not routed here yet")
         await uow.access.grant(request_id, department, document_ids)
+        await _attach(uow, request_id, document_ids, now)
         await uow.commit()
 
 

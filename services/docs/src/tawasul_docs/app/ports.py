@@ -11,7 +11,7 @@ from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
-from tawasul_docs.domain.model import Document
+from tawasul_docs.domain.model import Document, DocumentEvent
 
 
 class Pipe(Protocol):
@@ -35,6 +35,10 @@ class ObjectStore(Protocol):
     async def copy(self, source: str, target: str, *, content_type: str) -> None: ...
     def chunks(self, key: str) -> AsyncIterator[bytes]: ...
     async def delete(self, key: str) -> None: ...
+    async def delete_many(self, keys: list[str]) -> None:
+        """Deletes the objects in one request; a missing one is no error."""
+        ...
+
     async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
         """A URL that downloads the object, without credentials, until `expires` has passed."""
         ...
@@ -70,6 +74,19 @@ class DocumentRepository(Protocol):
         """Whether it still waits for a verdict, locking its row for this transaction."""
         ...
 
+    async def attach(
+        self, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], at: datetime
+    ) -> list[Document]:
+        """Records that the (existing) documents joined the request; returns those that had
+        not joined it before."""
+        ...
+
+    async def unattached(self, limit: int, *, older_than: datetime) -> list[Document]:
+        """Documents never attached, created before `older_than`, locked for the transaction."""
+        ...
+
+    async def remove(self, document_ids: list[uuid.UUID]) -> None: ...
+
 
 class AccessRepository(Protocol):
     """Which requests, in which departments, hold each document (from routing's events)."""
@@ -89,3 +106,6 @@ class UnitOfWork(Transaction, Inbox, Protocol):
     def documents(self) -> DocumentRepository: ...
     @property
     def access(self) -> AccessRepository: ...
+    def record(self, event: DocumentEvent) -> None:
+        """Publishes the event with what `commit` commits (the outbox)."""
+        ...

@@ -125,6 +125,79 @@ class Document:
         return principal.is_beneficiary and principal.subject == self.owner_id
 
 
+class Change(StrEnum):
+    STORED = "stored"
+    REJECTED = "rejected"
+    CLEAN = "clean"
+    INFECTED = "infected"
+    ATTACHED = "attached"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class DocumentEvent:
+    """A step of a document's life, published for whoever keeps its record."""
+
+    change: Change
+    document_id: uuid.UUID
+    owner_id: str
+    at: datetime
+    content_type: str = ""
+    size_bytes: int = 0
+    sha256: str = ""
+    document_kind: str = ""
+    sub_service_code: str = ""
+    request_id: uuid.UUID | None = None
+    reason: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        document: Document,
+        change: Change,
+        at: datetime,
+        *,
+        request_id: uuid.UUID | None = None,
+        reason: str = "",
+    ) -> DocumentEvent:
+        return cls(
+            change=change,
+            document_id=document.id,
+            owner_id=document.owner_id,
+            at=at,
+            content_type=document.content_type.value,
+            size_bytes=document.size_bytes,
+            sha256=document.sha256,
+            document_kind=document.document_kind,
+            sub_service_code=document.sub_service_code,
+            request_id=request_id,
+            reason=reason,
+        )
+
+    @classmethod
+    def rejected(
+        cls,
+        *,
+        document_id: uuid.UUID,
+        owner_id: str,
+        metadata: DocumentMetadata,
+        size_bytes: int,
+        reason: str,
+        at: datetime,
+    ) -> DocumentEvent:
+        """An upload refused before it became a document: only what the channel said."""
+        return cls(
+            change=Change.REJECTED,
+            document_id=document_id,
+            owner_id=owner_id,
+            at=at,
+            size_bytes=size_bytes,
+            document_kind=metadata.document_kind[:50],
+            sub_service_code=metadata.sub_service_code[:100],
+            reason=reason,
+        )
+
+
 @dataclass(frozen=True)
 class DownloadLink:
     document: Document

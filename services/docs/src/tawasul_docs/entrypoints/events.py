@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.errors import InvalidArgument
@@ -21,6 +22,22 @@ def _uuid(name: str, raw: str) -> uuid.UUID:
         raise InvalidArgument({name: "not a UUID"}) from exc
 
 
+def on_submitted(uow: Callable[[], UnitOfWork]) -> Handler:
+    async def handle(event: events_pb2.Envelope) -> None:
+        if not event.HasField("request_submitted"):
+            raise InvalidArgument({"payload": f"not a submitted request: {event.event_type}"})
+        submitted = event.request_submitted
+        await handlers.attach_submitted(
+            uow=uow(),
+            event_id=event.event_id,
+            request_id=_uuid("request_id", submitted.request_id),
+            document_ids=tuple(_uuid("document_ids", d) for d in submitted.document_ids),
+            now=datetime.now(UTC),
+        )
+
+    return handle
+
+
 def on_routed(uow: Callable[[], UnitOfWork]) -> Handler:
     async def handle(event: events_pb2.Envelope) -> None:
         if not event.HasField("request_routed"):
@@ -32,6 +49,7 @@ def on_routed(uow: Callable[[], UnitOfWork]) -> Handler:
             request_id=_uuid("request_id", routed.request_id),
             department=routed.department_code,
             document_ids=tuple(_uuid("document_ids", d) for d in routed.document_ids),
+            now=datetime.now(UTC),
         )
 
     return handle
@@ -49,6 +67,7 @@ def on_applicant_action(uow: Callable[[], UnitOfWork]) -> Handler:
             event_id=event.event_id,
             request_id=_uuid("request_id", answer.request_id),
             document_ids=tuple(_uuid("document_ids", d) for d in answer.document_ids),
+            now=datetime.now(UTC),
         )
 
     return handle

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tawasul.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -20,10 +21,49 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _DocumentChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_CHANGE_UNSPECIFIED: _DocumentChange.ValueType  # 0
+    DOCUMENT_CHANGE_STORED: _DocumentChange.ValueType  # 1
+    """Checked and stored in quarantine, waiting for the malware scanner."""
+    DOCUMENT_CHANGE_REJECTED: _DocumentChange.ValueType  # 2
+    """The upload was refused (type, structure, active content, size); nothing was stored."""
+    DOCUMENT_CHANGE_CLEAN: _DocumentChange.ValueType  # 3
+    """The scanner found it clean: it can be attached and read."""
+    DOCUMENT_CHANGE_INFECTED: _DocumentChange.ValueType  # 4
+    """The scanner found malware; its bytes are deleted."""
+    DOCUMENT_CHANGE_ATTACHED: _DocumentChange.ValueType  # 5
+    """It joined a request (at submission or with an answer)."""
+    DOCUMENT_CHANGE_REMOVED: _DocumentChange.ValueType  # 6
+    """Its object and row are gone (never attached before it expired)."""
+
+class DocumentChange(_DocumentChange, metaclass=_DocumentChangeEnumTypeWrapper):
+    """What happened to a document."""
+
+DOCUMENT_CHANGE_UNSPECIFIED: DocumentChange.ValueType  # 0
+DOCUMENT_CHANGE_STORED: DocumentChange.ValueType  # 1
+"""Checked and stored in quarantine, waiting for the malware scanner."""
+DOCUMENT_CHANGE_REJECTED: DocumentChange.ValueType  # 2
+"""The upload was refused (type, structure, active content, size); nothing was stored."""
+DOCUMENT_CHANGE_CLEAN: DocumentChange.ValueType  # 3
+"""The scanner found it clean: it can be attached and read."""
+DOCUMENT_CHANGE_INFECTED: DocumentChange.ValueType  # 4
+"""The scanner found malware; its bytes are deleted."""
+DOCUMENT_CHANGE_ATTACHED: DocumentChange.ValueType  # 5
+"""It joined a request (at submission or with an answer)."""
+DOCUMENT_CHANGE_REMOVED: DocumentChange.ValueType  # 6
+"""Its object and row are gone (never attached before it expired)."""
+Global___DocumentChange: _TypeAlias = DocumentChange  # noqa: Y015
+
 @_typing.final
 class Envelope(_message.Message):
     """Every Kafka message value is an Envelope. The key is the request id, so all events of one
-    request are ordered; trace context travels in the `traceparent` header.
+    request are ordered (a document's events are keyed by the document id instead); trace
+    context travels in the `traceparent` header.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -43,6 +83,7 @@ class Envelope(_message.Message):
     REQUEST_ANSWERED_FIELD_NUMBER: _builtins.int
     SLA_ALERT_FIELD_NUMBER: _builtins.int
     REQUEST_APPEALED_FIELD_NUMBER: _builtins.int
+    DOCUMENT_CHANGED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per event; consumers de-duplicate on it."""
     event_type: _builtins.str
@@ -71,6 +112,8 @@ class Envelope(_message.Message):
     def sla_alert(self) -> Global___SlaAlert: ...
     @_builtins.property
     def request_appealed(self) -> Global___RequestAppealed: ...
+    @_builtins.property
+    def document_changed(self) -> Global___DocumentChanged: ...
     def __init__(
         self,
         *,
@@ -89,12 +132,13 @@ class Envelope(_message.Message):
         request_answered: Global___RequestAnswered | None = ...,
         sla_alert: Global___SlaAlert | None = ...,
         request_appealed: Global___RequestAppealed | None = ...,
+        document_changed: Global___DocumentChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "sla_alert", b"sla_alert"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document_changed", b"document_changed", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "sla_alert", b"sla_alert"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_changed", b"document_changed", "event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert", "request_appealed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert", "request_appealed", "document_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -648,3 +692,55 @@ class NotificationSent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NotificationSent: _TypeAlias = NotificationSent  # noqa: Y015
+
+@_typing.final
+class DocumentChanged(_message.Message):
+    """Topic tawasul.documents.events.v1, produced by docs, keyed by the document id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KIND_FIELD_NUMBER: _builtins.int
+    SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    change: Global___DocumentChange.ValueType
+    owner_id: _builtins.str
+    """National ID or iqama number of the account that uploaded it."""
+    content_type: _builtins.str
+    """What the bytes really are; empty when the upload was rejected before that was known."""
+    size_bytes: _builtins.int
+    sha256: _builtins.str
+    document_kind: _builtins.str
+    sub_service_code: _builtins.str
+    request_id: _builtins.str
+    """Attached: the request it joined."""
+    reason: _builtins.str
+    """Rejected: the field and what is wrong; infected: the signature found; removed: why."""
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        change: Global___DocumentChange.ValueType = ...,
+        owner_id: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        document_kind: _builtins.str = ...,
+        sub_service_code: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "content_type", b"content_type", "document_id", b"document_id", "document_kind", b"document_kind", "owner_id", b"owner_id", "reason", b"reason", "request_id", b"request_id", "sha256", b"sha256", "size_bytes", b"size_bytes", "sub_service_code", b"sub_service_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentChanged: _TypeAlias = DocumentChanged  # noqa: Y015
