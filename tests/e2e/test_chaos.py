@@ -16,6 +16,7 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
 
+from tests.e2e.direct import object_keys, scalar
 from tests.e2e.topics import envelopes, records
 
 pytestmark = pytest.mark.chaos
@@ -100,8 +101,10 @@ async def test_requests_taken_while_kafka_is_down_reach_their_queue(
 async def test_uploads_while_object_storage_is_down_are_unavailable(
     stack: Stack, clients: Clients
 ) -> None:
-    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
     pdf = sample_pdf("scan")
+    stored_before = await asyncio.to_thread(object_keys, stack)
     await asyncio.to_thread(stack.stop_service, "minio", signal.SIGKILL)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -109,8 +112,13 @@ async def test_uploads_while_object_storage_is_down_are_unavailable(
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
     finally:
         await asyncio.to_thread(stack.start_service, "minio")
+    # Nothing half-written: no row, no object.
+    owned = "SELECT count(*) FROM documents WHERE owner_id = :owner"
+    assert await scalar(stack, "docs", owned, owner=citizen_id) == 0
+    assert await asyncio.to_thread(object_keys, stack) == stored_before
     stored = await clients.upload(citizen, "scan.pdf", pdf)
     assert stored.size_bytes == len(pdf)
+    assert await scalar(stack, "docs", owned, owner=citizen_id) == 1
 
 
 async def test_a_database_outage_is_waited_out_not_dead_lettered(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from minio import Minio
 from minio.error import S3Error
 from PIL import Image
 from pypdf import PdfWriter
@@ -31,7 +30,7 @@ from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
 from tawasul_platform.identity import Role
 
-from tests.e2e.db import sql
+from tests.e2e.direct import bucket_client, sql
 from tests.e2e.topics import envelopes, records
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -67,17 +66,6 @@ def noisy_jpeg(megabytes: float) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=100)
     return out.getvalue()
-
-
-def bucket_client(stack: Stack) -> Minio:
-    """Straight to the stack's MinIO, to see what docs left in the bucket."""
-    cfg = stack.config
-    return Minio(
-        cfg.minio_endpoint,
-        access_key=cfg.minio_access_key,
-        secret_key=cfg.minio_secret_key,
-        secure=False,
-    )
 
 
 def rss_kib(pid: int, field: str) -> int:

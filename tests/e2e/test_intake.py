@@ -18,7 +18,7 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, existing_resource
 from tawasul_platform.identity import Role
 
-from tests.e2e.db import sql
+from tests.e2e.direct import sql
 
 # The development registry's sample family and establishment (registry.dev.json).
 HOLDER, SON, WIFE = "1000000008", "1023456781", "1012345672"

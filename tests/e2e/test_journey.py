@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from minio import Minio
 from tawasul.common.v1 import common_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.routing.v1 import routing_pb2
@@ -27,11 +26,11 @@ from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
 from tawasul_platform.identity import Role
 
+from tests.e2e.direct import bucket_client
 from tests.e2e.topics import envelopes
 
 MOBILE = "+966551234567"
 DEPARTMENT = "passports"
-BUCKET = "tawasul-attachments"
 
 
 def review_cli(stack: Stack, token: str, *args: str) -> str:
@@ -52,13 +51,7 @@ def review_cli(stack: Stack, token: str, *args: str) -> str:
 
 
 def stored_object(stack: Stack, key: str) -> bytes:
-    client = Minio(
-        stack.config.minio_endpoint,
-        access_key=stack.config.minio_access_key,
-        secret_key=stack.config.minio_secret_key,
-        secure=False,
-    )
-    answer = client.get_object(BUCKET, key)
+    answer = bucket_client(stack).get_object(stack.config.s3_bucket, key)
     try:
         return answer.read()
     finally:

@@ -18,7 +18,7 @@ from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
-from tests.e2e.db import sql
+from tests.e2e.direct import sql
 from tests.e2e.topics import envelopes
 
 TIMEOUT = DEFAULT_DEADLINE_SECONDS

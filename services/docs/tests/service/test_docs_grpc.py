@@ -651,6 +651,29 @@ async def test_one_account_cannot_take_every_slot(serve: Serve) -> None:
             assert (await call).document.state == CLEAN
 
 
+async def test_the_account_limit_holds_across_replicas(serve: Serve) -> None:
+    async with serve() as one, serve() as other:
+        held = [one.stub.UploadDocument(timeout=20, metadata=bearer(OWNER)) for _ in range(4)]
+        messages = request_stream(PDF, chunk=100)
+        for call in held:
+            await call.write(messages[0])
+            await call.write(messages[1])
+
+        async def all_flowing() -> bool | None:
+            return True if len(one.store.pipes) == 4 else None
+
+        await eventually(all_flowing, within=5, what="four uploads on the first replica")
+        error = await refused(other.upload(PDF, token=OWNER))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert other.store.pipes == []
+        for call in held:
+            for message in messages[2:]:
+                await call.write(message)
+            await call.done_writing()
+            assert (await call).document.state == CLEAN
+        assert (await other.upload(PDF, token=OWNER)).state == CLEAN
+
+
 async def test_concurrent_uploads_within_the_cap_all_succeed(serve: Serve) -> None:
     async with serve(max_concurrent_uploads=8) as docs:
         files = [sample_pdf(f"document {n} " + "p" * 100_000) for n in range(8)]

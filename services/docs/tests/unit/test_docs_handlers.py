@@ -16,6 +16,7 @@ import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +40,13 @@ from tawasul_docs.domain.model import (
     State,
 )
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from tawasul_platform.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox
 
@@ -307,6 +314,25 @@ class FakeAccess:
         return frozenset(self.holders.get(document_id, {}).values())
 
 
+class FakeLeases:
+    """Upload leases; in the real table they are shared by every replica."""
+
+    def __init__(self) -> None:
+        self.held: dict[uuid.UUID, tuple[str, datetime]] = {}
+
+    async def take(
+        self, owner_id: str, lease_id: uuid.UUID, *, now: datetime, until: datetime, limit: int
+    ) -> bool:
+        live = [o for o, expires in self.held.values() if o == owner_id and expires > now]
+        if len(live) >= limit:
+            return False
+        self.held[lease_id] = (owner_id, until)
+        return True
+
+    async def release(self, lease_id: uuid.UUID) -> None:
+        self.held.pop(lease_id, None)
+
+
 class FakeUnitOfWork(FakeInbox):
     def __init__(self) -> None:
         super().__init__()
@@ -315,6 +341,7 @@ class FakeUnitOfWork(FakeInbox):
         self.attachments: dict[uuid.UUID, set[uuid.UUID]] = {}
         self.documents = self._repository()
         self.access = FakeAccess()
+        self.leases = FakeLeases()
         # Published by committed transactions, in order.
         self.events: list[DocumentEvent] = []
         self._recorded: list[DocumentEvent] = []
@@ -1131,3 +1158,44 @@ def chunked_parts(parts: list[DocumentMetadata | bytes]) -> list[DocumentMetadat
     for part in parts:
         out.extend(chunked(part) if isinstance(part, bytes) else [part])
     return out
+
+
+# --- the per-account upload limit ---------------------------------------------------------------
+
+
+def slot(
+    docs: Docs, caller: Principal = OWNER, now: datetime = NOW
+) -> AbstractAsyncContextManager[None]:
+    return handlers.account_slot(
+        uow=docs.uow, caller=caller, now=now, hold_for=timedelta(minutes=2), limit=2
+    )
+
+
+async def test_an_account_holds_at_most_its_limit_of_uploads(docs: Docs) -> None:
+    async with slot(docs), slot(docs):
+        with pytest.raises(ResourceExhausted, match="at most 2 uploads at once per account"):
+            async with slot(docs):
+                pass
+        async with slot(docs, STRANGER):
+            pass
+    async with slot(docs):
+        assert len(docs.uow.leases.held) == 1
+
+
+async def test_a_failed_upload_gives_its_slot_back(docs: Docs) -> None:
+    with pytest.raises(InvalidArgument):
+        async with slot(docs):
+            await docs.upload([meta(), b"not a pdf"])
+    assert docs.uow.leases.held == {}
+
+
+async def test_the_leases_of_a_process_that_died_lapse_at_the_upload_deadline(docs: Docs) -> None:
+    for _ in range(2):
+        await docs.uow.leases.take(
+            OWNER.subject, uuid.uuid4(), now=NOW, until=NOW + timedelta(minutes=2), limit=2
+        )
+    with pytest.raises(ResourceExhausted):
+        async with slot(docs, now=NOW + timedelta(minutes=1)):
+            pass
+    async with slot(docs, now=NOW + timedelta(minutes=2)):
+        pass

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
@@ -189,9 +189,38 @@ class SqlAccessRepository:
         return frozenset(rows)
 
 
+class SqlUploadLeases:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def take(
+        self, owner_id: str, lease_id: uuid.UUID, *, now: datetime, until: datetime, limit: int
+    ) -> bool:
+        t = tables.upload_leases
+        # Serializes one account's takers across replicas, for this transaction only.
+        await self._session.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner_id))))
+        await self._session.execute(
+            delete(t).where((t.c.owner_id == owner_id) & (t.c.expires_at <= now))
+        )
+        held = await self._session.scalar(
+            select(func.count()).select_from(t).where(t.c.owner_id == owner_id)
+        )
+        if (held or 0) >= limit:
+            return False
+        await self._session.execute(
+            insert(t).values(id=lease_id, owner_id=owner_id, expires_at=until)
+        )
+        return True
+
+    async def release(self, lease_id: uuid.UUID) -> None:
+        t = tables.upload_leases
+        await self._session.execute(delete(t).where(t.c.id == lease_id))
+
+
 class DocsUnitOfWork(SqlUnitOfWork):
     documents: SqlDocumentRepository
     access: SqlAccessRepository
+    leases: SqlUploadLeases
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -200,6 +229,7 @@ class DocsUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.documents = SqlDocumentRepository(self.session)
         self.access = SqlAccessRepository(self.session)
+        self.leases = SqlUploadLeases(self.session)
         return self
 
     def record(self, event: DocumentEvent) -> None:

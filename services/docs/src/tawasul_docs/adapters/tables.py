@@ -57,5 +57,16 @@ request_departments = Table(
     Column("department", String(50), nullable=False),
 )
 
+# Uploads in progress per account, so that the per-account limit holds across replicas; a
+# lease outlives a crashed process only until its upload's deadline.
+upload_leases = Table(
+    "upload_leases",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("upload_leases_owner", "owner_id"),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -8,11 +8,18 @@ import logging
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tawasul_platform.catalog import Catalog
-from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from tawasul_platform.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from tawasul_platform.identity import Principal
 
 from tawasul_docs.app.ports import ObjectStore, Pipe, Scanner, UnitOfWork, Verdict
@@ -33,6 +40,38 @@ from tawasul_docs.domain.model import (
 log = logging.getLogger(__name__)
 # An upload scans its own document; the rescan loop waits this long before it tries.
 RESCAN_GRACE = timedelta(seconds=30)
+
+
+@asynccontextmanager
+async def account_slot(
+    *, uow: UnitOfWork, caller: Principal, now: datetime, hold_for: timedelta, limit: int
+) -> AsyncIterator[None]:
+    """One of the few uploads an account may have in progress, across every replica.
+
+    The lease is given back when the upload ends however it ends; one held by a process that
+    died lapses after `hold_for`, the longest an upload may last.
+    """
+    lease = uuid.uuid4()
+    async with uow:
+        taken = await uow.leases.take(
+            caller.subject, lease, now=now, until=now + hold_for, limit=limit
+        )
+        await uow.commit()
+    if not taken:
+        raise ResourceExhausted(f"at most {limit} uploads at once per account")
+    try:
+        yield
+    finally:
+        await asyncio.shield(_give_back(uow, lease))
+
+
+async def _give_back(uow: UnitOfWork, lease: uuid.UUID) -> None:
+    try:
+        async with uow:
+            await uow.leases.release(lease)
+            await uow.commit()
+    except Exception:
+        log.warning("upload lease %s stays until it lapses", lease, exc_info=True)
 
 
 async def upload_document(

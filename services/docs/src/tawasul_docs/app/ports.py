@@ -101,11 +101,25 @@ class AccessRepository(Protocol):
     async def departments(self, document_id: uuid.UUID) -> frozenset[str]: ...
 
 
+class UploadLeases(Protocol):
+    """Uploads in progress per account, counted for every replica at once."""
+
+    async def take(
+        self, owner_id: str, lease_id: uuid.UUID, *, now: datetime, until: datetime, limit: int
+    ) -> bool:
+        """A lease until `until` unless the account holds `limit` live ones already."""
+        ...
+
+    async def release(self, lease_id: uuid.UUID) -> None: ...
+
+
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def documents(self) -> DocumentRepository: ...
     @property
     def access(self) -> AccessRepository: ...
+    @property
+    def leases(self) -> UploadLeases: ...
     def record(self, event: DocumentEvent) -> None:
         """Publishes the event with what `commit` commits (the outbox)."""
         ...

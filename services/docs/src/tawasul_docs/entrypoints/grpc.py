@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 import grpc
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.catalog import Catalog
-from tawasul_platform.errors import ResourceExhausted
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 
@@ -87,15 +85,14 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         # Each upload holds a few chunks and one 5 MiB part in memory: the process takes this
         # many at a time, and the others wait, their bytes held back by gRPC's flow control.
         self._uploads = asyncio.Semaphore(max_concurrent_uploads)
-        # One account cannot take every slot.
-        self._per_account: Counter[str] = Counter()
+        self._in_flight = 0
         self._spool_dir = spool_dir
         self._upload_seconds = upload_seconds
 
     @property
     def uploads_in_flight(self) -> int:
         """Uploads this process is handling, those waiting for a slot included."""
-        return self._per_account.total()
+        return self._in_flight
 
     async def UploadDocument(
         self,
@@ -103,11 +100,20 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         context: Context,
     ) -> docs_pb2.UploadDocumentResponse:
         who = caller(context, self._secret)
-        if self._per_account[who.subject] >= PER_ACCOUNT:
-            raise ResourceExhausted(f"at most {PER_ACCOUNT} uploads at once per account")
-        self._per_account[who.subject] += 1
+        self._in_flight += 1
         try:
-            async with asyncio.timeout(self._upload_seconds), self._uploads:
+            async with (
+                asyncio.timeout(self._upload_seconds),
+                # One account cannot take every slot, on this replica or any other.
+                handlers.account_slot(
+                    uow=self._uow(),
+                    caller=who,
+                    now=datetime.now(UTC),
+                    hold_for=timedelta(seconds=self._upload_seconds),
+                    limit=PER_ACCOUNT,
+                ),
+                self._uploads,
+            ):
                 document = await handlers.upload_document(
                     uow=self._uow(),
                     store=self._store,
@@ -125,9 +131,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                 f"an upload must end within {self._upload_seconds:.0f} s",
             )
         finally:
-            self._per_account[who.subject] -= 1
-            if not self._per_account[who.subject]:
-                del self._per_account[who.subject]
+            self._in_flight -= 1
         return docs_pb2.UploadDocumentResponse(document=to_wire(document))
 
     async def GetDocument(
