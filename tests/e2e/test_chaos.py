@@ -24,8 +24,9 @@ pytestmark = pytest.mark.chaos
 CITIZEN = "1000000008"
 DEPARTMENT = "reports"
 REQUESTS = 40
-# The consumer groups of request.submitted, named as their services.
-GROUPS = ("routing", "notify")
+# Services that consume request.submitted, and their consumer groups.
+CONSUMERS = ("routing", "notify")
+GROUPS = ("routing", "docs", "notify", "notify-sms", "notify-email", "notify-inapp")
 
 
 async def test_killing_routing_loses_and_duplicates_nothing(stack: Stack, clients: Clients) -> None:
@@ -160,7 +161,7 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
         # before it would be dead-lettered; an outage must instead keep it waiting.
         async def waited_out() -> bool | None:
             waits = f"event {submitted.event_id} waits for a dependency"
-            logs = [stack.log_path(group).read_text(errors="replace") for group in GROUPS]
+            logs = [stack.log_path(name).read_text(errors="replace") for name in CONSUMERS]
             return True if all(log.count(waits) >= 4 for log in logs) else None
 
         await eventually(waited_out, within=60, what="both consumers waiting out the outage")

@@ -3,6 +3,7 @@ transfers routed again, SLA alerts, and reviewers of another department refused.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import grpc
 import pytest
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
+from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_calendar import Sla, WorkingCalendar
 from tawasul_devstack.journey import Clients, eventually, new_citizen
@@ -298,6 +300,29 @@ async def test_sla_alerts_and_a_breach_for_the_supervisors(stack: Stack, clients
         (100, ["S6001"]),
     ]
     supervisor = clients.token("S6001", Role.REVIEWER, frozenset({DEPARTMENT}))
+
+    # Notify tells the supervisor in-app, and by e-mail at their directory address.
+    async def told() -> list[notify_pb2.InboxMessage] | None:
+        inbox = await clients.notify.ListInbox(
+            notify_pb2.ListInboxRequest(), timeout=TIMEOUT, metadata=bearer(supervisor)
+        )
+        found = [m for m in inbox.messages if m.request_id == request.request_id]
+        return found or None
+
+    (breach,) = await eventually(told, what="the breach in the supervisor's inbox")
+    assert breach.kind == "sla_breach"
+    assert request.request_number in breach.text
+
+    def mailed() -> bool | None:
+        to_supervisor = [
+            m
+            for m in clients.emails_received()
+            if m["To"] == "s6001.supervisor@passports.example"
+            and request.request_number in str(m["Subject"])
+        ]
+        return True if len(to_supervisor) == 1 else None
+
+    await eventually(lambda: asyncio.to_thread(mailed), what="the breach e-mail")
     backlog = await clients.review.GetBacklog(
         review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
         timeout=TIMEOUT,
@@ -421,7 +446,7 @@ async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
             timeout=TIMEOUT,
             metadata=bearer(second),
         )
-        found = [h for h in case.history if h.action == "notification_accepted"]
+        found = [h for h in case.history if h.action == "notification_sent"]
         return found if len(found) >= 3 else None
 
     await eventually(receipts, what="delivery receipts in the case history")

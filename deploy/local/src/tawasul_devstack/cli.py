@@ -16,10 +16,10 @@ from tawasul_devstack.stack import Stack, StackConfig
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tawasul-stack",
-        description="Runs PostgreSQL, Kafka, MinIO, the SMS gateway, ClamAV's daemon and every "
-        "Tawasul service as local processes. Settings come from TAWASUL_STACK_DIR, "
-        "TAWASUL_CACHE_DIR, TAWASUL_PORT_BASE and TAWASUL_IDENTITY_SECRET; the options below "
-        "override them.",
+        description="Runs PostgreSQL, Kafka, MinIO, the SMS gateway, the SMTP server, ClamAV's "
+        "daemon and every Tawasul service as local processes. Settings come from "
+        "TAWASUL_STACK_DIR, TAWASUL_CACHE_DIR, TAWASUL_PORT_BASE and TAWASUL_IDENTITY_SECRET; the "
+        "options below override them.",
     )
     parser.add_argument("--state-dir", type=Path, help="data, logs and pid files of this stack")
     parser.add_argument("--port-base", type=int, help="first of this stack's ports")
@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="which processes run")
     logs = commands.add_parser("logs", help="print the end of a process's log")
     logs.add_argument(
-        "name", help="postgres, kafka, minio, sms-gateway, clamd, a service, or <service>-migrate"
+        "name",
+        help="postgres, kafka, minio, sms-gateway, smtp, clamd, a service, or <service>-migrate",
     )
     logs.add_argument("-n", "--lines", type=int, default=100)
     commands.add_parser("demo", help="walk one request through the running stack")

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email.message import EmailMessage
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -20,6 +21,7 @@ from tawasul.routing.v1 import routing_pb2_grpc
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Principal, Role, issue_token
 
+from tawasul_devstack import smtp_server
 from tawasul_devstack.stack import StackConfig
 
 T = TypeVar("T")
@@ -90,7 +92,8 @@ async def eventually(
 
 
 class Clients:
-    """gRPC stubs for every service of one stack, plus tokens and the SMS gateway's log."""
+    """gRPC stubs for every service of one stack, plus tokens, the SMS gateway's log and
+    faults, and the e-mail the stack's SMTP server took in."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -105,6 +108,8 @@ class Clients:
         self.review_admin = review_pb2_grpc.ReviewAdminServiceStub(self._channels["review"])
         self.notify = notify_pb2_grpc.NotifyServiceStub(self._channels["notify"])
         self.http = httpx.AsyncClient(timeout=DEFAULT_DEADLINE_SECONDS)
+        # Per request, not on the client: self.http also fetches presigned links from MinIO.
+        self._sms_auth = httpx.BasicAuth(config.sms_gateway_user, config.sms_gateway_password)
 
     async def __aenter__(self) -> Self:
         return self
@@ -154,6 +159,7 @@ class Clients:
         documents: list[str],
         mobile: str,
         locale: str = "ar",
+        email: str = "",
         fields: dict[str, str] | None = None,
         subject_id: str = "",
         cites: str = "",
@@ -164,7 +170,7 @@ class Clients:
                 sub_service_code=sub_service,
                 description=description,
                 document_ids=documents,
-                contact=common_pb2.Contact(mobile=mobile, locale=locale),
+                contact=common_pb2.Contact(mobile=mobile, email=email, locale=locale),
                 fields=fields or {},
                 subject_id=subject_id,
                 cites_request_number=cites,
@@ -200,10 +206,38 @@ class Clients:
                 return items
 
     async def sms_received(self) -> list[dict[str, str]]:
-        answer = await self.http.get(f"{self.config.sms_gateway_url}/v1/messages")
+        answer = await self.http.get(
+            f"{self.config.sms_gateway_url}/v1/messages", auth=self._sms_auth
+        )
         answer.raise_for_status()
         messages: list[dict[str, str]] = answer.json()
         return messages
+
+    async def sms_faults(
+        self,
+        numbers: dict[str, int],
+        everyone: int | None = None,
+        slow: dict[str, float] | None = None,
+    ) -> None:
+        """Makes the gateway answer these HTTP statuses to SMS for `numbers` (or to every SMS),
+        recording none of them, and answer `slow` numbers' SMS only after their delay, until
+        the next call or clear_sms_faults."""
+        answer = await self.http.put(
+            f"{self.config.sms_gateway_url}/v1/faults",
+            json={"numbers": numbers, "everyone": everyone, "slow": slow or {}},
+            auth=self._sms_auth,
+        )
+        answer.raise_for_status()
+
+    async def clear_sms_faults(self) -> None:
+        answer = await self.http.delete(
+            f"{self.config.sms_gateway_url}/v1/faults", auth=self._sms_auth
+        )
+        answer.raise_for_status()
+
+    def emails_received(self) -> list[EmailMessage]:
+        """Every e-mail the stack's SMTP server stored, oldest first."""
+        return smtp_server.received(self.config.smtp_maildir)
 
     async def sms_to(self, mobile: str, containing: str, count: int) -> list[dict[str, str]] | None:
         """The SMS sent to `mobile` mentioning `containing`, once there are `count` of them."""

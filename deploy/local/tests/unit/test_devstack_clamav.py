@@ -131,6 +131,7 @@ def test_clamd_port_derives_from_the_port_base(tmp_path: Path) -> None:
         config.minio_port,
         config.minio_console_port,
         config.sms_gateway_port,
+        config.smtp_port,
         *(config.grpc_port(s) for s in SERVICES),
     }
     assert config.clamd_port not in others

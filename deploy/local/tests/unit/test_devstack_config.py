@@ -60,6 +60,7 @@ def test_addresses_derive_from_the_port_base(tmp_path: Path) -> None:
     assert config.minio_endpoint == "127.0.0.1:20000"
     assert config.minio_console_port == 20001
     assert config.sms_gateway_url == "http://127.0.0.1:20080"
+    assert config.smtp_port == 20025
     assert [config.grpc_address(s) for s in SERVICES] == [
         "127.0.0.1:20101",
         "127.0.0.1:20102",
@@ -77,13 +78,14 @@ def test_two_port_bases_share_no_port(tmp_path: Path) -> None:
             config.minio_port,
             config.minio_console_port,
             config.sms_gateway_port,
+            config.smtp_port,
             *(config.grpc_port(s) for s in SERVICES),
         }
 
     dev = ports(StackConfig(tmp_path, tmp_path, port_base=19000))
     tests = ports(StackConfig(tmp_path, tmp_path, port_base=29000))
 
-    assert len(dev) == 5 + len(SERVICES)
+    assert len(dev) == 6 + len(SERVICES)
     assert not dev & tests
 
 
@@ -118,6 +120,12 @@ def test_service_env_has_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert env["TAWASUL_S3_BUCKET"] == "tawasul-attachments"
     assert env["TAWASUL_DOCS_ADDRESS"] == "127.0.0.1:20101"
     assert env["TAWASUL_SMS_GATEWAY_URL"] == "http://127.0.0.1:20080"
+    assert env["TAWASUL_SMS_GATEWAY_USER"] == config.sms_gateway_user == "tawasul"
+    assert env["TAWASUL_SMS_GATEWAY_PASSWORD"] == config.sms_gateway_password
+    assert env["TAWASUL_SMS_SENDER"] == "Tawasul"
+    assert env["TAWASUL_SMTP_HOST"] == "127.0.0.1"
+    assert env["TAWASUL_SMTP_PORT"] == "20025"
+    assert env["TAWASUL_SMTP_SENDER"] == "Tawasul <no-reply@tawasul.example>"
 
 
 def test_unknown_service_is_rejected(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table
@@ -18,39 +18,53 @@ from tawasul_platform.settings import ServiceSettings
 
 @dataclass
 class Plumbing:
-    """One engine, one producer, one consumer group and one outbox relay per process."""
+    """One engine, one producer and one outbox relay per process; a consumer group named after
+    the service, and more groups when the service asks for them."""
 
+    settings: ServiceSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
     consumer: EventConsumer
     relay: OutboxRelay
+    groups: list[EventConsumer] = field(default_factory=list)
+
+    def consumer_group(self, group: str) -> EventConsumer:
+        """Another consumer group of this process, sharing its producer (for dead letters)."""
+        consumer = _consumer(self.settings, group, self.producer)
+        self.groups.append(consumer)
+        return consumer
 
     def runtime(self, server: GrpcServer) -> Runtime:
         return Runtime(
             grpc=server,
-            consumer=self.consumer,
+            consumers=[self.consumer, *self.groups],
             startup=[self.producer.start],
             loops=[self.relay.run],
             shutdown=[self.producer.stop, self.engine.dispose],
         )
 
 
+def _consumer(settings: ServiceSettings, group: str, producer: AIOKafkaProducer) -> EventConsumer:
+    return EventConsumer(
+        bootstrap=settings.kafka_bootstrap,
+        group=group,
+        producer=producer,
+        max_attempts=settings.consumer_max_attempts,
+        backoff_seconds=settings.consumer_backoff_seconds,
+        graceful_timeout=settings.shutdown_grace_seconds,
+    )
+
+
 def build_plumbing(settings: ServiceSettings, *, service: str, outbox: Table) -> Plumbing:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     producer = make_producer(settings.kafka_bootstrap)
     return Plumbing(
+        settings=settings,
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
         producer=producer,
-        consumer=EventConsumer(
-            bootstrap=settings.kafka_bootstrap,
-            group=service,
-            producer=producer,
-            max_attempts=settings.consumer_max_attempts,
-            backoff_seconds=settings.consumer_backoff_seconds,
-            graceful_timeout=settings.shutdown_grace_seconds,
-        ),
+        consumer=_consumer(settings, service, producer),
         relay=OutboxRelay(
             engine=engine,
             table=outbox,

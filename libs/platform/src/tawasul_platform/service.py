@@ -28,7 +28,9 @@ class Runtime:
     """What a service's bootstrap builds for `serve`."""
 
     grpc: GrpcServer
-    consumer: EventConsumer | None = None
+    # One per consumer group; a service whose work splits by dependency (notify's channels)
+    # runs a group for each, so one dependency's outage does not hold up the others.
+    consumers: list[EventConsumer] = field(default_factory=list)
     # Run before the server starts (e.g. producer.start()).
     startup: list[Hook] = field(default_factory=list)
     # Loops that run until cancelled (e.g. the outbox relay); one that ends stops the process.
@@ -45,8 +47,8 @@ async def serve(runtime: Runtime, grace: float) -> int:
     for hook in runtime.startup:
         await hook()
     await runtime.grpc.start()
-    if runtime.consumer:
-        await runtime.consumer.start()
+    for consumer in runtime.consumers:
+        await consumer.start()
     loops = [asyncio.create_task(make()) for make in runtime.loops]
     stopping = asyncio.create_task(stop.wait())
     await runtime.grpc.serving(True)
@@ -57,8 +59,8 @@ async def serve(runtime: Runtime, grace: float) -> int:
         log.error("a background loop ended; shutting down: %r", [t.exception() for t in done])
     log.info("shutting down")
     await runtime.grpc.stop(grace)
-    if runtime.consumer:
-        await runtime.consumer.stop()
+    for consumer in runtime.consumers:
+        await consumer.stop()
     for task in (*loops, stopping):
         task.cancel()
     await asyncio.gather(*loops, stopping, return_exceptions=True)

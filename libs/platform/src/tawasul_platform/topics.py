@@ -41,9 +41,15 @@ def dead_letter_topic(topic: str, group: str) -> str:
 SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_SUBMITTED, "routing"),
     (REQUEST_SUBMITTED, "notify"),
+    (REQUEST_ROUTED, "notify"),
     (REQUEST_ROUTED, "review"),
     (REQUEST_STATUS_CHANGED, "intake"),
-    (REQUEST_STATUS_CHANGED, "notify"),
+    # Notify reads what people are told about once per channel, each at its own pace.
+    *(
+        (topic, f"notify-{channel}")
+        for channel in ("sms", "email", "inapp")
+        for topic in (REQUEST_SUBMITTED, REQUEST_STATUS_CHANGED, APPLICANT_ACTIONS, SLA_ALERTS)
+    ),
     (APPLICANT_ACTIONS, "review"),
     (REQUEST_STATUS_CHANGED, "routing"),
     (NOTIFICATION_EVENTS, "review"),

@@ -1,66 +1,130 @@
-"""Composition root: the only place notify's adapters are built and wired."""
+"""Composition root: the only place notify's adapters are built and wired.
+
+`servicer` and `subscribers` take the unit of work and the channels' senders as arguments, so
+the service tier builds the real servicer and handlers with a real database and stand-in or
+real channels; `build` wires the real ones. Each channel has its own consumer group, so an SMS
+gateway outage delays neither e-mail nor in-app.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
 import httpx
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
-from tawasul_platform.consumer import EventConsumer
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
-from tawasul_platform.outbox import OutboxRelay, make_producer
+from tawasul_platform.periodic import every
+from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
+from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
+    REQUEST_ROUTED,
+    REQUEST_STATUS_CHANGED,
+    REQUEST_SUBMITTED,
+    SLA_ALERTS,
+)
 
 from tawasul_notify.adapters import tables
+from tawasul_notify.adapters.email import SmtpSender
 from tawasul_notify.adapters.gateway import HttpSmsGateway
 from tawasul_notify.adapters.repository import SERVICE, NotifyUnitOfWork
-from tawasul_notify.entrypoints.events import on_status_changed, on_submitted
+from tawasul_notify.adapters.staff import load_staff
+from tawasul_notify.app import handlers
+from tawasul_notify.app.ports import Sender, UnitOfWork
+from tawasul_notify.domain.model import Channel
+from tawasul_notify.entrypoints.events import Handler, on_event, on_request
 from tawasul_notify.entrypoints.grpc import NotifyServicer
 from tawasul_notify.settings import NotifySettings
 
+SERVICE_NAME = notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name
+# What each channel's group reads: everything someone may be told about.
+TOLD_ABOUT = (REQUEST_SUBMITTED, REQUEST_STATUS_CHANGED, APPLICANT_ACTIONS, SLA_ALERTS)
+
+
+def group_of(channel: Channel) -> str:
+    return f"{SERVICE}-{channel.value}"
+
+
+def servicer(
+    settings: NotifySettings, *, uow: Callable[[], UnitOfWork], sms: Sender
+) -> NotifyServicer:
+    return NotifyServicer(uow=uow, sms=sms, secret=settings.identity_secret)
+
+
+def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer:
+    return GrpcServer(
+        settings.grpc_address,
+        [SERVICE_NAME],
+        lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(service, s),
+    )
+
+
+def subscribers(
+    settings: NotifySettings,
+    *,
+    uow: Callable[[], UnitOfWork],
+    senders: Mapping[Channel, Sender],
+    staff: Mapping[str, str],
+) -> dict[Channel, Handler]:
+    """The handler of each channel's consumer group (in-app needs no sender)."""
+    return {
+        channel: on_event(
+            uow,
+            channel=channel,
+            sender=senders.get(channel),
+            staff=staff,
+            budget=settings.message_attempts,
+        )
+        for channel in Channel
+    }
+
+
+def sms_gateway(settings: NotifySettings) -> tuple[HttpSmsGateway, httpx.AsyncClient]:
+    auth = (
+        httpx.BasicAuth(settings.sms_gateway_user, settings.sms_gateway_password)
+        if settings.sms_gateway_user
+        else None
+    )
+    http = httpx.AsyncClient(
+        base_url=settings.sms_gateway_url, timeout=settings.sms_timeout_seconds, auth=auth
+    )
+    return HttpSmsGateway(http, sender=settings.sms_sender), http
+
+
+def smtp(settings: NotifySettings) -> SmtpSender:
+    return SmtpSender(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_sender,
+        timeout_seconds=settings.smtp_timeout_seconds,
+        username=settings.smtp_user,
+        password=settings.smtp_password,
+        start_tls=settings.smtp_start_tls,
+    )
+
 
 async def build(settings: NotifySettings) -> Runtime:
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
 
     def uow() -> NotifyUnitOfWork:
-        return NotifyUnitOfWork(sessions)
+        return NotifyUnitOfWork(plumbing.sessions)
 
-    http = httpx.AsyncClient(
-        base_url=settings.sms_gateway_url, timeout=settings.sms_timeout_seconds
-    )
-    gateway = HttpSmsGateway(http)
-    producer = make_producer(settings.kafka_bootstrap)
-    relay = OutboxRelay(
-        engine=engine,
-        table=tables.outbox,
-        producer=producer,
-        service=SERVICE,
-        batch_size=settings.outbox_batch_size,
-        fallback_seconds=settings.outbox_fallback_seconds,
-    )
-    consumer = EventConsumer(
-        bootstrap=settings.kafka_bootstrap,
-        group=SERVICE,
-        producer=producer,
-        max_attempts=settings.consumer_max_attempts,
-        backoff_seconds=settings.consumer_backoff_seconds,
-        graceful_timeout=settings.shutdown_grace_seconds,
-    )
-    consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, gateway))
-    consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, gateway))
-    servicer = NotifyServicer(uow=uow, gateway=gateway, secret=settings.identity_secret)
-    server = GrpcServer(
-        settings.grpc_address,
-        [notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name],
-        lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(servicer, s),
-    )
-    return Runtime(
-        grpc=server,
-        consumer=consumer,
-        startup=[producer.start],
-        loops=[relay.run],
-        # Consumers have stopped by then, so no handler still uses the HTTP client.
-        shutdown=[producer.stop, http.aclose, engine.dispose],
-    )
+    gateway, http = sms_gateway(settings)
+    senders: dict[Channel, Sender] = {Channel.SMS: gateway, Channel.EMAIL: smtp(settings)}
+    staff = load_staff(settings.staff_directory_file)
+    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_request(uow))
+    plumbing.consumer.subscribe(REQUEST_ROUTED, on_request(uow))
+    for channel, handler in subscribers(settings, uow=uow, senders=senders, staff=staff).items():
+        group = plumbing.consumer_group(group_of(channel))
+        for topic in TOLD_ABOUT:
+            group.subscribe(topic, handler)
+    runtime = plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, sms=gateway)))
+
+    async def receipts() -> bool:
+        return await handlers.collect_receipts(uow=uow(), receipts=gateway, now=datetime.now(UTC))
+
+    runtime.loops.append(lambda: every(settings.receipts_seconds, receipts, name="sms receipts"))
+    # Consumers have stopped by then, so no handler still uses the HTTP client.
+    runtime.shutdown.insert(0, http.aclose)
+    return runtime

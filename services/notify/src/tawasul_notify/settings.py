@@ -1,9 +1,29 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
 from tawasul_platform.settings import ServiceSettings
 
 
 class NotifySettings(ServiceSettings):
     # Base URL of the SMS provider, e.g. http://127.0.0.1:19080 for the local stand-in.
     sms_gateway_url: str
+    sms_gateway_user: str = ""
+    sms_gateway_password: str = ""
+    # The sender name the provider shows on the handset.
+    sms_sender: str = "Tawasul"
     sms_timeout_seconds: float = 5.0
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = "Tawasul <no-reply@tawasul.example>"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_start_tls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    # Employee id -> e-mail for supervisors; without it they are told in-app only.
+    staff_directory_file: Path | None = None
+    # Sends one message may spend while its channel works for others, before it is failed.
+    message_attempts: int = Field(default=3, ge=1)
+    # How often the SMS gateway is asked for delivery receipts.
+    receipts_seconds: float = 5.0

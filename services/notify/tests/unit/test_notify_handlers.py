@@ -1,64 +1,144 @@
-"""Notify's use cases and subscribers with an in-memory unit of work and SMS gateway."""
+"""Notify's use cases on in-memory fakes of its ports: a unit of work whose writes land at
+commit, and channels that keep providers' contracts (a repeated idempotency key sends nothing
+twice; a refusal is an outcome; an outage is ChannelUnavailable)."""
 
 from __future__ import annotations
 
+import copy
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 import pytest
-from tawasul.common.v1 import common_pb2
-from tawasul.events.v1 import events_pb2
-from tawasul_notify.adapters.events import to_event
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import GatewayUnavailable
+from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed
 from tawasul_notify.domain.model import (
+    Audience,
     Channel,
     Delivery,
-    DeliveryRecorded,
     DeliveryStatus,
+    InboxMessage,
     Notice,
-    NoticeKind,
+    Outgoing,
+    Recipient,
+    RequestAccess,
     SendOutcome,
     delivery_id_for,
 )
-from tawasul_notify.entrypoints.events import on_status_changed, on_submitted
-from tawasul_platform.errors import InvalidArgument, PermissionDenied
+from tawasul_notify.domain.templates import Kind
+from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.topics import NOTIFICATION_EVENTS
+from tawasul_platform.testing import FakeInbox
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+APPLICANT = "1000000008"
+MOBILE = "+966512345678"
+OTHER_MOBILE = "+966598765432"
+EMAIL = "amal@example.sa"
+NUMBER = "TW-1447-000042"
+REQUEST = uuid.UUID("6f1c8a3e-2b7d-4c59-9e10-3a4b5c6d7e8f")
+CITIZEN = Principal(APPLICANT, Role.CITIZEN)
 REVIEWER = Principal("E1001", Role.REVIEWER, frozenset({"residents"}))
-CITIZEN = Principal("1000000008", Role.CITIZEN)
+
+
+# --- fakes of the ports -------------------------------------------------------------------------
 
 
 class FakeDeliveries:
-    def __init__(self, rows: list[Delivery]) -> None:
+    def __init__(
+        self, rows: dict[uuid.UUID, Delivery], checked_at: dict[uuid.UUID, datetime]
+    ) -> None:
         self._rows = rows
-        self.pending: list[Delivery] = []
+        self.pending: dict[uuid.UUID, Delivery] = {}
+        # When each was last asked about: a column of the rows, outliving a transaction.
+        self.checked_at = checked_at
 
-    async def add(self, delivery: Delivery) -> None:
-        self.pending.append(delivery)
+    async def intend(self, delivery: Delivery) -> Delivery:
+        found = self.pending.get(delivery.id) or self._rows.get(delivery.id)
+        stored = copy.deepcopy(found or delivery)
+        self.pending[stored.id] = stored
+        return copy.deepcopy(stored)
 
-    async def list_for_request(self, request_id: uuid.UUID) -> list[Delivery]:
-        found = [d for d in self._rows if d.request_id == request_id]
+    async def save(self, delivery: Delivery) -> None:
+        self.pending[delivery.id] = delivery
+
+    async def list_for_request(
+        self, request_id: uuid.UUID, audience: Audience | None
+    ) -> list[Delivery]:
+        found = [
+            d
+            for d in self._rows.values()
+            if d.request_id == request_id and audience in (None, d.audience)
+        ]
         return sorted(found, key=lambda d: (d.created_at, d.id))
 
+    async def awaiting_receipt(self, limit: int, *, sent_after: datetime) -> list[Delivery]:
+        waiting = [
+            d
+            for d in self._rows.values()
+            if d.status is DeliveryStatus.SENT
+            and d.channel is Channel.SMS
+            and d.updated_at > sent_after
+        ]
+        return sorted(waiting, key=lambda d: self.checked_at.get(d.id, NOW - timedelta(days=9)))[
+            :limit
+        ]
 
-class FakeUnitOfWork:
-    """Commits deliveries, inbox claims and their events together, like the SQL one."""
+    async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None:
+        for key in delivery_ids:
+            self.checked_at[key] = at
+
+
+class FakeInapp:
+    def __init__(self) -> None:
+        self.messages: dict[uuid.UUID, InboxMessage] = {}
+
+    async def add(self, message: InboxMessage) -> None:
+        self.messages.setdefault(message.id, message)
+
+    async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
+        mine = [m for m in self.messages.values() if m.owner_id == owner_id]
+        return sorted(mine, key=lambda m: m.created_at, reverse=True)[:limit]
+
+    async def mark_read(self, owner_id: str, message_ids: list[uuid.UUID], at: datetime) -> int:
+        marked = 0
+        for key in message_ids:
+            message = self.messages.get(key)
+            if message and message.owner_id == owner_id and message.read_at is None:
+                self.messages[key] = InboxMessage(**{**vars(message), "read_at": at})
+                marked += 1
+        return marked
+
+
+class FakeAccess:
+    def __init__(self) -> None:
+        self.requests: dict[uuid.UUID, RequestAccess] = {}
+
+    async def record(self, access: RequestAccess) -> None:
+        self.requests[access.request_id] = access
+
+    async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
+        return self.requests.get(request_id)
+
+
+class FakeUnitOfWork(FakeInbox):
+    """Deliveries and their events land together at commit; a failing commit lands nothing."""
 
     def __init__(self) -> None:
-        self.rows: list[Delivery] = []
-        self.inbox: set[tuple[str, str]] = set()
-        self.published: list[DeliveryRecorded] = []
-        self.deliveries = FakeDeliveries(self.rows)
-        self._claims: set[tuple[str, str]] = set()
+        super().__init__()
+        self.rows: dict[uuid.UUID, Delivery] = {}
+        self.checked_at: dict[uuid.UUID, datetime] = {}
+        self.deliveries = FakeDeliveries(self.rows, self.checked_at)
+        self.inapp = FakeInapp()
+        self.access = FakeAccess()
+        self.published: list[tuple[DeliveryStatus, Channel, uuid.UUID]] = []
+        self.fail_commit: int | None = None
+        self.commits = 0
 
     async def __aenter__(self) -> Self:
-        self.deliveries = FakeDeliveries(self.rows)
-        self._claims = set()
+        self.deliveries = FakeDeliveries(self.rows, self.checked_at)
         return self
 
     async def __aexit__(
@@ -67,261 +147,338 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._claims.clear()
         self.deliveries.pending.clear()
-
-    async def seen_event(self, consumer: str, event_id: str) -> bool:
-        return (consumer, event_id) in self.inbox
-
-    async def claim_event(self, consumer: str, event_id: str) -> bool:
-        key = (consumer, event_id)
-        if key in self.inbox or key in self._claims:
-            return False
-        self._claims.add(key)
-        return True
 
     async def commit(self) -> None:
-        causes = {(d.cause_event_id, d.channel) for d in self.rows}
-        for delivery in self.deliveries.pending:
-            assert (delivery.cause_event_id, delivery.channel) not in causes, "unique violated"
-            self.rows.append(delivery)
-            self.published.extend(delivery.events)
+        self.commits += 1
+        if self.commits == self.fail_commit:
+            raise ConnectionError("the database went away")
+        for delivery in self.deliveries.pending.values():
+            for event in delivery.events:
+                d = event.delivery
+                self.published.append((d.status, d.channel, d.id))
             delivery.events.clear()
-        self.inbox |= self._claims
-        self._claims.clear()
+            self.rows[delivery.id] = copy.deepcopy(delivery)
         self.deliveries.pending.clear()
 
+    def status(self, channel: Channel, recipient: str, notice: Notice) -> DeliveryStatus:
+        return self.rows[delivery_id_for(notice.event_id, channel, recipient)].status
 
-class FakeGateway:
+
+class FakeChannel:
+    """A provider: a repeated key is answered with the first answer and sends nothing."""
+
+    def __init__(self, channel: Channel = Channel.SMS) -> None:
+        self._channel = channel
+        self.sent: dict[str, Outgoing] = {}
+        self.calls = 0
+        self.refused: set[str] = set()
+        self.broken_for: set[str] = set()
+        self.down = False
+
+    @property
+    def channel(self) -> Channel:
+        return self._channel
+
+    async def send(self, message: Outgoing) -> SendOutcome:
+        self.calls += 1
+        if self.down or message.to in self.broken_for:
+            raise ChannelUnavailable("503 from the provider")
+        if message.to in self.refused:
+            return SendOutcome(accepted=False, detail="400: unknown number")
+        self.sent.setdefault(message.key, message)
+        return SendOutcome(accepted=True, provider_message_id=f"p-{message.key[:8]}")
+
+    async def healthy(self) -> bool:
+        return not self.down
+
+
+class FakeReceipts:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str]] = []
-        self.outcome = SendOutcome(accepted=True, provider_message_id="prov-1")
-        self.failures = 0
+        self.delivered_ids: set[str] = set()
 
-    async def send(self, *, to: str, text: str, reference: str) -> SendOutcome:
-        if self.failures:
-            self.failures -= 1
-            raise GatewayUnavailable("503")
-        self.sent.append((to, text, reference))
-        return self.outcome
+    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+        return self.delivered_ids & set(provider_message_ids)
 
 
-@pytest.fixture
-def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork()
-
-
-@pytest.fixture
-def gateway() -> FakeGateway:
-    return FakeGateway()
-
-
-def submitted_notice(*, locale: str = "ar", request_id: uuid.UUID | None = None) -> Notice:
+def notice(
+    kind: Kind = Kind.SUBMITTED,
+    *,
+    values: Mapping[str, object] | None = None,
+    recipients: tuple[Recipient, ...] = (Recipient(MOBILE, EMAIL, APPLICANT),),
+    audience: Audience = Audience.BENEFICIARY,
+    locale: str = "ar",
+) -> Notice:
     return Notice.create(
         event_id=str(uuid.uuid4()),
         event_type="tawasul.requests.submitted",
-        kind=NoticeKind.SUBMITTED,
-        request_id=str(request_id or uuid.uuid4()),
-        request_number="TW2600000042",
-        mobile="+966512345678",
+        kind=kind,
+        request_id=str(REQUEST),
         locale=locale,
+        recipients=recipients,
+        values=values or {"number": NUMBER, "due": date(2026, 3, 10)},
+        audience=audience,
     )
 
 
-async def test_sends_records_and_publishes_once(uow: FakeUnitOfWork, gateway: FakeGateway) -> None:
-    notice = submitted_notice()
-    delivery = await handlers.notify_beneficiary(uow=uow, gateway=gateway, notice=notice, now=NOW)
-    assert delivery is not None
-    reference = str(delivery_id_for(notice.event_id, Channel.SMS))
-    [(to, text, sent_reference)] = gateway.sent
-    assert (to, sent_reference) == ("+966512345678", reference)
-    assert "TW2600000042" in text
-    assert uow.rows == [delivery]
-    assert delivery.status is DeliveryStatus.ACCEPTED
-    assert delivery.provider_message_id == "prov-1"
-    assert str(delivery.id) == reference
-    assert [e.delivery for e in uow.published] == [delivery]
-    assert ("notify", str(notice.event_id)) in uow.inbox
+async def tell(
+    uow: FakeUnitOfWork, sender: FakeChannel | None, n: Notice, channel: Channel = Channel.SMS
+) -> list[Delivery]:
+    return await handlers.notify(
+        uow=uow, channel=channel, sender=sender, notice=n, now=NOW, budget=3
+    )
 
 
-async def test_a_redelivered_event_sends_nothing_more(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    notice = submitted_notice()
-    await handlers.notify_beneficiary(uow=uow, gateway=gateway, notice=notice, now=NOW)
-    again = await handlers.notify_beneficiary(uow=uow, gateway=gateway, notice=notice, now=NOW)
-    assert again is None
-    assert len(gateway.sent) == 1
-    assert len(uow.rows) == 1
+# --- sending, once --------------------------------------------------------------------------------
+
+
+async def test_a_submission_is_texted_once_and_its_result_published() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    (delivery,) = await tell(uow, sms, n)
+    (message,) = sms.sent.values()
+    assert (message.to, message.key) == (MOBILE, str(delivery.id))
+    assert NUMBER in message.text
+    assert delivery.status is DeliveryStatus.SENT
+    assert delivery.provider_message_id == f"p-{str(delivery.id)[:8]}"
+    assert uow.published == [(DeliveryStatus.SENT, Channel.SMS, delivery.id)]
+
+
+async def test_a_redelivered_event_sends_nothing_more() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    await tell(uow, sms, n)
+    await tell(uow, sms, n)
+    assert sms.calls == 1
     assert len(uow.published) == 1
 
 
-async def test_a_refused_message_is_recorded_as_failed(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    gateway.outcome = SendOutcome(accepted=False, detail="400: bad number")
-    delivery = await handlers.notify_beneficiary(
-        uow=uow, gateway=gateway, notice=submitted_notice(), now=NOW
-    )
-    assert delivery is not None
-    assert delivery.status is DeliveryStatus.FAILED
-    assert uow.published[0].delivery.status is DeliveryStatus.FAILED
+async def test_a_crash_between_the_gateways_answer_and_the_commit_sends_nothing_twice() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    uow.fail_commit = 2  # the first records the intent; the second would record the answer
+    with pytest.raises(ConnectionError):
+        await tell(uow, sms, n)
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.PENDING
+    await tell(uow, sms, n)  # redelivered: sent again under the same key
+    assert sms.calls == 2
+    assert list(sms.sent) == [str(delivery_id_for(n.event_id, Channel.SMS, MOBILE))]
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT
 
 
-async def test_an_unreachable_gateway_records_nothing_so_a_retry_can_send(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    notice = submitted_notice()
-    gateway.failures = 1
-    with pytest.raises(GatewayUnavailable):
-        await handlers.notify_beneficiary(uow=uow, gateway=gateway, notice=notice, now=NOW)
-    assert not uow.rows
-    assert not uow.inbox
-    retried = await handlers.notify_beneficiary(uow=uow, gateway=gateway, notice=notice, now=NOW)
-    assert retried is not None
-    assert len(uow.rows) == 1
+async def test_a_refused_number_is_recorded_failed_and_dead_lettered() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    sms.refused.add(MOBILE)
+    with pytest.raises(MessageFailed, match="400: unknown number"):
+        await tell(uow, sms, n)
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.FAILED
+    assert [p[0] for p in uow.published] == [DeliveryStatus.FAILED]
+    await tell(uow, sms, n)  # a replay finds it settled: no second attempt, no second failure
+    assert sms.calls == 1
 
 
-async def test_a_concurrent_copy_that_committed_first_wins(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    notice = submitted_notice()
-
-    class SlowGateway(FakeGateway):
-        async def send(self, *, to: str, text: str, reference: str) -> SendOutcome:
-            # The other copy of the event commits while this one waits for the gateway.
-            uow.inbox.add(("notify", str(notice.event_id)))
-            return await super().send(to=to, text=text, reference=reference)
-
-    result = await handlers.notify_beneficiary(
-        uow=uow, gateway=SlowGateway(), notice=notice, now=NOW
-    )
-    assert result is None
-    assert not uow.rows
+async def test_an_outage_for_everyone_is_waited_out_past_the_budget() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    sms.down = True
+    for _ in range(5):
+        with pytest.raises(ChannelUnavailable):
+            await tell(uow, sms, n)
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.PENDING
+    sms.down = False
+    (delivery,) = await tell(uow, sms, n)
+    assert delivery.status is DeliveryStatus.SENT
+    assert delivery.attempts == 5
+    assert len(sms.sent) == 1
 
 
-async def test_deliveries_are_listed_oldest_first_for_reviewers(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    request_id = uuid.uuid4()
-    for minutes in (5, 0, 10):
-        await handlers.notify_beneficiary(
-            uow=uow,
-            gateway=gateway,
-            notice=submitted_notice(request_id=request_id),
-            now=NOW + timedelta(minutes=minutes),
-        )
-    await handlers.notify_beneficiary(uow=uow, gateway=gateway, notice=submitted_notice(), now=NOW)
-    found = await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id=str(request_id))
-    assert [d.created_at for d in found] == [NOW + timedelta(minutes=m) for m in (0, 5, 10)]
+async def test_repeated_errors_for_one_recipient_spend_its_budget_then_fail() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    sms.broken_for.add(MOBILE)
+    for _ in range(2):
+        with pytest.raises(ChannelUnavailable):
+            await tell(uow, sms, n)
+    with pytest.raises(MessageFailed, match="after 3 attempts"):
+        await tell(uow, sms, n)
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.FAILED
+    other = notice(recipients=(Recipient(OTHER_MOBILE),))
+    (delivery,) = await tell(uow, sms, other)
+    assert delivery.status is DeliveryStatus.SENT
 
 
-async def test_only_reviewers_list_deliveries(uow: FakeUnitOfWork) -> None:
-    with pytest.raises(PermissionDenied):
-        await handlers.list_deliveries(uow=uow, caller=CITIZEN, request_id=str(uuid.uuid4()))
-
-
-async def test_a_malformed_request_id_is_an_invalid_argument(uow: FakeUnitOfWork) -> None:
-    with pytest.raises(InvalidArgument) as exc:
-        await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id="TW26")
-    assert set(exc.value.violations) == {"request_id"}
-
-
-def envelope(
-    *,
-    request_submitted: events_pb2.RequestSubmitted | None = None,
-    request_status_changed: events_pb2.RequestStatusChanged | None = None,
-) -> events_pb2.Envelope:
-    return events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="test",
-        request_id=str(uuid.uuid4()),
-        request_submitted=request_submitted,
-        request_status_changed=request_status_changed,
-    )
-
-
-async def test_submitted_subscriber_sends_in_the_contacts_language(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    contact = common_pb2.Contact(mobile="+966512345678", locale="en")
-    event = envelope(
-        request_submitted=events_pb2.RequestSubmitted(
-            request_number="TW2600000007", contact=contact
-        )
-    )
-    await on_submitted(lambda: uow, gateway)(event)
-    [(_, text, _)] = gateway.sent
-    assert text.startswith("Your Tawasul request TW2600000007 has been received")
-    assert str(uow.rows[0].request_id) == event.request_id
-
-
-async def test_status_subscriber_includes_the_decision_message(
-    uow: FakeUnitOfWork, gateway: FakeGateway
-) -> None:
-    event = envelope(
-        request_status_changed=events_pb2.RequestStatusChanged(
-            request_id=str(uuid.uuid4()),
-            request_number="TW2600000007",
-            status=common_pb2.REQUEST_STATUS_REJECTED,
-            message="الصورة غير واضحة",
-            contact=common_pb2.Contact(mobile="+966512345678"),
-        )
-    )
-    await on_status_changed(lambda: uow, gateway)(event)
-    [(_, text, _)] = gateway.sent
-    assert "مرفوض" in text
-    assert "الصورة غير واضحة" in text
-    assert "TW2600000007" in text
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        envelope(),
-        envelope(
-            request_status_changed=events_pb2.RequestStatusChanged(
-                request_id=str(uuid.uuid4()),
-                request_number="TW2600000007",
-                contact=common_pb2.Contact(mobile="+966512345678"),
-            )
+async def test_one_failing_supervisor_does_not_stop_the_others() -> None:
+    uow, mail = FakeUnitOfWork(), FakeChannel(Channel.EMAIL)
+    mail.refused.add("s1@passports.example")
+    n = notice(
+        Kind.SLA_BREACH,
+        values={
+            "number": NUMBER,
+            "department": "residents",
+            "due_at": NOW,
+            "assignee": "",
+        },
+        recipients=(
+            Recipient(email="s1@passports.example", account="S1"),
+            Recipient(email="s2@passports.example", account="S2"),
         ),
-        envelope(
-            request_status_changed=events_pb2.RequestStatusChanged(
-                request_id=str(uuid.uuid4()),
-                request_number="TW2600000007",
-                status=common_pb2.REQUEST_STATUS_ACCEPTED,
-            )
-        ),
-    ],
-)
-async def test_unusable_events_are_refused_as_domain_errors(
-    uow: FakeUnitOfWork, gateway: FakeGateway, event: events_pb2.Envelope
-) -> None:
-    # A DomainError makes the platform consumer dead-letter at once instead of retrying.
+        audience=Audience.SUPERVISOR,
+    )
+    with pytest.raises(MessageFailed):
+        await tell(uow, mail, n, Channel.EMAIL)
+    assert [m.to for m in mail.sent.values()] == ["s2@passports.example"]
+    assert uow.status(Channel.EMAIL, "s1@passports.example", n) is DeliveryStatus.FAILED
+
+
+async def test_in_app_messages_land_in_the_inbox_once() -> None:
+    uow, n = FakeUnitOfWork(), notice()
+    (delivery,) = await tell(uow, None, n, Channel.INAPP)
+    await tell(uow, None, n, Channel.INAPP)
+    (message,) = uow.inapp.messages.values()
+    assert (message.owner_id, message.id, message.request_id) == (APPLICANT, delivery.id, REQUEST)
+    assert NUMBER in message.text
+    assert delivery.status is DeliveryStatus.DELIVERED
+    assert uow.published == [(DeliveryStatus.DELIVERED, Channel.INAPP, delivery.id)]
+
+
+async def test_a_channel_a_message_is_not_sent_by_sends_nothing() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    n = notice(
+        Kind.SLA_BREACH,
+        values={"number": NUMBER, "department": "residents", "due_at": NOW, "assignee": "E1"},
+        recipients=(Recipient(mobile=MOBILE, account="S1"),),
+        audience=Audience.SUPERVISOR,
+    )
+    assert await tell(uow, sms, n) == []
+    assert sms.calls == 0
+
+
+async def test_recipients_without_an_address_on_the_channel_are_skipped() -> None:
+    uow, mail = FakeUnitOfWork(), FakeChannel(Channel.EMAIL)
+    assert await tell(uow, mail, notice(recipients=(Recipient(MOBILE),)), Channel.EMAIL) == []
+    assert uow.rows == {}
+
+
+# --- receipts, the inbox, who reads deliveries -------------------------------------------------
+
+
+async def test_receipts_mark_sms_delivered() -> None:
+    uow, sms, receipts = FakeUnitOfWork(), FakeChannel(), FakeReceipts()
+    (first,) = await tell(uow, sms, notice())
+    (second,) = await tell(uow, sms, notice())
+    receipts.delivered_ids = {first.provider_message_id}
+    later = NOW + timedelta(seconds=5)
+    assert not await handlers.collect_receipts(uow=uow, receipts=receipts, now=later)
+    assert uow.rows[first.id].status is DeliveryStatus.DELIVERED
+    assert uow.rows[second.id].status is DeliveryStatus.SENT
+    assert uow.published[-1] == (DeliveryStatus.DELIVERED, Channel.SMS, first.id)
+
+
+async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() -> None:
+    uow = FakeUnitOfWork()
+    (mine,) = await tell(uow, None, notice(), Channel.INAPP)
+    theirs = notice(recipients=(Recipient(account="2000000007"),))
+    (other,) = await tell(uow, None, theirs, Channel.INAPP)
+    listed = await handlers.list_inbox(uow=uow, caller=CITIZEN, limit=0)
+    assert [m.id for m in listed] == [mine.id]
+    marked = await handlers.mark_read(
+        uow=uow, caller=CITIZEN, message_ids=[str(mine.id), str(other.id)], now=NOW
+    )
+    assert marked == 1
+    assert uow.inapp.messages[other.id].read_at is None
     with pytest.raises(InvalidArgument):
-        await on_status_changed(lambda: uow, gateway)(event)
-    assert not gateway.sent
+        await handlers.mark_read(uow=uow, caller=CITIZEN, message_ids=["x"], now=NOW)
 
 
-def test_notification_sent_envelope() -> None:
-    notice = submitted_notice()
-    delivery = Delivery.record(
-        notice=notice,
-        channel=Channel.SMS,
-        text="t",
-        outcome=SendOutcome(accepted=True, provider_message_id="prov-9"),
+async def test_deliveries_are_read_by_the_applicant_and_their_departments_reviewers() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    await handlers.record_access(
+        uow=uow, event_id=str(uuid.uuid4()), access=RequestAccess(REQUEST, APPLICANT, "residents")
+    )
+    (to_applicant,) = await tell(uow, sms, notice())
+    breach = notice(
+        Kind.SLA_BREACH,
+        values={"number": NUMBER, "department": "residents", "due_at": NOW, "assignee": ""},
+        recipients=(Recipient(account="S1"),),
+        audience=Audience.SUPERVISOR,
+    )
+    (to_supervisor,) = await tell(uow, None, breach, Channel.INAPP)
+    for_applicant = await handlers.list_deliveries(uow=uow, caller=CITIZEN, request_id=str(REQUEST))
+    assert [d.id for d in for_applicant] == [to_applicant.id]
+    for_reviewer = await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id=str(REQUEST))
+    assert {d.id for d in for_reviewer} == {to_applicant.id, to_supervisor.id}
+    outsiders = (
+        Principal("1000000016", Role.CITIZEN),
+        Principal("E2002", Role.REVIEWER, frozenset({"visas"})),
+    )
+    for outsider in outsiders:
+        with pytest.raises(NotFound):
+            await handlers.list_deliveries(uow=uow, caller=outsider, request_id=str(REQUEST))
+    with pytest.raises(NotFound):
+        await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id=str(uuid.uuid4()))
+    with pytest.raises(InvalidArgument):
+        await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id="nope")
+
+
+# --- one-time codes and previews ----------------------------------------------------------------
+
+
+async def test_a_tracking_code_is_sent_whole_and_recorded_masked() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    delivery = await handlers.send_one_time_code(
+        uow=uow,
+        sender=sms,
+        request_id=str(REQUEST),
+        mobile=MOBILE,
+        code="482913",
+        locale="en",
+        valid_minutes=5,
         now=NOW,
     )
-    outgoing = to_event(delivery.events[0])
-    assert outgoing.topic == NOTIFICATION_EVENTS
-    assert outgoing.key == str(notice.request_id)
-    wire = events_pb2.Envelope.FromString(outgoing.payload)
-    assert wire.event_type == "tawasul.notifications.sent"
-    assert wire.producer == "notify"
-    assert wire.event_id == str(outgoing.event_id)
-    sent = wire.notification_sent
-    assert sent.delivery_id == str(delivery.id)
-    assert sent.cause_event_id == str(notice.event_id)
-    assert (sent.status, sent.channel, sent.provider_message_id) == ("accepted", "sms", "prov-9")
-    assert sent.recipient == "+966512345678"
+    (message,) = sms.sent.values()
+    assert "482913" in message.text
+    assert "482913" not in uow.rows[delivery.id].text
+    assert "••••••" in uow.rows[delivery.id].text
+    assert uow.rows[delivery.id].status is DeliveryStatus.SENT
+
+
+async def test_a_tracking_code_the_gateway_cannot_take_is_failed_not_left_pending() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    sms.down = True
+    with pytest.raises(ChannelUnavailable):
+        await handlers.send_one_time_code(
+            uow=uow,
+            sender=sms,
+            request_id=str(REQUEST),
+            mobile=MOBILE,
+            code="482913",
+            locale="ar",
+            valid_minutes=5,
+            now=NOW,
+        )
+    (row,) = uow.rows.values()
+    assert row.status is DeliveryStatus.FAILED
+
+
+async def test_bad_tracking_code_requests_are_refused_field_by_field() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await handlers.send_one_time_code(
+            uow=FakeUnitOfWork(),
+            sender=FakeChannel(),
+            request_id="x",
+            mobile="0512345678",
+            code="12",
+            locale="ar",
+            valid_minutes=90,
+            now=NOW,
+        )
+    assert set(caught.value.violations) == {"request_id", "mobile", "code", "valid_minutes"}
+
+
+def test_previews_are_for_employees_and_name_what_is_wrong() -> None:
+    rendered = handlers.preview(caller=REVIEWER, kind="submitted", channel="sms", locale="en")
+    assert rendered.encoding == "gsm-7"
+    assert rendered.parts >= 1
+    with pytest.raises(PermissionDenied):
+        handlers.preview(caller=CITIZEN, kind="submitted", channel="sms", locale="en")
+    with pytest.raises(InvalidArgument) as caught:
+        handlers.preview(caller=REVIEWER, kind="nope", channel="fax", locale="fr")
+    assert set(caught.value.violations) == {"kind", "channel", "locale"}
+    with pytest.raises(InvalidArgument) as caught:
+        handlers.preview(caller=REVIEWER, kind="one_time_code", channel="email", locale="ar")
+    assert set(caught.value.violations) == {"channel"}

@@ -70,6 +70,7 @@ def to_event(event: Event) -> OutgoingEvent:
                 message=event.message,
                 follow_up_count=r.follow_up_count,
                 contact=contact(r),
+                applicant_id=r.applicant_id,
             )
         )
     elif isinstance(event, RequestAppealed):
@@ -102,6 +103,7 @@ def to_event(event: Event) -> OutgoingEvent:
                 request_number=r.number,
                 reason=event.reason,
                 contact=contact(r),
+                applicant_id=r.applicant_id,
             )
         )
     return envelope(

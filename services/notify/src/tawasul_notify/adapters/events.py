@@ -1,13 +1,28 @@
-"""Notify's domain events as tawasul.events.v1 envelopes, and its wire status mapping."""
+"""Notify's wire events: the request events it tells people about, and its delivery results."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, date
+
+from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_calendar import RIYADH
+from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import OutgoingEvent, envelope
 from tawasul_platform.topics import NOTIFICATION_EVENTS
 
-from tawasul_notify.domain.model import DeliveryRecorded, Status
+from tawasul_notify.domain.model import (
+    Audience,
+    DeliveryRecorded,
+    Locale,
+    Notice,
+    Recipient,
+    Status,
+    locale_of,
+)
+from tawasul_notify.domain.templates import Kind, variables
 
 STATUS_FROM_WIRE = {
     common_pb2.REQUEST_STATUS_SUBMITTED: Status.SUBMITTED,
@@ -21,24 +36,139 @@ STATUS_FROM_WIRE = {
     common_pb2.REQUEST_STATUS_CANCELLED: Status.CANCELLED,
     common_pb2.REQUEST_STATUS_TRANSFERRED: Status.TRANSFERRED,
 }
+# The statuses the beneficiary is told about; back to submitted, returned by the applicant
+# (they know) and processed (an internal step) say nothing.
+STATUS_KINDS = {
+    Status.UNDER_REVIEW: Kind.UNDER_REVIEW,
+    Status.NEEDS_MORE_INFO: Kind.NEEDS_MORE_INFO,
+    Status.ACCEPTED: Kind.ACCEPTED,
+    Status.REJECTED: Kind.REJECTED,
+    Status.TRANSFERRED: Kind.TRANSFERRED,
+    Status.CLOSED: Kind.CLOSED,
+    Status.CANCELLED: Kind.CANCELLED,
+}
+BREACH = 100
+
+
+def _beneficiary(contact: common_pb2.Contact, applicant_id: str) -> tuple[Recipient, ...]:
+    return (Recipient(mobile=contact.mobile, email=contact.email, account=applicant_id),)
+
+
+def _riyadh_day(stamp: Timestamp, present: bool) -> date | None:
+    return stamp.ToDatetime(tzinfo=UTC).astimezone(RIYADH).date() if present else None
+
+
+def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice | None:
+    """The notice an event gives, or None when it tells nobody anything."""
+    payload = event.WhichOneof("payload")
+    if payload == "request_submitted":
+        s = event.request_submitted
+        return Notice.create(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            kind=Kind.SUBMITTED,
+            request_id=s.request_id or event.request_id,
+            locale=s.contact.locale,
+            recipients=_beneficiary(s.contact, s.applicant_id),
+            values={
+                "number": s.request_number,
+                "due": _riyadh_day(s.expected_completion_at, s.HasField("expected_completion_at")),
+            },
+        )
+    if payload == "request_status_changed":
+        c = event.request_status_changed
+        status = STATUS_FROM_WIRE.get(c.status)
+        if status is None:
+            raise InvalidArgument({"status": f"not a request status: {c.status}"})
+        kind = STATUS_KINDS.get(status)
+        if kind is None:
+            return None
+        locale = locale_of(c.contact.locale)
+        # What a status change can say; each kind's templates take their part of it.
+        values = {
+            "number": c.request_number,
+            "note": c.message,
+            "reason": c.reason.en if locale is Locale.EN else c.reason.ar,
+            "missing": [m.description or m.name for m in c.missing],
+            "respond_by": _riyadh_day(c.respond_by, c.HasField("respond_by")),
+        }
+        return Notice.create(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            kind=kind,
+            request_id=c.request_id or event.request_id,
+            locale=locale,
+            recipients=_beneficiary(c.contact, c.applicant_id),
+            values={name: v for name, v in values.items() if name in variables(kind)},
+        )
+    if payload == "request_followed_up":
+        f = event.request_followed_up
+        return Notice.create(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            kind=Kind.FOLLOWED_UP,
+            request_id=f.request_id or event.request_id,
+            locale=f.contact.locale,
+            recipients=_beneficiary(f.contact, f.applicant_id),
+            values={"number": f.request_number, "count": f.follow_up_count},
+        )
+    if payload == "request_cancelled":
+        x = event.request_cancelled
+        return Notice.create(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            kind=Kind.CANCELLED,
+            request_id=x.request_id or event.request_id,
+            locale=x.contact.locale,
+            recipients=_beneficiary(x.contact, x.applicant_id),
+            values={"number": x.request_number},
+        )
+    if payload == "sla_alert":
+        a = event.sla_alert
+        if a.percent < BREACH:
+            return None
+        return Notice.create(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            kind=Kind.SLA_BREACH,
+            request_id=a.request_id or event.request_id,
+            locale=Locale.AR,
+            audience=Audience.SUPERVISOR,
+            recipients=tuple(
+                Recipient(email=staff.get(s, ""), account=s) for s in a.supervisor_ids
+            ),
+            values={
+                "number": a.request_number,
+                "department": a.department_code,
+                "due_at": a.due_at.ToDatetime(tzinfo=UTC),
+                "assignee": a.assignee_id,
+            },
+        )
+    if payload in ("request_answered", "request_appealed"):
+        return None
+    raise InvalidArgument({"payload": f"nothing notify reads: {event.event_type}"})
 
 
 def to_event(event: DeliveryRecorded) -> OutgoingEvent:
+    """The result, without the recipient's number or address."""
     d = event.delivery
     payload = events_pb2.NotificationSent(
         delivery_id=str(d.id),
         request_id=str(d.request_id),
         channel=d.channel.value,
-        recipient=d.recipient,
         status=d.status.value,
         provider_message_id=d.provider_message_id,
         cause_event_id=str(d.cause_event_id),
+        cause_event_type=d.cause_event_type,
+        kind=d.kind,
+        audience=d.audience.value,
+        parts=d.parts,
     )
     return envelope(
         topic=NOTIFICATION_EVENTS,
         event_type="tawasul.notifications.sent",
         producer="notify",
         request_id=str(d.request_id),
-        occurred_at=d.created_at,
+        occurred_at=d.updated_at,
         fill=events_pb2.Envelope(notification_sent=payload),
     )

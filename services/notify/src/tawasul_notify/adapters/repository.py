@@ -1,17 +1,26 @@
-"""PostgreSQL-backed repository and unit of work for notify."""
+"""PostgreSQL-backed repositories and unit of work for notify."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_notify.adapters import tables
 from tawasul_notify.adapters.events import to_event
-from tawasul_notify.domain.model import Channel, Delivery, DeliveryStatus
+from tawasul_notify.domain.model import (
+    Audience,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    InboxMessage,
+    RequestAccess,
+)
 
 SERVICE = "notify"
 
@@ -22,12 +31,19 @@ def _row(delivery: Delivery) -> dict[str, Any]:
         "request_id": delivery.request_id,
         "cause_event_id": delivery.cause_event_id,
         "cause_event_type": delivery.cause_event_type,
+        "kind": delivery.kind,
         "channel": delivery.channel.value,
+        "audience": delivery.audience.value,
         "recipient": delivery.recipient,
+        "subject": delivery.subject,
         "text": delivery.text,
+        "parts": delivery.parts,
         "status": delivery.status.value,
+        "attempts": delivery.attempts,
         "provider_message_id": delivery.provider_message_id,
+        "error": delivery.error,
         "created_at": delivery.created_at,
+        "updated_at": delivery.updated_at,
     }
 
 
@@ -37,37 +53,167 @@ def _delivery(row: Row[Any]) -> Delivery:
         request_id=row.request_id,
         cause_event_id=row.cause_event_id,
         cause_event_type=row.cause_event_type,
+        kind=row.kind,
         channel=Channel(row.channel),
+        audience=Audience(row.audience),
         recipient=row.recipient,
+        subject=row.subject,
         text=row.text,
+        parts=row.parts,
         status=DeliveryStatus(row.status),
+        attempts=row.attempts,
         provider_message_id=row.provider_message_id,
+        error=row.error,
         created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
 class SqlDeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self.added: list[Delivery] = []
+        # Saved deliveries: their events go to the outbox at commit.
+        self.saved: list[Delivery] = []
 
-    async def add(self, delivery: Delivery) -> None:
-        self.added.append(delivery)
+    async def intend(self, delivery: Delivery) -> Delivery:
+        t = tables.deliveries
+        await self._session.execute(
+            pg_insert(t).values(_row(delivery)).on_conflict_do_nothing(index_elements=[t.c.id])
+        )
+        row = (
+            await self._session.execute(select(t).where(t.c.id == delivery.id).with_for_update())
+        ).one()
+        return _delivery(row)
 
-    async def list_for_request(self, request_id: uuid.UUID) -> list[Delivery]:
+    async def save(self, delivery: Delivery) -> None:
+        t = tables.deliveries
+        await self._session.execute(
+            update(t)
+            .where(t.c.id == delivery.id)
+            .values(
+                status=delivery.status.value,
+                attempts=delivery.attempts,
+                provider_message_id=delivery.provider_message_id,
+                error=delivery.error,
+                updated_at=delivery.updated_at,
+            )
+        )
+        self.saved.append(delivery)
+
+    async def list_for_request(
+        self, request_id: uuid.UUID, audience: Audience | None
+    ) -> list[Delivery]:
+        t = tables.deliveries
+        query = select(t).where(t.c.request_id == request_id)
+        if audience is not None:
+            query = query.where(t.c.audience == audience.value)
+        rows = await self._session.execute(query.order_by(t.c.created_at, t.c.id))
+        return [_delivery(row) for row in rows]
+
+    async def awaiting_receipt(self, limit: int, *, sent_after: datetime) -> list[Delivery]:
         t = tables.deliveries
         rows = await self._session.execute(
-            select(t).where(t.c.request_id == request_id).order_by(t.c.created_at, t.c.id)
+            select(t)
+            .where(
+                (t.c.status == DeliveryStatus.SENT.value)
+                & (t.c.channel == Channel.SMS.value)
+                & (t.c.updated_at > sent_after)
+            )
+            .order_by(t.c.receipt_checked_at.asc().nulls_first(), t.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return [_delivery(row) for row in rows]
 
-    async def flush(self) -> None:
-        if self.added:
-            await self._session.execute(insert(tables.deliveries), [_row(d) for d in self.added])
+    async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None:
+        t = tables.deliveries
+        await self._session.execute(
+            update(t).where(t.c.id.in_(delivery_ids)).values(receipt_checked_at=at)
+        )
+
+
+def _message(row: Row[Any]) -> InboxMessage:
+    return InboxMessage(
+        id=row.id,
+        owner_id=row.owner_id,
+        request_id=row.request_id,
+        kind=row.kind,
+        text=row.text,
+        created_at=row.created_at,
+        read_at=row.read_at,
+    )
+
+
+class SqlInboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, message: InboxMessage) -> None:
+        await self._session.execute(
+            pg_insert(tables.inbox_messages)
+            .values(
+                id=message.id,
+                owner_id=message.owner_id,
+                request_id=message.request_id,
+                kind=message.kind,
+                text=message.text,
+                created_at=message.created_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
+        t = tables.inbox_messages
+        rows = await self._session.execute(
+            select(t)
+            .where(t.c.owner_id == owner_id)
+            .order_by(t.c.created_at.desc(), t.c.id)
+            .limit(limit)
+        )
+        return [_message(row) for row in rows]
+
+    async def mark_read(self, owner_id: str, message_ids: list[uuid.UUID], at: datetime) -> int:
+        t = tables.inbox_messages
+        result = await self._session.execute(
+            update(t)
+            .where((t.c.owner_id == owner_id) & t.c.id.in_(message_ids) & t.c.read_at.is_(None))
+            .values(read_at=at)
+            .returning(t.c.id)
+        )
+        return len(result.all())
+
+
+class SqlAccessRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(self, access: RequestAccess) -> None:
+        t = tables.request_access
+        values: dict[str, Any] = {"department": access.department}
+        if access.applicant_id:
+            values["applicant_id"] = access.applicant_id
+        await self._session.execute(
+            pg_insert(t)
+            .values(
+                request_id=access.request_id,
+                applicant_id=access.applicant_id,
+                department=access.department,
+            )
+            .on_conflict_do_update(index_elements=[t.c.request_id], set_=values)
+        )
+
+    async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
+        t = tables.request_access
+        row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
+        if row is None:
+            return None
+        return RequestAccess(row.request_id, row.applicant_id, row.department)
 
 
 class NotifyUnitOfWork(SqlUnitOfWork):
     deliveries: SqlDeliveryRepository
+    inapp: SqlInboxRepository
+    access: SqlAccessRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -75,13 +221,14 @@ class NotifyUnitOfWork(SqlUnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.deliveries = SqlDeliveryRepository(self.session)
+        self.inapp = SqlInboxRepository(self.session)
+        self.access = SqlAccessRepository(self.session)
         return self
 
     async def commit(self) -> None:
-        await self.deliveries.flush()
-        for delivery in self.deliveries.added:
+        for delivery in self.deliveries.saved:
             for event in delivery.events:
                 self.publish(to_event(event))
             delivery.events.clear()
-        self.deliveries.added.clear()
+        self.deliveries.saved.clear()
         await super().commit()

@@ -6,17 +6,20 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from tawasul_platform.db import inbox_table, outbox_table
 
 metadata = MetaData()
 
+# One row per (event, channel, recipient), written pending before the message leaves.
 deliveries = Table(
     "deliveries",
     metadata,
@@ -24,14 +27,51 @@ deliveries = Table(
     Column("request_id", Uuid, nullable=False),
     Column("cause_event_id", Uuid, nullable=False),
     Column("cause_event_type", String(100), nullable=False),
+    Column("kind", String(40), nullable=False, server_default=""),
     Column("channel", String(20), nullable=False),
-    Column("recipient", String(100), nullable=False),
+    Column("audience", String(20), nullable=False, server_default="beneficiary"),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", Text, nullable=False, server_default=""),
     Column("text", Text, nullable=False),
+    Column("parts", Integer, nullable=False, server_default="0"),
     Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
     Column("provider_message_id", String(200), nullable=False, server_default=""),
+    Column("error", Text, nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("cause_event_id", "channel", name="deliveries_cause"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # When the SMS gateway was last asked for this message's receipt.
+    Column("receipt_checked_at", DateTime(timezone=True)),
+    UniqueConstraint("cause_event_id", "channel", "recipient", name="deliveries_cause"),
     Index("deliveries_request", "request_id", "created_at"),
+    Index(
+        "deliveries_awaiting_receipt",
+        "updated_at",
+        postgresql_where=text("status = 'sent' AND channel = 'sms'"),
+    ),
+)
+
+# In-app messages, read by their owner over gRPC.
+inbox_messages = Table(
+    "inbox_messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", String(64), nullable=False),
+    Column("request_id", Uuid, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True)),
+    Index("inbox_messages_owner", "owner_id", "created_at"),
+)
+
+# Who may read a request's deliveries: from submitted and routed events.
+request_access = Table(
+    "request_access",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("applicant_id", String(64), nullable=False),
+    Column("department", String(50), nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -5,71 +5,209 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from tawasul_platform.errors import InvalidArgument, PermissionDenied
+from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 
-from tawasul_notify.app.ports import SmsGateway, UnitOfWork
+from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Receipts, Sender, UnitOfWork
 from tawasul_notify.domain.model import (
+    Audience,
     Channel,
     Delivery,
+    DeliveryStatus,
+    InboxMessage,
+    Locale,
     Notice,
-    compose_sms,
-    delivery_id_for,
+    Outgoing,
+    Recipient,
+    RequestAccess,
     locale_of,
-    one_time_code_sms,
-    record_one_time_code,
 )
+from tawasul_notify.domain.templates import Kind, Rendered, channels_for, render, sample_values
 
 log = logging.getLogger(__name__)
 
+# The consumer group that keeps who may read a request's deliveries.
 CONSUMER = "notify"
+ONE_TIME_CODE_EVENT = "tawasul.tracking.one-time-code"
 
 
-async def notify_beneficiary(
-    *, uow: UnitOfWork, gateway: SmsGateway, notice: Notice, now: datetime
-) -> Delivery | None:
-    """Sends the SMS for a request event once and records its delivery; None when skipped.
+async def notify(
+    *,
+    uow: UnitOfWork,
+    channel: Channel,
+    sender: Sender | None,
+    notice: Notice,
+    now: datetime,
+    budget: int,
+) -> list[Delivery]:
+    """Sends the notice's messages on one channel, at most once each; returns their deliveries.
 
-    At least once: a crash between the gateway's answer and the commit sends the SMS again on
-    redelivery, under the same delivery id (the gateway's `reference`). A gateway refusal is
-    recorded as a failed delivery; GatewayUnavailable propagates so the consumer retries.
+    In-app messages are stored in the transaction that records them. The others are recorded
+    pending first, then sent under their delivery id, then settled. A channel that cannot
+    answer raises ChannelUnavailable (waited out) until the message has spent `budget`
+    attempts while the channel works for others: then it is failed. Failed messages raise
+    MessageFailed once all of the notice's messages are settled.
     """
-    text = compose_sms(notice)
-    if text is None:
-        log.info("nothing to tell for %s (%s)", notice.event_id, notice.status)
-        return None
-    event_id = str(notice.event_id)
-    async with uow:
-        if await uow.seen_event(CONSUMER, event_id):
-            return None
-    channel = Channel.SMS
-    outcome = await gateway.send(
-        to=notice.mobile, text=text, reference=str(delivery_id_for(notice.event_id, channel))
+    kind = Kind(notice.kind)
+    if channel not in channels_for(kind):
+        return []
+    rendered = render(kind, channel, notice.locale, notice.values)
+    deliveries, failed = [], []
+    for recipient in notice.addresses(channel):
+        delivery = await _intend(uow, notice, channel, recipient, rendered, now)
+        if not delivery.settled:
+            if sender is None:
+                raise RuntimeError(f"no sender for {channel}")
+            message = Outgoing(
+                to=recipient, text=rendered.body, key=str(delivery.id), subject=rendered.subject
+            )
+            await _send(uow, sender, delivery, message, now=now, budget=budget)
+            if delivery.status is DeliveryStatus.FAILED:
+                failed.append(delivery)
+        deliveries.append(delivery)
+    if failed:
+        raise MessageFailed(
+            f"{len(failed)} {channel} message(s) of event {notice.event_id} failed: "
+            + "; ".join(d.error for d in failed)
+        )
+    return deliveries
+
+
+async def _intend(
+    uow: UnitOfWork,
+    notice: Notice,
+    channel: Channel,
+    recipient: str,
+    rendered: Rendered,
+    now: datetime,
+) -> Delivery:
+    intent = Delivery.intend(
+        notice=notice,
+        channel=channel,
+        recipient=recipient,
+        subject=rendered.subject,
+        text=rendered.body,
+        parts=rendered.parts,
+        now=now,
     )
-    if not outcome.accepted:
-        log.warning("SMS for event %s refused by the gateway: %s", event_id, outcome.detail)
-    delivery = Delivery.record(notice=notice, channel=channel, text=text, outcome=outcome, now=now)
     async with uow:
-        if not await uow.claim_event(CONSUMER, event_id):
-            # A concurrent redelivery recorded it first.
-            return None
-        await uow.deliveries.add(delivery)
+        delivery = await uow.deliveries.intend(intent)
+        if channel is Channel.INAPP and not delivery.settled:
+            await uow.inapp.add(InboxMessage.of(delivery))
+            delivery.delivered(now)
+            await uow.deliveries.save(delivery)
         await uow.commit()
     return delivery
 
 
-async def list_deliveries(*, uow: UnitOfWork, caller: Principal, request_id: str) -> list[Delivery]:
-    """What was sent about a request, oldest first; for employees only."""
-    if caller.role != Role.REVIEWER:
-        raise PermissionDenied("only employees see deliveries")
+async def _send(
+    uow: UnitOfWork,
+    sender: Sender,
+    delivery: Delivery,
+    message: Outgoing,
+    *,
+    now: datetime,
+    budget: int,
+) -> None:
     try:
-        key = uuid.UUID(request_id)
+        outcome = await sender.send(message)
+    except ChannelUnavailable as exc:
+        delivery.tried(str(exc), now)
+        spent = delivery.attempts >= budget and await sender.healthy()
+        if spent:
+            delivery.fail(f"{exc} after {delivery.attempts} attempts", now)
+        async with uow:
+            await uow.deliveries.save(delivery)
+            await uow.commit()
+        if not spent:
+            raise
+        log.warning("%s delivery %s failed: %s", delivery.channel, delivery.id, delivery.error)
+        return
+    delivery.sent(outcome, now)
+    if not outcome.accepted:
+        log.warning("%s delivery %s refused: %s", delivery.channel, delivery.id, outcome.detail)
+    async with uow:
+        await uow.deliveries.save(delivery)
+        await uow.commit()
+
+
+async def record_access(*, uow: UnitOfWork, event_id: str, access: RequestAccess) -> None:
+    """Who may read what was sent about the request: its applicant and its department."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        await uow.access.record(access)
+        await uow.commit()
+
+
+def request_key(request_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request_id)
     except ValueError:
         raise InvalidArgument({"request_id": "not a request id"}) from None
+
+
+async def list_deliveries(*, uow: UnitOfWork, caller: Principal, request_id: str) -> list[Delivery]:
+    """What was sent about a request, oldest first: to its applicant, their messages; to a
+    reviewer of its department, every message. Anyone else: not found."""
+    key = request_key(request_id)
     async with uow:
-        return await uow.deliveries.list_for_request(key)
+        access = await uow.access.get(key)
+        if access is None:
+            raise NotFound(f"no request {request_id!r}")
+        if caller.role is Role.REVIEWER and access.department in caller.departments:
+            audience = None
+        elif caller.is_beneficiary and caller.subject == access.applicant_id:
+            audience = Audience.BENEFICIARY
+        else:
+            raise NotFound(f"no request {request_id!r}")
+        return await uow.deliveries.list_for_request(key, audience)
+
+
+async def list_inbox(*, uow: UnitOfWork, caller: Principal, limit: int) -> list[InboxMessage]:
+    """The caller's own in-app messages, newest first."""
+    async with uow:
+        return await uow.inapp.list_for(caller.subject, limit=max(1, min(limit or 50, 200)))
+
+
+async def mark_read(
+    *, uow: UnitOfWork, caller: Principal, message_ids: list[str], now: datetime
+) -> int:
+    try:
+        keys = [uuid.UUID(m) for m in message_ids[:200]]
+    except ValueError:
+        raise InvalidArgument({"message_ids": "not message ids"}) from None
+    async with uow:
+        marked = await uow.inapp.mark_read(caller.subject, keys, now)
+        await uow.commit()
+    return marked
+
+
+async def collect_receipts(
+    *, uow: UnitOfWork, receipts: Receipts, now: datetime, batch: int = 100
+) -> bool:
+    """Marks SMS whose receipts came back delivered; True while a full batch was looked at.
+
+    Messages are looked at for a day after they were sent; the ones looked at go to the back
+    of the line, so those without a receipt yet do not hold up the others.
+    """
+    async with uow:
+        waiting = await uow.deliveries.awaiting_receipt(batch, sent_after=now - timedelta(days=1))
+        if not waiting:
+            return False
+        await uow.deliveries.checked([d.id for d in waiting], now)
+        await uow.commit()
+    delivered = await receipts.delivered([d.provider_message_id for d in waiting])
+    arrived = [d for d in waiting if d.provider_message_id in delivered]
+    if arrived:
+        async with uow:
+            for delivery in arrived:
+                delivery.delivered(now)
+                await uow.deliveries.save(delivery)
+            await uow.commit()
+    return len(waiting) == batch
 
 
 _E164_SAUDI_MOBILE = re.compile(r"^\+9665[0-9]{8}$")
@@ -79,7 +217,7 @@ _CODE = re.compile(r"^[0-9]{4,8}$")
 async def send_one_time_code(
     *,
     uow: UnitOfWork,
-    gateway: SmsGateway,
+    sender: Sender,
     request_id: str,
     mobile: str,
     code: str,
@@ -87,7 +225,10 @@ async def send_one_time_code(
     valid_minutes: int,
     now: datetime,
 ) -> Delivery:
-    """Sends a tracking code; the delivery row keeps the text with the code masked."""
+    """Sends a tracking code now; the delivery row keeps the text with the code masked.
+
+    Not retried: the caller (intake) answers UNAVAILABLE and the beneficiary asks again.
+    """
     problems: dict[str, str] = {}
     try:
         request_key = uuid.UUID(request_id[:36])
@@ -101,20 +242,55 @@ async def send_one_time_code(
         problems["valid_minutes"] = "from 1 to 30"
     if problems:
         raise InvalidArgument(problems)
-    text, masked = one_time_code_sms(code=code, minutes=valid_minutes, locale=locale_of(locale))
-    delivery_id = uuid.uuid4()
-    outcome = await gateway.send(to=mobile, text=text, reference=str(delivery_id))
-    if not outcome.accepted:
-        log.warning("tracking code for %s refused by the gateway: %s", request_id, outcome.detail)
-    delivery = record_one_time_code(
-        delivery_id=delivery_id,
-        request_id=request_key,
-        mobile=mobile,
-        masked_text=masked,
-        outcome=outcome,
-        now=now,
+    language = locale_of(locale)
+    kind = Kind.ONE_TIME_CODE
+    rendered = render(kind, Channel.SMS, language, {"code": code, "minutes": valid_minutes})
+    masked = render(
+        kind, Channel.SMS, language, {"code": "•" * len(code), "minutes": valid_minutes}
     )
+    notice = Notice(
+        event_id=uuid.uuid4(),
+        event_type=ONE_TIME_CODE_EVENT,
+        kind=kind.value,
+        request_id=request_key,
+        locale=language,
+        audience=Audience.BENEFICIARY,
+        recipients=(Recipient(mobile=mobile),),
+        values={},
+    )
+    delivery = await _intend(uow, notice, Channel.SMS, mobile, masked, now)
+    try:
+        outcome = await sender.send(Outgoing(to=mobile, text=rendered.body, key=str(delivery.id)))
+    except ChannelUnavailable as exc:
+        delivery.fail(str(exc), now)
+        async with uow:
+            await uow.deliveries.save(delivery)
+            await uow.commit()
+        raise
+    delivery.sent(outcome, now)
     async with uow:
-        await uow.deliveries.add(delivery)
+        await uow.deliveries.save(delivery)
         await uow.commit()
     return delivery
+
+
+def preview(*, caller: Principal, kind: str, channel: str, locale: str) -> Rendered:
+    """Any template, rendered with sample data, for the staff who write them."""
+    if caller.role is not Role.REVIEWER:
+        raise PermissionDenied("only employees preview templates")
+    problems: dict[str, str] = {}
+    try:
+        which = Kind(kind)
+    except ValueError:
+        problems["kind"] = f"one of {', '.join(k.value for k in Kind)}"
+    try:
+        way = Channel(channel)
+    except ValueError:
+        problems["channel"] = f"one of {', '.join(c.value for c in Channel)}"
+    if locale not in {lang.value for lang in Locale}:
+        problems["locale"] = "ar or en"
+    if problems:
+        raise InvalidArgument(problems)
+    if way not in channels_for(which):
+        raise InvalidArgument({"channel": f"{which} is not sent by {way}"})
+    return render(which, way, Locale(locale), sample_values(which))

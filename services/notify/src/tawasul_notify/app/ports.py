@@ -3,34 +3,110 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
-from tawasul_platform.errors import Unavailable
+from tawasul_platform.errors import DomainError, Unavailable
 from tawasul_platform.ports import Inbox, Transaction
 
-from tawasul_notify.domain.model import Delivery, SendOutcome
+from tawasul_notify.domain.model import (
+    Audience,
+    Channel,
+    Delivery,
+    InboxMessage,
+    Outgoing,
+    RequestAccess,
+    SendOutcome,
+)
 
 
-class GatewayUnavailable(Unavailable):
-    """The gateway could not be reached or failed on its side: an outage, waited out.
+class ChannelUnavailable(Unavailable):
+    """The gateway or mail server could not be reached, or failed on its side.
 
-    The platform consumer retries it until the gateway answers, and never dead-letters it.
+    For everyone (an outage) it is waited out by the consumer, never dead-lettered; for one
+    recipient it spends that message's retry budget.
     """
 
 
-class SmsGateway(Protocol):
-    async def send(self, *, to: str, text: str, reference: str) -> SendOutcome:
-        """Hands one SMS to the provider; a refusal is an outcome, GatewayUnavailable is not."""
+class MessageFailed(DomainError):
+    """A message failed on its own (refused, or its budget spent while the channel is up).
+
+    Raised after the failure is recorded, so the consumer dead-letters the event at once and
+    goes on with the messages behind it.
+    """
+
+
+class Sender(Protocol):
+    """One channel's way out: the SMS gateway or the mail server."""
+
+    @property
+    def channel(self) -> Channel: ...
+
+    async def send(self, message: Outgoing) -> SendOutcome:
+        """A refusal is an outcome; ChannelUnavailable when it cannot answer now."""
+        ...
+
+    async def healthy(self) -> bool:
+        """Whether the channel works for others: tells a recipient's failure from an outage."""
+        ...
+
+
+class Receipts(Protocol):
+    """Delivery receipts from the SMS provider."""
+
+    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+        """Those of the messages that reached the handset."""
         ...
 
 
 class DeliveryRepository(Protocol):
-    async def add(self, delivery: Delivery) -> None: ...
-    async def list_for_request(self, request_id: uuid.UUID) -> list[Delivery]:
-        """Oldest first."""
+    async def intend(self, delivery: Delivery) -> Delivery:
+        """Records the pending delivery unless it exists; returns the row as it now stands,
+        locked for this transaction."""
         ...
+
+    async def save(self, delivery: Delivery) -> None: ...
+    async def list_for_request(
+        self, request_id: uuid.UUID, audience: Audience | None
+    ) -> list[Delivery]:
+        """Oldest first; every audience when `audience` is None."""
+        ...
+
+    async def awaiting_receipt(self, limit: int, *, sent_after: datetime) -> list[Delivery]:
+        """SMS taken by the gateway since `sent_after`, least recently checked first."""
+        ...
+
+    async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None: ...
+
+
+class InboxRepository(Protocol):
+    async def add(self, message: InboxMessage) -> None: ...
+    async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
+        """Newest first."""
+        ...
+
+    async def mark_read(self, owner_id: str, message_ids: list[uuid.UUID], at: datetime) -> int:
+        """Marks the owner's unread ones among them; how many were marked."""
+        ...
+
+
+class AccessRepository(Protocol):
+    async def record(self, access: RequestAccess) -> None:
+        """The request's applicant and department (a later department replaces it)."""
+        ...
+
+    async def get(self, request_id: uuid.UUID) -> RequestAccess | None: ...
 
 
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def deliveries(self) -> DeliveryRepository: ...
+    @property
+    def inapp(self) -> InboxRepository: ...
+    @property
+    def access(self) -> AccessRepository: ...
+
+
+StaffDirectory = Mapping[str, str]
+"""Employee id to e-mail address, for messages to supervisors."""

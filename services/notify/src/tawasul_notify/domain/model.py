@@ -1,20 +1,23 @@
-"""What beneficiaries are told about their requests, and the record of each message sent."""
+"""What notify tells whom, and the record of each message.
+
+One message per (event, channel, recipient): its delivery row is written, pending, before the
+message leaves, under an id derived from those three, which is also the idempotency key the SMS
+gateway sees and the e-mail's Message-ID. A redelivered event finds the row and either does
+nothing (the message was settled) or sends again under the same key (the process died between
+the send and the record), which the gateway answers without sending twice.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
-from tawasul_calendar import RIYADH, format_date
-from tawasul_calendar import Locale as DateLocale
 from tawasul_platform.errors import InvalidArgument
 
-# Reviewer messages are cut to this many characters in an SMS; the full text is in the portal.
-MAX_NOTE = 300
-# Delivery ids are uuid5(DELIVERY_NAMESPACE, "<event id>/<channel>"): a redelivered event
-# gets the same id, which the gateway sees as the message's reference.
+# Delivery ids are uuid5(DELIVERY_NAMESPACE, "<event id>/<channel>/<recipient>").
 DELIVERY_NAMESPACE = uuid.UUID("3f0e7a52-6c1d-5b8e-9a41-7d2c0b9e4f15")
 
 
@@ -30,6 +33,8 @@ def locale_of(raw: str) -> Locale:
 
 
 class Status(StrEnum):
+    """A request's status as the beneficiary sees it (from review's events)."""
+
     SUBMITTED = "submitted"
     UNDER_REVIEW = "under_review"
     NEEDS_MORE_INFO = "needs_more_info"
@@ -42,103 +47,60 @@ class Status(StrEnum):
     TRANSFERRED = "transferred"
 
 
-class NoticeKind(StrEnum):
-    SUBMITTED = "submitted"
-    STATUS_CHANGED = "status_changed"
-
-
 class Channel(StrEnum):
     SMS = "sms"
+    EMAIL = "email"
+    # The inbox the recipient reads over gRPC (ListInbox).
+    INAPP = "inapp"
+
+
+class Audience(StrEnum):
+    BENEFICIARY = "beneficiary"
+    # A department's supervisors, told of SLA breaches.
+    SUPERVISOR = "supervisor"
 
 
 class DeliveryStatus(StrEnum):
-    ACCEPTED = "accepted"
+    # Recorded before the send: found again after a crash, it is sent under the same key.
+    PENDING = "pending"
+    # The SMS gateway or the mail server took it.
+    SENT = "sent"
+    # Its receipt came back, or it is in the in-app inbox.
+    DELIVERED = "delivered"
     FAILED = "failed"
 
 
-# The templates: {number} is the request number, {note} the reviewer's message (or nothing).
-# With the completion date promised at submission, in Hijri and Gregorian (SPEC §6 item 2).
-SUBMITTED_WITH_DATE_TEMPLATES: dict[Locale, str] = {
-    Locale.AR: "تم استلام طلبك رقم {number} في خدمة تواصل، وموعد الإنجاز المتوقع {due}.",
-    Locale.EN: "Your Tawasul request {number} has been received; expected completion: {due}.",
-}
-SUBMITTED_TEMPLATES: dict[Locale, str] = {
-    Locale.AR: "تم استلام طلبك رقم {number} في خدمة تواصل، وسيتم الرد خلال 7 أيام عمل.",
-    Locale.EN: (
-        "Your Tawasul request {number} has been received; we will answer within 7 working days."
-    ),
-}
-# Statuses with no template (returned by the applicant: they know) send nothing.
-STATUS_TEMPLATES: dict[Status, dict[Locale, str]] = {
-    Status.NEEDS_MORE_INFO: {
-        Locale.AR: (
-            "طلبك رقم {number} في خدمة تواصل بحاجة لإجراءات إضافية.{note}"
-            " يرجى الرد عبر القناة التي قدمت منها الطلب."
-        ),
-        Locale.EN: (
-            "Your Tawasul request {number} needs additional action.{note}"
-            " Please answer through the channel you filed it on."
-        ),
-    },
-    Status.CLOSED: {
-        Locale.AR: "تم إغلاق طلبك رقم {number} في خدمة تواصل.{note}",
-        Locale.EN: "Your Tawasul request {number} has been closed.{note}",
-    },
-    Status.TRANSFERRED: {
-        Locale.AR: "تمت إحالة طلبك رقم {number} في خدمة تواصل إلى القسم المختص.",
-        Locale.EN: "Your Tawasul request {number} has been sent to the competent section.",
-    },
-    Status.UNDER_REVIEW: {
-        Locale.AR: "حالة طلبك رقم {number} في خدمة تواصل: قيد المراجعة.",
-        Locale.EN: "Your Tawasul request {number} is under review.",
-    },
-    Status.ACCEPTED: {
-        Locale.AR: "حالة طلبك رقم {number} في خدمة تواصل: مقبول.{note}",
-        Locale.EN: "Your Tawasul request {number} has been accepted.{note}",
-    },
-    Status.REJECTED: {
-        Locale.AR: (
-            "حالة طلبك رقم {number} في خدمة تواصل: مرفوض.{note}"
-            " يمكنك تقديم طلب جديد بعد استكمال الملاحظات."
-        ),
-        Locale.EN: (
-            "Your Tawasul request {number} has been rejected.{note}"
-            " You may file a new request with the corrections."
-        ),
-    },
-}
-# A tracking code: said once, short-lived, and stored nowhere but in the SMS itself.
-ONE_TIME_CODE_TEMPLATES: dict[Locale, str] = {
-    Locale.AR: (
-        "رمز التحقق لمتابعة طلبك في خدمة تواصل: {code}، صالح لمدة {minutes} دقائق."
-        " لا تشاركه مع أحد."
-    ),
-    Locale.EN: (
-        "Your Tawasul tracking code is {code}, valid for {minutes} minutes. Do not share it."
-    ),
-}
-ONE_TIME_CODE_EVENT = "tawasul.tracking.one-time-code"
-NOTE_TEMPLATES: dict[Locale, str] = {
-    Locale.AR: " ملاحظة الموظف: {message}",
-    Locale.EN: " Reviewer's note: {message}",
-}
+@dataclass(frozen=True)
+class Recipient:
+    """Where one person is reached; any of the three may be unknown."""
+
+    mobile: str = ""
+    email: str = ""
+    # Whose in-app inbox: the applicant's ID or iqama number, or an employee id.
+    account: str = ""
+
+    def address(self, channel: Channel) -> str:
+        if channel is Channel.SMS:
+            return self.mobile
+        if channel is Channel.EMAIL:
+            return self.email
+        return self.account
 
 
 @dataclass(frozen=True)
 class Notice:
-    """A request event that the beneficiary is to be told about."""
+    """An event someone is to be told about, with what the message says."""
 
     event_id: uuid.UUID
     event_type: str
-    kind: NoticeKind
+    # One of templates.Kind: the message to send.
+    kind: str
     request_id: uuid.UUID
-    request_number: str
-    mobile: str
     locale: Locale
-    status: Status = Status.SUBMITTED
-    message: str = ""
-    # The Riyadh date the office promised an answer by, when the event carries it.
-    expected_completion: date | None = None
+    audience: Audience
+    recipients: tuple[Recipient, ...]
+    # The template's variables.
+    values: Mapping[str, object]
 
     @classmethod
     def create(
@@ -146,16 +108,14 @@ class Notice:
         *,
         event_id: str,
         event_type: str,
-        kind: NoticeKind,
+        kind: str,
         request_id: str,
-        request_number: str,
-        mobile: str,
         locale: str,
-        status: Status = Status.SUBMITTED,
-        message: str = "",
-        expected_completion: datetime | None = None,
+        recipients: tuple[Recipient, ...],
+        values: Mapping[str, object],
+        audience: Audience = Audience.BENEFICIARY,
     ) -> Notice:
-        """Checks an event's fields; InvalidArgument when it cannot be turned into a message."""
+        """Checks an event's fields; InvalidArgument when it cannot be turned into messages."""
         problems: dict[str, str] = {}
         ids: dict[str, uuid.UUID] = {}
         for name, raw in (("event_id", event_id), ("request_id", request_id)):
@@ -163,10 +123,8 @@ class Notice:
                 ids[name] = uuid.UUID(raw)
             except ValueError:
                 problems[name] = "not a uuid"
-        if not request_number.strip():
+        if "number" in values and not str(values["number"]).strip():
             problems["request_number"] = "missing"
-        if not mobile.strip():
-            problems["contact.mobile"] = "missing"
         if problems:
             raise InvalidArgument(problems)
         return cls(
@@ -174,63 +132,46 @@ class Notice:
             event_type=event_type,
             kind=kind,
             request_id=ids["request_id"],
-            request_number=request_number.strip(),
-            mobile=mobile.strip(),
             locale=locale_of(locale),
-            status=status,
-            message=message,
-            expected_completion=(
-                expected_completion.astimezone(RIYADH).date() if expected_completion else None
-            ),
+            audience=audience,
+            recipients=recipients,
+            values=values,
         )
 
-
-def _note(message: str, locale: Locale) -> str:
-    text = " ".join(message.split())
-    if not text:
-        return ""
-    if len(text) > MAX_NOTE:
-        text = text[: MAX_NOTE - 1].rstrip() + "…"
-    return NOTE_TEMPLATES[locale].format(message=text)
+    def addresses(self, channel: Channel) -> list[str]:
+        """Each distinct address the channel has for the recipients, in order."""
+        found = [r.address(channel).strip() for r in self.recipients]
+        return list(dict.fromkeys(a for a in found if a))
 
 
-def compose_sms(notice: Notice) -> str | None:
-    """The SMS text for a notice in the beneficiary's language; None when there is nothing to say.
-
-    (A status change back to "submitted" has no template: the receipt was sent already.)
-    """
-    if notice.kind is NoticeKind.SUBMITTED and notice.expected_completion is not None:
-        due = format_date(notice.expected_completion, DateLocale(notice.locale.value))
-        return SUBMITTED_WITH_DATE_TEMPLATES[notice.locale].format(
-            number=notice.request_number, due=due
-        )
-    if notice.kind is NoticeKind.SUBMITTED:
-        templates: dict[Locale, str] | None = SUBMITTED_TEMPLATES
-    else:
-        templates = STATUS_TEMPLATES.get(notice.status)
-    if templates is None:
-        return None
-    return templates[notice.locale].format(
-        number=notice.request_number, note=_note(notice.message, notice.locale)
-    )
+def delivery_id_for(event_id: uuid.UUID, channel: Channel, recipient: str) -> uuid.UUID:
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}/{channel.value}/{recipient}")
 
 
-def delivery_id_for(event_id: uuid.UUID, channel: Channel) -> uuid.UUID:
-    return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}/{channel.value}")
+def mask(recipient: str, channel: Channel) -> str:
+    """A number or address as shown back: enough to recognise it, not to use it."""
+    if channel is Channel.SMS and len(recipient) > 7:
+        return f"{recipient[:5]}{'•' * (len(recipient) - 8)}{recipient[-3:]}"
+    if channel is Channel.EMAIL and "@" in recipient:
+        local, domain = recipient.rsplit("@", 1)
+        return f"{local[:1]}•••@{domain}"
+    return recipient
 
 
-def one_time_code_sms(*, code: str, minutes: int, locale: Locale) -> tuple[str, str]:
-    """The SMS text, and the same text with the code masked for the delivery record."""
-    template = ONE_TIME_CODE_TEMPLATES[locale]
-    return (
-        template.format(code=code, minutes=minutes),
-        template.format(code="•" * len(code), minutes=minutes),
-    )
+@dataclass(frozen=True)
+class Outgoing:
+    """One message as a channel sends it."""
+
+    to: str
+    text: str
+    # The delivery id: the gateway's idempotency key, the e-mail's Message-ID.
+    key: str
+    subject: str = ""
 
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """What the gateway answered: accepted (with its id) or refused."""
+    """What the channel answered: taken (with its id for the message) or refused."""
 
     accepted: bool
     provider_message_id: str = ""
@@ -243,65 +184,123 @@ class Delivery:
     request_id: uuid.UUID
     cause_event_id: uuid.UUID
     cause_event_type: str
+    kind: str
     channel: Channel
+    audience: Audience
     recipient: str
+    subject: str
     text: str
+    parts: int
     status: DeliveryStatus
-    provider_message_id: str
     created_at: datetime
+    updated_at: datetime
+    attempts: int = 0
+    provider_message_id: str = ""
+    error: str = ""
     events: list[DeliveryRecorded] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
-    def record(
+    def intend(
         cls,
         *,
         notice: Notice,
         channel: Channel,
+        recipient: str,
+        subject: str,
         text: str,
-        outcome: SendOutcome,
+        parts: int,
         now: datetime,
     ) -> Delivery:
-        delivery = cls(
-            id=delivery_id_for(notice.event_id, channel),
+        return cls(
+            id=delivery_id_for(notice.event_id, channel, recipient),
             request_id=notice.request_id,
             cause_event_id=notice.event_id,
             cause_event_type=notice.event_type,
+            kind=notice.kind,
             channel=channel,
-            recipient=notice.mobile,
+            audience=notice.audience,
+            recipient=recipient,
+            subject=subject,
             text=text,
-            status=DeliveryStatus.ACCEPTED if outcome.accepted else DeliveryStatus.FAILED,
-            provider_message_id=outcome.provider_message_id,
+            parts=parts,
+            status=DeliveryStatus.PENDING,
             created_at=now,
+            updated_at=now,
         )
-        delivery.events.append(DeliveryRecorded(delivery=delivery))
-        return delivery
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more to send: taken, delivered or failed."""
+        return self.status is not DeliveryStatus.PENDING
 
-def record_one_time_code(
-    *,
-    delivery_id: uuid.UUID,
-    request_id: uuid.UUID,
-    mobile: str,
-    masked_text: str,
-    outcome: SendOutcome,
-    now: datetime,
-) -> Delivery:
-    delivery = Delivery(
-        id=delivery_id,
-        request_id=request_id,
-        cause_event_id=delivery_id,
-        cause_event_type=ONE_TIME_CODE_EVENT,
-        channel=Channel.SMS,
-        recipient=mobile,
-        text=masked_text,
-        status=DeliveryStatus.ACCEPTED if outcome.accepted else DeliveryStatus.FAILED,
-        provider_message_id=outcome.provider_message_id,
-        created_at=now,
-    )
-    delivery.events.append(DeliveryRecorded(delivery=delivery))
-    return delivery
+    def tried(self, error: str, now: datetime) -> None:
+        """A send that found the channel unavailable: counted against the retry budget."""
+        self.attempts += 1
+        self.error = error[:500]
+        self.updated_at = now
+
+    def sent(self, outcome: SendOutcome, now: datetime) -> None:
+        if outcome.accepted:
+            self._settle(DeliveryStatus.SENT, now, provider_message_id=outcome.provider_message_id)
+        else:
+            self.fail(outcome.detail, now)
+
+    def fail(self, error: str, now: datetime) -> None:
+        self._settle(DeliveryStatus.FAILED, now, error=error)
+
+    def delivered(self, now: datetime) -> None:
+        self._settle(DeliveryStatus.DELIVERED, now)
+
+    def _settle(
+        self,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        provider_message_id: str = "",
+        error: str = "",
+    ) -> None:
+        self.status = status
+        self.updated_at = now
+        self.provider_message_id = provider_message_id or self.provider_message_id
+        self.error = error[:500] or self.error
+        self.events.append(DeliveryRecorded(delivery=replace(self, events=[])))
 
 
 @dataclass(frozen=True)
 class DeliveryRecorded:
+    """A delivery reached a status worth publishing (sent, delivered, failed)."""
+
     delivery: Delivery
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """A message in someone's in-app inbox."""
+
+    id: uuid.UUID
+    owner_id: str
+    request_id: uuid.UUID
+    kind: str
+    text: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> InboxMessage:
+        return cls(
+            id=delivery.id,
+            owner_id=delivery.recipient,
+            request_id=delivery.request_id,
+            kind=delivery.kind,
+            text=delivery.text,
+            created_at=delivery.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class RequestAccess:
+    """Who may see what was sent about a request: its applicant, and its department."""
+
+    request_id: uuid.UUID
+    applicant_id: str
+    department: str

@@ -12,13 +12,15 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import SmsGateway, UnitOfWork
-from tawasul_notify.domain.model import Delivery, DeliveryStatus
+from tawasul_notify.app.ports import Sender, UnitOfWork
+from tawasul_notify.domain.model import Delivery, DeliveryStatus, InboxMessage, mask
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 STATUS_TO_WIRE = {
-    DeliveryStatus.ACCEPTED: notify_pb2.DELIVERY_STATUS_ACCEPTED,
+    DeliveryStatus.PENDING: notify_pb2.DELIVERY_STATUS_PENDING,
+    DeliveryStatus.SENT: notify_pb2.DELIVERY_STATUS_ACCEPTED,
+    DeliveryStatus.DELIVERED: notify_pb2.DELIVERY_STATUS_DELIVERED,
     DeliveryStatus.FAILED: notify_pb2.DELIVERY_STATUS_FAILED,
 }
 
@@ -28,19 +30,39 @@ def to_wire(delivery: Delivery) -> notify_pb2.Delivery:
         delivery_id=str(delivery.id),
         request_id=str(delivery.request_id),
         channel=delivery.channel.value,
-        recipient=delivery.recipient,
+        recipient=mask(delivery.recipient, delivery.channel),
         text=delivery.text,
         status=STATUS_TO_WIRE[delivery.status],
         provider_message_id=delivery.provider_message_id,
         cause_event_type=delivery.cause_event_type,
         created_at=timestamp(delivery.created_at),
+        kind=delivery.kind,
+        audience=delivery.audience.value,
+        subject=delivery.subject,
+        parts=delivery.parts,
+        error=delivery.error,
+        updated_at=timestamp(delivery.updated_at),
+        attempts=delivery.attempts,
     )
 
 
+def _message(message: InboxMessage) -> notify_pb2.InboxMessage:
+    wire = notify_pb2.InboxMessage(
+        message_id=str(message.id),
+        request_id=str(message.request_id),
+        kind=message.kind,
+        text=message.text,
+        created_at=timestamp(message.created_at),
+    )
+    if message.read_at is not None:
+        wire.read_at.CopyFrom(timestamp(message.read_at))
+    return wire
+
+
 class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], gateway: SmsGateway, secret: str) -> None:
+    def __init__(self, *, uow: Callable[[], UnitOfWork], sms: Sender, secret: str) -> None:
         self._uow = uow
-        self._gateway = gateway
+        self._sms = sms
         self._secret = secret
 
     async def ListDeliveries(
@@ -56,7 +78,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     ) -> notify_pb2.SendOneTimeCodeResponse:
         delivery = await handlers.send_one_time_code(
             uow=self._uow(),
-            gateway=self._gateway,
+            sender=self._sms,
             request_id=request.request_id,
             mobile=request.mobile,
             code=request.code,
@@ -65,3 +87,41 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             now=datetime.now(UTC),
         )
         return notify_pb2.SendOneTimeCodeResponse(delivery_id=str(delivery.id))
+
+    async def ListInbox(
+        self, request: notify_pb2.ListInboxRequest, context: Context
+    ) -> notify_pb2.ListInboxResponse:
+        found = await handlers.list_inbox(
+            uow=self._uow(), caller=caller(context, self._secret), limit=request.limit
+        )
+        return notify_pb2.ListInboxResponse(
+            messages=[_message(m) for m in found],
+            unread=sum(m.read_at is None for m in found),
+        )
+
+    async def MarkInboxRead(
+        self, request: notify_pb2.MarkInboxReadRequest, context: Context
+    ) -> notify_pb2.MarkInboxReadResponse:
+        marked = await handlers.mark_read(
+            uow=self._uow(),
+            caller=caller(context, self._secret),
+            message_ids=list(request.message_ids),
+            now=datetime.now(UTC),
+        )
+        return notify_pb2.MarkInboxReadResponse(marked=marked)
+
+    async def PreviewTemplate(
+        self, request: notify_pb2.PreviewTemplateRequest, context: Context
+    ) -> notify_pb2.PreviewTemplateResponse:
+        rendered = handlers.preview(
+            caller=caller(context, self._secret),
+            kind=request.kind,
+            channel=request.channel,
+            locale=request.locale,
+        )
+        return notify_pb2.PreviewTemplateResponse(
+            subject=rendered.subject,
+            text=rendered.body,
+            encoding=rendered.encoding,
+            parts=rendered.parts,
+        )

@@ -258,11 +258,14 @@ class RequestFollowedUp(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FOLLOW_UP_COUNT_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    APPLICANT_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     message: _builtins.str
     follow_up_count: _builtins.int
     """How many follow-ups the request has had, this one included."""
+    applicant_id: _builtins.str
+    """National ID or iqama number of the account that filed the request."""
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
     def __init__(
@@ -273,10 +276,11 @@ class RequestFollowedUp(_message.Message):
         message: _builtins.str = ...,
         follow_up_count: _builtins.int = ...,
         contact: _common_pb2.Contact | None = ...,
+        applicant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "follow_up_count", b"follow_up_count", "message", b"message", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "follow_up_count", b"follow_up_count", "message", b"message", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,9 +298,11 @@ class RequestCancelled(_message.Message):
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    APPLICANT_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     reason: _builtins.str
+    applicant_id: _builtins.str
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
     def __init__(
@@ -306,10 +312,11 @@ class RequestCancelled(_message.Message):
         request_number: _builtins.str = ...,
         reason: _builtins.str = ...,
         contact: _common_pb2.Contact | None = ...,
+        applicant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -460,6 +467,7 @@ class RequestStatusChanged(_message.Message):
     TRANSFER_TO_DEPARTMENT_FIELD_NUMBER: _builtins.int
     INTERNAL_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
+    APPLICANT_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -471,6 +479,8 @@ class RequestStatusChanged(_message.Message):
     """For a decision: the reason from the reason catalog, e.g. "documents-unclear"."""
     transfer_to_department: _builtins.str
     """For a transfer: the department the request goes to (routing routes it again)."""
+    applicant_id: _builtins.str
+    """The account that filed the request (its in-app inbox)."""
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
     @_builtins.property
@@ -507,10 +517,11 @@ class RequestStatusChanged(_message.Message):
         transfer_to_department: _builtins.str = ...,
         internal: Global___RequestStatusChanged.Internal | None = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
+        applicant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -655,39 +666,56 @@ Global___SlaAlert: _TypeAlias = SlaAlert  # noqa: Y015
 
 @_typing.final
 class NotificationSent(_message.Message):
-    """Topic tawasul.notifications.events.v1, produced by notify."""
+    """Topic tawasul.notifications.events.v1, produced by notify: each result of one message. The
+    recipient's number or address is never on the topic.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERY_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
-    RECIPIENT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     CAUSE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    CAUSE_EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.str
     request_id: _builtins.str
     channel: _builtins.str
-    recipient: _builtins.str
+    """"sms", "email" or "inapp"."""
     status: _builtins.str
-    """"accepted" or "failed"."""
+    """"sent" (the gateway or mail server took it), "delivered" (its receipt came back, or it is
+    in the in-app inbox) or "failed".
+    """
     provider_message_id: _builtins.str
     cause_event_id: _builtins.str
+    cause_event_type: _builtins.str
+    kind: _builtins.str
+    """What it tells, e.g. "submitted", "needs_more_info", "sla_breach"."""
+    audience: _builtins.str
+    """"beneficiary" or "supervisor"."""
+    parts: _builtins.int
+    """SMS parts billed (0 for other channels)."""
     def __init__(
         self,
         *,
         delivery_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
         channel: _builtins.str = ...,
-        recipient: _builtins.str = ...,
         status: _builtins.str = ...,
         provider_message_id: _builtins.str = ...,
         cause_event_id: _builtins.str = ...,
+        cause_event_type: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        audience: _builtins.str = ...,
+        parts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause_event_id", b"cause_event_id", "channel", b"channel", "delivery_id", b"delivery_id", "provider_message_id", b"provider_message_id", "recipient", b"recipient", "request_id", b"request_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "cause_event_id", b"cause_event_id", "cause_event_type", b"cause_event_type", "channel", b"channel", "delivery_id", b"delivery_id", "kind", b"kind", "parts", b"parts", "provider_message_id", b"provider_message_id", "request_id", b"request_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

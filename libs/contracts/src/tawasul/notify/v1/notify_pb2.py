@@ -25,25 +25,39 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/notify/v1/notify.proto\x12\x11tawasul.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32!.tawasul.notify.v1.DeliveryStatus\x12\x1b\n\x13provider_message_id\x18\x07 \x01(\t\x12\x18\n\x10\x63\x61use_event_type\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x15ListDeliveriesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"I\n\x16ListDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.tawasul.notify.v1.Delivery\"q\n\x16SendOneTimeCodeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06mobile\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06locale\x18\x04 \x01(\t\x12\x15\n\rvalid_minutes\x18\x05 \x01(\x05\".\n\x17SendOneTimeCodeResponse\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t*k\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x32\xe0\x01\n\rNotifyService\x12\x65\n\x0eListDeliveries\x12(.tawasul.notify.v1.ListDeliveriesRequest\x1a).tawasul.notify.v1.ListDeliveriesResponse\x12h\n\x0fSendOneTimeCode\x12).tawasul.notify.v1.SendOneTimeCodeRequest\x1a*.tawasul.notify.v1.SendOneTimeCodeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etawasul/notify/v1/notify.proto\x12\x11tawasul.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32!.tawasul.notify.v1.DeliveryStatus\x12\x1b\n\x13provider_message_id\x18\x07 \x01(\t\x12\x18\n\x10\x63\x61use_event_type\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\n \x01(\t\x12\x10\n\x08\x61udience\x18\x0b \x01(\t\x12\x0f\n\x07subject\x18\x0c \x01(\t\x12\r\n\x05parts\x18\r \x01(\x05\x12\r\n\x05\x65rror\x18\x0e \x01(\t\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x10 \x01(\x05\"+\n\x15ListDeliveriesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"I\n\x16ListDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.tawasul.notify.v1.Delivery\"q\n\x16SendOneTimeCodeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06mobile\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06locale\x18\x04 \x01(\t\x12\x15\n\rvalid_minutes\x18\x05 \x01(\x05\".\n\x17SendOneTimeCodeResponse\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"\xaf\x01\n\x0cInboxMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07read_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x10ListInboxRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"V\n\x11ListInboxResponse\x12\x31\n\x08messages\x18\x01 \x03(\x0b\x32\x1f.tawasul.notify.v1.InboxMessage\x12\x0e\n\x06unread\x18\x02 \x01(\x05\"+\n\x14MarkInboxReadRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\"\'\n\x15MarkInboxReadResponse\x12\x0e\n\x06marked\x18\x01 \x01(\x05\"G\n\x16PreviewTemplateRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\"Y\n\x17PreviewTemplateResponse\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x03 \x01(\t\x12\r\n\x05parts\x18\x04 \x01(\x05*\xa7\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x04\x32\x86\x04\n\rNotifyService\x12\x65\n\x0eListDeliveries\x12(.tawasul.notify.v1.ListDeliveriesRequest\x1a).tawasul.notify.v1.ListDeliveriesResponse\x12h\n\x0fSendOneTimeCode\x12).tawasul.notify.v1.SendOneTimeCodeRequest\x1a*.tawasul.notify.v1.SendOneTimeCodeResponse\x12V\n\tListInbox\x12#.tawasul.notify.v1.ListInboxRequest\x1a$.tawasul.notify.v1.ListInboxResponse\x12\x62\n\rMarkInboxRead\x12\'.tawasul.notify.v1.MarkInboxReadRequest\x1a(.tawasul.notify.v1.MarkInboxReadResponse\x12h\n\x0fPreviewTemplate\x12).tawasul.notify.v1.PreviewTemplateRequest\x1a*.tawasul.notify.v1.PreviewTemplateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.notify.v1.notify_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATUS']._serialized_start=627
-  _globals['_DELIVERYSTATUS']._serialized_end=734
+  _globals['_DELIVERYSTATUS']._serialized_start=1324
+  _globals['_DELIVERYSTATUS']._serialized_end=1491
   _globals['_DELIVERY']._serialized_start=87
-  _globals['_DELIVERY']._serialized_end=342
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=344
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=387
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=389
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=462
-  _globals['_SENDONETIMECODEREQUEST']._serialized_start=464
-  _globals['_SENDONETIMECODEREQUEST']._serialized_end=577
-  _globals['_SENDONETIMECODERESPONSE']._serialized_start=579
-  _globals['_SENDONETIMECODERESPONSE']._serialized_end=625
-  _globals['_NOTIFYSERVICE']._serialized_start=737
-  _globals['_NOTIFYSERVICE']._serialized_end=961
+  _globals['_DELIVERY']._serialized_end=487
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=489
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=532
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=534
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=607
+  _globals['_SENDONETIMECODEREQUEST']._serialized_start=609
+  _globals['_SENDONETIMECODEREQUEST']._serialized_end=722
+  _globals['_SENDONETIMECODERESPONSE']._serialized_start=724
+  _globals['_SENDONETIMECODERESPONSE']._serialized_end=770
+  _globals['_INBOXMESSAGE']._serialized_start=773
+  _globals['_INBOXMESSAGE']._serialized_end=948
+  _globals['_LISTINBOXREQUEST']._serialized_start=950
+  _globals['_LISTINBOXREQUEST']._serialized_end=983
+  _globals['_LISTINBOXRESPONSE']._serialized_start=985
+  _globals['_LISTINBOXRESPONSE']._serialized_end=1071
+  _globals['_MARKINBOXREADREQUEST']._serialized_start=1073
+  _globals['_MARKINBOXREADREQUEST']._serialized_end=1116
+  _globals['_MARKINBOXREADRESPONSE']._serialized_start=1118
+  _globals['_MARKINBOXREADRESPONSE']._serialized_end=1157
+  _globals['_PREVIEWTEMPLATEREQUEST']._serialized_start=1159
+  _globals['_PREVIEWTEMPLATEREQUEST']._serialized_end=1230
+  _globals['_PREVIEWTEMPLATERESPONSE']._serialized_start=1232
+  _globals['_PREVIEWTEMPLATERESPONSE']._serialized_end=1321
+  _globals['_NOTIFYSERVICE']._serialized_start=1494
+  _globals['_NOTIFYSERVICE']._serialized_end=2012
 # @@protoc_insertion_point(module_scope)

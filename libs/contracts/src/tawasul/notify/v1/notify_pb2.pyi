@@ -28,17 +28,25 @@ class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Delive
     DESCRIPTOR: _descriptor.EnumDescriptor
     DELIVERY_STATUS_UNSPECIFIED: _DeliveryStatus.ValueType  # 0
     DELIVERY_STATUS_ACCEPTED: _DeliveryStatus.ValueType  # 1
-    """Handed to the gateway, which accepted it."""
+    """Taken by the SMS gateway or the mail server."""
     DELIVERY_STATUS_FAILED: _DeliveryStatus.ValueType  # 2
-    """The gateway refused it, or could not be reached after retries."""
+    """Refused, or failed for this recipient after its retries."""
+    DELIVERY_STATUS_PENDING: _DeliveryStatus.ValueType  # 3
+    """Recorded, not yet answered by the channel (a send in progress, or one being retried)."""
+    DELIVERY_STATUS_DELIVERED: _DeliveryStatus.ValueType  # 4
+    """The SMS's receipt came back, or the message is in the in-app inbox."""
 
 class DeliveryStatus(_DeliveryStatus, metaclass=_DeliveryStatusEnumTypeWrapper): ...
 
 DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus.ValueType  # 0
 DELIVERY_STATUS_ACCEPTED: DeliveryStatus.ValueType  # 1
-"""Handed to the gateway, which accepted it."""
+"""Taken by the SMS gateway or the mail server."""
 DELIVERY_STATUS_FAILED: DeliveryStatus.ValueType  # 2
-"""The gateway refused it, or could not be reached after retries."""
+"""Refused, or failed for this recipient after its retries."""
+DELIVERY_STATUS_PENDING: DeliveryStatus.ValueType  # 3
+"""Recorded, not yet answered by the channel (a send in progress, or one being retried)."""
+DELIVERY_STATUS_DELIVERED: DeliveryStatus.ValueType  # 4
+"""The SMS's receipt came back, or the message is in the in-app inbox."""
 Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
 
 @_typing.final
@@ -54,19 +62,41 @@ class Delivery(_message.Message):
     PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     CAUSE_EVENT_TYPE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.str
     request_id: _builtins.str
     channel: _builtins.str
-    """"sms" for now."""
+    """"sms", "email" or "inapp"."""
     recipient: _builtins.str
+    """Masked: a mobile as +9665•••••678, an address as a•••@example.sa."""
     text: _builtins.str
     status: Global___DeliveryStatus.ValueType
     provider_message_id: _builtins.str
-    """The gateway's id for the message."""
+    """The gateway's id for the message (the Message-ID of an e-mail)."""
     cause_event_type: _builtins.str
     """The event that caused it, e.g. "tawasul.requests.submitted"."""
+    kind: _builtins.str
+    """What it tells, e.g. "submitted", "needs_more_info", "sla_breach"."""
+    audience: _builtins.str
+    """"beneficiary" or "supervisor"."""
+    subject: _builtins.str
+    """E-mail only."""
+    parts: _builtins.int
+    """SMS parts (70 UCS-2 characters, or 160 GSM-7, in one part; 67 or 153 in each of several)."""
+    error: _builtins.str
+    """Why it failed, or the last error while it was being retried."""
+    attempts: _builtins.int
+    """Sends that found the channel unavailable."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -79,10 +109,17 @@ class Delivery(_message.Message):
         provider_message_id: _builtins.str = ...,
         cause_event_type: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        kind: _builtins.str = ...,
+        audience: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        parts: _builtins.int = ...,
+        error: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        attempts: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause_event_type", b"cause_event_type", "channel", b"channel", "created_at", b"created_at", "delivery_id", b"delivery_id", "provider_message_id", b"provider_message_id", "recipient", b"recipient", "request_id", b"request_id", "status", b"status", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "audience", b"audience", "cause_event_type", b"cause_event_type", "channel", b"channel", "created_at", b"created_at", "delivery_id", b"delivery_id", "error", b"error", "kind", b"kind", "parts", b"parts", "provider_message_id", b"provider_message_id", "recipient", b"recipient", "request_id", b"request_id", "status", b"status", "subject", b"subject", "text", b"text", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -179,3 +216,183 @@ class SendOneTimeCodeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendOneTimeCodeResponse: _TypeAlias = SendOneTimeCodeResponse  # noqa: Y015
+
+@_typing.final
+class InboxMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    READ_AT_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    request_id: _builtins.str
+    kind: _builtins.str
+    text: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def read_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset while unread."""
+
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        text: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        read_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "read_at", b"read_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "kind", b"kind", "message_id", b"message_id", "read_at", b"read_at", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InboxMessage: _TypeAlias = InboxMessage  # noqa: Y015
+
+@_typing.final
+class ListInboxRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """At most this many (50 when unset, 200 at most)."""
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInboxRequest: _TypeAlias = ListInboxRequest  # noqa: Y015
+
+@_typing.final
+class ListInboxResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    UNREAD_FIELD_NUMBER: _builtins.int
+    unread: _builtins.int
+    """How many of these are unread."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___InboxMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___InboxMessage] | None = ...,
+        unread: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "unread", b"unread"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInboxResponse: _TypeAlias = ListInboxResponse  # noqa: Y015
+
+@_typing.final
+class MarkInboxReadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        message_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_ids", b"message_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkInboxReadRequest: _TypeAlias = MarkInboxReadRequest  # noqa: Y015
+
+@_typing.final
+class MarkInboxReadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MARKED_FIELD_NUMBER: _builtins.int
+    marked: _builtins.int
+    """How many of them were unread and the caller's."""
+    def __init__(
+        self,
+        *,
+        marked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["marked", b"marked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkInboxReadResponse: _TypeAlias = MarkInboxReadResponse  # noqa: Y015
+
+@_typing.final
+class PreviewTemplateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """e.g. "submitted", "needs_more_info", "sla_breach"."""
+    channel: _builtins.str
+    """"sms", "email" or "inapp"."""
+    locale: _builtins.str
+    """"ar" or "en"."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        locale: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "kind", b"kind", "locale", b"locale"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewTemplateRequest: _TypeAlias = PreviewTemplateRequest  # noqa: Y015
+
+@_typing.final
+class PreviewTemplateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """E-mail only."""
+    text: _builtins.str
+    encoding: _builtins.str
+    """SMS only: "gsm-7" or "ucs-2", and the number of parts."""
+    parts: _builtins.int
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        text: _builtins.str = ...,
+        encoding: _builtins.str = ...,
+        parts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "parts", b"parts", "subject", b"subject", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewTemplateResponse: _TypeAlias = PreviewTemplateResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class NotifyServiceStub:
-    """What was sent to beneficiaries about a request, and whether it was delivered.
+    """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app.
     """
 
     def __init__(self, channel):
@@ -45,14 +45,31 @@ class NotifyServiceStub:
                 request_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeRequest.SerializeToString,
                 response_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeResponse.FromString,
                 _registered_method=True)
+        self.ListInbox = channel.unary_unary(
+                '/tawasul.notify.v1.NotifyService/ListInbox',
+                request_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListInboxRequest.SerializeToString,
+                response_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListInboxResponse.FromString,
+                _registered_method=True)
+        self.MarkInboxRead = channel.unary_unary(
+                '/tawasul.notify.v1.NotifyService/MarkInboxRead',
+                request_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.MarkInboxReadRequest.SerializeToString,
+                response_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.MarkInboxReadResponse.FromString,
+                _registered_method=True)
+        self.PreviewTemplate = channel.unary_unary(
+                '/tawasul.notify.v1.NotifyService/PreviewTemplate',
+                request_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.PreviewTemplateRequest.SerializeToString,
+                response_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.PreviewTemplateResponse.FromString,
+                _registered_method=True)
 
 
 class NotifyServiceServicer:
-    """What was sent to beneficiaries about a request, and whether it was delivered.
+    """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app.
     """
 
     def ListDeliveries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """What was sent about a request, oldest first: the applicant sees the messages sent to
+        them; a reviewer of the request's department sees every message. Anyone else: NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -60,6 +77,26 @@ class NotifyServiceServicer:
     def SendOneTimeCode(self, request, context):
         """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
         the delivery row stores the text with the code masked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInbox(self, request, context):
+        """The caller's own in-app messages, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkInboxRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewTemplate(self, request, context):
+        """Any template rendered with sample data (employees only), for those who write them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +115,21 @@ def add_NotifyServiceServicer_to_server(servicer, server):
                     request_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeRequest.FromString,
                     response_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeResponse.SerializeToString,
             ),
+            'ListInbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInbox,
+                    request_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListInboxRequest.FromString,
+                    response_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.ListInboxResponse.SerializeToString,
+            ),
+            'MarkInboxRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkInboxRead,
+                    request_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.MarkInboxReadRequest.FromString,
+                    response_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.MarkInboxReadResponse.SerializeToString,
+            ),
+            'PreviewTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewTemplate,
+                    request_deserializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.PreviewTemplateRequest.FromString,
+                    response_serializer=tawasul_dot_notify_dot_v1_dot_notify__pb2.PreviewTemplateResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tawasul.notify.v1.NotifyService', rpc_method_handlers)
@@ -87,7 +139,7 @@ def add_NotifyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class NotifyService:
-    """What was sent to beneficiaries about a request, and whether it was delivered.
+    """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app.
     """
 
     @staticmethod
@@ -134,6 +186,87 @@ class NotifyService:
             '/tawasul.notify.v1.NotifyService/SendOneTimeCode',
             tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeRequest.SerializeToString,
             tawasul_dot_notify_dot_v1_dot_notify__pb2.SendOneTimeCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.notify.v1.NotifyService/ListInbox',
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.ListInboxRequest.SerializeToString,
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.ListInboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkInboxRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.notify.v1.NotifyService/MarkInboxRead',
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.MarkInboxReadRequest.SerializeToString,
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.MarkInboxReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.notify.v1.NotifyService/PreviewTemplate',
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.PreviewTemplateRequest.SerializeToString,
+            tawasul_dot_notify_dot_v1_dot_notify__pb2.PreviewTemplateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,38 +27,57 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class NotifyServiceStub:
-    """What was sent to beneficiaries about a request, and whether it was delivered."""
+    """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NotifyServiceAsyncStub: ...
     ListDeliveries: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListDeliveriesRequest, _notify_pb2.ListDeliveriesResponse]
+    """What was sent about a request, oldest first: the applicant sees the messages sent to
+    them; a reviewer of the request's department sees every message. Anyone else: NOT_FOUND.
+    """
     SendOneTimeCode: _grpc.UnaryUnaryMultiCallable[_notify_pb2.SendOneTimeCodeRequest, _notify_pb2.SendOneTimeCodeResponse]
     """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
     the delivery row stores the text with the code masked.
     """
+    ListInbox: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListInboxRequest, _notify_pb2.ListInboxResponse]
+    """The caller's own in-app messages, newest first."""
+    MarkInboxRead: _grpc.UnaryUnaryMultiCallable[_notify_pb2.MarkInboxReadRequest, _notify_pb2.MarkInboxReadResponse]
+    PreviewTemplate: _grpc.UnaryUnaryMultiCallable[_notify_pb2.PreviewTemplateRequest, _notify_pb2.PreviewTemplateResponse]
+    """Any template rendered with sample data (employees only), for those who write them."""
 
 @_typing.type_check_only
 class NotifyServiceAsyncStub(NotifyServiceStub):
-    """What was sent to beneficiaries about a request, and whether it was delivered."""
+    """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListDeliveries: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListDeliveriesRequest, _notify_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
+    """What was sent about a request, oldest first: the applicant sees the messages sent to
+    them; a reviewer of the request's department sees every message. Anyone else: NOT_FOUND.
+    """
     SendOneTimeCode: _aio.UnaryUnaryMultiCallable[_notify_pb2.SendOneTimeCodeRequest, _notify_pb2.SendOneTimeCodeResponse]  # type: ignore[assignment]
     """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
     the delivery row stores the text with the code masked.
     """
+    ListInbox: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListInboxRequest, _notify_pb2.ListInboxResponse]  # type: ignore[assignment]
+    """The caller's own in-app messages, newest first."""
+    MarkInboxRead: _aio.UnaryUnaryMultiCallable[_notify_pb2.MarkInboxReadRequest, _notify_pb2.MarkInboxReadResponse]  # type: ignore[assignment]
+    PreviewTemplate: _aio.UnaryUnaryMultiCallable[_notify_pb2.PreviewTemplateRequest, _notify_pb2.PreviewTemplateResponse]  # type: ignore[assignment]
+    """Any template rendered with sample data (employees only), for those who write them."""
 
 class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
-    """What was sent to beneficiaries about a request, and whether it was delivered."""
+    """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app."""
 
     @_abc_1.abstractmethod
     def ListDeliveries(
         self,
         request: _notify_pb2.ListDeliveriesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_notify_pb2.ListDeliveriesResponse, _abc.Awaitable[_notify_pb2.ListDeliveriesResponse]]: ...
+    ) -> _typing.Union[_notify_pb2.ListDeliveriesResponse, _abc.Awaitable[_notify_pb2.ListDeliveriesResponse]]:
+        """What was sent about a request, oldest first: the applicant sees the messages sent to
+        them; a reviewer of the request's department sees every message. Anyone else: NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def SendOneTimeCode(
@@ -69,5 +88,28 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
         """Sends a one-time tracking code by SMS. Called by intake only; the code is kept nowhere:
         the delivery row stores the text with the code masked.
         """
+
+    @_abc_1.abstractmethod
+    def ListInbox(
+        self,
+        request: _notify_pb2.ListInboxRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.ListInboxResponse, _abc.Awaitable[_notify_pb2.ListInboxResponse]]:
+        """The caller's own in-app messages, newest first."""
+
+    @_abc_1.abstractmethod
+    def MarkInboxRead(
+        self,
+        request: _notify_pb2.MarkInboxReadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.MarkInboxReadResponse, _abc.Awaitable[_notify_pb2.MarkInboxReadResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PreviewTemplate(
+        self,
+        request: _notify_pb2.PreviewTemplateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.PreviewTemplateResponse, _abc.Awaitable[_notify_pb2.PreviewTemplateResponse]]:
+        """Any template rendered with sample data (employees only), for those who write them."""
 
 def add_NotifyServiceServicer_to_server(servicer: NotifyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

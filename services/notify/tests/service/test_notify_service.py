@@ -1,0 +1,322 @@
+"""Notify's real handlers and gRPC server, built by its composition root, on a real PostgreSQL,
+with the development SMS gateway (HTTP, in a thread) and a real SMTP server (aiosmtpd) in
+process. Kafka stands outside this tier: events are handed to each channel's handler as its
+consumer group would."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import tawasul_notify
+from aiosmtpd.smtp import SMTP
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
+from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
+from tawasul_devstack.sms_gateway import MessageStore, SmsGatewayServer
+from tawasul_devstack.smtp_server import MaildirHandler, received
+from tawasul_notify import bootstrap
+from tawasul_notify.adapters import tables
+from tawasul_notify.adapters.repository import NotifyUnitOfWork
+from tawasul_notify.app import handlers
+from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Sender
+from tawasul_notify.domain.model import Channel
+from tawasul_notify.entrypoints.events import Handler, on_request
+from tawasul_notify.settings import NotifySettings
+from tawasul_platform.db import make_engine
+from tawasul_platform.events import timestamp
+from tawasul_platform.grpc import GrpcServer, bearer
+from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.migrations import upgrade
+from tawasul_platform.topics import NOTIFICATION_EVENTS
+
+MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
+SECRET = "notify-service-secret"
+APPLICANT = "1000000008"
+MOBILE = "+966512345678"
+EMAIL = "amal@example.sa"
+OWNER = issue_token(SECRET, Principal(APPLICANT, Role.CITIZEN))
+REVIEWER = issue_token(SECRET, Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
+STAFF = {"S1": "s1@passports.example"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Notify:
+    def __init__(
+        self,
+        *,
+        channel: grpc.aio.Channel,
+        engine: AsyncEngine,
+        uow: Any,
+        subscribers: dict[Channel, Handler],
+        gateway: httpx.AsyncClient,
+        receipts: Any,
+        maildir: Path,
+    ) -> None:
+        self.stub = notify_pb2_grpc.NotifyServiceStub(channel)
+        self.engine = engine
+        self.uow = uow
+        self.subscribers = subscribers
+        self.gateway = gateway
+        self.receipts = receipts
+        self.maildir = maildir
+
+    async def consume(self, event: events_pb2.Envelope) -> list[Channel]:
+        """Each channel's group handles the event; returns the channels whose message failed."""
+        failed = []
+        for channel, handle in self.subscribers.items():
+            try:
+                await handle(event)
+            except MessageFailed:
+                failed.append(channel)
+        return failed
+
+    async def sms(self) -> list[dict[str, str]]:
+        answer = await self.gateway.get("/v1/messages")
+        answer.raise_for_status()
+        messages: list[dict[str, str]] = answer.json()
+        return messages
+
+    async def results(self) -> list[events_pb2.NotificationSent]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(tables.outbox)
+                    .where(tables.outbox.c.topic == NOTIFICATION_EVENTS)
+                    .order_by(tables.outbox.c.id)
+                )
+            ).all()
+        return [events_pb2.Envelope.FromString(r.payload).notification_sent for r in rows]
+
+
+@pytest.fixture
+async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = make_engine(database_url, pool_size=4)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def uow() -> NotifyUnitOfWork:
+        return NotifyUnitOfWork(sessions)
+
+    gateway = SmsGatewayServer(
+        ("127.0.0.1", 0), MessageStore(tmp_path / "sms.jsonl"), ("sms-user", "sms-password")
+    )
+    serving = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    maildir = tmp_path / "maildir"
+    handler = MaildirHandler(maildir)
+    loop = asyncio.get_running_loop()
+    smtp_port = free_port()
+    smtp = await loop.create_server(
+        lambda: SMTP(handler, enable_SMTPUTF8=True, hostname="localhost", loop=loop),
+        "127.0.0.1",
+        smtp_port,
+    )
+    settings = NotifySettings(
+        database_url=database_url,
+        kafka_bootstrap="127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        identity_secret=SECRET,
+        sms_gateway_url=f"http://127.0.0.1:{gateway.server_address[1]}",
+        sms_gateway_user="sms-user",
+        sms_gateway_password="sms-password",
+        smtp_port=smtp_port,
+        message_attempts=2,
+    )
+    sms, http = bootstrap.sms_gateway(settings)
+    senders: dict[Channel, Sender] = {Channel.SMS: sms, Channel.EMAIL: bootstrap.smtp(settings)}
+    subscribers = bootstrap.subscribers(settings, uow=uow, senders=senders, staff=STAFF)
+    server: GrpcServer = bootstrap.grpc_server(
+        settings, bootstrap.servicer(settings, uow=uow, sms=sms)
+    )
+    await server.start()
+    await server.serving(True)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Notify(
+            channel=channel,
+            engine=engine,
+            uow=uow,
+            subscribers=subscribers,
+            gateway=http,
+            receipts=sms,
+            maildir=maildir,
+        )
+    finally:
+        await channel.close()
+        await server.stop(1)
+        await http.aclose()
+        smtp.close()
+        await smtp.wait_closed()
+        gateway.shutdown()
+        gateway.server_close()
+        serving.join()
+        await engine.dispose()
+
+
+def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelope:
+    request_id = str(uuid.uuid4())
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.submitted",
+        request_id=request_id,
+        request_submitted=events_pb2.RequestSubmitted(
+            request_id=request_id,
+            request_number="TW482913578",
+            applicant_id=APPLICANT,
+            department_code="residents",
+            contact=common_pb2.Contact(mobile=mobile, email=EMAIL, locale=locale),
+            expected_completion_at=timestamp(datetime.now(UTC) + timedelta(days=7)),
+        ),
+    )
+
+
+async def test_a_submission_is_told_once_on_each_channel(notify: Notify) -> None:
+    event = submitted(locale="en")
+    await on_request(notify.uow)(event)
+    assert await notify.consume(event) == []
+    assert await notify.consume(event) == []  # redelivered to every group
+    (sms,) = await notify.sms()
+    assert (sms["to"], sms["from"]) == (MOBILE, "Tawasul")
+    assert "TW482913578" in sms["text"]
+    (mail,) = await asyncio.to_thread(received, notify.maildir)
+    assert mail["To"] == EMAIL
+    assert "TW482913578" in str(mail["Subject"])
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert "TW482913578" in body.get_content()
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert [(m.kind, m.request_id) for m in inbox.messages] == [("submitted", event.request_id)]
+    assert inbox.unread == 1
+
+    listed = await notify.stub.ListDeliveries(
+        notify_pb2.ListDeliveriesRequest(request_id=event.request_id), metadata=bearer(OWNER)
+    )
+    by_channel = {d.channel: d for d in listed.deliveries}
+    assert set(by_channel) == {"sms", "email", "inapp"}
+    assert by_channel["sms"].recipient == "+9665•••••678"
+    assert by_channel["sms"].provider_message_id == sms["id"]
+    assert by_channel["email"].subject == str(mail["Subject"])
+    assert by_channel["inapp"].status == notify_pb2.DELIVERY_STATUS_DELIVERED
+    results = await notify.results()
+    assert sorted((r.channel, r.status) for r in results) == [
+        ("email", "sent"),
+        ("inapp", "delivered"),
+        ("sms", "sent"),
+    ]
+    assert all(MOBILE[4:] not in r.SerializeToString().decode("latin-1") for r in results)
+
+
+async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) -> None:
+    event = submitted()
+    await notify.consume(event)
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    assert not await handlers.collect_receipts(
+        uow=notify.uow(), receipts=notify.receipts, now=later
+    )
+    results = await notify.results()
+    assert [(r.channel, r.status) for r in results if r.channel == "sms"] == [
+        ("sms", "sent"),
+        ("sms", "delivered"),
+    ]
+
+
+async def test_a_number_the_gateway_refuses_fails_alone(notify: Notify) -> None:
+    refused, fine = submitted(mobile="+966500000004"), submitted(mobile="+966500000005")
+    answer = await notify.gateway.put("/v1/faults", json={"numbers": {"+966500000004": 400}})
+    answer.raise_for_status()
+    assert await notify.consume(refused) == [Channel.SMS]
+    assert await notify.consume(fine) == []
+    assert [m["to"] for m in await notify.sms()] == ["+966500000005"]
+    await on_request(notify.uow)(refused)
+    listed = await notify.stub.ListDeliveries(
+        notify_pb2.ListDeliveriesRequest(request_id=refused.request_id), metadata=bearer(REVIEWER)
+    )
+    (sms,) = [d for d in listed.deliveries if d.channel == "sms"]
+    assert sms.status == notify_pb2.DELIVERY_STATUS_FAILED
+    assert sms.error.startswith("400: ")
+
+
+async def test_a_number_that_keeps_failing_while_others_go_through_spends_its_budget(
+    notify: Notify,
+) -> None:
+    stuck = submitted(mobile="+966500000006")
+    answer = await notify.gateway.put("/v1/faults", json={"numbers": {"+966500000006": 503}})
+    answer.raise_for_status()
+    handle = notify.subscribers[Channel.SMS]
+    with pytest.raises(ChannelUnavailable):
+        await handle(stuck)  # the first attempt: maybe an outage, waited out
+    with pytest.raises(MessageFailed, match="after 2 attempts"):
+        await handle(stuck)  # the gateway answers others: this one's budget is spent
+
+
+async def test_strangers_and_other_departments_see_no_deliveries(notify: Notify) -> None:
+    event = submitted()
+    await on_request(notify.uow)(event)
+    await notify.consume(event)
+    stranger = issue_token(SECRET, Principal("1000000016", Role.CITIZEN))
+    visas = issue_token(SECRET, Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    for who in (stranger, visas):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await notify.stub.ListDeliveries(
+                notify_pb2.ListDeliveriesRequest(request_id=event.request_id),
+                metadata=bearer(who),
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(stranger))
+    assert list(inbox.messages) == []
+
+
+async def test_the_inbox_is_marked_read_by_its_owner(notify: Notify) -> None:
+    await notify.consume(submitted())
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    ids = [m.message_id for m in inbox.messages]
+    marked = await notify.stub.MarkInboxRead(
+        notify_pb2.MarkInboxReadRequest(message_ids=ids), metadata=bearer(OWNER)
+    )
+    again = await notify.stub.MarkInboxRead(
+        notify_pb2.MarkInboxReadRequest(message_ids=ids), metadata=bearer(OWNER)
+    )
+    assert (marked.marked, again.marked) == (1, 0)
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert inbox.unread == 0
+    assert inbox.messages[0].HasField("read_at")
+
+
+async def test_previews_need_an_employee_and_valid_names(notify: Notify) -> None:
+    preview = await notify.stub.PreviewTemplate(
+        notify_pb2.PreviewTemplateRequest(kind="needs_more_info", channel="sms", locale="ar"),
+        metadata=bearer(REVIEWER),
+    )
+    assert preview.encoding == "ucs-2"
+    assert 1 <= preview.parts <= 3
+    assert "TW482913578" in preview.text
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notify.stub.PreviewTemplate(
+            notify_pb2.PreviewTemplateRequest(kind="x", channel="sms", locale="ar"),
+            metadata=bearer(REVIEWER),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notify.stub.PreviewTemplate(
+            notify_pb2.PreviewTemplateRequest(kind="submitted", channel="sms", locale="ar"),
+            metadata=bearer(OWNER),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -1,0 +1,244 @@
+"""Notify's reading of request events (who is told what) and the results it publishes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from google.protobuf.message import Message
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
+from tawasul_notify.adapters.events import notice_from, to_event
+from tawasul_notify.domain.model import (
+    Audience,
+    Channel,
+    Delivery,
+    DeliveryRecorded,
+    Locale,
+    Notice,
+    Recipient,
+    SendOutcome,
+    mask,
+)
+from tawasul_notify.domain.templates import Kind, channels_for, render
+from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.events import timestamp
+
+REQUEST = str(uuid.uuid4())
+NUMBER = "TW-1447-000042"
+CONTACT = common_pb2.Contact(mobile="+966512345678", email="amal@example.sa", locale="en")
+BENEFICIARY = (Recipient("+966512345678", "amal@example.sa", "1000000008"),)
+STAFF = {"S1": "s1@passports.example"}
+
+
+def envelope(field: str, payload: Message) -> events_pb2.Envelope:
+    event = events_pb2.Envelope(event_id=str(uuid.uuid4()), event_type="test", request_id=REQUEST)
+    getattr(event, field).CopyFrom(payload)
+    return event
+
+
+def read(event: events_pb2.Envelope) -> Notice:
+    found = notice_from(event, STAFF)
+    assert found is not None
+    return found
+
+
+def test_a_submission_promises_its_date_in_riyadh() -> None:
+    submitted = events_pb2.RequestSubmitted(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        applicant_id="1000000008",
+        contact=CONTACT,
+        # 22:30 UTC is already the next day in Riyadh.
+        expected_completion_at=timestamp(datetime(2026, 3, 9, 22, 30, tzinfo=UTC)),
+    )
+    n = read(envelope("request_submitted", submitted))
+    assert (n.kind, n.locale, n.recipients) == (Kind.SUBMITTED, Locale.EN, BENEFICIARY)
+    assert n.values == {"number": NUMBER, "due": date(2026, 3, 10)}
+
+
+def test_needs_more_info_says_what_is_missing_and_by_when() -> None:
+    changed = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+        message="Please attach a clearer copy",
+        contact=CONTACT,
+        applicant_id="1000000008",
+        missing=[
+            common_pb2.MissingItem(kind="document", name="passport_copy", description=""),
+            common_pb2.MissingItem(kind="field", name="x", description="Your iqama expiry"),
+        ],
+        respond_by=timestamp(datetime(2026, 3, 12, 9, tzinfo=UTC)),
+    )
+    n = read(envelope("request_status_changed", changed))
+    assert n.kind == Kind.NEEDS_MORE_INFO
+    assert n.values == {
+        "number": NUMBER,
+        "note": "Please attach a clearer copy",
+        "missing": ["passport_copy", "Your iqama expiry"],
+        "respond_by": date(2026, 3, 12),
+    }
+
+
+@pytest.mark.parametrize(("locale", "reason"), [("ar", "المستندات غير واضحة"), ("en", "unclear")])
+def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
+    locale: str, reason: str
+) -> None:
+    changed = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=common_pb2.REQUEST_STATUS_REJECTED,
+        contact=common_pb2.Contact(mobile="+966512345678", locale=locale),
+        reason=common_pb2.LocalizedText(ar="المستندات غير واضحة", en="unclear"),
+    )
+    n = read(envelope("request_status_changed", changed))
+    assert (n.kind, n.values) == (Kind.REJECTED, {"number": NUMBER, "note": "", "reason": reason})
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        common_pb2.REQUEST_STATUS_SUBMITTED,
+        common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+        common_pb2.REQUEST_STATUS_PROCESSED,
+    ],
+)
+def test_statuses_the_beneficiary_knows_of_tell_nothing(
+    status: common_pb2.RequestStatus.ValueType,
+) -> None:
+    changed = events_pb2.RequestStatusChanged(
+        request_id=REQUEST, request_number=NUMBER, status=status, contact=CONTACT
+    )
+    assert notice_from(envelope("request_status_changed", changed), STAFF) is None
+
+
+def test_follow_ups_and_cancellations_are_acknowledged() -> None:
+    followed = events_pb2.RequestFollowedUp(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        follow_up_count=2,
+        contact=CONTACT,
+        applicant_id="1000000008",
+    )
+    n = read(envelope("request_followed_up", followed))
+    assert (n.kind, n.values, n.recipients) == (
+        Kind.FOLLOWED_UP,
+        {"number": NUMBER, "count": 2},
+        BENEFICIARY,
+    )
+    cancelled = events_pb2.RequestCancelled(
+        request_id=REQUEST, request_number=NUMBER, contact=CONTACT, applicant_id="1000000008"
+    )
+    assert read(envelope("request_cancelled", cancelled)).kind == Kind.CANCELLED
+    answered = events_pb2.RequestAnswered(request_id=REQUEST, request_number=NUMBER)
+    assert notice_from(envelope("request_answered", answered), STAFF) is None
+
+
+def test_only_a_breach_goes_to_the_supervisors_with_their_directory_addresses() -> None:
+    due = datetime(2026, 3, 1, 11, tzinfo=UTC)
+    alert = events_pb2.SlaAlert(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        department_code="residents",
+        percent=100,
+        due_at=timestamp(due),
+        assignee_id="E1001",
+        supervisor_ids=["S1", "S2"],
+    )
+    n = read(envelope("sla_alert", alert))
+    assert (n.kind, n.audience, n.locale) == (Kind.SLA_BREACH, Audience.SUPERVISOR, Locale.AR)
+    assert n.recipients == (
+        Recipient(email="s1@passports.example", account="S1"),
+        Recipient(account="S2"),
+    )
+    assert n.addresses(Channel.EMAIL) == ["s1@passports.example"]
+    assert n.addresses(Channel.INAPP) == ["S1", "S2"]
+    assert n.values == {
+        "number": NUMBER,
+        "department": "residents",
+        "due_at": due,
+        "assignee": "E1001",
+    }
+    alert.percent = 75
+    assert notice_from(envelope("sla_alert", alert), STAFF) is None
+
+
+def test_an_event_notify_cannot_read_is_refused() -> None:
+    with pytest.raises(InvalidArgument):
+        notice_from(events_pb2.Envelope(event_id=str(uuid.uuid4())), STAFF)
+    changed = events_pb2.RequestStatusChanged(
+        request_id="not-a-uuid",
+        request_number=NUMBER,
+        status=common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+        contact=CONTACT,
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        notice_from(envelope("request_status_changed", changed), STAFF)
+    assert set(caught.value.violations) == {"request_id"}
+
+
+def test_a_published_result_never_carries_the_recipient() -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    n = read(
+        envelope(
+            "request_submitted",
+            events_pb2.RequestSubmitted(request_id=REQUEST, request_number=NUMBER, contact=CONTACT),
+        )
+    )
+    delivery = Delivery.intend(
+        notice=n,
+        channel=Channel.SMS,
+        recipient="+966512345678",
+        subject="",
+        text="t",
+        parts=1,
+        now=now,
+    )
+    delivery.sent(SendOutcome(accepted=True, provider_message_id="p-1"), now)
+    (recorded,) = delivery.events
+    assert isinstance(recorded, DeliveryRecorded)
+    wire = events_pb2.Envelope.FromString(to_event(recorded).payload)
+    assert b"512345678" not in wire.SerializeToString()
+    sent = wire.notification_sent
+    assert (sent.status, sent.channel, sent.kind, sent.audience, sent.parts) == (
+        "sent",
+        "sms",
+        "submitted",
+        "beneficiary",
+        1,
+    )
+    assert sent.provider_message_id == "p-1"
+
+
+def test_numbers_and_addresses_are_shown_masked() -> None:
+    assert mask("+966512345678", Channel.SMS) == "+9665•••••678"
+    assert mask("amal@example.sa", Channel.EMAIL) == "a•••@example.sa"
+    assert mask("1000000008", Channel.INAPP) == "1000000008"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, Kind.UNDER_REVIEW),
+        (common_pb2.REQUEST_STATUS_ACCEPTED, Kind.ACCEPTED),
+        (common_pb2.REQUEST_STATUS_TRANSFERRED, Kind.TRANSFERRED),
+        (common_pb2.REQUEST_STATUS_CLOSED, Kind.CLOSED),
+    ],
+)
+def test_every_status_notice_renders_on_every_channel(
+    status: common_pb2.RequestStatus.ValueType, kind: Kind
+) -> None:
+    changed = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=status,
+        message="Thank you",
+        contact=CONTACT,
+        applicant_id="1000000008",
+    )
+    n = read(envelope("request_status_changed", changed))
+    assert n.kind == kind
+    for channel in channels_for(kind):
+        assert NUMBER in render(kind, channel, n.locale, n.values).body

@@ -1,0 +1,292 @@
+"""Notifications on the real stack: every template as the running service renders it, SMS
+through the development gateway (idempotency keys, faults), e-mail through the SMTP server,
+exactly once each, counted after the topics have gone quiet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaProducer
+from tawasul.notify.v1 import notify_pb2
+from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.stack import Stack
+from tawasul_platform import topics
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
+from tawasul_platform.identity import Role
+
+from tests.e2e.topics import envelopes, records
+
+GOLDEN = Path(__file__).resolve().parents[2] / "services/notify/tests/unit/golden"
+TIMEOUT = DEFAULT_DEADLINE_SECONDS
+
+
+def new_mobile() -> str:
+    """A Saudi mobile of this test run's own, as a beneficiary types it and as it is stored."""
+    digits = f"5{secrets.randbelow(10**8):08d}"
+    return f"0{digits}"
+
+
+def e164(mobile: str) -> str:
+    return f"+966{mobile[1:]}"
+
+
+async def file_inquiry(
+    clients: Clients, mobile: str, *, email: str = "", locale: str = "ar"
+) -> tuple[str, str, str]:
+    """A general inquiry by a new citizen; returns their token, the request id and number."""
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    request = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service="reports.general-inquiry",
+        description="My exit re-entry visa does not show in Absher; please advise",
+        documents=[],
+        mobile=mobile,
+        email=email,
+        locale=locale,
+    )
+    return citizen, request.request_id, request.request_number
+
+
+async def sms_for(clients: Clients, mobile: str) -> list[dict[str, str]]:
+    return [m for m in await clients.sms_received() if m["to"] == e164(mobile)]
+
+
+async def deliveries(clients: Clients, token: str, request_id: str) -> list[notify_pb2.Delivery]:
+    """What notify sent about the request; nothing while notify has not read the request yet."""
+    try:
+        answer = await clients.notify.ListDeliveries(
+            notify_pb2.ListDeliveriesRequest(request_id=request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(token),
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return []
+        raise
+    return list(answer.deliveries)
+
+
+async def sms_status(
+    clients: Clients, token: str, request_id: str, status: notify_pb2.DeliveryStatus.ValueType
+) -> notify_pb2.Delivery | None:
+    sms = [d for d in await deliveries(clients, token, request_id) if d.channel == "sms"]
+    return sms[0] if sms and sms[0].status == status else None
+
+
+async def test_every_template_as_the_running_service_renders_it(clients: Clients) -> None:
+    employee = clients.token("E9001", Role.REVIEWER, frozenset({"reports"}))
+    goldens = sorted(p for p in GOLDEN.glob("*.txt") if not p.name.endswith(".subject.txt"))
+    assert len(goldens) >= 40
+    for path in goldens:
+        kind, channel, locale = path.name.removesuffix(".txt").split(".")
+        preview = await clients.notify.PreviewTemplate(
+            notify_pb2.PreviewTemplateRequest(kind=kind, channel=channel, locale=locale),
+            timeout=TIMEOUT,
+            metadata=bearer(employee),
+        )
+        assert preview.text == path.read_text(encoding="utf-8"), path.name
+        subject = path.with_name(path.name.replace(".txt", ".subject.txt"))
+        if channel == "email":
+            assert preview.subject == subject.read_text(encoding="utf-8"), subject.name
+        if channel == "sms":
+            assert 1 <= preview.parts <= 3, path.name
+            assert preview.encoding == ("ucs-2" if locale == "ar" else "gsm-7"), path.name
+
+
+async def test_an_email_reaches_the_mail_server_in_the_beneficiarys_language(
+    clients: Clients,
+) -> None:
+    address = f"amal.{uuid.uuid4().hex[:8]}@example.sa"
+    _, _, number = await file_inquiry(clients, new_mobile(), email=address, locale="ar")
+
+    def mail() -> list[EmailMessage] | None:
+        found = [m for m in clients.emails_received() if m["To"] == address]
+        return found or None
+
+    (message,) = await eventually(lambda: asyncio.to_thread(mail), what="the receipt e-mail")
+    assert number in str(message["Subject"])
+    assert "تواصل" in str(message["Subject"])
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert number in body.get_content()
+    assert "المديرية العامة للجوازات" in body.get_content()
+
+
+async def test_a_duplicated_event_gives_one_sms(stack: Stack, clients: Clients) -> None:
+    mobile = new_mobile()
+    _, request_id, number = await file_inquiry(clients, mobile)
+    (record,) = await records(
+        stack.config.kafka_bootstrap, topics.REQUEST_SUBMITTED, {request_id}, at_least=1
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=stack.config.kafka_bootstrap)
+    await producer.start()
+    try:  # the same event, again, as a relay that crashed before marking it sent would
+        await producer.send_and_wait(
+            topics.REQUEST_SUBMITTED, value=record.value, key=record.key, headers=record.headers
+        )
+    finally:
+        await producer.stop()
+    await records(stack.config.kafka_bootstrap, topics.REQUEST_SUBMITTED, {request_id}, at_least=2)
+    results = await envelopes(
+        stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, {request_id}, at_least=3
+    )
+    assert sorted((e.notification_sent.channel, e.notification_sent.status) for e in results) == [
+        ("inapp", "delivered"),
+        ("sms", "delivered"),
+        ("sms", "sent"),
+    ]
+    sms = await sms_for(clients, mobile)
+    assert [number in m["text"] for m in sms] == [True]
+
+
+async def test_notify_killed_between_the_gateways_answer_and_its_commit_sends_no_second_sms(
+    stack: Stack, clients: Clients
+) -> None:
+    mobile = new_mobile()
+    await clients.sms_faults({}, slow={e164(mobile): 30.0})
+    try:
+        citizen, request_id, number = await file_inquiry(clients, mobile)
+
+        async def taken() -> list[dict[str, str]] | None:
+            return await sms_for(clients, mobile) or None
+
+        # The gateway has the SMS; notify waits for its answer, its delivery still pending.
+        await eventually(taken, what="the gateway to take the SMS")
+        pid = stack.pid("notify")
+        assert pid is not None
+        await asyncio.to_thread(stack.stop_service, "notify", signal.SIGKILL)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        await clients.clear_sms_faults()
+    await asyncio.to_thread(stack.start_service, "notify")
+
+    settled = await eventually(
+        lambda: sms_status(clients, citizen, request_id, notify_pb2.DELIVERY_STATUS_DELIVERED),
+        within=60,
+        what="the SMS settled by the restarted notify",
+    )
+    assert settled.provider_message_id == (await sms_for(clients, mobile))[0]["id"]
+    await envelopes(
+        stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, {request_id}, at_least=3
+    )
+    sms = await sms_for(clients, mobile)
+    assert [number in m["text"] for m in sms] == [True]
+
+
+async def test_one_failing_number_does_not_hold_up_a_hundred_others(
+    stack: Stack, clients: Clients
+) -> None:
+    broken = new_mobile()
+    await clients.sms_faults({e164(broken): 503})
+    try:
+        _, broken_id, _ = await file_inquiry(clients, broken)
+        others = [new_mobile() for _ in range(100)]
+        filed = await asyncio.gather(*(file_inquiry(clients, m) for m in others))
+        ids = {request_id for _, request_id, _ in filed}
+
+        # Two results each (sent, then the receipt), after which the topic must stay quiet.
+        results = await envelopes(
+            stack.config.kafka_bootstrap,
+            topics.NOTIFICATION_EVENTS,
+            ids | {broken_id},
+            at_least=2 * 100 + 1 + 101,
+            within=120,
+        )
+    finally:
+        await clients.clear_sms_faults()
+    assert sorted({e.notification_sent.channel for e in results}) == ["inapp", "sms"]
+    sms_results = [
+        (e.request_id, e.notification_sent.status)
+        for e in results
+        if e.notification_sent.channel == "sms"
+    ]
+    assert sorted(s for r, s in sms_results if r in ids) == ["delivered"] * 100 + ["sent"] * 100
+    assert [s for r, s in sms_results if r == broken_id] == ["failed"]
+    assert len(results) == 302  # and 101 in-app
+    received = await clients.sms_received()
+    counts = {m: sum(r["to"] == e164(m) for r in received) for m in [*others, broken]}
+    assert counts == {**dict.fromkeys(others, 1), broken: 0}
+    parked = await records(
+        stack.config.kafka_bootstrap,
+        topics.dead_letter_topic(topics.REQUEST_SUBMITTED, "notify-sms"),
+        {broken_id},
+        at_least=1,
+    )
+    assert len(parked) == 1
+
+
+async def test_a_gateway_down_for_everyone_is_waited_out_and_each_sms_sent_once(
+    stack: Stack, clients: Clients
+) -> None:
+    mobiles = [new_mobile() for _ in range(5)]
+    await clients.sms_faults({}, everyone=503)
+    try:
+        filed = await asyncio.gather(*(file_inquiry(clients, m) for m in mobiles))
+
+        async def past_its_budget() -> notify_pb2.Delivery | None:
+            for token, request_id, _ in filed:
+                pending = await sms_status(
+                    clients, token, request_id, notify_pb2.DELIVERY_STATUS_PENDING
+                )
+                # Tried more often than one message's budget (3) allows, and not given up.
+                if pending is not None and pending.attempts > 3:
+                    return pending
+            return None
+
+        waiting = await eventually(past_its_budget, within=60, what="an SMS past its budget")
+        assert "503" in waiting.error
+
+        # Each channel has its consumer group: the SMS outage holds up no in-app message.
+        async def all_in_app() -> bool | None:
+            told = [
+                [d for d in await deliveries(clients, token, request_id) if d.channel == "inapp"]
+                for token, request_id, _ in filed
+            ]
+            delivered = notify_pb2.DELIVERY_STATUS_DELIVERED
+            return True if all(t and t[0].status == delivered for t in told) else None
+
+        await eventually(all_in_app, what="in-app messages during the SMS outage")
+    finally:
+        await clients.clear_sms_faults()
+    ids = {request_id for _, request_id, _ in filed}
+    results = await envelopes(
+        stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, ids, at_least=15, within=90
+    )
+    sms = sorted(
+        e.notification_sent.status for e in results if e.notification_sent.channel == "sms"
+    )
+    assert sms == ["delivered"] * 5 + ["sent"] * 5
+    for mobile, (_, _, number) in zip(mobiles, filed, strict=True):
+        assert [number in m["text"] for m in await sms_for(clients, mobile)] == [True]
+
+
+async def test_a_refused_number_is_recorded_failed(stack: Stack, clients: Clients) -> None:
+    mobile = new_mobile()
+    await clients.sms_faults({e164(mobile): 400})
+    try:
+        citizen, request_id, _ = await file_inquiry(clients, mobile)
+        failed = await eventually(
+            lambda: sms_status(clients, citizen, request_id, notify_pb2.DELIVERY_STATUS_FAILED),
+            what="the refused SMS recorded failed",
+        )
+    finally:
+        await clients.clear_sms_faults()
+    assert failed.error.startswith("400: ")
+    results = await envelopes(
+        stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, {request_id}, at_least=2
+    )
+    assert sorted((e.notification_sent.channel, e.notification_sent.status) for e in results) == [
+        ("inapp", "delivered"),
+        ("sms", "failed"),
+    ]
+    assert await sms_for(clients, mobile) == []
