@@ -169,12 +169,22 @@ async def test_tracking_without_login_by_one_time_code(clients: Clients) -> None
 
     # Notify recorded the delivery with the code masked: it rests nowhere in clear.
     reviewer = clients.token("E5001", Role.REVIEWER, frozenset({"reports"}))
-    deliveries = await clients.notify.ListDeliveries(
-        notify_pb2.ListDeliveriesRequest(request_id=request.request_id),
-        timeout=TIMEOUT,
-        metadata=bearer(reviewer),
-    )
-    codes = [d for d in deliveries.deliveries if d.cause_event_type.endswith("one-time-code")]
+
+    async def code_sent() -> list[notify_pb2.Delivery] | None:
+        try:
+            deliveries = await clients.notify.ListDeliveries(
+                notify_pb2.ListDeliveriesRequest(request_id=request.request_id),
+                timeout=TIMEOUT,
+                metadata=bearer(reviewer),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:  # notify has not read it yet
+                return None
+            raise
+        found = deliveries.deliveries
+        return [d for d in found if d.cause_event_type.endswith("one-time-code")] or None
+
+    codes = await eventually(code_sent, what="the code's delivery in notify")
     assert len(codes) == 1
     assert code not in codes[0].text
     assert "••••••" in codes[0].text

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 import uuid
+from email.message import EmailMessage
 from pathlib import Path
 
 from tawasul.common.v1 import common_pb2
+from tawasul.notify.v1 import notify_pb2
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
 from tawasul_devstack.journey import (
@@ -69,6 +72,7 @@ async def journey(config: StackConfig) -> None:
             description="The photo does not appear when renewing passport; receipt attached",
             documents=[document.document_id],
             mobile=MOBILE,
+            email=f"{citizen_id}@example.sa",
             fields={"national_id": citizen_id, **PASSPORT_PHOTO_FIELDS},
         )
         _say("2 intake", f"request number {request.request_number} (id {request.request_id})")
@@ -106,6 +110,20 @@ async def journey(config: StackConfig) -> None:
 
         for message in await eventually(decision_sms, what="the SMS"):
             _say("6 notify", f"SMS to {message['to']}: {message['text']}")
+
+        def mails() -> list[EmailMessage] | None:
+            found = [m for m in clients.emails_received() if m["To"] == f"{citizen_id}@example.sa"]
+            return found if len(found) >= 3 else None
+
+        for mail in await eventually(lambda: asyncio.to_thread(mails), what="the e-mails"):
+            _say("6 notify", f"e-mail to {mail['To']}: {mail['Subject']}")
+        inbox = await clients.notify.ListInbox(
+            notify_pb2.ListInboxRequest(),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+        for item in reversed(inbox.messages):
+            _say("6 notify", f"in-app ({item.kind}): {item.text}")
         if not same:
             raise RuntimeError("the attachment did not download intact")
 

@@ -35,6 +35,7 @@ from tawasul_notify.domain.model import Channel
 from tawasul_notify.entrypoints.events import Handler, on_request
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.db import make_engine
+from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role, issue_token
@@ -320,3 +321,14 @@ async def test_previews_need_an_employee_and_valid_names(notify: Notify) -> None
             metadata=bearer(OWNER),
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_request_event_without_its_applicant_or_department_is_refused(
+    notify: Notify,
+) -> None:
+    event = submitted()
+    event.request_submitted.applicant_id = ""
+    event.request_submitted.department_code = ""
+    with pytest.raises(InvalidArgument) as caught:
+        await on_request(notify.uow)(event)
+    assert caught.value.violations == {"applicant_id": "missing", "department_code": "missing"}

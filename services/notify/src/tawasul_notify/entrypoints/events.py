@@ -56,6 +56,13 @@ def on_request(uow: Callable[[], UnitOfWork]) -> Handler:
             request_id, applicant, department = r.request_id, r.applicant_id, r.department_code
         else:
             raise InvalidArgument({"payload": f"not a submitted or routed request: {payload}"})
+        missing = {
+            name: "missing"
+            for name, value in (("applicant_id", applicant), ("department_code", department))
+            if not value
+        }
+        if missing:
+            raise InvalidArgument(missing)
         await handlers.record_access(
             uow=uow(),
             event_id=event.event_id,
