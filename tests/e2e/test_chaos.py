@@ -136,6 +136,7 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
             request_id=request_id,
             request_number="TW2690000001",
             sub_service_code="reports.general-inquiry",
+            department_code="reports",
             description="Submitted while the database was down",
             applicant_id=CITIZEN,
             contact=common_pb2.Contact(mobile="+966551234567", locale="ar"),

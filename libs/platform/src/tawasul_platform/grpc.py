@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -91,12 +91,46 @@ _Resp = TypeVar("_Resp")
 _Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-def _guard(method: str, behaviour: _Handler) -> _Handler:
+class _Undecodable:
+    """What a request's bytes became when they are not the method's message."""
+
+
+_UNDECODABLE = _Undecodable()
+_NOT_A_MESSAGE = "the request's bytes are not a valid message of this method"
+
+
+def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The method's deserializer, answering bad bytes with a marker instead of raising: gRPC
+    would otherwise answer INTERNAL for what is the caller's mistake."""
+    if decode is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception:
+            return _UNDECODABLE
+
+    return deserialize
+
+
+async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if request is _UNDECODABLE:
+            raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
+        yield request
+
+
+def _guard(method: str, behaviour: _Handler, *, streaming: bool = False) -> _Handler:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         metadata = dict(context.invocation_metadata() or ())
         trace = metadata.get(TRACEPARENT)
         set_traceparent(trace if isinstance(trace, str) else None)
         try:
+            if request is _UNDECODABLE:
+                raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
+            if streaming:
+                request = _decoded(request)
             return await behaviour(request, context)
         except errors.DomainError as exc:
             await context.abort_with_status(to_status(exc))
@@ -116,7 +150,11 @@ def _guard(method: str, behaviour: _Handler) -> _Handler:
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps DomainError to its status and outages to UNAVAILABLE; anything else is a bug,
-    logged and answered INTERNAL."""
+    logged and answered INTERNAL. Bytes that are not the method's message are INVALID_ARGUMENT.
+
+    It wraps the unary and client-streaming methods, the kinds the services have; the health
+    service's server-streaming Watch is grpc's own and keeps its own handling.
+    """
 
     async def intercept_service(
         self,
@@ -129,14 +167,17 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        decode, encode = handler.request_deserializer, handler.response_serializer
+        decode = _lenient(handler.request_deserializer)
+        encode = handler.response_serializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _guard(method, cast(_Handler, handler.unary_unary)), decode, encode
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _guard(method, cast(_Handler, handler.stream_unary)), decode, encode
+                _guard(method, cast(_Handler, handler.stream_unary), streaming=True),
+                decode,
+                encode,
             )
         return handler
 

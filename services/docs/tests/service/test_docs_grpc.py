@@ -211,6 +211,7 @@ class Docs:
         uow: Callable[[], DocsUnitOfWork],
         service: DocsServicer,
     ) -> None:
+        self.channel = channel
         self.stub = docs_pb2_grpc.DocsServiceStub(channel)
         self.service = service
         self.engine = engine
@@ -849,3 +850,25 @@ async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs
     error = await refused(docs.get(f))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert not await expire()  # nothing left to expire
+
+
+async def test_a_message_whose_bytes_are_not_a_chunk_is_refused_and_nothing_kept(
+    docs: Docs,
+) -> None:
+    # No serializer: the bytes go as they are.
+    raw: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = docs.channel.stream_unary(
+        "/tawasul.docs.v1.DocsService/UploadDocument"
+    )
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield request_stream(PDF)[0].SerializeToString()
+        yield b"\xff\xff\xff not a protobuf message"
+
+    error = await refused(raw(parts(), timeout=10, metadata=bearer(OWNER)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == {
+        "request": "the request's bytes are not a valid message of this method"
+    }
+    await asyncio.gather(*docs.store.storing, return_exceptions=True)
+    assert await docs.rows() == {}
+    assert docs.store.objects == {}

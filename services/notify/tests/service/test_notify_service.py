@@ -264,8 +264,15 @@ async def test_a_number_that_keeps_failing_while_others_go_through_spends_its_bu
     handle = notify.subscribers[Channel.SMS]
     with pytest.raises(ChannelUnavailable):
         await handle(stuck)  # the first attempt: maybe an outage, waited out
-    with pytest.raises(MessageFailed, match="after 2 attempts"):
+    with pytest.raises(MessageFailed):
         await handle(stuck)  # the gateway answers others: this one's budget is spent
+    await on_request(notify.uow)(stuck)
+    listed = await notify.stub.ListDeliveries(
+        notify_pb2.ListDeliveriesRequest(request_id=stuck.request_id), metadata=bearer(REVIEWER)
+    )
+    (sms,) = [d for d in listed.deliveries if d.channel == "sms"]
+    assert (sms.status, sms.attempts) == (notify_pb2.DELIVERY_STATUS_FAILED, 2)
+    assert sms.error == "SMS gateway answered 503 after 2 attempts"
 
 
 async def test_strangers_and_other_departments_see_no_deliveries(notify: Notify) -> None:

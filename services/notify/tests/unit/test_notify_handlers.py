@@ -266,9 +266,16 @@ async def test_a_crash_between_the_gateways_answer_and_the_commit_sends_nothing_
 async def test_a_refused_number_is_recorded_failed_and_dead_lettered() -> None:
     uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
     sms.refused.add(MOBILE)
-    with pytest.raises(MessageFailed, match="400: unknown number"):
+    with pytest.raises(MessageFailed) as caught:
         await tell(uow, sms, n)
+    assert str(caught.value) == (
+        f"sms deliveries {delivery_id_for(n.event_id, Channel.SMS, MOBILE)} of event "
+        f"{n.event_id} failed"
+    )
     assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.FAILED
+    assert uow.rows[delivery_id_for(n.event_id, Channel.SMS, MOBILE)].error == (
+        "400: unknown number"
+    )
     assert [p[0] for p in uow.published] == [DeliveryStatus.FAILED]
     await tell(uow, sms, n)  # a replay finds it settled: no second attempt, no second failure
     assert sms.calls == 1
@@ -294,9 +301,11 @@ async def test_repeated_errors_for_one_recipient_spend_its_budget_then_fail() ->
     for _ in range(2):
         with pytest.raises(ChannelUnavailable):
             await tell(uow, sms, n)
-    with pytest.raises(MessageFailed, match="after 3 attempts"):
+    with pytest.raises(MessageFailed):
         await tell(uow, sms, n)
     assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.FAILED
+    failed = uow.rows[delivery_id_for(n.event_id, Channel.SMS, MOBILE)]
+    assert (failed.attempts, failed.error) == (3, "503 from the provider after 3 attempts")
     other = notice(recipients=(Recipient(OTHER_MOBILE),))
     (delivery,) = await tell(uow, sms, other)
     assert delivery.status is DeliveryStatus.SENT

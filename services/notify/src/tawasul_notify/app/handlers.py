@@ -68,9 +68,11 @@ async def notify(
                 failed.append(delivery)
         deliveries.append(delivery)
     if failed:
+        # Ids only: the errors quote gateway replies, which may name the recipient, and this
+        # message reaches the logs and the dead-letter headers. The rows keep the errors.
         raise MessageFailed(
-            f"{len(failed)} {channel} message(s) of event {notice.event_id} failed: "
-            + "; ".join(d.error for d in failed)
+            f"{channel} deliveries {', '.join(str(d.id) for d in failed)} of event "
+            f"{notice.event_id} failed"
         )
     return deliveries
 
@@ -123,11 +125,16 @@ async def _send(
             await uow.commit()
         if not spent:
             raise
-        log.warning("%s delivery %s failed: %s", delivery.channel, delivery.id, delivery.error)
+        log.warning(
+            "%s delivery %s failed after %d attempts",
+            delivery.channel,
+            delivery.id,
+            delivery.attempts,
+        )
         return
     delivery.sent(outcome, now)
     if not outcome.accepted:
-        log.warning("%s delivery %s refused: %s", delivery.channel, delivery.id, outcome.detail)
+        log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
     async with uow:
         await uow.deliveries.save(delivery)
         await uow.commit()
