@@ -28,6 +28,14 @@ def tail(path: Path, lines: int = 40, *, latest_run: bool = True) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def free_port() -> int:
+    """A port nothing listens on now, for a server a test starts on its own."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)

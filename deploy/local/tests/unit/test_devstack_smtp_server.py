@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -18,20 +17,13 @@ from pathlib import Path
 
 import pytest
 from tawasul_devstack.journey import Clients
-from tawasul_devstack.procs import port_in_use
+from tawasul_devstack.procs import free_port, port_in_use
 from tawasul_devstack.smtp_server import greets, received
 from tawasul_devstack.stack import PROCESSES, Stack, StackConfig
 
 SENDER = "Tawasul <no-reply@tawasul.example>"
 SUBJECT = "تم استلام طلبك رقم TW123456789"
 BODY = "عزيزي المواطن،\nتم استلام طلبك وسيتم الرد عليه خلال ٣ أيام عمل.\n.سطر يبدأ بنقطة\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(condition: str, probe: Callable[[], bool], timeout: float = 15.0) -> None:

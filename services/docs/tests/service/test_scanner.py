@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import zlib
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 from tawasul_devstack import clamav
 from tawasul_devstack.journey import sample_pdf
+from tawasul_devstack.procs import free_port
 from tawasul_docs.adapters.scanner import ClamdScanner, ScannerUnavailable
 from tawasul_docs.app.ports import Verdict
 from tawasul_platform.errors import Unavailable
@@ -51,13 +51,6 @@ class Clamd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_clamd(home: Path) -> Clamd:

@@ -9,7 +9,6 @@ import base64
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from minio import Minio
 from tawasul_devstack import install
+from tawasul_devstack.procs import free_port
 from tawasul_devstack.stack import StackConfig
 from tawasul_docs.adapters.storage import EncryptionUnavailable, MinioObjectStore, make_client
 
@@ -51,13 +51,6 @@ class MinioServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ready(endpoint: str) -> bool:

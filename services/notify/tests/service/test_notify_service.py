@@ -6,7 +6,6 @@ consumer group would."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
+from tawasul_devstack.procs import free_port
 from tawasul_devstack.sms_gateway import MessageStore, SmsGatewayServer
 from tawasul_devstack.smtp_server import MaildirHandler, received
 from tawasul_notify import bootstrap
@@ -50,13 +50,6 @@ EMAIL = "amal@example.sa"
 OWNER = issue_token(SECRET, Principal(APPLICANT, Role.CITIZEN))
 REVIEWER = issue_token(SECRET, Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
 STAFF = {"S1": "s1@passports.example"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Notify:
