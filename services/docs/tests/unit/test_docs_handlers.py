@@ -1199,3 +1199,11 @@ async def test_the_leases_of_a_process_that_died_lapse_at_the_upload_deadline(do
             pass
     async with slot(docs, now=NOW + timedelta(minutes=2)):
         pass
+
+
+async def test_a_lease_whose_taking_failed_midway_is_given_back(docs: Docs) -> None:
+    docs.uow.failing = {1}  # the commit fails, perhaps after the database applied it
+    with pytest.raises(ConnectionError):
+        async with slot(docs):
+            pass
+    assert docs.uow.leases.held == {}

@@ -52,11 +52,16 @@ async def account_slot(
     died lapses after `hold_for`, the longest an upload may last.
     """
     lease = uuid.uuid4()
-    async with uow:
-        taken = await uow.leases.take(
-            caller.subject, lease, now=now, until=now + hold_for, limit=limit
-        )
-        await uow.commit()
+    try:
+        async with uow:
+            taken = await uow.leases.take(
+                caller.subject, lease, now=now, until=now + hold_for, limit=limit
+            )
+            await uow.commit()
+    except BaseException:
+        # Cancelled (the caller's deadline) or failed after the commit may have landed.
+        await asyncio.shield(_give_back(uow, lease))
+        raise
     if not taken:
         raise ResourceExhausted(f"at most {limit} uploads at once per account")
     try:
