@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 
-.PHONY: setup up down status test lint protos-check
+.PHONY: setup up down status test lint protos-check protos-breaking
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -34,5 +34,12 @@ protos-check:
 	$(UV) run python libs/contracts/generate.py
 	git diff --exit-code -- libs/contracts
 
-test: setup lint protos-check
+# Contracts stay wire-compatible with the commit before: a renumbered or retyped field, or one
+# deleted without reserving its number and name, fails (buf's WIRE_JSON rules).
+protos-breaking:
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+		cd protos && npx buf breaking --against '../.git#ref=HEAD~1,subdir=protos'; \
+	else echo "protos-breaking: no previous commit to compare with"; fi
+
+test: setup lint protos-check protos-breaking
 	$(UV) run pytest
