@@ -38,7 +38,8 @@ protos-check:
 # deleted without reserving its number and name, fails (buf's WIRE_JSON rules).
 protos-breaking:
 	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
-		cd protos && npx buf breaking --against '../.git#ref=HEAD~1,subdir=protos'; \
+		cd protos && npx buf breaking --against '../.git#ref=HEAD~1,subdir=protos' && \
+		echo "protos-breaking: wire-compatible with $$(git rev-parse --short HEAD~1)"; \
 	else echo "protos-breaking: no previous commit to compare with"; fi
 
 test: setup lint protos-check protos-breaking
