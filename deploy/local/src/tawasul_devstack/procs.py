@@ -36,6 +36,20 @@ def free_port() -> int:
         return port
 
 
+def wait_until_ready(
+    child: subprocess.Popen[bytes], ready: Callable[[], bool], *, timeout: float, what: str
+) -> None:
+    """Polls `ready` for a server a test started itself; StackError at once if the process
+    ends, or once `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if child.poll() is not None:
+            raise StackError(f"exited (status {child.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise StackError(f"no {what} after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)

@@ -9,29 +9,20 @@ import signal
 import smtplib
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from tawasul_devstack.journey import Clients
-from tawasul_devstack.procs import free_port, port_in_use
+from tawasul_devstack.procs import StackError, free_port, port_in_use, wait_until_ready
 from tawasul_devstack.smtp_server import greets, received
 from tawasul_devstack.stack import PROCESSES, Stack, StackConfig
 
 SENDER = "Tawasul <no-reply@tawasul.example>"
 SUBJECT = "تم استلام طلبك رقم TW123456789"
 BODY = "عزيزي المواطن،\nتم استلام طلبك وسيتم الرد عليه خلال ٣ أيام عمل.\n.سطر يبدأ بنقطة\n"
-
-
-def wait_for(condition: str, probe: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {condition} after {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -65,11 +56,10 @@ def start(tmp_path: Path, maildir: Path, *, by_env: bool = False) -> Server:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(port, maildir, log, process)
 
-    def up() -> bool:
-        assert process.poll() is None, f"exited early:\n{log.read_text()}"
-        return greets(port)
-
-    wait_for("SMTP greeting", up)
+    try:
+        wait_until_ready(process, lambda: greets(port), timeout=15.0, what="an SMTP greeting")
+    except StackError as error:
+        pytest.fail(f"{error}:\n{log.read_text()}")
     return server
 
 

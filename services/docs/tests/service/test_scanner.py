@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from tawasul_devstack import clamav
 from tawasul_devstack.journey import sample_pdf
-from tawasul_devstack.procs import free_port
+from tawasul_devstack.procs import StackError, free_port, wait_until_ready
 from tawasul_docs.adapters.scanner import ClamdScanner, ScannerUnavailable
 from tawasul_docs.app.ports import Verdict
 from tawasul_platform.errors import Unavailable
@@ -69,12 +69,13 @@ def start_clamd(home: Path) -> Clamd:
             stderr=errors,
         )
     clamd = Clamd(process, port, log)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not clamav.ping(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            clamd.stop()
-            pytest.fail(f"clamd did not answer PING:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
+    try:
+        wait_until_ready(
+            process, lambda: clamav.ping(port), timeout=READY_TIMEOUT, what="an answer to PING"
+        )
+    except StackError as error:
+        clamd.stop()
+        pytest.fail(f"clamd: {error}:\n{log.read_text(errors='replace')}")
     return clamd
 
 

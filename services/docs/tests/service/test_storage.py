@@ -10,7 +10,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from minio import Minio
 from tawasul_devstack import install
-from tawasul_devstack.procs import free_port
+from tawasul_devstack.procs import StackError, free_port, wait_until_ready
 from tawasul_devstack.stack import StackConfig
 from tawasul_docs.adapters.storage import EncryptionUnavailable, MinioObjectStore, make_client
 
@@ -87,12 +86,11 @@ def start_minio(home: Path, *, kms_key: bool) -> MinioServer:
         stderr=log,
     )
     server = MinioServer(process, endpoint, home / "data")
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not ready(endpoint):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(f"MinIO did not get ready:\n{(home / 'minio.log').read_text()}")
-        time.sleep(0.1)
+    try:
+        wait_until_ready(process, lambda: ready(endpoint), timeout=READY_TIMEOUT, what="ready")
+    except StackError as error:
+        server.stop()
+        pytest.fail(f"MinIO: {error}:\n{(home / 'minio.log').read_text()}")
     return server
 
 
