@@ -115,7 +115,7 @@ class Document(_message.Message):
     """National ID or iqama number of the account that uploaded it."""
     filename: _builtins.str
     content_type: _builtins.str
-    """Detected from the file's magic number."""
+    """What the bytes really are, parsed (pypdf, Pillow), not the channel's declaration."""
     size_bytes: _builtins.int
     sha256: _builtins.str
     """Hex SHA-256 of the stored bytes."""
