@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tawasul_platform.identity import CHANNELS, Role
+
 from tawasul_devstack.procs import StackError, tail
 from tawasul_devstack.stack import Stack, StackConfig
 
@@ -18,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="tawasul-stack",
         description="Runs PostgreSQL, Kafka, MinIO, the SMS gateway, the SMTP server, ClamAV's "
         "daemon and every Tawasul service as local processes. Settings come from "
-        "TAWASUL_STACK_DIR, TAWASUL_CACHE_DIR, TAWASUL_PORT_BASE and TAWASUL_IDENTITY_SECRET; the "
+        "TAWASUL_STACK_DIR, TAWASUL_CACHE_DIR and TAWASUL_PORT_BASE; the "
         "options below override them.",
     )
     parser.add_argument("--state-dir", type=Path, help="data, logs and pid files of this stack")
@@ -38,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("-n", "--lines", type=int, default=100)
     commands.add_parser("demo", help="walk one request through the running stack")
+    token = commands.add_parser(
+        "token",
+        help="print a token from the stack's stand-in identity providers (end users: "
+        "citizen, resident, establishment; employees: reviewer)",
+    )
+    token.add_argument("subject", help="national ID, iqama, establishment number or employee id")
+    token.add_argument("--role", type=Role, choices=list(Role), default=Role.CITIZEN)
+    token.add_argument(
+        "--department", action="append", default=[], help="an employee's department (repeat)"
+    )
+    token.add_argument("--channel", choices=sorted(CHANNELS), default="web")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token lives")
     return parser
 
 
@@ -67,6 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, up in running.items():
                 print(f"{name:<12} {'running' if up else 'stopped'}")
             return 0 if all(running.values()) else 3
+        elif args.command == "token":
+            print(
+                stack.config.identity.token(
+                    args.subject,
+                    args.role,
+                    args.department,
+                    channel=args.channel,
+                    ttl_seconds=args.ttl,
+                )
+            )
         elif args.command == "logs":
             path = stack.log_path(args.name)
             if not path.is_file():

@@ -19,7 +19,7 @@ from tawasul.notify.v1 import notify_pb2_grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul.routing.v1 import routing_pb2_grpc
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Role
 
 from tawasul_devstack import smtp_server
 from tawasul_devstack.stack import StackConfig
@@ -126,7 +126,7 @@ class Clients:
 
     def token(self, subject: str, role: Role, departments: frozenset[str] = frozenset()) -> str:
         """What the identity provider (Nafath/Absher, or the employee directory) would issue."""
-        return issue_token(self.config.identity_secret, Principal(subject, role, departments))
+        return self.config.identity.token(subject, role, departments)
 
     async def upload(
         self,

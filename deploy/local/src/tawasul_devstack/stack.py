@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tawasul_devstack import clamav, install, kafka, smtp_server
+from tawasul_devstack.identity import DevIdentity
 from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
 
 with warnings.catch_warnings():
@@ -84,7 +86,6 @@ class StackConfig:
     state_dir: Path
     cache_dir: Path
     port_base: int = 19000
-    identity_secret: str = "tawasul-dev-secret"
     # Review's claim lease: the end-to-end tests shorten it to see claims lapse.
     claim_lease_seconds: float = 1800.0
     # How long docs' presigned links live: the end-to-end tests shorten it to see one expire.
@@ -102,7 +103,6 @@ class StackConfig:
             state_dir=Path(env.get("TAWASUL_STACK_DIR") or _repo_root() / ".state" / "stack"),
             cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
             port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
-            identity_secret=env.get("TAWASUL_IDENTITY_SECRET") or "tawasul-dev-secret",
         )
         return dataclasses.replace(config, **overrides)
 
@@ -190,6 +190,11 @@ class StackConfig:
         except (OSError, IndexError):
             return self.pg_dir
 
+    @cached_property
+    def identity(self) -> DevIdentity:
+        """The stand-in identity providers, their keys kept in the state dir."""
+        return DevIdentity(self.state_dir / "identity")
+
     def grpc_port(self, service: str) -> int:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
@@ -208,7 +213,7 @@ class StackConfig:
             "TAWASUL_DATABASE_URL": self.database_url(service),
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service),
-            "TAWASUL_IDENTITY_SECRET": self.identity_secret,
+            "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
             "TAWASUL_S3_ACCESS_KEY": self.minio_access_key,
             "TAWASUL_S3_SECRET_KEY": self.minio_secret_key,
@@ -224,7 +229,7 @@ class StackConfig:
             "TAWASUL_SMTP_SENDER": "Tawasul <no-reply@tawasul.example>",
             "TAWASUL_CLAMD_ADDRESS": self.clamd_address,
             "TAWASUL_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
-            "TAWASUL_TRACKING_CODE_SECRET": f"{self.identity_secret}-tracking",
+            "TAWASUL_TRACKING_CODE_SECRET": _kept_secret(self.state_dir / "tracking.secret"),
             # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.
             "TAWASUL_TRACKING_PER_CALLER_PER_HOUR": "100000",
             "TAWASUL_REVIEW_ADMINS": REVIEW_ADMIN,
@@ -245,11 +250,12 @@ def _script(name: str) -> str:
     return str(path)
 
 
-def _minio_kms_key(data: Path) -> str:
-    """The stack's encryption key, made once and kept beside the data it encrypts: a new key
-    would leave every stored object unreadable."""
-    path = data.parent / "minio-kms.key"
+def _kept_secret(path: Path) -> str:
+    """A random secret made once and kept in the state dir: MinIO's encryption key must
+    outlive restarts (a new one leaves every stored object unreadable), and so must the key
+    of tracking codes already sent."""
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
@@ -511,7 +517,7 @@ class Stack:
             "MINIO_ROOT_PASSWORD": cfg.minio_secret_key,
             "MINIO_UPDATE": "off",  # no network but the package registries here
             # A static key for server-side encryption (SSE-S3); docs turns it on per bucket.
-            "MINIO_KMS_SECRET_KEY": f"tawasul-dev:{_minio_kms_key(data)}",
+            "MINIO_KMS_SECRET_KEY": f"tawasul-dev:{_kept_secret(data.parent / 'minio-kms.key')}",
         }
         argv = [
             str(install.minio_binary(cfg.cache_dir)),

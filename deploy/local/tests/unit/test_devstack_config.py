@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,6 @@ ENV_VARS = (
     "TAWASUL_STACK_DIR",
     "TAWASUL_CACHE_DIR",
     "TAWASUL_PORT_BASE",
-    "TAWASUL_IDENTITY_SECRET",
 )
 
 
@@ -27,19 +27,17 @@ def test_defaults_point_into_the_repo_and_the_user_cache() -> None:
     assert (config.state_dir.parent.parent / "deploy" / "local" / "pyproject.toml").is_file()
     assert config.cache_dir == Path.home() / ".cache" / "tawasul"
     assert config.port_base == 19000
-    assert config.identity_secret == "tawasul-dev-secret"
 
 
 def test_environment_then_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TAWASUL_STACK_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("TAWASUL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TAWASUL_PORT_BASE", "21000")
-    monkeypatch.setenv("TAWASUL_IDENTITY_SECRET", "s3cret")
 
     from_env = StackConfig.from_env()
     overridden = StackConfig.from_env(port_base=22000, state_dir=tmp_path / "other")
 
-    assert from_env == StackConfig(tmp_path / "state", tmp_path / "cache", 21000, "s3cret")
+    assert from_env == StackConfig(tmp_path / "state", tmp_path / "cache", 21000)
     assert overridden.port_base == 22000
     assert overridden.state_dir == tmp_path / "other"
     assert overridden.cache_dir == tmp_path / "cache"
@@ -105,7 +103,7 @@ def test_database_url_uses_the_socket_dir_of_the_running_server(tmp_path: Path) 
 
 def test_service_env_has_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SOME_UNRELATED", "kept")
-    config = StackConfig(tmp_path, tmp_path, port_base=20000, identity_secret="s3cret")
+    config = StackConfig(tmp_path, tmp_path, port_base=20000)
 
     env = config.service_env("routing")
 
@@ -113,7 +111,12 @@ def test_service_env_has_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert env["TAWASUL_DATABASE_URL"] == config.database_url("routing")
     assert env["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20092"
     assert env["TAWASUL_GRPC_ADDRESS"] == "127.0.0.1:20103"
-    assert env["TAWASUL_IDENTITY_SECRET"] == "s3cret"
+    assert [i["jwks"] for i in json.loads(env["TAWASUL_IDENTITY_ISSUERS"])] == [
+        str(tmp_path / "identity" / "users.jwks.json"),
+        str(tmp_path / "identity" / "staff.jwks.json"),
+    ]
+    # Services get public keys only.
+    assert "PRIVATE" not in "".join(env.values())
     assert env["TAWASUL_S3_ENDPOINT"] == "127.0.0.1:20000"
     assert env["TAWASUL_S3_ACCESS_KEY"] == config.minio_access_key
     assert env["TAWASUL_S3_SECRET_KEY"] == config.minio_secret_key

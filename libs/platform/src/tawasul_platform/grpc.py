@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -14,13 +15,15 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from tawasul_platform import errors
+from tawasul_platform.authz import AUTHORIZATION, Gate
 from tawasul_platform.faults import is_transient
-from tawasul_platform.identity import Principal, verify_token
+from tawasul_platform.identity import Principal
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
 
 log = logging.getLogger(__name__)
 
-AUTHORIZATION = "authorization"
+# The principal the gate admitted, for the method's handler (each RPC runs in its own task).
+_CALLER: ContextVar[Principal | None] = ContextVar("tawasul_caller", default=None)
 # Every outbound call gets one; a caller may pass a shorter one.
 DEFAULT_DEADLINE_SECONDS = 5.0
 
@@ -121,12 +124,14 @@ async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-def _guard(method: str, behaviour: _Handler, *, streaming: bool = False) -> _Handler:
+def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = False) -> _Handler:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         metadata = dict(context.invocation_metadata() or ())
         trace = metadata.get(TRACEPARENT)
         set_traceparent(trace if isinstance(trace, str) else None)
         try:
+            # Who may call comes first: a refused caller learns nothing about their input.
+            _CALLER.set(gate.admit(method, context))
             if request is _UNDECODABLE:
                 raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
             if streaming:
@@ -149,12 +154,16 @@ def _guard(method: str, behaviour: _Handler, *, streaming: bool = False) -> _Han
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps DomainError to its status and outages to UNAVAILABLE; anything else is a bug,
-    logged and answered INTERNAL. Bytes that are not the method's message are INVALID_ARGUMENT.
+    """Admits each call through the gate, then maps DomainError to its status and outages to
+    UNAVAILABLE; anything else is a bug, logged and answered INTERNAL. Bytes that are not the
+    method's message are INVALID_ARGUMENT.
 
     It wraps the unary and client-streaming methods, the kinds the services have; the health
     service's server-streaming Watch is grpc's own and keeps its own handling.
     """
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
 
     async def intercept_service(
         self,
@@ -171,28 +180,24 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         encode = handler.response_serializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _guard(method, cast(_Handler, handler.unary_unary)), decode, encode
+                _guard(method, cast(_Handler, handler.unary_unary), self._gate), decode, encode
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _guard(method, cast(_Handler, handler.stream_unary), streaming=True),
+                _guard(method, cast(_Handler, handler.stream_unary), self._gate, streaming=True),
                 decode,
                 encode,
             )
         return handler
 
 
-def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The caller's raw token, to forward on calls made on their behalf."""
-    value = dict(context.invocation_metadata() or ()).get(AUTHORIZATION)
-    if not isinstance(value, str) or not value.startswith("Bearer "):
-        raise errors.Unauthenticated("missing bearer token in 'authorization' metadata")
-    return value.removeprefix("Bearer ")
-
-
-def caller(context: grpc.aio.ServicerContext[Any, Any], secret: str) -> Principal:
-    """The verified principal of a call; Unauthenticated when the token is missing or bad."""
-    return verify_token(secret, bearer_token(context))
+def caller() -> Principal:
+    """The principal the gate admitted for this call; a method whose rule admits callers
+    without a token (public, or services by certificate) has none."""
+    principal = _CALLER.get()
+    if principal is None:
+        raise errors.Unauthenticated("this call needs a signed-in caller")
+    return principal
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -208,7 +213,7 @@ class GrpcServer:
     def __init__(
         self,
         address: str,
-        service_names: Sequence[str],
+        gate: Gate,
         register: Registration,
         *,
         max_message_bytes: int = 4 * 1024 * 1024,
@@ -216,12 +221,13 @@ class GrpcServer:
         # A message past the limit is refused by gRPC itself (RESOURCE_EXHAUSTED) before the
         # service holds it: a service that takes small messages says so.
         self._server = grpc.aio.server(
-            interceptors=[DomainErrorInterceptor()],
+            interceptors=[DomainErrorInterceptor(gate)],
             options=[("grpc.max_receive_message_length", max_message_bytes)],
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         register(self._server)
+        service_names = gate.services
         self._names = (*service_names, "")
         reflection.enable_server_reflection(
             (

@@ -1,20 +1,31 @@
-"""Signed end-user and employee tokens passed by channels and the review client.
+"""Who is calling: end users and employees, from the JWTs their identity providers sign.
 
-A token is `base64url(json claims).base64url(HMAC-SHA256)`. Channels (after Nafath/Absher
-login) and the review client's identity provider hold the secret; services only verify.
+Two issuers: one for end users (the stand-in for Nafath/Absher; the token names the channel
+that asked) and one for employees (the staff directory; the token lists their departments).
+Services hold the issuers' public keys only, as a JWKS per issuer from a file or a URL, so no
+service can mint a token; in development tawasul_devstack.identity plays both providers.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import asyncio
 import json
+import logging
 import time
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import jwt
+from pydantic import BaseModel
 
 from tawasul_platform.errors import Unauthenticated
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -27,6 +38,19 @@ class Role(StrEnum):
 BENEFICIARY_ROLES = frozenset({Role.CITIZEN, Role.RESIDENT, Role.ESTABLISHMENT})
 
 
+class IssuerKind(StrEnum):
+    USERS = "users"
+    STAFF = "staff"
+
+
+# What each issuer may vouch for: the end-user provider can never make an employee.
+ROLES_OF = {IssuerKind.USERS: BENEFICIARY_ROLES, IssuerKind.STAFF: frozenset({Role.REVIEWER})}
+CHANNELS = frozenset({"web", "mobile", "portal"})
+# Asymmetric only: an HS256 token would let anyone holding the "public" key sign.
+ALGORITHMS = frozenset({"ES256", "ES384", "RS256", "PS256", "EdDSA"})
+_REQUIRED = ["iss", "aud", "sub", "exp", "nbf", "iat"]
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: national ID / iqama / establishment number, or an employee id."""
@@ -34,56 +58,162 @@ class Principal:
     subject: str
     role: Role
     departments: frozenset[str] = field(default_factory=frozenset)
+    # The channel an end user came through (web, mobile, portal); empty for employees.
+    channel: str = ""
 
     @property
     def is_beneficiary(self) -> bool:
         return self.role in BENEFICIARY_ROLES
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+class Issuer(BaseModel):
+    """One trusted identity provider: its `iss`, what it vouches for, and its public keys."""
+
+    issuer: str
+    kind: IssuerKind
+    # A JWKS file, or an http(s) URL serving one.
+    jwks: str
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _read_jwks(source: str) -> dict[str, Any]:
+    if source.startswith(("https://", "http://")):
+        with urllib.request.urlopen(source, timeout=10) as answer:
+            loaded: dict[str, Any] = json.load(answer)
+            return loaded
+    from_file: dict[str, Any] = json.loads(Path(source).read_text())
+    return from_file
 
 
-def _sign(secret: str, body: str) -> str:
-    return _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+class TokenVerifier:
+    """Verifies a bearer token into a Principal: signature with an allowed algorithm, a known
+    issuer, this service's audience, expiry, not-before, a maximum lifetime and the claims
+    its issuer must give. Verified tokens are cached until they expire."""
 
+    def __init__(
+        self,
+        issuers: Sequence[Issuer],
+        *,
+        audience: str,
+        max_lifetime_seconds: int,
+        leeway_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
+        cache_size: int = 10_000,
+        refresh_interval_seconds: float = 60.0,
+    ) -> None:
+        self._issuers = {i.issuer: i for i in issuers}
+        self._audience = audience
+        self._max_lifetime = max_lifetime_seconds
+        self._leeway = leeway_seconds
+        self._clock = clock
+        self._keys: dict[str, dict[str, jwt.PyJWK]] = {}
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._refresh_interval = refresh_interval_seconds
+        self._refreshed = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
 
-def issue_token(
-    secret: str, principal: Principal, *, ttl_seconds: int = 3600, now: float | None = None
-) -> str:
-    issued = int(time.time() if now is None else now)
-    claims = {
-        "sub": principal.subject,
-        "role": principal.role.value,
-        "dept": sorted(principal.departments),
-        "exp": issued + ttl_seconds,
-    }
-    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{body}.{_sign(secret, body)}"
+    def load(self) -> None:
+        """Reads every issuer's keys; blocking, so at start or in a thread."""
+        keys: dict[str, dict[str, jwt.PyJWK]] = {}
+        for name, issuer in self._issuers.items():
+            found = jwt.PyJWKSet.from_dict(_read_jwks(issuer.jwks)).keys
+            keys[name] = {k.key_id: k for k in found if k.key_id and k.algorithm_name in ALGORITHMS}
+        self._keys = keys
+        self._refreshed = time.monotonic()
 
+    async def refresh(self) -> None:
+        try:
+            await asyncio.to_thread(self.load)
+        except (OSError, ValueError, jwt.PyJWKError) as exc:
+            log.warning("could not refresh the identity providers' keys: %r", exc)
 
-def verify_token(secret: str, token: str, *, now: float | None = None) -> Principal:
-    body, _, signature = token.partition(".")
-    if not body or not signature:
-        raise Unauthenticated("malformed token")
-    if not hmac.compare_digest(signature, _sign(secret, body)):
-        raise Unauthenticated("bad token signature")
-    try:
-        claims = json.loads(_unb64(body))
-        subject, role, departments, expires = (
-            str(claims["sub"]),
-            Role(claims["role"]),
-            frozenset(str(d) for d in claims["dept"]),
-            int(claims["exp"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Unauthenticated("malformed token claims") from exc
-    if expires < (time.time() if now is None else now):
-        raise Unauthenticated("token expired")
-    if not subject:
-        raise Unauthenticated("token has no subject")
-    return Principal(subject=subject, role=role, departments=departments)
+    def verify(self, token: str) -> Principal:
+        now = self._clock()
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] > now:
+            self._cache.move_to_end(token)
+            return cached[0]
+        principal, expires = self._verify(token, now)
+        self._cache[token] = (principal, expires)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str, now: float) -> tuple[Principal, float]:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated("malformed token") from exc
+        issuer = self._issuers.get(str(unverified.get("iss", "")))
+        if issuer is None:
+            raise Unauthenticated("token from an unknown issuer")
+        key = self._keys.get(issuer.issuer, {}).get(str(header.get("kid", "")))
+        if key is None:
+            self._refresh_soon()
+            raise Unauthenticated("token signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm_name],
+                audience=self._audience,
+                issuer=issuer.issuer,
+                # The times are checked below against this verifier's clock.
+                options={
+                    "require": _REQUIRED,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated(f"token not meant for {self._audience}") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        return self._principal(issuer, claims, now)
+
+    def _principal(
+        self, issuer: Issuer, claims: dict[str, Any], now: float
+    ) -> tuple[Principal, float]:
+        issued, starts, expires = claims["iat"], claims["nbf"], claims["exp"]
+        if not all(isinstance(t, int | float) for t in (issued, starts, expires)):
+            raise Unauthenticated("token times are not numbers")
+        if expires <= now - self._leeway:
+            raise Unauthenticated("token expired")
+        if starts > now + self._leeway or issued > now + self._leeway:
+            raise Unauthenticated("token not valid yet")
+        if expires - issued > self._max_lifetime:
+            raise Unauthenticated(f"token lives longer than {self._max_lifetime} s")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("token has no subject")
+        try:
+            role = Role(str(claims.get("role")))
+        except ValueError as exc:
+            raise Unauthenticated("token has no valid role") from exc
+        if role not in ROLES_OF[issuer.kind]:
+            raise Unauthenticated(f"{issuer.issuer} cannot vouch for a {role.value}")
+        departments = claims.get("departments", [])
+        channel = claims.get("channel", "")
+        if issuer.kind is IssuerKind.STAFF:
+            if not isinstance(departments, list) or not all(
+                isinstance(d, str) for d in departments
+            ):
+                raise Unauthenticated("employee token without a list of departments")
+            return Principal(subject, role, frozenset(departments)), float(expires)
+        if channel not in CHANNELS:
+            raise Unauthenticated(f"end-user token's channel is not one of {sorted(CHANNELS)}")
+        return Principal(subject, role, channel=channel), float(expires)
+
+    def _refresh_soon(self) -> None:
+        """A key we do not know may be a rotated one: re-read the keys, at most once a minute."""
+        if time.monotonic() - self._refreshed < self._refresh_interval:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self._refreshed = time.monotonic()
+        try:
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+        except RuntimeError:
+            self.load()

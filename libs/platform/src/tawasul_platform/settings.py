@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tawasul_calendar import Sector
 
+from tawasul_platform.identity import Issuer
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAWASUL_", extra="ignore")
@@ -18,7 +20,12 @@ class ServiceSettings(BaseSettings):
     database_url: str
     kafka_bootstrap: str
     grpc_address: str
-    identity_secret: str
+    # The identity providers whose tokens this service accepts (JSON list of {issuer, kind,
+    # jwks}) and the audience a token must name; each service sets its own default.
+    identity_issuers: list[Issuer]
+    identity_audience: str
+    # Longer-lived tokens are refused even when signed: a stolen one stays useful for less.
+    identity_max_token_seconds: int = 12 * 3600
     log_level: str = "INFO"
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
     shutdown_grace_seconds: float = 10.0

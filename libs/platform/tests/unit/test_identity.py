@@ -1,31 +1,172 @@
+"""Token verification against the providers' public keys, tried as an attacker would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import jwt
 import pytest
+from tawasul_devstack.identity import USERS_ISSUER, DevIdentity
 from tawasul_platform.errors import Unauthenticated
-from tawasul_platform.identity import Principal, Role, issue_token, verify_token
+from tawasul_platform.identity import IssuerKind, Principal, Role, TokenVerifier
 
-REVIEWER = Principal("E100", Role.REVIEWER, frozenset({"passports"}))
-
-
-def test_a_token_round_trips_its_principal() -> None:
-    assert verify_token("s", issue_token("s", REVIEWER)) == REVIEWER
+NOW = 1_900_000_000.0
 
 
-@pytest.mark.parametrize(
-    ("token", "secret", "now"),
-    [
-        ("garbage", "s", None),
-        (issue_token("other-secret", REVIEWER), "s", None),
-        (issue_token("s", REVIEWER, ttl_seconds=10, now=1000), "s", 1011.0),
-    ],
-    ids=["malformed", "wrong-secret", "expired"],
-)
-def test_bad_tokens_are_refused(token: str, secret: str, now: float | None) -> None:
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> DevIdentity:
+    return DevIdentity(tmp_path_factory.mktemp("identity"))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def verifier(provider: DevIdentity, clock: Clock) -> TokenVerifier:
+    verifier = TokenVerifier(
+        provider.issuers(), audience="tawasul-docs", max_lifetime_seconds=7200, clock=clock
+    )
+    verifier.load()
+    return verifier
+
+
+def test_an_end_users_token_names_them_and_their_channel(
+    provider: DevIdentity, verifier: TokenVerifier
+) -> None:
+    token = provider.token("1000000008", Role.CITIZEN, channel="mobile", now=NOW)
+    assert verifier.verify(token) == Principal("1000000008", Role.CITIZEN, channel="mobile")
+
+
+def test_an_employees_token_carries_their_departments(
+    provider: DevIdentity, verifier: TokenVerifier
+) -> None:
+    token = provider.token("E1001", Role.REVIEWER, ["visas", "passports"], now=NOW)
+    assert verifier.verify(token) == Principal(
+        "E1001", Role.REVIEWER, frozenset({"passports", "visas"})
+    )
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, key="", algorithm="none")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256_with_public_key(provider: DevIdentity) -> str:
+    """Algorithm confusion: the published public key used as an HMAC secret."""
+    public = provider.jwks_file(IssuerKind.USERS).read_text()
+    kid = json.loads(public)["keys"][0]["kid"]
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    claims = {
+        "iss": USERS_ISSUER,
+        "aud": "tawasul-docs",
+        "sub": "1000000008",
+        "role": "citizen",
+        "channel": "web",
+        "iat": int(NOW),
+        "nbf": int(NOW),
+        "exp": int(NOW) + 60,
+    }
+    body = f"{header}.{_b64(json.dumps(claims).encode())}"
+    signature = hmac.new(public.encode(), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(signature)}"
+
+
+C = "1000000008"
+REFUSED: dict[str, Any] = {
+    "expired": lambda p: p.token(C, Role.CITIZEN, now=NOW - 7200, ttl_seconds=3600),
+    "not yet valid": lambda p: p.token(C, Role.CITIZEN, now=NOW, overrides={"nbf": NOW + 600}),
+    "issued in the future": lambda p: p.token(C, Role.CITIZEN, now=NOW + 600),
+    "lives too long": lambda p: p.token(C, Role.CITIZEN, now=NOW, ttl_seconds=86400),
+    "another service's": lambda p: p.token(C, Role.CITIZEN, now=NOW, overrides={"aud": "x"}),
+    "unknown issuer": lambda p: p.token(C, Role.CITIZEN, now=NOW, overrides={"iss": "x"}),
+    "user issuer makes an employee": lambda p: p.token(
+        "E1", Role.CITIZEN, now=NOW, overrides={"role": "reviewer", "departments": ["visas"]}
+    ),
+    "staff issuer makes a citizen": lambda p: p.token(
+        "1000000008", Role.REVIEWER, now=NOW, overrides={"role": "citizen"}
+    ),
+    "staff token without departments": lambda p: p.token(
+        "E1", Role.REVIEWER, now=NOW, overrides={"departments": "visas"}
+    ),
+    "unknown channel": lambda p: p.token(C, Role.CITIZEN, now=NOW, channel="fax"),
+    "no subject": lambda p: p.token("", Role.CITIZEN, now=NOW),
+    "no expiry": lambda p: p.token(C, Role.CITIZEN, now=NOW, overrides={"exp": None}),
+    "unsigned": lambda p: _unsigned(
+        {"iss": USERS_ISSUER, "aud": "tawasul-docs", "sub": "1", "role": "citizen"}
+    ),
+    "HMAC with the public key": _hs256_with_public_key,
+    "garbage": lambda p: "not.a.token",
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_bad_tokens_are_refused(provider: DevIdentity, verifier: TokenVerifier, case: str) -> None:
+    token = REFUSED[case](provider)
     with pytest.raises(Unauthenticated):
-        verify_token(secret, token, now=now)
+        verifier.verify(token)
 
 
-def test_a_tampered_body_is_refused() -> None:
-    body, _, signature = issue_token("s", REVIEWER).partition(".")
-    forged = issue_token("s", Principal("E999", Role.REVIEWER)).partition(".")[0]
+def test_a_token_signed_by_a_key_the_service_was_not_given_is_refused(
+    verifier: TokenVerifier, tmp_path: Path
+) -> None:
+    impostor = DevIdentity(tmp_path).token("1000000008", Role.CITIZEN, now=NOW)
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(impostor)
+
+
+def test_a_tampered_payload_fails_its_signature(
+    provider: DevIdentity, verifier: TokenVerifier
+) -> None:
+    header, _, signature = provider.token("E1", Role.REVIEWER, ["visas"], now=NOW).split(".")
+    payload = provider.token("E1", Role.REVIEWER, ["visas", "passports"], now=NOW).split(".")[1]
     with pytest.raises(Unauthenticated):
-        verify_token("s", f"{forged}.{signature}")
-    assert verify_token("s", f"{body}.{signature}") == REVIEWER
+        verifier.verify(f"{header}.{payload}.{signature}")
+
+
+def test_a_cached_token_still_expires(
+    provider: DevIdentity, verifier: TokenVerifier, clock: Clock
+) -> None:
+    token = provider.token("1000000008", Role.CITIZEN, now=NOW, ttl_seconds=60)
+    assert verifier.verify(token).subject == "1000000008"
+    clock.now = NOW + 61 + 30
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_rotated_key_is_picked_up_from_the_jwks(tmp_path: Path, clock: Clock) -> None:
+    old = DevIdentity(tmp_path / "old")
+    verifier = TokenVerifier(
+        old.issuers(),
+        audience="tawasul-review",
+        max_lifetime_seconds=7200,
+        clock=clock,
+        refresh_interval_seconds=0,
+    )
+    verifier.load()
+    new = DevIdentity(tmp_path / "new")
+    token = new.token("E1", Role.REVIEWER, ["visas"], now=NOW)
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(token)
+    # The provider publishes its new key where the service reads the old one.
+    staff = old.jwks_file(IssuerKind.STAFF)
+    staff.write_text(new.jwks_file(IssuerKind.STAFF).read_text())
+    verifier.load()
+    assert verifier.verify(token).departments == {"visas"}

@@ -18,7 +18,8 @@ def settings(**overrides: object) -> ServiceSettings:
         database_url="postgresql+asyncpg://x/y",
         kafka_bootstrap="127.0.0.1:1",
         grpc_address="127.0.0.1:0",
-        identity_secret="s",
+        identity_issuers=[],
+        identity_audience="tawasul-test",
         **overrides,  # type: ignore[arg-type]
     )
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from minio import Minio
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
@@ -26,7 +27,7 @@ from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.domain.model import MAX_CHUNK
 from tawasul_docs.entrypoints.events import on_applicant_action, on_routed, on_submitted
-from tawasul_docs.entrypoints.grpc import DocsServicer
+from tawasul_docs.entrypoints.grpc import ACCESS, DocsServicer
 from tawasul_docs.settings import DocsSettings
 
 SERVICE_NAME = docs_pb2.DESCRIPTOR.services_by_name["DocsService"].full_name
@@ -44,7 +45,6 @@ def servicer(
         store=store,
         scanner=scanner,
         catalog=load_catalog(),
-        secret=settings.identity_secret,
         max_document_bytes=settings.max_document_bytes,
         download_url_seconds=settings.download_url_seconds,
         max_concurrent_uploads=settings.max_concurrent_uploads,
@@ -56,7 +56,7 @@ def servicer(
 def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
     return GrpcServer(
         settings.grpc_address,
-        [SERVICE_NAME],
+        Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(service, s),
         # A 64 KiB chunk and its framing; a bigger message never reaches the handler.
         max_message_bytes=MAX_CHUNK + 16 * 1024,

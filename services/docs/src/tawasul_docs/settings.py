@@ -7,6 +7,7 @@ from tawasul_platform.settings import ServiceSettings
 
 
 class DocsSettings(ServiceSettings):
+    identity_audience: str = "tawasul-docs"
     s3_endpoint: str = "127.0.0.1:19000"
     # The host that presigned links name, when clients reach object storage by another one.
     s3_public_endpoint: str = ""

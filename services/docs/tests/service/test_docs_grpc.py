@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.events.v1 import events_pb2
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
+from tawasul_devstack.identity import DevIdentity, throwaway
 from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs import bootstrap
 from tawasul_docs.adapters import tables
@@ -41,16 +42,16 @@ from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.grpc import GrpcServer, bearer, field_violations
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.topics import DOCUMENT_EVENTS
 
 MIGRATIONS = Path(tawasul_docs.__file__).resolve().parent / "migrations"
-SECRET = "service-test-secret"
+IDENTITY = throwaway()
 OWNER_ID = "1000000008"
-OWNER = issue_token(SECRET, Principal(OWNER_ID, Role.CITIZEN))
-STRANGER = issue_token(SECRET, Principal("1000000016", Role.CITIZEN))
-REVIEWER = issue_token(SECRET, Principal("E1001", Role.REVIEWER, frozenset({"passports"})))
+OWNER = IDENTITY.token_for(Principal(OWNER_ID, Role.CITIZEN))
+STRANGER = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
+REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"passports"})))
 PROBLEM = "passports.issue-renewal-problem"
 CHUNK = 64 * 1024
 MiB = 1024 * 1024
@@ -325,7 +326,7 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
             database_url=database_url,
             kafka_bootstrap="127.0.0.1:1",
             grpc_address="127.0.0.1:0",
-            identity_secret=SECRET,
+            identity_issuers=IDENTITY.issuers(),
             s3_access_key="docs-test",
             s3_secret_key="docs-test-secret",
             s3_bucket="documents",
@@ -556,10 +557,11 @@ async def test_storage_down_is_unavailable_and_leaves_no_row(docs: Docs) -> None
     assert (await docs.upload(PDF)).state == CLEAN
 
 
-async def test_only_an_authenticated_beneficiary_uploads(docs: Docs) -> None:
+async def test_only_an_authenticated_beneficiary_uploads(docs: Docs, tmp_path: Path) -> None:
     error = await refused(docs.upload(PDF, token=REVIEWER))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    forged = issue_token("another secret", Principal(OWNER_ID, Role.CITIZEN))
+    # Signed by a key the service was never given.
+    forged = DevIdentity(tmp_path).token_for(Principal(OWNER_ID, Role.CITIZEN))
     error = await refused(docs.upload(PDF, token=forged))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert await docs.rows() == {}
@@ -596,7 +598,7 @@ async def test_a_clean_document_gets_a_short_lived_link(docs: Docs) -> None:
 
 
 def citizen(n: int) -> str:
-    return issue_token(SECRET, Principal(f"19{n:08d}", Role.CITIZEN))
+    return IDENTITY.token_for(Principal(f"19{n:08d}", Role.CITIZEN))
 
 
 async def test_uploads_beyond_the_process_cap_wait_for_a_slot(serve: Serve) -> None:
@@ -743,7 +745,7 @@ async def test_a_stalled_upload_ends_at_the_server_deadline_and_leaves_nothing(
 
 async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> None:
     document = await docs.upload(PDF)
-    visas = issue_token(SECRET, Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
     for who in (REVIEWER, visas):
         error = await refused(docs.get(document.document_id, who))
         assert error.code() == grpc.StatusCode.NOT_FOUND

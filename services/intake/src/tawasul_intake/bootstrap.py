@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
@@ -29,7 +30,7 @@ from tawasul_intake.app.handlers import TrackingPolicy
 from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
 from tawasul_intake.domain.numbers import new_request_number
 from tawasul_intake.entrypoints.events import on_status_changed
-from tawasul_intake.entrypoints.grpc import IntakeServicer
+from tawasul_intake.entrypoints.grpc import ACCESS, IntakeServicer
 from tawasul_intake.settings import IntakeSettings
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
@@ -60,7 +61,6 @@ def servicer(
             per_caller=settings.tracking_per_caller_per_hour,
             per_request=settings.tracking_per_request_per_hour,
         ),
-        secret=settings.identity_secret,
         now=now,
         new_number=lambda: new_request_number(secrets.randbelow),
     )
@@ -69,7 +69,7 @@ def servicer(
 def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer:
     return GrpcServer(
         settings.grpc_address,
-        [SERVICE_NAME],
+        Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(service, s),
     )
 

@@ -7,6 +7,7 @@ from tawasul_platform.settings import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
+    identity_audience: str = "tawasul-intake"
     docs_address: str
     docs_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     notify_address: str

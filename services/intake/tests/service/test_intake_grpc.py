@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_devstack.identity import throwaway
 from tawasul_intake import bootstrap
 from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
@@ -31,17 +32,17 @@ from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, existing_resource, field_violations
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_SUBMITTED
 
 MIGRATIONS = Path(tawasul_intake.__file__).resolve().parent / "migrations"
 
-SECRET = "service-test-secret"
+IDENTITY = throwaway()
 CITIZEN_ID = "1000000008"
-CITIZEN = issue_token(SECRET, Principal(CITIZEN_ID, Role.CITIZEN))
-OTHER = issue_token(SECRET, Principal("1000000016", Role.CITIZEN))
-ESTABLISHMENT = issue_token(SECRET, Principal("7000000005", Role.ESTABLISHMENT))
+CITIZEN = IDENTITY.token_for(Principal(CITIZEN_ID, Role.CITIZEN))
+OTHER = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
+ESTABLISHMENT = IDENTITY.token_for(Principal("7000000005", Role.ESTABLISHMENT))
 DESCRIPTION = "The photo does not appear when renewing passport A1234567 after paying"
 # Sunday 4 January 2026, 10:00 in Riyadh.
 START = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
@@ -143,7 +144,7 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
         grpc_address="127.0.0.1:0",
-        identity_secret=SECRET,
+        identity_issuers=IDENTITY.issuers(),
         docs_address="127.0.0.1:1",
         notify_address="127.0.0.1:1",
         registry_file=DEV_REGISTRY,

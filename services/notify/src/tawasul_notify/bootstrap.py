@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
+from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -34,7 +35,7 @@ from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel
 from tawasul_notify.entrypoints.events import Handler, on_event, on_request
-from tawasul_notify.entrypoints.grpc import NotifyServicer
+from tawasul_notify.entrypoints.grpc import ACCESS, NotifyServicer
 from tawasul_notify.settings import NotifySettings
 
 SERVICE_NAME = notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name
@@ -49,13 +50,13 @@ def group_of(channel: Channel) -> str:
 def servicer(
     settings: NotifySettings, *, uow: Callable[[], UnitOfWork], sms: Sender
 ) -> NotifyServicer:
-    return NotifyServicer(uow=uow, sms=sms, secret=settings.identity_secret)
+    return NotifyServicer(uow=uow, sms=sms)
 
 
 def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer:
     return GrpcServer(
         settings.grpc_address,
-        [SERVICE_NAME],
+        Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(service, s),
     )
 

@@ -7,6 +7,7 @@ from tawasul_platform.settings import ServiceSettings
 
 
 class NotifySettings(ServiceSettings):
+    identity_audience: str = "tawasul-notify"
     # Base URL of the SMS provider, e.g. http://127.0.0.1:19080 for the local stand-in.
     sms_gateway_url: str
     sms_gateway_user: str = ""

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
+from tawasul_devstack.identity import throwaway
 from tawasul_devstack.procs import free_port
 from tawasul_devstack.sms_gateway import MessageStore, SmsGatewayServer
 from tawasul_devstack.smtp_server import MaildirHandler, received
@@ -38,17 +39,17 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import GrpcServer, bearer
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.topics import NOTIFICATION_EVENTS
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
-SECRET = "notify-service-secret"
+IDENTITY = throwaway()
 APPLICANT = "1000000008"
 MOBILE = "+966512345678"
 EMAIL = "amal@example.sa"
-OWNER = issue_token(SECRET, Principal(APPLICANT, Role.CITIZEN))
-REVIEWER = issue_token(SECRET, Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
+OWNER = IDENTITY.token_for(Principal(APPLICANT, Role.CITIZEN))
+REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
 STAFF = {"S1": "s1@passports.example"}
 
 
@@ -127,7 +128,7 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
         grpc_address="127.0.0.1:0",
-        identity_secret=SECRET,
+        identity_issuers=IDENTITY.issuers(),
         sms_gateway_url=f"http://127.0.0.1:{gateway.server_address[1]}",
         sms_gateway_user="sms-user",
         sms_gateway_password="sms-password",
@@ -272,8 +273,8 @@ async def test_strangers_and_other_departments_see_no_deliveries(notify: Notify)
     event = submitted()
     await on_request(notify.uow)(event)
     await notify.consume(event)
-    stranger = issue_token(SECRET, Principal("1000000016", Role.CITIZEN))
-    visas = issue_token(SECRET, Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    stranger = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
+    visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
     for who in (stranger, visas):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await notify.stub.ListDeliveries(

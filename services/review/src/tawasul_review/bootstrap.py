@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
@@ -26,7 +27,12 @@ from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Documents, UnitOfWork
 from tawasul_review.entrypoints.events import on_applicant_action, on_notification, on_routed
-from tawasul_review.entrypoints.grpc import ReviewAdminServicer, ReviewServicer
+from tawasul_review.entrypoints.grpc import (
+    ACCESS,
+    ADMIN_ACCESS,
+    ReviewAdminServicer,
+    ReviewServicer,
+)
 from tawasul_review.settings import ReviewSettings
 
 SERVICE_NAMES = [
@@ -58,16 +64,15 @@ def grpc_server(
     rules: handlers.Policy,
     now: Callable[[], datetime] = _utc_now,
 ) -> GrpcServer:
-    review = ReviewServicer(
-        uow=uow, documents=documents, policy=rules, secret=settings.identity_secret, now=now
-    )
-    admin = ReviewAdminServicer(uow=uow, policy=rules, secret=settings.identity_secret)
+    review = ReviewServicer(uow=uow, documents=documents, policy=rules, now=now)
+    admin = ReviewAdminServicer(uow=uow, policy=rules)
 
     def register(server: grpc.aio.Server) -> None:
         review_pb2_grpc.add_ReviewServiceServicer_to_server(review, server)
         review_pb2_grpc.add_ReviewAdminServiceServicer_to_server(admin, server)
 
-    return GrpcServer(settings.grpc_address, SERVICE_NAMES, register)
+    gate = Gate.from_settings(settings, {SERVICE_NAMES[0]: ACCESS, SERVICE_NAMES[1]: ADMIN_ACCESS})
+    return GrpcServer(settings.grpc_address, gate, register)
 
 
 async def build(settings: ReviewSettings) -> Runtime:

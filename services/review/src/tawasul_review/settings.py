@@ -6,6 +6,7 @@ from tawasul_platform.settings import ServiceSettings
 
 
 class ReviewSettings(ServiceSettings):
+    identity_audience: str = "tawasul-review"
     docs_address: str
     docs_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     # A claim lapses when its holder does nothing for this long (Znuny's UnlockTimeout).

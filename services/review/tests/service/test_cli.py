@@ -30,9 +30,10 @@ import tawasul_review
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
+from tawasul_devstack.identity import throwaway
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_review import bootstrap
 from tawasul_review.adapters.repository import ReviewUnitOfWork
@@ -45,7 +46,7 @@ from tawasul_review.settings import ReviewSettings
 from typer.testing import CliRunner, Result
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
-SECRET = "service-test-secret"
+IDENTITY = throwaway()
 ADMIN_ID = "A001"
 # Sunday 4 January 2026, 10:00 in Riyadh.
 START = datetime(2026, 1, 4, 10, 0, tzinfo=RIYADH)
@@ -63,7 +64,7 @@ HOSTILE_FILENAME = "\x1b]8;;https://evil.example/\x07passport\x00.pdf\x1b]8;;\x0
 
 
 def token(subject: str, *departments: str) -> str:
-    return issue_token(SECRET, Principal(subject, Role.REVIEWER, frozenset(departments)))
+    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
 
 
 ADMIN = token(ADMIN_ID)
@@ -193,7 +194,7 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
         grpc_address="127.0.0.1:0",
-        identity_secret=SECRET,
+        identity_issuers=IDENTITY.issuers(),
         docs_address="127.0.0.1:1",
         review_admins=ADMIN_ID,
     )

@@ -26,9 +26,10 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
+from tawasul_devstack.identity import throwaway
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, field_violations
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
 from tawasul_review import bootstrap
@@ -40,7 +41,7 @@ from tawasul_review.domain.model import Contact, WorkItem
 from tawasul_review.settings import ReviewSettings
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
-SECRET = "service-test-secret"
+IDENTITY = throwaway()
 ADMIN_ID = "A001"
 LEASE = timedelta(minutes=30)
 
@@ -54,7 +55,7 @@ START = riyadh(4, 10)
 
 
 def token(subject: str, *departments: str) -> str:
-    return issue_token(SECRET, Principal(subject, Role.REVIEWER, frozenset(departments)))
+    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
 
 
 ADMIN = token(ADMIN_ID)
@@ -62,7 +63,7 @@ ALI = token("E100", "passports")
 SARA = token("E200", "passports", "visas")
 VISAS_ONLY = token("E300", "visas")
 BOSS = token("S001", "passports")
-CITIZEN = issue_token(SECRET, Principal("1000000008", Role.CITIZEN))
+CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
 MISSING_PHOTO = common_pb2.MissingItem(
     kind="document", name="personal_photo", description="A recent photo on a white background"
 )
@@ -260,7 +261,7 @@ async def review(database_url: str) -> AsyncIterator[Review]:
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
         grpc_address="127.0.0.1:0",
-        identity_secret=SECRET,
+        identity_issuers=IDENTITY.issuers(),
         docs_address="127.0.0.1:1",
         claim_lease_seconds=LEASE.total_seconds(),
         review_admins=f" {ADMIN_ID} , ",
@@ -723,12 +724,17 @@ async def test_another_departments_reviewer_finds_nothing(review: Review) -> Non
     assert (listed.request_id, listed.state) == (item, review_pb2.WORK_ITEM_STATE_QUEUED)
 
 
+CITIZEN_FOR_REVIEW = IDENTITY.token("1000000008", Role.CITIZEN, overrides={"aud": "tawasul-review"})
+
+
 async def test_calls_without_a_reviewer_token_are_refused(review: Review) -> None:
     await review.enqueue()
     for metadata, code in (
         ((), grpc.StatusCode.UNAUTHENTICATED),
         (bearer("x.y"), grpc.StatusCode.UNAUTHENTICATED),
-        (bearer(CITIZEN), grpc.StatusCode.PERMISSION_DENIED),
+        # Not meant for review, and a citizen's even if it were.
+        (bearer(CITIZEN), grpc.StatusCode.UNAUTHENTICATED),
+        (bearer(CITIZEN_FOR_REVIEW), grpc.StatusCode.PERMISSION_DENIED),
     ):
         error = await refused(
             review.stub.ListQueue(

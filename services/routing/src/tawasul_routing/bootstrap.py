@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
+from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -21,7 +22,7 @@ from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
 from tawasul_routing.entrypoints.events import on_status_changed, on_submitted
-from tawasul_routing.entrypoints.grpc import RoutingServicer
+from tawasul_routing.entrypoints.grpc import ACCESS, RoutingServicer
 from tawasul_routing.settings import RoutingSettings
 
 SERVICE_NAME = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
@@ -33,13 +34,13 @@ def servicer(
     uow: Callable[[], UnitOfWork],
     rules: RoutingRules | None = None,
 ) -> RoutingServicer:
-    return RoutingServicer(uow=uow, rules=rules or load_rules(), secret=settings.identity_secret)
+    return RoutingServicer(uow=uow, rules=rules or load_rules())
 
 
 def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServer:
     return GrpcServer(
         settings.grpc_address,
-        [SERVICE_NAME],
+        Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(service, s),
     )
 

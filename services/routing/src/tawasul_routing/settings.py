@@ -4,4 +4,4 @@ from tawasul_platform.settings import ServiceSettings
 
 
 class RoutingSettings(ServiceSettings):
-    pass
+    identity_audience: str = "tawasul-routing"

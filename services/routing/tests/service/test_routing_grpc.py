@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
+from tawasul_devstack.identity import throwaway
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
-from tawasul_platform.identity import Principal, Role, issue_token
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.topics import REQUEST_ROUTED
 from tawasul_routing import bootstrap
@@ -41,9 +42,9 @@ from tawasul_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
 
-SECRET = "service-test-secret"
-REVIEWER = issue_token(SECRET, Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
-CITIZEN = issue_token(SECRET, Principal("1000000008", Role.CITIZEN))
+IDENTITY = throwaway()
+REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
+CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
 SUBMITTED_AT = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
 
@@ -114,7 +115,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
         grpc_address="127.0.0.1:0",
-        identity_secret=SECRET,
+        identity_issuers=IDENTITY.issuers(),
     )
 
     def uow() -> RoutingUnitOfWork:
@@ -240,8 +241,14 @@ async def test_explain_route_refuses_a_bad_request_field_by_field(routing: Routi
 
 
 async def test_only_employees_may_ask(routing: Routing) -> None:
+    # An end user's token is not meant for routing at all.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await routing.explain(CITIZEN, sub_service_code="reports.general-inquiry")
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # Nor would it be enough if its provider named routing among its audiences.
+    addressed = IDENTITY.token("1000000008", Role.CITIZEN, overrides={"aud": ["tawasul-routing"]})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await routing.explain(addressed, sub_service_code="reports.general-inquiry")
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await routing.stub.ExplainRoute(

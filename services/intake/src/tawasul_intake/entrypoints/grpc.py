@@ -13,10 +13,11 @@ from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_calendar import RIYADH, Locale, WorkingCalendar, format_date
 from tawasul_calendar.rules import to_hijri
+from tawasul_platform.authz import BENEFICIARIES, PUBLIC, Rule, bearer_token
 from tawasul_platform.catalog import Catalog, SubService, Text
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import bearer_token, caller
+from tawasul_platform.grpc import caller
 
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.app import handlers
@@ -31,6 +32,21 @@ from tawasul_intake.domain.model import (
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# The catalog and tracking by number, ID and a texted code need no sign-in; the rest is the
+# applicant's own business (whose request it is, the handlers check).
+ACCESS: dict[str, Rule] = {
+    "GetCatalog": PUBLIC,
+    "StartTracking": PUBLIC,
+    "TrackRequest": PUBLIC,
+    "SubmitRequest": BENEFICIARIES,
+    "GetRequest": BENEFICIARIES,
+    "ListMyRequests": BENEFICIARIES,
+    "FollowUp": BENEFICIARIES,
+    "CancelRequest": BENEFICIARIES,
+    "RespondToInfoRequest": BENEFICIARIES,
+    "AppealRejection": BENEFICIARIES,
+}
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 
@@ -66,7 +82,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         catalog: Catalog,
         calendar: WorkingCalendar,
         tracking: handlers.TrackingPolicy,
-        secret: str,
         now: Callable[[], datetime],
         new_number: Callable[[], str],
     ) -> None:
@@ -77,7 +92,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self._catalog = catalog
         self._calendar = calendar
         self._tracking = tracking
-        self._secret = secret
         self._now = now
         self._new_number = new_number
 
@@ -153,7 +167,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         now = self._now()
         contact = request.contact if request.HasField("contact") else common_pb2.Contact()
         submission = validate_submission(
-            caller=caller(context, self._secret),
+            caller=caller(),
             catalog=self._catalog,
             today=now.astimezone(RIYADH).date(),
             idempotency_key=request.idempotency_key,
@@ -184,14 +198,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.GetRequestRequest, context: Context
     ) -> intake_pb2.GetRequestResponse:
         found = await handlers.get_request(
-            uow=self._uow(), caller=caller(context, self._secret), number=request.request_number
+            uow=self._uow(), caller=caller(), number=request.request_number
         )
         return intake_pb2.GetRequestResponse(request=self.to_wire(found))
 
     async def ListMyRequests(
         self, request: intake_pb2.ListMyRequestsRequest, context: Context
     ) -> intake_pb2.ListMyRequestsResponse:
-        who = caller(context, self._secret)
+        who = caller()
         if not 0 <= request.page_size <= MAX_PAGE:
             raise InvalidArgument({"page_size": f"from 0 to {MAX_PAGE}"})
         size = request.page_size or DEFAULT_PAGE
@@ -239,7 +253,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def FollowUp(
         self, request: intake_pb2.FollowUpRequest, context: Context
     ) -> intake_pb2.FollowUpResponse:
-        who = caller(context, self._secret)
+        who = caller()
         found = await handlers.follow_up(
             uow=self._uow(),
             caller=who,
@@ -253,7 +267,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def CancelRequest(
         self, request: intake_pb2.CancelRequestRequest, context: Context
     ) -> intake_pb2.CancelRequestResponse:
-        who = caller(context, self._secret)
+        who = caller()
         found = await handlers.cancel_request(
             uow=self._uow(),
             caller=who,
@@ -270,7 +284,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             uow=self._uow(),
             documents=self._documents,
             catalog=self._catalog,
-            caller=caller(context, self._secret),
+            caller=caller(),
             token=bearer_token(context),
             number=request.request_number,
             message=request.message,
@@ -285,7 +299,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.AppealRejectionResponse:
         appealed = await handlers.appeal_rejection(
             uow=self._uow(),
-            caller=caller(context, self._secret),
+            caller=caller(),
             calendar=self._calendar,
             number=request.request_number,
             reason=_message(request.reason, "reason"),

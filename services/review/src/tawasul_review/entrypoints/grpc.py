@@ -13,9 +13,10 @@ from typing import Any
 import grpc
 from tawasul.common.v1 import common_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_platform.authz import STAFF, Rule, bearer_token
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import bearer_token, caller
+from tawasul_platform.grpc import caller
 
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
@@ -32,6 +33,33 @@ from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import Reviewer
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# Employees only; which queues, cases and reviewers each may touch (their departments, a
+# supervisor's or an administrator's powers) the handlers decide from review's directory.
+ACCESS: dict[str, Rule] = {
+    "ListQueue": STAFF,
+    "ClaimNext": STAFF,
+    "ClaimRequest": STAFF,
+    "GetWorkItem": STAFF,
+    "GetCase": STAFF,
+    "DecideRequest": STAFF,
+    "AddNote": STAFF,
+    "MessageApplicant": STAFF,
+    "RequestInformation": STAFF,
+    "TransferRequest": STAFF,
+    "ReleaseRequest": STAFF,
+    "ListReasons": STAFF,
+    "GetBacklog": STAFF,
+    "Reassign": STAFF,
+    "ListQualityChecks": STAFF,
+    "CompleteQualityCheck": STAFF,
+}
+ADMIN_ACCESS: dict[str, Rule] = {
+    "PutReviewer": STAFF,
+    "ListReviewers": STAFF,
+    "SetAvailability": STAFF,
+    "PutQueueSettings": STAFF,
+}
 
 _STATE = {
     State.QUEUED: review_pb2.WORK_ITEM_STATE_QUEUED,
@@ -107,13 +135,11 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         uow: Callable[[], UnitOfWork],
         documents: Documents,
         policy: handlers.Policy,
-        secret: str,
         now: Callable[[], datetime],
     ) -> None:
         self._uow = uow
         self._documents = documents
         self._policy = policy
-        self._secret = secret
         self._now = now
 
     def to_wire(self, item: WorkItem) -> review_pb2.WorkItem:
@@ -162,7 +188,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
                 raise InvalidArgument({"state": "not a work item state"})
         items, following = await handlers.list_queue(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             department=_code("department_code", request.department_code, 50),
             limit=request.page_size,
             after=_position(request.page_token) if request.page_token else None,
@@ -182,7 +208,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ClaimNextResponse:
         item = await handlers.claim_next(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             department=_code("department_code", request.department_code, 50),
             policy=self._policy,
             now=self._now(),
@@ -194,7 +220,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ClaimRequestResponse:
         item = await handlers.claim(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             now=self._now(),
             policy=self._policy,
@@ -207,7 +233,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         item, attachments = await handlers.open_item(
             uow=self._uow(),
             documents=self._documents,
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             token=bearer_token(context),
             request_id=_request_id(request.request_id),
         )
@@ -221,7 +247,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         item, attachments, history = await handlers.open_case(
             uow=self._uow(),
             documents=self._documents,
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             token=bearer_token(context),
             request_id=_request_id(request.request_id),
         )
@@ -239,7 +265,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             raise InvalidArgument({"decision": "DECISION_ACCEPT or DECISION_REJECT"})
         item = await handlers.decide(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             decision=decision,
             message=request.message,
@@ -254,7 +280,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.AddNoteResponse:
         item = await handlers.add_note(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             text=request.text,
             policy=self._policy,
@@ -267,7 +293,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.MessageApplicantResponse:
         item = await handlers.message_applicant(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             text=request.text,
             policy=self._policy,
@@ -280,7 +306,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.RequestInformationResponse:
         item = await handlers.request_information(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             missing=missing_items([(m.kind, m.name, m.description) for m in request.missing]),
             message=request.message,
@@ -295,7 +321,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.TransferRequestResponse:
         item = await handlers.transfer(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             department=_code("department_code", request.department_code, 50),
             reason=request.reason,
@@ -309,7 +335,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ReleaseRequestResponse:
         item = await handlers.release(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             policy=self._policy,
             now=self._now(),
@@ -319,7 +345,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def ListReasons(
         self, request: review_pb2.ListReasonsRequest, context: Context
     ) -> review_pb2.ListReasonsResponse:
-        caller(context, self._secret)
         return review_pb2.ListReasonsResponse(
             reasons=[
                 review_pb2.Reason(
@@ -336,7 +361,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.GetBacklogResponse:
         rows: list[Any] = await handlers.backlog(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             department=_code("department_code", request.department_code, 50),
             policy=self._policy,
             now=self._now(),
@@ -360,7 +385,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ReassignResponse:
         item = await handlers.reassign(
             uow=self._uow(),
-            supervisor=caller(context, self._secret),
+            supervisor=caller(),
             request_id=_request_id(request.request_id),
             reviewer_id=_code("reviewer_id", request.reviewer_id, 50),
             policy=self._policy,
@@ -373,7 +398,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ListQualityChecksResponse:
         checks = await handlers.quality_checks(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             department=_code("department_code", request.department_code, 50),
             include_done=request.include_done,
         )
@@ -384,7 +409,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.CompleteQualityCheckResponse:
         check = await handlers.complete_quality_check(
             uow=self._uow(),
-            reviewer=caller(context, self._secret),
+            reviewer=caller(),
             request_id=_request_id(request.request_id),
             verdict=request.verdict[:20],
             note=request.note,
@@ -393,17 +418,14 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
 
 
 class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
-    def __init__(
-        self, *, uow: Callable[[], UnitOfWork], policy: handlers.Policy, secret: str
-    ) -> None:
+    def __init__(self, *, uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> None:
         self._uow = uow
         self._policy = policy
-        self._secret = secret
 
     async def PutReviewer(
         self, request: review_pb2.PutReviewerRequest, context: Context
     ) -> review_pb2.PutReviewerResponse:
-        who = caller(context, self._secret)
+        who = caller()
         r = request.reviewer
         reviewer = Reviewer.create(
             reviewer_id=r.reviewer_id,
@@ -424,7 +446,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
     ) -> review_pb2.ListReviewersResponse:
         found = await handlers.list_reviewers(
             uow=self._uow(),
-            caller=caller(context, self._secret),
+            caller=caller(),
             department=_code("department_code", request.department_code, 50),
             policy=self._policy,
         )
@@ -435,7 +457,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
     ) -> review_pb2.SetAvailabilityResponse:
         updated = await handlers.set_availability(
             uow=self._uow(),
-            caller=caller(context, self._secret),
+            caller=caller(),
             reviewer_id=_code("reviewer_id", request.reviewer_id, 50),
             available=request.available,
             policy=self._policy,
@@ -450,7 +472,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
             raise InvalidArgument({"settings.mode": "pull, round-robin or least-loaded"})
         queue, stored = await handlers.put_queue_settings(
             uow=self._uow(),
-            caller=caller(context, self._secret),
+            caller=caller(),
             queue=_code("settings.queue", request.settings.queue),
             mode=mode,
             policy=self._policy,

@@ -8,10 +8,9 @@ from typing import Any
 
 import grpc
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
-from tawasul_platform.errors import InvalidArgument, PermissionDenied
+from tawasul_platform.authz import STAFF, Rule
+from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import caller
-from tawasul_platform.identity import Role
 
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
@@ -19,21 +18,18 @@ from tawasul_routing.domain.rules import Attributes, RoutingRules
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+# Routing decisions are for the office's staff.
+ACCESS: dict[str, Rule] = {"GetDecision": STAFF, "ExplainRoute": STAFF}
+
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], rules: RoutingRules, secret: str) -> None:
+    def __init__(self, *, uow: Callable[[], UnitOfWork], rules: RoutingRules) -> None:
         self._uow = uow
         self._rules = rules
-        self._secret = secret
-
-    def _employee_only(self, context: Context) -> None:
-        if caller(context, self._secret).role is not Role.REVIEWER:
-            raise PermissionDenied("routing decisions are for employees")
 
     async def GetDecision(
         self, request: routing_pb2.GetDecisionRequest, context: Context
     ) -> routing_pb2.GetDecisionResponse:
-        self._employee_only(context)
         try:
             request_id = uuid.UUID(request.request_id)
         except ValueError as exc:
@@ -54,7 +50,6 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def ExplainRoute(
         self, request: routing_pb2.ExplainRouteRequest, context: Context
     ) -> routing_pb2.ExplainRouteResponse:
-        self._employee_only(context)
         route = handlers.explain_route(
             rules=self._rules,
             request=Attributes(
