@@ -124,6 +124,10 @@ class Clients:
             await channel.close()
         await self.http.aclose()
 
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """The channel to a service, for stubs the attributes above do not cover."""
+        return self._channels[service]
+
     def token(self, subject: str, role: Role, departments: frozenset[str] = frozenset()) -> str:
         """What the identity provider (Nafath/Absher, or the employee directory) would issue."""
         return self.config.identity.token(subject, role, departments)
