@@ -8,6 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 from tawasul_platform.grpc import GrpcServer, field_violations
+from tawasul_platform.tls import open_channel
 
 CHECK = "/grpc.health.v1.Health/Check"
 
@@ -17,7 +18,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
     server = GrpcServer("127.0.0.1:0", [], lambda _: None)
     await server.start()
     await server.serving(True)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
         yield channel
     await server.stop(1)
 

@@ -57,6 +57,7 @@ def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer
         settings.grpc_address,
         [SERVICE_NAME],
         lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(service, s),
+        tls=settings.tls,
     )
 
 

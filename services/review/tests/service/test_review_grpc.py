@@ -30,6 +30,7 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role, issue_token
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
 from tawasul_review import bootstrap
 from tawasul_review.adapters import tables
@@ -272,7 +273,7 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     )
     await server.start()
     await server.serving(True)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
     reader = make_engine(database_url, pool_size=2)
     yield Review(channel, reader, sessions, rules, clock, docs)
     await channel.close()

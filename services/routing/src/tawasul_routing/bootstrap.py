@@ -41,6 +41,7 @@ def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServ
         settings.grpc_address,
         [SERVICE_NAME],
         lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(service, s),
+        tls=settings.tls,
     )
 
 
