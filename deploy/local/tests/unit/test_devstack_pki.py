@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tawasul_devstack.pki import Authority, Pki
+from tawasul_devstack.stack import SERVICES, StackConfig
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -63,3 +64,15 @@ def test_a_certificate_of_another_ca_or_expiring_is_issued_again(tmp_path: Path)
 
 def _expiry(pem: bytes) -> datetime:
     return x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+
+def test_each_service_is_given_its_own_certificate_and_the_stack_ca(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, tmp_path)
+    config.ensure_pki()
+    for service in SERVICES:
+        env = config.service_env(service)
+        cert = _cert(Path(env["TAWASUL_TLS_CERT_FILE"]))
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == service
+        assert env["TAWASUL_TLS_KEY_FILE"] == str(config.tls_key_file(service))
+        assert env["TAWASUL_TLS_CA_FILE"] == str(config.tls_ca_file)
+        cert.verify_directly_issued_by(_cert(config.tls_ca_file))
