@@ -14,6 +14,7 @@ import pytest
 from tawasul.common.v1 import common_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.routing.v1 import routing_pb2
+from tawasul_devstack import pki
 from tawasul_devstack.journey import (
     PASSPORT_PHOTO_FIELDS,
     Clients,
@@ -40,6 +41,7 @@ def review_cli(stack: Stack, token: str, *args: str) -> str:
             **os.environ,
             "TAWASUL_REVIEW_ADDRESS": stack.config.grpc_address("review"),
             "TAWASUL_REVIEWER_TOKEN": token,
+            **stack.config.tls_env(pki.REVIEW_CLI),
         },
         capture_output=True,
         text=True,

@@ -15,6 +15,7 @@ from tawasul.notify.v1 import notify_pb2
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
+from tawasul_devstack import pki
 from tawasul_devstack.journey import (
     PASSPORT_PHOTO_FIELDS,
     Clients,
@@ -40,6 +41,7 @@ def _review_cli(config: StackConfig, token: str, *args: str) -> str:
         **os.environ,
         "TAWASUL_REVIEW_ADDRESS": config.grpc_address("review"),
         "TAWASUL_REVIEWER_TOKEN": token,
+        **config.tls_env(pki.REVIEW_CLI),
     }
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
     print(f"    $ tawasul-review-cli {' '.join(args)}")

@@ -20,8 +20,9 @@ from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul.routing.v1 import routing_pb2_grpc
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
+from tawasul_platform.tls import open_channel
 
-from tawasul_devstack import smtp_server
+from tawasul_devstack import pki, smtp_server
 from tawasul_devstack.stack import StackConfig
 
 T = TypeVar("T")
@@ -93,12 +94,17 @@ async def eventually(
 
 class Clients:
     """gRPC stubs for every service of one stack, plus tokens, the SMS gateway's log and
-    faults, and the e-mail the stack's SMTP server took in."""
+    faults, and the e-mail the stack's SMTP server took in.
 
-    def __init__(self, config: StackConfig) -> None:
+    Its channels are mutual TLS with the certificate of `peer` (CN): pki.CLIENT by default; a
+    test of a service-only RPC may call as a service instead (e.g. peer="intake").
+    """
+
+    def __init__(self, config: StackConfig, *, peer: str = pki.CLIENT) -> None:
         self.config = config
+        tls = config.tls(peer)
         self._channels = {
-            name: grpc.aio.insecure_channel(config.grpc_address(name))
+            name: open_channel(config.grpc_address(name), tls)
             for name in ("docs", "intake", "routing", "review", "notify")
         }
         self.docs = docs_pb2_grpc.DocsServiceStub(self._channels["docs"])

@@ -27,9 +27,11 @@ from typing import Any
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig, open_sync_channel
 
 from tawasul_devstack import clamav, install, kafka, smtp_server
 from tawasul_devstack.identity import DevIdentity
+from tawasul_devstack.pki import CLIENT, CLIENTS, Pki
 from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
 
 with warnings.catch_warnings():
@@ -195,6 +197,44 @@ class StackConfig:
         """The stand-in identity providers, their keys kept in the state dir."""
         return DevIdentity(self.state_dir / "identity")
 
+    @property
+    def pki(self) -> Pki:
+        """The stack's CA and the certificates it issued (made at `up`)."""
+        return Pki(self.state_dir / "pki")
+
+    @property
+    def tls_ca_file(self) -> Path:
+        return self.pki.ca_file
+
+    def tls_cert_file(self, name: str = CLIENT) -> Path:
+        """The certificate of a service (CN = its name) or of a client: pki.CLIENT (demo,
+        tests, bench) or pki.REVIEW_CLI."""
+        return self.pki.cert_file(name)
+
+    def tls_key_file(self, name: str = CLIENT) -> Path:
+        return self.pki.key_file(name)
+
+    def tls(self, name: str = CLIENT) -> TlsConfig:
+        """What `name` connects with: its certificate and key, and the stack's CA.
+
+        Made here when missing (a client set up before any `up`): `up` then keeps that CA.
+        """
+        self.ensure_pki()
+        return self.pki.tls(name)
+
+    def ensure_pki(self) -> None:
+        """The stack's CA, and a current certificate for every service and client."""
+        self.pki.ensure(servers=SERVICES, clients=CLIENTS)
+
+    def tls_env(self, name: str) -> dict[str, str]:
+        """TAWASUL_TLS_* for a process (a service, the review CLI) that holds `name`'s
+        certificate."""
+        return {
+            ENV_CERT: str(self.tls_cert_file(name)),
+            ENV_KEY: str(self.tls_key_file(name)),
+            ENV_CA: str(self.tls_ca_file),
+        }
+
     def grpc_port(self, service: str) -> int:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
@@ -239,6 +279,8 @@ class StackConfig:
             "TAWASUL_RESCAN_SECONDS": "1",
             "TAWASUL_RECEIPTS_SECONDS": "1",
             "TAWASUL_SWEEP_SECONDS": "1",
+            # Mutual TLS on its server and on its channels to docs and notify.
+            **self.tls_env(service),
         }
 
 
@@ -268,8 +310,8 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
+def _serving(address: str, tls: TlsConfig) -> bool:
+    with open_sync_channel(address, tls) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1.0
@@ -316,6 +358,8 @@ class Stack:
                 self._start_clamd()
             with step("postgres"):
                 self._start_postgres()
+            with step("certificates (the stack's CA is made once)"):
+                self.config.ensure_pki()
             with step("databases"):
                 self._create_databases()
             with step("minio ready"):
@@ -672,6 +716,8 @@ class Stack:
 
     def _start_services(self, names: Iterable[str]) -> None:
         pending = list(names)
+        # Also makes the certificates of a service started on its own, before any `up`.
+        probe = self.config.tls()
         for name in pending:
             self._ensure_running(
                 name,
@@ -683,7 +729,7 @@ class Stack:
         while pending:
             for name in list(pending):
                 proc = self._proc(name)
-                if _serving(self.config.grpc_address(name)):
+                if _serving(self.config.grpc_address(name), probe):
                     pending.remove(name)
                     _log.info("  %s serving on %s", name, self.config.grpc_address(name))
                 elif proc.pid() is None:

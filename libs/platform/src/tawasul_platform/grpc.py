@@ -18,6 +18,7 @@ from tawasul_platform import errors
 from tawasul_platform.authz import AUTHORIZATION, Gate
 from tawasul_platform.faults import is_transient
 from tawasul_platform.identity import Principal
+from tawasul_platform.tls import TlsConfig, server_credentials
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,10 @@ Registration = Callable[[grpc.aio.Server], None]
 
 
 class GrpcServer:
-    """A grpc.aio server with health and reflection; health is SERVING only once started."""
+    """A grpc.aio server with health and reflection; health is SERVING only once started.
+
+    With `tls` it serves mutual TLS only: no plaintext port is opened beside it.
+    """
 
     def __init__(
         self,
@@ -217,6 +221,7 @@ class GrpcServer:
         register: Registration,
         *,
         max_message_bytes: int = 4 * 1024 * 1024,
+        tls: TlsConfig | None = None,
     ) -> None:
         # A message past the limit is refused by gRPC itself (RESOURCE_EXHAUSTED) before the
         # service holds it: a service that takes small messages says so.
@@ -237,7 +242,11 @@ class GrpcServer:
             ),
             self._server,
         )
-        self.port = self._server.add_insecure_port(address)
+        self.port = (
+            self._server.add_insecure_port(address)
+            if tls is None
+            else self._server.add_secure_port(address, server_credentials(tls))
+        )
         if self.port == 0:
             raise RuntimeError(f"cannot bind gRPC address {address}")
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from typing import Self
 
+from pydantic import PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tawasul_calendar import Sector
 
 from tawasul_platform.identity import Issuer
+from tawasul_platform.tls import TlsConfig, tls_config
 
 
 class ServiceSettings(BaseSettings):
@@ -26,6 +29,11 @@ class ServiceSettings(BaseSettings):
     identity_audience: str
     # Longer-lived tokens are refused even when signed: a stolen one stays useful for less.
     identity_max_token_seconds: int = 12 * 3600
+    # Mutual TLS on this service's server and on its channels to other services: all three
+    # or none (plaintext); see tawasul_platform.tls.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
     log_level: str = "INFO"
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
     shutdown_grace_seconds: float = 10.0
@@ -42,3 +50,18 @@ class ServiceSettings(BaseSettings):
     office_opens: time = time(7, 30)
     office_closes: time = time(14, 30)
     calendar_config_path: Path | None = None
+
+    _tls: TlsConfig | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _load_tls(self) -> Self:
+        # Read at start: a half-set or unreadable TLS config stops the process before it serves.
+        self._tls = tls_config(
+            cert_file=self.tls_cert_file, key_file=self.tls_key_file, ca_file=self.tls_ca_file
+        )
+        return self
+
+    @property
+    def tls(self) -> TlsConfig | None:
+        """Mutual TLS for the server and every channel; None for plaintext."""
+        return self._tls

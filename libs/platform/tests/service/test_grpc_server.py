@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2
 from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer, field_violations
 from tawasul_platform.identity import TokenVerifier
+from tawasul_platform.tls import open_channel
 
 CHECK = "/grpc.health.v1.Health/Check"
 
@@ -20,7 +21,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
     server = GrpcServer("127.0.0.1:0", Gate(nobody, {}), lambda _: None)
     await server.start()
     await server.serving(True)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
         yield channel
     await server.stop(1)
 

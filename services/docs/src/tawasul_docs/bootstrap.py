@@ -60,6 +60,7 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
         lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(service, s),
         # A 64 KiB chunk and its framing; a bigger message never reaches the handler.
         max_message_bytes=MAX_CHUNK + 16 * 1024,
+        tls=settings.tls,
     )
 
 

@@ -44,6 +44,7 @@ from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.grpc import GrpcServer, bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import DOCUMENT_EVENTS
 
 MIGRATIONS = Path(tawasul_docs.__file__).resolve().parent / "migrations"
@@ -340,7 +341,7 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
         server: GrpcServer = bootstrap.grpc_server(settings, service)
         await server.start()
         await server.serving(True)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        channel = open_channel(f"127.0.0.1:{server.port}", None)
         try:
             yield Docs(channel, engine, store, scanner, uow, service)
         finally:

@@ -11,13 +11,13 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED
 from tawasul_platform.workdays import load_working_calendar
 
@@ -71,6 +71,7 @@ def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer
         settings.grpc_address,
         Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(service, s),
+        tls=settings.tls,
     )
 
 
@@ -81,8 +82,8 @@ async def build(settings: IntakeSettings) -> Runtime:
         return IntakeUnitOfWork(plumbing.sessions)
 
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow))
-    docs_channel = grpc.aio.insecure_channel(settings.docs_address)
-    notify_channel = grpc.aio.insecure_channel(settings.notify_address)
+    docs_channel = open_channel(settings.docs_address, settings.tls)
+    notify_channel = open_channel(settings.notify_address, settings.tls)
     service = servicer(
         settings,
         uow=uow,

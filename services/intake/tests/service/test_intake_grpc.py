@@ -34,6 +34,7 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, existing_resource, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_SUBMITTED
 
 MIGRATIONS = Path(tawasul_intake.__file__).resolve().parent / "migrations"
@@ -163,7 +164,7 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
     server = bootstrap.grpc_server(settings, service)
     await server.start()
     await server.serving(True)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
     client = Intake(channel, database_url, sender, clock, uploads)
     yield client
     await channel.close()

@@ -58,6 +58,7 @@ def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer
         settings.grpc_address,
         Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(service, s),
+        tls=settings.tls,
     )
 
 

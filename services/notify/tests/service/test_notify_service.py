@@ -41,6 +41,7 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import NOTIFICATION_EVENTS
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
@@ -143,7 +144,7 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
     )
     await server.start()
     await server.serving(True)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
     try:
         yield Notify(
             channel=channel,

@@ -17,6 +17,7 @@ from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, NOTIFICATION_EVENTS, REQUEST_ROUTED
 from tawasul_platform.workdays import load_working_calendar
 
@@ -72,7 +73,7 @@ def grpc_server(
         review_pb2_grpc.add_ReviewAdminServiceServicer_to_server(admin, server)
 
     gate = Gate.from_settings(settings, {SERVICE_NAMES[0]: ACCESS, SERVICE_NAMES[1]: ADMIN_ACCESS})
-    return GrpcServer(settings.grpc_address, gate, register)
+    return GrpcServer(settings.grpc_address, gate, register, tls=settings.tls)
 
 
 async def build(settings: ReviewSettings) -> Runtime:
@@ -85,7 +86,7 @@ async def build(settings: ReviewSettings) -> Runtime:
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow, rules))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
     plumbing.consumer.subscribe(NOTIFICATION_EVENTS, on_notification(uow))
-    docs_channel = grpc.aio.insecure_channel(settings.docs_address)
+    docs_channel = open_channel(settings.docs_address, settings.tls)
     server = grpc_server(
         settings,
         uow=uow,

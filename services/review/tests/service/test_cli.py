@@ -35,6 +35,7 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
@@ -209,7 +210,7 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     )
     await server.start()
     await server.serving(True)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
     holder.append(Review(server.port, sessions, rules, channel))
     yield holder[0]
     await channel.close()

@@ -31,6 +31,7 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
 from tawasul_review import bootstrap
 from tawasul_review.adapters import tables
@@ -273,7 +274,7 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     )
     await server.start()
     await server.serving(True)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
     reader = make_engine(database_url, pool_size=2)
     yield Review(channel, reader, sessions, rules, clock, docs)
     await channel.close()
@@ -745,7 +746,9 @@ async def test_calls_without_a_reviewer_token_are_refused(review: Review) -> Non
         )
         assert error.code() == code
     error = await refused(
-        review.stub.ClaimNext(review_pb2.ClaimNextRequest(), timeout=5, metadata=bearer(CITIZEN))
+        review.stub.ClaimNext(
+            review_pb2.ClaimNextRequest(), timeout=5, metadata=bearer(CITIZEN_FOR_REVIEW)
+        )
     )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 

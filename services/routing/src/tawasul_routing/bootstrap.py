@@ -42,6 +42,7 @@ def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServ
         settings.grpc_address,
         Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(service, s),
+        tls=settings.tls,
     )
 
 

@@ -32,6 +32,7 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_ROUTED
 from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
@@ -124,7 +125,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
     server = bootstrap.grpc_server(settings, bootstrap.servicer(settings, uow=uow))
     await server.start()
     await server.serving(True)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
     client = Routing(
         channel,
         database_url,

@@ -1,7 +1,10 @@
 """`tawasul-review-cli`: reviewers work their queues from a terminal, over the review gRPC API.
 
 Sign-in is the reviewer's token from the employee identity provider, in TAWASUL_REVIEWER_TOKEN
-or --token; the service's address is TAWASUL_REVIEW_ADDRESS or --address. Every call carries
+or --token; the service's address is TAWASUL_REVIEW_ADDRESS or --address. The review service
+serves mutual TLS: --tls-cert, --tls-key and --tls-ca (or TAWASUL_TLS_CERT_FILE,
+TAWASUL_TLS_KEY_FILE, TAWASUL_TLS_CA_FILE) give the CLI's client certificate, its key and the
+office's CA; with none of them it speaks plaintext (a local test server). Every call carries
 the token and a deadline. A failed call prints its gRPC status and each field violation on
 stderr and exits 1.
 
@@ -34,6 +37,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, open_channel, tls_config
 
 DEFAULT_ADDRESS = "127.0.0.1:19103"
 # A presigned link's file may be large; connecting is held to the usual deadline.
@@ -214,6 +218,9 @@ class Failure(Exception):
 class Session:
     address: str
     token: str
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
 
 class Review:
@@ -248,8 +255,15 @@ def _run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
     if not isinstance(session, Session) or not session.token:
         _fail("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
 
+    try:
+        tls = tls_config(
+            cert_file=session.tls_cert, key_file=session.tls_key, ca_file=session.tls_ca
+        )
+    except ValueError as exc:
+        _fail(f"{exc} (--tls-cert, --tls-key, --tls-ca)")
+
     async def connected() -> _T:
-        async with grpc.aio.insecure_channel(session.address) as channel:
+        async with open_channel(session.address, tls) as channel:
             return await work(Review(channel, session.token, _console()))
 
     try:
@@ -289,9 +303,23 @@ def sign_in(
     address: Annotated[
         str, typer.Option(envvar="TAWASUL_REVIEW_ADDRESS", help="The review service, host:port.")
     ] = DEFAULT_ADDRESS,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(envvar=ENV_CERT, help="Your client certificate (PEM), from the office's CA."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar=ENV_KEY, help="The key of --tls-cert (PEM).")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(envvar=ENV_CA, help="The office's CA (PEM), which signed the service."),
+    ] = None,
 ) -> None:
-    # The token is checked when a command calls the service, so `COMMAND --help` needs none.
-    ctx.obj = Session(address=address, token=token)
+    # The token and TLS files are checked when a command calls the service, so
+    # `COMMAND --help` needs none.
+    ctx.obj = Session(
+        address=address, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca
+    )
 
 
 RequestId = Annotated[str, typer.Argument(help="The request's id (from `queue` or `next`).")]

@@ -1,0 +1,71 @@
+"""TLS settings: all three files or none; anything between stops the service at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.tls import TlsConfig
+
+REQUIRED = {
+    "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u@/d",
+    "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+    "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
+    "TAWASUL_IDENTITY_ISSUERS": "[]",
+    "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
+}
+TLS_ENV = ("TAWASUL_TLS_CERT_FILE", "TAWASUL_TLS_KEY_FILE", "TAWASUL_TLS_CA_FILE")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in TLS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    found = {}
+    for name, content in zip(TLS_ENV, ("CERT", "KEY", "CA"), strict=True):
+        path = tmp_path / f"{content.lower()}.pem"
+        path.write_text(content)
+        found[name] = path
+    return found
+
+
+def test_none_set_is_plaintext(env: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().tls is None
+
+
+def test_all_three_set_loads_them(env: pytest.MonkeyPatch, files: dict[str, Path]) -> None:
+    for name, path in files.items():
+        env.setenv(name, str(path))
+    settings = ServiceSettings()
+    assert settings.tls == TlsConfig(cert=b"CERT", key=b"KEY", ca=b"CA")
+    assert settings.tls_ca_file == files["TAWASUL_TLS_CA_FILE"]
+
+
+@pytest.mark.parametrize("unset", TLS_ENV)
+def test_one_missing_fails_naming_it(
+    env: pytest.MonkeyPatch, files: dict[str, Path], unset: str
+) -> None:
+    for name, path in files.items():
+        if name != unset:
+            env.setenv(name, str(path))
+    with pytest.raises(ValidationError, match=f"TLS is half configured: .* but {unset} not"):
+        ServiceSettings()
+
+
+def test_a_missing_file_fails_at_start(
+    env: pytest.MonkeyPatch, files: dict[str, Path], tmp_path: Path
+) -> None:
+    for name, path in files.items():
+        env.setenv(name, str(path))
+    env.setenv("TAWASUL_TLS_KEY_FILE", str(tmp_path / "nowhere.key"))
+    with pytest.raises(ValidationError, match=r"cannot read a TLS file: .*nowhere\.key"):
+        ServiceSettings()
