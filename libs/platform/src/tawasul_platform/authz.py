@@ -17,6 +17,7 @@ from google.protobuf import descriptor_pool
 from tawasul_platform.errors import PermissionDenied, Unauthenticated
 from tawasul_platform.identity import BENEFICIARY_ROLES, Principal, Role, TokenVerifier
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.tls import peer_name
 
 AUTHORIZATION = "authorization"
 
@@ -56,12 +57,6 @@ def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     if not isinstance(value, str) or not value.startswith("Bearer "):
         raise Unauthenticated("missing bearer token in 'authorization' metadata")
     return value.removeprefix("Bearer ")
-
-
-def peer_service(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The name on the caller's verified client certificate; None over plaintext."""
-    names = list((context.auth_context() or {}).get("x509_common_name") or [])
-    return names[0].decode() if names else None
 
 
 class Gate:
@@ -109,7 +104,7 @@ class Gate:
         rule = self._rules.get(method)
         if rule is None or rule.public:
             return None
-        if rule.services and peer_service(context) in rule.services:
+        if rule.services and peer_name(context) in rule.services:
             return None
         if not rule.roles:
             raise PermissionDenied(f"only {rule.describe()} may call this")
