@@ -57,7 +57,11 @@ def _consumer(settings: ServiceSettings, group: str, producer: AIOKafkaProducer)
 
 
 def build_plumbing(settings: ServiceSettings, *, service: str, outbox: Table) -> Plumbing:
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     producer = make_producer(settings.kafka_bootstrap)
     return Plumbing(
         settings=settings,

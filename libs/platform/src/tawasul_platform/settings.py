@@ -25,7 +25,10 @@ class ServiceSettings(BaseSettings):
     # A consumed event is tried this many times, with backoff, before it is dead-lettered.
     consumer_max_attempts: int = 4
     consumer_backoff_seconds: float = 0.5
+    # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
     db_pool_size: int = 10
+    # How long a statement waits for a free connection before the call is UNAVAILABLE.
+    db_pool_timeout_seconds: float = 2.0
     # Safety net only: the relay wakes on PostgreSQL NOTIFY at each commit.
     outbox_fallback_seconds: float = 5.0
     outbox_batch_size: int = 500
