@@ -51,6 +51,14 @@ PROCESSES = ("kafka", "minio", "sms-gateway", "smtp", "clamd")
 
 _log = logging.getLogger(__name__)
 
+# PostgreSQL's connections, shared by every process of the stack (docs/database-connections.md):
+# each service opens at most 2 × its pool size (pool and overflow), the relay's LISTEN included;
+# the rest is for migrations, psql, and the tests' and bench's own engines.
+PG_MAX_CONNECTIONS = 100
+PG_SUPERUSER_RESERVED = 3  # the server's default superuser_reserved_connections
+SERVICE_DB_POOL_SIZE = 6
+TOOLS_CONNECTIONS = 20
+
 KAFKA_READY_TIMEOUT = 120.0
 MINIO_READY_TIMEOUT = 30.0
 SMS_READY_TIMEOUT = 15.0
@@ -208,6 +216,7 @@ class StackConfig:
             "TAWASUL_DATABASE_URL": self.database_url(service),
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service),
+            "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
             "TAWASUL_IDENTITY_SECRET": self.identity_secret,
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
             "TAWASUL_S3_ACCESS_KEY": self.minio_access_key,
@@ -577,6 +586,11 @@ class Stack:
         # get_server keeps one handle per data dir in this process and does not look again
         # whether its server still runs (a test may have stopped it): make sure it does.
         server.ensure_postgres_running()
+        # The services' pools are sized against this number: pin it, not initdb's guess.
+        if int(self._psql("SHOW max_connections")) != PG_MAX_CONNECTIONS:
+            self._psql(f"ALTER SYSTEM SET max_connections = {PG_MAX_CONNECTIONS}")
+            self._stop_postgres(immediate=False)
+            server.ensure_postgres_running()
 
     def _postgres_pid(self) -> int | None:
         try:
