@@ -349,8 +349,9 @@ class Stack:
                     _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
         _log.info("stack down in %.1f s", time.monotonic() - started)
 
-    def start_service(self, name: str) -> None:
-        """Start one service and wait until it serves. Also takes postgres, kafka, minio,
+    def start_service(self, name: str, *, wait: bool = True) -> None:
+        """Start one service and wait until it serves (unless `wait` is False: a test of a
+        service starting while a dependency is down). Also takes postgres, kafka, minio,
         sms-gateway, smtp and clamd, for tests that restart the infrastructure under the
         services."""
         infra: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
@@ -366,7 +367,7 @@ class Stack:
             start()
             ready()
         else:
-            self._start_services([name])
+            self._start_services([name], wait=wait)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
         """Signal one process (a service or any name start_service takes) and wait for its end."""
@@ -678,7 +679,7 @@ class Stack:
         if failures:
             raise StackError("migrations failed:\n" + "\n".join(failures))
 
-    def _start_services(self, names: Iterable[str]) -> None:
+    def _start_services(self, names: Iterable[str], *, wait: bool = True) -> None:
         pending = list(names)
         for name in pending:
             self._ensure_running(
@@ -687,6 +688,8 @@ class Stack:
                 self.config.service_env(name),
                 [self.config.grpc_port(name)],
             )
+        if not wait:
+            return
         deadline = time.monotonic() + SERVICE_READY_TIMEOUT
         while pending:
             for name in list(pending):

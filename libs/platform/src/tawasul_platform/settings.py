@@ -22,6 +22,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
     shutdown_grace_seconds: float = 10.0
+    # From SIGTERM to exit at most: past it the process exits with whatever still hangs.
+    # Below the orchestrator's kill timeout (Kubernetes: terminationGracePeriodSeconds, 30).
+    shutdown_budget_seconds: float = 25.0
     # A consumed event is tried this many times, with backoff, before it is dead-lettered.
     consumer_max_attempts: int = 4
     consumer_backoff_seconds: float = 0.5
