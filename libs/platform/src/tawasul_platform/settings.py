@@ -20,6 +20,11 @@ class ServiceSettings(BaseSettings):
     grpc_address: str
     identity_secret: str
     log_level: str = "INFO"
+    # gRPC calls one process serves at once; more are answered RESOURCE_EXHAUSTED at once
+    # rather than queued past their deadlines.
+    grpc_max_concurrent_rpcs: int = 200
+    # A handler still running after this is cancelled and answered DEADLINE_EXCEEDED.
+    grpc_handler_seconds: float = 30.0
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
     shutdown_grace_seconds: float = 10.0
     # From SIGTERM to exit at most: past it the process exits with whatever still hangs.

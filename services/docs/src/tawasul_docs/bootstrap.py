@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from minio import Minio
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -60,6 +60,11 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
         lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(service, s),
         # A 64 KiB chunk and its framing; a bigger message never reaches the handler.
         max_message_bytes=MAX_CHUNK + 16 * 1024,
+        # An upload has its own, longer limit (upload_seconds) and its own answer past it.
+        limits=ServerLimits(
+            settings.grpc_max_concurrent_rpcs,
+            max(settings.grpc_handler_seconds, settings.upload_seconds + 10),
+        ),
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED
@@ -71,6 +71,7 @@ def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer
         settings.grpc_address,
         [SERVICE_NAME],
         lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(service, s),
+        limits=ServerLimits.of(settings),
     )
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -57,6 +57,7 @@ def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer
         settings.grpc_address,
         [SERVICE_NAME],
         lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(service, s),
+        limits=ServerLimits.of(settings),
     )
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -67,7 +67,9 @@ def grpc_server(
         review_pb2_grpc.add_ReviewServiceServicer_to_server(review, server)
         review_pb2_grpc.add_ReviewAdminServiceServicer_to_server(admin, server)
 
-    return GrpcServer(settings.grpc_address, SERVICE_NAMES, register)
+    return GrpcServer(
+        settings.grpc_address, SERVICE_NAMES, register, limits=ServerLimits.of(settings)
+    )
 
 
 async def build(settings: ReviewSettings) -> Runtime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
@@ -41,6 +41,7 @@ def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServ
         settings.grpc_address,
         [SERVICE_NAME],
         lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(service, s),
+        limits=ServerLimits.of(settings),
     )
 
 
