@@ -40,6 +40,10 @@ class ServiceSettings(BaseSettings):
     # Safety net only: the relay wakes on PostgreSQL NOTIFY at each commit.
     outbox_fallback_seconds: float = 5.0
     outbox_batch_size: int = 500
+    # Published outbox rows are kept this long, for inspection, then pruned; inbox entries are
+    # kept as long as the topics keep events (docs/retention.md).
+    outbox_keep_hours: float = 72.0
+    prune_seconds: float = 3600.0
     # The Saudi working-day calendar: whose Eid breaks apply, office hours for hour-based SLAs,
     # and a newer closures file than the shipped one (see tawasul_platform.workdays).
     calendar_sector: Sector = Sector.PUBLIC

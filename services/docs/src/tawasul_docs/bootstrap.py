@@ -89,7 +89,7 @@ def object_store(settings: DocsSettings) -> MinioObjectStore:
 
 
 async def build(settings: DocsSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> DocsUnitOfWork:
         return DocsUnitOfWork(plumbing.sessions)

@@ -76,7 +76,7 @@ def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer
 
 
 async def build(settings: IntakeSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> IntakeUnitOfWork:
         return IntakeUnitOfWork(plumbing.sessions)

@@ -106,7 +106,7 @@ def smtp(settings: NotifySettings) -> SmtpSender:
 
 
 async def build(settings: NotifySettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> NotifyUnitOfWork:
         return NotifyUnitOfWork(plumbing.sessions)

@@ -73,7 +73,7 @@ def grpc_server(
 
 
 async def build(settings: ReviewSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
     rules = policy(settings)
 
     def uow() -> ReviewUnitOfWork:

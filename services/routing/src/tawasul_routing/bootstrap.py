@@ -46,7 +46,7 @@ def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServ
 
 
 async def build(settings: RoutingSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
     rules = load_rules()
 
     def uow() -> RoutingUnitOfWork:
