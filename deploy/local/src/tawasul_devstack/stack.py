@@ -55,6 +55,14 @@ PROCESSES = ("kafka", "minio", "sms-gateway", "smtp", "clamd")
 
 _log = logging.getLogger(__name__)
 
+# PostgreSQL's connections, shared by every process of the stack (docs/database-connections.md):
+# each service opens at most 2 × its pool size (pool and overflow), the relay's LISTEN included;
+# the rest is for migrations, psql, and the tests' and bench's own engines.
+PG_MAX_CONNECTIONS = 100
+PG_SUPERUSER_RESERVED = 3  # the server's default superuser_reserved_connections
+SERVICE_DB_POOL_SIZE = 6
+TOOLS_CONNECTIONS = 20
+
 KAFKA_READY_TIMEOUT = 120.0
 MINIO_READY_TIMEOUT = 30.0
 SMS_READY_TIMEOUT = 15.0
@@ -254,6 +262,7 @@ class StackConfig:
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service),
             "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
+            "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
             "TAWASUL_S3_ACCESS_KEY": self.minio_access_key,
             "TAWASUL_S3_SECRET_KEY": self.minio_secret_key,
@@ -390,8 +399,9 @@ class Stack:
                     _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
         _log.info("stack down in %.1f s", time.monotonic() - started)
 
-    def start_service(self, name: str) -> None:
-        """Start one service and wait until it serves. Also takes postgres, kafka, minio,
+    def start_service(self, name: str, *, wait: bool = True) -> None:
+        """Start one service and wait until it serves (unless `wait` is False: a test of a
+        service starting while a dependency is down). Also takes postgres, kafka, minio,
         sms-gateway, smtp and clamd, for tests that restart the infrastructure under the
         services."""
         infra: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
@@ -407,7 +417,7 @@ class Stack:
             start()
             ready()
         else:
-            self._start_services([name])
+            self._start_services([name], wait=wait)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
         """Signal one process (a service or any name start_service takes) and wait for its end."""
@@ -627,6 +637,11 @@ class Stack:
         # get_server keeps one handle per data dir in this process and does not look again
         # whether its server still runs (a test may have stopped it): make sure it does.
         server.ensure_postgres_running()
+        # The services' pools are sized against this number: pin it, not initdb's guess.
+        if int(self._psql("SHOW max_connections")) != PG_MAX_CONNECTIONS:
+            self._psql(f"ALTER SYSTEM SET max_connections = {PG_MAX_CONNECTIONS}")
+            self._stop_postgres(immediate=False)
+            server.ensure_postgres_running()
 
     def _postgres_pid(self) -> int | None:
         try:
@@ -714,7 +729,7 @@ class Stack:
         if failures:
             raise StackError("migrations failed:\n" + "\n".join(failures))
 
-    def _start_services(self, names: Iterable[str]) -> None:
+    def _start_services(self, names: Iterable[str], *, wait: bool = True) -> None:
         pending = list(names)
         # Also makes the certificates of a service started on its own, before any `up`.
         probe = self.config.tls()
@@ -725,6 +740,8 @@ class Stack:
                 self.config.service_env(name),
                 [self.config.grpc_port(name)],
             )
+        if not wait:
+            return
         deadline = time.monotonic() + SERVICE_READY_TIMEOUT
         while pending:
             for name in list(pending):

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 from tawasul_devstack.kafka import cluster_id, server_properties
-from tawasul_devstack.stack import SERVICES, StackConfig
+from tawasul_devstack.stack import (
+    PG_MAX_CONNECTIONS,
+    PG_SUPERUSER_RESERVED,
+    SERVICES,
+    TOOLS_CONNECTIONS,
+    StackConfig,
+)
 
 ENV_VARS = (
     "TAWASUL_STACK_DIR",
@@ -155,3 +161,12 @@ def test_cluster_id_has_kafkas_shape() -> None:
 
     assert len(ids) == 200
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_the_services_pools_and_the_tools_fit_in_postgres_max_connections(
+    tmp_path: Path,
+) -> None:
+    config = StackConfig(state_dir=tmp_path, cache_dir=tmp_path)
+    # make_engine allows pool_size plus as many overflow connections.
+    services = sum(2 * int(config.service_env(s)["TAWASUL_DB_POOL_SIZE"]) for s in SERVICES)
+    assert services + TOOLS_CONNECTIONS <= PG_MAX_CONNECTIONS - PG_SUPERUSER_RESERVED

@@ -12,6 +12,7 @@ a redelivery (after a crash between the database commit and the offset commit) i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -68,8 +69,18 @@ class EventConsumer:
             auto_offset_reset="earliest",
         )(on_message)
 
+    @property
+    def group(self) -> str:
+        return self._group
+
     async def start(self) -> None:
-        await self._broker.start()
+        try:
+            await self._broker.start()
+        except Exception:
+            # Kafka went away mid-start: close what did start, so that a retry starts clean.
+            with contextlib.suppress(Exception):
+                await self._broker.stop()
+            raise
 
     async def stop(self) -> None:
         await self._broker.stop()

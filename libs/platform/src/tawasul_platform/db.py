@@ -21,12 +21,20 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 2.0) -> AsyncEngine:
+    """At most 2 × pool_size connections (the pool and as many overflow ones): see
+    docs/database-connections.md for how the services' pools share max_connections.
+
+    A request that finds every connection busy for `pool_timeout` seconds fails with
+    sqlalchemy's TimeoutError, an outage (UNAVAILABLE), rather than queueing past its caller's
+    deadline.
+    """
     # Statement parameters are ID numbers, mobiles and descriptions: errors never quote them.
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         hide_parameters=True,
     )

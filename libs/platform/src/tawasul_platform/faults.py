@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from asyncpg.exceptions import ConnectionDoesNotExistError, PostgresError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tawasul_platform.errors import Unavailable
 
@@ -19,7 +22,25 @@ def is_transient(error: BaseException) -> bool:
             or isinstance(error, OperationalError | InterfaceError)
             or _sqlstate(error).startswith(_OUTAGE_SQLSTATES)
         )
-    return isinstance(error, Unavailable | ConnectionError | TimeoutError | OSError)
+    if isinstance(error, KafkaError):
+        # Kafka marks what a later try may cure (broker unreachable, leader moving); a timeout
+        # waiting for the cluster's metadata is the broker being away too.
+        return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
+    if isinstance(error, PostgresError):
+        # asyncpg's own error, unwrapped: raised on the raw connection (the relay's LISTEN).
+        return _sqlstate(error).startswith(_OUTAGE_SQLSTATES)
+    # A full pool (every connection busy past the pool timeout) and a connection the server
+    # closed are the database's state, not the statement's.
+    return isinstance(
+        error,
+        PoolTimeout
+        | DisconnectionError
+        | ConnectionDoesNotExistError
+        | Unavailable
+        | ConnectionError
+        | TimeoutError
+        | OSError,
+    )
 
 
 # Connection exceptions (08…), a server shutting down or still starting (57P01–57P03), too
@@ -27,9 +48,10 @@ def is_transient(error: BaseException) -> bool:
 _OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
-def _sqlstate(error: DBAPIError) -> str:
+def _sqlstate(error: BaseException) -> str:
     """The SQLSTATE of the driver's error, wherever the adapter left it."""
-    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    for candidate in (orig, getattr(orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None)
         if isinstance(code, str):
             return code

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -20,6 +22,9 @@ from tawasul_platform.faults import is_transient
 from tawasul_platform.identity import Principal
 from tawasul_platform.tls import TlsConfig, server_credentials
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
+
+if TYPE_CHECKING:
+    from tawasul_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,28 @@ async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
+def _bounded(method: str, behaviour: _Handler, seconds: float | None) -> _Handler:
+    """The handler, cancelled once it has run `seconds`: its caller gets DEADLINE_EXCEEDED and
+    the process stops spending on an answer whose caller has likely given up."""
+    if seconds is None:
+        return behaviour
+
+    async def bounded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        limit = asyncio.timeout(seconds)
+        try:
+            async with limit:
+                return await behaviour(request, context)
+        except TimeoutError:
+            if not limit.expired():
+                raise  # the handler's own timeout: an outage, for _guard to map
+            log.warning("%s ran past the server's limit of %.0f s; cancelled", method, seconds)
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the server's time limit for this call ran out"
+            )
+
+    return bounded
+
+
 def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = False) -> _Handler:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         metadata = dict(context.invocation_metadata() or ())
@@ -160,11 +187,13 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     method's message are INVALID_ARGUMENT.
 
     It wraps the unary and client-streaming methods, the kinds the services have; the health
-    service's server-streaming Watch is grpc's own and keeps its own handling.
+    service's server-streaming Watch is grpc's own and keeps its own handling. With
+    `handler_seconds`, a handler running longer is cancelled (DEADLINE_EXCEEDED).
     """
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: Gate, handler_seconds: float | None = None) -> None:
         self._gate = gate
+        self._seconds = handler_seconds
 
     async def intercept_service(
         self,
@@ -180,12 +209,14 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         decode = _lenient(handler.request_deserializer)
         encode = handler.response_serializer
         if handler.unary_unary:
+            behaviour = _bounded(method, cast(_Handler, handler.unary_unary), self._seconds)
             return grpc.unary_unary_rpc_method_handler(
-                _guard(method, cast(_Handler, handler.unary_unary), self._gate), decode, encode
+                _guard(method, behaviour, self._gate), decode, encode
             )
         if handler.stream_unary:
+            behaviour = _bounded(method, cast(_Handler, handler.stream_unary), self._seconds)
             return grpc.stream_unary_rpc_method_handler(
-                _guard(method, cast(_Handler, handler.stream_unary), self._gate, streaming=True),
+                _guard(method, behaviour, self._gate, streaming=True),
                 decode,
                 encode,
             )
@@ -208,6 +239,20 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 Registration = Callable[[grpc.aio.Server], None]
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """How much one process takes on at once, and for how long."""
+
+    # Calls in flight at once; gRPC itself answers RESOURCE_EXHAUSTED past it (health included).
+    max_concurrent_rpcs: int | None = None
+    # A handler still running after this is cancelled; its caller gets DEADLINE_EXCEEDED.
+    handler_seconds: float | None = None
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> ServerLimits:
+        return cls(settings.grpc_max_concurrent_rpcs, settings.grpc_handler_seconds)
+
+
 class GrpcServer:
     """A grpc.aio server with health and reflection; health is SERVING only once started.
 
@@ -222,12 +267,14 @@ class GrpcServer:
         *,
         max_message_bytes: int = 4 * 1024 * 1024,
         tls: TlsConfig | None = None,
+        limits: ServerLimits = ServerLimits(),
     ) -> None:
         # A message past the limit is refused by gRPC itself (RESOURCE_EXHAUSTED) before the
         # service holds it: a service that takes small messages says so.
         self._server = grpc.aio.server(
-            interceptors=[DomainErrorInterceptor(gate)],
+            interceptors=[DomainErrorInterceptor(gate, limits.handler_seconds)],
             options=[("grpc.max_receive_message_length", max_message_bytes)],
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -20,6 +20,7 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tawasul_platform.events import OutgoingEvent
+from tawasul_platform.faults import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +82,41 @@ class OutboxRelay:
         while True:
             try:
                 await self._listen_and_publish()
-            except Exception:
-                log.exception("outbox relay failed; retrying in 1 s")
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("outbox relay: dependency unavailable, retrying in 1 s: %r", exc)
+                else:
+                    log.exception("outbox relay failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
 
     async def _listen_and_publish(self) -> None:
+        """Listens and publishes until the LISTEN connection is lost (server restart,
+        failover, pg_terminate_backend); the caller then listens again at once, and the drain
+        on entry publishes whatever was committed while nobody listened."""
         async with self._engine.connect() as listener:
             raw = await listener.get_raw_connection()
             driver: Any = raw.driver_connection
+            lost = asyncio.Event()
+
+            def on_lost(*_: object) -> None:
+                lost.set()
+                self._wake.set()
+
+            driver.add_termination_listener(on_lost)
             await driver.add_listener(self._channel, self._on_notify)
             try:
-                while True:
+                while not lost.is_set():
                     self._wake.clear()
                     await self.drain()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._fallback)
             finally:
-                await driver.remove_listener(self._channel, self._on_notify)
+                if not driver.is_closed():
+                    await driver.remove_listener(self._channel, self._on_notify)
+                driver.remove_termination_listener(on_lost)
+            # The pool must not hand the dead connection out again.
+            await listener.invalidate()
+        log.warning("outbox relay: the LISTEN connection was lost; listening again")
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

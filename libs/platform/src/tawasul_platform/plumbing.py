@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table
@@ -12,6 +13,8 @@ from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.outbox import OutboxRelay, make_producer
+from tawasul_platform.periodic import every
+from tawasul_platform.retention import Pruner
 from tawasul_platform.service import Runtime
 from tawasul_platform.settings import ServiceSettings
 
@@ -27,6 +30,7 @@ class Plumbing:
     producer: AIOKafkaProducer
     consumer: EventConsumer
     relay: OutboxRelay
+    pruner: Pruner
     groups: list[EventConsumer] = field(default_factory=list)
 
     def consumer_group(self, group: str) -> EventConsumer:
@@ -40,7 +44,10 @@ class Plumbing:
             grpc=server,
             consumers=[self.consumer, *self.groups],
             startup=[self.producer.start],
-            loops=[self.relay.run],
+            loops=[
+                self.relay.run,
+                lambda: every(self.settings.prune_seconds, self.pruner, name="pruning"),
+            ],
             shutdown=[self.producer.stop, self.engine.dispose],
         )
 
@@ -56,8 +63,14 @@ def _consumer(settings: ServiceSettings, group: str, producer: AIOKafkaProducer)
     )
 
 
-def build_plumbing(settings: ServiceSettings, *, service: str, outbox: Table) -> Plumbing:
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+def build_plumbing(
+    settings: ServiceSettings, *, service: str, outbox: Table, inbox: Table
+) -> Plumbing:
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     producer = make_producer(settings.kafka_bootstrap)
     return Plumbing(
         settings=settings,
@@ -72,5 +85,11 @@ def build_plumbing(settings: ServiceSettings, *, service: str, outbox: Table) ->
             service=service,
             batch_size=settings.outbox_batch_size,
             fallback_seconds=settings.outbox_fallback_seconds,
+        ),
+        pruner=Pruner(
+            engine,
+            outbox=outbox,
+            inbox=inbox,
+            outbox_keep=timedelta(hours=settings.outbox_keep_hours),
         ),
     )

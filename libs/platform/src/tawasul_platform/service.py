@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tawasul_platform.consumer import EventConsumer
+from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.logs import configure_logging
 from tawasul_platform.migrations import upgrade
@@ -31,7 +34,8 @@ class Runtime:
     # One per consumer group; a service whose work splits by dependency (notify's channels)
     # runs a group for each, so one dependency's outage does not hold up the others.
     consumers: list[EventConsumer] = field(default_factory=list)
-    # Run before the server starts (e.g. producer.start()).
+    # Run while health is NOT_SERVING (e.g. producer.start()); one that meets an outage is
+    # retried until the dependency is back.
     startup: list[Hook] = field(default_factory=list)
     # Loops that run until cancelled (e.g. the outbox relay); one that ends stops the process.
     loops: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -39,35 +43,115 @@ class Runtime:
     shutdown: list[Hook] = field(default_factory=list)
 
 
-async def serve(runtime: Runtime, grace: float) -> int:
+# A dependency that is down at start is tried again after 0.5 s, 1 s, 2 s … at most this often,
+# so its outage costs a few log lines a minute, not a flood.
+STARTUP_BACKOFF_SECONDS = 0.5
+MAX_STARTUP_BACKOFF_SECONDS = 30.0
+
+
+async def serve(runtime: Runtime, *, grace: float, budget: float) -> int:
+    """Runs the service until SIGTERM/SIGINT (exit 0) or until a loop ends (exit 1).
+
+    gRPC listens at once, with health NOT_SERVING while the startup hooks and consumers wait
+    for their dependencies (Kafka, object storage); it turns SERVING once all have started.
+    On SIGTERM: health NOT_SERVING, then in-flight RPCs and event handlers get `grace` seconds
+    side by side, then the loops and the shutdown hooks; past `budget` seconds in all, the
+    process exits anyway (exit 1), whatever still hangs.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    for hook in runtime.startup:
-        await hook()
-    await runtime.grpc.start()
-    for consumer in runtime.consumers:
-        await consumer.start()
-    loops = [asyncio.create_task(make()) for make in runtime.loops]
+    try:
+        return await _run(runtime, stop, grace=grace, budget=budget)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(runtime: Runtime, stop: asyncio.Event, *, grace: float, budget: float) -> int:
     stopping = asyncio.create_task(stop.wait())
-    await runtime.grpc.serving(True)
-    log.info("serving")
-    done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
-    code = 0 if stopping in done else 1
-    if code:
-        log.error("a background loop ended; shutting down: %r", [t.exception() for t in done])
+    await runtime.grpc.start()
+    starting = asyncio.create_task(_start(runtime))
+    loops: list[asyncio.Task[None]] = []
+    code = 0
+    await asyncio.wait([stopping, starting], return_when=asyncio.FIRST_COMPLETED)
+    if starting.done() and starting.exception() is not None:
+        log.error("startup failed; shutting down: %r", starting.exception())
+        code = 1
+    elif starting.done():
+        loops = starting.result()
+        await runtime.grpc.serving(True)
+        log.info("serving")
+        done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
+        if stopping not in done:
+            code = 1
+            log.error("a background loop ended; shutting down: %r", [t.exception() for t in done])
     log.info("shutting down")
-    await runtime.grpc.stop(grace)
-    for consumer in runtime.consumers:
-        await consumer.stop()
-    for task in (*loops, stopping):
-        task.cancel()
-    await asyncio.gather(*loops, stopping, return_exceptions=True)
-    for hook in runtime.shutdown:
-        await hook()
+    # A thread, so that it fires even when a hook blocks the event loop itself.
+    watchdog = threading.Timer(budget, _abandon, args=(budget,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        await _shut_down(runtime, grace, [starting, stopping, *loops])
+    finally:
+        watchdog.cancel()
     log.info("stopped")
     return code
+
+
+async def _start(runtime: Runtime) -> list[asyncio.Task[None]]:
+    for hook in runtime.startup:
+        await _until_up(hook, _name(hook))
+    for consumer in runtime.consumers:
+        await _until_up(consumer.start, f"consumer group {consumer.group}")
+    return [asyncio.create_task(make()) for make in runtime.loops]
+
+
+async def _until_up(hook: Hook, what: str) -> None:
+    """Runs `hook` until it succeeds; an outage is retried, any other error is raised."""
+    delay = STARTUP_BACKOFF_SECONDS
+    while True:
+        try:
+            await hook()
+            return
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("%s: a dependency is unavailable, retrying in %.1f s: %r", what, delay, exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_STARTUP_BACKOFF_SECONDS)
+
+
+async def _shut_down(runtime: Runtime, grace: float, tasks: list[asyncio.Task[Any]]) -> None:
+    # GrpcServer.stop turns health NOT_SERVING before it drains; consumers drain meanwhile.
+    stopped = await asyncio.gather(
+        runtime.grpc.stop(grace),
+        *(consumer.stop() for consumer in runtime.consumers),
+        return_exceptions=True,
+    )
+    for task in tasks:
+        task.cancel()
+    ended = await asyncio.gather(*tasks, return_exceptions=True)
+    for hook in runtime.shutdown:
+        try:
+            await hook()
+        except Exception as exc:
+            # The others still run: a failed close must not keep the producer from flushing.
+            log.error("shutdown hook %s failed: %r", _name(hook), exc)
+    failures = [r for r in (*stopped, *ended) if isinstance(r, Exception)]
+    if failures:
+        log.error("errors while draining: %r", failures)
+
+
+def _abandon(budget: float) -> None:
+    log.error("shutdown took longer than %.0f s; exiting with work still running", budget)
+    logging.shutdown()
+    os._exit(1)
+
+
+def _name(hook: Hook) -> str:
+    return getattr(hook, "__qualname__", repr(hook))
 
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -91,6 +175,10 @@ def run(
         return
 
     async def main() -> int:
-        return await serve(await build(config), config.shutdown_grace_seconds)
+        return await serve(
+            await build(config),
+            grace=config.shutdown_grace_seconds,
+            budget=config.shutdown_budget_seconds,
+        )
 
     sys.exit(asyncio.run(main()))

@@ -35,15 +35,30 @@ class ServiceSettings(BaseSettings):
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
     log_level: str = "INFO"
+    # gRPC calls one process serves at once; more are answered RESOURCE_EXHAUSTED at once
+    # rather than queued past their deadlines.
+    grpc_max_concurrent_rpcs: int = 200
+    # A handler still running after this is cancelled and answered DEADLINE_EXCEEDED.
+    grpc_handler_seconds: float = 30.0
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
     shutdown_grace_seconds: float = 10.0
+    # From SIGTERM to exit at most: past it the process exits with whatever still hangs.
+    # Below the orchestrator's kill timeout (Kubernetes: terminationGracePeriodSeconds, 30).
+    shutdown_budget_seconds: float = 25.0
     # A consumed event is tried this many times, with backoff, before it is dead-lettered.
     consumer_max_attempts: int = 4
     consumer_backoff_seconds: float = 0.5
+    # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
     db_pool_size: int = 10
+    # How long a statement waits for a free connection before the call is UNAVAILABLE.
+    db_pool_timeout_seconds: float = 2.0
     # Safety net only: the relay wakes on PostgreSQL NOTIFY at each commit.
     outbox_fallback_seconds: float = 5.0
     outbox_batch_size: int = 500
+    # Published outbox rows are kept this long, for inspection, then pruned; inbox entries are
+    # kept as long as the topics keep events (docs/retention.md).
+    outbox_keep_hours: float = 72.0
+    prune_seconds: float = 3600.0
     # The Saudi working-day calendar: whose Eid breaks apply, office hours for hour-based SLAs,
     # and a newer closures file than the shipped one (see tawasul_platform.workdays).
     calendar_sector: Sector = Sector.PUBLIC

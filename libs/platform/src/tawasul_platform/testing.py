@@ -1,9 +1,13 @@
-"""In-memory stand-ins for unit tests of use cases (no database, no broker)."""
+"""Stand-ins for tests: in-memory parts for unit tests of use cases (no database, no broker),
+and a gate for servers that serve only test handlers."""
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Self
+
+from tawasul_platform.authz import Gate
+from tawasul_platform.identity import TokenVerifier
 
 
 class FakeInbox:
@@ -35,3 +39,9 @@ class FakeTransaction:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+def unguarded() -> Gate:
+    """A gate guarding no service, for servers in tests that serve only health or ad-hoc
+    test handlers: what is tested there is the server, not who may call it."""
+    return Gate(TokenVerifier([], audience="tawasul-test", max_lifetime_seconds=60), {})

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer, field_violations
-from tawasul_platform.identity import TokenVerifier
+from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
 
 CHECK = "/grpc.health.v1.Health/Check"
@@ -17,8 +16,7 @@ CHECK = "/grpc.health.v1.Health/Check"
 
 @pytest.fixture
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    nobody = TokenVerifier([], audience="tawasul-test", max_lifetime_seconds=60)
-    server = GrpcServer("127.0.0.1:0", Gate(nobody, {}), lambda _: None)
+    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
     await server.start()
     await server.serving(True)
     async with open_channel(f"127.0.0.1:{server.port}", None) as channel:

@@ -11,9 +11,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tawasul_devstack.pki import Authority
-from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer
-from tawasul_platform.identity import TokenVerifier
+from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import TlsConfig, open_channel, peer_name
 
 WHO = "/tawasul.test.Peer/Who"
@@ -42,9 +41,7 @@ class Served:
 
 
 async def _serve(tls: TlsConfig | None) -> GrpcServer:
-    # The test service is not among the gate's: what is tested is the transport.
-    nobody = TokenVerifier([], audience="tawasul-test", max_lifetime_seconds=60)
-    server = GrpcServer("127.0.0.1:0", Gate(nobody, {}), _register, tls=tls)
+    server = GrpcServer("127.0.0.1:0", unguarded(), _register, tls=tls)
     await server.start()
     await server.serving(True)
     return server

@@ -1,7 +1,13 @@
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
+from asyncpg.exceptions import (
+    AdminShutdownError,
+    CannotConnectNowError,
+    TooManyConnectionsError,
+)
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.errors import InvalidArgument, Unavailable
@@ -64,6 +70,20 @@ async def test_an_outage_is_waited_out_and_never_dead_lettered() -> None:
     calls, handle = failing(*[outage] * 5, Unavailable("gateway"))
     await consumer(producer)._process(record(EVENT.SerializeToString()), handle, "t.dlt.g")
     assert len(calls) == 7
+    assert producer.sent == []
+
+
+async def test_a_database_out_of_connections_or_restarting_is_waited_out() -> None:
+    producer = FakeProducer()
+    calls, handle = failing(
+        PoolTimeout("QueuePool limit of size 5 overflow 5 reached, connection timed out"),
+        TooManyConnectionsError("sorry, too many clients already"),
+        AdminShutdownError("terminating connection due to administrator command"),
+        CannotConnectNowError("the database system is starting up"),
+    )
+    # More outages than max_attempts: none counts as an attempt.
+    await consumer(producer)._process(record(EVENT.SerializeToString()), handle, "t.dlt.g")
+    assert len(calls) == 5
     assert producer.sent == []
 
 

@@ -1,29 +1,79 @@
+"""Outages against bad input, with the exception types asyncpg and SQLAlchemy really raise."""
+
 from __future__ import annotations
 
+import asyncpg
 import pytest
-from asyncpg.exceptions import CannotConnectNowError, UniqueViolationError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+from asyncpg import exceptions as pg
+from sqlalchemy.dialects.postgresql.asyncpg import (
+    AsyncAdapt_asyncpg_connection,
+    AsyncAdapt_asyncpg_dbapi,
+)
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.faults import is_transient
 
-
-class AdaptedError(Exception):
-    """The way SQLAlchemy's asyncpg adapter wraps the driver's error."""
+DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
 
 
 def wrapped(cause: Exception) -> DBAPIError:
-    adapted = AdaptedError(str(cause))
-    adapted.__cause__ = cause
-    return DBAPIError("SELECT 1", {}, adapted)
+    """The driver's error as SQLAlchemy's asyncpg dialect hands it to the application: first
+    translated to the adapter's DB-API error (keeping the SQLSTATE), then wrapped."""
+    try:
+        AsyncAdapt_asyncpg_connection._handle_exception_no_connection(DBAPI, cause)
+    except Exception as translated:
+        error = DBAPIError.instance("SELECT 1", {}, translated, DBAPI.Error)
+        assert isinstance(error, DBAPIError)
+        return error
+    raise AssertionError("the dialect did not translate the error")
+
+
+OUTAGES = [
+    pg.CannotConnectNowError("the database system is starting up"),
+    pg.AdminShutdownError("terminating connection due to administrator command"),
+    pg.CrashShutdownError("terminating connection because of crash of another server process"),
+    pg.TooManyConnectionsError("sorry, too many clients already"),
+    pg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    pg.ConnectionFailureError("could not receive data from client"),
+]
+BAD_STATEMENTS = [
+    pg.UniqueViolationError("duplicate key value violates unique constraint"),
+    pg.UndefinedTableError('relation "no_such_table" does not exist'),
+    pg.InvalidTextRepresentationError("invalid input syntax for type uuid"),
+]
+
+
+@pytest.mark.parametrize("cause", OUTAGES, ids=lambda e: type(e).__name__)
+def test_a_server_that_cannot_take_the_statement_now_is_an_outage(cause: Exception) -> None:
+    assert is_transient(wrapped(cause))
+    # As asyncpg raises it on a raw connection (the relay's LISTEN connection).
+    assert is_transient(cause)
+
+
+@pytest.mark.parametrize("cause", BAD_STATEMENTS, ids=lambda e: type(e).__name__)
+def test_a_statement_the_server_refuses_is_not_an_outage(cause: Exception) -> None:
+    assert not is_transient(wrapped(cause))
+    assert not is_transient(cause)
+
+
+def test_a_full_pool_is_an_outage() -> None:
+    full = PoolTimeout("QueuePool limit of size 1 overflow 1 reached, connection timed out")
+    assert is_transient(full)
 
 
 @pytest.mark.parametrize(
-    ("cause", "transient"),
+    ("error", "transient"),
     [
-        (CannotConnectNowError("the database system is starting up"), True),
-        (UniqueViolationError("duplicate key"), False),
+        (ConnectionRefusedError(111, "Connect call failed"), True),
+        (KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9092)]"), True),
+        (KafkaTimeoutError(), True),
+        (MessageSizeTooLargeError(), False),
+        (Unavailable("docs cannot answer"), True),
+        (InvalidArgument({"id": "not an id"}), False),
+        (ValueError("a bug"), False),
     ],
 )
-def test_a_server_starting_up_is_an_outage_a_bad_statement_is_not(
-    cause: Exception, transient: bool
-) -> None:
-    assert is_transient(wrapped(cause)) is transient
+def test_other_failures(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient

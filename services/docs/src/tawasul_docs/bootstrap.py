@@ -13,7 +13,7 @@ from minio import Minio
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -61,6 +61,11 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
         # A 64 KiB chunk and its framing; a bigger message never reaches the handler.
         max_message_bytes=MAX_CHUNK + 16 * 1024,
         tls=settings.tls,
+        # An upload has its own, longer limit (upload_seconds) and its own answer past it.
+        limits=ServerLimits(
+            settings.grpc_max_concurrent_rpcs,
+            max(settings.grpc_handler_seconds, settings.upload_seconds + 10),
+        ),
     )
 
 
@@ -85,7 +90,7 @@ def object_store(settings: DocsSettings) -> MinioObjectStore:
 
 
 async def build(settings: DocsSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> DocsUnitOfWork:
         return DocsUnitOfWork(plumbing.sessions)

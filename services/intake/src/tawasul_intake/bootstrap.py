@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
 from tawasul_platform.tls import open_channel
@@ -72,11 +72,12 @@ def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer
         Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(service, s),
         tls=settings.tls,
+        limits=ServerLimits.of(settings),
     )
 
 
 async def build(settings: IntakeSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> IntakeUnitOfWork:
         return IntakeUnitOfWork(plumbing.sessions)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_platform.authz import Gate
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -59,6 +59,7 @@ def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer
         Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(service, s),
         tls=settings.tls,
+        limits=ServerLimits.of(settings),
     )
 
 
@@ -107,7 +108,7 @@ def smtp(settings: NotifySettings) -> SmtpSender:
 
 
 async def build(settings: NotifySettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> NotifyUnitOfWork:
         return NotifyUnitOfWork(plumbing.sessions)

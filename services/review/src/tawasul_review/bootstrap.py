@@ -13,7 +13,7 @@ import grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -73,11 +73,17 @@ def grpc_server(
         review_pb2_grpc.add_ReviewAdminServiceServicer_to_server(admin, server)
 
     gate = Gate.from_settings(settings, {SERVICE_NAMES[0]: ACCESS, SERVICE_NAMES[1]: ADMIN_ACCESS})
-    return GrpcServer(settings.grpc_address, gate, register, tls=settings.tls)
+    return GrpcServer(
+        settings.grpc_address,
+        gate,
+        register,
+        tls=settings.tls,
+        limits=ServerLimits.of(settings),
+    )
 
 
 async def build(settings: ReviewSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
     rules = policy(settings)
 
     def uow() -> ReviewUnitOfWork:

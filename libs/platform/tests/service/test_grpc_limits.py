@@ -1,0 +1,93 @@
+"""The platform's gRPC server limits: concurrent calls and a server-side deadline per call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+from tawasul_platform.grpc import GrpcServer, ServerLimits
+from tawasul_platform.testing import unguarded
+
+Behaviour = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]
+Call = grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+
+
+@asynccontextmanager
+async def serving(behaviour: Behaviour, limits: ServerLimits) -> AsyncIterator[Call]:
+    handler = grpc.method_handlers_generic_handler(
+        "test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(behaviour)}
+    )
+    server = GrpcServer(
+        "127.0.0.1:0",
+        unguarded(),
+        lambda s: s.add_generic_rpc_handlers((handler,)),
+        limits=limits,
+    )
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield channel.unary_unary("/test.Slow/Call")
+    finally:
+        await server.stop(1)
+
+
+async def test_calls_past_the_concurrency_limit_are_resource_exhausted() -> None:
+    release = asyncio.Event()
+    running = 0
+
+    async def busy(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        nonlocal running
+        running += 1
+        await release.wait()
+        return b"done"
+
+    async with serving(busy, ServerLimits(max_concurrent_rpcs=2)) as call:
+        held = [asyncio.ensure_future(call(b"", timeout=10)) for _ in range(2)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while running < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the calls never started"
+            await asyncio.sleep(0.01)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(b"", timeout=10)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        release.set()
+        assert await asyncio.gather(*held) == [b"done", b"done"]
+        # Under the limit again: answered.
+        assert await call(b"", timeout=10) == b"done"
+
+
+async def test_a_handler_past_the_server_deadline_is_cancelled_and_deadline_exceeded() -> None:
+    cancelled = asyncio.Event()
+
+    async def stuck(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return b""
+
+    async with serving(stuck, ServerLimits(handler_seconds=0.2)) as call:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            # The caller would wait far longer: the server's own limit ends the call.
+            await call(b"", timeout=30)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert cancelled.is_set()
+
+
+async def test_a_timeout_of_the_handlers_own_is_still_an_outage() -> None:
+    async def waits_on_a_dependency(
+        request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        async with asyncio.timeout(0.01):
+            await asyncio.Event().wait()
+        return b""
+
+    async with serving(waits_on_a_dependency, ServerLimits(handler_seconds=30)) as call:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(b"", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

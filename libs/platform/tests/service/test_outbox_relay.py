@@ -1,0 +1,104 @@
+"""The outbox relay on a real PostgreSQL: it listens again when its LISTEN session is ended."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from tawasul_platform.db import make_engine, outbox_table
+from tawasul_platform.events import OutgoingEvent
+from tawasul_platform.outbox import OutboxRelay, write_outbox
+
+T = TypeVar("T")
+SERVICE = "relaytest"
+# Far longer than the test: a row published in time was woken by NOTIFY, not by the timer.
+FALLBACK_SECONDS = 3600.0
+
+
+class SentMessages:
+    """Stands in for the Kafka producer: what the relay published, by payload."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    async def send(self, topic: str, *, value: bytes, **_: Any) -> asyncio.Future[None]:
+        self.payloads.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 10) -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while (value := await probe()) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} in {within} s"
+        await asyncio.sleep(0.05)
+    return value
+
+
+async def listener_pid(engine: AsyncEngine) -> int | None:
+    # A transaction per look: pg_stat_activity is a snapshot taken once per transaction.
+    async with engine.begin() as conn:
+        pid = await conn.scalar(
+            text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND state = 'idle'")
+        )
+    return int(pid) if pid is not None else None
+
+
+async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, pool_size=2)
+    table = outbox_table(MetaData())
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+    sent = SentMessages()
+    relay = OutboxRelay(
+        engine=engine,
+        table=table,
+        producer=cast(AIOKafkaProducer, sent),
+        service=SERVICE,
+        fallback_seconds=FALLBACK_SECONDS,
+    )
+    sessions = async_sessionmaker(engine)
+
+    async def commit(payload: bytes) -> None:
+        event = OutgoingEvent(
+            event_id=uuid.uuid4(), topic="t", key="k", payload=payload, headers={}
+        )
+        async with sessions() as session:
+            await write_outbox(session, table, SERVICE, [event])
+            await session.commit()
+
+    def published(payload: bytes) -> Callable[[], Awaitable[bool | None]]:
+        async def probe() -> bool | None:
+            return True if payload in sent.payloads else None
+
+        return probe
+
+    running = asyncio.create_task(relay.run())
+    try:
+        first = await eventually(lambda: listener_pid(engine), "LISTEN session")
+        await commit(b"before")
+        await eventually(published(b"before"), "the row committed before the loss published")
+
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+
+        async def replaced() -> int | None:
+            pid = await listener_pid(engine)
+            return pid if pid not in (None, first) else None
+
+        await eventually(replaced, "a new LISTEN session")
+        await commit(b"after")
+        await eventually(published(b"after"), "the row committed after the loss published")
+        assert sent.payloads == [b"before", b"after"]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()

@@ -1,0 +1,186 @@
+"""`serve` with a real gRPC server: it waits NOT_SERVING for its dependencies, then serves."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tawasul_platform import service
+from tawasul_platform.errors import Unavailable
+from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.service import Runtime, serve
+from tawasul_platform.testing import unguarded
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "STARTUP_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(service, "MAX_STARTUP_BACKOFF_SECONDS", 0.05)
+
+
+async def health(port: int) -> str | None:
+    """The health status's name (SERVING, NOT_SERVING), or None when there is no answer."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.aio.AioRpcError:
+            return None
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} in {within} s"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_service_waits_not_serving_for_a_dependency_then_serves() -> None:
+    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+    up = asyncio.Event()
+    attempts = 0
+
+    async def connect_broker() -> None:
+        nonlocal attempts
+        attempts += 1
+        if not up.is_set():
+            raise Unavailable("the broker is down")
+
+    looping = asyncio.Event()
+
+    async def relay() -> None:
+        looping.set()
+        await asyncio.Event().wait()
+
+    runtime = Runtime(grpc=server, startup=[connect_broker], loops=[relay])
+    serving = asyncio.create_task(serve(runtime, grace=1, budget=10))
+
+    async def retried() -> bool:
+        return attempts >= 3
+
+    await until(retried, "retries")
+    # Alive and answering health, but not taking traffic; its loops wait for the startup.
+    assert await health(server.port) == "NOT_SERVING"
+    assert not serving.done()
+    assert not looping.is_set()
+    up.set()
+
+    async def is_serving() -> bool:
+        return await health(server.port) == "SERVING"
+
+    await until(is_serving, "SERVING")
+    assert looping.is_set()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(serving, 10) == 0
+
+
+async def test_a_sigterm_while_waiting_for_a_dependency_stops_the_service() -> None:
+    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+    closed = asyncio.Event()
+
+    async def connect_broker() -> None:
+        raise Unavailable("the broker is down")
+
+    async def close() -> None:
+        closed.set()
+
+    runtime = Runtime(grpc=server, startup=[connect_broker], shutdown=[close])
+    serving = asyncio.create_task(serve(runtime, grace=1, budget=10))
+
+    async def answering() -> bool:
+        return await health(server.port) is not None
+
+    await until(answering, "health")
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(serving, 10) == 0
+    assert closed.is_set()
+
+
+async def test_a_startup_error_that_is_no_outage_stops_the_service() -> None:
+    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+
+    async def misconfigured() -> None:
+        raise ValueError("no such bucket policy")
+
+    runtime = Runtime(grpc=server, startup=[misconfigured])
+    assert await asyncio.wait_for(serve(runtime, grace=1, budget=10), 10) == 1
+
+
+async def test_sigterm_lets_an_rpc_in_flight_finish() -> None:
+    started = asyncio.Event()
+
+    async def slow(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        started.set()
+        await asyncio.sleep(0.3)
+        return b"finished"
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(slow)}
+    )
+    server = GrpcServer(
+        "127.0.0.1:0", unguarded(), lambda s: s.add_generic_rpc_handlers((handler,))
+    )
+    serving = asyncio.create_task(serve(Runtime(grpc=server), grace=5, budget=10))
+
+    async def is_serving() -> bool:
+        return await health(server.port) == "SERVING"
+
+    await until(is_serving, "SERVING")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/test.Slow/Call"
+        )
+        answer = asyncio.ensure_future(call(b"", timeout=10))
+        await asyncio.wait_for(started.wait(), 10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await answer == b"finished"
+    assert await asyncio.wait_for(serving, 10) == 0
+
+
+# A service whose shutdown hook hangs, blocking its event loop: the budget still ends it.
+HANGS_ON_SHUTDOWN = """
+import asyncio, sys, time
+from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.testing import unguarded
+from tawasul_platform.service import Runtime, serve
+
+async def hang() -> None:
+    time.sleep(600)
+
+async def main() -> int:
+    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+    print(server.port, flush=True)
+    return await serve(Runtime(grpc=server, shutdown=[hang]), grace=0.5, budget=1.0)
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+async def test_a_shutdown_that_hangs_still_ends_within_the_budget() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HANGS_ON_SHUTDOWN, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        port = int(await asyncio.wait_for(process.stdout.readline(), 30))
+
+        async def is_serving() -> bool:
+            return await health(port) == "SERVING"
+
+        await until(is_serving, "SERVING", within=30)
+        process.send_signal(signal.SIGTERM)
+        # 1 s of budget; the rest is slack for a loaded machine, far below the hook's 600 s.
+        assert await asyncio.wait_for(process.wait(), 20) == 1
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
