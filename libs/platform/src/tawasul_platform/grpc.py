@@ -13,16 +13,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from tawasul_platform import errors
+from tawasul_platform import deadlines, errors
+
+# Re-exported: where callers have always found it.
+from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS as DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.faults import is_transient
+from tawasul_platform.hygiene import message_violations
 from tawasul_platform.identity import Principal, verify_token
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
 
 log = logging.getLogger(__name__)
 
 AUTHORIZATION = "authorization"
-# Every outbound call gets one; a caller may pass a shorter one.
-DEFAULT_DEADLINE_SECONDS = 5.0
 
 _CODES: dict[type[errors.DomainError], int] = {
     errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -114,10 +116,17 @@ def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | 
     return deserialize
 
 
+def _admit(request: Any) -> None:
+    """Refuses, before the handler sees it, a request no handler should ever see."""
+    if request is _UNDECODABLE:
+        raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
+    if problems := message_violations(request):
+        raise errors.InvalidArgument(problems)
+
+
 async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     async for request in requests:
-        if request is _UNDECODABLE:
-            raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
+        _admit(request)
         yield request
 
 
@@ -126,11 +135,12 @@ def _guard(method: str, behaviour: _Handler, *, streaming: bool = False) -> _Han
         metadata = dict(context.invocation_metadata() or ())
         trace = metadata.get(TRACEPARENT)
         set_traceparent(trace if isinstance(trace, str) else None)
+        deadline = deadlines.enter(context.time_remaining())
         try:
-            if request is _UNDECODABLE:
-                raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
             if streaming:
                 request = _decoded(request)
+            else:
+                _admit(request)
             return await behaviour(request, context)
         except errors.DomainError as exc:
             await context.abort_with_status(to_status(exc))
@@ -144,13 +154,18 @@ def _guard(method: str, behaviour: _Handler, *, streaming: bool = False) -> _Han
                 )
             log.exception("unexpected error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            deadlines.leave(deadline)
 
     return guarded
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps DomainError to its status and outages to UNAVAILABLE; anything else is a bug,
-    logged and answered INTERNAL. Bytes that are not the method's message are INVALID_ARGUMENT.
+    logged and answered INTERNAL. Bytes that are not the method's message, and messages past
+    the platform's limits (hygiene.py: control characters, huge strings and lists), are
+    INVALID_ARGUMENT before the handler runs. Each call's deadline bounds the calls made on
+    its behalf (deadlines.py).
 
     It wraps the unary and client-streaming methods, the kinds the services have; the health
     service's server-streaming Watch is grpc's own and keeps its own handling.
