@@ -16,11 +16,13 @@ from tawasul_platform.errors import FailedPrecondition, InvalidArgument, Permiss
 from tawasul_platform.identity import Principal, Role
 
 from tawasul_intake.domain.fields import (
+    FOREIGN_DIGITS,
     MAX_DESCRIPTION_CHARS,
     check_field,
     clean_text,
     description_problem,
-    normalize_digits,
+    foreign_digits,
+    mobile_problem,
     normalize_mobile,
 )
 from tawasul_intake.domain.identity import id_number_problem, luhn_valid
@@ -405,7 +407,7 @@ def validate_submission(
         problems["idempotency_key"] = "Latin letters, digits and . _ : - only"
     code = _capped(problems, "sub_service_code", sub_service_code, 100)
     raw_description = _capped(problems, "description", description, MAX_DESCRIPTION_CHARS)
-    subject = normalize_digits(_capped(problems, "subject_id", subject_id, 20)).strip()
+    subject = _capped(problems, "subject_id", subject_id, 20).strip()
     mobile = _capped(problems, "contact.mobile", mobile, 32)
     email = _capped(problems, "contact.email", email, 254).strip()
     locale = _capped(problems, "contact.locale", locale, 8)
@@ -432,6 +434,8 @@ def validate_submission(
         if caller.role is Role.ESTABLISHMENT:
             problems["subject_id"] = "required: the worker the request is about"
         subject = caller.subject
+    elif foreign_digits(subject):
+        problems["subject_id"] = FOREIGN_DIGITS
     elif not _ID_NUMBER.match(subject):
         problems["subject_id"] = "a national ID, iqama or border number: 10 digits"
     elif subject[0] in "12" and not luhn_valid(subject):
@@ -442,14 +446,22 @@ def validate_submission(
     documents = _document_ids(problems, document_ids)
     normalized = normalize_mobile(mobile)
     if normalized is None and "contact.mobile" not in problems:
-        problems["contact.mobile"] = "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
+        problems["contact.mobile"] = (
+            FOREIGN_DIGITS
+            if mobile_problem(mobile) == FOREIGN_DIGITS
+            else "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
+        )
     if email and not _EMAIL.match(email):
         problems["contact.email"] = "not an e-mail address"
     if locale not in ("", *Locale):
         problems["contact.locale"] = "'ar' or 'en'"
     cited = parse_request_number(cites) if cites.strip() else None
     if cites.strip() and cited is None and "cites_request_number" not in problems:
-        problems["cites_request_number"] = "not a request number: TW, 8 digits and a check digit"
+        problems["cites_request_number"] = (
+            FOREIGN_DIGITS
+            if foreign_digits(cites)
+            else "not a request number: TW, 8 digits and a check digit"
+        )
     if problems:
         raise InvalidArgument(problems)
     return Submission(
