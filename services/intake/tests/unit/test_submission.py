@@ -469,6 +469,13 @@ def test_other_scripts_digits_are_refused_by_name(name: str, typed: Form) -> Non
     assert violations(**typed) == {name: FOREIGN_DIGITS}
 
 
+def test_a_field_name_must_be_a_name_to_its_end() -> None:
+    # `$` would have matched before the newline; a path must not carry it either.
+    assert violations(fields={**PASSPORT_FIELDS, "problem\n": "other"}) == {
+        "fields": "field names are lower-case letters, digits and '_'"
+    }
+
+
 def test_defaults_the_subject_to_the_account_and_the_locale_to_arabic() -> None:
     submission = validate()
     assert submission.subject_id == CITIZEN.subject

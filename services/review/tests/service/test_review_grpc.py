@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -901,7 +902,11 @@ async def test_bad_input_is_invalid_argument_field_by_field(review: Review) -> N
                 )
             )
         ) == {"request_id"}
-    for page_token in ("garbage!", "e30=", "W10=", "x" * 100_000, "WzEsMiwzXQ=="):
+    # A well-formed token but for its rank, written in Arabic-Indic digits.
+    arabic_rank = base64.urlsafe_b64encode(
+        json.dumps(["٣", "2026-01-04T07:00:00+00:00", "TW482913578"]).encode()
+    ).decode()
+    for page_token in ("garbage!", "e30=", "W10=", "x" * 100_000, "WzEsMiwzXQ==", arabic_rank):
         assert set(
             await invalid(
                 stub.ListQueue(
@@ -1045,6 +1050,11 @@ async def test_bad_reviewer_records_are_invalid_argument(review: Review) -> None
         (
             review_pb2.Reviewer(reviewer_id="bad id!", departments=["passports"], languages=["ar"]),
             {"reviewer.reviewer_id"},
+        ),
+        (
+            # Line breaks pass the platform (free text has them); identifiers refuse them.
+            review_pb2.Reviewer(reviewer_id="R1\n", departments=["passports"], languages=["ar\n"]),
+            {"reviewer.reviewer_id", "reviewer.languages"},
         ),
         (
             review_pb2.Reviewer(reviewer_id="R1", departments=["nowhere"], languages=["ar"]),
