@@ -76,6 +76,15 @@ async def test_bytes_that_are_not_the_message_are_invalid_argument(
     }
 
 
+async def test_a_string_that_is_not_utf8_is_invalid_argument(channel: grpc.aio.Channel) -> None:
+    raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(CHECK)
+    # HealthCheckRequest.service (field 1) holding a lone surrogate, as CESU-8 encodes it.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await raw(b"\x0a\x03\xed\xa0\x80", timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(caught.value)) == {"request"}
+
+
 async def test_a_valid_message_is_still_answered(channel: grpc.aio.Channel) -> None:
     check = channel.unary_unary(
         CHECK,
