@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
+from typing import cast
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -72,10 +74,23 @@ def message_violations(message: Message) -> dict[str, str]:
     return found
 
 
+# Only these can hold text. Bytes are never read: reading one copies it, and an upload's
+# chunks are the largest thing a service receives.
+_WALKED = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE})
+
+
 def _walk(message: Message, prefix: str, found: dict[str, str]) -> None:
-    for field, value in message.ListFields():
+    # The stubs type these as either of protobuf's two descriptor classes; they are one.
+    fields = cast("Sequence[FieldDescriptor]", message.DESCRIPTOR.fields)
+    for field in fields:
         if len(found) >= MAX_VIOLATIONS:
             return
+        if field.type not in _WALKED:
+            continue
+        singular_message = field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated
+        if singular_message and not message.HasField(field.name):
+            continue
+        value = getattr(message, field.name)
         path = prefix + field.name
         if _is_map(field):
             _map(field, value, path, found)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from tawasul.common.v1 import common_pb2
 from tawasul.docs.v1 import docs_pb2
@@ -111,6 +113,20 @@ def test_bytes_are_not_text() -> None:
         metadata=docs_pb2.DocumentMetadata(filename="scan\x00.pdf")
     )
     assert message_violations(metadata) == {"metadata.filename": CONTROL}
+
+
+def test_an_upload_chunk_is_not_copied_to_be_walked() -> None:
+    # Reading a bytes field copies it; the walk must not double an upload's memory.
+    chunk = docs_pb2.UploadDocumentRequest.FromString(
+        docs_pb2.UploadDocumentRequest(chunk=b"x" * 1024 * 1024).SerializeToString()
+    )
+    tracemalloc.start()
+    try:
+        assert message_violations(chunk) == {}
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
 
 
 def test_a_request_bad_everywhere_gets_the_first_few_named() -> None:
