@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
 from tawasul_devstack.stack import Stack
 from tawasul_platform.identity import Role
+from tawasul_platform.tls import open_channel
 
 pytestmark = pytest.mark.chaos
 
@@ -22,7 +23,7 @@ RETRYING = b"a dependency is unavailable, retrying"
 
 async def health(stack: Stack, service: str) -> str | None:
     """The health status's name (SERVING, NOT_SERVING), or None when there is no answer."""
-    async with grpc.aio.insecure_channel(stack.config.grpc_address(service)) as channel:
+    async with open_channel(stack.config.grpc_address(service), stack.config.tls()) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1

@@ -11,14 +11,19 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from tawasul_platform import errors
+from tawasul_platform import deadlines, errors
 from tawasul_platform.authz import AUTHORIZATION, Gate
+
+# Re-exported: where callers have always found it.
+from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS as DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.faults import is_transient
+from tawasul_platform.hygiene import message_violations
 from tawasul_platform.identity import Principal
 from tawasul_platform.tls import TlsConfig, server_credentials
 from tawasul_platform.tracing import TRACEPARENT, set_traceparent
@@ -30,8 +35,6 @@ log = logging.getLogger(__name__)
 
 # The principal the gate admitted, for the method's handler (each RPC runs in its own task).
 _CALLER: ContextVar[Principal | None] = ContextVar("tawasul_caller", default=None)
-# Every outbound call gets one; a caller may pass a shorter one.
-DEFAULT_DEADLINE_SECONDS = 5.0
 
 _CODES: dict[type[errors.DomainError], int] = {
     errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -123,10 +126,18 @@ def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | 
     return deserialize
 
 
+def _admit(request: Any) -> None:
+    """Refuses, before the handler sees it, a request no handler should ever see."""
+    if request is _UNDECODABLE:
+        raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
+    # A method registered without a deserializer takes raw bytes: nothing to walk.
+    if isinstance(request, Message) and (problems := message_violations(request)):
+        raise errors.InvalidArgument(problems)
+
+
 async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     async for request in requests:
-        if request is _UNDECODABLE:
-            raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
+        _admit(request)
         yield request
 
 
@@ -157,13 +168,14 @@ def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = Fa
         metadata = dict(context.invocation_metadata() or ())
         trace = metadata.get(TRACEPARENT)
         set_traceparent(trace if isinstance(trace, str) else None)
+        deadline = deadlines.enter(context.time_remaining())
         try:
             # Who may call comes first: a refused caller learns nothing about their input.
             _CALLER.set(gate.admit(method, context))
-            if request is _UNDECODABLE:
-                raise errors.InvalidArgument({"request": _NOT_A_MESSAGE})
             if streaming:
                 request = _decoded(request)
+            else:
+                _admit(request)
             return await behaviour(request, context)
         except errors.DomainError as exc:
             await context.abort_with_status(to_status(exc))
@@ -177,6 +189,8 @@ def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = Fa
                 )
             log.exception("unexpected error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            deadlines.leave(deadline)
 
     return guarded
 
@@ -184,7 +198,9 @@ def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = Fa
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """Admits each call through the gate, then maps DomainError to its status and outages to
     UNAVAILABLE; anything else is a bug, logged and answered INTERNAL. Bytes that are not the
-    method's message are INVALID_ARGUMENT.
+    method's message, and messages past the platform's limits (hygiene.py: control
+    characters, huge strings and lists), are INVALID_ARGUMENT before the handler runs. Each
+    call's deadline bounds the calls made on its behalf (deadlines.py).
 
     It wraps the unary and client-streaming methods, the kinds the services have; the health
     service's server-streaming Watch is grpc's own and keeps its own handling. With

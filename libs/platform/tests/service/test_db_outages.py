@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.testing import unguarded
+from tawasul_platform.tls import open_channel
 
 QUERY = "/test.Db/Query"
 
@@ -39,7 +40,7 @@ async def querying(
     )
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
             call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(QUERY)
 
             async def query_once() -> bytes:

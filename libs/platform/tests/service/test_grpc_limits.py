@@ -11,6 +11,7 @@ import grpc
 import pytest
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.testing import unguarded
+from tawasul_platform.tls import open_channel
 
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]
 Call = grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
@@ -29,7 +30,7 @@ async def serving(behaviour: Behaviour, limits: ServerLimits) -> AsyncIterator[C
     )
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
             yield channel.unary_unary("/test.Slow/Call")
     finally:
         await server.stop(1)

@@ -3,20 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2
+from tawasul.docs.v1 import docs_pb2
+from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS, call_timeout
 from tawasul_platform.grpc import GrpcServer, field_violations
+from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
 
 CHECK = "/grpc.health.v1.Health/Check"
+# Methods of a test-only service: what the interceptor lets through, and the deadline a
+# handler would give its own downstream calls.
+COUNT = "/tawasul.test.Probe/CountParts"
+TIMEOUT = "/tawasul.test.Probe/DownstreamTimeout"
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+async def _count_parts(
+    parts: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
+) -> wrappers_pb2.Int32Value:
+    return wrappers_pb2.Int32Value(value=len([p async for p in parts]))
+
+
+async def _downstream_timeout(
+    request: wrappers_pb2.StringValue, context: Context
+) -> wrappers_pb2.DoubleValue:
+    return wrappers_pb2.DoubleValue(value=call_timeout())
+
+
+def _probe(server: grpc.aio.Server) -> None:
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "CountParts": grpc.stream_unary_rpc_method_handler(
+            _count_parts,
+            docs_pb2.UploadDocumentRequest.FromString,
+            wrappers_pb2.Int32Value.SerializeToString,
+        ),
+        "DownstreamTimeout": grpc.unary_unary_rpc_method_handler(
+            _downstream_timeout,
+            wrappers_pb2.StringValue.FromString,
+            wrappers_pb2.DoubleValue.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("tawasul.test.Probe", handlers),)
+    )
 
 
 @pytest.fixture
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+    server = GrpcServer("127.0.0.1:0", unguarded(), _probe)
     await server.start()
     await server.serving(True)
     async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
@@ -37,6 +78,15 @@ async def test_bytes_that_are_not_the_message_are_invalid_argument(
     }
 
 
+async def test_a_string_that_is_not_utf8_is_invalid_argument(channel: grpc.aio.Channel) -> None:
+    raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(CHECK)
+    # HealthCheckRequest.service (field 1) holding a lone surrogate, as CESU-8 encodes it.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await raw(b"\x0a\x03\xed\xa0\x80", timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(caught.value)) == {"request"}
+
+
 async def test_a_valid_message_is_still_answered(channel: grpc.aio.Channel) -> None:
     check = channel.unary_unary(
         CHECK,
@@ -45,3 +95,57 @@ async def test_a_valid_message_is_still_answered(channel: grpc.aio.Channel) -> N
     )
     answer = await check(health_pb2.HealthCheckRequest(), timeout=5)
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_control_character_is_refused_before_the_handler(
+    channel: grpc.aio.Channel,
+) -> None:
+    check = channel.unary_unary(
+        CHECK,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await check(health_pb2.HealthCheckRequest(service="tawasul\x00"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {"service": CONTROL}
+
+
+def _parts(*parts: docs_pb2.UploadDocumentRequest) -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+    async def stream() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+        for part in parts:
+            yield part
+
+    return stream()
+
+
+async def test_every_streamed_message_is_checked(channel: grpc.aio.Channel) -> None:
+    count = channel.stream_unary(
+        COUNT,
+        request_serializer=docs_pb2.UploadDocumentRequest.SerializeToString,
+        response_deserializer=wrappers_pb2.Int32Value.FromString,
+    )
+    chunk = docs_pb2.UploadDocumentRequest(chunk=b"\x00" * 1000)
+    good = docs_pb2.UploadDocumentRequest(metadata=docs_pb2.DocumentMetadata(filename="scan.pdf"))
+    answer = await count(_parts(good, chunk, chunk), timeout=5)
+    assert answer.value == 3
+    long_name = docs_pb2.UploadDocumentRequest(
+        metadata=docs_pb2.DocumentMetadata(filename="x" * 100_000)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await count(_parts(chunk, long_name), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {"metadata.filename": TOO_LONG}
+
+
+async def test_the_callers_deadline_bounds_downstream_calls(channel: grpc.aio.Channel) -> None:
+    timeout = channel.unary_unary(
+        TIMEOUT,
+        request_serializer=wrappers_pb2.StringValue.SerializeToString,
+        response_deserializer=wrappers_pb2.DoubleValue.FromString,
+    )
+    short = await timeout(wrappers_pb2.StringValue(), timeout=0.8)
+    # gRPC rounds a sent timeout up a little; the point is 0.8, not the default 5.
+    assert 0.0 < short.value <= 0.85
+    unbounded = await timeout(wrappers_pb2.StringValue())
+    assert unbounded.value == DEFAULT_DEADLINE_SECONDS

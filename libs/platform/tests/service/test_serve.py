@@ -17,6 +17,7 @@ from tawasul_platform.errors import Unavailable
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.service import Runtime, serve
 from tawasul_platform.testing import unguarded
+from tawasul_platform.tls import open_channel
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def health(port: int) -> str | None:
     """The health status's name (SERVING, NOT_SERVING), or None when there is no answer."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with open_channel(f"127.0.0.1:{port}", None) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1
@@ -135,7 +136,7 @@ async def test_sigterm_lets_an_rpc_in_flight_finish() -> None:
         return await health(server.port) == "SERVING"
 
     await until(is_serving, "SERVING")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
             "/test.Slow/Call"
         )

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 import tawasul_intake
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,10 +30,12 @@ from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import DocumentInfo
+from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, existing_resource, field_violations
+from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.tls import open_channel
@@ -44,6 +48,7 @@ CITIZEN_ID = "1000000008"
 CITIZEN = IDENTITY.token_for(Principal(CITIZEN_ID, Role.CITIZEN))
 OTHER = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
 ESTABLISHMENT = IDENTITY.token_for(Principal("7000000005", Role.ESTABLISHMENT))
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 DESCRIPTION = "The photo does not appear when renewing passport A1234567 after paying"
 # Sunday 4 January 2026, 10:00 in Riyadh.
 START = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
@@ -119,6 +124,8 @@ class Intake:
             elif isinstance(value, dict):
                 getattr(message, name).clear()
                 getattr(message, name).update(value)
+            elif isinstance(value, Message):
+                getattr(message, name).CopyFrom(value)
             else:
                 setattr(message, name, value)
         answer = await self.stub.SubmitRequest(message, timeout=5, metadata=bearer(token))
@@ -243,6 +250,61 @@ async def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(intake:
     assert huge[:50] not in (caught.value.details() or "")
     assert await intake.count(tables.requests) == 0
     assert await intake.count(tables.outbox) == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "problem"),
+    [
+        # A NUL in a map value: refused by the platform before the servicer runs.
+        (
+            {"fields": {"national_id": "10000000\x0008", "request_type": "renewal"}},
+            "fields.national_id",
+            CONTROL,
+        ),
+        ({"contact": common_pb2.Contact(mobile="055\x001234567")}, "contact.mobile", CONTROL),
+        ({"description": "x" * 100_000}, "description", TOO_LONG),
+        ({"document_ids": [str(uuid.uuid4())] * 1001}, "document_ids", TOO_MANY),
+        # Digits of another script where digits are expected: refused by intake's domain.
+        (
+            {
+                "fields": {
+                    "national_id": CITIZEN_ID.translate(ARABIC_INDIC),
+                    "request_type": "renewal",
+                    "problem": "photo_not_shown",
+                }
+            },
+            "fields.national_id",
+            FOREIGN_DIGITS,
+        ),
+    ],
+)
+async def test_bad_input_is_refused_by_field_before_anything_is_written(
+    intake: Intake, override: dict[str, Any], field: str, problem: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(**override)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {field: problem}
+    assert await intake.count(tables.requests) == 0
+    assert await intake.count(tables.outbox) == 0
+
+
+async def test_tracking_details_in_arabic_indic_digits_are_refused_by_field(
+    intake: Intake,
+) -> None:
+    request = await intake.submit()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.StartTracking(
+            intake_pb2.StartTrackingRequest(
+                request_number=request.request_number.translate(ARABIC_INDIC),
+                id_number=CITIZEN_ID,
+                mobile="0551234567",
+            ),
+            timeout=5,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {"request_number": FOREIGN_DIGITS}
+    assert intake.sender.codes == {}
 
 
 async def test_only_the_holder_their_family_or_workers_may_be_the_subject(intake: Intake) -> None:

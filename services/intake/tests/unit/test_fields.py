@@ -3,10 +3,12 @@ from datetime import date
 import pytest
 from tawasul_intake.domain.fields import (
     FIELD_KINDS,
+    FOREIGN_DIGITS,
     NATIONALITY_CODES,
     check_field,
     clean_text,
     description_problem,
+    foreign_digits,
     mobile_problem,
     normalize_digits,
     normalize_mobile,
@@ -207,9 +209,6 @@ def test_description_problems(text: str, start: str) -> None:
         ("+966 55 123 4567", "+966551234567"),
         ("00966-55-123-4567", "+966551234567"),
         (" 0501234567 ", "+966501234567"),
-        ("٠٥٥١٢٣٤٥٦٧", "+966551234567"),
-        ("۰۵۵۱۲۳۴۵۶۷", "+966551234567"),
-        ("+٩٦٦٥٩١٢٣٤٥٦٧", "+966591234567"),
     ],
 )
 def test_saudi_mobiles_are_normalized(raw: str, e164: str) -> None:
@@ -328,12 +327,37 @@ def test_number_kinds(kind: str, raw: str, value: str, problem: str | None) -> N
     ],
 )
 @pytest.mark.parametrize("digits", [ARABIC_INDIC, PERSIAN])
-def test_arabic_indic_digits_are_accepted_everywhere(
+def test_other_scripts_digits_are_refused_everywhere_not_converted(
     kind: str, ascii_value: str, digits: dict[int, int]
 ) -> None:
     typed = ascii_value.translate(digits)
     assert typed != ascii_value
-    assert check_field(kind, typed, today=TODAY) == (ascii_value, None)
+    assert check_field(kind, typed, today=TODAY) == (typed, FOREIGN_DIGITS)
+
+
+@pytest.mark.parametrize("digits", [ARABIC_INDIC, PERSIAN])
+def test_mobiles_in_other_scripts_digits_are_refused(digits: dict[int, int]) -> None:
+    typed = "0551234567".translate(digits)
+    assert normalize_mobile(typed) is None
+    assert mobile_problem(typed) == FOREIGN_DIGITS
+
+
+@pytest.mark.parametrize(
+    ("text", "foreign"),
+    [
+        ("0123456789", False),
+        ("", False),
+        ("رقم", False),
+        ("²³", False),  # superscripts are no decimal digits; the field patterns refuse them
+        ("١", True),
+        ("۴", True),
+        ("१२३", True),  # Devanagari
+        ("１２３", True),  # fullwidth
+        ("12٣", True),
+    ],
+)
+def test_foreign_digits(text: str, foreign: bool) -> None:
+    assert foreign_digits(text) is foreign
 
 
 @pytest.mark.parametrize(
@@ -354,7 +378,7 @@ def test_arabic_indic_digits_are_accepted_everywhere(
         ("20261122", False, "20261122", "must be a date as YYYY-MM-DD"),
         ("2026-11-22T10:00", False, "2026-11-22T10:00", "must be a date as YYYY-MM-DD"),
         ("2026-1-2", False, "2026-1-2", "must be a date as YYYY-MM-DD"),
-        (" ٢٠٢٠-٠١-٠١ ", True, "2020-01-01", None),
+        (" ٢٠٢٠-٠١-٠١ ", True, "٢٠٢٠-٠١-٠١", FOREIGN_DIGITS),
         ("", True, "", "required"),
     ],
 )

@@ -28,6 +28,7 @@ from tawasul_intake.app.ports import (
     NumberTaken,
     StoredCode,
 )
+from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.identity import luhn_valid
 from tawasul_intake.domain.model import (
     Event,
@@ -986,14 +987,12 @@ async def test_a_citation_survives_a_number_clash(intake: Intake) -> None:
     assert intake.db.row(old.number).cited_by == [new.number]
 
 
-@pytest.mark.parametrize("typed", ["tw {} {} {}", "TW-{}-{}-{}", "{}{}{}", "ARABIC"])
+@pytest.mark.parametrize("typed", ["tw {} {} {}", "TW-{}-{}-{}", "{}{}{}"])
 async def test_a_citation_is_stored_under_the_canonical_number(intake: Intake, typed: str) -> None:
     old = await intake.submit(key="old")
     await intake.decide(old, Status.REJECTED)
     digits = old.number[2:]
     cites = typed.format(digits[:4], digits[4:8], digits[8:])
-    if typed == "ARABIC":
-        cites = old.number.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
     new = await intake.submit(key="new", cites=cites)
     assert intake.db.row(old.number).cited_by == [new.number]
     assert intake.db.row(new.number).cites_number == old.number
@@ -1312,16 +1311,28 @@ async def test_a_code_is_sent_when_number_id_and_mobile_match(intake: Intake, wh
 
 async def test_typed_forms_of_the_details_match(intake: Intake) -> None:
     request = await intake.submit()
-    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
     digits = request.number[2:]
     typed = TrackingQuery.typed(
-        f" tw {digits[:4]}-{digits[4:]} ".translate(arabic),
-        f" {FATHER.subject} ".translate(arabic),
-        "+966 55 123 4567".translate(arabic),
+        f" tw {digits[:4]}-{digits[4:]} ", f" {FATHER.subject} ", "+966 55 123 4567"
     )
     assert typed == TrackingQuery(request.number, FATHER.subject, E164)
     await start(intake, typed)
     assert len(intake.sender.sent) == 1
+
+
+def test_details_typed_in_other_scripts_digits_are_refused_by_name() -> None:
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    with pytest.raises(InvalidArgument) as caught:
+        TrackingQuery.typed(
+            "TW482913578".translate(arabic),
+            FATHER.subject.translate(arabic),
+            "0551234567".translate(arabic),
+        )
+    assert caught.value.violations == {
+        "request_number": FOREIGN_DIGITS,
+        "id_number": FOREIGN_DIGITS,
+        "mobile": FOREIGN_DIGITS,
+    }
 
 
 @pytest.mark.parametrize(
@@ -1357,10 +1368,16 @@ async def test_the_right_code_shows_the_request_once(intake: Intake) -> None:
         await track(intake, q, code, now=NOW + timedelta(minutes=4))
 
 
-async def test_a_code_typed_in_arabic_indic_digits_works(intake: Intake) -> None:
+async def test_a_code_typed_in_arabic_indic_digits_is_refused_uncounted(intake: Intake) -> None:
     request = await intake.submit()
     await start(intake, query(request))
-    code = intake.sender.sent[0].code.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    code = intake.sender.sent[0].code
+    with pytest.raises(InvalidArgument) as caught:
+        await track(
+            intake, query(request), code.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+        )
+    assert caught.value.violations == {"code": FOREIGN_DIGITS}
+    # Refused before the code's attempts were counted: the right code still works.
     assert (await track(intake, query(request), f" {code} ")).id == request.id
 
 

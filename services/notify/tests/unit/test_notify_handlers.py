@@ -479,6 +479,32 @@ async def test_bad_tracking_code_requests_are_refused_field_by_field() -> None:
     assert set(caught.value.violations) == {"request_id", "mobile", "code", "valid_minutes"}
 
 
+@pytest.mark.parametrize(
+    ("mobile", "code"),
+    [
+        # `$` would match before a trailing newline; the whole value must be the pattern.
+        (MOBILE + "\n", "482913"),
+        (MOBILE, "482913\n"),
+        (MOBILE, "٤٨٢٩١٣"),
+    ],
+)
+async def test_a_tracking_code_request_is_matched_whole_and_in_ascii_digits(
+    mobile: str, code: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await handlers.send_one_time_code(
+            uow=FakeUnitOfWork(),
+            sender=FakeChannel(),
+            request_id=str(REQUEST),
+            mobile=mobile,
+            code=code,
+            locale="ar",
+            valid_minutes=5,
+            now=NOW,
+        )
+    assert len(caught.value.violations) == 1
+
+
 def test_previews_are_for_employees_and_name_what_is_wrong() -> None:
     rendered = handlers.preview(caller=REVIEWER, kind="submitted", channel="sms", locale="en")
     assert rendered.encoding == "gsm-7"

@@ -7,7 +7,9 @@ import uuid
 
 import grpc
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
-from tawasul_platform.errors import Unavailable
+from tawasul_platform.deadlines import call_timeout
+from tawasul_platform.downstream import downstream
+from tawasul_platform.errors import NotFound
 from tawasul_platform.grpc import bearer
 
 from tawasul_intake.app.ports import DocumentInfo
@@ -26,15 +28,15 @@ class GrpcDocuments:
 
     async def _one(self, document_id: uuid.UUID, token: str) -> DocumentInfo | None:
         try:
-            answer = await self._stub.GetDocument(
-                docs_pb2.GetDocumentRequest(document_id=str(document_id)),
-                timeout=self._deadline,
-                metadata=bearer(token),
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise Unavailable(f"docs service: {exc.code().name} {exc.details()}") from exc
+            async with downstream("docs"):
+                answer = await self._stub.GetDocument(
+                    docs_pb2.GetDocumentRequest(document_id=str(document_id)),
+                    timeout=call_timeout(self._deadline),
+                    metadata=bearer(token),
+                )
+        except NotFound:
+            # Not uploaded (or not by this caller): the submission names that document as bad.
+            return None
         document = answer.document
         return DocumentInfo(
             content_type=document.content_type,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import grpc
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
-from tawasul_platform.errors import Unavailable
+from tawasul_platform.deadlines import call_timeout
+from tawasul_platform.downstream import downstream
 
 from tawasul_intake.domain.model import Request
 
@@ -18,7 +19,7 @@ class GrpcCodeSender:
         self._deadline = deadline_seconds
 
     async def send(self, *, request: Request, code: str, valid_minutes: int) -> None:
-        try:
+        async with downstream("notify"):
             await self._stub.SendOneTimeCode(
                 notify_pb2.SendOneTimeCodeRequest(
                     request_id=str(request.id),
@@ -27,7 +28,5 @@ class GrpcCodeSender:
                     locale=request.contact.locale.value,
                     valid_minutes=valid_minutes,
                 ),
-                timeout=self._deadline,
+                timeout=call_timeout(self._deadline),
             )
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(f"notify service: {exc.code().name}") from exc

@@ -33,7 +33,7 @@ from tawasul_intake.app.ports import (
     Registry,
     UnitOfWork,
 )
-from tawasul_intake.domain.fields import normalize_digits, normalize_mobile
+from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
 from tawasul_intake.domain.model import (
     Missing,
     Request,
@@ -245,7 +245,14 @@ def _refuse_duplicate(submission: Submission, open_one: Request | None) -> None:
     )
 
 
+def _ascii_digits(**typed: str) -> None:
+    """Refuses other scripts' digits by field name; malformed input otherwise matches nothing."""
+    if found := {name: FOREIGN_DIGITS for name, text in typed.items() if foreign_digits(text)}:
+        raise InvalidArgument(found)
+
+
 async def _own(uow: UnitOfWork, caller: Principal, number: str) -> Request:
+    _ascii_digits(request_number=number)
     canonical = parse_request_number(number[:40])
     request = await uow.requests.get_by_number(canonical) if canonical else None
     if request is None or request.applicant_id != caller.subject:
@@ -317,10 +324,14 @@ class TrackingQuery:
 
     @classmethod
     def typed(cls, number: str, id_number: str, mobile: str) -> TrackingQuery:
-        """What the person typed, capped and normalized; anything malformed matches nothing."""
+        """What the person typed, capped and normalized; anything malformed matches nothing.
+
+        Other scripts' digits are refused (INVALID_ARGUMENT) rather than matching nothing:
+        the person can fix them, and they tell a guesser nothing about any request."""
+        _ascii_digits(request_number=number, id_number=id_number, mobile=mobile)
         return cls(
             number=parse_request_number(number[:40]) or "",
-            id_number=normalize_digits(id_number[:20]).strip(),
+            id_number=id_number[:20].strip(),
             mobile=normalize_mobile(mobile[:32]) or "",
         )
 
@@ -386,11 +397,12 @@ async def track_request(
     now: datetime,
 ) -> Request:
     """The tracking view for a matching number, ID, mobile and live code; else NOT_FOUND."""
+    _ascii_digits(code=code)
     await _limit(uow, policy, "check", caller_key, query.number, now)
     nothing = NotFound("no request matches these details and code")
     if not query.number:
         raise nothing
-    typed = normalize_digits(code[:12]).strip()
+    typed = code[:12].strip()
     async with uow:
         request = await uow.requests.get_by_number(query.number)
         if request is None or not query.matches(request):

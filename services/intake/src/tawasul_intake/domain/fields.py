@@ -41,9 +41,21 @@ FIELD_KINDS: frozenset[str] = frozenset(
 # keyboards on phones type these, and they mean the same numbers.
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
+# Identifiers, numbers and codes are ASCII digits on the wire. Other scripts' digits are
+# refused, not converted: the channel shows the person what to fix, and what is stored is
+# exactly what was sent. (Python's \d, int() and str.isdigit() all accept them, so every
+# validator here spells [0-9] or checks this first.)
+FOREIGN_DIGITS = "must be typed with the digits 0-9, not Arabic-Indic or other digits"
+
+
+def foreign_digits(text: str) -> bool:
+    """True when `text` holds a decimal digit other than ASCII 0-9."""
+    return not text.isascii() and any(c.isdecimal() and not c.isascii() for c in text)
+
 
 def normalize_digits(text: str) -> str:
-    """`text` with Arabic-Indic and Persian digits replaced by ASCII ones."""
+    """`text` with Arabic-Indic and Persian digits replaced by ASCII ones: for matching
+    what people type in search, never for validation (which refuses them)."""
     return text.translate(_DIGITS)
 
 
@@ -167,9 +179,11 @@ _SAUDI_CALLING_CODE = 966
 
 
 def _mobile(raw: str) -> tuple[str | None, str | None]:
-    text = normalize_digits(raw).strip()
+    text = raw.strip()
     if not text:
         return None, "required"
+    if foreign_digits(text):
+        return None, FOREIGN_DIGITS
     if not _PHONE_TYPED.fullmatch(text):
         return None, _MOBILE_FORM
     try:
@@ -299,9 +313,11 @@ def check_field(
     if kind == "text":
         value, problem = clean_text(raw, max_length=max_length)
         return value, problem or (None if value else "required")
-    value = normalize_digits(raw).strip()
+    value = raw.strip()
     if not value:
         return "", "required"
+    if foreign_digits(value):
+        return value, FOREIGN_DIGITS
     if kind in _TEN_DIGIT_KINDS:
         first_digits, luhn = _TEN_DIGIT_KINDS[kind]
         return value, _ten_digit_problem(value, first_digits=first_digits, luhn=luhn)

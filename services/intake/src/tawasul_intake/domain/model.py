@@ -16,11 +16,13 @@ from tawasul_platform.errors import FailedPrecondition, InvalidArgument, Permiss
 from tawasul_platform.identity import Principal, Role
 
 from tawasul_intake.domain.fields import (
+    FOREIGN_DIGITS,
     MAX_DESCRIPTION_CHARS,
     check_field,
     clean_text,
     description_problem,
-    normalize_digits,
+    foreign_digits,
+    mobile_problem,
     normalize_mobile,
 )
 from tawasul_intake.domain.identity import id_number_problem, luhn_valid
@@ -37,7 +39,7 @@ FOLLOW_UP_AFTER_WORKING_DAYS = 3
 FOLLOW_UP_EVERY_WORKING_DAYS = 1
 # A rejection may be appealed once, within this many working days of it.
 APPEAL_WITHIN_WORKING_DAYS = 10
-_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class Status(StrEnum):
@@ -401,11 +403,11 @@ def validate_submission(
     key = _capped(problems, "idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY).strip()
     if not key and "idempotency_key" not in problems:
         problems["idempotency_key"] = "required"
-    elif key and not _KEY.match(key):
+    elif key and not _KEY.fullmatch(key):
         problems["idempotency_key"] = "Latin letters, digits and . _ : - only"
     code = _capped(problems, "sub_service_code", sub_service_code, 100)
     raw_description = _capped(problems, "description", description, MAX_DESCRIPTION_CHARS)
-    subject = normalize_digits(_capped(problems, "subject_id", subject_id, 20)).strip()
+    subject = _capped(problems, "subject_id", subject_id, 20).strip()
     mobile = _capped(problems, "contact.mobile", mobile, 32)
     email = _capped(problems, "contact.email", email, 254).strip()
     locale = _capped(problems, "contact.locale", locale, 8)
@@ -432,7 +434,9 @@ def validate_submission(
         if caller.role is Role.ESTABLISHMENT:
             problems["subject_id"] = "required: the worker the request is about"
         subject = caller.subject
-    elif not _ID_NUMBER.match(subject):
+    elif foreign_digits(subject):
+        problems["subject_id"] = FOREIGN_DIGITS
+    elif not _ID_NUMBER.fullmatch(subject):
         problems["subject_id"] = "a national ID, iqama or border number: 10 digits"
     elif subject[0] in "12" and not luhn_valid(subject):
         problems["subject_id"] = "check digit does not match"
@@ -442,14 +446,22 @@ def validate_submission(
     documents = _document_ids(problems, document_ids)
     normalized = normalize_mobile(mobile)
     if normalized is None and "contact.mobile" not in problems:
-        problems["contact.mobile"] = "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
-    if email and not _EMAIL.match(email):
+        problems["contact.mobile"] = (
+            FOREIGN_DIGITS
+            if mobile_problem(mobile) == FOREIGN_DIGITS
+            else "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
+        )
+    if email and not _EMAIL.fullmatch(email):
         problems["contact.email"] = "not an e-mail address"
     if locale not in ("", *Locale):
         problems["contact.locale"] = "'ar' or 'en'"
     cited = parse_request_number(cites) if cites.strip() else None
     if cites.strip() and cited is None and "cites_request_number" not in problems:
-        problems["cites_request_number"] = "not a request number: TW, 8 digits and a check digit"
+        problems["cites_request_number"] = (
+            FOREIGN_DIGITS
+            if foreign_digits(cites)
+            else "not a request number: TW, 8 digits and a check digit"
+        )
     if problems:
         raise InvalidArgument(problems)
     return Submission(
@@ -473,7 +485,7 @@ def _check_fields(
     specs = {spec.name: spec for spec in sub_service.fields}
     values: dict[str, str] = {}
     for name, raw in fields.items():
-        if not _FIELD_NAME.match(name):
+        if not _FIELD_NAME.fullmatch(name):
             problems["fields"] = "field names are lower-case letters, digits and '_'"
         elif name not in specs:
             problems[f"fields.{name}"] = "not a field of this sub-service"
@@ -503,10 +515,10 @@ def _check_fields(
 
 
 _IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
-_KEY = re.compile(r"^[A-Za-z0-9._:-]+$")
+_KEY = re.compile(r"[A-Za-z0-9._:-]+")
 # Printable ASCII only: the address goes to an SMTP server and into JSON as it is.
-_EMAIL = re.compile(r"^[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_ID_NUMBER = re.compile(r"^[1-4][0-9]{9}$")
+_EMAIL = re.compile(r"[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_ID_NUMBER = re.compile(r"[1-4][0-9]{9}")
 _UUID_TEXT = 45  # the longest form uuid.UUID reads: "urn:uuid:" and 36 characters
 
 
@@ -542,7 +554,7 @@ def validate_answer(
     specs = {spec.name: spec for spec in sub_service.fields}
     values: dict[str, str] = {}
     for name, raw in fields.items():
-        spec = specs.get(name) if _FIELD_NAME.match(name) else None
+        spec = specs.get(name) if _FIELD_NAME.fullmatch(name) else None
         if spec is None:
             problems["fields"] = "only fields of this sub-service"
             continue

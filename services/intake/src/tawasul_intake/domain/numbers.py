@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tawasul_intake.domain.fields import normalize_digits
-
 PREFIX = "TW"
 RANDOM_DIGITS = 8
 MAX_NEAR_MISSES = 20
@@ -60,8 +58,11 @@ def new_request_number(randbelow: Callable[[int], int]) -> str:
 
 
 def _digits_typed(raw: str) -> str | None:
-    """The 8 or 9 digits of what a person typed for a request number, or None."""
-    text = _SEPARATORS.sub("", normalize_digits(raw).strip().upper())
+    """The 8 or 9 digits of what a person typed for a request number, or None.
+
+    Only ASCII digits: callers that can answer INVALID_ARGUMENT say why others are refused
+    (fields.foreign_digits)."""
+    text = _SEPARATORS.sub("", raw.strip().upper())
     match = _TYPED.fullmatch(text)
     return match.group(1) if match else None
 

@@ -217,8 +217,8 @@ async def collect_receipts(
     return len(waiting) == batch
 
 
-_E164_SAUDI_MOBILE = re.compile(r"^\+9665[0-9]{8}$")
-_CODE = re.compile(r"^[0-9]{4,8}$")
+_E164_SAUDI_MOBILE = re.compile(r"\+9665[0-9]{8}")
+_CODE = re.compile(r"[0-9]{4,8}")
 
 
 async def send_one_time_code(
@@ -241,9 +241,9 @@ async def send_one_time_code(
         request_key = uuid.UUID(request_id[:36])
     except ValueError:
         problems["request_id"] = "not a request id"
-    if not _E164_SAUDI_MOBILE.match(mobile):
+    if not _E164_SAUDI_MOBILE.fullmatch(mobile):
         problems["mobile"] = "a Saudi mobile number in E.164 form"
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         problems["code"] = "4 to 8 digits"
     if not 1 <= valid_minutes <= 30:
         problems["valid_minutes"] = "from 1 to 30"

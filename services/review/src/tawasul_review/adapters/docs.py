@@ -7,7 +7,9 @@ from datetime import UTC
 
 import grpc
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
-from tawasul_platform.errors import FailedPrecondition, Unavailable
+from tawasul_platform.deadlines import call_timeout
+from tawasul_platform.downstream import downstream
+from tawasul_platform.errors import FailedPrecondition, NotFound
 from tawasul_platform.grpc import bearer
 
 from tawasul_review.app.ports import Attachment
@@ -26,11 +28,10 @@ class GrpcDocuments:
         # event review queued it from; for the moment it may lag, NOT_FOUND is asked again.
         for attempt in range(NOT_FOUND_RETRIES + 1):
             try:
-                answers = await self._fetch(document_ids, token)
+                async with downstream("docs"):
+                    answers = await self._fetch(document_ids, token)
                 break
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:
-                    raise Unavailable(f"docs service: {exc.code().name}") from exc
+            except NotFound as exc:
                 if attempt == NOT_FOUND_RETRIES:
                     raise FailedPrecondition("an attachment cannot be read yet") from exc
                 await asyncio.sleep(NOT_FOUND_PAUSE_SECONDS)
@@ -53,7 +54,7 @@ class GrpcDocuments:
             *(
                 self._stub.GetDownloadUrl(
                     docs_pb2.GetDownloadUrlRequest(document_id=d),
-                    timeout=self._deadline,
+                    timeout=call_timeout(self._deadline),
                     metadata=bearer(token),
                 )
                 for d in document_ids

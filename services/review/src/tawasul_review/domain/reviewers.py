@@ -12,8 +12,8 @@ from tawasul_platform.identity import Principal
 DEFAULT_CAPACITY = 20
 DEFAULT_LANGUAGES = frozenset({"ar", "en"})
 MAX_CAPACITY = 500
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,50}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Reviewer:
         known_departments: frozenset[str],
     ) -> Reviewer:
         problems: dict[str, str] = {}
-        if not _ID.match(reviewer_id):
+        if not _ID.fullmatch(reviewer_id):
             problems["reviewer.reviewer_id"] = "1 to 50 letters, digits, '.', '_' or '-'"
         unknown = [d for d in [*departments, *supervises] if d not in known_departments]
         if unknown:
@@ -58,7 +58,7 @@ class Reviewer:
             problems["reviewer.departments"] = "at least one department"
         if not set(supervises) <= set(departments):
             problems["reviewer.supervises"] = "only departments the reviewer belongs to"
-        if not languages or not all(_LANGUAGE.match(lang) for lang in languages):
+        if not languages or not all(_LANGUAGE.fullmatch(lang) for lang in languages):
             problems["reviewer.languages"] = "ISO 639 codes such as 'ar', 'en'"
         if not 0 <= capacity <= MAX_CAPACITY:
             problems["reviewer.capacity"] = f"from 0 to {MAX_CAPACITY}"

@@ -84,7 +84,7 @@ _MODE_TO_WIRE = {
 _MODE_FROM_WIRE = {wire: mode for mode, wire in _MODE_TO_WIRE.items()}
 
 
-_CODE = re.compile(r"^[A-Za-z0-9_.:-]*$")
+_CODE = re.compile(r"[A-Za-z0-9_.:-]*")
 # Queue positions from page tokens stay within what the columns hold.
 _RANK_LIMIT = 1_000_000
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
@@ -92,7 +92,7 @@ _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzin
 
 def _code(name: str, raw: str, limit: int = 100) -> str:
     """A department, queue, sub-service or employee id: a short code, never free text."""
-    if len(raw) > limit or not _CODE.match(raw):
+    if len(raw) > limit or not _CODE.fullmatch(raw):
         raise InvalidArgument({name: f"letters, digits and . _ : - only, at most {limit}"})
     return raw
 
@@ -113,7 +113,10 @@ def _position(token: str) -> QueuePosition:
     refused = InvalidArgument({"page_token": "not a token this service issued"})
     try:
         rank, queued_at, number = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
-        position = QueuePosition(int(rank), datetime.fromisoformat(queued_at), str(number))
+        # The token held a JSON integer; int() would also read "٣" or 2.5.
+        if type(rank) is not int:
+            raise refused
+        position = QueuePosition(rank, datetime.fromisoformat(queued_at), str(number))
         at = position.queued_at.astimezone(UTC)
     except (ValueError, TypeError, OverflowError) as exc:
         raise refused from exc
@@ -121,7 +124,7 @@ def _position(token: str) -> QueuePosition:
         position.queued_at.tzinfo is None
         or not -_RANK_LIMIT <= position.rank <= _RANK_LIMIT
         or not _EARLIEST <= at < _LATEST
-        or not _CODE.match(position.request_number)
+        or not _CODE.fullmatch(position.request_number)
         or len(position.request_number) > 20
     ):
         raise refused

@@ -1,0 +1,93 @@
+"""A dependency's answer, translated into what this service's caller should see."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from tawasul_platform import errors
+from tawasul_platform.downstream import downstream, translate
+from tawasul_platform.grpc import to_status
+
+
+def _answer(error: errors.DomainError | None, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    """What a Tawasul service's client sees when the server raised `error`."""
+    if error is None:
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "boom")
+    status = to_status(error)
+    return grpc.aio.AioRpcError(
+        status.code,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(*status.trailing_metadata),
+        status.details,
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.Unauthenticated("token expired"),
+        errors.PermissionDenied("not your document"),
+        errors.NotFound("no such document"),
+        errors.FailedPrecondition("still being scanned"),
+        errors.ResourceExhausted("too many uploads"),
+    ],
+)
+def test_a_refusal_passes_through_as_the_same_kind(error: errors.DomainError) -> None:
+    status = to_status(error)
+    translated = translate("docs", _answer(error, status.code))
+    assert type(translated) is type(error)
+    assert str(translated) == f"docs: {error}"
+
+
+def test_invalid_argument_keeps_its_field_violations() -> None:
+    error = errors.InvalidArgument({"document_id": "not a document id", "mobile": "required"})
+    translated = translate("docs", _answer(error, grpc.StatusCode.INVALID_ARGUMENT))
+    assert isinstance(translated, errors.InvalidArgument)
+    assert translated.violations == error.violations
+
+
+def test_invalid_argument_without_violations_still_says_what() -> None:
+    translated = translate("docs", _answer(None, grpc.StatusCode.INVALID_ARGUMENT))
+    assert isinstance(translated, errors.InvalidArgument)
+    assert translated.violations == {"request": "docs: boom"}
+
+
+def test_already_exists_keeps_the_existing_resource() -> None:
+    error = errors.AlreadyExists("an open request exists", existing="TW482913578")
+    translated = translate("intake", _answer(error, grpc.StatusCode.ALREADY_EXISTS))
+    assert isinstance(translated, errors.AlreadyExists)
+    assert translated.existing == "TW482913578"
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+def test_only_an_outage_is_unavailable(code: grpc.StatusCode) -> None:
+    translated = translate("notify", _answer(None, code))
+    assert isinstance(translated, errors.Unavailable)
+    assert "notify" in str(translated)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.CANCELLED,
+    ],
+)
+async def test_a_bug_stays_a_bug(code: grpc.StatusCode) -> None:
+    answer = _answer(None, code)
+    assert translate("docs", answer) is None
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async with downstream("docs"):
+            raise answer
+    assert caught.value is answer
+
+
+async def test_the_context_manager_raises_the_translation_from_the_answer() -> None:
+    answer = _answer(errors.PermissionDenied("not yours"), grpc.StatusCode.PERMISSION_DENIED)
+    with pytest.raises(errors.PermissionDenied) as caught:
+        async with downstream("docs"):
+            raise answer
+    assert caught.value.__cause__ is answer

@@ -1,0 +1,169 @@
+"""No service writes what identifies a person into its logs.
+
+An upload, a submission, a refused submission, a reviewer opening the case and tracking
+without login by one-time code all run with canary values (a name, a national ID, a mobile,
+an e-mail); then every log file the stack's services wrote is read, and no canary may be in
+any of them.
+Logs are shipped, kept and read far more widely than the databases that may hold these.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from tawasul.intake.v1 import intake_pb2
+from tawasul.notify.v1 import notify_pb2
+from tawasul.review.v1 import review_pb2
+from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
+from tawasul_devstack.stack import SERVICES, Stack
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
+from tawasul_platform.identity import Role
+
+TIMEOUT = DEFAULT_DEADLINE_SECONDS
+SUB_SERVICE = "corrections.name-or-birth-date"
+
+
+def _service_logs(stack: Stack) -> dict[Path, str]:
+    """Every log file of the five services: their process logs and their migrations'."""
+    found = {stack.log_path(name) for name in SERVICES}
+    logs_dir = stack.log_path(SERVICES[0]).parent
+    found |= {p for p in logs_dir.glob("*.log") if p.name.split("-")[0].split(".")[0] in SERVICES}
+    return {p: p.read_text("utf-8", errors="replace") for p in sorted(found) if p.exists()}
+
+
+async def _sms_failed(clients: Clients, token: str, request_id: str) -> bool | None:
+    try:
+        answer = await clients.notify.ListDeliveries(
+            notify_pb2.ListDeliveriesRequest(request_id=request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(token),
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:  # notify has not read the request yet
+            return None
+        raise
+    failed = notify_pb2.DELIVERY_STATUS_FAILED
+    return (
+        True if any(d.channel == "sms" and d.status == failed for d in answer.deliveries) else None
+    )
+
+
+async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack) -> None:
+    national_id = new_citizen()
+    local = f"5{secrets.randbelow(10**8):08d}"
+    mobile, e164 = "0" + local, "+966" + local
+    tag = secrets.token_hex(6)
+    name_ar, name_en = f"كناري اختبار {tag}", f"Canary Tester {tag}"
+    email = f"canary.{tag}@example.sa"
+    citizen = clients.token(national_id, Role.CITIZEN)
+    fields = {
+        "id_number": national_id,
+        "correction": "name",
+        "correct_name_ar": name_ar,
+        "correct_name_en": name_en,
+    }
+    # People name their files after themselves.
+    passport = await clients.upload(citizen, f"{name_en} passport.pdf", sample_pdf("passport"))
+    # The gateway refuses the submission's SMS, and its answer names the number: the failure
+    # path is where values slip into logs.
+    await clients.sms_faults({e164: 400})
+    try:
+        request = await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service=SUB_SERVICE,
+            description=f"My name is written wrongly in the passports records, it is {name_en}",
+            documents=[passport.document_id],
+            mobile=mobile,
+            email=email,
+            fields=fields,
+        )
+        await eventually(
+            lambda: _sms_failed(clients, citizen, request.request_id),
+            what="the refused SMS recorded failed",
+        )
+    finally:
+        await clients.clear_sms_faults()
+
+    # Refused input is as personal as accepted input.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service=SUB_SERVICE,
+            description=f"Again for {name_en}\x00 with a NUL in it, which is refused at the door",
+            documents=[passport.document_id],
+            mobile=mobile,
+            email=email,
+            fields=fields,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    # Routing, review and notify each take the request in, and a reviewer opens it.
+    reviewer = clients.token("E9001", Role.REVIEWER, frozenset({"corrections"}))
+
+    async def opened() -> review_pb2.WorkItem | None:
+        try:
+            answer = await clients.review.GetWorkItem(
+                review_pb2.GetWorkItemRequest(request_id=request.request_id),
+                timeout=TIMEOUT,
+                metadata=bearer(reviewer),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return answer.item
+
+    await eventually(opened, what="the request in review")
+
+    # Tracking without login: the details and the one-time code pass intake and notify.
+    await clients.intake.StartTracking(
+        intake_pb2.StartTrackingRequest(
+            request_number=request.request_number, id_number=national_id, mobile=mobile
+        ),
+        timeout=TIMEOUT,
+    )
+
+    async def one_time_code() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received() if m["to"] == e164]
+        codes = [found.group(0) for t in texts if (found := re.search(r"\b[0-9]{6}\b", t))]
+        return codes[-1] if codes else None
+
+    code = await eventually(one_time_code, what="the one-time code by SMS")
+    tracked = await clients.intake.TrackRequest(
+        intake_pb2.TrackRequestRequest(
+            request_number=request.request_number,
+            id_number=national_id,
+            mobile=mobile,
+            code=code,
+        ),
+        timeout=TIMEOUT,
+    )
+    assert tracked.request.request_id == request.request_id
+
+    # Long random values, looked for anywhere; the six-digit code only as a number of its own,
+    # so that a log's ids and timestamps cannot match it by chance.
+    canaries = {
+        "national ID": re.escape(national_id),
+        "mobile": re.escape(local),  # inside every written form: 05…, +9665…, 009665…
+        "Arabic name": re.escape(name_ar),
+        "English name": re.escape(name_en),
+        "name's tag": re.escape(tag),  # the name however escaped or cut
+        "e-mail": re.escape(email),
+        "one-time code": rf"(?<![0-9A-Fa-f]){code}(?![0-9A-Fa-f])",
+    }
+    logs = _service_logs(stack)
+    assert {p.stem for p in logs} >= set(SERVICES)
+    leaks = [
+        f"{path.name}: {what}"
+        for path, text in logs.items()
+        for what, pattern in canaries.items()
+        if re.search(pattern, text)
+    ]
+    assert leaks == []
