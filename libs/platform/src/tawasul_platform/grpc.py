@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -163,36 +165,75 @@ def _bounded(method: str, behaviour: _Handler, seconds: float | None) -> _Handle
     return bounded
 
 
+@asynccontextmanager
+async def _answering(
+    method: str, context: grpc.aio.ServicerContext[Any, Any], gate: Gate
+) -> AsyncIterator[None]:
+    """One call's frame, whatever its kind: trace, deadline, the gate first (a refused caller
+    learns nothing about their input), then the error mapping around the handler."""
+    metadata = dict(context.invocation_metadata() or ())
+    trace = metadata.get(TRACEPARENT)
+    set_traceparent(trace if isinstance(trace, str) else None)
+    deadline = deadlines.enter(context.time_remaining())
+    try:
+        _CALLER.set(gate.admit(method, context))
+        yield
+    except errors.DomainError as exc:
+        await context.abort_with_status(to_status(exc))
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("dependency unavailable in %s: %r", method, exc)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
+            )
+        log.exception("unexpected error in %s", method)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    finally:
+        deadlines.leave(deadline)
+
+
+def _checked(request: Any, streaming: bool) -> Any:
+    if streaming:
+        return _decoded(request)
+    _admit(request)
+    return request
+
+
 def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = False) -> _Handler:
+    """A handler answering one message (unary or client-streaming), framed."""
+
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        metadata = dict(context.invocation_metadata() or ())
-        trace = metadata.get(TRACEPARENT)
-        set_traceparent(trace if isinstance(trace, str) else None)
-        deadline = deadlines.enter(context.time_remaining())
-        try:
-            # Who may call comes first: a refused caller learns nothing about their input.
-            _CALLER.set(gate.admit(method, context))
-            if streaming:
-                request = _decoded(request)
-            else:
-                _admit(request)
-            return await behaviour(request, context)
-        except errors.DomainError as exc:
-            await context.abort_with_status(to_status(exc))
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            if is_transient(exc):
-                log.warning("dependency unavailable in %s: %r", method, exc)
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
-                )
-            log.exception("unexpected error in %s", method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        finally:
-            deadlines.leave(deadline)
+        async with _answering(method, context, gate):
+            return await behaviour(_checked(request, streaming), context)
+        return None  # not reached: _answering ends every error in an abort
 
     return guarded
+
+
+def _guard_replies(
+    method: str, behaviour: Callable[..., Any], gate: Gate, *, streaming: bool
+) -> Callable[..., Any]:
+    """A handler answering a stream (server- or bidi-streaming), framed the same way. grpc
+    takes either an async generator or a coroutine writing with context.write: the wrapper
+    keeps the handler's own style."""
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def replies(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            async with _answering(method, context, gate):
+                async for reply in behaviour(_checked(request, streaming), context):
+                    yield reply
+
+        return replies
+
+    async def writes(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        async with _answering(method, context, gate):
+            await behaviour(_checked(request, streaming), context)
+
+    return writes
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -202,9 +243,10 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     characters, huge strings and lists), are INVALID_ARGUMENT before the handler runs. Each
     call's deadline bounds the calls made on its behalf (deadlines.py).
 
-    It wraps the unary and client-streaming methods, the kinds the services have; the health
-    service's server-streaming Watch is grpc's own and keeps its own handling. With
-    `handler_seconds`, a handler running longer is cancelled (DEADLINE_EXCEEDED).
+    It wraps every kind of method: unary, client-, server- and bidi-streaming. With
+    `handler_seconds`, a handler answering one message and running longer is cancelled
+    (DEADLINE_EXCEEDED); one answering a stream (health's Watch) may run as long as its
+    caller listens.
     """
 
     def __init__(self, gate: Gate, handler_seconds: float | None = None) -> None:
@@ -233,6 +275,18 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
             behaviour = _bounded(method, cast(_Handler, handler.stream_unary), self._seconds)
             return grpc.stream_unary_rpc_method_handler(
                 _guard(method, behaviour, self._gate, streaming=True),
+                decode,
+                encode,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _guard_replies(method, handler.unary_stream, self._gate, streaming=False),
+                decode,
+                encode,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _guard_replies(method, handler.stream_stream, self._gate, streaming=True),
                 decode,
                 encode,
             )

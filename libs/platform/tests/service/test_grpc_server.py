@@ -11,6 +11,7 @@ from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2
 from tawasul.docs.v1 import docs_pb2
 from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS, call_timeout
+from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.grpc import GrpcServer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.testing import unguarded
@@ -37,8 +38,37 @@ async def _downstream_timeout(
     return wrappers_pb2.DoubleValue(value=call_timeout())
 
 
+async def _replies(
+    request: wrappers_pb2.StringValue, context: Context
+) -> AsyncIterator[wrappers_pb2.StringValue]:
+    """Server-streaming, as an async generator: one reply, then what the request asks for."""
+    yield wrappers_pb2.StringValue(value="first")
+    if request.value == "refuse":
+        raise InvalidArgument({"value": "refused mid-stream"})
+    if request.value == "crash":
+        raise RuntimeError("a bug")
+
+
+async def _echo(requests: AsyncIterator[wrappers_pb2.StringValue], context: Context) -> None:
+    """Bidi-streaming, writing with context.write."""
+    async for request in requests:
+        if request.value == "refuse":
+            raise InvalidArgument({"value": "refused mid-stream"})
+        await context.write(request)
+
+
 def _probe(server: grpc.aio.Server) -> None:
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Replies": grpc.unary_stream_rpc_method_handler(
+            _replies,
+            wrappers_pb2.StringValue.FromString,
+            wrappers_pb2.StringValue.SerializeToString,
+        ),
+        "Echo": grpc.stream_stream_rpc_method_handler(
+            _echo,
+            wrappers_pb2.StringValue.FromString,
+            wrappers_pb2.StringValue.SerializeToString,
+        ),
         "CountParts": grpc.stream_unary_rpc_method_handler(
             _count_parts,
             docs_pb2.UploadDocumentRequest.FromString,
@@ -149,3 +179,86 @@ async def test_the_callers_deadline_bounds_downstream_calls(channel: grpc.aio.Ch
     assert 0.0 < short.value <= 0.85
     unbounded = await timeout(wrappers_pb2.StringValue())
     assert unbounded.value == DEFAULT_DEADLINE_SECONDS
+
+
+async def _replies_of(call: Any) -> tuple[list[str], grpc.StatusCode, dict[str, str]]:
+    seen: list[str] = []
+    try:
+        async for reply in call:
+            seen.append(wrappers_pb2.StringValue.FromString(reply).value)
+    except grpc.aio.AioRpcError as error:
+        return seen, error.code(), field_violations(error)
+    return seen, grpc.StatusCode.OK, {}
+
+
+async def test_server_streaming_gets_the_same_error_mapping(channel: grpc.aio.Channel) -> None:
+    replies: Any = channel.unary_stream("/tawasul.test.Probe/Replies")
+
+    def ask(value: str) -> bytes:
+        return wrappers_pb2.StringValue(value=value).SerializeToString()
+
+    assert await _replies_of(replies(ask("fine"), timeout=5)) == (
+        ["first"],
+        grpc.StatusCode.OK,
+        {},
+    )
+    assert await _replies_of(replies(ask("refuse"), timeout=5)) == (
+        ["first"],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"value": "refused mid-stream"},
+    )
+    assert await _replies_of(replies(ask("crash"), timeout=5)) == (
+        ["first"],
+        grpc.StatusCode.INTERNAL,
+        {},
+    )
+    assert await _replies_of(replies(b"\xff\xff not a message", timeout=5)) == (
+        [],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"request": "the request's bytes are not a valid message of this method"},
+    )
+    assert await _replies_of(replies(ask("a\x00b"), timeout=5)) == (
+        [],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"value": CONTROL},
+    )
+
+
+async def test_bidi_streaming_gets_the_same_error_mapping(channel: grpc.aio.Channel) -> None:
+    echo: Any = channel.stream_stream("/tawasul.test.Probe/Echo")
+
+    def stream(*values: bytes) -> Any:
+        return iter(values)
+
+    hello = wrappers_pb2.StringValue(value="hello").SerializeToString()
+    refuse = wrappers_pb2.StringValue(value="refuse").SerializeToString()
+    assert await _replies_of(echo(stream(hello, hello), timeout=5)) == (
+        ["hello", "hello"],
+        grpc.StatusCode.OK,
+        {},
+    )
+    assert await _replies_of(echo(stream(hello, refuse, hello), timeout=5)) == (
+        ["hello"],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"value": "refused mid-stream"},
+    )
+    seen, code, violations = await _replies_of(echo(stream(hello, b"\xff\xff"), timeout=5))
+    assert (seen, code, violations) == (
+        ["hello"],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"request": "the request's bytes are not a valid message of this method"},
+    )
+
+
+async def test_health_watch_still_streams_through_the_interceptor(
+    channel: grpc.aio.Channel,
+) -> None:
+    watch: Any = channel.unary_stream(
+        "/grpc.health.v1.Health/Watch",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    call = watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    first = await call.read()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    call.cancel()
