@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.server
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import jwt
 import pytest
 from tawasul_devstack.identity import USERS_ISSUER, DevIdentity
 from tawasul_platform.errors import Unauthenticated
-from tawasul_platform.identity import IssuerKind, Principal, Role, TokenVerifier
+from tawasul_platform.identity import Issuer, IssuerKind, Principal, Role, TokenVerifier
 
 NOW = 1_900_000_000.0
 
@@ -170,3 +172,33 @@ def test_a_rotated_key_is_picked_up_from_the_jwks(tmp_path: Path, clock: Clock) 
     staff.write_text(new.jwks_file(IssuerKind.STAFF).read_text())
     verifier.load()
     assert verifier.verify(token).departments == {"visas"}
+
+
+def test_the_keys_may_come_from_the_providers_url(provider: DevIdentity, clock: Clock) -> None:
+    jwks = provider.jwks_file(IssuerKind.USERS).read_bytes()
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        verifier = TokenVerifier(
+            [Issuer(issuer=USERS_ISSUER, kind=IssuerKind.USERS, jwks=url)],
+            audience="tawasul-intake",
+            max_lifetime_seconds=7200,
+            clock=clock,
+        )
+        verifier.load()
+        token = provider.token(C, Role.RESIDENT, now=NOW)
+        assert verifier.verify(token) == Principal(C, Role.RESIDENT, channel="web")
+    finally:
+        server.shutdown()
