@@ -60,6 +60,7 @@ STAFF = frozenset({"reviewer", "other department", "supervisor"})
 DEPARTMENT_STAFF = frozenset({"reviewer", "supervisor"})
 SUPERVISOR = frozenset({"supervisor"})
 READERS = frozenset({"owner", "reviewer", "supervisor"})
+SIGNED_IN = BENEFICIARIES | STAFF
 NOBODY: frozenset[str] = frozenset()
 AUTH_REFUSALS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 # NOT_FOUND is a refusal of what is someone else's; a public call's NOT_FOUND (tracking that
@@ -175,11 +176,11 @@ MATRIX: dict[str, tuple[Callable[[World], Any], frozenset[str]]] = {
     ),
     f"{NOTIFY}/ListInbox": (
         lambda w: notify_pb2.ListInboxRequest(),
-        BENEFICIARIES,
+        SIGNED_IN,
     ),
     f"{NOTIFY}/MarkInboxRead": (
         lambda w: notify_pb2.MarkInboxReadRequest(),
-        BENEFICIARIES,
+        SIGNED_IN,
     ),
     f"{NOTIFY}/PreviewTemplate": (
         lambda w: notify_pb2.PreviewTemplateRequest(kind="submitted", channel="sms"),
@@ -424,6 +425,7 @@ WHO = {
     OWNER: "its applicant",
     READERS: "its applicant; its department's staff",
     STAFF: "staff",
+    SIGNED_IN: "anyone signed in (their own)",
     DEPARTMENT_STAFF: "its department's staff",
     SUPERVISOR: "its department's supervisor, an administrator",
     NOBODY: "the intake service (client certificate)",

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
-from tawasul_platform.authz import BENEFICIARIES, SIGNED_IN, STAFF, Rule, services
+from tawasul_platform.authz import SIGNED_IN, STAFF, Rule, services
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 
@@ -19,12 +19,13 @@ from tawasul_notify.domain.model import Delivery, DeliveryStatus, InboxMessage, 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 # One-time codes go out only when intake asks (its client certificate says so): anyone else
-# could text any number. Deliveries are read by the applicant or the department's reviewers.
+# could text any number. Deliveries are read by the applicant or the department's reviewers;
+# everyone signed in has an inbox (supervisors get SLA breaches in theirs).
 ACCESS: dict[str, Rule] = {
     "SendOneTimeCode": services("intake"),
     "ListDeliveries": SIGNED_IN,
-    "ListInbox": BENEFICIARIES,
-    "MarkInboxRead": BENEFICIARIES,
+    "ListInbox": SIGNED_IN,
+    "MarkInboxRead": SIGNED_IN,
     "PreviewTemplate": STAFF,
 }
 
