@@ -87,7 +87,7 @@ class Gate:
             audience=settings.identity_audience,
             max_lifetime_seconds=settings.identity_max_token_seconds,
         )
-        verifier.load()
+        verifier.try_load()
         return cls(verifier, rules)
 
     @property

@@ -121,11 +121,16 @@ class TokenVerifier:
         self._keys = keys
         self._refreshed = time.monotonic()
 
-    async def refresh(self) -> None:
+    def try_load(self) -> None:
+        """load(), but a provider that cannot be reached now is not fatal: the first token
+        naming a key this verifier lacks makes it try again."""
         try:
-            await asyncio.to_thread(self.load)
+            self.load()
         except (OSError, ValueError, jwt.PyJWKError) as exc:
-            log.warning("could not refresh the identity providers' keys: %r", exc)
+            log.warning("could not load the identity providers' keys (will retry): %r", exc)
+
+    async def refresh(self) -> None:
+        await asyncio.to_thread(self.try_load)
 
     def verify(self, token: str) -> Principal:
         now = self._clock()
@@ -215,5 +220,5 @@ class TokenVerifier:
         self._refreshed = time.monotonic()
         try:
             self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
-        except RuntimeError:
-            self.load()
+        except RuntimeError:  # no event loop: a tool or a test, which may wait
+            self.try_load()

@@ -202,3 +202,21 @@ def test_the_keys_may_come_from_the_providers_url(provider: DevIdentity, clock: 
         assert verifier.verify(token) == Principal(C, Role.RESIDENT, channel="web")
     finally:
         server.shutdown()
+
+
+def test_a_provider_down_at_start_is_tried_again_when_a_token_comes(
+    provider: DevIdentity, clock: Clock, tmp_path: Path
+) -> None:
+    jwks = tmp_path / "users.jwks.json"
+    verifier = TokenVerifier(
+        [Issuer(issuer=USERS_ISSUER, kind=IssuerKind.USERS, jwks=str(jwks))],
+        audience="tawasul-intake",
+        max_lifetime_seconds=7200,
+        clock=clock,
+    )
+    verifier.try_load()  # not there yet: the service still starts
+    token = provider.token(C, Role.CITIZEN, now=NOW)
+    jwks.write_text(provider.jwks_file(IssuerKind.USERS).read_text())
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(token)
+    assert verifier.verify(token).subject == C
