@@ -327,21 +327,7 @@ async def _world(stack: Stack, clients: Clients) -> World:
     owner_id = new_citizen()
     owner = clients.token(owner_id, Role.CITIZEN)
     reviewer = clients.token("E7001", Role.REVIEWER, frozenset({DEPARTMENT}))
-    admin = clients.token("A0001", Role.REVIEWER)
-    await clients.review_admin.PutReviewer(
-        review_pb2.PutReviewerRequest(
-            reviewer=review_pb2.Reviewer(
-                reviewer_id="S7001",
-                departments=[DEPARTMENT],
-                languages=["ar", "en"],
-                capacity=10,
-                available=True,
-                supervises=[DEPARTMENT],
-            )
-        ),
-        timeout=TIMEOUT,
-        metadata=bearer(admin),
-    )
+    await clients.appoint_supervisor("S7001", DEPARTMENT)
     document = await clients.upload(owner, "id.pdf", sample_pdf("national ID"))
 
     async def file(documents: list[str]) -> intake_pb2.Request:

@@ -250,21 +250,7 @@ async def test_a_transfer_is_routed_again_and_its_reason_stays_internal(
 
 async def test_sla_alerts_and_a_breach_for_the_supervisors(stack: Stack, clients: Clients) -> None:
     reviewer = clients.token("E6006", Role.REVIEWER, frozenset({DEPARTMENT}))
-    admin = clients.token("A0001", Role.REVIEWER)
-    await clients.review_admin.PutReviewer(
-        review_pb2.PutReviewerRequest(
-            reviewer=review_pb2.Reviewer(
-                reviewer_id="S6001",
-                departments=[DEPARTMENT],
-                languages=["ar", "en"],
-                capacity=10,
-                available=True,
-                supervises=[DEPARTMENT],
-            )
-        ),
-        timeout=TIMEOUT,
-        metadata=bearer(admin),
-    )
+    await clients.appoint_supervisor("S6001", DEPARTMENT)
     _, request = await file_visa_cancellation(clients)
     await queued(clients, reviewer, request.request_id)
     # Move the submission back until 60 % of its 3 working days are used: a warning.

@@ -23,7 +23,7 @@ from tawasul_platform.identity import Role
 from tawasul_platform.tls import open_channel
 
 from tawasul_devstack import pki, smtp_server
-from tawasul_devstack.stack import StackConfig
+from tawasul_devstack.stack import REVIEW_ADMIN, StackConfig
 
 T = TypeVar("T")
 CHUNK = 64 * 1024
@@ -137,6 +137,23 @@ class Clients:
     def token(self, subject: str, role: Role, departments: frozenset[str] = frozenset()) -> str:
         """What the identity provider (Nafath/Absher, or the employee directory) would issue."""
         return self.config.identity.token(subject, role, departments)
+
+    async def appoint_supervisor(self, reviewer_id: str, department: str) -> None:
+        """The stack's administrator makes `reviewer_id` a supervisor of `department`."""
+        await self.review_admin.PutReviewer(
+            review_pb2.PutReviewerRequest(
+                reviewer=review_pb2.Reviewer(
+                    reviewer_id=reviewer_id,
+                    departments=[department],
+                    languages=["ar", "en"],
+                    capacity=10,
+                    available=True,
+                    supervises=[department],
+                )
+            ),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(self.token(REVIEW_ADMIN, Role.REVIEWER)),
+        )
 
     async def upload(
         self,
