@@ -193,7 +193,7 @@ def _tokens(stack: Stack, service: str, citizen: str) -> list[tuple[tuple[str, s
     identity = stack.config.identity
     users = [
         bearer(identity.token(citizen, Role.CITIZEN)),
-        bearer(identity.token("7000000005", Role.ESTABLISHMENT, channel="portal")),
+        bearer(identity.token("7000000005", Role.ESTABLISHMENT, channel="establishment-portal")),
     ]
     staff = [
         bearer(identity.token("E8001", Role.REVIEWER, ["reports", "passports"])),

@@ -7,6 +7,7 @@ import uuid
 
 import grpc
 import pytest
+from tawasul.intake.v1 import intake_pb2
 from tawasul.routing.v1 import routing_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
@@ -17,6 +18,9 @@ from tawasul_platform.identity import Role
 from tests.e2e.topics import envelopes
 
 TIMEOUT = DEFAULT_DEADLINE_SECONDS
+# From the development registry: an establishment and one of its sponsored workers.
+ESTABLISHMENT = "7000000005"
+WORKER = "2023456789"
 
 
 async def decision_of(clients: Clients, token: str, request_id: str) -> routing_pb2.RoutingDecision:
@@ -74,12 +78,65 @@ async def test_a_request_without_a_rule_goes_to_its_departments_default_queue(
         citizen_id,
         s.catalog_version,
     )
-    assert (r.submitted_at, dict(r.fields), r.applicant_kind) == (
+    assert (r.submitted_at, dict(r.fields), s.applicant_kind, r.applicant_kind) == (
         s.submitted_at,
         dict(s.fields),
-        s.applicant_kind,
+        "citizen",
+        "citizen",
     )
+    assert s.channel == "web"
     assert (r.transfer_reason, r.transferred_from) == ("", "")
+
+
+async def test_an_establishments_absence_report_goes_to_its_team_first(
+    stack: Stack, clients: Clients
+) -> None:
+    # The rule matches on who filed: the kind the sign-in token names, not anything the
+    # channel could claim in the request.
+    portal = stack.config.identity.token(
+        ESTABLISHMENT, Role.ESTABLISHMENT, channel="establishment-portal"
+    )
+    request = await clients.submit(
+        portal,
+        key=str(uuid.uuid4()),
+        sub_service="reports.absence-report",
+        description="Our worker has not come to work since the first of the month, no contact",
+        documents=[],
+        mobile="0551234567",
+        subject_id=WORKER,
+        fields={
+            "iqama_number": WORKER,
+            "absence_date": "2026-11-02",
+            "worker_type": "establishment_worker",
+        },
+    )
+    try:
+        reviewer = clients.token("E3001", Role.REVIEWER, frozenset({"reports"}))
+        decision = await decision_of(clients, reviewer, request.request_id)
+        assert (decision.queue, decision.priority, decision.rule) == (
+            "reports.establishments",
+            20,
+            "rules.v1:establishment-absence-report",
+        )
+        (envelope,) = await envelopes(
+            stack.config.kafka_bootstrap,
+            topics.REQUEST_SUBMITTED,
+            {request.request_id},
+            at_least=1,
+        )
+        submitted = envelope.request_submitted
+        assert (submitted.applicant_kind, submitted.channel) == (
+            "establishment",
+            "establishment-portal",
+        )
+    finally:
+        await clients.intake.CancelRequest(
+            intake_pb2.CancelRequestRequest(
+                request_number=request.request_number, reason="Test done"
+            ),
+            timeout=TIMEOUT,
+            metadata=bearer(portal),
+        )
 
 
 async def test_a_rule_on_a_field_raises_the_priority(stack: Stack, clients: Clients) -> None:

@@ -45,7 +45,8 @@ class IssuerKind(StrEnum):
 
 # What each issuer may vouch for: the end-user provider can never make an employee.
 ROLES_OF = {IssuerKind.USERS: BENEFICIARY_ROLES, IssuerKind.STAFF: frozenset({Role.REVIEWER})}
-CHANNELS = frozenset({"web", "mobile", "portal"})
+# As RequestSubmitted.channel names them (routing rules match on it).
+CHANNELS = frozenset({"web", "mobile", "establishment-portal"})
 # Asymmetric only: an HS256 token would let anyone holding the "public" key sign.
 ALGORITHMS = frozenset({"ES256", "ES384", "RS256", "PS256", "EdDSA"})
 _REQUIRED = ["iss", "aud", "sub", "exp", "nbf", "iat"]
@@ -58,7 +59,8 @@ class Principal:
     subject: str
     role: Role
     departments: frozenset[str] = field(default_factory=frozenset)
-    # The channel an end user came through (web, mobile, portal); empty for employees.
+    # The channel an end user came through (web, mobile, establishment-portal); empty for
+    # employees.
     channel: str = ""
 
     @property

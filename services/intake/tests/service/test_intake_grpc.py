@@ -226,6 +226,22 @@ async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intak
     assert submitted.expected_completion_at.ToDatetime(tzinfo=UTC) == START + timedelta(days=7)
     assert (submitted.department_code, submitted.catalog_version) == ("passports", 2)
     assert dict(submitted.fields)["problem"] == "photo_not_shown"
+    # Routing rules match on who filed and through which channel (from the sign-in token).
+    assert (submitted.applicant_kind, submitted.channel) == ("citizen", "web")
+
+
+async def test_the_event_names_an_establishment_and_its_portal(intake: Intake) -> None:
+    portal = IDENTITY.token("7000000005", Role.ESTABLISHMENT, channel="establishment-portal")
+    await intake.submit(
+        portal, sub_service_code="reports.general-inquiry", subject_id="2023456789", fields={}
+    )
+    (event,) = await intake.outbox(REQUEST_SUBMITTED)
+    submitted = event.request_submitted
+    assert (submitted.applicant_kind, submitted.channel, submitted.subject_id) == (
+        "establishment",
+        "establishment-portal",
+        "2023456789",
+    )
 
 
 async def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(intake: Intake) -> None:

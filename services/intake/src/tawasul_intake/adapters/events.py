@@ -59,6 +59,7 @@ def to_event(event: Event) -> OutgoingEvent:
                 cites_request_number=r.cites_number or "",
                 applicant_kind=event.applicant_kind,
                 subject_nationality=event.subject_nationality,
+                channel=event.channel,
             )
         )
     elif isinstance(event, RequestFollowedUp):

@@ -108,6 +108,8 @@ class Submission:
     document_ids: tuple[uuid.UUID, ...]
     contact: Contact
     cites_number: str | None = None
+    # The channel the applicant came through, as their sign-in token says.
+    channel: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,11 @@ class Request:
         )
         request.events.append(
             RequestSubmitted(
-                request, expected_completion=request.expected_completion(calendar, now)
+                request,
+                expected_completion=request.expected_completion(calendar, now),
+                applicant_kind=submission.applicant_role.value,
+                subject_nationality=subject_nationality,
+                channel=submission.channel,
             )
         )
         return request
@@ -331,9 +337,11 @@ class Request:
 class RequestSubmitted:
     request: Request
     expected_completion: datetime
-    # For routing rules: who filed, and the nationality of the person it is about.
+    # For routing rules: who filed, the nationality of the person it is about, and the
+    # channel it came through.
     applicant_kind: str = ""
     subject_nationality: str = ""
+    channel: str = ""
 
 
 @dataclass(frozen=True)
@@ -475,6 +483,7 @@ def validate_submission(
         document_ids=tuple(documents),
         contact=Contact(mobile=normalized or "", email=email, locale=Locale(locale or "ar")),
         cites_number=cited,
+        channel=caller.channel,
     )
 
 
