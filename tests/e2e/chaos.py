@@ -358,20 +358,23 @@ async def kill_behind(
     subscriptions: Sequence[tuple[str, str]],
     load: Load,
     task: asyncio.Task[None],
+    holding: Callable[[], Awaitable[bool]] | None = None,
 ) -> Behind:
     """SIGKILLs `service` while submissions flow, at a moment its groups lag on their topics.
 
     The end offsets are read before the kill and the committed offsets after it, when no
     commit can come any more: a record below the one and above the other was on the topic,
     delivered or not, and unfinished when the process died. Should it have caught up in the
-    instant between looking and killing, it is started again and killed again.
+    instant between looking and killing, it is started again and killed again. `holding`, if
+    given, must hold too before the kill (the caller checks what it left behind).
     """
     async with Offsets(stack.config.kafka_bootstrap) as offsets:
         for _ in range(5):
             while True:
                 await load.until(lambda: True, task, "the load running")
                 ends = {pair: await offsets.ends(pair[0]) for pair in subscriptions}
-                if any([await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions]):
+                lagging = [await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions]
+                if any(lagging) and (holding is None or await holding()):
                     break
                 await asyncio.sleep(0.01)
             killed = await sigkill(stack, service)
