@@ -98,9 +98,9 @@ async def test_killing_a_consumer_mid_stream_loses_and_duplicates_nothing(
         dead_letters = await _dead_letters(stack)
         holding = None
         if service == "notify":
-            # Every fifth mobile's SMS takes the gateway 1.5 s: notify is killed while it waits,
-            # its delivery recorded pending, and on restart must not send that SMS again.
-            slow = {f.e164: 1.5 for f in load.filed[::5]}
+            # Every eighth mobile's SMS takes the gateway a second: notify is killed while it
+            # waits, its delivery recorded pending, and on restart must not send it again.
+            slow = {f.e164: 1.0 for f in load.filed[::8]}
             await clients.sms_faults({}, slow=slow)
 
             async def holding() -> bool:
