@@ -16,87 +16,150 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
 
+from tests.e2e.chaos import (
+    Load,
+    Offsets,
+    assert_exactly_once,
+    kill_behind,
+    rows,
+    settled_counts,
+    sigkill,
+    start,
+    unsent,
+)
 from tests.e2e.direct import object_keys, scalar
-from tests.e2e.topics import envelopes, records
+from tests.e2e.topics import records
 
 pytestmark = pytest.mark.chaos
 
 CITIZEN = "1000000008"
-DEPARTMENT = "reports"
-REQUESTS = 40
 # Services that consume request.submitted, and their consumer groups.
 CONSUMERS = ("routing", "notify")
 GROUPS = ("routing", "docs", "notify", "notify-sms", "notify-email", "notify-inapp")
 
 
-async def test_killing_routing_loses_and_duplicates_nothing(stack: Stack, clients: Clients) -> None:
-    reviewer = clients.token("E3001", Role.REVIEWER, frozenset({DEPARTMENT}))
-
-    async def submit(n: int) -> str:
-        # A citizen each: a person has one open request per sub-service.
-        request = await clients.submit(
-            clients.token(new_citizen(), Role.CITIZEN),
-            key=str(uuid.uuid4()),
-            sub_service="reports.general-inquiry",
-            description=f"Please extend exit re-entry visa number {n:06d} by 30 days",
-            documents=[],
-            mobile="0551234567",
-            locale="en",
-        )
-        return request.request_id
-
-    first = await asyncio.gather(*(submit(n) for n in range(REQUESTS // 2)))
-    await asyncio.to_thread(stack.stop_service, "routing", signal.SIGKILL)
-    second = await asyncio.gather(*(submit(n) for n in range(REQUESTS // 2, REQUESTS)))
-    await asyncio.to_thread(stack.start_service, "routing")
-    ids = {*first, *second}
-    assert len(ids) == REQUESTS
-
-    async def all_queued() -> list[str] | None:
-        items = await clients.queue(reviewer, DEPARTMENT)
-        mine = [i.request_id for i in items if i.request_id in ids]
-        return mine if len(set(mine)) == REQUESTS else None
-
-    queued = await eventually(all_queued, within=90, what=f"{REQUESTS} requests in the queue")
-    assert sorted(queued) == sorted(ids)
-
-    routed = await envelopes(
-        stack.config.kafka_bootstrap, topics.REQUEST_ROUTED, ids, at_least=REQUESTS
-    )
-    # A crash may make the relay publish a row twice (same event id, skipped by review's
-    # inbox), but each request is decided, and announced, exactly once.
-    decisions = {(e.request_id, e.event_id) for e in routed}
-    assert sorted(r for r, _ in decisions) == sorted(ids)
-
-
-async def test_requests_taken_while_kafka_is_down_reach_their_queue(
+async def test_killing_intake_mid_stream_files_each_request_once(
     stack: Stack, clients: Clients
 ) -> None:
-    reviewer = clients.token("E3002", Role.REVIEWER, frozenset({DEPARTMENT}))
-    await asyncio.to_thread(stack.stop_service, "kafka", signal.SIGKILL)
-    try:
-        # The outbox keeps intake answering: the state change commits, its event waits.
-        ids = {
-            (
-                await clients.submit(
-                    clients.token(new_citizen(), Role.CITIZEN),
-                    key=str(uuid.uuid4()),
-                    sub_service="reports.general-inquiry",
-                    description=f"Correct my date of birth on record {n}: it shows 1404 not 1405",
-                    documents=[],
-                    mobile="0551234567",
-                )
-            ).request_id
-            for n in range(5)
-        }
-    finally:
-        await asyncio.to_thread(stack.start_service, "kafka")
+    async with Load(stack) as load:
+        dead_letters = await _dead_letters(stack)
+        try:
+            task = await load.started()
+            await load.until(lambda: load.submitting > 0, task, "a submission in flight")
+            # No await between the look and the kill: these calls were in flight when it died.
+            in_flight = load.submitting
+            killed = await sigkill(stack, "intake")
+            (killed_at,) = await rows(stack, "intake", "SELECT now()")
+        finally:
+            await start(stack, "intake")
+        await task
+    # Retried keys whose request was stored before the kill: the dead process committed them
+    # and never answered; the retry was answered with that same request.
+    landed = await rows(
+        stack,
+        "intake",
+        "SELECT count(*) FROM requests WHERE idempotency_key = ANY(:keys) AND submitted_at < :t",
+        keys=[f.key for f in load.filed if f.submit_failures],
+        t=killed_at[0],
+    )
+    print(
+        f"{killed}; {in_flight} submissions in flight; {landed[0][0]} committed, unanswered"
+        f" and retried; retried: {load.failures()}"
+    )
+    assert in_flight > 0
+    # The calls it dropped, and those made while it was down, failed UNAVAILABLE; the client
+    # sent them again under the same idempotency key and each was filed once.
+    assert load.failures()[grpc.StatusCode.UNAVAILABLE] > 0
+    assert any(f.submit_failures for f in load.filed)
+    counts = await settled_counts(stack, load, clients.sms_received)
+    assert_exactly_once(counts, load)
+    assert await _dead_letters(stack) == dead_letters
 
-    async def all_queued() -> bool | None:
-        items = await clients.queue(reviewer, DEPARTMENT)
-        return True if ids <= {i.request_id for i in items} else None
 
-    await eventually(all_queued, within=120, what="requests taken during the outage, queued")
+CONSUMER_KILLS = {
+    # Routing decides each submitted request's queue and announces it through its outbox.
+    "routing": ((topics.REQUEST_SUBMITTED, "routing"),),
+    # Review turns each routed request into a work item; claims announce "under review".
+    "review": ((topics.REQUEST_ROUTED, "review"),),
+    # Notify sends each submitted and status-changed event as an SMS and an in-app message.
+    "notify": tuple(
+        (topic, group)
+        for topic in (topics.REQUEST_SUBMITTED, topics.REQUEST_STATUS_CHANGED)
+        for group in ("notify-sms", "notify-inapp")
+    ),
+}
+
+
+@pytest.mark.parametrize("service", sorted(CONSUMER_KILLS))
+async def test_killing_a_consumer_mid_stream_loses_and_duplicates_nothing(
+    stack: Stack, clients: Clients, service: str
+) -> None:
+    async with Load(stack) as load:
+        dead_letters = await _dead_letters(stack)
+        holding = None
+        if service == "notify":
+            # Every eighth mobile's SMS takes the gateway a second: notify is killed while it
+            # waits, its delivery recorded pending, and on restart must not send it again.
+            slow = {f.e164: 1.0 for f in load.filed[::8]}
+            await clients.sms_faults({}, slow=slow)
+
+            async def holding() -> bool:
+                return await _pending_deliveries(stack) > 0
+
+        try:
+            task = await load.started()
+            behind = await kill_behind(
+                stack, service, CONSUMER_KILLS[service], load, task, holding=holding
+            )
+            pending = await _pending_deliveries(stack)
+        finally:
+            await start(stack, service)
+            await clients.clear_sms_faults()
+        await task
+    print(f"{behind}; pending deliveries: {pending}; retried: {load.failures()}")
+    # Records already on its topics when it died, which it had not committed.
+    assert sum(behind.uncommitted.values()) > 0
+    if service == "notify":
+        # And messages it was sending: recorded pending, not settled when it died.
+        assert pending > 0
+    if service == "review":
+        # Claims sent while it was down failed UNAVAILABLE and were sent again.
+        assert load.failures()[grpc.StatusCode.UNAVAILABLE] > 0
+    counts = await settled_counts(stack, load, clients.sms_received)
+    assert_exactly_once(counts, load)
+    assert await _dead_letters(stack) == dead_letters
+
+
+async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
+    stack: Stack, clients: Clients
+) -> None:
+    async with Load(stack) as load:
+        dead_letters = await _dead_letters(stack)
+        try:
+            task = await load.started()
+            killed = await sigkill(stack, "kafka")
+            # The outbox keeps intake answering: the state change commits, its event waits.
+            taken = load.submitted
+            await load.until(lambda: load.submitted >= taken + 5, task, "submissions taken")
+            waiting = await unsent(stack, "intake")
+        finally:
+            await start(stack, "kafka")
+        await task
+    print(f"{killed}; {waiting} events waiting in intake's outbox; retried: {load.failures()}")
+    assert waiting >= 5
+    counts = await settled_counts(stack, load, clients.sms_received)
+    assert_exactly_once(counts, load)
+    assert await _dead_letters(stack) == dead_letters
+
+
+async def _dead_letters(stack: Stack) -> int:
+    async with Offsets(stack.config.kafka_bootstrap) as offsets:
+        return await offsets.dead_letters()
+
+
+async def _pending_deliveries(stack: Stack) -> int:
+    found = await rows(stack, "notify", "SELECT count(*) FROM deliveries WHERE status = 'pending'")
+    return int(found[0][0])
 
 
 async def test_uploads_while_object_storage_is_down_are_unavailable(
