@@ -219,16 +219,17 @@ async def run(spec: LoadSpec) -> Outcome:
 
 async def drive(spec: LoadSpec, call: Call) -> Outcome:
     """The warm-up (not counted), then the measured calls: `concurrency` back to back, or at
-    `rate` per second with at most `concurrency` in flight."""
+    `rate` per second with at most `concurrency` in flight (the warm-up at the same pace,
+    straight into the measured calls)."""
+    if spec.rate > 0:
+        return await open_loop(call, spec)
     await closed_loop(call, range(spec.warmup), spec.concurrency, None, None)
     outcome = Outcome()
     measured = range(spec.warmup, spec.warmup + spec.count)
     started = time.perf_counter()
-    deadline = started + spec.seconds
-    if spec.rate > 0:
-        await open_loop(call, measured, spec, deadline, outcome)
-    else:
-        await closed_loop(call, measured, spec.concurrency, deadline, outcome, spec.emit_sent)
+    await closed_loop(
+        call, measured, spec.concurrency, started + spec.seconds, outcome, spec.emit_sent
+    )
     outcome.elapsed = time.perf_counter() - started
     return outcome
 
@@ -271,23 +272,27 @@ async def closed_loop(
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
 
 
-async def open_loop(
-    call: Call, numbers: range, spec: LoadSpec, deadline: float, outcome: Outcome
-) -> None:
+async def open_loop(call: Call, spec: LoadSpec) -> Outcome:
     """Sends call n at start + n/rate whatever the answers; waits only when `concurrency`
-    calls are already in flight."""
+    calls are already in flight. The first `warmup` calls are not counted."""
     gate = asyncio.Semaphore(max(1, spec.concurrency))
     tasks: set[asyncio.Task[None]] = set()
+    outcome = Outcome()
     start = time.perf_counter()
+    measured_from = start + spec.warmup / spec.rate
+    deadline = measured_from + spec.seconds
 
     async def one(n: int) -> None:
         try:
-            await timed(call, n, outcome, spec.emit_sent)
+            counted = n >= spec.warmup
+            await timed(call, n, outcome if counted else None, spec.emit_sent and counted)
+        except Exception:  # a warm-up call that failed: not counted either way
+            pass
         finally:
             gate.release()
 
-    for index, n in enumerate(numbers):
-        due = start + index / spec.rate
+    for n in range(spec.warmup + spec.count):
+        due = start + n / spec.rate
         if due >= deadline:
             break
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -297,6 +302,8 @@ async def open_loop(
         task.add_done_callback(tasks.discard)
     if tasks:
         await asyncio.gather(*tasks)
+    outcome.elapsed = time.perf_counter() - measured_from
+    return outcome
 
 
 def main() -> None:

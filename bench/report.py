@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 
 import grpc
 from tawasul_devstack import clamav, install
-from tawasul_devstack.stack import StackConfig
 
 BEGIN = "<!-- bench:begin (written by `uv run python -m bench`; edit outside these markers) -->"
 END = "<!-- bench:end -->"
@@ -110,9 +108,8 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
-def machine(config: StackConfig, postgres_version: str) -> dict[str, Any]:
+def machine(postgres_version: str) -> dict[str, Any]:
     """What the figures were measured on. The load average tells whether others shared it."""
-    minio = _first_line([str(install.minio_binary(config.cache_dir)), "--version"])
     clamd = clamav.clamd_binary()
     return {
         "cores": os.cpu_count(),
@@ -124,7 +121,8 @@ def machine(config: StackConfig, postgres_version: str) -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "kafka": install.KAFKA_VERSION,
         "postgresql": postgres_version,
-        "minio": re.sub(r"^minio version\s*", "", minio),
+        # A build from source reports no release: its module version says which it is.
+        "minio": f"{install.MINIO_MODULE.rsplit('@', 1)[-1]} (built from source)",
         "clamav": _first_line([clamd, "--version"]) if clamd else "not installed",
     }
 
