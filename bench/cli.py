@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 from hdrh.histogram import HdrHistogram
-from tawasul_devstack.stack import SERVICES, Stack, StackConfig
+from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
 from bench import report
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
@@ -227,6 +227,10 @@ class RssPeak:
             await self._task
 
 
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, LoadFailed) else f"{type(exc).__name__}: {exc}"
+
+
 def _spec(config: StackConfig, kind: str, **more: Any) -> LoadSpec:
     return LoadSpec(kind=kind, state_dir=str(config.state_dir), port_base=config.port_base, **more)
 
@@ -275,8 +279,8 @@ async def p1_and_p6(
         else:
             p1.ratio = round(submit.rate / echo.rate, 3)
             p1.judge(p1.ratio >= 0.5)
-    except LoadFailed as exc:
-        p1.fail(str(exc))
+    except Exception as exc:  # one figure that cannot be measured does not end the run
+        p1.fail(_why(exc))
     figures = [p1]
     for name in pids:
         for phase, value, limit in (("idle", idle[name], 120), ("loaded", loaded[name], 250)):
@@ -312,10 +316,8 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
     histogram = new_histogram()
     pending: dict[str, float] = {}
     backlog: list[int] = []
-    conn = await asyncpg.connect(
-        host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
-    )
     load_done = asyncio.Event()
+    conn: Any = None
 
     def sent(line: dict[str, Any]) -> None:
         pending[str(line["sent"])] = float(line["at"])
@@ -349,19 +351,25 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         rate=rate,
         emit_sent=True,
     )
-    poller = asyncio.create_task(poll())
+    poller: asyncio.Task[None] | None = None
     try:
+        conn = await asyncpg.connect(
+            host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
+        )
+        poller = asyncio.create_task(poll())
         result = await run_load(spec, on_line=sent)
         at_end = len(pending)
         load_done.set()
         await poller
-    except LoadFailed as exc:
-        poller.cancel()
+    except Exception as exc:  # one figure that cannot be measured does not end the run
+        if poller is not None:
+            poller.cancel()
         for f in figures:
-            f.fail(str(exc))
+            f.fail(_why(exc))
         return figures
     finally:
-        await conn.close()
+        if conn is not None:
+            await conn.close()
     # Never seen within the drain: counted at the time given up, a lower bound, not dropped.
     given_up = time.time()
     never = len(pending)
@@ -415,8 +423,8 @@ async def p3(config: StackConfig, settings: Settings) -> Figure:
     try:
         put = await run_load(_spec(config, "put_object", **bound))
         upload = await run_load(_spec(config, "upload", **bound))
-    except LoadFailed as exc:
-        figure.fail(str(exc))
+    except Exception as exc:  # one figure that cannot be measured does not end the run
+        figure.fail(_why(exc))
         return figure
     figure.detail = {"upload": upload.summary(), "put_object": put.summary()}
     if upload.count == 0 or put.count == 0:
@@ -532,6 +540,9 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         "review's database; a request never seen within the drain counts at the time given up.",
         "P3 sends the same padded PDF to both; put_object goes to the same bucket (its "
         "server-side encryption included) and its objects are removed afterwards.",
+        "P1's baseline is bench/echo.py, a process of its own serving the request's bytes "
+        "back over the same mutual TLS (intake's certificate, client certificates required), "
+        "sent the same prebuilt messages and tokens by the same client code.",
         "P6 is VmRSS from /proc: idle before any load, loaded as the peak sampled every "
         f"{RSS_SAMPLE_SECONDS:g} s during P1's SubmitRequest load.",
         f"Load average when the run started: {', '.join(str(x) for x in load)} on "
@@ -562,7 +573,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     else:
         started_here = not any(stack.status().values())
-        stack.up()
+        try:
+            stack.up()
+        except StackError as error:
+            print(f"error: {error}", file=sys.stderr)
+            if started_here and not args.keep:
+                stack.down()
+            return 1
     started = datetime.now(UTC)
     try:
         figures, postgres_version = asyncio.run(bench(config, settings))
