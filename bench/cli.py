@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -46,6 +47,11 @@ P2_POLL_SECONDS = 0.01
 # The work items of these requests that review has committed (primary-key lookups).
 ARRIVED = "SELECT request_id::text AS id FROM work_items WHERE request_id = ANY($1::uuid[])"
 RSS_SAMPLE_SECONDS = 0.25
+# Before each benchmark the services must be quiet (their consumers done with what the one
+# before left): together below this share of one core over a second, or this long waited.
+QUIET_CORES = 0.15
+QUIET_BOUND_SECONDS = 180.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Past its own bound in time, a load process gets this long before it is killed.
 LOAD_GRACE_SECONDS = 180.0
 
@@ -200,6 +206,51 @@ async def echo_server(config: StackConfig) -> AsyncIterator[str]:
                 await process.wait()
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user and system) a process has used, from /proc."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+async def quiet(pids: dict[str, int | None], bound: float) -> float:
+    """Waits until the services are quiet, at most `bound` seconds; the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < bound:
+        before = sum(cpu_seconds(pid) for pid in pids.values())
+        await asyncio.sleep(1.0)
+        if sum(cpu_seconds(pid) for pid in pids.values()) - before < QUIET_CORES:
+            break
+    return round(time.monotonic() - started, 1)
+
+
+async def all_in_review(config: StackConfig, ids: set[str], bound: float) -> float | None:
+    """Seconds until every one of these requests has its work item in review (None: not
+    within `bound`)."""
+    started = time.monotonic()
+    left = set(ids)
+    conn = await asyncpg.connect(
+        host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
+    )
+    try:
+        while left:
+            for row in await conn.fetch(ARRIVED, list(left)):
+                left.discard(row["id"])
+            if not left:
+                break
+            if time.monotonic() - started > bound:
+                return None
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    return round(time.monotonic() - started, 2)
+
+
 class RssPeak:
     """Samples every service's resident memory while a load runs; keeps each one's peak."""
 
@@ -266,14 +317,24 @@ async def p1_and_p6(
     try:
         async with echo_server(config) as address:
             echo = await run_load(_spec(config, "echo", echo_address=address, **bound))
+        submitted: set[str] = set()
         async with RssPeak(pids) as peak:
-            submit = await run_load(_spec(config, "submit", **bound))
+            submit = await run_load(
+                _spec(config, "submit", emit_sent=True, **bound),
+                on_line=lambda line: submitted.add(str(line["sent"])),
+            )
         loaded = peak.peak
+        # Like the issue's "200 submissions took 5.7–9.2 s to all reach their queue".
+        drained = await all_in_review(config, submitted, QUIET_BOUND_SECONDS)
         p1.value = round(submit.rate, 1)
         p1.shown = _rate_shown(submit)
         p1.baseline = round(echo.rate, 1)
         p1.baseline_shown = "bare grpc.aio echo, same bytes: " + _rate_shown(echo)
-        p1.detail = {"submit": submit.summary(), "echo": echo.summary()}
+        p1.detail = {
+            "submit": submit.summary(),
+            "echo": echo.summary(),
+            "all_in_review_seconds_after_the_load": drained,
+        }
         if submit.count == 0 or echo.count == 0:
             p1.fail(submit.first_error or echo.first_error)
         else:
@@ -460,7 +521,9 @@ def later_figures() -> list[Figure]:
     ]
 
 
-async def bench(config: StackConfig, settings: Settings) -> tuple[list[Figure], str]:
+async def bench(
+    config: StackConfig, settings: Settings
+) -> tuple[list[Figure], str, dict[str, float]]:
     stack = Stack(config)
     pids = {name: stack.pid(name) for name in SERVICES}
     conn = await asyncpg.connect(host=str(config.pg_socket_dir), user="postgres")
@@ -469,16 +532,20 @@ async def bench(config: StackConfig, settings: Settings) -> tuple[list[Figure], 
     finally:
         await conn.close()
     await asyncio.sleep(settings.settle_seconds)
+    waited = {"before P1": await quiet(pids, QUIET_BOUND_SECONDS)}
     _log.info("P1 and P6: echo baseline, then SubmitRequest (RSS sampled meanwhile)")
     figures, submit = await p1_and_p6(config, settings, pids)
+    waited["before P2"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P2: submit → claimable at half P1's rate for %g s", settings.p2_seconds)
     figures.extend(await p2(config, settings, submit.rate if submit and submit.count else None))
+    waited["before P3"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P3: put_object baseline, then UploadDocument")
     figures.append(await p3(config, settings))
+    _log.info("waited for quiet services: %s", waited)
     figures.extend(later_figures())
     # P1, P2, P3, … in order; P6's rows keep theirs.
     figures.sort(key=lambda f: f.id.split()[0])
-    return figures, postgres_version
+    return figures, postgres_version, waited
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -543,6 +610,10 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         "P1's baseline is bench/echo.py, a process of its own serving the request's bytes "
         "back over the same mutual TLS (intake's certificate, client certificates required), "
         "sent the same prebuilt messages and tokens by the same client code.",
+        "Before P1, P2 and P3 the run waits until the five services together use less than "
+        f"{QUIET_CORES:g} of a core over a second (at most {QUIET_BOUND_SECONDS:g} s), so "
+        "that no benchmark pays for the backlog the one before left; the waits are in the "
+        "JSON, and so is how long P1's submissions took to all reach review after its load.",
         "P6 is VmRSS from /proc: idle before any load, loaded as the peak sampled every "
         f"{RSS_SAMPLE_SECONDS:g} s during P1's SubmitRequest load.",
         f"Load average when the run started: {', '.join(str(x) for x in load)} on "
@@ -582,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     started = datetime.now(UTC)
     try:
-        figures, postgres_version = asyncio.run(bench(config, settings))
+        figures, postgres_version, waited = asyncio.run(bench(config, settings))
     finally:
         if started_here and not args.keep:
             stack.down()
@@ -604,6 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": " ".join(["uv run python -m bench", *(argv or sys.argv[1:])]),
         "results_file": str(shown_file),
         "settings": dataclasses.asdict(settings),
+        "quiet_waits_seconds": waited,
         "machine": machine,
         "notes": _notes(settings, figures, machine),
         "figures": report.figures_json(figures),
