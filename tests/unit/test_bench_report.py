@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.cli import rss_mib
+from bench.cli import cpu_seconds, rss_mib
 from bench.load import (
     LoadSpec,
     decode_histogram,
@@ -83,8 +83,10 @@ def test_the_page_is_rewritten_between_its_markers_only(tmp_path: Path) -> None:
     assert text.count(BEGIN) == 1
 
 
-def test_resident_memory_is_read_from_proc() -> None:
+def test_resident_memory_and_cpu_time_are_read_from_proc() -> None:
     mine = rss_mib(os.getpid())
     assert mine is not None
     assert mine > 0
     assert rss_mib(None) is None
+    assert cpu_seconds(os.getpid()) > 0
+    assert cpu_seconds(None) == 0.0
