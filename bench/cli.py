@@ -616,8 +616,9 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         "JSON, and so is how long P1's submissions took to all reach review after its load.",
         "P6 is VmRSS from /proc: idle before any load, loaded as the peak sampled every "
         f"{RSS_SAMPLE_SECONDS:g} s during P1's SubmitRequest load.",
-        f"Load average when the run started: {', '.join(str(x) for x in load)} on "
-        f"{machine['cores']} cores; the load generator, the stack and the baselines share them.",
+        f"Load average at the start: {', '.join(str(x) for x in load)}, at the end: "
+        f"{', '.join(str(x) for x in machine['load_average_at_end'])}, on {machine['cores']} "
+        "cores: the load generator, the stack, the baselines and whatever else ran share them.",
     ]
     failed = [f.id for f in figures if f.status == "failed"]
     if failed:
@@ -652,13 +653,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.down()
             return 1
     started = datetime.now(UTC)
+    load_at_start = os.getloadavg()
     try:
         figures, postgres_version, waited = asyncio.run(bench(config, settings))
     finally:
         if started_here and not args.keep:
             stack.down()
     finished = datetime.now(UTC)
-    machine = report.machine(postgres_version)
+    machine = report.machine(postgres_version, load_at_start)
     results_dir = args.results_dir or (None if args.smoke else ROOT / "bench" / "results")
     doc = args.doc or (None if args.smoke else ROOT / "docs" / "performance.md")
     results_file = (

@@ -108,14 +108,15 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
-def machine(postgres_version: str) -> dict[str, Any]:
+def machine(postgres_version: str, load_at_start: tuple[float, float, float]) -> dict[str, Any]:
     """What the figures were measured on. The load average tells whether others shared it."""
     clamd = clamav.clamd_binary()
     return {
         "cores": os.cpu_count(),
         "cpu": _cpu_model(),
         "memory_gib": _meminfo_gib(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": [round(x, 2) for x in load_at_start],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "kernel": platform.release(),
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
