@@ -61,7 +61,8 @@ _log = logging.getLogger("bench")
 @dataclass(frozen=True)
 class Settings:
     concurrency: int = 16
-    p1_requests: int = 3000
+    # A cap for the echo and SubmitRequest alike; each is also bounded by p1_seconds.
+    p1_requests: int = 10000
     p1_warmup: int = 200
     p1_seconds: float = 20.0
     p2_seconds: float = 30.0
@@ -252,12 +253,16 @@ async def all_in_review(config: StackConfig, ids: set[str], bound: float) -> flo
 
 
 class RssPeak:
-    """Samples every service's resident memory while a load runs; keeps each one's peak."""
+    """Samples every service's resident memory while a load runs; keeps each one's peak, and
+    the cores each used meanwhile (its CPU time over the wall time)."""
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.peak: dict[str, float | None] = dict.fromkeys(pids)
+        self.cores: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._cpu: dict[str, float] = {}
+        self._started = 0.0
 
     async def _sample(self) -> None:
         while True:
@@ -268,6 +273,8 @@ class RssPeak:
             await asyncio.sleep(RSS_SAMPLE_SECONDS)
 
     async def __aenter__(self) -> RssPeak:
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._started = time.monotonic()
         self._task = asyncio.create_task(self._sample())
         return self
 
@@ -276,6 +283,11 @@ class RssPeak:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        wall = max(time.monotonic() - self._started, 1e-9)
+        self.cores = {
+            name: round((cpu_seconds(pid) - self._cpu[name]) / wall, 2)
+            for name, pid in self.pids.items()
+        }
 
 
 def _why(exc: BaseException) -> str:
@@ -334,6 +346,9 @@ async def p1_and_p6(
             "submit": submit.summary(),
             "echo": echo.summary(),
             "all_in_review_seconds_after_the_load": drained,
+            # Where the time goes, until a profile says more (the load process's warm-up and
+            # set-up included).
+            "cores_used_during_the_submit_load": peak.cores,
         }
         if submit.count == 0 or echo.count == 0:
             p1.fail(submit.first_error or echo.first_error)
