@@ -635,6 +635,14 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         f"{', '.join(str(x) for x in machine['load_average_at_end'])}, on {machine['cores']} "
         "cores: the load generator, the stack, the baselines and whatever else ran share them.",
     ]
+    cores = next((f.detail.get("cores_used_during_the_submit_load") for f in figures), None)
+    if cores:
+        used = ", ".join(f"{name} {share:g}" for name, share in cores.items())
+        notes.append(
+            f"Cores each service used during P1's SubmitRequest load: {used} (CPU time over "
+            "wall time; a service well below one core while its callers wait is waiting on "
+            "something, or starved of CPU by the others on this machine)."
+        )
     failed = [f.id for f in figures if f.status == "failed"]
     if failed:
         notes.append(f"Failed to measure: {', '.join(failed)} (see the JSON for the error).")
