@@ -635,7 +635,9 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         f"{', '.join(str(x) for x in machine['load_average_at_end'])}, on {machine['cores']} "
         "cores: the load generator, the stack, the baselines and whatever else ran share them.",
     ]
-    cores = next((f.detail.get("cores_used_during_the_submit_load") for f in figures), None)
+    cores = next(
+        (f.detail.get("cores_used_during_the_submit_load") for f in figures if f.id == "P1"), None
+    )
     if cores:
         used = ", ".join(f"{name} {share:g}" for name, share in cores.items())
         notes.append(
