@@ -1,0 +1,77 @@
+"""`python -m bench` at a tiny size on the test stack, so that the benchmark cannot rot.
+
+It asserts that every figure of issue 12 is in the table, the JSON and docs' page, with
+numbers where it is measured, and never how fast anything was: no timed assertion here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tawasul_devstack.stack import SERVICES, Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+MEASURED = {
+    "P1",
+    "P2 p50",
+    "P2 p99",
+    "P3",
+    *(f"P6 {name} {phase}" for name in SERVICES for phase in ("idle", "loaded")),
+}
+LATER = {"P4", "P5", "P7"}
+WITH_BASELINE = {"P1", "P3"}
+
+
+def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_path: Path) -> None:
+    results, doc = tmp_path / "results", tmp_path / "performance.md"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--running",
+            "--smoke",
+            "--results-dir",
+            str(results),
+            "--doc",
+            str(doc),
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "TAWASUL_STACK_DIR": str(stack.config.state_dir),
+            "TAWASUL_PORT_BASE": str(stack.config.port_base),
+        },
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
+
+    [written] = results.glob("*.json")
+    report = json.loads(written.read_text())
+    figures = {f["id"]: f for f in report["figures"]}
+    assert set(figures) == MEASURED | LATER
+    for id_ in MEASURED:
+        figure = figures[id_]
+        assert isinstance(figure["value"], int | float), figure
+        assert figure["status"] in ("met", "not met"), figure
+        assert figure["met"] is (figure["status"] == "met")
+    for id_ in WITH_BASELINE:
+        assert isinstance(figures[id_]["baseline"], int | float), figures[id_]
+        assert isinstance(figures[id_]["ratio"], int | float), figures[id_]
+    for id_ in LATER:
+        assert figures[id_]["status"] == "not measured yet"
+    for key in ("cores", "memory_gib", "python", "kafka", "postgresql", "minio"):
+        assert report["machine"][key], key
+
+    page = doc.read_text()
+    for id_ in MEASURED | LATER:
+        assert f"| {id_} |" in run.stdout
+        assert f"| {id_} |" in page
+    assert "| postgresql |" in page
