@@ -89,6 +89,8 @@ class LoadSpec:
     size_bytes: int = 0
     echo_address: str = ""
     emit_sent: bool = False
+    # What a `sent` line names a submission by: its request id, or its number (what texts show).
+    sent_as: str = "id"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -160,6 +162,8 @@ async def run(spec: LoadSpec) -> Outcome:
 
                 async def call(n: int) -> str:
                     answer = await submit(messages[n], timeout=CALL_TIMEOUT, metadata=metadata[n])
+                    if spec.sent_as == "number":
+                        return str(answer.request.request_number)
                     return str(answer.request.request_id)
 
                 return await drive(spec, call)

@@ -7,14 +7,25 @@ only then is its offset committed. An outage of a dependency (database, gateway)
 message's fault: it is retried until the dependency is back, and never dead-lettered.
 Handlers record the event id in their inbox table in the same transaction as their effect, so
 a redelivery (after a crash between the database commit and the offset commit) is skipped.
+
+Records come in batches (one poll) and the offsets are committed once per batch. A handler that
+only touches the database joins one transaction for the whole batch (`Batching.ONE_TRANSACTION`):
+one commit, one outbox write and one relay wake-up for up to `max_batch` events, in offset
+order. If anything in the batch fails, the transaction is rolled back and the batch is applied
+again one event at a time, so that retries and dead letters stay per event. A handler that
+calls out (an SMS gateway, SMTP) runs `Batching.BY_KEY`: its events are applied one at a time
+in their own transactions, keys concurrently, each key's events in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
@@ -34,6 +45,14 @@ log = logging.getLogger(__name__)
 MAX_OUTAGE_BACKOFF_SECONDS = 30.0
 
 EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
+# Opens the transaction that every unit of work opened inside it joins (tawasul_platform.uow).
+Transaction = Callable[[], AbstractAsyncContextManager[None]]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+class Batching(enum.Enum):
+    ONE_TRANSACTION = "one transaction"
+    BY_KEY = "by key"
 
 
 class EventConsumer:
@@ -43,23 +62,35 @@ class EventConsumer:
         bootstrap: str,
         group: str,
         producer: AIOKafkaProducer,
+        transaction: Transaction | None = None,
         max_attempts: int = 4,
         backoff_seconds: float = 0.5,
         graceful_timeout: float = 10.0,
+        max_batch: int = 200,
+        key_concurrency: int = 4,
     ) -> None:
         self._broker = KafkaBroker(
             bootstrap, graceful_timeout=graceful_timeout, logger=logging.getLogger("faststream")
         )
         self._group = group
         self._producer = producer
+        self._transaction = transaction
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
+        self._max_batch = max_batch
+        self._key_concurrency = key_concurrency
 
-    def subscribe(self, topic: str, handler: EventHandler) -> None:
+    def subscribe(
+        self,
+        topic: str,
+        handler: EventHandler,
+        *,
+        batching: Batching = Batching.ONE_TRANSACTION,
+    ) -> None:
         dlt = dead_letter_topic(topic, self._group)
 
-        async def on_message(msg: KafkaMessage) -> None:
-            await self._process(msg.raw_message, handler, dlt)
+        async def on_batch(msg: KafkaMessage) -> None:
+            await self.apply(msg.raw_message, handler, dlt, batching)
             await msg.ack()
 
         self._broker.subscriber(
@@ -67,7 +98,9 @@ class EventConsumer:
             group_id=self._group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
-        )(on_message)
+            batch=True,
+            max_records=self._max_batch,
+        )(on_batch)
 
     @property
     def group(self) -> str:
@@ -85,18 +118,48 @@ class EventConsumer:
     async def stop(self) -> None:
         await self._broker.stop()
 
-    async def _process(
-        self, record: ConsumerRecord[bytes, bytes], handler: EventHandler, dlt: str
+    async def apply(
+        self, records: Sequence[Record], handler: EventHandler, dlt: str, batching: Batching
     ) -> None:
+        """Applies one poll's records; returns when every one is applied or dead-lettered."""
+        if batching is Batching.BY_KEY:
+            await self._by_key(records, handler, dlt)
+            return
+        if self._transaction is not None and len(records) > 1:
+            try:
+                async with self._transaction():
+                    for record in records:
+                        await handler(_event(record))
+                return
+            except Exception as exc:
+                log.info(
+                    "a batch of %d events from %s is applied again one at a time: %r",
+                    len(records),
+                    records[0].topic,
+                    exc,
+                )
+        for record in records:
+            await self._process(record, handler, dlt)
+
+    async def _by_key(self, records: Sequence[Record], handler: EventHandler, dlt: str) -> None:
+        keys: dict[bytes | None, list[Record]] = {}
+        for record in records:
+            keys.setdefault(record.key, []).append(record)
+        slots = asyncio.Semaphore(self._key_concurrency)
+
+        async def in_order(same_key: list[Record]) -> None:
+            async with slots:
+                for record in same_key:
+                    await self._process(record, handler, dlt)
+
+        await asyncio.gather(*(in_order(same_key) for same_key in keys.values()))
+
+    async def _process(self, record: Record, handler: EventHandler, dlt: str) -> None:
         try:
-            event = events_pb2.Envelope.FromString(record.value or b"")
-            if not event.event_id:
-                raise DecodeError("envelope has no event_id")
+            event = _event(record)
         except DecodeError as exc:
             await self._dead_letter(record, dlt, exc, attempts=0)
             return
-        headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-        set_traceparent(headers.get(TRACEPARENT))
         attempt = 0
         outage_delay = self._backoff
         while True:
@@ -132,7 +195,7 @@ class EventConsumer:
                 await asyncio.sleep(delay)
 
     async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], dlt: str, error: Exception, *, attempts: int
+        self, record: Record, dlt: str, error: Exception, *, attempts: int
     ) -> None:
         log.error(
             "dead-lettering %s[%d]@%d after %d attempts: %r",
@@ -160,3 +223,13 @@ class EventConsumer:
                 log.exception("cannot publish to %s; retrying in %.1fs", dlt, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+def _event(record: Record) -> events_pb2.Envelope:
+    """The record's envelope, its trace context made current for the handler's spans."""
+    event = events_pb2.Envelope.FromString(record.value or b"")
+    if not event.event_id:
+        raise DecodeError("envelope has no event_id")
+    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    set_traceparent(headers.get(TRACEPARENT))
+    return event

@@ -32,11 +32,11 @@ def notify_channel(service: str) -> str:
 async def write_outbox(
     session: AsyncSession, table: Table, service: str, events: Sequence[OutgoingEvent]
 ) -> None:
-    """Adds the events to the caller's transaction and wakes relays at its commit."""
+    """Adds the events to the caller's transaction and wakes relays at its commit, in one
+    statement: a data-modifying CTE runs whether or not the query reads it."""
     if not events:
         return
-    await session.execute(
-        insert(table),
+    rows = insert(table).values(
         [
             {
                 "event_id": e.event_id,
@@ -46,9 +46,11 @@ async def write_outbox(
                 "headers": e.headers,
             }
             for e in events
-        ],
+        ]
     )
-    await session.execute(select(func.pg_notify(notify_channel(service), "")))
+    await session.execute(
+        select(func.pg_notify(notify_channel(service), "")).add_cte(rows.cte("written"))
+    )
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tawasul_platform.consumer import EventConsumer
+from tawasul_platform.consumer import EventConsumer, Transaction
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.outbox import OutboxRelay, make_producer
@@ -17,6 +18,7 @@ from tawasul_platform.periodic import every
 from tawasul_platform.retention import Pruner
 from tawasul_platform.service import Runtime
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.uow import Messaging, shared_transaction
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Plumbing:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
+    # The one transaction a consumer's batch applies its events in.
+    transaction: Transaction
     consumer: EventConsumer
     relay: OutboxRelay
     pruner: Pruner
@@ -35,7 +39,7 @@ class Plumbing:
 
     def consumer_group(self, group: str) -> EventConsumer:
         """Another consumer group of this process, sharing its producer (for dead letters)."""
-        consumer = _consumer(self.settings, group, self.producer)
+        consumer = _consumer(self.settings, group, self.producer, self.transaction)
         self.groups.append(consumer)
         return consumer
 
@@ -52,14 +56,19 @@ class Plumbing:
         )
 
 
-def _consumer(settings: ServiceSettings, group: str, producer: AIOKafkaProducer) -> EventConsumer:
+def _consumer(
+    settings: ServiceSettings, group: str, producer: AIOKafkaProducer, transaction: Transaction
+) -> EventConsumer:
     return EventConsumer(
         bootstrap=settings.kafka_bootstrap,
         group=group,
         producer=producer,
+        transaction=transaction,
         max_attempts=settings.consumer_max_attempts,
         backoff_seconds=settings.consumer_backoff_seconds,
         graceful_timeout=settings.shutdown_grace_seconds,
+        max_batch=settings.consumer_max_batch,
+        key_concurrency=settings.consumer_key_concurrency,
     )
 
 
@@ -72,12 +81,19 @@ def build_plumbing(
         pool_timeout=settings.db_pool_timeout_seconds,
     )
     producer = make_producer(settings.kafka_bootstrap)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    messaging = Messaging(service, outbox, inbox)
+
+    def transaction() -> AbstractAsyncContextManager[None]:
+        return shared_transaction(sessions, messaging)
+
     return Plumbing(
         settings=settings,
         engine=engine,
-        sessions=async_sessionmaker(engine, expire_on_commit=False),
+        sessions=sessions,
         producer=producer,
-        consumer=_consumer(settings, service, producer),
+        transaction=transaction,
+        consumer=_consumer(settings, service, producer, transaction),
         relay=OutboxRelay(
             engine=engine,
             table=outbox,

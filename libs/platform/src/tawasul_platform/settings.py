@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     # A consumed event is tried this many times, with backoff, before it is dead-lettered.
     consumer_max_attempts: int = 4
     consumer_backoff_seconds: float = 0.5
+    # Events one poll hands a consumer at most, applied in one transaction when the handler
+    # only touches the database; handlers that call out apply this many keys at once.
+    consumer_max_batch: int = 200
+    consumer_key_concurrency: int = 4
     # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
     db_pool_size: int = 10
     # How long a statement waits for a free connection before the call is UNAVAILABLE.

@@ -3,12 +3,20 @@
 Services subclass it to add repositories; whatever they `publish` is written to the outbox in
 the transaction that `commit` commits, so no state change goes without its event and no event
 without its change.
+
+Inside `shared_transaction` (a consumer's batch), every unit of work joins that one transaction:
+`commit` hands its events to it instead of committing, and leaving without a commit keeps what
+was written, since only the batch as a whole commits or rolls back (a handler that must undo
+its writes raises).
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -27,6 +35,33 @@ class Messaging:
     inbox: Table
 
 
+@dataclass
+class _Shared:
+    sessions: async_sessionmaker[AsyncSession]
+    session: AsyncSession
+    events: list[OutgoingEvent] = field(default_factory=list)
+
+
+_shared: ContextVar[_Shared | None] = ContextVar("tawasul_shared_transaction", default=None)
+
+
+@asynccontextmanager
+async def shared_transaction(
+    sessions: async_sessionmaker[AsyncSession], messaging: Messaging
+) -> AsyncIterator[None]:
+    """One transaction for every unit of work opened inside; committed, with every event they
+    published, when the block ends without an error."""
+    async with sessions() as session:
+        shared = _Shared(sessions, session)
+        token = _shared.set(shared)
+        try:
+            yield
+        finally:
+            _shared.reset(token)
+        await write_outbox(session, messaging.outbox, messaging.service, shared.events)
+        await session.commit()
+
+
 class SqlUnitOfWork:
     session: AsyncSession
 
@@ -34,9 +69,12 @@ class SqlUnitOfWork:
         self._sessions = sessions
         self._messaging = messaging
         self._pending: list[OutgoingEvent] = []
+        self._joined: _Shared | None = None
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessions()
+        shared = _shared.get()
+        self._joined = shared if shared is not None and shared.sessions is self._sessions else None
+        self.session = self._joined.session if self._joined else self._sessions()
         self._pending = []
         return self
 
@@ -46,6 +84,8 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._joined is not None:
+            return
         await self.session.rollback()
         await self.session.close()
 
@@ -73,7 +113,10 @@ class SqlUnitOfWork:
         self._pending.append(event)
 
     async def commit(self) -> None:
-        m = self._messaging
-        await write_outbox(self.session, m.outbox, m.service, self._pending)
-        await self.session.commit()
+        if self._joined is not None:
+            self._joined.events.extend(self._pending)
+        else:
+            m = self._messaging
+            await write_outbox(self.session, m.outbox, m.service, self._pending)
+            await self.session.commit()
         self._pending = []

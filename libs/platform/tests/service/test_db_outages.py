@@ -111,3 +111,39 @@ async def test_a_session_the_server_ends_mid_statement_is_unavailable(database_u
     async with querying(engine) as query:
         await query()
     await engine.dispose()
+
+
+async def test_after_the_server_ends_every_session_one_call_at_most_is_unavailable(
+    database_url: str,
+) -> None:
+    """No ping per checkout (a round trip each): the first call on an ended session fails as an
+    outage, and that failure renews the whole pool, so the calls after it are answered."""
+    engine = make_engine(database_url, pool_size=3)
+
+    async def hold() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_sleep(0.2)"))
+
+    # Three pooled sessions, idle after their statement: what the server will end.
+    await asyncio.gather(hold(), hold(), hold())
+    admin = make_engine(database_url, pool_size=1)
+    async with admin.begin() as conn:
+        ended = await conn.scalar(
+            text(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            )
+        )
+    assert ended == 3
+    await admin.dispose()
+    outcomes = []
+    async with querying(engine) as query:
+        for _ in range(4):
+            try:
+                await query()
+                outcomes.append("answered")
+            except grpc.aio.AioRpcError as exc:
+                outcomes.append(exc.code().name)
+    assert outcomes in (["answered"] * 4, ["UNAVAILABLE"] + ["answered"] * 3)
+    await engine.dispose()

@@ -1,3 +1,6 @@
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -9,7 +12,7 @@ from asyncpg.exceptions import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
-from tawasul_platform.consumer import EventConsumer
+from tawasul_platform.consumer import Batching, EventConsumer
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.faults import is_transient
 
@@ -26,14 +29,14 @@ class FakeProducer:
         self.sent.append((topic, value, dict(headers)))
 
 
-def record(value: bytes) -> ConsumerRecord[bytes, bytes]:
+def record(value: bytes, *, offset: int = 7, key: bytes = b"r1") -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
         topic="t",
         partition=0,
-        offset=7,
+        offset=offset,
         timestamp=0,
         timestamp_type=0,
-        key=b"r1",
+        key=key,
         value=value,
         checksum=None,
         serialized_key_size=2,
@@ -42,14 +45,38 @@ def record(value: bytes) -> ConsumerRecord[bytes, bytes]:
     )
 
 
-def consumer(producer: FakeProducer) -> EventConsumer:
+class FakeTransaction:
+    """Records what each transaction saw and whether it committed."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception:
+            self.outcomes.append("rolled back")
+            raise
+        self.outcomes.append("committed")
+
+
+def consumer(producer: FakeProducer, transaction: FakeTransaction | None = None) -> EventConsumer:
     return EventConsumer(
         bootstrap="127.0.0.1:1",
         group="g",
         producer=producer,
+        transaction=transaction,
         max_attempts=3,
         backoff_seconds=0.001,
     )
+
+
+def events(*ids: str, key: bytes = b"r1") -> list[ConsumerRecord[bytes, bytes]]:
+    return [
+        record(events_pb2.Envelope(event_id=i).SerializeToString(), offset=n, key=key)
+        for n, i in enumerate(ids)
+    ]
 
 
 def failing(*errors: Exception) -> tuple[list[str], Any]:
@@ -119,3 +146,65 @@ def test_outages_are_told_apart_from_bugs_and_bad_input() -> None:
     assert is_transient(Unavailable("docs"))
     assert not is_transient(InvalidArgument({"f": "bad"}))
     assert not is_transient(ValueError("bug"))
+
+
+async def test_a_batch_is_applied_in_one_transaction_in_offset_order() -> None:
+    transaction = FakeTransaction()
+    calls, handle = failing()
+    await consumer(FakeProducer(), transaction).apply(
+        events("a", "b", "c"), handle, "t.dlt.g", Batching.ONE_TRANSACTION
+    )
+    assert calls == ["a", "b", "c"]
+    assert transaction.outcomes == ["committed"]
+
+
+async def test_a_failing_batch_is_rolled_back_and_applied_one_event_at_a_time() -> None:
+    producer = FakeProducer()
+    transaction = FakeTransaction()
+    calls: list[str] = []
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        calls.append(event.event_id)
+        if event.event_id == "b":
+            raise InvalidArgument({"request_id": "unknown"})
+
+    await consumer(producer, transaction).apply(
+        events("a", "b", "c"), handle, "t.dlt.g", Batching.ONE_TRANSACTION
+    )
+    # The batch got as far as b; then each alone, b dead-lettered and the others applied.
+    assert calls == ["a", "b", "a", "b", "c"]
+    assert transaction.outcomes == ["rolled back"]
+    assert [(topic, value) for topic, value, _ in producer.sent] == [
+        ("t.dlt.g", events_pb2.Envelope(event_id="b").SerializeToString())
+    ]
+
+
+async def test_an_undecodable_record_in_a_batch_is_dead_lettered_and_the_rest_applied() -> None:
+    producer = FakeProducer()
+    transaction = FakeTransaction()
+    calls, handle = failing()
+    batch = [*events("a"), record(b"\xff garbage", offset=1), *events("c")]
+    await consumer(producer, transaction).apply(batch, handle, "t.dlt.g", Batching.ONE_TRANSACTION)
+    assert calls == ["a", "a", "c"]
+    assert [value for _, value, _ in producer.sent] == [b"\xff garbage"]
+
+
+async def test_by_key_keeps_each_keys_order_and_runs_keys_at_once() -> None:
+    started: list[str] = []
+    both_started = asyncio.Event()
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        started.append(event.event_id)
+        if {"x1", "y1"} <= set(started):
+            both_started.set()
+        # The first event of each key waits for the other key's: only concurrency frees them.
+        if event.event_id in ("x1", "y1"):
+            await asyncio.wait_for(both_started.wait(), 5)
+
+    transaction = FakeTransaction()
+    batch = [*events("x1", "x2", key=b"x"), *events("y1", "y2", key=b"y")]
+    batch.sort(key=lambda r: r.value or b"")
+    await consumer(FakeProducer(), transaction).apply(batch, handle, "t.dlt.g", Batching.BY_KEY)
+    assert started.index("x1") < started.index("x2")
+    assert started.index("y1") < started.index("y2")
+    assert transaction.outcomes == []

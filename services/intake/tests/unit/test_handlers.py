@@ -115,8 +115,16 @@ class FakeRequests:
             )
         )
 
-    async def count_open(self, applicant_id: str) -> int:
-        return sum(r.is_open and r.applicant_id == applicant_id for r in self._db.requests.values())
+    async def related_to(
+        self, applicant_id: str, key: str, subject_id: str, sub_service_code: str
+    ) -> list[Request]:
+        return [
+            self._load(r)
+            for r in self._db.requests.values()
+            if (r.applicant_id, r.idempotency_key) == (applicant_id, key)
+            or (r.is_open and (r.subject_id, r.sub_service_code) == (subject_id, sub_service_code))
+            or (r.is_open and r.applicant_id == applicant_id)
+        ]
 
     async def list_by_applicant(
         self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int

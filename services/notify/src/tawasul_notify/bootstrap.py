@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import httpx
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_platform.authz import Gate
+from tawasul_platform.consumer import Batching
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -120,8 +121,10 @@ async def build(settings: NotifySettings) -> Runtime:
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_request(uow))
     for channel, handler in subscribers(settings, uow=uow, senders=senders, staff=staff).items():
         group = plumbing.consumer_group(group_of(channel))
+        # A message sent cannot be rolled back with a batch: channels that send go key by key.
+        batching = Batching.BY_KEY if channel in senders else Batching.ONE_TRANSACTION
         for topic in TOLD_ABOUT:
-            group.subscribe(topic, handler)
+            group.subscribe(topic, handler, batching=batching)
     runtime = plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, sms=gateway)))
 
     async def receipts() -> bool:

@@ -158,10 +158,18 @@ class SqlRequestRepository:
             & t.status.in_(_OPEN)
         )
 
-    async def count_open(self, applicant_id: str) -> int:
+    async def related_to(
+        self, applicant_id: str, key: str, subject_id: str, sub_service_code: str
+    ) -> list[Request]:
         t = tables.requests.c
-        query = select(func.count()).where((t.applicant_id == applicant_id) & t.status.in_(_OPEN))
-        return int(await self._session.scalar(query) or 0)
+        is_open = t.status.in_(_OPEN)
+        query = select(tables.requests).where(
+            ((t.applicant_id == applicant_id) & (t.idempotency_key == key))
+            | ((t.subject_id == subject_id) & (t.sub_service_code == sub_service_code) & is_open)
+            | ((t.applicant_id == applicant_id) & is_open)
+        )
+        rows = (await self._session.execute(query)).all()
+        return [self.seen.setdefault(row.id, _request(row)) for row in rows]
 
     async def list_by_applicant(
         self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int

@@ -68,6 +68,56 @@ def _same(request: Request, submission: Submission) -> bool:
     )
 
 
+def _keyed(related: list[Request], submission: Submission) -> Request | None:
+    """The request the submission's idempotency key already made, if it is the same one."""
+    existing = next(
+        (
+            r
+            for r in related
+            if (r.applicant_id, r.idempotency_key)
+            == (submission.applicant_id, submission.idempotency_key)
+        ),
+        None,
+    )
+    if existing is not None and not _same(existing, submission):
+        raise AlreadyExists(
+            "this idempotency key was used for a different request", existing=existing.number
+        )
+    return existing
+
+
+def _check_account(related: list[Request], submission: Submission) -> None:
+    """No open request for the same person and sub-service, none of the documents in another
+    open request of the account, and room for one more open request."""
+    _refuse_duplicate(
+        submission,
+        next(
+            (
+                r
+                for r in related
+                if r.is_open
+                and (r.subject_id, r.sub_service_code)
+                == (submission.subject_id, submission.sub_service_code)
+            ),
+            None,
+        ),
+    )
+    open_here = [r for r in related if r.is_open and r.applicant_id == submission.applicant_id]
+    in_use = {d: r.number for r in open_here for d in r.document_ids}
+    clashes = {
+        f"document_ids[{i}]": f"already attached to open request {in_use[d]}"
+        for i, d in enumerate(submission.document_ids)
+        if d in in_use
+    }
+    if clashes:
+        raise InvalidArgument(clashes)
+    if len(open_here) >= MAX_OPEN_PER_ACCOUNT:
+        raise ResourceExhausted(
+            f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
+            " or cancel one first"
+        )
+
+
 async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
     existing = await uow.requests.get_by_idempotency_key(
         submission.applicant_id, submission.idempotency_key
@@ -167,29 +217,16 @@ async def submit_request(
     for _ in range(NUMBER_DRAWS):
         async with uow:
             await uow.requests.lock_account(submission.applicant_id)
-            existing = await _by_key(uow, submission)
+            related = await uow.requests.related_to(
+                submission.applicant_id,
+                submission.idempotency_key,
+                submission.subject_id,
+                submission.sub_service_code,
+            )
+            existing = _keyed(related, submission)
             if existing is not None:
                 return existing
-            _refuse_duplicate(
-                submission,
-                await uow.requests.open_request(submission.subject_id, submission.sub_service_code),
-            )
-            in_use = await uow.requests.open_requests_with_documents(
-                submission.applicant_id, submission.document_ids
-            )
-            if in_use:
-                raise InvalidArgument(
-                    {
-                        f"document_ids[{i}]": f"already attached to open request {in_use[d]}"
-                        for i, d in enumerate(submission.document_ids)
-                        if d in in_use
-                    }
-                )
-            if await uow.requests.count_open(submission.applicant_id) >= MAX_OPEN_PER_ACCOUNT:
-                raise ResourceExhausted(
-                    f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
-                    " or cancel one first"
-                )
+            _check_account(related, submission)
             cited = await _cited(uow, submission)
             request = Request.submit(
                 submission,

@@ -1,0 +1,91 @@
+"""A consumer's batch on a real PostgreSQL: its units of work share one transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import Column, MetaData, Table, Text, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tawasul_platform.db import inbox_table, make_engine, outbox_table
+from tawasul_platform.events import OutgoingEvent
+from tawasul_platform.uow import Messaging, SqlUnitOfWork, shared_transaction
+
+metadata = MetaData()
+notes = Table("notes", metadata, Column("text", Text, nullable=False))
+MESSAGING = Messaging("batchtest", outbox_table(metadata), inbox_table(metadata))
+
+
+async def apply(
+    sessions: async_sessionmaker[AsyncSession], event_id: str, note: str, *, commit: bool = True
+) -> bool:
+    """What a consumer's handler does: claim the event, write, publish, commit."""
+    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+        if not await uow.claim_event("batchtest", event_id):
+            return False
+        await uow.session.execute(insert(notes).values(text=note))
+        uow.publish(OutgoingEvent(uuid.UUID(event_id), "t", note, note.encode(), {}))
+        if commit:
+            await uow.commit()
+    return True
+
+
+async def engine_with_tables(database_url: str) -> AsyncEngine:
+    engine = make_engine(database_url, pool_size=2)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return engine
+
+
+async def stored(engine: AsyncEngine) -> tuple[list[str], list[str], int]:
+    async with engine.connect() as conn:
+        texts = list(await conn.scalars(select(notes.c.text).order_by(notes.c.text)))
+        keys = list(await conn.scalars(select(MESSAGING.outbox.c.key).order_by("id")))
+        inbox = int(await conn.scalar(select(func.count()).select_from(MESSAGING.inbox)) or 0)
+    return texts, keys, inbox
+
+
+async def test_a_batch_commits_once_with_every_event_in_publish_order(database_url: str) -> None:
+    engine = await engine_with_tables(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    first, again = str(uuid.uuid4()), str(uuid.uuid4())
+    async with engine.connect() as watcher, shared_transaction(sessions, MESSAGING):
+        assert await apply(sessions, first, "a")
+        assert await apply(sessions, again, "b")
+        # The same event twice in one batch is applied once: the inbox row is visible.
+        assert not await apply(sessions, first, "a again")
+        # Nothing is visible outside the batch before it ends.
+        assert await watcher.scalar(select(func.count()).select_from(notes)) == 0
+    assert await stored(engine) == (["a", "b"], ["a", "b"], 2)
+    await engine.dispose()
+
+
+async def test_a_failing_batch_leaves_nothing(database_url: str) -> None:
+    engine = await engine_with_tables(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def failing_batch() -> None:
+        async with shared_transaction(sessions, MESSAGING):
+            await apply(sessions, str(uuid.uuid4()), "a")
+            raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError, match="handler failed"):
+        await failing_batch()
+    assert await stored(engine) == ([], [], 0)
+    # Outside a batch a unit of work commits on its own again.
+    assert await apply(sessions, str(uuid.uuid4()), "c")
+    assert await stored(engine) == (["c"], ["c"], 1)
+    await engine.dispose()
+
+
+async def test_leaving_without_commit_keeps_the_writes_only_inside_a_batch(
+    database_url: str,
+) -> None:
+    engine = await engine_with_tables(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    assert await apply(sessions, str(uuid.uuid4()), "alone", commit=False)
+    async with shared_transaction(sessions, MESSAGING):
+        assert await apply(sessions, str(uuid.uuid4()), "joined", commit=False)
+    # Alone it is rolled back; joined it stays (its event, never handed over, does not).
+    assert await stored(engine) == (["joined"], [], 1)
+    await engine.dispose()
