@@ -68,6 +68,7 @@ class EventConsumer:
         graceful_timeout: float = 10.0,
         max_batch: int = 200,
         key_concurrency: int = 4,
+        poll_ms: int = 50,
     ) -> None:
         self._broker = KafkaBroker(
             bootstrap, graceful_timeout=graceful_timeout, logger=logging.getLogger("faststream")
@@ -79,6 +80,7 @@ class EventConsumer:
         self._backoff = backoff_seconds
         self._max_batch = max_batch
         self._key_concurrency = key_concurrency
+        self._poll_ms = poll_ms
 
     def subscribe(
         self,
@@ -100,6 +102,9 @@ class EventConsumer:
             auto_offset_reset="earliest",
             batch=True,
             max_records=self._max_batch,
+            # A poll returns as soon as records arrive; one that finds none is followed by a
+            # sleep as long (FastStream's batch loop), so this bounds an idle consumer's delay.
+            batch_timeout_ms=self._poll_ms,
         )(on_batch)
 
     @property

@@ -16,5 +16,6 @@ def configure_logging(service: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faststream"):
+    # httpx logs every request it makes at INFO: one line per SMS sent.
+    for noisy in ("aiokafka", "faststream", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

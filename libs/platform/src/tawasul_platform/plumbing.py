@@ -69,6 +69,7 @@ def _consumer(
         graceful_timeout=settings.shutdown_grace_seconds,
         max_batch=settings.consumer_max_batch,
         key_concurrency=settings.consumer_key_concurrency,
+        poll_ms=settings.consumer_poll_ms,
     )
 
 

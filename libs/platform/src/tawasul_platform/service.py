@@ -20,7 +20,6 @@ from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.logs import configure_logging
-from tawasul_platform.migrations import upgrade
 from tawasul_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -173,6 +172,9 @@ def run(
     config = settings()
     configure_logging(name, config.log_level)
     if args.command == "migrate":
+        # Imported here: alembic is 100 modules and some 5 MB that a serving process never needs.
+        from tawasul_platform.migrations import upgrade
+
         upgrade(migrations, config.database_url)
         return
 
