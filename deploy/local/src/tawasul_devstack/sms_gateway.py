@@ -174,6 +174,9 @@ class SmsGatewayServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: SmsGatewayServer
+    _body: bytes = b""
+    # Keep-alive, as real gateways offer: a connection per message costs both sides a handshake.
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -190,6 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         store = self.server.store
         path = urlsplit(self.path).path
+        # Read whole whatever the answer: on a kept-alive connection, an unread body would be
+        # taken for the next request.
+        try:
+            self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            self.close_connection = True
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": "Content-Length is not a number"})
+            return
         if (method, path) == ("GET", HEALTH):
             failing = store.faults.everyone is not None
             if failing:
@@ -278,9 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json_object(self) -> dict[str, Any] | None:
         """The request's JSON object body; None once a 400 has been answered."""
-        length = int(self.headers.get("Content-Length") or 0)
         try:
-            body = json.loads(self.rfile.read(length))
+            body = json.loads(self._body)
         except (ValueError, UnicodeDecodeError):
             self._reply(HTTPStatus.BAD_REQUEST, {"error": "body is not valid JSON"})
             return None

@@ -390,3 +390,19 @@ async def test_the_clients_use_the_stacks_credentials(
     assert [m["id"] for m in received] == [taken.json()["id"]]
     assert received[0]["status"] == "delivered"
     assert failing == 503
+
+
+def test_one_kept_alive_connection_carries_refused_and_accepted_messages(
+    store_path: Path,
+) -> None:
+    """A refused request's body is read all the same, so the next one on the connection is
+    parsed from its own first line."""
+    for gateway in _serve(store_path, ("notify", "secret")):
+        message = {"to": "+9665000001", "text": "hello", "reference": "r-1"}
+        refused = gateway.post("/v1/messages", json=message)
+        accepted = gateway.post("/v1/messages", json=message, auth=("notify", "secret"))
+        missing = gateway.post("/v1/nowhere", json=message, auth=("notify", "secret"))
+        listed = gateway.get("/v1/messages", auth=("notify", "secret"))
+        assert (refused.status_code, accepted.status_code, missing.status_code) == (401, 201, 404)
+        assert refused.http_version == "HTTP/1.1"
+        assert [m["text"] for m in listed.json()] == ["hello"]

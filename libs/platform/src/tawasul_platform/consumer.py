@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
 
@@ -70,8 +70,13 @@ class EventConsumer:
         key_concurrency: int = 4,
         poll_ms: int = 50,
     ) -> None:
+        # No dependency injection: resolving a `KafkaMessage` parameter runs a synchronous
+        # step in a worker thread for every batch; the message is read from the context instead.
         self._broker = KafkaBroker(
-            bootstrap, graceful_timeout=graceful_timeout, logger=logging.getLogger("faststream")
+            bootstrap,
+            graceful_timeout=graceful_timeout,
+            logger=logging.getLogger("faststream"),
+            apply_types=False,
         )
         self._group = group
         self._producer = producer
@@ -91,7 +96,8 @@ class EventConsumer:
     ) -> None:
         dlt = dead_letter_topic(topic, self._group)
 
-        async def on_batch(msg: KafkaMessage) -> None:
+        async def on_batch(_bodies: object) -> None:
+            msg: KafkaMessage = self._broker.context.get_local("message")
             await self.apply(msg.raw_message, handler, dlt, batching)
             await msg.ack()
 
