@@ -28,7 +28,6 @@ import os
 import random
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -303,11 +302,11 @@ class Office:
                     break
                 sla_alerted = mark
         bits = rng.getrandbits
-        documents = ", ".join(f'"{uuid.UUID(int=bits(128), version=4)}"' for _ in range(n % 4))
+        documents = ", ".join(f'"{_uuid(bits(128))}"' for _ in range(n % 4))
         email = f"applicant{n}@example.sa" if r() < 0.4 else ""
         locale = "en" if r() < 0.15 else "ar"
         return (
-            uuid.UUID(int=bits(128), version=4),  # request_id
+            _uuid(bits(128)),  # request_id
             f"{NUMBER_PREFIX}{n:09d}",  # request_number
             s.department,
             s.queues[r() < 0.4],  # queue
@@ -337,6 +336,12 @@ class Office:
             submitted + s.budget,  # due_at
             appeal_of,
         )
+
+
+def _uuid(bits: int) -> str:
+    """A version 4 UUID's text; a quarter of the rows' making went into uuid.UUID."""
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _pause(r: Callable[[], float], start: datetime, end: datetime) -> str:
