@@ -68,12 +68,17 @@ work_items = Table(
         "work_items_waiting", "respond_by", postgresql_where=text("state = 'waiting_on_applicant'")
     ),
     Index("work_items_sla", "sla_next_at", postgresql_where=text("sla_next_at IS NOT NULL")),
+    # ListQueue's order, so that a page reads its own rows only.
     Index(
-        "work_items_open",
+        "work_items_queue",
         "department",
+        text("priority DESC"),
         "queued_at",
+        "request_number",
         postgresql_where=text("state IN ('queued', 'claimed')"),
     ),
+    # What a reviewer holds, counted against their capacity on every claim.
+    Index("work_items_held", "assignee", postgresql_where=text("state = 'claimed'")),
 )
 
 # Cancellations that arrived before their request was routed here; applied on arrival.

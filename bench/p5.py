@@ -1,0 +1,790 @@
+"""P5 of issue 12: ClaimNext and ListQueue p99 with 10k and with 1M stored requests.
+
+    uv run python -m bench                 # runs it with every other benchmark
+    echo '{"kind": "claim_next", ...}' | python -m bench.p5     # its load process: a Calls a line
+
+Review's own database (tawasul_review on the stack's server) gets an office's work items
+COPY'd in, in batches: every department and sub-service of the catalog in the queues routing
+gives them, every state (mostly decided
+years of history, then the open work: queued, claimed under a lease, waiting on the
+beneficiary), priorities raised by routing rules and follow-ups, SLA marks and due dates,
+appeals, and the reviewers who hold the claims. The same mix at both sizes, so the open work
+grows with the table: a harder test than an office whose backlog stays flat while its
+history grows.
+
+At each size a load process of its own calls review over gRPC as reviewers of one department
+with staff tokens: ClaimNext, each claim given back at once (untimed) so the queue never
+drains, then ListQueue's first page at the default page size, the reviewer's screen. The
+seeded rows (and the history the claims wrote) are deleted at the end, the table vacuumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
+from tawasul.review.v1 import review_pb2
+from tawasul_calendar import SlaUnit
+from tawasul_devstack.journey import Clients
+from tawasul_devstack.stack import StackConfig
+from tawasul_platform.catalog import load_catalog
+from tawasul_platform.grpc import bearer
+from tawasul_platform.identity import Role
+from tawasul_review.adapters.reasons import load_reasons
+from tawasul_review.adapters.repository import SqlWorkItemRepository
+from tawasul_review.app.handlers import DEFAULT_PAGE
+from tawasul_review.app.ports import QueueFilter
+from tawasul_review.domain.model import Decision, Status
+from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, DEFAULT_LANGUAGES
+
+from bench.load import CALL_TIMEOUT, Outcome, decode_histogram, percentiles_ms, record_seconds
+from bench.report import Figure
+
+ROOT = Path(__file__).resolve().parents[1]
+# Seeded rows are told from real ones by these prefixes (real request numbers start "TW").
+NUMBER_PREFIX = "P5"
+REVIEWER_PREFIX = "P5R"
+# The reviewers the load process calls as: token only, no record (the defaults apply).
+CALLER_PREFIX = "P5B"
+DEPARTMENT = "passports"
+# What Office.rows gives for each row, in this order: every column of review's table.
+FIELDS = (
+    "request_id",
+    "request_number",
+    "department",
+    "queue",
+    "sub_service_code",
+    "description",
+    "applicant_id",
+    "document_ids",
+    "contact",
+    "state",
+    "assignee",
+    "decision",
+    "decision_message",
+    "queued_at",
+    "priority",
+    "submitted_at",
+    "sla",
+    "pauses",
+    "paused_since",
+    "claimed_until",
+    "last_holder",
+    "missing",
+    "respond_by",
+    "reason_code",
+    "public_status",
+    "sla_alerted",
+    "sla_next_at",
+    "due_at",
+    "appeal_of",
+)
+BATCH = 50_000
+# Reviewers acting at the same moment.
+CONCURRENCY = 4
+# Each measurement's bound in time; past it, its load process gets the grace, then is killed.
+CALL_SECONDS = 120.0
+LOAD_GRACE_SECONDS = 120.0
+# Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
+# marks) within this long, so the sweep leaves the seeded rows alone during the run.
+QUIET_FOR = timedelta(hours=2)
+
+# The share of each state among stored requests, per cent.
+STATES = (
+    ("decided", 64.0),
+    ("closed", 8.0),
+    ("withdrawn", 3.5),
+    ("waiting_on_applicant", 4.0),
+    ("queued", 19.0),
+    ("claimed", 1.5),
+)
+DEPARTMENTS = {"residents": 30, "passports": 25, "visas": 20, "reports": 15, "corrections": 10}
+# Routing's rules raise some to 10, 15 or 20, follow-ups to their count; 30 is the pool's.
+PRIORITIES = ((0, 85), (1, 4), (2, 2), (3, 1), (10, 3), (15, 1), (20, 4))
+# The head of DEPARTMENT's queue: urgent items (routing's highest priority), past due, that
+# went back to the queue after a claim. The measured claims take only these (and give them
+# back), so they announce nothing: a first claim would publish "under review" for a request
+# intake and notify never saw. Past due, they also come before any real urgent item.
+POOL_PRIORITY = 30
+POOL_SUB_SERVICE = "passports.lost-passport-report"
+POOL_SIZE = 4 * CONCURRENCY
+# Claims each seeded reviewer holds on average, below their capacity (DEFAULT_CAPACITY).
+HELD_EACH = 12
+# An office day's working hours, and working hours per calendar day (five such days a week).
+DAY_HOURS = 7
+HOURS_PER_CALENDAR_DAY = 5 * DAY_HOURS / 7
+# Queues routing's rules (rules.v1.json) send some of these sub-services' requests to.
+RULE_QUEUES = {
+    "residents.visit-visa-extension": "residents.visit-visa",
+    "reports.absence-report": "reports.establishments",
+    "reports.cancel-absence-report": "reports.establishments",
+    "reports.edit-absent-worker-data": "reports.establishments",
+}
+HISTORY = timedelta(days=730)
+OPEN_FOR = timedelta(days=12)
+DESCRIPTIONS = (
+    "The renewal was paid on Absher but the passport status did not change for two weeks",
+    "أرجو تصحيح تاريخ الميلاد في السجل ليطابق جواز السفر المرفق",
+    "The worker has been absent from work since the start of the month, report attached",
+    "طلب تمديد تأشيرة زيارة لوالدتي، لم يتمكن النظام من التمديد آليًا",
+    "Lost my passport while travelling, police report and a copy of the ID are attached",
+    "تم سداد الرسوم ولم تنعكس على السجل، مرفق إيصال السداد",
+    "Please cancel the exit re-entry visa, the holder is no longer travelling this season",
+    "نقل خدمات العامل إلى المنشأة الجديدة متوقف منذ أسبوع بسبب ملاحظة على السجل",
+)
+MISSING = '[{"kind": "document", "name": "passport_copy", "description": "A clear copy"}]'
+REJECTION_MESSAGE = "المرفقات غير واضحة، أرجو إعادة التقديم"
+RESPOND_WITHIN = timedelta(days=5)
+OPEN = ("queued", "claimed", "waiting_on_applicant")
+ACCEPT, REJECT = Decision.ACCEPT.value, Decision.REJECT.value
+UNDER_REVIEW, RETURNED = Status.UNDER_REVIEW.value, Status.RETURNED_BY_APPLICANT.value
+NEEDS_MORE_INFO, CLOSED = Status.NEEDS_MORE_INFO.value, Status.CLOSED.value
+ACCEPTED, REJECTED = Status.ACCEPTED.value, Status.REJECTED.value
+
+
+@dataclass(frozen=True)
+class SubService:
+    code: str
+    department: str
+    queues: tuple[str, str]  # the department's default queue, and the one a rule may choose
+    sla: str  # the JSON review stores
+    budget: timedelta  # the SLA in calendar time, near enough for due dates and marks
+
+
+def sub_services() -> list[SubService]:
+    """The catalog's sub-services with their queues and their SLA in calendar time."""
+    out = []
+    for s in load_catalog().sub_services.values():
+        hours = s.sla.amount * (DAY_HOURS if s.sla.unit is SlaUnit.WORKING_DAYS else 1)
+        default = f"{s.department}.default"
+        out.append(
+            SubService(
+                code=s.code,
+                department=s.department,
+                queues=(default, RULE_QUEUES.get(s.code, default)),
+                sla=json.dumps({"amount": s.sla.amount, "unit": s.sla.unit.value}),
+                budget=timedelta(days=hours / HOURS_PER_CALENDAR_DAY),
+            )
+        )
+    return out
+
+
+def reviewers_per_department(stored: int) -> int:
+    """Enough reviewers that the claims of `stored` requests sit below their capacity."""
+    claimed = dict(STATES)["claimed"] / 100 * stored * max(DEPARTMENTS.values()) / 100
+    return max(2, round(claimed / HELD_EACH) + 1)
+
+
+def reviewer_id(department: str, k: int) -> str:
+    return f"{REVIEWER_PREFIX}-{department}-{k:05d}"
+
+
+def _picker(weighted: Sequence[tuple[Any, float]]) -> Callable[[random.Random], Any]:
+    values = [v for v, _ in weighted]
+    bounds = list(itertools.accumulate(w for _, w in weighted))
+    total = bounds[-1]
+    return lambda rng: values[bisect.bisect(bounds, rng.random() * total)]
+
+
+class Office:
+    """Work items as COPY records, one tuple per row in FIELDS' order; the same rows for the
+    same seed, first row and count."""
+
+    def __init__(self, seed: int = 5) -> None:
+        self.seed = seed
+        services = sub_services()
+        by_department = {d: [s for s in services if s.department == d] for d in DEPARTMENTS}
+        self._state = _picker(STATES)
+        self._sub_service = _picker(
+            [
+                (s, weight / len(by_department[department]))
+                for department, weight in DEPARTMENTS.items()
+                for s in by_department[department]
+            ]
+        )
+        self._priority = _picker(PRIORITIES)
+        self._pool_service = next(s for s in services if s.code == POOL_SUB_SERVICE)
+        self._rejections = sorted(
+            r.code for r in load_reasons().values() if Decision.REJECT in r.decisions
+        )
+
+    def rows(
+        self, first: int, count: int, now: datetime, *, stored: int, pool: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """Rows `first` to `first + count` of an office of `stored` requests; the first `pool`
+        of them are the claimable head of DEPARTMENT's queue."""
+        rng = random.Random(self.seed * 1_000_003 + first)
+        team = reviewers_per_department(stored)
+        return [
+            self._row(rng, n, now, team, pooled=n - first < pool)
+            for n in range(first, first + count)
+        ]
+
+    def _row(
+        self, rng: random.Random, n: int, now: datetime, team: int, *, pooled: bool
+    ) -> tuple[Any, ...]:
+        r = rng.random
+        s: SubService = self._pool_service if pooled else self._sub_service(rng)
+        state: str = "queued" if pooled else self._state(rng)
+        priority: int = POOL_PRIORITY if pooled else self._priority(rng)
+        somebody = reviewer_id(s.department, int(r() * team))
+        if pooled:  # past due: they bounced between reviewers
+            submitted = now - timedelta(days=6 + 4 * r())
+        elif state in OPEN:
+            submitted = now - OPEN_FOR * r()
+        else:
+            submitted = now - timedelta(days=1) - HISTORY * r()
+        public_status: str | None = None
+        assignee = last_holder = appeal_of = decision_message = reason_code = ""
+        decision: str | None = None
+        pauses = missing = "[]"
+        paused_since = claimed_until = respond_by = sla_next_at = None
+        sla_alerted = 0
+        if pooled:  # claimed once and given back
+            public_status, last_holder = UNDER_REVIEW, somebody
+        elif state == "queued":
+            roll = r()
+            if roll < 0.12:  # claimed once, given back or lapsed
+                public_status = UNDER_REVIEW
+            elif roll < 0.20:  # the beneficiary answered an information request
+                public_status, last_holder = RETURNED, somebody
+                pauses = _pause(r, submitted, now)
+            elif roll < 0.22:  # an appealed rejection, for another reviewer
+                public_status, appeal_of = REJECTED, somebody
+                priority += 1
+        elif state == "claimed":
+            public_status, assignee = UNDER_REVIEW, somebody
+            # Leases that outlast the run: a lapse would put the item back in the queue.
+            claimed_until = now + QUIET_FOR + timedelta(minutes=30 * r())
+        elif state == "waiting_on_applicant":
+            since = max(submitted, now - timedelta(days=3.5))
+            paused_since = since + (now - since) * r()
+            respond_by = paused_since + RESPOND_WITHIN
+            public_status, last_holder, missing = NEEDS_MORE_INFO, somebody, MISSING
+        elif state == "decided":
+            assignee = somebody
+            if r() < 0.75:
+                decision, public_status, reason_code = ACCEPT, ACCEPTED, "completed"
+            else:
+                decision, public_status = REJECT, REJECTED
+                reason_code = self._rejections[int(r() * len(self._rejections))]
+                decision_message = REJECTION_MESSAGE
+            sla_alerted = (0, 0, 0, 0, 0, 0, 50, 75, 100)[int(r() * 9)]
+            if r() < 0.08:
+                pauses = _pause(r, submitted, submitted + s.budget)
+        elif state == "closed":  # no answer by the deadline
+            paused_since = submitted + s.budget * (0.1 + 0.5 * r())
+            respond_by = paused_since + RESPOND_WITHIN
+            public_status, last_holder, missing = CLOSED, somebody, MISSING
+        if state in ("queued", "claimed"):
+            # The marks at 50, 75 and 100 % of the SLA: those before the quiet window were
+            # alerted, the next one is when review's sweep looks at the item again.
+            quiet_until = now + QUIET_FOR
+            for mark in (50, 75, 100):
+                at = submitted + s.budget * mark / 100
+                if at > quiet_until:
+                    sla_next_at = at
+                    break
+                sla_alerted = mark
+        bits = rng.getrandbits
+        documents = ", ".join(f'"{_uuid(bits(128))}"' for _ in range(n % 4))
+        email = f"applicant{n}@example.sa" if r() < 0.4 else ""
+        locale = "en" if r() < 0.15 else "ar"
+        return (
+            _uuid(bits(128)),  # request_id
+            f"{NUMBER_PREFIX}{n:09d}",  # request_number
+            s.department,
+            s.queues[r() < 0.4],  # queue
+            s.code,  # sub_service_code
+            f"{DESCRIPTIONS[n % len(DESCRIPTIONS)]} ({n})",  # description
+            f"{1 + (n & 1)}{bits(29) % 10**9:09d}",  # applicant_id: a citizen or a resident
+            f"[{documents}]",  # document_ids
+            f'{{"mobile": "05{bits(27) % 10**8:08d}", "email": "{email}", "locale": "{locale}"}}',
+            state,
+            assignee,
+            decision,
+            decision_message,
+            submitted + timedelta(seconds=0.05 + 3 * r()),  # queued_at: routed seconds later
+            priority,
+            submitted,  # submitted_at
+            s.sla,
+            pauses,
+            paused_since,
+            claimed_until,
+            last_holder,
+            missing,
+            respond_by,
+            reason_code,
+            public_status,
+            sla_alerted,
+            sla_next_at,
+            submitted + s.budget,  # due_at
+            appeal_of,
+        )
+
+
+def _uuid(bits: int) -> str:
+    """A version 4 UUID's text; a quarter of the rows' making went into uuid.UUID."""
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _pause(r: Callable[[], float], start: datetime, end: datetime) -> str:
+    """One interval the clock stood still (waiting on the beneficiary), as review stores it."""
+    a = start + (end - start) * (0.1 + 0.4 * r())
+    b = a + (end - a) * (0.1 + 0.4 * r())
+    return json.dumps([[a.isoformat(), b.isoformat()]])
+
+
+def _size(n: int) -> str:
+    """10000 → "10k", 1000000 → "1M"."""
+    for unit, scale in (("M", 1_000_000), ("k", 1_000)):
+        if n >= scale and n % (scale // 10) == 0:
+            return f"{n / scale:g}{unit}"
+    return str(n)
+
+
+# --- seeding and removing --------------------------------------------------------------------
+
+
+async def seed(
+    conn: asyncpg.Connection, office: Office, first: int, stored: int, *, pool: int = 0
+) -> float:
+    """COPYs rows `first` to `stored` in batches, each made in a thread while the one before
+    is copied, then the reviewers who hold their claims; vacuums and analyzes like a table
+    that lives. The seconds it took."""
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+
+    def batch(at: int, size: int) -> list[tuple[Any, ...]]:
+        return office.rows(at, size, now, stored=stored, pool=pool if at == first else 0)
+
+    following = asyncio.create_task(asyncio.to_thread(batch, first, min(BATCH, stored - first)))
+    for at in range(first, stored, BATCH):
+        rows = await following
+        if at + BATCH < stored:
+            size = min(BATCH, stored - at - BATCH)
+            following = asyncio.create_task(asyncio.to_thread(batch, at + BATCH, size))
+        await conn.copy_records_to_table("work_items", records=rows, columns=FIELDS)
+    team = range(reviewers_per_department(first) if first else 0, reviewers_per_department(stored))
+    languages = json.dumps(sorted(DEFAULT_LANGUAGES))
+    await conn.copy_records_to_table(
+        "reviewers",
+        records=[
+            (reviewer_id(d, k), json.dumps([d]), languages, DEFAULT_CAPACITY, True, "[]")
+            for d in DEPARTMENTS
+            for k in team
+        ],
+        columns=("reviewer_id", "departments", "languages", "capacity", "available", "supervises"),
+    )
+    await conn.execute("VACUUM (ANALYZE) work_items, reviewers")
+    # The COPY and the vacuum dirtied the whole table: written out now, not by a checkpoint
+    # in the middle of the measurement (a table that grew over years has no such backlog).
+    await conn.execute("CHECKPOINT")
+    return round(time.perf_counter() - started, 1)
+
+
+async def announced(conn: asyncpg.Connection) -> int:
+    """Events review wrote about seeded requests (none, when the claims took the pool only)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE key IN "
+            "(SELECT request_id::text FROM work_items WHERE request_number LIKE $1)",
+            f"{NUMBER_PREFIX}%",
+        )
+    )
+
+
+async def remove(conn: asyncpg.Connection) -> float:
+    """Deletes the seeded rows, the history the claims wrote and the seeded reviewers."""
+    started = time.perf_counter()
+    seeded = f"{NUMBER_PREFIX}%"
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM history WHERE request_id IN "
+            "(SELECT request_id FROM work_items WHERE request_number LIKE $1)",
+            seeded,
+        )
+        await conn.execute("DELETE FROM work_items WHERE request_number LIKE $1", seeded)
+        await conn.execute(
+            "DELETE FROM reviewers WHERE reviewer_id LIKE $1", f"{REVIEWER_PREFIX}-%"
+        )
+    await conn.execute("VACUUM (ANALYZE) work_items, reviewers, history")
+    return round(time.perf_counter() - started, 1)
+
+
+# --- the statements' plans ---------------------------------------------------------------------
+
+
+class _Statements:
+    """Stands in for review's session: keeps each statement its repository would run."""
+
+    def __init__(self) -> None:
+        self.seen: list[ClauseElement] = []
+
+    async def execute(self, statement: ClauseElement) -> _Nothing:
+        self.seen.append(statement)
+        return _Nothing()
+
+    async def scalar(self, statement: ClauseElement) -> int:
+        self.seen.append(statement)
+        return 0
+
+
+class _Nothing(list[Any]):
+    def first(self) -> None:
+        return None
+
+
+async def statements() -> dict[str, str]:
+    """The SQL review runs for ClaimNext (the reviewer's held items, then the next item) and
+    for ListQueue's first page, as its own repository builds it, with the values inline."""
+    session = _Statements()
+    items = SqlWorkItemRepository(cast(AsyncSession, session))
+    caller = f"{CALLER_PREFIX}00"
+    await items.held_by(caller)
+    await items.next_queued(frozenset({DEPARTMENT}), DEFAULT_LANGUAGES, caller)
+    await items.queue(DEPARTMENT, DEFAULT_PAGE + 1, None, QueueFilter())
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    sql = [
+        str(s.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for s in session.seen
+    ]
+    return dict(zip(("ClaimNext held_by", "ClaimNext next_queued", "ListQueue"), sql, strict=True))
+
+
+async def plans(conn: asyncpg.Connection) -> dict[str, list[str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement, each in a transaction rolled back
+    (ClaimNext's locks its row)."""
+    out = {}
+    for name, sql in (await statements()).items():
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
+        finally:
+            await transaction.rollback()
+        out[name] = [str(r[0]) for r in rows]
+    return out
+
+
+# --- the load process ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calls:
+    """What one load process does: `count` measured calls of `kind` after `warmup`, as
+    `concurrency` reviewers of `department`, each call after their previous one."""
+
+    kind: str  # claim_next | list_queue
+    state_dir: str
+    port_base: int
+    department: str
+    count: int
+    warmup: int
+    concurrency: int
+    seconds: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Calls:
+        return cls(**json.loads(text))
+
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+async def call(spec: Calls) -> Outcome:
+    config = StackConfig.from_env(state_dir=Path(spec.state_dir), port_base=spec.port_base)
+    async with Clients(config) as clients:
+        review = clients.review
+        callers = [
+            bearer(clients.token(f"{CALLER_PREFIX}{w:02d}", Role.REVIEWER, frozenset({DEPARTMENT})))
+            for w in range(spec.concurrency)
+        ]
+
+        async def claim_next(metadata: Metadata) -> str:
+            answer = await review.ClaimNext(
+                review_pb2.ClaimNextRequest(department_code=spec.department),
+                timeout=CALL_TIMEOUT,
+                metadata=metadata,
+            )
+            if not answer.HasField("item"):
+                raise RuntimeError(f"ClaimNext found {spec.department}'s queue empty")
+            return answer.item.request_id
+
+        async def give_back(metadata: Metadata, request_id: str) -> None:
+            await review.ReleaseRequest(
+                review_pb2.ReleaseRequestRequest(request_id=request_id),
+                timeout=CALL_TIMEOUT,
+                metadata=metadata,
+            )
+
+        async def list_queue(metadata: Metadata) -> str:
+            answer = await review.ListQueue(
+                review_pb2.ListQueueRequest(department_code=spec.department),
+                timeout=CALL_TIMEOUT,
+                metadata=metadata,
+            )
+            if not answer.items:
+                raise RuntimeError(f"ListQueue found {spec.department}'s queue empty")
+            return str(len(answer.items))
+
+        async def nothing(metadata: Metadata, answer: str) -> None:
+            return None
+
+        measured, after = (
+            (claim_next, give_back) if spec.kind == "claim_next" else (list_queue, nothing)
+        )
+        await rounds(measured, after, callers, spec.warmup, None, None)
+        outcome = Outcome()
+        started = time.perf_counter()
+        await rounds(measured, after, callers, spec.count, started + spec.seconds, outcome)
+        outcome.elapsed = time.perf_counter() - started
+        return outcome
+
+
+async def rounds(
+    measured: Callable[[Metadata], Awaitable[str]],
+    after: Callable[[Metadata, str], Awaitable[None]],
+    callers: list[Metadata],
+    count: int,
+    deadline: float | None,
+    outcome: Outcome | None,
+) -> None:
+    """Each caller makes calls back to back until `count` are made between them or the
+    deadline passes; only `measured` is timed, `after` (giving a claim back) is not."""
+    numbers = iter(range(count))
+
+    async def caller(metadata: Metadata) -> None:
+        for _ in numbers:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return
+            started = time.perf_counter()
+            try:
+                answer = await measured(metadata)
+            except Exception as exc:  # gRPC or an empty queue: counted and shown
+                if outcome is None:
+                    raise
+                outcome.errors += 1
+                outcome.first_error = outcome.first_error or f"{type(exc).__name__}: {exc}"[:500]
+                continue
+            if outcome is not None:
+                record_seconds(outcome.histogram, time.perf_counter() - started)
+                outcome.count += 1
+            await after(metadata, answer)
+
+    await asyncio.gather(*(caller(m) for m in callers))
+
+
+class Load:
+    """`python -m bench.p5`, started once for every measurement of a run: it takes a Calls
+    per line on stdin and answers each with Outcome's done line."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._stderr: asyncio.Task[bytes] | None = None
+
+    async def __aenter__(self) -> Load:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.p5",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self._process.stderr is not None
+        self._stderr = asyncio.create_task(self._process.stderr.read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._process is not None
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            await asyncio.wait_for(self._process.wait(), 10)
+        except TimeoutError:
+            self._process.kill()
+            await self._process.wait()
+
+    async def measure(self, spec: Calls) -> Outcome:
+        process = self._process
+        assert process is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(spec.to_json().encode() + b"\n")
+        await process.stdin.drain()
+        try:
+            line = await asyncio.wait_for(
+                process.stdout.readline(), spec.seconds + LOAD_GRACE_SECONDS
+            )
+        except TimeoutError:
+            process.kill()
+            raise RuntimeError(f"{spec.kind} load ran past its bound and was killed") from None
+        if not line:
+            assert self._stderr is not None
+            stderr = (await self._stderr).decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{spec.kind} load exited {await process.wait()}:\n{stderr}")
+        done = json.loads(line)
+        return Outcome(
+            count=int(done["count"]),
+            errors=int(done["errors"]),
+            first_error=str(done["first_error"]),
+            elapsed=float(done["elapsed"]),
+            histogram=decode_histogram(done["histogram"]),
+        )
+
+
+# --- the benchmark -------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One call's latencies at one size."""
+
+    stored: int  # work items in review's table while it was measured, real ones included
+    outcome: Outcome
+    # The machine's load average when the calls started: others share its 2 cores.
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "stored": self.stored,
+            "load_average_at_start": [round(x, 2) for x in self.load_average],
+            "count": self.outcome.count,
+            "errors": self.outcome.errors,
+            "first_error": self.outcome.first_error,
+            "seconds": round(self.outcome.elapsed, 3),
+            **percentiles_ms(self.outcome.histogram),
+        }
+
+
+def _shown(sample: Sample, size: str) -> str:
+    p = percentiles_ms(sample.outcome.histogram)
+    errors = f", {sample.outcome.errors} errors" if sample.outcome.errors else ""
+    return (
+        f"{p['p99_ms']:.1f} ms at {size} (n={sample.outcome.count}{errors}; "
+        f"p50 {p['p50_ms']:.1f} / p95 {p['p95_ms']:.1f} / p99 {p['p99_ms']:.1f} ms)"
+    )
+
+
+def judge(figure: Figure, small: Sample, large: Sample, sizes: tuple[int, int]) -> None:
+    """This project: p99 at the large size; baseline: p99 at the small one; ratio: growth.
+    Met when it grew at most 2× and every call was answered."""
+    figure.detail.update({_size(sizes[0]): small.summary(), _size(sizes[1]): large.summary()})
+    if small.outcome.count == 0 or large.outcome.count == 0:
+        figure.fail(large.outcome.first_error or small.outcome.first_error or "no call answered")
+        return
+    at_small = percentiles_ms(small.outcome.histogram)["p99_ms"]
+    at_large = percentiles_ms(large.outcome.histogram)["p99_ms"]
+    figure.value = at_large
+    figure.shown = _shown(large, _size(sizes[1]))
+    figure.baseline = at_small
+    figure.baseline_shown = "the same calls at " + _shown(small, _size(sizes[0]))
+    figure.ratio = round(at_large / at_small, 3)
+    clean = small.outcome.errors == 0 and large.outcome.errors == 0
+    figure.judge(figure.ratio <= 2.0 and clean)
+
+
+async def grow_and_measure(
+    conn: asyncpg.Connection, config: StackConfig, sizes: tuple[int, int], calls: int
+) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
+    """At each size: seed up to it, then ClaimNext's and ListQueue's calls; the samples of
+    each kind (small, large) and what the run learnt on the way."""
+    office = Office()
+    samples: dict[str, list[Sample]] = {"claim_next": [], "list_queue": []}
+    detail: dict[str, Any] = {"seed_seconds": {}}
+    async with Load() as calling:
+        first = 0
+        for stored in sizes:
+            pool = POOL_SIZE if first == 0 else 0
+            seconds = await seed(conn, office, first, stored, pool=pool)
+            detail["seed_seconds"][_size(stored)] = seconds
+            count = int(await conn.fetchval("SELECT count(*) FROM work_items"))
+            for kind, taken in samples.items():
+                spec = Calls(
+                    kind=kind,
+                    state_dir=str(config.state_dir),
+                    port_base=config.port_base,
+                    department=DEPARTMENT,
+                    count=calls,
+                    warmup=max(5, calls // 10),
+                    concurrency=CONCURRENCY,
+                    seconds=CALL_SECONDS,
+                )
+                load_average = os.getloadavg()
+                taken.append(Sample(count, await calling.measure(spec), load_average))
+            first = stored
+    detail[f"plans_at_{_size(sizes[1])}"] = await plans(conn)
+    detail["events_announced_about_seeded_requests"] = await announced(conn)
+    return samples, detail
+
+
+async def p5(config: StackConfig, small: int, large: int, calls: int) -> list[Figure]:
+    """Seeds `small` stored requests, measures, grows them to `large`, measures again; the
+    seeded rows are removed whatever happens."""
+    title = (
+        f"{{}} p99, {_size(large)} vs {_size(small)} stored requests (seeded with COPY), "
+        f"{CONCURRENCY} reviewers of {DEPARTMENT} at once"
+    )
+    claim = Figure("P5 ClaimNext", title.format("ClaimNext"), "≤ 2× growth", unit="ms")
+    listing = Figure(
+        "P5 ListQueue",
+        title.format(f"ListQueue (first page, {DEFAULT_PAGE} items)"),
+        "≤ 2× growth",
+        unit="ms",
+    )
+    figures = [claim, listing]
+    cleanup: dict[str, float] = {}
+    try:
+        conn = await asyncpg.connect(
+            host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
+        )
+        try:
+            cleanup["removed_before_seconds"] = await remove(conn)  # a run that died left some
+            samples, detail = await grow_and_measure(conn, config, (small, large), calls)
+        finally:
+            try:
+                cleanup["removed_after_seconds"] = await remove(conn)
+            finally:
+                await conn.close()
+    except Exception as exc:  # one figure that cannot be measured does not end the run
+        for figure in figures:
+            figure.fail(f"{type(exc).__name__}: {exc}")
+            figure.detail.update(cleanup)
+        return figures
+    for figure, kind in ((claim, "claim_next"), (listing, "list_queue")):
+        figure.detail.update(detail | cleanup)
+        at_small, at_large = samples[kind]
+        judge(figure, at_small, at_large, (small, large))
+    return figures
+
+
+def main() -> None:
+    for line in sys.stdin:
+        outcome = asyncio.run(call(Calls.from_json(line)))
+        sys.stdout.write(outcome.done_line() + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
