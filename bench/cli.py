@@ -36,7 +36,7 @@ import asyncpg
 from hdrh.histogram import HdrHistogram
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
-from bench import report
+from bench import p4, report
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
 
@@ -71,6 +71,7 @@ class Settings:
     uploads: int = 8
     upload_warmup: int = 2
     settle_seconds: float = 3.0
+    p4_events: int = 100_000
 
 
 SMOKE = Settings(
@@ -83,6 +84,7 @@ SMOKE = Settings(
     uploads=2,
     upload_warmup=1,
     settle_seconds=0.5,
+    p4_events=500,
 )
 
 
@@ -522,12 +524,6 @@ def later_figures() -> list[Figure]:
     why = "not measured yet: a later slice of issue 12"
     return [
         report.not_measured(
-            "P4",
-            "routing draining 100k submitted events vs a plain aiokafka consumer",
-            "≥ 0.5×",
-            why,
-        ),
-        report.not_measured(
             "P5", "ClaimNext and ListQueue p99, 1M vs 10k stored requests", "≤ 2× growth", why
         ),
         report.not_measured(
@@ -556,6 +552,9 @@ async def bench(
     waited["before P3"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P3: put_object baseline, then UploadDocument")
     figures.append(await p3(config, settings))
+    # Last: it stops and restarts services (their pids above go stale).
+    waited["before P4"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    figures.extend(await p4.p4(config, settings.p4_events))
     _log.info("waited for quiet services: %s", waited)
     figures.extend(later_figures())
     # P1, P2, P3, … in order; P6's rows keep theirs.
@@ -588,6 +587,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"default {defaults.p2_seconds:g}; the issue's figure is 300",
     )
     parser.add_argument("--uploads", type=int, help=f"default {defaults.uploads}")
+    parser.add_argument("--p4-events", type=int, help=f"default {defaults.p4_events}")
     parser.add_argument(
         "--results-dir",
         type=Path,
@@ -609,6 +609,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "p1_seconds": args.p1_seconds,
         "p2_seconds": args.p2_seconds,
         "uploads": args.uploads,
+        "p4_events": args.p4_events,
     }
     return dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
 
@@ -645,6 +646,7 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
             "wall time; a service well below one core while its callers wait is waiting on "
             "something, or starved of CPU by the others on this machine)."
         )
+    notes.append(p4.note(settings.p4_events))
     failed = [f.id for f in figures if f.status == "failed"]
     if failed:
         notes.append(f"Failed to measure: {', '.join(failed)} (see the JSON for the error).")

@@ -20,10 +20,12 @@ MEASURED = {
     "P2 p50",
     "P2 p99",
     "P3",
+    "P4",
+    "P4 two replicas",
     *(f"P6 {name} {phase}" for name in SERVICES for phase in ("idle", "loaded")),
 }
-LATER = {"P4", "P5", "P7"}
-WITH_BASELINE = {"P1", "P3"}
+LATER = {"P5", "P7"}
+WITH_BASELINE = {"P1", "P3", "P4", "P4 two replicas"}
 
 
 def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_path: Path) -> None:
@@ -52,6 +54,9 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         check=False,
     )
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
+    # P4 stops and restarts services and runs a second replica of routing: all as before.
+    assert all(stack.status().values()), stack.status()
+    assert stack.replicas() == []
 
     [written] = results.glob("*.json")
     report = json.loads(written.read_text())
