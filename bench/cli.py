@@ -37,7 +37,7 @@ import asyncpg
 from hdrh.histogram import HdrHistogram
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
-from bench import p5, report
+from bench import p4, p5, report
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
 
@@ -79,6 +79,7 @@ class Settings:
     # P5: the stored requests it measures at, then grows to; calls of each kind at each size.
     p5_stored: tuple[int, int] = (10_000, 1_000_000)
     p5_calls: int = 2000
+    p4_events: int = 100_000
 
 
 SMOKE = Settings(
@@ -95,6 +96,7 @@ SMOKE = Settings(
     settle_seconds=0.5,
     p5_stored=(200, 2_000),
     p5_calls=20,
+    p4_events=500,
 )
 
 
@@ -644,18 +646,6 @@ async def p3(config: StackConfig, settings: Settings) -> Figure:
     return figure
 
 
-def later_figures() -> list[Figure]:
-    why = "not measured yet: a later slice of issue 12"
-    return [
-        report.not_measured(
-            "P4",
-            "routing draining 100k submitted events vs a plain aiokafka consumer",
-            "≥ 0.5×",
-            why,
-        ),
-    ]
-
-
 async def bench(
     config: StackConfig, settings: Settings
 ) -> tuple[list[Figure], str, dict[str, float]]:
@@ -682,8 +672,10 @@ async def bench(
     waited["before P5"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P5: ClaimNext and ListQueue at %d, then at %d stored requests", *settings.p5_stored)
     figures.extend(await p5.p5(config, *settings.p5_stored, settings.p5_calls))
+    # Last: it stops and restarts services (their pids above go stale).
+    waited["before P4"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    figures.extend(await p4.p4(config, settings.p4_events))
     _log.info("waited for quiet services: %s", waited)
-    figures.extend(later_figures())
     # P1, P2, P3, … in order; P6's rows keep theirs.
     figures.sort(key=lambda f: f.id.split()[0])
     return figures, postgres_version, waited
@@ -719,6 +711,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"default {defaults.p7_seconds:g}; the issue's figure is 300",
     )
     parser.add_argument("--uploads", type=int, help=f"default {defaults.uploads}")
+    parser.add_argument("--p4-events", type=int, help=f"default {defaults.p4_events}")
     parser.add_argument(
         "--results-dir",
         type=Path,
@@ -741,6 +734,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "p2_seconds": args.p2_seconds,
         "p7_seconds": args.p7_seconds,
         "uploads": args.uploads,
+        "p4_events": args.p4_events,
     }
     return dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
 
@@ -781,6 +775,7 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
             "wall time; a service well below one core while its callers wait is waiting on "
             "something, or starved of CPU by the others on this machine)."
         )
+    notes.append(p4.note(settings.p4_events))
     failed = [f.id for f in figures if f.status == "failed"]
     if failed:
         notes.append(f"Failed to measure: {', '.join(failed)} (see the JSON for the error).")

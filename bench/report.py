@@ -26,7 +26,7 @@ and replaces the part of this file between the markers with it.
 
 Load comes from a separate process on loopback (`bench/load.py`), bounded in count and in
 time, after a warm-up it does not count; latencies are read off an HdrHistogram, never a mean.
-A target not met says so; figures not measured yet are listed as such.
+A target not met says so, and a figure that could not be measured says why.
 
 """
 
@@ -45,7 +45,7 @@ class Figure:
     baseline_shown: str = "—"
     ratio: float | None = None
     met: bool | None = None
-    status: str = NOT_MEASURED  # met | not met | failed | not measured yet
+    status: str = NOT_MEASURED  # met | not met | — (no target) | failed | not measured yet
     detail: dict[str, Any] = field(default_factory=dict)
 
     def judge(self, met: bool) -> None:
@@ -56,10 +56,6 @@ class Figure:
         self.met = None
         self.status = "failed"
         self.detail["error"] = why
-
-
-def not_measured(id_: str, title: str, target: str, why: str) -> Figure:
-    return Figure(id_, title, target, shown=NOT_MEASURED, detail={"why": why})
 
 
 def _cell(text: str) -> str:

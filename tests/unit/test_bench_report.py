@@ -15,7 +15,7 @@ from bench.load import (
     percentiles_ms,
     record_seconds,
 )
-from bench.report import BEGIN, END, Figure, not_measured, table, write_doc
+from bench.report import BEGIN, END, Figure, table, write_doc
 
 
 def test_percentiles_come_from_the_histogram_and_survive_the_trip_between_processes() -> None:
@@ -44,19 +44,21 @@ def test_the_padded_pdf_has_exactly_the_size_asked() -> None:
     assert pdf.rstrip().endswith(b"%%EOF")
 
 
-def test_the_table_says_when_a_target_is_not_met_and_what_is_not_measured() -> None:
+def test_the_table_says_when_a_target_is_not_met_and_what_has_no_target() -> None:
     met = Figure("P1", "submit", "≥ 0.5×", value=10, shown="10/s", ratio=0.6)
     met.judge(True)
     missed = Figure("P3", "upload", "≥ 0.7×", value=1, shown="1 MiB/s", ratio=0.1)
     missed.judge(False)
     failed = Figure("P2 p50", "queue", "≤ 50 ms")
     failed.fail("no stack")
-    lines = table([met, missed, failed, not_measured("P4", "drain", "≥ 0.5×", "later")])
+    shown = Figure("P7 p50", "first SMS", "—", value=900, shown="900 ms")
+    shown.status = "—"
+    lines = table([met, missed, failed, shown])
     rows = {line.split(" | ")[0].lstrip("| "): line for line in lines.splitlines()[2:]}
     assert rows["P1"].endswith("| 0.600× | ≥ 0.5× | yes |")
     assert rows["P3"].endswith("| **no** |")
     assert rows["P2 p50"].endswith("| **failed** |")
-    assert "| not measured yet |" in rows["P4"]
+    assert rows["P7 p50"].endswith("| 900 ms | — | — | — | — |")
 
 
 def test_the_page_is_rewritten_between_its_markers_only(tmp_path: Path) -> None:

@@ -33,6 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("up", help="start everything (reuses what already runs)")
     commands.add_parser("down", help="stop everything")
     commands.add_parser("status", help="which processes run")
+    for command, verb in (
+        ("start", "start"),
+        ("stop", "stop (SIGTERM, then SIGKILL after a grace)"),
+    ):
+        one = commands.add_parser(
+            command, help=f"{verb} one process of a running stack, e.g. a second replica"
+        )
+        one.add_argument(
+            "name",
+            help="a service, a replica of one (routing-2: same settings and consumer groups, "
+            "its own gRPC port, pid file and log), postgres, kafka, minio, sms-gateway, smtp "
+            "or clamd",
+        )
     logs = commands.add_parser("logs", help="print the end of a process's log")
     logs.add_argument(
         "name",
@@ -81,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, up in running.items():
                 print(f"{name:<12} {'running' if up else 'stopped'}")
             return 0 if all(running.values()) else 3
+        elif args.command == "start":
+            stack.start_service(args.name)
+        elif args.command == "stop":
+            if not stack.stop_service(args.name):
+                print(f"{args.name} was not running")
         elif args.command == "token":
             print(
                 stack.config.identity.token(

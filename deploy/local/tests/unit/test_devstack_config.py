@@ -6,11 +6,14 @@ from pathlib import Path
 import pytest
 from tawasul_devstack.kafka import cluster_id, server_properties
 from tawasul_devstack.stack import (
+    MAX_REPLICAS,
     PG_MAX_CONNECTIONS,
     PG_SUPERUSER_RESERVED,
     SERVICES,
     TOOLS_CONNECTIONS,
     StackConfig,
+    replica_name,
+    split_replica,
 )
 
 ENV_VARS = (
@@ -93,6 +96,43 @@ def test_two_port_bases_share_no_port(tmp_path: Path) -> None:
     assert not dev & tests
 
 
+def test_every_replica_has_a_grpc_port_of_its_own_in_the_layout(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, tmp_path, port_base=20000)
+    others = {
+        config.kafka_port,
+        config.kafka_controller_port,
+        config.minio_port,
+        config.minio_console_port,
+        config.sms_gateway_port,
+        config.smtp_port,
+        config.clamd_port,
+    }
+    grpc = [
+        config.grpc_port(s, replica) for s in SERVICES for replica in range(1, MAX_REPLICAS + 1)
+    ]
+
+    assert config.grpc_address("routing", 2) == "127.0.0.1:20113"
+    assert len(set(grpc)) == len(grpc)
+    assert not others & set(grpc)
+    # Below the next stack's base, however many replicas there are.
+    assert max(grpc) < 20000 + 1000
+    env = config.service_env("review", 2)
+    assert env["TAWASUL_GRPC_ADDRESS"] == "127.0.0.1:20114"
+    assert env["TAWASUL_DATABASE_URL"] == config.service_env("review")["TAWASUL_DATABASE_URL"]
+
+
+def test_replica_names_read_back_and_nothing_else_passes_for_one() -> None:
+    assert replica_name("routing", 1) == "routing"
+    assert replica_name("routing", 2) == "routing-2"
+    for service in SERVICES:
+        for replica in range(1, MAX_REPLICAS + 1):
+            assert split_replica(replica_name(service, replica)) == (service, replica)
+    for other in ("sms-gateway", "kafka", "routing-1", f"routing-{MAX_REPLICAS + 1}", "x-2"):
+        assert split_replica(other) is None
+    with pytest.raises(ValueError, match="replicas are 1 to"):
+        replica_name("routing", MAX_REPLICAS + 1)
+
+
 def test_database_url_uses_the_socket_dir_of_the_running_server(tmp_path: Path) -> None:
     config = StackConfig(tmp_path, tmp_path)
     assert config.database_url("intake") == (
@@ -167,6 +207,11 @@ def test_the_services_pools_and_the_tools_fit_in_postgres_max_connections(
     tmp_path: Path,
 ) -> None:
     config = StackConfig(state_dir=tmp_path, cache_dir=tmp_path)
-    # make_engine allows pool_size plus as many overflow connections.
-    services = sum(2 * int(config.service_env(s)["TAWASUL_DB_POOL_SIZE"]) for s in SERVICES)
+    # make_engine allows pool_size plus as many overflow connections; every replica of every
+    # service may run at once.
+    services = sum(
+        2 * int(config.service_env(s, replica)["TAWASUL_DB_POOL_SIZE"])
+        for s in SERVICES
+        for replica in range(1, MAX_REPLICAS + 1)
+    )
     assert services + TOOLS_CONNECTIONS <= PG_MAX_CONNECTIONS - PG_SUPERUSER_RESERVED
