@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_OUTAGE_BACKOFF_SECONDS = 30.0
 
 EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
+# Applies a batch's events at once (set-based: one statement for all where it can).
+BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 # Opens the transaction that every unit of work opened inside it joins (tawasul_platform.uow).
 Transaction = Callable[[], AbstractAsyncContextManager[None]]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -87,6 +89,19 @@ class EventConsumer:
         self._key_concurrency = key_concurrency
         self._poll_ms = poll_ms
 
+    def subscribe_batches(self, topic: str, handler: BatchHandler) -> None:
+        """Hands each poll's events to `handler` in one call inside one transaction; a batch
+        that fails is handed over again one event at a time (retries and dead letters)."""
+        dlt = dead_letter_topic(topic, self._group)
+
+        async def whole(records: Sequence[Record]) -> None:
+            await handler([_event(record) for record in records])
+
+        async def one(event: events_pb2.Envelope) -> None:
+            await handler([event])
+
+        self._subscribe(topic, lambda records: self._batch_or_one_by_one(records, whole, one, dlt))
+
     def subscribe(
         self,
         topic: str,
@@ -95,10 +110,13 @@ class EventConsumer:
         batching: Batching = Batching.ONE_TRANSACTION,
     ) -> None:
         dlt = dead_letter_topic(topic, self._group)
+        self._subscribe(topic, lambda records: self.apply(records, handler, dlt, batching))
+
+    def _subscribe(self, topic: str, apply: Callable[[Sequence[Record]], Awaitable[None]]) -> None:
 
         async def on_batch(_bodies: object) -> None:
             msg: KafkaMessage = self._broker.context.get_local("message")
-            await self.apply(msg.raw_message, handler, dlt, batching)
+            await apply(msg.raw_message)
             await msg.ack()
 
         self._broker.subscriber(
@@ -136,11 +154,24 @@ class EventConsumer:
         if batching is Batching.BY_KEY:
             await self._by_key(records, handler, dlt)
             return
+
+        async def in_order(batch: Sequence[Record]) -> None:
+            for record in batch:
+                await handler(_event(record))
+
+        await self._batch_or_one_by_one(records, in_order, handler, dlt)
+
+    async def _batch_or_one_by_one(
+        self,
+        records: Sequence[Record],
+        whole: Callable[[Sequence[Record]], Awaitable[None]],
+        one: EventHandler,
+        dlt: str,
+    ) -> None:
         if self._transaction is not None and len(records) > 1:
             try:
                 async with self._transaction():
-                    for record in records:
-                        await handler(_event(record))
+                    await whole(records)
                 return
             except Exception as exc:
                 log.info(
@@ -150,7 +181,7 @@ class EventConsumer:
                     exc,
                 )
         for record in records:
-            await self._process(record, handler, dlt)
+            await self._process(record, one, dlt)
 
     async def _by_key(self, records: Sequence[Record], handler: EventHandler, dlt: str) -> None:
         keys: dict[bytes | None, list[Record]] = {}

@@ -109,6 +109,14 @@ class SqlUnitOfWork:
         )
         return result.first() is not None
 
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        inbox = self._messaging.inbox
+        result = await self.session.execute(
+            pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
+            [{"consumer": consumer, "event_id": uuid.UUID(e)} for e in dict.fromkeys(event_ids)],
+        )
+        return {str(claimed) for claimed in result.scalars()}
+
     def publish(self, event: OutgoingEvent) -> None:
         self._pending.append(event)
 

@@ -54,6 +54,6 @@ async def build(settings: RoutingSettings) -> Runtime:
     def uow() -> RoutingUnitOfWork:
         return RoutingUnitOfWork(plumbing.sessions)
 
-    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow, rules))
+    plumbing.consumer.subscribe_batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
     return plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, rules=rules)))

@@ -38,7 +38,12 @@ from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
-from tawasul_routing.entrypoints.events import EventHandler, on_status_changed, on_submitted
+from tawasul_routing.entrypoints.events import (
+    BatchHandler,
+    EventHandler,
+    on_status_changed,
+    on_submitted,
+)
 from tawasul_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
@@ -57,7 +62,7 @@ class Routing:
         channel: grpc.aio.Channel,
         database_url: str,
         *,
-        on_submitted: EventHandler,
+        on_submitted: BatchHandler,
         on_status_changed: EventHandler,
     ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
@@ -258,11 +263,32 @@ async def test_only_employees_may_ask(routing: Routing) -> None:
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+async def test_a_batch_decides_each_request_once_in_the_order_it_came(routing: Routing) -> None:
+    first, second = submitted(), submitted("passports.lost-passport-report", nationality="SAU")
+    # The same request again under another event id (a producer's retry), and a redelivery.
+    again = events_pb2.Envelope()
+    again.CopyFrom(first)
+    again.event_id = str(uuid.uuid4())
+    await routing.on_submitted([first, second, again, first])
+    await routing.on_submitted([second])
+
+    assert [e.request_id for e in await routing.outbox()] == [
+        first.request_id,
+        second.request_id,
+    ]
+    assert [queue for _, queue, _, _ in await routing.decisions(first.request_id)] == [
+        "residents.visit-visa"
+    ]
+    assert [queue for _, queue, _, _ in await routing.decisions(second.request_id)] == [
+        "passports.default"
+    ]
+
+
 async def test_a_submission_is_decided_recorded_and_published_once(routing: Routing) -> None:
     event = submitted()
     request_id = event.request_id
-    await routing.on_submitted(event)
-    await routing.on_submitted(event)  # redelivered
+    await routing.on_submitted([event])
+    await routing.on_submitted([event])  # redelivered
 
     decision = await routing.decision(request_id)
     assert (decision.department_code, decision.queue, decision.priority, decision.rule) == (
@@ -302,7 +328,7 @@ async def test_a_submission_is_decided_recorded_and_published_once(routing: Rout
 async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -> None:
     event = submitted()
     request_id = event.request_id
-    await routing.on_submitted(event)
+    await routing.on_submitted([event])
     move = transferred(request_id, "reports", "the visitor is reported absent, not overstaying")
     await routing.on_status_changed(move)
     await routing.on_status_changed(move)  # redelivered
@@ -342,7 +368,7 @@ async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -
 
 async def test_other_status_changes_are_ignored(routing: Routing) -> None:
     event = submitted("reports.general-inquiry", fields={})
-    await routing.on_submitted(event)
+    await routing.on_submitted([event])
     for status in (common_pb2.REQUEST_STATUS_UNDER_REVIEW, common_pb2.REQUEST_STATUS_ACCEPTED):
         change = transferred(event.request_id, "visas", "")
         change.request_status_changed.status = status
@@ -354,7 +380,7 @@ async def test_a_transfer_to_an_unknown_department_or_of_an_unknown_request_chan
     routing: Routing,
 ) -> None:
     event = submitted("reports.general-inquiry", fields={})
-    await routing.on_submitted(event)
+    await routing.on_submitted([event])
     with pytest.raises(InvalidArgument):
         await routing.on_status_changed(transferred(event.request_id, "embassy", "x"))
     with pytest.raises(InvalidArgument):

@@ -64,9 +64,19 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     async def add(self, decision: Decision) -> None:
         self.rows.setdefault(decision.request.request_id, []).append(decision)
 
+    async def add_all(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            await self.add(decision)
+
+    async def routed(self, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        return {r for r in request_ids if self.rows.get(r)}
+
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
         decisions = self.rows.get(request_id)
         return decisions[-1] if decisions else None
+
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        return {e for e in event_ids if await self.claim_event(consumer, e)}
 
     async def commit(self) -> None:
         for decisions in self.rows.values():
@@ -77,8 +87,8 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
 
 async def routed(request: IncomingRequest) -> FakeUnitOfWork:
     uow = FakeUnitOfWork()
-    await handlers.route_request(
-        uow=uow, event_id="submitted", request=request, rules=load_rules(), now=NOW
+    await handlers.route_requests(
+        uow=uow, submitted=[("submitted", request)], rules=load_rules(), now=NOW
     )
     return uow
 
@@ -122,20 +132,16 @@ async def test_a_redelivered_or_repeated_request_is_routed_once() -> None:
     uow = FakeUnitOfWork()
     request = incoming()
     for event_id in ("e1", "e1", "e2"):
-        await handlers.route_request(
-            uow=uow, event_id=event_id, request=request, rules=load_rules(), now=NOW
+        await handlers.route_requests(
+            uow=uow, submitted=[(event_id, request)], rules=load_rules(), now=NOW
         )
     assert len(uow.published) == 1
 
 
 async def test_an_unknown_sub_service_cannot_be_routed() -> None:
     with pytest.raises(InvalidArgument):
-        await handlers.route_request(
-            uow=FakeUnitOfWork(),
-            event_id="e1",
-            request=incoming("nope"),
-            rules=load_rules(),
-            now=NOW,
+        await handlers.route_requests(
+            uow=FakeUnitOfWork(), submitted=[("e1", incoming("nope"))], rules=load_rules(), now=NOW
         )
 
 

@@ -84,22 +84,40 @@ class SqlDecisionRepository:
         self.added: list[Decision] = []
 
     async def add(self, decision: Decision) -> None:
+        await self.add_all([decision])
+
+    async def add_all(self, decisions: list[Decision]) -> None:
         # (request_id, sequence) is the key: two concurrent decisions on one request collide.
+        if not decisions:
+            return
         await self._session.execute(
-            insert(tables.decisions).values(
-                request_id=decision.request.request_id,
-                sequence=decision.sequence,
-                department=decision.department,
-                queue=decision.queue,
-                priority=decision.priority,
-                rule=decision.rule,
-                decided_at=decision.decided_at,
-                transfer_reason=decision.transfer_reason,
-                transferred_from=decision.transferred_from,
-                request=request_to_json(decision.request),
-            )
+            insert(tables.decisions),
+            [
+                {
+                    "request_id": d.request.request_id,
+                    "sequence": d.sequence,
+                    "department": d.department,
+                    "queue": d.queue,
+                    "priority": d.priority,
+                    "rule": d.rule,
+                    "decided_at": d.decided_at,
+                    "transfer_reason": d.transfer_reason,
+                    "transferred_from": d.transferred_from,
+                    "request": request_to_json(d.request),
+                }
+                for d in decisions
+            ],
         )
-        self.added.append(decision)
+        self.added.extend(decisions)
+
+    async def routed(self, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        if not request_ids:
+            return set()
+        d = tables.decisions
+        found = await self._session.scalars(
+            select(d.c.request_id).distinct().where(d.c.request_id.in_(request_ids))
+        )
+        return set(found)
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
         d = tables.decisions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from tawasul_platform.errors import InvalidArgument, NotFound
@@ -14,21 +15,22 @@ from tawasul_routing.domain.rules import Attributes, Route, RoutingRules
 CONSUMER = "routing"
 
 
-async def route_request(
+async def route_requests(
     *,
     uow: UnitOfWork,
-    event_id: str,
-    request: IncomingRequest,
+    submitted: Sequence[tuple[str, IncomingRequest]],
     rules: RoutingRules,
     now: datetime,
 ) -> None:
-    """Decides the queue of a submitted request once, however often the event arrives."""
+    """Decides the queue of each submitted request once, however often its event arrives:
+    a batch of (event id, request) in three statements, whatever its size."""
     async with uow:
-        if not await uow.claim_event(CONSUMER, event_id):
-            return
-        if await uow.decisions.latest(request.request_id) is not None:
-            return
-        await uow.decisions.add(decide(request, rules, now))
+        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in submitted])
+        fresh = {r.request_id: r for event_id, r in submitted if event_id in claimed}
+        done = await uow.decisions.routed(list(fresh))
+        await uow.decisions.add_all(
+            [decide(r, rules, now) for r in fresh.values() if r.request_id not in done]
+        )
         await uow.commit()
 
 

@@ -12,6 +12,11 @@ from tawasul_routing.domain.model import Decision
 
 class DecisionRepository(Protocol):
     async def add(self, decision: Decision) -> None: ...
+    async def add_all(self, decisions: list[Decision]) -> None: ...
+    async def routed(self, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of the requests have a decision already."""
+        ...
+
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
         """The request's most recent decision: where it is now."""
         ...
@@ -20,3 +25,7 @@ class DecisionRepository(Protocol):
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...
+
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """claim_event for a batch in one statement: the ones not applied before."""
+        ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
@@ -13,15 +13,17 @@ from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
 
 EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
-def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> EventHandler:
-    async def handle(event: events_pb2.Envelope) -> None:
+def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> BatchHandler:
+    """Submitted requests, a poll's worth at a time."""
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
         now = datetime.now(UTC)
-        await handlers.route_request(
+        await handlers.route_requests(
             uow=uow(),
-            event_id=event.event_id,
-            request=from_submitted(event, now),
+            submitted=[(event.event_id, from_submitted(event, now)) for event in events],
             rules=rules,
             now=now,
         )
