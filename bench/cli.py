@@ -560,7 +560,15 @@ async def bench(
     figures.append(await p3(config, settings))
     waited["before P5"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P5: ClaimNext and ListQueue at %d, then at %d stored requests", *settings.p5_stored)
-    figures.extend(await p5.p5(config, *settings.p5_stored, settings.p5_calls))
+    figures.extend(
+        await p5.p5(
+            config,
+            *settings.p5_stored,
+            settings.p5_calls,
+            review_pid=pids["review"],
+            cpu_seconds=cpu_seconds,
+        )
+    )
     _log.info("waited for quiet services: %s", waited)
     figures.extend(later_figures())
     # P1, P2, P3, … in order; P6's rows keep theirs.
@@ -630,7 +638,7 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         "P1's baseline is bench/echo.py, a process of its own serving the request's bytes "
         "back over the same mutual TLS (intake's certificate, client certificates required), "
         "sent the same prebuilt messages and tokens by the same client code.",
-        "Before P1, P2 and P3 the run waits until the five services together use less than "
+        "Before each benchmark the run waits until the five services together use less than "
         f"{QUIET_CORES:g} of a core over a second (at most {QUIET_BOUND_SECONDS:g} s), so "
         "that no benchmark pays for the backlog the one before left; the waits are in the "
         "JSON, and so is how long P1's submissions took to all reach review after its load.",
