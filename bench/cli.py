@@ -671,7 +671,15 @@ async def bench(
     figures.extend(await p7(config, settings, submit.rate if submit and submit.count else None))
     waited["before P5"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P5: ClaimNext and ListQueue at %d, then at %d stored requests", *settings.p5_stored)
-    figures.extend(await p5.p5(config, *settings.p5_stored, settings.p5_calls))
+    figures.extend(
+        await p5.p5(
+            config,
+            *settings.p5_stored,
+            settings.p5_calls,
+            review_pid=pids["review"],
+            cpu_seconds=cpu_seconds,
+        )
+    )
     # Last: it stops and restarts services (their pids above go stale).
     waited["before P4"] = await quiet(pids, QUIET_BOUND_SECONDS)
     figures.extend(await p4.p4(config, settings.p4_events))
@@ -755,7 +763,7 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         "P1's baseline is bench/echo.py, a process of its own serving the request's bytes "
         "back over the same mutual TLS (intake's certificate, client certificates required), "
         "sent the same prebuilt messages and tokens by the same client code.",
-        "Before P1, P2, P3 and P7 the run waits until the five services together use less than "
+        "Before each benchmark the run waits until the five services together use less than "
         f"{QUIET_CORES:g} of a core over a second (at most {QUIET_BOUND_SECONDS:g} s), so "
         "that no benchmark pays for the backlog the one before left; the waits are in the "
         "JSON, and so is how long P1's submissions took to all reach review after its load.",

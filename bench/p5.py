@@ -29,7 +29,7 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -665,11 +665,15 @@ class Sample:
     outcome: Outcome
     # The machine's load average when the calls started: others share its 2 cores.
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # CPU time per measured call (ClaimNext's give-back included) of review and of the
+    # PostgreSQL backends serving its database: the work, apart from waiting for a core.
+    cpu_ms_per_call: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
             "stored": self.stored,
             "load_average_at_start": [round(x, 2) for x in self.load_average],
+            "cpu_ms_per_call": self.cpu_ms_per_call,
             "count": self.outcome.count,
             "errors": self.outcome.errors,
             "first_error": self.outcome.first_error,
@@ -705,8 +709,45 @@ def judge(figure: Figure, small: Sample, large: Sample, sizes: tuple[int, int]) 
     figure.judge(figure.ratio <= 2.0 and clean)
 
 
+CpuSeconds = Callable[[int | None], float]
+
+
+class CpuPerCall:
+    """CPU time of review and of the PostgreSQL backends serving its database, per call."""
+
+    def __init__(self, conn: asyncpg.Connection, cpu_seconds: CpuSeconds, review: int | None):
+        self._conn = conn
+        self._cpu = cpu_seconds
+        self._review = review
+        self._backends: list[int] = []
+        self._before: tuple[float, float] = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        return self._cpu(self._review), sum(self._cpu(pid) for pid in self._backends)
+
+    async def start(self) -> None:
+        rows = await self._conn.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        self._backends = [int(r["pid"]) for r in rows]
+        self._before = self._now()
+
+    def per_call(self, calls: int) -> dict[str, float]:
+        now = self._now()
+        used = (now[0] - self._before[0], now[1] - self._before[1])
+        return {
+            "review": round(1000 * used[0] / max(calls, 1), 2),
+            "postgres": round(1000 * used[1] / max(calls, 1), 2),
+        }
+
+
 async def grow_and_measure(
-    conn: asyncpg.Connection, config: StackConfig, sizes: tuple[int, int], calls: int
+    conn: asyncpg.Connection,
+    config: StackConfig,
+    sizes: tuple[int, int],
+    calls: int,
+    cpu: CpuPerCall,
 ) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
     """At each size: seed up to it, then ClaimNext's and ListQueue's calls; the samples of
     each kind (small, large) and what the run learnt on the way."""
@@ -732,16 +773,27 @@ async def grow_and_measure(
                     seconds=CALL_SECONDS,
                 )
                 load_average = os.getloadavg()
-                taken.append(Sample(count, await calling.measure(spec), load_average))
+                await cpu.start()
+                outcome = await calling.measure(spec)
+                per_call = cpu.per_call(outcome.count + outcome.errors + spec.warmup)
+                taken.append(Sample(count, outcome, load_average, per_call))
             first = stored
     detail[f"plans_at_{_size(sizes[1])}"] = await plans(conn)
     detail["events_announced_about_seeded_requests"] = await announced(conn)
     return samples, detail
 
 
-async def p5(config: StackConfig, small: int, large: int, calls: int) -> list[Figure]:
+async def p5(
+    config: StackConfig,
+    small: int,
+    large: int,
+    calls: int,
+    *,
+    review_pid: int | None,
+    cpu_seconds: CpuSeconds,
+) -> list[Figure]:
     """Seeds `small` stored requests, measures, grows them to `large`, measures again; the
-    seeded rows are removed whatever happens."""
+    seeded rows are removed whatever happens. `cpu_seconds` reads a process's CPU time."""
     title = (
         f"{{}} p99, {_size(large)} vs {_size(small)} stored requests (seeded with COPY), "
         f"{CONCURRENCY} reviewers of {DEPARTMENT} at once"
@@ -761,7 +813,8 @@ async def p5(config: StackConfig, small: int, large: int, calls: int) -> list[Fi
         )
         try:
             cleanup["removed_before_seconds"] = await remove(conn)  # a run that died left some
-            samples, detail = await grow_and_measure(conn, config, (small, large), calls)
+            cpu = CpuPerCall(conn, cpu_seconds, review_pid)
+            samples, detail = await grow_and_measure(conn, config, (small, large), calls, cpu)
         finally:
             try:
                 cleanup["removed_after_seconds"] = await remove(conn)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import pytest
 from tawasul_review.adapters import tables
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY
@@ -22,6 +23,7 @@ from bench.p5 import (
     QUIET_FOR,
     STATES,
     Calls,
+    CpuPerCall,
     Office,
     Sample,
     _size,
@@ -161,3 +163,16 @@ async def test_the_explained_statements_are_the_ones_reviews_repository_builds()
     assert f"department IN ('{DEPARTMENT}')" in sql["ClaimNext next_queued"]
     assert "LIMIT 51" in sql["ListQueue"]
     assert "ORDER BY work_items.priority DESC, work_items.queued_at" in sql["ListQueue"]
+
+
+class Backends:
+    async def fetch(self, query: str) -> list[dict[str, int]]:
+        return [{"pid": 11}, {"pid": 12}]
+
+
+async def test_cpu_per_call_counts_review_and_the_backends_of_its_database() -> None:
+    used = {1: 5.0, 11: 1.0, 12: 2.0}
+    cpu = CpuPerCall(cast(asyncpg.Connection, Backends()), lambda pid: used.get(pid or 0, 0.0), 1)
+    await cpu.start()
+    used.update({1: 6.0, 11: 1.2, 12: 2.3})
+    assert cpu.per_call(100) == {"review": 10.0, "postgres": 5.0}
