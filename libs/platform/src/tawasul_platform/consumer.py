@@ -14,7 +14,8 @@ one commit, one outbox write and one relay wake-up for up to `max_batch` events,
 order. If anything in the batch fails, the transaction is rolled back and the batch is applied
 again one event at a time, so that retries and dead letters stay per event. A handler that
 calls out (an SMS gateway, SMTP) runs `Batching.BY_KEY`: its events are applied one at a time
-in their own transactions, keys concurrently, each key's events in order.
+in their own transactions, keys concurrently, each key's events in order. A handler given to
+`subscribe_batches` takes the whole poll at once, to apply it set-wise (routing's decisions).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class EventConsumer:
         backoff_seconds: float = 0.5,
         graceful_timeout: float = 10.0,
         max_batch: int = 200,
-        key_concurrency: int = 4,
+        key_concurrency: int = 8,
         poll_ms: int = 50,
     ) -> None:
         # No dependency injection: resolving a `KafkaMessage` parameter runs a synchronous
@@ -113,7 +114,6 @@ class EventConsumer:
         self._subscribe(topic, lambda records: self.apply(records, handler, dlt, batching))
 
     def _subscribe(self, topic: str, apply: Callable[[Sequence[Record]], Awaitable[None]]) -> None:
-
         async def on_batch(_bodies: object) -> None:
             msg: KafkaMessage = self._broker.context.get_local("message")
             await apply(msg.raw_message)

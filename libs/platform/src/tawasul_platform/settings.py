@@ -51,7 +51,7 @@ class ServiceSettings(BaseSettings):
     # Events one poll hands a consumer at most, applied in one transaction when the handler
     # only touches the database; handlers that call out apply this many keys at once.
     consumer_max_batch: int = 200
-    consumer_key_concurrency: int = 4
+    consumer_key_concurrency: int = 8
     # How long an idle consumer waits for records, and then sleeps, before it polls again.
     consumer_poll_ms: int = 50
     # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
