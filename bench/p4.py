@@ -49,11 +49,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import Stack, StackConfig, replica_name
 from tawasul_platform import topics
 from tawasul_platform.catalog import Catalog, FieldType, SubService, load_catalog
@@ -75,7 +74,6 @@ BASELINE_BATCH = 500
 ROUTING = "routing"
 # Topics whose other consumers are paused and moved past the benchmark's records.
 TOPICS = (topics.REQUEST_SUBMITTED, topics.REQUEST_ROUTED)
-PARTITIONS = {spec.name: spec.partitions for spec in topics.TOPICS}
 SCRATCH_TABLE = """
 CREATE TABLE events (
     event_id uuid PRIMARY KEY,
@@ -267,69 +265,7 @@ class Drain:
         }
 
 
-def behind(ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]) -> int:
-    """Records up to `ends` not committed (a partition never committed counts from 0)."""
-    return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
-
-
 # -- Kafka -------------------------------------------------------------------------------------
-
-
-class Kafka:
-    """End offsets, groups' committed offsets, and moving an idle group's offsets."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-        )
-
-    async def __aenter__(self) -> Kafka:
-        await self._admin.start()
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
-        with contextlib.suppress(Exception):
-            await self._admin.close()
-
-    async def ends(self, topic: str) -> dict[TopicPartition, int]:
-        found: dict[TopicPartition, int] = await self._consumer.end_offsets(
-            [TopicPartition(topic, p) for p in range(PARTITIONS[topic])]
-        )
-        return found
-
-    async def committed(
-        self, group: str, parts: Iterable[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        found = await self._admin.list_consumer_group_offsets(group, partitions=list(parts))
-        return {tp: max(meta.offset, 0) for tp, meta in found.items()}
-
-    async def behind(self, group: str, ends: dict[TopicPartition, int]) -> int:
-        return behind(ends, await self.committed(group, ends))
-
-    async def place(self, group: str, offsets: dict[TopicPartition, int]) -> None:
-        """Commits `offsets` for a group with no member (its services stopped): where it
-        resumes. Retried while the broker still counts a stopped member in."""
-        deadline = time.monotonic() + 60
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False
-            )
-            await consumer.start()
-            try:
-                consumer.assign(list(offsets))
-                await consumer.commit(offsets)
-                return
-            except KafkaError:
-                if time.monotonic() > deadline:
-                    raise
-            finally:
-                await consumer.stop()
-            await asyncio.sleep(1.0)
 
 
 async def produce(bootstrap: str, backlog: Sequence[Submitted]) -> float:
@@ -356,7 +292,7 @@ async def produce(bootstrap: str, backlog: Sequence[Submitted]) -> float:
 
 
 async def watch(
-    kafka: Kafka,
+    kafka: Offsets,
     group: str,
     ends: dict[TopicPartition, int],
     events: int,
@@ -469,7 +405,7 @@ async def scratch_database(config: StackConfig) -> AsyncIterator[None]:
 
 async def run_baseline(
     config: StackConfig,
-    kafka: Kafka,
+    kafka: Offsets,
     starts: dict[TopicPartition, int],
     ends: dict[TopicPartition, int],
     events: int,
@@ -533,7 +469,7 @@ async def _routing_db(config: StackConfig) -> Any:
 
 async def run_routing(
     stack: Stack,
-    kafka: Kafka,
+    kafka: Offsets,
     backlog: Sequence[Submitted],
     ends: dict[TopicPartition, int],
     replicas: int,
@@ -605,7 +541,7 @@ def note(events: int) -> str:
     )
 
 
-async def _caught_up(kafka: Kafka, pairs: Sequence[tuple[str, str]]) -> bool:
+async def _caught_up(kafka: Offsets, pairs: Sequence[tuple[str, str]]) -> bool:
     for topic, group in pairs:
         if await kafka.behind(group, await kafka.ends(topic)):
             return False
@@ -621,7 +557,7 @@ async def _start(stack: Stack, names: Iterable[str]) -> None:
 
 
 async def backlog_on_topic(
-    kafka: Kafka, config: StackConfig, events: int
+    kafka: Offsets, config: StackConfig, events: int
 ) -> tuple[list[Submitted], dict[TopicPartition, int], dict[TopicPartition, int], float]:
     """A new backlog produced to requests.submitted: the events, the offsets it starts and
     ends at, and the seconds producing took."""
@@ -653,7 +589,7 @@ async def p4(config: StackConfig, events: int) -> list[Figure]:
     services = paused_services()
     detail: dict[str, Any] = {"paused_services": services, "skipped_groups": pairs}
     try:
-        async with Kafka(config.kafka_bootstrap) as kafka:
+        async with Offsets(config.kafka_bootstrap) as kafka:
             if await _until(lambda: _caught_up(kafka, pairs), CATCH_UP_SECONDS) is None:
                 raise P4Failed("the consumers of requests.submitted and routed never caught up")
             await _stop(stack, [*services, *stack.replicas(), ROUTING])
@@ -706,7 +642,7 @@ async def p4(config: StackConfig, events: int) -> list[Figure]:
 
 
 async def _resume(
-    stack: Stack, kafka: Kafka, pairs: Sequence[tuple[str, str]], services: Sequence[str]
+    stack: Stack, kafka: Offsets, pairs: Sequence[tuple[str, str]], services: Sequence[str]
 ) -> None:
     """Moves the paused groups past everything on their topics and starts their services;
     routing runs again too."""

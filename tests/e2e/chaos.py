@@ -12,7 +12,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,6 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from sqlalchemy import text
 from tawasul.common.v1 import common_pb2
@@ -29,6 +27,7 @@ from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_devstack.journey import eventually, new_citizen
+from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import SERVICES, Stack
 from tawasul_platform import topics
 from tawasul_platform.db import make_engine
@@ -54,7 +53,6 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
-PARTITIONS = {spec.name: spec.partitions for spec in topics.TOPICS}
 # The kinds of message a request of this load gets, each on SMS and in-app (no e-mail given).
 KINDS = ("submitted", "under_review")
 CHANNELS = ("sms", "inapp")
@@ -295,56 +293,6 @@ def _assert_gone(stack: Stack, name: str, pid: int) -> None:
 
 async def start(stack: Stack, name: str) -> None:
     await asyncio.to_thread(stack.start_service, name)
-
-
-# -- Kafka offsets -----------------------------------------------------------------------------
-
-
-class Offsets:
-    """Consumer groups' committed offsets and topics' end offsets, read without joining (or
-    disturbing) any group."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-        )
-
-    async def __aenter__(self) -> Self:
-        await self._admin.start()
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
-        with contextlib.suppress(Exception):
-            await self._admin.close()
-
-    async def ends(self, topic: str) -> dict[TopicPartition, int]:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS[topic])]
-        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(parts)
-        return ends
-
-    async def committed(
-        self, group: str, parts: Iterable[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        found = await self._admin.list_consumer_group_offsets(group, partitions=list(parts))
-        # -1: the group has committed nothing there yet.
-        return {tp: max(meta.offset, 0) for tp, meta in found.items()}
-
-    async def behind(self, group: str, ends: dict[TopicPartition, int]) -> int:
-        """How many records up to `ends` the group has not committed."""
-        committed = await self.committed(group, ends)
-        return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
-
-    async def dead_letters(self) -> int:
-        """Every record ever parked on any dead-letter topic."""
-        total = 0
-        for topic, group in topics.SUBSCRIPTIONS:
-            total += sum((await self.ends(topics.dead_letter_topic(topic, group))).values())
-        return total
 
 
 @dataclass(frozen=True)

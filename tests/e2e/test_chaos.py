@@ -12,13 +12,13 @@ from aiokafka import AIOKafkaProducer
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
+from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.identity import Role
 
 from tests.e2e.chaos import (
     Load,
-    Offsets,
     assert_exactly_once,
     kill_behind,
     rows,

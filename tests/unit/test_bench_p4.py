@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.structs import TopicPartition
 from tawasul.events.v1 import events_pb2
+from tawasul_devstack.offsets import behind
 from tawasul_platform import topics
 from tawasul_platform.catalog import load_catalog
 from tawasul_routing.adapters.events import from_submitted
@@ -20,7 +21,6 @@ from tawasul_routing.domain.model import decide
 from bench.p4 import (
     BaselineSpec,
     Drain,
-    behind,
     paused_groups,
     paused_services,
     submitted_events,
