@@ -490,6 +490,24 @@ def judge_latency(
             figure.judge(p[key] <= limit and flat)
 
 
+def _steady_submissions(
+    config: StackConfig, rate: float, seconds: float, sent_as: str = "id"
+) -> LoadSpec:
+    """SubmitRequest at `rate` for `seconds` (open loop, up to 64 in flight), each submission
+    reported as it is answered, for `follow`."""
+    return _spec(
+        config,
+        "submit",
+        count=int(rate * seconds) + 1,
+        warmup=max(2, int(rate)),
+        concurrency=64,
+        seconds=seconds,
+        rate=rate,
+        emit_sent=True,
+        sent_as=sent_as,
+    )
+
+
 async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> list[Figure]:
     rate = round(p1_rate / 2, 1) if p1_rate else 0.0
     title = (
@@ -503,16 +521,7 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         for f in figures:
             f.fail("no P1 rate to take half of")
         return figures
-    spec = _spec(
-        config,
-        "submit",
-        count=int(rate * settings.p2_seconds) + 1,
-        warmup=max(2, int(rate)),
-        concurrency=64,
-        seconds=settings.p2_seconds,
-        rate=rate,
-        emit_sent=True,
-    )
+    spec = _steady_submissions(config, rate, settings.p2_seconds)
     try:
         conn = await asyncpg.connect(
             host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
@@ -554,17 +563,7 @@ async def p7(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         for f in figures:
             f.fail("no P1 rate to send at")
         return figures
-    spec = _spec(
-        config,
-        "submit",
-        count=int(rate * settings.p7_seconds) + 1,
-        warmup=max(2, int(rate)),
-        concurrency=64,
-        seconds=settings.p7_seconds,
-        rate=rate,
-        emit_sent=True,
-        sent_as="number",
-    )
+    spec = _steady_submissions(config, rate, settings.p7_seconds, sent_as="number")
     texts = GatewayLog(config.state_dir / "sms-gateway" / "messages.jsonl")
 
     async def at_the_gateway(pending: Collection[str]) -> dict[str, float]:
