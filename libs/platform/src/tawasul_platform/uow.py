@@ -110,12 +110,14 @@ class SqlUnitOfWork:
         return result.first() is not None
 
     async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """claim_event for many in one statement; answers in the caller's own spelling."""
         inbox = self._messaging.inbox
+        given = {uuid.UUID(e): e for e in event_ids}
         result = await self.session.execute(
             pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
-            [{"consumer": consumer, "event_id": uuid.UUID(e)} for e in dict.fromkeys(event_ids)],
+            [{"consumer": consumer, "event_id": key} for key in given],
         )
-        return {str(claimed) for claimed in result.scalars()}
+        return {given[claimed] for claimed in result.scalars()}
 
     def publish(self, event: OutgoingEvent) -> None:
         self._pending.append(event)

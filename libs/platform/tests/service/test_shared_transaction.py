@@ -89,3 +89,16 @@ async def test_leaving_without_commit_keeps_the_writes_only_inside_a_batch(
     # Alone it is rolled back; joined it stays (its event, never handed over, does not).
     assert await stored(engine) == (["joined"], [], 1)
     await engine.dispose()
+
+
+async def test_claiming_many_answers_the_new_ones_as_they_were_spelt(database_url: str) -> None:
+    engine = await engine_with_tables(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    seen, new = str(uuid.uuid4()), str(uuid.uuid4()).upper()
+    assert await apply(sessions, seen, "a")
+    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+        assert await uow.claim_events("batchtest", [seen, new, new]) == {new}
+        await uow.commit()
+    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+        assert await uow.claim_events("batchtest", [new.lower()]) == set()
+    await engine.dispose()
