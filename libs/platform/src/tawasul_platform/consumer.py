@@ -8,21 +8,20 @@ message's fault: it is retried until the dependency is back, and never dead-lett
 Handlers record the event id in their inbox table in the same transaction as their effect, so
 a redelivery (after a crash between the database commit and the offset commit) is skipped.
 
-Records come in batches (one poll) and the offsets are committed once per batch. A handler that
-only touches the database joins one transaction for the whole batch (`Batching.ONE_TRANSACTION`):
+Records come in batches (one poll) and the offsets are committed once per batch. A handler
+given to `subscribe` is called per event, every one joining one transaction for the whole batch:
 one commit, one outbox write and one relay wake-up for up to `max_batch` events, in offset
 order. If anything in the batch fails, the transaction is rolled back and the batch is applied
-again one event at a time, so that retries and dead letters stay per event. A handler that
-calls out (an SMS gateway, SMTP) runs `Batching.BY_KEY`: its events are applied one at a time
-in their own transactions, keys concurrently, each key's events in order. A handler given to
-`subscribe_batches` takes the whole poll at once, to apply it set-wise (routing's decisions).
+again one event at a time, so that retries and dead letters stay per event. A handler given to
+`subscribe_batches` takes the whole poll at once, to apply it set-wise (routing's decisions), or
+with `shared=False` in transactions of its own, for a handler that must commit before it calls
+out (notify's SMS and e-mail: intents, sends, settlements).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -51,11 +50,6 @@ BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 # Opens the transaction that every unit of work opened inside it joins (tawasul_platform.uow).
 Transaction = Callable[[], AbstractAsyncContextManager[None]]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-
-class Batching(enum.Enum):
-    ONE_TRANSACTION = "one transaction"
-    BY_KEY = "by key"
 
 
 class EventConsumer:
@@ -90,10 +84,20 @@ class EventConsumer:
         self._key_concurrency = key_concurrency
         self._poll_ms = poll_ms
 
-    def subscribe_batches(self, topic: str, handler: BatchHandler) -> None:
-        """Hands each poll's events to `handler` in one call inside one transaction; a batch
-        that fails is handed over again one event at a time (retries and dead letters)."""
+    def subscribe_batches(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        one_by_one: EventHandler | None = None,
+        shared: bool = True,
+    ) -> None:
+        """Hands each poll's events to `handler` in one call, inside one transaction unless
+        `shared` is False (a handler that commits before it calls out); a batch that fails is
+        handed over again one event at a time, to `one_by_one` when given (retries and dead
+        letters)."""
         dlt = dead_letter_topic(topic, self._group)
+        transaction = self._transaction if shared else None
 
         async def whole(records: Sequence[Record]) -> None:
             await handler([_event(record) for record in records])
@@ -101,17 +105,16 @@ class EventConsumer:
         async def one(event: events_pb2.Envelope) -> None:
             await handler([event])
 
-        self._subscribe(topic, lambda records: self._batch_or_one_by_one(records, whole, one, dlt))
+        self._subscribe(
+            topic,
+            lambda records: self._batch_or_one_by_one(
+                records, whole, one_by_one or one, dlt, transaction
+            ),
+        )
 
-    def subscribe(
-        self,
-        topic: str,
-        handler: EventHandler,
-        *,
-        batching: Batching = Batching.ONE_TRANSACTION,
-    ) -> None:
+    def subscribe(self, topic: str, handler: EventHandler) -> None:
         dlt = dead_letter_topic(topic, self._group)
-        self._subscribe(topic, lambda records: self.apply(records, handler, dlt, batching))
+        self._subscribe(topic, lambda records: self.apply(records, handler, dlt))
 
     def _subscribe(self, topic: str, apply: Callable[[Sequence[Record]], Awaitable[None]]) -> None:
         async def on_batch(_bodies: object) -> None:
@@ -147,11 +150,10 @@ class EventConsumer:
     async def stop(self) -> None:
         await self._broker.stop()
 
-    async def apply(
-        self, records: Sequence[Record], handler: EventHandler, dlt: str, batching: Batching
-    ) -> None:
-        """Applies one poll's records; returns when every one is applied or dead-lettered."""
-        if batching is Batching.BY_KEY:
+    async def apply(self, records: Sequence[Record], handler: EventHandler, dlt: str) -> None:
+        """Applies one poll's records; returns when every one is applied or dead-lettered.
+        Without a shared transaction, each event in its own, keys at once."""
+        if self._transaction is None:
             await self._by_key(records, handler, dlt)
             return
 
@@ -159,7 +161,7 @@ class EventConsumer:
             for record in batch:
                 await handler(_event(record))
 
-        await self._batch_or_one_by_one(records, in_order, handler, dlt)
+        await self._batch_or_one_by_one(records, in_order, handler, dlt, self._transaction)
 
     async def _batch_or_one_by_one(
         self,
@@ -167,11 +169,15 @@ class EventConsumer:
         whole: Callable[[Sequence[Record]], Awaitable[None]],
         one: EventHandler,
         dlt: str,
+        transaction: Transaction | None,
     ) -> None:
-        if self._transaction is not None and len(records) > 1:
+        if len(records) > 1:
             try:
-                async with self._transaction():
+                if transaction is None:
                     await whole(records)
+                else:
+                    async with transaction():
+                        await whole(records)
                 return
             except Exception as exc:
                 log.info(

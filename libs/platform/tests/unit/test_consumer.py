@@ -12,7 +12,7 @@ from asyncpg.exceptions import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
-from tawasul_platform.consumer import Batching, EventConsumer
+from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.faults import is_transient
 
@@ -151,9 +151,7 @@ def test_outages_are_told_apart_from_bugs_and_bad_input() -> None:
 async def test_a_batch_is_applied_in_one_transaction_in_offset_order() -> None:
     transaction = FakeTransaction()
     calls, handle = failing()
-    await consumer(FakeProducer(), transaction).apply(
-        events("a", "b", "c"), handle, "t.dlt.g", Batching.ONE_TRANSACTION
-    )
+    await consumer(FakeProducer(), transaction).apply(events("a", "b", "c"), handle, "t.dlt.g")
     assert calls == ["a", "b", "c"]
     assert transaction.outcomes == ["committed"]
 
@@ -168,9 +166,7 @@ async def test_a_failing_batch_is_rolled_back_and_applied_one_event_at_a_time() 
         if event.event_id == "b":
             raise InvalidArgument({"request_id": "unknown"})
 
-    await consumer(producer, transaction).apply(
-        events("a", "b", "c"), handle, "t.dlt.g", Batching.ONE_TRANSACTION
-    )
+    await consumer(producer, transaction).apply(events("a", "b", "c"), handle, "t.dlt.g")
     # The batch got as far as b; then each alone, b dead-lettered and the others applied.
     assert calls == ["a", "b", "a", "b", "c"]
     assert transaction.outcomes == ["rolled back"]
@@ -184,12 +180,12 @@ async def test_an_undecodable_record_in_a_batch_is_dead_lettered_and_the_rest_ap
     transaction = FakeTransaction()
     calls, handle = failing()
     batch = [*events("a"), record(b"\xff garbage", offset=1), *events("c")]
-    await consumer(producer, transaction).apply(batch, handle, "t.dlt.g", Batching.ONE_TRANSACTION)
+    await consumer(producer, transaction).apply(batch, handle, "t.dlt.g")
     assert calls == ["a", "a", "c"]
     assert [value for _, value, _ in producer.sent] == [b"\xff garbage"]
 
 
-async def test_by_key_keeps_each_keys_order_and_runs_keys_at_once() -> None:
+async def test_without_a_shared_transaction_keys_run_at_once_each_in_order() -> None:
     started: list[str] = []
     both_started = asyncio.Event()
 
@@ -201,10 +197,8 @@ async def test_by_key_keeps_each_keys_order_and_runs_keys_at_once() -> None:
         if event.event_id in ("x1", "y1"):
             await asyncio.wait_for(both_started.wait(), 5)
 
-    transaction = FakeTransaction()
     batch = [*events("x1", "x2", key=b"x"), *events("y1", "y2", key=b"y")]
     batch.sort(key=lambda r: r.value or b"")
-    await consumer(FakeProducer(), transaction).apply(batch, handle, "t.dlt.g", Batching.BY_KEY)
+    await consumer(FakeProducer()).apply(batch, handle, "t.dlt.g")
     assert started.index("x1") < started.index("x2")
     assert started.index("y1") < started.index("y2")
-    assert transaction.outcomes == []

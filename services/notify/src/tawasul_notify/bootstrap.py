@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import httpx
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_platform.authz import Gate
-from tawasul_platform.consumer import Batching
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -35,7 +34,7 @@ from tawasul_notify.adapters.staff import load_staff
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, on_event, on_request
+from tawasul_notify.entrypoints.events import Handler, on_event, on_events, on_request
 from tawasul_notify.entrypoints.grpc import ACCESS, NotifyServicer
 from tawasul_notify.settings import NotifySettings
 
@@ -121,10 +120,24 @@ async def build(settings: NotifySettings) -> Runtime:
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_request(uow))
     for channel, handler in subscribers(settings, uow=uow, senders=senders, staff=staff).items():
         group = plumbing.consumer_group(group_of(channel))
-        # A message sent cannot be rolled back with a batch: channels that send go key by key.
-        batching = Batching.BY_KEY if channel in senders else Batching.ONE_TRANSACTION
+        sender = senders.get(channel)
         for topic in TOLD_ABOUT:
-            group.subscribe(topic, handler, batching=batching)
+            if sender is None:
+                group.subscribe(topic, handler)
+                continue
+            # A message sent cannot be rolled back with a batch: the batch commits its intents
+            # before it sends, and a batch that fails goes event by event through `handler`.
+            group.subscribe_batches(
+                topic,
+                on_events(
+                    uow,
+                    sender=sender,
+                    staff=staff,
+                    concurrency=settings.consumer_key_concurrency,
+                ),
+                one_by_one=handler,
+                shared=False,
+            )
     runtime = plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, sms=gateway)))
 
     async def receipts() -> bool:

@@ -243,6 +243,41 @@ async def test_a_submission_is_texted_once_and_its_result_published() -> None:
     assert uow.published == [(DeliveryStatus.SENT, Channel.SMS, delivery.id)]
 
 
+async def test_a_batch_records_every_intent_sends_them_all_then_settles_them_at_once() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    batch = [notice(), notice(recipients=(Recipient(OTHER_MOBILE),)), notice()]
+    await handlers.notify_many(
+        uow=uow, channel=Channel.SMS, sender=sms, notices=batch, now=NOW, concurrency=2
+    )
+    assert sorted(m.to for m in sms.sent.values()) == sorted([MOBILE, OTHER_MOBILE, MOBILE])
+    assert [
+        uow.status(Channel.SMS, r, n)
+        for n, r in zip(batch, [MOBILE, OTHER_MOBILE, MOBILE], strict=True)
+    ] == [DeliveryStatus.SENT] * 3
+    assert uow.commits == 2  # the intents, then the answers
+    await handlers.notify_many(
+        uow=uow, channel=Channel.SMS, sender=sms, notices=batch, now=NOW, concurrency=2
+    )
+    assert sms.calls == 3  # redelivered: nothing more sent
+
+
+async def test_a_message_the_batch_could_not_send_is_left_to_the_one_by_one_way() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    mine, theirs = notice(), notice(recipients=(Recipient(OTHER_MOBILE),))
+    sms.broken_for = {OTHER_MOBILE}
+    with pytest.raises(ChannelUnavailable):
+        await handlers.notify_many(
+            uow=uow, channel=Channel.SMS, sender=sms, notices=[mine, theirs], now=NOW, concurrency=4
+        )
+    assert uow.status(Channel.SMS, MOBILE, mine) is DeliveryStatus.SENT
+    assert uow.status(Channel.SMS, OTHER_MOBILE, theirs) is DeliveryStatus.PENDING
+    sms.broken_for = set()
+    for n in (mine, theirs):
+        await tell(uow, sms, n)
+    assert sorted(m.to for m in sms.sent.values()) == [MOBILE, OTHER_MOBILE]
+    assert sms.calls == 3  # the broken attempt, then each number once
+
+
 async def test_a_redelivered_event_sends_nothing_more() -> None:
     uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
     await tell(uow, sms, n)

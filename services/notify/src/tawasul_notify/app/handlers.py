@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 
-from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Receipts, Sender, UnitOfWork
+from tawasul_notify.app.ports import (
+    ChannelUnavailable,
+    MessageFailed,
+    Receipts,
+    Sender,
+    UnitOfWork,
+)
 from tawasul_notify.domain.model import (
     Audience,
     Channel,
@@ -22,6 +30,7 @@ from tawasul_notify.domain.model import (
     Outgoing,
     Recipient,
     RequestAccess,
+    SendOutcome,
     locale_of,
 )
 from tawasul_notify.domain.templates import Kind, Rendered, channels_for, render, sample_values
@@ -60,9 +69,7 @@ async def notify(
         if not delivery.settled:
             if sender is None:
                 raise RuntimeError(f"no sender for {channel}")
-            message = Outgoing(
-                to=recipient, text=rendered.body, key=str(delivery.id), subject=rendered.subject
-            )
+            message = _message(delivery, recipient, rendered)
             await _send(uow, sender, delivery, message, now=now, budget=budget)
             if delivery.status is DeliveryStatus.FAILED:
                 failed.append(delivery)
@@ -77,15 +84,59 @@ async def notify(
     return deliveries
 
 
-async def _intend(
+async def notify_many(
+    *,
     uow: UnitOfWork,
-    notice: Notice,
     channel: Channel,
-    recipient: str,
-    rendered: Rendered,
+    sender: Sender,
+    notices: Sequence[Notice],
     now: datetime,
+    concurrency: int,
+) -> None:
+    """`notify`'s way for a poll of notices on a channel that sends: every intent recorded in
+    one transaction, the messages sent at once (at most `concurrency`), every answer settled in
+    one transaction. A message the channel did not take raises once the others are settled;
+    the caller then goes through `notify` notice by notice, which skips what is settled,
+    sends what is still pending under the same key, and counts the attempts."""
+    planned: list[tuple[Delivery, Outgoing]] = []
+    async with uow:
+        for notice in notices:
+            kind = Kind(notice.kind)
+            if channel not in channels_for(kind):
+                continue
+            rendered = render(kind, channel, notice.locale, notice.values)
+            for recipient in notice.addresses(channel):
+                intent = _intent(notice, channel, recipient, rendered, now)
+                delivery = await uow.deliveries.intend(intent)
+                if not delivery.settled:
+                    planned.append((delivery, _message(delivery, recipient, rendered)))
+        await uow.commit()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def attempt(message: Outgoing) -> SendOutcome:
+        async with slots:
+            return await sender.send(message)
+
+    answers = await asyncio.gather(*(attempt(m) for _, m in planned), return_exceptions=True)
+    untaken: BaseException | None = None
+    async with uow:
+        for (delivery, _), answer in zip(planned, answers, strict=True):
+            if isinstance(answer, BaseException):
+                untaken = untaken or answer
+                continue
+            delivery.sent(answer, now)
+            if not answer.accepted:
+                log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
+            await uow.deliveries.save(delivery)
+        await uow.commit()
+    if untaken is not None:
+        raise untaken
+
+
+def _intent(
+    notice: Notice, channel: Channel, recipient: str, rendered: Rendered, now: datetime
 ) -> Delivery:
-    intent = Delivery.intend(
+    return Delivery.intend(
         notice=notice,
         channel=channel,
         recipient=recipient,
@@ -94,8 +145,24 @@ async def _intend(
         parts=rendered.parts,
         now=now,
     )
+
+
+def _message(delivery: Delivery, recipient: str, rendered: Rendered) -> Outgoing:
+    return Outgoing(
+        to=recipient, text=rendered.body, key=str(delivery.id), subject=rendered.subject
+    )
+
+
+async def _intend(
+    uow: UnitOfWork,
+    notice: Notice,
+    channel: Channel,
+    recipient: str,
+    rendered: Rendered,
+    now: datetime,
+) -> Delivery:
     async with uow:
-        delivery = await uow.deliveries.intend(intent)
+        delivery = await uow.deliveries.intend(_intent(notice, channel, recipient, rendered, now))
         if channel is Channel.INAPP and not delivery.settled:
             await uow.inapp.add(InboxMessage.of(delivery))
             delivery.delivered(now)

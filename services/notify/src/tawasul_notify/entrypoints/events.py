@@ -3,7 +3,7 @@ was sent about a request."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
@@ -15,6 +15,7 @@ from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel, RequestAccess
 
 Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
 def on_event(
@@ -38,6 +39,29 @@ def on_event(
             notice=notice,
             now=datetime.now(UTC),
             budget=budget,
+        )
+
+    return handle
+
+
+def on_events(
+    uow: Callable[[], UnitOfWork],
+    *,
+    sender: Sender,
+    staff: Mapping[str, str],
+    concurrency: int,
+) -> BatchHandler:
+    """A poll's events on a channel that sends, at once (handlers.notify_many)."""
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
+        notices = [n for event in events if (n := notice_from(event, staff)) is not None]
+        await handlers.notify_many(
+            uow=uow(),
+            channel=sender.channel,
+            sender=sender,
+            notices=notices,
+            now=datetime.now(UTC),
+            concurrency=concurrency,
         )
 
     return handle
