@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import random
+import re
 import struct
 import tracemalloc
 import warnings
@@ -735,3 +736,31 @@ def test_a_long_stored_name_is_cut_and_keeps_its_extension(kind: Kind) -> None:
     assert len(name) <= MAX_FILENAME
     assert name.endswith("." + EXTENSIONS[kind])
     assert name.startswith("ا" * 200)
+
+
+def test_the_raw_scan_finds_the_tokens_the_plain_three_branch_pattern_finds() -> None:
+    """_RAW_TOKENS is written for speed; it must tokenise exactly as the readable form does."""
+    readable = re.compile(
+        rb"(?P<end>endstream)"
+        rb"|(?P<stream>[\s>]stream(?:\r\n|\n|\r))"
+        rb"|/(?P<name>[^\x00\t\n\f\r /<>\[\](){}%]{0,128})"
+    )
+    rng = random.Random(12)
+    pieces = [
+        b"endstream", b" stream\r\n", b">stream\n", b"\tstream\r", b"\x0bstream\n", b"stream\n",
+        b"/JavaScript", b"/JS", b"/", b"//", b"/Ja#76aScript", b"e", b"ee", b"xendstream",
+        b"\x0cstream\r\n", b"/" + b"N" * 140, b" ", b"%", b"(", b"\x00",
+    ]  # fmt: skip
+    corpus = [
+        b"".join(rng.choice(pieces) for _ in range(2000)),
+        rng.randbytes(200_000),
+        minimal_pdf(unlisted=b"%" + b"x" * 5000 + b"\n"),
+    ]
+
+    def tokens(pattern: re.Pattern[bytes], data: bytes) -> list[tuple[int, int, str | None]]:
+        return [(m.start(), m.end(), m.lastgroup) for m in pattern.finditer(data)]
+
+    for data in corpus:
+        expected = tokens(readable, data)
+        assert expected
+        assert tokens(inspection._RAW_TOKENS, data) == expected
