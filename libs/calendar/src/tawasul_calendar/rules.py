@@ -27,7 +27,6 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
 
-import holidays
 from hijridate import Gregorian, Hijri
 
 from tawasul_calendar.errors import OutOfRangeError
@@ -131,6 +130,10 @@ def forecast(year: int, sector: Sector) -> dict[date, tuple[Holiday, ...]]:
         holiday = Holiday(day, occasion, to_hijri(day).year)
         if holiday not in found.setdefault(day, []):
             found[day].append(holiday)
+
+    # Imported on first use: its calendars hold 5 MiB in every process, and a service that
+    # never counts working days (docs, notify) never needs them.
+    import holidays
 
     package = holidays.country_holidays("SA", years=year, language="en_US")
     for day, names in package.items():
