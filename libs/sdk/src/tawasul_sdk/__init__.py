@@ -1,0 +1,29 @@
+"""Tawasul's channel SDK: a typed async client of intake and docs for web, mobile and the
+establishment portal. It depends on the generated contracts, grpcio and protobuf only."""
+
+from tawasul_sdk.auth import Credentials, Token, TokenProvider, jwt_expiry
+from tawasul_sdk.client import (
+    CHUNK_SIZE,
+    NO_RETRY,
+    RetryPolicy,
+    TawasulClient,
+    Tls,
+    open_channel,
+    rechunk,
+)
+from tawasul_sdk.errors import TawasulError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "NO_RETRY",
+    "Credentials",
+    "RetryPolicy",
+    "TawasulClient",
+    "TawasulError",
+    "Tls",
+    "Token",
+    "TokenProvider",
+    "jwt_expiry",
+    "open_channel",
+    "rechunk",
+]

@@ -1,0 +1,376 @@
+"""TawasulClient: one object per channel adapter process, shared by all its end users.
+
+Every call has a deadline. Calls that are safe to repeat (reads, and SubmitRequest with its
+idempotency key) are retried on UNAVAILABLE with capped, jittered exponential backoff; the
+others (tracking, which sends codes and counts attempts, follow-ups, cancellations, answers,
+appeals, uploads) are not: their caller decides. A call refused UNAUTHENTICATED while the
+client's token came from a provider is made once more with a token asked for anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+
+from tawasul_sdk.auth import AUTHORIZATION, Credentials, Token, TokenProvider
+from tawasul_sdk.errors import TawasulError
+
+# DocsService takes the file in messages of at most this many bytes.
+CHUNK_SIZE = 64 * 1024
+
+R = TypeVar("R")
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Mutual TLS: the adapter's client certificate and key, and the office's CA (PEM)."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+    @classmethod
+    def from_files(cls, *, cert_file: Path, key_file: Path, ca_file: Path) -> Tls:
+        return cls(cert=cert_file.read_bytes(), key=key_file.read_bytes(), ca=ca_file.read_bytes())
+
+
+def open_channel(target: str, tls: Tls | None) -> grpc.aio.Channel:
+    """A channel to a Tawasul service: mutual TLS with `tls`, plaintext without (tests)."""
+    if tls is None:
+        return grpc.aio.insecure_channel(target)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+    )
+    return grpc.aio.secure_channel(target, credentials)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """At most `attempts` tries of a retryable call; the n-th wait is random in
+    [0, min(max_backoff, initial_backoff × multiplier^(n-1))] (full jitter)."""
+
+    attempts: int = 4
+    initial_backoff: float = 0.1
+    max_backoff: float = 2.0
+    multiplier: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        for n in range(self.attempts - 1):
+            ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier**n)
+            yield random.uniform(0, ceiling)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@dataclass
+class _Cached:
+    catalog: intake_pb2.GetCatalogResponse
+    fetched: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def rechunk(source: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+    """The bytes of `source` in pieces of exactly `size` bytes, the last one shorter."""
+    buffer = bytearray()
+    async for piece in source:
+        buffer += piece
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+async def _from_bytes(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK_SIZE):
+        yield data[start : start + CHUNK_SIZE]
+
+
+class TawasulClient:
+    """Typed async access to IntakeService and DocsService for channel adapters.
+
+    `token` is the end user's: a string, a Token, or an async callable giving one (asked again
+    when the token is within a minute of expiry). An adapter serving many users passes each
+    call's `token=` instead. Errors are raised as TawasulError.
+    """
+
+    def __init__(
+        self,
+        *,
+        intake: grpc.aio.Channel,
+        docs: grpc.aio.Channel,
+        token: str | Token | TokenProvider | None = None,
+        timeout: float = 10.0,
+        upload_timeout: float = 120.0,
+        retry: RetryPolicy = RetryPolicy(),
+        catalog_seconds: float = 300.0,
+        owns_channels: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._channels = (intake, docs)
+        self._owns_channels = owns_channels
+        self.intake = intake_pb2_grpc.IntakeServiceStub(intake)
+        self.docs = docs_pb2_grpc.DocsServiceStub(docs)
+        self._credentials = Credentials(token) if token is not None else None
+        self._timeout = timeout
+        self._upload_timeout = upload_timeout
+        self._retry = retry
+        self._catalog_seconds = catalog_seconds
+        self._catalogs: dict[str, _Cached] = {}
+        self._catalog_version: int | None = None
+        self._clock = clock
+        self._sleep = sleep
+
+    @classmethod
+    def connect(cls, *, intake: str, docs: str, tls: Tls | None, **options: Any) -> TawasulClient:
+        """Opens the channels (closed by `close`); `options` as for the constructor."""
+        return cls(
+            intake=open_channel(intake, tls),
+            docs=open_channel(docs, tls),
+            owns_channels=True,
+            **options,
+        )
+
+    async def close(self) -> None:
+        if self._owns_channels:
+            for channel in self._channels:
+                await channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- intake -----------------------------------------------------------------------------
+
+    @property
+    def catalog_version(self) -> int | None:
+        """The catalog version last seen, in any locale."""
+        return self._catalog_version
+
+    async def get_catalog(
+        self, locale: str = "ar", *, refresh: bool = False
+    ) -> intake_pb2.GetCatalogResponse:
+        """The catalog in `locale`, cached per locale for `catalog_seconds`; then asked again,
+        and the cached one kept while its version is the same. A new version drops every
+        locale's copy."""
+        cached = self._catalogs.get(locale)
+        if cached is None:
+            cached = self._catalogs.setdefault(
+                locale, _Cached(intake_pb2.GetCatalogResponse(), fetched=float("-inf"))
+            )
+        async with cached.lock:
+            if not refresh and self._clock() - cached.fetched < self._catalog_seconds:
+                return cached.catalog
+            fresh = await self._unary(
+                self.intake.GetCatalog,
+                intake_pb2.GetCatalogRequest(locale=locale),
+                token=None,
+                signed_in=False,
+                retry=True,
+            )
+            if fresh.version != cached.catalog.version:
+                if self._catalog_version is not None and fresh.version != self._catalog_version:
+                    for other in self._catalogs.values():
+                        other.fetched = float("-inf")
+                self._catalog_version = fresh.version
+                cached.catalog = fresh
+            cached.fetched = self._clock()
+            return cached.catalog
+
+    async def submit_request(
+        self, request: intake_pb2.SubmitRequestRequest, *, token: str | None = None
+    ) -> intake_pb2.SubmitRequestResponse:
+        """Files a request; without an idempotency key the SDK gives it one, and every retry
+        (on UNAVAILABLE) carries the same key, so at most one request is made."""
+        if not request.idempotency_key:
+            keyed = intake_pb2.SubmitRequestRequest()
+            keyed.CopyFrom(request)
+            keyed.idempotency_key = str(uuid.uuid4())
+            request = keyed
+        return await self._unary(self.intake.SubmitRequest, request, token=token, retry=True)
+
+    async def get_request(
+        self, request: intake_pb2.GetRequestRequest, *, token: str | None = None
+    ) -> intake_pb2.GetRequestResponse:
+        return await self._unary(self.intake.GetRequest, request, token=token, retry=True)
+
+    async def list_my_requests(
+        self, request: intake_pb2.ListMyRequestsRequest, *, token: str | None = None
+    ) -> intake_pb2.ListMyRequestsResponse:
+        return await self._unary(self.intake.ListMyRequests, request, token=token, retry=True)
+
+    async def all_my_requests(
+        self, *, page_size: int = 100, token: str | None = None
+    ) -> AsyncIterator[intake_pb2.Request]:
+        """Every request of the caller, newest first, page after page."""
+        page_token = ""
+        while True:
+            page = await self.list_my_requests(
+                intake_pb2.ListMyRequestsRequest(page_size=page_size, page_token=page_token),
+                token=token,
+            )
+            for request in page.requests:
+                yield request
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
+    async def start_tracking(
+        self, request: intake_pb2.StartTrackingRequest
+    ) -> intake_pb2.StartTrackingResponse:
+        """No sign-in; sends a code by SMS, so it is not retried."""
+        return await self._unary(
+            self.intake.StartTracking, request, token=None, signed_in=False, retry=False
+        )
+
+    async def track_request(
+        self, request: intake_pb2.TrackRequestRequest
+    ) -> intake_pb2.TrackRequestResponse:
+        """No sign-in; each try counts against the attempt limits, so it is not retried."""
+        return await self._unary(
+            self.intake.TrackRequest, request, token=None, signed_in=False, retry=False
+        )
+
+    async def follow_up(
+        self, request: intake_pb2.FollowUpRequest, *, token: str | None = None
+    ) -> intake_pb2.FollowUpResponse:
+        return await self._unary(self.intake.FollowUp, request, token=token, retry=False)
+
+    async def cancel_request(
+        self, request: intake_pb2.CancelRequestRequest, *, token: str | None = None
+    ) -> intake_pb2.CancelRequestResponse:
+        return await self._unary(self.intake.CancelRequest, request, token=token, retry=False)
+
+    async def respond_to_info_request(
+        self, request: intake_pb2.RespondToInfoRequestRequest, *, token: str | None = None
+    ) -> intake_pb2.RespondToInfoRequestResponse:
+        return await self._unary(
+            self.intake.RespondToInfoRequest, request, token=token, retry=False
+        )
+
+    async def appeal_rejection(
+        self, request: intake_pb2.AppealRejectionRequest, *, token: str | None = None
+    ) -> intake_pb2.AppealRejectionResponse:
+        return await self._unary(self.intake.AppealRejection, request, token=token, retry=False)
+
+    # -- docs -------------------------------------------------------------------------------
+
+    async def upload_document(
+        self,
+        data: bytes | AsyncIterable[bytes],
+        *,
+        filename: str,
+        content_type: str,
+        sub_service_code: str = "",
+        document_kind: str = "",
+        token: str | None = None,
+    ) -> docs_pb2.UploadDocumentResponse:
+        """Streams the file to docs in chunks of 64 KiB as `data` yields it. An exception
+        raised by `data` (an adapter's size limit, a client gone) ends the upload and is
+        raised here as it is. Not retried: the bytes of an iterator cannot be sent again, and
+        a retry could leave a second document (docs removes unattached ones)."""
+        failure: list[BaseException] = []
+        metadata = docs_pb2.DocumentMetadata(
+            filename=filename,
+            declared_content_type=content_type,
+            sub_service_code=sub_service_code,
+            document_kind=document_kind,
+        )
+
+        async def messages() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+            yield docs_pb2.UploadDocumentRequest(metadata=metadata)
+            source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
+            try:
+                async for chunk in source:
+                    yield docs_pb2.UploadDocumentRequest(chunk=chunk)
+            except Exception as exc:
+                failure.append(exc)
+                raise
+
+        call_metadata = await self._metadata(token, signed_in=True)
+        try:
+            return await self.docs.UploadDocument(
+                messages(), timeout=self._upload_timeout, metadata=call_metadata
+            )
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
+            if failure:
+                raise failure[0] from None
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise TawasulError.from_rpc_error(exc) from None
+
+    async def get_document(
+        self, request: docs_pb2.GetDocumentRequest, *, token: str | None = None
+    ) -> docs_pb2.GetDocumentResponse:
+        return await self._unary(self.docs.GetDocument, request, token=token, retry=True)
+
+    async def get_download_url(
+        self, request: docs_pb2.GetDownloadUrlRequest, *, token: str | None = None
+    ) -> docs_pb2.GetDownloadUrlResponse:
+        return await self._unary(self.docs.GetDownloadUrl, request, token=token, retry=True)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _metadata(self, token: str | None, *, signed_in: bool) -> Metadata:
+        if not signed_in:
+            return ()
+        if token is None and self._credentials is not None:
+            token = await self._credentials.token()
+        return ((AUTHORIZATION, f"Bearer {token}"),) if token else ()
+
+    async def _unary(
+        self,
+        method: Callable[..., Awaitable[R]],
+        request: object,
+        *,
+        token: str | None,
+        retry: bool,
+        signed_in: bool = True,
+    ) -> R:
+        delays = (self._retry if retry else NO_RETRY).delays()
+        renewed = False
+        while True:
+            metadata = await self._metadata(token, signed_in=signed_in)
+            try:
+                return await method(request, timeout=self._timeout, metadata=metadata)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if (
+                    code == grpc.StatusCode.UNAUTHENTICATED
+                    and signed_in
+                    and token is None
+                    and self._credentials is not None
+                    and self._credentials.refreshable
+                    and not renewed
+                ):
+                    # Refused before it ran: the same call with a new token is safe.
+                    self._credentials.invalidate()
+                    renewed = True
+                    continue
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    delay = next(delays, None)
+                    if delay is not None:
+                        await self._sleep(delay)
+                        continue
+                raise TawasulError.from_rpc_error(exc) from None

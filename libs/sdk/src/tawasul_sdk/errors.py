@@ -1,0 +1,130 @@
+"""Errors of Tawasul's APIs as one exception, with the details services attach.
+
+Services answer INVALID_ARGUMENT with a google.rpc.BadRequest (one violation per field) and
+ALREADY_EXISTS with a google.rpc.ResourceInfo (the open request's number), packed in the
+`grpc-status-details-bin` trailer. The SDK reads them with its own copies of those three
+messages (in a private descriptor pool), so that it needs protobuf only, not
+googleapis-common-protos.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+
+_DETAILS_TRAILER = "grpc-status-details-bin"
+
+
+def _rpc_messages() -> dict[str, type[Message]]:
+    """google.rpc.Status, BadRequest (with FieldViolation) and ResourceInfo: the fields the
+    SDK reads, with the numbers of googleapis' google/rpc/*.proto."""
+    T = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="tawasul_sdk/google_rpc_subset.proto", package="google.rpc", syntax="proto3"
+    )
+    file.dependency.append("google/protobuf/any.proto")
+
+    def add(name: str, *fields: tuple[str, int, Any, Any, str]) -> descriptor_pb2.DescriptorProto:
+        message = file.message_type.add(name=name)
+        for field_name, number, kind, label, type_name in fields:
+            field = message.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                field.type_name = type_name
+        return message
+
+    one, many = T.LABEL_OPTIONAL, T.LABEL_REPEATED
+    add(
+        "Status",
+        ("code", 1, T.TYPE_INT32, one, ""),
+        ("message", 2, T.TYPE_STRING, one, ""),
+        ("details", 3, T.TYPE_MESSAGE, many, ".google.protobuf.Any"),
+    )
+    bad = add(
+        "BadRequest",
+        ("field_violations", 1, T.TYPE_MESSAGE, many, ".google.rpc.BadRequest.FieldViolation"),
+    )
+    violation = bad.nested_type.add(name="FieldViolation")
+    for field_name, number in (("field", 1), ("description", 2)):
+        violation.field.add(name=field_name, number=number, type=T.TYPE_STRING, label=one)
+    add(
+        "ResourceInfo",
+        ("resource_type", 1, T.TYPE_STRING, one, ""),
+        ("resource_name", 2, T.TYPE_STRING, one, ""),
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(any_pb2.DESCRIPTOR.serialized_pb)
+    pool.AddSerializedFile(file.SerializeToString())
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"google.rpc.{name}"))
+        for name in ("Status", "BadRequest", "ResourceInfo")
+    }
+
+
+_MESSAGES = _rpc_messages()
+
+
+def _details(error: grpc.aio.AioRpcError) -> list[Any]:
+    for key, value in error.trailing_metadata() or ():
+        if key == _DETAILS_TRAILER and isinstance(value, bytes):
+            try:
+                status = _MESSAGES["Status"].FromString(value)
+            except DecodeError:
+                return []
+            return list(getattr(status, "details"))  # noqa: B009 (a dynamic message class)
+    return []
+
+
+def _unpacked(details: list[Any], kind: str) -> list[Any]:
+    cls = _MESSAGES[kind]
+    found = []
+    for detail in details:
+        if detail.type_url.endswith(f"/google.rpc.{kind}"):
+            try:
+                found.append(cls.FromString(detail.value))
+            except DecodeError:
+                continue
+    return found
+
+
+class TawasulError(Exception):
+    """A refusal or failure of a Tawasul API call.
+
+    `code` is the gRPC status; `fields` maps each bad field (as the request message names it:
+    "description", "fields.iqama_number", "document_ids[0]") to what is wrong with it; and
+    `existing` names what already exists (ALREADY_EXISTS: the open request's number).
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        fields: dict[str, str] | None = None,
+        existing: str = "",
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.fields = dict(fields or {})
+        self.existing = existing
+
+    @property
+    def code_name(self) -> str:
+        """ "INVALID_ARGUMENT", "NOT_FOUND", ..."""
+        return self.code.name
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> TawasulError:
+        details = _details(error)
+        fields = {
+            str(v.field): str(v.description)
+            for bad in _unpacked(details, "BadRequest")
+            for v in bad.field_violations
+        }
+        existing = next(
+            (str(info.resource_name) for info in _unpacked(details, "ResourceInfo")), ""
+        )
+        return cls(error.code(), error.details() or "", fields=fields, existing=existing)

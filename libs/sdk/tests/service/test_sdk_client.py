@@ -1,0 +1,229 @@
+"""The SDK against in-process gRPC servers that stand in for intake and docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_sdk import CHUNK_SIZE, RetryPolicy, TawasulClient, TawasulError
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.tokens: list[str] = []
+        self.unavailable = 0
+        self.catalog_calls = 0
+        self.version = 2
+        self.refuse_token = ""
+
+    async def GetCatalog(
+        self, request: intake_pb2.GetCatalogRequest, context: Context
+    ) -> intake_pb2.GetCatalogResponse:
+        self.catalog_calls += 1
+        return intake_pb2.GetCatalogResponse(version=self.version, locale=request.locale)
+
+    async def SubmitRequest(
+        self, request: intake_pb2.SubmitRequestRequest, context: Context
+    ) -> intake_pb2.SubmitRequestResponse:
+        self.keys.append(request.idempotency_key)
+        self.tokens.append(str(dict(context.invocation_metadata() or ()).get("authorization", "")))
+        if self.tokens[-1] == f"Bearer {self.refuse_token}":
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token expired")
+        if self.unavailable:
+            self.unavailable -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        if not request.description:
+            status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="bad input")
+            detail = any_pb2.Any()
+            detail.Pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field="description", description="describe the problem"
+                        )
+                    ]
+                )
+            )
+            status.details.append(detail)
+            await context.abort_with_status(rpc_status.to_status(status))
+        return intake_pb2.SubmitRequestResponse(
+            request=intake_pb2.Request(request_number="TW000000001")
+        )
+
+    async def FollowUp(
+        self, request: intake_pb2.FollowUpRequest, context: Context
+    ) -> intake_pb2.FollowUpResponse:
+        self.unavailable += 1
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        raise AssertionError
+
+
+class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
+    def __init__(self) -> None:
+        self.chunks: list[int] = []
+        self.metadata: docs_pb2.DocumentMetadata | None = None
+
+    async def UploadDocument(
+        self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
+    ) -> docs_pb2.UploadDocumentResponse:
+        async for part in request_iterator:
+            if part.HasField("metadata"):
+                self.metadata = part.metadata
+            else:
+                self.chunks.append(len(part.chunk))
+        return docs_pb2.UploadDocumentResponse(
+            document=docs_pb2.Document(document_id="d1", size_bytes=sum(self.chunks))
+        )
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[FakeIntake, FakeDocs, str]]:
+    # Only the methods these tests call are implemented.
+    intake, docs = FakeIntake(), FakeDocs()  # type: ignore[abstract]
+    server = grpc.aio.server()
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+    docs_pb2_grpc.add_DocsServiceServicer_to_server(docs, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield intake, docs, f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
+FAST = RetryPolicy(attempts=3, initial_backoff=0.01, max_backoff=0.02)
+
+
+async def test_a_submission_retried_after_unavailable_keeps_its_key(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, _, address = servers
+    intake.unavailable = 2
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", retry=FAST
+    ) as client:
+        answer = await client.submit_request(
+            intake_pb2.SubmitRequestRequest(sub_service_code="x", description="d")
+        )
+    assert answer.request.request_number == "TW000000001"
+    assert len(intake.keys) == 3
+    assert len(set(intake.keys)) == 1
+    assert intake.keys[0]
+    assert intake.tokens == ["Bearer t"] * 3
+
+
+async def test_retries_are_bounded_and_not_made_for_unsafe_calls(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, _, address = servers
+    intake.unavailable = 5
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", retry=FAST
+    ) as client:
+        with pytest.raises(TawasulError) as caught:
+            await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+        assert len(intake.keys) == 3
+        intake.unavailable = 0
+        with pytest.raises(TawasulError):
+            await client.follow_up(intake_pb2.FollowUpRequest(request_number="TW1"))
+        assert intake.unavailable == 1  # called once
+
+
+async def test_field_violations_reach_the_caller(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    _, _, address = servers
+    async with TawasulClient.connect(intake=address, docs=address, tls=None) as client:
+        with pytest.raises(TawasulError) as caught:
+            await client.submit_request(intake_pb2.SubmitRequestRequest(), token="per-call")
+    assert caught.value.code_name == "INVALID_ARGUMENT"
+    assert caught.value.fields == {"description": "describe the problem"}
+
+
+async def test_a_refused_token_is_asked_for_again_once(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, _, address = servers
+    given = iter(["old", "new"])
+    intake.refuse_token = "old"
+
+    async def provider() -> str:
+        return next(given)
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token=provider
+    ) as client:
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+    assert intake.tokens == ["Bearer old", "Bearer new"]
+
+
+async def test_the_catalog_is_cached_per_locale_and_by_version(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, _, address = servers
+    now = [0.0]
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, catalog_seconds=60, clock=lambda: now[0]
+    ) as client:
+        arabic = await client.get_catalog("ar")
+        assert await client.get_catalog("ar") is arabic
+        english = await client.get_catalog("en")
+        assert (english.locale, intake.catalog_calls) == ("en", 2)
+        now[0] = 61  # looked at again: same version, same object
+        assert await client.get_catalog("ar") is arabic
+        assert intake.catalog_calls == 3
+        intake.version = 3
+        fresh = await client.get_catalog("ar", refresh=True)
+        assert (fresh.version, client.catalog_version) == (3, 3)
+        # The English copy was of the old version: asked again at once.
+        assert (await client.get_catalog("en")).version == 3
+        assert intake.catalog_calls == 5
+
+
+async def test_uploads_go_in_64_kib_chunks_from_bytes_or_an_iterator(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    _, docs, address = servers
+    data = b"%PDF" + b"x" * (CHUNK_SIZE * 2 + 100)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+
+    async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
+        answer = await client.upload_document(
+            data, filename="a.pdf", content_type="application/pdf", document_kind="photo"
+        )
+        assert answer.document.size_bytes == len(data)
+        assert docs.chunks == [CHUNK_SIZE, CHUNK_SIZE, len(data) - 2 * CHUNK_SIZE]
+        assert docs.metadata is not None
+        assert (docs.metadata.filename, docs.metadata.document_kind) == ("a.pdf", "photo")
+        docs.chunks.clear()
+        await client.upload_document(pieces(), filename="b.pdf", content_type="application/pdf")
+        assert docs.chunks == [CHUNK_SIZE, CHUNK_SIZE, len(data) - 2 * CHUNK_SIZE]
+
+
+async def test_an_error_of_the_data_source_is_raised_as_it_is(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    _, _, address = servers
+
+    class TooLarge(Exception):
+        pass
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        raise TooLarge
+
+    async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
+        with pytest.raises(TooLarge):
+            await client.upload_document(pieces(), filename="a", content_type="application/pdf")

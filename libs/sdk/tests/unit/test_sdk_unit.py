@@ -1,0 +1,110 @@
+"""The SDK's parts without a network: error details, tokens, chunking, backoff."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from tawasul_sdk import CHUNK_SIZE, Credentials, RetryPolicy, TawasulError, Token, rechunk
+from tawasul_sdk.auth import jwt_expiry
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJFUzI1NiJ9.{body}.c2ln"
+
+
+def _error(code: grpc.StatusCode, *details: object) -> grpc.aio.AioRpcError:
+    status = status_pb2.Status(code=code.value[0], message="refused")
+    for detail in details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)  # type: ignore[arg-type]
+        status.details.append(packed)
+    trailers = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details="refused")
+
+
+def test_field_violations_and_the_existing_request_are_read_from_the_status() -> None:
+    bad = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field="description", description="short"),
+            error_details_pb2.BadRequest.FieldViolation(field="fields.x", description="needed"),
+        ]
+    )
+    error = TawasulError.from_rpc_error(_error(grpc.StatusCode.INVALID_ARGUMENT, bad))
+    assert error.code_name == "INVALID_ARGUMENT"
+    assert error.fields == {"description": "short", "fields.x": "needed"}
+    assert error.message == "refused"
+
+    info = error_details_pb2.ResourceInfo(resource_name="TW123456789")
+    exists = TawasulError.from_rpc_error(_error(grpc.StatusCode.ALREADY_EXISTS, info))
+    assert (exists.existing, exists.fields) == ("TW123456789", {})
+
+
+def test_an_error_without_details_or_with_garbage_has_none() -> None:
+    plain = grpc.aio.AioRpcError(
+        grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(), details="no"
+    )
+    assert TawasulError.from_rpc_error(plain).fields == {}
+    garbage = grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(("grpc-status-details-bin", b"\xff\xff\xff")),
+    )
+    assert TawasulError.from_rpc_error(garbage).fields == {}
+
+
+def test_expiry_is_read_from_a_jwt_and_unknown_otherwise() -> None:
+    assert jwt_expiry(_jwt({"exp": 1234})) == 1234.0
+    assert jwt_expiry("opaque-token") is None
+    assert jwt_expiry("a.!!!.c") is None
+    assert Token.of(_jwt({"sub": "x"})).expires_at is None
+
+
+async def test_a_provider_is_asked_again_near_expiry_and_after_invalidate() -> None:
+    now = [1000.0]
+    asked: list[int] = []
+
+    async def provider() -> str:
+        asked.append(1)
+        return _jwt({"exp": now[0] + 300})
+
+    credentials = Credentials(provider, refresh_margin=60, clock=lambda: now[0])
+    first = await credentials.token()
+    assert await credentials.token() == first
+    assert len(asked) == 1
+    now[0] += 250  # within a minute of expiry
+    await credentials.token()
+    assert len(asked) == 2
+    credentials.invalidate()
+    await credentials.token()
+    assert len(asked) == 3
+
+
+async def test_a_fixed_token_is_given_as_is() -> None:
+    credentials = Credentials("fixed")
+    assert await credentials.token() == "fixed"
+    credentials.invalidate()
+    assert await credentials.token() == "fixed"
+    assert not credentials.refreshable
+
+
+async def test_rechunk_gives_full_chunks_and_a_short_last_one() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        for size in (10, CHUNK_SIZE * 2 + 5, 1, 0, 7):
+            yield b"x" * size
+
+    sizes = [len(chunk) async for chunk in rechunk(pieces())]
+    assert sizes == [CHUNK_SIZE, CHUNK_SIZE, 10 + 5 + 1 + 7]
+
+
+def test_backoff_is_bounded_and_capped() -> None:
+    policy = RetryPolicy(attempts=5, initial_backoff=0.5, max_backoff=1.0)
+    delays = list(policy.delays())
+    assert len(delays) == 4
+    assert all(0 <= d <= 1.0 for d in delays)
+    assert list(RetryPolicy(attempts=1).delays()) == []
