@@ -1,0 +1,152 @@
+"""The establishment portal's bulk filing: a CSV file, one request a row.
+
+Columns: subject_id, sub_service_code, description, mobile (required in the header), then
+optional email and locale, the sub-service's fields as `field.<name>`, and documents already
+uploaded as `document_ids` (ids separated by spaces or semicolons) or `document.<kind>`
+columns. Only the file's shape is checked here; what the values may be, intake decides.
+
+Each row's idempotency key is derived from the establishment and the row's content, so a
+file uploaded again files nothing twice and answers the same request numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+
+REQUIRED = ("subject_id", "sub_service_code", "description", "mobile")
+OPTIONAL = ("email", "locale", "document_ids")
+FIELD_PREFIX = "field."
+DOCUMENT_PREFIX = "document."
+# Keys of rows filed in bulk: uuid5 in a namespace of their own.
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tawasul.example/establishment/bulk")
+_IDS = re.compile(r"[\s;]+")
+
+
+class BadFile(ValueError):
+    """The file as a whole cannot be read: `fields` names what is wrong."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One request of the file; `number` counts data rows from 1 (the header is not one)."""
+
+    number: int
+    subject_id: str
+    sub_service_code: str
+    description: str
+    mobile: str
+    email: str = ""
+    locale: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    document_ids: tuple[str, ...] = ()
+
+    def idempotency_key(self, establishment: str) -> str:
+        """The same establishment and content give the same key, whatever the row's place."""
+        content = json.dumps(
+            {
+                "establishment": establishment,
+                "subject_id": self.subject_id,
+                "sub_service_code": self.sub_service_code,
+                "description": self.description,
+                "mobile": self.mobile,
+                "email": self.email,
+                "locale": self.locale,
+                "fields": dict(sorted(self.fields.items())),
+                "document_ids": list(self.document_ids),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return str(uuid.uuid5(NAMESPACE, content))
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row whose shape is wrong (a cell too many or too few): not sent to intake."""
+
+    number: int
+    fields: dict[str, str]
+
+
+def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
+    """The file's rows, blank ones skipped; BadFile when it cannot be read at all."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadFile({"file": f"not UTF-8 text (byte {exc.start})"}) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error as exc:
+        raise BadFile({"header": str(exc)}) from None
+    _check_header(header)
+    rows: list[Row | BadRow] = []
+    try:
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            number = len(rows) + 1
+            if number > max_rows:
+                raise BadFile({"file": f"at most {max_rows} rows a file"})
+            rows.append(_row(number, header, cells))
+    except csv.Error as exc:
+        raise BadFile({f"rows[{len(rows) + 1}]": str(exc)}) from None
+    if not rows:
+        raise BadFile({"file": "no rows after the header"})
+    return rows
+
+
+def _check_header(header: list[str]) -> None:
+    problems: dict[str, str] = {}
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        problems["header"] = f"missing column(s): {', '.join(missing)}"
+    for name in header:
+        known = name in REQUIRED or name in OPTIONAL
+        prefixed = any(
+            name.startswith(prefix) and len(name) > len(prefix)
+            for prefix in (FIELD_PREFIX, DOCUMENT_PREFIX)
+        )
+        if not (known or prefixed):
+            problems[f"header.{name or '(empty)'}"] = (
+                "unknown column; sub-service fields are named field.<name>"
+            )
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        problems["header.repeated"] = f"repeated column(s): {', '.join(duplicates)}"
+    if problems:
+        raise BadFile(problems)
+
+
+def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
+    if len(cells) != len(header):
+        return BadRow(
+            number, {"row": f"{len(cells)} cells where the header has {len(header)} columns"}
+        )
+    values = dict(zip(header, (cell.strip() for cell in cells), strict=True))
+    documents = [*_IDS.split(values.get("document_ids", ""))]
+    documents += [v for k, v in values.items() if k.startswith(DOCUMENT_PREFIX)]
+    return Row(
+        number=number,
+        subject_id=values["subject_id"],
+        sub_service_code=values["sub_service_code"],
+        description=values["description"],
+        mobile=values["mobile"],
+        email=values.get("email", ""),
+        locale=values.get("locale", ""),
+        fields={
+            k.removeprefix(FIELD_PREFIX): v
+            for k, v in values.items()
+            if k.startswith(FIELD_PREFIX) and v
+        },
+        document_ids=tuple(d for d in documents if d),
+    )

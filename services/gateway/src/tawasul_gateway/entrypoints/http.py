@@ -1,0 +1,587 @@
+"""The HTTP API: each endpoint's JSON body is its gRPC request message in proto3 JSON (the
+proto's field names), and its answer the gRPC response message the same way. The end user's
+bearer token goes through to intake and docs; they decide everything else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import jwt
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from tawasul.docs.v1 import docs_pb2
+from tawasul.intake.v1 import intake_pb2
+from tawasul_sdk import TawasulClient, TawasulError
+
+from tawasul_gateway import bulk
+from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer, UnknownPerson
+from tawasul_gateway.adapters.ratelimit import RateLimiter, retry_after
+from tawasul_gateway.entrypoints import schemas
+from tawasul_gateway.entrypoints.errors import (
+    ApiError,
+    bad_request,
+    error_body,
+    parse_error_fields,
+)
+from tawasul_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
+PREFIX = "/api/v1"
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+@dataclass(frozen=True)
+class DevSignIn:
+    """The development stand-in for the national single sign-on."""
+
+    registry: DevRegistry
+    issuer: DevTokenIssuer
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_subject: RateLimiter
+    per_address: RateLimiter
+    tracking: RateLimiter
+    bulk: RateLimiter
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    """proto3 JSON with the proto's field names; fields at their default are given too, so
+    a page need not know proto3's defaults (an empty list is [], not missing)."""
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def parse_message(body: bytes, message: M) -> M:
+    """The body as `message`'s proto3 JSON; 400 naming the field when it is not."""
+    if not body.strip():
+        return message
+    try:
+        loaded = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request({"body": f"not JSON: {exc}"}) from None
+    if not isinstance(loaded, dict):
+        raise bad_request({"body": "a JSON object is expected"})
+    try:
+        return json_format.ParseDict(loaded, message)
+    except json_format.ParseError as exc:
+        raise bad_request(parse_error_fields(str(exc))) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise bad_request({"body": str(exc) or "not a valid message"}) from None
+
+
+async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body as it arrives; 413 as soon as it is past `limit` bytes (at once when its
+    Content-Length says so)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        if chunk:
+            yield chunk
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    return b"".join([chunk async for chunk in body_chunks(request, limit)])
+
+
+def bearer(request: Request) -> str | None:
+    """The end user's token from `Authorization: Bearer`, passed on as it is."""
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def unverified_claims(token: str | None) -> dict[str, Any]:
+    """The token's claims, NOT verified: only to count calls per subject (intake and docs
+    verify every token; a forged one still counts against its address)."""
+    if not token:
+        return {}
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return {}
+    return claims
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _admit(limiter: RateLimiter, key: str) -> None:
+    wait = limiter.take(key)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "too many requests; retry later",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    client_factory: Callable[[], TawasulClient],
+    limits: Limits,
+    dev: DevSignIn | None = None,
+) -> FastAPI:
+    """The gateway's ASGI app; `client_factory` opens the SDK client at start-up (closed at
+    shutdown), so tests give one on in-process servers."""
+    state: dict[str, TawasulClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["client"] = client_factory()
+        try:
+            yield
+        finally:
+            await state.pop("client").close()
+
+    app = FastAPI(
+        title="Tawasul channels API",
+        version="1.0.0",
+        description=(
+            "JSON over HTTP for the web and mobile channels and the establishment portal. "
+            "Each body is the gRPC request message of the same name in proto3 JSON with the "
+            "proto's field names, each answer the gRPC response message. Errors: "
+            '`{"error": {"code": "INVALID_ARGUMENT", "message": "...", "fields": {...}}}`.'
+        ),
+        lifespan=lifespan,
+    )
+    components: dict[str, Any] = {}
+
+    def client() -> TawasulClient:
+        return state["client"]
+
+    def doc(
+        request: type[Message] | None, response: type[Message], *, status: int = 200
+    ) -> dict[str, Any]:
+        """OpenAPI for a body of `request` and an answer of `response`."""
+        extra: dict[str, Any] = {
+            "responses": {
+                str(status): {
+                    "description": response.DESCRIPTOR.name,
+                    "content": {
+                        "application/json": {"schema": schemas.ref(response.DESCRIPTOR, components)}
+                    },
+                },
+                "default": {"description": "an error", "content": {"application/json": {}}},
+            }
+        }
+        if request is not None:
+            extra["requestBody"] = {
+                "required": False,
+                "content": {
+                    "application/json": {"schema": schemas.ref(request.DESCRIPTOR, components)}
+                },
+            }
+        return extra
+
+    def limit_signed_in(request: Request, token: str | None) -> None:
+        subject = unverified_claims(token).get("sub")
+        if isinstance(subject, str) and subject:
+            _admit(limits.per_subject, f"sub:{subject}")
+        _admit(limits.per_address, f"ip:{client_address(request)}")
+
+    async def call(request: Request, run: Callable[[TawasulClient, str | None], Awaitable[M]]) -> M:
+        token = bearer(request)
+        limit_signed_in(request, token)
+        try:
+            return await run(client(), token)
+        except TawasulError as exc:
+            raise ApiError.of(exc) from None
+
+    async def body_of(request: Request, message: M) -> M:
+        return parse_message(await read_body(request, settings.max_body_bytes), message)
+
+    def numbered(message: M, request_number: str) -> M:
+        given = getattr(message, "request_number")  # noqa: B009 (each of these messages has it)
+        if given and given != request_number:
+            raise bad_request({"request_number": "differs from the request number in the path"})
+        setattr(message, "request_number", request_number)  # noqa: B010
+        return message
+
+    # -- errors -----------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> Response:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        fields = {
+            ".".join(str(p) for p in e.get("loc", ())[1:]) or "request": str(e.get("msg", ""))
+            for e in exc.errors()
+        }
+        return JSONResponse(
+            error_body("INVALID_ARGUMENT", "the request is not valid", fields), status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "UNKNOWN")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.middleware("http")
+    async def _access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.monotonic()
+        response = await call_next(request)
+        # The route's template, never the path or query: they may hold people's data.
+        route = request.scope.get("route")
+        template = getattr(route, "path", "static")
+        log.info(
+            "%s %s %d %.1fms",
+            request.method,
+            template,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    # -- health -----------------------------------------------------------------------------
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "serving" if "client" in state else "starting"}
+
+    # -- catalog and requests ---------------------------------------------------------------
+
+    @app.get(
+        f"{PREFIX}/catalog",
+        summary="GetCatalog",
+        openapi_extra=doc(None, intake_pb2.GetCatalogResponse),
+    )
+    async def get_catalog(
+        request: Request, locale: str = Query("ar", description="ar (default) or en")
+    ) -> Response:
+        answer = await call(request, lambda c, _: c.get_catalog(locale))
+        return JSONResponse(to_json(answer))
+
+    @app.post(
+        f"{PREFIX}/requests",
+        summary="SubmitRequest",
+        status_code=201,
+        openapi_extra=doc(
+            intake_pb2.SubmitRequestRequest, intake_pb2.SubmitRequestResponse, status=201
+        ),
+    )
+    async def submit_request(request: Request) -> Response:
+        message = await body_of(request, intake_pb2.SubmitRequestRequest())
+        answer = await call(request, lambda c, t: c.submit_request(message, token=t))
+        number = answer.request.request_number
+        return JSONResponse(
+            to_json(answer),
+            status_code=201,
+            headers={"Location": f"{PREFIX}/requests/{number}"},
+        )
+
+    @app.get(
+        f"{PREFIX}/requests",
+        summary="ListMyRequests",
+        openapi_extra=doc(None, intake_pb2.ListMyRequestsResponse),
+    )
+    async def list_my_requests(
+        request: Request,
+        page_size: int = Query(0, ge=0, le=2**31 - 1, description="0 means 20, at most 100"),
+        page_token: str = Query("", max_length=1000),
+    ) -> Response:
+        message = intake_pb2.ListMyRequestsRequest(page_size=page_size, page_token=page_token)
+        answer = await call(request, lambda c, t: c.list_my_requests(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    @app.get(
+        f"{PREFIX}/requests/{{request_number}}",
+        summary="GetRequest",
+        openapi_extra=doc(None, intake_pb2.GetRequestResponse),
+    )
+    async def get_request(request: Request, request_number: str) -> Response:
+        message = intake_pb2.GetRequestRequest(request_number=request_number)
+        answer = await call(request, lambda c, t: c.get_request(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    @app.post(
+        f"{PREFIX}/requests/{{request_number}}/follow-up",
+        summary="FollowUp",
+        openapi_extra=doc(intake_pb2.FollowUpRequest, intake_pb2.FollowUpResponse),
+    )
+    async def follow_up(request: Request, request_number: str) -> Response:
+        message = numbered(await body_of(request, intake_pb2.FollowUpRequest()), request_number)
+        answer = await call(request, lambda c, t: c.follow_up(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    @app.post(
+        f"{PREFIX}/requests/{{request_number}}/cancel",
+        summary="CancelRequest",
+        openapi_extra=doc(intake_pb2.CancelRequestRequest, intake_pb2.CancelRequestResponse),
+    )
+    async def cancel_request(request: Request, request_number: str) -> Response:
+        message = numbered(
+            await body_of(request, intake_pb2.CancelRequestRequest()), request_number
+        )
+        answer = await call(request, lambda c, t: c.cancel_request(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    @app.post(
+        f"{PREFIX}/requests/{{request_number}}/respond",
+        summary="RespondToInfoRequest",
+        openapi_extra=doc(
+            intake_pb2.RespondToInfoRequestRequest, intake_pb2.RespondToInfoRequestResponse
+        ),
+    )
+    async def respond(request: Request, request_number: str) -> Response:
+        message = numbered(
+            await body_of(request, intake_pb2.RespondToInfoRequestRequest()), request_number
+        )
+        answer = await call(request, lambda c, t: c.respond_to_info_request(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    @app.post(
+        f"{PREFIX}/requests/{{request_number}}/appeal",
+        summary="AppealRejection",
+        openapi_extra=doc(intake_pb2.AppealRejectionRequest, intake_pb2.AppealRejectionResponse),
+    )
+    async def appeal(request: Request, request_number: str) -> Response:
+        message = numbered(
+            await body_of(request, intake_pb2.AppealRejectionRequest()), request_number
+        )
+        answer = await call(request, lambda c, t: c.appeal_rejection(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    # -- tracking without sign-in -----------------------------------------------------------
+
+    async def tracking(request: Request, run: Callable[[TawasulClient], Awaitable[M]]) -> M:
+        _admit(limits.tracking, f"ip:{client_address(request)}")
+        try:
+            return await run(client())
+        except TawasulError as exc:
+            raise ApiError.of(exc) from None
+
+    @app.post(
+        f"{PREFIX}/tracking/start",
+        summary="StartTracking",
+        openapi_extra=doc(intake_pb2.StartTrackingRequest, intake_pb2.StartTrackingResponse),
+    )
+    async def start_tracking(request: Request) -> Response:
+        message = await body_of(request, intake_pb2.StartTrackingRequest())
+        answer = await tracking(request, lambda c: c.start_tracking(message))
+        return JSONResponse(to_json(answer))
+
+    @app.post(
+        f"{PREFIX}/tracking/track",
+        summary="TrackRequest",
+        openapi_extra=doc(intake_pb2.TrackRequestRequest, intake_pb2.TrackRequestResponse),
+    )
+    async def track_request(request: Request) -> Response:
+        message = await body_of(request, intake_pb2.TrackRequestRequest())
+        answer = await tracking(request, lambda c: c.track_request(message))
+        return JSONResponse(to_json(answer))
+
+    # -- documents --------------------------------------------------------------------------
+
+    upload_doc = doc(None, docs_pb2.UploadDocumentResponse)
+    upload_doc["requestBody"] = {
+        "required": True,
+        "description": "the file's bytes; its Content-Type is the declared type",
+        "content": {
+            kind: {"schema": {"type": "string", "format": "binary"}}
+            for kind in ("application/pdf", "image/jpeg", "image/png")
+        },
+    }
+
+    @app.post(f"{PREFIX}/documents", summary="UploadDocument", openapi_extra=upload_doc)
+    async def upload_document(
+        request: Request,
+        filename: str = Query("", max_length=1000),
+        sub_service_code: str = Query("", max_length=200),
+        document_kind: str = Query("", max_length=200),
+    ) -> Response:
+        declared = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        chunks = body_chunks(request, settings.max_upload_bytes)
+        answer = await call(
+            request,
+            lambda c, t: c.upload_document(
+                chunks,
+                filename=filename,
+                content_type=declared,
+                sub_service_code=sub_service_code,
+                document_kind=document_kind,
+                token=t,
+            ),
+        )
+        return JSONResponse(to_json(answer), status_code=201)
+
+    @app.get(
+        f"{PREFIX}/documents/{{document_id}}",
+        summary="GetDocument",
+        openapi_extra=doc(None, docs_pb2.GetDocumentResponse),
+    )
+    async def get_document(request: Request, document_id: str) -> Response:
+        message = docs_pb2.GetDocumentRequest(document_id=document_id)
+        answer = await call(request, lambda c, t: c.get_document(message, token=t))
+        return JSONResponse(to_json(answer))
+
+    # -- establishment portal ---------------------------------------------------------------
+
+    bulk_doc: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "description": (
+                "CSV, UTF-8, a header and one request a row: subject_id, sub_service_code, "
+                "description, mobile, optional email and locale, the sub-service's fields as "
+                "field.<name>, documents as document_ids (separated by spaces or ;) or "
+                "document.<kind>"
+            ),
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "one result a row: its request number, or its error",
+                "content": {"application/json": {}},
+            }
+        },
+    }
+
+    @app.post(
+        f"{PREFIX}/establishment/requests:bulk",
+        summary="File requests in bulk (establishments)",
+        openapi_extra=bulk_doc,
+    )
+    async def file_in_bulk(request: Request) -> Response:
+        token = bearer(request)
+        claims = unverified_claims(token)
+        establishment = claims.get("sub")
+        if not token or not isinstance(establishment, str) or not establishment:
+            raise ApiError(401, "UNAUTHENTICATED", "sign in as an establishment")
+        if claims.get("role") != "establishment":
+            raise ApiError(403, "PERMISSION_DENIED", "bulk filing is for establishments")
+        limit_signed_in(request, token)
+        _admit(limits.bulk, f"est:{establishment}")
+        data = await read_body(request, settings.max_bulk_bytes)
+        try:
+            rows = bulk.parse(data, max_rows=settings.bulk_max_rows)
+        except bulk.BadFile as exc:
+            raise bad_request(exc.fields, "the file cannot be read") from None
+        results = [await _file_row(client(), token, establishment, row) for row in rows]
+        filed = sum(1 for r in results if "request_number" in r)
+        return JSONResponse({"filed": filed, "refused": len(results) - filed, "results": results})
+
+    # -- development sign-in ----------------------------------------------------------------
+
+    if dev is not None:
+        _dev_routes(app, dev, settings)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    if settings.web_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
+    return app
+
+
+async def _file_row(
+    client: TawasulClient, token: str, establishment: str, row: bulk.Row | bulk.BadRow
+) -> dict[str, Any]:
+    if isinstance(row, bulk.BadRow):
+        return {
+            "row": row.number,
+            **error_body("INVALID_ARGUMENT", "the row cannot be read", row.fields),
+        }
+    message = intake_pb2.SubmitRequestRequest(
+        idempotency_key=row.idempotency_key(establishment),
+        sub_service_code=row.sub_service_code,
+        description=row.description,
+        document_ids=list(row.document_ids),
+        subject_id=row.subject_id,
+        fields=row.fields,
+    )
+    message.contact.mobile = row.mobile
+    message.contact.email = row.email
+    message.contact.locale = row.locale
+    try:
+        answer = await client.submit_request(message, token=token)
+    except TawasulError as exc:
+        error = ApiError.of(exc)
+        fields = error.fields
+        if exc.code_name == "PERMISSION_DENIED" and not fields:
+            # Whom the row is about is what the establishment may not file for.
+            fields = {"subject_id": error.message}
+        return {
+            "row": row.number,
+            **error_body(error.code, error.message, fields, existing=error.existing),
+        }
+    return {"row": row.number, "request_number": answer.request.request_number}
+
+
+def _dev_routes(app: FastAPI, dev: DevSignIn, settings: GatewaySettings) -> None:
+    @app.get("/dev/people", summary="Development only: the sample people and establishments")
+    async def people() -> dict[str, Any]:
+        return {"people": [p.as_json() for p in dev.registry.people]}
+
+    @app.post("/dev/sign-in", summary='Development only: a token for {"id": "1000000008"}')
+    async def sign_in(request: Request) -> dict[str, Any]:
+        data = await read_body(request, settings.max_body_bytes)
+        try:
+            loaded = json.loads(data or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad_request({"body": f"not JSON: {exc}"}) from None
+        id_number = loaded.get("id") if isinstance(loaded, dict) else None
+        if not isinstance(id_number, str) or not id_number:
+            raise bad_request({"id": "the ID of a person of the development registry"})
+        try:
+            person = dev.registry.find(id_number)
+        except UnknownPerson:
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                "no such person in the development registry",
+                fields={"id": "not a person of the development registry"},
+            ) from None
+        token, expires = dev.issuer.issue(person)
+        return {
+            "token": token,
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            "subject": person.id,
+            "role": person.role,
+        }

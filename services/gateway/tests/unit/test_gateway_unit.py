@@ -1,0 +1,214 @@
+"""The gateway's parts without a network: error mapping, CSV rows and their keys, the rate
+limiter, and the stand-in sign-in's tokens."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from tawasul_devstack.identity import DevIdentity
+from tawasul_devstack.journey import new_citizen
+from tawasul_gateway import bulk
+from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer, UnknownPerson
+from tawasul_gateway.adapters.ratelimit import RateLimiter, retry_after
+from tawasul_gateway.entrypoints.errors import ApiError, parse_error_fields
+from tawasul_platform.identity import IssuerKind, Role, TokenVerifier
+from tawasul_sdk import TawasulError
+
+REGISTRY = (
+    Path(__file__).resolve().parents[3] / "intake/src/tawasul_intake/adapters/registry.dev.json"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.UNAUTHENTICATED, 401),
+        (grpc.StatusCode.PERMISSION_DENIED, 403),
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.ALREADY_EXISTS, 409),
+        (grpc.StatusCode.FAILED_PRECONDITION, 409),
+        (grpc.StatusCode.ABORTED, 409),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+        (grpc.StatusCode.INTERNAL, 502),
+        (grpc.StatusCode.UNKNOWN, 502),
+    ],
+)
+def test_each_grpc_status_has_its_http_status(code: grpc.StatusCode, status: int) -> None:
+    error = ApiError.of(TawasulError(code, "why", fields={"description": "too short"}))
+    assert error.status == status
+    assert error.body() == {
+        "error": {"code": code.name, "message": "why", "fields": {"description": "too short"}}
+    }
+
+
+def test_already_exists_names_the_existing_request() -> None:
+    error = ApiError.of(
+        TawasulError(grpc.StatusCode.ALREADY_EXISTS, "open", existing="TW123456789")
+    )
+    assert error.body()["error"]["existing"] == "TW123456789"
+    assert ApiError.of(TawasulError(grpc.StatusCode.UNAVAILABLE, "x")).headers == {
+        "Retry-After": "1"
+    }
+
+
+@pytest.mark.parametrize(
+    ("message", "fields"),
+    [
+        (
+            "Failed to parse document_ids field: repeated field document_ids must be in [] "
+            "which is x at SubmitRequestRequest.",
+            {
+                "document_ids": "repeated field document_ids must be in [] which is x at "
+                "SubmitRequestRequest."
+            },
+        ),
+        (
+            'Message type "tawasul.intake.v1.SubmitRequestRequest" has no field named "foo" '
+            'at "SubmitRequestRequest".\n Available Fields(except extensions): "[...]"',
+            {"foo": "no such field"},
+        ),
+    ],
+)
+def test_json_errors_name_their_field(message: str, fields: dict[str, str]) -> None:
+    assert parse_error_fields(message) == fields
+
+
+def test_nested_json_errors_give_the_path() -> None:
+    found = parse_error_fields(
+        "Failed to parse contact field: Failed to parse mobile field: expected string."
+    )
+    assert list(found) == ["contact.mobile"]
+
+
+CSV = (
+    "subject_id,sub_service_code,description,mobile,field.iqama_number,document_ids\n"
+    "2034567897,reports.general-inquiry,Our worker's iqama renewal shows error 17,0551234567,"
+    "2034567897,d1;d2\n"
+    "\n"
+    "2056789015,visas.cancel-visa,Cancel the exit visa issued in error last week,0551234568,,\n"
+)
+
+
+def test_a_csv_file_gives_its_rows() -> None:
+    rows = bulk.parse(CSV.encode(), max_rows=10)
+    assert len(rows) == 2
+    first, second = rows
+    assert isinstance(first, bulk.Row)
+    assert isinstance(second, bulk.Row)
+    assert (first.number, first.subject_id, first.fields, first.document_ids) == (
+        1,
+        "2034567897",
+        {"iqama_number": "2034567897"},
+        ("d1", "d2"),
+    )
+    assert (second.number, second.fields, second.document_ids) == (2, {}, ())
+
+
+def test_a_row_of_the_wrong_shape_is_refused_alone() -> None:
+    rows = bulk.parse((CSV + "1,2\n").encode(), max_rows=10)
+    assert isinstance(rows[2], bulk.BadRow)
+    assert rows[2].number == 3
+    assert "cells" in rows[2].fields["row"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (b"subject_id,description\n1,2\n", "header"),
+        (b"subject_id,sub_service_code,description,mobile,colour\n1,2,3,4,5\n", "header.colour"),
+        (b"subject_id,sub_service_code,description,mobile\n", "file"),
+        (b"\xff\xfe", "file"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_refused(data: bytes, field: str) -> None:
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(data, max_rows=10)
+    assert field in caught.value.fields
+
+
+def test_too_many_rows_are_refused() -> None:
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(CSV.encode(), max_rows=1)
+    assert "at most 1 rows" in caught.value.fields["file"]
+
+
+def test_a_rows_key_depends_on_its_content_and_establishment_only() -> None:
+    (first, second) = bulk.parse(CSV.encode(), max_rows=10)
+    assert isinstance(first, bulk.Row)
+    assert isinstance(second, bulk.Row)
+    key = first.idempotency_key("7000000013")
+    assert uuid.UUID(key).version == 5
+    # The same row in another place of another file: the same key.
+    header, row_one, _, row_two = CSV.strip().split("\n")
+    moved = bulk.parse(f"{header}\n{row_two}\n{row_one}\n".encode(), max_rows=10)[1]
+    assert isinstance(moved, bulk.Row)
+    assert moved.number == 2
+    assert moved.idempotency_key("7000000013") == key
+    assert first.idempotency_key("7000000005") != key
+    assert second.idempotency_key("7000000013") != key
+
+
+def test_the_rate_limiter_allows_a_burst_then_paces() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=1.0, burst=2, clock=lambda: now[0])
+    assert limiter.take("a") == 0
+    assert limiter.take("a") == 0
+    wait = limiter.take("a")
+    assert wait == pytest.approx(1.0)
+    assert retry_after(wait) == "1"
+    assert limiter.take("b") == 0  # each key its own bucket
+    now[0] += 1.0
+    assert limiter.take("a") == 0
+    assert limiter.take("a") > 0
+
+
+def test_the_rate_limiter_forgets_the_oldest_keys() -> None:
+    limiter = RateLimiter(rate=0.001, burst=1, max_keys=2, clock=lambda: 0.0)
+    for key in ("a", "b", "c"):
+        assert limiter.take(key) == 0
+    assert limiter.take("a") == 0  # forgotten: a full bucket again
+    assert limiter.take("c") > 0
+
+
+def test_the_registry_lists_people_and_establishments() -> None:
+    registry = DevRegistry(REGISTRY)
+    by_id = {p.id: p for p in registry.people}
+    assert by_id["1000000008"].role == "citizen"
+    assert by_id["2000000006"].role == "resident"
+    assert by_id["3000000129"].role == "resident"  # a visitor, with a border number
+    establishment = by_id["7000000005"]
+    assert (establishment.role, establishment.relations) == (
+        "establishment",
+        (("2000000006", "sponsored_worker"), ("2023456789", "sponsored_worker")),
+    )
+    synthetic = new_citizen()
+    assert (registry.find(synthetic).id, registry.find(synthetic).role) == (synthetic, "citizen")
+    with pytest.raises(UnknownPerson):
+        registry.find("1234")
+
+
+async def test_signed_tokens_are_what_intake_and_docs_verify(tmp_path: Path) -> None:
+    provider = DevIdentity(tmp_path)
+    issuer = DevTokenIssuer(tmp_path, ttl_seconds=600)
+    registry = DevRegistry(REGISTRY)
+    for audience in ("tawasul-intake", "tawasul-docs"):
+        verifier = TokenVerifier(
+            provider.issuers(), audience=audience, max_lifetime_seconds=12 * 3600
+        )
+        verifier.load()
+        token, _ = issuer.issue(registry.find("7000000005"))
+        principal = verifier.verify(token)
+        assert (principal.subject, principal.role, principal.channel) == (
+            "7000000005",
+            Role.ESTABLISHMENT,
+            "establishment-portal",
+        )
+        citizen = verifier.verify(issuer.issue(registry.find("1000000008"))[0])
+        assert (citizen.role, citizen.channel) == (Role.CITIZEN, "web")
+    assert provider.jwks_file(IssuerKind.USERS).is_file()
