@@ -287,37 +287,36 @@ class TawasulClient:
         token: str | None = None,
     ) -> docs_pb2.UploadDocumentResponse:
         """Streams the file to docs in chunks of 64 KiB as `data` yields it. An exception
-        raised by `data` (an adapter's size limit, a client gone) ends the upload and is
-        raised here as it is. Not retried: the bytes of an iterator cannot be sent again, and
-        a retry could leave a second document (docs removes unattached ones)."""
-        failure: list[BaseException] = []
-        metadata = docs_pb2.DocumentMetadata(
-            filename=filename,
-            declared_content_type=content_type,
-            sub_service_code=sub_service_code,
-            document_kind=document_kind,
-        )
-
-        async def messages() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
-            yield docs_pb2.UploadDocumentRequest(metadata=metadata)
-            source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
-            try:
-                async for chunk in source:
-                    yield docs_pb2.UploadDocumentRequest(chunk=chunk)
-            except Exception as exc:
-                failure.append(exc)
-                raise
-
-        call_metadata = await self._metadata(token, signed_in=True)
-        try:
-            return await self.docs.UploadDocument(
-                messages(), timeout=self._upload_timeout, metadata=call_metadata
+        raised by `data` (an adapter's size limit, a client gone) cancels the upload (docs
+        sees a cancelled stream, never a short file) and is raised here as it is. Not
+        retried: the bytes of an iterator cannot be sent again, and a retry could leave a
+        second document (docs removes unattached ones)."""
+        first = docs_pb2.UploadDocumentRequest(
+            metadata=docs_pb2.DocumentMetadata(
+                filename=filename,
+                declared_content_type=content_type,
+                sub_service_code=sub_service_code,
+                document_kind=document_kind,
             )
-        except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
-            if failure:
-                raise failure[0] from None
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        )
+        source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
+        call = self.docs.UploadDocument(
+            timeout=self._upload_timeout, metadata=await self._metadata(token, signed_in=True)
+        )
+        try:
+            await call.write(first)
+            async for chunk in source:
+                await call.write(docs_pb2.UploadDocumentRequest(chunk=chunk))
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass  # docs ended the call early: its status is raised below
+        except BaseException:
+            # Before the stream is closed: a half-sent file must not look complete.
+            call.cancel()
+            raise
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
             raise TawasulError.from_rpc_error(exc) from None
 
     async def get_document(

@@ -1,0 +1,462 @@
+"""The gateway's app, as bootstrap builds it, over HTTP (httpx's ASGI transport) against
+in-process gRPC servers standing in for intake and docs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from fastapi import FastAPI
+from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_devstack.identity import DevIdentity
+from tawasul_gateway import bootstrap
+from tawasul_gateway.settings import GatewaySettings
+from tawasul_platform import errors
+from tawasul_platform.grpc import to_status
+from tawasul_platform.identity import Role
+from tawasul_sdk import RetryPolicy, TawasulClient
+
+Context = grpc.aio.ServicerContext[Any, Any]
+REGISTRY = (
+    Path(__file__).resolve().parents[3] / "intake/src/tawasul_intake/adapters/registry.dev.json"
+)
+# The establishment 7000000013 sponsors these two; 2023456789 works for 7000000005.
+OWN_WORKERS = ("2034567897", "2056789015")
+
+
+def _token(context: Context) -> str:
+    return str(dict(context.invocation_metadata() or ()).get("authorization", ""))
+
+
+@dataclass
+class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
+    tokens: list[str] = field(default_factory=list)
+    by_key: dict[str, str] = field(default_factory=dict)
+    submissions: list[intake_pb2.SubmitRequestRequest] = field(default_factory=list)
+
+    async def _refuse(self, context: Context, error: errors.DomainError) -> None:
+        await context.abort_with_status(to_status(error))
+
+    async def GetCatalog(
+        self, request: intake_pb2.GetCatalogRequest, context: Context
+    ) -> intake_pb2.GetCatalogResponse:
+        return intake_pb2.GetCatalogResponse(
+            version=2,
+            locale=request.locale,
+            departments=[intake_pb2.Department(code="passports", name="Passports")],
+        )
+
+    async def SubmitRequest(
+        self, request: intake_pb2.SubmitRequestRequest, context: Context
+    ) -> intake_pb2.SubmitRequestResponse:
+        self.tokens.append(_token(context))
+        self.submissions.append(request)
+        if not _token(context):
+            await self._refuse(context, errors.Unauthenticated("sign in"))
+        if len(request.description) < 20:
+            await self._refuse(
+                context, errors.InvalidArgument({"description": "describe it precisely"})
+            )
+        if request.subject_id and request.subject_id not in OWN_WORKERS:
+            await self._refuse(context, errors.PermissionDenied("not one of your workers"))
+        number = self.by_key.setdefault(request.idempotency_key, f"TW{len(self.by_key) + 1:09d}")
+        return intake_pb2.SubmitRequestResponse(
+            request=intake_pb2.Request(
+                request_number=number,
+                description=request.description,
+                document_ids=request.document_ids,
+            )
+        )
+
+    async def GetRequest(
+        self, request: intake_pb2.GetRequestRequest, context: Context
+    ) -> intake_pb2.GetRequestResponse:
+        if request.request_number not in self.by_key.values():
+            await self._refuse(context, errors.NotFound("no such request of yours"))
+        return intake_pb2.GetRequestResponse(
+            request=intake_pb2.Request(request_number=request.request_number)
+        )
+
+    async def ListMyRequests(
+        self, request: intake_pb2.ListMyRequestsRequest, context: Context
+    ) -> intake_pb2.ListMyRequestsResponse:
+        self.tokens.append(_token(context))
+        return intake_pb2.ListMyRequestsResponse(
+            requests=[intake_pb2.Request(request_number=n) for n in self.by_key.values()],
+            next_page_token=f"after-{request.page_size}-{request.page_token}",
+        )
+
+    async def CancelRequest(
+        self, request: intake_pb2.CancelRequestRequest, context: Context
+    ) -> intake_pb2.CancelRequestResponse:
+        await self._refuse(context, errors.FailedPrecondition(f"{request.reason}: decided"))
+        raise AssertionError
+
+    async def StartTracking(
+        self, request: intake_pb2.StartTrackingRequest, context: Context
+    ) -> intake_pb2.StartTrackingResponse:
+        self.tokens.append(_token(context))
+        return intake_pb2.StartTrackingResponse(code_valid_seconds=300)
+
+
+@dataclass
+class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
+    received: list[int] = field(default_factory=list)
+    metadata: list[docs_pb2.DocumentMetadata] = field(default_factory=list)
+
+    async def UploadDocument(
+        self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
+    ) -> docs_pb2.UploadDocumentResponse:
+        size = 0
+        async for part in request_iterator:
+            if part.HasField("metadata"):
+                self.metadata.append(part.metadata)
+            else:
+                assert len(part.chunk) <= 64 * 1024
+                size += len(part.chunk)
+        # Like docs, work after the last chunk (storing, scanning): a cancelled call is
+        # cancelled there (gRPC may end a cancelled call's request stream first).
+        await asyncio.sleep(0.2)
+        self.received.append(size)
+        return docs_pb2.UploadDocumentResponse(
+            document=docs_pb2.Document(
+                document_id="doc-1",
+                size_bytes=size,
+                content_type=self.metadata[-1].declared_content_type,
+                state=docs_pb2.DOCUMENT_STATE_QUARANTINED,
+            )
+        )
+
+
+@dataclass
+class Backends:
+    intake: FakeIntake
+    docs: FakeDocs
+    identity: DevIdentity
+    http: httpx.AsyncClient
+
+    def token(self, subject: str, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.identity.token(subject, role)}"}
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "intake_address": "unused",
+        "docs_address": "unused",
+        "dev_sign_in": True,
+        "dev_identity_dir": tmp_path / "identity",
+        "dev_registry_file": REGISTRY,
+        "web_dir": tmp_path / "web",
+        "max_body_bytes": 4096,
+        "max_upload_bytes": 200_000,
+        "bulk_max_rows": 5,
+    }
+    return GatewaySettings(**(values | overrides))
+
+
+async def _serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Backends]:
+    # Only the methods these tests call are implemented.
+    intake, docs = FakeIntake(), FakeDocs()  # type: ignore[abstract]
+    server = grpc.aio.server()
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+    docs_pb2_grpc.add_DocsServiceServicer_to_server(docs, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    identity = DevIdentity(tmp_path / "identity")
+    settings = _settings(tmp_path, **overrides)
+    app: FastAPI = bootstrap.app(
+        settings,
+        client_factory=lambda: TawasulClient.connect(
+            intake=address, docs=address, tls=None, retry=RetryPolicy(attempts=1)
+        ),
+        dev=bootstrap.dev_sign_in(settings),
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
+        ):
+            yield Backends(intake, docs, identity, http)
+    finally:
+        await server.stop(None)
+
+
+@pytest.fixture
+async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
+    async for served in _serve(tmp_path):
+        yield served
+
+
+CITIZEN = "1000000008"
+GOOD = {
+    "sub_service_code": "passports.issue-renewal-problem",
+    "description": "The photo does not appear when renewing my passport",
+    "document_ids": ["doc-1"],
+    "contact": {"mobile": "0551234567", "locale": "en"},
+    "fields": {"national_id": CITIZEN},
+}
+
+
+async def test_the_catalog_in_proto3_json(backends: Backends) -> None:
+    answer = await backends.http.get("/api/v1/catalog", params={"locale": "en"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["version"], body["locale"]) == (2, "en")
+    assert body["departments"][0]["code"] == "passports"
+    assert body["departments"][0]["sub_services"] == []  # defaults are given, snake_case
+
+
+async def test_a_submission_passes_the_token_and_answers_201(backends: Backends) -> None:
+    headers = backends.token(CITIZEN, Role.CITIZEN)
+    answer = await backends.http.post("/api/v1/requests", json=GOOD, headers=headers)
+    assert answer.status_code == 201, answer.text
+    number = answer.json()["request"]["request_number"]
+    assert answer.headers["location"] == f"/api/v1/requests/{number}"
+    assert backends.intake.tokens[-1] == headers["Authorization"]
+    sent = backends.intake.submissions[-1]
+    assert (sent.contact.mobile, sent.fields["national_id"]) == ("0551234567", CITIZEN)
+    assert sent.idempotency_key  # the SDK gives one when the channel did not
+
+    got = await backends.http.get(f"/api/v1/requests/{number}", headers=headers)
+    assert got.json()["request"]["request_number"] == number
+    listed = await backends.http.get(
+        "/api/v1/requests", params={"page_size": 5, "page_token": "p"}, headers=headers
+    )
+    assert listed.json()["next_page_token"] == "after-5-p"
+    missing = await backends.http.get("/api/v1/requests/TW999", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_refusals_carry_the_field_violations(backends: Backends) -> None:
+    headers = backends.token(CITIZEN, Role.CITIZEN)
+    answer = await backends.http.post(
+        "/api/v1/requests", json={**GOOD, "description": "broken"}, headers=headers
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": {
+            "code": "INVALID_ARGUMENT",
+            "message": "description: describe it precisely",
+            "fields": {"description": "describe it precisely"},
+        }
+    }
+    unsigned = await backends.http.post("/api/v1/requests", json=GOOD)
+    assert unsigned.status_code == 401
+    cancel = await backends.http.post(
+        "/api/v1/requests/TW1/cancel", json={"reason": "late"}, headers=headers
+    )
+    assert (cancel.status_code, cancel.json()["error"]["code"]) == (409, "FAILED_PRECONDITION")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (b'{"document_ids": "x"}', "document_ids"),
+        (b'{"colour": "red"}', "colour"),
+        (b'{"contact": {"mobile": 5}}', "contact.mobile"),
+        (b'{"description": "\\ud800"}', "description"),
+    ],
+)
+async def test_bad_json_is_400_naming_the_field(
+    backends: Backends, body: bytes, field: str
+) -> None:
+    answer = await backends.http.post(
+        "/api/v1/requests",
+        content=body,
+        headers={**backends.token(CITIZEN, Role.CITIZEN), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert field in answer.json()["error"]["fields"] or "body" in answer.json()["error"]["fields"]
+    assert backends.intake.submissions == []
+
+
+async def test_bodies_past_their_limit_are_413(backends: Backends) -> None:
+    headers = backends.token(CITIZEN, Role.CITIZEN)
+    big = {**GOOD, "description": "x" * 5000}
+    answer = await backends.http.post("/api/v1/requests", json=big, headers=headers)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        for _ in range(4):
+            yield b"%" * 60_000
+
+    upload = await backends.http.post(
+        "/api/v1/documents",
+        params={"filename": "a.pdf"},
+        content=streamed(),
+        headers={**headers, "Content-Type": "application/pdf"},
+    )
+    assert upload.status_code == 413
+    assert backends.docs.received == []
+
+
+async def test_an_upload_streams_in_chunks_with_its_declared_type(backends: Backends) -> None:
+    data = b"%PDF-1.4\n" + b"x" * 150_000
+    answer = await backends.http.post(
+        "/api/v1/documents",
+        params={"filename": "error.pdf", "sub_service_code": "s", "document_kind": "photo"},
+        content=data,
+        headers={
+            **backends.token(CITIZEN, Role.CITIZEN),
+            "Content-Type": "application/pdf; charset=binary",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    document = answer.json()["document"]
+    assert (document["size_bytes"], document["state"]) == (
+        str(len(data)),
+        "DOCUMENT_STATE_QUARANTINED",
+    )
+    sent = backends.docs.metadata[-1]
+    assert (sent.filename, sent.declared_content_type, sent.document_kind) == (
+        "error.pdf",
+        "application/pdf",
+        "photo",
+    )
+
+
+async def test_tracking_needs_no_sign_in_and_sends_no_token(backends: Backends) -> None:
+    answer = await backends.http.post(
+        "/api/v1/tracking/start",
+        json={"request_number": "TW1", "id_number": CITIZEN, "mobile": "0551234567"},
+    )
+    assert answer.json() == {"code_valid_seconds": 300}
+    assert backends.intake.tokens[-1] == ""
+
+
+async def test_calls_past_the_rate_are_429_with_retry_after(tmp_path: Path) -> None:
+    async for served in _serve(tmp_path, rate_per_minute=2, tracking_per_minute_per_address=1):
+        headers = served.token(CITIZEN, Role.CITIZEN)
+        codes = [
+            (await served.http.get("/api/v1/requests", headers=headers)).status_code
+            for _ in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        refused = await served.http.get("/api/v1/requests", headers=headers)
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
+        # Another person is not held back by the first.
+        other = served.token("1012345672", Role.CITIZEN)
+        assert (await served.http.get("/api/v1/requests", headers=other)).status_code == 200
+        body = {"request_number": "TW1", "id_number": CITIZEN, "mobile": "0551234567"}
+        first = await served.http.post("/api/v1/tracking/start", json=body)
+        second = await served.http.post("/api/v1/tracking/start", json=body)
+        assert (first.status_code, second.status_code) == (200, 429)
+
+
+BULK = (
+    "subject_id,sub_service_code,description,mobile,field.iqama_number\n"
+    "2034567897,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
+    "0551234567,2034567897\n"
+    "2023456789,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
+    "0551234567,2023456789\n"
+    "2056789015,reports.general-inquiry,short,0551234567,2056789015\n"
+    "1,2\n"
+)
+
+
+async def test_bulk_filing_answers_each_row_and_files_nothing_twice(backends: Backends) -> None:
+    headers = {
+        **backends.token("7000000013", Role.ESTABLISHMENT),
+        "Content-Type": "text/csv",
+    }
+    url = "/api/v1/establishment/requests:bulk"
+    first = await backends.http.post(url, content=BULK.encode(), headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["filed"], body["refused"]) == (1, 3)
+    own, foreign, short, broken = body["results"]
+    assert own["row"] == 1
+    assert own["request_number"].startswith("TW")
+    assert foreign["error"]["code"] == "PERMISSION_DENIED"
+    assert foreign["error"]["fields"] == {"subject_id": "not one of your workers"}
+    assert short["error"]["fields"] == {"description": "describe it precisely"}
+    assert (broken["row"], list(broken["error"]["fields"])) == (4, ["row"])
+    assert backends.intake.submissions[0].subject_id == "2034567897"
+    assert backends.intake.submissions[0].fields["iqama_number"] == "2034567897"
+
+    again = await backends.http.post(url, content=BULK.encode(), headers=headers)
+    assert again.json()["results"][0]["request_number"] == own["request_number"]
+    keys = [
+        s.idempotency_key for s in backends.intake.submissions if s.subject_id == OWN_WORKERS[0]
+    ]
+    assert len(keys) == 2
+    assert len(set(keys)) == 1
+    assert len(backends.intake.by_key) == 1
+
+
+async def test_bulk_filing_is_for_establishments_and_limits_rows(backends: Backends) -> None:
+    url = "/api/v1/establishment/requests:bulk"
+    citizen = await backends.http.post(
+        url, content=BULK.encode(), headers=backends.token(CITIZEN, Role.CITIZEN)
+    )
+    assert citizen.status_code == 403
+    anonymous = await backends.http.post(url, content=BULK.encode())
+    assert anonymous.status_code == 401
+    rows = BULK.split("\n", 1)[1] * 3
+    too_many = await backends.http.post(
+        url,
+        content=(BULK.split("\n", 1)[0] + "\n" + rows).encode(),
+        headers=backends.token("7000000013", Role.ESTABLISHMENT),
+    )
+    assert too_many.status_code == 400
+    assert "at most 5 rows" in too_many.json()["error"]["fields"]["file"]
+
+
+async def test_dev_sign_in_gives_tokens_the_api_accepts(backends: Backends) -> None:
+    people = (await backends.http.get("/dev/people")).json()["people"]
+    kinds = {p["id"]: p["kind"] for p in people}
+    assert (kinds["1000000008"], kinds["7000000013"]) == ("citizen", "establishment")
+    signed = await backends.http.post("/dev/sign-in", json={"id": "7000000013"})
+    assert signed.status_code == 200
+    body = signed.json()
+    assert (body["role"], body["expires_at"][-1]) == ("establishment", "Z")
+    answer = await backends.http.post(
+        "/api/v1/establishment/requests:bulk",
+        content=BULK.encode(),
+        headers={"Authorization": f"Bearer {body['token']}"},
+    )
+    assert answer.status_code == 200
+    unknown = await backends.http.post("/dev/sign-in", json={"id": "1234567890"})
+    assert (unknown.status_code, unknown.json()["error"]["fields"]) == (
+        404,
+        {"id": "not a person of the development registry"},
+    )
+
+
+async def test_dev_sign_in_is_off_unless_enabled(tmp_path: Path) -> None:
+    async for served in _serve(tmp_path, dev_sign_in=False):
+        assert (await served.http.get("/dev/people")).status_code == 404
+        assert (await served.http.post("/dev/sign-in", json={"id": CITIZEN})).status_code == 404
+
+
+async def test_the_openapi_description_has_the_messages(backends: Backends) -> None:
+    spec = (await backends.http.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert "/api/v1/requests/{request_number}/appeal" in paths
+    assert "/api/v1/establishment/requests:bulk" in paths
+    submit = paths["/api/v1/requests"]["post"]
+    ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"idempotency_key", "document_ids", "contact", "fields"} <= schema["properties"].keys()
+
+
+async def test_the_web_page_is_served_when_it_exists(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "index.html").write_text("<h1>تواصل</h1>")
+    async for served in _serve(tmp_path):
+        page = await served.http.get("/")
+        assert (page.status_code, "تواصل" in page.text) == (200, True)
+        assert (await served.http.get("/healthz")).json() == {"status": "serving"}
