@@ -19,8 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tawasul-stack",
         description="Runs PostgreSQL, Kafka, MinIO, the SMS gateway, the SMTP server, ClamAV's "
-        "daemon and every Tawasul service as local processes. Settings come from "
-        "TAWASUL_STACK_DIR, TAWASUL_CACHE_DIR and TAWASUL_PORT_BASE; the "
+        "daemon, every Tawasul service and the channels' HTTP gateway as local processes. "
+        "Settings come from TAWASUL_STACK_DIR, TAWASUL_CACHE_DIR and TAWASUL_PORT_BASE; the "
         "options below override them.",
     )
     parser.add_argument("--state-dir", type=Path, help="data, logs and pid files of this stack")
@@ -43,13 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument(
             "name",
             help="a service, a replica of one (routing-2: same settings and consumer groups, "
-            "its own gRPC port, pid file and log), postgres, kafka, minio, sms-gateway, smtp "
-            "or clamd",
+            "its own gRPC port, pid file and log), the channels' HTTP gateway (gateway), "
+            "postgres, kafka, minio, sms-gateway, smtp or clamd",
         )
     logs = commands.add_parser("logs", help="print the end of a process's log")
     logs.add_argument(
         "name",
-        help="postgres, kafka, minio, sms-gateway, smtp, clamd, a service, or <service>-migrate",
+        help="postgres, kafka, minio, sms-gateway, smtp, clamd, gateway, a service, or "
+        "<service>-migrate",
     )
     logs.add_argument("-n", "--lines", type=int, default=100)
     commands.add_parser("demo", help="walk one request through the running stack")

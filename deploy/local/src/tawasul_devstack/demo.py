@@ -131,6 +131,13 @@ async def journey(config: StackConfig) -> None:
 
 
 def main(config: StackConfig | None = None) -> int:
-    asyncio.run(journey(config or StackConfig.from_env()))
+    config = config or StackConfig.from_env()
+    asyncio.run(journey(config))
     print("demo complete", flush=True)
+    print(
+        f"channels' HTTP gateway: {config.gateway_url} (API under /api/v1, its description at "
+        f"{config.gateway_url}/docs; development sign-in: GET /dev/people, "
+        'POST /dev/sign-in {"id": "1000000008"})',
+        flush=True,
+    )
     return 0

@@ -28,7 +28,9 @@ CA_NAME = "Tawasul development CA"
 # The demo, the end-to-end tests, the benchmark and the stack's own readiness probe.
 CLIENT = "client"
 REVIEW_CLI = "review-cli"
-CLIENTS = (CLIENT, REVIEW_CLI)
+# The channels' HTTP gateway: it calls intake and docs for the end users it serves.
+GATEWAY = "gateway"
+CLIENTS = (CLIENT, REVIEW_CLI, GATEWAY)
 
 CA_DAYS = 3650
 LEAF_DAYS = 365

