@@ -135,8 +135,8 @@ def main(config: StackConfig | None = None) -> int:
     asyncio.run(journey(config))
     print("demo complete", flush=True)
     print(
-        f"channels' HTTP gateway: {config.gateway_url} (API under /api/v1, its description at "
-        f"{config.gateway_url}/docs; development sign-in: GET /dev/people, "
+        f"channels' HTTP gateway: {config.gateway_url} (API under /api/v1, described at "
+        f"{config.gateway_url}/openapi.json; development sign-in: GET /dev/people, "
         'POST /dev/sign-in {"id": "1000000008"})',
         flush=True,
     )

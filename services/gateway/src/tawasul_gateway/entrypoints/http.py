@@ -257,7 +257,7 @@ def create_app(
         response = await call_next(request)
         # The route's template, never the path or query: they may hold people's data.
         route = request.scope.get("route")
-        template = getattr(route, "path", "static")
+        template = getattr(route, "path", None) or "(no API route)"
         log.info(
             "%s %s %d %.1fms",
             request.method,
