@@ -40,6 +40,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     tokens: list[str] = field(default_factory=list)
     by_key: dict[str, str] = field(default_factory=dict)
     submissions: list[intake_pb2.SubmitRequestRequest] = field(default_factory=list)
+    refuse_all: bool = False
 
     async def _refuse(self, context: Context, error: errors.DomainError) -> None:
         await context.abort_with_status(to_status(error))
@@ -58,7 +59,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.SubmitRequestResponse:
         self.tokens.append(_token(context))
         self.submissions.append(request)
-        if not _token(context):
+        if not _token(context) or self.refuse_all:
             await self._refuse(context, errors.Unauthenticated("sign in"))
         if len(request.description) < 20:
             await self._refuse(
@@ -405,6 +406,13 @@ async def test_bulk_filing_is_for_establishments_and_limits_rows(backends: Backe
     assert citizen.status_code == 403
     anonymous = await backends.http.post(url, content=BULK.encode())
     assert anonymous.status_code == 401
+    # A token intake refuses fails the file, not each row.
+    backends.intake.refuse_all = True
+    refused = await backends.http.post(
+        url, content=BULK.encode(), headers=backends.token("7000000013", Role.ESTABLISHMENT)
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "UNAUTHENTICATED")
+    backends.intake.refuse_all = False
     rows = BULK.split("\n", 1)[1] * 3
     too_many = await backends.http.post(
         url,

@@ -543,6 +543,8 @@ async def _file_row(
         answer = await client.submit_request(message, token=token)
     except TawasulError as exc:
         error = ApiError.of(exc)
+        if error.status == 401:
+            raise error from None  # the sign-in, not the row: every row would fail the same
         fields = error.fields
         if exc.code_name == "PERMISSION_DENIED" and not fields:
             # Whom the row is about is what the establishment may not file for.
