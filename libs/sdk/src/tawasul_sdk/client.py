@@ -324,6 +324,28 @@ class TawasulClient:
     ) -> docs_pb2.GetDocumentResponse:
         return await self._unary(self.docs.GetDocument, request, token=token, retry=True)
 
+    async def scanned(
+        self,
+        document_id: str,
+        *,
+        within: float = 60.0,
+        every: float = 0.5,
+        token: str | None = None,
+    ) -> docs_pb2.Document:
+        """The document once the malware scanner has decided (clean or infected): a request
+        takes clean documents only. TimeoutError when it is still quarantined after `within`
+        seconds (docs scans again later when its scanner is down)."""
+        deadline = self._clock() + within
+        while True:
+            answer = await self.get_document(
+                docs_pb2.GetDocumentRequest(document_id=document_id), token=token
+            )
+            if answer.document.state != docs_pb2.DOCUMENT_STATE_QUARANTINED:
+                return answer.document
+            if self._clock() + every > deadline:
+                raise TimeoutError(f"document {document_id} still quarantined after {within} s")
+            await self._sleep(every)
+
     async def get_download_url(
         self, request: docs_pb2.GetDownloadUrlRequest, *, token: str | None = None
     ) -> docs_pb2.GetDownloadUrlResponse:

@@ -72,6 +72,20 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     def __init__(self) -> None:
         self.chunks: list[int] = []
         self.metadata: docs_pb2.DocumentMetadata | None = None
+        self.looks = 0
+
+    async def GetDocument(
+        self, request: docs_pb2.GetDocumentRequest, context: Context
+    ) -> docs_pb2.GetDocumentResponse:
+        self.looks += 1
+        state = (
+            docs_pb2.DOCUMENT_STATE_CLEAN
+            if self.looks >= 3
+            else docs_pb2.DOCUMENT_STATE_QUARANTINED
+        )
+        return docs_pb2.GetDocumentResponse(
+            document=docs_pb2.Document(document_id=request.document_id, state=state)
+        )
 
     async def UploadDocument(
         self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
@@ -227,3 +241,15 @@ async def test_an_error_of_the_data_source_is_raised_as_it_is(
     async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
         with pytest.raises(TooLarge):
             await client.upload_document(pieces(), filename="a", content_type="application/pdf")
+
+
+async def test_scanned_waits_until_the_scanner_has_decided(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    _, docs, address = servers
+    async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
+        document = await client.scanned("d1", every=0.01)
+        assert (document.state, docs.looks) == (docs_pb2.DOCUMENT_STATE_CLEAN, 3)
+        docs.looks = -100
+        with pytest.raises(TimeoutError):
+            await client.scanned("d1", within=0.05, every=0.01)
