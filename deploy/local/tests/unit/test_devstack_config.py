@@ -68,6 +68,7 @@ def test_addresses_derive_from_the_port_base(tmp_path: Path) -> None:
     assert config.minio_console_port == 20001
     assert config.sms_gateway_url == "http://127.0.0.1:20080"
     assert config.smtp_port == 20025
+    assert config.gateway_url == "http://127.0.0.1:20088"
     assert [config.grpc_address(s) for s in SERVICES] == [
         "127.0.0.1:20101",
         "127.0.0.1:20102",
@@ -86,13 +87,14 @@ def test_two_port_bases_share_no_port(tmp_path: Path) -> None:
             config.minio_console_port,
             config.sms_gateway_port,
             config.smtp_port,
+            config.gateway_port,
             *(config.grpc_port(s) for s in SERVICES),
         }
 
     dev = ports(StackConfig(tmp_path, tmp_path, port_base=19000))
     tests = ports(StackConfig(tmp_path, tmp_path, port_base=29000))
 
-    assert len(dev) == 6 + len(SERVICES)
+    assert len(dev) == 7 + len(SERVICES)
     assert not dev & tests
 
 
@@ -106,6 +108,7 @@ def test_every_replica_has_a_grpc_port_of_its_own_in_the_layout(tmp_path: Path) 
         config.sms_gateway_port,
         config.smtp_port,
         config.clamd_port,
+        config.gateway_port,
     }
     grpc = [
         config.grpc_port(s, replica) for s in SERVICES for replica in range(1, MAX_REPLICAS + 1)
@@ -215,3 +218,22 @@ def test_the_services_pools_and_the_tools_fit_in_postgres_max_connections(
         for replica in range(1, MAX_REPLICAS + 1)
     )
     assert services + TOOLS_CONNECTIONS <= PG_MAX_CONNECTIONS - PG_SUPERUSER_RESERVED
+
+
+def test_the_gateway_calls_intake_and_docs_with_its_own_certificate(tmp_path: Path) -> None:
+    config = StackConfig(tmp_path, tmp_path, port_base=20000)
+    env = config.gateway_env()
+
+    assert (
+        env["TAWASUL_HTTP_PORT"],
+        env["TAWASUL_INTAKE_ADDRESS"],
+        env["TAWASUL_DOCS_ADDRESS"],
+    ) == (
+        "20088",
+        "127.0.0.1:20102",
+        "127.0.0.1:20101",
+    )
+    assert env["TAWASUL_TLS_CERT_FILE"] == str(config.tls_cert_file("gateway"))
+    assert env["TAWASUL_DEV_SIGN_IN"] == "true"
+    assert Path(env["TAWASUL_DEV_REGISTRY_FILE"]).is_file()
+    assert (Path(env["TAWASUL_DEV_IDENTITY_DIR"]) / "users.key.pem").is_file()
