@@ -458,6 +458,9 @@ async def test_the_openapi_description_has_the_messages(backends: Backends) -> N
     submit = paths["/api/v1/requests"]["post"]
     ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    error = submit["responses"]["default"]["content"]["application/json"]["schema"]["$ref"]
+    assert spec["components"]["schemas"][error.rsplit("/", 1)[1]]["required"] == ["error"]
+    assert "/api/v1/documents/{document_id}/download-url" in paths
     assert {"idempotency_key", "document_ids", "contact", "fields"} <= schema["properties"].keys()
 
 

@@ -40,6 +40,23 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 PREFIX = "/api/v1"
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string", "examples": ["INVALID_ARGUMENT"]},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "existing": {"type": "string", "description": "ALREADY_EXISTS: what exists"},
+            },
+        }
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -190,7 +207,10 @@ def create_app(
                         "application/json": {"schema": schemas.ref(response.DESCRIPTOR, components)}
                     },
                 },
-                "default": {"description": "an error", "content": {"application/json": {}}},
+                "default": {
+                    "description": "a refusal: gRPC status name, message, field violations",
+                    "content": {"application/json": {"schema": ERROR_REF}},
+                },
             }
         }
         if request is not None:
@@ -449,6 +469,16 @@ def create_app(
         answer = await call(request, lambda c, t: c.get_document(message, token=t))
         return JSONResponse(to_json(answer))
 
+    @app.get(
+        f"{PREFIX}/documents/{{document_id}}/download-url",
+        summary="GetDownloadUrl",
+        openapi_extra=doc(None, docs_pb2.GetDownloadUrlResponse),
+    )
+    async def get_download_url(request: Request, document_id: str) -> Response:
+        message = docs_pb2.GetDownloadUrlRequest(document_id=document_id)
+        answer = await call(request, lambda c, t: c.get_download_url(message, token=t))
+        return JSONResponse(to_json(answer))
+
     # -- establishment portal ---------------------------------------------------------------
 
     bulk_doc: dict[str, Any] = {
@@ -509,7 +539,9 @@ def create_app(
                 description=app.description,
                 routes=app.routes,
             )
-            spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(
+                {**components, "Error": ERROR_SCHEMA}
+            )
             app.openapi_schema = spec
         return app.openapi_schema
 
