@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 
-.PHONY: setup up down status test lint protos-check protos-breaking
+.PHONY: setup up down status test lint protos-check protos-breaking browser
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -42,5 +42,12 @@ protos-breaking:
 		echo "protos-breaking: wire-compatible with $$(git rev-parse --short HEAD~1)"; \
 	else echo "protos-breaking: no previous commit to compare with"; fi
 
-test: setup lint protos-check protos-breaking
+# The web page's tests drive Debian's Chromium (Playwright cannot download its own browsers
+# here); the Noto fonts render its Arabic.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-noto-core; }
+
+test: setup browser lint protos-check protos-breaking
 	$(UV) run pytest

@@ -1,0 +1,686 @@
+// The citizen's page: everything it shows comes from the gateway's JSON API (proto3 JSON of
+// intake's and docs' messages); every rule is the server's, and its messages are shown as sent.
+"use strict";
+
+const TEXTS = {
+  ar: {
+    title: "تواصل",
+    "nav.new": "طلب جديد",
+    "nav.mine": "طلباتي",
+    "nav.track": "الاستعلام عن طلب",
+    signOut: "خروج",
+    language: "English",
+    "signIn.title": "الدخول",
+    "signIn.help": "اختر شخصًا من سجل التطوير (بديل الدخول الموحد في بيئة التطوير).",
+    "signIn.off": "الدخول يتم عبر النفاذ الوطني الموحد.",
+    "new.title": "طلب جديد",
+    "new.department": "القسم",
+    "new.subService": "الخدمة الفرعية",
+    "new.subject": "رقم هوية صاحب الطلب (اتركه فارغًا إن كان الطلب لك)",
+    "new.description": "وصف المشكلة بدقة",
+    "new.mobile": "رقم الجوال",
+    "new.email": "البريد الإلكتروني (اختياري)",
+    "new.submit": "إرسال الطلب",
+    "new.sending": "جارٍ الإرسال…",
+    "new.done": "تم استلام طلبك",
+    "new.open": "عرض الطلب",
+    "new.choose": "اختر…",
+    "new.documents": "المرفقات",
+    "new.required": "(مطلوب)",
+    "new.uploaded": "تم الرفع",
+    "new.sla": "مدة الإنجاز",
+    "new.fee": "قد تترتب على هذه الخدمة رسوم.",
+    working_days: "يوم عمل",
+    working_hours: "ساعة عمل",
+    "request.number": "رقم الطلب",
+    "request.status": "الحالة",
+    "request.department": "القسم",
+    "request.expected": "موعد الإنجاز المتوقع",
+    "request.expectedGregorian": "بالتاريخ الميلادي",
+    "request.expectedHijri": "بالتاريخ الهجري",
+    "request.decision": "رسالة الجوازات",
+    "request.history": "سجل الطلب",
+    "mine.title": "طلباتي",
+    "mine.empty": "لا توجد طلبات بعد.",
+    "mine.more": "المزيد",
+    "respond.title": "مطلوب منك",
+    "respond.by": "آخر موعد للرد",
+    "respond.message": "ردك",
+    "respond.file": "مرفق (PDF أو JPG أو PNG)",
+    "respond.send": "إرسال الرد",
+    "actions.followUp": "متابعة الطلب",
+    "actions.followUpFrom": "المتابعة متاحة من",
+    "actions.cancel": "إلغاء الطلب",
+    "actions.cancelReason": "سبب الإلغاء",
+    "actions.appeal": "الاعتراض على الرفض",
+    "actions.appealReason": "سبب الاعتراض",
+    "actions.done": "تم",
+    "track.title": "الاستعلام عن طلب دون دخول",
+    "track.id": "رقم الهوية أو الإقامة",
+    "track.send": "إرسال رمز التحقق",
+    "track.sent": "إذا تطابقت البيانات فسيصلك رمز تحقق برسالة نصية.",
+    "track.code": "رمز التحقق",
+    "track.show": "عرض حالة الطلب",
+    "error.network": "تعذر الاتصال بالخدمة، حاول مرة أخرى.",
+    "error.signIn": "سجّل الدخول أولًا.",
+  },
+  en: {
+    title: "Tawasul",
+    "nav.new": "New request",
+    "nav.mine": "My requests",
+    "nav.track": "Track a request",
+    signOut: "Sign out",
+    language: "العربية",
+    "signIn.title": "Sign in",
+    "signIn.help": "Choose a person of the development registry (the single sign-on's stand-in).",
+    "signIn.off": "Sign in through the national single sign-on.",
+    "new.title": "New request",
+    "new.department": "Department",
+    "new.subService": "Sub-service",
+    "new.subject": "ID number of the person concerned (empty if the request is about you)",
+    "new.description": "A precise description of the problem",
+    "new.mobile": "Mobile number",
+    "new.email": "E-mail (optional)",
+    "new.submit": "Submit the request",
+    "new.sending": "Sending…",
+    "new.done": "Your request was received",
+    "new.open": "Open the request",
+    "new.choose": "Choose…",
+    "new.documents": "Attachments",
+    "new.required": "(required)",
+    "new.uploaded": "Uploaded",
+    "new.sla": "Answered within",
+    "new.fee": "A fee may apply to this service.",
+    working_days: "working days",
+    working_hours: "working hours",
+    "request.number": "Request number",
+    "request.status": "Status",
+    "request.department": "Department",
+    "request.expected": "Expected completion",
+    "request.expectedGregorian": "Gregorian",
+    "request.expectedHijri": "Hijri",
+    "request.decision": "Message from the office",
+    "request.history": "History",
+    "mine.title": "My requests",
+    "mine.empty": "No requests yet.",
+    "mine.more": "More",
+    "respond.title": "Asked of you",
+    "respond.by": "Answer by",
+    "respond.message": "Your answer",
+    "respond.file": "Attachment (PDF, JPG or PNG)",
+    "respond.send": "Send the answer",
+    "actions.followUp": "Follow up",
+    "actions.followUpFrom": "A follow-up is possible from",
+    "actions.cancel": "Cancel the request",
+    "actions.cancelReason": "Why do you cancel it?",
+    "actions.appeal": "Appeal the rejection",
+    "actions.appealReason": "Why should the decision change?",
+    "actions.done": "Done",
+    "track.title": "Track a request without signing in",
+    "track.id": "National ID or iqama number",
+    "track.send": "Send the verification code",
+    "track.sent": "If the details match, a verification code is on its way by SMS.",
+    "track.code": "Verification code",
+    "track.show": "Show the request's status",
+    "error.network": "The service cannot be reached; try again.",
+    "error.signIn": "Sign in first.",
+  },
+};
+
+const UNDECIDED = new Set([
+  "REQUEST_STATUS_SUBMITTED",
+  "REQUEST_STATUS_UNDER_REVIEW",
+  "REQUEST_STATUS_NEEDS_MORE_INFO",
+  "REQUEST_STATUS_RETURNED_BY_APPLICANT",
+  "REQUEST_STATUS_TRANSFERRED",
+]);
+
+const state = {
+  lang: localStorage.getItem("tawasul.lang") === "en" ? "en" : "ar",
+  token: sessionStorage.getItem("tawasul.token") || "",
+  who: sessionStorage.getItem("tawasul.who") || "",
+  catalog: null,
+  idempotencyKey: "",
+  documents: new Map(), // document kind → [document ids]
+  nextPage: "",
+  request: null,
+};
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const t = (key) => TEXTS[state.lang][key] ?? TEXTS.ar[key] ?? key;
+
+class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message || String(status));
+    this.status = status;
+    this.code = error.code || "";
+    this.fields = error.fields || {};
+  }
+}
+
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { message: t("error.network") });
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    if (response.status === 401) signOut(false);
+    throw new ApiError(response.status, data.error || { message: response.statusText });
+  }
+  return data;
+}
+
+// Uploads one file with its progress shown; resolves to docs' Document.
+function upload(file, { subService = "", kind = "", progress }) {
+  return new Promise((resolve, reject) => {
+    const query = new URLSearchParams({
+      filename: file.name,
+      sub_service_code: subService,
+      document_kind: kind,
+    });
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1/documents?${query}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    progress.hidden = false;
+    progress.value = 0;
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) progress.value = event.loaded / event.total;
+    };
+    xhr.onload = () => {
+      const data = JSON.parse(xhr.responseText || "{}");
+      if (xhr.status >= 200 && xhr.status < 300) {
+        progress.value = 1;
+        resolve(data.document);
+      } else {
+        reject(new ApiError(xhr.status, data.error || { message: xhr.statusText }));
+      }
+    };
+    xhr.onerror = () => reject(new ApiError(0, { message: t("error.network") }));
+    xhr.send(file);
+  });
+}
+
+function banner(message) {
+  const el = $("#banner");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+function clearErrors(root) {
+  banner("");
+  for (const el of root.querySelectorAll("[data-error-for]")) el.textContent = "";
+  for (const el of root.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+// Puts each field's message next to its field; what has no place on the form goes on top.
+function showError(root, error) {
+  const loose = [];
+  for (const [field, message] of Object.entries(error.fields || {})) {
+    const slot = root.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+    if (slot) {
+      slot.textContent = message;
+      const input = slot.previousElementSibling;
+      if (input) input.setAttribute("aria-invalid", "true");
+    } else {
+      loose.push(`${field}: ${message}`);
+    }
+  }
+  if (loose.length || !Object.keys(error.fields || {}).length) {
+    banner([error.message, ...loose].filter(Boolean).join(" — "));
+  }
+}
+
+function text(localized) {
+  if (!localized) return "";
+  return localized[state.lang] || localized.ar || "";
+}
+
+function dateText(display) {
+  if (!display) return "";
+  return (state.lang === "en" ? display.text_en : display.text_ar) || display.gregorian_date || "";
+}
+
+function when(timestamp) {
+  if (!timestamp) return "";
+  const locale = state.lang === "en" ? "en-GB" : "ar-SA-u-ca-islamic-umalqura-nu-arab";
+  return new Date(timestamp).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  document.documentElement.dir = state.lang === "ar" ? "rtl" : "ltr";
+  document.title = state.lang === "ar" ? "تواصل — المديرية العامة للجوازات" : "Tawasul — General Directorate of Passports";
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  const toggle = $("#language");
+  toggle.textContent = t("language");
+  toggle.lang = state.lang === "ar" ? "en" : "ar";
+}
+
+function showAccount() {
+  $("#who").textContent = state.who;
+  $("#sign-out").hidden = !state.token;
+}
+
+function signOut(reroute = true) {
+  state.token = "";
+  state.who = "";
+  sessionStorage.removeItem("tawasul.token");
+  sessionStorage.removeItem("tawasul.who");
+  showAccount();
+  if (reroute) route();
+}
+
+function show(view) {
+  for (const section of document.querySelectorAll("main > section")) {
+    section.hidden = section.id !== `view-${view}`;
+  }
+}
+
+// --- sign-in (development stand-in for the national single sign-on) ------------------------
+
+async function showSignIn() {
+  show("sign-in");
+  const list = $("#people");
+  list.replaceChildren();
+  let people;
+  try {
+    people = (await api("GET", "/dev/people")).people || [];
+  } catch {
+    list.append(Object.assign(document.createElement("li"), { textContent: t("signIn.off") }));
+    return;
+  }
+  for (const person of people) {
+    const button = document.createElement("button");
+    button.type = "button";
+    const name = state.lang === "en" ? person.name_en : person.name_ar;
+    button.textContent = `${name || person.id} — ${person.id} (${person.kind})`;
+    button.dataset.id = person.id;
+    button.addEventListener("click", async () => {
+      try {
+        const answer = await api("POST", "/dev/sign-in", { id: person.id });
+        state.token = answer.token;
+        state.who = name || person.id;
+        sessionStorage.setItem("tawasul.token", state.token);
+        sessionStorage.setItem("tawasul.who", state.who);
+        showAccount();
+        route();
+      } catch (error) {
+        banner(error.message);
+      }
+    });
+    const item = document.createElement("li");
+    item.append(button);
+    list.append(item);
+  }
+}
+
+// --- new request ---------------------------------------------------------------------------
+
+async function loadCatalog() {
+  if (state.catalog?.locale === state.lang) return state.catalog;
+  state.catalog = await api("GET", `/api/v1/catalog?locale=${state.lang}`);
+  state.catalog.locale = state.lang;
+  return state.catalog;
+}
+
+function option(value, label) {
+  return Object.assign(document.createElement("option"), { value, textContent: label });
+}
+
+async function showNew() {
+  show("new");
+  $("#new-form").hidden = false;
+  $("#submitted").hidden = true;
+  state.idempotencyKey = newKey();
+  const catalog = await loadCatalog();
+  const departments = $("#department");
+  const chosen = departments.value;
+  departments.replaceChildren(option("", t("new.choose")));
+  for (const d of catalog.departments || []) departments.append(option(d.code, d.name));
+  departments.value = chosen;
+  fillSubServices();
+}
+
+function subService(code) {
+  for (const d of state.catalog?.departments || []) {
+    for (const s of d.sub_services || []) if (s.code === code) return s;
+  }
+  return null;
+}
+
+function fillSubServices() {
+  const select = $("#sub-service");
+  const chosen = select.value;
+  select.replaceChildren(option("", t("new.choose")));
+  const department = (state.catalog?.departments || []).find((d) => d.code === $("#department").value);
+  for (const s of department?.sub_services || []) select.append(option(s.code, s.name));
+  select.value = department?.sub_services?.some((s) => s.code === chosen) ? chosen : "";
+  renderSubService();
+}
+
+function renderSubService() {
+  const s = subService($("#sub-service").value);
+  const fields = $("#fields");
+  const documents = $("#documents");
+  fields.replaceChildren();
+  documents.replaceChildren();
+  state.documents = new Map();
+  $("#sub-service-about").textContent = s
+    ? [s.description, s.sla_amount ? `${t("new.sla")}: ${s.sla_amount} ${t(s.sla_unit)}` : "", s.fee_applies ? t("new.fee") : ""]
+        .filter(Boolean)
+        .join(" · ")
+    : "";
+  if (!s) return;
+  for (const spec of s.fields || []) fields.append(...fieldInput(spec));
+  if ((s.documents || []).length) {
+    documents.append(Object.assign(document.createElement("h3"), { textContent: t("new.documents") }));
+  }
+  for (const spec of s.documents || []) documents.append(...documentInput(s, spec));
+}
+
+function fieldInput(spec) {
+  const id = `field-${spec.name}`;
+  const label = Object.assign(document.createElement("label"), { htmlFor: id });
+  label.textContent = spec.required ? `${spec.label} ${t("new.required")}` : spec.label;
+  let input;
+  if (spec.type === "choice") {
+    input = document.createElement("select");
+    input.append(option("", t("new.choose")));
+    for (const c of spec.choices || []) input.append(option(c.value, c.label));
+  } else {
+    input = document.createElement("input");
+    if (spec.type === "date") input.type = "date";
+    else if (/number|national_id|id_number/.test(spec.type)) input.inputMode = "numeric";
+    if (spec.max_length) input.maxLength = spec.max_length;
+  }
+  Object.assign(input, { id, name: spec.name, required: Boolean(spec.required) });
+  input.dataset.field = spec.name;
+  const error = Object.assign(document.createElement("p"), { className: "error" });
+  error.dataset.errorFor = `fields.${spec.name}`;
+  const parts = [label, input, error];
+  if (spec.help) parts.splice(2, 0, Object.assign(document.createElement("p"), { className: "help", textContent: spec.help }));
+  return parts;
+}
+
+function documentInput(s, spec) {
+  const id = `document-${spec.kind}`;
+  const label = Object.assign(document.createElement("label"), { htmlFor: id });
+  label.textContent = spec.required ? `${spec.label} ${t("new.required")}` : spec.label;
+  const input = Object.assign(document.createElement("input"), {
+    id,
+    type: "file",
+    accept: (spec.media_types || []).join(","),
+    multiple: (spec.max_count || 1) > 1,
+  });
+  input.dataset.kind = spec.kind;
+  const progress = Object.assign(document.createElement("progress"), { max: 1, value: 0, hidden: true });
+  progress.dataset.kind = spec.kind;
+  const error = Object.assign(document.createElement("p"), { className: "error" });
+  error.dataset.errorFor = `documents.${spec.kind}`;
+  input.addEventListener("change", async () => {
+    error.textContent = "";
+    const ids = [];
+    state.documents.set(spec.kind, ids);
+    for (const file of input.files) {
+      try {
+        const stored = await upload(file, { subService: s.code, kind: spec.kind, progress });
+        ids.push(stored.document_id);
+        progress.title = t("new.uploaded");
+      } catch (failure) {
+        progress.hidden = true;
+        error.textContent = Object.values(failure.fields || {}).join(" — ") || failure.message;
+      }
+    }
+  });
+  return [label, input, progress, error];
+}
+
+async function submitNew(event) {
+  event.preventDefault();
+  const form = $("#new-form");
+  clearErrors(form);
+  const fields = {};
+  for (const input of form.querySelectorAll("[data-field]")) {
+    if (input.value.trim()) fields[input.dataset.field] = input.value.trim();
+  }
+  const body = {
+    idempotency_key: state.idempotencyKey,
+    sub_service_code: $("#sub-service").value,
+    description: $("#description").value,
+    subject_id: $("#subject-id").value.trim(),
+    fields,
+    contact: { mobile: $("#mobile").value.trim(), email: $("#email").value.trim(), locale: state.lang },
+    document_ids: [...state.documents.values()].flat(),
+  };
+  const button = $("#submit");
+  button.disabled = true;
+  button.textContent = t("new.sending");
+  try {
+    const { request } = await api("POST", "/api/v1/requests", body);
+    form.hidden = true;
+    $("#submitted").hidden = false;
+    $("#submitted-number").textContent = request.request_number;
+    $("#submitted-expected").textContent = dateText(request.expected_completion);
+    $("#submitted-gregorian").textContent = request.expected_completion?.gregorian_date || "";
+    $("#submitted-hijri").textContent = request.expected_completion?.hijri_date || "";
+    $("#submitted-link").href = `#request/${request.request_number}`;
+    form.reset();
+    state.documents = new Map();
+  } catch (error) {
+    showError(form, error);
+  } finally {
+    button.disabled = false;
+    button.textContent = t("new.submit");
+  }
+}
+
+// --- my requests ---------------------------------------------------------------------------
+
+async function showMine(more = false) {
+  show("mine");
+  const list = $("#mine-list");
+  if (!more) {
+    list.replaceChildren();
+    state.nextPage = "";
+  }
+  const query = new URLSearchParams({ page_size: "20", page_token: state.nextPage });
+  const page = await api("GET", `/api/v1/requests?${query}`);
+  for (const r of page.requests || []) {
+    const link = Object.assign(document.createElement("a"), { href: `#request/${r.request_number}` });
+    link.append(
+      Object.assign(document.createElement("strong"), { textContent: r.request_number, dir: "ltr" }),
+      ` — ${text(r.status_label)} — ${text(r.department_name)} — ${when(r.submitted_at)}`,
+    );
+    const item = document.createElement("li");
+    item.dataset.number = r.request_number;
+    item.append(link);
+    list.append(item);
+  }
+  state.nextPage = page.next_page_token || "";
+  $("#mine-more").hidden = !state.nextPage;
+  $("#mine-empty").hidden = list.children.length > 0;
+}
+
+// --- one request ---------------------------------------------------------------------------
+
+async function showRequest(number) {
+  show("request");
+  const { request } = await api("GET", `/api/v1/requests/${encodeURIComponent(number)}`);
+  renderRequest(request);
+}
+
+function renderRequest(r) {
+  state.request = r;
+  $("#request-number").textContent = r.request_number;
+  $("#request-status").textContent = text(r.status_label);
+  $("#request-department").textContent = text(r.department_name);
+  $("#request-expected").textContent = dateText(r.expected_completion);
+  $("#request-decision").textContent = r.decision_message || "—";
+  const history = $("#request-history");
+  history.replaceChildren();
+  for (const step of r.history || []) {
+    const item = document.createElement("li");
+    item.textContent = [when(step.at), text(step.status_label), step.message].filter(Boolean).join(" — ");
+    history.append(item);
+  }
+  const status = r.status || "";
+  const needsInfo = status === "REQUEST_STATUS_NEEDS_MORE_INFO";
+  $("#request-missing").hidden = !needsInfo;
+  if (needsInfo) {
+    const missing = $("#missing-list");
+    missing.replaceChildren();
+    for (const m of r.missing || []) {
+      missing.append(Object.assign(document.createElement("li"), { textContent: m.description || m.name }));
+    }
+    $("#respond-by").textContent = dateText(r.respond_by);
+  }
+  const followFrom = r.follow_up_from?.at ? new Date(r.follow_up_from.at) : null;
+  const canFollow = UNDECIDED.has(status) && !needsInfo;
+  $("#follow-up").hidden = !canFollow;
+  $("#follow-up").disabled = Boolean(followFrom && followFrom > new Date());
+  $("#follow-up-from").textContent =
+    canFollow && followFrom && followFrom > new Date() ? `${t("actions.followUpFrom")} ${dateText(r.follow_up_from)}` : "";
+  $("#cancel").hidden = !UNDECIDED.has(status);
+  const appealUntil = r.appeal_until?.at ? new Date(r.appeal_until.at) : null;
+  $("#appeal").hidden = !(status === "REQUEST_STATUS_REJECTED" && !r.appealed && appealUntil && appealUntil > new Date());
+}
+
+async function act(path, body) {
+  clearErrors($("#view-request"));
+  try {
+    const { request } = await api("POST", `/api/v1/requests/${encodeURIComponent(state.request.request_number)}/${path}`, body);
+    renderRequest(request);
+    banner(t("actions.done"));
+  } catch (error) {
+    showError($("#view-request"), error);
+  }
+}
+
+async function respond(event) {
+  event.preventDefault();
+  const form = $("#respond-form");
+  clearErrors(form);
+  const ids = [];
+  const file = $("#respond-file").files[0];
+  if (file) {
+    try {
+      ids.push((await upload(file, { progress: $("#respond-progress") })).document_id);
+    } catch (error) {
+      showError(form, { message: error.message, fields: { document_ids: Object.values(error.fields).join(" — ") || error.message } });
+      return;
+    }
+  }
+  await act("respond", { message: $("#respond-message").value, document_ids: ids });
+  form.reset();
+}
+
+// --- tracking without sign-in --------------------------------------------------------------
+
+async function startTracking(event) {
+  event.preventDefault();
+  const form = $("#track-form");
+  clearErrors(form);
+  try {
+    await api("POST", "/api/v1/tracking/start", trackingBody());
+    $("#track-code-form").hidden = false;
+    $("#track-code").focus();
+  } catch (error) {
+    showError(form, error);
+  }
+}
+
+function trackingBody() {
+  return {
+    request_number: $("#track-number").value.trim(),
+    id_number: $("#track-id").value.trim(),
+    mobile: $("#track-mobile").value.trim(),
+  };
+}
+
+async function track(event) {
+  event.preventDefault();
+  const form = $("#track-code-form");
+  clearErrors(form);
+  try {
+    const { request } = await api("POST", "/api/v1/tracking/track", { ...trackingBody(), code: $("#track-code").value.trim() });
+    $("#track-result").hidden = false;
+    $("#track-status").textContent = text(request.status_label);
+    $("#track-expected").textContent = dateText(request.expected_completion);
+  } catch (error) {
+    showError(form, error);
+  }
+}
+
+// --- routing -------------------------------------------------------------------------------
+
+async function route() {
+  banner("");
+  const [view, argument] = (location.hash.slice(1) || "new").split("/");
+  try {
+    if (view === "track") {
+      show("track");
+      return;
+    }
+    if (!state.token) {
+      await showSignIn();
+      return;
+    }
+    if (view === "mine") await showMine();
+    else if (view === "request" && argument) await showRequest(decodeURIComponent(argument));
+    else await showNew();
+  } catch (error) {
+    banner(error.message);
+  }
+}
+
+function start() {
+  applyLanguage();
+  showAccount();
+  $("#language").addEventListener("click", () => {
+    state.lang = state.lang === "ar" ? "en" : "ar";
+    localStorage.setItem("tawasul.lang", state.lang);
+    applyLanguage();
+    route();
+  });
+  $("#sign-out").addEventListener("click", () => signOut());
+  $("#department").addEventListener("change", fillSubServices);
+  $("#sub-service").addEventListener("change", renderSubService);
+  $("#new-form").addEventListener("submit", submitNew);
+  $("#mine-more").addEventListener("click", () => showMine(true).catch((e) => banner(e.message)));
+  $("#respond-form").addEventListener("submit", respond);
+  $("#follow-up").addEventListener("click", () => act("follow-up", { message: "" }));
+  $("#cancel").addEventListener("click", () => {
+    const reason = prompt(t("actions.cancelReason"));
+    if (reason !== null) act("cancel", { reason });
+  });
+  $("#appeal").addEventListener("click", () => {
+    const reason = prompt(t("actions.appealReason"));
+    if (reason !== null) act("appeal", { reason });
+  });
+  $("#track-form").addEventListener("submit", startTracking);
+  $("#track-code-form").addEventListener("submit", track);
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

@@ -1,0 +1,291 @@
+"""The citizen's web page in a real browser (Playwright driving Debian's Chromium) against the
+real stack: sign in, file with an attachment, see the number and the expected dates, track, answer
+an information request, cancel, and track without signing in, in Arabic and in English.
+
+Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from tawasul.common.v1 import common_pb2
+from tawasul.intake.v1 import intake_pb2
+from tawasul.review.v1 import review_pb2
+from tawasul_devstack.journey import Clients, eventually, sample_pdf
+from tawasul_devstack.stack import Stack
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
+from tawasul_platform.identity import Role
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("TAWASUL_ARTIFACTS_DIR", ROOT / ".state" / "artifacts"))
+# A sample citizen of the development registry no other test files for.
+CITIZEN, CITIZEN_NAME_AR = "1000000016", "فهد ناصر العتيبي"
+TRACKER = "1034567899"
+MOBILE = "0559876543"
+DEPARTMENT, SUB_SERVICE = "reports", "reports.general-inquiry"
+REQUEST_NUMBER = re.compile(r"^TW\d{9}$")
+ISO_DATE = re.compile(r"^20\d\d-\d\d-\d\d$")
+OPEN = {
+    common_pb2.REQUEST_STATUS_SUBMITTED,
+    common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+    common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+    common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+}
+# Playwright's own waits poll until this long for what the page must show.
+SHOWN_WITHIN_MS = 20_000
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise RuntimeError("Debian's chromium is not installed (make browser installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        # As root, Chromium runs only without its sandbox.
+        launched = await p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    # A phone's screen: the page must be usable at this width.
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="ar-SA")
+    opened = await context.new_page()
+    opened.set_default_timeout(SHOWN_WITHIN_MS)
+    expect.set_options(timeout=SHOWN_WITHIN_MS)
+    try:
+        yield opened
+    finally:
+        await context.close()
+
+
+async def screenshot(page: Page, name: str) -> None:
+    # The browser writes the file; its folder is made beforehand.
+    await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+async def sign_in(page: Page, base: str) -> None:
+    await page.goto(base)
+    await page.locator(f'#people button[data-id="{CITIZEN}"]').click()
+    await expect(page.locator("#who")).to_have_text(CITIZEN_NAME_AR)
+
+
+async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_english(
+    stack: Stack, clients: Clients, page: Page, tmp_path: Path
+) -> None:
+    base = stack.config.gateway_url
+    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    await withdraw_leftovers(clients, citizen)
+    await page.goto(base)
+    # Arabic, right to left, by default.
+    assert await page.locator("html").get_attribute("dir") == "rtl"
+    await expect(page.locator("#view-sign-in h2")).to_have_text("الدخول")
+    await sign_in(page, base)
+
+    # The form is drawn from the catalog: department, then its sub-services, then the fields.
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    await expect(page.locator("#document-supporting_document")).to_be_attached()
+    await page.fill("#mobile", MOBILE)
+
+    # The server's validation message stands next to the field it is about.
+    await page.fill("#description", "لا يعمل")
+    await page.click("#submit")
+    description_error = page.locator('[data-error-for="description"]')
+    await expect(description_error).not_to_be_empty()
+    await expect(page.locator("#description")).to_have_attribute("aria-invalid", "true")
+    assert await page.locator("#submitted").is_hidden()
+
+    # An attachment with its progress bar, filled when docs has it.
+    attachment = tmp_path / "payment-error.pdf"
+    attachment.write_bytes(sample_pdf("Payment error screen"))
+    await page.set_input_files("#document-supporting_document", str(attachment))
+    progress = page.locator('progress[data-kind="supporting_document"]')
+    await expect(progress).to_have_attribute("title", "تم الرفع")
+    assert await progress.evaluate("p => p.value") == 1
+
+    await page.fill(
+        "#description", "معاملة تجديد الإقامة متوقفة عند خطوة الدفع منذ أسبوعين برسالة خطأ 504"
+    )
+    await page.click("#submit")
+    await expect(page.locator("#submitted")).to_be_visible()
+    await expect(description_error).to_be_empty()
+    number = (await page.locator("#submitted-number").text_content() or "").strip()
+    assert REQUEST_NUMBER.match(number), number
+    await expect(page.locator("#submitted-gregorian")).to_have_text(ISO_DATE)
+    await expect(page.locator("#submitted-hijri")).to_have_text(re.compile(r"^14\d\d-\d\d-\d\d$"))
+    await expect(page.locator("#submitted-expected")).to_contain_text("هـ")
+    await screenshot(page, "submitted-ar")
+
+    # What intake stored is what the page showed, attachment included.
+    stored = await clients.track(citizen, number)
+    assert stored.sub_service_code == SUB_SERVICE
+    assert len(stored.document_ids) == 1
+    expected = stored.expected_completion
+    assert await page.locator("#submitted-gregorian").text_content() == expected.gregorian_date
+
+    # English, left to right; the list of one's requests and the request itself.
+    await page.click("#language")
+    assert await page.locator("html").get_attribute("dir") == "ltr"
+    await expect(page.locator('nav a[href="#mine"]')).to_have_text("My requests")
+    await page.click('nav a[href="#mine"]')
+    mine = page.locator(f'#mine-list li[data-number="{number}"]')
+    await expect(mine).to_be_visible()
+    await mine.locator("a").click()
+    await expect(page.locator("#request-number")).to_have_text(number)
+    await expect(page.locator("#request-expected")).to_have_text(expected.text_en)
+    # Inside the 3-day window the follow-up waits, and the page says until when.
+    await expect(page.locator("#follow-up")).to_be_disabled()
+    await expect(page.locator("#follow-up-from")).to_contain_text("A follow-up is possible from")
+    await screenshot(page, "request-en")
+
+    # A reviewer asks for more; the page shows what is asked and takes the answer.
+    reviewer = clients.token("E7301", Role.REVIEWER, frozenset({DEPARTMENT}))
+    await claim_and_ask(clients, reviewer, stored.request_id)
+    # Review's decision reaches intake by an event; the page shows what intake says.
+    await eventually(
+        lambda: in_status(clients, citizen, number, common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO),
+        what="the information request in intake",
+    )
+    await page.reload()
+    await expect(page.locator("#request-missing")).to_be_visible()
+    await expect(page.locator("#missing-list")).to_contain_text("The reference number")
+    await page.fill("#respond-message", "The reference number is 7781204; the receipt is attached")
+    receipt = tmp_path / "receipt.pdf"
+    receipt.write_bytes(sample_pdf("Receipt 7781204"))
+    await page.set_input_files("#respond-file", str(receipt))
+    await page.click('#respond-form button[type="submit"]')
+    await expect(page.locator("#request-missing")).to_be_hidden()
+    answered = await clients.track(citizen, number)
+    assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
+    assert len(answered.document_ids) == 2
+    await expect(page.locator("#request-status")).to_have_text(answered.status_label.en)
+
+    # Cancelled with a reason from the browser's prompt.
+    page.once("dialog", lambda dialog: dialog.accept("Solved at the office"))
+    await page.click("#cancel")
+    cancelled = await eventually(
+        lambda: in_status(clients, citizen, number, common_pb2.REQUEST_STATUS_CANCELLED),
+        what="the request cancelled",
+    )
+    await expect(page.locator("#request-status")).to_have_text(cancelled.status_label.en)
+    await expect(page.locator("#cancel")).to_be_hidden()
+
+
+async def withdraw_leftovers(clients: Clients, citizen: str) -> None:
+    """A kept stack (TAWASUL_TEST_KEEP_STACK) may hold this test's open request of a run before:
+    one person has one open request per sub-service."""
+    mine = await clients.intake.ListMyRequests(
+        intake_pb2.ListMyRequestsRequest(page_size=100),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(citizen),
+    )
+    for request in mine.requests:
+        if request.sub_service_code == SUB_SERVICE and request.status in OPEN:
+            await clients.intake.CancelRequest(
+                intake_pb2.CancelRequestRequest(
+                    request_number=request.request_number, reason="left by an earlier run"
+                ),
+                timeout=DEFAULT_DEADLINE_SECONDS,
+                metadata=bearer(citizen),
+            )
+
+
+async def in_status(
+    clients: Clients, citizen: str, number: str, status: common_pb2.RequestStatus.ValueType
+) -> intake_pb2.Request | None:
+    seen = await clients.track(citizen, number)
+    return seen if seen.status == status else None
+
+
+async def claim_and_ask(clients: Clients, reviewer: str, request_id: str) -> None:
+    async def claimed() -> bool | None:
+        try:
+            await clients.review.ClaimRequest(
+                review_pb2.ClaimRequestRequest(request_id=request_id),
+                timeout=DEFAULT_DEADLINE_SECONDS,
+                metadata=bearer(reviewer),
+            )
+        except Exception:  # not routed to review yet
+            return None
+        return True
+
+    await eventually(claimed, what="the request claimed in review")
+    await clients.review.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=request_id,
+            missing=[
+                common_pb2.MissingItem(
+                    kind="field", name="reference_number", description="The reference number"
+                )
+            ],
+            message="Please send the payment's reference number",
+            respond_within_working_days=3,
+        ),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(reviewer),
+    )
+
+
+async def test_tracking_without_signing_in_with_the_code_sent_by_sms(
+    stack: Stack, clients: Clients, page: Page
+) -> None:
+    base = stack.config.gateway_url
+    citizen = clients.token(TRACKER, Role.CITIZEN)
+    await withdraw_leftovers(clients, citizen)
+    mobile = f"055{secrets.randbelow(10**7):07d}"
+    filed = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service=SUB_SERVICE,
+        description="My exit visa transaction has been stalled at the payment step for days",
+        documents=[],
+        mobile=mobile,
+    )
+    number = filed.request_number
+
+    await page.goto(f"{base}/#track")
+    await page.fill("#track-number", number)
+    await page.fill("#track-id", TRACKER)
+    await page.fill("#track-mobile", mobile)
+    await page.click("#track-start")
+    await expect(page.locator("#track-code-form")).to_be_visible()
+
+    e164 = "+966" + mobile[1:]
+
+    async def code_sent() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received() if m["to"] == e164]
+        codes = [found.group(0) for t in texts if (found := re.search(r"\b\d{6}\b", t))]
+        return codes[-1] if codes else None
+
+    code = await eventually(code_sent, what="the one-time code by SMS")
+    # A wrong code: the server's refusal is shown, and nothing of the request.
+    await page.fill("#track-code", f"{(int(code) + 1) % 10**6:06d}")
+    await page.click('#track-code-form button[type="submit"]')
+    await expect(page.locator("#banner")).to_be_visible()
+    assert await page.locator("#track-result").is_hidden()
+
+    await page.fill("#track-code", code)
+    await page.click('#track-code-form button[type="submit"]')
+    await expect(page.locator("#track-result")).to_be_visible()
+    await expect(page.locator("#track-status")).to_have_text(filed.status_label.ar)
+    await expect(page.locator("#track-expected")).to_have_text(filed.expected_completion.text_ar)
+    await screenshot(page, "tracking-ar")
