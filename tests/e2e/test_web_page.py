@@ -26,6 +26,8 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
+from tests.e2e.direct import sql
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TAWASUL_ARTIFACTS_DIR", ROOT / ".state" / "artifacts"))
 # A sample citizen of the development registry no other test files for.
@@ -156,6 +158,22 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#follow-up")).to_be_disabled()
     await expect(page.locator("#follow-up-from")).to_contain_text("A follow-up is possible from")
     await screenshot(page, "request-en")
+
+    # Ten days pass (in intake's database: the service reads the real clock); the page now
+    # offers the follow-up, and intake counts it.
+    await sql(
+        stack,
+        "intake",
+        "UPDATE requests SET submitted_at = submitted_at - interval '10 days'"
+        " WHERE number = :number",
+        number=number,
+    )
+    await page.reload()
+    await expect(page.locator("#follow-up")).to_be_enabled()
+    await expect(page.locator("#follow-up-from")).to_be_empty()
+    await page.click("#follow-up")
+    await expect(page.locator("#banner")).to_have_text("Done")
+    assert (await clients.track(citizen, number)).follow_up_count == 1
 
     # A reviewer asks for more; the page shows what is asked and takes the answer.
     reviewer = clients.token("E7301", Role.REVIEWER, frozenset({DEPARTMENT}))
