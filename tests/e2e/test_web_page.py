@@ -307,3 +307,53 @@ async def test_tracking_without_signing_in_with_the_code_sent_by_sms(
     await expect(page.locator("#track-status")).to_have_text(filed.status_label.ar)
     await expect(page.locator("#track-expected")).to_have_text(filed.expected_completion.text_ar)
     await screenshot(page, "tracking-ar")
+
+
+async def test_an_establishment_files_a_csv_and_sees_each_rows_result(
+    stack: Stack, clients: Clients, page: Page, tmp_path: Path
+) -> None:
+    """Establishment 7000000013 sponsors 2034567897; 2000000006 is another's worker."""
+    establishment, own, foreign = "7000000013", "2034567897", "2000000006"
+    marker = uuid.uuid4().hex[:8]
+    csv = tmp_path / "workers.csv"
+    csv.write_text(
+        "subject_id,sub_service_code,description,mobile\n"
+        + "".join(
+            f"{worker},{SUB_SERVICE},The worker's iqama renewal fails with error {marker},"
+            "0551234567\n"
+            for worker in (own, foreign)
+        )
+    )
+    await page.goto(stack.config.gateway_url)
+    await page.locator(f'#people button[data-id="{establishment}"]').click()
+    await page.click("#nav-bulk")
+    await page.set_input_files("#bulk-file", str(csv))
+    await page.click("#bulk-send")
+    filed = page.locator('#bulk-results tr[data-row="1"] strong')
+    await expect(filed).to_have_text(REQUEST_NUMBER)
+    number = await filed.text_content() or ""
+    token = clients.token(establishment, Role.ESTABLISHMENT)
+    try:
+        await expect(page.locator('#bulk-results tr[data-row="2"] .error')).to_contain_text(
+            "subject_id"
+        )
+        await expect(page.locator("#bulk-summary")).to_have_text("طلبات مقدمة: 1 · صفوف مرفوضة: 1")
+        await screenshot(page, "bulk-ar")
+        stored = await clients.track(token, number)
+        assert (stored.subject_id, stored.sub_service_code) == (own, SUB_SERVICE)
+
+        # The same file again files nothing twice: the same number comes back.
+        await page.click("#bulk-send")
+        await expect(page.locator('#bulk-results tr[data-row="1"] strong')).to_have_text(number)
+        mine = await clients.intake.ListMyRequests(
+            intake_pb2.ListMyRequestsRequest(page_size=100),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(token),
+        )
+        assert [r.request_number for r in mine.requests if marker in r.description] == [number]
+    finally:
+        await clients.intake.CancelRequest(
+            intake_pb2.CancelRequestRequest(request_number=number, reason="test done"),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(token),
+        )

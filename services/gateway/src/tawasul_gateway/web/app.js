@@ -8,6 +8,15 @@ const TEXTS = {
     "nav.new": "طلب جديد",
     "nav.mine": "طلباتي",
     "nav.track": "الاستعلام عن طلب",
+    "nav.bulk": "رفع طلبات جماعية",
+    "bulk.title": "رفع طلبات العمالة من ملف CSV",
+    "bulk.help": "صف لكل طلب: subject_id, sub_service_code, description, mobile، وحقول الخدمة بالبادئة field. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
+    "bulk.file": "ملف CSV",
+    "bulk.send": "رفع الملف",
+    "bulk.row": "الصف",
+    "bulk.result": "النتيجة",
+    "bulk.filed": "طلبات مقدمة",
+    "bulk.refused": "صفوف مرفوضة",
     signOut: "خروج",
     language: "English",
     "signIn.title": "الدخول",
@@ -69,6 +78,15 @@ const TEXTS = {
     "nav.new": "New request",
     "nav.mine": "My requests",
     "nav.track": "Track a request",
+    "nav.bulk": "Bulk filing",
+    "bulk.title": "File your workers' requests from a CSV file",
+    "bulk.help": "One row a request: subject_id, sub_service_code, description, mobile, and the sub-service's fields as field.<name>. Uploading the same file again files nothing twice.",
+    "bulk.file": "CSV file",
+    "bulk.send": "Upload the file",
+    "bulk.row": "Row",
+    "bulk.result": "Result",
+    "bulk.filed": "filed",
+    "bulk.refused": "rows refused",
     signOut: "Sign out",
     language: "العربية",
     "signIn.title": "Sign in",
@@ -139,6 +157,7 @@ const state = {
   lang: localStorage.getItem("tawasul.lang") === "en" ? "en" : "ar",
   token: sessionStorage.getItem("tawasul.token") || "",
   who: sessionStorage.getItem("tawasul.who") || "",
+  role: sessionStorage.getItem("tawasul.role") || "",
   catalog: null,
   idempotencyKey: "",
   documents: new Map(), // document kind → [document ids]
@@ -279,13 +298,14 @@ function applyLanguage() {
 function showAccount() {
   $("#who").textContent = state.who;
   $("#sign-out").hidden = !state.token;
+  $("#nav-bulk").hidden = !(state.token && state.role === "establishment");
 }
 
 function signOut(reroute = true) {
   state.token = "";
   state.who = "";
-  sessionStorage.removeItem("tawasul.token");
-  sessionStorage.removeItem("tawasul.who");
+  state.role = "";
+  for (const key of ["token", "who", "role"]) sessionStorage.removeItem(`tawasul.${key}`);
   showAccount();
   if (reroute) route();
 }
@@ -320,8 +340,10 @@ async function showSignIn() {
         const answer = await api("POST", "/dev/sign-in", { id: person.id });
         state.token = answer.token;
         state.who = name || person.id;
+        state.role = answer.role || "";
         sessionStorage.setItem("tawasul.token", state.token);
         sessionStorage.setItem("tawasul.who", state.who);
+        sessionStorage.setItem("tawasul.role", state.role);
         showAccount();
         route();
       } catch (error) {
@@ -594,6 +616,54 @@ async function respond(event) {
   form.reset();
 }
 
+// --- the establishment portal: bulk filing from a CSV file -------------------------------
+
+// A row's field errors when the server named fields, its message otherwise.
+function rowProblems(error) {
+  const fields = Object.entries(error.fields || {});
+  return fields.length ? fields.map(([field, message]) => `${field}: ${message}`).join(" — ") : error.message || "";
+}
+
+async function fileInBulk(event) {
+  event.preventDefault();
+  const form = $("#bulk-form");
+  clearErrors(form);
+  const file = $("#bulk-file").files[0];
+  if (!file) return;
+  const headers = { Accept: "application/json", "Content-Type": "text/csv", Authorization: `Bearer ${state.token}` };
+  let response;
+  try {
+    response = await fetch("/api/v1/establishment/requests:bulk", { method: "POST", headers, body: file });
+  } catch {
+    banner(t("error.network"));
+    return;
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    showError(form, data.error || { message: response.statusText });
+    return;
+  }
+  $("#bulk-summary").hidden = false;
+  $("#bulk-summary").textContent = `${t("bulk.filed")}: ${data.filed} · ${t("bulk.refused")}: ${data.refused}`;
+  const body = $("#bulk-results tbody");
+  body.replaceChildren();
+  for (const result of data.results || []) {
+    const row = document.createElement("tr");
+    row.dataset.row = result.row;
+    const outcome = result.request_number
+      ? Object.assign(document.createElement("strong"), { textContent: result.request_number, dir: "ltr" })
+      : Object.assign(document.createElement("span"), {
+          className: "error",
+          textContent: rowProblems(result.error || {}),
+        });
+    const cells = [Object.assign(document.createElement("td"), { textContent: result.row }), document.createElement("td")];
+    cells[1].append(outcome);
+    row.append(...cells);
+    body.append(row);
+  }
+  $("#bulk-results").hidden = false;
+}
+
 // --- tracking without sign-in --------------------------------------------------------------
 
 async function startTracking(event) {
@@ -646,6 +716,7 @@ async function route() {
       return;
     }
     if (view === "mine") await showMine();
+    else if (view === "bulk") show("bulk");
     else if (view === "request" && argument) await showRequest(decodeURIComponent(argument));
     else await showNew();
   } catch (error) {
@@ -677,6 +748,7 @@ function start() {
     const reason = prompt(t("actions.appealReason"));
     if (reason !== null) act("appeal", { reason });
   });
+  $("#bulk-form").addEventListener("submit", fileInBulk);
   $("#track-form").addEventListener("submit", startTracking);
   $("#track-code-form").addEventListener("submit", track);
   window.addEventListener("hashchange", route);
