@@ -3,6 +3,7 @@ establishment portal do, through HTTP only; and the SDK's retried submission."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,10 +13,14 @@ import httpx
 import pytest
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
+from tawasul_devstack import pki
 from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
 from tawasul_devstack.stack import Stack
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.identity import Role
 from tawasul_sdk import TawasulClient, Tls
+
+from tests.e2e.direct import scalar
 
 # A sample citizen no other end-to-end test files for; the establishment 7000000013 and its
 # two sponsored workers; a worker of another establishment (7000000005).
@@ -246,3 +251,38 @@ async def test_the_sdk_retries_a_submission_whose_reply_was_lost_into_one_reques
         assert [r.request_number for r in mine] == [answer.request.request_number]
         catalog = await sdk.get_catalog("en")
         assert catalog.version == sdk.catalog_version
+
+
+async def test_intake_counts_tracking_attempts_per_person_the_gateway_names(
+    stack: Stack, clients: Clients
+) -> None:
+    """Everyone who tracks through the gateway reaches intake from the gateway's address; it
+    names each person's, and intake (trusting the gateway's certificate, nobody else's) counts
+    their attempts apart. Counted in intake's rate-limit rows: the dev stack's limit is set
+    out of reach, as every local client shares 127.0.0.1."""
+    guesser, someone_else = (f"2001:db8::{secrets.token_hex(2)}:{n}" for n in (1, 2))
+    malformed = intake_pb2.StartTrackingRequest(request_number="TW-none", id_number="1")
+
+    async def start(channel: Clients, address: str) -> None:
+        await channel.intake.StartTracking(
+            malformed,
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=(("x-forwarded-for", address),),
+        )
+
+    async def hits(address: str) -> int:
+        found = await scalar(
+            stack,
+            "intake",
+            "SELECT hits FROM rate_limits WHERE bucket = :bucket",
+            bucket=f"start:caller:{address}",
+        )
+        return int(found or 0)
+
+    async with Clients(stack.config, peer=pki.GATEWAY) as gateway:
+        for _ in range(3):
+            await start(gateway, guesser)
+        await start(gateway, someone_else)
+    # Another client's header is not heeded: its attempt is its own address's.
+    await start(clients, someone_else)
+    assert (await hits(guesser), await hits(someone_else)) == (3, 1)

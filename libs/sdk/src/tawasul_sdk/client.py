@@ -237,19 +237,34 @@ class TawasulClient:
                 return
 
     async def start_tracking(
-        self, request: intake_pb2.StartTrackingRequest
+        self, request: intake_pb2.StartTrackingRequest, *, on_behalf_of: str | None = None
     ) -> intake_pb2.StartTrackingResponse:
-        """No sign-in; sends a code by SMS, so it is not retried."""
+        """No sign-in; sends a code by SMS, so it is not retried.
+
+        A server-side channel (the gateway) names the person's address in `on_behalf_of`, so
+        that intake counts their attempts, not the channel's; intake heeds it only from a
+        client certificate it trusts to forward.
+        """
         return await self._unary(
-            self.intake.StartTracking, request, token=None, signed_in=False, retry=False
+            self.intake.StartTracking,
+            request,
+            token=None,
+            signed_in=False,
+            retry=False,
+            extra=_forwarded(on_behalf_of),
         )
 
     async def track_request(
-        self, request: intake_pb2.TrackRequestRequest
+        self, request: intake_pb2.TrackRequestRequest, *, on_behalf_of: str | None = None
     ) -> intake_pb2.TrackRequestResponse:
         """No sign-in; each try counts against the attempt limits, so it is not retried."""
         return await self._unary(
-            self.intake.TrackRequest, request, token=None, signed_in=False, retry=False
+            self.intake.TrackRequest,
+            request,
+            token=None,
+            signed_in=False,
+            retry=False,
+            extra=_forwarded(on_behalf_of),
         )
 
     async def follow_up(
@@ -368,11 +383,12 @@ class TawasulClient:
         token: str | None,
         retry: bool,
         signed_in: bool = True,
+        extra: Metadata = (),
     ) -> R:
         delays = (self._retry if retry else NO_RETRY).delays()
         renewed = False
         while True:
-            metadata = await self._metadata(token, signed_in=signed_in)
+            metadata = (*await self._metadata(token, signed_in=signed_in), *extra)
             try:
                 return await method(request, timeout=self._timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
@@ -395,3 +411,11 @@ class TawasulClient:
                         await self._sleep(delay)
                         continue
                 raise TawasulError.from_rpc_error(exc) from None
+
+
+# The metadata a forwarding channel names the person's address in (intake's FORWARDED_FOR).
+FORWARDED_FOR = "x-forwarded-for"
+
+
+def _forwarded(address: str | None) -> Metadata:
+    return ((FORWARDED_FOR, address),) if address else ()

@@ -61,6 +61,7 @@ def servicer(
             per_caller=settings.tracking_per_caller_per_hour,
             per_request=settings.tracking_per_request_per_hour,
         ),
+        trusted_forwarders=settings.tracking_trusted_forwarders,
         now=now,
         new_number=lambda: new_request_number(secrets.randbelow),
     )

@@ -17,4 +17,8 @@ class IntakeSettings(ServiceSettings):
     # Keys the hashes of one-time tracking codes; never the code itself at rest.
     tracking_code_secret: str
     tracking_per_caller_per_hour: int = 20
+    # Callers (by their client certificate's name) that call on behalf of many people and
+    # name each one's address in `x-forwarded-for`: the channels' HTTP gateway. Anyone else's
+    # header is ignored, so it cannot dodge the per-caller limit.
+    tracking_trusted_forwarders: frozenset[str] = frozenset({"gateway"})
     tracking_per_request_per_hour: int = 5

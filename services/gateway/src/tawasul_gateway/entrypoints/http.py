@@ -412,7 +412,9 @@ def create_app(
     )
     async def start_tracking(request: Request) -> Response:
         message = await body_of(request, intake_pb2.StartTrackingRequest())
-        answer = await tracking(request, lambda c: c.start_tracking(message))
+        answer = await tracking(
+            request, lambda c: c.start_tracking(message, on_behalf_of=client_address(request))
+        )
         return JSONResponse(to_json(answer))
 
     @app.post(
@@ -422,7 +424,9 @@ def create_app(
     )
     async def track_request(request: Request) -> Response:
         message = await body_of(request, intake_pb2.TrackRequestRequest())
-        answer = await tracking(request, lambda c: c.track_request(message))
+        answer = await tracking(
+            request, lambda c: c.track_request(message, on_behalf_of=client_address(request))
+        )
         return JSONResponse(to_json(answer))
 
     # -- documents --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +19,7 @@ from tawasul_platform.catalog import Catalog, SubService, Text
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
+from tawasul_platform.tls import peer_name
 
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.app import handlers
@@ -84,6 +86,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         tracking: handlers.TrackingPolicy,
         now: Callable[[], datetime],
         new_number: Callable[[], str],
+        trusted_forwarders: frozenset[str] = frozenset(),
     ) -> None:
         self._uow = uow
         self._documents = documents
@@ -94,6 +97,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self._tracking = tracking
         self._now = now
         self._new_number = new_number
+        self._trusted_forwarders = trusted_forwarders
 
     def to_wire(self, request: Request) -> intake_pb2.Request:
         department = self._catalog.departments.get(request.department_code)
@@ -228,7 +232,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             query=handlers.TrackingQuery.typed(
                 request.request_number, request.id_number, request.mobile
             ),
-            caller_key=_peer(context),
+            caller_key=caller_key(context, self._trusted_forwarders),
             now=self._now(),
         )
         return intake_pb2.StartTrackingResponse(
@@ -245,7 +249,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 request.request_number, request.id_number, request.mobile
             ),
             code=request.code,
-            caller_key=_peer(context),
+            caller_key=caller_key(context, self._trusted_forwarders),
             now=self._now(),
         )
         return intake_pb2.TrackRequestResponse(request=self.to_wire(found))
@@ -374,6 +378,24 @@ def _after(token: str) -> tuple[datetime, uuid.UUID] | None:
     if after[0].tzinfo is None:
         raise InvalidArgument({"page_token": "not a token this service issued"})
     return after
+
+
+FORWARDED_FOR = "x-forwarded-for"
+
+
+def caller_key(context: Context, trusted_forwarders: frozenset[str]) -> str:
+    """Whose attempts a tracking call counts against: the address a trusted forwarder (the
+    channels' gateway, by its client certificate) names for the person it calls for, else the
+    caller's own network address. Behind the gateway every person would otherwise share one
+    limit, the gateway's."""
+    if trusted_forwarders and peer_name(context) in trusted_forwarders:
+        named = dict(context.invocation_metadata() or ()).get(FORWARDED_FOR)
+        if isinstance(named, str):
+            try:
+                return str(ipaddress.ip_address(named.strip()))
+            except ValueError:
+                pass
+    return _peer(context)
 
 
 def _peer(context: Context) -> str:
