@@ -45,6 +45,13 @@ from tawasul_review.domain.model import (
 )
 from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
+from tawasul_review.domain.search import (
+    Criteria,
+    SearchPosition,
+    mobile_key,
+    public_texts,
+    searchable,
+)
 
 # --- fakes -------------------------------------------------------------------------------
 
@@ -118,6 +125,38 @@ class FakeItems:
         ]
         rows.sort(key=lambda r: (-r.priority, r.due_at or datetime.max, r.request_number))
         return self._load(rows[0]) if rows else None
+
+    async def search(
+        self, criteria: Criteria, limit: int, after: SearchPosition | None
+    ) -> list[WorkItem]:
+        """What the SQL repository's search returns, the same rules on the committed rows."""
+        c = criteria
+
+        def text(r: WorkItem) -> str:
+            said = public_texts(self._db.history.get(r.request_id, []))
+            return searchable(r.description, *r.names, *said)
+
+        def key(r: WorkItem) -> tuple[datetime, str]:
+            return (r.clock.started_at, r.request_number)
+
+        rows = [
+            r
+            for r in self._db.items.values()
+            if r.department in c.departments
+            and (not c.numbers or r.request_number in c.numbers)
+            and c.person_id in ("", r.applicant_id, r.subject_id)
+            and c.mobile_key in ("", mobile_key(r.contact.mobile))
+            and all(term in text(r) for term in c.terms)
+            and c.sub_service_code in ("", r.sub_service_code)
+            and (not c.states or r.state in c.states)
+            and (c.submitted_from is None or r.clock.started_at >= c.submitted_from)
+            and (c.submitted_before is None or r.clock.started_at < c.submitted_before)
+            and (c.due_after is None or (r.due_at is not None and r.due_at > c.due_after))
+            and (c.due_by is None or (r.due_at is not None and r.due_at <= c.due_by))
+            and (after is None or key(r) < (after.submitted_at, after.request_number))
+        ]
+        rows.sort(key=key, reverse=True)
+        return [self._load(r) for r in rows[:limit]]
 
     async def held_by(self, reviewer_id: str) -> int:
         return sum(
