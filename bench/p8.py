@@ -96,8 +96,8 @@ def query(kind: str, n: int) -> review_pb2.SearchRequestsRequest:
         return review_pb2.SearchRequestsRequest(query=typed)
     if kind == "common_text":
         return review_pb2.SearchRequestsRequest(query=COMMON)
-    if kind == "rare_text":
-        return review_pb2.SearchRequestsRequest(query=str(n))
+    if kind == "rare_text":  # at least 3 digits: a shorter word is not searched for
+        return review_pb2.SearchRequestsRequest(query=str(max(n, 100)))
     if kind == "nothing":
         return review_pb2.SearchRequestsRequest(query=NOTHING)
     if kind == "filters":
@@ -175,7 +175,7 @@ async def plans(conn: asyncpg.Connection, stored: int) -> dict[str, dict[str, An
         items = SqlWorkItemRepository(cast(AsyncSession, session))
         await items.search(criteria(kind, n, now), DEFAULT_PAGE + 1, None)
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-        [statement] = session.seen
+        statement = session.seen[-1]  # after its SET LOCAL plan_cache_mode
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
         lines = [str(r[0]) for r in rows]
