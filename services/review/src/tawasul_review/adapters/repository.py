@@ -183,12 +183,12 @@ class SqlWorkItemRepository:
     async def search(
         self, criteria: Criteria, limit: int, after: SearchPosition | None
     ) -> list[WorkItem]:
-        """One statement: a page per department in index order, merged.
+        """One statement (one snapshot): a page of keys per department in index order,
+        merged, then those rows.
 
         Each department's branch reads work_items_submitted in order (or an ID, mobile or
-        trigram index, whichever the planner finds cheaper) and stops at `limit` rows, so a
-        page costs the same with 10k or 1M stored requests however many departments the
-        caller has.
+        trigram index, whichever the planner finds cheaper for the values searched) and stops
+        at `limit` keys, however many departments the caller has.
         """
         t = tables.work_items.c
         where: list[ColumnElement[bool]] = []
@@ -220,23 +220,30 @@ class SqlWorkItemRepository:
                 tuple_(t.submitted_at, t.request_number)
                 < tuple_(literal(after.submitted_at), literal(after.request_number))
             )
+        # Keys first, then the rows: a branch's filters on state, due date and sub-service are
+        # read off work_items_submitted itself (an index-only scan), so passing over open items
+        # not yet due costs index entries, not a heap page each.
+        key = (t.request_id, t.submitted_at, t.request_number)
         order = (t.submitted_at.desc(), t.request_number.desc())
         branches = [
-            select(tables.work_items)
-            .where(t.department == department, *where)
-            .order_by(*order)
-            .limit(limit)
+            select(*key).where(t.department == department, *where).order_by(*order).limit(limit)
             for department in sorted(criteria.departments)
         ]
         if len(branches) == 1:
-            query = branches[0]
+            page = branches[0].subquery()
         else:
             merged = union_all(*(b.subquery().select() for b in branches)).subquery()
-            query = (
+            page = (
                 select(merged)
                 .order_by(merged.c.submitted_at.desc(), merged.c.request_number.desc())
                 .limit(limit)
+                .subquery()
             )
+        query = (
+            select(tables.work_items)
+            .join(page, page.c.request_id == t.request_id)
+            .order_by(page.c.submitted_at.desc(), page.c.request_number.desc())
+        )
         # Whether reading in order or through the trigram index is cheaper depends on the words
         # searched for (a word in an eighth of the rows, or in none): planned for each search's
         # own values, never with the generic plan a prepared statement falls back to (which

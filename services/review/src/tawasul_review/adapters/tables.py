@@ -71,12 +71,14 @@ work_items = Table(
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
     ),
-    # Search results in their order (newest submission first) within a department.
+    # Search results in their order (newest submission first) within a department, with what
+    # the filters read, so that a page's keys come from the index alone.
     Index(
         "work_items_submitted",
         "department",
         text("submitted_at DESC"),
         text("request_number DESC"),
+        postgresql_include=["request_id", "state", "due_at", "sub_service_code"],
     ),
     Index(
         "work_items_next",

@@ -3,10 +3,10 @@
 The columns live on work_items itself, written in the same statement as the change they
 index, so a search never sees a row whose text and state disagree. pg_trgm's GIN index serves
 substring matches of the normalised text (names, description, public messages); b-trees
-serve IDs and mobiles; (department, submitted_at DESC, request_number DESC) gives pages in
-order. Rows stored before this revision are filled from what they hold (description, the
-public messages of their history, the contact's mobile) with the same normalisation that
-writes new rows.
+serve IDs and mobiles; (department, submitted_at DESC, request_number DESC), with the
+columns the filters read included, gives a page's keys in order from the index alone. Rows
+stored before this revision are filled from what they hold (description, the public messages
+of their history, the contact's mobile) with the same normalisation that writes new rows.
 
 Revision ID: 0006
 Revises: 0005
@@ -55,6 +55,7 @@ def upgrade() -> None:
         "work_items_submitted",
         "work_items",
         ["department", sa.text("submitted_at DESC"), sa.text("request_number DESC")],
+        postgresql_include=["request_id", "state", "due_at", "sub_service_code"],
     )
 
 
