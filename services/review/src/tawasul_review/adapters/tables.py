@@ -65,8 +65,11 @@ work_items = Table(
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),
+    # Words of the text within a department (btree_gin for the department): a branch of a
+    # search reads only its own department's candidates.
     Index(
         "work_items_search_text",
+        "department",
         "search_text",
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},

@@ -1,9 +1,10 @@
 """Search (issue 15): the subject, names, mobile key and normalised text of each work item.
 
 The columns live on work_items itself, written in the same statement as the change they
-index, so a search never sees a row whose text and state disagree. pg_trgm's GIN index serves
-substring matches of the normalised text (names, description, public messages); b-trees
-serve IDs and mobiles; (department, submitted_at DESC, request_number DESC), with the
+index, so a search never sees a row whose text and state disagree. A GIN index of the
+department and the normalised text's trigrams (pg_trgm, and btree_gin for the department)
+serves substring matches of names, description and public messages within a department;
+b-trees serve IDs and mobiles; (department, submitted_at DESC, request_number DESC), with the
 columns the filters read included, gives a page's keys in order from the index alone. Rows
 stored before this revision are filled from what they hold (description, the public messages
 of their history, the contact's mobile) with the same normalisation that writes new rows.
@@ -27,6 +28,7 @@ BATCH = 5000
 
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
     op.add_column(
         "work_items", sa.Column("subject_id", sa.String(20), nullable=False, server_default="")
     )
@@ -47,7 +49,7 @@ def upgrade() -> None:
     op.create_index(
         "work_items_search_text",
         "work_items",
-        ["search_text"],
+        ["department", "search_text"],
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
     )
