@@ -314,6 +314,10 @@ async def test_search_finds_arabic_as_typed_within_your_departments(review: Revi
     assert "0 on this page" in await review.ok("search", "--sla", "breached")
     assert "0 on this page" in await review.ok("search", "--since", "2030-01-01")
     assert "2 on this page" in await review.ok("search", "1000000008", "--until", "2030-01-01")
+    # Both ends are whole days in Riyadh: the day the requests came in finds them.
+    day = ("--since", "2026-01-04", "--until", "2026-01-04")
+    assert "2 on this page" in await review.ok("search", *day)
+    assert "0 on this page" in await review.ok("search", "--until", "2026-01-03")
     # Nothing of passports for a reviewer of visas only: their own department's request.
     other = await review.ok("search", "الصورة", who=VISAS_ONLY)
     assert "1 on this page" in other

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -428,14 +428,16 @@ _SLA_TO_WIRE = {
 }
 
 
-def _day(name: str, raw: str) -> Timestamp | None:
-    """A date (YYYY-MM-DD) as the start of that day in Riyadh."""
+def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
+    """A date (YYYY-MM-DD) as the start of that day in Riyadh, or of the next with `after`."""
     if not raw:
         return None
     try:
         day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=RIYADH)
     except ValueError:
         _fail(f"--{name}: a date such as 2026-01-31")
+    if after:
+        day += timedelta(days=1)
     stamp = Timestamp()
     stamp.FromDatetime(day)
     return stamp
@@ -477,7 +479,7 @@ def search(
         list[StateName] | None, typer.Option(help="Only items in this state (repeatable).")
     ] = None,
     since: Annotated[str, typer.Option(help="Submitted on or after this date (YYYY-MM-DD).")] = "",
-    until: Annotated[str, typer.Option(help="Submitted before this date (YYYY-MM-DD).")] = "",
+    until: Annotated[str, typer.Option(help="Submitted on or before this date (YYYY-MM-DD).")] = "",
     sla: Annotated[SlaName | None, typer.Option(help="Only open items in this SLA state.")] = None,
     page_token: Annotated[
         str, typer.Option(help="The previous page's `more:` token, for the next page.")
@@ -497,7 +499,7 @@ def search(
         page_size=page_size,
         page_token=page_token,
     )
-    start, end = _day("since", since), _day("until", until)
+    start, end = _day("since", since), _day("until", until, after=True)
     if start is not None:
         request.submitted_from.CopyFrom(start)
     if end is not None:
