@@ -719,6 +719,8 @@ async def search(
             due_by=due_by,
         )
         if kind is Kind.NUMBER and not numbers:
+            if not candidates:  # never for 8 or 9 digits; an empty list would match all
+                return SearchResult(kind, [])
             near = replace(criteria, numbers=tuple(candidates))
             return SearchResult(kind, [], None, await uow.items.search(near, MAX_PAGE, None))
         items = await uow.items.search(criteria, size + 1, after)
