@@ -37,7 +37,7 @@ import asyncpg
 from hdrh.histogram import HdrHistogram
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
-from bench import p4, p5, report
+from bench import p4, p5, p8, report
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
 
@@ -79,6 +79,9 @@ class Settings:
     # P5: the stored requests it measures at, then grows to; calls of each kind at each size.
     p5_stored: tuple[int, int] = (10_000, 1_000_000)
     p5_calls: int = 2000
+    # P8: the same sizes as P5; searches of each kind at each size.
+    p8_stored: tuple[int, int] = (10_000, 1_000_000)
+    p8_calls: int = 400
     p4_events: int = 100_000
 
 
@@ -96,6 +99,8 @@ SMOKE = Settings(
     settle_seconds=0.5,
     p5_stored=(200, 2_000),
     p5_calls=20,
+    p8_stored=(200, 2_000),
+    p8_calls=10,
     p4_events=500,
 )
 
@@ -675,6 +680,17 @@ async def bench(
             config,
             *settings.p5_stored,
             settings.p5_calls,
+            review_pid=pids["review"],
+            cpu_seconds=cpu_seconds,
+        )
+    )
+    waited["before P8"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    _log.info("P8: SearchRequests at %d, then at %d stored requests", *settings.p8_stored)
+    figures.append(
+        await p8.p8(
+            config,
+            *settings.p8_stored,
+            settings.p8_calls,
             review_pid=pids["review"],
             cpu_seconds=cpu_seconds,
         )

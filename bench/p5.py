@@ -51,6 +51,7 @@ from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.app.ports import QueueFilter
 from tawasul_review.domain.model import Decision, Status
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, DEFAULT_LANGUAGES
+from tawasul_review.domain.search import mobile_key, normalise
 
 from bench.load import CALL_TIMEOUT, Outcome, decode_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
@@ -93,6 +94,11 @@ FIELDS = (
     "sla_next_at",
     "due_at",
     "appeal_of",
+    # Search's columns (issue 15, P8), as review's repository writes them.
+    "subject_id",
+    "names",
+    "mobile_key",
+    "search_text",
 )
 BATCH = 50_000
 # Reviewers acting at the same moment.
@@ -146,6 +152,68 @@ DESCRIPTIONS = (
     "تم سداد الرسوم ولم تنعكس على السجل، مرفق إيصال السداد",
     "Please cancel the exit re-entry visa, the holder is no longer travelling this season",
     "نقل خدمات العامل إلى المنشأة الجديدة متوقف منذ أسبوع بسبب ملاحظة على السجل",
+)
+# Names as the registry gives them, Arabic and Latin, spelled the ways they are (أ and ا,
+# ة, ى): the person of row n is `person(n)`, so the load process can search for them.
+FIRST_NAMES = (
+    ("محمد", "Mohammed"),
+    ("أحمد", "Ahmed"),
+    ("عبدالله", "Abdullah"),
+    ("خالد", "Khalid"),
+    ("فهد", "Fahad"),
+    ("سعد", "Saad"),
+    ("عبد الرحمن", "Abdulrahman"),
+    ("إبراهيم", "Ibrahim"),
+    ("يوسف", "Yousef"),
+    ("مصطفى", "Mustafa"),
+    ("عيسى", "Eissa"),
+    ("سلمان", "Salman"),
+    ("فاطمة", "Fatimah"),
+    ("نورة", "Noura"),
+    ("سارة", "Sarah"),
+    ("عائشة", "Aisha"),
+    ("مريم", "Maryam"),
+    ("هيفاء", "Haifa"),
+    ("أسامة", "Osama"),
+    ("حمزة", "Hamza"),
+    ("ليلى", "Layla"),
+    ("منى", "Muna"),
+    ("طلال", "Talal"),
+    ("ماجد", "Majed"),
+    ("تركي", "Turki"),
+    ("نايف", "Naif"),
+    ("بدر", "Badr"),
+    ("ريم", "Reem"),
+    ("جواهر", "Jawaher"),
+    ("عمر", "Omar"),
+    ("علي", "Ali"),
+    ("حسن", "Hassan"),
+)
+FAMILY_NAMES = (
+    ("القحطاني", "Al-Qahtani"),
+    ("العتيبي", "Al-Otaibi"),
+    ("الشهري", "Al-Shehri"),
+    ("الدوسري", "Al-Dosari"),
+    ("الزهراني", "Al-Zahrani"),
+    ("الغامدي", "Al-Ghamdi"),
+    ("المطيري", "Al-Mutairi"),
+    ("الحربي", "Al-Harbi"),
+    ("الشمري", "Al-Shammari"),
+    ("العنزي", "Al-Anazi"),
+    ("السبيعي", "Al-Subaie"),
+    ("البقمي", "Al-Buqami"),
+    ("الرشيدي", "Al-Rashidi"),
+    ("الجهني", "Al-Juhani"),
+    ("العمري", "Al-Omari"),
+    ("السهلي", "Al-Sahli"),
+    ("المالكي", "Al-Malki"),
+    ("الأحمدي", "Al-Ahmadi"),
+    ("اليامي", "Al-Yami"),
+    ("الخالدي", "Al-Khalidi"),
+    ("الحلبي", "Al-Halabi"),
+    ("سانتوس", "Santos"),
+    ("حسين", "Hussain"),
+    ("خان", "Khan"),
 )
 MISSING = '[{"kind": "document", "name": "passport_copy", "description": "A clear copy"}]'
 REJECTION_MESSAGE = "المرفقات غير واضحة، أرجو إعادة التقديم"
@@ -303,6 +371,9 @@ class Office:
                 sla_alerted = mark
         bits = rng.getrandbits
         documents = ", ".join(f'"{_uuid(bits(128))}"' for _ in range(n % 4))
+        names = person(n)
+        description = f"{DESCRIPTIONS[n % len(DESCRIPTIONS)]} ({n})"
+        mobile = mobile_of(n)
         email = f"applicant{n}@example.sa" if r() < 0.4 else ""
         locale = "en" if r() < 0.15 else "ar"
         return (
@@ -311,10 +382,10 @@ class Office:
             s.department,
             s.queues[r() < 0.4],  # queue
             s.code,  # sub_service_code
-            f"{DESCRIPTIONS[n % len(DESCRIPTIONS)]} ({n})",  # description
-            f"{1 + (n & 1)}{bits(29) % 10**9:09d}",  # applicant_id: a citizen or a resident
+            description,
+            applicant_of(n),  # applicant_id: a citizen or a resident
             f"[{documents}]",  # document_ids
-            f'{{"mobile": "05{bits(27) % 10**8:08d}", "email": "{email}", "locale": "{locale}"}}',
+            f'{{"mobile": "{mobile}", "email": "{email}", "locale": "{locale}"}}',
             state,
             assignee,
             decision,
@@ -335,7 +406,48 @@ class Office:
             sla_next_at,
             submitted + s.budget,  # due_at
             appeal_of,
+            applicant_of(n),  # subject_id: the applicant, filing for themself
+            json.dumps(names, ensure_ascii=False),
+            mobile_key(mobile),
+            # searchable(description, *names), from normalised parts made once each.
+            f"{_NORMALISED[DESCRIPTIONS[n % len(DESCRIPTIONS)]]} {n} "
+            f"{_NORMALISED[names[0]]} {_NORMALISED[names[1]]}",
         )
+
+
+def name_parts(n: int) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str]]:
+    """Row n's subject's first name, father's name and family name, (Arabic, Latin) each."""
+    first, father = FIRST_NAMES[n * 7 % 32], FIRST_NAMES[n * 11 // 32 % 32]
+    return first, father, FAMILY_NAMES[n * 13 // 1024 % len(FAMILY_NAMES)]
+
+
+def person(n: int) -> list[str]:
+    """Row n's subject: their whole name in Arabic, and in Latin letters."""
+    first, father, family = name_parts(n)
+    return [
+        f"{first[0]} {father[0]} {family[0]}",
+        f"{first[1]} {father[1]} {family[1]}",
+    ]
+
+
+def applicant_of(n: int) -> str:
+    """Row n's applicant: a citizen (1…) or a resident (2…), the same for the same n."""
+    return f"{1 + (n & 1)}{(n * 7919 + 12345) % 10**9:09d}"
+
+
+def mobile_of(n: int) -> str:
+    return f"05{(n * 104729 + 7) % 10**8:08d}"
+
+
+class _Normalised(dict[str, str]):
+    """normalise() of the few distinct descriptions and names, each made once."""
+
+    def __missing__(self, text: str) -> str:
+        self[text] = normalise(text)
+        return self[text]
+
+
+_NORMALISED = _Normalised()
 
 
 def _uuid(bits: int) -> str:
@@ -499,6 +611,8 @@ class Calls:
     warmup: int
     concurrency: int
     seconds: float
+    # P8's searches pick what to look for among this many seeded rows.
+    stored: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -512,6 +626,10 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 async def call(spec: Calls) -> Outcome:
+    if spec.kind.startswith("search"):
+        from bench import p8  # P8 shares this load process and its seeded office
+
+        return await p8.call(spec)
     config = StackConfig.from_env(state_dir=Path(spec.state_dir), port_base=spec.port_base)
     async with Clients(config) as clients:
         review = clients.review

@@ -261,6 +261,10 @@ MATRIX: dict[str, tuple[Callable[[World], Any], frozenset[str]]] = {
         lambda w: review_pb2.CompleteQualityCheckRequest(request_id=w.request_id, verdict="agree"),
         DEPARTMENT_STAFF,
     ),
+    f"{REVIEW}/SearchRequests": (
+        lambda w: review_pb2.SearchRequestsRequest(department_code=DEPARTMENT),
+        DEPARTMENT_STAFF,
+    ),
     f"{ADMIN}/ListReviewers": (
         lambda w: review_pb2.ListReviewersRequest(department_code=DEPARTMENT),
         DEPARTMENT_STAFF,

@@ -298,6 +298,43 @@ async def test_queue_lists_pages_and_filters(review: Review) -> None:
     assert "0 on this page" in other
 
 
+async def test_search_finds_arabic_as_typed_within_your_departments(review: Review) -> None:
+    arabic = await review.enqueue()
+    english = await review.enqueue("The PHOTO does not appear when renewing")
+    visa = await review.enqueue(department="visas")
+    found = await review.ok("search", "الصوره تجديد")
+    assert "search (text): 1 on this page" in found
+    assert arabic in found
+    assert f"{RLI}{ARABIC}{PDI}" in found
+    balanced(found)
+    assert english in await review.ok("search", "photo", "--kind", "text")
+    everything = await review.ok("search", "--page-size", "1", "--state", "queued")
+    assert english in everything
+    assert "more: --page-token " in everything
+    assert "0 on this page" in await review.ok("search", "--sla", "breached")
+    assert "0 on this page" in await review.ok("search", "--since", "2030-01-01")
+    assert "2 on this page" in await review.ok("search", "1000000008", "--until", "2030-01-01")
+    # Both ends are whole days in Riyadh: the day the requests came in finds them.
+    day = ("--since", "2026-01-04", "--until", "2026-01-04")
+    assert "2 on this page" in await review.ok("search", *day)
+    assert "0 on this page" in await review.ok("search", "--until", "2026-01-03")
+    # Nothing of passports for a reviewer of visas only: their own department's request.
+    other = await review.ok("search", "الصورة", who=VISAS_ONLY)
+    assert "1 on this page" in other
+    assert visa in other
+    assert arabic not in other
+
+
+async def test_search_refusals_name_the_field(review: Review) -> None:
+    result = await review.cli("search", "في")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: INVALID_ARGUMENT: ")
+    assert "query" in result.stderr
+    result = await review.cli("search", "--since", "31/01/2026")
+    assert result.exit_code == 1
+    assert "--since" in result.stderr
+
+
 async def test_a_department_not_yours_is_refused(review: Review) -> None:
     await review.enqueue()
     result = await review.cli("queue", "passports", who=VISAS_ONLY)

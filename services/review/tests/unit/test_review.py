@@ -45,6 +45,14 @@ from tawasul_review.domain.model import (
 )
 from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
+from tawasul_review.domain.search import (
+    Criteria,
+    SearchPosition,
+    SlaState,
+    mobile_key,
+    public_texts,
+    searchable,
+)
 
 # --- fakes -------------------------------------------------------------------------------
 
@@ -118,6 +126,38 @@ class FakeItems:
         ]
         rows.sort(key=lambda r: (-r.priority, r.due_at or datetime.max, r.request_number))
         return self._load(rows[0]) if rows else None
+
+    async def search(
+        self, criteria: Criteria, limit: int, after: SearchPosition | None
+    ) -> list[WorkItem]:
+        """What the SQL repository's search returns, the same rules on the committed rows."""
+        c = criteria
+
+        def text(r: WorkItem) -> str:
+            said = public_texts(self._db.history.get(r.request_id, []))
+            return searchable(r.description, *r.names, *said)
+
+        def key(r: WorkItem) -> tuple[datetime, str]:
+            return (r.clock.started_at, r.request_number)
+
+        rows = [
+            r
+            for r in self._db.items.values()
+            if r.department in c.departments
+            and (not c.numbers or r.request_number in c.numbers)
+            and c.person_id in ("", r.applicant_id, r.subject_id)
+            and c.mobile_key in ("", mobile_key(r.contact.mobile))
+            and all(term in text(r) for term in c.terms)
+            and c.sub_service_code in ("", r.sub_service_code)
+            and (not c.states or r.state in c.states)
+            and (c.submitted_from is None or r.clock.started_at >= c.submitted_from)
+            and (c.submitted_before is None or r.clock.started_at < c.submitted_before)
+            and (c.due_after is None or (r.due_at is not None and r.due_at > c.due_after))
+            and (c.due_by is None or (r.due_at is not None and r.due_at <= c.due_by))
+            and (after is None or key(r) < (after.submitted_at, after.request_number))
+        ]
+        rows.sort(key=key, reverse=True)
+        return [self._load(r) for r in rows[:limit]]
 
     async def held_by(self, reviewer_id: str) -> int:
         return sum(
@@ -1256,3 +1296,77 @@ async def test_a_reviewer_removed_from_a_department_cannot_claim_its_items_by_id
     with pytest.raises((NotFound, PermissionDenied)):
         await handlers.claim(uow=uow, reviewer=SARA, request_id=visa, now=START, policy=POLICY)
     assert uow.row(visa).state is State.QUEUED
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+async def search(
+    uow: FakeUnitOfWork,
+    query: str = "",
+    who: Principal = ALI,
+    *,
+    filters: handlers.SearchFilters = handlers.SearchFilters(),  # noqa: B008 - frozen
+    at: datetime = START,
+) -> handlers.SearchResult:
+    return await handlers.search(
+        uow=uow,
+        reviewer=who,
+        query=query,
+        kind=None,
+        filters=filters,
+        limit=0,
+        after=None,
+        policy=POLICY,
+        now=at,
+    )
+
+
+def named(department: str, names: tuple[str, ...], number: str) -> WorkItem:
+    item = work_item(department)
+    item.names, item.request_number = names, number
+    return item
+
+
+async def test_search_finds_names_as_typed_only_in_the_callers_departments() -> None:
+    uow = FakeUnitOfWork()
+    fatima = await enqueue(uow, named("passports", ("فاطمة مصطفى", "Fatimah Mustafa"), "TW1"))
+    await enqueue(uow, named("visas", ("فاطمة علي",), "TW2"))
+    found = await search(uow, "فاطمه مصطفي")
+    assert [i.request_id for i in found.items] == [fatima.request_id]
+    assert [i.request_number for i in (await search(uow, "فاطمه", SARA)).items] == ["TW2", "TW1"]
+    assert (await search(uow, "FATIMAH", VISAS_ONLY)).items == []
+    with pytest.raises(PermissionDenied):
+        await search(uow, "فاطمه", VISAS_ONLY, filters=handlers.SearchFilters("passports"))
+
+
+async def test_a_number_missing_its_check_digit_suggests_the_callers_request_only() -> None:
+    uow = FakeUnitOfWork()
+    mine = await enqueue(uow, named("passports", (), "TW123456786"))
+    found = await search(uow, "12345678")
+    assert found.items == []
+    assert [i.request_id for i in found.suggestions] == [mine.request_id]
+    assert (await search(uow, "12345678", VISAS_ONLY)).suggestions == []
+    assert [i.request_id for i in (await search(uow, "TW123456786")).items] == [mine.request_id]
+
+
+async def test_search_refuses_what_it_cannot_search_for_naming_the_field() -> None:
+    uow = FakeUnitOfWork()
+    for query in ("في", "x" * 201):
+        with pytest.raises(InvalidArgument) as caught:
+            await search(uow, query)
+        assert set(caught.value.violations) == {"query"}
+    with pytest.raises(PermissionDenied):
+        await search(uow, "محمد", CITIZEN)
+
+
+async def test_search_by_sla_state_sees_only_open_items() -> None:
+    uow = FakeUnitOfWork()
+    late = await queued(uow, sla=Sla.days(1))
+    await queued(uow, sla=Sla.days(20))
+    later = START + timedelta(days=7)
+    breached = await search(uow, filters=handlers.SearchFilters(sla=SlaState.BREACHED), at=later)
+    assert [i.request_id for i in breached.items] == [late]
+    on_track = await search(uow, filters=handlers.SearchFilters(sla=SlaState.ON_TRACK), at=later)
+    assert len(on_track.items) == 1
+    assert on_track.items[0].request_id != late

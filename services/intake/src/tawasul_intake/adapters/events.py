@@ -60,6 +60,8 @@ def to_event(event: Event) -> OutgoingEvent:
                 applicant_kind=event.applicant_kind,
                 subject_nationality=event.subject_nationality,
                 channel=event.channel,
+                subject_name_ar=event.subject_names[0],
+                subject_name_en=event.subject_names[1],
             )
         )
     elif isinstance(event, RequestFollowedUp):

@@ -42,7 +42,7 @@ from tawasul_intake.domain.model import (
     validate_answer,
 )
 from tawasul_intake.domain.numbers import parse_request_number
-from tawasul_intake.domain.people import Relation
+from tawasul_intake.domain.people import Person, Relation
 
 CONSUMER = "intake"
 # osTicket's cap on open tickets per user, here per account: enough for a family or a small
@@ -131,8 +131,8 @@ async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
 
 async def _check_subject(
     registry: Registry, submission: Submission, sub_service: SubService
-) -> str:
-    """Refuses a person the account may not file for; answers their nationality."""
+) -> Person | None:
+    """Refuses a person the account may not file for; answers who they are, when known."""
     relation = await registry.relation(submission.applicant_id, submission.subject_id)
     if relation is None or relation not in _ALLOWED[submission.applicant_role]:
         raise PermissionDenied(
@@ -144,7 +144,7 @@ async def _check_subject(
     if sub_service.subject_nationalities and nationality not in sub_service.subject_nationalities:
         allowed = ", ".join(sorted(sub_service.subject_nationalities))
         raise InvalidArgument({"subject_id": f"this sub-service is for nationals of {allowed}"})
-    return nationality
+    return person
 
 
 def _check_documents(
@@ -210,7 +210,7 @@ async def submit_request(
     the sub-service's schema, and no other request for the person and sub-service open.
     """
     sub_service = catalog.sub_services[submission.sub_service_code]
-    nationality = await _check_subject(registry, submission, sub_service)
+    person = await _check_subject(registry, submission, sub_service)
     _check_documents(
         submission, await documents.describe(submission.document_ids, token), sub_service
     )
@@ -236,7 +236,8 @@ async def submit_request(
                 catalog_version=catalog.version,
                 calendar=calendar,
                 now=now,
-                subject_nationality=nationality,
+                subject_nationality=person.nationality if person else "",
+                subject_names=(person.name_ar, person.name_en) if person else ("", ""),
             )
             await uow.requests.add(request)
             if cited is not None:

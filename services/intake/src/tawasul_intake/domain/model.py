@@ -170,6 +170,7 @@ class Request:
         calendar: WorkingCalendar,
         now: datetime,
         subject_nationality: str = "",
+        subject_names: tuple[str, str] = ("", ""),
     ) -> Request:
         request = cls(
             id=id,
@@ -198,6 +199,7 @@ class Request:
                 applicant_kind=submission.applicant_role.value,
                 subject_nationality=subject_nationality,
                 channel=submission.channel,
+                subject_names=subject_names,
             )
         )
         return request
@@ -342,6 +344,8 @@ class RequestSubmitted:
     applicant_kind: str = ""
     subject_nationality: str = ""
     channel: str = ""
+    # Arabic and Latin, for review's search.
+    subject_names: tuple[str, str] = ("", "")
 
 
 @dataclass(frozen=True)

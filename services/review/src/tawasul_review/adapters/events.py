@@ -54,7 +54,16 @@ def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> W
         submitted_at=_submitted_at(r, now),
         sla=sla,
         priority=r.priority,
+        subject_id=r.subject_id,
+        names=_names(r),
     )
+
+
+def _names(routed: events_pb2.RequestRouted) -> tuple[str, ...]:
+    """The subject's names, and any name the sub-service's fields carry (e.g. a worker's)."""
+    named = [routed.subject_name_ar, routed.subject_name_en]
+    named += [value for key, value in sorted(routed.fields.items()) if "name" in key]
+    return tuple(dict.fromkeys(n.strip()[:200] for n in named if n.strip()))[:6]
 
 
 def _submitted_at(routed: events_pb2.RequestRouted, now: datetime) -> datetime:

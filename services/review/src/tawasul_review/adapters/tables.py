@@ -55,6 +55,34 @@ work_items = Table(
     Column("sla_next_at", DateTime(timezone=True)),
     Column("due_at", DateTime(timezone=True)),
     Column("appeal_of", String(50), nullable=False, server_default=""),
+    # Search (issue 15), written in the same statement as the change it indexes: the subject,
+    # the subject's names, the mobile's nine digits and every searchable text normalised
+    # (domain.search.normalise: description, names, public messages).
+    Column("subject_id", String(20), nullable=False, server_default=""),
+    Column("names", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("mobile_key", String(12), nullable=False, server_default=""),
+    Column("search_text", Text, nullable=False, server_default=""),
+    Index("work_items_applicant", "applicant_id"),
+    Index("work_items_subject", "subject_id"),
+    Index("work_items_mobile", "mobile_key"),
+    # Words of the text within a department (btree_gin for the department): a branch of a
+    # search reads only its own department's candidates.
+    Index(
+        "work_items_search_text",
+        "department",
+        "search_text",
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
+    ),
+    # Search results in their order (newest submission first) within a department, with what
+    # the filters read, so that a page's keys come from the index alone.
+    Index(
+        "work_items_submitted",
+        "department",
+        text("submitted_at DESC"),
+        text("request_number DESC"),
+        postgresql_include=["request_id", "state", "due_at", "sub_service_code"],
+    ),
     Index(
         "work_items_next",
         "department",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from tawasul_calendar import WorkingCalendar
@@ -20,6 +20,7 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
 from tawasul_review.domain.assignment import Mode, choose
 from tawasul_review.domain.model import (
+    OPEN_STATES,
     Decision,
     HistoryEntry,
     Missing,
@@ -30,6 +31,20 @@ from tawasul_review.domain.model import (
 )
 from tawasul_review.domain.quality import QualityCheck, sampled
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
+from tawasul_review.domain.search import (
+    MAX_QUERY,
+    MIN_TERM,
+    Criteria,
+    Kind,
+    SearchPosition,
+    SlaState,
+    classify,
+    mobile_key,
+    number_candidates,
+    person_id,
+    request_number,
+    terms,
+)
 
 CONSUMER = "review"
 DEFAULT_PAGE = 50
@@ -599,3 +614,119 @@ async def set_availability(
         await uow.reviewers.put(updated)
         await uow.commit()
     return updated
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    department: str = ""
+    sub_service_code: str = ""
+    states: tuple[State, ...] = ()
+    submitted_from: datetime | None = None
+    submitted_before: datetime | None = None
+    sla: SlaState | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    kind: Kind
+    items: list[WorkItem]
+    # Where the next page starts; None on the last.
+    following: SearchPosition | None = None
+    # For a request number whose check digit is missing or wrong: the requests of the
+    # caller's departments one typing mistake away.
+    suggestions: list[WorkItem] = field(default_factory=list)
+
+
+async def search(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    query: str,
+    kind: Kind | None,
+    filters: SearchFilters,
+    limit: int,
+    after: SearchPosition | None,
+    policy: Policy,
+    now: datetime,
+) -> SearchResult:
+    """Requests of the caller's departments by number, ID, mobile, name or text, as typed.
+
+    Only what the caller could open (GetCase's rule: the item's department is one of the
+    caller's, as review's record narrows their token); one department of theirs when named.
+    """
+    if len(query) > MAX_QUERY:
+        raise InvalidArgument({"query": f"at most {MAX_QUERY} characters"})
+    start, end = filters.submitted_from, filters.submitted_before
+    if start is not None and end is not None and start >= end:
+        raise InvalidArgument({"submitted_before": "must be after submitted_from"})
+    size = min(limit or DEFAULT_PAGE, MAX_PAGE)
+    kind = kind or (classify(query) if query.strip() else Kind.TEXT)
+    numbers: tuple[str, ...] = ()
+    candidates: list[str] = []
+    found_id, key, words = "", "", tuple[str, ...]()
+    if kind is Kind.NUMBER:
+        digits = request_number(query)
+        if digits is None:
+            raise InvalidArgument({"query": "a request number: TW and 8 or 9 digits"})
+        exact, candidates = number_candidates(digits)
+        numbers = (exact,) if exact else ()
+    elif kind is Kind.PERSON_ID:
+        found_id = person_id(query) or ""
+        if not found_id:
+            raise InvalidArgument({"query": "a national ID, iqama or border number: 10 digits"})
+    elif kind is Kind.MOBILE:
+        key = mobile_key(query)
+        if not key:
+            raise InvalidArgument({"query": "a Saudi mobile: 05XXXXXXXX or +9665XXXXXXXX"})
+    elif query.strip():
+        words = tuple(terms(query))
+        if not words:
+            raise InvalidArgument({"query": f"at least one word of {MIN_TERM} letters or more"})
+    states, due_after, due_by = filters.states, None, None
+    if filters.sla is not None:
+        # Only open items run against their SLA; "soon" is within the next working day.
+        soon = policy.calendar.add_working_days(now, 1)
+        states = tuple(s for s in sorted(OPEN_STATES) if not states or s in states)
+        due_after, due_by = {
+            SlaState.BREACHED: (None, now),
+            SlaState.DUE_SOON: (now, soon),
+            SlaState.ON_TRACK: (soon, None),
+        }[filters.sla]
+        if not states:
+            return SearchResult(kind, [])
+    async with uow:
+        me = await _me(uow, reviewer)
+        departments = me.departments
+        if filters.department:
+            _department(replace(reviewer, departments=departments), filters.department)
+            departments = frozenset({filters.department})
+        if not departments:
+            return SearchResult(kind, [])
+        criteria = Criteria(
+            departments=departments,
+            numbers=numbers,
+            person_id=found_id,
+            mobile_key=key,
+            terms=words,
+            sub_service_code=filters.sub_service_code,
+            states=states,
+            submitted_from=filters.submitted_from,
+            submitted_before=filters.submitted_before,
+            due_after=due_after,
+            due_by=due_by,
+        )
+        if kind is Kind.NUMBER and not numbers:
+            if not candidates:  # never for 8 or 9 digits; an empty list would match all
+                return SearchResult(kind, [])
+            near = replace(criteria, numbers=tuple(candidates))
+            return SearchResult(kind, [], None, await uow.items.search(near, MAX_PAGE, None))
+        items = await uow.items.search(criteria, size + 1, after)
+    if len(items) > size:
+        last = items[size - 1]
+        return SearchResult(
+            kind, items[:size], SearchPosition(last.clock.started_at, last.request_number)
+        )
+    return SearchResult(kind, items)

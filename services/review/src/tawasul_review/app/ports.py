@@ -13,6 +13,7 @@ from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import HistoryEntry, QueuePosition, State, WorkItem
 from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import Reviewer
+from tawasul_review.domain.search import Criteria, SearchPosition
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class WorkItemRepository(Protocol):
         ...
 
     async def held_by(self, reviewer_id: str) -> int: ...
+
+    async def search(
+        self, criteria: Criteria, limit: int, after: SearchPosition | None
+    ) -> list[WorkItem]:
+        """Items matching every part of `criteria`, newest submission first, then by number
+        descending, from just after `after`; read in one statement (one snapshot)."""
+        ...
 
     async def due_for_sweep(self, now: datetime, limit: int) -> list[WorkItem]:
         """Lapsed claims, passed information deadlines and reached SLA marks, locked."""

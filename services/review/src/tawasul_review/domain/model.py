@@ -172,6 +172,10 @@ class WorkItem:
     due_at: datetime | None = None
     # While an appeal: the reviewer who rejected, who may not decide it again (four-eyes).
     appeal_of: str = ""
+    # The person the request is about, and their names as the request carried them (Arabic,
+    # Latin): what reviewers search by, with the applicant's ID and mobile.
+    subject_id: str = ""
+    names: tuple[str, ...] = ()
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -192,6 +196,8 @@ class WorkItem:
         submitted_at: datetime | None = None,
         sla: Sla | None = None,
         priority: int = 0,
+        subject_id: str = "",
+        names: tuple[str, ...] = (),
     ) -> WorkItem:
         item = cls(
             request_id=request_id,
@@ -207,6 +213,8 @@ class WorkItem:
             queued_at=now,
             clock=SlaClock(started_at=submitted_at or now, sla=sla or Sla.days(7)),
             priority=priority,
+            subject_id=subject_id or applicant_id,
+            names=tuple(n for n in names if n),
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item

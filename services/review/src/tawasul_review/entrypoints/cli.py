@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -393,6 +394,117 @@ def queue(
         state=_STATE_TO_WIRE[state] if state else review_pb2.WORK_ITEM_STATE_UNSPECIFIED,
     )
     _run(ctx, lambda review: list_queue(review, request))
+
+
+# --- search -----------------------------------------------------------------------------
+
+
+class KindName(enum.StrEnum):
+    number = "number"
+    id = "id"
+    mobile = "mobile"
+    text = "text"
+
+
+_KIND_TO_WIRE = {
+    KindName.number: review_pb2.SEARCH_KIND_REQUEST_NUMBER,
+    KindName.id: review_pb2.SEARCH_KIND_PERSON_ID,
+    KindName.mobile: review_pb2.SEARCH_KIND_MOBILE,
+    KindName.text: review_pb2.SEARCH_KIND_TEXT,
+}
+_KIND_SHOWN = {wire: name.value for name, wire in _KIND_TO_WIRE.items()}
+
+
+class SlaName(enum.StrEnum):
+    on_track = "on-track"
+    due_soon = "due-soon"
+    breached = "breached"
+
+
+_SLA_TO_WIRE = {
+    SlaName.on_track: review_pb2.SLA_STATE_ON_TRACK,
+    SlaName.due_soon: review_pb2.SLA_STATE_DUE_SOON,
+    SlaName.breached: review_pb2.SLA_STATE_BREACHED,
+}
+
+
+def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
+    """A date (YYYY-MM-DD) as the start of that day in Riyadh, or of the next with `after`."""
+    if not raw:
+        return None
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=RIYADH)
+    except ValueError:
+        _fail(f"--{name}: a date such as 2026-01-31")
+    if after:
+        day += timedelta(days=1)
+    stamp = Timestamp()
+    stamp.FromDatetime(day)
+    return stamp
+
+
+async def search_requests(review: Review, request: review_pb2.SearchRequestsRequest) -> None:
+    found = await review.call(review.service.SearchRequests, request)
+    kind = _KIND_SHOWN.get(found.kind, "text")
+    review.out.print(
+        _line(f"search ({kind}): {len(found.items)} on this page"),
+        soft_wrap=True,
+    )
+    if found.items:
+        review.out.print(_queue_table(list(found.items)))
+    if found.suggestions:
+        review.out.print("no request has that number; did you mean:", soft_wrap=True)
+        review.out.print(_queue_table(list(found.suggestions)))
+    if found.next_page_token:
+        review.out.print(f"more: --page-token {clean(found.next_page_token)}", soft_wrap=True)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="A request number, national ID or iqama, mobile, or words of a name, the"
+            " description or a message, typed as you like (أحمد = احمد, فاطمة = فاطمه)."
+            " Empty lists by the options alone."
+        ),
+    ] = "",
+    kind: Annotated[
+        KindName | None, typer.Option(help="Take the query as this; by its shape when unset.")
+    ] = None,
+    department: Annotated[str, typer.Option(help="Only this department of yours.")] = "",
+    sub_service: Annotated[str, typer.Option(help="Only this sub-service code.")] = "",
+    state: Annotated[
+        list[StateName] | None, typer.Option(help="Only items in this state (repeatable).")
+    ] = None,
+    since: Annotated[str, typer.Option(help="Submitted on or after this date (YYYY-MM-DD).")] = "",
+    until: Annotated[str, typer.Option(help="Submitted on or before this date (YYYY-MM-DD).")] = "",
+    sla: Annotated[SlaName | None, typer.Option(help="Only open items in this SLA state.")] = None,
+    page_token: Annotated[
+        str, typer.Option(help="The previous page's `more:` token, for the next page.")
+    ] = "",
+    page_size: Annotated[
+        int, typer.Option(min=0, max=200, help="Items a page; the service's default when 0.")
+    ] = 0,
+) -> None:
+    """Find requests of your departments, newest first (a mistyped number gets suggestions)."""
+    request = review_pb2.SearchRequestsRequest(
+        query=query,
+        kind=_KIND_TO_WIRE[kind] if kind else review_pb2.SEARCH_KIND_UNSPECIFIED,
+        department_code=department,
+        sub_service_code=sub_service,
+        states=[_STATE_TO_WIRE[s] for s in state or []],
+        sla_state=_SLA_TO_WIRE[sla] if sla else review_pb2.SLA_STATE_UNSPECIFIED,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    start, end = _day("since", since), _day("until", until, after=True)
+    if start is not None:
+        request.submitted_from.CopyFrom(start)
+    if end is not None:
+        request.submitted_before.CopyFrom(end)
+    _run(ctx, lambda review: search_requests(review, request))
 
 
 def _claimed(review: Review, item: review_pb2.WorkItem) -> None:

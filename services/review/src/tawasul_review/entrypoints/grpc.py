@@ -31,6 +31,7 @@ from tawasul_review.domain.model import (
 )
 from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import Reviewer
+from tawasul_review.domain.search import Kind, SearchPosition, SlaState
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -53,6 +54,7 @@ ACCESS: dict[str, Rule] = {
     "Reassign": STAFF,
     "ListQualityChecks": STAFF,
     "CompleteQualityCheck": STAFF,
+    "SearchRequests": STAFF,
 }
 ADMIN_ACCESS: dict[str, Rule] = {
     "PutReviewer": STAFF,
@@ -82,6 +84,18 @@ _MODE_TO_WIRE = {
     Mode.LEAST_LOADED: review_pb2.ASSIGNMENT_MODE_LEAST_LOADED,
 }
 _MODE_FROM_WIRE = {wire: mode for mode, wire in _MODE_TO_WIRE.items()}
+_KIND_TO_WIRE = {
+    Kind.NUMBER: review_pb2.SEARCH_KIND_REQUEST_NUMBER,
+    Kind.PERSON_ID: review_pb2.SEARCH_KIND_PERSON_ID,
+    Kind.MOBILE: review_pb2.SEARCH_KIND_MOBILE,
+    Kind.TEXT: review_pb2.SEARCH_KIND_TEXT,
+}
+_KIND_FROM_WIRE = {wire: kind for kind, wire in _KIND_TO_WIRE.items()}
+_SLA_FROM_WIRE = {
+    review_pb2.SLA_STATE_ON_TRACK: SlaState.ON_TRACK,
+    review_pb2.SLA_STATE_DUE_SOON: SlaState.DUE_SOON,
+    review_pb2.SLA_STATE_BREACHED: SlaState.BREACHED,
+}
 
 
 _CODE = re.compile(r"[A-Za-z0-9_.:-]*")
@@ -131,6 +145,41 @@ def _position(token: str) -> QueuePosition:
     return position
 
 
+def _search_token(position: SearchPosition) -> str:
+    raw = json.dumps([position.submitted_at.isoformat(), position.request_number])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _search_position(token: str) -> SearchPosition:
+    refused = InvalidArgument({"page_token": "not a token this service issued"})
+    try:
+        submitted_at, number = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
+        position = SearchPosition(datetime.fromisoformat(submitted_at), str(number))
+        at = position.submitted_at.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise refused from exc
+    if (
+        position.submitted_at.tzinfo is None
+        or not _EARLIEST <= at < _LATEST
+        or not _CODE.fullmatch(position.request_number)
+        or len(position.request_number) > 20
+    ):
+        raise refused
+    return position
+
+
+def _instant(name: str, stamp: Any, present: bool) -> datetime | None:
+    if not present:
+        return None
+    try:
+        at: datetime = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument({name: "not a valid time"}) from exc
+    if not _EARLIEST <= at < _LATEST:
+        raise InvalidArgument({name: "between 2000 and 2100"})
+    return at
+
+
 class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     def __init__(
         self,
@@ -170,6 +219,8 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             sla_percent_used=item.percent_used(self._policy.calendar, self._now()),
             submitted_at=timestamp(item.clock.started_at),
             appeal_of_reviewer_id=item.appeal_of,
+            subject_id=item.subject_id,
+            subject_names=list(item.names),
         )
         if item.due_at is not None:
             wire.due_at.CopyFrom(timestamp(item.due_at))
@@ -395,6 +446,58 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             now=self._now(),
         )
         return review_pb2.ReassignResponse(item=self.to_wire(item))
+
+    async def SearchRequests(
+        self, request: review_pb2.SearchRequestsRequest, context: Context
+    ) -> review_pb2.SearchRequestsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument({"page_size": "must not be negative"})
+        kind = None
+        if request.kind:
+            kind = _KIND_FROM_WIRE.get(request.kind)
+            if kind is None:
+                raise InvalidArgument({"kind": "not a search kind"})
+        sla = None
+        if request.sla_state:
+            sla = _SLA_FROM_WIRE.get(request.sla_state)
+            if sla is None:
+                raise InvalidArgument({"sla_state": "not an SLA state"})
+        states = []
+        for index, wire in enumerate(request.states[:10]):
+            state = _STATE_FROM_WIRE.get(wire)
+            if state is None:
+                raise InvalidArgument({f"states[{index}]": "not a work item state"})
+            states.append(state)
+        found = await handlers.search(
+            uow=self._uow(),
+            reviewer=caller(),
+            query=request.query,
+            kind=kind,
+            filters=handlers.SearchFilters(
+                department=_code("department_code", request.department_code, 50),
+                sub_service_code=_code("sub_service_code", request.sub_service_code),
+                states=tuple(dict.fromkeys(states)),
+                submitted_from=_instant(
+                    "submitted_from", request.submitted_from, request.HasField("submitted_from")
+                ),
+                submitted_before=_instant(
+                    "submitted_before",
+                    request.submitted_before,
+                    request.HasField("submitted_before"),
+                ),
+                sla=sla,
+            ),
+            limit=request.page_size,
+            after=_search_position(request.page_token) if request.page_token else None,
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.SearchRequestsResponse(
+            items=[self.to_wire(i) for i in found.items],
+            next_page_token=_search_token(found.following) if found.following else "",
+            suggestions=[self.to_wire(i) for i in found.suggestions],
+            kind=_KIND_TO_WIRE[found.kind],
+        )
 
     async def ListQualityChecks(
         self, request: review_pb2.ListQualityChecksRequest, context: Context

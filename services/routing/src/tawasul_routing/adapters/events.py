@@ -52,6 +52,8 @@ def from_submitted(event: events_pb2.Envelope, now: datetime) -> IncomingRequest
         applicant_kind=s.applicant_kind,
         subject_nationality=s.subject_nationality,
         channel=s.channel,
+        subject_name_ar=s.subject_name_ar,
+        subject_name_en=s.subject_name_en,
     )
 
 
@@ -93,6 +95,8 @@ def to_event(event: RequestRouted) -> OutgoingEvent:
         channel=r.channel,
         transfer_reason=d.transfer_reason,
         transferred_from=d.transferred_from,
+        subject_name_ar=r.subject_name_ar,
+        subject_name_en=r.subject_name_en,
     )
     return envelope(
         topic=REQUEST_ROUTED,

@@ -36,6 +36,8 @@ def request_to_json(r: IncomingRequest) -> dict[str, Any]:
         "applicant_kind": r.applicant_kind,
         "subject_nationality": r.subject_nationality,
         "channel": r.channel,
+        "subject_name_ar": r.subject_name_ar,
+        "subject_name_en": r.subject_name_en,
     }
 
 
@@ -61,6 +63,8 @@ def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequ
         applicant_kind=raw.get("applicant_kind", ""),
         subject_nationality=raw.get("subject_nationality", ""),
         channel=raw.get("channel", ""),
+        subject_name_ar=raw.get("subject_name_ar", ""),
+        subject_name_en=raw.get("subject_name_en", ""),
     )
 
 

@@ -37,6 +37,9 @@ class IncomingRequest:
     applicant_kind: str
     subject_nationality: str
     channel: str
+    # Passed on to review, which searches by them.
+    subject_name_ar: str = ""
+    subject_name_en: str = ""
 
     def attributes(self) -> Attributes:
         # Routing does not hear of follow-ups, so its own decisions count none.

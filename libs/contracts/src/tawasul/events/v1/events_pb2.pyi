@@ -187,6 +187,8 @@ class RequestSubmitted(_message.Message):
     APPLICANT_KIND_FIELD_NUMBER: _builtins.int
     SUBJECT_NATIONALITY_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    SUBJECT_NAME_AR_FIELD_NUMBER: _builtins.int
+    SUBJECT_NAME_EN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -204,6 +206,11 @@ class RequestSubmitted(_message.Message):
     """ISO 3166-1 alpha-3 nationality of the person the request is about, when known."""
     channel: _builtins.str
     """The channel that submitted it ("web", "mobile", "establishment-portal"), when known."""
+    subject_name_ar: _builtins.str
+    """The name of the person the request is about, in Arabic and in Latin letters, as the
+    registry holds them (review's search finds requests by them); empty when unknown.
+    """
+    subject_name_en: _builtins.str
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -236,10 +243,12 @@ class RequestSubmitted(_message.Message):
         applicant_kind: _builtins.str = ...,
         subject_nationality: _builtins.str = ...,
         channel: _builtins.str = ...,
+        subject_name_ar: _builtins.str = ...,
+        subject_name_en: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "expected_completion_at", b"expected_completion_at", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "expected_completion_at", b"expected_completion_at", "fields", b"fields", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "expected_completion_at", b"expected_completion_at", "fields", b"fields", "request_id", b"request_id", "request_number", b"request_number", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -370,6 +379,8 @@ class RequestRouted(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     TRANSFER_REASON_FIELD_NUMBER: _builtins.int
     TRANSFERRED_FROM_FIELD_NUMBER: _builtins.int
+    SUBJECT_NAME_AR_FIELD_NUMBER: _builtins.int
+    SUBJECT_NAME_EN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -388,6 +399,9 @@ class RequestRouted(_message.Message):
     channel: _builtins.str
     transfer_reason: _builtins.str
     transferred_from: _builtins.str
+    subject_name_ar: _builtins.str
+    """As in RequestSubmitted, passed on unchanged."""
+    subject_name_en: _builtins.str
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -419,10 +433,12 @@ class RequestRouted(_message.Message):
         channel: _builtins.str = ...,
         transfer_reason: _builtins.str = ...,
         transferred_from: _builtins.str = ...,
+        subject_name_ar: _builtins.str = ...,
+        subject_name_en: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

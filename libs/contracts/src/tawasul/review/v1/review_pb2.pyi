@@ -94,6 +94,66 @@ ASSIGNMENT_MODE_ROUND_ROBIN: AssignmentMode.ValueType  # 2
 ASSIGNMENT_MODE_LEAST_LOADED: AssignmentMode.ValueType  # 3
 Global___AssignmentMode: _TypeAlias = AssignmentMode  # noqa: Y015
 
+class _SearchKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_KIND_UNSPECIFIED: _SearchKind.ValueType  # 0
+    SEARCH_KIND_REQUEST_NUMBER: _SearchKind.ValueType  # 1
+    """"TW" (optional) and 9 digits, or 8 without the check digit."""
+    SEARCH_KIND_PERSON_ID: _SearchKind.ValueType  # 2
+    """10 digits: national ID (1…), iqama (2…), border number (3…), establishment (4…)."""
+    SEARCH_KIND_MOBILE: _SearchKind.ValueType  # 3
+    """05XXXXXXXX, +9665XXXXXXXX, 009665XXXXXXXX, in Arabic-Indic digits too."""
+    SEARCH_KIND_TEXT: _SearchKind.ValueType  # 4
+    """Words of the names, description and public messages; each word of 3 letters or more
+    must appear (as a part of a word too).
+    """
+
+class SearchKind(_SearchKind, metaclass=_SearchKindEnumTypeWrapper):
+    """What SearchRequests.query is; unspecified tells it from the query's shape."""
+
+SEARCH_KIND_UNSPECIFIED: SearchKind.ValueType  # 0
+SEARCH_KIND_REQUEST_NUMBER: SearchKind.ValueType  # 1
+""""TW" (optional) and 9 digits, or 8 without the check digit."""
+SEARCH_KIND_PERSON_ID: SearchKind.ValueType  # 2
+"""10 digits: national ID (1…), iqama (2…), border number (3…), establishment (4…)."""
+SEARCH_KIND_MOBILE: SearchKind.ValueType  # 3
+"""05XXXXXXXX, +9665XXXXXXXX, 009665XXXXXXXX, in Arabic-Indic digits too."""
+SEARCH_KIND_TEXT: SearchKind.ValueType  # 4
+"""Words of the names, description and public messages; each word of 3 letters or more
+must appear (as a part of a word too).
+"""
+Global___SearchKind: _TypeAlias = SearchKind  # noqa: Y015
+
+class _SlaState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SlaStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlaState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SLA_STATE_UNSPECIFIED: _SlaState.ValueType  # 0
+    SLA_STATE_ON_TRACK: _SlaState.ValueType  # 1
+    """Due after the next working day."""
+    SLA_STATE_DUE_SOON: _SlaState.ValueType  # 2
+    """Due within the next working day."""
+    SLA_STATE_BREACHED: _SlaState.ValueType  # 3
+    """Past due."""
+
+class SlaState(_SlaState, metaclass=_SlaStateEnumTypeWrapper):
+    """An open item against its SLA."""
+
+SLA_STATE_UNSPECIFIED: SlaState.ValueType  # 0
+SLA_STATE_ON_TRACK: SlaState.ValueType  # 1
+"""Due after the next working day."""
+SLA_STATE_DUE_SOON: SlaState.ValueType  # 2
+"""Due within the next working day."""
+SLA_STATE_BREACHED: SlaState.ValueType  # 3
+"""Past due."""
+Global___SlaState: _TypeAlias = SlaState  # noqa: Y015
+
 @_typing.final
 class WorkItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -117,6 +177,8 @@ class WorkItem(_message.Message):
     SLA_PERCENT_USED_FIELD_NUMBER: _builtins.int
     SUBMITTED_AT_FIELD_NUMBER: _builtins.int
     APPEAL_OF_REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_NAMES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -133,6 +195,8 @@ class WorkItem(_message.Message):
     """The share of the SLA time used, in per cent (over 100 once breached)."""
     appeal_of_reviewer_id: _builtins.str
     """Set while the item is an appeal: the reviewer who rejected it may not decide it again."""
+    subject_id: _builtins.str
+    """National ID, iqama or border number of the person the request is about."""
     @_builtins.property
     def queued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -153,6 +217,10 @@ class WorkItem(_message.Message):
     def respond_by(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def subject_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Their names as the request carried them (Arabic, Latin), when it did."""
+
     def __init__(
         self,
         *,
@@ -175,10 +243,12 @@ class WorkItem(_message.Message):
         sla_percent_used: _builtins.int = ...,
         submitted_at: _timestamp_pb2.Timestamp | None = ...,
         appeal_of_reviewer_id: _builtins.str = ...,
+        subject_id: _builtins.str = ...,
+        subject_names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_until", b"claimed_until", "due_at", b"due_at", "queued_at", b"queued_at", "respond_by", b"respond_by", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_names", b"subject_names", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1300,3 +1370,99 @@ class CompleteQualityCheckResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteQualityCheckResponse: _TypeAlias = CompleteQualityCheckResponse  # noqa: Y015
+
+@_typing.final
+class SearchRequestsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    SUBMITTED_FROM_FIELD_NUMBER: _builtins.int
+    SUBMITTED_BEFORE_FIELD_NUMBER: _builtins.int
+    SLA_STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Empty lists by the filters alone."""
+    kind: Global___SearchKind.ValueType
+    department_code: _builtins.str
+    """Filters, all optional: one of the caller's departments (another is PERMISSION_DENIED)."""
+    sub_service_code: _builtins.str
+    sla_state: Global___SlaState.ValueType
+    """Only open (queued or claimed) items in this SLA state."""
+    page_size: _builtins.int
+    """0 means 50, at most 200."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[Global___WorkItemState.ValueType]:
+        """Any of these states."""
+
+    @_builtins.property
+    def submitted_from(self) -> _timestamp_pb2.Timestamp:
+        """Submitted at or after, and before."""
+
+    @_builtins.property
+    def submitted_before(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        kind: Global___SearchKind.ValueType = ...,
+        department_code: _builtins.str = ...,
+        sub_service_code: _builtins.str = ...,
+        states: _abc.Iterable[Global___WorkItemState.ValueType] | None = ...,
+        submitted_from: _timestamp_pb2.Timestamp | None = ...,
+        submitted_before: _timestamp_pb2.Timestamp | None = ...,
+        sla_state: Global___SlaState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_before", b"submitted_before", "submitted_from", b"submitted_from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "sla_state", b"sla_state", "states", b"states", "sub_service_code", b"sub_service_code", "submitted_before", b"submitted_before", "submitted_from", b"submitted_from"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchRequestsRequest: _TypeAlias = SearchRequestsRequest  # noqa: Y015
+
+@_typing.final
+class SearchRequestsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Passed as page_token with the same query and filters, returns the items after these;
+    empty on the last page.
+    """
+    kind: Global___SearchKind.ValueType
+    """What the query was taken as."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkItem]: ...
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkItem]:
+        """For a request number whose check digit is missing or wrong: the caller's requests one
+        typing mistake away (a missing check digit, one wrong digit, two neighbours swapped).
+        """
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___WorkItem] | None = ...,
+        next_page_token: _builtins.str = ...,
+        suggestions: _abc.Iterable[Global___WorkItem] | None = ...,
+        kind: Global___SearchKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "kind", b"kind", "next_page_token", b"next_page_token", "suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchRequestsResponse: _TypeAlias = SearchRequestsResponse  # noqa: Y015

@@ -118,6 +118,11 @@ class ReviewServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckResponse.FromString,
                 _registered_method=True)
+        self.SearchRequests = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/SearchRequests',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SearchRequestsRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.SearchRequestsResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -241,6 +246,20 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchRequests(self, request, context):
+        """Requests of the caller's departments (one of them when named), newest submission first:
+        by request number (with its check digit missing or one digit wrong, no result but the
+        caller's requests one typing mistake away as suggestions), by national ID, iqama or
+        border number (of the applicant or the person the request is about), by mobile in any
+        spelling, or by words of the names, the description and the public messages, matched as
+        Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
+        diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
+        could not open with GetCase.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -323,6 +342,11 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.CompleteQualityCheck,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckResponse.SerializeToString,
+            ),
+            'SearchRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchRequests,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.SearchRequestsRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SearchRequestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -761,6 +785,33 @@ class ReviewService:
             '/tawasul.review.v1.ReviewService/CompleteQualityCheck',
             tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckRequest.SerializeToString,
             tawasul_dot_review_dot_v1_dot_review__pb2.CompleteQualityCheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/SearchRequests',
+            tawasul_dot_review_dot_v1_dot_review__pb2.SearchRequestsRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.SearchRequestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

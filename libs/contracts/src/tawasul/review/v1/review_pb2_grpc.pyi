@@ -73,6 +73,16 @@ class ReviewServiceStub:
     """The department's sampled decisions awaiting a second look (supervisors)."""
     CompleteQualityCheck: _grpc.UnaryUnaryMultiCallable[_review_pb2.CompleteQualityCheckRequest, _review_pb2.CompleteQualityCheckResponse]
     """A second reviewer's verdict on a sampled decision; never the one who decided."""
+    SearchRequests: _grpc.UnaryUnaryMultiCallable[_review_pb2.SearchRequestsRequest, _review_pb2.SearchRequestsResponse]
+    """Requests of the caller's departments (one of them when named), newest submission first:
+    by request number (with its check digit missing or one digit wrong, no result but the
+    caller's requests one typing mistake away as suggestions), by national ID, iqama or
+    border number (of the applicant or the person the request is about), by mobile in any
+    spelling, or by words of the names, the description and the public messages, matched as
+    Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
+    diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
+    could not open with GetCase.
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -119,6 +129,16 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """The department's sampled decisions awaiting a second look (supervisors)."""
     CompleteQualityCheck: _aio.UnaryUnaryMultiCallable[_review_pb2.CompleteQualityCheckRequest, _review_pb2.CompleteQualityCheckResponse]  # type: ignore[assignment]
     """A second reviewer's verdict on a sampled decision; never the one who decided."""
+    SearchRequests: _aio.UnaryUnaryMultiCallable[_review_pb2.SearchRequestsRequest, _review_pb2.SearchRequestsResponse]  # type: ignore[assignment]
+    """Requests of the caller's departments (one of them when named), newest submission first:
+    by request number (with its check digit missing or one digit wrong, no result but the
+    caller's requests one typing mistake away as suggestions), by national ID, iqama or
+    border number (of the applicant or the person the request is about), by mobile in any
+    spelling, or by words of the names, the description and the public messages, matched as
+    Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
+    diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
+    could not open with GetCase.
+    """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reviewers work their departments' queues. Every call carries the reviewer's signed token
@@ -258,6 +278,22 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.CompleteQualityCheckResponse, _abc.Awaitable[_review_pb2.CompleteQualityCheckResponse]]:
         """A second reviewer's verdict on a sampled decision; never the one who decided."""
+
+    @_abc_1.abstractmethod
+    def SearchRequests(
+        self,
+        request: _review_pb2.SearchRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.SearchRequestsResponse, _abc.Awaitable[_review_pb2.SearchRequestsResponse]]:
+        """Requests of the caller's departments (one of them when named), newest submission first:
+        by request number (with its check digit missing or one digit wrong, no result but the
+        caller's requests one typing mistake away as suggestions), by national ID, iqama or
+        border number (of the applicant or the person the request is about), by mobile in any
+        spelling, or by words of the names, the description and the public messages, matched as
+        Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
+        diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
+        could not open with GetCase.
+        """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

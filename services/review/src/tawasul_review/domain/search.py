@@ -1,0 +1,228 @@
+"""Searching requests as reviewers really type: pure rules, no I/O.
+
+`normalise` is the one function applied both to what is indexed (names, description, public
+messages) and to what is searched for, so that "أحمد", "احمد" and "إحمد" meet, as do
+"فاطمة"/"فاطمه", "مصطفى"/"مصطفي", "عبد الله"/"عبدالله", "محـــمد"/"مُحَمَّد"/"محمد",
+"٠٥٥١٢٣٤٥٦٧"/"0551234567" and "Ahmed"/"AHMED".
+
+`classify` tells what a query is (a request number, an ID, a mobile, or text), and
+`number_candidates` the valid request numbers one typing mistake away from a number whose
+check digit is missing or wrong (the Damm check of intake's numbers: every single wrong digit
+and every swap of neighbours is caught, so the candidates are few).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from tawasul_review.domain.model import HistoryEntry, State
+
+# Alef with hamza above or below, madda, wasla: a bare alef.
+_FOLD = str.maketrans(
+    {
+        "أ": "ا",
+        "إ": "ا",
+        "آ": "ا",
+        "ٱ": "ا",
+        "ٲ": "ا",
+        "ٳ": "ا",
+        # Ta marbuta is written, and typed, as ha at a word's end.
+        "ة": "ه",
+        # Alef maqsura and the Persian/Urdu ya are typed as ya.
+        "ى": "ي",
+        "ی": "ي",
+        "ې": "ي",
+        # Hamza on a seat: the seat.
+        "ؤ": "و",
+        "ئ": "ي",
+        # Persian kaf and heh.
+        "ک": "ك",
+        "ہ": "ه",
+        "ە": "ه",
+        # Tatweel (kashida) only stretches a word.
+        "ـ": None,
+        # Arabic-Indic and Persian digits.
+        **{chr(0x0660 + d): str(d) for d in range(10)},
+        **{chr(0x06F0 + d): str(d) for d in range(10)},
+    }
+)
+# Harakat, tanween, shadda, sukun, superscript alef and the Quranic marks.
+_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
+# "عبد الله", "عبد الرحمن": the servant-of names are typed with and without the space.
+_ABD = re.compile(r"(?<!\S)(عبد|ابو)\s+(?=\S)")
+_NOT_WORD = re.compile(r"[^\w]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The searchable form of a text: one spelling per word, lowercase, single-spaced.
+
+    Used when indexing and when querying, never one without the other.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = _MARKS.sub("", text.translate(_FOLD))
+    # Latin letters lose their accents ("José" = "jose") and case.
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = _NOT_WORD.sub(" ", text.casefold()).replace("_", " ")
+    return _ABD.sub(r"\1", _SPACES.sub(" ", text).strip())
+
+
+def searchable(*texts: str) -> str:
+    """What is indexed of a request: its texts normalised, joined by a space."""
+    return " ".join(n for n in (normalise(t) for t in texts) if n)
+
+
+# What the beneficiary and the office say to each other in the open: searchable. Internal
+# notes and the system's own entries are not.
+PUBLIC_ACTIONS = frozenset(
+    {"message", "information_requested", "accept", "reject", "answered", "followed_up"}
+)
+
+
+def public_texts(entries: list[HistoryEntry]) -> list[str]:
+    """The public messages among history entries, in their order."""
+    return [e.note for e in entries if e.action in PUBLIC_ACTIONS and not e.internal and e.note]
+
+
+# --- what a query is ----------------------------------------------------------------------
+
+PREFIX = "TW"
+RANDOM_DIGITS = 8
+MIN_TERM = 3
+MAX_TERMS = 8
+MAX_QUERY = 200
+
+_DAMM = (
+    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
+    (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
+    (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
+    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6),
+    (6, 1, 2, 3, 0, 4, 5, 9, 7, 8),
+    (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
+    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4),
+    (8, 9, 4, 5, 3, 6, 2, 0, 1, 7),
+    (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
+    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
+)
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212\u0640]+")
+_NUMBER = re.compile(r"(?:TW)?([0-9]{8,9})")
+_PERSON = re.compile(r"[1-4][0-9]{9}")
+_MOBILE = re.compile(r"(?:\+?966|00966|0)?(5[0-9]{8})")
+
+
+class Kind(StrEnum):
+    NUMBER = "number"
+    PERSON_ID = "person_id"
+    MOBILE = "mobile"
+    TEXT = "text"
+
+
+def damm_digit(digits: str) -> str:
+    interim = 0
+    for char in digits:
+        interim = _DAMM[interim][int(char)]
+    return str(interim)
+
+
+def _compact(raw: str) -> str:
+    return _SEPARATORS.sub("", normalise(raw).upper()) if raw else ""
+
+
+def request_number(raw: str) -> str | None:
+    """The 8 or 9 digits of what looks like a request number ("TW" optional), or None."""
+    match = _NUMBER.fullmatch(_compact(raw))
+    return match.group(1) if match else None
+
+
+def number_candidates(digits: str) -> tuple[str, list[str]]:
+    """The exact number typed (empty when its check fails) and the valid numbers one typing
+    mistake away: a missing check digit, one wrong digit, or two neighbours swapped."""
+    if len(digits) == RANDOM_DIGITS:
+        return "", [PREFIX + digits + damm_digit(digits)]
+    if damm_digit(digits) == "0":
+        return PREFIX + digits, []
+    near: set[str] = set()
+    for index, typed in enumerate(digits):
+        for digit in "0123456789":
+            if digit != typed:
+                near.add(digits[:index] + digit + digits[index + 1 :])
+    for index in range(len(digits) - 1):
+        near.add(digits[:index] + digits[index + 1] + digits[index] + digits[index + 2 :])
+    return "", sorted(PREFIX + n for n in near if damm_digit(n) == "0")
+
+
+def person_id(raw: str) -> str | None:
+    """A national ID (1…), iqama (2…), border (3…) or establishment (4…) number, or None."""
+    text = _compact(raw)
+    return text if _PERSON.fullmatch(text) else None
+
+
+def mobile_key(raw: str) -> str:
+    """The nine digits every spelling of a Saudi mobile shares ("5XXXXXXXX"); "" for others.
+
+    "0551234567", "+966551234567", "00966551234567" and "٠٥٥١٢٣٤٥٦٧" have one key.
+    """
+    match = _MOBILE.fullmatch(_compact(raw))
+    return match.group(1) if match else ""
+
+
+def terms(raw: str) -> list[str]:
+    """The words of a text query worth searching for: normalised, at least MIN_TERM long."""
+    words = [w for w in normalise(raw).split(" ") if len(w) >= MIN_TERM]
+    return list(dict.fromkeys(words))[:MAX_TERMS]
+
+
+def classify(raw: str) -> Kind:
+    """What a query most likely is, in the order a number is least ambiguous."""
+    if request_number(raw) is not None and not _PERSON.fullmatch(_compact(raw)):
+        return Kind.NUMBER
+    if person_id(raw) is not None:
+        return Kind.PERSON_ID
+    if mobile_key(raw):
+        return Kind.MOBILE
+    return Kind.TEXT
+
+
+# --- filters and pages ----------------------------------------------------------------------
+
+
+class SlaState(StrEnum):
+    """Where an open item stands against its SLA: due after the next working day, within it,
+    or past due."""
+
+    ON_TRACK = "on_track"
+    DUE_SOON = "due_soon"
+    BREACHED = "breached"
+
+
+@dataclass(frozen=True)
+class SearchPosition:
+    """Where a page of results ends: newest submissions first, then by number."""
+
+    submitted_at: datetime
+    request_number: str
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a search asks the store for; every part narrows, none widens.
+
+    `departments` is never empty: the caller's departments, or the one they named of theirs.
+    """
+
+    departments: frozenset[str]
+    numbers: tuple[str, ...] = ()
+    person_id: str = ""
+    mobile_key: str = ""
+    terms: tuple[str, ...] = ()
+    sub_service_code: str = ""
+    states: tuple[State, ...] = ()
+    submitted_from: datetime | None = None
+    submitted_before: datetime | None = None
+    # Open items due after, and at or before, these instants (the SLA filter).
+    due_after: datetime | None = None
+    due_by: datetime | None = None

@@ -1,0 +1,474 @@
+"""SearchRequests on review's real gRPC server, built by its composition root, in-process on a
+real PostgreSQL (pg_trgm included): every kind of query, the filters, pages, suggestions for
+a mistyped number, who finds what, bad input, and a search during a change of state.
+
+Work items arrive as review's routed-event subscriber makes them (`from_routed` on a
+RequestRouted envelope, then the enqueue use case), so the names and IDs travel the way the
+stack carries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+import tawasul_review
+from alembic import command
+from alembic.config import Config
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
+from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_calendar import RIYADH
+from tawasul_devstack.identity import throwaway
+from tawasul_platform.db import make_engine
+from tawasul_platform.grpc import bearer, field_violations
+from tawasul_platform.identity import Principal, Role
+from tawasul_platform.migrations import upgrade
+from tawasul_platform.tls import open_channel
+from tawasul_review import bootstrap
+from tawasul_review.adapters.events import from_routed
+from tawasul_review.adapters.repository import ReviewUnitOfWork
+from tawasul_review.app import handlers
+from tawasul_review.app.ports import Attachment
+from tawasul_review.domain.search import damm_digit
+from tawasul_review.settings import ReviewSettings
+
+MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
+IDENTITY = throwaway()
+START = datetime(2026, 1, 4, 10, tzinfo=RIYADH)
+
+
+def token(subject: str, *departments: str) -> str:
+    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
+
+
+ALI = token("E100", "passports")
+SARA = token("E200", "passports", "visas")
+VISAS_ONLY = token("E300", "visas")
+CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Docs:
+    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
+        return []
+
+
+def number(n: int) -> str:
+    body = f"{n:08d}"
+    return "TW" + body + damm_digit(body)
+
+
+class Search:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        rules: handlers.Policy,
+        clock: Clock,
+    ) -> None:
+        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
+        self.engine = engine
+        self.sessions = sessions
+        self.rules = rules
+        self.clock = clock
+        self.count = 0
+
+    async def routed(
+        self,
+        *,
+        department: str = "passports",
+        description: str = "The photo does not appear when renewing my passport",
+        applicant_id: str = "1000000008",
+        subject_id: str = "",
+        mobile: str = "+966551234567",
+        name_ar: str = "",
+        name_en: str = "",
+        fields: dict[str, str] | None = None,
+    ) -> review_pb2.WorkItem:
+        """A request routed to review, as its routed-event subscriber takes it in."""
+        self.count += 1
+        self.clock.now += timedelta(minutes=1)
+        routed = events_pb2.RequestRouted(
+            request_id=str(uuid.uuid4()),
+            request_number=number(10_000_000 + self.count),
+            sub_service_code=f"{department}.general",
+            department_code=department,
+            queue=f"{department}.default",
+            description=description,
+            applicant_id=applicant_id,
+            subject_id=subject_id,
+            contact=common_pb2.Contact(mobile=mobile, locale="ar"),
+            submitted_at=Timestamp(seconds=int(self.clock.now.timestamp())),
+            subject_name_ar=name_ar,
+            subject_name_en=name_en,
+            fields=fields or {},
+        )
+        event = events_pb2.Envelope(event_id=str(uuid.uuid4()), request_routed=routed)
+        item = from_routed(event, self.clock.now, None)
+        await handlers.enqueue(
+            uow=ReviewUnitOfWork(self.sessions),
+            event_id=event.event_id,
+            item=item,
+            policy=self.rules,
+            now=self.clock.now,
+        )
+        return review_pb2.WorkItem(
+            request_id=routed.request_id, request_number=routed.request_number
+        )
+
+    async def __call__(
+        self, query: str = "", who: str = ALI, **fields: object
+    ) -> review_pb2.SearchRequestsResponse:
+        return await self.stub.SearchRequests(
+            review_pb2.SearchRequestsRequest(query=query, **fields),  # type: ignore[arg-type]
+            timeout=10,
+            metadata=bearer(who),
+        )
+
+    async def numbers(self, query: str = "", who: str = ALI, **fields: object) -> list[str]:
+        return [i.request_number for i in (await self(query, who, **fields)).items]
+
+
+@pytest.fixture
+async def search(database_url: str) -> AsyncIterator[Search]:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = make_engine(database_url, pool_size=10)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    settings = ReviewSettings(
+        database_url=database_url,
+        kafka_bootstrap="127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        identity_issuers=IDENTITY.issuers(),
+        docs_address="127.0.0.1:1",
+    )
+    rules = bootstrap.policy(settings)
+    clock = Clock()
+    server = bootstrap.grpc_server(
+        settings, uow=lambda: ReviewUnitOfWork(sessions), documents=Docs(), rules=rules, now=clock
+    )
+    await server.start()
+    await server.serving(True)
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
+    yield Search(channel, engine, sessions, rules, clock)
+    await channel.close()
+    await server.stop(1)
+    await engine.dispose()
+
+
+async def refused(
+    search: Search, query: str = "", who: str = ALI, **fields: object
+) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await search(query, who, **fields)
+    return caught.value
+
+
+# --- each kind of query ----------------------------------------------------------------------
+
+
+async def test_by_request_number_in_any_spelling(search: Search) -> None:
+    wanted = await search.routed()
+    await search.routed()
+    digits = wanted.request_number[2:]
+    arabic = digits.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for typed in (wanted.request_number, digits, f"tw {digits[:4]}-{digits[4:]}", arabic):
+        found = await search(typed)
+        assert [i.request_number for i in found.items] == [wanted.request_number], typed
+        assert found.kind == review_pb2.SEARCH_KIND_REQUEST_NUMBER
+        assert not found.suggestions
+
+
+async def test_a_mistyped_or_unchecked_number_gives_suggestions_not_results(
+    search: Search,
+) -> None:
+    wanted = await search.routed()
+    digits = wanted.request_number[2:]
+    wrong = digits[:3] + str((int(digits[3]) + 1) % 10) + digits[4:]
+    swapped = digits[:5] + digits[6] + digits[5] + digits[7:]
+    for typed in (digits[:8], wrong, swapped if swapped != digits else wrong):
+        found = await search(typed)
+        assert not found.items
+        assert [s.request_number for s in found.suggestions] == [wanted.request_number], typed
+    # A reviewer of another department is suggested nothing of it.
+    assert not (await search(digits[:8], VISAS_ONLY)).suggestions
+
+
+async def test_by_the_applicants_or_the_subjects_id(search: Search) -> None:
+    own = await search.routed(applicant_id="1012345672")
+    dependent = await search.routed(applicant_id="1023456781", subject_id="1012345672")
+    await search.routed(applicant_id="1000000016")
+    found = await search("١٠١٢٣٤٥٦٧٢")
+    assert found.kind == review_pb2.SEARCH_KIND_PERSON_ID
+    assert [i.request_number for i in found.items] == [
+        dependent.request_number,
+        own.request_number,
+    ]
+    assert found.items[0].subject_id == "1012345672"
+
+
+async def test_by_mobile_in_every_spelling(search: Search) -> None:
+    wanted = await search.routed(mobile="0559876543")
+    await search.routed(mobile="+966551111111")
+    for typed in ("0559876543", "+966559876543", "00966 55 987 6543", "٠٥٥٩٨٧٦٥٤٣"):
+        assert await search.numbers(typed) == [wanted.request_number], typed
+
+
+async def test_by_name_as_arabic_is_really_typed_and_by_its_latin_spelling(
+    search: Search,
+) -> None:
+    ahmad = await search.routed(
+        name_ar="أحمد عبدالله الزهراني", name_en="Ahmad Abdullah Al-Zahrani"
+    )
+    fatima = await search.routed(name_ar="فاطمة مصطفى", name_en="Fatimah Mustafa")
+    await search.routed(name_ar="خالد سعيد", name_en="Khalid Saeed")
+    for typed in ("احمد", "إحمد", "أحمد", "عبد الله", "الزهراني", "ahmad", "AL-ZAHRANI"):
+        assert await search.numbers(typed) == [ahmad.request_number], typed
+    for typed in ("فاطمه", "مصطفي", "فاطـــمة", "fatimah MUSTAFA"):
+        assert await search.numbers(typed) == [fatima.request_number], typed
+    found = (await search("فاطمه")).items[0]
+    assert list(found.subject_names) == ["فاطمة مصطفى", "Fatimah Mustafa"]
+
+
+async def test_a_name_among_the_sub_services_fields_is_searched_too(search: Search) -> None:
+    wanted = await search.routed(fields={"worker_name": "Maria Santos", "visa_number": "123"})
+    assert await search.numbers("santos") == [wanted.request_number]
+
+
+async def test_by_words_of_the_description_and_of_public_messages(search: Search) -> None:
+    photo = await search.routed(description="لا تظهر الصورة الشخصية عند تجديد الجواز")
+    lost = await search.routed(description="فقدت جوازي أثناء السفر")
+    assert await search.numbers("الصوره تجديد") == [photo.request_number]
+    assert set(await search.numbers("الجواز")) == {photo.request_number}
+    # A public message is found from the moment it is sent; an internal note never.
+    await search.stub.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=lost.request_id), timeout=5, metadata=bearer(ALI)
+    )
+    await search.stub.MessageApplicant(
+        review_pb2.MessageApplicantRequest(request_id=lost.request_id, text="أرفق محضر الشرطة"),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    await search.stub.AddNote(
+        review_pb2.AddNoteRequest(request_id=lost.request_id, text="ملاحظة سرية للمكتب"),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert await search.numbers("محضر الشرطه") == [lost.request_number]
+    assert await search.numbers("سرية") == []
+
+
+# --- filters and pages -----------------------------------------------------------------------
+
+
+async def test_filters_by_department_state_dates_and_sla(search: Search) -> None:
+    first = await search.routed(department="passports")
+    visa = await search.routed(department="visas")
+    later = await search.routed(department="passports")
+    await search.stub.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=later.request_id),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert await search.numbers(who=SARA) == [
+        later.request_number,
+        visa.request_number,
+        first.request_number,
+    ]
+    assert await search.numbers(who=SARA, department_code="visas") == [visa.request_number]
+    assert await search.numbers(who=SARA, states=[review_pb2.WORK_ITEM_STATE_CLAIMED]) == [
+        later.request_number
+    ]
+    assert await search.numbers(
+        who=SARA, sub_service_code="passports.general", states=[review_pb2.WORK_ITEM_STATE_QUEUED]
+    ) == [first.request_number]
+    cut = Timestamp(seconds=int((search.clock.now - timedelta(seconds=30)).timestamp()))
+    assert await search.numbers(who=SARA, submitted_from=cut) == [later.request_number]
+    assert await search.numbers(who=SARA, submitted_before=cut) == [
+        visa.request_number,
+        first.request_number,
+    ]
+    # A week's SLA: on track now, breached two weeks on.
+    assert len(await search.numbers(who=SARA, sla_state=review_pb2.SLA_STATE_ON_TRACK)) == 3
+    assert await search.numbers(who=SARA, sla_state=review_pb2.SLA_STATE_BREACHED) == []
+    search.clock.now += timedelta(days=21)
+    assert len(await search.numbers(who=SARA, sla_state=review_pb2.SLA_STATE_BREACHED)) == 3
+
+
+async def test_pages_follow_on_without_gaps_or_repeats(search: Search) -> None:
+    made = [(await search.routed(department=d)).request_number for d in ["passports", "visas"] * 7]
+    seen: list[str] = []
+    page_token = ""
+    while True:
+        page = await search(who=SARA, page_size=3, page_token=page_token)
+        assert len(page.items) <= 3
+        seen += [i.request_number for i in page.items]
+        page_token = page.next_page_token
+        if not page_token:
+            break
+    assert seen == made[::-1]
+
+
+# --- who finds what --------------------------------------------------------------------------
+
+
+async def test_a_reviewer_of_another_department_finds_nothing_of_it(search: Search) -> None:
+    item = await search.routed(
+        department="passports", name_ar="نورة القحطاني", applicant_id="1012345672"
+    )
+    for query in (item.request_number, "1012345672", "0551234567", "نوره", ""):
+        assert await search.numbers(query, VISAS_ONLY) == [], query
+        assert await search.numbers(query, ALI) == [item.request_number], query
+    denied = await refused(search, "نوره", VISAS_ONLY, department_code="passports")
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_reviews_record_narrows_what_the_token_grants(search: Search) -> None:
+    visa = await search.routed(department="visas")
+    passports = await search.routed(department="passports")
+    async with search.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO reviewers VALUES"
+                " ('E200', '[\"passports\"]', '[\"ar\"]', 5, true, '[]')"
+            )
+        )
+    assert await search.numbers(who=SARA) == [passports.request_number]
+    assert visa.request_number not in await search.numbers(visa.request_number, SARA)
+
+
+async def test_callers_other_than_reviewers_are_refused(search: Search) -> None:
+    # The gate turns an end user's token away before the method runs.
+    error = await refused(search, "احمد", CITIZEN)
+    assert error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"query": "في"}, "query"),
+        ({"query": "x" * 201}, "query"),
+        ({"query": "abc", "kind": review_pb2.SEARCH_KIND_MOBILE}, "query"),
+        ({"query": "abc", "kind": review_pb2.SEARCH_KIND_PERSON_ID}, "query"),
+        ({"query": "abc", "kind": review_pb2.SEARCH_KIND_REQUEST_NUMBER}, "query"),
+        ({"kind": 99}, "kind"),
+        ({"sla_state": 99}, "sla_state"),
+        ({"states": [99]}, "states[0]"),
+        ({"page_size": -1}, "page_size"),
+        ({"page_token": "bm90IGEgdG9rZW4="}, "page_token"),
+        ({"page_token": "%%%"}, "page_token"),
+        ({"department_code": "pass ports"}, "department_code"),
+        ({"sub_service_code": "a b"}, "sub_service_code"),
+        ({"submitted_from": Timestamp(seconds=-(10**11))}, "submitted_from"),
+        (
+            {
+                "submitted_from": Timestamp(seconds=1_800_000_000),
+                "submitted_before": Timestamp(seconds=1_700_000_000),
+            },
+            "submitted_before",
+        ),
+    ],
+)
+async def test_bad_input_is_invalid_argument_with_the_field(
+    search: Search, fields: dict[str, object], field: str
+) -> None:
+    query = fields.pop("query", "")
+    error = await refused(search, str(query), ALI, **fields)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(error)) == {field}
+
+
+# --- a search during a change --------------------------------------------------------------
+
+
+async def test_a_search_during_claims_sees_each_item_whole(search: Search) -> None:
+    """Every result is one committed row: a claimed item has its holder, a queued one none,
+    and its text matches whatever state it is in."""
+    # Fifteen: within a reviewer's default capacity.
+    items = [await search.routed(name_ar="سلمان الدوسري") for _ in range(15)]
+    seen: list[review_pb2.WorkItem] = []
+
+    async def claim_all() -> None:
+        for item in items:
+            await search.stub.ClaimRequest(
+                review_pb2.ClaimRequestRequest(request_id=item.request_id),
+                timeout=5,
+                metadata=bearer(ALI),
+            )
+
+    async def keep_searching() -> None:
+        for _ in range(20):
+            seen.extend((await search("الدوسري", page_size=200)).items)
+
+    await asyncio.gather(claim_all(), keep_searching())
+    assert seen
+    for item in seen:
+        claimed = item.state == review_pb2.WORK_ITEM_STATE_CLAIMED
+        assert claimed == (item.assignee_id == "E100"), item
+        assert item.state in (
+            review_pb2.WORK_ITEM_STATE_QUEUED,
+            review_pb2.WORK_ITEM_STATE_CLAIMED,
+        )
+    final = await search("الدوسري", page_size=200)
+    assert {i.state for i in final.items} == {review_pb2.WORK_ITEM_STATE_CLAIMED}
+    assert len(final.items) == 15
+
+
+async def test_rows_stored_before_search_existed_are_found_after_the_migration(
+    database_url: str,
+) -> None:
+    """Revision 0006 fills the search columns of the rows already there."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    await asyncio.to_thread(command.upgrade, config, "0005")
+    engine = make_engine(database_url, pool_size=2)
+    request_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO work_items (request_id, request_number, department, queue,"
+                " sub_service_code, description, applicant_id, document_ids, contact, state,"
+                " queued_at, submitted_at, sla, pauses, missing) VALUES (:id, 'TW000000000',"
+                " 'passports', 'passports.default', 'passports.general', 'فقدت جوازي', "
+                ' \'1000000008\', \'[]\', \'{"mobile": "0551234567", "email": "",'
+                ' "locale": "ar"}\', \'queued\', now(), now(), \'{"amount": 5, "unit":'
+                " \"days\"}', '[]', '[]')"
+            ),
+            {"id": request_id},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO history (request_id, at, actor, action, note, internal) VALUES"
+                " (:id, now(), 'E100', 'message', 'أرسل صورة المحضر', false)"
+            ),
+            {"id": request_id},
+        )
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT subject_id, mobile_key, search_text FROM work_items"))
+        ).one()
+    await engine.dispose()
+    assert row.subject_id == "1000000008"
+    assert row.mobile_key == "551234567"
+    assert row.search_text == "فقدت جوازي ارسل صوره المحضر"
