@@ -15,12 +15,13 @@ import uuid
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
-from tawasul_devstack.stack import SERVICES, Stack
+from tawasul_devstack.stack import GATEWAY_PROCESS, SERVICES, Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
@@ -28,11 +29,15 @@ TIMEOUT = DEFAULT_DEADLINE_SECONDS
 SUB_SERVICE = "corrections.name-or-birth-date"
 
 
+# The five services and the channels' gateway in front of them.
+LOGGED = (*SERVICES, GATEWAY_PROCESS)
+
+
 def _service_logs(stack: Stack) -> dict[Path, str]:
-    """Every log file of the five services: their process logs and their migrations'."""
-    found = {stack.log_path(name) for name in SERVICES}
+    """Every log file of the services and the gateway: their process logs and migrations'."""
+    found = {stack.log_path(name) for name in LOGGED}
     logs_dir = stack.log_path(SERVICES[0]).parent
-    found |= {p for p in logs_dir.glob("*.log") if p.name.split("-")[0].split(".")[0] in SERVICES}
+    found |= {p for p in logs_dir.glob("*.log") if p.name.split("-")[0].split(".")[0] in LOGGED}
     return {p: p.read_text("utf-8", errors="replace") for p in sorted(found) if p.exists()}
 
 
@@ -147,6 +152,30 @@ async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack)
     )
     assert tracked.request.request_id == request.request_id
 
+    # The same through the gateway, as the web page does: tracking, then a refused submission.
+    async with httpx.AsyncClient(base_url=stack.config.gateway_url, timeout=TIMEOUT) as http:
+        details = {
+            "request_number": request.request_number,
+            "id_number": national_id,
+            "mobile": mobile,
+        }
+        started = await http.post("/api/v1/tracking/start", json=details)
+        assert started.status_code == 200, started.text
+        wrong = await http.post("/api/v1/tracking/track", json={**details, "code": "000000"})
+        assert wrong.status_code in (404, 429), wrong.text
+        refused = await http.post(
+            "/api/v1/requests",
+            headers={"Authorization": f"Bearer {citizen}"},
+            json={
+                "idempotency_key": str(uuid.uuid4()),
+                "sub_service_code": SUB_SERVICE,
+                "description": f"Short {name_en}",
+                "contact": {"mobile": f"{mobile}x", "email": email},
+                "fields": {**fields, "id_number": f"{national_id}9"},
+            },
+        )
+        assert refused.status_code == 400, refused.text
+
     # Long random values, looked for anywhere; the six-digit code only as a number of its own,
     # so that a log's ids and timestamps cannot match it by chance.
     canaries = {
@@ -159,7 +188,7 @@ async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack)
         "one-time code": rf"(?<![0-9A-Fa-f]){code}(?![0-9A-Fa-f])",
     }
     logs = _service_logs(stack)
-    assert {p.stem for p in logs} >= set(SERVICES)
+    assert {p.stem for p in logs} >= set(LOGGED)
     leaks = [
         f"{path.name}: {what}"
         for path, text in logs.items()
