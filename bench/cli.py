@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 # How often P2 looks for the submitted requests' work items in review's database.
 P2_POLL_SECONDS = 0.01
-# A request number as intake draws it (tawasul_intake.domain.numbers), as SMS texts carry it.
+# A request number as intake draws it (tawasul_platform.request_numbers), as SMS texts carry it.
 REQUEST_NUMBER = re.compile(r"TW\d{9}")
 # The work items of these requests that review has committed (primary-key lookups).
 ARRIVED = "SELECT request_id::text AS id FROM work_items WHERE request_id = ANY($1::uuid[])"

@@ -44,12 +44,12 @@ from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import StackConfig
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
+from tawasul_platform.request_numbers import damm_digit
 from tawasul_review.adapters.repository import SqlWorkItemRepository
 from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.domain.model import OPEN_STATES, State
 from tawasul_review.domain.search import (
     Criteria,
-    damm_digit,
     mobile_key,
     number_candidates,
     terms,

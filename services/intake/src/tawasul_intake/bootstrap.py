@@ -16,6 +16,7 @@ from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
+from tawasul_platform.request_numbers import new_request_number
 from tawasul_platform.service import Runtime
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED
@@ -28,7 +29,6 @@ from tawasul_intake.adapters.registry import FileRegistry
 from tawasul_intake.adapters.repository import SERVICE, IntakeUnitOfWork
 from tawasul_intake.app.handlers import TrackingPolicy
 from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
-from tawasul_intake.domain.numbers import new_request_number
 from tawasul_intake.entrypoints.events import on_status_changed
 from tawasul_intake.entrypoints.grpc import ACCESS, IntakeServicer
 from tawasul_intake.settings import IntakeSettings

@@ -41,7 +41,6 @@ from tawasul_intake.domain.model import (
     Submission,
     validate_submission,
 )
-from tawasul_intake.domain.numbers import new_request_number
 from tawasul_intake.domain.people import Relation
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import (
@@ -53,6 +52,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
 )
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.request_numbers import new_request_number
 
 # --- fakes -------------------------------------------------------------------------------
 

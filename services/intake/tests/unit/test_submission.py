@@ -16,10 +16,10 @@ from tawasul_intake.domain.model import (
     Submission,
     validate_submission,
 )
-from tawasul_intake.domain.numbers import new_request_number
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument, PermissionDenied
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.request_numbers import new_request_number
 
 CATALOG = load_catalog()
 TODAY = date(2026, 1, 4)

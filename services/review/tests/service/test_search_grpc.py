@@ -32,13 +32,13 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.request_numbers import damm_digit
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters.events import from_routed
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
-from tawasul_review.domain.search import damm_digit
 from tawasul_review.settings import ReviewSettings
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"

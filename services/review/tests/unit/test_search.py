@@ -4,11 +4,11 @@ a query, and request numbers one typing mistake away."""
 from __future__ import annotations
 
 import pytest
+from tawasul_platform.request_numbers import damm_digit
 from tawasul_review.domain.model import HistoryEntry
 from tawasul_review.domain.search import (
     Kind,
     classify,
-    damm_digit,
     mobile_key,
     normalise,
     number_candidates,

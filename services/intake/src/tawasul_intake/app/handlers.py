@@ -22,6 +22,7 @@ from tawasul_platform.errors import (
     Unavailable,
 )
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.request_numbers import parse_request_number
 
 from tawasul_intake.app.ports import (
     CodeSender,
@@ -41,7 +42,6 @@ from tawasul_intake.domain.model import (
     Submission,
     validate_answer,
 )
-from tawasul_intake.domain.numbers import parse_request_number
 from tawasul_intake.domain.people import Person, Relation
 
 CONSUMER = "intake"

@@ -14,6 +14,7 @@ from tawasul_calendar import Locale as DateLocale
 from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.request_numbers import parse_request_number
 
 from tawasul_intake.domain.fields import (
     FOREIGN_DIGITS,
@@ -26,7 +27,6 @@ from tawasul_intake.domain.fields import (
     normalize_mobile,
 )
 from tawasul_intake.domain.identity import id_number_problem, luhn_valid
-from tawasul_intake.domain.numbers import parse_request_number
 
 MAX_DOCUMENTS = 10
 MAX_IDEMPOTENCY_KEY = 100

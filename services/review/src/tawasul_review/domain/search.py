@@ -7,8 +7,9 @@ messages) and to what is searched for, so that "أحمد", "احمد" and "إح�
 
 `classify` tells what a query is (a request number, an ID, a mobile, or text), and
 `number_candidates` the valid request numbers one typing mistake away from a number whose
-check digit is missing or wrong (the Damm check of intake's numbers: every single wrong digit
-and every swap of neighbours is caught, so the candidates are few).
+check digit is missing or wrong (tawasul_platform.request_numbers, whose Damm check intake
+issues numbers with: every single wrong digit and every swap of neighbours is caught, so the
+candidates are few).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from tawasul_platform.request_numbers import digits_typed, near_misses, parse_request_number
 
 from tawasul_review.domain.model import HistoryEntry, State
 
@@ -90,26 +93,10 @@ def public_texts(entries: list[HistoryEntry]) -> list[str]:
 
 # --- what a query is ----------------------------------------------------------------------
 
-PREFIX = "TW"
-RANDOM_DIGITS = 8
 MIN_TERM = 3
 MAX_TERMS = 8
 MAX_QUERY = 200
 
-_DAMM = (
-    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
-    (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
-    (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
-    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6),
-    (6, 1, 2, 3, 0, 4, 5, 9, 7, 8),
-    (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
-    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4),
-    (8, 9, 4, 5, 3, 6, 2, 0, 1, 7),
-    (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
-    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
-)
-_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212\u0640]+")
-_NUMBER = re.compile(r"(?:TW)?([0-9]{8,9})")
 _PERSON = re.compile(r"[1-4][0-9]{9}")
 _MOBILE = re.compile(r"(?:\+?966|00966|0)?(5[0-9]{8})")
 
@@ -121,38 +108,21 @@ class Kind(StrEnum):
     TEXT = "text"
 
 
-def damm_digit(digits: str) -> str:
-    interim = 0
-    for char in digits:
-        interim = _DAMM[interim][int(char)]
-    return str(interim)
-
-
 def _compact(raw: str) -> str:
-    return _SEPARATORS.sub("", normalise(raw).upper()) if raw else ""
+    # normalise leaves words and single spaces: the spaces are what people group digits by.
+    return normalise(raw).replace(" ", "").upper() if raw else ""
 
 
 def request_number(raw: str) -> str | None:
     """The 8 or 9 digits of what looks like a request number ("TW" optional), or None."""
-    match = _NUMBER.fullmatch(_compact(raw))
-    return match.group(1) if match else None
+    return digits_typed(_compact(raw))
 
 
 def number_candidates(digits: str) -> tuple[str, list[str]]:
     """The exact number typed (empty when its check fails) and the valid numbers one typing
     mistake away: a missing check digit, one wrong digit, or two neighbours swapped."""
-    if len(digits) == RANDOM_DIGITS:
-        return "", [PREFIX + digits + damm_digit(digits)]
-    if damm_digit(digits) == "0":
-        return PREFIX + digits, []
-    near: set[str] = set()
-    for index, typed in enumerate(digits):
-        for digit in "0123456789":
-            if digit != typed:
-                near.add(digits[:index] + digit + digits[index + 1 :])
-    for index in range(len(digits) - 1):
-        near.add(digits[:index] + digits[index + 1] + digits[index] + digits[index + 2 :])
-    return "", sorted(PREFIX + n for n in near if damm_digit(n) == "0")
+    exact = parse_request_number(digits)
+    return (exact, []) if exact else ("", near_misses(digits))
 
 
 def person_id(raw: str) -> str | None:

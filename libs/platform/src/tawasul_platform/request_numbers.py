@@ -57,7 +57,7 @@ def new_request_number(randbelow: Callable[[int], int]) -> str:
     return PREFIX + body + damm_digit(body)
 
 
-def _digits_typed(raw: str) -> str | None:
+def digits_typed(raw: str) -> str | None:
     """The 8 or 9 digits of what a person typed for a request number, or None.
 
     Only ASCII digits: callers that can answer INVALID_ARGUMENT say why others are refused
@@ -69,7 +69,7 @@ def _digits_typed(raw: str) -> str | None:
 
 def parse_request_number(raw: str) -> str | None:
     """The canonical request number for what a person typed, if its check digit holds."""
-    digits = _digits_typed(raw)
+    digits = digits_typed(raw)
     if digits is None or len(digits) != RANDOM_DIGITS + 1 or not _checks(digits):
         return None
     return PREFIX + digits
@@ -82,7 +82,7 @@ def near_misses(raw: str) -> list[str]:
     out; for 8 digits: the same digits with their check digit appended. Sorted, capped at
     MAX_NEAR_MISSES; empty for a number that is already valid or is not a number at all.
     """
-    digits = _digits_typed(raw)
+    digits = digits_typed(raw)
     if digits is None:
         return []
     if len(digits) == RANDOM_DIGITS:

@@ -4,7 +4,7 @@ import re
 import secrets
 
 import pytest
-from tawasul_intake.domain.numbers import (
+from tawasul_platform.request_numbers import (
     MAX_NEAR_MISSES,
     damm_digit,
     near_misses,
