@@ -309,6 +309,13 @@ class StackConfig:
     def grpc_address(self, service: str, replica: int = 1) -> str:
         return f"127.0.0.1:{self.grpc_port(service, replica)}"
 
+    def metrics_port(self, service: str, replica: int = 1) -> int:
+        """Prometheus /metrics: +201.. for the services, +211.. for their second replicas."""
+        return self.grpc_port(service, replica) + 100
+
+    def metrics_url(self, service: str, replica: int = 1) -> str:
+        return f"http://127.0.0.1:{self.metrics_port(service, replica)}/metrics"
+
     def database_url(self, service: str) -> str:
         return f"postgresql+asyncpg://postgres@/tawasul_{service}?host={self.pg_socket_dir}"
 
@@ -320,6 +327,8 @@ class StackConfig:
             "TAWASUL_DATABASE_URL": self.database_url(service),
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service, replica),
+            "TAWASUL_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port(service, replica)}",
+            "TAWASUL_METRICS_OUTBOX_SECONDS": "1",
             "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
             "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,

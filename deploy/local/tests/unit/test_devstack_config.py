@@ -89,12 +89,13 @@ def test_two_port_bases_share_no_port(tmp_path: Path) -> None:
             config.smtp_port,
             config.gateway_port,
             *(config.grpc_port(s) for s in SERVICES),
+            *(config.metrics_port(s) for s in SERVICES),
         }
 
     dev = ports(StackConfig(tmp_path, tmp_path, port_base=19000))
     tests = ports(StackConfig(tmp_path, tmp_path, port_base=29000))
 
-    assert len(dev) == 7 + len(SERVICES)
+    assert len(dev) == 7 + 2 * len(SERVICES)
     assert not dev & tests
 
 
@@ -113,14 +114,19 @@ def test_every_replica_has_a_grpc_port_of_its_own_in_the_layout(tmp_path: Path) 
     grpc = [
         config.grpc_port(s, replica) for s in SERVICES for replica in range(1, MAX_REPLICAS + 1)
     ]
+    scraped = [
+        config.metrics_port(s, replica) for s in SERVICES for replica in range(1, MAX_REPLICAS + 1)
+    ]
 
     assert config.grpc_address("routing", 2) == "127.0.0.1:20113"
-    assert len(set(grpc)) == len(grpc)
-    assert not others & set(grpc)
+    assert config.metrics_url("routing", 2) == "http://127.0.0.1:20213/metrics"
+    assert len(set(grpc + scraped)) == len(grpc) + len(scraped)
+    assert not others & set(grpc + scraped)
     # Below the next stack's base, however many replicas there are.
-    assert max(grpc) < 20000 + 1000
+    assert max(grpc + scraped) < 20000 + 1000
     env = config.service_env("review", 2)
     assert env["TAWASUL_GRPC_ADDRESS"] == "127.0.0.1:20114"
+    assert env["TAWASUL_METRICS_ADDRESS"] == "127.0.0.1:20214"
     assert env["TAWASUL_DATABASE_URL"] == config.service_env("review")["TAWASUL_DATABASE_URL"]
 
 

@@ -35,6 +35,7 @@ from faststream.kafka.message import KafkaMessage
 from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
 
+from tawasul_platform import metrics
 from tawasul_platform.errors import DomainError
 from tawasul_platform.faults import is_transient
 from tawasul_platform.topics import dead_letter_topic
@@ -178,6 +179,7 @@ class EventConsumer:
                 else:
                     async with transaction():
                         await whole(records)
+                metrics.applied(records[0].topic, self._group, len(records))
                 return
             except Exception as exc:
                 log.info(
@@ -213,6 +215,7 @@ class EventConsumer:
         while True:
             try:
                 await handler(event)
+                metrics.applied(record.topic, self._group)
                 return
             except Exception as exc:
                 if is_transient(exc):
@@ -245,6 +248,7 @@ class EventConsumer:
     async def _dead_letter(
         self, record: Record, dlt: str, error: Exception, *, attempts: int
     ) -> None:
+        metrics.dead_lettered(record.topic, self._group)
         log.error(
             "dead-lettering %s[%d]@%d after %d attempts: %r",
             record.topic,

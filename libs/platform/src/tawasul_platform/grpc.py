@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -19,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from tawasul_platform import deadlines, errors
+from tawasul_platform import deadlines, errors, metrics
 from tawasul_platform.authz import AUTHORIZATION, Gate
 
 # Re-exported: where callers have always found it.
@@ -171,6 +173,7 @@ async def _answering(
 ) -> AsyncIterator[None]:
     """One call's frame, whatever its kind: trace, deadline, the gate first (a refused caller
     learns nothing about their input), then the error mapping around the handler."""
+    started = time.perf_counter()
     metadata = dict(context.invocation_metadata() or ())
     trace = metadata.get(TRACEPARENT)
     set_traceparent(trace if isinstance(trace, str) else None)
@@ -192,6 +195,15 @@ async def _answering(
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     finally:
         deadlines.leave(deadline)
+        metrics.observe_call(method, _code(context), time.perf_counter() - started)
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """How the call is ending, from within its frame's `finally`: an abort set the code, a
+    cancelled handler (the caller gone) has none, and an answer leaves it unset: OK."""
+    if isinstance(sys.exc_info()[1], asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return context.code() or grpc.StatusCode.OK
 
 
 def _checked(request: Any, streaming: bool) -> Any:

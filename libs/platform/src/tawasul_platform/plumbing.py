@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tawasul_platform.consumer import EventConsumer, Transaction
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.metrics import OutboxGauge
 from tawasul_platform.outbox import OutboxRelay, make_producer
 from tawasul_platform.periodic import every
 from tawasul_platform.retention import Pruner
@@ -35,6 +38,7 @@ class Plumbing:
     consumer: EventConsumer
     relay: OutboxRelay
     pruner: Pruner
+    outbox_gauge: OutboxGauge
     groups: list[EventConsumer] = field(default_factory=list)
 
     def consumer_group(self, group: str) -> EventConsumer:
@@ -51,9 +55,16 @@ class Plumbing:
             loops=[
                 self.relay.run,
                 lambda: every(self.settings.prune_seconds, self.pruner, name="pruning"),
+                *self._metered(),
             ],
             shutdown=[self.producer.stop, self.engine.dispose],
         )
+
+    def _metered(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        if not self.settings.metrics_address:
+            return []
+        seconds = self.settings.metrics_outbox_seconds
+        return [lambda: every(seconds, self.outbox_gauge, name="outbox gauge")]
 
 
 def _consumer(
@@ -109,4 +120,5 @@ def build_plumbing(
             inbox=inbox,
             outbox_keep=timedelta(hours=settings.outbox_keep_hours),
         ),
+        outbox_gauge=OutboxGauge(engine, outbox),
     )

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import uvloop
 
+from tawasul_platform import metrics
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
@@ -177,6 +178,9 @@ def run(
 
         upgrade(migrations, config.database_url)
         return
+
+    if config.metrics_address:
+        metrics.serve(config.metrics_address)
 
     async def main() -> int:
         return await serve(

@@ -35,6 +35,10 @@ class ServiceSettings(BaseSettings):
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
     log_level: str = "INFO"
+    # host:port of the Prometheus /metrics endpoint (tawasul_platform.metrics); empty: none.
+    metrics_address: str = ""
+    # How often the outbox's backlog is read for its gauges.
+    metrics_outbox_seconds: float = 15.0
     # gRPC calls one process serves at once; more are answered RESOURCE_EXHAUSTED at once
     # rather than queued past their deadlines.
     grpc_max_concurrent_rpcs: int = 200

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2
+from prometheus_client import REGISTRY
 from tawasul.docs.v1 import docs_pb2
 from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS, call_timeout
 from tawasul_platform.errors import InvalidArgument
@@ -262,3 +263,46 @@ async def test_health_watch_still_streams_through_the_interceptor(
     first = await call.read()
     assert first.status == health_pb2.HealthCheckResponse.SERVING
     call.cancel()
+
+
+def _handled(method: str, code: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "tawasul_grpc_server_handled_seconds_count",
+            {"grpc_service": "tawasul.test.Probe", "grpc_method": method, "grpc_code": code},
+        )
+        or 0.0
+    )
+
+
+async def test_every_answer_is_counted_by_method_and_status_code(
+    channel: grpc.aio.Channel,
+) -> None:
+    timeout = channel.unary_unary(
+        TIMEOUT,
+        request_serializer=wrappers_pb2.StringValue.SerializeToString,
+        response_deserializer=wrappers_pb2.DoubleValue.FromString,
+    )
+    replies = channel.unary_stream(
+        "/tawasul.test.Probe/Replies",
+        request_serializer=wrappers_pb2.StringValue.SerializeToString,
+        response_deserializer=wrappers_pb2.StringValue.FromString,
+    )
+    before = {
+        ("DownstreamTimeout", "OK"): _handled("DownstreamTimeout", "OK"),
+        ("Replies", "INVALID_ARGUMENT"): _handled("Replies", "INVALID_ARGUMENT"),
+        ("Replies", "INTERNAL"): _handled("Replies", "INTERNAL"),
+    }
+    for _ in range(2):
+        await timeout(wrappers_pb2.StringValue(value="x"), timeout=5)
+    for value in ("refuse", "crash"):
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for _ in replies(wrappers_pb2.StringValue(value=value), timeout=5):
+                pass
+
+    after = {key: _handled(*key) for key in before}
+    assert {key: after[key] - before[key] for key in before} == {
+        ("DownstreamTimeout", "OK"): 2,
+        ("Replies", "INVALID_ARGUMENT"): 1,
+        ("Replies", "INTERNAL"): 1,
+    }

@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul_platform.db import make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent
+from tawasul_platform.metrics import OutboxGauge
 from tawasul_platform.outbox import OutboxRelay, write_outbox
 
 T = TypeVar("T")
@@ -101,4 +103,38 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+
+
+GAUGES = ("tawasul_outbox_backlog", "tawasul_outbox_oldest_unsent_seconds")
+
+
+async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    table = outbox_table(MetaData())
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+        await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
+        for n in range(3):
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox (event_id, topic, key, payload, headers, created_at)"
+                    " VALUES (:id, 't', 'k', '', '{}', now() - make_interval(secs => :age))"
+                ),
+                {"id": uuid.uuid4(), "age": 60 + n},
+            )
+    gauge = OutboxGauge(engine, table)
+    try:
+        assert await gauge() is False  # a timer's job with nothing more to do at once
+        assert REGISTRY.get_sample_value("tawasul_outbox_backlog") == 3
+        oldest = REGISTRY.get_sample_value("tawasul_outbox_oldest_unsent_seconds")
+        assert oldest is not None
+        assert 62 <= oldest < 120
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
+        await gauge()
+        assert [REGISTRY.get_sample_value(name) for name in GAUGES] == [0, 0]
+    finally:
         await engine.dispose()

@@ -9,6 +9,7 @@ from asyncpg.exceptions import (
     CannotConnectNowError,
     TooManyConnectionsError,
 )
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
@@ -202,3 +203,27 @@ async def test_without_a_shared_transaction_keys_run_at_once_each_in_order() -> 
     await consumer(FakeProducer()).apply(batch, handle, "t.dlt.g")
     assert started.index("x1") < started.index("x2")
     assert started.index("y1") < started.index("y2")
+
+
+def _events_counted(outcome: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "tawasul_consumer_events_total", {"topic": "t", "group": "g", "outcome": outcome}
+    )
+    return sample or 0.0
+
+
+async def test_each_event_is_counted_once_applied_or_dead_lettered() -> None:
+    """A batch that fails counts only what its one-by-one retry applied, not the rolled-back
+    attempt."""
+    before = {o: _events_counted(o) for o in ("applied", "dead_lettered")}
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        if event.event_id == "b":
+            raise InvalidArgument({"request_id": "unknown"})
+
+    await consumer(FakeProducer(), FakeTransaction()).apply(
+        events("a", "b", "c"), handle, "t.dlt.g"
+    )
+    await consumer(FakeProducer(), FakeTransaction()).apply(events("d", "e"), handle, "t.dlt.g")
+    after = {o: _events_counted(o) for o in before}
+    assert {o: after[o] - before[o] for o in before} == {"applied": 4, "dead_lettered": 1}
