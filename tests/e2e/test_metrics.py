@@ -1,5 +1,5 @@
 """Every service's Prometheus metrics, scraped during a journey: the calls intake answered by
-method and code, and the events routing and review applied."""
+method and code, the events routing and review applied, and review's queue gauges."""
 
 from __future__ import annotations
 
@@ -115,6 +115,20 @@ async def test_a_journey_shows_in_every_services_metrics(stack: Stack, clients: 
     assert applied(review, REQUEST_ROUTED, "review") > applied(
         before["review"], REQUEST_ROUTED, "review"
     )
+
+    # Review's queue gauges (read every second in the stack) count the open item.
+    async def queued_in_reports() -> float | None:
+        samples = await scrape(stack, "review")
+        found = sum(
+            v
+            for (name, labels), v in samples.items()
+            if name == "tawasul_review_queue_items"
+            and ("department", "reports") in labels
+            and ("state", "open") in labels
+        )
+        return found or None
+
+    assert await eventually(queued_in_reports, what="the reports queue's gauge") >= 1
 
     # Every service serves its metrics, its outbox's gauges among them (their values are
     # the service tier's to check: here the relay publishes within milliseconds).

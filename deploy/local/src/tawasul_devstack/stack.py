@@ -328,7 +328,7 @@ class StackConfig:
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service, replica),
             "TAWASUL_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port(service, replica)}",
-            "TAWASUL_METRICS_OUTBOX_SECONDS": "1",
+            "TAWASUL_METRICS_SECONDS": "1",
             "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
             "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,

@@ -63,7 +63,7 @@ class Plumbing:
     def _metered(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         if not self.settings.metrics_address:
             return []
-        seconds = self.settings.metrics_outbox_seconds
+        seconds = self.settings.metrics_seconds
         return [lambda: every(seconds, self.outbox_gauge, name="outbox gauge")]
 
 

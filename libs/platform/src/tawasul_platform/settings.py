@@ -37,8 +37,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # host:port of the Prometheus /metrics endpoint (tawasul_platform.metrics); empty: none.
     metrics_address: str = ""
-    # How often the outbox's backlog is read for its gauges.
-    metrics_outbox_seconds: float = 15.0
+    # How often the gauges read from the database (outbox backlog, review's queues) refresh.
+    metrics_seconds: float = 15.0
     # gRPC calls one process serves at once; more are answered RESOURCE_EXHAUSTED at once
     # rather than queued past their deadlines.
     grpc_max_concurrent_rpcs: int = 200

@@ -23,6 +23,7 @@ from tawasul_platform.workdays import load_working_calendar
 
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.docs import GrpcDocuments
+from tawasul_review.adapters.metrics import QueueGauges
 from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
 from tawasul_review.app import handlers
@@ -106,6 +107,9 @@ async def build(settings: ReviewSettings) -> Runtime:
         return taken >= handlers.SWEEP_BATCH
 
     runtime.loops.append(lambda: every(settings.sweep_seconds, sweep, name="review sweep"))
+    if settings.metrics_address:
+        gauges = QueueGauges(lambda now: handlers.office_backlog(uow=uow(), policy=rules, now=now))
+        runtime.loops.append(lambda: every(settings.metrics_seconds, gauges, name="queue gauges"))
 
     async def close_docs_channel() -> None:
         await docs_channel.close()

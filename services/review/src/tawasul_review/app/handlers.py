@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from tawasul_calendar import WorkingCalendar
 from tawasul_platform.catalog import Catalog
@@ -490,6 +491,13 @@ async def backlog(
             raise PermissionDenied(f"not a supervisor of department {department!r}")
         soon = policy.calendar.add_working_days(now, 1)
         return list(await uow.items.backlog(department, now, soon))
+
+
+async def office_backlog(*, uow: UnitOfWork, policy: Policy, now: datetime) -> dict[str, list[Any]]:
+    """Every department's queues as GetBacklog counts them, for the service's gauges."""
+    soon = policy.calendar.add_working_days(now, 1)
+    async with uow:
+        return {d: list(await uow.items.backlog(d, now, soon)) for d in policy.catalog.departments}
 
 
 async def reassign(
