@@ -7,6 +7,9 @@ whose certificate carries clientAuth as well as serverAuth (deploy/local's Pki m
 Kubernetes' native `grpc:` probe cannot present a client certificate, hence this command.
 
 Exit 0 when SERVING, 1 otherwise (NOT_SERVING, refused, timed out): what exec probes read.
+With --alive, any answer is 0, NOT_SERVING included: a process that waits for Kafka at start
+(health NOT_SERVING, service.serve) is alive and must not be restarted by a liveness probe;
+it is only kept out of the Service's endpoints by the readiness probe.
 It imports grpc and the health stubs only, not the service's settings, so each probe is cheap.
 """
 
@@ -47,6 +50,7 @@ def check(
     timeout: float = 2.0,
     server_name: str = DEFAULT_SERVER_NAME,
     env: dict[str, str] | None = None,
+    alive: bool = False,
 ) -> int:
     """The health status of `service` ("" for the whole server) at `target`, as an exit code."""
     env = dict(os.environ) if env is None else env
@@ -73,7 +77,7 @@ def check(
         except grpc.RpcError as exc:
             print(f"tawasul-health: {target}: {exc.code().name}", file=sys.stderr)
             return 1
-    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+    if reply.status != health_pb2.HealthCheckResponse.SERVING and not alive:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         print(f"tawasul-health: {target}: {status}", file=sys.stderr)
         return 1
@@ -87,7 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--service", default="", help="a gRPC service name; '' is the server")
     parser.add_argument("--timeout", type=float, default=2.0)
-    parser.add_argument("--server-name", default=DEFAULT_SERVER_NAME)
+    parser.add_argument(
+        "--server-name",
+        default=DEFAULT_SERVER_NAME,
+        help="the name the server's certificate must carry (in Kubernetes: its Service's)",
+    )
+    parser.add_argument(
+        "--alive", action="store_true", help="any answer passes, NOT_SERVING too (liveness)"
+    )
     args = parser.parse_args(argv)
     address = args.address or os.environ.get(ENV_ADDRESS)
     if not address:
@@ -95,7 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         target = probe_target(address)
         return check(
-            target, service=args.service, timeout=args.timeout, server_name=args.server_name
+            target,
+            service=args.service,
+            timeout=args.timeout,
+            server_name=args.server_name,
+            alive=args.alive,
         )
     except ValueError as exc:
         print(f"tawasul-health: {exc}", file=sys.stderr)

@@ -56,6 +56,12 @@ async def test_serving_only_once_the_server_says_so(served: Served) -> None:
     assert await asyncio.to_thread(check, served.target, env=served.env) == 1
 
 
+async def test_alive_passes_on_not_serving_but_not_on_no_answer(served: Served) -> None:
+    # Started, waiting for its dependencies: alive (no restart), not ready.
+    assert await asyncio.to_thread(check, served.target, env=served.env, alive=True) == 0
+    assert await asyncio.to_thread(check, "127.0.0.1:1", env=served.env, alive=True) == 1
+
+
 async def test_without_a_certificate_the_probe_fails(served: Served) -> None:
     await served.server.serving(True)
     assert await asyncio.to_thread(check, served.target, env={}) == 1
@@ -64,7 +70,14 @@ async def test_without_a_certificate_the_probe_fails(served: Served) -> None:
 async def test_a_certificate_of_another_ca_fails(served: Served, tmp_path: Path) -> None:
     await served.server.serving(True)
     stranger = _files(Authority.new("another CA").tls("intake", server=True), tmp_path / "x")
-    assert await asyncio.to_thread(check, served.target, env=stranger) == 1
+    assert await asyncio.to_thread(check, served.target, env=stranger, alive=True) == 1
+
+
+async def test_the_certificate_must_name_the_server(served: Served) -> None:
+    await served.server.serving(True)
+    good = await asyncio.to_thread(check, served.target, env=served.env, server_name="intake")
+    bad = await asyncio.to_thread(check, served.target, env=served.env, server_name="docs")
+    assert (good, bad) == (0, 1)
 
 
 def test_a_wildcard_address_is_probed_on_loopback() -> None:
