@@ -617,3 +617,24 @@ def test_the_settings_parse_from_the_rendered_environment(
     if service != "gateway":
         assert settings.database_url.startswith("postgresql+asyncpg://from-secret-username:")
         assert "$(" not in settings.database_url
+
+
+SITE_PACKAGES = "/opt/tawasul/venv/lib/python3.11/site-packages/"
+
+
+def test_files_named_inside_the_image_are_shipped(overlay: str) -> None:
+    """A setting naming a file of an installed package (the development registry, the staff
+    directory) points where the image's venv has it: the package's src/ in the workspace,
+    installed non-editable by deploy/images/Containerfile on python3.11."""
+    assert "python3.11" in (ROOT / "deploy" / "images" / "Containerfile").read_text()
+    named = {
+        value
+        for cm in _of(_docs(overlay), "ConfigMap")
+        for value in (cm.get("data") or {}).values()
+        if value.startswith(SITE_PACKAGES)
+    }
+    assert named, "the registry file at least is named inside the image"
+    sources = [*ROOT.glob("services/*/src"), *ROOT.glob("libs/*/src")]
+    for path in named:
+        inside = path.removeprefix(SITE_PACKAGES)
+        assert any((src / inside).is_file() for src in sources), f"{path} is not shipped"
