@@ -1,0 +1,640 @@
+"""deploy/k8s, rendered and checked offline: every overlay renders with `kubectl kustomize`,
+every built-in object validates with `kubernetes-validate --strict`, and the properties the
+cluster will not check for us hold (probes, limits, hardening, secrets, HPA caps, PDBs,
+image names, and the operators' custom resources against the platform's own declarations).
+
+kubernetes-validate has schemas for Kubernetes' own kinds only: for a kind it does not know
+(the operators' Kafka, KafkaNodePool, KafkaTopic, Cluster, Tenant) it prints a WARN and
+exits 0, so passing it proves nothing about them. The custom resources are therefore split
+off, the validator is shown to skip them (test_the_validator_skips_custom_kinds), and their
+fields are checked here instead.
+
+The checks are functions returning problems; test_the_checks_catch_broken_manifests breaks
+rendered objects on purpose and expects each check to object, so a check cannot rot into
+one that passes whatever it reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tawasul_docs.settings import DocsSettings
+from tawasul_gateway.settings import GatewaySettings
+from tawasul_intake.settings import IntakeSettings
+from tawasul_notify.settings import NotifySettings
+from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS
+from tawasul_review.settings import ReviewSettings
+from tawasul_routing.settings import RoutingSettings
+
+Doc = dict[str, Any]
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "prod")
+BIN = Path(sys.executable).parent
+KUBECTL = BIN / "kubectl"
+VALIDATE = BIN / "kubernetes-validate"
+
+SETTINGS: dict[str, type[Any]] = {
+    "intake": IntakeSettings,
+    "routing": RoutingSettings,
+    "review": ReviewSettings,
+    "docs": DocsSettings,
+    "notify": NotifySettings,
+    "gateway": GatewaySettings,
+}
+GRPC_SERVICES = ("intake", "routing", "review", "docs", "notify")
+# The operators' kinds: no schema in kubernetes-validate, checked field by field below.
+CUSTOM = {
+    ("kafka.strimzi.io/v1beta2", "Kafka"),
+    ("kafka.strimzi.io/v1beta2", "KafkaNodePool"),
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("minio.min.io/v2", "Tenant"),
+}
+IMAGE = re.compile(r"^localhost/tawasul/(?P<name>[a-z]+):(?P<tag>[\w][\w.-]{0,127})$")
+# Env names whose value is a secret: they may only come from a Secret.
+SECRETISH = re.compile(r"(PASSWORD|SECRET|ACCESS_KEY|TOKEN|_USER)$")
+# A URL with credentials written into it.
+INLINE_CREDENTIALS = re.compile(r"://[^/@\s$]+:[^/@\s$]+@")
+HARDENED = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+}
+SHUTDOWN_BUDGET = float(ServiceSettings.model_fields["shutdown_budget_seconds"].default)
+
+
+@cache
+def _render(overlay: str) -> tuple[Doc, ...]:
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    return tuple(d for d in yaml.safe_load_all(result.stdout) if d)
+
+
+@pytest.fixture(params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+def _docs(overlay: str) -> list[Doc]:
+    return copy.deepcopy(list(_render(overlay)))
+
+
+def _of(docs: list[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def _by_name(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in _of(docs, kind)}
+
+
+def _is_custom(doc: Doc) -> bool:
+    return (doc["apiVersion"], doc["kind"]) in CUSTOM
+
+
+def _workloads(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
+    """(object, pod spec) of every Deployment and Job."""
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            yield doc, doc["spec"]["template"]["spec"]
+
+
+def _validate(docs: list[Doc], tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    return subprocess.run(
+        [str(VALIDATE), "--strict", "--quiet", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+def deployment_problems(docs: list[Doc]) -> list[str]:
+    problems: list[str] = []
+    for dep in _of(docs, "Deployment"):
+        name = dep["metadata"]["name"]
+        pod = dep["spec"]["template"]["spec"]
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        stop = pod["containers"][0].get("lifecycle", {}).get("preStop", {})
+        pre_stop = stop.get("sleep", {}).get("seconds", 0)
+        if grace <= SHUTDOWN_BUDGET + pre_stop:
+            problems.append(
+                f"{name}: terminationGracePeriodSeconds {grace} is not above the shutdown "
+                f"budget {SHUTDOWN_BUDGET:.0f} s + preStop {pre_stop} s"
+            )
+        pod_ctx = pod.get("securityContext", {})
+        if pod_ctx.get("runAsNonRoot") is not True:
+            problems.append(f"{name}: the pod does not say runAsNonRoot")
+        if len(pod["containers"]) != 1:
+            problems.append(f"{name}: one container (one process) per pod")
+        for c in pod["containers"]:
+            where = f"{name}/{c['name']}"
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe not in c:
+                    problems.append(f"{where}: no {probe}")
+            if name in GRPC_SERVICES:
+                problems += _grpc_probe_problems(where, name, c)
+            resources = c.get("resources", {})
+            for side in ("requests", "limits"):
+                for what in ("cpu", "memory"):
+                    if what not in resources.get(side, {}):
+                        problems.append(f"{where}: no {side}.{what}")
+            problems += _hardening_problems(where, c.get("securityContext", {}), pod_ctx)
+            match = IMAGE.match(c["image"])
+            if match is None or match["name"] != name:
+                problems.append(
+                    f"{where}: image {c['image']} is not localhost/tawasul/{name}:<tag>"
+                )
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", ())}
+            volumes = {v["name"]: v for v in pod.get("volumes", ())}
+            if "emptyDir" not in volumes.get(mounts.get("/tmp", ""), {}):
+                problems.append(f"{where}: no writable /tmp (emptyDir) beside the read-only root")
+    return problems
+
+
+def _grpc_probe_problems(where: str, service: str, container: Doc) -> list[str]:
+    """The services speak mutual TLS only: the kubelet's native grpc probe cannot get through
+    (no client certificate), so the probes must exec tawasul-health with the pod's own."""
+    problems = []
+    for probe, alive in (("readinessProbe", False), ("livenessProbe", True)):
+        spec = container.get(probe, {})
+        if "grpc" in spec:
+            problems.append(f"{where}: {probe} is the native grpc probe, refused by mutual TLS")
+            continue
+        command = spec.get("exec", {}).get("command", [])
+        if command[:1] != ["tawasul-health"]:
+            problems.append(f"{where}: {probe} does not run tawasul-health")
+            continue
+        if ("--alive" in command) != alive:
+            problems.append(f"{where}: {probe} should {'' if alive else 'not '}pass NOT_SERVING")
+        if command[command.index("--server-name") + 1 :][:1] != [service]:
+            problems.append(f"{where}: {probe} must check the certificate names {service}")
+    return problems
+
+
+def _hardening_problems(where: str, ctx: Doc, pod_ctx: Doc) -> list[str]:
+    problems = [
+        f"{where}: securityContext.{key} is not {value}"
+        for key, value in HARDENED.items()
+        if ctx.get(key) != value
+    ]
+    uid = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    if not isinstance(uid, int) or uid == 0:
+        problems.append(f"{where}: no fixed non-root runAsUser")
+    if ctx.get("capabilities", {}).get("drop") != ["ALL"]:
+        problems.append(f"{where}: capabilities do not drop ALL")
+    seccomp: Doc = ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}
+    if seccomp.get("type") != "RuntimeDefault":
+        problems.append(f"{where}: seccompProfile is not RuntimeDefault")
+    return problems
+
+
+def secret_problems(docs: list[Doc]) -> list[str]:
+    problems = [
+        f"Secret {d['metadata']['name']} is in the manifests: secrets are only referenced"
+        for d in _of(docs, "Secret")
+    ]
+    for cm in _of(docs, "ConfigMap"):
+        for key, value in (cm.get("data") or {}).items():
+            if SECRETISH.search(key):
+                problems.append(f"ConfigMap {cm['metadata']['name']}: {key} looks like a secret")
+            if INLINE_CREDENTIALS.search(str(value)):
+                problems.append(f"ConfigMap {cm['metadata']['name']}: {key} has credentials")
+    for doc, pod in _workloads(docs):
+        for c in pod["containers"]:
+            where = f"{doc['kind']} {doc['metadata']['name']}"
+            for env in c.get("env", ()):
+                if "value" in env and SECRETISH.search(env["name"]):
+                    problems.append(f"{where}: {env['name']} has an inline value")
+                if INLINE_CREDENTIALS.search(env.get("value", "")):
+                    problems.append(f"{where}: {env['name']} has credentials written into it")
+                source = env.get("valueFrom", {})
+                if SECRETISH.search(env["name"]) and "secretKeyRef" not in source:
+                    problems.append(f"{where}: {env['name']} is not from a Secret")
+    return problems
+
+
+def _consumer_partitions() -> dict[str, int]:
+    """Per service, the fewest partitions of any topic its consumer groups read: more pods
+    than that leave some group's consumer without a partition."""
+    partitions = {t.name: t.partitions for t in TOPICS}
+    fewest: dict[str, int] = {}
+    for topic, group in SUBSCRIPTIONS:
+        service = group.split("-")[0]
+        fewest[service] = min(fewest.get(service, partitions[topic]), partitions[topic])
+    return fewest
+
+
+def hpa_problems(docs: list[Doc]) -> list[str]:
+    problems = []
+    caps = _consumer_partitions()
+    topics = {t["spec"]["topicName"]: t["spec"]["partitions"] for t in _of(docs, "KafkaTopic")}
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in _of(docs, "HorizontalPodAutoscaler")}
+    for service, cap in caps.items():
+        hpa = hpas.get(service)
+        if hpa is None:
+            problems.append(f"{service} consumes Kafka but has no HorizontalPodAutoscaler")
+            continue
+        most = hpa["spec"]["maxReplicas"]
+        if most > cap:
+            problems.append(f"{service}: maxReplicas {most} > {cap} partitions")
+        for topic, group in SUBSCRIPTIONS:
+            if group.split("-")[0] == service and topic in topics and most > topics[topic]:
+                problems.append(f"{service}: maxReplicas {most} > KafkaTopic {topic}'s partitions")
+        if hpa["spec"].get("minReplicas", 1) > most:
+            problems.append(f"{service}: minReplicas above maxReplicas")
+    return problems
+
+
+def pdb_problems(docs: list[Doc]) -> list[str]:
+    problems = []
+    pdbs = _of(docs, "PodDisruptionBudget")
+    for dep in _of(docs, "Deployment"):
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            p
+            for p in pdbs
+            if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+            and p["metadata"].get("namespace") == dep["metadata"].get("namespace")
+        ]
+        if len(covering) != 1:
+            problems.append(f"{dep['metadata']['name']}: {len(covering)} PDBs, not one")
+    return problems
+
+
+def _env_names(docs: list[Doc], container: Doc) -> set[str]:
+    config_maps = _by_name(docs, "ConfigMap")
+    names = {e["name"] for e in container.get("env", ())}
+    for ref in container.get("envFrom", ()):
+        cm = config_maps.get(ref.get("configMapRef", {}).get("name", ""))
+        if cm is not None:
+            names |= set(cm.get("data") or {})
+    return names
+
+
+def settings_problems(docs: list[Doc]) -> list[str]:
+    """Every setting without a default reaches every process that needs it (pydantic-settings
+    fails at start without it), the migration Jobs included: `migrate` validates them all."""
+    problems = []
+    for doc, pod in _workloads(docs):
+        service = doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        cls = SETTINGS[service]
+        required = {
+            f"TAWASUL_{name.upper()}"
+            for name, field in cls.model_fields.items()
+            if field.is_required()
+        }
+        missing = required - _env_names(docs, pod["containers"][0])
+        if missing:
+            problems.append(f"{doc['kind']} {doc['metadata']['name']}: no {sorted(missing)}")
+    return problems
+
+
+def migration_problems(docs: list[Doc]) -> list[str]:
+    problems = []
+    jobs = _by_name(docs, "Job")
+    for dep in _of(docs, "Deployment"):
+        name = dep["metadata"]["name"]
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        if "TAWASUL_DATABASE_URL" not in {e["name"] for e in c.get("env", ())}:
+            continue
+        job = jobs.get(f"{name}-migrate")
+        if job is None:
+            problems.append(f"{name} has a database but no {name}-migrate Job")
+            continue
+        jc = job["spec"]["template"]["spec"]["containers"][0]
+        if jc["image"] != c["image"] or jc.get("args") != ["migrate"]:
+            problems.append(f"{name}-migrate does not run `tawasul-{name} migrate` of its image")
+    return problems
+
+
+def custom_resource_problems(docs: list[Doc]) -> list[str]:
+    """The operators' objects, checked as their CRDs would (required fields) and against what
+    the services expect of them."""
+    problems: list[str] = []
+    kafkas = _of(docs, "Kafka")
+    if len(kafkas) != 1:
+        return [f"{len(kafkas)} Kafka clusters, not one"]
+    kafka = kafkas[0]
+    name = kafka["metadata"]["name"]
+    annotations = kafka["metadata"].get("annotations", {})
+    if annotations.get("strimzi.io/kraft") != "enabled":
+        problems.append("Kafka is not in KRaft mode (strimzi.io/kraft: enabled)")
+    if annotations.get("strimzi.io/node-pools") != "enabled":
+        problems.append("Kafka does not use node pools (strimzi.io/node-pools: enabled)")
+    listeners = kafka["spec"].get("kafka", {}).get("listeners", [])
+    if not listeners:
+        problems.append("Kafka has no listeners")
+    if kafka["spec"]["kafka"].get("config", {}).get("auto.create.topics.enable") is not False:
+        problems.append("Kafka creates topics on its own: every topic is declared")
+    roles: set[str] = set()
+    for pool in _of(docs, "KafkaNodePool"):
+        spec = pool["spec"]
+        if pool["metadata"].get("labels", {}).get("strimzi.io/cluster") != name:
+            problems.append(f"KafkaNodePool {pool['metadata']['name']} is not of Kafka {name}")
+        if not spec.get("replicas") or not spec.get("roles") or not spec.get("storage"):
+            problems.append(f"KafkaNodePool {pool['metadata']['name']}: replicas/roles/storage")
+        roles |= set(spec.get("roles", ()))
+    if roles != {"controller", "broker"}:
+        problems.append(f"the node pools' roles are {sorted(roles)}, not controller and broker")
+    bootstrap = {
+        cm["data"]["TAWASUL_KAFKA_BOOTSTRAP"]
+        for cm in _of(docs, "ConfigMap")
+        if "TAWASUL_KAFKA_BOOTSTRAP" in (cm.get("data") or {})
+    }
+    if bootstrap != {f"{name}-kafka-bootstrap:9092"}:
+        problems.append(f"the services' Kafka bootstrap {bootstrap} is not Strimzi's for {name}")
+
+    declared = {
+        t.name: (t.partitions, t.config()["retention.ms"], t.config()["cleanup.policy"])
+        for t in TOPICS
+    }
+    found = {}
+    for topic in _of(docs, "KafkaTopic"):
+        spec = topic["spec"]
+        if topic["metadata"].get("labels", {}).get("strimzi.io/cluster") != name:
+            problems.append(f"KafkaTopic {topic['metadata']['name']} is not of Kafka {name}")
+        config = spec.get("config", {})
+        found[spec.get("topicName", topic["metadata"]["name"])] = (
+            spec.get("partitions"),
+            config.get("retention.ms"),
+            config.get("cleanup.policy"),
+        )
+        if not isinstance(spec.get("replicas"), int):
+            problems.append(f"KafkaTopic {topic['metadata']['name']}: no replicas")
+    if found != declared:
+        diff = set(found.items()) ^ set(declared.items())
+        problems.append(f"KafkaTopics differ from tawasul_platform.topics.TOPICS: {sorted(diff)}")
+
+    clusters = _by_name(docs, "Cluster")
+    for dep in _of(docs, "Deployment"):
+        service = dep["metadata"]["name"]
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in c.get("env", ())}
+        if "TAWASUL_DATABASE_URL" not in env:
+            continue
+        config = _by_name(docs, "ConfigMap")
+        host = next(
+            (
+                config[r["configMapRef"]["name"]]["data"].get("TAWASUL_DB_HOST")
+                for r in c["envFrom"]
+                if "TAWASUL_DB_HOST" in config[r["configMapRef"]["name"]].get("data", {})
+            ),
+            None,
+        )
+        cluster = clusters.get(f"{service}-db")
+        if cluster is None:
+            problems.append(f"{service}: no CloudNativePG Cluster {service}-db")
+            continue
+        if host != f"{service}-db-rw":
+            problems.append(f"{service}: TAWASUL_DB_HOST {host} is not its cluster's primary")
+        initdb = cluster["spec"].get("bootstrap", {}).get("initdb", {})
+        secret = env["TAWASUL_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        if initdb.get("secret", {}).get("name") != secret:
+            problems.append(f"{service}: its pods' DB secret {secret} is not the cluster's")
+        if not cluster["spec"].get("instances") or not cluster["spec"].get("storage", {}).get(
+            "size"
+        ):
+            problems.append(f"Cluster {service}-db: instances and storage.size are required")
+
+    tenants = _of(docs, "Tenant")
+    if len(tenants) != 1:
+        return [*problems, f"{len(tenants)} MinIO Tenants, not one"]
+    tenant = tenants[0]["spec"]
+    for pool in tenant.get("pools", ()):
+        if not pool.get("servers") or not pool.get("volumesPerServer"):
+            problems.append("Tenant pool: servers and volumesPerServer are required")
+    if not tenant.get("pools"):
+        problems.append("Tenant has no pools")
+    if not tenant.get("configuration", {}).get("name"):
+        problems.append("Tenant has no configuration Secret")
+    docs_pod = _by_name(docs, "Deployment")["docs"]["spec"]["template"]["spec"]
+    docs_env = {e["name"]: e for e in docs_pod["containers"][0].get("env", ())}
+    key_secret = docs_env["TAWASUL_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+    if key_secret not in {u["name"] for u in tenant.get("users", ())}:
+        problems.append(f"docs' S3 secret {key_secret} is not a user of the Tenant")
+    bucket = next(
+        cm["data"]["TAWASUL_S3_BUCKET"]
+        for cm in _of(docs, "ConfigMap")
+        if "TAWASUL_S3_BUCKET" in (cm.get("data") or {})
+    )
+    if bucket not in {b["name"] for b in tenant.get("buckets", ())}:
+        problems.append(f"docs' bucket {bucket} is not made by the Tenant")
+    return problems
+
+
+CHECKS = (
+    deployment_problems,
+    secret_problems,
+    hpa_problems,
+    pdb_problems,
+    settings_problems,
+    migration_problems,
+)
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+def test_every_process_has_its_objects(overlay: str) -> None:
+    docs = _docs(overlay)
+    assert set(_by_name(docs, "Deployment")) == set(SETTINGS)
+    assert set(_by_name(docs, "Service")) == set(SETTINGS)
+    assert set(_by_name(docs, "Job")) == {f"{s}-migrate" for s in GRPC_SERVICES}
+    namespaces = {d["metadata"].get("namespace") for d in docs}
+    assert namespaces == {"tawasul-dev" if overlay == "dev" else "tawasul"}
+
+
+def test_built_in_kinds_validate_strictly(overlay: str, tmp_path: Path) -> None:
+    built_in = [d for d in _docs(overlay) if not _is_custom(d)]
+    result = _validate(built_in, tmp_path, overlay)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # --quiet prints only warnings and failures: none, not even a kind without a schema.
+    assert result.stdout.strip() == "", result.stdout
+
+
+def test_the_validator_skips_custom_kinds(tmp_path: Path) -> None:
+    """Why the custom resources are checked here: the validator passes them unread."""
+    custom = [d for d in _docs("prod") if _is_custom(d)]
+    assert {(d["apiVersion"], d["kind"]) for d in custom} == CUSTOM
+    result = _validate(custom, tmp_path, "custom")
+    assert result.returncode == 0
+    warned = re.findall(
+        r"Couldn't find schema for kind (\w+) with api version (\S+)", result.stdout
+    )
+    assert {(api, kind) for kind, api in warned} == CUSTOM
+
+
+def test_a_broken_built_in_object_fails_validation(tmp_path: Path) -> None:
+    dep = _by_name(_docs("dev"), "Deployment")["intake"]
+    dep["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["exec"]["comand"] = []
+    result = _validate([dep], tmp_path, "broken")
+    assert result.returncode != 0
+    assert "ERROR" in result.stdout
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_the_manifests_hold(overlay: str, check: Any) -> None:
+    assert check(_docs(overlay)) == []
+
+
+def test_the_operators_resources_match_the_services() -> None:
+    assert custom_resource_problems(_docs("prod")) == []
+
+
+def test_dev_runs_one_replica_of_each() -> None:
+    docs = _docs("dev")
+    assert {d["spec"]["replicas"] for d in _of(docs, "Deployment")} == {1}
+    assert {h["spec"]["maxReplicas"] for h in _of(docs, "HorizontalPodAutoscaler")} == {1}
+    assert not [d for d in docs if _is_custom(d)]
+
+
+def _deployment(docs: list[Doc], name: str) -> Doc:
+    return _by_name(docs, "Deployment")[name]
+
+
+def _container(docs: list[Doc], name: str) -> Doc:
+    container: Doc = _deployment(docs, name)["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_the_checks_catch_broken_manifests() -> None:
+    """Each check objects to a manifest broken in the way it is there to catch."""
+    docs = _docs("prod")
+    del _container(docs, "routing")["livenessProbe"]
+    _container(docs, "review")["readinessProbe"] = {"grpc": {"port": 50051}}
+    _container(docs, "notify")["securityContext"]["readOnlyRootFilesystem"] = False
+    _container(docs, "docs")["image"] = "docker.io/tawasul/docs:latest"
+    _deployment(docs, "intake")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 25
+    del _container(docs, "gateway")["resources"]["limits"]
+    found = "\n".join(deployment_problems(docs))
+    for expected in (
+        "routing/routing: no livenessProbe",
+        "review/review: readinessProbe is the native grpc probe",
+        "notify/notify: securityContext.readOnlyRootFilesystem",
+        "docs/docs: image docker.io/tawasul/docs:latest",
+        "intake: terminationGracePeriodSeconds 25",
+        "gateway/gateway: no limits.cpu",
+    ):
+        assert expected in found
+
+    docs = _docs("prod")
+    env = _container(docs, "intake")["env"]
+    env.append({"name": "TAWASUL_TRACKING_CODE_SECRET", "value": "s3cret"})
+    url = next(e for e in env if e["name"] == "TAWASUL_DATABASE_URL")
+    url["value"] = "postgresql+asyncpg://tawasul:hunter2@intake-db-rw/tawasul_intake"
+    docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "data": {}})
+    found = "\n".join(secret_problems(docs))
+    assert "TAWASUL_TRACKING_CODE_SECRET has an inline value" in found
+    assert "TAWASUL_DATABASE_URL has credentials written into it" in found
+    assert "Secret x is in the manifests" in found
+
+    docs = _docs("prod")
+    next(h for h in _of(docs, "HorizontalPodAutoscaler") if h["metadata"]["name"] == "notify")[
+        "spec"
+    ]["maxReplicas"] = 7
+    assert any("notify: maxReplicas 7 > 6 partitions" in p for p in hpa_problems(docs))
+
+    docs = _docs("prod")
+    docs.remove(
+        next(p for p in _of(docs, "PodDisruptionBudget") if p["metadata"]["name"] == "docs")
+    )
+    assert pdb_problems(docs) == ["docs: 0 PDBs, not one"]
+
+    docs = _docs("prod")
+    env = _container(docs, "intake")["env"]
+    env.remove(next(e for e in env if e["name"] == "TAWASUL_TRACKING_CODE_SECRET"))
+    assert settings_problems(docs) == ["Deployment intake: no ['TAWASUL_TRACKING_CODE_SECRET']"]
+
+    docs = _docs("prod")
+    docs.remove(_by_name(docs, "Job")["review-migrate"])
+    assert migration_problems(docs) == ["review has a database but no review-migrate Job"]
+
+    docs = _docs("prod")
+    next(t for t in _of(docs, "KafkaTopic") if t["spec"]["partitions"] == 6)["spec"][
+        "partitions"
+    ] = 3
+    docs.remove(_by_name(docs, "Cluster")["routing-db"])
+    found = "\n".join(custom_resource_problems(docs))
+    assert "KafkaTopics differ from tawasul_platform.topics.TOPICS" in found
+    assert "routing: no CloudNativePG Cluster routing-db" in found
+
+
+def _expanded_env(docs: list[Doc], container: Doc) -> dict[str, str]:
+    """The container's environment as the kubelet makes it: envFrom first, then env with
+    $(VAR) references expanded; a Secret's value stands in as a placeholder."""
+    config_maps = _by_name(docs, "ConfigMap")
+    env: dict[str, str] = {}
+    for ref in container.get("envFrom", ()):
+        env.update(config_maps[ref["configMapRef"]["name"]].get("data") or {})
+    for entry in container.get("env", ()):
+        if "valueFrom" in entry:
+            env[entry["name"]] = f"from-secret-{entry['valueFrom']['secretKeyRef']['key']}"
+        else:
+            env[entry["name"]] = re.sub(
+                r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), entry["value"]
+            )
+    return env
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_the_settings_parse_from_the_rendered_environment(
+    overlay: str, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pod would start with is valid for the service's settings class: types,
+    JSON, and the database URL once its $(…) references are expanded."""
+    env = _expanded_env(_docs(overlay), _container(_docs(overlay), service))
+    for name in list(env):
+        # The certificate files are read at validation; they come from the pod's Secret.
+        if name.startswith("TAWASUL_TLS_"):
+            del env[name]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = SETTINGS[service]()
+    if service != "gateway":
+        assert settings.database_url.startswith("postgresql+asyncpg://from-secret-username:")
+        assert "$(" not in settings.database_url
+
+
+SITE_PACKAGES = "/opt/tawasul/venv/lib/python3.11/site-packages/"
+
+
+def test_files_named_inside_the_image_are_shipped(overlay: str) -> None:
+    """A setting naming a file of an installed package (the development registry, the staff
+    directory) points where the image's venv has it: the package's src/ in the workspace,
+    installed non-editable by deploy/images/Containerfile on python3.11."""
+    assert "python3.11" in (ROOT / "deploy" / "images" / "Containerfile").read_text()
+    named = {
+        value
+        for cm in _of(_docs(overlay), "ConfigMap")
+        for value in (cm.get("data") or {}).values()
+        if value.startswith(SITE_PACKAGES)
+    }
+    assert named, "the registry file at least is named inside the image"
+    sources = [*ROOT.glob("services/*/src"), *ROOT.glob("libs/*/src")]
+    for path in named:
+        inside = path.removeprefix(SITE_PACKAGES)
+        assert any((src / inside).is_file() for src in sources), f"{path} is not shipped"
