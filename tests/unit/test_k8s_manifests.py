@@ -638,3 +638,14 @@ def test_files_named_inside_the_image_are_shipped(overlay: str) -> None:
     for path in named:
         inside = path.removeprefix(SITE_PACKAGES)
         assert any((src / inside).is_file() for src in sources), f"{path} is not shipped"
+
+
+def test_every_grpc_service_serves_its_metrics_on_the_port_it_declares(overlay: str) -> None:
+    docs = _docs(overlay)
+    for service in GRPC_SERVICES:
+        container = _container(docs, service)
+        _, _, port = _expanded_env(docs, container)["TAWASUL_METRICS_ADDRESS"].rpartition(":")
+        declared = {p["name"]: p["containerPort"] for p in container["ports"]}
+        annotations = _deployment(docs, service)["spec"]["template"]["metadata"]["annotations"]
+        assert declared["metrics"] == int(port) == int(annotations["prometheus.io/port"])
+        assert annotations["prometheus.io/scrape"] == "true"
