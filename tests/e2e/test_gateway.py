@@ -3,6 +3,7 @@ establishment portal do, through HTTP only; and the SDK's retried submission."""
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -260,7 +261,10 @@ async def test_intake_counts_tracking_attempts_per_person_the_gateway_names(
     names each person's, and intake (trusting the gateway's certificate, nobody else's) counts
     their attempts apart. Counted in intake's rate-limit rows: the dev stack's limit is set
     out of reach, as every local client shares 127.0.0.1."""
-    guesser, someone_else = (f"2001:db8::{secrets.token_hex(2)}:{n}" for n in (1, 2))
+    # As intake writes them (ipaddress's form: a group's leading zeros dropped).
+    guesser, someone_else = (
+        str(ipaddress.ip_address(f"2001:db8::{secrets.token_hex(2)}:{n}")) for n in (1, 2)
+    )
     malformed = intake_pb2.StartTrackingRequest(request_number="TW-none", id_number="1")
 
     async def start(channel: Clients, address: str) -> None:
