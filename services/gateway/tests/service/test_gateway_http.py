@@ -453,7 +453,16 @@ async def test_dev_sign_in_is_off_unless_enabled(tmp_path: Path) -> None:
 async def test_the_openapi_description_has_the_messages(backends: Backends) -> None:
     spec = (await backends.http.get("/openapi.json")).json()
     paths = spec["paths"]
-    assert "/api/v1/requests/{request_number}/appeal" in paths
+    actions = {
+        path: paths[f"/api/v1/requests/{{request_number}}/{path}"]["post"]["summary"]
+        for path in ("follow-up", "cancel", "respond", "appeal")
+    }
+    assert actions == {
+        "follow-up": "FollowUp",
+        "cancel": "CancelRequest",
+        "respond": "RespondToInfoRequest",
+        "appeal": "AppealRejection",
+    }
     assert "/api/v1/establishment/requests:bulk" in paths
     submit = paths["/api/v1/requests"]["post"]
     ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -348,53 +348,61 @@ def create_app(
         answer = await call(request, lambda c, t: c.get_request(message, token=t))
         return JSONResponse(to_json(answer))
 
-    @app.post(
-        f"{PREFIX}/requests/{{request_number}}/follow-up",
-        summary="FollowUp",
-        openapi_extra=doc(intake_pb2.FollowUpRequest, intake_pb2.FollowUpResponse),
-    )
-    async def follow_up(request: Request, request_number: str) -> Response:
-        message = numbered(await body_of(request, intake_pb2.FollowUpRequest()), request_number)
-        answer = await call(request, lambda c, t: c.follow_up(message, token=t))
-        return JSONResponse(to_json(answer))
+    # A request's actions: the body is the rest of the action's message, the number is the
+    # path's. Each is the SDK's call of the same name; none is retried.
+    def action(
+        kind: type[M], run: Callable[[TawasulClient, M, str | None], Awaitable[Message]]
+    ) -> Callable[[Request, str], Awaitable[Response]]:
+        async def act(request: Request, request_number: str) -> Response:
+            message = numbered(await body_of(request, kind()), request_number)
+            answer = await call(request, lambda c, t: run(c, message, t))
+            return JSONResponse(to_json(answer))
 
-    @app.post(
-        f"{PREFIX}/requests/{{request_number}}/cancel",
-        summary="CancelRequest",
-        openapi_extra=doc(intake_pb2.CancelRequestRequest, intake_pb2.CancelRequestResponse),
-    )
-    async def cancel_request(request: Request, request_number: str) -> Response:
-        message = numbered(
-            await body_of(request, intake_pb2.CancelRequestRequest()), request_number
-        )
-        answer = await call(request, lambda c, t: c.cancel_request(message, token=t))
-        return JSONResponse(to_json(answer))
+        return act
 
-    @app.post(
-        f"{PREFIX}/requests/{{request_number}}/respond",
-        summary="RespondToInfoRequest",
-        openapi_extra=doc(
-            intake_pb2.RespondToInfoRequestRequest, intake_pb2.RespondToInfoRequestResponse
+    actions: list[tuple[str, str, type[Message], type[Message], Any]] = [
+        (
+            "follow-up",
+            "follow_up",
+            intake_pb2.FollowUpRequest,
+            intake_pb2.FollowUpResponse,
+            action(intake_pb2.FollowUpRequest, lambda c, m, t: c.follow_up(m, token=t)),
         ),
-    )
-    async def respond(request: Request, request_number: str) -> Response:
-        message = numbered(
-            await body_of(request, intake_pb2.RespondToInfoRequestRequest()), request_number
-        )
-        answer = await call(request, lambda c, t: c.respond_to_info_request(message, token=t))
-        return JSONResponse(to_json(answer))
-
-    @app.post(
-        f"{PREFIX}/requests/{{request_number}}/appeal",
-        summary="AppealRejection",
-        openapi_extra=doc(intake_pb2.AppealRejectionRequest, intake_pb2.AppealRejectionResponse),
-    )
-    async def appeal(request: Request, request_number: str) -> Response:
-        message = numbered(
-            await body_of(request, intake_pb2.AppealRejectionRequest()), request_number
-        )
-        answer = await call(request, lambda c, t: c.appeal_rejection(message, token=t))
-        return JSONResponse(to_json(answer))
+        (
+            "cancel",
+            "cancel_request",
+            intake_pb2.CancelRequestRequest,
+            intake_pb2.CancelRequestResponse,
+            action(intake_pb2.CancelRequestRequest, lambda c, m, t: c.cancel_request(m, token=t)),
+        ),
+        (
+            "respond",
+            "respond",
+            intake_pb2.RespondToInfoRequestRequest,
+            intake_pb2.RespondToInfoRequestResponse,
+            action(
+                intake_pb2.RespondToInfoRequestRequest,
+                lambda c, m, t: c.respond_to_info_request(m, token=t),
+            ),
+        ),
+        (
+            "appeal",
+            "appeal",
+            intake_pb2.AppealRejectionRequest,
+            intake_pb2.AppealRejectionResponse,
+            action(
+                intake_pb2.AppealRejectionRequest, lambda c, m, t: c.appeal_rejection(m, token=t)
+            ),
+        ),
+    ]
+    for path, name, kind, answer, endpoint in actions:
+        app.post(
+            f"{PREFIX}/requests/{{request_number}}/{path}",
+            name=name,
+            # The RPC's name: FollowUpResponse answers FollowUp.
+            summary=answer.DESCRIPTOR.name.removesuffix("Response"),
+            openapi_extra=doc(kind, answer),
+        )(endpoint)
 
     # -- tracking without sign-in -----------------------------------------------------------
 
