@@ -308,32 +308,38 @@ async def kill_behind(
     stack: Stack,
     service: str,
     subscriptions: Sequence[tuple[str, str]],
-    load: Load,
     task: asyncio.Task[None],
+    offsets: Offsets,
     holding: Callable[[], Awaitable[bool]] | None = None,
 ) -> Behind:
-    """SIGKILLs `service` while submissions flow, at a moment its groups lag on their topics.
+    """SIGKILLs `service` while the load's submissions (`task`) flow, at a moment its groups
+    lag on their topics.
 
     The end offsets are read before the kill and the committed offsets after it, when no
     commit can come any more: a record below the one and above the other was on the topic,
     delivered or not, and unfinished when the process died. Should it have caught up in the
     instant between looking and killing, it is started again and killed again. `holding`, if
     given, must hold too before the kill (the caller checks what it left behind).
+
+    `offsets` is opened by the caller before the load starts: a consumer as quick as routing
+    catches up with the whole load in the time a reader takes to connect. Once the load is
+    through, nothing can lag any more: that fails at once rather than waiting for ever.
     """
-    async with Offsets(stack.config.kafka_bootstrap) as offsets:
-        for _ in range(5):
-            while True:
-                await load.until(lambda: True, task, "the load running")
-                ends = {pair: await offsets.ends(pair[0]) for pair in subscriptions}
-                lagging = [await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions]
-                if any(lagging) and (holding is None or await holding()):
-                    break
-                await asyncio.sleep(0.01)
-            killed = await sigkill(stack, service)
-            uncommitted = {(t, g): await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions}
-            if any(uncommitted.values()):
-                return Behind(killed, uncommitted)
-            await start(stack, service)
+    for _ in range(5):
+        while True:
+            if task.done():
+                task.result()  # raises what ended it
+                raise AssertionError(f"the load was through before {service} was seen behind")
+            ends = {pair: await offsets.ends(pair[0]) for pair in subscriptions}
+            lagging = [await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions]
+            if any(lagging) and (holding is None or await holding()):
+                break
+            await asyncio.sleep(0.01)
+        killed = await sigkill(stack, service)
+        uncommitted = {(t, g): await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions}
+        if any(uncommitted.values()):
+            return Behind(killed, uncommitted)
+        await start(stack, service)
     raise AssertionError(f"{service} caught up at every kill")
 
 

@@ -107,10 +107,11 @@ async def test_killing_a_consumer_mid_stream_loses_and_duplicates_nothing(
                 return await _pending_deliveries(stack) > 0
 
         try:
-            task = await load.started()
-            behind = await kill_behind(
-                stack, service, CONSUMER_KILLS[service], load, task, holding=holding
-            )
+            async with Offsets(stack.config.kafka_bootstrap) as offsets:
+                task = await load.started()
+                behind = await kill_behind(
+                    stack, service, CONSUMER_KILLS[service], task, offsets, holding=holding
+                )
             pending = await _pending_deliveries(stack)
         finally:
             await start(stack, service)
