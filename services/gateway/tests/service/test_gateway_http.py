@@ -111,20 +111,29 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
 class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     received: list[int] = field(default_factory=list)
     metadata: list[docs_pb2.DocumentMetadata] = field(default_factory=list)
+    # Cleared, an upload waits after its last chunk, as docs does while it stores and scans,
+    # until the gateway cancels the call.
+    finish: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.finish.set()
 
     async def UploadDocument(
         self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
     ) -> docs_pb2.UploadDocumentResponse:
         size = 0
-        async for part in request_iterator:
-            if part.HasField("metadata"):
-                self.metadata.append(part.metadata)
-            else:
-                assert len(part.chunk) <= 64 * 1024
-                size += len(part.chunk)
-        # Like docs, work after the last chunk (storing, scanning): a cancelled call is
-        # cancelled there (gRPC may end a cancelled call's request stream first).
-        await asyncio.sleep(0.2)
+        try:
+            async for part in request_iterator:
+                if part.HasField("metadata"):
+                    self.metadata.append(part.metadata)
+                else:
+                    assert len(part.chunk) <= 64 * 1024
+                    size += len(part.chunk)
+            await self.finish.wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
         self.received.append(size)
         return docs_pb2.UploadDocumentResponse(
             document=docs_pb2.Document(
@@ -293,6 +302,7 @@ async def test_bodies_past_their_limit_are_413(backends: Backends) -> None:
         for _ in range(4):
             yield b"%" * 60_000
 
+    backends.docs.finish.clear()
     upload = await backends.http.post(
         "/api/v1/documents",
         params={"filename": "a.pdf"},
@@ -300,6 +310,7 @@ async def test_bodies_past_their_limit_are_413(backends: Backends) -> None:
         headers={**headers, "Content-Type": "application/pdf"},
     )
     assert upload.status_code == 413
+    await asyncio.wait_for(backends.docs.cancelled.wait(), 10)
     assert backends.docs.received == []
 
 
