@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -84,6 +84,7 @@ class EventConsumer:
         self._max_batch = max_batch
         self._key_concurrency = key_concurrency
         self._poll_ms = poll_ms
+        self._lag = metrics.ConsumerLag(group)
 
     def subscribe_batches(
         self,
@@ -122,6 +123,9 @@ class EventConsumer:
             msg: KafkaMessage = self._broker.context.get_local("message")
             await apply(msg.raw_message)
             await msg.ack()
+            # FastStream's test broker hands a stand-in that knows no offsets.
+            if isinstance(msg.consumer, AIOKafkaConsumer):
+                await self._lag.update(msg.consumer, topic)
 
         self._broker.subscriber(
             topic,

@@ -1,5 +1,5 @@
 """Prometheus metrics every service exposes: its gRPC calls by method and status code, the
-events its consumer groups applied or dead-lettered, and its outbox's backlog.
+events its consumer groups applied or dead-lettered, their lag, and its outbox's backlog.
 
 They are served on TAWASUL_METRICS_ADDRESS (host:port) by prometheus_client's own HTTP
 server thread, which only reads the values: nothing of a scrape runs on the event loop.
@@ -8,8 +8,11 @@ server thread, which only reads the values: nothing of a scrape runs on the even
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import grpc
+from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +29,12 @@ EVENTS = Counter(
     "tawasul_consumer_events_total",
     "Events a consumer group took off a topic, by outcome: applied or dead_lettered",
     ["topic", "group", "outcome"],
+)
+CONSUMER_LAG = Gauge(
+    "tawasul_consumer_lag",
+    "Records of a partition that its consumer group has not taken yet: the end offset its "
+    "last fetch saw less its position, after each batch applied",
+    ["topic", "partition", "group"],
 )
 OUTBOX_BACKLOG = Gauge("tawasul_outbox_backlog", "Outbox rows not yet published to Kafka")
 OUTBOX_OLDEST = Gauge(
@@ -46,6 +55,41 @@ def applied(topic: str, group: str, count: int = 1) -> None:
 
 def dead_lettered(topic: str, group: str) -> None:
     EVENTS.labels(topic, group, "dead_lettered").inc()
+
+
+class Positions(Protocol):
+    """What an aiokafka consumer knows of its partitions without asking Kafka."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+
+
+class ConsumerLag:
+    """A consumer group's lag per partition it holds, from the high watermark its fetches
+    already carry and its own position: no request to Kafka, so it can run after every batch.
+    A partition taken away by a rebalance is dropped, for the replica that holds it now."""
+
+    def __init__(self, group: str) -> None:
+        self._group = group
+        self._held: dict[str, set[TopicPartition]] = {}
+
+    async def update(self, consumer: Positions, topic: str) -> None:
+        held = consumer.assignment()
+        for tp in held:
+            end = consumer.highwater(tp)
+            if end is None:  # not fetched yet
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition), self._group).set(
+                max(end - position, 0)
+            )
+        for tp in self._held.get(topic, set()) - held:
+            CONSUMER_LAG.remove(tp.topic, str(tp.partition), self._group)
+        self._held[topic] = held
 
 
 class OutboxGauge:

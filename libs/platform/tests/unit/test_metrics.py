@@ -1,0 +1,63 @@
+from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition
+from prometheus_client import REGISTRY
+from tawasul_platform.metrics import ConsumerLag
+
+
+class FakePositions:
+    """An aiokafka consumer's local view: what it holds, its last fetch's ends, its positions."""
+
+    def __init__(
+        self, ends: dict[TopicPartition, int | None], positions: dict[TopicPartition, int]
+    ):
+        self.ends = ends
+        self.positions = positions
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.ends)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self.ends[partition]
+
+    async def position(self, partition: TopicPartition) -> int:
+        if partition not in self.positions:
+            raise IllegalStateError("not assigned")
+        return self.positions[partition]
+
+
+def lag(topic: str, partition: int, group: str) -> float | None:
+    return REGISTRY.get_sample_value(
+        "tawasul_consumer_lag", {"topic": topic, "partition": str(partition), "group": group}
+    )
+
+
+async def test_lag_is_each_held_partitions_end_less_its_position() -> None:
+    p0, p1, p2 = (TopicPartition("lag.t", n) for n in range(3))
+    consumer = FakePositions({p0: 10, p1: 4, p2: None}, {p0: 7, p1: 4})
+
+    await ConsumerLag("lag-g").update(consumer, "lag.t")
+
+    assert lag("lag.t", 0, "lag-g") == 3
+    assert lag("lag.t", 1, "lag-g") == 0
+    # Never fetched: no end known, so no guess either.
+    assert lag("lag.t", 2, "lag-g") is None
+
+
+async def test_a_partition_given_to_another_replica_is_no_longer_reported() -> None:
+    p0, p1 = TopicPartition("lag.u", 0), TopicPartition("lag.u", 1)
+    gauge = ConsumerLag("lag-g")
+    await gauge.update(FakePositions({p0: 5, p1: 9}, {p0: 5, p1: 2}), "lag.u")
+    assert lag("lag.u", 1, "lag-g") == 7
+
+    await gauge.update(FakePositions({p0: 6}, {p0: 6}), "lag.u")
+
+    assert lag("lag.u", 0, "lag-g") == 0
+    assert lag("lag.u", 1, "lag-g") is None
+
+
+async def test_a_partition_revoked_while_read_is_skipped() -> None:
+    p0 = TopicPartition("lag.v", 0)
+
+    await ConsumerLag("lag-g").update(FakePositions({p0: 5}, {}), "lag.v")
+
+    assert lag("lag.v", 0, "lag-g") is None
