@@ -29,6 +29,7 @@ from tawasul_platform.topics import (
 from tawasul_notify.adapters import tables
 from tawasul_notify.adapters.email import SmtpSender
 from tawasul_notify.adapters.gateway import HttpSmsGateway
+from tawasul_notify.adapters.metrics import DeliveryGauge
 from tawasul_notify.adapters.repository import SERVICE, NotifyUnitOfWork
 from tawasul_notify.adapters.staff import load_staff
 from tawasul_notify.app import handlers
@@ -144,6 +145,9 @@ async def build(settings: NotifySettings) -> Runtime:
         return await handlers.collect_receipts(uow=uow(), receipts=gateway, now=datetime.now(UTC))
 
     runtime.loops.append(lambda: every(settings.receipts_seconds, receipts, name="sms receipts"))
+    if settings.metrics_address:
+        gauge = DeliveryGauge(plumbing.engine)
+        runtime.loops.append(lambda: every(settings.metrics_seconds, gauge, name="delivery gauge"))
     # Consumers have stopped by then, so no handler still uses the HTTP client.
     runtime.shutdown.insert(0, http.aclose)
     return runtime

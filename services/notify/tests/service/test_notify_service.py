@@ -18,7 +18,8 @@ import httpx
 import pytest
 import tawasul_notify
 from aiosmtpd.smtp import SMTP
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -29,6 +30,7 @@ from tawasul_devstack.sms_gateway import MessageStore, SmsGatewayServer
 from tawasul_devstack.smtp_server import MaildirHandler, received
 from tawasul_notify import bootstrap
 from tawasul_notify.adapters import tables
+from tawasul_notify.adapters.metrics import DeliveryGauge
 from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Sender
@@ -232,6 +234,32 @@ async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) 
         ("sms", "sent"),
         ("sms", "delivered"),
     ]
+
+
+async def test_the_results_gauge_counts_the_last_hours_deliveries_by_channel_and_status(
+    notify: Notify,
+) -> None:
+    await notify.consume(submitted())
+    earlier = submitted(mobile="+966500000007")
+    await notify.consume(earlier)
+    async with notify.engine.begin() as conn:
+        await conn.execute(
+            update(tables.deliveries)
+            .where(tables.deliveries.c.cause_event_id == uuid.UUID(earlier.event_id))
+            .values(created_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+
+    await DeliveryGauge(notify.engine)()
+
+    def results(channel: str, status: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "tawasul_notify_deliveries_last_hour", {"channel": channel, "status": status}
+        )
+
+    assert results("sms", "sent") == 1
+    assert results("email", "sent") == 1
+    assert results("inapp", "delivered") == 1
+    assert results("sms", "failed") == 0
 
 
 async def test_a_number_the_gateway_refuses_fails_alone(notify: Notify) -> None:
