@@ -640,9 +640,9 @@ def test_files_named_inside_the_image_are_shipped(overlay: str) -> None:
         assert any((src / inside).is_file() for src in sources), f"{path} is not shipped"
 
 
-def test_every_grpc_service_serves_its_metrics_on_the_port_it_declares(overlay: str) -> None:
+def test_every_process_serves_its_metrics_on_the_port_it_declares(overlay: str) -> None:
     docs = _docs(overlay)
-    for service in GRPC_SERVICES:
+    for service in (*GRPC_SERVICES, "gateway"):
         container = _container(docs, service)
         _, _, port = _expanded_env(docs, container)["TAWASUL_METRICS_ADDRESS"].rpartition(":")
         declared = {p["name"]: p["containerPort"] for p in container["ports"]}

@@ -162,6 +162,7 @@ class StackConfig:
             **os.environ,
             "TAWASUL_HTTP_HOST": "127.0.0.1",
             "TAWASUL_HTTP_PORT": str(self.gateway_port),
+            "TAWASUL_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port(GATEWAY)}",
             "TAWASUL_INTAKE_ADDRESS": self.grpc_address("intake"),
             "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
             "TAWASUL_DEV_SIGN_IN": "true",
@@ -257,7 +258,10 @@ class StackConfig:
         return f"127.0.0.1:{self.grpc_port(service, replica)}"
 
     def metrics_port(self, service: str, replica: int = 1) -> int:
-        """Prometheus /metrics: +201.. for the services, +211.. for their second replicas."""
+        """Prometheus /metrics: +201.. for the services, +211.. for their second replicas,
+        +188 for the gateway (its HTTP port + 100)."""
+        if service == GATEWAY:
+            return self.gateway_port + 100
         return self.grpc_port(service, replica) + 100
 
     def metrics_url(self, service: str, replica: int = 1) -> str:

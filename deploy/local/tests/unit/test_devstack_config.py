@@ -89,13 +89,13 @@ def test_two_port_bases_share_no_port(tmp_path: Path) -> None:
             config.smtp_port,
             config.gateway_port,
             *(config.grpc_port(s) for s in SERVICES),
-            *(config.metrics_port(s) for s in SERVICES),
+            *(config.metrics_port(s) for s in (*SERVICES, "gateway")),
         }
 
     dev = ports(StackConfig(tmp_path, tmp_path, port_base=19000))
     tests = ports(StackConfig(tmp_path, tmp_path, port_base=29000))
 
-    assert len(dev) == 7 + 2 * len(SERVICES)
+    assert len(dev) == 8 + 2 * len(SERVICES)
     assert not dev & tests
 
 
@@ -110,6 +110,7 @@ def test_every_replica_has_a_grpc_port_of_its_own_in_the_layout(tmp_path: Path) 
         config.smtp_port,
         config.clamd_port,
         config.gateway_port,
+        config.metrics_port("gateway"),
     }
     grpc = [
         config.grpc_port(s, replica) for s in SERVICES for replica in range(1, MAX_REPLICAS + 1)

@@ -49,6 +49,8 @@ class GatewaySettings(BaseSettings):
     # The citizen web page; served at / when the directory exists.
     web_dir: Path = WEB_DIR
     log_level: str = "INFO"
+    # host:port of the Prometheus /metrics endpoint, apart from the public API; empty: none.
+    metrics_address: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import httpx
+import prometheus_client
 import pytest
 from fastapi import FastAPI
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
@@ -244,6 +245,36 @@ async def test_a_submission_passes_the_token_and_answers_201(backends: Backends)
     missing = await backends.http.get("/api/v1/requests/TW999", headers=headers)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "NOT_FOUND"
+
+
+def handled(route: str, method: str, status: int) -> float:
+    labels = {"route": route, "method": method, "status": str(status)}
+    return (
+        prometheus_client.REGISTRY.get_sample_value(
+            "tawasul_http_server_handled_seconds_count", labels
+        )
+        or 0.0
+    )
+
+
+async def test_every_answer_is_counted_by_route_template_method_and_status(
+    backends: Backends,
+) -> None:
+    headers = backends.token(CITIZEN, Role.CITIZEN)
+    before = {
+        key: handled(*key)
+        for key in (
+            ("/api/v1/requests", "POST", 201),
+            ("/api/v1/requests/{request_number}", "GET", 404),
+            ("(no API route)", "GET", 404),
+        )
+    }
+
+    await backends.http.post("/api/v1/requests", json=GOOD, headers=headers)
+    await backends.http.get("/api/v1/requests/TW999", headers=headers)
+    await backends.http.get("/nothing/here")
+
+    assert {key: handled(*key) - was for key, was in before.items()} == dict.fromkeys(before, 1)
 
 
 async def test_refusals_carry_the_field_violations(backends: Backends) -> None:

@@ -27,7 +27,7 @@ from tawasul_sdk import TawasulClient, TawasulError
 from tawasul_gateway import bulk
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer, UnknownPerson
 from tawasul_gateway.adapters.ratelimit import RateLimiter, retry_after
-from tawasul_gateway.entrypoints import schemas
+from tawasul_gateway.entrypoints import metrics, schemas
 from tawasul_gateway.entrypoints.errors import (
     ApiError,
     bad_request,
@@ -147,6 +147,11 @@ def unverified_claims(token: str | None) -> dict[str, Any]:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _template(request: Request) -> str:
+    """The route's template, never the path or query: they may hold people's data."""
+    return getattr(request.scope.get("route"), "path", None) or "(no API route)"
 
 
 def _admit(limiter: RateLimiter, key: str) -> None:
@@ -274,17 +279,16 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.monotonic()
-        response = await call_next(request)
-        # The route's template, never the path or query: they may hold people's data.
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "(no API route)"
-        log.info(
-            "%s %s %d %.1fms",
-            request.method,
-            template,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
+        try:
+            response = await call_next(request)
+        except Exception:
+            # Starlette answers 500 for it, outside this middleware: counted here.
+            metrics.observe(_template(request), request.method, 500, time.monotonic() - started)
+            raise
+        seconds = time.monotonic() - started
+        template = _template(request)
+        metrics.observe(template, request.method, response.status_code, seconds)
+        log.info("%s %s %d %.1fms", request.method, template, response.status_code, seconds * 1000)
         return response
 
     # -- health -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from tawasul_gateway.bootstrap import build
+from tawasul_gateway.entrypoints import metrics
 from tawasul_gateway.settings import GatewaySettings
 
 
@@ -37,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tawasul-gateway: bad settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if settings.metrics_address:
+        metrics.serve(settings.metrics_address)
     config = uvicorn.Config(
         build(settings),
         host=settings.http_host,
