@@ -17,6 +17,7 @@ one that passes whatever it reads.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -649,3 +650,14 @@ def test_every_process_serves_its_metrics_on_the_port_it_declares(overlay: str) 
         annotations = _deployment(docs, service)["spec"]["template"]["metadata"]["annotations"]
         assert declared["metrics"] == int(port) == int(annotations["prometheus.io/port"])
         assert annotations["prometheus.io/scrape"] == "true"
+
+
+def test_the_grafana_dashboard_ships_for_grafanas_sidecar(overlay: str) -> None:
+    (dashboards,) = [
+        cm
+        for cm in _of(_docs(overlay), "ConfigMap")
+        if cm["metadata"]["name"] == "tawasul-grafana-dashboards"
+    ]
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads(dashboards["data"]["tawasul.json"])
+    assert shipped == json.loads((ROOT / "deploy" / "grafana" / "tawasul.json").read_text())

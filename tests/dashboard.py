@@ -1,0 +1,161 @@
+"""The Grafana dashboard (deploy/grafana/tawasul.json), checked without a Grafana server: its
+schema's essentials (problems), and the metric names its PromQL expressions read (metric_names),
+which the tests hold against what the services declare and, in the e2e tier, really export.
+
+The names come from a small PromQL tokenizer rather than a regular expression over the text:
+label names (in braces and in by/without/on/ignoring lists), functions, aggregations,
+keywords, strings, durations and Grafana's $variables all look like identifiers too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "tawasul.json"
+DATASOURCE = "${datasource}"
+GRID_WIDTH = 24
+
+_TOKEN = re.compile(
+    r"""
+    (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
+    |(?P<variable>\$\{[^}]*\}|\$\w+)
+    |(?P<range>\[[^\]]*\])
+    |(?P<number>\d[\w.]*)
+    |(?P<name>[a-zA-Z_:][\w:]*)
+    |(?P<symbol>[(){}]|=~|!~|!=|==|=)
+    |(?P<other>\S)
+    """,
+    re.VERBOSE,
+)
+# Followed by a list of label names in parentheses.
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", *_LABEL_LISTS}
+# Aggregations may take their `by (...)` before their parentheses: `sum by (x) (m)`.
+_AGGREGATIONS = {
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+}  # fmt: skip
+
+
+def _tokens(expr: str) -> list[tuple[str, str]]:
+    return [
+        (kind, match[kind])
+        for match in _TOKEN.finditer(expr)
+        for kind in (match.lastgroup,)
+        if kind is not None
+    ]
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads."""
+    tokens = _tokens(expr)
+    names: set[str] = set()
+    braces = 0
+    skip_list = False  # inside a by/without/on/... label list
+    for i, (kind, text) in enumerate(tokens):
+        following = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if text == "{":
+            braces += 1
+        elif text == "}":
+            braces -= 1
+        elif text == ")" and skip_list:
+            skip_list = False
+        elif kind != "name" or skip_list:
+            continue
+        elif braces:
+            # A label matcher; only {__name__="m"} names a metric.
+            if text == "__name__" and following == "=" and i + 2 < len(tokens):
+                names.add(tokens[i + 2][1][1:-1])
+        elif text in _LABEL_LISTS and following == "(":
+            skip_list = True
+        elif following == "(" or text in _KEYWORDS or text in _AGGREGATIONS:
+            continue
+        else:
+            names.add(text)
+    return names
+
+
+def load(path: Path = DASHBOARD) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, those inside collapsed rows too."""
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every query: the panels' targets and the query variables'."""
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            yield f"panel {panel.get('title')!r} {target.get('refId')}", target.get("expr", "")
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") == "query":
+            query = variable.get("query")
+            text = query.get("query", "") if isinstance(query, dict) else str(query)
+            # label_values(metric, label): the metric is what it reads.
+            yield f"variable {variable.get('name')!r}", re.sub(r",\s*\w+\)\s*$", ")", text)
+
+
+def problems(dashboard: dict[str, Any]) -> list[str]:
+    """What Grafana would load wrong or show empty: no uid or title, panels without a unique
+    id, a place on the grid or a query, queries not on the $datasource variable, overlaps."""
+    found = [f"no {key}" for key in ("uid", "title", "schemaVersion") if not dashboard.get(key)]
+    variables = {v.get("name"): v for v in dashboard.get("templating", {}).get("list", [])}
+    source = variables.get("datasource", {})
+    if (source.get("type"), source.get("query")) != ("datasource", "prometheus"):
+        found.append("no datasource variable of Prometheus data sources")
+    seen: set[int] = set()
+    placed: list[tuple[str, dict[str, int]]] = []
+    for panel in panels(dashboard):
+        title = str(panel.get("title"))
+        if not isinstance(panel.get("id"), int) or panel["id"] in seen:
+            found.append(f"panel {title!r}: its id {panel.get('id')!r} is missing or taken")
+        else:
+            seen.add(panel["id"])
+        grid = panel.get("gridPos", {})
+        if not all(isinstance(grid.get(k), int) for k in "xywh") or grid["w"] < 1 or grid["h"] < 1:
+            found.append(f"panel {title!r}: no place on the grid")
+            continue
+        if grid["x"] < 0 or grid["x"] + grid["w"] > GRID_WIDTH:
+            found.append(f"panel {title!r}: wider than the grid")
+        found += [
+            f"panels {title!r} and {other!r} overlap"
+            for other, at in placed
+            if grid["x"] < at["x"] + at["w"]
+            and at["x"] < grid["x"] + grid["w"]
+            and grid["y"] < at["y"] + at["h"]
+            and at["y"] < grid["y"] + grid["h"]
+        ]
+        placed.append((title, grid))
+        if panel.get("type") == "row":
+            continue
+        targets = panel.get("targets", [])
+        if not targets or not all(t.get("expr", "").strip() for t in targets):
+            found.append(f"panel {title!r}: no query")
+        if len({t.get("refId") for t in targets}) != len(targets):
+            found.append(f"panel {title!r}: two queries share a refId")
+        for owner in (panel, *targets):
+            if owner.get("datasource", {}).get("uid") != DATASOURCE:
+                found.append(f"panel {title!r}: a query not on {DATASOURCE}")
+                break
+    return found
+
+
+def unknown_metrics(dashboard: dict[str, Any], exported: set[str]) -> list[str]:
+    """Each query's metric names that are not in `exported` (sample names: a histogram's
+    _bucket, _count and _sum, a counter's _total), and queries that read no metric at all."""
+    found = []
+    for where, expr in expressions(dashboard):
+        names = metric_names(expr)
+        if not names:
+            found.append(f"{where}: reads no metric: {expr}")
+        found += [f"{where}: {name} is exported by no service" for name in names - exported]
+    return found

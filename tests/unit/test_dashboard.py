@@ -1,0 +1,126 @@
+"""The Grafana dashboard, without Grafana: its schema's essentials, and every query reading
+metrics that the services declare (tests/e2e/test_metrics.py holds them against what the
+running stack exports). The checks are shown to object to broken dashboards, so that they
+cannot rot into ones that pass whatever they read."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import tawasul_gateway.entrypoints.metrics
+import tawasul_notify.adapters.metrics
+import tawasul_platform.metrics
+import tawasul_review.adapters.metrics
+from prometheus_client import REGISTRY
+
+from tests.dashboard import load, metric_names, panels, problems, unknown_metrics
+
+# Importing them declares them.
+DECLARING = (
+    tawasul_platform.metrics,
+    tawasul_review.adapters.metrics,
+    tawasul_notify.adapters.metrics,
+    tawasul_gateway.entrypoints.metrics,
+)
+SAMPLES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+
+
+def declared() -> set[str]:
+    """The sample names of every metric declared, whether or not it has a value yet."""
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in SAMPLES.get(family.type, ("",))
+    }
+
+
+def query(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
+    (target, *_) = next(p for p in panels(dashboard) if p["title"] == title)["targets"]
+    found: dict[str, Any] = target
+    return found
+
+
+def test_the_dashboard_has_its_essentials() -> None:
+    assert problems(load()) == []
+
+
+def test_every_query_reads_metrics_the_services_declare() -> None:
+    assert unknown_metrics(load(), declared()) == []
+
+
+def test_a_query_of_a_metric_no_service_exports_fails() -> None:
+    dashboard = load()
+    query(dashboard, "Consumer lag")["expr"] = "sum by (group) (tawasul_consumer_lags)"
+    dashboard["templating"]["list"][1]["query"]["query"] = "label_values(tawasul_queue, queue)"
+
+    assert unknown_metrics(dashboard, declared()) == [
+        "panel 'Consumer lag' A: tawasul_consumer_lags is exported by no service",
+        "variable 'department': tawasul_queue is exported by no service",
+    ]
+
+
+def test_a_query_that_reads_no_metric_fails() -> None:
+    dashboard = load()
+    query(dashboard, "Consumer lag")["expr"] = "sum by (group) (vector(0))"
+
+    assert unknown_metrics(dashboard, declared()) == [
+        "panel 'Consumer lag' A: reads no metric: sum by (group) (vector(0))"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'histogram_quantile(0.99, sum by (le, grpc_method) (rate(a_bucket{grpc_code!="OK",'
+            ' x=~"$v|y"}[$__rate_interval])))',
+            {"a_bucket"},
+        ),
+        ("sum without (instance) (b) / on (job) group_left (team) c offset 5m", {"b", "c"}),
+        ('{__name__="d", job="x"} and count_values("le", e) unless f @ start()', {"d", "e", "f"}),
+        (
+            "max(g{state=~'due_soon|breached'}) > bool 1e3 or h:recorded:rate5m",
+            {"g", "h:recorded:rate5m"},
+        ),
+        ('label_replace(i, "dst", "$1", "src", "(.*)") * ${factor}', {"i"}),
+        ("sum by (department) (max by (department, queue) (j)) > inf", {"j"}),
+    ],
+)
+def test_metric_names_are_told_from_labels_functions_and_keywords(
+    expr: str, names: set[str]
+) -> None:
+    assert metric_names(expr) == names
+
+
+def test_the_essentials_catch_broken_dashboards() -> None:
+    def broken(change: Any) -> list[str]:
+        dashboard = copy.deepcopy(load())
+        change(dashboard)
+        return problems(dashboard)
+
+    def twin_ids(d: dict[str, Any]) -> None:
+        d["panels"][2]["id"] = d["panels"][1]["id"]
+
+    def overlap(d: dict[str, Any]) -> None:
+        d["panels"][2]["gridPos"] = dict(d["panels"][1]["gridPos"], x=2)
+
+    def too_wide(d: dict[str, Any]) -> None:
+        d["panels"][-1]["gridPos"]["w"] = 30
+
+    def fixed_source(d: dict[str, Any]) -> None:
+        query(d, "Open")["datasource"] = {"type": "prometheus", "uid": "prod-prometheus"}
+
+    def no_query(d: dict[str, Any]) -> None:
+        query(d, "Open")["expr"] = " "
+
+    def no_variable(d: dict[str, Any]) -> None:
+        del d["templating"]["list"][0]
+
+    assert broken(twin_ids) == ["panel 'Due soon': its id 2 is missing or taken"]
+    assert broken(overlap) == ["panels 'Due soon' and 'Breached' overlap"]
+    assert broken(too_wide) == ["panel 'Notification results (last hour)': wider than the grid"]
+    assert broken(fixed_source) == ["panel 'Open': a query not on ${datasource}"]
+    assert broken(no_query) == ["panel 'Open': no query"]
+    assert broken(no_variable) == ["no datasource variable of Prometheus data sources"]
