@@ -1,9 +1,12 @@
-"""Every service's Prometheus metrics, scraped during a journey: the calls intake answered by
-method and code, the events routing and review applied, and review's queue gauges."""
+"""Every process's Prometheus metrics, scraped around one journey (the catalog through the
+gateway, a submission and a refused one, the request in review): the calls intake answered by
+method and code, the events routing and review applied and their lag, review's queue gauges,
+notify's results, the gateway's answers, and every metric the Grafana dashboard reads."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import grpc
 import httpx
@@ -11,18 +14,22 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.pki import GATEWAY
 from tawasul_devstack.stack import SERVICES, Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.topics import REQUEST_ROUTED, REQUEST_SUBMITTED
 
+from tests.dashboard import load, problems, unknown_metrics
+
 INTAKE = "tawasul.intake.v1.IntakeService"
+PROCESSES = (*SERVICES, GATEWAY)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def scrape(stack: Stack, service: str) -> Samples:
+async def scrape(stack: Stack, process: str) -> Samples:
     async with httpx.AsyncClient(timeout=DEFAULT_DEADLINE_SECONDS) as http:
-        answer = await http.get(stack.config.metrics_url(service))
+        answer = await http.get(stack.config.metrics_url(process))
     answer.raise_for_status()
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -33,6 +40,12 @@ async def scrape(stack: Stack, service: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def matching(samples: Samples, name: str, **labels: str) -> list[float]:
+    """The values of every `name` sample with at least these labels."""
+    wanted = set(labels.items())
+    return [v for (n, have), v in samples.items() if n == name and wanted <= have]
 
 
 def calls(samples: Samples, method: str, code: str) -> float:
@@ -51,8 +64,25 @@ def applied(samples: Samples, topic: str, group: str) -> float:
     )
 
 
-async def test_a_journey_shows_in_every_services_metrics(stack: Stack, clients: Clients) -> None:
-    before = {service: await scrape(stack, service) for service in SERVICES}
+def sms_told(samples: Samples) -> float:
+    """SMS deliveries of the last hour that went out (sent) or came back delivered."""
+    return sum(
+        matching(samples, "tawasul_notify_deliveries_last_hour", channel="sms", status=status)[0]
+        for status in ("sent", "delivered")
+    )
+
+
+@dataclass(frozen=True)
+class Journey:
+    before: dict[str, Samples]
+
+
+@pytest.fixture(scope="module")
+async def journey(stack: Stack, clients: Clients) -> Journey:
+    before = {process: await scrape(stack, process) for process in PROCESSES}
+    async with httpx.AsyncClient(base_url=stack.config.gateway_url, timeout=30.0) as http:
+        catalog = await http.get("/api/v1/catalog", params={"locale": "en"})
+    assert catalog.status_code == 200
     citizen = clients.token(new_citizen(), Role.CITIZEN)
     request = await clients.submit(
         citizen,
@@ -87,7 +117,11 @@ async def test_a_journey_shows_in_every_services_metrics(stack: Stack, clients: 
         return True
 
     await eventually(in_review, what="the request in review")
+    return Journey(before)
 
+
+async def test_a_journey_shows_in_every_services_metrics(stack: Stack, journey: Journey) -> None:
+    before = journey.before
     intake = await scrape(stack, "intake")
     assert (
         calls(intake, "SubmitRequest", "OK") - calls(before["intake"], "SubmitRequest", "OK") == 1
@@ -120,11 +154,7 @@ async def test_a_journey_shows_in_every_services_metrics(stack: Stack, clients: 
     async def queued_in_reports() -> float | None:
         samples = await scrape(stack, "review")
         found = sum(
-            v
-            for (name, labels), v in samples.items()
-            if name == "tawasul_review_queue_items"
-            and ("department", "reports") in labels
-            and ("state", "open") in labels
+            matching(samples, "tawasul_review_queue_items", department="reports", state="open")
         )
         return found or None
 
@@ -135,3 +165,45 @@ async def test_a_journey_shows_in_every_services_metrics(stack: Stack, clients: 
     for service in SERVICES:
         samples = await scrape(stack, service)
         assert ("tawasul_outbox_backlog", frozenset()) in samples, service
+
+
+@pytest.mark.parametrize(
+    ("service", "group", "topic"),
+    [("routing", "routing", REQUEST_SUBMITTED), ("review", "review", REQUEST_ROUTED)],
+)
+async def test_the_consumers_lag_is_back_to_zero_once_they_drained(
+    stack: Stack, journey: Journey, service: str, group: str, topic: str
+) -> None:
+    async def drained() -> list[float] | None:
+        lags = matching(
+            await scrape(stack, service), "tawasul_consumer_lag", group=group, topic=topic
+        )
+        return lags if lags and not any(lags) else None
+
+    # Every partition the group holds is reported once fetched: one fetch answers for all.
+    lags = await eventually(drained, what=f"{group}'s lag on {topic} back to 0")
+    assert len(lags) == 6
+
+
+async def test_the_submissions_sms_is_among_notifys_results(stack: Stack, journey: Journey) -> None:
+    told_before = sms_told(journey.before["notify"])
+
+    async def told() -> float | None:
+        now = sms_told(await scrape(stack, "notify"))
+        return now if now > told_before else None
+
+    await eventually(told, what="the SMS in notify's results")
+
+
+async def test_the_gateways_answers_are_counted_by_route(stack: Stack, journey: Journey) -> None:
+    labels = {"route": "/api/v1/catalog", "method": "GET", "status": "200"}
+    name = "tawasul_http_server_handled_seconds_count"
+    gateway = await scrape(stack, GATEWAY)
+    assert value(gateway, name, **labels) - value(journey.before[GATEWAY], name, **labels) == 1
+
+
+async def test_every_metric_the_dashboard_reads_is_exported(stack: Stack, journey: Journey) -> None:
+    dashboard = load()
+    assert problems(dashboard) == []
+    exported = {name for process in PROCESSES for name, _ in await scrape(stack, process)}
+    assert unknown_metrics(dashboard, exported) == []
