@@ -164,7 +164,7 @@ async def test_a_journey_shows_in_every_services_metrics(stack: Stack, journey: 
     # the service tier's to check: here the relay publishes within milliseconds).
     for service in SERVICES:
         samples = await scrape(stack, service)
-        assert ("tawasul_outbox_backlog", frozenset()) in samples, service
+        assert ("tawasul_outbox_backlog", frozenset({("service", service)})) in samples
 
 
 @pytest.mark.parametrize(

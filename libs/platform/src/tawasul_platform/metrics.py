@@ -36,10 +36,14 @@ CONSUMER_LAG = Gauge(
     "last fetch saw less its position, after each batch applied",
     ["topic", "partition", "group"],
 )
-OUTBOX_BACKLOG = Gauge("tawasul_outbox_backlog", "Outbox rows not yet published to Kafka")
+# By service, whatever the scrape's own labels are: replicas share their service's outbox.
+OUTBOX_BACKLOG = Gauge(
+    "tawasul_outbox_backlog", "Outbox rows not yet published to Kafka", ["service"]
+)
 OUTBOX_OLDEST = Gauge(
     "tawasul_outbox_oldest_unsent_seconds",
     "Age of the oldest outbox row not yet published (0 when every row is)",
+    ["service"],
 )
 
 
@@ -96,9 +100,10 @@ class OutboxGauge:
     """Reads the outbox's backlog for the gauges, on a timer (`every`): the relay's own hot
     path stays one select and one update a batch."""
 
-    def __init__(self, engine: AsyncEngine, table: Table) -> None:
+    def __init__(self, engine: AsyncEngine, table: Table, service: str) -> None:
         self._engine = engine
         self._table = table
+        self._service = service
 
     async def __call__(self) -> bool:
         t = self._table
@@ -113,8 +118,8 @@ class OutboxGauge:
                     ).where(t.c.sent_at.is_(None))
                 )
             ).one()
-        OUTBOX_BACKLOG.set(row[0])
-        OUTBOX_OLDEST.set(float(row[1]))
+        OUTBOX_BACKLOG.labels(self._service).set(row[0])
+        OUTBOX_OLDEST.labels(self._service).set(float(row[1]))
         return False
 
 

@@ -120,5 +120,5 @@ def build_plumbing(
             inbox=inbox,
             outbox_keep=timedelta(hours=settings.outbox_keep_hours),
         ),
-        outbox_gauge=OutboxGauge(engine, outbox),
+        outbox_gauge=OutboxGauge(engine, outbox, service),
     )

@@ -107,6 +107,7 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
 
 
 GAUGES = ("tawasul_outbox_backlog", "tawasul_outbox_oldest_unsent_seconds")
+SERVICE_LABELS = {"service": "svc"}
 
 
 async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
@@ -125,16 +126,16 @@ async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
                 ),
                 {"id": uuid.uuid4(), "age": 60 + n},
             )
-    gauge = OutboxGauge(engine, table)
+    gauge = OutboxGauge(engine, table, "svc")
     try:
         assert await gauge() is False  # a timer's job with nothing more to do at once
-        assert REGISTRY.get_sample_value("tawasul_outbox_backlog") == 3
-        oldest = REGISTRY.get_sample_value("tawasul_outbox_oldest_unsent_seconds")
+        assert REGISTRY.get_sample_value("tawasul_outbox_backlog", SERVICE_LABELS) == 3
+        oldest = REGISTRY.get_sample_value("tawasul_outbox_oldest_unsent_seconds", SERVICE_LABELS)
         assert oldest is not None
         assert 62 <= oldest < 120
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
         await gauge()
-        assert [REGISTRY.get_sample_value(name) for name in GAUGES] == [0, 0]
+        assert [REGISTRY.get_sample_value(name, SERVICE_LABELS) for name in GAUGES] == [0, 0]
     finally:
         await engine.dispose()
