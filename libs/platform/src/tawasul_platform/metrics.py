@@ -76,11 +76,11 @@ class ConsumerLag:
 
     def __init__(self, group: str) -> None:
         self._group = group
-        self._held: dict[str, set[TopicPartition]] = {}
+        self._reported: dict[str, set[TopicPartition]] = {}
 
     async def update(self, consumer: Positions, topic: str) -> None:
-        held = consumer.assignment()
-        for tp in held:
+        reported = set()
+        for tp in consumer.assignment():
             end = consumer.highwater(tp)
             if end is None:  # not fetched yet
                 continue
@@ -91,9 +91,10 @@ class ConsumerLag:
             CONSUMER_LAG.labels(tp.topic, str(tp.partition), self._group).set(
                 max(end - position, 0)
             )
-        for tp in self._held.get(topic, set()) - held:
+            reported.add(tp)
+        for tp in self._reported.get(topic, set()) - reported:
             CONSUMER_LAG.remove(tp.topic, str(tp.partition), self._group)
-        self._held[topic] = held
+        self._reported[topic] = reported
 
 
 class OutboxGauge:

@@ -55,6 +55,16 @@ async def test_a_partition_given_to_another_replica_is_no_longer_reported() -> N
     assert lag("lag.u", 1, "lag-g") is None
 
 
+async def test_a_partition_given_away_before_it_was_ever_fetched_is_no_trouble() -> None:
+    p0, p1 = TopicPartition("lag.w", 0), TopicPartition("lag.w", 1)
+    gauge = ConsumerLag("lag-g")
+    await gauge.update(FakePositions({p0: 3, p1: None}, {p0: 1}), "lag.w")
+
+    await gauge.update(FakePositions({p0: 3}, {p0: 3}), "lag.w")
+
+    assert (lag("lag.w", 0, "lag-g"), lag("lag.w", 1, "lag-g")) == (0, None)
+
+
 async def test_a_partition_revoked_while_read_is_skipped() -> None:
     p0 = TopicPartition("lag.v", 0)
 
