@@ -39,6 +39,9 @@ _batch_spans: ContextVar[Mapping[str, SpanContext] | None] = ContextVar(
     "tawasul_batch_spans", default=None
 )
 
+# Probes (a pod's every few seconds) and tooling: a span each would drown the journeys.
+UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
 # Server answers that are the server's failure, not the caller's (OpenTelemetry's rpc
 # semantic conventions); the caller's mistakes leave the span unset.
 SERVER_ERRORS = frozenset(
@@ -131,6 +134,9 @@ def enter_server_span(
 ) -> tuple[Span, Token[Context]]:
     """A call's SERVER span, continuing the caller's traceparent, made current; attached by
     hand rather than by `with` so that the call's frame keeps one try block for everything."""
+    if full_method.startswith(UNTRACED):
+        span: Span = trace.INVALID_SPAN
+        return span, otel_context.attach(trace.set_span_in_context(span))
     carrier = {k: v for k, v in metadata or () if k == TRACEPARENT and isinstance(v, str)}
     span = _tracer.start_span(
         full_method,

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from google.protobuf import wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -167,3 +168,16 @@ async def test_a_call_its_outbox_row_and_the_consumed_event_are_one_trace(
     assert [parent_of(w) for w in written] == [
         (consumed.context.trace_id, consumed.context.span_id)
     ]
+
+
+async def test_health_probes_make_no_spans(spans: InMemorySpanExporter) -> None:
+    server = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+    await server.start()
+    try:
+        async with open_channel(f"127.0.0.1:{server.port}", None) as channel:
+            await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+    finally:
+        await server.stop(1)
+    assert [s.kind for s in spans.get_finished_spans()] == [SpanKind.CLIENT]
