@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,13 +33,16 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from google.protobuf.message import DecodeError
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
+from structlog.contextvars import bound_contextvars
 from tawasul.events.v1 import events_pb2
 
-from tawasul_platform import metrics
+from tawasul_platform import metrics, tracing
 from tawasul_platform.errors import DomainError
 from tawasul_platform.faults import is_transient
 from tawasul_platform.topics import dead_letter_topic
-from tawasul_platform.tracing import TRACEPARENT, set_traceparent
+from tawasul_platform.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,9 @@ class EventConsumer:
         transaction = self._transaction if shared else None
 
         async def whole(records: Sequence[Record]) -> None:
-            await handler([_event(record) for record in records])
+            events = [_event(record) for record in records]
+            with self._spans(records, events):
+                await handler(events)
 
         async def one(event: events_pb2.Envelope) -> None:
             await handler([event])
@@ -164,7 +169,9 @@ class EventConsumer:
 
         async def in_order(batch: Sequence[Record]) -> None:
             for record in batch:
-                await handler(_event(record))
+                event = _event(record)
+                with self._span(record, event):
+                    await handler(event)
 
         await self._batch_or_one_by_one(records, in_order, handler, dlt, self._transaction)
 
@@ -214,6 +221,17 @@ class EventConsumer:
         except DecodeError as exc:
             await self._dead_letter(record, dlt, exc, attempts=0)
             return
+        with self._span(record, event) as span:
+            await self._retried(record, event, handler, dlt, span)
+
+    async def _retried(
+        self,
+        record: Record,
+        event: events_pb2.Envelope,
+        handler: EventHandler,
+        dlt: str,
+        span: Span,
+    ) -> None:
         attempt = 0
         outage_delay = self._backoff
         while True:
@@ -236,6 +254,7 @@ class EventConsumer:
                 attempt += 1
                 if isinstance(exc, DomainError) or attempt == self._max_attempts:
                     # A DomainError means the event itself is unacceptable: retrying cannot help.
+                    tracing.fail(span, exc)
                     await self._dead_letter(record, dlt, exc, attempts=attempt)
                     return
                 delay = self._backoff * 2 ** (attempt - 1)
@@ -248,6 +267,63 @@ class EventConsumer:
                     exc,
                 )
                 await asyncio.sleep(delay)
+
+    @contextmanager
+    def _span(self, record: Record, event: events_pb2.Envelope) -> Iterator[Span]:
+        """The event's CONSUMER span, made current: the child of the span that published it,
+        and the parent of what its handler does and writes. Its log lines name the event."""
+        with (
+            tracing.tracer().start_as_current_span(
+                f"{record.topic} process",
+                context=_parent(record),
+                kind=SpanKind.CONSUMER,
+                attributes=self._attributes(record, event),
+            ) as span,
+            bound_contextvars(event_id=event.event_id, request_id=event.request_id),
+        ):
+            yield span
+
+    @contextmanager
+    def _spans(
+        self, records: Sequence[Record], events: Sequence[events_pb2.Envelope]
+    ) -> Iterator[None]:
+        """A CONSUMER span per event of a batch applied at once; what the handler writes for a
+        request descends from that request's event (tracing.per_request)."""
+        tracer = tracing.tracer()
+        spans = [
+            tracer.start_span(
+                f"{record.topic} process",
+                context=_parent(record),
+                kind=SpanKind.CONSUMER,
+                attributes=self._attributes(record, event),
+            )
+            for record, event in zip(records, events, strict=True)
+        ]
+        with ExitStack() as ending:
+            for span in spans:
+                ending.callback(span.end)
+            try:
+                with tracing.per_request(
+                    {e.request_id: s.get_span_context() for e, s in zip(events, spans, strict=True)}
+                ):
+                    yield
+            except Exception as exc:
+                for span in spans:
+                    tracing.fail(span, exc)
+                raise
+
+    def _attributes(self, record: Record, event: events_pb2.Envelope) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self._group,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.message.id": event.event_id,
+            "tawasul.event_type": event.event_type,
+            "tawasul.request_id": event.request_id,
+        }
 
     async def _dead_letter(
         self, record: Record, dlt: str, error: Exception, *, attempts: int
@@ -282,10 +358,15 @@ class EventConsumer:
 
 
 def _event(record: Record) -> events_pb2.Envelope:
-    """The record's envelope, its trace context made current for the handler's spans."""
     event = events_pb2.Envelope.FromString(record.value or b"")
     if not event.event_id:
         raise DecodeError("envelope has no event_id")
-    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-    set_traceparent(headers.get(TRACEPARENT))
     return event
+
+
+def _parent(record: Record) -> Context:
+    """The context of the span that published the record (its traceparent header)."""
+    for key, value in record.headers or ():
+        if key == TRACEPARENT:
+            return tracing.extract({TRACEPARENT: value.decode(errors="replace")})
+    return tracing.extract({})

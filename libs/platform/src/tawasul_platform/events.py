@@ -56,5 +56,5 @@ def envelope(
         topic=topic,
         key=request_id if key is None else key,
         payload=fill.SerializeToString(),
-        headers={TRACEPARENT: current_traceparent(), "event_type": event_type},
+        headers={TRACEPARENT: current_traceparent(request_id), "event_type": event_type},
     )

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from tawasul_platform import deadlines, errors, metrics
+from tawasul_platform import deadlines, errors, metrics, tracing
 from tawasul_platform.authz import AUTHORIZATION, Gate
 
 # Re-exported: where callers have always found it.
@@ -30,7 +30,6 @@ from tawasul_platform.faults import is_transient
 from tawasul_platform.hygiene import message_violations
 from tawasul_platform.identity import Principal
 from tawasul_platform.tls import TlsConfig, server_credentials
-from tawasul_platform.tracing import TRACEPARENT, set_traceparent
 
 if TYPE_CHECKING:
     from tawasul_platform.settings import ServiceSettings
@@ -171,12 +170,11 @@ def _bounded(method: str, behaviour: _Handler, seconds: float | None) -> _Handle
 async def _answering(
     method: str, context: grpc.aio.ServicerContext[Any, Any], gate: Gate
 ) -> AsyncIterator[None]:
-    """One call's frame, whatever its kind: trace, deadline, the gate first (a refused caller
-    learns nothing about their input), then the error mapping around the handler."""
+    """One call's frame, whatever its kind: its span (continuing the caller's trace), deadline,
+    the gate first (a refused caller learns nothing about their input), then the error
+    mapping around the handler."""
     started = time.perf_counter()
-    metadata = dict(context.invocation_metadata() or ())
-    trace = metadata.get(TRACEPARENT)
-    set_traceparent(trace if isinstance(trace, str) else None)
+    span, entered = tracing.enter_server_span(method, context.invocation_metadata())
     deadline = deadlines.enter(context.time_remaining())
     try:
         _CALLER.set(gate.admit(method, context))
@@ -192,10 +190,13 @@ async def _answering(
                 grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
             )
         log.exception("unexpected error in %s", method)
+        tracing.fail(span, exc)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     finally:
         deadlines.leave(deadline)
-        metrics.observe_call(method, _code(context), time.perf_counter() - started)
+        code = _code(context)
+        tracing.leave_server_span(span, entered, code)
+        metrics.observe_call(method, code, time.perf_counter() - started)
 
 
 def _code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:

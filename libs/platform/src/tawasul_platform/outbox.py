@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from tawasul_platform import tracing
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.faults import is_transient
 
@@ -153,18 +155,48 @@ class OutboxRelay:
         ).all()
         if not rows:
             return 0
-        pending = [
-            await self._producer.send(
-                row.topic,
-                value=row.payload,
-                key=row.key.encode(),
-                headers=[(k, v.encode()) for k, v in row.headers.items()],
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*pending)
+        spans = [_publishing(row.topic, row.headers) for row in rows]
+        try:
+            pending = [
+                await self._producer.send(
+                    row.topic,
+                    value=row.payload,
+                    key=row.key.encode(),
+                    headers=[(k, v.encode()) for k, v in _traced(row.headers, span).items()],
+                )
+                for row, span in zip(rows, spans, strict=True)
+            ]
+            await asyncio.gather(*pending)
+        except Exception as exc:
+            for span in spans:
+                tracing.fail(span, exc)
+            raise
+        finally:
+            for span in spans:
+                span.end()
         await conn.execute(
             update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now())
         )
         log.debug("published %d outbox rows", len(rows))
         return len(rows)
+
+
+def _publishing(topic: str, headers: dict[str, str]) -> Span:
+    """The PRODUCER span of one row's publication, a child of the span that wrote the row
+    (the call or event that changed the state): the hop across the outbox and Kafka."""
+    return tracing.tracer().start_span(
+        f"{topic} publish",
+        context=tracing.extract(headers),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "tawasul.event_type": headers.get("event_type", ""),
+        },
+    )
+
+
+def _traced(headers: dict[str, str], span: Span) -> dict[str, str]:
+    """The row's headers, its traceparent now the publication's: consumers continue from it."""
+    return {**headers, tracing.TRACEPARENT: tracing.traceparent(span.get_span_context())}

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import uvloop
 
-from tawasul_platform import metrics
+from tawasul_platform import metrics, tracing
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
@@ -171,7 +171,7 @@ def run(
     parser.add_argument("command", choices=["serve", "migrate"])
     args = parser.parse_args()
     config = settings()
-    configure_logging(name, config.log_level)
+    configure_logging(name, config.log_level, config.log_format)
     if args.command == "migrate":
         # Imported here: alembic is 100 modules and some 5 MB that a serving process never needs.
         from tawasul_platform.migrations import upgrade
@@ -191,4 +191,9 @@ def run(
 
     # uvloop: every call and event is many small socket reads and writes (gRPC, PostgreSQL,
     # Kafka), which its loop does with less overhead than asyncio's own.
-    sys.exit(uvloop.run(main()))
+    provider = tracing.configure_tracing(
+        name, otlp_endpoint=config.otlp_endpoint, console=config.trace_console
+    )
+    code = uvloop.run(main())
+    tracing.flush(provider)
+    sys.exit(code)

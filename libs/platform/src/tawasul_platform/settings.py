@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tawasul_calendar import Sector
 
 from tawasul_platform.identity import Issuer
+from tawasul_platform.logs import LogFormat
 from tawasul_platform.tls import TlsConfig, tls_config
 
 
@@ -35,6 +36,12 @@ class ServiceSettings(BaseSettings):
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
     log_level: str = "INFO"
+    # json: one JSON object a line, for shippers (the default); console: for people, in dev.
+    log_format: LogFormat = "json"
+    # OTLP/gRPC collector for traces (http://host:4317); empty: spans are not exported.
+    otlp_endpoint: str = ""
+    # Development: print every finished span on stdout as well.
+    trace_console: bool = False
     # host:port of the Prometheus /metrics endpoint (tawasul_platform.metrics); empty: none.
     metrics_address: str = ""
     # How often the gauges read from the database (outbox backlog, review's queues) refresh.

@@ -19,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from tawasul_platform.tracing import ClientTracing
+
 ENV_CERT = "TAWASUL_TLS_CERT_FILE"
 ENV_KEY = "TAWASUL_TLS_KEY_FILE"
 ENV_CA = "TAWASUL_TLS_CA_FILE"
@@ -80,10 +82,14 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
 def open_channel(
     target: str, tls: TlsConfig | None, *, options: ChannelOptions | None = None
 ) -> grpc.aio.Channel:
-    """The one way to open an asyncio channel: mutual TLS when configured, else plaintext."""
+    """The one way to open an asyncio channel: mutual TLS when configured, else plaintext;
+    its unary calls carry the caller's trace (tracing.ClientTracing)."""
+    traced = [ClientTracing()]
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=traced)
+    return grpc.aio.secure_channel(
+        target, channel_credentials(tls), options=options, interceptors=traced
+    )
 
 
 def open_sync_channel(

@@ -1,27 +1,215 @@
-"""W3C trace context carried from gRPC metadata into outbox rows and Kafka headers."""
+"""OpenTelemetry traces across gRPC, the outbox and Kafka, in W3C trace context.
+
+One `traceparent` travels gRPC metadata → outbox row → Kafka headers → the consumer, and
+each hop is a span: the server's span of a call, the relay's PRODUCER span per published row
+(child of the span that wrote the row), the consumer's CONSUMER span per event (child of the
+producer's), and a CLIENT span per call to another service. Spans go to OTLP when
+TAWASUL_OTLP_ENDPOINT is set, to stdout when TAWASUL_TRACE_CONSOLE is, and nowhere otherwise;
+either way the ids are made and propagated, so a trace is whole wherever it is collected.
+
+Export runs in the BatchSpanProcessor's thread: a call only records its span in memory.
+"""
 
 from __future__ import annotations
 
 import secrets
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
 
-_current: ContextVar[str | None] = ContextVar("traceparent", default=None)
+_PROPAGATOR = TraceContextTextMapPropagator()
+# Until configure_tracing runs (unit and service tests), spans are made but go nowhere.
+_tracer: Tracer = TracerProvider().get_tracer("tawasul")
+# In a batch handled at once, the span of each request's event: what that request's
+# outgoing events descend from (tawasul_platform.consumer, events.envelope).
+_batch_spans: ContextVar[Mapping[str, SpanContext] | None] = ContextVar(
+    "tawasul_batch_spans", default=None
+)
+
+# Probes (a pod's every few seconds) and tooling: a span each would drown the journeys.
+UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+# Server answers that are the server's failure, not the caller's (OpenTelemetry's rpc
+# semantic conventions); the caller's mistakes leave the span unset.
+SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def configure_tracing(
+    service: str, *, otlp_endpoint: str = "", console: bool = False
+) -> TracerProvider:
+    """Makes this process's spans; call once at start. The caller flushes at exit (`flush`)."""
+    # No atexit shutdown: with the collector gone it would retry past the shutdown budget.
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "service.namespace": "tawasul"}),
+        shutdown_on_exit=False,
+    )
+    processors: list[SpanProcessor] = []
+    if otlp_endpoint:
+        # Imported only when used: the exporter pulls in its own protobuf modules.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, timeout=5)))
+    if console:
+        processors.append(BatchSpanProcessor(ConsoleSpanExporter(service_name=service)))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    use(provider)
+    return provider
+
+
+def use(provider: TracerProvider) -> None:
+    """Spans from now on come from `provider` (tests give one with an in-memory exporter)."""
+    global _tracer
+    _tracer = provider.get_tracer("tawasul")
+
+
+def flush(provider: TracerProvider, timeout_seconds: float = 2.0) -> None:
+    """Exports what is still queued, waiting at most `timeout_seconds` (process exit)."""
+    provider.force_flush(int(timeout_seconds * 1000))
+
+
+def tracer() -> Tracer:
+    return _tracer
+
+
+def extract(carrier: Mapping[str, str]) -> Context:
+    """The context a traceparent in `carrier` continues; an empty one when it has none."""
+    return _PROPAGATOR.extract(carrier)
+
+
+def traceparent(context: SpanContext) -> str:
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
 def new_traceparent() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
-def current_traceparent() -> str:
-    """The trace of the work in progress; starts a new trace when there is none."""
-    value = _current.get()
-    if value is None:
-        value = new_traceparent()
-        _current.set(value)
-    return value
+def current_traceparent(request_id: str = "") -> str:
+    """The traceparent for an event of `request_id` written now: the span of that request's
+    event in a batch being applied, else the current span; a new trace's when there is none
+    (a timer's job)."""
+    spans = _batch_spans.get()
+    context = spans.get(request_id) if spans else None
+    if context is None:
+        context = trace.get_current_span().get_span_context()
+    return traceparent(context) if context.is_valid else new_traceparent()
 
 
-def set_traceparent(value: str | None) -> None:
-    _current.set(value if value and value.count("-") == 3 else None)
+@contextmanager
+def per_request(spans: Mapping[str, SpanContext]) -> Iterator[None]:
+    """While a batch's handler runs: the events it writes for a request descend from that
+    request's own consumed event, not from whichever event of the batch came last."""
+    token = _batch_spans.set(spans)
+    try:
+        yield
+    finally:
+        _batch_spans.reset(token)
+
+
+def enter_server_span(
+    full_method: str, metadata: grpc.aio.Metadata | None
+) -> tuple[Span, Token[Context]]:
+    """A call's SERVER span, continuing the caller's traceparent, made current; attached by
+    hand rather than by `with` so that the call's frame keeps one try block for everything."""
+    if full_method.startswith(UNTRACED):
+        span: Span = trace.INVALID_SPAN
+        return span, otel_context.attach(trace.set_span_in_context(span))
+    carrier = {k: v for k, v in metadata or () if k == TRACEPARENT and isinstance(v, str)}
+    span = _tracer.start_span(
+        full_method,
+        context=_PROPAGATOR.extract(carrier),
+        kind=SpanKind.SERVER,
+        attributes=rpc_attributes(full_method),
+    )
+    return span, otel_context.attach(trace.set_span_in_context(span))
+
+
+def leave_server_span(span: Span, entered: Token[Context], code: grpc.StatusCode) -> None:
+    otel_context.detach(entered)
+    set_code(span, code, errors=SERVER_ERRORS)
+    span.end()
+
+
+def ids() -> tuple[str, str] | None:
+    """The current span's trace and span id in hex, for log lines; None outside any span."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+def fail(span: Span, error: BaseException) -> None:
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+
+
+def rpc_attributes(full_method: str) -> dict[str, str]:
+    """ "/package.Service/Method" as OpenTelemetry's rpc attributes."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+
+
+def set_code(span: Span, code: grpc.StatusCode, *, errors: frozenset[grpc.StatusCode]) -> None:
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in errors:
+        span.set_status(Status(StatusCode.ERROR, code.name))
+
+
+# A client sees every answer but OK as a failed call.
+CLIENT_ERRORS = frozenset(grpc.StatusCode) - {grpc.StatusCode.OK}
+
+_Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
+
+
+class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor):
+    """A CLIENT span around each unary call to another service, its traceparent in the call's
+    metadata: the callee's server span continues this trace."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: _Continuation,
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        details = client_call_details
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        span = _tracer.start_span(method, kind=SpanKind.CLIENT, attributes=rpc_attributes(method))
+        metadata = grpc.aio.Metadata(
+            *tuple(details.metadata or ()), (TRACEPARENT, traceparent(span.get_span_context()))
+        )
+        traced = grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+        try:
+            call = await continuation(traced, request)
+            # Waits for the answer without raising: the caller still gets the call to await.
+            set_code(span, await call.code(), errors=CLIENT_ERRORS)
+            return call
+        except BaseException as exc:
+            fail(span, exc)
+            raise
+        finally:
+            span.end()

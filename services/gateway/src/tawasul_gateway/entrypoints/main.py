@@ -7,8 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import structlog
 import uvicorn
 from pydantic import ValidationError
+from structlog.typing import EventDict, WrappedLogger
 
 from tawasul_gateway.bootstrap import build
 from tawasul_gateway.entrypoints import metrics
@@ -16,16 +18,32 @@ from tawasul_gateway.settings import GatewaySettings
 
 
 def configure_logging(level: str) -> None:
-    """The services' log format: key=value lines."""
+    """The services' log line: one JSON object with timestamp, level, service, logger and
+    event (tawasul_platform.logs, which the gateway does not import)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(
-            "ts=%(asctime)s service=gateway level=%(levelname)s logger=%(name)s msg=%(message)s"
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _gateway,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(ensure_ascii=False),
+            ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def _gateway(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    event["service"] = "gateway"
+    return event
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,61 @@
+"""Which trace an event written during a consumed batch continues."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from aiokafka.structs import ConsumerRecord
+from tawasul.events.v1 import events_pb2
+from tawasul_platform import tracing
+from tawasul_platform.consumer import EventConsumer
+from tawasul_platform.events import envelope
+
+
+def record(request_id: str, traceparent: str) -> ConsumerRecord[bytes, bytes]:
+    value = events_pb2.Envelope(event_id=f"e-{request_id}", request_id=request_id)
+    return ConsumerRecord(
+        topic="t",
+        partition=0,
+        offset=0,
+        timestamp=0,
+        timestamp_type=0,
+        key=request_id.encode(),
+        value=value.SerializeToString(),
+        checksum=None,
+        serialized_key_size=2,
+        serialized_value_size=0,
+        headers=[(tracing.TRACEPARENT, traceparent.encode())],
+    )
+
+
+def written_for(request_id: str) -> str:
+    return envelope(
+        topic="t.routed",
+        event_type="tawasul.requests.routed",
+        producer="test",
+        request_id=request_id,
+        occurred_at=datetime.now(UTC),
+        fill=events_pb2.Envelope(),
+    ).headers[tracing.TRACEPARENT]
+
+
+def trace_id(traceparent: str) -> str:
+    return traceparent.split("-")[1]
+
+
+def test_in_a_batch_each_request_s_event_continues_its_own_trace() -> None:
+    first, second = tracing.new_traceparent(), tracing.new_traceparent()
+    records = [record("r1", first), record("r2", second)]
+    events = [events_pb2.Envelope.FromString(r.value or b"") for r in records]
+    consumer = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=cast(Any, None))
+    with consumer._spans(records, events):
+        written = {r: written_for(r) for r in ("r1", "r2")}
+    assert trace_id(written["r1"]) == trace_id(first)
+    assert trace_id(written["r2"]) == trace_id(second)
+
+
+def test_an_event_written_outside_any_span_starts_a_trace_of_its_own() -> None:
+    one, other = written_for("r1"), written_for("r1")
+    assert trace_id(one) != trace_id(other)
+    assert len(one.split("-")) == 4
