@@ -51,7 +51,7 @@ from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.app.ports import QueueFilter
 from tawasul_review.domain.model import Decision, Status
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, DEFAULT_LANGUAGES
-from tawasul_review.domain.search import mobile_key, normalise
+from tawasul_review.domain.search import mobile_key, normalise, tokens
 
 from bench.load import CALL_TIMEOUT, Outcome, decode_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
@@ -99,6 +99,7 @@ FIELDS = (
     "names",
     "mobile_key",
     "search_text",
+    "search_tokens",
 )
 BATCH = 50_000
 # Reviewers acting at the same moment.
@@ -376,6 +377,11 @@ class Office:
         mobile = mobile_of(n)
         email = f"applicant{n}@example.sa" if r() < 0.4 else ""
         locale = "en" if r() < 0.15 else "ar"
+        # searchable(description, *names), from normalised parts made once each.
+        indexed = (
+            f"{_NORMALISED[DESCRIPTIONS[n % len(DESCRIPTIONS)]]} {n} "
+            f"{_NORMALISED[names[0]]} {_NORMALISED[names[1]]}"
+        )
         return (
             _uuid(bits(128)),  # request_id
             f"{NUMBER_PREFIX}{n:09d}",  # request_number
@@ -409,9 +415,8 @@ class Office:
             applicant_of(n),  # subject_id: the applicant, filing for themself
             json.dumps(names, ensure_ascii=False),
             mobile_key(mobile),
-            # searchable(description, *names), from normalised parts made once each.
-            f"{_NORMALISED[DESCRIPTIONS[n % len(DESCRIPTIONS)]]} {n} "
-            f"{_NORMALISED[names[0]]} {_NORMALISED[names[1]]}",
+            indexed,  # search_text
+            tokens(indexed),  # search_tokens
         )
 
 

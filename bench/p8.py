@@ -16,7 +16,8 @@ a supervisor's search) with staff tokens, one kind of query at a time:
 - person_id, mobile: a seeded applicant's ID, a seeded mobile in +966 form;
 - name: a seeded first and family name, typed without hamza or ta marbuta (≈0.13 % of rows);
 - common_text: two words of a description (an eighth of the rows: the order index's case);
-- rare_text: the number a description ends with (a handful of rows: the trigram index's);
+- rare_text: the number a description ends with (one row: matched whole, off the index of
+  the text's numbers);
 - nothing: a word no row holds (the case where reading in order would never stop early);
 - filters: no query, open items past due, queued (the SLA filter on the order index).
 

@@ -1,8 +1,8 @@
 """Search on the real stack (issue 15): requests submitted through intake, routed, in review,
 then found by a reviewer of their department by number (and a mistyped one), ID, mobile, name
-(from intake's registry, through routing), description and public message, as Arabic is
-really typed; a reviewer of another department finds none of it; and a search while the
-items change state sees each one whole."""
+(from intake's registry, through routing), description (a number in it matched whole) and
+public message, as Arabic is really typed; a reviewer of another department finds none of it;
+and a search while the items change state sees each one whole."""
 
 from __future__ import annotations
 
@@ -35,17 +35,20 @@ class Filed:
     request: intake_pb2.Request
     mobile: str
     marker: str
+    # Twelve digits starting 7: read as text, not as a request number, ID or mobile.
+    passport: str
 
 
 async def file(clients: Clients, citizen_id: str, description: str) -> Filed:
     token = clients.token(citizen_id, Role.CITIZEN)
     mobile = f"0559{secrets.randbelow(10**6):06d}"
     marker = f"ref{uuid.uuid4().hex[:10]}"
+    passport = f"7{secrets.randbelow(10**11):011d}"
     request = await clients.submit(
         token,
         key=str(uuid.uuid4()),
         sub_service=SUB_SERVICE,
-        description=f"{description} {marker}",
+        description=f"{description} {marker} A{passport.translate(ARABIC_DIGITS)}",
         documents=[],
         mobile=mobile,
         fields={
@@ -54,7 +57,7 @@ async def file(clients: Clients, citizen_id: str, description: str) -> Filed:
             "loss_place": "inside_kingdom",
         },
     )
-    return Filed(citizen_id, token, request, mobile, marker)
+    return Filed(citizen_id, token, request, mobile, marker, passport)
 
 
 async def in_review(clients: Clients, reviewer: str, filed: Filed) -> None:
@@ -212,6 +215,20 @@ async def test_by_the_description_and_a_public_message(world: World) -> None:
     )
 
 
+async def test_by_a_number_in_the_description_matched_whole(world: World) -> None:
+    synthetic = world.synthetic
+    number = synthetic.request.request_number
+    for typed in (
+        synthetic.passport,
+        "a" + synthetic.passport,
+        synthetic.passport.translate(ARABIC_DIGITS),
+        f"الجواز {synthetic.passport}",
+    ):
+        assert await numbers(world.clients, world.reviewer, typed) == [number], typed
+    # A part of the number is another number.
+    assert await numbers(world.clients, world.reviewer, synthetic.passport[:-1]) == []
+
+
 async def test_a_reviewer_of_another_department_finds_nothing_of_it(world: World) -> None:
     khalid, synthetic = world.khalid, world.synthetic
     for query in (
@@ -222,6 +239,7 @@ async def test_a_reviewer_of_another_department_finds_nothing_of_it(world: World
         "خالد الدوسري",
         khalid.marker,
         synthetic.marker,
+        synthetic.passport,
     ):
         assert await numbers(world.clients, world.outsider, query) == [], query
     denied = await asyncio.gather(

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from tawasul_review.adapters import tables
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY
+from tawasul_review.domain.search import searchable, tokens
 
 from bench.load import Outcome, record_seconds
 from bench.p5 import (
@@ -74,6 +75,12 @@ def test_json_columns_read_back_as_review_stores_them() -> None:
         assert all(len(pair) == 2 for pair in json.loads(r["pauses"]))
         assert isinstance(json.loads(r["document_ids"]), list)
         assert isinstance(json.loads(r["missing"]), list)
+
+
+def test_search_columns_are_what_reviews_repository_writes() -> None:
+    for r in rows(0, 2000, pool=0):
+        assert r["search_text"] == searchable(r["description"], *json.loads(r["names"]))
+        assert r["search_tokens"] == tokens(r["search_text"])
 
 
 def test_nothing_seeded_falls_due_for_reviews_sweep_during_the_run() -> None:

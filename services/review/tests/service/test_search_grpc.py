@@ -274,6 +274,35 @@ async def test_by_words_of_the_description_and_of_public_messages(search: Search
     assert await search.numbers("سرية") == []
 
 
+async def test_a_number_in_the_text_is_found_whole(search: Search) -> None:
+    passport = await search.routed(description="رقم جوازي A١٢٣٤٥٦٧ ولم يتم التجديد")
+    # A longer number holding it, and numbers sharing every trigram of it: other numbers.
+    receipt = await search.routed(description="Receipt 91234567 attached")
+    await search.routed(description="Codes 4567123 and 2345671 attached")
+    for typed in ("1234567", "١٢٣٤٥٦٧", "a1234567", "A-1234567", "جوازي 1234567"):
+        assert await search.numbers(typed) == [passport.request_number], typed
+    assert await search.numbers("234567") == []
+    # Eight digits read as a request number unless the reviewer asks for text.
+    assert await search.numbers("91234567", kind=review_pb2.SEARCH_KIND_TEXT) == [
+        receipt.request_number
+    ]
+    # A number in a public message is found from the moment it is sent.
+    await search.stub.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=passport.request_id),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    await search.stub.MessageApplicant(
+        review_pb2.MessageApplicantRequest(
+            request_id=passport.request_id, text="أرفق الإيصال رقم ٥٥٥٠٠١"
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    assert await search.numbers("555001 1234567") == [passport.request_number]
+    assert await search.numbers("55500") == []
+
+
 # --- filters and pages -----------------------------------------------------------------------
 
 
@@ -436,7 +465,7 @@ async def test_a_search_during_claims_sees_each_item_whole(search: Search) -> No
 async def test_rows_stored_before_search_existed_are_found_after_the_migration(
     database_url: str,
 ) -> None:
-    """Revision 0006 fills the search columns of the rows already there."""
+    """Revisions 0006 and 0007 fill the search columns of the rows already there."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", database_url)
@@ -459,16 +488,19 @@ async def test_rows_stored_before_search_existed_are_found_after_the_migration(
         await conn.execute(
             text(
                 "INSERT INTO history (request_id, at, actor, action, note, internal) VALUES"
-                " (:id, now(), 'E100', 'message', 'أرسل صورة المحضر', false)"
+                " (:id, now(), 'E100', 'message', 'أرسل صورة المحضر رقم ٤٤١٢', false)"
             ),
             {"id": request_id},
         )
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     async with engine.connect() as conn:
         row = (
-            await conn.execute(text("SELECT subject_id, mobile_key, search_text FROM work_items"))
+            await conn.execute(
+                text("SELECT subject_id, mobile_key, search_text, search_tokens FROM work_items")
+            )
         ).one()
     await engine.dispose()
     assert row.subject_id == "1000000008"
     assert row.mobile_key == "551234567"
-    assert row.search_text == "فقدت جوازي ارسل صوره المحضر"
+    assert row.search_text == "فقدت جوازي ارسل صوره المحضر رقم 4412"
+    assert row.search_tokens == ["4412"]

@@ -17,6 +17,8 @@ from tawasul_review.domain.search import (
     request_number,
     searchable,
     terms,
+    tokens,
+    whole,
 )
 
 # Each row: spellings people really type for the same thing.
@@ -158,3 +160,15 @@ def test_one_wrong_digit_or_a_swap_suggests_the_intended_number() -> None:
 def test_text_terms_are_normalised_deduplicated_and_short_words_dropped() -> None:
     assert terms("أحمد احمد في الجواز") == ["احمد", "الجواز"]
     assert terms("في من") == []
+
+
+def test_numbers_in_a_text_are_tokens_whole_and_their_digits_in_ascii() -> None:
+    text = normalise("رقم جوازي A١٢٣٤٥٦٧ والإيصال INV-2024-00123 بتاريخ 1/5 و۱۲")
+    assert tokens(text) == ["a1234567", "1234567", "2024", "00123", "و12"]
+    assert tokens(normalise("لا أرقام هنا")) == []
+    # Runs shorter than a query term are left out, as short query words are.
+    assert tokens("ab 12 x1") == []
+
+
+def test_a_term_holding_a_digit_is_matched_whole_and_others_as_substrings() -> None:
+    assert [whole(t) for t in terms("A١٢٣٤٥٦٧ 2nd جواز passport")] == [True, True, False, False]

@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, func, insert, literal, select, text, tuple_, union_all, update
+from sqlalchemy import Row, Text, func, insert, literal, select, text, tuple_, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -36,6 +37,8 @@ from tawasul_review.domain.search import (
     mobile_key,
     public_texts,
     searchable,
+    tokens,
+    whole,
 )
 
 SERVICE = "review"
@@ -186,9 +189,9 @@ class SqlWorkItemRepository:
         """One statement (one snapshot): a page of keys per department in index order,
         merged, then those rows.
 
-        Each department's branch reads work_items_submitted in order (or an ID, mobile or
-        trigram index, whichever the planner finds cheaper for the values searched) and stops
-        at `limit` keys, however many departments the caller has.
+        Each department's branch reads work_items_submitted in order (or an ID, mobile,
+        token or trigram index, whichever the planner finds cheaper for the values searched)
+        and stops at `limit` keys, however many departments the caller has.
         """
         t = tables.work_items.c
         where: list[ColumnElement[bool]] = []
@@ -201,8 +204,11 @@ class SqlWorkItemRepository:
         if criteria.mobile_key:
             where.append(t.mobile_key == criteria.mobile_key)
         for term in criteria.terms:
-            # normalise() leaves letters, digits and spaces only: no LIKE wildcard to escape.
-            where.append(t.search_text.like(f"%{term}%"))
+            if whole(term):
+                where.append(t.search_tokens.contains([term]))
+            else:
+                # normalise() leaves letters, digits and spaces only: no LIKE wildcard to escape.
+                where.append(t.search_text.like(f"%{term}%"))
         if criteria.sub_service_code:
             where.append(t.sub_service_code == criteria.sub_service_code)
         if criteria.states:
@@ -350,6 +356,7 @@ class SqlWorkItemRepository:
             # The search columns change in the same statement as what they index.
             said = public_texts(item.new_history)
             if item.request_id in self._new:
+                indexed = searchable(item.description, *item.names, *said)
                 await self._session.execute(
                     insert(t).values(
                         request_id=item.request_id,
@@ -367,7 +374,8 @@ class SqlWorkItemRepository:
                         subject_id=item.subject_id,
                         names=list(item.names),
                         mobile_key=mobile_key(item.contact.mobile),
-                        search_text=searchable(item.description, *item.names, *said),
+                        search_text=indexed,
+                        search_tokens=tokens(indexed),
                         **_state(item),
                     )
                 )
@@ -376,6 +384,9 @@ class SqlWorkItemRepository:
                 added = searchable(*said)
                 if added:
                     values["search_text"] = func.concat_ws(" ", t.c.search_text, added)
+                    values["search_tokens"] = func.array_cat(
+                        t.c.search_tokens, literal(tokens(added), ARRAY(Text))
+                    )
                 await self._session.execute(
                     update(t).where(t.c.request_id == item.request_id).values(**values)
                 )

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from tawasul_platform.db import inbox_table, outbox_table
 
 metadata = MetaData()
@@ -62,6 +62,8 @@ work_items = Table(
     Column("names", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("mobile_key", String(12), nullable=False, server_default=""),
     Column("search_text", Text, nullable=False, server_default=""),
+    # Its words holding a digit and their runs of digits (domain.search.tokens), matched whole.
+    Column("search_tokens", ARRAY(Text), nullable=False, server_default=text("'{}'")),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),
@@ -74,6 +76,7 @@ work_items = Table(
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
     ),
+    Index("work_items_search_tokens", "department", "search_tokens", postgresql_using="gin"),
     # Search results in their order (newest submission first) within a department, with what
     # the filters read, so that a page's keys come from the index alone.
     Index(

@@ -3,7 +3,8 @@
 `normalise` is the one function applied both to what is indexed (names, description, public
 messages) and to what is searched for, so that "أحمد", "احمد" and "إحمد" meet, as do
 "فاطمة"/"فاطمه", "مصطفى"/"مصطفي", "عبد الله"/"عبدالله", "محـــمد"/"مُحَمَّد"/"محمد",
-"٠٥٥١٢٣٤٥٦٧"/"0551234567" and "Ahmed"/"AHMED".
+"٠٥٥١٢٣٤٥٦٧"/"0551234567" and "Ahmed"/"AHMED". A word of a query is found as a substring of
+that text, except one holding a digit: `tokens` of the text are what `whole` terms match.
 
 `classify` tells what a query is (a request number, an ID, a mobile, or text), and
 `number_candidates` the valid request numbers one typing mistake away from a number whose
@@ -144,6 +145,28 @@ def terms(raw: str) -> list[str]:
     """The words of a text query worth searching for: normalised, at least MIN_TERM long."""
     words = [w for w in normalise(raw).split(" ") if len(w) >= MIN_TERM]
     return list(dict.fromkeys(words))[:MAX_TERMS]
+
+
+# Numbers (a passport, receipt or iqama number typed in the description) are matched whole:
+# digits have a thousand trigrams between them, so a number's trigrams are in thousands of
+# rows and the trigram index hands them all over to be rechecked (issue 15, P8).
+_DIGITS = re.compile("[0-9]+")
+
+
+def whole(term: str) -> bool:
+    """Whether a query term is matched as a whole token (it holds a digit) rather than as a
+    substring of the text: "1234567" finds "A1234567" and "رقم 1234567", never "91234567"."""
+    return _DIGITS.search(term) is not None
+
+
+def tokens(normalised: str) -> list[str]:
+    """What `whole` terms are matched against in a normalised text: each word holding a digit
+    and each run of digits in it, MIN_TERM long or more, once each."""
+    found: dict[str, None] = {}
+    for word in normalised.split(" "):
+        if whole(word):
+            found.update(dict.fromkeys([word, *_DIGITS.findall(word)]))
+    return [t for t in found if len(t) >= MIN_TERM]
 
 
 def classify(raw: str) -> Kind:
