@@ -24,7 +24,7 @@ from tawasul_platform.identity import Role
 from tawasul_platform.tls import open_channel
 
 from tawasul_devstack import pki, smtp_server
-from tawasul_devstack.stack import REVIEW_ADMIN, StackConfig
+from tawasul_devstack.config import REVIEW_ADMIN, StackConfig
 
 T = TypeVar("T")
 CHUNK = 64 * 1024

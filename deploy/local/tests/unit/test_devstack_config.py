@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tawasul_devstack.kafka import cluster_id, server_properties
-from tawasul_devstack.stack import (
+from tawasul_devstack.config import (
     MAX_REPLICAS,
     PG_MAX_CONNECTIONS,
     PG_SUPERUSER_RESERVED,
@@ -15,6 +14,7 @@ from tawasul_devstack.stack import (
     replica_name,
     split_replica,
 )
+from tawasul_devstack.kafka import cluster_id, server_properties
 
 ENV_VARS = (
     "TAWASUL_STACK_DIR",

