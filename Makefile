@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 
-.PHONY: setup up down status test lint protos-check protos-breaking browser
+.PHONY: setup up down status test test-containers lint protos-check protos-breaking browser
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -51,3 +51,9 @@ browser:
 
 test: setup browser lint protos-check protos-breaking
 	$(UV) run pytest
+
+# The container tier (issue 13): installs podman when it can, builds the images, runs the e2e
+# journey and scale-out with the infrastructure in containers (testcontainers), then the dev
+# overlay under `podman kube play`; says which tier ran. Not part of `make test`.
+test-containers: setup
+	deploy/podman/test-containers.sh

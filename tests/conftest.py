@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tawasul_devstack.components.containers import podman_dir, stop_podman_socket
 from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import Stack, StackConfig
 
@@ -28,7 +29,11 @@ def stack() -> Iterator[Stack]:
         # Short, so that a test sees an idle reviewer's claim lapse.
         claim_lease_seconds=20.0,
         download_url_seconds=15,
+        # TAWASUL_TEST_INFRA=containers: PostgreSQL, Kafka and MinIO as containers started by
+        # testcontainers on podman (deploy/images' images), the services as local processes.
+        infra=os.environ.get("TAWASUL_TEST_INFRA") or "local",
     )
+    print(f"\ne2e tier: infrastructure as {config.infra} (TAWASUL_TEST_INFRA)")
     stack = Stack(config)
     if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":
         # Every session starts from empty databases and topics; installs stay cached.
@@ -40,6 +45,8 @@ def stack() -> Iterator[Stack]:
     finally:
         if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":
             stack.down()
+            if config.infra == "containers":
+                stop_podman_socket(podman_dir(config))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,21 @@ TAG="${TAG:-0.1.0}"
 BASE_IMAGE="localhost/tawasul/base:bookworm"
 SUITE=bookworm
 ALL_SERVICES=(intake routing review docs notify gateway)
+# The infrastructure for `podman kube play` of the dev overlay and the testcontainers tier:
+# devstack (the SMS gateway and SMTP stand-ins of deploy/local, and PostgreSQL's binaries),
+# postgres, kafka, minio, clamav.
+ALL_INFRA=(devstack postgres kafka minio clamav)
+KAFKA_VERSION=4.1.1
+PG_TAG=18
 CACHE_DIR="${TAWASUL_CACHE_DIR:-$HOME/.cache/tawasul}"
+# The workspace's interpreter (tawasul_devstack writes the Kafka logging and ClamAV files).
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+
+# The host's CA bundle goes to the builder as a build secret (never into a layer): PyPI may be
+# reached through a TLS-intercepting proxy whose CA only the host trusts.
+HOST_CA_BUNDLE="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+CA_SECRET=()
+[ -s "$HOST_CA_BUNDLE" ] && CA_SECRET=(--secret "id=ca-bundle,src=$HOST_CA_BUNDLE")
 
 log() { printf '%s build.sh: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -66,31 +80,127 @@ build_base() {
 build_service() {
     local service="$1"
     log "building localhost/tawasul/$service:$TAG"
+    [ -f "$ROOT/deploy/images/Containerfile" ] || exit 1
     # Docker's format keeps the HEALTHCHECK (OCI's has none).
     podman build \
         --format docker \
         --build-arg "SERVICE=$service" \
         --build-arg "BASE=$BASE_IMAGE" \
+        "${CA_SECRET[@]}" \
         --file "$ROOT/deploy/images/Containerfile" \
         --tag "localhost/tawasul/$service:$TAG" \
         "$ROOT"
 }
 
+# The tag of an infrastructure image: the version of what it runs.
+infra_tag() {
+    case "$1" in
+        kafka) echo "$KAFKA_VERSION" ;;
+        postgres) echo "$PG_TAG" ;;
+        *) echo "$TAG" ;;
+    esac
+}
+
+# A build context of its own for an infrastructure image: its folder under deploy/images, plus
+# what deploy/local already downloaded or built into the cache (the stack's `install` step).
+infra_context() {
+    local name="$1" context
+    context="$(mktemp -d "$CACHE_DIR/context-$name.XXXXXX")"
+    cp -a "$ROOT/deploy/images/$name/." "$context/"
+    case "$name" in
+        kafka)
+            local lib="$CACHE_DIR/kafka-$KAFKA_VERSION/lib"
+            [ -f "$lib/kafka_2.13-$KAFKA_VERSION.jar" ] || {
+                log "no Kafka jars in $lib: run \`uv run tawasul-stack install\` first"; exit 1; }
+            cp -al "$lib" "$context/lib" 2>/dev/null || cp -a "$lib" "$context/lib"
+            "$PYTHON" -c 'from tawasul_devstack.kafka import LOG4J2_XML; print(LOG4J2_XML, end="")' \
+                > "$context/log4j2.xml"
+            ;;
+        minio)
+            [ -x "$CACHE_DIR/bin/minio" ] || {
+                log "no MinIO binary at $CACHE_DIR/bin/minio: run \`uv run tawasul-stack install\` first"; exit 1; }
+            cp -l "$CACHE_DIR/bin/minio" "$context/minio" 2>/dev/null || cp "$CACHE_DIR/bin/minio" "$context/minio"
+            ;;
+        clamav)
+            "$PYTHON" - "$context" <<'PY'
+import sys
+from pathlib import Path
+
+from tawasul_devstack import clamav
+
+context = Path(sys.argv[1])
+(context / clamav.DATABASE_FILE).write_text(clamav.signature_database())
+conf = clamav.clamd_conf(
+    port=3310,
+    database_dir=Path("/var/lib/clamav"),
+    log_file=Path("/dev/stderr"),
+    temp_dir=Path("/tmp"),
+    user=None,
+)
+# In a container: every address, and no log file but stderr.
+conf = conf.replace("TCPAddr 127.0.0.1", "TCPAddr 0.0.0.0").replace("LogFile /dev/stderr\n", "")
+(context / "clamd.conf").write_text(conf)
+PY
+            ;;
+    esac
+    echo "$context"
+}
+
+build_infra() {
+    local name="$1" tag context
+    tag="$(infra_tag "$name")"
+    log "building localhost/tawasul/$name:$tag"
+    if [ "$name" = devstack ]; then
+        # The services' Containerfile, for the package tawasul-devstack.
+        build_service devstack
+        return
+    fi
+    context="$(infra_context "$name")"
+    podman build \
+        --format docker \
+        --build-arg "BASE=$BASE_IMAGE" \
+        --build-arg "DEVSTACK=localhost/tawasul/devstack:$TAG" \
+        --file "$context/Containerfile" \
+        --tag "localhost/tawasul/$name:$tag" \
+        "$context"
+    rm -rf "$context"
+}
+
 main() {
-    local services=("$@")
-    [ "${#services[@]}" -gt 0 ] || services=("${ALL_SERVICES[@]}")
-    for service in "${services[@]}"; do
+    local names=("$@") services=() infra=()
+    [ "${#names[@]}" -gt 0 ] || names=("${ALL_SERVICES[@]}" "${ALL_INFRA[@]}")
+    [ "${names[*]}" != infra ] || names=("${ALL_INFRA[@]}")
+    [ "${names[*]}" != services ] || names=("${ALL_SERVICES[@]}")
+    for name in "${names[@]}"; do
         case " ${ALL_SERVICES[*]} " in
-            *" $service "*) ;;
-            *) log "unknown service '$service': one of ${ALL_SERVICES[*]}"; exit 2 ;;
+            *" $name "*) services+=("$name"); continue ;;
         esac
+        case " ${ALL_INFRA[*]} " in
+            *" $name "*) infra+=("$name"); continue ;;
+        esac
+        log "unknown image '$name': one of ${ALL_SERVICES[*]} ${ALL_INFRA[*]}, infra, services"
+        exit 2
     done
     command -v podman >/dev/null || { log "podman is not installed"; exit 1; }
+    mkdir -p "$CACHE_DIR"
     build_base
+    local started
     for service in "${services[@]}"; do
+        started=$SECONDS
         build_service "$service"
+        log "$service: $((SECONDS - started)) s"
     done
-    log "done: ${services[*]} as localhost/tawasul/<service>:$TAG"
+    # postgres takes its binaries from devstack: that one first.
+    for name in "${ALL_INFRA[@]}"; do
+        case " ${infra[*]} " in *" $name "*) ;; *) continue ;; esac
+        if [ "$name" = postgres ] && ! podman image exists "localhost/tawasul/devstack:$TAG"; then
+            build_infra devstack
+        fi
+        started=$SECONDS
+        build_infra "$name"
+        log "$name: $((SECONDS - started)) s"
+    done
+    log "done: ${names[*]}"
 }
 
 main "$@"

@@ -79,6 +79,9 @@ class StackConfig:
     claim_lease_seconds: float = 1800.0
     # How long docs' presigned links live: the end-to-end tests shorten it to see one expire.
     download_url_seconds: int = 300
+    # "local": PostgreSQL, Kafka and MinIO as local processes; "containers": as containers
+    # started by testcontainers from deploy/images' images (components/containers.py).
+    infra: str = "local"
 
     def __post_init__(self) -> None:
         # Absolute paths: they are handed to servers that run with other working directories.
@@ -92,6 +95,7 @@ class StackConfig:
             state_dir=Path(env.get("TAWASUL_STACK_DIR") or _repo_root() / ".state" / "stack"),
             cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
             port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
+            infra=env.get("TAWASUL_STACK_INFRA") or "local",
         )
         return dataclasses.replace(config, **overrides)
 
@@ -267,7 +271,17 @@ class StackConfig:
     def metrics_url(self, service: str, replica: int = 1) -> str:
         return f"http://127.0.0.1:{self.metrics_port(service, replica)}/metrics"
 
+    @property
+    def pg_port(self) -> int:
+        """PostgreSQL's TCP port when it runs in a container (locally it has none)."""
+        return self.port_base + 54
+
     def database_url(self, service: str) -> str:
+        if self.infra == "containers":
+            # The container's entrypoint makes a role of each database's name, its owner.
+            return (
+                f"postgresql+asyncpg://tawasul_{service}@127.0.0.1:{self.pg_port}/tawasul_{service}"
+            )
         return f"postgresql+asyncpg://postgres@/tawasul_{service}?host={self.pg_socket_dir}"
 
     def service_env(self, service: str, replica: int = 1) -> dict[str, str]:

@@ -16,6 +16,11 @@ from pathlib import Path
 from tawasul_devstack import install
 from tawasul_devstack.components import Component
 from tawasul_devstack.components.clamd import Clamd
+from tawasul_devstack.components.containers import (
+    ContainerKafka,
+    ContainerMinio,
+    ContainerPostgres,
+)
 from tawasul_devstack.components.kafka import Kafka
 from tawasul_devstack.components.minio import Minio
 from tawasul_devstack.components.postgres import Postgres
@@ -61,6 +66,12 @@ _INFRA: dict[str, Callable[[StackConfig], Component]] = {
     GATEWAY_PROCESS: Gateway,
 }
 
+# StackConfig.infra == "containers": these run as containers (testcontainers), the rest stays.
+_CONTAINERS: dict[str, Callable[[StackConfig], Component]] = {
+    "kafka": ContainerKafka,
+    "minio": ContainerMinio,
+}
+
 _log = logging.getLogger(__name__)
 
 
@@ -76,7 +87,9 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         # One component object per name: a process this one started is reaped by it.
-        self._postgres = Postgres(config)
+        self._postgres: Postgres | ContainerPostgres = (
+            ContainerPostgres(config) if config.infra == "containers" else Postgres(config)
+        )
         self._components: dict[str, Component] = {"postgres": self._postgres}
 
     # -- public API -------------------------------------------------------------------------
@@ -191,6 +204,8 @@ class Stack:
     # -- internals --------------------------------------------------------------------------
 
     def _make(self, name: str) -> Component:
+        if self.config.infra == "containers" and name in _CONTAINERS:
+            return _CONTAINERS[name](self.config)
         if name in _INFRA:
             return _INFRA[name](self.config)
         found = split_replica(name)
