@@ -28,6 +28,9 @@ from tawasul_devstack.config import REVIEW_ADMIN, StackConfig
 
 T = TypeVar("T")
 CHUNK = 64 * 1024
+# SubmitRequest is retried with its key on these, as a channel would (Clients.submit).
+SUBMIT_RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+SUBMIT_ATTEMPTS = 3
 # What passports.issue-renewal-problem asks of a citizen filing for themself.
 PASSPORT_PHOTO_FIELDS = {"request_type": "renewal", "problem": "photo_not_shown"}
 
@@ -198,21 +201,31 @@ class Clients:
         subject_id: str = "",
         cites: str = "",
     ) -> intake_pb2.Request:
-        answer = await self.intake.SubmitRequest(
-            intake_pb2.SubmitRequestRequest(
-                idempotency_key=key,
-                sub_service_code=sub_service,
-                description=description,
-                document_ids=documents,
-                contact=common_pb2.Contact(mobile=mobile, email=email, locale=locale),
-                fields=fields or {},
-                subject_id=subject_id,
-                cites_request_number=cites,
-            ),
-            timeout=DEFAULT_DEADLINE_SECONDS,
-            metadata=bearer(token),
+        message = intake_pb2.SubmitRequestRequest(
+            idempotency_key=key,
+            sub_service_code=sub_service,
+            description=description,
+            document_ids=documents,
+            contact=common_pb2.Contact(mobile=mobile, email=email, locale=locale),
+            fields=fields or {},
+            subject_id=subject_id,
+            cites_request_number=cites,
         )
-        return answer.request
+        attempt = 1
+        while True:
+            try:
+                answer = await self.intake.SubmitRequest(
+                    message, timeout=DEFAULT_DEADLINE_SECONDS, metadata=bearer(token)
+                )
+            except grpc.aio.AioRpcError as error:
+                # As a channel retries: the same key makes it safe (intake answers a replayed
+                # key with the request it made), and a just-started intake may miss a first
+                # deadline on a busy machine.
+                if attempt == SUBMIT_ATTEMPTS or error.code() not in SUBMIT_RETRIED:
+                    raise
+                attempt += 1
+                continue
+            return answer.request
 
     async def track(self, token: str, number: str) -> intake_pb2.Request:
         answer = await self.intake.GetRequest(
