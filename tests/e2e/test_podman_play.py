@@ -2,7 +2,9 @@
 journey goes through its pods, and two replicas of routing and review share the work with
 nothing applied twice.
 
-Skipped when podman is not installed, or its images are not built (deploy/images/build.sh).
+Marked `pods`: `make test-containers` runs it (`pytest -m pods`), after building the images;
+a plain `pytest` leaves it out. Skipped when podman is not installed, or its images are not
+built (deploy/images/build.sh).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def _missing_images() -> list[str]:
 
 
 pytestmark = [
+    pytest.mark.pods,
     pytest.mark.skipif(not podman_available(), reason="podman is not installed (INFRA.md)"),
     pytest.mark.skipif(
         podman_available() and bool(_missing_images()),
