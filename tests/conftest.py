@@ -29,6 +29,8 @@ def stack() -> Iterator[Stack]:
         # Short, so that a test sees an idle reviewer's claim lapse.
         claim_lease_seconds=20.0,
         download_url_seconds=15,
+        # Gauges read every second: a test sees a queue's count change at once.
+        metrics_seconds=1.0,
         # TAWASUL_TEST_INFRA=containers: PostgreSQL, Kafka and MinIO as containers started by
         # testcontainers on podman (deploy/images' images), the services as local processes.
         infra=os.environ.get("TAWASUL_TEST_INFRA") or "local",

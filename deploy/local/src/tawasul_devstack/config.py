@@ -79,6 +79,10 @@ class StackConfig:
     claim_lease_seconds: float = 1800.0
     # How long docs' presigned links live: the end-to-end tests shorten it to see one expire.
     download_url_seconds: int = 300
+    # How often gauges are read from the databases (review's queue counts scan every open
+    # item): production's period here, so the bench measures with what runs beside it there;
+    # the end-to-end tests shorten it to see a change at once.
+    metrics_seconds: float = 15.0
     # "local": PostgreSQL, Kafka and MinIO as local processes; "containers": as containers
     # started by testcontainers from deploy/images' images (components/containers.py).
     infra: str = "local"
@@ -293,7 +297,7 @@ class StackConfig:
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service, replica),
             "TAWASUL_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port(service, replica)}",
-            "TAWASUL_METRICS_SECONDS": "1",
+            "TAWASUL_METRICS_SECONDS": str(self.metrics_seconds),
             "TAWASUL_IDENTITY_ISSUERS": self.identity.issuers_json(),
             "TAWASUL_DB_POOL_SIZE": str(SERVICE_DB_POOL_SIZE),
             "TAWASUL_S3_ENDPOINT": self.minio_endpoint,
