@@ -353,10 +353,17 @@ class GrpcServer:
         limits: ServerLimits = ServerLimits(),
     ) -> None:
         # A message past the limit is refused by gRPC itself (RESOURCE_EXHAUSTED) before the
-        # service holds it: a service that takes small messages says so.
+        # service holds it: a service that takes small messages says so. No BDP probing: it
+        # grows each stream's receive window to megabytes, so uploads waiting for one of
+        # docs' slots were buffered whole in the server (20 concurrent photos: +70 MiB, seen
+        # once spans shifted the timing); the fixed window keeps them in the senders. Every
+        # caller is in the cluster (the gateway, services), where the window is no limit.
         self._server = grpc.aio.server(
             interceptors=[DomainErrorInterceptor(gate, limits.handler_seconds)],
-            options=[("grpc.max_receive_message_length", max_message_bytes)],
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.http2.bdp_probe", 0),
+            ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         self._health = health.aio.HealthServicer()
