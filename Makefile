@@ -52,8 +52,8 @@ browser:
 test: setup browser lint protos-check protos-breaking
 	$(UV) run pytest
 
-# The container tier (issue 13): installs podman when it can, builds the images, runs the e2e
-# journey and scale-out with the infrastructure in containers (testcontainers), then the dev
-# overlay under `podman kube play`; says which tier ran. Not part of `make test`.
+# The container tiers (issue 13), when podman is installed: builds the images, runs the e2e
+# journey with the infrastructure in containers (testcontainers), then the dev overlay under
+# `podman kube play`; says which tiers ran. Not part of `make test`; .ci/run runs both.
 test-containers: setup
 	deploy/podman/test-containers.sh

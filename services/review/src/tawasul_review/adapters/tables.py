@@ -110,6 +110,16 @@ work_items = Table(
     ),
     # What a reviewer holds, counted against their capacity on every claim.
     Index("work_items_held", "assignee", postgresql_where=text("state = 'claimed'")),
+    # The backlog (GetBacklog, the queue gauges) counted from the index alone.
+    Index(
+        "work_items_backlog",
+        "department",
+        "queue",
+        "state",
+        "due_at",
+        postgresql_include=["queued_at"],
+        postgresql_where=text("state IN ('queued', 'claimed', 'waiting_on_applicant')"),
+    ),
 )
 
 # Cancellations that arrived before their request was routed here; applied on arrival.
