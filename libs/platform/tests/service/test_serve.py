@@ -117,11 +117,11 @@ async def test_a_startup_error_that_is_no_outage_stops_the_service() -> None:
 
 
 async def test_sigterm_lets_an_rpc_in_flight_finish() -> None:
-    started = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def slow(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         started.set()
-        await asyncio.sleep(0.3)
+        await release.wait()
         return b"finished"
 
     handler = grpc.method_handlers_generic_handler(
@@ -143,6 +143,14 @@ async def test_sigterm_lets_an_rpc_in_flight_finish() -> None:
         answer = asyncio.ensure_future(call(b"", timeout=10))
         await asyncio.wait_for(started.wait(), 10)
         os.kill(os.getpid(), signal.SIGTERM)
+
+        async def draining() -> bool:
+            return await health(server.port) != "SERVING"
+
+        # The call is still held when the shutdown is seen, so it really was in flight.
+        await until(draining, "shutdown")
+        assert not answer.done()
+        release.set()
         assert await answer == b"finished"
     assert await asyncio.wait_for(serving, 10) == 0
 
