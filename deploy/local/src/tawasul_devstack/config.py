@@ -62,7 +62,7 @@ def _check_replica(service: str, replica: int) -> None:
         raise ValueError(f"replica {replica} of {service}: replicas are 1 to {MAX_REPLICAS}")
 
 
-def _repo_root() -> Path:
+def repo_root() -> Path:
     """The checkout this package lives in (workspace members install editable), else cwd."""
     for parent in Path(__file__).resolve().parents:
         if (parent / "deploy" / "local" / "pyproject.toml").is_file():
@@ -96,7 +96,7 @@ class StackConfig:
     def from_env(cls, **overrides: Any) -> StackConfig:
         env = os.environ
         config = cls(
-            state_dir=Path(env.get("TAWASUL_STACK_DIR") or _repo_root() / ".state" / "stack"),
+            state_dir=Path(env.get("TAWASUL_STACK_DIR") or repo_root() / ".state" / "stack"),
             cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
             port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
             infra=env.get("TAWASUL_STACK_INFRA") or "local",
@@ -175,7 +175,7 @@ class StackConfig:
             "TAWASUL_DOCS_ADDRESS": self.grpc_address("docs"),
             "TAWASUL_DEV_SIGN_IN": "true",
             "TAWASUL_DEV_IDENTITY_DIR": str(self.identity.directory),
-            "TAWASUL_DEV_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
+            "TAWASUL_DEV_REGISTRY_FILE": str(repo_root() / DEV_REGISTRY),
             # Every local client (demo, tests, bench) is the same address, 127.0.0.1.
             "TAWASUL_RATE_PER_MINUTE_PER_ADDRESS": "100000",
             "TAWASUL_TRACKING_PER_MINUTE_PER_ADDRESS": "100000",
@@ -314,14 +314,14 @@ class StackConfig:
             "TAWASUL_SMTP_PORT": str(self.smtp_port),
             "TAWASUL_SMTP_SENDER": "Tawasul <no-reply@tawasul.example>",
             "TAWASUL_CLAMD_ADDRESS": self.clamd_address,
-            "TAWASUL_REGISTRY_FILE": str(_repo_root() / DEV_REGISTRY),
+            "TAWASUL_REGISTRY_FILE": str(repo_root() / DEV_REGISTRY),
             "TAWASUL_TRACKING_CODE_SECRET": kept_secret(self.state_dir / "tracking.secret"),
             # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.
             "TAWASUL_TRACKING_PER_CALLER_PER_HOUR": "100000",
             "TAWASUL_REVIEW_ADMINS": REVIEW_ADMIN,
             "TAWASUL_CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
             "TAWASUL_DOWNLOAD_URL_SECONDS": str(self.download_url_seconds),
-            "TAWASUL_STAFF_DIRECTORY_FILE": str(_repo_root() / DEV_STAFF),
+            "TAWASUL_STAFF_DIRECTORY_FILE": str(repo_root() / DEV_STAFF),
             "TAWASUL_RESCAN_SECONDS": "1",
             "TAWASUL_RECEIPTS_SECONDS": "1",
             "TAWASUL_SWEEP_SECONDS": "1",

@@ -57,7 +57,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tawasul_platform.tls import TlsConfig, open_sync_channel
 
 from tawasul_devstack import clamav, kafka, smtp_server
-from tawasul_devstack.config import SERVICES, StackConfig
+from tawasul_devstack.config import SERVICES, StackConfig, repo_root
 from tawasul_devstack.identity import ISSUERS
 from tawasul_devstack.procs import StackError, port_in_use
 
@@ -82,13 +82,6 @@ MIGRATE_TIMEOUT = 180.0
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
-def _repo_root() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "deploy" / "k8s" / "overlays" / "dev").is_dir():
-            return parent
-    return Path.cwd()
-
-
 def podman_available() -> bool:
     return shutil.which("podman") is not None
 
@@ -107,7 +100,7 @@ class PodConfig(StackConfig):
         env = os.environ
         base = port_base or int(env.get("TAWASUL_POD_PORT_BASE") or 35000)
         return cls(
-            state_dir=state_dir or _repo_root() / ".state" / f"pods-{base}",
+            state_dir=state_dir or repo_root() / ".state" / f"pods-{base}",
             cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
             port_base=base,
         )
@@ -163,7 +156,7 @@ def kustomize(overlay: Path | None = None) -> list[dict[str, Any]]:
     """The overlay as `kubectl kustomize` renders it (kubectl from this venv's bin)."""
     import yaml  # a dev dependency (types-pyyaml, kubernetes-validate)
 
-    overlay = overlay or _repo_root() / "deploy" / "k8s" / "overlays" / "dev"
+    overlay = overlay or repo_root() / "deploy" / "k8s" / "overlays" / "dev"
     kubectl = Path(sys.executable).with_name("kubectl")
     binary = str(kubectl) if kubectl.is_file() else "kubectl"
     out = subprocess.run(

@@ -24,7 +24,7 @@ from tawasul_devstack.components.containers import (
 from tawasul_devstack.components.kafka import Kafka
 from tawasul_devstack.components.minio import Minio
 from tawasul_devstack.components.postgres import Postgres
-from tawasul_devstack.components.services import Gateway, Service, migrate
+from tawasul_devstack.components.services import Gateway, Service, ensure_venvs, migrate
 from tawasul_devstack.components.sms_gateway import SmsGateway
 from tawasul_devstack.components.smtp import Smtp
 from tawasul_devstack.config import (
@@ -126,6 +126,8 @@ class Stack:
                 self.config.ensure_pki()
             with step("databases"):
                 self._postgres.create_databases(SERVICES)
+            with step("a venv per service, as its image has (no-op when unchanged)"):
+                ensure_venvs([*SERVICES, GATEWAY_PROCESS])
             # Kafka last: its topics are made once it listens.
             for component in sorted(infra, key=lambda c: c.name == "kafka"):
                 with step(f"{component.name} ready"):

@@ -12,8 +12,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tawasul_platform.tls import TlsConfig, open_sync_channel
 
-from tawasul_devstack.components import LocalProcess, http_ok, script
-from tawasul_devstack.config import StackConfig
+from tawasul_devstack import venvs
+from tawasul_devstack.components import LocalProcess, http_ok
+from tawasul_devstack.config import StackConfig, repo_root
 from tawasul_devstack.pki import GATEWAY
 from tawasul_devstack.procs import StackError, tail
 
@@ -37,7 +38,7 @@ class Service(LocalProcess):
         # Also makes the certificates of a service started on its own, before any `up`.
         self.config.ensure_pki()
         self.spawn(
-            [script(f"tawasul-{self._service}"), "serve"],
+            [_script(f"tawasul-{self._service}"), "serve"],
             self.config.service_env(self._service, self._replica),
             [self.config.grpc_port(self._service, self._replica)],
         )
@@ -60,7 +61,7 @@ class Gateway(LocalProcess):
     def start(self) -> None:
         cfg = self.config
         cfg.ensure_pki()
-        self.spawn([script("tawasul-gateway"), "serve"], cfg.gateway_env(), [cfg.gateway_port])
+        self.spawn([_script("tawasul-gateway"), "serve"], cfg.gateway_env(), [cfg.gateway_port])
 
     def ready(self) -> None:
         url = f"{self.config.gateway_url}/healthz"
@@ -77,7 +78,7 @@ def migrate(config: StackConfig, services: Iterable[str]) -> None:
         with log.open("wb") as out:
             runs[service] = (
                 subprocess.Popen(
-                    [script(f"tawasul-{service}"), "migrate"],
+                    [_script(f"tawasul-{service}"), "migrate"],
                     env=config.service_env(service),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -107,3 +108,13 @@ def _serving(address: str, tls: TlsConfig) -> bool:
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def ensure_venvs(services: Iterable[str]) -> None:
+    """Each process's own venv (tawasul_devstack.venvs), before any of them starts."""
+    venvs.ensure(repo_root(), [f"tawasul-{service}" for service in services])
+
+
+def _script(package: str) -> str:
+    """A process's console script, named after its package, from the package's own venv."""
+    return venvs.script(repo_root(), package, package)
