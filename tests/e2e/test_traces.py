@@ -1,11 +1,13 @@
-"""One trace follows a request across the services, through the outbox and Kafka.
+"""One trace follows a request from the channel's HTTP call across the services, through
+the outbox and Kafka.
 
 The test is the OTLP collector: a gRPC TraceService on loopback in this process, whose
-address intake, routing, review and notify are restarted with (TAWASUL_OTLP_ENDPOINT), and
-restarted without at the end. A request is filed, routed and decided; the spans each service
-exported must join up: every hop across Kafka is a CONSUMER span whose parent is the
-PRODUCER span of the relay that published the event, itself the child of the span that wrote
-the outbox row.
+address intake, routing, review, notify and the channels' gateway are restarted with
+(TAWASUL_OTLP_ENDPOINT), and restarted without at the end. A request is filed, routed and
+decided; the spans each process exported must join up: every hop across Kafka is a CONSUMER
+span whose parent is the PRODUCER span of the relay that published the event, itself the child
+of the span that wrote the outbox row. Filed through the gateway, the trace's root is the
+gateway's span of the HTTP request.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -28,8 +31,15 @@ from tawasul_platform.identity import Role
 from tawasul_platform.topics import REQUEST_ROUTED, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
 TIMEOUT = DEFAULT_DEADLINE_SECONDS
-TRACED = ("intake", "routing", "review", "notify")
+# The gateway last: a client of intake and docs.
+TRACED = ("intake", "routing", "review", "notify", "gateway")
 DEPARTMENT = "visas"
+SUBMIT_RPC = "/tawasul.intake.v1.IntakeService/SubmitRequest"
+VISA_FIELDS = {
+    "visa_type": "exit_reentry",
+    "visa_number": "6012345678",
+    "iqama_number": "2000000006",
+}
 SERVER, PRODUCER, CONSUMER = (
     trace_pb2.Span.SPAN_KIND_SERVER,
     trace_pb2.Span.SPAN_KIND_PRODUCER,
@@ -97,9 +107,20 @@ class Collector:
         found = [e for e in self.spans if (e.span.trace_id, e.span.span_id) == (trace_id, span_id)]
         return found[0] if found else None
 
+    def lineage(self, span: Exported) -> list[Exported] | None:
+        """`span`, its parent, and so on up to its trace's root; None until all are exported."""
+        chain = [span]
+        while chain[-1].span.parent_span_id:
+            parent = self.parent(chain[-1])
+            if parent is None:
+                return None
+            chain.append(parent)
+        return chain
 
-@pytest.fixture
-async def collector(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Collector]:
+
+@pytest.fixture(scope="module")
+async def collector(stack: Stack) -> AsyncIterator[Collector]:
+    """One collector for the module's tests: the processes are restarted once for them."""
     collector = Collector()
     server = grpc.aio.server()
     collector.register(server)
@@ -111,15 +132,17 @@ async def collector(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             stack.stop_service(name)
             stack.start_service(name)
 
-    # Services inherit the test's environment (StackConfig.service_env); a short batch delay
-    # makes spans arrive within the test's polling rather than after 5 s.
-    monkeypatch.setenv("TAWASUL_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    # Services and the gateway inherit the test's environment (StackConfig.service_env,
+    # gateway_env); a short batch delay makes spans arrive within the test's polling rather
+    # than after 5 s.
+    environment = pytest.MonkeyPatch()
+    environment.setenv("TAWASUL_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    environment.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
     try:
         await asyncio.to_thread(restart)
         yield collector
     finally:
-        monkeypatch.undo()
+        environment.undo()
         # Stopping flushes their last spans here: the collector serves until they are down.
         await asyncio.to_thread(restart)
         await server.stop(1)
@@ -171,19 +194,14 @@ async def test_one_trace_spans_a_request_from_intake_through_routing_review_and_
         description="Please cancel the exit re-entry visa of my driver, he is not travelling",
         documents=[],
         mobile="0551234567",
-        fields={
-            "visa_type": "exit_reentry",
-            "visa_number": "6012345678",
-            "iqama_number": "2000000006",
-        },
+        fields=VISA_FIELDS,
     )
     rid = request.request_id
-    submit_rpc = "/tawasul.intake.v1.IntakeService/SubmitRequest"
 
     # Filed: intake's call → routing → review, and notify's confirmation: one trace.
     routed = await eventually(consumed(collector, "routing", REQUEST_SUBMITTED, rid))
     submit = hop(collector, routed)
-    assert (submit.service, submit.span.kind, submit.span.name) == ("intake", SERVER, submit_rpc)
+    assert (submit.service, submit.span.kind, submit.span.name) == ("intake", SERVER, SUBMIT_RPC)
     queued = await eventually(consumed(collector, "review", REQUEST_ROUTED, rid))
     assert hop(collector, queued).span.span_id == routed.span.span_id
     confirmed = await eventually(consumed(collector, "notify", REQUEST_SUBMITTED, rid))
@@ -217,3 +235,50 @@ async def test_one_trace_spans_a_request_from_intake_through_routing_review_and_
     assert (decide.service, decide.span.kind) == ("review", SERVER)
     assert hop(collector, tracked).span.span_id == decide.span.span_id
     assert decide.span.trace_id != submit.span.trace_id
+
+
+async def test_a_filing_through_the_gateway_is_one_trace_from_its_http_request(
+    clients: Clients, stack: Stack, collector: Collector
+) -> None:
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    async with httpx.AsyncClient(base_url=stack.config.gateway_url, timeout=TIMEOUT) as http:
+        created = await http.post(
+            "/api/v1/requests",
+            json={
+                "idempotency_key": str(uuid.uuid4()),
+                "sub_service_code": "visas.cancel-visa",
+                "description": "Please cancel the exit re-entry visa of my cook, she stays home",
+                "contact": {"mobile": "0551234567", "locale": "en"},
+                "fields": VISA_FIELDS,
+            },
+            headers={"Authorization": f"Bearer {citizen}"},
+        )
+    assert created.status_code == 201, created.text
+    rid = created.json()["request"]["request_id"]
+
+    # Intake's call, routing, review and notify as for a call over gRPC ...
+    routed = await eventually(consumed(collector, "routing", REQUEST_SUBMITTED, rid))
+    submit = hop(collector, routed)
+    assert (submit.service, submit.span.kind, submit.span.name) == ("intake", SERVER, SUBMIT_RPC)
+    queued = await eventually(consumed(collector, "review", REQUEST_ROUTED, rid))
+    assert hop(collector, queued).span.span_id == routed.span.span_id
+    confirmed = await eventually(consumed(collector, "notify", REQUEST_SUBMITTED, rid))
+    assert hop(collector, confirmed).span.span_id == submit.span.span_id
+
+    # ... under the gateway's span of the HTTP request: the trace's root.
+    async def lineage() -> list[Exported] | None:
+        return collector.lineage(submit)
+
+    chain = await eventually(lineage, what="intake's span's ancestors exported")
+    root = chain[-1]
+    assert (root.service, root.span.kind, root.span.name) == (
+        "gateway",
+        SERVER,
+        "POST /api/v1/requests",
+    )
+    # The route's template, the method and the answer: nothing of the person or the request.
+    attributes = {a.key: a.value for a in root.span.attributes}
+    assert attributes.keys() == {"http.request.method", "http.route", "http.response.status_code"}
+    assert attributes["http.route"].string_value == "/api/v1/requests"
+    assert attributes["http.response.status_code"].int_value == 201
+    assert {e.span.trace_id for e in (*chain, routed, queued, confirmed)} == {root.span.trace_id}

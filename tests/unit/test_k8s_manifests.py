@@ -513,6 +513,24 @@ def test_dev_runs_one_replica_of_each() -> None:
     assert not [d for d in docs if _is_custom(d)]
 
 
+# Production's OpenTelemetry Collector (deploy/README.md: a prerequisite, not in the overlay).
+COLLECTOR = "http://otel-collector.observability.svc:4317"
+
+
+@pytest.mark.parametrize(("overlay_name", "endpoint"), [("prod", COLLECTOR), ("dev", None)])
+def test_prod_sends_every_process_traces_to_the_collector_and_dev_to_none(
+    overlay_name: str, endpoint: str | None
+) -> None:
+    """One trace from the gateway to notify needs every process exporting to one collector;
+    dev (and podman kube play of it) has none, so it sets no endpoint."""
+    docs = _docs(overlay_name)
+    exported = {
+        service: _expanded_env(docs, _container(docs, service)).get("TAWASUL_OTLP_ENDPOINT")
+        for service in (*GRPC_SERVICES, "gateway")
+    }
+    assert exported == dict.fromkeys((*GRPC_SERVICES, "gateway"), endpoint)
+
+
 def _deployment(docs: list[Doc], name: str) -> Doc:
     return _by_name(docs, "Deployment")[name]
 

@@ -1,9 +1,10 @@
-"""OpenTelemetry traces across gRPC, the outbox and Kafka, in W3C trace context.
+"""OpenTelemetry traces across HTTP, gRPC, the outbox and Kafka, in W3C trace context.
 
-One `traceparent` travels gRPC metadata → outbox row → Kafka headers → the consumer, and
-each hop is a span: the server's span of a call, the relay's PRODUCER span per published row
-(child of the span that wrote the row), the consumer's CONSUMER span per event (child of the
-producer's), and a CLIENT span per call to another service. Spans go to OTLP when
+One `traceparent` travels the channel's HTTP header → gRPC metadata → outbox row → Kafka
+headers → the consumer, and each hop is a span: the gateway's SERVER span of an HTTP request,
+the server's span of a call, the relay's PRODUCER span per published row (child of the span
+that wrote the row), the consumer's CONSUMER span per event (child of the producer's), and a
+CLIENT span per call to another service. Spans go to OTLP when
 TAWASUL_OTLP_ENDPOINT is set, to stdout when TAWASUL_TRACE_CONSOLE is, and nowhere otherwise;
 either way the ids are made and propagated, so a trace is whole wherever it is collected.
 
@@ -103,6 +104,13 @@ def traceparent(context: SpanContext) -> str:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
+def active_traceparent() -> str | None:
+    """The current span's traceparent; None outside any span (what the channel SDK's calls
+    carry: tawasul_sdk's `traceparent=`)."""
+    context = trace.get_current_span().get_span_context()
+    return traceparent(context) if context.is_valid else None
+
+
 def new_traceparent() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
@@ -150,6 +158,43 @@ def enter_server_span(
 def leave_server_span(span: Span, entered: Token[Context], code: grpc.StatusCode) -> None:
     otel_context.detach(entered)
     set_code(span, code, errors=SERVER_ERRORS)
+    span.end()
+
+
+def enter_http_span(
+    method: str, caller_traceparent: str | None, *, probe: bool = False
+) -> tuple[Span, Token[Context]]:
+    """An HTTP request's SERVER span, continuing the caller's `traceparent` header, made
+    current; none for a `probe` (a pod's health checks would drown the journeys). Named by the
+    method alone until `leave_http_span` knows the route: the path is never recorded, it may
+    hold people's data."""
+    if probe:
+        span: Span = trace.INVALID_SPAN
+        return span, otel_context.attach(trace.set_span_in_context(span))
+    carrier = {TRACEPARENT: caller_traceparent} if caller_traceparent else {}
+    span = _tracer.start_span(
+        method,
+        context=_PROPAGATOR.extract(carrier),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method},
+    )
+    return span, otel_context.attach(trace.set_span_in_context(span))
+
+
+def leave_http_span(
+    span: Span, entered: Token[Context], *, method: str, route: str | None, status: int | None
+) -> None:
+    """Ends the span as "<method> <route template>" (OpenTelemetry's HTTP conventions), with
+    the answer's status; None when there was none (the client went away). 5xx is the server's
+    failure; 4xx the caller's, and leaves the span's status unset."""
+    otel_context.detach(entered)
+    if route is not None:
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR, str(status)))
     span.end()
 
 

@@ -5,9 +5,11 @@ from tawasul_sdk.auth import Credentials, Token, TokenProvider, jwt_expiry
 from tawasul_sdk.client import (
     CHUNK_SIZE,
     NO_RETRY,
+    TRACEPARENT,
     RetryPolicy,
     TawasulClient,
     Tls,
+    TraceparentSource,
     open_channel,
     rechunk,
 )
@@ -16,6 +18,7 @@ from tawasul_sdk.errors import TawasulError
 __all__ = [
     "CHUNK_SIZE",
     "NO_RETRY",
+    "TRACEPARENT",
     "Credentials",
     "RetryPolicy",
     "TawasulClient",
@@ -23,6 +26,7 @@ __all__ = [
     "Tls",
     "Token",
     "TokenProvider",
+    "TraceparentSource",
     "jwt_expiry",
     "open_channel",
     "rechunk",

@@ -4,7 +4,8 @@ Every call has a deadline. Calls that are safe to repeat (reads, and SubmitReque
 idempotency key) are retried on UNAVAILABLE with capped, jittered exponential backoff; the
 others (tracking, which sends codes and counts attempts, follow-ups, cancellations, answers,
 appeals, uploads) are not: their caller decides. A call refused UNAUTHENTICATED while the
-client's token came from a provider is made once more with a token asked for anew.
+client's token came from a provider is made once more with a token asked for anew. Every call
+carries the channel's trace context when the client is given where to read it (`traceparent`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CHUNK_SIZE = 64 * 1024
 
 R = TypeVar("R")
 Metadata = tuple[tuple[str, str], ...]
+# Gives the W3C traceparent of the channel's current span, or None outside any span.
+TraceparentSource = Callable[[], str | None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ class TawasulClient:
     `token` is the end user's: a string, a Token, or an async callable giving one (asked again
     when the token is within a minute of expiry). An adapter serving many users passes each
     call's `token=` instead. Errors are raised as TawasulError.
+
+    `traceparent`, when given, is asked at each call for the channel's current W3C trace
+    context (OpenTelemetry's, say), which the call carries as `traceparent` metadata: the
+    services' spans then continue the channel's trace. The SDK itself needs no OpenTelemetry.
     """
 
     def __init__(
@@ -118,6 +125,7 @@ class TawasulClient:
         retry: RetryPolicy = RetryPolicy(),
         catalog_seconds: float = 300.0,
         owns_channels: bool = False,
+        traceparent: TraceparentSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -132,6 +140,7 @@ class TawasulClient:
         self._catalog_seconds = catalog_seconds
         self._catalogs: dict[str, _Cached] = {}
         self._catalog_version: int | None = None
+        self._traceparent = traceparent
         self._clock = clock
         self._sleep = sleep
 
@@ -315,9 +324,8 @@ class TawasulClient:
             )
         )
         source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
-        call = self.docs.UploadDocument(
-            timeout=self._upload_timeout, metadata=await self._metadata(token, signed_in=True)
-        )
+        metadata = (*await self._metadata(token, signed_in=True), *self._trace())
+        call = self.docs.UploadDocument(timeout=self._upload_timeout, metadata=metadata)
         try:
             await call.write(first)
             async for chunk in source:
@@ -375,6 +383,10 @@ class TawasulClient:
             token = await self._credentials.token()
         return ((AUTHORIZATION, f"Bearer {token}"),) if token else ()
 
+    def _trace(self) -> Metadata:
+        value = self._traceparent() if self._traceparent is not None else None
+        return ((TRACEPARENT, value),) if value else ()
+
     async def _unary(
         self,
         method: Callable[..., Awaitable[R]],
@@ -388,7 +400,7 @@ class TawasulClient:
         delays = (self._retry if retry else NO_RETRY).delays()
         renewed = False
         while True:
-            metadata = (*await self._metadata(token, signed_in=signed_in), *extra)
+            metadata = (*await self._metadata(token, signed_in=signed_in), *extra, *self._trace())
             try:
                 return await method(request, timeout=self._timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
@@ -415,6 +427,8 @@ class TawasulClient:
 
 # The metadata a forwarding channel names the person's address in (intake's FORWARDED_FOR).
 FORWARDED_FOR = "x-forwarded-for"
+# W3C trace context, as the services read it from a call's metadata.
+TRACEPARENT = "traceparent"
 
 
 def _forwarded(address: str | None) -> Metadata:

@@ -12,15 +12,21 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
-from tawasul_sdk import CHUNK_SIZE, RetryPolicy, TawasulClient, TawasulError
+from tawasul_sdk import CHUNK_SIZE, TRACEPARENT, RetryPolicy, TawasulClient, TawasulError
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _traceparent(context: Context) -> str:
+    """The call's trace context as the services read it; "" when it has none."""
+    return str(dict(context.invocation_metadata() or ()).get(TRACEPARENT, ""))
 
 
 class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     def __init__(self) -> None:
         self.keys: list[str] = []
         self.tokens: list[str] = []
+        self.traces: list[str] = []
         self.unavailable = 0
         self.catalog_calls = 0
         self.version = 2
@@ -30,12 +36,14 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.GetCatalogRequest, context: Context
     ) -> intake_pb2.GetCatalogResponse:
         self.catalog_calls += 1
+        self.traces.append(_traceparent(context))
         return intake_pb2.GetCatalogResponse(version=self.version, locale=request.locale)
 
     async def SubmitRequest(
         self, request: intake_pb2.SubmitRequestRequest, context: Context
     ) -> intake_pb2.SubmitRequestResponse:
         self.keys.append(request.idempotency_key)
+        self.traces.append(_traceparent(context))
         self.tokens.append(str(dict(context.invocation_metadata() or ()).get("authorization", "")))
         if self.tokens[-1] == f"Bearer {self.refuse_token}":
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token expired")
@@ -72,6 +80,7 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     def __init__(self) -> None:
         self.chunks: list[int] = []
         self.metadata: docs_pb2.DocumentMetadata | None = None
+        self.traces: list[str] = []
         self.looks = 0
 
     async def GetDocument(
@@ -90,6 +99,7 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     async def UploadDocument(
         self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
     ) -> docs_pb2.UploadDocumentResponse:
+        self.traces.append(_traceparent(context))
         async for part in request_iterator:
             if part.HasField("metadata"):
                 self.metadata = part.metadata
@@ -253,3 +263,38 @@ async def test_scanned_waits_until_the_scanner_has_decided(
         docs.looks = -100
         with pytest.raises(TimeoutError):
             await client.scanned("d1", within=0.05, every=0.01)
+
+
+async def test_every_call_carries_the_channels_trace_context_when_given(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, docs, address = servers
+    current: list[str | None] = ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]
+    intake.unavailable = 1
+    async with TawasulClient.connect(
+        intake=address,
+        docs=address,
+        tls=None,
+        token="t",
+        retry=FAST,
+        traceparent=lambda: current[0],
+    ) as client:
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+        await client.get_catalog("en")  # no sign-in: the trace context all the same
+        current[0] = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+        await client.upload_document(b"%PDF", filename="a.pdf", content_type="application/pdf")
+        current[0] = None  # outside any span of the channel
+        await client.get_catalog("ar")
+    first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert intake.traces == [first, first, first, ""]  # the retry too
+    assert docs.traces == ["00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"]
+
+
+async def test_without_a_trace_source_no_trace_context_is_sent(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, docs, address = servers
+    async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+        await client.upload_document(b"%PDF", filename="a.pdf", content_type="application/pdf")
+    assert (intake.traces, docs.traces) == ([""], [""])

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from tawasul_platform import tracing
 from tawasul_sdk import TawasulClient, Tls
 
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer
@@ -64,9 +65,9 @@ def app(
     )
 
 
-def build(settings: GatewaySettings) -> FastAPI:
-    """The app with its real adapters: the SDK's channels to intake and docs with the
-    gateway's own certificate, and the stand-in sign-in when enabled."""
+def client_factory(settings: GatewaySettings) -> Callable[[], TawasulClient]:
+    """The SDK's channels to intake and docs with the gateway's own certificate; each call
+    carries the trace of the HTTP request it serves, so intake's and docs' spans are in it."""
     credentials = tls(settings)
 
     def client() -> TawasulClient:
@@ -77,6 +78,13 @@ def build(settings: GatewaySettings) -> FastAPI:
             timeout=settings.call_timeout_seconds,
             upload_timeout=settings.upload_timeout_seconds,
             catalog_seconds=settings.catalog_cache_seconds,
+            traceparent=tracing.active_traceparent,
         )
 
-    return app(settings, client_factory=client, dev=dev_sign_in(settings))
+    return client
+
+
+def build(settings: GatewaySettings) -> FastAPI:
+    """The app with its real adapters: the SDK's client, and the stand-in sign-in when
+    enabled."""
+    return app(settings, client_factory=client_factory(settings), dev=dev_sign_in(settings))

@@ -49,6 +49,10 @@ class GatewaySettings(BaseSettings):
     # The citizen web page; served at / when the directory exists.
     web_dir: Path = WEB_DIR
     log_level: str = "INFO"
+    # OTLP/gRPC collector for traces (http://host:4317); empty: spans are not exported.
+    otlp_endpoint: str = ""
+    # Development: print every finished span on stdout as well.
+    trace_console: bool = False
     # host:port of the Prometheus /metrics endpoint, apart from the public API; empty: none.
     metrics_address: str = ""
 

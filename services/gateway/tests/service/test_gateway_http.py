@@ -1,10 +1,13 @@
 """The gateway's app, as bootstrap builds it, over HTTP (httpx's ASGI transport) against
-in-process gRPC servers standing in for intake and docs."""
+in-process gRPC servers standing in for intake and docs; its spans in memory."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +17,21 @@ import httpx
 import prometheus_client
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_devstack.identity import DevIdentity
 from tawasul_gateway import bootstrap
+from tawasul_gateway.entrypoints import http as gateway_http
 from tawasul_gateway.settings import GatewaySettings
-from tawasul_platform import errors
+from tawasul_platform import errors, tracing
 from tawasul_platform.grpc import to_status
 from tawasul_platform.identity import Role
-from tawasul_sdk import RetryPolicy, TawasulClient
+from tawasul_platform.logs import formatter
+from tawasul_sdk import TRACEPARENT, RetryPolicy, TawasulClient
 
 Context = grpc.aio.ServicerContext[Any, Any]
 REGISTRY = (
@@ -36,11 +45,17 @@ def _token(context: Context) -> str:
     return str(dict(context.invocation_metadata() or ()).get("authorization", ""))
 
 
+def _traceparent(context: Context) -> str:
+    return str(dict(context.invocation_metadata() or ()).get(TRACEPARENT, ""))
+
+
 @dataclass
 class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     tokens: list[str] = field(default_factory=list)
     by_key: dict[str, str] = field(default_factory=dict)
     submissions: list[intake_pb2.SubmitRequestRequest] = field(default_factory=list)
+    # The trace context each SubmitRequest and GetRequest came with.
+    traces: list[str] = field(default_factory=list)
     refuse_all: bool = False
 
     async def _refuse(self, context: Context, error: errors.DomainError) -> None:
@@ -59,6 +74,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.SubmitRequestRequest, context: Context
     ) -> intake_pb2.SubmitRequestResponse:
         self.tokens.append(_token(context))
+        self.traces.append(_traceparent(context))
         self.submissions.append(request)
         if not _token(context) or self.refuse_all:
             await self._refuse(context, errors.Unauthenticated("sign in"))
@@ -80,6 +96,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     async def GetRequest(
         self, request: intake_pb2.GetRequestRequest, context: Context
     ) -> intake_pb2.GetRequestResponse:
+        self.traces.append(_traceparent(context))
         if request.request_number not in self.by_key.values():
             await self._refuse(context, errors.NotFound("no such request of yours"))
         return intake_pb2.GetRequestResponse(
@@ -112,6 +129,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
 class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     received: list[int] = field(default_factory=list)
     metadata: list[docs_pb2.DocumentMetadata] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)
     # Cleared, an upload waits after its last chunk, as docs does while it stores and scans,
     # until the gateway cancels the call.
     finish: asyncio.Event = field(default_factory=asyncio.Event)
@@ -123,6 +141,7 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     async def UploadDocument(
         self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
     ) -> docs_pb2.UploadDocumentResponse:
+        self.traces.append(_traceparent(context))
         size = 0
         try:
             async for part in request_iterator:
@@ -159,8 +178,6 @@ class Backends:
 
 def _settings(tmp_path: Path, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
-        "intake_address": "unused",
-        "docs_address": "unused",
         "dev_sign_in": True,
         "dev_identity_dir": tmp_path / "identity",
         "dev_registry_file": REGISTRY,
@@ -172,7 +189,11 @@ def _settings(tmp_path: Path, **overrides: Any) -> GatewaySettings:
     return GatewaySettings(**(values | overrides))
 
 
-async def _serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Backends]:
+async def _serve(
+    tmp_path: Path, *, bootstrap_client: bool = False, **overrides: Any
+) -> AsyncIterator[Backends]:
+    """The app on the fakes, with a client that does not retry; with bootstrap's own client
+    when `bootstrap_client`."""
     # Only the methods these tests call are implemented.
     intake, docs = FakeIntake(), FakeDocs()  # type: ignore[abstract]
     server = grpc.aio.server()
@@ -181,11 +202,17 @@ async def _serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Backends]:
     address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
     identity = DevIdentity(tmp_path / "identity")
-    settings = _settings(tmp_path, **overrides)
+    settings = _settings(
+        tmp_path, **({"intake_address": address, "docs_address": address} | overrides)
+    )
     app: FastAPI = bootstrap.app(
         settings,
-        client_factory=lambda: TawasulClient.connect(
-            intake=address, docs=address, tls=None, retry=RetryPolicy(attempts=1)
+        client_factory=(
+            bootstrap.client_factory(settings)
+            if bootstrap_client
+            else lambda: TawasulClient.connect(
+                intake=address, docs=address, tls=None, retry=RetryPolicy(attempts=1)
+            )
         ),
         dev=bootstrap.dev_sign_in(settings),
     )
@@ -522,3 +549,94 @@ async def test_the_web_page_is_served_when_it_exists(tmp_path: Path) -> None:
         page = await served.http.get("/")
         assert (page.status_code, "تواصل" in page.text) == (200, True)
         assert (await served.http.get("/healthz")).json() == {"status": "serving"}
+
+
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    yield exporter
+    tracing.use(TracerProvider())
+
+
+@pytest.fixture
+def log_lines(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
+    """The gateway's log lines as its process writes them (tawasul_platform.logs), formatted
+    as they are written: inside the request's span."""
+    caplog.set_level(logging.INFO, logger=gateway_http.log.name)
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(formatter("gateway"))
+    gateway_http.log.addHandler(handler)
+    yield lines
+    gateway_http.log.removeHandler(handler)
+
+
+def _ids(span: ReadableSpan) -> tuple[str, str]:
+    return f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
+
+
+async def test_each_request_is_a_server_span_by_route_whose_calls_carry_its_trace(
+    tmp_path: Path, spans: InMemorySpanExporter, log_lines: io.StringIO
+) -> None:
+    async for served in _serve(tmp_path, bootstrap_client=True):
+        headers = served.token(CITIZEN, Role.CITIZEN)
+        created = await served.http.post(
+            "/api/v1/requests",
+            json=GOOD,
+            headers={**headers, "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+        )
+        assert created.status_code == 201, created.text
+        missing = await served.http.get("/api/v1/requests/TW999", headers=headers)
+        assert missing.status_code == 404
+        upload = await served.http.post(
+            "/api/v1/documents",
+            params={"filename": "passport-of-1000000008.pdf"},
+            content=b"%PDF-1.4\n",
+            headers={**headers, "Content-Type": "application/pdf"},
+        )
+        assert upload.status_code == 201, upload.text
+        assert (await served.http.get("/healthz")).status_code == 200  # probes: no span
+
+    submit, get, uploaded = spans.get_finished_spans()
+    assert [(s.name, s.kind) for s in (submit, get, uploaded)] == [
+        ("POST /api/v1/requests", SpanKind.SERVER),
+        ("GET /api/v1/requests/{request_number}", SpanKind.SERVER),
+        ("POST /api/v1/documents", SpanKind.SERVER),
+    ]
+    # The caller's trace goes on; without one, a request starts its own.
+    assert submit.parent is not None
+    assert (_ids(submit)[0], f"{submit.parent.span_id:016x}") == (CALLER_TRACE, CALLER_SPAN)
+    assert (get.parent, uploaded.parent) == (None, None)
+    assert len({_ids(s)[0] for s in (submit, get, uploaded)}) == 3
+    assert dict(get.attributes or {}) == {
+        "http.request.method": "GET",
+        "http.route": "/api/v1/requests/{request_number}",
+        "http.response.status_code": 404,
+    }
+    # No path, query, number or person in any span.
+    recorded = json.dumps([[s.name, dict(s.attributes or {})] for s in spans.get_finished_spans()])
+    for personal in ("TW999", CITIZEN, "passport-of", created.json()["request"]["request_number"]):
+        assert personal not in recorded
+
+    # intake's and docs' calls continue each request's span.
+    assert served.intake.traces == [tracing.traceparent(s.context) for s in (submit, get)]
+    assert served.docs.traces == [tracing.traceparent(uploaded.context)]
+
+    # Each request's log line names its span.
+    logged = {
+        line["event"].rsplit(" ", 1)[0]: (line["trace_id"], line["span_id"])
+        for line in map(json.loads, log_lines.getvalue().splitlines())
+        if line["logger"] == gateway_http.log.name and "trace_id" in line
+    }
+    assert logged == {
+        "POST /api/v1/requests 201": _ids(submit),
+        "GET /api/v1/requests/{request_number} 404": _ids(get),
+        "POST /api/v1/documents 201": _ids(uploaded),
+    }

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2
+from tawasul_platform import tracing
 from tawasul_sdk import TawasulClient, TawasulError
 
 from tawasul_gateway import bulk
@@ -149,9 +150,17 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _template(request: Request) -> str:
+# The probes' path: no span for them (a pod's every few seconds).
+HEALTH = "/healthz"
+
+
+def _route(request: Request) -> str | None:
     """The route's template, never the path or query: they may hold people's data."""
-    return getattr(request.scope.get("route"), "path", None) or "(no API route)"
+    return getattr(request.scope.get("route"), "path", None) or None
+
+
+def _template(request: Request) -> str:
+    return _route(request) or "(no API route)"
 
 
 def _admit(limiter: RateLimiter, key: str) -> None:
@@ -278,22 +287,38 @@ def create_app(
     async def _access_log(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        """Each request's SERVER span (continuing the caller's trace; the SDK's calls carry
+        it on to intake and docs), its metrics and its log line, inside the span."""
         started = time.monotonic()
+        span, entered = tracing.enter_http_span(
+            request.method,
+            request.headers.get(tracing.TRACEPARENT),
+            probe=request.url.path == HEALTH,
+        )
+        status: int | None = None
         try:
             response = await call_next(request)
-        except Exception:
+            status = response.status_code
+        except Exception as exc:
             # Starlette answers 500 for it, outside this middleware: counted here.
-            metrics.observe(_template(request), request.method, 500, time.monotonic() - started)
+            status = 500
+            tracing.fail(span, exc)
             raise
-        seconds = time.monotonic() - started
-        template = _template(request)
-        metrics.observe(template, request.method, response.status_code, seconds)
-        log.info("%s %s %d %.1fms", request.method, template, response.status_code, seconds * 1000)
+        finally:
+            # No status: cancelled, the client gone; no answer to count.
+            if status is not None:
+                seconds = time.monotonic() - started
+                template = _template(request)
+                metrics.observe(template, request.method, status, seconds)
+                log.info("%s %s %d %.1fms", request.method, template, status, seconds * 1000)
+            tracing.leave_http_span(
+                span, entered, method=request.method, route=_route(request), status=status
+            )
         return response
 
     # -- health -----------------------------------------------------------------------------
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get(HEALTH, include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "serving" if "client" in state else "starting"}
 

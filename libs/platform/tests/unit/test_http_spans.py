@@ -1,0 +1,96 @@
+"""An HTTP request's SERVER span (the channels' gateway): named by the route's template,
+continuing the caller's traceparent, and the trace context its calls carry on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from tawasul_platform import tracing
+
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
+CALLER = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    yield exporter
+    tracing.use(TracerProvider())
+
+
+def test_the_span_continues_the_callers_trace_and_is_named_by_the_route(
+    spans: InMemorySpanExporter,
+) -> None:
+    span, entered = tracing.enter_http_span("POST", CALLER)
+    inside = tracing.active_traceparent()
+    tracing.leave_http_span(
+        span, entered, method="POST", route="/api/v1/requests/{request_number}", status=201
+    )
+
+    (done,) = spans.get_finished_spans()
+    assert done.name == "POST /api/v1/requests/{request_number}"
+    assert done.kind == SpanKind.SERVER
+    assert done.parent is not None
+    assert (f"{done.context.trace_id:032x}", f"{done.parent.span_id:016x}") == (
+        CALLER_TRACE,
+        CALLER_SPAN,
+    )
+    assert dict(done.attributes or {}) == {
+        "http.request.method": "POST",
+        "http.route": "/api/v1/requests/{request_number}",
+        "http.response.status_code": 201,
+    }
+    assert done.status.status_code == StatusCode.UNSET
+    # What the request's own calls carry: this span, in the caller's trace.
+    assert inside == f"00-{CALLER_TRACE}-{done.context.span_id:016x}-01"
+    assert tracing.active_traceparent() is None  # left: no current span
+
+
+@pytest.mark.parametrize("caller", [None, "", "00-not-a-traceparent-01"])
+def test_without_a_valid_traceparent_the_span_starts_a_trace(
+    spans: InMemorySpanExporter, caller: str | None
+) -> None:
+    span, entered = tracing.enter_http_span("GET", caller)
+    tracing.leave_http_span(span, entered, method="GET", route=None, status=404)
+
+    (done,) = spans.get_finished_spans()
+    assert (done.name, done.parent) == ("GET", None)
+    assert "http.route" not in (done.attributes or {})
+    assert done.status.status_code == StatusCode.UNSET  # the caller's mistake
+
+
+def test_a_server_error_fails_the_span_and_a_vanished_client_has_no_status(
+    spans: InMemorySpanExporter,
+) -> None:
+    span, entered = tracing.enter_http_span("GET", None)
+    tracing.fail(span, RuntimeError("broken"))
+    tracing.leave_http_span(span, entered, method="GET", route="/api/v1/catalog", status=500)
+    span, entered = tracing.enter_http_span("GET", None)
+    tracing.leave_http_span(span, entered, method="GET", route="/api/v1/catalog", status=None)
+
+    failed, gone = spans.get_finished_spans()
+    assert failed.status.status_code == StatusCode.ERROR
+    assert (failed.attributes or {})["http.response.status_code"] == 500
+    assert [event.name for event in failed.events] == ["exception"]
+    assert gone.status.status_code == StatusCode.UNSET
+    assert "http.response.status_code" not in (gone.attributes or {})
+
+
+def test_a_probe_makes_no_span_and_its_calls_carry_no_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    span, entered = tracing.enter_http_span("GET", CALLER, probe=True)
+    assert trace.get_current_span() is span
+    assert tracing.active_traceparent() is None
+    tracing.leave_http_span(span, entered, method="GET", route="/healthz", status=200)
+    assert spans.get_finished_spans() == ()
