@@ -13,6 +13,8 @@ setup:
 	npm install --prefix protos --no-audit --no-fund --loglevel=error
 	$(UV) run tawasul-stack install
 
+# In development spans go to the console: a JSON line each among the processes' logs.
+up: export TAWASUL_TRACE_CONSOLE ?= true
 up: setup
 	$(UV) run tawasul-stack up
 	$(UV) run tawasul-stack demo

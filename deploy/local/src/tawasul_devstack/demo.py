@@ -140,4 +140,10 @@ def main(config: StackConfig | None = None) -> int:
         'POST /dev/sign-in {"id": "1000000008"})',
         flush=True,
     )
+    if os.environ.get("TAWASUL_TRACE_CONSOLE", "").lower() == "true":
+        print(
+            f"traces: each process's spans are JSON lines among its logs in "
+            f"{config.state_dir / 'logs'} (the filing's trace id joins them)",
+            flush=True,
+        )
     return 0

@@ -14,6 +14,7 @@ Export runs in the BatchSpanProcessor's thread: a call only records its span in 
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -73,7 +74,13 @@ def configure_tracing(
 
         processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, timeout=5)))
     if console:
-        processors.append(BatchSpanProcessor(ConsoleSpanExporter(service_name=service)))
+        # One JSON object a line, like the logs it lands among.
+        console_exporter = ConsoleSpanExporter(
+            service_name=service,
+            out=sys.stdout,  # the one of now: the default is bound at import
+            formatter=lambda span: span.to_json(indent=None) + "\n",
+        )
+        processors.append(BatchSpanProcessor(console_exporter))
     for processor in processors:
         provider.add_span_processor(processor)
     use(provider)

@@ -3,6 +3,7 @@ continuing the caller's traceparent, and the trace context its calls carry on.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +95,19 @@ def test_a_probe_makes_no_span_and_its_calls_carry_no_trace(
     assert tracing.active_traceparent() is None
     tracing.leave_http_span(span, entered, method="GET", route="/healthz", status=200)
     assert spans.get_finished_spans() == ()
+
+
+def test_spans_on_the_console_are_one_json_object_a_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    provider = tracing.configure_tracing("intake", console=True)
+    try:
+        with tracing.tracer().start_as_current_span("tawasul.intake.v1.IntakeService/Submit"):
+            pass
+        tracing.flush(provider)
+    finally:
+        tracing.use(TracerProvider())
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(s["name"], s["resource"]["attributes"]["service.name"]) for s in printed] == [
+        ("tawasul.intake.v1.IntakeService/Submit", "intake")
+    ]
