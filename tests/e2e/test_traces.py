@@ -209,7 +209,8 @@ async def test_one_trace_spans_a_request_from_intake_through_routing_review_and_
     for span in (routed, queued, confirmed):
         assert span.span.trace_id == submit.span.trace_id, span.service
 
-    # Decided: the reviewer's call is a trace of its own, through to notify and intake.
+    # Decided: the reviewer's call is a trace of its own, through to notify and intake,
+    # linked to the filing's.
     reviewer = clients.token("E6101", Role.REVIEWER, frozenset({DEPARTMENT}))
     await clients.review.ClaimRequest(
         review_pb2.ClaimRequestRequest(request_id=rid), timeout=TIMEOUT, metadata=bearer(reviewer)
@@ -235,6 +236,10 @@ async def test_one_trace_spans_a_request_from_intake_through_routing_review_and_
     assert (decide.service, decide.span.kind) == ("review", SERVER)
     assert hop(collector, tracked).span.span_id == decide.span.span_id
     assert decide.span.trace_id != submit.span.trace_id
+    # It links back to the span that queued the request, in the filing's trace.
+    assert [(k.trace_id, k.span_id) for k in decide.span.links] == [
+        (queued.span.trace_id, queued.span.span_id)
+    ]
 
 
 async def test_a_filing_through_the_gateway_is_one_trace_from_its_http_request(

@@ -126,11 +126,31 @@ def current_traceparent(request_id: str = "") -> str:
     """The traceparent for an event of `request_id` written now: the span of that request's
     event in a batch being applied, else the current span; a new trace's when there is none
     (a timer's job)."""
+    context = _request_span(request_id)
+    return traceparent(context) if context.is_valid else new_traceparent()
+
+
+def request_traceparent(request_id: str) -> str:
+    """As `current_traceparent`, but "" when no span is current: what a row keeps to link
+    later steps of its request back to (`link`)."""
+    context = _request_span(request_id)
+    return traceparent(context) if context.is_valid else ""
+
+
+def link(origin: str) -> None:
+    """Links the current span to the span `origin` (a traceparent) names. A later step of a
+    journey, such as a reviewer's decision, is a trace of its own (another person's call) that
+    points back to the trace that filed the request."""
+    context = trace.get_current_span(extract({TRACEPARENT: origin})).get_span_context()
+    current = trace.get_current_span()
+    if context.is_valid and current.is_recording():
+        current.add_link(context)
+
+
+def _request_span(request_id: str) -> SpanContext:
     spans = _batch_spans.get()
     context = spans.get(request_id) if spans else None
-    if context is None:
-        context = trace.get_current_span().get_span_context()
-    return traceparent(context) if context.is_valid else new_traceparent()
+    return context if context is not None else trace.get_current_span().get_span_context()
 
 
 @contextmanager

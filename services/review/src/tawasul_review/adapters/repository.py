@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from tawasul_calendar import Sla, SlaClock, SlaUnit
+from tawasul_platform import tracing
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
@@ -132,7 +133,7 @@ class SqlWorkItemRepository:
         row = (
             await self._session.execute(query.with_for_update() if for_update else query)
         ).first()
-        return None if row is None else self.seen.setdefault(row.request_id, _item(row))
+        return None if row is None else self._opened(row)
 
     async def queue(
         self,
@@ -181,7 +182,12 @@ class SqlWorkItemRepository:
             .with_for_update(skip_locked=True)
         )
         row = (await self._session.execute(query)).first()
-        return None if row is None else self.seen.setdefault(row.request_id, _item(row))
+        return None if row is None else self._opened(row)
+
+    def _opened(self, row: Row[Any]) -> WorkItem:
+        """An item opened to work on; the span doing it links to the trace that filed it."""
+        tracing.link(row.origin)
+        return self.seen.setdefault(row.request_id, _item(row))
 
     async def search(
         self, criteria: Criteria, limit: int, after: SearchPosition | None
@@ -376,6 +382,7 @@ class SqlWorkItemRepository:
                         mobile_key=mobile_key(item.contact.mobile),
                         search_text=indexed,
                         search_tokens=tokens(indexed),
+                        origin=tracing.request_traceparent(str(item.request_id)),
                         **_state(item),
                     )
                 )

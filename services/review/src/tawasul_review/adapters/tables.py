@@ -64,6 +64,8 @@ work_items = Table(
     Column("search_text", Text, nullable=False, server_default=""),
     # Its words holding a digit and their runs of digits (domain.search.tokens), matched whole.
     Column("search_tokens", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    # The span that queued the item (the filing's trace): later steps' spans link to it.
+    Column("origin", String(55), nullable=False, server_default=""),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),
