@@ -9,31 +9,18 @@ import copy
 from typing import Any
 
 import pytest
-import tawasul_gateway.entrypoints.metrics
-import tawasul_notify.adapters.metrics
-import tawasul_platform.metrics
-import tawasul_review.adapters.metrics
-from prometheus_client import REGISTRY
 
-from tests.dashboard import load, metric_names, panels, problems, unknown_metrics
-
-# Importing them declares them.
-DECLARING = (
-    tawasul_platform.metrics,
-    tawasul_review.adapters.metrics,
-    tawasul_notify.adapters.metrics,
-    tawasul_gateway.entrypoints.metrics,
+from tests.dashboard import (
+    declared,
+    label_values,
+    load,
+    metric_names,
+    panels,
+    problems,
+    substituted,
+    unknown_metrics,
+    variable_queries,
 )
-SAMPLES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
-
-
-def declared() -> set[str]:
-    """The sample names of every metric declared, whether or not it has a value yet."""
-    return {
-        family.name + suffix
-        for family in REGISTRY.collect()
-        for suffix in SAMPLES.get(family.type, ("",))
-    }
 
 
 def query(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
@@ -124,3 +111,21 @@ def test_the_essentials_catch_broken_dashboards() -> None:
     assert broken(fixed_source) == ["panel 'Open': a query not on ${datasource}"]
     assert broken(no_query) == ["panel 'Open': no query"]
     assert broken(no_variable) == ["no datasource variable of Prometheus data sources"]
+
+
+def test_grafanas_variables_are_substituted_in_every_form() -> None:
+    values = {"department": "reports", "__rate_interval": "1m"}
+    expr = 'rate(a{d=~"$department", e="${department}", f="${department:regex}"}[$__rate_interval])'
+
+    assert substituted(expr, values) == 'rate(a{d=~"reports", e="reports", f="reports"}[1m])'
+    with pytest.raises(KeyError, match="__range"):
+        substituted("increase(a[$__range])", values)
+
+
+def test_the_department_variable_lists_a_label_of_a_metric() -> None:
+    assert dict(variable_queries(load())) == {
+        "department": "label_values(tawasul_review_queue_items, department)"
+    }
+    assert label_values('label_values(a{b="c"}, d)') == ('a{b="c"}', "d")
+    with pytest.raises(ValueError, match="not label_values"):
+        label_values("query_result(a)")
