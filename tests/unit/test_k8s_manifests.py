@@ -630,6 +630,170 @@ def test_promtool_accepts_the_alert_rules(tmp_path: Path) -> None:
     assert f"SUCCESS: {rules} rules found" in result.stdout
 
 
+def _alert(alert: str, labels: dict[str, str], summary: str) -> Doc:
+    """An alert promtool expects: its labels and annotations as the rule makes them."""
+    (rule,) = [r for g in rule_groups(ALERT_RULES) for r in g["rules"] if r["alert"] == alert]
+    return {
+        "exp_labels": {**labels, **rule["labels"]},
+        "exp_annotations": {"summary": summary, "description": rule["annotations"]["description"]},
+    }
+
+
+# Series as two replicas export them (their instance labels differ), a minute apart.
+REPLICAS = ("10.0.0.1:9090", "10.0.0.2:9090")
+RULE_CASES: list[Doc] = [
+    {
+        # Both replicas read the same breached items: one alert, once they stayed 5 min.
+        "input_series": [
+            {
+                "series": 'tawasul_review_queue_items{department="reports",queue="general",'
+                f'state="breached",instance="{instance}"}}',
+                "values": "0 0 2x10",
+            }
+            for instance in REPLICAS
+        ],
+        "alert_rule_test": [
+            {"eval_time": "5m", "alertname": "TawasulQueueSlaBreached", "exp_alerts": []},
+            {
+                "eval_time": "8m",
+                "alertname": "TawasulQueueSlaBreached",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulQueueSlaBreached",
+                        {"department": "reports", "queue": "general"},
+                        "reports/general: 2 open items past their SLA",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        # Refusals are the callers' doing; failures on the server's side alert.
+        "input_series": [
+            {
+                "series": 'tawasul_grpc_server_handled_seconds_count{grpc_service="intake",'
+                f'grpc_code="{code}",instance="{REPLICAS[0]}"}}',
+                "values": values,
+            }
+            for code, values in (
+                ("OK", "0+90x30"),
+                ("INVALID_ARGUMENT", "0+60x30"),
+                ("INTERNAL", "0+0x10 0+10x20"),
+            )
+        ],
+        "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "TawasulGrpcErrors", "exp_alerts": []},
+            {
+                "eval_time": "30m",
+                "alertname": "TawasulGrpcErrors",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulGrpcErrors",
+                        {"grpc_service": "intake"},
+                        "intake: 6.25% of calls fail on the server's side",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        "input_series": [
+            {
+                "series": 'tawasul_consumer_events_total{group="review",topic="request-routed",'
+                f'outcome="dead_lettered",instance="{REPLICAS[1]}"}}',
+                "values": "0 0 1 1",
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "TawasulDeadLetters", "exp_alerts": []},
+            {
+                "eval_time": "3m",
+                "alertname": "TawasulDeadLetters",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulDeadLetters",
+                        {"group": "review", "topic": "request-routed"},
+                        "review dead-lettered events of request-routed",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        "input_series": [
+            {
+                "series": f'tawasul_notify_deliveries_last_hour{{channel="sms",status="{status}",'
+                f'instance="{instance}"}}',
+                "values": f"{count}x20",
+            }
+            for status, count in (("delivered", 15), ("failed", 5))
+            for instance in REPLICAS
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "16m",
+                "alertname": "TawasulNotificationFailures",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulNotificationFailures",
+                        {"channel": "sms"},
+                        "sms: 25% of the last hour's deliveries failed",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        "input_series": [
+            {
+                "series": f'tawasul_outbox_oldest_unsent_seconds{{service="intake",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": "0 0 400+60x10",
+            }
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "8m",
+                "alertname": "TawasulOutboxStalled",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulOutboxStalled",
+                        {"service": "intake"},
+                        "intake: an outbox row has waited 12m 40s for Kafka",
+                    )
+                ],
+            },
+        ],
+    },
+]
+
+
+def test_the_alerts_fire_when_they_should(tmp_path: Path) -> None:
+    """`promtool test rules`: each alert on series as the replicas export them, before and
+    after its `for`, with its labels and rendered annotations."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": rule_groups(ALERT_RULES)}))
+    cases = tmp_path / "cases.yml"
+    cases.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(rules)],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", **case} for case in RULE_CASES],
+            }
+        )
+    )
+    result = subprocess.run(
+        [str(_promtool()), "test", "rules", str(cases)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
 def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
     groups = rule_groups(ALERT_RULES)
     groups[0]["rules"][0]["expr"] = "max by (department (tawasul_review_queue_items) > 0"
