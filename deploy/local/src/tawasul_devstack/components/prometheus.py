@@ -13,6 +13,7 @@ from tawasul_devstack import install
 from tawasul_devstack.components import LocalProcess, http_ok
 from tawasul_devstack.config import SERVICES, StackConfig
 from tawasul_devstack.pki import GATEWAY
+from tawasul_devstack.procs import StackError
 
 READY_TIMEOUT = 60.0
 SCRAPED = (*SERVICES, GATEWAY)
@@ -36,6 +37,9 @@ class Prometheus(LocalProcess):
 
     def start(self) -> None:
         cfg = self.config
+        binary = install.prometheus_binary(cfg.cache_dir)
+        if not binary.is_file():
+            raise StackError(f"{binary} is not built: `uv run tawasul-stack install --prometheus`")
         self.home.mkdir(parents=True, exist_ok=True)
         rules = self.home / "rules.yml"
         # JSON is YAML: the files need no YAML writer.
@@ -57,7 +61,7 @@ class Prometheus(LocalProcess):
         config_file = self.home / "prometheus.yml"
         config_file.write_text(json.dumps(settings, indent=1))
         argv = [
-            str(install.prometheus_binary(cfg.cache_dir)),
+            str(binary),
             f"--config.file={config_file}",
             f"--storage.tsdb.path={self.home / 'data'}",
             f"--web.listen-address=127.0.0.1:{cfg.prometheus_port}",
