@@ -179,13 +179,17 @@ class Stack:
         return self.component(name).stop(sig)
 
     def status(self) -> dict[str, bool]:
-        """Whether each process runs; a service's extra replicas only while they run."""
+        """Whether each process runs; a service's extra replicas and Prometheus only while
+        they run."""
+        extra = self.replicas()
+        if self.component(PROMETHEUS).pid() is not None:
+            extra.append(PROMETHEUS)
         return {
             **{
                 name: self.component(name).pid() is not None
                 for name in ("postgres", *PROCESSES, *SERVICES, GATEWAY_PROCESS)
             },
-            **dict.fromkeys(self.replicas(), True),
+            **dict.fromkeys(extra, True),
         }
 
     def replicas(self) -> list[str]:
