@@ -34,6 +34,11 @@ def labelled(*wanted: dict[str, str]) -> Callable[[list[Series]], bool]:
     return lambda found: all(any(w.items() <= s["metric"].items() for s in found) for w in wanted)
 
 
+def some(found: list[Series]) -> bool:
+    """A series at all: a total over the queues, whatever its value."""
+    return bool(found)
+
+
 def at_least_one(found: list[Series]) -> bool:
     return any(float(s["value"][1]) >= 1 for s in found)
 
@@ -42,10 +47,10 @@ QUEUE = {"department": DEPARTMENT}
 # What each panel shows once the journey went through (with $department the journey's or All).
 FILLED: dict[str, Callable[[list[Series]], bool]] = {
     "Open": at_least_one,
-    "Breached": labelled({}),
-    "Due soon": labelled({}),
-    "Waiting on the beneficiary": labelled({}),
-    "Oldest open item": labelled({}),
+    "Breached": some,
+    "Due soon": some,
+    "Waiting on the beneficiary": some,
+    "Oldest open item": some,
     "Queue size by department": lambda found: at_least_one(
         [s for s in found if s["metric"] == QUEUE]
     ),
