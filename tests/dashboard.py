@@ -68,33 +68,48 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
     ]
 
 
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression reads."""
+def _names(expr: str) -> tuple[set[str], set[str]]:
+    """(metric names, label names) a PromQL expression reads."""
     tokens = _tokens(expr)
     names: set[str] = set()
+    labels: set[str] = set()
     braces = 0
-    skip_list = False  # inside a by/without/on/... label list
+    in_list = False  # inside a by/without/on/... label list
     for i, (kind, text) in enumerate(tokens):
         following = tokens[i + 1][1] if i + 1 < len(tokens) else ""
         if text == "{":
             braces += 1
         elif text == "}":
             braces -= 1
-        elif text == ")" and skip_list:
-            skip_list = False
-        elif kind != "name" or skip_list:
+        elif text == ")" and in_list:
+            in_list = False
+        elif kind != "name":
             continue
+        elif in_list:
+            labels.add(text)
         elif braces:
             # A label matcher; only {__name__="m"} names a metric.
             if text == "__name__" and following == "=" and i + 2 < len(tokens):
                 names.add(tokens[i + 2][1][1:-1])
+            elif text != "__name__":
+                labels.add(text)
         elif text in _LABEL_LISTS and following == "(":
-            skip_list = True
+            in_list = True
         elif following == "(" or text in _KEYWORDS or text in _AGGREGATIONS:
             continue
         else:
             names.add(text)
-    return names
+    return names, labels
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads."""
+    return _names(expr)[0]
+
+
+def label_names(expr: str) -> set[str]:
+    """The label names a PromQL expression matches on or groups by."""
+    return _names(expr)[1]
 
 
 def load(path: Path = DASHBOARD) -> dict[str, Any]:

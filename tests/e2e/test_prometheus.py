@@ -1,7 +1,9 @@
 """A real Prometheus server (`tawasul-stack install --prometheus` builds it; the fixture does on
 demand) scraping every process of the test stack each second around one journey: every query
 of the Grafana dashboard, with Grafana's variables filled in, is one Prometheus accepts, the
-panels the journey fills show it, and production's alert rules all evaluate."""
+panels the journey fills show it, and production's alert rules all evaluate. Every label the
+queries and rules match on or group by is one their metrics really carry: a misspelt label
+evaluates without error, to nothing, and an alert on it never fires."""
 
 from __future__ import annotations
 
@@ -16,7 +18,16 @@ from tawasul_devstack.journey import Clients, eventually
 from tawasul_devstack.stack import PROMETHEUS, SERVICES, Stack
 from tawasul_platform.topics import REQUEST_ROUTED, REQUEST_SUBMITTED
 
-from tests.dashboard import label_values, load, panels, substituted, targets, variable_queries
+from tests.dashboard import (
+    label_names,
+    label_values,
+    load,
+    metric_names,
+    panels,
+    substituted,
+    targets,
+    variable_queries,
+)
 from tests.e2e.metered import CATALOG, DEPARTMENT, metered_journey
 
 Series = dict[str, Any]
@@ -177,3 +188,32 @@ async def test_every_alert_rule_evaluates(
     assert {r["name"]: (r["health"], r.get("lastError", "")) for r in rules} == {
         r["name"]: ("ok", "") for r in rules
     }
+
+
+async def test_every_label_queried_is_one_the_metrics_carry(
+    stack: Stack, prometheus: httpx.AsyncClient, journey: None
+) -> None:
+    exprs = {f"panel {title!r}": expr for title, _, expr in targets(load())}
+    exprs |= {
+        f"alert {rule['alert']}": rule["expr"]
+        for group in rule_groups(stack.config.alert_rules_file)
+        for rule in group["rules"]
+    }
+
+    async def unknown() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for where, expr in exprs.items():
+            names = "|".join(sorted(metric_names(expr)))
+            series = await api(prometheus, "series", **{"match[]": f'{{__name__=~"{names}"}}'})
+            carried = {label for s in series for label in s}
+            if missing := label_names(expr) - carried:
+                found[where] = missing
+        return found
+
+    async def all_known() -> bool | None:
+        return True if not await unknown() else None
+
+    try:
+        await eventually(all_known, what="every label queried on the metrics")
+    except TimeoutError:
+        raise AssertionError(f"labels no series carries: {await unknown()}") from None

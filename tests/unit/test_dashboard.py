@@ -12,6 +12,7 @@ import pytest
 
 from tests.dashboard import (
     declared,
+    label_names,
     label_values,
     load,
     metric_names,
@@ -58,27 +59,42 @@ def test_a_query_that_reads_no_metric_fails() -> None:
 
 
 @pytest.mark.parametrize(
-    ("expr", "names"),
+    ("expr", "names", "labels"),
     [
         (
             'histogram_quantile(0.99, sum by (le, grpc_method) (rate(a_bucket{grpc_code!="OK",'
             ' x=~"$v|y"}[$__rate_interval])))',
             {"a_bucket"},
+            {"le", "grpc_method", "grpc_code", "x"},
         ),
-        ("sum without (instance) (b) / on (job) group_left (team) c offset 5m", {"b", "c"}),
-        ('{__name__="d", job="x"} and count_values("le", e) unless f @ start()', {"d", "e", "f"}),
+        (
+            "sum without (instance) (b) / on (job) group_left (team) c offset 5m",
+            {"b", "c"},
+            {"instance", "job", "team"},
+        ),
+        (
+            '{__name__="d", job="x"} and count_values("le", e) unless f @ start()',
+            {"d", "e", "f"},
+            {"job"},
+        ),
         (
             "max(g{state=~'due_soon|breached'}) > bool 1e3 or h:recorded:rate5m",
             {"g", "h:recorded:rate5m"},
+            {"state"},
         ),
-        ('label_replace(i, "dst", "$1", "src", "(.*)") * ${factor}', {"i"}),
-        ("sum by (department) (max by (department, queue) (j)) > inf", {"j"}),
+        ('label_replace(i, "dst", "$1", "src", "(.*)") * ${factor}', {"i"}, set()),
+        (
+            "sum by (department) (max by (department, queue) (j)) > inf",
+            {"j"},
+            {"department", "queue"},
+        ),
     ],
 )
-def test_metric_names_are_told_from_labels_functions_and_keywords(
-    expr: str, names: set[str]
+def test_metric_and_label_names_are_told_from_functions_and_keywords(
+    expr: str, names: set[str], labels: set[str]
 ) -> None:
     assert metric_names(expr) == names
+    assert label_names(expr) == labels
 
 
 def test_the_essentials_catch_broken_dashboards() -> None:
