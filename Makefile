@@ -5,7 +5,8 @@ export UV_PYTHON_DOWNLOADS := never
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 
-.PHONY: setup up down status test test-containers lint protos-check protos-breaking browser
+.PHONY: setup up down status test test-containers lint protos-check protos-breaking browser \
+	prometheus
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -51,7 +52,12 @@ browser:
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-noto-core; }
 
-test: setup browser lint protos-check protos-breaking
+# Prometheus and promtool for the tests of the dashboard's queries and the alert rules: built
+# into the cache once (6 min from nothing here), so not part of `setup`.
+prometheus: setup
+	$(UV) run tawasul-stack install --prometheus
+
+test: setup browser prometheus lint protos-check protos-breaking
 	$(UV) run pytest
 
 # The container tiers (issue 13), when podman is installed: builds the images, runs the e2e

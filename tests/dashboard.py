@@ -11,13 +11,31 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import tawasul_gateway.entrypoints.metrics
+import tawasul_notify.adapters.metrics
+import tawasul_platform.metrics
+import tawasul_review.adapters.metrics
+from prometheus_client import REGISTRY
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "tawasul.json"
 DATASOURCE = "${datasource}"
 GRID_WIDTH = 24
+# Importing them declares them.
+DECLARING = (
+    tawasul_platform.metrics,
+    tawasul_review.adapters.metrics,
+    tawasul_notify.adapters.metrics,
+    tawasul_gateway.entrypoints.metrics,
+)
+SAMPLES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+# Grafana's template variables: $name, ${name} and ${name:format}.
+_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+# Grafana's query of a variable's values, which is not PromQL.
+_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?P<match>.+?)\s*,\s*(?P<label>\w+)\s*\)\s*$")
 
 _TOKEN = re.compile(
     r"""
@@ -50,33 +68,48 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
     ]
 
 
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression reads."""
+def _names(expr: str) -> tuple[set[str], set[str]]:
+    """(metric names, label names) a PromQL expression reads."""
     tokens = _tokens(expr)
     names: set[str] = set()
+    labels: set[str] = set()
     braces = 0
-    skip_list = False  # inside a by/without/on/... label list
+    in_list = False  # inside a by/without/on/... label list
     for i, (kind, text) in enumerate(tokens):
         following = tokens[i + 1][1] if i + 1 < len(tokens) else ""
         if text == "{":
             braces += 1
         elif text == "}":
             braces -= 1
-        elif text == ")" and skip_list:
-            skip_list = False
-        elif kind != "name" or skip_list:
+        elif text == ")" and in_list:
+            in_list = False
+        elif kind != "name":
             continue
+        elif in_list:
+            labels.add(text)
         elif braces:
             # A label matcher; only {__name__="m"} names a metric.
             if text == "__name__" and following == "=" and i + 2 < len(tokens):
                 names.add(tokens[i + 2][1][1:-1])
+            elif text != "__name__":
+                labels.add(text)
         elif text in _LABEL_LISTS and following == "(":
-            skip_list = True
+            in_list = True
         elif following == "(" or text in _KEYWORDS or text in _AGGREGATIONS:
             continue
         else:
             names.add(text)
-    return names
+    return names, labels
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads."""
+    return _names(expr)[0]
+
+
+def label_names(expr: str) -> set[str]:
+    """The label names a PromQL expression matches on or groups by."""
+    return _names(expr)[1]
 
 
 def load(path: Path = DASHBOARD) -> dict[str, Any]:
@@ -91,17 +124,54 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
-def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) of every query: the panels' targets and the query variables'."""
+def declared() -> set[str]:
+    """The sample names of every metric the services declare, whether or not it has a value
+    yet."""
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in SAMPLES.get(family.type, ("",))
+    }
+
+
+def targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(panel title, refId, PromQL) of every panel's query."""
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
-            yield f"panel {panel.get('title')!r} {target.get('refId')}", target.get("expr", "")
+            yield str(panel.get("title")), str(target.get("refId")), target.get("expr", "")
+
+
+def variable_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(name, query) of every query variable: Grafana's label_values(match, label)."""
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("type") == "query":
             query = variable.get("query")
             text = query.get("query", "") if isinstance(query, dict) else str(query)
-            # label_values(metric, label): the metric is what it reads.
-            yield f"variable {variable.get('name')!r}", re.sub(r",\s*\w+\)\s*$", ")", text)
+            yield str(variable.get("name")), text
+
+
+def label_values(query: str) -> tuple[str, str]:
+    """(series selector, label) of a label_values(match, label) query; ValueError if it is
+    not one."""
+    found = _LABEL_VALUES.match(query)
+    if found is None:
+        raise ValueError(f"not label_values(match, label): {query}")
+    return found["match"], found["label"]
+
+
+def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every query: the panels' targets and the query variables'."""
+    for title, ref, expr in targets(dashboard):
+        yield f"panel {title!r} {ref}", expr
+    for name, query in variable_queries(dashboard):
+        # label_values(metric, label): the metric is what it reads.
+        yield f"variable {name!r}", re.sub(r",\s*\w+\)\s*$", ")", query)
+
+
+def substituted(expr: str, values: Mapping[str, str]) -> str:
+    """The query Grafana sends to Prometheus: each $variable replaced by its value; KeyError
+    for a variable without one."""
+    return _VARIABLE.sub(lambda m: values[m[1] or m[2]], expr)
 
 
 def problems(dashboard: dict[str, Any]) -> list[str]:

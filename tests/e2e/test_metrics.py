@@ -5,22 +5,19 @@ notify's results, the gateway's answers, and every metric the Grafana dashboard 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tawasul.review.v1 import review_pb2
-from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.journey import Clients, eventually
 from tawasul_devstack.pki import GATEWAY
 from tawasul_devstack.stack import SERVICES, Stack
-from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
-from tawasul_platform.identity import Role
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.topics import REQUEST_ROUTED, REQUEST_SUBMITTED
 
 from tests.dashboard import load, problems, unknown_metrics
+from tests.e2e.metered import metered_journey
 
 INTAKE = "tawasul.intake.v1.IntakeService"
 PROCESSES = (*SERVICES, GATEWAY)
@@ -80,43 +77,7 @@ class Journey:
 @pytest.fixture(scope="module")
 async def journey(stack: Stack, clients: Clients) -> Journey:
     before = {process: await scrape(stack, process) for process in PROCESSES}
-    async with httpx.AsyncClient(base_url=stack.config.gateway_url, timeout=30.0) as http:
-        catalog = await http.get("/api/v1/catalog", params={"locale": "en"})
-    assert catalog.status_code == 200
-    citizen = clients.token(new_citizen(), Role.CITIZEN)
-    request = await clients.submit(
-        citizen,
-        key=str(uuid.uuid4()),
-        sub_service="reports.general-inquiry",
-        description="The e-service stops at the payment step with error 4410 each time",
-        documents=[],
-        mobile="0551234567",
-    )
-    with pytest.raises(grpc.aio.AioRpcError):
-        await clients.submit(
-            citizen,
-            key=str(uuid.uuid4()),
-            sub_service="reports.general-inquiry",
-            description="short",
-            documents=[],
-            mobile="0551234567",
-        )
-    reviewer = clients.token("E9301", Role.REVIEWER, frozenset({"reports"}))
-
-    async def in_review() -> bool | None:
-        try:
-            await clients.review.GetWorkItem(
-                review_pb2.GetWorkItemRequest(request_id=request.request_id),
-                timeout=DEFAULT_DEADLINE_SECONDS,
-                metadata=bearer(reviewer),
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-        return True
-
-    await eventually(in_review, what="the request in review")
+    await metered_journey(stack, clients)
     return Journey(before)
 
 

@@ -9,31 +9,19 @@ import copy
 from typing import Any
 
 import pytest
-import tawasul_gateway.entrypoints.metrics
-import tawasul_notify.adapters.metrics
-import tawasul_platform.metrics
-import tawasul_review.adapters.metrics
-from prometheus_client import REGISTRY
 
-from tests.dashboard import load, metric_names, panels, problems, unknown_metrics
-
-# Importing them declares them.
-DECLARING = (
-    tawasul_platform.metrics,
-    tawasul_review.adapters.metrics,
-    tawasul_notify.adapters.metrics,
-    tawasul_gateway.entrypoints.metrics,
+from tests.dashboard import (
+    declared,
+    label_names,
+    label_values,
+    load,
+    metric_names,
+    panels,
+    problems,
+    substituted,
+    unknown_metrics,
+    variable_queries,
 )
-SAMPLES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
-
-
-def declared() -> set[str]:
-    """The sample names of every metric declared, whether or not it has a value yet."""
-    return {
-        family.name + suffix
-        for family in REGISTRY.collect()
-        for suffix in SAMPLES.get(family.type, ("",))
-    }
 
 
 def query(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
@@ -71,27 +59,42 @@ def test_a_query_that_reads_no_metric_fails() -> None:
 
 
 @pytest.mark.parametrize(
-    ("expr", "names"),
+    ("expr", "names", "labels"),
     [
         (
             'histogram_quantile(0.99, sum by (le, grpc_method) (rate(a_bucket{grpc_code!="OK",'
             ' x=~"$v|y"}[$__rate_interval])))',
             {"a_bucket"},
+            {"le", "grpc_method", "grpc_code", "x"},
         ),
-        ("sum without (instance) (b) / on (job) group_left (team) c offset 5m", {"b", "c"}),
-        ('{__name__="d", job="x"} and count_values("le", e) unless f @ start()', {"d", "e", "f"}),
+        (
+            "sum without (instance) (b) / on (job) group_left (team) c offset 5m",
+            {"b", "c"},
+            {"instance", "job", "team"},
+        ),
+        (
+            '{__name__="d", job="x"} and count_values("le", e) unless f @ start()',
+            {"d", "e", "f"},
+            {"job"},
+        ),
         (
             "max(g{state=~'due_soon|breached'}) > bool 1e3 or h:recorded:rate5m",
             {"g", "h:recorded:rate5m"},
+            {"state"},
         ),
-        ('label_replace(i, "dst", "$1", "src", "(.*)") * ${factor}', {"i"}),
-        ("sum by (department) (max by (department, queue) (j)) > inf", {"j"}),
+        ('label_replace(i, "dst", "$1", "src", "(.*)") * ${factor}', {"i"}, set()),
+        (
+            "sum by (department) (max by (department, queue) (j)) > inf",
+            {"j"},
+            {"department", "queue"},
+        ),
     ],
 )
-def test_metric_names_are_told_from_labels_functions_and_keywords(
-    expr: str, names: set[str]
+def test_metric_and_label_names_are_told_from_functions_and_keywords(
+    expr: str, names: set[str], labels: set[str]
 ) -> None:
     assert metric_names(expr) == names
+    assert label_names(expr) == labels
 
 
 def test_the_essentials_catch_broken_dashboards() -> None:
@@ -124,3 +127,21 @@ def test_the_essentials_catch_broken_dashboards() -> None:
     assert broken(fixed_source) == ["panel 'Open': a query not on ${datasource}"]
     assert broken(no_query) == ["panel 'Open': no query"]
     assert broken(no_variable) == ["no datasource variable of Prometheus data sources"]
+
+
+def test_grafanas_variables_are_substituted_in_every_form() -> None:
+    values = {"department": "reports", "__rate_interval": "1m"}
+    expr = 'rate(a{d=~"$department", e="${department}", f="${department:regex}"}[$__rate_interval])'
+
+    assert substituted(expr, values) == 'rate(a{d=~"reports", e="reports", f="reports"}[1m])'
+    with pytest.raises(KeyError, match="__range"):
+        substituted("increase(a[$__range])", values)
+
+
+def test_the_department_variable_lists_a_label_of_a_metric() -> None:
+    assert dict(variable_queries(load())) == {
+        "department": "label_values(tawasul_review_queue_items, department)"
+    }
+    assert label_values('label_values(a{b="c"}, d)') == ('a{b="c"}', "d")
+    with pytest.raises(ValueError, match="not label_values"):
+        label_values("query_result(a)")

@@ -9,6 +9,11 @@ exits 0, so passing it proves nothing about them. The custom resources are there
 off, the validator is shown to skip them (test_the_validator_skips_custom_kinds), and their
 fields are checked here instead.
 
+The Prometheus operator's PodMonitor and PrometheusRule are custom kinds too: the monitor
+must select every process's pods on their metrics port, and the alert rules must read only
+metrics the services declare; `promtool check rules` then parses them as Prometheus will
+(tests/e2e/test_prometheus.py evaluates them against a running stack).
+
 The checks are functions returning problems; test_the_checks_catch_broken_manifests breaks
 rendered objects on purpose and expects each check to object, so a check cannot rot into
 one that passes whatever it reads.
@@ -28,6 +33,9 @@ from typing import Any
 
 import pytest
 import yaml
+from tawasul_devstack import install
+from tawasul_devstack.components.prometheus import rule_groups
+from tawasul_devstack.config import StackConfig
 from tawasul_docs.settings import DocsSettings
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_intake.settings import IntakeSettings
@@ -36,6 +44,8 @@ from tawasul_platform.settings import ServiceSettings
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS
 from tawasul_review.settings import ReviewSettings
 from tawasul_routing.settings import RoutingSettings
+
+from tests.dashboard import declared, metric_names
 
 Doc = dict[str, Any]
 
@@ -62,6 +72,8 @@ CUSTOM = {
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("minio.min.io/v2", "Tenant"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 IMAGE = re.compile(r"^localhost/tawasul/(?P<name>[a-z]+):(?P<tag>[\w][\w.-]{0,127})$")
 # Env names whose value is a secret: they may only come from a Secret.
@@ -73,6 +85,10 @@ HARDENED = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
 }
+SEVERITIES = {"warning", "critical"}
+# Prometheus's durations: 90s, 1h30m, ...
+DURATION = re.compile(r"^(\d+(ms|[smhdwy]))+$")
+ALERT_RULES = ROOT / "deploy" / "k8s" / "overlays" / "prod" / "prometheus-rules.yaml"
 SHUTDOWN_BUDGET = float(ServiceSettings.model_fields["shutdown_budget_seconds"].default)
 
 
@@ -447,6 +463,69 @@ def custom_resource_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
+def _selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """Whether a label selector selects these labels: its matchLabels, and its matchExpressions
+    of operator In (any other operator selects nothing here)."""
+    expressions = selector.get("matchExpressions", [])
+    return bool(selector.get("matchLabels") or expressions) and all(
+        [labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()]
+        + [e["operator"] == "In" and labels.get(e["key"]) in e["values"] for e in expressions]
+    )
+
+
+def monitoring_problems(docs: list[Doc]) -> list[str]:
+    """The Prometheus operator's objects: one PodMonitor scraping every process's pods on the
+    port they serve /metrics on, and alert rules of known metrics, severities and durations."""
+    problems: list[str] = []
+    monitors = _of(docs, "PodMonitor")
+    if len(monitors) != 1:
+        return [f"{len(monitors)} PodMonitors, not one"]
+    monitor = monitors[0]["spec"]
+    endpoints = monitor.get("podMetricsEndpoints", [])
+    if [e.get("port") for e in endpoints] != ["metrics"]:
+        problems.append("the PodMonitor does not scrape the port named metrics alone")
+    if any(e.get("path", "/metrics") != "/metrics" for e in endpoints):
+        problems.append("the PodMonitor scrapes another path than /metrics")
+    for dep in _of(docs, "Deployment"):
+        name = dep["metadata"]["name"]
+        template = dep["spec"]["template"]
+        if not _selects(monitor.get("selector", {}), template["metadata"].get("labels", {})):
+            problems.append(f"the PodMonitor does not select {name}'s pods")
+        ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+        annotated = int(template["metadata"].get("annotations", {}).get("prometheus.io/port", 0))
+        if ports.get("metrics") != annotated:
+            problems.append(f"{name}: its port metrics is not {annotated}, where it serves")
+
+    known = declared()
+    alerts: list[str] = []
+    rule_sets = _of(docs, "PrometheusRule")
+    if not rule_sets:
+        problems.append("no PrometheusRule")
+    for rule_set in rule_sets:
+        groups = rule_set["spec"].get("groups", [])
+        if not groups or len({g.get("name") for g in groups}) != len(groups):
+            problems.append(f"PrometheusRule {rule_set['metadata']['name']}: groups unnamed")
+        for group in groups:
+            if not group.get("rules"):
+                problems.append(f"rule group {group.get('name')}: no rules")
+            for rule in group.get("rules", []):
+                alert = str(rule.get("alert"))
+                alerts.append(alert)
+                expr = str(rule.get("expr", ""))
+                unknown = metric_names(expr) - known
+                if not metric_names(expr) or unknown:
+                    problems.append(f"{alert}: reads no metric or unknown ones {sorted(unknown)}")
+                if rule.get("labels", {}).get("severity") not in SEVERITIES:
+                    problems.append(f"{alert}: severity is not one of {sorted(SEVERITIES)}")
+                if not rule.get("annotations", {}).get("summary"):
+                    problems.append(f"{alert}: no summary")
+                if "for" in rule and not DURATION.match(str(rule["for"])):
+                    problems.append(f"{alert}: for {rule['for']!r} is not a duration")
+    if len(set(alerts)) != len(alerts):
+        problems.append(f"alert names repeat: {sorted(alerts)}")
+    return problems
+
+
 CHECKS = (
     deployment_problems,
     secret_problems,
@@ -504,6 +583,223 @@ def test_the_manifests_hold(overlay: str, check: Any) -> None:
 
 def test_the_operators_resources_match_the_services() -> None:
     assert custom_resource_problems(_docs("prod")) == []
+
+
+def test_prometheus_scrapes_every_process_and_alerts_on_known_metrics() -> None:
+    docs = _docs("prod")
+    assert monitoring_problems(docs) == []
+    (rule_set,) = _of(docs, "PrometheusRule")
+    # What the dev stack's Prometheus loads is what production gets.
+    assert rule_set["spec"]["groups"] == rule_groups(ALERT_RULES)
+    alerts = {r["alert"] for g in rule_groups(ALERT_RULES) for r in g["rules"]}
+    assert {
+        "TawasulQueueSlaBreached",
+        "TawasulOutboxStalled",
+        "TawasulConsumerLagHigh",
+        "TawasulDeadLetters",
+        "TawasulGrpcErrors",
+        "TawasulNotificationFailures",
+    } <= alerts
+
+
+def _promtool() -> Path:
+    """promtool as `tawasul-stack install --prometheus` builds it (`make test` does)."""
+    path = install.prometheus_binary(StackConfig.from_env().cache_dir, "promtool")
+    if not path.is_file():
+        pytest.skip(f"{path} is not built: `uv run tawasul-stack install --prometheus`")
+    return path
+
+
+def _check_rules(groups: list[Doc], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}))
+    return subprocess.run(
+        [str(_promtool()), "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_promtool_accepts_the_alert_rules(tmp_path: Path) -> None:
+    groups = rule_groups(ALERT_RULES)
+    result = _check_rules(groups, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = sum(len(g["rules"]) for g in groups)
+    assert f"SUCCESS: {rules} rules found" in result.stdout
+
+
+def _alert(alert: str, labels: dict[str, str], summary: str) -> Doc:
+    """An alert promtool expects: its labels and annotations as the rule makes them."""
+    (rule,) = [r for g in rule_groups(ALERT_RULES) for r in g["rules"] if r["alert"] == alert]
+    return {
+        "exp_labels": {**labels, **rule["labels"]},
+        "exp_annotations": {"summary": summary, "description": rule["annotations"]["description"]},
+    }
+
+
+# Series as two replicas export them (their instance labels differ), a minute apart.
+REPLICAS = ("10.0.0.1:9090", "10.0.0.2:9090")
+RULE_CASES: list[Doc] = [
+    {
+        # Both replicas read the same breached items: one alert, once they stayed 5 min.
+        "input_series": [
+            {
+                "series": 'tawasul_review_queue_items{department="reports",queue="general",'
+                f'state="breached",instance="{instance}"}}',
+                "values": "0 0 2x10",
+            }
+            for instance in REPLICAS
+        ],
+        "alert_rule_test": [
+            {"eval_time": "5m", "alertname": "TawasulQueueSlaBreached", "exp_alerts": []},
+            {
+                "eval_time": "8m",
+                "alertname": "TawasulQueueSlaBreached",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulQueueSlaBreached",
+                        {"department": "reports", "queue": "general"},
+                        "reports/general: 2 open items past their SLA",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        # Refusals are the callers' doing; failures on the server's side alert.
+        "input_series": [
+            {
+                "series": 'tawasul_grpc_server_handled_seconds_count{grpc_service="intake",'
+                f'grpc_code="{code}",instance="{REPLICAS[0]}"}}',
+                "values": values,
+            }
+            for code, values in (
+                ("OK", "0+90x30"),
+                ("INVALID_ARGUMENT", "0+60x30"),
+                ("INTERNAL", "0+0x10 0+10x20"),
+            )
+        ],
+        "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "TawasulGrpcErrors", "exp_alerts": []},
+            {
+                "eval_time": "30m",
+                "alertname": "TawasulGrpcErrors",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulGrpcErrors",
+                        {"grpc_service": "intake"},
+                        "intake: 6.25% of calls fail on the server's side",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        "input_series": [
+            {
+                "series": 'tawasul_consumer_events_total{group="review",topic="request-routed",'
+                f'outcome="dead_lettered",instance="{REPLICAS[1]}"}}',
+                "values": "0 0 1 1",
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "TawasulDeadLetters", "exp_alerts": []},
+            {
+                "eval_time": "3m",
+                "alertname": "TawasulDeadLetters",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulDeadLetters",
+                        {"group": "review", "topic": "request-routed"},
+                        "review dead-lettered events of request-routed",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        "input_series": [
+            {
+                "series": f'tawasul_notify_deliveries_last_hour{{channel="sms",status="{status}",'
+                f'instance="{instance}"}}',
+                "values": f"{count}x20",
+            }
+            for status, count in (("delivered", 15), ("failed", 5))
+            for instance in REPLICAS
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "16m",
+                "alertname": "TawasulNotificationFailures",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulNotificationFailures",
+                        {"channel": "sms"},
+                        "sms: 25% of the last hour's deliveries failed",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        "input_series": [
+            {
+                "series": f'tawasul_outbox_oldest_unsent_seconds{{service="intake",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": "0 0 400+60x10",
+            }
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "8m",
+                "alertname": "TawasulOutboxStalled",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulOutboxStalled",
+                        {"service": "intake"},
+                        "intake: an outbox row has waited 12m 40s for Kafka",
+                    )
+                ],
+            },
+        ],
+    },
+]
+
+
+def test_the_alerts_fire_when_they_should(tmp_path: Path) -> None:
+    """`promtool test rules`: each alert on series as the replicas export them, before and
+    after its `for`, with its labels and rendered annotations."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": rule_groups(ALERT_RULES)}))
+    cases = tmp_path / "cases.yml"
+    cases.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(rules)],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", **case} for case in RULE_CASES],
+            }
+        )
+    )
+    result = subprocess.run(
+        [str(_promtool()), "test", "rules", str(cases)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
+    groups = rule_groups(ALERT_RULES)
+    groups[0]["rules"][0]["expr"] = "max by (department (tawasul_review_queue_items) > 0"
+    result = _check_rules(groups, tmp_path)
+    assert result.returncode != 0
+    assert "parse error" in result.stdout + result.stderr
 
 
 def test_dev_runs_one_replica_of_each() -> None:
@@ -600,6 +896,23 @@ def test_the_checks_catch_broken_manifests() -> None:
     found = "\n".join(custom_resource_problems(docs))
     assert "KafkaTopics differ from tawasul_platform.topics.TOPICS" in found
     assert "routing: no CloudNativePG Cluster routing-db" in found
+
+    docs = _docs("prod")
+    (monitor,) = _of(docs, "PodMonitor")
+    monitor["spec"]["selector"]["matchExpressions"][0]["values"].remove("notify")
+    monitor["spec"]["podMetricsEndpoints"][0]["port"] = "grpc"
+    (rule_set,) = _of(docs, "PrometheusRule")
+    breached = rule_set["spec"]["groups"][0]["rules"][0]
+    breached["expr"] = breached["expr"].replace("queue_items", "queue_itemz")
+    del breached["labels"]["severity"]
+    breached["for"] = "five minutes"
+    assert monitoring_problems(docs) == [
+        "the PodMonitor does not scrape the port named metrics alone",
+        "the PodMonitor does not select notify's pods",
+        "TawasulQueueSlaBreached: reads no metric or unknown ones ['tawasul_review_queue_itemz']",
+        "TawasulQueueSlaBreached: severity is not one of ['critical', 'warning']",
+        "TawasulQueueSlaBreached: for 'five minutes' is not a duration",
+    ]
 
 
 def _expanded_env(docs: list[Doc], container: Doc) -> dict[str, str]:

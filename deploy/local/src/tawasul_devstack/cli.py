@@ -26,9 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, help="data, logs and pid files of this stack")
     parser.add_argument("--port-base", type=int, help="first of this stack's ports")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    install = commands.add_parser(
         "install",
         help="download Kafka and build MinIO into the cache; install clamd with apt (as root)",
+    )
+    install.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also build Prometheus and promtool into the cache (the test tier's)",
     )
     commands.add_parser("up", help="start everything (reuses what already runs)")
     commands.add_parser("down", help="stop everything")
@@ -44,13 +49,13 @@ def _parser() -> argparse.ArgumentParser:
             "name",
             help="a service, a replica of one (routing-2: same settings and consumer groups, "
             "its own gRPC port, pid file and log), the channels' HTTP gateway (gateway), "
-            "postgres, kafka, minio, sms-gateway, smtp or clamd",
+            "postgres, kafka, minio, sms-gateway, smtp, clamd or prometheus",
         )
     logs = commands.add_parser("logs", help="print the end of a process's log")
     logs.add_argument(
         "name",
-        help="postgres, kafka, minio, sms-gateway, smtp, clamd, gateway, a service, or "
-        "<service>-migrate",
+        help="postgres, kafka, minio, sms-gateway, smtp, clamd, prometheus, gateway, a "
+        "service, or <service>-migrate",
     )
     logs.add_argument("-n", "--lines", type=int, default=100)
     commands.add_parser("demo", help="walk one request through the running stack")
@@ -85,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(StackConfig.from_env(**overrides))
     try:
         if args.command == "install":
-            stack.install()
+            stack.install(prometheus=args.prometheus)
         elif args.command == "up":
             stack.up()
         elif args.command == "down":

@@ -28,6 +28,8 @@ REVIEW_ADMIN = "A0001"
 DEV_REGISTRY = Path("services/intake/src/tawasul_intake/adapters/registry.dev.json")
 # Supervisors' e-mail addresses: the employee directory's development stand-in.
 DEV_STAFF = Path("services/notify/src/tawasul_notify/adapters/staff.dev.json")
+# Production's alert rules (a PrometheusRule), which the stack's Prometheus evaluates too.
+ALERT_RULES = Path("deploy/k8s/overlays/prod/prometheus-rules.yaml")
 
 # PostgreSQL's connections, shared by every process of the stack (docs/database-connections.md):
 # each service process opens at most 2 × its pool size (pool and overflow), the relay's LISTEN
@@ -274,6 +276,19 @@ class StackConfig:
 
     def metrics_url(self, service: str, replica: int = 1) -> str:
         return f"http://127.0.0.1:{self.metrics_port(service, replica)}/metrics"
+
+    @property
+    def prometheus_port(self) -> int:
+        """The test tier's Prometheus server (components/prometheus.py), not started by `up`."""
+        return self.port_base + 90
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alert_rules_file(self) -> Path:
+        return repo_root() / ALERT_RULES
 
     @property
     def pg_port(self) -> int:

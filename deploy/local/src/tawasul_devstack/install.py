@@ -1,5 +1,6 @@
 """Fetches and builds the stack's servers once: Kafka jars and MinIO into the cache dir, and
-ClamAV's daemon from Debian's packages (apt, as root)."""
+ClamAV's daemon from Debian's packages (apt, as root); Prometheus and promtool, which only the
+test tier needs, into the cache dir on demand."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ _log = logging.getLogger(__name__)
 KAFKA_VERSION = "4.1.1"
 # A pseudo-version of the upstream source: MinIO publishes no tagged Go module releases.
 MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# Prometheus 3.x: its Go module's versions are v0.3xx.y for the server's 3.xx.y.
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+PROMETHEUS_VERSION = "v0.316.0"
+PROMETHEUS_COMMANDS = ("prometheus", "promtool")
+# Leaves out every service-discovery plugin (Kubernetes, the clouds, Consul, ...): the dev
+# stack's scrape targets are static, and the plugins are most of the build.
+PROMETHEUS_BUILD_TAGS = "remove_all_sd"
 # Waits for another apt or dpkg run to release its locks rather than fail at once.
 APT_LOCK_TIMEOUT = 300
 # Pinned so that a new plugin release cannot change what lands in lib/.
@@ -61,6 +69,11 @@ def kafka_lib(cache_dir: Path) -> Path:
 
 def minio_binary(cache_dir: Path) -> Path:
     return cache_dir / "bin" / "minio"
+
+
+def prometheus_binary(cache_dir: Path, command: str = "prometheus") -> Path:
+    """The server (or "promtool") of PROMETHEUS_VERSION, once ensure_prometheus built it."""
+    return cache_dir / f"prometheus-{PROMETHEUS_VERSION}" / command
 
 
 def tool(name: str) -> str:
@@ -134,6 +147,40 @@ def ensure_minio(cache_dir: Path) -> Path:
             (build_bin / "minio").rename(binary)
             build_bin.rmdir()
     return binary
+
+
+def ensure_prometheus(cache_dir: Path) -> Path:
+    """The directory of Prometheus's server and promtool, built with `go install` the first
+    time (see PROMETHEUS_BUILD_TAGS)."""
+    home = prometheus_binary(cache_dir).parent
+    if all(prometheus_binary(cache_dir, c).is_file() for c in PROMETHEUS_COMMANDS):
+        return home
+    with _locked(home.parent / f"{home.name}.lock"):
+        if not all(prometheus_binary(cache_dir, c).is_file() for c in PROMETHEUS_COMMANDS):
+            # Built aside and renamed: an interrupted build never looks complete.
+            partial = home.parent / f"{home.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            started = time.monotonic()
+            _log.info("building Prometheus %s with go install (once) ...", PROMETHEUS_VERSION)
+            _run(
+                [
+                    tool("go"),
+                    "install",
+                    "-tags",
+                    PROMETHEUS_BUILD_TAGS,
+                    *(
+                        f"{PROMETHEUS_MODULE}/cmd/{command}@{PROMETHEUS_VERSION}"
+                        for command in PROMETHEUS_COMMANDS
+                    ),
+                ],
+                log=home.parent / f"{home.name}-build.log",
+                env={**os.environ, "GOBIN": str(partial)},
+            )
+            shutil.rmtree(home, ignore_errors=True)
+            partial.rename(home)
+            _log.info("built Prometheus in %.1f s (%s)", time.monotonic() - started, home)
+    return home
 
 
 def ensure_clamav(cache_dir: Path) -> str:

@@ -24,6 +24,7 @@ from tawasul_devstack.components.containers import (
 from tawasul_devstack.components.kafka import Kafka
 from tawasul_devstack.components.minio import Minio
 from tawasul_devstack.components.postgres import Postgres
+from tawasul_devstack.components.prometheus import Prometheus
 from tawasul_devstack.components.services import Gateway, Service, ensure_venvs, migrate
 from tawasul_devstack.components.sms_gateway import SmsGateway
 from tawasul_devstack.components.smtp import Smtp
@@ -56,6 +57,9 @@ PROCESSES = ("kafka", "minio", "sms-gateway", "smtp", "clamd")
 # a client of intake and docs, started once they serve.
 GATEWAY_PROCESS = GATEWAY
 
+# The test tier's Prometheus: built on demand (`install --prometheus`), started on its own.
+PROMETHEUS = "prometheus"
+
 # Every process but the services' (named by service and replica).
 _INFRA: dict[str, Callable[[StackConfig], Component]] = {
     "kafka": Kafka,
@@ -64,6 +68,7 @@ _INFRA: dict[str, Callable[[StackConfig], Component]] = {
     "smtp": Smtp,
     "clamd": Clamd,
     GATEWAY_PROCESS: Gateway,
+    PROMETHEUS: Prometheus,
 }
 
 # StackConfig.infra == "containers": these run as containers (testcontainers), the rest stays.
@@ -94,18 +99,21 @@ class Stack:
 
     # -- public API -------------------------------------------------------------------------
 
-    def install(self) -> None:
+    def install(self, *, prometheus: bool = False) -> None:
         """Fetch Kafka's jars and build MinIO into the cache dir, and install ClamAV's daemon
-        with apt, each only once."""
+        with apt, each only once; with `prometheus`, build Prometheus and promtool too."""
         cache = self.config.cache_dir
-        # Side by side: the downloads wait on the network, the build on the CPU.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            jars = pool.submit(install.ensure_kafka, cache)
-            minio = pool.submit(install.ensure_minio, cache)
-            clamd = pool.submit(install.ensure_clamav, cache)
-            jars.result()
-            minio.result()
-            clamd.result()
+        # Side by side: the downloads wait on the network, the builds on the CPU.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            steps: list[Callable[[Path], object]] = [
+                install.ensure_kafka,
+                install.ensure_minio,
+                install.ensure_clamav,
+            ]
+            if prometheus:
+                steps.append(install.ensure_prometheus)
+            for future in [pool.submit(ensure, cache) for ensure in steps]:
+                future.result()
 
     def up(self) -> None:
         """Bring everything up, reusing whatever already runs; return once all services serve."""
@@ -147,6 +155,7 @@ class Stack:
         started = time.monotonic()
         with self._state_lock():
             for name in (
+                PROMETHEUS,
                 GATEWAY_PROCESS,
                 *self.replicas(),
                 *reversed(SERVICES),
@@ -163,7 +172,7 @@ class Stack:
         service starting while a dependency is down). A service, a replica of one
         ("routing-2"), the gateway, or an infrastructure process (postgres, kafka, minio,
         sms-gateway, smtp, clamd), for tests that restart the infrastructure under the
-        services."""
+        services, or the test tier's Prometheus (once `install --prometheus` built it)."""
         self._start([name], wait=wait)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM) -> bool:
@@ -172,13 +181,17 @@ class Stack:
         return self.component(name).stop(sig)
 
     def status(self) -> dict[str, bool]:
-        """Whether each process runs; a service's extra replicas only while they run."""
+        """Whether each process runs; a service's extra replicas and Prometheus only while
+        they run."""
+        extra = self.replicas()
+        if self.component(PROMETHEUS).pid() is not None:
+            extra.append(PROMETHEUS)
         return {
             **{
                 name: self.component(name).pid() is not None
                 for name in ("postgres", *PROCESSES, *SERVICES, GATEWAY_PROCESS)
             },
-            **dict.fromkeys(self.replicas(), True),
+            **dict.fromkeys(extra, True),
         }
 
     def replicas(self) -> list[str]:
