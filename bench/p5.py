@@ -100,6 +100,8 @@ FIELDS = (
     "mobile_key",
     "search_text",
     "search_tokens",
+    # The span that queued the item (issue 13): none, for rows seeded outside any trace.
+    "origin",
 )
 BATCH = 50_000
 # Reviewers acting at the same moment.
@@ -417,6 +419,7 @@ class Office:
             mobile_key(mobile),
             indexed,  # search_text
             tokens(indexed),  # search_tokens
+            "",  # origin
         )
 
 
