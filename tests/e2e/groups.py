@@ -15,6 +15,7 @@ from aiokafka.protocol.admin import (
     DescribeGroupsRequest_v2,
 )
 from aiokafka.protocol.api import Request
+from tawasul_devstack.journey import eventually
 
 # aiokafka 0.14's own DescribeGroupsRequest goes up to v3 and reads v3's answer with v2's
 # layout (no authorized_operations), which breaks the connection; v2 says all needed here.
@@ -61,3 +62,15 @@ async def membership(bootstrap: str, group: str, topic: str) -> Membership:
         if partitions:
             holders[member_id] = partitions
     return Membership(state=state, holders=holders)
+
+
+async def settled(
+    bootstrap: str, group: str, topic: str, *, holders: int, within: float = 90.0
+) -> Membership:
+    """The group once it is Stable with `holders` members holding partitions of `topic`."""
+
+    async def look() -> Membership | None:
+        found = await membership(bootstrap, group, topic)
+        return found if found.state == "Stable" and len(found.holders) == holders else None
+
+    return await eventually(look, within=within, what=f"{holders} members of {group} on {topic}")

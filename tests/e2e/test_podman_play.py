@@ -20,13 +20,13 @@ from typing import Any, cast
 
 import pytest
 from tawasul_devstack import demo
-from tawasul_devstack.journey import Clients, eventually
+from tawasul_devstack.journey import Clients
 from tawasul_devstack.podplay import INFRA_IMAGES, TAG, PodConfig, PodPlay, podman_available
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 
 from tests.e2e.chaos import Load, assert_exactly_once, settled_counts
-from tests.e2e.groups import Membership, membership
+from tests.e2e.groups import membership, settled
 from tests.e2e.topics import records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ async def test_two_replicas_of_routing_and_review_share_the_work(
     bootstrap = cfg.kafka_bootstrap
     assert cfg.count("routing") == cfg.count("review") == 2
     for service, topic in REPLICATED.items():
-        await _settled(bootstrap, service, topic, holders=2)
+        await settled(bootstrap, service, topic, holders=2)
     # The load and the counts read the pods through their config alone (as a Stack's).
     stack = cast(Stack, SimpleNamespace(config=cfg))
     async with Load(stack, requests=REQUESTS) as load:
@@ -130,14 +130,6 @@ async def test_two_replicas_of_routing_and_review_share_the_work(
         assert len(after.holders) == 2, (service, after)
         for member, partitions in after.holders.items():
             assert partitions & carried[topic], f"{service}'s member {member} did no work"
-
-
-async def _settled(bootstrap: str, group: str, topic: str, *, holders: int) -> Membership:
-    async def look() -> Membership | None:
-        found = await membership(bootstrap, group, topic)
-        return found if found.state == "Stable" and len(found.holders) == holders else None
-
-    return await eventually(look, within=90, what=f"{holders} members of {group} on {topic}")
 
 
 async def test_the_journey_goes_through_the_pods(pods: PodPlay) -> None:

@@ -15,12 +15,12 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping
 
-from tawasul_devstack.journey import Clients, eventually
+from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import Stack, replica_name
 from tawasul_platform import topics
 
 from tests.e2e.chaos import Load, assert_exactly_once, settled_counts, start
-from tests.e2e.groups import Membership, membership
+from tests.e2e.groups import membership, settled
 from tests.e2e.topics import records
 
 REQUESTS = 200
@@ -35,13 +35,13 @@ async def test_two_replicas_of_routing_and_review_share_the_work_and_apply_nothi
     assert stack.replicas() == []
     first: dict[str, set[str]] = {}
     for service, topic in REPLICATED.items():
-        alone = await _settled(bootstrap, service, topic, holders=1)
+        alone = await settled(bootstrap, service, topic, holders=1)
         first[service] = set(alone.holders)
     seconds = [replica_name(service, 2) for service in REPLICATED]
     try:
         await asyncio.gather(*(start(stack, name) for name in seconds))
         shared = {
-            service: await _settled(bootstrap, service, topic, holders=2)
+            service: await settled(bootstrap, service, topic, holders=2)
             for service, topic in REPLICATED.items()
         }
         for service, members in shared.items():
@@ -73,16 +73,6 @@ async def test_two_replicas_of_routing_and_review_share_the_work_and_apply_nothi
         for name in seconds:
             await asyncio.to_thread(stack.stop_service, name)
     assert stack.replicas() == []
-
-
-async def _settled(bootstrap: str, group: str, topic: str, *, holders: int) -> Membership:
-    """The group once it is Stable with `holders` members holding partitions of `topic`."""
-
-    async def look() -> Membership | None:
-        found = await membership(bootstrap, group, topic)
-        return found if found.state == "Stable" and len(found.holders) == holders else None
-
-    return await eventually(look, within=60, what=f"{holders} members of {group} on {topic}")
 
 
 def _by_replica(holders: Mapping[str, frozenset[int]], first: set[str]) -> dict[int, set[int]]:
