@@ -714,7 +714,7 @@ async def test_a_deadline_passing_after_the_last_chunk_leaves_no_object(docs: Do
 
     # The clean-up is shielded from the cancellation and may finish after the handler has
     # let go of its slot, once the held part has landed: then the object goes.
-    await eventually(cleaned_up, within=10, what="the cancelled upload's object to go")
+    await eventually(cleaned_up, within=30, what="the cancelled upload's object to go")
     assert await docs.rows() == {}
 
 
