@@ -3,9 +3,16 @@ and a gate for servers that serve only test handlers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
 from tawasul_platform.identity import TokenVerifier
 
@@ -45,3 +52,16 @@ def unguarded() -> Gate:
     """A gate guarding no service, for servers in tests that serve only health or ad-hoc
     test handlers: what is tested there is the server, not who may call it."""
     return Gate(TokenVerifier([], audience="tawasul-test", max_lifetime_seconds=60), {})
+
+
+@contextmanager
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """The spans made meanwhile, each kept in memory as it ends; none are kept after."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use(TracerProvider())

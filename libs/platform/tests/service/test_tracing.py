@@ -15,8 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import MetaData
@@ -28,7 +27,7 @@ from tawasul_platform.db import make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent, envelope
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.outbox import OutboxRelay, write_outbox
-from tawasul_platform.testing import unguarded
+from tawasul_platform.testing import recorded_spans, unguarded
 from tawasul_platform.tls import open_channel
 
 SERVICE = "tracetest"
@@ -37,12 +36,8 @@ SUBMIT = "/tawasul.test.Probe/Submit"
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(provider)
-    yield exporter
-    tracing.use(TracerProvider())
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 def submitted(request_id: str) -> OutgoingEvent:

@@ -17,8 +17,7 @@ import httpx
 import prometheus_client
 import pytest
 from fastapi import FastAPI
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
@@ -31,6 +30,7 @@ from tawasul_platform import errors, tracing
 from tawasul_platform.grpc import to_status
 from tawasul_platform.identity import Role
 from tawasul_platform.logs import formatter
+from tawasul_platform.testing import recorded_spans
 from tawasul_sdk import TRACEPARENT, RetryPolicy, TawasulClient
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -557,12 +557,8 @@ CALLER_SPAN = "b7ad6b7169203331"
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(provider)
-    yield exporter
-    tracing.use(TracerProvider())
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 @pytest.fixture
