@@ -25,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
+from itertools import chain
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -69,7 +70,7 @@ class EventConsumer:
         graceful_timeout: float = 10.0,
         max_batch: int = 200,
         key_concurrency: int = 8,
-        poll_ms: int = 50,
+        poll_ms: int = 500,
     ) -> None:
         # No dependency injection: resolving a `KafkaMessage` parameter runs a synchronous
         # step in a worker thread for every batch; the message is read from the context instead.
@@ -132,17 +133,27 @@ class EventConsumer:
             if isinstance(msg.consumer, AIOKafkaConsumer):
                 await self._lag.update(msg.consumer, topic)
 
-        self._broker.subscriber(
+        subscriber = self._broker.subscriber(
             topic,
             group_id=self._group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             batch=True,
             max_records=self._max_batch,
-            # A poll returns as soon as records arrive; one that finds none is followed by a
-            # sleep as long (FastStream's batch loop), so this bounds an idle consumer's delay.
             batch_timeout_ms=self._poll_ms,
-        )(on_batch)
+        )
+        subscriber(on_batch)
+        # FastStream's batch loop sleeps as long again after a poll that found nothing, so a
+        # record arriving meanwhile waited up to that long at every hop. aiokafka's getmany
+        # already waits for records and returns as soon as any arrive: the sleep only delays.
+        vars(subscriber)["get_msg"] = self._poller()
+
+    def _poller(self) -> Callable[[AIOKafkaConsumer], Awaitable[tuple[Record, ...]]]:
+        async def poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:
+            batches = await consumer.getmany(timeout_ms=self._poll_ms, max_records=self._max_batch)
+            return tuple(chain.from_iterable(batches.values()))
+
+        return poll
 
     @property
     def group(self) -> str:

@@ -63,8 +63,9 @@ class ServiceSettings(BaseSettings):
     # only touches the database; handlers that call out apply this many keys at once.
     consumer_max_batch: int = 200
     consumer_key_concurrency: int = 8
-    # How long an idle consumer waits for records, and then sleeps, before it polls again.
-    consumer_poll_ms: int = 50
+    # How long a poll waits for records; it returns as soon as any arrive, so this is no
+    # delay, only how often an idle consumer's loop turns.
+    consumer_poll_ms: int = 500
     # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
     db_pool_size: int = 10
     # How long a statement waits for a free connection before the call is UNAVAILABLE.

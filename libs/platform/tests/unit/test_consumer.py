@@ -3,12 +3,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 from asyncpg.exceptions import (
     AdminShutdownError,
     CannotConnectNowError,
     TooManyConnectionsError,
 )
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -227,3 +229,38 @@ async def test_each_event_is_counted_once_applied_or_dead_lettered() -> None:
     await consumer(FakeProducer(), FakeTransaction()).apply(events("d", "e"), handle, "t.dlt.g")
     after = {o: _events_counted(o) for o in before}
     assert {o: after[o] - before[o] for o in before} == {"applied": 4, "dead_lettered": 1}
+
+
+class FakeKafkaConsumer:
+    """Hands out the polls it is given, then empty ones, recording each timeout asked for."""
+
+    def __init__(self, *polls: dict[str, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        self.polls = list(polls)
+        self.timeouts: list[int] = []
+
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int | None
+    ) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
+        self.timeouts.append(timeout_ms)
+        return self.polls.pop(0) if self.polls else {}
+
+
+async def test_a_poll_hands_over_what_kafka_returned_and_never_sleeps_after_an_empty_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # FastStream's own batch loop sleeps as long as the poll waited after an empty one: every
+    # hop delayed a record arriving meanwhile by up to that long.
+    async def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s after a poll")
+
+    monkeypatch.setattr("anyio.sleep", no_sleep)
+    c = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=FakeProducer(), poll_ms=300)
+    c.subscribe("t", lambda event: asyncio.sleep(0))
+    (subscriber,) = c._broker.subscribers
+    assert isinstance(subscriber, BatchSubscriber)
+    first, second = events("e1", "e2")
+    kafka = FakeKafkaConsumer({"t-0": [first], "t-1": [second]})
+
+    assert await subscriber.get_msg(kafka) == (first, second)
+    assert await subscriber.get_msg(kafka) == ()
+    assert kafka.timeouts == [300, 300]
