@@ -102,10 +102,8 @@ class SqlUnitOfWork:
         """Records the event as applied by `consumer`; False when it already was."""
         inbox = self._messaging.inbox
         result = await self.session.execute(
-            pg_insert(inbox)
-            .values(consumer=consumer, event_id=uuid.UUID(event_id))
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
+            pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
+            {"consumer": consumer, "event_id": uuid.UUID(event_id)},
         )
         return result.first() is not None
 

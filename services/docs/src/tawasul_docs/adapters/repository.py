@@ -19,6 +19,11 @@ from tawasul_docs.domain.model import Document, DocumentEvent, State
 SERVICE = "docs"
 
 
+# Built once, the values given at execution: `.values(row)` built and keyed a new statement
+# per call.
+_INSERT_DOCUMENT = insert(tables.documents)
+
+
 def _row(document: Document) -> dict[str, Any]:
     return {
         "id": document.id,
@@ -56,7 +61,7 @@ class SqlDocumentRepository:
         self._session = session
 
     async def add(self, document: Document) -> None:
-        await self._session.execute(insert(tables.documents).values(_row(document)))
+        await self._session.execute(_INSERT_DOCUMENT, _row(document))
 
     async def get(self, document_id: uuid.UUID) -> Document | None:
         row = (

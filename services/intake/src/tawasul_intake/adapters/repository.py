@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, bindparam, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,12 @@ _OPEN = [status.value for status in OPEN]
 
 def _instant(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+# Built once, the values given at execution: `.values(row)` built and keyed a new statement
+# per call, a tenth of intake's CPU on SubmitRequest.
+_INSERT_REQUEST = insert(tables.requests)
+_UPDATE_REQUEST = update(tables.requests).where(tables.requests.c.id == bindparam("b_id"))
 
 
 def _row(request: Request) -> dict[str, Any]:
@@ -204,13 +210,12 @@ class SqlRequestRepository:
         )
 
     async def flush(self) -> None:
-        t = tables.requests
         for request in self.seen.values():
             if request.id in self._new:
-                await self._session.execute(insert(t).values(_row(request)))
+                await self._session.execute(_INSERT_REQUEST, _row(request))
             else:
                 await self._session.execute(
-                    update(t).where(t.c.id == request.id).values(_changing(request))
+                    _UPDATE_REQUEST, {"b_id": request.id, **_changing(request)}
                 )
         self._new.clear()
 

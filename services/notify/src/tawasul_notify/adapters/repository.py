@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
@@ -23,6 +23,15 @@ from tawasul_notify.domain.model import (
 )
 
 SERVICE = "notify"
+
+
+# Built once, the values given at execution: `.values(...)` built and keyed a new statement
+# per call.
+_INTEND = pg_insert(tables.deliveries).on_conflict_do_nothing(
+    index_elements=[tables.deliveries.c.id]
+)
+_SAVE = update(tables.deliveries).where(tables.deliveries.c.id == bindparam("b_id"))
+_ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
 
 
 def _row(delivery: Delivery) -> dict[str, Any]:
@@ -77,26 +86,23 @@ class SqlDeliveryRepository:
 
     async def intend(self, delivery: Delivery) -> Delivery:
         t = tables.deliveries
-        await self._session.execute(
-            pg_insert(t).values(_row(delivery)).on_conflict_do_nothing(index_elements=[t.c.id])
-        )
+        await self._session.execute(_INTEND, _row(delivery))
         row = (
             await self._session.execute(select(t).where(t.c.id == delivery.id).with_for_update())
         ).one()
         return _delivery(row)
 
     async def save(self, delivery: Delivery) -> None:
-        t = tables.deliveries
         await self._session.execute(
-            update(t)
-            .where(t.c.id == delivery.id)
-            .values(
-                status=delivery.status.value,
-                attempts=delivery.attempts,
-                provider_message_id=delivery.provider_message_id,
-                error=delivery.error,
-                updated_at=delivery.updated_at,
-            )
+            _SAVE,
+            {
+                "b_id": delivery.id,
+                "status": delivery.status.value,
+                "attempts": delivery.attempts,
+                "provider_message_id": delivery.provider_message_id,
+                "error": delivery.error,
+                "updated_at": delivery.updated_at,
+            },
         )
         self.saved.append(delivery)
 
@@ -150,16 +156,15 @@ class SqlInboxRepository:
 
     async def add(self, message: InboxMessage) -> None:
         await self._session.execute(
-            pg_insert(tables.inbox_messages)
-            .values(
-                id=message.id,
-                owner_id=message.owner_id,
-                request_id=message.request_id,
-                kind=message.kind,
-                text=message.text,
-                created_at=message.created_at,
-            )
-            .on_conflict_do_nothing()
+            _ADD_MESSAGE,
+            {
+                "id": message.id,
+                "owner_id": message.owner_id,
+                "request_id": message.request_id,
+                "kind": message.kind,
+                "text": message.text,
+                "created_at": message.created_at,
+            },
         )
 
     async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:

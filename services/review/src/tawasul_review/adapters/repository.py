@@ -6,7 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, Text, func, insert, literal, select, text, tuple_, union_all, update
+from sqlalchemy import (
+    Row,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -86,6 +98,14 @@ def _item(row: Row[Any]) -> WorkItem:
         subject_id=row.subject_id,
         names=tuple(row.names),
     )
+
+
+# Built once, the values given at execution: `.values(...)` built and keyed a new statement per
+# call (a quarter of a millisecond for the insert's 25 columns).
+_INSERT_ITEM = insert(tables.work_items)
+_UPDATE_ITEM = update(tables.work_items).where(
+    tables.work_items.c.request_id == bindparam("b_request_id")
+)
 
 
 def _state(item: WorkItem) -> dict[str, Any]:
@@ -364,27 +384,28 @@ class SqlWorkItemRepository:
             if item.request_id in self._new:
                 indexed = searchable(item.description, *item.names, *said)
                 await self._session.execute(
-                    insert(t).values(
-                        request_id=item.request_id,
-                        request_number=item.request_number,
-                        sub_service_code=item.sub_service_code,
-                        description=item.description,
-                        applicant_id=item.applicant_id,
-                        document_ids=list(item.document_ids),
-                        contact={
+                    _INSERT_ITEM,
+                    {
+                        "request_id": item.request_id,
+                        "request_number": item.request_number,
+                        "sub_service_code": item.sub_service_code,
+                        "description": item.description,
+                        "applicant_id": item.applicant_id,
+                        "document_ids": list(item.document_ids),
+                        "contact": {
                             "mobile": item.contact.mobile,
                             "email": item.contact.email,
                             "locale": item.contact.locale,
                         },
-                        submitted_at=item.clock.started_at,
-                        subject_id=item.subject_id,
-                        names=list(item.names),
-                        mobile_key=mobile_key(item.contact.mobile),
-                        search_text=indexed,
-                        search_tokens=tokens(indexed),
-                        origin=tracing.request_traceparent(str(item.request_id)),
+                        "submitted_at": item.clock.started_at,
+                        "subject_id": item.subject_id,
+                        "names": list(item.names),
+                        "mobile_key": mobile_key(item.contact.mobile),
+                        "search_text": indexed,
+                        "search_tokens": tokens(indexed),
+                        "origin": tracing.request_traceparent(str(item.request_id)),
                         **_state(item),
-                    )
+                    },
                 )
             else:
                 values = _state(item)
@@ -394,9 +415,13 @@ class SqlWorkItemRepository:
                     values["search_tokens"] = func.array_cat(
                         t.c.search_tokens, literal(tokens(added), ARRAY(Text))
                     )
-                await self._session.execute(
-                    update(t).where(t.c.request_id == item.request_id).values(**values)
-                )
+                    await self._session.execute(
+                        update(t).where(t.c.request_id == item.request_id).values(**values)
+                    )
+                else:
+                    await self._session.execute(
+                        _UPDATE_ITEM, {"b_request_id": item.request_id, **values}
+                    )
             if item.new_history:
                 await self._session.execute(
                     insert(tables.history),
