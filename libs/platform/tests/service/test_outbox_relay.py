@@ -69,12 +69,13 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
     )
     sessions = async_sessionmaker(engine)
 
-    async def commit(payload: bytes) -> None:
-        event = OutgoingEvent(
-            event_id=uuid.uuid4(), topic="t", key="k", payload=payload, headers={}
-        )
+    async def commit(*payloads: bytes) -> None:
+        events = [
+            OutgoingEvent(event_id=uuid.uuid4(), topic="t", key="k", payload=p, headers={})
+            for p in payloads
+        ]
         async with sessions() as session:
-            await write_outbox(session, table, SERVICE, [event])
+            await write_outbox(session, table, SERVICE, events)
             await session.commit()
 
     def published(payload: bytes) -> Callable[[], Awaitable[bool | None]]:
@@ -97,9 +98,10 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
             return pid if pid not in (None, first) else None
 
         await eventually(replaced, "a new LISTEN session")
-        await commit(b"after")
-        await eventually(published(b"after"), "the row committed after the loss published")
-        assert sent.payloads == [b"before", b"after"]
+        # Several rows in one write (one statement, each row notifying) wake it as one did.
+        await commit(b"after", b"and after")
+        await eventually(published(b"and after"), "the rows committed after the loss published")
+        assert sent.payloads == [b"before", b"after", b"and after"]
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
