@@ -1,9 +1,13 @@
 """Transactional outbox: rows written with the state change, published by a relay.
 
 The relay wakes on PostgreSQL NOTIFY, which is delivered only when the writing transaction
-commits; a slow fallback timer covers notifications missed while it was reconnecting. A
-transaction-scoped advisory lock lets exactly one relay replica publish at a time, which keeps
-per-request order and never publishes a row twice from two replicas.
+commits; a slow fallback timer covers notifications missed while it was reconnecting. One relay
+replica publishes: the one whose LISTEN session holds a session-level advisory lock, which keeps
+per-request order and never publishes a row twice from two replicas. It publishes through that
+same session, so the lock goes with the connection: a leader that dies or loses its session
+stops publishing, and another replica takes the lock at its next wake-up. Each statement there
+commits on its own: the lock, not a transaction, keeps the other replicas out, so a wake-up
+costs two round trips (read the unsent rows, mark them sent) and the publication.
 """
 
 from __future__ import annotations
@@ -95,53 +99,66 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
     async def _listen_and_publish(self) -> None:
-        """Listens and publishes until the LISTEN connection is lost (server restart,
-        failover, pg_terminate_backend); the caller then listens again at once, and the drain
-        on entry publishes whatever was committed while nobody listened."""
+        """Listens, and publishes while it leads, until the LISTEN connection is lost (server
+        restart, failover, pg_terminate_backend); the caller then listens again at once, and
+        the drain on entry publishes whatever was committed while nobody listened."""
         async with self._engine.connect() as listener:
-            raw = await listener.get_raw_connection()
-            driver: Any = raw.driver_connection
-            lost = asyncio.Event()
-
-            def on_lost(*_: object) -> None:
-                lost.set()
-                self._wake.set()
-
-            driver.add_termination_listener(on_lost)
-            await driver.add_listener(self._channel, self._on_notify)
             try:
-                while not lost.is_set():
-                    self._wake.clear()
-                    await self.drain()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._fallback)
+                await listener.execution_options(isolation_level="AUTOCOMMIT")
+                raw = await listener.get_raw_connection()
+                driver: Any = raw.driver_connection
+                lost = asyncio.Event()
+
+                def on_lost(*_: object) -> None:
+                    lost.set()
+                    self._wake.set()
+
+                driver.add_termination_listener(on_lost)
+                await driver.add_listener(self._channel, self._on_notify)
+                try:
+                    leading = False
+                    while not lost.is_set():
+                        self._wake.clear()
+                        # A follower tries at each wake-up: it takes over within one commit (or
+                        # one fallback period) of the leader's session ending.
+                        leading = leading or await self._lead(listener)
+                        if leading:
+                            await self._publish_all(listener)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), self._fallback)
+                finally:
+                    if not driver.is_closed():
+                        await driver.remove_listener(self._channel, self._on_notify)
+                    driver.remove_termination_listener(on_lost)
             finally:
-                if not driver.is_closed():
-                    await driver.remove_listener(self._channel, self._on_notify)
-                driver.remove_termination_listener(on_lost)
-            # The pool must not hand the dead connection out again.
-            await listener.invalidate()
+                # Closed, never pooled: the session's lock is released with it, and the pool
+                # must not hand a dead connection out again.
+                await listener.invalidate()
         log.warning("outbox relay: the LISTEN connection was lost; listening again")
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def drain(self) -> int:
-        """Publishes every unsent row; returns how many this replica published."""
+        """Publishes every unsent row now, through a session of its own, unless another
+        replica leads; returns how many it published (what a wake-up of the leader does)."""
+        async with self._engine.connect() as conn:
+            try:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await self._publish_all(conn) if await self._lead(conn) else 0
+            finally:
+                await conn.invalidate()
+
+    async def _lead(self, conn: AsyncConnection) -> bool:
+        return bool(await conn.scalar(select(func.pg_try_advisory_lock(self._lock_key))))
+
+    async def _publish_all(self, conn: AsyncConnection) -> int:
         published = 0
         while True:
-            async with self._engine.begin() as conn:
-                if not await self._lead(conn):
-                    # Another replica is publishing; look again soon in case it just finished.
-                    await asyncio.sleep(0.2)
-                    continue
-                count = await self._publish_batch(conn)
+            count = await self._publish_batch(conn)
             published += count
             if count < self._batch_size:
                 return published
-
-    async def _lead(self, conn: AsyncConnection) -> bool:
-        return bool(await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))))
 
     async def _publish_batch(self, conn: AsyncConnection) -> int:
         t = self._table

@@ -44,10 +44,10 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within
 
 
 async def listener_pid(engine: AsyncEngine) -> int | None:
-    # A transaction per look: pg_stat_activity is a snapshot taken once per transaction.
+    """The relay's LISTEN session: the one holding its advisory lock, as it publishes there."""
     async with engine.begin() as conn:
         pid = await conn.scalar(
-            text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND state = 'idle'")
+            text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
         )
     return int(pid) if pid is not None else None
 
@@ -140,4 +140,65 @@ async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
         await gauge()
         assert [REGISTRY.get_sample_value(name, SERVICE_LABELS) for name in GAUGES] == [0, 0]
     finally:
+        await engine.dispose()
+
+
+async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from_the_first(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, pool_size=4)
+    table = outbox_table(MetaData())
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+        await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
+    sessions = async_sessionmaker(engine)
+
+    async def commit(payload: bytes) -> None:
+        event = OutgoingEvent(
+            event_id=uuid.uuid4(), topic="t", key="k", payload=payload, headers={}
+        )
+        async with sessions() as session:
+            await write_outbox(session, table, "replicas", [event])
+            await session.commit()
+
+    first, second = SentMessages(), SentMessages()
+    relays = [
+        asyncio.create_task(
+            OutboxRelay(
+                engine=engine,
+                table=table,
+                producer=cast(AIOKafkaProducer, sent),
+                service="replicas",
+                fallback_seconds=FALLBACK_SECONDS,
+            ).run()
+        )
+        for sent in (first, second)
+    ]
+    try:
+        for n in range(40):
+            await commit(b"%d" % n)
+
+        async def all_published() -> bool | None:
+            return True if len(first.payloads) + len(second.payloads) >= 40 else None
+
+        await eventually(all_published, "every row published")
+        assert sorted(first.payloads + second.payloads) == sorted(b"%d" % n for n in range(40))
+        # One leads; the other published nothing.
+        leader, follower = (0, 1) if first.payloads else (1, 0)
+        assert [first, second][follower].payloads == []
+
+        relays[leader].cancel()
+        await asyncio.gather(relays[leader], return_exceptions=True)
+        await commit(b"after the leader")
+
+        async def taken_over() -> bool | None:
+            return True if b"after the leader" in [first, second][follower].payloads else None
+
+        await eventually(taken_over, "the row published by the other replica")
+        assert [first, second][follower].payloads == [b"after the leader"]
+        assert b"after the leader" not in [first, second][leader].payloads
+    finally:
+        for relay in relays:
+            relay.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
         await engine.dispose()
