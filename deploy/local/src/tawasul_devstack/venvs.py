@@ -3,7 +3,10 @@ as its image does (deploy/images/Containerfile syncs one package). From the work
 service would also import what other members bring: the gateway's uvicorn and the review
 CLI's rich, which FastStream and structlog import whenever they are installed (6 MiB of RSS
 that production never has, measured by P6), and an import its package forgot to declare would
-work here and fail only in the image."""
+work here and fail only in the image. Its dependencies are compiled to bytecode, as the image's
+are (UV_COMPILE_BYTECODE): a process that compiles its imports' sources at every start, as
+under PYTHONDONTWRITEBYTECODE, keeps the compiler's scraps in its heap, 5 to 9 MiB of RSS a
+service that no container has."""
 
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ def ensure(root: Path, packages: Iterable[str]) -> None:
                     "--frozen",
                     "--no-dev",
                     "--quiet",
+                    "--compile-bytecode",
                     "--package",
                     package,
                     # The workspace's interpreter, never one uv would download.

@@ -5,7 +5,8 @@ Sources, rule by rule:
 - Founding Day, 22 February: Royal Order A/371 of 27 January 2022. National Day, 23 September:
   Council of Ministers decision of 2005. When either falls on a Friday the Thursday before is
   given, on a Saturday the Sunday after. All three come from the `holidays` package's Saudi
-  Arabia calendar, which cites those texts.
+  Arabia calendar, which cites those texts, as saudi_holidays.json holds it for every year
+  covered (libs/calendar/generate.py writes it; the package is not needed at run time).
 - Private sector Eids (Labour Law implementing regulations, as amended by the Ministry of Human
   Resources): Eid al-Fitr four days from the day after 29 Ramadan, Eid al-Adha four days from
   the Day of Arafah (9 Dhu al-Hijjah), and a working day after the span for each of its days
@@ -22,10 +23,12 @@ the forecast (see config.py).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
+from importlib import resources
 
 from hijridate import Gregorian, Hijri
 
@@ -63,6 +66,8 @@ PUBLIC_EID_SPANS: dict[Occasion, tuple[tuple[int, int], tuple[int, int]]] = {
     Occasion.EID_AL_ADHA: ((12, 5), (12, 15)),
 }
 
+# The `holidays` package's Saudi calendar, year by year (generate.py).
+PACKAGE_TABLE = "saudi_holidays.json"
 # Names as the `holidays` package writes them in en_US, most specific first.
 _PACKAGE_NAMES = (
     ("Eid al-Fitr", Occasion.EID_AL_FITR),
@@ -117,6 +122,16 @@ def _days(first: date, last: date) -> list[date]:
 
 
 @cache
+def _package_days() -> dict[int, list[tuple[date, str]]]:
+    """The `holidays` package's Saudi days of each year covered, with its en_US names."""
+    raw = json.loads(resources.files(__package__).joinpath(PACKAGE_TABLE).read_text("utf-8"))
+    return {
+        int(year): [(date.fromisoformat(day), names) for day, names in days]
+        for year, days in raw["years"].items()
+    }
+
+
+@cache
 def forecast(year: int, sector: Sector) -> dict[date, tuple[Holiday, ...]]:
     """The closed days of one Gregorian year for one sector, before any announcement.
 
@@ -131,12 +146,7 @@ def forecast(year: int, sector: Sector) -> dict[date, tuple[Holiday, ...]]:
         if holiday not in found.setdefault(day, []):
             found[day].append(holiday)
 
-    # Imported on first use: its calendars hold 5 MiB in every process, and a service that
-    # never counts working days (docs, notify) never needs them.
-    import holidays
-
-    package = holidays.country_holidays("SA", years=year, language="en_US")
-    for day, names in package.items():
+    for day, names in _package_days()[year]:
         for name in names.split("; "):
             occasion = _occasion(name)
             if sector is Sector.PRIVATE or occasion not in EIDS:

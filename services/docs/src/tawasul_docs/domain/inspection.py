@@ -22,6 +22,11 @@ given the open file (given the path, it would first read the whole file into mem
 keeps every object it parses, stream data included: a PDF's inspection holds up to about the
 file's size (at most max_bytes). Nothing here changes global state (Pillow's MAX_IMAGE_PIXELS,
 warning filters), so it is safe in a worker thread.
+
+pypdf and Pillow are imported by the first file of their kind, not with this module: pypdf
+alone holds 6 MiB of every docs process, which a replica given only images, or none yet, does
+not need. An import in a worker thread is safe: a second thread waits on the module's lock until
+the first has finished it (Pillow registers each plugin as it is imported).
 """
 
 from __future__ import annotations
@@ -33,17 +38,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, TYPE_CHECKING, Final
 
-from PIL import Image, JpegImagePlugin, PngImagePlugin
-from pypdf import PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
 from tawasul_platform.errors import InvalidArgument
 
 from tawasul_docs.domain.names import DEFAULT_FILENAME, MAX_FILENAME, sanitize_filename
 
-# Imported so that Pillow registers both plugins at import, before any worker thread opens one.
-_PLUGINS = (JpegImagePlugin, PngImagePlugin)
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+    from pypdf.generic import IndirectObject, PdfObject
 
 
 class Kind(StrEnum):
@@ -335,6 +338,8 @@ def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat]) -> int:
     if end < 0 or not _is_padding(tail[end + len(b"%%EOF") :]):
         raise Refused(CONTENT, "the PDF is truncated or has data after its end")
     file.seek(0)
+    from pypdf import PdfReader
+
     threats: set[_Threat] = set()
     try:
         reader = PdfReader(file, strict=True)
@@ -365,6 +370,8 @@ def _object_threats(reader: PdfReader) -> set[_Threat]:
     compressed object stream where the raw scan cannot see), are read where they can be;
     entries at offset 0 are skipped, macOS' Quartz writes deleted objects that way.
     """
+    from pypdf.generic import IndirectObject
+
     listed = {
         (number, generation)
         for generation, table in reader.xref.items()
@@ -399,6 +406,8 @@ class _Walk:
             return None
 
     def visit(self, root: PdfObject, *, strict: bool) -> None:
+        from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
         stack: list[tuple[PdfObject | None, int]] = [(root, 0)]
         while stack:
             item, depth = stack.pop()
@@ -429,6 +438,8 @@ class _Walk:
         if threat is not None:
             self.threats.add(threat)
         if key in _VALUE_KEYS:
+            from pypdf.generic import IndirectObject
+
             name = (
                 self._resolve(value, strict=strict) if isinstance(value, IndirectObject) else value
             )
@@ -439,6 +450,9 @@ class _Walk:
 
 def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
     """Width and height of a JPEG or PNG that Pillow decodes, whole and with nothing after it."""
+    # Both plugins imported by name: registered before the first open, whichever thread it is.
+    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
+
     label = _LABELS[kind]
     file.seek(0)
     try:

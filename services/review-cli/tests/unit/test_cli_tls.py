@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tawasul_review.entrypoints.cli import app
+from tawasul_review_cli.cli import app
 from typer.testing import CliRunner
 
 

@@ -1,7 +1,7 @@
 """The reviewers' CLI against review's real gRPC server, in-process on a real PostgreSQL.
 
-The server is built by review's composition root, as in test_review_grpc.py; work items
-arrive through the enqueue use case, as the routed-event subscriber puts them; docs stands
+The server is built by review's composition root, as in review's test_review_grpc.py; work
+items arrive through the enqueue use case, as the routed-event subscriber puts them; docs stands
 outside this tier (a stand-in giving each request one attachment, whose link a small local
 HTTP server answers). The CLI runs as a reviewer runs it, through typer's CliRunner: its
 arguments, its own event loop and channel, its stdout, stderr and exit status.
@@ -42,8 +42,8 @@ from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import Contact, WorkItem
 from tawasul_review.domain.quality import sampled
-from tawasul_review.entrypoints.cli import LRI, PDI, RLI, app, clean
 from tawasul_review.settings import ReviewSettings
+from tawasul_review_cli.cli import LRI, PDI, RLI, app, clean
 from typer.testing import CliRunner, Result
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
