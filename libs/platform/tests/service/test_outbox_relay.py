@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from tawasul_platform.db import make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent
@@ -52,6 +52,22 @@ async def listener_pid(engine: AsyncEngine) -> int | None:
     return int(pid) if pid is not None else None
 
 
+def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., Awaitable[None]]:
+    """Commits one transaction writing an outbox row for each payload given."""
+    sessions = async_sessionmaker(engine)
+
+    async def commit(*payloads: bytes) -> None:
+        events = [
+            OutgoingEvent(event_id=uuid.uuid4(), topic="t", key="k", payload=p, headers={})
+            for p in payloads
+        ]
+        async with sessions() as session:
+            await write_outbox(session, table, service, events)
+            await session.commit()
+
+    return commit
+
+
 async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again(
     database_url: str,
 ) -> None:
@@ -67,16 +83,7 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
         service=SERVICE,
         fallback_seconds=FALLBACK_SECONDS,
     )
-    sessions = async_sessionmaker(engine)
-
-    async def commit(*payloads: bytes) -> None:
-        events = [
-            OutgoingEvent(event_id=uuid.uuid4(), topic="t", key="k", payload=p, headers={})
-            for p in payloads
-        ]
-        async with sessions() as session:
-            await write_outbox(session, table, SERVICE, events)
-            await session.commit()
+    commit = committer(engine, table, SERVICE)
 
     def published(payload: bytes) -> Callable[[], Awaitable[bool | None]]:
         async def probe() -> bool | None:
@@ -151,15 +158,7 @@ async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from
     async with engine.begin() as conn:
         await conn.run_sync(table.metadata.create_all)
         await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
-    sessions = async_sessionmaker(engine)
-
-    async def commit(payload: bytes) -> None:
-        event = OutgoingEvent(
-            event_id=uuid.uuid4(), topic="t", key="k", payload=payload, headers={}
-        )
-        async with sessions() as session:
-            await write_outbox(session, table, "replicas", [event])
-            await session.commit()
+    commit = committer(engine, table, "replicas")
 
     first, second = SentMessages(), SentMessages()
     relays = [
