@@ -1,9 +1,11 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import ConsumerRecord
 from asyncpg.exceptions import (
     AdminShutdownError,
@@ -232,17 +234,26 @@ async def test_each_event_is_counted_once_applied_or_dead_lettered() -> None:
 
 
 class FakeKafkaConsumer:
-    """Hands out the polls it is given, then empty ones, recording each timeout asked for."""
+    """Hands out the polls it is given, then `empty` empty ones, then stops, recording each
+    timeout asked for."""
 
-    def __init__(self, *polls: dict[str, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    def __init__(
+        self, *polls: dict[str, list[ConsumerRecord[bytes, bytes]]], empty: int = 1
+    ) -> None:
         self.polls = list(polls)
+        self.empty = empty
         self.timeouts: list[int] = []
 
     async def getmany(
         self, *, timeout_ms: int, max_records: int | None
     ) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
         self.timeouts.append(timeout_ms)
-        return self.polls.pop(0) if self.polls else {}
+        if self.polls:
+            return self.polls.pop(0)
+        if self.empty:
+            self.empty -= 1
+            return {}
+        raise ConsumerStoppedError
 
 
 async def test_a_poll_hands_over_what_kafka_returned_and_never_sleeps_after_an_empty_one(
@@ -264,3 +275,9 @@ async def test_a_poll_hands_over_what_kafka_returned_and_never_sleeps_after_an_e
     assert await subscriber.get_msg(kafka) == (first, second)
     assert await subscriber.get_msg(kafka) == ()
     assert kafka.timeouts == [300, 300]
+
+    # FastStream's own loop polls through it: three empty polls in a row, no sleep between.
+    idle = FakeKafkaConsumer(empty=3)
+    subscriber.running = True
+    await subscriber._run_consume_loop(cast(AIOKafkaConsumer, idle))
+    assert idle.timeouts == [300, 300, 300, 300]
