@@ -52,6 +52,16 @@ async def listener_pid(engine: AsyncEngine) -> int | None:
     return int(pid) if pid is not None else None
 
 
+async def empty_outbox(engine: AsyncEngine) -> Table:
+    """The outbox table, made if missing, with every row other tests left marked sent: what a
+    relay then publishes is this test's own."""
+    table = outbox_table(MetaData())
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+        await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
+    return table
+
+
 def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., Awaitable[None]]:
     """Commits one transaction writing an outbox row for each payload given."""
     sessions = async_sessionmaker(engine)
@@ -72,9 +82,7 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
     database_url: str,
 ) -> None:
     engine = make_engine(database_url, pool_size=2)
-    table = outbox_table(MetaData())
-    async with engine.begin() as conn:
-        await conn.run_sync(table.metadata.create_all)
+    table = await empty_outbox(engine)
     sent = SentMessages()
     relay = OutboxRelay(
         engine=engine,
@@ -123,10 +131,8 @@ async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
     database_url: str,
 ) -> None:
     engine = make_engine(database_url, pool_size=1)
-    table = outbox_table(MetaData())
+    table = await empty_outbox(engine)
     async with engine.begin() as conn:
-        await conn.run_sync(table.metadata.create_all)
-        await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
         for n in range(3):
             await conn.execute(
                 text(
@@ -154,10 +160,7 @@ async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from
     database_url: str,
 ) -> None:
     engine = make_engine(database_url, pool_size=4)
-    table = outbox_table(MetaData())
-    async with engine.begin() as conn:
-        await conn.run_sync(table.metadata.create_all)
-        await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
+    table = await empty_outbox(engine)
     commit = committer(engine, table, "replicas")
 
     first, second = SentMessages(), SentMessages()
