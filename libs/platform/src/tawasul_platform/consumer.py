@@ -89,6 +89,8 @@ class EventConsumer:
         self._key_concurrency = key_concurrency
         self._poll_ms = poll_ms
         self._lag = metrics.ConsumerLag(group)
+        # What the group does with each topic's records, in the order they were subscribed.
+        self._appliers: dict[str, Callable[[Sequence[Record]], Awaitable[None]]] = {}
 
     def subscribe_batches(
         self,
@@ -125,16 +127,27 @@ class EventConsumer:
         self._subscribe(topic, lambda records: self.apply(records, handler, dlt))
 
     def _subscribe(self, topic: str, apply: Callable[[Sequence[Record]], Awaitable[None]]) -> None:
+        if topic in self._appliers:
+            raise ValueError(f"{topic} is already read by group {self._group}")
+        self._appliers[topic] = apply
+
+    def _listen(self) -> None:
+        """One Kafka consumer for every topic the group reads: each consumer in a process
+        fetches, heartbeats and commits on its own, and the broker answers each one's fetches,
+        so a consumer per topic cost the broker and the service CPU for every record."""
+        if self._broker.subscribers or not self._appliers:
+            return
+
         async def on_batch(_bodies: object) -> None:
             msg: KafkaMessage = self._broker.context.get_local("message")
-            await apply(msg.raw_message)
+            await self.dispatch(msg.raw_message)
             await msg.ack()
             # FastStream's test broker hands a stand-in that knows no offsets.
             if isinstance(msg.consumer, AIOKafkaConsumer):
-                await self._lag.update(msg.consumer, topic)
+                await self._lag.update(msg.consumer)
 
         subscriber = self._broker.subscriber(
-            topic,
+            *self._appliers,
             group_id=self._group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
@@ -148,6 +161,14 @@ class EventConsumer:
         # already waits for records and returns as soon as any arrive: the sleep only delays.
         vars(subscriber)["get_msg"] = self._poller()
 
+    async def dispatch(self, records: Sequence[Record]) -> None:
+        """Applies a poll's records, each topic's in offset order by that topic's handler."""
+        by_topic: dict[str, list[Record]] = {}
+        for record in records:
+            by_topic.setdefault(record.topic, []).append(record)
+        for topic, same_topic in by_topic.items():
+            await self._appliers[topic](same_topic)
+
     def _poller(self) -> Callable[[AIOKafkaConsumer], Awaitable[tuple[Record, ...]]]:
         async def poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:
             batches = await consumer.getmany(timeout_ms=self._poll_ms, max_records=self._max_batch)
@@ -160,6 +181,7 @@ class EventConsumer:
         return self._group
 
     async def start(self) -> None:
+        self._listen()
         try:
             await self._broker.start()
         except Exception:

@@ -76,9 +76,9 @@ class ConsumerLag:
 
     def __init__(self, group: str) -> None:
         self._group = group
-        self._reported: dict[str, set[TopicPartition]] = {}
+        self._reported: set[TopicPartition] = set()
 
-    async def update(self, consumer: Positions, topic: str) -> None:
+    async def update(self, consumer: Positions) -> None:
         reported = set()
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
@@ -92,9 +92,9 @@ class ConsumerLag:
                 max(end - position, 0)
             )
             reported.add(tp)
-        for tp in self._reported.get(topic, set()) - reported:
+        for tp in self._reported - reported:
             CONSUMER_LAG.remove(tp.topic, str(tp.partition), self._group)
-        self._reported[topic] = reported
+        self._reported = reported
 
 
 class OutboxGauge:

@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -34,9 +34,11 @@ class FakeProducer:
         self.sent.append((topic, value, dict(headers)))
 
 
-def record(value: bytes, *, offset: int = 7, key: bytes = b"r1") -> ConsumerRecord[bytes, bytes]:
+def record(
+    value: bytes, *, offset: int = 7, key: bytes = b"r1", topic: str = "t"
+) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="t",
+        topic=topic,
         partition=0,
         offset=offset,
         timestamp=0,
@@ -77,9 +79,9 @@ def consumer(producer: FakeProducer, transaction: FakeTransaction | None = None)
     )
 
 
-def events(*ids: str, key: bytes = b"r1") -> list[ConsumerRecord[bytes, bytes]]:
+def events(*ids: str, key: bytes = b"r1", topic: str = "t") -> list[ConsumerRecord[bytes, bytes]]:
     return [
-        record(events_pb2.Envelope(event_id=i).SerializeToString(), offset=n, key=key)
+        record(events_pb2.Envelope(event_id=i).SerializeToString(), offset=n, key=key, topic=topic)
         for n, i in enumerate(ids)
     ]
 
@@ -267,6 +269,7 @@ async def test_a_poll_hands_over_what_kafka_returned_and_never_sleeps_after_an_e
     monkeypatch.setattr("anyio.sleep", no_sleep)
     c = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=FakeProducer(), poll_ms=300)
     c.subscribe("t", lambda event: asyncio.sleep(0))
+    c._listen()
     (subscriber,) = c._broker.subscribers
     assert isinstance(subscriber, BatchSubscriber)
     first, second = events("e1", "e2")
@@ -281,3 +284,31 @@ async def test_a_poll_hands_over_what_kafka_returned_and_never_sleeps_after_an_e
     subscriber.running = True
     await subscriber._run_consume_loop(cast(AIOKafkaConsumer, idle))
     assert idle.timeouts == [300, 300, 300, 300]
+
+
+async def test_one_kafka_consumer_reads_all_the_groups_topics_each_to_its_own_handler() -> None:
+    # A Kafka consumer per topic cost the broker and the service CPU for every record.
+    c = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=FakeProducer())
+    seen: list[tuple[str, str]] = []
+
+    async def on_submitted(event: events_pb2.Envelope) -> None:
+        seen.append(("submitted", event.event_id))
+
+    async def on_routed(batch: Sequence[events_pb2.Envelope]) -> None:
+        seen.append(("routed", ",".join(e.event_id for e in batch)))
+
+    c.subscribe("submitted", on_submitted)
+    c.subscribe_batches("routed", on_routed)
+    with pytest.raises(ValueError, match="submitted is already read by group g"):
+        c.subscribe("submitted", on_submitted)
+    c._listen()
+    c._listen()
+    (subscriber,) = c._broker.subscribers
+    assert isinstance(subscriber, BatchSubscriber)
+    assert sorted(subscriber.topic_names) == ["routed", "submitted"]
+    s1, s2 = events("s1", "s2", topic="submitted")
+    r1, r2 = events("r1", "r2", topic="routed")
+
+    await c.dispatch([s1, r1, s2, r2])
+
+    assert seen == [("submitted", "s1"), ("submitted", "s2"), ("routed", "r1,r2")]

@@ -35,7 +35,7 @@ async def test_lag_is_each_held_partitions_end_less_its_position() -> None:
     p0, p1, p2 = (TopicPartition("lag.t", n) for n in range(3))
     consumer = FakePositions({p0: 10, p1: 4, p2: None}, {p0: 7, p1: 4})
 
-    await ConsumerLag("lag-g").update(consumer, "lag.t")
+    await ConsumerLag("lag-g").update(consumer)
 
     assert lag("lag.t", 0, "lag-g") == 3
     assert lag("lag.t", 1, "lag-g") == 0
@@ -46,10 +46,10 @@ async def test_lag_is_each_held_partitions_end_less_its_position() -> None:
 async def test_a_partition_given_to_another_replica_is_no_longer_reported() -> None:
     p0, p1 = TopicPartition("lag.u", 0), TopicPartition("lag.u", 1)
     gauge = ConsumerLag("lag-g")
-    await gauge.update(FakePositions({p0: 5, p1: 9}, {p0: 5, p1: 2}), "lag.u")
+    await gauge.update(FakePositions({p0: 5, p1: 9}, {p0: 5, p1: 2}))
     assert lag("lag.u", 1, "lag-g") == 7
 
-    await gauge.update(FakePositions({p0: 6}, {p0: 6}), "lag.u")
+    await gauge.update(FakePositions({p0: 6}, {p0: 6}))
 
     assert lag("lag.u", 0, "lag-g") == 0
     assert lag("lag.u", 1, "lag-g") is None
@@ -58,9 +58,9 @@ async def test_a_partition_given_to_another_replica_is_no_longer_reported() -> N
 async def test_a_partition_given_away_before_it_was_ever_fetched_is_no_trouble() -> None:
     p0, p1 = TopicPartition("lag.w", 0), TopicPartition("lag.w", 1)
     gauge = ConsumerLag("lag-g")
-    await gauge.update(FakePositions({p0: 3, p1: None}, {p0: 1}), "lag.w")
+    await gauge.update(FakePositions({p0: 3, p1: None}, {p0: 1}))
 
-    await gauge.update(FakePositions({p0: 3}, {p0: 3}), "lag.w")
+    await gauge.update(FakePositions({p0: 3}, {p0: 3}))
 
     assert (lag("lag.w", 0, "lag-g"), lag("lag.w", 1, "lag-g")) == (0, None)
 
@@ -68,6 +68,25 @@ async def test_a_partition_given_away_before_it_was_ever_fetched_is_no_trouble()
 async def test_a_partition_revoked_while_read_is_skipped() -> None:
     p0 = TopicPartition("lag.v", 0)
 
-    await ConsumerLag("lag-g").update(FakePositions({p0: 5}, {}), "lag.v")
+    await ConsumerLag("lag-g").update(FakePositions({p0: 5}, {}))
 
     assert lag("lag.v", 0, "lag-g") is None
+
+
+async def test_one_consumer_reports_the_partitions_of_every_topic_it_reads() -> None:
+    a0, b0, b1 = TopicPartition("lag.a", 0), TopicPartition("lag.b", 0), TopicPartition("lag.b", 1)
+    gauge = ConsumerLag("lag-g")
+    await gauge.update(FakePositions({a0: 4, b0: 8, b1: 2}, {a0: 1, b0: 8, b1: 0}))
+    assert (lag("lag.a", 0, "lag-g"), lag("lag.b", 0, "lag-g"), lag("lag.b", 1, "lag-g")) == (
+        3,
+        0,
+        2,
+    )
+
+    await gauge.update(FakePositions({a0: 4, b0: 9}, {a0: 4, b0: 9}))
+
+    assert (lag("lag.a", 0, "lag-g"), lag("lag.b", 0, "lag-g"), lag("lag.b", 1, "lag-g")) == (
+        0,
+        0,
+        None,
+    )
