@@ -31,3 +31,7 @@ class Inbox(Protocol):
     async def claim_event(self, consumer: str, event_id: str) -> bool:
         """Records the event as applied in this transaction; False when it already was."""
         ...
+
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """claim_event for a batch in one statement: the ones not applied before."""
+        ...

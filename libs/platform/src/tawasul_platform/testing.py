@@ -32,6 +32,9 @@ class FakeInbox:
         self.inbox.add((consumer, event_id))
         return True
 
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        return {e for e in event_ids if await self.claim_event(consumer, e)}
+
 
 class FakeTransaction:
     """A unit of work's context, for fakes whose writes land at once (nothing to roll back)."""

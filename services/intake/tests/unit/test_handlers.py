@@ -241,6 +241,9 @@ class FakeUnitOfWork:
         self._tx.claimed.add((consumer, event_id))
         return True
 
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        return {e for e in event_ids if await self.claim_event(consumer, e)}
+
     async def commit(self) -> None:
         tx, db = self._tx, self.db
         for racer in db.racing:

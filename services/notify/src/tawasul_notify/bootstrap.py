@@ -35,7 +35,7 @@ from tawasul_notify.adapters.staff import load_staff
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, on_event, on_events, on_request
+from tawasul_notify.entrypoints.events import Handler, on_event, on_events, on_requests
 from tawasul_notify.entrypoints.grpc import ACCESS, NotifyServicer
 from tawasul_notify.settings import NotifySettings
 
@@ -117,8 +117,10 @@ async def build(settings: NotifySettings) -> Runtime:
     gateway, http = sms_gateway(settings)
     senders: dict[Channel, Sender] = {Channel.SMS: gateway, Channel.EMAIL: smtp(settings)}
     staff = load_staff(settings.staff_directory_file)
-    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_request(uow))
-    plumbing.consumer.subscribe(REQUEST_ROUTED, on_request(uow))
+    # A batch with an unacceptable event goes again one event at a time: that one alone is
+    # dead-lettered.
+    plumbing.consumer.subscribe_batches(REQUEST_SUBMITTED, on_requests(uow))
+    plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_requests(uow))
     for channel, handler in subscribers(settings, uow=uow, senders=senders, staff=staff).items():
         group = plumbing.consumer_group(group_of(channel))
         sender = senders.get(channel)

@@ -35,7 +35,7 @@ from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Sender
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, on_request
+from tawasul_notify.entrypoints.events import Handler, on_requests
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
@@ -188,7 +188,7 @@ def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelop
 
 async def test_a_submission_is_told_once_on_each_channel(notify: Notify) -> None:
     event = submitted(locale="en")
-    await on_request(notify.uow)(event)
+    await on_requests(notify.uow)([event])
     assert await notify.consume(event) == []
     assert await notify.consume(event) == []  # redelivered to every group
     (sms,) = await notify.sms()
@@ -269,7 +269,7 @@ async def test_a_number_the_gateway_refuses_fails_alone(notify: Notify) -> None:
     assert await notify.consume(refused) == [Channel.SMS]
     assert await notify.consume(fine) == []
     assert [m["to"] for m in await notify.sms()] == ["+966500000005"]
-    await on_request(notify.uow)(refused)
+    await on_requests(notify.uow)([refused])
     listed = await notify.stub.ListDeliveries(
         notify_pb2.ListDeliveriesRequest(request_id=refused.request_id), metadata=bearer(REVIEWER)
     )
@@ -289,7 +289,7 @@ async def test_a_number_that_keeps_failing_while_others_go_through_spends_its_bu
         await handle(stuck)  # the first attempt: maybe an outage, waited out
     with pytest.raises(MessageFailed):
         await handle(stuck)  # the gateway answers others: this one's budget is spent
-    await on_request(notify.uow)(stuck)
+    await on_requests(notify.uow)([stuck])
     listed = await notify.stub.ListDeliveries(
         notify_pb2.ListDeliveriesRequest(request_id=stuck.request_id), metadata=bearer(REVIEWER)
     )
@@ -300,7 +300,7 @@ async def test_a_number_that_keeps_failing_while_others_go_through_spends_its_bu
 
 async def test_strangers_and_other_departments_see_no_deliveries(notify: Notify) -> None:
     event = submitted()
-    await on_request(notify.uow)(event)
+    await on_requests(notify.uow)([event])
     await notify.consume(event)
     stranger = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
     visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
@@ -360,5 +360,30 @@ async def test_a_request_event_without_its_applicant_or_department_is_refused(
     event.request_submitted.applicant_id = ""
     event.request_submitted.department_code = ""
     with pytest.raises(InvalidArgument) as caught:
-        await on_request(notify.uow)(event)
+        await on_requests(notify.uow)([event])
     assert caught.value.violations == {"applicant_id": "missing", "department_code": "missing"}
+
+
+async def test_a_polls_requests_record_each_ones_latest_department_once(notify: Notify) -> None:
+    first, other = submitted(), submitted()
+
+    def routed_to(department: str) -> events_pb2.Envelope:
+        return events_pb2.Envelope(
+            event_id=str(uuid.uuid4()),
+            event_type="tawasul.requests.routed",
+            request_id=first.request_id,
+            request_routed=events_pb2.RequestRouted(
+                request_id=first.request_id, applicant_id=APPLICANT, department_code=department
+            ),
+        )
+
+    to_visas, back_home = routed_to("visas"), routed_to("residents")
+    await on_requests(notify.uow)([first, to_visas, other])
+    await on_requests(notify.uow)([back_home, to_visas])  # to_visas again: applied already
+
+    async with notify.engine.connect() as conn:
+        rows = (await conn.execute(select(tables.request_access))).all()
+    assert {(str(r.request_id), r.applicant_id, r.department) for r in rows} == {
+        (first.request_id, APPLICANT, "residents"),
+        (other.request_id, APPLICANT, "residents"),
+    }

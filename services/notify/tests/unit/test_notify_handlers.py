@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -61,8 +61,15 @@ class FakeDeliveries:
         self.pending[stored.id] = stored
         return copy.deepcopy(stored)
 
+    async def intend_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        return [await self.intend(d) for d in deliveries]
+
     async def save(self, delivery: Delivery) -> None:
         self.pending[delivery.id] = delivery
+
+    async def save_all(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            await self.save(delivery)
 
     async def list_for_request(
         self, request_id: uuid.UUID, audience: Audience | None
@@ -116,8 +123,9 @@ class FakeAccess:
     def __init__(self) -> None:
         self.requests: dict[uuid.UUID, RequestAccess] = {}
 
-    async def record(self, access: RequestAccess) -> None:
-        self.requests[access.request_id] = access
+    async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
+        assert len({a.request_id for a in accesses}) == len(accesses), "one row each"
+        self.requests.update((a.request_id, a) for a in accesses)
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
         return self.requests.get(request_id)
@@ -259,6 +267,15 @@ async def test_a_batch_records_every_intent_sends_them_all_then_settles_them_at_
         uow=uow, channel=Channel.SMS, sender=sms, notices=batch, now=NOW, concurrency=2
     )
     assert sms.calls == 3  # redelivered: nothing more sent
+
+
+async def test_an_event_twice_in_one_poll_is_texted_once() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    await handlers.notify_many(
+        uow=uow, channel=Channel.SMS, sender=sms, notices=[n, n], now=NOW, concurrency=2
+    )
+    assert (sms.calls, [m.to for m in sms.sent.values()]) == (1, [MOBILE])
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT
 
 
 async def test_a_message_the_batch_could_not_send_is_left_to_the_one_by_one_way() -> None:
@@ -432,7 +449,7 @@ async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() ->
 async def test_deliveries_are_read_by_the_applicant_and_their_departments_reviewers() -> None:
     uow, sms = FakeUnitOfWork(), FakeChannel()
     await handlers.record_access(
-        uow=uow, event_id=str(uuid.uuid4()), access=RequestAccess(REQUEST, APPLICANT, "residents")
+        uow=uow, accesses=[(str(uuid.uuid4()), RequestAccess(REQUEST, APPLICANT, "residents"))]
     )
     (to_applicant,) = await tell(uow, sms, notice())
     breach = notice(

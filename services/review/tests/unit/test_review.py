@@ -312,6 +312,9 @@ class FakeUnitOfWork:
         self._events.add(key)
         return True
 
+    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        return {e for e in event_ids if await self.claim_event(consumer, e)}
+
     async def commit(self) -> None:
         for item in self.items.seen.values():
             self.db.history.setdefault(item.request_id, []).extend(item.new_history)

@@ -75,9 +75,6 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
         decisions = self.rows.get(request_id)
         return decisions[-1] if decisions else None
 
-    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
-        return {e for e in event_ids if await self.claim_event(consumer, e)}
-
     async def commit(self) -> None:
         for decisions in self.rows.values():
             for decision in decisions:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
@@ -30,8 +31,26 @@ SERVICE = "notify"
 _INTEND = pg_insert(tables.deliveries).on_conflict_do_nothing(
     index_elements=[tables.deliveries.c.id]
 )
+# Locked in one order, so that two transactions locking some of the same rows cannot deadlock.
+_INTENDED = (
+    select(tables.deliveries)
+    .where(tables.deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(tables.deliveries.c.id)
+    .with_for_update()
+)
 _SAVE = update(tables.deliveries).where(tables.deliveries.c.id == bindparam("b_id"))
 _ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
+_access = pg_insert(tables.request_access)
+# An event without its applicant keeps the one known.
+_RECORD_ACCESS = _access.on_conflict_do_update(
+    index_elements=[tables.request_access.c.request_id],
+    set_={
+        "department": _access.excluded.department,
+        "applicant_id": func.coalesce(
+            func.nullif(_access.excluded.applicant_id, ""), tables.request_access.c.applicant_id
+        ),
+    },
+)
 
 
 def _row(delivery: Delivery) -> dict[str, Any]:
@@ -85,26 +104,38 @@ class SqlDeliveryRepository:
         self.saved: list[Delivery] = []
 
     async def intend(self, delivery: Delivery) -> Delivery:
-        t = tables.deliveries
-        await self._session.execute(_INTEND, _row(delivery))
-        row = (
-            await self._session.execute(select(t).where(t.c.id == delivery.id).with_for_update())
-        ).one()
-        return _delivery(row)
+        (stored,) = await self.intend_all([delivery])
+        return stored
+
+    async def intend_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        if not deliveries:
+            return []
+        await self._session.execute(_INTEND, [_row(d) for d in deliveries])
+        rows = await self._session.execute(_INTENDED, {"ids": [d.id for d in deliveries]})
+        stored = {row.id: _delivery(row) for row in rows}
+        return [stored[d.id] for d in deliveries]
 
     async def save(self, delivery: Delivery) -> None:
+        await self.save_all([delivery])
+
+    async def save_all(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
         await self._session.execute(
             _SAVE,
-            {
-                "b_id": delivery.id,
-                "status": delivery.status.value,
-                "attempts": delivery.attempts,
-                "provider_message_id": delivery.provider_message_id,
-                "error": delivery.error,
-                "updated_at": delivery.updated_at,
-            },
+            [
+                {
+                    "b_id": d.id,
+                    "status": d.status.value,
+                    "attempts": d.attempts,
+                    "provider_message_id": d.provider_message_id,
+                    "error": d.error,
+                    "updated_at": d.updated_at,
+                }
+                for d in deliveries
+            ],
         )
-        self.saved.append(delivery)
+        self.saved.extend(deliveries)
 
     async def list_for_request(
         self, request_id: uuid.UUID, audience: Audience | None
@@ -192,19 +223,19 @@ class SqlAccessRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def record(self, access: RequestAccess) -> None:
-        t = tables.request_access
-        values: dict[str, Any] = {"department": access.department}
-        if access.applicant_id:
-            values["applicant_id"] = access.applicant_id
+    async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
+        if not accesses:
+            return
         await self._session.execute(
-            pg_insert(t)
-            .values(
-                request_id=access.request_id,
-                applicant_id=access.applicant_id,
-                department=access.department,
-            )
-            .on_conflict_do_update(index_elements=[t.c.request_id], set_=values)
+            _RECORD_ACCESS,
+            [
+                {
+                    "request_id": a.request_id,
+                    "applicant_id": a.applicant_id,
+                    "department": a.department,
+                }
+                for a in accesses
+            ],
         )
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:

@@ -98,19 +98,24 @@ async def notify_many(
     one transaction. A message the channel did not take raises once the others are settled;
     the caller then goes through `notify` notice by notice, which skips what is settled,
     sends what is still pending under the same key, and counts the attempts."""
-    planned: list[tuple[Delivery, Outgoing]] = []
+    intents: dict[uuid.UUID, tuple[Delivery, Outgoing]] = {}
+    for notice in notices:
+        kind = Kind(notice.kind)
+        if channel not in channels_for(kind):
+            continue
+        rendered = render(kind, channel, notice.locale, notice.values)
+        for recipient in notice.addresses(channel):
+            intent = _intent(notice, channel, recipient, rendered, now)
+            # An event published twice may come twice in one poll: one message still.
+            intents[intent.id] = (intent, _message(intent, recipient, rendered))
     async with uow:
-        for notice in notices:
-            kind = Kind(notice.kind)
-            if channel not in channels_for(kind):
-                continue
-            rendered = render(kind, channel, notice.locale, notice.values)
-            for recipient in notice.addresses(channel):
-                intent = _intent(notice, channel, recipient, rendered, now)
-                delivery = await uow.deliveries.intend(intent)
-                if not delivery.settled:
-                    planned.append((delivery, _message(delivery, recipient, rendered)))
+        stored = await uow.deliveries.intend_all([intent for intent, _ in intents.values()])
         await uow.commit()
+    planned = [
+        (delivery, message)
+        for delivery, (_, message) in zip(stored, intents.values(), strict=True)
+        if not delivery.settled
+    ]
     slots = asyncio.Semaphore(concurrency)
 
     async def attempt(message: Outgoing) -> SendOutcome:
@@ -119,15 +124,17 @@ async def notify_many(
 
     answers = await asyncio.gather(*(attempt(m) for _, m in planned), return_exceptions=True)
     untaken: BaseException | None = None
+    settled = []
+    for (delivery, _), answer in zip(planned, answers, strict=True):
+        if isinstance(answer, BaseException):
+            untaken = untaken or answer
+            continue
+        delivery.sent(answer, now)
+        if not answer.accepted:
+            log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
+        settled.append(delivery)
     async with uow:
-        for (delivery, _), answer in zip(planned, answers, strict=True):
-            if isinstance(answer, BaseException):
-                untaken = untaken or answer
-                continue
-            delivery.sent(answer, now)
-            if not answer.accepted:
-                log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
-            await uow.deliveries.save(delivery)
+        await uow.deliveries.save_all(settled)
         await uow.commit()
     if untaken is not None:
         raise untaken
@@ -207,12 +214,14 @@ async def _send(
         await uow.commit()
 
 
-async def record_access(*, uow: UnitOfWork, event_id: str, access: RequestAccess) -> None:
-    """Who may read what was sent about the request: its applicant and its department."""
+async def record_access(*, uow: UnitOfWork, accesses: Sequence[tuple[str, RequestAccess]]) -> None:
+    """Who may read what was sent about each request, from the events (id and what it says)
+    in their order: its applicant and its department, a later one replacing an earlier one.
+    Events applied before change nothing."""
     async with uow:
-        if not await uow.claim_event(CONSUMER, event_id):
-            return
-        await uow.access.record(access)
+        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in accesses])
+        latest = {a.request_id: a for event_id, a in accesses if event_id in claimed}
+        await uow.access.record_all(list(latest.values()))
         await uow.commit()
 
 

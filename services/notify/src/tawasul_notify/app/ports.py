@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -66,7 +66,12 @@ class DeliveryRepository(Protocol):
         locked for this transaction."""
         ...
 
+    async def intend_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """`intend` for each, in one go; the rows in the order given."""
+        ...
+
     async def save(self, delivery: Delivery) -> None: ...
+    async def save_all(self, deliveries: Sequence[Delivery]) -> None: ...
     async def list_for_request(
         self, request_id: uuid.UUID, audience: Audience | None
     ) -> list[Delivery]:
@@ -92,8 +97,9 @@ class InboxRepository(Protocol):
 
 
 class AccessRepository(Protocol):
-    async def record(self, access: RequestAccess) -> None:
-        """The request's applicant and department (a later department replaces it)."""
+    async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
+        """Each request's applicant and department (a later department replaces it); at most
+        one each."""
         ...
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None: ...

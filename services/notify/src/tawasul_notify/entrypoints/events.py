@@ -67,30 +67,33 @@ def on_events(
     return handle
 
 
-def on_request(uow: Callable[[], UnitOfWork]) -> Handler:
-    """Submitted and routed requests: their applicant and (current) department."""
+def on_requests(uow: Callable[[], UnitOfWork]) -> BatchHandler:
+    """Submitted and routed requests, a poll's worth at once: their applicant and (current)
+    department."""
 
-    async def handle(event: events_pb2.Envelope) -> None:
-        payload = event.WhichOneof("payload")
-        if payload == "request_submitted":
-            s = event.request_submitted
-            request_id, applicant, department = s.request_id, s.applicant_id, s.department_code
-        elif payload == "request_routed":
-            r = event.request_routed
-            request_id, applicant, department = r.request_id, r.applicant_id, r.department_code
-        else:
-            raise InvalidArgument({"payload": f"not a submitted or routed request: {payload}"})
-        missing = {
-            name: "missing"
-            for name, value in (("applicant_id", applicant), ("department_code", department))
-            if not value
-        }
-        if missing:
-            raise InvalidArgument(missing)
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
         await handlers.record_access(
-            uow=uow(),
-            event_id=event.event_id,
-            access=RequestAccess(handlers.request_key(request_id), applicant, department),
+            uow=uow(), accesses=[(event.event_id, _access(event)) for event in events]
         )
 
     return handle
+
+
+def _access(event: events_pb2.Envelope) -> RequestAccess:
+    payload = event.WhichOneof("payload")
+    if payload == "request_submitted":
+        s = event.request_submitted
+        request_id, applicant, department = s.request_id, s.applicant_id, s.department_code
+    elif payload == "request_routed":
+        r = event.request_routed
+        request_id, applicant, department = r.request_id, r.applicant_id, r.department_code
+    else:
+        raise InvalidArgument({"payload": f"not a submitted or routed request: {payload}"})
+    missing = {
+        name: "missing"
+        for name, value in (("applicant_id", applicant), ("department_code", department))
+        if not value
+    }
+    if missing:
+        raise InvalidArgument(missing)
+    return RequestAccess(handlers.request_key(request_id), applicant, department)

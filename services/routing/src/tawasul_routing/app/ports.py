@@ -25,7 +25,3 @@ class DecisionRepository(Protocol):
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...
-
-    async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
-        """claim_event for a batch in one statement: the ones not applied before."""
-        ...
