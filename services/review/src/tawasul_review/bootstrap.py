@@ -28,7 +28,7 @@ from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Documents, UnitOfWork
-from tawasul_review.entrypoints.events import on_applicant_action, on_notification, on_routed
+from tawasul_review.entrypoints.events import on_applicant_action, on_notifications, on_routed
 from tawasul_review.entrypoints.grpc import (
     ACCESS,
     ADMIN_ACCESS,
@@ -92,7 +92,7 @@ async def build(settings: ReviewSettings) -> Runtime:
 
     plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow, rules))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
-    plumbing.consumer.subscribe(NOTIFICATION_EVENTS, on_notification(uow))
+    plumbing.consumer.subscribe_batches(NOTIFICATION_EVENTS, on_notifications(uow))
     docs_channel = open_channel(settings.docs_address, settings.tls)
     server = grpc_server(
         settings,

@@ -41,6 +41,7 @@ from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import Contact, WorkItem
+from tawasul_review.entrypoints.events import on_notifications
 from tawasul_review.settings import ReviewSettings
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
@@ -1228,3 +1229,35 @@ async def test_concurrent_claims_of_one_reviewer_keep_to_the_capacity(review: Re
     assert refusals <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert len(claimed) == 1
     assert [i.assignee_id for i in await review.queue()].count("E100") == 1
+
+
+async def test_a_polls_delivery_receipts_join_their_histories_once(review: Review) -> None:
+    first, second = await review.enqueue(), await review.enqueue()
+
+    def sent(request_id: str, channel: str, minutes: int) -> events_pb2.Envelope:
+        at = Timestamp()
+        at.FromDatetime(review.clock.now + timedelta(minutes=minutes))
+        return events_pb2.Envelope(
+            event_id=str(uuid.uuid4()),
+            event_type="tawasul.notifications.sent",
+            request_id=request_id,
+            occurred_at=at,
+            notification_sent=events_pb2.NotificationSent(
+                request_id=request_id, channel=channel, status="sent", cause_event_id="e-1"
+            ),
+        )
+
+    sms, mail, other = sent(first, "sms", 1), sent(first, "email", 2), sent(second, "sms", 1)
+    await on_notifications(review.uow)([sms, mail, other])
+    await on_notifications(review.uow)([mail])  # redelivered
+
+    def told(history: Any) -> list[tuple[str, str, str]]:
+        return [(h.actor, h.action, h.text) for h in history if h.actor == "notify"]
+
+    assert told((await review.case(first)).history) == [
+        ("notify", "notification_sent", "sms: e-1"),
+        ("notify", "notification_sent", "email: e-1"),
+    ]
+    assert told((await review.case(second)).history) == [
+        ("notify", "notification_sent", "sms: e-1")
+    ]

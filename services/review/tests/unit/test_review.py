@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -37,6 +38,7 @@ from tawasul_review.domain.model import (
     HistoryEntry,
     Missing,
     QueuePosition,
+    Receipt,
     SlaCrossed,
     State,
     Status,
@@ -177,18 +179,12 @@ class FakeItems:
     async def history(self, request_id: uuid.UUID) -> list[HistoryEntry]:
         return list(self._db.history.get(request_id, []))
 
-    async def record_receipt(
-        self,
-        *,
-        event_id: str,
-        request_id: uuid.UUID,
-        at: datetime,
-        channel: str,
-        status: str,
-        cause: str,
-    ) -> None:
-        entry = HistoryEntry(at, "notify", f"notification_{status}", f"{channel}: {cause}")
-        self.receipts[event_id] = (request_id, entry)
+    async def record_receipts(self, receipts: Sequence[Receipt]) -> None:
+        for r in receipts:
+            entry = HistoryEntry(
+                r.at, "notify", f"notification_{r.status}", f"{r.channel}: {r.cause}"
+            )
+            self.receipts.setdefault(r.event_id, (r.request_id, entry))
 
     async def backlog(self, department: str, now: datetime, soon: datetime) -> list[BacklogRow]:
         rows: list[BacklogRow] = []
@@ -1257,16 +1253,9 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
 async def test_delivery_receipts_join_the_history() -> None:
     uow = FakeUnitOfWork()
     item = await queued(uow)
+    receipt = Receipt("n1", item, START + timedelta(minutes=1), "sms", "accepted", "e-42")
     for _ in range(2):
-        await handlers.record_receipt(
-            uow=uow,
-            event_id="n1",
-            request_id=item,
-            at=START + timedelta(minutes=1),
-            channel="sms",
-            status="accepted",
-            cause="e-42",
-        )
+        await handlers.record_receipts(uow=uow, receipts=[receipt])
     _, _, history = await handlers.open_case(
         uow=uow, documents=FakeDocuments(), reviewer=ALI, token="t", request_id=item
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -38,6 +39,7 @@ from tawasul_review.domain.model import (
     HistoryEntry,
     Missing,
     QueuePosition,
+    Receipt,
     State,
     Status,
     WorkItem,
@@ -106,6 +108,7 @@ _INSERT_ITEM = insert(tables.work_items)
 _UPDATE_ITEM = update(tables.work_items).where(
     tables.work_items.c.request_id == bindparam("b_request_id")
 )
+_RECORD_RECEIPT = pg_insert(tables.receipts).on_conflict_do_nothing()
 
 
 def _state(item: WorkItem) -> dict[str, Any]:
@@ -324,26 +327,22 @@ class SqlWorkItemRepository:
         ]
         return sorted(entries, key=lambda e: e.at)
 
-    async def record_receipt(
-        self,
-        *,
-        event_id: str,
-        request_id: uuid.UUID,
-        at: datetime,
-        channel: str,
-        status: str,
-        cause: str,
-    ) -> None:
-        values = {
-            "event_id": event_id,
-            "request_id": request_id,
-            "at": at,
-            "channel": channel[:20],
-            "status": status[:20],
-            "cause": cause[:100],
-        }
+    async def record_receipts(self, receipts: Sequence[Receipt]) -> None:
+        if not receipts:
+            return
         await self._session.execute(
-            pg_insert(tables.receipts).values(values).on_conflict_do_nothing()
+            _RECORD_RECEIPT,
+            [
+                {
+                    "event_id": r.event_id,
+                    "request_id": r.request_id,
+                    "at": r.at,
+                    "channel": r.channel[:20],
+                    "status": r.status[:20],
+                    "cause": r.cause[:100],
+                }
+                for r in receipts
+            ],
         )
 
     async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Row[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from tawasul_review.domain.model import (
     Missing,
     QueuePosition,
     Reason,
+    Receipt,
     State,
     WorkItem,
 )
@@ -118,26 +120,10 @@ async def _push(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime) 
     await uow.queues.assigned(item.queue, chosen)
 
 
-async def record_receipt(
-    *,
-    uow: UnitOfWork,
-    event_id: str,
-    request_id: uuid.UUID,
-    at: datetime,
-    channel: str,
-    status: str,
-    cause: str,
-) -> None:
-    """Notify's report of a message sent goes into the request's history, once."""
+async def record_receipts(*, uow: UnitOfWork, receipts: Sequence[Receipt]) -> None:
+    """Notify's reports of messages sent go into their requests' histories, once each."""
     async with uow:
-        await uow.items.record_receipt(
-            event_id=event_id,
-            request_id=request_id,
-            at=at,
-            channel=channel,
-            status=status,
-            cause=cause,
-        )
+        await uow.items.record_receipts(receipts)
         await uow.commit()
 
 

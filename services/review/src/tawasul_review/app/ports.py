@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_review.domain.assignment import Candidate, Mode
-from tawasul_review.domain.model import HistoryEntry, QueuePosition, State, WorkItem
+from tawasul_review.domain.model import HistoryEntry, QueuePosition, Receipt, State, WorkItem
 from tawasul_review.domain.quality import QualityCheck
 from tawasul_review.domain.reviewers import Reviewer
 from tawasul_review.domain.search import Criteria, SearchPosition
@@ -59,16 +60,9 @@ class WorkItemRepository(Protocol):
         """With the delivery receipts, in time order."""
         ...
 
-    async def record_receipt(
-        self,
-        *,
-        event_id: str,
-        request_id: uuid.UUID,
-        at: datetime,
-        channel: str,
-        status: str,
-        cause: str,
-    ) -> None: ...
+    async def record_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Each once: one recorded before is left as it is."""
+        ...
 
     async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Any]:
         """Per queue: size, oldest, due_soon, breached, waiting."""

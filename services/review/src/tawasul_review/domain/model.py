@@ -111,6 +111,18 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """Notify's report of a message sent about a request (`cause`: the event it told of)."""
+
+    event_id: str
+    request_id: uuid.UUID
+    at: datetime
+    channel: str
+    status: str
+    cause: str
+
+
+@dataclass(frozen=True)
 class StatusChanged:
     """What the beneficiary's side learns; `internal_note` stays with the office."""
 

@@ -4,7 +4,7 @@ beneficiary's follow-ups raise them, answers bring them back and cancellations w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
@@ -13,8 +13,10 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_review.adapters.events import from_routed
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import UnitOfWork
+from tawasul_review.domain.model import Receipt
 
 Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
 def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> Handler:
@@ -78,24 +80,27 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) 
     return handle
 
 
-def on_notification(uow: Callable[[], UnitOfWork]) -> Handler:
-    """Notify's delivery receipts, written into the request's history."""
+def on_notifications(uow: Callable[[], UnitOfWork]) -> BatchHandler:
+    """Notify's delivery receipts, a poll's worth at once, written into the requests' history."""
 
-    async def handle(event: events_pb2.Envelope) -> None:
-        if not event.HasField("notification_sent"):
-            raise InvalidArgument({"payload": f"not a delivery receipt: {event.event_type}"})
-        sent = event.notification_sent
-        await handlers.record_receipt(
-            uow=uow(),
-            event_id=event.event_id,
-            request_id=request_id(sent.request_id),
-            at=event.occurred_at.ToDatetime(tzinfo=UTC),
-            channel=sent.channel,
-            status=sent.status,
-            cause=sent.cause_event_id,
-        )
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
+        await handlers.record_receipts(uow=uow(), receipts=[_receipt(event) for event in events])
 
     return handle
+
+
+def _receipt(event: events_pb2.Envelope) -> Receipt:
+    if not event.HasField("notification_sent"):
+        raise InvalidArgument({"payload": f"not a delivery receipt: {event.event_type}"})
+    sent = event.notification_sent
+    return Receipt(
+        event_id=event.event_id,
+        request_id=request_id(sent.request_id),
+        at=event.occurred_at.ToDatetime(tzinfo=UTC),
+        channel=sent.channel,
+        status=sent.status,
+        cause=sent.cause_event_id,
+    )
 
 
 def request_id(raw: str) -> uuid.UUID:
