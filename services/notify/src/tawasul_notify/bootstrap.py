@@ -35,7 +35,7 @@ from tawasul_notify.adapters.staff import load_staff
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, on_event, on_events, on_requests
+from tawasul_notify.entrypoints.events import Handler, in_app, on_event, on_events, on_requests
 from tawasul_notify.entrypoints.grpc import ACCESS, NotifyServicer
 from tawasul_notify.settings import NotifySettings
 
@@ -126,7 +126,7 @@ async def build(settings: NotifySettings) -> Runtime:
         sender = senders.get(channel)
         for topic in TOLD_ABOUT:
             if sender is None:
-                group.subscribe(topic, handler)
+                group.subscribe_batches(topic, in_app(uow, staff=staff), one_by_one=handler)
                 continue
             # A message sent cannot be rolled back with a batch: the batch commits its intents
             # before it sends, and a batch that fails goes event by event through `handler`.

@@ -35,7 +35,7 @@ from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Sender
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, on_requests
+from tawasul_notify.entrypoints.events import Handler, in_app, on_requests
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
@@ -387,3 +387,20 @@ async def test_a_polls_requests_record_each_ones_latest_department_once(notify: 
         (first.request_id, APPLICANT, "residents"),
         (other.request_id, APPLICANT, "residents"),
     }
+
+
+async def test_a_polls_events_are_told_in_app_once_each(notify: Notify) -> None:
+    first, second = submitted(), submitted()
+    told = in_app(notify.uow, staff=STAFF)
+    await told([first, second, first])
+    await told([second])  # redelivered
+
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.request_id for m in inbox.messages) == sorted(
+        [first.request_id, second.request_id]
+    )
+    assert inbox.unread == 2
+    results = await notify.results()
+    assert sorted((r.request_id, r.channel, r.status) for r in results) == sorted(
+        [(first.request_id, "inapp", "delivered"), (second.request_id, "inapp", "delivered")]
+    )

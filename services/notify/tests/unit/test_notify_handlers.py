@@ -102,8 +102,9 @@ class FakeInapp:
     def __init__(self) -> None:
         self.messages: dict[uuid.UUID, InboxMessage] = {}
 
-    async def add(self, message: InboxMessage) -> None:
-        self.messages.setdefault(message.id, message)
+    async def add_all(self, messages: Sequence[InboxMessage]) -> None:
+        for message in messages:
+            self.messages.setdefault(message.id, message)
 
     async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
         mine = [m for m in self.messages.values() if m.owner_id == owner_id]
@@ -267,6 +268,21 @@ async def test_a_batch_records_every_intent_sends_them_all_then_settles_them_at_
         uow=uow, channel=Channel.SMS, sender=sms, notices=batch, now=NOW, concurrency=2
     )
     assert sms.calls == 3  # redelivered: nothing more sent
+
+
+async def test_a_poll_in_app_stores_each_message_once_with_its_delivery() -> None:
+    uow = FakeUnitOfWork()
+    mine, again = notice(), notice()
+    await handlers.store_many(uow=uow, notices=[mine, again, mine], now=NOW)
+    await handlers.store_many(uow=uow, notices=[again], now=NOW)
+    assert sorted(m.request_id for m in uow.inapp.messages.values()) == [REQUEST, REQUEST]
+    assert [uow.status(Channel.INAPP, APPLICANT, n) for n in (mine, again)] == [
+        DeliveryStatus.DELIVERED
+    ] * 2
+    assert uow.published == [
+        (DeliveryStatus.DELIVERED, Channel.INAPP, d) for d in uow.inapp.messages
+    ]
+    assert uow.commits == 2
 
 
 async def test_an_event_twice_in_one_poll_is_texted_once() -> None:

@@ -185,17 +185,22 @@ class SqlInboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, message: InboxMessage) -> None:
+    async def add_all(self, messages: Sequence[InboxMessage]) -> None:
+        if not messages:
+            return
         await self._session.execute(
             _ADD_MESSAGE,
-            {
-                "id": message.id,
-                "owner_id": message.owner_id,
-                "request_id": message.request_id,
-                "kind": message.kind,
-                "text": message.text,
-                "created_at": message.created_at,
-            },
+            [
+                {
+                    "id": m.id,
+                    "owner_id": m.owner_id,
+                    "request_id": m.request_id,
+                    "kind": m.kind,
+                    "text": m.text,
+                    "created_at": m.created_at,
+                }
+                for m in messages
+            ],
         )
 
     async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:

@@ -98,16 +98,7 @@ async def notify_many(
     one transaction. A message the channel did not take raises once the others are settled;
     the caller then goes through `notify` notice by notice, which skips what is settled,
     sends what is still pending under the same key, and counts the attempts."""
-    intents: dict[uuid.UUID, tuple[Delivery, Outgoing]] = {}
-    for notice in notices:
-        kind = Kind(notice.kind)
-        if channel not in channels_for(kind):
-            continue
-        rendered = render(kind, channel, notice.locale, notice.values)
-        for recipient in notice.addresses(channel):
-            intent = _intent(notice, channel, recipient, rendered, now)
-            # An event published twice may come twice in one poll: one message still.
-            intents[intent.id] = (intent, _message(intent, recipient, rendered))
+    intents = _intents(notices, channel, now)
     async with uow:
         stored = await uow.deliveries.intend_all([intent for intent, _ in intents.values()])
         await uow.commit()
@@ -138,6 +129,37 @@ async def notify_many(
         await uow.commit()
     if untaken is not None:
         raise untaken
+
+
+async def store_many(*, uow: UnitOfWork, notices: Sequence[Notice], now: datetime) -> None:
+    """`notify`'s way for a poll of notices in-app: the messages stored with their deliveries,
+    all in one transaction."""
+    intents = _intents(notices, Channel.INAPP, now)
+    async with uow:
+        stored = await uow.deliveries.intend_all([intent for intent, _ in intents.values()])
+        fresh = [delivery for delivery in stored if not delivery.settled]
+        await uow.inapp.add_all([InboxMessage.of(delivery) for delivery in fresh])
+        for delivery in fresh:
+            delivery.delivered(now)
+        await uow.deliveries.save_all(fresh)
+        await uow.commit()
+
+
+def _intents(
+    notices: Sequence[Notice], channel: Channel, now: datetime
+) -> dict[uuid.UUID, tuple[Delivery, Outgoing]]:
+    """The deliveries the notices call for on the channel, and their messages, by id."""
+    intents: dict[uuid.UUID, tuple[Delivery, Outgoing]] = {}
+    for notice in notices:
+        kind = Kind(notice.kind)
+        if channel not in channels_for(kind):
+            continue
+        rendered = render(kind, channel, notice.locale, notice.values)
+        for recipient in notice.addresses(channel):
+            intent = _intent(notice, channel, recipient, rendered, now)
+            # An event published twice may come twice in one poll: one message still.
+            intents[intent.id] = (intent, _message(intent, recipient, rendered))
+    return intents
 
 
 def _intent(
@@ -171,7 +193,7 @@ async def _intend(
     async with uow:
         delivery = await uow.deliveries.intend(_intent(notice, channel, recipient, rendered, now))
         if channel is Channel.INAPP and not delivery.settled:
-            await uow.inapp.add(InboxMessage.of(delivery))
+            await uow.inapp.add_all([InboxMessage.of(delivery)])
             delivery.delivered(now)
             await uow.deliveries.save(delivery)
         await uow.commit()

@@ -86,7 +86,10 @@ class DeliveryRepository(Protocol):
 
 
 class InboxRepository(Protocol):
-    async def add(self, message: InboxMessage) -> None: ...
+    async def add_all(self, messages: Sequence[InboxMessage]) -> None:
+        """Each once: one stored before is left as it is."""
+        ...
+
     async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
         """Newest first."""
         ...

@@ -67,6 +67,16 @@ def on_events(
     return handle
 
 
+def in_app(uow: Callable[[], UnitOfWork], *, staff: Mapping[str, str]) -> BatchHandler:
+    """A poll's events, told in-app at once (handlers.store_many)."""
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
+        notices = [n for event in events if (n := notice_from(event, staff)) is not None]
+        await handlers.store_many(uow=uow(), notices=notices, now=datetime.now(UTC))
+
+    return handle
+
+
 def on_requests(uow: Callable[[], UnitOfWork]) -> BatchHandler:
     """Submitted and routed requests, a poll's worth at once: their applicant and (current)
     department."""
