@@ -5,8 +5,9 @@ headers → the consumer, and each hop is a span: the gateway's SERVER span of a
 the server's span of a call, the relay's PRODUCER span per published row (child of the span
 that wrote the row), the consumer's CONSUMER span per event (child of the producer's), and a
 CLIENT span per call to another service. Spans go to OTLP when
-TAWASUL_OTLP_ENDPOINT is set, to stdout when TAWASUL_TRACE_CONSOLE is, and nowhere otherwise;
-either way the ids are made and propagated, so a trace is whole wherever it is collected.
+TAWASUL_OTLP_ENDPOINT is set, to stdout when TAWASUL_TRACE_CONSOLE is, and nowhere otherwise.
+A process that sends them nowhere records none (it starts its traces unsampled, which its
+callees follow), but the ids are still made and propagated: logs and events carry them.
 
 Export runs in the BatchSpanProcessor's thread: a call only records its span in memory.
 """
@@ -27,6 +28,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -62,11 +64,6 @@ def configure_tracing(
     service: str, *, otlp_endpoint: str = "", console: bool = False
 ) -> TracerProvider:
     """Makes this process's spans; call once at start. The caller flushes at exit (`flush`)."""
-    # No atexit shutdown: with the collector gone it would retry past the shutdown budget.
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service, "service.namespace": "tawasul"}),
-        shutdown_on_exit=False,
-    )
     processors: list[SpanProcessor] = []
     if otlp_endpoint:
         # Imported only when used: the exporter pulls in its own protobuf modules.
@@ -81,6 +78,13 @@ def configure_tracing(
             formatter=lambda span: span.to_json(indent=None) + "\n",
         )
         processors.append(BatchSpanProcessor(console_exporter))
+    # No atexit shutdown: with the collector gone it would retry past the shutdown budget.
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "service.namespace": "tawasul"}),
+        # Recording a span nobody exports cost every event and call its attributes and events.
+        sampler=ParentBased(ALWAYS_ON if processors else ALWAYS_OFF),
+        shutdown_on_exit=False,
+    )
     for processor in processors:
         provider.add_span_processor(processor)
     use(provider)

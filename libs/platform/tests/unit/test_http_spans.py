@@ -99,3 +99,18 @@ def test_spans_on_the_console_are_one_json_object_a_line(
     assert [(s["name"], s["resource"]["attributes"]["service.name"]) for s in printed] == [
         ("tawasul.intake.v1.IntakeService/Submit", "intake")
     ]
+
+
+def test_a_process_that_exports_nowhere_records_no_span_but_still_passes_ids_on() -> None:
+    tracing.configure_tracing("intake")
+    try:
+        with tracing.tracer().start_as_current_span("tawasul.intake.v1.IntakeService/Submit") as s:
+            assert not s.is_recording()
+            context = s.get_span_context()
+            assert not context.trace_flags.sampled  # what its callees follow
+            assert tracing.active_traceparent() == (
+                f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+            )
+            assert context.trace_id != 0
+    finally:
+        tracing.use(TracerProvider())
