@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
@@ -22,6 +22,20 @@ SERVICE = "docs"
 # Built once, the values given at execution: `.values(row)` built and keyed a new statement
 # per call.
 _INSERT_DOCUMENT = insert(tables.documents)
+# The request's department, and every document it holds moves with it: one round trip.
+_moved = (
+    update(tables.document_access)
+    .where(tables.document_access.c.request_id == bindparam("b_request_id"))
+    .values(department=bindparam("b_department"))
+    .cte("moved")
+)
+_department = pg_insert(tables.request_departments).values(
+    request_id=bindparam("b_request_id"), department=bindparam("b_department")
+)
+_GRANT = _department.on_conflict_do_update(
+    index_elements=[tables.request_departments.c.request_id],
+    set_={"department": _department.excluded.department},
+).add_cte(_moved)
 
 
 def _row(document: Document) -> dict[str, Any]:
@@ -154,16 +168,10 @@ class SqlAccessRepository:
     async def grant(
         self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
     ) -> None:
-        r = tables.request_departments
         await self._session.execute(
-            pg_insert(r)
-            .values(request_id=request_id, department=department)
-            .on_conflict_do_update(index_elements=[r.c.request_id], set_={"department": department})
+            _GRANT, {"b_request_id": request_id, "b_department": department}
         )
         t = tables.document_access
-        await self._session.execute(
-            update(t).where(t.c.request_id == request_id).values(department=department)
-        )
         if document_ids:
             await self._session.execute(
                 pg_insert(t)

@@ -343,6 +343,8 @@ async def attach_submitted(
     now: datetime,
 ) -> None:
     """A submitted request's documents are attached to it."""
+    if not document_ids:
+        return  # nothing to attach, so nothing to remember having done
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
