@@ -177,6 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
     _body: bytes = b""
     # Keep-alive, as real gateways offer: a connection per message costs both sides a handshake.
     protocol_version = "HTTP/1.1"
+    # An answer is two writes (headers, then body): with Nagle's algorithm the body waited for
+    # the client's delayed ACK of the headers, 40 ms an answer on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._serve("GET")
