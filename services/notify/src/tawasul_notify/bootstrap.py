@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-import httpx
+import httpcore
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer, ServerLimits
@@ -84,16 +84,23 @@ def subscribers(
     }
 
 
-def sms_gateway(settings: NotifySettings) -> tuple[HttpSmsGateway, httpx.AsyncClient]:
-    auth = (
-        httpx.BasicAuth(settings.sms_gateway_user, settings.sms_gateway_password)
-        if settings.sms_gateway_user
-        else None
+def sms_gateway(settings: NotifySettings) -> tuple[HttpSmsGateway, httpcore.AsyncConnectionPool]:
+    # As many connections as messages sent at once, kept for the next poll's.
+    pool = httpcore.AsyncConnectionPool(
+        max_connections=settings.consumer_key_concurrency, keepalive_expiry=30.0
     )
-    http = httpx.AsyncClient(
-        base_url=settings.sms_gateway_url, timeout=settings.sms_timeout_seconds, auth=auth
+    gateway = HttpSmsGateway(
+        pool,
+        base_url=settings.sms_gateway_url,
+        sender=settings.sms_sender,
+        timeout_seconds=settings.sms_timeout_seconds,
+        credentials=(
+            (settings.sms_gateway_user, settings.sms_gateway_password)
+            if settings.sms_gateway_user
+            else None
+        ),
     )
-    return HttpSmsGateway(http, sender=settings.sms_sender), http
+    return gateway, pool
 
 
 def smtp(settings: NotifySettings) -> SmtpSender:
@@ -114,7 +121,7 @@ async def build(settings: NotifySettings) -> Runtime:
     def uow() -> NotifyUnitOfWork:
         return NotifyUnitOfWork(plumbing.sessions)
 
-    gateway, http = sms_gateway(settings)
+    gateway, pool = sms_gateway(settings)
     senders: dict[Channel, Sender] = {Channel.SMS: gateway, Channel.EMAIL: smtp(settings)}
     staff = load_staff(settings.staff_directory_file)
     # A batch with an unacceptable event goes again one event at a time: that one alone is
@@ -150,6 +157,6 @@ async def build(settings: NotifySettings) -> Runtime:
     if settings.metrics_address:
         gauge = DeliveryGauge(plumbing.engine)
         runtime.loops.append(lambda: every(settings.metrics_seconds, gauge, name="delivery gauge"))
-    # Consumers have stopped by then, so no handler still uses the HTTP client.
-    runtime.shutdown.insert(0, http.aclose)
+    # Consumers have stopped by then, so no handler still uses the connections.
+    runtime.shutdown.insert(0, pool.aclose)
     return runtime

@@ -138,7 +138,11 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
         smtp_port=smtp_port,
         message_attempts=2,
     )
-    sms, http = bootstrap.sms_gateway(settings)
+    sms, pool = bootstrap.sms_gateway(settings)
+    # The test's own look at the stand-in: what it received, and the faults it should act.
+    http = httpx.AsyncClient(
+        base_url=settings.sms_gateway_url, auth=("sms-user", "sms-password"), timeout=5.0
+    )
     senders: dict[Channel, Sender] = {Channel.SMS: sms, Channel.EMAIL: bootstrap.smtp(settings)}
     subscribers = bootstrap.subscribers(settings, uow=uow, senders=senders, staff=STAFF)
     server: GrpcServer = bootstrap.grpc_server(
@@ -161,6 +165,7 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
         await channel.close()
         await server.stop(1)
         await http.aclose()
+        await pool.aclose()
         smtp.close()
         await smtp.wait_closed()
         gateway.shutdown()
