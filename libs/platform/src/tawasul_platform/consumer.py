@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from itertools import chain
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
@@ -55,6 +55,8 @@ BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 # Opens the transaction that every unit of work opened inside it joins (tawasul_platform.uow).
 Transaction = Callable[[], AbstractAsyncContextManager[None]]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+# What a group does with a poll's records of one topic.
+Apply = Callable[[Sequence[Record]], Coroutine[Any, Any, None]]
 
 
 class EventConsumer:
@@ -90,7 +92,7 @@ class EventConsumer:
         self._poll_ms = poll_ms
         self._lag = metrics.ConsumerLag(group)
         # What the group does with each topic's records, in the order they were subscribed.
-        self._appliers: dict[str, Callable[[Sequence[Record]], Awaitable[None]]] = {}
+        self._appliers: dict[str, Apply] = {}
 
     def subscribe_batches(
         self,
@@ -126,7 +128,7 @@ class EventConsumer:
         dlt = dead_letter_topic(topic, self._group)
         self._subscribe(topic, lambda records: self.apply(records, handler, dlt))
 
-    def _subscribe(self, topic: str, apply: Callable[[Sequence[Record]], Awaitable[None]]) -> None:
+    def _subscribe(self, topic: str, apply: Apply) -> None:
         if topic in self._appliers:
             raise ValueError(f"{topic} is already read by group {self._group}")
         self._appliers[topic] = apply
@@ -162,12 +164,19 @@ class EventConsumer:
         vars(subscriber)["get_msg"] = self._poller()
 
     async def dispatch(self, records: Sequence[Record]) -> None:
-        """Applies a poll's records, each topic's in offset order by that topic's handler."""
+        """Applies a poll's records, each topic's in offset order by that topic's handler, the
+        topics at once: one topic's records (review's delivery receipts) never wait for
+        another's (the routed requests), as when each topic had a consumer of its own."""
         by_topic: dict[str, list[Record]] = {}
         for record in records:
             by_topic.setdefault(record.topic, []).append(record)
-        for topic, same_topic in by_topic.items():
+        if len(by_topic) == 1:
+            ((topic, same_topic),) = by_topic.items()
             await self._appliers[topic](same_topic)
+            return
+        async with asyncio.TaskGroup() as topics:
+            for topic, same_topic in by_topic.items():
+                topics.create_task(self._appliers[topic](same_topic))
 
     def _poller(self) -> Callable[[AIOKafkaConsumer], Awaitable[tuple[Record, ...]]]:
         async def poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:

@@ -311,4 +311,28 @@ async def test_one_kafka_consumer_reads_all_the_groups_topics_each_to_its_own_ha
 
     await c.dispatch([s1, r1, s2, r2])
 
-    assert seen == [("submitted", "s1"), ("submitted", "s2"), ("routed", "r1,r2")]
+    assert sorted(seen) == [("routed", "r1,r2"), ("submitted", "s1"), ("submitted", "s2")]
+    assert [e for e in seen if e[0] == "submitted"] == [("submitted", "s1"), ("submitted", "s2")]
+
+
+async def test_a_topic_slow_to_apply_holds_up_no_other_topic_of_the_poll() -> None:
+    c = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=FakeProducer())
+    receipts_may_finish = asyncio.Event()
+    done: list[str] = []
+
+    async def on_receipt(event: events_pb2.Envelope) -> None:
+        await receipts_may_finish.wait()
+        done.append(event.event_id)
+
+    async def on_routed(event: events_pb2.Envelope) -> None:
+        done.append(event.event_id)
+        receipts_may_finish.set()  # the receipt ahead of it in the poll is still being applied
+
+    c.subscribe("receipts", on_receipt)
+    c.subscribe("routed", on_routed)
+    (receipt,) = events("n1", topic="receipts")
+    (routed,) = events("r1", topic="routed")
+
+    await asyncio.wait_for(c.dispatch([receipt, routed]), timeout=5)
+
+    assert done == ["r1", "n1"]
