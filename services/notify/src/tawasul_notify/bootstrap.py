@@ -85,9 +85,10 @@ def subscribers(
 
 
 def sms_gateway(settings: NotifySettings) -> tuple[HttpSmsGateway, httpcore.AsyncConnectionPool]:
-    # As many connections as messages sent at once, kept for the next poll's.
+    # httpx's limits: the sends of each poll, the receipts and the one-time codes share the
+    # pool, and a request waiting for a connection past the timeout counts as an outage.
     pool = httpcore.AsyncConnectionPool(
-        max_connections=settings.consumer_key_concurrency, keepalive_expiry=30.0
+        max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
     )
     gateway = HttpSmsGateway(
         pool,
