@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-import httpcore
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer, ServerLimits
@@ -29,6 +28,7 @@ from tawasul_platform.topics import (
 from tawasul_notify.adapters import tables
 from tawasul_notify.adapters.email import SmtpSender
 from tawasul_notify.adapters.gateway import HttpSmsGateway
+from tawasul_notify.adapters.http1 import Http1Pool
 from tawasul_notify.adapters.metrics import DeliveryGauge
 from tawasul_notify.adapters.repository import SERVICE, NotifyUnitOfWork
 from tawasul_notify.adapters.staff import load_staff
@@ -84,15 +84,12 @@ def subscribers(
     }
 
 
-def sms_gateway(settings: NotifySettings) -> tuple[HttpSmsGateway, httpcore.AsyncConnectionPool]:
+def sms_gateway(settings: NotifySettings) -> tuple[HttpSmsGateway, Http1Pool]:
     # httpx's limits: the sends of each poll, the receipts and the one-time codes share the
     # pool, and a request waiting for a connection past the timeout counts as an outage.
-    pool = httpcore.AsyncConnectionPool(
-        max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
-    )
+    pool = Http1Pool(settings.sms_gateway_url, max_connections=100, max_idle=20, idle_seconds=30.0)
     gateway = HttpSmsGateway(
         pool,
-        base_url=settings.sms_gateway_url,
         sender=settings.sms_sender,
         timeout_seconds=settings.sms_timeout_seconds,
         credentials=(
