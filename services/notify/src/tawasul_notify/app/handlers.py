@@ -310,7 +310,7 @@ async def collect_receipts(
         async with uow:
             for delivery in arrived:
                 delivery.delivered(now)
-                await uow.deliveries.save(delivery)
+            await uow.deliveries.save_all(arrived)
             await uow.commit()
     return len(waiting) == batch
 
