@@ -1,7 +1,8 @@
 #!/bin/bash
 # One KRaft node: server.properties from the environment, storage formatted on first start
 # (auto.create.topics.enable=false: the topics come from tawasul_platform.topics, created by
-# whoever starts the stack, as deploy/local does with ensure_topics).
+# whoever starts the stack, as deploy/local does with ensure_topics). Offset commits are written
+# at once, not lingered for 5 ms: every consumer commits after each batch before it polls again.
 set -euo pipefail
 port="${KAFKA_PORT:-9092}"
 controller="${KAFKA_CONTROLLER_PORT:-9093}"
@@ -23,6 +24,7 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+group.coordinator.append.linger.ms=0
 auto.create.topics.enable=false
 PROPS
 jvm=(/usr/bin/java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -Dlog4j2.configurationFile=/opt/kafka/log4j2.xml -cp '/opt/kafka/libs/*')

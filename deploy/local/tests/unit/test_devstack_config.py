@@ -204,6 +204,7 @@ def test_kafka_properties_follow_the_ports(tmp_path: Path) -> None:
     assert props["log.dirs"] == str(tmp_path / "data")
     assert props["auto.create.topics.enable"] == "false"
     assert props["num.partitions"] == "6"
+    assert props["group.coordinator.append.linger.ms"] == "0"
 
 
 def test_cluster_id_has_kafkas_shape() -> None:
