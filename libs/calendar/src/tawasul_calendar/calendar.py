@@ -89,6 +89,8 @@ class WorkingCalendar:
         self.config = config or CalendarConfig()
         self._closed: dict[int, dict[date, tuple[Holiday, ...]]] = {}
         self._closures = [(c.start, c.end) for c in self.config.closures_for(sector)]
+        # Each day's office hours, made once: every due date walks the days ahead.
+        self._open: dict[date, tuple[Interval, ...]] = {}
 
     def updated(self, config: CalendarConfig) -> WorkingCalendar:
         """This calendar with a newer configuration; the same one again changes nothing."""
@@ -115,9 +117,21 @@ class WorkingCalendar:
 
     def open_intervals(self, day: date) -> list[Interval]:
         """The office hours of `day` less any configured closure."""
-        if not self.is_working_day(day):
-            return []
-        return _subtract([(at(day, self.hours.opens), at(day, self.hours.closes))], self._closures)
+        return list(self._open_on(day))
+
+    def _open_on(self, day: date) -> tuple[Interval, ...]:
+        found = self._open.get(day)
+        if found is None:
+            found = self._open[day] = (
+                tuple(
+                    _subtract(
+                        [(at(day, self.hours.opens), at(day, self.hours.closes))], self._closures
+                    )
+                )
+                if self.is_working_day(day)
+                else ()
+            )
+        return found
 
     def next_opening(self, instant: datetime) -> datetime:
         """The first working instant at or after `instant`: where a clock started then starts."""
@@ -174,9 +188,11 @@ class WorkingCalendar:
         cuts = [(riyadh(a), riyadh(b)) for a, b in pauses]
         day = start.date()
         while True:
-            day_start, day_end = at(day, time(0)), midnight_after(day)
-            todays_cuts = [(a, b) for a, b in cuts if a < day_end and b > day_start]
-            for begin, end in _subtract(self.open_intervals(day), todays_cuts):
+            hours: Iterable[Interval] = self._open_on(day)
+            if cuts:
+                day_start, day_end = at(day, time(0)), midnight_after(day)
+                hours = _subtract(hours, [(a, b) for a, b in cuts if a < day_end and b > day_start])
+            for begin, end in hours:
                 begin = max(begin, start)
                 if begin < end:
                     yield begin, end
