@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import zlib
 from collections.abc import Sequence
@@ -21,8 +22,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import Span, SpanKind
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from tawasul_platform import tracing
 from tawasul_platform.events import OutgoingEvent
@@ -46,7 +48,7 @@ async def write_outbox(
     if not events:
         return
     await session.execute(
-        insert(table).returning(func.pg_notify(notify_channel(service), "")),
+        _outbox_insert(table, service),
         [
             {
                 "event_id": e.event_id,
@@ -58,6 +60,12 @@ async def write_outbox(
             for e in events
         ],
     )
+
+
+@functools.cache
+def _outbox_insert(table: Table, service: str) -> ReturningInsert[Any]:
+    # Built once: a statement built per call is keyed again by SQLAlchemy every time.
+    return insert(table).returning(func.pg_notify(notify_channel(service), ""))
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -85,6 +93,18 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._fallback = fallback_seconds
         self._wake = asyncio.Event()
+        # A wake-up's statements, built once (a statement built per call is keyed every time).
+        t = table
+        self._try_lock = select(func.pg_try_advisory_lock(self._lock_key))
+        self._unsent = (
+            select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+            .where(t.c.sent_at.is_(None))
+            .order_by(t.c.id)
+            .limit(batch_size)
+        )
+        self._mark_sent = (
+            update(t).where(t.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=func.now())
+        )
 
     async def run(self) -> None:
         """Publishes until cancelled; an outage of Kafka or PostgreSQL is waited out."""
@@ -150,7 +170,7 @@ class OutboxRelay:
                 await conn.invalidate()
 
     async def _lead(self, conn: AsyncConnection) -> bool:
-        return bool(await conn.scalar(select(func.pg_try_advisory_lock(self._lock_key))))
+        return bool(await conn.scalar(self._try_lock))
 
     async def _publish_all(self, conn: AsyncConnection) -> int:
         published = 0
@@ -161,15 +181,7 @@ class OutboxRelay:
                 return published
 
     async def _publish_batch(self, conn: AsyncConnection) -> int:
-        t = self._table
-        rows = (
-            await conn.execute(
-                select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
-                .where(t.c.sent_at.is_(None))
-                .order_by(t.c.id)
-                .limit(self._batch_size)
-            )
-        ).all()
+        rows = (await conn.execute(self._unsent)).all()
         if not rows:
             return 0
         spans = [_publishing(row.topic, row.headers) for row in rows]
@@ -191,9 +203,7 @@ class OutboxRelay:
         finally:
             for span in spans:
                 span.end()
-        await conn.execute(
-            update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now())
-        )
+        await conn.execute(self._mark_sent, {"ids": [r.id for r in rows]})
         log.debug("published %d outbox rows", len(rows))
         return len(rows)
 

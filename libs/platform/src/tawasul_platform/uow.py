@@ -12,17 +12,19 @@ its writes raises).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.outbox import write_outbox
@@ -33,6 +35,20 @@ class Messaging:
     service: str
     outbox: Table
     inbox: Table
+
+
+# The inbox's statements, built once per table: every event applied runs one, and a statement
+# built per call is keyed again by SQLAlchemy every time.
+@functools.cache
+def _claim(inbox: Table) -> ReturningInsert[Any]:
+    return pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+
+
+@functools.cache
+def _seen(inbox: Table) -> Select[Any]:
+    return select(inbox.c.event_id).where(
+        (inbox.c.consumer == bindparam("consumer")) & (inbox.c.event_id == bindparam("event_id"))
+    )
 
 
 @dataclass
@@ -90,29 +106,23 @@ class SqlUnitOfWork:
         await self.session.close()
 
     async def seen_event(self, consumer: str, event_id: str) -> bool:
-        inbox = self._messaging.inbox
         found = await self.session.scalar(
-            select(inbox.c.event_id).where(
-                (inbox.c.consumer == consumer) & (inbox.c.event_id == uuid.UUID(event_id))
-            )
+            _seen(self._messaging.inbox), {"consumer": consumer, "event_id": uuid.UUID(event_id)}
         )
         return found is not None
 
     async def claim_event(self, consumer: str, event_id: str) -> bool:
         """Records the event as applied by `consumer`; False when it already was."""
-        inbox = self._messaging.inbox
         result = await self.session.execute(
-            pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
-            {"consumer": consumer, "event_id": uuid.UUID(event_id)},
+            _claim(self._messaging.inbox), {"consumer": consumer, "event_id": uuid.UUID(event_id)}
         )
         return result.first() is not None
 
     async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
         """claim_event for many in one statement; answers in the caller's own spelling."""
-        inbox = self._messaging.inbox
         given = {uuid.UUID(e): e for e in event_ids}
         result = await self.session.execute(
-            pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
+            _claim(self._messaging.inbox),
             [{"consumer": consumer, "event_id": key} for key in given],
         )
         return {given[claimed] for claimed in result.scalars()}
