@@ -693,6 +693,11 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
     docs.scanner.gate = asyncio.Event()
     uploading = asyncio.ensure_future(docs.upload(PDF))
     await asyncio.wait_for(docs.scanner.waiting.wait(), 10)
+
+    async def committed() -> bool | None:
+        return True if await docs.rows() else None
+
+    await eventually(committed, within=10, what="the upload's row")
     assert await docs.rescan() is True  # the loop's tick, while the upload is being scanned
     docs.scanner.gate.set()
     document = await uploading

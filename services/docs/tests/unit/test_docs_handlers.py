@@ -743,7 +743,6 @@ async def test_refused_content_leaves_no_object_no_row_and_no_spool_file(
         await docs.upload(parts, max_bytes=MiB)
     assert caught.value.violations == {field: reason}
     docs.assert_nothing_left()
-    assert docs.scanner.scanned == []
     # Every upload that was started was abandoned, or its object deleted once checked.
     for pipe in docs.store.pipes:
         assert pipe.aborted or docs.store.deleted
@@ -805,7 +804,6 @@ async def test_a_failed_commit_deletes_the_quarantined_object(docs: Docs) -> Non
         await docs.upload([meta(), PDF])
     assert [key.split("/")[0] for key in docs.store.deleted] == ["quarantine"]
     docs.assert_nothing_left()
-    assert docs.scanner.scanned == []
 
 
 async def test_a_commit_that_landed_despite_the_error_keeps_its_object_for_the_rescan(
@@ -897,6 +895,11 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
     docs.scanner.gate = asyncio.Event()
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
     await asyncio.wait_for(docs.scanner.waiting.wait(), 5)
+
+    async def committed() -> bool | None:
+        return True if docs.uow.rows else None
+
+    await eventually(committed, within=5, what="the row committed")
     # The rescan loop's tick comes while the upload is being scanned.
     assert await docs.rescan() is True
     docs.scanner.gate.set()
@@ -946,6 +949,35 @@ async def test_storage_failing_at_the_promote_answers_consistently(docs: Docs) -
         # …or the document, honestly reported as still in quarantine.
         assert document.state is State.QUARANTINED
         assert docs.uow.rows[document.id].state is State.QUARANTINED
+
+
+async def test_the_scan_runs_while_the_row_is_committed_and_counts_only_after(
+    docs: Docs,
+) -> None:
+    commit, verdict = asyncio.Event(), asyncio.Event()
+    docs.uow.hold, docs.scanner.gate = commit, verdict
+    uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
+    await asyncio.wait_for(docs.scanner.waiting.wait(), 5)
+
+    async def committing() -> bool | None:
+        return True if docs.uow.commits == 1 else None
+
+    await eventually(committing, within=5, what="the row's commit under way")
+    assert docs.uow.rows == {}  # scanned while the commit is held
+    verdict.set()  # the verdict comes first and waits for the row
+    commit.set()
+    document = await uploading
+    assert document.state is State.CLEAN
+    assert docs.store.objects == {f"documents/{document.id}": PDF}
+
+
+async def test_a_failed_commit_stops_the_scan_and_leaves_nothing(docs: Docs) -> None:
+    docs.scanner.gate = asyncio.Event()  # the scan never ends on its own
+    docs.uow.failing = {1}
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(docs.upload([meta(), PDF]), 5)
+    docs.assert_nothing_left()
+    assert docs.scanner.scanned == []
 
 
 @pytest.mark.parametrize("stage", ["storing the last part", "committing the row"])

@@ -118,7 +118,14 @@ class ChunkPipe(io.RawIOBase):
             raise Unavailable("object storage stopped taking the file")
 
     async def feed(self, chunk: bytes) -> None:
-        if chunk:
+        if not chunk:
+            return
+        if self.closed_by_reader.is_set():
+            raise Unavailable("object storage stopped taking the file")
+        try:
+            # While the pipe has room nothing blocks: a thread is needed only to wait.
+            self._queue.put_nowait(chunk)
+        except queue.Full:
             await asyncio.to_thread(self._put, chunk)
 
     async def finish(self) -> None:

@@ -32,6 +32,7 @@ from tawasul_docs.domain.model import (
     DocumentMetadata,
     DownloadLink,
     State,
+    UploadLimits,
     limits_for,
     parse_document_id,
     quarantine_key,
@@ -134,42 +135,85 @@ async def upload_document(
             raise
         await asyncio.to_thread(spool.flush)
         path = Path(spool.name)
+        # clamd reads the spool while it is inspected and its row committed, not after: the
+        # verdict is acted on only once the row is there.
+        scanning = asyncio.create_task(scanner.scan_file(path))
         try:
-            inspection = await asyncio.to_thread(
-                inspect_file,
-                path,
-                declared_type=metadata.declared_content_type[:100],
-                max_bytes=limits.max_bytes,
-                allowed=limits.allowed,
+            document = await _quarantined(
+                uow=uow,
+                store=store,
+                caller=caller,
+                metadata=metadata,
+                document_id=document_id,
+                path=path,
+                size=size,
+                limits=limits,
+                now=now,
             )
-        except Refused as refused:
-            await _forget(store, key)
-            reason = f"{refused.field}: {refused.reason}"
-            await _rejected(uow, document_id, caller, metadata, size, reason, now)
-            raise InvalidArgument({refused.field: refused.reason}) from None
-        document = Document.create(
-            id=document_id,
-            owner_id=caller.subject,
-            metadata=metadata,
-            inspection=inspection,
-            now=now,
-        )
-        try:
-            async with uow:
-                await uow.documents.add(document)
-                uow.record(DocumentEvent.of(document, Change.STORED, now))
-                await uow.commit()
         except BaseException:
-            # A failed commit, or the caller gone (deadline, disconnect): no orphan object.
-            await asyncio.shield(_discard(uow=uow, store=store, document=document))
+            await _drop(scanning)
             raise
         try:
-            verdict = await scanner.scan_file(path)
+            verdict = await scanning
             return await _settle(uow=uow, store=store, document=document, verdict=verdict, now=now)
         except Unavailable as exc:
             # Fail closed: it stays in quarantine and the rescan loop takes it up later.
             log.warning("document %s stays in quarantine: %s", document.id, exc)
             return document
+
+
+async def _quarantined(
+    *,
+    uow: UnitOfWork,
+    store: ObjectStore,
+    caller: Principal,
+    metadata: DocumentMetadata,
+    document_id: uuid.UUID,
+    path: Path,
+    size: int,
+    limits: UploadLimits,
+    now: datetime,
+) -> Document:
+    """Checks what the stored upload really is and records it as quarantined."""
+    key = quarantine_key(document_id)
+    try:
+        inspection = await asyncio.to_thread(
+            inspect_file,
+            path,
+            declared_type=metadata.declared_content_type[:100],
+            max_bytes=limits.max_bytes,
+            allowed=limits.allowed,
+        )
+    except Refused as refused:
+        await _forget(store, key)
+        reason = f"{refused.field}: {refused.reason}"
+        await _rejected(uow, document_id, caller, metadata, size, reason, now)
+        raise InvalidArgument({refused.field: refused.reason}) from None
+    document = Document.create(
+        id=document_id,
+        owner_id=caller.subject,
+        metadata=metadata,
+        inspection=inspection,
+        now=now,
+    )
+    try:
+        async with uow:
+            await uow.documents.add(document)
+            uow.record(DocumentEvent.of(document, Change.STORED, now))
+            await uow.commit()
+    except BaseException:
+        # A failed commit, or the caller gone (deadline, disconnect): no orphan object.
+        await asyncio.shield(_discard(uow=uow, store=store, document=document))
+        raise
+    return document
+
+
+async def _drop(scanning: asyncio.Task[Verdict]) -> None:
+    """Stops a scan whose verdict nobody will read, its file closed before the spool goes."""
+    scanning.cancel()
+    await asyncio.wait([scanning])
+    if not scanning.cancelled():
+        scanning.exception()  # read, so that a scan that failed first is not reported unread
 
 
 async def _rejected(
