@@ -152,8 +152,7 @@ class Review:
         )
         await handlers.enqueue(
             uow=ReviewUnitOfWork(self.sessions),
-            event_id=str(uuid.uuid4()),
-            item=item,
+            routed=[(str(uuid.uuid4()), item)],
             policy=self.rules,
             now=self.now,
         )

@@ -90,7 +90,7 @@ async def build(settings: ReviewSettings) -> Runtime:
     def uow() -> ReviewUnitOfWork:
         return ReviewUnitOfWork(plumbing.sessions)
 
-    plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow, rules))
+    plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow, rules))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
     plumbing.consumer.subscribe_batches(NOTIFICATION_EVENTS, on_notifications(uow))
     docs_channel = open_channel(settings.docs_address, settings.tls)

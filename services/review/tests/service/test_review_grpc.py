@@ -121,13 +121,18 @@ class Review:
     def uow(self) -> ReviewUnitOfWork:
         return ReviewUnitOfWork(self.sessions)
 
-    async def enqueue(
-        self, department: str = "passports", *, sla: Sla | None = None, locale: str = "ar"
-    ) -> str:
-        """A routed request joins its queue, as review's routed-event subscriber does it."""
+    def routed(
+        self,
+        department: str = "passports",
+        *,
+        sla: Sla | None = None,
+        locale: str = "ar",
+        request_id: uuid.UUID | None = None,
+    ) -> WorkItem:
+        """The work item review's routed-event subscriber makes of a routed request."""
         self.numbers += 1
-        item = WorkItem.enqueue(
-            request_id=uuid.uuid4(),
+        return WorkItem.enqueue(
+            request_id=request_id or uuid.uuid4(),
             request_number=f"TW{self.numbers:09d}",
             department=department,
             queue=f"{department}.default",
@@ -139,10 +144,15 @@ class Review:
             now=self.clock.now,
             sla=sla or Sla.days(5),
         )
+
+    async def enqueue(
+        self, department: str = "passports", *, sla: Sla | None = None, locale: str = "ar"
+    ) -> str:
+        """A routed request joins its queue, as review's routed-event subscriber does it."""
+        item = self.routed(department, sla=sla, locale=locale)
         await handlers.enqueue(
             uow=self.uow(),
-            event_id=str(uuid.uuid4()),
-            item=item,
+            routed=[(str(uuid.uuid4()), item)],
             policy=self.rules,
             now=self.clock.now,
         )
@@ -788,6 +798,52 @@ async def test_a_case_shows_attachments_and_notes_as_internal_history(review: Re
         (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "We are checking your record"),
     ]
     assert {s.internal.note for s in statuses} == {""}
+
+
+async def test_a_polls_routed_requests_are_queued_in_order_once_each_and_pushed(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E100")
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    await review.admin.PutQueueSettings(
+        review_pb2.PutQueueSettingsRequest(
+            settings=review_pb2.QueueSettings(
+                queue="visas.default", mode=review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN
+            )
+        ),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+    first, second = review.routed(), review.routed()
+    # Routed elsewhere in the same poll, before any reviewer transferred it: it stays.
+    again = review.routed("visas", request_id=first.request_id)
+    pushed = [review.routed("visas") for _ in range(2)]
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    poll = [
+        (ids[0], first),
+        (ids[1], second),
+        (ids[0], first),  # a redelivered event in the same poll
+        (ids[2], again),
+        (ids[3], pushed[0]),
+        (ids[4], pushed[1]),
+    ]
+    await handlers.enqueue(uow=review.uow(), routed=poll, policy=review.rules, now=START)
+    await handlers.enqueue(uow=review.uow(), routed=poll[:2], policy=review.rules, now=START)
+    async with review.engine.connect() as conn:
+        rows = {
+            row.request_id: (row.department, row.state, row.assignee)
+            for row in await conn.execute(select(tables.work_items))
+        }
+        actions = Counter(
+            (row.request_id, row.action) for row in await conn.execute(select(tables.history))
+        )
+    assert rows[first.request_id] == ("passports", "queued", "")
+    assert rows[second.request_id] == ("passports", "queued", "")
+    # Visas pushes: round-robin over its one reviewer, E200.
+    assert [rows[i.request_id] for i in pushed] == [("visas", "claimed", "E200")] * 2
+    assert set(rows) == {first.request_id, second.request_id, *(i.request_id for i in pushed)}
+    assert actions[(first.request_id, "queued")] == 1
+    assert actions[(second.request_id, "queued")] == 1
 
 
 async def test_the_queue_is_read_page_by_page_with_filters(review: Review) -> None:

@@ -124,8 +124,7 @@ class Search:
         item = from_routed(event, self.clock.now, None)
         await handlers.enqueue(
             uow=ReviewUnitOfWork(self.sessions),
-            event_id=event.event_id,
-            item=item,
+            routed=[(event.event_id, item)],
             policy=self.rules,
             now=self.clock.now,
         )

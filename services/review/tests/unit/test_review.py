@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -87,7 +87,7 @@ class FakeItems:
     def __init__(self, db: Database) -> None:
         self._db = db
         self.seen: dict[uuid.UUID, WorkItem] = {}
-        self.withdrawals: dict[uuid.UUID, tuple[datetime, str]] = {}
+        self.withdrawn: dict[uuid.UUID, tuple[datetime, str]] = {}
         self.receipts: dict[str, tuple[uuid.UUID, HistoryEntry]] = {}
 
     def _load(self, row: WorkItem) -> WorkItem:
@@ -99,6 +99,11 @@ class FakeItems:
     async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> WorkItem | None:
         row = self._db.items.get(request_id)
         return None if row is None else self._load(row)
+
+    async def get_many(
+        self, request_ids: Sequence[uuid.UUID], *, for_update: bool = False
+    ) -> dict[uuid.UUID, WorkItem]:
+        return {i: self._load(self._db.items[i]) for i in request_ids if i in self._db.items}
 
     async def queue(
         self, department: str, limit: int, after: QueuePosition | None, filters: QueueFilter
@@ -205,11 +210,13 @@ class FakeItems:
             )
         return rows
 
-    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
-        return self._db.withdrawals.get(request_id)
+    async def withdrawals(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[datetime, str]]:
+        return {i: self._db.withdrawals[i] for i in request_ids if i in self._db.withdrawals}
 
     async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
-        self.withdrawals.setdefault(request_id, (at, reason))
+        self.withdrawn.setdefault(request_id, (at, reason))
 
 
 class FakeReviewers:
@@ -240,6 +247,9 @@ class FakeQueues:
 
     async def mode(self, queue: str) -> tuple[Mode, str]:
         return Mode.PULL, ""
+
+    async def modes(self, queues: Collection[str]) -> dict[str, Mode]:
+        return {}
 
     async def put(self, queue: str, mode: Mode) -> None:
         raise AssertionError("not used here")
@@ -324,7 +334,7 @@ class FakeUnitOfWork:
                 self.db.history.setdefault(request_id, []).append(receipt)
         self.db.reviewers.update(self.reviewers.written)
         self.db.quality.update(self.quality.written)
-        self.db.withdrawals.update(self.items.withdrawals)
+        self.db.withdrawals.update(self.items.withdrawn)
         self.db.inbox |= self._events
         self.commits += 1
 
@@ -402,7 +412,7 @@ def work_item(
 
 async def enqueue(uow: FakeUnitOfWork, item: WorkItem, at: datetime | None = None) -> WorkItem:
     await handlers.enqueue(
-        uow=uow, event_id=str(uuid.uuid4()), item=item, policy=POLICY, now=at or item.queued_at
+        uow=uow, routed=[(str(uuid.uuid4()), item)], policy=POLICY, now=at or item.queued_at
     )
     return item
 
@@ -469,7 +479,7 @@ async def test_a_routed_request_is_queued_once() -> None:
     uow = FakeUnitOfWork()
     first, second = work_item(), work_item(at=START + timedelta(minutes=1))
     for _ in range(2):
-        await handlers.enqueue(uow=uow, event_id="e1", item=first, policy=POLICY, now=START)
+        await handlers.enqueue(uow=uow, routed=[("e1", first)], policy=POLICY, now=START)
     await enqueue(uow, second)
     assert await page(uow) == ([first.request_id, second.request_id], None)
     assert [h.action for h in uow.db.history[first.request_id]] == ["queued"]

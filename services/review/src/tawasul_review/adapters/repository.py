@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -108,6 +108,7 @@ _INSERT_ITEM = insert(tables.work_items)
 _UPDATE_ITEM = update(tables.work_items).where(
     tables.work_items.c.request_id == bindparam("b_request_id")
 )
+_INSERT_HISTORY = insert(tables.history)
 _RECORD_RECEIPT = pg_insert(tables.receipts).on_conflict_do_nothing()
 
 
@@ -157,6 +158,17 @@ class SqlWorkItemRepository:
             await self._session.execute(query.with_for_update() if for_update else query)
         ).first()
         return None if row is None else self._opened(row)
+
+    async def get_many(
+        self, request_ids: Sequence[uuid.UUID], *, for_update: bool = False
+    ) -> dict[uuid.UUID, WorkItem]:
+        if not request_ids:
+            return {}
+        t = tables.work_items
+        # Key order: two transactions locking overlapping sets never wait on each other in turn.
+        query = select(t).where(t.c.request_id.in_(request_ids)).order_by(t.c.request_id)
+        rows = await self._session.execute(query.with_for_update() if for_update else query)
+        return {row.request_id: self._opened(row) for row in rows}
 
     async def queue(
         self,
@@ -365,10 +377,14 @@ class SqlWorkItemRepository:
         )
         return list((await self._session.execute(query)).all())
 
-    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
+    async def withdrawals(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[datetime, str]]:
+        if not request_ids:
+            return {}
         t = tables.withdrawals
-        row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
-        return None if row is None else (row.at, row.reason)
+        rows = await self._session.execute(select(t).where(t.c.request_id.in_(request_ids)))
+        return {row.request_id: (row.at, row.reason) for row in rows}
 
     async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
         t = tables.withdrawals
@@ -377,13 +393,15 @@ class SqlWorkItemRepository:
 
     async def flush(self) -> None:
         t = tables.work_items
+        # Whatever their number, the new items are one statement and the history another.
+        new: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
         for item in self.seen.values():
             # The search columns change in the same statement as what they index.
             said = public_texts(item.new_history)
             if item.request_id in self._new:
                 indexed = searchable(item.description, *item.names, *said)
-                await self._session.execute(
-                    _INSERT_ITEM,
+                new.append(
                     {
                         "request_id": item.request_id,
                         "request_number": item.request_number,
@@ -404,7 +422,7 @@ class SqlWorkItemRepository:
                         "search_tokens": tokens(indexed),
                         "origin": tracing.request_traceparent(str(item.request_id)),
                         **_state(item),
-                    },
+                    }
                 )
             else:
                 values = _state(item)
@@ -421,22 +439,22 @@ class SqlWorkItemRepository:
                     await self._session.execute(
                         _UPDATE_ITEM, {"b_request_id": item.request_id, **values}
                     )
-            if item.new_history:
-                await self._session.execute(
-                    insert(tables.history),
-                    [
-                        {
-                            "request_id": item.request_id,
-                            "at": h.at,
-                            "actor": h.actor,
-                            "action": h.action,
-                            "note": h.note,
-                            "internal": h.internal,
-                        }
-                        for h in item.new_history
-                    ],
-                )
-                item.new_history.clear()
+            history.extend(
+                {
+                    "request_id": item.request_id,
+                    "at": h.at,
+                    "actor": h.actor,
+                    "action": h.action,
+                    "note": h.note,
+                    "internal": h.internal,
+                }
+                for h in item.new_history
+            )
+            item.new_history.clear()
+        if new:
+            await self._session.execute(_INSERT_ITEM, new)
+        if history:
+            await self._session.execute(_INSERT_HISTORY, history)
         self._new.clear()
 
 
@@ -506,6 +524,15 @@ class SqlQueueRepository:
         t = tables.queue_settings
         row = (await self._session.execute(select(t).where(t.c.queue == queue))).first()
         return (Mode.PULL, "") if row is None else (Mode(row.mode), row.last_assigned)
+
+    async def modes(self, queues: Collection[str]) -> dict[str, Mode]:
+        if not queues:
+            return {}
+        t = tables.queue_settings
+        rows = await self._session.execute(
+            select(t.c.queue, t.c.mode).where(t.c.queue.in_(list(queues)))
+        )
+        return {row.queue: Mode(row.mode) for row in rows}
 
     async def put(self, queue: str, mode: Mode) -> None:
         t = tables.queue_settings

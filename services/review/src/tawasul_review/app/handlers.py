@@ -76,40 +76,62 @@ class Policy:
 
 
 async def enqueue(
-    *, uow: UnitOfWork, event_id: str, item: WorkItem, policy: Policy, now: datetime
+    *,
+    uow: UnitOfWork,
+    routed: Sequence[tuple[str, WorkItem]],
+    policy: Policy,
+    now: datetime,
 ) -> None:
-    """Puts a routed request in its queue once; a transferred one moves to its new queue."""
+    """Puts each routed request (event id, item) in its queue once, in the order given; a
+    transferred one moves to its new queue. A poll's worth takes a few statements whatever its
+    size, but each assignment of a pushing queue."""
     async with uow:
-        if not await uow.claim_event(CONSUMER, event_id):
-            return
-        existing = await uow.items.get(item.request_id, for_update=True)
-        if existing is not None:
-            existing.rerouted(
-                department=item.department, queue=item.queue, priority=item.priority, now=now
-            )
-            existing.schedule(policy.calendar, now)
-            await _push(uow, existing, policy, now)
-        else:
-            # A cancellation can overtake routing: it travels on another topic.
-            withdrawn = await uow.items.withdrawal(item.request_id)
-            if withdrawn is not None:
-                item.withdraw(reason=withdrawn[1], now=withdrawn[0])
-            item.schedule(policy.calendar, now)
-            await uow.items.add(item)
-            await _push(uow, item, policy, now)
+        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in routed])
+        fresh = []
+        for event_id, item in routed:
+            if event_id in claimed:
+                claimed.discard(event_id)  # once, also when the poll holds it twice
+                fresh.append(item)
+        ids = list(dict.fromkeys(item.request_id for item in fresh))
+        here = await uow.items.get_many(ids, for_update=True)
+        # A cancellation can overtake routing: it travels on another topic.
+        withdrawn = await uow.items.withdrawals([i for i in ids if i not in here])
+        modes = await uow.queues.modes({item.queue for item in fresh})
+        for item in fresh:
+            existing = here.get(item.request_id)
+            if existing is not None:
+                existing.rerouted(
+                    department=item.department, queue=item.queue, priority=item.priority, now=now
+                )
+                existing.schedule(policy.calendar, now)
+                await _push(uow, existing, policy, now, modes.get(existing.queue, Mode.PULL))
+            else:
+                if item.request_id in withdrawn:
+                    at, reason = withdrawn[item.request_id]
+                    item.withdraw(reason=reason, now=at)
+                item.schedule(policy.calendar, now)
+                await uow.items.add(item)
+                here[item.request_id] = item
+                await _push(uow, item, policy, now, modes.get(item.queue, Mode.PULL))
         await uow.commit()
 
 
-async def _push(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime) -> None:
+async def _push(
+    uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime, mode: Mode | None = None
+) -> None:
     """Hands a queued item to a reviewer when its queue pushes work (round-robin or least
-    loaded); a pulling queue, or one with nobody eligible, leaves it for claim-next."""
+    loaded); a pulling queue, or one with nobody eligible, leaves it for claim-next. `mode`,
+    when the caller read it already, spares reading it again for a pulling queue."""
     if item.state is not State.QUEUED:
         return
-    mode, _ = await uow.queues.mode(item.queue)
+    if mode is None:
+        mode, _ = await uow.queues.mode(item.queue)
     if mode is Mode.PULL:
         return
     await uow.queues.lock(item.queue)
-    _, last = await uow.queues.mode(item.queue)
+    mode, last = await uow.queues.mode(item.queue)
+    if mode is Mode.PULL:
+        return
     candidates = [
         c for c in await uow.queues.candidates(item.department) if c.reviewer_id != item.appeal_of
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,6 +28,12 @@ class WorkItemRepository(Protocol):
     async def add(self, item: WorkItem) -> None: ...
     async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> WorkItem | None:
         """With for_update, concurrent claimers of the same item wait for each other."""
+        ...
+
+    async def get_many(
+        self, request_ids: Sequence[uuid.UUID], *, for_update: bool = False
+    ) -> dict[uuid.UUID, WorkItem]:
+        """Those of the items that are here, locked in key order with for_update."""
         ...
 
     async def queue(
@@ -68,8 +74,10 @@ class WorkItemRepository(Protocol):
         """Per queue: size, oldest, due_soon, breached, waiting."""
         ...
 
-    async def withdrawal(self, request_id: uuid.UUID) -> tuple[datetime, str] | None:
-        """When and why a request not yet here was cancelled, if it was."""
+    async def withdrawals(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[datetime, str]]:
+        """When and why each of the requests not yet here that were cancelled was."""
         ...
 
     async def remember_withdrawal(
@@ -90,6 +98,10 @@ class ReviewerRepository(Protocol):
 
 class QueueRepository(Protocol):
     async def mode(self, queue: str) -> tuple[Mode, str]: ...
+    async def modes(self, queues: Collection[str]) -> dict[str, Mode]:
+        """The mode of each queue that has settings; a queue without pulls."""
+        ...
+
     async def put(self, queue: str, mode: Mode) -> None: ...
     async def assigned(self, queue: str, reviewer_id: str) -> None: ...
     async def lock(self, queue: str) -> None: ...

@@ -19,14 +19,19 @@ Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
 BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
-def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> Handler:
-    async def handle(event: events_pb2.Envelope) -> None:
+def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> BatchHandler:
+    """Routed requests, a poll's worth at a time."""
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
         now = datetime.now(UTC)
-        sub_service = policy.catalog.sub_services.get(event.request_routed.sub_service_code)
-        item = from_routed(event, now, sub_service.sla if sub_service else None)
-        await handlers.enqueue(
-            uow=uow(), event_id=event.event_id, item=item, policy=policy, now=now
-        )
+        routed = []
+        for event in events:
+            code = event.request_routed.sub_service_code
+            sub_service = policy.catalog.sub_services.get(code)
+            routed.append(
+                (event.event_id, from_routed(event, now, sub_service.sla if sub_service else None))
+            )
+        await handlers.enqueue(uow=uow(), routed=routed, policy=policy, now=now)
 
     return handle
 
