@@ -96,7 +96,7 @@ async def build(settings: DocsSettings) -> Runtime:
         return DocsUnitOfWork(plumbing.sessions)
 
     plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow))
-    plumbing.consumer.subscribe(REQUEST_ROUTED, on_routed(uow))
+    plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow))
     store = object_store(settings)
     scanner = ClamdScanner(settings.clamd_address, timeout_seconds=settings.clamd_timeout_seconds)

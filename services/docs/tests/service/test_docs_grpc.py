@@ -36,6 +36,7 @@ from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Pipe, Verdict
+from tawasul_docs.domain.model import Placement
 from tawasul_docs.entrypoints.events import on_submitted
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
@@ -272,10 +273,9 @@ class Docs:
         request_id = uuid.uuid4()
         await handlers.grant_access(
             uow=self.uow(),
-            event_id=str(uuid.uuid4()),
-            request_id=request_id,
-            department=department,
-            document_ids=(uuid.UUID(document_id),),
+            routed=[
+                (str(uuid.uuid4()), Placement(request_id, department, (uuid.UUID(document_id),)))
+            ],
             now=datetime.now(UTC),
         )
         return request_id
@@ -763,15 +763,36 @@ async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> No
     # Transferred: routing routes the request again, with the documents it already has.
     await handlers.grant_access(
         uow=docs.uow(),
-        event_id=str(uuid.uuid4()),
-        request_id=request_id,
-        department="visas",
-        document_ids=(),
+        routed=[(str(uuid.uuid4()), Placement(request_id, "visas", ()))],
         now=datetime.now(UTC),
     )
     assert (await docs.link(document.document_id, visas)).url
     error = await refused(docs.get(document.document_id, REVIEWER))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_polls_placements_apply_in_order_once_each(docs: Docs) -> None:
+    moved, stays = await docs.upload(PDF), await docs.upload(PDF)
+    visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    request_id, other, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first = str(uuid.uuid4())
+    poll = [
+        (first, Placement(request_id, "passports", (uuid.UUID(moved.document_id),))),
+        (str(uuid.uuid4()), Placement(other, "passports", (uuid.UUID(stays.document_id),))),
+        (str(uuid.uuid4()), Placement(empty, "visas", ())),
+        # Transferred within the same poll, then the first event redelivered in it.
+        (str(uuid.uuid4()), Placement(request_id, "visas", ())),
+        (first, Placement(request_id, "passports", (uuid.UUID(moved.document_id),))),
+    ]
+    await handlers.grant_access(uow=docs.uow(), routed=poll, now=datetime.now(UTC))
+    assert (await docs.link(moved.document_id, visas)).url
+    error = await refused(docs.get(moved.document_id, REVIEWER))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert (await docs.get(stays.document_id, REVIEWER)).state == CLEAN
+    async with docs.engine.connect() as conn:
+        found = await conn.execute(select(tables.request_departments))
+        placed = {row.request_id: row.department for row in found}
+    assert placed == {request_id: "visas", other: "passports", empty: "visas"}
 
 
 # --- events, attachment and expiry --------------------------------------------------------------
@@ -823,10 +844,12 @@ async def test_a_submitted_request_attaches_its_documents_once(docs: Docs) -> No
     # Routing's event for the same request adds nothing; for another request, it attaches.
     await handlers.grant_access(
         uow=docs.uow(),
-        event_id=str(uuid.uuid4()),
-        request_id=request_id,
-        department="passports",
-        document_ids=(uuid.UUID(document.document_id),),
+        routed=[
+            (
+                str(uuid.uuid4()),
+                Placement(request_id, "passports", (uuid.UUID(document.document_id),)),
+            )
+        ],
         now=datetime.now(UTC),
     )
     other = await docs.route(document.document_id)

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from tawasul_docs.domain.model import (
     Document,
     DocumentEvent,
     DocumentMetadata,
+    Placement,
     State,
 )
 from tawasul_platform.catalog import load_catalog
@@ -297,15 +298,14 @@ class FakeAccess:
         self.holders: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
         self.requests: dict[uuid.UUID, str] = {}
 
-    async def grant(
-        self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
-    ) -> None:
-        self.requests[request_id] = department
-        for holders in self.holders.values():
-            if request_id in holders:
-                holders[request_id] = department
-        for document_id in document_ids:
-            self.holders.setdefault(document_id, {})[request_id] = department
+    async def grant(self, placements: Sequence[Placement]) -> None:
+        for p in placements:
+            self.requests[p.request_id] = p.department
+            for holders in self.holders.values():
+                if p.request_id in holders:
+                    holders[p.request_id] = p.department
+            for document_id in p.document_ids:
+                self.holders.setdefault(document_id, {})[p.request_id] = p.department
 
     async def department_of(self, request_id: uuid.UUID) -> str | None:
         return self.requests.get(request_id)
@@ -439,10 +439,7 @@ class Docs:
         request_id = uuid.uuid4()
         await handlers.grant_access(
             uow=self.uow,
-            event_id=str(uuid.uuid4()),
-            request_id=request_id,
-            department=department,
-            document_ids=(document.id,),
+            routed=[(str(uuid.uuid4()), Placement(request_id, department, (document.id,)))],
             now=NOW,
         )
         return request_id
@@ -1018,10 +1015,7 @@ async def test_a_reviewer_reads_only_documents_of_their_departments_requests(doc
     # A transfer routes the request again: its documents follow it.
     await handlers.grant_access(
         uow=docs.uow,
-        event_id=str(uuid.uuid4()),
-        request_id=request_id,
-        department="visas",
-        document_ids=(),
+        routed=[(str(uuid.uuid4()), Placement(request_id, "visas", ()))],
         now=NOW,
     )
     assert (await docs.get(document, visas)).id == document.id
@@ -1128,10 +1122,7 @@ async def test_a_submitted_requests_documents_are_published_attached_once(docs: 
     )
     await handlers.grant_access(
         uow=docs.uow,
-        event_id="r1",
-        request_id=request_id,
-        department="passports",
-        document_ids=(first.id, second.id),
+        routed=[("r1", Placement(request_id, "passports", (first.id, second.id)))],
         now=NOW,
     )
     assert docs.changes(first) == [Change.STORED, Change.CLEAN, Change.ATTACHED]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -14,7 +15,7 @@ from tawasul_platform.uow import Messaging, SqlUnitOfWork
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.events import to_event
 from tawasul_docs.domain.inspection import Kind
-from tawasul_docs.domain.model import Document, DocumentEvent, State
+from tawasul_docs.domain.model import Document, DocumentEvent, Placement, State
 
 SERVICE = "docs"
 
@@ -165,25 +166,28 @@ class SqlAccessRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def grant(
-        self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
-    ) -> None:
+    async def grant(self, placements: Sequence[Placement]) -> None:
+        if not placements:
+            return
         await self._session.execute(
-            _GRANT, {"b_request_id": request_id, "b_department": department}
+            _GRANT,
+            [{"b_request_id": p.request_id, "b_department": p.department} for p in placements],
         )
-        t = tables.document_access
-        if document_ids:
+        # The last placement of a request decides where all its documents sit.
+        department = {p.request_id: p.department for p in placements}
+        access = {(d, p.request_id) for p in placements for d in p.document_ids}
+        if access:
+            t = tables.document_access
+            rows = pg_insert(t).values(
+                [
+                    {"document_id": d, "request_id": r, "department": department[r]}
+                    for d, r in sorted(access)
+                ]
+            )
             await self._session.execute(
-                pg_insert(t)
-                .values(
-                    [
-                        {"document_id": d, "request_id": request_id, "department": department}
-                        for d in document_ids
-                    ]
-                )
-                .on_conflict_do_update(
+                rows.on_conflict_do_update(
                     index_elements=[t.c.document_id, t.c.request_id],
-                    set_={"department": department},
+                    set_={"department": rows.excluded.department},
                 )
             )
 

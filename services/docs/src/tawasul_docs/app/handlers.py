@@ -7,7 +7,7 @@ import contextlib
 import logging
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from tawasul_docs.domain.model import (
     DocumentEvent,
     DocumentMetadata,
     DownloadLink,
+    Placement,
     State,
     UploadLimits,
     limits_for,
@@ -397,23 +398,23 @@ async def attach_submitted(
 
 
 async def grant_access(
-    *,
-    uow: UnitOfWork,
-    event_id: str,
-    request_id: uuid.UUID,
-    department: str,
-    document_ids: tuple[uuid.UUID, ...],
-    now: datetime,
+    *, uow: UnitOfWork, routed: Sequence[tuple[str, Placement]], now: datetime
 ) -> None:
-    """A routed (or transferred) request's documents become readable by its department.
+    """Routed (or transferred) requests' documents become readable by their departments: a
+    poll's worth (event id, placement) in a few statements, each event once.
 
     Routing's event may arrive before intake's: it attaches them too, whichever comes first.
     """
     async with uow:
-        if not await uow.claim_event(CONSUMER, event_id):
-            return
-        await uow.access.grant(request_id, department, document_ids)
-        await _attach(uow, request_id, document_ids, now)
+        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in routed])
+        fresh = []
+        for event_id, placement in routed:
+            if event_id in claimed:
+                claimed.discard(event_id)  # once, also when the poll holds it twice
+                fresh.append(placement)
+        await uow.access.grant(fresh)
+        for placement in fresh:
+            await _attach(uow, placement.request_id, placement.document_ids, now)
         await uow.commit()
 
 
@@ -432,7 +433,7 @@ async def grant_answer(
         department = await uow.access.department_of(request_id)
         if department is None:
             raise NotFound(f"an answer for request {request_id}, not routed here yet")
-        await uow.access.grant(request_id, department, document_ids)
+        await uow.access.grant([Placement(request_id, department, document_ids)])
         await _attach(uow, request_id, document_ids, now)
         await uow.commit()
 

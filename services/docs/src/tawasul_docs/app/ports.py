@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
-from tawasul_docs.domain.model import Document, DocumentEvent
+from tawasul_docs.domain.model import Document, DocumentEvent, Placement
 
 
 class Pipe(Protocol):
@@ -91,10 +91,9 @@ class DocumentRepository(Protocol):
 class AccessRepository(Protocol):
     """Which requests, in which departments, hold each document (from routing's events)."""
 
-    async def grant(
-        self, request_id: uuid.UUID, department: str, document_ids: tuple[uuid.UUID, ...]
-    ) -> None:
-        """The request's documents now sit in `department` (a transfer moves them all)."""
+    async def grant(self, placements: Sequence[Placement]) -> None:
+        """Each request's documents now sit in its department (a transfer moves them all), as
+        if the placements were applied one after another."""
         ...
 
     async def department_of(self, request_id: uuid.UUID) -> str | None: ...

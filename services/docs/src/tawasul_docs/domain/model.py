@@ -32,6 +32,15 @@ class DocumentMetadata:
     document_kind: str = ""
 
 
+@dataclass(frozen=True)
+class Placement:
+    """A request in a department's queue, with the documents it holds (routing's word)."""
+
+    request_id: uuid.UUID
+    department: str
+    document_ids: tuple[uuid.UUID, ...]
+
+
 class State(StrEnum):
     QUARANTINED = "quarantined"
     CLEAN = "clean"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
@@ -11,8 +11,10 @@ from tawasul_platform.errors import InvalidArgument
 
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import UnitOfWork
+from tawasul_docs.domain.model import Placement
 
 Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
 def _uuid(name: str, raw: str) -> uuid.UUID:
@@ -38,19 +40,22 @@ def on_submitted(uow: Callable[[], UnitOfWork]) -> Handler:
     return handle
 
 
-def on_routed(uow: Callable[[], UnitOfWork]) -> Handler:
-    async def handle(event: events_pb2.Envelope) -> None:
-        if not event.HasField("request_routed"):
-            raise InvalidArgument({"payload": f"not a routed request: {event.event_type}"})
-        routed = event.request_routed
-        await handlers.grant_access(
-            uow=uow(),
-            event_id=event.event_id,
-            request_id=_uuid("request_id", routed.request_id),
-            department=routed.department_code,
-            document_ids=tuple(_uuid("document_ids", d) for d in routed.document_ids),
-            now=datetime.now(UTC),
-        )
+def on_routed(uow: Callable[[], UnitOfWork]) -> BatchHandler:
+    """Routed requests, a poll's worth at a time."""
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
+        routed = []
+        for event in events:
+            if not event.HasField("request_routed"):
+                raise InvalidArgument({"payload": f"not a routed request: {event.event_type}"})
+            r = event.request_routed
+            placement = Placement(
+                request_id=_uuid("request_id", r.request_id),
+                department=r.department_code,
+                document_ids=tuple(_uuid("document_ids", d) for d in r.document_ids),
+            )
+            routed.append((event.event_id, placement))
+        await handlers.grant_access(uow=uow(), routed=routed, now=datetime.now(UTC))
 
     return handle
 
