@@ -21,6 +21,7 @@ from tawasul_platform.errors import (
     Unavailable,
 )
 from tawasul_platform.identity import Principal
+from tawasul_platform.ports import claim_each
 
 from tawasul_docs.app.ports import ObjectStore, Pipe, Scanner, UnitOfWork, Verdict
 from tawasul_docs.domain.inspection import Refused, inspect_file
@@ -406,12 +407,7 @@ async def grant_access(
     Routing's event may arrive before intake's: it attaches them too, whichever comes first.
     """
     async with uow:
-        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in routed])
-        fresh = []
-        for event_id, placement in routed:
-            if event_id in claimed:
-                claimed.discard(event_id)  # once, also when the poll holds it twice
-                fresh.append(placement)
+        fresh = await claim_each(uow, CONSUMER, routed)
         await uow.access.grant(fresh)
         for placement in fresh:
             await _attach(uow, placement.request_id, placement.document_ids, now)

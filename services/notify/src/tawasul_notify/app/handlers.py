@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.ports import claim_each
 
 from tawasul_notify.app.ports import (
     ChannelUnavailable,
@@ -241,8 +242,7 @@ async def record_access(*, uow: UnitOfWork, accesses: Sequence[tuple[str, Reques
     in their order: its applicant and its department, a later one replacing an earlier one.
     Events applied before change nothing."""
     async with uow:
-        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in accesses])
-        latest = {a.request_id: a for event_id, a in accesses if event_id in claimed}
+        latest = {a.request_id: a for a in await claim_each(uow, CONSUMER, accesses)}
         await uow.access.record_all(list(latest.values()))
         await uow.commit()
 

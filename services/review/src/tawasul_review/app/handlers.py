@@ -18,6 +18,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
 )
 from tawasul_platform.identity import Principal, Role
+from tawasul_platform.ports import claim_each
 
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
 from tawasul_review.domain.assignment import Mode, choose
@@ -86,12 +87,7 @@ async def enqueue(
     transferred one moves to its new queue. A poll's worth takes a few statements whatever its
     size, but each assignment of a pushing queue."""
     async with uow:
-        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in routed])
-        fresh = []
-        for event_id, item in routed:
-            if event_id in claimed:
-                claimed.discard(event_id)  # once, also when the poll holds it twice
-                fresh.append(item)
+        fresh = await claim_each(uow, CONSUMER, routed)
         ids = list(dict.fromkeys(item.request_id for item in fresh))
         here = await uow.items.get_many(ids, for_update=True)
         # A cancellation can overtake routing: it travels on another topic.

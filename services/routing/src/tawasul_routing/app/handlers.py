@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tawasul_platform.errors import InvalidArgument, NotFound
+from tawasul_platform.ports import claim_each
 
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.model import Decision, IncomingRequest, Transfer, decide
@@ -25,8 +26,7 @@ async def route_requests(
     """Decides the queue of each submitted request once, however often its event arrives:
     a batch of (event id, request) in three statements, whatever its size."""
     async with uow:
-        claimed = await uow.claim_events(CONSUMER, [event_id for event_id, _ in submitted])
-        fresh = {r.request_id: r for event_id, r in submitted if event_id in claimed}
+        fresh = {r.request_id: r for r in await claim_each(uow, CONSUMER, submitted)}
         done = await uow.decisions.routed(list(fresh))
         await uow.decisions.add_all(
             [decide(r, rules, now) for r in fresh.values() if r.request_id not in done]
