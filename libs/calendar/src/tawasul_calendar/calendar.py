@@ -91,6 +91,8 @@ class WorkingCalendar:
         self._closures = [(c.start, c.end) for c in self.config.closures_for(sector)]
         # Each day's office hours, made once: every due date walks the days ahead.
         self._open: dict[date, tuple[Interval, ...]] = {}
+        # Per year, the office time before each of its days: `elapsed` over months reads two.
+        self._totals: dict[int, list[timedelta]] = {}
 
     def updated(self, config: CalendarConfig) -> WorkingCalendar:
         """This calendar with a newer configuration; the same one again changes nothing."""
@@ -176,12 +178,57 @@ class WorkingCalendar:
         start, end = riyadh(start), riyadh(end)
         if end < start:
             raise CalendarError("the end is before the start")
-        total = timedelta(0)
-        for begin, finish in self._intervals(start, pauses):
-            if begin >= end:
-                break
-            total += min(finish, end) - begin
+        total = self._worked(start, end)
+        for begin, finish in _union(pauses):
+            begin, finish = max(begin, start), min(finish, end)
+            if begin < finish:
+                total -= self._worked(begin, finish)
         return total
+
+    def _worked(self, start: datetime, end: datetime) -> timedelta:
+        """Office time in [start, end), both in Riyadh time: whole days come off the yearly
+        running totals, so two years cost no more to measure than two days."""
+        first, last = start.date(), end.date()
+        if first == last:
+            return self._worked_on(first, start, end)
+        return (
+            self._worked_on(first, start, midnight_after(first))
+            + self._whole_days(first + timedelta(days=1), last)
+            + self._worked_on(last, at(last, time(0)), end)
+        )
+
+    def _worked_on(self, day: date, start: datetime, end: datetime) -> timedelta:
+        total = timedelta(0)
+        for begin, finish in self._open_on(day):
+            begin, finish = max(begin, start), min(finish, end)
+            if begin < finish:
+                total += finish - begin
+        return total
+
+    def _whole_days(self, first: date, last: date) -> timedelta:
+        """Office time of the days from `first` up to, not including, `last`."""
+        if first.year == last.year:
+            totals = self._totals_of(first.year)
+            return totals[_day_of_year(last)] - totals[_day_of_year(first)]
+        totals = self._totals_of(first.year)
+        total = totals[-1] - totals[_day_of_year(first)]
+        for year in range(first.year + 1, last.year):
+            total += self._totals_of(year)[-1]
+        return total + self._totals_of(last.year)[_day_of_year(last)]
+
+    def _totals_of(self, year: int) -> list[timedelta]:
+        """Office time before each day of `year` from its 1 January; the last is the year's."""
+        totals = self._totals.get(year)
+        if totals is None:
+            running = timedelta(0)
+            totals = [running]
+            day = date(year, 1, 1)
+            while day.year == year:
+                running += sum((end - begin for begin, end in self._open_on(day)), timedelta(0))
+                totals.append(running)
+                day += timedelta(days=1)
+            self._totals[year] = totals
+        return totals
 
     def _intervals(self, start: datetime, pauses: Sequence[Interval]) -> Iterator[Interval]:
         """Working intervals from `start` on, pauses cut out; ends by raising past the range."""
@@ -215,6 +262,21 @@ class WorkingCalendar:
                     closed[day] = (*closed.get(day, ()), announced)
                 day += timedelta(days=1)
         return closed
+
+
+def _day_of_year(day: date) -> int:
+    return day.toordinal() - date(day.year, 1, 1).toordinal()
+
+
+def _union(intervals: Iterable[Interval]) -> list[Interval]:
+    """The intervals in Riyadh time, sorted, overlapping ones merged."""
+    merged: list[Interval] = []
+    for begin, end in sorted((riyadh(a), riyadh(b)) for a, b in intervals):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif begin < end:
+            merged.append((begin, end))
+    return merged
 
 
 def _subtract(spans: Iterable[Interval], cuts: Iterable[Interval]) -> list[Interval]:
