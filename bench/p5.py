@@ -358,6 +358,9 @@ class Office:
             sla_alerted = (0, 0, 0, 0, 0, 0, 50, 75, 100)[int(r() * 9)]
             if r() < 0.08:
                 pauses = _pause(r, submitted, submitted + s.budget)
+            paused_since = submitted + s.budget * (0.5 + r())  # decided: its clock stopped
+        elif state == "withdrawn":
+            paused_since = submitted + s.budget * r()
         elif state == "closed":  # no answer by the deadline
             paused_since = submitted + s.budget * (0.1 + 0.5 * r())
             respond_by = paused_since + RESPOND_WITHIN

@@ -93,6 +93,17 @@ def test_nothing_seeded_falls_due_for_reviews_sweep_during_the_run() -> None:
         assert r["sla_next_at"] is None or r["sla_next_at"] > quiet_until
 
 
+def test_clocks_run_while_the_office_holds_the_request_as_reviews_model_keeps_them() -> None:
+    paused = Counter(
+        (r["state"], r["paused_since"] is not None)
+        for r in rows()
+        if r["state"] in ("decided", "withdrawn", "queued", "claimed")
+    )
+    # Stopped at the decision or withdrawal; running while queued or claimed.
+    assert {state for state, stopped in paused if stopped} == {"decided", "withdrawn"}
+    assert {state for state, stopped in paused if not stopped} == {"queued", "claimed"}
+
+
 def test_seeded_claims_stay_within_each_reviewers_capacity() -> None:
     held = Counter(r["assignee"] for r in rows() if r["state"] == "claimed")
     assert held

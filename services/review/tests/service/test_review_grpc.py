@@ -20,8 +20,11 @@ from typing import Any
 import grpc
 import pytest
 import tawasul_review
+from alembic import command
+from alembic.config import Config
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -1317,3 +1320,65 @@ async def test_a_polls_delivery_receipts_join_their_histories_once(review: Revie
     assert told((await review.case(second)).history) == [
         ("notify", "notification_sent", "sms: e-1")
     ]
+
+
+async def test_clocks_of_items_answered_before_the_clock_stopped_stop_at_the_answer(
+    database_url: str,
+) -> None:
+    """Revision 0010 stops the SLA clock of items decided or withdrawn under earlier code."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    await asyncio.to_thread(command.upgrade, config, "0009")
+    engine = make_engine(database_url, pool_size=2)
+    t0 = datetime(2026, 1, 4, 10, tzinfo=RIYADH)
+    decided = [("claimed", 1), ("reject", 3), ("appealed", 5), ("accept", 9)]
+    waited = [("information_requested", 4), ("cancelled", 6)]
+    rows = {  # state, paused_since (hours after t0), history (action, hours after t0)
+        "decided": ("decided", None, decided),
+        "withdrawn": ("withdrawn", None, [("cancelled", 2)]),
+        "withdrawn while waiting": ("withdrawn", 4, waited),
+        "queued": ("queued", None, [("claimed", 1), ("released", 2)]),
+    }
+    ids = {name: uuid.uuid4() for name in rows}
+    async with engine.begin() as conn:
+        for n, (name, (state, paused, history)) in enumerate(rows.items()):
+            await conn.execute(
+                sql(
+                    "INSERT INTO work_items (request_id, request_number, department, queue,"
+                    " sub_service_code, description, applicant_id, document_ids, contact, state,"
+                    " queued_at, submitted_at, sla, pauses, missing, paused_since) VALUES (:id,"
+                    " :number, 'passports', 'passports.default', 'passports.general', 'x',"
+                    ' \'1000000008\', \'[]\', \'{"mobile": "0551234567", "email": "",'
+                    ' "locale": "ar"}\', :state, :t0, :t0, \'{"amount": 5, "unit":'
+                    " \"working_days\"}', '[]', '[]', :paused)"
+                ),
+                {
+                    "id": ids[name],
+                    "number": f"TW00000000{n}",
+                    "state": state,
+                    "t0": t0,
+                    "paused": None if paused is None else t0 + timedelta(hours=paused),
+                },
+            )
+            for action, hours in history:
+                await conn.execute(
+                    sql(
+                        "INSERT INTO history (request_id, at, actor, action, note, internal)"
+                        " VALUES (:id, :at, 'E100', :action, '', false)"
+                    ),
+                    {"id": ids[name], "at": t0 + timedelta(hours=hours), "action": action},
+                )
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    async with engine.connect() as conn:
+        stopped = {
+            r.request_id: r.paused_since
+            for r in await conn.execute(sql("SELECT request_id, paused_since FROM work_items"))
+        }
+    await engine.dispose()
+    assert {name: stopped[ids[name]] for name in rows} == {
+        "decided": t0 + timedelta(hours=9),  # the last decision, after the appeal
+        "withdrawn": t0 + timedelta(hours=2),
+        "withdrawn while waiting": t0 + timedelta(hours=4),  # its pause, as it was
+        "queued": None,
+    }

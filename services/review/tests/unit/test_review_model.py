@@ -325,6 +325,32 @@ def test_an_appealed_rejection_is_queued_for_another_reviewer() -> None:
     assert (item.state, item.decision) == (State.DECIDED, Decision.ACCEPT)
 
 
+def test_the_sla_clock_stops_at_the_decision_and_an_appeal_starts_it_again() -> None:
+    item = in_state(State.CLAIMED)
+    decided_at = riyadh(5, 10)  # Monday 10:00: 7 of the 14 working hours used
+    assert item.check_sla(CALENDAR, decided_at) == 50
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, decided_at, CALENDAR)
+    assert item.due_at == riyadh(6, 10)  # Tuesday 10:00, as it was
+    # Weeks later the answer still took half the time promised, not many times it.
+    assert item.percent_used(CALENDAR, riyadh(28, 10)) == 50
+
+    appealed_at = riyadh(7, 10)  # Wednesday 10:00
+    assert item.appeal(reason="The photo is fine", now=appealed_at)
+    item.schedule(CALENDAR, appealed_at)
+    assert item.percent_used(CALENDAR, appealed_at) == 50
+    assert item.percent_used(CALENDAR, riyadh(7, 13, 30)) == 75
+    # Out by the working time the rejection stood: Thursday 10:00.
+    assert item.due_at == riyadh(8, 10)
+    assert item.sla_next_at == riyadh(7, 13, 30)  # the 75 % mark
+
+
+def test_the_sla_clock_stops_when_the_beneficiary_withdraws() -> None:
+    item = in_state(State.QUEUED)
+    item.withdraw(reason="Solved at the office", now=riyadh(5, 10))
+    assert item.percent_used(CALENDAR, riyadh(28, 10)) == 50
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 

@@ -8,8 +8,9 @@ The state machine (every other move is refused):
       └────────────────────────────────────────────── waiting ──deadline──► closed
     queued | claimed | waiting ──cancelled by the beneficiary──► withdrawn
 
-The SLA clock starts at submission, pauses while the request waits on the beneficiary, and
-raises alerts at 50 %, 75 % and 100 % of the time (the last a breach).
+The SLA clock starts at submission, pauses while the request waits on the beneficiary, stops
+when the request is decided or withdrawn (an appeal starts it again), and raises alerts at
+50 %, 75 % and 100 % of the time (the last a breach).
 """
 
 from __future__ import annotations
@@ -295,6 +296,8 @@ class WorkItem:
         self.decision_message = ""
         self.reason_code = ""
         self.priority += 1
+        if self.clock.paused_since is not None:  # decided: the time since does not count
+            self.clock = self.clock.resume(max(now, self.clock.paused_since))
         self._to_queue(now, "applicant", "appealed", reason)
         return True
 
@@ -361,6 +364,7 @@ class WorkItem:
         self.reason_code = reason.code if reason else ""
         self.claimed_until = None
         self.sla_next_at = None
+        self._stop_clock(now)
         status = Status.ACCEPTED if decision is Decision.ACCEPT else Status.REJECTED
         self._publish(
             status, reviewer.subject, text, now, calendar, action=decision.value, reason=reason
@@ -492,6 +496,7 @@ class WorkItem:
         self.assignee = ""
         self.claimed_until = None
         self.sla_next_at = None
+        self._stop_clock(now)
         self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
 
     # --- the SLA clock -------------------------------------------------------------------
@@ -532,6 +537,12 @@ class WorkItem:
 
     def percent_used(self, calendar: WorkingCalendar, now: datetime) -> int:
         return int(self.clock.used(calendar, now=now) * 100)
+
+    def _stop_clock(self, now: datetime) -> None:
+        """Decided or withdrawn: the SLA counts no further (a clock paused while the item
+        waited on the beneficiary stays paused)."""
+        if not self.clock.paused:
+            self.clock = self.clock.pause(max(now, self.clock.started_at))
 
     # --- plumbing ------------------------------------------------------------------------
 
