@@ -15,11 +15,12 @@ from sqlalchemy.pool import NullPool
 from tawasul_platform.db import inbox_table, outbox_table
 
 
-def upgrade(script_location: Path, database_url: str) -> None:
+def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
+    """Migrates the database to `revision` (a test of a data migration stops before it)."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", database_url)
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def run_env(target_metadata: MetaData) -> None:

@@ -20,8 +20,6 @@ from typing import Any
 import grpc
 import pytest
 import tawasul_review
-from alembic import command
-from alembic.config import Config
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from sqlalchemy import text as sql
@@ -1326,10 +1324,7 @@ async def test_clocks_of_items_answered_before_the_clock_stopped_stop_at_the_ans
     database_url: str,
 ) -> None:
     """Revision 0010 stops the SLA clock of items decided or withdrawn under earlier code."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", database_url)
-    await asyncio.to_thread(command.upgrade, config, "0009")
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0009")
     engine = make_engine(database_url, pool_size=2)
     t0 = datetime(2026, 1, 4, 10, tzinfo=RIYADH)
     decided = [("claimed", 1), ("reject", 3), ("appealed", 5), ("accept", 9)]

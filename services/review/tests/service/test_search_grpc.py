@@ -18,8 +18,6 @@ from pathlib import Path
 import grpc
 import pytest
 import tawasul_review
-from alembic import command
-from alembic.config import Config
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -465,10 +463,7 @@ async def test_rows_stored_before_search_existed_are_found_after_the_migration(
     database_url: str,
 ) -> None:
     """Revisions 0006 and 0007 fill the search columns of the rows already there."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", database_url)
-    await asyncio.to_thread(command.upgrade, config, "0005")
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0005")
     engine = make_engine(database_url, pool_size=2)
     request_id = uuid.uuid4()
     async with engine.begin() as conn:
