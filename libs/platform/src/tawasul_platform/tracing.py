@@ -28,15 +28,28 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-# Until configure_tracing runs (unit and service tests), spans are made but go nowhere.
-_tracer: Tracer = TracerProvider().get_tracer("tawasul")
+
+
+def exporting_nowhere() -> TracerProvider:
+    """What a process that sends its spans nowhere uses: it records none, and the traces it
+    starts are unsampled, so that its callees and consumers record none for them either (a
+    sampled caller's trace is still followed). The SDK's default records every trace."""
+    return TracerProvider(sampler=ParentBased(ALWAYS_OFF), shutdown_on_exit=False)
+
+
+# Until configure_tracing runs (tests, and tools such as the benchmark's load generator, whose
+# calls go through the platform's channels), spans are made but neither recorded nor sampled.
+_provider = exporting_nowhere()
+_tracer: Tracer = _provider.get_tracer("tawasul")
+# How this process samples the traces it starts (new_traceparent).
+_sampler: Sampler = _provider.sampler
 # In a batch handled at once, the span of each request's event: what that request's
 # outgoing events descend from (tawasul_platform.consumer, events.envelope).
 _batch_spans: ContextVar[Mapping[str, SpanContext] | None] = ContextVar(
@@ -82,7 +95,7 @@ def configure_tracing(
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "service.namespace": "tawasul"}),
         # Recording a span nobody exports cost every event and call its attributes and events.
-        sampler=ParentBased(ALWAYS_ON if processors else ALWAYS_OFF),
+        sampler=ParentBased(ALWAYS_ON) if processors else exporting_nowhere().sampler,
         shutdown_on_exit=False,
     )
     for processor in processors:
@@ -93,8 +106,9 @@ def configure_tracing(
 
 def use(provider: TracerProvider) -> None:
     """Spans from now on come from `provider` (tests give one with an in-memory exporter)."""
-    global _tracer
+    global _tracer, _sampler
     _tracer = provider.get_tracer("tawasul")
+    _sampler = provider.sampler
 
 
 def flush(provider: TracerProvider, timeout_seconds: float = 2.0) -> None:
@@ -123,7 +137,12 @@ def active_traceparent() -> str | None:
 
 
 def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    """A new trace, sampled only if this process samples the traces it starts: a process
+    that exports nowhere must not have every consumer downstream record spans for it."""
+    trace_id = int.from_bytes(secrets.token_bytes(16)) or 1
+    decision = _sampler.should_sample(None, trace_id, "new trace").decision
+    sampled = decision is Decision.RECORD_AND_SAMPLE
+    return f"00-{trace_id:032x}-{secrets.token_hex(8)}-{'01' if sampled else '00'}"
 
 
 def current_traceparent(request_id: str = "") -> str:

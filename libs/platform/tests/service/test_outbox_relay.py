@@ -123,6 +123,62 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
         await engine.dispose()
 
 
+async def test_each_row_is_published_once_also_one_committed_after_rows_with_later_ids(
+    database_url: str,
+) -> None:
+    """Ids are taken in one order and committed in another: a row whose id is lower than the
+    ones already published, but whose commit came later, is still published, and nothing is
+    published twice."""
+    engine = make_engine(database_url, pool_size=3)
+    table = await empty_outbox(engine)
+    service = "late"
+    sent = SentMessages()
+    relay = OutboxRelay(
+        engine=engine,
+        table=table,
+        producer=cast(AIOKafkaProducer, sent),
+        service=service,
+        fallback_seconds=FALLBACK_SECONDS,
+    )
+    commit = committer(engine, table, service)
+
+    def published(payload: bytes) -> Callable[[], Awaitable[bool | None]]:
+        async def probe() -> bool | None:
+            return True if payload in sent.payloads else None
+
+        return probe
+
+    running = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: listener_pid(engine), "LISTEN session")
+        async with async_sessionmaker(engine)() as slow:
+            # Takes its id first and commits last.
+            event = OutgoingEvent(
+                event_id=uuid.uuid4(), topic="t", key="k", payload=b"slow", headers={}
+            )
+            await write_outbox(slow, table, service, [event])
+            await commit(b"quick", b"and quick")
+            await eventually(published(b"and quick"), "the rows committed first published")
+            await slow.commit()
+        await eventually(published(b"slow"), "the row with the lower id published")
+        await commit(b"last")
+        await eventually(published(b"last"), "the last row published")
+
+        async def all_marked_sent() -> bool | None:
+            async with engine.begin() as conn:
+                unsent = await conn.scalar(
+                    text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                )
+            return True if unsent == 0 else None
+
+        await eventually(all_marked_sent, "every row marked sent")
+        assert sent.payloads == [b"quick", b"and quick", b"slow", b"last"]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+
+
 GAUGES = ("tawasul_outbox_backlog", "tawasul_outbox_oldest_unsent_seconds")
 SERVICE_LABELS = {"service": "svc"}
 

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from tawasul_platform import tracing
@@ -94,7 +93,7 @@ def test_spans_on_the_console_are_one_json_object_a_line(
             pass
         tracing.flush(provider)
     finally:
-        tracing.use(TracerProvider())
+        tracing.use(tracing.exporting_nowhere())
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(s["name"], s["resource"]["attributes"]["service.name"]) for s in printed] == [
         ("tawasul.intake.v1.IntakeService/Submit", "intake")
@@ -113,4 +112,40 @@ def test_a_process_that_exports_nowhere_records_no_span_but_still_passes_ids_on(
             )
             assert context.trace_id != 0
     finally:
-        tracing.use(TracerProvider())
+        tracing.use(tracing.exporting_nowhere())
+
+
+def sampled(traceparent: str | None) -> bool:
+    assert traceparent is not None
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 0x01)
+
+
+def test_a_process_that_exports_nowhere_starts_its_own_traces_unsampled() -> None:
+    """A timer's event starts a trace: a process that exports nowhere must not ask every
+    consumer downstream to record spans for it."""
+    tracing.configure_tracing("notify")
+    try:
+        assert not sampled(tracing.new_traceparent())
+        assert not sampled(tracing.current_traceparent("r1"))  # no span is current
+    finally:
+        tracing.use(tracing.exporting_nowhere())
+
+
+def test_a_process_that_exports_starts_its_own_traces_sampled() -> None:
+    provider = tracing.configure_tracing("notify", console=True)
+    try:
+        assert sampled(tracing.new_traceparent())
+    finally:
+        provider.shutdown()
+        tracing.use(tracing.exporting_nowhere())
+
+
+def test_a_tool_that_never_configured_tracing_records_nothing_and_asks_its_callees_nothing() -> (
+    None
+):
+    """The benchmark's load generator calls through the platform's channels without
+    configuring tracing: its calls' traces are unsampled, so the services record no span."""
+    with tracing.tracer().start_as_current_span("tawasul.intake.v1.IntakeService/Submit") as s:
+        assert not s.is_recording()
+        assert not sampled(tracing.active_traceparent())
+        assert not sampled(tracing.current_traceparent("r1"))
