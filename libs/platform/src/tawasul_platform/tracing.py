@@ -37,19 +37,22 @@ TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
+# A process that sends its spans nowhere records none and starts its traces unsampled, so
+# that its callees and consumers record none for them either; a sampled caller is followed.
+_UNEXPORTED = ParentBased(ALWAYS_OFF)
+
+
 def exporting_nowhere() -> TracerProvider:
-    """What a process that sends its spans nowhere uses: it records none, and the traces it
-    starts are unsampled, so that its callees and consumers record none for them either (a
-    sampled caller's trace is still followed). The SDK's default records every trace."""
-    return TracerProvider(sampler=ParentBased(ALWAYS_OFF), shutdown_on_exit=False)
+    """The provider of a process that sends its spans nowhere. (The SDK's default provider
+    samples and records every trace.)"""
+    return TracerProvider(sampler=_UNEXPORTED, shutdown_on_exit=False)
 
 
 # Until configure_tracing runs (tests, and tools such as the benchmark's load generator, whose
 # calls go through the platform's channels), spans are made but neither recorded nor sampled.
-_provider = exporting_nowhere()
-_tracer: Tracer = _provider.get_tracer("tawasul")
+_tracer: Tracer = exporting_nowhere().get_tracer("tawasul")
 # How this process samples the traces it starts (new_traceparent).
-_sampler: Sampler = _provider.sampler
+_sampler: Sampler = _UNEXPORTED
 # In a batch handled at once, the span of each request's event: what that request's
 # outgoing events descend from (tawasul_platform.consumer, events.envelope).
 _batch_spans: ContextVar[Mapping[str, SpanContext] | None] = ContextVar(
@@ -95,7 +98,7 @@ def configure_tracing(
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "service.namespace": "tawasul"}),
         # Recording a span nobody exports cost every event and call its attributes and events.
-        sampler=ParentBased(ALWAYS_ON) if processors else exporting_nowhere().sampler,
+        sampler=ParentBased(ALWAYS_ON) if processors else _UNEXPORTED,
         shutdown_on_exit=False,
     )
     for processor in processors:
