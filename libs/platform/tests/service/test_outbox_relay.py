@@ -62,20 +62,46 @@ async def empty_outbox(engine: AsyncEngine) -> Table:
     return table
 
 
+def outgoing(payload: bytes) -> OutgoingEvent:
+    return OutgoingEvent(event_id=uuid.uuid4(), topic="t", key="k", payload=payload, headers={})
+
+
 def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., Awaitable[None]]:
     """Commits one transaction writing an outbox row for each payload given."""
     sessions = async_sessionmaker(engine)
 
     async def commit(*payloads: bytes) -> None:
-        events = [
-            OutgoingEvent(event_id=uuid.uuid4(), topic="t", key="k", payload=p, headers={})
-            for p in payloads
-        ]
         async with sessions() as session:
-            await write_outbox(session, table, service, events)
+            await write_outbox(session, table, service, [outgoing(p) for p in payloads])
             await session.commit()
 
     return commit
+
+
+def relay(engine: AsyncEngine, table: Table, service: str, sent: SentMessages) -> OutboxRelay:
+    return OutboxRelay(
+        engine=engine,
+        table=table,
+        producer=cast(AIOKafkaProducer, sent),
+        service=service,
+        fallback_seconds=FALLBACK_SECONDS,
+    )
+
+
+def published(sent: SentMessages, payload: bytes) -> Callable[[], Awaitable[bool | None]]:
+    async def probe() -> bool | None:
+        return True if payload in sent.payloads else None
+
+    return probe
+
+
+def all_marked_sent(engine: AsyncEngine) -> Callable[[], Awaitable[bool | None]]:
+    async def probe() -> bool | None:
+        async with engine.begin() as conn:
+            unsent = await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        return True if unsent == 0 else None
+
+    return probe
 
 
 async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again(
@@ -84,26 +110,12 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
     engine = make_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     sent = SentMessages()
-    relay = OutboxRelay(
-        engine=engine,
-        table=table,
-        producer=cast(AIOKafkaProducer, sent),
-        service=SERVICE,
-        fallback_seconds=FALLBACK_SECONDS,
-    )
     commit = committer(engine, table, SERVICE)
-
-    def published(payload: bytes) -> Callable[[], Awaitable[bool | None]]:
-        async def probe() -> bool | None:
-            return True if payload in sent.payloads else None
-
-        return probe
-
-    running = asyncio.create_task(relay.run())
+    running = asyncio.create_task(relay(engine, table, SERVICE, sent).run())
     try:
         first = await eventually(lambda: listener_pid(engine), "LISTEN session")
         await commit(b"before")
-        await eventually(published(b"before"), "the row committed before the loss published")
+        await eventually(published(sent, b"before"), "the row committed before the loss published")
 
         async with engine.begin() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
@@ -115,7 +127,9 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
         await eventually(replaced, "a new LISTEN session")
         # Several rows in one write (one statement, each row notifying) wake it as one did.
         await commit(b"after", b"and after")
-        await eventually(published(b"and after"), "the rows committed after the loss published")
+        await eventually(
+            published(sent, b"and after"), "the rows committed after the loss published"
+        )
         assert sent.payloads == [b"before", b"after", b"and after"]
     finally:
         running.cancel()
@@ -133,45 +147,20 @@ async def test_each_row_is_published_once_also_one_committed_after_rows_with_lat
     table = await empty_outbox(engine)
     service = "late"
     sent = SentMessages()
-    relay = OutboxRelay(
-        engine=engine,
-        table=table,
-        producer=cast(AIOKafkaProducer, sent),
-        service=service,
-        fallback_seconds=FALLBACK_SECONDS,
-    )
     commit = committer(engine, table, service)
-
-    def published(payload: bytes) -> Callable[[], Awaitable[bool | None]]:
-        async def probe() -> bool | None:
-            return True if payload in sent.payloads else None
-
-        return probe
-
-    running = asyncio.create_task(relay.run())
+    running = asyncio.create_task(relay(engine, table, service, sent).run())
     try:
         await eventually(lambda: listener_pid(engine), "LISTEN session")
         async with async_sessionmaker(engine)() as slow:
             # Takes its id first and commits last.
-            event = OutgoingEvent(
-                event_id=uuid.uuid4(), topic="t", key="k", payload=b"slow", headers={}
-            )
-            await write_outbox(slow, table, service, [event])
+            await write_outbox(slow, table, service, [outgoing(b"slow")])
             await commit(b"quick", b"and quick")
-            await eventually(published(b"and quick"), "the rows committed first published")
+            await eventually(published(sent, b"and quick"), "the rows committed first published")
             await slow.commit()
-        await eventually(published(b"slow"), "the row with the lower id published")
+        await eventually(published(sent, b"slow"), "the row with the lower id published")
         await commit(b"last")
-        await eventually(published(b"last"), "the last row published")
-
-        async def all_marked_sent() -> bool | None:
-            async with engine.begin() as conn:
-                unsent = await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                )
-            return True if unsent == 0 else None
-
-        await eventually(all_marked_sent, "every row marked sent")
+        await eventually(published(sent, b"last"), "the last row published")
+        await eventually(all_marked_sent(engine), "every row marked sent")
         assert sent.payloads == [b"quick", b"and quick", b"slow", b"last"]
     finally:
         running.cancel()
@@ -221,30 +210,15 @@ async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from
 
     first, second = SentMessages(), SentMessages()
     relays = [
-        asyncio.create_task(
-            OutboxRelay(
-                engine=engine,
-                table=table,
-                producer=cast(AIOKafkaProducer, sent),
-                service="replicas",
-                fallback_seconds=FALLBACK_SECONDS,
-            ).run()
-        )
+        asyncio.create_task(relay(engine, table, "replicas", sent).run())
         for sent in (first, second)
     ]
     try:
         for n in range(40):
             await commit(b"%d" % n)
 
-        async def all_marked_sent() -> bool | None:
-            async with engine.begin() as conn:
-                unsent = await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                )
-            return True if unsent == 0 else None
-
         # Marked sent, not only sent: a leader stopped between the two publishes again.
-        await eventually(all_marked_sent, "every row published and marked sent")
+        await eventually(all_marked_sent(engine), "every row published and marked sent")
         assert sorted(first.payloads + second.payloads) == sorted(b"%d" % n for n in range(40))
         # One leads; the other published nothing.
         leader, follower = (0, 1) if first.payloads else (1, 0)
@@ -254,14 +228,14 @@ async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from
         await asyncio.gather(relays[leader], return_exceptions=True)
         await commit(b"after the leader")
 
-        async def taken_over() -> bool | None:
-            return True if b"after the leader" in [first, second][follower].payloads else None
-
-        await eventually(taken_over, "the row published by the other replica")
+        await eventually(
+            published([first, second][follower], b"after the leader"),
+            "the row published by the other replica",
+        )
         assert [first, second][follower].payloads == [b"after the leader"]
         assert b"after the leader" not in [first, second][leader].payloads
     finally:
-        for relay in relays:
-            relay.cancel()
+        for running in relays:
+            running.cancel()
         await asyncio.gather(*relays, return_exceptions=True)
         await engine.dispose()
