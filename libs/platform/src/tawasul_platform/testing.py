@@ -67,4 +67,4 @@ def recorded_spans() -> Iterator[InMemorySpanExporter]:
     try:
         yield exporter
     finally:
-        tracing.use(tracing.exporting_nowhere())
+        tracing.reset()

@@ -42,17 +42,19 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _UNEXPORTED = ParentBased(ALWAYS_OFF)
 
 
-def exporting_nowhere() -> TracerProvider:
-    """The provider of a process that sends its spans nowhere. (The SDK's default provider
-    samples and records every trace.)"""
+def _exporting_nowhere() -> TracerProvider:
+    # The SDK's default provider would sample and record every trace.
     return TracerProvider(sampler=_UNEXPORTED, shutdown_on_exit=False)
 
 
-# Until configure_tracing runs (tests, and tools such as the benchmark's load generator, whose
-# calls go through the platform's channels), spans are made but neither recorded nor sampled.
-_tracer: Tracer = exporting_nowhere().get_tracer("tawasul")
+# Until configure_tracing (or a test's `use`) runs, the process takes no part in tracing. Tools
+# such as the benchmark's load generator and the tests' clients call through the platform's
+# channels: their calls carry no traceparent, so each callee samples them as calls from
+# outside, neither forced on nor off by a tool that exports nothing.
+_tracer: Tracer = _exporting_nowhere().get_tracer("tawasul")
 # How this process samples the traces it starts (new_traceparent).
 _sampler: Sampler = _UNEXPORTED
+_taking_part = False
 # In a batch handled at once, the span of each request's event: what that request's
 # outgoing events descend from (tawasul_platform.consumer, events.envelope).
 _batch_spans: ContextVar[Mapping[str, SpanContext] | None] = ContextVar(
@@ -109,9 +111,17 @@ def configure_tracing(
 
 def use(provider: TracerProvider) -> None:
     """Spans from now on come from `provider` (tests give one with an in-memory exporter)."""
-    global _tracer, _sampler
+    global _tracer, _sampler, _taking_part
     _tracer = provider.get_tracer("tawasul")
     _sampler = provider.sampler
+    _taking_part = True
+
+
+def reset() -> None:
+    """Back to taking no part in tracing, as before configure_tracing (tests)."""
+    global _taking_part
+    use(_exporting_nowhere())
+    _taking_part = False
 
 
 def flush(provider: TracerProvider, timeout_seconds: float = 2.0) -> None:
@@ -284,7 +294,8 @@ _Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
 
 class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor):
     """A CLIENT span around each unary call to another service, its traceparent in the call's
-    metadata: the callee's server span continues this trace."""
+    metadata: the callee's server span continues this trace. A process that takes no part in
+    tracing calls as it is."""
 
     async def intercept_unary_unary(
         self,
@@ -293,6 +304,8 @@ class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor):
         request: Any,
     ) -> Any:
         details = client_call_details
+        if not _taking_part:
+            return await continuation(details, request)
         method = details.method.decode() if isinstance(details.method, bytes) else details.method
         span = _tracer.start_span(method, kind=SpanKind.CLIENT, attributes=rpc_attributes(method))
         metadata = grpc.aio.Metadata(

@@ -4,7 +4,9 @@ continuing the caller's traceparent, and the trace context its calls carry on.""
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import grpc
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -93,7 +95,7 @@ def test_spans_on_the_console_are_one_json_object_a_line(
             pass
         tracing.flush(provider)
     finally:
-        tracing.use(tracing.exporting_nowhere())
+        tracing.reset()
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(s["name"], s["resource"]["attributes"]["service.name"]) for s in printed] == [
         ("tawasul.intake.v1.IntakeService/Submit", "intake")
@@ -112,7 +114,7 @@ def test_a_process_that_exports_nowhere_records_no_span_but_still_passes_ids_on(
             )
             assert context.trace_id != 0
     finally:
-        tracing.use(tracing.exporting_nowhere())
+        tracing.reset()
 
 
 def sampled(traceparent: str | None) -> bool:
@@ -128,7 +130,7 @@ def test_a_process_that_exports_nowhere_starts_its_own_traces_unsampled() -> Non
         assert not sampled(tracing.new_traceparent())
         assert not sampled(tracing.current_traceparent("r1"))  # no span is current
     finally:
-        tracing.use(tracing.exporting_nowhere())
+        tracing.reset()
 
 
 def test_a_process_that_exports_starts_its_own_traces_sampled() -> None:
@@ -137,15 +139,36 @@ def test_a_process_that_exports_starts_its_own_traces_sampled() -> None:
         assert sampled(tracing.new_traceparent())
     finally:
         provider.shutdown()
-        tracing.use(tracing.exporting_nowhere())
+        tracing.reset()
 
 
-def test_a_tool_that_never_configured_tracing_records_nothing_and_asks_its_callees_nothing() -> (
-    None
-):
-    """The benchmark's load generator calls through the platform's channels without
-    configuring tracing: its calls' traces are unsampled, so the services record no span."""
-    with tracing.tracer().start_as_current_span("tawasul.intake.v1.IntakeService/Submit") as s:
-        assert not s.is_recording()
-        assert not sampled(tracing.active_traceparent())
-        assert not sampled(tracing.current_traceparent("r1"))
+async def metadata_sent(method: str) -> dict[str, str]:
+    """The metadata a unary call through the platform's client interceptor carries."""
+    sent: dict[str, str] = {}
+
+    async def continuation(details: grpc.aio.ClientCallDetails, request: object) -> Any:
+        sent.update((k, v) for k, v in details.metadata or () if isinstance(v, str))
+        return AnsweredOk()
+
+    details = grpc.aio.ClientCallDetails(method, 5.0, grpc.aio.Metadata(), None, None)
+    await tracing.ClientTracing().intercept_unary_unary(continuation, details, object())
+    return sent
+
+
+class AnsweredOk:
+    async def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK
+
+
+async def test_a_tool_that_never_configured_tracing_leaves_the_sampling_to_its_callee() -> None:
+    """The benchmark's load generator and the tests' clients call through the platform's
+    channels without configuring tracing: a traceparent of theirs would decide for intake
+    whether to record (sampled, every call recorded in a stack that exports nothing;
+    unsampled, no call recorded in one that exports)."""
+    assert tracing.TRACEPARENT not in await metadata_sent("/t.S/M")
+    tracing.configure_tracing("gateway")
+    try:
+        assert tracing.TRACEPARENT in await metadata_sent("/t.S/M")
+    finally:
+        tracing.reset()
+    assert tracing.TRACEPARENT not in await metadata_sent("/t.S/M")
