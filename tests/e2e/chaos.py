@@ -85,11 +85,15 @@ class Load:
     `submitted` SMS and its `under_review` SMS are then the two notifications it must get.
 
     Every call that fails UNAVAILABLE or DEADLINE_EXCEEDED is retried as a client would: the
-    same idempotency key for a submission, the same request for a claim.
+    same idempotency key for a submission, the same request for a claim. The last `held`
+    requests are submitted only once `release` is called: a test that must see submissions
+    taken after a kill has them, however quickly the rest went through.
     """
 
-    def __init__(self, stack: Stack, *, requests: int = REQUESTS) -> None:
+    def __init__(self, stack: Stack, *, requests: int = REQUESTS, held: int = 0) -> None:
         self.stack = stack
+        self._held = held
+        self._released = asyncio.Event()
         tag = secrets.randbelow(1000)
         self.filed = [
             Filed(
@@ -151,6 +155,8 @@ class Load:
         claimers = asyncio.Semaphore(CONCURRENCY)
 
         async def one(filed: Filed) -> None:
+            if filed.n >= len(self.filed) - self._held:
+                await self._released.wait()
             async with submitters:
                 await self._submit(filed)
             async with claimers:
@@ -163,6 +169,10 @@ class Load:
         task = self._task = asyncio.create_task(self.run())
         await self.until(lambda: self.submitted >= len(self.filed) // 4, task, "a quarter in")
         return task
+
+    def release(self) -> None:
+        """Lets the held requests be submitted."""
+        self._released.set()
 
     async def until(
         self, condition: Callable[[], bool], task: asyncio.Task[None], what: str

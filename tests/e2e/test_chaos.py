@@ -36,6 +36,11 @@ CITIZEN = "1000000008"
 # Services that consume request.submitted, and their consumer groups.
 CONSUMERS = ("routing", "notify")
 GROUPS = ("routing", "docs", "notify", "notify-sms", "notify-email", "notify-inapp")
+# A consumer is killed while it lags: a longer stream than the default, so that even a quick
+# consumer (routing takes a request in a few milliseconds) is caught behind.
+STREAM = 120
+# Held back until the broker is dead: submissions it takes while down, however quick the rest.
+HELD = 20
 
 
 async def test_killing_intake_mid_stream_files_each_request_once(
@@ -94,7 +99,7 @@ CONSUMER_KILLS = {
 async def test_killing_a_consumer_mid_stream_loses_and_duplicates_nothing(
     stack: Stack, clients: Clients, service: str
 ) -> None:
-    async with Load(stack) as load:
+    async with Load(stack, requests=STREAM) as load:
         dead_letters = await _dead_letters(stack)
         holding = None
         if service == "notify":
@@ -134,13 +139,14 @@ async def test_killing_a_consumer_mid_stream_loses_and_duplicates_nothing(
 async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
     stack: Stack, clients: Clients
 ) -> None:
-    async with Load(stack) as load:
+    async with Load(stack, held=HELD) as load:
         dead_letters = await _dead_letters(stack)
         try:
             task = await load.started()
             killed = await sigkill(stack, "kafka")
             # The outbox keeps intake answering: the state change commits, its event waits.
             taken = load.submitted
+            load.release()
             await load.until(lambda: load.submitted >= taken + 5, task, "submissions taken")
             waiting = await unsent(stack, "intake")
         finally:
