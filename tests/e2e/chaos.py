@@ -47,6 +47,8 @@ RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEE
 ATTEMPT_SECONDS = 5.0
 # A killed service is back within seconds; a killed broker takes longer.
 LOAD_SECONDS = 150.0
+# Records a consumer is held stopped for before it is killed working through them.
+BACKLOG = 10
 # Short reconnect backoff: gRPC's default grows to two minutes while a server is down.
 CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 200),
@@ -325,17 +327,19 @@ async def kill_behind(
     """SIGKILLs `service` while the load's submissions (`task`) flow, at a moment its groups
     lag on their topics.
 
-    The end offsets are read before the kill and the committed offsets after it, when no
-    commit can come any more: a record below the one and above the other was on the topic,
-    delivered or not, and unfinished when the process died. Should it have caught up in the
-    instant between looking and killing, it is started again and killed again. `holding`, if
-    given, must hold too before the kill (the caller checks what it left behind).
+    A consumer as quick as routing can keep up with the whole load, so it is first frozen
+    (SIGSTOP) until `BACKLOG` records wait for it, then thawed and killed while it works
+    through them. The end offsets are read before the kill and the committed offsets after
+    it, when no commit can come any more: a record below the one and above the other was on
+    the topic, delivered or not, and unfinished when the process died. Should it have caught
+    up in the instant between looking and killing, it is started again and killed again.
+    `holding`, if given, must hold too before the kill (the caller checks what it left behind).
 
-    `offsets` is opened by the caller before the load starts: a consumer as quick as routing
-    catches up with the whole load in the time a reader takes to connect. Once the load is
-    through, nothing can lag any more: that fails at once rather than waiting for ever.
+    Once the load is through, nothing can lag any more: that fails at once rather than
+    waiting for ever.
     """
     for _ in range(5):
+        await _backlogged(stack, service, subscriptions, task, offsets)
         while True:
             if task.done():
                 task.result()  # raises what ended it
@@ -351,6 +355,32 @@ async def kill_behind(
             return Behind(killed, uncommitted)
         await start(stack, service)
     raise AssertionError(f"{service} caught up at every kill")
+
+
+async def _backlogged(
+    stack: Stack,
+    service: str,
+    subscriptions: Sequence[tuple[str, str]],
+    task: asyncio.Task[None],
+    offsets: Offsets,
+) -> None:
+    """Holds `service` stopped until `BACKLOG` records of the load wait for it."""
+    pid = stack.pid(service)
+    assert pid is not None, f"{service} is not running"
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        while True:
+            if task.done():
+                task.result()
+                raise AssertionError(f"the load was through before {service} had a backlog")
+            lag = 0
+            for topic, group in subscriptions:
+                lag += await offsets.behind(group, await offsets.ends(topic))
+            if lag >= BACKLOG:
+                return
+            await asyncio.sleep(0.01)
+    finally:
+        os.killpg(pid, signal.SIGCONT)
 
 
 # -- counting ----------------------------------------------------------------------------------

@@ -36,9 +36,6 @@ CITIZEN = "1000000008"
 # Services that consume request.submitted, and their consumer groups.
 CONSUMERS = ("routing", "notify")
 GROUPS = ("routing", "docs", "notify", "notify-sms", "notify-email", "notify-inapp")
-# A consumer is killed while it lags: a longer stream than the default, so that even a quick
-# consumer (routing takes a request in a few milliseconds) is caught behind.
-STREAM = 120
 # Held back until the broker is dead: submissions it takes while down, however quick the rest.
 HELD = 20
 
@@ -99,7 +96,7 @@ CONSUMER_KILLS = {
 async def test_killing_a_consumer_mid_stream_loses_and_duplicates_nothing(
     stack: Stack, clients: Clients, service: str
 ) -> None:
-    async with Load(stack, requests=STREAM) as load:
+    async with Load(stack) as load:
         dead_letters = await _dead_letters(stack)
         holding = None
         if service == "notify":
