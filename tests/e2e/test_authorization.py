@@ -188,7 +188,7 @@ MATRIX: dict[str, tuple[Callable[[World], Any], frozenset[str]]] = {
     ),
     f"{ROUTING}/GetDecision": (
         lambda w: routing_pb2.GetDecisionRequest(request_id=w.request_id),
-        STAFF,
+        DEPARTMENT_STAFF,
     ),
     f"{ROUTING}/ExplainRoute": (
         lambda w: routing_pb2.ExplainRouteRequest(sub_service_code=SUB_SERVICE),

@@ -50,6 +50,7 @@ MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
 
 IDENTITY = throwaway()
 REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
+REPORTS = IDENTITY.token_for(Principal("E1002", Role.REVIEWER, frozenset({"reports"})))
 CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
 SUBMITTED_AT = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
@@ -80,11 +81,11 @@ class Routing:
             metadata=bearer(token),
         )
 
-    async def decision(self, request_id: str) -> routing_pb2.RoutingDecision:
+    async def decision(self, request_id: str, token: str = REVIEWER) -> routing_pb2.RoutingDecision:
         answer = await self.stub.GetDecision(
             routing_pb2.GetDecisionRequest(request_id=request_id),
             timeout=5,
-            metadata=bearer(REVIEWER),
+            metadata=bearer(token),
         )
         return answer.decision
 
@@ -333,7 +334,12 @@ async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -
     await routing.on_status_changed(move)
     await routing.on_status_changed(move)  # redelivered
 
-    decision = await routing.decision(request_id)
+    # It is the reports department's now, and no longer the residents department's to read.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await routing.decision(request_id)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details() == "no such request in your departments"
+    decision = await routing.decision(request_id, REPORTS)
     assert (decision.department_code, decision.queue, decision.priority, decision.rule) == (
         "reports",
         "reports.default",

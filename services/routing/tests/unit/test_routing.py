@@ -7,6 +7,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.errors import InvalidArgument, NotFound
 from tawasul_platform.events import timestamp
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeTransaction
 from tawasul_routing.adapters.events import from_submitted, to_event, transfer_of
 from tawasul_routing.adapters.rules import load_rules
@@ -22,6 +23,9 @@ from tawasul_routing.entrypoints.events import on_status_changed
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 SUBMITTED = NOW - timedelta(minutes=1)
+EVERY_DEPARTMENT = Principal(
+    "E1000", Role.REVIEWER, frozenset({"passports", "visas", "residents", "reports"})
+)
 
 
 def incoming(
@@ -82,6 +86,12 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
                 decision.events.clear()
 
 
+async def latest_of(uow: FakeUnitOfWork, request: IncomingRequest) -> Decision:
+    return await handlers.get_decision(
+        uow=uow, request_id=request.request_id, reader=EVERY_DEPARTMENT
+    )
+
+
 async def routed(request: IncomingRequest) -> FakeUnitOfWork:
     uow = FakeUnitOfWork()
     await handlers.route_requests(
@@ -104,7 +114,7 @@ async def test_the_catalog_decides_the_department_queue_by_default(
 ) -> None:
     request = incoming(code)
     uow = await routed(request)
-    decision = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    decision = await latest_of(uow, request)
     assert (decision.department, decision.queue, decision.priority) == (
         department,
         f"{department}.default",
@@ -117,7 +127,7 @@ async def test_the_catalog_decides_the_department_queue_by_default(
 async def test_a_rule_decides_the_queue_and_priority_and_is_recorded() -> None:
     request = incoming("reports.absence-report", kind="establishment")
     uow = await routed(request)
-    decision = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    decision = await latest_of(uow, request)
     assert (decision.queue, decision.priority, decision.rule) == (
         "reports.establishments",
         20,
@@ -144,7 +154,9 @@ async def test_an_unknown_sub_service_cannot_be_routed() -> None:
 
 async def test_an_unrouted_request_has_no_decision() -> None:
     with pytest.raises(NotFound):
-        await handlers.get_decision(uow=FakeUnitOfWork(), request_id=uuid.uuid4())
+        await handlers.get_decision(
+            uow=FakeUnitOfWork(), request_id=uuid.uuid4(), reader=EVERY_DEPARTMENT
+        )
 
 
 # Transfers
@@ -171,7 +183,7 @@ async def test_a_transfer_routes_the_request_again_with_its_reason() -> None:
     request = incoming("residents.visit-visa-extension", nationality="YEM")
     uow = await routed(request)
     await transfer(uow, request, "reports")
-    latest = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    latest = await latest_of(uow, request)
     assert (latest.department, latest.queue, latest.priority, latest.rule) == (
         "reports",
         "reports.default",
@@ -192,12 +204,32 @@ async def test_a_transfer_routes_the_request_again_with_its_reason() -> None:
     assert second is latest
 
 
+async def test_only_the_staff_of_the_department_it_is_in_may_read_a_decision() -> None:
+    request = incoming("residents.visit-visa-extension", nationality="YEM")
+    uow = await routed(request)
+    residents = Principal("E1001", Role.REVIEWER, frozenset({"residents"}))
+    reports = Principal("E1002", Role.REVIEWER, frozenset({"reports", "visas"}))
+    read = handlers.get_decision
+    assert (await read(uow=uow, request_id=request.request_id, reader=residents)).queue == (
+        "residents.visit-visa"
+    )
+    with pytest.raises(NotFound, match="in your departments"):
+        await read(uow=uow, request_id=request.request_id, reader=reports)
+    await transfer(uow, request, "reports")
+    assert (await read(uow=uow, request_id=request.request_id, reader=reports)).queue == (
+        "reports.default"
+    )
+    # Transferred out, it is no longer the first department's.
+    with pytest.raises(NotFound, match="in your departments"):
+        await read(uow=uow, request_id=request.request_id, reader=residents)
+
+
 async def test_a_rule_of_the_new_department_may_still_decide_after_a_transfer() -> None:
     request = incoming("reports.absence-report", kind="establishment")
     uow = await routed(request)
     await transfer(uow, request, "residents", event_id="out")
     await transfer(uow, request, "reports", event_id="back")
-    latest = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    latest = await latest_of(uow, request)
     assert (latest.queue, latest.priority, latest.rule, latest.transferred_from) == (
         "reports.establishments",
         20,
@@ -263,7 +295,7 @@ async def test_only_transfers_with_a_department_are_acted_on() -> None:
     await handle(
         status_changed(request.request_id, common_pb2.REQUEST_STATUS_TRANSFERRED, "reports")
     )
-    latest = await handlers.get_decision(uow=uow, request_id=request.request_id)
+    latest = await latest_of(uow, request)
     assert (latest.queue, latest.transfer_reason) == ("reports.default", "belongs to reports")
 
 

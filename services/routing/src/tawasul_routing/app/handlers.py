@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tawasul_platform.errors import InvalidArgument, NotFound
+from tawasul_platform.identity import Principal
 from tawasul_platform.ports import claim_each
 
 from tawasul_routing.app.ports import UnitOfWork
@@ -50,12 +51,15 @@ async def transfer_request(
         await uow.commit()
 
 
-async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID) -> Decision:
-    """The latest decision: the queue the request is in now."""
+async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID, reader: Principal) -> Decision:
+    """The latest decision: the queue the request is in now. Only its department's staff may
+    read it; to others it is not found, as review's work items are."""
     async with uow:
         decision = await uow.decisions.latest(request_id)
     if decision is None:
         raise NotFound(f"request {request_id} has not been routed")
+    if decision.department not in reader.departments:
+        raise NotFound("no such request in your departments")
     return decision
 
 

@@ -11,6 +11,7 @@ from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.authz import STAFF, Rule
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
+from tawasul_platform.grpc import caller
 
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
@@ -18,7 +19,7 @@ from tawasul_routing.domain.rules import Attributes, RoutingRules
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# Routing decisions are for the office's staff.
+# Routing is for the office's staff; a decision only for its department's (the handler).
 ACCESS: dict[str, Rule] = {"GetDecision": STAFF, "ExplainRoute": STAFF}
 
 
@@ -34,7 +35,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             request_id = uuid.UUID(request.request_id)
         except ValueError as exc:
             raise InvalidArgument({"request_id": "not a request id"}) from exc
-        d = await handlers.get_decision(uow=self._uow(), request_id=request_id)
+        d = await handlers.get_decision(uow=self._uow(), request_id=request_id, reader=caller())
         return routing_pb2.GetDecisionResponse(
             decision=routing_pb2.RoutingDecision(
                 request_id=str(d.request.request_id),
