@@ -36,6 +36,7 @@ from tawasul_platform.identity import Role
 from tawasul_platform.tls import open_channel
 
 T = TypeVar("T")
+Ends = dict[TopicPartition, int]
 
 # Nothing here counts a queue: every count is of this load's own request ids.
 SUB_SERVICE = "reports.general-inquiry"
@@ -338,14 +339,29 @@ async def kill_behind(
     Once the load is through, nothing can lag any more: that fails at once rather than
     waiting for ever.
     """
+
+    def through(what: str) -> None:
+        if task.done():
+            task.result()  # raises what ended it
+            raise AssertionError(f"the load was through before {service} {what}")
+
+    async def lags() -> tuple[dict[tuple[str, str], Ends], list[int]]:
+        ends = {pair: await offsets.ends(pair[0]) for pair in subscriptions}
+        return ends, [await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions]
+
     for _ in range(5):
-        await _backlogged(stack, service, subscriptions, task, offsets)
+        pid = stack.pid(service)
+        assert pid is not None, f"{service} is not running"
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            while sum((await lags())[1]) < BACKLOG:
+                through("had a backlog")
+                await asyncio.sleep(0.01)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
         while True:
-            if task.done():
-                task.result()  # raises what ended it
-                raise AssertionError(f"the load was through before {service} was seen behind")
-            ends = {pair: await offsets.ends(pair[0]) for pair in subscriptions}
-            lagging = [await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions]
+            through("was seen behind")
+            ends, lagging = await lags()
             if any(lagging) and (holding is None or await holding()):
                 break
             await asyncio.sleep(0.01)
@@ -355,32 +371,6 @@ async def kill_behind(
             return Behind(killed, uncommitted)
         await start(stack, service)
     raise AssertionError(f"{service} caught up at every kill")
-
-
-async def _backlogged(
-    stack: Stack,
-    service: str,
-    subscriptions: Sequence[tuple[str, str]],
-    task: asyncio.Task[None],
-    offsets: Offsets,
-) -> None:
-    """Holds `service` stopped until `BACKLOG` records of the load wait for it."""
-    pid = stack.pid(service)
-    assert pid is not None, f"{service} is not running"
-    os.killpg(pid, signal.SIGSTOP)
-    try:
-        while True:
-            if task.done():
-                task.result()
-                raise AssertionError(f"the load was through before {service} had a backlog")
-            lag = 0
-            for topic, group in subscriptions:
-                lag += await offsets.behind(group, await offsets.ends(topic))
-            if lag >= BACKLOG:
-                return
-            await asyncio.sleep(0.01)
-    finally:
-        os.killpg(pid, signal.SIGCONT)
 
 
 # -- counting ----------------------------------------------------------------------------------
