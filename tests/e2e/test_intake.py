@@ -13,6 +13,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
+from tawasul.routing.v1 import routing_pb2
 from tawasul_devstack.journey import PASSPORT_PHOTO_FIELDS, Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, existing_resource
@@ -199,18 +200,18 @@ async def test_tracking_without_login_by_one_time_code(clients: Clients) -> None
     assert refused == [grpc.StatusCode.RESOURCE_EXHAUSTED]
 
 
-async def test_follow_up_waits_three_working_days_and_raises_the_item(
+async def test_follow_ups_wait_three_working_days_and_the_second_raises_the_item(
     stack: Stack, clients: Clients
 ) -> None:
     citizen = clients.token(new_citizen(), Role.CITIZEN)
     reviewer = clients.token("E5002", Role.REVIEWER, frozenset({"reports"}))
     request = await inquiry(clients, citizen)
 
-    async def queued() -> bool | None:
+    async def item() -> review_pb2.WorkItem | None:
         items = await clients.queue(reviewer, "reports")
-        return True if any(i.request_id == request.request_id for i in items) else None
+        return next((i for i in items if i.request_id == request.request_id), None)
 
-    await eventually(queued, what="the request in the reports queue")
+    await eventually(item, what="the request in the reports queue")
     follow = intake_pb2.FollowUpRequest(request_number=request.request_number, message="Any news?")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.intake.FollowUp(follow, timeout=TIMEOUT, metadata=bearer(citizen))
@@ -228,14 +229,50 @@ async def test_follow_up_waits_three_working_days_and_raises_the_item(
     answer = await clients.intake.FollowUp(follow, timeout=TIMEOUT, metadata=bearer(citizen))
     assert answer.request.follow_up_count == 1
 
-    async def raised() -> int | None:
-        items = await clients.queue(reviewer, "reports")
-        mine = [i for i in items if i.request_id == request.request_id]
-        return mine[0].priority if mine and mine[0].priority > 0 else None
+    async def history() -> list[tuple[str, str, str]] | None:
+        case = await clients.review.GetCase(
+            review_pb2.GetCaseRequest(request_id=request.request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(reviewer),
+        )
+        entries = [(h.actor, h.action, h.text) for h in case.history]
+        return entries if ("applicant", "followed_up", "Any news?") in entries else None
 
-    assert await eventually(raised, what="the item raised in its queue") == 1
-    first = (await clients.queue(reviewer, "reports"))[0]
-    assert first.priority >= 1
+    await eventually(history, what="the follow-up on the case's record")
+    # One follow-up raises nothing: routing's rule wants two.
+    once = await item()
+    assert once is not None
+    assert once.priority == 0
+
+    # And a day later (at most one a working day), the second.
+    await sql(
+        stack,
+        "intake",
+        "UPDATE requests SET last_follow_up_at = last_follow_up_at - interval '10 days'"
+        " WHERE number = :number",
+        number=request.request_number,
+    )
+    again = intake_pb2.FollowUpRequest(
+        request_number=request.request_number, message="Still waiting"
+    )
+    answer = await clients.intake.FollowUp(again, timeout=TIMEOUT, metadata=bearer(citizen))
+    assert answer.request.follow_up_count == 2
+
+    async def raised() -> int | None:
+        found = await item()
+        return found.priority if found and found.priority > 0 else None
+
+    assert await eventually(raised, what="the item raised in its queue") == 15
+    decision = await clients.routing.GetDecision(
+        routing_pb2.GetDecisionRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    assert (decision.decision.queue, decision.decision.rule) == (
+        "reports.default",
+        "follow-up+rules.v1:repeated-follow-ups",
+    )
+    assert ("routing", "prioritised", "priority 15") in (await history() or [])
 
 
 async def test_a_cancelled_request_leaves_the_review_queue(clients: Clients) -> None:

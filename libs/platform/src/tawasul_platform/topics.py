@@ -52,6 +52,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     ),
     (APPLICANT_ACTIONS, "review"),
     (REQUEST_STATUS_CHANGED, "routing"),
+    (APPLICANT_ACTIONS, "routing"),
     (NOTIFICATION_EVENTS, "review"),
     (REQUEST_ROUTED, "docs"),
     (APPLICANT_ACTIONS, "docs"),

@@ -129,6 +129,7 @@ class Review:
         sla: Sla | None = None,
         locale: str = "ar",
         request_id: uuid.UUID | None = None,
+        priority: int = 0,
     ) -> WorkItem:
         """The work item review's routed-event subscriber makes of a routed request."""
         self.numbers += 1
@@ -144,6 +145,7 @@ class Review:
             contact=Contact("+966551234567", "", locale),
             now=self.clock.now,
             sla=sla or Sla.days(5),
+            priority=priority,
         )
 
     async def enqueue(
@@ -172,14 +174,15 @@ class Review:
             now=self.clock.now,
         )
 
-    async def follow_up(self, request_id: str, count: int) -> None:
-        await handlers.follow_up(
+    async def prioritised(self, request_id: str, priority: int) -> None:
+        """Routing decided again where the request is, at a higher priority (its rules on the
+        beneficiary's follow-ups)."""
+        item = self.routed(request_id=uuid.UUID(request_id), priority=priority)
+        await handlers.enqueue(
             uow=self.uow(),
-            event_id=str(uuid.uuid4()),
-            request_id=uuid.UUID(request_id),
-            count=count,
-            message="Any news?",
-            at=self.clock.now,
+            routed=[(str(uuid.uuid4()), item)],
+            policy=self.rules,
+            now=self.clock.now,
         )
 
     async def outbox(self, topic: str) -> list[events_pb2.Envelope]:
@@ -317,7 +320,7 @@ async def test_claim_next_takes_priority_first_then_the_earliest_due(review: Rev
     quick = await review.enqueue(sla=Sla.days(2))
     review.clock.now += timedelta(minutes=1)
     chased = await review.enqueue(sla=Sla.days(7))
-    await review.follow_up(chased, 2)
+    await review.prioritised(chased, 15)
     # The list reads by priority, then oldest first; claim-next by priority, then due date.
     assert [i.request_id for i in await review.queue()] == [chased, slow, quick]
     claimed = [await review.claim_next(ALI) for _ in range(4)]

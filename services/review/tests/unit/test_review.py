@@ -394,9 +394,11 @@ def work_item(
     sla: Sla | None = None,
     locale: str = "ar",
     sub_service: str = "",
+    request_id: uuid.UUID | None = None,
+    priority: int = 0,
 ) -> WorkItem:
     return WorkItem.enqueue(
-        request_id=uuid.uuid4(),
+        request_id=request_id or uuid.uuid4(),
         request_number=f"TW{next(_numbers):09d}",
         department=department,
         queue=f"{department}.default",
@@ -407,7 +409,14 @@ def work_item(
         contact=Contact("+966551234567", "", locale),
         now=at,
         sla=sla or Sla.days(5),
+        priority=priority,
     )
+
+
+async def prioritised(uow: FakeUnitOfWork, request_id: uuid.UUID, priority: int) -> None:
+    """Routing decided again where the request is, at a higher priority (its rules on the
+    beneficiary's follow-ups)."""
+    await enqueue(uow, work_item(request_id=request_id, priority=priority), at=START)
 
 
 async def enqueue(uow: FakeUnitOfWork, item: WorkItem, at: datetime | None = None) -> WorkItem:
@@ -551,17 +560,31 @@ async def test_only_the_departments_reviewers_see_its_queue(who: Principal) -> N
         await page(uow, who=who)
 
 
-async def test_a_follow_up_moves_the_item_ahead_of_older_ones() -> None:
+async def test_a_follow_up_is_recorded_once_and_leaves_the_order_to_routing() -> None:
     uow = FakeUnitOfWork()
     older = await queued(uow)
     newer = await queued(uow, at=START + timedelta(hours=1))
     assert (await page(uow))[0] == [older, newer]
     for _ in range(2):
         await handlers.follow_up(
-            uow=uow, event_id="f1", request_id=newer, count=1, message="news?", at=START
+            uow=uow, event_id="f1", request_id=newer, message="news?", at=START
         )
-    assert (await page(uow))[0] == [newer, older]
+    assert (await page(uow))[0] == [older, newer]
     assert [h.action for h in uow.db.history[newer]] == ["queued", "followed_up"]
+
+
+async def test_routing_raising_the_priority_moves_the_item_ahead_of_older_ones() -> None:
+    uow = FakeUnitOfWork()
+    older = await queued(uow)
+    newer = await queued(uow, at=START + timedelta(hours=1))
+    await prioritised(uow, newer, 15)
+    await prioritised(uow, newer, 10)  # a lower one (a stale decision) lowers nothing
+    assert (await page(uow))[0] == [newer, older]
+    assert uow.row(newer).priority == 15
+    assert [(h.action, h.note) for h in uow.db.history[newer]] == [
+        ("queued", "passports.default"),
+        ("prioritised", "priority 15"),
+    ]
     first, following = await page(uow, limit=1)
     assert first == [newer]
     assert await page(uow, limit=1, after=following) == ([older], None)
@@ -607,9 +630,7 @@ async def test_claim_next_takes_priority_first_then_the_earliest_due() -> None:
     slow = await queued(uow, sla=Sla.days(7))
     quick = await queued(uow, at=START + timedelta(minutes=1), sla=Sla.days(2))
     chased = await queued(uow, at=START + timedelta(minutes=2), sla=Sla.days(7))
-    await handlers.follow_up(
-        uow=uow, event_id="f", request_id=chased, count=1, message="?", at=START
-    )
+    await prioritised(uow, chased, 15)
     assert (await page(uow))[0] == [chased, slow, quick]  # the list: priority, then oldest
     order = [await claim_next(uow) for _ in range(4)]
     assert order == [chased, quick, slow, None]

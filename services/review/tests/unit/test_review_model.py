@@ -224,7 +224,7 @@ SYSTEM: dict[str, SystemAction] = {
     "rerouted": lambda i: i.rerouted(
         department="visas", queue="visas.default", priority=0, now=LATER
     ),
-    "followed_up": lambda i: i.followed_up(count=2, message="Any news?", now=LATER),
+    "followed_up": lambda i: i.followed_up(message="Any news?", now=LATER),
     "withdraw": lambda i: i.withdraw(reason="Solved", now=LATER),
     # Only a rejection is appealed; in_state(DECIDED) is an acceptance (see the appeal tests).
     "appeal": lambda i: i.appeal(reason="I disagree", now=LATER),
@@ -780,18 +780,36 @@ def test_the_clock_keeps_running_in_a_transfer() -> None:
 # --- follow-ups and withdrawals ------------------------------------------------------------
 
 
-def test_follow_ups_raise_the_priority_and_never_lower_it() -> None:
+def test_follow_ups_are_recorded_and_leave_the_priority_to_routing() -> None:
     item = scheduled(new_item())
-    item.followed_up(count=1, message="Any news?", now=riyadh(7, 9))
-    item.followed_up(count=3, message="Still waiting", now=riyadh(8, 9))
-    item.followed_up(count=2, message="(replayed)", now=riyadh(8, 10))
-    assert item.priority == 3
-    assert item.position < scheduled(new_item()).position
+    item.followed_up(message="Any news?", now=riyadh(7, 9))
+    item.followed_up(message="Still waiting", now=riyadh(8, 9))
+    assert item.priority == 0
     assert [(h.actor, h.action, h.note) for h in item.new_history[1:]] == [
         ("applicant", "followed_up", "Any news?"),
         ("applicant", "followed_up", "Still waiting"),
-        ("applicant", "followed_up", "(replayed)"),
     ]
+
+
+def test_routing_raises_an_open_items_priority_where_it_is_and_never_lowers_it() -> None:
+    item = scheduled(new_item())
+    item.rerouted(department=item.department, queue=item.queue, priority=15, now=riyadh(8, 9))
+    item.rerouted(department=item.department, queue=item.queue, priority=10, now=riyadh(8, 10))
+    # Another department's decision is a transfer's, and this item was not transferred.
+    item.rerouted(department="visas", queue="visas.default", priority=30, now=riyadh(8, 11))
+    assert (item.priority, item.state, item.queue) == (15, State.QUEUED, new_item().queue)
+    assert item.position < scheduled(new_item()).position
+    assert [(h.actor, h.action, h.note) for h in item.new_history[1:]] == [
+        ("routing", "prioritised", "priority 15"),
+    ]
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - set(UNFINISHED)))
+def test_a_finished_items_priority_stays(state: State) -> None:
+    item = in_state(state)
+    before = item.priority
+    item.rerouted(department=item.department, queue=item.queue, priority=99, now=riyadh(8, 9))
+    assert item.priority == before
 
 
 @pytest.mark.parametrize("state", UNFINISHED)

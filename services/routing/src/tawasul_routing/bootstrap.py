@@ -14,14 +14,14 @@ from tawasul_platform.authz import Gate
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import SERVICE, RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
-from tawasul_routing.entrypoints.events import on_status_changed, on_submitted
+from tawasul_routing.entrypoints.events import on_applicant_action, on_status_changed, on_submitted
 from tawasul_routing.entrypoints.grpc import ACCESS, RoutingServicer
 from tawasul_routing.settings import RoutingSettings
 
@@ -56,4 +56,5 @@ async def build(settings: RoutingSettings) -> Runtime:
 
     plumbing.consumer.subscribe_batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
+    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
     return plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, rules=rules)))

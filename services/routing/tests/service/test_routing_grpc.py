@@ -41,6 +41,7 @@ from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.entrypoints.events import (
     BatchHandler,
     EventHandler,
+    on_applicant_action,
     on_status_changed,
     on_submitted,
 )
@@ -65,12 +66,14 @@ class Routing:
         *,
         on_submitted: BatchHandler,
         on_status_changed: EventHandler,
+        on_applicant_action: EventHandler,
     ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
         self.engine = make_engine(database_url, pool_size=2)
         self.on_submitted = on_submitted
         self.on_status_changed = on_status_changed
+        self.on_applicant_action = on_applicant_action
 
     async def explain(
         self, token: str = REVIEWER, **fields: Any
@@ -137,6 +140,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
         database_url,
         on_submitted=on_submitted(uow, load_rules()),
         on_status_changed=on_status_changed(uow, load_rules()),
+        on_applicant_action=on_applicant_action(uow, load_rules()),
     )
     yield client
     await channel.close()
@@ -370,6 +374,52 @@ async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -
         {"relationship": "parent"},
     )
     assert again.submitted_at == event.request_submitted.submitted_at
+
+
+async def test_follow_ups_raise_the_priority_by_the_rules_once(routing: Routing) -> None:
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_submitted([event])
+
+    def followed_up(count: int) -> events_pb2.Envelope:
+        return events_pb2.Envelope(
+            event_id=str(uuid.uuid4()),
+            event_type="tawasul.requests.followed-up",
+            request_id=request_id,
+            request_followed_up=events_pb2.RequestFollowedUp(
+                request_id=request_id, follow_up_count=count, message="Any news?"
+            ),
+        )
+
+    await routing.on_applicant_action(followed_up(1))
+    second = followed_up(2)
+    await routing.on_applicant_action(second)
+    await routing.on_applicant_action(second)  # redelivered
+    await routing.on_applicant_action(followed_up(3))
+
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 0, "rules.v1:visit-visa-yemen-syria"),
+        (2, "residents.visit-visa", 15, "follow-up+rules.v1:repeated-follow-ups"),
+    ]
+    decision = await routing.decision(request_id)
+    assert (decision.queue, decision.priority, decision.transfer_reason) == (
+        "residents.visit-visa",
+        15,
+        "",
+    )
+    first, again = (e.request_routed for e in await routing.outbox())
+    assert (again.department_code, again.queue, again.priority, again.rule) == (
+        "residents",
+        "residents.visit-visa",
+        15,
+        "follow-up+rules.v1:repeated-follow-ups",
+    )
+    # The request travels on unchanged.
+    assert (again.request_number, again.submitted_at, dict(again.fields)) == (
+        first.request_number,
+        first.submitted_at,
+        {"relationship": "parent"},
+    )
 
 
 async def test_other_status_changes_are_ignored(routing: Routing) -> None:

@@ -9,17 +9,18 @@ from tawasul_platform.errors import InvalidArgument, NotFound
 from tawasul_platform.events import timestamp
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeTransaction
-from tawasul_routing.adapters.events import from_submitted, to_event, transfer_of
+from tawasul_routing.adapters.events import follow_up_of, from_submitted, to_event, transfer_of
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import (
     Decision,
+    FollowUp,
     IncomingRequest,
     RequestRouted,
     Transfer,
     decide,
 )
-from tawasul_routing.entrypoints.events import on_status_changed
+from tawasul_routing.entrypoints.events import on_applicant_action, on_status_changed
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 SUBMITTED = NOW - timedelta(minutes=1)
@@ -378,3 +379,83 @@ def test_a_submitted_event_without_any_time_counts_from_its_arrival() -> None:
         ),
     )
     assert from_submitted(bare, NOW).submitted_at == NOW
+
+
+# Follow-ups
+
+
+def followed_up(request_id: uuid.UUID, count: int, event_id: str = "") -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=event_id or str(uuid.uuid4()),
+        event_type="tawasul.requests.followed-up",
+        request_id=str(request_id),
+        request_followed_up=events_pb2.RequestFollowedUp(
+            request_id=str(request_id), follow_up_count=count, message="Any news?"
+        ),
+    )
+
+
+async def test_the_second_follow_up_raises_the_priority_where_the_request_is() -> None:
+    request = incoming()
+    uow = await routed(request)
+    handle = on_applicant_action(lambda: uow, load_rules())
+    await handle(followed_up(request.request_id, 1))
+    assert [e.decision.sequence for e in uow.published] == [1]
+    second = followed_up(request.request_id, 2)
+    await handle(second)
+    await handle(second)  # redelivered
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.department, latest.queue, latest.priority) == (
+        2,
+        "visas",
+        "visas.default",
+        15,
+    )
+    assert latest.rule == "follow-up+rules.v1:repeated-follow-ups"
+    assert (latest.request.follow_up_count, latest.transfer_reason) == (2, "")
+    # A third follows the same rule, and a late copy of the second counts no more.
+    await handle(followed_up(request.request_id, 3))
+    await handle(followed_up(request.request_id, 2))
+    assert [e.decision for e in uow.published][1:] == [latest]
+
+
+async def test_follow_ups_never_lower_a_higher_priority() -> None:
+    request = incoming("reports.absence-report", kind="establishment")
+    uow = await routed(request)
+    await on_applicant_action(lambda: uow, load_rules())(followed_up(request.request_id, 2))
+    assert [(e.decision.sequence, e.decision.priority) for e in uow.published] == [(1, 20)]
+
+
+async def test_a_transfer_after_follow_ups_keeps_their_priority() -> None:
+    request = incoming()
+    uow = await routed(request)
+    await on_applicant_action(lambda: uow, load_rules())(followed_up(request.request_id, 2))
+    await transfer(uow, request, "reports")
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
+        3,
+        "reports.default",
+        15,
+        "transfer:visas->reports+rules.v1:repeated-follow-ups",
+    )
+
+
+async def test_other_actions_and_unrouted_requests_change_nothing() -> None:
+    request = incoming()
+    uow = await routed(request)
+    handle = on_applicant_action(lambda: uow, load_rules())
+    cancelled = events_pb2.Envelope(
+        event_id="c1",
+        request_cancelled=events_pb2.RequestCancelled(request_id=str(request.request_id)),
+    )
+    await handle(cancelled)
+    await handle(followed_up(uuid.uuid4(), 5))
+    assert [e.decision.sequence for e in uow.published] == [1]
+
+
+def test_a_follow_up_counts_itself() -> None:
+    request_id = uuid.uuid4()
+    assert follow_up_of(followed_up(request_id, 2)) == FollowUp(request_id=request_id, count=2)
+    with pytest.raises(InvalidArgument) as caught:
+        follow_up_of(followed_up(request_id, 0))
+    assert caught.value.violations == {"follow_up_count": "at least 1: it counts this follow-up"}

@@ -166,14 +166,15 @@ async def appeal(
 
 
 async def follow_up(
-    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, count: int, message: str, at: datetime
+    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, message: str, at: datetime
 ) -> None:
-    """A beneficiary's follow-up raises the item in its queue, once per event."""
+    """A beneficiary's follow-up goes on the item's record, once per event; routing raises
+    its priority if its rules say so."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         item = await _item(uow, request_id, for_update=True)
-        item.followed_up(count=count, message=message, now=at)
+        item.followed_up(message=message, now=at)
         await uow.commit()
 
 

@@ -469,8 +469,18 @@ class WorkItem:
         )
 
     def rerouted(self, *, department: str, queue: str, priority: int, now: datetime) -> None:
-        """Routing placed the transferred request in its new department's queue."""
+        """Routing placed the transferred request in its new department's queue, or raised
+        the priority of one still open where it is (the beneficiary's follow-ups)."""
         if self.state is not State.TRANSFERRED:
+            if (
+                self.state in UNFINISHED
+                and department == self.department
+                and (priority > self.priority)
+            ):
+                self.priority = priority
+                self.new_history.append(
+                    HistoryEntry(now, "routing", "prioritised", f"priority {priority}")
+                )
             return
         self.department = department
         self.queue = queue
@@ -481,11 +491,11 @@ class WorkItem:
 
     # --- the beneficiary's side ----------------------------------------------------------
 
-    def followed_up(self, *, count: int, message: str, now: datetime) -> None:
-        """The beneficiary asked again: the item moves up its queue while it is open."""
+    def followed_up(self, *, message: str, now: datetime) -> None:
+        """The beneficiary asked again, on the record while the item is open. Whether that
+        moves it up its queue is routing's rules' to say (`rerouted`)."""
         if self.state not in UNFINISHED:
             return
-        self.priority = max(self.priority, count)
         self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
 
     def withdraw(self, *, reason: str, now: datetime) -> None:

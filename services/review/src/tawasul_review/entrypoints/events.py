@@ -46,7 +46,6 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) 
                 uow=uow(),
                 event_id=event.event_id,
                 request_id=request_id(followed.request_id),
-                count=followed.follow_up_count,
                 message=followed.message,
                 at=at,
             )

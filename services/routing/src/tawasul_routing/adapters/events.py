@@ -1,4 +1,5 @@
-"""Routing's wire events: reading `submitted` and `status-changed`, writing `routed`."""
+"""Routing's wire events: reading `submitted`, `status-changed` and the beneficiary's
+follow-ups, writing `routed`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import OutgoingEvent, envelope, timestamp
 from tawasul_platform.topics import REQUEST_ROUTED
 
-from tawasul_routing.domain.model import IncomingRequest, RequestRouted, Transfer
+from tawasul_routing.domain.model import FollowUp, IncomingRequest, RequestRouted, Transfer
 
 
 def _request_id(text: str) -> uuid.UUID:
@@ -69,6 +70,16 @@ def transfer_of(event: events_pb2.Envelope) -> Transfer | None:
         to_department=change.transfer_to_department,
         reason=change.internal.note,
     )
+
+
+def follow_up_of(event: events_pb2.Envelope) -> FollowUp | None:
+    """The follow-up a beneficiary's action is, or None for their other actions."""
+    if not event.HasField("request_followed_up"):
+        return None
+    followed = event.request_followed_up
+    if followed.follow_up_count < 1:
+        raise InvalidArgument({"follow_up_count": "at least 1: it counts this follow-up"})
+    return FollowUp(request_id=_request_id(followed.request_id), count=followed.follow_up_count)
 
 
 def to_event(event: RequestRouted) -> OutgoingEvent:

@@ -11,7 +11,7 @@ from tawasul_platform.identity import Principal
 from tawasul_platform.ports import claim_each
 
 from tawasul_routing.app.ports import UnitOfWork
-from tawasul_routing.domain.model import Decision, IncomingRequest, Transfer, decide
+from tawasul_routing.domain.model import Decision, FollowUp, IncomingRequest, Transfer, decide
 from tawasul_routing.domain.rules import Attributes, Route, RoutingRules
 
 CONSUMER = "routing"
@@ -48,6 +48,22 @@ async def transfer_request(
             # retrying cannot help.
             raise InvalidArgument({"request_id": "routing never routed this request"})
         await uow.decisions.add(latest.transfer(transfer, rules, now))
+        await uow.commit()
+
+
+async def follow_up(
+    *, uow: UnitOfWork, event_id: str, follow_up: FollowUp, rules: RoutingRules, now: datetime
+) -> None:
+    """Raises a request's priority, once, when its follow-ups meet a rule that says so."""
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        latest = await uow.decisions.latest(follow_up.request_id)
+        # Only a request open for days can be followed up, so it was routed long before; a
+        # follow-up of one routing never saw changes nothing.
+        decision = latest and latest.followed_up(follow_up, rules, now)
+        if decision is not None:
+            await uow.decisions.add(decision)
         await uow.commit()
 
 

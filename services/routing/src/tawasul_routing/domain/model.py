@@ -1,14 +1,15 @@
 """Routing decisions: which department queue a request goes to, at which priority, and why.
 
-A request gets one decision when it is submitted and one more for every transfer; the latest
-is where it is now. Each decision raises a RequestRouted event for review.
+A request gets one decision when it is submitted, one more for every transfer, and one more
+when the beneficiary's follow-ups raise its priority; the latest is where it is now. Each
+decision raises a RequestRouted event for review.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tawasul_platform.errors import InvalidArgument
@@ -40,16 +41,26 @@ class IncomingRequest:
     # Passed on to review, which searches by them.
     subject_name_ar: str = ""
     subject_name_en: str = ""
+    # The beneficiary's follow-ups so far, as the latest one routing heard of counted them.
+    follow_up_count: int = 0
 
     def attributes(self) -> Attributes:
-        # Routing does not hear of follow-ups, so its own decisions count none.
         return Attributes(
             sub_service_code=self.sub_service_code,
             applicant_kind=self.applicant_kind,
             subject_nationality=self.subject_nationality,
             channel=self.channel,
             fields=self.fields,
+            follow_up_count=self.follow_up_count,
         )
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """The beneficiary asked after the request again; `count` includes this time."""
+
+    request_id: uuid.UUID
+    count: int
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,30 @@ class Decision:
             decided_at=now,
             transfer_reason=transfer.reason,
             transferred_from=self.department,
+        )
+        decision.events.append(RequestRouted(decision))
+        return decision
+
+    def followed_up(
+        self, follow_up: FollowUp, rules: RoutingRules, now: datetime
+    ) -> Decision | None:
+        """The next decision when the follow-ups raise the priority under the rules of the
+        department the request is in; None when they do not (or a stale count arrives). A
+        follow-up hurries a request, it never moves it: the queue stays."""
+        if follow_up.count <= self.request.follow_up_count:
+            return None
+        request = replace(self.request, follow_up_count=follow_up.count)
+        route = rules.route(request.attributes(), department=self.department)
+        if route.priority <= self.priority:
+            return None
+        decision = Decision(
+            request=request,
+            sequence=self.sequence + 1,
+            department=self.department,
+            queue=self.queue,
+            priority=route.priority,
+            rule=f"follow-up+{route.prioritised_by}",
+            decided_at=now,
         )
         decision.events.append(RequestRouted(decision))
         return decision

@@ -147,6 +147,8 @@ class Route:
     rule: str
     explanation: str
     matched: tuple[Match, ...] = ()
+    # The rule that set the priority, named as `rule` is; `default` when none raised it.
+    prioritised_by: str = DEFAULT_RULE
 
     @property
     def by_default(self) -> bool:
@@ -227,6 +229,7 @@ class RoutingRules:
             rule=self.name(decider.rule.id if decider else DEFAULT_RULE),
             explanation=" ".join(lines),
             matched=tuple(matched),
+            prioritised_by=self.name(by_priority.rule.id if by_priority else DEFAULT_RULE),
         )
 
     def explain(self, request: Attributes) -> Route:

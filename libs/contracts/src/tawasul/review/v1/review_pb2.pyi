@@ -267,7 +267,8 @@ class HistoryEntry(_message.Message):
     """Employee id, or "applicant", "routing", "system"."""
     action: _builtins.str
     """e.g. "queued", "claimed", "note", "message", "accept", "reject", "information_requested",
-    "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up".
+    "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up",
+    "prioritised" (routing's rules raised the priority: the beneficiary's follow-ups).
     """
     text: _builtins.str
     internal: _builtins.bool
