@@ -472,11 +472,8 @@ class WorkItem:
         """Routing placed the transferred request in its new department's queue, or raised
         the priority of one still open where it is (the beneficiary's follow-ups)."""
         if self.state is not State.TRANSFERRED:
-            if (
-                self.state in UNFINISHED
-                and department == self.department
-                and (priority > self.priority)
-            ):
+            raised = priority > self.priority
+            if self.state in UNFINISHED and department == self.department and raised:
                 self.priority = priority
                 self.new_history.append(
                     HistoryEntry(now, "routing", "prioritised", f"priority {priority}")

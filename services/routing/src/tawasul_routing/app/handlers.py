@@ -61,7 +61,7 @@ async def follow_up(
         latest = await uow.decisions.latest(follow_up.request_id)
         # Only a request open for days can be followed up, so it was routed long before; a
         # follow-up of one routing never saw changes nothing.
-        decision = latest and latest.followed_up(follow_up, rules, now)
+        decision = None if latest is None else latest.followed_up(follow_up, rules, now)
         if decision is not None:
             await uow.decisions.add(decision)
         await uow.commit()

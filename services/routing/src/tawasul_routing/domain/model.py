@@ -41,7 +41,7 @@ class IncomingRequest:
     # Passed on to review, which searches by them.
     subject_name_ar: str = ""
     subject_name_en: str = ""
-    # The beneficiary's follow-ups so far, as the latest one routing heard of counted them.
+    # The follow-ups counted when they last raised the priority (0 until one does).
     follow_up_count: int = 0
 
     def attributes(self) -> Attributes:
