@@ -804,6 +804,18 @@ def test_routing_raises_an_open_items_priority_where_it_is_and_never_lowers_it()
     ]
 
 
+def test_a_priority_decided_while_a_transfer_was_on_its_way_leaves_the_item_to_the_transfer() -> (
+    None
+):
+    # Routing raised the priority in the first department before it heard of the transfer.
+    item = in_state(State.TRANSFERRED)
+    first = item.department
+    item.rerouted(department=first, queue=f"{first}.default", priority=15, now=riyadh(8, 9))
+    assert (item.state, item.department, item.priority) == (State.TRANSFERRED, first, 15)
+    item.rerouted(department="visas", queue="visas.default", priority=0, now=riyadh(8, 10))
+    assert (item.state, item.queue, item.priority) == (State.QUEUED, "visas.default", 15)
+
+
 @pytest.mark.parametrize("state", sorted(set(State) - set(UNFINISHED)))
 def test_a_finished_items_priority_stays(state: State) -> None:
     item = in_state(state)

@@ -469,15 +469,18 @@ class WorkItem:
         )
 
     def rerouted(self, *, department: str, queue: str, priority: int, now: datetime) -> None:
-        """Routing placed the transferred request in its new department's queue, or raised
-        the priority of one still open where it is (the beneficiary's follow-ups)."""
-        if self.state is not State.TRANSFERRED:
-            raised = priority > self.priority
-            if self.state in UNFINISHED and department == self.department and raised:
+        """Routing placed the request again: in its new department's queue after a transfer,
+        or, where it is, at a higher priority (the beneficiary's follow-ups). A transfer always
+        names another department, so a decision for this one is never a transfer's, even one
+        routing made while a transfer was on its way to it."""
+        if department == self.department:
+            if self.state in UNFINISHED and priority > self.priority:
                 self.priority = priority
                 self.new_history.append(
                     HistoryEntry(now, "routing", "prioritised", f"priority {priority}")
                 )
+            return
+        if self.state is not State.TRANSFERRED:
             return
         self.department = department
         self.queue = queue
