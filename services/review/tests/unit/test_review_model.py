@@ -804,9 +804,7 @@ def test_routing_raises_an_open_items_priority_where_it_is_and_never_lowers_it()
     ]
 
 
-def test_a_priority_decided_while_a_transfer_was_on_its_way_leaves_the_item_to_the_transfer() -> (
-    None
-):
+def test_a_priority_decided_before_the_transfer_leaves_it_on_its_way() -> None:
     # Routing raised the priority in the first department before it heard of the transfer.
     item = in_state(State.TRANSFERRED)
     first = item.department
