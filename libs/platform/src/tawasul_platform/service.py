@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import uvloop
 
-from tawasul_platform import metrics, tracing
+from tawasul_platform import kafka_uvloop, metrics, tracing
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
@@ -189,11 +189,12 @@ def run(
             budget=config.shutdown_budget_seconds,
         )
 
-    # uvloop: every call and event is many small socket reads and writes (gRPC, PostgreSQL,
-    # Kafka), which its loop does with less overhead than asyncio's own.
     provider = tracing.configure_tracing(
         name, otlp_endpoint=config.otlp_endpoint, console=config.trace_console
     )
+    # uvloop: every call and event is many small socket reads and writes (gRPC, PostgreSQL,
+    # Kafka), which its loop does with less overhead than asyncio's own.
+    kafka_uvloop.install()
     code = uvloop.run(main())
     tracing.flush(provider)
     sys.exit(code)
