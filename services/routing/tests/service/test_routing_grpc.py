@@ -199,6 +199,17 @@ def transferred(request_id: str, to: str, note: str) -> events_pb2.Envelope:
     )
 
 
+def followed_up(request_id: str, count: int) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.followed-up",
+        request_id=request_id,
+        request_followed_up=events_pb2.RequestFollowedUp(
+            request_id=request_id, follow_up_count=count, message="Any news?"
+        ),
+    )
+
+
 async def test_health_reports_serving(routing: Routing) -> None:
     answer = await routing.health.Check(
         health_pb2.HealthCheckRequest(service="tawasul.routing.v1.RoutingService"), timeout=5
@@ -380,22 +391,11 @@ async def test_follow_ups_raise_the_priority_by_the_rules_once(routing: Routing)
     event = submitted()
     request_id = event.request_id
     await routing.on_submitted([event])
-
-    def followed_up(count: int) -> events_pb2.Envelope:
-        return events_pb2.Envelope(
-            event_id=str(uuid.uuid4()),
-            event_type="tawasul.requests.followed-up",
-            request_id=request_id,
-            request_followed_up=events_pb2.RequestFollowedUp(
-                request_id=request_id, follow_up_count=count, message="Any news?"
-            ),
-        )
-
-    await routing.on_applicant_action(followed_up(1))
-    second = followed_up(2)
+    await routing.on_applicant_action(followed_up(request_id, 1))
+    second = followed_up(request_id, 2)
     await routing.on_applicant_action(second)
     await routing.on_applicant_action(second)  # redelivered
-    await routing.on_applicant_action(followed_up(3))
+    await routing.on_applicant_action(followed_up(request_id, 3))
 
     assert await routing.decisions(request_id) == [
         (1, "residents.visit-visa", 0, "rules.v1:visit-visa-yemen-syria"),
@@ -494,3 +494,65 @@ async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url:
         SUBMITTED_AT,
         "1000000008",
     )
+
+
+async def test_a_transfer_counts_the_follow_ups_that_raised_nothing_where_they_came(
+    routing: Routing,
+) -> None:
+    event = submitted("reports.absence-report", kind="establishment", fields={})
+    request_id = event.request_id
+    await routing.on_submitted([event])
+    await routing.on_applicant_action(followed_up(request_id, 1))
+    await routing.on_applicant_action(followed_up(request_id, 2))
+    await routing.on_applicant_action(followed_up(request_id, 1))  # a late copy of the first
+    assert await routing.decisions(request_id) == [
+        (1, "reports.establishments", 20, "rules.v1:establishment-absence-report"),
+    ]
+
+    await routing.on_status_changed(transferred(request_id, "visas", "a visa matter"))
+    assert await routing.decisions(request_id) == [
+        (1, "reports.establishments", 20, "rules.v1:establishment-absence-report"),
+        (2, "visas.default", 15, "transfer:reports->visas+rules.v1:repeated-follow-ups"),
+    ]
+    moved = (await routing.outbox())[-1].request_routed
+    assert (moved.department_code, moved.queue, moved.priority) == ("visas", "visas.default", 15)
+
+
+async def test_follow_ups_counted_in_decisions_before_the_upgrade_are_kept(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0003")
+    engine = make_engine(database_url, pool_size=1)
+    request = submitted().request_submitted
+    row = {
+        "request_id": request.request_id,
+        "request_number": request.request_number,
+        "sub_service_code": request.sub_service_code,
+        "description": request.description,
+        "applicant_id": request.applicant_id,
+        "document_ids": [],
+        "mobile": "+966551234567",
+        "email": "",
+        "locale": "ar",
+    }
+    async with engine.begin() as conn:
+        for sequence, priority, count in ((1, 0, 0), (2, 15, 2)):
+            await conn.execute(
+                text(
+                    "INSERT INTO decisions (request_id, sequence, department, queue, priority,"
+                    " rule, decided_at, request) VALUES (:id, :sequence, 'residents',"
+                    " 'residents.visit-visa', :priority, 'r', :at, CAST(:request AS jsonb))"
+                ),
+                {
+                    "id": uuid.UUID(request.request_id),
+                    "sequence": sequence,
+                    "priority": priority,
+                    "at": SUBMITTED_AT,
+                    "request": json.dumps({**row, "follow_up_count": count}),
+                },
+            )
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    async with engine.connect() as conn:
+        kept = (await conn.execute(select(tables.follow_ups))).all()
+    await engine.dispose()
+    assert [tuple(r) for r in kept] == [(uuid.UUID(request.request_id), 2)]

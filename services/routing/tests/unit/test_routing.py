@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Self
 
@@ -60,6 +61,7 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[uuid.UUID, list[Decision]] = {}
+        self.follow_ups: dict[uuid.UUID, int] = {}
         self.published: list[RequestRouted] = []
 
     @property
@@ -78,7 +80,16 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
         decisions = self.rows.get(request_id)
-        return decisions[-1] if decisions else None
+        if not decisions:
+            return None
+        latest = decisions[-1]
+        count = self.follow_ups.get(request_id, 0)
+        if count <= latest.request.follow_up_count:
+            return latest
+        return replace(latest, request=replace(latest.request, follow_up_count=count), events=[])
+
+    async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
+        self.follow_ups[request_id] = max(count, self.follow_ups.get(request_id, 0))
 
     async def commit(self) -> None:
         for decisions in self.rows.values():
@@ -438,6 +449,22 @@ async def test_a_transfer_after_follow_ups_keeps_their_priority() -> None:
         15,
         "transfer:visas->reports+rules.v1:repeated-follow-ups",
     )
+
+
+async def test_a_transfer_counts_the_follow_ups_that_raised_nothing_where_they_came() -> None:
+    request = incoming("reports.absence-report", kind="establishment")
+    uow = await routed(request)
+    await on_applicant_action(lambda: uow, load_rules())(followed_up(request.request_id, 2))
+    assert [e.decision.priority for e in uow.published] == [20]
+    await transfer(uow, request, "visas")
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
+        2,
+        "visas.default",
+        15,
+        "transfer:reports->visas+rules.v1:repeated-follow-ups",
+    )
+    assert latest.request.follow_up_count == 2
 
 
 async def test_other_actions_and_unrouted_requests_change_nothing() -> None:

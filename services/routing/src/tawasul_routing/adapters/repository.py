@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
@@ -126,13 +128,33 @@ class SqlDecisionRepository:
         return set(found)
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
-        d = tables.decisions
+        d, f = tables.decisions, tables.follow_ups
         row = (
             await self._session.execute(
-                select(d).where(d.c.request_id == request_id).order_by(d.c.sequence.desc()).limit(1)
+                select(d, f.c.count.label("follow_ups"))
+                .outerjoin(f, f.c.request_id == d.c.request_id)
+                .where(d.c.request_id == request_id)
+                .order_by(d.c.sequence.desc())
+                .limit(1)
             )
         ).first()
-        return None if row is None else _decision(row)
+        if row is None:
+            return None
+        decision = _decision(row)
+        if (row.follow_ups or 0) > decision.request.follow_up_count:
+            decision.request = replace(decision.request, follow_up_count=row.follow_ups)
+        return decision
+
+    async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
+        f = tables.follow_ups
+        statement = pg_insert(f).values(request_id=request_id, count=count)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[f.c.request_id],
+                set_={"count": statement.excluded.count},
+                where=f.c.count < statement.excluded.count,
+            )
+        )
 
 
 class RoutingUnitOfWork(SqlUnitOfWork):

@@ -26,5 +26,13 @@ decisions = Table(
     Column("request", JSONB, nullable=False),
 )
 
+# How often the beneficiary has followed each request up, as far as routing has heard.
+follow_ups = Table(
+    "follow_ups",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -54,16 +54,19 @@ async def transfer_request(
 async def follow_up(
     *, uow: UnitOfWork, event_id: str, follow_up: FollowUp, rules: RoutingRules, now: datetime
 ) -> None:
-    """Raises a request's priority, once, when its follow-ups meet a rule that says so."""
+    """Counts the follow-up, and raises the request's priority, once, when its follow-ups
+    meet a rule that says so. The count is kept either way: a later transfer routes with it."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         latest = await uow.decisions.latest(follow_up.request_id)
         # Only a request open for days can be followed up, so it was routed long before; a
         # follow-up of one routing never saw changes nothing.
-        decision = None if latest is None else latest.followed_up(follow_up, rules, now)
-        if decision is not None:
-            await uow.decisions.add(decision)
+        if latest is not None:
+            decision = latest.followed_up(follow_up, rules, now)
+            await uow.decisions.count_follow_ups(follow_up.request_id, follow_up.count)
+            if decision is not None:
+                await uow.decisions.add(decision)
         await uow.commit()
 
 

@@ -18,7 +18,12 @@ class DecisionRepository(Protocol):
         ...
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
-        """The request's most recent decision: where it is now."""
+        """The request's most recent decision: where it is now, its request with every
+        follow-up counted so far."""
+        ...
+
+    async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
+        """Keeps the request's follow-up count; a lower (stale) one changes nothing."""
         ...
 
 
