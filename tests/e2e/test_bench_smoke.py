@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,29 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         assert f"| {id_} |" in run.stdout
         assert f"| {id_} |" in page
     assert "| postgresql |" in page
+
+
+def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.polls", "--records", "5", "--rate", "20", "--topics", "1"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "TAWASUL_STACK_DIR": str(stack.config.state_dir),
+            "TAWASUL_PORT_BASE": str(stack.config.port_base),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
+    measured = [
+        re.fullmatch(
+            r"(\w+) +1 topic\(s\) × 6 partitions: \d+\.\d{3} ms of CPU per poll"
+            r" \(5 records in [1-5] polls, \d+\.\d\d s\)",
+            line,
+        )
+        for line in run.stdout.splitlines()
+    ]
+    assert [m and m[1] for m in measured] == ["plain", "platform"], run.stdout
