@@ -437,32 +437,28 @@ async def test_follow_ups_never_lower_a_higher_priority() -> None:
     assert [(e.decision.sequence, e.decision.priority) for e in uow.published] == [(1, 20)]
 
 
-async def test_a_transfer_after_follow_ups_keeps_their_priority() -> None:
-    request = incoming()
+@pytest.mark.parametrize(
+    ("sub_service", "kind", "to", "decisions", "decided"),
+    [
+        # The follow-ups raised the priority where they came: it goes with the request.
+        ("visas.cancel-visa", "citizen", "reports", 3, "transfer:visas->reports"),
+        # They raised nothing there (a higher rule held), yet they count where it goes.
+        ("reports.absence-report", "establishment", "visas", 2, "transfer:reports->visas"),
+    ],
+)
+async def test_a_transfer_routes_with_every_follow_up(
+    sub_service: str, kind: str, to: str, decisions: int, decided: str
+) -> None:
+    request = incoming(sub_service, kind=kind)
     uow = await routed(request)
     await on_applicant_action(lambda: uow, load_rules())(followed_up(request.request_id, 2))
-    await transfer(uow, request, "reports")
+    await transfer(uow, request, to)
     latest = await latest_of(uow, request)
     assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
-        3,
-        "reports.default",
+        decisions,
+        f"{to}.default",
         15,
-        "transfer:visas->reports+rules.v1:repeated-follow-ups",
-    )
-
-
-async def test_a_transfer_counts_the_follow_ups_that_raised_nothing_where_they_came() -> None:
-    request = incoming("reports.absence-report", kind="establishment")
-    uow = await routed(request)
-    await on_applicant_action(lambda: uow, load_rules())(followed_up(request.request_id, 2))
-    assert [e.decision.priority for e in uow.published] == [20]
-    await transfer(uow, request, "visas")
-    latest = await latest_of(uow, request)
-    assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
-        2,
-        "visas.default",
-        15,
-        "transfer:reports->visas+rules.v1:repeated-follow-ups",
+        f"{decided}+rules.v1:repeated-follow-ups",
     )
     assert latest.request.follow_up_count == 2
 
