@@ -45,20 +45,10 @@ WITH_BASELINE = {
 }
 
 
-def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_path: Path) -> None:
-    results, doc = tmp_path / "results", tmp_path / "performance.md"
+def bench(stack: Stack, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m <args>` against the test stack; its output, once it succeeded."""
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--running",
-            "--smoke",
-            "--results-dir",
-            str(results),
-            "--doc",
-            str(doc),
-        ],
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         env={
             **os.environ,
@@ -67,10 +57,20 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         },
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=timeout,
         check=False,
     )
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
+    return run
+
+
+def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_path: Path) -> None:
+    results, doc = tmp_path / "results", tmp_path / "performance.md"
+    run = bench(
+        stack,
+        *("bench", "--running", "--smoke", "--results-dir", str(results), "--doc", str(doc)),
+        timeout=540,
+    )
     # P4 stops and restarts services and runs a second replica of routing: all as before.
     assert all(stack.status().values()), stack.status()
     assert stack.replicas() == []
@@ -105,20 +105,9 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
 
 
 def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.polls", "--records", "5", "--rate", "20", "--topics", "1"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "TAWASUL_STACK_DIR": str(stack.config.state_dir),
-            "TAWASUL_PORT_BASE": str(stack.config.port_base),
-        },
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    run = bench(
+        stack, *("bench.polls", "--records", "5", "--rate", "20", "--topics", "1"), timeout=180
     )
-    assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
     measured = [
         re.fullmatch(
             r"(\w+) +1 topic\(s\) × 6 partitions: \d+\.\d{3} ms of CPU per poll"
