@@ -6,10 +6,10 @@
 At a steady rate well below what either can take, every record comes in a poll of its own, so
 a consumer's CPU per record is its CPU per poll: the fixed cost that each consumer group pays
 for each record at moderate load, before any handler does anything (P2 and P7 run at such
-rates, and a submission is read by ten groups). Each consumer is a process of its own, reading
-a fresh topic (`--topics` N: the group reads N topics of 6 partitions, records on the first
-only, as routing's and notify's groups read several) while this process produces to it, and
-reports its own CPU time (getrusage) from its first record to its last:
+rates, and each submission is read about twelve times). Each consumer is a process of its
+own, reading a fresh topic (`--topics` N: the group reads N topics of 6 partitions, records on
+the first only, as routing's and notify's groups read several) while this process produces to
+it, and reports its own CPU time (getrusage) from its first record to its last:
 
 - plain: aiokafka's AIOKafkaConsumer, getmany then commit, nothing else;
 - platform: tawasul_platform's EventConsumer (FastStream, manual commits, a span per event,
@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tawasul.events.v1 import events_pb2
 from tawasul_devstack.stack import StackConfig
+from tawasul_platform import kafka_uvloop
 from tawasul_platform.consumer import EventConsumer
 
 PARTITIONS = 6
@@ -160,8 +161,7 @@ async def _produce(bootstrap: str, topic: str, records: int, rate: float) -> Non
                 request_cancelled=events_pb2.RequestCancelled(request_id=request_id),
             )
             await producer.send(topic, event.SerializeToString(), key=request_id.encode())
-            with contextlib.suppress(ValueError):
-                await asyncio.sleep(started + (n + 1) / rate - time.monotonic())
+            await asyncio.sleep(max(0.0, started + (n + 1) / rate - time.monotonic()))
         await producer.flush()
     finally:
         await producer.stop()
@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = StackConfig.from_env()
     if args.consume:
+        kafka_uvloop.install()  # as `serve` runs the services
         uvloop.run(consume(args.consume, config.kafka_bootstrap, args.names, args.records))
     else:
         asyncio.run(run(config, args.records, args.rate, args.topics))
