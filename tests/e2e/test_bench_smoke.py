@@ -117,3 +117,15 @@ def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:
         for line in run.stdout.splitlines()
     ]
     assert [m and m[1] for m in measured] == ["plain", "platform"], run.stdout
+
+
+def test_the_footprint_shows_each_process_and_each_groups_reads(stack: Stack) -> None:
+    run = bench(stack, *("bench.footprint", "--rate", "5", "--seconds", "2"), timeout=180)
+    lines = run.stdout.splitlines()
+    for name in SERVICES:
+        assert any(re.fullmatch(rf"{name} +\d+\.\d\d ms of CPU a submission", x) for x in lines)
+    read = re.compile(
+        r"  routing +reads tawasul\.requests\.submitted\.v1: (\d+\.\d\d) a submission"
+    )
+    assert any((m := read.fullmatch(x)) and float(m[1]) > 0 for x in lines), run.stdout
+    assert re.fullmatch(r"records read a submission, all groups: \d+\.\d\d", lines[-1]), lines[-1]
