@@ -26,8 +26,8 @@ from tawasul_platform.uow import Messaging, shared_transaction
 
 @dataclass
 class Plumbing:
-    """One engine, one producer and one outbox relay per process; a consumer group named after
-    the service, and more groups when the service asks for them."""
+    """One engine, one producer and one outbox relay per process; a consumer group (named after
+    the service unless it names its own), and more groups when the service asks for them."""
 
     settings: ServiceSettings
     engine: AsyncEngine
@@ -85,7 +85,12 @@ def _consumer(
 
 
 def build_plumbing(
-    settings: ServiceSettings, *, service: str, outbox: Table, inbox: Table
+    settings: ServiceSettings,
+    *,
+    service: str,
+    outbox: Table,
+    inbox: Table,
+    group: str | None = None,
 ) -> Plumbing:
     engine = make_engine(
         settings.database_url,
@@ -105,7 +110,7 @@ def build_plumbing(
         sessions=sessions,
         producer=producer,
         transaction=transaction,
-        consumer=_consumer(settings, service, producer, transaction),
+        consumer=_consumer(settings, group or service, producer, transaction),
         relay=OutboxRelay(
             engine=engine,
             table=outbox,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -56,6 +56,7 @@ class _Shared:
     sessions: async_sessionmaker[AsyncSession]
     session: AsyncSession
     events: list[OutgoingEvent] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
 
 _shared: ContextVar[_Shared | None] = ContextVar("tawasul_shared_transaction", default=None)
@@ -76,6 +77,8 @@ async def shared_transaction(
             _shared.reset(token)
         await write_outbox(session, messaging.outbox, messaging.service, shared.events)
         await session.commit()
+    for callback in shared.committed:
+        callback()
 
 
 class SqlUnitOfWork:
@@ -85,6 +88,7 @@ class SqlUnitOfWork:
         self._sessions = sessions
         self._messaging = messaging
         self._pending: list[OutgoingEvent] = []
+        self._committed: list[Callable[[], None]] = []
         self._joined: _Shared | None = None
 
     async def __aenter__(self) -> Self:
@@ -92,6 +96,7 @@ class SqlUnitOfWork:
         self._joined = shared if shared is not None and shared.sessions is self._sessions else None
         self.session = self._joined.session if self._joined else self._sessions()
         self._pending = []
+        self._committed = []
         return self
 
     async def __aexit__(
@@ -130,11 +135,20 @@ class SqlUnitOfWork:
     def publish(self, event: OutgoingEvent) -> None:
         self._pending.append(event)
 
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` once what this unit of work wrote is committed (with a consumer's
+        batch, when the batch is): what it wakes then sees the rows. Not called on rollback."""
+        self._committed.append(callback)
+
     async def commit(self) -> None:
         if self._joined is not None:
             self._joined.events.extend(self._pending)
+            self._joined.committed.extend(self._committed)
         else:
             m = self._messaging
             await write_outbox(self.session, m.outbox, m.service, self._pending)
             await self.session.commit()
+            for callback in self._committed:
+                callback()
         self._pending = []
+        self._committed = []

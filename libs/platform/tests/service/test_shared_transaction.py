@@ -102,3 +102,39 @@ async def test_claiming_many_answers_the_new_ones_as_they_were_spelt(database_ur
     async with SqlUnitOfWork(sessions, MESSAGING) as uow:
         assert await uow.claim_events("batchtest", [new.lower()]) == set()
     await engine.dispose()
+
+
+async def test_what_waits_for_the_commit_is_called_after_it_and_never_on_rollback(
+    database_url: str,
+) -> None:
+    engine = await engine_with_tables(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    calls: list[str] = []
+
+    async def failing_batch() -> None:
+        async with shared_transaction(sessions, MESSAGING):
+            async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+                uow.on_commit(lambda: calls.append("failed batch"))
+                await uow.commit()
+            raise RuntimeError("handler failed")
+
+    async with shared_transaction(sessions, MESSAGING):
+        async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+            await uow.session.execute(insert(notes).values(text="batched"))
+            uow.on_commit(lambda: calls.append("batch"))
+            await uow.commit()
+        assert calls == []  # joined: called when the batch commits, not before
+    assert calls == ["batch"]
+    assert (await stored(engine))[0] == ["batched"]
+    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+        await uow.session.execute(insert(notes).values(text="alone"))
+        uow.on_commit(lambda: calls.append("alone"))
+        await uow.commit()
+    assert calls == ["batch", "alone"]
+    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+        uow.on_commit(lambda: calls.append("left without a commit"))
+    with pytest.raises(RuntimeError, match="handler failed"):
+        await failing_batch()
+    assert calls == ["batch", "alone"]
+    assert (await stored(engine))[0] == ["alone", "batched"]
+    await engine.dispose()
