@@ -35,7 +35,7 @@ pytestmark = pytest.mark.chaos
 CITIZEN = "1000000008"
 # Services that consume request.submitted, and their consumer groups.
 CONSUMERS = ("routing", "notify")
-GROUPS = ("routing", "docs", "notify", "notify-sms", "notify-email", "notify-inapp")
+GROUPS = ("routing", "docs", "notify-events")
 # Held back until the broker is dead: submissions it takes while down, however quick the rest.
 HELD = 20
 
@@ -83,11 +83,11 @@ CONSUMER_KILLS = {
     "routing": ((topics.REQUEST_SUBMITTED, "routing"),),
     # Review turns each routed request into a work item; claims announce "under review".
     "review": ((topics.REQUEST_ROUTED, "review"),),
-    # Notify sends each submitted and status-changed event as an SMS and an in-app message.
+    # Notify records each submitted and status-changed event's SMS and in-app message, and
+    # sends the SMS from its table.
     "notify": tuple(
-        (topic, group)
+        (topic, "notify-events")
         for topic in (topics.REQUEST_SUBMITTED, topics.REQUEST_STATUS_CHANGED)
-        for group in ("notify-sms", "notify-inapp")
     ),
 }
 

@@ -56,7 +56,7 @@ async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(
 
     await eventually(queued, what="a good request routed after the poison ones")
 
-    for group in ("routing", "notify"):
+    for group in ("routing", "notify-events"):
         parked = await records(
             stack.config.kafka_bootstrap,
             topics.dead_letter_topic(topics.REQUEST_SUBMITTED, group),

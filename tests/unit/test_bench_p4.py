@@ -66,11 +66,12 @@ def test_two_backlogs_never_share_a_request() -> None:
 def test_every_other_consumer_of_the_two_topics_is_paused_and_routing_is_not() -> None:
     pairs = paused_groups()
     assert (topics.REQUEST_ROUTED, "review") in pairs
-    assert (topics.REQUEST_SUBMITTED, "notify-sms") in pairs
+    assert (topics.REQUEST_SUBMITTED, "notify-events") in pairs
     assert all(group != "routing" for _, group in pairs)
     assert {t for t, _ in pairs} == {topics.REQUEST_SUBMITTED, topics.REQUEST_ROUTED}
     assert paused_services() == ["docs", "notify", "review"]
-    assert paused_services([("x", "routing"), (topics.REQUEST_ROUTED, "notify-sms")]) == ["notify"]
+    notify = (topics.REQUEST_ROUTED, "notify-events")
+    assert paused_services([("x", "routing"), notify]) == ["notify"]
 
 
 def test_a_drain_runs_from_the_last_look_before_any_commit_to_the_first_with_none_left() -> None:

@@ -40,15 +40,18 @@ def dead_letter_topic(topic: str, group: str) -> str:
 # (topic, consumer group) pairs that exist; each gets its dead-letter topic.
 SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_SUBMITTED, "routing"),
-    (REQUEST_SUBMITTED, "notify"),
-    (REQUEST_ROUTED, "notify"),
     (REQUEST_ROUTED, "review"),
     (REQUEST_STATUS_CHANGED, "intake"),
-    # Notify reads what people are told about once per channel, each at its own pace.
+    # Notify reads everything it acts on in one group; its channels send from its table.
     *(
-        (topic, f"notify-{channel}")
-        for channel in ("sms", "email", "inapp")
-        for topic in (REQUEST_SUBMITTED, REQUEST_STATUS_CHANGED, APPLICANT_ACTIONS, SLA_ALERTS)
+        (topic, "notify-events")
+        for topic in (
+            REQUEST_SUBMITTED,
+            REQUEST_ROUTED,
+            REQUEST_STATUS_CHANGED,
+            APPLICANT_ACTIONS,
+            SLA_ALERTS,
+        )
     ),
     (APPLICANT_ACTIONS, "review"),
     (REQUEST_STATUS_CHANGED, "routing"),

@@ -1,18 +1,21 @@
 """Composition root: the only place notify's adapters are built and wired.
 
-`servicer` and `subscribers` take the unit of work and the channels' senders as arguments, so
-the service tier builds the real servicer and handlers with a real database and stand-in or
-real channels; `build` wires the real ones. Each channel has its own consumer group, so an SMS
-gateway outage delays neither e-mail nor in-app.
+`servicer`, `subscribe` and `senders` take the unit of work and the channels' senders as
+arguments, so the service tier builds the real servicer, handlers and senders with a real
+database and stand-in or real channels; `build` wires the real ones. One consumer group reads
+every event notify acts on and records each channel's messages; a sender per channel sends
+them from the table, so an SMS gateway outage delays neither e-mail nor in-app.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
+from tawasul_platform.adopt import adopt_offsets
 from tawasul_platform.authz import Gate
+from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -35,17 +38,24 @@ from tawasul_notify.adapters.staff import load_staff
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, in_app, on_event, on_events, on_requests
+from tawasul_notify.entrypoints.events import BatchHandler, Wake, on_requests, submitted, told
 from tawasul_notify.entrypoints.grpc import ACCESS, NotifyServicer
+from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
 
 SERVICE_NAME = notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name
-# What each channel's group reads: everything someone may be told about.
-TOLD_ABOUT = (REQUEST_SUBMITTED, REQUEST_STATUS_CHANGED, APPLICANT_ACTIONS, SLA_ALERTS)
-
-
-def group_of(channel: Channel) -> str:
-    return f"{SERVICE}-{channel.value}"
+GROUP = f"{SERVICE}-events"
+# The groups that read these topics before GROUP (one for who may read what, one per
+# channel): GROUP starts where the slowest of them stood, so nothing they had yet to read is
+# skipped.
+FORMER_READERS: Mapping[str, tuple[str, ...]] = {
+    REQUEST_SUBMITTED: (SERVICE, *(f"{SERVICE}-{c}" for c in ("sms", "email", "inapp"))),
+    REQUEST_ROUTED: (SERVICE,),
+    **{
+        topic: tuple(f"{SERVICE}-{c}" for c in ("sms", "email", "inapp"))
+        for topic in (REQUEST_STATUS_CHANGED, APPLICANT_ACTIONS, SLA_ALERTS)
+    },
+}
 
 
 def servicer(
@@ -64,23 +74,43 @@ def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer
     )
 
 
-def subscribers(
-    settings: NotifySettings,
-    *,
-    uow: Callable[[], UnitOfWork],
-    senders: Mapping[Channel, Sender],
-    staff: Mapping[str, str],
-) -> dict[Channel, Handler]:
-    """The handler of each channel's consumer group (in-app needs no sender)."""
+def subscriptions(
+    *, uow: Callable[[], UnitOfWork], staff: Mapping[str, str], wake: Wake
+) -> dict[str, BatchHandler]:
+    """What the consumer group does with each topic's events: a poll's at once, in one
+    transaction."""
+    tell = told(uow, staff=staff, wake=wake)
     return {
-        channel: on_event(
+        REQUEST_SUBMITTED: submitted(uow, staff=staff, wake=wake),
+        REQUEST_ROUTED: on_requests(uow),
+        REQUEST_STATUS_CHANGED: tell,
+        APPLICANT_ACTIONS: tell,
+        SLA_ALERTS: tell,
+    }
+
+
+def subscribe(consumer: EventConsumer, handlers: Mapping[str, BatchHandler]) -> None:
+    # A batch with an unacceptable event goes again one event at a time: that one alone is
+    # dead-lettered.
+    for topic, handler in handlers.items():
+        consumer.subscribe_batches(topic, handler)
+
+
+def senders(
+    settings: NotifySettings, *, uow: Callable[[], UnitOfWork], channels: Mapping[Channel, Sender]
+) -> dict[Channel, ChannelSender]:
+    """The sender of each channel that sends (in-app messages are stored when recorded)."""
+    return {
+        channel: ChannelSender(
             uow,
-            channel=channel,
-            sender=senders.get(channel),
-            staff=staff,
+            sender,
+            batch=settings.send_batch,
             budget=settings.message_attempts,
+            first_wait=timedelta(seconds=settings.consumer_backoff_seconds),
+            concurrency=settings.consumer_key_concurrency,
+            sweep_seconds=settings.send_sweep_seconds,
         )
-        for channel in Channel
+        for channel, sender in channels.items()
     }
 
 
@@ -114,39 +144,30 @@ def smtp(settings: NotifySettings) -> SmtpSender:
 
 
 async def build(settings: NotifySettings) -> Runtime:
-    plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
+    plumbing = build_plumbing(
+        settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox, group=GROUP
+    )
 
     def uow() -> NotifyUnitOfWork:
         return NotifyUnitOfWork(plumbing.sessions)
 
     gateway, pool = sms_gateway(settings)
-    senders: dict[Channel, Sender] = {Channel.SMS: gateway, Channel.EMAIL: smtp(settings)}
+    sending = senders(
+        settings, uow=uow, channels={Channel.SMS: gateway, Channel.EMAIL: smtp(settings)}
+    )
+
+    def wake(channel: Channel) -> None:
+        sending[channel].wake()
+
     staff = load_staff(settings.staff_directory_file)
-    # A batch with an unacceptable event goes again one event at a time: that one alone is
-    # dead-lettered.
-    plumbing.consumer.subscribe_batches(REQUEST_SUBMITTED, on_requests(uow))
-    plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_requests(uow))
-    for channel, handler in subscribers(settings, uow=uow, senders=senders, staff=staff).items():
-        group = plumbing.consumer_group(group_of(channel))
-        sender = senders.get(channel)
-        for topic in TOLD_ABOUT:
-            if sender is None:
-                group.subscribe_batches(topic, in_app(uow, staff=staff), one_by_one=handler)
-                continue
-            # A message sent cannot be rolled back with a batch: the batch commits its intents
-            # before it sends, and a batch that fails goes event by event through `handler`.
-            group.subscribe_batches(
-                topic,
-                on_events(
-                    uow,
-                    sender=sender,
-                    staff=staff,
-                    concurrency=settings.consumer_key_concurrency,
-                ),
-                one_by_one=handler,
-                shared=False,
-            )
+    subscribe(plumbing.consumer, subscriptions(uow=uow, staff=staff, wake=wake))
     runtime = plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, sms=gateway)))
+
+    async def adopt() -> None:
+        await adopt_offsets(settings.kafka_bootstrap, GROUP, FORMER_READERS)
+
+    runtime.startup.append(adopt)
+    runtime.loops.extend(sender.run for sender in sending.values())
 
     async def receipts() -> bool:
         return await handlers.collect_receipts(uow=uow(), receipts=gateway, now=datetime.now(UTC))
@@ -155,6 +176,6 @@ async def build(settings: NotifySettings) -> Runtime:
     if settings.metrics_address:
         gauge = DeliveryGauge(plumbing.engine)
         runtime.loops.append(lambda: every(settings.metrics_seconds, gauge, name="delivery gauge"))
-    # Consumers have stopped by then, so no handler still uses the connections.
+    # Senders and consumers have stopped by then, so no handler still uses the connections.
     runtime.shutdown.insert(0, pool.aclose)
     return runtime

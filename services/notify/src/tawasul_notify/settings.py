@@ -26,5 +26,10 @@ class NotifySettings(ServiceSettings):
     staff_directory_file: Path | None = None
     # Sends one message may spend while its channel works for others, before it is failed.
     message_attempts: int = Field(default=3, ge=1)
+    # The most messages a channel's sender takes from the table in one pass.
+    send_batch: int = Field(default=100, ge=1)
+    # How often a sender looks for messages nobody woke it for (another replica's, left
+    # pending when it stopped).
+    send_sweep_seconds: float = Field(default=5.0, gt=0)
     # How often the SMS gateway is asked for delivery receipts.
     receipts_seconds: float = 5.0

@@ -1,14 +1,14 @@
-"""Notify's real handlers and gRPC server, built by its composition root, on a real PostgreSQL,
-with the development SMS gateway (HTTP, in a thread) and a real SMTP server (aiosmtpd) in
-process. Kafka stands outside this tier: events are handed to each channel's handler as its
-consumer group would."""
+"""Notify's real handlers, senders and gRPC server, built by its composition root, on a real
+PostgreSQL, with the development SMS gateway (HTTP, in a thread) and a real SMTP server
+(aiosmtpd) in process. Kafka stands outside this tier: events are handed to the handler of
+their topic as the consumer group would, and each channel's sender makes its passes."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_devstack.identity import throwaway
+from tawasul_devstack.journey import eventually
 from tawasul_devstack.procs import free_port
 from tawasul_devstack.sms_gateway import MessageStore, SmsGatewayServer
 from tawasul_devstack.smtp_server import MaildirHandler, received
@@ -33,9 +34,10 @@ from tawasul_notify.adapters import tables
 from tawasul_notify.adapters.metrics import DeliveryGauge
 from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed, Sender
-from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import Handler, in_app, on_requests
+from tawasul_notify.app.ports import Sender
+from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome
+from tawasul_notify.entrypoints.events import BatchHandler, on_requests
+from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
@@ -44,7 +46,7 @@ from tawasul_platform.grpc import GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import NOTIFICATION_EVENTS
+from tawasul_platform.topics import NOTIFICATION_EVENTS, REQUEST_SUBMITTED
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
 IDENTITY = throwaway()
@@ -56,6 +58,18 @@ REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"resi
 STAFF = {"S1": "s1@passports.example"}
 
 
+class Crashing:
+    """A process that dies while it sends: the one-time code stays pending."""
+
+    channel = Channel.SMS
+
+    async def send(self, message: Outgoing) -> SendOutcome:
+        raise RuntimeError("the process died here")
+
+    async def healthy(self) -> bool:
+        return True
+
+
 class Notify:
     def __init__(
         self,
@@ -63,7 +77,8 @@ class Notify:
         channel: grpc.aio.Channel,
         engine: AsyncEngine,
         uow: Any,
-        subscribers: dict[Channel, Handler],
+        subscriptions: Mapping[str, BatchHandler],
+        senders: Mapping[Channel, ChannelSender],
         gateway: httpx.AsyncClient,
         receipts: Any,
         maildir: Path,
@@ -71,20 +86,19 @@ class Notify:
         self.stub = notify_pb2_grpc.NotifyServiceStub(channel)
         self.engine = engine
         self.uow = uow
-        self.subscribers = subscribers
+        self.subscriptions = subscriptions
+        self.senders = senders
+        self.woken: list[Channel] = []
         self.gateway = gateway
         self.receipts = receipts
         self.maildir = maildir
 
-    async def consume(self, event: events_pb2.Envelope) -> list[Channel]:
-        """Each channel's group handles the event; returns the channels whose message failed."""
-        failed = []
-        for channel, handle in self.subscribers.items():
-            try:
-                await handle(event)
-            except MessageFailed:
-                failed.append(channel)
-        return failed
+    async def consume(self, *events: events_pb2.Envelope, topic: str = REQUEST_SUBMITTED) -> None:
+        """The group's handler takes the events as one poll; each woken sender makes a pass."""
+        await self.subscriptions[topic](events)
+        woken, self.woken[:] = set(self.woken), []
+        for channel in sorted(woken):
+            await self.senders[channel].send_due()
 
     async def sms(self) -> list[dict[str, str]]:
         answer = await self.gateway.get("/v1/messages")
@@ -143,8 +157,10 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
     http = httpx.AsyncClient(
         base_url=settings.sms_gateway_url, auth=("sms-user", "sms-password"), timeout=5.0
     )
-    senders: dict[Channel, Sender] = {Channel.SMS: sms, Channel.EMAIL: bootstrap.smtp(settings)}
-    subscribers = bootstrap.subscribers(settings, uow=uow, senders=senders, staff=STAFF)
+    channels: dict[Channel, Sender] = {Channel.SMS: sms, Channel.EMAIL: bootstrap.smtp(settings)}
+    senders = bootstrap.senders(settings, uow=uow, channels=channels)
+    woken: list[Channel] = []
+    subscriptions = bootstrap.subscriptions(uow=uow, staff=STAFF, wake=woken.append)
     server: GrpcServer = bootstrap.grpc_server(
         settings, bootstrap.servicer(settings, uow=uow, sms=sms)
     )
@@ -152,15 +168,18 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
     try:
-        yield Notify(
+        notify = Notify(
             channel=channel,
             engine=engine,
             uow=uow,
-            subscribers=subscribers,
+            subscriptions=subscriptions,
+            senders=senders,
             gateway=http,
             receipts=sms,
             maildir=maildir,
         )
+        notify.woken = woken
+        yield notify
     finally:
         await channel.close()
         await server.stop(1)
@@ -193,9 +212,9 @@ def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelop
 
 async def test_a_submission_is_told_once_on_each_channel(notify: Notify) -> None:
     event = submitted(locale="en")
-    await on_requests(notify.uow)([event])
-    assert await notify.consume(event) == []
-    assert await notify.consume(event) == []  # redelivered to every group
+    await notify.consume(event)
+    await notify.consume(event)  # read again
+    assert notify.woken == []
     (sms,) = await notify.sms()
     assert (sms["to"], sms["from"]) == (MOBILE, "Tawasul")
     assert "TW482913578" in sms["text"]
@@ -271,10 +290,8 @@ async def test_a_number_the_gateway_refuses_fails_alone(notify: Notify) -> None:
     refused, fine = submitted(mobile="+966500000004"), submitted(mobile="+966500000005")
     answer = await notify.gateway.put("/v1/faults", json={"numbers": {"+966500000004": 400}})
     answer.raise_for_status()
-    assert await notify.consume(refused) == [Channel.SMS]
-    assert await notify.consume(fine) == []
+    await notify.consume(refused, fine)
     assert [m["to"] for m in await notify.sms()] == ["+966500000005"]
-    await on_requests(notify.uow)([refused])
     listed = await notify.stub.ListDeliveries(
         notify_pb2.ListDeliveriesRequest(request_id=refused.request_id), metadata=bearer(REVIEWER)
     )
@@ -289,23 +306,64 @@ async def test_a_number_that_keeps_failing_while_others_go_through_spends_its_bu
     stuck = submitted(mobile="+966500000006")
     answer = await notify.gateway.put("/v1/faults", json={"numbers": {"+966500000006": 503}})
     answer.raise_for_status()
-    handle = notify.subscribers[Channel.SMS]
-    with pytest.raises(ChannelUnavailable):
-        await handle(stuck)  # the first attempt: maybe an outage, waited out
-    with pytest.raises(MessageFailed):
-        await handle(stuck)  # the gateway answers others: this one's budget is spent
-    await on_requests(notify.uow)([stuck])
-    listed = await notify.stub.ListDeliveries(
-        notify_pb2.ListDeliveriesRequest(request_id=stuck.request_id), metadata=bearer(REVIEWER)
+    await notify.consume(stuck)  # the first attempt: maybe an outage, tried again later
+
+    async def sms() -> notify_pb2.Delivery:
+        listed = await notify.stub.ListDeliveries(
+            notify_pb2.ListDeliveriesRequest(request_id=stuck.request_id),
+            metadata=bearer(REVIEWER),
+        )
+        (found,) = [d for d in listed.deliveries if d.channel == "sms"]
+        return found
+
+    assert ((await sms()).status, (await sms()).attempts) == (
+        notify_pb2.DELIVERY_STATUS_PENDING,
+        1,
     )
-    (sms,) = [d for d in listed.deliveries if d.channel == "sms"]
-    assert (sms.status, sms.attempts) == (notify_pb2.DELIVERY_STATUS_FAILED, 2)
-    assert sms.error == "SMS gateway answered 503 after 2 attempts"
+
+    async def failed() -> notify_pb2.Delivery | None:
+        # Due again half a second later (consumer_backoff_seconds); the gateway's health says
+        # it works for others, so the second failure spends the budget.
+        await notify.senders[Channel.SMS].send_due()
+        found = await sms()
+        return found if found.status == notify_pb2.DELIVERY_STATUS_FAILED else None
+
+    spent = await eventually(failed, within=10, what="the budget spent")
+    assert spent.attempts == 2
+    assert spent.error == "SMS gateway answered 503 after 2 attempts"
+
+
+async def test_a_sender_skips_what_another_holds_and_never_takes_a_one_time_code(
+    notify: Notify,
+) -> None:
+    held, free = submitted(mobile="+966500000010"), submitted(mobile="+966500000011")
+    await notify.subscriptions[REQUEST_SUBMITTED]([held])
+    async with notify.uow() as other:  # another replica's pass, in the middle of its sends
+        (taken,) = await other.deliveries.due(Channel.SMS, 10, datetime.now(UTC))
+        await notify.subscriptions[REQUEST_SUBMITTED]([free])
+        with pytest.raises(RuntimeError):
+            await handlers.send_one_time_code(
+                uow=notify.uow(),
+                sender=Crashing(),
+                request_id=free.request_id,
+                mobile="+966500000012",
+                code="482913",
+                locale="ar",
+                valid_minutes=5,
+                now=datetime.now(UTC),
+            )
+        sent = await notify.senders[Channel.SMS].send_due()
+        assert sent.tried == 1
+        assert [m["to"] for m in await notify.sms()] == ["+966500000011"]
+    assert taken.recipient == "+966500000010"
+    # Released (its replica died, say): the next pass sends it; the code stays with its call.
+    assert (await notify.senders[Channel.SMS].send_due()).tried == 1
+    assert sorted(m["to"] for m in await notify.sms()) == ["+966500000010", "+966500000011"]
+    assert (await notify.senders[Channel.SMS].send_due()).tried == 0
 
 
 async def test_strangers_and_other_departments_see_no_deliveries(notify: Notify) -> None:
     event = submitted()
-    await on_requests(notify.uow)([event])
     await notify.consume(event)
     stranger = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
     visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
@@ -395,10 +453,11 @@ async def test_a_polls_requests_record_each_ones_latest_department_once(notify: 
 
 
 async def test_a_polls_events_are_told_in_app_once_each(notify: Notify) -> None:
-    first, second = submitted(), submitted()
-    told = in_app(notify.uow, staff=STAFF)
-    await told([first, second, first])
-    await told([second])  # redelivered
+    first, second = submitted(mobile=""), submitted(mobile="")
+    for event in (first, second):
+        event.request_submitted.contact.email = ""
+    await notify.consume(first, second, first)
+    await notify.consume(second)  # read again
 
     inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
     assert sorted(m.request_id for m in inbox.messages) == sorted(

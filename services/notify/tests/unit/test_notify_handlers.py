@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 import pytest
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import ChannelUnavailable, MessageFailed
+from tawasul_notify.app.ports import ChannelUnavailable
 from tawasul_notify.domain.model import (
     Audience,
     Channel,
@@ -61,8 +61,22 @@ class FakeDeliveries:
         self.pending[stored.id] = stored
         return copy.deepcopy(stored)
 
-    async def intend_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        return [await self.intend(d) for d in deliveries]
+    async def add_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        fresh = [d for d in deliveries if d.id not in self._rows and d.id not in self.pending]
+        for delivery in fresh:
+            self.pending[delivery.id] = delivery
+        return fresh
+
+    async def due(self, channel: Channel, limit: int, now: datetime) -> list[Delivery]:
+        due = [
+            copy.deepcopy(d)
+            for d in self._rows.values()
+            if d.channel is channel
+            and d.status is DeliveryStatus.PENDING
+            and d.kind != Kind.ONE_TIME_CODE
+            and (d.retry_at is None or d.retry_at <= now)
+        ]
+        return sorted(due, key=lambda d: d.created_at)[:limit]
 
     async def save(self, delivery: Delivery) -> None:
         self.pending[delivery.id] = delivery
@@ -133,7 +147,8 @@ class FakeAccess:
 
 
 class FakeUnitOfWork(FakeInbox):
-    """Deliveries and their events land together at commit; a failing commit lands nothing."""
+    """Deliveries and their events land together at commit, then what waited for the commit
+    is called; a failing commit lands nothing and calls nothing."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,9 +160,11 @@ class FakeUnitOfWork(FakeInbox):
         self.published: list[tuple[DeliveryStatus, Channel, uuid.UUID]] = []
         self.fail_commit: int | None = None
         self.commits = 0
+        self._committed: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> Self:
         self.deliveries = FakeDeliveries(self.rows, self.checked_at)
+        self._committed = []
         return self
 
     async def __aexit__(
@@ -157,6 +174,9 @@ class FakeUnitOfWork(FakeInbox):
         tb: TracebackType | None,
     ) -> None:
         self.deliveries.pending.clear()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        self._committed.append(callback)
 
     async def commit(self) -> None:
         self.commits += 1
@@ -169,9 +189,15 @@ class FakeUnitOfWork(FakeInbox):
             delivery.events.clear()
             self.rows[delivery.id] = copy.deepcopy(delivery)
         self.deliveries.pending.clear()
+        for callback in self._committed:
+            callback()
+        self._committed = []
+
+    def delivery(self, channel: Channel, recipient: str, notice: Notice) -> Delivery:
+        return self.rows[delivery_id_for(notice.event_id, channel, recipient)]
 
     def status(self, channel: Channel, recipient: str, notice: Notice) -> DeliveryStatus:
-        return self.rows[delivery_id_for(notice.event_id, channel, recipient)].status
+        return self.delivery(channel, recipient, notice).status
 
 
 class FakeChannel:
@@ -230,153 +256,166 @@ def notice(
     )
 
 
-async def tell(
-    uow: FakeUnitOfWork, sender: FakeChannel | None, n: Notice, channel: Channel = Channel.SMS
-) -> list[Delivery]:
-    return await handlers.notify(
-        uow=uow, channel=channel, sender=sender, notice=n, now=NOW, budget=3
+async def take(uow: FakeUnitOfWork, *notices: Notice, now: datetime = NOW) -> list[Channel]:
+    """Records the notices' messages as the consumer group does; returns the senders woken."""
+    woken: list[Channel] = []
+    await handlers.take(uow=uow, notices=notices, now=now, wake=woken.append)
+    return woken
+
+
+async def send(
+    uow: FakeUnitOfWork, sender: FakeChannel, *, now: datetime = NOW, limit: int = 100
+) -> handlers.Sent:
+    """One pass of the channel's sender."""
+    return await handlers.send_due(
+        uow=uow,
+        sender=sender,
+        now=now,
+        limit=limit,
+        budget=3,
+        first_wait=timedelta(seconds=1),
+        concurrency=4,
     )
 
 
-# --- sending, once --------------------------------------------------------------------------------
+SMS_ONLY = (Recipient(MOBILE),)
 
 
-async def test_a_submission_is_texted_once_and_its_result_published() -> None:
+# --- recording, then sending once -----------------------------------------------------------
+
+
+async def test_a_submission_is_recorded_on_every_channel_then_texted_once() -> None:
     uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
-    (delivery,) = await tell(uow, sms, n)
-    (message,) = sms.sent.values()
-    assert (message.to, message.key) == (MOBILE, str(delivery.id))
-    assert NUMBER in message.text
-    assert delivery.status is DeliveryStatus.SENT
-    assert delivery.provider_message_id == f"p-{str(delivery.id)[:8]}"
-    assert uow.published == [(DeliveryStatus.SENT, Channel.SMS, delivery.id)]
-
-
-async def test_a_batch_records_every_intent_sends_them_all_then_settles_them_at_once() -> None:
-    uow, sms = FakeUnitOfWork(), FakeChannel()
-    batch = [notice(), notice(recipients=(Recipient(OTHER_MOBILE),)), notice()]
-    await handlers.notify_many(
-        uow=uow, channel=Channel.SMS, sender=sms, notices=batch, now=NOW, concurrency=2
-    )
-    assert sorted(m.to for m in sms.sent.values()) == sorted([MOBILE, OTHER_MOBILE, MOBILE])
-    assert [
-        uow.status(Channel.SMS, r, n)
-        for n, r in zip(batch, [MOBILE, OTHER_MOBILE, MOBILE], strict=True)
-    ] == [DeliveryStatus.SENT] * 3
-    assert uow.commits == 2  # the intents, then the answers
-    await handlers.notify_many(
-        uow=uow, channel=Channel.SMS, sender=sms, notices=batch, now=NOW, concurrency=2
-    )
-    assert sms.calls == 3  # redelivered: nothing more sent
-
-
-async def test_a_poll_in_app_stores_each_message_once_with_its_delivery() -> None:
-    uow = FakeUnitOfWork()
-    mine, again = notice(), notice()
-    await handlers.store_many(uow=uow, notices=[mine, again, mine], now=NOW)
-    await handlers.store_many(uow=uow, notices=[again], now=NOW)
-    assert sorted(m.request_id for m in uow.inapp.messages.values()) == [REQUEST, REQUEST]
-    assert [uow.status(Channel.INAPP, APPLICANT, n) for n in (mine, again)] == [
-        DeliveryStatus.DELIVERED
+    assert await take(uow, n) == [Channel.EMAIL, Channel.SMS]
+    assert [uow.status(c, r, n) for c, r in ((Channel.SMS, MOBILE), (Channel.EMAIL, EMAIL))] == [
+        DeliveryStatus.PENDING
     ] * 2
-    assert uow.published == [
-        (DeliveryStatus.DELIVERED, Channel.INAPP, d) for d in uow.inapp.messages
-    ]
-    assert uow.commits == 2
+    (message,) = uow.inapp.messages.values()
+    assert (message.owner_id, message.request_id) == (APPLICANT, REQUEST)
+    in_app = uow.delivery(Channel.INAPP, APPLICANT, n)
+    assert (message.id, in_app.status) == (in_app.id, DeliveryStatus.DELIVERED)
+    assert uow.commits == 1
 
-
-async def test_an_event_twice_in_one_poll_is_texted_once() -> None:
-    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
-    await handlers.notify_many(
-        uow=uow, channel=Channel.SMS, sender=sms, notices=[n, n], now=NOW, concurrency=2
+    assert await send(uow, sms) == handlers.Sent(tried=1)
+    texted = uow.delivery(Channel.SMS, MOBILE, n)
+    (sent,) = sms.sent.values()
+    assert (sent.to, sent.key) == (MOBILE, str(texted.id))
+    assert NUMBER in sent.text
+    assert (texted.status, texted.provider_message_id) == (
+        DeliveryStatus.SENT,
+        f"p-{str(texted.id)[:8]}",
     )
-    assert (sms.calls, [m.to for m in sms.sent.values()]) == (1, [MOBILE])
-    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT
-
-
-async def test_a_message_the_batch_could_not_send_is_left_to_the_one_by_one_way() -> None:
-    uow, sms = FakeUnitOfWork(), FakeChannel()
-    mine, theirs = notice(), notice(recipients=(Recipient(OTHER_MOBILE),))
-    sms.broken_for = {OTHER_MOBILE}
-    with pytest.raises(ChannelUnavailable):
-        await handlers.notify_many(
-            uow=uow, channel=Channel.SMS, sender=sms, notices=[mine, theirs], now=NOW, concurrency=4
-        )
-    assert uow.status(Channel.SMS, MOBILE, mine) is DeliveryStatus.SENT
-    assert uow.status(Channel.SMS, OTHER_MOBILE, theirs) is DeliveryStatus.PENDING
-    sms.broken_for = set()
-    for n in (mine, theirs):
-        await tell(uow, sms, n)
-    assert sorted(m.to for m in sms.sent.values()) == [MOBILE, OTHER_MOBILE]
-    assert sms.calls == 3  # the broken attempt, then each number once
-
-
-async def test_a_redelivered_event_sends_nothing_more() -> None:
-    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
-    await tell(uow, sms, n)
-    await tell(uow, sms, n)
+    assert uow.published == [
+        (DeliveryStatus.DELIVERED, Channel.INAPP, in_app.id),
+        (DeliveryStatus.SENT, Channel.SMS, texted.id),
+    ]
+    assert await send(uow, sms) == handlers.Sent(tried=0)
     assert sms.calls == 1
-    assert len(uow.published) == 1
+
+
+async def test_senders_are_woken_once_the_messages_are_committed_and_never_without() -> None:
+    uow = FakeUnitOfWork()
+    uow.fail_commit = 1
+    with pytest.raises(ConnectionError):
+        await take(uow, notice())
+    assert uow.rows == {}
+    uow.fail_commit = None
+    assert await take(uow, notice()) == [Channel.EMAIL, Channel.SMS]
+
+
+async def test_an_event_read_again_records_and_sends_nothing_more() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+    assert await take(uow, n, n) == [Channel.EMAIL, Channel.SMS]  # twice in one poll
+    assert await take(uow, n) == []  # and in the next
+    await send(uow, sms)
+    assert await take(uow, n) == []  # and after it was sent
+    await send(uow, sms)
+    assert (sms.calls, [m.to for m in sms.sent.values()]) == (1, [MOBILE])
+    assert len(uow.inapp.messages) == 1
+    assert sorted(p[1] for p in uow.published) == [Channel.INAPP, Channel.SMS]
+
+
+async def test_the_oldest_due_messages_go_first_a_batch_at_a_time() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    numbers = ["+966500000001", "+966500000002", "+966500000003"]
+    for minute, mobile in reversed(list(enumerate(numbers))):
+        later = NOW + timedelta(minutes=minute)
+        await take(uow, notice(recipients=(Recipient(mobile),)), now=later)
+    assert await send(uow, sms, limit=2) == handlers.Sent(tried=2)
+    assert [m.to for m in sms.sent.values()] == numbers[:2]
+    assert await send(uow, sms, limit=2) == handlers.Sent(tried=1)
+    assert [m.to for m in sms.sent.values()] == numbers
 
 
 async def test_a_crash_between_the_gateways_answer_and_the_commit_sends_nothing_twice() -> None:
-    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
-    uow.fail_commit = 2  # the first records the intent; the second would record the answer
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice(recipients=SMS_ONLY)
+    await take(uow, n)
+    uow.fail_commit = uow.commits + 1  # the pass that records the gateway's answer
     with pytest.raises(ConnectionError):
-        await tell(uow, sms, n)
+        await send(uow, sms)
     assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.PENDING
-    await tell(uow, sms, n)  # redelivered: sent again under the same key
+    await send(uow, sms)  # the next pass sends it again under the same key
     assert sms.calls == 2
     assert list(sms.sent) == [str(delivery_id_for(n.event_id, Channel.SMS, MOBILE))]
     assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT
 
 
-async def test_a_refused_number_is_recorded_failed_and_dead_lettered() -> None:
-    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+async def test_a_refused_number_is_recorded_failed_and_never_tried_again() -> None:
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice(recipients=SMS_ONLY)
     sms.refused.add(MOBILE)
-    with pytest.raises(MessageFailed) as caught:
-        await tell(uow, sms, n)
-    assert str(caught.value) == (
-        f"sms deliveries {delivery_id_for(n.event_id, Channel.SMS, MOBILE)} of event "
-        f"{n.event_id} failed"
-    )
-    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.FAILED
-    assert uow.rows[delivery_id_for(n.event_id, Channel.SMS, MOBILE)].error == (
-        "400: unknown number"
-    )
-    assert [p[0] for p in uow.published] == [DeliveryStatus.FAILED]
-    await tell(uow, sms, n)  # a replay finds it settled: no second attempt, no second failure
+    await take(uow, n)
+    assert await send(uow, sms) == handlers.Sent(tried=1)
+    failed = uow.delivery(Channel.SMS, MOBILE, n)
+    assert (failed.status, failed.error) == (DeliveryStatus.FAILED, "400: unknown number")
+    assert uow.published == [(DeliveryStatus.FAILED, Channel.SMS, failed.id)]
+    await send(uow, sms)
     assert sms.calls == 1
 
 
-async def test_an_outage_for_everyone_is_waited_out_past_the_budget() -> None:
-    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+async def test_an_outage_for_everyone_is_waited_out_past_the_budget_each_wait_twice_as_long() -> (
+    None
+):
+    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice(recipients=SMS_ONLY)
     sms.down = True
+    await take(uow, n)
+    now, waits = NOW, []
     for _ in range(5):
-        with pytest.raises(ChannelUnavailable):
-            await tell(uow, sms, n)
+        sent = await send(uow, sms, now=now)
+        (retry_at,) = sent.retries
+        assert (sent.tried, sent.outage) == (1, True)
+        assert (await send(uow, sms, now=retry_at - timedelta(microseconds=1))).tried == 0
+        waits.append((retry_at - now).total_seconds())
+        now = retry_at
+    assert waits == [1, 2, 4, 8, 16]
     assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.PENDING
     sms.down = False
-    (delivery,) = await tell(uow, sms, n)
-    assert delivery.status is DeliveryStatus.SENT
-    assert delivery.attempts == 5
+    assert await send(uow, sms, now=now) == handlers.Sent(tried=1)
+    delivery = uow.delivery(Channel.SMS, MOBILE, n)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 5)
     assert len(sms.sent) == 1
 
 
-async def test_repeated_errors_for_one_recipient_spend_its_budget_then_fail() -> None:
-    uow, sms, n = FakeUnitOfWork(), FakeChannel(), notice()
+async def test_a_recipient_the_channel_keeps_failing_spends_its_budget_then_fails() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    mine, other = notice(recipients=SMS_ONLY), notice(recipients=(Recipient(OTHER_MOBILE),))
     sms.broken_for.add(MOBILE)
-    for _ in range(2):
-        with pytest.raises(ChannelUnavailable):
-            await tell(uow, sms, n)
-    with pytest.raises(MessageFailed):
-        await tell(uow, sms, n)
-    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.FAILED
-    failed = uow.rows[delivery_id_for(n.event_id, Channel.SMS, MOBILE)]
-    assert (failed.attempts, failed.error) == (3, "503 from the provider after 3 attempts")
-    other = notice(recipients=(Recipient(OTHER_MOBILE),))
-    (delivery,) = await tell(uow, sms, other)
-    assert delivery.status is DeliveryStatus.SENT
+    await take(uow, mine, other)
+    first = await send(uow, sms)
+    assert (first.tried, first.outage) == (2, False)  # the other went through
+    assert uow.status(Channel.SMS, OTHER_MOBILE, other) is DeliveryStatus.SENT
+    now = first.retries[0]
+    second = await send(uow, sms, now=now)  # alone: the gateway's health says it works
+    assert (second.tried, second.outage) == (1, False)
+    assert uow.status(Channel.SMS, MOBILE, mine) is DeliveryStatus.PENDING
+    third = await send(uow, sms, now=second.retries[0])
+    assert third == handlers.Sent(tried=1)
+    failed = uow.delivery(Channel.SMS, MOBILE, mine)
+    assert (failed.status, failed.attempts, failed.error) == (
+        DeliveryStatus.FAILED,
+        3,
+        "503 from the provider after 3 attempts",
+    )
+    assert [m.to for m in sms.sent.values()] == [OTHER_MOBILE]
 
 
 async def test_one_failing_supervisor_does_not_stop_the_others() -> None:
@@ -396,39 +435,29 @@ async def test_one_failing_supervisor_does_not_stop_the_others() -> None:
         ),
         audience=Audience.SUPERVISOR,
     )
-    with pytest.raises(MessageFailed):
-        await tell(uow, mail, n, Channel.EMAIL)
+    assert await take(uow, n) == [Channel.EMAIL]
+    await send(uow, mail)
     assert [m.to for m in mail.sent.values()] == ["s2@passports.example"]
     assert uow.status(Channel.EMAIL, "s1@passports.example", n) is DeliveryStatus.FAILED
+    assert sorted(m.owner_id for m in uow.inapp.messages.values()) == ["S1", "S2"]
 
 
-async def test_in_app_messages_land_in_the_inbox_once() -> None:
-    uow, n = FakeUnitOfWork(), notice()
-    (delivery,) = await tell(uow, None, n, Channel.INAPP)
-    await tell(uow, None, n, Channel.INAPP)
-    (message,) = uow.inapp.messages.values()
-    assert (message.owner_id, message.id, message.request_id) == (APPLICANT, delivery.id, REQUEST)
-    assert NUMBER in message.text
-    assert delivery.status is DeliveryStatus.DELIVERED
-    assert uow.published == [(DeliveryStatus.DELIVERED, Channel.INAPP, delivery.id)]
-
-
-async def test_a_channel_a_message_is_not_sent_by_sends_nothing() -> None:
-    uow, sms = FakeUnitOfWork(), FakeChannel()
+async def test_a_channel_a_message_is_not_sent_by_records_nothing_there() -> None:
+    uow = FakeUnitOfWork()
     n = notice(
         Kind.SLA_BREACH,
         values={"number": NUMBER, "department": "residents", "due_at": NOW, "assignee": "E1"},
         recipients=(Recipient(mobile=MOBILE, account="S1"),),
         audience=Audience.SUPERVISOR,
     )
-    assert await tell(uow, sms, n) == []
-    assert sms.calls == 0
+    assert await take(uow, n) == []
+    assert [d.channel for d in uow.rows.values()] == [Channel.INAPP]
 
 
-async def test_recipients_without_an_address_on_the_channel_are_skipped() -> None:
-    uow, mail = FakeUnitOfWork(), FakeChannel(Channel.EMAIL)
-    assert await tell(uow, mail, notice(recipients=(Recipient(MOBILE),)), Channel.EMAIL) == []
-    assert uow.rows == {}
+async def test_recipients_without_an_address_on_a_channel_are_skipped_there() -> None:
+    uow = FakeUnitOfWork()
+    assert await take(uow, notice(recipients=SMS_ONLY)) == [Channel.SMS]
+    assert [d.channel for d in uow.rows.values()] == [Channel.SMS]
 
 
 # --- receipts, the inbox, who reads deliveries -------------------------------------------------
@@ -436,8 +465,10 @@ async def test_recipients_without_an_address_on_the_channel_are_skipped() -> Non
 
 async def test_receipts_mark_sms_delivered() -> None:
     uow, sms, receipts = FakeUnitOfWork(), FakeChannel(), FakeReceipts()
-    (first,) = await tell(uow, sms, notice())
-    (second,) = await tell(uow, sms, notice())
+    one, two = notice(recipients=SMS_ONLY), notice(recipients=SMS_ONLY)
+    await take(uow, one, two)
+    await send(uow, sms)
+    first, second = uow.delivery(Channel.SMS, MOBILE, one), uow.delivery(Channel.SMS, MOBILE, two)
     receipts.delivered_ids = {first.provider_message_id}
     later = NOW + timedelta(seconds=5)
     assert not await handlers.collect_receipts(uow=uow, receipts=receipts, now=later)
@@ -448,9 +479,10 @@ async def test_receipts_mark_sms_delivered() -> None:
 
 async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() -> None:
     uow = FakeUnitOfWork()
-    (mine,) = await tell(uow, None, notice(), Channel.INAPP)
-    theirs = notice(recipients=(Recipient(account="2000000007"),))
-    (other,) = await tell(uow, None, theirs, Channel.INAPP)
+    yours, theirs = notice(), notice(recipients=(Recipient(account="2000000007"),))
+    await take(uow, yours, theirs)
+    mine = uow.delivery(Channel.INAPP, APPLICANT, yours)
+    other = uow.delivery(Channel.INAPP, "2000000007", theirs)
     listed = await handlers.list_inbox(uow=uow, caller=CITIZEN, limit=0)
     assert [m.id for m in listed] == [mine.id]
     marked = await handlers.mark_read(
@@ -467,14 +499,18 @@ async def test_deliveries_are_read_by_the_applicant_and_their_departments_review
     await handlers.record_access(
         uow=uow, accesses=[(str(uuid.uuid4()), RequestAccess(REQUEST, APPLICANT, "residents"))]
     )
-    (to_applicant,) = await tell(uow, sms, notice())
+    told = notice(recipients=SMS_ONLY)
+    await take(uow, told)
+    await send(uow, sms)
+    to_applicant = uow.delivery(Channel.SMS, MOBILE, told)
     breach = notice(
         Kind.SLA_BREACH,
         values={"number": NUMBER, "department": "residents", "due_at": NOW, "assignee": ""},
         recipients=(Recipient(account="S1"),),
         audience=Audience.SUPERVISOR,
     )
-    (to_supervisor,) = await tell(uow, None, breach, Channel.INAPP)
+    await take(uow, breach)
+    to_supervisor = uow.delivery(Channel.INAPP, "S1", breach)
     for_applicant = await handlers.list_deliveries(uow=uow, caller=CITIZEN, request_id=str(REQUEST))
     assert [d.id for d in for_applicant] == [to_applicant.id]
     for_reviewer = await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id=str(REQUEST))

@@ -22,14 +22,34 @@ from tawasul_notify.domain.model import (
     InboxMessage,
     RequestAccess,
 )
+from tawasul_notify.domain.templates import Kind
 
 SERVICE = "notify"
+ONE_TIME_CODE = Kind.ONE_TIME_CODE.value
 
 
 # Built once, the values given at execution: `.values(...)` built and keyed a new statement
 # per call.
 _INTEND = pg_insert(tables.deliveries).on_conflict_do_nothing(
     index_elements=[tables.deliveries.c.id]
+)
+# Rows not recorded before come back: the others were recorded by an earlier delivery of
+# their event.
+_ADD = _INTEND.returning(tables.deliveries.c.id)
+_DUE = (
+    select(tables.deliveries)
+    .where(
+        (tables.deliveries.c.status == DeliveryStatus.PENDING.value)
+        & (tables.deliveries.c.kind != ONE_TIME_CODE)
+        & (tables.deliveries.c.channel == bindparam("channel"))
+        & (
+            tables.deliveries.c.retry_at.is_(None)
+            | (tables.deliveries.c.retry_at <= bindparam("now"))
+        )
+    )
+    .order_by(tables.deliveries.c.created_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
 )
 # Locked in one order, so that two transactions locking some of the same rows cannot deadlock.
 _INTENDED = (
@@ -72,6 +92,7 @@ def _row(delivery: Delivery) -> dict[str, Any]:
         "error": delivery.error,
         "created_at": delivery.created_at,
         "updated_at": delivery.updated_at,
+        "retry_at": delivery.retry_at,
     }
 
 
@@ -94,6 +115,7 @@ def _delivery(row: Row[Any]) -> Delivery:
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        retry_at=row.retry_at,
     )
 
 
@@ -104,16 +126,25 @@ class SqlDeliveryRepository:
         self.saved: list[Delivery] = []
 
     async def intend(self, delivery: Delivery) -> Delivery:
-        (stored,) = await self.intend_all([delivery])
-        return stored
+        await self._session.execute(_INTEND, _row(delivery))
+        row = (await self._session.execute(_INTENDED, {"ids": [delivery.id]})).one()
+        return _delivery(row)
 
-    async def intend_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+    async def add_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
             return []
-        await self._session.execute(_INTEND, [_row(d) for d in deliveries])
-        rows = await self._session.execute(_INTENDED, {"ids": [d.id for d in deliveries]})
-        stored = {row.id: _delivery(row) for row in rows}
-        return [stored[d.id] for d in deliveries]
+        result = await self._session.execute(_ADD, [_row(d) for d in deliveries])
+        added = set(result.scalars())
+        fresh = [d for d in deliveries if d.id in added]
+        # Settled at once (in-app): their events go out with this transaction.
+        self.saved.extend(d for d in fresh if d.settled)
+        return fresh
+
+    async def due(self, channel: Channel, limit: int, now: datetime) -> list[Delivery]:
+        rows = await self._session.execute(
+            _DUE, {"channel": channel.value, "now": now, "limit": limit}
+        )
+        return [_delivery(row) for row in rows]
 
     async def save(self, delivery: Delivery) -> None:
         await self.save_all([delivery])
@@ -131,6 +162,7 @@ class SqlDeliveryRepository:
                     "provider_message_id": d.provider_message_id,
                     "error": d.error,
                     "updated_at": d.updated_at,
+                    "retry_at": d.retry_at,
                 }
                 for d in deliveries
             ],

@@ -42,12 +42,22 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # When the SMS gateway was last asked for this message's receipt.
     Column("receipt_checked_at", DateTime(timezone=True)),
+    # A pending message that met its channel unavailable waits until then.
+    Column("retry_at", DateTime(timezone=True)),
     UniqueConstraint("cause_event_id", "channel", "recipient", name="deliveries_cause"),
     Index("deliveries_request", "request_id", "created_at"),
     Index(
         "deliveries_awaiting_receipt",
         "updated_at",
         postgresql_where=text("status = 'sent' AND channel = 'sms'"),
+    ),
+    # Each channel's sender's: the pending messages, oldest first (one-time codes are sent by
+    # their call alone).
+    Index(
+        "deliveries_due",
+        "channel",
+        "created_at",
+        postgresql_where=text("status = 'pending' AND kind <> 'one_time_code'"),
     ),
     # The results gauge's (adapters/metrics.py): the last hour's, from the index alone.
     Index("deliveries_created", "created_at", postgresql_include=["channel", "status"]),

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
 
-from tawasul_notify.app.ports import (
-    ChannelUnavailable,
-    MessageFailed,
-    Receipts,
-    Sender,
-    UnitOfWork,
-)
+from tawasul_notify.app.ports import ChannelUnavailable, Receipts, Sender, UnitOfWork
 from tawasul_notify.domain.model import (
     Audience,
     Channel,
     Delivery,
-    DeliveryStatus,
     InboxMessage,
     Locale,
     Notice,
@@ -43,124 +38,105 @@ CONSUMER = "notify"
 ONE_TIME_CODE_EVENT = "tawasul.tracking.one-time-code"
 
 
-async def notify(
+async def take(
     *,
     uow: UnitOfWork,
-    channel: Channel,
-    sender: Sender | None,
-    notice: Notice,
-    now: datetime,
-    budget: int,
-) -> list[Delivery]:
-    """Sends the notice's messages on one channel, at most once each; returns their deliveries.
-
-    In-app messages are stored in the transaction that records them. The others are recorded
-    pending first, then sent under their delivery id, then settled. A channel that cannot
-    answer raises ChannelUnavailable (waited out) until the message has spent `budget`
-    attempts while the channel works for others: then it is failed. Failed messages raise
-    MessageFailed once all of the notice's messages are settled.
-    """
-    kind = Kind(notice.kind)
-    if channel not in channels_for(kind):
-        return []
-    rendered = render(kind, channel, notice.locale, notice.values)
-    deliveries, failed = [], []
-    for recipient in notice.addresses(channel):
-        delivery = await _intend(uow, notice, channel, recipient, rendered, now)
-        if not delivery.settled:
-            if sender is None:
-                raise RuntimeError(f"no sender for {channel}")
-            message = _message(delivery, recipient, rendered)
-            await _send(uow, sender, delivery, message, now=now, budget=budget)
-            if delivery.status is DeliveryStatus.FAILED:
-                failed.append(delivery)
-        deliveries.append(delivery)
-    if failed:
-        # Ids only: the errors quote gateway replies, which may name the recipient, and this
-        # message reaches the logs and the dead-letter headers. The rows keep the errors.
-        raise MessageFailed(
-            f"{channel} deliveries {', '.join(str(d.id) for d in failed)} of event "
-            f"{notice.event_id} failed"
-        )
-    return deliveries
-
-
-async def notify_many(
-    *,
-    uow: UnitOfWork,
-    channel: Channel,
-    sender: Sender,
     notices: Sequence[Notice],
     now: datetime,
-    concurrency: int,
-) -> None:
-    """`notify`'s way for a poll of notices on a channel that sends: every intent recorded in
-    one transaction, the messages sent at once (at most `concurrency`), every answer settled in
-    one transaction. A message the channel did not take raises once the others are settled;
-    the caller then goes through `notify` notice by notice, which skips what is settled,
-    sends what is still pending under the same key, and counts the attempts."""
-    intents = _intents(notices, channel, now)
-    async with uow:
-        stored = await uow.deliveries.intend_all([intent for intent, _ in intents.values()])
-        await uow.commit()
-    planned = [
-        (delivery, message)
-        for delivery, (_, message) in zip(stored, intents.values(), strict=True)
-        if not delivery.settled
-    ]
-    slots = asyncio.Semaphore(concurrency)
-
-    async def attempt(message: Outgoing) -> SendOutcome:
-        async with slots:
-            return await sender.send(message)
-
-    answers = await asyncio.gather(*(attempt(m) for _, m in planned), return_exceptions=True)
-    untaken: BaseException | None = None
-    settled = []
-    for (delivery, _), answer in zip(planned, answers, strict=True):
-        if isinstance(answer, BaseException):
-            untaken = untaken or answer
-            continue
-        delivery.sent(answer, now)
-        if not answer.accepted:
-            log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
-        settled.append(delivery)
-    async with uow:
-        await uow.deliveries.save_all(settled)
-        await uow.commit()
-    if untaken is not None:
-        raise untaken
-
-
-async def store_many(*, uow: UnitOfWork, notices: Sequence[Notice], now: datetime) -> None:
-    """`notify`'s way for a poll of notices in-app: the messages stored with their deliveries,
-    all in one transaction."""
-    intents = _intents(notices, Channel.INAPP, now)
-    async with uow:
-        stored = await uow.deliveries.intend_all([intent for intent, _ in intents.values()])
-        fresh = [delivery for delivery in stored if not delivery.settled]
-        await uow.inapp.add_all([InboxMessage.of(delivery) for delivery in fresh])
-        for delivery in fresh:
-            delivery.delivered(now)
-        await uow.deliveries.save_all(fresh)
-        await uow.commit()
-
-
-def _intents(
-    notices: Sequence[Notice], channel: Channel, now: datetime
-) -> dict[uuid.UUID, tuple[Delivery, Outgoing]]:
-    """The deliveries the notices call for on the channel, and their messages, by id."""
-    intents: dict[uuid.UUID, tuple[Delivery, Outgoing]] = {}
+    wake: Callable[[Channel], None],
+) -> list[Delivery]:
+    """Records every message the notices call for, on every channel, in one transaction, each
+    once (an event read again records nothing more). In-app messages are stored and delivered
+    with it; the others are left pending for their channel's sender, woken by `wake` once
+    they are committed. Returns the deliveries recorded now."""
+    intents: dict[uuid.UUID, Delivery] = {}
     for notice in notices:
         kind = Kind(notice.kind)
-        if channel not in channels_for(kind):
-            continue
-        rendered = render(kind, channel, notice.locale, notice.values)
-        for recipient in notice.addresses(channel):
-            intent = _intent(notice, channel, recipient, rendered, now)
-            # An event published twice may come twice in one poll: one message still.
-            intents[intent.id] = (intent, _message(intent, recipient, rendered))
-    return intents
+        for channel in channels_for(kind):
+            rendered = render(kind, channel, notice.locale, notice.values)
+            for recipient in notice.addresses(channel):
+                intent = _intent(notice, channel, recipient, rendered, now)
+                if channel is Channel.INAPP:
+                    intent.delivered(now)
+                # An event published twice may come twice in one poll: one message still.
+                intents.setdefault(intent.id, intent)
+    async with uow:
+        fresh = await uow.deliveries.add_all(list(intents.values()))
+        await uow.inapp.add_all([InboxMessage.of(d) for d in fresh if d.channel is Channel.INAPP])
+        for channel in sorted({d.channel for d in fresh if not d.settled}):
+            uow.on_commit(functools.partial(wake, channel))
+        await uow.commit()
+    return fresh
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one pass of a channel's sender did."""
+
+    # The messages it took from the table.
+    tried: int
+    # The channel answered none of them and does not work for anyone.
+    outage: bool = False
+    # When the ones that met the channel unavailable are due again.
+    retries: tuple[datetime, ...] = ()
+
+
+async def send_due(
+    *,
+    uow: UnitOfWork,
+    sender: Sender,
+    now: datetime,
+    limit: int,
+    budget: int,
+    first_wait: timedelta,
+    concurrency: int,
+) -> Sent:
+    """Sends up to `limit` of the channel's messages that are due, at most `concurrency` at
+    once, and records every answer, in one transaction that holds the messages meanwhile
+    (another replica's sender skips them; a sender that dies lets them go with its
+    connection, and they are sent again under the same key, which the provider takes once).
+
+    A message the channel could not take now waits twice as long each time; once it has spent
+    `budget` tries while the channel works for others, it is failed."""
+    async with uow:
+        due = await uow.deliveries.due(sender.channel, limit, now)
+        if not due:
+            return Sent(tried=0)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def attempt(delivery: Delivery) -> SendOutcome:
+            async with slots:
+                return await sender.send(_message(delivery))
+
+        answers = await asyncio.gather(*(attempt(d) for d in due), return_exceptions=True)
+        unavailable: list[Delivery] = []
+        for delivery, answer in zip(due, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, Exception):
+                    raise answer
+                if not isinstance(answer, ChannelUnavailable):
+                    log.error("%s delivery %s: %r", delivery.channel, delivery.id, answer)
+                delivery.tried(str(answer), now, first_wait=first_wait)
+                unavailable.append(delivery)
+                continue
+            delivery.sent(answer, now)
+            if not answer.accepted:
+                log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
+        # A message the channel answered in this pass shows that it works for others.
+        works = len(unavailable) < len(due) or await sender.healthy()
+        if works:
+            for delivery in (d for d in unavailable if d.attempts >= budget):
+                delivery.fail(f"{delivery.error} after {delivery.attempts} attempts", now)
+                log.warning(
+                    "%s delivery %s failed after %d attempts",
+                    delivery.channel,
+                    delivery.id,
+                    delivery.attempts,
+                )
+        await uow.deliveries.save_all(due)
+        await uow.commit()
+    retries = tuple(d.retry_at for d in unavailable if not d.settled and d.retry_at is not None)
+    return Sent(tried=len(due), outage=not works, retries=retries)
 
 
 def _intent(
@@ -177,9 +153,9 @@ def _intent(
     )
 
 
-def _message(delivery: Delivery, recipient: str, rendered: Rendered) -> Outgoing:
+def _message(delivery: Delivery) -> Outgoing:
     return Outgoing(
-        to=recipient, text=rendered.body, key=str(delivery.id), subject=rendered.subject
+        to=delivery.recipient, text=delivery.text, key=str(delivery.id), subject=delivery.subject
     )
 
 
@@ -193,48 +169,8 @@ async def _intend(
 ) -> Delivery:
     async with uow:
         delivery = await uow.deliveries.intend(_intent(notice, channel, recipient, rendered, now))
-        if channel is Channel.INAPP and not delivery.settled:
-            await uow.inapp.add_all([InboxMessage.of(delivery)])
-            delivery.delivered(now)
-            await uow.deliveries.save(delivery)
         await uow.commit()
     return delivery
-
-
-async def _send(
-    uow: UnitOfWork,
-    sender: Sender,
-    delivery: Delivery,
-    message: Outgoing,
-    *,
-    now: datetime,
-    budget: int,
-) -> None:
-    try:
-        outcome = await sender.send(message)
-    except ChannelUnavailable as exc:
-        delivery.tried(str(exc), now)
-        spent = delivery.attempts >= budget and await sender.healthy()
-        if spent:
-            delivery.fail(f"{exc} after {delivery.attempts} attempts", now)
-        async with uow:
-            await uow.deliveries.save(delivery)
-            await uow.commit()
-        if not spent:
-            raise
-        log.warning(
-            "%s delivery %s failed after %d attempts",
-            delivery.channel,
-            delivery.id,
-            delivery.attempts,
-        )
-        return
-    delivery.sent(outcome, now)
-    if not outcome.accepted:
-        log.warning("%s delivery %s refused by the channel", delivery.channel, delivery.id)
-    async with uow:
-        await uow.deliveries.save(delivery)
-        await uow.commit()
 
 
 async def record_access(*, uow: UnitOfWork, accesses: Sequence[tuple[str, RequestAccess]]) -> None:
@@ -243,7 +179,9 @@ async def record_access(*, uow: UnitOfWork, accesses: Sequence[tuple[str, Reques
     Events applied before change nothing."""
     async with uow:
         latest = {a.request_id: a for a in await claim_each(uow, CONSUMER, accesses)}
-        await uow.access.record_all(list(latest.values()))
+        # Rows locked in one order: a poll's submitted and routed requests are recorded at
+        # once, in two transactions, and in any other order they deadlock.
+        await uow.access.record_all(sorted(latest.values(), key=lambda a: a.request_id))
         await uow.commit()
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tawasul_platform.errors import DomainError, Unavailable
+from tawasul_platform.errors import Unavailable
 from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_notify.domain.model import (
@@ -24,16 +24,8 @@ from tawasul_notify.domain.model import (
 class ChannelUnavailable(Unavailable):
     """The gateway or mail server could not be reached, or failed on its side.
 
-    For everyone (an outage) it is waited out by the consumer, never dead-lettered; for one
-    recipient it spends that message's retry budget.
-    """
-
-
-class MessageFailed(DomainError):
-    """A message failed on its own (refused, or its budget spent while the channel is up).
-
-    Raised after the failure is recorded, so the consumer dead-letters the event at once and
-    goes on with the messages behind it.
+    For everyone (an outage) it is waited out by the channel's sender; for one recipient it
+    spends that message's retry budget.
     """
 
 
@@ -66,8 +58,15 @@ class DeliveryRepository(Protocol):
         locked for this transaction."""
         ...
 
-    async def intend_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        """`intend` for each, in one go; the rows in the order given."""
+    async def add_all(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Records the deliveries not recorded before, in one go; returns those (their events
+        go out at commit)."""
+        ...
+
+    async def due(self, channel: Channel, limit: int, now: datetime) -> list[Delivery]:
+        """Up to `limit` of the channel's pending messages due by `now`, oldest first, locked
+        for this transaction; those another transaction holds are skipped. One-time codes
+        are not among them: their call sends them."""
         ...
 
     async def save(self, delivery: Delivery) -> None: ...
@@ -109,6 +108,10 @@ class AccessRepository(Protocol):
 
 
 class UnitOfWork(Transaction, Inbox, Protocol):
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` once this unit of work's changes are committed."""
+        ...
+
     @property
     def deliveries(self) -> DeliveryRepository: ...
     @property

@@ -12,13 +12,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from tawasul_platform.errors import InvalidArgument
 
 # Delivery ids are uuid5(DELIVERY_NAMESPACE, "<event id>/<channel>/<recipient>").
 DELIVERY_NAMESPACE = uuid.UUID("3f0e7a52-6c1d-5b8e-9a41-7d2c0b9e4f15")
+# The longest a pending message waits between two tries while its channel is unavailable.
+RETRY_WAIT_MOST = timedelta(seconds=30)
 
 
 class Locale(StrEnum):
@@ -197,6 +199,8 @@ class Delivery:
     attempts: int = 0
     provider_message_id: str = ""
     error: str = ""
+    # A pending message that met its channel unavailable is not tried again before then.
+    retry_at: datetime | None = None
     events: list[DeliveryRecorded] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -233,11 +237,14 @@ class Delivery:
         """Nothing more to send: taken, delivered or failed."""
         return self.status is not DeliveryStatus.PENDING
 
-    def tried(self, error: str, now: datetime) -> None:
-        """A send that found the channel unavailable: counted against the retry budget."""
+    def tried(self, error: str, now: datetime, *, first_wait: timedelta) -> None:
+        """A send that found the channel unavailable: counted against the retry budget, and
+        not tried again before twice as long as the last wait (from `first_wait`, at most
+        RETRY_WAIT_MOST)."""
         self.attempts += 1
         self.error = error[:500]
         self.updated_at = now
+        self.retry_at = now + min(first_wait * 2 ** (self.attempts - 1), RETRY_WAIT_MOST)
 
     def sent(self, outcome: SendOutcome, now: datetime) -> None:
         if outcome.accepted:

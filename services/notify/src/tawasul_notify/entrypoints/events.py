@@ -1,5 +1,5 @@
-"""Kafka subscribers of notify: one consumer group per channel, and one for who may read what
-was sent about a request."""
+"""Notify's one consumer group: who may read what was sent about a request, and the messages
+each event calls for, recorded for the channels' senders."""
 
 from __future__ import annotations
 
@@ -11,68 +11,19 @@ from tawasul_platform.errors import InvalidArgument
 
 from tawasul_notify.adapters.events import notice_from
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import Sender, UnitOfWork
+from tawasul_notify.app.ports import UnitOfWork
 from tawasul_notify.domain.model import Channel, RequestAccess
 
-Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
 BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
+Wake = Callable[[Channel], None]
 
 
-def on_event(
-    uow: Callable[[], UnitOfWork],
-    *,
-    channel: Channel,
-    sender: Sender | None,
-    staff: Mapping[str, str],
-    budget: int,
-) -> Handler:
-    """Tells whoever the event concerns, on this channel only."""
-
-    async def handle(event: events_pb2.Envelope) -> None:
-        notice = notice_from(event, staff)
-        if notice is None:
-            return
-        await handlers.notify(
-            uow=uow(),
-            channel=channel,
-            sender=sender,
-            notice=notice,
-            now=datetime.now(UTC),
-            budget=budget,
-        )
-
-    return handle
-
-
-def on_events(
-    uow: Callable[[], UnitOfWork],
-    *,
-    sender: Sender,
-    staff: Mapping[str, str],
-    concurrency: int,
-) -> BatchHandler:
-    """A poll's events on a channel that sends, at once (handlers.notify_many)."""
+def told(uow: Callable[[], UnitOfWork], *, staff: Mapping[str, str], wake: Wake) -> BatchHandler:
+    """A poll's events, each one's messages recorded at once (handlers.take)."""
 
     async def handle(events: Sequence[events_pb2.Envelope]) -> None:
         notices = [n for event in events if (n := notice_from(event, staff)) is not None]
-        await handlers.notify_many(
-            uow=uow(),
-            channel=sender.channel,
-            sender=sender,
-            notices=notices,
-            now=datetime.now(UTC),
-            concurrency=concurrency,
-        )
-
-    return handle
-
-
-def in_app(uow: Callable[[], UnitOfWork], *, staff: Mapping[str, str]) -> BatchHandler:
-    """A poll's events, told in-app at once (handlers.store_many)."""
-
-    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
-        notices = [n for event in events if (n := notice_from(event, staff)) is not None]
-        await handlers.store_many(uow=uow(), notices=notices, now=datetime.now(UTC))
+        await handlers.take(uow=uow(), notices=notices, now=datetime.now(UTC), wake=wake)
 
     return handle
 
@@ -85,6 +36,19 @@ def on_requests(uow: Callable[[], UnitOfWork]) -> BatchHandler:
         await handlers.record_access(
             uow=uow(), accesses=[(event.event_id, _access(event)) for event in events]
         )
+
+    return handle
+
+
+def submitted(
+    uow: Callable[[], UnitOfWork], *, staff: Mapping[str, str], wake: Wake
+) -> BatchHandler:
+    """A submission says who may read its deliveries and is acknowledged to its applicant."""
+    access, tell = on_requests(uow), told(uow, staff=staff, wake=wake)
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
+        await access(events)
+        await tell(events)
 
     return handle
 
