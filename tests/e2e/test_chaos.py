@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import uuid
 
@@ -201,7 +202,8 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
         producer="test",
         request_submitted=events_pb2.RequestSubmitted(
             request_id=request_id,
-            request_number="TW2690000001",
+            # A number of this run's own: a request number is unique in review's queues.
+            request_number=f"TW269{secrets.randbelow(10**7):07d}",
             sub_service_code="reports.general-inquiry",
             department_code="reports",
             description="Submitted while the database was down",

@@ -81,6 +81,7 @@ def _consumer(
         max_batch=settings.consumer_max_batch,
         key_concurrency=settings.consumer_key_concurrency,
         poll_ms=settings.consumer_poll_ms,
+        commit_seconds=settings.consumer_commit_seconds,
     )
 
 

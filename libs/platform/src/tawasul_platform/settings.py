@@ -66,6 +66,9 @@ class ServiceSettings(BaseSettings):
     # How long a poll waits for records; it returns as soon as any arrive, so this is no
     # delay, only how often an idle consumer's loop turns.
     consumer_poll_ms: int = 500
+    # Applied polls' offsets are committed together this long after the first of them; a
+    # crash re-delivers at most this long's worth, which the inbox skips.
+    consumer_commit_seconds: float = 0.1
     # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
     db_pool_size: int = 10
     # How long a statement waits for a free connection before the call is UNAVAILABLE.
