@@ -44,11 +44,11 @@ async def take(
     notices: Sequence[Notice],
     now: datetime,
     wake: Callable[[Channel], None],
-) -> list[Delivery]:
+) -> None:
     """Records every message the notices call for, on every channel, in one transaction, each
     once (an event read again records nothing more). In-app messages are stored and delivered
     with it; the others are left pending for their channel's sender, woken by `wake` once
-    they are committed. Returns the deliveries recorded now."""
+    they are committed."""
     intents: dict[uuid.UUID, Delivery] = {}
     for notice in notices:
         kind = Kind(notice.kind)
@@ -66,7 +66,6 @@ async def take(
         for channel in sorted({d.channel for d in fresh if not d.settled}):
             uow.on_commit(functools.partial(wake, channel))
         await uow.commit()
-    return fresh
 
 
 @dataclass(frozen=True)
