@@ -4,6 +4,7 @@ twice; a refusal is an outcome; an outage is ChannelUnavailable)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ from tawasul_notify.domain.model import (
     delivery_id_for,
 )
 from tawasul_notify.domain.templates import Kind
+from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox
@@ -526,6 +528,79 @@ async def test_deliveries_are_read_by_the_applicant_and_their_departments_review
         await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id=str(uuid.uuid4()))
     with pytest.raises(InvalidArgument):
         await handlers.list_deliveries(uow=uow, caller=REVIEWER, request_id="nope")
+
+
+# --- a channel's sender, running -------------------------------------------------------------
+
+
+class HeldChannel(FakeChannel):
+    """Holds every send until `release` is set; `sending` is set once one has started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message: Outgoing) -> SendOutcome:
+        self.sending.set()
+        await self.release.wait()
+        return await super().send(message)
+
+
+def running(
+    uow: FakeUnitOfWork, channel: FakeChannel, *, first_wait: float = 0.05
+) -> ChannelSender:
+    return ChannelSender(
+        lambda: uow,
+        channel,
+        batch=10,
+        budget=3,
+        first_wait=timedelta(seconds=0.05),
+        concurrency=2,
+        sweep_seconds=60.0,
+    )
+
+
+async def until(done: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 5 s")
+
+
+async def test_a_sender_woken_at_the_commit_sends_and_a_retry_comes_when_due_unwoken() -> None:
+    uow, sms = FakeUnitOfWork(), FakeChannel()
+    sender = running(uow, sms)
+    task = asyncio.create_task(sender.run())
+    try:
+        n = notice(recipients=SMS_ONLY)
+        sms.broken_for.add(MOBILE)
+        await handlers.take(
+            uow=uow, notices=[n], now=datetime.now(UTC), wake=lambda _: sender.wake()
+        )
+        await until(lambda: sms.calls == 1)  # the sweep is a minute away: the wake did it
+        sms.broken_for.clear()
+        await until(lambda: uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT)
+        assert (sms.calls, uow.delivery(Channel.SMS, MOBILE, n).attempts) == (2, 1)
+    finally:
+        task.cancel()
+
+
+async def test_a_sender_stopped_while_it_sends_finishes_the_pass_and_records_the_answers() -> None:
+    uow, sms = FakeUnitOfWork(), HeldChannel()
+    sender = running(uow, sms)
+    n = notice(recipients=SMS_ONLY)
+    await take(uow, n)
+    task = asyncio.create_task(sender.run())
+    await sms.sending.wait()
+    task.cancel()
+    await asyncio.sleep(0.01)
+    assert not task.done()  # waiting for the gateway's answer, not cut short
+    sms.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT
 
 
 # --- one-time codes and previews ----------------------------------------------------------------
