@@ -20,6 +20,10 @@ again one event at a time, so that retries and dead letters stay per event. A ha
 `subscribe_batches` takes the whole poll at once, to apply it set-wise (routing's decisions), or
 with `shared=False` in transactions of its own, for a handler that must commit before it calls
 out (notify's SMS and e-mail: intents, sends, settlements).
+
+A group's fetches are answered as soon as one record waits, unless it gathers (`gather_ms`):
+then the broker holds each fetch that long for more, so that a steady stream comes a poll's
+worth at a time instead of one record a poll, each poll costing about the same.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ from tawasul_platform.tracing import TRACEPARENT
 log = logging.getLogger(__name__)
 
 MAX_OUTAGE_BACKOFF_SECONDS = 30.0
+# A group that gathers its records is answered at once when this much waits for it (a
+# partition's largest fetch, aiokafka's default): more than a poll's worth of events.
+GATHER_BYTES = 1024 * 1024
+IDLE_FETCH_MS = 500
 
 EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
 # Applies a batch's events at once (set-based: one statement for all where it can).
@@ -139,6 +147,7 @@ class EventConsumer:
         key_concurrency: int = 8,
         poll_ms: int = 500,
         commit_seconds: float = 0.1,
+        gather_ms: int = 0,
     ) -> None:
         # No dependency injection: resolving a `KafkaMessage` parameter runs a synchronous
         # step in a worker thread for every batch; the message is read from the context instead.
@@ -158,6 +167,7 @@ class EventConsumer:
         self._poll_ms = poll_ms
         self._lag = metrics.ConsumerLag(group)
         self._commits = Commits(commit_seconds)
+        self._gather_ms = gather_ms
         # What the group does with each topic's records, in the order they were subscribed.
         self._appliers: dict[str, Apply] = {}
 
@@ -225,6 +235,11 @@ class EventConsumer:
             batch=True,
             max_records=self._max_batch,
             batch_timeout_ms=self._poll_ms,
+            # Answered once GATHER_BYTES wait for the group or the wait is over: a backlog at
+            # once, a steady stream every `gather_ms`. Not gathering: at the first record, an
+            # idle fetch held aiokafka's default half second.
+            fetch_min_bytes=GATHER_BYTES if self._gather_ms else 1,
+            fetch_max_wait_ms=self._gather_ms or IDLE_FETCH_MS,
         )
         subscriber(on_batch)
         # FastStream's batch loop sleeps as long again after a poll that found nothing, so a

@@ -82,6 +82,7 @@ def _consumer(
         key_concurrency=settings.consumer_key_concurrency,
         poll_ms=settings.consumer_poll_ms,
         commit_seconds=settings.consumer_commit_seconds,
+        gather_ms=settings.consumer_gather_ms,
     )
 
 
