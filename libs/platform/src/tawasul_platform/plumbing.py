@@ -41,9 +41,10 @@ class Plumbing:
     outbox_gauge: OutboxGauge
     groups: list[EventConsumer] = field(default_factory=list)
 
-    def consumer_group(self, group: str) -> EventConsumer:
-        """Another consumer group of this process, sharing its producer (for dead letters)."""
-        consumer = _consumer(self.settings, group, self.producer, self.transaction)
+    def consumer_group(self, group: str, *, gather_ms: int | None = None) -> EventConsumer:
+        """Another consumer group of this process, sharing its producer (for dead letters);
+        it gathers as the service's settings say unless told otherwise."""
+        consumer = _consumer(self.settings, group, self.producer, self.transaction, gather_ms)
         self.groups.append(consumer)
         return consumer
 
@@ -68,7 +69,11 @@ class Plumbing:
 
 
 def _consumer(
-    settings: ServiceSettings, group: str, producer: AIOKafkaProducer, transaction: Transaction
+    settings: ServiceSettings,
+    group: str,
+    producer: AIOKafkaProducer,
+    transaction: Transaction,
+    gather_ms: int | None = None,
 ) -> EventConsumer:
     return EventConsumer(
         bootstrap=settings.kafka_bootstrap,
@@ -82,7 +87,7 @@ def _consumer(
         key_concurrency=settings.consumer_key_concurrency,
         poll_ms=settings.consumer_poll_ms,
         commit_seconds=settings.consumer_commit_seconds,
-        gather_ms=settings.consumer_gather_ms,
+        gather_ms=settings.consumer_gather_ms if gather_ms is None else gather_ms,
     )
 
 

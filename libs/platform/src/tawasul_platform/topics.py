@@ -56,7 +56,8 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (APPLICANT_ACTIONS, "review"),
     (REQUEST_STATUS_CHANGED, "routing"),
     (APPLICANT_ACTIONS, "routing"),
-    (NOTIFICATION_EVENTS, "review"),
+    # Review's receipts gather in a group of their own; its requests do not wait for them.
+    (NOTIFICATION_EVENTS, "review-receipts"),
     (REQUEST_ROUTED, "docs"),
     (APPLICANT_ACTIONS, "docs"),
     (REQUEST_SUBMITTED, "docs"),

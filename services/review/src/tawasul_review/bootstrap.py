@@ -6,11 +6,12 @@ servicers on a real database with a stand-in for docs; `build` adds the process'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import grpc
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_platform.adopt import adopt_offsets
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import GrpcServer, ServerLimits
@@ -36,6 +37,13 @@ from tawasul_review.entrypoints.grpc import (
     ReviewServicer,
 )
 from tawasul_review.settings import ReviewSettings
+
+# Notify's receipts go only into requests' histories, which no one reads within the second:
+# they gather in a group of their own, so the group a request's path waits on (SERVICE) is
+# answered at once and this one a poll's worth at a time.
+RECEIPTS_GROUP = f"{SERVICE}-receipts"
+# RECEIPTS_GROUP starts where SERVICE, which read the receipts before it, stood.
+FORMER_READERS: Mapping[str, tuple[str, ...]] = {NOTIFICATION_EVENTS: (SERVICE,)}
 
 SERVICE_NAMES = [
     review_pb2.DESCRIPTOR.services_by_name[name].full_name
@@ -92,7 +100,8 @@ async def build(settings: ReviewSettings) -> Runtime:
 
     plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow, rules))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
-    plumbing.consumer.subscribe_batches(NOTIFICATION_EVENTS, on_notifications(uow))
+    receipts = plumbing.consumer_group(RECEIPTS_GROUP, gather_ms=settings.receipts_gather_ms)
+    receipts.subscribe_batches(NOTIFICATION_EVENTS, on_notifications(uow))
     docs_channel = open_channel(settings.docs_address, settings.tls)
     server = grpc_server(
         settings,
@@ -101,6 +110,11 @@ async def build(settings: ReviewSettings) -> Runtime:
         rules=rules,
     )
     runtime = plumbing.runtime(server)
+
+    async def adopt() -> None:
+        await adopt_offsets(settings.kafka_bootstrap, RECEIPTS_GROUP, FORMER_READERS)
+
+    runtime.startup.append(adopt)
 
     async def sweep() -> bool:
         taken = await handlers.sweep(uow=uow(), policy=rules, now=_utc_now())
