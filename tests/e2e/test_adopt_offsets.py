@@ -7,24 +7,19 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import Stack
 from tawasul_platform.adopt import adopt_offsets
+
+from tests.e2e.topics import scratch_topic
 
 
 async def test_the_new_group_reads_what_the_slowest_old_group_had_not_and_adopts_once(
     stack: Stack,
 ) -> None:
     bootstrap = stack.config.kafka_bootstrap
-    topic, run = f"adopt-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    topic, run = await scratch_topic(bootstrap, "adopt-test"), uuid.uuid4().hex[:8]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

@@ -5,15 +5,15 @@ the group's fetch for `gather_ms` before it answers."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tawasul.events.v1 import events_pb2
 from tawasul_devstack.journey import eventually
 from tawasul_devstack.stack import Stack
 from tawasul_platform.consumer import EventConsumer
+
+from tests.e2e.topics import scratch_topic
 
 RECORDS = 10
 # Records go out this far apart, 0.2 s in all: well inside one gathering window, and far
@@ -24,13 +24,7 @@ GATHER_MS = 1000
 
 async def test_a_gathering_group_takes_a_steady_stream_in_few_polls(stack: Stack) -> None:
     bootstrap = stack.config.kafka_bootstrap
-    topic = f"gather-test-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    topic = await scratch_topic(bootstrap, "gather-test")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     polls: list[list[str]] = []

@@ -1,12 +1,27 @@
-"""Reads what really is on a Kafka topic, without joining (or disturbing) any consumer group."""
+"""Reads what really is on a Kafka topic, without joining (or disturbing) any consumer group;
+makes a topic of a test's own."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 from tawasul.events.v1 import events_pb2
+
+
+async def scratch_topic(bootstrap: str, prefix: str) -> str:
+    """A new one-partition topic named after `prefix`, for a test that reads it alone."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    return topic
 
 
 async def records(
