@@ -215,6 +215,9 @@ async def test_a_presigned_link_expires(clients: Clients) -> None:
     )
     fetched = await clients.http.get(link.url)
     assert (fetched.status_code, fetched.content) == (200, data)
+    # Stored before it was checked, served as what the checks found it to be.
+    assert fetched.headers["content-type"] == "application/pdf"
+    assert fetched.headers["content-disposition"].startswith('attachment; filename="expiring.pdf"')
     lifetime = link.expires_at.ToDatetime() - link.document.created_at.ToDatetime()
     assert lifetime.total_seconds() < 60
 

@@ -1,8 +1,8 @@
 """Docs' real gRPC server, built by its composition root, in-process on a real PostgreSQL.
 
-Object storage and the malware scanner stand outside this tier: an in-memory bucket whose pipe
-hands chunks to an upload task (nothing stored when the pipe is aborted, Unavailable when it is
-down), and a scanner that finds EICAR by content (test_scanner.py covers the real clamd).
+Object storage and the malware scanner stand outside this tier: an in-memory bucket whose
+upload task reads the upload's spool (nothing stored when the spool is aborted, Unavailable when
+it is down), and a scanner that finds EICAR by content (test_scanner.py covers the real clamd).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from tawasul_docs import bootstrap
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
-from tawasul_docs.app.ports import Pipe, Verdict
+from tawasul_docs.app.ports import Verdict
+from tawasul_docs.app.spool import Spool, SpoolAborted
 from tawasul_docs.domain.model import Placement
 from tawasul_docs.entrypoints.events import on_submitted
 from tawasul_docs.entrypoints.grpc import DocsServicer
@@ -66,59 +67,44 @@ INFECTED = docs_pb2.DOCUMENT_STATE_INFECTED
 # --- stand-ins for object storage and the scanner -----------------------------------------------
 
 
-class MemoryPipe:
+class MemoryUpload:
+    """What the store read of one upload's spool, and how the spool ended."""
+
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
-        self.aborted = False
         self.finished = False
-        self.ended = asyncio.Event()
-        self.broken = False
-
-    async def feed(self, chunk: bytes) -> None:
-        if self.broken:
-            raise Unavailable("object storage stopped taking the file")
-        self.chunks.append(chunk)
-
-    async def finish(self) -> None:
-        if self.broken:
-            raise Unavailable("object storage stopped taking the file")
-        self.finished = True
-        self.ended.set()
-
-    async def abort(self) -> None:
-        self.aborted = True
-        self.ended.set()
+        self.aborted = False
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
-        self.pipes: list[MemoryPipe] = []
+        self.uploads: list[MemoryUpload] = []
         self.down = False
         self.hold: asyncio.Event | None = None
         self.storing: list[asyncio.Task[None]] = []
 
-    def open_pipe(self) -> MemoryPipe:
-        self.pipes.append(MemoryPipe())
-        return self.pipes[-1]
-
-    def stream_to(self, key: str, pipe: Pipe) -> asyncio.Future[None]:
+    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
         """As with the adapter's SDK call in a thread, cancelling the awaiting task does not
         stop the storing."""
-        assert isinstance(pipe, MemoryPipe)
+        upload = MemoryUpload()
+        self.uploads.append(upload)
 
-        async def upload() -> None:
+        async def store() -> None:
             if self.down:
-                pipe.broken = True
                 raise Unavailable("object storage cannot take the file now")
-            await pipe.ended.wait()
-            if not pipe.finished:
-                raise RuntimeError("aborted: the multipart upload is abandoned")
+            try:
+                async for chunk in spool.chunks():
+                    upload.chunks.append(chunk)
+            except SpoolAborted:
+                upload.aborted = True  # the multipart upload is abandoned
+                raise
+            upload.finished = True
             if self.hold is not None:  # the last part is still on its way
                 await self.hold.wait()
-            self.objects[key] = b"".join(pipe.chunks)
+            self.objects[key] = b"".join(upload.chunks)
 
-        self.storing.append(asyncio.ensure_future(upload()))
+        self.storing.append(asyncio.ensure_future(store()))
         return asyncio.shield(self.storing[-1])
 
     async def copy(self, source: str, target: str, *, content_type: str) -> None:
@@ -142,7 +128,9 @@ class MemoryStore:
         for key in keys:
             await self.delete(key)
 
-    async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
+    async def presign_get(
+        self, key: str, *, expires: timedelta, download_name: str, content_type: str
+    ) -> str:
         seconds = int(expires.total_seconds())
         return f"https://files.test/documents/{key}?X-Amz-Expires={seconds}&name={download_name}"
 
@@ -161,15 +149,11 @@ class EicarScanner:
     async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict:
         if self.down:
             raise Unavailable("clamd cannot be reached")
-        return self._verdict(b"".join([chunk async for chunk in chunks]))
-
-    async def scan_file(self, path: Path) -> Verdict:
-        if self.down:
-            raise Unavailable("clamd cannot be reached")
-        data = await asyncio.to_thread(path.read_bytes)
-        if self.gate is not None:
+        data = b"".join([chunk async for chunk in chunks])
+        gate, self.gate = self.gate, None  # holds the next scan only, once it has the bytes
+        if gate is not None:
             self.waiting.set()
-            await self.gate.wait()
+            await gate.wait()
         return self._verdict(data)
 
 
@@ -416,7 +400,7 @@ async def test_an_infected_upload_is_reported_infected_and_its_bytes_are_gone(do
     assert document.state == INFECTED
     assert docs.store.objects == {}
     assert await docs.rows() == {
-        document.document_id: ("infected", f"quarantine/{document.document_id}")
+        document.document_id: ("infected", f"documents/{document.document_id}")
     }
     error = await refused(docs.link(document.document_id))
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -426,7 +410,7 @@ async def test_a_scanner_down_leaves_the_upload_quarantined_until_a_rescan(docs:
     docs.scanner.down = True
     document = await docs.upload(PDF)
     assert document.state == QUARANTINED
-    key = f"quarantine/{document.document_id}"
+    key = f"documents/{document.document_id}"
     assert docs.store.objects == {key: PDF}
     assert await docs.rows() == {document.document_id: ("quarantined", key)}
 
@@ -534,7 +518,7 @@ async def test_a_chunk_over_64_kib_is_refused(docs: Docs) -> None:
     assert field_violations(error) == {"chunk": f"chunks of at most {CHUNK} bytes"}
     assert await docs.rows() == {}
     assert docs.store.objects == {}
-    assert [pipe.aborted for pipe in docs.store.pipes] == [True]
+    assert [upload.aborted for upload in docs.store.uploads] == [True]
     # Exactly 64 KiB is fine.
     assert (await docs.upload(data, chunk=CHUNK)).state == CLEAN
 
@@ -609,11 +593,11 @@ async def test_uploads_beyond_the_process_cap_wait_for_a_slot(serve: Serve) -> N
         for message in messages[:3]:
             await first.write(message)
 
-        # The first upload holds the only slot once its bytes are flowing to the store.
-        async def flowing() -> bool | None:
-            return True if docs.store.pipes and docs.store.pipes[0].chunks else None
+        # The first upload holds the only slot once it has started storing.
+        async def storing() -> bool | None:
+            return True if docs.store.uploads else None
 
-        await eventually(flowing, within=5, what="the first upload's bytes in the store")
+        await eventually(storing, within=5, what="the first upload storing")
 
         second = asyncio.ensure_future(docs.upload(PDF, token=STRANGER))
 
@@ -622,7 +606,7 @@ async def test_uploads_beyond_the_process_cap_wait_for_a_slot(serve: Serve) -> N
 
         # Taken in, the second can only be waiting for the slot: nothing of it reaches the store.
         await eventually(both_taken, within=5, what="the second upload taken in")
-        assert len(docs.store.pipes) == 1
+        assert len(docs.store.uploads) == 1
         assert not second.done()
 
         for message in messages[3:]:
@@ -642,7 +626,7 @@ async def test_one_account_cannot_take_every_slot(serve: Serve) -> None:
             await call.write(messages[1])
 
         async def all_flowing() -> bool | None:
-            return True if len(docs.store.pipes) == 4 else None
+            return True if len(docs.store.uploads) == 4 else None
 
         await eventually(all_flowing, within=5, what="four uploads in the store")
         error = await refused(docs.upload(PDF, token=OWNER))
@@ -664,12 +648,12 @@ async def test_the_account_limit_holds_across_replicas(serve: Serve) -> None:
             await call.write(messages[1])
 
         async def all_flowing() -> bool | None:
-            return True if len(one.store.pipes) == 4 else None
+            return True if len(one.store.uploads) == 4 else None
 
         await eventually(all_flowing, within=5, what="four uploads on the first replica")
         error = await refused(other.upload(PDF, token=OWNER))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert other.store.pipes == []
+        assert other.store.uploads == []
         for call in held:
             for message in messages[2:]:
                 await call.write(message)
@@ -690,7 +674,7 @@ async def test_concurrent_uploads_within_the_cap_all_succeed(serve: Serve) -> No
 
 
 async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Docs) -> None:
-    docs.scanner.gate = asyncio.Event()
+    gate = docs.scanner.gate = asyncio.Event()
     uploading = asyncio.ensure_future(docs.upload(PDF))
     await asyncio.wait_for(docs.scanner.waiting.wait(), 10)
 
@@ -699,7 +683,7 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
 
     await eventually(committed, within=10, what="the upload's row")
     assert await docs.rescan() is True  # the loop's tick, while the upload is being scanned
-    docs.scanner.gate.set()
+    gate.set()
     document = await uploading
     assert document.state == CLEAN
 

@@ -25,6 +25,7 @@ from tawasul_devstack.journey import sample_pdf
 from tawasul_devstack.procs import StackError, free_port, wait_until_ready
 from tawasul_docs.adapters.scanner import ClamdScanner, ScannerUnavailable
 from tawasul_docs.app.ports import Verdict
+from tawasul_docs.app.spool import Spool
 from tawasul_platform.errors import Unavailable
 
 FOUND = Verdict(clean=False, signature=clamav.REPORTED_SIGNATURE)
@@ -145,23 +146,24 @@ async def test_chunks_of_any_size_are_cut_to_the_chunk_size(clamd: Clamd) -> Non
     assert await scanner.scan(uneven()) == FOUND
 
 
-async def test_a_file_of_many_chunks_streams_whole(scanner: ClamdScanner, tmp_path: Path) -> None:
+async def test_a_spool_is_scanned_whole_while_it_is_written(
+    scanner: ClamdScanner, tmp_path: Path
+) -> None:
     size = 40 * CHUNK + 123
     filler = bytes(range(256)) * (size // 256 + 1)
-    clean = tmp_path / "clean.pdf"
-    clean.write_bytes(filler[:size])
+    clean = filler[:size]
     # EICAR straddling a chunk boundary near the end: found only if every chunk arrived whole.
-    infected = tmp_path / "infected.pdf"
     at = 38 * CHUNK - len(clamav.EICAR) // 2
-    infected.write_bytes(filler[:at] + clamav.EICAR + filler[at : size - len(clamav.EICAR)])
+    infected = filler[:at] + clamav.EICAR + filler[at : size - len(clamav.EICAR)]
 
-    assert await scanner.scan_file(clean) == CLEAN
-    assert await scanner.scan_file(infected) == FOUND
-
-
-async def test_a_missing_file_is_no_verdict(scanner: ClamdScanner, tmp_path: Path) -> None:
-    with pytest.raises(ScannerUnavailable):
-        await scanner.scan_file(tmp_path / "absent.pdf")
+    for data, expected in ((clean, CLEAN), (infected, FOUND)):
+        spool = Spool(tmp_path)
+        scanning = asyncio.create_task(scanner.scan(spool.chunks()))
+        for start in range(0, size, 1000):  # not a multiple of what the scanner reads
+            await spool.append(data[start : start + 1000])
+        await spool.finish()
+        assert await scanning == expected
+        spool.close()
 
 
 async def test_a_stream_over_clamds_limit_is_no_verdict(scanner: ClamdScanner) -> None:
@@ -203,8 +205,6 @@ async def test_a_stopped_clamd_gives_no_verdict(tmp_path: Path) -> None:
 
     with pytest.raises(ScannerUnavailable) as raised:
         await scanner.scan(chunks_of(sample_pdf("after")))
-    with pytest.raises(ScannerUnavailable):
-        await scanner.scan_file(tmp_path / "clamd.conf")
     assert await scanner.ping() is False
     assert isinstance(raised.value, Unavailable)
 

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 from minio import Minio
+from minio.error import S3Error
 from tawasul_devstack import install
 from tawasul_devstack.procs import StackError, free_port, wait_until_ready
 from tawasul_devstack.stack import StackConfig
 from tawasul_docs.adapters.storage import EncryptionUnavailable, MinioObjectStore, make_client
+from tawasul_docs.app.spool import Spool, SpoolAborted
 
 READY_TIMEOUT = 30.0
 USER, PASSWORD = "tawasul-test", "tawasul-test-password"
@@ -109,12 +111,13 @@ def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
 
 
 async def stream(store: MinioObjectStore, key: str, data: bytes) -> None:
-    pipe = store.open_pipe()
-    storing = store.stream_to(key, pipe)
+    spool = Spool(None)
+    storing = store.stream_to(key, spool)
     for start in range(0, len(data), 64 * 1024):
-        await pipe.feed(data[start : start + 64 * 1024])
-    await pipe.finish()
+        await spool.append(data[start : start + 64 * 1024])
+    await spool.finish()
     await storing
+    spool.close()
 
 
 async def read(store: MinioObjectStore, key: str) -> bytes:
@@ -139,6 +142,24 @@ async def test_every_object_is_encrypted_at_rest(keyed: MinioServer) -> None:
         files = [p for p in (keyed.data / BUCKET / key).rglob("*") if p.is_file()]
         assert files
         assert not [p for p in files if marker in p.read_bytes()]
+
+
+async def test_an_aborted_spool_leaves_no_object(keyed: MinioServer) -> None:
+    store = MinioObjectStore(keyed.client(), BUCKET)
+    await store.ensure_bucket()
+    spool = Spool(None)
+    storing = store.stream_to("documents/aborted", spool)
+    # Past one 5 MiB part, so that a part is stored before the upload is abandoned.
+    for _ in range(6 * 16):
+        await spool.append(os.urandom(64 * 1024))
+    spool.abort()
+    with pytest.raises(SpoolAborted):
+        await storing
+    spool.close()
+    client = keyed.client()
+    with pytest.raises(S3Error) as missing:
+        await asyncio.to_thread(client.stat_object, BUCKET, "documents/aborted")
+    assert missing.value.code == "NoSuchKey"
 
 
 async def test_a_server_without_a_key_stops_docs_from_starting(keyless: MinioServer) -> None:

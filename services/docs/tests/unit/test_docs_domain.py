@@ -184,7 +184,9 @@ def a_document(
     )
 
 
-def test_a_new_document_waits_in_quarantine_under_a_key_of_its_id(tmp_path: Path) -> None:
+def test_a_new_document_waits_in_quarantine_where_it_stays_under_a_key_of_its_id(
+    tmp_path: Path,
+) -> None:
     data = sample_pdf("Tawasul")
     path = tmp_path / "upload"
     path.write_bytes(data)
@@ -209,7 +211,7 @@ def test_a_new_document_waits_in_quarantine_under_a_key_of_its_id(tmp_path: Path
         content_type=Kind.PDF,
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        object_key=f"quarantine/{key}",
+        object_key=f"documents/{key}",
         created_at=NOW,
         state=State.QUARANTINED,
         document_kind="supporting_document",
@@ -243,20 +245,27 @@ def test_a_long_name_is_stored_at_most_at_the_limit_with_the_detected_extension(
     assert document.filename.endswith("ا.png")
 
 
-def test_a_clean_verdict_moves_the_document_out_of_quarantine() -> None:
+def test_a_clean_verdict_makes_the_document_readable_where_it_is() -> None:
     document = a_document()
     clean = document.scanned(clean=True)
-    assert clean == dataclasses.replace(
+    assert clean == dataclasses.replace(document, state=State.CLEAN)
+    assert clean.object_key == f"documents/{document.id}"
+    assert document.state is State.QUARANTINED  # the original is unchanged
+
+
+def test_a_clean_verdict_moves_a_legacy_document_out_of_quarantine() -> None:
+    document = a_document()
+    legacy = dataclasses.replace(document, object_key=f"quarantine/{document.id}")
+    assert legacy.scanned(clean=True) == dataclasses.replace(
         document, state=State.CLEAN, object_key=f"documents/{document.id}"
     )
-    assert document.state is State.QUARANTINED  # the original is unchanged
 
 
 def test_an_infected_verdict_keeps_the_key_it_had_for_the_record() -> None:
     document = a_document()
     infected = document.scanned(clean=False)
     assert infected == dataclasses.replace(document, state=State.INFECTED)
-    assert infected.object_key == f"quarantine/{document.id}"
+    assert infected.object_key == f"documents/{document.id}"
 
 
 def every_state(document: Document) -> tuple[Document, Document, Document]:

@@ -29,7 +29,8 @@ from pypdf.actions import JavaScript
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
 from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs.app import handlers
-from tawasul_docs.app.ports import Pipe, Verdict
+from tawasul_docs.app.ports import Verdict
+from tawasul_docs.app.spool import Spool, SpoolAborted
 from tawasul_docs.domain.inspection import Kind
 from tawasul_docs.domain.model import (
     MAX_CHUNK,
@@ -69,45 +70,21 @@ INFECTED_PDF = sample_pdf(EICAR.decode())
 # --- fakes of the ports -------------------------------------------------------------------------
 
 
-class FakePipe:
-    def __init__(self, store: FakeObjectStore) -> None:
-        self._store = store
+class FakeUpload:
+    """What the store read of one upload's spool, and how the spool ended."""
+
+    def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.finished = False
         self.aborted = False
-        self.failure: Unavailable | None = None  # set when the storing side stopped
-        self.ended = asyncio.Event()
-
-    def _check(self) -> None:
-        if self.failure is not None:
-            raise Unavailable("object storage stopped taking the file")
-
-    async def feed(self, chunk: bytes) -> None:
-        self._check()
-        limit = self._store.down_after_bytes
-        if limit is not None and sum(map(len, self.chunks)) + len(chunk) > limit:
-            self.failure = Unavailable("object storage went down mid-upload")
-            self.ended.set()
-            self._check()
-        self.chunks.append(chunk)
-
-    async def finish(self) -> None:
-        self._check()
-        self.finished = True
-        self.ended.set()
-
-    async def abort(self) -> None:
-        self.aborted = True
-        self.ended.set()
 
 
 class FakeObjectStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
-        self.content_types: dict[str, str] = {}
-        self.pipes: list[FakePipe] = []
+        self.uploads: list[FakeUpload] = []
         self.deleted: list[str] = []
-        self.presigned: list[tuple[str, timedelta, str]] = []
+        self.presigned: list[tuple[str, timedelta, str, str]] = []
         self.down = False
         self.down_after_bytes: int | None = None
         self.promote_down = False
@@ -118,32 +95,30 @@ class FakeObjectStore:
         if self.down:
             raise Unavailable("object storage cannot answer now")
 
-    def open_pipe(self) -> FakePipe:
-        pipe = FakePipe(self)
-        self.pipes.append(pipe)
-        return pipe
-
-    def stream_to(self, key: str, pipe: Pipe) -> asyncio.Future[None]:
+    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
         """Like the adapter's, whose SDK call runs in a thread: cancelling the awaiting task
         does not stop the storing, which goes on to its end."""
-        assert isinstance(pipe, FakePipe)
+        upload = FakeUpload()
+        self.uploads.append(upload)
 
-        async def upload() -> None:
+        async def store() -> None:
             if self.down:
-                pipe.failure = Unavailable("object storage cannot take the file now")
-                raise pipe.failure
-            await pipe.ended.wait()
-            if pipe.failure is not None:
-                raise pipe.failure
-            # What the storing side read first decides: an abort after the end changes nothing.
-            if not pipe.finished:
-                raise RuntimeError("upload aborted: the multipart upload is abandoned")
+                raise Unavailable("object storage cannot take the file now")
+            try:
+                async for chunk in spool.chunks(MiB):
+                    limit = self.down_after_bytes
+                    if limit is not None and sum(map(len, upload.chunks)) + len(chunk) > limit:
+                        raise Unavailable("object storage went down mid-upload")
+                    upload.chunks.append(chunk)
+            except SpoolAborted:
+                upload.aborted = True  # the multipart upload is abandoned
+                raise
+            upload.finished = True
             if self.hold is not None:  # the last part is still on its way
                 await self.hold.wait()
-            self.objects[key] = b"".join(pipe.chunks)
-            self.content_types[key] = "application/octet-stream"
+            self.objects[key] = b"".join(upload.chunks)
 
-        storing = asyncio.ensure_future(upload())
+        storing = asyncio.ensure_future(store())
         self.storing.append(storing)
         return asyncio.shield(storing)
 
@@ -154,7 +129,6 @@ class FakeObjectStore:
         if source not in self.objects:
             raise Unavailable(f"object storage cannot copy the file now: NoSuchKey {source}")
         self.objects[target] = self.objects[source]
-        self.content_types[target] = content_type
 
     async def chunks(self, key: str) -> AsyncIterator[bytes]:
         self._up()
@@ -168,14 +142,15 @@ class FakeObjectStore:
         self._up()
         self.deleted.append(key)
         self.objects.pop(key, None)
-        self.content_types.pop(key, None)
 
     async def delete_many(self, keys: list[str]) -> None:
         for key in keys:
             await self.delete(key)
 
-    async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
-        self.presigned.append((key, expires, download_name))
+    async def presign_get(
+        self, key: str, *, expires: timedelta, download_name: str, content_type: str
+    ) -> str:
+        self.presigned.append((key, expires, download_name, content_type))
         return f"http://s3.test/documents-bucket/{key}?X-Amz-Expires={int(expires.total_seconds())}"
 
 
@@ -185,7 +160,7 @@ class FakeScanner:
     def __init__(self) -> None:
         self.down = False
         self.scanned: list[bytes] = []
-        # When set, scan_file waits for it: the inline scan is caught half way.
+        # When set, the next scan waits for it once it has read its bytes: caught half way.
         self.gate: asyncio.Event | None = None
         self.waiting = asyncio.Event()
 
@@ -198,15 +173,11 @@ class FakeScanner:
     async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict:
         if self.down:
             raise Unavailable("clamd cannot be reached")
-        return self._verdict(b"".join([chunk async for chunk in chunks]))
-
-    async def scan_file(self, path: Path) -> Verdict:
-        if self.down:
-            raise Unavailable("clamd cannot be reached")
-        data = await asyncio.to_thread(path.read_bytes)
-        if self.gate is not None:
+        data = b"".join([chunk async for chunk in chunks])
+        gate, self.gate = self.gate, None
+        if gate is not None:
             self.waiting.set()
-            await self.gate.wait()
+            await gate.wait()
         return self._verdict(data)
 
 
@@ -540,21 +511,18 @@ async def test_a_valid_pdf_ends_clean_under_documents_and_nothing_stays_in_quara
     assert (document.size_bytes, document.sha256) == (len(PDF), hashlib.sha256(PDF).hexdigest())
     assert (document.owner_id, document.created_at) == (OWNER.subject, NOW)
     assert docs.store.objects == {f"documents/{document.id}": PDF}
-    assert docs.store.content_types == {f"documents/{document.id}": "application/pdf"}
     assert docs.uow.rows == {document.id: document}
     assert docs.scanner.scanned == [PDF]
     assert list(docs.spool.iterdir()) == []  # the spool file is gone
 
 
-async def test_a_large_pdf_streams_in_64_kib_chunks_and_is_stored_byte_for_byte(
-    docs: Docs,
-) -> None:
+async def test_a_large_pdf_in_64_kib_chunks_is_stored_byte_for_byte(docs: Docs) -> None:
     data = sample_pdf("x" * (3 * MiB))
     document = await docs.upload([meta(), *chunked(data)], max_bytes=10 * MiB)
     assert document.state is State.CLEAN
-    assert docs.store.objects[document.object_key] == data
+    assert docs.store.objects == {f"documents/{document.id}": data}
     assert document.sha256 == hashlib.sha256(data).hexdigest()
-    assert max(map(len, docs.store.pipes[0].chunks)) == MAX_CHUNK
+    assert docs.scanner.scanned == [data]
 
 
 async def test_a_photo_for_a_sub_service_is_kept_with_its_kind(docs: Docs) -> None:
@@ -568,7 +536,8 @@ async def test_a_photo_for_a_sub_service_is_kept_with_its_kind(docs: Docs) -> No
         "photo",
         PROBLEM,
     )
-    assert docs.store.content_types[document.object_key] == "image/jpeg"
+    await docs.link(document)
+    assert docs.store.presigned[0][3] == "image/jpeg"  # the link serves it as what it is
 
 
 async def test_a_file_exactly_at_the_limit_is_accepted(docs: Docs) -> None:
@@ -582,9 +551,9 @@ async def test_a_file_exactly_at_the_limit_is_accepted(docs: Docs) -> None:
 async def test_eicar_inside_a_pdf_is_infected_and_its_bytes_are_deleted(docs: Docs) -> None:
     document = await docs.upload([meta("letter.pdf"), INFECTED_PDF])
     assert document.state is State.INFECTED
-    assert document.object_key == f"quarantine/{document.id}"
+    assert document.object_key == f"documents/{document.id}"
     assert docs.store.objects == {}
-    assert docs.store.deleted == [f"quarantine/{document.id}"]
+    assert docs.store.deleted == [f"documents/{document.id}"]
     assert docs.uow.rows == {document.id: document}
     # The owner sees what became of it; nobody gets its bytes.
     assert (await docs.get(document)).state is State.INFECTED
@@ -601,13 +570,13 @@ async def test_a_scanner_down_leaves_the_document_in_quarantine_until_it_returns
     docs.scanner.down = True
     document = await docs.upload([meta(), PDF])
     assert document.state is State.QUARANTINED
-    assert docs.store.objects == {f"quarantine/{document.id}": PDF}
+    assert docs.store.objects == {f"documents/{document.id}": PDF}
     assert docs.uow.rows[document.id].state is State.QUARANTINED
-    # Still down: it stays where it is, and the loop is told to retry.
+    # Still down: it stays as it is, and the loop is told to retry.
     with pytest.raises(Unavailable):
         await docs.rescan()
     assert docs.uow.rows[document.id].state is State.QUARANTINED
-    assert set(docs.store.objects) == {f"quarantine/{document.id}"}
+    assert docs.store.objects == {f"documents/{document.id}": PDF}
 
     docs.scanner.down = False
     assert await docs.rescan() is True
@@ -741,8 +710,8 @@ async def test_refused_content_leaves_no_object_no_row_and_no_spool_file(
     assert caught.value.violations == {field: reason}
     docs.assert_nothing_left()
     # Every upload that was started was abandoned, or its object deleted once checked.
-    for pipe in docs.store.pipes:
-        assert pipe.aborted or docs.store.deleted
+    for upload in docs.store.uploads:
+        assert upload.aborted or docs.store.deleted
 
 
 async def test_reading_stops_at_the_chunk_that_crosses_the_limit(docs: Docs) -> None:
@@ -751,16 +720,16 @@ async def test_reading_stops_at_the_chunk_that_crosses_the_limit(docs: Docs) -> 
         await docs.upload(stream, max_bytes=len(PDF) + 1500)
     assert set(caught.value.violations) == {"size"}
     assert stream.read == 4  # metadata, PDF, 1000, and the 1000 that crossed
-    assert docs.store.pipes[0].aborted
+    assert docs.store.uploads[0].aborted
     docs.assert_nothing_left()
 
 
 async def test_an_oversize_chunk_is_refused_before_it_is_sent_on(docs: Docs) -> None:
     with pytest.raises(InvalidArgument):
         await docs.upload([meta(), PDF[:10], b"x" * (MAX_CHUNK + 1), PDF[10:]])
-    (pipe,) = docs.store.pipes
-    assert pipe.chunks == [PDF[:10]]
-    assert pipe.aborted
+    (upload,) = docs.store.uploads
+    assert b"".join(upload.chunks) in (b"", PDF[:10])  # what it had read of the spool
+    assert upload.aborted
 
 
 async def test_only_beneficiaries_upload_and_nothing_is_read_first(docs: Docs) -> None:
@@ -768,7 +737,7 @@ async def test_only_beneficiaries_upload_and_nothing_is_read_first(docs: Docs) -
     with pytest.raises(PermissionDenied):
         await docs.upload(stream, caller=REVIEWER)
     assert stream.read == 0
-    assert docs.store.pipes == []
+    assert docs.store.uploads == []
     docs.assert_nothing_left()
 
 
@@ -781,17 +750,29 @@ async def test_storage_down_is_unavailable_and_leaves_no_row(docs: Docs) -> None
         await docs.upload([meta(), *chunked(PDF, 100)])
     docs.assert_nothing_left()
     assert docs.uow.commits == 0
-    assert docs.scanner.scanned == []
 
 
 async def test_storage_going_down_mid_upload_stops_reading_and_leaves_no_row(docs: Docs) -> None:
-    docs.store.down_after_bytes = 250
-    parts = chunked(PDF, 100)
+    docs.store.down_after_bytes = 300 * 1024
+    parts = chunked(sample_pdf("y" * (3 * MiB)))
     stream = Stream([meta(), *parts])
     with pytest.raises(Unavailable):
-        await docs.upload(stream)
-    assert stream.read == 4  # metadata and the three chunks up to the failure
-    assert docs.store.pipes[0].aborted
+        await docs.upload(stream, max_bytes=10 * MiB)
+    # Storage fails past the fifth chunk and reads the spool on its own: noticed a few later,
+    # long before the end.
+    assert stream.read < 25 < len(parts)
+    docs.assert_nothing_left()
+
+
+async def test_content_refused_by_its_first_bytes_stops_the_reading(docs: Docs) -> None:
+    zipped = b"PK\x03\x04" + b"z" * (4 * MiB)
+    stream = Stream([meta("a.pdf", ""), *chunked(zipped)])
+    with pytest.raises(InvalidArgument) as caught:
+        await docs.upload(stream, max_bytes=MiB)
+    assert caught.value.violations == {"content": "ZIP archives are not accepted"}
+    # The checks read the spool as it grows: a few chunks past the first, not the 60 after.
+    assert stream.read < 20
+    assert docs.store.uploads[0].aborted
     docs.assert_nothing_left()
 
 
@@ -799,7 +780,7 @@ async def test_a_failed_commit_deletes_the_quarantined_object(docs: Docs) -> Non
     docs.uow.failing = {1}
     with pytest.raises(ConnectionError):
         await docs.upload([meta(), PDF])
-    assert [key.split("/")[0] for key in docs.store.deleted] == ["quarantine"]
+    assert [key.split("/")[0] for key in docs.store.deleted] == ["documents"]
     docs.assert_nothing_left()
 
 
@@ -873,7 +854,12 @@ async def test_a_clean_document_is_downloadable_by_its_owner_and_a_reviewer(docs
     url = await docs.link(document, REVIEWER)
     assert f"documents/{document.id}" in url
     await docs.link(document)
-    presigned = (f"documents/{document.id}", timedelta(seconds=300), "جواز.pdf")
+    presigned = (
+        f"documents/{document.id}",
+        timedelta(seconds=300),
+        "جواز.pdf",
+        "application/pdf",
+    )
     assert docs.store.presigned == [presigned, presigned]
 
 
@@ -889,7 +875,7 @@ async def test_unknown_and_malformed_ids(docs: Docs) -> None:
 
 
 async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Docs) -> None:
-    docs.scanner.gate = asyncio.Event()
+    gate = docs.scanner.gate = asyncio.Event()
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
     await asyncio.wait_for(docs.scanner.waiting.wait(), 5)
 
@@ -899,7 +885,7 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
     await eventually(committed, within=5, what="the row committed")
     # The rescan loop's tick comes while the upload is being scanned.
     assert await docs.rescan() is True
-    docs.scanner.gate.set()
+    gate.set()
     document = await uploading
     assert document.state is State.CLEAN
     assert docs.store.objects == {f"documents/{document.id}": PDF}
@@ -913,8 +899,7 @@ async def test_a_document_whose_verdict_was_not_saved_is_finished_by_a_rescan(
         await docs.upload([meta(), PDF])
     (row,) = docs.uow.rows.values()
     assert row.state is State.QUARANTINED
-    # The copy was made, but the quarantined object the row points at is still there.
-    assert set(docs.store.objects) == {f"quarantine/{row.id}", f"documents/{row.id}"}
+    assert docs.store.objects == {f"documents/{row.id}": PDF}
     for _ in range(3):  # the rescan loop's next ticks, with the database back
         with contextlib.suppress(Unavailable):
             await docs.rescan()
@@ -935,17 +920,33 @@ async def test_one_document_that_cannot_be_scanned_does_not_hold_up_the_others(
     assert docs.uow.rows[waiting.id].state is State.CLEAN
 
 
-async def test_storage_failing_at_the_promote_answers_consistently(docs: Docs) -> None:
+async def legacy_quarantined(docs: Docs) -> Document:
+    """A document stored under quarantine/, as before 2026-12-03, still waiting for a scan."""
+    document = await quarantined(docs)
+    legacy = dataclasses.replace(document, object_key=f"quarantine/{document.id}")
+    docs.store.objects[legacy.object_key] = docs.store.objects.pop(document.object_key)
+    docs.uow.rows[document.id] = legacy
+    return legacy
+
+
+async def test_a_legacy_quarantined_document_moves_out_of_quarantine_when_clean(
+    docs: Docs,
+) -> None:
+    legacy = await legacy_quarantined(docs)
+    assert await docs.rescan() is True
+    cleaned = docs.uow.rows[legacy.id]
+    assert (cleaned.state, cleaned.object_key) == (State.CLEAN, f"documents/{legacy.id}")
+    assert docs.store.objects == {f"documents/{legacy.id}": PDF}
+    assert docs.store.deleted == [f"quarantine/{legacy.id}"]
+
+
+async def test_a_legacy_document_whose_copy_fails_stays_in_quarantine(docs: Docs) -> None:
+    legacy = await legacy_quarantined(docs)
     docs.store.promote_down = True
-    try:
-        document = await docs.upload([meta(), PDF])
-    except Unavailable:
-        # Either UNAVAILABLE with nothing left behind…
-        docs.assert_nothing_left()
-    else:
-        # …or the document, honestly reported as still in quarantine.
-        assert document.state is State.QUARANTINED
-        assert docs.uow.rows[document.id].state is State.QUARANTINED
+    with pytest.raises(Unavailable):
+        await docs.rescan()
+    assert docs.uow.rows[legacy.id] == legacy
+    assert docs.store.objects == {f"quarantine/{legacy.id}": PDF}
 
 
 async def test_the_scan_runs_while_the_row_is_committed_and_counts_only_after(
@@ -989,7 +990,7 @@ async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
 
     async def reached() -> bool | None:
-        sent_all = bool(docs.store.pipes) and docs.store.pipes[0].finished
+        sent_all = bool(docs.store.uploads) and docs.store.uploads[0].finished
         held = sent_all and (stage == "storing the last part" or docs.uow.commits > 0)
         return True if held else None
 
@@ -1083,7 +1084,7 @@ async def test_a_quarantined_document_is_published_clean_when_the_scanner_return
     ("parts", "reason"),
     [
         ([meta(), javascript_pdf()], "content: the PDF contains JavaScript"),
-        ([meta(), b"x" * (MiB + 1)], f"size: the file exceeds the limit of {MiB} bytes"),
+        ([meta(), sample_pdf("x" * MiB)], f"size: the file exceeds the limit of {MiB} bytes"),
     ],
 )
 async def test_a_refused_upload_is_published_rejected_and_nothing_else(

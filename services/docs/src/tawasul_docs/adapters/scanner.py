@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncGenerator, AsyncIterator
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import AsyncIterator
 
 from tawasul_platform.errors import Unavailable
 
@@ -88,15 +86,6 @@ class ClamdScanner:
             raise ScannerUnavailable(
                 f"clamd at {self._address} gave no verdict within {self._timeout} s"
             ) from None
-
-    async def scan_file(self, path: Path) -> Verdict:
-        """The verdict on a file, read chunk by chunk in worker threads, never whole."""
-        chunks = self._file_chunks(path)
-        try:
-            return await self.scan(chunks)
-        finally:
-            # Closes the file now, also when the scan failed half way.
-            await chunks.aclose()
 
     async def ping(self) -> bool:
         """Whether clamd answers PING with PONG within the deadline."""
@@ -177,21 +166,3 @@ class ClamdScanner:
         with contextlib.suppress(ScannerUnavailable):
             return await self._read_reply(reader)
         return ""
-
-    async def _file_chunks(self, path: Path) -> AsyncGenerator[bytes, None]:
-        # The file object is opened, read and closed in worker threads, one call at a time.
-        try:
-            handle: BinaryIO = await asyncio.to_thread(path.open, "rb")
-        except OSError as exc:
-            raise ScannerUnavailable(f"cannot read {path} to scan it: {exc}") from exc
-        try:
-            while True:
-                try:
-                    chunk = await asyncio.to_thread(handle.read, self._chunk_bytes)
-                except OSError as exc:
-                    raise ScannerUnavailable(f"cannot read {path} to scan it: {exc}") from exc
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)

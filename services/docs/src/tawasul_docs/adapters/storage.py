@@ -1,8 +1,10 @@
 """Documents' bytes in MinIO (S3 API). The minio SDK blocks, so every call runs in a thread.
 
-Bucket layout: `quarantine/<document id>` while a new upload waits for the malware scanner,
-`documents/<document id>` once it is clean; nothing else is written to the bucket. The bucket
-encrypts every object at rest (SSE-S3) when the server holds a key; see `ensure_bucket`.
+Bucket layout: `documents/<document id>`, written once as the upload arrives; whether it may
+be read (clean) or not yet (quarantined) is its row's state, so the scanner's verdict moves no
+bytes. Rows older than 2026-12-03 may point at `quarantine/<document id>`, copied out when
+found clean. Nothing else is written to the bucket. The bucket encrypts every object at rest
+(SSE-S3) when the server holds a key; see `ensure_bucket`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import queue
-import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
 from urllib.parse import quote
 
 import urllib3
@@ -26,7 +25,7 @@ from minio.error import MinioException, S3Error, ServerError
 from minio.sseconfig import Rule, SSEConfig
 from tawasul_platform.errors import Unavailable
 
-from tawasul_docs.app.ports import Pipe
+from tawasul_docs.app.spool import Spool, SpoolAborted
 
 log = logging.getLogger(__name__)
 
@@ -68,71 +67,6 @@ PART_BYTES = 5 * 1024 * 1024
 
 class EncryptionUnavailable(RuntimeError):
     """Object storage offers no server-side encryption, and docs was told to require it."""
-
-
-class UploadAborted(Exception):
-    """The sender stopped (bad input, cancellation): the multipart upload is abandoned."""
-
-
-class ChunkPipe(io.RawIOBase):
-    """Chunks handed from the event loop to the SDK's uploading thread, a few at a time.
-
-    `feed` waits while the pipe is full, so a fast client cannot grow the process's memory;
-    an `abort` makes the SDK's next read fail, and the SDK then aborts the multipart upload,
-    leaving no object behind. When the uploading thread stops (storage down), whoever waits
-    on the pipe gets Unavailable instead of waiting for ever.
-    """
-
-    def __init__(self, depth: int = 4) -> None:
-        super().__init__()
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
-        self._pending = b""
-        self._done = False
-        self.closed_by_reader = threading.Event()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending and not self._done:
-            item = self._queue.get()
-            if item is None:
-                self._done = True
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                self._pending = item
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    def _put(self, item: bytes | BaseException | None) -> None:
-        while not self.closed_by_reader.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-            except queue.Full:
-                continue
-            return
-        if not isinstance(item, BaseException):
-            raise Unavailable("object storage stopped taking the file")
-
-    async def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if self.closed_by_reader.is_set():
-            raise Unavailable("object storage stopped taking the file")
-        try:
-            # While the pipe has room nothing blocks: a thread is needed only to wait.
-            self._queue.put_nowait(chunk)
-        except queue.Full:
-            await asyncio.to_thread(self._put, chunk)
-
-    async def finish(self) -> None:
-        await asyncio.to_thread(self._put, None)
-
-    async def abort(self) -> None:
-        await asyncio.to_thread(self._put, UploadAborted())
 
 
 class MinioObjectStore:
@@ -193,33 +127,27 @@ class MinioObjectStore:
             # Unreachable or still starting: an outage, which the service waits out at start.
             raise Unavailable("object storage cannot be reached") from exc
 
-    def open_pipe(self) -> ChunkPipe:
-        return ChunkPipe()
-
-    def stream_to(self, key: str, pipe: Pipe) -> asyncio.Future[None]:
-        """Starts uploading what the pipe carries to `key`; the future ends with the upload."""
-        if not isinstance(pipe, ChunkPipe):
-            raise TypeError("a pipe of this store's own making")
+    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
+        """Starts uploading the spool's bytes to `key` as they arrive; the future ends with the
+        upload. An aborted spool makes the SDK abandon the multipart upload: no object."""
 
         def upload() -> None:
             try:
                 self._client.put_object(
                     self._bucket,
                     key,
-                    io.BufferedReader(pipe, buffer_size=64 * 1024),
+                    io.BufferedReader(spool.reader(), buffer_size=64 * 1024),
                     -1,
                     part_size=PART_BYTES,
                     content_type="application/octet-stream",
                     # One part in flight: parallel parts would each hold 5 MiB in memory.
                     num_parallel_uploads=1,
                 )
-            except UploadAborted:
+            except SpoolAborted:
                 raise
             except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 log.warning("storing %s failed: %s", key, exc)
                 raise Unavailable("object storage cannot take the file now") from exc
-            finally:
-                pipe.closed_by_reader.set()
 
         return asyncio.get_running_loop().run_in_executor(self._uploads, upload)
 
@@ -266,12 +194,19 @@ class MinioObjectStore:
         if failed:
             raise Unavailable(f"object storage kept {len(failed)} objects: {failed[:3]}")
 
-    async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
+    async def presign_get(
+        self, key: str, *, expires: timedelta, download_name: str, content_type: str
+    ) -> str:
         url: str = await asyncio.to_thread(
             self._presigner.presigned_get_object,
             self._bucket,
             key,
             expires=expires,
-            response_headers={"response-content-disposition": content_disposition(download_name)},
+            # The type is the link's, not the object's: objects are stored before they are
+            # checked.
+            response_headers={
+                "response-content-disposition": content_disposition(download_name),
+                "response-content-type": content_type,
+            },
         )
         return url

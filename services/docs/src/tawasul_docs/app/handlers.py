@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tawasul_platform.catalog import Catalog
 from tawasul_platform.errors import (
@@ -23,8 +23,9 @@ from tawasul_platform.errors import (
 from tawasul_platform.identity import Principal
 from tawasul_platform.ports import claim_each
 
-from tawasul_docs.app.ports import ObjectStore, Pipe, Scanner, UnitOfWork, Verdict
-from tawasul_docs.domain.inspection import Refused, inspect_file
+from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork, Verdict
+from tawasul_docs.app.spool import Spool
+from tawasul_docs.domain.inspection import Inspection, Inspector
 from tawasul_docs.domain.model import (
     MAX_CHUNK,
     Change,
@@ -35,6 +36,7 @@ from tawasul_docs.domain.model import (
     Placement,
     State,
     UploadLimits,
+    clean_key,
     limits_for,
     parse_document_id,
     quarantine_key,
@@ -43,6 +45,8 @@ from tawasul_docs.domain.model import (
 log = logging.getLogger(__name__)
 # An upload scans its own document; the rescan loop waits this long before it tries.
 RESCAN_GRACE = timedelta(seconds=30)
+# The checks read what piled up in the spool since their last read, up to this much at once.
+CHECKED_BYTES = 1024 * 1024
 
 
 @asynccontextmanager
@@ -94,11 +98,13 @@ async def upload_document(
     spool_dir: Path | None,
     now: datetime,
 ) -> Document:
-    """Streams an upload to quarantine, checks what it really is, then has it scanned.
+    """Streams an upload to storage, checks what it really is and has it scanned, all three
+    reading the bytes while they still arrive.
 
-    The bytes go to object storage as they arrive and, chunk by chunk, to a spool file for
-    the checks: memory holds a few chunks of each upload, whatever its size. A refused or
-    interrupted upload leaves no object (the multipart upload is aborted) and no row.
+    The bytes are spooled to a file that storage, the checks and the scanner each read at
+    their own pace: memory holds a few chunks of each upload, whatever its size. A refused or
+    interrupted upload leaves no object (the multipart upload is aborted) and no row; one the
+    checks refuse is refused as soon as its bytes show it.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied("only beneficiaries upload documents")
@@ -107,39 +113,40 @@ async def upload_document(
         raise InvalidArgument({"metadata": "the first message must carry the document's metadata"})
     limits = limits_for(catalog, metadata, default_max_bytes=default_max_bytes)
     document_id = uuid.uuid4()
-    key = quarantine_key(document_id)
-    with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="upload-") as spool:
-        pipe = store.open_pipe()
-        uploading = store.stream_to(key, pipe)
-        size = 0
+    key = clean_key(document_id)
+    spool = Spool(spool_dir)
+    try:
+        uploading = store.stream_to(key, spool)
+        inspecting = asyncio.create_task(_inspect(spool, metadata, limits))
+        scanning = asyncio.create_task(scanner.scan(spool.chunks(CHECKED_BYTES)))
         try:
             async for part in parts:
                 if isinstance(part, DocumentMetadata):
                     raise InvalidArgument({"metadata": "only the first message carries metadata"})
                 if len(part) > MAX_CHUNK:
                     raise InvalidArgument({"chunk": f"chunks of at most {MAX_CHUNK} bytes"})
-                size += len(part)
-                if size > limits.max_bytes:
+                if spool.size + len(part) > limits.max_bytes:
                     raise InvalidArgument(
                         {"size": f"the file exceeds the limit of {limits.max_bytes} bytes"}
                     )
-                await asyncio.to_thread(spool.write, part)
-                await pipe.feed(part)
-            await pipe.finish()
+                await spool.append(part)
+                for reader in (inspecting, uploading):
+                    if reader.done():  # refused, or storage failed: no need to read the rest
+                        await reader
+            await spool.finish()
+            inspection = await inspecting
             # Shielded: a cancelled caller must not cancel the storing, which _abandon awaits.
             await asyncio.shield(uploading)
         except BaseException as exc:
             # Refused, failed or cancelled (the caller's deadline): whatever reached storage
             # goes, even if the last part was on its way when the caller went.
-            await asyncio.shield(_abandon(store, key, pipe, uploading))
+            spool.abort()
+            await _drop(inspecting)
+            await _drop(scanning)
+            await asyncio.shield(_abandon(store, key, uploading))
             if isinstance(exc, InvalidArgument):
-                await _rejected(uow, document_id, caller, metadata, size, str(exc), now)
+                await _rejected(uow, document_id, caller, metadata, spool.size, str(exc), now)
             raise
-        await asyncio.to_thread(spool.flush)
-        path = Path(spool.name)
-        # clamd reads the spool while it is inspected and its row committed, not after: the
-        # verdict is acted on only once the row is there.
-        scanning = asyncio.create_task(scanner.scan_file(path))
         try:
             document = await _quarantined(
                 uow=uow,
@@ -147,9 +154,7 @@ async def upload_document(
                 caller=caller,
                 metadata=metadata,
                 document_id=document_id,
-                path=path,
-                size=size,
-                limits=limits,
+                inspection=inspection,
                 now=now,
             )
         except BaseException:
@@ -162,6 +167,26 @@ async def upload_document(
             # Fail closed: it stays in quarantine and the rescan loop takes it up later.
             log.warning("document %s stays in quarantine: %s", document.id, exc)
             return document
+    finally:
+        await asyncio.to_thread(spool.close)
+
+
+async def _inspect(spool: Spool, metadata: DocumentMetadata, limits: UploadLimits) -> Inspection:
+    """The checks, fed the bytes as they arrive; each chunk's share runs in a worker thread."""
+    inspector = Inspector(
+        declared_type=metadata.declared_content_type[:100],
+        max_bytes=limits.max_bytes,
+        allowed=limits.allowed,
+    )
+    # Larger reads than the chunks received: one hop to a thread for what piled up meanwhile.
+    async for chunk in spool.chunks(CHECKED_BYTES):
+        await asyncio.to_thread(inspector.feed, chunk)
+
+    def finish() -> Inspection:
+        with spool.path.open("rb") as file:
+            return inspector.finish(file)
+
+    return await asyncio.to_thread(finish)
 
 
 async def _quarantined(
@@ -171,26 +196,10 @@ async def _quarantined(
     caller: Principal,
     metadata: DocumentMetadata,
     document_id: uuid.UUID,
-    path: Path,
-    size: int,
-    limits: UploadLimits,
+    inspection: Inspection,
     now: datetime,
 ) -> Document:
-    """Checks what the stored upload really is and records it as quarantined."""
-    key = quarantine_key(document_id)
-    try:
-        inspection = await asyncio.to_thread(
-            inspect_file,
-            path,
-            declared_type=metadata.declared_content_type[:100],
-            max_bytes=limits.max_bytes,
-            allowed=limits.allowed,
-        )
-    except Refused as refused:
-        await _forget(store, key)
-        reason = f"{refused.field}: {refused.reason}"
-        await _rejected(uow, document_id, caller, metadata, size, reason, now)
-        raise InvalidArgument({refused.field: refused.reason}) from None
+    """Records the stored and checked upload as quarantined."""
     document = Document.create(
         id=document_id,
         owner_id=caller.subject,
@@ -210,12 +219,12 @@ async def _quarantined(
     return document
 
 
-async def _drop(scanning: asyncio.Task[Verdict]) -> None:
-    """Stops a scan whose verdict nobody will read, its file closed before the spool goes."""
-    scanning.cancel()
-    await asyncio.wait([scanning])
-    if not scanning.cancelled():
-        scanning.exception()  # read, so that a scan that failed first is not reported unread
+async def _drop(task: asyncio.Task[Any]) -> None:
+    """Stops a reader whose result nobody will read, before the spool it reads goes."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # read, so that a task that failed first is not reported unread
 
 
 async def _rejected(
@@ -250,16 +259,17 @@ async def _settle(
     """Records the scanner's verdict, in an order that never strands a document.
 
     The row is locked first (a concurrent scan of the same document waits, then finds it
-    settled). A clean one is copied out of quarantine and its row points at the copy before
-    the quarantined object is deleted; an infected one is marked before its bytes go. A
-    failure at any step leaves a row whose object exists.
+    settled). A clean one is readable from then on, where it was stored; an infected one is
+    marked before its bytes go. A failure at any step leaves a row whose object exists.
     """
     clean = verdict.clean
     scanned = document.scanned(clean=clean)
+    # Stored under quarantine/ by an earlier version: copied to where clean documents live.
+    moved = clean and scanned.object_key != document.object_key
     async with uow:
         if not await uow.documents.still_quarantined(document.id):
             return await _current(uow, document)
-        if clean:
+        if moved:
             await store.copy(
                 document.object_key, scanned.object_key, content_type=document.content_type.value
             )
@@ -271,7 +281,8 @@ async def _settle(
         await uow.commit()
     if not clean:
         log.warning("document %s is infected; its bytes are deleted", document.id)
-    await _forget(store, document.object_key)
+    if moved or not clean:
+        await _forget(store, document.object_key)
     return scanned
 
 
@@ -325,8 +336,7 @@ async def expire_unattached(
     return len(expired) == batch
 
 
-async def _abandon(store: ObjectStore, key: str, pipe: Pipe, uploading: Awaitable[None]) -> None:
-    await pipe.abort()
+async def _abandon(store: ObjectStore, key: str, uploading: Awaitable[None]) -> None:
     with contextlib.suppress(Exception):
         await uploading
     await _forget(store, key)
@@ -448,6 +458,9 @@ async def get_download_url(
     if document.state is not State.CLEAN:
         raise NotFound(f"no document {document_id!r} that can be read yet")
     url = await store.presign_get(
-        document.object_key, expires=valid_for, download_name=document.filename
+        document.object_key,
+        expires=valid_for,
+        download_name=document.filename,
+        content_type=document.content_type.value,
     )
     return DownloadLink(document=document, url=url, expires_at=now + valid_for)

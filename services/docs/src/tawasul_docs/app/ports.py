@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
+from tawasul_docs.app.spool import Spool
 from tawasul_docs.domain.model import Document, DocumentEvent, Placement
-
-
-class Pipe(Protocol):
-    """Chunks on their way to object storage, a few at a time."""
-
-    async def feed(self, chunk: bytes) -> None: ...
-    async def finish(self) -> None: ...
-    async def abort(self) -> None:
-        """The upload is abandoned: nothing is left in the bucket."""
-        ...
 
 
 class ObjectStore(Protocol):
     """The bucket that holds documents' bytes."""
 
-    def open_pipe(self) -> Pipe: ...
-    def stream_to(self, key: str, pipe: Pipe) -> Awaitable[None]:
-        """Starts storing what the pipe carries; awaiting it waits for the stored object."""
+    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
+        """Starts storing the spool's bytes as they arrive; awaiting it waits for the stored
+        object. An aborted spool leaves nothing in the bucket."""
         ...
 
     async def copy(self, source: str, target: str, *, content_type: str) -> None: ...
@@ -39,8 +30,11 @@ class ObjectStore(Protocol):
         """Deletes the objects in one request; a missing one is no error."""
         ...
 
-    async def presign_get(self, key: str, *, expires: timedelta, download_name: str) -> str:
-        """A URL that downloads the object, without credentials, until `expires` has passed."""
+    async def presign_get(
+        self, key: str, *, expires: timedelta, download_name: str, content_type: str
+    ) -> str:
+        """A URL that downloads the object, without credentials, until `expires` has passed,
+        served as `content_type` under `download_name`."""
         ...
 
 
@@ -54,7 +48,6 @@ class Scanner(Protocol):
     """The malware scanner; Unavailable when it cannot answer (the document stays quarantined)."""
 
     async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict: ...
-    async def scan_file(self, path: Path) -> Verdict: ...
 
 
 class DocumentRepository(Protocol):

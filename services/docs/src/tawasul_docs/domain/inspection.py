@@ -1,8 +1,9 @@
 """What a stored file really is, decided from its bytes on disk, never from what the client says.
 
-An upload is spooled to a temporary file while it streams to object storage; `inspect_file`
-reads that file and either describes it (`Inspection`) or refuses it (`Refused`, a field and a
-short reason that never echoes the file's content). The checks, cheapest first:
+An upload is spooled to a temporary file while it streams to object storage; an `Inspector` is
+fed its bytes as they arrive and, once the file is whole, either describes it (`Inspection`) or
+refuses it (`Refused`, a field and a short reason that never echoes the file's content);
+`inspect_file` does the same for a file already on disk. The checks, cheapest first:
 
 1. size: not empty, not over the limit;
 2. the first 1024 bytes: no ZIP local header, no HTML or script markers, and a known signature
@@ -185,18 +186,77 @@ def inspect_file(
             raise Refused(CONTENT, "the file is empty")
         if size > max_bytes:
             raise Refused(SIZE, f"the file is larger than {max_bytes} bytes")
-        kind = _detect(file.read(HEAD_BYTES))
-        if kind not in allowed:
-            raise Refused(CONTENT, f"{_LABELS[kind]} files are not accepted here")
-        _check_declared(declared_type, kind)
+        inspector = Inspector(declared_type=declared_type, max_bytes=max_bytes, allowed=allowed)
+        for chunk in _chunks(file):
+            inspector.feed(chunk)
+        return inspector.finish(file)
 
-        file.seek(0)
-        size, sha256, threats = _stream(file, kind, max_bytes)
-        if kind is Kind.PDF:
-            pages = _check_pdf(file, size, threats)
-            return Inspection(kind, size, sha256, pages=pages, width=None, height=None)
-        width, height = _check_image(file, kind, size)
-        return Inspection(kind, size, sha256, pages=None, width=width, height=height)
+
+class Inspector:
+    """`inspect_file` fed the bytes as they arrive: checks 2 to 4 run on each chunk (a refusal
+    comes as soon as its bytes do), the parse of step 5 on the whole file at the end."""
+
+    def __init__(self, *, declared_type: str, max_bytes: int, allowed: frozenset[Kind]) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self._declared_type = declared_type
+        self._max_bytes = max_bytes
+        self._allowed = allowed
+        self._kind: Kind | None = None
+        self._head = b""  # the first bytes, until there are HEAD_BYTES to detect the type by
+        self._size = 0
+        self._digest = hashlib.sha256()
+        self._raw: _RawPdfScan | None = None
+        self._tail = b""  # for an image: the last bytes of the previous chunk, for a split header
+        self._pdf_inside = False
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._max_bytes:  # the file grew while it was read
+            raise Refused(SIZE, f"the file is larger than {self._max_bytes} bytes")
+        if self._kind is None:
+            self._head += chunk
+            if len(self._head) < HEAD_BYTES:
+                return
+            chunk, self._head = self._head, b""
+            self._detect(chunk[:HEAD_BYTES])
+        self._stream(chunk)
+
+    def finish(self, file: IO[bytes]) -> Inspection:
+        """The whole file, fed already: the parse made for its type."""
+        if self._size == 0:
+            raise Refused(CONTENT, "the file is empty")
+        kind = self._kind
+        if kind is None:  # shorter than HEAD_BYTES
+            head, self._head = self._head, b""
+            kind = self._detect(head)
+            self._stream(head)
+        if self._pdf_inside:
+            raise Refused(CONTENT, "an image with a PDF inside is not accepted")
+        sha256 = self._digest.hexdigest()
+        if self._raw is not None:
+            pages = _check_pdf(file, self._size, self._raw.finish())
+            return Inspection(kind, self._size, sha256, pages=pages, width=None, height=None)
+        width, height = _check_image(file, kind, self._size)
+        return Inspection(kind, self._size, sha256, pages=None, width=width, height=height)
+
+    def _detect(self, head: bytes) -> Kind:
+        kind = _detect(head)
+        if kind not in self._allowed:
+            raise Refused(CONTENT, f"{_LABELS[kind]} files are not accepted here")
+        _check_declared(self._declared_type, kind)
+        self._kind = kind
+        self._raw = _RawPdfScan() if kind is Kind.PDF else None
+        return kind
+
+    def _stream(self, chunk: bytes) -> None:
+        """SHA-256, and the threats seen in the raw bytes, one chunk at a time."""
+        self._digest.update(chunk)
+        if self._raw is not None:
+            self._raw.feed(chunk)
+        else:
+            self._pdf_inside = self._pdf_inside or _PDF_MAGIC in self._tail + chunk
+            self._tail = chunk[-(len(_PDF_MAGIC) - 1) :]
 
 
 def stored_name(filename: str, kind: Kind) -> str:
@@ -256,31 +316,6 @@ def _check_declared(declared_type: str, kind: Kind) -> None:
 def _chunks(file: IO[bytes]) -> Iterator[bytes]:
     while chunk := file.read(CHUNK_BYTES):
         yield chunk
-
-
-def _stream(file: IO[bytes], kind: Kind, max_bytes: int) -> tuple[int, str, set[_Threat]]:
-    """Size, SHA-256 and the threats seen in the raw bytes, in one chunked pass."""
-    digest = hashlib.sha256()
-    size = 0
-    raw = _RawPdfScan() if kind is Kind.PDF else None
-    tail = b""  # for an image: the last bytes of the previous chunk, to see a split header
-    pdf_inside = False
-    for chunk in _chunks(file):
-        size += len(chunk)
-        if size > max_bytes:  # the file grew while it was read
-            raise Refused(SIZE, f"the file is larger than {max_bytes} bytes")
-        digest.update(chunk)
-        if raw is not None:
-            raw.feed(chunk)
-        else:
-            pdf_inside = pdf_inside or _PDF_MAGIC in tail + chunk
-            tail = chunk[-(len(_PDF_MAGIC) - 1) :]
-    if size == 0:
-        raise Refused(CONTENT, "the file is empty")
-    if pdf_inside:
-        raise Refused(CONTENT, "an image with a PDF inside is not accepted")
-    threats = raw.finish() if raw is not None else set()
-    return size, digest.hexdigest(), threats
 
 
 class _RawPdfScan:

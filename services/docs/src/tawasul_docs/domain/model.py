@@ -73,6 +73,7 @@ def limits_for(
 
 
 def quarantine_key(document_id: uuid.UUID) -> str:
+    """Where uploads waited for the scanner until 2026-12-03; older rows may still point here."""
     return f"quarantine/{document_id}"
 
 
@@ -104,7 +105,8 @@ class Document:
         inspection: Inspection,
         now: datetime,
     ) -> Document:
-        """A checked upload, in quarantine until the scanner finds it clean."""
+        """A checked upload, in quarantine until the scanner finds it clean: the row's state
+        keeps it from every reader, so its bytes are stored where they stay."""
         return cls(
             id=id,
             owner_id=owner_id,
@@ -112,7 +114,7 @@ class Document:
             content_type=inspection.kind,
             size_bytes=inspection.size_bytes,
             sha256=inspection.sha256,
-            object_key=quarantine_key(id),
+            object_key=clean_key(id),
             created_at=now,
             state=State.QUARANTINED,
             document_kind=metadata.document_kind[:50],
@@ -120,8 +122,9 @@ class Document:
         )
 
     def scanned(self, *, clean: bool) -> Document:
-        """The scanner's verdict: clean moves out of quarantine, infected loses its bytes (the
-        row keeps the quarantine key it had, for the record)."""
+        """The scanner's verdict: clean becomes readable (one stored under quarantine/ by an
+        earlier version moves out of it), infected loses its bytes (the row keeps the key it
+        had, for the record)."""
         if clean:
             return replace(self, state=State.CLEAN, object_key=clean_key(self.id))
         return replace(self, state=State.INFECTED)
