@@ -138,15 +138,10 @@ _RAW_SHORT_NAMES: Final[dict[bytes, _Threat]] = {
     b"XFA": _Threat.XFA,
 }
 _NAME_LIMIT = 127  # longer names are none of the above, even fully #-escaped
-# Each token's first byte leads the pattern as one set of literal bytes: sre then skips
-# everything else in a tight loop instead of trying three branches at every byte (about
-# 5 times faster on a 10 MiB upload). The branches after it are what they were on their own.
-_RAW_TOKENS = re.compile(
-    rb"[e\t\n\x0b\x0c\r />]"
-    rb"(?:(?<=e)(?P<end>ndstream)"
-    rb"|(?<=[\s>])(?P<stream>stream(?:\r\n|\n|\r))"
-    rb"|(?<=/)(?P<name>[^\x00\t\n\f\r /<>\[\](){}%]{0,128}))"  # one past _NAME_LIMIT
-)
+# A name's characters after its '/': up to one past _NAME_LIMIT.
+_NAME_BODY = re.compile(rb"[^\x00\t\n\f\r /<>\[\](){}%]{0,128}")
+_BEFORE_STREAM = frozenset(b" \t\n\x0b\x0c\r>")  # PDF whitespace, or the end of a dictionary
+_END, _STREAM, _NAME = "end", "stream", "name"
 _NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _RAW_MARGIN = 256  # bytes held back at a chunk's end so that no token is cut in two
 _ENTROPY_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
@@ -342,16 +337,16 @@ class _RawPdfScan:
     def _scan(self, data: bytes, *, final: bool) -> None:
         safe = len(data) if final else max(0, len(data) - _RAW_MARGIN)
         resume = safe
-        for match in _RAW_TOKENS.finditer(data):
-            if match.end() > safe and not final:
-                resume = min(match.start(), safe)
+        for start, end, kind in _raw_tokens(data):
+            if end > safe and not final:
+                resume = min(start, safe)
                 break
-            if match.group("end") is not None:
+            if kind == _END:
                 self._in_stream = False
-            elif match.group("stream") is not None:
+            elif kind == _STREAM:
                 self._in_stream = True
             else:
-                self._name(match.group("name"))
+                self._name(data[start + 1 : end])
         self._pending = data[resume:]
 
     def _name(self, raw_name: bytes) -> None:
@@ -363,6 +358,48 @@ class _RawPdfScan:
             threat = _RAW_SHORT_NAMES.get(name)
         if threat is not None:
             self.threats.add(threat)
+
+
+def _raw_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:
+    """(start, end, kind) of each token, left to right, none inside another: `endstream`; a
+    `stream` keyword after whitespace or '>' and before an end of line; a '/' and the name
+    after it, of at most 128 characters.
+
+    Found with bytes.find, which skips the bytes between tokens in C at memchr's speed; a
+    regular expression tries each of those bytes (about 20 ms for 10 MiB with no tokens).
+    """
+    position = 0
+    slash = data.find(b"/")
+    keyword = _keyword(data, data.find(b"stream"), 0)
+    while slash >= 0 or keyword is not None:
+        if keyword is None or 0 <= slash < keyword[0]:
+            name = _NAME_BODY.match(data, slash + 1)
+            token = (slash, name.end() if name else slash + 1, _NAME)
+        else:
+            token = keyword
+        yield token
+        position = token[1]
+        if slash < position:
+            slash = data.find(b"/", position)
+        if keyword is not None and keyword[0] < position:
+            keyword = _keyword(data, data.find(b"stream", keyword[0] + 1), position)
+
+
+def _keyword(data: bytes, found: int, position: int) -> tuple[int, int, str] | None:
+    """The first `endstream` or `stream` token that starts at `position` or after, given the
+    first occurrence of b"stream" that may belong to one (`found`, -1 for none)."""
+    while found >= 0:
+        if found >= 3 and data[found - 3 : found] == b"end":
+            if found - 3 >= position:
+                return found - 3, found + 6, _END
+        elif found >= 1 and found - 1 >= position and data[found - 1] in _BEFORE_STREAM:
+            after = found + 6
+            if data[after : after + 2] == b"\r\n":
+                return found - 1, after + 2, _STREAM
+            if data[after : after + 1] in (b"\n", b"\r"):
+                return found - 1, after + 1, _STREAM
+        found = data.find(b"stream", found + 1)
+    return None
 
 
 def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat]) -> int:
