@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
 import threading
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from tawasul_docs.app.spool import READ_BYTES, WRITE_BYTES, Spool, SpoolAborted
+from tawasul_platform.errors import Unavailable
 
 CHUNKS = [bytes([n]) * (1000 + n) for n in range(40)]
 
@@ -75,6 +77,20 @@ async def test_an_abort_stops_every_reader(tmp_path: Path) -> None:
         await asyncio.wait_for(threaded, 5)
     with pytest.raises(SpoolAborted):
         await asyncio.wait_for(waiting, 5)
+    spool.close()
+
+
+async def test_a_disk_that_cannot_take_the_bytes_is_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    spool = Spool(tmp_path)
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(Unavailable, match="No space left on device"):
+        await spool.append(b"x" * WRITE_BYTES)
+    monkeypatch.undo()
     spool.close()
 
 

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tawasul_platform.errors import Unavailable
+
 READ_BYTES = 64 * 1024
 # Appended chunks go to the file this much at a time: each write is a hop to a worker thread,
 # and on these machines a hop costs more CPU than writing 64 KiB.
@@ -103,9 +105,13 @@ class Spool:
     async def _write(self) -> None:
         data = b"".join(self._unwritten)
         self._unwritten.clear()
-        if data:
+        if not data:
+            return
+        try:
             await asyncio.to_thread(self._write_all, data)
-            self._changed(len(data))
+        except OSError as exc:  # a full or failing disk: docs' outage, not the caller's error
+            raise Unavailable(f"docs cannot spool the upload now: {exc.strerror}") from exc
+        self._changed(len(data))
 
     def _write_all(self, data: bytes) -> None:
         with self._using() as fd:
