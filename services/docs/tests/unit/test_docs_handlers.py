@@ -163,6 +163,7 @@ class FakeScanner:
         # When set, the next scan waits for it once it has read its bytes: caught half way.
         self.gate: asyncio.Event | None = None
         self.waiting = asyncio.Event()
+        self.stopped = 0  # scans cancelled while they waited at the gate
 
     def _verdict(self, data: bytes) -> Verdict:
         self.scanned.append(data)
@@ -177,7 +178,11 @@ class FakeScanner:
         gate, self.gate = self.gate, None
         if gate is not None:
             self.waiting.set()
-            await gate.wait()
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                self.stopped += 1
+                raise
         return self._verdict(data)
 
 
@@ -1003,6 +1008,28 @@ async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
     await asyncio.gather(*docs.store.storing, return_exceptions=True)
     assert docs.uow.rows == {}
     assert docs.store.objects == {}
+
+
+async def test_an_upload_cancelled_while_it_waits_for_its_verdict_stops_its_scan(
+    docs: Docs,
+) -> None:
+    docs.scanner.gate = asyncio.Event()  # the verdict never comes on its own
+    uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
+    await asyncio.wait_for(docs.scanner.waiting.wait(), 5)
+
+    async def committed() -> bool | None:
+        return True if docs.uow.rows else None
+
+    await eventually(committed, within=5, what="the row committed")
+    uploading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await uploading
+    assert docs.scanner.stopped == 1  # stopped, not left running with its spool gone
+    assert list(docs.spool.iterdir()) == []
+    # The row waits in quarantine for the rescan loop, its object where it will stay.
+    (row,) = docs.uow.rows.values()
+    assert row.state is State.QUARANTINED
+    assert docs.store.objects == {row.object_key: PDF}
 
 
 async def test_a_reviewer_reads_only_documents_of_their_departments_requests(docs: Docs) -> None:

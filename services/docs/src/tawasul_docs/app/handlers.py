@@ -115,10 +115,12 @@ async def upload_document(
     document_id = uuid.uuid4()
     key = clean_key(document_id)
     spool = Spool(spool_dir)
+    readers: list[asyncio.Task[Any]] = []
     try:
         uploading = store.stream_to(key, spool)
         inspecting = asyncio.create_task(_inspect(spool, metadata, limits))
         scanning = asyncio.create_task(scanner.scan(spool.chunks(CHECKED_BYTES)))
+        readers = [inspecting, scanning]
         try:
             async for part in parts:
                 if isinstance(part, DocumentMetadata):
@@ -141,25 +143,19 @@ async def upload_document(
             # Refused, failed or cancelled (the caller's deadline): whatever reached storage
             # goes, even if the last part was on its way when the caller went.
             spool.abort()
-            await _drop(inspecting)
-            await _drop(scanning)
             await asyncio.shield(_abandon(store, key, uploading))
             if isinstance(exc, InvalidArgument):
                 await _rejected(uow, document_id, caller, metadata, spool.size, str(exc), now)
             raise
-        try:
-            document = await _quarantined(
-                uow=uow,
-                store=store,
-                caller=caller,
-                metadata=metadata,
-                document_id=document_id,
-                inspection=inspection,
-                now=now,
-            )
-        except BaseException:
-            await _drop(scanning)
-            raise
+        document = await _quarantined(
+            uow=uow,
+            store=store,
+            caller=caller,
+            metadata=metadata,
+            document_id=document_id,
+            inspection=inspection,
+            now=now,
+        )
         try:
             verdict = await scanning
             return await _settle(uow=uow, store=store, document=document, verdict=verdict, now=now)
@@ -168,6 +164,9 @@ async def upload_document(
             log.warning("document %s stays in quarantine: %s", document.id, exc)
             return document
     finally:
+        # Refused, failed or cancelled: a reader still at work stops before its spool goes.
+        for reader in readers:
+            await _drop(reader)
         await asyncio.to_thread(spool.close)
 
 
@@ -220,7 +219,7 @@ async def _quarantined(
 
 
 async def _drop(task: asyncio.Task[Any]) -> None:
-    """Stops a reader whose result nobody will read, before the spool it reads goes."""
+    """Stops a task whose result nobody will read (none if it has ended)."""
     task.cancel()
     await asyncio.wait([task])
     if not task.cancelled():
