@@ -42,14 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         ("start", "start"),
         ("stop", "stop (SIGTERM, then SIGKILL after a grace)"),
     ):
-        one = commands.add_parser(
-            command, help=f"{verb} one process of a running stack, e.g. a second replica"
+        some = commands.add_parser(
+            command, help=f"{verb} processes of a running stack, e.g. a second replica"
         )
-        one.add_argument(
-            "name",
+        some.add_argument(
+            "names",
+            nargs="+",
+            metavar="name",
             help="a service, a replica of one (routing-2: same settings and consumer groups, "
             "its own gRPC port, pid file and log), the channels' HTTP gateway (gateway), "
-            "postgres, kafka, minio, sms-gateway, smtp, clamd or prometheus",
+            "postgres, kafka, minio, sms-gateway, smtp, clamd or prometheus; several are "
+            "taken in the order given, up to the first that fails",
         )
     logs = commands.add_parser("logs", help="print the end of a process's log")
     logs.add_argument(
@@ -101,10 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<12} {'running' if up else 'stopped'}")
             return 0 if all(running.values()) else 3
         elif args.command == "start":
-            stack.start_service(args.name)
+            for name in args.names:
+                stack.start_service(name)
         elif args.command == "stop":
-            if not stack.stop_service(args.name):
-                print(f"{args.name} was not running")
+            for name in args.names:
+                if not stack.stop_service(name):
+                    print(f"{name} was not running")
         elif args.command == "token":
             print(
                 stack.config.identity.token(
