@@ -349,6 +349,7 @@ class GrpcServer:
         register: Registration,
         *,
         max_message_bytes: int = 4 * 1024 * 1024,
+        stream_window_bytes: int = 64 * 1024,
         tls: TlsConfig | None = None,
         limits: ServerLimits = ServerLimits(),
     ) -> None:
@@ -358,11 +359,15 @@ class GrpcServer:
         # docs' slots were buffered whole in the server (20 concurrent photos: +70 MiB, seen
         # once spans shifted the timing); the fixed window keeps them in the senders. Every
         # caller is in the cluster (the gateway, services), where the window is no limit.
+        # `stream_window_bytes` is that fixed window: what a caller may send ahead of what the
+        # handler has read. gRPC's 64 KiB suits messages; a stream of chunks goes at one
+        # window per round trip, so a service receiving files takes a larger one.
         self._server = grpc.aio.server(
             interceptors=[DomainErrorInterceptor(gate, limits.handler_seconds)],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", stream_window_bytes),
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
