@@ -177,7 +177,7 @@ class Clients:
         async def parts() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
             yield docs_pb2.UploadDocumentRequest(
                 metadata=docs_pb2.DocumentMetadata(
-                    filename=filename, declared_content_type=content_type
+                    filename=filename, declared_content_type=content_type, size_bytes=len(data)
                 )
             )
             for start in range(0, len(data), CHUNK):

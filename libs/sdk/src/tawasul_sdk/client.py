@@ -308,19 +308,24 @@ class TawasulClient:
         content_type: str,
         sub_service_code: str = "",
         document_kind: str = "",
+        size_bytes: int = 0,
         token: str | None = None,
     ) -> docs_pb2.UploadDocumentResponse:
         """Streams the file to docs in chunks of 64 KiB as `data` yields it. An exception
         raised by `data` (an adapter's size limit, a client gone) cancels the upload (docs
         sees a cancelled stream, never a short file) and is raised here as it is. Not
         retried: the bytes of an iterator cannot be sent again, and a retry could leave a
-        second document (docs removes unattached ones)."""
+        second document (docs removes unattached ones).
+
+        The size is declared when known (`bytes`, or `size_bytes` for an iterator): docs then
+        refuses an oversized file before its bytes are sent, and stores them as they come."""
         first = docs_pb2.UploadDocumentRequest(
             metadata=docs_pb2.DocumentMetadata(
                 filename=filename,
                 declared_content_type=content_type,
                 sub_service_code=sub_service_code,
                 document_kind=document_kind,
+                size_bytes=len(data) if isinstance(data, bytes) else size_bytes,
             )
         )
         source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)

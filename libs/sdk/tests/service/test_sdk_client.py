@@ -231,9 +231,15 @@ async def test_uploads_go_in_64_kib_chunks_from_bytes_or_an_iterator(
         assert docs.chunks == [CHUNK_SIZE, CHUNK_SIZE, len(data) - 2 * CHUNK_SIZE]
         assert docs.metadata is not None
         assert (docs.metadata.filename, docs.metadata.document_kind) == ("a.pdf", "photo")
+        assert docs.metadata.size_bytes == len(data)  # bytes: their size is declared
         docs.chunks.clear()
         await client.upload_document(pieces(), filename="b.pdf", content_type="application/pdf")
         assert docs.chunks == [CHUNK_SIZE, CHUNK_SIZE, len(data) - 2 * CHUNK_SIZE]
+        assert docs.metadata.size_bytes == 0  # an iterator's is unknown
+        await client.upload_document(
+            pieces(), filename="c.pdf", content_type="application/pdf", size_bytes=len(data)
+        )
+        assert docs.metadata.size_bytes == len(data)
 
 
 async def test_an_error_of_the_data_source_is_raised_as_it_is(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from minio import Minio
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
@@ -22,7 +21,7 @@ from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED, REQUEST_S
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import SERVICE, DocsUnitOfWork
 from tawasul_docs.adapters.scanner import ClamdScanner
-from tawasul_docs.adapters.storage import MinioObjectStore, make_client
+from tawasul_docs.adapters.storage import MinioObjectStore, S3Client, make_client
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.domain.model import MAX_CHUNK
@@ -73,7 +72,7 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
 
 
 def object_store(settings: DocsSettings) -> MinioObjectStore:
-    def client(endpoint: str) -> Minio:
+    def client(endpoint: str) -> S3Client:
         return make_client(
             endpoint=endpoint,
             access_key=settings.s3_access_key,

@@ -68,9 +68,11 @@ INFECTED = docs_pb2.DOCUMENT_STATE_INFECTED
 
 
 class MemoryUpload:
-    """What the store read of one upload's spool, and how the spool ended."""
+    """What the store read of one upload's spool, the size it was told, and how the spool
+    ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int | None) -> None:
+        self.size = size
         self.chunks: list[bytes] = []
         self.finished = False
         self.aborted = False
@@ -84,10 +86,10 @@ class MemoryStore:
         self.hold: asyncio.Event | None = None
         self.storing: list[asyncio.Task[None]] = []
 
-    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
+    def stream_to(self, key: str, spool: Spool, size: int | None) -> asyncio.Future[None]:
         """As with the adapter's SDK call in a thread, cancelling the awaiting task does not
         stop the storing."""
-        upload = MemoryUpload()
+        upload = MemoryUpload(size)
         self.uploads.append(upload)
 
         async def store() -> None:
@@ -167,6 +169,7 @@ def request_stream(
     declared: str = "application/pdf",
     sub_service: str = "",
     kind: str = "",
+    size: int = 0,
     chunk: int = CHUNK,
 ) -> list[docs_pb2.UploadDocumentRequest]:
     metadata = docs_pb2.DocumentMetadata(
@@ -174,6 +177,7 @@ def request_stream(
         declared_content_type=declared,
         sub_service_code=sub_service,
         document_kind=kind,
+        size_bytes=size,
     )
     return [docs_pb2.UploadDocumentRequest(metadata=metadata)] + [
         docs_pb2.UploadDocumentRequest(chunk=data[start : start + chunk])
@@ -215,6 +219,7 @@ class Docs:
         declared: str = "application/pdf",
         sub_service: str = "",
         kind: str = "",
+        size: int = 0,
         chunk: int = CHUNK,
     ) -> docs_pb2.Document:
         messages = request_stream(
@@ -223,6 +228,7 @@ class Docs:
             declared=declared,
             sub_service=sub_service,
             kind=kind,
+            size=size,
             chunk=chunk,
         )
         return await self.send(messages, token)
@@ -385,6 +391,14 @@ async def test_a_clean_upload_is_stored_under_documents_with_its_detected_type(
     assert await docs.get(document.document_id) == document
 
 
+async def test_a_declared_size_reaches_storage(docs: Docs) -> None:
+    data = sample_pdf("s" * (MiB + 7))
+    document = await docs.upload(data, size=len(data))
+    assert (document.state, document.size_bytes) == (CLEAN, len(data))
+    assert docs.store.objects == {f"documents/{document.document_id}": data}
+    assert [upload.size for upload in docs.store.uploads] == [len(data)]
+
+
 async def test_an_image_for_a_sub_services_kind_keeps_the_kind_and_gets_its_extension(
     docs: Docs,
 ) -> None:
@@ -439,9 +453,24 @@ class Meta(NamedTuple):
     declared: str = "application/pdf"
     sub_service: str = ""
     kind: str = ""
+    size: int = 0
 
 
 BAD_FILES: list[tuple[str, bytes, Meta, str, str]] = [
+    (
+        "shorter than declared",
+        PDF,
+        Meta(size=len(PDF) + 1),
+        "metadata.size_bytes",
+        f"{len(PDF) + 1} bytes declared, {len(PDF)} sent",
+    ),
+    (
+        "longer than declared",
+        PDF,
+        Meta(size=len(PDF) - 1),
+        "metadata.size_bytes",
+        f"the upload carries more than {len(PDF) - 1} bytes",
+    ),
     (
         "exe",
         b"MZ\x90\x00" + b"\x00" * 200,
@@ -483,6 +512,13 @@ BAD_FILES: list[tuple[str, bytes, Meta, str, str]] = [
         "a photo over 5 MiB",
         b"\xff\xd8\xff\xe0" + b"\x00" * (5 * MiB),
         Meta("", PROBLEM, "photo"),
+        "size",
+        f"the file exceeds the limit of {5 * MiB} bytes",
+    ),
+    (
+        "a photo declared over 5 MiB",
+        b"\xff\xd8\xff\xe0",
+        Meta("", PROBLEM, "photo", 5 * MiB + 1),
         "size",
         f"the file exceeds the limit of {5 * MiB} bytes",
     ),

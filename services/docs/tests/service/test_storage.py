@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from minio import Minio
 from minio.error import S3Error
 from tawasul_devstack import install
 from tawasul_devstack.procs import StackError, free_port, wait_until_ready
 from tawasul_devstack.stack import StackConfig
-from tawasul_docs.adapters.storage import EncryptionUnavailable, MinioObjectStore, make_client
+from tawasul_docs.adapters.storage import (
+    EncryptionUnavailable,
+    MinioObjectStore,
+    S3Client,
+    make_client,
+)
 from tawasul_docs.app.spool import Spool, SpoolAborted
+from tawasul_platform.errors import Unavailable
 
 READY_TIMEOUT = 30.0
 USER, PASSWORD = "tawasul-test", "tawasul-test-password"
@@ -36,7 +41,7 @@ class MinioServer:
     endpoint: str
     data: Path
 
-    def client(self) -> Minio:
+    def client(self) -> S3Client:
         return make_client(
             endpoint=self.endpoint,
             access_key=USER,
@@ -110,9 +115,9 @@ def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
     server.stop()
 
 
-async def stream(store: MinioObjectStore, key: str, data: bytes) -> None:
+async def stream(store: MinioObjectStore, key: str, data: bytes, *, declared: bool) -> None:
     spool = Spool(None)
-    storing = store.stream_to(key, spool)
+    storing = store.stream_to(key, spool, len(data) if declared else None)
     for start in range(0, len(data), 64 * 1024):
         await spool.append(data[start : start + 64 * 1024])
     await spool.finish()
@@ -125,17 +130,23 @@ async def read(store: MinioObjectStore, key: str) -> bytes:
     return b"".join([chunk async for chunk in parts])
 
 
-async def test_every_object_is_encrypted_at_rest(keyed: MinioServer) -> None:
+# A size declared up front: one PUT sent as the bytes come; none: the SDK's 5 MiB parts.
+MODES = pytest.mark.parametrize("declared", [True, False], ids=["one-put", "multipart"])
+
+
+@MODES
+async def test_every_object_is_encrypted_at_rest(keyed: MinioServer, declared: bool) -> None:
     store = MinioObjectStore(keyed.client(), BUCKET)
     await store.ensure_bucket()
     await store.ensure_bucket()  # a second replica starting finds it ready
     marker = b"plain-text-marker " * 8
-    # Over one 5 MiB part: a multipart upload, then a server-side copy out of quarantine.
+    # Over one 5 MiB part, then a server-side copy out of quarantine.
     data = marker + os.urandom(6 * 1024 * 1024)
-    await stream(store, "quarantine/a", data)
-    await store.copy("quarantine/a", "documents/a", content_type="application/pdf")
+    source, target = f"quarantine/{declared}", f"documents/{declared}"
+    await stream(store, source, data, declared=declared)
+    await store.copy(source, target, content_type="application/pdf")
     client = keyed.client()
-    for key in ("quarantine/a", "documents/a"):
+    for key in (source, target):
         stat = await asyncio.to_thread(client.stat_object, BUCKET, key)
         assert (stat.metadata or {}).get("x-amz-server-side-encryption") == "AES256"
         assert await read(store, key) == data
@@ -144,11 +155,13 @@ async def test_every_object_is_encrypted_at_rest(keyed: MinioServer) -> None:
         assert not [p for p in files if marker in p.read_bytes()]
 
 
-async def test_an_aborted_spool_leaves_no_object(keyed: MinioServer) -> None:
+@MODES
+async def test_an_aborted_spool_leaves_no_object(keyed: MinioServer, declared: bool) -> None:
     store = MinioObjectStore(keyed.client(), BUCKET)
     await store.ensure_bucket()
     spool = Spool(None)
-    storing = store.stream_to("documents/aborted", spool)
+    key = f"documents/aborted-{declared}"
+    storing = store.stream_to(key, spool, 8 * 1024 * 1024 if declared else None)
     # Past one 5 MiB part, so that a part is stored before the upload is abandoned.
     for _ in range(6 * 16):
         await spool.append(os.urandom(64 * 1024))
@@ -156,9 +169,26 @@ async def test_an_aborted_spool_leaves_no_object(keyed: MinioServer) -> None:
     with pytest.raises(SpoolAborted):
         await storing
     spool.close()
-    client = keyed.client()
+    await assert_missing(keyed, key)
+
+
+async def test_a_spool_short_of_its_declared_size_leaves_no_object(keyed: MinioServer) -> None:
+    store = MinioObjectStore(keyed.client(), BUCKET)
+    await store.ensure_bucket()
+    spool = Spool(None)
+    storing = store.stream_to("documents/short", spool, 1024 * 1024)
+    await spool.append(os.urandom(1024 * 1024 - 1))
+    await spool.finish()
+    # The server would wait for the byte the length promised; the PUT is cut off instead.
+    with pytest.raises(Unavailable, match="cannot take the file"):
+        await storing
+    spool.close()
+    await assert_missing(keyed, "documents/short")
+
+
+async def assert_missing(server: MinioServer, key: str) -> None:
     with pytest.raises(S3Error) as missing:
-        await asyncio.to_thread(client.stat_object, BUCKET, "documents/aborted")
+        await asyncio.to_thread(server.client().stat_object, BUCKET, key)
     assert missing.value.code == "NoSuchKey"
 
 
@@ -170,7 +200,7 @@ async def test_a_server_without_a_key_stops_docs_from_starting(keyless: MinioSer
 async def test_encryption_turned_off_stores_in_the_clear(keyless: MinioServer) -> None:
     store = MinioObjectStore(keyless.client(), "tawasul-clear", encrypt=False)
     await store.ensure_bucket()
-    await stream(store, "documents/b", b"in the clear")
+    await stream(store, "documents/b", b"in the clear", declared=True)
     client = keyless.client()
     stat = await asyncio.to_thread(client.stat_object, "tawasul-clear", "documents/b")
     assert "x-amz-server-side-encryption" not in (stat.metadata or {})

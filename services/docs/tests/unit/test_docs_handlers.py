@@ -71,9 +71,11 @@ INFECTED_PDF = sample_pdf(EICAR.decode())
 
 
 class FakeUpload:
-    """What the store read of one upload's spool, and how the spool ended."""
+    """What the store read of one upload's spool, the size it was told, and how the spool
+    ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int | None) -> None:
+        self.size = size
         self.chunks: list[bytes] = []
         self.finished = False
         self.aborted = False
@@ -95,10 +97,10 @@ class FakeObjectStore:
         if self.down:
             raise Unavailable("object storage cannot answer now")
 
-    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
+    def stream_to(self, key: str, spool: Spool, size: int | None) -> asyncio.Future[None]:
         """Like the adapter's, whose SDK call runs in a thread: cancelling the awaiting task
         does not stop the storing, which goes on to its end."""
-        upload = FakeUpload()
+        upload = FakeUpload(size)
         self.uploads.append(upload)
 
         async def store() -> None:
@@ -479,8 +481,9 @@ def meta(
     declared: str = "application/pdf",
     sub_service: str = "",
     kind: str = "",
+    size: int = 0,
 ) -> DocumentMetadata:
-    return DocumentMetadata(filename, declared, sub_service, kind)
+    return DocumentMetadata(filename, declared, sub_service, kind, size)
 
 
 def javascript_pdf() -> bytes:
@@ -548,6 +551,28 @@ async def test_a_photo_for_a_sub_service_is_kept_with_its_kind(docs: Docs) -> No
 async def test_a_file_exactly_at_the_limit_is_accepted(docs: Docs) -> None:
     document = await docs.upload([meta(), PDF], max_bytes=len(PDF))
     assert document.size_bytes == len(PDF)
+
+
+async def test_a_declared_size_is_passed_to_storage_and_held_to(docs: Docs) -> None:
+    data = sample_pdf("x" * (2 * MiB))
+    document = await docs.upload([meta(size=len(data)), *chunked(data)], max_bytes=10 * MiB)
+    assert (document.state, document.size_bytes) == (State.CLEAN, len(data))
+    assert docs.store.objects == {f"documents/{document.id}": data}
+    (upload,) = docs.store.uploads
+    assert upload.size == len(data)  # storage sends it as it comes, in one PUT
+    undeclared = await docs.upload([meta(), PDF])
+    assert docs.store.uploads[1].size is None
+    assert docs.store.objects[f"documents/{undeclared.id}"] == PDF
+
+
+async def test_a_declared_size_over_the_limit_is_refused_before_any_byte(docs: Docs) -> None:
+    stream = Stream([meta(size=len(PDF) + 1), PDF])
+    with pytest.raises(InvalidArgument) as caught:
+        await docs.upload(stream, max_bytes=len(PDF))
+    assert caught.value.violations == {"size": f"the file exceeds the limit of {len(PDF)} bytes"}
+    assert stream.read == 1  # the metadata only
+    assert docs.store.uploads == []
+    docs.assert_nothing_left()
 
 
 # --- malware ------------------------------------------------------------------------------------
@@ -619,6 +644,24 @@ async def test_rescans_take_the_oldest_quarantined_document_first(docs: Docs) ->
 # --- uploads that are refused -------------------------------------------------------------------
 
 REFUSALS: list[tuple[str, list[DocumentMetadata | bytes], str, str]] = [
+    (
+        "more bytes than declared",
+        [meta(size=len(PDF) - 1), PDF[:-1], PDF[-1:]],
+        "metadata.size_bytes",
+        f"the upload carries more than {len(PDF) - 1} bytes",
+    ),
+    (
+        "fewer bytes than declared",
+        [meta(size=len(PDF) + 1), PDF],
+        "metadata.size_bytes",
+        f"{len(PDF) + 1} bytes declared, {len(PDF)} sent",
+    ),
+    (
+        "a negative size",
+        [meta(size=-1), PDF],
+        "metadata.size_bytes",
+        "must be the file's size in bytes, or 0",
+    ),
     ("exe", [meta("cv.pdf"), EXE], "content", "only PDF, JPEG or PNG files, detected by content"),
     (
         "pdf with javascript",

@@ -370,6 +370,7 @@ async def test_bodies_past_their_limit_are_413(backends: Backends) -> None:
     assert upload.status_code == 413
     await asyncio.wait_for(backends.docs.cancelled.wait(), 10)
     assert backends.docs.received == []
+    assert [m.size_bytes for m in backends.docs.metadata] == [0]  # chunked: no size known
 
 
 async def test_an_upload_streams_in_chunks_with_its_declared_type(backends: Backends) -> None:
@@ -390,10 +391,11 @@ async def test_an_upload_streams_in_chunks_with_its_declared_type(backends: Back
         "DOCUMENT_STATE_QUARANTINED",
     )
     sent = backends.docs.metadata[-1]
-    assert (sent.filename, sent.declared_content_type, sent.document_kind) == (
+    assert (sent.filename, sent.declared_content_type, sent.document_kind, sent.size_bytes) == (
         "error.pdf",
         "application/pdf",
         "photo",
+        len(data),  # its Content-Length
     )
 
 

@@ -15,14 +15,17 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlunsplit
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error, ServerError
+from minio.signer import sign_v4_s3
 from minio.sseconfig import Rule, SSEConfig
+from minio.time import to_amz_date, utcnow
 from tawasul_platform.errors import Unavailable
 
 from tawasul_docs.app.spool import Spool, SpoolAborted
@@ -32,18 +35,92 @@ log = logging.getLogger(__name__)
 _BUCKET_RACES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 
 
+# S3's largest single PUT; a bigger declared size goes in parts.
+MAX_PUT_BYTES = 5 * 1024**3
+
+
+class S3Client(Minio):
+    """The SDK's client, and a PUT whose body is sent while it is still being read.
+
+    The SDK signs a body it holds whole (over plain HTTP it hashes it first), so it stores a
+    stream in 5 MiB parts, each sent once complete. `put_stream` signs UNSIGNED-PAYLOAD, as the
+    SDK itself does over HTTPS, and sends the bytes as they come.
+    """
+
+    def put_stream(self, bucket: str, key: str, body: io.RawIOBase, size: int) -> None:
+        """Stores exactly `size` bytes read from `body` in one PUT; nothing when it fails."""
+        url = self._base_url.build(
+            method="PUT",
+            region=self._get_region(bucket),
+            bucket_name=bucket,
+            object_name=key,
+        )
+        date = utcnow()
+        headers: dict[str, Any] = {
+            "Host": url.netloc,
+            "User-Agent": self._user_agent,
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+            "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+            "x-amz-date": to_amz_date(date),
+        }
+        credentials = self._provider.retrieve() if self._provider else None
+        if credentials is not None:
+            if credentials.session_token:
+                headers["X-Amz-Security-Token"] = credentials.session_token
+            headers = sign_v4_s3(
+                method="PUT",
+                url=url,
+                region=self._get_region(bucket),
+                headers=headers,
+                credentials=credentials,
+                content_sha256="UNSIGNED-PAYLOAD",
+                date=date,
+            )
+        # Not retried: the bytes already sent cannot be read again.
+        response = self._http.urlopen(
+            "PUT", urlunsplit(url), body=_Exactly(body, size), headers=headers, retries=False
+        )
+        if response.status != 200:
+            raise ServerError(f"PUT {key}: HTTP {response.status}: {response.data[:300]!r}", 500)
+
+
+class _Exactly(io.RawIOBase):
+    """`size` bytes of `source`. Its end before them is an error, not a short object: the
+    server would wait for the bytes the length promised."""
+
+    def __init__(self, source: io.RawIOBase, size: int) -> None:
+        super().__init__()
+        self._source = source
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left == 0:
+            return 0
+        read = self._source.readinto(memoryview(buffer).cast("B")[: self._left])
+        if not read:
+            raise ValueError(f"the upload ended {self._left} bytes short of its size")
+        self._left -= read
+        return read
+
+
 def make_client(
     *, endpoint: str, access_key: str, secret_key: str, secure: bool, timeout_seconds: float
-) -> Minio:
+) -> S3Client:
     # The SDK's own client waits minutes and retries five times: far past any caller's
     # deadline. A short timeout and two retries let an outage answer UNAVAILABLE in time.
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
         retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 503, 504)),
         maxsize=16,
+        # A streamed body is read this much at a time (urllib3's default is 16 KiB).
+        blocksize=256 * 1024,
     )
     # A fixed region: presigning then needs no network round trip to look the region up.
-    return Minio(
+    return S3Client(
         endpoint,
         access_key=access_key,
         secret_key=secret_key,
@@ -72,7 +149,7 @@ class EncryptionUnavailable(RuntimeError):
 class MinioObjectStore:
     def __init__(
         self,
-        client: Minio,
+        client: S3Client,
         bucket: str,
         *,
         presigner: Minio | None = None,
@@ -127,12 +204,17 @@ class MinioObjectStore:
             # Unreachable or still starting: an outage, which the service waits out at start.
             raise Unavailable("object storage cannot be reached") from exc
 
-    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
+    def stream_to(self, key: str, spool: Spool, size: int | None) -> asyncio.Future[None]:
         """Starts uploading the spool's bytes to `key` as they arrive; the future ends with the
-        upload. An aborted spool makes the SDK abandon the multipart upload: no object."""
+        upload. With `size` known they go in one PUT as they come; without, in 5 MiB parts
+        (S3 needs a part's length before its first byte), the last sent after the last byte.
+        An aborted spool abandons the PUT or the multipart upload: no object."""
 
         def upload() -> None:
             try:
+                if size is not None and size <= MAX_PUT_BYTES:
+                    self._client.put_stream(self._bucket, key, spool.reader(), size)
+                    return
                 self._client.put_object(
                     self._bucket,
                     key,

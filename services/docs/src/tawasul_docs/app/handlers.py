@@ -37,6 +37,7 @@ from tawasul_docs.domain.model import (
     State,
     UploadLimits,
     clean_key,
+    declared_size,
     limits_for,
     parse_document_id,
     quarantine_key,
@@ -103,8 +104,8 @@ async def upload_document(
 
     The bytes are spooled to a file that storage, the checks and the scanner each read at
     their own pace: memory holds a few chunks of each upload, whatever its size. A refused or
-    interrupted upload leaves no object (the multipart upload is aborted) and no row; one the
-    checks refuse is refused as soon as its bytes show it.
+    interrupted upload leaves no object (the storing is aborted) and no row; one the checks
+    refuse is refused as soon as its bytes show it. A size declared up front is held to.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied("only beneficiaries upload documents")
@@ -112,12 +113,13 @@ async def upload_document(
     if not isinstance(metadata, DocumentMetadata):
         raise InvalidArgument({"metadata": "the first message must carry the document's metadata"})
     limits = limits_for(catalog, metadata, default_max_bytes=default_max_bytes)
+    size = declared_size(metadata, limits)
     document_id = uuid.uuid4()
     key = clean_key(document_id)
     spool = Spool(spool_dir)
     readers: list[asyncio.Task[Any]] = []
     try:
-        uploading = store.stream_to(key, spool)
+        uploading = store.stream_to(key, spool, size)
         inspecting = asyncio.create_task(_inspect(spool, metadata, limits))
         scanning = asyncio.create_task(scanner.scan(spool.chunks(CHECKED_BYTES)))
         readers = [inspecting, scanning]
@@ -131,10 +133,18 @@ async def upload_document(
                     raise InvalidArgument(
                         {"size": f"the file exceeds the limit of {limits.max_bytes} bytes"}
                     )
+                if size is not None and spool.size + len(part) > size:
+                    raise InvalidArgument(
+                        {"metadata.size_bytes": f"the upload carries more than {size} bytes"}
+                    )
                 await spool.append(part)
                 for reader in (inspecting, uploading):
                     if reader.done():  # refused, or storage failed: no need to read the rest
                         await reader
+            if size is not None and spool.size != size:
+                raise InvalidArgument(
+                    {"metadata.size_bytes": f"{size} bytes declared, {spool.size} sent"}
+                )
             await spool.finish()
             inspection = await inspecting
             # Shielded: a cancelled caller must not cancel the storing, which _abandon awaits.

@@ -18,9 +18,10 @@ from tawasul_docs.domain.model import Document, DocumentEvent, Placement
 class ObjectStore(Protocol):
     """The bucket that holds documents' bytes."""
 
-    def stream_to(self, key: str, spool: Spool) -> asyncio.Future[None]:
+    def stream_to(self, key: str, spool: Spool, size: int | None) -> asyncio.Future[None]:
         """Starts storing the spool's bytes as they arrive; awaiting it waits for the stored
-        object. An aborted spool leaves nothing in the bucket."""
+        object. `size`, when known, is exactly how many bytes the spool will hold. An aborted
+        spool leaves nothing in the bucket."""
         ...
 
     async def copy(self, source: str, target: str, *, content_type: str) -> None: ...

@@ -30,6 +30,8 @@ class DocumentMetadata:
     declared_content_type: str = ""
     sub_service_code: str = ""
     document_kind: str = ""
+    # The exact size the channel declares, 0 when it does not know it.
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,16 @@ def limits_for(
     if spec is None:
         raise InvalidArgument({"metadata.document_kind": "not a document kind of this sub-service"})
     return UploadLimits(spec.max_bytes, frozenset(Kind(t) for t in spec.media_types))
+
+
+def declared_size(metadata: DocumentMetadata, limits: UploadLimits) -> int | None:
+    """The size the upload must have, when the channel declared one; refused at once when it
+    is no size or over the limit, before any byte is sent."""
+    if metadata.size_bytes < 0:
+        raise InvalidArgument({"metadata.size_bytes": "must be the file's size in bytes, or 0"})
+    if metadata.size_bytes > limits.max_bytes:
+        raise InvalidArgument({"size": f"the file exceeds the limit of {limits.max_bytes} bytes"})
+    return metadata.size_bytes or None
 
 
 def quarantine_key(document_id: uuid.UUID) -> str:

@@ -63,6 +63,7 @@ async def _parts(
                 declared_content_type=m.declared_content_type[:100],
                 sub_service_code=m.sub_service_code[:100],
                 document_kind=m.document_kind[:50],
+                size_bytes=m.size_bytes,
             )
         else:
             # A message with neither part set is an empty chunk.

@@ -102,11 +102,17 @@ def parse_message(body: bytes, message: M) -> M:
         raise bad_request({"body": str(exc) or "not a valid message"}) from None
 
 
+def content_length(request: Request) -> int:
+    """The body's length as its Content-Length gives it (the HTTP server holds the body to
+    it); 0 when it has none, as with a chunked body."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
+
+
 async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
     """The body as it arrives; 413 as soon as it is past `limit` bytes (at once when its
     Content-Length says so)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if content_length(request) > limit:
         raise too_large(limit)
     size = 0
     async for chunk in request.stream():
@@ -495,6 +501,7 @@ def create_app(
                 content_type=declared,
                 sub_service_code=sub_service_code,
                 document_kind=document_kind,
+                size_bytes=content_length(request),
                 token=t,
             ),
         )

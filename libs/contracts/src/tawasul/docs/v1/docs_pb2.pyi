@@ -49,6 +49,7 @@ class DocumentMetadata(_message.Message):
     DECLARED_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     SUB_SERVICE_CODE_FIELD_NUMBER: _builtins.int
     DOCUMENT_KIND_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
     """The file name the beneficiary chose; informative only."""
     declared_content_type: _builtins.str
@@ -56,6 +57,13 @@ class DocumentMetadata(_message.Message):
     sub_service_code: _builtins.str
     """When known, the sub-service and its document kind: their schema's types and size apply."""
     document_kind: _builtins.str
+    size_bytes: _builtins.int
+    """The file's exact size in bytes when the channel knows it (a file on disk, an HTTP body
+    with a Content-Length); 0 when it does not. A declared size over the document kind's
+    limit is refused before any byte is sent; otherwise the upload must carry exactly that
+    many bytes (INVALID_ARGUMENT on size_bytes if not), and docs stores them as they arrive
+    rather than in 5 MiB parts after them.
+    """
     def __init__(
         self,
         *,
@@ -63,10 +71,11 @@ class DocumentMetadata(_message.Message):
         declared_content_type: _builtins.str = ...,
         sub_service_code: _builtins.str = ...,
         document_kind: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared_content_type", b"declared_content_type", "document_kind", b"document_kind", "filename", b"filename", "sub_service_code", b"sub_service_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared_content_type", b"declared_content_type", "document_kind", b"document_kind", "filename", b"filename", "size_bytes", b"size_bytes", "sub_service_code", b"sub_service_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
