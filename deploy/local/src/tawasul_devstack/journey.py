@@ -27,7 +27,7 @@ from tawasul_devstack import pki, smtp_server
 from tawasul_devstack.config import REVIEW_ADMIN, StackConfig
 
 T = TypeVar("T")
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 # SubmitRequest is retried with its key on these, as a channel would (Clients.submit).
 SUBMIT_RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 SUBMIT_ATTEMPTS = 3

@@ -28,7 +28,7 @@ from tawasul_sdk.auth import AUTHORIZATION, Credentials, Token, TokenProvider
 from tawasul_sdk.errors import TawasulError
 
 # DocsService takes the file in messages of at most this many bytes.
-CHUNK_SIZE = 64 * 1024
+CHUNK_SIZE = 256 * 1024
 
 R = TypeVar("R")
 Metadata = tuple[tuple[str, str], ...]
@@ -311,10 +311,10 @@ class TawasulClient:
         size_bytes: int = 0,
         token: str | None = None,
     ) -> docs_pb2.UploadDocumentResponse:
-        """Streams the file to docs in chunks of 64 KiB as `data` yields it. An exception
-        raised by `data` (an adapter's size limit, a client gone) cancels the upload (docs
-        sees a cancelled stream, never a short file) and is raised here as it is. Not
-        retried: the bytes of an iterator cannot be sent again, and a retry could leave a
+        """Streams the file to docs in chunks of 256 KiB (docs' largest) as `data` yields
+        it. An exception raised by `data` (an adapter's size limit, a client gone) cancels
+        the upload (docs sees a cancelled stream, never a short file) and is raised here as
+        it is. Not retried: the bytes of an iterator cannot be sent again, and a retry could leave a
         second document (docs removes unattached ones).
 
         The size is declared when known (`bytes`, or `size_bytes` for an iterator): docs then

@@ -213,7 +213,7 @@ async def test_the_catalog_is_cached_per_locale_and_by_version(
         assert intake.catalog_calls == 5
 
 
-async def test_uploads_go_in_64_kib_chunks_from_bytes_or_an_iterator(
+async def test_uploads_go_in_full_chunks_from_bytes_or_an_iterator(
     servers: tuple[FakeIntake, FakeDocs, str],
 ) -> None:
     _, docs, address = servers

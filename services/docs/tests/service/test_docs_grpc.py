@@ -56,7 +56,7 @@ OWNER = IDENTITY.token_for(Principal(OWNER_ID, Role.CITIZEN))
 STRANGER = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
 REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"passports"})))
 PROBLEM = "passports.issue-renewal-problem"
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 MiB = 1024 * 1024
 PDF = sample_pdf("Passport renewal: the photo is not shown")
 CLEAN = docs_pb2.DOCUMENT_STATE_CLEAN
@@ -376,7 +376,7 @@ def png(size: tuple[int, int] = (64, 48)) -> bytes:
 async def test_a_clean_upload_is_stored_under_documents_with_its_detected_type(
     docs: Docs,
 ) -> None:
-    data = sample_pdf("z" * (MiB + 12345))  # many full 64 KiB chunks, and a short last one
+    data = sample_pdf("z" * (MiB + 12345))  # full chunks, and a short last one
     before = datetime.now(UTC)
     document = await docs.upload(data, filename="../../تقرير.jpg", declared="application/pdf")
     assert document.state == CLEAN
@@ -547,15 +547,15 @@ async def test_a_bad_file_is_invalid_argument_with_its_field_and_leaves_nothing(
     assert docs.store.objects == {}
 
 
-async def test_a_chunk_over_64_kib_is_refused(docs: Docs) -> None:
-    data = sample_pdf("q" * 200_000)
+async def test_a_chunk_over_256_kib_is_refused(docs: Docs) -> None:
+    data = sample_pdf("q" * (CHUNK + 100))
     error = await refused(docs.upload(data, chunk=CHUNK + 1))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(error) == {"chunk": f"chunks of at most {CHUNK} bytes"}
     assert await docs.rows() == {}
     assert docs.store.objects == {}
     assert [upload.aborted for upload in docs.store.uploads] == [True]
-    # Exactly 64 KiB is fine.
+    # Exactly 256 KiB is fine.
     assert (await docs.upload(data, chunk=CHUNK)).state == CLEAN
 
 
@@ -746,7 +746,7 @@ async def test_a_deadline_passing_after_the_last_chunk_leaves_no_object(docs: Do
 async def test_a_message_past_the_chunk_size_is_refused_by_grpc_itself(docs: Docs) -> None:
     call = docs.stub.UploadDocument(timeout=10, metadata=bearer(OWNER))
     await call.write(request_stream(PDF)[0])
-    await call.write(docs_pb2.UploadDocumentRequest(chunk=b"x" * (256 * 1024)))
+    await call.write(docs_pb2.UploadDocumentRequest(chunk=b"x" * (CHUNK + 16 * 1024)))
     await call.done_writing()
     error = await refused(call)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -147,8 +147,8 @@ def test_an_unknown_sub_service_or_kind_is_refused_on_its_field(
     assert list(caught.value.violations) == [field]
 
 
-def test_chunks_are_at_most_64_kib() -> None:
-    assert MAX_CHUNK == 65536
+def test_chunks_are_at_most_256_kib() -> None:
+    assert MAX_CHUNK == 256 * 1024
 
 
 # --- documents ----------------------------------------------------------------------------------

@@ -524,7 +524,7 @@ async def test_a_valid_pdf_ends_clean_under_documents_and_nothing_stays_in_quara
     assert list(docs.spool.iterdir()) == []  # the spool file is gone
 
 
-async def test_a_large_pdf_in_64_kib_chunks_is_stored_byte_for_byte(docs: Docs) -> None:
+async def test_a_large_pdf_in_full_chunks_is_stored_byte_for_byte(docs: Docs) -> None:
     data = sample_pdf("x" * (3 * MiB))
     document = await docs.upload([meta(), *chunked(data)], max_bytes=10 * MiB)
     assert document.state is State.CLEAN
@@ -690,7 +690,7 @@ REFUSALS: list[tuple[str, list[DocumentMetadata | bytes], str, str]] = [
         f"the file exceeds the limit of {MiB} bytes",
     ),
     (
-        "chunk over 64 KiB",
+        "chunk over 256 KiB",
         [meta(), b"%PDF-1.4\n" + b"z" * MAX_CHUNK],
         "chunk",
         f"chunks of at most {MAX_CHUNK} bytes",

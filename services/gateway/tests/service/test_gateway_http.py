@@ -32,6 +32,7 @@ from tawasul_platform.identity import Role
 from tawasul_platform.logs import formatter
 from tawasul_platform.testing import recorded_spans
 from tawasul_sdk import TRACEPARENT, RetryPolicy, TawasulClient
+from tawasul_sdk.client import CHUNK_SIZE
 
 Context = grpc.aio.ServicerContext[Any, Any]
 REGISTRY = (
@@ -148,7 +149,7 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
                 if part.HasField("metadata"):
                     self.metadata.append(part.metadata)
                 else:
-                    assert len(part.chunk) <= 64 * 1024
+                    assert len(part.chunk) <= CHUNK_SIZE
                     size += len(part.chunk)
             await self.finish.wait()
         except asyncio.CancelledError:

@@ -35,7 +35,7 @@ class DocsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> DocsServiceAsyncStub: ...
     UploadDocument: _grpc.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]
     """Client stream: the first message carries metadata, the rest carry the file's bytes in
-    chunks of at most 64 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
+    chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
     the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
     active or encrypted PDF content, or exceed the size limit. The document starts in
     quarantine and becomes clean once the malware scanner says so.
@@ -54,7 +54,7 @@ class DocsServiceAsyncStub(DocsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadDocument: _aio.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]  # type: ignore[assignment]
     """Client stream: the first message carries metadata, the rest carry the file's bytes in
-    chunks of at most 64 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
+    chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
     the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
     active or encrypted PDF content, or exceed the size limit. The document starts in
     quarantine and becomes clean once the malware scanner says so.
@@ -76,7 +76,7 @@ class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_docs_pb2.UploadDocumentResponse, _abc.Awaitable[_docs_pb2.UploadDocumentResponse]]:
         """Client stream: the first message carries metadata, the rest carry the file's bytes in
-        chunks of at most 64 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
+        chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
         the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
         active or encrypted PDF content, or exceed the size limit. The document starts in
         quarantine and becomes clean once the malware scanner says so.
