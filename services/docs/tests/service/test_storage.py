@@ -67,7 +67,7 @@ def ready(endpoint: str) -> bool:
         return False
 
 
-def start_minio(home: Path, *, kms_key: bool) -> MinioServer:
+def start_minio(home: Path, *, kms_key: bool, idle_timeout: str = "") -> MinioServer:
     binary = install.minio_binary(StackConfig.from_env().cache_dir)
     if not binary.is_file():
         pytest.fail(f"MinIO is not built at {binary}: run `make setup` (tawasul-stack install)")
@@ -86,6 +86,8 @@ def start_minio(home: Path, *, kms_key: bool) -> MinioServer:
             endpoint,
             "--console-address",
             f"127.0.0.1:{free_port()}",
+            # MinIO's own (hidden) flag: how long it waits for more of a request's body.
+            *(["--idle-timeout", idle_timeout] if idle_timeout else []),
         ],
         env=env,
         stdin=subprocess.DEVNULL,
@@ -104,6 +106,15 @@ def start_minio(home: Path, *, kms_key: bool) -> MinioServer:
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
     server = start_minio(tmp_path_factory.mktemp("minio-keyed"), kms_key=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    server = start_minio(
+        tmp_path_factory.mktemp("minio-impatient"), kms_key=True, idle_timeout="1s"
+    )
     yield server
     server.stop()
 
@@ -184,6 +195,26 @@ async def test_a_spool_short_of_its_declared_size_leaves_no_object(keyed: MinioS
         await storing
     spool.close()
     await assert_missing(keyed, "documents/short")
+
+
+async def test_a_put_dropped_while_the_client_pauses_is_stored_in_parts(
+    impatient: MinioServer,
+) -> None:
+    store = MinioObjectStore(impatient.client(), BUCKET)
+    await store.ensure_bucket()
+    data = os.urandom(7 * 1024 * 1024)
+    spool = Spool(None)
+    storing = store.stream_to("documents/paused", spool, len(data))
+    await spool.append(data[: 1024 * 1024])
+    # The client pauses longer than this server waits for more of a body (1 s here, 30 s by
+    # default): the input of the test, not a wait for something to happen.
+    await asyncio.sleep(2.5)
+    for start in range(1024 * 1024, len(data), 256 * 1024):
+        await spool.append(data[start : start + 256 * 1024])
+    await spool.finish()
+    await storing
+    spool.close()
+    assert await read(store, "documents/paused") == data
 
 
 async def assert_missing(server: MinioServer, key: str) -> None:

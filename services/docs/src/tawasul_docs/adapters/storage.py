@@ -212,8 +212,7 @@ class MinioObjectStore:
 
         def upload() -> None:
             try:
-                if size is not None and size <= MAX_PUT_BYTES:
-                    self._client.put_stream(self._bucket, key, spool.reader(), size)
+                if size is not None and size <= MAX_PUT_BYTES and self._put_whole(key, spool, size):
                     return
                 self._client.put_object(
                     self._bucket,
@@ -232,6 +231,20 @@ class MinioObjectStore:
                 raise Unavailable("object storage cannot take the file now") from exc
 
         return asyncio.get_running_loop().run_in_executor(self._uploads, upload)
+
+    def _put_whole(self, key: str, spool: Spool, size: int) -> bool:
+        """One PUT of the spool as it grows; False when it failed and may be tried in parts.
+
+        MinIO drops a PUT whose body pauses past its idle timeout (30 s by default), as a
+        client on a poor line may; in parts, nothing is sent until a part is whole. The spool
+        still holds every byte, so the upload is not lost: it is stored again, in parts.
+        """
+        try:
+            self._client.put_stream(self._bucket, key, spool.reader(), size)
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.info("one PUT of %s failed (%s); storing it in parts", key, exc)
+            return False
+        return True
 
     async def copy(self, source: str, target: str, *, content_type: str) -> None:
         """A server-side copy (out of quarantine); the caller deletes the source after."""
