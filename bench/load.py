@@ -9,7 +9,8 @@ measured submission as it is answered (for P2), then one `{"done": ...}` with th
 errors and the latency histogram (HdrHistogram, microseconds, base64).
 
 Kinds: `submit` (intake's SubmitRequest, a new synthetic citizen's token each), `echo` (the
-same messages and metadata to bench.echo's bare unary echo), `upload` (docs' UploadDocument),
+same messages and metadata to bench.echo's bare unary echo), `upload` (docs' UploadDocument,
+the size declared), `upload_unsized` (the same without the size: stored in parts),
 `put_object` (the same bytes straight to MinIO). `rate` > 0 sends at that pace (open loop,
 at most `concurrency` in flight) instead of `concurrency` calls back to back.
 """
@@ -77,7 +78,7 @@ def record_seconds(histogram: HdrHistogram, seconds: float) -> None:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    kind: str  # submit | echo | upload | put_object
+    kind: str  # submit | echo | upload | upload_unsized | put_object
     state_dir: str
     port_base: int
     count: int
@@ -183,12 +184,17 @@ async def run(spec: LoadSpec) -> Outcome:
             finally:
                 await channel.close()
         data = padded_pdf(spec.size_bytes)
-        if spec.kind == "upload":
+        if spec.kind in ("upload", "upload_unsized"):
             token = clients.token(new_citizen(), Role.CITIZEN)
+            declared = spec.kind == "upload"
 
             async def call(n: int) -> str:
                 document = await clients.upload(
-                    token, f"bench-{n}.pdf", data, deadline=UPLOAD_TIMEOUT
+                    token,
+                    f"bench-{n}.pdf",
+                    data,
+                    deadline=UPLOAD_TIMEOUT,
+                    declare_size=declared,
                 )
                 return str(document.document_id)
 

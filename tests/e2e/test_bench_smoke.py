@@ -24,6 +24,7 @@ MEASURED = {
     "P2 p50",
     "P2 p99",
     "P3",
+    "P3 size unknown",
     "P4",
     "P4 two replicas",
     "P5 ClaimNext",
@@ -37,6 +38,7 @@ SHOWN = {"P7 p50"}
 WITH_BASELINE = {
     "P1",
     "P3",
+    "P3 size unknown",
     "P4",
     "P4 two replicas",
     "P5 ClaimNext",

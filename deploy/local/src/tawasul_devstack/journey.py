@@ -173,11 +173,17 @@ class Clients:
         *,
         content_type: str = "application/pdf",
         deadline: float = DEFAULT_DEADLINE_SECONDS,
+        declare_size: bool = True,
     ) -> docs_pb2.Document:
+        """Uploads `data`, declaring its size unless told not to (as a channel that streams a
+        body of unknown length does)."""
+
         async def parts() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
             yield docs_pb2.UploadDocumentRequest(
                 metadata=docs_pb2.DocumentMetadata(
-                    filename=filename, declared_content_type=content_type, size_bytes=len(data)
+                    filename=filename,
+                    declared_content_type=content_type,
+                    size_bytes=len(data) if declare_size else 0,
                 )
             )
             for start in range(0, len(data), CHUNK):
