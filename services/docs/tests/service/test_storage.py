@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
 import secrets
 import signal
 import subprocess
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from minio.error import S3Error
+from minio.error import S3Error, ServerError
 from tawasul_devstack import install
 from tawasul_devstack.procs import StackError, free_port, wait_until_ready
 from tawasul_devstack.stack import StackConfig
@@ -146,7 +148,9 @@ MODES = pytest.mark.parametrize("declared", [True, False], ids=["one-put", "mult
 
 
 @MODES
-async def test_every_object_is_encrypted_at_rest(keyed: MinioServer, declared: bool) -> None:
+async def test_every_object_is_encrypted_at_rest(
+    keyed: MinioServer, declared: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     store = MinioObjectStore(keyed.client(), BUCKET)
     await store.ensure_bucket()
     await store.ensure_bucket()  # a second replica starting finds it ready
@@ -155,6 +159,7 @@ async def test_every_object_is_encrypted_at_rest(keyed: MinioServer, declared: b
     data = marker + os.urandom(6 * 1024 * 1024)
     source, target = f"quarantine/{declared}", f"documents/{declared}"
     await stream(store, source, data, declared=declared)
+    assert "storing it in parts" not in caplog.text  # a declared size went in one PUT
     await store.copy(source, target, content_type="application/pdf")
     client = keyed.client()
     for key in (source, target):
@@ -215,6 +220,20 @@ async def test_a_put_dropped_while_the_client_pauses_is_stored_in_parts(
     await storing
     spool.close()
     assert await read(store, "documents/paused") == data
+
+
+async def test_bytes_that_do_not_match_their_checksum_are_refused_by_the_server(
+    keyed: MinioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = keyed.client()
+    await MinioObjectStore(client, BUCKET).ensure_bucket()
+    # As if a byte changed on the way: the trailer's CRC32 is not that of the bytes sent.
+    monkeypatch.setattr(zlib, "crc32", lambda data, value=0: value ^ 1)
+    with pytest.raises(ServerError, match="XAmzContentChecksumMismatch"):
+        await asyncio.to_thread(
+            client.put_stream, BUCKET, "documents/corrupt", io.BytesIO(b"x" * 1000), 1000
+        )
+    await assert_missing(keyed, "documents/corrupt")
 
 
 async def assert_missing(server: MinioServer, key: str) -> None:

@@ -10,12 +10,14 @@ found clean. Nothing else is written to the bucket. The bucket encrypts every ob
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import logging
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlunsplit
 
 import urllib3
@@ -39,15 +41,22 @@ _BUCKET_RACES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 MAX_PUT_BYTES = 5 * 1024**3
 
 
+class Readable(Protocol):
+    """A blocking source of bytes, as a spool's reader or a file is."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
 class S3Client(Minio):
     """The SDK's client, and a PUT whose body is sent while it is still being read.
 
     The SDK signs a body it holds whole (over plain HTTP it hashes it first), so it stores a
-    stream in 5 MiB parts, each sent once complete. `put_stream` signs UNSIGNED-PAYLOAD, as the
-    SDK itself does over HTTPS, and sends the bytes as they come.
+    stream in 5 MiB parts, each sent once complete. `put_stream` sends the bytes as they come,
+    in S3's aws-chunked encoding with a trailing CRC32 (STREAMING-UNSIGNED-PAYLOAD-TRAILER):
+    the server checks the bytes it received against it and refuses the object otherwise.
     """
 
-    def put_stream(self, bucket: str, key: str, body: io.RawIOBase, size: int) -> None:
+    def put_stream(self, bucket: str, key: str, body: Readable, size: int) -> None:
         """Stores exactly `size` bytes read from `body` in one PUT; nothing when it fails."""
         url = self._base_url.build(
             method="PUT",
@@ -59,9 +68,12 @@ class S3Client(Minio):
         headers: dict[str, Any] = {
             "Host": url.netloc,
             "User-Agent": self._user_agent,
-            "Content-Length": str(size),
+            "Content-Length": str(aws_chunked_length(size)),
+            "Content-Encoding": "aws-chunked",
             "Content-Type": "application/octet-stream",
-            "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+            "x-amz-decoded-content-length": str(size),
+            "x-amz-trailer": _CHECKSUM,
+            "x-amz-content-sha256": _STREAMING,
             "x-amz-date": to_amz_date(date),
         }
         credentials = self._provider.retrieve() if self._provider else None
@@ -74,37 +86,60 @@ class S3Client(Minio):
                 region=self._get_region(bucket),
                 headers=headers,
                 credentials=credentials,
-                content_sha256="UNSIGNED-PAYLOAD",
+                content_sha256=_STREAMING,
                 date=date,
             )
         # Not retried: the bytes already sent cannot be read again.
         response = self._http.urlopen(
-            "PUT", urlunsplit(url), body=_Exactly(body, size), headers=headers, retries=False
+            "PUT", urlunsplit(url), body=aws_chunked(body, size), headers=headers, retries=False
         )
         if response.status != 200:
             raise ServerError(f"PUT {key}: HTTP {response.status}: {response.data[:300]!r}", 500)
 
 
-class _Exactly(io.RawIOBase):
-    """`size` bytes of `source`. Its end before them is an error, not a short object: the
-    server would wait for the bytes the length promised."""
+_STREAMING = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+_CHECKSUM = "x-amz-checksum-crc32"
+# The encoding's chunks: the length has to be known before the first byte is sent.
+PUT_CHUNK = 256 * 1024
+# The last chunk (a zero length), the checksum's trailer line (a CRC32 is 8 base64
+# characters) and the blank line that ends the body.
+_END = len(b"0\r\n") + len(f"{_CHECKSUM}:".encode()) + 8 + len(b"\r\n\r\n")
 
-    def __init__(self, source: io.RawIOBase, size: int) -> None:
-        super().__init__()
-        self._source = source
-        self._left = size
 
-    def readable(self) -> bool:
-        return True
+def _framed(length: int) -> int:
+    return len(b"%x\r\n" % length) + length + len(b"\r\n")
 
-    def readinto(self, buffer: Any) -> int:
-        if self._left == 0:
-            return 0
-        read = self._source.readinto(memoryview(buffer).cast("B")[: self._left])
-        if not read:
-            raise ValueError(f"the upload ended {self._left} bytes short of its size")
-        self._left -= read
-        return read
+
+def aws_chunked_length(size: int) -> int:
+    """The length of `size` bytes in the encoding `aws_chunked` writes."""
+    full, last = divmod(size, PUT_CHUNK)
+    return full * _framed(PUT_CHUNK) + (_framed(last) if last else 0) + _END
+
+
+def aws_chunked(source: Readable, size: int) -> Iterator[bytes | bytearray]:
+    """`size` bytes of `source` in chunks of PUT_CHUNK, then their CRC32 as a trailer.
+
+    Its end before `size` bytes is an error, not a short object: the server would wait for
+    the bytes the length promised.
+    """
+    checksum = 0
+    left = size
+    while left:
+        chunk = bytearray(min(PUT_CHUNK, left))
+        view = memoryview(chunk)
+        filled = 0
+        while filled < len(chunk):
+            read = source.readinto(view[filled:])
+            if not read:
+                raise ValueError(f"the upload ended {left - filled} bytes short of its size")
+            filled += read
+        checksum = zlib.crc32(chunk, checksum)
+        yield b"%x\r\n" % len(chunk)
+        yield chunk
+        yield b"\r\n"
+        left -= len(chunk)
+    trailer = base64.b64encode(checksum.to_bytes(4, "big"))
+    yield b"0\r\n" + f"{_CHECKSUM}:".encode() + trailer + b"\r\n\r\n"
 
 
 def make_client(
