@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import os
 import secrets
 import signal
@@ -33,6 +34,8 @@ from tawasul_docs.app.spool import Spool, SpoolAborted
 from tawasul_platform.errors import Unavailable
 
 READY_TIMEOUT = 30.0
+# Where the store says that a PUT failed and it stores the upload in parts instead.
+storage_log = "tawasul_docs.adapters.storage"
 USER, PASSWORD = "tawasul-test", "tawasul-test-password"
 BUCKET = "tawasul-test-bucket"
 
@@ -151,6 +154,7 @@ MODES = pytest.mark.parametrize("declared", [True, False], ids=["one-put", "mult
 async def test_every_object_is_encrypted_at_rest(
     keyed: MinioServer, declared: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=storage_log)
     store = MinioObjectStore(keyed.client(), BUCKET)
     await store.ensure_bucket()
     await store.ensure_bucket()  # a second replica starting finds it ready
@@ -203,23 +207,30 @@ async def test_a_spool_short_of_its_declared_size_leaves_no_object(keyed: MinioS
 
 
 async def test_a_put_dropped_while_the_client_pauses_is_stored_in_parts(
-    impatient: MinioServer,
+    impatient: MinioServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=storage_log)
     store = MinioObjectStore(impatient.client(), BUCKET)
     await store.ensure_bucket()
     data = os.urandom(7 * 1024 * 1024)
     spool = Spool(None)
     storing = store.stream_to("documents/paused", spool, len(data))
-    await spool.append(data[: 1024 * 1024])
-    # The client pauses longer than this server waits for more of a body (1 s here, 30 s by
-    # default): the input of the test, not a wait for something to happen.
-    await asyncio.sleep(2.5)
-    for start in range(1024 * 1024, len(data), 256 * 1024):
-        await spool.append(data[start : start + 256 * 1024])
-    await spool.finish()
-    await storing
-    spool.close()
-    assert await read(store, "documents/paused") == data
+    try:
+        await spool.append(data[: 1024 * 1024])
+        # The client pauses longer than this server waits for more of a body (1 s here, 30 s
+        # by default). The pause is the test's input, not a wait for something to happen:
+        # MinIO refuses the PUT only once the body resumes.
+        await asyncio.sleep(2.5)
+        for start in range(1024 * 1024, len(data), 256 * 1024):
+            await spool.append(data[start : start + 256 * 1024])
+        await spool.finish()
+        await storing
+    finally:
+        if not storing.done():
+            spool.abort()  # a failed test must not leave the upload thread waiting for bytes
+        await asyncio.to_thread(spool.close)
+    assert "storing it in parts" in caplog.text  # the one PUT was refused, then…
+    assert await read(store, "documents/paused") == data  # …the parts hold every byte
 
 
 async def test_bytes_that_do_not_match_their_checksum_are_refused_by_the_server(

@@ -151,8 +151,6 @@ def make_client(
         timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
         retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 503, 504)),
         maxsize=16,
-        # A streamed body is read this much at a time (urllib3's default is 16 KiB).
-        blocksize=256 * 1024,
     )
     # A fixed region: presigning then needs no network round trip to look the region up.
     return S3Client(
@@ -277,7 +275,9 @@ class MinioObjectStore:
         try:
             self._client.put_stream(self._bucket, key, spool.reader(), size)
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-            log.info("one PUT of %s failed (%s); storing it in parts", key, exc)
+            # A warning: a server that refused every such PUT (one without trailing checksums)
+            # would have each upload sent twice.
+            log.warning("one PUT of %s failed (%s); storing it in parts", key, exc)
             return False
         return True
 
