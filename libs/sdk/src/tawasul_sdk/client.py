@@ -318,7 +318,7 @@ class TawasulClient:
         second document (docs removes unattached ones).
 
         The size is declared when known (`bytes`, or `size_bytes` for an iterator): docs then
-        refuses an oversized file before its bytes are sent, and stores them as they come."""
+        stores the bytes as they come."""
         first = docs_pb2.UploadDocumentRequest(
             metadata=docs_pb2.DocumentMetadata(
                 filename=filename,

@@ -516,9 +516,9 @@ BAD_FILES: list[tuple[str, bytes, Meta, str, str]] = [
         f"the file exceeds the limit of {5 * MiB} bytes",
     ),
     (
-        "a photo declared over 5 MiB",
-        b"\xff\xd8\xff\xe0",
-        Meta("", PROBLEM, "photo", 5 * MiB + 1),
+        "a photo over 5 MiB, its size declared",
+        b"\xff\xd8\xff\xe0" + b"\x00" * (5 * MiB),
+        Meta("", PROBLEM, "photo", 5 * MiB + 4),
         "size",
         f"the file exceeds the limit of {5 * MiB} bytes",
     ),

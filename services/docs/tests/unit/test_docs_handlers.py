@@ -565,13 +565,17 @@ async def test_a_declared_size_is_passed_to_storage_and_held_to(docs: Docs) -> N
     assert docs.store.objects[f"documents/{undeclared.id}"] == PDF
 
 
-async def test_a_declared_size_over_the_limit_is_refused_before_any_byte(docs: Docs) -> None:
-    stream = Stream([meta(size=len(PDF) + 1), PDF])
+async def test_a_declared_size_over_the_limit_is_refused_where_the_bytes_cross_it(
+    docs: Docs,
+) -> None:
+    # Not before the bytes are sent: grpc.aio's client could report that refusal as INTERNAL.
+    limit = len(PDF) + 1500
+    stream = Stream([meta(size=len(PDF) + 2000), PDF, b"y" * 1000, b"y" * 1000])
     with pytest.raises(InvalidArgument) as caught:
-        await docs.upload(stream, max_bytes=len(PDF))
-    assert caught.value.violations == {"size": f"the file exceeds the limit of {len(PDF)} bytes"}
-    assert stream.read == 1  # the metadata only
-    assert docs.store.uploads == []
+        await docs.upload(stream, max_bytes=limit)
+    assert caught.value.violations == {"size": f"the file exceeds the limit of {limit} bytes"}
+    assert stream.read == 4  # metadata, PDF, 1000, and the 1000 that crossed
+    assert docs.store.uploads[0].aborted
     docs.assert_nothing_left()
 
 

@@ -113,7 +113,7 @@ async def upload_document(
     if not isinstance(metadata, DocumentMetadata):
         raise InvalidArgument({"metadata": "the first message must carry the document's metadata"})
     limits = limits_for(catalog, metadata, default_max_bytes=default_max_bytes)
-    size = declared_size(metadata, limits)
+    size = declared_size(metadata)
     document_id = uuid.uuid4()
     key = clean_key(document_id)
     spool = Spool(spool_dir)

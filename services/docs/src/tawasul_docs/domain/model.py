@@ -76,13 +76,16 @@ def limits_for(
     return UploadLimits(spec.max_bytes, frozenset(Kind(t) for t in spec.media_types))
 
 
-def declared_size(metadata: DocumentMetadata, limits: UploadLimits) -> int | None:
-    """The size the upload must have, when the channel declared one; refused at once when it
-    is no size or over the limit, before any byte is sent."""
+def declared_size(metadata: DocumentMetadata) -> int | None:
+    """The size the upload must have, when the channel declared one.
+
+    One over the limit is refused where an undeclared one is, at the chunk that crosses it,
+    not before the client has sent its bytes: grpc.aio's client reports a call that ended
+    while it was still writing as INTERNAL instead of the server's status (grpc/grpc#36066),
+    which a third of such early refusals met on the e2e stack.
+    """
     if metadata.size_bytes < 0:
         raise InvalidArgument({"metadata.size_bytes": "must be the file's size in bytes, or 0"})
-    if metadata.size_bytes > limits.max_bytes:
-        raise InvalidArgument({"size": f"the file exceeds the limit of {limits.max_bytes} bytes"})
     return metadata.size_bytes or None
 
 

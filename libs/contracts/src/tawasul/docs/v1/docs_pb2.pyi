@@ -59,10 +59,9 @@ class DocumentMetadata(_message.Message):
     document_kind: _builtins.str
     size_bytes: _builtins.int
     """The file's exact size in bytes when the channel knows it (a file on disk, an HTTP body
-    with a Content-Length); 0 when it does not. A declared size over the document kind's
-    limit is refused before any byte is sent; otherwise the upload must carry exactly that
-    many bytes (INVALID_ARGUMENT on size_bytes if not), and docs stores them as they arrive
-    rather than in 5 MiB parts after them.
+    with a Content-Length); 0 when it does not. The upload must then carry exactly that many
+    bytes (INVALID_ARGUMENT on size_bytes if not), and docs stores them as they arrive rather
+    than in 5 MiB parts after them.
     """
     def __init__(
         self,
