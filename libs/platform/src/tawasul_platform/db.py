@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Index,
     LargeBinary,
@@ -14,11 +18,16 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
     func,
+    insert,
+    select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
 
 
 def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 2.0) -> AsyncEngine:
@@ -40,6 +49,30 @@ def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 2.0) -> 
         pool_timeout=pool_timeout,
         hide_parameters=True,
     )
+
+
+def among(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column = ANY(:name)`: the values, bound as one array, in place of an IN list. A list
+    expanded to a placeholder per value is a new statement for every length, parsed, planned
+    and prepared again; this one is the same statement however many values a batch brings."""
+    return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+
+def insert_arrays(table: Table, columns: Sequence[str]) -> Insert:
+    """INSERT of as many rows as the arrays hold, in their order: each column's values bound
+    as one array (`<column>_values`, see `arrays`). One statement, compiled and prepared once,
+    whatever the number of rows, and one parameter set: executemany of a row each costs
+    SQLAlchemy and asyncpg their per-row work, and a VALUES row each is a new statement per
+    size."""
+    bound = [bindparam(f"{c}_values", type_=ARRAY(table.c[c].type)) for c in columns]
+    rows = func.unnest(*bound).table_valued(*columns, with_ordinality="n").render_derived()
+    ordered = select(*(rows.c[c] for c in columns)).order_by(rows.c.n)
+    return insert(table).from_select(list(columns), ordered)
+
+
+def arrays(**columns: list[Any]) -> dict[str, list[Any]]:
+    """The parameters of an `insert_arrays` statement: each column's values, in row order."""
+    return {f"{name}_values": values for name, values in columns.items()}
 
 
 def outbox_table(metadata: MetaData) -> Table:

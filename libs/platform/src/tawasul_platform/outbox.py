@@ -22,11 +22,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import Span, SpanKind
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from tawasul_platform import tracing
+from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.faults import is_transient
 
@@ -42,30 +43,28 @@ async def write_outbox(
 ) -> None:
     """Adds the events to the caller's transaction and wakes relays at its commit.
 
-    One statement, compiled once: each row's RETURNING notifies the channel (PostgreSQL sends
-    a transaction's identical notifications once, at commit), so the wake-up costs no round
-    trip of its own. A multi-row VALUES built per call would not be cached by SQLAlchemy."""
+    One statement, compiled and prepared once (db.insert_arrays), in the events' order (the
+    order the relay publishes them in). Each row's RETURNING notifies the channel (PostgreSQL
+    sends a transaction's identical notifications once, at commit), so the wake-up costs no
+    round trip of its own."""
     if not events:
         return
     await session.execute(
         _outbox_insert(table, service),
-        [
-            {
-                "event_id": e.event_id,
-                "topic": e.topic,
-                "key": e.key,
-                "payload": e.payload,
-                "headers": e.headers,
-            }
-            for e in events
-        ],
+        arrays(
+            event_id=[e.event_id for e in events],
+            topic=[e.topic for e in events],
+            key=[e.key for e in events],
+            payload=[e.payload for e in events],
+            headers=[e.headers for e in events],
+        ),
     )
 
 
 @functools.cache
 def _outbox_insert(table: Table, service: str) -> ReturningInsert[Any]:
-    # Built once: a statement built per call is keyed again by SQLAlchemy every time.
-    return insert(table).returning(func.pg_notify(notify_channel(service), ""))
+    columns = ("event_id", "topic", "key", "payload", "headers")
+    return insert_arrays(table, columns).returning(func.pg_notify(notify_channel(service), ""))
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -102,9 +101,7 @@ class OutboxRelay:
             .order_by(t.c.id)
             .limit(batch_size)
         )
-        self._mark_sent = (
-            update(t).where(t.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=func.now())
-        )
+        self._mark_sent = update(t).where(among(t.c.id, "ids")).values(sent_at=func.now())
 
     async def run(self) -> None:
         """Publishes until cancelled; an outage of Kafka or PostgreSQL is waited out."""

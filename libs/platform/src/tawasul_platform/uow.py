@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
@@ -42,6 +43,24 @@ class Messaging:
 @functools.cache
 def _claim(inbox: Table) -> ReturningInsert[Any]:
     return pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+
+
+@functools.cache
+def _claim_all(inbox: Table) -> ReturningInsert[Any]:
+    # The ids as one array: one statement, prepared once, whatever the batch's size (a VALUES
+    # row per event would be a new statement for each size, and a parameter set per event).
+    ids = (
+        func.unnest(bindparam("event_ids", type_=ARRAY(inbox.c.event_id.type)))
+        .table_valued("event_id")
+        .render_derived()
+    )
+    rows = select(bindparam("consumer", type_=inbox.c.consumer.type), ids.c.event_id)
+    return (
+        pg_insert(inbox)
+        .from_select(["consumer", "event_id"], rows)
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
 
 
 @functools.cache
@@ -127,8 +146,7 @@ class SqlUnitOfWork:
         """claim_event for many in one statement; answers in the caller's own spelling."""
         given = {uuid.UUID(e): e for e in event_ids}
         result = await self.session.execute(
-            _claim(self._messaging.inbox),
-            [{"consumer": consumer, "event_id": key} for key in given],
+            _claim_all(self._messaging.inbox), {"consumer": consumer, "event_ids": list(given)}
         )
         return {given[claimed] for claimed in result.scalars()}
 

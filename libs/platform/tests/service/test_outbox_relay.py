@@ -78,12 +78,15 @@ def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., 
     return commit
 
 
-def relay(engine: AsyncEngine, table: Table, service: str, sent: SentMessages) -> OutboxRelay:
+def relay(
+    engine: AsyncEngine, table: Table, service: str, sent: SentMessages, batch_size: int = 500
+) -> OutboxRelay:
     return OutboxRelay(
         engine=engine,
         table=table,
         producer=cast(AIOKafkaProducer, sent),
         service=service,
+        batch_size=batch_size,
         fallback_seconds=FALLBACK_SECONDS,
     )
 
@@ -162,6 +165,33 @@ async def test_each_row_is_published_once_also_one_committed_after_rows_with_lat
         await eventually(published(sent, b"last"), "the last row published")
         await eventually(all_marked_sent(engine), "every row marked sent")
         assert sent.payloads == [b"quick", b"and quick", b"slow", b"last"]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+
+
+async def test_a_transactions_rows_are_published_in_the_order_they_were_written(
+    database_url: str,
+) -> None:
+    """One write of many rows (one statement, whatever their number) keeps their order: a
+    request's events reach Kafka as its handler wrote them. Each wake-up's rows are marked sent
+    by one statement, whatever their number, and none is published twice."""
+    engine = make_engine(database_url, pool_size=2)
+    table = await empty_outbox(engine)
+    service = "ordered"
+    sent = SentMessages()
+    commit = committer(engine, table, service)
+    # Batches of 64: the rows go out over several reads, marked sent by a statement of each size.
+    running = asyncio.create_task(relay(engine, table, service, sent, batch_size=64).run())
+    try:
+        await eventually(lambda: listener_pid(engine), "LISTEN session")
+        written = [f"row {n:03d}".encode() for n in range(300)]
+        await commit(*written[:7])
+        await commit(*written[7:])
+        await eventually(published(sent, written[-1]), "the last row published")
+        await eventually(all_marked_sent(engine), "every row marked sent")
+        assert sent.payloads == written
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)

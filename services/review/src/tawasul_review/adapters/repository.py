@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from tawasul_calendar import Sla, SlaClock, SlaUnit
 from tawasul_platform import tracing
+from tawasul_platform.db import among
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
@@ -166,8 +167,10 @@ class SqlWorkItemRepository:
             return {}
         t = tables.work_items
         # Key order: two transactions locking overlapping sets never wait on each other in turn.
-        query = select(t).where(t.c.request_id.in_(request_ids)).order_by(t.c.request_id)
-        rows = await self._session.execute(query.with_for_update() if for_update else query)
+        query = select(t).where(among(t.c.request_id, "ids")).order_by(t.c.request_id)
+        rows = await self._session.execute(
+            query.with_for_update() if for_update else query, {"ids": list(request_ids)}
+        )
         return {row.request_id: self._opened(row) for row in rows}
 
     async def queue(
@@ -383,7 +386,9 @@ class SqlWorkItemRepository:
         if not request_ids:
             return {}
         t = tables.withdrawals
-        rows = await self._session.execute(select(t).where(t.c.request_id.in_(request_ids)))
+        rows = await self._session.execute(
+            select(t).where(among(t.c.request_id, "ids")), {"ids": list(request_ids)}
+        )
         return {row.request_id: (row.at, row.reason) for row in rows}
 
     async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:

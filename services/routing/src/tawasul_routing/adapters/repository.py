@@ -7,10 +7,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_routing.adapters import tables
@@ -18,6 +19,27 @@ from tawasul_routing.adapters.events import to_event
 from tawasul_routing.domain.model import Decision, IncomingRequest
 
 SERVICE = "routing"
+_ADD = insert_arrays(
+    tables.decisions,
+    (
+        "request_id",
+        "sequence",
+        "department",
+        "queue",
+        "priority",
+        "rule",
+        "decided_at",
+        "transfer_reason",
+        "transferred_from",
+        "request",
+    ),
+)
+# Which of a batch's requests have a decision already: one statement for every batch.
+_ROUTED = (
+    select(tables.decisions.c.request_id)
+    .distinct()
+    .where(among(tables.decisions.c.request_id, "ids"))
+)
 
 
 def request_to_json(r: IncomingRequest) -> dict[str, Any]:
@@ -99,32 +121,26 @@ class SqlDecisionRepository:
         if not decisions:
             return
         await self._session.execute(
-            insert(tables.decisions),
-            [
-                {
-                    "request_id": d.request.request_id,
-                    "sequence": d.sequence,
-                    "department": d.department,
-                    "queue": d.queue,
-                    "priority": d.priority,
-                    "rule": d.rule,
-                    "decided_at": d.decided_at,
-                    "transfer_reason": d.transfer_reason,
-                    "transferred_from": d.transferred_from,
-                    "request": request_to_json(d.request),
-                }
-                for d in decisions
-            ],
+            _ADD,
+            arrays(
+                request_id=[d.request.request_id for d in decisions],
+                sequence=[d.sequence for d in decisions],
+                department=[d.department for d in decisions],
+                queue=[d.queue for d in decisions],
+                priority=[d.priority for d in decisions],
+                rule=[d.rule for d in decisions],
+                decided_at=[d.decided_at for d in decisions],
+                transfer_reason=[d.transfer_reason for d in decisions],
+                transferred_from=[d.transferred_from for d in decisions],
+                request=[request_to_json(d.request) for d in decisions],
+            ),
         )
         self.added.extend(decisions)
 
     async def routed(self, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         if not request_ids:
             return set()
-        d = tables.decisions
-        found = await self._session.scalars(
-            select(d.c.request_id).distinct().where(d.c.request_id.in_(request_ids))
-        )
+        found = await self._session.scalars(_ROUTED, {"ids": request_ids})
         return set(found)
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
