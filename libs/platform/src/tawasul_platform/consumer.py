@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
@@ -417,13 +418,12 @@ class EventConsumer:
     ) -> Iterator[None]:
         """A CONSUMER span per event of a batch applied at once; what the handler writes for a
         request descends from that request's event (tracing.per_request)."""
-        tracer = tracing.tracer()
         spans = [
-            tracer.start_span(
+            tracing.continued(
                 f"{record.topic} process",
-                context=_parent(record),
-                kind=SpanKind.CONSUMER,
-                attributes=self._attributes(record, event),
+                _parent(record),
+                SpanKind.CONSUMER,
+                functools.partial(self._attributes, record, event),
             )
             for record, event in zip(records, events, strict=True)
         ]

@@ -208,11 +208,11 @@ class OutboxRelay:
 def _publishing(topic: str, headers: dict[str, str]) -> Span:
     """The PRODUCER span of one row's publication, a child of the span that wrote the row
     (the call or event that changed the state): the hop across the outbox and Kafka."""
-    return tracing.tracer().start_span(
+    return tracing.continued(
         f"{topic} publish",
-        context=tracing.extract(headers),
-        kind=SpanKind.PRODUCER,
-        attributes={
+        tracing.extract(headers),
+        SpanKind.PRODUCER,
+        lambda: {
             "messaging.system": "kafka",
             "messaging.operation.type": "send",
             "messaging.destination.name": topic,

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import pytest
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from tawasul.events.v1 import events_pb2
 from tawasul_platform import tracing
 from tawasul_platform.consumer import EventConsumer
@@ -59,3 +62,42 @@ def test_an_event_written_outside_any_span_starts_a_trace_of_its_own() -> None:
     one, other = written_for("r1"), written_for("r1")
     assert trace_id(one) != trace_id(other)
     assert len(one.split("-")) == 4
+
+
+def test_a_trace_nobody_samples_continues_in_its_callers_ids_and_records_nothing(
+    spans: InMemorySpanExporter,
+) -> None:
+    unsampled = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-00"
+    span = tracing.continued(
+        "t publish",
+        tracing.extract({tracing.TRACEPARENT: unsampled}),
+        SpanKind.PRODUCER,
+        lambda: pytest.fail("attributes of a span nobody records"),
+    )
+    span.end()
+    assert tracing.traceparent(span.get_span_context()) == unsampled
+    assert not span.is_recording()
+    assert spans.get_finished_spans() == ()
+
+
+def test_a_sampled_trace_continues_in_a_span_of_its_own_with_its_attributes(
+    spans: InMemorySpanExporter,
+) -> None:
+    sampled = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    span = tracing.continued(
+        "t publish",
+        tracing.extract({tracing.TRACEPARENT: sampled}),
+        SpanKind.PRODUCER,
+        lambda: {"messaging.destination.name": "t"},
+    )
+    span.end()
+    (finished,) = spans.get_finished_spans()
+    assert finished.context is not None
+    assert finished.parent is not None
+    assert (f"{finished.context.trace_id:032x}", f"{finished.parent.span_id:016x}") == (
+        "ab" * 16,
+        "cd" * 8,
+    )
+    assert finished.context.span_id != finished.parent.span_id
+    assert finished.attributes == {"messaging.destination.name": "t"}
+    assert finished.kind is SpanKind.PRODUCER
