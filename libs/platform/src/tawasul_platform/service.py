@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -183,10 +184,14 @@ def run(
         metrics.serve(config.metrics_address)
 
     async def main() -> int:
+        runtime = await build(config)
+        # What the imports and the build made lives as long as the process (some 130k objects):
+        # out of the collector's generations, the full collections that a busy consumer
+        # triggers no longer walk it every time (about a tenth of a consumer's CPU otherwise).
+        gc.collect()
+        gc.freeze()
         return await serve(
-            await build(config),
-            grace=config.shutdown_grace_seconds,
-            budget=config.shutdown_budget_seconds,
+            runtime, grace=config.shutdown_grace_seconds, budget=config.shutdown_budget_seconds
         )
 
     provider = tracing.configure_tracing(
