@@ -44,7 +44,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from google.protobuf.message import DecodeError
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, use_span
 from structlog.contextvars import bound_contextvars
 from tawasul.events.v1 import events_pb2
 
@@ -400,14 +400,16 @@ class EventConsumer:
     @contextmanager
     def _span(self, record: Record, event: events_pb2.Envelope) -> Iterator[Span]:
         """The event's CONSUMER span, made current: the child of the span that published it,
-        and the parent of what its handler does and writes. Its log lines name the event."""
+        and the parent of what its handler does and writes. Its log lines name the event. A
+        trace nobody samples continues in its caller's ids (tracing.continued), as in a batch."""
+        span = tracing.continued(
+            f"{record.topic} process",
+            _parent(record),
+            SpanKind.CONSUMER,
+            functools.partial(self._attributes, record, event),
+        )
         with (
-            tracing.tracer().start_as_current_span(
-                f"{record.topic} process",
-                context=_parent(record),
-                kind=SpanKind.CONSUMER,
-                attributes=self._attributes(record, event),
-            ) as span,
+            use_span(span, end_on_exit=True),
             bound_contextvars(event_id=event.event_id, request_id=event.request_id),
         ):
             yield span

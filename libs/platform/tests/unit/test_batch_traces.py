@@ -101,3 +101,33 @@ def test_a_sampled_trace_continues_in_a_span_of_its_own_with_its_attributes(
     assert finished.context.span_id != finished.parent.span_id
     assert finished.attributes == {"messaging.destination.name": "t"}
     assert finished.kind is SpanKind.PRODUCER
+
+
+def test_an_event_applied_alone_in_a_trace_nobody_samples_writes_in_its_callers_ids(
+    spans: InMemorySpanExporter,
+) -> None:
+    unsampled = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-00"
+    alone = record("r1", unsampled)
+    consumer = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=cast(Any, None))
+    with consumer._span(alone, events_pb2.Envelope.FromString(alone.value or b"")):
+        written = written_for("r1")
+    assert written == unsampled
+    assert spans.get_finished_spans() == ()
+
+
+def test_an_event_applied_alone_in_a_sampled_trace_writes_from_a_consumer_span_of_its_own(
+    spans: InMemorySpanExporter,
+) -> None:
+    sampled = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    alone = record("r1", sampled)
+    consumer = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=cast(Any, None))
+    with consumer._span(alone, events_pb2.Envelope.FromString(alone.value or b"")):
+        written = written_for("r1")
+    (finished,) = spans.get_finished_spans()
+    assert finished.context is not None
+    assert finished.parent is not None
+    assert finished.kind is SpanKind.CONSUMER
+    assert f"{finished.parent.span_id:016x}" == "cd" * 8
+    assert written == f"00-{'ab' * 16}-{finished.context.span_id:016x}-01"
+    assert finished.attributes is not None
+    assert finished.attributes["messaging.message.id"] == "e-r1"
