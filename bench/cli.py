@@ -37,7 +37,7 @@ import asyncpg
 from hdrh.histogram import HdrHistogram
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
-from bench import p4, p5, p8, report
+from bench import hops, p4, p5, p8, report
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
 
@@ -408,6 +408,8 @@ class Followed:
     backlog: list[int]
     at_end: int
     never: int
+    # Each arrived submission's (sent, seen) wall-clock times, for a split of the path.
+    arrived: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     def detail(self, rate: float, seconds: float) -> dict[str, Any]:
         return {
@@ -432,6 +434,7 @@ async def follow(
     (a lower bound, never dropped). The backlog is sampled each second of the load."""
     histogram = new_histogram()
     pending: dict[str, float] = {}
+    arrived: dict[str, tuple[float, float]] = {}
     backlog: list[int] = []
     load_done = asyncio.Event()
 
@@ -446,7 +449,9 @@ async def follow(
                 drain_deadline = time.monotonic() + drain_seconds
             if pending:
                 for key, seen_at in (await arrivals(list(pending))).items():
-                    record_seconds(histogram, seen_at - pending.pop(key))
+                    sent_at = pending.pop(key)
+                    arrived[key] = (sent_at, seen_at)
+                    record_seconds(histogram, seen_at - sent_at)
             measuring = bool(pending or histogram.get_total_count())
             if measuring and not load_done.is_set() and time.monotonic() - last_sample >= 1.0:
                 backlog.append(len(pending))
@@ -467,7 +472,7 @@ async def follow(
     given_up = time.time()
     for at in pending.values():
         record_seconds(histogram, given_up - at)
-    return Followed(result, histogram, backlog, at_end, len(pending))
+    return Followed(result, histogram, backlog, at_end, len(pending), arrived)
 
 
 # The open loop falls behind its schedule when every one of its calls is in flight: a run that
@@ -562,6 +567,10 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
     finally:
         await conn.close()
     detail = followed.detail(rate, settings.p2_seconds)
+    try:
+        detail["hops"] = await hops.split(config.pg_socket_dir, followed.arrived)
+    except Exception as exc:  # the split explains the figure; it never costs it
+        detail["hops"] = {"error": _why(exc)}
     judge_latency([(fifty, "p50_ms", 50.0), (ninety_nine, "p99_ms", 250.0)], followed, detail, rate)
     return figures
 
@@ -824,6 +833,13 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
             f"Cores each service used during P1's SubmitRequest load: {used} (CPU time over "
             "wall time; a service well below one core while its callers wait is waiting on "
             "something, or starved of CPU by the others on this machine)."
+        )
+    steps = next((f.detail.get("hops") for f in figures if f.id == "P2 p50"), None)
+    if steps and "error" not in steps:
+        split = "; ".join(f"{step} {p['p50_ms']:g}" for step, p in steps.items())
+        notes.append(
+            f"P2's path, p50 of each step in ms (from the outbox and inbox rows' times; the "
+            f"steps' p99s are in the JSON): {split}."
         )
     notes.append(p4.note(settings.p4_events))
     failed = [f.id for f in figures if f.status == "failed"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tawasul_devstack.stack import SERVICES, Stack
 
+from bench.hops import STEPS
 from tests.e2e.direct import scalar
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +95,11 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         assert isinstance(figures[id_]["ratio"], int | float), figures[id_]
     for key in ("cores", "memory_gib", "python", "kafka", "postgresql", "minio"):
         assert report["machine"][key], key
+    # P2's path split hop by hop, every arrived request through every step.
+    p2 = figures["P2 p50"]["detail"]
+    assert list(p2["hops"]) == list(STEPS), p2["hops"]
+    assert p2["arrived"] > 0
+    assert {step["requests"] for step in p2["hops"].values()} == {p2["arrived"]}, p2["hops"]
 
     # P5 seeded review's database and removed what it seeded: the stack is left as it was.
     seeded = "SELECT count(*) FROM work_items WHERE request_number LIKE 'P5%'"
@@ -104,6 +110,7 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         assert f"| {id_} |" in run.stdout
         assert f"| {id_} |" in page
     assert "| postgresql |" in page
+    assert "P2's path, p50 of each step in ms" in page
 
 
 def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:
