@@ -18,12 +18,13 @@ import pytest
 import tawasul_intake
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_devstack.identity import throwaway
+from tawasul_devstack.journey import eventually
 from tawasul_intake import bootstrap
 from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
@@ -622,3 +623,85 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# --- concurrent changes to one request ------------------------------------------------------
+
+
+async def _waiting_for_the_row(intake: Intake, transactions: int) -> None:
+    """Until that many transactions wait for a lock in intake's database."""
+
+    async def enough() -> bool | None:
+        async with intake.engine.connect() as conn:
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        return True if (waiting or 0) >= transactions else None
+
+    await eventually(enough, within=10, what=f"{transactions} transaction(s) waiting")
+
+
+def _held(request_id: uuid.UUID) -> Any:
+    t = tables.requests
+    return select(t.c.id).where(t.c.id == request_id).with_for_update()
+
+
+async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake) -> None:
+    """Both read the request while a third transaction holds it: the status change mirrored
+    from review must not write back the request it read before the cancellation."""
+    request = await intake.submit()
+    request_id = uuid.UUID(request.request_id)
+    sessions = async_sessionmaker(intake.engine, expire_on_commit=False)
+    async with intake.engine.connect() as holder:
+        await holder.execute(_held(request_id))
+        cancelling = asyncio.ensure_future(
+            intake.stub.CancelRequest(
+                intake_pb2.CancelRequestRequest(
+                    request_number=request.request_number, reason="Solved at the office"
+                ),
+                timeout=10,
+                metadata=bearer(CITIZEN),
+            )
+        )
+        await _waiting_for_the_row(intake, 1)
+        reviewing = asyncio.create_task(
+            handlers.track_status(
+                uow=IntakeUnitOfWork(sessions),
+                event_id=str(uuid.uuid4()),
+                request_id=request_id,
+                status=Status.UNDER_REVIEW,
+                message="",
+                at=START + timedelta(minutes=5),
+            )
+        )
+        await _waiting_for_the_row(intake, 2)
+        await holder.rollback()
+    cancelled = (await cancelling).request
+    await reviewing
+    stored = (
+        await intake.stub.GetRequest(
+            intake_pb2.GetRequestRequest(request_number=request.request_number),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+    ).request
+    assert cancelled.status == common_pb2.REQUEST_STATUS_CANCELLED
+    assert stored.status == common_pb2.REQUEST_STATUS_CANCELLED
+    assert [e.event_type for e in await intake.outbox(APPLICANT_ACTIONS)] == [
+        "tawasul.requests.cancelled"
+    ]
+
+
+async def test_a_submission_does_not_write_the_account_s_other_requests(intake: Intake) -> None:
+    """The account's open requests are read to check a new one against, never written back:
+    one held by another transaction (a status change being applied) does not hold it up."""
+    first = await intake.submit()
+    async with intake.engine.connect() as holder:
+        await holder.execute(_held(uuid.UUID(first.request_id)))
+        second = await intake.submit(sub_service_code="reports.general-inquiry", fields={})
+        await holder.rollback()
+    assert second.request_number != first.request_number
+    assert second.status == common_pb2.REQUEST_STATUS_SUBMITTED

@@ -68,6 +68,8 @@ class Database:
         self.published: list[Event] = []
         self.commits = 0
         self.locked: list[str] = []
+        # Request numbers read to be changed (SELECT ... FOR UPDATE), in order.
+        self.held: list[str] = []
         # Committed by "another replica" just before the next commit: a race lost.
         self.racing: list[Request] = []
 
@@ -99,11 +101,16 @@ class FakeRequests:
         self.seen[request.id] = request
         self.new.add(request.id)
 
-    async def get(self, request_id: uuid.UUID) -> Request | None:
-        return self._first(lambda r: r.id == request_id)
+    async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> Request | None:
+        return self._held(self._first(lambda r: r.id == request_id), for_update)
 
-    async def get_by_number(self, number: str) -> Request | None:
-        return self._first(lambda r: r.number == number)
+    async def get_by_number(self, number: str, *, for_update: bool = False) -> Request | None:
+        return self._held(self._first(lambda r: r.number == number), for_update)
+
+    def _held(self, request: Request | None, for_update: bool) -> Request | None:
+        if request is not None and for_update:
+            self._db.held.append(request.number)
+        return request
 
     async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None:
         return self._first(lambda r: (r.applicant_id, r.idempotency_key) == (applicant_id, key))
@@ -1218,6 +1225,17 @@ async def test_another_account_cannot_cancel(intake: Intake) -> None:
             now=riyadh(5, 9),
         )
     assert intake.db.row(request.number).status is Status.SUBMITTED
+
+
+async def test_a_request_is_read_for_update_only_to_be_changed(intake: Intake) -> None:
+    request = await intake.submit()
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    await handlers.get_request(uow=intake.uow, caller=FATHER, number=request.number)
+    await handlers.cancel_request(
+        uow=intake.uow, caller=FATHER, number=request.number, reason="Solved", now=riyadh(5, 9)
+    )
+    # The status change and the cancellation; not the look in between.
+    assert intake.db.held == [request.number, request.number]
 
 
 # --- track_status --------------------------------------------------------------------------

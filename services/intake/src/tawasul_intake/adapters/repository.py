@@ -88,7 +88,8 @@ def _row(request: Request) -> dict[str, Any]:
 
 
 def _changing(request: Request) -> dict[str, Any]:
-    """The columns a request's life changes after submission."""
+    """The columns a request's life changes after submission, in containers of their own: what
+    was read is compared with it at the flush."""
     clock = request.clock
     return {
         "status": request.status.value,
@@ -101,10 +102,10 @@ def _changing(request: Request) -> dict[str, Any]:
             {"status": h.status.value, "at": h.at.isoformat(), "message": h.message}
             for h in request.history
         ],
-        "cited_by": request.cited_by,
+        "cited_by": list(request.cited_by),
         "follow_up_count": request.follow_up_count,
         "last_follow_up_at": request.last_follow_up_at,
-        "fields": request.fields,
+        "fields": dict(request.fields),
         "document_ids": [str(d) for d in request.document_ids],
         "missing": [
             {"kind": m.kind, "name": m.name, "description": m.description} for m in request.missing
@@ -156,20 +157,27 @@ def _request(row: Row[Any]) -> Request:
 
 
 class SqlRequestRepository:
+    """Requests read in a unit of work, written back at its commit if they changed: a request
+    only read is never written, so it cannot overwrite what another transaction committed
+    meanwhile. One read to change a request is `for_update`: it waits for, and then sees, any
+    other change in flight."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self.seen: dict[uuid.UUID, Request] = {}
         self._new: set[uuid.UUID] = set()
+        # The changing columns as read (or last written), by request.
+        self._stored: dict[uuid.UUID, dict[str, Any]] = {}
 
     async def add(self, request: Request) -> None:
         self.seen[request.id] = request
         self._new.add(request.id)
 
-    async def get(self, request_id: uuid.UUID) -> Request | None:
-        return await self._one(tables.requests.c.id == request_id)
+    async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> Request | None:
+        return await self._one(tables.requests.c.id == request_id, for_update=for_update)
 
-    async def get_by_number(self, number: str) -> Request | None:
-        return await self._one(tables.requests.c.number == number)
+    async def get_by_number(self, number: str, *, for_update: bool = False) -> Request | None:
+        return await self._one(tables.requests.c.number == number, for_update=for_update)
 
     async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None:
         t = tables.requests.c
@@ -197,7 +205,7 @@ class SqlRequestRepository:
                 },
             )
         ).all()
-        return [self.seen.setdefault(row.id, _request(row)) for row in rows]
+        return [self._read(row) for row in rows]
 
     async def list_by_applicant(
         self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
@@ -208,7 +216,7 @@ class SqlRequestRepository:
             query = query.where(tuple_(t.submitted_at, t.id) < tuple_(*after))
         query = query.order_by(t.submitted_at.desc(), t.id.desc()).limit(limit)
         rows = (await self._session.execute(query)).all()
-        return [self.seen.setdefault(row.id, _request(row)) for row in rows]
+        return [self._read(row) for row in rows]
 
     async def open_requests_with_documents(
         self, applicant_id: str, document_ids: tuple[uuid.UUID, ...]
@@ -231,19 +239,28 @@ class SqlRequestRepository:
 
     async def flush(self) -> None:
         for request in self.seen.values():
+            changing = _changing(request)
             if request.id in self._new:
                 await self._session.execute(_INSERT_REQUEST, _row(request))
-            else:
-                await self._session.execute(
-                    _UPDATE_REQUEST, {"b_id": request.id, **_changing(request)}
-                )
+            elif changing != self._stored.get(request.id):
+                await self._session.execute(_UPDATE_REQUEST, {"b_id": request.id, **changing})
+            self._stored[request.id] = changing
         self._new.clear()
 
-    async def _one(self, where: Any) -> Request | None:
-        row = (await self._session.execute(select(tables.requests).where(where))).first()
-        if row is None:
-            return None
-        return self.seen.setdefault(row.id, _request(row))
+    async def _one(self, where: Any, *, for_update: bool = False) -> Request | None:
+        query = select(tables.requests).where(where)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).first()
+        return None if row is None else self._read(row)
+
+    def _read(self, row: Row[Any]) -> Request:
+        """The request as this unit of work first read it: a second read returns the same."""
+        request = self.seen.get(row.id)
+        if request is None:
+            request = self.seen[row.id] = _request(row)
+            self._stored[row.id] = _changing(request)
+        return request
 
 
 class SqlTrackingCodes:

@@ -182,7 +182,7 @@ def _check_documents(
 async def _cited(uow: UnitOfWork, submission: Submission) -> Request | None:
     if submission.cites_number is None:
         return None
-    cited = await uow.requests.get_by_number(submission.cites_number)
+    cited = await uow.requests.get_by_number(submission.cites_number, for_update=True)
     if (
         cited is None
         or cited.applicant_id != submission.applicant_id
@@ -289,10 +289,14 @@ def _ascii_digits(**typed: str) -> None:
         raise InvalidArgument(found)
 
 
-async def _own(uow: UnitOfWork, caller: Principal, number: str) -> Request:
+async def _own(
+    uow: UnitOfWork, caller: Principal, number: str, *, for_update: bool = False
+) -> Request:
     _ascii_digits(request_number=number)
     canonical = parse_request_number(number[:40])
-    request = await uow.requests.get_by_number(canonical) if canonical else None
+    request = (
+        await uow.requests.get_by_number(canonical, for_update=for_update) if canonical else None
+    )
     if request is None or request.applicant_id != caller.subject:
         raise NotFound("no such request for this account")
     return request
@@ -321,7 +325,7 @@ async def follow_up(
     now: datetime,
 ) -> Request:
     async with uow:
-        request = await _own(uow, caller, number)
+        request = await _own(uow, caller, number, for_update=True)
         request.follow_up(message=message, calendar=calendar, now=now)
         await uow.commit()
     return request
@@ -331,7 +335,7 @@ async def cancel_request(
     *, uow: UnitOfWork, caller: Principal, number: str, reason: str, now: datetime
 ) -> Request:
     async with uow:
-        request = await _own(uow, caller, number)
+        request = await _own(uow, caller, number, for_update=True)
         request.cancel(reason=reason, now=now)
         await uow.commit()
     return request
@@ -470,7 +474,7 @@ async def appeal_rejection(
     now: datetime,
 ) -> Request:
     async with uow:
-        request = await _own(uow, caller, number)
+        request = await _own(uow, caller, number, for_update=True)
         request.appeal(reason=reason, calendar=calendar, now=now)
         try:
             await uow.commit()
@@ -514,7 +518,7 @@ async def respond_to_info_request(
     if missing:
         raise InvalidArgument(missing)
     async with uow:
-        request = await _own(uow, caller, number)
+        request = await _own(uow, caller, number, for_update=True)
         request.ensure_answerable(now)
         await uow.requests.lock_account(request.applicant_id)
         in_use = await uow.requests.open_requests_with_documents(
@@ -553,7 +557,7 @@ async def track_status(
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
-        request = await uow.requests.get(request_id)
+        request = await uow.requests.get(request_id, for_update=True)
         if request is None:
             raise NotFound(f"status change for unknown request {request_id}")
         request.track(status, message, at, missing=missing, respond_by=respond_by)
