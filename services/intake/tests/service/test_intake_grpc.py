@@ -132,6 +132,12 @@ class Intake:
         answer = await self.stub.SubmitRequest(message, timeout=5, metadata=bearer(token))
         return answer.request
 
+    async def get(self, number: str, token: str = CITIZEN) -> intake_pb2.Request:
+        answer = await self.stub.GetRequest(
+            intake_pb2.GetRequestRequest(request_number=number), timeout=5, metadata=bearer(token)
+        )
+        return answer.request
+
     async def count(self, table: object) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
@@ -574,13 +580,7 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
         ),
         respond_by=respond_by,
     )
-    waiting = (
-        await intake.stub.GetRequest(
-            intake_pb2.GetRequestRequest(request_number=request.request_number),
-            timeout=5,
-            metadata=bearer(CITIZEN),
-        )
-    ).request
+    waiting = await intake.get(request.request_number)
     assert waiting.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
     assert [(m.kind, m.name) for m in waiting.missing] == [
         ("document", "photo"),
@@ -589,13 +589,7 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
     assert waiting.respond_by.gregorian_date == "2026-01-11"
     # The clock is paused: the promised date moves out while the request waits.
     intake.clock.now = START + timedelta(days=2)
-    later = (
-        await intake.stub.GetRequest(
-            intake_pb2.GetRequestRequest(request_number=request.request_number),
-            timeout=5,
-            metadata=bearer(CITIZEN),
-        )
-    ).request
+    later = await intake.get(request.request_number)
     assert later.expected_completion.at.ToDatetime() > waiting.expected_completion.at.ToDatetime()
 
     answer = intake_pb2.RespondToInfoRequestRequest(
@@ -681,13 +675,7 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
         await holder.rollback()
     cancelled = (await cancelling).request
     await reviewing
-    stored = (
-        await intake.stub.GetRequest(
-            intake_pb2.GetRequestRequest(request_number=request.request_number),
-            timeout=5,
-            metadata=bearer(CITIZEN),
-        )
-    ).request
+    stored = await intake.get(request.request_number)
     assert cancelled.status == common_pb2.REQUEST_STATUS_CANCELLED
     assert stored.status == common_pb2.REQUEST_STATUS_CANCELLED
     assert [e.event_type for e in await intake.outbox(APPLICANT_ACTIONS)] == [
