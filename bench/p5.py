@@ -36,7 +36,6 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 from tawasul.review.v1 import review_pb2
 from tawasul_calendar import SlaUnit
@@ -45,6 +44,7 @@ from tawasul_devstack.stack import StackConfig
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
+from tawasul_platform.sql import Session
 from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.adapters.repository import SqlWorkItemRepository
 from tawasul_review.app.handlers import DEFAULT_PAGE
@@ -578,7 +578,7 @@ async def statements() -> dict[str, str]:
     """The SQL review runs for ClaimNext (the reviewer's held items, then the next item) and
     for ListQueue's first page, as its own repository builds it, with the values inline."""
     session = _Statements()
-    items = SqlWorkItemRepository(cast(AsyncSession, session))
+    items = SqlWorkItemRepository(cast(Session, session))
     caller = f"{CALLER_PREFIX}00"
     await items.held_by(caller)
     await items.next_queued(frozenset({DEPARTMENT}), DEFAULT_LANGUAGES, caller)

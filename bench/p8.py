@@ -39,13 +39,13 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import StackConfig
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.request_numbers import damm_digit
+from tawasul_platform.sql import Session
 from tawasul_review.adapters.repository import SqlWorkItemRepository
 from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.domain.model import OPEN_STATES, State
@@ -173,7 +173,7 @@ async def plans(conn: asyncpg.Connection, stored: int) -> dict[str, dict[str, An
     n = stored // 3
     for kind in KINDS:
         session = p5._Statements()
-        items = SqlWorkItemRepository(cast(AsyncSession, session))
+        items = SqlWorkItemRepository(cast(Session, session))
         await items.search(criteria(kind, n, now), DEFAULT_PAGE + 1, None)
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         statement = session.seen[-1]  # after its SET LOCAL plan_cache_mode

@@ -58,6 +58,12 @@ def among(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     return column == any_(bindparam(name, type_=ARRAY(column.type)))
 
 
+def any_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column = ANY(:values)`, the values given now: `among` for a statement built per call.
+    Not `in_`, whose list is expanded into the SQL at each execution (sql.Plans refuses it)."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+
+
 def insert_arrays(table: Table, columns: Sequence[str]) -> Insert:
     """INSERT of as many rows as the arrays hold, in their order: each column's values bound
     as one array (`<column>_values`, see `arrays`). One statement, compiled and prepared once,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
-from asyncpg.exceptions import ConnectionDoesNotExistError, PostgresError
+from asyncpg.exceptions import InterfaceError as DriverInterfaceError
+from asyncpg.exceptions import InternalClientError, PostgresError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -27,15 +28,18 @@ def is_transient(error: BaseException) -> bool:
         # waiting for the cluster's metadata is the broker being away too.
         return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
     if isinstance(error, PostgresError):
-        # asyncpg's own error, unwrapped: raised on the raw connection (the relay's LISTEN).
+        # asyncpg's own error, unwrapped: units of work and the relay run statements on asyncpg.
         return _sqlstate(error).startswith(_OUTAGE_SQLSTATES)
     # A full pool (every connection busy past the pool timeout) and a connection the server
-    # closed are the database's state, not the statement's.
+    # closed (asyncpg's InterfaceError: "connection is closed", ConnectionDoesNotExistError;
+    # its InternalClientError when the server's goodbye came while the connection idled) are
+    # the database's state, not the statement's.
     return isinstance(
         error,
         PoolTimeout
         | DisconnectionError
-        | ConnectionDoesNotExistError
+        | DriverInterfaceError
+        | InternalClientError
         | Unavailable
         | ConnectionError
         | TimeoutError

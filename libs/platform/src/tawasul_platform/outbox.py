@@ -21,15 +21,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from asyncpg import Connection
 from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from tawasul_platform import tracing
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.faults import is_transient
+from tawasul_platform.sql import Database, Session
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def notify_channel(service: str) -> str:
 
 
 async def write_outbox(
-    session: AsyncSession, table: Table, service: str, events: Sequence[OutgoingEvent]
+    session: Session, table: Table, service: str, events: Sequence[OutgoingEvent]
 ) -> None:
     """Adds the events to the caller's transaction and wakes relays at its commit.
 
@@ -79,14 +81,14 @@ class OutboxRelay:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        database: Database,
         table: Table,
         producer: AIOKafkaProducer,
         service: str,
         batch_size: int = 500,
         fallback_seconds: float = 5.0,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._table = table
         self._producer = producer
         self._channel = notify_channel(service)
@@ -121,11 +123,10 @@ class OutboxRelay:
         """Listens, and publishes while it leads, until the LISTEN connection is lost (server
         restart, failover, pg_terminate_backend); the caller then listens again at once, and
         the drain on entry publishes whatever was committed while nobody listened."""
-        async with self._engine.connect() as listener:
+        async with self._database.engine.connect() as listener:
             try:
                 await listener.execution_options(isolation_level="AUTOCOMMIT")
-                raw = await listener.get_raw_connection()
-                driver: Any = raw.driver_connection
+                driver = await _driver(listener)
                 lost = asyncio.Event()
 
                 def on_lost(*_: object) -> None:
@@ -140,9 +141,9 @@ class OutboxRelay:
                         self._wake.clear()
                         # A follower tries at each wake-up: it takes over within one commit (or
                         # one fallback period) of the leader's session ending.
-                        leading = leading or await self._lead(listener)
+                        leading = leading or await self._lead(driver)
                         if leading:
-                            await self._publish_all(listener)
+                            await self._publish_all(driver)
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), self._fallback)
                 finally:
@@ -161,26 +162,27 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publishes every unsent row now, through a session of its own, unless another
         replica leads; returns how many it published (what a wake-up of the leader does)."""
-        async with self._engine.connect() as conn:
+        async with self._database.engine.connect() as conn:
             try:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await self._publish_all(conn) if await self._lead(conn) else 0
+                driver = await _driver(conn)
+                return await self._publish_all(driver) if await self._lead(driver) else 0
             finally:
                 await conn.invalidate()
 
-    async def _lead(self, conn: AsyncConnection) -> bool:
-        return bool(await conn.scalar(self._try_lock))
+    async def _lead(self, driver: Connection) -> bool:
+        return bool((await self._database.fetch(driver, self._try_lock)).scalars()[0])
 
-    async def _publish_all(self, conn: AsyncConnection) -> int:
+    async def _publish_all(self, driver: Connection) -> int:
         published = 0
         while True:
-            count = await self._publish_batch(conn)
+            count = await self._publish_batch(driver)
             published += count
             if count < self._batch_size:
                 return published
 
-    async def _publish_batch(self, conn: AsyncConnection) -> int:
-        rows = (await conn.execute(self._unsent)).all()
+    async def _publish_batch(self, driver: Connection) -> int:
+        rows = (await self._database.fetch(driver, self._unsent)).all()
         if not rows:
             return 0
         spans = [_publishing(row.topic, row.headers) for row in rows]
@@ -202,9 +204,16 @@ class OutboxRelay:
         finally:
             for span in spans:
                 span.end()
-        await conn.execute(self._mark_sent, {"ids": [r.id for r in rows]})
+        await self._database.fetch(driver, self._mark_sent, {"ids": [r.id for r in rows]})
         log.debug("published %d outbox rows", len(rows))
         return len(rows)
+
+
+async def _driver(conn: AsyncConnection) -> Connection:
+    """The asyncpg connection itself: LISTEN is asyncpg's, and the statements run on it."""
+    raw = await conn.get_raw_connection()
+    driver: Connection = raw.driver_connection
+    return driver
 
 
 def _publishing(topic: str, headers: dict[str, str]) -> Span:

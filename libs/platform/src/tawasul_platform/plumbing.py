@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tawasul_platform.consumer import EventConsumer, Transaction
 from tawasul_platform.db import make_engine
@@ -21,6 +21,7 @@ from tawasul_platform.periodic import every
 from tawasul_platform.retention import Pruner
 from tawasul_platform.service import Runtime
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.sql import Database
 from tawasul_platform.uow import Messaging, shared_transaction
 
 
@@ -31,7 +32,7 @@ class Plumbing:
 
     settings: ServiceSettings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database
     producer: AIOKafkaProducer
     # The one transaction a consumer's batch applies its events in.
     transaction: Transaction
@@ -105,21 +106,21 @@ def build_plumbing(
         pool_timeout=settings.db_pool_timeout_seconds,
     )
     producer = make_producer(settings.kafka_bootstrap)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     messaging = Messaging(service, outbox, inbox)
 
     def transaction() -> AbstractAsyncContextManager[None]:
-        return shared_transaction(sessions, messaging)
+        return shared_transaction(database, messaging)
 
     return Plumbing(
         settings=settings,
         engine=engine,
-        sessions=sessions,
+        database=database,
         producer=producer,
         transaction=transaction,
         consumer=_consumer(settings, group or service, producer, transaction),
         relay=OutboxRelay(
-            engine=engine,
+            database=database,
             table=outbox,
             producer=producer,
             service=service,

@@ -1,4 +1,4 @@
-"""A SQLAlchemy unit of work that carries the outbox and the inbox.
+"""A unit of work that carries the outbox and the inbox, on the platform's `sql.Session`.
 
 Services subclass it to add repositories; whatever they `publish` is written to the outbox in
 the transaction that `commit` commits, so no state change goes without its event and no event
@@ -24,11 +24,11 @@ from typing import Any, Self
 from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.outbox import write_outbox
+from tawasul_platform.sql import Database, Session
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ def _seen(inbox: Table) -> Select[Any]:
 
 @dataclass
 class _Shared:
-    sessions: async_sessionmaker[AsyncSession]
-    session: AsyncSession
+    database: Database
+    session: Session
     events: list[OutgoingEvent] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -82,13 +82,12 @@ _shared: ContextVar[_Shared | None] = ContextVar("tawasul_shared_transaction", d
 
 
 @asynccontextmanager
-async def shared_transaction(
-    sessions: async_sessionmaker[AsyncSession], messaging: Messaging
-) -> AsyncIterator[None]:
+async def shared_transaction(database: Database, messaging: Messaging) -> AsyncIterator[None]:
     """One transaction for every unit of work opened inside; committed, with every event they
     published, when the block ends without an error."""
-    async with sessions() as session:
-        shared = _Shared(sessions, session)
+    session = database.session()
+    try:
+        shared = _Shared(database, session)
         token = _shared.set(shared)
         try:
             yield
@@ -96,15 +95,17 @@ async def shared_transaction(
             _shared.reset(token)
         await write_outbox(session, messaging.outbox, messaging.service, shared.events)
         await session.commit()
+    finally:
+        await session.close()
     for callback in shared.committed:
         callback()
 
 
 class SqlUnitOfWork:
-    session: AsyncSession
+    session: Session
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], messaging: Messaging) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database, messaging: Messaging) -> None:
+        self._database = database
         self._messaging = messaging
         self._pending: list[OutgoingEvent] = []
         self._committed: list[Callable[[], None]] = []
@@ -112,8 +113,8 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         shared = _shared.get()
-        self._joined = shared if shared is not None and shared.sessions is self._sessions else None
-        self.session = self._joined.session if self._joined else self._sessions()
+        self._joined = shared if shared is not None and shared.database is self._database else None
+        self.session = self._joined.session if self._joined else self._database.session()
         self._pending = []
         self._committed = []
         return self
@@ -126,7 +127,6 @@ class SqlUnitOfWork:
     ) -> None:
         if self._joined is not None:
             return
-        await self.session.rollback()
         await self.session.close()
 
     async def seen_event(self, consumer: str, event_id: str) -> bool:

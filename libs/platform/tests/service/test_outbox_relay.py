@@ -10,11 +10,12 @@ from typing import Any, TypeVar, cast
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul_platform.db import make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.metrics import OutboxGauge
 from tawasul_platform.outbox import OutboxRelay, write_outbox
+from tawasul_platform.sql import Database
 
 T = TypeVar("T")
 SERVICE = "relaytest"
@@ -68,12 +69,15 @@ def outgoing(payload: bytes) -> OutgoingEvent:
 
 def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., Awaitable[None]]:
     """Commits one transaction writing an outbox row for each payload given."""
-    sessions = async_sessionmaker(engine)
+    database = Database(engine)
 
     async def commit(*payloads: bytes) -> None:
-        async with sessions() as session:
+        session = database.session()
+        try:
             await write_outbox(session, table, service, [outgoing(p) for p in payloads])
             await session.commit()
+        finally:
+            await session.close()
 
     return commit
 
@@ -82,7 +86,7 @@ def relay(
     engine: AsyncEngine, table: Table, service: str, sent: SentMessages, batch_size: int = 500
 ) -> OutboxRelay:
     return OutboxRelay(
-        engine=engine,
+        database=Database(engine),
         table=table,
         producer=cast(AIOKafkaProducer, sent),
         service=service,
@@ -154,12 +158,15 @@ async def test_each_row_is_published_once_also_one_committed_after_rows_with_lat
     running = asyncio.create_task(relay(engine, table, service, sent).run())
     try:
         await eventually(lambda: listener_pid(engine), "LISTEN session")
-        async with async_sessionmaker(engine)() as slow:
+        slow = Database(engine).session()
+        try:
             # Takes its id first and commits last.
             await write_outbox(slow, table, service, [outgoing(b"slow")])
             await commit(b"quick", b"and quick")
             await eventually(published(sent, b"and quick"), "the rows committed first published")
             await slow.commit()
+        finally:
+            await slow.close()
         await eventually(published(sent, b"slow"), "the row with the lower id published")
         await commit(b"last")
         await eventually(published(sent, b"last"), "the last row published")

@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 from sqlalchemy import Column, MetaData, Table, Text, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul_platform.db import inbox_table, make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent
+from tawasul_platform.sql import Database
 from tawasul_platform.uow import Messaging, SqlUnitOfWork, shared_transaction
 
 metadata = MetaData()
@@ -16,11 +17,9 @@ notes = Table("notes", metadata, Column("text", Text, nullable=False))
 MESSAGING = Messaging("batchtest", outbox_table(metadata), inbox_table(metadata))
 
 
-async def apply(
-    sessions: async_sessionmaker[AsyncSession], event_id: str, note: str, *, commit: bool = True
-) -> bool:
+async def apply(database: Database, event_id: str, note: str, *, commit: bool = True) -> bool:
     """What a consumer's handler does: claim the event, write, publish, commit."""
-    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+    async with SqlUnitOfWork(database, MESSAGING) as uow:
         if not await uow.claim_event("batchtest", event_id):
             return False
         await uow.session.execute(insert(notes).values(text=note))
@@ -47,13 +46,13 @@ async def stored(engine: AsyncEngine) -> tuple[list[str], list[str], int]:
 
 async def test_a_batch_commits_once_with_every_event_in_publish_order(database_url: str) -> None:
     engine = await engine_with_tables(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     first, again = str(uuid.uuid4()), str(uuid.uuid4())
-    async with engine.connect() as watcher, shared_transaction(sessions, MESSAGING):
-        assert await apply(sessions, first, "a")
-        assert await apply(sessions, again, "b")
+    async with engine.connect() as watcher, shared_transaction(database, MESSAGING):
+        assert await apply(database, first, "a")
+        assert await apply(database, again, "b")
         # The same event twice in one batch is applied once: the inbox row is visible.
-        assert not await apply(sessions, first, "a again")
+        assert not await apply(database, first, "a again")
         # Nothing is visible outside the batch before it ends.
         assert await watcher.scalar(select(func.count()).select_from(notes)) == 0
     assert await stored(engine) == (["a", "b"], ["a", "b"], 2)
@@ -62,18 +61,18 @@ async def test_a_batch_commits_once_with_every_event_in_publish_order(database_u
 
 async def test_a_failing_batch_leaves_nothing(database_url: str) -> None:
     engine = await engine_with_tables(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
 
     async def failing_batch() -> None:
-        async with shared_transaction(sessions, MESSAGING):
-            await apply(sessions, str(uuid.uuid4()), "a")
+        async with shared_transaction(database, MESSAGING):
+            await apply(database, str(uuid.uuid4()), "a")
             raise RuntimeError("handler failed")
 
     with pytest.raises(RuntimeError, match="handler failed"):
         await failing_batch()
     assert await stored(engine) == ([], [], 0)
     # Outside a batch a unit of work commits on its own again.
-    assert await apply(sessions, str(uuid.uuid4()), "c")
+    assert await apply(database, str(uuid.uuid4()), "c")
     assert await stored(engine) == (["c"], ["c"], 1)
     await engine.dispose()
 
@@ -82,10 +81,10 @@ async def test_leaving_without_commit_keeps_the_writes_only_inside_a_batch(
     database_url: str,
 ) -> None:
     engine = await engine_with_tables(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    assert await apply(sessions, str(uuid.uuid4()), "alone", commit=False)
-    async with shared_transaction(sessions, MESSAGING):
-        assert await apply(sessions, str(uuid.uuid4()), "joined", commit=False)
+    database = Database(engine)
+    assert await apply(database, str(uuid.uuid4()), "alone", commit=False)
+    async with shared_transaction(database, MESSAGING):
+        assert await apply(database, str(uuid.uuid4()), "joined", commit=False)
     # Alone it is rolled back; joined it stays (its event, never handed over, does not).
     assert await stored(engine) == (["joined"], [], 1)
     await engine.dispose()
@@ -93,13 +92,13 @@ async def test_leaving_without_commit_keeps_the_writes_only_inside_a_batch(
 
 async def test_claiming_many_answers_the_new_ones_as_they_were_spelt(database_url: str) -> None:
     engine = await engine_with_tables(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     seen, new = str(uuid.uuid4()), str(uuid.uuid4()).upper()
-    assert await apply(sessions, seen, "a")
-    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+    assert await apply(database, seen, "a")
+    async with SqlUnitOfWork(database, MESSAGING) as uow:
         assert await uow.claim_events("batchtest", [seen, new, new]) == {new}
         await uow.commit()
-    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+    async with SqlUnitOfWork(database, MESSAGING) as uow:
         assert await uow.claim_events("batchtest", [new.lower()]) == set()
     await engine.dispose()
 
@@ -108,30 +107,30 @@ async def test_what_waits_for_the_commit_is_called_after_it_and_never_on_rollbac
     database_url: str,
 ) -> None:
     engine = await engine_with_tables(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     calls: list[str] = []
 
     async def failing_batch() -> None:
-        async with shared_transaction(sessions, MESSAGING):
-            async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+        async with shared_transaction(database, MESSAGING):
+            async with SqlUnitOfWork(database, MESSAGING) as uow:
                 uow.on_commit(lambda: calls.append("failed batch"))
                 await uow.commit()
             raise RuntimeError("handler failed")
 
-    async with shared_transaction(sessions, MESSAGING):
-        async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+    async with shared_transaction(database, MESSAGING):
+        async with SqlUnitOfWork(database, MESSAGING) as uow:
             await uow.session.execute(insert(notes).values(text="batched"))
             uow.on_commit(lambda: calls.append("batch"))
             await uow.commit()
         assert calls == []  # joined: called when the batch commits, not before
     assert calls == ["batch"]
     assert (await stored(engine))[0] == ["batched"]
-    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+    async with SqlUnitOfWork(database, MESSAGING) as uow:
         await uow.session.execute(insert(notes).values(text="alone"))
         uow.on_commit(lambda: calls.append("alone"))
         await uow.commit()
     assert calls == ["batch", "alone"]
-    async with SqlUnitOfWork(sessions, MESSAGING) as uow:
+    async with SqlUnitOfWork(database, MESSAGING) as uow:
         uow.on_commit(lambda: calls.append("left without a commit"))
     with pytest.raises(RuntimeError, match="handler failed"):
         await failing_batch()

@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.events.v1 import events_pb2
 from tawasul_platform import tracing
 from tawasul_platform.consumer import EventConsumer
@@ -27,6 +26,7 @@ from tawasul_platform.db import make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent, envelope
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.outbox import OutboxRelay, write_outbox
+from tawasul_platform.sql import Database
 from tawasul_platform.testing import recorded_spans, unguarded
 from tawasul_platform.tls import open_channel
 
@@ -102,12 +102,15 @@ async def test_a_call_its_outbox_row_and_the_consumed_event_are_one_trace(
     table = outbox_table(MetaData())
     async with engine.begin() as conn:
         await conn.run_sync(table.metadata.create_all)
-    sessions = async_sessionmaker(engine)
+    database = Database(engine)
 
     async def submit(request: wrappers_pb2.StringValue, _: Any) -> wrappers_pb2.StringValue:
-        async with sessions() as session:
+        session = database.session()
+        try:
             await write_outbox(session, table, SERVICE, [submitted(request.value)])
             await session.commit()
+        finally:
+            await session.close()
         return request
 
     def register(server: grpc.aio.Server) -> None:
@@ -132,7 +135,7 @@ async def test_a_call_its_outbox_row_and_the_consumed_event_are_one_trace(
             await call(wrappers_pb2.StringValue(value="r1"), timeout=5)
         sent = Sent()
         relay = OutboxRelay(
-            engine=engine, table=table, producer=cast(AIOKafkaProducer, sent), service=SERVICE
+            database=database, table=table, producer=cast(AIOKafkaProducer, sent), service=SERVICE
         )
         assert await relay.drain() == 1
     finally:

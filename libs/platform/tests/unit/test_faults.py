@@ -48,7 +48,20 @@ BAD_STATEMENTS = [
 @pytest.mark.parametrize("cause", OUTAGES, ids=lambda e: type(e).__name__)
 def test_a_server_that_cannot_take_the_statement_now_is_an_outage(cause: Exception) -> None:
     assert is_transient(wrapped(cause))
-    # As asyncpg raises it on a raw connection (the relay's LISTEN connection).
+    # As asyncpg raises it to the platform's sessions and the relay, which run on asyncpg.
+    assert is_transient(cause)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        pg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        # The server's goodbye read while the pooled connection idled, its socket still open.
+        pg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_connection_asyncpg_cannot_use_any_more_is_an_outage(cause: Exception) -> None:
     assert is_transient(cause)
 
 

@@ -95,7 +95,7 @@ async def build(settings: DocsSettings) -> Runtime:
     plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> DocsUnitOfWork:
-        return DocsUnitOfWork(plumbing.sessions)
+        return DocsUnitOfWork(plumbing.database)
 
     plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow))
     plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow))

@@ -25,7 +25,7 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.events.v1 import events_pb2
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
@@ -46,6 +46,7 @@ from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.grpc import GrpcServer, bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import DOCUMENT_EVENTS
 
@@ -302,10 +303,10 @@ Serve = Callable[..., AbstractAsyncContextManager[Docs]]
 async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=4)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
 
     def uow() -> DocsUnitOfWork:
-        return DocsUnitOfWork(sessions)
+        return DocsUnitOfWork(database)
 
     @asynccontextmanager
     async def start(

@@ -81,7 +81,7 @@ async def build(settings: IntakeSettings) -> Runtime:
     plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
 
     def uow() -> IntakeUnitOfWork:
-        return IntakeUnitOfWork(plumbing.sessions)
+        return IntakeUnitOfWork(plumbing.database)
 
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow))
     docs_channel = open_channel(settings.docs_address, settings.tls)

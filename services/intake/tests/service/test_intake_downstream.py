@@ -17,7 +17,6 @@ import grpc
 import pytest
 import tawasul_intake
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -35,6 +34,7 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
 
@@ -168,12 +168,12 @@ async def world(database_url: str) -> AsyncIterator[World]:
         tracking_code_secret="tracking-secret",
     )
     engine = make_engine(database_url, pool_size=4)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     docs_channel = open_channel(settings.docs_address, None)
     notify_channel = open_channel(settings.notify_address, None)
     service = bootstrap.servicer(
         settings,
-        uow=lambda: IntakeUnitOfWork(sessions),
+        uow=lambda: IntakeUnitOfWork(database),
         documents=GrpcDocuments(docs_channel, deadline_seconds=settings.docs_deadline_seconds),
         registry=FileRegistry.from_file(DEV_REGISTRY),
         sender=GrpcCodeSender(notify_channel, deadline_seconds=settings.notify_deadline_seconds),

@@ -19,7 +19,6 @@ import tawasul_intake
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -39,6 +38,7 @@ from tawasul_platform.grpc import bearer, existing_resource, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_SUBMITTED
 
@@ -154,7 +154,7 @@ class Intake:
 async def intake(database_url: str) -> AsyncIterator[Intake]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=4)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     settings = IntakeSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -169,7 +169,7 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
     sender, clock, uploads = RecordingSender(), Clock(), Uploads()
     service = bootstrap.servicer(
         settings,
-        uow=lambda: IntakeUnitOfWork(sessions),
+        uow=lambda: IntakeUnitOfWork(database),
         documents=uploads,
         registry=FileRegistry.from_file(DEV_REGISTRY),
         sender=sender,
@@ -568,7 +568,7 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
     request = await intake.submit()
     respond_by = START + timedelta(days=7)
     await handlers.track_status(
-        uow=IntakeUnitOfWork(async_sessionmaker(intake.engine, expire_on_commit=False)),
+        uow=IntakeUnitOfWork(Database(intake.engine)),
         event_id=str(uuid.uuid4()),
         request_id=uuid.UUID(request.request_id),
         status=Status.NEEDS_MORE_INFO,
@@ -648,7 +648,7 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
     from review must not write back the request it read before the cancellation."""
     request = await intake.submit()
     request_id = uuid.UUID(request.request_id)
-    sessions = async_sessionmaker(intake.engine, expire_on_commit=False)
+    database = Database(intake.engine)
     async with intake.engine.connect() as holder:
         await holder.execute(_held(request_id))
         cancelling = asyncio.ensure_future(
@@ -663,7 +663,7 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
         await _waiting_for_the_row(intake, 1)
         reviewing = asyncio.create_task(
             handlers.track_status(
-                uow=IntakeUnitOfWork(sessions),
+                uow=IntakeUnitOfWork(database),
                 event_id=str(uuid.uuid4()),
                 request_id=request_id,
                 status=Status.UNDER_REVIEW,

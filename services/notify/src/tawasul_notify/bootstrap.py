@@ -149,7 +149,7 @@ async def build(settings: NotifySettings) -> Runtime:
     )
 
     def uow() -> NotifyUnitOfWork:
-        return NotifyUnitOfWork(plumbing.sessions)
+        return NotifyUnitOfWork(plumbing.database)
 
     gateway, pool = sms_gateway(settings)
     sending = senders(

@@ -20,7 +20,7 @@ import tawasul_notify
 from aiosmtpd.smtp import SMTP
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
@@ -45,6 +45,7 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import NOTIFICATION_EVENTS, REQUEST_SUBMITTED
 
@@ -122,10 +123,10 @@ class Notify:
 async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=4)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
 
     def uow() -> NotifyUnitOfWork:
-        return NotifyUnitOfWork(sessions)
+        return NotifyUnitOfWork(database)
 
     gateway = SmsGatewayServer(
         ("127.0.0.1", 0), MessageStore(tmp_path / "sms.jsonl"), ("sms-user", "sms-password")

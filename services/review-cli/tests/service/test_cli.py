@@ -27,7 +27,6 @@ from pathlib import Path
 import grpc
 import pytest
 import tawasul_review
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
@@ -35,6 +34,7 @@ from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters.repository import ReviewUnitOfWork
@@ -120,12 +120,12 @@ class Review:
     def __init__(
         self,
         port: int,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         rules: handlers.Policy,
         channel: grpc.aio.Channel,
     ) -> None:
         self.address = f"127.0.0.1:{port}"
-        self.sessions = sessions
+        self.database = database
         self.rules = rules
         self.stub = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
@@ -151,7 +151,7 @@ class Review:
             sla=Sla.days(5),
         )
         await handlers.enqueue(
-            uow=ReviewUnitOfWork(self.sessions),
+            uow=ReviewUnitOfWork(self.database),
             routed=[(str(uuid.uuid4()), item)],
             policy=self.rules,
             now=self.now,
@@ -189,7 +189,7 @@ class Review:
 async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=5)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     settings = ReviewSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -202,7 +202,7 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     holder: list[Review] = []
     server = bootstrap.grpc_server(
         settings,
-        uow=lambda: ReviewUnitOfWork(sessions),
+        uow=lambda: ReviewUnitOfWork(database),
         documents=Docs(storage),
         rules=rules,
         now=lambda: holder[0].now,
@@ -210,7 +210,7 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    holder.append(Review(server.port, sessions, rules, channel))
+    holder.append(Review(server.port, database, rules, channel))
     yield holder[0]
     await channel.close()
     await server.stop(1)

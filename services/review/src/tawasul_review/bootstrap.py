@@ -96,7 +96,7 @@ async def build(settings: ReviewSettings) -> Runtime:
     rules = policy(settings)
 
     def uow() -> ReviewUnitOfWork:
-        return ReviewUnitOfWork(plumbing.sessions)
+        return ReviewUnitOfWork(plumbing.database)
 
     plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow, rules))
     plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))

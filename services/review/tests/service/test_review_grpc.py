@@ -23,7 +23,7 @@ import tawasul_review
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from sqlalchemy import text as sql
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
@@ -34,6 +34,7 @@ from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
 from tawasul_review import bootstrap
@@ -105,7 +106,7 @@ class Review:
         self,
         channel: grpc.aio.Channel,
         engine: AsyncEngine,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         rules: handlers.Policy,
         clock: Clock,
         docs: Docs,
@@ -113,14 +114,14 @@ class Review:
         self.stub = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
         self.engine = engine
-        self.sessions = sessions
+        self.database = database
         self.rules = rules
         self.clock = clock
         self.docs = docs
         self.numbers = 0
 
     def uow(self) -> ReviewUnitOfWork:
-        return ReviewUnitOfWork(self.sessions)
+        return ReviewUnitOfWork(self.database)
 
     def routed(
         self,
@@ -274,7 +275,7 @@ class Review:
 async def review(database_url: str) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=20)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     settings = ReviewSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -287,13 +288,13 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     rules = bootstrap.policy(settings)
     clock, docs = Clock(), Docs()
     server = bootstrap.grpc_server(
-        settings, uow=lambda: ReviewUnitOfWork(sessions), documents=docs, rules=rules, now=clock
+        settings, uow=lambda: ReviewUnitOfWork(database), documents=docs, rules=rules, now=clock
     )
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
     reader = make_engine(database_url, pool_size=2)
-    yield Review(channel, reader, sessions, rules, clock, docs)
+    yield Review(channel, reader, database, rules, clock, docs)
     await channel.close()
     await server.stop(1)
     await reader.dispose()

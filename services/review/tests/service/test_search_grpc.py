@@ -20,7 +20,7 @@ import pytest
 import tawasul_review
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
@@ -31,6 +31,7 @@ from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.request_numbers import damm_digit
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters.events import from_routed
@@ -77,13 +78,13 @@ class Search:
         self,
         channel: grpc.aio.Channel,
         engine: AsyncEngine,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         rules: handlers.Policy,
         clock: Clock,
     ) -> None:
         self.stub = review_pb2_grpc.ReviewServiceStub(channel)
         self.engine = engine
-        self.sessions = sessions
+        self.database = database
         self.rules = rules
         self.clock = clock
         self.count = 0
@@ -121,7 +122,7 @@ class Search:
         event = events_pb2.Envelope(event_id=str(uuid.uuid4()), request_routed=routed)
         item = from_routed(event, self.clock.now, None)
         await handlers.enqueue(
-            uow=ReviewUnitOfWork(self.sessions),
+            uow=ReviewUnitOfWork(self.database),
             routed=[(event.event_id, item)],
             policy=self.rules,
             now=self.clock.now,
@@ -147,7 +148,7 @@ class Search:
 async def search(database_url: str) -> AsyncIterator[Search]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=10)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     settings = ReviewSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -158,12 +159,12 @@ async def search(database_url: str) -> AsyncIterator[Search]:
     rules = bootstrap.policy(settings)
     clock = Clock()
     server = bootstrap.grpc_server(
-        settings, uow=lambda: ReviewUnitOfWork(sessions), documents=Docs(), rules=rules, now=clock
+        settings, uow=lambda: ReviewUnitOfWork(database), documents=Docs(), rules=rules, now=clock
     )
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    yield Search(channel, engine, sessions, rules, clock)
+    yield Search(channel, engine, database, rules, clock)
     await channel.close()
     await server.stop(1)
     await engine.dispose()
@@ -368,8 +369,8 @@ async def test_a_reviewer_of_another_department_finds_nothing_of_it(search: Sear
 async def test_reviews_record_narrows_what_the_token_grants(search: Search) -> None:
     visa = await search.routed(department="visas")
     passports = await search.routed(department="passports")
-    async with search.sessions() as session, session.begin():
-        await session.execute(
+    async with search.database.engine.begin() as conn:
+        await conn.execute(
             text(
                 "INSERT INTO reviewers VALUES"
                 " ('E200', '[\"passports\"]', '[\"ar\"]', 5, true, '[]')"

@@ -52,7 +52,7 @@ async def build(settings: RoutingSettings) -> Runtime:
     rules = load_rules()
 
     def uow() -> RoutingUnitOfWork:
-        return RoutingUnitOfWork(plumbing.sessions)
+        return RoutingUnitOfWork(plumbing.database)
 
     plumbing.consumer.subscribe_batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
     plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))

@@ -21,7 +21,6 @@ from alembic import command
 from alembic.config import Config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
@@ -32,6 +31,7 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import REQUEST_ROUTED
 from tawasul_routing import bootstrap
@@ -120,7 +120,7 @@ class Routing:
 async def routing(database_url: str) -> AsyncIterator[Routing]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=4)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    database = Database(engine)
     settings = RoutingSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -129,7 +129,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
     )
 
     def uow() -> RoutingUnitOfWork:
-        return RoutingUnitOfWork(sessions)
+        return RoutingUnitOfWork(database)
 
     server = bootstrap.grpc_server(settings, bootstrap.servicer(settings, uow=uow))
     await server.start()
@@ -480,8 +480,8 @@ async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url:
             {"id": request_id, "at": SUBMITTED_AT, "request": json.dumps(old)},
         )
     await asyncio.to_thread(command.upgrade, config, "head")
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    async with RoutingUnitOfWork(sessions) as uow:
+    database = Database(engine)
+    async with RoutingUnitOfWork(database) as uow:
         decision = await uow.decisions.latest(request_id)
     await engine.dispose()
     assert decision is not None

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_platform.db import among
+from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_docs.adapters import tables
@@ -55,7 +56,7 @@ def _row(document: Document) -> dict[str, Any]:
     }
 
 
-def _document(row: Row[Any]) -> Document:
+def _document(row: Row) -> Document:
     return Document(
         id=row.id,
         owner_id=row.owner_id,
@@ -72,7 +73,7 @@ def _document(row: Row[Any]) -> Document:
 
 
 class SqlDocumentRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def add(self, document: Document) -> None:
@@ -111,7 +112,7 @@ class SqlDocumentRepository:
 
     async def still_quarantined(self, document_id: uuid.UUID) -> bool:
         t = tables.documents
-        state = await self._session.scalar(
+        state: str | None = await self._session.scalar(
             select(t.c.state).where(t.c.id == document_id).with_for_update()
         )
         return state == State.QUARANTINED.value
@@ -128,7 +129,8 @@ class SqlDocumentRepository:
             return []
         t = tables.documents
         rows = await self._session.execute(
-            select(t).where(t.c.id.in_(document_ids)).order_by(t.c.id).with_for_update()
+            select(t).where(among(t.c.id, "ids")).order_by(t.c.id).with_for_update(),
+            {"ids": document_ids},
         )
         found = {r.id: _document(r) for r in rows}
         if not found:
@@ -141,7 +143,10 @@ class SqlDocumentRepository:
         new = list(joined)
         if new:
             await self._session.execute(
-                update(t).where(t.c.id.in_(new) & t.c.attached_at.is_(None)).values(attached_at=at)
+                update(t)
+                .where(among(t.c.id, "ids") & t.c.attached_at.is_(None))
+                .values(attached_at=at),
+                {"ids": new},
             )
         return [found[d] for d in sorted(new)]
 
@@ -159,11 +164,11 @@ class SqlDocumentRepository:
 
     async def remove(self, document_ids: list[uuid.UUID]) -> None:
         t = tables.documents
-        await self._session.execute(delete(t).where(t.c.id.in_(document_ids)))
+        await self._session.execute(delete(t).where(among(t.c.id, "ids")), {"ids": document_ids})
 
 
 class SqlAccessRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def grant(self, placements: Sequence[Placement]) -> None:
@@ -207,7 +212,7 @@ class SqlAccessRepository:
 
 
 class SqlUploadLeases:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def take(
@@ -239,8 +244,8 @@ class DocsUnitOfWork(SqlUnitOfWork):
     access: SqlAccessRepository
     leases: SqlUploadLeases
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()

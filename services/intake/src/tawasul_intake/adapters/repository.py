@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import Row, Text, bindparam, case, delete, func, insert, select, tuple_, update
+from asyncpg import UniqueViolationError
+from sqlalchemy import Text, bindparam, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_calendar import Interval, Sla, SlaClock, SlaUnit
+from tawasul_platform.db import any_of
+from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_intake.adapters import tables
@@ -56,11 +57,11 @@ _RELATED = select(tables.requests).where(
     | (
         (tables.requests.c.subject_id == bindparam("subject"))
         & (tables.requests.c.sub_service_code == bindparam("sub_service"))
-        & tables.requests.c.status.in_(_OPEN)
+        & any_of(tables.requests.c.status, _OPEN)
     )
     | (
         (tables.requests.c.applicant_id == bindparam("applicant"))
-        & tables.requests.c.status.in_(_OPEN)
+        & any_of(tables.requests.c.status, _OPEN)
     )
 )
 
@@ -115,7 +116,7 @@ def _changing(request: Request) -> dict[str, Any]:
     }
 
 
-def _request(row: Row[Any]) -> Request:
+def _request(row: Row) -> Request:
     contact = row.contact
     pauses: tuple[Interval, ...] = tuple((_instant(a), _instant(b)) for a, b in row.pauses)
     return Request(
@@ -162,7 +163,7 @@ class SqlRequestRepository:
     meanwhile. One read to change a request is `for_update`: it waits for, and then sees, any
     other change in flight."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         self.seen: dict[uuid.UUID, Request] = {}
         self._new: set[uuid.UUID] = set()
@@ -188,7 +189,7 @@ class SqlRequestRepository:
         return await self._one(
             (t.subject_id == subject_id)
             & (t.sub_service_code == sub_service_code)
-            & t.status.in_(_OPEN)
+            & any_of(t.status, _OPEN)
         )
 
     async def related_to(
@@ -228,7 +229,7 @@ class SqlRequestRepository:
         rows = await self._session.execute(
             select(t.number, t.document_ids).where(
                 (t.applicant_id == applicant_id)
-                & t.status.in_(_OPEN)
+                & any_of(t.status, _OPEN)
                 & t.document_ids.has_any(array(wanted))
             )
         )
@@ -254,7 +255,7 @@ class SqlRequestRepository:
         row = (await self._session.execute(query)).first()
         return None if row is None else self._read(row)
 
-    def _read(self, row: Row[Any]) -> Request:
+    def _read(self, row: Row) -> Request:
         """The request as this unit of work first read it: a second read returns the same."""
         request = self.seen.get(row.id)
         if request is None:
@@ -264,7 +265,7 @@ class SqlRequestRepository:
 
 
 class SqlTrackingCodes:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def put(self, request_id: uuid.UUID, code_hash: str, expires_at: datetime) -> None:
@@ -296,7 +297,7 @@ class SqlTrackingCodes:
 
 
 class SqlRateLimits:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def hit(self, bucket: str, *, window: timedelta, now: datetime) -> int:
@@ -323,8 +324,8 @@ class IntakeUnitOfWork(SqlUnitOfWork):
     codes: SqlTrackingCodes
     limits: SqlRateLimits
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
@@ -341,12 +342,11 @@ class IntakeUnitOfWork(SqlUnitOfWork):
                     self.publish(to_event(event))
                 request.events.clear()
             await super().commit()
-        except IntegrityError as exc:
-            cause = str(exc.orig)
-            if "requests_idempotency" in cause:
+        except UniqueViolationError as exc:
+            if exc.constraint_name == "requests_idempotency":
                 raise ConcurrentSubmission from exc
-            if "requests_one_open" in cause:
+            if exc.constraint_name == "requests_one_open":
                 raise DuplicateOpenRequest from exc
-            if "requests_number_key" in cause:
+            if exc.constraint_name == "requests_number_key":
                 raise NumberTaken from exc
             raise

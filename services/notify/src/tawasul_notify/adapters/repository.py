@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tawasul_platform.db import among
+from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_notify.adapters import tables
@@ -54,7 +55,7 @@ _DUE = (
 # Locked in one order, so that two transactions locking some of the same rows cannot deadlock.
 _INTENDED = (
     select(tables.deliveries)
-    .where(tables.deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    .where(among(tables.deliveries.c.id, "ids"))
     .order_by(tables.deliveries.c.id)
     .with_for_update()
 )
@@ -96,7 +97,7 @@ def _row(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def _delivery(row: Row[Any]) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     return Delivery(
         id=row.id,
         request_id=row.request_id,
@@ -120,7 +121,7 @@ def _delivery(row: Row[Any]) -> Delivery:
 
 
 class SqlDeliveryRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         # Saved deliveries: their events go to the outbox at commit.
         self.saved: list[Delivery] = []
@@ -197,11 +198,12 @@ class SqlDeliveryRepository:
     async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None:
         t = tables.deliveries
         await self._session.execute(
-            update(t).where(t.c.id.in_(delivery_ids)).values(receipt_checked_at=at)
+            update(t).where(among(t.c.id, "ids")).values(receipt_checked_at=at),
+            {"ids": delivery_ids},
         )
 
 
-def _message(row: Row[Any]) -> InboxMessage:
+def _message(row: Row) -> InboxMessage:
     return InboxMessage(
         id=row.id,
         owner_id=row.owner_id,
@@ -214,7 +216,7 @@ def _message(row: Row[Any]) -> InboxMessage:
 
 
 class SqlInboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def add_all(self, messages: Sequence[InboxMessage]) -> None:
@@ -249,15 +251,16 @@ class SqlInboxRepository:
         t = tables.inbox_messages
         result = await self._session.execute(
             update(t)
-            .where((t.c.owner_id == owner_id) & t.c.id.in_(message_ids) & t.c.read_at.is_(None))
+            .where((t.c.owner_id == owner_id) & among(t.c.id, "ids") & t.c.read_at.is_(None))
             .values(read_at=at)
-            .returning(t.c.id)
+            .returning(t.c.id),
+            {"ids": message_ids},
         )
         return len(result.all())
 
 
 class SqlAccessRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
@@ -288,8 +291,8 @@ class NotifyUnitOfWork(SqlUnitOfWork):
     inapp: SqlInboxRepository
     access: SqlAccessRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()

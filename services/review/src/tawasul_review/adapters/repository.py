@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import (
-    Row,
     Text,
     bindparam,
     func,
@@ -22,11 +21,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from tawasul_calendar import Sla, SlaClock, SlaUnit
 from tawasul_platform import tracing
-from tawasul_platform.db import among
+from tawasul_platform.db import among, any_of
+from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
@@ -65,7 +64,7 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _item(row: Row[Any]) -> WorkItem:
+def _item(row: Row) -> WorkItem:
     return WorkItem(
         request_id=row.request_id,
         request_number=row.request_number,
@@ -144,7 +143,7 @@ def _state(item: WorkItem) -> dict[str, Any]:
 
 
 class SqlWorkItemRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         self.seen: dict[uuid.UUID, WorkItem] = {}
         self._new: set[uuid.UUID] = set()
@@ -182,7 +181,7 @@ class SqlWorkItemRepository:
     ) -> list[WorkItem]:
         t = tables.work_items.c
         states = [filters.state.value] if filters.state else _OPEN
-        where = (t.department == department) & t.state.in_(states)
+        where = (t.department == department) & any_of(t.state, states)
         if filters.sub_service_code:
             where &= t.sub_service_code == filters.sub_service_code
         if filters.assignee:
@@ -211,8 +210,8 @@ class SqlWorkItemRepository:
             select(tables.work_items)
             .where(
                 (t.state == State.QUEUED.value)
-                & t.department.in_(sorted(departments))
-                & t.contact["locale"].astext.in_(sorted(languages))
+                & any_of(t.department, sorted(departments))
+                & any_of(t.contact["locale"].astext, sorted(languages))
                 & (t.appeal_of != reviewer_id)
             )
             .order_by(t.priority.desc(), t.due_at, t.request_number)
@@ -222,7 +221,7 @@ class SqlWorkItemRepository:
         row = (await self._session.execute(query)).first()
         return None if row is None else self._opened(row)
 
-    def _opened(self, row: Row[Any]) -> WorkItem:
+    def _opened(self, row: Row) -> WorkItem:
         """An item opened to work on; the span doing it links to the trace that filed it."""
         tracing.link(row.origin)
         return self.seen.setdefault(row.request_id, _item(row))
@@ -240,7 +239,7 @@ class SqlWorkItemRepository:
         t = tables.work_items.c
         where: list[ColumnElement[bool]] = []
         if criteria.numbers:
-            where.append(t.request_number.in_(criteria.numbers))
+            where.append(any_of(t.request_number, criteria.numbers))
         if criteria.person_id:
             where.append(
                 (t.applicant_id == criteria.person_id) | (t.subject_id == criteria.person_id)
@@ -256,7 +255,7 @@ class SqlWorkItemRepository:
         if criteria.sub_service_code:
             where.append(t.sub_service_code == criteria.sub_service_code)
         if criteria.states:
-            where.append(t.state.in_([s.value for s in criteria.states]))
+            where.append(any_of(t.state, [s.value for s in criteria.states]))
         if criteria.submitted_from is not None:
             where.append(t.submitted_at >= criteria.submitted_from)
         if criteria.submitted_before is not None:
@@ -360,9 +359,9 @@ class SqlWorkItemRepository:
             ],
         )
 
-    async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Row[Any]]:
+    async def backlog(self, department: str, now: datetime, soon: datetime) -> list[Row]:
         t = tables.work_items.c
-        open_items = t.state.in_(_OPEN)
+        open_items = any_of(t.state, _OPEN)
         query = (
             select(
                 t.queue,
@@ -374,7 +373,7 @@ class SqlWorkItemRepository:
                 func.count().filter(open_items & (t.due_at <= now)).label("breached"),
                 func.count().filter(t.state == State.WAITING.value).label("waiting"),
             )
-            .where((t.department == department) & t.state.in_([*_OPEN, State.WAITING.value]))
+            .where((t.department == department) & any_of(t.state, [*_OPEN, State.WAITING.value]))
             .group_by(t.queue)
             .order_by(t.queue)
         )
@@ -463,7 +462,7 @@ class SqlWorkItemRepository:
         self._new.clear()
 
 
-def _reviewer(row: Row[Any]) -> Reviewer:
+def _reviewer(row: Row) -> Reviewer:
     return Reviewer(
         reviewer_id=row.reviewer_id,
         departments=frozenset(row.departments),
@@ -475,7 +474,7 @@ def _reviewer(row: Row[Any]) -> Reviewer:
 
 
 class SqlReviewerRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def get(self, reviewer_id: str) -> Reviewer | None:
@@ -521,7 +520,7 @@ class SqlReviewerRepository:
 
 
 class SqlQueueRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def mode(self, queue: str) -> tuple[Mode, str]:
@@ -535,7 +534,7 @@ class SqlQueueRepository:
             return {}
         t = tables.queue_settings
         rows = await self._session.execute(
-            select(t.c.queue, t.c.mode).where(t.c.queue.in_(list(queues)))
+            select(t.c.queue, t.c.mode).where(any_of(t.c.queue, list(queues)))
         )
         return {row.queue: Mode(row.mode) for row in rows}
 
@@ -584,7 +583,7 @@ class SqlQueueRepository:
         ]
 
 
-def _check(row: Row[Any]) -> QualityCheck:
+def _check(row: Row) -> QualityCheck:
     return QualityCheck(
         request_id=row.request_id,
         request_number=row.request_number,
@@ -599,7 +598,7 @@ def _check(row: Row[Any]) -> QualityCheck:
 
 
 class SqlQualityRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     async def add(self, check: QualityCheck) -> None:
@@ -654,8 +653,8 @@ class ReviewUnitOfWork(SqlUnitOfWork):
     queues: SqlQueueRepository
     quality: SqlQualityRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()

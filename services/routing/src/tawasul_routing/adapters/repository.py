@@ -9,9 +9,8 @@ from typing import Any, Self
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tawasul_platform.db import among, arrays, insert_arrays
+from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_routing.adapters import tables
@@ -94,7 +93,7 @@ def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequ
     )
 
 
-def _decision(row: Row[Any]) -> Decision:
+def _decision(row: Row) -> Decision:
     return Decision(
         request=request_from_json(row.request, row.decided_at),
         sequence=row.sequence,
@@ -109,7 +108,7 @@ def _decision(row: Row[Any]) -> Decision:
 
 
 class SqlDecisionRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         self.added: list[Decision] = []
 
@@ -176,8 +175,8 @@ class SqlDecisionRepository:
 class RoutingUnitOfWork(SqlUnitOfWork):
     decisions: SqlDecisionRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions, Messaging(SERVICE, tables.outbox, tables.inbox))
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()

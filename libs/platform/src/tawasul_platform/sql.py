@@ -1,0 +1,269 @@
+"""SQLAlchemy Core statements run on asyncpg, in a transaction of the engine's pool.
+
+Services build their statements with SQLAlchemy Core and a unit of work runs them through a
+`Session`. SQLAlchemy compiles each statement once (to PostgreSQL's `$n` placeholders) and
+asyncpg prepares it once per connection; an execution then costs asyncpg's own work and a
+dictionary look-up. Through SQLAlchemy's AsyncSession the same transaction cost the client about
+five times the CPU (its greenlet hop, result and parameter machinery per statement): see
+docs/performance.md, "The 13:00 run". Connections still come from the engine's one pool.
+
+A statement built once (module level, the house style on hot paths) is found by identity; one
+built per call by SQLAlchemy's cache key, as SQLAlchemy itself caches its compilations.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from asyncpg import Connection
+from asyncpg.exceptions import InternalClientError
+from asyncpg.transaction import Transaction
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+
+class Row(Protocol):
+    """A result row: its columns by name (`row.id`), by position, or unpacked."""
+
+    def __getattr__(self, name: str) -> Any: ...
+    def __getitem__(self, index: int) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+
+
+class Rows:
+    """What a statement returned, read the ways AsyncSession's results are read here."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+    def all(self) -> list[Row]:
+        return self._rows
+
+    def first(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Row:
+        if len(self._rows) != 1:
+            raise LookupError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self._rows]
+
+
+Params = Mapping[str, Any]
+# A list of parameter sets runs the statement once for each, in one round trip.
+ManyParams = Params | Sequence[Params] | None
+_Processor = Callable[[Any], Any]
+
+
+@dataclass(eq=False, slots=True)
+class _Plan:
+    sql: str
+    compiled: SQLCompiler
+    names: tuple[str, ...]
+    processors: tuple[_Processor | None, ...]
+    row: Callable[[Sequence[Any]], Row] | None = None
+
+    def arguments(self, params: Params | None, extracted: Sequence[Any] | None) -> list[Any]:
+        values = self.compiled.construct_params(params, extracted_parameters=extracted)
+        return [
+            value if process is None else process(value)
+            for value, process in zip(
+                (values[name] for name in self.names), self.processors, strict=True
+            )
+        ]
+
+    def rows(self, records: list[Any]) -> list[Row]:
+        if not records:
+            return []
+        make = self.row
+        if make is None:
+            # Named as the server names its columns: SQLAlchemy's labels, as its rows are.
+            make = self.row = namedtuple("Row", records[0].keys(), rename=True)._make  # type: ignore[attr-defined]
+        return [make(record) for record in records]
+
+
+class Plans:
+    """Compiled statements of one dialect: one per statement built once, and the most recent
+    ones of statements built per call, by cache key."""
+
+    def __init__(self, dialect: Dialect, *, keyed: int = 500) -> None:
+        self._dialect = dialect
+        self._built: weakref.WeakKeyDictionary[ClauseElement, dict[tuple[str, ...], _Plan]]
+        self._built = weakref.WeakKeyDictionary()
+        self._keyed: dict[Any, _Plan] = {}
+        self._keyed_size = keyed
+
+    def find(
+        self, statement: ClauseElement, params: Params | None
+    ) -> tuple[_Plan, Sequence[Any] | None]:
+        # An INSERT or UPDATE compiles with the columns its parameters name, as in SQLAlchemy.
+        columns = tuple(sorted(params)) if params and isinstance(statement, UpdateBase) else ()
+        by_columns = self._built.get(statement)
+        if by_columns is not None and (plan := by_columns.get(columns)) is not None:
+            return plan, None
+        key = statement._generate_cache_key()
+        if key is None:
+            return self._compile(statement, columns, None), None
+        plan = self._keyed.get((key.key, columns))
+        if plan is not None:
+            # Compiled from another statement of the same shape: the values are this one's.
+            return plan, key.bindparams
+        plan = self._compile(statement, columns, key)
+        if len(self._keyed) >= self._keyed_size:
+            del self._keyed[next(iter(self._keyed))]
+        self._keyed[key.key, columns] = plan
+        self._built.setdefault(statement, {})[columns] = plan
+        return plan, None
+
+    def _compile(self, statement: ClauseElement, columns: tuple[str, ...], key: Any) -> _Plan:
+        dialect = self._dialect
+        compiled = statement.compile(
+            dialect=dialect, cache_key=key, column_keys=list(columns) if columns else None
+        )
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            # `IN (...)` of a list renders one placeholder per value at each execution.
+            raise ValueError(f"an expanding IN in {compiled.string!r}: bind an array (db.among)")
+        names = tuple(compiled.positiontup or ())
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in names
+        )
+        return _Plan(compiled.string, compiled, names, processors)
+
+
+class Database:
+    """The engine's pool and the compiled statements: what a unit of work opens sessions on."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.plans = Plans(engine.dialect)
+
+    def session(self) -> Session:
+        return Session(self)
+
+    async def fetch(
+        self, driver: Connection, statement: ClauseElement, params: ManyParams = None
+    ) -> Rows:
+        """Runs `statement` on a connection of the caller's own (the outbox relay's)."""
+        if params is None or isinstance(params, Mapping):
+            plan, extracted = self.plans.find(statement, params)
+            records = await driver.fetch(plan.sql, *plan.arguments(params, extracted))
+        else:
+            plan, extracted = self.plans.find(statement, params[0])
+            sets = [plan.arguments(p, extracted) for p in params]
+            records = await driver.fetchmany(plan.sql, sets)
+        return Rows(plan.rows(records))
+
+
+class Session:
+    """One transaction at a time on a connection of the pool, begun at the first statement (as
+    AsyncSession does) and given back at commit or rollback.
+
+    A connection the server ended fails its statement (an outage for `faults.is_transient`) and
+    marks the whole pool stale, as SQLAlchemy does on a disconnect: the server most likely ended
+    the others too, and they are replaced at their next checkout rather than each failing a call.
+    """
+
+    __slots__ = ("_connection", "_database", "_driver", "_transaction")
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: AsyncConnection | None = None
+        self._driver: Connection | None = None
+        self._transaction: Transaction | None = None
+
+    async def execute(self, statement: ClauseElement, params: ManyParams = None) -> Rows:
+        driver = await self._begun()
+        try:
+            return await self._database.fetch(driver, statement, params)
+        except BaseException as exc:
+            await self._if_lost(exc)
+            raise
+
+    async def scalar(self, statement: ClauseElement, params: Params | None = None) -> Any:
+        row = (await self.execute(statement, params)).first()
+        return None if row is None else row[0]
+
+    async def scalars(self, statement: ClauseElement, params: Params | None = None) -> list[Any]:
+        return (await self.execute(statement, params)).scalars()
+
+    async def commit(self) -> None:
+        await self._end(commit=True)
+
+    async def rollback(self) -> None:
+        await self._end(commit=False)
+
+    async def close(self) -> None:
+        await self._end(commit=False)
+
+    async def _begun(self) -> Connection:
+        if self._driver is not None:
+            return self._driver
+        self._connection = await self._database.engine.connect()
+        try:
+            raw = await self._connection.get_raw_connection()
+            driver: Connection = raw.driver_connection
+            transaction = driver.transaction()
+            await transaction.start()
+        except BaseException as exc:
+            await self._if_lost(exc)
+            await self._release()
+            raise
+        self._driver, self._transaction = driver, transaction
+        return driver
+
+    async def _end(self, *, commit: bool) -> None:
+        transaction = self._transaction
+        if transaction is None:
+            return
+        try:
+            await (transaction.commit() if commit else transaction.rollback())
+        except BaseException as exc:
+            await self._if_lost(exc)
+            raise
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        connection, driver = self._connection, self._driver
+        self._connection = self._driver = self._transaction = None
+        if connection is None:
+            return
+        if driver is not None and driver.is_in_transaction():
+            # Its transaction never ended (a commit or rollback cancelled): never pooled again.
+            await connection.invalidate()
+        await connection.close()
+
+    async def _if_lost(self, error: BaseException) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        raw = await connection.get_raw_connection()
+        driver: Connection | None = raw.driver_connection
+        # A session the server ended while it idled in the pool can fail its next statement
+        # before asyncpg has seen the socket close: the protocol is still in the error state.
+        if (
+            driver is not None
+            and not driver.is_closed()
+            and not isinstance(error, InternalClientError)
+        ):
+            return
+        # What SQLAlchemy does on a disconnect: this connection, then every older one, replaced.
+        self._database.engine.sync_engine.pool._invalidate(raw)
+        await connection.invalidate()
