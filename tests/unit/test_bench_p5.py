@@ -178,7 +178,7 @@ async def test_the_explained_statements_are_the_ones_reviews_repository_builds()
     sql = await statements()
     assert "assignee = 'P5B00'" in sql["ClaimNext held_by"]
     assert "FOR UPDATE SKIP LOCKED" in sql["ClaimNext next_queued"]
-    assert f"department = ANY (ARRAY['{DEPARTMENT}'])" in sql["ClaimNext next_queued"]
+    assert f"department IN ('{DEPARTMENT}')" in sql["ClaimNext next_queued"]
     assert "LIMIT 51" in sql["ListQueue"]
     assert "ORDER BY work_items.priority DESC, work_items.queued_at" in sql["ListQueue"]
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Uuid,
     any_,
     bindparam,
+    false,
     func,
     insert,
     select,
@@ -59,9 +60,14 @@ def among(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
 
 
 def any_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column = ANY(:values)`, the values given now: `among` for a statement built per call.
-    Not `in_`, whose list is expanded into the SQL at each execution (sql.Plans refuses it)."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    """`column IN (:v1, …, :vn)` for values known when the statement is built: a placeholder
+    each, fixed then, where `in_` of a list expands at every execution (which `sql.Plans`, a
+    compilation kept per statement, refuses). Not an array (`among`): to the planner `IN` of
+    one value is `column = :v1`, which an index ordered on the column serves in order; `= ANY`
+    of an array is not (ClaimNext sorted every queued item of its department that way)."""
+    if not values:
+        return false()
+    return column.in_([bindparam(None, value, type_=column.type) for value in values])
 
 
 def insert_arrays(table: Table, columns: Sequence[str]) -> Insert:

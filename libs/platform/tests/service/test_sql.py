@@ -135,6 +135,8 @@ async def test_arrays_and_many_parameter_sets(engine: AsyncEngine) -> None:
         assert await session.scalars(picked, {"ids": ids[1:]}) == [{"n": 2}, {"n": 3}]
         names = select(people.c.name).where(any_of(people.c.age, [10, 30])).order_by("name")
         assert await session.scalars(names) == ["a", "c"]
+        nobody = select(people.c.name).where(any_of(people.c.age, []))
+        assert await session.scalars(nobody) == []
         await session.commit()
     finally:
         await session.close()
