@@ -206,10 +206,8 @@ class Session:
     async def commit(self) -> None:
         await self._end(commit=True)
 
-    async def rollback(self) -> None:
-        await self._end(commit=False)
-
     async def close(self) -> None:
+        """Rolls back what was not committed; the session may begin again after."""
         await self._end(commit=False)
 
     async def _begun(self) -> Connection:
@@ -219,13 +217,15 @@ class Session:
         try:
             raw = await self._connection.get_raw_connection()
             driver: Connection = raw.driver_connection
+            # Known before BEGIN is sent, so that a BEGIN cancelled midway is never pooled.
+            self._driver = driver
             transaction = driver.transaction()
             await transaction.start()
         except BaseException as exc:
             await self._if_lost(exc)
             await self._release()
             raise
-        self._driver, self._transaction = driver, transaction
+        self._transaction = transaction
         return driver
 
     async def _end(self, *, commit: bool) -> None:
@@ -245,8 +245,8 @@ class Session:
         self._connection = self._driver = self._transaction = None
         if connection is None:
             return
-        if driver is not None and driver.is_in_transaction():
-            # Its transaction never ended (a commit or rollback cancelled): never pooled again.
+        if driver is not None and not driver.is_closed() and driver.is_in_transaction():
+            # Its transaction never ended (BEGIN, COMMIT or ROLLBACK cancelled): never pooled.
             await connection.invalidate()
         await connection.close()
 
