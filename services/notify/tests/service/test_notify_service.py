@@ -47,7 +47,7 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import NOTIFICATION_EVENTS, REQUEST_SUBMITTED
+from tawasul_platform.topics import NOTIFICATION_EVENTS, REQUEST_ROUTED, REQUEST_SUBMITTED
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
 IDENTITY = throwaway()
@@ -451,6 +451,44 @@ async def test_a_polls_requests_record_each_ones_latest_department_once(notify: 
         (first.request_id, APPLICANT, "residents"),
         (other.request_id, APPLICANT, "residents"),
     }
+
+
+def routed(event: events_pb2.Envelope, department: str) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.routed",
+        request_id=event.request_id,
+        request_routed=events_pb2.RequestRouted(
+            request_id=event.request_id, applicant_id=APPLICANT, department_code=department
+        ),
+    )
+
+
+async def test_routings_department_stands_whichever_topic_is_applied_first(
+    notify: Notify,
+) -> None:
+    # One poll holding both topics applies them at once, in two transactions: the submission's
+    # may commit after routing's, and its catalog department must not undo routing's decision.
+    late, early = submitted(), submitted()
+    await notify.consume(routed(late, "visas"), topic=REQUEST_ROUTED)
+    await notify.consume(late)
+    await notify.consume(early)
+    await notify.consume(routed(early, "visas"), topic=REQUEST_ROUTED)
+
+    async with notify.engine.connect() as conn:
+        rows = (await conn.execute(select(tables.request_access))).all()
+    assert {(str(r.request_id), r.applicant_id, r.department) for r in rows} == {
+        (late.request_id, APPLICANT, "visas"),
+        (early.request_id, APPLICANT, "visas"),
+    }
+    visas = IDENTITY.token_for(Principal("E3003", Role.REVIEWER, frozenset({"visas"})))
+    for event in (late, early):
+        asked = notify_pb2.ListDeliveriesRequest(request_id=event.request_id)
+        told = await notify.stub.ListDeliveries(asked, metadata=bearer(visas))
+        assert {d.channel for d in told.deliveries} == {"sms", "email", "inapp"}
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await notify.stub.ListDeliveries(asked, metadata=bearer(REVIEWER))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_polls_events_are_told_in_app_once_each(notify: Notify) -> None:

@@ -142,7 +142,9 @@ class FakeAccess:
 
     async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
         assert len({a.request_id for a in accesses}) == len(accesses), "one row each"
-        self.requests.update((a.request_id, a) for a in accesses)
+        for a in accesses:
+            known = self.requests.get(a.request_id)
+            self.requests[a.request_id] = a if known is None else known.then(a)
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
         return self.requests.get(request_id)
@@ -494,6 +496,20 @@ async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() ->
     assert uow.inapp.messages[other.id].read_at is None
     with pytest.raises(InvalidArgument):
         await handlers.mark_read(uow=uow, caller=CITIZEN, message_ids=["x"], now=NOW)
+
+
+async def test_a_submission_never_replaces_the_department_routing_decided() -> None:
+    uow = FakeUnitOfWork()
+    submitted = RequestAccess(REQUEST, APPLICANT, "residents")
+    routed = RequestAccess(REQUEST, APPLICANT, "visas", routed=True)
+    transferred = RequestAccess(REQUEST, APPLICANT, "passports", routed=True)
+
+    await handlers.record_access(uow=uow, accesses=[("e1", routed), ("e2", submitted)])
+    assert uow.access.requests[REQUEST] == routed
+    await handlers.record_access(uow=uow, accesses=[("e3", submitted)])
+    assert uow.access.requests[REQUEST] == routed
+    await handlers.record_access(uow=uow, accesses=[("e4", transferred)])
+    assert uow.access.requests[REQUEST] == transferred
 
 
 async def test_deliveries_are_read_by_the_applicant_and_their_departments_reviewers() -> None:

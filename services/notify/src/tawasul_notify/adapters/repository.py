@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.sql import Database, Row, Session
@@ -62,13 +62,19 @@ _INTENDED = (
 _SAVE = update(tables.deliveries).where(tables.deliveries.c.id == bindparam("b_id"))
 _ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
 _access = pg_insert(tables.request_access)
-# An event without its applicant keeps the one known.
+_known = tables.request_access.c
+# An event without its applicant keeps the one known; a submission applied after routing's
+# decision (a poll's two topics commit in either order) keeps routing's department.
 _RECORD_ACCESS = _access.on_conflict_do_update(
-    index_elements=[tables.request_access.c.request_id],
+    index_elements=[_known.request_id],
     set_={
-        "department": _access.excluded.department,
+        "department": case(
+            (_access.excluded.routed | ~_known.routed, _access.excluded.department),
+            else_=_known.department,
+        ),
+        "routed": _known.routed | _access.excluded.routed,
         "applicant_id": func.coalesce(
-            func.nullif(_access.excluded.applicant_id, ""), tables.request_access.c.applicant_id
+            func.nullif(_access.excluded.applicant_id, ""), _known.applicant_id
         ),
     },
 )
@@ -273,6 +279,7 @@ class SqlAccessRepository:
                     "request_id": a.request_id,
                     "applicant_id": a.applicant_id,
                     "department": a.department,
+                    "routed": a.routed,
                 }
                 for a in accesses
             ],
@@ -283,7 +290,7 @@ class SqlAccessRepository:
         row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
         if row is None:
             return None
-        return RequestAccess(row.request_id, row.applicant_id, row.department)
+        return RequestAccess(row.request_id, row.applicant_id, row.department, row.routed)
 
 
 class NotifyUnitOfWork(SqlUnitOfWork):

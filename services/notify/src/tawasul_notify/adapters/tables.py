@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from tawasul_platform.db import inbox_table, outbox_table
@@ -77,13 +79,15 @@ inbox_messages = Table(
     Index("inbox_messages_owner", "owner_id", "created_at"),
 )
 
-# Who may read a request's deliveries: from submitted and routed events.
+# Who may read a request's deliveries: from submitted and routed events. `routed`: the
+# department is routing's decision, which a submission's catalog department never replaces.
 request_access = Table(
     "request_access",
     metadata,
     Column("request_id", Uuid, primary_key=True),
     Column("applicant_id", String(64), nullable=False),
     Column("department", String(50), nullable=False),
+    Column("routed", Boolean, nullable=False, server_default=false()),
 )
 
 outbox = outbox_table(metadata)

@@ -174,10 +174,14 @@ async def _intend(
 
 async def record_access(*, uow: UnitOfWork, accesses: Sequence[tuple[str, RequestAccess]]) -> None:
     """Who may read what was sent about each request, from the events (id and what it says)
-    in their order: its applicant and its department, a later one replacing an earlier one.
+    in their order: its applicant and its department, a later one replacing an earlier one,
+    except that a submission never replaces routing's department (RequestAccess.then).
     Events applied before change nothing."""
     async with uow:
-        latest = {a.request_id: a for a in await claim_each(uow, CONSUMER, accesses)}
+        latest: dict[uuid.UUID, RequestAccess] = {}
+        for access in await claim_each(uow, CONSUMER, accesses):
+            known = latest.get(access.request_id)
+            latest[access.request_id] = access if known is None else known.then(access)
         # Rows locked in one order: a poll's submitted and routed requests are recorded at
         # once, in two transactions, and in any other order they deadlock.
         await uow.access.record_all(sorted(latest.values(), key=lambda a: a.request_id))

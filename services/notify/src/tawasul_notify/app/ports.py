@@ -100,8 +100,8 @@ class InboxRepository(Protocol):
 
 class AccessRepository(Protocol):
     async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
-        """Each request's applicant and department (a later department replaces it); at most
-        one each."""
+        """Each request's applicant and department (a later department replaces it, except a
+        submission's routing's: RequestAccess.routed); at most one each."""
         ...
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None: ...

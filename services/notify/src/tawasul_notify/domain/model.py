@@ -306,8 +306,17 @@ class InboxMessage:
 
 @dataclass(frozen=True)
 class RequestAccess:
-    """Who may see what was sent about a request: its applicant, and its department."""
+    """Who may see what was sent about a request: its applicant, and its department. The
+    department is the catalog's from the submission until routing decides (`routed`), and
+    routing's from then on, in whichever order the two arrive."""
 
     request_id: uuid.UUID
     applicant_id: str
     department: str
+    routed: bool = False
+
+    def then(self, later: RequestAccess) -> RequestAccess:
+        """What is known once `later` (of the same request) is applied after this."""
+        if self.routed and not later.routed:
+            return replace(later, department=self.department, routed=True)
+        return later

@@ -70,4 +70,6 @@ def _access(event: events_pb2.Envelope) -> RequestAccess:
     }
     if missing:
         raise InvalidArgument(missing)
-    return RequestAccess(handlers.request_key(request_id), applicant, department)
+    return RequestAccess(
+        handlers.request_key(request_id), applicant, department, routed=payload == "request_routed"
+    )
