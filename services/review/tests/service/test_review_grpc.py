@@ -29,6 +29,7 @@ from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
+from tawasul_devstack.journey import eventually
 from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
@@ -849,6 +850,58 @@ async def test_a_polls_routed_requests_are_queued_in_order_once_each_and_pushed(
     assert set(rows) == {first.request_id, second.request_id, *(i.request_id for i in pushed)}
     assert actions[(first.request_id, "queued")] == 1
     assert actions[(second.request_id, "queued")] == 1
+
+
+async def test_a_cancellation_applied_while_its_routing_commits_withdraws_the_item(
+    review: Review,
+) -> None:
+    # One poll's topics are applied at once (and replicas apply partitions at once): the
+    # cancellation may look for the item while the routed event's transaction has inserted it
+    # but not committed. Here that transaction is held at its insert by a twin holding the same
+    # request number, uncommitted, until the cancellation has either finished or is waiting.
+    item, twin = review.routed(), review.routed()
+    twin.request_number = item.request_number
+
+    async def waiting() -> int | None:
+        async with review.engine.connect() as conn:
+            waits = await conn.scalar(
+                sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            )
+        return waits or None
+
+    async with review.uow() as holding:
+        await holding.items.add(twin)
+        await holding.items.flush()
+        enqueuing = asyncio.create_task(
+            handlers.enqueue(
+                uow=review.uow(), routed=[(str(uuid.uuid4()), item)], policy=review.rules, now=START
+            )
+        )
+        await eventually(waiting, within=10, what="the routed event's insert to wait")
+        withdrawing = asyncio.create_task(
+            handlers.withdraw(
+                uow=review.uow(),
+                event_id=str(uuid.uuid4()),
+                request_id=item.request_id,
+                reason="cancelled by the applicant",
+                at=START,
+            )
+        )
+
+        async def withdrawn_or_waiting() -> bool | None:
+            return True if withdrawing.done() or (await waiting() or 0) >= 2 else None
+
+        await eventually(withdrawn_or_waiting, within=10, what="the cancellation to run")
+    await asyncio.gather(enqueuing, withdrawing)
+
+    async with review.engine.connect() as conn:
+        state = await conn.scalar(
+            select(tables.work_items.c.state).where(
+                tables.work_items.c.request_id == item.request_id
+            )
+        )
+    assert state == "withdrawn"
+    assert await review.queue() == []
 
 
 async def test_the_queue_is_read_page_by_page_with_filters(review: Review) -> None:

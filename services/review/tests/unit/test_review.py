@@ -210,6 +210,9 @@ class FakeItems:
             )
         return rows
 
+    async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
+        """The fakes' transactions never run at once: nothing to wait for."""
+
     async def withdrawals(
         self, request_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[datetime, str]]:

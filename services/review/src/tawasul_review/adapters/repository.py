@@ -58,6 +58,14 @@ from tawasul_review.domain.search import (
 
 SERVICE = "review"
 _OPEN = [s.value for s in OPEN_STATES]
+_keys = (
+    func.unnest(bindparam("keys", type_=ARRAY(Text)))
+    .table_valued("key", with_ordinality="n")
+    .render_derived()
+)
+# Taken in the array's order (a function scan's), which the caller sorts: two transactions
+# locking overlapping sets never wait on each other in turn.
+_LOCK_REQUESTS = select(func.pg_advisory_xact_lock(func.hashtextextended(_keys.c.key, 0)))
 
 
 def _at(value: str) -> datetime:
@@ -158,6 +166,11 @@ class SqlWorkItemRepository:
             await self._session.execute(query.with_for_update() if for_update else query)
         ).first()
         return None if row is None else self._opened(row)
+
+    async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
+        if request_ids:
+            keys = [f"request:{r}" for r in sorted(request_ids)]
+            await self._session.execute(_LOCK_REQUESTS, {"keys": keys})
 
     async def get_many(
         self, request_ids: Sequence[uuid.UUID], *, for_update: bool = False

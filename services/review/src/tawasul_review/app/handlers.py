@@ -89,8 +89,10 @@ async def enqueue(
     async with uow:
         fresh = await claim_each(uow, CONSUMER, routed)
         ids = list(dict.fromkeys(item.request_id for item in fresh))
+        # A cancellation can overtake routing, or be applied at the same time: it travels on
+        # another topic. Neither sees the other's rows uncommitted, so each takes the request.
+        await uow.items.lock(ids)
         here = await uow.items.get_many(ids, for_update=True)
-        # A cancellation can overtake routing: it travels on another topic.
         withdrawn = await uow.items.withdrawals([i for i in ids if i not in here])
         modes = await uow.queues.modes({item.queue for item in fresh})
         for item in fresh:
@@ -185,6 +187,7 @@ async def withdraw(
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
+        await uow.items.lock([request_id])  # its routed event may be being applied (enqueue)
         item = await uow.items.get(request_id, for_update=True)
         if item is None:
             await uow.items.remember_withdrawal(request_id, at, reason)

@@ -30,6 +30,11 @@ class WorkItemRepository(Protocol):
         """With for_update, concurrent claimers of the same item wait for each other."""
         ...
 
+    async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
+        """Until the transaction ends, the requests are this one's, here or not yet: a row
+        lock cannot hold an item another transaction is still inserting."""
+        ...
+
     async def get_many(
         self, request_ids: Sequence[uuid.UUID], *, for_update: bool = False
     ) -> dict[uuid.UUID, WorkItem]:
