@@ -6,6 +6,7 @@ hijridate's. Bidirectional isolation inside a longer message is the caller's con
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from enum import StrEnum
 
@@ -45,6 +46,7 @@ def format_gregorian(day: date, locale: Locale, *, weekday: bool = False) -> str
     return f"{gregorian.day_name(locale.value)} {text}" if weekday else text
 
 
+@functools.lru_cache(maxsize=4096)  # every response and message names a few days, often
 def format_date(day: date, locale: Locale) -> str:
     """Both calendars, Hijri first as Saudi usage has it, with the weekday."""
     hijri = format_hijri(day, locale, weekday=True)

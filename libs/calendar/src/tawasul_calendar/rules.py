@@ -23,6 +23,7 @@ the forecast (see config.py).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -96,6 +97,9 @@ class Holiday:
         return OCCASION_NAMES[self.occasion][1]
 
 
+# Dates shown to beneficiaries fall on a few days (today, due dates) and Hijri is immutable;
+# the conversion walks hijridate's month tables each time.
+@functools.lru_cache(maxsize=4096)
 def to_hijri(day: date) -> Hijri:
     try:
         return Gregorian.fromdate(day).to_hijri()
