@@ -148,11 +148,12 @@ class TokenVerifier:
 
     def _verify(self, token: str, now: float) -> tuple[Principal, float]:
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            # Read once unverified, for the issuer and key to verify it with.
+            unverified = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("malformed token") from exc
-        issuer = self._issuers.get(str(unverified.get("iss", "")))
+        header, payload = unverified["header"], unverified["payload"]
+        issuer = self._issuers.get(str(payload.get("iss", "")))
         if issuer is None:
             raise Unauthenticated("token from an unknown issuer")
         key = self._keys.get(issuer.issuer, {}).get(str(header.get("kid", "")))
