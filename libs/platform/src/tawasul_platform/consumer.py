@@ -251,7 +251,14 @@ class EventConsumer:
     async def dispatch(self, records: Sequence[Record]) -> None:
         """Applies a poll's records, each topic's in offset order by that topic's handler, the
         topics at once: one topic's records (review's delivery receipts) never wait for
-        another's (the routed requests), as when each topic had a consumer of its own."""
+        another's (the routed requests), as when each topic had a consumer of its own.
+
+        So two topics' events about one request can be applied at the same time, here or on
+        two replicas, and neither transaction sees the other's uncommitted rows: a handler
+        that acts on what another topic's handler writes either takes the request first
+        (review's cancellation and routed request: a transaction advisory lock) or writes
+        what holds in either order (notify's access: a submission never replaces routing's
+        department)."""
         by_topic: dict[str, list[Record]] = {}
         for record in records:
             by_topic.setdefault(record.topic, []).append(record)
