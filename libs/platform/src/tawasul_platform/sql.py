@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from asyncpg import Connection
 from asyncpg.exceptions import InternalClientError
 from asyncpg.transaction import Transaction
+from sqlalchemy import Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -171,6 +173,15 @@ class Database:
         return Rows(plan.rows(records))
 
 
+_keys = (
+    func.unnest(bindparam("keys", type_=ARRAY(Text)))
+    .table_valued("key", with_ordinality="n")
+    .render_derived()
+)
+# Taken in the array's order, a function scan's.
+_LOCK_KEYS = select(func.pg_advisory_xact_lock(func.hashtextextended(_keys.c.key, 0)))
+
+
 class Session:
     """One transaction at a time on a connection of the pool, begun at the first statement (as
     AsyncSession does) and given back at commit or rollback.
@@ -202,6 +213,14 @@ class Session:
 
     async def scalars(self, statement: ClauseElement, params: Params | None = None) -> list[Any]:
         return (await self.execute(statement, params)).scalars()
+
+    async def lock(self, *keys: str) -> None:
+        """Holds each key ("request:<id>", "queue:<name>") until the transaction ends, against
+        every transaction of every replica locking it: what a row lock cannot do for a row
+        another transaction is still inserting. One statement, the keys in sorted order, so
+        that two transactions locking overlapping keys never wait on each other in turn."""
+        if keys:
+            await self.execute(_LOCK_KEYS, {"keys": sorted(set(keys))})
 
     async def commit(self) -> None:
         await self._end(commit=True)

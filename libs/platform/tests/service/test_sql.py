@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tawasul_devstack.journey import eventually
 from tawasul_platform.db import among, any_of, arrays, insert_arrays, make_engine
 from tawasul_platform.faults import is_transient
 from tawasul_platform.sql import Database
@@ -276,3 +277,39 @@ async def test_a_session_cancelled_mid_statement_keeps_nothing(engine: AsyncEngi
         assert await check.scalars(select(people.c.name)) == ["committed"] * 3
     finally:
         await check.close()
+
+
+async def _both_waiting(engine: AsyncEngine) -> bool | None:
+    async with engine.connect() as conn:
+        waits = await conn.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        )
+    return True if waits == 2 else None
+
+
+async def test_a_key_is_held_until_the_transaction_ends_and_keys_never_deadlock(
+    engine: AsyncEngine,
+) -> None:
+    database = Database(engine)
+    holder, first, second = database.session(), database.session(), database.session()
+    try:
+        await holder.lock("request:x")
+        # In opposite orders: taken as given, each would hold one and wait for the other's.
+        locking = {
+            asyncio.create_task(first.lock("request:x", "request:y")): first,
+            asyncio.create_task(second.lock("request:y", "request:x")): second,
+        }
+        await eventually(lambda: _both_waiting(engine), within=10, what="both to wait")
+        assert not any(task.done() for task in locking)
+        await holder.commit()
+        done, waiting = await asyncio.wait(locking, timeout=10, return_when="FIRST_COMPLETED")
+        (took,) = done
+        took.result()
+        await locking[took].commit()
+        (last,) = waiting
+        await asyncio.wait_for(last, 10)
+        await locking[last].commit()
+        await asyncio.wait_for(holder.lock("request:x", "request:y"), 10)  # free again
+    finally:
+        for session in (holder, first, second):
+            await session.close()

@@ -220,7 +220,7 @@ class SqlUploadLeases:
     ) -> bool:
         t = tables.upload_leases
         # Serializes one account's takers across replicas, for this transaction only.
-        await self._session.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner_id))))
+        await self._session.lock(f"uploads:{owner_id}")
         await self._session.execute(
             delete(t).where((t.c.owner_id == owner_id) & (t.c.expires_at <= now))
         )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from asyncpg import UniqueViolationError
-from sqlalchemy import Text, bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_calendar import Interval, Sla, SlaClock, SlaUnit
@@ -45,10 +45,7 @@ def _instant(value: str) -> datetime:
 # per call, a tenth of intake's CPU on SubmitRequest.
 _INSERT_REQUEST = insert(tables.requests)
 _UPDATE_REQUEST = update(tables.requests).where(tables.requests.c.id == bindparam("b_id"))
-# SubmitRequest's own two, built once for the same reason.
-_LOCK_ACCOUNT = select(
-    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("account", type_=Text), 0))
-)
+# SubmitRequest's own, built once for the same reason.
 _RELATED = select(tables.requests).where(
     (
         (tables.requests.c.applicant_id == bindparam("applicant"))
@@ -236,7 +233,7 @@ class SqlRequestRepository:
         return {uuid.UUID(d): row.number for row in rows for d in row.document_ids if d in wanted}
 
     async def lock_account(self, applicant_id: str) -> None:
-        await self._session.execute(_LOCK_ACCOUNT, {"account": f"intake:{applicant_id}"})
+        await self._session.lock(f"intake:{applicant_id}")
 
     async def flush(self) -> None:
         for request in self.seen.values():

@@ -58,14 +58,6 @@ from tawasul_review.domain.search import (
 
 SERVICE = "review"
 _OPEN = [s.value for s in OPEN_STATES]
-_keys = (
-    func.unnest(bindparam("keys", type_=ARRAY(Text)))
-    .table_valued("key", with_ordinality="n")
-    .render_derived()
-)
-# Taken in the array's order (a function scan's), which the caller sorts: two transactions
-# locking overlapping sets never wait on each other in turn.
-_LOCK_REQUESTS = select(func.pg_advisory_xact_lock(func.hashtextextended(_keys.c.key, 0)))
 
 
 def _at(value: str) -> datetime:
@@ -168,9 +160,7 @@ class SqlWorkItemRepository:
         return None if row is None else self._opened(row)
 
     async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
-        if request_ids:
-            keys = [f"request:{r}" for r in sorted(request_ids)]
-            await self._session.execute(_LOCK_REQUESTS, {"keys": keys})
+        await self._session.lock(*(f"request:{r}" for r in request_ids))
 
     async def get_many(
         self, request_ids: Sequence[uuid.UUID], *, for_update: bool = False
@@ -496,9 +486,7 @@ class SqlReviewerRepository:
         return None if row is None else _reviewer(row)
 
     async def lock(self, reviewer_id: str) -> None:
-        await self._session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(f"reviewer:{reviewer_id}", 0)))
-        )
+        await self._session.lock(f"reviewer:{reviewer_id}")
 
     async def put(self, reviewer: Reviewer) -> None:
         t = tables.reviewers
@@ -567,9 +555,7 @@ class SqlQueueRepository:
 
     async def lock(self, queue: str) -> None:
         """One assignment per queue at a time, so round-robin's pointer is never raced."""
-        await self._session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(f"queue:{queue}", 0)))
-        )
+        await self._session.lock(f"queue:{queue}")
 
     async def candidates(self, department: str) -> list[Candidate]:
         r, w = tables.reviewers.c, tables.work_items.c
