@@ -211,6 +211,17 @@ def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelop
     )
 
 
+def routed(event: events_pb2.Envelope, department: str) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.routed",
+        request_id=event.request_id,
+        request_routed=events_pb2.RequestRouted(
+            request_id=event.request_id, applicant_id=APPLICANT, department_code=department
+        ),
+    )
+
+
 async def test_a_submission_is_told_once_on_each_channel(notify: Notify) -> None:
     event = submitted(locale="en")
     await notify.consume(event)
@@ -430,18 +441,7 @@ async def test_a_request_event_without_its_applicant_or_department_is_refused(
 
 async def test_a_polls_requests_record_each_ones_latest_department_once(notify: Notify) -> None:
     first, other = submitted(), submitted()
-
-    def routed_to(department: str) -> events_pb2.Envelope:
-        return events_pb2.Envelope(
-            event_id=str(uuid.uuid4()),
-            event_type="tawasul.requests.routed",
-            request_id=first.request_id,
-            request_routed=events_pb2.RequestRouted(
-                request_id=first.request_id, applicant_id=APPLICANT, department_code=department
-            ),
-        )
-
-    to_visas, back_home = routed_to("visas"), routed_to("residents")
+    to_visas, back_home = routed(first, "visas"), routed(first, "residents")
     await on_requests(notify.uow)([first, to_visas, other])
     await on_requests(notify.uow)([back_home, to_visas])  # to_visas again: applied already
 
@@ -451,17 +451,6 @@ async def test_a_polls_requests_record_each_ones_latest_department_once(notify: 
         (first.request_id, APPLICANT, "residents"),
         (other.request_id, APPLICANT, "residents"),
     }
-
-
-def routed(event: events_pb2.Envelope, department: str) -> events_pb2.Envelope:
-    return events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.routed",
-        request_id=event.request_id,
-        request_routed=events_pb2.RequestRouted(
-            request_id=event.request_id, applicant_id=APPLICANT, department_code=department
-        ),
-    )
 
 
 async def test_routings_department_stands_whichever_topic_is_applied_first(
