@@ -38,6 +38,7 @@ from hdrh.histogram import HdrHistogram
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
 from bench import hops, p4, p5, p8, report
+from bench.cpu import Footprint, cpu_seconds
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
 
@@ -50,11 +51,12 @@ REQUEST_NUMBER = re.compile(r"TW\d{9}")
 # The work items of these requests that review has committed (primary-key lookups).
 ARRIVED = "SELECT request_id::text AS id FROM work_items WHERE request_id = ANY($1::uuid[])"
 RSS_SAMPLE_SECONDS = 0.25
+# Where a load's CPU went, by process (bench.cpu.Footprint), in P1's, P2's and P7's detail.
+CPU_DETAIL = "cpu_by_process"
 # Before each benchmark the services must be quiet (their consumers done with what the one
 # before left): together below this share of one core over a second, or this long waited.
 QUIET_CORES = 0.15
 QUIET_BOUND_SECONDS = 180.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Past its own bound in time, a load process gets this long before it is killed.
 LOAD_GRACE_SECONDS = 180.0
 
@@ -226,18 +228,6 @@ async def echo_server(config: StackConfig) -> AsyncIterator[str]:
                 await process.wait()
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """CPU time (user and system) a process has used, from /proc."""
-    if pid is None:
-        return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 async def quiet(pids: dict[str, int | None], bound: float) -> float:
     """Waits until the services are quiet, at most `bound` seconds; the seconds waited."""
     started = time.monotonic()
@@ -272,16 +262,12 @@ async def all_in_review(config: StackConfig, ids: set[str], bound: float) -> flo
 
 
 class RssPeak:
-    """Samples every service's resident memory while a load runs; keeps each one's peak, and
-    the cores each used meanwhile (its CPU time over the wall time)."""
+    """Samples every service's resident memory while a load runs; keeps each one's peak."""
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.peak: dict[str, float | None] = dict.fromkeys(pids)
-        self.cores: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
-        self._cpu: dict[str, float] = {}
-        self._started = 0.0
 
     async def _sample(self) -> None:
         while True:
@@ -292,8 +278,6 @@ class RssPeak:
             await asyncio.sleep(RSS_SAMPLE_SECONDS)
 
     async def __aenter__(self) -> RssPeak:
-        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        self._started = time.monotonic()
         self._task = asyncio.create_task(self._sample())
         return self
 
@@ -302,11 +286,6 @@ class RssPeak:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        wall = max(time.monotonic() - self._started, 1e-9)
-        self.cores = {
-            name: round((cpu_seconds(pid) - self._cpu[name]) / wall, 2)
-            for name, pid in self.pids.items()
-        }
 
 
 def _why(exc: BaseException) -> str:
@@ -349,11 +328,12 @@ async def p1_and_p6(
         async with echo_server(config) as address:
             echo = await run_load(_spec(config, "echo", echo_address=address, **bound))
         submitted: set[str] = set()
-        async with RssPeak(pids) as peak:
-            submit = await run_load(
-                _spec(config, "submit", emit_sent=True, **bound),
-                on_line=lambda line: submitted.add(str(line["sent"])),
-            )
+        with Footprint(Stack(config)) as used:
+            async with RssPeak(pids) as peak:
+                submit = await run_load(
+                    _spec(config, "submit", emit_sent=True, **bound),
+                    on_line=lambda line: submitted.add(str(line["sent"])),
+                )
         loaded = peak.peak
         # Like the issue's "200 submissions took 5.7–9.2 s to all reach their queue".
         drained = await all_in_review(config, submitted, QUIET_BOUND_SECONDS)
@@ -365,9 +345,8 @@ async def p1_and_p6(
             "submit": submit.summary(),
             "echo": echo.summary(),
             "all_in_review_seconds_after_the_load": drained,
-            # Where the time goes, until a profile says more (the load process's warm-up and
-            # set-up included).
-            "cores_used_during_the_submit_load": peak.cores,
+            # Where the CPU went (the load process's warm-up and set-up included).
+            CPU_DETAIL: used.summary(submit.count),
         }
         if submit.count == 0 or echo.count == 0:
             p1.fail(submit.first_error or echo.first_error)
@@ -557,9 +536,13 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         return {row["id"]: seen_at for row in await conn.fetch(ARRIVED, list(pending))}
 
     try:
-        followed = await follow(
-            spec, in_review, drain_seconds=settings.p2_drain_seconds, poll_seconds=P2_POLL_SECONDS
-        )
+        with Footprint(Stack(config)) as used:
+            followed = await follow(
+                spec,
+                in_review,
+                drain_seconds=settings.p2_drain_seconds,
+                poll_seconds=P2_POLL_SECONDS,
+            )
     except Exception as exc:  # one figure that cannot be measured does not end the run
         for f in figures:
             f.fail(_why(exc))
@@ -567,6 +550,7 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
     finally:
         await conn.close()
     detail = followed.detail(rate, settings.p2_seconds)
+    detail[CPU_DETAIL] = used.summary(followed.result.count)
     try:
         detail["hops"] = await hops.split(config.pg_socket_dir, followed.arrived)
     except Exception as exc:  # the split explains the figure; it never costs it
@@ -595,14 +579,16 @@ async def p7(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         return {number: at for number, at in texts.first_seen().items() if number in pending}
 
     try:
-        followed = await follow(
-            spec, at_the_gateway, drain_seconds=settings.p7_drain_seconds, poll_seconds=0.1
-        )
+        with Footprint(Stack(config)) as used:
+            followed = await follow(
+                spec, at_the_gateway, drain_seconds=settings.p7_drain_seconds, poll_seconds=0.1
+            )
     except Exception as exc:  # one figure that cannot be measured does not end the run
         for f in figures:
             f.fail(_why(exc))
         return figures
     detail = followed.detail(rate, settings.p7_seconds)
+    detail[CPU_DETAIL] = used.summary(followed.result.count)
     judge_latency(
         [(fifty, "p50_ms", None), (ninety_nine, "p99_ms", 5000.0)], followed, detail, rate
     )
@@ -824,16 +810,14 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         f"{', '.join(str(x) for x in machine['load_average_at_end'])}, on {machine['cores']} "
         "cores: the load generator, the stack, the baselines and whatever else ran share them.",
     ]
-    cores = next(
-        (f.detail.get("cores_used_during_the_submit_load") for f in figures if f.id == "P1"), None
-    )
-    if cores:
-        used = ", ".join(f"{name} {share:g}" for name, share in cores.items())
-        notes.append(
-            f"Cores each service used during P1's SubmitRequest load: {used} (CPU time over "
-            "wall time; a service well below one core while its callers wait is waiting on "
-            "something, or starved of CPU by the others on this machine)."
-        )
+    for figure_id, span in (
+        ("P1", "P1's SubmitRequest load"),
+        ("P2 p50", "P2's load and drain"),
+        ("P7 p50", "P7's load and drain"),
+    ):
+        spent = next((f.detail.get(CPU_DETAIL) for f in figures if f.id == figure_id), None)
+        if spent:
+            notes.append(cpu_note(span, spent))
     steps = next((f.detail.get("hops") for f in figures if f.id == "P2 p50"), None)
     if steps and "error" not in steps:
         split = "; ".join(f"{step} {p['p50_ms']:g}" for step, p in steps.items())
@@ -846,6 +830,16 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
     if failed:
         notes.append(f"Failed to measure: {', '.join(failed)} (see the JSON for the error).")
     return notes
+
+
+def cpu_note(span: str, spent: dict[str, Any]) -> str:
+    by_process = ", ".join(f"{name} {ms:g}" for name, ms in spent["cpu_ms_a_submission"].items())
+    return (
+        f"CPU a submission during {span}, ms: {by_process}; all "
+        f"{spent['all_processes_ms_a_submission']:g}, the machine "
+        f"{spent['machine_busy_cores']:g} cores busy over {spent['seconds']:g} s (bench.cpu: "
+        "PostgreSQL with the backends it had at the start, the load process with its set-up)."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

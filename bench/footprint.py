@@ -6,8 +6,8 @@
 Runs P7's load on the running stack (SubmitRequest at `rate` for `seconds`, an open loop in a
 process of its own, then until every submission's SMS reached the gateway) and prints, for
 that span: the CPU each process used per submission (the services, Kafka, PostgreSQL with
-every backend it had when the load began, the stand-ins), the machine's busy cores (all of
-/proc/stat, the load generator included), and the records each consumer group committed per
+every backend it had when the load began, the stand-ins, the load process and this one), the
+machine's busy cores (all of /proc/stat), and the records each consumer group committed per
 submission. Asserts nothing; compare two runs of it to see what a change did.
 """
 
@@ -15,49 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from tawasul_devstack.offsets import Offsets
-from tawasul_devstack.stack import SERVICES, Stack, StackConfig
+from tawasul_devstack.stack import Stack, StackConfig
 from tawasul_platform.topics import REQUEST_SUBMITTED, SUBSCRIPTIONS
 
 from bench import cli
-
-OTHERS = ("kafka", "postgres", "minio", "clamd", "sms-gateway", "smtp", "gateway")
-
-
-def children(pid: int) -> list[int]:
-    """Every process whose parent is `pid` (PostgreSQL's backends and workers)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def processes(stack: Stack) -> dict[str, list[int]]:
-    named: dict[str, list[int]] = {}
-    for name in (*SERVICES, *OTHERS):
-        pid = stack.pid(name)
-        if pid is not None:
-            named[name] = [pid, *(children(pid) if name == "postgres" else ())]
-    return named
-
-
-def cpu(named: Mapping[str, Iterable[int]]) -> dict[str, float]:
-    return {name: sum(cli.cpu_seconds(pid) for pid in pids) for name, pids in named.items()}
-
-
-def busy_seconds() -> float:
-    """The machine's CPU time spent other than idle or waiting for I/O, over all cores."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / cli.CLOCK_TICKS
+from bench.cpu import Footprint
 
 
 async def offsets(config: StackConfig) -> tuple[int, dict[tuple[str, str], int]]:
@@ -75,22 +40,22 @@ async def offsets(config: StackConfig) -> tuple[int, dict[tuple[str, str], int]]
 
 
 async def footprint(config: StackConfig, rate: float, seconds: float) -> list[str]:
-    named = processes(Stack(config))
     submitted_before, reads_before = await offsets(config)
-    cpu_before, busy_before, started = cpu(named), busy_seconds(), time.monotonic()
-    figures = await cli.p7(config, cli.Settings(p7_seconds=seconds), rate)
-    cpu_after, busy_after, elapsed = cpu(named), busy_seconds(), time.monotonic() - started
+    with Footprint(Stack(config)) as used:
+        figures = await cli.p7(config, cli.Settings(p7_seconds=seconds), rate)
     submitted_after, reads_after = await offsets(config)
     # The load's warm-up included: its submissions cost CPU and are read like the others.
     sent = max(submitted_after - submitted_before, 1)
     lines = [f"{f.id}: {f.shown or f.status}" for f in figures]
-    spent = {name: cpu_after[name] - cpu_before[name] for name in named}
+    spent = used.summary(sent)
     lines += [
-        f"{name:12s} {1000 * s / sent:6.2f} ms of CPU a submission" for name, s in spent.items()
+        f"{name:12s} {ms:6.2f} ms of CPU a submission"
+        for name, ms in spent["cpu_ms_a_submission"].items()
     ]
     lines.append(
-        f"{'all of them':12s} {1000 * sum(spent.values()) / sent:6.2f} ms of CPU a submission; "
-        f"the machine {(busy_after - busy_before) / elapsed:.2f} cores busy over {elapsed:.0f} s"
+        f"{'all of them':12s} {spent['all_processes_ms_a_submission']:6.2f} ms of CPU a "
+        f"submission; the machine {spent['machine_busy_cores']:.2f} cores busy over "
+        f"{spent['seconds']:.0f} s"
     )
     reads = {key: (reads_after[key] - reads_before.get(key, 0)) / sent for key in reads_after}
     lines += [

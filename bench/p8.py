@@ -41,7 +41,7 @@ import asyncpg
 from sqlalchemy.dialects import postgresql
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients
-from tawasul_devstack.stack import StackConfig
+from tawasul_devstack.stack import Stack, StackConfig
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.request_numbers import damm_digit
@@ -57,6 +57,7 @@ from tawasul_review.domain.search import (
 )
 
 from bench import p5
+from bench.cpu import cpu_seconds
 from bench.load import CALL_TIMEOUT, Outcome, percentiles_ms
 from bench.report import Figure
 
@@ -312,10 +313,6 @@ def plan_text(figure: Figure) -> str:
 
 
 async def _alone(args: argparse.Namespace) -> int:
-    from tawasul_devstack.stack import Stack
-
-    from bench.cli import cpu_seconds  # the full bench's, for the same CPU reading
-
     config = StackConfig.from_env()
 
     figure = await p8(

@@ -101,6 +101,13 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert p2["arrived"] > 0
     assert {step["requests"] for step in p2["hops"].values()} == {p2["arrived"]}, p2["hops"]
 
+    # Where each load's CPU went, by process; the load process always spends some.
+    for id_ in ("P1", "P2 p50", "P7 p50"):
+        spent = figures[id_]["detail"]["cpu_by_process"]
+        names = set(spent["cpu_ms_a_submission"])
+        assert {"intake", "routing", "review", "postgres", "kafka", "load"} <= names, spent
+        assert spent["cpu_ms_a_submission"]["load"] > 0, spent
+
     # P5 seeded review's database and removed what it seeded: the stack is left as it was.
     seeded = "SELECT count(*) FROM work_items WHERE request_number LIKE 'P5%'"
     assert asyncio.run(scalar(stack, "review", seeded)) == 0
@@ -111,6 +118,7 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         assert f"| {id_} |" in page
     assert "| postgresql |" in page
     assert "P2's path, p50 of each step in ms" in page
+    assert "CPU a submission during P2's load and drain, ms: " in page
 
 
 def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:

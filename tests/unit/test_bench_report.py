@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.cli import cpu_seconds, rss_mib
+from bench.cli import rss_mib
+from bench.cpu import cpu_seconds
 from bench.load import (
     LoadSpec,
     decode_histogram,
