@@ -65,6 +65,10 @@ _log = logging.getLogger("bench")
 
 @dataclass(frozen=True)
 class Settings:
+    # Submissions at warmup_rate for warmup_seconds before P1, none counted: a stack just
+    # started (Kafka's JIT compiler above all) warms as a running office's has.
+    warmup_seconds: float = 60.0
+    warmup_rate: float = 30.0
     concurrency: int = 16
     # A cap for the echo and SubmitRequest alike; each is also bounded by p1_seconds.
     p1_requests: int = 10000
@@ -88,6 +92,8 @@ class Settings:
 
 
 SMOKE = Settings(
+    warmup_seconds=1.0,
+    warmup_rate=10.0,
     p1_requests=40,
     p1_warmup=8,
     p1_seconds=5.0,
@@ -680,6 +686,13 @@ async def bench(
     finally:
         await conn.close()
     await asyncio.sleep(settings.settle_seconds)
+    if settings.warmup_seconds > 0:
+        _log.info(
+            "warm-up: submissions at %g/s for %g s, none counted",
+            settings.warmup_rate,
+            settings.warmup_seconds,
+        )
+        await run_load(_steady_submissions(config, settings.warmup_rate, settings.warmup_seconds))
     waited = {"before P1": await quiet(pids, QUIET_BOUND_SECONDS)}
     _log.info("P1 and P6: echo baseline, then SubmitRequest (RSS sampled meanwhile)")
     figures, submit = await p1_and_p6(config, settings, pids)
@@ -739,6 +752,11 @@ def _parser() -> argparse.ArgumentParser:
         "--smoke", action="store_true", help="every benchmark at a tiny size (seconds)"
     )
     defaults = Settings()
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        help=f"default {defaults.warmup_seconds:g} (at {defaults.warmup_rate:g}/s); 0: none",
+    )
     parser.add_argument("--concurrency", type=int, help=f"default {defaults.concurrency}")
     parser.add_argument("--p1-requests", type=int, help=f"default {defaults.p1_requests}")
     parser.add_argument("--p1-seconds", type=float, help=f"default {defaults.p1_seconds:g}")
@@ -770,6 +788,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = SMOKE if args.smoke else Settings()
     given = {
+        "warmup_seconds": args.warmup_seconds,
         "concurrency": args.concurrency,
         "p1_requests": args.p1_requests,
         "p1_seconds": args.p1_seconds,
@@ -797,6 +816,10 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         "the upload's size, as the SDK and the gateway (with a Content-Length) do, and docs "
         "stores it in one PUT as it comes; P3 size unknown sends the same without it, as a "
         "channel streaming a body of unknown length would, and docs stores it in 5 MiB parts.",
+        f"Before P1 the run sent submissions at {settings.warmup_rate:g}/s for "
+        f"{settings.warmup_seconds:g} s and counted none of them: a stack it has just started "
+        "warms as a running office's has (Kafka's JIT compiler took several seconds of CPU in "
+        "the first minutes of load, during P1 and P2, in the runs before this warm-up).",
         "P1's baseline is bench/echo.py, a process of its own serving the request's bytes "
         "back over the same mutual TLS (intake's certificate, client certificates required), "
         "sent the same prebuilt messages and tokens by the same client code.",

@@ -119,6 +119,7 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert "| postgresql |" in page
     assert "P2's path, p50 of each step in ms" in page
     assert "CPU a submission during P2's load and drain, ms: " in page
+    assert "Before P1 the run sent submissions at 10/s for 1 s and counted none" in page
 
 
 def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:
