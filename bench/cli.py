@@ -38,7 +38,7 @@ from hdrh.histogram import HdrHistogram
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig, StackError
 
 from bench import hops, p4, p5, p8, report
-from bench.cpu import Footprint, cpu_seconds
+from bench.cpu import Footprint, cpu_seconds, niceness
 from bench.load import LoadSpec, decode_histogram, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
 
@@ -800,8 +800,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
 
 
-def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -> list[str]:
+def _notes(
+    settings: Settings, figures: list[Figure], machine: dict[str, Any], nice: dict[str, int]
+) -> list[str]:
     load = machine["load_average_at_start"]
+    yielding = ", ".join(f"{name} {value}" for name, value in nice.items() if value)
     notes = [
         f"P2 ran {settings.p2_seconds:g} s (default 30 s; the issue's figure is 5 minutes: "
         "`--p2-seconds 300`). Its latency runs from the start of the SubmitRequest call to the "
@@ -832,6 +835,9 @@ def _notes(settings: Settings, figures: list[Figure], machine: dict[str, Any]) -
         f"Load average at the start: {', '.join(str(x) for x in load)}, at the end: "
         f"{', '.join(str(x) for x in machine['load_average_at_end'])}, on {machine['cores']} "
         "cores: the load generator, the stack, the baselines and whatever else ran share them.",
+        f"Niceness of the stack's processes: {yielding or 'none above 0'}; the rest 0 "
+        "(`TAWASUL_BACKGROUND_NICE`: when the cores are short, what is off the request's path "
+        "yields to it).",
     ]
     for figure_id, span in (
         ("P1", "P1's SubmitRequest load"),
@@ -893,6 +899,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     started = datetime.now(UTC)
     load_at_start = os.getloadavg()
+    nice = niceness(stack)
     try:
         figures, postgres_version, waited = asyncio.run(bench(config, settings))
     finally:
@@ -918,7 +925,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": dataclasses.asdict(settings),
         "quiet_waits_seconds": waited,
         "machine": machine,
-        "notes": _notes(settings, figures, machine),
+        "niceness": nice,
+        "notes": _notes(settings, figures, machine, nice),
         "figures": report.figures_json(figures),
     }
     print(report.table(figures))

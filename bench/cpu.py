@@ -63,6 +63,18 @@ def processes(stack: Stack) -> dict[str, list[int]]:
     return named
 
 
+def niceness(stack: Stack) -> dict[str, int]:
+    """The niceness of each of the stack's running processes (the background ones yield)."""
+    found = {}
+    for name, (pid, *_) in processes(stack).items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[name] = int(fields[16])  # field 19, nice
+    return found
+
+
 def _own() -> dict[str, float]:
     """This process's CPU time, and its children's once they have been waited for (the load
     process: run_load waits for it)."""

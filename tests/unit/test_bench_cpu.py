@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from tawasul_devstack.components import LocalProcess
 from tawasul_devstack.stack import Stack, StackConfig
 
 from bench.cli import cpu_note
-from bench.cpu import Footprint, Spent
+from bench.cpu import Footprint, Spent, niceness
 
 BURN = "import time\nstart = time.process_time()\nwhile time.process_time() - start < {}: pass"
 
@@ -66,3 +69,16 @@ def test_the_summary_and_its_note_name_every_process_dearest_first() -> None:
 def test_no_submission_costs_what_the_span_spent_not_a_division_by_zero() -> None:
     spent = Spent(seconds=1.0, cpu={"intake": 0.5}, busy_cores=0.5).summary(0)
     assert spent["cpu_ms_a_submission"] == {"intake": 500.0}
+
+
+def test_niceness_is_read_off_the_running_processes(tmp_path: Path) -> None:
+    config = StackConfig.from_env(state_dir=tmp_path, background_nice=6)
+    sleepers = [LocalProcess(config, name) for name in ("notify", "routing")]
+    for sleeper in sleepers:
+        sleeper.spawn([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), [])
+    try:
+        ours = os.nice(0)
+        assert niceness(Stack(config)) == {"routing": ours, "notify": min(ours + 6, 19)}
+    finally:
+        for sleeper in sleepers:
+            sleeper.stop(signal.SIGKILL)

@@ -40,6 +40,13 @@ PG_SUPERUSER_RESERVED = 3  # the server's default superuser_reserved_connections
 SERVICE_DB_POOL_SIZE = 6
 TOOLS_CONNECTIONS = 20
 
+# Processes that yield the cores to the others when both want them (their niceness is the
+# stack's `background_nice`): notify, whose texts may leave seconds after the event, and what
+# stands in for systems outside the office (the SMS gateway, the mail server) or watches it
+# (Prometheus). On one machine they otherwise take turns with the request's own path
+# (intake, routing, review, PostgreSQL, Kafka); in Kubernetes each has its own CPU request.
+BACKGROUND = frozenset({"notify", "sms-gateway", "smtp", "prometheus"})
+
 
 def replica_name(service: str, replica: int) -> str:
     """The process name of a service's replica: "routing" (1), "routing-2", ..."""
@@ -88,6 +95,8 @@ class StackConfig:
     # "local": PostgreSQL, Kafka and MinIO as local processes; "containers": as containers
     # started by testcontainers from deploy/images' images (components/containers.py).
     infra: str = "local"
+    # The niceness of the BACKGROUND processes (0: none yields).
+    background_nice: int = 10
 
     def __post_init__(self) -> None:
         # Absolute paths: they are handed to servers that run with other working directories.
@@ -102,8 +111,16 @@ class StackConfig:
             cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
             port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
             infra=env.get("TAWASUL_STACK_INFRA") or "local",
+            background_nice=int(env.get("TAWASUL_BACKGROUND_NICE") or 10),
         )
         return dataclasses.replace(config, **overrides)
+
+    def niceness(self, process: str) -> int:
+        """The niceness a process of the stack runs at: `background_nice` for the BACKGROUND
+        ones (every replica of a service), 0 for the rest."""
+        replica = split_replica(process)
+        name = replica[0] if replica else process
+        return self.background_nice if name in BACKGROUND else 0
 
     @property
     def kafka_port(self) -> int:

@@ -20,6 +20,7 @@ ENV_VARS = (
     "TAWASUL_STACK_DIR",
     "TAWASUL_CACHE_DIR",
     "TAWASUL_PORT_BASE",
+    "TAWASUL_BACKGROUND_NICE",
 )
 
 
@@ -245,3 +246,18 @@ def test_the_gateway_calls_intake_and_docs_with_its_own_certificate(tmp_path: Pa
     assert env["TAWASUL_DEV_SIGN_IN"] == "true"
     assert Path(env["TAWASUL_DEV_REGISTRY_FILE"]).is_file()
     assert (Path(env["TAWASUL_DEV_IDENTITY_DIR"]) / "users.key.pem").is_file()
+
+
+def test_background_processes_yield_and_the_request_path_does_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = StackConfig(tmp_path, tmp_path)
+    background = ["notify", "notify-2", "sms-gateway", "smtp", "prometheus"]
+    foreground = ["intake", "routing", "routing-2", "review", "docs", "gateway", "kafka"]
+    foreground += ["postgres", "minio", "clamd"]
+
+    assert {name: config.niceness(name) for name in background} == dict.fromkeys(background, 10)
+    assert {name: config.niceness(name) for name in foreground} == dict.fromkeys(foreground, 0)
+    assert StackConfig(tmp_path, tmp_path, background_nice=0).niceness("notify") == 0
+    monkeypatch.setenv("TAWASUL_BACKGROUND_NICE", "5")
+    assert StackConfig.from_env().niceness("smtp") == 5

@@ -72,7 +72,8 @@ class LocalProcess:
         *,
         stdout_to_log: bool = True,
     ) -> None:
-        """Start `argv` unless this component already runs; refuse if its ports are taken."""
+        """Start `argv` unless this component already runs, at its niceness; refuse if its
+        ports are taken."""
         pid = self.proc.pid()
         if pid is not None:
             _log.info("  %s already running (pid %d)", self.name, pid)
@@ -83,6 +84,10 @@ class LocalProcess:
                 f"cannot start {self.name}: port(s) {busy} already in use by another "
                 "process (another stack? choose TAWASUL_PORT_BASE)"
             )
+        nice = self.config.niceness(self.name)
+        if nice:
+            # nice(1) execs the command: the pid, its threads and its children all yield.
+            argv = ["nice", "-n", str(nice), *argv]
         self.proc.spawn(argv, env, stdout_to_log=stdout_to_log)
         _log.info("  %s started (pid %s), log %s", self.name, self.proc.pid(), self.log_file)
 
