@@ -22,15 +22,20 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OTHERS = ("kafka", "postgres", "minio", "clamd", "sms-gateway", "smtp", "gateway")
 
 
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on (the command before it may hold spaces); None
+    once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int | None) -> float:
     """CPU time (user and system) a process has used, from /proc."""
-    if pid is None:
+    fields = None if pid is None else _stat(pid)
+    if fields is None:
         return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -43,13 +48,10 @@ def busy_seconds() -> float:
 def children(pid: int) -> list[int]:
     """Every process whose parent is `pid` (PostgreSQL's backends and workers)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name))
+        if fields is not None and int(fields[1]) == pid:
+            found.append(int(entry.name))
     return found
 
 
@@ -67,11 +69,9 @@ def niceness(stack: Stack) -> dict[str, int]:
     """The niceness of each of the stack's running processes (the background ones yield)."""
     found = {}
     for name, (pid, *_) in processes(stack).items():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        found[name] = int(fields[16])  # field 19, nice
+        fields = _stat(pid)
+        if fields is not None:
+            found[name] = int(fields[16])  # field 19, nice
     return found
 
 

@@ -75,7 +75,7 @@ def test_niceness_is_read_off_the_running_processes(tmp_path: Path) -> None:
     config = StackConfig.from_env(state_dir=tmp_path, background_nice=6)
     sleepers = [LocalProcess(config, name) for name in ("notify", "routing")]
     for sleeper in sleepers:
-        sleeper.spawn([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), [])
+        sleeper.spawn([sys.executable, "-c", "import signal; signal.pause()"], dict(os.environ), [])
     try:
         ours = os.nice(0)
         assert niceness(Stack(config)) == {"routing": ours, "notify": min(ours + 6, 19)}
