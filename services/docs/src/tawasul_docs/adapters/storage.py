@@ -16,13 +16,15 @@ import logging
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
-from urllib.parse import quote, urlunsplit
+from urllib.parse import SplitResult, quote, urlunsplit
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
+from minio.credentials.credentials import Credentials
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error, ServerError
 from minio.signer import sign_v4_s3
@@ -53,21 +55,47 @@ class S3Client(Minio):
     The SDK signs a body it holds whole (over plain HTTP it hashes it first), so it stores a
     stream in 5 MiB parts, each sent once complete. `put_stream` sends the bytes as they come,
     in S3's aws-chunked encoding with a trailing CRC32 (STREAMING-UNSIGNED-PAYLOAD-TRAILER):
-    the server checks the bytes it received against it and refuses the object otherwise.
+    the server checks the bytes it received against it and refuses the object otherwise. It
+    signs with the SDK's public signer and sends through the pool the client was given, from
+    what the client was built with: none of the SDK's private fields.
     """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        access_key: str,
+        secret_key: str,
+        secure: bool,
+        region: str,
+        http_client: urllib3.PoolManager,
+    ) -> None:
+        super().__init__(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=http_client,
+        )
+        self._stream_to = _StreamTarget(
+            scheme="https" if secure else "http",
+            host=endpoint,
+            region=region,
+            # No keys: an anonymous client, whose requests go unsigned (as the SDK's do).
+            credentials=Credentials(access_key, secret_key) if access_key else None,
+            http=http_client,
+        )
 
     def put_stream(self, bucket: str, key: str, body: Readable, size: int) -> None:
         """Stores exactly `size` bytes read from `body` in one PUT; nothing when it fails."""
-        url = self._base_url.build(
-            method="PUT",
-            region=self._get_region(bucket),
-            bucket_name=bucket,
-            object_name=key,
-        )
+        to = self._stream_to
+        # Path-style, as MinIO serves it; each segment escaped as S3's canonical URI wants.
+        url = SplitResult(to.scheme, to.host, f"/{quote(bucket)}/{quote(key)}", "", "")
         date = utcnow()
         headers: dict[str, Any] = {
-            "Host": url.netloc,
-            "User-Agent": self._user_agent,
+            "Host": to.host,
+            "User-Agent": _USER_AGENT,
             "Content-Length": str(aws_chunked_length(size)),
             "Content-Encoding": "aws-chunked",
             "Content-Type": "application/octet-stream",
@@ -76,27 +104,34 @@ class S3Client(Minio):
             "x-amz-content-sha256": _STREAMING,
             "x-amz-date": to_amz_date(date),
         }
-        credentials = self._provider.retrieve() if self._provider else None
-        if credentials is not None:
-            if credentials.session_token:
-                headers["X-Amz-Security-Token"] = credentials.session_token
+        if to.credentials is not None:
             headers = sign_v4_s3(
                 method="PUT",
                 url=url,
-                region=self._get_region(bucket),
+                region=to.region,
                 headers=headers,
-                credentials=credentials,
+                credentials=to.credentials,
                 content_sha256=_STREAMING,
                 date=date,
             )
         # Not retried: the bytes already sent cannot be read again.
-        response = self._http.urlopen(
+        response = to.http.urlopen(
             "PUT", urlunsplit(url), body=aws_chunked(body, size), headers=headers, retries=False
         )
         if response.status != 200:
             raise ServerError(f"PUT {key}: HTTP {response.status}: {response.data[:300]!r}", 500)
 
 
+@dataclass(frozen=True)
+class _StreamTarget:
+    scheme: str
+    host: str
+    region: str
+    credentials: Credentials | None
+    http: urllib3.PoolManager
+
+
+_USER_AGENT = "tawasul-docs (put_stream)"
 _STREAMING = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 _CHECKSUM = "x-amz-checksum-crc32"
 # The encoding's chunks: the length has to be known before the first byte is sent.
