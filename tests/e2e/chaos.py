@@ -334,7 +334,7 @@ async def kill_behind(
     it, when no commit can come any more: a record below the one and above the other was on
     the topic, delivered or not, and unfinished when the process died. Should it have caught
     up in the instant between looking and killing, it is started again and killed again.
-    `holding`, if given, must hold too before the kill (the caller checks what it left behind).
+    `holding`, if given, must hold too, before the kill and after it (what it left behind).
 
     Once the load is through, nothing can lag any more: that fails at once rather than
     waiting for ever.
@@ -367,7 +367,9 @@ async def kill_behind(
             await asyncio.sleep(0.01)
         killed = await sigkill(stack, service)
         uncommitted = {(t, g): await offsets.behind(g, ends[(t, g)]) for t, g in subscriptions}
-        if any(uncommitted.values()):
+        # What `holding` saw may have been finished in the instant before the kill: it is asked
+        # again of what the dead process left.
+        if any(uncommitted.values()) and (holding is None or await holding()):
             return Behind(killed, uncommitted)
         await start(stack, service)
     raise AssertionError(f"{service} caught up at every kill")
