@@ -495,6 +495,41 @@ async def test_cancel_while_undecided(intake: Intake) -> None:
     assert event.request_cancelled.reason == "Done"
 
 
+async def test_a_decision_review_took_before_the_cancellation_reached_it_stands(
+    intake: Intake,
+) -> None:
+    """The beneficiary cancels while review's acceptance is on its way to intake: review
+    decided first (it never decides a withdrawn request), so tracking shows the decision."""
+    request = await intake.submit()
+    cancel = intake_pb2.CancelRequestRequest(request_number=request.request_number, reason="Done")
+    answer = await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
+    assert answer.request.status == common_pb2.REQUEST_STATUS_CANCELLED
+    await handlers.track_status(
+        uow=IntakeUnitOfWork(Database(intake.engine)),
+        event_id=str(uuid.uuid4()),
+        request_id=uuid.UUID(request.request_id),
+        status=Status.ACCEPTED,
+        message="Approved: collect the passport from the Riyadh office",
+        at=START + timedelta(minutes=1),
+    )
+    stored = await intake.get(request.request_number)
+    assert stored.status == common_pb2.REQUEST_STATUS_ACCEPTED
+    assert stored.decision_message == "Approved: collect the passport from the Riyadh office"
+    assert [(h.status, h.message) for h in stored.history] == [
+        (common_pb2.REQUEST_STATUS_SUBMITTED, ""),
+        (common_pb2.REQUEST_STATUS_CANCELLED, "Done"),
+        (
+            common_pb2.REQUEST_STATUS_ACCEPTED,
+            "Approved: collect the passport from the Riyadh office",
+        ),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    (event,) = await intake.outbox(APPLICANT_ACTIONS)
+    assert event.request_cancelled.reason == "Done"
+
+
 async def test_tracking_without_login(intake: Intake) -> None:
     request = await intake.submit()
     number, mobile = request.request_number, "+966551234567"

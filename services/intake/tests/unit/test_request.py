@@ -10,6 +10,7 @@ from tawasul_calendar import RIYADH, Sla, WorkingCalendar
 from tawasul_intake.domain.model import (
     FINAL,
     OPEN,
+    OUTCOMES,
     STATUS_LABELS,
     Contact,
     HistoryEntry,
@@ -181,7 +182,7 @@ def test_a_rejection_keeps_its_message_as_the_decision() -> None:
     assert not request.is_open
 
 
-@pytest.mark.parametrize("final", sorted(FINAL))
+@pytest.mark.parametrize("final", sorted(FINAL - {Status.CANCELLED}))
 @pytest.mark.parametrize("later", [Status.ACCEPTED, Status.REJECTED, Status.UNDER_REVIEW])
 def test_final_statuses_stay_final(final: Status, later: Status) -> None:
     request = new_request()
@@ -193,13 +194,37 @@ def test_final_statuses_stay_final(final: Status, later: Status) -> None:
     assert request.updated_at == riyadh(5, 9)
 
 
-def test_a_decision_after_a_cancellation_is_ignored() -> None:
+@pytest.mark.parametrize("outcome", sorted(OUTCOMES))
+def test_an_outcome_review_reached_before_the_cancellation_reached_it_stands(
+    outcome: Status,
+) -> None:
+    request = new_request()
+    request.track(Status.UNDER_REVIEW, "", riyadh(5, 8))
+    request.cancel(reason="Solved at the office", now=riyadh(5, 9))
+    request.track(outcome, "Decided this morning", riyadh(5, 8, 30))
+    assert request.status is outcome
+    assert [(h.status, h.message) for h in request.history] == [
+        (Status.SUBMITTED, ""),
+        (Status.UNDER_REVIEW, ""),
+        (Status.CANCELLED, "Solved at the office"),
+        (outcome, "Decided this morning"),
+    ]
+    assert not request.is_open
+    # A rejection that stands may be appealed like any other.
+    assert (request.appeal_until(CALENDAR) is not None) is (outcome is Status.REJECTED)
+
+
+@pytest.mark.parametrize("status", sorted(set(Status) - OUTCOMES - {Status.CANCELLED}))
+def test_review_s_news_short_of_an_outcome_leaves_a_cancellation_as_it_is(
+    status: Status,
+) -> None:
     request = new_request()
     request.cancel(reason="Solved at the office", now=riyadh(5, 9))
-    request.track(Status.ACCEPTED, "Approved", riyadh(5, 10))
+    history = list(request.history)
+    request.track(status, "Picked up before the cancellation", riyadh(5, 8))
     assert request.status is Status.CANCELLED
+    assert request.history == history
     assert request.decision_message == ""
-    assert [h.status for h in request.history] == [Status.SUBMITTED, Status.CANCELLED]
 
 
 def test_every_status_has_an_arabic_and_an_english_label() -> None:

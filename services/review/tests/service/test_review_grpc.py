@@ -531,6 +531,41 @@ async def test_an_expired_deadline_closes_the_request(review: Review) -> None:
     assert len(await review.outbox(REQUEST_STATUS_CHANGED)) == published
 
 
+async def test_a_cancellation_after_the_decision_is_recorded_and_changes_nothing(
+    review: Review,
+) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=item, decision=review_pb2.DECISION_ACCEPT, reason_code="completed"
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    published = await review.statuses(item)
+    assert published[-1].status == common_pb2.REQUEST_STATUS_ACCEPTED
+    review.clock.now += timedelta(seconds=2)
+    await handlers.withdraw(
+        uow=review.uow(),
+        event_id=str(uuid.uuid4()),
+        request_id=uuid.UUID(item),
+        reason="Solved at the office",
+        at=review.clock.now,
+    )
+    case = await review.case(item)
+    assert (case.item.state, case.item.decision) == (
+        review_pb2.WORK_ITEM_STATE_DECIDED,
+        review_pb2.DECISION_ACCEPT,
+    )
+    assert [(h.actor, h.action, h.text) for h in case.history][-2:] == [
+        ("E100", "accept", ""),
+        ("applicant", "cancel_too_late", "Solved at the office"),
+    ]
+    # Nothing more to tell: intake's tracking takes the acceptance published before.
+    assert await review.statuses(item) == published
+
+
 # --- the SLA ----------------------------------------------------------------------------
 
 

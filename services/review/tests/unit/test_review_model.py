@@ -236,7 +236,9 @@ SYSTEM_MOVES: dict[str, dict[State, State]] = {
     "expire": {State.WAITING: State.CLOSED},
     "rerouted": {State.TRANSFERRED: State.QUEUED},
     "followed_up": {s: s for s in UNFINISHED},
-    "withdraw": {s: State.WITHDRAWN for s in UNFINISHED},
+    # Too late for a finished item: its history records it, its outcome stands.
+    "withdraw": {s: State.WITHDRAWN for s in UNFINISHED}
+    | {State.DECIDED: State.DECIDED, State.CLOSED: State.CLOSED},
     "appeal": {},
 }
 
@@ -842,8 +844,21 @@ def test_the_beneficiary_may_withdraw_an_unfinished_request(state: State) -> Non
 @pytest.mark.parametrize("state", [State.DECIDED, State.CLOSED])
 def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State) -> None:
     item = in_state(state)
+    item.new_history.clear()
     item.withdraw(reason="Too late", now=LATER)
     assert item.state is state
+    assert [(h.at, h.actor, h.action, h.note) for h in item.new_history] == [
+        (LATER, "applicant", "cancel_too_late", "Too late")
+    ]
+
+
+def test_a_withdrawn_request_is_withdrawn_once() -> None:
+    item = in_state(State.QUEUED)
+    item.withdraw(reason="Solved at the office", now=START)
+    item.new_history.clear()
+    item.withdraw(reason="Again", now=LATER)
+    assert item.state is State.WITHDRAWN
+    assert item.new_history == []
 
 
 # --- the public and the internal parts ----------------------------------------------------

@@ -80,6 +80,9 @@ OPEN = frozenset(
 )
 # Nothing changes these any more (an accepted request may still be processed or closed).
 FINAL = frozenset({Status.REJECTED, Status.PROCESSED, Status.CLOSED, Status.CANCELLED})
+# How review ends a request. Review decides alone and never decides a request it has
+# withdrawn, so one of these arriving after a cancellation was decided before it.
+OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.CLOSED})
 
 
 class Locale(StrEnum):
@@ -253,9 +256,12 @@ class Request:
     ) -> None:
         """Mirrors a status change decided by review into the tracking view.
 
-        A final status stays final: a decision racing a cancellation does not reopen it.
+        A final status stays final, but for a cancellation that raced review's outcome: the
+        beneficiary may cancel only while the request is undecided (SPEC §4), so an outcome
+        review reached before the cancellation reached it stands and replaces it; what review
+        published short of an outcome does not reopen a cancelled request.
         """
-        if self.status in FINAL:
+        if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
             return
         if status == self.status:
             if message:

@@ -499,7 +499,12 @@ class WorkItem:
         self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
 
     def withdraw(self, *, reason: str, now: datetime) -> None:
-        """The beneficiary cancelled: a decided item keeps its decision."""
+        """The beneficiary cancelled: a decided or closed item keeps its outcome (the
+        cancellation came too late, which its history records; intake's tracking takes the
+        outcome when it arrives)."""
+        if self.state in (State.DECIDED, State.CLOSED):
+            self.new_history.append(HistoryEntry(now, "applicant", "cancel_too_late", reason))
+            return
         if self.state not in UNFINISHED:
             return
         self.state = State.WITHDRAWN

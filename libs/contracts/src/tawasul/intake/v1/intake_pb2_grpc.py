@@ -151,7 +151,9 @@ class IntakeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelRequest(self, request, context):
-        """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed.
+        """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed. A
+        decision review took before the cancellation reached it stands: the request's status then
+        moves from cancelled to that decision when review's status change arrives.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -61,7 +61,10 @@ class IntakeServiceStub:
     (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
     """
     CancelRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]
-    """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
+    """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed. A
+    decision review took before the cancellation reached it stands: the request's status then
+    moves from cancelled to that decision when review's status change arrives.
+    """
     RespondToInfoRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]
     """Answers an information request (status needs-more-info) with a message, field values and
     new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
@@ -104,7 +107,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
     """
     CancelRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]  # type: ignore[assignment]
-    """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
+    """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed. A
+    decision review took before the cancellation reached it stands: the request's status then
+    moves from cancelled to that decision when review's status change arrives.
+    """
     RespondToInfoRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]  # type: ignore[assignment]
     """Answers an information request (status needs-more-info) with a message, field values and
     new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
@@ -192,7 +198,10 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _intake_pb2.CancelRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.CancelRequestResponse, _abc.Awaitable[_intake_pb2.CancelRequestResponse]]:
-        """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed."""
+        """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed. A
+        decision review took before the cancellation reached it stands: the request's status then
+        moves from cancelled to that decision when review's status change arrives.
+        """
 
     @_abc_1.abstractmethod
     def RespondToInfoRequest(

@@ -268,7 +268,9 @@ class HistoryEntry(_message.Message):
     action: _builtins.str
     """e.g. "queued", "claimed", "note", "message", "accept", "reject", "information_requested",
     "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up",
-    "prioritised" (routing's rules raised the priority: the beneficiary's follow-ups).
+    "prioritised" (routing's rules raised the priority: the beneficiary's follow-ups),
+    "cancelled" (the beneficiary withdrew it), "cancel_too_late" (the beneficiary cancelled
+    after it was decided or closed: the outcome stands).
     """
     text: _builtins.str
     internal: _builtins.bool
