@@ -192,11 +192,12 @@ async def test_an_unanswered_information_request_closes_the_request(
         timeout=TIMEOUT,
         metadata=bearer(reviewer),
     )
-    # The deadline passes (in review's database: the service reads the real clock).
+    # The deadline passes, and the two minutes an answer given by it may take to arrive (in
+    # review's database: the service reads the real clock).
     await sql(
         stack,
         "review",
-        "UPDATE work_items SET respond_by = now() - interval '1 minute' WHERE request_id = :id",
+        "UPDATE work_items SET respond_by = now() - interval '3 minutes' WHERE request_id = :id",
         id=uuid.UUID(request.request_id),
     )
     closed = await in_intake(

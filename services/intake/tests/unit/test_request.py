@@ -368,6 +368,25 @@ def test_an_answer_is_only_for_a_request_waiting_on_the_beneficiary() -> None:
     assert request.clock.pauses == ((riyadh(5, 10), riyadh(6, 9)),)
 
 
+def test_a_closure_racing_an_answer_given_in_time_leaves_the_answer_standing() -> None:
+    """Review's sweep closed the request before the answer intake took by the deadline
+    reached review; review reopens it when the answer arrives."""
+    request = new_request()
+    request.track(
+        Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10), respond_by=riyadh(8, 14)
+    )
+    request.respond(message="Attached", fields={}, document_ids=(), now=riyadh(8, 14))
+    history = list(request.history)
+    request.track(Status.CLOSED, "The information was not received in time", riyadh(8, 15))
+    assert (request.status, request.history) == (Status.RETURNED_BY_APPLICANT, history)
+    request.track(Status.RETURNED_BY_APPLICANT, "", riyadh(8, 16))
+    assert (request.status, request.history) == (Status.RETURNED_BY_APPLICANT, history)
+    # A request waiting on the beneficiary closes as before.
+    request.track(Status.NEEDS_MORE_INFO, "And the photo", riyadh(9, 10), respond_by=riyadh(12, 14))
+    request.track(Status.CLOSED, "The information was not received in time", riyadh(12, 15))
+    assert request.status is Status.CLOSED
+
+
 def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
     request = new_request()
     with pytest.raises(FailedPrecondition, match="only a rejection"):

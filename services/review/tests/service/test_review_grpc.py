@@ -43,7 +43,7 @@ from tawasul_review.adapters import tables
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
-from tawasul_review.domain.model import Contact, WorkItem
+from tawasul_review.domain.model import ANSWER_IN_FLIGHT, Contact, WorkItem
 from tawasul_review.entrypoints.events import on_notifications
 from tawasul_review.settings import ReviewSettings
 
@@ -515,10 +515,11 @@ async def test_an_expired_deadline_closes_the_request(review: Review) -> None:
     asked = await request_information(review, item, days=1)
     respond_by = at(asked.item.respond_by)
     assert respond_by == riyadh(5, 10)
-    review.clock.now = respond_by - timedelta(seconds=1)
+    # An answer given by the deadline may still be on its way: the sweep waits for it.
+    review.clock.now = respond_by + ANSWER_IN_FLIGHT - timedelta(seconds=1)
     await review.sweep()
     assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT
-    review.clock.now = respond_by
+    review.clock.now = respond_by + ANSWER_IN_FLIGHT
     await review.sweep()
     closed = (await review.statuses(item))[-1]
     assert (closed.status, closed.actor_id) == (common_pb2.REQUEST_STATUS_CLOSED, "system")
@@ -529,6 +530,43 @@ async def test_an_expired_deadline_closes_the_request(review: Review) -> None:
     await review.answered(item)
     assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLOSED
     assert len(await review.outbox(REQUEST_STATUS_CHANGED)) == published
+
+
+async def test_an_answer_given_by_the_deadline_reopens_the_request_closed_before_it_came(
+    review: Review,
+) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    asked = await request_information(review, item, days=1)
+    respond_by = at(asked.item.respond_by)
+    review.clock.now = respond_by + timedelta(hours=1)
+    await review.sweep()
+    assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLOSED
+    review.clock.now += timedelta(minutes=5)
+    await handlers.answered(
+        uow=review.uow(),
+        event_id=str(uuid.uuid4()),
+        request_id=uuid.UUID(item),
+        message="I added the photo",
+        policy=review.rules,
+        now=review.clock.now,
+        answered_at=respond_by,
+    )
+    case = await review.case(item)
+    assert (case.item.state, case.item.assignee_id) == (
+        review_pb2.WORK_ITEM_STATE_CLAIMED,
+        "E100",
+    )
+    assert [(h.actor, h.action) for h in case.history][-4:] == [
+        ("applicant", "answered"),
+        ("system", "closed"),
+        ("system", "reopened"),
+        ("E100", "returned_to_holder"),
+    ]
+    assert [(s.status, s.actor_id) for s in await review.statuses(item)][-2:] == [
+        (common_pb2.REQUEST_STATUS_CLOSED, "system"),
+        (common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, "applicant"),
+    ]
 
 
 async def test_a_cancellation_after_the_decision_is_recorded_and_changes_nothing(

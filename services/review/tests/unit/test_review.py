@@ -31,6 +31,7 @@ from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment, QueueFilter
 from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import (
+    ANSWER_IN_FLIGHT,
     OPEN_STATES,
     Contact,
     Decision,
@@ -176,7 +177,11 @@ class FakeItems:
             r
             for r in self._db.items.values()
             if (r.state is State.CLAIMED and r.claimed_until is not None and r.claimed_until <= now)
-            or (r.state is State.WAITING and r.respond_by is not None and r.respond_by <= now)
+            or (
+                r.state is State.WAITING
+                and r.respond_by is not None
+                and r.respond_by <= now - ANSWER_IN_FLIGHT
+            )
             or (r.sla_next_at is not None and r.sla_next_at <= now)
         ]
         return [self._load(r) for r in due[:limit]]
@@ -882,9 +887,22 @@ async def ask(uow: FakeUnitOfWork, item: uuid.UUID, days: int = 0, at: datetime 
     )
 
 
-async def answer(uow: FakeUnitOfWork, item: uuid.UUID, event_id: str, at: datetime) -> None:
+async def answer(
+    uow: FakeUnitOfWork,
+    item: uuid.UUID,
+    event_id: str,
+    at: datetime,
+    applied: datetime | None = None,
+) -> None:
+    """The beneficiary's answer given `at`, applied then or `applied`."""
     await handlers.answered(
-        uow=uow, event_id=event_id, request_id=item, message="Added", policy=POLICY, now=at
+        uow=uow,
+        event_id=event_id,
+        request_id=item,
+        message="Added",
+        policy=POLICY,
+        now=applied or at,
+        answered_at=at,
     )
 
 
@@ -951,15 +969,34 @@ async def test_an_expired_deadline_closes_the_request_and_a_late_answer_is_ignor
     await ask(uow, item, 1)
     respond_by = uow.row(item).respond_by
     assert respond_by == riyadh(5, 10)
-    await handlers.sweep(uow=uow, policy=POLICY, now=respond_by - timedelta(seconds=1))
-    assert uow.row(item).state is State.WAITING
     await handlers.sweep(uow=uow, policy=POLICY, now=respond_by)
+    assert uow.row(item).state is State.WAITING
+    await handlers.sweep(uow=uow, policy=POLICY, now=respond_by + ANSWER_IN_FLIGHT)
     assert uow.row(item).state is State.CLOSED
     assert uow.statuses()[-1] == (Status.CLOSED, "system")
     published = len(uow.db.published)
     await answer(uow, item, "late", respond_by + timedelta(hours=1))
     assert uow.row(item).state is State.CLOSED
     assert uow.db.published[published:] == []
+
+
+async def test_an_answer_given_in_time_reopens_a_request_the_sweep_closed_before_it_came() -> None:
+    """Review was behind on the beneficiary's actions (down, or a backlog) when the deadline
+    passed: the answer intake took by the deadline still counts."""
+    uow = FakeUnitOfWork()
+    item = await claimed(uow)
+    await ask(uow, item, 1)
+    respond_by = uow.row(item).respond_by
+    assert respond_by is not None
+    closing = respond_by + timedelta(minutes=30)
+    await handlers.sweep(uow=uow, policy=POLICY, now=closing)
+    assert uow.row(item).state is State.CLOSED
+    await answer(uow, item, "in time", respond_by, applied=closing + timedelta(minutes=1))
+    assert (uow.row(item).state, uow.row(item).assignee) == (State.CLAIMED, "E100")
+    assert uow.statuses()[-2:] == [
+        (Status.CLOSED, "system"),
+        (Status.RETURNED_BY_APPLICANT, "applicant"),
+    ]
 
 
 async def test_a_sweep_raises_sla_alerts_naming_the_supervisors_on_breach() -> None:

@@ -21,6 +21,7 @@ from tawasul_platform.workdays import shipped_config
 from tawasul_review.adapters.events import to_event
 from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.domain.model import (
+    ANSWER_IN_FLIGHT,
     MAX_MESSAGE,
     MAX_MISSING,
     Contact,
@@ -103,7 +104,7 @@ def in_state(state: State) -> WorkItem:
         respond_by = CALENDAR.add_working_days(START, 5)
         item.request_information(ALI, (PHOTO,), "Please add", respond_by, START, CALENDAR)
         if state is State.CLOSED:
-            assert item.expire(respond_by, CALENDAR)
+            assert item.expire(respond_by + ANSWER_IN_FLIGHT, CALENDAR)
     assert item.state is state
     return settled(item)
 
@@ -664,9 +665,10 @@ def test_an_expired_deadline_closes_the_request() -> None:
     item = in_state(State.WAITING)
     respond_by = item.respond_by
     assert respond_by is not None
-    assert not item.expire(respond_by - timedelta(seconds=1), CALENDAR)
+    # An answer given by the deadline may still be on its way: the sweep waits for it.
+    assert not item.expire(respond_by + ANSWER_IN_FLIGHT - timedelta(seconds=1), CALENDAR)
     assert item.state is State.WAITING
-    assert item.expire(respond_by, CALENDAR)
+    assert item.expire(respond_by + ANSWER_IN_FLIGHT, CALENDAR)
     assert (item.state, item.sla_next_at) == (State.CLOSED, None)
     (event,) = item.events
     assert isinstance(event, StatusChanged)
@@ -677,14 +679,55 @@ def test_an_expired_deadline_closes_the_request() -> None:
     assert not item.expire(respond_by + timedelta(days=1), CALENDAR)
 
 
-def test_an_answer_after_closing_is_ignored() -> None:
+def test_an_answer_given_after_the_deadline_is_ignored() -> None:
     item = in_state(State.CLOSED)
+    assert item.respond_by is not None
     before = copy.deepcopy(item)
     assert not item.answered(
-        message="Late", holder_available=True, now=LATER, lease=LEASE, calendar=CALENDAR
+        message="Late",
+        holder_available=True,
+        now=LATER,
+        lease=LEASE,
+        calendar=CALENDAR,
+        answered_at=item.respond_by + timedelta(seconds=1),
     )
     assert item == before
     assert (item.events, item.new_history) == ([], [])
+
+
+@pytest.mark.parametrize("holder_available", [True, False])
+def test_an_answer_given_by_the_deadline_reopens_a_request_closed_before_it_came(
+    holder_available: bool,
+) -> None:
+    item = in_state(State.CLOSED)
+    respond_by = item.respond_by
+    assert respond_by is not None
+    assert item.clock.paused
+    assert item.answered(
+        message="Added the photo",
+        holder_available=holder_available,
+        now=LATER,
+        lease=LEASE,
+        calendar=CALENDAR,
+        answered_at=respond_by,
+    )
+    assert (item.state, item.assignee, item.respond_by, item.missing) == (
+        (State.CLAIMED, "E100", None, ()) if holder_available else (State.QUEUED, "", None, ())
+    )
+    assert not item.clock.paused
+    assert item.claimed_until == (LATER + LEASE if holder_available else None)
+    assert [(h.at, h.actor, h.action) for h in item.new_history] == [
+        (respond_by, "applicant", "answered"),
+        (LATER, "system", "reopened"),
+        (
+            (LATER, "E100", "returned_to_holder")
+            if holder_available
+            else (LATER, "system", "returned_to_queue")
+        ),
+    ]
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.actor) == (Status.RETURNED_BY_APPLICANT, "applicant")
 
 
 # --- SLA marks --------------------------------------------------------------------------

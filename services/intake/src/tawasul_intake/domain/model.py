@@ -259,9 +259,13 @@ class Request:
         A final status stays final, but for a cancellation that raced review's outcome: the
         beneficiary may cancel only while the request is undecided (SPEC §4), so an outcome
         review reached before the cancellation reached it stands and replaces it; what review
-        published short of an outcome does not reopen a cancelled request.
+        published short of an outcome does not reopen a cancelled request. Review closes a
+        request only for want of an answer by its deadline: a closure that arrives after the
+        beneficiary answered in time raced that answer, which reopens the request in review.
         """
         if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
+            return
+        if self.status is Status.RETURNED_BY_APPLICANT and status is Status.CLOSED:
             return
         if status == self.status:
             if message:

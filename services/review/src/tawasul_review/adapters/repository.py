@@ -33,6 +33,7 @@ from tawasul_review.adapters.events import to_event
 from tawasul_review.app.ports import QueueFilter
 from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import (
+    ANSWER_IN_FLIGHT,
     OPEN_STATES,
     Contact,
     Decision,
@@ -318,7 +319,7 @@ class SqlWorkItemRepository:
             select(tables.work_items)
             .where(
                 ((t.state == State.CLAIMED.value) & (t.claimed_until <= now))
-                | ((t.state == State.WAITING.value) & (t.respond_by <= now))
+                | ((t.state == State.WAITING.value) & (t.respond_by <= now - ANSWER_IN_FLIGHT))
                 | (t.sla_next_at <= now)
             )
             .limit(limit)

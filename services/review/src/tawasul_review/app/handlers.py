@@ -204,8 +204,10 @@ async def answered(
     message: str,
     policy: Policy,
     now: datetime,
+    answered_at: datetime | None = None,
 ) -> None:
-    """The beneficiary answered: to the reviewer who asked if they can take it, else queued."""
+    """The beneficiary answered (at `answered_at`, applied `now`): to the reviewer who asked
+    if they can take it, else queued."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
@@ -223,6 +225,7 @@ async def answered(
             now=now,
             lease=policy.lease,
             calendar=policy.calendar,
+            answered_at=answered_at,
         )
         await uow.commit()
 

@@ -6,6 +6,7 @@ The state machine (every other move is refused):
       ▲   ◄─release / lapse─┘ │ └──request information──► waiting ──answer──► claimed | queued
       │                       └──transfer──► transferred ──routed again──► queued (new dept)
       └────────────────────────────────────────────── waiting ──deadline──► closed
+    closed ──an answer given by the deadline, arriving after it──► claimed | queued
     queued | claimed | waiting ──cancelled by the beneficiary──► withdrawn
 
 The SLA clock starts at submission, pauses while the request waits on the beneficiary, stops
@@ -28,6 +29,10 @@ MIN_REJECTION_MESSAGE = 10
 MAX_MESSAGE = 2000
 MAX_MISSING = 20
 SLA_MARKS = (50, 75, 100)
+# An answer given by its deadline may still be on its way from intake when the deadline
+# passes; the sweep closes the request this long after it, so that such an answer rarely
+# finds it closed (and reopens it when it does).
+ANSWER_IN_FLIGHT = timedelta(minutes=2)
 
 
 class State(StrEnum):
@@ -411,14 +416,25 @@ class WorkItem:
         now: datetime,
         lease: timedelta,
         calendar: WorkingCalendar,
+        answered_at: datetime | None = None,
     ) -> bool:
-        """The beneficiary answered: back to the reviewer who asked if they can take it."""
-        if self.state is not State.WAITING:
+        """The beneficiary answered (at `answered_at`, applied `now`): back to the reviewer
+        who asked if they can take it. Intake takes answers only by the deadline, so one that
+        arrives after the sweep closed the request for want of it reopens the request."""
+        given = answered_at or now
+        reopens = (
+            self.state is State.CLOSED and self.respond_by is not None and given <= self.respond_by
+        )
+        if self.state is not State.WAITING and not reopens:
             return False
-        self.clock = self.clock.resume(max(now, self.clock.paused_since or now))
+        self.clock = self.clock.resume(max(given, self.clock.paused_since or given))
         self.missing = ()
         self.respond_by = None
-        self.new_history.append(HistoryEntry(now, "applicant", "answered", message))
+        self.new_history.append(HistoryEntry(given, "applicant", "answered", message))
+        if reopens:
+            self.new_history.append(
+                HistoryEntry(now, "system", "reopened", "answered by the deadline")
+            )
         if holder_available and self.last_holder:
             self._hold(self.last_holder, now, lease, "returned_to_holder", announce=False)
         else:
@@ -428,7 +444,11 @@ class WorkItem:
 
     def expire(self, now: datetime, calendar: WorkingCalendar) -> bool:
         """No answer by the deadline: the request closes (SPEC §4)."""
-        if self.state is not State.WAITING or self.respond_by is None or self.respond_by > now:
+        if (
+            self.state is not State.WAITING
+            or self.respond_by is None
+            or self.respond_by + ANSWER_IN_FLIGHT > now
+        ):
             return False
         self.state = State.CLOSED
         self.sla_next_at = None

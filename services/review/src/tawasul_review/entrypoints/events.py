@@ -66,7 +66,8 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) 
                 request_id=request_id(answer.request_id),
                 message=answer.message,
                 policy=policy,
-                now=at,
+                now=max(at, datetime.now(UTC)),
+                answered_at=at,
             )
         elif kind == "request_appealed":
             appealed = event.request_appealed

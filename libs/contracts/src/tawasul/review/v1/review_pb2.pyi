@@ -270,7 +270,8 @@ class HistoryEntry(_message.Message):
     "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up",
     "prioritised" (routing's rules raised the priority: the beneficiary's follow-ups),
     "cancelled" (the beneficiary withdrew it), "cancel_too_late" (the beneficiary cancelled
-    after it was decided or closed: the outcome stands).
+    after it was decided or closed: the outcome stands), "reopened" (an answer given by the
+    deadline arrived after the request was closed for want of it).
     """
     text: _builtins.str
     internal: _builtins.bool
