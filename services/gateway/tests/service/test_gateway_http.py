@@ -334,7 +334,15 @@ async def test_refusals_carry_the_field_violations(backends: Backends) -> None:
         (b'{"document_ids": "x"}', "document_ids"),
         (b'{"colour": "red"}', "colour"),
         (b'{"contact": {"mobile": 5}}', "contact.mobile"),
+        # Lone surrogates: no protobuf string (and no UTF-8 answer) can hold one.
         (b'{"description": "\\ud800"}', "description"),
+        (b'{"document_ids": "\\ud800x"}', "document_ids"),
+        (b'{"document_ids": ["\\udfff"]}', "document_ids[0]"),
+        (b'{"contact": "\\ud800x"}', "contact"),
+        (b'{"contact": {"mobile": "05\\ud800"}}', "contact.mobile"),
+        (b'{"fields": {"name\\ud800": "x"}}', "fields"),
+        (b'{"\\ud800": 1}', "body"),
+        (b'{"a":' + b"[" * 1500 + b"]" * 1500 + b"}", "body"),
     ],
 )
 async def test_bad_json_is_400_naming_the_field(
@@ -346,7 +354,7 @@ async def test_bad_json_is_400_naming_the_field(
         headers={**backends.token(CITIZEN, Role.CITIZEN), "Content-Type": "application/json"},
     )
     assert answer.status_code == 400, answer.text
-    assert field in answer.json()["error"]["fields"] or "body" in answer.json()["error"]["fields"]
+    assert answer.json()["error"]["fields"].keys() == {field}
     assert backends.intake.submissions == []
 
 
@@ -529,6 +537,13 @@ async def test_dev_sign_in_gives_tokens_the_api_accepts(backends: Backends) -> N
         404,
         {"id": "not a person of the development registry"},
     )
+    for bad, named in (
+        (b"[" * 1500 + b"]" * 1500, "body"),
+        (b'{"id": "\\ud800"}', "id"),
+        (b"{nope", "body"),
+    ):
+        refused = await backends.http.post("/dev/sign-in", content=bad)
+        assert (refused.status_code, refused.json()["error"]["fields"].keys()) == (400, {named})
 
 
 async def test_dev_sign_in_is_off_unless_enabled(tmp_path: Path) -> None:

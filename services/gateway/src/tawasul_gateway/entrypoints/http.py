@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -84,14 +85,49 @@ def to_json(message: Message) -> dict[str, Any]:
     )
 
 
-def parse_message(body: bytes, message: M) -> M:
-    """The body as `message`'s proto3 JSON; 400 naming the field when it is not."""
-    if not body.strip():
-        return message
+# What JSON's \uXXXX escapes leave in a string when they are not a valid pair.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(body: bytes) -> Any:
+    """The body's JSON; 400 when it is not JSON, nests deeper than the parser goes, or holds
+    a lone surrogate (a string no UTF-8, so no protobuf and no answer, can carry)."""
     try:
         loaded = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request({"body": f"not JSON: {exc}"}) from None
+    except RecursionError:
+        raise bad_request({"body": "nested too deeply"}) from None
+    where = lone_surrogate(loaded)
+    if where is not None:
+        raise bad_request({where: "not Unicode text: a lone surrogate"})
+    return loaded
+
+
+def lone_surrogate(loaded: Any) -> str | None:
+    """The path of a string holding a lone surrogate ("body" or the object's own path when
+    a key does, the key not being fit to repeat); None when none does."""
+    stack: list[tuple[str, Any]] = [("body", loaded)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return path
+                stack.append((key if path == "body" else f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
+def parse_message(body: bytes, message: M) -> M:
+    """The body as `message`'s proto3 JSON; 400 naming the field when it is not."""
+    if not body.strip():
+        return message
+    loaded = load_json(body)
     if not isinstance(loaded, dict):
         raise bad_request({"body": "a JSON object is expected"})
     try:
@@ -643,11 +679,7 @@ def _dev_routes(app: FastAPI, dev: DevSignIn, settings: GatewaySettings) -> None
 
     @app.post("/dev/sign-in", summary='Development only: a token for {"id": "1000000008"}')
     async def sign_in(request: Request) -> dict[str, Any]:
-        data = await read_body(request, settings.max_body_bytes)
-        try:
-            loaded = json.loads(data or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise bad_request({"body": f"not JSON: {exc}"}) from None
+        loaded = load_json(await read_body(request, settings.max_body_bytes) or b"{}")
         id_number = loaded.get("id") if isinstance(loaded, dict) else None
         if not isinstance(id_number, str) or not id_number:
             raise bad_request({"id": "the ID of a person of the development registry"})
