@@ -34,6 +34,7 @@ from tawasul_platform.request_numbers import damm_digit
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
+from tawasul_review.adapters import repository
 from tawasul_review.adapters.events import from_routed
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
@@ -144,8 +145,13 @@ class Search:
         return [i.request_number for i in (await self(query, who, **fields)).items]
 
 
-@pytest.fixture
-async def search(database_url: str) -> AsyncIterator[Search]:
+# Every test with the window of newest items as shipped, and with one of two items, where a
+# search for words is mostly settled by reading the whole table.
+@pytest.fixture(params=[repository.RECENT_WINDOW, 2], ids=["window", "narrow-window"])
+async def search(
+    database_url: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Search]:
+    monkeypatch.setattr(repository, "RECENT_WINDOW", request.param)
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = make_engine(database_url, pool_size=10)
     database = Database(engine)
@@ -369,6 +375,48 @@ async def test_pages_follow_on_without_gaps_or_repeats(search: Search) -> None:
     assert seen == made[::-1]
 
 
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 1000])
+async def test_words_are_paged_alike_however_many_newest_items_are_read_first(
+    search: Search, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """A window holding every item settles each page from it; a window of one, none (every
+    page planned over the table); the ones between, some: the pages are the same."""
+    common, rare = "تجديد جواز السفر", "تجديد جواز السفر بعد فقده في المطار"
+    made = [
+        (
+            department,
+            (await search.routed(department=department, description=text)).request_number,
+            text,
+        )
+        # Visas' older match lies behind its three newest items, newer than passports'
+        # second newest: a narrow window over visas must not settle a page that misses it.
+        for department, text in [
+            ("passports", rare),
+            ("passports", rare),
+            ("visas", rare),
+            ("visas", common),
+            ("visas", common),
+            ("visas", common),
+            ("passports", rare),
+            ("passports", common),
+            ("visas", common),
+        ]
+    ]
+    monkeypatch.setattr(repository, "RECENT_WINDOW", window)
+    for query, holders in (("جواز السفر", (common, rare)), ("فقده المطار", (rare,))):
+        expected = [number for _, number, text in reversed(made) if text in holders]
+        for page_size in (1, 2, 4, 50):
+            seen: list[str] = []
+            page_token = ""
+            while True:
+                page = await search(query, who=SARA, page_size=page_size, page_token=page_token)
+                seen += [i.request_number for i in page.items]
+                page_token = page.next_page_token
+                if not page_token:
+                    break
+            assert seen == expected, (query, page_size)
+
+
 # --- who finds what --------------------------------------------------------------------------
 
 
@@ -435,8 +483,8 @@ async def test_callers_other_than_reviewers_are_refused(search: Search) -> None:
 async def test_bad_input_is_invalid_argument_with_the_field(
     search: Search, fields: dict[str, object], field: str
 ) -> None:
-    query = fields.pop("query", "")
-    error = await refused(search, str(query), ALI, **fields)
+    rest = {name: value for name, value in fields.items() if name != "query"}
+    error = await refused(search, str(fields.get("query", "")), ALI, **rest)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(error)) == {field}
 
