@@ -573,6 +573,9 @@ class _Nothing(list[Any]):
     def first(self) -> None:
         return None
 
+    def all(self) -> list[Any]:
+        return self
+
 
 async def statements() -> dict[str, str]:
     """The SQL review runs for ClaimNext (the reviewer's held items, then the next item) and

@@ -177,7 +177,9 @@ async def plans(conn: asyncpg.Connection, stored: int) -> dict[str, dict[str, An
         items = SqlWorkItemRepository(cast(Session, session))
         await items.search(criteria(kind, n, now), DEFAULT_PAGE + 1, None)
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-        statement = session.seen[-1]  # after its SET LOCAL plan_cache_mode
+        # After its SET LOCAL plan_cache_mode; for words, the read of each department's
+        # newest items (which finds nothing here, so settles the page with no planned search).
+        statement = session.seen[-1]
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
         lines = [str(r[0]) for r in rows]
