@@ -68,7 +68,7 @@ def _at(value: str) -> datetime:
 
 # How many of each department's newest items a search for words reads first (`_recent_page`):
 # enough for words in one item in twenty to fill a page of 50; matching them costs PostgreSQL
-# about 1 ms of CPU per 400 items when they do not.
+# about 3 µs of CPU an item (6.4 ms a two-department search that reads the table after all).
 RECENT_WINDOW = 1000
 
 
@@ -360,9 +360,10 @@ class SqlWorkItemRepository:
                 func.count().filter(n.hit).over(order_by=in_order).label("hits"),
             ).subquery()
             c = counted.c
+            taken = c.hit & (c.hits <= limit)
             branches.append(
-                select(c.request_id, (c.hit & (c.hits <= limit)).label("taken"), c.seen).where(
-                    (c.hit & (c.hits <= limit)) | (c.seen == RECENT_WINDOW)
+                select(c.request_id, taken.label("taken"), c.seen).where(
+                    taken | (c.seen == RECENT_WINDOW)
                 )
             )
         found = union_all(*branches).subquery()
@@ -370,14 +371,14 @@ class SqlWorkItemRepository:
             found, found.c.request_id == t.request_id
         )
         rows = (await self._session.execute(query)).all()
-        taken = sorted(
+        matches = sorted(
             (r for r in rows if r.taken),
             key=lambda r: (r.submitted_at, r.request_number),
             reverse=True,
         )
-        page = taken[:limit]
+        page = matches[:limit]
         for floor in (r for r in rows if r.seen == RECENT_WINDOW):
-            if sum(1 for r in taken if r.department == floor.department) >= limit:
+            if sum(1 for r in matches if r.department == floor.department) >= limit:
                 continue
             last = (page[-1].submitted_at, page[-1].request_number) if len(page) == limit else None
             if last is None or last < (floor.submitted_at, floor.request_number):
