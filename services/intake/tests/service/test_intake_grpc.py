@@ -138,6 +138,20 @@ class Intake:
         )
         return answer.request
 
+    async def track(
+        self, request: intake_pb2.Request, status: Status, message: str, at: datetime, **more: Any
+    ) -> None:
+        """Review's status change, applied as intake's status-changed subscriber applies it."""
+        await handlers.track_status(
+            uow=IntakeUnitOfWork(Database(self.engine)),
+            event_id=str(uuid.uuid4()),
+            request_id=uuid.UUID(request.request_id),
+            status=status,
+            message=message,
+            at=at,
+            **more,
+        )
+
     async def count(self, table: object) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
@@ -504,13 +518,11 @@ async def test_a_decision_review_took_before_the_cancellation_reached_it_stands(
     cancel = intake_pb2.CancelRequestRequest(request_number=request.request_number, reason="Done")
     answer = await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
     assert answer.request.status == common_pb2.REQUEST_STATUS_CANCELLED
-    await handlers.track_status(
-        uow=IntakeUnitOfWork(Database(intake.engine)),
-        event_id=str(uuid.uuid4()),
-        request_id=uuid.UUID(request.request_id),
-        status=Status.ACCEPTED,
-        message="Approved: collect the passport from the Riyadh office",
-        at=START + timedelta(minutes=1),
+    await intake.track(
+        request,
+        Status.ACCEPTED,
+        "Approved: collect the passport from the Riyadh office",
+        START + timedelta(minutes=1),
     )
     stored = await intake.get(request.request_number)
     assert stored.status == common_pb2.REQUEST_STATUS_ACCEPTED
@@ -602,13 +614,11 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
 ) -> None:
     request = await intake.submit()
     respond_by = START + timedelta(days=7)
-    await handlers.track_status(
-        uow=IntakeUnitOfWork(Database(intake.engine)),
-        event_id=str(uuid.uuid4()),
-        request_id=uuid.UUID(request.request_id),
-        status=Status.NEEDS_MORE_INFO,
-        message="Please attach a clear photo and your passport number",
-        at=START + timedelta(hours=1),
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "Please attach a clear photo and your passport number",
+        START + timedelta(hours=1),
         missing=(
             Missing("document", "photo", "A clear photo on a white background"),
             Missing("field", "passport_number", "The number of your current passport"),
@@ -683,7 +693,6 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
     from review must not write back the request it read before the cancellation."""
     request = await intake.submit()
     request_id = uuid.UUID(request.request_id)
-    database = Database(intake.engine)
     async with intake.engine.connect() as holder:
         await holder.execute(_held(request_id))
         cancelling = asyncio.ensure_future(
@@ -697,14 +706,7 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
         )
         await _waiting_for_the_row(intake, 1)
         reviewing = asyncio.create_task(
-            handlers.track_status(
-                uow=IntakeUnitOfWork(database),
-                event_id=str(uuid.uuid4()),
-                request_id=request_id,
-                status=Status.UNDER_REVIEW,
-                message="",
-                at=START + timedelta(minutes=5),
-            )
+            intake.track(request, Status.UNDER_REVIEW, "", START + timedelta(minutes=5))
         )
         await _waiting_for_the_row(intake, 2)
         await holder.rollback()

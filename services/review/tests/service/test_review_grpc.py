@@ -166,7 +166,10 @@ class Review:
     async def sweep(self) -> int:
         return await handlers.sweep(uow=self.uow(), policy=self.rules, now=self.clock.now)
 
-    async def answered(self, request_id: str, event_id: str | None = None) -> None:
+    async def answered(
+        self, request_id: str, event_id: str | None = None, answered_at: datetime | None = None
+    ) -> None:
+        """The beneficiary's answer applied now, given then or at `answered_at`."""
         await handlers.answered(
             uow=self.uow(),
             event_id=event_id or str(uuid.uuid4()),
@@ -174,6 +177,7 @@ class Review:
             message="I added the photo",
             policy=self.rules,
             now=self.clock.now,
+            answered_at=answered_at,
         )
 
     async def prioritised(self, request_id: str, priority: int) -> None:
@@ -543,15 +547,7 @@ async def test_an_answer_given_by_the_deadline_reopens_the_request_closed_before
     await review.sweep()
     assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLOSED
     review.clock.now += timedelta(minutes=5)
-    await handlers.answered(
-        uow=review.uow(),
-        event_id=str(uuid.uuid4()),
-        request_id=uuid.UUID(item),
-        message="I added the photo",
-        policy=review.rules,
-        now=review.clock.now,
-        answered_at=respond_by,
-    )
+    await review.answered(item, answered_at=respond_by)
     case = await review.case(item)
     assert (case.item.state, case.item.assignee_id) == (
         review_pb2.WORK_ITEM_STATE_CLAIMED,
