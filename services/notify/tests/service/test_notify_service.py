@@ -47,7 +47,12 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import NOTIFICATION_EVENTS, REQUEST_ROUTED, REQUEST_SUBMITTED
+from tawasul_platform.topics import (
+    NOTIFICATION_EVENTS,
+    REQUEST_ROUTED,
+    REQUEST_STATUS_CHANGED,
+    REQUEST_SUBMITTED,
+)
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
 IDENTITY = throwaway()
@@ -256,6 +261,55 @@ async def test_a_submission_is_told_once_on_each_channel(notify: Notify) -> None
         ("sms", "sent"),
     ]
     assert all(MOBILE[4:] not in r.SerializeToString().decode("latin-1") for r in results)
+
+
+def status_changed(
+    request: events_pb2.Envelope, status: common_pb2.RequestStatus.ValueType, **more: Any
+) -> events_pb2.Envelope:
+    """Review's status change of the submitted `request`, in English."""
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.status-changed",
+        request_id=request.request_id,
+        request_status_changed=events_pb2.RequestStatusChanged(
+            request_id=request.request_id,
+            request_number=request.request_submitted.request_number,
+            status=status,
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=APPLICANT,
+            **more,
+        ),
+    )
+
+
+async def test_a_beneficiary_told_their_request_closed_is_told_when_it_reopens(
+    notify: Notify,
+) -> None:
+    request = submitted(locale="en")
+    await notify.consume(request)
+    closed = status_changed(
+        request, common_pb2.REQUEST_STATUS_CLOSED, message="The information was not received"
+    )
+    await notify.consume(closed, topic=REQUEST_STATUS_CHANGED)
+    # An ordinary answer is news to nobody; one that reopened the request is.
+    answered = status_changed(request, common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT)
+    await notify.consume(answered, topic=REQUEST_STATUS_CHANGED)
+    reopened = status_changed(
+        request, common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, reopened=True
+    )
+    await notify.consume(reopened, topic=REQUEST_STATUS_CHANGED)
+    texts = [m["text"] for m in await notify.sms()]
+    assert [("closed without" in t, "has been reopened" in t) for t in texts] == [
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    assert "Please disregard the message that it was closed." in texts[2]
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.kind for m in inbox.messages) == ["closed", "reopened", "submitted"]
+    mails = await asyncio.to_thread(received, notify.maildir)
+    subjects = {str(m["Subject"]) for m in mails}
+    assert "Your Tawasul request TW482913578 has been reopened" in subjects
 
 
 async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) -> None:

@@ -114,6 +114,28 @@ def test_statuses_the_beneficiary_knows_of_tell_nothing(
     assert notice_from(envelope("request_status_changed", changed), STAFF) is None
 
 
+def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_closed() -> None:
+    reopened = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+        contact=CONTACT,
+        applicant_id="1000000008",
+        reopened=True,
+    )
+    n = read(envelope("request_status_changed", reopened))
+    assert (n.kind, n.values, n.recipients) == (Kind.REOPENED, {"number": NUMBER}, BENEFICIARY)
+    sms = render(Kind.REOPENED, Channel.SMS, n.locale, n.values).body
+    assert NUMBER in sms
+    assert "reopened" in sms
+    assert "disregard the message that it was closed" in sms
+    # Only an answer's return reopens: the flag on any other status changes nothing.
+    closed = events_pb2.RequestStatusChanged()
+    closed.CopyFrom(reopened)
+    closed.status = common_pb2.REQUEST_STATUS_CLOSED
+    assert read(envelope("request_status_changed", closed)).kind == Kind.CLOSED
+
+
 def test_follow_ups_and_cancellations_are_acknowledged() -> None:
     followed = events_pb2.RequestFollowedUp(
         request_id=REQUEST,

@@ -559,9 +559,10 @@ async def test_an_answer_given_by_the_deadline_reopens_the_request_closed_before
         ("system", "reopened"),
         ("E100", "returned_to_holder"),
     ]
-    assert [(s.status, s.actor_id) for s in await review.statuses(item)][-2:] == [
-        (common_pb2.REQUEST_STATUS_CLOSED, "system"),
-        (common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, "applicant"),
+    # The beneficiary, told the request closed, is told it is open again.
+    assert [(s.status, s.actor_id, s.reopened) for s in await review.statuses(item)][-2:] == [
+        (common_pb2.REQUEST_STATUS_CLOSED, "system", False),
+        (common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, "applicant", True),
     ]
 
 

@@ -635,6 +635,7 @@ def test_an_answer_returns_the_item_to_the_reviewer_who_asked() -> None:
     assert (item.state, item.assignee, item.claimed_until) == (State.CLAIMED, "E100", at + LEASE)
     assert (item.missing, item.respond_by) == ((), None)
     assert statuses(item) == [Status.RETURNED_BY_APPLICANT]
+    assert not any(e.reopened for e in item.events if isinstance(e, StatusChanged))
     assert [(h.actor, h.action, h.note) for h in item.new_history] == [
         ("applicant", "answered", "Here it is"),
         ("E100", "returned_to_holder", ""),
@@ -727,7 +728,11 @@ def test_an_answer_given_by_the_deadline_reopens_a_request_closed_before_it_came
     ]
     (event,) = item.events
     assert isinstance(event, StatusChanged)
-    assert (event.status, event.actor) == (Status.RETURNED_BY_APPLICANT, "applicant")
+    assert (event.status, event.actor, event.reopened) == (
+        Status.RETURNED_BY_APPLICANT,
+        "applicant",
+        True,
+    )
 
 
 # --- SLA marks --------------------------------------------------------------------------

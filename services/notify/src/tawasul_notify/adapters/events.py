@@ -37,7 +37,8 @@ STATUS_FROM_WIRE = {
     common_pb2.REQUEST_STATUS_TRANSFERRED: Status.TRANSFERRED,
 }
 # The statuses the beneficiary is told about; back to submitted, returned by the applicant
-# (they know) and processed (an internal step) say nothing.
+# (they know, unless it reopened a request they were told was closed: Kind.REOPENED) and
+# processed (an internal step) say nothing.
 STATUS_KINDS = {
     Status.UNDER_REVIEW: Kind.UNDER_REVIEW,
     Status.NEEDS_MORE_INFO: Kind.NEEDS_MORE_INFO,
@@ -80,7 +81,8 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
         status = STATUS_FROM_WIRE.get(c.status)
         if status is None:
             raise InvalidArgument({"status": f"not a request status: {c.status}"})
-        kind = STATUS_KINDS.get(status)
+        reopened = c.reopened and status is Status.RETURNED_BY_APPLICANT
+        kind = Kind.REOPENED if reopened else STATUS_KINDS.get(status)
         if kind is None:
             return None
         locale = locale_of(c.contact.locale)

@@ -73,6 +73,8 @@ class Kind(StrEnum):
     TRANSFERRED = "transferred"
     CANCELLED = "cancelled"
     CLOSED = "closed"
+    # An answer given by its deadline reached review after it had closed the request.
+    REOPENED = "reopened"
     FOLLOWED_UP = "followed_up"
     ONE_TIME_CODE = "one_time_code"
     SLA_BREACH = "sla_breach"
@@ -105,6 +107,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.TRANSFERRED: frozenset({"number"}),
     Kind.CANCELLED: frozenset({"number"}),
     Kind.CLOSED: frozenset({"number", "note"}),
+    Kind.REOPENED: frozenset({"number"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
@@ -132,6 +135,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.TRANSFERRED: {"number": _SAMPLE_NUMBER},
     Kind.CANCELLED: {"number": _SAMPLE_NUMBER},
     Kind.CLOSED: {"number": _SAMPLE_NUMBER, "note": "انتهت مهلة استكمال المعلومات المطلوبة."},
+    Kind.REOPENED: {"number": _SAMPLE_NUMBER},
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
     Kind.ONE_TIME_CODE: {"code": "731904", "minutes": 5},
     Kind.SLA_BREACH: {

@@ -122,6 +122,7 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
         ],
         transfer_to_department=event.transfer_to,
         applicant_id=item.applicant_id,
+        reopened=event.reopened,
         internal=events_pb2.RequestStatusChanged.Internal(
             note=event.internal_note, department_code=item.department
         ),

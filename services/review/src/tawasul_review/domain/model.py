@@ -143,6 +143,9 @@ class StatusChanged:
     transfer_to: str = ""
     internal_note: str = ""
     due_at: datetime | None = None
+    # An answer given in time, applied after the sweep closed the request: the beneficiary
+    # was told it closed.
+    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -439,7 +442,15 @@ class WorkItem:
             self._hold(self.last_holder, now, lease, "returned_to_holder", announce=False)
         else:
             self._to_queue(now, "system", "returned_to_queue")
-        self._publish(Status.RETURNED_BY_APPLICANT, "applicant", "", now, calendar, action="")
+        self._publish(
+            Status.RETURNED_BY_APPLICANT,
+            "applicant",
+            "",
+            now,
+            calendar,
+            action="",
+            reopened=reopens,
+        )
         return True
 
     def expire(self, now: datetime, calendar: WorkingCalendar) -> bool:
@@ -619,6 +630,7 @@ class WorkItem:
         respond_by: datetime | None = None,
         transfer_to: str = "",
         internal_note: str = "",
+        reopened: bool = False,
     ) -> None:
         self.public_status = status
         self.schedule(calendar, now)
@@ -635,6 +647,7 @@ class WorkItem:
                 transfer_to=transfer_to,
                 internal_note=internal_note,
                 due_at=self.due_at,
+                reopened=reopened,
             )
         )
         if action:
