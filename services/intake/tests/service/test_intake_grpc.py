@@ -535,6 +535,10 @@ async def test_a_decision_review_took_before_the_cancellation_reached_it_stands(
             "Approved: collect the passport from the Riyadh office",
         ),
     ]
+    # Review restates the acceptance for the beneficiary once the cancellation reaches it:
+    # tracking already shows it, and shows it once.
+    await intake.track(request, Status.ACCEPTED, "", START + timedelta(minutes=2))
+    assert await intake.get(request.request_number) == stored
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

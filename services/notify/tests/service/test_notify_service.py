@@ -48,6 +48,7 @@ from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
     NOTIFICATION_EVENTS,
     REQUEST_ROUTED,
     REQUEST_STATUS_CHANGED,
@@ -310,6 +311,44 @@ async def test_a_beneficiary_told_their_request_closed_is_told_when_it_reopens(
     mails = await asyncio.to_thread(received, notify.maildir)
     subjects = {str(m["Subject"]) for m in mails}
     assert "Your Tawasul request TW482913578 has been reopened" in subjects
+
+
+async def test_a_cancellation_that_crossed_the_decision_ends_with_the_decision_told(
+    notify: Notify,
+) -> None:
+    request = submitted(locale="en")
+    await notify.consume(request)
+    rejected = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED)
+    await notify.consume(rejected, topic=REQUEST_STATUS_CHANGED)
+    cancelled = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=APPLICANT,
+        ),
+    )
+    await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
+    restated = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, cancel_too_late=True)
+    await notify.consume(restated, topic=REQUEST_STATUS_CHANGED)
+    texts = [m["text"] for m in await notify.sms()]
+    assert [("cancelled" in t, "rejected" in t) for t in texts[1:]] == [
+        (False, True),
+        (True, False),
+        (True, True),
+    ]
+    assert texts[-1].startswith("Your Tawasul request TW482913578 was not cancelled")
+    assert "You may still appeal" in texts[-1]
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.kind for m in inbox.messages) == [
+        "cancel_too_late",
+        "cancelled",
+        "rejected",
+        "submitted",
+    ]
 
 
 async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) -> None:

@@ -136,6 +136,46 @@ def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_cl
     assert read(envelope("request_status_changed", closed)).kind == Kind.CLOSED
 
 
+@pytest.mark.parametrize(
+    ("status", "outcome", "said"),
+    [
+        (common_pb2.REQUEST_STATUS_ACCEPTED, "accepted", ("accepted", "قبوله")),
+        (common_pb2.REQUEST_STATUS_REJECTED, "rejected", ("rejected", "رفضه")),
+        (common_pb2.REQUEST_STATUS_CLOSED, "closed", ("closed", "إغلاقه")),
+    ],
+)
+def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome(
+    status: common_pb2.RequestStatus.ValueType, outcome: str, said: tuple[str, str]
+) -> None:
+    restated = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=status,
+        contact=CONTACT,
+        applicant_id="1000000008",
+        cancel_too_late=True,
+    )
+    n = read(envelope("request_status_changed", restated))
+    assert (n.kind, n.values) == (Kind.CANCEL_TOO_LATE, {"number": NUMBER, "outcome": outcome})
+    for locale, word in zip((Locale.EN, Locale.AR), said, strict=True):
+        for channel in channels_for(Kind.CANCEL_TOO_LATE):
+            text = render(Kind.CANCEL_TOO_LATE, channel, locale, n.values).body
+            assert NUMBER in text
+            assert word in text
+            assert ("appeal" in text or "التظلم" in text) == (outcome == "rejected")
+
+
+def test_a_cancellation_too_late_names_only_an_outcome() -> None:
+    restated = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+        contact=CONTACT,
+        cancel_too_late=True,
+    )
+    assert notice_from(envelope("request_status_changed", restated), STAFF) is None
+
+
 def test_follow_ups_and_cancellations_are_acknowledged() -> None:
     followed = events_pb2.RequestFollowedUp(
         request_id=REQUEST,

@@ -597,8 +597,15 @@ async def test_a_cancellation_after_the_decision_is_recorded_and_changes_nothing
         ("E100", "accept", ""),
         ("applicant", "cancel_too_late", "Solved at the office"),
     ]
-    # Nothing more to tell: intake's tracking takes the acceptance published before.
-    assert await review.statuses(item) == published
+    # The acceptance again, for the beneficiary told of the cancellation; intake's tracking
+    # took the acceptance published before.
+    restated = await review.statuses(item)
+    assert restated[:-1] == published
+    assert (restated[-1].status, restated[-1].cancel_too_late) == (
+        common_pb2.REQUEST_STATUS_ACCEPTED,
+        True,
+    )
+    assert not any(s.cancel_too_late for s in published)
 
 
 # --- the SLA ----------------------------------------------------------------------------

@@ -889,8 +889,10 @@ def test_the_beneficiary_may_withdraw_an_unfinished_request(state: State) -> Non
         item.claim(ALI, riyadh(5, 10), LEASE)
 
 
-@pytest.mark.parametrize("state", [State.DECIDED, State.CLOSED])
-def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State) -> None:
+@pytest.mark.parametrize(
+    ("state", "outcome"), [(State.DECIDED, Status.ACCEPTED), (State.CLOSED, Status.CLOSED)]
+)
+def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State, outcome: Status) -> None:
     item = in_state(state)
     item.new_history.clear()
     item.withdraw(reason="Too late", now=LATER)
@@ -898,6 +900,15 @@ def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State) -> No
     assert [(h.at, h.actor, h.action, h.note) for h in item.new_history] == [
         (LATER, "applicant", "cancel_too_late", "Too late")
     ]
+    # The beneficiary, told the request was cancelled, is told the outcome stands.
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.at, event.cancel_too_late, event.reopened) == (
+        outcome,
+        LATER,
+        True,
+        False,
+    )
 
 
 def test_a_withdrawn_request_is_withdrawn_once() -> None:

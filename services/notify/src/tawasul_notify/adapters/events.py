@@ -48,6 +48,8 @@ STATUS_KINDS = {
     Status.CLOSED: Kind.CLOSED,
     Status.CANCELLED: Kind.CANCELLED,
 }
+# What review may have reached before a cancellation reached it.
+OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.CLOSED})
 BREACH = 100
 
 
@@ -81,8 +83,11 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
         status = STATUS_FROM_WIRE.get(c.status)
         if status is None:
             raise InvalidArgument({"status": f"not a request status: {c.status}"})
-        reopened = c.reopened and status is Status.RETURNED_BY_APPLICANT
-        kind = Kind.REOPENED if reopened else STATUS_KINDS.get(status)
+        kind = STATUS_KINDS.get(status)
+        if c.reopened and status is Status.RETURNED_BY_APPLICANT:
+            kind = Kind.REOPENED
+        elif c.cancel_too_late:
+            kind = Kind.CANCEL_TOO_LATE if status in OUTCOMES else None
         if kind is None:
             return None
         locale = locale_of(c.contact.locale)
@@ -93,6 +98,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "reason": c.reason.en if locale is Locale.EN else c.reason.ar,
             "missing": [m.description or m.name for m in c.missing],
             "respond_by": _riyadh_day(c.respond_by, c.HasField("respond_by")),
+            "outcome": status.value,
         }
         return Notice.create(
             event_id=event.event_id,

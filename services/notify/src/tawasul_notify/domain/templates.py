@@ -75,6 +75,8 @@ class Kind(StrEnum):
     CLOSED = "closed"
     # An answer given by its deadline reached review after it had closed the request.
     REOPENED = "reopened"
+    # A cancellation that reached review after its outcome (accepted, rejected, closed).
+    CANCEL_TOO_LATE = "cancel_too_late"
     FOLLOWED_UP = "followed_up"
     ONE_TIME_CODE = "one_time_code"
     SLA_BREACH = "sla_breach"
@@ -108,6 +110,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.CANCELLED: frozenset({"number"}),
     Kind.CLOSED: frozenset({"number", "note"}),
     Kind.REOPENED: frozenset({"number"}),
+    Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
@@ -136,6 +139,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.CANCELLED: {"number": _SAMPLE_NUMBER},
     Kind.CLOSED: {"number": _SAMPLE_NUMBER, "note": "انتهت مهلة استكمال المعلومات المطلوبة."},
     Kind.REOPENED: {"number": _SAMPLE_NUMBER},
+    Kind.CANCEL_TOO_LATE: {"number": _SAMPLE_NUMBER, "outcome": "rejected"},
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
     Kind.ONE_TIME_CODE: {"code": "731904", "minutes": 5},
     Kind.SLA_BREACH: {

@@ -123,6 +123,7 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
         transfer_to_department=event.transfer_to,
         applicant_id=item.applicant_id,
         reopened=event.reopened,
+        cancel_too_late=event.cancel_too_late,
         internal=events_pb2.RequestStatusChanged.Internal(
             note=event.internal_note, department_code=item.department
         ),

@@ -146,6 +146,9 @@ class StatusChanged:
     # An answer given in time, applied after the sweep closed the request: the beneficiary
     # was told it closed.
     reopened: bool = False
+    # The outcome restated for a cancellation that came after it: the beneficiary was told
+    # the request was cancelled.
+    cancel_too_late: bool = False
 
 
 @dataclass(frozen=True)
@@ -530,11 +533,24 @@ class WorkItem:
         self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
 
     def withdraw(self, *, reason: str, now: datetime) -> None:
-        """The beneficiary cancelled: a decided or closed item keeps its outcome (the
-        cancellation came too late, which its history records; intake's tracking takes the
-        outcome when it arrives)."""
+        """The beneficiary cancelled: a decided or closed item keeps its outcome. The
+        cancellation came too late, which its history records; the outcome is published
+        again for the beneficiary, who was told the request was cancelled (intake's
+        tracking took the outcome when it arrived)."""
         if self.state in (State.DECIDED, State.CLOSED):
             self.new_history.append(HistoryEntry(now, "applicant", "cancel_too_late", reason))
+            if self.public_status is not None:
+                self.events.append(
+                    StatusChanged(
+                        self,
+                        self.public_status,
+                        "applicant",
+                        "",
+                        now,
+                        due_at=self.due_at,
+                        cancel_too_late=True,
+                    )
+                )
             return
         if self.state not in UNFINISHED:
             return

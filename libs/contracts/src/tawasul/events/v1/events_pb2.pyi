@@ -485,6 +485,7 @@ class RequestStatusChanged(_message.Message):
     DUE_AT_FIELD_NUMBER: _builtins.int
     APPLICANT_ID_FIELD_NUMBER: _builtins.int
     REOPENED_FIELD_NUMBER: _builtins.int
+    CANCEL_TOO_LATE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -502,6 +503,11 @@ class RequestStatusChanged(_message.Message):
     """On returned-by-applicant: the answer, given by its deadline, reached review after review
     had closed the request for want of it, so the request is open again and the beneficiary,
     told it was closed, is told it is not.
+    """
+    cancel_too_late: _builtins.bool
+    """Restating an outcome (accepted, rejected, closed) review had reached before the
+    beneficiary's cancellation reached it: the outcome stands, and the beneficiary, told the
+    request was cancelled, is told it was not.
     """
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
@@ -541,10 +547,11 @@ class RequestStatusChanged(_message.Message):
         due_at: _timestamp_pb2.Timestamp | None = ...,
         applicant_id: _builtins.str = ...,
         reopened: _builtins.bool = ...,
+        cancel_too_late: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
