@@ -172,6 +172,16 @@ async def test_an_information_request_answered_comes_back_to_its_reviewer(
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
     assert answered.fields["visa_number"] == "6012345679"
 
+    # The beneficiary is told the answer is back under review, and by when it is expected now.
+    async def acknowledged() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received()]
+        return next(
+            (t for t in texts if request.request_number in t and "وصلتنا المعلومات" in t), None
+        )
+
+    text = await eventually(acknowledged, what="the answer acknowledged by SMS")
+    assert "موعد الإنجاز المتوقع" in text
+
 
 async def test_an_unanswered_information_request_closes_the_request(
     stack: Stack, clients: Clients

@@ -101,11 +101,10 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
     "status",
     [
         common_pb2.REQUEST_STATUS_SUBMITTED,
-        common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
         common_pb2.REQUEST_STATUS_PROCESSED,
     ],
 )
-def test_statuses_the_beneficiary_knows_of_tell_nothing(
+def test_internal_steps_tell_nothing(
     status: common_pb2.RequestStatus.ValueType,
 ) -> None:
     changed = events_pb2.RequestStatusChanged(
@@ -123,8 +122,11 @@ def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_cl
         applicant_id="1000000008",
         reopened=True,
     )
+    reopened.due_at.CopyFrom(timestamp(datetime(2026, 3, 4, 21, 30, tzinfo=UTC)))
     n = read(envelope("request_status_changed", reopened))
-    assert (n.kind, n.values, n.recipients) == (Kind.REOPENED, {"number": NUMBER}, BENEFICIARY)
+    assert (n.kind, n.recipients) == (Kind.REOPENED, BENEFICIARY)
+    # The office's new date, as the beneficiary's calendar in Riyadh shows it.
+    assert n.values == {"number": NUMBER, "due": date(2026, 3, 5)}
     sms = render(Kind.REOPENED, Channel.SMS, n.locale, n.values).body
     assert NUMBER in sms
     assert "reopened" in sms
@@ -163,6 +165,28 @@ def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome
             assert NUMBER in text
             assert word in text
             assert ("appeal" in text or "التظلم" in text) == (outcome == "rejected")
+
+
+def test_an_answer_back_with_review_is_acknowledged_with_the_date_it_moved_to() -> None:
+    answered = events_pb2.RequestStatusChanged(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        status=common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+        contact=CONTACT,
+        applicant_id="1000000008",
+        due_at=timestamp(datetime(2026, 3, 10, 9, tzinfo=UTC)),
+    )
+    n = read(envelope("request_status_changed", answered))
+    assert (n.kind, n.values) == (
+        Kind.ANSWER_RECEIVED,
+        {"number": NUMBER, "due": date(2026, 3, 10)},
+    )
+    sms = render(Kind.ANSWER_RECEIVED, Channel.SMS, n.locale, n.values).body
+    assert sms.startswith(
+        f"We have received the information you sent for your Tawasul request {NUMBER}"
+    )
+    assert "Expected completion: Tuesday" in sms
+    assert "10 March 2026" in sms
 
 
 def test_a_cancellation_too_late_names_only_an_outcome() -> None:

@@ -36,12 +36,13 @@ STATUS_FROM_WIRE = {
     common_pb2.REQUEST_STATUS_CANCELLED: Status.CANCELLED,
     common_pb2.REQUEST_STATUS_TRANSFERRED: Status.TRANSFERRED,
 }
-# The statuses the beneficiary is told about; back to submitted, returned by the applicant
-# (they know, unless it reopened a request they were told was closed: Kind.REOPENED) and
-# processed (an internal step) say nothing.
+# The statuses the beneficiary is told about (an answer that reopened a request they were
+# told was closed: Kind.REOPENED); back to submitted and processed (internal steps) say
+# nothing.
 STATUS_KINDS = {
     Status.UNDER_REVIEW: Kind.UNDER_REVIEW,
     Status.NEEDS_MORE_INFO: Kind.NEEDS_MORE_INFO,
+    Status.RETURNED_BY_APPLICANT: Kind.ANSWER_RECEIVED,
     Status.ACCEPTED: Kind.ACCEPTED,
     Status.REJECTED: Kind.REJECTED,
     Status.TRANSFERRED: Kind.TRANSFERRED,
@@ -99,6 +100,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "missing": [m.description or m.name for m in c.missing],
             "respond_by": _riyadh_day(c.respond_by, c.HasField("respond_by")),
             "outcome": status.value,
+            "due": _riyadh_day(c.due_at, c.HasField("due_at")),
         }
         return Notice.create(
             event_id=event.event_id,

@@ -68,6 +68,8 @@ class Kind(StrEnum):
     SUBMITTED = "submitted"
     UNDER_REVIEW = "under_review"
     NEEDS_MORE_INFO = "needs_more_info"
+    # The beneficiary's answer is back with review, and when the office now expects to answer.
+    ANSWER_RECEIVED = "answer_received"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     TRANSFERRED = "transferred"
@@ -104,12 +106,13 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.SUBMITTED: frozenset({"number", "due"}),
     Kind.UNDER_REVIEW: frozenset({"number"}),
     Kind.NEEDS_MORE_INFO: frozenset({"number", "missing", "respond_by", "note"}),
+    Kind.ANSWER_RECEIVED: frozenset({"number", "due"}),
     Kind.ACCEPTED: frozenset({"number", "note"}),
     Kind.REJECTED: frozenset({"number", "reason", "note"}),
     Kind.TRANSFERRED: frozenset({"number"}),
     Kind.CANCELLED: frozenset({"number"}),
     Kind.CLOSED: frozenset({"number", "note"}),
-    Kind.REOPENED: frozenset({"number"}),
+    Kind.REOPENED: frozenset({"number", "due"}),
     Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
@@ -129,6 +132,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "respond_by": date(2026, 12, 9),
         "note": _SAMPLE_NOTE,
     },
+    Kind.ANSWER_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.ACCEPTED: {"number": _SAMPLE_NUMBER, "note": "تم تمديد التأشيرة لمدة 90 يومًا."},
     Kind.REJECTED: {
         "number": _SAMPLE_NUMBER,
@@ -138,7 +142,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.TRANSFERRED: {"number": _SAMPLE_NUMBER},
     Kind.CANCELLED: {"number": _SAMPLE_NUMBER},
     Kind.CLOSED: {"number": _SAMPLE_NUMBER, "note": "انتهت مهلة استكمال المعلومات المطلوبة."},
-    Kind.REOPENED: {"number": _SAMPLE_NUMBER},
+    Kind.REOPENED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.CANCEL_TOO_LATE: {"number": _SAMPLE_NUMBER, "outcome": "rejected"},
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
     Kind.ONE_TIME_CODE: {"code": "731904", "minutes": 5},
