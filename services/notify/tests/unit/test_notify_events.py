@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from google.protobuf.message import Message
@@ -44,6 +45,18 @@ def read(event: events_pb2.Envelope) -> Notice:
     return found
 
 
+def status_changed(status: common_pb2.RequestStatus.ValueType, **more: Any) -> events_pb2.Envelope:
+    """Review's status change of the request, to the beneficiary (`more` overrides)."""
+    fields: dict[str, Any] = {
+        "request_id": REQUEST,
+        "request_number": NUMBER,
+        "contact": CONTACT,
+        "applicant_id": "1000000008",
+    }
+    payload = events_pb2.RequestStatusChanged(status=status, **(fields | more))
+    return envelope("request_status_changed", payload)
+
+
 def test_a_submission_promises_its_date_in_riyadh() -> None:
     submitted = events_pb2.RequestSubmitted(
         request_id=REQUEST,
@@ -59,20 +72,17 @@ def test_a_submission_promises_its_date_in_riyadh() -> None:
 
 
 def test_needs_more_info_says_what_is_missing_and_by_when() -> None:
-    changed = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
-        message="Please attach a clearer copy",
-        contact=CONTACT,
-        applicant_id="1000000008",
-        missing=[
-            common_pb2.MissingItem(kind="document", name="passport_copy", description=""),
-            common_pb2.MissingItem(kind="field", name="x", description="Your iqama expiry"),
-        ],
-        respond_by=timestamp(datetime(2026, 3, 12, 9, tzinfo=UTC)),
+    n = read(
+        status_changed(
+            common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+            message="Please attach a clearer copy",
+            missing=[
+                common_pb2.MissingItem(kind="document", name="passport_copy", description=""),
+                common_pb2.MissingItem(kind="field", name="x", description="Your iqama expiry"),
+            ],
+            respond_by=timestamp(datetime(2026, 3, 12, 9, tzinfo=UTC)),
+        )
     )
-    n = read(envelope("request_status_changed", changed))
     assert n.kind == Kind.NEEDS_MORE_INFO
     assert n.values == {
         "number": NUMBER,
@@ -86,14 +96,13 @@ def test_needs_more_info_says_what_is_missing_and_by_when() -> None:
 def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
     locale: str, reason: str
 ) -> None:
-    changed = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=common_pb2.REQUEST_STATUS_REJECTED,
-        contact=common_pb2.Contact(mobile="+966512345678", locale=locale),
-        reason=common_pb2.LocalizedText(ar="المستندات غير واضحة", en="unclear"),
+    n = read(
+        status_changed(
+            common_pb2.REQUEST_STATUS_REJECTED,
+            contact=common_pb2.Contact(mobile="+966512345678", locale=locale),
+            reason=common_pb2.LocalizedText(ar="المستندات غير واضحة", en="unclear"),
+        )
     )
-    n = read(envelope("request_status_changed", changed))
     assert (n.kind, n.values) == (Kind.REJECTED, {"number": NUMBER, "note": "", "reason": reason})
 
 
@@ -107,23 +116,13 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
 def test_internal_steps_tell_nothing(
     status: common_pb2.RequestStatus.ValueType,
 ) -> None:
-    changed = events_pb2.RequestStatusChanged(
-        request_id=REQUEST, request_number=NUMBER, status=status, contact=CONTACT
-    )
-    assert notice_from(envelope("request_status_changed", changed), STAFF) is None
+    assert notice_from(status_changed(status), STAFF) is None
 
 
 def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_closed() -> None:
-    reopened = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
-        contact=CONTACT,
-        applicant_id="1000000008",
-        reopened=True,
-    )
-    reopened.due_at.CopyFrom(timestamp(datetime(2026, 3, 4, 21, 30, tzinfo=UTC)))
-    n = read(envelope("request_status_changed", reopened))
+    due_at = timestamp(datetime(2026, 3, 4, 21, 30, tzinfo=UTC))
+    returned = common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
+    n = read(status_changed(returned, reopened=True, due_at=due_at))
     assert (n.kind, n.recipients) == (Kind.REOPENED, BENEFICIARY)
     # The office's new date, as the beneficiary's calendar in Riyadh shows it.
     assert n.values == {"number": NUMBER, "due": date(2026, 3, 5)}
@@ -132,10 +131,8 @@ def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_cl
     assert "reopened" in sms
     assert "disregard the message that it was closed" in sms
     # Only an answer's return reopens: the flag on any other status changes nothing.
-    closed = events_pb2.RequestStatusChanged()
-    closed.CopyFrom(reopened)
-    closed.status = common_pb2.REQUEST_STATUS_CLOSED
-    assert read(envelope("request_status_changed", closed)).kind == Kind.CLOSED
+    closed = status_changed(common_pb2.REQUEST_STATUS_CLOSED, reopened=True, due_at=due_at)
+    assert read(closed).kind == Kind.CLOSED
 
 
 @pytest.mark.parametrize(
@@ -149,15 +146,7 @@ def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_cl
 def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome(
     status: common_pb2.RequestStatus.ValueType, outcome: str, said: tuple[str, str]
 ) -> None:
-    restated = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=status,
-        contact=CONTACT,
-        applicant_id="1000000008",
-        cancel_too_late=True,
-    )
-    n = read(envelope("request_status_changed", restated))
+    n = read(status_changed(status, cancel_too_late=True))
     assert (n.kind, n.values) == (Kind.CANCEL_TOO_LATE, {"number": NUMBER, "outcome": outcome})
     for locale, word in zip((Locale.EN, Locale.AR), said, strict=True):
         for channel in channels_for(Kind.CANCEL_TOO_LATE):
@@ -168,15 +157,8 @@ def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome
 
 
 def test_an_answer_back_with_review_is_acknowledged_with_the_date_it_moved_to() -> None:
-    answered = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
-        contact=CONTACT,
-        applicant_id="1000000008",
-        due_at=timestamp(datetime(2026, 3, 10, 9, tzinfo=UTC)),
-    )
-    n = read(envelope("request_status_changed", answered))
+    due_at = timestamp(datetime(2026, 3, 10, 9, tzinfo=UTC))
+    n = read(status_changed(common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, due_at=due_at))
     assert (n.kind, n.values) == (
         Kind.ANSWER_RECEIVED,
         {"number": NUMBER, "due": date(2026, 3, 10)},
@@ -190,14 +172,8 @@ def test_an_answer_back_with_review_is_acknowledged_with_the_date_it_moved_to() 
 
 
 def test_a_cancellation_too_late_names_only_an_outcome() -> None:
-    restated = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=common_pb2.REQUEST_STATUS_UNDER_REVIEW,
-        contact=CONTACT,
-        cancel_too_late=True,
-    )
-    assert notice_from(envelope("request_status_changed", restated), STAFF) is None
+    restated = status_changed(common_pb2.REQUEST_STATUS_UNDER_REVIEW, cancel_too_late=True)
+    assert notice_from(restated, STAFF) is None
 
 
 def test_follow_ups_and_cancellations_are_acknowledged() -> None:
@@ -254,14 +230,9 @@ def test_only_a_breach_goes_to_the_supervisors_with_their_directory_addresses() 
 def test_an_event_notify_cannot_read_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         notice_from(events_pb2.Envelope(event_id=str(uuid.uuid4())), STAFF)
-    changed = events_pb2.RequestStatusChanged(
-        request_id="not-a-uuid",
-        request_number=NUMBER,
-        status=common_pb2.REQUEST_STATUS_UNDER_REVIEW,
-        contact=CONTACT,
-    )
+    changed = status_changed(common_pb2.REQUEST_STATUS_UNDER_REVIEW, request_id="not-a-uuid")
     with pytest.raises(InvalidArgument) as caught:
-        notice_from(envelope("request_status_changed", changed), STAFF)
+        notice_from(changed, STAFF)
     assert set(caught.value.violations) == {"request_id"}
 
 
@@ -316,15 +287,7 @@ def test_numbers_and_addresses_are_shown_masked() -> None:
 def test_every_status_notice_renders_on_every_channel(
     status: common_pb2.RequestStatus.ValueType, kind: Kind
 ) -> None:
-    changed = events_pb2.RequestStatusChanged(
-        request_id=REQUEST,
-        request_number=NUMBER,
-        status=status,
-        message="Thank you",
-        contact=CONTACT,
-        applicant_id="1000000008",
-    )
-    n = read(envelope("request_status_changed", changed))
+    n = read(status_changed(status, message="Thank you"))
     assert n.kind == kind
     for channel in channels_for(kind):
         assert NUMBER in render(kind, channel, n.locale, n.values).body
