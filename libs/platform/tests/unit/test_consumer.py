@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
-from tawasul_platform.consumer import EventConsumer
+from tawasul_platform.consumer import EventConsumer, Subscriptions
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.faults import is_transient
 
@@ -336,3 +336,24 @@ async def test_a_topic_slow_to_apply_holds_up_no_other_topic_of_the_poll() -> No
     await asyncio.wait_for(c.dispatch([receipt, routed]), timeout=5)
 
     assert done == ["r1", "n1"]
+
+
+async def test_subscriptions_keep_their_order_and_hand_events_over_as_a_group_would() -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    async def batch(events: Sequence[events_pb2.Envelope]) -> None:
+        seen.append(("batch", [e.event_id for e in events]))
+
+    async def each(event: events_pb2.Envelope) -> None:
+        seen.append(("each", [event.event_id]))
+
+    subscriptions = Subscriptions().batches("routed", batch).each("actions", each)
+    with pytest.raises(ValueError, match="routed is subscribed already"):
+        subscriptions.each("routed", each)
+    group = consumer(FakeProducer())
+    subscriptions.subscribe(group)
+    assert list(group._appliers) == ["routed", "actions"] == list(subscriptions.topics)
+    first, second = (events_pb2.Envelope(event_id=i) for i in ("e1", "e2"))
+    await subscriptions.deliver("routed", first, second)
+    await subscriptions.deliver("actions", first, second)
+    assert seen == [("batch", ["e1", "e2"]), ("each", ["e1"]), ("each", ["e2"])]

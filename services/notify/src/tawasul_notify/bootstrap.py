@@ -1,6 +1,6 @@
 """Composition root: the only place notify's adapters are built and wired.
 
-`servicer`, `subscribe` and `senders` take the unit of work and the channels' senders as
+`servicer`, `subscriptions` and `senders` take the unit of work and the channels' senders as
 arguments, so the service tier builds the real servicer, handlers and senders with a real
 database and stand-in or real channels; `build` wires the real ones. One consumer group reads
 every event notify acts on and records each channel's messages; a sender per channel sends
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tawasul.notify.v1 import notify_pb2, notify_pb2_grpc
 from tawasul_platform.adopt import adopt_offsets
 from tawasul_platform.authz import Gate
-from tawasul_platform.consumer import EventConsumer
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -38,7 +38,7 @@ from tawasul_notify.adapters.staff import load_staff
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
 from tawasul_notify.domain.model import Channel
-from tawasul_notify.entrypoints.events import BatchHandler, Wake, on_requests, submitted, told
+from tawasul_notify.entrypoints.events import Wake, on_requests, submitted, told
 from tawasul_notify.entrypoints.grpc import ACCESS, NotifyServicer
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
@@ -76,24 +76,19 @@ def grpc_server(settings: NotifySettings, service: NotifyServicer) -> GrpcServer
 
 def subscriptions(
     *, uow: Callable[[], UnitOfWork], staff: Mapping[str, str], wake: Wake
-) -> dict[str, BatchHandler]:
+) -> Subscriptions:
     """What the consumer group does with each topic's events: a poll's at once, in one
-    transaction."""
+    transaction (a batch with an unacceptable event goes again one event at a time: that one
+    alone is dead-lettered)."""
     tell = told(uow, staff=staff, wake=wake)
-    return {
-        REQUEST_SUBMITTED: submitted(uow, staff=staff, wake=wake),
-        REQUEST_ROUTED: on_requests(uow),
-        REQUEST_STATUS_CHANGED: tell,
-        APPLICANT_ACTIONS: tell,
-        SLA_ALERTS: tell,
-    }
-
-
-def subscribe(consumer: EventConsumer, handlers: Mapping[str, BatchHandler]) -> None:
-    # A batch with an unacceptable event goes again one event at a time: that one alone is
-    # dead-lettered.
-    for topic, handler in handlers.items():
-        consumer.subscribe_batches(topic, handler)
+    return (
+        Subscriptions()
+        .batches(REQUEST_SUBMITTED, submitted(uow, staff=staff, wake=wake))
+        .batches(REQUEST_ROUTED, on_requests(uow))
+        .batches(REQUEST_STATUS_CHANGED, tell)
+        .batches(APPLICANT_ACTIONS, tell)
+        .batches(SLA_ALERTS, tell)
+    )
 
 
 def senders(
@@ -160,7 +155,7 @@ async def build(settings: NotifySettings) -> Runtime:
         sending[channel].wake()
 
     staff = load_staff(settings.staff_directory_file)
-    subscribe(plumbing.consumer, subscriptions(uow=uow, staff=staff, wake=wake))
+    subscriptions(uow=uow, staff=staff, wake=wake).subscribe(plumbing.consumer)
     runtime = plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, sms=gateway)))
 
     async def adopt() -> None:

@@ -36,9 +36,9 @@ from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender
 from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome
-from tawasul_notify.entrypoints.events import BatchHandler, on_requests
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
@@ -84,7 +84,7 @@ class Notify:
         channel: grpc.aio.Channel,
         engine: AsyncEngine,
         uow: Any,
-        subscriptions: Mapping[str, BatchHandler],
+        subscriptions: Subscriptions,
         senders: Mapping[Channel, ChannelSender],
         gateway: httpx.AsyncClient,
         receipts: Any,
@@ -102,7 +102,7 @@ class Notify:
 
     async def consume(self, *events: events_pb2.Envelope, topic: str = REQUEST_SUBMITTED) -> None:
         """The group's handler takes the events as one poll; each woken sender makes a pass."""
-        await self.subscriptions[topic](events)
+        await self.subscriptions.deliver(topic, *events)
         woken, self.woken[:] = set(self.woken), []
         for channel in sorted(woken):
             await self.senders[channel].send_due()
@@ -439,10 +439,10 @@ async def test_a_sender_skips_what_another_holds_and_never_takes_a_one_time_code
     notify: Notify,
 ) -> None:
     held, free = submitted(mobile="+966500000010"), submitted(mobile="+966500000011")
-    await notify.subscriptions[REQUEST_SUBMITTED]([held])
+    await notify.subscriptions.deliver(REQUEST_SUBMITTED, held)
     async with notify.uow() as other:  # another replica's pass, in the middle of its sends
         (taken,) = await other.deliveries.due(Channel.SMS, 10, datetime.now(UTC))
-        await notify.subscriptions[REQUEST_SUBMITTED]([free])
+        await notify.subscriptions.deliver(REQUEST_SUBMITTED, free)
         with pytest.raises(RuntimeError):
             await handlers.send_one_time_code(
                 uow=notify.uow(),
@@ -525,15 +525,16 @@ async def test_a_request_event_without_its_applicant_or_department_is_refused(
     event.request_submitted.applicant_id = ""
     event.request_submitted.department_code = ""
     with pytest.raises(InvalidArgument) as caught:
-        await on_requests(notify.uow)([event])
+        await notify.subscriptions.deliver(REQUEST_SUBMITTED, event)
     assert caught.value.violations == {"applicant_id": "missing", "department_code": "missing"}
 
 
 async def test_a_polls_requests_record_each_ones_latest_department_once(notify: Notify) -> None:
     first, other = submitted(), submitted()
     to_visas, back_home = routed(first, "visas"), routed(first, "residents")
-    await on_requests(notify.uow)([first, to_visas, other])
-    await on_requests(notify.uow)([back_home, to_visas])  # to_visas again: applied already
+    await notify.subscriptions.deliver(REQUEST_ROUTED, first, to_visas, other)
+    # to_visas again: applied already
+    await notify.subscriptions.deliver(REQUEST_ROUTED, back_home, to_visas)
 
     async with notify.engine.connect() as conn:
         rows = (await conn.execute(select(tables.request_access))).all()

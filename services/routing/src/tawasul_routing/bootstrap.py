@@ -1,8 +1,8 @@
 """Composition root: the only place routing's adapters are built and wired.
 
-`servicer` takes the adapters as arguments, so the service tier builds the real servicer on a
-real database without Kafka; `build` gives it the process's plumbing and subscribes the
-consumers.
+`servicer` and `subscriptions` take the adapters as arguments, so the service tier builds the
+real servicer and event handlers on a real database without Kafka; `build` gives them the
+process's plumbing.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_platform.authz import Gate
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
@@ -37,6 +38,16 @@ def servicer(
     return RoutingServicer(uow=uow, rules=rules or load_rules())
 
 
+def subscriptions(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> Subscriptions:
+    """Submissions decided a poll's worth at once; transfers and follow-ups one by one."""
+    return (
+        Subscriptions()
+        .batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
+        .each(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
+        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
+    )
+
+
 def grpc_server(settings: RoutingSettings, service: RoutingServicer) -> GrpcServer:
     return GrpcServer(
         settings.grpc_address,
@@ -54,7 +65,5 @@ async def build(settings: RoutingSettings) -> Runtime:
     def uow() -> RoutingUnitOfWork:
         return RoutingUnitOfWork(plumbing.database)
 
-    plumbing.consumer.subscribe_batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
-    plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
-    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
+    subscriptions(uow, rules).subscribe(plumbing.consumer)
     return plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, rules=rules)))

@@ -25,6 +25,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_devstack.identity import throwaway
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
@@ -33,18 +34,16 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import REQUEST_ROUTED
+from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
+    REQUEST_ROUTED,
+    REQUEST_STATUS_CHANGED,
+    REQUEST_SUBMITTED,
+)
 from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
-from tawasul_routing.entrypoints.events import (
-    BatchHandler,
-    EventHandler,
-    on_applicant_action,
-    on_status_changed,
-    on_submitted,
-)
 from tawasul_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
@@ -60,20 +59,21 @@ class Routing:
     """The gRPC client, and the subscribers Kafka would call."""
 
     def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        database_url: str,
-        *,
-        on_submitted: BatchHandler,
-        on_status_changed: EventHandler,
-        on_applicant_action: EventHandler,
+        self, channel: grpc.aio.Channel, database_url: str, subscriptions: Subscriptions
     ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
         self.engine = make_engine(database_url, pool_size=2)
-        self.on_submitted = on_submitted
-        self.on_status_changed = on_status_changed
-        self.on_applicant_action = on_applicant_action
+        self.subscriptions = subscriptions
+
+    async def on_submitted(self, poll: list[events_pb2.Envelope]) -> None:
+        await self.subscriptions.deliver(REQUEST_SUBMITTED, *poll)
+
+    async def on_status_changed(self, event: events_pb2.Envelope) -> None:
+        await self.subscriptions.deliver(REQUEST_STATUS_CHANGED, event)
+
+    async def on_applicant_action(self, event: events_pb2.Envelope) -> None:
+        await self.subscriptions.deliver(APPLICANT_ACTIONS, event)
 
     async def explain(
         self, token: str = REVIEWER, **fields: Any
@@ -135,13 +135,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    client = Routing(
-        channel,
-        database_url,
-        on_submitted=on_submitted(uow, load_rules()),
-        on_status_changed=on_status_changed(uow, load_rules()),
-        on_applicant_action=on_applicant_action(uow, load_rules()),
-    )
+    client = Routing(channel, database_url, bootstrap.subscriptions(uow, load_rules()))
     yield client
     await channel.close()
     await server.stop(1)

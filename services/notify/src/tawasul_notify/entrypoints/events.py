@@ -3,10 +3,11 @@ each event calls for, recorded for the channels' senders."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import BatchHandler
 from tawasul_platform.errors import InvalidArgument
 
 from tawasul_notify.adapters.events import notice_from
@@ -14,7 +15,6 @@ from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import UnitOfWork
 from tawasul_notify.domain.model import Channel, RequestAccess
 
-BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 Wake = Callable[[Channel], None]
 
 

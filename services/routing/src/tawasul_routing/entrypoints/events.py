@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import BatchHandler, EventHandler
 
 from tawasul_routing.adapters.events import follow_up_of, from_submitted, transfer_of
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
-
-EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
-BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
 def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> BatchHandler:
