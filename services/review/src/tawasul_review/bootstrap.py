@@ -1,7 +1,8 @@
 """Composition root: the only place review's adapters are built and wired.
 
-`policy` and `servicers` take what they need as arguments, so the service tier builds the real
-servicers on a real database with a stand-in for docs; `build` adds the process's plumbing.
+`policy`, `grpc_server` and `subscriptions` take what they need as arguments (the clock too),
+so the service tier builds the real servicers and event handlers on a real database with a
+stand-in for docs; `build` adds the process's plumbing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_platform.adopt import adopt_offsets
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -66,6 +68,23 @@ def policy(settings: ReviewSettings) -> handlers.Policy:
     )
 
 
+def subscriptions(
+    uow: Callable[[], UnitOfWork], rules: handlers.Policy, now: Callable[[], datetime] = _utc_now
+) -> Subscriptions:
+    """Review's group (SERVICE): routed requests a poll's worth at once, then the
+    beneficiary's actions one by one (a poll's routed request is in before its cancellation)."""
+    return (
+        Subscriptions()
+        .batches(REQUEST_ROUTED, on_routed(uow, rules, now))
+        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules, now))
+    )
+
+
+def receipts(uow: Callable[[], UnitOfWork]) -> Subscriptions:
+    """RECEIPTS_GROUP: notify's delivery receipts, a poll's worth into the histories."""
+    return Subscriptions().batches(NOTIFICATION_EVENTS, on_notifications(uow))
+
+
 def grpc_server(
     settings: ReviewSettings,
     *,
@@ -98,10 +117,9 @@ async def build(settings: ReviewSettings) -> Runtime:
     def uow() -> ReviewUnitOfWork:
         return ReviewUnitOfWork(plumbing.database)
 
-    plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow, rules))
-    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
-    receipts = plumbing.consumer_group(RECEIPTS_GROUP, gather_ms=settings.receipts_gather_ms)
-    receipts.subscribe_batches(NOTIFICATION_EVENTS, on_notifications(uow))
+    subscriptions(uow, rules).subscribe(plumbing.consumer)
+    group = plumbing.consumer_group(RECEIPTS_GROUP, gather_ms=settings.receipts_gather_ms)
+    receipts(uow).subscribe(group)
     docs_channel = open_channel(settings.docs_address, settings.tls)
     server = grpc_server(
         settings,

@@ -1,8 +1,10 @@
 """Review's real gRPC servers, built by its composition root, in-process on a real PostgreSQL.
 
-Kafka is left out: work items arrive by calling the enqueue use case as the routed-event
-subscriber does, and what review publishes is read back from its outbox table. Docs stands
-outside this tier (a stand-in); the clock is the test's, passed to the servers and the sweeps.
+Kafka is left out: events are delivered to the subscriptions review's bootstrap builds, as
+its consumer groups would (work items of a test's own SLA are queued through the enqueue use
+case the routed subscriber calls), and what review publishes is read back from its outbox
+table. Docs stands outside this tier (a stand-in); the clock is the test's, passed to the
+servers, the subscribers and the sweeps.
 """
 
 from __future__ import annotations
@@ -31,20 +33,27 @@ from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_platform.db import make_engine
+from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import REQUEST_STATUS_CHANGED, SLA_ALERTS
+from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
+    NOTIFICATION_EVENTS,
+    REQUEST_ROUTED,
+    REQUEST_STATUS_CHANGED,
+    SLA_ALERTS,
+)
 from tawasul_review import bootstrap
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import ANSWER_IN_FLIGHT, Contact, WorkItem
-from tawasul_review.entrypoints.events import on_notifications
 from tawasul_review.settings import ReviewSettings
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
@@ -112,6 +121,8 @@ class Review:
         clock: Clock,
         docs: Docs,
     ) -> None:
+        self.subscriptions = bootstrap.subscriptions(self.uow, rules, now=clock)
+        self.receipts = bootstrap.receipts(self.uow)
         self.stub = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
         self.engine = engine
@@ -166,19 +177,29 @@ class Review:
     async def sweep(self) -> int:
         return await handlers.sweep(uow=self.uow(), policy=self.rules, now=self.clock.now)
 
+    async def act(self, at: datetime | None = None, event_id: str = "", **action: Any) -> None:
+        """The beneficiary's action (`request_cancelled=…`, say) taken by intake at `at` (now
+        by default), delivered to review's group now."""
+        ((field, payload),) = action.items()
+        event = events_pb2.Envelope(
+            event_id=event_id or str(uuid.uuid4()),
+            event_type="tawasul.requests.applicant-action",
+            request_id=payload.request_id,
+            occurred_at=timestamp(at or self.clock.now),
+        )
+        getattr(event, field).CopyFrom(payload)
+        await self.subscriptions.deliver(APPLICANT_ACTIONS, event)
+
     async def answered(
-        self, request_id: str, event_id: str | None = None, answered_at: datetime | None = None
+        self, request_id: str, event_id: str = "", answered_at: datetime | None = None
     ) -> None:
         """The beneficiary's answer applied now, given then or at `answered_at`."""
-        await handlers.answered(
-            uow=self.uow(),
-            event_id=event_id or str(uuid.uuid4()),
-            request_id=uuid.UUID(request_id),
-            message="I added the photo",
-            policy=self.rules,
-            now=self.clock.now,
-            answered_at=answered_at,
-        )
+        answer = events_pb2.RequestAnswered(request_id=request_id, message="I added the photo")
+        await self.act(answered_at, event_id, request_answered=answer)
+
+    async def cancelled(self, request_id: str, reason: str, at: datetime | None = None) -> None:
+        cancellation = events_pb2.RequestCancelled(request_id=request_id, reason=reason)
+        await self.act(at, request_cancelled=cancellation)
 
     async def prioritised(self, request_id: str, priority: int) -> None:
         """Routing decided again where the request is, at a higher priority (its rules on the
@@ -304,6 +325,29 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     await server.stop(1)
     await reader.dispose()
     await engine.dispose()
+
+
+def routed_event(event_id: str, item: WorkItem) -> events_pb2.Envelope:
+    """Routing's event placing `item` (as Review.routed makes it) in its department's queue."""
+    request_id = str(item.request_id)
+    return events_pb2.Envelope(
+        event_id=event_id,
+        event_type="tawasul.requests.routed",
+        request_id=request_id,
+        request_routed=events_pb2.RequestRouted(
+            request_id=request_id,
+            request_number=item.request_number,
+            department_code=item.department,
+            queue=item.queue,
+            sub_service_code=item.sub_service_code,
+            description=item.description,
+            applicant_id=item.applicant_id,
+            document_ids=item.document_ids,
+            contact=common_pb2.Contact(mobile=item.contact.mobile, locale=item.contact.locale),
+            priority=item.priority,
+            submitted_at=timestamp(item.clock.started_at),
+        ),
+    )
 
 
 def at(stamp: Timestamp) -> datetime:
@@ -566,6 +610,24 @@ async def test_an_answer_given_by_the_deadline_reopens_the_request_closed_before
     ]
 
 
+async def test_follow_ups_go_on_the_record_and_other_actions_are_refused(review: Review) -> None:
+    item = await review.enqueue()
+    followed = events_pb2.RequestFollowedUp(request_id=item, message="Any news?")
+    await review.act(request_followed_up=followed)
+    case = await review.case(item)
+    assert [(h.actor, h.action, h.text) for h in case.history][-1] == (
+        "applicant",
+        "followed_up",
+        "Any news?",
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        await review.act(request_submitted=events_pb2.RequestSubmitted(request_id=item))
+    assert set(caught.value.violations) == {"payload"}
+    with pytest.raises(InvalidArgument) as caught:
+        await review.act(request_followed_up=events_pb2.RequestFollowedUp(request_id="x"))
+    assert caught.value.violations == {"request_id": "not a UUID"}
+
+
 async def test_a_cancellation_after_the_decision_is_recorded_and_changes_nothing(
     review: Review,
 ) -> None:
@@ -581,13 +643,7 @@ async def test_a_cancellation_after_the_decision_is_recorded_and_changes_nothing
     published = await review.statuses(item)
     assert published[-1].status == common_pb2.REQUEST_STATUS_ACCEPTED
     review.clock.now += timedelta(seconds=2)
-    await handlers.withdraw(
-        uow=review.uow(),
-        event_id=str(uuid.uuid4()),
-        request_id=uuid.UUID(item),
-        reason="Solved at the office",
-        at=review.clock.now,
-    )
+    await review.cancelled(item, "Solved at the office")
     case = await review.case(item)
     assert (case.item.state, case.item.decision) == (
         review_pb2.WORK_ITEM_STATE_DECIDED,
@@ -732,13 +788,10 @@ async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
         "documents-unclear",
         "The attachments are unclear or unreadable",
     )
-    await handlers.appeal(
-        uow=review.uow(),
-        event_id=str(uuid.uuid4()),
-        request_id=uuid.UUID(item),
-        reason="The photo is recent and clear",
-        policy=review.rules,
-        now=review.clock.now,
+    await review.act(
+        request_appealed=events_pb2.RequestAppealed(
+            request_id=item, reason="The photo is recent and clear"
+        )
     )
     (appealed,) = await review.queue()
     assert (appealed.state, appealed.appeal_of_reviewer_id, appealed.decision) == (
@@ -910,8 +963,9 @@ async def test_a_polls_routed_requests_are_queued_in_order_once_each_and_pushed(
         (ids[3], pushed[0]),
         (ids[4], pushed[1]),
     ]
-    await handlers.enqueue(uow=review.uow(), routed=poll, policy=review.rules, now=START)
-    await handlers.enqueue(uow=review.uow(), routed=poll[:2], policy=review.rules, now=START)
+    events = [routed_event(event_id, item) for event_id, item in poll]
+    await review.subscriptions.deliver(REQUEST_ROUTED, *events)
+    await review.subscriptions.deliver(REQUEST_ROUTED, *events[:2])
     async with review.engine.connect() as conn:
         rows = {
             row.request_id: (row.department, row.state, row.assignee)
@@ -956,13 +1010,7 @@ async def test_a_cancellation_applied_while_its_routing_commits_withdraws_the_it
         )
         await eventually(waiting, within=10, what="the routed event's insert to wait")
         withdrawing = asyncio.create_task(
-            handlers.withdraw(
-                uow=review.uow(),
-                event_id=str(uuid.uuid4()),
-                request_id=item.request_id,
-                reason="cancelled by the applicant",
-                at=START,
-            )
+            review.cancelled(str(item.request_id), "cancelled by the applicant", START)
         )
 
         async def withdrawn_or_waiting() -> bool | None:
@@ -1439,8 +1487,8 @@ async def test_a_polls_delivery_receipts_join_their_histories_once(review: Revie
         )
 
     sms, mail, other = sent(first, "sms", 1), sent(first, "email", 2), sent(second, "sms", 1)
-    await on_notifications(review.uow)([sms, mail, other])
-    await on_notifications(review.uow)([mail])  # redelivered
+    await review.receipts.deliver(NOTIFICATION_EVENTS, sms, mail, other)
+    await review.receipts.deliver(NOTIFICATION_EVENTS, mail)  # redelivered
 
     def told(history: Any) -> list[tuple[str, str, str]]:
         return [(h.actor, h.action, h.text) for h in history if h.actor == "notify"]

@@ -4,10 +4,11 @@ beneficiary's follow-ups raise them, answers bring them back and cancellations w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import BatchHandler, EventHandler
 from tawasul_platform.errors import InvalidArgument
 
 from tawasul_review.adapters.events import from_routed
@@ -15,28 +16,32 @@ from tawasul_review.app import handlers
 from tawasul_review.app.ports import UnitOfWork
 from tawasul_review.domain.model import Receipt
 
-Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
-BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
+Clock = Callable[[], datetime]
 
 
-def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> BatchHandler:
-    """Routed requests, a poll's worth at a time."""
+def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock) -> BatchHandler:
+    """Routed requests, a poll's worth at a time, queued as of `now()`."""
 
     async def handle(events: Sequence[events_pb2.Envelope]) -> None:
-        now = datetime.now(UTC)
+        at = now()
         routed = []
         for event in events:
             code = event.request_routed.sub_service_code
             sub_service = policy.catalog.sub_services.get(code)
             routed.append(
-                (event.event_id, from_routed(event, now, sub_service.sla if sub_service else None))
+                (event.event_id, from_routed(event, at, sub_service.sla if sub_service else None))
             )
-        await handlers.enqueue(uow=uow(), routed=routed, policy=policy, now=now)
+        await handlers.enqueue(uow=uow(), routed=routed, policy=policy, now=at)
 
     return handle
 
 
-def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> Handler:
+def on_applicant_action(
+    uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock
+) -> EventHandler:
+    """The beneficiary's actions, each as of when intake took it; an answer is applied as of
+    `now()` (it may reopen what the sweep closed meanwhile)."""
+
     async def handle(event: events_pb2.Envelope) -> None:
         at = event.occurred_at.ToDatetime(tzinfo=UTC)
         kind = event.WhichOneof("payload")
@@ -66,7 +71,7 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], policy: handlers.Policy) 
                 request_id=request_id(answer.request_id),
                 message=answer.message,
                 policy=policy,
-                now=max(at, datetime.now(UTC)),
+                now=max(at, now()),
                 answered_at=at,
             )
         elif kind == "request_appealed":
