@@ -1,8 +1,8 @@
 """Composition root: the only place intake's adapters are built and wired.
 
-`servicer` takes the adapters as arguments, so the service tier builds the real servicer on
-a real database with stand-ins for docs, notify and the registry; `build` gives it the real
-ones and the process's plumbing.
+`servicer` and `subscriptions` take the adapters as arguments, so the service tier builds the
+real servicer and event handlers on a real database with stand-ins for docs, notify and the
+registry; `build` gives them the real ones and the process's plumbing.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.request_numbers import new_request_number
@@ -67,6 +68,11 @@ def servicer(
     )
 
 
+def subscriptions(uow: Callable[[], UnitOfWork]) -> Subscriptions:
+    """Review's status changes, one by one, into the tracking view."""
+    return Subscriptions().each(REQUEST_STATUS_CHANGED, on_status_changed(uow))
+
+
 def grpc_server(settings: IntakeSettings, service: IntakeServicer) -> GrpcServer:
     return GrpcServer(
         settings.grpc_address,
@@ -83,7 +89,7 @@ async def build(settings: IntakeSettings) -> Runtime:
     def uow() -> IntakeUnitOfWork:
         return IntakeUnitOfWork(plumbing.database)
 
-    plumbing.consumer.subscribe(REQUEST_STATUS_CHANGED, on_status_changed(uow))
+    subscriptions(uow).subscribe(plumbing.consumer)
     docs_channel = open_channel(settings.docs_address, settings.tls)
     notify_channel = open_channel(settings.notify_address, settings.tls)
     service = servicer(

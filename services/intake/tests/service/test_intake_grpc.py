@@ -26,21 +26,23 @@ from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_intake import bootstrap
 from tawasul_intake.adapters import tables
+from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork
-from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import DocumentInfo
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.db import make_engine
+from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, existing_resource, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_SUBMITTED
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
 MIGRATIONS = Path(tawasul_intake.__file__).resolve().parent / "migrations"
 
@@ -106,6 +108,9 @@ class Intake:
         self.sender = sender
         self.clock = clock
         self.uploads = uploads
+        self.subscriptions = bootstrap.subscriptions(
+            lambda: IntakeUnitOfWork(Database(self.engine))
+        )
 
     async def submit(self, token: str = CITIZEN, **fields: object) -> intake_pb2.Request:
         message = intake_pb2.SubmitRequestRequest(
@@ -139,18 +144,36 @@ class Intake:
         return answer.request
 
     async def track(
-        self, request: intake_pb2.Request, status: Status, message: str, at: datetime, **more: Any
+        self,
+        request: intake_pb2.Request,
+        status: Status,
+        message: str,
+        at: datetime,
+        *,
+        missing: tuple[Missing, ...] = (),
+        respond_by: datetime | None = None,
     ) -> None:
-        """Review's status change, applied as intake's status-changed subscriber applies it."""
-        await handlers.track_status(
-            uow=IntakeUnitOfWork(Database(self.engine)),
-            event_id=str(uuid.uuid4()),
-            request_id=uuid.UUID(request.request_id),
-            status=status,
+        """Review's status change at `at`, delivered to intake's group."""
+        change = events_pb2.RequestStatusChanged(
+            request_id=request.request_id,
+            request_number=request.request_number,
+            status=STATUS_TO_WIRE[status],
             message=message,
-            at=at,
-            **more,
+            missing=[
+                common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
+                for m in missing
+            ],
         )
+        if respond_by is not None:
+            change.respond_by.CopyFrom(timestamp(respond_by))
+        event = events_pb2.Envelope(
+            event_id=str(uuid.uuid4()),
+            event_type="tawasul.requests.status-changed",
+            request_id=request.request_id,
+            occurred_at=timestamp(at),
+            request_status_changed=change,
+        )
+        await self.subscriptions.deliver(REQUEST_STATUS_CHANGED, event)
 
     async def count(self, table: object) -> int:
         async with self.engine.connect() as conn:
@@ -544,6 +567,26 @@ async def test_a_decision_review_took_before_the_cancellation_reached_it_stands(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     (event,) = await intake.outbox(APPLICANT_ACTIONS)
     assert event.request_cancelled.reason == "Done"
+
+
+async def test_an_event_that_is_no_status_change_of_a_request_is_refused(intake: Intake) -> None:
+    """Refused as bad input (dead-lettered at once), never retried as if it could pass."""
+    not_a_change = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        request_submitted=events_pb2.RequestSubmitted(request_id=str(uuid.uuid4())),
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.subscriptions.deliver(REQUEST_STATUS_CHANGED, not_a_change)
+    assert set(caught.value.violations) == {"payload"}
+    no_id = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        request_status_changed=events_pb2.RequestStatusChanged(
+            request_id="TW123", status=common_pb2.REQUEST_STATUS_UNDER_REVIEW
+        ),
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.subscriptions.deliver(REQUEST_STATUS_CHANGED, no_id)
+    assert caught.value.violations == {"request_id": "not a UUID"}
 
 
 async def test_tracking_without_login(intake: Intake) -> None:

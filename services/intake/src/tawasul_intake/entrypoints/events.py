@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC
 
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import EventHandler
 from tawasul_platform.errors import InvalidArgument
 
 from tawasul_intake.adapters.events import STATUS_FROM_WIRE
@@ -15,18 +16,20 @@ from tawasul_intake.app.ports import UnitOfWork
 from tawasul_intake.domain.model import Missing
 
 
-def on_status_changed(
-    uow: Callable[[], UnitOfWork],
-) -> Callable[[events_pb2.Envelope], Awaitable[None]]:
+def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
     async def handle(event: events_pb2.Envelope) -> None:
         change = event.request_status_changed
         status = STATUS_FROM_WIRE.get(change.status)
         if not event.HasField("request_status_changed") or status is None:
             raise InvalidArgument({"payload": f"not a status change: {event.event_type}"})
+        try:
+            request_id = uuid.UUID(change.request_id)
+        except ValueError as exc:
+            raise InvalidArgument({"request_id": "not a UUID"}) from exc
         await handlers.track_status(
             uow=uow(),
             event_id=event.event_id,
-            request_id=uuid.UUID(change.request_id),
+            request_id=request_id,
             status=status,
             message=change.message,
             at=event.occurred_at.ToDatetime(tzinfo=UTC),
