@@ -1,7 +1,8 @@
 """Composition root: the only place docs' adapters are built and wired.
 
-`servicer` takes the store and the scanner as arguments, so the service tier builds the real
-servicer on a real database with the real MinIO or a stand-in; `build` wires the real ones.
+`servicer` takes the store and the scanner as arguments and `subscriptions` the unit of work,
+so the service tier builds the real servicer and event handlers on a real database with the
+real MinIO or a stand-in; `build` wires the real ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
+from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
@@ -71,6 +73,17 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
     )
 
 
+def subscriptions(uow: Callable[[], UnitOfWork]) -> Subscriptions:
+    """Which request, in which department, holds each document: from intake's submission,
+    routing's placements (a poll's worth at once) and the beneficiary's answers."""
+    return (
+        Subscriptions()
+        .each(REQUEST_SUBMITTED, on_submitted(uow))
+        .batches(REQUEST_ROUTED, on_routed(uow))
+        .each(APPLICANT_ACTIONS, on_applicant_action(uow))
+    )
+
+
 def object_store(settings: DocsSettings) -> MinioObjectStore:
     def client(endpoint: str) -> S3Client:
         return make_client(
@@ -97,9 +110,7 @@ async def build(settings: DocsSettings) -> Runtime:
     def uow() -> DocsUnitOfWork:
         return DocsUnitOfWork(plumbing.database)
 
-    plumbing.consumer.subscribe(REQUEST_SUBMITTED, on_submitted(uow))
-    plumbing.consumer.subscribe_batches(REQUEST_ROUTED, on_routed(uow))
-    plumbing.consumer.subscribe(APPLICANT_ACTIONS, on_applicant_action(uow))
+    subscriptions(uow).subscribe(plumbing.consumer)
     store = object_store(settings)
     scanner = ClamdScanner(settings.clamd_address, timeout_seconds=settings.clamd_timeout_seconds)
     runtime = plumbing.runtime(

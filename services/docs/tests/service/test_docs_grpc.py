@@ -37,8 +37,6 @@ from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Verdict
 from tawasul_docs.app.spool import Spool, SpoolAborted
-from tawasul_docs.domain.model import Placement
-from tawasul_docs.entrypoints.events import on_submitted
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
@@ -48,7 +46,12 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
 from tawasul_platform.tls import open_channel
-from tawasul_platform.topics import DOCUMENT_EVENTS
+from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
+    DOCUMENT_EVENTS,
+    REQUEST_ROUTED,
+    REQUEST_SUBMITTED,
+)
 
 MIGRATIONS = Path(tawasul_docs.__file__).resolve().parent / "migrations"
 IDENTITY = throwaway()
@@ -210,6 +213,7 @@ class Docs:
         self.store = store
         self.scanner = scanner
         self.uow = uow
+        self.subscriptions = bootstrap.subscriptions(uow)
 
     async def upload(
         self,
@@ -262,12 +266,8 @@ class Docs:
     async def route(self, document_id: str, department: str = "passports") -> uuid.UUID:
         """Routing put a request holding the document in `department`'s queue."""
         request_id = uuid.uuid4()
-        await handlers.grant_access(
-            uow=self.uow(),
-            routed=[
-                (str(uuid.uuid4()), Placement(request_id, department, (uuid.UUID(document_id),)))
-            ],
-            now=datetime.now(UTC),
+        await self.subscriptions.deliver(
+            REQUEST_ROUTED, routed(request_id, department, document_id)
         )
         return request_id
 
@@ -782,11 +782,7 @@ async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> No
     error = await refused(docs.link(document.document_id, visas))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     # Transferred: routing routes the request again, with the documents it already has.
-    await handlers.grant_access(
-        uow=docs.uow(),
-        routed=[(str(uuid.uuid4()), Placement(request_id, "visas", ()))],
-        now=datetime.now(UTC),
-    )
+    await docs.subscriptions.deliver(REQUEST_ROUTED, routed(request_id, "visas"))
     assert (await docs.link(document.document_id, visas)).url
     error = await refused(docs.get(document.document_id, REVIEWER))
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -796,16 +792,16 @@ async def test_a_polls_placements_apply_in_order_once_each(docs: Docs) -> None:
     moved, stays = await docs.upload(PDF), await docs.upload(PDF)
     visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
     request_id, other, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    first = str(uuid.uuid4())
+    first = routed(request_id, "passports", moved.document_id)
     poll = [
-        (first, Placement(request_id, "passports", (uuid.UUID(moved.document_id),))),
-        (str(uuid.uuid4()), Placement(other, "passports", (uuid.UUID(stays.document_id),))),
-        (str(uuid.uuid4()), Placement(empty, "visas", ())),
+        first,
+        routed(other, "passports", stays.document_id),
+        routed(empty, "visas"),
         # Transferred within the same poll, then the first event redelivered in it.
-        (str(uuid.uuid4()), Placement(request_id, "visas", ())),
-        (first, Placement(request_id, "passports", (uuid.UUID(moved.document_id),))),
+        routed(request_id, "visas"),
+        first,
     ]
-    await handlers.grant_access(uow=docs.uow(), routed=poll, now=datetime.now(UTC))
+    await docs.subscriptions.deliver(REQUEST_ROUTED, *poll)
     assert (await docs.link(moved.document_id, visas)).url
     error = await refused(docs.get(moved.document_id, REVIEWER))
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -824,6 +820,20 @@ SCANNED_CLEAN = events_pb2.DOCUMENT_CHANGE_CLEAN
 SCANNED_INFECTED = events_pb2.DOCUMENT_CHANGE_INFECTED
 ATTACHED = events_pb2.DOCUMENT_CHANGE_ATTACHED
 REMOVED = events_pb2.DOCUMENT_CHANGE_REMOVED
+
+
+def routed(request_id: uuid.UUID, department: str, *document_ids: str) -> events_pb2.Envelope:
+    """Routing's placement of a request holding `document_ids` in `department`'s queue."""
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.routed",
+        request_id=str(request_id),
+        request_routed=events_pb2.RequestRouted(
+            request_id=str(request_id),
+            department_code=department,
+            document_ids=list(document_ids),
+        ),
+    )
 
 
 def submitted(request_id: uuid.UUID, *document_ids: str) -> events_pb2.Envelope:
@@ -859,19 +869,11 @@ async def test_a_submitted_request_attaches_its_documents_once(docs: Docs) -> No
     document = await docs.upload(PDF)
     request_id = uuid.uuid4()
     event = submitted(request_id, document.document_id, str(uuid.uuid4()))
-    handle = on_submitted(docs.uow)
-    await handle(event)
-    await handle(event)  # redelivered
+    await docs.subscriptions.deliver(REQUEST_SUBMITTED, event)
+    await docs.subscriptions.deliver(REQUEST_SUBMITTED, event)  # redelivered
     # Routing's event for the same request adds nothing; for another request, it attaches.
-    await handlers.grant_access(
-        uow=docs.uow(),
-        routed=[
-            (
-                str(uuid.uuid4()),
-                Placement(request_id, "passports", (uuid.UUID(document.document_id),)),
-            )
-        ],
-        now=datetime.now(UTC),
+    await docs.subscriptions.deliver(
+        REQUEST_ROUTED, routed(request_id, "passports", document.document_id)
     )
     other = await docs.route(document.document_id)
     attached = [c for c in await docs.changes() if c[2] == ATTACHED]
@@ -879,14 +881,39 @@ async def test_a_submitted_request_attaches_its_documents_once(docs: Docs) -> No
     assert attached == [(d, d, ATTACHED, str(request_id)), (d, d, ATTACHED, str(other))]
 
 
+async def test_an_answers_documents_join_its_request_in_its_department(docs: Docs) -> None:
+    photo = await docs.upload(PDF)
+    request_id = await docs.route((await docs.upload(PDF)).document_id, "passports")
+    answer = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.answered",
+        request_id=str(request_id),
+        request_answered=events_pb2.RequestAnswered(
+            request_id=str(request_id), document_ids=[photo.document_id]
+        ),
+    )
+    followed = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        request_followed_up=events_pb2.RequestFollowedUp(request_id=str(request_id)),
+    )
+    await docs.subscriptions.deliver(APPLICANT_ACTIONS, followed, answer)
+    assert (await docs.get(photo.document_id, REVIEWER)).state == CLEAN
+    d = photo.document_id
+    assert [c for c in await docs.changes() if c[2] == ATTACHED and c[1] == d] == [
+        (d, d, ATTACHED, str(request_id))
+    ]
+
+
 async def test_a_submitted_event_that_is_not_one_is_refused(docs: Docs) -> None:
     with pytest.raises(InvalidArgument):
-        await on_submitted(docs.uow)(events_pb2.Envelope(event_id=str(uuid.uuid4())))
+        await docs.subscriptions.deliver(
+            REQUEST_SUBMITTED, events_pb2.Envelope(event_id=str(uuid.uuid4()))
+        )
 
 
 async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs: Docs) -> None:
     kept, forgotten = await docs.upload(PDF), await docs.upload(PDF)
-    await on_submitted(docs.uow)(submitted(uuid.uuid4(), kept.document_id))
+    await docs.subscriptions.deliver(REQUEST_SUBMITTED, submitted(uuid.uuid4(), kept.document_id))
     later = datetime.now(UTC) + timedelta(hours=72, seconds=1)
     expire = partial(
         handlers.expire_unattached,

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import BatchHandler, EventHandler
 from tawasul_platform.errors import InvalidArgument
 
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import UnitOfWork
 from tawasul_docs.domain.model import Placement
-
-Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
-BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
 def _uuid(name: str, raw: str) -> uuid.UUID:
@@ -24,7 +22,7 @@ def _uuid(name: str, raw: str) -> uuid.UUID:
         raise InvalidArgument({name: "not a UUID"}) from exc
 
 
-def on_submitted(uow: Callable[[], UnitOfWork]) -> Handler:
+def on_submitted(uow: Callable[[], UnitOfWork]) -> EventHandler:
     async def handle(event: events_pb2.Envelope) -> None:
         if not event.HasField("request_submitted"):
             raise InvalidArgument({"payload": f"not a submitted request: {event.event_type}"})
@@ -60,7 +58,7 @@ def on_routed(uow: Callable[[], UnitOfWork]) -> BatchHandler:
     return handle
 
 
-def on_applicant_action(uow: Callable[[], UnitOfWork]) -> Handler:
+def on_applicant_action(uow: Callable[[], UnitOfWork]) -> EventHandler:
     """Only answers bring documents; the other actions are acknowledged and left alone."""
 
     async def handle(event: events_pb2.Envelope) -> None:
