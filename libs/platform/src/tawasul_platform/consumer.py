@@ -495,44 +495,37 @@ class EventConsumer:
 
 
 class Subscriptions:
-    """What a consumer group does with each topic's events, in the order subscribed (the order
-    a poll's topics are applied in). A service's composition root builds it; `subscribe` gives
-    it to the process's group, and service tests `deliver` events to it as the group would,
+    """What a consumer group does with each topic's events (a poll's topics are applied at
+    once, each in offset order). A service's composition root builds it; `subscribe` gives it
+    to the process's group, and service tests `deliver` events to it as the group would,
     without Kafka."""
 
     def __init__(self) -> None:
         self._batches: dict[str, BatchHandler] = {}
         self._each: dict[str, EventHandler] = {}
-        self._topics: list[str] = []
 
     def batches(self, topic: str, handler: BatchHandler) -> Subscriptions:
         """A poll's events of `topic` at once (EventConsumer.subscribe_batches)."""
-        self._add(topic)
+        self._new(topic)
         self._batches[topic] = handler
         return self
 
     def each(self, topic: str, handler: EventHandler) -> Subscriptions:
         """The events of `topic` one at a time, joining the poll's transaction
         (EventConsumer.subscribe)."""
-        self._add(topic)
+        self._new(topic)
         self._each[topic] = handler
         return self
 
-    def _add(self, topic: str) -> None:
-        if topic in self._topics:
+    def _new(self, topic: str) -> None:
+        if topic in self._batches or topic in self._each:
             raise ValueError(f"{topic} is subscribed already")
-        self._topics.append(topic)
-
-    @property
-    def topics(self) -> tuple[str, ...]:
-        return tuple(self._topics)
 
     def subscribe(self, consumer: EventConsumer) -> None:
-        for topic in self._topics:
-            if topic in self._batches:
-                consumer.subscribe_batches(topic, self._batches[topic])
-            else:
-                consumer.subscribe(topic, self._each[topic])
+        for topic, batch in self._batches.items():
+            consumer.subscribe_batches(topic, batch)
+        for topic, handler in self._each.items():
+            consumer.subscribe(topic, handler)
 
     async def deliver(self, topic: str, *events: events_pb2.Envelope) -> None:
         """Hands `events` of `topic` over as one poll: at once to a batch handler, else one by

@@ -338,7 +338,7 @@ async def test_a_topic_slow_to_apply_holds_up_no_other_topic_of_the_poll() -> No
     assert done == ["r1", "n1"]
 
 
-async def test_subscriptions_keep_their_order_and_hand_events_over_as_a_group_would() -> None:
+async def test_subscriptions_hand_events_over_as_a_group_would() -> None:
     seen: list[tuple[str, list[str]]] = []
 
     async def batch(events: Sequence[events_pb2.Envelope]) -> None:
@@ -352,7 +352,7 @@ async def test_subscriptions_keep_their_order_and_hand_events_over_as_a_group_wo
         subscriptions.each("routed", each)
     group = consumer(FakeProducer())
     subscriptions.subscribe(group)
-    assert list(group._appliers) == ["routed", "actions"] == list(subscriptions.topics)
+    assert set(group._appliers) == {"routed", "actions"}
     first, second = (events_pb2.Envelope(event_id=i) for i in ("e1", "e2"))
     await subscriptions.deliver("routed", first, second)
     await subscriptions.deliver("actions", first, second)

@@ -71,8 +71,8 @@ def policy(settings: ReviewSettings) -> handlers.Policy:
 def subscriptions(
     uow: Callable[[], UnitOfWork], rules: handlers.Policy, now: Callable[[], datetime] = _utc_now
 ) -> Subscriptions:
-    """Review's group (SERVICE): routed requests a poll's worth at once, then the
-    beneficiary's actions one by one (a poll's routed request is in before its cancellation)."""
+    """Review's group (SERVICE): routed requests a poll's worth at once, the beneficiary's
+    actions one by one."""
     return (
         Subscriptions()
         .batches(REQUEST_ROUTED, on_routed(uow, rules, now))
