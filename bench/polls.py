@@ -119,7 +119,7 @@ async def platform(bootstrap: str, topics: Sequence[str], counter: Counter) -> N
         counter.polled(len(events))
 
     for topic in topics:
-        consumer.subscribe_batches(topic, nothing, shared=False)
+        consumer.subscribe_batches(topic, nothing)
     await consumer.start()
     print(json.dumps({"ready": True}), flush=True)
     try:

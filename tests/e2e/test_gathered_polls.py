@@ -39,7 +39,7 @@ async def test_a_gathering_group_takes_a_steady_stream_in_few_polls(stack: Stack
         poll_ms=200,
         gather_ms=GATHER_MS,
     )
-    consumer.subscribe_batches(topic, handle, shared=False)
+    consumer.subscribe_batches(topic, handle)
     await consumer.start()
     try:
         # The first record shows the group has joined, so the stream starts after the join

@@ -17,9 +17,7 @@ given to `subscribe` is called per event, every one joining one transaction for 
 one commit, one outbox write and one relay wake-up for up to `max_batch` events, in offset
 order. If anything in the batch fails, the transaction is rolled back and the batch is applied
 again one event at a time, so that retries and dead letters stay per event. A handler given to
-`subscribe_batches` takes the whole poll at once, to apply it set-wise (routing's decisions), or
-with `shared=False` in transactions of its own, for a handler that must commit before it calls
-out (notify's SMS and e-mail: intents, sends, settlements).
+`subscribe_batches` takes the whole poll at once, to apply it set-wise (routing's decisions).
 
 A group's fetches are answered as soon as one record waits, unless it gathers (`gather_ms`):
 then the broker holds each fetch that long for more, so that a steady stream comes a poll's
@@ -172,20 +170,10 @@ class EventConsumer:
         # What the group does with each topic's records, in the order they were subscribed.
         self._appliers: dict[str, Apply] = {}
 
-    def subscribe_batches(
-        self,
-        topic: str,
-        handler: BatchHandler,
-        *,
-        one_by_one: EventHandler | None = None,
-        shared: bool = True,
-    ) -> None:
-        """Hands each poll's events to `handler` in one call, inside one transaction unless
-        `shared` is False (a handler that commits before it calls out); a batch that fails is
-        handed over again one event at a time, to `one_by_one` when given (retries and dead
-        letters)."""
+    def subscribe_batches(self, topic: str, handler: BatchHandler) -> None:
+        """Hands each poll's events to `handler` in one call, inside one transaction; a batch
+        that fails is handed over again one event at a time (retries and dead letters)."""
         dlt = dead_letter_topic(topic, self._group)
-        transaction = self._transaction if shared else None
 
         async def whole(records: Sequence[Record]) -> None:
             events = [_event(record) for record in records]
@@ -197,9 +185,7 @@ class EventConsumer:
 
         self._subscribe(
             topic,
-            lambda records: self._batch_or_one_by_one(
-                records, whole, one_by_one or one, dlt, transaction
-            ),
+            lambda records: self._batch_or_one_by_one(records, whole, one, dlt, self._transaction),
         )
 
     def subscribe(self, topic: str, handler: EventHandler) -> None:
