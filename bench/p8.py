@@ -4,7 +4,7 @@
     uv run python -m bench.p8 --large 100000   # P8 alone, on the running stack
                                                # (TAWASUL_STACK_DIR, TAWASUL_PORT_BASE)
 
-Review's table gets P5's office COPY'd in (bench.p5.Office: every department, state and
+Review's table gets P5's office COPY'd in (bench.office.Office: every department, state and
 sub-service, with the search columns filled as review writes them: the subject, their names
 in Arabic and Latin, the mobile's key and the normalised text). At each size a load process
 calls SearchRequests as reviewers of two departments (the union of two departments' pages,
@@ -56,7 +56,7 @@ from tawasul_review.domain.search import (
     terms,
 )
 
-from bench import p5
+from bench import office, p5
 from bench.cpu import cpu_seconds
 from bench.load import CALL_TIMEOUT, Outcome, percentiles_ms
 from bench.report import Figure
@@ -89,11 +89,11 @@ def query(kind: str, n: int) -> review_pb2.SearchRequestsRequest:
     if kind == "suggestion":
         return review_pb2.SearchRequestsRequest(query=body)
     if kind == "person_id":
-        return review_pb2.SearchRequestsRequest(query=p5.applicant_of(n))
+        return review_pb2.SearchRequestsRequest(query=office.applicant_of(n))
     if kind == "mobile":
-        return review_pb2.SearchRequestsRequest(query="+966" + p5.mobile_of(n)[1:])
+        return review_pb2.SearchRequestsRequest(query="+966" + office.mobile_of(n)[1:])
     if kind == "name":
-        first, _, family = p5.name_parts(n)
+        first, _, family = office.name_parts(n)
         typed = f"{first[0]} {family[0]}".translate(_TYPED)
         return review_pb2.SearchRequestsRequest(query=typed)
     if kind == "common_text":
@@ -173,7 +173,7 @@ async def plans(conn: asyncpg.Connection, stored: int) -> dict[str, dict[str, An
     out: dict[str, dict[str, Any]] = {}
     n = stored // 3
     for kind in KINDS:
-        session = p5._Statements()
+        session = p5.Statements()
         items = SqlWorkItemRepository(cast(Session, session))
         await items.search(criteria(kind, n, now), DEFAULT_PAGE + 1, None)
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -198,13 +198,15 @@ async def grow_and_measure(
     calls: int,
     cpu: p5.CpuPerCall,
 ) -> tuple[dict[str, list[p5.Sample]], dict[str, Any]]:
-    office = p5.Office()
+    rows = office.Office()
     samples: dict[str, list[p5.Sample]] = {kind: [] for kind in KINDS}
     detail: dict[str, Any] = {"seed_seconds": {}}
     async with p5.Load() as calling:
         first = 0
         for stored in sizes:
-            detail["seed_seconds"][p5._size(stored)] = await p5.seed(conn, office, first, stored)
+            detail["seed_seconds"][office.size_label(stored)] = await office.seed(
+                conn, rows, first, stored
+            )
             count = int(await conn.fetchval("SELECT count(*) FROM work_items"))
             for kind, taken in samples.items():
                 spec = p5.Calls(
@@ -224,13 +226,13 @@ async def grow_and_measure(
                 per_call = cpu.per_call(outcome.count + outcome.errors + spec.warmup)
                 taken.append(p5.Sample(count, outcome, load_average, per_call))
             first = stored
-        detail[f"plans_at_{p5._size(sizes[1])}"] = await plans(conn, sizes[1])
+        detail[f"plans_at_{office.size_label(sizes[1])}"] = await plans(conn, sizes[1])
     return samples, detail
 
 
 def judge(figure: Figure, samples: dict[str, list[p5.Sample]], sizes: tuple[int, int]) -> None:
     """The slowest kind's p99 at the large size against the same kind's at the small one."""
-    small_size, large_size = p5._size(sizes[0]), p5._size(sizes[1])
+    small_size, large_size = office.size_label(sizes[0]), office.size_label(sizes[1])
     p99: dict[str, tuple[float, float]] = {}
     for kind, (small, large) in samples.items():
         figure.detail[kind] = {small_size: small.summary(), large_size: large.summary()}
@@ -252,9 +254,9 @@ def judge(figure: Figure, samples: dict[str, list[p5.Sample]], sizes: tuple[int,
     }
     figure.detail["growth_by_kind"] = growth
     figure.value = at_large
-    figure.shown = f"slowest kind {slowest}: " + p5._shown(samples[slowest][1], large_size)
+    figure.shown = f"slowest kind {slowest}: " + p5.shown(samples[slowest][1], large_size)
     figure.baseline = at_small
-    figure.baseline_shown = f"{slowest} at " + p5._shown(samples[slowest][0], small_size)
+    figure.baseline_shown = f"{slowest} at " + p5.shown(samples[slowest][0], small_size)
     figure.ratio = round(at_large / max(at_small, 0.01), 3)
     figure.judge(at_large <= TARGET_MS and max(growth.values()) <= 2.0 and errors == 0)
 
@@ -272,9 +274,9 @@ async def p8(
     seeded rows are removed whatever happens."""
     figure = Figure(
         "P8 search",
-        f"SearchRequests p99 (slowest of {len(KINDS)} kinds of query), {p5._size(large)} vs "
-        f"{p5._size(small)} stored requests (seeded with COPY), {p5.CONCURRENCY} reviewers of "
-        f"{' and '.join(sorted(DEPARTMENTS))} at once",
+        f"SearchRequests p99 (slowest of {len(KINDS)} kinds of query), "
+        f"{office.size_label(large)} vs {office.size_label(small)} stored requests (seeded with "
+        f"COPY), {p5.CONCURRENCY} reviewers of {' and '.join(sorted(DEPARTMENTS))} at once",
         f"≤ {TARGET_MS:g} ms and ≤ 2× growth",
         unit="ms",
     )
@@ -284,12 +286,12 @@ async def p8(
             host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
         )
         try:
-            cleanup["removed_before_seconds"] = await p5.remove(conn)
+            cleanup["removed_before_seconds"] = await office.remove(conn)
             cpu = p5.CpuPerCall(conn, cpu_seconds, review_pid)
             samples, detail = await grow_and_measure(conn, config, (small, large), calls, cpu)
         finally:
             try:
-                cleanup["removed_after_seconds"] = await p5.remove(conn)
+                cleanup["removed_after_seconds"] = await office.remove(conn)
             finally:
                 await conn.close()
     except Exception as exc:  # one figure that cannot be measured does not end the run

@@ -15,22 +15,17 @@ from tawasul_review.domain.reviewers import DEFAULT_CAPACITY
 from tawasul_review.domain.search import searchable, tokens
 
 from bench.load import Outcome, record_seconds
-from bench.p5 import (
-    DEPARTMENT,
+from bench.office import (
     DEPARTMENTS,
     FIELDS,
     NUMBER_PREFIX,
     POOL_PRIORITY,
     QUIET_FOR,
     STATES,
-    Calls,
-    CpuPerCall,
     Office,
-    Sample,
-    _size,
-    judge,
-    statements,
+    size_label,
 )
+from bench.p5 import DEPARTMENT, Calls, CpuPerCall, Sample, judge, statements
 from bench.report import Figure
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -160,7 +155,7 @@ def test_growth_past_twice_or_an_unanswered_call_is_not_met() -> None:
 
 
 def test_sizes_read_as_people_say_them() -> None:
-    assert [_size(n) for n in (200, 2000, 10_000, 1_000_000, 2_500_000)] == [
+    assert [size_label(n) for n in (200, 2000, 10_000, 1_000_000, 2_500_000)] == [
         "200",
         "2k",
         "10k",
