@@ -1,7 +1,7 @@
 """Every benchmark of issue 12 against its baseline, measured in the same run.
 
-    uv run python -m bench                  # starts the stack of TAWASUL_STACK_DIR/PORT_BASE
-    uv run python -m bench --running        # uses the stack that runs there
+    uv run python -m bench                  # starts a new stack of its own (TAWASUL_BENCH_DIR)
+    uv run python -m bench --running        # uses the stack of TAWASUL_STACK_DIR/PORT_BASE
     uv run python -m bench --smoke --results-dir /tmp/r --doc /tmp/p.md   # every one, tiny
 
 Prints one table (figure, this project, its baseline in the same run, the ratio, the target,
@@ -9,9 +9,12 @@ met or not), writes it as JSON under bench/results/<UTC time>.json and into
 docs/performance.md with the machine. Each load runs in a process of its own (bench/load.py)
 on loopback, bounded in count and time, after a warm-up; latencies come from HdrHistogram.
 
-A stack this command started is stopped at the end (unless --keep); a stack that already ran
-is left as it was. A target not met is no error: the exit code is 0 once every figure was
-measured, 1 when one failed.
+Without --running the run starts a stack in a state directory of its own (.state/bench, or
+TAWASUL_BENCH_DIR), emptied first: no figure pays for an earlier run's data (earlier runs'
+loads had left 634k work items where P5 and P8 seed their "10k"). It stops that stack at the
+end (unless --keep) and keeps its data until the next run; a running stack (--running) is left
+as it was. A target not met is no error: the exit code is 0 once every figure was measured, 1
+when one failed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -686,35 +690,16 @@ async def bench(
     finally:
         await conn.close()
     await asyncio.sleep(settings.settle_seconds)
-    if settings.warmup_seconds > 0:
-        _log.info(
-            "warm-up: submissions at %g/s for %g s, none counted",
-            settings.warmup_rate,
-            settings.warmup_seconds,
-        )
-        await run_load(_steady_submissions(config, settings.warmup_rate, settings.warmup_seconds))
-    waited = {"before P1": await quiet(pids, QUIET_BOUND_SECONDS)}
-    _log.info("P1 and P6: echo baseline, then SubmitRequest (RSS sampled meanwhile)")
-    figures, submit = await p1_and_p6(config, settings, pids)
-    waited["before P2"] = await quiet(pids, QUIET_BOUND_SECONDS)
-    _log.info("P2: submit → claimable at half P1's rate for %g s", settings.p2_seconds)
-    figures.extend(await p2(config, settings, submit.rate if submit and submit.count else None))
-    waited["before P3"] = await quiet(pids, QUIET_BOUND_SECONDS)
-    _log.info("P3: put_object baseline, then UploadDocument with and without its size")
-    figures.extend(await p3(config, settings))
-    waited["before P7"] = await quiet(pids, QUIET_BOUND_SECONDS)
-    _log.info("P7: submission → first SMS at P1's rate for %g s", settings.p7_seconds)
-    figures.extend(await p7(config, settings, submit.rate if submit and submit.count else None))
-    waited["before P5"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    # P5 and P8 first: their smaller size is the seeded office alone, not beside the tens of
+    # thousands of work items P1's, P2's and P7's loads leave in review's table.
+    waited = {"before P5": await quiet(pids, QUIET_BOUND_SECONDS)}
     _log.info("P5: ClaimNext and ListQueue at %d, then at %d stored requests", *settings.p5_stored)
-    figures.extend(
-        await p5.p5(
-            config,
-            *settings.p5_stored,
-            settings.p5_calls,
-            review_pid=pids["review"],
-            cpu_seconds=cpu_seconds,
-        )
+    figures = await p5.p5(
+        config,
+        *settings.p5_stored,
+        settings.p5_calls,
+        review_pid=pids["review"],
+        cpu_seconds=cpu_seconds,
     )
     waited["before P8"] = await quiet(pids, QUIET_BOUND_SECONDS)
     _log.info("P8: SearchRequests at %d, then at %d stored requests", *settings.p8_stored)
@@ -727,6 +712,26 @@ async def bench(
             cpu_seconds=cpu_seconds,
         )
     )
+    if settings.warmup_seconds > 0:
+        _log.info(
+            "warm-up: submissions at %g/s for %g s, none counted",
+            settings.warmup_rate,
+            settings.warmup_seconds,
+        )
+        await run_load(_steady_submissions(config, settings.warmup_rate, settings.warmup_seconds))
+    waited["before P1"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    _log.info("P1 and P6: echo baseline, then SubmitRequest (RSS sampled meanwhile)")
+    measured, submit = await p1_and_p6(config, settings, pids)
+    figures.extend(measured)
+    waited["before P2"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    _log.info("P2: submit → claimable at half P1's rate for %g s", settings.p2_seconds)
+    figures.extend(await p2(config, settings, submit.rate if submit and submit.count else None))
+    waited["before P3"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    _log.info("P3: put_object baseline, then UploadDocument with and without its size")
+    figures.extend(await p3(config, settings))
+    waited["before P7"] = await quiet(pids, QUIET_BOUND_SECONDS)
+    _log.info("P7: submission → first SMS at P1's rate for %g s", settings.p7_seconds)
+    figures.extend(await p7(config, settings, submit.rate if submit and submit.count else None))
     # Last: it stops and restarts services (their pids above go stale).
     waited["before P4"] = await quiet(pids, QUIET_BOUND_SECONDS)
     figures.extend(await p4.p4(config, settings.p4_events))
@@ -800,12 +805,45 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
 
 
+def stored_note(figures: list[Figure], *, fresh: bool, state_dir: Path) -> str:
+    """What the stack held: a new one, or the running one with what earlier loads left, and the
+    work items in review's table at P5's and P8's sizes (seeded and real)."""
+    held = []
+    # P5 keeps each size's call figures in its detail, P8 in each kind's (name is one).
+    for figure_id, name, kind in (("P5 ClaimNext", "P5", None), ("P8 search", "P8", "name")):
+        detail = next((f.detail for f in figures if f.id == figure_id), {})
+        sizes: dict[str, Any] = detail.get(kind, {}) if kind else detail
+        counts = [
+            f"{value['stored']:,} at {label}"
+            for label, value in sizes.items()
+            if isinstance(value, dict) and "stored" in value
+        ]
+        if counts:
+            held.append(f"{name} {', '.join(counts)}")
+    items = (
+        f"; work items in review's table (seeded and real) while measured: {'; '.join(held)}"
+        if held
+        else ""
+    )
+    if fresh:
+        return (
+            f"The run started a new stack ({state_dir}, emptied first), so no figure paid for "
+            f"an earlier run's data; P5 and P8 ran first, before any load{items}."
+        )
+    return f"The run used the running stack ({state_dir}) with what it held{items}."
+
+
 def _notes(
-    settings: Settings, figures: list[Figure], machine: dict[str, Any], nice: dict[str, int]
+    settings: Settings,
+    figures: list[Figure],
+    machine: dict[str, Any],
+    nice: dict[str, int],
+    stack: str,
 ) -> list[str]:
     load = machine["load_average_at_start"]
     yielding = ", ".join(f"{name} {value}" for name, value in nice.items() if value)
     notes = [
+        stack,
         f"P2 ran {settings.p2_seconds:g} s (default 30 s; the issue's figure is 5 minutes: "
         "`--p2-seconds 300`). Its latency runs from the start of the SubmitRequest call to the "
         f"first poll ({P2_POLL_SECONDS * 1000:g} ms apart) that sees the work item's row in "
@@ -871,16 +909,43 @@ def cpu_note(span: str, spent: dict[str, Any]) -> str:
     )
 
 
+def shown(path: Path) -> Path:
+    """A path as the docs show it: from the repository's root when inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def bench_dir() -> Path:
+    """Where a run that starts its own stack keeps it."""
+    return Path(os.environ.get("TAWASUL_BENCH_DIR") or ROOT / ".state" / "bench")
+
+
+def fresh_stack(config: StackConfig) -> Stack:
+    """A stack in `config.state_dir` with nothing of an earlier run left there; StackError
+    while a process of that stack runs, or when the directory holds something other than a
+    stack's state (it is removed whole)."""
+    stack = Stack(config)
+    running = sorted(name for name, up in stack.status().items() if up)
+    if running:
+        raise StackError(
+            f"{', '.join(running)} still running in {config.state_dir}: stop them "
+            f"(tawasul-stack --state-dir {config.state_dir} down) or measure them with --running"
+        )
+    state = config.state_dir
+    if state.exists() and any(state.iterdir()) and not (state / "pids").is_dir():
+        raise StackError(f"{state} is not a stack's state directory: not emptied")
+    shutil.rmtree(state, ignore_errors=True)
+    return Stack(config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
     )
     settings = _settings(args)
-    config = StackConfig.from_env()
-    stack = Stack(config)
-    started_here = False
     if args.running:
+        config = StackConfig.from_env()
+        stack = Stack(config)
         stopped = [name for name, up in stack.status().items() if not up]
         if stopped:
             print(
@@ -889,12 +954,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     else:
-        started_here = not any(stack.status().values())
+        config = StackConfig.from_env(state_dir=bench_dir())
+        try:
+            stack = fresh_stack(config)
+        except StackError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         try:
             stack.up()
         except StackError as error:
             print(f"error: {error}", file=sys.stderr)
-            if started_here and not args.keep:
+            if not args.keep:
                 stack.down()
             return 1
     started = datetime.now(UTC)
@@ -903,7 +973,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         figures, postgres_version, waited = asyncio.run(bench(config, settings))
     finally:
-        if started_here and not args.keep:
+        if not args.running and not args.keep:
             stack.down()
     finished = datetime.now(UTC)
     machine = report.machine(postgres_version, load_at_start)
@@ -912,11 +982,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results_file = (
         results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json" if results_dir else None
     )
-    shown_file = (
-        results_file.relative_to(ROOT)
-        if results_file and results_file.is_relative_to(ROOT)
-        else results_file
-    )
+    shown_file = shown(results_file) if results_file else None
     result = {
         "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
@@ -926,7 +992,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quiet_waits_seconds": waited,
         "machine": machine,
         "niceness": nice,
-        "notes": _notes(settings, figures, machine, nice),
+        "notes": _notes(
+            settings,
+            figures,
+            machine,
+            nice,
+            stored_note(figures, fresh=not args.running, state_dir=shown(config.state_dir)),
+        ),
         "figures": report.figures_json(figures),
     }
     print(report.table(figures))

@@ -20,9 +20,10 @@ DOC_HEADER = """\
 # Performance
 
 The figures of issue 12, each measured against its baseline in the same run on the same
-machine. `uv run python -m bench` starts the stack (or, with `--running`, uses the one that
-runs), runs every benchmark, prints the table below, writes it as JSON under `bench/results/`
-and replaces the part of this file between the markers with it.
+machine. `uv run python -m bench` starts a new stack of its own (`.state/bench`, emptied first,
+so that no figure pays for an earlier run's data; with `--running` it uses the one that runs),
+runs every benchmark, prints the table below, writes it as JSON under `bench/results/` and
+replaces the part of this file between the markers with it.
 
 Load comes from a separate process on loopback (`bench/load.py`), bounded in count and in
 time, after a warm-up it does not count; latencies are read off an HdrHistogram, never a mean.
