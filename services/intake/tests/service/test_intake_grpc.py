@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -19,6 +19,8 @@ import tawasul_intake
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -28,7 +30,7 @@ from tawasul_intake import bootstrap
 from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
-from tawasul_intake.adapters.repository import IntakeUnitOfWork
+from tawasul_intake.adapters.repository import IntakeUnitOfWork, SqlRequestRepository
 from tawasul_intake.app.ports import DocumentInfo
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
@@ -40,7 +42,7 @@ from tawasul_platform.grpc import bearer, existing_resource, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
-from tawasul_platform.sql import Database
+from tawasul_platform.sql import Database, Session
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
@@ -765,6 +767,67 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
     assert [e.event_type for e in await intake.outbox(APPLICANT_ACTIONS)] == [
         "tawasul.requests.cancelled"
     ]
+
+
+class Recorded:
+    """Stands in for a unit of work's session: keeps the statements a repository runs, with
+    their values."""
+
+    def __init__(self) -> None:
+        self.seen: list[ClauseElement] = []
+
+    async def execute(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:
+        self.seen.append(statement.params(params or {}))
+        return Recorded.Nothing()
+
+    class Nothing(list[Any]):
+        def all(self) -> list[Any]:
+            return self
+
+
+def indexes(plan: dict[str, Any]) -> set[str]:
+    """The indexes a plan (EXPLAIN's JSON) reads."""
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    return found.union(*(indexes(child) for child in plan.get("Plans", [])))
+
+
+async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
+    intake: Intake,
+) -> None:
+    """An establishment files for years: a submission checks the account's open requests (ten
+    at most) and reads none of the thousands it closed long ago."""
+    first = await intake.submit()
+    # Copies of the first: the account's closed ones, and other accounts' open ones.
+    copies = text(
+        "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code, "
+        "description, document_ids, contact, status, submitted_at, updated_at, subject_id) "
+        "SELECT gen_random_uuid(), :prefix || lpad(n::text, 8, '0'), "
+        "CASE WHEN :status = 'closed' THEN applicant_id ELSE '2' || lpad(n::text, 9, '0') END, "
+        "'copy-' || n, sub_service_code, description, document_ids, contact, :status, "
+        "submitted_at - n * interval '1 hour', updated_at, '2' || lpad(n::text, 9, '0') "
+        "FROM requests, generate_series(1, 3000) AS n WHERE number = :number"
+    )
+    async with intake.engine.begin() as conn:
+        for prefix, status in (("TW1", "closed"), ("TW2", "submitted")):
+            await conn.execute(
+                copies, {"prefix": prefix, "status": status, "number": first.request_number}
+            )
+        await conn.execute(text("ANALYZE requests"))
+    recorded = Recorded()
+    related = await SqlRequestRepository(cast(Session, recorded)).related_to(
+        CITIZEN_ID, "a new key", "1000000016", "passports.issue-renewal-problem"
+    )
+    assert related == []
+    (statement,) = recorded.seen
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    async with intake.engine.connect() as conn:
+        plan = await conn.scalar(text(f"EXPLAIN (FORMAT JSON) {sql}"))
+    read = indexes(plan[0]["Plan"])
+    assert "requests_applicant_open" in read
+    assert "requests_applicant_recent" not in read
+    again = await intake.submit(sub_service_code="reports.general-inquiry", fields={})
+    assert again.status == common_pb2.REQUEST_STATUS_SUBMITTED
 
 
 async def test_a_submission_does_not_write_the_account_s_other_requests(intake: Intake) -> None:

@@ -65,6 +65,16 @@ requests = Table(
         ),
     ),
     Index("requests_applicant_recent", "applicant_id", text("submitted_at DESC"), text("id DESC")),
+    # A submission reads the account's open requests (at most MAX_OPEN_PER_ACCOUNT): through
+    # requests_applicant_recent it read every request the account ever filed.
+    Index(
+        "requests_applicant_open",
+        "applicant_id",
+        postgresql_where=text(
+            "status IN ('submitted', 'under_review', 'needs_more_info',"
+            " 'returned_by_applicant', 'transferred')"
+        ),
+    ),
 )
 
 # The live one-time code of a request being tracked without login, as a keyed hash only.
