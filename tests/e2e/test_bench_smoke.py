@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tawasul_devstack.stack import SERVICES, Stack
+from tawasul_devstack.stack import SERVICES, Stack, StackConfig
 
 from bench.hops import STEPS
 from tests.e2e.direct import scalar
@@ -50,14 +50,25 @@ WITH_BASELINE = {
 
 def bench(stack: Stack, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """Runs `python -m <args>` against the test stack; its output, once it succeeded."""
-    run = subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env={
-            **os.environ,
+    return succeeded(
+        args,
+        {
             "TAWASUL_STACK_DIR": str(stack.config.state_dir),
             "TAWASUL_PORT_BASE": str(stack.config.port_base),
         },
+        timeout,
+    )
+
+
+def succeeded(
+    args: tuple[str, ...], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m <args>` with `env` besides this process's; its output, once it
+    succeeded."""
+    run = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -120,6 +131,33 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert "P2's path, p50 of each step in ms" in page
     assert "CPU a submission during P2's load and drain, ms: " in page
     assert "Before P1 the run sent submissions at 10/s for 1 s and counted none" in page
+
+
+def test_a_full_run_starts_a_new_stack_of_its_own_and_stops_it(tmp_path: Path) -> None:
+    """The README's command: no stack of the run's own runs yet, an earlier run's data lies
+    in its directory; the run empties it, starts the stack, measures, and stops it."""
+    state = tmp_path / "bench"
+    earlier = state / "pg" / "an earlier run's table"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("634,520 work items")
+    (state / "pids").mkdir()
+    port_base = int(os.environ.get("TAWASUL_TEST_BENCH_PORT_BASE", "31000"))
+    results = tmp_path / "results"
+
+    run = succeeded(
+        ("bench", "--smoke", "--results-dir", str(results), "--doc", str(tmp_path / "p.md")),
+        {"TAWASUL_BENCH_DIR": str(state), "TAWASUL_PORT_BASE": str(port_base)},
+        timeout=600,
+    )
+
+    [written] = results.glob("*.json")
+    report = json.loads(written.read_text())
+    assert report["notes"][0].startswith(f"The run started a new stack ({state}, emptied first)")
+    assert all(f["status"] != "failed" for f in report["figures"]), run.stdout
+    assert not earlier.exists()
+    assert (state / "logs" / "review.log").exists()
+    config = StackConfig.from_env(state_dir=state, port_base=port_base)
+    assert not any(Stack(config).status().values())
 
 
 def test_the_per_poll_benchmark_measures_both_consumers(stack: Stack) -> None:
