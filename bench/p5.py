@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql import ClauseElement
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import StackConfig
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.sql import Session
+from tawasul_platform.testing import RecordedStatements
 from tawasul_review.adapters.repository import SqlWorkItemRepository
 from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.app.ports import QueueFilter
@@ -59,44 +58,17 @@ POOL_SIZE = 4 * CONCURRENCY
 # --- the statements' plans ---------------------------------------------------------------------
 
 
-class Statements:
-    """Stands in for review's session: keeps each statement its repository would run."""
-
-    def __init__(self) -> None:
-        self.seen: list[ClauseElement] = []
-
-    async def execute(self, statement: ClauseElement) -> _Nothing:
-        self.seen.append(statement)
-        return _Nothing()
-
-    async def scalar(self, statement: ClauseElement) -> int:
-        self.seen.append(statement)
-        return 0
-
-
-class _Nothing(list[Any]):
-    def first(self) -> None:
-        return None
-
-    def all(self) -> list[Any]:
-        return self
-
-
 async def statements() -> dict[str, str]:
     """The SQL review runs for ClaimNext (the reviewer's held items, then the next item) and
     for ListQueue's first page, as its own repository builds it, with the values inline."""
-    session = Statements()
+    session = RecordedStatements()
     items = SqlWorkItemRepository(cast(Session, session))
     caller = f"{CALLER_PREFIX}00"
     await items.held_by(caller)
     await items.next_queued(frozenset({DEPARTMENT}), DEFAULT_LANGUAGES, caller)
     await items.queue(DEPARTMENT, DEFAULT_PAGE + 1, None, QueueFilter())
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    sql = [
-        str(s.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for s in session.seen
-    ]
-    return dict(zip(("ClaimNext held_by", "ClaimNext next_queued", "ListQueue"), sql, strict=True))
+    names = ("ClaimNext held_by", "ClaimNext next_queued", "ListQueue")
+    return dict(zip(names, session.sql(), strict=True))
 
 
 async def plans(conn: asyncpg.Connection) -> dict[str, list[str]]:

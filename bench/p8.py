@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy.dialects import postgresql
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import Stack, StackConfig
@@ -46,6 +45,7 @@ from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.request_numbers import damm_digit
 from tawasul_platform.sql import Session
+from tawasul_platform.testing import RecordedStatements
 from tawasul_review.adapters.repository import SqlWorkItemRepository
 from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.domain.model import OPEN_STATES, State
@@ -173,14 +173,12 @@ async def plans(conn: asyncpg.Connection, stored: int) -> dict[str, dict[str, An
     out: dict[str, dict[str, Any]] = {}
     n = stored // 3
     for kind in KINDS:
-        session = p5.Statements()
+        session = RecordedStatements()
         items = SqlWorkItemRepository(cast(Session, session))
         await items.search(criteria(kind, n, now), DEFAULT_PAGE + 1, None)
-        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         # After its SET LOCAL plan_cache_mode; for words, the read of each department's
         # newest items (which finds nothing here, so settles the page with no planned search).
-        statement = session.seen[-1]
-        sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        sql = session.sql()[-1]
         rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
         lines = [str(r[0]) for r in rows]
         executed = next((x for x in lines if x.startswith("Execution Time")), "")

@@ -1,16 +1,19 @@
 """Stand-ins for tests: in-memory parts for unit tests of use cases (no database, no broker),
-and a gate for servers that serve only test handlers."""
+a gate for servers that serve only test handlers, and a session that keeps the statements a
+repository would run, to read their plans."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
 
 from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
@@ -68,3 +71,40 @@ def recorded_spans() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         tracing.reset()
+
+
+class RecordedStatements:
+    """Stands in for a unit of work's session and runs nothing: keeps each statement a
+    repository would run, its values bound, and answers each with no rows."""
+
+    def __init__(self) -> None:
+        self.seen: list[ClauseElement] = []
+
+    async def execute(
+        self, statement: ClauseElement, params: Mapping[str, Any] | None = None
+    ) -> NoRows:
+        self.seen.append(statement.params(dict(params)) if params else statement)
+        return NoRows()
+
+    async def scalar(
+        self, statement: ClauseElement, params: Mapping[str, Any] | None = None
+    ) -> None:
+        await self.execute(statement, params)
+
+    def sql(self) -> list[str]:
+        """Each statement as PostgreSQL's SQL with its values inline, as EXPLAIN takes it."""
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        return [
+            str(s.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            for s in self.seen
+        ]
+
+
+class NoRows(list[Any]):
+    """What a statement run by RecordedStatements returned."""
+
+    def first(self) -> None:
+        return None
+
+    def all(self) -> list[Any]:
+        return self

@@ -19,8 +19,6 @@ import tawasul_intake
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql import ClauseElement
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -43,6 +41,7 @@ from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database, Session
+from tawasul_platform.testing import RecordedStatements
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
@@ -769,22 +768,6 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
     ]
 
 
-class Recorded:
-    """Stands in for a unit of work's session: keeps the statements a repository runs, with
-    their values."""
-
-    def __init__(self) -> None:
-        self.seen: list[ClauseElement] = []
-
-    async def execute(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:
-        self.seen.append(statement.params(params or {}))
-        return Recorded.Nothing()
-
-    class Nothing(list[Any]):
-        def all(self) -> list[Any]:
-            return self
-
-
 def indexes(plan: dict[str, Any]) -> set[str]:
     """The indexes a plan (EXPLAIN's JSON) reads."""
     found = {plan["Index Name"]} if "Index Name" in plan else set()
@@ -813,14 +796,12 @@ async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
                 copies, {"prefix": prefix, "status": status, "number": first.request_number}
             )
         await conn.execute(text("ANALYZE requests"))
-    recorded = Recorded()
+    recorded = RecordedStatements()
     related = await SqlRequestRepository(cast(Session, recorded)).related_to(
         CITIZEN_ID, "a new key", "1000000016", "passports.issue-renewal-problem"
     )
     assert related == []
-    (statement,) = recorded.seen
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    (sql,) = recorded.sql()
     async with intake.engine.connect() as conn:
         plan = await conn.scalar(text(f"EXPLAIN (FORMAT JSON) {sql}"))
     read = indexes(plan[0]["Plan"])
