@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -39,7 +39,8 @@ from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
-from tawasul_platform.sql import Database
+from tawasul_platform.sql import Database, Session
+from tawasul_platform.testing import RecordedStatements
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -50,7 +51,7 @@ from tawasul_platform.topics import (
 )
 from tawasul_review import bootstrap
 from tawasul_review.adapters import tables
-from tawasul_review.adapters.repository import ReviewUnitOfWork
+from tawasul_review.adapters.repository import ReviewUnitOfWork, SqlQualityRepository
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import ANSWER_IN_FLIGHT, Contact, WorkItem
@@ -1098,6 +1099,60 @@ async def test_the_backlog_counts_for_a_supervisor_only(review: Review) -> None:
             )
         )
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of a plan (EXPLAIN's JSON) that read a relation or an index."""
+    found = [plan] if "Relation Name" in plan or "Index Name" in plan else []
+    return found + [node for child in plan.get("Plans", []) for node in scans(child)]
+
+
+async def test_pending_quality_checks_are_read_apart_from_years_of_done_ones(
+    review: Review,
+) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    async with review.engine.begin() as conn:
+        await conn.execute(
+            sql(
+                "INSERT INTO quality_checks (request_id, request_number, department, decision, "
+                "decided_by, sampled_at, checked_by, verdict, note) "
+                "SELECT gen_random_uuid(), 'TW' || lpad(n::text, 9, '0'), department, 'accept', "
+                "'E100', CAST(:start AS timestamptz) - n * interval '1 hour', checker, verdict, '' "
+                "FROM generate_series(1, 3000) AS n, (VALUES ('passports', 'E200', 'agree'), "
+                "('visas', '', '')) AS d(department, checker, verdict)"
+            ),
+            {"start": START},
+        )
+        for number, hours in (("TW900000001", 1), ("TW900000002", 2)):
+            await conn.execute(
+                sql(
+                    "INSERT INTO quality_checks (request_id, request_number, department, "
+                    "decision, decided_by, sampled_at) VALUES "
+                    "(gen_random_uuid(), :number, 'passports', 'reject', 'E100', :at)"
+                ),
+                {"number": number, "at": START + timedelta(hours=hours)},
+            )
+        await conn.execute(sql("ANALYZE quality_checks"))
+
+    answer = await review.stub.ListQualityChecks(
+        review_pb2.ListQualityChecksRequest(department_code="passports"),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+
+    assert [(c.request_number, c.checked_by) for c in answer.checks] == [
+        ("TW900000001", ""),
+        ("TW900000002", ""),
+    ]
+    recorded = RecordedStatements()
+    await SqlQualityRepository(cast(Session, recorded)).in_department(
+        "passports", include_done=False
+    )
+    (statement,) = recorded.sql()
+    async with review.engine.connect() as conn:
+        plan = await conn.scalar(sql(f"EXPLAIN (FORMAT JSON) {statement}"))
+    (scan,) = scans(plan[0]["Plan"])
+    assert (scan.get("Index Name"), scan.get("Filter")) == ("quality_checks_pending", None)
 
 
 async def test_reviewers_are_managed_by_admins_and_supervisors(review: Review) -> None:
