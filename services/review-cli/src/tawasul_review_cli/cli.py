@@ -1079,10 +1079,11 @@ def quality(
     ctx: typer.Context,
     department: Department,
     all_checks: Annotated[
-        bool, typer.Option("--all", help="Include those already checked.")
+        bool,
+        typer.Option("--all", help="The most recent checks, made or not, newest first."),
     ] = False,
 ) -> None:
-    """For supervisors: the sampled decisions waiting for a second look."""
+    """For supervisors: the sampled decisions waiting for a second look, oldest first."""
     _run(ctx, lambda review: list_quality_checks(review, department, all_checks))
 
 

@@ -1107,7 +1107,7 @@ def scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return found + [node for child in plan.get("Plans", []) for node in scans(child)]
 
 
-async def test_pending_quality_checks_are_read_apart_from_years_of_done_ones(
+async def test_quality_checks_are_listed_apart_from_years_of_done_ones(
     review: Review,
 ) -> None:
     await review.put_reviewer("S001", supervises=("passports",))
@@ -1153,6 +1153,21 @@ async def test_pending_quality_checks_are_read_apart_from_years_of_done_ones(
         plan = await conn.scalar(sql(f"EXPLAIN (FORMAT JSON) {statement}"))
     (scan,) = scans(plan[0]["Plan"])
     assert (scan.get("Index Name"), scan.get("Filter")) == ("quality_checks_pending", None)
+    # With the checks made: the most recent first, not the department's first 500 ever.
+    everything = await review.stub.ListQualityChecks(
+        review_pb2.ListQualityChecksRequest(department_code="passports", include_done=True),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    assert len(everything.checks) == 500
+    assert [(c.request_number, c.checked_by) for c in everything.checks[:4]] == [
+        ("TW900000002", ""),
+        ("TW900000001", ""),
+        ("TW000000001", "E200"),
+        ("TW000000002", "E200"),
+    ]
+    assert everything.checks[-1].request_number == "TW000000498"
+    assert {c.department_code for c in everything.checks} == {"passports"}
 
 
 async def test_reviewers_are_managed_by_admins_and_supervisors(review: Review) -> None:

@@ -288,9 +288,12 @@ class FakeQuality:
 
     async def in_department(self, department: str, *, include_done: bool) -> list[QualityCheck]:
         every = {**self._db.quality, **self.written}.values()
-        return [
-            c for c in every if c.department == department and (include_done or not c.checked_by)
-        ]
+        listed = sorted(
+            (c for c in every if c.department == department and (include_done or not c.checked_by)),
+            key=lambda c: c.sampled_at,
+            reverse=include_done,
+        )
+        return listed[:500]
 
 
 class FakeUnitOfWork:

@@ -1294,7 +1294,9 @@ class ListQualityChecksRequest(_message.Message):
     INCLUDE_DONE_FIELD_NUMBER: _builtins.int
     department_code: _builtins.str
     include_done: _builtins.bool
-    """Include the ones already checked."""
+    """Without it: the checks still to make, oldest sampled first (the order to make them in).
+    With it: the department's most recent checks, made or not, newest first. 500 at most.
+    """
     def __init__(
         self,
         *,
