@@ -1146,28 +1146,73 @@ async def test_quality_checks_are_listed_apart_from_years_of_done_ones(
     ]
     recorded = RecordedStatements()
     await SqlQualityRepository(cast(Session, recorded)).in_department(
-        "passports", include_done=False
+        "passports", include_done=False, limit=501
     )
     (statement,) = recorded.sql()
     async with review.engine.connect() as conn:
         plan = await conn.scalar(sql(f"EXPLAIN (FORMAT JSON) {statement}"))
     (scan,) = scans(plan[0]["Plan"])
     assert (scan.get("Index Name"), scan.get("Filter")) == ("quality_checks_pending", None)
-    # With the checks made: the most recent first, not the department's first 500 ever.
-    everything = await review.stub.ListQualityChecks(
-        review_pb2.ListQualityChecksRequest(department_code="passports", include_done=True),
+    # With the checks made: newest first, page by page down to the first ever made.
+    numbers: list[str] = []
+    token = ""
+    for _ in range(10):
+        page = await review.stub.ListQualityChecks(
+            review_pb2.ListQualityChecksRequest(
+                department_code="passports", include_done=True, page_token=token
+            ),
+            timeout=5,
+            metadata=bearer(BOSS),
+        )
+        assert {c.department_code for c in page.checks} == {"passports"}
+        numbers.extend(c.request_number for c in page.checks)
+        token = page.next_page_token
+        if not token:
+            break
+    assert numbers == [
+        "TW900000002",
+        "TW900000001",
+        *(f"TW{n:09d}" for n in range(1, 3001)),
+    ]
+    # The checks still to make, a page of one at a time, oldest first.
+    first = await review.stub.ListQualityChecks(
+        review_pb2.ListQualityChecksRequest(department_code="passports", page_size=1),
         timeout=5,
         metadata=bearer(BOSS),
     )
-    assert len(everything.checks) == 500
-    assert [(c.request_number, c.checked_by) for c in everything.checks[:4]] == [
-        ("TW900000002", ""),
-        ("TW900000001", ""),
-        ("TW000000001", "E200"),
-        ("TW000000002", "E200"),
+    last = await review.stub.ListQualityChecks(
+        review_pb2.ListQualityChecksRequest(
+            department_code="passports", page_size=1, page_token=first.next_page_token
+        ),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    assert [c.request_number for c in (*first.checks, *last.checks)] == [
+        "TW900000001",
+        "TW900000002",
     ]
-    assert everything.checks[-1].request_number == "TW000000498"
-    assert {c.department_code for c in everything.checks} == {"passports"}
+    assert (bool(first.next_page_token), last.next_page_token) == (True, "")
+    for bad, field in (
+        (
+            review_pb2.ListQualityChecksRequest(department_code="passports", page_size=-1),
+            "page_size",
+        ),
+        (
+            review_pb2.ListQualityChecksRequest(department_code="passports", page_token="x"),
+            "page_token",
+        ),
+        (
+            review_pb2.ListQualityChecksRequest(
+                department_code="passports",
+                page_token=base64.urlsafe_b64encode(b'["2026-01-04T10:00:00", "no"]').decode(),
+            ),
+            "page_token",
+        ),
+    ):
+        violations = await invalid(
+            review.stub.ListQualityChecks(bad, timeout=5, metadata=bearer(BOSS))
+        )
+        assert list(violations) == [field]
 
 
 async def test_reviewers_are_managed_by_admins_and_supervisors(review: Review) -> None:

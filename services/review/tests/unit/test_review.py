@@ -46,7 +46,7 @@ from tawasul_review.domain.model import (
     StatusChanged,
     WorkItem,
 )
-from tawasul_review.domain.quality import QualityCheck
+from tawasul_review.domain.quality import QualityCheck, QualityPosition
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
 from tawasul_review.domain.search import (
     Criteria,
@@ -286,14 +286,32 @@ class FakeQuality:
     async def save(self, check: QualityCheck) -> None:
         self.written[check.request_id] = check
 
-    async def in_department(self, department: str, *, include_done: bool) -> list[QualityCheck]:
+    async def in_department(
+        self,
+        department: str,
+        *,
+        include_done: bool,
+        limit: int,
+        after: QualityPosition | None = None,
+    ) -> list[QualityCheck]:
         every = {**self._db.quality, **self.written}.values()
         listed = sorted(
             (c for c in every if c.department == department and (include_done or not c.checked_by)),
-            key=lambda c: c.sampled_at,
+            key=lambda c: (c.sampled_at, c.request_id),
             reverse=include_done,
         )
-        return listed[:500]
+        if after is not None:
+            key = (after.sampled_at, after.request_id)
+            listed = [
+                c
+                for c in listed
+                if (
+                    (c.sampled_at, c.request_id) < key
+                    if include_done
+                    else (c.sampled_at, c.request_id) > key
+                )
+            ]
+        return listed[:limit]
 
 
 class FakeUnitOfWork:
@@ -1288,9 +1306,10 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
             now=START,
         )
     assert list(uow.db.quality) == [sampled_item]
-    pending = await handlers.quality_checks(
+    pending, following = await handlers.quality_checks(
         uow=uow, reviewer=BOSS, department="passports", include_done=False
     )
+    assert following is None
     assert [(c.request_id, c.decided_by, c.decision) for c in pending] == [
         (sampled_item, "E100", Decision.ACCEPT)
     ]
@@ -1312,12 +1331,9 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
     )
     assert (done.checked_by, done.verdict, done.note) == ("E200", "agree", "Fine")
     assert uow.db.quality[sampled_item] == done
-    assert (
-        await handlers.quality_checks(
-            uow=uow, reviewer=BOSS, department="passports", include_done=False
-        )
-        == []
-    )
+    assert await handlers.quality_checks(
+        uow=uow, reviewer=BOSS, department="passports", include_done=False
+    ) == ([], None)
     with pytest.raises(PermissionDenied):
         await handlers.quality_checks(
             uow=uow, reviewer=ALI, department="passports", include_done=True

@@ -199,13 +199,15 @@ quality_checks = Table(
     Column("checked_by", String(50), nullable=False, server_default=""),
     Column("verdict", String(20), nullable=False, server_default=""),
     Column("note", Text, nullable=False, server_default=""),
-    Index("quality_checks_sampled", "department", "sampled_at"),
-    # A supervisor's list of checks still to make: through quality_checks_sampled it read the
-    # department's every check since the first (done ones first, the oldest) to find them.
+    # A supervisor's pages of checks, in their order (made or not, newest first).
+    Index("quality_checks_sampled", "department", "sampled_at", "request_id"),
+    # The checks still to make, oldest first: through an index of every check it read the
+    # department's every check since the first (made ones first, the oldest) to find them.
     Index(
         "quality_checks_pending",
         "department",
         "sampled_at",
+        "request_id",
         postgresql_where=text("checked_by = ''"),
     ),
 )

@@ -33,7 +33,7 @@ from tawasul_review.domain.model import (
     State,
     WorkItem,
 )
-from tawasul_review.domain.quality import QualityCheck, sampled
+from tawasul_review.domain.quality import QualityCheck, QualityPosition, sampled
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
 from tawasul_review.domain.search import (
     MAX_QUERY,
@@ -53,6 +53,8 @@ from tawasul_review.domain.search import (
 CONSUMER = "review"
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+# A page of quality checks: the whole list it was before it had pages, by default.
+MAX_QUALITY_PAGE = 500
 DEFAULT_RESPOND_WITHIN_DAYS = 5
 MAX_RESPOND_WITHIN_DAYS = 30
 SWEEP_BATCH = 200
@@ -555,13 +557,27 @@ async def put_queue_settings(
 
 
 async def quality_checks(
-    *, uow: UnitOfWork, reviewer: Principal, department: str, include_done: bool
-) -> list[QualityCheck]:
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    department: str,
+    include_done: bool,
+    limit: int = 0,
+    after: QualityPosition | None = None,
+) -> tuple[list[QualityCheck], QualityPosition | None]:
+    """One page of a department's quality checks, and where the next page starts (None:
+    last)."""
+    size = min(limit or MAX_QUALITY_PAGE, MAX_QUALITY_PAGE)
     async with uow:
         me = await _me(uow, reviewer)
         if department not in me.supervises:
             raise PermissionDenied(f"not a supervisor of department {department!r}")
-        return await uow.quality.in_department(department, include_done=include_done)
+        checks = await uow.quality.in_department(
+            department, include_done=include_done, limit=size + 1, after=after
+        )
+    if len(checks) > size:
+        return checks[:size], checks[size - 1].position
+    return checks, None
 
 
 async def complete_quality_check(

@@ -12,7 +12,7 @@ from tawasul_platform.ports import Inbox, Transaction
 
 from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import HistoryEntry, QueuePosition, Receipt, State, WorkItem
-from tawasul_review.domain.quality import QualityCheck
+from tawasul_review.domain.quality import QualityCheck, QualityPosition
 from tawasul_review.domain.reviewers import Reviewer
 from tawasul_review.domain.search import Criteria, SearchPosition
 
@@ -117,9 +117,17 @@ class QualityRepository(Protocol):
     async def add(self, check: QualityCheck) -> None: ...
     async def get(self, request_id: uuid.UUID) -> QualityCheck | None: ...
     async def save(self, check: QualityCheck) -> None: ...
-    async def in_department(self, department: str, *, include_done: bool) -> list[QualityCheck]:
+    async def in_department(
+        self,
+        department: str,
+        *,
+        include_done: bool,
+        limit: int,
+        after: QualityPosition | None = None,
+    ) -> list[QualityCheck]:
         """The checks still to make, oldest sampled first (the order to make them in); with
-        `include_done`, the most recent checks, made or not, newest first. 500 at most."""
+        `include_done`, every check, made or not, newest first. `limit` of them, after
+        `after` in that order."""
         ...
 
 

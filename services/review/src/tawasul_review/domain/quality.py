@@ -28,6 +28,14 @@ def sampled(request_id: uuid.UUID, percent: int) -> bool:
 
 
 @dataclass(frozen=True)
+class QualityPosition:
+    """Where a page of quality checks ends: by the time each was sampled, then by request."""
+
+    sampled_at: datetime
+    request_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class QualityCheck:
     request_id: uuid.UUID
     request_number: str
@@ -38,6 +46,10 @@ class QualityCheck:
     checked_by: str = ""
     verdict: Verdict | None = None
     note: str = ""
+
+    @property
+    def position(self) -> QualityPosition:
+        return QualityPosition(self.sampled_at, self.request_id)
 
     @classmethod
     def of(cls, item: WorkItem, now: datetime) -> QualityCheck:

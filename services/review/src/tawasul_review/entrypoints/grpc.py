@@ -29,7 +29,7 @@ from tawasul_review.domain.model import (
     WorkItem,
     missing_items,
 )
-from tawasul_review.domain.quality import QualityCheck
+from tawasul_review.domain.quality import QualityCheck, QualityPosition
 from tawasul_review.domain.reviewers import Reviewer
 from tawasul_review.domain.search import Kind, SearchPosition, SlaState
 
@@ -164,6 +164,24 @@ def _search_position(token: str) -> SearchPosition:
         or not _CODE.fullmatch(position.request_number)
         or len(position.request_number) > 20
     ):
+        raise refused
+    return position
+
+
+def _quality_token(position: QualityPosition) -> str:
+    raw = json.dumps([position.sampled_at.isoformat(), str(position.request_id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _quality_position(token: str) -> QualityPosition:
+    refused = InvalidArgument({"page_token": "not a token this service issued"})
+    try:
+        sampled_at, request_id = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
+        position = QualityPosition(datetime.fromisoformat(sampled_at), uuid.UUID(request_id))
+        at = position.sampled_at.astimezone(UTC)
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise refused from exc
+    if position.sampled_at.tzinfo is None or not _EARLIEST <= at < _LATEST:
         raise refused
     return position
 
@@ -502,13 +520,20 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def ListQualityChecks(
         self, request: review_pb2.ListQualityChecksRequest, context: Context
     ) -> review_pb2.ListQualityChecksResponse:
-        checks = await handlers.quality_checks(
+        if request.page_size < 0:
+            raise InvalidArgument({"page_size": "must not be negative"})
+        checks, following = await handlers.quality_checks(
             uow=self._uow(),
             reviewer=caller(),
             department=_code("department_code", request.department_code, 50),
             include_done=request.include_done,
+            limit=request.page_size,
+            after=_quality_position(request.page_token) if request.page_token else None,
         )
-        return review_pb2.ListQualityChecksResponse(checks=[_check(c) for c in checks])
+        return review_pb2.ListQualityChecksResponse(
+            checks=[_check(c) for c in checks],
+            next_page_token=_quality_token(following) if following else "",
+        )
 
     async def CompleteQualityCheck(
         self, request: review_pb2.CompleteQualityCheckRequest, context: Context

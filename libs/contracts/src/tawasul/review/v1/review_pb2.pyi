@@ -1292,20 +1292,28 @@ class ListQualityChecksRequest(_message.Message):
 
     DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
     INCLUDE_DONE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     department_code: _builtins.str
     include_done: _builtins.bool
     """Without it: the checks still to make, oldest sampled first (the order to make them in).
-    With it: the department's most recent checks, made or not, newest first. 500 at most.
+    With it: every check of the department, made or not, newest first.
     """
+    page_size: _builtins.int
+    """At most this many checks; 0 means 500, at most 500."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, with the same include_done; empty for the first."""
     def __init__(
         self,
         *,
         department_code: _builtins.str = ...,
         include_done: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "include_done", b"include_done"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "include_done", b"include_done", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1316,16 +1324,20 @@ class ListQualityChecksResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHECKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Passed as page_token, returns the checks after these; empty on the last page."""
     @_builtins.property
     def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___QualityCheck]: ...
     def __init__(
         self,
         *,
         checks: _abc.Iterable[Global___QualityCheck] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

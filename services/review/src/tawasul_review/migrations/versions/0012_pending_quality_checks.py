@@ -1,10 +1,10 @@
-"""The quality checks still to make, indexed apart from the ones made.
+"""Quality checks in pages, the ones still to make indexed apart from the ones made.
 
 A supervisor's list of pending checks (oldest first) read the department's checks in
 sampled_at order through their one index and skipped the checked ones, which are the oldest:
-every check the department had ever made, each listing, growing with the years. The old index
-keeps the listing with the checked ones included, under a name that says what it orders by.
-Built concurrently so that a live office keeps writing while it builds.
+every check the department had ever made, each listing, growing with the years. The list of
+every check (newest first) and both lists' pages are read in (sampled_at, request_id) order.
+Built concurrently so that a live office keeps writing while they build.
 
 Revision ID: 0012
 Revises: 0011
@@ -18,14 +18,19 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
+COLUMNS = ["department", "sampled_at", "request_id"]
+
 
 def upgrade() -> None:
-    op.execute("ALTER INDEX quality_checks_pending RENAME TO quality_checks_sampled")
     with op.get_context().autocommit_block():
+        op.create_index(
+            "quality_checks_sampled", "quality_checks", COLUMNS, postgresql_concurrently=True
+        )
+        op.drop_index("quality_checks_pending", "quality_checks", postgresql_concurrently=True)
         op.create_index(
             "quality_checks_pending",
             "quality_checks",
-            ["department", "sampled_at"],
+            COLUMNS,
             postgresql_where=sa.text("checked_by = ''"),
             postgresql_concurrently=True,
         )
@@ -34,4 +39,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.get_context().autocommit_block():
         op.drop_index("quality_checks_pending", "quality_checks", postgresql_concurrently=True)
-    op.execute("ALTER INDEX quality_checks_sampled RENAME TO quality_checks_pending")
+        op.create_index(
+            "quality_checks_pending",
+            "quality_checks",
+            ["department", "sampled_at"],
+            postgresql_concurrently=True,
+        )
+        op.drop_index("quality_checks_sampled", "quality_checks", postgresql_concurrently=True)
