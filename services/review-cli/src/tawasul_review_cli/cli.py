@@ -1053,12 +1053,9 @@ def reassign(
     _run(ctx, lambda review: reassign_request(review, request_id, to))
 
 
-async def list_quality_checks(review: Review, department: str, include_done: bool) -> None:
-    answer = await review.call(
-        review.service.ListQualityChecks,
-        review_pb2.ListQualityChecksRequest(department_code=department, include_done=include_done),
-    )
-    table = Table(title=f"quality checks of {clean(department)}", title_justify="left")
+async def list_quality_checks(review: Review, request: review_pb2.ListQualityChecksRequest) -> None:
+    answer = await review.call(review.service.ListQualityChecks, request)
+    table = Table(title=f"quality checks of {clean(request.department_code)}", title_justify="left")
     for heading in ("request", "number", "decision", "decided by", "checked by", "verdict"):
         table.add_column(heading, no_wrap=heading == "request")
     for c in answer.checks:
@@ -1072,6 +1069,8 @@ async def list_quality_checks(review: Review, department: str, include_done: boo
             clean(c.verdict) or "-",
         )
     review.out.print(table)
+    if answer.next_page_token:
+        review.out.print(f"more: --page-token {clean(answer.next_page_token)}", soft_wrap=True)
 
 
 @app.command()
@@ -1082,9 +1081,21 @@ def quality(
         bool,
         typer.Option("--all", help="The most recent checks, made or not, newest first."),
     ] = False,
+    page_token: Annotated[
+        str, typer.Option(help="The previous page's `more:` token, for the next page.")
+    ] = "",
+    page_size: Annotated[
+        int, typer.Option(min=0, max=500, help="Checks a page; the service's default when 0.")
+    ] = 0,
 ) -> None:
     """For supervisors: the sampled decisions waiting for a second look, oldest first."""
-    _run(ctx, lambda review: list_quality_checks(review, department, all_checks))
+    request = review_pb2.ListQualityChecksRequest(
+        department_code=department,
+        include_done=all_checks,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    _run(ctx, lambda review: list_quality_checks(review, request))
 
 
 async def complete_check(review: Review, request_id: str, verdict: str, note: str) -> None:

@@ -663,3 +663,28 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer(review: Review)
     done = await review.ok("quality", "passports", "--all", who=BOSS)
     row = next(line for line in done.splitlines() if request_id in line)
     assert "E200" in row
+
+
+async def test_a_supervisor_pages_through_the_checks_made(review: Review) -> None:
+    await review.ok(
+        "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
+    )
+    decided: list[str] = []
+    while len(decided) < 2:
+        request_id = await review.enqueue()
+        if sampled(uuid.UUID(request_id), review.rules.quality_percent):
+            await review.ok("claim", request_id)
+            await review.ok("accept", request_id, "--message", "Done", "--reason", "completed")
+            decided.append(request_id)
+    older, newer = decided
+
+    first = await review.ok("quality", "passports", "--all", "--page-size", "1", who=BOSS)
+    assert newer in first
+    assert older not in first
+    token = first.split("more: --page-token ", 1)[1].split()[0]
+    second = await review.ok(
+        "quality", "passports", "--all", "--page-size", "1", "--page-token", token, who=BOSS
+    )
+    assert older in second
+    assert newer not in second
+    assert "more:" not in second
