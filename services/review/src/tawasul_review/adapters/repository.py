@@ -118,6 +118,18 @@ _UPDATE_ITEM = update(tables.work_items).where(
 )
 _INSERT_HISTORY = insert(tables.history)
 _RECORD_RECEIPT = pg_insert(tables.receipts).on_conflict_do_nothing()
+# Every routed poll reads these: built per call, each was keyed again every time.
+# Key order: two transactions locking overlapping sets never wait on each other in turn.
+_MANY = (
+    select(tables.work_items)
+    .where(among(tables.work_items.c.request_id, "ids"))
+    .order_by(tables.work_items.c.request_id)
+)
+_MANY_FOR_UPDATE = _MANY.with_for_update()
+_WITHDRAWALS = select(tables.withdrawals).where(among(tables.withdrawals.c.request_id, "ids"))
+_MODES = select(tables.queue_settings.c.queue, tables.queue_settings.c.mode).where(
+    among(tables.queue_settings.c.queue, "queues")
+)
 
 
 def _state(item: WorkItem) -> dict[str, Any]:
@@ -175,11 +187,8 @@ class SqlWorkItemRepository:
     ) -> dict[uuid.UUID, WorkItem]:
         if not request_ids:
             return {}
-        t = tables.work_items
-        # Key order: two transactions locking overlapping sets never wait on each other in turn.
-        query = select(t).where(among(t.c.request_id, "ids")).order_by(t.c.request_id)
         rows = await self._session.execute(
-            query.with_for_update() if for_update else query, {"ids": list(request_ids)}
+            _MANY_FOR_UPDATE if for_update else _MANY, {"ids": list(request_ids)}
         )
         return {row.request_id: self._opened(row) for row in rows}
 
@@ -468,10 +477,7 @@ class SqlWorkItemRepository:
     ) -> dict[uuid.UUID, tuple[datetime, str]]:
         if not request_ids:
             return {}
-        t = tables.withdrawals
-        rows = await self._session.execute(
-            select(t).where(among(t.c.request_id, "ids")), {"ids": list(request_ids)}
-        )
+        rows = await self._session.execute(_WITHDRAWALS, {"ids": list(request_ids)})
         return {row.request_id: (row.at, row.reason) for row in rows}
 
     async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
@@ -614,10 +620,7 @@ class SqlQueueRepository:
     async def modes(self, queues: Collection[str]) -> dict[str, Mode]:
         if not queues:
             return {}
-        t = tables.queue_settings
-        rows = await self._session.execute(
-            select(t.c.queue, t.c.mode).where(any_of(t.c.queue, list(queues)))
-        )
+        rows = await self._session.execute(_MODES, {"queues": list(queues)})
         return {row.queue: Mode(row.mode) for row in rows}
 
     async def put(self, queue: str, mode: Mode) -> None:
