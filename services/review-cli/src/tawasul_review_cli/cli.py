@@ -325,6 +325,9 @@ def sign_in(
 
 RequestId = Annotated[str, typer.Argument(help="The request's id (from `queue` or `next`).")]
 Department = Annotated[str, typer.Argument(help="A department code, e.g. passports.")]
+PageToken = Annotated[
+    str, typer.Option(help="The previous page's `more:` token, for the next page.")
+]
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -374,9 +377,7 @@ async def list_queue(review: Review, request: review_pb2.ListQueueRequest) -> No
 def queue(
     ctx: typer.Context,
     department: Department,
-    page_token: Annotated[
-        str, typer.Option(help="The previous page's `more:` token, for the next page.")
-    ] = "",
+    page_token: PageToken = "",
     sub_service: Annotated[str, typer.Option(help="Only this sub-service code.")] = "",
     assignee: Annotated[str, typer.Option(help="Only items held by this employee id.")] = "",
     state: Annotated[StateName | None, typer.Option(help="Only items in this state.")] = None,
@@ -481,9 +482,7 @@ def search(
     since: Annotated[str, typer.Option(help="Submitted on or after this date (YYYY-MM-DD).")] = "",
     until: Annotated[str, typer.Option(help="Submitted on or before this date (YYYY-MM-DD).")] = "",
     sla: Annotated[SlaName | None, typer.Option(help="Only open items in this SLA state.")] = None,
-    page_token: Annotated[
-        str, typer.Option(help="The previous page's `more:` token, for the next page.")
-    ] = "",
+    page_token: PageToken = "",
     page_size: Annotated[
         int, typer.Option(min=0, max=200, help="Items a page; the service's default when 0.")
     ] = 0,
@@ -1081,9 +1080,7 @@ def quality(
         bool,
         typer.Option("--all", help="The most recent checks, made or not, newest first."),
     ] = False,
-    page_token: Annotated[
-        str, typer.Option(help="The previous page's `more:` token, for the next page.")
-    ] = "",
+    page_token: PageToken = "",
     page_size: Annotated[
         int, typer.Option(min=0, max=500, help="Checks a page; the service's default when 0.")
     ] = 0,
