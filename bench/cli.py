@@ -586,7 +586,7 @@ async def p7(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
     texts = GatewayLog(config.state_dir / "sms-gateway" / "messages.jsonl")
 
     async def at_the_gateway(pending: Collection[str]) -> dict[str, float]:
-        return {number: at for number, at in texts.first_seen().items() if number in pending}
+        return texts.arrived(pending)
 
     try:
         with Footprint(Stack(config)) as used:
@@ -629,6 +629,13 @@ class GatewayLog:
             for number in REQUEST_NUMBER.findall(message["text"]):
                 self._seen.setdefault(number, at)
         return self._seen
+
+    def arrived(self, pending: Collection[str]) -> dict[str, float]:
+        """When each of `pending` was first seen, of those seen so far. A look-up per pending
+        number: a pass over every text seen since the start took 45 ms a poll at 15,000 texts
+        and 184 ms at P7's 62,000, ten polls a second, CPU taken from the stack it measures."""
+        seen = self.first_seen()
+        return {number: seen[number] for number in pending if number in seen}
 
 
 async def p3(config: StackConfig, settings: Settings) -> list[Figure]:

@@ -31,3 +31,16 @@ def test_texts_are_matched_by_request_number_from_where_the_last_look_stopped(
     seen = log.first_seen()
     assert seen["TW555555550"] == datetime(2026, 12, 2, 10, 0, 2, tzinfo=UTC).timestamp()
     assert seen["TW123456780"] == datetime.fromisoformat(first).timestamp()
+
+
+def test_only_the_pending_numbers_are_answered(tmp_path: Path) -> None:
+    path = tmp_path / "messages.jsonl"
+    path.touch()
+    log = GatewayLog(path)
+    at = "2026-12-02T10:00:01+00:00"
+    with path.open("ab") as out:
+        out.write(line("first TW111111110", at))
+        out.write(line("second TW222222220", at))
+    when = datetime.fromisoformat(at).timestamp()
+    assert log.arrived(["TW222222220", "TW333333330"]) == {"TW222222220": when}
+    assert log.arrived(["TW111111110"]) == {"TW111111110": when}
