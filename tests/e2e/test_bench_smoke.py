@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig
 
+from bench import p8
 from bench.hops import STEPS
 from tests.e2e.direct import scalar
 
@@ -118,6 +119,14 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
         names = set(spent["cpu_ms_a_submission"])
         assert {"intake", "routing", "review", "postgres", "kafka", "load"} <= names, spent
         assert spent["cpu_ms_a_submission"]["load"] > 0, spent
+
+    # P8's plans at its larger size: every statement each kind of search ran, EXPLAINed.
+    plans = figures["P8 search"]["detail"]["plans_at_2k"]
+    assert set(plans) == set(p8.KINDS), plans
+    for kind, statements in plans.items():
+        assert statements, kind
+        assert all(s["execution"].startswith("Execution Time: ") for s in statements), kind
+        assert all(s["sql"].startswith("SELECT ") for s in statements), kind
 
     # P5 seeded review's database and removed what it seeded: the stack is left as it was.
     seeded = "SELECT count(*) FROM work_items WHERE request_number LIKE 'P5%'"

@@ -18,6 +18,7 @@ from sqlalchemy.sql import ClauseElement
 from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
 from tawasul_platform.identity import TokenVerifier
+from tawasul_platform.sql import Rows, Session
 
 
 class FakeInbox:
@@ -74,22 +75,28 @@ def recorded_spans() -> Iterator[InMemorySpanExporter]:
 
 
 class RecordedStatements:
-    """Stands in for a unit of work's session and runs nothing: keeps each statement a
-    repository would run, its values bound, and answers each with no rows."""
+    """Stands in for a unit of work's session: keeps each statement a repository runs, its
+    values bound, and answers each with no rows; or, given a session to run them `through`,
+    with what they return there (the statements a call really runs, when what one returns
+    decides the next)."""
 
-    def __init__(self) -> None:
+    def __init__(self, through: Session | None = None) -> None:
         self.seen: list[ClauseElement] = []
+        self._through = through
 
     async def execute(
         self, statement: ClauseElement, params: Mapping[str, Any] | None = None
-    ) -> NoRows:
+    ) -> Rows | NoRows:
         self.seen.append(statement.params(dict(params)) if params else statement)
-        return NoRows()
+        if self._through is None:
+            return NoRows()
+        return await self._through.execute(statement, params)
 
     async def scalar(
         self, statement: ClauseElement, params: Mapping[str, Any] | None = None
-    ) -> None:
-        await self.execute(statement, params)
+    ) -> Any:
+        row = (await self.execute(statement, params)).first()
+        return None if row is None else row[0]
 
     def sql(self) -> list[str]:
         """Each statement as PostgreSQL's SQL with its values inline, as EXPLAIN takes it."""

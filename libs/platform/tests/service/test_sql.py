@@ -28,6 +28,7 @@ from tawasul_devstack.journey import eventually
 from tawasul_platform.db import among, any_of, arrays, insert_arrays, make_engine
 from tawasul_platform.faults import is_transient
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import RecordedStatements
 
 metadata = MetaData()
 people = Table(
@@ -95,6 +96,27 @@ async def test_statements_built_per_call_get_their_own_values(engine: AsyncEngin
         await session.close()
     assert older == [["Noura", "Sara"], ["Noura"], []]
     assert named == [45, 28]
+
+
+async def test_statements_recorded_through_a_session_run_there(engine: AsyncEngine) -> None:
+    """A recorder given a session answers with what each statement returned there, so that a
+    repository whose next statement depends on the last runs as it would; each is kept with
+    its values inline, as EXPLAIN takes it."""
+    database = Database(engine)
+    await add(database, "Sara", 31)
+    session = database.session()
+    recorded = RecordedStatements(through=session)
+    try:
+        name = await recorded.scalar(_BY_NAME, {"name": "Sara"})
+        older = (await recorded.execute(select(people.c.name).where(people.c.age > 30))).all()
+    finally:
+        await session.close()
+    assert (name, [tuple(r) for r in older]) == ("Sara", [("Sara",)])
+    assert recorded.sql() == [
+        "SELECT people.name, people.age \nFROM people \nWHERE people.name = 'Sara'",
+        "SELECT people.name \nFROM people \nWHERE people.age > 30",
+    ]
+    assert await RecordedStatements().scalar(_BY_NAME, {"name": "Sara"}) is None
 
 
 async def test_an_insert_takes_the_columns_its_parameters_name(engine: AsyncEngine) -> None:
