@@ -15,270 +15,42 @@ character or bidi override of theirs reaches the reviewer's terminal.
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import re
-import unicodedata
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated
 
-import grpc
 import httpx
 import typer
 from google.protobuf.timestamp_pb2 import Timestamp
-from rich.console import Console, ConsoleOptions, Group, RenderResult
-from rich.measure import Measurement
-from rich.segment import Segment
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from tawasul.common.v1 import common_pb2
-from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul.review.v1 import review_pb2
 from tawasul_calendar import RIYADH
-from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
-from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, open_channel, tls_config
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
+
+from tawasul_review_cli.client import Failure, Review, Session, console, fail, run
+from tawasul_review_cli.terminal import Cell, clean, line, value
+from tawasul_review_cli.wire import (
+    KIND_SHOWN,
+    KIND_TO_WIRE,
+    SLA_TO_WIRE,
+    STATE_TO_WIRE,
+    KindName,
+    SlaName,
+    StateName,
+    missing_line,
+    riyadh_time,
+    state_text,
+    title_line,
+)
 
 DEFAULT_ADDRESS = "127.0.0.1:19103"
 # A presigned link's file may be large; connecting is held to the usual deadline.
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=DEFAULT_DEADLINE_SECONDS)
-
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-_T = TypeVar("_T")
-
-
-# --- applicant text, made harmless ----------------------------------------------------------
-
-NEWLINE = "⏎"
-_REPLACEMENT = "\ufffd"
-# C0 controls become their visible Control Pictures (U+2400 + code): ESC shows as "␛", so an
-# escape sequence (colours "\x1b[31m", OSC 8 links "\x1b]8;;…\x07", title changes, cursor
-# moves) prints as inert text the reviewer can see, and "\r" as "␍" cannot overwrite the line.
-_CLEAN: dict[int, str] = {code: chr(0x2400 + code) for code in range(0x20)}
-_CLEAN[0x7F] = "\u2421"  # DEL → ␡
-# C1 controls (0x80–0x9F, among them the one-byte CSI 0x9B and OSC 0x9D) have no pictures.
-_CLEAN.update({code: _REPLACEMENT for code in range(0x80, 0xA0)})
-# Bidi embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI) typed by an
-# applicant could reorder what the reviewer reads ("Trojan source" spoofing) or unbalance the
-# isolates this CLI puts around cells; they are shown as U+FFFD instead.
-_CLEAN.update({code: _REPLACEMENT for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
-# Every line break is shown as ⏎: a cell is one logical line, and nothing starts a new one.
-_CLEAN.update({code: NEWLINE for code in (0x0A, 0x85, 0x2028, 0x2029)})
-
-
-def clean(text: str) -> str:
-    """Text from outside, with every control, escape and bidi control neutralised.
-
-    Nothing is dropped silently: each neutralised character stays visible as a picture
-    (␛ ␍ ␀ ␇ …) or U+FFFD, and a line break as ⏎.
-    """
-    return text.replace("\r\n", "\n").translate(_CLEAN)
-
-
-# --- right-to-left text in a left-to-right terminal -----------------------------------------
-
-LRI, RLI, PDI = "\u2066", "\u2067", "\u2069"
-
-
-def _opener(text: str) -> str:
-    """RLI for text that is mostly right-to-left, LRI for mostly left-to-right text that holds
-    some, and nothing for text without right-to-left letters."""
-    rtl = ltr = 0
-    for char in text:
-        kind = unicodedata.bidirectional(char)
-        if kind in ("R", "AL"):
-            rtl += 1
-        elif kind == "L":
-            ltr += 1
-    if not rtl:
-        return ""
-    return RLI if rtl >= ltr else LRI
-
-
-# Why isolates: a terminal that applies the Unicode bidi algorithm (VTE, Konsole, mlterm…)
-# treats each printed line as one paragraph. Left bare, Arabic text pulls the digits,
-# punctuation and box-drawing borders next to it into its right-to-left run, so columns and
-# numbers swap places, and a line that starts with Arabic flips the whole line's direction.
-# Wrapping each Arabic cell, line by line, in RLI … PDI orders it right-to-left within
-# itself, while the line around it stays left-to-right with its columns where they are; the
-# isolate marks are zero-width, so the table's alignment is unchanged.
-def isolate(text: str) -> str:
-    """One line of (already cleaned) text, isolated in its own direction if it has Arabic."""
-    opener = _opener(text)
-    return f"{opener}{text}{PDI}" if opener else text
-
-
-class Cell:
-    """A table cell of outside text: cleaned, and when it is Arabic wrapped by rich to its
-    column, each wrapped line in its own isolate (an isolate must not span lines) and set
-    flush right, its padding outside the isolate."""
-
-    def __init__(self, text: str, *, style: str = "", clip: int = 0) -> None:
-        plain = clean(text)
-        if clip and len(plain) > clip:
-            plain = plain[: clip - 1] + "…"
-        self.text = Text(plain, style=style, overflow="fold")
-        self.opener = _opener(plain)
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        if not self.opener:
-            yield self.text
-            return
-        width = options.max_width
-        for number, line in enumerate(self.text.wrap(console, width, overflow="fold")):
-            line.rstrip()
-            if number:
-                yield Segment.line()
-            if self.opener == RLI:
-                yield Segment(" " * max(0, width - line.cell_len))
-            yield Segment(self.opener)
-            yield from line.render(console)
-            yield Segment(PDI)
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement.get(console, options, self.text)
-
-
-def _line(*parts: str | Text) -> Text:
-    """One printed line of our own words and (cleaned, isolated) values."""
-    line = Text()
-    for part in parts:
-        line.append(part if isinstance(part, Text) else Text(part))
-    return line
-
-
-def _value(text: str, style: str = "") -> Text:
-    return Text(isolate(clean(text)), style=style)
-
-
-# --- wire values as people read them --------------------------------------------------------
-
-_STATE = {
-    review_pb2.WORK_ITEM_STATE_QUEUED: "queued",
-    review_pb2.WORK_ITEM_STATE_CLAIMED: "claimed",
-    review_pb2.WORK_ITEM_STATE_DECIDED: "decided",
-    review_pb2.WORK_ITEM_STATE_WITHDRAWN: "withdrawn",
-    review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT: "waiting on applicant",
-    review_pb2.WORK_ITEM_STATE_TRANSFERRED: "transferred",
-    review_pb2.WORK_ITEM_STATE_CLOSED: "closed",
-}
-_DECISION = {review_pb2.DECISION_ACCEPT: "accepted", review_pb2.DECISION_REJECT: "rejected"}
-
-
-class StateName(enum.StrEnum):
-    queued = "queued"
-    claimed = "claimed"
-    decided = "decided"
-    withdrawn = "withdrawn"
-    waiting = "waiting"
-    transferred = "transferred"
-    closed = "closed"
-
-
-_STATE_TO_WIRE = {
-    StateName.queued: review_pb2.WORK_ITEM_STATE_QUEUED,
-    StateName.claimed: review_pb2.WORK_ITEM_STATE_CLAIMED,
-    StateName.decided: review_pb2.WORK_ITEM_STATE_DECIDED,
-    StateName.withdrawn: review_pb2.WORK_ITEM_STATE_WITHDRAWN,
-    StateName.waiting: review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
-    StateName.transferred: review_pb2.WORK_ITEM_STATE_TRANSFERRED,
-    StateName.closed: review_pb2.WORK_ITEM_STATE_CLOSED,
-}
-
-
-def _when(stamp: Timestamp) -> str:
-    """An instant in Riyadh time, as the office reads it."""
-    return stamp.ToDatetime(tzinfo=RIYADH).strftime("%Y-%m-%d %H:%M")
-
-
-def _state(item: review_pb2.WorkItem) -> str:
-    state = _STATE.get(item.state, "unknown")
-    if item.state == review_pb2.WORK_ITEM_STATE_DECIDED and item.decision in _DECISION:
-        state = _DECISION[item.decision]
-    return state
-
-
-def _title(item: review_pb2.WorkItem) -> Text:
-    return _line(_value(item.request_number, "bold"), "  ", clean(item.request_id))
-
-
-def _missing(entry: common_pb2.MissingItem) -> Text:
-    return _line("  - ", clean(entry.kind), " ", clean(entry.name), ": ", _value(entry.description))
-
-
-# --- the client -----------------------------------------------------------------------------
-
-
-class Failure(Exception):
-    """A problem this CLI found itself, printed as `error: …` with exit status 1."""
-
-
-@dataclass(frozen=True)
-class Session:
-    address: str
-    token: str
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_ca: Path | None = None
-
-
-class Review:
-    """The review stubs on one channel, the reviewer's token, and where to print."""
-
-    def __init__(self, channel: grpc.aio.Channel, token: str, out: Console) -> None:
-        self.service = review_pb2_grpc.ReviewServiceStub(channel)
-        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
-        self.out = out
-        self._metadata = bearer(token)
-
-    async def call(
-        self, method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req
-    ) -> _Resp:
-        """Every call: the reviewer's token and a deadline."""
-        return await method(request, timeout=DEFAULT_DEADLINE_SECONDS, metadata=self._metadata)
-
-
-def _console(*, stderr: bool = False) -> Console:
-    # No markup, emoji codes or highlighting: a "[link=…]" or ":…:" in data stays as typed.
-    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    _console(stderr=True).print(_line("error: ", clean(message)), soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
-    """Runs one command's calls on a channel of their own; errors end in exit status 1."""
-    session = ctx.obj
-    if not isinstance(session, Session) or not session.token:
-        _fail("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
-
-    try:
-        tls = tls_config(
-            cert_file=session.tls_cert, key_file=session.tls_key, ca_file=session.tls_ca
-        )
-    except ValueError as exc:
-        _fail(f"{exc} (--tls-cert, --tls-key, --tls-ca)")
-
-    async def connected() -> _T:
-        async with open_channel(session.address, tls) as channel:
-            return await work(Review(channel, session.token, _console()))
-
-    try:
-        return asyncio.run(connected())
-    except grpc.aio.AioRpcError as exc:
-        err = _console(stderr=True)
-        err.print(
-            _line("error: ", exc.code().name, ": ", clean(exc.details() or "")), soft_wrap=True
-        )
-        for field, problem in field_violations(exc).items():
-            err.print(_line("  ", clean(field), ": ", _value(problem)), soft_wrap=True)
-        raise typer.Exit(1) from None
-    except Failure as exc:
-        _fail(str(exc))
 
 
 app = typer.Typer(
@@ -342,14 +114,14 @@ def _queue_table(items: list[review_pb2.WorkItem]) -> Table:
     table.add_column("state")
     table.add_column("due", no_wrap=True)
     for item in items:
-        state = [_state(item)]
+        state = [state_text(item)]
         if item.assignee_id:
             state.append(f"by {clean(item.assignee_id)}")
         if item.priority:
             state.append(f"priority {item.priority}")
         due = ["-"]
         if item.HasField("due_at"):
-            due = _when(item.due_at).split(" ")
+            due = riyadh_time(item.due_at).split(" ")
         table.add_row(
             Group(
                 Text(f"{clean(item.request_number)}\n{clean(item.request_id)}", style="bold"),
@@ -364,7 +136,7 @@ def _queue_table(items: list[review_pb2.WorkItem]) -> Table:
 async def list_queue(review: Review, request: review_pb2.ListQueueRequest) -> None:
     page = await review.call(review.service.ListQueue, request)
     review.out.print(
-        _line("queue ", clean(request.department_code), f": {len(page.items)} on this page"),
+        line("queue ", clean(request.department_code), f": {len(page.items)} on this page"),
         soft_wrap=True,
     )
     if page.items:
@@ -392,41 +164,12 @@ def queue(
         page_size=page_size,
         sub_service_code=sub_service,
         assignee_id=assignee,
-        state=_STATE_TO_WIRE[state] if state else review_pb2.WORK_ITEM_STATE_UNSPECIFIED,
+        state=STATE_TO_WIRE[state] if state else review_pb2.WORK_ITEM_STATE_UNSPECIFIED,
     )
-    _run(ctx, lambda review: list_queue(review, request))
+    run(ctx, lambda review: list_queue(review, request))
 
 
 # --- search -----------------------------------------------------------------------------
-
-
-class KindName(enum.StrEnum):
-    number = "number"
-    id = "id"
-    mobile = "mobile"
-    text = "text"
-
-
-_KIND_TO_WIRE = {
-    KindName.number: review_pb2.SEARCH_KIND_REQUEST_NUMBER,
-    KindName.id: review_pb2.SEARCH_KIND_PERSON_ID,
-    KindName.mobile: review_pb2.SEARCH_KIND_MOBILE,
-    KindName.text: review_pb2.SEARCH_KIND_TEXT,
-}
-_KIND_SHOWN = {wire: name.value for name, wire in _KIND_TO_WIRE.items()}
-
-
-class SlaName(enum.StrEnum):
-    on_track = "on-track"
-    due_soon = "due-soon"
-    breached = "breached"
-
-
-_SLA_TO_WIRE = {
-    SlaName.on_track: review_pb2.SLA_STATE_ON_TRACK,
-    SlaName.due_soon: review_pb2.SLA_STATE_DUE_SOON,
-    SlaName.breached: review_pb2.SLA_STATE_BREACHED,
-}
 
 
 def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
@@ -436,7 +179,7 @@ def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
     try:
         day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=RIYADH)
     except ValueError:
-        _fail(f"--{name}: a date such as 2026-01-31")
+        fail(f"--{name}: a date such as 2026-01-31")
     if after:
         day += timedelta(days=1)
     stamp = Timestamp()
@@ -446,9 +189,9 @@ def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
 
 async def search_requests(review: Review, request: review_pb2.SearchRequestsRequest) -> None:
     found = await review.call(review.service.SearchRequests, request)
-    kind = _KIND_SHOWN.get(found.kind, "text")
+    kind = KIND_SHOWN.get(found.kind, "text")
     review.out.print(
-        _line(f"search ({kind}): {len(found.items)} on this page"),
+        line(f"search ({kind}): {len(found.items)} on this page"),
         soft_wrap=True,
     )
     if found.items:
@@ -490,11 +233,11 @@ def search(
     """Find requests of your departments, newest first (a mistyped number gets suggestions)."""
     request = review_pb2.SearchRequestsRequest(
         query=query,
-        kind=_KIND_TO_WIRE[kind] if kind else review_pb2.SEARCH_KIND_UNSPECIFIED,
+        kind=KIND_TO_WIRE[kind] if kind else review_pb2.SEARCH_KIND_UNSPECIFIED,
         department_code=department,
         sub_service_code=sub_service,
-        states=[_STATE_TO_WIRE[s] for s in state or []],
-        sla_state=_SLA_TO_WIRE[sla] if sla else review_pb2.SLA_STATE_UNSPECIFIED,
+        states=[STATE_TO_WIRE[s] for s in state or []],
+        sla_state=SLA_TO_WIRE[sla] if sla else review_pb2.SLA_STATE_UNSPECIFIED,
         page_size=page_size,
         page_token=page_token,
     )
@@ -503,13 +246,13 @@ def search(
         request.submitted_from.CopyFrom(start)
     if end is not None:
         request.submitted_before.CopyFrom(end)
-    _run(ctx, lambda review: search_requests(review, request))
+    run(ctx, lambda review: search_requests(review, request))
 
 
 def _claimed(review: Review, item: review_pb2.WorkItem) -> None:
-    until = f" until {_when(item.claimed_until)}" if item.HasField("claimed_until") else ""
-    review.out.print(_line("claimed ", _title(item), until), soft_wrap=True)
-    review.out.print(_line("  ", _value(item.description)), soft_wrap=True)
+    until = f" until {riyadh_time(item.claimed_until)}" if item.HasField("claimed_until") else ""
+    review.out.print(line("claimed ", title_line(item), until), soft_wrap=True)
+    review.out.print(line("  ", value(item.description)), soft_wrap=True)
 
 
 async def claim_next(review: Review, department: str) -> None:
@@ -530,7 +273,7 @@ def next_item(
     ] = "",
 ) -> None:
     """Claim the next request of your queues: highest priority, then earliest due."""
-    _run(ctx, lambda review: claim_next(review, department))
+    run(ctx, lambda review: claim_next(review, department))
 
 
 async def claim_one(review: Review, request_id: str) -> None:
@@ -543,7 +286,7 @@ async def claim_one(review: Review, request_id: str) -> None:
 @app.command()
 def claim(ctx: typer.Context, request_id: RequestId) -> None:
     """Claim a request by its id; the claim lapses when you leave it idle."""
-    _run(ctx, lambda review: claim_one(review, request_id))
+    run(ctx, lambda review: claim_one(review, request_id))
 
 
 # --- a case ---------------------------------------------------------------------------------
@@ -553,11 +296,11 @@ def _facts(item: review_pb2.WorkItem) -> Table:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column()
-    state = _state(item)
+    state = state_text(item)
     if item.assignee_id:
         state += f" by {clean(item.assignee_id)}"
     if item.HasField("claimed_until"):
-        state += f" until {_when(item.claimed_until)}"
+        state += f" until {riyadh_time(item.claimed_until)}"
     facts.add_row("state", Text(state))
     if item.reason_code:
         facts.add_row("reason", Text(clean(item.reason_code)))
@@ -565,11 +308,11 @@ def _facts(item: review_pb2.WorkItem) -> Table:
     facts.add_row("sub-service", Text(clean(item.sub_service_code)))
     facts.add_row("priority", Text(str(item.priority)))
     if item.HasField("submitted_at"):
-        facts.add_row("submitted", Text(_when(item.submitted_at)))
-    due = _when(item.due_at) if item.HasField("due_at") else "-"
+        facts.add_row("submitted", Text(riyadh_time(item.submitted_at)))
+    due = riyadh_time(item.due_at) if item.HasField("due_at") else "-"
     facts.add_row("due", Text(f"{due}  (SLA {item.sla_percent_used} % used)"))
     if item.HasField("respond_by"):
-        facts.add_row("respond by", Text(_when(item.respond_by)))
+        facts.add_row("respond by", Text(riyadh_time(item.respond_by)))
     if item.appeal_of_reviewer_id:
         facts.add_row("appeal", Text(f"not to be decided by {clean(item.appeal_of_reviewer_id)}"))
     return facts
@@ -587,7 +330,7 @@ def _history(entries: list[review_pb2.HistoryEntry]) -> Table:
             # Only the office sees these; the beneficiary never does.
             action.append(" (internal)", style="yellow")
         table.add_row(
-            Text(_when(entry.at)),
+            Text(riyadh_time(entry.at)),
             Text(clean(entry.actor)),
             action,
             Cell(entry.text, style="yellow" if entry.internal else ""),
@@ -600,23 +343,25 @@ async def show_case(review: Review, request_id: str) -> None:
         review.service.GetCase, review_pb2.GetCaseRequest(request_id=request_id)
     )
     out, item = review.out, case.item
-    out.print(_title(item), soft_wrap=True)
+    out.print(title_line(item), soft_wrap=True)
     out.print(_facts(item))
     out.print("description", style="bold")
-    out.print(_line("  ", _value(item.description)), soft_wrap=True)
+    out.print(line("  ", value(item.description)), soft_wrap=True)
     if item.missing:
         out.print("missing", style="bold")
         for entry in item.missing:
-            out.print(_missing(entry), soft_wrap=True)
+            out.print(missing_line(entry), soft_wrap=True)
     out.print(f"attachments: {len(case.attachments)}", style="bold")
     for a in case.attachments:
-        expires = f", link until {_when(a.url_expires_at)}" if a.HasField("url_expires_at") else ""
+        expires = (
+            f", link until {riyadh_time(a.url_expires_at)}" if a.HasField("url_expires_at") else ""
+        )
         out.print(
-            _line(
+            line(
                 "  ",
                 clean(a.document_id),
                 "  ",
-                _value(a.filename),
+                value(a.filename),
                 f"  ({clean(a.content_type)}, {a.size_bytes} bytes{expires})",
             ),
             soft_wrap=True,
@@ -630,7 +375,7 @@ async def show_case(review: Review, request_id: str) -> None:
 @app.command()
 def show(ctx: typer.Context, request_id: RequestId) -> None:
     """A request: its details, due date, SLA used, what is missing, attachments and history."""
-    _run(ctx, lambda review: show_case(review, request_id))
+    run(ctx, lambda review: show_case(review, request_id))
 
 
 def safe_file_name(filename: str, fallback: str) -> str:
@@ -689,20 +434,18 @@ def download(
     force: Annotated[bool, typer.Option(help="Replace a file that is already there.")] = False,
 ) -> None:
     """Download an attachment through its presigned link."""
-    attachment = _run(ctx, lambda review: attachment_of(review, request_id, document_id))
+    attachment = run(ctx, lambda review: attachment_of(review, request_id, document_id))
     name = safe_file_name(attachment.filename, attachment.document_id)
     target = output or Path(name)
     if target.is_dir():
         target = target / name
     if target.exists() and not force:
-        _fail(f"{target} is already there; pass --force to replace it")
+        fail(f"{target} is already there; pass --force to replace it")
     try:
         written = fetch(attachment.download_url, target)
     except Failure as exc:
-        _fail(str(exc))
-    _console().print(
-        _line("saved ", _value(attachment.filename), f" ({written} bytes) to {target}")
-    )
+        fail(str(exc))
+    console().print(line("saved ", value(attachment.filename), f" ({written} bytes) to {target}"))
 
 
 # --- actions --------------------------------------------------------------------------------
@@ -712,7 +455,7 @@ async def add_note(review: Review, request_id: str, text: str) -> None:
     done = await review.call(
         review.service.AddNote, review_pb2.AddNoteRequest(request_id=request_id, text=text)
     )
-    review.out.print(_line("noted (internal) on ", _title(done.item)), soft_wrap=True)
+    review.out.print(line("noted (internal) on ", title_line(done.item)), soft_wrap=True)
 
 
 @app.command()
@@ -722,7 +465,7 @@ def note(
     text: Annotated[str, typer.Argument(help="The note; only the office sees it.")],
 ) -> None:
     """Add an internal note; the beneficiary never sees it."""
-    _run(ctx, lambda review: add_note(review, request_id, text))
+    run(ctx, lambda review: add_note(review, request_id, text))
 
 
 async def message_applicant(review: Review, request_id: str, text: str) -> None:
@@ -730,7 +473,7 @@ async def message_applicant(review: Review, request_id: str, text: str) -> None:
         review.service.MessageApplicant,
         review_pb2.MessageApplicantRequest(request_id=request_id, text=text),
     )
-    review.out.print(_line("messaged the applicant of ", _title(done.item)), soft_wrap=True)
+    review.out.print(line("messaged the applicant of ", title_line(done.item)), soft_wrap=True)
 
 
 @app.command()
@@ -740,7 +483,7 @@ def message(
     text: Annotated[str, typer.Argument(help="The message, sent by SMS and shown in tracking.")],
 ) -> None:
     """Send the beneficiary a message."""
-    _run(ctx, lambda review: message_applicant(review, request_id, text))
+    run(ctx, lambda review: message_applicant(review, request_id, text))
 
 
 def _missing_item(raw: str) -> common_pb2.MissingItem:
@@ -771,13 +514,13 @@ async def request_information(
         ),
     )
     item = done.item
-    until = f", to answer by {_when(item.respond_by)}" if item.HasField("respond_by") else ""
+    until = f", to answer by {riyadh_time(item.respond_by)}" if item.HasField("respond_by") else ""
     review.out.print(
-        _line("asked the applicant of ", _title(item), f" for {len(item.missing)} items{until}"),
+        line("asked the applicant of ", title_line(item), f" for {len(item.missing)} items{until}"),
         soft_wrap=True,
     )
     for entry in item.missing:
-        review.out.print(_missing(entry), soft_wrap=True)
+        review.out.print(missing_line(entry), soft_wrap=True)
 
 
 @app.command(name="request-info")
@@ -798,7 +541,7 @@ def request_info(
 ) -> None:
     """Return the request to the beneficiary with what is missing; the SLA clock pauses."""
     items = [_missing_item(raw) for raw in missing]
-    _run(ctx, lambda review: request_information(review, request_id, items, message, within))
+    run(ctx, lambda review: request_information(review, request_id, items, message, within))
 
 
 async def decide(
@@ -811,7 +554,7 @@ async def decide(
         ),
     )
     why = f" ({clean(done.item.reason_code)})" if done.item.reason_code else ""
-    review.out.print(_line(_state(done.item), " ", _title(done.item), why), soft_wrap=True)
+    review.out.print(line(state_text(done.item), " ", title_line(done.item), why), soft_wrap=True)
 
 
 MessageOption = Annotated[str, typer.Option(help="Shown to the beneficiary.")]
@@ -826,9 +569,7 @@ def accept(
     reason: ReasonOption = "",
 ) -> None:
     """Accept a request you hold."""
-    _run(
-        ctx, lambda review: decide(review, request_id, review_pb2.DECISION_ACCEPT, message, reason)
-    )
+    run(ctx, lambda review: decide(review, request_id, review_pb2.DECISION_ACCEPT, message, reason))
 
 
 @app.command()
@@ -840,10 +581,8 @@ def reject(
 ) -> None:
     """Reject a request you hold: --reason and --message (why, for the beneficiary) required."""
     if not reason or not message:
-        _fail("a rejection needs --reason (a code of `reasons`) and --message for the beneficiary")
-    _run(
-        ctx, lambda review: decide(review, request_id, review_pb2.DECISION_REJECT, message, reason)
-    )
+        fail("a rejection needs --reason (a code of `reasons`) and --message for the beneficiary")
+    run(ctx, lambda review: decide(review, request_id, review_pb2.DECISION_REJECT, message, reason))
 
 
 async def list_reasons(review: Review) -> None:
@@ -866,7 +605,7 @@ async def list_reasons(review: Review) -> None:
 @app.command()
 def reasons(ctx: typer.Context) -> None:
     """The reason codes for decisions, in Arabic and English."""
-    _run(ctx, list_reasons)
+    run(ctx, list_reasons)
 
 
 async def transfer_request(review: Review, request_id: str, department: str, reason: str) -> None:
@@ -877,7 +616,7 @@ async def transfer_request(review: Review, request_id: str, department: str, rea
         ),
     )
     review.out.print(
-        _line("transferred ", _title(done.item), " to ", clean(department)), soft_wrap=True
+        line("transferred ", title_line(done.item), " to ", clean(department)), soft_wrap=True
     )
 
 
@@ -889,7 +628,7 @@ def transfer(
     reason: Annotated[str, typer.Option(help="Why it is misfiled; kept internal.")],
 ) -> None:
     """Send a misfiled request to another department's queue."""
-    _run(ctx, lambda review: transfer_request(review, request_id, to, reason))
+    run(ctx, lambda review: transfer_request(review, request_id, to, reason))
 
 
 async def release_request(review: Review, request_id: str) -> None:
@@ -897,8 +636,11 @@ async def release_request(review: Review, request_id: str) -> None:
         review.service.ReleaseRequest, review_pb2.ReleaseRequestRequest(request_id=request_id)
     )
     review.out.print(
-        _line(
-            "released ", _title(done.item), " to the queue of ", clean(done.item.department_code)
+        line(
+            "released ",
+            title_line(done.item),
+            " to the queue of ",
+            clean(done.item.department_code),
         ),
         soft_wrap=True,
     )
@@ -907,7 +649,7 @@ async def release_request(review: Review, request_id: str) -> None:
 @app.command()
 def release(ctx: typer.Context, request_id: RequestId) -> None:
     """Give a request you hold back to its queue."""
-    _run(ctx, lambda review: release_request(review, request_id))
+    run(ctx, lambda review: release_request(review, request_id))
 
 
 # --- supervisors and administrators ---------------------------------------------------------
@@ -922,7 +664,7 @@ async def show_backlog(review: Review, department: str) -> None:
     for heading in ("size", "oldest", "due soon", "breached", "waiting"):
         table.add_column(heading, justify="right", no_wrap=heading == "oldest")
     for row in answer.queues:
-        oldest = _when(row.oldest_queued_at) if row.HasField("oldest_queued_at") else "-"
+        oldest = riyadh_time(row.oldest_queued_at) if row.HasField("oldest_queued_at") else "-"
         table.add_row(
             Text(clean(row.queue)),
             str(row.size),
@@ -937,7 +679,7 @@ async def show_backlog(review: Review, department: str) -> None:
 @app.command()
 def backlog(ctx: typer.Context, department: Department) -> None:
     """For a department's supervisors: each queue's size, oldest, due soon and breached."""
-    _run(ctx, lambda review: show_backlog(review, department))
+    run(ctx, lambda review: show_backlog(review, department))
 
 
 def _reviewers_table(reviewers: list[review_pb2.Reviewer]) -> Table:
@@ -989,7 +731,7 @@ def reviewer_put(
         available=not away,
         supervises=supervises or [],
     )
-    _run(ctx, lambda review: put_reviewer(review, reviewer))
+    run(ctx, lambda review: put_reviewer(review, reviewer))
 
 
 async def list_reviewers(review: Review, department: str) -> None:
@@ -1002,7 +744,7 @@ async def list_reviewers(review: Review, department: str) -> None:
 @app.command()
 def reviewers(ctx: typer.Context, department: Department) -> None:
     """A department's reviewers."""
-    _run(ctx, lambda review: list_reviewers(review, department))
+    run(ctx, lambda review: list_reviewers(review, department))
 
 
 async def set_availability(review: Review, reviewer_id: str, available: bool) -> None:
@@ -1011,7 +753,7 @@ async def set_availability(review: Review, reviewer_id: str, available: bool) ->
         review_pb2.SetAvailabilityRequest(reviewer_id=reviewer_id, available=available),
     )
     state = "available" if answer.reviewer.available else "away"
-    review.out.print(_line(clean(answer.reviewer.reviewer_id), f" is {state}"), soft_wrap=True)
+    review.out.print(line(clean(answer.reviewer.reviewer_id), f" is {state}"), soft_wrap=True)
 
 
 OtherReviewer = Annotated[
@@ -1022,13 +764,13 @@ OtherReviewer = Annotated[
 @app.command()
 def away(ctx: typer.Context, reviewer_id: OtherReviewer = "") -> None:
     """Mark yourself (or a reviewer you supervise) away: no new work comes to them."""
-    _run(ctx, lambda review: set_availability(review, reviewer_id, False))
+    run(ctx, lambda review: set_availability(review, reviewer_id, False))
 
 
 @app.command()
 def available(ctx: typer.Context, reviewer_id: OtherReviewer = "") -> None:
     """Mark yourself (or a reviewer you supervise) available again."""
-    _run(ctx, lambda review: set_availability(review, reviewer_id, True))
+    run(ctx, lambda review: set_availability(review, reviewer_id, True))
 
 
 async def reassign_request(review: Review, request_id: str, reviewer_id: str) -> None:
@@ -1037,7 +779,7 @@ async def reassign_request(review: Review, request_id: str, reviewer_id: str) ->
         review_pb2.ReassignRequest(request_id=request_id, reviewer_id=reviewer_id),
     )
     holder = clean(done.item.assignee_id) or "the queue"
-    review.out.print(_line("gave ", _title(done.item), " to ", holder), soft_wrap=True)
+    review.out.print(line("gave ", title_line(done.item), " to ", holder), soft_wrap=True)
 
 
 @app.command()
@@ -1049,7 +791,7 @@ def reassign(
     ] = "",
 ) -> None:
     """For supervisors: give an open request to a reviewer, or back to its queue."""
-    _run(ctx, lambda review: reassign_request(review, request_id, to))
+    run(ctx, lambda review: reassign_request(review, request_id, to))
 
 
 async def list_quality_checks(review: Review, request: review_pb2.ListQualityChecksRequest) -> None:
@@ -1092,7 +834,7 @@ def quality(
         page_size=page_size,
         page_token=page_token,
     )
-    _run(ctx, lambda review: list_quality_checks(review, request))
+    run(ctx, lambda review: list_quality_checks(review, request))
 
 
 async def complete_check(review: Review, request_id: str, verdict: str, note: str) -> None:
@@ -1101,7 +843,7 @@ async def complete_check(review: Review, request_id: str, verdict: str, note: st
         review_pb2.CompleteQualityCheckRequest(request_id=request_id, verdict=verdict, note=note),
     )
     review.out.print(
-        _line("checked ", clean(answer.check.request_number), ": ", clean(answer.check.verdict)),
+        line("checked ", clean(answer.check.request_number), ": ", clean(answer.check.verdict)),
         soft_wrap=True,
     )
 
@@ -1114,7 +856,7 @@ def quality_check(
     note: Annotated[str, typer.Option(help="Why, required to disagree.")] = "",
 ) -> None:
     """Give your verdict on another reviewer's sampled decision."""
-    _run(ctx, lambda review: complete_check(review, request_id, verdict, note))
+    run(ctx, lambda review: complete_check(review, request_id, verdict, note))
 
 
 _MODES = {
@@ -1131,7 +873,7 @@ async def put_queue_mode(review: Review, queue: str, mode: str) -> None:
             settings=review_pb2.QueueSettings(queue=queue, mode=_MODES[mode])
         ),
     )
-    review.out.print(_line(clean(answer.settings.queue), f" now {mode}"), soft_wrap=True)
+    review.out.print(line(clean(answer.settings.queue), f" now {mode}"), soft_wrap=True)
 
 
 @app.command(name="queue-mode")
@@ -1142,8 +884,8 @@ def queue_mode(
 ) -> None:
     """How a queue hands out work (administrators, or the department's supervisor)."""
     if mode not in _MODES:
-        _fail("mode: pull, round-robin or least-loaded")
-    _run(ctx, lambda review: put_queue_mode(review, queue, mode))
+        fail("mode: pull, round-robin or least-loaded")
+    run(ctx, lambda review: put_queue_mode(review, queue, mode))
 
 
 def main() -> None:

@@ -43,7 +43,8 @@ from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import Contact, WorkItem
 from tawasul_review.domain.quality import sampled
 from tawasul_review.settings import ReviewSettings
-from tawasul_review_cli.cli import LRI, PDI, RLI, app, clean
+from tawasul_review_cli.cli import app
+from tawasul_review_cli.terminal import LRI, PDI, RLI, clean
 from typer.testing import CliRunner, Result
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"

@@ -1,0 +1,93 @@
+"""The review service as a command calls it: one channel, the reviewer's token and a deadline
+on every call, and every failure printed on stderr with exit status 1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import grpc
+import typer
+from rich.console import Console
+from tawasul.review.v1 import review_pb2_grpc
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
+from tawasul_platform.tls import open_channel, tls_config
+
+from tawasul_review_cli.terminal import clean, line, value
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_T = TypeVar("_T")
+
+
+class Failure(Exception):
+    """A problem this CLI found itself, printed as `error: …` with exit status 1."""
+
+
+@dataclass(frozen=True)
+class Session:
+    address: str
+    token: str
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+
+
+class Review:
+    """The review stubs on one channel, the reviewer's token, and where to print."""
+
+    def __init__(self, channel: grpc.aio.Channel, token: str, out: Console) -> None:
+        self.service = review_pb2_grpc.ReviewServiceStub(channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
+        self.out = out
+        self._metadata = bearer(token)
+
+    async def call(
+        self, method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req
+    ) -> _Resp:
+        """Every call: the reviewer's token and a deadline."""
+        return await method(request, timeout=DEFAULT_DEADLINE_SECONDS, metadata=self._metadata)
+
+
+def console(*, stderr: bool = False) -> Console:
+    # No markup, emoji codes or highlighting: a "[link=…]" or ":…:" in data stays as typed.
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+def fail(message: str) -> NoReturn:
+    console(stderr=True).print(line("error: ", clean(message)), soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
+    """Runs one command's calls on a channel of their own; errors end in exit status 1."""
+    session = ctx.obj
+    if not isinstance(session, Session) or not session.token:
+        fail("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
+
+    try:
+        tls = tls_config(
+            cert_file=session.tls_cert, key_file=session.tls_key, ca_file=session.tls_ca
+        )
+    except ValueError as exc:
+        fail(f"{exc} (--tls-cert, --tls-key, --tls-ca)")
+
+    async def connected() -> _T:
+        async with open_channel(session.address, tls) as channel:
+            return await work(Review(channel, session.token, console()))
+
+    try:
+        return asyncio.run(connected())
+    except grpc.aio.AioRpcError as exc:
+        err = console(stderr=True)
+        err.print(
+            line("error: ", exc.code().name, ": ", clean(exc.details() or "")), soft_wrap=True
+        )
+        for field, problem in field_violations(exc).items():
+            err.print(line("  ", clean(field), ": ", value(problem)), soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Failure as exc:
+        fail(str(exc))
