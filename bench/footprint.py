@@ -21,8 +21,9 @@ from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import Stack, StackConfig
 from tawasul_platform.topics import REQUEST_SUBMITTED, SUBSCRIPTIONS
 
-from bench import cli
 from bench.cpu import Footprint
+from bench.latency import p7
+from bench.runs import Settings
 
 
 async def offsets(config: StackConfig) -> tuple[int, dict[tuple[str, str], int]]:
@@ -42,7 +43,7 @@ async def offsets(config: StackConfig) -> tuple[int, dict[tuple[str, str], int]]
 async def footprint(config: StackConfig, rate: float, seconds: float) -> list[str]:
     submitted_before, reads_before = await offsets(config)
     with Footprint(Stack(config)) as used:
-        figures = await cli.p7(config, cli.Settings(p7_seconds=seconds), rate)
+        figures = await p7(config, Settings(p7_seconds=seconds), rate)
     submitted_after, reads_after = await offsets(config)
     # The load's warm-up included: its submissions cost CPU and are read like the others.
     sent = max(submitted_after - submitted_before, 1)

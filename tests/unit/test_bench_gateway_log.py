@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.cli import GatewayLog
+from bench.latency import GatewayLog
 
 
 def line(text: str, at: str) -> bytes:

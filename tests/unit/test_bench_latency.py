@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cli import Followed, LoadResult, judge_latency
+from bench.latency import Followed, judge_latency
 from bench.load import new_histogram, record_seconds
 from bench.report import Figure
+from bench.runs import LoadResult
 
 
 def followed(sent: int, over_seconds: float) -> Followed:

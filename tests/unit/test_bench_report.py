@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.cli import rss_mib
 from bench.cpu import cpu_seconds
 from bench.load import (
     LoadSpec,
@@ -16,6 +15,7 @@ from bench.load import (
     percentiles_ms,
     record_seconds,
 )
+from bench.p1 import rss_mib
 from bench.report import BEGIN, END, Figure, table, write_doc
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.cli import SMOKE, Settings, _parser, _settings
+from bench.cli import _parser, _settings
+from bench.runs import SMOKE, Settings
 
 
 def test_a_warm_up_precedes_the_figures_unless_turned_off() -> None:
