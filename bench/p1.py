@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,10 +18,10 @@ from bench.report import Figure
 from bench.runs import (
     ARRIVED,
     CPU_DETAIL,
-    ROOT,
     LoadFailed,
     LoadResult,
     Settings,
+    bench_process,
     load_spec,
     rate_shown,
     run_load,
@@ -50,16 +49,11 @@ def rss_mib(pid: int | None) -> float | None:
 @contextlib.asynccontextmanager
 async def echo_server(config: StackConfig) -> AsyncIterator[str]:
     """bench.echo in a process of its own; yields its address."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
+    process = await bench_process(
         "bench.echo",
-        "--state-dir",
-        str(config.state_dir),
-        "--port-base",
-        str(config.port_base),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
+        *("--state-dir", str(config.state_dir), "--port-base", str(config.port_base)),
+        stdin=None,
+        stderr=None,
     )
     try:
         assert process.stdout is not None

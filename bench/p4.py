@@ -44,7 +44,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -59,8 +58,8 @@ from tawasul_platform.catalog import Catalog, FieldType, SubService, load_catalo
 from tawasul_platform.events import envelope, timestamp
 
 from bench.report import Figure
+from bench.runs import bench_process
 
-ROOT = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 0.1
 # A drain that commits nothing for this long has stalled: the figure fails instead of hanging.
 STALL_SECONDS = 120.0
@@ -420,15 +419,7 @@ async def run_baseline(
         ends={tp.partition: end for tp, end in ends.items()},
     )
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.p4",
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await bench_process("bench.p4", stdout=asyncio.subprocess.DEVNULL)
     try:
         communicate = asyncio.create_task(process.communicate(spec.to_json().encode()))
         drain = await watch(

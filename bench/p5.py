@@ -41,8 +41,8 @@ from tawasul_review.domain.reviewers import DEFAULT_LANGUAGES
 from bench import office
 from bench.load import CALL_TIMEOUT, Outcome, decode_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
+from bench.runs import bench_process
 
-ROOT = Path(__file__).resolve().parents[1]
 # The reviewers the load process calls as: token only, no record (the defaults apply).
 CALLER_PREFIX = "P5B"
 DEPARTMENT = "passports"
@@ -212,15 +212,7 @@ class Load:
         self._stderr: asyncio.Task[bytes] | None = None
 
     async def __aenter__(self) -> Load:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.p5",
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        self._process = await bench_process("bench.p5")
         assert self._process.stderr is not None
         self._stderr = asyncio.create_task(self._process.stderr.read())
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,19 +104,25 @@ class LoadResult:
         }
 
 
+async def bench_process(
+    module: str,
+    *args: str,
+    stdin: int | None = PIPE,
+    stdout: int | None = PIPE,
+    stderr: int | None = PIPE,
+) -> asyncio.subprocess.Process:
+    """`python -m <module> <args>` from the repository's root: a load or a baseline in a
+    process of its own, so that it takes no CPU time from the one measuring."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, cwd=ROOT, stdin=stdin, stdout=stdout, stderr=stderr
+    )
+
+
 async def run_load(
     spec: LoadSpec, on_line: Callable[[dict[str, Any]], None] | None = None
 ) -> LoadResult:
     """Runs bench.load in a process of its own and waits for its summary."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.load",
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await bench_process("bench.load")
     assert process.stdin is not None
     assert process.stdout is not None
     assert process.stderr is not None
