@@ -30,10 +30,16 @@ class SlaClock:
     def paused(self) -> bool:
         return self.paused_since is not None
 
+    @property
+    def resumed_at(self) -> datetime:
+        """When the clock last began to run: its start, or the end of its last pause. A pause
+        starts no earlier (events stamped by another machine's clock may say earlier)."""
+        return riyadh(self.pauses[-1][1] if self.pauses else self.started_at)
+
     def pause(self, at: datetime) -> SlaClock:
         if self.paused_since is not None:
             raise CalendarError("the clock is already paused")
-        if riyadh(at) < self._last_change:
+        if riyadh(at) < self.resumed_at:
             raise CalendarError("a pause cannot start before the clock's last change")
         return replace(self, paused_since=at)
 
@@ -67,10 +73,6 @@ class SlaClock:
         """The (old, new) due date when a new calendar (an announcement) moves it, else None."""
         old, new = self.due(before, now=now), self.due(after, now=now)
         return None if old == new else (old, new)
-
-    @property
-    def _last_change(self) -> datetime:
-        return riyadh(self.pauses[-1][1] if self.pauses else self.started_at)
 
     def _pauses_until(self, now: datetime) -> tuple[Interval, ...]:
         if self.paused_since is None:

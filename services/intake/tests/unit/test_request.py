@@ -141,6 +141,16 @@ def test_a_second_pause_adds_to_the_first() -> None:
     assert request.expected_completion(CALENDAR, riyadh(8, 10)) == riyadh(13, 10)
 
 
+def test_a_pause_stamped_before_the_last_resumption_starts_at_it() -> None:
+    # Review's clock a second behind intake's: its next request for information, made just
+    # after the answer, carries an instant before the answer's.
+    request = new_request()
+    request.track(Status.NEEDS_MORE_INFO, "first", riyadh(5, 10))
+    request.track(Status.RETURNED_BY_APPLICANT, "", riyadh(6, 10))
+    request.track(Status.NEEDS_MORE_INFO, "second", riyadh(6, 10) - timedelta(seconds=1))
+    assert request.clock.paused_since == riyadh(6, 10)
+
+
 def test_a_decision_while_waiting_stops_the_pause() -> None:
     request = new_request()
     request.track(Status.NEEDS_MORE_INFO, "", riyadh(5, 10))

@@ -354,6 +354,20 @@ def test_the_sla_clock_stops_when_the_beneficiary_withdraws() -> None:
     assert item.percent_used(CALENDAR, riyadh(28, 10)) == 50
 
 
+def test_a_cancellation_stamped_before_the_clock_resumed_stops_it_where_it_resumed() -> None:
+    # Intake's replicas stamp the beneficiary's actions, each by its own clock: a cancellation
+    # taken a moment after the appeal may carry an earlier instant than the appeal's.
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, riyadh(5, 10), CALENDAR)
+    appealed_at = riyadh(7, 10)
+    assert item.appeal(reason="The photo is fine", now=appealed_at)
+    item.withdraw(reason="Solved at the office", now=appealed_at - timedelta(seconds=1))
+    assert item.state is State.WITHDRAWN
+    assert item.clock.paused_since == appealed_at
+    assert item.percent_used(CALENDAR, riyadh(28, 10)) == 50
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 

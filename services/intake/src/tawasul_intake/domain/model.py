@@ -337,7 +337,7 @@ class Request:
 
     def _move(self, status: Status, message: str, at: datetime) -> None:
         if status is Status.NEEDS_MORE_INFO and not self.clock.paused:
-            self.clock = self.clock.pause(max(at, self.clock.started_at))
+            self.clock = self.clock.pause(max(at, self.clock.resumed_at))
         elif status is not Status.NEEDS_MORE_INFO and self.clock.paused:
             self.clock = self.clock.resume(max(at, self.clock.paused_since or at))
         self.status = status

@@ -7,7 +7,8 @@ The state machine (every other move is refused):
       │                       └──transfer──► transferred ──routed again──► queued (new dept)
       └────────────────────────────────────────────── waiting ──deadline──► closed
     closed ──an answer given by the deadline, arriving after it──► claimed | queued
-    queued | claimed | waiting ──cancelled by the beneficiary──► withdrawn
+    decided (rejected) ──appealed by the beneficiary──► queued, for another reviewer
+    queued | claimed | waiting | transferred ──cancelled by the beneficiary──► withdrawn
 
 The SLA clock starts at submission, pauses while the request waits on the beneficiary, stops
 when the request is decided or withdrawn (an appeal starts it again), and raises alerts at
@@ -402,7 +403,7 @@ class WorkItem:
         self.claimed_until = None
         self.missing = missing
         self.respond_by = respond_by
-        self.clock = self.clock.pause(max(now, self.clock.started_at))
+        self.clock = self.clock.pause(max(now, self.clock.resumed_at))
         self._publish(
             Status.NEEDS_MORE_INFO,
             reviewer.subject,
@@ -604,7 +605,7 @@ class WorkItem:
         """Decided or withdrawn: the SLA counts no further (a clock paused while the item
         waited on the beneficiary stays paused)."""
         if not self.clock.paused:
-            self.clock = self.clock.pause(max(now, self.clock.started_at))
+            self.clock = self.clock.pause(max(now, self.clock.resumed_at))
 
     # --- plumbing ------------------------------------------------------------------------
 
