@@ -533,6 +533,59 @@ async def test_cancel_while_undecided(intake: Intake) -> None:
     assert event.request_cancelled.reason == "Done"
 
 
+async def test_a_request_cancelled_while_waiting_no_longer_asks_for_anything(
+    intake: Intake,
+) -> None:
+    request = await intake.submit()
+    receipt = Missing("document", "receipt", "The payment receipt")
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "Attach the receipt",
+        START + timedelta(minutes=1),
+        missing=(receipt,),
+        respond_by=START + timedelta(days=3),
+    )
+    waiting = await intake.get(request.request_number)
+    assert [m.name for m in waiting.missing] == ["receipt"]
+    assert waiting.HasField("respond_by")
+    cancel = intake_pb2.CancelRequestRequest(request_number=request.request_number, reason="Done")
+    answer = await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
+    for shown in (answer.request, await intake.get(request.request_number)):
+        assert shown.status == common_pb2.REQUEST_STATUS_CANCELLED
+        assert list(shown.missing) == []
+        assert not shown.HasField("respond_by")
+
+
+async def test_requests_cancelled_while_waiting_under_earlier_code_ask_for_nothing(
+    intake: Intake, database_url: str
+) -> None:
+    """Revision 0006 clears what cancellations kept of the information request they ended."""
+    cancelled, waiting = (
+        await intake.submit(),
+        await intake.submit(sub_service_code="reports.general-inquiry", fields={}),
+    )
+    cancel = intake_pb2.CancelRequestRequest(request_number=cancelled.request_number, reason="x")
+    await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
+    asked = {"missing": '[{"kind": "document", "name": "receipt", "description": "The receipt"}]'}
+    async with intake.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE requests SET missing = CAST(:missing AS jsonb), respond_by = now()"),
+            asked,
+        )
+        await conn.execute(
+            text("UPDATE requests SET status = 'needs_more_info' WHERE number = :number"),
+            {"number": waiting.request_number},
+        )
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    shown = {
+        number: [m.name for m in (await intake.get(number)).missing]
+        for number in (cancelled.request_number, waiting.request_number)
+    }
+    assert shown == {cancelled.request_number: [], waiting.request_number: ["receipt"]}
+
+
 async def test_a_decision_review_took_before_the_cancellation_reached_it_stands(
     intake: Intake,
 ) -> None:

@@ -318,6 +318,16 @@ def test_an_open_request_can_be_cancelled(status: Status) -> None:
     assert event.reason == "Solved at the office"
 
 
+def test_a_request_cancelled_while_waiting_asks_nothing_more() -> None:
+    request = new_request()
+    receipt = Missing("document", "receipt", "The payment receipt")
+    request.track(
+        Status.NEEDS_MORE_INFO, "", riyadh(5, 9), missing=(receipt,), respond_by=riyadh(8, 14)
+    )
+    request.cancel(reason="Solved at the office", now=riyadh(5, 10))
+    assert (request.missing, request.respond_by) == ((), None)
+
+
 @pytest.mark.parametrize("status", [Status.ACCEPTED, *sorted(FINAL)])
 def test_a_decided_request_cannot_be_cancelled(status: Status) -> None:
     request = new_request()

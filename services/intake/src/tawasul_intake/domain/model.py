@@ -273,9 +273,8 @@ class Request:
                 self.updated_at = at
             return
         self._move(status, message, at)
-        self.missing, self.respond_by = (
-            (missing, respond_by) if status is Status.NEEDS_MORE_INFO else ((), None)
-        )
+        if status is Status.NEEDS_MORE_INFO:
+            self.missing, self.respond_by = missing, respond_by
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
 
@@ -326,7 +325,6 @@ class Request:
         self.fields.update(fields)
         self.document_ids = (*self.document_ids, *document_ids)
         self._move(Status.RETURNED_BY_APPLICANT, message, now)
-        self.missing, self.respond_by = (), None
         self.events.append(
             RequestAnswered(self, message=message, fields=dict(fields), document_ids=document_ids)
         )
@@ -340,6 +338,9 @@ class Request:
             self.clock = self.clock.pause(max(at, self.clock.resumed_at))
         elif status is not Status.NEEDS_MORE_INFO and self.clock.paused:
             self.clock = self.clock.resume(max(at, self.clock.paused_since or at))
+        if status is not Status.NEEDS_MORE_INFO:
+            # Answered, decided or cancelled: nothing is asked of the beneficiary any more.
+            self.missing, self.respond_by = (), None
         self.status = status
         self.updated_at = at
         self.history.append(HistoryEntry(status, at, message))
