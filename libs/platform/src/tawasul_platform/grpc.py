@@ -166,13 +166,37 @@ def _bounded(method: str, behaviour: _Handler, seconds: float | None) -> _Handle
     return bounded
 
 
+# A refused client stream is answered once its caller has sent its last message, within these
+# bounds: grpc.aio's client reports a call that ended while it was still writing as INTERNAL,
+# not as the server's status (grpc/grpc#36066, a fix proposed in grpc/grpc#43486). A caller
+# streaming on past them is answered anyway.
+DRAIN_MESSAGES = 64
+DRAIN_SECONDS = 10.0
+
+
+async def _drain(requests: AsyncIterator[Any]) -> None:
+    """Reads, and drops, what a refused caller still sends."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            read = 0
+            async for _ in requests:
+                read += 1
+                if read >= DRAIN_MESSAGES:
+                    return
+    except Exception:  # the stream broke or took too long: nothing more to wait for
+        return
+
+
 @asynccontextmanager
 async def _answering(
-    method: str, context: grpc.aio.ServicerContext[Any, Any], gate: Gate
+    method: str,
+    context: grpc.aio.ServicerContext[Any, Any],
+    gate: Gate,
+    requests: AsyncIterator[Any] | None = None,
 ) -> AsyncIterator[None]:
     """One call's frame, whatever its kind: its span (continuing the caller's trace), deadline,
     the gate first (a refused caller learns nothing about their input), then the error
-    mapping around the handler."""
+    mapping around the handler. A client stream (`requests`) is drained before a refusal."""
     started = time.perf_counter()
     span, entered = tracing.enter_server_span(method, context.invocation_metadata())
     deadline = deadlines.enter(context.time_remaining())
@@ -180,10 +204,14 @@ async def _answering(
         _CALLER.set(gate.admit(method, context))
         yield
     except errors.DomainError as exc:
+        if requests is not None:
+            await _drain(requests)
         await context.abort_with_status(to_status(exc))
     except grpc.aio.AbortError:
         raise
     except Exception as exc:
+        if requests is not None:
+            await _drain(requests)
         if is_transient(exc):
             log.warning("dependency unavailable in %s: %r", method, exc)
             await context.abort(
@@ -218,7 +246,7 @@ def _guard(method: str, behaviour: _Handler, gate: Gate, *, streaming: bool = Fa
     """A handler answering one message (unary or client-streaming), framed."""
 
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _answering(method, context, gate):
+        async with _answering(method, context, gate, request if streaming else None):
             return await behaviour(_checked(request, streaming), context)
         return None  # not reached: _answering ends every error in an abort
 

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from tawasul.docs.v1 import docs_pb2
 from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS, call_timeout
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.grpc import GrpcServer, field_violations
+from tawasul_platform.grpc import DRAIN_MESSAGES, GrpcServer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
@@ -22,6 +22,7 @@ CHECK = "/grpc.health.v1.Health/Check"
 # Methods of a test-only service: what the interceptor lets through, and the deadline a
 # handler would give its own downstream calls.
 COUNT = "/tawasul.test.Probe/CountParts"
+REFUSE = "/tawasul.test.Probe/RefuseAtOnce"
 TIMEOUT = "/tawasul.test.Probe/DownstreamTimeout"
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -31,6 +32,13 @@ async def _count_parts(
     parts: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
 ) -> wrappers_pb2.Int32Value:
     return wrappers_pb2.Int32Value(value=len([p async for p in parts]))
+
+
+async def _refuse_at_once(
+    parts: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
+) -> wrappers_pb2.Int32Value:
+    await anext(parts)
+    raise InvalidArgument({"metadata": "refused at once"})
 
 
 async def _downstream_timeout(
@@ -72,6 +80,11 @@ def _probe(server: grpc.aio.Server) -> None:
         ),
         "CountParts": grpc.stream_unary_rpc_method_handler(
             _count_parts,
+            docs_pb2.UploadDocumentRequest.FromString,
+            wrappers_pb2.Int32Value.SerializeToString,
+        ),
+        "RefuseAtOnce": grpc.stream_unary_rpc_method_handler(
+            _refuse_at_once,
             docs_pb2.UploadDocumentRequest.FromString,
             wrappers_pb2.Int32Value.SerializeToString,
         ),
@@ -167,6 +180,48 @@ async def test_every_streamed_message_is_checked(channel: grpc.aio.Channel) -> N
         await count(_parts(chunk, long_name), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == {"metadata.filename": TOO_LONG}
+
+
+async def test_a_refusal_reaches_a_client_still_sending_as_the_server_s_status(
+    channel: grpc.aio.Channel,
+) -> None:
+    """Refused at its first message, answered after its last: grpc.aio's client reports a
+    call that ended while it was still writing as INTERNAL (grpc/grpc#36066)."""
+    refuse = channel.stream_unary(
+        REFUSE,
+        request_serializer=docs_pb2.UploadDocumentRequest.SerializeToString,
+        response_deserializer=wrappers_pb2.Int32Value.FromString,
+    )
+    chunk = docs_pb2.UploadDocumentRequest(chunk=b"\x00" * 65536)
+    first = docs_pb2.UploadDocumentRequest(metadata=docs_pb2.DocumentMetadata(filename="a.pdf"))
+    for _ in range(10):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await refuse(_parts(first, *[chunk] * (DRAIN_MESSAGES - 2)), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(caught.value) == {"metadata": "refused at once"}
+
+
+async def test_a_refused_client_streaming_on_and_on_is_answered_anyway(
+    channel: grpc.aio.Channel,
+) -> None:
+    refuse = channel.stream_unary(
+        REFUSE,
+        request_serializer=docs_pb2.UploadDocumentRequest.SerializeToString,
+        response_deserializer=wrappers_pb2.Int32Value.FromString,
+    )
+    sent = 0
+
+    async def endless() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+        nonlocal sent
+        while True:
+            sent += 1
+            yield docs_pb2.UploadDocumentRequest(chunk=b"\x00" * 1000)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await refuse(endless(), timeout=30)
+    # Ended by the server once it had drained its bound, long before the caller's deadline.
+    assert caught.value.code() != grpc.StatusCode.DEADLINE_EXCEEDED
+    assert sent > DRAIN_MESSAGES
 
 
 async def test_the_callers_deadline_bounds_downstream_calls(channel: grpc.aio.Channel) -> None:
