@@ -1,6 +1,7 @@
 """Every RPC of every service, found through reflection, fed generated and corrupted messages
 with good and bad tokens (hypothesis): no answer is INTERNAL or UNKNOWN, and every service
-still answers its health check after.
+still answers its health check after. Every route of the gateway's HTTP API, found in its
+OpenAPI document, fed generated paths, queries and bodies the same way: no answer is a 5xx.
 
 The examples are derandomized so that CI tries the same ones each run; set
 TAWASUL_FUZZ_EXAMPLES to try more, and TAWASUL_FUZZ_RANDOM=1 for new ones each run.
@@ -8,13 +9,20 @@ TAWASUL_FUZZ_EXAMPLES to try more, and TAWASUL_FUZZ_RANDOM=1 for new ones each r
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
 import time
+import urllib.parse
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 import grpc
+import httpx
 import pytest
+from fastapi import FastAPI
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
@@ -26,6 +34,8 @@ from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_devstack.journey import new_citizen
 from tawasul_devstack.stack import SERVICES, Stack
+from tawasul_gateway import bootstrap as gateway
+from tawasul_gateway.settings import GatewaySettings
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.tls import open_sync_channel
@@ -278,5 +288,174 @@ def test_no_rpc_answers_internal_or_unknown_to_anything(stack: Stack, known: lis
     finally:
         for channel in channels.values():
             channel.close()
+    assert failures == [], "\n".join(sorted(set(failures))[:40])
+    assert _serving(stack) == dict.fromkeys(SERVICES, "SERVING")
+
+
+# --- the gateway's HTTP routes -----------------------------------------------------------------
+
+# A route's call: its URL, query, headers and body.
+Call = tuple[str, dict[str, str], dict[str, str], bytes]
+# JSON of every kind, the strings hostile ones too; integers past what any proto field holds.
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=40),
+        HOSTILE,
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+# Bodies no generator makes from a value: a lone surrogate, deep nesting, not UTF-8, not JSON.
+RAW_BODIES = st.sampled_from(
+    [
+        b'{"description": "\\ud800"}',
+        b"[" * 5000 + b"]" * 5000,
+        b"\xff\xfe\x00",
+        b"{",
+        b"",
+        b"subject_id,sub_service_code,description,mobile\n2034567897,x,\x00,05\n",
+    ]
+)
+
+
+@st.composite
+def http_calls(
+    draw: st.DrawFn,
+    path: str,
+    operation: dict[str, Any],
+    components: dict[str, Any],
+    known: list[str],
+) -> Call:
+    """A call of one route: its path's parameters, some of its query's, and a body made from
+    its schema's field names with values of any JSON kind, or raw bytes, under any type."""
+    # No URL that long reaches a server: clients and servers refuse it first.
+    strings = st.one_of(
+        HOSTILE.filter(lambda v: len(v) < 8000), st.sampled_from(known), st.text(max_size=30)
+    )
+    url = re.sub(r"{(\w+)}", lambda _: urllib.parse.quote(draw(strings), safe="") or "%20", path)
+    query = {
+        p["name"]: str(draw(st.one_of(strings, st.integers(-(2**40), 2**40))))
+        for p in operation.get("parameters", [])
+        if p["in"] == "query" and draw(st.booleans())
+    }
+    declared = list(operation.get("requestBody", {}).get("content", {}))
+    kind = draw(st.sampled_from([*declared, "application/json", "text/plain", ""]))
+    schema = operation.get("requestBody", {}).get("content", {}).get(kind, {}).get("schema", {})
+    name = schema.get("$ref", "").rsplit("/", 1)[-1]
+    fields = list(components.get(name, {}).get("properties", {}))
+    shaped = draw(st.booleans())
+    if fields and shaped:
+        body = json.dumps(
+            draw(st.dictionaries(st.sampled_from(fields), JSON_VALUES, max_size=len(fields)))
+        ).encode()
+    else:
+        body = draw(
+            st.one_of(
+                JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+                st.binary(max_size=2048),
+                RAW_BODIES,
+            )
+        )
+    return url, query, {"content-type": kind} if kind else {}, body
+
+
+async def _served(app: FastAPI) -> tuple[AsyncExitStack, httpx.AsyncClient]:
+    """The app started (its SDK client made) and an HTTP client to it; a 500 comes back as
+    an answer, not as the exception behind it."""
+    opened = AsyncExitStack()
+    await opened.enter_async_context(app.router.lifespan_context(app))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    http = await opened.enter_async_context(
+        httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30.0)
+    )
+    return opened, http
+
+
+def _fuzz_route(
+    runner: asyncio.Runner,
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    calls: st.SearchStrategy[Call],
+    tokens: list[dict[str, str]],
+    failures: list[str],
+) -> None:
+    """Tries one route with generated calls and tokens, noting each 5xx."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=not RANDOM,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(call=calls, token=st.sampled_from(tokens))
+    def fuzz(call: Call, token: dict[str, str]) -> None:
+        url, query, headers, body = call
+        answer = runner.run(
+            http.request(method, url, params=query, headers={**headers, **token}, content=body)
+        )
+        if answer.status_code >= 500:
+            sent = f"query {sorted(query)}, {headers.get('content-type', 'no type')}, {len(body)} B"
+            failures.append(f"{method} {path}: {answer.status_code} {answer.text[:200]} ({sent})")
+
+    fuzz()
+
+
+def test_no_gateway_route_answers_a_server_error_to_anything(
+    stack: Stack, known: list[str]
+) -> None:
+    """The gateway's own app, on the stack's intake and docs with its certificate, its rate
+    limits lifted so that every example reaches a route: no answer is a 5xx."""
+    env = stack.config.gateway_env()
+    lifted = dict.fromkeys(
+        (
+            "rate_per_minute",
+            "rate_per_minute_per_address",
+            "tracking_per_minute_per_address",
+            "bulk_files_per_hour",
+        ),
+        1e9,
+    )
+    chosen = GatewaySettings.model_validate(
+        {k.removeprefix("TAWASUL_").lower(): v for k, v in env.items() if "TAWASUL_" in k} | lifted
+    )
+    app = gateway.app(
+        chosen,
+        client_factory=gateway.client_factory(chosen),
+        dev=gateway.dev_sign_in(chosen),
+    )
+    tokens = [dict(m) for m in _tokens(stack, "intake", known[2])] + [
+        {"authorization": "Bearer " + stack.config.identity.token("E8001", Role.REVIEWER)}
+    ]
+    schema = app.openapi()
+    components = schema["components"]["schemas"]
+    routes = [
+        (method.upper(), path, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    ]
+    assert {(m, p) for m, p, _ in routes} >= {
+        ("POST", "/api/v1/requests"),
+        ("POST", "/api/v1/documents"),
+        ("POST", "/api/v1/tracking/track"),
+    }
+    failures: list[str] = []
+    with asyncio.Runner() as runner:
+        opened, http = runner.run(_served(app))
+        try:
+            for method, path, operation in routes:
+                calls = http_calls(path, operation, components, known)
+                _fuzz_route(runner, http, method, path, calls, tokens, failures)
+            health = runner.run(http.get("/healthz")).json()
+        finally:
+            runner.run(opened.aclose())
+    assert health == {"status": "serving"}
     assert failures == [], "\n".join(sorted(set(failures))[:40])
     assert _serving(stack) == dict.fromkeys(SERVICES, "SERVING")
