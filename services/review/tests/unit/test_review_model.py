@@ -1145,7 +1145,7 @@ class ItemLife(RuleBasedStateMachine):
 
     @rule(who=reviewers, accept=st.booleans())
     def decide(self, who: Principal, accept: bool) -> None:
-        appeal_of = self.item.appeal_of
+        appeal_of, before = self.item.appeal_of, self.item.state
         if accept:
             decision, text, reason = Decision.ACCEPT, "Done", REASONS["completed"]
         else:
@@ -1155,7 +1155,7 @@ class ItemLife(RuleBasedStateMachine):
                 REASONS["documents-unclear"],
             )
         self.act(lambda: self.item.decide(who, decision, text, reason, self.now, CALENDAR))
-        if self.item.state is State.DECIDED and self.state is State.DECIDED and appeal_of:
+        if before is State.CLAIMED and self.item.state is State.DECIDED and appeal_of:
             assert self.item.assignee != appeal_of  # four eyes
 
     @rule(who=reviewers, days=st.integers(min_value=1, max_value=10))
