@@ -6,15 +6,19 @@ copies, nothing lands before `commit`, and leaving the block without committing 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from tawasul_calendar import RIYADH, Sla, WorkingCalendar
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import (
@@ -1452,3 +1456,235 @@ async def test_search_by_sla_state_sees_only_open_items() -> None:
     on_track = await search(uow, filters=handlers.SearchFilters(sla=SlaState.ON_TRACK), at=later)
     assert len(on_track.items) == 1
     assert on_track.items[0].request_id != late
+
+
+# --- every event delivered again ------------------------------------------------------------
+# Kafka delivers at least once: whatever happened in between, an event applied once and
+# delivered again changes nothing. A state machine (hypothesis) drives one request through
+# routing's and the beneficiary's events and two reviewers' actions, mostly ones its state
+# allows, and at random moments delivers every event it applied so far once more.
+
+REFUSALS = (FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted)
+
+
+def _committed(db: Database) -> tuple[object, ...]:
+    return (
+        copy.deepcopy(db.items),
+        {k: list(v) for k, v in db.history.items()},
+        len(db.published),
+        dict(db.withdrawals),
+    )
+
+
+def _event(
+    kind: str, uow: FakeUnitOfWork, request_id: uuid.UUID, event_id: str, at: datetime
+) -> Callable[[], Coroutine[Any, Any, object]] | None:
+    """Routing's or the beneficiary's event, to apply once and perhaps again."""
+    if kind in ("routed", "moved", "prioritised"):
+        department = "visas" if kind == "moved" else "passports"
+        priority = 2 if kind == "prioritised" else 0
+        return lambda: handlers.enqueue(
+            uow=uow,
+            routed=[(event_id, work_item(department, request_id=request_id, priority=priority))],
+            policy=POLICY,
+            now=at,
+        )
+    if kind == "follow_up":
+        return lambda: handlers.follow_up(
+            uow=uow, event_id=event_id, request_id=request_id, message="Any news?", at=at
+        )
+    if kind == "cancel":
+        return lambda: handlers.withdraw(
+            uow=uow, event_id=event_id, request_id=request_id, reason="Solved", at=at
+        )
+    if kind == "answer":
+        return lambda: handlers.answered(
+            uow=uow,
+            event_id=event_id,
+            request_id=request_id,
+            message="Added",
+            policy=POLICY,
+            now=at,
+            answered_at=at,
+        )
+    if kind == "appeal":
+        return lambda: handlers.appeal(
+            uow=uow,
+            event_id=event_id,
+            request_id=request_id,
+            reason="Look again",
+            policy=POLICY,
+            now=at,
+        )
+    return None
+
+
+def _action(
+    kind: str, uow: FakeUnitOfWork, request_id: uuid.UUID, at: datetime, who: Principal
+) -> Callable[[], Coroutine[Any, Any, object]]:
+    """A reviewer's action (two of them: an appeal goes to the other), or the sweep."""
+    if kind == "claim":
+        return lambda: handlers.claim(
+            uow=uow, reviewer=who, request_id=request_id, now=at, policy=POLICY
+        )
+    if kind == "ask":
+        return lambda: handlers.request_information(
+            uow=uow,
+            reviewer=who,
+            request_id=request_id,
+            missing=(PHOTO,),
+            message="Please add a photo",
+            within_working_days=3,
+            policy=POLICY,
+            now=at,
+        )
+    if kind in ("accept", "reject"):
+        return lambda: handlers.decide(
+            uow=uow,
+            reviewer=who,
+            request_id=request_id,
+            decision=Decision.ACCEPT if kind == "accept" else Decision.REJECT,
+            message="The photo is unclear",
+            reason_code="completed" if kind == "accept" else "documents-unclear",
+            policy=POLICY,
+            now=at,
+        )
+    if kind == "transfer":
+        return lambda: handlers.transfer(
+            uow=uow,
+            reviewer=who,
+            request_id=request_id,
+            department="visas",
+            reason="Misfiled",
+            policy=POLICY,
+            now=at,
+        )
+    return lambda: handlers.sweep(uow=uow, policy=POLICY, now=at)
+
+
+class DeliveredAgain(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.uow = FakeUnitOfWork()
+        self.request_id = uuid.uuid4()
+        self.delivered: list[Callable[[], Coroutine[Any, Any, object]]] = []
+        self.now = START
+        self.sent = 0
+
+    def state(self) -> State | None:
+        item = self.uow.db.items.get(self.request_id)
+        return None if item is None else item.state
+
+    def run(self, kind: str, who: Principal = SARA) -> None:
+        self.sent += 1
+        event = _event(kind, self.uow, self.request_id, f"event-{self.sent}", self.now)
+        try:
+            asyncio.run((event or _action(kind, self.uow, self.request_id, self.now, who))())
+        except REFUSALS:
+            return
+        if event is not None:
+            self.delivered.append(event)
+
+    @rule(hours=st.integers(min_value=0, max_value=80))
+    def time_passes(self, hours: int) -> None:
+        self.now += timedelta(hours=hours)
+
+    @precondition(lambda self: self.state() is None)
+    @rule()
+    def routed(self) -> None:
+        self.run("routed")
+
+    # Hypothesis draws an integer's bounds more often than the values between: a roll of 5
+    # makes these steps rare, so that the request's life, not noise, fills most runs.
+    @rule(
+        kind=st.sampled_from(("moved", "prioritised", "follow_up", "sweep", "cancel")),
+        roll=st.integers(min_value=0, max_value=9),
+    )
+    def now_and_then(self, kind: str, roll: int) -> None:
+        if roll == 5:
+            self.run(kind)
+
+    @precondition(lambda self: self.state() is State.QUEUED)
+    @rule(who=st.sampled_from((SARA, ALI)))
+    def claim(self, who: Principal) -> None:
+        self.run("claim", who)
+
+    def holder(self) -> Principal:
+        return {SARA.subject: SARA, ALI.subject: ALI}[self.uow.db.items[self.request_id].assignee]
+
+    @precondition(lambda self: self.state() is State.CLAIMED)
+    @rule(accept=st.booleans())
+    def decide(self, accept: bool) -> None:
+        self.run("accept" if accept else "reject", self.holder())
+
+    @precondition(lambda self: self.state() is State.CLAIMED)
+    @rule()
+    def ask(self) -> None:
+        self.run("ask", self.holder())
+
+    @precondition(lambda self: self.state() is State.CLAIMED)
+    @rule()
+    def transfer(self) -> None:
+        self.run("transfer", self.holder())
+
+    @precondition(lambda self: self.state() in (State.WAITING, State.CLOSED))
+    @rule()
+    def answer(self) -> None:
+        self.run("answer")
+
+    @precondition(lambda self: self.state() is State.DECIDED)
+    @rule()
+    def appeal(self) -> None:
+        self.run("appeal")
+
+    @precondition(lambda self: bool(self.delivered))
+    @rule()
+    def again(self) -> None:
+        """Every event applied so far, delivered once more: the state has moved on since."""
+        before = _committed(self.uow.db)
+        for event in self.delivered:
+            asyncio.run(event())
+            assert _committed(self.uow.db) == before
+
+
+DeliveredAgain.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=40, deadline=None, derandomize=True, database=None
+)
+test_an_event_delivered_again_changes_nothing = DeliveredAgain.TestCase
+
+
+# Runs the machine seldom draws: each event comes again once the request is where it could
+# apply once more.
+
+
+def test_an_appeal_delivered_again_after_a_second_rejection_changes_nothing() -> None:
+    life = DeliveredAgain()
+    life.routed()
+    life.claim(SARA)
+    life.decide(accept=False)
+    life.appeal()
+    life.claim(ALI)
+    life.decide(accept=False)
+    assert life.state() is State.DECIDED
+    life.again()
+
+
+def test_a_late_cancellation_delivered_again_is_recorded_once() -> None:
+    life = DeliveredAgain()
+    life.routed()
+    life.claim(SARA)
+    life.decide(accept=True)
+    life.now_and_then("cancel", roll=5)
+    assert [h.action for h in life.uow.db.history[life.request_id]][-1] == "cancel_too_late"
+    life.again()
+
+
+def test_an_answer_delivered_again_while_the_next_one_is_awaited_changes_nothing() -> None:
+    life = DeliveredAgain()
+    life.routed()
+    life.claim(SARA)
+    life.ask()
+    life.answer()
+    life.ask()
+    assert life.state() is State.WAITING
+    life.again()
