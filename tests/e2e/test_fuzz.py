@@ -42,6 +42,13 @@ from tawasul_platform.tls import open_sync_channel
 
 EXAMPLES = int(os.environ.get("TAWASUL_FUZZ_EXAMPLES", "40"))
 RANDOM = os.environ.get("TAWASUL_FUZZ_RANDOM") == "1"
+FUZZING = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not RANDOM,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 TIMEOUT = 10.0
 # Answers that mean the server failed, not the caller.
 BROKEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -242,13 +249,7 @@ def _fuzz(
 ) -> None:
     """Tries one RPC with generated bodies and tokens, noting each broken answer."""
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=not RANDOM,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZING
     @given(body=body, metadata=st.sampled_from(tokens))
     def fuzz(body: Any, metadata: tuple[tuple[str, str], ...]) -> None:
         request: Any = iter(body) if streaming else body
@@ -388,13 +389,7 @@ def _fuzz_route(
 ) -> None:
     """Tries one route with generated calls and tokens, noting each 5xx."""
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=not RANDOM,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZING
     @given(call=calls, token=st.sampled_from(tokens))
     def fuzz(call: Call, token: dict[str, str]) -> None:
         url, query, headers, body = call

@@ -163,12 +163,19 @@ def _parts(*parts: docs_pb2.UploadDocumentRequest) -> AsyncIterator[docs_pb2.Upl
     return stream()
 
 
-async def test_every_streamed_message_is_checked(channel: grpc.aio.Channel) -> None:
-    count = channel.stream_unary(
-        COUNT,
+def _uploads(
+    channel: grpc.aio.Channel, method: str
+) -> grpc.aio.StreamUnaryMultiCallable[docs_pb2.UploadDocumentRequest, wrappers_pb2.Int32Value]:
+    """One of the probe's client-streaming methods, sent upload messages."""
+    return channel.stream_unary(
+        method,
         request_serializer=docs_pb2.UploadDocumentRequest.SerializeToString,
         response_deserializer=wrappers_pb2.Int32Value.FromString,
     )
+
+
+async def test_every_streamed_message_is_checked(channel: grpc.aio.Channel) -> None:
+    count = _uploads(channel, COUNT)
     chunk = docs_pb2.UploadDocumentRequest(chunk=b"\x00" * 1000)
     good = docs_pb2.UploadDocumentRequest(metadata=docs_pb2.DocumentMetadata(filename="scan.pdf"))
     answer = await count(_parts(good, chunk, chunk), timeout=5)
@@ -187,11 +194,7 @@ async def test_a_refusal_reaches_a_client_still_sending_as_the_server_s_status(
 ) -> None:
     """Refused at its first message, answered after its last: grpc.aio's client reports a
     call that ended while it was still writing as INTERNAL (grpc/grpc#36066)."""
-    refuse = channel.stream_unary(
-        REFUSE,
-        request_serializer=docs_pb2.UploadDocumentRequest.SerializeToString,
-        response_deserializer=wrappers_pb2.Int32Value.FromString,
-    )
+    refuse = _uploads(channel, REFUSE)
     chunk = docs_pb2.UploadDocumentRequest(chunk=b"\x00" * 65536)
     first = docs_pb2.UploadDocumentRequest(metadata=docs_pb2.DocumentMetadata(filename="a.pdf"))
     for _ in range(10):
@@ -204,11 +207,7 @@ async def test_a_refusal_reaches_a_client_still_sending_as_the_server_s_status(
 async def test_a_refused_client_streaming_on_and_on_is_answered_anyway(
     channel: grpc.aio.Channel,
 ) -> None:
-    refuse = channel.stream_unary(
-        REFUSE,
-        request_serializer=docs_pb2.UploadDocumentRequest.SerializeToString,
-        response_deserializer=wrappers_pb2.Int32Value.FromString,
-    )
+    refuse = _uploads(channel, REFUSE)
     sent = 0
 
     async def endless() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
