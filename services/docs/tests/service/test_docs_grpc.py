@@ -24,7 +24,7 @@ import tawasul_docs
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.events.v1 import events_pb2
@@ -37,6 +37,7 @@ from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Verdict
 from tawasul_docs.app.spool import Spool, SpoolAborted
+from tawasul_docs.domain.model import Placement
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
@@ -881,17 +882,22 @@ async def test_a_submitted_request_attaches_its_documents_once(docs: Docs) -> No
     assert attached == [(d, d, ATTACHED, str(request_id)), (d, d, ATTACHED, str(other))]
 
 
-async def test_an_answers_documents_join_its_request_in_its_department(docs: Docs) -> None:
-    photo = await docs.upload(PDF)
-    request_id = await docs.route((await docs.upload(PDF)).document_id, "passports")
-    answer = events_pb2.Envelope(
+def answered(request_id: uuid.UUID, *document_ids: str) -> events_pb2.Envelope:
+    """The beneficiary's answer to an information request, with `document_ids`."""
+    return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
         event_type="tawasul.requests.answered",
         request_id=str(request_id),
         request_answered=events_pb2.RequestAnswered(
-            request_id=str(request_id), document_ids=[photo.document_id]
+            request_id=str(request_id), document_ids=list(document_ids)
         ),
     )
+
+
+async def test_an_answers_documents_join_its_request_in_its_department(docs: Docs) -> None:
+    photo = await docs.upload(PDF)
+    request_id = await docs.route((await docs.upload(PDF)).document_id, "passports")
+    answer = answered(request_id, photo.document_id)
     followed = events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
         request_followed_up=events_pb2.RequestFollowedUp(request_id=str(request_id)),
@@ -902,6 +908,93 @@ async def test_an_answers_documents_join_its_request_in_its_department(docs: Doc
     assert [c for c in await docs.changes() if c[2] == ATTACHED and c[1] == d] == [
         (d, d, ATTACHED, str(request_id))
     ]
+
+
+async def test_an_answer_before_routings_event_joins_the_department_it_is_routed_to(
+    docs: Docs,
+) -> None:
+    """Docs reads the applicant's actions and routing's events apart: either may lag."""
+    first, photo = await docs.upload(PDF), await docs.upload(PDF)
+    request_id = uuid.uuid4()
+    await docs.subscriptions.deliver(APPLICANT_ACTIONS, answered(request_id, photo.document_id))
+    error = await refused(docs.get(photo.document_id, REVIEWER))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    await docs.subscriptions.deliver(
+        REQUEST_ROUTED, routed(request_id, "passports", first.document_id)
+    )
+    for document in (first, photo):
+        assert (await docs.get(document.document_id, REVIEWER)).state == CLEAN
+    d = photo.document_id
+    assert [c for c in await docs.changes() if c[2] == ATTACHED and c[1] == d] == [
+        (d, d, ATTACHED, str(request_id))
+    ]
+
+
+async def waits_on_a_lock(engine: AsyncEngine) -> bool | None:
+    """Whether a session of the database waits on a row another transaction holds."""
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        )
+    return True if waiting else None
+
+
+async def test_a_placement_committing_while_an_answer_is_applied_grants_its_documents(
+    docs: Docs,
+) -> None:
+    """The answer finds no department and routing's transaction does not see the answer's
+    documents yet: whichever comes second waits for the first, then sees what it did."""
+    first, photo = await docs.upload(PDF), await docs.upload(PDF)
+    request_id = uuid.uuid4()
+    uow = docs.uow()
+    async with uow:
+        assert await uow.claim_event("docs", str(uuid.uuid4()))
+        await uow.documents.attach(request_id, (uuid.UUID(photo.document_id),), datetime.now(UTC))
+        await uow.access.grant_attached(request_id)
+        routing = asyncio.create_task(
+            docs.subscriptions.deliver(
+                REQUEST_ROUTED, routed(request_id, "passports", first.document_id)
+            )
+        )
+        await eventually(partial(waits_on_a_lock, docs.engine), what="routing to wait")
+        assert not routing.done()
+        await uow.commit()
+    await routing
+    for document in (first, photo):
+        assert (await docs.get(document.document_id, REVIEWER)).state == CLEAN
+
+
+@pytest.mark.parametrize("held", ["answer", "transfer"])
+async def test_an_answer_applied_while_its_request_is_transferred_follows_it(
+    docs: Docs, held: str
+) -> None:
+    """`held` is applied first and holds its transaction open while the other waits. The
+    request came with no documents: its department's row is all the two have in common."""
+    photo, request_id = await docs.upload(PDF), uuid.uuid4()
+    await docs.subscriptions.deliver(REQUEST_ROUTED, routed(request_id, "passports"))
+    visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    uow = docs.uow()
+    async with uow:
+        if held == "answer":
+            assert await uow.claim_event("docs", str(uuid.uuid4()))
+            photo_id = uuid.UUID(photo.document_id)
+            await uow.documents.attach(request_id, (photo_id,), datetime.now(UTC))
+            await uow.access.grant_attached(request_id)
+            topic, event = REQUEST_ROUTED, routed(request_id, "visas")
+        else:
+            await uow.access.grant([Placement(request_id, "visas", ())])
+            topic, event = APPLICANT_ACTIONS, answered(request_id, photo.document_id)
+        other = asyncio.create_task(docs.subscriptions.deliver(topic, event))
+        await eventually(partial(waits_on_a_lock, docs.engine), what="the other to wait")
+        assert not other.done()
+        await uow.commit()
+    await other
+    assert (await docs.get(photo.document_id, visas)).state == CLEAN
+    error = await refused(docs.get(photo.document_id, REVIEWER))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_submitted_event_that_is_not_one_is_refused(docs: Docs) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -270,23 +270,33 @@ class FakeDocuments:
 
 
 class FakeAccess:
-    """Which request and department hold each document, as routing's events said."""
+    """Which department holds each request, as routing's events said, and so each document
+    attached to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, attached: Callable[[uuid.UUID], set[uuid.UUID]]) -> None:
+        # The documents attached to a request, this transaction's included.
+        self._attached = attached
         self.holders: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
-        self.requests: dict[uuid.UUID, str] = {}
+        self.requests: dict[uuid.UUID, str | None] = {}
 
     async def grant(self, placements: Sequence[Placement]) -> None:
         for p in placements:
             self.requests[p.request_id] = p.department
-            for holders in self.holders.values():
-                if p.request_id in holders:
-                    holders[p.request_id] = p.department
-            for document_id in p.document_ids:
-                self.holders.setdefault(document_id, {})[p.request_id] = p.department
+            self._open(p.request_id)
 
-    async def department_of(self, request_id: uuid.UUID) -> str | None:
-        return self.requests.get(request_id)
+    async def grant_attached(self, request_id: uuid.UUID) -> None:
+        self.requests.setdefault(request_id, None)
+        self._open(request_id)
+
+    def _open(self, request_id: uuid.UUID) -> None:
+        department = self.requests[request_id]
+        if department is None:
+            return
+        for holders in self.holders.values():  # a transfer moves every document it held
+            if request_id in holders:
+                holders[request_id] = department
+        for document_id in self._attached(request_id):
+            self.holders.setdefault(document_id, {})[request_id] = department
 
     async def departments(self, document_id: uuid.UUID) -> frozenset[str]:
         return frozenset(self.holders.get(document_id, {}).values())
@@ -318,7 +328,7 @@ class FakeUnitOfWork(FakeInbox):
         self.tries: dict[uuid.UUID, datetime] = {}
         self.attachments: dict[uuid.UUID, set[uuid.UUID]] = {}
         self.documents = self._repository()
-        self.access = FakeAccess()
+        self.access = FakeAccess(self._attached)
         self.leases = FakeLeases()
         # Published by committed transactions, in order.
         self.events: list[DocumentEvent] = []
@@ -329,6 +339,10 @@ class FakeUnitOfWork(FakeInbox):
         self.failing: set[int] = set()
         self.lands = False
         self.hold: asyncio.Event | None = None
+
+    def _attached(self, request_id: uuid.UUID) -> set[uuid.UUID]:
+        joined = [*self.attachments.items(), *self.documents.joined.items()]
+        return {document_id for document_id, requests in joined if request_id in requests}
 
     def _repository(self) -> FakeDocuments:
         return FakeDocuments(self.rows, self.tries, self.attachments)
@@ -1106,14 +1120,24 @@ async def test_documents_sent_with_an_answer_join_their_requests_department(docs
         uow=docs.uow, event_id="a1", request_id=request_id, document_ids=(answered.id,), now=NOW
     )
     assert (await docs.get(answered, REVIEWER)).id == answered.id
+
+
+async def test_an_answer_before_routings_event_joins_the_department_it_is_routed_to(
+    docs: Docs,
+) -> None:
+    first, answered = await docs.upload([meta(), PDF]), await docs.upload([meta(), PDF])
+    request_id = uuid.uuid4()
+    await handlers.grant_answer(
+        uow=docs.uow, event_id="a1", request_id=request_id, document_ids=(answered.id,), now=NOW
+    )
+    assert docs.changes(answered) == [Change.STORED, Change.CLEAN, Change.ATTACHED]
     with pytest.raises(NotFound):
-        await handlers.grant_answer(
-            uow=docs.uow,
-            event_id="a2",
-            request_id=uuid.uuid4(),
-            document_ids=(answered.id,),
-            now=NOW,
-        )
+        await docs.get(answered, REVIEWER)  # no department holds the request yet
+    await handlers.grant_access(
+        uow=docs.uow, routed=[("r1", Placement(request_id, "passports", (first.id,)))], now=NOW
+    )
+    assert (await docs.get(answered, REVIEWER)).id == answered.id
+    assert (await docs.get(first, REVIEWER)).id == first.id
 
 
 # --- the document's events, attachment and expiry -----------------------------------------------

@@ -38,6 +38,29 @@ _GRANT = _department.on_conflict_do_update(
     index_elements=[tables.request_departments.c.request_id],
     set_={"department": _department.excluded.department},
 ).add_cte(_moved)
+# A request not placed yet gets a row without a department; either way the row is locked to
+# the end of the transaction, so a placement and an answer of one request take turns.
+_hold = pg_insert(tables.request_departments).values(
+    request_id=bindparam("b_request_id"), department=None
+)
+_HOLD = _hold.on_conflict_do_update(
+    index_elements=[tables.request_departments.c.request_id],
+    set_={"department": tables.request_departments.c.department},
+)
+# Every document attached to the requests, readable by the department each sits in. Its own
+# statement, after the lock above: its snapshot then sees what the other transaction committed.
+_a, _r, _access = tables.attachments, tables.request_departments, tables.document_access
+_attached = pg_insert(_access).from_select(
+    ["document_id", "request_id", "department"],
+    select(_a.c.document_id, _a.c.request_id, _r.c.department)
+    .join(_r, _r.c.request_id == _a.c.request_id)
+    .where(among(_a.c.request_id, "request_ids") & _r.c.department.is_not(None)),
+)
+_OPEN = _attached.on_conflict_do_update(
+    index_elements=[_access.c.document_id, _access.c.request_id],
+    set_={"department": _attached.excluded.department},
+    where=_access.c.department != _attached.excluded.department,
+)
 
 
 def _row(document: Document) -> dict[str, Any]:
@@ -178,30 +201,14 @@ class SqlAccessRepository:
             _GRANT,
             [{"b_request_id": p.request_id, "b_department": p.department} for p in placements],
         )
-        # The last placement of a request decides where all its documents sit.
-        department = {p.request_id: p.department for p in placements}
-        access = {(d, p.request_id) for p in placements for d in p.document_ids}
-        if access:
-            t = tables.document_access
-            rows = pg_insert(t).values(
-                [
-                    {"document_id": d, "request_id": r, "department": department[r]}
-                    for d, r in sorted(access)
-                ]
-            )
-            await self._session.execute(
-                rows.on_conflict_do_update(
-                    index_elements=[t.c.document_id, t.c.request_id],
-                    set_={"department": rows.excluded.department},
-                )
-            )
+        await self._open(sorted({p.request_id for p in placements}))
 
-    async def department_of(self, request_id: uuid.UUID) -> str | None:
-        r = tables.request_departments
-        found = await self._session.scalar(
-            select(r.c.department).where(r.c.request_id == request_id)
-        )
-        return None if found is None else str(found)
+    async def grant_attached(self, request_id: uuid.UUID) -> None:
+        await self._session.execute(_HOLD, {"b_request_id": request_id})
+        await self._open([request_id])
+
+    async def _open(self, request_ids: list[uuid.UUID]) -> None:
+        await self._session.execute(_OPEN, {"request_ids": request_ids})
 
     async def departments(self, document_id: uuid.UUID) -> frozenset[str]:
         t = tables.document_access

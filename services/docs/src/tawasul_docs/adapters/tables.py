@@ -36,6 +36,7 @@ attachments = Table(
     Column("document_id", Uuid, primary_key=True),
     Column("request_id", Uuid, primary_key=True),
     Column("attached_at", DateTime(timezone=True), nullable=False),
+    Index("attachments_request", "request_id"),
 )
 
 # Which request (and so which department's reviewers) holds each document: from routing's
@@ -49,12 +50,13 @@ document_access = Table(
     Index("document_access_request", "request_id"),
 )
 
-# Each routed request's current department, documents or not (answers bring some later).
+# Each routed request's current department, documents or not (answers bring some later); none
+# while an answer waits for routing's event.
 request_departments = Table(
     "request_departments",
     metadata,
     Column("request_id", Uuid, primary_key=True),
-    Column("department", String(50), nullable=False),
+    Column("department", String(50)),
 )
 
 # Uploads in progress per account, so that the per-account limit holds across replicas; a

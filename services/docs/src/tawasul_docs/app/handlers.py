@@ -427,9 +427,9 @@ async def grant_access(
     """
     async with uow:
         fresh = await claim_each(uow, CONSUMER, routed)
-        await uow.access.grant(fresh)
         for placement in fresh:
             await _attach(uow, placement.request_id, placement.document_ids, now)
+        await uow.access.grant(fresh)
         await uow.commit()
 
 
@@ -441,15 +441,16 @@ async def grant_answer(
     document_ids: tuple[uuid.UUID, ...],
     now: datetime,
 ) -> None:
-    """Documents sent with an answer join their request and its department."""
+    """Documents sent with an answer join their request, and its department: now, or when
+    routing's event places the request, if the answer came first (docs reads the two topics
+    apart, so one may lag)."""
+    if not document_ids:
+        return  # nothing to attach, so nothing to remember having done
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
-        department = await uow.access.department_of(request_id)
-        if department is None:
-            raise NotFound(f"an answer for request {request_id}, not routed here yet")
-        await uow.access.grant([Placement(request_id, department, document_ids)])
         await _attach(uow, request_id, document_ids, now)
+        await uow.access.grant_attached(request_id)
         await uow.commit()
 
 

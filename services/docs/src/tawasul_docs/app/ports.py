@@ -86,11 +86,18 @@ class AccessRepository(Protocol):
     """Which requests, in which departments, hold each document (from routing's events)."""
 
     async def grant(self, placements: Sequence[Placement]) -> None:
-        """Each request's documents now sit in its department (a transfer moves them all), as
-        if the placements were applied one after another."""
+        """Each request now sits in its department (a transfer moves it), as if the placements
+        were applied one after another, and every document attached to it is readable there:
+        attach the placements' documents first."""
         ...
 
-    async def department_of(self, request_id: uuid.UUID) -> str | None: ...
+    async def grant_attached(self, request_id: uuid.UUID) -> None:
+        """Every document attached to the request is readable by its department. Until
+        routing's event places it, the request is held (a row without a department, locked
+        to the end of the transaction), so that a placement committing meanwhile waits and
+        then grants them: an answer may arrive before the routed event."""
+        ...
+
     async def departments(self, document_id: uuid.UUID) -> frozenset[str]: ...
 
 
