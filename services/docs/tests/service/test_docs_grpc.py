@@ -21,6 +21,8 @@ from typing import NamedTuple
 import grpc
 import pytest
 import tawasul_docs
+from alembic import command
+from alembic.config import Config
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
@@ -1023,6 +1025,56 @@ async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs
     error = await refused(docs.get(f))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert not await expire()  # nothing left to expire
+
+
+async def test_documents_routed_before_attachments_were_recorded_stay_with_their_request(
+    serve: Serve, database_url: str
+) -> None:
+    """Revision 0004 began recording attachments, and expiring documents without one, for
+    none routed before it: 0006 records them."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    await asyncio.to_thread(command.downgrade, config, "0003")  # `serve` migrated to the head
+    routed_id, stray_id, request_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    engine = make_engine(database_url, pool_size=1)
+    async with engine.begin() as conn:
+        for document_id in (routed_id, stray_id):
+            await conn.execute(
+                text(
+                    "INSERT INTO documents (id, owner_id, filename, content_type, size_bytes,"
+                    " sha256, object_key, created_at) VALUES (:id, :owner, 'scan.pdf',"
+                    " 'application/pdf', 1, :sha, :key, :at)"
+                ),
+                {
+                    "id": document_id,
+                    "owner": OWNER_ID,
+                    "sha": "0" * 64,
+                    "key": f"documents/{document_id}",
+                    "at": long_ago,
+                },
+            )
+        await conn.execute(
+            text("INSERT INTO request_departments VALUES (:request, 'passports')"),
+            {"request": request_id},
+        )
+        await conn.execute(
+            text("INSERT INTO document_access VALUES (:document, :request, 'passports')"),
+            {"document": routed_id, "request": request_id},
+        )
+    await engine.dispose()
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    async with serve() as docs:
+        visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+        expire = handlers.expire_unattached(
+            uow=docs.uow(), store=docs.store, now=datetime.now(UTC), keep_for=timedelta(hours=72)
+        )
+        assert not await expire
+        assert set(await docs.rows()) == {str(routed_id)}
+        assert (await docs.get(str(routed_id), REVIEWER)).state == CLEAN
+        await docs.subscriptions.deliver(REQUEST_ROUTED, routed(request_id, "visas"))
+        assert (await docs.get(str(routed_id), visas)).state == CLEAN
 
 
 async def test_a_message_whose_bytes_are_not_a_chunk_is_refused_and_nothing_kept(
