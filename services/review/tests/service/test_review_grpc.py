@@ -17,12 +17,20 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 import pytest
 import tawasul_review
 from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import select
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,7 +41,13 @@ from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_platform.db import make_engine
-from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
@@ -61,6 +75,7 @@ MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
 IDENTITY = throwaway()
 ADMIN_ID = "A001"
 LEASE = timedelta(minutes=30)
+T = TypeVar("T")
 
 
 def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
@@ -1674,3 +1689,236 @@ async def test_clocks_of_items_answered_before_the_clock_stopped_stop_at_the_ans
         "withdrawn while waiting": t0 + timedelta(hours=4),  # its pause, as it was
         "queued": None,
     }
+
+
+# --- every event delivered again, on PostgreSQL -------------------------------------------
+# Kafka delivers at least once. The unit tier's DeliveredAgain drives the handlers on the
+# in-memory unit of work; this one drives review's own server and subscribers on PostgreSQL:
+# one request through routing's and the beneficiary's events and two reviewers' calls, with
+# every event applied so far delivered again at random moments. The request's row, its
+# history, what review published and the withdrawals it keeps must not change; no call or
+# event may fail other than as a refusal.
+
+REFUSED = frozenset(
+    {
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INVALID_ARGUMENT,  # a transfer to the department it is in
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+# ALI reviews passports only, SARA passports and visas.
+REVIEWERS = {"E100": ALI, "E200": SARA}
+STATES = {
+    "queued": review_pb2.WORK_ITEM_STATE_QUEUED,
+    "claimed": review_pb2.WORK_ITEM_STATE_CLAIMED,
+    "decided": review_pb2.WORK_ITEM_STATE_DECIDED,
+    "waiting_on_applicant": review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
+    "closed": review_pb2.WORK_ITEM_STATE_CLOSED,
+    "withdrawn": review_pb2.WORK_ITEM_STATE_WITHDRAWN,
+    "transferred": review_pb2.WORK_ITEM_STATE_TRANSFERRED,
+}
+
+
+class Redelivery(RuleBasedStateMachine):
+    def __init__(self, review: Review, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.review, self.loop = review, loop
+        self.run(self._afresh())
+        self.item = review.routed()
+        self.request_id = str(self.item.request_id)
+        self.delivered: list[Callable[[], Awaitable[None]]] = []
+        self.state = review_pb2.WORK_ITEM_STATE_UNSPECIFIED
+        self.holder = ""
+
+    def run(self, work: Awaitable[T]) -> T:
+        async def awaited() -> T:
+            return await work
+
+        return asyncio.run_coroutine_threadsafe(awaited(), self.loop).result(timeout=60)
+
+    async def _afresh(self) -> None:
+        """Each run starts on empty tables (reviewers' capacity included), at START."""
+        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
+        async with self.review.engine.begin() as conn:
+            await conn.execute(sql(f"TRUNCATE {names}"))
+        self.review.clock.now = START
+
+    async def _where(self) -> tuple[review_pb2.WorkItemState.ValueType, str]:
+        w = tables.work_items
+        async with self.review.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(w.c.state, w.c.assignee).where(w.c.request_id == self.item.request_id)
+                )
+            ).one_or_none()
+        if row is None:
+            return review_pb2.WORK_ITEM_STATE_UNSPECIFIED, ""
+        return STATES[row.state], row.assignee or ""
+
+    async def _committed(self) -> tuple[object, ...]:
+        w, h, o, d = tables.work_items, tables.history, tables.outbox, tables.withdrawals
+        request = self.item.request_id
+        async with self.review.engine.connect() as conn:
+            item = (await conn.execute(select(w).where(w.c.request_id == request))).all()
+            history = (
+                await conn.execute(select(h).where(h.c.request_id == request).order_by(h.c.id))
+            ).all()
+            published = (await conn.execute(select(o.c.topic, o.c.payload).order_by(o.c.id))).all()
+            kept = (await conn.execute(select(d))).all()
+        return item, history, published, kept
+
+    def event(self, deliver: Callable[[], Awaitable[None]]) -> None:
+        """Applied now and kept to deliver again; one the consumer would dead-letter as a
+        refusal (NotFound for a request not routed here yet, say) is not kept."""
+        try:
+            self.run(deliver())
+        except (FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted):
+            return
+        self.delivered.append(deliver)
+        self.settle()
+
+    def call(self, work: Awaitable[object]) -> None:
+        answered = grpc.StatusCode.OK
+        try:
+            self.run(work)
+        except grpc.aio.AioRpcError as error:
+            answered = error.code()
+        assert answered is grpc.StatusCode.OK or answered in REFUSED, answered
+        self.settle()
+
+    def settle(self) -> None:
+        self.state, self.holder = self.run(self._where())
+
+    def placed(self, *, department: str = "passports", priority: int = 0) -> None:
+        envelope = routed_event(str(uuid.uuid4()), self.item)
+        envelope.request_routed.department_code = department
+        envelope.request_routed.queue = f"{department}.default"
+        envelope.request_routed.priority = priority
+        self.event(lambda: self.review.subscriptions.deliver(REQUEST_ROUTED, envelope))
+
+    def acted(self, **action: Any) -> None:
+        event_id, at = str(uuid.uuid4()), self.review.clock.now
+        self.event(lambda: self.review.act(at, event_id, **action))
+
+    def token(self, reviewer: str = "") -> str:
+        return REVIEWERS.get(reviewer or self.holder, SARA)
+
+    @rule(hours=st.integers(min_value=0, max_value=80), sweep=st.booleans())
+    def time_passes(self, hours: int, sweep: bool) -> None:
+        """Time passes, and the sweep (alerts, deadlines, leases) may run."""
+        self.review.clock.now += timedelta(hours=hours)
+        if sweep:
+            self.run(self.review.sweep())
+            self.settle()
+
+    @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_UNSPECIFIED)
+    @rule()
+    def routed(self) -> None:
+        self.placed()
+
+    # Hypothesis draws an integer's bounds more often than the values between: a roll of 5
+    # makes these steps rare, so that the request's life, not noise, fills most runs.
+    @rule(
+        kind=st.sampled_from(("moved", "prioritised", "follow_up", "cancel")),
+        roll=st.integers(min_value=0, max_value=9),
+    )
+    def now_and_then(self, kind: str, roll: int) -> None:
+        r = self.request_id
+        if roll != 5:
+            return
+        if kind in ("moved", "prioritised"):
+            self.placed(
+                department="visas" if kind == "moved" else "passports",
+                priority=2 if kind == "prioritised" else 0,
+            )
+        elif kind == "follow_up":
+            self.acted(request_followed_up=events_pb2.RequestFollowedUp(request_id=r))
+        else:
+            self.acted(request_cancelled=events_pb2.RequestCancelled(request_id=r, reason="x"))
+
+    @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_QUEUED)
+    @rule(who=st.sampled_from(sorted(REVIEWERS)))
+    def claim(self, who: str) -> None:
+        ask = review_pb2.ClaimRequestRequest(request_id=self.request_id)
+        self.call(self.review.stub.ClaimRequest(ask, timeout=10, metadata=bearer(self.token(who))))
+
+    @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_CLAIMED)
+    @rule(accept=st.booleans())
+    def decide(self, accept: bool) -> None:
+        decision = review_pb2.DecideRequestRequest(
+            request_id=self.request_id,
+            decision=review_pb2.DECISION_ACCEPT if accept else review_pb2.DECISION_REJECT,
+            message="The photo is unclear",
+            reason_code="completed" if accept else "documents-unclear",
+        )
+        self.call(
+            self.review.stub.DecideRequest(decision, timeout=10, metadata=bearer(self.token()))
+        )
+
+    @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_CLAIMED)
+    @rule()
+    def ask(self) -> None:
+        asked = review_pb2.RequestInformationRequest(
+            request_id=self.request_id, missing=[MISSING_PHOTO], message="Please add a photo"
+        )
+        self.call(
+            self.review.stub.RequestInformation(asked, timeout=10, metadata=bearer(self.token()))
+        )
+
+    @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_CLAIMED)
+    @rule()
+    def transfer(self) -> None:
+        moved = review_pb2.TransferRequestRequest(
+            request_id=self.request_id, department_code="visas", reason="Misfiled"
+        )
+        self.call(
+            self.review.stub.TransferRequest(moved, timeout=10, metadata=bearer(self.token()))
+        )
+
+    @precondition(
+        lambda self: (
+            self.state
+            in (review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT, review_pb2.WORK_ITEM_STATE_CLOSED)
+        )
+    )
+    @rule()
+    def answer(self) -> None:
+        answer = events_pb2.RequestAnswered(request_id=self.request_id, message="Added")
+        self.acted(request_answered=answer)
+
+    @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_DECIDED)
+    @rule()
+    def appeal(self) -> None:
+        appealed = events_pb2.RequestAppealed(request_id=self.request_id, reason="Look again")
+        self.acted(request_appealed=appealed)
+
+    @precondition(lambda self: bool(self.delivered))
+    @rule()
+    def again(self) -> None:
+        """Every event applied so far, delivered once more: the request has moved on since."""
+        before = self.run(self._committed())
+        for deliver in self.delivered:
+            self.run(deliver())
+            assert self.run(self._committed()) == before
+
+
+async def test_every_event_delivered_again_changes_nothing_on_postgresql(review: Review) -> None:
+    loop = asyncio.get_running_loop()
+
+    class Run(Redelivery):
+        def __init__(self) -> None:
+            super().__init__(review, loop)
+
+    await asyncio.to_thread(
+        run_state_machine_as_test,
+        Run,
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=50,
+            deadline=None,
+            derandomize=True,
+            database=None,
+        ),
+    )
