@@ -1922,3 +1922,27 @@ async def test_every_event_delivered_again_changes_nothing_on_postgresql(review:
             database=None,
         ),
     )
+
+
+async def test_cancellations_delivered_again_are_recorded_once_on_postgresql(
+    review: Review,
+) -> None:
+    """Runs the machine seldom draws: a cancellation before routing's event (kept aside, then
+    applied on arrival) and one after the decision (too late), each delivered again."""
+    loop = asyncio.get_running_loop()
+
+    def runs() -> None:
+        early = Redelivery(review, loop)
+        early.now_and_then("cancel", roll=5)
+        early.routed()
+        assert early.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN
+        early.again()
+        late = Redelivery(review, loop)
+        late.routed()
+        late.claim("E200")
+        late.decide(accept=True)
+        late.now_and_then("cancel", roll=5)
+        assert late.state == review_pb2.WORK_ITEM_STATE_DECIDED
+        late.again()
+
+    await asyncio.to_thread(runs)
