@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 import pytest
 import tawasul_intake
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from sqlalchemy import func, select, text, update
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -874,3 +877,139 @@ async def test_a_submission_does_not_write_the_account_s_other_requests(intake: 
         await holder.rollback()
     assert second.request_number != first.request_number
     assert second.status == common_pb2.REQUEST_STATUS_SUBMITTED
+
+
+# --- every status change delivered again, on PostgreSQL -----------------------------------
+# Kafka delivers at least once. A state machine (hypothesis) takes one request through
+# review's status changes, in any order, and the beneficiary's calls, with time passing, and
+# at random moments delivers every change applied so far once more: what the beneficiary
+# reads, the request's row and what intake published must not change. No call may answer
+# other than OK or a refusal; no change may fail other than as one the consumer dead-letters.
+
+REVIEW_SAYS = tuple(s for s in Status if s not in (Status.SUBMITTED, Status.CANCELLED))
+REFUSED = frozenset(
+    {
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INVALID_ARGUMENT,  # an answer of nothing when nothing was asked
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+T = TypeVar("T")
+
+
+class Redelivery(RuleBasedStateMachine):
+    def __init__(self, intake: Intake, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.intake, self.loop = intake, loop
+        self.run(self._afresh())
+        self.request = self.run(intake.submit())
+        self.number = self.request.request_number
+        self.delivered: list[events_pb2.Envelope] = []
+
+    def run(self, work: Awaitable[T]) -> T:
+        async def awaited() -> T:
+            return await work
+
+        return asyncio.run_coroutine_threadsafe(awaited(), self.loop).result(timeout=60)
+
+    async def _afresh(self) -> None:
+        """Each run starts on empty tables (the citizen's open request and limits), at START."""
+        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
+        async with self.intake.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names}"))
+        self.intake.clock.now = START
+
+    async def _committed(self) -> tuple[object, ...]:
+        r, o = tables.requests, tables.outbox
+        shown = await self.intake.get(self.number)
+        async with self.intake.engine.connect() as conn:
+            row = (await conn.execute(select(r).where(r.c.number == self.number))).all()
+            published = (await conn.execute(select(o.c.topic, o.c.payload).order_by(o.c.id))).all()
+        return shown.SerializeToString(deterministic=True), row, published
+
+    def deliver(self, event: events_pb2.Envelope) -> None:
+        self.run(self.intake.subscriptions.deliver(REQUEST_STATUS_CHANGED, event))
+
+    @rule(hours=st.integers(min_value=0, max_value=80))
+    def time_passes(self, hours: int) -> None:
+        self.intake.clock.now += timedelta(hours=hours)
+
+    @rule(status=st.sampled_from(REVIEW_SAYS), skew=st.integers(min_value=-2, max_value=2))
+    def review_says(self, status: Status, skew: int) -> None:
+        """Review's change, stamped by review's clock (up to 2 s off intake's)."""
+        at = self.intake.clock.now + timedelta(seconds=skew)
+        change = events_pb2.RequestStatusChanged(
+            request_id=self.request.request_id,
+            request_number=self.number,
+            status=STATUS_TO_WIRE[status],
+            message="Review's word",
+        )
+        if status is Status.NEEDS_MORE_INFO:
+            change.missing.append(common_pb2.MissingItem(kind="document", name="photo"))
+            change.respond_by.CopyFrom(timestamp(at + timedelta(days=5)))
+        event = events_pb2.Envelope(
+            event_id=str(uuid.uuid4()),
+            event_type="tawasul.requests.status-changed",
+            request_id=self.request.request_id,
+            occurred_at=timestamp(at),
+            request_status_changed=change,
+        )
+        self.deliver(event)
+        self.delivered.append(event)
+
+    @rule(action=st.sampled_from(("follow_up", "cancel", "answer", "appeal")))
+    def beneficiary(self, action: str) -> None:
+        stub, n, who = self.intake.stub, self.number, bearer(CITIZEN)
+
+        async def called() -> object:
+            """The call starts on the loop that serves it, not in hypothesis' thread."""
+            if action == "follow_up":
+                ask = intake_pb2.FollowUpRequest(request_number=n)
+                return await stub.FollowUp(ask, timeout=5, metadata=who)
+            if action == "cancel":
+                cancel = intake_pb2.CancelRequestRequest(request_number=n, reason="Done")
+                return await stub.CancelRequest(cancel, timeout=5, metadata=who)
+            if action == "answer":
+                answer = intake_pb2.RespondToInfoRequestRequest(
+                    request_number=n,
+                    message="Attached",
+                    document_ids=[self.intake.uploads.upload()],
+                )
+                return await stub.RespondToInfoRequest(answer, timeout=5, metadata=who)
+            appeal = intake_pb2.AppealRejectionRequest(request_number=n, reason="Look again")
+            return await stub.AppealRejection(appeal, timeout=5, metadata=who)
+
+        answered = grpc.StatusCode.OK
+        try:
+            self.run(called())
+        except grpc.aio.AioRpcError as error:
+            answered = error.code()
+        assert answered is grpc.StatusCode.OK or answered in REFUSED, answered
+
+    @precondition(lambda self: bool(self.delivered))
+    @rule()
+    def again(self) -> None:
+        """Every change applied so far, delivered once more: the request has moved on since."""
+        before = self.run(self._committed())
+        for event in self.delivered:
+            self.deliver(event)
+            assert self.run(self._committed()) == before
+
+
+async def test_every_status_change_delivered_again_changes_nothing_on_postgresql(
+    intake: Intake,
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    class Run(Redelivery):
+        def __init__(self) -> None:
+            super().__init__(intake, loop)
+
+    await asyncio.to_thread(
+        run_state_machine_as_test,
+        Run,
+        settings=settings(
+            max_examples=100, stateful_step_count=30, deadline=None, derandomize=True, database=None
+        ),
+    )

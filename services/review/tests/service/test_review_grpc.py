@@ -1779,10 +1779,15 @@ class Redelivery(RuleBasedStateMachine):
         self.delivered.append(deliver)
         self.settle()
 
-    def call(self, work: Awaitable[object]) -> None:
+    def call(self, start: Callable[[], Awaitable[object]]) -> None:
+        """The call starts on the loop that serves it, not in hypothesis' thread."""
+
+        async def called() -> object:
+            return await start()
+
         answered = grpc.StatusCode.OK
         try:
-            self.run(work)
+            self.run(called())
         except grpc.aio.AioRpcError as error:
             answered = error.code()
         assert answered is grpc.StatusCode.OK or answered in REFUSED, answered
@@ -1842,7 +1847,9 @@ class Redelivery(RuleBasedStateMachine):
     @rule(who=st.sampled_from(sorted(REVIEWERS)))
     def claim(self, who: str) -> None:
         ask = review_pb2.ClaimRequestRequest(request_id=self.request_id)
-        self.call(self.review.stub.ClaimRequest(ask, timeout=10, metadata=bearer(self.token(who))))
+        self.call(
+            lambda: self.review.stub.ClaimRequest(ask, timeout=10, metadata=bearer(self.token(who)))
+        )
 
     @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_CLAIMED)
     @rule(accept=st.booleans())
@@ -1854,7 +1861,9 @@ class Redelivery(RuleBasedStateMachine):
             reason_code="completed" if accept else "documents-unclear",
         )
         self.call(
-            self.review.stub.DecideRequest(decision, timeout=10, metadata=bearer(self.token()))
+            lambda: self.review.stub.DecideRequest(
+                decision, timeout=10, metadata=bearer(self.token())
+            )
         )
 
     @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_CLAIMED)
@@ -1864,7 +1873,9 @@ class Redelivery(RuleBasedStateMachine):
             request_id=self.request_id, missing=[MISSING_PHOTO], message="Please add a photo"
         )
         self.call(
-            self.review.stub.RequestInformation(asked, timeout=10, metadata=bearer(self.token()))
+            lambda: self.review.stub.RequestInformation(
+                asked, timeout=10, metadata=bearer(self.token())
+            )
         )
 
     @precondition(lambda self: self.state == review_pb2.WORK_ITEM_STATE_CLAIMED)
@@ -1874,7 +1885,9 @@ class Redelivery(RuleBasedStateMachine):
             request_id=self.request_id, department_code="visas", reason="Misfiled"
         )
         self.call(
-            self.review.stub.TransferRequest(moved, timeout=10, metadata=bearer(self.token()))
+            lambda: self.review.stub.TransferRequest(
+                moved, timeout=10, metadata=bearer(self.token())
+            )
         )
 
     @precondition(
