@@ -1027,15 +1027,34 @@ async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs
     assert not await expire()  # nothing left to expire
 
 
+def alembic(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    return config
+
+
+async def test_an_answer_waiting_for_its_placement_does_not_stop_a_rollback(
+    docs: Docs, database_url: str
+) -> None:
+    """0006's downgrade drops the requests held without a department (0005 allows none); the
+    answer's documents stay attached to the request."""
+    photo, request_id = await docs.upload(PDF), uuid.uuid4()
+    await docs.subscriptions.deliver(APPLICANT_ACTIONS, answered(request_id, photo.document_id))
+    await asyncio.to_thread(command.downgrade, alembic(database_url), "0005")
+    async with docs.engine.connect() as conn:
+        held = (await conn.execute(select(tables.request_departments))).all()
+        attached = (await conn.execute(select(tables.attachments.c.request_id))).scalars().all()
+    assert (held, attached) == ([], [request_id])
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+
+
 async def test_documents_routed_before_attachments_were_recorded_stay_with_their_request(
     serve: Serve, database_url: str
 ) -> None:
     """Revision 0004 began recording attachments, and expiring documents without one, for
     none routed before it: 0006 records them."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", database_url)
-    await asyncio.to_thread(command.downgrade, config, "0003")  # `serve` migrated to the head
+    await asyncio.to_thread(command.downgrade, alembic(database_url), "0003")  # `serve` was at head
     routed_id, stray_id, request_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     long_ago = datetime.now(UTC) - timedelta(days=30)
     engine = make_engine(database_url, pool_size=1)
