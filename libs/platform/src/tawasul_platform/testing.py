@@ -1,24 +1,30 @@
 """Stand-ins for tests: in-memory parts for unit tests of use cases (no database, no broker),
-a gate for servers that serve only test handlers, and a session that keeps the statements a
-repository would run, to read their plans."""
+a gate for servers that serve only test handlers, a session that keeps the statements a
+repository would run, to read their plans, and what a state machine (hypothesis, run in a
+thread of its own) needs to drive a service on its test's loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import MetaData, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
 from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
 from tawasul_platform.identity import TokenVerifier
 from tawasul_platform.sql import Rows, Session
+
+T = TypeVar("T")
 
 
 class FakeInbox:
@@ -115,3 +121,21 @@ class NoRows(list[Any]):
 
     def all(self) -> list[Any]:
         return self
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, work: Awaitable[T], timeout: float = 60.0) -> T:
+    """Awaits `work` on `loop` (the test's, where its servers run) from another thread, such
+    as a hypothesis state machine's, and returns its result."""
+
+    async def awaited() -> T:
+        return await work
+
+    return asyncio.run_coroutine_threadsafe(awaited(), loop).result(timeout=timeout)
+
+
+async def emptied(engine: AsyncEngine, metadata: MetaData) -> None:
+    """Every table of a service's schema emptied in one statement: a generated run starts
+    from nothing, whatever the runs before it left."""
+    names = ", ".join(t.name for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names}"))

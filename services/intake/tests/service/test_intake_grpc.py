@@ -44,7 +44,7 @@ from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database, Session
-from tawasul_platform.testing import RecordedStatements
+from tawasul_platform.testing import RecordedStatements, emptied, on_loop
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
@@ -908,16 +908,11 @@ class Redelivery(RuleBasedStateMachine):
         self.delivered: list[events_pb2.Envelope] = []
 
     def run(self, work: Awaitable[T]) -> T:
-        async def awaited() -> T:
-            return await work
-
-        return asyncio.run_coroutine_threadsafe(awaited(), self.loop).result(timeout=60)
+        return on_loop(self.loop, work)
 
     async def _afresh(self) -> None:
         """Each run starts on empty tables (the citizen's open request and limits), at START."""
-        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
-        async with self.intake.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {names}"))
+        await emptied(self.intake.engine, tables.metadata)
         self.intake.clock.now = START
 
     async def _committed(self) -> tuple[object, ...]:

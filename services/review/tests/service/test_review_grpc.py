@@ -54,7 +54,7 @@ from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database, Session
-from tawasul_platform.testing import RecordedStatements
+from tawasul_platform.testing import RecordedStatements, emptied, on_loop
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -1733,16 +1733,11 @@ class Redelivery(RuleBasedStateMachine):
         self.holder = ""
 
     def run(self, work: Awaitable[T]) -> T:
-        async def awaited() -> T:
-            return await work
-
-        return asyncio.run_coroutine_threadsafe(awaited(), self.loop).result(timeout=60)
+        return on_loop(self.loop, work)
 
     async def _afresh(self) -> None:
         """Each run starts on empty tables (reviewers' capacity included), at START."""
-        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
-        async with self.review.engine.begin() as conn:
-            await conn.execute(sql(f"TRUNCATE {names}"))
+        await emptied(self.review.engine, tables.metadata)
         self.review.clock.now = START
 
     async def _where(self) -> tuple[review_pb2.WorkItemState.ValueType, str]:
