@@ -20,6 +20,15 @@ import tawasul_routing
 from alembic import command
 from alembic.config import Config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import select, text
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -33,6 +42,7 @@ from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import emptied, on_loop
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -550,3 +560,95 @@ async def test_follow_ups_counted_in_decisions_before_the_upgrade_are_kept(
         kept = (await conn.execute(select(tables.follow_ups))).all()
     await engine.dispose()
     assert [tuple(r) for r in kept] == [(uuid.UUID(request.request_id), 2)]
+
+
+# --- every event delivered again, on PostgreSQL -------------------------------------------
+# Kafka delivers at least once, and intake's producer may publish a submission twice under two
+# event ids. A state machine (hypothesis) takes one request through its submission, transfers
+# and follow-ups, and at random moments delivers every event applied so far once more, or the
+# submission under a new id: the request's decisions and what routing published must not
+# change. After every step, each decision is published once, in order.
+
+DEPARTMENTS = ("residents", "reports", "passports")
+
+
+class Redelivery(RuleBasedStateMachine):
+    def __init__(self, routing: Routing, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.routing, self.loop = routing, loop
+        on_loop(loop, emptied(routing.engine, tables.metadata))
+        self.submission = submitted()
+        self.request_id = self.submission.request_id
+        self.follow_ups = 0
+        self.delivered: list[tuple[str, events_pb2.Envelope]] = []
+
+    def deliver(self, topic: str, *events: events_pb2.Envelope) -> None:
+        """Applied now and kept to deliver again, unless the consumer would dead-letter it (a
+        transfer of a request routing never routed)."""
+        try:
+            on_loop(self.loop, self.routing.subscriptions.deliver(topic, *events))
+        except InvalidArgument:
+            return
+        self.delivered += [(topic, event) for event in events]
+
+    async def _committed(
+        self,
+    ) -> tuple[list[tuple[int, str, int, str]], list[events_pb2.Envelope]]:
+        return await self.routing.decisions(self.request_id), await self.routing.outbox()
+
+    @rule(twice=st.booleans())
+    def submitted(self, twice: bool) -> None:
+        """The submission, in a poll that may hold it twice."""
+        self.deliver(REQUEST_SUBMITTED, *[self.submission] * (2 if twice else 1))
+
+    @rule()
+    def published_again(self) -> None:
+        """Intake's producer retried: the same submission under a new event id."""
+        again = events_pb2.Envelope()
+        again.CopyFrom(self.submission)
+        again.event_id = str(uuid.uuid4())
+        self.deliver(REQUEST_SUBMITTED, again)
+
+    @rule(to=st.sampled_from(DEPARTMENTS))
+    def transfer(self, to: str) -> None:
+        self.deliver(REQUEST_STATUS_CHANGED, transferred(self.request_id, to, "Misfiled"))
+
+    @rule()
+    def follow_up(self) -> None:
+        self.follow_ups += 1
+        self.deliver(APPLICANT_ACTIONS, followed_up(self.request_id, self.follow_ups))
+
+    @precondition(lambda self: bool(self.delivered))
+    @rule()
+    def again(self) -> None:
+        """Every event applied so far, delivered once more: the request has moved on since."""
+        before = on_loop(self.loop, self._committed())
+        for topic, event in self.delivered:
+            on_loop(self.loop, self.routing.subscriptions.deliver(topic, event))
+            assert on_loop(self.loop, self._committed()) == before
+
+    @invariant()
+    def each_decision_is_published_once_in_order(self) -> None:
+        decisions, published = on_loop(self.loop, self._committed())
+        assert [(queue, priority, rule) for _, queue, priority, rule in decisions] == [
+            (e.request_routed.queue, e.request_routed.priority, e.request_routed.rule)
+            for e in published
+        ]
+
+
+async def test_every_event_delivered_again_changes_nothing_on_postgresql(
+    routing: Routing,
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    class Run(Redelivery):
+        def __init__(self) -> None:
+            super().__init__(routing, loop)
+
+    await asyncio.to_thread(
+        run_state_machine_as_test,
+        Run,
+        settings=settings(
+            max_examples=60, stateful_step_count=30, deadline=None, derandomize=True, database=None
+        ),
+    )
