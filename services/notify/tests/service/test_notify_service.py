@@ -6,6 +6,7 @@ their topic as the consumer group would, and each channel's sender makes its pas
 from __future__ import annotations
 
 import asyncio
+import mailbox
 import threading
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -18,6 +19,9 @@ import httpx
 import pytest
 import tawasul_notify
 from aiosmtpd.smtp import SMTP
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +50,7 @@ from tawasul_platform.grpc import GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import emptied, on_loop
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -586,4 +591,119 @@ async def test_a_polls_events_are_told_in_app_once_each(notify: Notify) -> None:
     results = await notify.results()
     assert sorted((r.request_id, r.channel, r.status) for r in results) == sorted(
         [(first.request_id, "inapp", "delivered"), (second.request_id, "inapp", "delivered")]
+    )
+
+
+# --- every event delivered again, on PostgreSQL -------------------------------------------
+# Kafka delivers at least once. A state machine (hypothesis) takes one request through its
+# submission, routing and review's status changes, the beneficiary's actions and SLA alerts,
+# each consumed as the group does (the woken senders then make a pass), and at random moments
+# delivers every event consumed so far once more: no text or e-mail may go out again (the
+# stand-ins count them), and the deliveries, the inbox, who may read them and what notify
+# published must not change.
+
+SAYS = (
+    common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+    common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+    common_pb2.REQUEST_STATUS_ACCEPTED,
+    common_pb2.REQUEST_STATUS_REJECTED,
+    common_pb2.REQUEST_STATUS_CLOSED,
+    common_pb2.REQUEST_STATUS_TRANSFERRED,
+    common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+)
+
+
+class Redelivery(RuleBasedStateMachine):
+    def __init__(self, notify: Notify, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.notify, self.loop = notify, loop
+        on_loop(loop, emptied(notify.engine, tables.metadata))
+        self.request = submitted(locale="en")
+        self.consumed: list[tuple[str, events_pb2.Envelope]] = []
+
+    def consume(self, topic: str, event: events_pb2.Envelope) -> None:
+        """Consumed and kept to deliver again, unless the group would dead-letter it."""
+        try:
+            on_loop(self.loop, self.notify.consume(event, topic=topic))
+        except InvalidArgument:
+            return
+        self.consumed.append((topic, event))
+
+    async def _sent(self) -> tuple[object, ...]:
+        d, i, a, o = tables.deliveries, tables.inbox_messages, tables.request_access, tables.outbox
+        key = uuid.UUID(self.request.request_id)
+        async with self.notify.engine.connect() as conn:
+            rows = [
+                (
+                    await conn.execute(
+                        select(t).where(t.c.request_id == key).order_by(*t.primary_key)
+                    )
+                ).all()
+                for t in (d, i, a)
+            ]
+            published = (await conn.execute(select(o.c.payload).order_by(o.c.id))).all()
+        mails = len(mailbox.Maildir(self.notify.maildir, create=False))
+        return len(await self.notify.sms()), mails, rows, published
+
+    @rule()
+    def submission(self) -> None:
+        self.consume(REQUEST_SUBMITTED, self.request)
+
+    @rule(department=st.sampled_from(("residents", "reports")))
+    def placed(self, department: str) -> None:
+        self.consume(REQUEST_ROUTED, routed(self.request, department))
+
+    @rule(status=st.sampled_from(SAYS))
+    def review_says(self, status: common_pb2.RequestStatus.ValueType) -> None:
+        self.consume(REQUEST_STATUS_CHANGED, status_changed(self.request, status, message="Why"))
+
+    @rule(cancel=st.booleans())
+    def beneficiary(self, cancel: bool) -> None:
+        r = self.request.request_submitted
+        contact = common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en")
+        event = events_pb2.Envelope(event_id=str(uuid.uuid4()), request_id=r.request_id)
+        if cancel:
+            event.request_cancelled.CopyFrom(
+                events_pb2.RequestCancelled(
+                    request_id=r.request_id,
+                    request_number=r.request_number,
+                    reason="Done",
+                    contact=contact,
+                    applicant_id=APPLICANT,
+                )
+            )
+        else:
+            event.request_followed_up.CopyFrom(
+                events_pb2.RequestFollowedUp(
+                    request_id=r.request_id,
+                    request_number=r.request_number,
+                    follow_up_count=1,
+                    contact=contact,
+                )
+            )
+        self.consume(APPLICANT_ACTIONS, event)
+
+    @precondition(lambda self: bool(self.consumed))
+    @rule()
+    def again(self) -> None:
+        """Every event consumed so far, consumed once more: the request has moved on since."""
+        before = on_loop(self.loop, self._sent())
+        for topic, event in self.consumed:
+            on_loop(self.loop, self.notify.consume(event, topic=topic))
+            assert on_loop(self.loop, self._sent()) == before
+
+
+async def test_every_event_delivered_again_sends_nothing_more(notify: Notify) -> None:
+    loop = asyncio.get_running_loop()
+
+    class Run(Redelivery):
+        def __init__(self) -> None:
+            super().__init__(notify, loop)
+
+    await asyncio.to_thread(
+        run_state_machine_as_test,
+        Run,
+        settings=settings(
+            max_examples=30, stateful_step_count=20, deadline=None, derandomize=True, database=None
+        ),
     )
