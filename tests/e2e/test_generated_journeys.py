@@ -2,9 +2,11 @@
 department's reviewers (through review) act in any order the rules allow, and after every
 step the two services must agree with a model of what each should show: intake's status and
 decision for the beneficiary, review's state, holder and department for the office. Actions
-out of turn must be refused and change nothing; a cancellation racing a decision must end
-the same on both sides. At the end, review's status changes on Kafka must be exactly the ones
-the model expected, counted once the topic has gone quiet.
+out of turn must be refused and change nothing, and strangers find nothing; a cancellation
+racing any of the holder's actions, or reaching review before it, must end the same on both
+sides. At the end, review's status changes on Kafka must be exactly the ones the model
+expected, counted once the topic has gone quiet, and the beneficiary's in-app inbox must hold
+what notify tells of each of them and of the cancellation.
 
 The service tiers test each service's rules alone; this tests the mapping between them (the
 statuses review publishes against the tracking view intake keeps) over Kafka and routing.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from hypothesis.stateful import (
 )
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
+from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_platform import topics
@@ -65,6 +69,17 @@ DECIDED_WITH = {
     True: (common_pb2.REQUEST_STATUS_ACCEPTED, "The payment is released; try again tomorrow"),
     False: (common_pb2.REQUEST_STATUS_REJECTED, "The receipt attached is not readable"),
 }
+# Notify's kind for each status review publishes.
+TOLD = {
+    common_pb2.REQUEST_STATUS_UNDER_REVIEW: "under_review",
+    common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO: "needs_more_info",
+    common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT: "answer_received",
+    common_pb2.REQUEST_STATUS_ACCEPTED: "accepted",
+    common_pb2.REQUEST_STATUS_REJECTED: "rejected",
+    common_pb2.REQUEST_STATUS_TRANSFERRED: "transferred",
+}
+# What the holder of a claim may do.
+OFFICE = ("accept", "reject", "ask", "transfer", "release")
 QUEUED = review_pb2.WORK_ITEM_STATE_QUEUED
 CLAIMED = review_pb2.WORK_ITEM_STATE_CLAIMED
 
@@ -86,10 +101,18 @@ class Expected:
     # Review's last published status, and every status change it should have published.
     public: Status = common_pb2.REQUEST_STATUS_UNSPECIFIED
     published: list[Status] = field(default_factory=list)
+    # What the beneficiary's in-app inbox should hold, by kind.
+    told: list[str] = field(default_factory=lambda: ["submitted"])
 
     def publish(self, status: Status) -> None:
         self.public = status
         self.published.append(status)
+        self.told.append(TOLD[status])
+
+    def cancelled_too_late(self) -> None:
+        """Review publishes its outcome again; the beneficiary is told the outcome stands."""
+        self.published.append(self.public)
+        self.told.append("cancel_too_late")
 
 
 async def status_of(call: Callable[[], Awaitable[object]]) -> grpc.StatusCode:
@@ -98,6 +121,21 @@ async def status_of(call: Callable[[], Awaitable[object]]) -> grpc.StatusCode:
     except grpc.aio.AioRpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+async def settles(disagreement: Callable[[], Awaitable[str]], what: str) -> None:
+    """Polls until `disagreement` finds none; fails with the last one it found."""
+    last = ""
+
+    async def agreed() -> bool | None:
+        nonlocal last
+        last = await disagreement()
+        return None if last else True
+
+    try:
+        await eventually(agreed, what=what)
+    except TimeoutError as error:
+        raise AssertionError(f"{what}: {last}") from error
 
 
 class Journey(RuleBasedStateMachine):
@@ -130,7 +168,7 @@ class Journey(RuleBasedStateMachine):
             sub_service=SUB_SERVICE,
             description="My visa transaction has been stalled at the payment step for two weeks",
             documents=[],
-            mobile="0551234567",
+            mobile=f"055{secrets.randbelow(10**7):07d}",
         )
 
     def applicant(self, action: str) -> grpc.StatusCode:
@@ -167,24 +205,58 @@ class Journey(RuleBasedStateMachine):
             return e.status == common_pb2.REQUEST_STATUS_REJECTED and not e.appealed
         return e.status in OPEN
 
-    def decide(self, accept: bool) -> Callable[[], Awaitable[object]]:
-        _, message = DECIDED_WITH[accept]
-        decision = review_pb2.DecideRequestRequest(
-            request_id=self.request_id,
-            decision=review_pb2.DECISION_ACCEPT if accept else review_pb2.DECISION_REJECT,
-            message=message,
-            reason_code="completed" if accept else "documents-unclear",
-        )
-        token = self.reviewer()
-        return lambda: self.clients.review.DecideRequest(
-            decision, timeout=TIMEOUT, metadata=bearer(token)
-        )
+    def office(self, action: str) -> Callable[[], Awaitable[object]]:
+        """The holder's call for `action`, to start on the loop."""
+        review, r, metadata = self.clients.review, self.request_id, bearer(self.reviewer())
+        if action in ("accept", "reject"):
+            _, message = DECIDED_WITH[action == "accept"]
+            decision = review_pb2.DecideRequestRequest(
+                request_id=r,
+                decision=review_pb2.DECISION_ACCEPT
+                if action == "accept"
+                else review_pb2.DECISION_REJECT,
+                message=message,
+                reason_code="completed" if action == "accept" else "documents-unclear",
+            )
+            return lambda: review.DecideRequest(decision, timeout=TIMEOUT, metadata=metadata)
+        if action == "ask":
+            missing = common_pb2.MissingItem(
+                kind="document", name="other", description="The payment receipt"
+            )
+            ask = review_pb2.RequestInformationRequest(
+                request_id=r, missing=[missing], message="Which payment is it?"
+            )
+            return lambda: review.RequestInformation(ask, timeout=TIMEOUT, metadata=metadata)
+        if action == "transfer":
+            move = review_pb2.TransferRequestRequest(
+                request_id=r, department_code=self.elsewhere(), reason="Misfiled"
+            )
+            return lambda: review.TransferRequest(move, timeout=TIMEOUT, metadata=metadata)
+        release = review_pb2.ReleaseRequestRequest(request_id=r)
+        return lambda: review.ReleaseRequest(release, timeout=TIMEOUT, metadata=metadata)
 
-    def decided(self, accept: bool) -> None:
-        status, message = DECIDED_WITH[accept]
-        self.expected.status, self.expected.decision_message = status, message
-        self.expected.state = review_pb2.WORK_ITEM_STATE_DECIDED
-        self.expected.publish(status)
+    def office_did(self, action: str) -> None:
+        """What the holder's `action` leads to, once routing and intake have seen it."""
+        e = self.expected
+        if action in ("accept", "reject"):
+            e.status, e.decision_message = DECIDED_WITH[action == "accept"]
+            e.state = review_pb2.WORK_ITEM_STATE_DECIDED
+            e.publish(e.status)
+        elif action == "ask":
+            e.state, e.asked_by = review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT, e.holder
+            e.status = common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+            e.publish(e.status)
+        elif action == "transfer":
+            e.state, e.department = QUEUED, self.elsewhere()
+            e.status = common_pb2.REQUEST_STATUS_TRANSFERRED
+            e.publish(e.status)
+        else:
+            e.state = QUEUED
+        if e.state != review_pb2.WORK_ITEM_STATE_DECIDED:  # a decision keeps its decider
+            e.holder = ""
+
+    def elsewhere(self) -> str:
+        return next(d for d in REVIEWERS if d != self.expected.department)
 
     # --- what each side shows --------------------------------------------------------------
 
@@ -222,23 +294,13 @@ class Journey(RuleBasedStateMachine):
             del seen["decision"], wanted["decision"]
         return "" if seen == wanted else f"{seen} != {wanted}"
 
-    async def _settled(self) -> None:
-        last = ""
-
-        async def agree() -> bool | None:
-            nonlocal last
-            tracked, item = await self._shown()
-            if item is not None and await self._lapsed(item):
-                # The test stack's 20 s lease ran out on a slow machine: review's sweep put
-                # the item back in the queue, as its history says.
-                self.expected.state, self.expected.holder = QUEUED, ""
-            last = self.mismatches(tracked, item)
-            return None if last else True
-
-        try:
-            await eventually(agree, within=30, what="intake and review to agree")
-        except TimeoutError as error:
-            raise AssertionError(f"{self.number}: {last}") from error
+    async def _disagreement(self) -> str:
+        tracked, item = await self._shown()
+        if item is not None and await self._lapsed(item):
+            # The test stack's 20 s lease ran out on a slow machine: review's sweep put the
+            # item back in the queue, as its history says.
+            self.expected.state, self.expected.holder = QUEUED, ""
+        return self.mismatches(tracked, item)
 
     async def _lapsed(self, item: review_pb2.WorkItem) -> bool:
         if (self.expected.state, item.state, item.assignee_id) != (CLAIMED, QUEUED, ""):
@@ -262,13 +324,18 @@ class Journey(RuleBasedStateMachine):
     @invariant()
     def both_sides_agree(self) -> None:
         """And what the beneficiary may not do now is refused (the next check would see a
-        change it made)."""
+        change it made), and another citizen and another department's reviewers find
+        nothing."""
         if not self.number:
             return
-        self.run(self._settled())
+        self.run(settles(self._disagreement, f"{self.number} in intake and review"))
         for action in ("answer", "appeal", "cancel"):
             if not self.allowed(action):
                 assert self.applicant(action) == grpc.StatusCode.FAILED_PRECONDITION, action
+        assert self.run(self._strangers()) == (
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.NOT_FOUND,
+        )
 
     @precondition(lambda self: self.expected.state == QUEUED)
     @rule(second=st.booleans())
@@ -292,75 +359,16 @@ class Journey(RuleBasedStateMachine):
             e.publish(common_pb2.REQUEST_STATUS_UNDER_REVIEW)
 
     @precondition(lambda self: self.expected.state == CLAIMED)
-    @rule(accept=st.booleans())
-    def decides(self, accept: bool) -> None:
-        assert self.answered(self.decide(accept)) == grpc.StatusCode.OK
-        self.decided(accept)
-
-    @precondition(lambda self: self.expected.state == CLAIMED)
-    @rule()
-    def asks(self) -> None:
-        e = self.expected
-        ask = review_pb2.RequestInformationRequest(
-            request_id=self.request_id,
-            missing=[
-                common_pb2.MissingItem(
-                    kind="document", name="other", description="The payment receipt"
-                )
-            ],
-            message="Which payment is it?",
-        )
-        token = self.reviewer()
-        code = self.answered(
-            lambda: self.clients.review.RequestInformation(
-                ask, timeout=TIMEOUT, metadata=bearer(token)
-            )
-        )
-        assert code == grpc.StatusCode.OK, code
-        e.state, e.asked_by, e.holder = (
-            review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
-            e.holder,
-            "",
-        )
-        e.status = common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
-        e.publish(e.status)
-
-    @precondition(lambda self: self.expected.state == CLAIMED)
-    @rule()
-    def transfers(self) -> None:
-        """Routing places it in the other department's queue."""
-        e = self.expected
-        other = next(d for d in REVIEWERS if d != e.department)
-        move = review_pb2.TransferRequestRequest(
-            request_id=self.request_id, department_code=other, reason="Misfiled"
-        )
-        token = self.reviewer()
-        code = self.answered(
-            lambda: self.clients.review.TransferRequest(
-                move, timeout=TIMEOUT, metadata=bearer(token)
-            )
-        )
-        assert code == grpc.StatusCode.OK, code
-        e.state, e.holder, e.department = QUEUED, "", other
-        e.status = common_pb2.REQUEST_STATUS_TRANSFERRED
-        e.publish(e.status)
-
-    @precondition(lambda self: self.expected.state == CLAIMED)
-    @rule()
-    def releases(self) -> None:
-        self.release()
+    @rule(action=st.sampled_from(OFFICE))
+    def holder_acts(self, action: str) -> None:
+        """A transfer is routed into the other department's queue."""
+        code = self.answered(self.office(action))
+        assert code == grpc.StatusCode.OK, (action, code)
+        self.office_did(action)
 
     def release(self) -> None:
-        token = self.reviewer()
-        code = self.answered(
-            lambda: self.clients.review.ReleaseRequest(
-                review_pb2.ReleaseRequestRequest(request_id=self.request_id),
-                timeout=TIMEOUT,
-                metadata=bearer(token),
-            )
-        )
-        assert code == grpc.StatusCode.OK, code
-        self.expected.state, self.expected.holder = QUEUED, ""
+        assert self.answered(self.office("release")) == grpc.StatusCode.OK
+        self.office_did("release")
 
     @precondition(lambda self: self.allowed("answer"))
     @rule()
@@ -381,66 +389,112 @@ class Journey(RuleBasedStateMachine):
         e.appealed, e.appeal_of, e.holder = True, e.holder, ""
         e.state, e.status = QUEUED, common_pb2.REQUEST_STATUS_UNDER_REVIEW
 
-    # Cancelling a request no one has looked at yet is the e2e intake tests' case; here the
-    # office has acted first.
-    @precondition(lambda self: self.allowed("cancel") and bool(self.expected.published))
+    # Cancelling a request no one has looked at yet is the e2e intake tests' case, and one
+    # being worked on is the race's below; here it waits on the beneficiary, or in the queue
+    # after a transfer, a release or an appeal.
+    @precondition(
+        lambda self: (
+            self.allowed("cancel")
+            and bool(self.expected.published)
+            and self.expected.state != CLAIMED
+        )
+    )
     @rule()
     def cancels(self) -> None:
         e = self.expected
         assert self.applicant("cancel") == grpc.StatusCode.OK
         e.state, e.holder = review_pb2.WORK_ITEM_STATE_WITHDRAWN, ""
         e.status = common_pb2.REQUEST_STATUS_CANCELLED
+        e.told.append("cancelled")
 
     @precondition(lambda self: self.expected.state == CLAIMED)
-    @rule(accept=st.booleans())
-    def cancels_while_deciding(self, accept: bool) -> None:
-        """Both at once: whichever reaches review first stands on both sides."""
+    @rule(action=st.sampled_from(OFFICE), together=st.booleans())
+    def cancels_while_the_holder_acts(self, action: str, together: bool) -> None:
+        """Both at once, or the holder acts once review has withdrawn the request: whichever
+        reaches review first stands, on both sides."""
         e = self.expected
-        cancel, decide = self.run(self._both(self.decide(accept)))
-        if decide == grpc.StatusCode.OK:
-            self.decided(accept)
-            if cancel == grpc.StatusCode.OK:  # too late: review tells its outcome again
-                e.published.append(e.public)
-            else:
-                assert cancel == grpc.StatusCode.FAILED_PRECONDITION, cancel
-            return
-        # Withdrawn before the reviewer's decision reached review.
-        assert (cancel, decide) == (grpc.StatusCode.OK, grpc.StatusCode.FAILED_PRECONDITION)
+        cancel, acted = self.run(self._both(self.office(action), together))
+        if cancel == grpc.StatusCode.OK:
+            e.told.append("cancelled")
+        else:  # the decision reached intake first: nothing to cancel
+            assert (action, cancel) in {
+                ("accept", grpc.StatusCode.FAILED_PRECONDITION),
+                ("reject", grpc.StatusCode.FAILED_PRECONDITION),
+            }, (action, cancel)
+        if acted == grpc.StatusCode.OK:
+            self.office_did(action)
+            if e.state == review_pb2.WORK_ITEM_STATE_DECIDED:
+                if cancel == grpc.StatusCode.OK:
+                    e.cancelled_too_late()
+                return
+        else:  # withdrawn before the holder's call reached review
+            assert acted == grpc.StatusCode.FAILED_PRECONDITION, (action, acted)
         e.state, e.holder = review_pb2.WORK_ITEM_STATE_WITHDRAWN, ""
         e.status = common_pb2.REQUEST_STATUS_CANCELLED
+        if action == "transfer" and acted == grpc.StatusCode.OK:
+            # Withdrawn where the cancellation found it: before routing's placement reached
+            # review, or after, in the new department; either stays.
+            e.department = self.run(eventually(self._withdrawn_in, what="the withdrawal"))
 
+    async def _withdrawn_in(self) -> str | None:
+        for department, (reviewer, _) in REVIEWERS.items():
+            try:
+                answer = await self.clients.review.GetWorkItem(
+                    review_pb2.GetWorkItemRequest(request_id=self.request_id),
+                    timeout=TIMEOUT,
+                    metadata=bearer(self.reviewer(reviewer)),
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                continue
+            if answer.item.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN:
+                return department
+        return None
+
+    @precondition(
+        lambda self: (
+            self.expected.state
+            in (review_pb2.WORK_ITEM_STATE_DECIDED, review_pb2.WORK_ITEM_STATE_WITHDRAWN)
+            and not self.allowed("appeal")
+        )
+    )
     @rule()
-    def strangers_look(self) -> None:
-        """Another citizen and another department's reviewers find nothing, at any point of
-        the journey (a rule always possible, also once the request is over)."""
-        other = next(d for d in REVIEWERS if d != self.expected.department)
-        token = self.reviewer(REVIEWERS[other][0])
-        claimed = self.answered(
+    def over(self) -> None:
+        """Nothing more can happen to the request; the checks run once more."""
+
+    async def _strangers(self) -> tuple[grpc.StatusCode, grpc.StatusCode]:
+        claimed = await status_of(
             lambda: self.clients.review.ClaimRequest(
                 review_pb2.ClaimRequestRequest(request_id=self.request_id),
                 timeout=TIMEOUT,
-                metadata=bearer(token),
+                metadata=bearer(self.reviewer(REVIEWERS[self.elsewhere()][0])),
             )
         )
-        tracked = self.answered(lambda: self.clients.track(self.stranger, self.number))
-        assert (claimed, tracked) == (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.NOT_FOUND)
+        return claimed, await status_of(lambda: self.clients.track(self.stranger, self.number))
 
     async def _both(
-        self, decide: Callable[[], Awaitable[object]]
+        self, office: Callable[[], Awaitable[object]], together: bool
     ) -> tuple[grpc.StatusCode, grpc.StatusCode]:
         cancelled = self.clients.intake.CancelRequest(
             intake_pb2.CancelRequestRequest(request_number=self.number, reason="Changed my mind"),
             timeout=TIMEOUT,
             metadata=bearer(self.citizen),
         )
-        both = await asyncio.gather(status_of(lambda: cancelled), status_of(decide))
-        return both[0], both[1]
+        if together:
+            both = await asyncio.gather(status_of(lambda: cancelled), status_of(office))
+            return both[0], both[1]
+        cancel = await status_of(lambda: cancelled)
+        await eventually(self._withdrawn_in, what=f"{self.number} withdrawn in review")
+        return cancel, await status_of(office)
 
     def teardown(self) -> None:
         if not self.number:
             return
         if self.expected.state == CLAIMED:
             self.release()
+        told = sorted(self.expected.told)
+        self.run(settles(lambda: self._untold(told), f"{self.number} in the inbox"))
         changes = self.run(
             envelopes(
                 self.clients.config.kafka_bootstrap,
@@ -452,6 +506,17 @@ class Journey(RuleBasedStateMachine):
         name = common_pb2.RequestStatus.Name
         published = [name(c.request_status_changed.status) for c in changes]
         assert published == [name(s) for s in self.expected.published]
+        # Read again once the topic has gone quiet, so that a late duplicate shows.
+        assert self.run(self._untold(told)) == ""
+
+    async def _untold(self, kinds: list[str]) -> str:
+        inbox = await self.clients.notify.ListInbox(
+            notify_pb2.ListInboxRequest(limit=200),
+            timeout=TIMEOUT,
+            metadata=bearer(self.citizen),
+        )
+        seen = sorted(m.kind for m in inbox.messages)
+        return "" if seen == kinds else f"{seen} != {kinds}"
 
 
 async def test_intake_and_review_agree_after_any_journey(clients: Clients) -> None:
