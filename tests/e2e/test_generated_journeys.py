@@ -1,12 +1,13 @@
 """Generated journeys across the real stack: a request's beneficiary (through intake) and its
-department's reviewers (through review) act in any order the rules allow, and after every
-step the two services must agree with a model of what each should show: intake's status and
-decision for the beneficiary, review's state, holder and department for the office. Actions
-out of turn must be refused and change nothing, and strangers find nothing; a cancellation
-racing any of the holder's actions, or reaching review before it, must end the same on both
-sides. At the end, review's status changes on Kafka must be exactly the ones the model
-expected, counted once the topic has gone quiet, and the beneficiary's in-app inbox must hold
-what notify tells of each of them and of the cancellation.
+department's reviewers (through review) act in any order the rules allow, or let a deadline
+pass, and after every step the two services must agree with a model of what each should
+show: intake's status and decision for the beneficiary, review's state, holder and
+department for the office. Actions out of turn must be refused and change nothing, and
+strangers find nothing; a cancellation racing any of the holder's actions, or reaching
+review before it, must end the same on both sides. At the end, review's status changes on
+Kafka must be exactly the ones the model expected, counted once the topic has gone quiet,
+and the beneficiary's in-app inbox must hold what notify tells of each of them and of the
+cancellation.
 
 The service tiers test each service's rules alone; this tests the mapping between them (the
 statuses review publishes against the tracking view intake keeps) over Kafka and routing.
@@ -40,11 +41,13 @@ from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.testing import on_loop
 
+from tests.e2e.direct import sql
 from tests.e2e.topics import envelopes
 
 T = TypeVar("T")
@@ -71,6 +74,7 @@ DECIDED_WITH = {
 }
 # Notify's kind for each status review publishes.
 TOLD = {
+    common_pb2.REQUEST_STATUS_CLOSED: "closed",
     common_pb2.REQUEST_STATUS_UNDER_REVIEW: "under_review",
     common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO: "needs_more_info",
     common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT: "answer_received",
@@ -139,9 +143,9 @@ async def settles(disagreement: Callable[[], Awaitable[str]], what: str) -> None
 
 
 class Journey(RuleBasedStateMachine):
-    def __init__(self, clients: Clients, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, stack: Stack, clients: Clients, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self.clients, self.loop = clients, loop
+        self.stack, self.clients, self.loop = stack, clients, loop
         self.citizen = clients.token(new_citizen(), Role.CITIZEN)
         self.stranger = clients.token(new_citizen(), Role.CITIZEN)
         self.expected = Expected()
@@ -372,6 +376,24 @@ class Journey(RuleBasedStateMachine):
 
     @precondition(lambda self: self.allowed("answer"))
     @rule()
+    def deadline_passes(self) -> None:
+        """No answer by the deadline (and the two minutes one may take to arrive): review's
+        sweep closes the request, and the beneficiary is told."""
+        self.run(
+            sql(
+                self.stack,
+                "review",
+                "UPDATE work_items SET respond_by = now() - interval '3 minutes'"
+                " WHERE request_id = :id",
+                id=uuid.UUID(self.request_id),
+            )
+        )
+        e = self.expected
+        e.state, e.status = review_pb2.WORK_ITEM_STATE_CLOSED, common_pb2.REQUEST_STATUS_CLOSED
+        e.publish(e.status)
+
+    @precondition(lambda self: self.allowed("answer"))
+    @rule()
     def answers(self) -> None:
         """Back to the reviewer who asked, who holds no more than their capacity."""
         e = self.expected
@@ -455,7 +477,11 @@ class Journey(RuleBasedStateMachine):
     @precondition(
         lambda self: (
             self.expected.state
-            in (review_pb2.WORK_ITEM_STATE_DECIDED, review_pb2.WORK_ITEM_STATE_WITHDRAWN)
+            in (
+                review_pb2.WORK_ITEM_STATE_DECIDED,
+                review_pb2.WORK_ITEM_STATE_WITHDRAWN,
+                review_pb2.WORK_ITEM_STATE_CLOSED,
+            )
             and not self.allowed("appeal")
         )
     )
@@ -519,12 +545,12 @@ class Journey(RuleBasedStateMachine):
         return "" if seen == kinds else f"{seen} != {kinds}"
 
 
-async def test_intake_and_review_agree_after_any_journey(clients: Clients) -> None:
+async def test_intake_and_review_agree_after_any_journey(stack: Stack, clients: Clients) -> None:
     loop = asyncio.get_running_loop()
 
     class Run(Journey):
         def __init__(self) -> None:
-            super().__init__(clients, loop)
+            super().__init__(stack, clients, loop)
 
     await asyncio.to_thread(
         run_state_machine_as_test,
