@@ -1,13 +1,13 @@
 """Generated journeys across the real stack: a request's beneficiary (through intake) and its
 department's reviewers (through review) act in any order the rules allow, or let a deadline
-pass, and after every step the two services must agree with a model of what each should
-show: intake's status and decision for the beneficiary, review's state, holder and
-department for the office. Actions out of turn must be refused and change nothing, and
+pass, and after every step the services must agree with a model of what each should show:
+intake's status and decision for the beneficiary, review's state, holder and department for
+the office, routing's department. Actions out of turn must be refused and change nothing, and
 strangers find nothing; a cancellation racing any of the holder's actions, or reaching
 review before it, must end the same on both sides. At the end, review's status changes on
 Kafka must be exactly the ones the model expected, counted once the topic has gone quiet,
-and the beneficiary's in-app inbox must hold what notify tells of each of them and of the
-cancellation.
+review's record must hold each follow-up, and the beneficiary's in-app inbox and texts what
+notify tells of each status, follow-up and cancellation.
 
 The service tiers test each service's rules alone; this tests the mapping between them (the
 statuses review publishes against the tracking view intake keeps) over Kafka and routing.
@@ -40,6 +40,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
+from tawasul.routing.v1 import routing_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
@@ -97,6 +98,10 @@ class Expected:
     appealed: bool = False
     state: State = QUEUED
     department: str = "reports"
+    # Routing's latest decision: the department a transfer named, even when the cancellation
+    # that raced it left the item withdrawn where it was.
+    routed_to: str = "reports"
+    follow_ups: int = 0
     holder: str = ""
     # Who asked for information (the answer goes back to them) and who decided a rejection
     # under appeal (they may not take it again).
@@ -148,6 +153,8 @@ class Journey(RuleBasedStateMachine):
         self.stack, self.clients, self.loop = stack, clients, loop
         self.citizen = clients.token(new_citizen(), Role.CITIZEN)
         self.stranger = clients.token(new_citizen(), Role.CITIZEN)
+        # The beneficiary's own number, as the SMS gateway records it.
+        self.mobile = f"+96655{secrets.randbelow(10**7):07d}"
         self.expected = Expected()
         self.request_id = self.number = ""
 
@@ -172,7 +179,7 @@ class Journey(RuleBasedStateMachine):
             sub_service=SUB_SERVICE,
             description="My visa transaction has been stalled at the payment step for two weeks",
             documents=[],
-            mobile=f"055{secrets.randbelow(10**7):07d}",
+            mobile=f"0{self.mobile[4:]}",
         )
 
     def applicant(self, action: str) -> grpc.StatusCode:
@@ -252,6 +259,7 @@ class Journey(RuleBasedStateMachine):
             e.publish(e.status)
         elif action == "transfer":
             e.state, e.department = QUEUED, self.elsewhere()
+            e.routed_to = e.department
             e.status = common_pb2.REQUEST_STATUS_TRANSFERRED
             e.publish(e.status)
         else:
@@ -278,9 +286,25 @@ class Journey(RuleBasedStateMachine):
             return tracked, None
         return tracked, answer.item
 
-    def mismatches(self, tracked: intake_pb2.Request, item: review_pb2.WorkItem | None) -> str:
+    async def _routed_to(self) -> str:
+        try:
+            answer = await self.clients.routing.GetDecision(
+                routing_pb2.GetDecisionRequest(request_id=self.request_id),
+                timeout=TIMEOUT,
+                metadata=bearer(self.reviewer(REVIEWERS[self.expected.routed_to][0])),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:  # not routed yet
+                raise
+            return ""
+        return answer.decision.department_code
+
+    def mismatches(
+        self, tracked: intake_pb2.Request, item: review_pb2.WorkItem | None, routed_to: str
+    ) -> str:
         e = self.expected
         seen = {
+            "routed to": routed_to,
             "status": common_pb2.RequestStatus.Name(tracked.status),
             "decision": tracked.decision_message,
             "state": review_pb2.WorkItemState.Name(item.state) if item else None,
@@ -288,6 +312,7 @@ class Journey(RuleBasedStateMachine):
             "department": item.department_code if item else None,
         }
         wanted = {
+            "routed to": e.routed_to,
             "status": common_pb2.RequestStatus.Name(e.status),
             "decision": e.decision_message,
             "state": review_pb2.WorkItemState.Name(e.state),
@@ -304,7 +329,7 @@ class Journey(RuleBasedStateMachine):
             # The test stack's 20 s lease ran out on a slow machine: review's sweep put the
             # item back in the queue, as its history says.
             self.expected.state, self.expected.holder = QUEUED, ""
-        return self.mismatches(tracked, item)
+        return self.mismatches(tracked, item, await self._routed_to())
 
     async def _lapsed(self, item: review_pb2.WorkItem) -> bool:
         if (self.expected.state, item.state, item.assignee_id) != (CLAIMED, QUEUED, ""):
@@ -373,6 +398,32 @@ class Journey(RuleBasedStateMachine):
     def release(self) -> None:
         assert self.answered(self.office("release")) == grpc.StatusCode.OK
         self.office_did("release")
+
+    # The second raises the priority; more would only crowd out the rest of the journey.
+    @precondition(lambda self: self.allowed("cancel") and self.expected.follow_ups < 2)
+    @rule()
+    def follows_up(self) -> None:
+        """Days pass (a follow-up waits three working days, the next one more): the
+        follow-up reaches review's record where the request is, routing's rules place it
+        again there (two raise its priority), and the beneficiary is told."""
+        self.run(
+            sql(
+                self.stack,
+                "intake",
+                "UPDATE requests SET submitted_at = submitted_at - interval '10 days',"
+                " last_follow_up_at = last_follow_up_at - interval '10 days' WHERE id = :id",
+                id=uuid.UUID(self.request_id),
+            )
+        )
+        follow = intake_pb2.FollowUpRequest(request_number=self.number, message="Any news?")
+        code = self.answered(
+            lambda: self.clients.intake.FollowUp(
+                follow, timeout=TIMEOUT, metadata=bearer(self.citizen)
+            )
+        )
+        assert code == grpc.StatusCode.OK, code
+        self.expected.follow_ups += 1
+        self.expected.told.append("followed_up")
 
     @precondition(lambda self: self.allowed("answer"))
     @rule()
@@ -521,6 +572,8 @@ class Journey(RuleBasedStateMachine):
             self.release()
         told = sorted(self.expected.told)
         self.run(settles(lambda: self._untold(told), f"{self.number} in the inbox"))
+        self.run(settles(self._unsent, f"{self.number}'s texts"))
+        self.run(settles(self._unrecorded, f"{self.number}'s follow-ups in review"))
         changes = self.run(
             envelopes(
                 self.clients.config.kafka_bootstrap,
@@ -534,6 +587,24 @@ class Journey(RuleBasedStateMachine):
         assert published == [name(s) for s in self.expected.published]
         # Read again once the topic has gone quiet, so that a late duplicate shows.
         assert self.run(self._untold(told)) == ""
+        assert self.run(self._unsent()) == ""
+
+    async def _unsent(self) -> str:
+        """Every notice the inbox holds also goes by SMS, once."""
+        texts = await self.clients.sms_received()
+        sent = sum(m["to"] == self.mobile and self.number in m["text"] for m in texts)
+        wanted = len(self.expected.told)
+        return "" if sent == wanted else f"{sent} texts != {wanted}"
+
+    async def _unrecorded(self) -> str:
+        case = await self.clients.review.GetCase(
+            review_pb2.GetCaseRequest(request_id=self.request_id),
+            timeout=TIMEOUT,
+            metadata=bearer(self.reviewer(REVIEWERS[self.expected.department][0])),
+        )
+        recorded = sum(h.action == "followed_up" for h in case.history)
+        wanted = self.expected.follow_ups
+        return "" if recorded == wanted else f"{recorded} != {wanted}"
 
     async def _untold(self, kinds: list[str]) -> str:
         inbox = await self.clients.notify.ListInbox(
