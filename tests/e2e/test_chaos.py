@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
 import signal
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
 from tawasul.common.v1 import common_pb2
+from tawasul.docs.v1 import docs_pb2
 from tawasul.events.v1 import events_pb2
-from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pdf
+from tawasul_devstack.journey import CHUNK, Clients, eventually, new_citizen, sample_pdf
 from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
+from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 
 from tests.e2e.chaos import (
@@ -39,6 +45,7 @@ CONSUMERS = ("routing", "notify")
 GROUPS = ("routing", "docs", "notify-events")
 # Held back until the broker is dead: submissions it takes while down, however quick the rest.
 HELD = 20
+MIB = 1024 * 1024
 
 
 async def test_killing_intake_mid_stream_files_each_request_once(
@@ -188,6 +195,71 @@ async def test_uploads_while_object_storage_is_down_are_unavailable(
     stored = await clients.upload(citizen, "scan.pdf", pdf)
     assert stored.size_bytes == len(pdf)
     assert await scalar(stack, "docs", owned, owner=citizen_id) == 1
+
+
+async def test_killing_docs_mid_upload_leaves_no_spooled_file_object_or_row(
+    stack: Stack, clients: Clients
+) -> None:
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    pdf = sample_pdf("held", comment=b"x" * (8 * MIB))
+    sent = 6 * MIB  # of its 8 MiB: the rest never comes
+    spool = stack.config.spool_dir("docs")
+    stored_before = await asyncio.to_thread(object_keys, stack)
+
+    async def parts() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+        metadata = docs_pb2.DocumentMetadata(
+            filename="held.pdf", declared_content_type="application/pdf", size_bytes=len(pdf)
+        )
+        yield docs_pb2.UploadDocumentRequest(metadata=metadata)
+        for at in range(0, sent, CHUNK):
+            yield docs_pb2.UploadDocumentRequest(chunk=pdf[at : at + CHUNK])
+        await asyncio.Event().wait()
+
+    call = clients.docs.UploadDocument(parts(), timeout=60, metadata=bearer(citizen))
+    answer = asyncio.ensure_future(call)
+    try:
+        docs = stack.pid("docs")
+        assert docs is not None
+
+        async def spooled() -> int | None:
+            sizes = [size for _, size in _spooled(docs, spool)]
+            return sizes[0] if sizes == [sent] else None
+
+        # docs holds the upload's bytes so far in its spool directory, in a file with no name.
+        await eventually(spooled, within=30, what=f"docs holding {sent} bytes in {spool}")
+        killed = await sigkill(stack, "docs")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(answer, 30)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+        # Killed with the file open, nothing left behind for a restart to clean up: in
+        # Kubernetes the spool directory outlives the container.
+        assert await asyncio.to_thread(os.listdir, spool) == []
+    finally:
+        answer.cancel()
+        await start(stack, "docs")
+    print(f"{killed} holding {sent} bytes of an upload")
+    owned = "SELECT count(*) FROM documents WHERE owner_id = :owner"
+    assert await scalar(stack, "docs", owned, owner=citizen_id) == 0
+    assert await asyncio.to_thread(object_keys, stack) - stored_before == set()
+    # The channel sends it again to the new process, which takes it whole.
+    stored = await clients.upload(citizen, "held.pdf", pdf)
+    assert stored.size_bytes == len(pdf)
+    assert await scalar(stack, "docs", owned, owner=citizen_id) == 1
+    assert await asyncio.to_thread(object_keys, stack) - stored_before == {
+        f"documents/{stored.document_id}"
+    }
+
+
+def _spooled(pid: int, directory: Path) -> list[tuple[str, int]]:
+    """The files a process holds open in `directory`: /proc's name for each, and its size."""
+    held = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed while listed
+            target = os.readlink(fd)
+            if target.startswith(f"{directory}/"):
+                held.append((target, fd.stat().st_size))
+    return held
 
 
 async def test_a_database_outage_is_waited_out_not_dead_lettered(

@@ -320,6 +320,9 @@ class StackConfig:
             )
         return f"postgresql+asyncpg://postgres@/tawasul_{service}?host={self.pg_socket_dir}"
 
+    def spool_dir(self, service: str, replica: int = 1) -> Path:
+        return self.state_dir / "spool" / replica_name(service, replica)
+
     def service_env(self, service: str, replica: int = 1) -> dict[str, str]:
         """The full environment of a service process; every service gets every setting, and
         its replicas the same but for their gRPC address."""
@@ -346,6 +349,8 @@ class StackConfig:
             "TAWASUL_SMTP_PORT": str(self.smtp_port),
             "TAWASUL_SMTP_SENDER": "Tawasul <no-reply@tawasul.example>",
             "TAWASUL_CLAMD_ADDRESS": self.clamd_address,
+            # docs' uploads on their way: a directory each process, as each pod has its own.
+            "TAWASUL_SPOOL_DIR": str(self.spool_dir(service, replica)),
             "TAWASUL_REGISTRY_FILE": str(repo_root() / DEV_REGISTRY),
             "TAWASUL_TRACKING_CODE_SECRET": kept_secret(self.state_dir / "tracking.secret"),
             # Every local client (demo, tests, bench) is the same peer, 127.0.0.1.

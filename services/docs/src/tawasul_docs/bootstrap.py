@@ -7,6 +7,7 @@ real MinIO or a stand-in; `build` wires the real ones.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -130,7 +131,12 @@ async def build(settings: DocsSettings) -> Runtime:
             keep_for=timedelta(hours=settings.keep_unattached_hours),
         )
 
+    async def ensure_spool() -> None:
+        if settings.spool_dir is not None:
+            await asyncio.to_thread(settings.spool_dir.mkdir, parents=True, exist_ok=True)
+
     runtime.startup.append(store.ensure_bucket)
+    runtime.startup.append(ensure_spool)
     runtime.loops.append(lambda: every(settings.rescan_seconds, rescan, name="docs rescan"))
     runtime.loops.append(lambda: every(settings.sweep_seconds, expire, name="docs expiry"))
     return runtime

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import io
 import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -94,13 +98,88 @@ async def test_a_disk_that_cannot_take_the_bytes_is_unavailable(
     spool.close()
 
 
-async def test_closing_deletes_the_file(tmp_path: Path) -> None:
+def _held_in(directory: Path, process: str = "self") -> list[str]:
+    """A process's open files in `directory`, as /proc names them."""
+    held = []
+    for fd in Path(f"/proc/{process}/fd").iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor, gone by now
+            if (target := os.readlink(fd)).startswith(f"{directory}/"):
+                held.append(target)
+    return held
+
+
+async def test_the_file_has_no_name_and_closing_frees_it(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     await spool.append(b"bytes on disk")
     await spool.finish()
-    assert await asyncio.to_thread(spool.path.read_bytes) == b"bytes on disk"
-    spool.close()
     assert await asyncio.to_thread(os.listdir, tmp_path) == []
+    (held,) = _held_in(tmp_path)
+    assert held.endswith(" (deleted)")
+    with spool.whole() as whole:
+        assert whole.read() == b"bytes on disk"
+    spool.close()
+    assert _held_in(tmp_path) == []
+
+
+def test_a_process_killed_mid_upload_leaves_nothing_in_the_spool_directory(
+    tmp_path: Path,
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "spooled\n"
+        # The bytes are on disk in that directory, held by the process alone.
+        (held,) = _held_in(tmp_path, str(holder.pid))
+        assert held.endswith(" (deleted)")
+        holder.kill()
+    finally:
+        holder.wait(10)
+    assert holder.returncode == -signal.SIGKILL
+    assert os.listdir(tmp_path) == []
+
+
+HOLDER = """
+import asyncio, sys, pathlib
+from tawasul_docs.app.spool import Spool, WRITE_BYTES
+
+async def main() -> None:
+    spool = Spool(pathlib.Path(sys.argv[1]))
+    await spool.append(b"x" * WRITE_BYTES * 4)
+    print("spooled", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_the_whole_file_seeks_as_a_file_does(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    await spool.append(b"0123456789")
+    with pytest.raises(RuntimeError, match="still being written"):
+        spool.whole()
+    await spool.finish()
+    with spool.whole() as whole:
+        assert whole.seekable()
+        assert whole.seek(-3, io.SEEK_END) == 7
+        assert whole.read() == b"789"
+        assert whole.read() == b""
+        whole.seek(2)
+        assert whole.read(3) == b"234"
+        assert whole.tell() == 5
+        assert whole.seek(4, io.SEEK_CUR) == 9
+        assert whole.read(5) == b"9"
+        whole.seek(20)
+        assert whole.read() == b""
+        with pytest.raises(ValueError, match="negative"):
+            whole.seek(-1)
+    spool.close()
+
+
+async def test_a_directory_it_cannot_write_to_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable, match="No such file or directory"):
+        Spool(tmp_path / "missing")
 
 
 async def test_closing_waits_for_a_read_still_running_in_its_thread(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ async def _inspect(spool: Spool, metadata: DocumentMetadata, limits: UploadLimit
         await asyncio.to_thread(inspector.feed, chunk)
 
     def finish() -> Inspection:
-        with spool.path.open("rb") as file:
+        with spool.whole() as file:
             return inspector.finish(file)
 
     return await asyncio.to_thread(finish)

@@ -3,6 +3,10 @@
 Each reader keeps its own position and waits for the bytes it has not seen yet, so none of
 them holds the others back: receiving runs at the sender's pace, and whatever a reader is
 slow to take waits in the file (the page cache), not in the process's memory.
+
+The file has no name (O_TMPFILE, or unlinked at once where that is missing): the kernel frees
+it with the last descriptor, so a docs killed mid-upload (OOM, SIGKILL, a failed liveness
+probe) leaves nothing in its spool directory, which in Kubernetes outlives the container.
 """
 
 from __future__ import annotations
@@ -33,10 +37,13 @@ class Spool:
     """Appended to on the event loop; read by tasks (`chunks`) and by threads (`reader`)."""
 
     def __init__(self, directory: Path | None) -> None:
-        # Open for the spool's life, closed (and so deleted) by `close`.
-        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            dir=directory, prefix="upload-", buffering=0
-        )
+        # Open for the spool's life, closed (and so freed) by `close`.
+        try:
+            self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                dir=directory, prefix="upload-", buffering=0
+            )
+        except OSError as exc:  # a missing, full or read-only directory: docs' outage
+            raise Unavailable(f"docs cannot spool the upload now: {exc.strerror}") from exc
         self._fd = self._file.fileno()
         self._appended = 0
         self._unwritten: list[bytes] = []
@@ -47,10 +54,6 @@ class Spool:
         self._busy = 0  # threads reading or writing the file right now
         self._grown = threading.Condition()
         self._waiters: list[asyncio.Future[None]] = []
-
-    @property
-    def path(self) -> Path:
-        return Path(self._file.name)
 
     @property
     def size(self) -> int:
@@ -101,6 +104,12 @@ class Spool:
         """A blocking reader of the bytes as they are written, for a thread of its own (it
         waits)."""
         return _Reader(self)
+
+    def whole(self) -> io.BufferedReader:
+        """The whole file once it has ended (`finish`), seekable, for a parser in a thread."""
+        if not self._ended:
+            raise RuntimeError("the spool is still being written")
+        return io.BufferedReader(_Reader(self), buffer_size=READ_BYTES)
 
     async def _write(self) -> None:
         data = b"".join(self._unwritten)
@@ -154,7 +163,7 @@ class Spool:
             self._grown.wait_for(lambda: self._written > position or self._ended or self._aborted)
             if self._aborted:
                 raise SpoolAborted
-            return self._written - position
+            return max(0, self._written - position)  # past the end after a seek: none
 
 
 class _Reader(io.RawIOBase):
@@ -165,6 +174,21 @@ class _Reader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return self._spool._ended
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("the spool is still being written")
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._spool._written}
+        if whence not in bases:
+            raise ValueError(f"invalid whence {whence}")
+        position = bases[whence] + offset
+        if position < 0:
+            raise ValueError(f"negative position {position}")
+        self._position = position
+        return position
 
     def readinto(self, buffer: Any) -> int:
         spool = self._spool
