@@ -1,18 +1,31 @@
 """Events a consumer cannot apply are parked on its group's dead-letter topic; the partition
-goes on, and other groups are not affected."""
+goes on, and other groups are not affected. Once the cause is mended, an operator replays
+them with `tawasul-dead-letters`."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
+from google.protobuf.timestamp_pb2 import Timestamp
+from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
-from tawasul_platform import topics
+from tawasul_platform import deadletters, topics
+from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 
+from tests.e2e.chaos import start
+from tests.e2e.direct import scalar, sql
 from tests.e2e.topics import records
+
+TOOL = Path(sys.executable).parent / "tawasul-dead-letters"
 
 
 async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(
@@ -67,3 +80,124 @@ async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(
         assert set(by_key) == {garbage_key, unroutable_key}, group
         assert b"DecodeError" in by_key[garbage_key]["dlt.error"]
         assert by_key[unroutable_key]["dlt.source"].startswith(topics.REQUEST_SUBMITTED.encode())
+
+
+async def test_a_dead_letter_replayed_once_its_cause_is_mended_reaches_its_queue(
+    stack: Stack, clients: Clients
+) -> None:
+    bootstrap = stack.config.kafka_bootstrap
+    # What earlier tests left parked on review's routed dead letters is not this test's.
+    await deadletters.discard(bootstrap, topics.REQUEST_ROUTED, "review", 10**6)
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    reviewer = clients.token("E4002", Role.REVIEWER, frozenset({"reports"}))
+    # Review holds a stale work item under the number intake gives the next request (left by
+    # a harness that published routing's events, as bench/ did once): the real request's
+    # placement is refused, parked, and the request stays submitted.
+    for name in ("routing", "review"):
+        await asyncio.to_thread(stack.stop_service, name)
+    try:
+        request = await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service="reports.general-inquiry",
+            description="My transaction has been stalled for two weeks at the payment step",
+            documents=[],
+            mobile="0551234567",
+        )
+        stale = str(uuid.uuid4())
+        await _publish_routed(bootstrap, stale, request.request_number)
+        await start(stack, "review")
+
+        async def queued(request_id: str) -> bool | None:
+            items = await clients.queue(reviewer, "reports")
+            return True if any(i.request_id == request_id for i in items) else None
+
+        await eventually(lambda: queued(stale), what="the stale work item in the queue")
+    finally:
+        for name in ("review", "routing"):  # review runs already, unless the above failed
+            await start(stack, name)
+    (parked,) = await records(
+        bootstrap,
+        topics.dead_letter_topic(topics.REQUEST_ROUTED, "review"),
+        {request.request_id},
+        at_least=1,
+    )
+    listed = await _tool(bootstrap, "list")
+    assert f"request={request.request_id}" in listed
+    assert "request_number" in dict(parked.headers)["dlt.error"].decode()
+    tracked = await clients.track(citizen, request.request_number)
+    assert tracked.status == common_pb2.REQUEST_STATUS_SUBMITTED
+
+    # Mended: the stale item goes. Replayed: the request reaches its queue and is worked.
+    await sql(stack, "review", "DELETE FROM history WHERE request_id = :id", id=stale)
+    await sql(stack, "review", "DELETE FROM work_items WHERE request_id = :id", id=stale)
+    replayed = await _tool(bootstrap, "replay", topics.REQUEST_ROUTED, "review")
+    assert replayed.endswith("1 replayed\n"), replayed
+    assert f"request={request.request_id}" in replayed
+    await eventually(lambda: queued(request.request_id), what="the replayed request queued")
+    claimed = await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id), metadata=bearer(reviewer)
+    )
+    assert claimed.item.request_number == request.request_number
+
+    async def under_review() -> bool | None:
+        seen = await clients.track(citizen, request.request_number)
+        return True if seen.status == common_pb2.REQUEST_STATUS_UNDER_REVIEW else None
+
+    await eventually(under_review, what="the beneficiary seeing the request under review")
+    # Applied this time: parked once only, and nothing is left pending.
+    again = await records(
+        bootstrap,
+        topics.dead_letter_topic(topics.REQUEST_ROUTED, "review"),
+        {request.request_id},
+        at_least=1,
+    )
+    assert [r.offset for r in again] == [parked.offset]
+    assert "tawasul.requests.routed.v1.dlt.review" not in await _tool(bootstrap, "list")
+    owned = "SELECT count(*) FROM work_items WHERE request_number = :number"
+    assert await scalar(stack, "review", owned, number=request.request_number) == 1
+
+
+async def _publish_routed(bootstrap: str, request_id: str, number: str) -> None:
+    submitted_at = Timestamp()
+    submitted_at.GetCurrentTime()
+    routed = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.routed",
+        schema_version=1,
+        request_id=request_id,
+        producer="test",
+        request_routed=events_pb2.RequestRouted(
+            request_id=request_id,
+            request_number=number,
+            sub_service_code="reports.general-inquiry",
+            department_code="reports",
+            queue="reports",
+            description="A placement a test harness published and never cleared",
+            applicant_id=new_citizen(),
+            contact=common_pb2.Contact(mobile="+966551234567", locale="ar"),
+            submitted_at=submitted_at,
+        ),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.REQUEST_ROUTED, value=routed.SerializeToString(), key=request_id.encode()
+        )
+    finally:
+        await producer.stop()
+
+
+async def _tool(bootstrap: str, *args: str) -> str:
+    """Runs the operators' command as they would, and returns what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        TOOL,
+        *args,
+        env={**os.environ, "TAWASUL_KAFKA_BOOTSTRAP": bootstrap},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()

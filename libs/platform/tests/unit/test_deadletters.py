@@ -1,0 +1,96 @@
+"""tawasul-dead-letters' own logic: what a replay publishes, how a dead letter reads, and the
+refusals of its command line. Kafka's side is tested on the real stack
+(tests/e2e/test_dead_letters.py)."""
+
+from __future__ import annotations
+
+import pytest
+from tawasul.events.v1 import events_pb2
+from tawasul_platform import topics
+from tawasul_platform.deadletters import DeadLetter, main, subscription
+
+DLT = topics.dead_letter_topic(topics.REQUEST_ROUTED, "review")
+ENVELOPE = events_pb2.Envelope(
+    event_id="e-1", event_type="tawasul.requests.routed", request_id="r-1"
+).SerializeToString()
+
+
+def letter(value: bytes, *headers: tuple[str, bytes]) -> DeadLetter:
+    return DeadLetter(
+        dlt=DLT,
+        partition=0,
+        offset=7,
+        timestamp_ms=1_764_950_400_000,  # 2025-12-05T16:00:00Z
+        key=b"r-1",
+        value=value,
+        headers=headers,
+    )
+
+
+PARKED = (
+    ("traceparent", b"00-abc-def-01"),
+    ("event_type", b"tawasul.requests.routed"),
+    ("dlt.error", b"IntegrityError('request_number')"),
+    ("dlt.source", b"tawasul.requests.routed.v1[3]@41"),
+    ("dlt.attempts", b"4"),
+)
+
+
+def test_a_replay_carries_the_events_own_headers_and_where_it_was_parked() -> None:
+    assert letter(ENVELOPE, *PARKED).replayed_headers() == [
+        ("traceparent", b"00-abc-def-01"),
+        ("event_type", b"tawasul.requests.routed"),
+        ("replayed-from", f"{DLT}[0]@7".encode()),
+    ]
+
+
+def test_a_dead_letter_parked_again_is_replayed_from_its_latest_parking() -> None:
+    again = letter(
+        ENVELOPE,
+        *PARKED,
+        ("replayed-from", f"{DLT}[0]@2".encode()),
+        ("dlt.error", b"IntegrityError('again')"),
+        ("dlt.attempts", b"4"),
+    )
+    assert again.replayed_headers()[-1] == ("replayed-from", f"{DLT}[0]@7".encode())
+    assert [k for k, _ in again.replayed_headers()].count("replayed-from") == 1
+    assert "error=IntegrityError('again')" in again.describe()
+    assert f"replayed from {DLT}[0]@2" in again.describe()
+
+
+def test_a_dead_letter_reads_as_its_event_or_as_undecodable() -> None:
+    assert letter(ENVELOPE, *PARKED).describe() == (
+        f"{DLT}[0]@7 parked 2025-12-05T16:00:00Z: tawasul.requests.routed event=e-1"
+        " request=r-1 key=r-1 attempts=4 from tawasul.requests.routed.v1[3]@41"
+        " error=IntegrityError('request_number')"
+    )
+    assert ": undecodable (5 bytes) key=r-1" in letter(b"\xff\xff\xff\xff\xff").describe()
+
+
+def test_only_a_subscription_that_exists_has_dead_letters() -> None:
+    assert subscription(topics.REQUEST_ROUTED, "review") == DLT
+    with pytest.raises(ValueError, match="no group 'reviews' reads") as refused:
+        subscription(topics.REQUEST_ROUTED, "reviews")
+    assert f"  {topics.REQUEST_ROUTED} review\n" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["list"], "--bootstrap or TAWASUL_KAFKA_BOOTSTRAP names Kafka"),
+        (["--bootstrap", "k:9092", "discard", topics.REQUEST_ROUTED, "review"], "--count"),
+        (
+            ["--bootstrap", "k:9092", "replay", topics.REQUEST_ROUTED, "review", "--count", "0"],
+            "must be 1 or more",
+        ),
+        (["--bootstrap", "k:9092", "replay", topics.REQUEST_ROUTED, "nobody"], "no group"),
+    ],
+)
+def test_the_command_line_refuses_what_it_cannot_do(
+    argv: list[str], says: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TAWASUL_KAFKA_BOOTSTRAP", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code != 0
+    assert says in f"{exited.value.code}{capsys.readouterr().err}"
