@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import Stack
 from tawasul_platform.adopt import adopt_offsets
 
-from tests.e2e.topics import scratch_topic
+from tests.e2e.topics import publish, scratch_topic
 
 
 async def test_the_new_group_reads_what_the_slowest_old_group_had_not_and_adopts_once(
@@ -20,13 +20,7 @@ async def test_the_new_group_reads_what_the_slowest_old_group_had_not_and_adopts
 ) -> None:
     bootstrap = stack.config.kafka_bootstrap
     topic, run = await scratch_topic(bootstrap, "adopt-test"), uuid.uuid4().hex[:8]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for n in range(10):
-            await producer.send_and_wait(topic, value=str(n).encode(), partition=0)
-    finally:
-        await producer.stop()
+    await publish(bootstrap, topic, *(str(n).encode() for n in range(10)), partition=0)
     tp = TopicPartition(topic, 0)
     ahead, behind, new = f"ahead-{run}", f"behind-{run}", f"new-{run}"
     async with Offsets(bootstrap) as offsets:

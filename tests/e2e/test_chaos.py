@@ -13,7 +13,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaProducer
 from tawasul.common.v1 import common_pb2
 from tawasul.docs.v1 import docs_pb2
 from tawasul.events.v1 import events_pb2
@@ -35,7 +34,7 @@ from tests.e2e.chaos import (
     unsent,
 )
 from tests.e2e.direct import object_keys, scalar
-from tests.e2e.topics import records
+from tests.e2e.topics import publish, records
 
 pytestmark = pytest.mark.chaos
 
@@ -288,16 +287,12 @@ async def test_a_database_outage_is_waited_out_not_dead_lettered(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await clients.track(clients.token(CITIZEN, Role.CITIZEN), "TW482913578")
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        producer = AIOKafkaProducer(bootstrap_servers=stack.config.kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(
-                topics.REQUEST_SUBMITTED,
-                value=submitted.SerializeToString(),
-                key=request_id.encode(),
-            )
-        finally:
-            await producer.stop()
+        await publish(
+            stack.config.kafka_bootstrap,
+            topics.REQUEST_SUBMITTED,
+            submitted.SerializeToString(),
+            key=request_id.encode(),
+        )
 
         # Each consumer fails on the event as many times as a broken handler may (four attempts)
         # before it would be dead-lettered; an outage must instead keep it waiting.

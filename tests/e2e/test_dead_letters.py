@@ -10,7 +10,6 @@ import sys
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
 from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -23,7 +22,7 @@ from tawasul_platform.identity import Role
 
 from tests.e2e.chaos import start
 from tests.e2e.direct import scalar, sql
-from tests.e2e.topics import records
+from tests.e2e.topics import publish, records
 
 TOOL = Path(sys.executable).parent / "tawasul-dead-letters"
 
@@ -42,16 +41,13 @@ async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(
             request_id=unroutable_key, request_number="TW2699999999", sub_service_code="no.such"
         ),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.config.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in (
-            (garbage_key, b"\xff not a protobuf envelope"),
-            (unroutable_key, unroutable.SerializeToString()),
-        ):
-            await producer.send_and_wait(topics.REQUEST_SUBMITTED, value=value, key=key.encode())
-    finally:
-        await producer.stop()
+    for key, value in (
+        (garbage_key, b"\xff not a protobuf envelope"),
+        (unroutable_key, unroutable.SerializeToString()),
+    ):
+        await publish(
+            stack.config.kafka_bootstrap, topics.REQUEST_SUBMITTED, value, key=key.encode()
+        )
 
     request = await clients.submit(
         clients.token(new_citizen(), Role.CITIZEN),
@@ -179,14 +175,9 @@ async def _publish_routed(bootstrap: str, request_id: str, number: str) -> None:
             submitted_at=submitted_at,
         ),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topics.REQUEST_ROUTED, value=routed.SerializeToString(), key=request_id.encode()
-        )
-    finally:
-        await producer.stop()
+    await publish(
+        bootstrap, topics.REQUEST_ROUTED, routed.SerializeToString(), key=request_id.encode()
+    )
 
 
 async def _tool(bootstrap: str, *args: str) -> str:

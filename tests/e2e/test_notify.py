@@ -12,7 +12,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import grpc
-from aiokafka import AIOKafkaProducer
 from tawasul.notify.v1 import notify_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
@@ -20,7 +19,7 @@ from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
-from tests.e2e.topics import envelopes, records
+from tests.e2e.topics import envelopes, publish, records
 
 GOLDEN = Path(__file__).resolve().parents[2] / "services/notify/tests/unit/golden"
 TIMEOUT = DEFAULT_DEADLINE_SECONDS
@@ -126,17 +125,14 @@ async def test_a_duplicated_event_gives_one_sms(stack: Stack, clients: Clients) 
     (record,) = await records(
         stack.config.kafka_bootstrap, topics.REQUEST_SUBMITTED, {request_id}, at_least=1
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.config.kafka_bootstrap)
-    await producer.start()
-    try:  # the same event, again, as a relay that crashed before marking it sent would
-        await producer.send_and_wait(
-            topics.REQUEST_SUBMITTED,
-            value=record.value,
-            key=record.key,
-            headers=list(record.headers),
-        )
-    finally:
-        await producer.stop()
+    # The same event, again, as a relay that crashed before marking it sent would send it.
+    await publish(
+        stack.config.kafka_bootstrap,
+        topics.REQUEST_SUBMITTED,
+        record.value or b"",
+        key=record.key,
+        headers=list(record.headers),
+    )
     await records(stack.config.kafka_bootstrap, topics.REQUEST_SUBMITTED, {request_id}, at_least=2)
     results = await envelopes(
         stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, {request_id}, at_least=3

@@ -1,15 +1,35 @@
 """Reads what really is on a Kafka topic, without joining (or disturbing) any consumer group;
-makes a topic of a test's own."""
+publishes to one as another system would; makes a topic of a test's own."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 from tawasul.events.v1 import events_pb2
+
+
+async def publish(
+    bootstrap: str,
+    topic: str,
+    *values: bytes,
+    key: bytes | None = None,
+    partition: int | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Sends each of `values`, in order, once the broker has taken the one before."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(
+                topic, value=value, key=key, partition=partition, headers=headers
+            )
+    finally:
+        await producer.stop()
 
 
 async def scratch_topic(bootstrap: str, prefix: str) -> str:
