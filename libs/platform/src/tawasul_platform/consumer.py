@@ -227,6 +227,7 @@ class EventConsumer:
             # idle fetch held aiokafka's default half second.
             fetch_min_bytes=GATHER_BYTES if self._gather_ms else 1,
             fetch_max_wait_ms=self._gather_ms or IDLE_FETCH_MS,
+            decoder=_undecoded,
         )
         subscriber(on_batch)
         # FastStream's batch loop sleeps as long again after a poll that found nothing, so a
@@ -521,6 +522,12 @@ class Subscriptions:
             return
         for event in events:
             await self._each[topic](event)
+
+
+async def _undecoded(_message: object) -> None:
+    """What FastStream hands `on_batch`, which reads the poll's records themselves: its own
+    decoding made and parsed a message of each record for nothing (6 % of routing's CPU while
+    it drained a backlog)."""
 
 
 def _event(record: Record) -> events_pb2.Envelope:
