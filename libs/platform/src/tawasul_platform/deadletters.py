@@ -134,7 +134,7 @@ class _DeadLetters:
         return count
 
     async def take(self, count: int | None) -> list[DeadLetter]:
-        """The next `count` (None: all) dead letters up to the ends seen at `open`, oldest
+        """The first `count` (None: all) dead letters up to the ends seen at `open`, oldest
         partition first."""
         taken: list[DeadLetter] = []
         for tp, end in self._ends.items():
@@ -144,9 +144,6 @@ class _DeadLetters:
                     if record.offset >= end or (count is not None and len(taken) >= count):
                         break
                     taken.append(_letter(record))
-                # Past what was taken: the next `take` starts there, not at the fetch's end.
-                if taken and taken[-1].partition == tp.partition:
-                    self._consumer.seek(tp, taken[-1].offset + 1)
         return taken
 
     async def handled(self, letters: Sequence[DeadLetter]) -> None:
