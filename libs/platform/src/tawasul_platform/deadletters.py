@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
@@ -178,8 +179,8 @@ async def _reading(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
         # Each topic's reads wait for the fetch the previous topic left waiting.
         fetch_max_wait_ms=50,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         yield consumer
     finally:
         await consumer.stop()
@@ -206,8 +207,8 @@ async def replay(bootstrap: str, topic: str, group: str, count: int | None) -> l
     `topic` again, then marks them dealt with; returns them."""
     dlt = subscription(topic, group)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         async with _reading(bootstrap) as consumer:
             letters = _DeadLetters(consumer, dlt)
             await letters.open(everything=False)
@@ -295,4 +296,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = asyncio.run(_run(args))
     except ValueError as exc:
         sys.exit(f"tawasul-dead-letters: {exc}")
+    except KafkaError as exc:
+        sys.exit(f"tawasul-dead-letters: Kafka at {args.bootstrap}: {exc}")
     sys.exit(code)

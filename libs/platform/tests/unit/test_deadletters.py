@@ -84,6 +84,8 @@ def test_only_a_subscription_that_exists_has_dead_letters() -> None:
             "must be 1 or more",
         ),
         (["--bootstrap", "k:9092", "replay", topics.REQUEST_ROUTED, "nobody"], "no group"),
+        # Nothing listens on port 1: refused at once.
+        (["--bootstrap", "127.0.0.1:1", "list"], "Kafka at 127.0.0.1:1: KafkaConnectionError"),
     ],
 )
 def test_the_command_line_refuses_what_it_cannot_do(
