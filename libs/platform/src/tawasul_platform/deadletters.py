@@ -229,8 +229,9 @@ async def replay(bootstrap: str, topic: str, group: str, count: int | None) -> l
 async def discard(bootstrap: str, topic: str, group: str, count: int) -> list[DeadLetter]:
     """Marks the oldest `count` pending dead letters of the subscription dealt with, without
     replaying them (they were looked at, and nothing is to be done); returns them."""
+    dlt = subscription(topic, group)
     async with _reading(bootstrap) as consumer:
-        letters = _DeadLetters(consumer, subscription(topic, group))
+        letters = _DeadLetters(consumer, dlt)
         await letters.open(everything=False)
         taken = await letters.take(count)
         await letters.handled(taken)
@@ -268,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace) -> None:
     if args.command == "list":
         found = await pending(args.bootstrap, limit=args.limit, everything=args.all)
         for each in found:
@@ -279,13 +280,12 @@ async def _run(args: argparse.Namespace) -> int:
                     print(f"  {dealt_with}{letter.describe()}")
         if not any(each.count for each in found):
             print("no dead letters" + ("" if args.all else " pending"))
-        return 0
+        return
     act = replay if args.command == "replay" else discard
     done = await act(args.bootstrap, args.topic, args.group, args.count)
     for letter in done:
         print(f"{args.command}ed {letter.describe()}")
     print(f"{len(done)} {args.command}ed")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -293,9 +293,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.bootstrap:
         sys.exit(f"tawasul-dead-letters: --bootstrap or {ENV_BOOTSTRAP} names Kafka")
     try:
-        code = asyncio.run(_run(args))
+        asyncio.run(_run(args))
     except ValueError as exc:
         sys.exit(f"tawasul-dead-letters: {exc}")
     except KafkaError as exc:
         sys.exit(f"tawasul-dead-letters: Kafka at {args.bootstrap}: {exc}")
-    sys.exit(code)
