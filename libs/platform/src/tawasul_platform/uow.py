@@ -110,8 +110,14 @@ class SqlUnitOfWork:
         self._pending: list[OutgoingEvent] = []
         self._committed: list[Callable[[], None]] = []
         self._joined: _Shared | None = None
+        self._entered = False
 
     async def __aenter__(self) -> Self:
+        # Entered again while open, the first block's session would be replaced unclosed and
+        # its connection lost to the pool until the garbage collector found it.
+        if self._entered:
+            raise RuntimeError("this unit of work is already open; leave it before entering again")
+        self._entered = True
         shared = _shared.get()
         self._joined = shared if shared is not None and shared.database is self._database else None
         self.session = self._joined.session if self._joined else self._database.session()
@@ -125,6 +131,7 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._entered = False
         if self._joined is not None:
             return
         await self.session.close()

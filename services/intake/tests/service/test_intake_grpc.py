@@ -7,6 +7,8 @@ notify stand outside this tier (a stand-in for each), the registry is the develo
 from __future__ import annotations
 
 import asyncio
+import base64
+import gc
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
@@ -429,6 +431,53 @@ async def test_concurrent_different_requests_for_one_person_make_one(intake: Int
     assert {existing_resource(e) for e in refused} == {made[0].request_number}
 
 
+async def test_losing_a_race_with_another_account_hands_its_connection_back(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each account has its own lock: a resident and their employer filing for the resident at
+    # once meet only at the unique index, and one of them loses at commit.
+    resident = IDENTITY.token_for(Principal("2000000006", Role.RESIDENT))
+    inquiry: dict[str, Any] = {
+        "sub_service_code": "reports.general-inquiry",
+        "subject_id": "2000000006",
+        "fields": {},
+    }
+    read = SqlRequestRepository.related_to
+    first: list[intake_pb2.Request] = []
+
+    async def employer_commits_first(
+        self: SqlRequestRepository, applicant: str, key: str, subject: str, code: str
+    ) -> list[Request]:
+        found = await read(self, applicant, key, subject, code)
+        if applicant == "2000000006" and not first:
+            first.append(await intake.submit(ESTABLISHMENT, **inquiry))
+        return found
+
+    monkeypatch.setattr(SqlRequestRepository, "related_to", employer_commits_first)
+    # A session dropped unclosed goes back only when a cyclic collection finds it.
+    gc.disable()
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.submit(resident, **inquiry)
+        async with intake.engine.connect() as conn:
+            states = (
+                await conn.scalars(
+                    text(
+                        "SELECT state FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).all()
+    finally:
+        gc.enable()
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert caught.value.details() == (
+        "another account has an open request for this person and sub-service"
+    )
+    assert [r.applicant_id for r in first] == ["7000000005"]
+    assert [s for s in states if s != "idle"] == []
+
+
 async def test_a_key_reused_for_another_request_names_the_first(intake: Intake) -> None:
     key = str(uuid.uuid4())
     first = await intake.submit(idempotency_key=key)
@@ -495,13 +544,17 @@ async def test_my_requests_come_newest_first_page_by_page(intake: Intake) -> Non
         if not token:
             break
     assert seen == [r.request_number for r in reversed(made)]
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await intake.stub.ListMyRequests(
-            intake_pb2.ListMyRequestsRequest(page_token="garbage!"),
-            timeout=5,
-            metadata=bearer(CITIZEN),
-        )
-    assert set(field_violations(caught.value)) == {"page_token"}
+    # The last: an instant that exists at its offset but not in UTC, year 0 there.
+    beyond = base64.urlsafe_b64encode(f"0001-01-01T00:00:00+01:00|{uuid.uuid4()}".encode())
+    for forged in ("garbage!", beyond.decode()):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.stub.ListMyRequests(
+                intake_pb2.ListMyRequestsRequest(page_token=forged),
+                timeout=5,
+                metadata=bearer(CITIZEN),
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert set(field_violations(caught.value)) == {"page_token"}
 
 
 async def test_follow_up_opens_after_three_working_days(intake: Intake) -> None:

@@ -247,8 +247,11 @@ async def submit_request(
             except NumberTaken:
                 continue
             except (ConcurrentSubmission, DuplicateOpenRequest):
-                return await _after_race(uow, submission)
-            return request
+                pass
+            else:
+                return request
+        # Out of the failed transaction's block, so that its connection is back in the pool.
+        return await _after_race(uow, submission)
     raise Unavailable("no free request number was drawn; retry with the same idempotency key")
 
 

@@ -6,7 +6,7 @@ import base64
 import ipaddress
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -370,13 +370,17 @@ def _token(last: Request) -> str:
 def _after(token: str) -> tuple[datetime, uuid.UUID] | None:
     if not token:
         return None
+    refused = InvalidArgument({"page_token": "not a token this service issued"})
     try:
         at, _, key = base64.urlsafe_b64decode(token[:200].encode()).decode().partition("|")
-        after = (datetime.fromisoformat(at), uuid.UUID(key))
-    except ValueError:
-        raise InvalidArgument({"page_token": "not a token this service issued"}) from None
-    if after[0].tzinfo is None:
-        raise InvalidArgument({"page_token": "not a token this service issued"})
+        when = datetime.fromisoformat(at)
+        # An offset that carries the instant past year 1 or 9999 fails only here, in UTC,
+        # which the database driver would otherwise do.
+        after = (when.astimezone(UTC), uuid.UUID(key))
+    except (ValueError, OverflowError):
+        raise refused from None
+    if when.tzinfo is None:
+        raise refused
     return after
 
 
