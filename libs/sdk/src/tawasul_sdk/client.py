@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
@@ -29,6 +30,10 @@ from tawasul_sdk.errors import TawasulError
 
 # DocsService takes the file in messages of at most this many bytes.
 CHUNK_SIZE = 256 * 1024
+# Catalogs kept, one a locale asked for; intake answers in two.
+LOCALES_CACHED = 8
+# RFC 6750's b64token: what an Authorization header's bearer token may hold.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 R = TypeVar("R")
 Metadata = tuple[tuple[str, str], ...]
@@ -185,6 +190,9 @@ class TawasulClient:
         locale's copy."""
         cached = self._catalogs.get(locale)
         if cached is None:
+            if len(self._catalogs) >= LOCALES_CACHED:
+                # A channel passing its users' locales on must not grow without bound.
+                del self._catalogs[next(iter(self._catalogs))]
             cached = self._catalogs.setdefault(
                 locale, _Cached(intake_pb2.GetCatalogResponse(), fetched=float("-inf"))
             )
@@ -386,6 +394,12 @@ class TawasulClient:
             return ()
         if token is None and self._credentials is not None:
             token = await self._credentials.token()
+        if token and not _BEARER_TOKEN.fullmatch(token):
+            # gRPC would refuse the header itself, with an error that is not an RPC's.
+            raise TawasulError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the token is not a bearer token: letters, digits and - . _ ~ + / = only",
+            )
         return ((AUTHORIZATION, f"Bearer {token}"),) if token else ()
 
     def _trace(self) -> Metadata:

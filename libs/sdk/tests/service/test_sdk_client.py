@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_sdk import CHUNK_SIZE, TRACEPARENT, RetryPolicy, TawasulClient, TawasulError
+from tawasul_sdk.client import LOCALES_CACHED
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -211,6 +212,40 @@ async def test_the_catalog_is_cached_per_locale_and_by_version(
         # The English copy was of the old version: asked again at once.
         assert (await client.get_catalog("en")).version == 3
         assert intake.catalog_calls == 5
+
+
+async def test_a_channel_s_many_locales_keep_a_few_catalogs(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, _, address = servers
+    async with TawasulClient.connect(intake=address, docs=address, tls=None) as client:
+        for n in range(LOCALES_CACHED + 5):
+            await client.get_catalog(f"x{n}")
+        # The oldest went first: the newest are still served without a call.
+        calls = intake.catalog_calls
+        newest = [f"x{n}" for n in range(5, LOCALES_CACHED + 5)]
+        assert [(await client.get_catalog(locale)).locale for locale in newest] == newest
+        assert intake.catalog_calls == calls
+        await client.get_catalog("x0")
+        assert intake.catalog_calls == calls + 1
+
+
+@pytest.mark.parametrize("token", ["abc\tdef", "t\xe9st", "abc def", "a.b.c\r"])
+async def test_a_token_no_header_can_carry_is_refused_before_the_call(
+    servers: tuple[FakeIntake, FakeDocs, str], token: str
+) -> None:
+    intake, docs, address = servers
+    async with TawasulClient.connect(intake=address, docs=address, tls=None) as client:
+        with pytest.raises(TawasulError) as caught:
+            await client.submit_request(
+                intake_pb2.SubmitRequestRequest(description="d"), token=token
+            )
+        with pytest.raises(TawasulError) as uploading:
+            await client.upload_document(
+                b"%PDF-", filename="a.pdf", content_type="application/pdf", token=token
+            )
+    assert caught.value.code_name == uploading.value.code_name == "UNAUTHENTICATED"
+    assert (intake.tokens, docs.metadata) == ([], None)
 
 
 async def test_uploads_go_in_full_chunks_from_bytes_or_an_iterator(

@@ -358,6 +358,34 @@ async def test_bad_json_is_400_naming_the_field(
     assert backends.intake.submissions == []
 
 
+async def test_a_number_past_python_s_digits_is_400(tmp_path: Path) -> None:
+    # 4,300 digits are more than the fixture's 4 KiB bodies hold.
+    async for served in _serve(tmp_path, max_body_bytes=64 * 1024):
+        for path in ("/api/v1/requests", "/dev/sign-in"):
+            answer = await served.http.post(
+                path,
+                content=b'{"description": ' + b"1" * 5000 + b"}",
+                headers={**served.token(CITIZEN, Role.CITIZEN), "Content-Type": "application/json"},
+            )
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["error"]["fields"].keys() == {"body"}
+        assert served.intake.submissions == []
+
+
+@pytest.mark.parametrize("authorization", [b"Bearer abc\tdef", b"Bearer t\xe9st"])
+async def test_a_token_no_header_can_carry_is_401(backends: Backends, authorization: bytes) -> None:
+    answer = await backends.http.get("/api/v1/requests", headers={b"Authorization": authorization})
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert backends.intake.tokens == []
+
+
+async def test_the_catalog_comes_in_arabic_or_english_only(backends: Backends) -> None:
+    answer = await backends.http.get("/api/v1/catalog", params={"locale": "fr"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["fields"].keys() == {"locale"}
+
+
 async def test_bodies_past_their_limit_are_413(backends: Backends) -> None:
     headers = backends.token(CITIZEN, Role.CITIZEN)
     big = {**GOOD, "description": "x" * 5000}

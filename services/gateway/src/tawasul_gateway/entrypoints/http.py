@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import jwt
 from fastapi import FastAPI, Query, Request, Response
@@ -90,11 +90,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_json(body: bytes) -> Any:
-    """The body's JSON; 400 when it is not JSON, nests deeper than the parser goes, or holds
-    a lone surrogate (a string no UTF-8, so no protobuf and no answer, can carry)."""
+    """The body's JSON; 400 when it is not JSON, holds a number no integer type can, nests
+    deeper than the parser goes, or holds a lone surrogate (a string no UTF-8, so no protobuf
+    and no answer, can carry)."""
     try:
         loaded = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # Not UTF-8, not JSON, or an integer past Python's 4,300 digits.
         raise bad_request({"body": f"not JSON: {exc}"}) from None
     except RecursionError:
         raise bad_request({"body": "nested too deeply"}) from None
@@ -372,7 +374,8 @@ def create_app(
         openapi_extra=doc(None, intake_pb2.GetCatalogResponse),
     )
     async def get_catalog(
-        request: Request, locale: str = Query("ar", description="ar (default) or en")
+        request: Request,
+        locale: Literal["ar", "en"] = Query("ar", description="ar (default) or en"),
     ) -> Response:
         answer = await call(request, lambda c, _: c.get_catalog(locale))
         return JSONResponse(to_json(answer))
