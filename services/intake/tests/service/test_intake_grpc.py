@@ -67,18 +67,17 @@ class Uploads:
     """Docs stands outside this tier: the documents each test says were uploaded."""
 
     def __init__(self) -> None:
-        self.uploaded: set[uuid.UUID] = set()
+        self.uploaded: dict[uuid.UUID, DocumentInfo] = {}
 
-    def upload(self) -> str:
+    def upload(self, content_type: str = "application/pdf", size_bytes: int = 1000) -> str:
         document = uuid.uuid4()
-        self.uploaded.add(document)
+        self.uploaded[document] = DocumentInfo(content_type=content_type, size_bytes=size_bytes)
         return str(document)
 
     async def describe(
         self, document_ids: tuple[uuid.UUID, ...], token: str
     ) -> dict[uuid.UUID, DocumentInfo]:
-        pdf = DocumentInfo(content_type="application/pdf", size_bytes=1000)
-        return {d: pdf for d in document_ids if d in self.uploaded}
+        return {d: self.uploaded[d] for d in document_ids if d in self.uploaded}
 
 
 class RecordingSender:
@@ -481,10 +480,17 @@ async def test_losing_a_race_with_another_account_hands_its_connection_back(
 async def test_a_key_reused_for_another_request_names_the_first(intake: Intake) -> None:
     key = str(uuid.uuid4())
     first = await intake.submit(idempotency_key=key)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await intake.submit(idempotency_key=key, description=DESCRIPTION + " and more")
-    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert existing_resource(caught.value) == first.request_number
+    for changed in (
+        {"description": DESCRIPTION + " and more"},
+        {"contact": common_pb2.Contact(mobile="0559876543")},
+        {"contact": common_pb2.Contact(mobile="0551234567", email="a@example.sa")},
+        {"contact": common_pb2.Contact(mobile="0551234567", locale="en")},
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.submit(idempotency_key=key, **changed)
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert existing_resource(caught.value) == first.request_number
+    assert (await intake.submit(idempotency_key=key)).request_number == first.request_number
 
 
 async def test_calls_without_a_valid_token_are_unauthenticated(intake: Intake) -> None:
@@ -819,6 +825,49 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_an_answer_s_documents_keep_to_the_sub_service_s_schema(intake: Intake) -> None:
+    # passports.issue-renewal-problem takes at most 9 documents, PDF or images, 10 MiB at most.
+    request = await intake.submit(document_ids=[intake.uploads.upload() for _ in range(7)])
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "Please attach the receipts",
+        START + timedelta(hours=1),
+        respond_by=START + timedelta(days=7),
+    )
+
+    async def answer(*document_ids: str) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.stub.RespondToInfoRequest(
+                intake_pb2.RespondToInfoRequestRequest(
+                    request_number=request.request_number,
+                    message="Attached",
+                    document_ids=document_ids,
+                ),
+                timeout=5,
+                metadata=bearer(CITIZEN),
+            )
+        return caught.value
+
+    three = await answer(*(intake.uploads.upload() for _ in range(3)))
+    assert field_violations(three) == {
+        "document_ids": "at most 9 documents for this sub-service, 7 attached already"
+    }
+    odd = await answer(
+        intake.uploads.upload(),
+        intake.uploads.upload(content_type="application/zip"),
+        intake.uploads.upload(size_bytes=11 * 2**20),
+    )
+    assert field_violations(odd) == {
+        "document_ids[1]": "a type this sub-service does not accept",
+        "document_ids[2]": "larger than this sub-service's 10485760 bytes",
+    }
+    assert (await intake.get(request.request_number)).status == (
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    )
+    assert await intake.outbox(APPLICANT_ACTIONS) == []
 
 
 # --- concurrent changes to one request ------------------------------------------------------

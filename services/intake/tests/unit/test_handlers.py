@@ -918,7 +918,9 @@ async def test_a_different_request_under_a_used_key_is_refused(intake: Intake) -
     assert len(intake.db.requests) == 1
 
 
-@pytest.mark.parametrize("change", ["sub_service", "subject", "description", "fields", "documents"])
+@pytest.mark.parametrize(
+    "change", ["sub_service", "subject", "description", "fields", "documents", "mobile", "cites"]
+)
 async def test_any_change_of_body_under_a_used_key_is_refused(intake: Intake, change: str) -> None:
     document = intake.documents.upload(FATHER)
     first = await intake.submit(code=INQUIRY, documents=[document])
@@ -929,11 +931,39 @@ async def test_any_change_of_body_under_a_used_key_is_refused(intake: Intake, ch
         fields=fields,
         documents=[] if change == "documents" else [document],
         description=DESCRIPTION + " (second)" if change == "description" else DESCRIPTION,
+        mobile="0559876543" if change == "mobile" else MOBILE,
+        cites=first.number if change == "cites" else "",
     )
     with pytest.raises(AlreadyExists) as caught:
         await intake.file(retry)
     assert caught.value.existing == first.number
     assert list(intake.db.requests) == [first.id]
+
+
+async def test_an_answer_to_a_sub_service_the_catalog_dropped_is_refused_plainly(
+    intake: Intake,
+) -> None:
+    request = await intake.submit()
+    newer = replace(
+        CATALOG,
+        version=CATALOG.version + 1,
+        sub_services={c: s for c, s in CATALOG.sub_services.items() if c != PASSPORT},
+    )
+    with pytest.raises(FailedPrecondition) as caught:
+        await handlers.respond_to_info_request(
+            uow=intake.uow,
+            documents=intake.documents,
+            catalog=newer,
+            caller=FATHER,
+            token=token(FATHER),
+            number=request.number,
+            message="Here it is",
+            fields={},
+            document_ids=[],
+            now=NOW + timedelta(days=1),
+        )
+    assert "no longer offered" in str(caught.value)
+    assert intake.db.requests[request.id].status is Status.SUBMITTED
 
 
 async def test_a_taken_number_is_drawn_again(intake: Intake) -> None:

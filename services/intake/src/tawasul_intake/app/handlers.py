@@ -59,12 +59,16 @@ _ALLOWED = {
 
 
 def _same(request: Request, submission: Submission) -> bool:
+    """Whether a retried key carries the request it made; any difference would otherwise be
+    dropped without a word (a corrected mobile the request number is never sent to)."""
     return (
         request.sub_service_code == submission.sub_service_code
         and request.subject_id == submission.subject_id
         and request.description == submission.description
         and request.document_ids == submission.document_ids
         and request.fields == dict(submission.fields)
+        and request.contact == submission.contact
+        and request.cites_number == submission.cites_number
     )
 
 
@@ -151,11 +155,32 @@ def _check_documents(
     submission: Submission, found: dict[uuid.UUID, DocumentInfo], sub_service: SubService
 ) -> None:
     """Every document is the account's own and fits the sub-service's document schema."""
+    problems = _document_problems(submission.document_ids, found, sub_service)
+    specs = sub_service.documents
+    most = _most_documents(sub_service)
+    least = sum(spec.min_count for spec in specs if spec.required)
+    count = len(submission.document_ids)
+    if count > most:
+        problems["document_ids"] = f"at most {most} documents for this sub-service"
+    elif count < least:
+        needed = ", ".join(spec.label.en for spec in specs if spec.required)
+        problems["document_ids"] = f"at least {least} documents for this sub-service: {needed}"
+    if problems:
+        raise InvalidArgument(problems)
+
+
+def _document_problems(
+    document_ids: tuple[uuid.UUID, ...],
+    found: dict[uuid.UUID, DocumentInfo],
+    sub_service: SubService,
+) -> dict[str, str]:
+    """Field → problem for each document that is not the account's, not clean, or of a type or
+    size the sub-service does not take."""
     problems: dict[str, str] = {}
     specs = sub_service.documents
     types = frozenset().union(*(spec.media_types for spec in specs))
     largest = max((spec.max_bytes for spec in specs), default=0)
-    for index, document_id in enumerate(submission.document_ids):
+    for index, document_id in enumerate(document_ids):
         info = found.get(document_id)
         if info is None:
             problems[f"document_ids[{index}]"] = "no such document uploaded by this account"
@@ -167,16 +192,11 @@ def _check_documents(
             problems[f"document_ids[{index}]"] = "a type this sub-service does not accept"
         elif info.size_bytes > largest:
             problems[f"document_ids[{index}]"] = f"larger than this sub-service's {largest} bytes"
-    most = sum(spec.max_count for spec in specs)
-    least = sum(spec.min_count for spec in specs if spec.required)
-    count = len(submission.document_ids)
-    if count > most:
-        problems["document_ids"] = f"at most {most} documents for this sub-service"
-    elif count < least:
-        needed = ", ".join(spec.label.en for spec in specs if spec.required)
-        problems["document_ids"] = f"at least {least} documents for this sub-service: {needed}"
-    if problems:
-        raise InvalidArgument(problems)
+    return problems
+
+
+def _most_documents(sub_service: SubService) -> int:
+    return sum(spec.max_count for spec in sub_service.documents)
 
 
 async def _cited(uow: UnitOfWork, submission: Submission) -> Request | None:
@@ -505,24 +525,33 @@ async def respond_to_info_request(
     of their own not held by another request."""
     async with uow:
         asked = await _own(uow, caller, number)
+    sub_service = catalog.sub_services.get(asked.sub_service_code)
+    if sub_service is None:
+        # A catalog that dropped the sub-service has no schema left to check the answer by.
+        raise FailedPrecondition(
+            "this request's sub-service is no longer offered; file a new request"
+        )
     answer = validate_answer(
-        sub_service=catalog.sub_services[asked.sub_service_code],
+        sub_service=sub_service,
         today=now.astimezone(RIYADH).date(),
         message=message,
         fields=fields,
         document_ids=document_ids,
     )
     found = await documents.describe(answer.document_ids, token)
-    missing = {
-        f"document_ids[{i}]": "no clean document uploaded by this account"
-        for i, d in enumerate(answer.document_ids)
-        if d not in found or not found[d].clean
-    }
-    if missing:
-        raise InvalidArgument(missing)
+    if problems := _document_problems(answer.document_ids, found, sub_service):
+        raise InvalidArgument(problems)
     async with uow:
         request = await _own(uow, caller, number, for_update=True)
         request.ensure_answerable(now)
+        most = _most_documents(sub_service)
+        if len(request.document_ids) + len(answer.document_ids) > most:
+            raise InvalidArgument(
+                {
+                    "document_ids": f"at most {most} documents for this sub-service, "
+                    f"{len(request.document_ids)} attached already"
+                }
+            )
         await uow.requests.lock_account(request.applicant_id)
         in_use = await uow.requests.open_requests_with_documents(
             request.applicant_id, answer.document_ids
