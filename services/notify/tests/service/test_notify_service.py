@@ -315,6 +315,26 @@ async def test_a_beneficiary_told_their_request_closed_is_told_when_it_reopens(
     assert "Your Tawasul request TW482913578 has been reopened" in subjects
 
 
+async def test_a_reviewers_message_is_sent_on_every_channel_without_the_status_again(
+    notify: Notify,
+) -> None:
+    request = submitted(locale="en")
+    await notify.consume(request)
+    under_review = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW)
+    await notify.consume(under_review, topic=REQUEST_STATUS_CHANGED)
+    said = "Please bring the original passport to the Riyadh office on Sunday"
+    message = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, message=said)
+    await notify.consume(message, topic=REQUEST_STATUS_CHANGED)
+    texts = [m["text"] for m in await notify.sms()]
+    assert [(said in t, "under review" in t) for t in texts[1:]] == [(False, True), (True, False)]
+    mails = await asyncio.to_thread(received, notify.maildir)
+    bodies = [m.get_body(("plain",)) for m in mails]
+    assert sum(said in b.get_content() for b in bodies if b is not None) == 1
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.kind for m in inbox.messages) == ["message", "submitted", "under_review"]
+    assert any(said in m.text for m in inbox.messages)
+
+
 async def test_a_cancellation_that_crossed_the_decision_ends_with_the_decision_told(
     notify: Notify,
 ) -> None:

@@ -22,7 +22,7 @@ from tawasul_notify.domain.model import (
     SendOutcome,
     mask,
 )
-from tawasul_notify.domain.templates import Kind, channels_for, render
+from tawasul_notify.domain.templates import FSI, PDI, Kind, channels_for, render
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 
@@ -171,6 +171,47 @@ def test_an_answer_back_with_review_is_acknowledged_with_the_date_it_moved_to() 
     assert "10 March 2026" in sms
 
 
+@pytest.mark.parametrize(
+    "status",
+    [
+        common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+        common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+    ],
+)
+def test_a_reviewers_message_reaches_the_beneficiary_not_the_status_again(
+    status: common_pb2.RequestStatus.ValueType,
+) -> None:
+    # MessageApplicant publishes the status the beneficiary was last told, with the text.
+    said = "Please bring the original passport to the Riyadh office on Sunday"
+    n = read(status_changed(status, message=said))
+    assert (n.kind, n.values, n.recipients) == (
+        Kind.MESSAGE,
+        {"number": NUMBER, "note": said},
+        BENEFICIARY,
+    )
+    for locale in Locale:
+        for channel in channels_for(Kind.MESSAGE):
+            body = render(Kind.MESSAGE, channel, locale, n.values).body
+            assert NUMBER in body
+            assert f"{FSI}{said}{PDI}" in body
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (common_pb2.REQUEST_STATUS_ACCEPTED, Kind.ACCEPTED),
+        (common_pb2.REQUEST_STATUS_REJECTED, Kind.REJECTED),
+        (common_pb2.REQUEST_STATUS_CLOSED, Kind.CLOSED),
+    ],
+)
+def test_an_outcome_keeps_the_reviewers_message_as_its_note(
+    status: common_pb2.RequestStatus.ValueType, kind: Kind
+) -> None:
+    n = read(status_changed(status, message="The photo is not clear enough"))
+    assert (n.kind, n.values["note"]) == (kind, "The photo is not clear enough")
+
+
 def test_a_cancellation_too_late_names_only_an_outcome() -> None:
     restated = status_changed(common_pb2.REQUEST_STATUS_UNDER_REVIEW, cancel_too_late=True)
     assert notice_from(restated, STAFF) is None
@@ -287,7 +328,7 @@ def test_numbers_and_addresses_are_shown_masked() -> None:
 def test_every_status_notice_renders_on_every_channel(
     status: common_pb2.RequestStatus.ValueType, kind: Kind
 ) -> None:
-    n = read(status_changed(status, message="Thank you"))
+    n = read(status_changed(status))
     assert n.kind == kind
     for channel in channels_for(kind):
         assert NUMBER in render(kind, channel, n.locale, n.values).body

@@ -80,6 +80,8 @@ class Kind(StrEnum):
     # A cancellation that reached review after its outcome (accepted, rejected, closed).
     CANCEL_TOO_LATE = "cancel_too_late"
     FOLLOWED_UP = "followed_up"
+    # A reviewer's message to the beneficiary; the request's status has not changed.
+    MESSAGE = "message"
     ONE_TIME_CODE = "one_time_code"
     SLA_BREACH = "sla_breach"
 
@@ -115,6 +117,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.REOPENED: frozenset({"number", "due"}),
     Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
+    Kind.MESSAGE: frozenset({"number", "note"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
 }
@@ -145,6 +148,10 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.REOPENED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.CANCEL_TOO_LATE: {"number": _SAMPLE_NUMBER, "outcome": "rejected"},
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
+    Kind.MESSAGE: {
+        "number": _SAMPLE_NUMBER,
+        "note": "يرجى مراجعة مكتب الجوازات في الرياض يوم الأحد ومعك أصل جواز السفر.",
+    },
     Kind.ONE_TIME_CODE: {"code": "731904", "minutes": 5},
     Kind.SLA_BREACH: {
         "number": _SAMPLE_NUMBER,
