@@ -38,7 +38,7 @@ from tawasul_notify.adapters import tables
 from tawasul_notify.adapters.metrics import DeliveryGauge
 from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
-from tawasul_notify.app.ports import Sender
+from tawasul_notify.app.ports import Receipts, Sender
 from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
@@ -385,6 +385,40 @@ async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) 
         ("sms", "sent"),
         ("sms", "delivered"),
     ]
+
+
+class HeldReceipts:
+    """The gateway's receipts, answered once `release` is set; `asked` is set once asked."""
+
+    def __init__(self, receipts: Receipts) -> None:
+        self._receipts = receipts
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+        self.asked.set()
+        await self.release.wait()
+        return await self._receipts.delivered(provider_message_ids)
+
+
+async def test_a_receipt_two_replicas_collect_at_once_is_reported_delivered_once(
+    notify: Notify,
+) -> None:
+    await notify.consume(submitted())
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    held = HeldReceipts(notify.receipts)
+    first = asyncio.create_task(
+        handlers.collect_receipts(uow=notify.uow(), receipts=held, now=later)
+    )
+    await held.asked.wait()  # its check is committed; the gateway has not answered
+    # Another replica's pass, the first one's wait having outlasted the time between passes.
+    await handlers.collect_receipts(
+        uow=notify.uow(), receipts=notify.receipts, now=later + timedelta(minutes=1)
+    )
+    held.release.set()
+    await first
+    results = await notify.results()
+    assert [r.status for r in results if r.channel == "sms"] == ["sent", "delivered"]
 
 
 async def test_the_results_gauge_counts_the_last_hours_deliveries_by_channel_and_status(

@@ -109,6 +109,10 @@ class FakeDeliveries:
             :limit
         ]
 
+    async def still_sent(self, delivery_ids: list[uuid.UUID]) -> list[Delivery]:
+        found = (self._rows[key] for key in delivery_ids)
+        return [copy.deepcopy(d) for d in found if d.status is DeliveryStatus.SENT]
+
     async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None:
         for key in delivery_ids:
             self.checked_at[key] = at

@@ -59,6 +59,17 @@ _INTENDED = (
     .order_by(tables.deliveries.c.id)
     .with_for_update()
 )
+# A receipts pass asks the gateway between two transactions, and another replica's pass may
+# have recorded the same receipts meanwhile: the rows are read again, locked, if still sent.
+_STILL_SENT = (
+    select(tables.deliveries)
+    .where(
+        among(tables.deliveries.c.id, "ids")
+        & (tables.deliveries.c.status == DeliveryStatus.SENT.value)
+    )
+    .order_by(tables.deliveries.c.id)
+    .with_for_update()
+)
 _SAVE = update(tables.deliveries).where(tables.deliveries.c.id == bindparam("b_id"))
 _ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
 _access = pg_insert(tables.request_access)
@@ -199,6 +210,10 @@ class SqlDeliveryRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        return [_delivery(row) for row in rows]
+
+    async def still_sent(self, delivery_ids: list[uuid.UUID]) -> list[Delivery]:
+        rows = await self._session.execute(_STILL_SENT, {"ids": delivery_ids})
         return [_delivery(row) for row in rows]
 
     async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None:

@@ -237,7 +237,9 @@ async def collect_receipts(
     """Marks SMS whose receipts came back delivered; True while a full batch was looked at.
 
     Messages are looked at for a day after they were sent; the ones looked at go to the back
-    of the line, so those without a receipt yet do not hold up the others.
+    of the line, so those without a receipt yet do not hold up the others. The gateway is asked
+    outside a transaction, so another replica's pass may take the same messages meanwhile:
+    only those still sent are marked, and each is reported delivered once.
     """
     async with uow:
         waiting = await uow.deliveries.awaiting_receipt(batch, sent_after=now - timedelta(days=1))
@@ -246,12 +248,13 @@ async def collect_receipts(
         await uow.deliveries.checked([d.id for d in waiting], now)
         await uow.commit()
     delivered = await receipts.delivered([d.provider_message_id for d in waiting])
-    arrived = [d for d in waiting if d.provider_message_id in delivered]
+    arrived = [d.id for d in waiting if d.provider_message_id in delivered]
     if arrived:
         async with uow:
-            for delivery in arrived:
+            still_sent = await uow.deliveries.still_sent(arrived)
+            for delivery in still_sent:
                 delivery.delivered(now)
-            await uow.deliveries.save_all(arrived)
+            await uow.deliveries.save_all(still_sent)
             await uow.commit()
     return len(waiting) == batch
 

@@ -81,6 +81,11 @@ class DeliveryRepository(Protocol):
         """SMS taken by the gateway since `sent_after`, least recently checked first."""
         ...
 
+    async def still_sent(self, delivery_ids: list[uuid.UUID]) -> list[Delivery]:
+        """Those of the deliveries still sent (no other pass has marked them), locked for this
+        transaction."""
+        ...
+
     async def checked(self, delivery_ids: list[uuid.UUID], at: datetime) -> None: ...
 
 
