@@ -165,7 +165,12 @@ async def build(settings: NotifySettings) -> Runtime:
     runtime.loops.extend(sender.run for sender in sending.values())
 
     async def receipts() -> bool:
-        return await handlers.collect_receipts(uow=uow(), receipts=gateway, now=datetime.now(UTC))
+        return await handlers.collect_receipts(
+            uow=uow(),
+            receipts=gateway,
+            now=datetime.now(UTC),
+            interval=timedelta(seconds=settings.receipts_seconds),
+        )
 
     runtime.loops.append(lambda: every(settings.receipts_seconds, receipts, name="sms receipts"))
     if settings.metrics_address:

@@ -68,6 +68,7 @@ EMAIL = "amal@example.sa"
 OWNER = IDENTITY.token_for(Principal(APPLICANT, Role.CITIZEN))
 REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
 STAFF = {"S1": "s1@passports.example"}
+RECEIPTS_EVERY = timedelta(seconds=5)
 
 
 class Crashing:
@@ -378,7 +379,7 @@ async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) 
     await notify.consume(event)
     later = datetime.now(UTC) + timedelta(seconds=2)
     assert not await handlers.collect_receipts(
-        uow=notify.uow(), receipts=notify.receipts, now=later
+        uow=notify.uow(), receipts=notify.receipts, now=later, interval=RECEIPTS_EVERY
     )
     results = await notify.results()
     assert [(r.channel, r.status) for r in results if r.channel == "sms"] == [
@@ -408,17 +409,53 @@ async def test_a_receipt_two_replicas_collect_at_once_is_reported_delivered_once
     later = datetime.now(UTC) + timedelta(seconds=2)
     held = HeldReceipts(notify.receipts)
     first = asyncio.create_task(
-        handlers.collect_receipts(uow=notify.uow(), receipts=held, now=later)
+        handlers.collect_receipts(
+            uow=notify.uow(), receipts=held, now=later, interval=RECEIPTS_EVERY
+        )
     )
     await held.asked.wait()  # its check is committed; the gateway has not answered
     # Another replica's pass, the first one's wait having outlasted the time between passes.
     await handlers.collect_receipts(
-        uow=notify.uow(), receipts=notify.receipts, now=later + timedelta(minutes=1)
+        uow=notify.uow(),
+        receipts=notify.receipts,
+        now=later + timedelta(minutes=1),
+        interval=RECEIPTS_EVERY,
     )
     held.release.set()
     await first
     results = await notify.results()
     assert [r.status for r in results if r.channel == "sms"] == ["sent", "delivered"]
+
+
+class NoReceipts:
+    """A gateway whose handsets are all off: no receipt comes back; what it is asked is kept."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+        self.asked.extend(provider_message_ids)
+        return set()
+
+
+async def test_receipt_passes_rest_once_every_waiting_sms_was_asked_about_this_round(
+    notify: Notify,
+) -> None:
+    for n in range(3):
+        await notify.consume(submitted(mobile=f"+96650000002{n}"))
+    receipts, later = NoReceipts(), datetime.now(UTC) + timedelta(seconds=2)
+
+    async def collect(now: datetime) -> bool:
+        return await handlers.collect_receipts(
+            uow=notify.uow(), receipts=receipts, now=now, interval=RECEIPTS_EVERY, batch=2
+        )
+
+    # More than a batch: the loop goes again at once, until each was asked about once.
+    assert [await collect(later + timedelta(seconds=n)) for n in range(3)] == [True, False, False]
+    assert sorted(receipts.asked) == sorted(m["id"] for m in await notify.sms())
+    # The next round asks again.
+    assert await collect(later + RECEIPTS_EVERY)
+    assert len(receipts.asked) == 5
 
 
 async def test_the_results_gauge_counts_the_last_hours_deliveries_by_channel_and_status(

@@ -35,6 +35,8 @@ from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+# How often the receipts loop runs.
+RECEIPTS_EVERY = timedelta(seconds=5)
 APPLICANT = "1000000008"
 MOBILE = "+966512345678"
 OTHER_MOBILE = "+966598765432"
@@ -97,13 +99,16 @@ class FakeDeliveries:
         ]
         return sorted(found, key=lambda d: (d.created_at, d.id))
 
-    async def awaiting_receipt(self, limit: int, *, sent_after: datetime) -> list[Delivery]:
+    async def awaiting_receipt(
+        self, limit: int, *, sent_after: datetime, checked_before: datetime
+    ) -> list[Delivery]:
         waiting = [
             d
             for d in self._rows.values()
             if d.status is DeliveryStatus.SENT
             and d.channel is Channel.SMS
             and d.updated_at > sent_after
+            and self.checked_at.get(d.id, checked_before) <= checked_before
         ]
         return sorted(waiting, key=lambda d: self.checked_at.get(d.id, NOW - timedelta(days=9)))[
             :limit
@@ -239,8 +244,10 @@ class FakeChannel:
 class FakeReceipts:
     def __init__(self) -> None:
         self.delivered_ids: set[str] = set()
+        self.asked: list[str] = []
 
     async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+        self.asked.extend(provider_message_ids)
         return self.delivered_ids & set(provider_message_ids)
 
 
@@ -283,6 +290,15 @@ async def send(
         budget=3,
         first_wait=timedelta(seconds=1),
         concurrency=4,
+    )
+
+
+async def collect(
+    uow: FakeUnitOfWork, receipts: FakeReceipts, *, now: datetime, batch: int = 100
+) -> bool:
+    """One pass of the receipts loop."""
+    return await handlers.collect_receipts(
+        uow=uow, receipts=receipts, now=now, interval=RECEIPTS_EVERY, batch=batch
     )
 
 
@@ -479,10 +495,27 @@ async def test_receipts_mark_sms_delivered() -> None:
     first, second = uow.delivery(Channel.SMS, MOBILE, one), uow.delivery(Channel.SMS, MOBILE, two)
     receipts.delivered_ids = {first.provider_message_id}
     later = NOW + timedelta(seconds=5)
-    assert not await handlers.collect_receipts(uow=uow, receipts=receipts, now=later)
+    assert not await collect(uow, receipts, now=later)
     assert uow.rows[first.id].status is DeliveryStatus.DELIVERED
     assert uow.rows[second.id].status is DeliveryStatus.SENT
     assert uow.published[-1] == (DeliveryStatus.DELIVERED, Channel.SMS, first.id)
+
+
+async def test_receipt_passes_rest_once_every_waiting_sms_was_asked_about_this_round() -> None:
+    uow, sms, receipts = FakeUnitOfWork(), FakeChannel(), FakeReceipts()
+    await take(uow, *(notice(recipients=SMS_ONLY) for _ in range(3)))
+    await send(uow, sms)
+    later = NOW + timedelta(seconds=5)
+    # More than a batch: the loop goes again at once, until each was asked about once.
+    passes = [
+        await collect(uow, receipts, now=later + timedelta(seconds=n), batch=2) for n in range(3)
+    ]
+    assert passes == [True, False, False]
+    ids = sorted(d.provider_message_id for d in uow.rows.values())
+    assert sorted(receipts.asked) == ids
+    # The next round asks again.
+    assert await collect(uow, receipts, now=later + RECEIPTS_EVERY, batch=2)
+    assert len(receipts.asked) == 5
 
 
 async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() -> None:

@@ -197,7 +197,9 @@ class SqlDeliveryRepository:
         rows = await self._session.execute(query.order_by(t.c.created_at, t.c.id))
         return [_delivery(row) for row in rows]
 
-    async def awaiting_receipt(self, limit: int, *, sent_after: datetime) -> list[Delivery]:
+    async def awaiting_receipt(
+        self, limit: int, *, sent_after: datetime, checked_before: datetime
+    ) -> list[Delivery]:
         t = tables.deliveries
         rows = await self._session.execute(
             select(t)
@@ -205,6 +207,7 @@ class SqlDeliveryRepository:
                 (t.c.status == DeliveryStatus.SENT.value)
                 & (t.c.channel == Channel.SMS.value)
                 & (t.c.updated_at > sent_after)
+                & (t.c.receipt_checked_at.is_(None) | (t.c.receipt_checked_at <= checked_before))
             )
             .order_by(t.c.receipt_checked_at.asc().nulls_first(), t.c.updated_at)
             .limit(limit)

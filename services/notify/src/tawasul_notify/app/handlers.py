@@ -232,17 +232,20 @@ async def mark_read(
 
 
 async def collect_receipts(
-    *, uow: UnitOfWork, receipts: Receipts, now: datetime, batch: int = 100
+    *, uow: UnitOfWork, receipts: Receipts, now: datetime, interval: timedelta, batch: int = 100
 ) -> bool:
     """Marks SMS whose receipts came back delivered; True while a full batch was looked at.
 
-    Messages are looked at for a day after they were sent; the ones looked at go to the back
-    of the line, so those without a receipt yet do not hold up the others. The gateway is asked
-    outside a transaction, so another replica's pass may take the same messages meanwhile:
-    only those still sent are marked, and each is reported delivered once.
+    Messages are looked at for a day after they were sent, each at most once an `interval`:
+    the ones looked at go to the back of the line, so those without a receipt yet do not hold
+    up the others, and once all have been looked at the passes rest until the next round.
+    The gateway is asked outside a transaction, so another replica's pass may take the same
+    messages meanwhile: only those still sent are marked, and each is reported delivered once.
     """
     async with uow:
-        waiting = await uow.deliveries.awaiting_receipt(batch, sent_after=now - timedelta(days=1))
+        waiting = await uow.deliveries.awaiting_receipt(
+            batch, sent_after=now - timedelta(days=1), checked_before=now - interval
+        )
         if not waiting:
             return False
         await uow.deliveries.checked([d.id for d in waiting], now)

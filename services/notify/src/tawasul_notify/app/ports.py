@@ -77,8 +77,11 @@ class DeliveryRepository(Protocol):
         """Oldest first; every audience when `audience` is None."""
         ...
 
-    async def awaiting_receipt(self, limit: int, *, sent_after: datetime) -> list[Delivery]:
-        """SMS taken by the gateway since `sent_after`, least recently checked first."""
+    async def awaiting_receipt(
+        self, limit: int, *, sent_after: datetime, checked_before: datetime
+    ) -> list[Delivery]:
+        """SMS taken by the gateway since `sent_after` and not checked since `checked_before`,
+        least recently checked first."""
         ...
 
     async def still_sent(self, delivery_ids: list[uuid.UUID]) -> list[Delivery]:
