@@ -479,6 +479,14 @@ async def test_notes_stay_internal_messages_reach_the_applicant_and_release_requ
 
     seen = await eventually(told, what="the reviewer's message in the tracking view")
     assert all(note not in h.message for h in seen.history)
+
+    async def texted() -> list[str] | None:
+        sent = [m["text"] for m in await clients.sms_received()]
+        found = [t for t in sent if request.request_number in t and message in t]
+        return found or None
+
+    (sms,) = await eventually(texted, what="the reviewer's message by SMS")
+    assert note not in sms
     await clients.review.ReleaseRequest(
         review_pb2.ReleaseRequestRequest(request_id=request.request_id),
         timeout=TIMEOUT,

@@ -324,7 +324,9 @@ async def test_a_reviewers_message_is_sent_on_every_channel_without_the_status_a
     under_review = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW)
     await notify.consume(under_review, topic=REQUEST_STATUS_CHANGED)
     said = "Please bring the original passport to the Riyadh office on Sunday"
-    message = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, message=said)
+    message = status_changed(
+        request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, message=said, reviewer_message=True
+    )
     await notify.consume(message, topic=REQUEST_STATUS_CHANGED)
     texts = [m["text"] for m in await notify.sms()]
     assert [(said in t, "under review" in t) for t in texts[1:]] == [(False, True), (True, False)]

@@ -945,9 +945,9 @@ async def test_a_case_shows_attachments_and_notes_as_internal_history(review: Re
     assert review.docs.tokens == [SARA]
     # Only the message reaches the beneficiary; the notes publish nothing.
     statuses = await review.statuses(item)
-    assert [(s.status, s.message) for s in statuses] == [
-        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, ""),
-        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "We are checking your record"),
+    assert [(s.status, s.message, s.reviewer_message) for s in statuses] == [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "", False),
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "We are checking your record", True),
     ]
     assert {s.internal.note for s in statuses} == {""}
 

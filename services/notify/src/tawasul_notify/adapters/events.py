@@ -51,9 +51,6 @@ STATUS_KINDS = {
 }
 # What review may have reached before a cancellation reached it.
 OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.CLOSED})
-# Review reaches these with no message of its own: one with a message is the status restated
-# to carry a reviewer's message (MessageApplicant), which no field of the event marks.
-UNSAID = frozenset({Status.UNDER_REVIEW, Status.RETURNED_BY_APPLICANT, Status.TRANSFERRED})
 BREACH = 100
 
 
@@ -92,11 +89,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             kind = Kind.REOPENED
         elif c.cancel_too_late:
             kind = Kind.CANCEL_TOO_LATE if status in OUTCOMES else None
-        elif c.message and (
-            status in UNSAID
-            # Review lists at least one missing item whenever it asks for information.
-            or (status is Status.NEEDS_MORE_INFO and not c.missing)
-        ):
+        elif c.reviewer_message:
             kind = Kind.MESSAGE
         if kind is None:
             return None

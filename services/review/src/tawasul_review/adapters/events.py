@@ -124,6 +124,7 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
         applicant_id=item.applicant_id,
         reopened=event.reopened,
         cancel_too_late=event.cancel_too_late,
+        reviewer_message=event.reviewer_message,
         internal=events_pb2.RequestStatusChanged.Internal(
             note=event.internal_note, department_code=item.department
         ),

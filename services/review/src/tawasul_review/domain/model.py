@@ -150,6 +150,8 @@ class StatusChanged:
     # The outcome restated for a cancellation that came after it: the beneficiary was told
     # the request was cancelled.
     cancel_too_late: bool = False
+    # The status the beneficiary was last told, restated to carry a reviewer's message.
+    reviewer_message: bool = False
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,9 @@ class WorkItem:
         self._ensure_holder(reviewer, now, lease)
         body = _text("text", text, required=True)
         status = self.public_status or Status.UNDER_REVIEW
-        self._publish(status, reviewer.subject, body, now, calendar, action="message")
+        self._publish(
+            status, reviewer.subject, body, now, calendar, action="message", reviewer_message=True
+        )
 
     def decide(
         self,
@@ -648,6 +652,7 @@ class WorkItem:
         transfer_to: str = "",
         internal_note: str = "",
         reopened: bool = False,
+        reviewer_message: bool = False,
     ) -> None:
         self.public_status = status
         self.schedule(calendar, now)
@@ -665,6 +670,7 @@ class WorkItem:
                 internal_note=internal_note,
                 due_at=self.due_at,
                 reopened=reopened,
+                reviewer_message=reviewer_message,
             )
         )
         if action:

@@ -486,6 +486,7 @@ class RequestStatusChanged(_message.Message):
     APPLICANT_ID_FIELD_NUMBER: _builtins.int
     REOPENED_FIELD_NUMBER: _builtins.int
     CANCEL_TOO_LATE_FIELD_NUMBER: _builtins.int
+    REVIEWER_MESSAGE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -508,6 +509,10 @@ class RequestStatusChanged(_message.Message):
     """Restating an outcome (accepted, rejected, closed) review had reached before the
     beneficiary's cancellation reached it: the outcome stands, and the beneficiary, told the
     request was cancelled, is told it was not.
+    """
+    reviewer_message: _builtins.bool
+    """A reviewer's message to the beneficiary (MessageApplicant): `status` is the one they were
+    last told, restated to carry `message`; nothing else about the request changed.
     """
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
@@ -548,10 +553,11 @@ class RequestStatusChanged(_message.Message):
         applicant_id: _builtins.str = ...,
         reopened: _builtins.bool = ...,
         cancel_too_late: _builtins.bool = ...,
+        reviewer_message: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
