@@ -14,14 +14,14 @@ class NotifySettings(ServiceSettings):
     sms_gateway_password: str = ""
     # The sender name the provider shows on the handset.
     sms_sender: str = "Tawasul"
-    sms_timeout_seconds: float = 5.0
+    sms_timeout_seconds: float = Field(default=5.0, gt=0)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_sender: str = "Tawasul <no-reply@tawasul.example>"
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_start_tls: bool = False
-    smtp_timeout_seconds: float = 10.0
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     # Employee id -> e-mail for supervisors; without it they are told in-app only.
     staff_directory_file: Path | None = None
     # Nobody waits on notify at each step (a text may come a tenth of a second later): its
@@ -36,4 +36,4 @@ class NotifySettings(ServiceSettings):
     # pending when it stopped).
     send_sweep_seconds: float = Field(default=5.0, gt=0)
     # How often the SMS gateway is asked for delivery receipts.
-    receipts_seconds: float = 5.0
+    receipts_seconds: float = Field(default=5.0, gt=0)

@@ -10,10 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
+from pydantic import ValidationError
 from tawasul_notify.adapters.gateway import HttpSmsGateway
 from tawasul_notify.adapters.http1 import HttpError
 from tawasul_notify.app.ports import ChannelUnavailable
 from tawasul_notify.domain.model import Outgoing
+from tawasul_notify.settings import NotifySettings
 
 MESSAGE = Outgoing(to="+966512345678", text="مرحبا", key="key-1")
 
@@ -131,3 +133,22 @@ async def test_receipts_name_the_delivered_messages() -> None:
     assert sorted(asked) == sorted(
         ["/v1/messages/a", "/v1/messages/b", "/v1/messages/gone", "/v1/messages/x%2Fy%20z"]
     )
+
+
+@pytest.mark.parametrize(
+    "interval", ["receipts_seconds", "sms_timeout_seconds", "smtp_timeout_seconds"]
+)
+def test_an_interval_of_zero_is_refused_at_start(interval: str) -> None:
+    # Zero receipts_seconds would ask the provider without a pause, forever.
+    with pytest.raises(ValidationError) as caught:
+        NotifySettings.model_validate(
+            {
+                "database_url": "postgresql://x/y",
+                "kafka_bootstrap": "127.0.0.1:1",
+                "grpc_address": "127.0.0.1:0",
+                "identity_issuers": [],
+                "sms_gateway_url": "http://x",
+                interval: 0,
+            }
+        )
+    assert [e["loc"] for e in caught.value.errors()] == [(interval,)]
