@@ -1254,6 +1254,77 @@ async def test_reviewers_are_managed_by_admins_and_supervisors(review: Review) -
     assert full.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+async def test_marking_oneself_away_and_back_keeps_following_the_token(review: Review) -> None:
+    for available in (False, True):
+        marked = await review.admin.SetAvailability(
+            review_pb2.SetAvailabilityRequest(available=available),
+            timeout=5,
+            metadata=bearer(ALI),
+        )
+        assert (list(marked.reviewer.departments), marked.reviewer.available) == (
+            ["passports"],
+            available,
+        )
+    # Identity adds visas to E100's token later: they work it at once, as without a record.
+    widened = token("E100", "passports", "visas")
+    queued = await review.enqueue("visas")
+    assert [i.request_id for i in await review.queue(widened, "visas")] == [queued]
+    assert await review.claim_next(widened, "visas") == queued
+
+
+async def test_a_supervisor_decides_only_the_departments_they_supervise(review: Review) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    queued = await review.enqueue("visas")
+    # E200's token gives passports and visas; the passports supervisor writes their record.
+    stored = await review.put_reviewer("E200", capacity=3, caller=BOSS)
+    assert (list(stored.departments), stored.capacity) == (["passports"], 3)
+    assert await review.claim_next(SARA, "visas") == queued
+    # An administrator's record decides every department.
+    await review.put_reviewer("E200")
+    error = await refused(
+        review.stub.ListQueue(
+            review_pb2.ListQueueRequest(department_code="visas"), timeout=5, metadata=bearer(SARA)
+        )
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_reviewer_their_record_takes_out_of_a_department_cannot_check_it(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E300", departments=("visas",))
+    stale = token("E300", "passports", "visas")
+    request_id = await review.enqueue()
+    async with review.engine.begin() as conn:
+        await conn.execute(
+            sql(
+                "INSERT INTO quality_checks (request_id, request_number, department, decision,"
+                " decided_by, sampled_at) VALUES (:r, 'TW000000001', 'passports', 'accept',"
+                " 'E100', now())"
+            ),
+            {"r": request_id},
+        )
+    for call in (
+        review.stub.GetCase(
+            review_pb2.GetCaseRequest(request_id=request_id), timeout=5, metadata=bearer(stale)
+        ),
+        review.stub.CompleteQualityCheck(
+            review_pb2.CompleteQualityCheckRequest(request_id=request_id, verdict="agree"),
+            timeout=5,
+            metadata=bearer(stale),
+        ),
+    ):
+        assert (await refused(call)).code() == grpc.StatusCode.NOT_FOUND
+    error = await refused(
+        review.admin.ListReviewers(
+            review_pb2.ListReviewersRequest(department_code="passports"),
+            timeout=5,
+            metadata=bearer(stale),
+        )
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 

@@ -560,6 +560,7 @@ def _reviewer(row: Row) -> Reviewer:
         capacity=row.capacity,
         available=row.available,
         supervises=frozenset(row.supervises),
+        scope=None if row.scope is None else frozenset(row.scope),
     )
 
 
@@ -583,6 +584,7 @@ class SqlReviewerRepository:
             "capacity": reviewer.capacity,
             "available": reviewer.available,
             "supervises": sorted(reviewer.supervises),
+            "scope": None if reviewer.scope is None else sorted(reviewer.scope),
         }
         await self._session.execute(
             pg_insert(t)

@@ -162,6 +162,8 @@ reviewers = Table(
     Column("capacity", Integer, nullable=False),
     Column("available", Boolean, nullable=False),
     Column("supervises", JSONB, nullable=False),
+    # NULL, not JSON null, for a record that decides every department (domain Reviewer.scope).
+    Column("scope", JSONB(none_as_null=True)),
 )
 
 # What notify reports of each message sent about a request; kept apart from work items

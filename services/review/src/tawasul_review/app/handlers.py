@@ -266,18 +266,7 @@ async def _me(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
     if reviewer.role is not Role.REVIEWER:
         raise PermissionDenied("for reviewers only")
     record = await uow.reviewers.get(reviewer.subject)
-    token = Reviewer.of_token(reviewer)
-    if record is None:
-        return token
-    # The token is what identity grants today; the record can narrow it, never widen it.
-    return Reviewer(
-        reviewer_id=record.reviewer_id,
-        departments=record.departments & token.departments,
-        languages=record.languages,
-        capacity=record.capacity,
-        available=record.available,
-        supervises=record.supervises & token.departments,
-    )
+    return Reviewer.of_token(reviewer) if record is None else record.granted(reviewer)
 
 
 async def _room(uow: UnitOfWork, me: Reviewer) -> None:
@@ -584,10 +573,11 @@ async def complete_quality_check(
     *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, verdict: str, note: str
 ) -> QualityCheck:
     async with uow:
+        me = await _me(uow, reviewer)
         check = await uow.quality.get(request_id)
         if check is None:
             raise NotFound("no such quality check in your departments")
-        done = check.complete(reviewer, verdict, note)
+        done = check.complete(replace(reviewer, departments=me.departments), verdict, note)
         await uow.quality.save(done)
         await uow.commit()
     return done
@@ -596,13 +586,17 @@ async def complete_quality_check(
 async def put_reviewer(
     *, uow: UnitOfWork, caller: Principal, reviewer: Reviewer, policy: Policy
 ) -> Reviewer:
-    """Administrators manage anyone; a supervisor manages reviewers of their departments."""
+    """Administrators manage anyone; a supervisor manages reviewers of their departments, and
+    decides their membership of those only: whatever else their token grants stays theirs."""
     async with uow:
         me = await _me(uow, caller)
         existing = await uow.reviewers.get(reviewer.reviewer_id)
-        touched = reviewer.departments | (existing.departments if existing else frozenset())
-        if caller.subject not in policy.admins and not touched <= me.supervises:
-            raise PermissionDenied("only an administrator or the departments' supervisor")
+        if caller.subject not in policy.admins:
+            touched = reviewer.departments | (existing.departments if existing else frozenset())
+            if not touched <= me.supervises:
+                raise PermissionDenied("only an administrator or the departments' supervisor")
+            decided = existing.scope if existing else frozenset()
+            reviewer = replace(reviewer, scope=None if decided is None else decided | me.supervises)
         await uow.reviewers.put(reviewer)
         await uow.commit()
     return reviewer
@@ -611,9 +605,10 @@ async def put_reviewer(
 async def list_reviewers(
     *, uow: UnitOfWork, caller: Principal, department: str, policy: Policy
 ) -> list[Reviewer]:
-    if caller.subject not in policy.admins:
-        _department(caller, department)
     async with uow:
+        if caller.subject not in policy.admins:
+            me = await _me(uow, caller)
+            _department(replace(caller, departments=me.departments), department)
         return await uow.reviewers.in_department(department)
 
 
@@ -631,24 +626,18 @@ async def set_availability(
         if record is None:
             if other:
                 raise NotFound("no such reviewer")
-            record = me
+            # A record that decides no department: they keep following their token.
+            record = replace(me, scope=frozenset())
         if (
             other
             and caller.subject not in policy.admins
             and not record.departments <= me.supervises
         ):
             raise PermissionDenied("only the reviewer, their supervisor or an administrator")
-        updated = Reviewer(
-            reviewer_id=record.reviewer_id,
-            departments=record.departments,
-            languages=record.languages,
-            capacity=record.capacity,
-            available=available,
-            supervises=record.supervises,
-        )
+        updated = replace(record, available=available)
         await uow.reviewers.put(updated)
         await uow.commit()
-    return updated
+    return updated if other else updated.granted(caller)
 
 
 # --- search -------------------------------------------------------------------------------

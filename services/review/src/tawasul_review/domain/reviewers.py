@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.identity import Principal
@@ -24,6 +24,22 @@ class Reviewer:
     capacity: int
     available: bool
     supervises: frozenset[str]
+    # The departments whose membership this record decides; None: every one (an
+    # administrator's record). In the others the reviewer follows their token: a supervisor
+    # decides only for the departments they supervise, a record of availability for none.
+    scope: frozenset[str] | None = None
+
+    def granted(self, token: Principal) -> Reviewer:
+        """This record applied to what identity grants today: it narrows the token's
+        departments within its scope, and never widens them."""
+        departments = self.departments
+        if self.scope is not None:
+            departments |= token.departments - self.scope
+        return replace(
+            self,
+            departments=departments & token.departments,
+            supervises=self.supervises & token.departments,
+        )
 
     @classmethod
     def of_token(cls, principal: Principal) -> Reviewer:
