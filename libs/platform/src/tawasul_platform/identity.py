@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import urllib.request
 from collections import OrderedDict
@@ -50,6 +51,10 @@ CHANNELS = frozenset({"web", "mobile", "establishment-portal"})
 # Asymmetric only: an HS256 token would let anyone holding the "public" key sign.
 ALGORITHMS = frozenset({"ES256", "ES384", "RS256", "PS256", "EdDSA"})
 _REQUIRED = ["iss", "aud", "sub", "exp", "nbf", "iat"]
+# An employee id, as review stores it as an actor or an assignee and names a reviewer's record:
+# a staff token naming anything else is refused at the door, not by the first write it makes.
+EMPLOYEE_ID = re.compile(r"[A-Za-z0-9_.-]{1,50}")
+EMPLOYEE_ID_FORM = "1 to 50 letters, digits, '.', '_' or '-'"
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,10 @@ class TokenVerifier:
         departments = claims.get("departments", [])
         channel = claims.get("channel", "")
         if issuer.kind is IssuerKind.STAFF:
+            if not EMPLOYEE_ID.fullmatch(subject):
+                raise Unauthenticated(
+                    f"employee token's subject is not an employee id: {EMPLOYEE_ID_FORM}"
+                )
             if not isinstance(departments, list) or not all(
                 isinstance(d, str) for d in departments
             ):

@@ -108,6 +108,8 @@ REFUSED: dict[str, Any] = {
     "staff token without departments": lambda p: p.token(
         "E1", Role.REVIEWER, now=NOW, overrides={"departments": "visas"}
     ),
+    "employee id too long": lambda p: p.token("E" * 51, Role.REVIEWER, ["visas"], now=NOW),
+    "employee id not an id": lambda p: p.token("E1\x00", Role.REVIEWER, ["visas"], now=NOW),
     "unknown channel": lambda p: p.token(C, Role.CITIZEN, now=NOW, channel="fax"),
     "no subject": lambda p: p.token("", Role.CITIZEN, now=NOW),
     "no expiry": lambda p: p.token(C, Role.CITIZEN, now=NOW, overrides={"exp": None}),

@@ -918,6 +918,38 @@ async def test_calls_without_a_reviewer_token_are_refused(review: Review) -> Non
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_an_employee_id_longer_than_review_stores_is_refused_at_the_door(
+    review: Review,
+) -> None:
+    request_id = await review.enqueue()
+    longest = token("employee." + "x" * 41, "passports")  # 50 characters
+    assert await review.claim_next(longest) == request_id
+    noted = await review.stub.AddNote(
+        review_pb2.AddNoteRequest(request_id=request_id, text="hello"),
+        timeout=5,
+        metadata=bearer(longest),
+    )
+    assert noted.item.assignee_id == "employee." + "x" * 41
+    too_long = bearer(token("employee." + "x" * 42, "passports"))
+    for call in (
+        review.stub.ClaimNext(review_pb2.ClaimNextRequest(), timeout=5, metadata=too_long),
+        review.stub.AddNote(
+            review_pb2.AddNoteRequest(request_id=request_id, text="hello"),
+            timeout=5,
+            metadata=too_long,
+        ),
+        review.admin.SetAvailability(
+            review_pb2.SetAvailabilityRequest(available=False), timeout=5, metadata=too_long
+        ),
+    ):
+        error = await refused(call)
+        assert (error.code(), error.details()) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "employee token's subject is not an employee id: "
+            "1 to 50 letters, digits, '.', '_' or '-'",
+        )
+
+
 async def test_a_case_shows_attachments_and_notes_as_internal_history(review: Review) -> None:
     item = await review.enqueue()
     await review.claim_next(ALI)

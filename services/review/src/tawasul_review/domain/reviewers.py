@@ -6,13 +6,12 @@ import re
 from dataclasses import dataclass, replace
 
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.identity import Principal
+from tawasul_platform.identity import EMPLOYEE_ID, EMPLOYEE_ID_FORM, Principal
 
 # Without a record, a reviewer works the departments of their token with these defaults.
 DEFAULT_CAPACITY = 20
 DEFAULT_LANGUAGES = frozenset({"ar", "en"})
 MAX_CAPACITY = 500
-_ID = re.compile(r"[A-Za-z0-9_.-]{1,50}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
@@ -65,8 +64,8 @@ class Reviewer:
         known_departments: frozenset[str],
     ) -> Reviewer:
         problems: dict[str, str] = {}
-        if not _ID.fullmatch(reviewer_id):
-            problems["reviewer.reviewer_id"] = "1 to 50 letters, digits, '.', '_' or '-'"
+        if not EMPLOYEE_ID.fullmatch(reviewer_id):
+            problems["reviewer.reviewer_id"] = EMPLOYEE_ID_FORM
         unknown = [d for d in [*departments, *supervises] if d not in known_departments]
         if unknown:
             problems["reviewer.departments"] = "names a department the catalog does not have"
