@@ -58,6 +58,24 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+# What shows nothing on its own: spaces and separators, controls, format marks (zero-width
+# spaces, U+200F), unassigned and private-use code points, and marks drawn on a letter (the
+# harakat of typed Arabic), with the letters some scripts leave blank (Hangul fillers, the
+# blank Braille cell).
+_UNSEEN_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def visible_length(text: str) -> int:
+    """How many characters of `text` a reader sees: what a required text or a minimum length
+    counts, so that blanks and zero-width characters cannot stand in for words."""
+    return sum(
+        1
+        for char in text
+        if char not in _BLANK_LETTERS and unicodedata.category(char) not in _UNSEEN_CATEGORIES
+    )
+
+
 def _noncharacter(point: int) -> bool:
     # U+FDD0…U+FDEF and the last two code points of every plane (U+FFFE, U+FFFF, U+1FFFE …).
     return 0xFDD0 <= point <= 0xFDEF or (point & 0xFFFE) == 0xFFFE

@@ -19,6 +19,7 @@ from tawasul_platform.hygiene import (
     TOO_MANY,
     message_violations,
     text_problem,
+    visible_length,
 )
 
 
@@ -56,6 +57,26 @@ def test_ordinary_text_passes(text: str) -> None:
 )
 def test_what_no_field_may_hold_is_named(text: str, problem: str) -> None:
     assert text_problem(text) == problem
+
+
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        ("", 0),
+        ("\u200b" * 10, 0),  # zero-width spaces
+        (" \t\n\u00a0\u3000\u2028", 0),
+        ("\u200e\u200f\u2060\ufeff\u061c\u180e", 0),  # direction and joining marks
+        ("\u3164\u115f\uffa0\u2800", 0),  # letters drawn blank
+        ("\u064e\u0651\u0301\u20dd", 0),  # marks with no letter to sit on
+        ("\ue000\U000e0041", 0),  # private use, a tag
+        ("Photo 2", 6),
+        ("مَرْفُوضٌ", 5),  # harakat count with their letters, not apart
+        ("\u200fالصورة غير واضحة", 14),
+        ("١٢٣ 🙂", 4),
+    ],
+)
+def test_only_what_a_reader_sees_is_counted(text: str, seen: int) -> None:
+    assert visible_length(text) == seen
 
 
 def test_a_problem_never_repeats_the_text() -> None:

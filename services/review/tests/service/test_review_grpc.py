@@ -1515,6 +1515,44 @@ async def test_bad_input_is_invalid_argument_field_by_field(review: Review) -> N
     assert len(await review.outbox(REQUEST_STATUS_CHANGED)) == outbox
 
 
+async def test_text_a_reader_cannot_see_is_refused_where_text_is_required(review: Review) -> None:
+    request_id = await review.enqueue()
+    assert await review.claim_next(ALI) == request_id
+    stub, unseen = review.stub, "\u200b\u200f\u2060\u3164" * 5
+    calls: list[tuple[Callable[..., Awaitable[object]], object, str]] = [
+        (
+            stub.DecideRequest,
+            review_pb2.DecideRequestRequest(
+                request_id=request_id,
+                decision=review_pb2.DECISION_REJECT,
+                message="\u200b" * 10,
+                reason_code="documents-unclear",
+            ),
+            "message",
+        ),
+        (stub.AddNote, review_pb2.AddNoteRequest(request_id=request_id, text=unseen), "text"),
+        (
+            stub.TransferRequest,
+            review_pb2.TransferRequestRequest(
+                request_id=request_id, department_code="visas", reason=unseen
+            ),
+            "reason",
+        ),
+        (
+            stub.RequestInformation,
+            review_pb2.RequestInformationRequest(
+                request_id=request_id,
+                missing=[common_pb2.MissingItem(kind="document", name=unseen, description="x")],
+            ),
+            "missing[0].name",
+        ),
+    ]
+    for method, request, field in calls:
+        assert list(await invalid(method(request, timeout=5, metadata=bearer(ALI)))) == [field]
+    (item,) = await review.queue()
+    assert item.state == review_pb2.WORK_ITEM_STATE_CLAIMED
+
+
 async def test_bad_reviewer_records_are_invalid_argument(review: Review) -> None:
     for reviewer, fields in (
         (

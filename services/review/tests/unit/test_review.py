@@ -1321,11 +1321,12 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
         await handlers.complete_quality_check(
             uow=uow, reviewer=ALI, request_id=sampled_item, verdict="agree", note=""
         )
-    with pytest.raises(InvalidArgument) as caught:
-        await handlers.complete_quality_check(
-            uow=uow, reviewer=SARA, request_id=sampled_item, verdict="disagree", note=" "
-        )
-    assert set(caught.value.violations) == {"note"}
+    for unseen in (" ", "\u200b\u200c"):
+        with pytest.raises(InvalidArgument) as caught:
+            await handlers.complete_quality_check(
+                uow=uow, reviewer=SARA, request_id=sampled_item, verdict="disagree", note=unseen
+            )
+        assert set(caught.value.violations) == {"note"}
     with pytest.raises(NotFound):
         await handlers.complete_quality_check(
             uow=uow, reviewer=VISAS_ONLY, request_id=sampled_item, verdict="agree", note=""

@@ -390,7 +390,7 @@ def test_a_rejection_needs_a_reason_code_and_a_message() -> None:
         lambda: item.decide(ALI, Decision.REJECT, "The photo is unclear", None, START, CALENDAR)
     )
     assert set(no_reason) == {"reason_code"}
-    for message in ("", "   ", "Too short"):
+    for message in ("", "   ", "Too short", "\u200b" * 10, "\u200f \u2800" * 5, "مَرْفُوضٌ لِنَقْصٍ"):
 
         def reject(m: str = message) -> None:
             item.decide(ALI, Decision.REJECT, m, unclear, START, CALENDAR)
@@ -408,6 +408,9 @@ def test_a_rejection_needs_a_reason_code_and_a_message() -> None:
     )
     assert set(accept_only) == {"reason_code"}
     assert (item.state, item.events) == (State.CLAIMED, [])
+    # Letters enough, whatever marks and direction marks come with them.
+    item.decide(ALI, Decision.REJECT, "\u200fالصُّورَةُ غَيْرُ وَاضِحَةٍ", unclear, START, CALENDAR)
+    assert item.decision_message == "\u200fالصُّورَةُ غَيْرُ وَاضِحَةٍ"
 
 
 def test_an_acceptance_needs_neither_reason_nor_message() -> None:
@@ -457,7 +460,7 @@ def test_a_transfer_goes_elsewhere_with_a_reason() -> None:
     item = in_state(State.CLAIMED)
     same = refused(lambda: item.transfer(ALI, "passports", "Misfiled", START, CALENDAR))
     assert set(same) == {"department_code"}
-    for reason in ("", "  \n "):
+    for reason in ("", "  \n ", "\u200b\u2060\u3164"):
 
         def transfer(r: str = reason) -> None:
             item.transfer(ALI, "visas", r, START, CALENDAR)
@@ -471,6 +474,7 @@ def test_a_transfer_goes_elsewhere_with_a_reason() -> None:
     [
         ("", "required"),
         (" \t", "required"),
+        ("\u200b\u200f\ufeff", "required"),
         ("x" * (MAX_MESSAGE + 1), f"at most {MAX_MESSAGE} characters"),
         ("ring \x07 the bell", "control characters are not allowed"),
         ("\x1b[2Jcleared", "control characters are not allowed"),
@@ -499,6 +503,7 @@ def test_the_missing_list_names_each_bad_entry_by_position() -> None:
                 ("document", "personal_photo", "A recent photo"),
                 ("photo", "", "x" * 501),
                 ("field", "n" * 101, " "),
+                ("other", "\u200b", "\u2800\u200f"),
             ]
         )
     assert caught.value.violations == {
@@ -507,6 +512,8 @@ def test_the_missing_list_names_each_bad_entry_by_position() -> None:
         "missing[1].description": "required, at most 500 plain characters",
         "missing[2].name": "required, at most 100 plain characters",
         "missing[2].description": "required, at most 500 plain characters",
+        "missing[3].name": "required, at most 100 plain characters",
+        "missing[3].description": "required, at most 500 plain characters",
     }
     assert missing_items([("other", " passport_copy ", " A copy ")]) == (
         Missing("other", "passport_copy", "A copy"),

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from tawasul_calendar import Sla, SlaClock, WorkingCalendar
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from tawasul_platform.hygiene import visible_length
 from tawasul_platform.identity import Principal, Role
 
 MIN_REJECTION_MESSAGE = 10
@@ -363,7 +364,7 @@ class WorkItem:
         self._ensure_holder(reviewer, now, timedelta(0))
         self._four_eyes(reviewer.subject)
         text = _text("message", message, required=False)
-        if decision is Decision.REJECT and len(text) < MIN_REJECTION_MESSAGE:
+        if decision is Decision.REJECT and visible_length(text) < MIN_REJECTION_MESSAGE:
             raise InvalidArgument(
                 {
                     "message": f"a rejection tells the beneficiary why, at least "
@@ -686,7 +687,7 @@ def _text(name: str, raw: str, *, required: bool) -> str:
     text = raw.strip()
     if len(raw) > MAX_MESSAGE:
         raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
-    if required and not text:
+    if required and not visible_length(text):
         raise InvalidArgument({name: "required"})
     if _controls(text):
         raise InvalidArgument({name: "control characters are not allowed"})
@@ -711,9 +712,9 @@ def missing_items(raw: list[tuple[str, str, str]]) -> tuple[Missing, ...]:
     for index, (kind, name, description) in enumerate(raw[: MAX_MISSING + 1]):
         if kind not in ("document", "field", "other"):
             problems[f"missing[{index}].kind"] = "'document', 'field' or 'other'"
-        if not name.strip() or len(name) > 100 or _controls(name):
+        if not visible_length(name) or len(name) > 100 or _controls(name):
             problems[f"missing[{index}].name"] = "required, at most 100 plain characters"
-        if not description.strip() or len(description) > 500 or _controls(description):
+        if not visible_length(description) or len(description) > 500 or _controls(description):
             problems[f"missing[{index}].description"] = "required, at most 500 plain characters"
         items.append(Missing(kind, name.strip(), description.strip()))
     if problems:

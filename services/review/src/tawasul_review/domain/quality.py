@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from tawasul_platform.hygiene import visible_length
 from tawasul_platform.identity import Principal
 
 from tawasul_review.domain.model import Decision, WorkItem
@@ -76,7 +77,7 @@ class QualityCheck:
             problems["verdict"] = "'agree' or 'disagree'"
         if len(note) > MAX_NOTE:
             problems["note"] = f"at most {MAX_NOTE} characters"
-        elif verdict == Verdict.DISAGREE and not note.strip():
+        elif verdict == Verdict.DISAGREE and not visible_length(note):
             problems["note"] = "say why you disagree"
         if problems:
             raise InvalidArgument(problems)
