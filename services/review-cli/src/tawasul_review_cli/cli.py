@@ -180,10 +180,12 @@ def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
         day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=RIYADH)
     except ValueError:
         fail(f"--{name}: a date such as 2026-01-31")
-    if after:
-        day += timedelta(days=1)
     stamp = Timestamp()
-    stamp.FromDatetime(day)
+    try:
+        # Riyadh's midnight of 0001-01-01 is in year 0 in UTC; the day after 9999-12-31 is none.
+        stamp.FromDatetime(day + timedelta(days=1) if after else day)
+    except OverflowError:
+        fail(f"--{name}: a date from 0001-01-02 to 9999-12-30")
     return stamp
 
 

@@ -65,8 +65,12 @@ def fail(message: str) -> NoReturn:
 def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
     """Runs one command's calls on a channel of their own; errors end in exit status 1."""
     session = ctx.obj
-    if not isinstance(session, Session) or not session.token:
+    if not isinstance(session, Session) or not session.token.strip():
         fail("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
+    # A token file saved with Windows line endings keeps its CR through $(cat …).
+    token = session.token.strip()
+    if not (token.isascii() and token.isprintable()):
+        fail("the reviewer token is not a token: only printable ASCII, as the provider gave it")
 
     try:
         tls = tls_config(
@@ -77,7 +81,7 @@ def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
 
     async def connected() -> _T:
         async with open_channel(session.address, tls) as channel:
-            return await work(Review(channel, session.token, console()))
+            return await work(Review(channel, token, console()))
 
     try:
         return asyncio.run(connected())

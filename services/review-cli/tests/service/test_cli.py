@@ -351,6 +351,12 @@ async def test_without_a_token_nothing_is_called(review: Review) -> None:
     )
 
 
+async def test_a_token_read_from_a_file_with_windows_line_endings_signs_in(review: Review) -> None:
+    await review.enqueue()
+    claimed = await review.ok("next", who=f" {ALI}\r\n")
+    assert claimed.startswith("claimed TW000000001")
+
+
 async def test_next_claims_by_priority_then_says_nothing_waits(review: Review) -> None:
     first = await review.enqueue()
     claimed = await review.ok("next", "--department", "passports")
