@@ -697,6 +697,116 @@ def test_the_pixel_limit_is_fifty_megapixels() -> None:
     assert 7071 * 7071 <= inspection.MAX_PIXELS < 8000 * 7000
 
 
+# --- what a PDF's streams decode to --------------------------------------------------------------
+
+BUDGET = 1024 * 1024  # max_bytes here, which object streams may decode to: quick to make
+EXPANDS = "the PDF expands too much"
+
+
+def xref_stream_pdf(
+    objects: dict[int, bytes], packed: dict[int, int], extra_rows: int = 0
+) -> bytes:
+    """A one-page PDF 1.5 (catalog 1, pages 2, page 3) with `objects` besides, behind a
+    cross-reference stream that lists `packed` {object: object stream} as compressed and
+    `extra_rows` more objects, all at the page's offset."""
+    body = {1: CATALOG % b"", 2: PAGES, 3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 9 9] >>"}
+    body |= objects
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    rows = {0: b"\x00" + struct.pack(">IH", 0, 0xFFFF)}
+    for number, text in sorted(body.items()):
+        rows[number] = b"\x01" + struct.pack(">IH", len(out), 0)
+        out += b"%d 0 obj\n" % number + text + b"\nendobj\n"
+    rows |= {number: b"\x02" + struct.pack(">IH", stream, 0) for number, stream in packed.items()}
+    xref = max(rows) + 1
+    rows[xref] = b"\x01" + struct.pack(">IH", len(out), 0)
+    table = b"".join(rows.get(n, rows[0]) for n in range(xref + 1)) + rows[3] * extra_rows
+    data = zlib.compress(table)
+    out += b"%d 0 obj\n" % xref + stream(
+        data,
+        b" /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Filter /FlateDecode"
+        % (xref + 1 + extra_rows),
+    )
+    out += b"\nendobj\nstartxref\n%d\n%%%%EOF\n" % int.from_bytes(rows[xref][1:5], "big")
+    return bytes(out)
+
+
+def object_stream_bomb(streams: int, inflated: int, *, as_lengths: bool = False) -> bytes:
+    """`streams` compressed object streams (objects 100…) of a few KB each, each holding one
+    object (1000…), the number 0 padded with spaces to `inflated` bytes; nothing refers to them.
+
+    With `as_lengths`, each of those numbers is the /Length of an empty stream (10…), which
+    reading that stream resolves, and so decodes its object stream on the way."""
+    objects, packed = {}, {}
+    for index in range(streams):
+        member, number = 1000 + index, 100 + index
+        header = b"%d 0 " % member
+        data = header + b"0" + b" " * (inflated - len(header) - 1)
+        entries = b" /Type /ObjStm /N 1 /First %d /Filter /FlateDecode" % len(header)
+        objects[number] = stream(zlib.compress(data), entries)
+        packed[member] = number
+        if as_lengths:
+            objects[10 + index] = b"<< /Length %d 0 R >>\nstream\n\nendstream" % member
+    return xref_stream_pdf(objects, packed)
+
+
+def peak_of(inspect: Callable[[], object]) -> tuple[object, int]:
+    """What `inspect` returns or the reason it refuses, and the most it held at once."""
+    tracemalloc.start()
+    try:
+        try:
+            outcome = inspect()
+        except Refused as refused:
+            outcome = refused.reason
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return outcome, peak
+
+
+def inspect_pdf(path: Path, data: bytes, max_bytes: int = BUDGET) -> Callable[[], object]:
+    path.write_bytes(data)
+    return lambda: inspect_file(path, declared_type="", max_bytes=max_bytes, allowed=ALL).pages
+
+
+@pytest.mark.parametrize("as_lengths", [False, True], ids=["listed", "as lengths"])
+def test_object_streams_that_decode_past_the_budget_are_refused_never_held_together(
+    as_lengths: bool, tmp_path: Path
+) -> None:
+    """Twelve streams of half the budget: pypdf kept every one decoded, and accepted the file."""
+    data = object_stream_bomb(12, BUDGET // 2, as_lengths=as_lengths)
+    assert len(data) < BUDGET // 100
+    outcome, peak = peak_of(inspect_pdf(tmp_path / "bomb.pdf", data))
+    assert outcome == EXPANDS
+    assert peak < 3 * BUDGET
+
+
+def test_one_object_stream_past_the_budget_is_refused_though_nothing_refers_to_it(
+    tmp_path: Path,
+) -> None:
+    """Far under pypdf's own limit of 75 MB; and nothing refers to its object, the walk skips
+    such an object when it cannot be read, but a limit reached is still a refusal."""
+    outcome, peak = peak_of(inspect_pdf(tmp_path / "bomb.pdf", object_stream_bomb(1, BUDGET + 1)))
+    assert outcome == EXPANDS
+    assert peak < 3 * BUDGET
+
+
+def test_object_streams_within_the_budget_are_read(tmp_path: Path) -> None:
+    data = object_stream_bomb(3, BUDGET // 4, as_lengths=True)
+    assert inspect_pdf(tmp_path / "packed.pdf", data)() == 1
+
+
+def test_a_cross_reference_stream_of_too_many_entries_is_refused_before_they_are_kept(
+    tmp_path: Path,
+) -> None:
+    """A few KB listing 400,000 objects and more: pypdf built its table of every entry before
+    the count of objects refused the file."""
+    data = xref_stream_pdf({}, {}, extra_rows=inspection._MAX_XREF_ENTRIES)
+    assert len(data) < 50_000
+    outcome, peak = peak_of(inspect_pdf(tmp_path / "xref.pdf", data, max_bytes=MAX))
+    assert peak < 16 * 1024 * 1024
+    assert outcome == PDF_INVALID
+
+
 # --- stored names -------------------------------------------------------------------------------
 
 

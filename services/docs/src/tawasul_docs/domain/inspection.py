@@ -21,8 +21,12 @@ Memory: the streaming pass and the framing walks read fixed-size chunks, and Pil
 image's headers, not its pixels, so an image costs a few hundred KB whatever its size. pypdf is
 given the open file (given the path, it would first read the whole file into memory), but it
 keeps every object it parses, stream data included: a PDF's inspection holds up to about the
-file's size (at most max_bytes). Nothing here changes global state (Pillow's MAX_IMAGE_PIXELS,
-warning filters), so it is safe in a worker thread.
+file's size (at most max_bytes), and what its compressed object streams and cross-reference
+streams decode to, which `pdf_reader` holds to max_bytes as well: compressed, a file has pypdf
+parse no more than an uncompressed one of the limit could. (What pypdf builds of it can take
+some 30 times its size: 5 million numbers in a 10 MiB file hold 300 MB.) Nothing here changes
+global state (Pillow's MAX_IMAGE_PIXELS, warning filters, pypdf's limits, which are set in a
+context variable), so it is safe in a worker thread.
 
 pypdf and Pillow are imported by the first file of their kind, not with this module: pypdf
 alone holds 6 MiB of every docs process, which a replica given only images, or none yet, does
@@ -73,6 +77,9 @@ MAX_PIXELS = 50_000_000  # an A4 page at 600 dpi is about 35 megapixels
 TRAILING_TOLERANCE = 64
 _PADDING = frozenset(b"\x00\t\n\r\f \xff")
 MAX_PDF_OBJECTS = 100_000
+# Entries over all the cross-reference streams, free ones and those of earlier revisions
+# included: a few revisions that each list every object still pass.
+_MAX_XREF_ENTRIES = 4 * MAX_PDF_OBJECTS
 _MAX_NESTING = 64
 
 _PDF_HEADER = re.compile(rb"%PDF-(?:1\.[0-9]|2\.0)(?![0-9])")
@@ -230,7 +237,7 @@ class Inspector:
             raise Refused(CONTENT, "an image with a PDF inside is not accepted")
         sha256 = self._digest.hexdigest()
         if self._raw is not None:
-            pages = _check_pdf(file, self._size, self._raw.finish())
+            pages = _check_pdf(file, self._size, self._raw.finish(), self._max_bytes)
             return Inspection(kind, self._size, sha256, pages=pages, width=None, height=None)
         width, height = _check_image(file, kind, self._size)
         return Inspection(kind, self._size, sha256, pages=None, width=width, height=height)
@@ -402,7 +409,7 @@ def _keyword(data: bytes, found: int, position: int) -> tuple[int, int, str] | N
     return None
 
 
-def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat]) -> int:
+def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat], max_bytes: int) -> int:
     """Page count of a PDF whose header, cross-reference and trailer pypdf reads strictly."""
     file.seek(max(0, size - HEAD_BYTES))
     tail = file.read(HEAD_BYTES)
@@ -410,17 +417,23 @@ def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat]) -> int:
     if end < 0 or not _is_padding(tail[end + len(b"%%EOF") :]):
         raise Refused(CONTENT, "the PDF is truncated or has data after its end")
     file.seek(0)
-    from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
+
+    from tawasul_docs.domain.pdf_reader import open_pdf
 
     threats: set[_Threat] = set()
     try:
-        reader = PdfReader(file, strict=True)
-        if reader.is_encrypted:
-            raise Refused(CONTENT, _Threat.ENCRYPTED.value)
-        threats = _object_threats(reader)
-        pages = len(reader.pages)
+        # Object streams hold only the document's structure: pages' content, images and fonts
+        # are in other streams, which inspection never decodes.
+        with open_pdf(file, budget=max_bytes, max_xref_entries=_MAX_XREF_ENTRIES) as reader:
+            if reader.is_encrypted:
+                raise Refused(CONTENT, _Threat.ENCRYPTED.value)
+            threats = _object_threats(reader)
+            pages = len(reader.pages)
     except Refused:
         raise
+    except LimitReachedError:  # mostly a stream past the budget, or pypdf's limits on counts
+        raise Refused(CONTENT, "the PDF expands too much") from None
     except Exception:  # pypdf raises many kinds on a broken file; all mean the same here
         raise Refused(CONTENT, "not a readable PDF (header, cross-reference or trailer)") from None
     for threat in _Threat:
@@ -472,8 +485,13 @@ class _Walk:
     def _resolve(self, reference: IndirectObject, *, strict: bool) -> PdfObject | None:
         try:
             return reference.get_object()
-        except Exception:
-            if strict and (reference.idnum, reference.generation) in self._listed:
+        except Exception as error:
+            from pypdf.errors import LimitReachedError
+
+            # A limit reached is a refusal, never an object skipped.
+            if isinstance(error, LimitReachedError) or (
+                strict and (reference.idnum, reference.generation) in self._listed
+            ):
                 raise
             return None
 
