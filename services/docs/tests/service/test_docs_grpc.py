@@ -774,6 +774,22 @@ async def test_a_stalled_upload_ends_at_the_server_deadline_and_leaves_nothing(
         assert docs.store.objects == {}
 
 
+async def test_the_server_deadline_passing_while_the_verdict_is_awaited_returns_the_document(
+    serve: Serve,
+) -> None:
+    """Its row committed, the caller was told DEADLINE_EXCEEDED and never learnt its id."""
+    # Long enough for the upload to reach its verdict on a busy machine, which then waits.
+    async with serve(upload_seconds=3.0) as docs:
+        docs.scanner.gate = asyncio.Event()  # the verdict never comes on its own
+        document = await docs.upload(PDF)
+        assert document.state == QUARANTINED
+        key = f"documents/{document.document_id}"
+        assert await docs.rows() == {document.document_id: ("quarantined", key)}
+        assert docs.store.objects == {key: PDF}
+        assert await docs.rescan() is True
+        assert (await docs.get(document.document_id)).state == CLEAN
+
+
 async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> None:
     document = await docs.upload(PDF)
     visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))

@@ -407,6 +407,7 @@ class Docs:
         caller: Principal = OWNER,
         max_bytes: int = MiB,
         now: datetime = NOW,
+        deadline: asyncio.Timeout | None = None,
     ) -> Document:
         stream = parts if isinstance(parts, Stream) else Stream(parts)
         return await handlers.upload_document(
@@ -419,6 +420,7 @@ class Docs:
             default_max_bytes=max_bytes,
             spool_dir=self.spool,
             now=now,
+            deadline=deadline,
         )
 
     async def rescan(self) -> bool:
@@ -958,19 +960,20 @@ async def test_a_rescan_during_the_inline_scan_does_not_fail_the_upload(docs: Do
     assert docs.store.objects == {f"documents/{document.id}": PDF}
 
 
-async def test_a_document_whose_verdict_was_not_saved_is_finished_by_a_rescan(
+async def test_a_document_whose_verdict_was_not_saved_is_returned_and_finished_by_a_rescan(
     docs: Docs,
 ) -> None:
+    """The caller was told the upload failed, yet its row and object stayed under an id it
+    never learnt; its retry stored a second copy."""
     docs.uow.failing = {2}  # the row's insert commits; saving the verdict does not
-    with pytest.raises(ConnectionError):
-        await docs.upload([meta(), PDF])
-    (row,) = docs.uow.rows.values()
-    assert row.state is State.QUARANTINED
-    assert docs.store.objects == {f"documents/{row.id}": PDF}
+    document = await docs.upload([meta(), PDF])
+    assert document.state is State.QUARANTINED
+    assert docs.uow.rows == {document.id: document}
+    assert docs.store.objects == {f"documents/{document.id}": PDF}
     for _ in range(3):  # the rescan loop's next ticks, with the database back
         with contextlib.suppress(Unavailable):
             await docs.rescan()
-    assert docs.uow.rows[row.id].state is State.CLEAN
+    assert docs.uow.rows[document.id].state is State.CLEAN
 
 
 async def test_one_document_that_cannot_be_scanned_does_not_hold_up_the_others(
@@ -1091,6 +1094,36 @@ async def test_an_upload_cancelled_while_it_waits_for_its_verdict_stops_its_scan
     (row,) = docs.uow.rows.values()
     assert row.state is State.QUARANTINED
     assert docs.store.objects == {row.object_key: PDF}
+
+
+async def test_an_upload_whose_deadline_passes_while_it_waits_for_its_verdict_returns_it(
+    docs: Docs,
+) -> None:
+    """The caller, still there, was told DEADLINE_EXCEEDED of a document that stayed."""
+    docs.scanner.gate = asyncio.Event()  # the verdict never comes on its own
+    deadlines: list[asyncio.Timeout] = []
+
+    async def upload() -> Document:
+        async with asyncio.timeout(None) as deadline:  # as the servicer's, whose time is set
+            deadlines.append(deadline)
+            return await docs.upload([meta(), PDF], deadline=deadline)
+
+    uploading = asyncio.ensure_future(upload())
+    await asyncio.wait_for(docs.scanner.waiting.wait(), 5)
+
+    async def committed() -> bool | None:
+        return True if docs.uow.rows else None
+
+    await eventually(committed, within=5, what="the row committed")
+    deadlines[0].reschedule(asyncio.get_running_loop().time())  # the time is up now
+    document = await uploading
+    assert document.state is State.QUARANTINED
+    assert docs.uow.rows == {document.id: document}
+    assert docs.store.objects == {document.object_key: PDF}
+    assert docs.scanner.stopped == 1
+    assert list(docs.spool.iterdir()) == []
+    assert await docs.rescan() is True
+    assert docs.uow.rows[document.id].state is State.CLEAN
 
 
 async def test_a_reviewer_reads_only_documents_of_their_departments_requests(docs: Docs) -> None:

@@ -98,6 +98,7 @@ async def upload_document(
     default_max_bytes: int,
     spool_dir: Path | None,
     now: datetime,
+    deadline: asyncio.Timeout | None,
 ) -> Document:
     """Streams an upload to storage, checks what it really is and has it scanned, all three
     reading the bytes while they still arrive.
@@ -106,6 +107,11 @@ async def upload_document(
     their own pace: memory holds a few chunks of each upload, whatever its size. A refused or
     interrupted upload leaves no object (the storing is aborted) and no row; one the checks
     refuse is refused as soon as its bytes show it. A size declared up front is held to.
+
+    Once its row has committed, the upload returns the document, quarantined if its verdict
+    is not saved (the scanner or the database down, or `deadline`, the upload's own, passed
+    while it waited): the caller learns its id, and the rescan loop finishes it. Cancelled
+    otherwise, the caller is gone: the cancellation goes on, and the row waits all the same.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied("only beneficiaries upload documents")
@@ -169,9 +175,18 @@ async def upload_document(
         try:
             verdict = await scanning
             return await _settle(uow=uow, store=store, document=document, verdict=verdict, now=now)
-        except Unavailable as exc:
+        except Exception as exc:
             # Fail closed: it stays in quarantine and the rescan loop takes it up later.
-            log.warning("document %s stays in quarantine: %s", document.id, exc)
+            unexpected = not isinstance(exc, Unavailable)
+            log.warning(
+                "document %s stays in quarantine: %s", document.id, exc, exc_info=unexpected
+            )
+            return document
+        except asyncio.CancelledError:
+            if deadline is None or not deadline.expired():
+                raise  # the caller is gone, and the row waits for the rescan loop
+            # The caller waits still; the deadline's exit takes back its cancellation.
+            log.warning("document %s stays in quarantine: the upload's time is up", document.id)
             return document
     finally:
         # Refused, failed or cancelled: a reader still at work stops before its spool goes.

@@ -111,7 +111,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         self._in_flight += 1
         try:
             async with (
-                asyncio.timeout(self._upload_seconds),
+                asyncio.timeout(self._upload_seconds) as deadline,
                 # One account cannot take every slot, on this replica or any other.
                 handlers.account_slot(
                     uow=self._uow(),
@@ -132,6 +132,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     default_max_bytes=self._max_bytes,
                     spool_dir=self._spool_dir,
                     now=datetime.now(UTC),
+                    deadline=deadline,
                 )
         except TimeoutError:
             await context.abort(
