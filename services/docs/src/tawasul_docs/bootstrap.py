@@ -52,6 +52,7 @@ def servicer(
         max_concurrent_uploads=settings.max_concurrent_uploads,
         spool_dir=settings.spool_dir,
         upload_seconds=settings.upload_seconds,
+        max_concurrent_parses=settings.max_concurrent_parses,
     )
 
 

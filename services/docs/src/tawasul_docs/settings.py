@@ -27,6 +27,10 @@ class DocsSettings(ServiceSettings):
     # Presigned links are short-lived; ten minutes at most.
     download_url_seconds: int = Field(default=300, ge=10, le=600)
     max_concurrent_uploads: int = Field(default=8, ge=1)
+    # Final checks at once, each a whole PDF parsed by pypdf: one can hold some 30 times what
+    # the file holds in numbers (316 MB for 10 MiB of them, 12 s of CPU), so two would already
+    # pass the pod's 512 MiB. The others wait; a normal 10 MiB PDF takes 15 ms.
+    max_concurrent_parses: int = Field(default=1, ge=1)
     # However slowly a client sends, an upload ends by then: no slot is held for ever.
     upload_seconds: float = Field(default=120.0, gt=0)
     # Where uploads are spooled for the checks while they stream to object storage.

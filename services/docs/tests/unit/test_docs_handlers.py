@@ -14,13 +14,14 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 import pytest
 from PIL import Image
@@ -31,7 +32,7 @@ from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Verdict
 from tawasul_docs.app.spool import Spool, SpoolAborted
-from tawasul_docs.domain.inspection import Kind
+from tawasul_docs.domain.inspection import Inspection, Inspector, Kind
 from tawasul_docs.domain.model import (
     MAX_CHUNK,
     Change,
@@ -399,6 +400,7 @@ class Docs:
         self.store = FakeObjectStore()
         self.scanner = FakeScanner()
         self.spool = spool
+        self.parses = asyncio.Semaphore(1)
 
     async def upload(
         self,
@@ -421,6 +423,7 @@ class Docs:
             spool_dir=self.spool,
             now=now,
             deadline=deadline,
+            parses=self.parses,
         )
 
     async def rescan(self) -> bool:
@@ -1072,6 +1075,39 @@ async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
     await asyncio.gather(*docs.store.storing, return_exceptions=True)
     assert docs.uow.rows == {}
     assert docs.store.objects == {}
+
+
+async def test_a_parse_holds_its_slot_until_its_thread_ends_even_when_cancelled(
+    docs: Docs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A whole PDF's parse can hold some 30 times the file: one at a time per process.
+    release = threading.Event()
+    seen: list[bool] = []
+    finish = Inspector.finish
+
+    def held(self: Inspector, file: IO[bytes]) -> Inspection:
+        seen.append(docs.parses.locked())
+        release.wait()
+        return finish(self, file)
+
+    monkeypatch.setattr(Inspector, "finish", held)
+    uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
+
+    async def parsing() -> bool | None:
+        return True if seen else None
+
+    await eventually(parsing, within=5, what="the final parse")
+    uploading.cancel()
+    try:
+        # The thread still reads the spool: the upload waits for it, holding the slot.
+        done, _ = await asyncio.wait([uploading], timeout=0.2)
+        assert (done, docs.parses.locked()) == (set(), True)
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await uploading
+    assert (seen, docs.parses.locked()) == ([True], False)
+    docs.assert_nothing_left()
 
 
 async def test_an_upload_cancelled_while_it_waits_for_its_verdict_stops_its_scan(

@@ -99,6 +99,7 @@ async def upload_document(
     spool_dir: Path | None,
     now: datetime,
     deadline: asyncio.Timeout | None,
+    parses: asyncio.Semaphore,
 ) -> Document:
     """Streams an upload to storage, checks what it really is and has it scanned, all three
     reading the bytes while they still arrive.
@@ -126,7 +127,7 @@ async def upload_document(
     readers: list[asyncio.Task[Any]] = []
     try:
         uploading = store.stream_to(key, spool, size)
-        inspecting = asyncio.create_task(_inspect(spool, metadata, limits))
+        inspecting = asyncio.create_task(_inspect(spool, metadata, limits, parses))
         scanning = asyncio.create_task(scanner.scan(spool.chunks(CHECKED_BYTES)))
         readers = [inspecting, scanning]
         try:
@@ -195,8 +196,11 @@ async def upload_document(
         await asyncio.to_thread(spool.close)
 
 
-async def _inspect(spool: Spool, metadata: DocumentMetadata, limits: UploadLimits) -> Inspection:
-    """The checks, fed the bytes as they arrive; each chunk's share runs in a worker thread."""
+async def _inspect(
+    spool: Spool, metadata: DocumentMetadata, limits: UploadLimits, parses: asyncio.Semaphore
+) -> Inspection:
+    """The checks, fed the bytes as they arrive; each chunk's share runs in a worker thread,
+    and the final parse when `parses` has room."""
     inspector = Inspector(
         declared_type=metadata.declared_content_type[:100],
         max_bytes=limits.max_bytes,
@@ -210,7 +214,15 @@ async def _inspect(spool: Spool, metadata: DocumentMetadata, limits: UploadLimit
         with spool.whole() as file:
             return inspector.finish(file)
 
-    return await asyncio.to_thread(finish)
+    async with parses:
+        parsing = asyncio.ensure_future(asyncio.to_thread(finish))
+        try:
+            return await asyncio.shield(parsing)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: the parse keeps its slot, and its spool stays
+            # open, until it ends, or the slots would bound nothing.
+            await asyncio.wait([parsing])
+            raise
 
 
 async def _quarantined(

@@ -83,6 +83,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         max_concurrent_uploads: int,
         spool_dir: Path | None,
         upload_seconds: float = 120.0,
+        max_concurrent_parses: int = 1,
     ) -> None:
         self._uow = uow
         self._store = store
@@ -93,6 +94,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         # Each upload holds a few chunks and one 5 MiB part in memory: the process takes this
         # many at a time, and the others wait, their bytes held back by gRPC's flow control.
         self._uploads = asyncio.Semaphore(max_concurrent_uploads)
+        self._parses = asyncio.Semaphore(max_concurrent_parses)
         self._in_flight = 0
         self._spool_dir = spool_dir
         self._upload_seconds = upload_seconds
@@ -133,6 +135,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     spool_dir=self._spool_dir,
                     now=datetime.now(UTC),
                     deadline=deadline,
+                    parses=self._parses,
                 )
         except TimeoutError:
             await context.abort(
