@@ -345,6 +345,9 @@ async def test_filters_by_department_state_dates_and_sla(search: Search) -> None
     assert await search.numbers(who=SARA, states=[review_pb2.WORK_ITEM_STATE_CLAIMED]) == [
         later.request_number
     ]
+    # A state named again is the same state, not one pushing the last past a cut.
+    repeated = [review_pb2.WORK_ITEM_STATE_QUEUED] * 10 + [review_pb2.WORK_ITEM_STATE_CLAIMED]
+    assert await search.numbers(who=SARA, states=repeated) == await search.numbers(who=SARA)
     assert await search.numbers(
         who=SARA, sub_service_code="passports.general", states=[review_pb2.WORK_ITEM_STATE_QUEUED]
     ) == [first.request_number]
