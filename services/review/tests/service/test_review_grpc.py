@@ -984,6 +984,25 @@ async def test_a_case_shows_attachments_and_notes_as_internal_history(review: Re
     assert {s.internal.note for s in statuses} == {""}
 
 
+@pytest.mark.parametrize("queue", ["passports", "passports.", "nowhere.default", ".default"])
+async def test_settings_are_for_a_named_queue_of_a_catalog_department(
+    review: Review, queue: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await review.admin.PutQueueSettings(
+            review_pb2.PutQueueSettingsRequest(
+                settings=review_pb2.QueueSettings(
+                    queue=queue, mode=review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN
+                )
+            ),
+            timeout=5,
+            metadata=bearer(ADMIN),
+        )
+    assert field_violations(caught.value) == {
+        "settings.queue": "a queue of a catalog department, '<dept>.<name>'"
+    }
+
+
 async def test_a_polls_routed_requests_are_queued_in_order_once_each_and_pushed(
     review: Review,
 ) -> None:

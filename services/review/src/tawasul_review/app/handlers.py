@@ -531,8 +531,8 @@ async def reassign(
 async def put_queue_settings(
     *, uow: UnitOfWork, caller: Principal, queue: str, mode: Mode, policy: Policy
 ) -> tuple[str, Mode]:
-    department = queue.split(".", 1)[0]
-    if department not in policy.catalog.departments or "." not in queue:
+    department, _, name = queue.partition(".")
+    if department not in policy.catalog.departments or not name:
         raise InvalidArgument(
             {"settings.queue": "a queue of a catalog department, '<dept>.<name>'"}
         )
