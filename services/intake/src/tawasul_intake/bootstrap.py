@@ -92,13 +92,14 @@ async def build(settings: IntakeSettings) -> Runtime:
     subscriptions(uow).subscribe(plumbing.consumer)
     docs_channel = open_channel(settings.docs_address, settings.tls)
     notify_channel = open_channel(settings.notify_address, settings.tls)
+    sender = GrpcCodeSender(notify_channel, deadline_seconds=settings.notify_deadline_seconds)
     service = servicer(
         settings,
         uow=uow,
         documents=GrpcDocuments(docs_channel, deadline_seconds=settings.docs_deadline_seconds),
         registry=FileRegistry.from_file(settings.registry_file),
-        sender=GrpcCodeSender(notify_channel, deadline_seconds=settings.notify_deadline_seconds),
+        sender=sender,
     )
     runtime = plumbing.runtime(grpc_server(settings, service))
-    runtime.shutdown[:0] = [docs_channel.close, notify_channel.close]
+    runtime.shutdown[:0] = [docs_channel.close, sender.drain, notify_channel.close]
     return runtime

@@ -118,5 +118,6 @@ class Documents(Protocol):
 
 class CodeSender(Protocol):
     async def send(self, *, request: Request, code: str, valid_minutes: int) -> None:
-        """Sends a one-time tracking code to the mobile on the request."""
+        """Hands a one-time tracking code over for sending to the mobile on the request, and
+        returns at once without raising: how sending goes must not show in the answer."""
         ...

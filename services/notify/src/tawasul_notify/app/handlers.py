@@ -279,7 +279,8 @@ async def send_one_time_code(
 ) -> Delivery:
     """Sends a tracking code now; the delivery row keeps the text with the code masked.
 
-    Not retried: the caller (intake) answers UNAVAILABLE and the beneficiary asks again.
+    Not retried: intake does not wait for this answer (it would tell a guesser which details
+    match); a beneficiary who receives nothing asks again.
     """
     problems: dict[str, str] = {}
     try:
