@@ -646,6 +646,34 @@ def test_an_email_with_control_characters_is_refused() -> None:
     assert "contact.email" in violations(email="someone@example.sa\x00")
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "postmaster,someone@example.sa",  # two recipients: a local mailbox, and someone
+        "anyone:someone@example.sa",  # a group: mail goes to someone@, not what was stored
+        "anyone<someone@example.sa",  # a display name: the same
+        "someone;x@example.sa",
+        "(note)someone@example.sa",
+        '"someone"@example.sa',
+        "someone>@example.sa",
+        "some\\one@example.sa",
+        "[someone]@example.sa",
+        ".someone@example.sa",
+        "some..one@example.sa",
+    ],
+)
+def test_an_email_is_one_plain_mailbox(email: str) -> None:
+    """What an SMTP client would read as other recipients than the one stored is refused."""
+    assert violations(email=email) == {"contact.email": "not an e-mail address"}
+
+
+@pytest.mark.parametrize(
+    "email", ["someone@example.sa", "some.one+tawasul@mail.example.sa", "o'neil_x-1@x.sa"]
+)
+def test_plain_mailboxes_are_taken(email: str) -> None:
+    assert validate(email=email).contact.email == email
+
+
 def test_a_subject_with_non_ascii_digits_is_refused() -> None:
     assert "subject_id" in violations(subject_id="100000000\u00b2")
 

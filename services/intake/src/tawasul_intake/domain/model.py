@@ -540,8 +540,11 @@ def _check_fields(
 
 _IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
 _KEY = re.compile(r"[A-Za-z0-9._:-]+")
-# Printable ASCII only: the address goes to an SMTP server and into JSON as it is.
-_EMAIL = re.compile(r"[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+# One plain mailbox: the local part an RFC 5322 dot-atom, so that no mail client reads it as
+# other recipients (a list, a group, a display name, a comment) than the one stored; printable
+# ASCII, as it goes to an SMTP server and into JSON as it is.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL = re.compile(rf"{_ATOM}(\.{_ATOM})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _ID_NUMBER = re.compile(r"[1-4][0-9]{9}")
 _UUID_TEXT = 45  # the longest form uuid.UUID reads: "urn:uuid:" and 36 characters
 
