@@ -37,7 +37,7 @@ def key(certificate: str | None, forwarded: str | None, trusted: frozenset[str] 
 
 def test_the_gateway_names_the_person_it_calls_for() -> None:
     assert key("gateway", "203.0.113.7") == "203.0.113.7"
-    assert key("gateway", " 2001:db8::1 ") == "2001:db8::1"
+    assert key("gateway", " 2001:db8::1 ") == "2001:db8::/64"
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,21 @@ def test_otherwise_the_callers_own_address_counts(
 
 def test_no_forwarder_is_trusted_unless_configured() -> None:
     assert key("gateway", "203.0.113.7", trusted=frozenset()) == "ipv4:10.1.2.3"
+
+
+def peer_key(peer: str) -> str:
+    context: Any = Context(peer, None, {})
+    return caller_key(context, GATEWAY)
+
+
+def test_one_ipv6_subscriber_is_one_caller() -> None:
+    """A subscriber is given a whole /64: counting each of its addresses apart would give
+    them 2**64 limits."""
+    assert key("gateway", "2001:db8:1:2:aaaa::1") == key("gateway", "2001:db8:1:2:ffff::9")
+    assert key("gateway", "2001:db8:1:2::1") != key("gateway", "2001:db8:1:3::1")
+    direct = peer_key("ipv6:%5B2001:db8:1:2::1%5D:53412")
+    assert direct == peer_key("ipv6:%5B2001:db8:1:2:abcd::7%5D:40000")
+    assert direct != peer_key("ipv6:%5B2001:db8:1:3::1%5D:53412")
+    # An IPv4 client on an IPv6 socket is its IPv4 address.
+    assert key("gateway", "::ffff:203.0.113.7") == key("gateway", "203.0.113.7")
+    assert peer_key("ipv6:%5B::ffff:10.1.2.3%5D:53412") == "ipv4:10.1.2.3"

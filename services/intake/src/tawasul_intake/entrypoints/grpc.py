@@ -391,18 +391,36 @@ def caller_key(context: Context, trusted_forwarders: frozenset[str]) -> str:
     """Whose attempts a tracking call counts against: the address a trusted forwarder (the
     channels' gateway, by its client certificate) names for the person it calls for, else the
     caller's own network address. Behind the gateway every person would otherwise share one
-    limit, the gateway's."""
+    limit, the gateway's. An IPv6 address counts as its /64, which one subscriber gets whole."""
     if trusted_forwarders and peer_name(context) in trusted_forwarders:
         named = dict(context.invocation_metadata() or ()).get(FORWARDED_FOR)
         if isinstance(named, str):
             try:
-                return str(ipaddress.ip_address(named.strip()))
+                return _subscriber(ipaddress.ip_address(named.strip()))
             except ValueError:
                 pass
     return _peer(context)
 
 
+def _subscriber(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The unit of the per-caller limits: an IPv4 address, or an IPv6 address's /64."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def _peer(context: Context) -> str:
-    """The caller's network address without its port: the unit of the per-caller limits."""
+    """The caller's network address without its port, as gRPC names it ("ipv4:10.1.2.3",
+    "ipv6:%5B2001:db8::1%5D"), an IPv6 one as its /64 ("ipv6:2001:db8::/64")."""
     peer = context.peer() or "unknown"
-    return peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer
+    address = peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer
+    scheme, _, host = address.partition(":")
+    if scheme == "ipv6":
+        try:
+            found = ipaddress.IPv6Address(host.replace("%5B", "").replace("%5D", "").strip("[]"))
+        except ValueError:
+            return address
+        return f"ipv{4 if found.ipv4_mapped else 6}:{_subscriber(found)}"
+    return address
