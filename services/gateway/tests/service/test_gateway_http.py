@@ -172,6 +172,7 @@ class Backends:
     docs: FakeDocs
     identity: DevIdentity
     http: httpx.AsyncClient
+    app: FastAPI
 
     def token(self, subject: str, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.identity.token(subject, role)}"}
@@ -223,7 +224,7 @@ async def _serve(
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
         ):
-            yield Backends(intake, docs, identity, http)
+            yield Backends(intake, docs, identity, http, app)
     finally:
         await server.stop(None)
 
@@ -478,6 +479,18 @@ async def test_calls_past_the_rate_are_429_with_retry_after(tmp_path: Path) -> N
         first = await served.http.post("/api/v1/tracking/start", json=body)
         second = await served.http.post("/api/v1/tracking/start", json=body)
         assert (first.status_code, second.status_code) == (200, 429)
+
+
+async def test_one_ipv6_subscriber_is_one_address_to_the_limits(tmp_path: Path) -> None:
+    """A subscriber is given a whole /64: each of its addresses is not a new client."""
+    async for served in _serve(tmp_path, tracking_per_minute_per_address=1):
+        body = {"request_number": "TW1", "id_number": CITIZEN, "mobile": "0551234567"}
+        codes = []
+        for address in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:3::1"):
+            transport = httpx.ASGITransport(app=served.app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+                codes.append((await http.post("/api/v1/tracking/start", json=body)).status_code)
+        assert codes == [200, 429, 200]
 
 
 BULK = (

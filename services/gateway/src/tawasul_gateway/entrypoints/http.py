@@ -4,6 +4,7 @@ bearer token goes through to intake and docs; they decide everything else."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -194,6 +195,21 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def address_key(request: Request) -> str:
+    """The client as the per-address limits count it: an IPv6 address as its /64, which one
+    subscriber gets whole (each of its addresses would otherwise be a fresh bucket)."""
+    address = client_address(request)
+    try:
+        found = ipaddress.ip_address(address)
+    except ValueError:
+        return f"ip:{address}"
+    if isinstance(found, ipaddress.IPv6Address):
+        if found.ipv4_mapped is None:
+            return f"ip:{ipaddress.IPv6Network((found, 64), strict=False)}"
+        found = found.ipv4_mapped
+    return f"ip:{found}"
+
+
 # The probes' path: no span for them (a pod's every few seconds).
 HEALTH = "/healthz"
 
@@ -284,7 +300,7 @@ def create_app(
         subject = unverified_claims(token).get("sub")
         if isinstance(subject, str) and subject:
             _admit(limits.per_subject, f"sub:{subject}")
-        _admit(limits.per_address, f"ip:{client_address(request)}")
+        _admit(limits.per_address, address_key(request))
 
     async def call(request: Request, run: Callable[[TawasulClient, str | None], Awaitable[M]]) -> M:
         token = bearer(request)
@@ -481,7 +497,7 @@ def create_app(
     # -- tracking without sign-in -----------------------------------------------------------
 
     async def tracking(request: Request, run: Callable[[TawasulClient], Awaitable[M]]) -> M:
-        _admit(limits.tracking, f"ip:{client_address(request)}")
+        _admit(limits.tracking, address_key(request))
         try:
             return await run(client())
         except TawasulError as exc:
