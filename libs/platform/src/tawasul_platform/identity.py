@@ -55,6 +55,9 @@ _REQUIRED = ["iss", "aud", "sub", "exp", "nbf", "iat"]
 # a staff token naming anything else is refused at the door, not by the first write it makes.
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9_.-]{1,50}")
 EMPLOYEE_ID_FORM = "1 to 50 letters, digits, '.', '_' or '-'"
+# An end user's national ID, iqama or establishment number, as the services store it as an
+# applicant or an owner (intake checks the kind of number against the role when it matters).
+BENEFICIARY_ID = re.compile(r"[0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,8 @@ class TokenVerifier:
             ):
                 raise Unauthenticated("employee token without a list of departments")
             return Principal(subject, role, frozenset(departments)), float(expires)
+        if not BENEFICIARY_ID.fullmatch(subject):
+            raise Unauthenticated("end-user token's subject is not an ID number: 1 to 20 digits")
         if channel not in CHANNELS:
             raise Unauthenticated(f"end-user token's channel is not one of {sorted(CHANNELS)}")
         return Principal(subject, role, channel=channel), float(expires)

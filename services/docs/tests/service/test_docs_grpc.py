@@ -589,6 +589,11 @@ async def test_only_an_authenticated_beneficiary_uploads(docs: Docs, tmp_path: P
     forged = DevIdentity(tmp_path).token_for(Principal(OWNER_ID, Role.CITIZEN))
     error = await refused(docs.upload(PDF, token=forged))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    # Signed, but naming no one an upload can be stored for (once INTERNAL, at the insert).
+    for subject in ("7" * 65, "1000000008\x00"):
+        odd = IDENTITY.token_for(Principal(subject, Role.ESTABLISHMENT))
+        error = await refused(docs.upload(PDF, token=odd))
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert await docs.rows() == {}
 
 
