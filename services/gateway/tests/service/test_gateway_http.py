@@ -625,6 +625,29 @@ async def test_the_web_page_is_served_when_it_exists(tmp_path: Path) -> None:
         assert (await served.http.get("/healthz")).json() == {"status": "serving"}
 
 
+async def test_the_page_cannot_be_framed_and_answers_are_not_kept(tmp_path: Path) -> None:
+    """Another site may not frame the page (clickjacking the tracking form or the sign-in),
+    no answer is sniffed as another type, and none holding a person's data is kept by a
+    browser or a proxy cache."""
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "index.html").write_text("<h1>تواصل</h1>")
+    async for served in _serve(tmp_path):
+        citizen = served.token(CITIZEN, Role.CITIZEN)
+        answers = {
+            "page": await served.http.get("/"),
+            "api": await served.http.get("/api/v1/requests", headers=citizen),
+            "refusal": await served.http.get("/api/v1/requests/TW404", headers=citizen),
+            "no route": await served.http.get("/api/v1/nothing"),
+        }
+        for name, answer in answers.items():
+            assert answer.headers.get("x-frame-options") == "DENY", name
+            assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+            assert answer.headers.get("x-content-type-options") == "nosniff", name
+            assert answer.headers.get("referrer-policy") == "no-referrer", name
+        for name in ("api", "refusal"):
+            assert answers[name].headers.get("cache-control") == "no-store", name
+
+
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
 

@@ -210,6 +210,12 @@ def address_key(request: Request) -> str:
     return f"ip:{found}"
 
 
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 # The probes' path: no span for them (a pod's every few seconds).
 HEALTH = "/healthz"
 
@@ -374,6 +380,19 @@ def create_app(
             tracing.leave_http_span(
                 span, entered, method=request.method, route=_route(request), status=status
             )
+        return response
+
+    @app.middleware("http")
+    async def _security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """No other site frames the page (clickjacking the tracking form or the sign-in), no
+        answer is sniffed as another type, and no API answer (a person's requests, an
+        error naming their data) is kept by a browser or a cache on the way."""
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if request.url.path.startswith(PREFIX):
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     # -- health -----------------------------------------------------------------------------
