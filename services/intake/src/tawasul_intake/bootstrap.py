@@ -16,6 +16,7 @@ from tawasul_platform.authz import Gate
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
+from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.request_numbers import new_request_number
 from tawasul_platform.service import Runtime
@@ -28,7 +29,7 @@ from tawasul_intake.adapters.docs import GrpcDocuments
 from tawasul_intake.adapters.notify import GrpcCodeSender
 from tawasul_intake.adapters.registry import FileRegistry
 from tawasul_intake.adapters.repository import SERVICE, IntakeUnitOfWork
-from tawasul_intake.app.handlers import TrackingPolicy
+from tawasul_intake.app.handlers import TrackingPolicy, forget_tracking
 from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
 from tawasul_intake.entrypoints.events import on_status_changed
 from tawasul_intake.entrypoints.grpc import ACCESS, IntakeServicer
@@ -39,6 +40,14 @@ SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def tracking_policy(settings: IntakeSettings) -> TrackingPolicy:
+    return TrackingPolicy(
+        secret=settings.tracking_code_secret.encode(),
+        per_caller=settings.tracking_per_caller_per_hour,
+        per_request=settings.tracking_per_request_per_hour,
+    )
 
 
 def servicer(
@@ -57,11 +66,7 @@ def servicer(
         sender=sender,
         catalog=load_catalog(),
         calendar=load_working_calendar(settings),
-        tracking=TrackingPolicy(
-            secret=settings.tracking_code_secret.encode(),
-            per_caller=settings.tracking_per_caller_per_hour,
-            per_request=settings.tracking_per_request_per_hour,
-        ),
+        tracking=tracking_policy(settings),
         trusted_forwarders=settings.tracking_trusted_forwarders,
         now=now,
         new_number=lambda: new_request_number(secrets.randbelow),
@@ -102,4 +107,10 @@ async def build(settings: IntakeSettings) -> Runtime:
     )
     runtime = plumbing.runtime(grpc_server(settings, service))
     runtime.shutdown[:0] = [docs_channel.close, sender.drain, notify_channel.close]
+    policy = tracking_policy(settings)
+
+    async def forget() -> bool:
+        return await forget_tracking(uow=uow(), policy=policy, now=_utc_now())
+
+    runtime.loops.append(lambda: every(settings.prune_seconds, forget, name="tracking pruning"))
     return runtime

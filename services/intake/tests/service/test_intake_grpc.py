@@ -34,6 +34,7 @@ from tawasul_intake.adapters import tables
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork, SqlRequestRepository
+from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import DocumentInfo
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
@@ -758,6 +759,35 @@ async def test_tracking_without_login(intake: Intake) -> None:
             update(tables.rate_limits).values(window_start=START - timedelta(hours=2))
         )
     await intake.stub.StartTracking(start, timeout=5)
+
+
+async def test_spent_tracking_rows_are_forgotten_in_postgresql(intake: Intake) -> None:
+    request = await intake.submit()
+    for mobile in ("0551234567", "0559999999"):  # a match, and a guess
+        await intake.stub.StartTracking(
+            intake_pb2.StartTrackingRequest(
+                request_number=request.request_number, id_number=CITIZEN_ID, mobile=mobile
+            ),
+            timeout=5,
+        )
+    assert (await intake.count(tables.tracking_codes), await intake.count(tables.rate_limits)) == (
+        1,
+        2,
+    )
+    policy = handlers.TrackingPolicy(secret=b"tracking-secret")
+
+    async def forget(now: datetime, batch: int = 1000) -> bool:
+        uow = IntakeUnitOfWork(Database(intake.engine))
+        return await handlers.forget_tracking(uow=uow, policy=policy, now=now, batch=batch)
+
+    assert await forget(START + timedelta(minutes=1)) is False  # nothing spent yet
+    assert await intake.count(tables.tracking_codes) == 1
+    assert await forget(START + policy.window, batch=1) is True
+    assert await forget(START + policy.window) is False
+    assert (await intake.count(tables.tracking_codes), await intake.count(tables.rate_limits)) == (
+        0,
+        0,
+    )
 
 
 async def test_a_document_of_an_open_request_is_not_attached_twice(intake: Intake) -> None:

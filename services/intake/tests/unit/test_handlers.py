@@ -179,6 +179,12 @@ class FakeCodes:
     async def delete(self, request_id: uuid.UUID) -> None:
         self.rows.pop(request_id, None)
 
+    async def forget_expired(self, now: datetime, *, limit: int) -> int:
+        expired = [k for k, v in self.rows.items() if v.expires_at <= now][:limit]
+        for key in expired:
+            del self.rows[key]
+        return len(expired)
+
 
 class FakeLimits:
     """SqlRateLimits: a fixed window per bucket, restarted once the window has passed."""
@@ -192,6 +198,12 @@ class FakeLimits:
             start, hits = now, 0
         self.rows[bucket] = (start, hits + 1)
         return hits + 1
+
+    async def forget(self, started_before: datetime, *, limit: int) -> int:
+        stale = [k for k, (start, _) in self.rows.items() if start <= started_before][:limit]
+        for key in stale:
+            del self.rows[key]
+        return len(stale)
 
 
 @dataclass
@@ -1561,6 +1573,25 @@ async def test_tracking_attempts_are_limited_per_caller(intake: Intake) -> None:
         await start(intake, TrackingQuery.typed("garbage", "x", "y"), policy=policy)
     await start(intake, query(requests[2]), caller_key="10.0.0.2", policy=policy)
     assert [s.request.id for s in intake.sender.sent] == [r.id for r in requests]
+
+
+async def test_expired_codes_and_past_windows_are_forgotten(intake: Intake) -> None:
+    """Every number and address ever tried kept its counter, and every code never used its
+    row, for good: a guesser's random numbers grew the table without end."""
+    first, second = await intake.submit(), await intake.submit(code=INQUIRY, key="other")
+    await start(intake, query(first), caller_key="10.0.0.1")
+    later = NOW + POLICY.window - timedelta(minutes=1)
+    await start(intake, query(second), caller_key="10.0.0.2", now=later)
+    assert (len(intake.db.codes), len(intake.db.limits)) == (2, 4)
+    # The first code has expired and the first window has passed; the second's have not.
+    more = await handlers.forget_tracking(uow=intake.uow, policy=POLICY, now=NOW + POLICY.window)
+    assert more is False
+    assert set(intake.db.codes) == {second.id}
+    assert set(intake.db.limits) == {"start:caller:10.0.0.2", f"start:request:{second.number}"}
+    # A full batch says there may be more.
+    assert await handlers.forget_tracking(
+        uow=intake.uow, policy=POLICY, now=later + POLICY.window, batch=1
+    )
 
 
 async def test_malformed_numbers_from_different_callers_do_not_share_a_limit(

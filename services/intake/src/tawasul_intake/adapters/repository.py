@@ -292,6 +292,14 @@ class SqlTrackingCodes:
         t = tables.tracking_codes
         await self._session.execute(delete(t).where(t.c.request_id == request_id))
 
+    async def forget_expired(self, now: datetime, *, limit: int) -> int:
+        t = tables.tracking_codes
+        expired = select(t.c.request_id).where(t.c.expires_at <= now).limit(limit)
+        gone = await self._session.execute(
+            delete(t).where(t.c.request_id.in_(expired.scalar_subquery())).returning(t.c.request_id)
+        )
+        return len(gone.all())
+
 
 class SqlRateLimits:
     def __init__(self, session: Session) -> None:
@@ -314,6 +322,14 @@ class SqlRateLimits:
             .returning(t.c.hits)
         )
         return int(await self._session.scalar(statement) or 0)
+
+    async def forget(self, started_before: datetime, *, limit: int) -> int:
+        t = tables.rate_limits
+        stale = select(t.c.bucket).where(t.c.window_start <= started_before).limit(limit)
+        gone = await self._session.execute(
+            delete(t).where(t.c.bucket.in_(stale.scalar_subquery())).returning(t.c.bucket)
+        )
+        return len(gone.all())
 
 
 class IntakeUnitOfWork(SqlUnitOfWork):

@@ -487,6 +487,19 @@ async def track_request(
     return request
 
 
+async def forget_tracking(
+    *, uow: UnitOfWork, policy: TrackingPolicy, now: datetime, batch: int = 1000
+) -> bool:
+    """Deletes expired codes and the counters of windows that have passed (a new attempt
+    starts those afresh anyway): every number and address ever tried would otherwise keep a
+    row for good. True while a full batch was deleted (there may be more)."""
+    async with uow:
+        codes = await uow.codes.forget_expired(now, limit=batch)
+        buckets = await uow.limits.forget(now - policy.window, limit=batch)
+        await uow.commit()
+    return max(codes, buckets) >= batch
+
+
 async def appeal_rejection(
     *,
     uow: UnitOfWork,

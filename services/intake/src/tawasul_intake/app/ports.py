@@ -76,10 +76,19 @@ class TrackingCodes(Protocol):
 
     async def delete(self, request_id: uuid.UUID) -> None: ...
 
+    async def forget_expired(self, now: datetime, *, limit: int) -> int:
+        """Deletes up to `limit` codes expired by `now`; answers how many."""
+        ...
+
 
 class RateLimits(Protocol):
     async def hit(self, bucket: str, *, window: timedelta, now: datetime) -> int:
         """Counts one hit and answers the hits in the bucket's current window."""
+        ...
+
+    async def forget(self, started_before: datetime, *, limit: int) -> int:
+        """Deletes up to `limit` buckets whose window started before `started_before` (a hit
+        would start them afresh); answers how many."""
         ...
 
 
