@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import httpx
+import jwt
 import prometheus_client
 import pytest
 from fastapi import FastAPI
@@ -44,6 +45,11 @@ OWN_WORKERS = ("2034567897", "2056789015")
 
 def _token(context: Context) -> str:
     return str(dict(context.invocation_metadata() or ()).get("authorization", ""))
+
+
+def _forged(context: Context) -> bool:
+    """An unsigned token (alg none): intake and docs verify signatures; here, this stands in."""
+    return _token(context).endswith(".")
 
 
 def _traceparent(context: Context) -> str:
@@ -77,7 +83,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.tokens.append(_token(context))
         self.traces.append(_traceparent(context))
         self.submissions.append(request)
-        if not _token(context) or self.refuse_all:
+        if not _token(context) or self.refuse_all or _forged(context):
             await self._refuse(context, errors.Unauthenticated("sign in"))
         if len(request.description) < 20:
             await self._refuse(
@@ -108,6 +114,8 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.ListMyRequestsRequest, context: Context
     ) -> intake_pb2.ListMyRequestsResponse:
         self.tokens.append(_token(context))
+        if _forged(context):
+            await self._refuse(context, errors.Unauthenticated("not a token we trust"))
         return intake_pb2.ListMyRequestsResponse(
             requests=[intake_pb2.Request(request_number=n) for n in self.by_key.values()],
             next_page_token=f"after-{request.page_size}-{request.page_token}",
@@ -479,6 +487,28 @@ async def test_calls_past_the_rate_are_429_with_retry_after(tmp_path: Path) -> N
         first = await served.http.post("/api/v1/tracking/start", json=body)
         second = await served.http.post("/api/v1/tracking/start", json=body)
         assert (first.status_code, second.status_code) == (200, 429)
+
+
+async def test_forged_tokens_do_not_use_up_the_calls_of_whom_they_name(tmp_path: Path) -> None:
+    """The gateway counts calls per subject as the token names it, before intake verifies
+    it: a token anyone can write must not spend the named person's or establishment's
+    calls, or anyone could lock them out."""
+    async for served in _serve(tmp_path, rate_per_minute=2, bulk_files_per_hour=1):
+
+        def forged(subject: str, role: str) -> dict[str, str]:
+            token = jwt.encode({"sub": subject, "role": role}, key="", algorithm="none")
+            return {"Authorization": f"Bearer {token}"}
+
+        for _ in range(3):
+            answer = await served.http.get("/api/v1/requests", headers=forged(CITIZEN, "citizen"))
+            assert answer.status_code == 401
+        own = await served.http.get("/api/v1/requests", headers=served.token(CITIZEN, Role.CITIZEN))
+        assert own.status_code == 200
+        bulk = "/api/v1/establishment/requests:bulk"
+        fake = forged("7000000013", "establishment")
+        assert (await served.http.post(bulk, headers=fake, content=BULK)).status_code == 401
+        real = served.token("7000000013", Role.ESTABLISHMENT)
+        assert (await served.http.post(bulk, headers=real, content=BULK)).status_code == 200
 
 
 async def test_one_ipv6_subscriber_is_one_address_to_the_limits(tmp_path: Path) -> None:

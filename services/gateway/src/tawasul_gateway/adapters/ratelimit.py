@@ -54,6 +54,13 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return wait
 
+    def give_back(self, key: str) -> None:
+        """Returns the call `take` counted (one the caller did not really make: its token
+        was forged), up to a full bucket."""
+        if key in self._buckets:
+            tokens, since = self._buckets[key]
+            self._buckets[key] = (min(self._burst, tokens + 1), since)
+
 
 def retry_after(wait: float) -> str:
     """The Retry-After header for a wait: whole seconds, at least 1."""

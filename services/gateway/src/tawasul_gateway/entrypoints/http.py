@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import grpc
 import jwt
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -302,18 +303,27 @@ def create_app(
             }
         return extra
 
-    def limit_signed_in(request: Request, token: str | None) -> None:
-        subject = unverified_claims(token).get("sub")
-        if isinstance(subject, str) and subject:
-            _admit(limits.per_subject, f"sub:{subject}")
+    def limit_signed_in(request: Request, token: str | None) -> str | None:
+        """Counts the call against its address, then against the subject its token names
+        (unverified: intake and docs verify it); the subject's key, to give the call back
+        should the token turn out forged."""
         _admit(limits.per_address, address_key(request))
+        subject = unverified_claims(token).get("sub")
+        if not isinstance(subject, str) or not subject:
+            return None
+        key = f"sub:{subject}"
+        _admit(limits.per_subject, key)
+        return key
 
     async def call(request: Request, run: Callable[[TawasulClient, str | None], Awaitable[M]]) -> M:
         token = bearer(request)
-        limit_signed_in(request, token)
+        counted = limit_signed_in(request, token)
         try:
             return await run(client(), token)
         except TawasulError as exc:
+            if counted and exc.code is grpc.StatusCode.UNAUTHENTICATED:
+                # Anyone can write a token naming someone: it must not spend their calls.
+                limits.per_subject.give_back(counted)
             raise ApiError.of(exc) from None
 
     async def body_of(request: Request, message: M) -> M:
@@ -635,14 +645,22 @@ def create_app(
             raise ApiError(401, "UNAUTHENTICATED", "sign in as an establishment")
         if claims.get("role") != "establishment":
             raise ApiError(403, "PERMISSION_DENIED", "bulk filing is for establishments")
-        limit_signed_in(request, token)
+        counted = limit_signed_in(request, token)
         _admit(limits.bulk, f"est:{establishment}")
         data = await read_body(request, settings.max_bulk_bytes)
         try:
             rows = bulk.parse(data, max_rows=settings.bulk_max_rows)
         except bulk.BadFile as exc:
             raise bad_request(exc.fields, "the file cannot be read") from None
-        results = [await _file_row(client(), token, establishment, row) for row in rows]
+        try:
+            results = [await _file_row(client(), token, establishment, row) for row in rows]
+        except ApiError as exc:
+            if exc.status == 401:
+                # A forged token: neither the establishment's files nor its calls are spent.
+                limits.bulk.give_back(f"est:{establishment}")
+                if counted:
+                    limits.per_subject.give_back(counted)
+            raise
         filed = sum(1 for r in results if "request_number" in r)
         return JSONResponse({"filed": filed, "refused": len(results) - filed, "results": results})
 
