@@ -489,6 +489,18 @@ async def test_calls_past_the_rate_are_429_with_retry_after(tmp_path: Path) -> N
         assert (first.status_code, second.status_code) == (200, 429)
 
 
+async def test_a_client_address_that_is_no_address_is_not_passed_on(tmp_path: Path) -> None:
+    """uvicorn takes a trusted proxy's X-Forwarded-For as the client's address as written
+    (latin-1): one gRPC metadata cannot carry must not make the call a 500."""
+    async for served in _serve(tmp_path):
+        body = {"request_number": "TW1", "id_number": CITIZEN, "mobile": "0551234567"}
+        for address in ("caf\xe9", "1.2.3.4\x7f", "not an address"):
+            transport = httpx.ASGITransport(app=served.app, client=(address, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+                answer = await http.post("/api/v1/tracking/start", json=body)
+            assert answer.status_code == 200, address
+
+
 async def test_forged_tokens_do_not_use_up_the_calls_of_whom_they_name(tmp_path: Path) -> None:
     """The gateway counts calls per subject as the token names it, before intake verifies
     it: a token anyone can write must not spend the named person's or establishment's

@@ -193,7 +193,13 @@ def unverified_claims(token: str | None) -> dict[str, Any]:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's IP address, or "unknown": uvicorn takes a trusted proxy's
+    X-Forwarded-For as written, which need not be an address (nor fit in gRPC metadata)."""
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"
 
 
 def address_key(request: Request) -> str:
