@@ -345,6 +345,22 @@ async def test_a_submission_is_decided_recorded_and_published_once(routing: Rout
     )
 
 
+async def test_another_departments_request_is_as_unknown_as_one_never_routed(
+    routing: Routing,
+) -> None:
+    """Staff of another department cannot tell a request that exists from one that does
+    not: review's work items answer both the same way."""
+    event = submitted()
+    await routing.on_submitted([event])
+    details = set()
+    for request_id in (event.request_id, str(uuid.uuid4())):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await routing.decision(request_id, REPORTS)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        details.add(caught.value.details())
+    assert details == {"no such request in your departments"}
+
+
 async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -> None:
     event = submitted()
     request_id = event.request_id

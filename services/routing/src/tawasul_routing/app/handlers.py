@@ -75,9 +75,8 @@ async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID, reader: Princi
     read it; to others it is not found, as review's work items are."""
     async with uow:
         decision = await uow.decisions.latest(request_id)
-    if decision is None:
-        raise NotFound(f"request {request_id} has not been routed")
-    if decision.department not in reader.departments:
+    if decision is None or decision.department not in reader.departments:
+        # One answer for both: another department's staff learn nothing of which exist.
         raise NotFound("no such request in your departments")
     return decision
 
