@@ -1760,6 +1760,133 @@ async def test_concurrent_claims_of_one_reviewer_keep_to_the_capacity(review: Re
     assert [i.assignee_id for i in await review.queue()].count("E100") == 1
 
 
+async def round_robin(review: Review, queue: str = "visas.default") -> None:
+    await review.admin.PutQueueSettings(
+        review_pb2.PutQueueSettingsRequest(
+            settings=review_pb2.QueueSettings(
+                queue=queue, mode=review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN
+            )
+        ),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+
+
+async def held(review: Review, reviewer_id: str) -> int:
+    async with review.engine.connect() as conn:
+        count = await conn.scalar(
+            select(sql("count(*)"))
+            .select_from(tables.work_items)
+            .where(
+                (tables.work_items.c.state == "claimed")
+                & (tables.work_items.c.assignee == reviewer_id)
+            )
+        )
+    return int(count or 0)
+
+
+async def test_a_poll_pushes_a_reviewer_no_more_than_their_capacity(review: Review) -> None:
+    await review.put_reviewer("E200", departments=("passports", "visas"), capacity=2)
+    await round_robin(review)
+    pushed = [review.routed("visas") for _ in range(4)]
+    await review.subscriptions.deliver(
+        REQUEST_ROUTED, *(routed_event(str(uuid.uuid4()), item) for item in pushed)
+    )
+    assert await held(review, "E200") == 2
+    states = Counter(i.state for i in await review.queue(SARA, "visas"))
+    assert states == {review_pb2.WORK_ITEM_STATE_CLAIMED: 2, review_pb2.WORK_ITEM_STATE_QUEUED: 2}
+
+
+async def lock_waits(review: Review) -> int | None:
+    async with review.engine.connect() as conn:
+        waits = await conn.scalar(
+            sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        )
+    return waits or None
+
+
+async def while_claiming(review: Review, reviewer: str, other: Awaitable[T]) -> T | BaseException:
+    """Runs `other` while `reviewer`'s claim of a queued passports item is under way: holding
+    their lock, claimed, not yet committed; it commits once `other` finished or waits."""
+    me = Principal(reviewer, Role.REVIEWER, frozenset({"passports"}))
+    queued = uuid.UUID(await review.enqueue())
+    task: asyncio.Task[T] | None = None
+    async with review.uow() as claiming:
+        await claiming.reviewers.lock(reviewer)
+        item = await claiming.items.get(queued, for_update=True)
+        assert item is not None
+        item.claim(me, review.clock.now, LEASE)
+        await claiming.items.flush()
+        task = asyncio.ensure_future(other)
+
+        async def done_or_waiting() -> bool | None:
+            return True if task.done() or await lock_waits(review) else None
+
+        await eventually(done_or_waiting, within=10, what="the other to finish or wait")
+        await claiming.commit()
+    results = await asyncio.gather(task, return_exceptions=True)
+    return results[0]
+
+
+async def test_a_push_during_a_claim_keeps_to_the_capacity(review: Review) -> None:
+    await review.put_reviewer("E200", departments=("passports", "visas"), capacity=1)
+    await round_robin(review)
+    pushed = review.routed("visas")
+    await while_claiming(
+        review,
+        "E200",
+        handlers.enqueue(
+            uow=review.uow(),
+            routed=[(str(uuid.uuid4()), pushed)],
+            policy=review.rules,
+            now=review.clock.now,
+        ),
+    )
+    assert await held(review, "E200") == 1
+    (left,) = await review.queue(SARA, "visas")
+    assert (left.state, left.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
+
+
+async def test_a_reassignment_keeps_to_the_reviewers_capacity(review: Review) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("E200", capacity=1)
+    given = await review.enqueue()
+
+    def reassign() -> Awaitable[review_pb2.ReassignResponse]:
+        return cast(
+            Awaitable[review_pb2.ReassignResponse],
+            review.stub.Reassign(
+                review_pb2.ReassignRequest(request_id=given, reviewer_id="E200"),
+                timeout=10,
+                metadata=bearer(BOSS),
+            ),
+        )
+
+    # During a claim of theirs that fills it, and after.
+    outcome = await while_claiming(review, "E200", reassign())
+    assert isinstance(outcome, grpc.aio.AioRpcError)
+    assert outcome.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "capacity" in (outcome.details() or "")
+    full = await refused(reassign())
+    assert full.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert await held(review, "E200") == 1
+    # The one they hold may be given to them again (the lease renewed), and another reviewer
+    # with room takes the item.
+    (mine,) = [i.request_id for i in await review.queue(assignee="E200")]
+    await review.stub.Reassign(
+        review_pb2.ReassignRequest(request_id=mine, reviewer_id="E200"),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    await review.put_reviewer("E100", capacity=1)
+    answer = await review.stub.Reassign(
+        review_pb2.ReassignRequest(request_id=given, reviewer_id="E100"),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    assert answer.item.assignee_id == "E100"
+
+
 async def test_a_polls_delivery_receipts_join_their_histories_once(review: Review) -> None:
     first, second = await review.enqueue(), await review.enqueue()
 

@@ -239,7 +239,7 @@ class FakeReviewers:
     async def get(self, reviewer_id: str) -> Reviewer | None:
         return self.written.get(reviewer_id) or self._db.reviewers.get(reviewer_id)
 
-    async def lock(self, reviewer_id: str) -> None:
+    async def lock(self, *reviewer_ids: str) -> None:
         """One transaction at a time in this fake: nothing to wait for."""
 
     async def put(self, reviewer: Reviewer) -> None:
@@ -269,7 +269,7 @@ class FakeQueues:
     async def assigned(self, queue: str, reviewer_id: str) -> None:
         raise AssertionError("not used here")
 
-    async def lock(self, queue: str) -> None:
+    async def lock(self, *queues: str) -> None:
         raise AssertionError("not used here")
 
     async def candidates(self, department: str) -> list[Candidate]:

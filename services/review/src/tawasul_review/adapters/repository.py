@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
@@ -395,11 +396,20 @@ class SqlWorkItemRepository:
         return [_item(r) for r in page]
 
     async def held_by(self, reviewer_id: str) -> int:
+        """The committed claims of the reviewer, as this transaction left them: the items it
+        holds are counted as it changed them (a poll pushes several to one reviewer)."""
         t = tables.work_items.c
         query = select(func.count()).where(
-            (t.state == State.CLAIMED.value) & (t.assignee == reviewer_id)
+            (t.state == State.CLAIMED.value)
+            & (t.assignee == reviewer_id)
+            & ~among(t.request_id, "seen")
         )
-        return int(await self._session.scalar(query) or 0)
+        stored = int(await self._session.scalar(query, {"seen": list(self.seen)}) or 0)
+        return stored + self.holding().get(reviewer_id, 0)
+
+    def holding(self) -> Counter[str]:
+        """How many of the items this transaction holds each reviewer holds in it."""
+        return Counter(i.assignee for i in self.seen.values() if i.state is State.CLAIMED)
 
     async def due_for_sweep(self, now: datetime, limit: int) -> list[WorkItem]:
         """Lapsed claims, passed information deadlines and SLA marks reached, locked."""
@@ -573,8 +583,8 @@ class SqlReviewerRepository:
         row = (await self._session.execute(select(t).where(t.c.reviewer_id == reviewer_id))).first()
         return None if row is None else _reviewer(row)
 
-    async def lock(self, reviewer_id: str) -> None:
-        await self._session.lock(f"reviewer:{reviewer_id}")
+    async def lock(self, *reviewer_ids: str) -> None:
+        await self._session.lock(*(f"reviewer:{r}" for r in reviewer_ids))
 
     async def put(self, reviewer: Reviewer) -> None:
         t = tables.reviewers
@@ -610,8 +620,9 @@ class SqlReviewerRepository:
 
 
 class SqlQueueRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, items: SqlWorkItemRepository) -> None:
         self._session = session
+        self._items = items
 
     async def mode(self, queue: str) -> tuple[Mode, str]:
         """The queue's assignment mode and the reviewer it gave work to last."""
@@ -639,30 +650,33 @@ class SqlQueueRepository:
             update(t).where(t.c.queue == queue).values(last_assigned=reviewer_id)
         )
 
-    async def lock(self, queue: str) -> None:
+    async def lock(self, *queues: str) -> None:
         """One assignment per queue at a time, so round-robin's pointer is never raced."""
-        await self._session.lock(f"queue:{queue}")
+        await self._session.lock(*(f"queue:{queue}" for queue in queues))
 
     async def candidates(self, department: str) -> list[Candidate]:
+        """The department's reviewers with their loads as `held_by` counts them."""
         r, w = tables.reviewers.c, tables.work_items.c
         load = (
             select(w.assignee, func.count().label("load"))
-            .where(w.state == State.CLAIMED.value)
+            .where((w.state == State.CLAIMED.value) & ~among(w.request_id, "seen"))
             .group_by(w.assignee)
             .subquery()
         )
         rows = await self._session.execute(
             select(tables.reviewers, func.coalesce(load.c.load, 0).label("load"))
             .outerjoin(load, load.c.assignee == r.reviewer_id)
-            .where(r.departments.contains([department]))
+            .where(r.departments.contains([department])),
+            {"seen": list(self._items.seen)},
         )
+        holding = self._items.holding()
         return [
             Candidate(
                 reviewer_id=row.reviewer_id,
                 available=row.available,
                 languages=frozenset(row.languages),
                 capacity=row.capacity,
-                load=row.load,
+                load=row.load + holding.get(row.reviewer_id, 0),
             )
             for row in rows
         ]
@@ -756,7 +770,7 @@ class ReviewUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.items = SqlWorkItemRepository(self.session)
         self.reviewers = SqlReviewerRepository(self.session)
-        self.queues = SqlQueueRepository(self.session)
+        self.queues = SqlQueueRepository(self.session, self.items)
         self.quality = SqlQualityRepository(self.session)
         return self
 

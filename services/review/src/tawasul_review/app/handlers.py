@@ -97,6 +97,9 @@ async def enqueue(
         here = await uow.items.get_many(ids, for_update=True)
         withdrawn = await uow.items.withdrawals([i for i in ids if i not in here])
         modes = await uow.queues.modes({item.queue for item in fresh})
+        await _lock_pushing(
+            uow, [i for i in fresh if modes.get(i.queue, Mode.PULL) is not Mode.PULL]
+        )
         for item in fresh:
             existing = here.get(item.request_id)
             if existing is not None:
@@ -114,6 +117,19 @@ async def enqueue(
                 here[item.request_id] = item
                 await _push(uow, item, policy, now, modes.get(item.queue, Mode.PULL))
         await uow.commit()
+
+
+async def _lock_pushing(uow: UnitOfWork, items: Sequence[WorkItem]) -> None:
+    """Takes the pushing queues of a poll's items and their departments' reviewers up front,
+    each kind in one sorted statement: pushing them one by one took them in the poll's order,
+    and two polls (or a poll and an appeal) taking the same ones in another order deadlocked."""
+    if not items:
+        return
+    await uow.queues.lock(*{item.queue for item in items})
+    reviewers: set[str] = set()
+    for department in {item.department for item in items}:
+        reviewers |= {c.reviewer_id for c in await uow.queues.candidates(department)}
+    await uow.reviewers.lock(*reviewers)
 
 
 async def _push(
@@ -135,11 +151,16 @@ async def _push(
     candidates = [
         c for c in await uow.queues.candidates(item.department) if c.reviewer_id != item.appeal_of
     ]
-    chosen = choose(mode, candidates, language=item.contact.locale, last=last)
-    if chosen is None:
-        return
-    item.assign(chosen, now, policy.lease, by="queue")
-    await uow.queues.assigned(item.queue, chosen)
+    # A candidate's load was read without their lock: claims of theirs committed meanwhile
+    # count once it is held.
+    while (chosen := choose(mode, candidates, language=item.contact.locale, last=last)) is not None:
+        await uow.reviewers.lock(chosen)
+        load = await uow.items.held_by(chosen)
+        if load < next(c.capacity for c in candidates if c.reviewer_id == chosen):
+            item.assign(chosen, now, policy.lease, by="queue")
+            await uow.queues.assigned(item.queue, chosen)
+            return
+        candidates = [replace(c, load=load) if c.reviewer_id == chosen else c for c in candidates]
 
 
 async def record_receipts(*, uow: UnitOfWork, receipts: Sequence[Receipt]) -> None:
@@ -523,6 +544,14 @@ async def reassign(
             target = await uow.reviewers.get(reviewer_id)
             if target is None or item.department not in target.departments:
                 raise InvalidArgument({"reviewer_id": "not a reviewer of the item's department"})
+            if not (item.state is State.CLAIMED and item.assignee == reviewer_id):
+                # Under their lock, as their own claims and the queues' pushes count.
+                await uow.reviewers.lock(reviewer_id)
+                if await uow.items.held_by(reviewer_id) >= target.capacity:
+                    raise ResourceExhausted(
+                        f"{reviewer_id} holds {target.capacity} items, their capacity; give it"
+                        " to another reviewer or free one of theirs first"
+                    )
             item.assign(reviewer_id, now, policy.lease, by=supervisor.subject)
         await uow.commit()
     return item
