@@ -1887,6 +1887,51 @@ async def test_a_reassignment_keeps_to_the_reviewers_capacity(review: Review) ->
     assert answer.item.assignee_id == "E100"
 
 
+async def test_pushes_claims_and_reassignments_at_once_keep_every_reviewer_within_capacity(
+    review: Review,
+) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    reviewers = {"E100": ALI, "E200": SARA, "E300": token("E300", "passports")}
+    for reviewer_id in reviewers:
+        await review.put_reviewer(reviewer_id, capacity=3)
+    await round_robin(review, "passports.default")
+    # Pushed two to each reviewer: the supervisor gives them around while more arrive.
+    waiting = [await review.enqueue() for _ in range(6)]
+
+    async def poll() -> None:
+        items = [review.routed() for _ in range(3)]
+        await handlers.enqueue(
+            uow=review.uow(),
+            routed=[(str(uuid.uuid4()), item) for item in items],
+            policy=review.rules,
+            now=review.clock.now,
+        )
+
+    async def reassign(request_id: str, reviewer_id: str) -> None:
+        await review.stub.Reassign(
+            review_pb2.ReassignRequest(request_id=request_id, reviewer_id=reviewer_id),
+            timeout=10,
+            metadata=bearer(BOSS),
+        )
+
+    calls: list[Awaitable[object]] = [poll() for _ in range(8)]
+    calls += [review.claim_next(who) for who in reviewers.values() for _ in range(4)]
+    calls += [reassign(r, who) for r in waiting for who in reviewers]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    unexpected = [
+        r
+        for r in results
+        if isinstance(r, BaseException)
+        and not (
+            isinstance(r, grpc.aio.AioRpcError)
+            and r.code()
+            in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION)
+        )
+    ]
+    assert unexpected == []
+    assert [await held(review, r) for r in reviewers] == [3, 3, 3]
+
+
 async def test_a_polls_delivery_receipts_join_their_histories_once(review: Review) -> None:
     first, second = await review.enqueue(), await review.enqueue()
 
