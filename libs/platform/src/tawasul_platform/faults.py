@@ -47,6 +47,15 @@ def is_transient(error: BaseException) -> bool:
     )
 
 
+def is_conflict(error: BaseException) -> bool:
+    """True when PostgreSQL ended the transaction for a concurrent one's sake (a deadlock, a
+    serialization failure): the same call tried again goes through."""
+    if isinstance(error, DBAPIError | PostgresError):
+        return _sqlstate(error) in _CONFLICT_SQLSTATES
+    return False
+
+
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 # Connection exceptions (08…), a server shutting down or still starting (57P01–57P03), too
 # many connections (53300): the server, not the statement, is at fault.
 _OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")

@@ -26,7 +26,7 @@ from tawasul_platform.authz import AUTHORIZATION, Gate
 
 # Re-exported: where callers have always found it.
 from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS as DEFAULT_DEADLINE_SECONDS
-from tawasul_platform.faults import is_transient
+from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.hygiene import message_violations
 from tawasul_platform.identity import Principal
 from tawasul_platform.tls import TlsConfig, server_credentials
@@ -217,6 +217,12 @@ async def _answering(
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
             )
+        if is_conflict(exc):
+            # Two calls (or a call and an event) took the same things in turn: one is undone.
+            log.warning("concurrent change in %s: %r", method, exc)
+            await context.abort(
+                grpc.StatusCode.ABORTED, "a concurrent change got in the way; try it again"
+            )
         log.exception("unexpected error in %s", method)
         tracing.fail(span, exc)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -278,8 +284,9 @@ def _guard_replies(
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Admits each call through the gate, then maps DomainError to its status and outages to
-    UNAVAILABLE; anything else is a bug, logged and answered INTERNAL. Bytes that are not the
+    """Admits each call through the gate, then maps DomainError to its status, outages to
+    UNAVAILABLE and a transaction PostgreSQL undid for a concurrent one's sake (a deadlock) to
+    ABORTED; anything else is a bug, logged and answered INTERNAL. Bytes that are not the
     method's message, and messages past the platform's limits (hygiene.py: control
     characters, huge strings and lists), are INVALID_ARGUMENT before the handler runs. Each
     call's deadline bounds the calls made on its behalf (deadlines.py).

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul_platform.errors import InvalidArgument, Unavailable
-from tawasul_platform.faults import is_transient
+from tawasul_platform.faults import is_conflict, is_transient
 
 DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
 
@@ -90,3 +90,21 @@ def test_a_full_pool_is_an_outage() -> None:
 )
 def test_other_failures(error: Exception, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [pg.DeadlockDetectedError("deadlock detected"), pg.SerializationError("could not serialize")],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_transaction_undone_for_a_concurrent_one_is_a_conflict_not_an_outage(
+    cause: Exception,
+) -> None:
+    assert is_conflict(wrapped(cause))
+    assert is_conflict(cause)
+    assert not is_transient(wrapped(cause))
+
+
+@pytest.mark.parametrize("cause", BAD_STATEMENTS + OUTAGES, ids=lambda e: type(e).__name__)
+def test_bad_statements_and_outages_are_no_conflict(cause: Exception) -> None:
+    assert not is_conflict(wrapped(cause))

@@ -1932,6 +1932,36 @@ async def test_pushes_claims_and_reassignments_at_once_keep_every_reviewer_withi
     assert [await held(review, r) for r in reviewers] == [3, 3, 3]
 
 
+async def test_a_claim_caught_in_a_deadlock_is_aborted_not_an_internal_error(
+    review: Review,
+) -> None:
+    # A poll of the beneficiaries' actions is one transaction: an answer returns an item to
+    # E100 (their lock), then an appeal takes another item, the one E100 is claiming (which
+    # holds it and waits for their lock). PostgreSQL ends one of the two: the claim, which
+    # waited first. Its caller may try again; nothing is broken.
+    await review.put_reviewer("E100")
+    claimed = await review.enqueue()
+    async with review.uow() as poll:
+        await poll.reviewers.lock("E100")
+        claiming = asyncio.ensure_future(
+            review.stub.ClaimRequest(
+                review_pb2.ClaimRequestRequest(request_id=claimed),
+                timeout=10,
+                metadata=bearer(ALI),
+            )
+        )
+        await eventually(lambda: lock_waits(review), within=10, what="the claim to wait")
+        await poll.items.get(uuid.UUID(claimed), for_update=True)
+    error = await refused(claiming)
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert "try" in (error.details() or "")
+    # Tried again, it goes through.
+    answer = await review.stub.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=claimed), timeout=10, metadata=bearer(ALI)
+    )
+    assert answer.item.assignee_id == "E100"
+
+
 async def test_a_polls_delivery_receipts_join_their_histories_once(review: Review) -> None:
     first, second = await review.enqueue(), await review.enqueue()
 
