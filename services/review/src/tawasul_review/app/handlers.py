@@ -128,7 +128,7 @@ async def _lock_pushing(uow: UnitOfWork, items: Sequence[WorkItem]) -> None:
     await uow.queues.lock(*{item.queue for item in items})
     reviewers: set[str] = set()
     for department in {item.department for item in items}:
-        reviewers |= {c.reviewer_id for c in await uow.queues.candidates(department)}
+        reviewers |= {r.reviewer_id for r in await uow.reviewers.in_department(department)}
     await uow.reviewers.lock(*reviewers)
 
 
