@@ -97,11 +97,11 @@ class World:
         self.engine = make_engine(url, pool_size=2)
 
     async def submit(
-        self, document_ids: list[str], deadline: float = 5
+        self, document_ids: list[str], deadline: float = 5, key: str = ""
     ) -> intake_pb2.SubmitRequestResponse:
         return await self.stub.SubmitRequest(
             intake_pb2.SubmitRequestRequest(
-                idempotency_key=str(uuid.uuid4()),
+                idempotency_key=key or str(uuid.uuid4()),
                 sub_service_code="passports.issue-renewal-problem",
                 description="The photo does not appear when renewing passport A1234567",
                 contact=common_pb2.Contact(mobile=MOBILE),
@@ -261,3 +261,21 @@ async def test_the_callers_deadline_bounds_the_call_to_docs(world: World) -> Non
     # A hurried one: docs is given no more than the caller's remaining time.
     assert short is not None
     assert 0 < short <= 2.5 + ROUNDING
+
+
+async def test_a_retried_submission_that_went_through_is_answered_while_docs_is_down(
+    world: World,
+) -> None:
+    # The first answer was lost (the caller's deadline, a dropped connection): the caller
+    # tries again with the same key, and docs is down meanwhile. The request exists; the
+    # documents were checked when it was made.
+    key, documents = str(uuid.uuid4()), [str(uuid.uuid4())]
+    first = await world.submit(documents, key=key)
+    world.docs.refusal = errors.Unavailable("docs is restarting")
+    again = await world.submit(documents, key=key)
+    assert again.request.request_number == first.request.request_number
+    assert await world.stored() == 1
+    # A new submission still needs docs.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.submit([str(uuid.uuid4())])
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

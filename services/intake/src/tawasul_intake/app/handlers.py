@@ -231,9 +231,17 @@ async def submit_request(
     """
     sub_service = catalog.sub_services[submission.sub_service_code]
     person = await _check_subject(registry, submission, sub_service)
-    _check_documents(
-        submission, await documents.describe(submission.document_ids, token), sub_service
-    )
+    try:
+        found = await documents.describe(submission.document_ids, token)
+    except Unavailable:
+        # A retry of a submission that went through (its answer lost) needs no check of
+        # documents checked then: its request is the answer, docs down or not.
+        async with uow:
+            existing = await _by_key(uow, submission)
+        if existing is None:
+            raise
+        return existing
+    _check_documents(submission, found, sub_service)
     for _ in range(NUMBER_DRAWS):
         async with uow:
             await uow.requests.lock_account(submission.applicant_id)
