@@ -838,6 +838,43 @@ async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
     ]
 
 
+async def test_an_appeal_applied_late_is_pushed_with_a_whole_lease(review: Review) -> None:
+    # Review applies the appeal hours after the beneficiary made it (a consumer that lagged, a
+    # dead letter replayed once its cause was mended): the reviewer it is pushed to gets the
+    # lease from now, not one that ran out before they were given the item.
+    await review.put_reviewer("E100")
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=item,
+            decision=review_pb2.DECISION_REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    await round_robin(review, "passports.default")
+    appealed_at = review.clock.now + timedelta(minutes=5)
+    review.clock.now += timedelta(hours=3)
+    await review.act(
+        appealed_at,
+        request_appealed=events_pb2.RequestAppealed(
+            request_id=item, reason="The photo is recent and clear"
+        ),
+    )
+    (pushed,) = await review.queue(assignee="E200")
+    assert at(pushed.claimed_until) == review.clock.now + LEASE
+    await review.sweep()
+    (still,) = await review.queue(assignee="E200")
+    assert still.state == review_pb2.WORK_ITEM_STATE_CLAIMED
+    # The appeal itself is on the record when it was made.
+    case = await review.case(item, SARA)
+    assert [at(h.at) for h in case.history if h.action == "appealed"] == [appealed_at]
+
+
 # --- who sees what --------------------------------------------------------------------------
 
 

@@ -178,13 +178,15 @@ async def appeal(
     reason: str,
     policy: Policy,
     now: datetime,
+    appealed_at: datetime | None = None,
 ) -> None:
-    """An appealed rejection goes back to the queue for a reviewer other than its own."""
+    """An appealed rejection (at `appealed_at`, applied `now`) goes back to the queue for a
+    reviewer other than its own; one a queue pushes holds its lease from now."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         item = await _item(uow, request_id, for_update=True)
-        if item.appeal(reason=reason, now=now):
+        if item.appeal(reason=reason, now=appealed_at or now):
             item.schedule(policy.calendar, now)
             await _push(uow, item, policy, now)
         await uow.commit()

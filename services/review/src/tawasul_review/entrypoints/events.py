@@ -39,8 +39,9 @@ def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock
 def on_applicant_action(
     uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock
 ) -> EventHandler:
-    """The beneficiary's actions, each as of when intake took it; an answer is applied as of
-    `now()` (it may reopen what the sweep closed meanwhile)."""
+    """The beneficiary's actions, each as of when intake took it; an answer and an appeal are
+    applied as of `now()` (an answer may reopen what the sweep closed meanwhile; either may
+    give the item to a reviewer, whose lease starts now)."""
 
     async def handle(event: events_pb2.Envelope) -> None:
         at = event.occurred_at.ToDatetime(tzinfo=UTC)
@@ -82,7 +83,8 @@ def on_applicant_action(
                 request_id=request_id(appealed.request_id),
                 reason=appealed.reason,
                 policy=policy,
-                now=at,
+                now=max(at, now()),
+                appealed_at=at,
             )
         else:
             raise InvalidArgument({"payload": f"not an applicant action: {event.event_type}"})
