@@ -657,16 +657,20 @@ class SqlQueueRepository:
     async def candidates(self, department: str) -> list[Candidate]:
         """The department's reviewers with their loads as `held_by` counts them."""
         r, w = tables.reviewers.c, tables.work_items.c
+        # Each reviewer's own claims (work_items_held), not every claim of the office.
         load = (
-            select(w.assignee, func.count().label("load"))
-            .where((w.state == State.CLAIMED.value) & ~among(w.request_id, "seen"))
-            .group_by(w.assignee)
-            .subquery()
+            select(func.count())
+            .where(
+                (w.state == State.CLAIMED.value)
+                & (w.assignee == r.reviewer_id)
+                & ~among(w.request_id, "seen")
+            )
+            .scalar_subquery()
         )
         rows = await self._session.execute(
-            select(tables.reviewers, func.coalesce(load.c.load, 0).label("load"))
-            .outerjoin(load, load.c.assignee == r.reviewer_id)
-            .where(r.departments.contains([department])),
+            select(tables.reviewers, load.label("load")).where(
+                r.departments.contains([department])
+            ),
             {"seen": list(self._items.seen)},
         )
         holding = self._items.holding()
