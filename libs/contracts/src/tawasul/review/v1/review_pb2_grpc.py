@@ -226,7 +226,8 @@ class ReviewServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Reassign(self, request, context):
-        """A supervisor gives an open item to a reviewer of its department (or back to the queue).
+        """A supervisor gives an open item to a reviewer of its department (or back to the queue);
+        RESOURCE_EXHAUSTED when the reviewer holds as many items as their capacity.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -68,7 +68,9 @@ class ReviewServiceStub:
     GetBacklog: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]
     """For supervisors of the department: each queue's size, oldest, due soon and breached."""
     Reassign: _grpc.UnaryUnaryMultiCallable[_review_pb2.ReassignRequest, _review_pb2.ReassignResponse]
-    """A supervisor gives an open item to a reviewer of its department (or back to the queue)."""
+    """A supervisor gives an open item to a reviewer of its department (or back to the queue);
+    RESOURCE_EXHAUSTED when the reviewer holds as many items as their capacity.
+    """
     ListQualityChecks: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListQualityChecksRequest, _review_pb2.ListQualityChecksResponse]
     """The department's sampled decisions awaiting a second look (supervisors)."""
     CompleteQualityCheck: _grpc.UnaryUnaryMultiCallable[_review_pb2.CompleteQualityCheckRequest, _review_pb2.CompleteQualityCheckResponse]
@@ -124,7 +126,9 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     GetBacklog: _aio.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]  # type: ignore[assignment]
     """For supervisors of the department: each queue's size, oldest, due soon and breached."""
     Reassign: _aio.UnaryUnaryMultiCallable[_review_pb2.ReassignRequest, _review_pb2.ReassignResponse]  # type: ignore[assignment]
-    """A supervisor gives an open item to a reviewer of its department (or back to the queue)."""
+    """A supervisor gives an open item to a reviewer of its department (or back to the queue);
+    RESOURCE_EXHAUSTED when the reviewer holds as many items as their capacity.
+    """
     ListQualityChecks: _aio.UnaryUnaryMultiCallable[_review_pb2.ListQualityChecksRequest, _review_pb2.ListQualityChecksResponse]  # type: ignore[assignment]
     """The department's sampled decisions awaiting a second look (supervisors)."""
     CompleteQualityCheck: _aio.UnaryUnaryMultiCallable[_review_pb2.CompleteQualityCheckRequest, _review_pb2.CompleteQualityCheckResponse]  # type: ignore[assignment]
@@ -261,7 +265,9 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.ReassignRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ReassignResponse, _abc.Awaitable[_review_pb2.ReassignResponse]]:
-        """A supervisor gives an open item to a reviewer of its department (or back to the queue)."""
+        """A supervisor gives an open item to a reviewer of its department (or back to the queue);
+        RESOURCE_EXHAUSTED when the reviewer holds as many items as their capacity.
+        """
 
     @_abc_1.abstractmethod
     def ListQualityChecks(
