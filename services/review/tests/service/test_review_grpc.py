@@ -1988,6 +1988,8 @@ async def test_a_claim_caught_in_a_deadlock_is_aborted_not_an_internal_error(
             )
         )
         await eventually(lambda: lock_waits(review), within=10, what="the claim to wait")
+        # Each waiter looks for a deadlock once it has waited a second: the claim, well first.
+        await asyncio.sleep(0.5)
         await poll.items.get(uuid.UUID(claimed), for_update=True)
     error = await refused(claiming)
     assert error.code() == grpc.StatusCode.ABORTED
