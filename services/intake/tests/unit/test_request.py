@@ -438,6 +438,17 @@ def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
         request.appeal(reason="Again", calendar=CALENDAR, now=riyadh(7, 10))
 
 
+def test_an_appeal_moves_the_promise_out_by_the_time_the_rejection_stood() -> None:
+    # Review's clock stops at the decision and an appeal starts it again: the promise shown
+    # to the beneficiary is review's due date, never one already past.
+    request = new_request()  # Sunday 4 January 10:00, five working days: Sunday 11, 10:00
+    request.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))  # one day used
+    request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(15, 10))
+    # Four working days left from Thursday 15 January 10:00.
+    assert request.expected_completion(CALENDAR, riyadh(15, 10)) == riyadh(21, 10)
+    assert request.expected_completion(CALENDAR, riyadh(20, 10)) == riyadh(21, 10)
+
+
 # --- generated sequences ---------------------------------------------------------------------
 # Hypothesis' stateful testing: the beneficiary's actions by intake's clock, review's status
 # changes stamped by review's clock (up to 2 s off intake's) in any order, and time passing. An

@@ -278,12 +278,14 @@ class Request:
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
 
+    def _rejected_at(self) -> datetime:
+        return next(h.at for h in reversed(self.history) if h.status is Status.REJECTED)
+
     def appeal_until(self, calendar: WorkingCalendar) -> datetime | None:
         """Until when the rejection may be appealed; None when there is nothing to appeal."""
         if self.status is not Status.REJECTED or self.appealed:
             return None
-        rejected = next(h.at for h in reversed(self.history) if h.status is Status.REJECTED)
-        return calendar.add_working_days(rejected, APPEAL_WITHIN_WORKING_DAYS)
+        return calendar.add_working_days(self._rejected_at(), APPEAL_WITHIN_WORKING_DAYS)
 
     def appeal(self, *, reason: str, calendar: WorkingCalendar, now: datetime) -> None:
         """Asks for the rejection to be looked at again, by another reviewer (four-eyes)."""
@@ -298,6 +300,11 @@ class Request:
         if not reason:
             raise InvalidArgument({"reason": "say why the decision should change"})
         self.appealed = True
+        # Review's clock stopped at the rejection and starts again now: the time the rejection
+        # stood does not count against the promise.
+        if not self.clock.paused:
+            stopped = self.clock.pause(max(self._rejected_at(), self.clock.resumed_at))
+            self.clock = stopped.resume(max(now, stopped.paused_since or now))
         self._move(Status.UNDER_REVIEW, reason, now)
         self.decision_message = ""
         self.events.append(RequestAppealed(self, reason=reason))
