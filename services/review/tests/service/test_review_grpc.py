@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -81,6 +81,11 @@ T = TypeVar("T")
 def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
     """An instant of January 2026 in Riyadh (the 4th is a Sunday)."""
     return datetime(2026, 1, day, hour, minute, tzinfo=RIYADH)
+
+
+def end_of(day: int) -> datetime:
+    """The last instant of a day of January 2026 in Riyadh: where a deadline falls."""
+    return datetime.combine(riyadh(day, 0).date(), time.max, tzinfo=RIYADH)
 
 
 START = riyadh(4, 10)
@@ -508,7 +513,7 @@ async def test_an_answered_information_request_returns_to_the_same_reviewer(
         review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
         "",
     )
-    assert at(asked.item.respond_by) == riyadh(8, 10)  # three working days: Thursday 10:00
+    assert at(asked.item.respond_by) == end_of(8)  # three working days: Thursday, to its end
     assert at(asked.item.due_at) == riyadh(6, 10)
     needs = (await review.statuses(item))[-1]
     assert (needs.status, needs.actor_id, needs.message) == (
@@ -517,7 +522,7 @@ async def test_an_answered_information_request_returns_to_the_same_reviewer(
         "Please add what is missing",
     )
     assert list(needs.missing) == [MISSING_PHOTO, MISSING_DATE]
-    assert at(needs.respond_by) == riyadh(8, 10)
+    assert at(needs.respond_by) == end_of(8)
     assert needs.internal.note == ""
     # While it waits it is nobody's and in no queue, and no alert falls due.
     assert await review.queue() == []
@@ -578,7 +583,7 @@ async def test_an_expired_deadline_closes_the_request(review: Review) -> None:
     await review.claim_next(ALI)
     asked = await request_information(review, item, days=1)
     respond_by = at(asked.item.respond_by)
-    assert respond_by == riyadh(5, 10)
+    assert respond_by == end_of(5)
     # An answer given by the deadline may still be on its way: the sweep waits for it.
     review.clock.now = respond_by + ANSWER_IN_FLIGHT - timedelta(seconds=1)
     await review.sweep()

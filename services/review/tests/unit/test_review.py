@@ -11,7 +11,7 @@ import copy
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -397,6 +397,11 @@ class FakeDocuments:
 def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
     """An instant of January 2026 in Riyadh (the 4th is a Sunday)."""
     return datetime(2026, 1, day, hour, minute, tzinfo=RIYADH)
+
+
+def end_of(day: int) -> datetime:
+    """The last instant of a day of January 2026 in Riyadh: where a deadline falls."""
+    return datetime.combine(riyadh(day, 0).date(), time.max, tzinfo=RIYADH)
 
 
 START = riyadh(4, 10)
@@ -942,7 +947,7 @@ async def test_an_information_request_has_a_deadline_in_working_days() -> None:
     stored = uow.row(item)
     assert (stored.state, stored.respond_by, stored.missing) == (
         State.WAITING,
-        riyadh(11, 10),  # 5 working days
+        end_of(11),  # 5 working days: Sunday 11 January, to its end
         (PHOTO,),
     )
     event = uow.db.published[-1]
@@ -950,9 +955,24 @@ async def test_an_information_request_has_a_deadline_in_working_days() -> None:
     assert (event.status, event.missing, event.respond_by) == (
         Status.NEEDS_MORE_INFO,
         (PHOTO,),
-        riyadh(11, 10),
+        end_of(11),
     )
     assert await page(uow) == ([], None)
+
+
+async def test_the_deadline_shown_as_a_day_runs_to_the_end_of_that_day() -> None:
+    """The beneficiary is told a day ("answer by Sunday 11 January"), in Riyadh: an answer
+    that afternoon or evening is in time, and the sweep closes the request only after it."""
+    uow = FakeUnitOfWork()
+    item = await claimed(uow)
+    await ask(uow, item, 5)  # Sunday 4 January 10:00: five working days, Sunday 11 January
+    respond_by = uow.row(item).respond_by
+    assert respond_by is not None
+    assert respond_by == end_of(11)
+    await handlers.sweep(uow=uow, policy=POLICY, now=riyadh(11, 20))
+    assert uow.row(item).state is State.WAITING
+    await handlers.sweep(uow=uow, policy=POLICY, now=riyadh(12, 0, 5))
+    assert uow.row(item).state is State.CLOSED
 
 
 @pytest.mark.parametrize(
@@ -993,7 +1013,7 @@ async def test_an_expired_deadline_closes_the_request_and_a_late_answer_is_ignor
     item = await claimed(uow)
     await ask(uow, item, 1)
     respond_by = uow.row(item).respond_by
-    assert respond_by == riyadh(5, 10)
+    assert respond_by == end_of(5)
     await handlers.sweep(uow=uow, policy=POLICY, now=respond_by)
     assert uow.row(item).state is State.WAITING
     await handlers.sweep(uow=uow, policy=POLICY, now=respond_by + ANSWER_IN_FLIGHT)

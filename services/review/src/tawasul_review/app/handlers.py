@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from tawasul_calendar import WorkingCalendar
+from tawasul_calendar import RIYADH, WorkingCalendar
 from tawasul_platform.catalog import Catalog
 from tawasul_platform.errors import (
     FailedPrecondition,
@@ -444,7 +444,10 @@ async def request_information(
         raise InvalidArgument(
             {"respond_within_working_days": f"from 1 to {MAX_RESPOND_WITHIN_DAYS}"}
         )
-    respond_by = policy.calendar.add_working_days(now, days)
+    # The beneficiary is told a day (SMS, tracking view): the deadline is the end of that day
+    # in Riyadh, not the hour of it at which the reviewer happened to ask.
+    last_day = policy.calendar.add_working_days(now, days).astimezone(RIYADH).date()
+    respond_by = datetime.combine(last_day, time.max, tzinfo=RIYADH)
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.request_information(reviewer, missing, message, respond_by, now, policy.calendar)
