@@ -321,6 +321,21 @@ def test_long_free_text_is_cut_to_fit_an_sms_but_not_an_email(
         assert (FSI, text) in email_spans
 
 
+@pytest.mark.parametrize("channel", channels_for(Kind.NEEDS_MORE_INFO))
+def test_the_arabic_deadline_is_the_same_day_as_the_english_one(channel: Channel) -> None:
+    """The beneficiary may answer through the day named ("by" it, in English): Arabic says
+    "no later than" that day, not "before" it, which would be the day before."""
+    values = sample_values(Kind.NEEDS_MORE_INFO)
+    respond_by = values["respond_by"]
+    assert isinstance(respond_by, date)
+    english = render(Kind.NEEDS_MORE_INFO, channel, Locale.EN, values).body
+    assert f"by {format_date(respond_by, CalendarLocale.EN)}" in english
+    arabic = render(Kind.NEEDS_MORE_INFO, channel, Locale.AR, values).body
+    day = format_date(respond_by, CalendarLocale.AR)
+    assert re.search(f"(في موعد أقصاه|حتى) (يوم )?{re.escape(day)}", arabic), arabic
+    assert not re.search(f"قبل (يوم )?{re.escape(day)}", arabic), arabic
+
+
 def test_every_free_text_is_cut_when_all_are_long() -> None:
     values = sample_values(Kind.NEEDS_MORE_INFO) | {"missing": LONG_MISSING, "note": LONG_TEXT}
     sms = render(Kind.NEEDS_MORE_INFO, Channel.SMS, Locale.AR, values)
