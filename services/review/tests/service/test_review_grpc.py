@@ -561,6 +561,7 @@ async def test_an_answered_information_request_returns_to_the_same_reviewer(
         "answered",
         "returned_to_holder",
         "accept",
+        "accept_reason",
     ]
 
 
@@ -670,8 +671,9 @@ async def test_a_cancellation_after_the_decision_is_recorded_and_changes_nothing
         review_pb2.WORK_ITEM_STATE_DECIDED,
         review_pb2.DECISION_ACCEPT,
     )
-    assert [(h.actor, h.action, h.text) for h in case.history][-2:] == [
+    assert [(h.actor, h.action, h.text) for h in case.history][-3:] == [
         ("E100", "accept", ""),
+        ("E100", "accept_reason", "completed"),
         ("applicant", "cancel_too_late", "Solved at the office"),
     ]
     # The acceptance again, for the beneficiary told of the cancellation; intake's tracking

@@ -763,6 +763,7 @@ async def test_claim_then_accept_publishes_each_status() -> None:
         ("routing", "queued"),
         ("E100", "claimed"),
         ("E100", "accept"),
+        ("E100", "accept_reason"),
     ]
 
 

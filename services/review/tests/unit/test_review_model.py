@@ -334,6 +334,24 @@ def test_an_appealed_rejection_is_queued_for_another_reviewer() -> None:
     assert (item.state, item.decision) == (State.DECIDED, Decision.ACCEPT)
 
 
+def test_the_history_keeps_each_decisions_reason_code_through_an_appeal() -> None:
+    """Who decided, when and why: the canned reason is the why, and an appeal clears it from
+    the item, so the history must hold it."""
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, START, CALENDAR)
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    item.claim(SARA, riyadh(5, 10), LEASE)
+    item.decide(SARA, Decision.ACCEPT, "", REASONS["completed"], riyadh(5, 11), CALENDAR)
+    decisions = [h for h in item.new_history if h.action.startswith(("reject", "accept"))]
+    assert [(h.actor, h.at) for h in decisions if "documents-unclear" in h.note] == [
+        ("E100", START)
+    ]
+    assert [(h.actor, h.at) for h in decisions if "completed" in h.note] == [
+        ("E200", riyadh(5, 11))
+    ]
+
+
 def test_the_sla_clock_stops_at_the_decision_and_an_appeal_starts_it_again() -> None:
     item = in_state(State.CLAIMED)
     decided_at = riyadh(5, 10)  # Monday 10:00: 7 of the 14 working hours used

@@ -386,6 +386,11 @@ class WorkItem:
         self._publish(
             status, reviewer.subject, text, now, calendar, action=decision.value, reason=reason
         )
+        if reason is not None:
+            # The canned why, kept on the record: an appeal clears it from the item.
+            self.new_history.append(
+                HistoryEntry(now, reviewer.subject, f"{decision.value}_reason", reason.code, True)
+            )
 
     def request_information(
         self,
