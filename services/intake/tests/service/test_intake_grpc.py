@@ -39,6 +39,7 @@ from tawasul_intake.app.ports import DocumentInfo
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
+from tawasul_platform.catalog import load_catalog
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
@@ -158,6 +159,7 @@ class Intake:
         *,
         missing: tuple[Missing, ...] = (),
         respond_by: datetime | None = None,
+        transfer_to: str = "",
     ) -> None:
         """Review's status change at `at`, delivered to intake's group."""
         change = events_pb2.RequestStatusChanged(
@@ -165,6 +167,7 @@ class Intake:
             request_number=request.request_number,
             status=STATUS_TO_WIRE[status],
             message=message,
+            transfer_to_department=transfer_to,
             missing=[
                 common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
                 for m in missing
@@ -704,6 +707,18 @@ async def test_an_event_that_is_no_status_change_of_a_request_is_refused(intake:
     with pytest.raises(InvalidArgument) as caught:
         await intake.subscriptions.deliver(REQUEST_STATUS_CHANGED, no_id)
     assert caught.value.violations == {"request_id": "not a UUID"}
+
+
+async def test_a_transferred_request_shows_the_department_it_went_to(intake: Intake) -> None:
+    request = await intake.submit()
+    assert request.department_code != "visas"
+    await intake.track(
+        request, Status.TRANSFERRED, "", START + timedelta(minutes=1), transfer_to="visas"
+    )
+    moved = await intake.get(request.request_number)
+    assert moved.status == common_pb2.REQUEST_STATUS_TRANSFERRED
+    assert moved.department_code == "visas"
+    assert moved.department_name.en == load_catalog().departments["visas"].name.en
 
 
 async def test_tracking_without_login(intake: Intake) -> None:

@@ -1311,6 +1311,25 @@ async def test_a_status_change_is_applied_once_per_event(intake: Intake) -> None
     assert intake.db.inbox == {(handlers.CONSUMER, first), (handlers.CONSUMER, second)}
 
 
+async def test_a_transfer_names_the_department_the_request_went_to(intake: Intake) -> None:
+    """The tracking view names the department that holds the request, not the one it was
+    misfiled in."""
+    request = await intake.submit()
+    before = intake.db.row(request.number).department_code
+    await handlers.track_status(
+        uow=intake.uow,
+        event_id=str(uuid.uuid4()),
+        request_id=request.id,
+        status=Status.TRANSFERRED,
+        message="",
+        at=riyadh(5, 10),
+        transfer_to="visas",
+    )
+    stored = intake.db.row(request.number)
+    assert before != "visas"
+    assert (stored.status, stored.department_code) == (Status.TRANSFERRED, "visas")
+
+
 async def test_a_status_change_for_an_unknown_request_is_not_found(intake: Intake) -> None:
     event_id = str(uuid.uuid4())
     with pytest.raises(NotFound):

@@ -72,7 +72,6 @@ def _row(request: Request) -> dict[str, Any]:
         "idempotency_key": request.idempotency_key,
         "sub_service_code": request.sub_service_code,
         "catalog_version": request.catalog_version,
-        "department_code": request.department_code,
         "description": request.description,
         "contact": {
             "mobile": request.contact.mobile,
@@ -91,6 +90,8 @@ def _changing(request: Request) -> dict[str, Any]:
     clock = request.clock
     return {
         "status": request.status.value,
+        # A transfer moves the request to another department.
+        "department_code": request.department_code,
         "decision_message": request.decision_message,
         "updated_at": request.updated_at,
         "sla": {"amount": clock.sla.amount, "unit": clock.sla.unit.value},

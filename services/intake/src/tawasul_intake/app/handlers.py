@@ -605,6 +605,7 @@ async def track_status(
     at: datetime,
     missing: tuple[Missing, ...] = (),
     respond_by: datetime | None = None,
+    transfer_to: str = "",
 ) -> None:
     """Applies a status change published by review to the tracking view, once."""
     async with uow:
@@ -613,5 +614,7 @@ async def track_status(
         request = await uow.requests.get(request_id, for_update=True)
         if request is None:
             raise NotFound(f"status change for unknown request {request_id}")
-        request.track(status, message, at, missing=missing, respond_by=respond_by)
+        request.track(
+            status, message, at, missing=missing, respond_by=respond_by, transfer_to=transfer_to
+        )
         await uow.commit()

@@ -253,8 +253,10 @@ class Request:
         *,
         missing: tuple[Missing, ...] = (),
         respond_by: datetime | None = None,
+        transfer_to: str = "",
     ) -> None:
-        """Mirrors a status change decided by review into the tracking view.
+        """Mirrors a status change decided by review into the tracking view; a transfer
+        names the department that holds the request from then on.
 
         A final status stays final, but for a cancellation that raced review's outcome: the
         beneficiary may cancel only while the request is undecided (SPEC §4), so an outcome
@@ -273,6 +275,8 @@ class Request:
                 self.updated_at = at
             return
         self._move(status, message, at)
+        if status is Status.TRANSFERRED and transfer_to:
+            self.department_code = transfer_to
         if status is Status.NEEDS_MORE_INFO:
             self.missing, self.respond_by = missing, respond_by
         if status in (Status.ACCEPTED, Status.REJECTED):

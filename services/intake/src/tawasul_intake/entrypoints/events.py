@@ -37,6 +37,7 @@ def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
             respond_by=(
                 change.respond_by.ToDatetime(tzinfo=UTC) if change.HasField("respond_by") else None
             ),
+            transfer_to=change.transfer_to_department[:40],
         )
 
     return handle
