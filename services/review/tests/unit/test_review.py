@@ -1009,6 +1009,17 @@ async def test_an_answer_goes_back_to_the_reviewer_who_asked_if_they_can_take_it
     assert uow.statuses()[-1] == (Status.RETURNED_BY_APPLICANT, "applicant")
 
 
+async def test_an_answer_goes_to_the_queue_when_the_reviewer_left_the_department() -> None:
+    """A reviewer removed from the department since asking could neither see nor act on the
+    answered request: it would sit held by them until their claim lapsed."""
+    uow = FakeUnitOfWork()
+    item = await claimed(uow)
+    await ask(uow, item)
+    await put(uow, "E100", departments=frozenset({"visas"}))
+    await answer(uow, item, "a1", riyadh(5, 9))
+    assert (uow.row(item).state, uow.row(item).assignee) == (State.QUEUED, "")
+
+
 async def test_an_expired_deadline_closes_the_request_and_a_late_answer_is_ignored() -> None:
     uow = FakeUnitOfWork()
     item = await claimed(uow)

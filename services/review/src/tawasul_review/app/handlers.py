@@ -240,7 +240,8 @@ async def answered(
         free = False
         if item.last_holder:
             holder = await uow.reviewers.get(item.last_holder)
-            available = holder.available if holder else True
+            # Away, or removed from the department since asking: to the queue.
+            available = holder.available and holder.keeps(item.department) if holder else True
             capacity = holder.capacity if holder else DEFAULT_CAPACITY
             await uow.reviewers.lock(item.last_holder)
             free = available and await uow.items.held_by(item.last_holder) < capacity

@@ -40,6 +40,13 @@ class Reviewer:
             supervises=self.supervises & token.departments,
         )
 
+    def keeps(self, department: str) -> bool:
+        """Whether this record leaves the reviewer in `department`: a member of it, or it is
+        outside the record's scope (their token decides)."""
+        return department in self.departments or (
+            self.scope is not None and department not in self.scope
+        )
+
     @classmethod
     def of_token(cls, principal: Principal) -> Reviewer:
         return cls(
