@@ -412,6 +412,22 @@ def test_a_closure_racing_an_answer_given_in_time_leaves_the_answer_standing() -
     assert request.status is Status.CLOSED
 
 
+def test_a_closure_racing_an_answer_leaves_a_cancellation_after_it_standing() -> None:
+    """Answered in time, then cancelled: review reopens the request when the answer reaches
+    it and withdraws it at the cancellation, so its closure, arriving last, is no outcome."""
+    request = new_request()
+    request.track(
+        Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10), respond_by=riyadh(8, 14)
+    )
+    request.respond(message="Attached", fields={}, document_ids=(), now=riyadh(8, 14))
+    request.cancel(reason="Solved at the office", now=riyadh(8, 14, 30))
+    history = list(request.history)
+    request.track(Status.CLOSED, "The information was not received in time", riyadh(8, 15))
+    assert (request.status, request.history) == (Status.CANCELLED, history)
+    request.track(Status.RETURNED_BY_APPLICANT, "", riyadh(8, 16))
+    assert (request.status, request.history) == (Status.CANCELLED, history)
+
+
 def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
     request = new_request()
     with pytest.raises(FailedPrecondition, match="only a rejection"):

@@ -263,11 +263,12 @@ class Request:
         review reached before the cancellation reached it stands and replaces it; what review
         published short of an outcome does not reopen a cancelled request. Review closes a
         request only for want of an answer by its deadline: a closure that arrives after the
-        beneficiary answered in time raced that answer, which reopens the request in review.
+        beneficiary answered in time raced that answer, which reopens the request in review
+        (where a cancellation after the answer then withdraws it).
         """
         if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
             return
-        if self.status is Status.RETURNED_BY_APPLICANT and status is Status.CLOSED:
+        if status is Status.CLOSED and self._answered_since_asked():
             return
         if status == self.status:
             if message:
@@ -281,6 +282,13 @@ class Request:
             self.missing, self.respond_by = missing, respond_by
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
+
+    def _answered_since_asked(self) -> bool:
+        """Whether the beneficiary answered the last information request (intake takes only
+        answers given by the deadline), whatever they did after, such as cancelling."""
+        asked = (Status.NEEDS_MORE_INFO, Status.RETURNED_BY_APPLICANT)
+        last = next((h.status for h in reversed(self.history) if h.status in asked), None)
+        return last is Status.RETURNED_BY_APPLICANT
 
     def _rejected_at(self) -> datetime:
         return next(h.at for h in reversed(self.history) if h.status is Status.REJECTED)
