@@ -282,7 +282,12 @@ function dateText(display) {
 function when(timestamp) {
   if (!timestamp) return "";
   const locale = state.lang === "en" ? "en-GB" : "ar-SA-u-ca-islamic-umalqura-nu-arab";
-  return new Date(timestamp).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
+  // The office's time, as every date the server formats: not the zone of the device.
+  return new Date(timestamp).toLocaleString(locale, {
+    dateStyle: "medium",
+    timeStyle: "short",
+    timeZone: "Asia/Riyadh",
+  });
 }
 
 function applyLanguage() {

@@ -1,0 +1,48 @@
+"""The web page's own date rendering (app.js's `when`), run by Node as a browser would run it:
+Riyadh time, whatever the zone of the beneficiary's device."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import tawasul_gateway
+
+APP = Path(tawasul_gateway.__file__).resolve().parent / "web" / "app.js"
+NODE = shutil.which("node")
+
+
+def when(timestamp: str, lang: str, zone: str) -> str:
+    """app.js's `when(timestamp)` in language `lang`, on a device set to `zone`."""
+    assert NODE is not None
+    source = APP.read_text("utf-8")
+    found = re.search(r"^function when\(timestamp\) \{\n.*?^\}\n", source, re.M | re.S)
+    assert found, "app.js has no when(timestamp)"
+    script = (
+        f"const state = {{ lang: {json.dumps(lang)} }};\n{found.group(0)}"
+        f"process.stdout.write(when({json.dumps(timestamp)}));\n"
+    )
+    done = subprocess.run(
+        [NODE, "-e", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env={**os.environ, "TZ": zone},
+    )
+    return done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+@pytest.mark.parametrize("lang", ["ar", "en"])
+def test_history_times_are_riyadh_time_on_a_device_abroad(lang: str) -> None:
+    # Sunday 4 January 2026 22:30 UTC is Monday 5 January 01:30 in Riyadh.
+    at = "2026-01-04T22:30:00Z"
+    riyadh = when(at, lang, "Asia/Riyadh")
+    for zone in ("UTC", "America/New_York", "Asia/Tokyo"):
+        assert when(at, lang, zone) == riyadh
