@@ -46,3 +46,18 @@ def test_history_times_are_riyadh_time_on_a_device_abroad(lang: str) -> None:
     riyadh = when(at, lang, "Asia/Riyadh")
     for zone in ("UTC", "America/New_York", "Asia/Tokyo"):
         assert when(at, lang, zone) == riyadh
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+@pytest.mark.parametrize(
+    ("lang", "hijri", "gregorian"),
+    [("ar", "١٦ رجب ١٤٤٧", "٥ يناير ٢٠٢٦"), ("en", "16 Rajab 1447", "5 January 2026")],
+)
+def test_history_dates_are_hijri_and_gregorian_in_either_language(
+    lang: str, hijri: str, gregorian: str
+) -> None:
+    """SPEC §6.1: dates shown to beneficiaries in both calendars, as the server's are."""
+    shown = when("2026-01-04T22:30:00Z", lang, "Asia/Riyadh")
+    assert hijri in shown
+    assert gregorian in shown
+    assert shown.index(hijri) < shown.index(gregorian)  # Hijri first, as Saudi usage has it

@@ -281,13 +281,18 @@ function dateText(display) {
 
 function when(timestamp) {
   if (!timestamp) return "";
-  const locale = state.lang === "en" ? "en-GB" : "ar-SA-u-ca-islamic-umalqura-nu-arab";
-  // The office's time, as every date the server formats: not the zone of the device.
-  return new Date(timestamp).toLocaleString(locale, {
-    dateStyle: "medium",
-    timeStyle: "short",
-    timeZone: "Asia/Riyadh",
-  });
+  // The office's time, as every date the server formats: not the zone of the device. Both
+  // calendars, Hijri first, as the server's dates are (SPEC §6.1).
+  const at = new Date(timestamp);
+  const zone = "Asia/Riyadh";
+  const day = (locale) =>
+    at.toLocaleDateString(locale, { timeZone: zone, day: "numeric", month: "long", year: "numeric" });
+  if (state.lang === "en") {
+    const time = at.toLocaleTimeString("en-GB", { timeZone: zone, timeStyle: "short" });
+    return `${day("en-GB-u-ca-islamic-umalqura")} (${day("en-GB-u-ca-gregory")}), ${time}`;
+  }
+  const time = at.toLocaleTimeString("ar-SA-u-nu-arab", { timeZone: zone, timeStyle: "short" });
+  return `${day("ar-SA-u-ca-islamic-umalqura-nu-arab")} الموافق ${day("ar-SA-u-ca-gregory-nu-arab")}، ${time}`;
 }
 
 function applyLanguage() {
