@@ -433,10 +433,10 @@ def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
     with pytest.raises(FailedPrecondition, match="only a rejection"):
         request.appeal(reason="Please look again", calendar=CALENDAR, now=riyadh(5, 9))
     request.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))
-    # Ten working days from Monday 5 January 10:00: Monday 19 January 10:00.
-    assert request.appeal_until(CALENDAR) == riyadh(19, 10)
+    # Ten working days from Monday 5 January 10:00: Monday 19 January, to its end.
+    assert request.appeal_until(CALENDAR) == riyadh(20, 0) - timedelta(microseconds=1)
     with pytest.raises(FailedPrecondition, match="passed"):
-        request.appeal(reason="Late", calendar=CALENDAR, now=riyadh(19, 11))
+        request.appeal(reason="Late", calendar=CALENDAR, now=riyadh(20, 9))
     with pytest.raises(InvalidArgument):
         request.appeal(reason="", calendar=CALENDAR, now=riyadh(6, 9))
     request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(6, 9))
@@ -452,6 +452,22 @@ def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
     assert request.appeal_until(CALENDAR) is None
     with pytest.raises(FailedPrecondition, match="appealed already"):
         request.appeal(reason="Again", calendar=CALENDAR, now=riyadh(7, 10))
+
+
+def test_an_appeal_is_possible_through_the_last_day_shown() -> None:
+    """The beneficiary is told a day ("appeal until Monday 19 January"): an appeal that
+    afternoon is in time, the next day's is not."""
+    request = new_request()
+    request.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))
+    until = request.appeal_until(CALENDAR)
+    assert until is not None
+    assert until.astimezone(RIYADH).date() == riyadh(19, 10).date()
+    late = new_request()
+    late.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))
+    with pytest.raises(FailedPrecondition, match="passed"):
+        late.appeal(reason="Late", calendar=CALENDAR, now=riyadh(20, 0, 1))
+    request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(19, 16))
+    assert request.status is Status.UNDER_REVIEW
 
 
 def test_an_appeal_moves_the_promise_out_by_the_time_the_rejection_stood() -> None:

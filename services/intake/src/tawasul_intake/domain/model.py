@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
@@ -297,7 +297,9 @@ class Request:
         """Until when the rejection may be appealed; None when there is nothing to appeal."""
         if self.status is not Status.REJECTED or self.appealed:
             return None
-        return calendar.add_working_days(self._rejected_at(), APPEAL_WITHIN_WORKING_DAYS)
+        # The beneficiary is told a day: the window runs to the end of it, in Riyadh.
+        last = calendar.add_working_days(self._rejected_at(), APPEAL_WITHIN_WORKING_DAYS)
+        return datetime.combine(last.astimezone(RIYADH).date(), time.max, tzinfo=RIYADH)
 
     def appeal(self, *, reason: str, calendar: WorkingCalendar, now: datetime) -> None:
         """Asks for the rejection to be looked at again, by another reviewer (four-eyes)."""
