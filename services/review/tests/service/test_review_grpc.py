@@ -212,10 +212,16 @@ class Review:
         await self.subscriptions.deliver(APPLICANT_ACTIONS, event)
 
     async def answered(
-        self, request_id: str, event_id: str = "", answered_at: datetime | None = None
+        self,
+        request_id: str,
+        event_id: str = "",
+        answered_at: datetime | None = None,
+        document_ids: tuple[str, ...] = (),
     ) -> None:
         """The beneficiary's answer applied now, given then or at `answered_at`."""
-        answer = events_pb2.RequestAnswered(request_id=request_id, message="I added the photo")
+        answer = events_pb2.RequestAnswered(
+            request_id=request_id, message="I added the photo", document_ids=document_ids
+        )
         await self.act(answered_at, event_id, request_answered=answer)
 
     async def cancelled(self, request_id: str, reason: str, at: datetime | None = None) -> None:
@@ -563,6 +569,16 @@ async def test_an_answered_information_request_returns_to_the_same_reviewer(
         "accept",
         "accept_reason",
     ]
+
+
+async def test_the_documents_of_an_answer_are_in_the_case(review: Review) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await request_information(review, item)
+    await review.answered(item, document_ids=("d3",))
+    case = await review.case(item)
+    assert [a.document_id for a in case.attachments] == ["d1", "d2", "d3"]
+    assert list(case.item.document_ids) == ["d1", "d2", "d3"]
 
 
 async def test_an_answer_goes_to_the_queue_when_the_reviewer_is_away(review: Review) -> None:

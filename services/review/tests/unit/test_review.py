@@ -1009,6 +1009,27 @@ async def test_an_answer_goes_back_to_the_reviewer_who_asked_if_they_can_take_it
     assert uow.statuses()[-1] == (Status.RETURNED_BY_APPLICANT, "applicant")
 
 
+async def test_the_documents_of_an_answer_join_the_case() -> None:
+    """SPEC §6.3: the answer is linked to the same request; the reviewer who asked for a
+    document opens it with the others."""
+    uow, documents = FakeUnitOfWork(), FakeDocuments()
+    item = await claimed(uow)
+    await ask(uow, item)
+    await handlers.answered(
+        uow=uow,
+        event_id="a1",
+        request_id=item,
+        message="The photo",
+        policy=POLICY,
+        now=riyadh(5, 9),
+        document_ids=("d3", "d1"),
+    )
+    _, attachments = await handlers.open_item(
+        uow=uow, documents=documents, reviewer=ALI, token="tok", request_id=item
+    )
+    assert [a.document_id for a in attachments] == ["d1", "d2", "d3"]
+
+
 async def test_an_answer_goes_to_the_queue_when_the_reviewer_left_the_department() -> None:
     """A reviewer removed from the department since asking could neither see nor act on the
     answered request: it would sit held by them until their claim lapsed."""

@@ -160,6 +160,8 @@ def _state(item: WorkItem) -> dict[str, Any]:
         "sla_next_at": item.sla_next_at,
         "due_at": item.due_at,
         "appeal_of": item.appeal_of,
+        # An answer to an information request adds its documents.
+        "document_ids": list(item.document_ids),
     }
 
 
@@ -512,7 +514,6 @@ class SqlWorkItemRepository:
                         "sub_service_code": item.sub_service_code,
                         "description": item.description,
                         "applicant_id": item.applicant_id,
-                        "document_ids": list(item.document_ids),
                         "contact": {
                             "mobile": item.contact.mobile,
                             "email": item.contact.email,

@@ -230,9 +230,10 @@ async def answered(
     policy: Policy,
     now: datetime,
     answered_at: datetime | None = None,
+    document_ids: tuple[str, ...] = (),
 ) -> None:
-    """The beneficiary answered (at `answered_at`, applied `now`): to the reviewer who asked
-    if they can take it, else queued."""
+    """The beneficiary answered (at `answered_at`, applied `now`), perhaps with documents:
+    to the reviewer who asked if they can take it, else queued."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
@@ -252,6 +253,7 @@ async def answered(
             lease=policy.lease,
             calendar=policy.calendar,
             answered_at=answered_at,
+            document_ids=document_ids,
         )
         await uow.commit()
 

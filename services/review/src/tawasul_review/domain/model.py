@@ -434,10 +434,12 @@ class WorkItem:
         lease: timedelta,
         calendar: WorkingCalendar,
         answered_at: datetime | None = None,
+        document_ids: tuple[str, ...] = (),
     ) -> bool:
-        """The beneficiary answered (at `answered_at`, applied `now`): back to the reviewer
-        who asked if they can take it. Intake takes answers only by the deadline, so one that
-        arrives after the sweep closed the request for want of it reopens the request."""
+        """The beneficiary answered (at `answered_at`, applied `now`), with documents that
+        join the request's: back to the reviewer who asked if they can take it. Intake takes
+        answers only by the deadline, so one that arrives after the sweep closed the request
+        for want of it reopens the request."""
         given = answered_at or now
         reopens = (
             self.state is State.CLOSED and self.respond_by is not None and given <= self.respond_by
@@ -447,6 +449,7 @@ class WorkItem:
         self.clock = self.clock.resume(max(given, self.clock.paused_since or given))
         self.missing = ()
         self.respond_by = None
+        self.document_ids = tuple(dict.fromkeys((*self.document_ids, *document_ids)))
         self.new_history.append(HistoryEntry(given, "applicant", "answered", message))
         if reopens:
             self.new_history.append(

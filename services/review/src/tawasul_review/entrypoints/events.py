@@ -74,6 +74,7 @@ def on_applicant_action(
                 policy=policy,
                 now=max(at, now()),
                 answered_at=at,
+                document_ids=tuple(answer.document_ids),
             )
         elif kind == "request_appealed":
             appealed = event.request_appealed
