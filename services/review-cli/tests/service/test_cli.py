@@ -443,11 +443,12 @@ async def test_request_info_lists_what_is_missing(review: Review) -> None:
         "3",
     )
     assert "asked the applicant of TW000000001" in asked
-    assert "for 2 items, to answer by 2026-01-07 10:01" in asked
+    # Three working days from Sunday 10:01: Wednesday, to its end.
+    assert "for 2 items, to answer by 2026-01-07 23:59" in asked
     assert f"  - document personal_photo: {RLI}صورة حديثة بخلفية بيضاء{PDI}" in asked
     shown = await review.ok("show", request_id)
     assert "waiting on applicant" in shown
-    assert re.search(r"^respond by +2026-01-07 10:01 *$", shown, re.MULTILINE)
+    assert re.search(r"^respond by +2026-01-07 23:59 *$", shown, re.MULTILINE)
     assert "  - field loss_date: The date the passport was lost" in shown
 
     refused = await review.cli("request-info", request_id, "--missing", "photo:x:y")
