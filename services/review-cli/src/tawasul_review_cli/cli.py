@@ -349,6 +349,10 @@ async def show_case(review: Review, request_id: str) -> None:
     out.print(_facts(item))
     out.print("description", style="bold")
     out.print(line("  ", value(item.description)), soft_wrap=True)
+    if item.fields:
+        out.print("fields", style="bold")
+        for name, text in sorted(item.fields.items()):
+            out.print(line("  ", clean(name), ": ", value(text)), soft_wrap=True)
     if item.missing:
         out.print("missing", style="bold")
         for entry in item.missing:

@@ -134,7 +134,12 @@ class Review:
         self.numbers = 0
         self.runner = CliRunner()
 
-    async def enqueue(self, description: str = ARABIC, department: str = "passports") -> str:
+    async def enqueue(
+        self,
+        description: str = ARABIC,
+        department: str = "passports",
+        fields: dict[str, str] | None = None,
+    ) -> str:
         """A routed request joins its queue, as review's routed-event subscriber does it."""
         self.numbers += 1
         self.now += timedelta(minutes=1)
@@ -150,6 +155,7 @@ class Review:
             contact=Contact("+966551234567", "", "ar"),
             now=self.now,
             sla=Sla.days(5),
+            fields=fields,
         )
         await handlers.enqueue(
             uow=ReviewUnitOfWork(self.database),
@@ -368,6 +374,16 @@ async def test_next_claims_by_priority_then_says_nothing_waits(review: Review) -
 
 
 # --- a case and its actions -----------------------------------------------------------------
+
+
+async def test_show_gives_the_requests_fields(review: Review) -> None:
+    request_id = await review.enqueue(
+        fields={"passport_number": "A1234567", "national_id": "1012345672"}
+    )
+    lines = (await review.ok("show", request_id)).splitlines()
+    fields = lines[lines.index("fields") + 1 : lines.index("fields") + 3]
+    shown = [re.sub("[\u2066-\u2069]", "", f).strip() for f in fields]
+    assert shown == ["national_id: 1012345672", "passport_number: A1234567"]
 
 
 async def test_show_gives_the_case_with_its_attachment_link_and_history(review: Review) -> None:

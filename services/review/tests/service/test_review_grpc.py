@@ -217,10 +217,14 @@ class Review:
         event_id: str = "",
         answered_at: datetime | None = None,
         document_ids: tuple[str, ...] = (),
+        fields: dict[str, str] | None = None,
     ) -> None:
         """The beneficiary's answer applied now, given then or at `answered_at`."""
         answer = events_pb2.RequestAnswered(
-            request_id=request_id, message="I added the photo", document_ids=document_ids
+            request_id=request_id,
+            message="I added the photo",
+            document_ids=document_ids,
+            fields=fields or {},
         )
         await self.act(answered_at, event_id, request_answered=answer)
 
@@ -579,6 +583,29 @@ async def test_the_documents_of_an_answer_are_in_the_case(review: Review) -> Non
     case = await review.case(item)
     assert [a.document_id for a in case.attachments] == ["d1", "d2", "d3"]
     assert list(case.item.document_ids) == ["d1", "d2", "d3"]
+
+
+async def test_the_case_shows_the_requests_fields_as_answers_correct_them(
+    review: Review,
+) -> None:
+    """The reviewer reads the numbers the request is about, and asks for a missing or wrong
+    one (a missing "field"): the answer's value is what they then read."""
+    item = review.routed()
+    event = routed_event(str(uuid.uuid4()), item)
+    event.request_routed.fields.update({"passport_number": "A1234567", "national_id": "1012345672"})
+    await review.subscriptions.deliver(REQUEST_ROUTED, event)
+    request_id = str(item.request_id)
+    assert dict((await review.case(request_id)).item.fields) == {
+        "passport_number": "A1234567",
+        "national_id": "1012345672",
+    }
+    await review.claim_next(ALI)
+    await request_information(review, request_id)
+    await review.answered(request_id, fields={"passport_number": "A7654321"})
+    assert dict((await review.case(request_id)).item.fields) == {
+        "passport_number": "A7654321",
+        "national_id": "1012345672",
+    }
 
 
 async def test_an_answer_goes_to_the_queue_when_the_reviewer_is_away(review: Review) -> None:

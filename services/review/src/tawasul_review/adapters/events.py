@@ -56,6 +56,7 @@ def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> W
         priority=r.priority,
         subject_id=r.subject_id,
         names=_names(r),
+        fields=dict(r.fields),
     )
 
 

@@ -108,6 +108,7 @@ def _item(row: Row) -> WorkItem:
         appeal_of=row.appeal_of,
         subject_id=row.subject_id,
         names=tuple(row.names),
+        fields=dict(row.fields),
     )
 
 
@@ -160,8 +161,9 @@ def _state(item: WorkItem) -> dict[str, Any]:
         "sla_next_at": item.sla_next_at,
         "due_at": item.due_at,
         "appeal_of": item.appeal_of,
-        # An answer to an information request adds its documents.
+        # An answer to an information request adds its documents and fields.
         "document_ids": list(item.document_ids),
+        "fields": dict(item.fields),
     }
 
 

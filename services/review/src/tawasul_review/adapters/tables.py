@@ -66,6 +66,8 @@ work_items = Table(
     Column("search_tokens", ARRAY(Text), nullable=False, server_default=text("'{}'")),
     # The span that queued the item (the filing's trace): later steps' spans link to it.
     Column("origin", String(55), nullable=False, server_default=""),
+    # The sub-service's fields, from the request and the answers to information requests.
+    Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),

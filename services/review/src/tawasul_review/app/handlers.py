@@ -231,8 +231,10 @@ async def answered(
     now: datetime,
     answered_at: datetime | None = None,
     document_ids: tuple[str, ...] = (),
+    fields: dict[str, str] | None = None,
 ) -> None:
-    """The beneficiary answered (at `answered_at`, applied `now`), perhaps with documents:
+    """The beneficiary answered (at `answered_at`, applied `now`), perhaps with documents
+    and fields:
     to the reviewer who asked if they can take it, else queued."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
@@ -254,6 +256,7 @@ async def answered(
             calendar=policy.calendar,
             answered_at=answered_at,
             document_ids=document_ids,
+            fields=fields,
         )
         await uow.commit()
 

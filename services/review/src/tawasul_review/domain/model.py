@@ -204,6 +204,9 @@ class WorkItem:
     # Latin): what reviewers search by, with the applicant's ID and mobile.
     subject_id: str = ""
     names: tuple[str, ...] = ()
+    # The sub-service's fields (iqama, visa, passport numbers …), as the request carried
+    # them and the answers to information requests corrected them.
+    fields: dict[str, str] = field(default_factory=dict)
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -226,6 +229,7 @@ class WorkItem:
         priority: int = 0,
         subject_id: str = "",
         names: tuple[str, ...] = (),
+        fields: dict[str, str] | None = None,
     ) -> WorkItem:
         item = cls(
             request_id=request_id,
@@ -243,6 +247,7 @@ class WorkItem:
             priority=priority,
             subject_id=subject_id or applicant_id,
             names=tuple(n for n in names if n),
+            fields=dict(fields or {}),
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item
@@ -435,11 +440,12 @@ class WorkItem:
         calendar: WorkingCalendar,
         answered_at: datetime | None = None,
         document_ids: tuple[str, ...] = (),
+        fields: dict[str, str] | None = None,
     ) -> bool:
         """The beneficiary answered (at `answered_at`, applied `now`), with documents that
-        join the request's: back to the reviewer who asked if they can take it. Intake takes
-        answers only by the deadline, so one that arrives after the sweep closed the request
-        for want of it reopens the request."""
+        join the request's and fields that replace its: back to the reviewer who asked if
+        they can take it. Intake takes answers only by the deadline, so one that arrives after
+        the sweep closed the request for want of it reopens the request."""
         given = answered_at or now
         reopens = (
             self.state is State.CLOSED and self.respond_by is not None and given <= self.respond_by
@@ -450,6 +456,7 @@ class WorkItem:
         self.missing = ()
         self.respond_by = None
         self.document_ids = tuple(dict.fromkeys((*self.document_ids, *document_ids)))
+        self.fields = {**self.fields, **(fields or {})}
         self.new_history.append(HistoryEntry(given, "applicant", "answered", message))
         if reopens:
             self.new_history.append(

@@ -75,6 +75,7 @@ def on_applicant_action(
                 now=max(at, now()),
                 answered_at=at,
                 document_ids=tuple(answer.document_ids),
+                fields=dict(answer.fields),
             )
         elif kind == "request_appealed":
             appealed = event.request_appealed

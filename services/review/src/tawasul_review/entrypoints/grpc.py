@@ -239,6 +239,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             appeal_of_reviewer_id=item.appeal_of,
             subject_id=item.subject_id,
             subject_names=list(item.names),
+            fields=item.fields,
         )
         if item.due_at is not None:
             wire.due_at.CopyFrom(timestamp(item.due_at))

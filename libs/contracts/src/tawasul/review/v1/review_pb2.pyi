@@ -158,6 +158,26 @@ Global___SlaState: _TypeAlias = SlaState  # noqa: Y015
 class WorkItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
@@ -179,6 +199,7 @@ class WorkItem(_message.Message):
     APPEAL_OF_REVIEWER_ID_FIELD_NUMBER: _builtins.int
     SUBJECT_ID_FIELD_NUMBER: _builtins.int
     SUBJECT_NAMES_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -221,6 +242,12 @@ class WorkItem(_message.Message):
     def subject_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Their names as the request carried them (Arabic, Latin), when it did."""
 
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The sub-service's fields (iqama, visa, passport numbers …) as the request carried them,
+        with what the answers to information requests added or corrected.
+        """
+
     def __init__(
         self,
         *,
@@ -245,10 +272,11 @@ class WorkItem(_message.Message):
         appeal_of_reviewer_id: _builtins.str = ...,
         subject_id: _builtins.str = ...,
         subject_names: _abc.Iterable[_builtins.str] | None = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_until", b"claimed_until", "due_at", b"due_at", "queued_at", b"queued_at", "respond_by", b"respond_by", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_names", b"subject_names", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "fields", b"fields", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_names", b"subject_names", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,6 +295,7 @@ class HistoryEntry(_message.Message):
     """Employee id, or "applicant", "routing", "system"."""
     action: _builtins.str
     """e.g. "queued", "claimed", "note", "message", "accept", "reject", "information_requested",
+    "accept_reason" / "reject_reason" (internal: the decision's reason code),
     "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up",
     "prioritised" (routing's rules raised the priority: the beneficiary's follow-ups),
     "cancelled" (the beneficiary withdrew it), "cancel_too_late" (the beneficiary cancelled
