@@ -276,6 +276,17 @@ def test_a_follow_up_is_possible_after_three_working_days() -> None:
     assert event.request is request
 
 
+def test_a_follow_up_refused_on_the_day_it_opens_names_the_hour() -> None:
+    """Refused at 09:59 on the day named, the beneficiary learns when that day it opens,
+    in Riyadh time, rather than being told "from today"."""
+    request = new_request()
+    with pytest.raises(FailedPrecondition) as caught:
+        request.follow_up(message="Any news?", calendar=CALENDAR, now=riyadh(7, 9, 59))
+    message = str(caught.value)
+    assert "7 January 2026) at 10:00" in message
+    assert "٧ يناير ٢٠٢٦ م الساعة ١٠:٠٠" in message
+
+
 def test_at_most_one_follow_up_a_working_day() -> None:
     request = new_request()
     request.follow_up(message="first", calendar=CALENDAR, now=riyadh(7, 10))

@@ -40,6 +40,7 @@ FOLLOW_UP_EVERY_WORKING_DAYS = 1
 # A rejection may be appealed once, within this many working days of it.
 APPEAL_WITHIN_WORKING_DAYS = 10
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 
 class Status(StrEnum):
@@ -227,10 +228,13 @@ class Request:
             raise FailedPrecondition(f"request {self.number} is {self.status.value}")
         possible = self.follow_up_from(calendar)
         if now < possible:
-            day = possible.astimezone(RIYADH).date()
+            local = possible.astimezone(RIYADH)
+            # The hour too: on the day named, a follow-up opens only at it.
+            hour = f"{local:%H:%M}"
             raise FailedPrecondition(
-                f"a follow-up is possible from {format_date(day, DateLocale.EN)}"
-                f" / {format_date(day, DateLocale.AR)}"
+                f"a follow-up is possible from {format_date(local.date(), DateLocale.EN)}"
+                f" at {hour} / {format_date(local.date(), DateLocale.AR)}"
+                f" الساعة {hour.translate(_ARABIC_INDIC)}"
             )
         self.follow_up_count += 1
         self.last_follow_up_at = now
