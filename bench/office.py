@@ -71,6 +71,8 @@ FIELDS = (
     "search_tokens",
     # The span that queued the item (issue 13): none, for rows seeded outside any trace.
     "origin",
+    # The request's fields (migration 0014): empty, as on items queued before it.
+    "fields",
 )
 BATCH = 50_000
 # Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
@@ -386,6 +388,7 @@ class Office:
             indexed,  # search_text
             tokens(indexed),  # search_tokens
             "",  # origin
+            "{}",  # fields
         )
 
 
