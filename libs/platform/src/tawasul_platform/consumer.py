@@ -4,7 +4,9 @@ FastStream's ack policies either drop a failing message (ACK, REJECT_ON_ERROR) o
 forever and stall its partition (NACK_ON_ERROR). So handlers run under AckPolicy.MANUAL: a
 message is tried a bounded number of times, then parked in the group's dead-letter topic, and
 only then is its offset committed. An outage of a dependency (database, gateway) is not the
-message's fault: it is retried until the dependency is back, and never dead-lettered.
+message's fault: it is retried until the dependency is back, and never dead-lettered; nor is a
+transaction PostgreSQL undid for a concurrent one's sake (a deadlock, a serialization failure),
+which is applied again.
 Handlers record the event id in their inbox table in the same transaction as their effect, so
 a redelivery (after a crash between the database commit and the offset commit) is skipped.
 
@@ -30,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from itertools import chain
@@ -48,13 +51,16 @@ from tawasul.events.v1 import events_pb2
 
 from tawasul_platform import metrics, tracing
 from tawasul_platform.errors import DomainError
-from tawasul_platform.faults import is_transient
+from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.topics import dead_letter_topic
 from tawasul_platform.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
 MAX_OUTAGE_BACKOFF_SECONDS = 30.0
+# A conflict (deadlock, serialization failure) ends with the concurrent transaction: the event
+# is applied again soon, never counted as an attempt.
+MAX_CONFLICT_BACKOFF_SECONDS = 2.0
 # A group that gathers its records is answered at once when this much waits for it (a
 # partition's largest fetch, aiokafka's default): more than a poll's worth of events.
 GATHER_BYTES = 1024 * 1024
@@ -357,6 +363,7 @@ class EventConsumer:
     ) -> None:
         attempt = 0
         outage_delay = self._backoff
+        conflict_delay = self._backoff
         while True:
             try:
                 await handler(event)
@@ -373,6 +380,22 @@ class EventConsumer:
                     )
                     await asyncio.sleep(outage_delay)
                     outage_delay = min(outage_delay * 2, MAX_OUTAGE_BACKOFF_SECONDS)
+                    continue
+                if is_conflict(exc):
+                    # PostgreSQL undid the transaction for a concurrent one's sake (a deadlock,
+                    # a serialization failure): run again, it goes through. Not the event's
+                    # fault either; a jittered wait keeps the two from meeting again in step.
+                    delay = conflict_delay * random.uniform(0.5, 1.0)
+                    log.warning(
+                        "event %s (%s) undone in a conflict with a concurrent transaction, "
+                        "applying it again in %.2fs: %r",
+                        event.event_id,
+                        event.event_type,
+                        delay,
+                        exc,
+                    )
+                    await asyncio.sleep(delay)
+                    conflict_delay = min(conflict_delay * 2, MAX_CONFLICT_BACKOFF_SECONDS)
                     continue
                 attempt += 1
                 if isinstance(exc, DomainError) or attempt == self._max_attempts:

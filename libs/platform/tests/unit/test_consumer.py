@@ -1,4 +1,5 @@
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -10,6 +11,8 @@ from aiokafka.structs import ConsumerRecord
 from asyncpg.exceptions import (
     AdminShutdownError,
     CannotConnectNowError,
+    DeadlockDetectedError,
+    SerializationError,
     TooManyConnectionsError,
 )
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -357,3 +360,35 @@ async def test_subscriptions_hand_events_over_as_a_group_would() -> None:
     await subscriptions.deliver("routed", first, second)
     await subscriptions.deliver("actions", first, second)
     assert seen == [("batch", ["e1", "e2"]), ("each", ["e1"]), ("each", ["e2"])]
+
+
+async def test_a_deadlock_or_serialization_failure_is_retried_and_never_dead_lettered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL undid the event's transaction for a concurrent one's sake: run again, it goes
+    # through. More conflicts than max_attempts, none counts as an attempt.
+    producer = FakeProducer()
+    deadlock = DeadlockDetectedError("deadlock detected")
+    serialization = SerializationError("could not serialize access")
+    calls, handle = failing(deadlock, serialization, deadlock, deadlock, ValueError("bug"))
+    with caplog.at_level(logging.WARNING, logger="tawasul_platform.consumer"):
+        await consumer(producer)._process(record(EVENT.SerializeToString()), handle, "t.dlt.g")
+    assert len(calls) == 6
+    assert producer.sent == []
+    # Logged as the concurrency it is, not as the event failing.
+    conflicts = [r for r in caplog.records if "conflict" in r.getMessage()]
+    assert len(conflicts) == 4
+    assert {r.levelno for r in conflicts} == {logging.WARNING}
+    failures = [r for r in caplog.records if "failed on attempt" in r.getMessage()]
+    assert ["attempt 1," in r.getMessage() for r in failures] == [True]
+
+
+async def test_a_batch_undone_in_a_deadlock_is_applied_again_without_dead_letters() -> None:
+    producer = FakeProducer()
+    transaction = FakeTransaction()
+    calls, handle = failing(*[DeadlockDetectedError("deadlock detected")] * 4)
+    await consumer(producer, transaction).apply(events("a", "b"), handle, "t.dlt.g")
+    # The batch rolled back, then a alone deadlocked three more times and went through.
+    assert calls == ["a", "a", "a", "a", "a", "b"]
+    assert transaction.outcomes == ["rolled back"]
+    assert producer.sent == []
