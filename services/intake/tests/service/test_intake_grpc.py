@@ -867,8 +867,16 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
     (event,) = await intake.outbox(APPLICANT_ACTIONS)
     assert event.request_answered.message == answer.message
     assert list(event.request_answered.document_ids) == list(answer.document_ids)
+    # The same answer again (its reply lost on the way): the request as it is, taken once.
+    again = await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
+    assert again.request == answered.request
+    assert len(await intake.outbox(APPLICANT_ACTIONS)) == 1
+    # Another answer, once the request waits for none, is refused.
+    other = intake_pb2.RespondToInfoRequestRequest()
+    other.CopyFrom(answer)
+    del other.document_ids[:]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
+        await intake.stub.RespondToInfoRequest(other, timeout=5, metadata=bearer(CITIZEN))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 

@@ -34,6 +34,7 @@ from tawasul_intake.domain.model import (
     Event,
     HistoryEntry,
     Request,
+    RequestAnswered,
     RequestCancelled,
     RequestFollowedUp,
     RequestSubmitted,
@@ -50,6 +51,7 @@ from tawasul_platform.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
 )
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import new_request_number
@@ -976,6 +978,124 @@ async def test_an_answer_to_a_sub_service_the_catalog_dropped_is_refused_plainly
         )
     assert "no longer offered" in str(caught.value)
     assert intake.db.requests[request.id].status is Status.SUBMITTED
+
+
+async def answer(
+    intake: Intake,
+    request: Request,
+    *,
+    message: str = "Attached the receipts",
+    fields: Mapping[str, str] | None = None,
+    documents: Iterable[uuid.UUID] = (),
+) -> Request:
+    return await handlers.respond_to_info_request(
+        uow=intake.uow,
+        documents=intake.documents,
+        catalog=CATALOG,
+        caller=FATHER,
+        token=token(FATHER),
+        number=request.number,
+        message=message,
+        fields=fields or {},
+        document_ids=[str(d) for d in documents],
+        now=NOW + timedelta(days=1),
+    )
+
+
+async def test_an_answer_sent_again_after_its_reply_was_lost_gets_the_request_as_it_is(
+    intake: Intake,
+) -> None:
+    """A channel that lost the reply (a timeout, a dropped connection) sends the same answer
+    again: it was taken, so the beneficiary sees the request, not "no information was
+    requested"; nothing is answered twice."""
+    request = await intake.submit()
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    receipts = [intake.documents.upload(FATHER) for _ in range(2)]
+    fields = {"passport_number": "a1234567", "problem": "photo_not_shown"}
+    first = await answer(intake, request, fields=fields, documents=receipts)
+    commits = intake.db.commits
+
+    again = await answer(intake, request, fields=fields, documents=receipts)
+
+    assert again.status is Status.RETURNED_BY_APPLICANT
+    assert (again.fields, again.document_ids, again.history) == (
+        first.fields,
+        first.document_ids,
+        first.history,
+    )
+    assert intake.db.commits == commits
+    answered = [e for e in intake.db.published if isinstance(e, RequestAnswered)]
+    assert [e.document_ids for e in answered] == [tuple(receipts)]
+    # Also once the reviewer has taken the request up again: the request as it is now.
+    await intake.decide(request, Status.UNDER_REVIEW, at=NOW + timedelta(days=1))
+    later = await answer(intake, request, fields=fields, documents=receipts)
+    assert later.status is Status.UNDER_REVIEW
+
+
+async def test_an_answer_sent_again_needs_no_docs_service(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = await intake.submit()
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    receipt = intake.documents.upload(FATHER)
+    first = await answer(intake, request, documents=[receipt])
+
+    async def down(document_ids: tuple[uuid.UUID, ...], token: str) -> None:
+        raise Unavailable("docs cannot answer")
+
+    monkeypatch.setattr(intake.documents, "describe", down)
+    again = await answer(intake, request, documents=[receipt])
+    assert (again.status, again.document_ids) == (first.status, first.document_ids)
+
+
+async def test_the_same_answer_sent_twice_at_once_is_taken_once(intake: Intake) -> None:
+    """The retry read the request still waiting, then the first call took the answer while
+    the retry's documents were being checked."""
+    request = await intake.submit()
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    receipt = intake.documents.upload(FATHER)
+    describe = intake.documents.describe
+    first: list[Request] = []
+
+    async def first_call_lands_meanwhile(
+        document_ids: tuple[uuid.UUID, ...], token: str
+    ) -> dict[uuid.UUID, DocumentInfo]:
+        if not first:
+            intake.documents.describe = describe  # type: ignore[method-assign]
+            first.append(await answer(intake, request, documents=[receipt]))
+        return await describe(document_ids, token)
+
+    intake.documents.describe = first_call_lands_meanwhile  # type: ignore[method-assign]
+    retry = await answer(intake, request, documents=[receipt])
+    assert retry.document_ids == first[0].document_ids == (*request.document_ids, receipt)
+    assert len([e for e in intake.db.published if isinstance(e, RequestAnswered)]) == 1
+
+
+FIELDS = {"passport_number": "A1234567", "problem": "photo_not_shown"}
+
+
+@pytest.mark.parametrize(
+    ("message", "fields", "documents"),
+    [
+        ("Attached, see also", FIELDS, slice(None)),
+        ("Attached", {**FIELDS, "passport_number": "A7654321"}, slice(None)),
+        ("Attached", {"passport_number": "A1234567"}, slice(None)),
+        ("Attached", FIELDS, slice(1, None)),
+        ("Attached", FIELDS, slice(0)),
+    ],
+    ids=["message", "a field's value", "fewer fields", "fewer documents", "no documents"],
+)
+async def test_a_different_answer_to_a_request_answered_already_is_refused(
+    intake: Intake, message: str, fields: dict[str, str], documents: slice
+) -> None:
+    request = await intake.submit()
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    receipts = [intake.documents.upload(FATHER) for _ in range(2)]
+    await answer(intake, request, message="Attached", fields=FIELDS, documents=receipts)
+    with pytest.raises(FailedPrecondition) as caught:
+        await answer(intake, request, message=message, fields=fields, documents=receipts[documents])
+    assert "no information was requested" in str(caught.value)
+    assert len([e for e in intake.db.published if isinstance(e, RequestAnswered)]) == 1
 
 
 async def test_a_taken_number_is_drawn_again(intake: Intake) -> None:

@@ -99,6 +99,7 @@ def _changing(request: Request) -> dict[str, Any]:
         "paused_since": clock.paused_since,
         "history": [
             {"status": h.status.value, "at": h.at.isoformat(), "message": h.message}
+            | ({"answer": h.answer} if h.answer else {})
             for h in request.history
         ],
         "cited_by": list(request.cited_by),
@@ -142,7 +143,8 @@ def _request(row: Row) -> Request:
             paused_since=row.paused_since,
         ),
         history=[
-            HistoryEntry(Status(h["status"]), _instant(h["at"]), h["message"]) for h in row.history
+            HistoryEntry(Status(h["status"]), _instant(h["at"]), h["message"], h.get("answer", ""))
+            for h in row.history
         ],
         decision_message=row.decision_message,
         cites_number=row.cites_number,

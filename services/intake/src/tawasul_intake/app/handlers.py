@@ -36,6 +36,7 @@ from tawasul_intake.app.ports import (
 )
 from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
 from tawasul_intake.domain.model import (
+    Answer,
     Missing,
     Request,
     Status,
@@ -529,6 +530,15 @@ async def appeal_rejection(
     return request
 
 
+def _answered_already(request: Request, answer: Answer) -> bool:
+    """Whether `answer` is the one the request took last, sent again because its reply was lost
+    (a timeout, a dropped connection): then the answer is the request as it is now, the answer
+    not taken twice."""
+    return request.status is not Status.NEEDS_MORE_INFO and request.answered_with(
+        message=answer.message, fields=answer.fields, document_ids=answer.document_ids
+    )
+
+
 async def respond_to_info_request(
     *,
     uow: UnitOfWork,
@@ -559,11 +569,16 @@ async def respond_to_info_request(
         fields=fields,
         document_ids=document_ids,
     )
+    if _answered_already(asked, answer):
+        # Its documents were checked when it was taken: docs need not answer now.
+        return asked
     found = await documents.describe(answer.document_ids, token)
     if problems := _document_problems(answer.document_ids, found, sub_service):
         raise InvalidArgument(problems)
     async with uow:
         request = await _own(uow, caller, number, for_update=True)
+        if _answered_already(request, answer):
+            return request  # by the same answer sent at once twice, taken meanwhile
         request.ensure_answerable(now)
         most = _most_documents(sub_service)
         if len(request.document_ids) + len(answer.document_ids) > most:

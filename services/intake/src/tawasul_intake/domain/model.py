@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from enum import StrEnum
 
@@ -130,6 +132,18 @@ class HistoryEntry:
     status: Status
     at: datetime
     message: str = ""
+    # On the beneficiary's answer to an information request, what it said (answer_digest): a
+    # retry of it is told apart from another answer. Shown to nobody.
+    answer: str = ""
+
+
+def answer_digest(
+    message: str, fields: Mapping[str, str], document_ids: tuple[uuid.UUID, ...]
+) -> str:
+    """One answer's message, fields and documents, in a few bytes: the request keeps its fields
+    merged and its documents together, which cannot tell one answer from another."""
+    said = [message, sorted(fields.items()), sorted(str(d) for d in document_ids)]
+    return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()
 
 
 @dataclass
@@ -335,6 +349,17 @@ class Request:
         if self.respond_by is not None and now > self.respond_by:
             raise FailedPrecondition(f"the deadline to answer request {self.number} has passed")
 
+    def answered_with(
+        self, *, message: str, fields: Mapping[str, str], document_ids: tuple[uuid.UUID, ...]
+    ) -> bool:
+        """Whether the beneficiary's latest answer said exactly this: a retry of it, its reply
+        lost on the way, is not another answer."""
+        latest = next(
+            (h for h in reversed(self.history) if h.status is Status.RETURNED_BY_APPLICANT),
+            None,
+        )
+        return latest is not None and latest.answer == answer_digest(message, fields, document_ids)
+
     def respond(
         self,
         *,
@@ -350,6 +375,9 @@ class Request:
         self.fields.update(fields)
         self.document_ids = (*self.document_ids, *document_ids)
         self._move(Status.RETURNED_BY_APPLICANT, message, now)
+        self.history[-1] = replace(
+            self.history[-1], answer=answer_digest(message, fields, document_ids)
+        )
         self.events.append(
             RequestAnswered(self, message=message, fields=dict(fields), document_ids=document_ids)
         )

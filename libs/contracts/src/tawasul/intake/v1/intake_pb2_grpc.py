@@ -161,7 +161,9 @@ class IntakeServiceServicer:
 
     def RespondToInfoRequest(self, request, context):
         """Answers an information request (status needs-more-info) with a message, field values and
-        new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+        new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
+        for the latest answer sent again (the same message, fields and documents, e.g. its reply
+        lost): that answers with the request as it is now, the answer taken once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -67,7 +67,9 @@ class IntakeServiceStub:
     """
     RespondToInfoRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]
     """Answers an information request (status needs-more-info) with a message, field values and
-    new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+    new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
+    for the latest answer sent again (the same message, fields and documents, e.g. its reply
+    lost): that answers with the request as it is now, the answer taken once.
     """
     AppealRejection: _grpc.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]
     """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
@@ -113,7 +115,9 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """
     RespondToInfoRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]  # type: ignore[assignment]
     """Answers an information request (status needs-more-info) with a message, field values and
-    new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+    new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
+    for the latest answer sent again (the same message, fields and documents, e.g. its reply
+    lost): that answers with the request as it is now, the answer taken once.
     """
     AppealRejection: _aio.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]  # type: ignore[assignment]
     """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
@@ -210,7 +214,9 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.RespondToInfoRequestResponse, _abc.Awaitable[_intake_pb2.RespondToInfoRequestResponse]]:
         """Answers an information request (status needs-more-info) with a message, field values and
-        new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise.
+        new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
+        for the latest answer sent again (the same message, fields and documents, e.g. its reply
+        lost): that answers with the request as it is now, the answer taken once.
         """
 
     @_abc_1.abstractmethod
