@@ -1,9 +1,10 @@
 """TawasulClient: one object per channel adapter process, shared by all its end users.
 
-Every call has a deadline. Calls that are safe to repeat (reads, and SubmitRequest with its
-idempotency key) are retried on UNAVAILABLE with capped, jittered exponential backoff; the
-others (tracking, which sends codes and counts attempts, follow-ups, cancellations, answers,
-appeals, uploads) are not: their caller decides. A call refused UNAUTHENTICATED while the
+Every call has a deadline. Calls that are safe to repeat (reads, SubmitRequest with its
+idempotency key, and answers, which intake recognises when sent again) are retried on
+UNAVAILABLE with capped, jittered exponential backoff; the others (tracking, which sends codes
+and counts attempts, follow-ups, cancellations, appeals, uploads) are not: their caller
+decides. A call refused UNAUTHENTICATED while the
 client's token came from a provider is made once more with a token asked for anew. Every call
 carries the channel's trace context when the client is given where to read it (`traceparent`).
 """
@@ -297,9 +298,8 @@ class TawasulClient:
     async def respond_to_info_request(
         self, request: intake_pb2.RespondToInfoRequestRequest, *, token: str | None = None
     ) -> intake_pb2.RespondToInfoRequestResponse:
-        return await self._unary(
-            self.intake.RespondToInfoRequest, request, token=token, retry=False
-        )
+        # Safe to send again: intake answers an answer it already took with the request.
+        return await self._unary(self.intake.RespondToInfoRequest, request, token=token, retry=True)
 
     async def appeal_rejection(
         self, request: intake_pb2.AppealRejectionRequest, *, token: str | None = None

@@ -29,6 +29,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.tokens: list[str] = []
         self.traces: list[str] = []
         self.unavailable = 0
+        self.answers: list[str] = []
         self.catalog_calls = 0
         self.version = 2
         self.refuse_token = ""
@@ -67,6 +68,17 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             await context.abort_with_status(rpc_status.to_status(status))
         return intake_pb2.SubmitRequestResponse(
             request=intake_pb2.Request(request_number="TW000000001")
+        )
+
+    async def RespondToInfoRequest(
+        self, request: intake_pb2.RespondToInfoRequestRequest, context: Context
+    ) -> intake_pb2.RespondToInfoRequestResponse:
+        self.answers.append(request.message)
+        if self.unavailable:
+            self.unavailable -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return intake_pb2.RespondToInfoRequestResponse(
+            request=intake_pb2.Request(request_number=request.request_number)
         )
 
     async def FollowUp(
@@ -143,6 +155,23 @@ async def test_a_submission_retried_after_unavailable_keeps_its_key(
     assert len(set(intake.keys)) == 1
     assert intake.keys[0]
     assert intake.tokens == ["Bearer t"] * 3
+
+
+async def test_an_answer_is_sent_again_after_unavailable(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    """Intake answers an answer it already took with the request (its digest), so the SDK
+    may send it again as it does a submission."""
+    intake, _, address = servers
+    intake.unavailable = 2
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", retry=FAST
+    ) as client:
+        answer = await client.respond_to_info_request(
+            intake_pb2.RespondToInfoRequestRequest(request_number="TW7", message="attached")
+        )
+    assert answer.request.request_number == "TW7"
+    assert intake.answers == ["attached"] * 3
 
 
 async def test_retries_are_bounded_and_not_made_for_unsafe_calls(
