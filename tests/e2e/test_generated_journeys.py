@@ -457,11 +457,13 @@ class Journey(RuleBasedStateMachine):
     @precondition(lambda self: self.allowed("appeal"))
     @rule()
     def appeals(self) -> None:
-        """Back in the queue, for a reviewer other than the one who rejected it."""
+        """Back in the queue, for a reviewer other than the one who rejected it; the
+        beneficiary is told it was received."""
         e = self.expected
         assert self.applicant("appeal") == grpc.StatusCode.OK
         e.appealed, e.appeal_of, e.holder = True, e.holder, ""
         e.state, e.status = QUEUED, common_pb2.REQUEST_STATUS_UNDER_REVIEW
+        e.told.append("appeal_received")
 
     # Cancelling a request no one has looked at yet is the e2e intake tests' case, and one
     # being worked on is the race's below; here it waits on the beneficiary, or in the queue

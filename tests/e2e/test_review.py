@@ -409,6 +409,13 @@ async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
     )
     appeal = await queued(clients, first, request.request_id)
     assert appeal.appeal_of_reviewer_id == "E6009"
+
+    # The beneficiary is told the appeal was received, before any reviewer claims it.
+    async def acknowledged() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received()]
+        return next((t for t in texts if request.request_number in t and "تظلمك" in t), None)
+
+    await eventually(acknowledged, what="the appeal acknowledged by SMS")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.review.ClaimRequest(
             review_pb2.ClaimRequestRequest(request_id=request.request_id),

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from tawasul.events.v1 import events_pb2
 from tawasul_calendar import RIYADH, Sla, WorkingCalendar
+from tawasul_intake.adapters.events import to_event
 from tawasul_intake.domain.model import (
     FINAL,
     OPEN,
@@ -458,6 +460,13 @@ def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
     )
     (appealed,) = [e for e in request.events if isinstance(e, RequestAppealed)]
     assert appealed.reason == "The photo was taken at a studio"
+    # Notify acknowledges it, by SMS, e-mail and in the beneficiary's in-app inbox.
+    wire = events_pb2.Envelope.FromString(to_event(appealed).payload).request_appealed
+    assert (wire.request_number, wire.applicant_id, wire.contact.mobile) == (
+        "TW123456789",
+        "1000000008",
+        "+966551234567",
+    )
     # The appeal's decision arrives like any other; a second rejection is final.
     request.track(Status.REJECTED, "Confirmed by a second reviewer", riyadh(7, 9))
     assert request.appeal_until(CALENDAR) is None

@@ -338,6 +338,41 @@ async def test_a_reviewers_message_is_sent_on_every_channel_without_the_status_a
     assert any(said in m.text for m in inbox.messages)
 
 
+def appealed(request: events_pb2.Envelope, *, locale: str = "ar") -> events_pb2.Envelope:
+    """Intake's appeal of the submitted `request`'s rejection."""
+    r = request.request_submitted
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.appealed",
+        request_id=request.request_id,
+        request_appealed=events_pb2.RequestAppealed(
+            request_id=r.request_id,
+            request_number=r.request_number,
+            reason="The passport copy I attached is clear",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale=locale),
+            applicant_id=APPLICANT,
+        ),
+    )
+
+
+async def test_an_appeal_is_acknowledged_once_on_every_channel(notify: Notify) -> None:
+    request = submitted()
+    await notify.consume(request)
+    rejected = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED)
+    await notify.consume(rejected, topic=REQUEST_STATUS_CHANGED)
+    appeal = appealed(request)
+    await notify.consume(appeal, topic=APPLICANT_ACTIONS)
+    await notify.consume(appeal, topic=APPLICANT_ACTIONS)  # read again
+    texts = [m["text"] for m in await notify.sms()]
+    assert len(texts) == 3
+    assert [t for t in texts if "تظلمك" in t and "TW482913578" in t] == [texts[2]]
+    mails = await asyncio.to_thread(received, notify.maildir)
+    assert sum("تظلمك" in str(m["Subject"]) for m in mails) == 1
+    assert len(mails) == 3
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.kind for m in inbox.messages) == ["appeal_received", "rejected", "submitted"]
+
+
 async def test_a_cancellation_that_crossed_the_decision_ends_with_the_decision_told(
     notify: Notify,
 ) -> None:
@@ -750,12 +785,14 @@ class Redelivery(RuleBasedStateMachine):
     def review_says(self, status: common_pb2.RequestStatus.ValueType) -> None:
         self.consume(REQUEST_STATUS_CHANGED, status_changed(self.request, status, message="Why"))
 
-    @rule(cancel=st.booleans())
-    def beneficiary(self, cancel: bool) -> None:
+    @rule(action=st.sampled_from(("cancel", "follow_up", "appeal")))
+    def beneficiary(self, action: str) -> None:
         r = self.request.request_submitted
         contact = common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en")
         event = events_pb2.Envelope(event_id=str(uuid.uuid4()), request_id=r.request_id)
-        if cancel:
+        if action == "appeal":
+            event = appealed(self.request, locale="en")
+        elif action == "cancel":
             event.request_cancelled.CopyFrom(
                 events_pb2.RequestCancelled(
                     request_id=r.request_id,

@@ -239,6 +239,26 @@ def test_follow_ups_and_cancellations_are_acknowledged() -> None:
     assert notice_from(envelope("request_answered", answered), STAFF) is None
 
 
+def test_an_appeal_is_acknowledged_to_the_beneficiary_with_the_request_number() -> None:
+    appealed = events_pb2.RequestAppealed(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        reason="The passport copy was clear",
+        contact=CONTACT,
+        applicant_id="1000000008",
+    )
+    n = read(envelope("request_appealed", appealed))
+    assert (n.kind, n.locale, n.values, n.recipients) == (
+        Kind.APPEAL_RECEIVED,
+        Locale.EN,
+        {"number": NUMBER},
+        BENEFICIARY,
+    )
+    for locale in Locale:
+        for channel in channels_for(Kind.APPEAL_RECEIVED):
+            assert NUMBER in render(Kind.APPEAL_RECEIVED, channel, locale, n.values).body
+
+
 def test_only_a_breach_goes_to_the_supervisors_with_their_directory_addresses() -> None:
     due = datetime(2026, 3, 1, 11, tzinfo=UTC)
     alert = events_pb2.SlaAlert(

@@ -84,6 +84,7 @@ def to_event(event: Event) -> OutgoingEvent:
                 request_number=r.number,
                 reason=event.reason,
                 contact=contact(r),
+                applicant_id=r.applicant_id,
             )
         )
     elif isinstance(event, RequestAnswered):

@@ -156,7 +156,20 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
                 "assignee": a.assignee_id,
             },
         )
-    if payload in ("request_answered", "request_appealed"):
+    if payload == "request_appealed":
+        # Intake takes the appeal and the request is back under review, but review says
+        # nothing until another reviewer claims it: the beneficiary is told it arrived.
+        p = event.request_appealed
+        return Notice.create(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            kind=Kind.APPEAL_RECEIVED,
+            request_id=p.request_id or event.request_id,
+            locale=p.contact.locale,
+            recipients=_beneficiary(p.contact, p.applicant_id),
+            values={"number": p.request_number},
+        )
+    if payload == "request_answered":
         return None
     raise InvalidArgument({"payload": f"nothing notify reads: {event.event_type}"})
 

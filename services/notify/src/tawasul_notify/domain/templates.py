@@ -80,6 +80,8 @@ class Kind(StrEnum):
     # A cancellation that reached review after its outcome (accepted, rejected, closed).
     CANCEL_TOO_LATE = "cancel_too_late"
     FOLLOWED_UP = "followed_up"
+    # The beneficiary's appeal of a rejection is back with review, for another reviewer.
+    APPEAL_RECEIVED = "appeal_received"
     # A reviewer's message to the beneficiary; the request's status has not changed.
     MESSAGE = "message"
     ONE_TIME_CODE = "one_time_code"
@@ -117,6 +119,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.REOPENED: frozenset({"number", "due"}),
     Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
+    Kind.APPEAL_RECEIVED: frozenset({"number"}),
     Kind.MESSAGE: frozenset({"number", "note"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
@@ -148,6 +151,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.REOPENED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.CANCEL_TOO_LATE: {"number": _SAMPLE_NUMBER, "outcome": "rejected"},
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
+    Kind.APPEAL_RECEIVED: {"number": _SAMPLE_NUMBER},
     Kind.MESSAGE: {
         "number": _SAMPLE_NUMBER,
         "note": "يرجى مراجعة مكتب الجوازات في الرياض يوم الأحد ومعك أصل جواز السفر.",

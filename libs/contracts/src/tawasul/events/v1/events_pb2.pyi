@@ -636,9 +636,12 @@ class RequestAppealed(_message.Message):
     REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
+    APPLICANT_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     reason: _builtins.str
+    applicant_id: _builtins.str
+    """The account that filed the request (its in-app inbox)."""
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
     def __init__(
@@ -648,10 +651,11 @@ class RequestAppealed(_message.Message):
         request_number: _builtins.str = ...,
         reason: _builtins.str = ...,
         contact: _common_pb2.Contact | None = ...,
+        applicant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
