@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 import pytest
+from asyncpg.exceptions import DeadlockDetectedError, SerializationError
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import ChannelUnavailable
 from tawasul_notify.domain.model import (
@@ -654,6 +656,34 @@ async def test_a_sender_stopped_while_it_sends_finishes_the_pass_and_records_the
     with pytest.raises(asyncio.CancelledError):
         await task
     assert uow.status(Channel.SMS, MOBILE, n) is DeliveryStatus.SENT
+
+
+async def test_a_pass_undone_in_a_conflict_is_a_warning_and_tried_again(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL undid the pass's transaction for a concurrent one's sake (another replica's
+    # pass, a consumer's batch): not a bug, the next pass goes through.
+    sender = running(FakeUnitOfWork(), FakeChannel())
+    script = [
+        DeadlockDetectedError("deadlock detected"),
+        SerializationError("could not serialize access"),
+        asyncio.CancelledError(),
+    ]
+    tried: list[BaseException] = []
+
+    async def send_due() -> handlers.Sent:
+        tried.append(script[len(tried)])
+        raise tried[-1]
+
+    monkeypatch.setattr(sender, "send_due", send_due)
+    with (
+        caplog.at_level(logging.WARNING, logger="tawasul_notify.entrypoints.senders"),
+        pytest.raises(asyncio.CancelledError),
+    ):
+        await sender.run()
+    assert tried == script
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.WARNING]
+    assert all(r.exc_info is None for r in caplog.records)
 
 
 # --- one-time codes and previews ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tawasul_platform.faults import is_transient
+from tawasul_platform.faults import is_conflict, is_transient
 
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Sender, UnitOfWork
@@ -79,10 +79,15 @@ class ChannelSender:
             try:
                 sent = await self._finished(self.send_due())
             except Exception as exc:
-                if not is_transient(exc):
-                    log.exception("%s failed; trying again in %.1f s", self.name, outage)
-                else:
+                if is_transient(exc):
                     log.warning("%s: the database is unavailable: %r", self.name, exc)
+                elif is_conflict(exc):
+                    # Undone for a concurrent transaction's sake: the next pass goes through.
+                    log.warning(
+                        "%s: undone in a conflict with a concurrent transaction: %r", self.name, exc
+                    )
+                else:
+                    log.exception("%s failed; trying again in %.1f s", self.name, outage)
                 sent = None
             if sent is not None and sent.tried == self._batch and not sent.outage:
                 continue  # more may be due
