@@ -30,7 +30,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from tawasul_platform import tracing
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.events import OutgoingEvent
-from tawasul_platform.faults import is_transient
+from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.sql import Database, Session
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,13 @@ class OutboxRelay:
             except Exception as exc:
                 if is_transient(exc):
                     log.warning("outbox relay: dependency unavailable, retrying in 1 s: %r", exc)
+                elif is_conflict(exc):
+                    # Undone for a concurrent transaction's sake: the next try goes through.
+                    log.warning(
+                        "outbox relay: undone in a conflict with a concurrent transaction,"
+                        " retrying in 1 s: %r",
+                        exc,
+                    )
                 else:
                     log.exception("outbox relay failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
