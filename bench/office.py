@@ -73,6 +73,8 @@ FIELDS = (
     "origin",
     # The request's fields (migration 0014): empty, as on items queued before it.
     "fields",
+    # The rejected request it corrects (migration 0015): none, as for most requests.
+    "cites_number",
 )
 BATCH = 50_000
 # Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
@@ -389,6 +391,7 @@ class Office:
             tokens(indexed),  # search_tokens
             "",  # origin
             "{}",  # fields
+            "",  # cites_number
         )
 
 

@@ -317,6 +317,9 @@ def _facts(item: review_pb2.WorkItem) -> Table:
         facts.add_row("respond by", Text(riyadh_time(item.respond_by)))
     if item.appeal_of_reviewer_id:
         facts.add_row("appeal", Text(f"not to be decided by {clean(item.appeal_of_reviewer_id)}"))
+    if item.cites_request_number:
+        # Filed anew with the corrections to a rejected request (SPEC §2): search finds it.
+        facts.add_row("corrects", Text(f"{clean(item.cites_request_number)} (rejected)"))
     return facts
 
 

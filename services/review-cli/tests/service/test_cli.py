@@ -139,6 +139,7 @@ class Review:
         description: str = ARABIC,
         department: str = "passports",
         fields: dict[str, str] | None = None,
+        cites: str = "",
     ) -> str:
         """A routed request joins its queue, as review's routed-event subscriber does it."""
         self.numbers += 1
@@ -156,6 +157,7 @@ class Review:
             now=self.now,
             sla=Sla.days(5),
             fields=fields,
+            cites_request_number=cites,
         )
         await handlers.enqueue(
             uow=ReviewUnitOfWork(self.database),
@@ -384,6 +386,18 @@ async def test_show_gives_the_requests_fields(review: Review) -> None:
     fields = lines[lines.index("fields") + 1 : lines.index("fields") + 3]
     shown = [re.sub("[\u2066-\u2069]", "", f).strip() for f in fields]
     assert shown == ["national_id: 1012345672", "passport_number: A1234567"]
+
+
+async def test_show_names_the_rejected_request_it_corrects(review: Review) -> None:
+    request_id = await review.enqueue(cites="TW251234560")
+    shown = [
+        re.sub("[\u2066-\u2069]", "", x) for x in (await review.ok("show", request_id)).splitlines()
+    ]
+    assert [x.split() for x in shown if "corrects" in x] == [
+        ["corrects", "TW251234560", "(rejected)"]
+    ]
+    plain = await review.ok("show", await review.enqueue())
+    assert "corrects" not in plain
 
 
 async def test_show_gives_the_case_with_its_attachment_link_and_history(review: Review) -> None:

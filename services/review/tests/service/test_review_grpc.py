@@ -585,6 +585,19 @@ async def test_the_documents_of_an_answer_are_in_the_case(review: Review) -> Non
     assert list(case.item.document_ids) == ["d1", "d2", "d3"]
 
 
+async def test_the_case_names_the_rejected_request_it_corrects(review: Review) -> None:
+    """A rejected request is not reopened: the beneficiary files a new one with the
+    corrections, linked to it (SPEC §2). Its reviewer reads which one it corrects."""
+    item = review.routed()
+    event = routed_event(str(uuid.uuid4()), item)
+    event.request_routed.cites_request_number = "TW251234560"
+    await review.subscriptions.deliver(REQUEST_ROUTED, event)
+    case = await review.case(str(item.request_id))
+    assert case.item.cites_request_number == "TW251234560"
+    plain = await review.case(await review.enqueue())
+    assert plain.item.cites_request_number == ""
+
+
 async def test_the_case_shows_the_requests_fields_as_answers_correct_them(
     review: Review,
 ) -> None:

@@ -11,6 +11,7 @@ from tawasul_platform.events import timestamp
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeTransaction
 from tawasul_routing.adapters.events import follow_up_of, from_submitted, to_event, transfer_of
+from tawasul_routing.adapters.repository import request_from_json, request_to_json
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import (
@@ -342,6 +343,7 @@ def test_the_routed_event_carries_the_request_through() -> None:
             applicant_kind="citizen",
             subject_nationality="SAU",
             channel="mobile",
+            cites_request_number="TW251234560",
         ),
     )
     request = from_submitted(submitted, NOW)
@@ -374,6 +376,9 @@ def test_the_routed_event_carries_the_request_through() -> None:
         "rules.v1:lost-passport-abroad",
     )
     assert (r.transfer_reason, r.transferred_from) == ("", "")
+    # The rejected request it corrects reaches its reviewer (SPEC §2), after a transfer too.
+    assert r.cites_request_number == "TW251234560"
+    assert request_from_json(request_to_json(request), NOW).cites_request_number == "TW251234560"
     assert (routed_event.event_type, routed_event.request_id) == (
         "tawasul.requests.routed",
         s.request_id,

@@ -57,6 +57,7 @@ def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> W
         subject_id=r.subject_id,
         names=_names(r),
         fields=dict(r.fields),
+        cites_request_number=r.cites_request_number,
     )
 
 

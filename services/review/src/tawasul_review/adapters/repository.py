@@ -109,6 +109,7 @@ def _item(row: Row) -> WorkItem:
         subject_id=row.subject_id,
         names=tuple(row.names),
         fields=dict(row.fields),
+        cites_request_number=row.cites_number,
     )
 
 
@@ -525,6 +526,7 @@ class SqlWorkItemRepository:
                         "submitted_at": item.clock.started_at,
                         "subject_id": item.subject_id,
                         "names": list(item.names),
+                        "cites_number": item.cites_request_number,
                         "mobile_key": mobile_key(item.contact.mobile),
                         "search_text": indexed,
                         "search_tokens": tokens(indexed),

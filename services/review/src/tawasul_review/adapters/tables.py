@@ -68,6 +68,8 @@ work_items = Table(
     Column("origin", String(55), nullable=False, server_default=""),
     # The sub-service's fields, from the request and the answers to information requests.
     Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The rejected request this one corrects, if any (migration 0015).
+    Column("cites_number", String(20), nullable=False, server_default=""),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),

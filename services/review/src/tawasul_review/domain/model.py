@@ -207,6 +207,8 @@ class WorkItem:
     # The sub-service's fields (iqama, visa, passport numbers …), as the request carried
     # them and the answers to information requests corrected them.
     fields: dict[str, str] = field(default_factory=dict)
+    # The rejected request this one corrects, if any (SPEC §2: filed anew, linked to it).
+    cites_request_number: str = ""
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -230,6 +232,7 @@ class WorkItem:
         subject_id: str = "",
         names: tuple[str, ...] = (),
         fields: dict[str, str] | None = None,
+        cites_request_number: str = "",
     ) -> WorkItem:
         item = cls(
             request_id=request_id,
@@ -248,6 +251,7 @@ class WorkItem:
             subject_id=subject_id or applicant_id,
             names=tuple(n for n in names if n),
             fields=dict(fields or {}),
+            cites_request_number=cites_request_number,
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item

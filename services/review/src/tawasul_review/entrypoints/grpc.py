@@ -240,6 +240,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             subject_id=item.subject_id,
             subject_names=list(item.names),
             fields=item.fields,
+            cites_request_number=item.cites_request_number,
         )
         if item.due_at is not None:
             wire.due_at.CopyFrom(timestamp(item.due_at))

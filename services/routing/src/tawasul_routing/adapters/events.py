@@ -55,6 +55,7 @@ def from_submitted(event: events_pb2.Envelope, now: datetime) -> IncomingRequest
         channel=s.channel,
         subject_name_ar=s.subject_name_ar,
         subject_name_en=s.subject_name_en,
+        cites_request_number=s.cites_request_number,
     )
 
 
@@ -108,6 +109,7 @@ def to_event(event: RequestRouted) -> OutgoingEvent:
         transferred_from=d.transferred_from,
         subject_name_ar=r.subject_name_ar,
         subject_name_en=r.subject_name_en,
+        cites_request_number=r.cites_request_number,
     )
     return envelope(
         topic=REQUEST_ROUTED,

@@ -61,6 +61,7 @@ def request_to_json(r: IncomingRequest) -> dict[str, Any]:
         "channel": r.channel,
         "subject_name_ar": r.subject_name_ar,
         "subject_name_en": r.subject_name_en,
+        "cites_request_number": r.cites_request_number,
         "follow_up_count": r.follow_up_count,
     }
 
@@ -89,6 +90,7 @@ def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequ
         channel=raw.get("channel", ""),
         subject_name_ar=raw.get("subject_name_ar", ""),
         subject_name_en=raw.get("subject_name_en", ""),
+        cites_request_number=raw.get("cites_request_number", ""),
         follow_up_count=raw.get("follow_up_count", 0),
     )
 

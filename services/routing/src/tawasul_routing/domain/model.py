@@ -41,6 +41,8 @@ class IncomingRequest:
     # Passed on to review, which searches by them.
     subject_name_ar: str = ""
     subject_name_en: str = ""
+    # The rejected request this one corrects, if any: its reviewer reads why (SPEC §2).
+    cites_request_number: str = ""
     # The follow-ups counted when they last raised the priority (0 until one does).
     follow_up_count: int = 0
 

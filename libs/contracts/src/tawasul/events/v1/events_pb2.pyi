@@ -381,6 +381,7 @@ class RequestRouted(_message.Message):
     TRANSFERRED_FROM_FIELD_NUMBER: _builtins.int
     SUBJECT_NAME_AR_FIELD_NUMBER: _builtins.int
     SUBJECT_NAME_EN_FIELD_NUMBER: _builtins.int
+    CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -402,6 +403,10 @@ class RequestRouted(_message.Message):
     subject_name_ar: _builtins.str
     """As in RequestSubmitted, passed on unchanged."""
     subject_name_en: _builtins.str
+    cites_request_number: _builtins.str
+    """The rejected request this one corrects, if any, as in RequestSubmitted: its reviewer
+    reads why that one was rejected.
+    """
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -435,10 +440,11 @@ class RequestRouted(_message.Message):
         transferred_from: _builtins.str = ...,
         subject_name_ar: _builtins.str = ...,
         subject_name_en: _builtins.str = ...,
+        cites_request_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

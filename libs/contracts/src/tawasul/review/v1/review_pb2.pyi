@@ -200,6 +200,7 @@ class WorkItem(_message.Message):
     SUBJECT_ID_FIELD_NUMBER: _builtins.int
     SUBJECT_NAMES_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
+    CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -218,6 +219,10 @@ class WorkItem(_message.Message):
     """Set while the item is an appeal: the reviewer who rejected it may not decide it again."""
     subject_id: _builtins.str
     """National ID, iqama or border number of the person the request is about."""
+    cites_request_number: _builtins.str
+    """The rejected request this one corrects (the beneficiary filed it anew with the
+    corrections), if any: its case says why it was rejected.
+    """
     @_builtins.property
     def queued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -273,10 +278,11 @@ class WorkItem(_message.Message):
         subject_id: _builtins.str = ...,
         subject_names: _abc.Iterable[_builtins.str] | None = ...,
         fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cites_request_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_until", b"claimed_until", "due_at", b"due_at", "queued_at", b"queued_at", "respond_by", b"respond_by", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "fields", b"fields", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_names", b"subject_names", "submitted_at", b"submitted_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_of_reviewer_id", b"appeal_of_reviewer_id", "assignee_id", b"assignee_id", "cites_request_number", b"cites_request_number", "claimed_until", b"claimed_until", "decision", b"decision", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "due_at", b"due_at", "fields", b"fields", "missing", b"missing", "priority", b"priority", "queued_at", b"queued_at", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "sla_percent_used", b"sla_percent_used", "state", b"state", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_names", b"subject_names", "submitted_at", b"submitted_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
