@@ -360,7 +360,18 @@ async def show_case(review: Review, request_id: str) -> None:
         out.print("missing", style="bold")
         for entry in item.missing:
             out.print(missing_line(entry), soft_wrap=True)
-    out.print(f"attachments: {len(case.attachments)}", style="bold")
+    if case.documents_unavailable:
+        # Docs cannot give the links now: the case is read without them.
+        out.print(
+            f"attachments: {len(item.document_ids)}, links unavailable (docs is down): "
+            "try show again later",
+            style="bold",
+            soft_wrap=True,
+        )
+        for document_id in item.document_ids:
+            out.print(line("  ", clean(document_id)), soft_wrap=True)
+    else:
+        out.print(f"attachments: {len(case.attachments)}", style="bold")
     for a in case.attachments:
         expires = (
             f", link until {riyadh_time(a.url_expires_at)}" if a.HasField("url_expires_at") else ""
@@ -399,6 +410,8 @@ async def attachment_of(review: Review, request_id: str, document_id: str) -> re
     shown = await review.call(
         review.service.GetWorkItem, review_pb2.GetWorkItemRequest(request_id=request_id)
     )
+    if shown.documents_unavailable:
+        raise Failure("the links are unavailable (docs is down): try again later")
     for attachment in shown.attachments:
         if attachment.document_id == document_id:
             return attachment

@@ -31,6 +31,7 @@ from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_platform.db import make_engine
+from tawasul_platform.errors import Unavailable
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
@@ -106,8 +107,12 @@ class Docs:
 
     def __init__(self, storage: str) -> None:
         self.storage = storage
+        # Docs cannot answer now (the adapter translates its UNAVAILABLE so).
+        self.down = False
 
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
+        if self.down:
+            raise Unavailable("docs is unavailable (UNAVAILABLE)")
         expires = START + timedelta(minutes=5)
         return [
             Attachment(
@@ -124,8 +129,10 @@ class Review:
         database: Database,
         rules: handlers.Policy,
         channel: grpc.aio.Channel,
+        docs: Docs,
     ) -> None:
         self.address = f"127.0.0.1:{port}"
+        self.docs = docs
         self.database = database
         self.rules = rules
         self.stub = review_pb2_grpc.ReviewServiceStub(channel)
@@ -209,17 +216,18 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     )
     rules = bootstrap.policy(settings)
     holder: list[Review] = []
+    docs = Docs(storage)
     server = bootstrap.grpc_server(
         settings,
         uow=lambda: ReviewUnitOfWork(database),
-        documents=Docs(storage),
+        documents=docs,
         rules=rules,
         now=lambda: holder[0].now,
     )
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    holder.append(Review(server.port, database, rules, channel))
+    holder.append(Review(server.port, database, rules, channel, docs))
     yield holder[0]
     await channel.close()
     await server.stop(1)
@@ -398,6 +406,18 @@ async def test_show_names_the_rejected_request_it_corrects(review: Review) -> No
     ]
     plain = await review.ok("show", await review.enqueue())
     assert "corrects" not in plain
+
+
+async def test_show_says_the_links_wait_while_docs_is_down(review: Review, tmp_path: Path) -> None:
+    request_id = await review.enqueue()
+    review.docs.down = True
+    lines = (await review.ok("show", request_id)).splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("attachments"))
+    assert lines[at] == "attachments: 1, links unavailable (docs is down): try show again later"
+    assert lines[at + 1].strip() == "d1"
+    refused = await review.cli("download", request_id, "d1", "--output", str(tmp_path))
+    assert refused.exit_code == 1
+    assert refused.stderr == "error: the links are unavailable (docs is down): try again later\n"
 
 
 async def test_show_gives_the_case_with_its_attachment_link_and_history(review: Review) -> None:

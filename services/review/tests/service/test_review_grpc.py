@@ -42,11 +42,13 @@ from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import (
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
 )
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
@@ -122,9 +124,13 @@ class Docs:
 
     def __init__(self) -> None:
         self.tokens: list[str] = []
+        # What docs answers instead of the links, as the adapter translates it.
+        self.error: DomainError | None = None
 
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
         self.tokens.append(token)
+        if self.error is not None:
+            raise self.error
         expires = START + timedelta(minutes=5)
         return [
             Attachment(d, f"{d}.pdf", "application/pdf", 1000, f"https://s3/{d}", expires)
@@ -583,6 +589,32 @@ async def test_the_documents_of_an_answer_are_in_the_case(review: Review) -> Non
     case = await review.case(item)
     assert [a.document_id for a in case.attachments] == ["d1", "d2", "d3"]
     assert list(case.item.document_ids) == ["d1", "d2", "d3"]
+
+
+async def test_the_case_is_read_without_its_links_while_docs_is_down(review: Review) -> None:
+    """A reviewer reads the request, its fields and history while docs is unavailable: only
+    the attachments' links wait, and the answer says so."""
+    item = await review.enqueue()
+    review.docs.error = Unavailable("docs is unavailable (UNAVAILABLE)")
+    case = await review.case(item)
+    assert (list(case.attachments), case.documents_unavailable) == ([], True)
+    assert list(case.item.document_ids) == ["d1", "d2"]
+    assert [h.action for h in case.history] == ["queued"]
+    shown = await review.stub.GetWorkItem(
+        review_pb2.GetWorkItemRequest(request_id=item), timeout=5, metadata=bearer(ALI)
+    )
+    assert (list(shown.attachments), shown.documents_unavailable) == ([], True)
+    assert shown.item.request_id == item
+    review.docs.error = None
+    case = await review.case(item)
+    assert (len(case.attachments), case.documents_unavailable) == (2, False)
+
+
+async def test_docs_refusing_a_link_still_refuses_the_case(review: Review) -> None:
+    item = await review.enqueue()
+    review.docs.error = PermissionDenied("docs: not your document")
+    error = await refused(review.case(item))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_the_case_names_the_rejected_request_it_corrects(review: Review) -> None:

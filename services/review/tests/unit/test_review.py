@@ -843,6 +843,7 @@ async def test_opening_an_item_fetches_links_with_the_reviewers_token() -> None:
         uow=uow, documents=documents, reviewer=ALI, token="tok", request_id=item
     )
     assert opened.request_id == item
+    assert attachments is not None
     assert [a.download_url for a in attachments] == ["https://s3/d1", "https://s3/d2"]
     assert documents.tokens == ["tok"]
     missing: list[str] = []
@@ -869,6 +870,7 @@ async def test_a_case_shows_the_whole_history_notes_included() -> None:
     _, attachments, history = await handlers.open_case(
         uow=uow, documents=documents, reviewer=SARA, token="tok", request_id=item
     )
+    assert attachments is not None
     assert [a.document_id for a in attachments] == ["d1", "d2"]
     assert [(h.actor, h.action, h.note, h.internal) for h in history] == [
         ("routing", "queued", "passports.default", False),
@@ -1027,6 +1029,7 @@ async def test_the_documents_of_an_answer_join_the_case() -> None:
     _, attachments = await handlers.open_item(
         uow=uow, documents=documents, reviewer=ALI, token="tok", request_id=item
     )
+    assert attachments is not None
     assert [a.document_id for a in attachments] == ["d1", "d2", "d3"]
 
 

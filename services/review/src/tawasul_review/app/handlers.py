@@ -16,6 +16,7 @@ from tawasul_platform.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
 )
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
@@ -357,23 +358,33 @@ async def claim(
     return item
 
 
+async def _links(documents: Documents, item: WorkItem, token: str) -> list[Attachment] | None:
+    """A download link per attachment, or None while docs is unavailable: the reviewer still
+    reads the rest of the request. Docs' other answers (a document not theirs, …) stand."""
+    try:
+        return await documents.download_links(item.document_ids, token)
+    except Unavailable:
+        return None
+
+
 async def open_item(
     *, uow: UnitOfWork, documents: Documents, reviewer: Principal, token: str, request_id: uuid.UUID
-) -> tuple[WorkItem, list[Attachment]]:
-    """The item with a download link per attachment."""
+) -> tuple[WorkItem, list[Attachment] | None]:
+    """The item with a download link per attachment (None: docs is unavailable)."""
     async with uow:
         item = await _visible(uow, reviewer, request_id, for_update=False)
-    return item, await documents.download_links(item.document_ids, token)
+    return item, await _links(documents, item, token)
 
 
 async def open_case(
     *, uow: UnitOfWork, documents: Documents, reviewer: Principal, token: str, request_id: uuid.UUID
-) -> tuple[WorkItem, list[Attachment], list[HistoryEntry]]:
-    """The item, its attachments and its whole history, internal notes included."""
+) -> tuple[WorkItem, list[Attachment] | None, list[HistoryEntry]]:
+    """The item, its attachments (None: docs is unavailable) and its whole history, internal
+    notes included."""
     async with uow:
         item = await _visible(uow, reviewer, request_id, for_update=False)
         history = await uow.items.history(request_id)
-    return item, await documents.download_links(item.document_ids, token), history
+    return item, await _links(documents, item, token), history
 
 
 # --- actions ----------------------------------------------------------------------------

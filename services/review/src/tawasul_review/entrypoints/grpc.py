@@ -312,7 +312,9 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             request_id=_request_id(request.request_id),
         )
         return review_pb2.GetWorkItemResponse(
-            item=self.to_wire(item), attachments=[_attachment(a) for a in attachments]
+            item=self.to_wire(item),
+            attachments=[_attachment(a) for a in attachments or ()],
+            documents_unavailable=attachments is None,
         )
 
     async def GetCase(
@@ -327,8 +329,9 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         )
         return review_pb2.GetCaseResponse(
             item=self.to_wire(item),
-            attachments=[_attachment(a) for a in attachments],
+            attachments=[_attachment(a) for a in attachments or ()],
             history=[_history(h) for h in history],
+            documents_unavailable=attachments is None,
         )
 
     async def DecideRequest(

@@ -490,19 +490,27 @@ class GetWorkItemResponse(_message.Message):
 
     ITEM_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    documents_unavailable: _builtins.bool
+    """The docs service is unavailable: the item is answered without its attachments' links
+    (document_ids still lists them); ask again later for them.
+    """
     @_builtins.property
     def item(self) -> Global___WorkItem: ...
     @_builtins.property
-    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """Empty, with documents_unavailable set, while docs cannot give the links."""
+
     def __init__(
         self,
         *,
         item: Global___WorkItem | None = ...,
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        documents_unavailable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "documents_unavailable", b"documents_unavailable", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -626,10 +634,17 @@ class GetCaseResponse(_message.Message):
     ITEM_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    documents_unavailable: _builtins.bool
+    """The docs service is unavailable: the case is answered without its attachments' links
+    (the item's document_ids still lists them); ask again later for them.
+    """
     @_builtins.property
     def item(self) -> Global___WorkItem: ...
     @_builtins.property
-    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """Empty, with documents_unavailable set, while docs cannot give the links."""
+
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]: ...
     def __init__(
@@ -638,10 +653,11 @@ class GetCaseResponse(_message.Message):
         item: Global___WorkItem | None = ...,
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
+        documents_unavailable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "history", b"history", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "documents_unavailable", b"documents_unavailable", "history", b"history", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
