@@ -212,6 +212,9 @@ class Journey(RuleBasedStateMachine):
             return e.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
         if action == "appeal":
             return e.status == common_pb2.REQUEST_STATUS_REJECTED and not e.appealed
+        if action == "follow_up":
+            # A follow-up chases the office, which is not the one waiting for an answer.
+            return e.status in OPEN and e.status != common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
         return e.status in OPEN
 
     def office(self, action: str) -> Callable[[], Awaitable[object]]:
@@ -401,7 +404,7 @@ class Journey(RuleBasedStateMachine):
         self.office_did("release")
 
     # The second raises the priority; more would only crowd out the rest of the journey.
-    @precondition(lambda self: self.allowed("cancel") and self.expected.follow_ups < 2)
+    @precondition(lambda self: self.allowed("follow_up") and self.expected.follow_ups < 2)
     @rule()
     def follows_up(self) -> None:
         """Days pass (a follow-up waits three working days, the next one more): the

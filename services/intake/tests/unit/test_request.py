@@ -318,6 +318,21 @@ def test_no_follow_up_on_a_closed_request(status: Status) -> None:
     assert request.follow_up_count == 0
 
 
+def test_no_follow_up_while_the_request_waits_for_the_beneficiary() -> None:
+    """A follow-up chases the office; while the office waits for the beneficiary's answer
+    it would only raise the request's priority for nothing, so it is refused, naming what to
+    do instead."""
+    request = new_request()
+    request.track(Status.NEEDS_MORE_INFO, "", riyadh(5, 9))
+    with pytest.raises(FailedPrecondition) as caught:
+        request.follow_up(message="Any news?", calendar=CALENDAR, now=riyadh(20, 10))
+    message = str(caught.value)
+    assert "waiting for your answer" in message
+    assert "بانتظار ردك" in message
+    assert request.follow_up_count == 0
+    assert not any(isinstance(event, RequestFollowedUp) for event in request.events)
+
+
 # --- cancellation ------------------------------------------------------------------------
 
 

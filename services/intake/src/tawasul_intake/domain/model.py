@@ -240,6 +240,13 @@ class Request:
     def follow_up(self, *, message: str, calendar: WorkingCalendar, now: datetime) -> None:
         if not self.is_open:
             raise FailedPrecondition(f"request {self.number} is {self.status.value}")
+        if self.status is Status.NEEDS_MORE_INFO:
+            # A follow-up chases the office and raises the request's priority; here the
+            # office is the one waiting.
+            raise FailedPrecondition(
+                f"request {self.number} is waiting for your answer: answer the information"
+                " request instead / الطلب بانتظار ردك: أجب عن طلب المعلومات"
+            )
         possible = self.follow_up_from(calendar)
         if now < possible:
             local = possible.astimezone(RIYADH)

@@ -144,7 +144,8 @@ class IntakeServiceServicer:
 
     def FollowUp(self, request, context):
         """A follow-up, possible once the request has been open 3 working days
-        (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+        (FAILED_PRECONDITION before, naming the date it becomes possible, and while the request
+        waits for the beneficiary's answer to an information request); raises its priority.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,7 +58,8 @@ class IntakeServiceStub:
     """
     FollowUp: _grpc.UnaryUnaryMultiCallable[_intake_pb2.FollowUpRequest, _intake_pb2.FollowUpResponse]
     """A follow-up, possible once the request has been open 3 working days
-    (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+    (FAILED_PRECONDITION before, naming the date it becomes possible, and while the request
+    waits for the beneficiary's answer to an information request); raises its priority.
     """
     CancelRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]
     """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed. A
@@ -106,7 +107,8 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """
     FollowUp: _aio.UnaryUnaryMultiCallable[_intake_pb2.FollowUpRequest, _intake_pb2.FollowUpResponse]  # type: ignore[assignment]
     """A follow-up, possible once the request has been open 3 working days
-    (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+    (FAILED_PRECONDITION before, naming the date it becomes possible, and while the request
+    waits for the beneficiary's answer to an information request); raises its priority.
     """
     CancelRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.CancelRequestRequest, _intake_pb2.CancelRequestResponse]  # type: ignore[assignment]
     """Withdraws an undecided request; FAILED_PRECONDITION once it is decided or closed. A
@@ -193,7 +195,8 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.FollowUpResponse, _abc.Awaitable[_intake_pb2.FollowUpResponse]]:
         """A follow-up, possible once the request has been open 3 working days
-        (FAILED_PRECONDITION before, naming the date it becomes possible); raises its priority.
+        (FAILED_PRECONDITION before, naming the date it becomes possible, and while the request
+        waits for the beneficiary's answer to an information request); raises its priority.
         """
 
     @_abc_1.abstractmethod
