@@ -153,7 +153,7 @@ async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack)
         ),
         timeout=TIMEOUT,
     )
-    assert tracked.request.request_id == request.request_id
+    assert tracked.request.request_number == request.request_number
 
     # The same through the gateway, as the web page does: tracking, then a refused submission.
     async with httpx.AsyncClient(base_url=stack.config.gateway_url, timeout=TIMEOUT) as http:

@@ -776,6 +776,118 @@ async def test_tracking_without_login(intake: Intake) -> None:
     await intake.stub.StartTracking(start, timeout=5)
 
 
+async def test_tracking_without_login_shows_the_status_page_and_nothing_filed(
+    intake: Intake,
+) -> None:
+    """Number, ID and a texted code prove less than the account's sign-in: the answer is what
+    a status page needs (status, the office's messages, dates, what is asked), never what was
+    filed (description, fields, documents, who filed) nor what the beneficiary wrote since."""
+    request = await intake.submit(document_ids=[intake.uploads.upload()])
+    number = request.request_number
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "Please attach a clear photo",
+        START + timedelta(hours=1),
+        missing=(Missing("document", "photo", "A clear photo on a white background"),),
+        respond_by=START + timedelta(days=7),
+    )
+
+    async def tracked() -> intake_pb2.Request:
+        await intake.stub.StartTracking(
+            intake_pb2.StartTrackingRequest(
+                request_number=number, id_number=CITIZEN_ID, mobile="0551234567"
+            ),
+            timeout=5,
+        )
+        answer = await intake.stub.TrackRequest(
+            intake_pb2.TrackRequestRequest(
+                request_number=number,
+                id_number=CITIZEN_ID,
+                mobile="0551234567",
+                code=intake.sender.codes[number],
+            ),
+            timeout=5,
+        )
+        return answer.request
+
+    def status_page(full: intake_pb2.Request) -> intake_pb2.Request:
+        page = intake_pb2.Request()
+        page.CopyFrom(full)
+        for field in page.DESCRIPTOR.fields:
+            if field.name not in STATUS_PAGE:
+                page.ClearField(field.name)  # type: ignore[arg-type]
+        return page
+
+    waiting = await tracked()
+    assert waiting == status_page(await intake.get(number))
+    assert [m.name for m in waiting.missing] == ["photo"]
+    assert waiting.respond_by.gregorian_date == "2026-01-11"
+    assert [h.message for h in waiting.history] == ["", "Please attach a clear photo"]
+    assert (waiting.description, waiting.subject_id, waiting.applicant_id) == ("", "", "")
+    assert (dict(waiting.fields), list(waiting.document_ids), waiting.request_id) == ({}, [], "")
+
+    # What the beneficiary wrote (an answer, an appeal) is theirs: the status change shows,
+    # its text does not.
+    await intake.stub.RespondToInfoRequest(
+        intake_pb2.RespondToInfoRequestRequest(
+            request_number=number, message="My passport number is A7654321"
+        ),
+        timeout=5,
+        metadata=bearer(CITIZEN),
+    )
+    await intake.track(request, Status.REJECTED, "The photo is unclear", START + timedelta(hours=3))
+    await intake.stub.AppealRejection(
+        intake_pb2.AppealRejectionRequest(
+            request_number=number, reason="My brother 1000000016 has the same problem"
+        ),
+        timeout=5,
+        metadata=bearer(CITIZEN),
+    )
+    full = await intake.get(number)
+    assert "My passport number is A7654321" in [h.message for h in full.history]
+    appealed = await tracked()
+    assert [(h.status, h.message) for h in appealed.history] == [
+        (common_pb2.REQUEST_STATUS_SUBMITTED, ""),
+        (common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO, "Please attach a clear photo"),
+        (common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, ""),
+        (common_pb2.REQUEST_STATUS_REJECTED, "The photo is unclear"),
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, ""),
+    ]
+    del full.history[:]
+    full.history.extend(appealed.history)
+    assert appealed == status_page(full)
+    # A history stored before its entries named their author reads the same.
+    async with intake.engine.begin() as conn:
+        stored = (await conn.execute(select(tables.requests.c.history))).scalar_one()
+        assert {h.pop("by") for h in stored} == {"office", "beneficiary"}
+        await conn.execute(update(tables.requests).values(history=stored))
+    assert await tracked() == appealed
+
+
+# What tracking without login shows of a request.
+STATUS_PAGE = frozenset(
+    {
+        "request_number",
+        "sub_service_code",
+        "status",
+        "submitted_at",
+        "updated_at",
+        "decision_message",
+        "department_code",
+        "department_name",
+        "status_label",
+        "expected_completion",
+        "history",
+        "follow_up_from",
+        "missing",
+        "respond_by",
+        "appealed",
+        "appeal_until",
+    }
+)
+
+
 async def test_spent_tracking_rows_are_forgotten_in_postgresql(intake: Intake) -> None:
     request = await intake.submit()
     for mobile in ("0551234567", "0559999999"):  # a match, and a guess

@@ -1358,7 +1358,9 @@ async def test_cancel_an_open_request(intake: Intake) -> None:
     assert cancelled.status is Status.CANCELLED
     stored = intake.db.row(request.number)
     assert stored.status is Status.CANCELLED
-    assert stored.history[-1] == HistoryEntry(Status.CANCELLED, riyadh(5, 9), "Solved")
+    assert stored.history[-1] == HistoryEntry(
+        Status.CANCELLED, riyadh(5, 9), "Solved", by_beneficiary=True
+    )
     event = intake.db.published[-1]
     assert isinstance(event, RequestCancelled)
     assert (event.request.number, event.reason) == (request.number, "Solved")

@@ -343,7 +343,7 @@ def test_an_open_request_can_be_cancelled(status: Status) -> None:
     request.cancel(reason="Solved at the office", now=riyadh(5, 10))
     assert request.status is Status.CANCELLED
     assert request.history[-1] == HistoryEntry(
-        Status.CANCELLED, riyadh(5, 10), "Solved at the office"
+        Status.CANCELLED, riyadh(5, 10), "Solved at the office", by_beneficiary=True
     )
     assert not request.clock.paused
     event = request.events[-1]

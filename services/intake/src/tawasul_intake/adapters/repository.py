@@ -98,7 +98,12 @@ def _changing(request: Request) -> dict[str, Any]:
         "pauses": [[a.isoformat(), b.isoformat()] for a, b in clock.pauses],
         "paused_since": clock.paused_since,
         "history": [
-            {"status": h.status.value, "at": h.at.isoformat(), "message": h.message}
+            {
+                "status": h.status.value,
+                "at": h.at.isoformat(),
+                "message": h.message,
+                "by": "beneficiary" if h.by_beneficiary else "office",
+            }
             | ({"answer": h.answer} if h.answer else {})
             for h in request.history
         ],
@@ -113,6 +118,36 @@ def _changing(request: Request) -> dict[str, Any]:
         "respond_by": request.respond_by,
         "appealed": request.appealed,
     }
+
+
+def _history(stored: list[dict[str, Any]]) -> list[HistoryEntry]:
+    history: list[HistoryEntry] = []
+    for h in stored:
+        status = Status(h["status"])
+        if "by" in h:
+            by_beneficiary = h["by"] == "beneficiary"
+        else:
+            # Stored before the author was: the beneficiary's answer (it alone has a digest),
+            # cancellation (review publishes none) and appeal (the only way out of a rejection).
+            by_beneficiary = (
+                bool(h.get("answer"))
+                or status is Status.CANCELLED
+                or (
+                    status is Status.UNDER_REVIEW
+                    and bool(history)
+                    and history[-1].status is Status.REJECTED
+                )
+            )
+        history.append(
+            HistoryEntry(
+                status,
+                _instant(h["at"]),
+                h["message"],
+                h.get("answer", ""),
+                by_beneficiary=by_beneficiary,
+            )
+        )
+    return history
 
 
 def _request(row: Row) -> Request:
@@ -142,10 +177,7 @@ def _request(row: Row) -> Request:
             pauses=pauses,
             paused_since=row.paused_since,
         ),
-        history=[
-            HistoryEntry(Status(h["status"]), _instant(h["at"]), h["message"], h.get("answer", ""))
-            for h in row.history
-        ],
+        history=_history(row.history),
         decision_message=row.decision_message,
         cites_number=row.cites_number,
         cited_by=list(row.cited_by),

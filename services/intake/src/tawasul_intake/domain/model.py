@@ -135,6 +135,9 @@ class HistoryEntry:
     # On the beneficiary's answer to an information request, what it said (answer_digest): a
     # retry of it is told apart from another answer. Shown to nobody.
     answer: str = ""
+    # The message is the beneficiary's own (an answer, a cancellation's or an appeal's reason),
+    # not the office's to them: tracking without login does not show it.
+    by_beneficiary: bool = False
 
 
 def answer_digest(
@@ -267,7 +270,7 @@ class Request:
             raise FailedPrecondition(
                 f"request {self.number} is {self.status.value} and can no longer be cancelled"
             )
-        self._move(Status.CANCELLED, reason, now)
+        self._move(Status.CANCELLED, reason, now, by_beneficiary=True)
         self.events.append(RequestCancelled(self, reason=reason))
 
     def track(
@@ -344,7 +347,7 @@ class Request:
         if not self.clock.paused:
             stopped = self.clock.pause(max(self._rejected_at(), self.clock.resumed_at))
             self.clock = stopped.resume(max(now, stopped.paused_since or now))
-        self._move(Status.UNDER_REVIEW, reason, now)
+        self._move(Status.UNDER_REVIEW, reason, now, by_beneficiary=True)
         self.decision_message = ""
         self.events.append(RequestAppealed(self, reason=reason))
 
@@ -381,7 +384,7 @@ class Request:
             raise InvalidArgument({"message": "say something, or send fields or documents"})
         self.fields.update(fields)
         self.document_ids = (*self.document_ids, *document_ids)
-        self._move(Status.RETURNED_BY_APPLICANT, message, now)
+        self._move(Status.RETURNED_BY_APPLICANT, message, now, by_beneficiary=True)
         self.history[-1] = replace(
             self.history[-1], answer=answer_digest(message, fields, document_ids)
         )
@@ -393,7 +396,9 @@ class Request:
         if number not in self.cited_by:
             self.cited_by.append(number)
 
-    def _move(self, status: Status, message: str, at: datetime) -> None:
+    def _move(
+        self, status: Status, message: str, at: datetime, *, by_beneficiary: bool = False
+    ) -> None:
         if status is Status.NEEDS_MORE_INFO and not self.clock.paused:
             self.clock = self.clock.pause(max(at, self.clock.resumed_at))
         elif status is not Status.NEEDS_MORE_INFO and self.clock.paused:
@@ -403,7 +408,7 @@ class Request:
             self.missing, self.respond_by = (), None
         self.status = status
         self.updated_at = at
-        self.history.append(HistoryEntry(status, at, message))
+        self.history.append(HistoryEntry(status, at, message, by_beneficiary=by_beneficiary))
 
 
 @dataclass(frozen=True)

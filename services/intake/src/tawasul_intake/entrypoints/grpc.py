@@ -144,6 +144,34 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             appeal_until=display_date(until) if until else None,
         )
 
+    def to_tracking_wire(self, request: Request) -> intake_pb2.Request:
+        """The status page of tracking without login: number, ID and a texted code prove less
+        than the account's sign-in, so what was filed (description, fields, documents, who
+        filed and about whom) and what the beneficiary wrote since stay out of it."""
+        full = self.to_wire(request)
+        page = intake_pb2.Request(
+            request_number=full.request_number,
+            sub_service_code=full.sub_service_code,
+            status=full.status,
+            submitted_at=full.submitted_at,
+            updated_at=full.updated_at,
+            decision_message=full.decision_message,
+            department_code=full.department_code,
+            department_name=full.department_name if full.HasField("department_name") else None,
+            status_label=full.status_label,
+            expected_completion=full.expected_completion,
+            history=full.history,
+            follow_up_from=full.follow_up_from,
+            missing=full.missing,
+            respond_by=full.respond_by if full.HasField("respond_by") else None,
+            appealed=full.appealed,
+            appeal_until=full.appeal_until if full.HasField("appeal_until") else None,
+        )
+        for entry, wire in zip(request.history, page.history, strict=True):
+            if entry.by_beneficiary:
+                wire.message = ""
+        return page
+
     async def GetCatalog(
         self, request: intake_pb2.GetCatalogRequest, context: Context
     ) -> intake_pb2.GetCatalogResponse:
@@ -252,7 +280,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             caller_key=caller_key(context, self._trusted_forwarders),
             now=self._now(),
         )
-        return intake_pb2.TrackRequestResponse(request=self.to_wire(found))
+        return intake_pb2.TrackRequestResponse(request=self.to_tracking_wire(found))
 
     async def FollowUp(
         self, request: intake_pb2.FollowUpRequest, context: Context

@@ -697,7 +697,16 @@ class TrackRequestResponse(_message.Message):
 
     REQUEST_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def request(self) -> Global___Request: ...
+    def request(self) -> Global___Request:
+        """The request's status page, which is all the number, ID and code prove: request_number,
+        sub_service_code, status and status_label, department_code and department_name,
+        submitted_at, updated_at, expected_completion, decision_message, the history (with the
+        office's messages; the beneficiary's own answers and reasons left empty), and what is
+        asked or possible: missing, respond_by, follow_up_from, appealed, appeal_until. The rest
+        (request_id, description, fields, documents, applicant and subject, cited numbers,
+        catalog_version, follow_up_count) is left empty: GetRequest, signed in, has it all.
+        """
+
     def __init__(
         self,
         *,
