@@ -532,7 +532,7 @@ async def test_a_number_the_gateway_refuses_fails_alone(notify: Notify) -> None:
     )
     (sms,) = [d for d in listed.deliveries if d.channel == "sms"]
     assert sms.status == notify_pb2.DELIVERY_STATUS_FAILED
-    assert sms.error.startswith("400: ")
+    assert sms.error == "400: refused by the SMS provider (Bad Request)"
 
 
 async def test_a_number_that_keeps_failing_while_others_go_through_spends_its_budget(

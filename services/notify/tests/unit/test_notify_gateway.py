@@ -91,7 +91,26 @@ async def test_an_accepted_message_carries_its_idempotency_key_and_credentials()
 async def test_a_client_error_is_a_refusal_not_a_retry() -> None:
     outcome = await gateway(lambda _: reply(400, {"error": "bad"})).send(MESSAGE)
     assert not outcome.accepted
-    assert outcome.detail == '400: {"error": "bad"}'
+    assert outcome.detail == "400: refused by the SMS provider (Bad Request)"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "text too long: 'Your Tawasul code is 482913'", "code": "482913"},
+        "Unprocessable: Your Tawasul code is 482913 for +966512345678",
+    ],
+    ids=["json", "text"],
+)
+async def test_a_refusal_keeps_no_word_of_the_providers_answer(body: object) -> None:
+    """A provider may echo the message, a one-time code or a number in it: the delivery's
+    error, which staff read, says the status and a fixed reason, nothing the provider wrote."""
+    answer = json.dumps(body).encode() if isinstance(body, dict) else str(body).encode()
+    outcome = await gateway(lambda _: (422, answer)).send(MESSAGE)
+    assert not outcome.accepted
+    assert outcome.detail == "422: refused by the SMS provider (Unprocessable Entity)"
+    outcome = await gateway(lambda _: (499, answer)).send(MESSAGE)
+    assert outcome.detail == "499: refused by the SMS provider"
 
 
 @pytest.mark.parametrize("code", [500, 503, 429, 401])

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -89,9 +90,9 @@ class HttpSmsGateway:
             # Our credentials, not the message: an outage until someone fixes them.
             raise ChannelUnavailable(f"SMS gateway refused our credentials ({code})")
         if code >= 400:
-            return SendOutcome(
-                accepted=False, detail=f"{code}: {answer.decode(errors='replace')[:300]}"
-            )
+            # Never the provider's words: an answer may echo the message, and with it a
+            # one-time code or a beneficiary's details, into an error staff read.
+            return SendOutcome(accepted=False, detail=_refused(code))
         reply = _json(answer)
         status = str(reply.get("status", "accepted"))
         return SendOutcome(
@@ -137,6 +138,15 @@ class HttpSmsGateway:
             )
         except _UNREACHABLE as exc:
             raise ChannelUnavailable(f"SMS gateway unreachable: {exc!r}") from exc
+
+
+def _refused(code: int) -> str:
+    """What a refusal says, whatever the provider's answer said: its status code and the
+    code's standard phrase, e.g. "400: refused by the SMS provider (Bad Request)"."""
+    try:
+        return f"{code}: refused by the SMS provider ({HTTPStatus(code).phrase})"
+    except ValueError:
+        return f"{code}: refused by the SMS provider"
 
 
 def _json(body: bytes) -> dict[str, Any]:
