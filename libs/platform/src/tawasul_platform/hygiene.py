@@ -76,6 +76,25 @@ def visible_length(text: str) -> int:
     )
 
 
+def visible_text(text: str) -> str:
+    """`text` as a reader sees it, for measuring a minimum: what shows nothing left out, and
+    each run of blanks between what shows (spaces, line breaks, blank letters, whatever
+    zero-width characters sit among them) one space. Never for storing: what was written is
+    kept as it was written."""
+    seen: list[str] = []
+    gap = False
+    for char in text:
+        category = unicodedata.category(char)
+        if char in _BLANK_LETTERS or category[0] == "Z" or char.isspace():
+            gap = True
+        elif category not in _UNSEEN_CATEGORIES:
+            if gap and seen:
+                seen.append(" ")
+            seen.append(char)
+            gap = False
+    return "".join(seen)
+
+
 def _noncharacter(point: int) -> bool:
     # U+FDD0…U+FDEF and the last two code points of every plane (U+FFFE, U+FFFF, U+1FFFE …).
     return 0xFDD0 <= point <= 0xFDEF or (point & 0xFFFE) == 0xFFFE

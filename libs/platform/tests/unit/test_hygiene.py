@@ -20,6 +20,7 @@ from tawasul_platform.hygiene import (
     message_violations,
     text_problem,
     visible_length,
+    visible_text,
 )
 
 
@@ -77,6 +78,20 @@ def test_what_no_field_may_hold_is_named(text: str, problem: str) -> None:
 )
 def test_only_what_a_reader_sees_is_counted(text: str, seen: int) -> None:
     assert visible_length(text) == seen
+
+
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        ("", ""),
+        ("\u200b" * 10, ""),
+        ("  Photo \u200b\t \u200b\n\u3164 2\ufeff ", "Photo 2"),
+        ("error\u200b1021", "error1021"),  # a zero-width space is no gap
+        ("\u200fالصورة  غير\u00a0واضحة\u200f", "الصورة غير واضحة"),
+    ],
+)
+def test_what_a_reader_sees_has_one_space_a_gap(text: str, seen: str) -> None:
+    assert visible_text(text) == seen
 
 
 def test_a_problem_never_repeats_the_text() -> None:

@@ -194,6 +194,32 @@ def test_description_problems(text: str, start: str) -> None:
     assert problem.startswith(start)
 
 
+ZWSP, RLM, BOM, HANGUL_FILLER = "\u200b", "\u200f", "\ufeff", "\u3164"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 18 characters a reader sees, padded past 20 with ones nobody sees.
+        "iqama error 1021 x" + ZWSP * 5,
+        "iqama" + ZWSP + " error " + RLM * 3 + "1021" + BOM * 4 + " x",
+        # Blanks between the words, however many and whatever kind, read as one space.
+        "iqama " + ZWSP + " " + ZWSP + " error " + ZWSP + " 1021 x",
+        # Blank letters are no words.
+        "renew " + " ".join(HANGUL_FILLER * n for n in range(1, 6)),
+    ],
+    ids=["zero-width", "format marks", "blank runs", "blank letters"],
+)
+def test_the_minimum_counts_what_a_reader_sees(text: str) -> None:
+    assert (description_problem(text) or "").startswith("too short"), description_problem(text)
+
+
+def test_format_marks_typed_in_arabic_do_not_spoil_a_good_description() -> None:
+    typed = RLM + "لا تظهر الصورة عند تجديد الجواز بعد الدفع" + RLM
+    assert description_problem(typed) is None
+    assert clean_text(typed, max_length=4000) == (typed, None)
+
+
 # --- mobile numbers ---------------------------------------------------------------------
 
 

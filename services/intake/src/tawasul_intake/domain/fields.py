@@ -13,6 +13,7 @@ from collections.abc import Collection
 from datetime import date
 
 import phonenumbers
+from tawasul_platform.hygiene import visible_text
 
 from tawasul_intake.domain.identity import luhn_valid
 
@@ -151,14 +152,16 @@ def description_problem(text: str) -> str | None:
         "say what you were doing, what appeared (such as an error number) "
         "and which document or request it concerns"
     )
-    if len(cleaned) < MIN_DESCRIPTION_CHARS:
+    # Measured as a reader sees it: zero-width characters and blank runs stand in for nothing.
+    seen = visible_text(cleaned)
+    if len(seen) < MIN_DESCRIPTION_CHARS:
         return f"too short, use at least {MIN_DESCRIPTION_CHARS} characters: {precisely}"
-    letters = {c for c in cleaned.casefold() if c.isalnum()}
+    letters = {c for c in seen.casefold() if c.isalnum()}
     if not letters:
         return f"must be written in words: {precisely}"
     if len(letters) == 1:
         return f"repeats a single character: {precisely}"
-    words = _words(cleaned)
+    words = _words(seen)
     if len(words) < MIN_DESCRIPTION_WORDS:
         return f"too short, use at least {MIN_DESCRIPTION_WORDS} words: {precisely}"
     if len(set(words)) <= 2:
