@@ -466,6 +466,8 @@ def test_nationality_codes_are_the_current_iso_list() -> None:
         ("  the  employer\tname ", 200, "the employer name", None),
         ("", 200, "", "required"),
         (" \n\t ", 200, "", "required"),
+        ("\u200b\u200f\ufeff", 200, "\u200b\u200f\ufeff", "required"),
+        ("\u200b \u3164", 200, "\u200b \u3164", "required"),
         ("x" * 201, 200, "x" * 201, "at most 200 characters"),
         ("x" * 30, 20, "x" * 30, "at most 20 characters"),
         ("abc\u202edef", 200, "", "must not contain text-direction override characters"),

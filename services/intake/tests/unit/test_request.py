@@ -401,6 +401,9 @@ def test_an_answer_is_only_for_a_request_waiting_on_the_beneficiary() -> None:
     assert request.missing == (Missing("document", "receipt", "The payment receipt"),)
     with pytest.raises(InvalidArgument):
         request.respond(message="", fields={}, document_ids=(), now=riyadh(6, 9))
+    # Nothing a reader sees is nothing said.
+    with pytest.raises(InvalidArgument):
+        request.respond(message="\u200b\u200f", fields={}, document_ids=(), now=riyadh(6, 9))
     with pytest.raises(FailedPrecondition, match="deadline"):
         request.respond(message="Late", fields={}, document_ids=(), now=riyadh(8, 15))
     receipt = uuid.uuid4()
@@ -467,6 +470,8 @@ def test_a_rejection_is_appealed_once_within_ten_working_days() -> None:
         request.appeal(reason="Late", calendar=CALENDAR, now=riyadh(20, 9))
     with pytest.raises(InvalidArgument):
         request.appeal(reason="", calendar=CALENDAR, now=riyadh(6, 9))
+    with pytest.raises(InvalidArgument):
+        request.appeal(reason="\u200b \ufeff", calendar=CALENDAR, now=riyadh(6, 9))
     request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(6, 9))
     assert (request.status, request.appealed, request.decision_message) == (
         Status.UNDER_REVIEW,

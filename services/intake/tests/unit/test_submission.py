@@ -495,6 +495,18 @@ def test_blank_optional_fields_are_left_out() -> None:
     assert set(submission.fields) == {"national_id", "request_type", "problem"}
 
 
+def test_a_field_of_only_invisible_characters_is_blank() -> None:
+    """Zero-width characters and direction marks show nothing: a required text of them is
+    missing, an optional one left out, as blanks are."""
+    blank = "\u200b\u200f\ufeff"
+    assert "passport_number" not in validate(fields=passport(passport_number=blank)).fields
+    assert violations(
+        caller=RESIDENT,
+        sub_service_code="residents.profession-change",
+        fields={**PROFESSION, "new_profession": blank},
+    ) == {"fields.new_profession": "required"}
+
+
 def test_an_establishment_files_for_a_worker() -> None:
     submission = validate(
         caller=ESTABLISHMENT, sub_service_code=INQUIRY, subject_id="2023456789", fields={}

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import date
 
 import phonenumbers
-from tawasul_platform.hygiene import visible_text
+from tawasul_platform.hygiene import visible_length, visible_text
 
 from tawasul_intake.domain.identity import luhn_valid
 
@@ -315,7 +315,7 @@ def check_field(
         raise ValueError(f"unknown field kind {kind!r}")
     if kind == "text":
         value, problem = clean_text(raw, max_length=max_length)
-        return value, problem or (None if value else "required")
+        return value, problem or (None if visible_length(value) else "required")
     value = raw.strip()
     if not value:
         return "", "required"

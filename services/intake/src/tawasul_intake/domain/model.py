@@ -15,6 +15,7 @@ from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
 from tawasul_calendar import Locale as DateLocale
 from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from tawasul_platform.hygiene import visible_length
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
@@ -339,7 +340,7 @@ class Request:
             )
         if now > until:
             raise FailedPrecondition(f"the time to appeal request {self.number} has passed")
-        if not reason:
+        if not visible_length(reason):
             raise InvalidArgument({"reason": "say why the decision should change"})
         self.appealed = True
         # Review's clock stopped at the rejection and starts again now: the time the rejection
@@ -380,7 +381,7 @@ class Request:
     ) -> None:
         """The beneficiary's answer to an information request; back to the reviewer."""
         self.ensure_answerable(now)
-        if not (message or fields or document_ids):
+        if not (visible_length(message) or fields or document_ids):
             raise InvalidArgument({"message": "say something, or send fields or documents"})
         self.fields.update(fields)
         self.document_ids = (*self.document_ids, *document_ids)
@@ -584,7 +585,8 @@ def _check_fields(
         raw = fields.get(name, "")
         if f"fields.{name}" in problems or len(raw) > MAX_FIELD_VALUE:
             continue
-        if not raw.strip():
+        # Zero-width characters and marks alone show nothing: blank, like spaces.
+        if not visible_length(raw):
             if spec.required:
                 problems[f"fields.{name}"] = "required"
             continue
