@@ -1,14 +1,22 @@
 """Errors of the services this one calls, translated once into the errors its caller sees.
 
 A refusal from a dependency is usually the caller's own problem passed along: their token
-does not reach the document (PERMISSION_DENIED), the document is gone (NOT_FOUND). Calling
-every such answer an outage (UNAVAILABLE) invites a retry that can never succeed. Only a
-dependency that cannot answer now is an outage; a dependency answering INTERNAL or UNKNOWN,
-or a code this service should never provoke, is a bug and stays one.
+expired (UNAUTHENTICATED), the document is gone or not theirs (NOT_FOUND), a field is wrong
+(INVALID_ARGUMENT). Calling every such answer an outage (UNAVAILABLE) invites a retry that
+can never succeed. A dependency that cannot answer now is an outage; a dependency answering
+INTERNAL or UNKNOWN, or a code this service should never provoke, is a bug and stays one.
+
+PERMISSION_DENIED and RESOURCE_EXHAUSTED are outages too: every call made through here
+(intake's and review's to docs) forwards the caller's token to a method any signed-in caller
+may call, and docs answers a document the caller may not read as NOT_FOUND. Either refusal
+there is about this service, not the caller's request: its certificate or kind of call
+refused, its share of the dependency's capacity spent (gRPC's limit of calls in flight
+answers RESOURCE_EXHAUSTED). The caller may retry; what was refused is logged, not told.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,6 +24,8 @@ import grpc
 
 from tawasul_platform import errors
 from tawasul_platform.grpc import existing_resource, field_violations
+
+log = logging.getLogger(__name__)
 
 _Translate = Callable[[str, grpc.aio.AioRpcError], errors.DomainError]
 
@@ -38,18 +48,24 @@ def _outage(service: str, error: grpc.aio.AioRpcError) -> errors.DomainError:
     return errors.Unavailable(f"{service} is unavailable ({error.code().name})")
 
 
+def _refused_us(service: str, error: grpc.aio.AioRpcError) -> errors.DomainError:
+    # How this service stands with the dependency is the operators' business, not the caller's.
+    log.warning("%s refused this service: %s %s", service, error.code().name, error.details())
+    return errors.Unavailable(f"{service} is unavailable")
+
+
 def _plain(kind: type[errors.DomainError]) -> _Translate:
     return lambda service, error: kind(_message(service, error))
 
 
 _TRANSLATIONS: dict[grpc.StatusCode, _Translate] = {
     grpc.StatusCode.UNAUTHENTICATED: _plain(errors.Unauthenticated),
-    grpc.StatusCode.PERMISSION_DENIED: _plain(errors.PermissionDenied),
+    grpc.StatusCode.PERMISSION_DENIED: _refused_us,
     grpc.StatusCode.NOT_FOUND: _plain(errors.NotFound),
     grpc.StatusCode.INVALID_ARGUMENT: _invalid,
     grpc.StatusCode.FAILED_PRECONDITION: _plain(errors.FailedPrecondition),
     grpc.StatusCode.ALREADY_EXISTS: _exists,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: _plain(errors.ResourceExhausted),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: _refused_us,
     grpc.StatusCode.UNAVAILABLE: _outage,
     grpc.StatusCode.DEADLINE_EXCEEDED: _outage,
 }

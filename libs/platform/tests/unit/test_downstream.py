@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 import pytest
 from tawasul_platform import errors
@@ -26,10 +28,8 @@ def _answer(error: errors.DomainError | None, code: grpc.StatusCode) -> grpc.aio
     "error",
     [
         errors.Unauthenticated("token expired"),
-        errors.PermissionDenied("not your document"),
         errors.NotFound("no such document"),
         errors.FailedPrecondition("still being scanned"),
-        errors.ResourceExhausted("too many uploads"),
     ],
 )
 def test_a_refusal_passes_through_as_the_same_kind(error: errors.DomainError) -> None:
@@ -37,6 +37,51 @@ def test_a_refusal_passes_through_as_the_same_kind(error: errors.DomainError) ->
     translated = translate("docs", _answer(error, status.code))
     assert type(translated) is type(error)
     assert str(translated) == f"docs: {error}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        # Docs' gate refusing this service's certificate or the forwarded call's kind.
+        (
+            _answer(
+                errors.PermissionDenied("only service intake may call this"),
+                grpc.StatusCode.PERMISSION_DENIED,
+            ),
+            "only service intake may call this",
+        ),
+        # gRPC's own refusal past docs' limit of calls in flight: no rich status.
+        (
+            grpc.aio.AioRpcError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                "Concurrent RPC limit exceeded!",
+            ),
+            "Concurrent RPC limit exceeded!",
+        ),
+        (
+            _answer(
+                errors.ResourceExhausted("at most 3 calls a second from intake"),
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            ),
+            "at most 3 calls a second from intake",
+        ),
+    ],
+)
+def test_a_refusal_of_this_service_itself_is_an_outage_that_keeps_its_detail_inside(
+    answer: grpc.aio.AioRpcError, detail: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call made on the caller's behalf is refused because of this service (its identity
+    toward docs, its share of docs' capacity), not because of the caller's request: the
+    caller may retry, and learns nothing of how the services trust each other."""
+    with caplog.at_level(logging.WARNING, logger="tawasul_platform.downstream"):
+        translated = translate("docs", answer)
+    assert isinstance(translated, errors.Unavailable)
+    assert str(translated) == "docs is unavailable"
+    # The operators learn what docs said.
+    assert detail in caplog.text
+    assert answer.code().name in caplog.text
 
 
 def test_invalid_argument_keeps_its_field_violations() -> None:
@@ -86,8 +131,8 @@ async def test_a_bug_stays_a_bug(code: grpc.StatusCode) -> None:
 
 
 async def test_the_context_manager_raises_the_translation_from_the_answer() -> None:
-    answer = _answer(errors.PermissionDenied("not yours"), grpc.StatusCode.PERMISSION_DENIED)
-    with pytest.raises(errors.PermissionDenied) as caught:
+    answer = _answer(errors.NotFound("no such document"), grpc.StatusCode.NOT_FOUND)
+    with pytest.raises(errors.NotFound) as caught:
         async with downstream("docs"):
             raise answer
     assert caught.value.__cause__ is answer

@@ -197,12 +197,38 @@ async def world(database_url: str) -> AsyncIterator[World]:
 
 
 async def test_a_refusal_from_docs_reaches_the_caller_as_that_refusal(world: World) -> None:
-    world.docs.refusal = errors.PermissionDenied("this document is not yours")
+    # The caller's own token, forwarded, expired on the way: theirs to renew.
+    world.docs.refusal = errors.Unauthenticated("token expired")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await world.submit([str(uuid.uuid4())])
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert caught.value.details() == "docs: this document is not yours"
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.details() == "docs: token expired"
     assert await world.stored() == 0
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        errors.PermissionDenied("only service review may call this"),
+        errors.ResourceExhausted("intake is past its share of docs"),
+    ],
+)
+async def test_docs_refusing_intake_itself_is_an_outage_to_the_caller(
+    world: World, refusal: errors.DomainError
+) -> None:
+    # Docs answers a document that is not the caller's as not found; a permission or quota
+    # refusal of GetDocument is about intake (its certificate, its rate), not the caller.
+    key, documents = str(uuid.uuid4()), [str(uuid.uuid4())]
+    first = await world.submit(documents, key=key)
+    world.docs.refusal = refusal
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.submit([str(uuid.uuid4())])
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == "docs is unavailable"
+    # As with docs down, a retry of a submission that went through gets its request.
+    again = await world.submit(documents, key=key)
+    assert again.request.request_number == first.request.request_number
+    assert await world.stored() == 1
 
 
 async def test_a_document_docs_does_not_know_is_named_as_a_bad_field(world: World) -> None:

@@ -612,9 +612,10 @@ async def test_the_case_is_read_without_its_links_while_docs_is_down(review: Rev
 
 async def test_docs_refusing_a_link_still_refuses_the_case(review: Review) -> None:
     item = await review.enqueue()
-    review.docs.error = PermissionDenied("docs: not your document")
+    # What the adapter makes of docs answering NOT_FOUND for good (the document not theirs).
+    review.docs.error = FailedPrecondition("an attachment cannot be read yet")
     error = await refused(review.case(item))
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 async def test_the_case_names_the_rejected_request_it_corrects(review: Review) -> None:
