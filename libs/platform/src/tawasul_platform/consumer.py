@@ -51,6 +51,7 @@ from tawasul.events.v1 import events_pb2
 
 from tawasul_platform import metrics, tracing
 from tawasul_platform.errors import DomainError
+from tawasul_platform.events import SCHEMA_VERSION
 from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.topics import dead_letter_topic
 from tawasul_platform.tracing import TRACEPARENT
@@ -347,7 +348,7 @@ class EventConsumer:
     async def _process(self, record: Record, handler: EventHandler, dlt: str) -> None:
         try:
             event = _event(record)
-        except DecodeError as exc:
+        except (DecodeError, NewerSchema) as exc:
             await self._dead_letter(record, dlt, exc, attempts=0)
             return
         with self._span(record, event) as span:
@@ -553,10 +554,26 @@ async def _undecoded(_message: object) -> None:
     it drained a backlog)."""
 
 
+class NewerSchema(Exception):
+    """An event whose schema version this code does not know yet: a producer already
+    upgraded wrote it, and this code could misread it (a field moved, a meaning changed)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"schema version {version} is newer than this code knows ({SCHEMA_VERSION}): "
+            "replay it once this service is upgraded"
+        )
+
+
 def _event(record: Record) -> events_pb2.Envelope:
     event = events_pb2.Envelope.FromString(record.value or b"")
     if not event.event_id:
         raise DecodeError("envelope has no event_id")
+    # Older versions are read as ever (proto3: a field added since is empty). 0 is the field
+    # unset: every producer has set it since the first (events.envelope), so it is no older
+    # event, only a hand-made one, read as the current version.
+    if event.schema_version > SCHEMA_VERSION:
+        raise NewerSchema(event.schema_version)
     return event
 
 

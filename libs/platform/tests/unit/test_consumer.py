@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import EventConsumer, Subscriptions
 from tawasul_platform.errors import InvalidArgument, Unavailable
+from tawasul_platform.events import SCHEMA_VERSION
 from tawasul_platform.faults import is_transient
 
 EVENT = events_pb2.Envelope(event_id="e1", event_type="tawasul.requests.submitted")
@@ -148,6 +149,44 @@ async def test_an_undecodable_message_is_dead_lettered_without_calling_the_handl
     await consumer(producer)._process(record(b"\xff garbage"), handle, "t.dlt.g")
     assert calls == []
     assert len(producer.sent) == 1
+
+
+async def test_an_event_of_a_newer_schema_is_dead_lettered_for_a_replay_after_upgrading() -> None:
+    """A producer already upgraded may publish what this code would misread (a field moved,
+    its meaning changed): parked unread, with a reason that says to upgrade, not applied."""
+    producer = FakeProducer()
+    calls, handle = failing()
+    newer = events_pb2.Envelope(event_id="e1", schema_version=SCHEMA_VERSION + 1)
+    await consumer(producer)._process(record(newer.SerializeToString()), handle, "t.dlt.g")
+    assert calls == []
+    ((topic, value, headers),) = producer.sent
+    assert (topic, value) == ("t.dlt.g", newer.SerializeToString())
+    reason = headers["dlt.error"].decode()
+    assert f"schema version {SCHEMA_VERSION + 1}" in reason
+    assert "replay it once this service is upgraded" in reason
+
+
+async def test_a_newer_schema_in_a_batch_is_dead_lettered_and_the_rest_applied() -> None:
+    producer = FakeProducer()
+    transaction = FakeTransaction()
+    calls, handle = failing()
+    newer = events_pb2.Envelope(event_id="b", schema_version=SCHEMA_VERSION + 1)
+    batch = [*events("a"), record(newer.SerializeToString(), offset=1), *events("c")]
+    await consumer(producer, transaction).apply(batch, handle, "t.dlt.g")
+    # The batch got as far as a; then each alone, b parked unread.
+    assert calls == ["a", "a", "c"]
+    assert transaction.outcomes == ["rolled back"]
+    assert [value for _, value, _ in producer.sent] == [newer.SerializeToString()]
+
+
+@pytest.mark.parametrize("version", [0, 1, SCHEMA_VERSION])
+async def test_an_event_of_a_known_schema_is_applied(version: int) -> None:
+    # 0: the field unset (every producer has always set it; a hand-made event may not).
+    producer = FakeProducer()
+    calls, handle = failing()
+    known = events_pb2.Envelope(event_id="e1", schema_version=version)
+    await consumer(producer)._process(record(known.SerializeToString()), handle, "t.dlt.g")
+    assert (calls, producer.sent) == (["e1"], [])
 
 
 def test_outages_are_told_apart_from_bugs_and_bad_input() -> None:
