@@ -26,7 +26,7 @@ from alembic.config import Config
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.events.v1 import events_pb2
@@ -1046,6 +1046,73 @@ async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs
     error = await refused(docs.get(f))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert not await expire()  # nothing left to expire
+
+
+async def test_a_document_checked_for_a_request_just_before_it_expired_stays_for_it(
+    docs: Docs,
+) -> None:
+    """Intake checks a document uploaded almost 72 hours ago when the request is submitted;
+    docs attaches it only when it reads the submitted event, later. The sweep running in
+    between must not remove it: the request would lack it for good (its reviewer's links
+    never come). Intake's check holds it a full unattached lifetime from then."""
+    held, other = await docs.upload(PDF), await docs.upload(PDF)
+    now = datetime.now(UTC)
+    async with docs.engine.begin() as conn:
+        await conn.execute(
+            update(tables.documents).values(
+                created_at=now - timedelta(hours=72) + timedelta(minutes=1)
+            )
+        )
+    await docs.stub.GetDocument(
+        docs_pb2.GetDocumentRequest(document_id=held.document_id, hold=True),
+        timeout=5,
+        metadata=bearer(OWNER),
+    )
+    keep = timedelta(hours=72)
+    sweep = partial(handlers.expire_unattached, uow=docs.uow(), store=docs.store, keep_for=keep)
+    assert not await sweep(now=now + timedelta(minutes=2))
+    assert set(await docs.rows()) == {held.document_id}
+    request_id = uuid.uuid4()
+    await docs.subscriptions.deliver(REQUEST_SUBMITTED, submitted(request_id, held.document_id))
+    h = held.document_id
+    assert (h, h, ATTACHED, str(request_id)) in await docs.changes()
+    assert not await sweep(now=now + timedelta(days=30))
+    assert set(await docs.rows()) == {h}
+    assert f"documents/{other.document_id}" not in docs.store.objects
+
+
+async def test_a_held_document_that_joins_no_request_expires_a_lifetime_after_its_hold(
+    docs: Docs,
+) -> None:
+    # The submission that checked it failed, or named it twice: nothing attaches it.
+    document = await docs.upload(PDF)
+    now = datetime.now(UTC)
+    await docs.stub.GetDocument(
+        docs_pb2.GetDocumentRequest(document_id=document.document_id, hold=True),
+        timeout=5,
+        metadata=bearer(OWNER),
+    )
+    keep = timedelta(hours=72)
+    sweep = partial(handlers.expire_unattached, uow=docs.uow(), store=docs.store, keep_for=keep)
+    assert not await sweep(now=now + keep - timedelta(minutes=1))
+    assert set(await docs.rows()) == {document.document_id}
+    assert not await sweep(now=now + keep + timedelta(minutes=1))
+    assert await docs.rows() == {}
+
+
+async def test_only_whoever_reads_a_document_holds_it(docs: Docs) -> None:
+    document = await docs.upload(PDF)
+    error = await refused(
+        docs.stub.GetDocument(
+            docs_pb2.GetDocumentRequest(document_id=document.document_id, hold=True),
+            timeout=5,
+            metadata=bearer(STRANGER),
+        )
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    async with docs.engine.connect() as conn:
+        held = await conn.scalar(select(tables.documents.c.held_at))
+    assert held is None
 
 
 def alembic(database_url: str) -> Config:

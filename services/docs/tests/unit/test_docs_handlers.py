@@ -197,6 +197,7 @@ class FakeDocuments:
         rows: dict[uuid.UUID, Document],
         tries: dict[uuid.UUID, datetime],
         attachments: dict[uuid.UUID, set[uuid.UUID]],
+        holds: dict[uuid.UUID, datetime],
     ) -> None:
         self._rows = rows
         self.pending: dict[uuid.UUID, Document] = {}
@@ -206,6 +207,9 @@ class FakeDocuments:
         self.tries = tries
         # The requests each document joined (committed).
         self.attachments = attachments
+        # When a request's check last held each one (committed).
+        self.holds = holds
+        self.held: dict[uuid.UUID, datetime] = {}
 
     async def add(self, document: Document) -> None:
         assert document.id not in self._rows
@@ -248,11 +252,19 @@ class FakeDocuments:
             new.append(row)
         return new
 
+    async def hold(self, document_id: uuid.UUID, at: datetime) -> bool:
+        if document_id not in self._rows:
+            return False
+        self.held[document_id] = at
+        return True
+
     async def unattached(self, limit: int, *, older_than: datetime) -> list[Document]:
         waiting = [
             d
             for d in self._rows.values()
-            if not self.attachments.get(d.id) and d.created_at <= older_than
+            if not self.attachments.get(d.id)
+            and d.created_at <= older_than
+            and self.holds.get(d.id, d.created_at) <= older_than
         ]
         return sorted(waiting, key=lambda d: d.created_at)[:limit]
 
@@ -261,6 +273,7 @@ class FakeDocuments:
 
     def apply(self) -> None:
         self._rows.update(self.pending)
+        self.holds.update(self.held)
         for document_id in self.removed:
             self._rows.pop(document_id, None)
         for document_id, requests in self.joined.items():
@@ -328,6 +341,7 @@ class FakeUnitOfWork(FakeInbox):
         self.rows: dict[uuid.UUID, Document] = {}
         self.tries: dict[uuid.UUID, datetime] = {}
         self.attachments: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self.holds: dict[uuid.UUID, datetime] = {}
         self.documents = self._repository()
         self.access = FakeAccess(self._attached)
         self.leases = FakeLeases()
@@ -346,7 +360,7 @@ class FakeUnitOfWork(FakeInbox):
         return {document_id for document_id, requests in joined if request_id in requests}
 
     def _repository(self) -> FakeDocuments:
-        return FakeDocuments(self.rows, self.tries, self.attachments)
+        return FakeDocuments(self.rows, self.tries, self.attachments, self.holds)
 
     async def __aenter__(self) -> Self:
         self.documents = self._repository()
@@ -1323,6 +1337,31 @@ async def test_documents_never_attached_expire_with_their_objects(docs: Docs) ->
         assert docs.uow.events[-1].reason == "not attached to a request within 72 hours"
     with pytest.raises(NotFound):
         await docs.get(forgotten)
+
+
+async def test_a_document_held_by_a_requests_check_outlives_its_upload_by_a_lifetime(
+    docs: Docs,
+) -> None:
+    """Intake's check at submission holds it: the sweep before docs reads the submitted event
+    leaves it for the event to attach."""
+    held = await docs.upload([meta(), PDF])
+    checked_at = NOW + KEEP - timedelta(minutes=1)
+    await handlers.get_document(
+        uow=docs.uow, caller=OWNER, document_id=str(held.id), hold_at=checked_at
+    )
+    assert not await docs.expire(NOW + KEEP + timedelta(minutes=1))
+    assert held.id in docs.uow.rows
+    assert not await docs.expire(checked_at + KEEP)
+    assert held.id not in docs.uow.rows
+
+
+async def test_a_document_the_caller_may_not_read_is_not_held(docs: Docs) -> None:
+    document = await docs.upload([meta(), PDF])
+    with pytest.raises(NotFound):
+        await handlers.get_document(
+            uow=docs.uow, caller=STRANGER, document_id=str(document.id), hold_at=NOW
+        )
+    assert docs.uow.holds == {}
 
 
 async def test_expiry_says_when_a_full_batch_leaves_more(docs: Docs) -> None:

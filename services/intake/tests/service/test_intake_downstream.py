@@ -55,11 +55,14 @@ class Docs:
         self.refusal: errors.DomainError | None = None
         self.bug = False
         self.time_remaining: list[float | None] = []
+        self.held: list[str] = []
 
     async def GetDocument(
         self, request: docs_pb2.GetDocumentRequest, context: Context
     ) -> docs_pb2.GetDocumentResponse:
         self.time_remaining.append(context.time_remaining())
+        if request.hold:
+            self.held.append(request.document_id)
         if self.refusal is not None:
             raise self.refusal
         if self.bug:
@@ -229,6 +232,16 @@ async def test_docs_refusing_intake_itself_is_an_outage_to_the_caller(
     again = await world.submit(documents, key=key)
     assert again.request.request_number == first.request.request_number
     assert await world.stored() == 1
+
+
+async def test_the_documents_of_a_submission_are_held_until_docs_attaches_them(
+    world: World,
+) -> None:
+    # Docs attaches them when it reads the submitted event: until then, its sweep of
+    # documents never attached must leave them, however old they are.
+    documents = [str(uuid.uuid4()), str(uuid.uuid4())]
+    await world.submit(documents)
+    assert sorted(world.docs.held) == sorted(documents)
 
 
 async def test_a_document_docs_does_not_know_is_named_as_a_bad_field(world: World) -> None:

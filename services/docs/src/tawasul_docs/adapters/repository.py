@@ -173,12 +173,27 @@ class SqlDocumentRepository:
             )
         return [found[d] for d in sorted(new)]
 
+    async def hold(self, document_id: uuid.UUID, at: datetime) -> bool:
+        """Restarts its unattached lifetime at `at`; False if it is gone (the sweep had it).
+
+        The sweep locks the rows it removes: this waits for it, or it skips this one."""
+        t = tables.documents
+        held = await self._session.scalar(
+            update(t).where(t.c.id == document_id).values(held_at=at).returning(t.c.id)
+        )
+        return held is not None
+
     async def unattached(self, limit: int, *, older_than: datetime) -> list[Document]:
-        """Documents that joined no request since before `older_than`, locked for removal."""
+        """Documents that joined no request since before `older_than`, and were not held
+        since, locked for removal."""
         t = tables.documents
         rows = await self._session.execute(
             select(t)
-            .where(t.c.attached_at.is_(None) & (t.c.created_at <= older_than))
+            .where(
+                t.c.attached_at.is_(None)
+                & (t.c.created_at <= older_than)
+                & (t.c.held_at.is_(None) | (t.c.held_at <= older_than))
+            )
             .order_by(t.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -24,6 +24,9 @@ documents = Table(
     Column("scan_tried_at", DateTime(timezone=True)),
     # When it first joined a request; until then it expires.
     Column("attached_at", DateTime(timezone=True)),
+    # When a request's check last held it (GetDocument's hold): unattached, it expires a full
+    # lifetime after this, not after its upload.
+    Column("held_at", DateTime(timezone=True)),
     Index("documents_owner", "owner_id"),
     Index("documents_quarantined", "created_at", postgresql_where=text("state = 'quarantined'")),
     Index("documents_unattached", "created_at", postgresql_where=text("attached_at IS NULL")),

@@ -401,14 +401,29 @@ async def _discard(*, uow: UnitOfWork, store: ObjectStore, document: Document) -
         log.warning("cannot clean up object %s after a failed commit", document.object_key)
 
 
-async def get_document(*, uow: UnitOfWork, caller: Principal, document_id: str) -> Document:
-    """A document's metadata; one the caller may not read is reported as not found."""
+async def get_document(
+    *,
+    uow: UnitOfWork,
+    caller: Principal,
+    document_id: str,
+    hold_at: datetime | None = None,
+) -> Document:
+    """A document's metadata; one the caller may not read is reported as not found.
+
+    With `hold_at` (intake checking a submission or an answer that names it), its unattached
+    lifetime restarts then: docs attaches it when it reads the request's event, later, and the
+    expiry sweep running in between would otherwise leave the request without it.
+    """
     key = parse_document_id(document_id)
     async with uow:
         document = await uow.documents.get(key)
         departments = await uow.access.departments(key) if document else frozenset()
-    if document is None or not document.readable_by(caller, departments):
-        raise NotFound(f"no document {document_id!r}")
+        if document is None or not document.readable_by(caller, departments):
+            raise NotFound(f"no document {document_id!r}")
+        if hold_at is not None:
+            if not await uow.documents.hold(key, hold_at):
+                raise NotFound(f"no document {document_id!r}")  # expired as it was read
+            await uow.commit()
     return document
 
 

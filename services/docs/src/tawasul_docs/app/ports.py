@@ -75,8 +75,13 @@ class DocumentRepository(Protocol):
         not joined it before."""
         ...
 
+    async def hold(self, document_id: uuid.UUID, at: datetime) -> bool:
+        """Keeps it, while unattached, a full lifetime from `at`; False if it is gone."""
+        ...
+
     async def unattached(self, limit: int, *, older_than: datetime) -> list[Document]:
-        """Documents never attached, created before `older_than`, locked for the transaction."""
+        """Documents never attached, created (and last held, if ever) before `older_than`,
+        locked for the transaction."""
         ...
 
     async def remove(self, document_ids: list[uuid.UUID]) -> None: ...

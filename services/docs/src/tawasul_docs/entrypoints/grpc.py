@@ -150,7 +150,10 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         self, request: docs_pb2.GetDocumentRequest, context: Context
     ) -> docs_pb2.GetDocumentResponse:
         document = await handlers.get_document(
-            uow=self._uow(), caller=caller(), document_id=request.document_id
+            uow=self._uow(),
+            caller=caller(),
+            document_id=request.document_id,
+            hold_at=datetime.now(UTC) if request.hold else None,
         )
         return docs_pb2.GetDocumentResponse(document=to_wire(document))
 

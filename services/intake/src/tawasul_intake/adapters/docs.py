@@ -30,7 +30,8 @@ class GrpcDocuments:
         try:
             async with downstream("docs"):
                 answer = await self._stub.GetDocument(
-                    docs_pb2.GetDocumentRequest(document_id=str(document_id)),
+                    # The request will name it: docs keeps it until its event attaches it.
+                    docs_pb2.GetDocumentRequest(document_id=str(document_id), hold=True),
                     timeout=call_timeout(self._deadline),
                     metadata=bearer(token),
                 )

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atawasul/docs/v1/docs.proto\x12\x0ftawasul.docs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x10\x44ocumentMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x1d\n\x15\x64\x65\x63lared_content_type\x18\x02 \x01(\t\x12\x18\n\x10sub_service_code\x18\x03 \x01(\t\x12\x15\n\rdocument_kind\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\"g\n\x15UploadDocumentRequest\x12\x35\n\x08metadata\x18\x01 \x01(\x0b\x32!.tawasul.docs.v1.DocumentMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xf3\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05state\x18\x08 \x01(\x0e\x32\x1e.tawasul.docs.v1.DocumentState\x12\x15\n\rdocument_kind\x18\t \x01(\t\"E\n\x16UploadDocumentResponse\x12+\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x19.tawasul.docs.v1.Document\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"B\n\x13GetDocumentResponse\x12+\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x19.tawasul.docs.v1.Document\",\n\x15GetDownloadUrlRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"\x82\x01\n\x16GetDownloadUrlResponse\x12+\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x19.tawasul.docs.v1.Document\x12\x0b\n\x03url\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x86\x01\n\rDocumentState\x12\x1e\n\x1a\x44OCUMENT_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44OCUMENT_STATE_QUARANTINED\x10\x01\x12\x18\n\x14\x44OCUMENT_STATE_CLEAN\x10\x02\x12\x1b\n\x17\x44OCUMENT_STATE_INFECTED\x10\x03\x32\xaf\x02\n\x0b\x44ocsService\x12\x63\n\x0eUploadDocument\x12&.tawasul.docs.v1.UploadDocumentRequest\x1a\'.tawasul.docs.v1.UploadDocumentResponse(\x01\x12X\n\x0bGetDocument\x12#.tawasul.docs.v1.GetDocumentRequest\x1a$.tawasul.docs.v1.GetDocumentResponse\x12\x61\n\x0eGetDownloadUrl\x12&.tawasul.docs.v1.GetDownloadUrlRequest\x1a\'.tawasul.docs.v1.GetDownloadUrlResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atawasul/docs/v1/docs.proto\x12\x0ftawasul.docs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x10\x44ocumentMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x1d\n\x15\x64\x65\x63lared_content_type\x18\x02 \x01(\t\x12\x18\n\x10sub_service_code\x18\x03 \x01(\t\x12\x15\n\rdocument_kind\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\"g\n\x15UploadDocumentRequest\x12\x35\n\x08metadata\x18\x01 \x01(\x0b\x32!.tawasul.docs.v1.DocumentMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xf3\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05state\x18\x08 \x01(\x0e\x32\x1e.tawasul.docs.v1.DocumentState\x12\x15\n\rdocument_kind\x18\t \x01(\t\"E\n\x16UploadDocumentResponse\x12+\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x19.tawasul.docs.v1.Document\"7\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04hold\x18\x02 \x01(\x08\"B\n\x13GetDocumentResponse\x12+\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x19.tawasul.docs.v1.Document\",\n\x15GetDownloadUrlRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"\x82\x01\n\x16GetDownloadUrlResponse\x12+\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x19.tawasul.docs.v1.Document\x12\x0b\n\x03url\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x86\x01\n\rDocumentState\x12\x1e\n\x1a\x44OCUMENT_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44OCUMENT_STATE_QUARANTINED\x10\x01\x12\x18\n\x14\x44OCUMENT_STATE_CLEAN\x10\x02\x12\x1b\n\x17\x44OCUMENT_STATE_INFECTED\x10\x03\x32\xaf\x02\n\x0b\x44ocsService\x12\x63\n\x0eUploadDocument\x12&.tawasul.docs.v1.UploadDocumentRequest\x1a\'.tawasul.docs.v1.UploadDocumentResponse(\x01\x12X\n\x0bGetDocument\x12#.tawasul.docs.v1.GetDocumentRequest\x1a$.tawasul.docs.v1.GetDocumentResponse\x12\x61\n\x0eGetDownloadUrl\x12&.tawasul.docs.v1.GetDownloadUrlRequest\x1a\'.tawasul.docs.v1.GetDownloadUrlResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tawasul.docs.v1.docs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DOCUMENTSTATE']._serialized_start=932
-  _globals['_DOCUMENTSTATE']._serialized_end=1066
+  _globals['_DOCUMENTSTATE']._serialized_start=946
+  _globals['_DOCUMENTSTATE']._serialized_end=1080
   _globals['_DOCUMENTMETADATA']._serialized_start=81
   _globals['_DOCUMENTMETADATA']._serialized_end=217
   _globals['_UPLOADDOCUMENTREQUEST']._serialized_start=219
@@ -43,13 +43,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADDOCUMENTRESPONSE']._serialized_start=570
   _globals['_UPLOADDOCUMENTRESPONSE']._serialized_end=639
   _globals['_GETDOCUMENTREQUEST']._serialized_start=641
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=682
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=684
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=750
-  _globals['_GETDOWNLOADURLREQUEST']._serialized_start=752
-  _globals['_GETDOWNLOADURLREQUEST']._serialized_end=796
-  _globals['_GETDOWNLOADURLRESPONSE']._serialized_start=799
-  _globals['_GETDOWNLOADURLRESPONSE']._serialized_end=929
-  _globals['_DOCSSERVICE']._serialized_start=1069
-  _globals['_DOCSSERVICE']._serialized_end=1372
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=696
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=698
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=764
+  _globals['_GETDOWNLOADURLREQUEST']._serialized_start=766
+  _globals['_GETDOWNLOADURLREQUEST']._serialized_end=810
+  _globals['_GETDOWNLOADURLRESPONSE']._serialized_start=813
+  _globals['_GETDOWNLOADURLRESPONSE']._serialized_end=943
+  _globals['_DOCSSERVICE']._serialized_start=1083
+  _globals['_DOCSSERVICE']._serialized_end=1386
 # @@protoc_insertion_point(module_scope)

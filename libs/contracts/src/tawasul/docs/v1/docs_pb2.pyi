@@ -177,15 +177,22 @@ class GetDocumentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    HOLD_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
+    hold: _builtins.bool
+    """The caller is about to name the document in a request (intake checking a submission or an
+    answer): a document attached to no request yet is kept a full unattached lifetime from
+    now, so that it is still there when the request's event attaches it.
+    """
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
+        hold: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "hold", b"hold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
