@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from tawasul_platform import errors
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
@@ -55,6 +56,10 @@ async def test_calls_past_the_concurrency_limit_are_resource_exhausted() -> None
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(b"", timeout=10)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # gRPC's own refusal: no rich status, unlike a service's ResourceExhausted (the SDK
+        # tells the two apart by that).
+        trailers = dict(caught.value.trailing_metadata() or ())
+        assert "grpc-status-details-bin" not in trailers
         release.set()
         assert await asyncio.gather(*held) == [b"done", b"done"]
         # Under the limit again: answered.
@@ -92,3 +97,17 @@ async def test_a_timeout_of_the_handlers_own_is_still_an_outage() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(b"", timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_services_own_resource_exhausted_carries_its_status() -> None:
+    """A handler's ResourceExhausted (a quota of the caller's) comes with the rich status,
+    which tells it apart from gRPC's own refusal above."""
+
+    async def refuse(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        raise errors.ResourceExhausted("too many tracking attempts; try again later")
+
+    async with serving(refuse, ServerLimits()) as call:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(b"", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "grpc-status-details-bin" in dict(caught.value.trailing_metadata() or ())

@@ -66,6 +66,11 @@ def _rpc_messages() -> dict[str, type[Message]]:
 _MESSAGES = _rpc_messages()
 
 
+def _has_status(error: grpc.aio.AioRpcError) -> bool:
+    """Whether a Tawasul service answered with its status (every refusal of theirs has one)."""
+    return any(key == _DETAILS_TRAILER for key, _ in error.trailing_metadata() or ())
+
+
 def _details(error: grpc.aio.AioRpcError) -> list[Any]:
     for key, value in error.trailing_metadata() or ():
         if key == _DETAILS_TRAILER and isinstance(value, bytes):
@@ -118,6 +123,10 @@ class TawasulError(Exception):
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> TawasulError:
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _has_status(error):
+            # Not a service's refusal of the caller (those carry its status): gRPC's own, the
+            # server past its limit of calls in flight. Busy, not the caller's quota.
+            return cls(grpc.StatusCode.UNAVAILABLE, "the service is busy; try again shortly")
         details = _details(error)
         fields = {
             str(v.field): str(v.description)

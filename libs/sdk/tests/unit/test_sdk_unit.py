@@ -45,6 +45,23 @@ def test_field_violations_and_the_existing_request_are_read_from_the_status() ->
     assert (exists.existing, exists.fields) == ("TW123456789", {})
 
 
+def test_a_server_past_its_limit_of_calls_is_unavailable_not_the_callers_quota() -> None:
+    """gRPC's own RESOURCE_EXHAUSTED (the server's limit of calls in flight) carries no status
+    of a Tawasul service: the service is busy, and the caller may retry; a service's own
+    refusal (too many tracking attempts) stays the caller's quota."""
+    busy = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details="Concurrent RPC limit exceeded!",
+    )
+    error = TawasulError.from_rpc_error(busy)
+    assert error.code_name == "UNAVAILABLE"
+    assert error.message == "the service is busy; try again shortly"
+    quota = TawasulError.from_rpc_error(_error(grpc.StatusCode.RESOURCE_EXHAUSTED))
+    assert (quota.code_name, quota.message) == ("RESOURCE_EXHAUSTED", "refused")
+
+
 def test_an_error_without_details_or_with_garbage_has_none() -> None:
     plain = grpc.aio.AioRpcError(
         grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(), details="no"

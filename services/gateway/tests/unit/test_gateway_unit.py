@@ -47,6 +47,21 @@ def test_each_grpc_status_has_its_http_status(code: grpc.StatusCode, status: int
     }
 
 
+def test_a_service_past_its_limit_of_calls_is_503_not_the_users_429() -> None:
+    """gRPC's own refusal past intake's or docs' limit of calls in flight is no quota of the
+    user's: the service is busy, retry shortly; its text stays behind the gateway."""
+    busy = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details="Concurrent RPC limit exceeded!",
+    )
+    error = ApiError.of(TawasulError.from_rpc_error(busy))
+    assert (error.status, error.headers) == (503, {"Retry-After": "1"})
+    assert error.body()["error"]["code"] == "UNAVAILABLE"
+    assert "Concurrent" not in error.message
+
+
 def test_already_exists_names_the_existing_request() -> None:
     error = ApiError.of(
         TawasulError(grpc.StatusCode.ALREADY_EXISTS, "open", existing="TW123456789")
