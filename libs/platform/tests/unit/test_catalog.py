@@ -58,9 +58,9 @@ def texts(catalog: Catalog) -> Iterator[tuple[str, Text]]:
 # The packaged catalog
 
 
-def test_the_packaged_catalog_is_version_2_and_loaded_once() -> None:
+def test_the_packaged_catalog_is_version_3_and_loaded_once() -> None:
     catalog = load_catalog()
-    assert catalog.version == 2
+    assert catalog.version == 3
     assert load_catalog() is catalog
 
 
@@ -167,6 +167,15 @@ def test_dates_of_birth_cannot_be_in_the_future() -> None:
     assert all(spec.type is FieldType.DATE and spec.past_only for spec in births)
 
 
+def test_every_national_id_or_iqama_field_names_the_person_the_request_is_about() -> None:
+    # SPEC §2: the person is the account holder or one they may file for, whichever field
+    # names them; a visitor's border number is not (yet) held to that.
+    people = {FieldType.NATIONAL_ID, FieldType.IQAMA_NUMBER, FieldType.ID_NUMBER}
+    for service in load_catalog().sub_services.values():
+        for spec in service.fields:
+            assert spec.names_subject == (spec.type in people), f"{service.code}.{spec.name}"
+
+
 def test_choice_fields_offer_options_and_others_do_not() -> None:
     visa_type = next(
         spec
@@ -218,6 +227,7 @@ def minimal() -> dict[str, Any]:
                 "label": label(),
                 "help": label(),
                 "required": True,
+                "names_subject": True,
             },
             {
                 "name": "visa_type",
@@ -248,6 +258,7 @@ def test_the_minimal_catalog_parses() -> None:
     service = catalog.sub_services["reports.other"]
     assert service.subject_nationalities == {"YEM"}
     assert service.fields[0].type is FieldType.IQAMA_NUMBER
+    assert (service.fields[0].names_subject, service.fields[1].names_subject) == (True, False)
     assert service.fields[0].max_length == 200
     assert service.documents[1].media_types == {"application/pdf", "image/jpeg"}
     assert service.sla == Sla.days(5)
@@ -316,6 +327,14 @@ def document_of(raw: dict[str, Any], index: int = 0) -> dict[str, Any]:
         (
             lambda raw: field_of(raw, 0).update(past_only=True),
             r"^sub_services\[1\]\.fields\[0\]\.past_only: only date fields",
+        ),
+        (
+            lambda raw: field_of(raw).update(names_subject=True),
+            r"^sub_services\[1\]\.fields\[1\]\.names_subject: only a person's ID number",
+        ),
+        (
+            lambda raw: field_of(raw, 0).update(names_subject="yes"),
+            r"^sub_services\[1\]\.fields\[0\]\.names_subject: expected true or false",
         ),
         (
             lambda raw: field_of(raw, 0).update(max_length=10),

@@ -1,6 +1,6 @@
 """The service catalog: departments and sub-services, read from a versioned data file.
 
-The catalog is data (catalog.v2.json), not code, so that departments, forms, filers and SLAs
+The catalog is data (catalog.v3.json), not code, so that departments, forms, filers and SLAs
 change without a code change and channels can draw their forms from it. This module only
 parses and validates the file: anything malformed is refused with the JSON path of the bad
 entry, so a broken catalog stops a service at start-up instead of surfacing as odd forms.
@@ -21,7 +21,7 @@ from tawasul_calendar import Sla, SlaUnit
 
 from tawasul_platform.identity import BENEFICIARY_ROLES, Role
 
-CATALOG_FILE = "catalog.v2.json"
+CATALOG_FILE = "catalog.v3.json"
 MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
 DEFAULT_MAX_LENGTH = 200
 # The seeds promise an answer within 24-72 working hours, and never later than 7 working days.
@@ -61,6 +61,12 @@ class FieldType(StrEnum):
     NATIONALITY = "nationality"
 
 
+# The field types that hold one person's ID number, the kinds a request's subject_id takes.
+PERSON_ID_TYPES = frozenset(
+    {FieldType.NATIONAL_ID, FieldType.IQAMA_NUMBER, FieldType.ID_NUMBER, FieldType.BORDER_NUMBER}
+)
+
+
 @dataclass(frozen=True)
 class Choice:
     """One option of a choice field: a stable value stored with the request, and its label."""
@@ -81,6 +87,9 @@ class FieldSpec:
     max_length: int = DEFAULT_MAX_LENGTH  # text fields only
     options: tuple[Choice, ...] = ()  # choice fields only, never empty there
     past_only: bool = False  # dates that cannot lie in the future, e.g. a date of birth
+    # An ID number of the person the request is about (SPEC §2): when given, intake takes it
+    # only if it is the request's subject_id, and channels may fill it in from that.
+    names_subject: bool = False  # person ID fields only (PERSON_ID_TYPES)
 
 
 @dataclass(frozen=True)
@@ -249,7 +258,7 @@ def _field(raw: object, path: str) -> FieldSpec:
         raw,
         path,
         required={"name", "type", "label", "help", "required"},
-        optional={"max_length", "options", "past_only"},
+        optional={"max_length", "options", "past_only", "names_subject"},
     )
     name = _SNAKE_CASE.check(item["name"], f"{path}.name")
     field_type = _enum(item["type"], f"{path}.type", FieldType)
@@ -281,6 +290,15 @@ def _field(raw: object, path: str) -> FieldSpec:
             _fail(f"{path}.past_only", f"only date fields can be past_only, not {field_type}")
         past_only = _bool(item["past_only"], f"{path}.past_only")
 
+    names_subject = False
+    if "names_subject" in item:
+        if field_type not in PERSON_ID_TYPES:
+            _fail(
+                f"{path}.names_subject",
+                f"only a person's ID number can name the subject, not {field_type}",
+            )
+        names_subject = _bool(item["names_subject"], f"{path}.names_subject")
+
     return FieldSpec(
         name=name,
         type=field_type,
@@ -290,6 +308,7 @@ def _field(raw: object, path: str) -> FieldSpec:
         max_length=max_length,
         options=tuple(options),
         past_only=past_only,
+        names_subject=names_subject,
     )
 
 

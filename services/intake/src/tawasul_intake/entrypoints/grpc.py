@@ -370,6 +370,7 @@ def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
                     for c in f.options
                 ],
                 past_only=f.past_only,
+                names_subject=f.names_subject,
             )
             for f in s.fields
         ],

@@ -76,6 +76,7 @@ class FieldSpec(_message.Message):
     MAX_LENGTH_FIELD_NUMBER: _builtins.int
     CHOICES_FIELD_NUMBER: _builtins.int
     PAST_ONLY_FIELD_NUMBER: _builtins.int
+    NAMES_SUBJECT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The key in SubmitRequestRequest.fields."""
     type: _builtins.str
@@ -88,6 +89,11 @@ class FieldSpec(_message.Message):
     max_length: _builtins.int
     past_only: _builtins.bool
     """Dates that must not be in the future (a date of birth)."""
+    names_subject: _builtins.bool
+    """An ID number of the person the request is about: when given, it must be the request's
+    subject_id (the caller's own ID when that is empty), else INVALID_ARGUMENT on this
+    field. A form may fill it in from the subject.
+    """
     @_builtins.property
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]: ...
     def __init__(
@@ -101,10 +107,11 @@ class FieldSpec(_message.Message):
         max_length: _builtins.int = ...,
         choices: _abc.Iterable[Global___Choice] | None = ...,
         past_only: _builtins.bool = ...,
+        names_subject: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "past_only", b"past_only", "required", b"required", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "names_subject", b"names_subject", "past_only", b"past_only", "required", b"required", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
