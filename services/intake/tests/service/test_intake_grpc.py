@@ -401,6 +401,59 @@ async def test_only_the_holder_their_family_or_workers_may_be_the_subject(intake
     assert await intake.count(tables.requests) == 2
 
 
+async def test_an_id_field_naming_someone_else_than_the_subject_is_refused_on_that_field(
+    intake: Intake,
+) -> None:
+    """SPEC §2: the citizen files for himself, yet the absence report's iqama number is
+    another account's worker; the relationship check only ever saw the subject."""
+    absence = {"absence_date": "2025-12-20", "worker_type": "domestic_worker"}
+    for subject in ("", "2045678907"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.submit(
+                sub_service_code="reports.absence-report",
+                subject_id=subject,
+                fields={**absence, "iqama_number": "2000000006"},
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert set(field_violations(caught.value)) == {"fields.iqama_number"}
+        assert "2000000006" not in (caught.value.details() or "")
+    assert await intake.count(tables.requests) == 0
+    assert await intake.count(tables.outbox) == 0
+    # The citizen's own driver, named by both, is taken.
+    driver = await intake.submit(
+        sub_service_code="reports.absence-report",
+        subject_id="2045678907",
+        fields={**absence, "iqama_number": "2045678907"},
+    )
+    assert (driver.subject_id, driver.fields["iqama_number"]) == ("2045678907", "2045678907")
+
+
+async def test_an_answer_naming_someone_else_than_the_subject_is_refused(intake: Intake) -> None:
+    request = await intake.submit()
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "Please confirm the national ID of the passport holder",
+        START + timedelta(hours=1),
+        missing=(Missing("field", "national_id", "The passport holder's national ID"),),
+        respond_by=START + timedelta(days=7),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.RespondToInfoRequest(
+            intake_pb2.RespondToInfoRequestRequest(
+                request_number=request.request_number, fields={"national_id": "1000000016"}
+            ),
+            timeout=5,
+            metadata=bearer(CITIZEN),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(caught.value)) == {"fields.national_id"}
+    waiting = await intake.get(request.request_number)
+    assert waiting.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    assert waiting.fields["national_id"] == CITIZEN_ID
+    assert await intake.outbox(APPLICANT_ACTIONS) == []
+
+
 async def test_a_second_open_request_names_the_first(intake: Intake) -> None:
     first = await intake.submit()
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -12,8 +12,10 @@ from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import (
     MAX_DOCUMENTS,
     MAX_FIELDS,
+    Answer,
     Locale,
     Submission,
+    validate_answer,
     validate_submission,
 )
 from tawasul_platform.catalog import load_catalog
@@ -106,9 +108,13 @@ REJECTED: list[tuple[Form, str, str]] = [
     # sub_service_code
     (Form(sub_service_code="passports.no-such-thing"), "sub_service_code", "not a sub-service"),
     (Form(sub_service_code="x" * 101), "sub_service_code", "at most 100 characters"),
-    (Form(caller=RESIDENT), "sub_service_code", "not open to a resident account"),
     (
-        Form(caller=ESTABLISHMENT, subject_id="2023456789"),
+        Form(caller=RESIDENT, subject_id="1000000008"),
+        "sub_service_code",
+        "not open to a resident account",
+    ),
+    (
+        Form(caller=ESTABLISHMENT, subject_id="1000000008"),
         "sub_service_code",
         "establishment account",
     ),
@@ -147,7 +153,11 @@ REJECTED: list[tuple[Form, str, str]] = [
         "start with 2",
     ),
     (
-        Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, "visa_number": "123"}),
+        Form(
+            sub_service_code="visas.cancel-visa",
+            subject_id="2000000006",
+            fields={**CANCEL_VISA, "visa_number": "123"},
+        ),
         "fields.visa_number",
         "10 digits",
     ),
@@ -485,7 +495,7 @@ def test_defaults_the_subject_to_the_account_and_the_locale_to_arabic() -> None:
 
 
 def test_a_subject_is_trimmed() -> None:
-    submission = validate(subject_id=" 1012345672 ")
+    submission = validate(subject_id=" 1012345672 ", fields=passport(national_id="1012345672"))
     assert submission.subject_id == "1012345672"
 
 
@@ -536,12 +546,17 @@ def test_every_field_type_normalizes_a_good_value(kind: str, value: str, normali
     forms: dict[str, tuple[Form, str]] = {
         "national_id": (Form(fields=passport(national_id=value)), "national_id"),
         "iqama_number": (
-            Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, kind: value}),
+            Form(
+                sub_service_code="visas.cancel-visa",
+                subject_id=value,
+                fields={**CANCEL_VISA, kind: value},
+            ),
             kind,
         ),
         "id_number": (
             Form(
                 sub_service_code="corrections.name-or-birth-date",
+                subject_id=value,
                 fields={**CORRECTION, kind: value},
             ),
             kind,
@@ -551,7 +566,11 @@ def test_every_field_type_normalizes_a_good_value(kind: str, value: str, normali
             kind,
         ),
         "visa_number": (
-            Form(sub_service_code="visas.cancel-visa", fields={**CANCEL_VISA, kind: value}),
+            Form(
+                sub_service_code="visas.cancel-visa",
+                subject_id="2000000006",
+                fields={**CANCEL_VISA, kind: value},
+            ),
             kind,
         ),
         "passport_number": (Form(fields=passport(passport_number=value)), kind),
@@ -699,3 +718,96 @@ def test_an_establishments_overlong_subject_is_reported_as_too_long() -> None:
         caller=ESTABLISHMENT, sub_service_code=INQUIRY, subject_id="2" * 21, fields={}
     )
     assert found == {"subject_id": "at most 20 characters"}
+
+
+# --- an ID field names the person the request is about (SPEC §2) ----------------------------
+
+NOT_THE_SUBJECT = "must be the ID number of the person the request is about"
+ABSENCE = "reports.absence-report"
+ABSENCE_FIELDS = {"absence_date": "2025-12-20", "worker_type": "domestic_worker"}
+# Someone else's worker: the citizen has no relation to them.
+STRANGER_IQAMA = "2000000006"
+OWN_DRIVER = "2045678907"
+
+
+def test_an_iqama_field_naming_a_stranger_is_refused_though_the_subject_is_the_caller() -> None:
+    found = violations(
+        sub_service_code=ABSENCE, fields={**ABSENCE_FIELDS, "iqama_number": STRANGER_IQAMA}
+    )
+    assert set(found) == {"fields.iqama_number"}
+    assert NOT_THE_SUBJECT in found["fields.iqama_number"]
+
+
+def test_an_id_field_must_be_the_subject_the_request_names() -> None:
+    found = violations(
+        sub_service_code=ABSENCE,
+        subject_id=OWN_DRIVER,
+        fields={**ABSENCE_FIELDS, "iqama_number": STRANGER_IQAMA},
+    )
+    assert set(found) == {"fields.iqama_number"}
+    assert NOT_THE_SUBJECT in found["fields.iqama_number"]
+    assert STRANGER_IQAMA not in str(found)
+    assert OWN_DRIVER not in str(found)
+
+
+def test_a_national_id_field_naming_another_citizen_is_refused() -> None:
+    found = violations(fields=passport(national_id="1000000016"))
+    assert set(found) == {"fields.national_id"}
+    assert NOT_THE_SUBJECT in found["fields.national_id"]
+
+
+def test_a_dependent_is_the_subject_their_id_field_names() -> None:
+    fields = {
+        "request_type": "add_dependent",
+        "dependent_id_number": "1023456781",
+        "dependent_name": "Abdullah",
+        "dependent_date_of_birth": "2015-03-01",
+        "relationship": "son",
+    }
+    code = "residents.dependents-services"
+    assert set(violations(sub_service_code=code, fields=fields)) == {"fields.dependent_id_number"}
+    submission = validate(sub_service_code=code, subject_id="1023456781", fields=fields)
+    assert submission.fields["dependent_id_number"] == submission.subject_id == "1023456781"
+
+
+def test_an_id_field_equal_to_the_subject_is_taken_after_normalizing() -> None:
+    submission = validate(
+        sub_service_code=ABSENCE,
+        subject_id=f" {OWN_DRIVER} ",
+        fields={**ABSENCE_FIELDS, "iqama_number": f"{OWN_DRIVER} "},
+    )
+    assert submission.fields["iqama_number"] == submission.subject_id == OWN_DRIVER
+
+
+def test_an_optional_id_field_left_empty_names_no_one() -> None:
+    submission = validate(
+        sub_service_code="residents.iqama-issue-renewal",
+        subject_id="3000000129",
+        fields={**IQAMA, "border_number": "3000000129"},
+    )
+    assert "iqama_number" not in submission.fields
+
+
+def test_a_bad_subject_is_reported_once_not_again_on_the_field() -> None:
+    assert violations(subject_id="1000000007", fields=passport(national_id="1000000016")) == {
+        "subject_id": "check digit does not match"
+    }
+
+
+def answer(subject_id: str, **fields: str) -> Answer:
+    return validate_answer(
+        sub_service=CATALOG.sub_services[ABSENCE],
+        subject_id=subject_id,
+        today=TODAY,
+        message="",
+        fields=fields,
+        document_ids=[],
+    )
+
+
+def test_an_answer_s_id_field_must_name_the_request_s_subject() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        answer(OWN_DRIVER, iqama_number=STRANGER_IQAMA)
+    assert set(caught.value.violations) == {"fields.iqama_number"}
+    assert NOT_THE_SUBJECT in caught.value.violations["fields.iqama_number"]
+    assert answer(OWN_DRIVER, iqama_number=OWN_DRIVER).fields == {"iqama_number": OWN_DRIVER}

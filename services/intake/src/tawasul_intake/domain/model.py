@@ -531,6 +531,8 @@ def validate_submission(
         problems["subject_id"] = "check digit does not match"
 
     values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
+    if sub_service and not {"subject_id", "applicant_id"} & problems.keys():
+        _check_named_subject(problems, sub_service, values, subject, empty_is_caller=True)
 
     documents = _document_ids(problems, document_ids)
     normalized = normalize_mobile(mobile)
@@ -605,6 +607,27 @@ def _check_fields(
     return values
 
 
+def _check_named_subject(
+    problems: dict[str, str],
+    sub_service: SubService,
+    values: Mapping[str, str],
+    subject: str,
+    *,
+    empty_is_caller: bool = False,
+) -> None:
+    """A field the catalog says names the person the request is about (an ID number) must be
+    that person, its subject (SPEC §2): the relationship check sees the subject only."""
+    problem = NOT_THE_SUBJECT + (
+        " (subject_id, or the account holder's own when that is empty)"
+        if empty_is_caller
+        else " (the request's subject_id)"
+    )
+    for spec in sub_service.fields:
+        if spec.names_subject and spec.name in values and values[spec.name] != subject:
+            problems[f"fields.{spec.name}"] = problem
+
+
+NOT_THE_SUBJECT = "must be the ID number of the person the request is about"
 _IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
 _KEY = re.compile(r"[A-Za-z0-9._:-]+")
 # One plain mailbox: the local part an RFC 5322 dot-atom, so that no mail client reads it as
@@ -628,12 +651,14 @@ class Answer:
 def validate_answer(
     *,
     sub_service: SubService,
+    subject_id: str,
     today: date,
     message: str,
     fields: Mapping[str, str],
     document_ids: list[str],
 ) -> Answer:
-    """Checks an answer like a submission: capped first, each given field by its type."""
+    """Checks an answer like a submission: capped first, each given field by its type, and
+    a field that names the person the request is about must name its `subject_id`."""
     problems: dict[str, str] = {}
     text = ""
     if len(message) > MAX_MESSAGE:
@@ -667,6 +692,7 @@ def validate_answer(
             problems[f"fields.{name}"] = problem
         else:
             values[name] = value
+    _check_named_subject(problems, sub_service, values, subject_id)
     documents = _document_ids(problems, document_ids)
     if problems:
         raise InvalidArgument(problems)
