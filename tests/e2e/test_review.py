@@ -14,7 +14,7 @@ from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_calendar import Sla, WorkingCalendar
-from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.journey import Clients, eventually, new_resident
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
@@ -30,21 +30,24 @@ SUB_SERVICE = "visas.cancel-visa"
 
 
 async def file_visa_cancellation(clients: Clients) -> tuple[str, intake_pb2.Request]:
-    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    """A fresh resident cancels their own visa: the iqama number names the person the request
+    is about, the account holder here (SPEC §2)."""
+    resident_id = new_resident()
+    resident = clients.token(resident_id, Role.RESIDENT)
     request = await clients.submit(
-        citizen,
+        resident,
         key=str(uuid.uuid4()),
         sub_service=SUB_SERVICE,
-        description="Please cancel the exit re-entry visa of my driver, he is not travelling",
+        description="Please cancel my exit re-entry visa, I am not travelling any more",
         documents=[],
         mobile="0551234567",
         fields={
             "visa_type": "exit_reentry",
             "visa_number": "6012345678",
-            "iqama_number": "2000000006",
+            "iqama_number": resident_id,
         },
     )
-    return citizen, request
+    return resident, request
 
 
 async def work_item(clients: Clients, reviewer: str, request_id: str) -> review_pb2.WorkItem:

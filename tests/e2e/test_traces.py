@@ -24,7 +24,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from tawasul.review.v1 import review_pb2
-from tawasul_devstack.journey import Clients, eventually, new_citizen
+from tawasul_devstack.journey import Clients, eventually, new_resident
 from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
@@ -35,11 +35,7 @@ TIMEOUT = DEFAULT_DEADLINE_SECONDS
 TRACED = ("intake", "routing", "review", "notify", "gateway")
 DEPARTMENT = "visas"
 SUBMIT_RPC = "/tawasul.intake.v1.IntakeService/SubmitRequest"
-VISA_FIELDS = {
-    "visa_type": "exit_reentry",
-    "visa_number": "6012345678",
-    "iqama_number": "2000000006",
-}
+VISA_FIELDS = {"visa_type": "exit_reentry", "visa_number": "6012345678"}
 SERVER, PRODUCER, CONSUMER = (
     trace_pb2.Span.SPAN_KIND_SERVER,
     trace_pb2.Span.SPAN_KIND_PRODUCER,
@@ -186,15 +182,16 @@ def hop(collector: Collector, consumer: Exported) -> Exported:
 async def test_one_trace_spans_a_request_from_intake_through_routing_review_and_notify(
     clients: Clients, collector: Collector
 ) -> None:
-    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    # A resident cancels their own visa: the iqama number names the account holder.
+    resident_id = new_resident()
     request = await clients.submit(
-        citizen,
+        clients.token(resident_id, Role.RESIDENT),
         key=str(uuid.uuid4()),
         sub_service="visas.cancel-visa",
-        description="Please cancel the exit re-entry visa of my driver, he is not travelling",
+        description="Please cancel my exit re-entry visa, I am not travelling any more",
         documents=[],
         mobile="0551234567",
-        fields=VISA_FIELDS,
+        fields={**VISA_FIELDS, "iqama_number": resident_id},
     )
     rid = request.request_id
 
@@ -245,18 +242,19 @@ async def test_one_trace_spans_a_request_from_intake_through_routing_review_and_
 async def test_a_filing_through_the_gateway_is_one_trace_from_its_http_request(
     clients: Clients, stack: Stack, collector: Collector
 ) -> None:
-    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    resident_id = new_resident()
+    resident = clients.token(resident_id, Role.RESIDENT)
     async with httpx.AsyncClient(base_url=stack.config.gateway_url, timeout=TIMEOUT) as http:
         created = await http.post(
             "/api/v1/requests",
             json={
                 "idempotency_key": str(uuid.uuid4()),
                 "sub_service_code": "visas.cancel-visa",
-                "description": "Please cancel the exit re-entry visa of my cook, she stays home",
+                "description": "Please cancel my exit re-entry visa, I am staying in the Kingdom",
                 "contact": {"mobile": "0551234567", "locale": "en"},
-                "fields": VISA_FIELDS,
+                "fields": {**VISA_FIELDS, "iqama_number": resident_id},
             },
-            headers={"Authorization": f"Bearer {citizen}"},
+            headers={"Authorization": f"Bearer {resident}"},
         )
     assert created.status_code == 201, created.text
     rid = created.json()["request"]["request_id"]

@@ -40,11 +40,21 @@ PASSPORT_PHOTO_FIELDS = {"request_type": "renewal", "problem": "photo_not_shown"
 # request of one person for one sub-service is refused), and two processes meet only if their
 # starts fall within the few thousand numbers each uses.
 _next_citizen = itertools.count(secrets.randbelow(10**7))
+_next_resident = itertools.count(secrets.randbelow(10**7))
 
 
 def new_citizen() -> str:
     """A national ID no one else uses: the development registry's synthetic citizens ("19…")."""
-    body = f"19{next(_next_citizen) % 10**7:07d}"
+    return _with_check_digit(f"19{next(_next_citizen) % 10**7:07d}")
+
+
+def new_resident() -> str:
+    """An iqama number no one else uses: the development registry's synthetic residents
+    ("28…"), for the sub-services whose form names a resident (a visa's holder, say)."""
+    return _with_check_digit(f"28{next(_next_resident) % 10**7:07d}")
+
+
+def _with_check_digit(body: str) -> str:
     for check in "0123456789":
         if _luhn_valid(body + check):
             return body + check

@@ -680,6 +680,19 @@ async def test_filing_for_anyone_else_is_refused_and_stores_nothing(
     assert intake.db.commits == 0
 
 
+async def test_a_synthetic_resident_files_about_their_own_iqama(intake: Intake) -> None:
+    """The dev registry's synthetic residents ("28…") give end-to-end tests fresh iqama
+    holders, as synthetic citizens ("19…") give fresh citizens."""
+    resident, other = (Principal(with_check_digit(f"28{n:07d}"), Role.RESIDENT) for n in (1, 2))
+    request = await intake.submit(resident, code=CANCEL_VISA)
+    stored = intake.db.row(request.number)
+    assert (stored.subject_id, stored.fields["iqama_number"]) == (resident.subject,) * 2
+    (event,) = intake.submitted()
+    assert (event.applicant_kind, event.subject_nationality) == ("resident", "EGY")
+    with pytest.raises(PermissionDenied):
+        await intake.submit(other, code=CANCEL_VISA, key="other", subject=resident.subject)
+
+
 @pytest.mark.parametrize(
     ("relation", "allowed"),
     [
