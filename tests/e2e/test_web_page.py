@@ -102,6 +102,17 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#view-sign-in h2")).to_have_text("الدخول")
     await sign_in(page, base)
 
+    # A field that names the person the request is about (names_subject in the catalog)
+    # starts as the signed-in person's ID and follows the subject typed above it.
+    await page.select_option("#department", "passports")
+    await page.select_option("#sub-service", "passports.issue-renewal-problem")
+    national_id = page.locator("#field-national_id")
+    await expect(national_id).to_have_value(CITIZEN)
+    await page.fill("#subject-id", "1012345672")
+    await expect(national_id).to_have_value("1012345672")
+    await page.fill("#subject-id", "")
+    await expect(national_id).to_have_value(CITIZEN)
+
     # The form is drawn from the catalog: department, then its sub-services, then the fields.
     await page.select_option("#department", DEPARTMENT)
     await page.select_option("#sub-service", SUB_SERVICE)

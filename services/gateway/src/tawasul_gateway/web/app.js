@@ -158,6 +158,7 @@ const state = {
   token: sessionStorage.getItem("tawasul.token") || "",
   who: sessionStorage.getItem("tawasul.who") || "",
   role: sessionStorage.getItem("tawasul.role") || "",
+  id: sessionStorage.getItem("tawasul.id") || "",
   catalog: null,
   idempotencyKey: "",
   documents: new Map(), // document kind → [document ids]
@@ -315,7 +316,8 @@ function signOut(reroute = true) {
   state.token = "";
   state.who = "";
   state.role = "";
-  for (const key of ["token", "who", "role"]) sessionStorage.removeItem(`tawasul.${key}`);
+  state.id = "";
+  for (const key of ["token", "who", "role", "id"]) sessionStorage.removeItem(`tawasul.${key}`);
   showAccount();
   if (reroute) route();
 }
@@ -351,9 +353,11 @@ async function showSignIn() {
         state.token = answer.token;
         state.who = name || person.id;
         state.role = answer.role || "";
+        state.id = person.id;
         sessionStorage.setItem("tawasul.token", state.token);
         sessionStorage.setItem("tawasul.who", state.who);
         sessionStorage.setItem("tawasul.role", state.role);
+        sessionStorage.setItem("tawasul.id", state.id);
         showAccount();
         route();
       } catch (error) {
@@ -424,6 +428,7 @@ function renderSubService() {
     : "";
   if (!s) return;
   for (const spec of s.fields || []) fields.append(...fieldInput(spec));
+  fillSubject();
   if ((s.documents || []).length) {
     documents.append(Object.assign(document.createElement("h3"), { textContent: t("new.documents") }));
   }
@@ -447,11 +452,32 @@ function fieldInput(spec) {
   }
   Object.assign(input, { id, name: spec.name, required: Boolean(spec.required) });
   input.dataset.field = spec.name;
+  if (spec.names_subject) input.dataset.namesSubject = "";
   const error = Object.assign(document.createElement("p"), { className: "error" });
   error.dataset.errorFor = `fields.${spec.name}`;
   const parts = [label, input, error];
   if (spec.help) parts.splice(2, 0, Object.assign(document.createElement("p"), { className: "help", textContent: spec.help }));
   return parts;
+}
+
+// The person the request is about: the ID typed above, else (but for an establishment, which
+// always names its worker) the signed-in person's own.
+function subjectId(typed, own, role) {
+  return typed.trim() || (role === "establishment" ? "" : own);
+}
+
+// A field the catalog marks names_subject must be that person's ID (intake refuses any other):
+// it follows the subject unless the person typed something else into it.
+function filledValue(current, filled, subject) {
+  return !current.trim() || current === filled ? subject : current;
+}
+
+function fillSubject() {
+  const subject = subjectId($("#subject-id").value, state.id, state.role);
+  for (const input of document.querySelectorAll("#fields [data-names-subject]")) {
+    input.value = filledValue(input.value, input.dataset.filled || "", subject);
+    input.dataset.filled = subject;
+  }
 }
 
 function documentInput(s, spec) {
@@ -746,6 +772,7 @@ function start() {
   $("#sign-out").addEventListener("click", () => signOut());
   $("#department").addEventListener("change", fillSubServices);
   $("#sub-service").addEventListener("change", renderSubService);
+  $("#subject-id").addEventListener("input", fillSubject);
   $("#new-form").addEventListener("submit", submitNew);
   $("#mine-more").addEventListener("click", () => showMine(true).catch((e) => banner(e.message)));
   $("#respond-form").addEventListener("submit", respond);
