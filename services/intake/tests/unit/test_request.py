@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -519,6 +519,11 @@ def test_an_appeal_moves_the_promise_out_by_the_time_the_rejection_stood() -> No
     # Four working days left from Thursday 15 January 10:00.
     assert request.expected_completion(CALENDAR, riyadh(15, 10)) == riyadh(21, 10)
     assert request.expected_completion(CALENDAR, riyadh(20, 10)) == riyadh(21, 10)
+    # The appeal's notice tells the beneficiary that date.
+    (appealed,) = [e for e in request.events if isinstance(e, RequestAppealed)]
+    assert appealed.expected_completion == riyadh(21, 10)
+    wire = events_pb2.Envelope.FromString(to_event(appealed).payload).request_appealed
+    assert wire.expected_completion_at.ToDatetime(tzinfo=UTC) == riyadh(21, 10)
 
 
 # --- generated sequences ---------------------------------------------------------------------

@@ -10,6 +10,8 @@ import pytest
 from google.protobuf.message import Message
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_calendar import Locale as CalendarLocale
+from tawasul_calendar import format_date
 from tawasul_notify.adapters.events import notice_from, to_event
 from tawasul_notify.domain.model import (
     Audience,
@@ -239,7 +241,9 @@ def test_follow_ups_and_cancellations_are_acknowledged() -> None:
     assert notice_from(envelope("request_answered", answered), STAFF) is None
 
 
-def test_an_appeal_is_acknowledged_to_the_beneficiary_with_the_request_number() -> None:
+def test_an_appeal_is_acknowledged_to_the_beneficiary_with_the_new_expected_date() -> None:
+    # Thursday 15 January 2026, 23:30 in Riyadh: the day told is Riyadh's, not UTC's.
+    expected = datetime(2026, 1, 15, 20, 30, tzinfo=UTC)
     appealed = events_pb2.RequestAppealed(
         request_id=REQUEST,
         request_number=NUMBER,
@@ -247,13 +251,24 @@ def test_an_appeal_is_acknowledged_to_the_beneficiary_with_the_request_number() 
         contact=CONTACT,
         applicant_id="1000000008",
     )
+    appealed.expected_completion_at.FromDatetime(expected)
     n = read(envelope("request_appealed", appealed))
     assert (n.kind, n.locale, n.values, n.recipients) == (
         Kind.APPEAL_RECEIVED,
         Locale.EN,
-        {"number": NUMBER},
+        {"number": NUMBER, "due": date(2026, 1, 15)},
         BENEFICIARY,
     )
+    for locale in Locale:
+        day = format_date(date(2026, 1, 15), CalendarLocale(locale.value))
+        for channel in channels_for(Kind.APPEAL_RECEIVED):
+            body = render(Kind.APPEAL_RECEIVED, channel, locale, n.values).body
+            assert NUMBER in body
+            assert day in body
+    # An appeal published before the event carried the date: acknowledged without one.
+    appealed.ClearField("expected_completion_at")
+    n = read(envelope("request_appealed", appealed))
+    assert n.values == {"number": NUMBER, "due": None}
     for locale in Locale:
         for channel in channels_for(Kind.APPEAL_RECEIVED):
             assert NUMBER in render(Kind.APPEAL_RECEIVED, channel, locale, n.values).body

@@ -85,6 +85,9 @@ def to_event(event: Event) -> OutgoingEvent:
                 reason=event.reason,
                 contact=contact(r),
                 applicant_id=r.applicant_id,
+                expected_completion_at=(
+                    timestamp(event.expected_completion) if event.expected_completion else None
+                ),
             )
         )
     elif isinstance(event, RequestAnswered):

@@ -350,7 +350,11 @@ class Request:
             self.clock = stopped.resume(max(now, stopped.paused_since or now))
         self._move(Status.UNDER_REVIEW, reason, now, by_beneficiary=True)
         self.decision_message = ""
-        self.events.append(RequestAppealed(self, reason=reason))
+        self.events.append(
+            RequestAppealed(
+                self, reason=reason, expected_completion=self.expected_completion(calendar, now)
+            )
+        )
 
     def ensure_answerable(self, now: datetime) -> None:
         if self.status is not Status.NEEDS_MORE_INFO:
@@ -449,6 +453,8 @@ class RequestAnswered:
 class RequestAppealed:
     request: Request
     reason: str
+    # The promise once the appeal started the clock again (the notice tells it).
+    expected_completion: datetime | None = None
 
 
 Event = RequestSubmitted | RequestFollowedUp | RequestCancelled | RequestAnswered | RequestAppealed

@@ -167,7 +167,10 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             request_id=p.request_id or event.request_id,
             locale=p.contact.locale,
             recipients=_beneficiary(p.contact, p.applicant_id),
-            values={"number": p.request_number},
+            values={
+                "number": p.request_number,
+                "due": _riyadh_day(p.expected_completion_at, p.HasField("expected_completion_at")),
+            },
         )
     if payload == "request_answered":
         return None

@@ -119,7 +119,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.REOPENED: frozenset({"number", "due"}),
     Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
-    Kind.APPEAL_RECEIVED: frozenset({"number"}),
+    Kind.APPEAL_RECEIVED: frozenset({"number", "due"}),
     Kind.MESSAGE: frozenset({"number", "note"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
@@ -151,7 +151,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.REOPENED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.CANCEL_TOO_LATE: {"number": _SAMPLE_NUMBER, "outcome": "rejected"},
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
-    Kind.APPEAL_RECEIVED: {"number": _SAMPLE_NUMBER},
+    Kind.APPEAL_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.MESSAGE: {
         "number": _SAMPLE_NUMBER,
         "note": "يرجى مراجعة مكتب الجوازات في الرياض يوم الأحد ومعك أصل جواز السفر.",

@@ -643,6 +643,7 @@ class RequestAppealed(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
     APPLICANT_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_COMPLETION_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     reason: _builtins.str
@@ -650,6 +651,12 @@ class RequestAppealed(_message.Message):
     """The account that filed the request (its in-app inbox)."""
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
+    @_builtins.property
+    def expected_completion_at(self) -> _timestamp_pb2.Timestamp:
+        """The date the office now expects to answer by: the appeal starts the SLA clock again,
+        the time the rejection stood not counted.
+        """
+
     def __init__(
         self,
         *,
@@ -658,10 +665,11 @@ class RequestAppealed(_message.Message):
         reason: _builtins.str = ...,
         contact: _common_pb2.Contact | None = ...,
         applicant_id: _builtins.str = ...,
+        expected_completion_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "expected_completion_at", b"expected_completion_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "expected_completion_at", b"expected_completion_at", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
