@@ -823,6 +823,8 @@ async def list_quality_checks(review: Review, request: review_pb2.ListQualityChe
         table.add_column(heading, no_wrap=heading == "request")
     for c in answer.checks:
         decision = "accept" if c.decision == review_pb2.DECISION_ACCEPT else "reject"
+        if c.replaced_by:  # made on an appeal, in place of the replaced one's rejection
+            decision += f" (appeal of {clean(c.replaced_by)})"
         table.add_row(
             clean(c.request_id),
             clean(c.request_number),

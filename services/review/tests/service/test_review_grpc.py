@@ -934,6 +934,52 @@ async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
     ]
 
 
+async def test_the_quality_check_of_an_appealed_rejection_shows_the_decision_standing(
+    review: Review,
+) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=item,
+            decision=review_pb2.DECISION_REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    async with review.engine.begin() as conn:  # the rejection was sampled, and checked
+        await conn.execute(
+            sql(
+                "INSERT INTO quality_checks (request_id, request_number, department, decision, "
+                "decided_by, sampled_at, checked_by, verdict) SELECT request_id, "
+                "request_number, department, 'reject', 'E100', :at, 'S001', 'agree' "
+                "FROM work_items WHERE request_id = :id"
+            ),
+            {"at": review.clock.now, "id": uuid.UUID(item)},
+        )
+    await review.act(
+        request_appealed=events_pb2.RequestAppealed(request_id=item, reason="It is recent")
+    )
+    assert await review.claim_next(SARA) == item
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(request_id=item, decision=review_pb2.DECISION_ACCEPT),
+        timeout=5,
+        metadata=bearer(SARA),
+    )
+    answer = await review.stub.ListQualityChecks(
+        review_pb2.ListQualityChecksRequest(department_code="passports"),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    assert [
+        (c.request_id, c.decision, c.decided_by, c.replaced_decision, c.replaced_by, c.verdict)
+        for c in answer.checks
+    ] == [(item, review_pb2.DECISION_ACCEPT, "E200", review_pb2.DECISION_REJECT, "E100", "")]
+
+
 async def test_an_appeal_applied_late_is_pushed_with_a_whole_lease(review: Review) -> None:
     # Review applies the appeal hours after the beneficiary made it (a consumer that lagged, a
     # dead letter replayed once its cause was mended): the reviewer it is pushed to gets the

@@ -1401,6 +1401,108 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
         )
 
 
+async def decided_on_appeal(
+    uow: FakeUnitOfWork, item: uuid.UUID, policy: handlers.Policy
+) -> WorkItem:
+    """ALI's rejection of `item`, appealed, and accepted by SARA."""
+    await handlers.appeal(
+        uow=uow,
+        event_id=f"ap-{item}",
+        request_id=item,
+        reason="It is clear",
+        policy=policy,
+        now=START,
+    )
+    later = START + timedelta(hours=1)
+    await handlers.claim(uow=uow, reviewer=SARA, request_id=item, now=later, policy=policy)
+    return await handlers.decide(
+        uow=uow,
+        reviewer=SARA,
+        request_id=item,
+        decision=Decision.ACCEPT,
+        message="",
+        reason_code="",
+        policy=policy,
+        now=later,
+    )
+
+
+async def test_the_quality_check_shows_the_decision_an_appeal_left_standing() -> None:
+    always = handlers.Policy(
+        calendar=CALENDAR, catalog=POLICY.catalog, reasons=POLICY.reasons, quality_percent=100
+    )
+    uow = FakeUnitOfWork()
+    await put(uow, "E900", supervises=frozenset({"passports"}))
+    pending_one, checked_one = await claimed(uow), await claimed(uow)
+    for item in (pending_one, checked_one):
+        await handlers.decide(
+            uow=uow,
+            reviewer=ALI,
+            request_id=item,
+            decision=Decision.REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+            policy=always,
+            now=START,
+        )
+    await handlers.complete_quality_check(
+        uow=uow, reviewer=BOSS, request_id=checked_one, verdict="agree", note=""
+    )
+    for item in (pending_one, checked_one):
+        await decided_on_appeal(uow, item, always)
+    # Both show SARA's acceptance, which stands, marked as replacing ALI's rejection; the
+    # verdict given on the rejection was not on it, so it waits for one again.
+    pending, _ = await handlers.quality_checks(
+        uow=uow, reviewer=BOSS, department="passports", include_done=False
+    )
+    assert sorted(
+        (c.request_id, c.decision, c.decided_by, c.replaced_decision, c.replaced_by, c.verdict)
+        for c in pending
+    ) == sorted(
+        (item, Decision.ACCEPT, "E200", Decision.REJECT, "E100", None)
+        for item in (pending_one, checked_one)
+    )
+    with pytest.raises(FailedPrecondition):
+        await handlers.complete_quality_check(
+            uow=uow, reviewer=SARA, request_id=checked_one, verdict="agree", note=""
+        )
+
+
+async def test_a_decision_on_an_appeal_is_sampled_like_any_other() -> None:
+    """A request's first decision and its appeal's are drawn apart: one share of the
+    appealed requests whose rejection was not sampled has the appeal's decision sampled."""
+    half = handlers.Policy(
+        calendar=CALENDAR, catalog=POLICY.catalog, reasons=POLICY.reasons, quality_percent=50
+    )
+    uow = FakeUnitOfWork()
+    items = []
+    for n in range(1, 41):  # ids fixed, so the draws are too
+        items.append(
+            item := (await enqueue(uow, work_item(request_id=uuid.UUID(int=n)))).request_id
+        )
+        await handlers.claim(uow=uow, reviewer=ALI, request_id=item, now=START, policy=half)
+        await handlers.decide(
+            uow=uow,
+            reviewer=ALI,
+            request_id=item,
+            decision=Decision.REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+            policy=half,
+            now=START,
+        )
+    first = set(uow.db.quality)
+    for item in items:
+        await decided_on_appeal(uow, item, half)
+    on_appeal = {c.request_id for c in uow.db.quality.values() if c.replaced_by} - first
+    assert 5 <= len(on_appeal) <= len(items) - len(first) - 5
+    assert all(
+        (c.decision, c.decided_by, c.replaced_decision, c.replaced_by)
+        == (Decision.ACCEPT, "E200", Decision.REJECT, "E100")
+        for c in uow.db.quality.values()
+    )
+
+
 async def test_delivery_receipts_join_the_history() -> None:
     uow = FakeUnitOfWork()
     item = await queued(uow)

@@ -703,7 +703,13 @@ def _check(row: Row) -> QualityCheck:
         checked_by=row.checked_by,
         verdict=Verdict(row.verdict) if row.verdict else None,
         note=row.note,
+        replaced_decision=Decision(row.replaced_decision) if row.replaced_decision else None,
+        replaced_by=row.replaced_by,
     )
+
+
+def _replaced(check: QualityCheck) -> str:
+    return check.replaced_decision.value if check.replaced_decision else ""
 
 
 class SqlQualityRepository:
@@ -720,6 +726,8 @@ class SqlQualityRepository:
                 decision=check.decision.value,
                 decided_by=check.decided_by,
                 sampled_at=check.sampled_at,
+                replaced_decision=_replaced(check),
+                replaced_by=check.replaced_by,
             )
             .on_conflict_do_nothing()
         )
@@ -739,6 +747,12 @@ class SqlQualityRepository:
             update(t)
             .where(t.c.request_id == check.request_id)
             .values(
+                # An appeal's decision takes the place of the one it replaced.
+                decision=check.decision.value,
+                decided_by=check.decided_by,
+                sampled_at=check.sampled_at,
+                replaced_decision=_replaced(check),
+                replaced_by=check.replaced_by,
                 checked_by=check.checked_by,
                 verdict=check.verdict.value if check.verdict else "",
                 note=check.note,

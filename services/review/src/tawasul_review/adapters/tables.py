@@ -205,6 +205,9 @@ quality_checks = Table(
     Column("checked_by", String(50), nullable=False, server_default=""),
     Column("verdict", String(20), nullable=False, server_default=""),
     Column("note", Text, nullable=False, server_default=""),
+    # A decision made on an appeal: the decision it replaced and whose ("" otherwise).
+    Column("replaced_decision", String(20), nullable=False, server_default=""),
+    Column("replaced_by", String(50), nullable=False, server_default=""),
     # A supervisor's pages of checks, in their order (made or not, newest first).
     Index("quality_checks_sampled", "department", "sampled_at", "request_id"),
     # The checks still to make, oldest first: through an index of every check it read the

@@ -407,10 +407,22 @@ async def decide(
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.decide(reviewer, decision, message, reason, now, policy.calendar)
-        if sampled(item.request_id, policy.quality_percent):
-            await uow.quality.add(QualityCheck.of(item, now))
+        await _sample(uow, item, policy, now)
         await uow.commit()
     return item
+
+
+async def _sample(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime) -> None:
+    """A share of decisions gets a quality check. A decision on an appeal takes the place of
+    the one it replaced in that one's check, if it was sampled; else it is drawn like any
+    other."""
+    if item.appeal_of:
+        earlier = await uow.quality.get(item.request_id)
+        if earlier is not None:
+            await uow.quality.save(earlier.replaced_on_appeal(item, now))
+            return
+    if sampled(item.request_id, policy.quality_percent, appeal_of=item.appeal_of):
+        await uow.quality.add(QualityCheck.of(item, now))
 
 
 async def add_note(

@@ -22,9 +22,11 @@ class Verdict(StrEnum):
     DISAGREE = "disagree"
 
 
-def sampled(request_id: uuid.UUID, percent: int) -> bool:
-    """Whether a decision is sampled: by the request id, so replicas and retries agree."""
-    digest = hashlib.sha256(request_id.bytes).digest()
+def sampled(request_id: uuid.UUID, percent: int, *, appeal_of: str = "") -> bool:
+    """Whether a decision is sampled: by the request id, so replicas and retries agree. A
+    decision on an appeal (of `appeal_of`'s rejection) is drawn apart from the first one,
+    else it would be sampled exactly when the decision it replaces was."""
+    digest = hashlib.sha256(request_id.bytes + appeal_of.encode()).digest()
     return int.from_bytes(digest[:4], "big") % 100 < percent
 
 
@@ -47,6 +49,9 @@ class QualityCheck:
     checked_by: str = ""
     verdict: Verdict | None = None
     note: str = ""
+    # A decision made on an appeal: the decision it replaced (a rejection), and whose.
+    replaced_decision: Decision | None = None
+    replaced_by: str = ""
 
     @property
     def position(self) -> QualityPosition:
@@ -63,7 +68,15 @@ class QualityCheck:
             decision=item.decision,
             decided_by=item.assignee,
             sampled_at=now,
+            replaced_decision=Decision.REJECT if item.appeal_of else None,
+            replaced_by=item.appeal_of,
         )
+
+    def replaced_on_appeal(self, item: WorkItem, now: datetime) -> QualityCheck:
+        """The check of a decision an appeal replaced shows the decision that stands, to be
+        checked anew: a verdict given on the replaced one is not a verdict on it."""
+        standing = QualityCheck.of(item, now)
+        return replace(standing, replaced_decision=self.decision, replaced_by=self.decided_by)
 
     def complete(self, reviewer: Principal, verdict: str, note: str) -> QualityCheck:
         if self.department not in reviewer.departments:

@@ -630,6 +630,12 @@ def _check(c: QualityCheck) -> review_pb2.QualityCheck:
         checked_by=c.checked_by,
         verdict=c.verdict.value if c.verdict else "",
         note=c.note,
+        replaced_decision=(
+            _DECISION_TO_WIRE[c.replaced_decision]
+            if c.replaced_decision
+            else review_pb2.DECISION_UNSPECIFIED
+        ),
+        replaced_by=c.replaced_by,
     )
 
 

@@ -1304,6 +1304,8 @@ class QualityCheck(_message.Message):
     CHECKED_BY_FIELD_NUMBER: _builtins.int
     VERDICT_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    REPLACED_DECISION_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     department_code: _builtins.str
@@ -1314,6 +1316,12 @@ class QualityCheck(_message.Message):
     verdict: _builtins.str
     """"agree" or "disagree"."""
     note: _builtins.str
+    replaced_decision: Global___Decision.ValueType
+    """Set when the decision was made on an appeal: the decision it replaced (a rejection) and
+    who made it. The check shows the decision that stands; one made on the replaced decision
+    is made again.
+    """
+    replaced_by: _builtins.str
     @_builtins.property
     def sampled_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1328,10 +1336,12 @@ class QualityCheck(_message.Message):
         checked_by: _builtins.str = ...,
         verdict: _builtins.str = ...,
         note: _builtins.str = ...,
+        replaced_decision: Global___Decision.ValueType = ...,
+        replaced_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampled_at", b"sampled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_by", b"checked_by", "decided_by", b"decided_by", "decision", b"decision", "department_code", b"department_code", "note", b"note", "request_id", b"request_id", "request_number", b"request_number", "sampled_at", b"sampled_at", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_by", b"checked_by", "decided_by", b"decided_by", "decision", b"decision", "department_code", b"department_code", "note", b"note", "replaced_by", b"replaced_by", "replaced_decision", b"replaced_decision", "request_id", b"request_id", "request_number", b"request_number", "sampled_at", b"sampled_at", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
