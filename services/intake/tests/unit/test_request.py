@@ -443,6 +443,29 @@ def test_a_closure_racing_an_answer_given_in_time_leaves_the_answer_standing() -
     assert request.status is Status.CLOSED
 
 
+def test_a_cancellation_made_by_the_deadline_stands_against_the_closure_that_raced_it() -> None:
+    """Cancelled while waiting on the beneficiary, before the deadline: review's sweep closed
+    the request before the cancellation reached it, and says by which deadline. The
+    beneficiary's act stands; one made after the deadline came too late."""
+    request = new_request()
+    request.track(
+        Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10), respond_by=riyadh(8, 14)
+    )
+    request.cancel(reason="Solved at the office", now=riyadh(8, 13, 59))
+    request.track(Status.CANCELLED, "Restated", riyadh(8, 14, 1))
+    history = list(request.history)
+    closed = "The information was not received in time"
+    request.track(Status.CLOSED, closed, riyadh(8, 14, 2), respond_by=riyadh(8, 14))
+    assert (request.status, request.history) == (Status.CANCELLED, history)
+    late = new_request()
+    late.track(
+        Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10), respond_by=riyadh(8, 14)
+    )
+    late.cancel(reason="Solved at the office", now=riyadh(8, 14, 1))
+    late.track(Status.CLOSED, closed, riyadh(8, 14, 2), respond_by=riyadh(8, 14))
+    assert late.status is Status.CLOSED
+
+
 def test_a_closure_racing_an_answer_leaves_a_cancellation_after_it_standing() -> None:
     """Answered in time, then cancelled: review reopens the request when the answer reaches
     it and withdraws it at the cancellation, so its closure, arriving last, is no outcome."""

@@ -719,6 +719,8 @@ def test_an_expired_deadline_closes_the_request() -> None:
     (event,) = item.events
     assert isinstance(event, StatusChanged)
     assert (event.status, event.actor) == (Status.CLOSED, "system")
+    # The deadline it closed at: a cancellation made by it was in time (intake keeps it).
+    assert event.respond_by == respond_by
     assert "The information was not received in time" in event.message
     assert "لم تصل المعلومات المطلوبة" in event.message
     assert [(h.actor, h.action) for h in item.new_history] == [("system", "closed")]
@@ -954,6 +956,45 @@ def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State, outco
         True,
         False,
     )
+
+
+def test_a_cancellation_made_by_the_deadline_wins_over_a_closure_that_overtook_it() -> None:
+    """The beneficiary cancelled while the request waited on them, before its deadline; the
+    sweep closed it before the cancellation reached review. The beneficiary's act stands:
+    withdrawn, the closure replaced by the cancellation in what the beneficiary is told."""
+    item = in_state(State.CLOSED)
+    respond_by = item.respond_by
+    assert respond_by is not None
+    item.new_history.clear()
+    cancelled_at = respond_by - timedelta(hours=2)
+    item.withdraw(reason="Solved at the office", now=cancelled_at)
+    assert (item.state, item.sla_next_at) == (State.WITHDRAWN, None)
+    assert [(h.at, h.actor, h.action, h.note) for h in item.new_history] == [
+        (cancelled_at, "applicant", "cancelled", "Solved at the office")
+    ]
+    (event,) = item.events
+    assert isinstance(event, StatusChanged)
+    assert (event.status, event.at, event.cancel_too_late) == (
+        Status.CANCELLED,
+        cancelled_at,
+        False,
+    )
+    # An answer given by the deadline, arriving after, reopens nothing.
+    assert not item.answered(
+        message="Added",
+        holder_available=True,
+        now=LATER,
+        lease=LEASE,
+        calendar=CALENDAR,
+        answered_at=respond_by,
+    )
+    # A cancellation made after the deadline came too late: the closure stands.
+    late = in_state(State.CLOSED)
+    late.withdraw(reason="Solved", now=respond_by + timedelta(seconds=1))
+    assert late.state is State.CLOSED
+    (told,) = late.events
+    assert isinstance(told, StatusChanged)
+    assert (told.status, told.cancel_too_late) == (Status.CLOSED, True)
 
 
 def test_a_withdrawn_request_is_withdrawn_once() -> None:

@@ -293,9 +293,13 @@ class Request:
         published short of an outcome does not reopen a cancelled request. Review closes a
         request only for want of an answer by its deadline: a closure that arrives after the
         beneficiary answered in time raced that answer, which reopens the request in review
-        (where a cancellation after the answer then withdraws it).
+        (where a cancellation after the answer then withdraws it), and one that names a
+        deadline the beneficiary cancelled by raced that cancellation, which stands (review
+        withdraws the request when it arrives).
         """
         if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
+            return
+        if status is Status.CLOSED and self._cancelled_by(respond_by):
             return
         if status is Status.CLOSED and self._answered_since_asked():
             return
@@ -311,6 +315,20 @@ class Request:
             self.missing, self.respond_by = missing, respond_by
         if status in (Status.ACCEPTED, Status.REJECTED):
             self.decision_message = message
+
+    def _cancelled_by(self, deadline: datetime | None) -> bool:
+        """Whether the beneficiary cancelled the request by `deadline` (the one review's
+        closure names): in time, whatever closure overtook the cancellation on its way to
+        review."""
+        if self.status is not Status.CANCELLED or deadline is None:
+            return False
+        # The first of the last run of cancelled entries: a restatement may follow it.
+        cancelled_at = self.history[-1].at
+        for entry in reversed(self.history):
+            if entry.status is not Status.CANCELLED:
+                break
+            cancelled_at = entry.at
+        return cancelled_at <= deadline
 
     def _answered_since_asked(self) -> bool:
         """Whether the beneficiary answered the last information request (intake takes only

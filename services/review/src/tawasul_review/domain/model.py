@@ -69,6 +69,9 @@ class Status(StrEnum):
     REJECTED = "rejected"
     CLOSED = "closed"
     TRANSFERRED = "transferred"
+    # Published only to restate a cancellation a closure overtook (`WorkItem.withdraw`):
+    # intake took the cancellation itself.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -498,6 +501,8 @@ class WorkItem:
             now,
             calendar,
             action="closed",
+            # The deadline it closed at: intake keeps a cancellation made by it.
+            respond_by=self.respond_by,
         )
         return True
 
@@ -558,10 +563,19 @@ class WorkItem:
         self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
 
     def withdraw(self, *, reason: str, now: datetime) -> None:
-        """The beneficiary cancelled: a decided or closed item keeps its outcome. The
-        cancellation came too late, which its history records; the outcome is published
-        again for the beneficiary, who was told the request was cancelled (intake's
-        tracking took the outcome when it arrived)."""
+        """The beneficiary cancelled (at `now`, as intake took it): a decided item, or one
+        closed for want of an answer when the cancellation came after the deadline, keeps
+        its outcome. The cancellation came too late, which its history records; the outcome
+        is published again for the beneficiary, who was told the request was cancelled
+        (intake's tracking took the outcome when it arrived). One made by the deadline was in
+        time, whatever closure overtook it on its way here: the item is withdrawn, and the
+        beneficiary, told it closed, is told it was cancelled (intake kept the cancellation)."""
+        if self.state is State.CLOSED and self.respond_by is not None and now <= self.respond_by:
+            self.state = State.WITHDRAWN
+            self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
+            self.public_status = Status.CANCELLED
+            self.events.append(StatusChanged(self, Status.CANCELLED, "applicant", "", now))
+            return
         if self.state in (State.DECIDED, State.CLOSED):
             self.new_history.append(HistoryEntry(now, "applicant", "cancel_too_late", reason))
             if self.public_status is not None:

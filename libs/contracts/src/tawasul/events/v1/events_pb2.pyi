@@ -526,7 +526,9 @@ class RequestStatusChanged(_message.Message):
     def reason(self) -> _common_pb2.LocalizedText: ...
     @_builtins.property
     def missing(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MissingItem]:
-        """For needs-more-info: what is missing, and by when the beneficiary must answer."""
+        """For needs-more-info: what is missing, and by when the beneficiary must answer. For a
+        closure for want of an answer: that deadline (a cancellation made by it stands).
+        """
 
     @_builtins.property
     def respond_by(self) -> _timestamp_pb2.Timestamp: ...
