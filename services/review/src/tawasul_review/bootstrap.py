@@ -7,7 +7,8 @@ stand-in for docs; `build` adds the process's plumbing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -110,6 +111,25 @@ def grpc_server(
     )
 
 
+def rescheduler(
+    uow: Callable[[], UnitOfWork], rules: handlers.Policy
+) -> Callable[[], Awaitable[bool]]:
+    """Once after start, in batches beside the service's work: the unfinished items' due
+    dates follow the calendar version loaded (`handlers.reschedule`); nothing after that."""
+    after: uuid.UUID | None = None
+    done = False
+
+    async def job() -> bool:
+        nonlocal after, done
+        if done:
+            return False
+        after = await handlers.reschedule(uow=uow(), policy=rules, now=_utc_now(), after=after)
+        done = after is None
+        return not done
+
+    return job
+
+
 async def build(settings: ReviewSettings) -> Runtime:
     plumbing = build_plumbing(settings, service=SERVICE, outbox=tables.outbox, inbox=tables.inbox)
     rules = policy(settings)
@@ -139,6 +159,9 @@ async def build(settings: ReviewSettings) -> Runtime:
         return taken >= handlers.SWEEP_BATCH
 
     runtime.loops.append(lambda: every(settings.sweep_seconds, sweep, name="review sweep"))
+    runtime.loops.append(
+        lambda: every(settings.sweep_seconds, rescheduler(uow, rules), name="review reschedule")
+    )
     if settings.metrics_address:
         gauges = QueueGauges(lambda now: handlers.office_backlog(uow=uow(), policy=rules, now=now))
         runtime.loops.append(lambda: every(settings.metrics_seconds, gauges, name="queue gauges"))

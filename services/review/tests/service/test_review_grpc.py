@@ -15,6 +15,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
-from tawasul_calendar import RIYADH, Sla
+from tawasul_calendar import RIYADH, CalendarConfig, Closure, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_platform.db import make_engine
@@ -876,6 +877,34 @@ async def test_a_transfer_must_name_another_catalog_department(review: Review) -
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert set(field_violations(error)) == ({"reason"} if not reason else {"department_code"})
     assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLAIMED
+
+
+async def test_a_newer_calendar_moves_the_open_items_due_dates_once(review: Review) -> None:
+    """An operator's newer calendar file declares a holiday after the due dates were set: the
+    start that loads it computes the open items' due dates again; ClaimNext and the sweeps
+    read them."""
+    item = await review.enqueue(sla=Sla.days(2))
+    before = at((await review.case(item)).item.due_at)
+    old = review.rules.calendar
+    holiday = Closure(
+        "declared", review.clock.now, review.clock.now + timedelta(days=1), "عطلة", "Holiday"
+    )
+    config = CalendarConfig(version=old.config.version + 1, closures=(holiday,))
+    newer = replace(review.rules, calendar=old.updated(config))
+    assert await handlers.reschedule(uow=review.uow(), policy=newer, now=review.clock.now) is None
+    moved = at((await review.case(item)).item.due_at)
+    assert moved > before
+    async with review.engine.connect() as conn:
+        (sla_next_at,) = (
+            await conn.execute(
+                sql("SELECT sla_next_at FROM work_items WHERE request_id = :id"),
+                {"id": uuid.UUID(item)},
+            )
+        ).one()
+    assert sla_next_at > review.clock.now + timedelta(days=1)
+    # The same version again: nothing to do.
+    assert await handlers.reschedule(uow=review.uow(), policy=newer, now=review.clock.now) is None
+    assert at((await review.case(item)).item.due_at) == moved
 
 
 # --- appeals --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import asyncio
 import copy
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
-from tawasul_calendar import RIYADH, Sla, WorkingCalendar
+from tawasul_calendar import RIYADH, CalendarConfig, Closure, Sla, WorkingCalendar
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import (
     FailedPrecondition,
@@ -30,6 +30,7 @@ from tawasul_platform.errors import (
 )
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.workdays import shipped_config
+from tawasul_review import bootstrap
 from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment, QueueFilter
@@ -37,6 +38,7 @@ from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import (
     ANSWER_IN_FLIGHT,
     OPEN_STATES,
+    UNFINISHED,
     Contact,
     Decision,
     Event,
@@ -86,6 +88,7 @@ class Database:
         self.published: list[Event] = []
         self.quality: dict[uuid.UUID, QualityCheck] = {}
         self.receipts: set[str] = set()
+        self.calendar_version: int | None = None
 
 
 class FakeItems:
@@ -94,6 +97,7 @@ class FakeItems:
         self.seen: dict[uuid.UUID, WorkItem] = {}
         self.withdrawn: dict[uuid.UUID, tuple[datetime, str]] = {}
         self.receipts: dict[str, tuple[uuid.UUID, HistoryEntry]] = {}
+        self.calendar_version: int | None = None
 
     def _load(self, row: WorkItem) -> WorkItem:
         return self.seen.setdefault(row.request_id, copy.deepcopy(row))
@@ -229,6 +233,19 @@ class FakeItems:
 
     async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
         self.withdrawn.setdefault(request_id, (at, reason))
+
+    async def scheduled_with(self) -> int | None:
+        return self._db.calendar_version
+
+    async def follow_calendar(self, version: int) -> None:
+        self.calendar_version = version
+
+    async def unfinished(self, after: uuid.UUID | None, limit: int) -> list[WorkItem]:
+        rows = sorted(
+            (r for r in self._db.items.values() if r.state in UNFINISHED),
+            key=lambda r: r.request_id,
+        )
+        return [self._load(r) for r in rows if after is None or r.request_id > after][:limit]
 
 
 class FakeReviewers:
@@ -368,6 +385,8 @@ class FakeUnitOfWork:
         self.db.reviewers.update(self.reviewers.written)
         self.db.quality.update(self.quality.written)
         self.db.withdrawals.update(self.items.withdrawn)
+        if self.items.calendar_version is not None:
+            self.db.calendar_version = self.items.calendar_version
         self.db.inbox |= self._events
         self.commits += 1
 
@@ -1501,6 +1520,52 @@ async def test_a_decision_on_an_appeal_is_sampled_like_any_other() -> None:
         == (Decision.ACCEPT, "E200", Decision.REJECT, "E100")
         for c in uow.db.quality.values()
     )
+
+
+async def test_open_items_follow_a_newer_calendar_once_per_version() -> None:
+    """A holiday declared after the due dates were set (an operator's newer calendar file):
+    review computes its open items' due dates and SLA marks again with it, a batch at a
+    time, and reads nothing more once they follow that version."""
+    uow = FakeUnitOfWork()
+    items = [await queued(uow, sla=Sla.days(2)) for _ in range(3)]
+    decided = await claimed(uow)
+    await decide(uow, decided, Decision.ACCEPT, "", "")
+    settled = uow.row(decided).due_at
+    # Two working days from Sunday 10:00: Tuesday 10:00, its 50 % mark Monday 10:00.
+    assert {(uow.row(i).due_at, uow.row(i).sla_next_at) for i in items} == {
+        (riyadh(6, 10), riyadh(5, 10))
+    }
+    holiday = Closure("declared", riyadh(5, 0), riyadh(6, 0), "عطلة معلنة", "A declared holiday")
+    config = CalendarConfig(version=CALENDAR.config.version + 1, closures=(holiday,))
+    newer = replace(POLICY, calendar=CALENDAR.updated(config))
+    after, batches = None, 0
+    while True:
+        after = await handlers.reschedule(uow=uow, policy=newer, now=START, after=after, limit=2)
+        batches += 1
+        if after is None:
+            break
+    assert batches == 2
+    # Monday closed: Wednesday 10:00, the 50 % mark Tuesday 10:00.
+    assert {(uow.row(i).due_at, uow.row(i).sla_next_at) for i in items} == {
+        (riyadh(7, 10), riyadh(6, 10))
+    }
+    assert uow.row(decided).due_at == settled
+    commits = uow.commits
+    assert await handlers.reschedule(uow=uow, policy=newer, now=START) is None
+    assert uow.commits == commits
+
+
+async def test_the_service_reschedules_once_after_it_starts() -> None:
+    uow = FakeUnitOfWork()
+    item = await queued(uow, sla=Sla.days(2))
+    holiday = Closure("declared", riyadh(5, 0), riyadh(6, 0), "عطلة معلنة", "A declared holiday")
+    config = CalendarConfig(version=CALENDAR.config.version + 1, closures=(holiday,))
+    job = bootstrap.rescheduler(lambda: uow, replace(POLICY, calendar=CALENDAR.updated(config)))
+    assert await job() is False  # all in one batch: nothing more to do at once
+    assert uow.row(item).due_at == riyadh(7, 10)
+    commits = uow.commits
+    assert await job() is False
+    assert uow.commits == commits
 
 
 async def test_delivery_receipts_join_the_history() -> None:

@@ -37,6 +37,7 @@ from tawasul_review.domain.assignment import Candidate, Mode
 from tawasul_review.domain.model import (
     ANSWER_IN_FLIGHT,
     OPEN_STATES,
+    UNFINISHED,
     Contact,
     Decision,
     HistoryEntry,
@@ -61,6 +62,7 @@ from tawasul_review.domain.search import (
 
 SERVICE = "review"
 _OPEN = [s.value for s in OPEN_STATES]
+_UNFINISHED = sorted(s.value for s in UNFINISHED)
 
 
 def _at(value: str) -> datetime:
@@ -500,6 +502,35 @@ class SqlWorkItemRepository:
         t = tables.withdrawals
         values = {"request_id": request_id, "at": at, "reason": reason}
         await self._session.execute(pg_insert(t).values(values).on_conflict_do_nothing())
+
+    async def scheduled_with(self) -> int | None:
+        t = tables.schedule_calendar.c
+        row = (await self._session.execute(select(t.version).where(t.id == 1))).first()
+        return None if row is None else int(row.version)
+
+    async def follow_calendar(self, version: int) -> None:
+        t = tables.schedule_calendar
+        await self._session.execute(
+            pg_insert(t)
+            .values(id=1, version=version)
+            .on_conflict_do_update(index_elements=[t.c.id], set_={"version": version})
+        )
+
+    async def unfinished(self, after: uuid.UUID | None, limit: int) -> list[WorkItem]:
+        """Up to `limit` unfinished items after `after` in key order, locked."""
+        t = tables.work_items.c
+        where = any_of(t.state, _UNFINISHED)
+        if after is not None:
+            where &= t.request_id > after
+        query = (
+            select(tables.work_items)
+            .where(where)
+            .order_by(t.request_id)
+            .limit(limit)
+            .with_for_update()
+        )
+        rows = (await self._session.execute(query)).all()
+        return [self.seen.setdefault(r.request_id, _item(r)) for r in rows]
 
     async def flush(self) -> None:
         t = tables.work_items

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -134,6 +135,15 @@ work_items = Table(
         postgresql_include=["queued_at"],
         postgresql_where=text("state IN ('queued', 'claimed', 'waiting_on_applicant')"),
     ),
+)
+
+# The version of the working-day calendar the open items' due dates and SLA marks follow
+# (one row): a start with another version computes them again (handlers.reschedule).
+schedule_calendar = Table(
+    "schedule_calendar",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("version", Integer, nullable=False),
 )
 
 # Cancellations that arrived before their request was routed here; applied on arrival.

@@ -536,6 +536,33 @@ async def sweep(*, uow: UnitOfWork, policy: Policy, now: datetime) -> int:
     return len(items)
 
 
+async def reschedule(
+    *,
+    uow: UnitOfWork,
+    policy: Policy,
+    now: datetime,
+    after: uuid.UUID | None = None,
+    limit: int = SWEEP_BATCH,
+) -> uuid.UUID | None:
+    """The unfinished items' due dates and SLA marks computed again with the policy's
+    calendar when they follow another version of it (a holiday declared, Eid announced: an
+    operator's newer file, loaded at start): `limit` items from `after` on, answering where
+    the next batch starts; None once all follow it, which is recorded, so that a start with
+    the same version reads one row."""
+    version = policy.calendar.config.version
+    async with uow:
+        if after is None and await uow.items.scheduled_with() == version:
+            return None
+        items = await uow.items.unfinished(after, limit)
+        for item in items:
+            item.schedule(policy.calendar, now)
+        following = items[-1].request_id if len(items) == limit else None
+        if following is None:
+            await uow.items.follow_calendar(version)
+        await uow.commit()
+    return following
+
+
 # --- supervisors and administrators -------------------------------------------------------
 
 

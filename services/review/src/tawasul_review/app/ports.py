@@ -91,6 +91,18 @@ class WorkItemRepository(Protocol):
         self, request_id: uuid.UUID, at: datetime, reason: str
     ) -> None: ...
 
+    async def scheduled_with(self) -> int | None:
+        """The calendar version the unfinished items' due dates follow (None: not recorded)."""
+        ...
+
+    async def follow_calendar(self, version: int) -> None:
+        """Records that they follow `version`."""
+        ...
+
+    async def unfinished(self, after: uuid.UUID | None, limit: int) -> list[WorkItem]:
+        """Up to `limit` unfinished items after `after` in key order, locked."""
+        ...
+
 
 class ReviewerRepository(Protocol):
     async def get(self, reviewer_id: str) -> Reviewer | None: ...
