@@ -95,7 +95,7 @@ def grpc_server(
     now: Callable[[], datetime] = _utc_now,
 ) -> GrpcServer:
     review = ReviewServicer(uow=uow, documents=documents, policy=rules, now=now)
-    admin = ReviewAdminServicer(uow=uow, policy=rules)
+    admin = ReviewAdminServicer(uow=uow, policy=rules, now=now)
 
     def register(server: grpc.aio.Server) -> None:
         review_pb2_grpc.add_ReviewServiceServicer_to_server(review, server)

@@ -2140,6 +2140,264 @@ async def test_pushes_claims_and_reassignments_at_once_keep_every_reviewer_withi
     assert [await held(review, r) for r in reviewers] == [3, 3, 3]
 
 
+# --- pushing again what is freed ----------------------------------------------------------
+
+
+E300 = token("E300", "passports")
+
+
+async def decide(review: Review, item: str, who: str) -> review_pb2.DecideRequestResponse:
+    return await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(request_id=item, decision=review_pb2.DECISION_ACCEPT),
+        timeout=10,
+        metadata=bearer(who),
+    )
+
+
+async def release(review: Review, item: str, who: str) -> review_pb2.ReleaseRequestResponse:
+    return await review.stub.ReleaseRequest(
+        review_pb2.ReleaseRequestRequest(request_id=item), timeout=10, metadata=bearer(who)
+    )
+
+
+async def holders(review: Review) -> dict[str, str]:
+    """Each open passports item's holder ("" for one waiting)."""
+    return {i.request_id: i.assignee_id for i in await review.queue()}
+
+
+async def test_a_lapsed_claim_of_a_pushing_queue_is_pushed_to_a_reviewer_with_room(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E100", capacity=1)
+    await round_robin(review, "passports.default")
+    item = await review.enqueue()
+    await review.put_reviewer("E300", capacity=1)
+    assert await holders(review) == {item: "E100"}
+    review.clock.now += LEASE + timedelta(minutes=1)
+    await review.sweep()
+    (pushed,) = await review.queue()
+    assert (pushed.request_id, pushed.assignee_id) == (item, "E300")
+    assert at(pushed.claimed_until) == review.clock.now + LEASE
+
+
+async def test_a_released_item_of_a_pushing_queue_is_pushed_to_a_reviewer_with_room(
+    review: Review,
+) -> None:
+    for reviewer_id in ("E100", "E200", "E300"):
+        await review.put_reviewer(reviewer_id, capacity=1)
+    await round_robin(review, "passports.default")
+    first, second = await review.enqueue(), await review.enqueue()
+    assert await holders(review) == {first: "E100", second: "E200"}
+    await release(review, first, ALI)
+    assert await holders(review) == {first: "E300", second: "E200"}
+
+
+async def test_a_decision_that_frees_capacity_pushes_the_next_waiting_item(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E100", capacity=1)
+    await round_robin(review, "passports.default")
+    first, second, third = [await review.enqueue() for _ in range(3)]
+    assert await holders(review) == {first: "E100", second: "", third: ""}
+    await decide(review, first, ALI)
+    assert await holders(review) == {second: "E100", third: ""}
+    (pushed,) = await review.queue(assignee="E100")
+    assert at(pushed.claimed_until) == review.clock.now + LEASE
+
+
+async def available(review: Review, who: str, yes: bool) -> None:
+    await review.admin.SetAvailability(
+        review_pb2.SetAvailabilityRequest(available=yes), timeout=10, metadata=bearer(who)
+    )
+
+
+async def test_an_answer_returned_to_a_pushing_queue_is_pushed_to_a_reviewer_with_room(
+    review: Review,
+) -> None:
+    for reviewer_id in ("E100", "E300"):
+        await review.put_reviewer(reviewer_id, capacity=1)
+    await round_robin(review, "passports.default")
+    item = await review.enqueue()
+    assert await holders(review) == {item: "E100"}
+    await request_information(review, item)
+    await available(review, ALI, False)
+    await review.answered(item)
+    assert await holders(review) == {item: "E300"}
+
+
+async def test_a_reassignment_away_pushes_the_next_waiting_item_to_the_freed_reviewer(
+    review: Review,
+) -> None:
+    # The supervisor takes no work of the queue's.
+    await review.put_reviewer("S001", supervises=("passports",), capacity=0)
+    for reviewer_id in ("E100", "E300"):
+        await review.put_reviewer(reviewer_id, capacity=1)
+    await available(review, E300, False)
+    await round_robin(review, "passports.default")
+    first, second = await review.enqueue(), await review.enqueue()
+    assert await holders(review) == {first: "E100", second: ""}
+    await review.stub.Reassign(
+        review_pb2.ReassignRequest(request_id=first, reviewer_id="E300"),
+        timeout=10,
+        metadata=bearer(BOSS),
+    )
+    assert await holders(review) == {first: "E300", second: "E100"}
+
+
+async def test_a_reviewer_back_from_away_is_pushed_what_waits(review: Review) -> None:
+    for reviewer_id in ("E100", "E300"):
+        await review.put_reviewer(reviewer_id, capacity=1)
+    await available(review, E300, False)
+    await round_robin(review, "passports.default")
+    first, second = await review.enqueue(), await review.enqueue()
+    assert await holders(review) == {first: "E100", second: ""}
+    await available(review, E300, True)
+    assert await holders(review) == {first: "E100", second: "E300"}
+
+
+async def test_a_cancelled_claim_frees_its_reviewer_for_the_next_waiting_item(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E100", capacity=1)
+    await round_robin(review, "passports.default")
+    first, second = await review.enqueue(), await review.enqueue()
+    assert await holders(review) == {first: "E100", second: ""}
+    await review.cancelled(first, "I no longer need it")
+    assert await holders(review) == {second: "E100"}
+
+
+async def test_decisions_releases_claims_and_polls_at_once_keep_pushed_reviewers_full_not_over(
+    review: Review,
+) -> None:
+    reviewers = {"E100": ALI, "E200": SARA, "E300": E300}
+    for reviewer_id in reviewers:
+        await review.put_reviewer(reviewer_id, capacity=2)
+    await round_robin(review, "passports.default")
+    for _ in range(12):
+        await review.enqueue()
+    held_now = {r: [i.request_id for i in await review.queue(assignee=r)] for r in reviewers}
+    assert [len(h) for h in held_now.values()] == [2, 2, 2]
+
+    async def poll() -> None:
+        items = [review.routed() for _ in range(2)]
+        await handlers.enqueue(
+            uow=review.uow(),
+            routed=[(str(uuid.uuid4()), item) for item in items],
+            policy=review.rules,
+            now=review.clock.now,
+        )
+
+    calls: list[Awaitable[object]] = [poll() for _ in range(3)]
+    calls += [decide(review, held_now[r][0], who) for r, who in reviewers.items()]
+    calls += [release(review, held_now[r][1], who) for r, who in reviewers.items()]
+    calls += [review.claim_next(who) for who in reviewers.values()]
+    calls += [review.sweep()]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    unexpected = [
+        r
+        for r in results
+        if isinstance(r, BaseException)
+        and not (
+            isinstance(r, grpc.aio.AioRpcError) and r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        )
+    ]
+    assert unexpected == []
+    # Twelve items and six more, three decided: fifteen open, six held, every slot taken again.
+    assert [await held(review, r) for r in reviewers] == [2, 2, 2]
+    assert len(await review.queue()) == 15
+
+
+async def test_every_push_at_once_over_queues_and_departments_neither_deadlocks_nor_overfills(
+    review: Review,
+) -> None:
+    # Two pushing queues in passports, one in visas; E200 works in both departments.
+    await review.put_reviewer("S001", supervises=("passports",), capacity=0)
+    reviewers = {"E100": ALI, "E200": SARA, "E300": E300, "E400": token("E400", "visas")}
+    for reviewer_id in reviewers:
+        departments = {"E200": ("passports", "visas"), "E400": ("visas",)}
+        await review.put_reviewer(
+            reviewer_id, departments=departments.get(reviewer_id, ("passports",)), capacity=2
+        )
+    await round_robin(review, "passports.default")
+    await round_robin(review, "visas.default")
+    await review.admin.PutQueueSettings(
+        review_pb2.PutQueueSettingsRequest(
+            settings=review_pb2.QueueSettings(
+                queue="passports.vip", mode=review_pb2.ASSIGNMENT_MODE_LEAST_LOADED
+            )
+        ),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+
+    def arrivals() -> list[WorkItem]:
+        vip = review.routed()
+        vip.queue = "passports.vip"
+        return [review.routed(), vip, review.routed("visas")]
+
+    async def poll() -> None:
+        await handlers.enqueue(
+            uow=review.uow(),
+            routed=[(str(uuid.uuid4()), item) for item in arrivals()],
+            policy=review.rules,
+            now=review.clock.now,
+        )
+
+    for _ in range(4):
+        await poll()
+    # E100 asks a beneficiary for more and rejects another; both come back during the rest.
+    asked, rejected = [i.request_id for i in await review.queue(assignee="E100")]
+    await request_information(review, asked)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=rejected,
+            decision=review_pb2.DECISION_REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+        ),
+        timeout=10,
+        metadata=bearer(ALI),
+    )
+    held_now: dict[str, list[str]] = {}
+    for reviewer_id in reviewers:
+        mine = [i.request_id for i in await review.queue(assignee=reviewer_id)]
+        mine += [i.request_id for i in await review.queue(SARA, "visas", assignee=reviewer_id)]
+        held_now[reviewer_id] = mine
+    assert [len(h) for h in held_now.values()] == [2, 2, 2, 2]
+    waiting = [i.request_id for i in await review.queue() if not i.assignee_id]
+
+    async def reassign(request_id: str, reviewer_id: str) -> None:
+        await review.stub.Reassign(
+            review_pb2.ReassignRequest(request_id=request_id, reviewer_id=reviewer_id),
+            timeout=20,
+            metadata=bearer(BOSS),
+        )
+
+    calls: list[Awaitable[object]] = [poll() for _ in range(4)]
+    calls += [decide(review, held_now[r][0], who) for r, who in reviewers.items()]
+    calls += [release(review, held_now[r][1], who) for r, who in reviewers.items()]
+    calls += [review.claim_next(who) for who in reviewers.values()]
+    calls += [available(review, who, True) for who in reviewers.values()]
+    calls += [reassign(waiting[0], "E300"), reassign(held_now["E300"][1], "")]
+    calls += [review.answered(asked)]
+    calls += [review.act(request_appealed=events_pb2.RequestAppealed(request_id=rejected))]
+    calls += [review.sweep()]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    unexpected = [
+        r
+        for r in results
+        if isinstance(r, BaseException)
+        and not (
+            isinstance(r, grpc.aio.AioRpcError)
+            and r.code()
+            in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION)
+        )
+    ]
+    assert unexpected == []
+    # Items wait in every queue: whatever was freed was taken again, and never past capacity.
+    assert [await held(review, r) for r in reviewers] == [2, 2, 2, 2]
+
+
 async def test_a_claim_caught_in_a_deadlock_is_aborted_not_an_internal_error(
     review: Review,
 ) -> None:

@@ -175,6 +175,11 @@ class FakeItems:
         rows.sort(key=key, reverse=True)
         return [self._load(r) for r in rows[:limit]]
 
+    async def waiting(
+        self, department: str, queues: Collection[str], languages: Collection[str], limit: int
+    ) -> list[WorkItem]:
+        raise AssertionError("every queue pulls")
+
     async def held_by(self, reviewer_id: str) -> int:
         return sum(
             r.state is State.CLAIMED and r.assignee == reviewer_id for r in self._db.items.values()
@@ -278,6 +283,9 @@ class FakeQueues:
         return Mode.PULL, ""
 
     async def modes(self, queues: Collection[str]) -> dict[str, Mode]:
+        return {}
+
+    async def pushing(self, departments: Collection[str]) -> dict[str, Mode]:
         return {}
 
     async def put(self, queue: str, mode: Mode) -> None:
@@ -650,10 +658,24 @@ async def test_routing_raising_the_priority_moves_the_item_ahead_of_older_ones()
 async def test_a_cancelled_request_leaves_the_queue_even_before_it_arrives() -> None:
     uow = FakeUnitOfWork()
     present = await queued(uow)
-    await handlers.withdraw(uow=uow, event_id="c1", request_id=present, reason="Solved", at=START)
+    await handlers.withdraw(
+        uow=uow,
+        event_id="c1",
+        request_id=present,
+        reason="Solved",
+        at=START,
+        policy=POLICY,
+        now=START,
+    )
     late = work_item()
     await handlers.withdraw(
-        uow=uow, event_id="c2", request_id=late.request_id, reason="Changed my mind", at=START
+        uow=uow,
+        event_id="c2",
+        request_id=late.request_id,
+        reason="Changed my mind",
+        at=START,
+        policy=POLICY,
+        now=START,
     )
     await enqueue(uow, late)
     assert await page(uow) == ([], None)
@@ -1175,7 +1197,9 @@ async def test_a_transfer_goes_to_a_catalog_department_and_is_routed_there() -> 
 
 
 async def put_reviewer(uow: FakeUnitOfWork, caller: Principal, reviewer: Reviewer) -> Reviewer:
-    return await handlers.put_reviewer(uow=uow, caller=caller, reviewer=reviewer, policy=POLICY)
+    return await handlers.put_reviewer(
+        uow=uow, caller=caller, reviewer=reviewer, policy=POLICY, now=START
+    )
 
 
 def reviewer(reviewer_id: str, *departments: str, capacity: int = 10) -> Reviewer:
@@ -1220,7 +1244,7 @@ async def test_availability_is_set_by_oneself_a_supervisor_or_an_administrator()
     await put(uow, "E300", departments=frozenset({"visas"}))
     # Without a record: the token's departments with the defaults, now away.
     me = await handlers.set_availability(
-        uow=uow, caller=ALI, reviewer_id="", available=False, policy=POLICY
+        uow=uow, caller=ALI, reviewer_id="", available=False, policy=POLICY, now=START
     )
     assert (me.reviewer_id, me.departments, me.capacity, me.available) == (
         "E100",
@@ -1230,17 +1254,17 @@ async def test_availability_is_set_by_oneself_a_supervisor_or_an_administrator()
     )
     assert uow.db.reviewers["E100"].available is False
     await handlers.set_availability(
-        uow=uow, caller=BOSS, reviewer_id="E100", available=True, policy=POLICY
+        uow=uow, caller=BOSS, reviewer_id="E100", available=True, policy=POLICY, now=START
     )
     assert uow.db.reviewers["E100"].available is True
     await handlers.set_availability(
-        uow=uow, caller=ADMIN, reviewer_id="E300", available=False, policy=POLICY
+        uow=uow, caller=ADMIN, reviewer_id="E300", available=False, policy=POLICY, now=START
     )
     assert uow.db.reviewers["E300"].available is False
     for caller, target in ((ALI, "E300"), (BOSS, "E300"), (SARA, "E100"), (CITIZEN, "")):
         with pytest.raises(PermissionDenied):
             await handlers.set_availability(
-                uow=uow, caller=caller, reviewer_id=target, available=True, policy=POLICY
+                uow=uow, caller=caller, reviewer_id=target, available=True, policy=POLICY, now=START
             )
     assert (uow.db.reviewers["E100"].available, uow.db.reviewers["E300"].available) == (
         True,
@@ -1248,7 +1272,7 @@ async def test_availability_is_set_by_oneself_a_supervisor_or_an_administrator()
     )
     with pytest.raises(NotFound):
         await handlers.set_availability(
-            uow=uow, caller=ADMIN, reviewer_id="E999", available=True, policy=POLICY
+            uow=uow, caller=ADMIN, reviewer_id="E999", available=True, policy=POLICY, now=START
         )
 
 
@@ -1719,7 +1743,13 @@ def _event(
         )
     if kind == "cancel":
         return lambda: handlers.withdraw(
-            uow=uow, event_id=event_id, request_id=request_id, reason="Solved", at=at
+            uow=uow,
+            event_id=event_id,
+            request_id=request_id,
+            reason="Solved",
+            at=at,
+            policy=POLICY,
+            now=at,
         )
     if kind == "answer":
         return lambda: handlers.answered(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import (
@@ -134,6 +134,12 @@ _MANY_FOR_UPDATE = _MANY.with_for_update()
 _WITHDRAWALS = select(tables.withdrawals).where(among(tables.withdrawals.c.request_id, "ids"))
 _MODES = select(tables.queue_settings.c.queue, tables.queue_settings.c.mode).where(
     among(tables.queue_settings.c.queue, "queues")
+)
+
+# The queues are named `<department>.<name>` (PutQueueSettings, routing's rules).
+_PUSHING = select(tables.queue_settings.c.queue, tables.queue_settings.c.mode).where(
+    (tables.queue_settings.c.mode != Mode.PULL.value)
+    & among(func.split_part(tables.queue_settings.c.queue, ".", 1, type_=Text), "departments")
 )
 
 
@@ -415,6 +421,45 @@ class SqlWorkItemRepository:
         stored = int(await self._session.scalar(query, {"seen": list(self.seen)}) or 0)
         return stored + self.holding().get(reviewer_id, 0)
 
+    async def waiting(
+        self, department: str, queues: Collection[str], languages: Collection[str], limit: int
+    ) -> list[WorkItem]:
+        """The queued items of the queues, as this transaction leaves them, in claim-next's
+        order (work_items_next's): `limit` at most, locked; those others hold are skipped."""
+        t = tables.work_items.c
+        where = (
+            (t.state == State.QUEUED.value)
+            & (t.department == department)
+            & any_of(t.queue, sorted(queues))
+            & any_of(t.contact["locale"].astext, sorted(languages))
+        )
+        # Those of this transaction's are read as it left them (one it released reads as
+        # claimed here until it is flushed).
+        if self.seen:
+            where &= ~among(t.request_id, "seen")
+        rows = await self._session.execute(
+            select(tables.work_items)
+            .where(where)
+            .order_by(t.priority.desc(), t.due_at, t.request_number)
+            .limit(limit)
+            .with_for_update(skip_locked=True),
+            {"seen": list(self.seen)} if self.seen else {},
+        )
+        found = [self._opened(r) for r in rows]
+        mine = [
+            i
+            for i in self.seen.values()
+            if i.state is State.QUEUED
+            and i.department == department
+            and i.queue in queues
+            and i.contact.locale in languages
+        ]
+        last = datetime.max.replace(tzinfo=UTC)
+        return sorted(
+            {i.request_id: i for i in (*found, *mine)}.values(),
+            key=lambda i: (-i.priority, i.due_at or last, i.request_number),
+        )[:limit]
+
     def holding(self) -> Counter[str]:
         """How many of the items this transaction holds each reviewer holds in it."""
         return Counter(i.assignee for i in self.seen.values() if i.state is State.CLAIMED)
@@ -671,6 +716,12 @@ class SqlQueueRepository:
         if not queues:
             return {}
         rows = await self._session.execute(_MODES, {"queues": list(queues)})
+        return {row.queue: Mode(row.mode) for row in rows}
+
+    async def pushing(self, departments: Collection[str]) -> dict[str, Mode]:
+        if not departments:
+            return {}
+        rows = await self._session.execute(_PUSHING, {"departments": sorted(departments)})
         return {row.queue: Mode(row.mode) for row in rows}
 
     async def put(self, queue: str, mode: Mode) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -98,9 +98,8 @@ async def enqueue(
         here = await uow.items.get_many(ids, for_update=True)
         withdrawn = await uow.items.withdrawals([i for i in ids if i not in here])
         modes = await uow.queues.modes({item.queue for item in fresh})
-        await _lock_pushing(
-            uow, [i for i in fresh if modes.get(i.queue, Mode.PULL) is not Mode.PULL]
-        )
+        pushed = [i for i in fresh if modes.get(i.queue, Mode.PULL) is not Mode.PULL]
+        await _lock_pushing(uow, {i.queue for i in pushed}, {i.department for i in pushed})
         for item in fresh:
             existing = here.get(item.request_id)
             if existing is not None:
@@ -120,30 +119,69 @@ async def enqueue(
         await uow.commit()
 
 
-async def _lock_pushing(uow: UnitOfWork, items: Sequence[WorkItem]) -> None:
-    """Takes the pushing queues of a poll's items and their departments' reviewers up front,
-    each kind in one sorted statement: pushing them one by one took them in the poll's order,
-    and two polls (or a poll and an appeal) taking the same ones in another order deadlocked."""
-    if not items:
+async def _lock_pushing(
+    uow: UnitOfWork,
+    queues: Collection[str],
+    departments: Collection[str],
+    also: Collection[str] = (),
+) -> None:
+    """Takes pushing queues and their departments' reviewers (and `also`) up front, each kind
+    in one sorted statement, the queues first, before any other reviewer's lock: pushing one
+    by one took them in the order of the items, and two polls (or a poll and an appeal)
+    taking the same ones in another order deadlocked. Every push takes them so."""
+    if not queues:
         return
-    await uow.queues.lock(*{item.queue for item in items})
-    reviewers: set[str] = set()
-    for department in {item.department for item in items}:
+    await uow.queues.lock(*queues)
+    reviewers = set(also)
+    for department in departments:
         reviewers |= {r.reviewer_id for r in await uow.reviewers.in_department(department)}
     await uow.reviewers.lock(*reviewers)
 
 
-async def _push(
-    uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime, mode: Mode | None = None
-) -> None:
+async def _pushing(
+    uow: UnitOfWork,
+    departments: Collection[str],
+    *,
+    freed: Collection[str] = (),
+    also: Collection[str] = (),
+) -> dict[str, Mode]:
+    """The pushing queues of the departments and of those the `freed` reviewers work in,
+    locked for `_refill` with their reviewers (and `also`, whom the caller locks next)."""
+    wider = set(departments)
+    for reviewer_id in freed:
+        record = await uow.reviewers.get(reviewer_id)
+        wider |= record.departments if record else frozenset()
+    modes = await uow.queues.pushing(wider)
+    await _lock_pushing(uow, modes, {_department_of(q) for q in modes}, also)
+    return modes
+
+
+def _department_of(queue: str) -> str:
+    return queue.partition(".")[0]
+
+
+async def _refill(uow: UnitOfWork, modes: dict[str, Mode], policy: Policy, now: datetime) -> None:
+    """Pushes the waiting items of the pushing queues `_pushing` took, in claim-next's order,
+    as far as their reviewers have room: after items went back to their queues or reviewers
+    were freed of some, so that none waits while a reviewer it may go to has room."""
+    queues: dict[str, list[str]] = {}
+    for queue in sorted(modes):
+        queues.setdefault(_department_of(queue), []).append(queue)
+    for department, theirs in queues.items():
+        room = [c for c in await uow.queues.candidates(department) if c.has_room()]
+        if not room:
+            continue
+        languages = {language for c in room for language in c.languages}
+        limit = sum(c.capacity - c.load for c in room)
+        for item in await uow.items.waiting(department, theirs, languages, limit):
+            await _push(uow, item, policy, now, modes[item.queue])
+
+
+async def _push(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime, mode: Mode) -> None:
     """Hands a queued item to a reviewer when its queue pushes work (round-robin or least
     loaded); a pulling queue, or one with nobody eligible, leaves it for claim-next. `mode`,
-    when the caller read it already, spares reading it again for a pulling queue."""
-    if item.state is not State.QUEUED:
-        return
-    if mode is None:
-        mode, _ = await uow.queues.mode(item.queue)
-    if mode is Mode.PULL:
+    read already, spares reading it again for a pulling queue."""
+    if item.state is not State.QUEUED or mode is Mode.PULL:
         return
     await uow.queues.lock(item.queue)
     mode, last = await uow.queues.mode(item.queue)
@@ -189,7 +227,7 @@ async def appeal(
         item = await _item(uow, request_id, for_update=True)
         if item.appeal(reason=reason, now=appealed_at or now):
             item.schedule(policy.calendar, now)
-            await _push(uow, item, policy, now)
+            await _refill(uow, await _pushing(uow, {item.department}), policy, now)
         await uow.commit()
 
 
@@ -207,9 +245,17 @@ async def follow_up(
 
 
 async def withdraw(
-    *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, reason: str, at: datetime
+    *,
+    uow: UnitOfWork,
+    event_id: str,
+    request_id: uuid.UUID,
+    reason: str,
+    at: datetime,
+    policy: Policy,
+    now: datetime,
 ) -> None:
-    """A cancelled request leaves its queue; one not routed here yet is kept out on arrival."""
+    """A cancelled request (at `at`, applied `now`) leaves its queue; one not routed here yet
+    is kept out on arrival. Its holder, freed of it, is pushed what waits from now."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
@@ -218,7 +264,10 @@ async def withdraw(
         if item is None:
             await uow.items.remember_withdrawal(request_id, at, reason)
         else:
+            holder = item.assignee if item.state is State.CLAIMED else ""
             item.withdraw(reason=reason, now=at)
+            if holder and item.state is State.WITHDRAWN:
+                await _freed(uow, item, holder, policy, now)
         await uow.commit()
 
 
@@ -241,6 +290,9 @@ async def answered(
         if not await uow.claim_event(CONSUMER, event_id):
             return
         item = await _item(uow, request_id, for_update=True)
+        # Before the holder's lock: a push takes them all, in order.
+        holder_id = [item.last_holder] if item.last_holder else []
+        modes = await _pushing(uow, {item.department}, also=holder_id)
         free = False
         if item.last_holder:
             holder = await uow.reviewers.get(item.last_holder)
@@ -259,6 +311,8 @@ async def answered(
             document_ids=document_ids,
             fields=fields,
         )
+        if item.state is State.QUEUED:
+            await _refill(uow, modes, policy, now)
         await uow.commit()
 
 
@@ -408,6 +462,7 @@ async def decide(
         item = await _visible(uow, reviewer, request_id)
         item.decide(reviewer, decision, message, reason, now, policy.calendar)
         await _sample(uow, item, policy, now)
+        await _freed(uow, item, reviewer.subject, policy, now)
         await uow.commit()
     return item
 
@@ -480,6 +535,7 @@ async def request_information(
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.request_information(reviewer, missing, message, respond_by, now, policy.calendar)
+        await _freed(uow, item, reviewer.subject, policy, now)
         await uow.commit()
     return item
 
@@ -499,6 +555,7 @@ async def transfer(
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.transfer(reviewer, department, reason, now, policy.calendar)
+        await _freed(uow, item, reviewer.subject, policy, now)
         await uow.commit()
     return item
 
@@ -509,8 +566,17 @@ async def release(
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.release(reviewer, now, policy.lease)
+        await _freed(uow, item, reviewer.subject, policy, now)
         await uow.commit()
     return item
+
+
+async def _freed(
+    uow: UnitOfWork, item: WorkItem, holder: str, policy: Policy, now: datetime
+) -> None:
+    """The holder let go of the item (back to its queue, or on its way): pushes what waits to
+    whoever has room, them included."""
+    await _refill(uow, await _pushing(uow, {item.department}, freed=[holder]), policy, now)
 
 
 # --- time passing -----------------------------------------------------------------------
@@ -524,14 +590,22 @@ async def sweep(*, uow: UnitOfWork, policy: Policy, now: datetime) -> int:
     async with uow:
         items = await uow.items.due_for_sweep(now, SWEEP_BATCH)
         supervisors: dict[str, tuple[str, ...]] = {}
+        holders: set[str] = set()
+        departments: set[str] = set()
         for item in items:
-            item.lapse(now)
+            holder = item.assignee
+            if item.lapse(now):
+                holders.add(holder)
+                departments.add(item.department)
             item.expire(now, policy.calendar)
             if item.sla_next_at is not None and item.sla_next_at <= now:
                 if item.department not in supervisors:
                     found = await uow.reviewers.supervisors_of(item.department)
                     supervisors[item.department] = tuple(found)
                 item.check_sla(policy.calendar, now, supervisors[item.department])
+        if holders:
+            modes = await _pushing(uow, departments, freed=sorted(holders))
+            await _refill(uow, modes, policy, now)
         await uow.commit()
     return len(items)
 
@@ -599,6 +673,13 @@ async def reassign(
         item = await _visible(uow, supervisor, request_id)
         if item.department not in me.supervises:
             raise PermissionDenied(f"not a supervisor of department {item.department!r}")
+        held = item.state is State.CLAIMED and item.assignee != reviewer_id
+        freed = [item.assignee] if held else []
+        modes: dict[str, Mode] = {}
+        if freed:
+            # Before the reviewer's lock: a push takes them all, in order.
+            also = [reviewer_id] if reviewer_id else []
+            modes = await _pushing(uow, {item.department}, freed=freed, also=also)
         if not reviewer_id:
             item.unassign(now, by=supervisor.subject)
         else:
@@ -614,6 +695,7 @@ async def reassign(
                         " to another reviewer or free one of theirs first"
                     )
             item.assign(reviewer_id, now, policy.lease, by=supervisor.subject)
+        await _refill(uow, modes, policy, now)
         await uow.commit()
     return item
 
@@ -674,10 +756,11 @@ async def complete_quality_check(
 
 
 async def put_reviewer(
-    *, uow: UnitOfWork, caller: Principal, reviewer: Reviewer, policy: Policy
+    *, uow: UnitOfWork, caller: Principal, reviewer: Reviewer, policy: Policy, now: datetime
 ) -> Reviewer:
     """Administrators manage anyone; a supervisor manages reviewers of their departments, and
-    decides their membership of those only: whatever else their token grants stays theirs."""
+    decides their membership of those only: whatever else their token grants stays theirs.
+    One available is pushed what waits for them (their room may have grown)."""
     async with uow:
         me = await _me(uow, caller)
         existing = await uow.reviewers.get(reviewer.reviewer_id)
@@ -688,6 +771,8 @@ async def put_reviewer(
             decided = existing.scope if existing else frozenset()
             reviewer = replace(reviewer, scope=None if decided is None else decided | me.supervises)
         await uow.reviewers.put(reviewer)
+        if reviewer.available:
+            await _refill(uow, await _pushing(uow, reviewer.departments), policy, now)
         await uow.commit()
     return reviewer
 
@@ -703,9 +788,16 @@ async def list_reviewers(
 
 
 async def set_availability(
-    *, uow: UnitOfWork, caller: Principal, reviewer_id: str, available: bool, policy: Policy
+    *,
+    uow: UnitOfWork,
+    caller: Principal,
+    reviewer_id: str,
+    available: bool,
+    policy: Policy,
+    now: datetime,
 ) -> Reviewer:
-    """Reviewers mark themselves away or back; supervisors and admins may do it for them."""
+    """Reviewers mark themselves away or back; supervisors and admins may do it for them.
+    One back is pushed what waits for them."""
     async with uow:
         me = await _me(uow, caller)
         target_id = reviewer_id or caller.subject
@@ -726,6 +818,8 @@ async def set_availability(
             raise PermissionDenied("only the reviewer, their supervisor or an administrator")
         updated = replace(record, available=available)
         await uow.reviewers.put(updated)
+        if available:
+            await _refill(uow, await _pushing(uow, updated.departments), policy, now)
         await uow.commit()
     return updated if other else updated.granted(caller)
 

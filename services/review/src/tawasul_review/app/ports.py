@@ -58,6 +58,14 @@ class WorkItemRepository(Protocol):
         """The items the reviewer holds, as this transaction leaves them."""
         ...
 
+    async def waiting(
+        self, department: str, queues: Collection[str], languages: Collection[str], limit: int
+    ) -> list[WorkItem]:
+        """The department's queued items of `queues` in one of `languages`, as this
+        transaction leaves them, in claim-next's order: `limit` at most, locked; those other
+        transactions hold are skipped."""
+        ...
+
     async def search(
         self, criteria: Criteria, limit: int, after: SearchPosition | None
     ) -> list[WorkItem]:
@@ -120,6 +128,10 @@ class QueueRepository(Protocol):
     async def mode(self, queue: str) -> tuple[Mode, str]: ...
     async def modes(self, queues: Collection[str]) -> dict[str, Mode]:
         """The mode of each queue that has settings; a queue without pulls."""
+        ...
+
+    async def pushing(self, departments: Collection[str]) -> dict[str, Mode]:
+        """The departments' queues that push work (`<department>.<name>`), with their modes."""
         ...
 
     async def put(self, queue: str, mode: Mode) -> None: ...

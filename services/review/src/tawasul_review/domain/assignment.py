@@ -25,8 +25,11 @@ class Candidate:
     capacity: int
     load: int
 
+    def has_room(self) -> bool:
+        return self.available and self.load < self.capacity
+
     def eligible(self, language: str) -> bool:
-        return self.available and language in self.languages and self.load < self.capacity
+        return self.has_room() and language in self.languages
 
 
 def choose(mode: Mode, candidates: list[Candidate], *, language: str, last: str = "") -> str | None:

@@ -41,7 +41,7 @@ def on_applicant_action(
 ) -> EventHandler:
     """The beneficiary's actions, each as of when intake took it; an answer and an appeal are
     applied as of `now()` (an answer may reopen what the sweep closed meanwhile; either may
-    give the item to a reviewer, whose lease starts now)."""
+    give the item to a reviewer, whose lease starts now, as may a cancellation that frees one)."""
 
     async def handle(event: events_pb2.Envelope) -> None:
         at = event.occurred_at.ToDatetime(tzinfo=UTC)
@@ -63,6 +63,8 @@ def on_applicant_action(
                 request_id=request_id(cancelled.request_id),
                 reason=cancelled.reason,
                 at=at,
+                policy=policy,
+                now=max(at, now()),
             )
         elif kind == "request_answered":
             answer = event.request_answered

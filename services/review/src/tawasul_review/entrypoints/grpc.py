@@ -555,9 +555,16 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
 
 
 class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
-    def __init__(self, *, uow: Callable[[], UnitOfWork], policy: handlers.Policy) -> None:
+    def __init__(
+        self,
+        *,
+        uow: Callable[[], UnitOfWork],
+        policy: handlers.Policy,
+        now: Callable[[], datetime],
+    ) -> None:
         self._uow = uow
         self._policy = policy
+        self._now = now
 
     async def PutReviewer(
         self, request: review_pb2.PutReviewerRequest, context: Context
@@ -574,7 +581,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
             known_departments=frozenset(self._policy.catalog.departments),
         )
         stored = await handlers.put_reviewer(
-            uow=self._uow(), caller=who, reviewer=reviewer, policy=self._policy
+            uow=self._uow(), caller=who, reviewer=reviewer, policy=self._policy, now=self._now()
         )
         return review_pb2.PutReviewerResponse(reviewer=_reviewer(stored))
 
@@ -598,6 +605,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
             reviewer_id=_code("reviewer_id", request.reviewer_id, 50),
             available=request.available,
             policy=self._policy,
+            now=self._now(),
         )
         return review_pb2.SetAvailabilityResponse(reviewer=_reviewer(updated))
 
