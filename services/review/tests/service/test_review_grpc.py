@@ -2266,6 +2266,14 @@ async def test_a_cancelled_claim_frees_its_reviewer_for_the_next_waiting_item(
     assert await holders(review) == {second: "E100"}
 
 
+async def test_a_queue_switched_to_pushing_pushes_what_waits_in_it(review: Review) -> None:
+    await review.put_reviewer("E100", capacity=2)
+    first, second, third = [await review.enqueue() for _ in range(3)]
+    assert await holders(review) == {first: "", second: "", third: ""}
+    await round_robin(review, "passports.default")
+    assert await holders(review) == {first: "E100", second: "E100", third: ""}
+
+
 async def test_decisions_releases_claims_and_polls_at_once_keep_pushed_reviewers_full_not_over(
     review: Review,
 ) -> None:
@@ -2320,15 +2328,22 @@ async def test_every_push_at_once_over_queues_and_departments_neither_deadlocks_
         )
     await round_robin(review, "passports.default")
     await round_robin(review, "visas.default")
-    await review.admin.PutQueueSettings(
-        review_pb2.PutQueueSettingsRequest(
-            settings=review_pb2.QueueSettings(
-                queue="passports.vip", mode=review_pb2.ASSIGNMENT_MODE_LEAST_LOADED
-            )
-        ),
-        timeout=5,
-        metadata=bearer(ADMIN),
-    )
+
+    def least_loaded() -> Awaitable[object]:
+        return cast(
+            Awaitable[object],
+            review.admin.PutQueueSettings(
+                review_pb2.PutQueueSettingsRequest(
+                    settings=review_pb2.QueueSettings(
+                        queue="passports.vip", mode=review_pb2.ASSIGNMENT_MODE_LEAST_LOADED
+                    )
+                ),
+                timeout=20,
+                metadata=bearer(ADMIN),
+            ),
+        )
+
+    await least_loaded()
 
     def arrivals() -> list[WorkItem]:
         vip = review.routed()
@@ -2381,7 +2396,7 @@ async def test_every_push_at_once_over_queues_and_departments_neither_deadlocks_
     calls += [reassign(waiting[0], "E300"), reassign(held_now["E300"][1], "")]
     calls += [review.answered(asked)]
     calls += [review.act(request_appealed=events_pb2.RequestAppealed(request_id=rejected))]
-    calls += [review.sweep()]
+    calls += [review.sweep(), least_loaded(), round_robin(review, "visas.default")]
     results = await asyncio.gather(*calls, return_exceptions=True)
     unexpected = [
         r

@@ -144,15 +144,18 @@ async def _pushing(
     *,
     freed: Collection[str] = (),
     also: Collection[str] = (),
+    queues: Collection[str] = (),
 ) -> dict[str, Mode]:
     """The pushing queues of the departments and of those the `freed` reviewers work in,
-    locked for `_refill` with their reviewers (and `also`, whom the caller locks next)."""
+    locked for `_refill` with their reviewers (and `also`, whom the caller locks next; and
+    `queues`, which may push once the caller changed them)."""
     wider = set(departments)
     for reviewer_id in freed:
         record = await uow.reviewers.get(reviewer_id)
         wider |= record.departments if record else frozenset()
     modes = await uow.queues.pushing(wider)
-    await _lock_pushing(uow, modes, {_department_of(q) for q in modes}, also)
+    locked = {*modes, *queues}
+    await _lock_pushing(uow, locked, {_department_of(q) for q in locked}, also)
     return modes
 
 
@@ -701,8 +704,9 @@ async def reassign(
 
 
 async def put_queue_settings(
-    *, uow: UnitOfWork, caller: Principal, queue: str, mode: Mode, policy: Policy
+    *, uow: UnitOfWork, caller: Principal, queue: str, mode: Mode, policy: Policy, now: datetime
 ) -> tuple[str, Mode]:
+    """A queue that pushes from now on is pushed what waits in it."""
     department, _, name = queue.partition(".")
     if department not in policy.catalog.departments or not name:
         raise InvalidArgument(
@@ -712,7 +716,11 @@ async def put_queue_settings(
         me = await _me(uow, caller)
         if caller.subject not in policy.admins and department not in me.supervises:
             raise PermissionDenied("only an administrator or the department's supervisor")
+        # Locked before its row is written: a push holding the queue's lock writes it.
+        await _pushing(uow, {department}, queues=[queue])
         await uow.queues.put(queue, mode)
+        if mode is not Mode.PULL:
+            await _refill(uow, await uow.queues.pushing({department}), policy, now)
         await uow.commit()
     return queue, mode
 

@@ -621,6 +621,7 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
             queue=_code("settings.queue", request.settings.queue),
             mode=mode,
             policy=self._policy,
+            now=self._now(),
         )
         return review_pb2.PutQueueSettingsResponse(
             settings=review_pb2.QueueSettings(queue=queue, mode=_MODE_TO_WIRE[stored])
