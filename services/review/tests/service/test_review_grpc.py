@@ -2005,10 +2005,17 @@ async def test_a_poll_pushes_a_reviewer_no_more_than_their_capacity(review: Revi
     assert states == {review_pb2.WORK_ITEM_STATE_CLAIMED: 2, review_pb2.WORK_ITEM_STATE_QUEUED: 2}
 
 
-async def lock_waits(review: Review) -> int | None:
+async def backend(uow: ReviewUnitOfWork) -> int:
+    return int(await uow.session.scalar(sql("SELECT pg_backend_pid()")) or 0)
+
+
+async def lock_waits(review: Review, blocker: int) -> int | None:
+    """How many backends wait for a lock the `blocker` backend holds: a wait of anything else
+    on the server (another test's, a background job's) must not count."""
     async with review.engine.connect() as conn:
         waits = await conn.scalar(
-            sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            sql("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+            {"pid": blocker},
         )
     return waits or None
 
@@ -2025,10 +2032,11 @@ async def while_claiming(review: Review, reviewer: str, other: Awaitable[T]) -> 
         assert item is not None
         item.claim(me, review.clock.now, LEASE)
         await claiming.items.flush()
+        pid = await backend(claiming)
         task = asyncio.ensure_future(other)
 
         async def done_or_waiting() -> bool | None:
-            return True if task.done() or await lock_waits(review) else None
+            return True if task.done() or await lock_waits(review, pid) else None
 
         await eventually(done_or_waiting, within=10, what="the other to finish or wait")
         await claiming.commit()
@@ -2424,6 +2432,7 @@ async def test_a_claim_caught_in_a_deadlock_is_aborted_not_an_internal_error(
     claimed = await review.enqueue()
     async with review.uow() as poll:
         await poll.reviewers.lock("E100")
+        pid = await backend(poll)
         claiming = asyncio.ensure_future(
             review.stub.ClaimRequest(
                 review_pb2.ClaimRequestRequest(request_id=claimed),
@@ -2431,7 +2440,7 @@ async def test_a_claim_caught_in_a_deadlock_is_aborted_not_an_internal_error(
                 metadata=bearer(ALI),
             )
         )
-        await eventually(lambda: lock_waits(review), within=10, what="the claim to wait")
+        await eventually(lambda: lock_waits(review, pid), within=10, what="the claim to wait")
         # Each waiter looks for a deadlock once it has waited a second: the claim, well first.
         await asyncio.sleep(0.5)
         await poll.items.get(uuid.UUID(claimed), for_update=True)
