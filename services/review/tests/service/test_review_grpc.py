@@ -2200,6 +2200,38 @@ async def test_a_released_item_of_a_pushing_queue_is_pushed_to_a_reviewer_with_r
     assert await holders(review) == {first: "E300", second: "E200"}
 
 
+async def test_an_item_let_go_is_not_pushed_straight_back_to_who_let_it_go(
+    review: Review,
+) -> None:
+    """A release, a lapse or a supervisor's putting it back means the holder is not the one
+    to work it now: the push gives it to another reviewer with room, and the holder's room to
+    what else waits; with nobody else, it waits for a claim."""
+    await review.put_reviewer("S001", supervises=("passports",))
+    await available(review, BOSS, False)
+    await review.put_reviewer("E100", capacity=1)
+    await round_robin(review, "passports.default")
+    first, second = await review.enqueue(), await review.enqueue()
+    assert await holders(review) == {first: "E100", second: ""}
+    await release(review, first, ALI)
+    assert await holders(review) == {first: "", second: "E100"}
+
+    # E100's lease of `second` runs out while E200 is full and `third` waits.
+    review.clock.now += LEASE + timedelta(minutes=1)
+    await review.put_reviewer("E200", capacity=1)
+    third = await review.enqueue()
+    assert await holders(review) == {first: "E200", second: "E100", third: ""}
+    await review.sweep()
+    assert await holders(review) == {first: "E200", second: "", third: "E100"}
+
+    # Put back by the supervisor: the same (what E100 let go before is another's matter).
+    await review.stub.Reassign(
+        review_pb2.ReassignRequest(request_id=third, reviewer_id=""),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    assert await holders(review) == {first: "E200", second: "E100", third: ""}
+
+
 async def test_a_decision_that_frees_capacity_pushes_the_next_waiting_item(
     review: Review,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -163,10 +163,18 @@ def _department_of(queue: str) -> str:
     return queue.partition(".")[0]
 
 
-async def _refill(uow: UnitOfWork, modes: dict[str, Mode], policy: Policy, now: datetime) -> None:
+async def _refill(
+    uow: UnitOfWork,
+    modes: dict[str, Mode],
+    policy: Policy,
+    now: datetime,
+    let_go: Mapping[uuid.UUID, str] | None = None,
+) -> None:
     """Pushes the waiting items of the pushing queues `_pushing` took, in claim-next's order,
     as far as their reviewers have room: after items went back to their queues or reviewers
-    were freed of some, so that none waits while a reviewer it may go to has room."""
+    were freed of some, so that none waits while a reviewer it may go to has room. An item
+    `let_go` (released, lapsed, put back) is not pushed straight back to who let it go."""
+    let_go = let_go or {}
     queues: dict[str, list[str]] = {}
     for queue in sorted(modes):
         queues.setdefault(_department_of(queue), []).append(queue)
@@ -175,15 +183,23 @@ async def _refill(uow: UnitOfWork, modes: dict[str, Mode], policy: Policy, now: 
         if not room:
             continue
         languages = {language for c in room for language in c.languages}
-        limit = sum(c.capacity - c.load for c in room)
+        # Those let go may take a place and go to nobody: room for as many more.
+        limit = sum(c.capacity - c.load for c in room) + len(let_go)
         for item in await uow.items.waiting(department, theirs, languages, limit):
-            await _push(uow, item, policy, now, modes[item.queue])
+            await _push(uow, item, policy, now, modes[item.queue], let_go.get(item.request_id))
 
 
-async def _push(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime, mode: Mode) -> None:
+async def _push(
+    uow: UnitOfWork,
+    item: WorkItem,
+    policy: Policy,
+    now: datetime,
+    mode: Mode,
+    not_to: str | None = None,
+) -> None:
     """Hands a queued item to a reviewer when its queue pushes work (round-robin or least
     loaded); a pulling queue, or one with nobody eligible, leaves it for claim-next. `mode`,
-    read already, spares reading it again for a pulling queue."""
+    read already, spares reading it again for a pulling queue; `not_to` just let it go."""
     if item.state is not State.QUEUED or mode is Mode.PULL:
         return
     await uow.queues.lock(item.queue)
@@ -191,7 +207,9 @@ async def _push(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime, 
     if mode is Mode.PULL:
         return
     candidates = [
-        c for c in await uow.queues.candidates(item.department) if c.reviewer_id != item.appeal_of
+        c
+        for c in await uow.queues.candidates(item.department)
+        if c.reviewer_id not in (item.appeal_of, not_to)
     ]
     # A candidate's load was read without their lock: claims of theirs committed meanwhile
     # count once it is held.
@@ -578,8 +596,9 @@ async def _freed(
     uow: UnitOfWork, item: WorkItem, holder: str, policy: Policy, now: datetime
 ) -> None:
     """The holder let go of the item (back to its queue, or on its way): pushes what waits to
-    whoever has room, them included."""
-    await _refill(uow, await _pushing(uow, {item.department}, freed=[holder]), policy, now)
+    whoever has room, them included, though not that item."""
+    modes = await _pushing(uow, {item.department}, freed=[holder])
+    await _refill(uow, modes, policy, now, {item.request_id: holder})
 
 
 # --- time passing -----------------------------------------------------------------------
@@ -593,12 +612,12 @@ async def sweep(*, uow: UnitOfWork, policy: Policy, now: datetime) -> int:
     async with uow:
         items = await uow.items.due_for_sweep(now, SWEEP_BATCH)
         supervisors: dict[str, tuple[str, ...]] = {}
-        holders: set[str] = set()
+        lapsed: dict[uuid.UUID, str] = {}
         departments: set[str] = set()
         for item in items:
             holder = item.assignee
             if item.lapse(now):
-                holders.add(holder)
+                lapsed[item.request_id] = holder
                 departments.add(item.department)
             item.expire(now, policy.calendar)
             if item.sla_next_at is not None and item.sla_next_at <= now:
@@ -606,9 +625,9 @@ async def sweep(*, uow: UnitOfWork, policy: Policy, now: datetime) -> int:
                     found = await uow.reviewers.supervisors_of(item.department)
                     supervisors[item.department] = tuple(found)
                 item.check_sla(policy.calendar, now, supervisors[item.department])
-        if holders:
-            modes = await _pushing(uow, departments, freed=sorted(holders))
-            await _refill(uow, modes, policy, now)
+        if lapsed:
+            modes = await _pushing(uow, departments, freed=sorted(set(lapsed.values())))
+            await _refill(uow, modes, policy, now, lapsed)
         await uow.commit()
     return len(items)
 
@@ -698,7 +717,7 @@ async def reassign(
                         " to another reviewer or free one of theirs first"
                     )
             item.assign(reviewer_id, now, policy.lease, by=supervisor.subject)
-        await _refill(uow, modes, policy, now)
+        await _refill(uow, modes, policy, now, {item.request_id: freed[0]} if freed else None)
         await uow.commit()
     return item
 
