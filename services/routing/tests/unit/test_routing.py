@@ -250,6 +250,9 @@ async def test_a_rule_of_the_new_department_may_still_decide_after_a_transfer() 
         "residents",
     )
     assert [e.decision.sequence for e in uow.published] == [1, 2, 3]
+    # On the wire too: consumers skip a routed event no later than one they applied.
+    wire = [events_pb2.Envelope.FromString(to_event(e).payload) for e in uow.published]
+    assert [e.request_routed.sequence for e in wire] == [1, 2, 3]
 
 
 async def test_a_redelivered_transfer_routes_once() -> None:
@@ -273,7 +276,11 @@ async def test_a_transfer_of_an_unknown_request_or_to_an_unknown_department_is_r
 
 
 def status_changed(
-    request_id: uuid.UUID, status: common_pb2.RequestStatus.ValueType, to: str = ""
+    request_id: uuid.UUID,
+    status: common_pb2.RequestStatus.ValueType,
+    to: str = "",
+    *,
+    sequence: int = 0,
 ) -> events_pb2.Envelope:
     return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
@@ -286,6 +293,7 @@ def status_changed(
             internal=events_pb2.RequestStatusChanged.Internal(
                 note="belongs to reports", department_code="visas"
             ),
+            sequence=sequence,
         ),
     )
 
@@ -310,6 +318,26 @@ async def test_only_transfers_with_a_department_are_acted_on() -> None:
     )
     latest = await latest_of(uow, request)
     assert (latest.queue, latest.transfer_reason) == ("reports.default", "belongs to reports")
+
+
+async def test_a_transfer_replayed_after_a_later_one_moves_the_request_no_more() -> None:
+    # Review's transfer to reports was dead-lettered here and replayed after its transfer,
+    # from reports, to residents: the request stays in residents.
+    request = incoming()
+    uow = await routed(request)
+    handle = on_status_changed(lambda: uow, load_rules())
+    transferred = common_pb2.REQUEST_STATUS_TRANSFERRED
+    await handle(status_changed(request.request_id, transferred, "residents", sequence=5))
+    await handle(status_changed(request.request_id, transferred, "reports", sequence=3))
+    await handle(status_changed(request.request_id, transferred, "reports", sequence=5))
+    latest = await latest_of(uow, request)
+    assert (latest.department, latest.sequence, latest.status_sequence) == ("residents", 2, 5)
+    assert len(uow.published) == 2
+    # A later one still moves it, and one from before review stamped them (0) as ever.
+    await handle(status_changed(request.request_id, transferred, "reports", sequence=7))
+    await handle(status_changed(request.request_id, transferred, "passports"))
+    latest = await latest_of(uow, request)
+    assert (latest.department, latest.sequence, latest.status_sequence) == ("passports", 4, 7)
 
 
 def test_a_status_change_names_its_transfer() -> None:

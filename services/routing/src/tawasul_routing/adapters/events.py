@@ -70,6 +70,7 @@ def transfer_of(event: events_pb2.Envelope) -> Transfer | None:
         request_id=_request_id(change.request_id),
         to_department=change.transfer_to_department,
         reason=change.internal.note,
+        sequence=change.sequence,
     )
 
 
@@ -110,6 +111,7 @@ def to_event(event: RequestRouted) -> OutgoingEvent:
         subject_name_ar=r.subject_name_ar,
         subject_name_en=r.subject_name_en,
         cites_request_number=r.cites_request_number,
+        sequence=d.sequence,
     )
     return envelope(
         topic=REQUEST_ROUTED,

@@ -30,6 +30,7 @@ _ADD = insert_arrays(
         "decided_at",
         "transfer_reason",
         "transferred_from",
+        "status_sequence",
         "request",
     ),
 )
@@ -106,6 +107,7 @@ def _decision(row: Row) -> Decision:
         decided_at=row.decided_at,
         transfer_reason=row.transfer_reason,
         transferred_from=row.transferred_from,
+        status_sequence=row.status_sequence,
     )
 
 
@@ -133,6 +135,7 @@ class SqlDecisionRepository:
                 decided_at=[d.decided_at for d in decisions],
                 transfer_reason=[d.transfer_reason for d in decisions],
                 transferred_from=[d.transferred_from for d in decisions],
+                status_sequence=[d.status_sequence for d in decisions],
                 request=[request_to_json(d.request) for d in decisions],
             ),
         )

@@ -21,6 +21,9 @@ decisions = Table(
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("transfer_reason", Text, nullable=False),
     Column("transferred_from", String(50), nullable=False),
+    # The highest sequence of review's status changes applied to the request so far: a
+    # transfer with one no higher is older than where the request is (migration 0005).
+    Column("status_sequence", Integer, nullable=False, server_default="0"),
     # The submitted request as routing received it, to rebuild the routed event and to route
     # it again on a transfer.
     Column("request", JSONB, nullable=False),

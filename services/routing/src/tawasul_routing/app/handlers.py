@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,6 +14,8 @@ from tawasul_platform.ports import claim_each
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.model import Decision, FollowUp, IncomingRequest, Transfer, decide
 from tawasul_routing.domain.rules import Attributes, Route, RoutingRules
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "routing"
 
@@ -38,7 +41,8 @@ async def route_requests(
 async def transfer_request(
     *, uow: UnitOfWork, event_id: str, transfer: Transfer, rules: RoutingRules, now: datetime
 ) -> None:
-    """Routes a request again to the department a reviewer transferred it to, once."""
+    """Routes a request again to the department a reviewer transferred it to, once; a transfer
+    older than one applied already (a dead letter replayed, a late one) is skipped."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
@@ -47,7 +51,18 @@ async def transfer_request(
             # Review only holds requests routing published, so this transfer is wrong and
             # retrying cannot help.
             raise InvalidArgument({"request_id": "routing never routed this request"})
-        await uow.decisions.add(latest.transfer(transfer, rules, now))
+        decision = latest.transfer(transfer, rules, now)
+        if decision is None:
+            log.warning(
+                "skipping transfer of request %s to %s: its status change %d is no later than"
+                " %d, applied already",
+                transfer.request_id,
+                transfer.to_department,
+                transfer.sequence,
+                latest.status_sequence,
+            )
+        else:
+            await uow.decisions.add(decision)
         await uow.commit()
 
 

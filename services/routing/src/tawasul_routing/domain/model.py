@@ -67,11 +67,14 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class Transfer:
-    """A reviewer sent the request to another department; `reason` is their internal note."""
+    """A reviewer sent the request to another department; `reason` is their internal note.
+    `sequence`: review's count of the status changes it published for the request, this one
+    included (0: from before review counted them)."""
 
     request_id: uuid.UUID
     to_department: str
     reason: str
+    sequence: int = 0
 
 
 @dataclass
@@ -86,11 +89,18 @@ class Decision:
     decided_at: datetime
     transfer_reason: str = ""
     transferred_from: str = ""
+    # The highest sequence of review's status changes applied to the request (a transfer's):
+    # a transfer with one no higher, replayed or late, is older than where the request is.
+    status_sequence: int = 0
     events: list[RequestRouted] = field(default_factory=list, repr=False, compare=False)
 
-    def transfer(self, transfer: Transfer, rules: RoutingRules, now: datetime) -> Decision:
+    def transfer(self, transfer: Transfer, rules: RoutingRules, now: datetime) -> Decision | None:
         """The next decision: the target department's queue, unless one of its rules says
-        otherwise; named `transfer:<from>-><to>`, with the rule that decided, if one did."""
+        otherwise; named `transfer:<from>-><to>`, with the rule that decided, if one did. None
+        for a transfer older than one applied already (a dead letter replayed, a late one):
+        it would send the request back to where it was."""
+        if transfer.sequence and transfer.sequence <= self.status_sequence:
+            return None
         to = transfer.to_department
         if to not in rules.catalog.departments:
             raise InvalidArgument(
@@ -108,6 +118,7 @@ class Decision:
             decided_at=now,
             transfer_reason=transfer.reason,
             transferred_from=self.department,
+            status_sequence=max(self.status_sequence, transfer.sequence),
         )
         decision.events.append(RequestRouted(decision))
         return decision
@@ -132,6 +143,7 @@ class Decision:
             priority=route.priority,
             rule=f"follow-up+{route.prioritised_by}",
             decided_at=now,
+            status_sequence=self.status_sequence,
         )
         decision.events.append(RequestRouted(decision))
         return decision

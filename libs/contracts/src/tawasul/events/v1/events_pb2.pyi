@@ -382,6 +382,7 @@ class RequestRouted(_message.Message):
     SUBJECT_NAME_AR_FIELD_NUMBER: _builtins.int
     SUBJECT_NAME_EN_FIELD_NUMBER: _builtins.int
     CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -406,6 +407,13 @@ class RequestRouted(_message.Message):
     cites_request_number: _builtins.str
     """The rejected request this one corrects, if any, as in RequestSubmitted: its reviewer
     reads why that one was rejected.
+    """
+    sequence: _builtins.int
+    """Routing's count of its decisions on this request (1 at submission, one more for each
+    transfer or raised priority), rising with each. A consumer keeps the highest it applied
+    and skips an event with one no higher (a dead letter replayed after the request moved
+    on, a late one): it would put the request back where it was. 0: from before routing
+    stamped it, applied as it comes.
     """
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -441,10 +449,11 @@ class RequestRouted(_message.Message):
         subject_name_ar: _builtins.str = ...,
         subject_name_en: _builtins.str = ...,
         cites_request_number: _builtins.str = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sequence", b"sequence", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -493,6 +502,7 @@ class RequestStatusChanged(_message.Message):
     REOPENED_FIELD_NUMBER: _builtins.int
     CANCEL_TOO_LATE_FIELD_NUMBER: _builtins.int
     REVIEWER_MESSAGE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -519,6 +529,12 @@ class RequestStatusChanged(_message.Message):
     reviewer_message: _builtins.bool
     """A reviewer's message to the beneficiary (MessageApplicant): `status` is the one they were
     last told, restated to carry `message`; nothing else about the request changed.
+    """
+    sequence: _builtins.int
+    """Review's count of the status changes it published for this request, rising with each.
+    A consumer keeps the highest it applied and skips an event with one no higher (a dead
+    letter replayed after the request moved on, a late one): it would put the request back
+    in an earlier status. 0: from before review stamped it, applied as it comes.
     """
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
@@ -562,10 +578,11 @@ class RequestStatusChanged(_message.Message):
         reopened: _builtins.bool = ...,
         cancel_too_late: _builtins.bool = ...,
         reviewer_message: _builtins.bool = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
