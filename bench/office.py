@@ -75,6 +75,8 @@ FIELDS = (
     "fields",
     # The rejected request it corrects (migration 0015): none, as for most requests.
     "cites_number",
+    # Status changes published (migration 0016): none counted, as on items queued before it.
+    "status_sequence",
 )
 BATCH = 50_000
 # Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
@@ -392,6 +394,7 @@ class Office:
             "",  # origin
             "{}",  # fields
             "",  # cites_number
+            0,  # status_sequence
         )
 
 

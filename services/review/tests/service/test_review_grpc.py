@@ -580,6 +580,13 @@ async def test_an_answered_information_request_returns_to_the_same_reviewer(
         "accept",
         "accept_reason",
     ]
+    # Each change, each in a transaction of its own, counts on from the one before it.
+    assert [(s.status, s.sequence) for s in await review.statuses(item)] == [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, 1),
+        (common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO, 2),
+        (common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, 3),
+        (common_pb2.REQUEST_STATUS_ACCEPTED, 4),
+    ]
 
 
 async def test_the_documents_of_an_answer_are_in_the_case(review: Review) -> None:

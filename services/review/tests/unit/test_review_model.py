@@ -1118,6 +1118,30 @@ def test_sla_alerts_go_to_their_own_topic() -> None:
     assert to_event(claimed.events[0]).topic == REQUEST_STATUS_CHANGED
 
 
+def test_each_status_change_carries_the_next_sequence_of_its_request() -> None:
+    item = scheduled(new_item())
+    item.claim(ALI, START, LEASE)
+    item.request_information(
+        ALI, (PHOTO,), "Please add", CALENDAR.add_working_days(START, 5), START, CALENDAR
+    )
+    item.check_sla(CALENDAR, LATER, SUPERVISORS)
+    item.withdraw(reason="Solved", now=LATER)
+    changes = [to_event(e) for e in item.events if isinstance(e, StatusChanged)]
+    wire = [events_pb2.Envelope.FromString(c.payload).request_status_changed for c in changes]
+    assert [(w.status, w.sequence) for w in wire] == [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, 1),
+        (common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO, 2),
+    ]
+    assert item.status_sequence == 2
+    # Restated for a cancellation that came too late: a change of its own, the next one.
+    decided = in_state(State.DECIDED)
+    assert decided.status_sequence == 2
+    decided.withdraw(reason="Too late", now=LATER)
+    (restated,) = decided.events
+    assert isinstance(restated, StatusChanged)
+    assert (restated.cancel_too_late, restated.sequence, decided.status_sequence) == (True, 3, 3)
+
+
 # --- generated sequences ---------------------------------------------------------------------
 # Hypothesis' stateful testing: reviewers' actions, the beneficiary's events stamped by intake's
 # clock (up to 2 s off review's), the sweep and time passing, in any order. An action is either

@@ -128,6 +128,7 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
         reopened=event.reopened,
         cancel_too_late=event.cancel_too_late,
         reviewer_message=event.reviewer_message,
+        sequence=event.sequence,
         internal=events_pb2.RequestStatusChanged.Internal(
             note=event.internal_note, department_code=item.department
         ),

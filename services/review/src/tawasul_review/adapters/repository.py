@@ -112,6 +112,7 @@ def _item(row: Row) -> WorkItem:
         names=tuple(row.names),
         fields=dict(row.fields),
         cites_request_number=row.cites_number,
+        status_sequence=row.status_sequence,
     )
 
 
@@ -173,6 +174,7 @@ def _state(item: WorkItem) -> dict[str, Any]:
         # An answer to an information request adds its documents and fields.
         "document_ids": list(item.document_ids),
         "fields": dict(item.fields),
+        "status_sequence": item.status_sequence,
     }
 
 

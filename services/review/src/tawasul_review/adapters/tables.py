@@ -71,6 +71,9 @@ work_items = Table(
     Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # The rejected request this one corrects, if any (migration 0015).
     Column("cites_number", String(20), nullable=False, server_default=""),
+    # How many status changes were published for the request: the last one's sequence, which
+    # its consumers compare (migration 0016).
+    Column("status_sequence", Integer, nullable=False, server_default="0"),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),

@@ -18,7 +18,7 @@ when the request is decided or withdrawn (an appeal starts it again), and raises
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -156,6 +156,9 @@ class StatusChanged:
     cancel_too_late: bool = False
     # The status the beneficiary was last told, restated to carry a reviewer's message.
     reviewer_message: bool = False
+    # The request's count of status changes published, this one included (WorkItem.announce):
+    # consumers skip one no later than one they applied (a dead letter replayed, a late one).
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class WorkItem:
     fields: dict[str, str] = field(default_factory=dict)
     # The rejected request this one corrects, if any (SPEC §2: filed anew, linked to it).
     cites_request_number: str = ""
+    # How many status changes were published for the request: the last one's sequence.
+    status_sequence: int = 0
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -579,7 +584,7 @@ class WorkItem:
         if self.state in (State.DECIDED, State.CLOSED):
             self.new_history.append(HistoryEntry(now, "applicant", "cancel_too_late", reason))
             if self.public_status is not None:
-                self.events.append(
+                self._announce(
                     StatusChanged(
                         self,
                         self.public_status,
@@ -662,8 +667,13 @@ class WorkItem:
         self.claimed_until = now + lease
         if announce and self.public_status is not Status.UNDER_REVIEW:
             self.public_status = Status.UNDER_REVIEW
-            self.events.append(StatusChanged(self, Status.UNDER_REVIEW, holder, "", now))
+            self._announce(StatusChanged(self, Status.UNDER_REVIEW, holder, "", now))
         self.new_history.append(HistoryEntry(now, by or holder, action, holder if by else ""))
+
+    def _announce(self, change: StatusChanged) -> None:
+        """Publishes a status change with the request's next sequence."""
+        self.status_sequence += 1
+        self.events.append(replace(change, sequence=self.status_sequence))
 
     def _to_queue(self, now: datetime, actor: str, action: str, note: str = "") -> None:
         self.state = State.QUEUED
@@ -690,7 +700,7 @@ class WorkItem:
     ) -> None:
         self.public_status = status
         self.schedule(calendar, now)
-        self.events.append(
+        self._announce(
             StatusChanged(
                 self,
                 status,
