@@ -160,8 +160,10 @@ class Intake:
         missing: tuple[Missing, ...] = (),
         respond_by: datetime | None = None,
         transfer_to: str = "",
+        sequence: int = 0,
     ) -> None:
-        """Review's status change at `at`, delivered to intake's group."""
+        """Review's status change at `at`, delivered to intake's group; `sequence`: review's
+        count of the request's changes (0: from before review counted them)."""
         change = events_pb2.RequestStatusChanged(
             request_id=request.request_id,
             request_number=request.request_number,
@@ -172,6 +174,7 @@ class Intake:
                 common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
                 for m in missing
             ],
+            sequence=sequence,
         )
         if respond_by is not None:
             change.respond_by.CopyFrom(timestamp(respond_by))
@@ -699,7 +702,8 @@ async def test_requests_cancelled_while_waiting_under_earlier_code_ask_for_nothi
             {"number": waiting.request_number},
         )
         await conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
-    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    # 0006 alone: the schema is the head's already (later revisions add columns).
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0006")
     shown = {
         number: [m.name for m in (await intake.get(number)).missing]
         for number in (cancelled.request_number, waiting.request_number)
@@ -762,6 +766,39 @@ async def test_an_event_that_is_no_status_change_of_a_request_is_refused(intake:
     with pytest.raises(InvalidArgument) as caught:
         await intake.subscriptions.deliver(REQUEST_STATUS_CHANGED, no_id)
     assert caught.value.violations == {"request_id": "not a UUID"}
+
+
+async def test_a_status_change_replayed_after_a_later_one_changes_nothing(
+    intake: Intake,
+) -> None:
+    """Review's claim was dead-lettered here and replayed after its information request (or
+    came late, from a clock behind): the beneficiary is still asked for what is missing."""
+    request = await intake.submit()
+    respond_by = START + timedelta(days=5)
+    asked = START + timedelta(minutes=2)
+    await intake.track(
+        request, Status.NEEDS_MORE_INFO, "Add a photo", asked, respond_by=respond_by, sequence=2
+    )
+    # The claim's clock ran ahead of the information request's: time cannot tell them apart.
+    await intake.track(request, Status.UNDER_REVIEW, "", asked + timedelta(minutes=1), sequence=1)
+    await intake.track(request, Status.UNDER_REVIEW, "", asked + timedelta(minutes=1), sequence=2)
+    stored = await intake.get(request.request_number)
+    assert stored.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    assert [h.status for h in stored.history] == [
+        common_pb2.REQUEST_STATUS_SUBMITTED,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+    ]
+    # A later one applies, and so does one from before review counted them (0), as ever.
+    await intake.track(request, Status.TRANSFERRED, "", asked, transfer_to="visas", sequence=3)
+    await intake.track(request, Status.UNDER_REVIEW, "", asked + timedelta(minutes=3))
+    stored = await intake.get(request.request_number)
+    assert (stored.status, stored.department_code) == (
+        common_pb2.REQUEST_STATUS_UNDER_REVIEW,
+        "visas",
+    )
+    async with intake.engine.connect() as conn:
+        row = (await conn.execute(select(tables.requests))).one()
+    assert row.status_sequence == 3
 
 
 async def test_a_transferred_request_shows_the_department_it_went_to(intake: Intake) -> None:

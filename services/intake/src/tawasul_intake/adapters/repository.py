@@ -117,6 +117,7 @@ def _changing(request: Request) -> dict[str, Any]:
         ],
         "respond_by": request.respond_by,
         "appealed": request.appealed,
+        "status_sequence": request.status_sequence,
     }
 
 
@@ -186,6 +187,7 @@ def _request(row: Row) -> Request:
         missing=tuple(Missing(**m) for m in row.missing),
         respond_by=row.respond_by,
         appealed=row.appealed,
+        status_sequence=row.status_sequence,
     )
 
 

@@ -52,6 +52,8 @@ requests = Table(
     Column("missing", JSONB, nullable=False, server_default="[]"),
     Column("respond_by", DateTime(timezone=True)),
     Column("appealed", Boolean, nullable=False, server_default="false"),
+    # The highest sequence of review's status changes applied (migration 0007).
+    Column("status_sequence", Integer, nullable=False, server_default="0"),
     UniqueConstraint("applicant_id", "idempotency_key", name="requests_idempotency"),
     # One open request per person and sub-service, whatever races the check before it.
     Index(

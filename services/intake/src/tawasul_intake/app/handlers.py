@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ from tawasul_intake.domain.model import (
     validate_answer,
 )
 from tawasul_intake.domain.people import Person, Relation
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "intake"
 # osTicket's cap on open tickets per user, here per account: enough for a family or a small
@@ -622,15 +625,33 @@ async def track_status(
     missing: tuple[Missing, ...] = (),
     respond_by: datetime | None = None,
     transfer_to: str = "",
+    sequence: int = 0,
 ) -> None:
-    """Applies a status change published by review to the tracking view, once."""
+    """Applies a status change published by review to the tracking view, once; one older than
+    a change applied already (a dead letter replayed, a late one) is skipped."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         request = await uow.requests.get(request_id, for_update=True)
         if request is None:
             raise NotFound(f"status change for unknown request {request_id}")
-        request.track(
-            status, message, at, missing=missing, respond_by=respond_by, transfer_to=transfer_to
-        )
+        if request.outdated(sequence):
+            log.warning(
+                "skipping status change %s of request %s: its sequence %d is no later than %d,"
+                " applied already",
+                status.value,
+                request.number,
+                sequence,
+                request.status_sequence,
+            )
+        else:
+            request.track(
+                status,
+                message,
+                at,
+                missing=missing,
+                respond_by=respond_by,
+                transfer_to=transfer_to,
+                sequence=sequence,
+            )
         await uow.commit()

@@ -178,6 +178,9 @@ class Request:
     missing: tuple[Missing, ...] = ()
     respond_by: datetime | None = None
     appealed: bool = False
+    # The highest sequence of review's status changes applied (0: none stamped yet): one no
+    # higher is older than the status shown (a dead letter replayed, a late one).
+    status_sequence: int = 0
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -274,6 +277,13 @@ class Request:
         self._move(Status.CANCELLED, reason, now, by_beneficiary=True)
         self.events.append(RequestCancelled(self, reason=reason))
 
+    def outdated(self, sequence: int) -> bool:
+        """Whether review's status change of `sequence` is no later than one applied already:
+        applying it would put the request back in an earlier status. Review's clock cannot
+        tell (it may run apart from intake's); its count can. 0: from before review counted,
+        applied as it comes."""
+        return 0 < sequence <= self.status_sequence
+
     def track(
         self,
         status: Status,
@@ -283,6 +293,7 @@ class Request:
         missing: tuple[Missing, ...] = (),
         respond_by: datetime | None = None,
         transfer_to: str = "",
+        sequence: int = 0,
     ) -> None:
         """Mirrors a status change decided by review into the tracking view; a transfer
         names the department that holds the request from then on.
@@ -296,7 +307,10 @@ class Request:
         (where a cancellation after the answer then withdraws it), and one that names a
         deadline the beneficiary cancelled by raced that cancellation, which stands (review
         withdraws the request when it arrives).
+
+        `sequence` (not `outdated`, which the caller checks) is kept as the latest applied.
         """
+        self.status_sequence = max(self.status_sequence, sequence)
         if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
             return
         if status is Status.CLOSED and self._cancelled_by(respond_by):

@@ -38,6 +38,7 @@ def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
                 change.respond_by.ToDatetime(tzinfo=UTC) if change.HasField("respond_by") else None
             ),
             transfer_to=change.transfer_to_department[:40],
+            sequence=change.sequence,
         )
 
     return handle
