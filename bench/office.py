@@ -77,6 +77,8 @@ FIELDS = (
     "cites_number",
     # Status changes published (migration 0016): none counted, as on items queued before it.
     "status_sequence",
+    # Routing's decisions applied (migration 0017): none counted, as on items queued before it.
+    "routed_sequence",
 )
 BATCH = 50_000
 # Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
@@ -395,6 +397,7 @@ class Office:
             "{}",  # fields
             "",  # cites_number
             0,  # status_sequence
+            0,  # routed_sequence
         )
 
 

@@ -365,8 +365,9 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     await engine.dispose()
 
 
-def routed_event(event_id: str, item: WorkItem) -> events_pb2.Envelope:
-    """Routing's event placing `item` (as Review.routed makes it) in its department's queue."""
+def routed_event(event_id: str, item: WorkItem, sequence: int = 0) -> events_pb2.Envelope:
+    """Routing's event placing `item` (as Review.routed makes it) in its department's queue;
+    `sequence`: routing's count of its decisions on the request (0: from before it counted)."""
     request_id = str(item.request_id)
     return events_pb2.Envelope(
         event_id=event_id,
@@ -384,6 +385,7 @@ def routed_event(event_id: str, item: WorkItem) -> events_pb2.Envelope:
             contact=common_pb2.Contact(mobile=item.contact.mobile, locale=item.contact.locale),
             priority=item.priority,
             submitted_at=timestamp(item.clock.started_at),
+            sequence=sequence,
         ),
     )
 
@@ -866,6 +868,42 @@ async def test_a_transfer_publishes_the_department_and_keeps_the_reason_internal
     internal = [(h.action, h.text) for h in (await review.case(item)).history if h.internal]
     assert internal == [("transferred_reason", reason)]
     assert await review.queue() == []
+
+
+async def test_a_routing_older_than_one_applied_moves_the_item_no_more(review: Review) -> None:
+    first = review.routed()
+    item = str(first.request_id)
+
+    async def route(department: str, sequence: int) -> None:
+        placed = review.routed(department, request_id=first.request_id)
+        await review.subscriptions.deliver(
+            REQUEST_ROUTED, routed_event(str(uuid.uuid4()), placed, sequence)
+        )
+
+    async def transfer(who: str, to: str) -> None:
+        await review.claim_next(who)
+        await review.stub.TransferRequest(
+            review_pb2.TransferRequestRequest(
+                request_id=item, department_code=to, reason="Misfiled"
+            ),
+            timeout=5,
+            metadata=bearer(who),
+        )
+
+    async def where() -> tuple[str, str, int]:
+        async with review.engine.connect() as conn:
+            row = (await conn.execute(select(tables.work_items))).one()
+        return row.department, row.state, row.routed_sequence
+
+    await route("passports", 1)
+    await transfer(ALI, "visas")
+    await route("visas", 3)
+    await transfer(VISAS_ONLY, "residents")
+    # Routing's second decision, placing it in reports, replayed after its third: no order.
+    await route("reports", 2)
+    assert await where() == ("visas", "transferred", 3)
+    await route("residents", 4)
+    assert await where() == ("residents", "queued", 4)
 
 
 async def test_a_transfer_must_name_another_catalog_department(review: Review) -> None:

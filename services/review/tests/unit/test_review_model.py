@@ -1054,6 +1054,44 @@ def test_a_rerouted_item_joins_its_new_queue_keeping_the_higher_priority() -> No
     assert item.assignee == "E300"
 
 
+def test_a_routing_older_than_one_applied_moves_the_item_no_more() -> None:
+    # In visas by routing's third decision, and transferred on from there: its second
+    # decision, placing it elsewhere, replayed from the dead letters (or late), is no order.
+    item = in_state(State.TRANSFERRED)
+    item.rerouted(
+        department="visas", queue="visas.default", priority=0, now=riyadh(5, 8), sequence=3
+    )
+    item.claim(VISAS_ONLY, riyadh(5, 9), LEASE)
+    item.transfer(VISAS_ONLY, "residents", "A residence question", riyadh(5, 9), CALENDAR)
+    settled(item)
+    for sequence in (2, 3):
+        item.rerouted(
+            department="reports",
+            queue="reports.default",
+            priority=9,
+            now=riyadh(5, 10),
+            sequence=sequence,
+        )
+    assert (item.state, item.department, item.priority, item.routed_sequence) == (
+        State.TRANSFERRED,
+        "visas",
+        0,
+        3,
+    )
+    assert item.new_history == []
+    # The next decision applies; so does one from before routing counted them (0).
+    item.rerouted(
+        department="residents",
+        queue="residents.default",
+        priority=0,
+        now=riyadh(5, 11),
+        sequence=4,
+    )
+    assert (item.state, item.department, item.routed_sequence) == (State.QUEUED, "residents", 4)
+    item.rerouted(department="residents", queue="residents.default", priority=5, now=riyadh(5, 12))
+    assert (item.priority, item.routed_sequence) == (5, 4)
+
+
 def test_a_note_is_internal_and_publishes_nothing() -> None:
     item = in_state(State.CLAIMED)
     item.note(ALI, "Called the registry", START, LEASE)

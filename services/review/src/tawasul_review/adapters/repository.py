@@ -113,6 +113,7 @@ def _item(row: Row) -> WorkItem:
         fields=dict(row.fields),
         cites_request_number=row.cites_number,
         status_sequence=row.status_sequence,
+        routed_sequence=row.routed_sequence,
     )
 
 
@@ -175,6 +176,7 @@ def _state(item: WorkItem) -> dict[str, Any]:
         "document_ids": list(item.document_ids),
         "fields": dict(item.fields),
         "status_sequence": item.status_sequence,
+        "routed_sequence": item.routed_sequence,
     }
 
 

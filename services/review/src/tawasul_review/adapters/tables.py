@@ -74,6 +74,8 @@ work_items = Table(
     # How many status changes were published for the request: the last one's sequence, which
     # its consumers compare (migration 0016).
     Column("status_sequence", Integer, nullable=False, server_default="0"),
+    # The highest sequence of routing's decisions applied (migration 0017).
+    Column("routed_sequence", Integer, nullable=False, server_default="0"),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),

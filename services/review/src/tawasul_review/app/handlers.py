@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,8 @@ from tawasul_review.domain.search import (
     request_number,
     terms,
 )
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "review"
 DEFAULT_PAGE = 50
@@ -103,9 +106,22 @@ async def enqueue(
         for item in fresh:
             existing = here.get(item.request_id)
             if existing is not None:
-                existing.rerouted(
-                    department=item.department, queue=item.queue, priority=item.priority, now=now
-                )
+                if not existing.rerouted(
+                    department=item.department,
+                    queue=item.queue,
+                    priority=item.priority,
+                    now=now,
+                    sequence=item.routed_sequence,
+                ):
+                    log.warning(
+                        "skipping routing of request %s to %s: its sequence %d is no later than"
+                        " %d, applied already",
+                        existing.request_number,
+                        item.queue,
+                        item.routed_sequence,
+                        existing.routed_sequence,
+                    )
+                    continue
                 existing.schedule(policy.calendar, now)
                 await _push(uow, existing, policy, now, modes.get(existing.queue, Mode.PULL))
             else:

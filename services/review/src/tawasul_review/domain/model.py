@@ -217,6 +217,9 @@ class WorkItem:
     cites_request_number: str = ""
     # How many status changes were published for the request: the last one's sequence.
     status_sequence: int = 0
+    # The highest sequence of routing's decisions applied (0: none stamped yet): a decision no
+    # later is older than where the item is (a dead letter replayed, a late one).
+    routed_sequence: int = 0
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -241,6 +244,7 @@ class WorkItem:
         names: tuple[str, ...] = (),
         fields: dict[str, str] | None = None,
         cites_request_number: str = "",
+        routed_sequence: int = 0,
     ) -> WorkItem:
         item = cls(
             request_id=request_id,
@@ -260,6 +264,7 @@ class WorkItem:
             names=tuple(n for n in names if n),
             fields=dict(fields or {}),
             cites_request_number=cites_request_number,
+            routed_sequence=routed_sequence,
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item
@@ -537,26 +542,35 @@ class WorkItem:
             internal_note=why,
         )
 
-    def rerouted(self, *, department: str, queue: str, priority: int, now: datetime) -> None:
+    def rerouted(
+        self, *, department: str, queue: str, priority: int, now: datetime, sequence: int = 0
+    ) -> bool:
         """Routing placed the request again: in its new department's queue after a transfer,
         or, where it is, at a higher priority (the beneficiary's follow-ups). A transfer always
         names another department, so a decision for this one is never a transfer's, even one
-        routing made while a transfer was on its way to it."""
+        routing made while a transfer was on its way to it.
+
+        False for a decision of `sequence` no later than one applied (a dead letter replayed,
+        a late one): it changes nothing. 0: from before routing counted them."""
+        if 0 < sequence <= self.routed_sequence:
+            return False
+        self.routed_sequence = max(self.routed_sequence, sequence)
         if department == self.department:
             if self.state in UNFINISHED and priority > self.priority:
                 self.priority = priority
                 self.new_history.append(
                     HistoryEntry(now, "routing", "prioritised", f"priority {priority}")
                 )
-            return
+            return True
         if self.state is not State.TRANSFERRED:
-            return
+            return True
         self.department = department
         self.queue = queue
         self.priority = max(self.priority, priority)
         self.state = State.QUEUED
         self.queued_at = now
         self.new_history.append(HistoryEntry(now, "routing", "queued", queue))
+        return True
 
     # --- the beneficiary's side ----------------------------------------------------------
 
