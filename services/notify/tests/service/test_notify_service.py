@@ -223,13 +223,17 @@ def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelop
     )
 
 
-def routed(event: events_pb2.Envelope, department: str) -> events_pb2.Envelope:
+def routed(event: events_pb2.Envelope, department: str, sequence: int = 0) -> events_pb2.Envelope:
+    """Routing's decision `sequence` (0: from before routing counted them) on the request."""
     return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
         event_type="tawasul.requests.routed",
         request_id=event.request_id,
         request_routed=events_pb2.RequestRouted(
-            request_id=event.request_id, applicant_id=APPLICANT, department_code=department
+            request_id=event.request_id,
+            applicant_id=APPLICANT,
+            department_code=department,
+            sequence=sequence,
         ),
     )
 
@@ -675,6 +679,44 @@ async def test_a_polls_requests_record_each_ones_latest_department_once(notify: 
         (first.request_id, APPLICANT, "residents"),
         (other.request_id, APPLICANT, "residents"),
     }
+
+
+async def test_a_routing_older_than_one_recorded_leaves_the_department(
+    notify: Notify, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A routing from before a transfer, replayed from the dead letters (or late), would give
+    the deliveries back to the department the request left."""
+    request = submitted()
+
+    async def department() -> tuple[str, int]:
+        async with notify.engine.connect() as conn:
+            row = (await conn.execute(select(tables.request_access))).one()
+        return row.department, row.routed_sequence
+
+    await notify.subscriptions.deliver(REQUEST_ROUTED, routed(request, "visas", 3))
+    await notify.subscriptions.deliver(REQUEST_ROUTED, routed(request, "residents", 2))
+    await notify.subscriptions.deliver(REQUEST_ROUTED, routed(request, "reports", 3))
+    assert await department() == ("visas", 3)
+    # A poll's are applied in order: a later one moves it, an older one after it does not.
+    await notify.subscriptions.deliver(
+        REQUEST_ROUTED, routed(request, "reports", 4), routed(request, "residents", 2)
+    )
+    assert await department() == ("reports", 4)
+    await notify.subscriptions.deliver(
+        REQUEST_ROUTED, routed(request, "residents", 1), routed(request, "visas", 5)
+    )
+    assert await department() == ("visas", 5)
+    # The submission never replaces routing's; one from before routing counted (0) does.
+    await notify.consume(request)
+    await notify.subscriptions.deliver(REQUEST_ROUTED, routed(request, "passports"))
+    assert await department() == ("passports", 5)
+    skipped = [r.getMessage() for r in caplog.records if "skipping routing" in r.getMessage()]
+    # (residents 1, followed in its poll by visas 5, is never written: no need to say so.)
+    assert [m.split(" to ")[1].split(":")[0] for m in skipped] == [
+        "residents",
+        "reports",
+        "residents",
+    ]
 
 
 async def test_routings_department_stands_whichever_topic_is_applied_first(

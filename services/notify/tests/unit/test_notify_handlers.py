@@ -151,11 +151,15 @@ class FakeAccess:
     def __init__(self) -> None:
         self.requests: dict[uuid.UUID, RequestAccess] = {}
 
-    async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
+    async def record_all(self, accesses: Sequence[RequestAccess]) -> list[RequestAccess]:
         assert len({a.request_id for a in accesses}) == len(accesses), "one row each"
+        outdated = []
         for a in accesses:
             known = self.requests.get(a.request_id)
+            if known is not None and known.outdated_by(a):
+                outdated.append(a)
             self.requests[a.request_id] = a if known is None else known.then(a)
+        return outdated
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
         return self.requests.get(request_id)

@@ -75,7 +75,8 @@ _ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
 _access = pg_insert(tables.request_access)
 _known = tables.request_access.c
 # An event without its applicant keeps the one known; a submission applied after routing's
-# decision (a poll's two topics commit in either order) keeps routing's department.
+# decision (a poll's two topics commit in either order) keeps routing's department; a routing
+# no later than one recorded (RequestAccess.outdated_by) changes nothing and returns no row.
 _RECORD_ACCESS = _access.on_conflict_do_update(
     index_elements=[_known.request_id],
     set_={
@@ -87,8 +88,14 @@ _RECORD_ACCESS = _access.on_conflict_do_update(
         "applicant_id": func.coalesce(
             func.nullif(_access.excluded.applicant_id, ""), _known.applicant_id
         ),
+        "routed_sequence": func.greatest(_known.routed_sequence, _access.excluded.routed_sequence),
     },
-)
+    where=~(
+        _access.excluded.routed
+        & (_access.excluded.routed_sequence > 0)
+        & (_access.excluded.routed_sequence <= _known.routed_sequence)
+    ),
+).returning(_known.request_id)
 
 
 def _row(delivery: Delivery) -> dict[str, Any]:
@@ -287,10 +294,10 @@ class SqlAccessRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
+    async def record_all(self, accesses: Sequence[RequestAccess]) -> list[RequestAccess]:
         if not accesses:
-            return
-        await self._session.execute(
+            return []
+        written = await self._session.execute(
             _RECORD_ACCESS,
             [
                 {
@@ -298,17 +305,22 @@ class SqlAccessRepository:
                     "applicant_id": a.applicant_id,
                     "department": a.department,
                     "routed": a.routed,
+                    "routed_sequence": a.sequence,
                 }
                 for a in accesses
             ],
         )
+        recorded = set(written.scalars())
+        return [a for a in accesses if a.request_id not in recorded]
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
         t = tables.request_access
         row = (await self._session.execute(select(t).where(t.c.request_id == request_id))).first()
         if row is None:
             return None
-        return RequestAccess(row.request_id, row.applicant_id, row.department, row.routed)
+        return RequestAccess(
+            row.request_id, row.applicant_id, row.department, row.routed, row.routed_sequence
+        )
 
 
 class NotifyUnitOfWork(SqlUnitOfWork):

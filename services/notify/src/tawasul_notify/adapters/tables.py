@@ -88,6 +88,9 @@ request_access = Table(
     Column("applicant_id", String(64), nullable=False),
     Column("department", String(50), nullable=False),
     Column("routed", Boolean, nullable=False, server_default=false()),
+    # The highest sequence of routing's decisions applied: one no later is older than the
+    # department recorded (migration 0006).
+    Column("routed_sequence", Integer, nullable=False, server_default="0"),
 )
 
 outbox = outbox_table(metadata)

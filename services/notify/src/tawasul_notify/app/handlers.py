@@ -175,17 +175,34 @@ async def _intend(
 async def record_access(*, uow: UnitOfWork, accesses: Sequence[tuple[str, RequestAccess]]) -> None:
     """Who may read what was sent about each request, from the events (id and what it says)
     in their order: its applicant and its department, a later one replacing an earlier one,
-    except that a submission never replaces routing's department (RequestAccess.then).
+    except that a submission never replaces routing's department and a routing no later than
+    one applied (a dead letter replayed, a late one) is skipped (RequestAccess.then).
     Events applied before change nothing."""
     async with uow:
         latest: dict[uuid.UUID, RequestAccess] = {}
         for access in await claim_each(uow, CONSUMER, accesses):
             known = latest.get(access.request_id)
+            if known is not None and known.outdated_by(access):
+                _skipped(access, known.sequence)
             latest[access.request_id] = access if known is None else known.then(access)
         # Rows locked in one order: a poll's submitted and routed requests are recorded at
         # once, in two transactions, and in any other order they deadlock.
-        await uow.access.record_all(sorted(latest.values(), key=lambda a: a.request_id))
+        for access in await uow.access.record_all(
+            sorted(latest.values(), key=lambda a: a.request_id)
+        ):
+            _skipped(access, None)
         await uow.commit()
+
+
+def _skipped(access: RequestAccess, applied: int | None) -> None:
+    log.warning(
+        "skipping routing of request %s to %s: its sequence %d is no later than %s, applied"
+        " already",
+        access.request_id,
+        access.department,
+        access.sequence,
+        "one" if applied is None else applied,
+    )
 
 
 def request_key(request_id: str) -> uuid.UUID:

@@ -107,9 +107,10 @@ class InboxRepository(Protocol):
 
 
 class AccessRepository(Protocol):
-    async def record_all(self, accesses: Sequence[RequestAccess]) -> None:
+    async def record_all(self, accesses: Sequence[RequestAccess]) -> list[RequestAccess]:
         """Each request's applicant and department (a later department replaces it, except a
-        submission's routing's: RequestAccess.routed); at most one each."""
+        submission's routing's: RequestAccess.routed); at most one each. A routing no later
+        than one recorded changes nothing (RequestAccess.outdated_by): those are answered."""
         ...
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None: ...

@@ -314,9 +314,20 @@ class RequestAccess:
     applicant_id: str
     department: str
     routed: bool = False
+    # The highest sequence of routing's decisions applied (0: none stamped yet).
+    sequence: int = 0
+
+    def outdated_by(self, later: RequestAccess) -> bool:
+        """Whether `later` is a decision of routing no later than one this applied (a dead
+        letter replayed, a late one): it would give the request back to a department it
+        left. 0: from before routing counted them, applied as it comes."""
+        return later.routed and 0 < later.sequence <= self.sequence
 
     def then(self, later: RequestAccess) -> RequestAccess:
         """What is known once `later` (of the same request) is applied after this."""
+        if self.outdated_by(later):
+            return self
+        sequence = max(self.sequence, later.sequence)
         if self.routed and not later.routed:
-            return replace(later, department=self.department, routed=True)
-        return later
+            return replace(later, department=self.department, routed=True, sequence=sequence)
+        return replace(later, sequence=sequence)

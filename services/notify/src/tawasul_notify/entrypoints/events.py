@@ -70,6 +70,11 @@ def _access(event: events_pb2.Envelope) -> RequestAccess:
     }
     if missing:
         raise InvalidArgument(missing)
+    routed = payload == "request_routed"
     return RequestAccess(
-        handlers.request_key(request_id), applicant, department, routed=payload == "request_routed"
+        handlers.request_key(request_id),
+        applicant,
+        department,
+        routed=routed,
+        sequence=event.request_routed.sequence if routed else 0,
     )
