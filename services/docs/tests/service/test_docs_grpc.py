@@ -812,6 +812,48 @@ async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> No
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_placement_older_than_one_applied_leaves_the_documents_where_they_are(
+    docs: Docs,
+) -> None:
+    """Routing's placement from before a transfer, replayed from the dead letters (or late),
+    would give the documents back to the department the request left."""
+    document = await docs.upload(PDF)
+    visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
+    request_id = uuid.uuid4()
+
+    async def sees(token: str) -> bool:
+        try:
+            await docs.get(document.document_id, token)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return False
+        return True
+
+    async def readers() -> tuple[bool, bool, int]:
+        """Whether passports' and visas' reviewers read the document; the placement kept."""
+        async with docs.engine.connect() as conn:
+            row = (await conn.execute(select(tables.request_departments))).one()
+        return await sees(REVIEWER), await sees(visas), row.sequence
+
+    async def place(*events: events_pb2.Envelope) -> None:
+        await docs.subscriptions.deliver(REQUEST_ROUTED, *events)
+
+    await place(routed(request_id, "passports", document.document_id, sequence=1))
+    await place(routed(request_id, "visas", sequence=2))
+    await place(routed(request_id, "passports", document.document_id, sequence=1))
+    await place(routed(request_id, "passports", sequence=2))
+    assert await readers() == (False, True, 2)
+    # A poll's apply in order: a later one moves them, an older one after it does not.
+    await place(
+        routed(request_id, "passports", sequence=3), routed(request_id, "visas", sequence=2)
+    )
+    assert await readers() == (True, False, 3)
+    # One from before routing counted them (0) applies as it comes.
+    await place(routed(request_id, "visas"))
+    assert await readers() == (False, True, 3)
+
+
 async def test_a_polls_placements_apply_in_order_once_each(docs: Docs) -> None:
     moved, stays = await docs.upload(PDF), await docs.upload(PDF)
     visas = IDENTITY.token_for(Principal("E2002", Role.REVIEWER, frozenset({"visas"})))
@@ -846,8 +888,11 @@ ATTACHED = events_pb2.DOCUMENT_CHANGE_ATTACHED
 REMOVED = events_pb2.DOCUMENT_CHANGE_REMOVED
 
 
-def routed(request_id: uuid.UUID, department: str, *document_ids: str) -> events_pb2.Envelope:
-    """Routing's placement of a request holding `document_ids` in `department`'s queue."""
+def routed(
+    request_id: uuid.UUID, department: str, *document_ids: str, sequence: int = 0
+) -> events_pb2.Envelope:
+    """Routing's placement of a request holding `document_ids` in `department`'s queue, its
+    decision `sequence` on the request (0: from before routing counted them)."""
     return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
         event_type="tawasul.requests.routed",
@@ -856,6 +901,7 @@ def routed(request_id: uuid.UUID, department: str, *document_ids: str) -> events
             request_id=str(request_id),
             department_code=department,
             document_ids=list(document_ids),
+            sequence=sequence,
         ),
     )
 
@@ -1131,7 +1177,9 @@ async def test_an_answer_waiting_for_its_placement_does_not_stop_a_rollback(
     await docs.subscriptions.deliver(APPLICANT_ACTIONS, answered(request_id, photo.document_id))
     await asyncio.to_thread(command.downgrade, alembic(database_url), "0005")
     async with docs.engine.connect() as conn:
-        held = (await conn.execute(select(tables.request_departments))).all()
+        # 0005's columns: later ones are gone.
+        placed = tables.request_departments.c
+        held = (await conn.execute(select(placed.request_id, placed.department))).all()
         attached = (await conn.execute(select(tables.attachments.c.request_id))).scalars().all()
     assert (held, attached) == ([], [request_id])
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)

@@ -292,11 +292,19 @@ class FakeAccess:
         self._attached = attached
         self.holders: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
         self.requests: dict[uuid.UUID, str | None] = {}
+        self.sequences: dict[uuid.UUID, int] = {}
 
-    async def grant(self, placements: Sequence[Placement]) -> None:
+    async def grant(self, placements: Sequence[Placement]) -> list[Placement]:
+        outdated = []
         for p in placements:
+            applied = self.sequences.get(p.request_id, 0)
+            if 0 < p.sequence <= applied:
+                outdated.append(p)
+                continue
+            self.sequences[p.request_id] = max(applied, p.sequence)
             self.requests[p.request_id] = p.department
             self._open(p.request_id)
+        return outdated
 
     async def grant_attached(self, request_id: uuid.UUID) -> None:
         self.requests.setdefault(request_id, None)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.sql import Database, Row, Session
@@ -24,20 +24,38 @@ SERVICE = "docs"
 # Built once, the values given at execution: `.values(row)` built and keyed a new statement
 # per call.
 _INSERT_DOCUMENT = insert(tables.documents)
-# The request's department, and every document it holds moves with it: one round trip.
+# The request's department, and every document it holds moves with it: one round trip. Not
+# for a placement no later than the one applied (Placement.outdated_by): it moves nothing and
+# returns no row.
+_placed = tables.request_departments
+_sequence = bindparam("b_sequence", type_=Integer)
+_outdated = (_sequence > 0) & exists().where(
+    (_placed.c.request_id == bindparam("b_request_id")) & (_placed.c.sequence >= _sequence)
+)
 _moved = (
     update(tables.document_access)
-    .where(tables.document_access.c.request_id == bindparam("b_request_id"))
+    .where((tables.document_access.c.request_id == bindparam("b_request_id")) & ~_outdated)
     .values(department=bindparam("b_department"))
     .cte("moved")
 )
-_department = pg_insert(tables.request_departments).values(
-    request_id=bindparam("b_request_id"), department=bindparam("b_department")
+_department = pg_insert(_placed).values(
+    request_id=bindparam("b_request_id"), department=bindparam("b_department"), sequence=_sequence
 )
-_GRANT = _department.on_conflict_do_update(
-    index_elements=[tables.request_departments.c.request_id],
-    set_={"department": _department.excluded.department},
-).add_cte(_moved)
+_GRANT = (
+    _department.on_conflict_do_update(
+        index_elements=[_placed.c.request_id],
+        set_={
+            "department": _department.excluded.department,
+            "sequence": func.greatest(_placed.c.sequence, _department.excluded.sequence),
+        },
+        where=~(
+            (_department.excluded.sequence > 0)
+            & (_department.excluded.sequence <= _placed.c.sequence)
+        ),
+    )
+    .returning(_placed.c.request_id)
+    .add_cte(_moved)
+)
 # A request not placed yet gets a row without a department; either way the row is locked to
 # the end of the transaction, so a placement and an answer of one request take turns.
 _hold = pg_insert(tables.request_departments).values(
@@ -209,14 +227,23 @@ class SqlAccessRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def grant(self, placements: Sequence[Placement]) -> None:
+    async def grant(self, placements: Sequence[Placement]) -> list[Placement]:
         if not placements:
-            return
-        await self._session.execute(
+            return []
+        written = await self._session.execute(
             _GRANT,
-            [{"b_request_id": p.request_id, "b_department": p.department} for p in placements],
+            [
+                {
+                    "b_request_id": p.request_id,
+                    "b_department": p.department,
+                    "b_sequence": p.sequence,
+                }
+                for p in placements
+            ],
         )
         await self._open(sorted({p.request_id for p in placements}))
+        placed = set(written.scalars())
+        return [p for p in placements if p.request_id not in placed]
 
     async def grant_attached(self, request_id: uuid.UUID) -> None:
         await self._session.execute(_HOLD, {"b_request_id": request_id})

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, Uuid, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    text,
+)
 from tawasul_platform.db import inbox_table, outbox_table
 
 metadata = MetaData()
@@ -60,6 +71,8 @@ request_departments = Table(
     metadata,
     Column("request_id", Uuid, primary_key=True),
     Column("department", String(50)),
+    # Routing's decision applied (its sequence): one no later moves nothing (migration 0008).
+    Column("sequence", Integer, nullable=False, server_default="0"),
 )
 
 # Uploads in progress per account, so that the per-account limit holds across replicas; a

@@ -466,13 +466,31 @@ async def grant_access(
     poll's worth (event id, placement) in a few statements, each event once.
 
     Routing's event may arrive before intake's: it attaches them too, whichever comes first.
+    A placement no later than one applied (a dead letter replayed, a late one) moves nothing.
     """
     async with uow:
         fresh = await claim_each(uow, CONSUMER, routed)
+        latest: dict[uuid.UUID, Placement] = {}
         for placement in fresh:
             await _attach(uow, placement.request_id, placement.document_ids, now)
-        await uow.access.grant(fresh)
+            known = latest.get(placement.request_id)
+            if known is not None and known.outdated_by(placement):
+                _skipped(placement, known.sequence)
+            latest[placement.request_id] = placement if known is None else known.then(placement)
+        for placement in await uow.access.grant(list(latest.values())):
+            _skipped(placement, None)
         await uow.commit()
+
+
+def _skipped(placement: Placement, applied: int | None) -> None:
+    log.warning(
+        "skipping placement of request %s in %s: its sequence %d is no later than %s, applied"
+        " already",
+        placement.request_id,
+        placement.department,
+        placement.sequence,
+        "one" if applied is None else applied,
+    )
 
 
 async def grant_answer(

@@ -90,10 +90,11 @@ class DocumentRepository(Protocol):
 class AccessRepository(Protocol):
     """Which requests, in which departments, hold each document (from routing's events)."""
 
-    async def grant(self, placements: Sequence[Placement]) -> None:
-        """Each request now sits in its department (a transfer moves it), as if the placements
-        were applied one after another, and every document attached to it is readable there:
-        attach the placements' documents first."""
+    async def grant(self, placements: Sequence[Placement]) -> list[Placement]:
+        """Each request now sits in its department (a transfer moves it), one placement each,
+        and every document attached to it is readable there: attach the placements' documents
+        first. A placement no later than the one applied (Placement.outdated_by) moves nothing:
+        those are answered."""
         ...
 
     async def grant_attached(self, request_id: uuid.UUID) -> None:

@@ -41,6 +41,20 @@ class Placement:
     request_id: uuid.UUID
     department: str
     document_ids: tuple[uuid.UUID, ...]
+    # Routing's count of its decisions on the request, this one included; 0: from before
+    # routing counted them, applied as it comes.
+    sequence: int = 0
+
+    def outdated_by(self, later: Placement) -> bool:
+        """Whether `later` (of the same request) is a decision no later than this one (a dead
+        letter replayed, a late one): it would put the request back where it was."""
+        return 0 < later.sequence <= self.sequence
+
+    def then(self, later: Placement) -> Placement:
+        """Where the request is once `later` is applied after this (its documents aside)."""
+        if self.outdated_by(later):
+            return self
+        return replace(later, sequence=max(self.sequence, later.sequence))
 
 
 class State(StrEnum):

@@ -51,6 +51,7 @@ def on_routed(uow: Callable[[], UnitOfWork]) -> BatchHandler:
                 request_id=_uuid("request_id", r.request_id),
                 department=r.department_code,
                 document_ids=tuple(_uuid("document_ids", d) for d in r.document_ids),
+                sequence=r.sequence,
             )
             routed.append((event.event_id, placement))
         await handlers.grant_access(uow=uow(), routed=routed, now=datetime.now(UTC))
