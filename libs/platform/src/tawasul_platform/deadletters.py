@@ -7,7 +7,9 @@ published again on its own topic with its own key (so on its request's partition
 request's later events) and its own headers. Every group reading that topic gets it again:
 the groups that applied it skip it by its event id (their inboxes keep ids 29 days, past the
 dead-letter topics' 4 weeks), and the group that parked it applies it now, or parks it again
-(its `replayed-from` header then says which dead letter it was).
+(its `replayed-from` header then says which dead letter it was). It comes after the request's
+later events: a status change or a routing decision no later than one a group applied (their
+per-request `sequence`) is skipped there, not applied over them.
 
 What has been dealt with is this tool's own consumer group's offsets on the dead-letter
 topics (HANDLED_GROUP): `replay` and `discard` take the oldest pending dead letters of one
