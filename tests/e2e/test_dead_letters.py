@@ -8,6 +8,7 @@ import asyncio
 import os
 import sys
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -152,6 +153,75 @@ async def test_a_dead_letter_replayed_once_its_cause_is_mended_reaches_its_queue
     assert "tawasul.requests.routed.v1.dlt.review" not in await _tool(bootstrap, "list")
     owned = "SELECT count(*) FROM work_items WHERE request_number = :number"
     assert await scalar(stack, "review", owned, number=request.request_number) == 1
+
+
+async def test_a_status_change_replayed_after_a_later_one_leaves_the_status_shown(
+    stack: Stack, clients: Clients
+) -> None:
+    """Review's claim, parked on intake's dead letters and replayed after its information
+    request was applied: the beneficiary is still asked for what is missing."""
+    bootstrap = stack.config.kafka_bootstrap
+    parked_on = topics.dead_letter_topic(topics.REQUEST_STATUS_CHANGED, "intake")
+    await deadletters.discard(bootstrap, topics.REQUEST_STATUS_CHANGED, "intake", 10**6)
+    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    reviewer = clients.token("E4003", Role.REVIEWER, frozenset({"reports"}))
+    request = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service="reports.general-inquiry",
+        description="My transaction has been stalled for two weeks at the payment step",
+        documents=[],
+        mobile="0551234567",
+    )
+
+    async def queued() -> bool | None:
+        items = await clients.queue(reviewer, "reports")
+        return True if any(i.request_id == request.request_id for i in items) else None
+
+    await eventually(queued, what="the request queued")
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id), metadata=bearer(reviewer)
+    )
+    await clients.review.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=request.request_id,
+            missing=[common_pb2.MissingItem(kind="document", name="other", description="Receipt")],
+            message="Which payment is it?",
+        ),
+        metadata=bearer(reviewer),
+    )
+
+    async def status() -> common_pb2.RequestStatus.ValueType:
+        return (await clients.track(citizen, request.request_number)).status
+
+    async def asked() -> bool | None:
+        return True if await status() == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO else None
+
+    await eventually(asked, what="the beneficiary asked for what is missing")
+    changes = [
+        events_pb2.Envelope.FromString(r.value or b"")
+        for r in await records(
+            bootstrap, topics.REQUEST_STATUS_CHANGED, {request.request_id}, at_least=2
+        )
+    ]
+    assert [c.request_status_changed.sequence for c in changes] == [1, 2]
+    # The claim as intake would have parked it, had it failed there: replayed, it comes last.
+    claim = changes[0]
+    claim.event_id = str(uuid.uuid4())
+    await publish(bootstrap, parked_on, claim.SerializeToString(), key=request.request_id.encode())
+    replayed = await _tool(bootstrap, "replay", topics.REQUEST_STATUS_CHANGED, "intake")
+    assert replayed.endswith("1 replayed\n"), replayed
+    applied = "SELECT count(*) FROM inbox WHERE event_id = :id"
+    await eventually(
+        lambda: _one(scalar(stack, "intake", applied, id=claim.event_id)),
+        what="intake taking the replayed claim",
+    )
+    assert await status() == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    assert "dlt.intake" not in await _tool(bootstrap, "list")
+
+
+async def _one(count: Awaitable[object]) -> bool | None:
+    return True if await count == 1 else None
 
 
 async def _publish_routed(bootstrap: str, request_id: str, number: str) -> None:
