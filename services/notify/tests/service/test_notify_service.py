@@ -293,6 +293,39 @@ def status_changed(
     )
 
 
+async def test_a_status_change_replayed_after_a_later_one_is_not_told(notify: Notify) -> None:
+    """Asked for a document (review's change 2), the beneficiary must not then be texted that
+    the request is under review (change 1, replayed from the dead letters)."""
+    request = submitted(locale="en")
+    await notify.consume(request)
+    under_review = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=1)
+    asked = status_changed(
+        request,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+        sequence=2,
+        missing=[common_pb2.MissingItem(kind="document", name="passport", description="Passport")],
+    )
+    await notify.consume(under_review, asked, topic=REQUEST_STATUS_CHANGED)
+    await notify.consume(under_review, topic=REQUEST_STATUS_CHANGED)
+    replayed = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=1)
+    await notify.consume(replayed, topic=REQUEST_STATUS_CHANGED)
+    texts = [m["text"] for m in await notify.sms()]
+    assert [("under review" in t, "Passport" in t) for t in texts] == [
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.kind for m in inbox.messages) == [
+        "needs_more_info",
+        "submitted",
+        "under_review",
+    ]
+    async with notify.engine.connect() as conn:
+        told = (await conn.execute(select(tables.told_status))).one()
+    assert (str(told.request_id), told.sequence) == (request.request_id, 2)
+
+
 async def test_a_beneficiary_told_their_request_closed_is_told_when_it_reopens(
     notify: Notify,
 ) -> None:

@@ -165,6 +165,18 @@ class FakeAccess:
         return self.requests.get(request_id)
 
 
+class FakeTold:
+    def __init__(self) -> None:
+        self.latest: dict[uuid.UUID, int] = {}
+        self.pending: dict[uuid.UUID, int] = {}
+
+    async def advance(self, latest: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+        before = {r: self.latest[r] for r in latest if r in self.latest}
+        for request_id, sequence in latest.items():
+            self.pending[request_id] = max(self.latest.get(request_id, 0), sequence)
+        return before
+
+
 class FakeUnitOfWork(FakeInbox):
     """Deliveries and their events land together at commit, then what waited for the commit
     is called; a failing commit lands nothing and calls nothing."""
@@ -176,6 +188,7 @@ class FakeUnitOfWork(FakeInbox):
         self.deliveries = FakeDeliveries(self.rows, self.checked_at)
         self.inapp = FakeInapp()
         self.access = FakeAccess()
+        self.told = FakeTold()
         self.published: list[tuple[DeliveryStatus, Channel, uuid.UUID]] = []
         self.fail_commit: int | None = None
         self.commits = 0
@@ -193,6 +206,7 @@ class FakeUnitOfWork(FakeInbox):
         tb: TracebackType | None,
     ) -> None:
         self.deliveries.pending.clear()
+        self.told.pending.clear()
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         self._committed.append(callback)
@@ -208,6 +222,7 @@ class FakeUnitOfWork(FakeInbox):
             delivery.events.clear()
             self.rows[delivery.id] = copy.deepcopy(delivery)
         self.deliveries.pending.clear()
+        self.told.latest.update(self.told.pending)
         for callback in self._committed:
             callback()
         self._committed = []
@@ -264,6 +279,7 @@ def notice(
     recipients: tuple[Recipient, ...] = (Recipient(MOBILE, EMAIL, APPLICANT),),
     audience: Audience = Audience.BENEFICIARY,
     locale: str = "ar",
+    sequence: int = 0,
 ) -> Notice:
     return Notice.create(
         event_id=str(uuid.uuid4()),
@@ -274,6 +290,7 @@ def notice(
         recipients=recipients,
         values=values or {"number": NUMBER, "due": date(2026, 3, 10)},
         audience=audience,
+        sequence=sequence,
     )
 
 
@@ -363,6 +380,42 @@ async def test_an_event_read_again_records_and_sends_nothing_more() -> None:
     assert (sms.calls, [m.to for m in sms.sent.values()]) == (1, [MOBILE])
     assert len(uow.inapp.messages) == 1
     assert sorted(p[1] for p in uow.published) == [Channel.INAPP, Channel.SMS]
+
+
+async def test_a_status_change_older_than_one_told_is_not_told() -> None:
+    """A status change replayed from the dead letters, or late, after a later one the
+    beneficiary was told of would tell them something no longer true: under review after
+    they were asked for a document. Changes of one poll are told in order; one without a
+    sequence (published before review stamped them) is told as ever."""
+    uow = FakeUnitOfWork()
+    asked = {
+        "number": NUMBER,
+        "note": "",
+        "missing": ["passport copy"],
+        "respond_by": date(2026, 3, 5),
+    }
+    under_review, needs_more_info = (
+        notice(Kind.UNDER_REVIEW, values={"number": NUMBER}, sequence=1),
+        notice(Kind.NEEDS_MORE_INFO, values=asked, sequence=2),
+    )
+    await take(uow, under_review, needs_more_info)
+    told = {(d.kind, d.channel) for d in uow.rows.values()}
+    assert (Kind.UNDER_REVIEW.value, Channel.SMS) in told
+    assert (Kind.NEEDS_MORE_INFO.value, Channel.SMS) in told
+
+    replayed = notice(Kind.UNDER_REVIEW, values={"number": NUMBER}, sequence=1)
+    before = set(uow.rows)
+    await take(uow, replayed)
+    assert set(uow.rows) == before
+    assert not [d for d in uow.rows.values() if d.cause_event_id == replayed.event_id]
+
+    unstamped = notice(Kind.UNDER_REVIEW, values={"number": NUMBER})
+    await take(uow, unstamped)
+    assert {d.channel for d in uow.rows.values() if d.cause_event_id == unstamped.event_id} == {
+        Channel.SMS,
+        Channel.EMAIL,
+        Channel.INAPP,
+    }
 
 
 async def test_the_oldest_due_messages_go_first_a_batch_at_a_time() -> None:

@@ -112,6 +112,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             locale=locale,
             recipients=_beneficiary(c.contact, c.applicant_id),
             values={name: v for name, v in values.items() if name in variables(kind)},
+            sequence=c.sequence,
         )
     if payload == "request_followed_up":
         f = event.request_followed_up

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -96,6 +96,14 @@ _RECORD_ACCESS = _access.on_conflict_do_update(
         & (_access.excluded.routed_sequence <= _known.routed_sequence)
     ),
 ).returning(_known.request_id)
+
+
+_TOLD = select(tables.told_status).where(among(tables.told_status.c.request_id, "ids"))
+_told = pg_insert(tables.told_status)
+_TELL = _told.on_conflict_do_update(
+    index_elements=[tables.told_status.c.request_id],
+    set_={"sequence": func.greatest(tables.told_status.c.sequence, _told.excluded.sequence)},
+)
 
 
 def _row(delivery: Delivery) -> dict[str, Any]:
@@ -323,10 +331,23 @@ class SqlAccessRepository:
         )
 
 
+class SqlToldRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def advance(self, latest: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+        ids = sorted(latest)
+        rows = await self._session.execute(_TOLD, {"ids": ids})
+        before = {row.request_id: row.sequence for row in rows}
+        await self._session.execute(_TELL, [{"request_id": r, "sequence": latest[r]} for r in ids])
+        return before
+
+
 class NotifyUnitOfWork(SqlUnitOfWork):
     deliveries: SqlDeliveryRepository
     inapp: SqlInboxRepository
     access: SqlAccessRepository
+    told: SqlToldRepository
 
     def __init__(self, database: Database) -> None:
         super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -336,6 +357,7 @@ class NotifyUnitOfWork(SqlUnitOfWork):
         self.deliveries = SqlDeliveryRepository(self.session)
         self.inapp = SqlInboxRepository(self.session)
         self.access = SqlAccessRepository(self.session)
+        self.told = SqlToldRepository(self.session)
         return self
 
     async def commit(self) -> None:

@@ -93,5 +93,14 @@ request_access = Table(
     Column("routed_sequence", Integer, nullable=False, server_default="0"),
 )
 
+# The latest status change of each request its beneficiary was told of (review's sequence):
+# one no later is stale (migration 0007).
+told_status = Table(
+    "told_status",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("sequence", Integer, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

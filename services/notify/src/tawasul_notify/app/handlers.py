@@ -7,7 +7,7 @@ import functools
 import logging
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,7 +48,36 @@ async def take(
     """Records every message the notices call for, on every channel, in one transaction, each
     once (an event read again records nothing more). In-app messages are stored and delivered
     with it; the others are left pending for their channel's sender, woken by `wake` once
-    they are committed."""
+    they are committed. A status change no later than one its request's beneficiary was told
+    of (a dead letter replayed, a late event) is not told: it is no longer true."""
+    latest: dict[uuid.UUID, int] = {}
+    for notice in notices:
+        latest[notice.request_id] = max(latest.get(notice.request_id, 0), notice.sequence)
+    async with uow:
+        told = (
+            await uow.told.advance({r: s for r, s in latest.items() if s})
+            if any(latest.values())
+            else {}
+        )
+        await _record(uow, [n for n in notices if not _stale(n, told)], now, wake)
+        await uow.commit()
+
+
+def _stale(notice: Notice, told: Mapping[uuid.UUID, int]) -> bool:
+    if 0 < notice.sequence <= told.get(notice.request_id, 0):
+        log.info(
+            "not telling request %s's status change %d: %d was told already",
+            notice.request_id,
+            notice.sequence,
+            told[notice.request_id],
+        )
+        return True
+    return False
+
+
+async def _record(
+    uow: UnitOfWork, notices: Sequence[Notice], now: datetime, wake: Callable[[Channel], None]
+) -> None:
     intents: dict[uuid.UUID, Delivery] = {}
     for notice in notices:
         kind = Kind(notice.kind)
@@ -60,12 +89,10 @@ async def take(
                     intent.delivered(now)
                 # An event published twice may come twice in one poll: one message still.
                 intents.setdefault(intent.id, intent)
-    async with uow:
-        fresh = await uow.deliveries.add_all(list(intents.values()))
-        await uow.inapp.add_all([InboxMessage.of(d) for d in fresh if d.channel is Channel.INAPP])
-        for channel in sorted({d.channel for d in fresh if not d.settled}):
-            uow.on_commit(functools.partial(wake, channel))
-        await uow.commit()
+    fresh = await uow.deliveries.add_all(list(intents.values()))
+    await uow.inapp.add_all([InboxMessage.of(d) for d in fresh if d.channel is Channel.INAPP])
+    for channel in sorted({d.channel for d in fresh if not d.settled}):
+        uow.on_commit(functools.partial(wake, channel))
 
 
 @dataclass(frozen=True)

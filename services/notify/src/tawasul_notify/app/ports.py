@@ -116,6 +116,13 @@ class AccessRepository(Protocol):
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None: ...
 
 
+class ToldRepository(Protocol):
+    async def advance(self, latest: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+        """Records each request's latest status change told, where later than the one
+        recorded; returns those recorded before (a request with none is left out)."""
+        ...
+
+
 class UnitOfWork(Transaction, Inbox, Protocol):
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Calls `callback` once this unit of work's changes are committed."""
@@ -127,6 +134,8 @@ class UnitOfWork(Transaction, Inbox, Protocol):
     def inapp(self) -> InboxRepository: ...
     @property
     def access(self) -> AccessRepository: ...
+    @property
+    def told(self) -> ToldRepository: ...
 
 
 StaffDirectory = Mapping[str, str]

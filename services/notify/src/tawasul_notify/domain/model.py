@@ -103,6 +103,9 @@ class Notice:
     recipients: tuple[Recipient, ...]
     # The template's variables.
     values: Mapping[str, object]
+    # A status change's place among its request's (review's count; 0: none stamped): one no
+    # later than one told is stale.
+    sequence: int = 0
 
     @classmethod
     def create(
@@ -116,6 +119,7 @@ class Notice:
         recipients: tuple[Recipient, ...],
         values: Mapping[str, object],
         audience: Audience = Audience.BENEFICIARY,
+        sequence: int = 0,
     ) -> Notice:
         """Checks an event's fields; InvalidArgument when it cannot be turned into messages."""
         problems: dict[str, str] = {}
@@ -138,6 +142,7 @@ class Notice:
             audience=audience,
             recipients=recipients,
             values=values,
+            sequence=sequence,
         )
 
     def addresses(self, channel: Channel) -> list[str]:
