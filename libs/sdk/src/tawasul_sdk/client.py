@@ -27,7 +27,7 @@ from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from tawasul_sdk.auth import AUTHORIZATION, Credentials, Token, TokenProvider
-from tawasul_sdk.errors import TawasulError
+from tawasul_sdk.errors import TawasulError, too_busy_to_start
 
 # DocsService takes the file in messages of at most this many bytes.
 CHUNK_SIZE = 256 * 1024
@@ -417,6 +417,8 @@ class TawasulClient:
         extra: Metadata = (),
     ) -> R:
         delays = (self._retry if retry else NO_RETRY).delays()
+        # A call the server was too busy to start never ran: any may go again.
+        unstarted = self._retry.delays()
         renewed = False
         while True:
             metadata = (*await self._metadata(token, signed_in=signed_in), *extra, *self._trace())
@@ -436,12 +438,15 @@ class TawasulClient:
                     self._credentials.invalidate()
                     renewed = True
                     continue
-                if code == grpc.StatusCode.UNAVAILABLE:
+                if too_busy_to_start(exc):
+                    delay = next(unstarted, None)
+                elif code == grpc.StatusCode.UNAVAILABLE:
                     delay = next(delays, None)
-                    if delay is not None:
-                        await self._sleep(delay)
-                        continue
-                raise TawasulError.from_rpc_error(exc) from None
+                else:
+                    delay = None
+                if delay is None:
+                    raise TawasulError.from_rpc_error(exc) from None
+                await self._sleep(delay)
 
 
 # The metadata a forwarding channel names the person's address in (intake's FORWARDED_FOR).

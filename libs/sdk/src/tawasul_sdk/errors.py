@@ -66,6 +66,13 @@ def _rpc_messages() -> dict[str, type[Message]]:
 _MESSAGES = _rpc_messages()
 
 
+def too_busy_to_start(error: grpc.aio.AioRpcError) -> bool:
+    """gRPC's own refusal of a server past its limit of calls in flight, not a service's
+    refusal of the caller (those carry its status): the call never ran, and is not the
+    caller's quota."""
+    return error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _has_status(error)
+
+
 def _has_status(error: grpc.aio.AioRpcError) -> bool:
     """Whether a Tawasul service answered with its status (every refusal of theirs has one)."""
     return any(key == _DETAILS_TRAILER for key, _ in error.trailing_metadata() or ())
@@ -123,9 +130,7 @@ class TawasulError(Exception):
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> TawasulError:
-        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _has_status(error):
-            # Not a service's refusal of the caller (those carry its status): gRPC's own, the
-            # server past its limit of calls in flight. Busy, not the caller's quota.
+        if too_busy_to_start(error):
             return cls(grpc.StatusCode.UNAVAILABLE, "the service is busy; try again shortly")
         details = _details(error)
         fields = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -190,6 +191,59 @@ async def test_retries_are_bounded_and_not_made_for_unsafe_calls(
         with pytest.raises(TawasulError):
             await client.follow_up(intake_pb2.FollowUpRequest(request_number="TW1"))
         assert intake.unavailable == 1  # called once
+
+
+class SlowFollowUps(intake_pb2_grpc.IntakeServiceServicer):
+    """Intake whose follow-ups wait for `go`; its server runs one call at a time."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.started = asyncio.Event()
+        self.calls: list[str] = []
+
+    async def FollowUp(
+        self, request: intake_pb2.FollowUpRequest, context: Context
+    ) -> intake_pb2.FollowUpResponse:
+        self.calls.append(request.request_number)
+        self.started.set()
+        await self.go.wait()
+        return intake_pb2.FollowUpResponse(
+            request=intake_pb2.Request(request_number=request.request_number)
+        )
+
+
+async def test_a_call_the_server_was_too_busy_to_start_is_sent_again_whatever_it_is() -> None:
+    """gRPC's own refusal at the server's limit of calls in flight (RESOURCE_EXHAUSTED without
+    a service's status) means the call never ran: even one not safe to repeat, such as a
+    follow-up, may go again; a service's own refusals are not retried (the test above)."""
+    intake = SlowFollowUps()  # type: ignore[abstract]
+    server = grpc.aio.server(maximum_concurrent_rpcs=1)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    waits: list[float] = []
+
+    async def free_then_wait(delay: float) -> None:
+        # Refused while the first holds the server's one slot: the first ends meanwhile.
+        waits.append(delay)
+        intake.go.set()
+        await asyncio.sleep(delay)
+
+    try:
+        async with TawasulClient.connect(
+            intake=address, docs=address, tls=None, token="t", retry=FAST, sleep=free_then_wait
+        ) as client:
+            first = asyncio.ensure_future(
+                client.follow_up(intake_pb2.FollowUpRequest(request_number="TW1"))
+            )
+            await intake.started.wait()
+            second = client.follow_up(intake_pb2.FollowUpRequest(request_number="TW2"))
+            answers = await asyncio.gather(first, second)
+    finally:
+        await server.stop(None)
+    assert len(waits) == 1
+    assert [a.request.request_number for a in answers] == ["TW1", "TW2"]
+    assert intake.calls == ["TW1", "TW2"]
 
 
 async def test_field_violations_reach_the_caller(
