@@ -1024,13 +1024,15 @@ async def test_the_quality_check_of_an_appealed_rejection_shows_the_decision_sta
         timeout=5,
         metadata=bearer(ALI),
     )
-    async with review.engine.begin() as conn:  # the rejection was sampled, and checked
+    # The rejection was sampled (if the draw had not sampled it already), and checked.
+    async with review.engine.begin() as conn:
         await conn.execute(
             sql(
                 "INSERT INTO quality_checks (request_id, request_number, department, decision, "
                 "decided_by, sampled_at, checked_by, verdict) SELECT request_id, "
                 "request_number, department, 'reject', 'E100', :at, 'S001', 'agree' "
-                "FROM work_items WHERE request_id = :id"
+                "FROM work_items WHERE request_id = :id ON CONFLICT (request_id) DO UPDATE "
+                "SET checked_by = 'S001', verdict = 'agree'"
             ),
             {"at": review.clock.now, "id": uuid.UUID(item)},
         )
