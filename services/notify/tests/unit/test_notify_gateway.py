@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 from pydantic import ValidationError
-from tawasul_notify.adapters.gateway import HttpSmsGateway
+from sqlalchemy import String
+from tawasul_notify.adapters.gateway import MESSAGE_ID_MOST, HttpSmsGateway
 from tawasul_notify.adapters.http1 import HttpError
+from tawasul_notify.adapters.tables import deliveries
 from tawasul_notify.app.ports import ChannelUnavailable
 from tawasul_notify.domain.model import Outgoing
 from tawasul_notify.settings import NotifySettings
@@ -133,6 +135,36 @@ async def test_an_unreachable_gateway_is_retried_and_unhealthy(error: Exception)
 
 async def test_an_unreadable_answer_to_a_sent_message_still_means_it_was_taken() -> None:
     outcome = await gateway(lambda _: (201, b"<html>")).send(MESSAGE)
+    assert (outcome.accepted, outcome.provider_message_id) == (True, "")
+
+
+@pytest.mark.parametrize(
+    ("status", "detail"),
+    [
+        ("rejected", "gateway status 'rejected'"),
+        ("rejected: Your Tawasul code is 482913", "gateway status not understood"),
+        ("x" * 33, "gateway status not understood"),
+    ],
+)
+async def test_a_status_other_than_accepted_is_a_refusal_in_a_word_of_the_providers(
+    status: str, detail: str
+) -> None:
+    outcome = await gateway(lambda _: reply(201, {"id": "prov-1", "status": status})).send(MESSAGE)
+    assert (outcome.accepted, outcome.provider_message_id, outcome.detail) == (False, "", detail)
+
+
+async def test_a_message_id_too_long_to_keep_is_taken_without_one() -> None:
+    column = deliveries.c.provider_message_id.type
+    assert isinstance(column, String)
+    assert column.length == MESSAGE_ID_MOST
+    longest = "p" * MESSAGE_ID_MOST
+    outcome = await gateway(lambda _: reply(201, {"id": longest, "status": "accepted"})).send(
+        MESSAGE
+    )
+    assert (outcome.accepted, outcome.provider_message_id) == (True, longest)
+    outcome = await gateway(lambda _: reply(201, {"id": longest + "p", "status": "accepted"})).send(
+        MESSAGE
+    )
     assert (outcome.accepted, outcome.provider_message_id) == (True, "")
 
 

@@ -58,11 +58,16 @@ class SmtpSender:
             async with self._client() as smtp:
                 await smtp.send_message(mail)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return SendOutcome(accepted=False, detail=f"refused: {exc.recipients[0]}"[:300])
+            return _answered(exc.recipients[0].code)
+        except (
+            aiosmtplib.SMTPConnectResponseError,
+            aiosmtplib.SMTPHeloError,
+            aiosmtplib.SMTPSenderRefused,
+        ) as exc:
+            # The greeting, our name or our sender address: the same for every message.
+            raise ChannelUnavailable(f"mail server refused us ({exc.code})") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                return SendOutcome(accepted=False, detail=f"{exc.code}: {exc.message}"[:300])
-            raise ChannelUnavailable(f"mail server answered {exc.code}") from exc
+            return _answered(exc.code)
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise ChannelUnavailable(f"mail server unreachable: {exc!r}") from exc
         return SendOutcome(accepted=True, provider_message_id=message_id)
@@ -74,3 +79,38 @@ class SmtpSender:
         except (aiosmtplib.SMTPException, OSError):
             return False
         return True
+
+
+# RFC 5321's permanent replies, in its words.
+_PERMANENT = {
+    500: "syntax error",
+    501: "syntax error in parameters",
+    502: "command not implemented",
+    503: "bad sequence of commands",
+    504: "parameter not implemented",
+    521: "does not accept mail",
+    550: "mailbox unavailable",
+    551: "user not local",
+    552: "exceeded storage allocation",
+    553: "mailbox name not allowed",
+    554: "transaction failed",
+    555: "parameters not recognized",
+    556: "domain does not accept mail",
+}
+# Authentication and encryption the server requires (RFC 4954, RFC 3207).
+_OURS = frozenset({454, 530, 534, 535, 538})
+
+
+def _answered(code: int) -> SendOutcome:
+    """A refusal as an outcome, a failure to retry as ChannelUnavailable; either says the code
+    and a fixed reason, never the server's words: a reply may echo the recipient's address or
+    the message, and its error is what staff read."""
+    if code in _OURS:
+        # Our credentials or settings, not the message: an outage until someone fixes them.
+        raise ChannelUnavailable(f"mail server refused our credentials ({code})")
+    if not 500 <= code < 600:
+        # 4xx: greylisting, a full mailbox, a busy server; all say "later".
+        raise ChannelUnavailable(f"mail server answered {code}")
+    reason = _PERMANENT.get(code)
+    suffix = f" ({reason})" if reason else ""
+    return SendOutcome(accepted=False, detail=f"{code}: refused by the mail server{suffix}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -29,6 +31,10 @@ _RETRYABLE = frozenset({408, 425, 429})
 _RECEIPT_CONCURRENCY = 8
 # What the pool raises when the provider cannot be reached or answers nonsense.
 _UNREACHABLE = (HttpError, TimeoutError, OSError)
+# The longest provider id a delivery's row keeps (its column's length).
+MESSAGE_ID_MOST = 200
+_STATUS = re.compile(r"[a-z_]{1,32}")
+log = logging.getLogger(__name__)
 
 
 class Pool(Protocol):
@@ -95,11 +101,17 @@ class HttpSmsGateway:
             return SendOutcome(accepted=False, detail=_refused(code))
         reply = _json(answer)
         status = str(reply.get("status", "accepted"))
-        return SendOutcome(
-            accepted=status == "accepted",
-            provider_message_id=str(reply.get("id", "")),
-            detail="" if status == "accepted" else f"gateway status {status!r}",
-        )
+        if status != "accepted":
+            # A word of the provider's, kept only when it is one: a longer answer may carry
+            # the message into an error staff read.
+            said = repr(status) if _STATUS.fullmatch(status) else "not understood"
+            return SendOutcome(accepted=False, detail=f"gateway status {said}")
+        message_id = str(reply.get("id", ""))
+        if len(message_id) > MESSAGE_ID_MOST:
+            # Taken all the same; only its receipt cannot be asked for.
+            log.warning("SMS gateway's message id is %d characters long", len(message_id))
+            message_id = ""
+        return SendOutcome(accepted=True, provider_message_id=message_id)
 
     async def healthy(self) -> bool:
         try:
