@@ -448,6 +448,51 @@ async def test_a_cancellation_that_crossed_the_decision_ends_with_the_decision_t
     ]
 
 
+async def test_a_cancellation_made_by_the_deadline_is_told_once_with_no_closure_between(
+    notify: Notify,
+) -> None:
+    """Review's sweep closed the request at the information deadline before the beneficiary's
+    cancellation, made by it, reached review; review then withdrew the request and restated
+    the cancellation. The beneficiary hears "cancelled" once, nothing of the closure."""
+    request = submitted(locale="en")
+    await notify.consume(request)
+    deadline = datetime(2026, 3, 5, 21, 0, tzinfo=UTC)
+    made = deadline - timedelta(seconds=20)
+    cancelled = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        occurred_at=timestamp(made),
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=APPLICANT,
+        ),
+    )
+    closure = status_changed(
+        request, common_pb2.REQUEST_STATUS_CLOSED, sequence=3, respond_by=timestamp(deadline)
+    )
+    restated = status_changed(request, common_pb2.REQUEST_STATUS_CANCELLED, sequence=4)
+    restated.occurred_at.CopyFrom(timestamp(made))
+    await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
+    await notify.consume(closure, restated, topic=REQUEST_STATUS_CHANGED)
+    texts = [m["text"] for m in await notify.sms()]
+    assert ["cancelled" in t for t in texts] == [False, True]
+    assert not [t for t in texts if "closed" in t]
+    mails = await asyncio.to_thread(received, notify.maildir)
+    assert ["cancelled" in str(m["Subject"]) for m in mails] == [False, True]
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert sorted(m.kind for m in inbox.messages) == ["cancelled", "submitted"]
+    async with notify.engine.connect() as conn:
+        told = (await conn.execute(select(tables.told_status))).one()
+    assert (str(told.request_id), told.sequence, told.cancelled_at) == (
+        request.request_id,
+        4,
+        made,
+    )
+
+
 async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) -> None:
     event = submitted()
     await notify.consume(event)

@@ -28,6 +28,7 @@ from tawasul_notify.domain.model import (
     Recipient,
     RequestAccess,
     SendOutcome,
+    Told,
     delivery_id_for,
 )
 from tawasul_notify.domain.templates import Kind
@@ -167,13 +168,20 @@ class FakeAccess:
 
 class FakeTold:
     def __init__(self) -> None:
-        self.latest: dict[uuid.UUID, int] = {}
-        self.pending: dict[uuid.UUID, int] = {}
+        self.latest: dict[uuid.UUID, Told] = {}
+        self.pending: dict[uuid.UUID, Told] = {}
 
-    async def advance(self, latest: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
-        before = {r: self.latest[r] for r in latest if r in self.latest}
-        for request_id, sequence in latest.items():
-            self.pending[request_id] = max(self.latest.get(request_id, 0), sequence)
+    async def advance(
+        self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
+    ) -> dict[uuid.UUID, Told]:
+        ids = {*latest, *cancelled}
+        before = {r: self.latest[r] for r in ids if r in self.latest}
+        for request_id in ids:
+            was = before.get(request_id, Told())
+            times = [t for t in (was.cancelled_at, cancelled.get(request_id)) if t is not None]
+            self.pending[request_id] = Told(
+                max(was.sequence, latest.get(request_id, 0)), max(times, default=None)
+            )
         return before
 
 
@@ -280,6 +288,8 @@ def notice(
     audience: Audience = Audience.BENEFICIARY,
     locale: str = "ar",
     sequence: int = 0,
+    cancelled_at: datetime | None = None,
+    deadline: datetime | None = None,
 ) -> Notice:
     return Notice.create(
         event_id=str(uuid.uuid4()),
@@ -291,6 +301,8 @@ def notice(
         values=values or {"number": NUMBER, "due": date(2026, 3, 10)},
         audience=audience,
         sequence=sequence,
+        cancelled_at=cancelled_at,
+        deadline=deadline,
     )
 
 
@@ -416,6 +428,79 @@ async def test_a_status_change_older_than_one_told_is_not_told() -> None:
         Channel.EMAIL,
         Channel.INAPP,
     }
+
+
+# The race of a cancellation made by the information deadline with review's sweep, which
+# closed the request at the deadline before the cancellation reached it: intake's
+# cancellation, review's closure naming the deadline, and review's restatement of the
+# cancellation at the time intake took it.
+DEADLINE = NOW - timedelta(minutes=3)
+CANCELLED_IN_TIME = DEADLINE - timedelta(seconds=20)
+
+
+def cancelled(at: datetime = CANCELLED_IN_TIME, sequence: int = 0) -> Notice:
+    return notice(Kind.CANCELLED, values={"number": NUMBER}, cancelled_at=at, sequence=sequence)
+
+
+def closed(deadline: datetime = DEADLINE, sequence: int = 4) -> Notice:
+    return notice(
+        Kind.CLOSED, values={"number": NUMBER, "note": "—"}, deadline=deadline, sequence=sequence
+    )
+
+
+def sms_kinds(uow: FakeUnitOfWork) -> list[str]:
+    """The kinds of the texts recorded, in the order of the polls that recorded them."""
+    texts = sorted(
+        (d for d in uow.rows.values() if d.channel is Channel.SMS), key=lambda d: d.created_at
+    )
+    return [d.kind for d in texts]
+
+
+@pytest.mark.parametrize(
+    "polls",
+    [
+        "intake, closure, restatement",
+        "intake + closure + restatement",
+        "closure + intake, restatement",
+        "restatement, intake + closure",
+        "closure + restatement + intake",
+    ],
+)
+async def test_a_cancellation_made_by_the_deadline_is_told_once_and_the_closure_never(
+    polls: str,
+) -> None:
+    """However the three events fall into polls, the beneficiary who cancelled in time hears
+    "cancelled" once: not "cancelled, closed, cancelled"."""
+    uow = FakeUnitOfWork()
+    events = {
+        "intake": cancelled(),
+        "closure": closed(),
+        "restatement": cancelled(sequence=5),
+    }
+    for minute, poll in enumerate(polls.split(", ")):
+        await take(
+            uow, *(events[e] for e in poll.split(" + ")), now=NOW + timedelta(minutes=minute)
+        )
+    assert sms_kinds(uow) == [Kind.CANCELLED.value]
+
+
+async def test_a_closure_told_before_the_cancellation_is_followed_by_it_once() -> None:
+    """The closure reached notify in an earlier poll than the cancellation: it was told, and
+    the cancellation that stands is told after it, once."""
+    uow = FakeUnitOfWork()
+    await take(uow, closed())
+    await take(uow, cancelled(), now=NOW + timedelta(minutes=1))
+    await take(uow, cancelled(sequence=5), now=NOW + timedelta(minutes=2))
+    assert sms_kinds(uow) == [Kind.CLOSED.value, Kind.CANCELLED.value]
+
+
+async def test_a_cancellation_after_the_deadline_leaves_the_closure_told() -> None:
+    """Made after the deadline, the cancellation came too late: the closure stands and is
+    told (review restates it as cancel-too-late)."""
+    uow = FakeUnitOfWork()
+    await take(uow, cancelled(at=DEADLINE + timedelta(seconds=1)))
+    await take(uow, closed(), now=NOW + timedelta(minutes=1))
+    assert sms_kinds(uow) == [Kind.CANCELLED.value, Kind.CLOSED.value]
 
 
 async def test_the_oldest_due_messages_go_first_a_batch_at_a_time() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.common.v1 import common_pb2
@@ -58,8 +58,13 @@ def _beneficiary(contact: common_pb2.Contact, applicant_id: str) -> tuple[Recipi
     return (Recipient(mobile=contact.mobile, email=contact.email, account=applicant_id),)
 
 
+def _when(stamp: Timestamp, present: bool) -> datetime | None:
+    return stamp.ToDatetime(tzinfo=UTC) if present else None
+
+
 def _riyadh_day(stamp: Timestamp, present: bool) -> date | None:
-    return stamp.ToDatetime(tzinfo=UTC).astimezone(RIYADH).date() if present else None
+    when = _when(stamp, present)
+    return when.astimezone(RIYADH).date() if when else None
 
 
 def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice | None:
@@ -113,6 +118,11 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             recipients=_beneficiary(c.contact, c.applicant_id),
             values={name: v for name, v in values.items() if name in variables(kind)},
             sequence=c.sequence,
+            # Review restates a cancellation a closure overtook at the time intake took it.
+            cancelled_at=_when(event.occurred_at, event.HasField("occurred_at"))
+            if kind == Kind.CANCELLED
+            else None,
+            deadline=_when(c.respond_by, c.HasField("respond_by")) if kind == Kind.CLOSED else None,
         )
     if payload == "request_followed_up":
         f = event.request_followed_up
@@ -135,6 +145,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             locale=x.contact.locale,
             recipients=_beneficiary(x.contact, x.applicant_id),
             values={"number": x.request_number},
+            cancelled_at=_when(event.occurred_at, event.HasField("occurred_at")),
         )
     if payload == "sla_alert":
         a = event.sla_alert

@@ -22,6 +22,7 @@ from tawasul_notify.domain.model import (
     DeliveryStatus,
     InboxMessage,
     RequestAccess,
+    Told,
 )
 from tawasul_notify.domain.templates import Kind
 
@@ -102,7 +103,13 @@ _TOLD = select(tables.told_status).where(among(tables.told_status.c.request_id, 
 _told = pg_insert(tables.told_status)
 _TELL = _told.on_conflict_do_update(
     index_elements=[tables.told_status.c.request_id],
-    set_={"sequence": func.greatest(tables.told_status.c.sequence, _told.excluded.sequence)},
+    set_={
+        "sequence": func.greatest(tables.told_status.c.sequence, _told.excluded.sequence),
+        # greatest() passes over NULLs: a poll with no cancellation keeps the one recorded.
+        "cancelled_at": func.greatest(
+            tables.told_status.c.cancelled_at, _told.excluded.cancelled_at
+        ),
+    },
 )
 
 
@@ -335,11 +342,19 @@ class SqlToldRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def advance(self, latest: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
-        ids = sorted(latest)
+    async def advance(
+        self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
+    ) -> dict[uuid.UUID, Told]:
+        ids = sorted({*latest, *cancelled})
         rows = await self._session.execute(_TOLD, {"ids": ids})
-        before = {row.request_id: row.sequence for row in rows}
-        await self._session.execute(_TELL, [{"request_id": r, "sequence": latest[r]} for r in ids])
+        before = {row.request_id: Told(row.sequence, row.cancelled_at) for row in rows}
+        await self._session.execute(
+            _TELL,
+            [
+                {"request_id": r, "sequence": latest.get(r, 0), "cancelled_at": cancelled.get(r)}
+                for r in ids
+            ],
+        )
         return before
 
 

@@ -94,12 +94,14 @@ request_access = Table(
 )
 
 # The latest status change of each request its beneficiary was told of (review's sequence):
-# one no later is stale (migration 0007).
+# one no later is stale (migration 0007); and the latest cancellation told, when it was made:
+# review's restatement of it is not told again, nor a closure it was made in time for (0008).
 told_status = Table(
     "told_status",
     metadata,
     Column("request_id", Uuid, primary_key=True),
     Column("sequence", Integer, nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
 )
 
 outbox = outbox_table(metadata)

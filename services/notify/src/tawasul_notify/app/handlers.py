@@ -27,6 +27,7 @@ from tawasul_notify.domain.model import (
     Recipient,
     RequestAccess,
     SendOutcome,
+    Told,
     locale_of,
 )
 from tawasul_notify.domain.templates import Kind, Rendered, channels_for, render, sample_values
@@ -49,28 +50,69 @@ async def take(
     once (an event read again records nothing more). In-app messages are stored and delivered
     with it; the others are left pending for their channel's sender, woken by `wake` once
     they are committed. A status change no later than one its request's beneficiary was told
-    of (a dead letter replayed, a late event) is not told: it is no longer true."""
+    of (a dead letter replayed, a late event) is not told: it is no longer true. Nor is a
+    cancellation told twice (review restates one a closure overtook), or a closure for want
+    of an answer once a cancellation made by its deadline is known: the cancellation stands."""
     latest: dict[uuid.UUID, int] = {}
+    cancelled: dict[uuid.UUID, list[datetime]] = {}
     for notice in notices:
         latest[notice.request_id] = max(latest.get(notice.request_id, 0), notice.sequence)
+        if notice.kind == Kind.CANCELLED:
+            cancelled.setdefault(notice.request_id, []).append(notice.cancelled_at or now)
     async with uow:
         told = (
-            await uow.told.advance({r: s for r, s in latest.items() if s})
-            if any(latest.values())
+            await uow.told.advance(
+                {r: s for r, s in latest.items() if s}, {r: max(t) for r, t in cancelled.items()}
+            )
+            if cancelled or any(latest.values())
             else {}
         )
-        await _record(uow, [n for n in notices if not _stale(n, told)], now, wake)
+        heard = {r: t.cancelled_at for r, t in told.items() if t.cancelled_at}
+        earliest = {r: min(times) for r, times in cancelled.items()}
+        for request_id, at in heard.items():
+            earliest[request_id] = min(earliest.get(request_id, at), at)
+        fresh = [
+            n
+            for n in notices
+            if not _stale(n, told) and not _cancellation_told(n, heard, earliest, now)
+        ]
+        await _record(uow, fresh, now, wake)
         await uow.commit()
 
 
-def _stale(notice: Notice, told: Mapping[uuid.UUID, int]) -> bool:
-    if 0 < notice.sequence <= told.get(notice.request_id, 0):
+def _stale(notice: Notice, told: Mapping[uuid.UUID, Told]) -> bool:
+    before = told[notice.request_id].sequence if notice.request_id in told else 0
+    if 0 < notice.sequence <= before:
         log.info(
             "not telling request %s's status change %d: %d was told already",
             notice.request_id,
             notice.sequence,
-            told[notice.request_id],
+            before,
         )
+        return True
+    return False
+
+
+def _cancellation_told(
+    notice: Notice,
+    heard: dict[uuid.UUID, datetime],
+    earliest: Mapping[uuid.UUID, datetime],
+    now: datetime,
+) -> bool:
+    """Whether the notice says again a cancellation told (`heard`, as it grows through the
+    poll's notices), or closes a request that a cancellation made by the closure's deadline
+    (`earliest`: the earliest known, told before or in this poll) keeps cancelled."""
+    request_id = notice.request_id
+    if notice.kind == Kind.CANCELLED:
+        at = notice.cancelled_at or now
+        if request_id in heard and at <= heard[request_id]:
+            log.info("not telling request %s's cancellation again", request_id)
+            return True
+        heard[request_id] = at
+        return False
+    made = earliest.get(request_id)
+    if notice.deadline is not None and made is not None and made <= notice.deadline:
+        log.info("not telling request %s's closure: cancelled by its deadline", request_id)
         return True
     return False
 

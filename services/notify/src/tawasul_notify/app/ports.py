@@ -18,6 +18,7 @@ from tawasul_notify.domain.model import (
     Outgoing,
     RequestAccess,
     SendOutcome,
+    Told,
 )
 
 
@@ -117,9 +118,12 @@ class AccessRepository(Protocol):
 
 
 class ToldRepository(Protocol):
-    async def advance(self, latest: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
-        """Records each request's latest status change told, where later than the one
-        recorded; returns those recorded before (a request with none is left out)."""
+    async def advance(
+        self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
+    ) -> dict[uuid.UUID, Told]:
+        """Records each request's latest status change told and latest cancellation told,
+        each where later than the one recorded; returns what was recorded before (a request
+        with nothing recorded is left out)."""
         ...
 
 

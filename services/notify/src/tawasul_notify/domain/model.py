@@ -90,6 +90,15 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class Told:
+    """What a request's beneficiary was last told: the latest status change (review's count)
+    and the latest cancellation (when it was made)."""
+
+    sequence: int = 0
+    cancelled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Notice:
     """An event someone is to be told about, with what the message says."""
 
@@ -106,6 +115,12 @@ class Notice:
     # A status change's place among its request's (review's count; 0: none stamped): one no
     # later than one told is stale.
     sequence: int = 0
+    # A cancellation (Kind.CANCELLED): when the beneficiary made it, as intake took it (None:
+    # not said). Review restates one a closure overtook, with the same time: told once.
+    cancelled_at: datetime | None = None
+    # A closure for want of an answer: the deadline it closed at. A cancellation made by it
+    # stands (review withdraws the request), so the closure is not told once it is known.
+    deadline: datetime | None = None
 
     @classmethod
     def create(
@@ -120,6 +135,8 @@ class Notice:
         values: Mapping[str, object],
         audience: Audience = Audience.BENEFICIARY,
         sequence: int = 0,
+        cancelled_at: datetime | None = None,
+        deadline: datetime | None = None,
     ) -> Notice:
         """Checks an event's fields; InvalidArgument when it cannot be turned into messages."""
         problems: dict[str, str] = {}
@@ -143,6 +160,8 @@ class Notice:
             recipients=recipients,
             values=values,
             sequence=sequence,
+            cancelled_at=cancelled_at,
+            deadline=deadline,
         )
 
     def addresses(self, channel: Channel) -> list[str]:
