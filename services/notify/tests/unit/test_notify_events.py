@@ -274,7 +274,7 @@ def test_an_appeal_is_acknowledged_to_the_beneficiary_with_the_new_expected_date
             assert NUMBER in render(Kind.APPEAL_RECEIVED, channel, locale, n.values).body
 
 
-def test_only_a_breach_goes_to_the_supervisors_with_their_directory_addresses() -> None:
+def test_a_breach_goes_to_the_supervisors_with_their_directory_addresses() -> None:
     due = datetime(2026, 3, 1, 11, tzinfo=UTC)
     alert = events_pb2.SlaAlert(
         request_id=REQUEST,
@@ -299,7 +299,50 @@ def test_only_a_breach_goes_to_the_supervisors_with_their_directory_addresses() 
         "due_at": due,
         "assignee": "E1001",
     }
-    alert.percent = 75
+
+
+def test_a_warning_goes_to_whoever_holds_the_request_or_else_to_the_supervisors() -> None:
+    due = datetime(2026, 3, 1, 11, tzinfo=UTC)
+    alert = events_pb2.SlaAlert(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        department_code="residents",
+        percent=75,
+        due_at=timestamp(due),
+        assignee_id="S1",
+    )
+    held = read(envelope("sla_alert", alert))
+    assert (held.kind, held.audience, held.locale) == (
+        Kind.SLA_WARNING,
+        Audience.REVIEWER,
+        Locale.AR,
+    )
+    assert held.recipients == (Recipient(email="s1@passports.example", account="S1"),)
+    assert held.values == {
+        "number": NUMBER,
+        "department": "residents",
+        "due_at": due,
+        "percent": 75,
+        "assignee": "S1",
+    }
+    body = render(Kind.SLA_WARNING, Channel.INAPP, Locale.EN, held.values).body
+    assert body.startswith(f"Request {NUMBER}, which you hold, has used 75% of its time")
+
+    alert.assignee_id, alert.percent = "", 50
+    alert.supervisor_ids[:] = ["S1", "S2"]
+    unheld = read(envelope("sla_alert", alert))
+    assert (unheld.kind, unheld.audience) == (Kind.SLA_WARNING, Audience.SUPERVISOR)
+    assert unheld.recipients == (
+        Recipient(email="s1@passports.example", account="S1"),
+        Recipient(account="S2"),
+    )
+    body = render(Kind.SLA_WARNING, Channel.EMAIL, Locale.AR, unheld.values).body
+    assert body.startswith("السادة مشرفي القسم")
+    assert "انقضى ٥٠٪ من مدة إنجاز الطلب" in body
+    assert "غير مسند إلى أي موظف" in body
+
+    # A department with no supervisor appointed: the warning reaches no one.
+    del alert.supervisor_ids[:]
     assert notice_from(envelope("sla_alert", alert), STAFF) is None
 
 

@@ -164,6 +164,7 @@ def test_a_template_uses_exactly_its_kinds_values(case: tuple[Kind, Channel, Loc
 def test_channels_by_kind() -> None:
     assert channels_for(Kind.ONE_TIME_CODE) == (Channel.SMS,)
     assert channels_for(Kind.SLA_BREACH) == (Channel.EMAIL, Channel.INAPP)
+    assert channels_for(Kind.SLA_WARNING) == (Channel.EMAIL, Channel.INAPP)
     assert channels_for(Kind.REJECTED) == (Channel.SMS, Channel.EMAIL, Channel.INAPP)
 
 
@@ -445,6 +446,7 @@ def test_values_of_the_wrong_type_are_refused() -> None:
         (Kind.ONE_TIME_CODE, Channel.EMAIL),
         (Kind.ONE_TIME_CODE, Channel.INAPP),
         (Kind.SLA_BREACH, Channel.SMS),
+        (Kind.SLA_WARNING, Channel.SMS),
     ],
 )
 def test_a_kind_on_a_channel_it_is_not_sent_on_is_unknown(kind: Kind, channel: Channel) -> None:

@@ -824,7 +824,7 @@ async def test_sla_alerts_are_published_at_50_75_and_100_percent(review: Review)
         for a in alerts
     ] == [
         ("passports", riyadh(6, 10), "E100", []),
-        ("passports", riyadh(6, 10), "", []),
+        ("passports", riyadh(6, 10), "", ["S001"]),
         ("passports", riyadh(6, 10), "", ["S001"]),
     ]
     history = [(h.action, h.text, h.internal) for h in (await review.case(item)).history]

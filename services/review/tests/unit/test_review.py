@@ -1121,7 +1121,7 @@ async def test_an_answer_given_in_time_reopens_a_request_the_sweep_closed_before
     ]
 
 
-async def test_a_sweep_raises_sla_alerts_naming_the_supervisors_on_breach() -> None:
+async def test_a_sweep_raises_sla_alerts_naming_the_supervisors_of_an_item_no_one_holds() -> None:
     uow = FakeUnitOfWork()
     await put(uow, "E900", supervises=frozenset({"passports"}))
     await put(
@@ -1134,8 +1134,8 @@ async def test_a_sweep_raises_sla_alerts_naming_the_supervisors_on_breach() -> N
         (e.percent, e.at, e.supervisors) for e in uow.db.published if isinstance(e, SlaCrossed)
     ]
     assert alerts == [
-        (50, riyadh(5, 10), ()),
-        (75, riyadh(5, 13, 30), ()),
+        (50, riyadh(5, 10), ("E900",)),
+        (75, riyadh(5, 13, 30), ("E900",)),
         (100, riyadh(6, 10), ("E900",)),
     ]
     assert uow.row(item).sla_next_at is None

@@ -800,7 +800,10 @@ def test_sla_marks_fall_on_working_time() -> None:
 
 
 def test_each_mark_is_alerted_once_in_order_and_only_the_breach_names_supervisors() -> None:
+    """Held by a reviewer, the warnings are theirs; the breach escalates."""
     item = scheduled(new_item())
+    item.claim(ALI, START, timedelta(days=30))
+    settled(item)
     tick = timedelta(microseconds=1)
     for at in (MARK_50 - tick, MARK_50, MARK_50 + tick, MARK_75, MARK_75, MARK_100, LATER):
         item.check_sla(CALENDAR, at, SUPERVISORS)
@@ -811,11 +814,18 @@ def test_each_mark_is_alerted_once_in_order_and_only_the_breach_names_supervisor
     ]
     assert all(e.due_at == MARK_100 for e in item.events if isinstance(e, SlaCrossed))
     assert (item.sla_alerted, item.sla_next_at) == (100, None)
-    assert [(h.action, h.note, h.internal) for h in item.new_history[1:]] == [
+    assert [(h.action, h.note, h.internal) for h in item.new_history] == [
         ("sla_warning", "50%", True),
         ("sla_warning", "75%", True),
         ("sla_breached", "100%", True),
     ]
+
+
+def test_a_warning_for_an_item_no_one_holds_names_the_supervisors() -> None:
+    item = scheduled(new_item())
+    for at in (MARK_50, MARK_75):
+        item.check_sla(CALENDAR, at, SUPERVISORS)
+    assert alerts(item) == [(50, MARK_50, SUPERVISORS), (75, MARK_75, SUPERVISORS)]
 
 
 def test_marks_passed_at_once_raise_one_alert_for_the_highest() -> None:

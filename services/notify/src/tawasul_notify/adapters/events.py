@@ -149,24 +149,28 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
         )
     if payload == "sla_alert":
         a = event.sla_alert
-        if a.percent < BREACH:
+        breach = a.percent >= BREACH
+        # A warning is for whoever holds the request; held by no one, review names the
+        # supervisors, as it does for a breach.
+        warns = "" if breach else a.assignee_id
+        accounts = [warns] if warns else list(a.supervisor_ids)
+        if not accounts:
             return None
+        facts: dict[str, object] = {
+            "number": a.request_number,
+            "department": a.department_code,
+            "due_at": a.due_at.ToDatetime(tzinfo=UTC),
+            "assignee": a.assignee_id,
+        }
         return Notice.create(
             event_id=event.event_id,
             event_type=event.event_type,
-            kind=Kind.SLA_BREACH,
+            kind=Kind.SLA_BREACH if breach else Kind.SLA_WARNING,
             request_id=a.request_id or event.request_id,
             locale=Locale.AR,
-            audience=Audience.SUPERVISOR,
-            recipients=tuple(
-                Recipient(email=staff.get(s, ""), account=s) for s in a.supervisor_ids
-            ),
-            values={
-                "number": a.request_number,
-                "department": a.department_code,
-                "due_at": a.due_at.ToDatetime(tzinfo=UTC),
-                "assignee": a.assignee_id,
-            },
+            audience=Audience.REVIEWER if warns else Audience.SUPERVISOR,
+            recipients=tuple(Recipient(email=staff.get(s, ""), account=s) for s in accounts),
+            values=facts if breach else facts | {"percent": a.percent},
         )
     if payload == "request_appealed":
         # Intake takes the appeal and the request is back under review, but review says

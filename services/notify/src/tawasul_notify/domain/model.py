@@ -58,7 +58,9 @@ class Channel(StrEnum):
 
 class Audience(StrEnum):
     BENEFICIARY = "beneficiary"
-    # A department's supervisors, told of SLA breaches.
+    # The reviewer holding a request, warned before its SLA is breached.
+    REVIEWER = "reviewer"
+    # A department's supervisors, told of SLA breaches and warned of requests no one holds.
     SUPERVISOR = "supervisor"
 
 

@@ -85,6 +85,9 @@ class Kind(StrEnum):
     # A reviewer's message to the beneficiary; the request's status has not changed.
     MESSAGE = "message"
     ONE_TIME_CODE = "one_time_code"
+    # Half or three quarters of a request's time used: to whoever holds it, or, held by no
+    # one, to its department's supervisors.
+    SLA_WARNING = "sla_warning"
     SLA_BREACH = "sla_breach"
 
 
@@ -122,6 +125,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.APPEAL_RECEIVED: frozenset({"number", "due"}),
     Kind.MESSAGE: frozenset({"number", "note"}),
     Kind.ONE_TIME_CODE: frozenset({"code", "minutes"}),
+    Kind.SLA_WARNING: frozenset({"number", "department", "due_at", "percent", "assignee"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
 }
 # Text written by people: isolated, whitespace collapsed, and what an SMS may cut.
@@ -157,6 +161,13 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "note": "يرجى مراجعة مكتب الجوازات في الرياض يوم الأحد ومعك أصل جواز السفر.",
     },
     Kind.ONE_TIME_CODE: {"code": "731904", "minutes": 5},
+    Kind.SLA_WARNING: {
+        "number": _SAMPLE_NUMBER,
+        "department": "residents",
+        "due_at": datetime(2026, 12, 2, 11, 30, tzinfo=UTC),
+        "percent": 75,
+        "assignee": "E1001",
+    },
     Kind.SLA_BREACH: {
         "number": _SAMPLE_NUMBER,
         "department": "residents",
@@ -170,8 +181,8 @@ def channels_for(kind: Kind) -> tuple[Channel, ...]:
     if kind is Kind.ONE_TIME_CODE:
         # Said once, to the registered mobile only.
         return (Channel.SMS,)
-    if kind is Kind.SLA_BREACH:
-        # Supervisors work at their desks; there is no mobile to send to.
+    if kind in (Kind.SLA_WARNING, Kind.SLA_BREACH):
+        # Staff work at their desks; there is no mobile to send to.
         return (Channel.EMAIL, Channel.INAPP)
     return (Channel.SMS, Channel.EMAIL, Channel.INAPP)
 

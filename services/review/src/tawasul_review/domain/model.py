@@ -167,7 +167,7 @@ class SlaCrossed:
     percent: int
     due_at: datetime
     at: datetime
-    # A breach escalates to the department's supervisors.
+    # The department's supervisors: on a breach, and on a warning when no one holds the item.
     supervisors: tuple[str, ...] = ()
 
 
@@ -650,7 +650,11 @@ class WorkItem:
         self.sla_alerted = passed
         self.schedule(calendar, now)
         due = self.due_at or now
-        self.events.append(SlaCrossed(self, passed, due, now, supervisors if passed >= 100 else ()))
+        # A warning is for whoever holds the item; held by no one, for the supervisors, who can
+        # have it taken up. A breach always escalates to them.
+        held = self.state is State.CLAIMED and bool(self.assignee)
+        told = supervisors if passed >= 100 or not held else ()
+        self.events.append(SlaCrossed(self, passed, due, now, told))
         action = "sla_breached" if passed >= 100 else "sla_warning"
         self.new_history.append(HistoryEntry(now, "system", action, f"{passed}%", internal=True))
         return passed

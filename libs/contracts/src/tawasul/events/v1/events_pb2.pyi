@@ -713,7 +713,9 @@ class SlaAlert(_message.Message):
     percent: _builtins.int
     """50 and 75 are warnings (per cent of the time used); 100 is a breach."""
     assignee_id: _builtins.str
-    """Who holds it now, if anyone; a breach escalates to the department's supervisors."""
+    """Who holds it now, if anyone: a warning is for them. A breach escalates to the
+    department's supervisors, and so does a warning when no one holds it.
+    """
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property

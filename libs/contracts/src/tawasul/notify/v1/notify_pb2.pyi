@@ -84,7 +84,9 @@ class Delivery(_message.Message):
     kind: _builtins.str
     """What it tells, e.g. "submitted", "needs_more_info", "sla_breach"."""
     audience: _builtins.str
-    """"beneficiary" or "supervisor"."""
+    """"beneficiary", "reviewer" (the one holding the request, warned before its SLA is
+    breached) or "supervisor".
+    """
     subject: _builtins.str
     """E-mail only."""
     parts: _builtins.int
