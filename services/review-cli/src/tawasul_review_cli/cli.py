@@ -294,7 +294,7 @@ def claim(ctx: typer.Context, request_id: RequestId) -> None:
 # --- a case ---------------------------------------------------------------------------------
 
 
-def _facts(item: review_pb2.WorkItem) -> Table:
+def _facts(item: review_pb2.WorkItem, corrects: review_pb2.CitedRejection | None) -> Table:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column()
@@ -318,8 +318,18 @@ def _facts(item: review_pb2.WorkItem) -> Table:
     if item.appeal_of_reviewer_id:
         facts.add_row("appeal", Text(f"not to be decided by {clean(item.appeal_of_reviewer_id)}"))
     if item.cites_request_number:
-        # Filed anew with the corrections to a rejected request (SPEC §2): search finds it.
-        facts.add_row("corrects", Text(f"{clean(item.cites_request_number)} (rejected)"))
+        # Filed anew with the corrections to a rejected request (SPEC §2): why it was
+        # rejected when it is in one of your departments; search finds it there.
+        said = Text(f"{clean(item.cites_request_number)} (rejected")
+        if corrects is not None:
+            said.append(f": {clean(corrects.reason_code)}) ")
+            said.append(value(corrects.reason.en or corrects.reason.ar))
+            if corrects.message:
+                said.append(" — ")
+                said.append(value(corrects.message))
+        else:
+            said.append(")")
+        facts.add_row("corrects", said)
     return facts
 
 
@@ -349,7 +359,7 @@ async def show_case(review: Review, request_id: str) -> None:
     )
     out, item = review.out, case.item
     out.print(title_line(item), soft_wrap=True)
-    out.print(_facts(item))
+    out.print(_facts(item, case.corrects if case.HasField("corrects") else None))
     out.print("description", style="bold")
     out.print(line("  ", value(item.description)), soft_wrap=True)
     if item.fields:

@@ -408,6 +408,23 @@ async def test_show_names_the_rejected_request_it_corrects(review: Review) -> No
     assert "corrects" not in plain
 
 
+async def test_show_says_why_the_request_it_corrects_was_rejected(review: Review) -> None:
+    rejected = await review.enqueue()
+    await review.ok("claim", rejected)
+    await review.ok(
+        "reject", rejected, "--reason", "documents-unclear", "--message", "Photo too old"
+    )
+    number = (await review.case(rejected)).item.request_number
+    shown = [
+        re.sub("[\u2066-\u2069]", "", x)
+        for x in (await review.ok("show", await review.enqueue(cites=number))).splitlines()
+    ]
+    assert [" ".join(x.split()) for x in shown if "corrects" in x] == [
+        f"corrects {number} (rejected: documents-unclear) The attachments are unclear or "
+        "unreadable — Photo too old"
+    ]
+
+
 async def test_show_says_the_links_wait_while_docs_is_down(review: Review, tmp_path: Path) -> None:
     request_id = await review.enqueue()
     review.docs.down = True

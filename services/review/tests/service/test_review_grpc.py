@@ -637,8 +637,57 @@ async def test_the_case_names_the_rejected_request_it_corrects(review: Review) -
     await review.subscriptions.deliver(REQUEST_ROUTED, event)
     case = await review.case(str(item.request_id))
     assert case.item.cites_request_number == "TW251234560"
+    assert not case.HasField("corrects")  # a number review has no request of
     plain = await review.case(await review.enqueue())
     assert plain.item.cites_request_number == ""
+    assert not plain.HasField("corrects")
+
+
+async def test_the_case_says_why_the_request_it_corrects_was_rejected(review: Review) -> None:
+    rejected = await review.enqueue()
+    await review.claim_next(ALI)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=rejected,
+            decision=review_pb2.DECISION_REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+        ),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    rejected_number = (await review.case(rejected)).item.request_number
+    accepted = await review.enqueue()
+    await review.claim_next(ALI)
+    await decide(review, accepted, ALI)
+
+    async def correcting(number: str, department: str = "passports") -> str:
+        item = review.routed(department)
+        event = routed_event(str(uuid.uuid4()), item)
+        event.request_routed.cites_request_number = number
+        await review.subscriptions.deliver(REQUEST_ROUTED, event)
+        return str(item.request_id)
+
+    corrected = await correcting(rejected_number)
+    case = await review.case(corrected)
+    reason = case.corrects.reason
+    assert (
+        case.corrects.request_id,
+        case.corrects.request_number,
+        case.corrects.reason_code,
+        case.corrects.message,
+    ) == (rejected, rejected_number, "documents-unclear", "The attached photo is not clear")
+    assert (reason.en, reason.ar) == (
+        "The attachments are unclear or unreadable",
+        "المرفقات غير واضحة أو غير مقروءة",
+    )
+    # In a department of the visas reviewer who reads the new one, not of the rejected one's.
+    in_visas = await correcting(rejected_number, "visas")
+    assert not (await review.case(in_visas, VISAS_ONLY)).HasField("corrects")
+    assert (await review.case(in_visas, SARA)).corrects.request_id == rejected
+    # Only a rejection is shown.
+    accepted_number = (await review.case(accepted)).item.request_number
+    assert not (await review.case(await correcting(accepted_number))).HasField("corrects")
 
 
 async def test_the_case_shows_the_requests_fields_as_answers_correct_them(

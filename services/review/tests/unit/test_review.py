@@ -908,12 +908,13 @@ async def test_a_case_shows_the_whole_history_notes_included() -> None:
     await handlers.message_applicant(
         uow=uow, reviewer=ALI, request_id=item, text="We are checking", policy=POLICY, now=START
     )
-    _, attachments, history = await handlers.open_case(
+    case = await handlers.open_case(
         uow=uow, documents=documents, reviewer=SARA, token="tok", request_id=item
     )
-    assert attachments is not None
-    assert [a.document_id for a in attachments] == ["d1", "d2"]
-    assert [(h.actor, h.action, h.note, h.internal) for h in history] == [
+    assert case.attachments is not None
+    assert [a.document_id for a in case.attachments] == ["d1", "d2"]
+    assert case.corrects is None
+    assert [(h.actor, h.action, h.note, h.internal) for h in case.history] == [
         ("routing", "queued", "passports.default", False),
         ("E100", "claimed", "", False),
         ("E200", "note", "Seen before", True),
@@ -1598,10 +1599,10 @@ async def test_delivery_receipts_join_the_history() -> None:
     receipt = Receipt("n1", item, START + timedelta(minutes=1), "sms", "accepted", "e-42")
     for _ in range(2):
         await handlers.record_receipts(uow=uow, receipts=[receipt])
-    _, _, history = await handlers.open_case(
+    case = await handlers.open_case(
         uow=uow, documents=FakeDocuments(), reviewer=ALI, token="t", request_id=item
     )
-    assert [(h.actor, h.action, h.note) for h in history] == [
+    assert [(h.actor, h.action, h.note) for h in case.history] == [
         ("routing", "queued", "passports.default"),
         ("notify", "notification_accepted", "sms: e-42"),
     ]

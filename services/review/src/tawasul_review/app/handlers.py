@@ -467,15 +467,43 @@ async def open_item(
     return item, await _links(documents, item, token)
 
 
+@dataclass(frozen=True)
+class Case:
+    item: WorkItem
+    # None: docs is unavailable.
+    attachments: list[Attachment] | None
+    # The whole history, internal notes included.
+    history: list[HistoryEntry]
+    # The rejected request this one corrects, when it is in one of the reviewer's
+    # departments: why it was rejected.
+    corrects: WorkItem | None = None
+
+
 async def open_case(
     *, uow: UnitOfWork, documents: Documents, reviewer: Principal, token: str, request_id: uuid.UUID
-) -> tuple[WorkItem, list[Attachment] | None, list[HistoryEntry]]:
-    """The item, its attachments (None: docs is unavailable) and its whole history, internal
-    notes included."""
+) -> Case:
     async with uow:
         item = await _visible(uow, reviewer, request_id, for_update=False)
         history = await uow.items.history(request_id)
-    return item, await _links(documents, item, token), history
+        corrects = await _rejection_corrected(uow, item, reviewer)
+    return Case(item, await _links(documents, item, token), history, corrects)
+
+
+async def _rejection_corrected(
+    uow: UnitOfWork, item: WorkItem, reviewer: Principal
+) -> WorkItem | None:
+    """The rejected request of the same applicant that `item` corrects, if the reviewer may
+    see it; intake let the beneficiary cite only such a request of theirs."""
+    if not item.cites_request_number:
+        return None
+    departments = (await _me(uow, reviewer)).departments
+    if not departments:
+        return None
+    criteria = Criteria(departments=departments, numbers=(item.cites_request_number,))
+    for cited in await uow.items.search(criteria, 1, None):
+        if cited.applicant_id == item.applicant_id and cited.decision is Decision.REJECT:
+            return cited
+    return None
 
 
 # --- actions ----------------------------------------------------------------------------

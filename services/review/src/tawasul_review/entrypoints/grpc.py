@@ -320,7 +320,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def GetCase(
         self, request: review_pb2.GetCaseRequest, context: Context
     ) -> review_pb2.GetCaseResponse:
-        item, attachments, history = await handlers.open_case(
+        case = await handlers.open_case(
             uow=self._uow(),
             documents=self._documents,
             reviewer=caller(),
@@ -328,10 +328,21 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             request_id=_request_id(request.request_id),
         )
         return review_pb2.GetCaseResponse(
-            item=self.to_wire(item),
-            attachments=[_attachment(a) for a in attachments or ()],
-            history=[_history(h) for h in history],
-            documents_unavailable=attachments is None,
+            item=self.to_wire(case.item),
+            attachments=[_attachment(a) for a in case.attachments or ()],
+            history=[_history(h) for h in case.history],
+            documents_unavailable=case.attachments is None,
+            corrects=self._rejection(case.corrects) if case.corrects else None,
+        )
+
+    def _rejection(self, item: WorkItem) -> review_pb2.CitedRejection:
+        reason = self._policy.reasons.get(item.reason_code)
+        return review_pb2.CitedRejection(
+            request_id=str(item.request_id),
+            request_number=item.request_number,
+            reason_code=item.reason_code,
+            reason=common_pb2.LocalizedText(ar=reason.ar, en=reason.en) if reason else None,
+            message=item.decision_message,
         )
 
     async def DecideRequest(

@@ -635,6 +635,7 @@ class GetCaseResponse(_message.Message):
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     DOCUMENTS_UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    CORRECTS_FIELD_NUMBER: _builtins.int
     documents_unavailable: _builtins.bool
     """The docs service is unavailable: the case is answered without its attachments' links
     (the item's document_ids still lists them); ask again later for them.
@@ -647,6 +648,12 @@ class GetCaseResponse(_message.Message):
 
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]: ...
+    @_builtins.property
+    def corrects(self) -> Global___CitedRejection:
+        """The rejection of the request this one corrects (item.cites_request_number), when that
+        request is in one of the caller's departments: unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -654,14 +661,51 @@ class GetCaseResponse(_message.Message):
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
         documents_unavailable: _builtins.bool = ...,
+        corrects: Global___CitedRejection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["corrects", b"corrects", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "documents_unavailable", b"documents_unavailable", "history", b"history", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "corrects", b"corrects", "documents_unavailable", b"documents_unavailable", "history", b"history", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCaseResponse: _TypeAlias = GetCaseResponse  # noqa: Y015
+
+@_typing.final
+class CitedRejection(_message.Message):
+    """Why a request was rejected, as its beneficiary was told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    request_number: _builtins.str
+    reason_code: _builtins.str
+    """From the reason catalog (ListReasons), in both languages."""
+    message: _builtins.str
+    """The reviewer's message to the beneficiary with the rejection, if any."""
+    @_builtins.property
+    def reason(self) -> _common_pb2.LocalizedText: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        request_number: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        reason: _common_pb2.LocalizedText | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason", "reason_code", b"reason_code", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CitedRejection: _TypeAlias = CitedRejection  # noqa: Y015
 
 @_typing.final
 class AddNoteRequest(_message.Message):
