@@ -646,16 +646,7 @@ async def test_the_case_names_the_rejected_request_it_corrects(review: Review) -
 async def test_the_case_says_why_the_request_it_corrects_was_rejected(review: Review) -> None:
     rejected = await review.enqueue()
     await review.claim_next(ALI)
-    await review.stub.DecideRequest(
-        review_pb2.DecideRequestRequest(
-            request_id=rejected,
-            decision=review_pb2.DECISION_REJECT,
-            message="The attached photo is not clear",
-            reason_code="documents-unclear",
-        ),
-        timeout=5,
-        metadata=bearer(ALI),
-    )
+    await reject(review, rejected, ALI)
     rejected_number = (await review.case(rejected)).item.request_number
     accepted = await review.enqueue()
     await review.claim_next(ALI)
@@ -1007,16 +998,7 @@ async def test_a_newer_calendar_moves_the_open_items_due_dates_once(review: Revi
 async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
     item = await review.enqueue()
     await review.claim_next(ALI)
-    await review.stub.DecideRequest(
-        review_pb2.DecideRequestRequest(
-            request_id=item,
-            decision=review_pb2.DECISION_REJECT,
-            message="The attached photo is not clear",
-            reason_code="documents-unclear",
-        ),
-        timeout=5,
-        metadata=bearer(ALI),
-    )
+    await reject(review, item, ALI)
     rejected = (await review.statuses(item))[-1]
     assert (rejected.status, rejected.reason_code, rejected.reason.en) == (
         common_pb2.REQUEST_STATUS_REJECTED,
@@ -1063,16 +1045,7 @@ async def test_the_quality_check_of_an_appealed_rejection_shows_the_decision_sta
     await review.put_reviewer("S001", supervises=("passports",))
     item = await review.enqueue()
     await review.claim_next(ALI)
-    await review.stub.DecideRequest(
-        review_pb2.DecideRequestRequest(
-            request_id=item,
-            decision=review_pb2.DECISION_REJECT,
-            message="The attached photo is not clear",
-            reason_code="documents-unclear",
-        ),
-        timeout=5,
-        metadata=bearer(ALI),
-    )
+    await reject(review, item, ALI)
     # The rejection was sampled (if the draw had not sampled it already), and checked.
     async with review.engine.begin() as conn:
         await conn.execute(
@@ -1113,16 +1086,7 @@ async def test_an_appeal_applied_late_is_pushed_with_a_whole_lease(review: Revie
     await review.put_reviewer("E200", departments=("passports", "visas"))
     item = await review.enqueue()
     await review.claim_next(ALI)
-    await review.stub.DecideRequest(
-        review_pb2.DecideRequestRequest(
-            request_id=item,
-            decision=review_pb2.DECISION_REJECT,
-            message="The attached photo is not clear",
-            reason_code="documents-unclear",
-        ),
-        timeout=5,
-        metadata=bearer(ALI),
-    )
+    await reject(review, item, ALI)
     await round_robin(review, "passports.default")
     appealed_at = review.clock.now + timedelta(minutes=5)
     review.clock.now += timedelta(hours=3)
@@ -2258,6 +2222,20 @@ async def decide(review: Review, item: str, who: str) -> review_pb2.DecideReques
     )
 
 
+async def reject(review: Review, item: str, who: str) -> review_pb2.DecideRequestResponse:
+    """Rejects for unclear documents, telling the beneficiary the photo is not clear."""
+    return await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=item,
+            decision=review_pb2.DECISION_REJECT,
+            message="The attached photo is not clear",
+            reason_code="documents-unclear",
+        ),
+        timeout=10,
+        metadata=bearer(who),
+    )
+
+
 async def release(review: Review, item: str, who: str) -> review_pb2.ReleaseRequestResponse:
     return await review.stub.ReleaseRequest(
         review_pb2.ReleaseRequestRequest(request_id=item), timeout=10, metadata=bearer(who)
@@ -2499,16 +2477,7 @@ async def test_every_push_at_once_over_queues_and_departments_neither_deadlocks_
     # E100 asks a beneficiary for more and rejects another; both come back during the rest.
     asked, rejected = [i.request_id for i in await review.queue(assignee="E100")]
     await request_information(review, asked)
-    await review.stub.DecideRequest(
-        review_pb2.DecideRequestRequest(
-            request_id=rejected,
-            decision=review_pb2.DECISION_REJECT,
-            message="The attached photo is not clear",
-            reason_code="documents-unclear",
-        ),
-        timeout=10,
-        metadata=bearer(ALI),
-    )
+    await reject(review, rejected, ALI)
     held_now: dict[str, list[str]] = {}
     for reviewer_id in reviewers:
         mine = [i.request_id for i in await review.queue(assignee=reviewer_id)]
