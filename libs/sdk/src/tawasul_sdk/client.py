@@ -298,7 +298,14 @@ class TawasulClient:
     async def respond_to_info_request(
         self, request: intake_pb2.RespondToInfoRequestRequest, *, token: str | None = None
     ) -> intake_pb2.RespondToInfoRequestResponse:
-        # Safe to send again: intake answers an answer it already took with the request.
+        """Answers an information request; without an idempotency key the SDK gives it one,
+        and every retry (on UNAVAILABLE) carries the same key, so the answer is taken once,
+        even if the reviewer asks for more before a retry gets through."""
+        if not request.idempotency_key:
+            keyed = intake_pb2.RespondToInfoRequestRequest()
+            keyed.CopyFrom(request)
+            keyed.idempotency_key = str(uuid.uuid4())
+            request = keyed
         return await self._unary(self.intake.RespondToInfoRequest, request, token=token, retry=True)
 
     async def appeal_rejection(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +32,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.traces: list[str] = []
         self.unavailable = 0
         self.answers: list[str] = []
+        self.answer_keys: list[str] = []
         self.catalog_calls = 0
         self.version = 2
         self.refuse_token = ""
@@ -75,6 +77,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.RespondToInfoRequestRequest, context: Context
     ) -> intake_pb2.RespondToInfoRequestResponse:
         self.answers.append(request.message)
+        self.answer_keys.append(request.idempotency_key)
         if self.unavailable:
             self.unavailable -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
@@ -161,8 +164,9 @@ async def test_a_submission_retried_after_unavailable_keeps_its_key(
 async def test_an_answer_is_sent_again_after_unavailable(
     servers: tuple[FakeIntake, FakeDocs, str],
 ) -> None:
-    """Intake answers an answer it already took with the request (its digest), so the SDK
-    may send it again as it does a submission."""
+    """Intake answers an answer it already took under its key with the request, so the SDK
+    sends it again as it does a submission: under one key it chose, whatever the reviewer did
+    meanwhile; a key of the caller's own is kept."""
     intake, _, address = servers
     intake.unavailable = 2
     async with TawasulClient.connect(
@@ -173,6 +177,18 @@ async def test_an_answer_is_sent_again_after_unavailable(
         )
     assert answer.request.request_number == "TW7"
     assert intake.answers == ["attached"] * 3
+    (key,) = set(intake.answer_keys)
+    assert uuid.UUID(key)
+    intake.unavailable = 1
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", retry=FAST
+    ) as client:
+        await client.respond_to_info_request(
+            intake_pb2.RespondToInfoRequestRequest(
+                request_number="TW7", message="attached", idempotency_key="channel-1"
+            )
+        )
+    assert intake.answer_keys[3:] == ["channel-1", "channel-1"]
 
 
 async def test_retries_are_bounded_and_not_made_for_unsafe_calls(

@@ -1084,6 +1084,64 @@ async def test_an_information_request_is_answered_with_fields_and_documents(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_an_answer_sent_again_under_its_key_after_a_new_question_is_taken_once(
+    intake: Intake,
+) -> None:
+    """The channel's retry of an answer (its reply lost) reaches intake after review asked
+    for more: under the answer's key it is the same answer, not the answer to the new
+    question; the key of an answer taken, with something else said, is refused."""
+    request = await intake.submit()
+    respond_by = START + timedelta(days=7)
+    await intake.track(
+        request, Status.NEEDS_MORE_INFO, "Attach the receipt", START, respond_by=respond_by
+    )
+    answer = intake_pb2.RespondToInfoRequestRequest(
+        request_number=request.request_number,
+        message="Attached the receipt",
+        document_ids=[intake.uploads.upload()],
+        idempotency_key="answer-7f3a",
+    )
+    answered = await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
+    assert answered.request.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "The receipt is unreadable",
+        START + timedelta(hours=2),
+        respond_by=respond_by,
+    )
+    again = await intake.stub.RespondToInfoRequest(answer, timeout=5, metadata=bearer(CITIZEN))
+    assert again.request.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    assert [e.request_answered.message for e in await intake.outbox(APPLICANT_ACTIONS)] == [
+        "Attached the receipt"
+    ]
+    other = intake_pb2.RespondToInfoRequestRequest()
+    other.CopyFrom(answer)
+    other.message = "Attached a clearer receipt"
+    other.document_ids[:] = [intake.uploads.upload()]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.RespondToInfoRequest(other, timeout=5, metadata=bearer(CITIZEN))
+    assert field_violations(caught.value) == {
+        "idempotency_key": "already used for another answer to this request"
+    }
+    bad = intake_pb2.RespondToInfoRequestRequest()
+    bad.CopyFrom(other)
+    bad.idempotency_key = "not a key!"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.RespondToInfoRequest(bad, timeout=5, metadata=bearer(CITIZEN))
+    assert field_violations(caught.value) == {
+        "idempotency_key": "Latin letters, digits and . _ : - only"
+    }
+    # Under a key of its own, the second answer is taken.
+    other.idempotency_key = "answer-8c1d"
+    second = await intake.stub.RespondToInfoRequest(other, timeout=5, metadata=bearer(CITIZEN))
+    assert second.request.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
+    assert [e.request_answered.message for e in await intake.outbox(APPLICANT_ACTIONS)] == [
+        "Attached the receipt",
+        "Attached a clearer receipt",
+    ]
+
+
 async def test_an_answer_s_documents_keep_to_the_sub_service_s_schema(intake: Intake) -> None:
     # passports.issue-renewal-problem takes at most 9 documents, PDF or images, 10 MiB at most.
     request = await intake.submit(document_ids=[intake.uploads.upload() for _ in range(7)])

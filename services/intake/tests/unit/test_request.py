@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from tawasul_intake.domain.model import (
     OPEN,
     OUTCOMES,
     STATUS_LABELS,
+    Answer,
     Contact,
     HistoryEntry,
     Missing,
@@ -422,6 +424,48 @@ def test_an_answer_is_only_for_a_request_waiting_on_the_beneficiary() -> None:
     assert (answered.message, answered.document_ids) == ("Attached", (receipt,))
     # The clock ran again from the answer: paused from Monday 10:00 to Tuesday 09:00.
     assert request.clock.pauses == ((riyadh(5, 10), riyadh(6, 9)),)
+
+
+def test_an_answer_sent_again_under_its_key_is_a_retry_even_after_a_new_question() -> None:
+    """Its reply lost, the channel sends the answer again under the same key; meanwhile the
+    reviewer has asked for more. The retry is not the answer to the new question."""
+    request = new_request()
+    request.track(
+        Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10), respond_by=riyadh(8, 14)
+    )
+    keyed = Answer(message="Attached", fields={}, document_ids=(), key="answer-1")
+    request.respond(
+        message="Attached", fields={}, document_ids=(), now=riyadh(6, 9), key="answer-1"
+    )
+    assert request.answered_already(keyed)
+    request.track(
+        Status.NEEDS_MORE_INFO, "The receipt is unreadable", riyadh(6, 10), respond_by=riyadh(8, 14)
+    )
+    assert request.answered_already(keyed)
+    # The same words without the key, or under a new one, answer the new question.
+    assert not request.answered_already(replace(keyed, key=""))
+    assert not request.answered_already(replace(keyed, key="answer-2"))
+    # The key of an answer taken, with something else said: a mistake of the channel's.
+    with pytest.raises(InvalidArgument) as caught:
+        request.answered_already(replace(keyed, message="Attached again"))
+    assert caught.value.violations == {
+        "idempotency_key": "already used for another answer to this request"
+    }
+
+
+def test_without_a_key_only_the_latest_answer_sent_again_is_a_retry() -> None:
+    request = new_request()
+    request.track(
+        Status.NEEDS_MORE_INFO, "Attach the receipt", riyadh(5, 10), respond_by=riyadh(8, 14)
+    )
+    request.respond(message="Attached", fields={}, document_ids=(), now=riyadh(6, 9))
+    plain = Answer(message="Attached", fields={}, document_ids=())
+    assert request.answered_already(plain)
+    assert not request.answered_already(replace(plain, message="Something else"))
+    request.track(
+        Status.NEEDS_MORE_INFO, "The receipt is unreadable", riyadh(6, 10), respond_by=riyadh(8, 14)
+    )
+    assert not request.answered_already(plain)
 
 
 def test_a_closure_racing_an_answer_given_in_time_leaves_the_answer_standing() -> None:

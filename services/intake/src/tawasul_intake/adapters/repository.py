@@ -105,6 +105,7 @@ def _changing(request: Request) -> dict[str, Any]:
                 "by": "beneficiary" if h.by_beneficiary else "office",
             }
             | ({"answer": h.answer} if h.answer else {})
+            | ({"answer_key": h.answer_key} if h.answer_key else {})
             for h in request.history
         ],
         "cited_by": list(request.cited_by),
@@ -145,6 +146,7 @@ def _history(stored: list[dict[str, Any]]) -> list[HistoryEntry]:
                 _instant(h["at"]),
                 h["message"],
                 h.get("answer", ""),
+                h.get("answer_key", ""),
                 by_beneficiary=by_beneficiary,
             )
         )

@@ -37,7 +37,6 @@ from tawasul_intake.app.ports import (
 )
 from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
 from tawasul_intake.domain.model import (
-    Answer,
     Missing,
     Request,
     Status,
@@ -533,15 +532,6 @@ async def appeal_rejection(
     return request
 
 
-def _answered_already(request: Request, answer: Answer) -> bool:
-    """Whether `answer` is the one the request took last, sent again because its reply was lost
-    (a timeout, a dropped connection): then the answer is the request as it is now, the answer
-    not taken twice."""
-    return request.status is not Status.NEEDS_MORE_INFO and request.answered_with(
-        message=answer.message, fields=answer.fields, document_ids=answer.document_ids
-    )
-
-
 async def respond_to_info_request(
     *,
     uow: UnitOfWork,
@@ -554,9 +544,11 @@ async def respond_to_info_request(
     fields: Mapping[str, str],
     document_ids: list[str],
     now: datetime,
+    idempotency_key: str = "",
 ) -> Request:
     """The beneficiary's answer, checked against the request's sub-service, with new documents
-    of their own not held by another request."""
+    of their own not held by another request; one it took already (Request.answered_already)
+    is answered with the request as it is."""
     async with uow:
         asked = await _own(uow, caller, number)
     sub_service = catalog.sub_services.get(asked.sub_service_code)
@@ -572,8 +564,9 @@ async def respond_to_info_request(
         message=message,
         fields=fields,
         document_ids=document_ids,
+        idempotency_key=idempotency_key,
     )
-    if _answered_already(asked, answer):
+    if asked.answered_already(answer):
         # Its documents were checked when it was taken: docs need not answer now.
         return asked
     found = await documents.describe(answer.document_ids, token)
@@ -581,7 +574,7 @@ async def respond_to_info_request(
         raise InvalidArgument(problems)
     async with uow:
         request = await _own(uow, caller, number, for_update=True)
-        if _answered_already(request, answer):
+        if request.answered_already(answer):
             return request  # by the same answer sent at once twice, taken meanwhile
         request.ensure_answerable(now)
         most = _most_documents(sub_service)
@@ -609,6 +602,7 @@ async def respond_to_info_request(
             fields=answer.fields,
             document_ids=answer.document_ids,
             now=now,
+            key=answer.key,
         )
         await uow.commit()
     return request

@@ -136,6 +136,9 @@ class HistoryEntry:
     # On the beneficiary's answer to an information request, what it said (answer_digest): a
     # retry of it is told apart from another answer. Shown to nobody.
     answer: str = ""
+    # The channel's idempotency key for that answer, if it gave one: the answer sent again
+    # under it is a retry even after the reviewer asked again.
+    answer_key: str = ""
     # The message is the beneficiary's own (an answer, a cancellation's or an appeal's reason),
     # not the office's to them: tracking without login does not show it.
     by_beneficiary: bool = False
@@ -396,16 +399,26 @@ class Request:
         if self.respond_by is not None and now > self.respond_by:
             raise FailedPrecondition(f"the deadline to answer request {self.number} has passed")
 
-    def answered_with(
-        self, *, message: str, fields: Mapping[str, str], document_ids: tuple[uuid.UUID, ...]
-    ) -> bool:
-        """Whether the beneficiary's latest answer said exactly this: a retry of it, its reply
-        lost on the way, is not another answer."""
+    def answered_already(self, answer: Answer) -> bool:
+        """Whether `answer` is one the request took, sent again because its reply was lost (a
+        timeout, a dropped connection): under the idempotency key of an answer taken, whenever
+        it comes; without one, only while no new information was asked for, if it says exactly
+        what the latest answer said. InvalidArgument for a key taken with another answer."""
+        if answer.key:
+            taken = next((h for h in self.history if h.answer_key == answer.key), None)
+            if taken is not None:
+                if taken.answer != answer.digest:
+                    raise InvalidArgument(
+                        {"idempotency_key": "already used for another answer to this request"}
+                    )
+                return True
+        if self.status is Status.NEEDS_MORE_INFO:
+            return False
         latest = next(
             (h for h in reversed(self.history) if h.status is Status.RETURNED_BY_APPLICANT),
             None,
         )
-        return latest is not None and latest.answer == answer_digest(message, fields, document_ids)
+        return latest is not None and latest.answer == answer.digest
 
     def respond(
         self,
@@ -414,8 +427,10 @@ class Request:
         fields: Mapping[str, str],
         document_ids: tuple[uuid.UUID, ...],
         now: datetime,
+        key: str = "",
     ) -> None:
-        """The beneficiary's answer to an information request; back to the reviewer."""
+        """The beneficiary's answer to an information request (`key`: the channel's
+        idempotency key for it); back to the reviewer."""
         self.ensure_answerable(now)
         if not (visible_length(message) or fields or document_ids):
             raise InvalidArgument({"message": "say something, or send fields or documents"})
@@ -423,7 +438,7 @@ class Request:
         self.document_ids = (*self.document_ids, *document_ids)
         self._move(Status.RETURNED_BY_APPLICANT, message, now, by_beneficiary=True)
         self.history[-1] = replace(
-            self.history[-1], answer=answer_digest(message, fields, document_ids)
+            self.history[-1], answer=answer_digest(message, fields, document_ids), answer_key=key
         )
         self.events.append(
             RequestAnswered(self, message=message, fields=dict(fields), document_ids=document_ids)
@@ -492,6 +507,15 @@ class RequestAppealed:
 Event = RequestSubmitted | RequestFollowedUp | RequestCancelled | RequestAnswered | RequestAppealed
 
 
+def _idempotency_key(problems: dict[str, str], raw: str, *, required: bool) -> str:
+    key = _capped(problems, "idempotency_key", raw, MAX_IDEMPOTENCY_KEY).strip()
+    if not key and required and "idempotency_key" not in problems:
+        problems["idempotency_key"] = "required"
+    elif key and not _KEY.fullmatch(key):
+        problems["idempotency_key"] = "Latin letters, digits and . _ : - only"
+    return key
+
+
 def _capped(problems: dict[str, str], name: str, value: str, limit: int) -> str:
     if len(value) > limit:
         problems[name] = f"at most {limit} characters"
@@ -527,11 +551,7 @@ def validate_submission(
         problem := id_number_problem(caller.subject, first_digit=_IDENTITY_PREFIX[caller.role])
     ):
         problems["applicant_id"] = f"the account's ID number {problem}"
-    key = _capped(problems, "idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY).strip()
-    if not key and "idempotency_key" not in problems:
-        problems["idempotency_key"] = "required"
-    elif key and not _KEY.fullmatch(key):
-        problems["idempotency_key"] = "Latin letters, digits and . _ : - only"
+    key = _idempotency_key(problems, idempotency_key, required=True)
     code = _capped(problems, "sub_service_code", sub_service_code, 100)
     raw_description = _capped(problems, "description", description, MAX_DESCRIPTION_CHARS)
     subject = _capped(problems, "subject_id", subject_id, 20).strip()
@@ -684,6 +704,12 @@ class Answer:
     message: str
     fields: Mapping[str, str]
     document_ids: tuple[uuid.UUID, ...]
+    # The channel's idempotency key for it ("": none given).
+    key: str = ""
+
+    @property
+    def digest(self) -> str:
+        return answer_digest(self.message, self.fields, self.document_ids)
 
 
 def validate_answer(
@@ -694,10 +720,12 @@ def validate_answer(
     message: str,
     fields: Mapping[str, str],
     document_ids: list[str],
+    idempotency_key: str = "",
 ) -> Answer:
     """Checks an answer like a submission: capped first, each given field by its type, and
     a field that names the person the request is about must name its `subject_id`."""
     problems: dict[str, str] = {}
+    key = _idempotency_key(problems, idempotency_key, required=False)
     text = ""
     if len(message) > MAX_MESSAGE:
         problems["message"] = f"at most {MAX_MESSAGE} characters"
@@ -734,7 +762,7 @@ def validate_answer(
     documents = _document_ids(problems, document_ids)
     if problems:
         raise InvalidArgument(problems)
-    return Answer(message=text, fields=values, document_ids=tuple(documents))
+    return Answer(message=text, fields=values, document_ids=tuple(documents), key=key)
 
 
 def _document_ids(problems: dict[str, str], document_ids: list[str]) -> list[uuid.UUID]:

@@ -323,6 +323,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             fields=dict(request.fields),
             document_ids=list(request.document_ids),
             now=self._now(),
+            idempotency_key=request.idempotency_key,
         )
         return intake_pb2.RespondToInfoRequestResponse(request=self.to_wire(answered))
 

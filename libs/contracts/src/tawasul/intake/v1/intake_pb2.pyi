@@ -840,8 +840,14 @@ class RespondToInfoRequestRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     request_number: _builtins.str
     message: _builtins.str
+    idempotency_key: _builtins.str
+    """Optional, chosen by the channel, one per answer (a UUID is fine; Latin letters, digits
+    and . _ : - only, at most 100): sent again under it, the answer is a retry even after
+    the reviewer has asked for more meanwhile.
+    """
     @_builtins.property
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Values for the sub-service's fields that were asked for; they replace the earlier ones."""
@@ -857,10 +863,11 @@ class RespondToInfoRequestRequest(_message.Message):
         message: _builtins.str = ...,
         fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "fields", b"fields", "message", b"message", "request_number", b"request_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "fields", b"fields", "idempotency_key", b"idempotency_key", "message", b"message", "request_number", b"request_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

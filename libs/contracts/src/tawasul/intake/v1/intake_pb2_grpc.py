@@ -163,8 +163,10 @@ class IntakeServiceServicer:
     def RespondToInfoRequest(self, request, context):
         """Answers an information request (status needs-more-info) with a message, field values and
         new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
-        for the latest answer sent again (the same message, fields and documents, e.g. its reply
-        lost): that answers with the request as it is now, the answer taken once.
+        for an answer sent again (e.g. its reply lost), which answers with the request as it is
+        now, the answer taken once: one under the idempotency key of an answer taken, whenever it
+        comes (INVALID_ARGUMENT if it says something else); without a key, the latest answer,
+        the same message, fields and documents, until new information is asked for.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

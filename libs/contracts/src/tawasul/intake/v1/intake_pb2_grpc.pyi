@@ -69,8 +69,10 @@ class IntakeServiceStub:
     RespondToInfoRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]
     """Answers an information request (status needs-more-info) with a message, field values and
     new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
-    for the latest answer sent again (the same message, fields and documents, e.g. its reply
-    lost): that answers with the request as it is now, the answer taken once.
+    for an answer sent again (e.g. its reply lost), which answers with the request as it is
+    now, the answer taken once: one under the idempotency key of an answer taken, whenever it
+    comes (INVALID_ARGUMENT if it says something else); without a key, the latest answer,
+    the same message, fields and documents, until new information is asked for.
     """
     AppealRejection: _grpc.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]
     """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
@@ -118,8 +120,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     RespondToInfoRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.RespondToInfoRequestRequest, _intake_pb2.RespondToInfoRequestResponse]  # type: ignore[assignment]
     """Answers an information request (status needs-more-info) with a message, field values and
     new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
-    for the latest answer sent again (the same message, fields and documents, e.g. its reply
-    lost): that answers with the request as it is now, the answer taken once.
+    for an answer sent again (e.g. its reply lost), which answers with the request as it is
+    now, the answer taken once: one under the idempotency key of an answer taken, whenever it
+    comes (INVALID_ARGUMENT if it says something else); without a key, the latest answer,
+    the same message, fields and documents, until new information is asked for.
     """
     AppealRejection: _aio.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]  # type: ignore[assignment]
     """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
@@ -218,8 +222,10 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_intake_pb2.RespondToInfoRequestResponse, _abc.Awaitable[_intake_pb2.RespondToInfoRequestResponse]]:
         """Answers an information request (status needs-more-info) with a message, field values and
         new documents; the request goes back to the reviewer. FAILED_PRECONDITION otherwise, but
-        for the latest answer sent again (the same message, fields and documents, e.g. its reply
-        lost): that answers with the request as it is now, the answer taken once.
+        for an answer sent again (e.g. its reply lost), which answers with the request as it is
+        now, the answer taken once: one under the idempotency key of an answer taken, whenever it
+        comes (INVALID_ARGUMENT if it says something else); without a key, the latest answer,
+        the same message, fields and documents, until new information is asked for.
         """
 
     @_abc_1.abstractmethod
