@@ -26,7 +26,7 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
-from tests.e2e.direct import sql
+from tests.e2e.direct import scalar, sql
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TAWASUL_ARTIFACTS_DIR", ROOT / ".state" / "artifacts"))
@@ -197,6 +197,13 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await page.reload()
     await expect(page.locator("#request-missing")).to_be_visible()
     await expect(page.locator("#missing-list")).to_contain_text("The reference number")
+    # Refused, the answer stays in the form to be corrected.
+    await page.fill("#respond-message", "x" * 1001)
+    await page.click('#respond-form button[type="submit"]')
+    await expect(page.locator('#respond-form [data-error-for="message"]')).to_have_text(
+        "at most 1000 characters"
+    )
+    await expect(page.locator("#respond-message")).to_have_value("x" * 1001)
     await page.fill("#respond-message", "The reference number is 7781204; the receipt is attached")
     receipt = tmp_path / "receipt.pdf"
     receipt.write_bytes(sample_pdf("Receipt 7781204"))
@@ -206,6 +213,15 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     answered = await clients.track(citizen, number)
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
     assert len(answered.document_ids) == 2
+    # Sent under a key of the page's, so that sending it again is the same answer.
+    key = await scalar(
+        stack,
+        "intake",
+        "SELECT h->>'answer_key' FROM requests, jsonb_array_elements(history) h"
+        " WHERE number = :number AND h->>'answer_key' IS NOT NULL",
+        number=number,
+    )
+    assert uuid.UUID(key)
     await expect(page.locator("#request-status")).to_have_text(answered.status_label.en)
 
     # Cancelled with a reason from the browser's prompt.

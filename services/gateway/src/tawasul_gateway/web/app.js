@@ -164,6 +164,9 @@ const state = {
   documents: new Map(), // document kind → [document ids]
   nextPage: "",
   request: null,
+  // The answer being sent: its idempotency key and the file uploaded for it, kept until it
+  // is taken, so that sending it again after a lost reply is the same answer.
+  answer: null,
 };
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -588,6 +591,8 @@ async function showRequest(number) {
 }
 
 function renderRequest(r) {
+  // Another request's answer in the making is not this one's.
+  if (state.request?.request_number !== r.request_number) state.answer = null;
   state.request = r;
   $("#request-number").textContent = r.request_number;
   $("#request-status").textContent = text(r.status_label);
@@ -623,14 +628,17 @@ function renderRequest(r) {
   $("#appeal").hidden = !(status === "REQUEST_STATUS_REJECTED" && !r.appealed && appealUntil && appealUntil > new Date());
 }
 
+// True once the service took the action; its error is shown otherwise.
 async function act(path, body) {
   clearErrors($("#view-request"));
   try {
     const { request } = await api("POST", `/api/v1/requests/${encodeURIComponent(state.request.request_number)}/${path}`, body);
     renderRequest(request);
     banner(t("actions.done"));
+    return true;
   } catch (error) {
     showError($("#view-request"), error);
+    return false;
   }
 }
 
@@ -638,18 +646,30 @@ async function respond(event) {
   event.preventDefault();
   const form = $("#respond-form");
   clearErrors(form);
-  const ids = [];
-  const file = $("#respond-file").files[0];
-  if (file) {
+  state.answer ??= { key: newKey(), file: null, documentId: "" };
+  const file = $("#respond-file").files[0] || null;
+  if (file !== state.answer.file) {
+    state.answer.file = file;
+    state.answer.documentId = "";
+  }
+  if (file && !state.answer.documentId) {
     try {
-      ids.push((await upload(file, { progress: $("#respond-progress") })).document_id);
+      state.answer.documentId = (await upload(file, { progress: $("#respond-progress") })).document_id;
     } catch (error) {
       showError(form, { message: error.message, fields: { document_ids: Object.values(error.fields).join(" — ") || error.message } });
       return;
     }
   }
-  await act("respond", { message: $("#respond-message").value, document_ids: ids });
-  form.reset();
+  const body = {
+    idempotency_key: state.answer.key,
+    message: $("#respond-message").value,
+    document_ids: state.answer.documentId ? [state.answer.documentId] : [],
+  };
+  // Refused or unanswered, the answer stays in the form to be corrected or sent again.
+  if (await act("respond", body)) {
+    state.answer = null;
+    form.reset();
+  }
 }
 
 // --- the establishment portal: bulk filing from a CSV file -------------------------------
