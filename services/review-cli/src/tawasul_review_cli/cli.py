@@ -383,6 +383,12 @@ async def show_case(review: Review, request_id: str) -> None:
     else:
         out.print(f"attachments: {len(case.attachments)}", style="bold")
     for a in case.attachments:
+        if a.unreadable:
+            out.print(
+                line("  ", clean(a.document_id), "  (docs does not give it: no link)"),
+                soft_wrap=True,
+            )
+            continue
         expires = (
             f", link until {riyadh_time(a.url_expires_at)}" if a.HasField("url_expires_at") else ""
         )
@@ -424,6 +430,8 @@ async def attachment_of(review: Review, request_id: str, document_id: str) -> re
         raise Failure("the links are unavailable (docs is down): try again later")
     for attachment in shown.attachments:
         if attachment.document_id == document_id:
+            if attachment.unreadable:
+                raise Failure(f"docs does not give attachment {document_id}: no link")
             return attachment
     raise Failure(f"request {request_id} has no attachment {document_id}")
 

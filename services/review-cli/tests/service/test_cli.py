@@ -109,13 +109,17 @@ class Docs:
         self.storage = storage
         # Docs cannot answer now (the adapter translates its UNAVAILABLE so).
         self.down = False
+        # Documents docs will not give (the adapter lists them without a link).
+        self.not_given: set[str] = set()
 
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
         if self.down:
             raise Unavailable("docs is unavailable (UNAVAILABLE)")
         expires = START + timedelta(minutes=5)
         return [
-            Attachment(
+            Attachment.not_given(d)
+            if d in self.not_given
+            else Attachment(
                 d, HOSTILE_FILENAME, "application/pdf", len(PDF), f"{self.storage}/{d}", expires
             )
             for d in document_ids
@@ -423,6 +427,20 @@ async def test_show_says_why_the_request_it_corrects_was_rejected(review: Review
         f"corrects {number} (rejected: documents-unclear) The attachments are unclear or "
         "unreadable — Photo too old"
     ]
+
+
+async def test_show_lists_an_attachment_docs_will_not_give_without_a_link(
+    review: Review, tmp_path: Path
+) -> None:
+    request_id = await review.enqueue()
+    review.docs.not_given = {"d1"}
+    lines = (await review.ok("show", request_id)).splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("attachments"))
+    assert lines[at : at + 2] == ["attachments: 1", "  d1  (docs does not give it: no link)"]
+    refused = await review.cli("download", request_id, "d1", "--output", str(tmp_path))
+    assert refused.exit_code == 1
+    assert refused.stderr == "error: docs does not give attachment d1: no link\n"
+    assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
 
 
 async def test_show_says_the_links_wait_while_docs_is_down(review: Review, tmp_path: Path) -> None:

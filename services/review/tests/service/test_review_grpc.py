@@ -127,6 +127,8 @@ class Docs:
         self.tokens: list[str] = []
         # What docs answers instead of the links, as the adapter translates it.
         self.error: DomainError | None = None
+        # Documents docs will not give (the adapter lists them without a link).
+        self.not_given: set[str] = set()
 
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
         self.tokens.append(token)
@@ -134,7 +136,9 @@ class Docs:
             raise self.error
         expires = START + timedelta(minutes=5)
         return [
-            Attachment(d, f"{d}.pdf", "application/pdf", 1000, f"https://s3/{d}", expires)
+            Attachment.not_given(d)
+            if d in self.not_given
+            else Attachment(d, f"{d}.pdf", "application/pdf", 1000, f"https://s3/{d}", expires)
             for d in document_ids
         ]
 
@@ -620,10 +624,23 @@ async def test_the_case_is_read_without_its_links_while_docs_is_down(review: Rev
     assert (len(case.attachments), case.documents_unavailable) == (2, False)
 
 
-async def test_docs_refusing_a_link_still_refuses_the_case(review: Review) -> None:
+async def test_a_document_docs_will_not_give_is_listed_without_its_link(review: Review) -> None:
+    """Docs answered NOT_FOUND for one attachment for good: the reviewer reads the case, the
+    other attachment's link, and which one has none."""
     item = await review.enqueue()
-    # What the adapter makes of docs answering NOT_FOUND for good (the document not theirs).
-    review.docs.error = FailedPrecondition("an attachment cannot be read yet")
+    review.docs.not_given = {"d1"}
+    case = await review.case(item)
+    assert [(a.document_id, a.unreadable, a.download_url) for a in case.attachments] == [
+        ("d1", True, ""),
+        ("d2", False, "https://s3/d2"),
+    ]
+    assert not case.attachments[0].HasField("url_expires_at")
+    assert (case.documents_unavailable, [h.action for h in case.history]) == (False, ["queued"])
+
+
+async def test_docs_refusing_the_caller_still_refuses_the_case(review: Review) -> None:
+    item = await review.enqueue()
+    review.docs.error = FailedPrecondition("not for this caller")
     error = await refused(review.case(item))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
 

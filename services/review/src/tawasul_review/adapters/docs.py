@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC
 
 import grpc
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul_platform.deadlines import call_timeout
 from tawasul_platform.downstream import downstream
-from tawasul_platform.errors import FailedPrecondition, NotFound
+from tawasul_platform.errors import NotFound
 from tawasul_platform.grpc import bearer
 
 from tawasul_review.app.ports import Attachment
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND_RETRIES = 10
 NOT_FOUND_PAUSE_SECONDS = 0.3
@@ -26,37 +29,42 @@ class GrpcDocuments:
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
         # Docs learns that a request's documents are this department's from the same routed
         # event review queued it from; for the moment it may lag, NOT_FOUND is asked again.
+        # A document still not found after that is listed without its link: the rest of the
+        # case is the reviewer's to read all the same.
+        given: dict[str, Attachment] = {}
+        wanted = list(document_ids)
         for attempt in range(NOT_FOUND_RETRIES + 1):
-            try:
-                async with downstream("docs"):
-                    answers = await self._fetch(document_ids, token)
+            answers = await asyncio.gather(
+                *(self._link(d, token) for d in wanted), return_exceptions=True
+            )
+            for document_id, answer in zip(wanted, answers, strict=True):
+                if isinstance(answer, BaseException) and not isinstance(answer, NotFound):
+                    raise answer
+                if isinstance(answer, Attachment):
+                    given[document_id] = answer
+            wanted = [d for d in wanted if d not in given]
+            if not wanted:
                 break
-            except NotFound as exc:
-                if attempt == NOT_FOUND_RETRIES:
-                    raise FailedPrecondition("an attachment cannot be read yet") from exc
+            if attempt < NOT_FOUND_RETRIES:
                 await asyncio.sleep(NOT_FOUND_PAUSE_SECONDS)
-        return [
-            Attachment(
-                document_id=a.document.document_id,
-                filename=a.document.filename,
-                content_type=a.document.content_type,
-                size_bytes=a.document.size_bytes,
-                download_url=a.url,
-                url_expires_at=a.expires_at.ToDatetime(tzinfo=UTC),
+        for document_id in wanted:
+            log.warning(
+                "docs does not give document %s (NOT_FOUND): listed without its link", document_id
             )
-            for a in answers
-        ]
+        return [given.get(d) or Attachment.not_given(d) for d in document_ids]
 
-    async def _fetch(
-        self, document_ids: tuple[str, ...], token: str
-    ) -> list[docs_pb2.GetDownloadUrlResponse]:
-        return await asyncio.gather(
-            *(
-                self._stub.GetDownloadUrl(
-                    docs_pb2.GetDownloadUrlRequest(document_id=d),
-                    timeout=call_timeout(self._deadline),
-                    metadata=bearer(token),
-                )
-                for d in document_ids
+    async def _link(self, document_id: str, token: str) -> Attachment:
+        async with downstream("docs"):
+            a = await self._stub.GetDownloadUrl(
+                docs_pb2.GetDownloadUrlRequest(document_id=document_id),
+                timeout=call_timeout(self._deadline),
+                metadata=bearer(token),
             )
+        return Attachment(
+            document_id=a.document.document_id,
+            filename=a.document.filename,
+            content_type=a.document.content_type,
+            size_bytes=a.document.size_bytes,
+            download_url=a.url,
+            url_expires_at=a.expires_at.ToDatetime(tzinfo=UTC),
         )

@@ -450,8 +450,9 @@ async def claim(
 
 
 async def _links(documents: Documents, item: WorkItem, token: str) -> list[Attachment] | None:
-    """A download link per attachment, or None while docs is unavailable: the reviewer still
-    reads the rest of the request. Docs' other answers (a document not theirs, …) stand."""
+    """A download link per attachment (none for one docs will not give), or None while docs
+    is unavailable: the reviewer still reads the rest of the request. Docs' other answers (a
+    caller it refuses, …) stand."""
     try:
         return await documents.download_links(item.document_ids, token)
     except Unavailable:

@@ -178,10 +178,19 @@ class Attachment:
     content_type: str
     size_bytes: int
     download_url: str
-    url_expires_at: datetime
+    # None for a document docs would not give (`unreadable`).
+    url_expires_at: datetime | None
+    # Docs answered NOT_FOUND for it, again and again: no link, nothing known but its id.
+    unreadable: bool = False
+
+    @classmethod
+    def not_given(cls, document_id: str) -> Attachment:
+        return cls(document_id, "", "", 0, "", None, unreadable=True)
 
 
 class Documents(Protocol):
     async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
-        """Presigned download links, fetched with the reviewer's own token."""
+        """A presigned download link per document, in their order, fetched with the
+        reviewer's own token; a document docs will not give is `unreadable`. Unavailable
+        while docs cannot answer."""
         ...

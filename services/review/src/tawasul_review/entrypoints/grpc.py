@@ -666,7 +666,8 @@ def _attachment(a: Attachment) -> review_pb2.Attachment:
         content_type=a.content_type,
         size_bytes=a.size_bytes,
         download_url=a.download_url,
-        url_expires_at=timestamp(a.url_expires_at),
+        url_expires_at=timestamp(a.url_expires_at) if a.url_expires_at else None,
+        unreadable=a.unreadable,
     )
 
 
