@@ -8,6 +8,7 @@ import asyncio
 import io
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -18,6 +19,10 @@ from pypdf import PdfWriter
 from pypdf.actions import JavaScript
 from tawasul.docs.v1 import docs_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul.intake.v1 import intake_pb2
+from tawasul.notify.v1 import notify_pb2
+from tawasul.review.v1 import review_pb2
+from tawasul_devstack.config import REVIEW_ADMIN
 from tawasul_devstack.journey import (
     PASSPORT_PHOTO_FIELDS,
     Clients,
@@ -229,21 +234,28 @@ async def test_a_presigned_link_expires(clients: Clients) -> None:
     assert await eventually(refused, within=60, what="the link to expire") == 403
 
 
+async def passport_problem(
+    clients: Clients, citizen_id: str, document_id: str
+) -> intake_pb2.Request:
+    """A citizen's passport renewal problem, with its receipt attached."""
+    return await clients.submit(
+        clients.token(citizen_id, Role.CITIZEN),
+        key=str(uuid.uuid4()),
+        sub_service="passports.issue-renewal-problem",
+        description="The photo does not appear when renewing my passport; receipt attached",
+        documents=[document_id],
+        mobile="0551234567",
+        fields={"national_id": citizen_id, **PASSPORT_PHOTO_FIELDS},
+    )
+
+
 async def test_only_the_requests_department_reads_its_documents(clients: Clients) -> None:
     citizen_id = new_citizen()
     citizen = clients.token(citizen_id, Role.CITIZEN)
     passports = clients.token("E7002", Role.REVIEWER, frozenset({"passports"}))
     visas = clients.token("E7003", Role.REVIEWER, frozenset({"visas"}))
     document = await clients.upload(citizen, "receipt.pdf", sample_pdf("receipt"))
-    await clients.submit(
-        citizen,
-        key=str(uuid.uuid4()),
-        sub_service="passports.issue-renewal-problem",
-        description="The photo does not appear when renewing my passport; receipt attached",
-        documents=[document.document_id],
-        mobile="0551234567",
-        fields={"national_id": citizen_id, **PASSPORT_PHOTO_FIELDS},
-    )
+    await passport_problem(clients, citizen_id, document.document_id)
 
     async def readable() -> docs_pb2.GetDownloadUrlResponse | None:
         try:
@@ -267,6 +279,73 @@ async def test_only_the_requests_department_reads_its_documents(clients: Clients
                 metadata=bearer(outsider),
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_department_a_reviewers_record_takes_away_is_closed_in_every_service(
+    clients: Clients,
+) -> None:
+    """Identity grants a reviewer passports and visas; review's administrator keeps them in
+    visas only. Docs and notify, which check staff access themselves, close passports to them
+    as review does, and open it again when the record gives it back."""
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    reviewer_id = f"E-{uuid.uuid4().hex[:12]}"
+    reviewer = clients.token(reviewer_id, Role.REVIEWER, frozenset({"passports", "visas"}))
+    document = await clients.upload(citizen, "receipt.pdf", sample_pdf("receipt"))
+    request = await passport_problem(clients, citizen_id, document.document_id)
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "docs": lambda: clients.docs.GetDownloadUrl(
+            docs_pb2.GetDownloadUrlRequest(document_id=document.document_id),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(reviewer),
+        ),
+        "notify": lambda: clients.notify.ListDeliveries(
+            notify_pb2.ListDeliveriesRequest(request_id=request.request_id),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(reviewer),
+        ),
+        "review": lambda: clients.review.GetCase(
+            review_pb2.GetCaseRequest(request_id=request.request_id),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(reviewer),
+        ),
+    }
+
+    async def answers() -> dict[str, str]:
+        found = {}
+        for service, call in calls.items():
+            try:
+                await call()
+                found[service] = "OK"
+            except grpc.aio.AioRpcError as error:
+                found[service] = error.code().name
+        return found
+
+    def all_answer(code: str) -> Callable[[], Awaitable[dict[str, str] | None]]:
+        async def probe() -> dict[str, str] | None:
+            found = await answers()
+            return found if set(found.values()) == {code} else None
+
+        return probe
+
+    await eventually(all_answer("OK"), what="the reviewer reading the request everywhere")
+    for departments in (["visas"], ["passports", "visas"]):
+        await clients.review_admin.PutReviewer(
+            review_pb2.PutReviewerRequest(
+                reviewer=review_pb2.Reviewer(
+                    reviewer_id=reviewer_id,
+                    departments=departments,
+                    languages=["ar"],
+                    capacity=10,
+                    available=True,
+                )
+            ),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(clients.token(REVIEW_ADMIN, Role.REVIEWER)),
+        )
+        code = "OK" if "passports" in departments else "NOT_FOUND"
+        seen = await eventually(all_answer(code), what=f"every service answering {code}")
+        assert seen == {"docs": code, "notify": code, "review": code}
 
 
 async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -> None:

@@ -1,4 +1,4 @@
-"""Database plumbing: one async engine per process, and the outbox and inbox tables."""
+"""Database plumbing: one async engine per process; the outbox, inbox and staff records tables."""
 
 from __future__ import annotations
 
@@ -101,6 +101,20 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True)),
         Index("outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+    )
+
+
+def staff_records_table(metadata: MetaData) -> Table:
+    """Review's latest record of each reviewer, for a service that checks staff access
+    itself (tawasul_platform.staff)."""
+    return Table(
+        "staff_records",
+        metadata,
+        Column("reviewer_id", String(50), primary_key=True),
+        Column("departments", ARRAY(Text), nullable=False),
+        # NULL: the record decides every department.
+        Column("scope", ARRAY(Text)),
+        Column("version", BigInteger, nullable=False),
     )
 
 

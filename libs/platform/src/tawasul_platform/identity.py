@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,31 @@ class Principal:
     @property
     def is_beneficiary(self) -> bool:
         return self.role in BENEFICIARY_ROLES
+
+    def narrowed(self, record: StaffRecord | None) -> Principal:
+        """The caller as review's record of them leaves them (unchanged without one)."""
+        if record is None:
+            return self
+        return replace(self, departments=record.narrows(self.departments))
+
+
+@dataclass(frozen=True)
+class StaffRecord:
+    """What review's record of a reviewer decides of their departments. Identity grants them;
+    the record only takes some away: within `scope` (None: every department) the reviewer
+    keeps those of `departments`, outside it they follow their token."""
+
+    reviewer_id: str
+    departments: frozenset[str]
+    scope: frozenset[str] | None
+    version: int = 0
+
+    def narrows(self, granted: frozenset[str]) -> frozenset[str]:
+        """The departments of `granted` (a token's) this record leaves the reviewer in."""
+        departments = self.departments
+        if self.scope is not None:
+            departments |= granted - self.scope
+        return departments & granted
 
 
 class Issuer(BaseModel):

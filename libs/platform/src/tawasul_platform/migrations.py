@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tawasul_platform.db import inbox_table, outbox_table
+from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
 
 
 def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
@@ -48,3 +48,8 @@ def create_messaging_tables() -> None:
     scratch = MetaData()
     for table in (outbox_table(scratch), inbox_table(scratch)):
         table.create(bind=op.get_bind())
+
+
+def create_staff_records_table() -> None:
+    """Creates the table of review's records of reviewers (tawasul_platform.staff)."""
+    staff_records_table(MetaData()).create(bind=op.get_bind())

@@ -6,8 +6,9 @@ thread of its own) needs to drive a service on its test's loop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -18,11 +19,13 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
+from tawasul.events.v1 import events_pb2
 
 from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
-from tawasul_platform.identity import TokenVerifier
+from tawasul_platform.identity import StaffRecord, TokenVerifier
 from tawasul_platform.sql import Rows, Session
+from tawasul_platform.staff import recorded
 
 T = TypeVar("T")
 
@@ -44,6 +47,32 @@ class FakeInbox:
 
     async def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
         return {e for e in event_ids if await self.claim_event(consumer, e)}
+
+
+class FakeStaffRecords:
+    """Review's records of reviewers as a service keeps them, in memory."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, StaffRecord] = {}
+
+    async def get(self, reviewer_id: str) -> StaffRecord | None:
+        return self.records.get(reviewer_id)
+
+    async def keep(self, records: Sequence[StaffRecord]) -> None:
+        for record in records:
+            kept = self.records.get(record.reviewer_id)
+            if kept is None or kept.version < record.version:
+                self.records[record.reviewer_id] = record
+
+
+def reviewer_recorded(
+    reviewer_id: str, departments: set[str], scope: set[str] | None, version: int
+) -> events_pb2.Envelope:
+    """Review's record of a reviewer, as review publishes it (tawasul_platform.staff)."""
+    scoped = None if scope is None else frozenset(scope)
+    record = StaffRecord(reviewer_id, frozenset(departments), scoped, version)
+    event = recorded(record, producer="review", at=datetime.now(UTC))
+    return events_pb2.Envelope.FromString(event.payload)
 
 
 class FakeTransaction:

@@ -18,6 +18,9 @@ APPLICANT_ACTIONS = "tawasul.requests.applicant-actions.v1"
 SLA_ALERTS = "tawasul.requests.sla.v1"
 # Each step of a document's life, from docs: stored, rejected, clean, infected, attached, removed.
 DOCUMENT_EVENTS = "tawasul.documents.events.v1"
+# Review's record of each reviewer (the departments it keeps them in), compacted: the latest of
+# every reviewer stays, for docs and notify to narrow staff tokens as review does.
+STAFF_REVIEWERS = "tawasul.staff.reviewers.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -27,8 +30,12 @@ class TopicSpec:
     name: str
     partitions: int = 6
     retention_ms: int = 4 * WEEK_MS
+    # Compacted: the latest record of each key stays however old (retention does not apply).
+    compacted: bool = False
 
     def config(self) -> dict[str, str]:
+        if self.compacted:
+            return {"retention.ms": "-1", "cleanup.policy": "compact"}
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
 
 
@@ -61,6 +68,8 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_ROUTED, "docs"),
     (APPLICANT_ACTIONS, "docs"),
     (REQUEST_SUBMITTED, "docs"),
+    (STAFF_REVIEWERS, "docs"),
+    (STAFF_REVIEWERS, "notify-events"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -71,6 +80,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(APPLICANT_ACTIONS),
     TopicSpec(SLA_ALERTS),
     TopicSpec(DOCUMENT_EVENTS),
+    TopicSpec(STAFF_REVIEWERS, compacted=True),
     *(TopicSpec(dead_letter_topic(t, g), partitions=1) for t, g in SUBSCRIPTIONS),
 )
 

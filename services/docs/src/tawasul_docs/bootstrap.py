@@ -19,7 +19,13 @@ from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_ROUTED, REQUEST_SUBMITTED
+from tawasul_platform.staff import on_reviewers_recorded
+from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
+    REQUEST_ROUTED,
+    REQUEST_SUBMITTED,
+    STAFF_REVIEWERS,
+)
 
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import SERVICE, DocsUnitOfWork
@@ -77,12 +83,14 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
 
 def subscriptions(uow: Callable[[], UnitOfWork]) -> Subscriptions:
     """Which request, in which department, holds each document: from intake's submission,
-    routing's placements (a poll's worth at once) and the beneficiary's answers."""
+    routing's placements (a poll's worth at once) and the beneficiary's answers; and which
+    departments review's records leave each reviewer in."""
     return (
         Subscriptions()
         .each(REQUEST_SUBMITTED, on_submitted(uow))
         .batches(REQUEST_ROUTED, on_routed(uow))
         .each(APPLICANT_ACTIONS, on_applicant_action(uow))
+        .batches(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 
 

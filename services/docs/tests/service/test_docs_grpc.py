@@ -45,15 +45,17 @@ from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.grpc import GrpcServer, bearer, field_violations
-from tawasul_platform.identity import Principal, Role
+from tawasul_platform.identity import EMPLOYEE_ID_FORM, Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import reviewer_recorded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
     DOCUMENT_EVENTS,
     REQUEST_ROUTED,
     REQUEST_SUBMITTED,
+    STAFF_REVIEWERS,
 )
 
 MIGRATIONS = Path(tawasul_docs.__file__).resolve().parent / "migrations"
@@ -810,6 +812,42 @@ async def test_a_reviewer_of_another_department_gets_not_found(docs: Docs) -> No
     assert (await docs.link(document.document_id, visas)).url
     error = await refused(docs.get(document.document_id, REVIEWER))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_department_reviews_record_takes_away_is_closed_here_too(docs: Docs) -> None:
+    document = await docs.upload(PDF)
+    await docs.route(document.document_id, "passports")
+    both = IDENTITY.token_for(Principal("E3003", Role.REVIEWER, frozenset({"passports", "visas"})))
+    assert (await docs.get(document.document_id, both)).state == CLEAN
+
+    async def record(*events: events_pb2.Envelope) -> None:
+        await docs.subscriptions.deliver(STAFF_REVIEWERS, *events)
+
+    # An administrator's record keeps E3003 in visas only; another reviewer's changes nothing.
+    await record(reviewer_recorded("E3003", {"visas"}, None, 1))
+    await record(reviewer_recorded("E9009", {"visas"}, None, 1))
+    for call in (docs.get(document.document_id, both), docs.link(document.document_id, both)):
+        assert (await refused(call)).code() == grpc.StatusCode.NOT_FOUND
+    assert (await docs.get(document.document_id, REVIEWER)).state == CLEAN
+    # A supervisor of passports puts them back in it; the record of before, replayed, does
+    # not take it away again.
+    await record(reviewer_recorded("E3003", {"passports"}, {"passports"}, 2))
+    assert (await docs.link(document.document_id, both)).url
+    await record(reviewer_recorded("E3003", {"visas"}, None, 1))
+    assert (await docs.get(document.document_id, both)).state == CLEAN
+    # A record never widens the token: passports taken away by identity is gone.
+    visas = IDENTITY.token_for(Principal("E3003", Role.REVIEWER, frozenset({"visas"})))
+    assert (await refused(docs.get(document.document_id, visas))).code() == (
+        grpc.StatusCode.NOT_FOUND
+    )
+
+
+async def test_a_record_that_is_not_a_reviewers_is_refused(docs: Docs) -> None:
+    bad = reviewer_recorded("E3003", {"visas"}, None, 1)
+    bad.reviewer_recorded.reviewer_id = "not an id!"
+    with pytest.raises(InvalidArgument) as caught:
+        await docs.subscriptions.deliver(STAFF_REVIEWERS, bad)
+    assert caught.value.violations == {"reviewer_id": EMPLOYEE_ID_FORM}
 
 
 async def test_a_placement_older_than_one_applied_leaves_the_documents_where_they_are(

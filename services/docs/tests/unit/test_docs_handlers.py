@@ -51,7 +51,7 @@ from tawasul_platform.errors import (
     Unavailable,
 )
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.testing import FakeInbox
+from tawasul_platform.testing import FakeInbox, FakeStaffRecords
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # Past the rescan loop's grace period for everything uploaded at NOW.
@@ -353,6 +353,7 @@ class FakeUnitOfWork(FakeInbox):
         self.documents = self._repository()
         self.access = FakeAccess(self._attached)
         self.leases = FakeLeases()
+        self.staff = FakeStaffRecords()
         # Published by committed transactions, in order.
         self.events: list[DocumentEvent] = []
         self._recorded: list[DocumentEvent] = []

@@ -20,12 +20,14 @@ from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.periodic import every
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
+from tawasul_platform.staff import on_reviewers_recorded
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
     REQUEST_ROUTED,
     REQUEST_STATUS_CHANGED,
     REQUEST_SUBMITTED,
     SLA_ALERTS,
+    STAFF_REVIEWERS,
 )
 
 from tawasul_notify.adapters import tables
@@ -88,6 +90,7 @@ def subscriptions(
         .batches(REQUEST_STATUS_CHANGED, tell)
         .batches(APPLICANT_ACTIONS, tell)
         .batches(SLA_ALERTS, tell)
+        .batches(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 
 

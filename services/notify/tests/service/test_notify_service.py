@@ -50,7 +50,7 @@ from tawasul_platform.grpc import GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import emptied, on_loop
+from tawasul_platform.testing import emptied, on_loop, reviewer_recorded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -58,6 +58,7 @@ from tawasul_platform.topics import (
     REQUEST_ROUTED,
     REQUEST_STATUS_CHANGED,
     REQUEST_SUBMITTED,
+    STAFF_REVIEWERS,
 )
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
@@ -693,6 +694,33 @@ async def test_strangers_and_other_departments_see_no_deliveries(notify: Notify)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(stranger))
     assert list(inbox.messages) == []
+
+
+async def test_a_department_reviews_record_takes_away_shows_no_deliveries(notify: Notify) -> None:
+    event = submitted()
+    await notify.consume(event)
+    both = IDENTITY.token_for(Principal("E3003", Role.REVIEWER, frozenset({"residents", "visas"})))
+    asked = notify_pb2.ListDeliveriesRequest(request_id=event.request_id)
+
+    async def channels(who: str) -> list[str] | grpc.StatusCode:
+        try:
+            listed = await notify.stub.ListDeliveries(asked, metadata=bearer(who))
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return sorted(d.channel for d in listed.deliveries)
+
+    told = ["email", "inapp", "sms"]
+    assert await channels(both) == told
+    # Review's record keeps E3003 in visas only; the older one, replayed after, changes nothing.
+    await notify.consume(
+        reviewer_recorded("E3003", {"visas"}, None, 2),
+        reviewer_recorded("E1001", {"visas"}, {"visas"}, 1),
+        topic=STAFF_REVIEWERS,
+    )
+    await notify.consume(reviewer_recorded("E3003", {"residents"}, None, 1), topic=STAFF_REVIEWERS)
+    assert await channels(both) == grpc.StatusCode.NOT_FOUND
+    # E1001's record decides visas only: residents stays theirs by their token.
+    assert await channels(REVIEWER) == told
 
 
 async def test_the_inbox_is_marked_read_by_its_owner(notify: Notify) -> None:

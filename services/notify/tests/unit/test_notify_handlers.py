@@ -35,7 +35,7 @@ from tawasul_notify.domain.templates import Kind
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.testing import FakeInbox
+from tawasul_platform.testing import FakeInbox, FakeStaffRecords
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # How often the receipts loop runs.
@@ -197,6 +197,7 @@ class FakeUnitOfWork(FakeInbox):
         self.inapp = FakeInapp()
         self.access = FakeAccess()
         self.told = FakeTold()
+        self.staff = FakeStaffRecords()
         self.published: list[tuple[DeliveryStatus, Channel, uuid.UUID]] = []
         self.fail_commit: int | None = None
         self.commits = 0

@@ -154,6 +154,11 @@ async def build(settings: ReviewSettings) -> Runtime:
 
     runtime.startup.append(adopt)
 
+    async def announce() -> None:
+        await handlers.announce_reviewers(uow=uow())
+
+    runtime.startup.append(announce)
+
     async def sweep() -> bool:
         taken = await handlers.sweep(uow=uow(), policy=rules, now=_utc_now())
         return taken >= handlers.SWEEP_BATCH

@@ -65,6 +65,7 @@ from tawasul_platform.topics import (
     REQUEST_ROUTED,
     REQUEST_STATUS_CHANGED,
     SLA_ALERTS,
+    STAFF_REVIEWERS,
 )
 from tawasul_review import bootstrap
 from tawasul_review.adapters import tables
@@ -1659,6 +1660,51 @@ async def test_a_reviewer_their_record_takes_out_of_a_department_cannot_check_it
         )
     )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_each_change_of_a_record_is_published_for_docs_and_notify(review: Review) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("E200", caller=BOSS)
+    await review.admin.SetAvailability(
+        review_pb2.SetAvailabilityRequest(reviewer_id="E200", available=False),
+        timeout=5,
+        metadata=bearer(BOSS),
+    )
+    await review.put_reviewer("E200", departments=("visas",))
+    records = [
+        (
+            e.reviewer_recorded.reviewer_id,
+            list(e.reviewer_recorded.departments),
+            e.reviewer_recorded.decides_all,
+            list(e.reviewer_recorded.scope),
+            e.reviewer_recorded.version,
+        )
+        for e in await review.outbox(STAFF_REVIEWERS)
+    ]
+    assert records == [
+        ("S001", ["passports"], True, [], 1),
+        # The supervisor decides passports only: E200's visas stay their token's.
+        ("E200", ["passports"], False, ["passports"], 1),
+        ("E200", ["passports"], False, ["passports"], 2),
+        ("E200", ["visas"], True, [], 3),
+    ]
+
+
+async def test_records_written_before_they_were_published_are_announced_once(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E300", departments=("visas",))
+    async with review.engine.begin() as conn:
+        await conn.execute(sql("UPDATE reviewers SET version = 0"))
+    for _ in range(2):
+        await handlers.announce_reviewers(uow=review.uow())
+    announced = [e.reviewer_recorded for e in await review.outbox(STAFF_REVIEWERS)][1:]
+    assert [(r.reviewer_id, list(r.departments), r.version) for r in announced] == [
+        ("E300", ["visas"], 1)
+    ]
+    await review.put_reviewer("E300")
+    latest = (await review.outbox(STAFF_REVIEWERS))[-1].reviewer_recorded
+    assert (list(latest.departments), latest.version) == (["passports"], 2)
 
 
 # --- bad input ----------------------------------------------------------------------------

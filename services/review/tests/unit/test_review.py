@@ -267,6 +267,10 @@ class FakeReviewers:
     async def put(self, reviewer: Reviewer) -> None:
         self.written[reviewer.reviewer_id] = reviewer
 
+    async def announce(self) -> int:
+        """Every record of this fake is written through `put`: none to announce."""
+        return 0
+
     async def in_department(self, department: str) -> list[Reviewer]:
         every = {**self._db.reviewers, **self.written}
         return [every[k] for k in sorted(every) if department in every[k].departments]

@@ -11,6 +11,7 @@ from sqlalchemy import Integer, bindparam, delete, exists, func, insert, select,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.sql import Database, Row, Session
+from tawasul_platform.staff import SqlStaffRecords
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_docs.adapters import tables
@@ -289,6 +290,7 @@ class SqlUploadLeases:
 
 
 class DocsUnitOfWork(SqlUnitOfWork):
+    staff: SqlStaffRecords
     documents: SqlDocumentRepository
     access: SqlAccessRepository
     leases: SqlUploadLeases
@@ -301,6 +303,7 @@ class DocsUnitOfWork(SqlUnitOfWork):
         self.documents = SqlDocumentRepository(self.session)
         self.access = SqlAccessRepository(self.session)
         self.leases = SqlUploadLeases(self.session)
+        self.staff = SqlStaffRecords(self.session, tables.staff_records)
         return self
 
     def record(self, event: DocumentEvent) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from tawasul_platform.db import inbox_table, outbox_table
+from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
 
 metadata = MetaData()
 
@@ -88,3 +88,4 @@ upload_leases = Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+staff_records = staff_records_table(metadata)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
+from tawasul_platform.staff import StaffRecords
 
 from tawasul_docs.app.spool import Spool
 from tawasul_docs.domain.model import Document, DocumentEvent, Placement
@@ -120,6 +121,11 @@ class UploadLeases(Protocol):
 
 
 class UnitOfWork(Transaction, Inbox, Protocol):
+    @property
+    def staff(self) -> StaffRecords:
+        """Review's records of reviewers, which narrow their tokens' departments."""
+        ...
+
     @property
     def documents(self) -> DocumentRepository: ...
     @property

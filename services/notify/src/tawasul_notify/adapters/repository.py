@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.sql import Database, Row, Session
+from tawasul_platform.staff import SqlStaffRecords
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_notify.adapters import tables
@@ -359,6 +360,7 @@ class SqlToldRepository:
 
 
 class NotifyUnitOfWork(SqlUnitOfWork):
+    staff: SqlStaffRecords
     deliveries: SqlDeliveryRepository
     inapp: SqlInboxRepository
     access: SqlAccessRepository
@@ -373,6 +375,7 @@ class NotifyUnitOfWork(SqlUnitOfWork):
         self.inapp = SqlInboxRepository(self.session)
         self.access = SqlAccessRepository(self.session)
         self.told = SqlToldRepository(self.session)
+        self.staff = SqlStaffRecords(self.session, tables.staff_records)
         return self
 
     async def commit(self) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from tawasul_platform.db import inbox_table, outbox_table
+from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
 
 metadata = MetaData()
 
@@ -106,3 +106,4 @@ told_status = Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+staff_records = staff_records_table(metadata)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from tawasul_platform.errors import Unavailable
 from tawasul_platform.ports import Inbox, Transaction
+from tawasul_platform.staff import StaffRecords
 
 from tawasul_notify.domain.model import (
     Audience,
@@ -130,6 +131,11 @@ class ToldRepository(Protocol):
 class UnitOfWork(Transaction, Inbox, Protocol):
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Calls `callback` once this unit of work's changes are committed."""
+        ...
+
+    @property
+    def staff(self) -> StaffRecords:
+        """Review's records of reviewers, which narrow their tokens' departments."""
         ...
 
     @property

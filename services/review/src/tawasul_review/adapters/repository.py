@@ -27,7 +27,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from tawasul_calendar import Sla, SlaClock, SlaUnit
 from tawasul_platform import tracing
 from tawasul_platform.db import among, any_of
+from tawasul_platform.identity import StaffRecord
 from tawasul_platform.sql import Database, Row, Session
+from tawasul_platform.staff import recorded
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_review.adapters import tables
@@ -663,6 +665,8 @@ def _reviewer(row: Row) -> Reviewer:
 class SqlReviewerRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
+        # Records changed in this unit of work, with their new versions, to publish.
+        self.recorded: list[StaffRecord] = []
 
     async def get(self, reviewer_id: str) -> Reviewer | None:
         t = tables.reviewers
@@ -682,11 +686,25 @@ class SqlReviewerRepository:
             "supervises": sorted(reviewer.supervises),
             "scope": None if reviewer.scope is None else sorted(reviewer.scope),
         }
-        await self._session.execute(
+        version = await self._session.scalar(
             pg_insert(t)
-            .values(reviewer_id=reviewer.reviewer_id, **values)
-            .on_conflict_do_update(index_elements=[t.c.reviewer_id], set_=values)
+            .values(reviewer_id=reviewer.reviewer_id, version=1, **values)
+            .on_conflict_do_update(
+                index_elements=[t.c.reviewer_id], set_=values | {"version": t.c.version + 1}
+            )
+            .returning(t.c.version)
         )
+        self.recorded.append(reviewer.record(version))
+
+    async def announce(self) -> int:
+        """Publishes the records never published (those of before versions), once each."""
+        t = tables.reviewers
+        rows = await self._session.execute(
+            update(t).where(t.c.version == 0).values(version=1).returning(t)
+        )
+        before = len(self.recorded)
+        self.recorded.extend(_reviewer(r).record(r.version) for r in rows)
+        return len(self.recorded) - before
 
     async def in_department(self, department: str) -> list[Reviewer]:
         t = tables.reviewers
@@ -890,4 +908,8 @@ class ReviewUnitOfWork(SqlUnitOfWork):
             for event in item.events:
                 self.publish(to_event(event))
             item.events.clear()
+        now = datetime.now(UTC)
+        for record in self.reviewers.recorded:
+            self.publish(recorded(record, producer=SERVICE, at=now))
+        self.reviewers.recorded.clear()
         await super().commit()

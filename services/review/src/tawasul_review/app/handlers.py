@@ -849,6 +849,17 @@ async def put_reviewer(
     return reviewer
 
 
+async def announce_reviewers(*, uow: UnitOfWork) -> int:
+    """Publishes once the records written before review published them, so that docs and
+    notify narrow those reviewers' tokens too; how many."""
+    async with uow:
+        announced = await uow.reviewers.announce()
+        await uow.commit()
+    if announced:
+        log.info("published %d reviewers' records written before records were published", announced)
+    return announced
+
+
 async def list_reviewers(
     *, uow: UnitOfWork, caller: Principal, department: str, policy: Policy
 ) -> list[Reviewer]:

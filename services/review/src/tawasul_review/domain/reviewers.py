@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.identity import EMPLOYEE_ID, EMPLOYEE_ID_FORM, Principal
+from tawasul_platform.identity import EMPLOYEE_ID, EMPLOYEE_ID_FORM, Principal, StaffRecord
 
 # Without a record, a reviewer works the departments of their token with these defaults.
 DEFAULT_CAPACITY = 20
@@ -31,14 +31,15 @@ class Reviewer:
     def granted(self, token: Principal) -> Reviewer:
         """This record applied to what identity grants today: it narrows the token's
         departments within its scope, and never widens them."""
-        departments = self.departments
-        if self.scope is not None:
-            departments |= token.departments - self.scope
         return replace(
             self,
-            departments=departments & token.departments,
+            departments=self.record().narrows(token.departments),
             supervises=self.supervises & token.departments,
         )
+
+    def record(self, version: int = 0) -> StaffRecord:
+        """What other services need of it to narrow the reviewer's token as review does."""
+        return StaffRecord(self.reviewer_id, self.departments, self.scope, version)
 
     def keeps(self, department: str) -> bool:
         """Whether this record leaves the reviewer in `department`: a member of it, or it is

@@ -84,6 +84,7 @@ class Envelope(_message.Message):
     SLA_ALERT_FIELD_NUMBER: _builtins.int
     REQUEST_APPEALED_FIELD_NUMBER: _builtins.int
     DOCUMENT_CHANGED_FIELD_NUMBER: _builtins.int
+    REVIEWER_RECORDED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per event; consumers de-duplicate on it."""
     event_type: _builtins.str
@@ -114,6 +115,8 @@ class Envelope(_message.Message):
     def request_appealed(self) -> Global___RequestAppealed: ...
     @_builtins.property
     def document_changed(self) -> Global___DocumentChanged: ...
+    @_builtins.property
+    def reviewer_recorded(self) -> Global___ReviewerRecorded: ...
     def __init__(
         self,
         *,
@@ -133,12 +136,13 @@ class Envelope(_message.Message):
         sla_alert: Global___SlaAlert | None = ...,
         request_appealed: Global___RequestAppealed | None = ...,
         document_changed: Global___DocumentChanged | None = ...,
+        reviewer_recorded: Global___ReviewerRecorded | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["document_changed", b"document_changed", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "sla_alert", b"sla_alert"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document_changed", b"document_changed", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "reviewer_recorded", b"reviewer_recorded", "sla_alert", b"sla_alert"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_changed", b"document_changed", "event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_changed", b"document_changed", "event_id", b"event_id", "event_type", b"event_type", "notification_sent", b"notification_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "request_answered", b"request_answered", "request_appealed", b"request_appealed", "request_cancelled", b"request_cancelled", "request_followed_up", b"request_followed_up", "request_id", b"request_id", "request_routed", b"request_routed", "request_status_changed", b"request_status_changed", "request_submitted", b"request_submitted", "reviewer_recorded", b"reviewer_recorded", "schema_version", b"schema_version", "sla_alert", b"sla_alert"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert", "request_appealed", "document_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["request_submitted", "request_routed", "request_status_changed", "notification_sent", "request_followed_up", "request_cancelled", "request_answered", "sla_alert", "request_appealed", "document_changed", "reviewer_recorded"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -847,3 +851,47 @@ class DocumentChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DocumentChanged: _TypeAlias = DocumentChanged  # noqa: Y015
+
+@_typing.final
+class ReviewerRecorded(_message.Message):
+    """Topic tawasul.staff.reviewers.v1, produced by review, keyed by the reviewer id and compacted:
+    the latest record of every reviewer stays on it. Docs and notify narrow a reviewer's token
+    with it, as review does, so a department their record takes away is closed everywhere.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
+    DECIDES_ALL_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    reviewer_id: _builtins.str
+    decides_all: _builtins.bool
+    """Whether the record decides every department (an administrator's record); otherwise only
+    those in `scope`, and in the others the reviewer follows their token.
+    """
+    version: _builtins.int
+    """Grows with every change of the record: a consumer keeps the highest it has seen."""
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The departments the record keeps the reviewer in."""
+
+    @_builtins.property
+    def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        reviewer_id: _builtins.str = ...,
+        departments: _abc.Iterable[_builtins.str] | None = ...,
+        decides_all: _builtins.bool = ...,
+        scope: _abc.Iterable[_builtins.str] | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decides_all", b"decides_all", "departments", b"departments", "reviewer_id", b"reviewer_id", "scope", b"scope", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewerRecorded: _TypeAlias = ReviewerRecorded  # noqa: Y015
