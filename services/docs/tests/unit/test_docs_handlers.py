@@ -30,7 +30,7 @@ from pypdf.actions import JavaScript
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
 from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs.app import handlers
-from tawasul_docs.app.ports import Verdict
+from tawasul_docs.app.ports import Attached, Verdict
 from tawasul_docs.app.spool import Spool, SpoolAborted
 from tawasul_docs.domain.inspection import Inspection, Inspector, Kind
 from tawasul_docs.domain.model import (
@@ -242,7 +242,7 @@ class FakeDocuments:
 
     async def attach(
         self, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], at: datetime
-    ) -> list[Document]:
+    ) -> Attached:
         new = []
         for document_id in sorted(set(document_ids)):
             row = self._rows.get(document_id)
@@ -250,7 +250,7 @@ class FakeDocuments:
                 continue
             self.joined.setdefault(document_id, set()).add(request_id)
             new.append(row)
-        return new
+        return Attached(new, tuple(d for d in document_ids if d not in self._rows))
 
     async def hold(self, document_id: uuid.UUID, at: datetime) -> bool:
         if document_id not in self._rows:
@@ -1299,10 +1299,15 @@ async def test_no_event_without_its_change(docs: Docs) -> None:
     assert docs.uow.events == []
 
 
-async def test_a_submitted_requests_documents_are_published_attached_once(docs: Docs) -> None:
+async def test_a_submitted_requests_documents_are_published_attached_once(
+    docs: Docs, caplog: pytest.LogCaptureFixture
+) -> None:
     first, second = await docs.upload([meta(), PDF]), await docs.upload([meta(), PDF])
     unknown = uuid.uuid4()
     await docs.submit(first, second, Document(**{**vars(first), "id": unknown}), event_id="s1")
+    (missing,) = [r for r in caplog.records if r.name == handlers.log.name]
+    assert missing.levelname == "WARNING"
+    assert missing.getMessage().endswith(f"names documents docs does not have: {unknown}")
     request_id = next(iter(docs.uow.attachments[first.id]))
     attached = [e for e in docs.uow.events if e.change is Change.ATTACHED]
     assert [(e.document_id, e.request_id) for e in attached] == sorted(

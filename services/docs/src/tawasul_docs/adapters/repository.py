@@ -16,6 +16,7 @@ from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.events import to_event
+from tawasul_docs.app.ports import Attached
 from tawasul_docs.domain.inspection import Kind
 from tawasul_docs.domain.model import Document, DocumentEvent, Placement, State
 
@@ -161,22 +162,24 @@ class SqlDocumentRepository:
 
     async def attach(
         self, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], at: datetime
-    ) -> list[Document]:
-        """Records that the documents joined the request; returns those that had not yet.
+    ) -> Attached:
+        """Records that the documents joined the request: those that had not yet, and those
+        named that it does not have.
 
         The rows are locked first, so a document the expiry job holds is either gone when
         this reads it (nothing to attach) or attached before the job can take it.
         """
         if not document_ids:
-            return []
+            return Attached([], ())
         t = tables.documents
         rows = await self._session.execute(
             select(t).where(among(t.c.id, "ids")).order_by(t.c.id).with_for_update(),
             {"ids": document_ids},
         )
         found = {r.id: _document(r) for r in rows}
+        missing = tuple(d for d in document_ids if d not in found)
         if not found:
-            return []
+            return Attached([], missing)
         a = tables.attachments
         pairs = [{"document_id": d, "request_id": request_id, "attached_at": at} for d in found]
         joined = await self._session.scalars(
@@ -190,7 +193,7 @@ class SqlDocumentRepository:
                 .values(attached_at=at),
                 {"ids": new},
             )
-        return [found[d] for d in sorted(new)]
+        return Attached([found[d] for d in sorted(new)], missing)
 
     async def hold(self, document_id: uuid.UUID, at: datetime) -> bool:
         """Restarts its unattached lifetime at `at`; False if it is gone (the sweep had it).

@@ -438,9 +438,16 @@ async def _attach(
 ) -> None:
     """Records the documents on the request (they no longer expire) and publishes each one
     that joins it now; intake checked at submission that they exist, are clean and are the
-    applicant's."""
-    joined = await uow.documents.attach(request_id, document_ids, now)
-    for document in joined:
+    applicant's, and held them, so one docs no longer has is logged (its reviewers see it
+    listed without a link)."""
+    attached = await uow.documents.attach(request_id, document_ids, now)
+    if attached.missing:
+        log.warning(
+            "request %s names documents docs does not have: %s",
+            request_id,
+            ", ".join(map(str, attached.missing)),
+        )
+    for document in attached.joined:
         uow.record(DocumentEvent.of(document, Change.ATTACHED, now, request_id=request_id))
 
 

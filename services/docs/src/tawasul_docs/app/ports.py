@@ -52,6 +52,14 @@ class Scanner(Protocol):
     async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict: ...
 
 
+@dataclass(frozen=True)
+class Attached:
+    # Those that had not joined the request before, to publish.
+    joined: list[Document]
+    # Those named that docs does not have (expired unattached, or never stored).
+    missing: tuple[uuid.UUID, ...]
+
+
 class DocumentRepository(Protocol):
     async def add(self, document: Document) -> None: ...
     async def get(self, document_id: uuid.UUID) -> Document | None: ...
@@ -71,9 +79,8 @@ class DocumentRepository(Protocol):
 
     async def attach(
         self, request_id: uuid.UUID, document_ids: tuple[uuid.UUID, ...], at: datetime
-    ) -> list[Document]:
-        """Records that the (existing) documents joined the request; returns those that had
-        not joined it before."""
+    ) -> Attached:
+        """Records that the (existing) documents joined the request."""
         ...
 
     async def hold(self, document_id: uuid.UUID, at: datetime) -> bool:
