@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import (
+    BigInteger,
     Text,
     and_,
     bindparam,
+    cast,
     func,
     insert,
     literal,
@@ -662,6 +664,12 @@ def _reviewer(row: Row) -> Reviewer:
     )
 
 
+# A record's version: the microseconds of the clock when it was written (and always past the
+# one before), so that a review database restored from a backup or started again empty still
+# writes versions past those docs and notify keep, which they would otherwise ignore.
+_RECORDED_NOW = cast(func.extract("epoch", func.clock_timestamp()) * 1_000_000, BigInteger)
+
+
 class SqlReviewerRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -688,9 +696,10 @@ class SqlReviewerRepository:
         }
         version = await self._session.scalar(
             pg_insert(t)
-            .values(reviewer_id=reviewer.reviewer_id, version=1, **values)
+            .values(reviewer_id=reviewer.reviewer_id, version=_RECORDED_NOW, **values)
             .on_conflict_do_update(
-                index_elements=[t.c.reviewer_id], set_=values | {"version": t.c.version + 1}
+                index_elements=[t.c.reviewer_id],
+                set_=values | {"version": func.greatest(t.c.version + 1, _RECORDED_NOW)},
             )
             .returning(t.c.version)
         )
@@ -700,7 +709,7 @@ class SqlReviewerRepository:
         """Publishes the records never published (those of before versions), once each."""
         t = tables.reviewers
         rows = await self._session.execute(
-            update(t).where(t.c.version == 0).values(version=1).returning(t)
+            update(t).where(t.c.version == 0).values(version=_RECORDED_NOW).returning(t)
         )
         before = len(self.recorded)
         self.recorded.extend(_reviewer(r).record(r.version) for r in rows)

@@ -1,7 +1,7 @@
-"""Each reviewer's record counts its changes, so that docs and notify, which narrow a
-reviewer's token with the record review publishes (tawasul_platform.staff), keep the latest.
-0 for records of before: review announces those once at start (version 1) and each change
-after that publishes the next.
+"""Each reviewer's record has a version that grows with every change, so that docs and
+notify, which narrow a reviewer's token with the record review publishes
+(tawasul_platform.staff), keep the latest. 0 for records of before: review announces those
+once at start, and each change after that publishes a later version.
 
 Revision ID: 0020
 Revises: 0019
