@@ -22,6 +22,7 @@ from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
+from tawasul.routing.v1 import routing_pb2
 from tawasul_devstack.config import REVIEW_ADMIN
 from tawasul_devstack.journey import (
     PASSPORT_PHOTO_FIELDS,
@@ -285,8 +286,8 @@ async def test_a_department_a_reviewers_record_takes_away_is_closed_in_every_ser
     clients: Clients,
 ) -> None:
     """Identity grants a reviewer passports and visas; review's administrator keeps them in
-    visas only. Docs and notify, which check staff access themselves, close passports to them
-    as review does, and open it again when the record gives it back."""
+    visas only. Docs, notify and routing, which check staff access themselves, close passports
+    to them as review does, and open it again when the record gives it back."""
     citizen_id = new_citizen()
     citizen = clients.token(citizen_id, Role.CITIZEN)
     reviewer_id = f"E-{uuid.uuid4().hex[:12]}"
@@ -301,6 +302,11 @@ async def test_a_department_a_reviewers_record_takes_away_is_closed_in_every_ser
         ),
         "notify": lambda: clients.notify.ListDeliveries(
             notify_pb2.ListDeliveriesRequest(request_id=request.request_id),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(reviewer),
+        ),
+        "routing": lambda: clients.routing.GetDecision(
+            routing_pb2.GetDecisionRequest(request_id=request.request_id),
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=bearer(reviewer),
         ),
@@ -345,7 +351,7 @@ async def test_a_department_a_reviewers_record_takes_away_is_closed_in_every_ser
         )
         code = "OK" if "passports" in departments else "NOT_FOUND"
         seen = await eventually(all_answer(code), what=f"every service answering {code}")
-        assert seen == {"docs": code, "notify": code, "review": code}
+        assert seen == {"docs": code, "notify": code, "routing": code, "review": code}
 
 
 async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -> None:

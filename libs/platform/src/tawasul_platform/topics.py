@@ -19,7 +19,7 @@ SLA_ALERTS = "tawasul.requests.sla.v1"
 # Each step of a document's life, from docs: stored, rejected, clean, infected, attached, removed.
 DOCUMENT_EVENTS = "tawasul.documents.events.v1"
 # Review's record of each reviewer (the departments it keeps them in), compacted: the latest of
-# every reviewer stays, for docs and notify to narrow staff tokens as review does.
+# every reviewer stays, for docs, notify and routing to narrow staff tokens as review does.
 STAFF_REVIEWERS = "tawasul.staff.reviewers.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -70,6 +70,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (REQUEST_SUBMITTED, "docs"),
     (STAFF_REVIEWERS, "docs"),
     (STAFF_REVIEWERS, "notify-events"),
+    (STAFF_REVIEWERS, "routing"),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (

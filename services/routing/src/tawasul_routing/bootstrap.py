@@ -15,7 +15,13 @@ from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.plumbing import build_plumbing
 from tawasul_platform.service import Runtime
-from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
+from tawasul_platform.staff import on_reviewers_recorded
+from tawasul_platform.topics import (
+    APPLICANT_ACTIONS,
+    REQUEST_STATUS_CHANGED,
+    REQUEST_SUBMITTED,
+    STAFF_REVIEWERS,
+)
 
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import SERVICE, RoutingUnitOfWork
@@ -39,12 +45,14 @@ def servicer(
 
 
 def subscriptions(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> Subscriptions:
-    """Submissions decided a poll's worth at once; transfers and follow-ups one by one."""
+    """Submissions decided a poll's worth at once; transfers and follow-ups one by one; and
+    which departments review's records leave each reviewer in."""
     return (
         Subscriptions()
         .batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
         .each(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
         .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
+        .batches(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 
 

@@ -42,13 +42,14 @@ from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import emptied, on_loop
+from tawasul_platform.testing import emptied, on_loop, reviewer_recorded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
     REQUEST_ROUTED,
     REQUEST_STATUS_CHANGED,
     REQUEST_SUBMITTED,
+    STAFF_REVIEWERS,
 )
 from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
@@ -359,6 +360,23 @@ async def test_another_departments_request_is_as_unknown_as_one_never_routed(
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
         details.add(caught.value.details())
     assert details == {"no such request in your departments"}
+
+
+async def test_a_department_reviews_record_takes_away_is_closed_here_too(
+    routing: Routing,
+) -> None:
+    event = submitted()
+    await routing.on_submitted([event])
+    both = IDENTITY.token_for(Principal("E3003", Role.REVIEWER, frozenset({"residents", "visas"})))
+    assert (await routing.decision(event.request_id, both)).department_code == "residents"
+    records = routing.subscriptions
+    await records.deliver(STAFF_REVIEWERS, reviewer_recorded("E3003", {"visas"}, None, 2))
+    await records.deliver(STAFF_REVIEWERS, reviewer_recorded("E3003", {"residents"}, None, 1))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await routing.decision(event.request_id, both)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    # Another reviewer's record leaves E1001 in residents.
+    assert (await routing.decision(event.request_id)).department_code == "residents"
 
 
 async def test_a_transfer_adds_a_decision_and_a_routed_event(routing: Routing) -> None:

@@ -9,7 +9,7 @@ from tawasul.events.v1 import events_pb2
 from tawasul_platform.errors import InvalidArgument, NotFound
 from tawasul_platform.events import timestamp
 from tawasul_platform.identity import Principal, Role
-from tawasul_platform.testing import FakeInbox, FakeTransaction
+from tawasul_platform.testing import FakeInbox, FakeStaffRecords, FakeTransaction
 from tawasul_routing.adapters.events import follow_up_of, from_submitted, to_event, transfer_of
 from tawasul_routing.adapters.repository import request_from_json, request_to_json
 from tawasul_routing.adapters.rules import load_rules
@@ -64,6 +64,7 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
         self.rows: dict[uuid.UUID, list[Decision]] = {}
         self.follow_ups: dict[uuid.UUID, int] = {}
         self.published: list[RequestRouted] = []
+        self.staff = FakeStaffRecords()
 
     @property
     def decisions(self) -> Self:

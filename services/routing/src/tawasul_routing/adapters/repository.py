@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.sql import Database, Row, Session
+from tawasul_platform.staff import SqlStaffRecords
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_routing.adapters import tables
@@ -179,6 +180,7 @@ class SqlDecisionRepository:
 
 class RoutingUnitOfWork(SqlUnitOfWork):
     decisions: SqlDecisionRepository
+    staff: SqlStaffRecords
 
     def __init__(self, database: Database) -> None:
         super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -186,6 +188,7 @@ class RoutingUnitOfWork(SqlUnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.decisions = SqlDecisionRepository(self.session)
+        self.staff = SqlStaffRecords(self.session, tables.staff_records)
         return self
 
     async def commit(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
-from tawasul_platform.db import inbox_table, outbox_table
+from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
 
 metadata = MetaData()
 
@@ -39,3 +39,4 @@ follow_ups = Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+staff_records = staff_records_table(metadata)

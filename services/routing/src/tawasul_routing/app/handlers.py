@@ -86,10 +86,13 @@ async def follow_up(
 
 
 async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID, reader: Principal) -> Decision:
-    """The latest decision: the queue the request is in now. Only its department's staff may
-    read it; to others it is not found, as review's work items are."""
+    """The latest decision: the queue the request is in now. Only its department's staff (as
+    review's record of them leaves them) may read it; to others it is not found, as review's
+    work items are."""
     async with uow:
         decision = await uow.decisions.latest(request_id)
+        if decision is not None and decision.department in reader.departments:
+            reader = reader.narrowed(await uow.staff.get(reader.subject))
     if decision is None or decision.department not in reader.departments:
         # One answer for both: another department's staff learn nothing of which exist.
         raise NotFound("no such request in your departments")

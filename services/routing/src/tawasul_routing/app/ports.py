@@ -6,6 +6,7 @@ import uuid
 from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
+from tawasul_platform.staff import StaffRecords
 
 from tawasul_routing.domain.model import Decision
 
@@ -30,3 +31,7 @@ class DecisionRepository(Protocol):
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def decisions(self) -> DecisionRepository: ...
+    @property
+    def staff(self) -> StaffRecords:
+        """Review's records of reviewers, which narrow their tokens' departments."""
+        ...
