@@ -1,6 +1,6 @@
 """Review's records of its reviewers, kept by the services that check staff access themselves
-(docs, notify), so that a department a supervisor took away from a reviewer is closed to
-them there too, not only in review.
+(docs, notify, routing), so that a department a supervisor took away from a reviewer is
+closed to them there too, not only in review.
 
 Review publishes each record on a compacted topic keyed by the reviewer (`ReviewerRecorded`);
 a consumer keeps the latest version of each in its own `staff_records` table

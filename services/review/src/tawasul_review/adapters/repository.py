@@ -666,7 +666,7 @@ def _reviewer(row: Row) -> Reviewer:
 
 # A record's version: the microseconds of the clock when it was written (and always past the
 # one before), so that a review database restored from a backup or started again empty still
-# writes versions past those docs and notify keep, which they would otherwise ignore.
+# writes versions past those the other services keep, which they would otherwise ignore.
 _RECORDED_NOW = cast(func.extract("epoch", func.clock_timestamp()) * 1_000_000, BigInteger)
 
 

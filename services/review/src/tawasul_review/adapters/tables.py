@@ -183,7 +183,7 @@ reviewers = Table(
     Column("supervises", JSONB, nullable=False),
     # NULL, not JSON null, for a record that decides every department (domain Reviewer.scope).
     Column("scope", JSONB(none_as_null=True)),
-    # Grows with every change, as published to docs and notify; 0: never published.
+    # Grows with every change, as published to the other services; 0: never published.
     Column("version", BigInteger, nullable=False, server_default="0"),
 )
 

@@ -850,8 +850,8 @@ async def put_reviewer(
 
 
 async def announce_reviewers(*, uow: UnitOfWork) -> int:
-    """Publishes once the records written before review published them, so that docs and
-    notify narrow those reviewers' tokens too; how many."""
+    """Publishes once the records written before review published them, so that docs,
+    notify and routing narrow those reviewers' tokens too; how many."""
     async with uow:
         announced = await uow.reviewers.announce()
         await uow.commit()

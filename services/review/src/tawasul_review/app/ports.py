@@ -120,7 +120,7 @@ class ReviewerRepository(Protocol):
         ...
 
     async def put(self, reviewer: Reviewer) -> None:
-        """Writes the record, published to docs and notify with its next version."""
+        """Writes the record, published to docs, notify and routing with its next version."""
         ...
 
     async def announce(self) -> int:

@@ -855,8 +855,9 @@ Global___DocumentChanged: _TypeAlias = DocumentChanged  # noqa: Y015
 @_typing.final
 class ReviewerRecorded(_message.Message):
     """Topic tawasul.staff.reviewers.v1, produced by review, keyed by the reviewer id and compacted:
-    the latest record of every reviewer stays on it. Docs and notify narrow a reviewer's token
-    with it, as review does, so a department their record takes away is closed everywhere.
+    the latest record of every reviewer stays on it. Docs, notify and routing narrow a
+    reviewer's token with it, as review does, so a department their record takes away is
+    closed everywhere.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -872,7 +873,9 @@ class ReviewerRecorded(_message.Message):
     those in `scope`, and in the others the reviewer follows their token.
     """
     version: _builtins.int
-    """Grows with every change of the record: a consumer keeps the highest it has seen."""
+    """Grows with every change of the record (microseconds of review's clock, and always past
+    the one before): a consumer keeps the highest it has seen.
+    """
     @_builtins.property
     def departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The departments the record keeps the reviewer in."""

@@ -1,5 +1,5 @@
-"""Each reviewer's record has a version that grows with every change, so that docs and
-notify, which narrow a reviewer's token with the record review publishes
+"""Each reviewer's record has a version that grows with every change, so that docs, notify
+and routing, which narrow a reviewer's token with the record review publishes
 (tawasul_platform.staff), keep the latest. 0 for records of before: review announces those
 once at start, and each change after that publishes a later version.
 
