@@ -229,8 +229,12 @@ def _notes(
         stack,
         f"P2 ran {settings.p2_seconds:g} s (default 30 s; the issue's figure is 5 minutes: "
         "`--p2-seconds 300`). Its latency runs from the start of the SubmitRequest call to the "
-        f"first poll ({P2_POLL_SECONDS * 1000:g} ms apart) that sees the work item's row in "
-        "review's database; a request never seen within the drain counts at the time given up.",
+        "commit of review's transaction that wrote the work item (PostgreSQL's commit "
+        "timestamp: from then on ClaimNext can take it), found by a poll "
+        f"({P2_POLL_SECONDS * 1000:g} ms apart) of review's database; a request never seen "
+        "within the drain counts at the time given up. Until the 07:13 run of 2026-12-06 it "
+        "ran to the poll that saw the row, the poll's interval included: that figure is in "
+        "the JSON (`seen_by_the_poll`).",
         f"P7 ran {settings.p7_seconds:g} s at P1's rate (default 30 s; the issue's figure is "
         "5 minutes: `--p7-seconds 300`). Its latency runs from the start of the SubmitRequest "
         "call to the time the SMS gateway stand-in recorded the first text naming the request "

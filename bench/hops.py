@@ -3,7 +3,7 @@
 Each arrived submission's path is cut at the times its rows carry: intake's outbox row (its
 `created_at` is the transaction's start, `sent_at` the publication's acknowledgement), routing's
 outbox row for the routed event (likewise), and review's inbox row for that event (`applied_at`,
-its transaction's start). The steps add up to the figure itself, call to seen. A consumer may
+its transaction's start). The steps add up to the figure itself, call to claimable. A consumer may
 begin before the relay that fed it has recorded the acknowledgement; that step then counts as
 the histogram's least value.
 """
@@ -26,7 +26,7 @@ STEPS = (
     "→ routing's transaction begins (the fetch)",
     "→ routed event published",
     "→ review's transaction begins (the fetch)",
-    "→ seen by the poll (review's transaction and commit, the poll's interval)",
+    "→ claimable (review's transaction and commit)",
 )
 # Review's inbox records the events it applied under this consumer name.
 REVIEW_CONSUMER = "review"

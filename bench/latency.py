@@ -22,10 +22,19 @@ from bench import hops
 from bench.cpu import Footprint
 from bench.load import LoadSpec, new_histogram, percentiles_ms, record_seconds
 from bench.report import Figure
-from bench.runs import ARRIVED, CPU_DETAIL, LoadResult, Settings, load_spec, run_load, why
+from bench.runs import CPU_DETAIL, LoadResult, Settings, load_spec, run_load, why
 
 # How often P2 looks for the submitted requests' work items in review's database.
 P2_POLL_SECONDS = 0.01
+# Each arrived work item with the time the transaction that wrote it committed: from then on
+# ClaimNext can take it (PostgreSQL's track_commit_timestamp, which the stack turns on; NULL
+# for a transaction committed before it was on). A row written again since counts from that
+# later commit, never earlier.
+CLAIMABLE = (
+    "SELECT request_id::text AS id,"
+    " extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 AS committed"
+    " FROM work_items WHERE request_id = ANY($1::uuid[])"
+)
 # A request number as intake draws it (tawasul_platform.request_numbers), as SMS texts carry it.
 REQUEST_NUMBER = re.compile(r"TW\d{9}")
 
@@ -187,9 +196,14 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
             f.fail(why(exc))
         return figures
 
+    # When the poll saw each one: the figure until the 07:13 run of 2026-12-06, kept beside it.
+    polled: dict[str, float] = {}
+
     async def in_review(pending: Collection[str]) -> dict[str, float]:
         seen_at = time.time()
-        return {row["id"]: seen_at for row in await conn.fetch(ARRIVED, list(pending))}
+        rows = await conn.fetch(CLAIMABLE, list(pending))
+        polled.update((row["id"], seen_at) for row in rows)
+        return {row["id"]: row["committed"] or seen_at for row in rows}
 
     try:
         with Footprint(Stack(config)) as used:
@@ -207,12 +221,22 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         await conn.close()
     detail = followed.detail(rate, settings.p2_seconds)
     detail[CPU_DETAIL] = used.summary(followed.result.count)
+    detail["seen_by_the_poll"] = seen_by_the_poll(followed, polled)
     try:
         detail["hops"] = await hops.split(config.pg_socket_dir, followed.arrived)
     except Exception as exc:  # the split explains the figure; it never costs it
         detail["hops"] = {"error": why(exc)}
     judge_latency([(fifty, "p50_ms", 50.0), (ninety_nine, "p99_ms", 250.0)], followed, detail, rate)
     return figures
+
+
+def seen_by_the_poll(followed: Followed, polled: dict[str, float]) -> dict[str, float]:
+    """Call to the poll that first saw the work item, p50/p95/p99/max: the commit's time and
+    the poll's interval (how P2 was measured until the 07:13 run of 2026-12-06)."""
+    histogram = new_histogram()
+    for key, (sent, _) in followed.arrived.items():
+        record_seconds(histogram, polled[key] - sent)
+    return percentiles_ms(histogram)
 
 
 async def p7(config: StackConfig, settings: Settings, p1_rate: float | None) -> list[Figure]:

@@ -112,6 +112,11 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert list(p2["hops"]) == list(STEPS), p2["hops"]
     assert p2["arrived"] > 0
     assert {step["requests"] for step in p2["hops"].values()} == {p2["arrived"]}, p2["hops"]
+    # P2 runs to the commit that made each work item claimable, which PostgreSQL keeps the
+    # time of; the poll that saw it is reported beside it.
+    track = asyncio.run(scalar(stack, "review", "SHOW track_commit_timestamp"))
+    assert track == "on"
+    assert set(p2["seen_by_the_poll"]) == {"p50_ms", "p95_ms", "p99_ms", "max_ms"}, p2
 
     # Where each load's CPU went, by process; the load process always spends some.
     for id_ in ("P1", "P2 p50", "P7 p50"):
