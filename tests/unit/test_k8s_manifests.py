@@ -286,6 +286,39 @@ def hpa_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
+def service_problems(docs: list[Doc]) -> list[str]:
+    """The gRPC services' Services are headless: their name resolves to every ready pod, which
+    callers' channels go round (round_robin); through a virtual IP each caller's one
+    connection would hold a single pod. Nothing translates a headless Service's port, so the
+    port callers dial is the pods' own."""
+    problems = []
+    services = _by_name(docs, "Service")
+    deployments = _by_name(docs, "Deployment")
+    for name in GRPC_SERVICES:
+        spec = services[name]["spec"]
+        if spec.get("clusterIP") != "None":
+            problems.append(f"Service {name} is not headless (clusterIP: None)")
+        pod_ports = {
+            p["name"]: p["containerPort"]
+            for p in deployments[name]["spec"]["template"]["spec"]["containers"][0]["ports"]
+        }
+        for port in spec["ports"]:
+            if port["port"] != pod_ports.get(port["targetPort"]):
+                problems.append(
+                    f"Service {name}: port {port['port']} is not its pods' {port['targetPort']}"
+                )
+    for dep in deployments.values():
+        for key, value in _expanded_env(
+            docs, dep["spec"]["template"]["spec"]["containers"][0]
+        ).items():
+            host, _, port = value.rpartition(":")
+            if key.endswith("_ADDRESS") and host in GRPC_SERVICES:
+                served = [p["port"] for p in services[host]["spec"]["ports"]]
+                if int(port) not in served:
+                    problems.append(f"{dep['metadata']['name']}: {key}={value}, served on {served}")
+    return problems
+
+
 def pdb_problems(docs: list[Doc]) -> list[str]:
     problems = []
     pdbs = _of(docs, "PodDisruptionBudget")
@@ -530,6 +563,7 @@ CHECKS = (
     deployment_problems,
     secret_problems,
     hpa_problems,
+    service_problems,
     pdb_problems,
     settings_problems,
     migration_problems,
@@ -872,6 +906,17 @@ def test_the_checks_catch_broken_manifests() -> None:
         "spec"
     ]["maxReplicas"] = 7
     assert any("notify: maxReplicas 7 > 6 partitions" in p for p in hpa_problems(docs))
+
+    docs = _docs("prod")
+    del _by_name(docs, "Service")["notify"]["spec"]["clusterIP"]
+    _by_name(docs, "Service")["docs"]["spec"]["ports"][0]["port"] = 443
+    assert service_problems(docs) == [
+        "Service docs: port 443 is not its pods' grpc",
+        "Service notify is not headless (clusterIP: None)",
+        "gateway: TAWASUL_DOCS_ADDRESS=docs:50051, served on [443]",
+        "intake: TAWASUL_DOCS_ADDRESS=docs:50051, served on [443]",
+        "review: TAWASUL_DOCS_ADDRESS=docs:50051, served on [443]",
+    ]
 
     docs = _docs("prod")
     docs.remove(

@@ -365,10 +365,27 @@ class ServerLimits:
     max_concurrent_rpcs: int | None = None
     # A handler still running after this is cancelled; its caller gets DEADLINE_EXCEEDED.
     handler_seconds: float | None = None
+    # A caller's connection is closed after about this long (gRPC adds ±10 %), its calls in
+    # flight let finish: the caller connects again and resolves the service's name anew, so
+    # replicas started since the caller connected get their share of its calls.
+    connection_seconds: float | None = None
 
     @classmethod
     def of(cls, settings: ServiceSettings) -> ServerLimits:
-        return cls(settings.grpc_max_concurrent_rpcs, settings.grpc_handler_seconds)
+        return cls(
+            settings.grpc_max_concurrent_rpcs,
+            settings.grpc_handler_seconds,
+            settings.grpc_connection_seconds,
+        )
+
+    def options(self) -> list[tuple[str, int]]:
+        if self.connection_seconds is None:
+            return []
+        aged = [("grpc.max_connection_age_ms", round(self.connection_seconds * 1000))]
+        if self.handler_seconds is None:
+            return aged  # gRPC's default grace: calls in flight finish, however long
+        # No call runs past the handler's limit anyway.
+        return [*aged, ("grpc.max_connection_age_grace_ms", round(self.handler_seconds * 1000))]
 
 
 class GrpcServer:
@@ -403,6 +420,7 @@ class GrpcServer:
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.http2.bdp_probe", 0),
                 ("grpc.http2.lookahead_bytes", stream_window_bytes),
+                *limits.options(),
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )

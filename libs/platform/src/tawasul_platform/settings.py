@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     grpc_max_concurrent_rpcs: int = 200
     # A handler still running after this is cancelled and answered DEADLINE_EXCEEDED.
     grpc_handler_seconds: float = 30.0
+    # A caller's connection is closed after about this long, so that it resolves the service's
+    # name again and spreads its calls over the replicas started meanwhile (ServerLimits).
+    grpc_connection_seconds: float = 60.0
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
     shutdown_grace_seconds: float = 10.0
     # From SIGTERM to exit at most: past it the process exits with whatever still hangs.

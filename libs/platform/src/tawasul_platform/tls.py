@@ -27,6 +27,11 @@ ENV_CA = "TAWASUL_TLS_CA_FILE"
 
 ChannelOptions = Sequence[tuple[str, Any]]
 
+# A service's name resolves to every ready replica (a headless Service in Kubernetes): calls go
+# round the replicas. gRPC's default, pick_first, sends every call on the first address, so
+# replicas added for load got none of a running caller's calls.
+BALANCED: ChannelOptions = (("grpc.lb_policy_name", "round_robin"),)
+
 
 @dataclass(frozen=True)
 class TlsConfig:
@@ -83,12 +88,14 @@ def open_channel(
     target: str, tls: TlsConfig | None, *, options: ChannelOptions | None = None
 ) -> grpc.aio.Channel:
     """The one way to open an asyncio channel: mutual TLS when configured, else plaintext;
-    its unary calls carry the caller's trace (tracing.ClientTracing)."""
+    calls go round the addresses `target` resolves to (BALANCED), and its unary calls carry
+    the caller's trace (tracing.ClientTracing)."""
     traced = [ClientTracing()]
+    balanced = [*BALANCED, *(options or ())]
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=options, interceptors=traced)
+        return grpc.aio.insecure_channel(target, options=balanced, interceptors=traced)
     return grpc.aio.secure_channel(
-        target, channel_credentials(tls), options=options, interceptors=traced
+        target, channel_credentials(tls), options=balanced, interceptors=traced
     )
 
 

@@ -55,14 +55,20 @@ class Tls:
         return cls(cert=cert_file.read_bytes(), key=key_file.read_bytes(), ca=ca_file.read_bytes())
 
 
+# The services' names resolve to every ready replica: calls go round them (gRPC's default
+# sends them all to the first address, whatever replicas are added for load).
+_BALANCED = (("grpc.lb_policy_name", "round_robin"),)
+
+
 def open_channel(target: str, tls: Tls | None) -> grpc.aio.Channel:
-    """A channel to a Tawasul service: mutual TLS with `tls`, plaintext without (tests)."""
+    """A channel to a Tawasul service: mutual TLS with `tls`, plaintext without (tests); calls
+    go round the addresses `target` resolves to."""
     if tls is None:
-        return grpc.aio.insecure_channel(target)
+        return grpc.aio.insecure_channel(target, options=_BALANCED)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
     )
-    return grpc.aio.secure_channel(target, credentials)
+    return grpc.aio.secure_channel(target, credentials, options=_BALANCED)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_sdk import CHUNK_SIZE, TRACEPARENT, RetryPolicy, TawasulClient, TawasulError
-from tawasul_sdk.client import LOCALES_CACHED
+from tawasul_sdk.client import LOCALES_CACHED, open_channel
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -438,3 +438,35 @@ async def test_without_a_trace_source_no_trace_context_is_sent(
         await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
         await client.upload_document(b"%PDF", filename="a.pdf", content_type="application/pdf")
     assert (intake.traces, docs.traces) == ([""], [""])
+
+
+async def test_calls_go_round_every_replica_the_target_names() -> None:
+    """A service's name resolves to each of its replicas (a headless Service): the SDK's
+    channel sends its calls round them rather than all to the first."""
+    replicas = [FakeIntake(), FakeIntake()]  # type: ignore[abstract]
+    servers, port = [], 0
+    for host, intake in zip(("127.0.0.1", "127.0.0.2"), replicas, strict=True):
+        server = grpc.aio.server()
+        intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+        port = server.add_insecure_port(f"{host}:{port}")
+        await server.start()
+        servers.append(server)
+    try:
+        async with open_channel(f"ipv4:127.0.0.1:{port},127.0.0.2:{port}", None) as channel:
+            stub = intake_pb2_grpc.IntakeServiceStub(channel)
+            ask = intake_pb2.GetCatalogRequest(locale="ar")
+
+            async def both_answer() -> None:
+                # The first ready replica answers at once; the other once it connects.
+                while not all(r.catalog_calls for r in replicas):
+                    await stub.GetCatalog(ask, timeout=5)
+
+            await asyncio.wait_for(both_answer(), 10)
+            for r in replicas:
+                r.catalog_calls = 0
+            for _ in range(40):
+                await stub.GetCatalog(ask, timeout=5)
+        assert [r.catalog_calls for r in replicas] == [20, 20]
+    finally:
+        for server in servers:
+            await server.stop(None)

@@ -77,6 +77,7 @@ def grpc_server(settings: DocsSettings, service: DocsServicer) -> GrpcServer:
         limits=ServerLimits(
             settings.grpc_max_concurrent_rpcs,
             max(settings.grpc_handler_seconds, settings.upload_seconds + 10),
+            settings.grpc_connection_seconds,
         ),
     )
 
