@@ -354,6 +354,57 @@ async def test_a_department_a_reviewers_record_takes_away_is_closed_in_every_ser
         assert seen == {"docs": code, "notify": code, "routing": code, "review": code}
 
 
+async def test_a_docs_database_put_back_to_a_backup_gets_reviewers_records_again_at_start(
+    stack: Stack, clients: Clients
+) -> None:
+    """Review's administrator keeps a reviewer out of passports; docs' database is then put
+    back to a backup from before that record (its row gone). Until docs restarts it lets the
+    reviewer in again; at its start it reads review's records from their start and shuts
+    them out once more."""
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    reviewer_id = f"E-{uuid.uuid4().hex[:12]}"
+    reviewer = clients.token(reviewer_id, Role.REVIEWER, frozenset({"passports", "visas"}))
+    document = await clients.upload(citizen, "receipt.pdf", sample_pdf("receipt"))
+    await passport_problem(clients, citizen_id, document.document_id)
+
+    def docs_answers(code: str) -> Callable[[], Awaitable[str | None]]:
+        async def probe() -> str | None:
+            try:
+                await clients.docs.GetDownloadUrl(
+                    docs_pb2.GetDownloadUrlRequest(document_id=document.document_id),
+                    timeout=DEFAULT_DEADLINE_SECONDS,
+                    metadata=bearer(reviewer),
+                )
+                found = "OK"
+            except grpc.aio.AioRpcError as error:
+                found = error.code().name
+            return found if found == code else None
+
+        return probe
+
+    await eventually(docs_answers("OK"), what="docs letting the reviewer read the document")
+    await clients.review_admin.PutReviewer(
+        review_pb2.PutReviewerRequest(
+            reviewer=review_pb2.Reviewer(
+                reviewer_id=reviewer_id,
+                departments=["visas"],
+                languages=["ar"],
+                capacity=10,
+                available=True,
+            )
+        ),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(clients.token(REVIEW_ADMIN, Role.REVIEWER)),
+    )
+    await eventually(docs_answers("NOT_FOUND"), what="docs keeping the reviewer out")
+    await sql(stack, "docs", "DELETE FROM staff_records WHERE reviewer_id = :r", r=reviewer_id)
+    await eventually(docs_answers("OK"), what="the restored database letting the reviewer in")
+    await asyncio.to_thread(stack.stop_service, "docs")
+    await asyncio.to_thread(stack.start_service, "docs")
+    await eventually(docs_answers("NOT_FOUND"), what="docs keeping the reviewer out again")
+
+
 async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -> None:
     citizen = clients.token(new_citizen(), Role.CITIZEN)
     marker = f"plain-text-marker-{uuid.uuid4()}".encode()

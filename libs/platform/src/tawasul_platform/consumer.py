@@ -38,7 +38,7 @@ from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from itertools import chain
 from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -176,6 +176,8 @@ class EventConsumer:
         self._gather_ms = gather_ms
         # What the group does with each topic's records, in the order they were subscribed.
         self._appliers: dict[str, Apply] = {}
+        # Topics read from their start whenever the group is given their partitions.
+        self._tables: set[str] = set()
 
     def subscribe_batches(self, topic: str, handler: BatchHandler) -> None:
         """Hands each poll's events to `handler` in one call, inside one transaction; a batch
@@ -194,6 +196,15 @@ class EventConsumer:
             topic,
             lambda records: self._batch_or_one_by_one(records, whole, one, dlt, self._transaction),
         )
+
+    def subscribe_table(self, topic: str, handler: BatchHandler) -> None:
+        """As `subscribe_batches`, for a compacted topic whose every key's latest record the
+        service keeps (a record seen again changes nothing): the group reads it from its start
+        each time it is given its partitions, at every start of the process among them. So a
+        database put back to an older backup, or whose rows were lost, has every key's latest
+        again once the service restarts, whatever the group had committed."""
+        self.subscribe_batches(topic, handler)
+        self._tables.add(topic)
 
     def subscribe(self, topic: str, handler: EventHandler) -> None:
         dlt = dead_letter_topic(topic, self._group)
@@ -235,6 +246,9 @@ class EventConsumer:
             fetch_min_bytes=GATHER_BYTES if self._gather_ms else 1,
             fetch_max_wait_ms=self._gather_ms or IDLE_FETCH_MS,
             decoder=_undecoded,
+            listener=_FromStart(lambda: subscriber.consumer, self._tables)
+            if self._tables
+            else None,
         )
         subscriber(on_batch)
         # FastStream's batch loop sleeps as long again after a poll that found nothing, so a
@@ -505,6 +519,27 @@ class EventConsumer:
                 delay = min(delay * 2, 30.0)
 
 
+class _FromStart(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Moves the group's reading of `topics` to their start whenever it is given them."""
+
+    def __init__(self, consumer: Callable[[], AIOKafkaConsumer | None], topics: set[str]) -> None:
+        self._consumer = consumer
+        self._topics = topics
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        kafka = self._consumer()
+        if kafka is None:
+            return
+        for partition in assigned:
+            if partition.topic in self._topics:
+                # Offset 0 even where compaction left none: past a log's start, the group's
+                # reset policy (earliest) reads from its first record.
+                kafka.seek(partition, 0)
+
+
 class Subscriptions:
     """What a consumer group does with each topic's events (a poll's topics are applied at
     once, each in offset order). A service's composition root builds it; `subscribe` gives it
@@ -514,11 +549,19 @@ class Subscriptions:
     def __init__(self) -> None:
         self._batches: dict[str, BatchHandler] = {}
         self._each: dict[str, EventHandler] = {}
+        self._tables: set[str] = set()
 
     def batches(self, topic: str, handler: BatchHandler) -> Subscriptions:
         """A poll's events of `topic` at once (EventConsumer.subscribe_batches)."""
         self._new(topic)
         self._batches[topic] = handler
+        return self
+
+    def table(self, topic: str, handler: BatchHandler) -> Subscriptions:
+        """A compacted topic's events a poll at a time, read from its start whenever the group
+        is given it (EventConsumer.subscribe_table)."""
+        self.batches(topic, handler)
+        self._tables.add(topic)
         return self
 
     def each(self, topic: str, handler: EventHandler) -> Subscriptions:
@@ -534,7 +577,10 @@ class Subscriptions:
 
     def subscribe(self, consumer: EventConsumer) -> None:
         for topic, batch in self._batches.items():
-            consumer.subscribe_batches(topic, batch)
+            if topic in self._tables:
+                consumer.subscribe_table(topic, batch)
+            else:
+                consumer.subscribe_batches(topic, batch)
         for topic, handler in self._each.items():
             consumer.subscribe(topic, handler)
 

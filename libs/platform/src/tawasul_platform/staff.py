@@ -4,7 +4,9 @@ closed to them there too, not only in review.
 
 Review publishes each record on a compacted topic keyed by the reviewer (`ReviewerRecorded`);
 a consumer keeps the latest version of each in its own `staff_records` table
-(`db.staff_records_table`) and narrows a reviewer's token with it (`Principal.narrowed`).
+(`db.staff_records_table`) and narrows a reviewer's token with it (`Principal.narrowed`). The
+services read the topic as a table (`Subscriptions.table`): from its start at every start, so a
+database put back to an older backup has every reviewer's latest record again.
 """
 
 from __future__ import annotations

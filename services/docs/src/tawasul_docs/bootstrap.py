@@ -91,7 +91,7 @@ def subscriptions(uow: Callable[[], UnitOfWork]) -> Subscriptions:
         .each(REQUEST_SUBMITTED, on_submitted(uow))
         .batches(REQUEST_ROUTED, on_routed(uow))
         .each(APPLICANT_ACTIONS, on_applicant_action(uow))
-        .batches(STAFF_REVIEWERS, on_reviewers_recorded(uow))
+        .table(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 
 

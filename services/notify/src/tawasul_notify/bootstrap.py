@@ -90,7 +90,7 @@ def subscriptions(
         .batches(REQUEST_STATUS_CHANGED, tell)
         .batches(APPLICANT_ACTIONS, tell)
         .batches(SLA_ALERTS, tell)
-        .batches(STAFF_REVIEWERS, on_reviewers_recorded(uow))
+        .table(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 
 

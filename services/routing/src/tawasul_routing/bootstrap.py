@@ -52,7 +52,7 @@ def subscriptions(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> Subscri
         .batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
         .each(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
         .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
-        .batches(STAFF_REVIEWERS, on_reviewers_recorded(uow))
+        .table(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 
 
