@@ -29,8 +29,14 @@ ChannelOptions = Sequence[tuple[str, Any]]
 
 # A service's name resolves to every ready replica (a headless Service in Kubernetes): calls go
 # round the replicas. gRPC's default, pick_first, sends every call on the first address, so
-# replicas added for load got none of a running caller's calls.
-BALANCED: ChannelOptions = (("grpc.lb_policy_name", "round_robin"),)
+# replicas added for load got none of a running caller's calls. A replica that went away is
+# tried again every half second at most: with gRPC's backoff (1 s, growing to 2 minutes) one
+# back from a restart took a second or more to be called again.
+BALANCED: ChannelOptions = (
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+)
 
 
 @dataclass(frozen=True)

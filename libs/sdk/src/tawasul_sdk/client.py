@@ -56,8 +56,13 @@ class Tls:
 
 
 # The services' names resolve to every ready replica: calls go round them (gRPC's default
-# sends them all to the first address, whatever replicas are added for load).
-_BALANCED = (("grpc.lb_policy_name", "round_robin"),)
+# sends them all to the first address, whatever replicas are added for load), and one back from
+# a restart is called again within half a second (gRPC's backoff grows to 2 minutes).
+_BALANCED = (
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+)
 
 
 def open_channel(target: str, tls: Tls | None) -> grpc.aio.Channel:
