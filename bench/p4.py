@@ -38,12 +38,14 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -56,6 +58,7 @@ from tawasul_devstack.stack import Stack, StackConfig, replica_name
 from tawasul_platform import topics
 from tawasul_platform.catalog import Catalog, FieldType, SubService, load_catalog
 from tawasul_platform.events import envelope, timestamp
+from tawasul_platform.kafka_tls import client_context, security
 
 from bench.report import Figure
 from bench.runs import bench_process
@@ -328,6 +331,9 @@ class BaselineSpec:
     topic: str
     # partition -> the offset the backlog ends at (the consumer stops once it is there).
     ends: dict[int, int]
+    # Certificate, key and CA when the services reach Kafka over mutual TLS: the baseline then
+    # reads the backlog as routing does, on the same listener.
+    tls_files: tuple[str, str, str] | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -336,7 +342,14 @@ class BaselineSpec:
     def from_json(cls, text: str) -> BaselineSpec:
         raw = json.loads(text)
         raw["ends"] = {int(p): int(o) for p, o in raw["ends"].items()}
+        raw["tls_files"] = tuple(raw["tls_files"]) if raw.get("tls_files") else None
         return cls(**raw)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls_files is None:
+            return None
+        cert, key, ca = map(Path, self.tls_files)
+        return client_context(cert_file=cert, key_file=key, ca_file=ca)
 
 
 async def baseline_consume(spec: BaselineSpec) -> None:
@@ -348,6 +361,7 @@ async def baseline_consume(spec: BaselineSpec) -> None:
         group_id=spec.group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **security(spec.ssl_context()),
     )
     conn = await asyncpg.connect(host=spec.pg_socket_dir, user="postgres", database=spec.database)
     await consumer.start()
@@ -411,7 +425,12 @@ async def run_baseline(
 ) -> Drain:
     await kafka.place(BASELINE_GROUP, starts)
     spec = BaselineSpec(
-        bootstrap=config.kafka_bootstrap,
+        bootstrap=config.kafka_services_bootstrap,
+        tls_files=(
+            (str(config.tls_cert_file()), str(config.tls_key_file()), str(config.tls_ca_file))
+            if config.kafka_tls
+            else None
+        ),
         pg_socket_dir=str(config.pg_socket_dir),
         database=SCRATCH_DATABASE,
         group=BASELINE_GROUP,

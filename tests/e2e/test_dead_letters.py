@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable
 from pathlib import Path
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -20,6 +21,7 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform import deadletters, topics
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 
 from tests.e2e.chaos import start
 from tests.e2e.direct import scalar, sql
@@ -106,7 +108,13 @@ async def test_a_dead_letter_replayed_once_its_cause_is_mended_reaches_its_queue
         await start(stack, "review")
 
         async def queued(request_id: str) -> bool | None:
-            items = await clients.queue(reviewer, "reports")
+            try:
+                items = await clients.queue(reviewer, "reports")
+            except grpc.aio.AioRpcError as error:
+                # Review has just started: this client's channel may not have found it yet.
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                return None
             return True if any(i.request_id == request_id for i in items) else None
 
         await eventually(lambda: queued(stale), what="the stale work item in the queue")
@@ -119,7 +127,7 @@ async def test_a_dead_letter_replayed_once_its_cause_is_mended_reaches_its_queue
         {request.request_id},
         at_least=1,
     )
-    listed = await _tool(bootstrap, "list")
+    listed = await _tool(stack, "list")
     assert f"request={request.request_id}" in listed
     assert "request_number" in dict(parked.headers)["dlt.error"].decode()
     tracked = await clients.track(citizen, request.request_number)
@@ -128,7 +136,7 @@ async def test_a_dead_letter_replayed_once_its_cause_is_mended_reaches_its_queue
     # Mended: the stale item goes. Replayed: the request reaches its queue and is worked.
     await sql(stack, "review", "DELETE FROM history WHERE request_id = :id", id=stale)
     await sql(stack, "review", "DELETE FROM work_items WHERE request_id = :id", id=stale)
-    replayed = await _tool(bootstrap, "replay", topics.REQUEST_ROUTED, "review")
+    replayed = await _tool(stack, "replay", topics.REQUEST_ROUTED, "review")
     assert replayed.endswith("1 replayed\n"), replayed
     assert f"request={request.request_id}" in replayed
     await eventually(lambda: queued(request.request_id), what="the replayed request queued")
@@ -150,7 +158,7 @@ async def test_a_dead_letter_replayed_once_its_cause_is_mended_reaches_its_queue
         at_least=1,
     )
     assert [r.offset for r in again] == [parked.offset]
-    assert "tawasul.requests.routed.v1.dlt.review" not in await _tool(bootstrap, "list")
+    assert "tawasul.requests.routed.v1.dlt.review" not in await _tool(stack, "list")
     owned = "SELECT count(*) FROM work_items WHERE request_number = :number"
     assert await scalar(stack, "review", owned, number=request.request_number) == 1
 
@@ -209,7 +217,7 @@ async def test_a_status_change_replayed_after_a_later_one_leaves_the_status_show
     claim = changes[0]
     claim.event_id = str(uuid.uuid4())
     await publish(bootstrap, parked_on, claim.SerializeToString(), key=request.request_id.encode())
-    replayed = await _tool(bootstrap, "replay", topics.REQUEST_STATUS_CHANGED, "intake")
+    replayed = await _tool(stack, "replay", topics.REQUEST_STATUS_CHANGED, "intake")
     assert replayed.endswith("1 replayed\n"), replayed
     applied = "SELECT count(*) FROM inbox WHERE event_id = :id"
     await eventually(
@@ -217,7 +225,7 @@ async def test_a_status_change_replayed_after_a_later_one_leaves_the_status_show
         what="intake taking the replayed claim",
     )
     assert await status() == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
-    assert "dlt.intake" not in await _tool(bootstrap, "list")
+    assert "dlt.intake" not in await _tool(stack, "list")
 
 
 async def _one(count: Awaitable[object]) -> bool | None:
@@ -250,12 +258,16 @@ async def _publish_routed(bootstrap: str, request_id: str, number: str) -> None:
     )
 
 
-async def _tool(bootstrap: str, *args: str) -> str:
-    """Runs the operators' command as they would, and returns what it printed."""
+async def _tool(stack: Stack, *args: str) -> str:
+    """Runs the operators' command as they would, in a service's pod (its Kafka settings and
+    certificate: the TLS listener), and returns what it printed."""
+    pod = stack.config.service_env("review")
+    kafka = ("TAWASUL_KAFKA_BOOTSTRAP", "TAWASUL_KAFKA_TLS", ENV_CERT, ENV_KEY, ENV_CA)
+    assert pod["TAWASUL_KAFKA_TLS"] == "true"
     process = await asyncio.create_subprocess_exec(
         TOOL,
         *args,
-        env={**os.environ, "TAWASUL_KAFKA_BOOTSTRAP": bootstrap},
+        env={**os.environ, **{name: pod[name] for name in kafka}},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 from tawasul_devstack import install
 from tawasul_devstack.components.prometheus import rule_groups
 from tawasul_devstack.config import StackConfig
@@ -398,6 +399,15 @@ def custom_resource_problems(docs: list[Doc]) -> list[str]:
     listeners = kafka["spec"].get("kafka", {}).get("listeners", [])
     if not listeners:
         problems.append("Kafka has no listeners")
+    for listener in listeners:
+        # What the services carry is personal data: no listener without mutual TLS.
+        mutual = listener.get("tls") is True and listener.get("authentication") == {"type": "tls"}
+        if not mutual:
+            problems.append(f"Kafka listener {listener.get('name')} is not mutual TLS")
+    for ca in ("clusterCa", "clientsCa"):
+        # The services show the office's certificates: Strimzi must not make CAs of its own.
+        if kafka["spec"].get(ca, {}).get("generateCertificateAuthority") is not False:
+            problems.append(f"Kafka's {ca} is Strimzi's own, not the office's")
     if kafka["spec"]["kafka"].get("config", {}).get("auto.create.topics.enable") is not False:
         problems.append("Kafka creates topics on its own: every topic is declared")
     roles: set[str] = set()
@@ -410,13 +420,16 @@ def custom_resource_problems(docs: list[Doc]) -> list[str]:
         roles |= set(spec.get("roles", ()))
     if roles != {"controller", "broker"}:
         problems.append(f"the node pools' roles are {sorted(roles)}, not controller and broker")
-    bootstrap = {
-        cm["data"]["TAWASUL_KAFKA_BOOTSTRAP"]
+    kafka_settings = {
+        (cm["data"]["TAWASUL_KAFKA_BOOTSTRAP"], cm["data"].get("TAWASUL_KAFKA_TLS"))
         for cm in _of(docs, "ConfigMap")
         if "TAWASUL_KAFKA_BOOTSTRAP" in (cm.get("data") or {})
     }
-    if bootstrap != {f"{name}-kafka-bootstrap:9092"}:
-        problems.append(f"the services' Kafka bootstrap {bootstrap} is not Strimzi's for {name}")
+    ports = {listener.get("port") for listener in listeners}
+    if kafka_settings != {(f"{name}-kafka-bootstrap:{port}", "true") for port in ports}:
+        problems.append(
+            f"the services' Kafka settings {kafka_settings} are not Strimzi's TLS listener"
+        )
 
     declared = {
         t.name: (t.partitions, t.config()["retention.ms"], t.config()["cleanup.policy"])
@@ -938,9 +951,20 @@ def test_the_checks_catch_broken_manifests() -> None:
         "partitions"
     ] = 3
     docs.remove(_by_name(docs, "Cluster")["routing-db"])
+    (kafka,) = _of(docs, "Kafka")
+    del kafka["spec"]["kafka"]["listeners"][0]["authentication"]
+    del kafka["spec"]["clientsCa"]
     found = "\n".join(custom_resource_problems(docs))
     assert "KafkaTopics differ from tawasul_platform.topics.TOPICS" in found
     assert "routing: no CloudNativePG Cluster routing-db" in found
+    assert "Kafka listener tls is not mutual TLS" in found
+    assert "Kafka's clientsCa is Strimzi's own, not the office's" in found
+
+    docs = _docs("prod")
+    tawasul_common = _by_name(docs, "ConfigMap")
+    common = next(cm for n, cm in tawasul_common.items() if n.startswith("tawasul-common"))
+    common["data"]["TAWASUL_KAFKA_TLS"] = "false"
+    assert any("are not Strimzi's TLS listener" in p for p in custom_resource_problems(docs))
 
     docs = _docs("prod")
     (monitor,) = _of(docs, "PodMonitor")
@@ -988,6 +1012,11 @@ def test_the_settings_parse_from_the_rendered_environment(
         # The certificate files are read at validation; they come from the pod's Secret.
         if name.startswith("TAWASUL_TLS_"):
             del env[name]
+    # Kafka over TLS needs those files too: its switch is checked on its own.
+    if "TAWASUL_KAFKA_TLS" in env:
+        assert TypeAdapter(bool).validate_python(env.pop("TAWASUL_KAFKA_TLS")) is (
+            overlay == "prod"
+        )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = SETTINGS[service]()

@@ -15,7 +15,7 @@ from typing import Any
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig
 
 from tawasul_devstack.identity import DevIdentity
-from tawasul_devstack.pki import CLIENT, CLIENTS, GATEWAY, Pki
+from tawasul_devstack.pki import CLIENT, CLIENTS, GATEWAY, KAFKA, Pki
 
 SERVICES = ("docs", "intake", "routing", "review", "notify")
 # A service may run as this many processes: replica 1 is "<service>", replica n ≥ 2
@@ -132,7 +132,23 @@ class StackConfig:
 
     @property
     def kafka_bootstrap(self) -> str:
+        """The plaintext listener: the tests' and the bench's own clients."""
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def kafka_tls_port(self) -> int:
+        return self.port_base + 94
+
+    @property
+    def kafka_tls(self) -> bool:
+        """Whether the services reach Kafka over mutual TLS: the local broker has that listener;
+        the containers' image serves plaintext only."""
+        return self.infra == "local"
+
+    @property
+    def kafka_services_bootstrap(self) -> str:
+        """The listener the services use."""
+        return f"127.0.0.1:{self.kafka_tls_port}" if self.kafka_tls else self.kafka_bootstrap
 
     @property
     def minio_port(self) -> int:
@@ -265,7 +281,7 @@ class StackConfig:
 
     def ensure_pki(self) -> None:
         """The stack's CA, and a current certificate for every service and client."""
-        self.pki.ensure(servers=SERVICES, clients=CLIENTS)
+        self.pki.ensure(servers=(*SERVICES, KAFKA), clients=CLIENTS)
 
     def tls_env(self, name: str) -> dict[str, str]:
         """TAWASUL_TLS_* for a process (a service, the review CLI) that holds `name`'s
@@ -329,7 +345,8 @@ class StackConfig:
         return {
             **os.environ,
             "TAWASUL_DATABASE_URL": self.database_url(service),
-            "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_services_bootstrap,
+            "TAWASUL_KAFKA_TLS": str(self.kafka_tls).lower(),
             "TAWASUL_GRPC_ADDRESS": self.grpc_address(service, replica),
             "TAWASUL_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port(service, replica)}",
             "TAWASUL_METRICS_SECONDS": str(self.metrics_seconds),

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -31,21 +32,47 @@ LOG4J2_XML = """\
 PROBE_GROUP = "tawasul-devstack-readiness"
 
 
-def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+@dataclass(frozen=True)
+class TlsListener:
+    """The listener the services use: mutual TLS, a client certificate of the CA required."""
+
+    port: int
+    # The broker's key, its certificate and the CA's, PEM in one file (Kafka's PEM keystore).
+    keystore: Path
+    ca_file: Path
+
+
+def server_properties(
+    port: int, controller_port: int, data_dir: Path, tls: TlsListener | None = None
+) -> str:
     # auto.create.topics.enable=false: every topic comes from tawasul_platform.topics.
     # group.coordinator.append.linger.ms=0: an offset commit otherwise waits 5 ms for others to
     # share its write, and every consumer commits after each batch before it polls again (a
     # commit's round trip went from 6.4 to about 1 ms).
+    # PLAINTEXT stays for the tests' and the bench's own clients, and between the node's roles.
+    listeners = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    ssl = ""
+    if tls is not None:
+        listeners += f",SSL://127.0.0.1:{tls.port}"
+        protocols += ",SSL:SSL"
+        ssl = f"""\
+ssl.keystore.type=PEM
+ssl.keystore.location={tls.keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={tls.ca_file}
+ssl.client.auth=required
+"""
     return f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners={listeners},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map={protocols}
 inter.broker.listener.name=PLAINTEXT
-log.dirs={data_dir}
+{ssl}log.dirs={data_dir}
 num.partitions=6
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1

@@ -31,6 +31,8 @@ REVIEW_CLI = "review-cli"
 # The channels' HTTP gateway: it calls intake and docs for the end users it serves.
 GATEWAY = "gateway"
 CLIENTS = (CLIENT, REVIEW_CLI, GATEWAY)
+# The broker's TLS listener, which the services reach Kafka on.
+KAFKA = "kafka"
 
 CA_DAYS = 3650
 LEAF_DAYS = 365

@@ -14,7 +14,7 @@ from tawasul_devstack.config import (
     replica_name,
     split_replica,
 )
-from tawasul_devstack.kafka import cluster_id, server_properties
+from tawasul_devstack.kafka import TlsListener, cluster_id, server_properties
 
 ENV_VARS = (
     "TAWASUL_STACK_DIR",
@@ -166,7 +166,7 @@ def test_service_env_has_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     assert env["SOME_UNRELATED"] == "kept"
     assert env["TAWASUL_DATABASE_URL"] == config.database_url("routing")
-    assert env["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20092"
+    assert env["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20094"  # the TLS listener
     assert env["TAWASUL_GRPC_ADDRESS"] == "127.0.0.1:20103"
     assert [i["jwks"] for i in json.loads(env["TAWASUL_IDENTITY_ISSUERS"])] == [
         str(tmp_path / "identity" / "users.jwks.json"),
@@ -206,6 +206,38 @@ def test_kafka_properties_follow_the_ports(tmp_path: Path) -> None:
     assert props["auto.create.topics.enable"] == "false"
     assert props["num.partitions"] == "6"
     assert props["group.coordinator.append.linger.ms"] == "0"
+
+
+def test_kafkas_tls_listener_requires_a_certificate_of_the_ca(tmp_path: Path) -> None:
+    listener = TlsListener(20094, tmp_path / "keystore.pem", tmp_path / "ca.pem")
+    props = dict(
+        line.split("=", 1)
+        for line in server_properties(20092, 20093, tmp_path / "data", listener).splitlines()
+    )
+
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:20092,SSL://127.0.0.1:20094,CONTROLLER://127.0.0.1:20093"
+    )
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:20092,SSL://127.0.0.1:20094"
+    assert props["listener.security.protocol.map"].split(",") == [
+        "PLAINTEXT:PLAINTEXT",
+        "CONTROLLER:PLAINTEXT",
+        "SSL:SSL",
+    ]
+    assert props["ssl.keystore.location"] == str(tmp_path / "keystore.pem")
+    assert props["ssl.truststore.location"] == str(tmp_path / "ca.pem")
+    assert props["ssl.client.auth"] == "required"
+
+
+def test_services_reach_the_local_kafka_over_tls_and_the_containers_plaintext(
+    tmp_path: Path,
+) -> None:
+    local = StackConfig(tmp_path, tmp_path, port_base=20000).service_env("routing")
+    assert local["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20094"
+    assert local["TAWASUL_KAFKA_TLS"] == "true"
+    contained = StackConfig(tmp_path, tmp_path, port_base=20000, infra="containers")
+    assert contained.service_env("routing")["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20092"
+    assert contained.service_env("routing")["TAWASUL_KAFKA_TLS"] == "false"
 
 
 def test_cluster_id_has_kafkas_shape() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, UnknownMemberIdError
 from aiokafka.structs import TopicPartition
+
+from tawasul_platform.kafka_tls import security
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,17 @@ def slowest(
 
 
 async def adopt_offsets(
-    bootstrap: str, group: str, readers: Mapping[str, Sequence[str]]
+    bootstrap: str,
+    group: str,
+    readers: Mapping[str, Sequence[str]],
+    ssl_context: ssl.SSLContext | None = None,
 ) -> dict[TopicPartition, int]:
     """Once, before `group` first reads: commits for it, on each partition of the topics in
     `readers`, the offset of the slowest of the groups that read that topic until now, so that
     nothing they had still to read is skipped (what they had read is read again: the new group's
     handlers must be idempotent). Returns what it committed; nothing when `group` has committed
     offsets of its own already (a replica adopted them, or it has been reading)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security(ssl_context))
     await admin.start()
     try:
         if await admin.list_consumer_group_offsets(group):
@@ -59,7 +65,10 @@ async def adopt_offsets(
     if not offsets:
         return {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        **security(ssl_context),
     )
     await consumer.start()
     try:

@@ -33,6 +33,7 @@ import contextlib
 import functools
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from itertools import chain
@@ -43,6 +44,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.security import BaseSecurity
 from google.protobuf.message import DecodeError
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, use_span
@@ -145,6 +147,7 @@ class EventConsumer:
         bootstrap: str,
         group: str,
         producer: AIOKafkaProducer,
+        ssl_context: ssl.SSLContext | None = None,
         transaction: Transaction | None = None,
         max_attempts: int = 4,
         backoff_seconds: float = 0.5,
@@ -159,6 +162,7 @@ class EventConsumer:
         # step in a worker thread for every batch; the message is read from the context instead.
         self._broker = KafkaBroker(
             bootstrap,
+            security=None if ssl_context is None else BaseSecurity(ssl_context=ssl_context),
             graceful_timeout=graceful_timeout,
             logger=logging.getLogger("faststream"),
             apply_types=False,

@@ -20,7 +20,8 @@ short is run again: what it had published already reaches the groups twice, and 
     tawasul-dead-letters replay TOPIC GROUP [--count N]
     tawasul-dead-letters discard TOPIC GROUP --count N
 
-Kafka: --bootstrap, else TAWASUL_KAFKA_BOOTSTRAP (every service's pod has it).
+Kafka: --bootstrap, else TAWASUL_KAFKA_BOOTSTRAP (every service's pod has it); over mutual TLS
+with the pod's certificate when TAWASUL_KAFKA_TLS says so, as the service (kafka_tls).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +42,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
 
+from tawasul_platform.kafka_tls import from_env, security
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, dead_letter_topic
 
 HANDLED_GROUP = "tawasul-dead-letters"
@@ -171,9 +174,12 @@ def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
 
 
 @asynccontextmanager
-async def _reading(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+async def _reading(
+    bootstrap: str, ssl_context: ssl.SSLContext | None
+) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **security(ssl_context),
         group_id=HANDLED_GROUP,
         enable_auto_commit=False,
         # A pending dead letter past the topic's retention: read on from the oldest kept.
@@ -189,12 +195,16 @@ async def _reading(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
 
 
 async def pending(
-    bootstrap: str, *, limit: int | None = None, everything: bool = False
+    bootstrap: str,
+    *,
+    limit: int | None = None,
+    everything: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> list[Pending]:
     """Each subscription's dead letters not dealt with yet (every one kept, with
     `everything`): how many, and the oldest `limit` of them (None: all)."""
     found = []
-    async with _reading(bootstrap) as consumer:
+    async with _reading(bootstrap, ssl_context) as consumer:
         for topic, group in SUBSCRIPTIONS:
             dlt = dead_letter_topic(topic, group)
             letters = _DeadLetters(consumer, dlt)
@@ -204,14 +214,22 @@ async def pending(
     return found
 
 
-async def replay(bootstrap: str, topic: str, group: str, count: int | None) -> list[DeadLetter]:
+async def replay(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    count: int | None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> list[DeadLetter]:
     """Publishes the oldest `count` (None: all) pending dead letters of the subscription on
     `topic` again, then marks them dealt with; returns them."""
     dlt = subscription(topic, group)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **security(ssl_context)
+    )
     try:
         await producer.start()
-        async with _reading(bootstrap) as consumer:
+        async with _reading(bootstrap, ssl_context) as consumer:
             letters = _DeadLetters(consumer, dlt)
             await letters.open(everything=False)
             taken = await letters.take(count)
@@ -228,11 +246,17 @@ async def replay(bootstrap: str, topic: str, group: str, count: int | None) -> l
     return taken
 
 
-async def discard(bootstrap: str, topic: str, group: str, count: int) -> list[DeadLetter]:
+async def discard(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    count: int,
+    ssl_context: ssl.SSLContext | None = None,
+) -> list[DeadLetter]:
     """Marks the oldest `count` pending dead letters of the subscription dealt with, without
     replaying them (they were looked at, and nothing is to be done); returns them."""
     dlt = subscription(topic, group)
-    async with _reading(bootstrap) as consumer:
+    async with _reading(bootstrap, ssl_context) as consumer:
         letters = _DeadLetters(consumer, dlt)
         await letters.open(everything=False)
         taken = await letters.take(count)
@@ -272,8 +296,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    ssl_context = from_env()
     if args.command == "list":
-        found = await pending(args.bootstrap, limit=args.limit, everything=args.all)
+        found = await pending(
+            args.bootstrap, limit=args.limit, everything=args.all, ssl_context=ssl_context
+        )
         for each in found:
             if each.count:
                 print(f"{each.dlt}: {each.count} {'kept' if args.all else 'pending'}")
@@ -284,7 +311,7 @@ async def _run(args: argparse.Namespace) -> None:
             print("no dead letters" + ("" if args.all else " pending"))
         return
     act = replay if args.command == "replay" else discard
-    done = await act(args.bootstrap, args.topic, args.group, args.count)
+    done = await act(args.bootstrap, args.topic, args.group, args.count, ssl_context)
     for letter in done:
         print(f"{args.command}ed {letter.describe()}")
     print(f"{len(done)} {args.command}ed")

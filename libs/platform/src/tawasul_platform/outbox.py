@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from tawasul_platform import tracing
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.faults import is_conflict, is_transient
+from tawasul_platform.kafka_tls import security
 from tawasul_platform.sql import Database, Session
 
 log = logging.getLogger(__name__)
@@ -69,11 +71,15 @@ def _outbox_insert(table: Table, service: str) -> ReturningInsert[Any]:
     return insert_arrays(table, columns).returning(func.pg_notify(notify_channel(service), ""))
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, ssl_context: ssl.SSLContext | None = None) -> AIOKafkaProducer:
     # No linger: a relay sends a wake-up's rows without yielding and then waits for them all,
     # so they are batched already; lingering only held every hop 2 ms more.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=0,
+        **security(ssl_context),
     )
 
 

@@ -78,6 +78,7 @@ def _consumer(
 ) -> EventConsumer:
     return EventConsumer(
         bootstrap=settings.kafka_bootstrap,
+        ssl_context=settings.kafka_ssl,
         group=group,
         producer=producer,
         transaction=transaction,
@@ -105,7 +106,7 @@ def build_plumbing(
         pool_size=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout_seconds,
     )
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings.kafka_bootstrap, settings.kafka_ssl)
     database = Database(engine)
     messaging = Messaging(service, outbox, inbox)
 

@@ -5,6 +5,7 @@ Every knob is an environment variable prefixed TAWASUL_; a missing required one 
 
 from __future__ import annotations
 
+import ssl
 from datetime import time
 from pathlib import Path
 from typing import Self
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tawasul_calendar import Sector
 
 from tawasul_platform.identity import Issuer
+from tawasul_platform.kafka_tls import client_context
 from tawasul_platform.logs import LogFormat
 from tawasul_platform.tls import TlsConfig, tls_config
 
@@ -23,6 +25,8 @@ class ServiceSettings(BaseSettings):
 
     database_url: str
     kafka_bootstrap: str
+    # The brokers' TLS listener, with this process's certificate (tawasul_platform.kafka_tls).
+    kafka_tls: bool = False
     grpc_address: str
     # The identity providers whose tokens this service accepts (JSON list of {issuer, kind,
     # jwks}) and the audience a token must name; each service sets its own default.
@@ -97,6 +101,7 @@ class ServiceSettings(BaseSettings):
     calendar_config_path: Path | None = None
 
     _tls: TlsConfig | None = PrivateAttr(default=None)
+    _kafka_ssl: ssl.SSLContext | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _load_tls(self) -> Self:
@@ -104,7 +109,19 @@ class ServiceSettings(BaseSettings):
         self._tls = tls_config(
             cert_file=self.tls_cert_file, key_file=self.tls_key_file, ca_file=self.tls_ca_file
         )
+        if self.kafka_tls:
+            if self.tls_cert_file is None or self.tls_key_file is None or self.tls_ca_file is None:
+                raise ValueError("kafka_tls needs this process's certificate (tls_*_file)")
+            self._kafka_ssl = client_context(
+                cert_file=self.tls_cert_file, key_file=self.tls_key_file, ca_file=self.tls_ca_file
+            )
         return self
+
+    @property
+    def kafka_ssl(self) -> ssl.SSLContext | None:
+        """How every Kafka client of the process reaches the brokers: mutual TLS, or None for
+        plaintext (tawasul_platform.kafka_tls)."""
+        return self._kafka_ssl
 
     @property
     def tls(self) -> TlsConfig | None:

@@ -162,7 +162,7 @@ async def build(settings: NotifySettings) -> Runtime:
     runtime = plumbing.runtime(grpc_server(settings, servicer(settings, uow=uow, sms=gateway)))
 
     async def adopt() -> None:
-        await adopt_offsets(settings.kafka_bootstrap, GROUP, FORMER_READERS)
+        await adopt_offsets(settings.kafka_bootstrap, GROUP, FORMER_READERS, settings.kafka_ssl)
 
     runtime.startup.append(adopt)
     runtime.loops.extend(sender.run for sender in sending.values())

@@ -150,7 +150,9 @@ async def build(settings: ReviewSettings) -> Runtime:
     runtime = plumbing.runtime(server)
 
     async def adopt() -> None:
-        await adopt_offsets(settings.kafka_bootstrap, RECEIPTS_GROUP, FORMER_READERS)
+        await adopt_offsets(
+            settings.kafka_bootstrap, RECEIPTS_GROUP, FORMER_READERS, settings.kafka_ssl
+        )
 
     runtime.startup.append(adopt)
 

@@ -1,0 +1,45 @@
+"""Kafka over mutual TLS, with the certificate a process already shows on gRPC.
+
+With `kafka_tls` (TAWASUL_KAFKA_TLS) a service reaches the brokers on their TLS listener: it
+verifies the broker's certificate against the office's CA and the broker's name, and shows its
+own (TAWASUL_TLS_CERT_FILE, _KEY_FILE), which the broker requires: events carry beneficiaries'
+names, ID numbers and mobile numbers, and nothing without a certificate of the office reads or
+writes them. Every aiokafka client the platform builds (producer, consumer groups, admin)
+takes `security(context)`; None is plaintext (tests, tools on the dev stack's plain listener).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
+
+ENV_KAFKA_TLS = "TAWASUL_KAFKA_TLS"
+
+
+def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
+    """Trusts brokers the CA signed, for the name dialled, and shows this process's certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def security(context: ssl.SSLContext | None) -> dict[str, Any]:
+    """aiokafka's keyword arguments for `context`: none for plaintext."""
+    if context is None:
+        return {}
+    return {"security_protocol": "SSL", "ssl_context": context}
+
+
+def from_env() -> ssl.SSLContext | None:
+    """For tools run in a service's pod (tawasul-dead-letters): TLS as the service has it."""
+    if os.environ.get(ENV_KAFKA_TLS, "").lower() not in ("1", "true", "yes", "on"):
+        return None
+    files = [os.environ.get(name, "") for name in (ENV_CERT, ENV_KEY, ENV_CA)]
+    if not all(files):
+        raise ValueError(f"{ENV_KAFKA_TLS} needs {ENV_CERT}, {ENV_KEY} and {ENV_CA}")
+    cert, key, ca = map(Path, files)
+    return client_context(cert_file=cert, key_file=key, ca_file=ca)
