@@ -97,6 +97,9 @@ class StackConfig:
     infra: str = "local"
     # The niceness of the BACKGROUND processes (0: none yields).
     background_nice: int = 10
+    # Whether the services reach the local Kafka on its TLS listener (TAWASUL_STACK_KAFKA_TLS=0:
+    # on the plaintext one, to measure what TLS costs).
+    services_kafka_tls: bool = True
 
     def __post_init__(self) -> None:
         # Absolute paths: they are handed to servers that run with other working directories.
@@ -112,6 +115,7 @@ class StackConfig:
             port_base=int(env.get("TAWASUL_PORT_BASE") or 19000),
             infra=env.get("TAWASUL_STACK_INFRA") or "local",
             background_nice=int(env.get("TAWASUL_BACKGROUND_NICE") or 10),
+            services_kafka_tls=env.get("TAWASUL_STACK_KAFKA_TLS", "1") != "0",
         )
         return dataclasses.replace(config, **overrides)
 
@@ -141,9 +145,9 @@ class StackConfig:
 
     @property
     def kafka_tls(self) -> bool:
-        """Whether the services reach Kafka over mutual TLS: the local broker has that listener;
-        the containers' image serves plaintext only."""
-        return self.infra == "local"
+        """Whether the services reach Kafka over mutual TLS: the local broker has that listener
+        (unless `services_kafka_tls` is off); the containers' image serves plaintext only."""
+        return self.infra == "local" and self.services_kafka_tls
 
     @property
     def kafka_services_bootstrap(self) -> str:

@@ -235,6 +235,9 @@ def test_services_reach_the_local_kafka_over_tls_and_the_containers_plaintext(
     local = StackConfig(tmp_path, tmp_path, port_base=20000).service_env("routing")
     assert local["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20094"
     assert local["TAWASUL_KAFKA_TLS"] == "true"
+    plain = StackConfig(tmp_path, tmp_path, port_base=20000, services_kafka_tls=False)
+    assert plain.service_env("routing")["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20092"
+    assert plain.service_env("routing")["TAWASUL_KAFKA_TLS"] == "false"
     contained = StackConfig(tmp_path, tmp_path, port_base=20000, infra="containers")
     assert contained.service_env("routing")["TAWASUL_KAFKA_BOOTSTRAP"] == "127.0.0.1:20092"
     assert contained.service_env("routing")["TAWASUL_KAFKA_TLS"] == "false"
