@@ -336,19 +336,7 @@ async def test_a_department_a_reviewers_record_takes_away_is_closed_in_every_ser
 
     await eventually(all_answer("OK"), what="the reviewer reading the request everywhere")
     for departments in (["visas"], ["passports", "visas"]):
-        await clients.review_admin.PutReviewer(
-            review_pb2.PutReviewerRequest(
-                reviewer=review_pb2.Reviewer(
-                    reviewer_id=reviewer_id,
-                    departments=departments,
-                    languages=["ar"],
-                    capacity=10,
-                    available=True,
-                )
-            ),
-            timeout=DEFAULT_DEADLINE_SECONDS,
-            metadata=bearer(clients.token(REVIEW_ADMIN, Role.REVIEWER)),
-        )
+        await keep_reviewer_in(clients, reviewer_id, departments)
         code = "OK" if "passports" in departments else "NOT_FOUND"
         seen = await eventually(all_answer(code), what=f"every service answering {code}")
         assert seen == {"docs": code, "notify": code, "routing": code, "review": code}
@@ -384,11 +372,22 @@ async def test_a_docs_database_put_back_to_a_backup_gets_reviewers_records_again
         return probe
 
     await eventually(docs_answers("OK"), what="docs letting the reviewer read the document")
+    await keep_reviewer_in(clients, reviewer_id, ["visas"])
+    await eventually(docs_answers("NOT_FOUND"), what="docs keeping the reviewer out")
+    await sql(stack, "docs", "DELETE FROM staff_records WHERE reviewer_id = :r", r=reviewer_id)
+    await eventually(docs_answers("OK"), what="the restored database letting the reviewer in")
+    await asyncio.to_thread(stack.stop_service, "docs")
+    await asyncio.to_thread(stack.start_service, "docs")
+    await eventually(docs_answers("NOT_FOUND"), what="docs keeping the reviewer out again")
+
+
+async def keep_reviewer_in(clients: Clients, reviewer_id: str, departments: list[str]) -> None:
+    """Review's administrator records the reviewer in `departments` alone (PutReviewer)."""
     await clients.review_admin.PutReviewer(
         review_pb2.PutReviewerRequest(
             reviewer=review_pb2.Reviewer(
                 reviewer_id=reviewer_id,
-                departments=["visas"],
+                departments=departments,
                 languages=["ar"],
                 capacity=10,
                 available=True,
@@ -397,12 +396,6 @@ async def test_a_docs_database_put_back_to_a_backup_gets_reviewers_records_again
         timeout=DEFAULT_DEADLINE_SECONDS,
         metadata=bearer(clients.token(REVIEW_ADMIN, Role.REVIEWER)),
     )
-    await eventually(docs_answers("NOT_FOUND"), what="docs keeping the reviewer out")
-    await sql(stack, "docs", "DELETE FROM staff_records WHERE reviewer_id = :r", r=reviewer_id)
-    await eventually(docs_answers("OK"), what="the restored database letting the reviewer in")
-    await asyncio.to_thread(stack.stop_service, "docs")
-    await asyncio.to_thread(stack.start_service, "docs")
-    await eventually(docs_answers("NOT_FOUND"), what="docs keeping the reviewer out again")
 
 
 async def test_documents_are_encrypted_at_rest(stack: Stack, clients: Clients) -> None:
