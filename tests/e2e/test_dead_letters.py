@@ -21,7 +21,6 @@ from tawasul_devstack.stack import Stack
 from tawasul_platform import deadletters, topics
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
-from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 
 from tests.e2e.chaos import start
 from tests.e2e.direct import scalar, sql
@@ -259,15 +258,15 @@ async def _publish_routed(bootstrap: str, request_id: str, number: str) -> None:
 
 
 async def _tool(stack: Stack, *args: str) -> str:
-    """Runs the operators' command as they would, in a service's pod (its Kafka settings and
-    certificate: the TLS listener), and returns what it printed."""
-    pod = stack.config.service_env("review")
-    kafka = ("TAWASUL_KAFKA_BOOTSTRAP", "TAWASUL_KAFKA_TLS", ENV_CERT, ENV_KEY, ENV_CA)
-    assert pod["TAWASUL_KAFKA_TLS"] == "true"
+    """Runs the operators' command as they would, with the operator's certificate on the TLS
+    listener (Kafka's ACLs let no service read the other groups' dead letters), and returns
+    what it printed."""
+    env = stack.config.operator_env()
+    assert env["TAWASUL_KAFKA_TLS"] == "true"
     process = await asyncio.create_subprocess_exec(
         TOOL,
         *args,
-        env={**os.environ, **{name: pod[name] for name in kafka}},
+        env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -79,8 +79,11 @@ async def test_kafkas_tls_listener_admits_only_certificates_of_the_office(
     cfg = stack.config
     listener = cfg.kafka_services_bootstrap
     assert listener != cfg.kafka_bootstrap
+    # A service's certificate: the ACLs show the others none of the topics (test_kafka_acls).
     office = client_context(
-        cert_file=cfg.tls_cert_file(), key_file=cfg.tls_key_file(), ca_file=cfg.tls_ca_file
+        cert_file=cfg.tls_cert_file("routing"),
+        key_file=cfg.tls_key_file("routing"),
+        ca_file=cfg.tls_ca_file,
     )
     assert topics.REQUEST_SUBMITTED in await _topics(listener, office)
 

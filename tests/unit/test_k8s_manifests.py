@@ -41,8 +41,9 @@ from tawasul_docs.settings import DocsSettings
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_intake.settings import IntakeSettings
 from tawasul_notify.settings import NotifySettings
+from tawasul_platform.kafka_acls import OPERATOR, Grant, grants
 from tawasul_platform.settings import ServiceSettings
-from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS
+from tawasul_platform.topics import REQUEST_SUBMITTED, SUBSCRIPTIONS, TOPICS, group_service
 from tawasul_review.settings import ReviewSettings
 from tawasul_routing.settings import RoutingSettings
 
@@ -71,6 +72,7 @@ CUSTOM = {
     ("kafka.strimzi.io/v1beta2", "Kafka"),
     ("kafka.strimzi.io/v1beta2", "KafkaNodePool"),
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"),
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("minio.min.io/v2", "Tenant"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
@@ -261,7 +263,7 @@ def _consumer_partitions() -> dict[str, int]:
     partitions = {t.name: t.partitions for t in TOPICS}
     fewest: dict[str, int] = {}
     for topic, group in SUBSCRIPTIONS:
-        service = group.split("-")[0]
+        service = group_service(group)
         fewest[service] = min(fewest.get(service, partitions[topic]), partitions[topic])
     return fewest
 
@@ -280,7 +282,7 @@ def hpa_problems(docs: list[Doc]) -> list[str]:
         if most > cap:
             problems.append(f"{service}: maxReplicas {most} > {cap} partitions")
         for topic, group in SUBSCRIPTIONS:
-            if group.split("-")[0] == service and topic in topics and most > topics[topic]:
+            if group_service(group) == service and topic in topics and most > topics[topic]:
                 problems.append(f"{service}: maxReplicas {most} > KafkaTopic {topic}'s partitions")
         if hpa["spec"].get("minReplicas", 1) > most:
             problems.append(f"{service}: minReplicas above maxReplicas")
@@ -382,6 +384,35 @@ def migration_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
+def _kafka_user_problems(docs: list[Doc], cluster: str) -> list[str]:
+    """Strimzi's KafkaUsers grant exactly what tawasul_platform.kafka_acls does, to the names
+    of the office's certificates (tls-external)."""
+    problems = []
+    found = set()
+    for user in _of(docs, "KafkaUser"):
+        name = user["metadata"]["name"]
+        spec = user["spec"]
+        if user["metadata"].get("labels", {}).get("strimzi.io/cluster") != cluster:
+            problems.append(f"KafkaUser {name} is not of Kafka {cluster}")
+        if spec.get("authentication") != {"type": "tls-external"}:
+            problems.append(f"KafkaUser {name}: not the office's certificate (tls-external)")
+        authorization = spec.get("authorization", {})
+        if authorization.get("type") != "simple":
+            problems.append(f"KafkaUser {name}: no simple authorization")
+        for acl in authorization.get("acls", ()):
+            resource = acl["resource"]
+            for operation in acl.get("operations", ()):
+                found.add(
+                    Grant(
+                        name, resource["type"], resource["name"], operation, resource["patternType"]
+                    )
+                )
+    if found != grants():
+        diff = sorted(found ^ grants())
+        problems.append(f"KafkaUsers' ACLs differ from tawasul_platform.kafka_acls: {diff}")
+    return problems
+
+
 def custom_resource_problems(docs: list[Doc]) -> list[str]:
     """The operators' objects, checked as their CRDs would (required fields) and against what
     the services expect of them."""
@@ -408,6 +439,9 @@ def custom_resource_problems(docs: list[Doc]) -> list[str]:
         # The services show the office's certificates: Strimzi must not make CAs of its own.
         if kafka["spec"].get(ca, {}).get("generateCertificateAuthority") is not False:
             problems.append(f"Kafka's {ca} is Strimzi's own, not the office's")
+    if kafka["spec"]["kafka"].get("authorization") != {"type": "simple"}:
+        problems.append("Kafka does not authorize: any certificate of the office may do all")
+    problems += _kafka_user_problems(docs, name)
     if kafka["spec"]["kafka"].get("config", {}).get("auto.create.topics.enable") is not False:
         problems.append("Kafka creates topics on its own: every topic is declared")
     roles: set[str] = set()
@@ -954,7 +988,12 @@ def test_the_checks_catch_broken_manifests() -> None:
     (kafka,) = _of(docs, "Kafka")
     del kafka["spec"]["kafka"]["listeners"][0]["authentication"]
     del kafka["spec"]["clientsCa"]
+    del kafka["spec"]["kafka"]["authorization"]
+    notify = _by_name(docs, "KafkaUser")["notify"]
+    notify["spec"]["authorization"]["acls"][0]["resource"]["name"] = REQUEST_SUBMITTED
     found = "\n".join(custom_resource_problems(docs))
+    assert "Kafka does not authorize" in found
+    assert "KafkaUsers' ACLs differ from tawasul_platform.kafka_acls" in found
     assert "KafkaTopics differ from tawasul_platform.topics.TOPICS" in found
     assert "routing: no CloudNativePG Cluster routing-db" in found
     assert "Kafka listener tls is not mutual TLS" in found
@@ -999,6 +1038,39 @@ def _expanded_env(docs: list[Doc], container: Doc) -> dict[str, str]:
                 r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), entry["value"]
             )
     return env
+
+
+def test_the_operators_dead_letters_pod_is_prods_and_shows_the_operators_certificate(
+    tmp_path: Path,
+) -> None:
+    (pod,) = yaml.safe_load_all((K8S / "tools" / "dead-letters.yaml").read_text())
+    result = _validate([pod], tmp_path, "tools")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    assert (
+        _hardening_problems("dead-letters", container["securityContext"], spec["securityContext"])
+        == []
+    )
+    docs = _docs("prod")
+    routing = _container(docs, "routing")
+    assert container["image"] == routing["image"]
+    prod = _expanded_env(docs, routing)
+    assert _expanded_env(docs, container) == {
+        name: prod[name]
+        for name in (
+            "TAWASUL_KAFKA_BOOTSTRAP",
+            "TAWASUL_KAFKA_TLS",
+            "TAWASUL_TLS_CERT_FILE",
+            "TAWASUL_TLS_KEY_FILE",
+            "TAWASUL_TLS_CA_FILE",
+        )
+    }
+    tls = {m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/etc/tawasul/tls"}
+    (volume,) = [v for v in spec["volumes"] if v["name"] in tls]
+    assert volume["secret"]["secretName"] == f"{OPERATOR}-tls"
+    assert OPERATOR in _by_name(docs, "KafkaUser")
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from tawasul_platform.kafka_acls import OPERATOR
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig
 
 from tawasul_devstack.identity import DevIdentity
@@ -294,6 +295,15 @@ class StackConfig:
             ENV_CERT: str(self.tls_cert_file(name)),
             ENV_KEY: str(self.tls_key_file(name)),
             ENV_CA: str(self.tls_ca_file),
+        }
+
+    def operator_env(self) -> dict[str, str]:
+        """What the operators' Kafka tools (tawasul-dead-letters) run with: the services'
+        listener, as pki.OPERATOR, which Kafka's ACLs let read the dead letters and replay them."""
+        return {
+            "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_services_bootstrap,
+            "TAWASUL_KAFKA_TLS": str(self.kafka_tls).lower(),
+            **self.tls_env(OPERATOR),
         }
 
     def grpc_port(self, service: str, replica: int = 1) -> int:

@@ -9,8 +9,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer
+from aiokafka.errors import KafkaError, for_code
+from aiokafka.protocol.admin import CreateAclsRequest
+from tawasul_platform.kafka_acls import Grant, grants, principal
 from tawasul_platform.topics import TOPICS, ensure_topics
 
 # WARN keeps the log readable; the start line tells when the broker came up.
@@ -49,7 +51,9 @@ def server_properties(
     # group.coordinator.append.linger.ms=0: an offset commit otherwise waits 5 ms for others to
     # share its write, and every consumer commits after each batch before it polls again (a
     # commit's round trip went from 6.4 to about 1 ms).
-    # PLAINTEXT stays for the tests' and the bench's own clients, and between the node's roles.
+    # PLAINTEXT stays for the tests' and the bench's own clients, and between the node's roles:
+    # with the TLS listener, ACLs hold there (kafka_acls), and PLAINTEXT's ANONYMOUS may do all.
+    # A certificate's subject (CN=intake,O=...) is known by its CN alone, as Strimzi knows it.
     listeners = f"PLAINTEXT://127.0.0.1:{port}"
     protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     ssl = ""
@@ -62,6 +66,9 @@ ssl.keystore.location={tls.keystore}
 ssl.truststore.type=PEM
 ssl.truststore.location={tls.ca_file}
 ssl.client.auth=required
+ssl.principal.mapping.rules=RULE:^(CN=[^,]+),.*$/$1/,DEFAULT
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
 """
     return f"""\
 process.roles=broker,controller
@@ -136,3 +143,39 @@ async def _topics_and_group(bootstrap: str) -> None:
 def ensure_topics_and_group(bootstrap: str, timeout: float) -> None:
     """Create the declared topics, then wait until a consumer group can be joined."""
     asyncio.run(asyncio.wait_for(_topics_and_group(bootstrap), timeout))
+
+
+# The wire codes of Kafka's ACL API (org.apache.kafka.common.{resource,acl}).
+_RESOURCE = {"topic": 2, "group": 3}
+_PATTERN = {"literal": 3, "prefix": 4}
+_OPERATION = {"Read": 3, "Write": 4}
+_ALLOW = 3
+
+
+async def _grant(bootstrap: str, wanted: frozenset[Grant]) -> None:
+    # aiokafka's admin client has no ACL calls: its client sends Kafka's CreateAcls itself.
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        node = client.get_random_node()
+        for grant in sorted(wanted):
+            request = CreateAclsRequest(
+                _RESOURCE[grant.resource],
+                grant.name,
+                _PATTERN[grant.pattern],
+                principal(grant.user),
+                "*",
+                _OPERATION[grant.operation],
+                _ALLOW,
+            )
+            response = await client.send(node, request)
+            for code, message in response.creation_responses:
+                if code:
+                    raise for_code(code)(f"{grant}: {message}")
+    finally:
+        await client.close()
+
+
+def grant_acls(bootstrap: str, timeout: float) -> None:
+    """Gives the broker every client's grants (kafka_acls); granting one again is harmless."""
+    asyncio.run(asyncio.wait_for(_grant(bootstrap, grants()), timeout))

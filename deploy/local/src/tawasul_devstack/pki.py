@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tawasul_platform.kafka_acls import OPERATOR
 from tawasul_platform.tls import TlsConfig
 
 CA_NAME = "Tawasul development CA"
@@ -30,7 +31,8 @@ CLIENT = "client"
 REVIEW_CLI = "review-cli"
 # The channels' HTTP gateway: it calls intake and docs for the end users it serves.
 GATEWAY = "gateway"
-CLIENTS = (CLIENT, REVIEW_CLI, GATEWAY)
+# The operators' Kafka tools (tawasul-dead-letters): Kafka's ACLs know it (kafka_acls).
+CLIENTS = (CLIENT, REVIEW_CLI, GATEWAY, OPERATOR)
 # The broker's TLS listener, which the services reach Kafka on.
 KAFKA = "kafka"
 

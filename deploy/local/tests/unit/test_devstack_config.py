@@ -206,6 +206,8 @@ def test_kafka_properties_follow_the_ports(tmp_path: Path) -> None:
     assert props["auto.create.topics.enable"] == "false"
     assert props["num.partitions"] == "6"
     assert props["group.coordinator.append.linger.ms"] == "0"
+    # Plaintext only (the containers' tier): nothing to tell clients apart by, no ACLs.
+    assert "authorizer.class.name" not in props
 
 
 def test_kafkas_tls_listener_requires_a_certificate_of_the_ca(tmp_path: Path) -> None:
@@ -227,6 +229,11 @@ def test_kafkas_tls_listener_requires_a_certificate_of_the_ca(tmp_path: Path) ->
     assert props["ssl.keystore.location"] == str(tmp_path / "keystore.pem")
     assert props["ssl.truststore.location"] == str(tmp_path / "ca.pem")
     assert props["ssl.client.auth"] == "required"
+    # ACLs hold on the TLS listener, for the certificate's CN as Strimzi names it; the
+    # plaintext listener's (and the node's own) ANONYMOUS may do all.
+    assert props["authorizer.class.name"].endswith(".StandardAuthorizer")
+    assert props["super.users"] == "User:ANONYMOUS"
+    assert props["ssl.principal.mapping.rules"] == "RULE:^(CN=[^,]+),.*$/$1/,DEFAULT"
 
 
 def test_services_reach_the_local_kafka_over_tls_and_the_containers_plaintext(

@@ -20,8 +20,10 @@ short is run again: what it had published already reaches the groups twice, and 
     tawasul-dead-letters replay TOPIC GROUP [--count N]
     tawasul-dead-letters discard TOPIC GROUP --count N
 
-Kafka: --bootstrap, else TAWASUL_KAFKA_BOOTSTRAP (every service's pod has it); over mutual TLS
-with the pod's certificate when TAWASUL_KAFKA_TLS says so, as the service (kafka_tls).
+Kafka: --bootstrap, else TAWASUL_KAFKA_BOOTSTRAP; over mutual TLS when TAWASUL_KAFKA_TLS says
+so (kafka_tls), with the certificate of TAWASUL_TLS_*, which must be the operator's: Kafka's
+ACLs let no service read the dead letters nor publish another service's events
+(kafka_acls.OPERATOR).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
@@ -127,6 +129,13 @@ class _DeadLetters:
         """Seeks to the first pending dead letter (every one kept, with `everything`) and
         returns how many there are from there."""
         consumer = self._consumer
+        if self._dlt not in await consumer.topics():
+            # Kafka leaves out of its answer the topics a client may not read: without this
+            # the reads below retry until they time out.
+            raise TopicAuthorizationFailedError(
+                f"{self._dlt} is not there for this client: only the operator's certificate may "
+                "read dead letters (tawasul_platform.kafka_acls)"
+            )
         tps = [TopicPartition(self._dlt, p) for p in range(PARTITIONS[self._dlt])]
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)

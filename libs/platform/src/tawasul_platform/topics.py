@@ -73,6 +73,25 @@ SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     (STAFF_REVIEWERS, "routing"),
 )
 
+
+def group_service(group: str) -> str:
+    """The service a consumer group belongs to: groups are named `<service>` or
+    `<service>-<what it reads for>`."""
+    return group.split("-", 1)[0]
+
+
+# The one service that publishes each topic (from its outbox); Kafka's ACLs hold it so.
+WRITERS: dict[str, str] = {
+    REQUEST_SUBMITTED: "intake",
+    APPLICANT_ACTIONS: "intake",
+    REQUEST_ROUTED: "routing",
+    REQUEST_STATUS_CHANGED: "review",
+    SLA_ALERTS: "review",
+    STAFF_REVIEWERS: "review",
+    NOTIFICATION_EVENTS: "notify",
+    DOCUMENT_EVENTS: "docs",
+}
+
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REQUEST_SUBMITTED),
     TopicSpec(REQUEST_ROUTED),

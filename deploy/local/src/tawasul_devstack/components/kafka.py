@@ -90,3 +90,4 @@ class Kafka(LocalProcess):
                 f"kafka: no consumer group could be joined in "
                 f"{READY_TIMEOUT:.0f} s:\n{tail(self.log_file)}"
             ) from None
+        kafka.grant_acls(cfg.kafka_bootstrap, READY_TIMEOUT)
