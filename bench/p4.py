@@ -7,9 +7,10 @@ sub-services, applicants and form fields varied over the catalog), produced in b
 real topic, tawasul.requests.submitted.v1, while routing is stopped. Then, one after the other:
 
 - the baseline: a plain aiokafka consumer (this module run as `python -m bench.p4`, a process
-  of its own, group `bench-p4-baseline` placed at the backlog's start) that takes batches
-  with getmany, inserts one row per event into a scratch database on the same PostgreSQL
-  server (executemany, one transaction per batch) and commits the batch's offsets after it;
+  of its own, group `routing-bench-p4-baseline` placed at the backlog's start) that takes
+  batches with getmany, inserts one row per event into a scratch database on the same
+  PostgreSQL server (executemany, one transaction per batch) and commits the batch's offsets
+  after it;
 - routing, started with the backlog waiting: timed until its consumer group has committed
   every record of the backlog, then each request's decision is counted in its database (its
   outbox relay publishes the routed events meanwhile, in the same process, as in production);
@@ -27,8 +28,8 @@ notify and review are stopped with routing; after the runs (and once routing's o
 published every routed event) those groups are moved to the topics' ends, and docs, notify
 and review are started again: they skip the benchmark's records, nothing else. Left behind:
 2 × `events` decisions with their inbox and outbox rows in routing's database, the records on
-both topics (until retention), and the empty group `bench-p4-baseline`. The scratch database
-is dropped; routing-2 is stopped.
+both topics (until retention), and the empty group `routing-bench-p4-baseline`. The scratch
+database is dropped; routing-2 is stopped.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ STALL_SECONDS = 120.0
 # Before the benchmark every group of the two topics must have caught up (nothing of anyone
 # else's is skipped); routing's outbox must publish the routed events after each drain.
 CATCH_UP_SECONDS = 180.0
-BASELINE_GROUP = "bench-p4-baseline"
+# Over TLS the baseline reads as routing, with routing's certificate: Kafka's ACLs let that
+# certificate read the topic only in groups named after routing.
+BASELINE_GROUP = "routing-bench-p4-baseline"
 SCRATCH_DATABASE = "tawasul_bench_p4"
 # The baseline's batch: a getmany's worth, one transaction and one offset commit.
 BASELINE_BATCH = 500
@@ -332,7 +335,7 @@ class BaselineSpec:
     # partition -> the offset the backlog ends at (the consumer stops once it is there).
     ends: dict[int, int]
     # Certificate, key and CA when the services reach Kafka over mutual TLS: the baseline then
-    # reads the backlog as routing does, on the same listener.
+    # reads the backlog as routing does, on the same listener, with routing's certificate.
     tls_files: tuple[str, str, str] | None = None
 
     def to_json(self) -> str:
@@ -427,7 +430,11 @@ async def run_baseline(
     spec = BaselineSpec(
         bootstrap=config.kafka_services_bootstrap,
         tls_files=(
-            (str(config.tls_cert_file()), str(config.tls_key_file()), str(config.tls_ca_file))
+            (
+                str(config.tls_cert_file("routing")),
+                str(config.tls_key_file("routing")),
+                str(config.tls_ca_file),
+            )
             if config.kafka_tls
             else None
         ),

@@ -42,7 +42,7 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.message import KafkaMessage
 from faststream.security import BaseSecurity
 from google.protobuf.message import DecodeError
@@ -237,7 +237,10 @@ class EventConsumer:
             await self._lag.update(msg.consumer)
 
         subscriber = self._broker.subscriber(
-            *self._appliers,
+            # Never created here: every topic is declared (topics.TOPICS) and made by the stack
+            # or Strimzi, and FastStream would make a missing one with 1 partition (and, denied
+            # by Kafka's ACLs, warn at every start).
+            *(Topic(topic, declare=False) for topic in self._appliers),
             group_id=self._group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
