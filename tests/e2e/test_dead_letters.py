@@ -5,11 +5,8 @@ them with `tawasul-dead-letters`."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import Awaitable
-from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -24,9 +21,8 @@ from tawasul_platform.identity import Role
 
 from tests.e2e.chaos import start
 from tests.e2e.direct import scalar, sql
+from tests.e2e.operator import run_tool
 from tests.e2e.topics import publish, records
-
-TOOL = Path(sys.executable).parent / "tawasul-dead-letters"
 
 
 async def test_poison_events_are_dead_lettered_and_the_queue_goes_on(
@@ -261,15 +257,6 @@ async def _tool(stack: Stack, *args: str) -> str:
     """Runs the operators' command as they would, with the operator's certificate on the TLS
     listener (Kafka's ACLs let no service read the other groups' dead letters), and returns
     what it printed."""
-    env = stack.config.operator_env()
-    assert env["TAWASUL_KAFKA_TLS"] == "true"
-    process = await asyncio.create_subprocess_exec(
-        TOOL,
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    ran = await run_tool(stack, "tawasul-dead-letters", *args)
+    assert ran.code == 0, ran.err
+    return ran.out

@@ -6,10 +6,7 @@ the dead letters, which only the operator's certificate reads."""
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
-import sys
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -22,7 +19,7 @@ from tawasul_platform import topics
 from tawasul_platform.kafka_acls import service_grants
 from tawasul_platform.kafka_tls import client_context, security
 
-TOOL = Path(sys.executable).parent / "tawasul-dead-letters"
+from tests.e2e.operator import run_tool
 
 
 def _as(stack: Stack, name: str) -> ssl.SSLContext:
@@ -102,22 +99,8 @@ async def test_a_service_cannot_read_in_another_services_group_or_another_topic(
 async def test_only_the_operators_certificate_goes_through_the_dead_letters(
     stack: Stack,
 ) -> None:
-    cfg = stack.config
-
-    async def listing(env: dict[str, str]) -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            TOOL,
-            "list",
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await process.communicate()
-        return process.returncode or 0, out.decode()
-
-    code, out = await listing(cfg.operator_env())
-    assert code == 0, out
-    as_review = {**cfg.operator_env(), **cfg.tls_env("review")}
-    code, out = await listing(as_review)
-    assert code != 0
-    assert "TopicAuthorizationFailed" in out, out
+    listed = await run_tool(stack, "tawasul-dead-letters", "list")
+    assert listed.code == 0, listed.err
+    refused = await run_tool(stack, "tawasul-dead-letters", "list", certificate="review")
+    assert refused.code != 0
+    assert "TopicAuthorizationFailed" in refused.err, refused.err

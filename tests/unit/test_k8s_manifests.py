@@ -1040,18 +1040,17 @@ def _expanded_env(docs: list[Doc], container: Doc) -> dict[str, str]:
     return env
 
 
-def test_the_operators_dead_letters_pod_is_prods_and_shows_the_operators_certificate(
+def test_the_operators_pod_is_prods_and_shows_the_operators_certificate(
     tmp_path: Path,
 ) -> None:
-    (pod,) = yaml.safe_load_all((K8S / "tools" / "dead-letters.yaml").read_text())
+    (pod,) = yaml.safe_load_all((K8S / "tools" / "operator.yaml").read_text())
     result = _validate([pod], tmp_path, "tools")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "", result.stdout
     spec = pod["spec"]
     (container,) = spec["containers"]
     assert (
-        _hardening_problems("dead-letters", container["securityContext"], spec["securityContext"])
-        == []
+        _hardening_problems("operator", container["securityContext"], spec["securityContext"]) == []
     )
     docs = _docs("prod")
     routing = _container(docs, "routing")

@@ -6,11 +6,12 @@ for a `tls-external` KafkaUser; the dev stack's broker maps its certificates to 
 Everything here derives from `topics`: a service reads the topics its consumer groups
 subscribe to, in those groups (all named after it, so a prefix holds them, the former groups
 whose offsets a new one adopts too), writes those subscriptions' dead-letter topics, and
-writes the topics it publishes (WRITERS). The operators' `tawasul-dead-letters` runs as
-OPERATOR: it reads every dead-letter topic in its own group and publishes letters again on
-their topics. Anything else is refused: notify cannot forge a submission, docs cannot read
-the staff's decisions. deploy/k8s's KafkaUsers hold the same grants (a test keeps them equal);
-the dev stack gives them to its broker at start.
+writes the topics it publishes (WRITERS). The operators' tools run as OPERATOR:
+`tawasul-dead-letters` reads every dead-letter topic in its own group and publishes letters
+again on their topics, `tawasul-rewind` moves a stopped service's groups back. Anything else
+is refused: notify cannot forge a submission, docs cannot read the staff's decisions.
+deploy/k8s's KafkaUsers hold the same grants (a test keeps them equal); the dev stack gives
+them to its broker at start.
 """
 
 from __future__ import annotations
@@ -56,10 +57,15 @@ def service_grants(service: str) -> frozenset[Grant]:
 
 
 def operator_grants() -> frozenset[Grant]:
+    """tawasul-dead-letters: reads the dead letters in its group, publishes them again on their
+    topics. tawasul-rewind: moves the services' groups back on the topics they read (a commit
+    needs Read on the group and on the topic)."""
     return frozenset(
         {Grant(OPERATOR, "group", HANDLED_GROUP, "Read")}
         | {Grant(OPERATOR, "topic", dead_letter_topic(t, g), "Read") for t, g in SUBSCRIPTIONS}
         | {Grant(OPERATOR, "topic", topic, "Write") for topic, _ in SUBSCRIPTIONS}
+        | {Grant(OPERATOR, "group", group, "Read") for _, group in SUBSCRIPTIONS}
+        | {Grant(OPERATOR, "topic", topic, "Read") for topic, _ in SUBSCRIPTIONS}
     )
 
 

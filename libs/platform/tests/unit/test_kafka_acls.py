@@ -1,9 +1,11 @@
 """What Kafka's ACLs grant, derived from the topics' declarations: each topic published by
 its one writer (and replayed by the operator), each subscription read by its group's service
-alone, each dead-letter topic written by that service and read by the operator alone."""
+(and the operator), each dead-letter topic written by that service and read by the operator
+alone."""
 
 from __future__ import annotations
 
+from tawasul_platform.deadletters import HANDLED_GROUP
 from tawasul_platform.kafka_acls import OPERATOR, Grant, grants, principal, service_grants
 from tawasul_platform.topics import (
     NOTIFICATION_EVENTS,
@@ -46,12 +48,15 @@ def test_each_event_topic_is_published_by_its_writer_and_replayed_by_the_operato
     assert "notify" not in _who(REQUEST_SUBMITTED, "Write")
 
 
-def test_each_subscription_is_read_by_its_groups_service_in_its_groups() -> None:
+def test_each_subscription_is_read_by_its_groups_service_and_the_operator() -> None:
+    """The operator reads them to move a stopped service's groups back (tawasul-rewind)."""
     for topic in WRITERS:
         readers = {group_service(g) for t, g in SUBSCRIPTIONS if t == topic}
-        assert _who(topic, "Read") == readers, topic
-    assert _who(REQUEST_ROUTED, "Read") == {"review", "notify", "docs"}
-    assert _who(REQUEST_STATUS_CHANGED, "Read") == {"intake", "notify", "routing"}
+        assert _who(topic, "Read") == (readers | {OPERATOR} if readers else set()), topic
+    assert _who(REQUEST_ROUTED, "Read") == {"review", "notify", "docs", OPERATOR}
+    assert _who(REQUEST_STATUS_CHANGED, "Read") == {"intake", "notify", "routing", OPERATOR}
+    groups = {g.name for g in grants() if g.user == OPERATOR and g.resource == "group"}
+    assert groups == {HANDLED_GROUP, *(group for _, group in SUBSCRIPTIONS)}
     assert Grant("notify", "group", "notify", "Read", "prefix") in service_grants("notify")
     assert not any(g.resource == "group" and g.name == "review" for g in service_grants("routing"))
 
