@@ -298,8 +298,8 @@ class StackConfig:
         }
 
     def operator_env(self) -> dict[str, str]:
-        """What the operators' Kafka tools (tawasul-dead-letters) run with: the services'
-        listener, as pki.OPERATOR, which Kafka's ACLs let read the dead letters and replay them."""
+        """What the operators' Kafka tools (tawasul-dead-letters, tawasul-rewind) run with: the
+        services' listener, as the operator, whom Kafka's ACLs let do what the tools do."""
         return {
             "TAWASUL_KAFKA_BOOTSTRAP": self.kafka_services_bootstrap,
             "TAWASUL_KAFKA_TLS": str(self.kafka_tls).lower(),

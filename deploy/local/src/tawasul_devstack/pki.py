@@ -31,7 +31,7 @@ CLIENT = "client"
 REVIEW_CLI = "review-cli"
 # The channels' HTTP gateway: it calls intake and docs for the end users it serves.
 GATEWAY = "gateway"
-# The operators' Kafka tools (tawasul-dead-letters): Kafka's ACLs know it (kafka_acls).
+# The operators' Kafka tools (tawasul-dead-letters, tawasul-rewind): Kafka's ACLs know it.
 CLIENTS = (CLIENT, REVIEW_CLI, GATEWAY, OPERATOR)
 # The broker's TLS listener, which the services reach Kafka on.
 KAFKA = "kafka"

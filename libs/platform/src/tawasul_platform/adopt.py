@@ -35,6 +35,32 @@ def slowest(
     return found
 
 
+async def commit_outside(
+    bootstrap: str,
+    group: str,
+    offsets: Mapping[TopicPartition, int],
+    ssl_context: ssl.SSLContext | None = None,
+) -> bool:
+    """Commits `offsets` for `group` from outside it. Kafka takes such a commit only while
+    nobody reads in the group: False when someone does (nothing committed)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        **security(ssl_context),
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(dict(offsets))
+    except (CommitFailedError, IllegalGenerationError, UnknownMemberIdError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return True
+
+
 async def adopt_offsets(
     bootstrap: str,
     group: str,
@@ -64,23 +90,10 @@ async def adopt_offsets(
     offsets = slowest(committed, readers)
     if not offsets:
         return {}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        **security(ssl_context),
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    except (CommitFailedError, IllegalGenerationError, UnknownMemberIdError) as exc:
+    if not await commit_outside(bootstrap, group, offsets, ssl_context):
         # A replica adopted them first and its consumer has joined the group: it reads from there.
-        log.info("consumer group %s is already reading; nothing adopted: %r", group, exc)
+        log.info("consumer group %s is already reading; nothing adopted", group)
         return {}
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
     log.info(
         "consumer group %s starts where %s stood on %d partitions",
         group,

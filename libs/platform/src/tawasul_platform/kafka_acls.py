@@ -22,7 +22,8 @@ from typing import Literal
 from tawasul_platform.deadletters import HANDLED_GROUP
 from tawasul_platform.topics import SUBSCRIPTIONS, WRITERS, dead_letter_topic, group_service
 
-# Who runs the operators' Kafka tools (tawasul-dead-letters), with a certificate of its own.
+# Who runs the operators' Kafka tools (tawasul-dead-letters, tawasul-rewind), with a
+# certificate of its own.
 OPERATOR = "operator"
 
 Resource = Literal["topic", "group"]

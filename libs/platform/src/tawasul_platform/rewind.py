@@ -29,14 +29,10 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    KafkaError,
-    UnknownMemberIdError,
-)
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from tawasul_platform.adopt import commit_outside
 from tawasul_platform.kafka_tls import from_env, security
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, group_service
 
@@ -88,22 +84,12 @@ def moves(
 async def _commit(
     bootstrap: str, service: str, group: str, offsets: dict[TopicPartition, int], ctx: Ctx
 ) -> None:
-    """Commits `offsets` for `group` from outside it: Kafka takes that only while nobody reads
-    in the group (aiokafka's DescribeGroups cannot read Kafka 4's answer for a group with
-    members, so this is also how a busy group is told)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **security(ctx)
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    except (CommitFailedError, IllegalGenerationError, UnknownMemberIdError) as exc:
+    # aiokafka's DescribeGroups cannot read Kafka 4's answer for a group with members, so a
+    # commit from outside the group, which Kafka takes only while it is empty, tells it too.
+    if not await commit_outside(bootstrap, group, offsets, ctx):
         raise GroupBusyError(
             f"group {group} has members reading in it: stop {service} (every replica) first"
-        ) from exc
-    finally:
-        await consumer.stop()
+        )
 
 
 async def rewind(
