@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -44,12 +43,11 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
 
-from tawasul_platform.kafka_tls import from_env, security
+from tawasul_platform.kafka_tls import add_bootstrap_argument, from_env, require_bootstrap, security
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, dead_letter_topic
 
 HANDLED_GROUP = "tawasul-dead-letters"
 REPLAYED_FROM = "replayed-from"
-ENV_BOOTSTRAP = "TAWASUL_KAFKA_BOOTSTRAP"
 FETCH_MS = 1000
 # As declared (the stack creates them so; production's must match).
 PARTITIONS = {spec.name: spec.partitions for spec in TOPICS}
@@ -286,7 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         description="The events consumer groups could not apply: look at them, replay them "
         "on their own topic once the cause is mended, or discard them.",
     )
-    parser.add_argument("--bootstrap", default=os.environ.get(ENV_BOOTSTRAP, ""))
+    add_bootstrap_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="the dead letters pending, oldest first")
     listing.add_argument("--all", action="store_true", help="also those dealt with")
@@ -327,9 +325,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    if not args.bootstrap:
-        sys.exit(f"tawasul-dead-letters: --bootstrap or {ENV_BOOTSTRAP} names Kafka")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    require_bootstrap(parser, args.bootstrap)
     try:
         asyncio.run(_run(args))
     except ValueError as exc:

@@ -10,14 +10,17 @@ takes `security(context)`; None is plaintext (tests, tools on the dev stack's pl
 
 from __future__ import annotations
 
+import argparse
 import os
 import ssl
+import sys
 from pathlib import Path
 from typing import Any
 
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 
 ENV_KAFKA_TLS = "TAWASUL_KAFKA_TLS"
+ENV_KAFKA_BOOTSTRAP = "TAWASUL_KAFKA_BOOTSTRAP"
 
 
 def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
@@ -43,3 +46,18 @@ def from_env() -> ssl.SSLContext | None:
         raise ValueError(f"{ENV_KAFKA_TLS} needs {ENV_CERT}, {ENV_KEY} and {ENV_CA}")
     cert, key, ca = map(Path, files)
     return client_context(cert_file=cert, key_file=key, ca_file=ca)
+
+
+def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
+    """The operators' tools' `--bootstrap`, else the pod's TAWASUL_KAFKA_BOOTSTRAP."""
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get(ENV_KAFKA_BOOTSTRAP, ""),
+        help=f"Kafka's bootstrap servers (default: ${ENV_KAFKA_BOOTSTRAP})",
+    )
+
+
+def require_bootstrap(parser: argparse.ArgumentParser, bootstrap: str) -> None:
+    """Stops the tool when neither `--bootstrap` nor the environment names Kafka."""
+    if not bootstrap:
+        sys.exit(f"{parser.prog}: --bootstrap or {ENV_KAFKA_BOOTSTRAP} names Kafka")

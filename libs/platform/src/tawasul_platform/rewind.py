@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -33,10 +32,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from tawasul_platform.adopt import commit_outside
-from tawasul_platform.kafka_tls import from_env, security
+from tawasul_platform.kafka_tls import add_bootstrap_argument, from_env, require_bootstrap, security
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, group_service
 
-ENV_BOOTSTRAP = "TAWASUL_KAFKA_BOOTSTRAP"
 PARTITIONS = {spec.name: spec.partitions for spec in TOPICS}
 Ctx = ssl.SSLContext | None
 
@@ -149,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Move a stopped service's consumer groups back to a time (its database's "
         "backup), so that it reads again what it applied after it.",
     )
-    parser.add_argument("--bootstrap", default=os.environ.get(ENV_BOOTSTRAP, ""))
+    add_bootstrap_argument(parser)
     parser.add_argument("service")
     parser.add_argument(
         "--to", required=True, type=datetime.fromisoformat, help="ISO 8601, with its zone"
@@ -159,9 +157,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    if not args.bootstrap:
-        sys.exit(f"tawasul-rewind: --bootstrap or {ENV_BOOTSTRAP} names Kafka")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    require_bootstrap(parser, args.bootstrap)
     try:
         planned = asyncio.run(
             rewind(
