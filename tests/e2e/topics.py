@@ -35,13 +35,18 @@ async def publish(
 async def scratch_topic(bootstrap: str, prefix: str) -> str:
     """A new one-partition topic named after `prefix`, for a test that reads it alone."""
     topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    await make_topic(bootstrap, topic)
+    return topic
+
+
+async def make_topic(bootstrap: str, topic: str) -> None:
+    """Makes `topic`, with one partition."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         await admin.close()
-    return topic
 
 
 async def records(

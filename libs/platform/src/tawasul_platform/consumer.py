@@ -40,6 +40,7 @@ from itertools import chain
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import UnknownTopicOrPartitionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
@@ -298,6 +299,7 @@ class EventConsumer:
 
     async def start(self) -> None:
         self._listen()
+        await self._require_topics()
         try:
             await self._broker.start()
         except Exception:
@@ -305,6 +307,14 @@ class EventConsumer:
             with contextlib.suppress(Exception):
                 await self._broker.stop()
             raise
+
+    async def _require_topics(self) -> None:
+        """Raises MissingTopics unless every topic the group reads exists and is visible to it:
+        a consumer would otherwise start and silently read nothing of a missing one."""
+        cluster = await self._producer.client.fetch_all_metadata()
+        missing = sorted(set(self._appliers) - cluster.topics())
+        if missing:
+            raise MissingTopics(self._group, missing)
 
     async def stop(self) -> None:
         # A poll still being applied is committed when it is (FastStream waits for it).
@@ -605,6 +615,19 @@ async def _undecoded(_message: object) -> None:
     """What FastStream hands `on_batch`, which reads the poll's records themselves: its own
     decoding made and parsed a message of each record for nothing (6 % of routing's CPU while
     it drained a backlog)."""
+
+
+class MissingTopics(UnknownTopicOrPartitionError):  # type: ignore[misc]
+    """Topics a group reads that the broker does not show it: not made yet (Strimzi, the
+    stack), or not granted to the service's certificate (Kafka lists only the topics a caller
+    may describe). Retriable: the service waits, NOT_SERVING, until they are there."""
+
+    def __init__(self, group: str, topics: Sequence[str]) -> None:
+        super().__init__(
+            f"group {group} reads {', '.join(topics)}: not on the broker, or not granted to "
+            "this service"
+        )
+        self.topics = tuple(topics)
 
 
 class NewerSchema(Exception):
