@@ -41,7 +41,7 @@ from tawasul_docs.settings import DocsSettings
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_intake.settings import IntakeSettings
 from tawasul_notify.settings import NotifySettings
-from tawasul_platform.kafka_acls import OPERATOR, Grant, grants
+from tawasul_platform.kafka_acls import OPERATOR, QUOTA, Grant, grants
 from tawasul_platform.settings import ServiceSettings
 from tawasul_platform.topics import REQUEST_SUBMITTED, SUBSCRIPTIONS, TOPICS, group_service
 from tawasul_review.settings import ReviewSettings
@@ -384,9 +384,16 @@ def migration_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
+_STRIMZI_QUOTAS = {
+    "producerByteRate": QUOTA.produce_bytes_per_second,
+    "consumerByteRate": QUOTA.fetch_bytes_per_second,
+    "requestPercentage": QUOTA.request_percentage,
+}
+
+
 def _kafka_user_problems(docs: list[Doc], cluster: str) -> list[str]:
     """Strimzi's KafkaUsers grant exactly what tawasul_platform.kafka_acls does, to the names
-    of the office's certificates (tls-external)."""
+    of the office's certificates (tls-external), each within its quota."""
     problems = []
     found = set()
     for user in _of(docs, "KafkaUser"):
@@ -396,6 +403,8 @@ def _kafka_user_problems(docs: list[Doc], cluster: str) -> list[str]:
             problems.append(f"KafkaUser {name} is not of Kafka {cluster}")
         if spec.get("authentication") != {"type": "tls-external"}:
             problems.append(f"KafkaUser {name}: not the office's certificate (tls-external)")
+        if spec.get("quotas") != _STRIMZI_QUOTAS:
+            problems.append(f"KafkaUser {name}: quotas are not kafka_acls.QUOTA's")
         authorization = spec.get("authorization", {})
         if authorization.get("type") != "simple":
             problems.append(f"KafkaUser {name}: no simple authorization")
@@ -991,7 +1000,9 @@ def test_the_checks_catch_broken_manifests() -> None:
     del kafka["spec"]["kafka"]["authorization"]
     notify = _by_name(docs, "KafkaUser")["notify"]
     notify["spec"]["authorization"]["acls"][0]["resource"]["name"] = REQUEST_SUBMITTED
+    del _by_name(docs, "KafkaUser")["operator"]["spec"]["quotas"]["consumerByteRate"]
     found = "\n".join(custom_resource_problems(docs))
+    assert "KafkaUser operator: quotas are not kafka_acls.QUOTA's" in found
     assert "Kafka does not authorize" in found
     assert "KafkaUsers' ACLs differ from tawasul_platform.kafka_acls" in found
     assert "KafkaTopics differ from tawasul_platform.topics.TOPICS" in found

@@ -12,6 +12,10 @@ again on their topics, `tawasul-rewind` moves a stopped service's groups back. A
 is refused: notify cannot forge a submission, docs cannot read the staff's decisions.
 deploy/k8s's KafkaUsers hold the same grants (a test keeps them equal); the dev stack gives
 them to its broker at start.
+
+Every client also has a QUOTA, so that one service's burst or runaway loop (or an operator's
+replay) is slowed down before it takes the brokers from the others; only prod's KafkaUsers
+set it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,29 @@ class Grant:
     name: str
     operation: Operation
     pattern: Pattern = "literal"
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How much of each broker one client may take before Kafka throttles it: its answers are
+    delayed, nothing is refused or lost."""
+
+    produce_bytes_per_second: int
+    fetch_bytes_per_second: int
+    # Of the time of one of the broker's network and I/O threads (Kafka's default 3 + 8).
+    request_percentage: int
+
+
+# A submission's events are 0.3-0.7 KiB on each topic (measured on the dev stack), so even
+# notify, which reads five topics, fetches about 3 KiB a submission: at 1,000 submissions a
+# second (four times this machine's best P1, hundreds of times an office's daily average) at
+# most a fifth of the limits below, which hold per broker, even were it all on one.
+# Two threads of a broker's eleven, so that no one client takes the brokers from the others.
+QUOTA = Quota(
+    produce_bytes_per_second=8 * 1024 * 1024,
+    fetch_bytes_per_second=16 * 1024 * 1024,
+    request_percentage=200,
+)
 
 
 def principal(user: str) -> str:
