@@ -14,6 +14,9 @@ must select every process's pods on their metrics port, and the alert rules must
 metrics the services declare; `promtool check rules` then parses them as Prometheus will
 (tests/e2e/test_prometheus.py evaluates them against a running stack).
 
+Prod's NetworkPolicies are checked against the calls the rendered settings make: each let-in
+is a caller, each caller let in.
+
 The checks are functions returning problems; test_the_checks_catch_broken_manifests breaks
 rendered objects on purpose and expects each check to object, so a check cannot rot into
 one that passes whatever it reads.
@@ -615,6 +618,138 @@ def monitoring_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
+# Who outside the namespace may call each process, by its namespace's label (the policies'
+# header in overlays/prod/network-policies.yaml).
+CLIENTS_LABEL = "tawasul.gov.sa/clients"
+OUTSIDE_CALLERS = {
+    "intake": {"channels"},
+    "routing": {"staff"},
+    "review": {"staff"},
+    "docs": {"channels", "staff"},
+    "notify": {"channels", "staff"},
+    "gateway": {"channels"},
+}
+MONITORING = {"tawasul.gov.sa/monitoring": "true"}
+
+
+def _pods(docs: list[Doc]) -> dict[str, dict[str, str]]:
+    """Every workload of the overlay and the operators' pod: name → its pods' labels."""
+    pods = {
+        doc["metadata"]["name"]: doc["spec"]["template"]["metadata"]["labels"]
+        for doc, _ in _workloads(docs)
+    }
+    (operator,) = yaml.safe_load_all((K8S / "tools" / "operator.yaml").read_text())
+    pods[OPERATOR] = operator["metadata"]["labels"]
+    return pods
+
+
+def _covers(rule: Doc, port: str | int) -> bool:
+    return "ports" not in rule or any(p.get("port") == port for p in rule["ports"])
+
+
+def _let_in(docs: list[Doc], target: dict[str, str], port: str | int) -> list[Doc]:
+    """The peers the NetworkPolicies let reach pods labelled `target` on `port`."""
+    return [
+        peer
+        for policy in _of(docs, "NetworkPolicy")
+        if _selects(policy["spec"]["podSelector"], target)
+        for rule in policy["spec"].get("ingress", ())
+        if _covers(rule, port)
+        for peer in rule.get("from", ())
+    ]
+
+
+def _pods_let_in(docs: list[Doc], target: dict[str, str], port: str | int) -> set[str]:
+    """Which of the namespace's workloads may reach `target` on `port` (a peer with a pod
+    selector alone is of the policy's own namespace)."""
+    peers = [p["podSelector"] for p in _let_in(docs, target, port) if set(p) == {"podSelector"}]
+    return {name for name, labels in _pods(docs).items() if any(_selects(p, labels) for p in peers)}
+
+
+def _namespaces_let_in(docs: list[Doc], target: dict[str, str], port: str | int) -> list[Doc]:
+    return [p["namespaceSelector"] for p in _let_in(docs, target, port) if "namespaceSelector" in p]
+
+
+def network_policy_problems(docs: list[Doc]) -> list[str]:
+    """Ingress is denied but for the calls the rendered settings make: a process's gRPC port
+    from the workloads whose TAWASUL_<CALLEE>_ADDRESS names it, a database from its service's
+    workloads, MinIO from docs, Kafka's listener from the services and the operators' pod;
+    from outside the namespace, by its labels, the clients and Prometheus."""
+    problems: list[str] = []
+    pods = _pods(docs)
+    denied = [
+        p["spec"]["podSelector"]
+        for p in _of(docs, "NetworkPolicy")
+        if "Ingress" in p["spec"].get("policyTypes", ())
+    ]
+    for name, labels in pods.items():
+        if not any(_selects(selector, labels) for selector in denied):
+            problems.append(f"{name}: no NetworkPolicy selects its pods")
+    calls: dict[tuple[str, str | int], set[str]] = {}
+    for doc, spec in _workloads(docs):
+        env = _expanded_env(docs, spec["containers"][0])
+        for key, value in env.items():
+            host = value.rpartition(":")[0]
+            if key.endswith("_ADDRESS") and host in GRPC_SERVICES:
+                calls.setdefault((host, "grpc"), set()).add(doc["metadata"]["name"])
+        if host := env.get("TAWASUL_DB_HOST", "").removesuffix("-rw"):
+            calls.setdefault((f"db:{host}", 5432), set()).add(doc["metadata"]["name"])
+        if env.get("TAWASUL_S3_ENDPOINT", "").startswith("minio:"):
+            calls.setdefault(("minio", 9000), set()).add(doc["metadata"]["name"])
+    deployments = _by_name(docs, "Deployment")
+    targets = {
+        name: dep["spec"]["template"]["metadata"]["labels"] for name, dep in deployments.items()
+    }
+    targets |= {f"db:{c}": {"cnpg.io/cluster": c} for c in _by_name(docs, "Cluster")}
+    (tenant,) = _by_name(docs, "Tenant")
+    targets["minio"] = {"v1.min.io/tenant": tenant}
+    for (target, port), callers in sorted(calls.items(), key=str):
+        allowed = _pods_let_in(docs, targets.get(target, {}), port)
+        if allowed != callers:
+            problems.append(
+                f"{target} on {port}: let in {sorted(allowed)}, called by {sorted(callers)}"
+            )
+    for name, labels in targets.items():
+        uncalled = name in GRPC_SERVICES and (name, "grpc") not in calls
+        if uncalled and (allowed := _pods_let_in(docs, labels, "grpc")):
+            problems.append(f"{name} on grpc: let in {sorted(allowed)}, called by none")
+    for name, roles in OUTSIDE_CALLERS.items():
+        port = "grpc" if name in GRPC_SERVICES else "http"
+        let_in = {
+            value
+            for selector in _namespaces_let_in(docs, targets[name], port)
+            for e in selector.get("matchExpressions", ())
+            if e["key"] == CLIENTS_LABEL and e["operator"] == "In"
+            for value in e["values"]
+        }
+        if let_in != roles:
+            problems.append(f"{name} on {port}: clients {sorted(let_in)}, not {sorted(roles)}")
+    for name, labels in targets.items():
+        port = 9187 if name.startswith("db:") else 9000 if name == "minio" else "metrics"
+        scrapers = _namespaces_let_in(docs, labels, port)
+        if {"matchLabels": MONITORING} not in scrapers:
+            problems.append(f"{name}: Prometheus may not reach its metrics ({port})")
+    (kafka,) = _of(docs, "Kafka")
+    kafka_clients = {
+        name
+        for name, labels in pods.items()
+        for listener in kafka["spec"]["kafka"]["listeners"]
+        for peer in listener.get("networkPolicyPeers", ())
+        if set(peer) == {"podSelector"} and _selects(peer["podSelector"], labels)
+    }
+    expected = {
+        name
+        for name, dep in deployments.items()
+        if "TAWASUL_KAFKA_BOOTSTRAP"
+        in _expanded_env(docs, dep["spec"]["template"]["spec"]["containers"][0])
+    } | {OPERATOR}
+    if kafka_clients != expected or any(
+        "networkPolicyPeers" not in listener for listener in kafka["spec"]["kafka"]["listeners"]
+    ):
+        problems.append(f"Kafka's listener lets in {sorted(kafka_clients)}, not {sorted(expected)}")
+    return problems
+
+
 CHECKS = (
     deployment_problems,
     secret_problems,
@@ -673,6 +808,10 @@ def test_the_manifests_hold(overlay: str, check: Any) -> None:
 
 def test_the_operators_resources_match_the_services() -> None:
     assert custom_resource_problems(_docs("prod")) == []
+
+
+def test_prods_network_policies_let_through_the_calls_the_settings_make() -> None:
+    assert network_policy_problems(_docs("prod")) == []
 
 
 def test_prometheus_scrapes_every_process_and_alerts_on_known_metrics() -> None:
@@ -1009,6 +1148,34 @@ def test_the_checks_catch_broken_manifests() -> None:
     assert "routing: no CloudNativePG Cluster routing-db" in found
     assert "Kafka listener tls is not mutual TLS" in found
     assert "Kafka's clientsCa is Strimzi's own, not the office's" in found
+
+    docs = _docs("prod")
+    policies = _by_name(docs, "NetworkPolicy")
+    del policies["intake-grpc"]["spec"]["ingress"][0]["from"][0]
+    policies["intake-db"]["spec"]["ingress"][0]["from"].append(
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "routing"}}}
+    )
+    policies["review-grpc"]["spec"]["ingress"][0]["from"][0]["namespaceSelector"][
+        "matchExpressions"
+    ][0]["values"] = ["channels"]
+    policies["routing-grpc"]["spec"]["ingress"][0]["from"].append(
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "notify"}}}
+    )
+    docs.remove(policies["tawasul-deny-ingress"])
+    docs.remove(policies["tawasul-minio"])
+    del _of(docs, "Kafka")[0]["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
+    assert network_policy_problems(docs) == [
+        "operator: no NetworkPolicy selects its pods",
+        "db:intake-db on 5432: let in ['intake', 'intake-migrate', 'routing', 'routing-migrate'],"
+        " called by ['intake', 'intake-migrate']",
+        "intake on grpc: let in [], called by ['gateway']",
+        "minio on 9000: let in [], called by ['docs', 'docs-migrate']",
+        "routing on grpc: let in ['notify', 'notify-migrate'], called by none",
+        "review on grpc: clients ['channels'], not ['staff']",
+        "minio: Prometheus may not reach its metrics (9000)",
+        "Kafka's listener lets in [], not ['docs', 'intake', 'notify', 'operator', 'review',"
+        " 'routing']",
+    ]
 
     docs = _docs("prod")
     tawasul_common = _by_name(docs, "ConfigMap")
