@@ -18,11 +18,12 @@ from tawasul_platform.consumer import EventConsumer, MissingTopics
 from tawasul_platform.faults import is_transient
 from tawasul_platform.kafka_tls import client_context, security
 
-from tests.e2e.topics import make_topic, publish
+from tests.e2e.topics import make_topic, publish, scratch_topic
 
 
 async def test_a_group_waits_for_a_topic_not_made_yet_then_reads_it(stack: Stack) -> None:
     bootstrap = stack.config.kafka_bootstrap
+    present = await scratch_topic(bootstrap, "present-test")
     topic = f"missing-test-{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -31,13 +32,10 @@ async def test_a_group_waits_for_a_topic_not_made_yet_then_reads_it(stack: Stack
     async def handle(events: Sequence[events_pb2.Envelope]) -> None:
         read.extend(e.event_id for e in events)
 
-    async def ignore(events: Sequence[events_pb2.Envelope]) -> None:
-        pass
-
     consumer = EventConsumer(
         bootstrap=bootstrap, group=f"g-{topic}", producer=producer, poll_ms=200
     )
-    consumer.subscribe_batches(topics.REQUEST_SUBMITTED, ignore)
+    consumer.subscribe_batches(present, handle)
     consumer.subscribe_batches(topic, handle)
     try:
         with pytest.raises(MissingTopics) as missing:
