@@ -59,7 +59,8 @@ class Plumbing:
                 lambda: every(self.settings.prune_seconds, self.pruner, name="pruning"),
                 *self._metered(),
             ],
-            shutdown=[self.producer.stop, self.engine.dispose],
+            # The relay marks what it published before the engine goes.
+            shutdown=[self.relay.close, self.producer.stop, self.engine.dispose],
         )
 
     def _metered(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -83,7 +84,13 @@ def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., 
 
 
 def relay(
-    engine: AsyncEngine, table: Table, service: str, sent: SentMessages, batch_size: int = 500
+    engine: AsyncEngine,
+    table: Table,
+    service: str,
+    sent: SentMessages,
+    batch_size: int = 500,
+    mark_seconds: float = 0.2,
+    mark_rows: int = 100,
 ) -> OutboxRelay:
     return OutboxRelay(
         database=Database(engine),
@@ -92,7 +99,14 @@ def relay(
         service=service,
         batch_size=batch_size,
         fallback_seconds=FALLBACK_SECONDS,
+        mark_seconds=mark_seconds,
+        mark_rows=mark_rows,
     )
+
+
+async def unsent(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")))
 
 
 def published(sent: SentMessages, payload: bytes) -> Callable[[], Awaitable[bool | None]]:
@@ -278,4 +292,97 @@ async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from
         for running in relays:
             running.cancel()
         await asyncio.gather(*relays, return_exceptions=True)
+        await engine.dispose()
+
+
+async def test_rows_are_marked_sent_later_at_their_acknowledgement_and_never_sent_twice(
+    database_url: str,
+) -> None:
+    """A wake-up publishes and moves on; its rows are marked a moment later, with the time Kafka
+    acknowledged them, and the wake-ups meanwhile skip them."""
+    engine = make_engine(database_url, pool_size=2)
+    table = await empty_outbox(engine)
+    service = "marks"
+    sent = SentMessages()
+    commit = committer(engine, table, service)
+    running = asyncio.create_task(relay(engine, table, service, sent, mark_seconds=3.0).run())
+    try:
+        await eventually(lambda: listener_pid(engine), "LISTEN session")
+        await commit(b"first")
+        await eventually(published(sent, b"first"), "the first row published")
+        acknowledged = time.time()
+        await commit(b"second")
+        await eventually(published(sent, b"second"), "the second row published")
+        assert await unsent(engine) == 2  # both published, neither marked yet
+        await eventually(all_marked_sent(engine), "the rows marked sent")
+        assert sent.payloads == [b"first", b"second"]
+        async with engine.begin() as conn:
+            first_sent = await conn.scalar(
+                text("SELECT extract(epoch FROM sent_at) FROM outbox WHERE payload = 'first'")
+            )
+        assert acknowledged - 0.5 < float(first_sent) <= acknowledged
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+
+
+async def test_a_hundred_published_rows_are_marked_at_once(database_url: str) -> None:
+    engine = make_engine(database_url, pool_size=2)
+    table = await empty_outbox(engine)
+    service = "hundred"
+    sent = SentMessages()
+    commit = committer(engine, table, service)
+    running = asyncio.create_task(
+        relay(engine, table, service, sent, mark_seconds=FALLBACK_SECONDS, mark_rows=5).run()
+    )
+    try:
+        await eventually(lambda: listener_pid(engine), "LISTEN session")
+        await commit(*(b"%d" % n for n in range(5)))
+        await eventually(all_marked_sent(engine), "the rows marked sent without waiting")
+        await commit(b"alone")
+        await eventually(published(sent, b"alone"), "the next row published")
+        assert await unsent(engine) == 1
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+
+
+async def test_a_stopped_relay_marks_what_it_published_and_a_dead_one_leaves_it_to_publish_again(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, pool_size=3)
+    table = await empty_outbox(engine)
+    service = "stops"
+    commit = committer(engine, table, service)
+    sent = SentMessages()
+    stopping = relay(engine, table, service, sent, mark_seconds=FALLBACK_SECONDS)
+    running = asyncio.create_task(stopping.run())
+    await eventually(lambda: listener_pid(engine), "LISTEN session")
+    await commit(b"marked at the stop")
+    await eventually(published(sent, b"marked at the stop"), "the row published")
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert await unsent(engine) == 1
+    await stopping.close()  # the service's shutdown hook
+    assert await unsent(engine) == 0
+
+    dying_sent, next_sent = SentMessages(), SentMessages()
+    dying = asyncio.create_task(
+        relay(engine, table, service, dying_sent, mark_seconds=FALLBACK_SECONDS).run()
+    )
+    await eventually(lambda: listener_pid(engine), "LISTEN session")
+    await commit(b"unmarked at the death")
+    await eventually(published(dying_sent, b"unmarked at the death"), "the row published")
+    dying.cancel()  # no shutdown hook: as a process killed
+    await asyncio.gather(dying, return_exceptions=True)
+    following = asyncio.create_task(relay(engine, table, service, next_sent).run())
+    try:
+        await eventually(published(next_sent, b"unmarked at the death"), "the row again")
+        await eventually(all_marked_sent(engine), "the row marked by the next leader")
+        assert next_sent.payloads == [b"unmarked at the death"]
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
         await engine.dispose()
