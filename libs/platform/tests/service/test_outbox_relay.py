@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
@@ -104,6 +105,21 @@ def relay(
     )
 
 
+@asynccontextmanager
+async def relaying(
+    engine: AsyncEngine, table: Table, service: str, sent: SentMessages, **options: Any
+) -> AsyncIterator[OutboxRelay]:
+    """A relay running until the block ends, its LISTEN session up when the block begins."""
+    running_relay = relay(engine, table, service, sent, **options)
+    running = asyncio.create_task(running_relay.run())
+    try:
+        await eventually(lambda: listener_pid(engine), "LISTEN session")
+        yield running_relay
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 async def unsent(engine: AsyncEngine) -> int:
     async with engine.begin() as conn:
         return int(await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")))
@@ -132,32 +148,28 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
     table = await empty_outbox(engine)
     sent = SentMessages()
     commit = committer(engine, table, SERVICE)
-    running = asyncio.create_task(relay(engine, table, SERVICE, sent).run())
     try:
-        first = await eventually(lambda: listener_pid(engine), "LISTEN session")
-        await commit(b"before")
-        await eventually(published(sent, b"before"), "the row committed before the loss published")
-        # Marked on the LISTEN connection: killed before that, the row goes out again (at least
-        # once, as the consumers' inboxes expect), which is not what this test is about.
-        await eventually(all_marked_sent(engine), "the row marked sent")
+        async with relaying(engine, table, SERVICE, sent):
+            first = await listener_pid(engine)
+            await commit(b"before")
+            await eventually(published(sent, b"before"), "the row committed before the loss")
+            # Marked on the LISTEN connection: killed before that, the row goes out again (at
+            # least once, as the consumers' inboxes expect), not what this test is about.
+            await eventually(all_marked_sent(engine), "the row marked sent")
 
-        async with engine.begin() as conn:
-            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            async with engine.begin() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
 
-        async def replaced() -> int | None:
-            pid = await listener_pid(engine)
-            return pid if pid not in (None, first) else None
+            async def replaced() -> int | None:
+                pid = await listener_pid(engine)
+                return pid if pid not in (None, first) else None
 
-        await eventually(replaced, "a new LISTEN session")
-        # Several rows in one write (one statement, each row notifying) wake it as one did.
-        await commit(b"after", b"and after")
-        await eventually(
-            published(sent, b"and after"), "the rows committed after the loss published"
-        )
-        assert sent.payloads == [b"before", b"after", b"and after"]
+            await eventually(replaced, "a new LISTEN session")
+            # Several rows in one write (one statement, each row notifying) wake it as one did.
+            await commit(b"after", b"and after")
+            await eventually(published(sent, b"and after"), "the rows committed after the loss")
+            assert sent.payloads == [b"before", b"after", b"and after"]
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await engine.dispose()
 
 
@@ -172,26 +184,23 @@ async def test_each_row_is_published_once_also_one_committed_after_rows_with_lat
     service = "late"
     sent = SentMessages()
     commit = committer(engine, table, service)
-    running = asyncio.create_task(relay(engine, table, service, sent).run())
     try:
-        await eventually(lambda: listener_pid(engine), "LISTEN session")
-        slow = Database(engine).session()
-        try:
-            # Takes its id first and commits last.
-            await write_outbox(slow, table, service, [outgoing(b"slow")])
-            await commit(b"quick", b"and quick")
-            await eventually(published(sent, b"and quick"), "the rows committed first published")
-            await slow.commit()
-        finally:
-            await slow.close()
-        await eventually(published(sent, b"slow"), "the row with the lower id published")
-        await commit(b"last")
-        await eventually(published(sent, b"last"), "the last row published")
-        await eventually(all_marked_sent(engine), "every row marked sent")
-        assert sent.payloads == [b"quick", b"and quick", b"slow", b"last"]
+        async with relaying(engine, table, service, sent):
+            slow = Database(engine).session()
+            try:
+                # Takes its id first and commits last.
+                await write_outbox(slow, table, service, [outgoing(b"slow")])
+                await commit(b"quick", b"and quick")
+                await eventually(published(sent, b"and quick"), "the rows committed first")
+                await slow.commit()
+            finally:
+                await slow.close()
+            await eventually(published(sent, b"slow"), "the row with the lower id published")
+            await commit(b"last")
+            await eventually(published(sent, b"last"), "the last row published")
+            await eventually(all_marked_sent(engine), "every row marked sent")
+            assert sent.payloads == [b"quick", b"and quick", b"slow", b"last"]
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await engine.dispose()
 
 
@@ -207,18 +216,15 @@ async def test_a_transactions_rows_are_published_in_the_order_they_were_written(
     sent = SentMessages()
     commit = committer(engine, table, service)
     # Batches of 64: the rows go out over several reads, marked sent by a statement of each size.
-    running = asyncio.create_task(relay(engine, table, service, sent, batch_size=64).run())
     try:
-        await eventually(lambda: listener_pid(engine), "LISTEN session")
-        written = [f"row {n:03d}".encode() for n in range(300)]
-        await commit(*written[:7])
-        await commit(*written[7:])
-        await eventually(published(sent, written[-1]), "the last row published")
-        await eventually(all_marked_sent(engine), "every row marked sent")
-        assert sent.payloads == written
+        async with relaying(engine, table, service, sent, batch_size=64):
+            written = [f"row {n:03d}".encode() for n in range(300)]
+            await commit(*written[:7])
+            await commit(*written[7:])
+            await eventually(published(sent, written[-1]), "the last row published")
+            await eventually(all_marked_sent(engine), "every row marked sent")
+            assert sent.payloads == written
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await engine.dispose()
 
 
@@ -302,50 +308,42 @@ async def test_rows_are_marked_sent_later_at_their_acknowledgement_and_never_sen
     acknowledged them, and the wake-ups meanwhile skip them."""
     engine = make_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
-    service = "marks"
     sent = SentMessages()
-    commit = committer(engine, table, service)
-    running = asyncio.create_task(relay(engine, table, service, sent, mark_seconds=3.0).run())
+    commit = committer(engine, table, "marks")
     try:
-        await eventually(lambda: listener_pid(engine), "LISTEN session")
-        await commit(b"first")
-        await eventually(published(sent, b"first"), "the first row published")
-        acknowledged = time.time()
-        await commit(b"second")
-        await eventually(published(sent, b"second"), "the second row published")
-        assert await unsent(engine) == 2  # both published, neither marked yet
-        await eventually(all_marked_sent(engine), "the rows marked sent")
-        assert sent.payloads == [b"first", b"second"]
+        async with relaying(engine, table, "marks", sent, mark_seconds=3.0):
+            await commit(b"first")
+            await eventually(published(sent, b"first"), "the first row published")
+            acknowledged = time.time()
+            await commit(b"second")
+            await eventually(published(sent, b"second"), "the second row published")
+            assert await unsent(engine) == 2  # both published, neither marked yet
+            await eventually(all_marked_sent(engine), "the rows marked sent")
+            assert sent.payloads == [b"first", b"second"]
         async with engine.begin() as conn:
             first_sent = await conn.scalar(
                 text("SELECT extract(epoch FROM sent_at) FROM outbox WHERE payload = 'first'")
             )
         assert acknowledged - 0.5 < float(first_sent) <= acknowledged
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await engine.dispose()
 
 
 async def test_a_hundred_published_rows_are_marked_at_once(database_url: str) -> None:
     engine = make_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
-    service = "hundred"
     sent = SentMessages()
-    commit = committer(engine, table, service)
-    running = asyncio.create_task(
-        relay(engine, table, service, sent, mark_seconds=FALLBACK_SECONDS, mark_rows=5).run()
-    )
+    commit = committer(engine, table, "hundred")
     try:
-        await eventually(lambda: listener_pid(engine), "LISTEN session")
-        await commit(*(b"%d" % n for n in range(5)))
-        await eventually(all_marked_sent(engine), "the rows marked sent without waiting")
-        await commit(b"alone")
-        await eventually(published(sent, b"alone"), "the next row published")
-        assert await unsent(engine) == 1
+        async with relaying(
+            engine, table, "hundred", sent, mark_seconds=FALLBACK_SECONDS, mark_rows=5
+        ):
+            await commit(*(b"%d" % n for n in range(5)))
+            await eventually(all_marked_sent(engine), "the rows marked sent without waiting")
+            await commit(b"alone")
+            await eventually(published(sent, b"alone"), "the next row published")
+            assert await unsent(engine) == 1
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await engine.dispose()
 
 
@@ -356,33 +354,22 @@ async def test_a_stopped_relay_marks_what_it_published_and_a_dead_one_leaves_it_
     table = await empty_outbox(engine)
     service = "stops"
     commit = committer(engine, table, service)
-    sent = SentMessages()
-    stopping = relay(engine, table, service, sent, mark_seconds=FALLBACK_SECONDS)
-    running = asyncio.create_task(stopping.run())
-    await eventually(lambda: listener_pid(engine), "LISTEN session")
-    await commit(b"marked at the stop")
-    await eventually(published(sent, b"marked at the stop"), "the row published")
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
-    assert await unsent(engine) == 1
-    await stopping.close()  # the service's shutdown hook
-    assert await unsent(engine) == 0
-
-    dying_sent, next_sent = SentMessages(), SentMessages()
-    dying = asyncio.create_task(
-        relay(engine, table, service, dying_sent, mark_seconds=FALLBACK_SECONDS).run()
-    )
-    await eventually(lambda: listener_pid(engine), "LISTEN session")
-    await commit(b"unmarked at the death")
-    await eventually(published(dying_sent, b"unmarked at the death"), "the row published")
-    dying.cancel()  # no shutdown hook: as a process killed
-    await asyncio.gather(dying, return_exceptions=True)
-    following = asyncio.create_task(relay(engine, table, service, next_sent).run())
+    stopped, died, next_leader = SentMessages(), SentMessages(), SentMessages()
     try:
-        await eventually(published(next_sent, b"unmarked at the death"), "the row again")
-        await eventually(all_marked_sent(engine), "the row marked by the next leader")
-        assert next_sent.payloads == [b"unmarked at the death"]
+        async with relaying(engine, table, service, stopped, mark_seconds=FALLBACK_SECONDS) as r:
+            await commit(b"marked at the stop")
+            await eventually(published(stopped, b"marked at the stop"), "the row published")
+        assert await unsent(engine) == 1
+        await r.close()  # the service's shutdown hook
+        assert await unsent(engine) == 0
+
+        async with relaying(engine, table, service, died, mark_seconds=FALLBACK_SECONDS):
+            await commit(b"unmarked at the death")
+            await eventually(published(died, b"unmarked at the death"), "the row published")
+        # No shutdown hook: as a process killed. The next leader publishes the row again.
+        async with relaying(engine, table, service, next_leader):
+            await eventually(published(next_leader, b"unmarked at the death"), "the row again")
+            await eventually(all_marked_sent(engine), "the row marked by the next leader")
+            assert next_leader.payloads == [b"unmarked at the death"]
     finally:
-        following.cancel()
-        await asyncio.gather(following, return_exceptions=True)
         await engine.dispose()
