@@ -320,6 +320,7 @@ class EventConsumer:
         # A poll still being applied is committed when it is (FastStream waits for it).
         await self._commits.close()
         await self._broker.stop()
+        self._lag.close()
 
     async def apply(self, records: Sequence[Record], handler: EventHandler, dlt: str) -> None:
         """Applies one poll's records; returns when every one is applied or dead-lettered.
