@@ -4,17 +4,13 @@ over TLS shows the same certificate."""
 from __future__ import annotations
 
 import ssl
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 from tawasul_platform.kafka_tls import ENV_KAFKA_TLS, from_env, security
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.testing import self_signed
 from tawasul_platform.tls import TlsConfig
 
 REQUIRED = {
@@ -92,7 +88,7 @@ def test_kafka_tls_without_the_processs_certificate_fails(env: pytest.MonkeyPatc
 def test_kafka_tls_shows_the_processs_certificate_and_checks_the_brokers(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "kafka-test", ca=True)
     for name, path in zip(TLS_ENV, (cert, key, cert), strict=True):
         env.setenv(name, str(path))
     env.setenv("TAWASUL_KAFKA_TLS", "true")
@@ -114,36 +110,9 @@ def test_a_tool_in_a_pod_takes_kafka_tls_from_the_environment(
     monkeypatch.setenv(ENV_KAFKA_TLS, "true")
     with pytest.raises(ValueError, match="TAWASUL_KAFKA_TLS needs"):
         from_env()
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "kafka-test", ca=True)
     for name, path in zip(TLS_ENV, (cert, key, cert), strict=True):
         monkeypatch.setenv(name, str(path))
     context = from_env()
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kafka-test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "kafka-cert.pem", directory / "kafka-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
