@@ -40,7 +40,7 @@ from itertools import chain
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
@@ -311,7 +311,13 @@ class EventConsumer:
     async def _require_topics(self) -> None:
         """Raises MissingTopics unless every topic the group reads exists and is visible to it:
         a consumer would otherwise start and silently read nothing of a missing one."""
-        cluster = await self._producer.client.fetch_all_metadata()
+        try:
+            cluster = await self._producer.client.fetch_all_metadata()
+        except KafkaError as exc:
+            if exc.retriable:
+                raise
+            # "Unable to get cluster metadata over all known brokers": the brokers are away.
+            raise KafkaConnectionError(f"group {self._group}: {exc}") from exc
         missing = sorted(set(self._appliers) - cluster.topics())
         if missing:
             raise MissingTopics(self._group, missing)

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -6,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import ConsumerStoppedError
+from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from asyncpg.exceptions import (
     AdminShutdownError,
@@ -20,7 +22,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tawasul.events.v1 import events_pb2
-from tawasul_platform.consumer import EventConsumer, Subscriptions
+from tawasul_platform.consumer import EventConsumer, MissingTopics, Subscriptions
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.events import SCHEMA_VERSION
 from tawasul_platform.faults import is_transient
@@ -431,3 +433,47 @@ async def test_a_batch_undone_in_a_deadlock_is_applied_again_without_dead_letter
     assert calls == ["a", "a", "a", "a", "a", "b"]
     assert transaction.outcomes == ["rolled back"]
     assert producer.sent == []
+
+
+class FakeCluster:
+    def __init__(self, topics: set[str] | None) -> None:
+        self.known = topics
+
+    async def fetch_all_metadata(self) -> FakeCluster:
+        if self.known is None:
+            raise KafkaError("Unable to get cluster metadata over all known brokers")
+        return self
+
+    def topics(self) -> set[str]:
+        return self.known or set()
+
+
+class MetadataProducer(FakeProducer):
+    def __init__(self, topics: set[str] | None) -> None:
+        super().__init__()
+        self.client = FakeCluster(topics)
+
+
+async def test_a_group_does_not_start_on_topics_the_broker_does_not_show_it() -> None:
+    c = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=MetadataProducer({"shown"}))
+    c.subscribe("shown", lambda event: asyncio.sleep(0))
+    c.subscribe("hidden", lambda event: asyncio.sleep(0))
+    c.subscribe("absent", lambda event: asyncio.sleep(0))
+
+    with pytest.raises(MissingTopics) as missing:
+        await c.start()
+
+    assert missing.value.topics == ("absent", "hidden")
+    assert "group g reads absent, hidden" in str(missing.value)
+    assert is_transient(missing.value)
+
+
+async def test_no_broker_answering_for_the_topics_is_an_outage_to_wait_out() -> None:
+    # aiokafka's own error for it is not marked retriable: the service would have exited.
+    c = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=MetadataProducer(None))
+    c.subscribe("t", lambda event: asyncio.sleep(0))
+
+    with pytest.raises(KafkaConnectionError) as away:
+        await c.start()
+
+    assert is_transient(away.value)
