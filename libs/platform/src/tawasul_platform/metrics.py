@@ -39,11 +39,13 @@ CONSUMER_LAG = Gauge(
 )
 # By service, whatever the scrape's own labels are: replicas share their service's outbox.
 OUTBOX_BACKLOG = Gauge(
-    "tawasul_outbox_backlog", "Outbox rows not yet published to Kafka", ["service"]
+    "tawasul_outbox_backlog",
+    "Outbox rows not yet marked sent (the relay marks what Kafka took within a second)",
+    ["service"],
 )
 OUTBOX_OLDEST = Gauge(
     "tawasul_outbox_oldest_unsent_seconds",
-    "Age of the oldest outbox row not yet published (0 when every row is)",
+    "Age of the oldest outbox row not yet marked sent (0 when every row is)",
     ["service"],
 )
 
