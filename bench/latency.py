@@ -181,12 +181,42 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
     )
     fifty = Figure("P2 p50", title.format("p50"), "≤ 50 ms", unit="ms")
     ninety_nine = Figure("P2 p99", title.format("p99"), "≤ 250 ms", unit="ms")
-    figures = [fifty, ninety_nine]
     if rate <= 0:
-        for f in figures:
+        for f in (fifty, ninety_nine):
             f.fail("no P1 rate to take half of")
-        return figures
-    spec = steady_submissions(config, rate, settings.p2_seconds)
+        return [fifty, ninety_nine]
+    return await _claimable(
+        config, settings, rate, settings.p2_seconds, (fifty, 50.0), (ninety_nine, 250.0)
+    )
+
+
+async def p2_fixed(config: StackConfig, settings: Settings) -> list[Figure]:
+    """P2's measure at a rate that does not follow P1's, judged against nothing: P2's own rate
+    rises with every saving that raises P1, so there a saving shows as a higher rate at the
+    same latency; here it shows as CPU and latency, comparable from run to run."""
+    rate, seconds = settings.p2_fixed_rate, settings.p2_fixed_seconds
+    title = (
+        f"submit → work item claimable in review, {{}}, at a fixed {rate:g}/s for {seconds:g} s "
+        "(not the issue's figure: for comparing runs)"
+    )
+    fifty = Figure("P2 fixed p50", title.format("p50"), "—", unit="ms")
+    ninety_nine = Figure("P2 fixed p99", title.format("p99"), "—", unit="ms")
+    return await _claimable(config, settings, rate, seconds, (fifty, None), (ninety_nine, None))
+
+
+async def _claimable(
+    config: StackConfig,
+    settings: Settings,
+    rate: float,
+    seconds: float,
+    fifty: tuple[Figure, float | None],
+    ninety_nine: tuple[Figure, float | None],
+) -> list[Figure]:
+    """Submissions at `rate` for `seconds`, each followed to the commit that made its work item
+    claimable in review: the p50 and the p99 figures, each with its limit in ms (None: not
+    judged), and in their detail the CPU each process spent and the path's steps."""
+    figures = [fifty[0], ninety_nine[0]]
+    spec = steady_submissions(config, rate, seconds)
     try:
         conn = await asyncpg.connect(
             host=str(config.pg_socket_dir), user="postgres", database="tawasul_review"
@@ -219,14 +249,19 @@ async def p2(config: StackConfig, settings: Settings, p1_rate: float | None) -> 
         return figures
     finally:
         await conn.close()
-    detail = followed.detail(rate, settings.p2_seconds)
+    detail = followed.detail(rate, seconds)
     detail[CPU_DETAIL] = used.summary(followed.result.count)
     detail["seen_by_the_poll"] = seen_by_the_poll(followed, polled)
     try:
         detail["hops"] = await hops.split(config.pg_socket_dir, followed.arrived)
     except Exception as exc:  # the split explains the figure; it never costs it
         detail["hops"] = {"error": why(exc)}
-    judge_latency([(fifty, "p50_ms", 50.0), (ninety_nine, "p99_ms", 250.0)], followed, detail, rate)
+    judge_latency(
+        [(fifty[0], "p50_ms", fifty[1]), (ninety_nine[0], "p99_ms", ninety_nine[1])],
+        followed,
+        detail,
+        rate,
+    )
     return figures
 
 

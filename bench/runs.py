@@ -40,6 +40,9 @@ class Settings:
     p1_seconds: float = 20.0
     p2_seconds: float = 30.0
     p2_drain_seconds: float = 30.0
+    # P2's measure at a rate of its own (bench.latency.p2_fixed), the same in every run.
+    p2_fixed_rate: float = 50.0
+    p2_fixed_seconds: float = 60.0
     p7_seconds: float = 30.0
     p7_drain_seconds: float = 60.0
     upload_bytes: int = 10 * MIB
@@ -65,6 +68,8 @@ SMOKE = Settings(
     p1_seconds=5.0,
     p2_seconds=2.0,
     p2_drain_seconds=30.0,
+    p2_fixed_rate=10.0,
+    p2_fixed_seconds=2.0,
     p7_seconds=2.0,
     p7_drain_seconds=30.0,
     upload_bytes=256 * 1024,

@@ -36,7 +36,7 @@ MEASURED = {
     "P8 search",
 }
 # Measured, with no target of their own.
-SHOWN = {"P7 p50"}
+SHOWN = {"P7 p50", "P2 fixed p50", "P2 fixed p99"}
 WITH_BASELINE = {
     "P1",
     "P3",
@@ -119,7 +119,7 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert set(p2["seen_by_the_poll"]) == {"p50_ms", "p95_ms", "p99_ms", "max_ms"}, p2
 
     # Where each load's CPU went, by process; the load process always spends some.
-    for id_ in ("P1", "P2 p50", "P7 p50"):
+    for id_ in ("P1", "P2 p50", "P2 fixed p50", "P7 p50"):
         spent = figures[id_]["detail"]["cpu_by_process"]
         names = set(spent["cpu_ms_a_submission"])
         assert {"intake", "routing", "review", "postgres", "kafka", "load"} <= names, spent
@@ -144,6 +144,7 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert "| postgresql |" in page
     assert "P2's path, p50 of each step in ms" in page
     assert "CPU a submission during P2's load and drain, ms: " in page
+    assert "CPU a submission during P2 fixed's load and drain, ms: " in page
     assert "Before P1 the run sent submissions at 10/s for 1 s and counted none" in page
 
 
