@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from tawasul_platform import deadlines, errors, metrics, tracing
+from tawasul_platform import deadlines, errors, i18n, metrics, tracing
 from tawasul_platform.authz import AUTHORIZATION, Gate
 
 # Re-exported: where callers have always found it.
@@ -51,27 +51,52 @@ _CODES: dict[type[errors.DomainError], int] = {
 }
 
 
-def to_status(error: errors.DomainError) -> grpc.Status:
-    """The rich status for a domain error: field violations and existing resources as details."""
+def to_status(error: errors.DomainError, locale: str | None = None) -> grpc.Status:
+    """The rich status for a domain error: field violations and existing resources as details.
+
+    With the caller's `locale`, each field's message and the error's own (when they have text
+    in it: i18n.Bilingual) go as google.rpc.LocalizedMessage too; `description` and `message`
+    stay English, for logs and developers."""
     code = next(c for cls, c in _CODES.items() if isinstance(error, cls))
     status = status_pb2.Status(code=code, message=str(error))
     if isinstance(error, errors.InvalidArgument):
-        detail = any_pb2.Any()
-        detail.Pack(
+        _pack(
+            status,
             error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                    for f, d in error.violations.items()
-                ]
-            )
+                field_violations=[_violation(f, d, locale) for f, d in error.violations.items()]
+            ),
         )
-        status.details.append(detail)
     elif isinstance(error, errors.AlreadyExists) and error.existing:
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.ResourceInfo(resource_name=error.existing))
-        status.details.append(detail)
+        _pack(status, error_details_pb2.ResourceInfo(resource_name=error.existing))
+    said = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else ""
+    if locale and (text := i18n.in_locale(said, locale)) is not None:
+        _pack(status, error_details_pb2.LocalizedMessage(locale=locale, message=text))
     result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+def _violation(
+    field: str, description: str, locale: str | None
+) -> error_details_pb2.BadRequest.FieldViolation:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+    if locale and (text := i18n.in_locale(description, locale)) is not None:
+        violation.localized_message.locale = locale
+        violation.localized_message.message = text
+    return violation
+
+
+def _pack(status: status_pb2.Status, detail: Message) -> None:
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    status.details.append(packed)
+
+
+def caller_locale(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    """The language the call's `accept-language` prefers, of those Tawasul speaks."""
+    for key, value in context.invocation_metadata() or ():
+        if key == i18n.ACCEPT_LANGUAGE and isinstance(value, str):
+            return i18n.preferred_locale(value)
+    return None
 
 
 def status_details(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
@@ -111,7 +136,10 @@ class _Undecodable:
 
 
 _UNDECODABLE = _Undecodable()
-_NOT_A_MESSAGE = "the request's bytes are not a valid message of this method"
+_NOT_A_MESSAGE = i18n.Bilingual(
+    "the request's bytes are not a valid message of this method",
+    "بيانات الطلب ليست رسالة صالحة لهذه العملية",
+)
 
 
 def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -206,7 +234,7 @@ async def _answering(
     except errors.DomainError as exc:
         if requests is not None:
             await _drain(requests)
-        await context.abort_with_status(to_status(exc))
+        await context.abort_with_status(to_status(exc, caller_locale(context)))
     except grpc.aio.AbortError:
         raise
     except Exception as exc:

@@ -17,6 +17,8 @@ from typing import cast
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from tawasul_platform.i18n import Bilingual
+
 MAX_STRING_CHARS = 10_000
 MAX_REPEATED_ITEMS = 1_000
 # A request that is wrong everywhere gets the first ones named, not a reply as big as itself.
@@ -29,13 +31,15 @@ _ALLOWED_CONTROLS = frozenset("\t\n\r")
 # arbitrary input nor grow with it.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
-CONTROL = "must not contain control characters"
-NONCHARACTER = "must not contain Unicode noncharacters"
-TOO_LONG = f"at most {MAX_STRING_CHARS} characters"
-TOO_MANY = f"at most {MAX_REPEATED_ITEMS} items"
+CONTROL = Bilingual("must not contain control characters", "يجب ألا يحتوي على محارف تحكم")
+NONCHARACTER = Bilingual(
+    "must not contain Unicode noncharacters", "يجب ألا يحتوي على محارف يونيكود غير صالحة"
+)
+TOO_LONG = Bilingual(f"at most {MAX_STRING_CHARS} characters", f"{MAX_STRING_CHARS} حرف على الأكثر")
+TOO_MANY = Bilingual(f"at most {MAX_REPEATED_ITEMS} items", f"{MAX_REPEATED_ITEMS} عنصر على الأكثر")
 
 
-def text_problem(text: str) -> str | None:
+def text_problem(text: str) -> Bilingual | None:
     """Why no field may hold `text`, or None; the problem never repeats the text.
 
     Unpaired surrogates never get this far: protobuf refuses a string that is not UTF-8
@@ -100,13 +104,13 @@ def _noncharacter(point: int) -> bool:
     return 0xFDD0 <= point <= 0xFDEF or (point & 0xFFFE) == 0xFFFE
 
 
-def message_violations(message: Message) -> dict[str, str]:
+def message_violations(message: Message) -> dict[str, Bilingual]:
     """Field path → problem for every string and list in `message` past the platform limits.
 
     Paths read like the domain's: `contact.mobile`, `document_ids[3]`, `fields.national_id`.
     Bytes are not looked at (uploads stream chunks; their size is the transport's limit).
     """
-    found: dict[str, str] = {}
+    found: dict[str, Bilingual] = {}
     _walk(message, "", found)
     return found
 
@@ -116,7 +120,7 @@ def message_violations(message: Message) -> dict[str, str]:
 _WALKED = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE})
 
 
-def _walk(message: Message, prefix: str, found: dict[str, str]) -> None:
+def _walk(message: Message, prefix: str, found: dict[str, Bilingual]) -> None:
     # The stubs type these as either of protobuf's two descriptor classes; they are one.
     fields = cast("Sequence[FieldDescriptor]", message.DESCRIPTOR.fields)
     for field in fields:
@@ -141,7 +145,7 @@ def _walk(message: Message, prefix: str, found: dict[str, str]) -> None:
             _value(field, value, path, found)
 
 
-def _map(field: FieldDescriptor, entries: object, path: str, found: dict[str, str]) -> None:
+def _map(field: FieldDescriptor, entries: object, path: str, found: dict[str, Bilingual]) -> None:
     items = dict(entries)  # type: ignore[call-overload]
     if len(items) > MAX_REPEATED_ITEMS:
         found[path] = TOO_MANY
@@ -152,7 +156,7 @@ def _map(field: FieldDescriptor, entries: object, path: str, found: dict[str, st
     for key, item in items.items():
         if isinstance(key, str):
             if problem := text_problem(key):
-                found[path] = f"a key {problem}"
+                found[path] = Bilingual(f"a key {problem}", f"مفتاح {problem.ar}")
                 continue
             item_path = f"{path}.{key}" if _PLAIN_KEY.fullmatch(key) else path
         else:
@@ -160,7 +164,7 @@ def _map(field: FieldDescriptor, entries: object, path: str, found: dict[str, st
         _value(value_field, item, item_path, found)
 
 
-def _value(field: FieldDescriptor, value: object, path: str, found: dict[str, str]) -> None:
+def _value(field: FieldDescriptor, value: object, path: str, found: dict[str, Bilingual]) -> None:
     if len(found) >= MAX_VIOLATIONS:
         return
     if field.type == FieldDescriptor.TYPE_STRING:

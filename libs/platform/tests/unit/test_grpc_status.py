@@ -4,6 +4,7 @@ from google.rpc import error_details_pb2, status_pb2
 from tawasul_platform import errors
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import to_status
+from tawasul_platform.i18n import Bilingual
 
 
 def test_invalid_argument_carries_every_field_violation() -> None:
@@ -40,3 +41,46 @@ def test_catalog_departments_cover_every_sub_service() -> None:
     catalog = load_catalog()
     assert catalog.sub_services["passports.issue-renewal-problem"].department == "passports"
     assert {s.department for s in catalog.sub_services.values()} == set(catalog.departments)
+
+
+def _rich(status: grpc.Status) -> status_pb2.Status:
+    return status_pb2.Status.FromString(dict(status.trailing_metadata)["grpc-status-details-bin"])
+
+
+def _violations(status: grpc.Status) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    bad = error_details_pb2.BadRequest()
+    assert _rich(status).details[0].Unpack(bad)
+    return list(bad.field_violations)
+
+
+def test_field_messages_in_arabic_when_the_caller_asks_and_english_stays_the_description() -> None:
+    error = errors.InvalidArgument(
+        {"description": Bilingual("too short", "قصير جدًا"), "page_token": "not a token"}
+    )
+    by_field = {v.field: v for v in _violations(to_status(error, "ar"))}
+    assert by_field["description"].description == "too short"
+    assert by_field["description"].localized_message.locale == "ar"
+    assert by_field["description"].localized_message.message == "قصير جدًا"
+    # No Arabic written for it: no localized message, the client shows the description.
+    assert not by_field["page_token"].HasField("localized_message")
+
+
+def test_english_asked_is_the_description_and_nothing_asked_adds_nothing() -> None:
+    error = errors.InvalidArgument({"description": Bilingual("too short", "قصير جدًا")})
+    (english,) = _violations(to_status(error, "en"))
+    assert (english.localized_message.locale, english.localized_message.message) == (
+        "en",
+        "too short",
+    )
+    (plain,) = _violations(to_status(error))
+    assert not plain.HasField("localized_message")
+
+
+def test_an_errors_own_message_in_arabic_as_a_localized_message_detail() -> None:
+    error = errors.FailedPrecondition(Bilingual("the request is closed", "الطلب مغلق"))
+    rich = _rich(to_status(error, "ar"))
+    said = error_details_pb2.LocalizedMessage()
+    assert rich.message == "the request is closed"
+    assert [d.Unpack(said) for d in rich.details] == [True]
+    assert (said.locale, said.message) == ("ar", "الطلب مغلق")
+    assert not _rich(to_status(errors.FailedPrecondition("closed"), "ar")).details

@@ -40,6 +40,8 @@ R = TypeVar("R")
 Metadata = tuple[tuple[str, str], ...]
 # Gives the W3C traceparent of the channel's current span, or None outside any span.
 TraceparentSource = Callable[[], str | None]
+# Gives the language ("ar" or "en") of the person the current call is for, or None.
+LocaleSource = Callable[[], str | None]
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ class TawasulClient:
     `traceparent`, when given, is asked at each call for the channel's current W3C trace
     context (OpenTelemetry's, say), which the call carries as `traceparent` metadata: the
     services' spans then continue the channel's trace. The SDK itself needs no OpenTelemetry.
+
+    `locale` ("ar" or "en", or a callable asked at each call, for an adapter serving people in
+    either) is the language refusals' messages are wanted in: TawasulError's `message` and
+    `fields` are in it where the service has them in it.
     """
 
     def __init__(
@@ -143,6 +149,7 @@ class TawasulClient:
         catalog_seconds: float = 300.0,
         owns_channels: bool = False,
         traceparent: TraceparentSource | None = None,
+        locale: str | LocaleSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -158,6 +165,7 @@ class TawasulClient:
         self._catalogs: dict[str, _Cached] = {}
         self._catalog_version: int | None = None
         self._traceparent = traceparent
+        self._locale = locale
         self._clock = clock
         self._sleep = sleep
 
@@ -355,7 +363,7 @@ class TawasulClient:
             )
         )
         source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
-        metadata = (*await self._metadata(token, signed_in=True), *self._trace())
+        metadata = (*await self._metadata(token, signed_in=True), *self._trace(), *self._language())
         call = self.docs.UploadDocument(timeout=self._upload_timeout, metadata=metadata)
         try:
             await call.write(first)
@@ -424,6 +432,10 @@ class TawasulClient:
         value = self._traceparent() if self._traceparent is not None else None
         return ((TRACEPARENT, value),) if value else ()
 
+    def _language(self) -> Metadata:
+        value = self._locale() if callable(self._locale) else self._locale
+        return ((ACCEPT_LANGUAGE, value),) if value else ()
+
     async def _unary(
         self,
         method: Callable[..., Awaitable[R]],
@@ -439,7 +451,12 @@ class TawasulClient:
         unstarted = self._retry.delays()
         renewed = False
         while True:
-            metadata = (*await self._metadata(token, signed_in=signed_in), *extra, *self._trace())
+            metadata = (
+                *await self._metadata(token, signed_in=signed_in),
+                *extra,
+                *self._trace(),
+                *self._language(),
+            )
             try:
                 return await method(request, timeout=self._timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
@@ -471,6 +488,8 @@ class TawasulClient:
 FORWARDED_FOR = "x-forwarded-for"
 # W3C trace context, as the services read it from a call's metadata.
 TRACEPARENT = "traceparent"
+# The language refusals' messages are wanted in, as the services read it.
+ACCEPT_LANGUAGE = "accept-language"
 
 
 def _forwarded(address: str | None) -> Metadata:

@@ -2,8 +2,9 @@
 
 Services answer INVALID_ARGUMENT with a google.rpc.BadRequest (one violation per field) and
 ALREADY_EXISTS with a google.rpc.ResourceInfo (the open request's number), packed in the
-`grpc-status-details-bin` trailer. The SDK reads them with its own copies of those three
-messages (in a private descriptor pool), so that it needs protobuf only, not
+`grpc-status-details-bin` trailer; asked in a language (the client's `locale`), they add each
+message in it as a google.rpc.LocalizedMessage. The SDK reads them with its own copies of
+those messages (in a private descriptor pool), so that it needs protobuf only, not
 googleapis-common-protos.
 """
 
@@ -19,8 +20,8 @@ _DETAILS_TRAILER = "grpc-status-details-bin"
 
 
 def _rpc_messages() -> dict[str, type[Message]]:
-    """google.rpc.Status, BadRequest (with FieldViolation) and ResourceInfo: the fields the
-    SDK reads, with the numbers of googleapis' google/rpc/*.proto."""
+    """google.rpc.Status, BadRequest (with FieldViolation), ResourceInfo and LocalizedMessage:
+    the fields the SDK reads, with the numbers of googleapis' google/rpc/*.proto."""
     T = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(
         name="tawasul_sdk/google_rpc_subset.proto", package="google.rpc", syntax="proto3"
@@ -49,6 +50,18 @@ def _rpc_messages() -> dict[str, type[Message]]:
     violation = bad.nested_type.add(name="FieldViolation")
     for field_name, number in (("field", 1), ("description", 2)):
         violation.field.add(name=field_name, number=number, type=T.TYPE_STRING, label=one)
+    violation.field.add(
+        name="localized_message",
+        number=4,
+        type=T.TYPE_MESSAGE,
+        label=one,
+        type_name=".google.rpc.LocalizedMessage",
+    )
+    add(
+        "LocalizedMessage",
+        ("locale", 1, T.TYPE_STRING, one, ""),
+        ("message", 2, T.TYPE_STRING, one, ""),
+    )
     add(
         "ResourceInfo",
         ("resource_type", 1, T.TYPE_STRING, one, ""),
@@ -59,7 +72,7 @@ def _rpc_messages() -> dict[str, type[Message]]:
     pool.AddSerializedFile(file.SerializeToString())
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"google.rpc.{name}"))
-        for name in ("Status", "BadRequest", "ResourceInfo")
+        for name in ("Status", "BadRequest", "ResourceInfo", "LocalizedMessage")
     }
 
 
@@ -106,7 +119,9 @@ class TawasulError(Exception):
 
     `code` is the gRPC status; `fields` maps each bad field (as the request message names it:
     "description", "fields.iqama_number", "document_ids[0]") to what is wrong with it; and
-    `existing` names what already exists (ALREADY_EXISTS: the open request's number).
+    `existing` names what already exists (ALREADY_EXISTS: the open request's number). The
+    message and each field's are in the client's `locale` where the service has them in it,
+    in English otherwise.
     """
 
     def __init__(
@@ -134,11 +149,15 @@ class TawasulError(Exception):
             return cls(grpc.StatusCode.UNAVAILABLE, "the service is busy; try again shortly")
         details = _details(error)
         fields = {
-            str(v.field): str(v.description)
+            str(v.field): str(v.localized_message.message or v.description)
             for bad in _unpacked(details, "BadRequest")
             for v in bad.field_violations
         }
         existing = next(
             (str(info.resource_name) for info in _unpacked(details, "ResourceInfo")), ""
         )
-        return cls(error.code(), error.details() or "", fields=fields, existing=existing)
+        message = next(
+            (str(said.message) for said in _unpacked(details, "LocalizedMessage") if said.message),
+            error.details() or "",
+        )
+        return cls(error.code(), message, fields=fields, existing=existing)

@@ -20,6 +20,10 @@ from tawasul_sdk.client import LOCALES_CACHED, open_channel
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+def _language(context: Context) -> str:
+    return str(dict(context.invocation_metadata() or ()).get("accept-language", ""))
+
+
 def _traceparent(context: Context) -> str:
     """The call's trace context as the services read it; "" when it has none."""
     return str(dict(context.invocation_metadata() or ()).get(TRACEPARENT, ""))
@@ -30,6 +34,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.keys: list[str] = []
         self.tokens: list[str] = []
         self.traces: list[str] = []
+        self.languages: list[str] = []
         self.unavailable = 0
         self.answers: list[str] = []
         self.answer_keys: list[str] = []
@@ -49,6 +54,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.SubmitRequestResponse:
         self.keys.append(request.idempotency_key)
         self.traces.append(_traceparent(context))
+        self.languages.append(_language(context))
         self.tokens.append(str(dict(context.invocation_metadata() or ()).get("authorization", "")))
         if self.tokens[-1] == f"Bearer {self.refuse_token}":
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token expired")
@@ -98,6 +104,7 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
         self.chunks: list[int] = []
         self.metadata: docs_pb2.DocumentMetadata | None = None
         self.traces: list[str] = []
+        self.languages: list[str] = []
         self.looks = 0
 
     async def GetDocument(
@@ -117,6 +124,7 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
         self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
     ) -> docs_pb2.UploadDocumentResponse:
         self.traces.append(_traceparent(context))
+        self.languages.append(_language(context))
         async for part in request_iterator:
             if part.HasField("metadata"):
                 self.metadata = part.metadata
@@ -428,6 +436,27 @@ async def test_every_call_carries_the_channels_trace_context_when_given(
     first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     assert intake.traces == [first, first, first, ""]  # the retry too
     assert docs.traces == ["00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"]
+
+
+async def test_every_call_asks_for_the_language_of_the_person_it_is_for(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, docs, address = servers
+    current: list[str | None] = ["ar"]
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", locale=lambda: current[0]
+    ) as client:
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+        current[0] = "en"
+        await client.upload_document(b"%PDF", filename="a.pdf", content_type="application/pdf")
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+        current[0] = None
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", locale="ar"
+    ) as client:
+        await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+    assert (intake.languages, docs.languages) == (["ar", "en", "", "ar"], ["en"])
 
 
 async def test_without_a_trace_source_no_trace_context_is_sent(

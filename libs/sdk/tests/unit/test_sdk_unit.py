@@ -45,6 +45,24 @@ def test_field_violations_and_the_existing_request_are_read_from_the_status() ->
     assert (exists.existing, exists.fields) == ("TW123456789", {})
 
 
+def test_messages_in_the_language_asked_for_are_read_where_the_service_gave_them() -> None:
+    arabic = error_details_pb2.LocalizedMessage(locale="ar", message="مطلوب")
+    bad = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(
+                field="fields.x", description="required", localized_message=arabic
+            ),
+            # None in Arabic for this one: its English description.
+            error_details_pb2.BadRequest.FieldViolation(field="page_token", description="bad"),
+        ]
+    )
+    error = TawasulError.from_rpc_error(_error(grpc.StatusCode.INVALID_ARGUMENT, bad))
+    assert error.fields == {"fields.x": "مطلوب", "page_token": "bad"}
+    closed = error_details_pb2.LocalizedMessage(locale="ar", message="الطلب مغلق")
+    refused = TawasulError.from_rpc_error(_error(grpc.StatusCode.FAILED_PRECONDITION, closed))
+    assert refused.message == "الطلب مغلق"
+
+
 def test_a_server_past_its_limit_of_calls_is_unavailable_not_the_callers_quota() -> None:
     """gRPC's own RESOURCE_EXHAUSTED (the server's limit of calls in flight) carries no status
     of a Tawasul service: the service is busy, and the caller may retry; a service's own

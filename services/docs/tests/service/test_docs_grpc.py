@@ -23,6 +23,7 @@ import pytest
 import tawasul_docs
 from alembic import command
 from alembic.config import Config
+from google.rpc import error_details_pb2
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.actions import JavaScript
@@ -44,7 +45,7 @@ from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument, Unavailable
-from tawasul_platform.grpc import GrpcServer, bearer, field_violations
+from tawasul_platform.grpc import GrpcServer, bearer, field_violations, status_details
 from tawasul_platform.identity import EMPLOYEE_ID_FORM, Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
@@ -244,9 +245,10 @@ class Docs:
         return await self.send(messages, token)
 
     async def send(
-        self, messages: list[docs_pb2.UploadDocumentRequest], token: str = OWNER
+        self, messages: list[docs_pb2.UploadDocumentRequest], token: str = OWNER, language: str = ""
     ) -> docs_pb2.Document:
-        answer = await self.stub.UploadDocument(sent(messages), timeout=10, metadata=bearer(token))
+        metadata = (*bearer(token), *((("accept-language", language),) if language else ()))
+        answer = await self.stub.UploadDocument(sent(messages), timeout=10, metadata=metadata)
         return answer.document
 
     async def get(self, document_id: str, token: str = OWNER) -> docs_pb2.Document:
@@ -551,6 +553,25 @@ async def test_a_bad_file_is_invalid_argument_with_its_field_and_leaves_nothing(
     assert field_violations(error) == {field: reason}
     assert await docs.rows() == {}
     assert docs.store.objects == {}
+
+
+async def test_a_refusal_comes_in_arabic_to_a_caller_asking_for_it(docs: Docs) -> None:
+    messages = request_stream(b"<!DOCTYPE html><p>hi</p>\n" + PDF, **Meta()._asdict())
+    error = await refused(docs.send(messages, language="ar"))
+    status = status_details(error)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    (violation,) = bad.field_violations
+    assert (violation.field, violation.description) == (
+        "content",
+        "HTML or script content is not accepted",
+    )
+    assert (violation.localized_message.locale, violation.localized_message.message) == (
+        "ar",
+        "محتوى HTML أو البرامج النصية غير مقبول",
+    )
+    assert await docs.rows() == {}
 
 
 async def test_a_chunk_over_256_kib_is_refused(docs: Docs) -> None:

@@ -19,6 +19,7 @@ import grpc
 import pytest
 import tawasul_intake
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -43,7 +44,7 @@ from tawasul_platform.catalog import load_catalog
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import bearer, existing_resource, field_violations
+from tawasul_platform.grpc import bearer, existing_resource, field_violations, status_details
 from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
@@ -119,7 +120,9 @@ class Intake:
             lambda: IntakeUnitOfWork(Database(self.engine))
         )
 
-    async def submit(self, token: str = CITIZEN, **fields: object) -> intake_pb2.Request:
+    async def submit(
+        self, token: str = CITIZEN, *, language: str = "", **fields: object
+    ) -> intake_pb2.Request:
         message = intake_pb2.SubmitRequestRequest(
             idempotency_key=str(uuid.uuid4()),
             sub_service_code="passports.issue-renewal-problem",
@@ -141,7 +144,8 @@ class Intake:
                 getattr(message, name).CopyFrom(value)
             else:
                 setattr(message, name, value)
-        answer = await self.stub.SubmitRequest(message, timeout=5, metadata=bearer(token))
+        metadata = (*bearer(token), *((("accept-language", language),) if language else ()))
+        answer = await self.stub.SubmitRequest(message, timeout=5, metadata=metadata)
         return answer.request
 
     async def get(self, number: str, token: str = CITIZEN) -> intake_pb2.Request:
@@ -324,6 +328,60 @@ async def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(intake:
     assert huge[:50] not in (caught.value.details() or "")
     assert await intake.count(tables.requests) == 0
     assert await intake.count(tables.outbox) == 0
+
+
+def _localized(error: grpc.aio.AioRpcError) -> dict[str, tuple[str, str]]:
+    """Field → (locale, message) of each violation's google.rpc.LocalizedMessage."""
+    status = status_details(error)
+    assert status is not None
+    found: dict[str, tuple[str, str]] = {}
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found.update(
+                {
+                    v.field: (v.localized_message.locale, v.localized_message.message)
+                    for v in bad.field_violations
+                }
+            )
+    return found
+
+
+async def test_field_messages_come_in_arabic_to_a_caller_asking_for_it(intake: Intake) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(
+            language="ar-SA,ar;q=0.9,en;q=0.8",
+            description="broken",
+            contact=common_pb2.Contact(mobile="0112345678", email="not-mail"),
+            fields={"national_id": "1000000009", "request_type": "x"},
+            document_ids=["nope"],
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _localized(caught.value) == {
+        "description": (
+            "ar",
+            "قصير جدًا، اكتب 20 حرفًا على الأقل: اذكر ما كنت تفعله، وما ظهر لك (مثل رقم الخطأ)،"
+            " والمستند أو الطلب المعني",
+        ),
+        "contact.mobile": ("ar", "رقم جوال سعودي: 05XXXXXXXX أو +9665XXXXXXXX"),
+        "contact.email": ("ar", "ليس عنوان بريد إلكتروني"),
+        "fields.national_id": ("ar", "رقم التحقق (الرقم الأخير) غير صحيح"),
+        "fields.request_type": ("ar", "ليس من القيم المسموح بها"),
+        "fields.problem": ("ar", "مطلوب"),
+        "document_ids[0]": ("ar", "ليس معرّف مستند"),
+    }
+    # The descriptions stay English, for logs and for callers that asked for nothing.
+    assert field_violations(caught.value)["fields.problem"] == "required"
+    # The platform's own refusals, before the servicer runs, speak Arabic too.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(language="ar", contact=common_pb2.Contact(mobile="055\x001234567"))
+    assert _localized(caught.value) == {"contact.mobile": ("ar", "يجب ألا يحتوي على محارف تحكم")}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(language="en-GB", description="broken")
+    assert _localized(caught.value) == {
+        "description": ("en", field_violations(caught.value)["description"])
+    }
+    assert await intake.count(tables.requests) == 0
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
 
@@ -118,7 +119,14 @@ async def upload_document(
         raise PermissionDenied("only beneficiaries upload documents")
     metadata = await anext(parts, None)
     if not isinstance(metadata, DocumentMetadata):
-        raise InvalidArgument({"metadata": "the first message must carry the document's metadata"})
+        raise InvalidArgument(
+            {
+                "metadata": Bilingual(
+                    "the first message must carry the document's metadata",
+                    "يجب أن تحمل الرسالة الأولى بيانات المستند",
+                )
+            }
+        )
     limits = limits_for(catalog, metadata, default_max_bytes=default_max_bytes)
     size = declared_size(metadata)
     document_id = uuid.uuid4()
@@ -133,16 +141,40 @@ async def upload_document(
         try:
             async for part in parts:
                 if isinstance(part, DocumentMetadata):
-                    raise InvalidArgument({"metadata": "only the first message carries metadata"})
+                    raise InvalidArgument(
+                        {
+                            "metadata": Bilingual(
+                                "only the first message carries metadata",
+                                "الرسالة الأولى وحدها تحمل بيانات المستند",
+                            )
+                        }
+                    )
                 if len(part) > MAX_CHUNK:
-                    raise InvalidArgument({"chunk": f"chunks of at most {MAX_CHUNK} bytes"})
+                    raise InvalidArgument(
+                        {
+                            "chunk": Bilingual(
+                                f"chunks of at most {MAX_CHUNK} bytes",
+                                f"أجزاء لا يزيد كل منها على {MAX_CHUNK} بايت",
+                            )
+                        }
+                    )
                 if spool.size + len(part) > limits.max_bytes:
                     raise InvalidArgument(
-                        {"size": f"the file exceeds the limit of {limits.max_bytes} bytes"}
+                        {
+                            "size": Bilingual(
+                                f"the file exceeds the limit of {limits.max_bytes} bytes",
+                                f"الملف يتجاوز الحد المسموح ({limits.max_bytes} بايت)",
+                            )
+                        }
                     )
                 if size is not None and spool.size + len(part) > size:
                     raise InvalidArgument(
-                        {"metadata.size_bytes": f"the upload carries more than {size} bytes"}
+                        {
+                            "metadata.size_bytes": Bilingual(
+                                f"the upload carries more than {size} bytes",
+                                f"الملف المرفوع أكبر من {size} بايت",
+                            )
+                        }
                     )
                 await spool.append(part)
                 for reader in (inspecting, uploading):
@@ -150,7 +182,12 @@ async def upload_document(
                         await reader
             if size is not None and spool.size != size:
                 raise InvalidArgument(
-                    {"metadata.size_bytes": f"{size} bytes declared, {spool.size} sent"}
+                    {
+                        "metadata.size_bytes": Bilingual(
+                            f"{size} bytes declared, {spool.size} sent",
+                            f"أُعلن {size} بايت وأُرسل {spool.size}",
+                        )
+                    }
                 )
             await spool.finish()
             inspection = await inspecting

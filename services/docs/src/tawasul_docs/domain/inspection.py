@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.i18n import Bilingual
 
 from tawasul_docs.domain.names import DEFAULT_FILENAME, MAX_FILENAME, sanitize_filename
 
@@ -96,7 +97,7 @@ class Refused(InvalidArgument):
     An InvalidArgument, so the entrypoints answer INVALID_ARGUMENT with {field: reason}.
     """
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: Bilingual) -> None:
         self.field = field
         self.reason = reason
         super().__init__({field: reason})
@@ -115,12 +116,12 @@ class Inspection:
 class _Threat(Enum):
     """What a PDF may carry that is refused, in the order refusals are reported."""
 
-    ENCRYPTED = "the PDF is encrypted"
-    JAVASCRIPT = "the PDF contains JavaScript"
-    LAUNCH = "the PDF contains a launch action"
-    EMBEDDED = "the PDF contains embedded files"
-    RICH_MEDIA = "the PDF contains rich media"
-    XFA = "the PDF contains an XFA form"
+    ENCRYPTED = Bilingual("the PDF is encrypted", "ملف PDF مشفر")
+    JAVASCRIPT = Bilingual("the PDF contains JavaScript", "ملف PDF يحتوي على JavaScript")
+    LAUNCH = Bilingual("the PDF contains a launch action", "ملف PDF يحتوي على أمر تشغيل")
+    EMBEDDED = Bilingual("the PDF contains embedded files", "ملف PDF يحتوي على ملفات مضمّنة")
+    RICH_MEDIA = Bilingual("the PDF contains rich media", "ملف PDF يحتوي على وسائط تفاعلية")
+    XFA = Bilingual("the PDF contains an XFA form", "ملف PDF يحتوي على نموذج XFA")
 
 
 # PDF names looked for in the raw bytes, after #xx escapes are decoded. The long ones are
@@ -185,9 +186,9 @@ def inspect_file(
     with path.open("rb") as file:
         size = os.fstat(file.fileno()).st_size
         if size == 0:
-            raise Refused(CONTENT, "the file is empty")
+            raise Refused(CONTENT, _EMPTY)
         if size > max_bytes:
-            raise Refused(SIZE, f"the file is larger than {max_bytes} bytes")
+            raise Refused(SIZE, _larger_than(max_bytes))
         inspector = Inspector(declared_type=declared_type, max_bytes=max_bytes, allowed=allowed)
         for chunk in _chunks(file):
             inspector.feed(chunk)
@@ -215,7 +216,7 @@ class Inspector:
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._max_bytes:  # the file grew while it was read
-            raise Refused(SIZE, f"the file is larger than {self._max_bytes} bytes")
+            raise Refused(SIZE, _larger_than(self._max_bytes))
         if self._kind is None:
             self._head += chunk
             if len(self._head) < HEAD_BYTES:
@@ -227,14 +228,19 @@ class Inspector:
     def finish(self, file: IO[bytes]) -> Inspection:
         """The whole file, fed already: the parse made for its type."""
         if self._size == 0:
-            raise Refused(CONTENT, "the file is empty")
+            raise Refused(CONTENT, _EMPTY)
         kind = self._kind
         if kind is None:  # shorter than HEAD_BYTES
             head, self._head = self._head, b""
             kind = self._detect(head)
             self._stream(head)
         if self._pdf_inside:
-            raise Refused(CONTENT, "an image with a PDF inside is not accepted")
+            raise Refused(
+                CONTENT,
+                Bilingual(
+                    "an image with a PDF inside is not accepted", "لا تُقبل صورة بداخلها ملف PDF"
+                ),
+            )
         sha256 = self._digest.hexdigest()
         if self._raw is not None:
             pages = _check_pdf(file, self._size, self._raw.finish(), self._max_bytes)
@@ -245,7 +251,13 @@ class Inspector:
     def _detect(self, head: bytes) -> Kind:
         kind = _detect(head)
         if kind not in self._allowed:
-            raise Refused(CONTENT, f"{_LABELS[kind]} files are not accepted here")
+            raise Refused(
+                CONTENT,
+                Bilingual(
+                    f"{_LABELS[kind]} files are not accepted here",
+                    f"ملفات {_LABELS[kind]} غير مقبولة هنا",
+                ),
+            )
         _check_declared(self._declared_type, kind)
         self._kind = kind
         self._raw = _RawPdfScan() if kind is Kind.PDF else None
@@ -287,21 +299,42 @@ def _looks_like_extension(text: str) -> bool:
 
 def _detect(head: bytes) -> Kind:
     if _ZIP_LOCAL_HEADER in head:
-        raise Refused(CONTENT, "ZIP archives are not accepted")
+        raise Refused(CONTENT, Bilingual("ZIP archives are not accepted", "ملفات ZIP غير مقبولة"))
     lowered = head.lower()
     if any(marker in lowered for marker in _MARKUP):
-        raise Refused(CONTENT, "HTML or script content is not accepted")
+        raise Refused(
+            CONTENT,
+            Bilingual(
+                "HTML or script content is not accepted", "محتوى HTML أو البرامج النصية غير مقبول"
+            ),
+        )
     if head.startswith(_PDF_MAGIC):
         if not _PDF_HEADER.match(head):
-            raise Refused(CONTENT, "the PDF header names no known version")
+            raise Refused(
+                CONTENT,
+                Bilingual(
+                    "the PDF header names no known version", "ترويسة ملف PDF لا تذكر إصدارًا معروفًا"
+                ),
+            )
         return Kind.PDF
     if head.startswith(_JPEG_MAGIC):
         return Kind.JPEG
     if head.startswith(_PNG_MAGIC):
         return Kind.PNG
     if _PDF_MAGIC in head:
-        raise Refused(CONTENT, "data before the PDF header is not accepted")
-    raise Refused(CONTENT, "only PDF, JPEG or PNG files, detected by content")
+        raise Refused(
+            CONTENT,
+            Bilingual(
+                "data before the PDF header is not accepted", "لا تُقبل بيانات قبل ترويسة ملف PDF"
+            ),
+        )
+    raise Refused(
+        CONTENT,
+        Bilingual(
+            "only PDF, JPEG or PNG files, detected by content",
+            "تُقبل ملفات PDF أو JPEG أو PNG فقط، بحسب محتواها",
+        ),
+    )
 
 
 def _check_declared(declared_type: str, kind: Kind) -> None:
@@ -311,7 +344,10 @@ def _check_declared(declared_type: str, kind: Kind) -> None:
     if _DECLARED_ALIASES.get(declared, declared) != kind.value:
         raise Refused(
             DECLARED_CONTENT_TYPE,
-            f"the declared type does not match the content, which is {_LABELS[kind]}",
+            Bilingual(
+                f"the declared type does not match the content, which is {_LABELS[kind]}",
+                f"النوع المعلن لا يطابق المحتوى، وهو {_LABELS[kind]}",
+            ),
         )
 
 
@@ -415,7 +451,13 @@ def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat], max_bytes:
     tail = file.read(HEAD_BYTES)
     end = tail.rfind(b"%%EOF")
     if end < 0 or not _is_padding(tail[end + len(b"%%EOF") :]):
-        raise Refused(CONTENT, "the PDF is truncated or has data after its end")
+        raise Refused(
+            CONTENT,
+            Bilingual(
+                "the PDF is truncated or has data after its end",
+                "ملف PDF ناقص أو فيه بيانات بعد نهايته",
+            ),
+        )
     file.seek(0)
     from pypdf.errors import LimitReachedError
 
@@ -433,14 +475,22 @@ def _check_pdf(file: IO[bytes], size: int, raw_threats: set[_Threat], max_bytes:
     except Refused:
         raise
     except LimitReachedError:  # mostly a stream past the budget, or pypdf's limits on counts
-        raise Refused(CONTENT, "the PDF expands too much") from None
+        raise Refused(
+            CONTENT, Bilingual("the PDF expands too much", "ملف PDF يتضخم كثيرًا عند فك ضغطه")
+        ) from None
     except Exception:  # pypdf raises many kinds on a broken file; all mean the same here
-        raise Refused(CONTENT, "not a readable PDF (header, cross-reference or trailer)") from None
+        raise Refused(
+            CONTENT,
+            Bilingual(
+                "not a readable PDF (header, cross-reference or trailer)",
+                "ليس ملف PDF مقروءًا (الترويسة أو جدول الإحالات أو الخاتمة)",
+            ),
+        ) from None
     for threat in _Threat:
         if threat in threats or threat in raw_threats:
             raise Refused(CONTENT, threat.value)
     if pages < 1:
-        raise Refused(CONTENT, "the PDF has no pages")
+        raise Refused(CONTENT, Bilingual("the PDF has no pages", "ملف PDF بلا صفحات"))
     return pages
 
 
@@ -465,7 +515,7 @@ def _object_threats(reader: PdfReader) -> set[_Threat]:
     }
     listed |= {(number, 0) for number in reader.xref_objStm}
     if len(listed) > MAX_PDF_OBJECTS:
-        raise Refused(CONTENT, "the PDF has too many objects")
+        raise Refused(CONTENT, _TOO_MANY_OBJECTS)
     walk = _Walk(reader, listed)
     walk.visit(reader.trailer, strict=True)
     for number, generation in sorted(listed):
@@ -507,10 +557,16 @@ class _Walk:
                     continue
                 self._visited.add(key)
                 if len(self._visited) > MAX_PDF_OBJECTS:
-                    raise Refused(CONTENT, "the PDF has too many objects")
+                    raise Refused(CONTENT, _TOO_MANY_OBJECTS)
                 item, depth = self._resolve(item, strict=strict), 0
             if depth > _MAX_NESTING:
-                raise Refused(CONTENT, "the PDF nests its objects too deeply")
+                raise Refused(
+                    CONTENT,
+                    Bilingual(
+                        "the PDF nests its objects too deeply",
+                        "ملف PDF تتداخل فيه العناصر بعمق زائد",
+                    ),
+                )
             if isinstance(item, DictionaryObject):
                 for key_name, value in dict.items(item):
                     self._check(str(key_name), value, strict=strict)
@@ -549,10 +605,12 @@ def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
         with Image.open(file, formats=[label]) as image:
             if image.format != label:
                 # A JPEG with further pictures appended (MPO) is one of them.
-                raise Refused(CONTENT, f"not a plain {label} image")
+                raise Refused(
+                    CONTENT, Bilingual(f"not a plain {label} image", f"ليست صورة {label} عادية")
+                )
             width, height = image.size
             if width < 1 or height < 1:
-                raise Refused(CONTENT, f"not a decodable {label} image")
+                raise Refused(CONTENT, _undecodable(label))
             if width * height > MAX_PIXELS:
                 raise Refused(CONTENT, _too_large())
             image.verify()
@@ -561,19 +619,47 @@ def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Refused(CONTENT, _too_large()) from None
     except Exception:  # Pillow raises OSError, SyntaxError, ValueError… on a broken image
-        raise Refused(CONTENT, f"not a decodable {label} image") from None
+        raise Refused(CONTENT, _undecodable(label)) from None
     end = _jpeg_end(file) if kind is Kind.JPEG else _png_end(file, size)
     if end is None:
-        raise Refused(CONTENT, f"the {label} image is truncated")
+        raise Refused(CONTENT, Bilingual(f"the {label} image is truncated", f"صورة {label} ناقصة"))
     file.seek(end)
     trailing = file.read(TRAILING_TOLERANCE + 1)
     if not _is_padding(trailing):
-        raise Refused(CONTENT, f"data after the end of the {label} image is not accepted")
+        raise Refused(
+            CONTENT,
+            Bilingual(
+                f"data after the end of the {label} image is not accepted",
+                f"لا تُقبل بيانات بعد نهاية صورة {label}",
+            ),
+        )
     return width, height
 
 
-def _too_large() -> str:
-    return f"the image is too large: at most {MAX_PIXELS // 1_000_000} megapixels"
+def _too_large() -> Bilingual:
+    most = MAX_PIXELS // 1_000_000
+    return Bilingual(
+        f"the image is too large: at most {most} megapixels",
+        f"الصورة كبيرة جدًا: {most} ميغابكسل على الأكثر",
+    )
+
+
+def _malformed(label: str) -> Bilingual:
+    return Bilingual(f"not a well-formed {label} image", f"ليست صورة {label} سليمة البنية")
+
+
+def _undecodable(label: str) -> Bilingual:
+    return Bilingual(f"not a decodable {label} image", f"ليست صورة {label} يمكن قراءتها")
+
+
+def _larger_than(max_bytes: int) -> Bilingual:
+    return Bilingual(
+        f"the file is larger than {max_bytes} bytes", f"الملف أكبر من {max_bytes} بايت"
+    )
+
+
+_EMPTY = Bilingual("the file is empty", "الملف فارغ")
+_TOO_MANY_OBJECTS = Bilingual("the PDF has too many objects", "ملف PDF فيه عناصر كثيرة جدًا")
 
 
 def _is_padding(data: bytes) -> bool:
@@ -648,7 +734,7 @@ def _jpeg_end(file: IO[bytes]) -> int | None:
         if prefix is None:
             return None
         if prefix != b"\xff":
-            raise Refused(CONTENT, "not a well-formed JPEG image")
+            raise Refused(CONTENT, _malformed("JPEG"))
         marker = reader.read(1)
         while marker == b"\xff":
             marker = reader.read(1)
@@ -660,13 +746,13 @@ def _jpeg_end(file: IO[bytes]) -> int | None:
         if 0xD0 <= code <= 0xD7 or code == 0x01:
             continue
         if code in (0x00, 0xD8):
-            raise Refused(CONTENT, "not a well-formed JPEG image")
+            raise Refused(CONTENT, _malformed("JPEG"))
         length = reader.read(2)
         if length is None:
             return None
         count = int.from_bytes(length, "big")
         if count < 2:
-            raise Refused(CONTENT, "not a well-formed JPEG image")
+            raise Refused(CONTENT, _malformed("JPEG"))
         reader.skip(count - 2)
         if code == 0xDA and not reader.find_marker():
             return None
@@ -681,7 +767,7 @@ def _png_end(file: IO[bytes], size: int) -> int | None:
             return None
         length = int.from_bytes(header[:4], "big")
         if length > 0x7FFFFFFF:
-            raise Refused(CONTENT, "not a well-formed PNG image")
+            raise Refused(CONTENT, _malformed("PNG"))
         reader.skip(length + 4)  # data and CRC, which Pillow's verify has checked
         if header[4:] == b"IEND":
             return reader.offset if reader.offset <= size else None

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from tawasul_platform.catalog import Catalog
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 
 from tawasul_docs.domain.inspection import Inspection, Kind, stored_name
@@ -19,7 +20,9 @@ def parse_document_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise InvalidArgument({"document_id": "not a document id"}) from None
+        raise InvalidArgument(
+            {"document_id": Bilingual("not a document id", "ليس معرّف مستند")}
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,23 @@ def limits_for(
         return UploadLimits(default_max_bytes, ALL_KINDS)
     sub_service = catalog.sub_services.get(metadata.sub_service_code[:100])
     if sub_service is None:
-        raise InvalidArgument({"metadata.sub_service_code": "not a sub-service of the catalog"})
+        raise InvalidArgument(
+            {
+                "metadata.sub_service_code": Bilingual(
+                    "not a sub-service of the catalog", "ليست خدمة فرعية من الدليل"
+                )
+            }
+        )
     spec = next((d for d in sub_service.documents if d.kind == metadata.document_kind), None)
     if spec is None:
-        raise InvalidArgument({"metadata.document_kind": "not a document kind of this sub-service"})
+        raise InvalidArgument(
+            {
+                "metadata.document_kind": Bilingual(
+                    "not a document kind of this sub-service",
+                    "ليس نوع مستند من مستندات هذه الخدمة الفرعية",
+                )
+            }
+        )
     return UploadLimits(spec.max_bytes, frozenset(Kind(t) for t in spec.media_types))
 
 
@@ -99,7 +115,13 @@ def declared_size(metadata: DocumentMetadata) -> int | None:
     which a third of such early refusals met on the e2e stack.
     """
     if metadata.size_bytes < 0:
-        raise InvalidArgument({"metadata.size_bytes": "must be the file's size in bytes, or 0"})
+        raise InvalidArgument(
+            {
+                "metadata.size_bytes": Bilingual(
+                    "must be the file's size in bytes, or 0", "يجب أن يكون حجم الملف بالبايت، أو 0"
+                )
+            }
+        )
     return metadata.size_bytes or None
 
 

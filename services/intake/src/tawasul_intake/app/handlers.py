@@ -22,6 +22,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
@@ -112,7 +113,7 @@ def _check_account(related: list[Request], submission: Submission) -> None:
     open_here = [r for r in related if r.is_open and r.applicant_id == submission.applicant_id]
     in_use = {d: r.number for r in open_here for d in r.document_ids}
     clashes = {
-        f"document_ids[{i}]": f"already attached to open request {in_use[d]}"
+        f"document_ids[{i}]": _attached(in_use[d])
         for i, d in enumerate(submission.document_ids)
         if d in in_use
     }
@@ -150,7 +151,14 @@ async def _check_subject(
     nationality = person.nationality if person else ""
     if sub_service.subject_nationalities and nationality not in sub_service.subject_nationalities:
         allowed = ", ".join(sorted(sub_service.subject_nationalities))
-        raise InvalidArgument({"subject_id": f"this sub-service is for nationals of {allowed}"})
+        raise InvalidArgument(
+            {
+                "subject_id": Bilingual(
+                    f"this sub-service is for nationals of {allowed}",
+                    f"هذه الخدمة الفرعية لمواطني {allowed} فقط",
+                )
+            }
+        )
     return person
 
 
@@ -164,10 +172,18 @@ def _check_documents(
     least = sum(spec.min_count for spec in specs if spec.required)
     count = len(submission.document_ids)
     if count > most:
-        problems["document_ids"] = f"at most {most} documents for this sub-service"
+        problems["document_ids"] = Bilingual(
+            f"at most {most} documents for this sub-service",
+            f"{most} مستندات على الأكثر لهذه الخدمة الفرعية",
+        )
     elif count < least:
-        needed = ", ".join(spec.label.en for spec in specs if spec.required)
-        problems["document_ids"] = f"at least {least} documents for this sub-service: {needed}"
+        required = [spec.label for spec in specs if spec.required]
+        problems["document_ids"] = Bilingual(
+            f"at least {least} documents for this sub-service: "
+            + ", ".join(label.en for label in required),
+            f"{least} مستندات على الأقل لهذه الخدمة الفرعية: "
+            + "، ".join(label.ar for label in required),
+        )
     if problems:
         raise InvalidArgument(problems)
 
@@ -176,26 +192,44 @@ def _document_problems(
     document_ids: tuple[uuid.UUID, ...],
     found: dict[uuid.UUID, DocumentInfo],
     sub_service: SubService,
-) -> dict[str, str]:
+) -> dict[str, Bilingual]:
     """Field → problem for each document that is not the account's, not clean, or of a type or
     size the sub-service does not take."""
-    problems: dict[str, str] = {}
+    problems: dict[str, Bilingual] = {}
     specs = sub_service.documents
     types = frozenset().union(*(spec.media_types for spec in specs))
     largest = max((spec.max_bytes for spec in specs), default=0)
     for index, document_id in enumerate(document_ids):
         info = found.get(document_id)
         if info is None:
-            problems[f"document_ids[{index}]"] = "no such document uploaded by this account"
+            problems[f"document_ids[{index}]"] = Bilingual(
+                "no such document uploaded by this account",
+                "لا يوجد مستند بهذا المعرّف رفعه هذا الحساب",
+            )
         elif info.infected:
-            problems[f"document_ids[{index}]"] = "refused by the malware scan"
+            problems[f"document_ids[{index}]"] = Bilingual(
+                "refused by the malware scan", "رُفض في فحص البرمجيات الضارة"
+            )
         elif not info.clean:
-            problems[f"document_ids[{index}]"] = "still being scanned; try again shortly"
+            problems[f"document_ids[{index}]"] = Bilingual(
+                "still being scanned; try again shortly", "ما زال قيد الفحص؛ أعد المحاولة بعد قليل"
+            )
         elif info.content_type not in types:
-            problems[f"document_ids[{index}]"] = "a type this sub-service does not accept"
+            problems[f"document_ids[{index}]"] = Bilingual(
+                "a type this sub-service does not accept", "نوع ملف لا تقبله هذه الخدمة الفرعية"
+            )
         elif info.size_bytes > largest:
-            problems[f"document_ids[{index}]"] = f"larger than this sub-service's {largest} bytes"
+            problems[f"document_ids[{index}]"] = Bilingual(
+                f"larger than this sub-service's {largest} bytes",
+                f"أكبر من الحد الذي تقبله هذه الخدمة الفرعية ({largest} بايت)",
+            )
     return problems
+
+
+def _attached(number: str) -> Bilingual:
+    return Bilingual(
+        f"already attached to open request {number}", f"مرفق من قبل بالطلب المفتوح {number}"
+    )
 
 
 def _most_documents(sub_service: SubService) -> int:
@@ -211,7 +245,13 @@ async def _cited(uow: UnitOfWork, submission: Submission) -> Request | None:
         or cited.applicant_id != submission.applicant_id
         or cited.status is not Status.REJECTED
     ):
-        raise InvalidArgument({"cites_request_number": "not a rejected request of this account"})
+        raise InvalidArgument(
+            {
+                "cites_request_number": Bilingual(
+                    "not a rejected request of this account", "ليس طلبًا مرفوضًا لهذا الحساب"
+                )
+            }
+        )
     return cited
 
 
@@ -581,8 +621,12 @@ async def respond_to_info_request(
         if len(request.document_ids) + len(answer.document_ids) > most:
             raise InvalidArgument(
                 {
-                    "document_ids": f"at most {most} documents for this sub-service, "
-                    f"{len(request.document_ids)} attached already"
+                    "document_ids": Bilingual(
+                        f"at most {most} documents for this sub-service, "
+                        f"{len(request.document_ids)} attached already",
+                        f"{most} مستندات على الأكثر لهذه الخدمة الفرعية، "
+                        f"وقد أُرفق منها {len(request.document_ids)}",
+                    )
                 }
             )
         await uow.requests.lock_account(request.applicant_id)
@@ -592,7 +636,7 @@ async def respond_to_info_request(
         if in_use:
             raise InvalidArgument(
                 {
-                    f"document_ids[{i}]": f"already attached to open request {in_use[d]}"
+                    f"document_ids[{i}]": _attached(in_use[d])
                     for i, d in enumerate(answer.document_ids)
                     if d in in_use
                 }

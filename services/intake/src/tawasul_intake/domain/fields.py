@@ -14,8 +14,9 @@ from datetime import date
 
 import phonenumbers
 from tawasul_platform.hygiene import visible_length, visible_text
+from tawasul_platform.i18n import Bilingual
 
-from tawasul_intake.domain.identity import luhn_valid
+from tawasul_intake.domain.identity import CHECK_DIGIT, TEN_DIGITS, luhn_valid
 
 MIN_DESCRIPTION_CHARS = 20
 MIN_DESCRIPTION_WORDS = 4
@@ -46,7 +47,18 @@ _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890
 # refused, not converted: the channel shows the person what to fix, and what is stored is
 # exactly what was sent. (Python's \d, int() and str.isdigit() all accept them, so every
 # validator here spells [0-9] or checks this first.)
-FOREIGN_DIGITS = "must be typed with the digits 0-9, not Arabic-Indic or other digits"
+FOREIGN_DIGITS = Bilingual(
+    "must be typed with the digits 0-9, not Arabic-Indic or other digits",
+    "يُكتب بالأرقام 0-9، لا بالأرقام الهندية (٠-٩) ولا غيرها",
+)
+REQUIRED = Bilingual("required", "مطلوب")
+
+
+NOT_AN_OPTION = Bilingual("not one of the allowed values", "ليس من القيم المسموح بها")
+
+
+def at_most_characters(limit: int) -> Bilingual:
+    return Bilingual(f"at most {limit} characters", f"{limit} حرف على الأكثر")
 
 
 def foreign_digits(text: str) -> bool:
@@ -72,21 +84,24 @@ _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r" ?\n(?: ?\n)* ?")
 
 
-def _forbidden_character(text: str) -> str | None:
+def _forbidden_character(text: str) -> Bilingual | None:
     for char in text:
         if char in _KEPT_CONTROLS:
             continue
         category = unicodedata.category(char)
         if category == "Cc":
-            return "must not contain control characters"
+            return Bilingual("must not contain control characters", "يجب ألا يحتوي على محارف تحكم")
         if char in _BIDI_CONTROLS:
-            return "must not contain text-direction override characters"
+            return Bilingual(
+                "must not contain text-direction override characters",
+                "يجب ألا يحتوي على محارف تغيير اتجاه النص",
+            )
         if category == "Cs":
-            return "contains invalid characters"
+            return Bilingual("contains invalid characters", "يحتوي على محارف غير صالحة")
     return None
 
 
-def clean_text(text: str, *, max_length: int) -> tuple[str, str | None]:
+def clean_text(text: str, *, max_length: int) -> tuple[str, Bilingual | None]:
     """(cleaned, problem) for free text; `cleaned` is only for use when problem is None.
 
     Text that could be disguised (control characters, direction overrides) is refused
@@ -99,7 +114,7 @@ def clean_text(text: str, *, max_length: int) -> tuple[str, str | None]:
     cleaned = _HORIZONTAL_SPACE.sub(" ", cleaned)
     cleaned = _BLANK_LINES.sub("\n", cleaned).strip()
     if len(cleaned) > max_length:
-        return cleaned, f"at most {max_length} characters"
+        return cleaned, at_most_characters(max_length)
     return cleaned, None
 
 
@@ -143,31 +158,44 @@ def _is_filler(word: str) -> bool:
     return word in _FILLER_WORDS or (word.startswith("و") and word[1:] in _FILLER_WORDS)
 
 
-def description_problem(text: str) -> str | None:
+def description_problem(text: str) -> Bilingual | None:
     """Why `text` is not a precise enough description of the beneficiary's problem, or None."""
     cleaned, problem = clean_text(text, max_length=MAX_DESCRIPTION_CHARS)
     if problem:
         return problem
-    precisely = (
+    precisely = Bilingual(
         "say what you were doing, what appeared (such as an error number) "
-        "and which document or request it concerns"
+        "and which document or request it concerns",
+        "اذكر ما كنت تفعله، وما ظهر لك (مثل رقم الخطأ)، والمستند أو الطلب المعني",
     )
     # Measured as a reader sees it: zero-width characters and blank runs stand in for nothing.
     seen = visible_text(cleaned)
     if len(seen) < MIN_DESCRIPTION_CHARS:
-        return f"too short, use at least {MIN_DESCRIPTION_CHARS} characters: {precisely}"
+        return Bilingual(
+            f"too short, use at least {MIN_DESCRIPTION_CHARS} characters: {precisely}",
+            f"قصير جدًا، اكتب {MIN_DESCRIPTION_CHARS} حرفًا على الأقل: {precisely.ar}",
+        )
     letters = {c for c in seen.casefold() if c.isalnum()}
     if not letters:
-        return f"must be written in words: {precisely}"
+        return Bilingual(
+            f"must be written in words: {precisely}", f"يجب أن يُكتب بكلمات: {precisely.ar}"
+        )
     if len(letters) == 1:
-        return f"repeats a single character: {precisely}"
+        return Bilingual(
+            f"repeats a single character: {precisely}", f"يكرر حرفًا واحدًا: {precisely.ar}"
+        )
     words = _words(seen)
     if len(words) < MIN_DESCRIPTION_WORDS:
-        return f"too short, use at least {MIN_DESCRIPTION_WORDS} words: {precisely}"
+        return Bilingual(
+            f"too short, use at least {MIN_DESCRIPTION_WORDS} words: {precisely}",
+            f"قصير جدًا، اكتب {MIN_DESCRIPTION_WORDS} كلمات على الأقل: {precisely.ar}",
+        )
     if len(set(words)) <= 2:
-        return f"repeats the same words: {precisely}"
+        return Bilingual(
+            f"repeats the same words: {precisely}", f"يكرر الكلمات نفسها: {precisely.ar}"
+        )
     if all(_is_filler(word) for word in words):
-        return f"too general: {precisely}"
+        return Bilingual(f"too general: {precisely}", f"عام جدًا: {precisely.ar}")
     return None
 
 
@@ -177,14 +205,17 @@ def description_problem(text: str) -> str | None:
 # What a person types for a phone number; anything else (letters that phonenumbers would
 # read as a vanity number, "ext." suffixes) is refused before parsing.
 _PHONE_TYPED = re.compile(r"\+?[0-9][0-9 ()\-]{0,24}")
-_MOBILE_FORM = "must be a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
+_MOBILE_FORM = Bilingual(
+    "must be a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX",
+    "يجب أن يكون رقم جوال سعوديًا: 05XXXXXXXX أو +9665XXXXXXXX",
+)
 _SAUDI_CALLING_CODE = 966
 
 
-def _mobile(raw: str) -> tuple[str | None, str | None]:
+def _mobile(raw: str) -> tuple[str | None, Bilingual | None]:
     text = raw.strip()
     if not text:
-        return None, "required"
+        return None, REQUIRED
     if foreign_digits(text):
         return None, FOREIGN_DIGITS
     if not _PHONE_TYPED.fullmatch(text):
@@ -194,11 +225,13 @@ def _mobile(raw: str) -> tuple[str | None, str | None]:
     except phonenumbers.NumberParseException:
         return None, _MOBILE_FORM
     if number.country_code != _SAUDI_CALLING_CODE:
-        return None, "must be a Saudi number (+966)"
+        return None, Bilingual("must be a Saudi number (+966)", "يجب أن يكون رقمًا سعوديًا (+966)")
     if not phonenumbers.is_valid_number_for_region(number, "SA"):
         return None, _MOBILE_FORM
     if phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
-        return None, "must be a mobile number, not a landline"
+        return None, Bilingual(
+            "must be a mobile number, not a landline", "يجب أن يكون رقم جوال، لا رقم هاتف ثابت"
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
@@ -207,7 +240,7 @@ def normalize_mobile(raw: str) -> str | None:
     return _mobile(raw)[0]
 
 
-def mobile_problem(raw: str) -> str | None:
+def mobile_problem(raw: str) -> Bilingual | None:
     """Why `raw` is not a valid Saudi mobile number, or None."""
     return _mobile(raw)[1]
 
@@ -250,45 +283,55 @@ _TEN_DIGIT_KINDS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _ten_digit_problem(value: str, *, first_digits: str, luhn: bool) -> str | None:
+def _ten_digit_problem(value: str, *, first_digits: str, luhn: bool) -> Bilingual | None:
     if not _TEN_DIGITS.fullmatch(value):
-        return "must be 10 digits"
+        return TEN_DIGITS
     if first_digits and value[0] not in first_digits:
-        return "must start with " + " or ".join(first_digits)
+        return Bilingual(
+            "must start with " + " or ".join(first_digits),
+            "يجب أن يبدأ بالرقم " + " أو ".join(first_digits),
+        )
     if luhn and not luhn_valid(value):
-        return "check digit does not match"
+        return CHECK_DIGIT
     return None
 
 
-def _passport_problem(value: str) -> str | None:
+def _passport_problem(value: str) -> Bilingual | None:
     if not _LATIN_ALNUM.fullmatch(value):
-        return "must contain only Latin letters and digits"
+        return Bilingual(
+            "must contain only Latin letters and digits", "يجب أن يحتوي على حروف لاتينية وأرقام فقط"
+        )
     if not 6 <= len(value) <= 9:
-        return "must be 6 to 9 characters"
+        return Bilingual("must be 6 to 9 characters", "يجب أن يتكون من 6 إلى 9 خانات")
     if not any(c.isdigit() for c in value):
-        return "must contain at least one digit"
+        return Bilingual("must contain at least one digit", "يجب أن يحتوي على رقم واحد على الأقل")
     return None
 
 
-def _date_problem(value: str, *, today: date, past_only: bool) -> str | None:
+def _date_problem(value: str, *, today: date, past_only: bool) -> Bilingual | None:
     if not _ISO_DATE.fullmatch(value):
-        return "must be a date as YYYY-MM-DD"
+        return Bilingual("must be a date as YYYY-MM-DD", "يجب أن يكون تاريخًا بالصيغة YYYY-MM-DD")
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        return "not a valid date"
+        return Bilingual("not a valid date", "ليس تاريخًا صحيحًا")
     if day < EARLIEST_DATE:
-        return f"must not be before {EARLIEST_DATE.isoformat()}"
+        return Bilingual(
+            f"must not be before {EARLIEST_DATE.isoformat()}",
+            f"يجب ألا يكون قبل {EARLIEST_DATE.isoformat()}",
+        )
     if past_only and day > today:
-        return "must not be in the future"
+        return Bilingual("must not be in the future", "يجب ألا يكون في المستقبل")
     return None
 
 
-def _nationality_problem(value: str) -> str | None:
+def _nationality_problem(value: str) -> Bilingual | None:
     if not _THREE_LETTERS.fullmatch(value):
-        return "must be a three-letter country code"
+        return Bilingual(
+            "must be a three-letter country code", "يجب أن يكون رمز دولة من ثلاثة أحرف"
+        )
     if value not in NATIONALITY_CODES:
-        return "not a known country code"
+        return Bilingual("not a known country code", "ليس رمز دولة معروفًا")
     return None
 
 
@@ -305,7 +348,7 @@ def check_field(
     max_length: int = 200,
     options: Collection[str] = (),
     past_only: bool = False,
-) -> tuple[str, str | None]:
+) -> tuple[str, Bilingual | None]:
     """(normalized value, problem) for one typed field of the kind named in FIELD_KINDS.
 
     An empty field's problem is "required"; whether that matters is the caller's business.
@@ -315,10 +358,10 @@ def check_field(
         raise ValueError(f"unknown field kind {kind!r}")
     if kind == "text":
         value, problem = clean_text(raw, max_length=max_length)
-        return value, problem or (None if visible_length(value) else "required")
+        return value, problem or (None if visible_length(value) else REQUIRED)
     value = raw.strip()
     if not value:
-        return "", "required"
+        return "", REQUIRED
     if foreign_digits(value):
         return value, FOREIGN_DIGITS
     if kind in _TEN_DIGIT_KINDS:
@@ -330,6 +373,6 @@ def check_field(
     if kind == "date":
         return value, _date_problem(value, today=today, past_only=past_only)
     if kind == "choice":
-        return value, None if value in options else "not one of the allowed values"
+        return value, None if value in options else NOT_AN_OPTION
     value = _ascii_upper(value)
     return value, _nationality_problem(value)

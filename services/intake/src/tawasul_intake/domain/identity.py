@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from tawasul_platform.i18n import Bilingual
+
+TEN_DIGITS = Bilingual("must be 10 digits", "يجب أن يتكون من 10 أرقام")
+CHECK_DIGIT = Bilingual("check digit does not match", "رقم التحقق (الرقم الأخير) غير صحيح")
+
 
 def luhn_valid(digits: str) -> bool:
     total = 0
@@ -13,12 +18,12 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def id_number_problem(number: str, *, first_digit: str) -> str | None:
+def id_number_problem(number: str, *, first_digit: str) -> Bilingual | None:
     """Why `number` is not a valid national ID (first digit 1) or iqama (2), or None."""
     if len(number) != 10 or not (number.isascii() and number.isdigit()):
-        return "must be 10 digits"
+        return TEN_DIGITS
     if number[0] != first_digit:
-        return f"must start with {first_digit}"
+        return Bilingual(f"must start with {first_digit}", f"يجب أن يبدأ بالرقم {first_digit}")
     if not luhn_valid(number):
-        return "check digit does not match"
+        return CHECK_DIGIT
     return None

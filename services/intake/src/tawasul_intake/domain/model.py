@@ -16,12 +16,15 @@ from tawasul_calendar import Locale as DateLocale
 from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
 from tawasul_intake.domain.fields import (
     FOREIGN_DIGITS,
     MAX_DESCRIPTION_CHARS,
+    REQUIRED,
+    at_most_characters,
     check_field,
     clean_text,
     description_problem,
@@ -29,7 +32,7 @@ from tawasul_intake.domain.fields import (
     mobile_problem,
     normalize_mobile,
 )
-from tawasul_intake.domain.identity import id_number_problem, luhn_valid
+from tawasul_intake.domain.identity import CHECK_DIGIT, id_number_problem, luhn_valid
 
 MAX_DOCUMENTS = 10
 MAX_IDEMPOTENCY_KEY = 100
@@ -376,7 +379,13 @@ class Request:
         if now > until:
             raise FailedPrecondition(f"the time to appeal request {self.number} has passed")
         if not visible_length(reason):
-            raise InvalidArgument({"reason": "say why the decision should change"})
+            raise InvalidArgument(
+                {
+                    "reason": Bilingual(
+                        "say why the decision should change", "اذكر لماذا يجب أن يتغير القرار"
+                    )
+                }
+            )
         self.appealed = True
         # Review's clock stopped at the rejection and starts again now: the time the rejection
         # stood does not count against the promise.
@@ -409,7 +418,12 @@ class Request:
             if taken is not None:
                 if taken.answer != answer.digest:
                     raise InvalidArgument(
-                        {"idempotency_key": "already used for another answer to this request"}
+                        {
+                            "idempotency_key": Bilingual(
+                                "already used for another answer to this request",
+                                "استُخدم من قبل لرد آخر على هذا الطلب",
+                            )
+                        }
                     )
                 return True
         if self.status is Status.NEEDS_MORE_INFO:
@@ -433,7 +447,14 @@ class Request:
         idempotency key for it); back to the reviewer."""
         self.ensure_answerable(now)
         if not (visible_length(message) or fields or document_ids):
-            raise InvalidArgument({"message": "say something, or send fields or documents"})
+            raise InvalidArgument(
+                {
+                    "message": Bilingual(
+                        "say something, or send fields or documents",
+                        "اكتب ردًا، أو أرسل حقولًا أو مستندات",
+                    )
+                }
+            )
         self.fields.update(fields)
         self.document_ids = (*self.document_ids, *document_ids)
         self._move(Status.RETURNED_BY_APPLICANT, message, now, by_beneficiary=True)
@@ -507,18 +528,20 @@ class RequestAppealed:
 Event = RequestSubmitted | RequestFollowedUp | RequestCancelled | RequestAnswered | RequestAppealed
 
 
-def _idempotency_key(problems: dict[str, str], raw: str, *, required: bool) -> str:
+def _idempotency_key(problems: dict[str, Bilingual], raw: str, *, required: bool) -> str:
     key = _capped(problems, "idempotency_key", raw, MAX_IDEMPOTENCY_KEY).strip()
     if not key and required and "idempotency_key" not in problems:
-        problems["idempotency_key"] = "required"
+        problems["idempotency_key"] = REQUIRED
     elif key and not _KEY.fullmatch(key):
-        problems["idempotency_key"] = "Latin letters, digits and . _ : - only"
+        problems["idempotency_key"] = Bilingual(
+            "Latin letters, digits and . _ : - only", "حروف لاتينية وأرقام و . _ : - فقط"
+        )
     return key
 
 
-def _capped(problems: dict[str, str], name: str, value: str, limit: int) -> str:
+def _capped(problems: dict[str, Bilingual], name: str, value: str, limit: int) -> str:
     if len(value) > limit:
-        problems[name] = f"at most {limit} characters"
+        problems[name] = at_most_characters(limit)
         return ""
     return value
 
@@ -546,11 +569,13 @@ def validate_submission(
     """
     if not caller.is_beneficiary:
         raise PermissionDenied("only beneficiaries submit requests")
-    problems: dict[str, str] = {}
+    problems: dict[str, Bilingual] = {}
     if caller.role in _IDENTITY_PREFIX and (
         problem := id_number_problem(caller.subject, first_digit=_IDENTITY_PREFIX[caller.role])
     ):
-        problems["applicant_id"] = f"the account's ID number {problem}"
+        problems["applicant_id"] = Bilingual(
+            f"the account's ID number {problem}", f"رقم هوية الحساب: {problem.ar}"
+        )
     key = _idempotency_key(problems, idempotency_key, required=True)
     code = _capped(problems, "sub_service_code", sub_service_code, 100)
     raw_description = _capped(problems, "description", description, MAX_DESCRIPTION_CHARS)
@@ -560,15 +585,19 @@ def validate_submission(
     locale = _capped(problems, "contact.locale", locale, 8)
     cites = _capped(problems, "cites_request_number", cites_number, 20)
     if len(fields) > MAX_FIELDS:
-        problems["fields"] = f"at most {MAX_FIELDS} fields"
+        problems["fields"] = TOO_MANY_FIELDS
         fields = {}
 
     sub_service = catalog.sub_services.get(code)
     if sub_service is None:
         if "sub_service_code" not in problems:
-            problems["sub_service_code"] = "not a sub-service of the catalog"
+            problems["sub_service_code"] = Bilingual(
+                "not a sub-service of the catalog", "ليست خدمة فرعية من الدليل"
+            )
     elif caller.role not in sub_service.filers:
-        problems["sub_service_code"] = f"not open to a {caller.role.value} account"
+        problems["sub_service_code"] = Bilingual(
+            f"not open to a {caller.role.value} account", f"غير متاحة لحساب {_ROLE_AR[caller.role]}"
+        )
 
     text, problem = clean_text(raw_description, max_length=MAX_DESCRIPTION_CHARS)
     problem = problem or description_problem(text)
@@ -579,14 +608,19 @@ def validate_submission(
         pass
     elif not subject:
         if caller.role is Role.ESTABLISHMENT:
-            problems["subject_id"] = "required: the worker the request is about"
+            problems["subject_id"] = Bilingual(
+                "required: the worker the request is about", "مطلوب: العامل الذي يخصه الطلب"
+            )
         subject = caller.subject
     elif foreign_digits(subject):
         problems["subject_id"] = FOREIGN_DIGITS
     elif not _ID_NUMBER.fullmatch(subject):
-        problems["subject_id"] = "a national ID, iqama or border number: 10 digits"
+        problems["subject_id"] = Bilingual(
+            "a national ID, iqama or border number: 10 digits",
+            "رقم هوية وطنية أو إقامة أو رقم حدود: 10 أرقام",
+        )
     elif subject[0] in "12" and not luhn_valid(subject):
-        problems["subject_id"] = "check digit does not match"
+        problems["subject_id"] = CHECK_DIGIT
 
     values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
     if sub_service and not {"subject_id", "applicant_id"} & problems.keys():
@@ -598,18 +632,24 @@ def validate_submission(
         problems["contact.mobile"] = (
             FOREIGN_DIGITS
             if mobile_problem(mobile) == FOREIGN_DIGITS
-            else "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX"
+            else Bilingual(
+                "a Saudi mobile number, 05XXXXXXXX or +9665XXXXXXXX",
+                "رقم جوال سعودي: 05XXXXXXXX أو +9665XXXXXXXX",
+            )
         )
     if email and not _EMAIL.fullmatch(email):
-        problems["contact.email"] = "not an e-mail address"
+        problems["contact.email"] = Bilingual("not an e-mail address", "ليس عنوان بريد إلكتروني")
     if locale not in ("", *Locale):
-        problems["contact.locale"] = "'ar' or 'en'"
+        problems["contact.locale"] = Bilingual("'ar' or 'en'", "'ar' أو 'en'")
     cited = parse_request_number(cites) if cites.strip() else None
     if cites.strip() and cited is None and "cites_request_number" not in problems:
         problems["cites_request_number"] = (
             FOREIGN_DIGITS
             if foreign_digits(cites)
-            else "not a request number: TW, 8 digits and a check digit"
+            else Bilingual(
+                "not a request number: TW, 8 digits and a check digit",
+                "ليس رقم طلب: TW ثم 8 أرقام ورقم تحقق",
+            )
         )
     if problems:
         raise InvalidArgument(problems)
@@ -629,18 +669,23 @@ def validate_submission(
 
 
 def _check_fields(
-    problems: dict[str, str], sub_service: SubService, fields: Mapping[str, str], today: date
+    problems: dict[str, Bilingual], sub_service: SubService, fields: Mapping[str, str], today: date
 ) -> dict[str, str]:
     """The sub-service's fields, normalized; unknown names and bad values are problems."""
     specs = {spec.name: spec for spec in sub_service.fields}
     values: dict[str, str] = {}
     for name, raw in fields.items():
         if not _FIELD_NAME.fullmatch(name):
-            problems["fields"] = "field names are lower-case letters, digits and '_'"
+            problems["fields"] = Bilingual(
+                "field names are lower-case letters, digits and '_'",
+                "أسماء الحقول حروف لاتينية صغيرة وأرقام و '_'",
+            )
         elif name not in specs:
-            problems[f"fields.{name}"] = "not a field of this sub-service"
+            problems[f"fields.{name}"] = Bilingual(
+                "not a field of this sub-service", "ليس حقلًا من حقول هذه الخدمة الفرعية"
+            )
         elif len(raw) > MAX_FIELD_VALUE:
-            problems[f"fields.{name}"] = f"at most {specs[name].max_length} characters"
+            problems[f"fields.{name}"] = at_most_characters(specs[name].max_length)
     for name, spec in specs.items():
         raw = fields.get(name, "")
         if f"fields.{name}" in problems or len(raw) > MAX_FIELD_VALUE:
@@ -648,7 +693,7 @@ def _check_fields(
         # Zero-width characters and marks alone show nothing: blank, like spaces.
         if not visible_length(raw):
             if spec.required:
-                problems[f"fields.{name}"] = "required"
+                problems[f"fields.{name}"] = REQUIRED
             continue
         value, problem = check_field(
             spec.type.value,
@@ -666,7 +711,7 @@ def _check_fields(
 
 
 def _check_named_subject(
-    problems: dict[str, str],
+    problems: dict[str, Bilingual],
     sub_service: SubService,
     values: Mapping[str, str],
     subject: str,
@@ -675,17 +720,36 @@ def _check_named_subject(
 ) -> None:
     """A field the catalog says names the person the request is about (an ID number) must be
     that person, its subject (SPEC §2): the relationship check sees the subject only."""
-    problem = NOT_THE_SUBJECT + (
-        " (subject_id, or the account holder's own when that is empty)"
-        if empty_is_caller
-        else " (the request's subject_id)"
+    problem = Bilingual(
+        NOT_THE_SUBJECT
+        + (
+            " (subject_id, or the account holder's own when that is empty)"
+            if empty_is_caller
+            else " (the request's subject_id)"
+        ),
+        NOT_THE_SUBJECT.ar
+        + (
+            " (رقم صاحب الطلب، أو رقم صاحب الحساب إن لم يُذكر)"
+            if empty_is_caller
+            else " (رقم صاحب الطلب)"
+        ),
     )
     for spec in sub_service.fields:
         if spec.names_subject and spec.name in values and values[spec.name] != subject:
             problems[f"fields.{spec.name}"] = problem
 
 
-NOT_THE_SUBJECT = "must be the ID number of the person the request is about"
+NOT_THE_SUBJECT = Bilingual(
+    "must be the ID number of the person the request is about",
+    "يجب أن يكون رقم هوية الشخص الذي يخصه الطلب",
+)
+TOO_MANY_FIELDS = Bilingual(f"at most {MAX_FIELDS} fields", f"{MAX_FIELDS} حقلًا على الأكثر")
+_ROLE_AR = {
+    Role.CITIZEN: "مواطن",
+    Role.RESIDENT: "مقيم",
+    Role.ESTABLISHMENT: "منشأة",
+    Role.REVIEWER: "موظف",
+}
 _IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
 _KEY = re.compile(r"[A-Za-z0-9._:-]+")
 # One plain mailbox: the local part an RFC 5322 dot-atom, so that no mail client reads it as
@@ -724,27 +788,29 @@ def validate_answer(
 ) -> Answer:
     """Checks an answer like a submission: capped first, each given field by its type, and
     a field that names the person the request is about must name its `subject_id`."""
-    problems: dict[str, str] = {}
+    problems: dict[str, Bilingual] = {}
     key = _idempotency_key(problems, idempotency_key, required=False)
     text = ""
     if len(message) > MAX_MESSAGE:
-        problems["message"] = f"at most {MAX_MESSAGE} characters"
+        problems["message"] = at_most_characters(MAX_MESSAGE)
     else:
         text, problem = clean_text(message, max_length=MAX_MESSAGE)
         if problem:
             problems["message"] = problem
     if len(fields) > MAX_FIELDS:
-        problems["fields"] = f"at most {MAX_FIELDS} fields"
+        problems["fields"] = TOO_MANY_FIELDS
         fields = {}
     specs = {spec.name: spec for spec in sub_service.fields}
     values: dict[str, str] = {}
     for name, raw in fields.items():
         spec = specs.get(name) if _FIELD_NAME.fullmatch(name) else None
         if spec is None:
-            problems["fields"] = "only fields of this sub-service"
+            problems["fields"] = Bilingual(
+                "only fields of this sub-service", "حقول هذه الخدمة الفرعية فقط"
+            )
             continue
         if len(raw) > MAX_FIELD_VALUE:
-            problems[f"fields.{name}"] = f"at most {spec.max_length} characters"
+            problems[f"fields.{name}"] = at_most_characters(spec.max_length)
             continue
         value, problem = check_field(
             spec.type.value,
@@ -765,9 +831,11 @@ def validate_answer(
     return Answer(message=text, fields=values, document_ids=tuple(documents), key=key)
 
 
-def _document_ids(problems: dict[str, str], document_ids: list[str]) -> list[uuid.UUID]:
+def _document_ids(problems: dict[str, Bilingual], document_ids: list[str]) -> list[uuid.UUID]:
     if len(document_ids) > MAX_DOCUMENTS:
-        problems["document_ids"] = f"at most {MAX_DOCUMENTS} documents"
+        problems["document_ids"] = Bilingual(
+            f"at most {MAX_DOCUMENTS} documents", f"{MAX_DOCUMENTS} مستندات على الأكثر"
+        )
         return []
     documents: list[uuid.UUID] = []
     for index, raw in enumerate(document_ids):
@@ -776,8 +844,8 @@ def _document_ids(problems: dict[str, str], document_ids: list[str]) -> list[uui
         except ValueError:
             document = None
         if document is None:
-            problems[f"document_ids[{index}]"] = "not a document id"
+            problems[f"document_ids[{index}]"] = Bilingual("not a document id", "ليس معرّف مستند")
         elif document in documents:
-            problems[f"document_ids[{index}]"] = "listed twice"
+            problems[f"document_ids[{index}]"] = Bilingual("listed twice", "مذكور مرتين")
         documents.append(document or uuid.UUID(int=0))
     return documents

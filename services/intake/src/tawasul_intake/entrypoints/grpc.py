@@ -19,12 +19,13 @@ from tawasul_platform.catalog import Catalog, SubService, Text
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.tls import peer_name
 
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
-from tawasul_intake.domain.fields import clean_text
+from tawasul_intake.domain.fields import at_most_characters, clean_text
 from tawasul_intake.domain.model import (
     MAX_MESSAGE,
     STATUS_LABELS,
@@ -239,7 +240,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.ListMyRequestsResponse:
         who = caller()
         if not 0 <= request.page_size <= MAX_PAGE:
-            raise InvalidArgument({"page_size": f"from 0 to {MAX_PAGE}"})
+            raise InvalidArgument(
+                {"page_size": Bilingual(f"from 0 to {MAX_PAGE}", f"من 0 إلى {MAX_PAGE}")}
+            )
         size = request.page_size or DEFAULT_PAGE
         found = await handlers.list_my_requests(
             uow=self._uow(), caller=who, after=_after(request.page_token), limit=size + 1
@@ -343,7 +346,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
 
 def _message(text: str, name: str) -> str:
     if len(text) > MAX_MESSAGE:
-        raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
+        raise InvalidArgument({name: at_most_characters(MAX_MESSAGE)})
     cleaned, problem = clean_text(text, max_length=MAX_MESSAGE)
     if problem:
         raise InvalidArgument({name: problem})
@@ -400,7 +403,9 @@ def _token(last: Request) -> str:
 def _after(token: str) -> tuple[datetime, uuid.UUID] | None:
     if not token:
         return None
-    refused = InvalidArgument({"page_token": "not a token this service issued"})
+    refused = InvalidArgument(
+        {"page_token": Bilingual("not a token this service issued", "ليس رمزًا أصدرته هذه الخدمة")}
+    )
     try:
         at, _, key = base64.urlsafe_b64decode(token[:200].encode()).decode().partition("|")
         when = datetime.fromisoformat(at)
