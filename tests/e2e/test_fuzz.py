@@ -295,6 +295,7 @@ def test_no_rpc_answers_internal_or_unknown_to_anything(stack: Stack, known: lis
 
 # --- the gateway's HTTP routes -----------------------------------------------------------------
 
+_ARABIC = re.compile("[\u0621-\u064a]")
 # A route's call: its URL, query, headers and body.
 Call = tuple[str, dict[str, str], dict[str, str], bytes]
 # JSON of every kind, the strings hostile ones too; integers past what any proto field holds.
@@ -387,18 +388,22 @@ def _fuzz_route(
     tokens: list[dict[str, str]],
     failures: list[str],
 ) -> None:
-    """Tries one route with generated calls and tokens, noting each 5xx."""
+    """Tries one route with generated calls and tokens, noting each 5xx, and each field
+    message of a refusal that is not in Arabic, the language every call asks for."""
 
     @FUZZING
     @given(call=calls, token=st.sampled_from(tokens))
     def fuzz(call: Call, token: dict[str, str]) -> None:
         url, query, headers, body = call
-        answer = runner.run(
-            http.request(method, url, params=query, headers={**headers, **token}, content=body)
-        )
+        asked = {**headers, **token, "accept-language": "ar"}
+        answer = runner.run(http.request(method, url, params=query, headers=asked, content=body))
+        sent = f"query {sorted(query)}, {headers.get('content-type', 'no type')}, {len(body)} B"
         if answer.status_code >= 500:
-            sent = f"query {sorted(query)}, {headers.get('content-type', 'no type')}, {len(body)} B"
             failures.append(f"{method} {path}: {answer.status_code} {answer.text[:200]} ({sent})")
+        elif answer.status_code >= 400 and path.startswith("/api/"):
+            fields = answer.json()["error"]["fields"]
+            if english := {f: m for f, m in fields.items() if not _ARABIC.search(m)}:
+                failures.append(f"{method} {path}: not in Arabic {english} ({sent})")
 
     fuzz()
 
@@ -407,7 +412,8 @@ def test_no_gateway_route_answers_a_server_error_to_anything(
     stack: Stack, known: list[str]
 ) -> None:
     """The gateway's own app, on the stack's intake and docs with its certificate, its rate
-    limits lifted so that every example reaches a route: no answer is a 5xx."""
+    limits lifted so that every example reaches a route: no answer is a 5xx, and a
+    refusal's field messages are in Arabic, the language every call asks for."""
     env = stack.config.gateway_env()
     lifted = dict.fromkeys(
         (

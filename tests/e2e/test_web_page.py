@@ -119,11 +119,12 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#document-supporting_document")).to_be_attached()
     await page.fill("#mobile", MOBILE)
 
-    # The server's validation message stands next to the field it is about.
+    # The server's validation message stands next to the field it is about, in the page's
+    # language.
     await page.fill("#description", "لا يعمل")
     await page.click("#submit")
     description_error = page.locator('[data-error-for="description"]')
-    await expect(description_error).not_to_be_empty()
+    await expect(description_error).to_contain_text("قصير جدًا، اكتب 20 حرفًا على الأقل")
     await expect(page.locator("#description")).to_have_attribute("aria-invalid", "true")
     assert await page.locator("#submitted").is_hidden()
 
@@ -361,9 +362,9 @@ async def test_an_establishment_files_a_csv_and_sees_each_rows_result(
     number = await filed.text_content() or ""
     token = clients.token(establishment, Role.ESTABLISHMENT)
     try:
-        await expect(page.locator('#bulk-results tr[data-row="2"] .error')).to_contain_text(
-            "subject_id"
-        )
+        refused = page.locator('#bulk-results tr[data-row="2"] .error')
+        await expect(refused).to_contain_text("subject_id")
+        await expect(refused).to_contain_text("لعمالها المكفولين لديها")
         await expect(page.locator("#bulk-summary")).to_have_text("طلبات مقدمة: 1 · صفوف مرفوضة: 1")
         await screenshot(page, "bulk-ar")
         stored = await clients.track(token, number)

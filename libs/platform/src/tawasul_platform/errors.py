@@ -7,17 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tawasul_platform.i18n import Bilingual
+
 
 class DomainError(Exception):
     """Base of every expected failure; anything else reaching a client is a bug."""
 
 
 class InvalidArgument(DomainError):
-    """The input is wrong; `violations` maps each bad field to what is wrong with it."""
+    """The input is wrong; `violations` maps each bad field to what is wrong with it (in
+    Arabic too, for the person who typed it, when each is i18n.Bilingual)."""
 
     def __init__(self, violations: Mapping[str, str]) -> None:
         self.violations = dict(violations)
-        super().__init__("; ".join(f"{f}: {d}" for f, d in self.violations.items()))
+        english = "; ".join(f"{f}: {d}" for f, d in self.violations.items())
+        arabic = {f: d.ar for f, d in self.violations.items() if isinstance(d, Bilingual)}
+        if len(arabic) < len(self.violations):
+            super().__init__(english)
+        else:
+            super().__init__(Bilingual(english, "؛ ".join(f"{f}: {d}" for f, d in arabic.items())))
 
 
 class NotFound(DomainError):

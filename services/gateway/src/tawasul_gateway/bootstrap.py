@@ -16,6 +16,7 @@ from tawasul_sdk import TawasulClient, Tls
 
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer
 from tawasul_gateway.adapters.ratelimit import RateLimiter
+from tawasul_gateway.entrypoints import language
 from tawasul_gateway.entrypoints.http import DevSignIn, Limits, create_app
 from tawasul_gateway.settings import GatewaySettings
 
@@ -67,7 +68,8 @@ def app(
 
 def client_factory(settings: GatewaySettings) -> Callable[[], TawasulClient]:
     """The SDK's channels to intake and docs with the gateway's own certificate; each call
-    carries the trace of the HTTP request it serves, so intake's and docs' spans are in it."""
+    carries the trace of the HTTP request it serves, so intake's and docs' spans are in it,
+    and its language, so their refusals come in it."""
     credentials = tls(settings)
 
     def client() -> TawasulClient:
@@ -79,6 +81,7 @@ def client_factory(settings: GatewaySettings) -> Callable[[], TawasulClient]:
             upload_timeout=settings.upload_timeout_seconds,
             catalog_seconds=settings.catalog_cache_seconds,
             traceparent=tracing.active_traceparent,
+            locale=language.current,
         )
 
     return client

@@ -18,6 +18,8 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from tawasul_platform.i18n import Bilingual
+
 REQUIRED = ("subject_id", "sub_service_code", "description", "mobile")
 OPTIONAL = ("email", "locale", "document_ids")
 FIELD_PREFIX = "field."
@@ -30,7 +32,7 @@ _IDS = re.compile(r"[\s;]+")
 class BadFile(ValueError):
     """The file as a whole cannot be read: `fields` names what is wrong."""
 
-    def __init__(self, fields: dict[str, str]) -> None:
+    def __init__(self, fields: dict[str, Bilingual]) -> None:
         self.fields = fields
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
 
@@ -82,12 +84,19 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadFile({"file": f"not UTF-8 text (byte {exc.start})"}) from None
+        raise BadFile(
+            {
+                "file": Bilingual(
+                    f"not UTF-8 text (byte {exc.start})",
+                    f"ليس نصًا بترميز UTF-8 (البايت {exc.start})",
+                )
+            }
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:
-        raise BadFile({"header": str(exc)}) from None
+        raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة سطر العناوين")}) from None
     _check_header(header)
     rows: list[Row | BadRow] = []
     try:
@@ -96,20 +105,30 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 continue
             number = len(rows) + 1
             if number > max_rows:
-                raise BadFile({"file": f"at most {max_rows} rows a file"})
+                raise BadFile(
+                    {
+                        "file": Bilingual(
+                            f"at most {max_rows} rows a file", f"{max_rows} سطر على الأكثر في الملف"
+                        )
+                    }
+                )
             rows.append(_row(number, header, cells))
     except csv.Error as exc:
-        raise BadFile({f"rows[{len(rows) + 1}]": str(exc)}) from None
+        raise BadFile(
+            {f"rows[{len(rows) + 1}]": Bilingual(str(exc), "تعذرت قراءة السطر")}
+        ) from None
     if not rows:
-        raise BadFile({"file": "no rows after the header"})
+        raise BadFile({"file": Bilingual("no rows after the header", "لا أسطر بعد سطر العناوين")})
     return rows
 
 
 def _check_header(header: list[str]) -> None:
-    problems: dict[str, str] = {}
+    problems: dict[str, Bilingual] = {}
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        problems["header"] = f"missing column(s): {', '.join(missing)}"
+        problems["header"] = Bilingual(
+            f"missing column(s): {', '.join(missing)}", f"أعمدة ناقصة: {'، '.join(missing)}"
+        )
     for name in header:
         known = name in REQUIRED or name in OPTIONAL
         prefixed = any(
@@ -117,12 +136,16 @@ def _check_header(header: list[str]) -> None:
             for prefix in (FIELD_PREFIX, DOCUMENT_PREFIX)
         )
         if not (known or prefixed):
-            problems[f"header.{name or '(empty)'}"] = (
-                "unknown column; sub-service fields are named field.<name>"
+            problems[f"header.{name or '(empty)'}"] = Bilingual(
+                "unknown column; sub-service fields are named field.<name>",
+                "عمود غير معروف؛ تُسمّى حقول الخدمة الفرعية field.<name>",
             )
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        problems["header.repeated"] = f"repeated column(s): {', '.join(duplicates)}"
+        problems["header.repeated"] = Bilingual(
+            f"repeated column(s): {', '.join(duplicates)}",
+            f"أعمدة مكررة: {'، '.join(duplicates)}",
+        )
     if problems:
         raise BadFile(problems)
 
@@ -130,7 +153,13 @@ def _check_header(header: list[str]) -> None:
 def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
     if len(cells) != len(header):
         return BadRow(
-            number, {"row": f"{len(cells)} cells where the header has {len(header)} columns"}
+            number,
+            {
+                "row": Bilingual(
+                    f"{len(cells)} cells where the header has {len(header)} columns",
+                    f"عدد الخلايا {len(cells)} وعدد أعمدة سطر العناوين {len(header)}",
+                )
+            },
         )
     values = dict(zip(header, (cell.strip() for cell in cells), strict=True))
     documents = [*_IDS.split(values.get("document_ids", ""))]

@@ -28,7 +28,8 @@ from tawasul_gateway import bootstrap
 from tawasul_gateway.entrypoints import http as gateway_http
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_platform import errors, tracing
-from tawasul_platform.grpc import to_status
+from tawasul_platform.grpc import caller_locale, to_status
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Role
 from tawasul_platform.logs import formatter
 from tawasul_platform.testing import recorded_spans
@@ -66,7 +67,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     refuse_all: bool = False
 
     async def _refuse(self, context: Context, error: errors.DomainError) -> None:
-        await context.abort_with_status(to_status(error))
+        await context.abort_with_status(to_status(error, caller_locale(context)))
 
     async def GetCatalog(
         self, request: intake_pb2.GetCatalogRequest, context: Context
@@ -87,7 +88,10 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             await self._refuse(context, errors.Unauthenticated("sign in"))
         if len(request.description) < 20:
             await self._refuse(
-                context, errors.InvalidArgument({"description": "describe it precisely"})
+                context,
+                errors.InvalidArgument(
+                    {"description": Bilingual("describe it precisely", "صِف المشكلة بدقة")}
+                ),
             )
         if request.subject_id and request.subject_id not in OWN_WORKERS:
             await self._refuse(context, errors.PermissionDenied("not one of your workers"))
@@ -333,6 +337,38 @@ async def test_refusals_carry_the_field_violations(backends: Backends) -> None:
         "/api/v1/requests/TW1/cancel", json={"reason": "late"}, headers=headers
     )
     assert (cancel.status_code, cancel.json()["error"]["code"]) == (409, "FAILED_PRECONDITION")
+
+
+async def test_refusals_come_in_the_language_the_page_asks_for(tmp_path: Path) -> None:
+    # Bootstrap's own client: the one that passes the call's language on.
+    async for served in _serve(tmp_path, bootstrap_client=True):
+        arabic = {**served.token(CITIZEN, Role.CITIZEN), "Accept-Language": "ar"}
+        answer = await served.http.post(
+            "/api/v1/requests", json={**GOOD, "description": "broken"}, headers=arabic
+        )
+        assert answer.status_code == 400
+        assert answer.json()["error"] == {
+            "code": "INVALID_ARGUMENT",
+            "message": "description: صِف المشكلة بدقة",
+            "fields": {"description": "صِف المشكلة بدقة"},
+        }
+        # The gateway's own refusals too.
+        bad = await served.http.post(
+            "/api/v1/requests",
+            content=b'{"colour": "red", ',
+            headers={**arabic, "Content-Type": "application/json"},
+        )
+        assert bad.json()["error"] == {
+            "code": "INVALID_ARGUMENT",
+            "message": "الطلب غير صالح",
+            "fields": {"body": "ليس JSON صالحًا"},
+        }
+        # A browser's own list: its first choice of the two counts.
+        english = {**arabic, "Accept-Language": "en-GB,en;q=0.9,ar;q=0.8"}
+        answer = await served.http.post(
+            "/api/v1/requests", json={**GOOD, "description": "broken"}, headers=english
+        )
+        assert answer.json()["error"]["fields"] == {"description": "describe it precisely"}
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,22 @@
 
 `code` is the gRPC status name (the gateway's own refusals use the closest one, and
 PAYLOAD_TOO_LARGE for a body past its limit); `fields` carries the field violations intake or
-docs sent, unchanged; ALREADY_EXISTS adds `existing`, the open request's number.
+docs sent, unchanged; ALREADY_EXISTS adds `existing`, the open request's number. The message
+and the fields' are in the call's language (language.py) where they have text in it: intake
+and docs were asked for it, and the gateway's own are i18n.Bilingual.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from tawasul_platform.i18n import Bilingual
 from tawasul_sdk import TawasulError
+
+from tawasul_gateway.entrypoints.language import said
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -43,7 +49,7 @@ class ApiError(Exception):
         code: str,
         message: str,
         *,
-        fields: dict[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
         existing: str = "",
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -73,15 +79,22 @@ class ApiError(Exception):
 
 
 def error_body(
-    code: str, message: str, fields: dict[str, str] | None = None, *, existing: str = ""
+    code: str, message: str, fields: Mapping[str, str] | None = None, *, existing: str = ""
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message, "fields": dict(fields or {})}
+    error: dict[str, Any] = {
+        "code": code,
+        "message": said(message),
+        "fields": {field: said(problem) for field, problem in (fields or {}).items()},
+    }
     if existing:
         error["existing"] = existing
     return {"error": error}
 
 
-def bad_request(fields: dict[str, str], message: str = "the request is not valid") -> ApiError:
+NOT_VALID = Bilingual("the request is not valid", "الطلب غير صالح")
+
+
+def bad_request(fields: Mapping[str, Bilingual], message: Bilingual = NOT_VALID) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", message, fields=fields)
 
 
@@ -89,7 +102,7 @@ _NESTED = re.compile(r"Failed to parse (\w+) field")
 _UNKNOWN = re.compile(r'has no field named "([^"]+)"')
 
 
-def parse_error_fields(message: str) -> dict[str, str]:
+def parse_error_fields(message: str) -> dict[str, Bilingual]:
     """The field a json_format.ParseError is about, with its path ("contact.mobile"), and what
     is wrong; "body" when it names none."""
     path = _NESTED.findall(message)
@@ -97,6 +110,9 @@ def parse_error_fields(message: str) -> dict[str, str]:
     if unknown:
         path.append(unknown.group(1))
     reason = message.rsplit(": ", 1)[-1] if ": " in message else message
-    if unknown:
-        reason = "no such field"
-    return {".".join(path) if path else "body": reason.split("\n", 1)[0].strip()}
+    said = (
+        Bilingual("no such field", "لا يوجد حقل بهذا الاسم")
+        if unknown
+        else Bilingual(reason.split("\n", 1)[0].strip(), "قيمة غير صالحة لهذا الحقل")
+    )
+    return {".".join(path) if path else "body": said}

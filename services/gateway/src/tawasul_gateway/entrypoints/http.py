@@ -26,13 +26,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul_platform import tracing
+from tawasul_platform.i18n import Bilingual
 from tawasul_sdk import TawasulClient, TawasulError
 
 from tawasul_gateway import bulk
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer, UnknownPerson
 from tawasul_gateway.adapters.ratelimit import RateLimiter, retry_after
-from tawasul_gateway.entrypoints import metrics, schemas
+from tawasul_gateway.entrypoints import language, metrics, schemas
 from tawasul_gateway.entrypoints.errors import (
+    NOT_VALID,
     ApiError,
     bad_request,
     error_body,
@@ -99,12 +101,14 @@ def load_json(body: bytes) -> Any:
         loaded = json.loads(body)
     except ValueError as exc:
         # Not UTF-8, not JSON, or an integer past Python's 4,300 digits.
-        raise bad_request({"body": f"not JSON: {exc}"}) from None
+        raise bad_request({"body": Bilingual(f"not JSON: {exc}", "ليس JSON صالحًا")}) from None
     except RecursionError:
-        raise bad_request({"body": "nested too deeply"}) from None
+        raise bad_request({"body": Bilingual("nested too deeply", "متداخل بعمق زائد")}) from None
     where = lone_surrogate(loaded)
     if where is not None:
-        raise bad_request({where: "not Unicode text: a lone surrogate"})
+        raise bad_request(
+            {where: Bilingual("not Unicode text: a lone surrogate", "ليس نصًا يونيكود صالحًا")}
+        )
     return loaded
 
 
@@ -133,13 +137,15 @@ def parse_message(body: bytes, message: M) -> M:
         return message
     loaded = load_json(body)
     if not isinstance(loaded, dict):
-        raise bad_request({"body": "a JSON object is expected"})
+        raise bad_request({"body": Bilingual("a JSON object is expected", "يُنتظر كائن JSON")})
     try:
         return json_format.ParseDict(loaded, message)
     except json_format.ParseError as exc:
         raise bad_request(parse_error_fields(str(exc))) from None
     except (ValueError, TypeError, RecursionError) as exc:
-        raise bad_request({"body": str(exc) or "not a valid message"}) from None
+        raise bad_request(
+            {"body": Bilingual(str(exc) or "not a valid message", "ليست رسالة صالحة")}
+        ) from None
 
 
 def content_length(request: Request) -> int:
@@ -164,7 +170,11 @@ async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes")
+    return ApiError(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        Bilingual(f"the body is larger than {limit} bytes", f"حجم المحتوى أكبر من {limit} بايت"),
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -242,7 +252,7 @@ def _admit(limiter: RateLimiter, key: str) -> None:
         raise ApiError(
             429,
             "RESOURCE_EXHAUSTED",
-            "too many requests; retry later",
+            Bilingual("too many requests; retry later", "طلبات كثيرة؛ أعد المحاولة لاحقًا"),
             headers={"Retry-After": retry_after(wait)},
         )
 
@@ -338,7 +348,14 @@ def create_app(
     def numbered(message: M, request_number: str) -> M:
         given = getattr(message, "request_number")  # noqa: B009 (each of these messages has it)
         if given and given != request_number:
-            raise bad_request({"request_number": "differs from the request number in the path"})
+            raise bad_request(
+                {
+                    "request_number": Bilingual(
+                        "differs from the request number in the path",
+                        "يختلف عن رقم الطلب في المسار",
+                    )
+                }
+            )
         setattr(message, "request_number", request_number)  # noqa: B010
         return message
 
@@ -351,12 +368,12 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         fields = {
-            ".".join(str(p) for p in e.get("loc", ())[1:]) or "request": str(e.get("msg", ""))
+            ".".join(str(p) for p in e.get("loc", ())[1:]) or "request": Bilingual(
+                str(e.get("msg", "")), "قيمة غير صالحة لهذا الحقل"
+            )
             for e in exc.errors()
         }
-        return JSONResponse(
-            error_body("INVALID_ARGUMENT", "the request is not valid", fields), status_code=400
-        )
+        return JSONResponse(error_body("INVALID_ARGUMENT", NOT_VALID, fields), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
@@ -397,6 +414,17 @@ def create_app(
                 span, entered, method=request.method, route=_route(request), status=status
             )
         return response
+
+    @app.middleware("http")
+    async def _language(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """The call's language, for intake's and docs' refusals and the gateway's own."""
+        entered = language.enter(request.headers.get("accept-language"))
+        try:
+            return await call_next(request)
+        finally:
+            language.leave(entered)
 
     @app.middleware("http")
     async def _security_headers(
@@ -648,16 +676,26 @@ def create_app(
         claims = unverified_claims(token)
         establishment = claims.get("sub")
         if not token or not isinstance(establishment, str) or not establishment:
-            raise ApiError(401, "UNAUTHENTICATED", "sign in as an establishment")
+            raise ApiError(
+                401,
+                "UNAUTHENTICATED",
+                Bilingual("sign in as an establishment", "سجّل الدخول بحساب منشأة"),
+            )
         if claims.get("role") != "establishment":
-            raise ApiError(403, "PERMISSION_DENIED", "bulk filing is for establishments")
+            raise ApiError(
+                403,
+                "PERMISSION_DENIED",
+                Bilingual("bulk filing is for establishments", "التقديم الجماعي للمنشآت فقط"),
+            )
         counted = limit_signed_in(request, token)
         _admit(limits.bulk, f"est:{establishment}")
         data = await read_body(request, settings.max_bulk_bytes)
         try:
             rows = bulk.parse(data, max_rows=settings.bulk_max_rows)
         except bulk.BadFile as exc:
-            raise bad_request(exc.fields, "the file cannot be read") from None
+            raise bad_request(
+                exc.fields, Bilingual("the file cannot be read", "تعذرت قراءة الملف")
+            ) from None
         try:
             results = [await _file_row(client(), token, establishment, row) for row in rows]
         except ApiError as exc:
@@ -704,7 +742,11 @@ async def _file_row(
     if isinstance(row, bulk.BadRow):
         return {
             "row": row.number,
-            **error_body("INVALID_ARGUMENT", "the row cannot be read", row.fields),
+            **error_body(
+                "INVALID_ARGUMENT",
+                Bilingual("the row cannot be read", "تعذرت قراءة السطر"),
+                row.fields,
+            ),
         }
     message = intake_pb2.SubmitRequestRequest(
         idempotency_key=row.idempotency_key(establishment),
@@ -744,15 +786,29 @@ def _dev_routes(app: FastAPI, dev: DevSignIn, settings: GatewaySettings) -> None
         loaded = load_json(await read_body(request, settings.max_body_bytes) or b"{}")
         id_number = loaded.get("id") if isinstance(loaded, dict) else None
         if not isinstance(id_number, str) or not id_number:
-            raise bad_request({"id": "the ID of a person of the development registry"})
+            raise bad_request(
+                {
+                    "id": Bilingual(
+                        "the ID of a person of the development registry",
+                        "رقم هوية شخص من سجل التطوير",
+                    )
+                }
+            )
         try:
             person = dev.registry.find(id_number)
         except UnknownPerson:
             raise ApiError(
                 404,
                 "NOT_FOUND",
-                "no such person in the development registry",
-                fields={"id": "not a person of the development registry"},
+                Bilingual(
+                    "no such person in the development registry",
+                    "لا يوجد هذا الشخص في سجل التطوير",
+                ),
+                fields={
+                    "id": Bilingual(
+                        "not a person of the development registry", "ليس شخصًا من سجل التطوير"
+                    )
+                },
             ) from None
         token, expires = dev.issuer.issue(person)
         return {

@@ -190,8 +190,11 @@ function newKey() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+// Refusals come in the page's language, not the browser's.
+const language = () => ({ "Accept-Language": state.lang });
+
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...language() };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -223,6 +226,7 @@ function upload(file, { subService = "", kind = "", progress }) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/v1/documents?${query}`);
     xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    xhr.setRequestHeader("Accept-Language", state.lang);
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
     progress.hidden = false;
     progress.value = 0;
@@ -686,7 +690,12 @@ async function fileInBulk(event) {
   clearErrors(form);
   const file = $("#bulk-file").files[0];
   if (!file) return;
-  const headers = { Accept: "application/json", "Content-Type": "text/csv", Authorization: `Bearer ${state.token}` };
+  const headers = {
+    Accept: "application/json",
+    "Content-Type": "text/csv",
+    Authorization: `Bearer ${state.token}`,
+    ...language(),
+  };
   let response;
   try {
     response = await fetch("/api/v1/establishment/requests:bulk", { method: "POST", headers, body: file });

@@ -88,9 +88,7 @@ def _keyed(related: list[Request], submission: Submission) -> Request | None:
         None,
     )
     if existing is not None and not _same(existing, submission):
-        raise AlreadyExists(
-            "this idempotency key was used for a different request", existing=existing.number
-        )
+        raise AlreadyExists(_KEY_TAKEN, existing=existing.number)
     return existing
 
 
@@ -121,8 +119,11 @@ def _check_account(related: list[Request], submission: Submission) -> None:
         raise InvalidArgument(clashes)
     if len(open_here) >= MAX_OPEN_PER_ACCOUNT:
         raise ResourceExhausted(
-            f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
-            " or cancel one first"
+            Bilingual(
+                f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
+                " or cancel one first",
+                f"{MAX_OPEN_PER_ACCOUNT} طلبات مفتوحة على الأكثر لكل حساب؛ تابع أحدها أو ألغه أولًا",
+            )
         )
 
 
@@ -131,9 +132,7 @@ async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
         submission.applicant_id, submission.idempotency_key
     )
     if existing is not None and not _same(existing, submission):
-        raise AlreadyExists(
-            "this idempotency key was used for a different request", existing=existing.number
-        )
+        raise AlreadyExists(_KEY_TAKEN, existing=existing.number)
     return existing
 
 
@@ -144,8 +143,12 @@ async def _check_subject(
     relation = await registry.relation(submission.applicant_id, submission.subject_id)
     if relation is None or relation not in _ALLOWED[submission.applicant_role]:
         raise PermissionDenied(
-            "a request may be filed only for the account holder, their dependents and hosted"
-            " visitors, or (for an establishment) its own sponsored workers"
+            Bilingual(
+                "a request may be filed only for the account holder, their dependents and hosted"
+                " visitors, or (for an establishment) its own sponsored workers",
+                "يُقدَّم الطلب لصاحب الحساب أو لمن يعولهم أو لزواره المستضافين فقط،"
+                " أو (للمنشأة) لعمالها المكفولين لديها",
+            )
         )
     person = await registry.person(submission.subject_id)
     nationality = person.nationality if person else ""
@@ -224,6 +227,12 @@ def _document_problems(
                 f"أكبر من الحد الذي تقبله هذه الخدمة الفرعية ({largest} بايت)",
             )
     return problems
+
+
+_KEY_TAKEN = Bilingual(
+    "this idempotency key was used for a different request",
+    "مفتاح منع التكرار هذا استُخدم لطلب آخر",
+)
 
 
 def _attached(number: str) -> Bilingual:
@@ -349,11 +358,18 @@ def _refuse_duplicate(submission: Submission, open_one: Request | None) -> None:
         return
     if open_one.applicant_id == submission.applicant_id:
         raise AlreadyExists(
-            f"request {open_one.number} for this person and sub-service is still open",
+            Bilingual(
+                f"request {open_one.number} for this person and sub-service is still open",
+                f"الطلب {open_one.number} لهذا الشخص وهذه الخدمة الفرعية ما زال مفتوحًا",
+            ),
             existing=open_one.number,
         )
     raise AlreadyExists(
-        "another account has an open request for this person and sub-service", existing=""
+        Bilingual(
+            "another account has an open request for this person and sub-service",
+            "لدى حساب آخر طلب مفتوح لهذا الشخص وهذه الخدمة الفرعية",
+        ),
+        existing="",
     )
 
 
@@ -372,7 +388,9 @@ async def _own(
         await uow.requests.get_by_number(canonical, for_update=for_update) if canonical else None
     )
     if request is None or request.applicant_id != caller.subject:
-        raise NotFound("no such request for this account")
+        raise NotFound(
+            Bilingual("no such request for this account", "لا يوجد هذا الطلب لهذا الحساب")
+        )
     return request
 
 
@@ -475,7 +493,12 @@ async def _limit(
         )
         await uow.commit()
     if by_caller > policy.per_caller or by_request > policy.per_request:
-        raise ResourceExhausted("too many tracking attempts; try again later")
+        raise ResourceExhausted(
+            Bilingual(
+                "too many tracking attempts; try again later",
+                "محاولات استعلام كثيرة؛ أعد المحاولة لاحقًا",
+            )
+        )
 
 
 async def start_tracking(
@@ -515,7 +538,11 @@ async def track_request(
     """The tracking view for a matching number, ID, mobile and live code; else NOT_FOUND."""
     _ascii_digits(code=code)
     await _limit(uow, policy, "check", caller_key, query.number, now)
-    nothing = NotFound("no request matches these details and code")
+    nothing = NotFound(
+        Bilingual(
+            "no request matches these details and code", "لا يوجد طلب يطابق هذه البيانات والرمز"
+        )
+    )
     if not query.number:
         raise nothing
     typed = code[:12].strip()
@@ -567,7 +594,10 @@ async def appeal_rejection(
             await uow.commit()
         except DuplicateOpenRequest:
             raise FailedPrecondition(
-                "a newer request for the same person and sub-service is open; follow that one"
+                Bilingual(
+                    "a newer request for the same person and sub-service is open; follow that one",
+                    "يوجد طلب أحدث مفتوح للشخص نفسه والخدمة الفرعية نفسها؛ تابعه",
+                )
             ) from None
     return request
 
@@ -595,7 +625,10 @@ async def respond_to_info_request(
     if sub_service is None:
         # A catalog that dropped the sub-service has no schema left to check the answer by.
         raise FailedPrecondition(
-            "this request's sub-service is no longer offered; file a new request"
+            Bilingual(
+                "this request's sub-service is no longer offered; file a new request",
+                "الخدمة الفرعية لهذا الطلب لم تعد متاحة؛ قدّم طلبًا جديدًا",
+            )
         )
     answer = validate_answer(
         sub_service=sub_service,

@@ -252,13 +252,16 @@ class Request:
 
     def follow_up(self, *, message: str, calendar: WorkingCalendar, now: datetime) -> None:
         if not self.is_open:
-            raise FailedPrecondition(f"request {self.number} is {self.status.value}")
+            raise FailedPrecondition(self._is_now())
         if self.status is Status.NEEDS_MORE_INFO:
             # A follow-up chases the office and raises the request's priority; here the
             # office is the one waiting.
             raise FailedPrecondition(
-                f"request {self.number} is waiting for your answer: answer the information"
-                " request instead / الطلب بانتظار ردك: أجب عن طلب المعلومات"
+                Bilingual(
+                    f"request {self.number} is waiting for your answer: answer the information"
+                    " request instead",
+                    f"الطلب {self.number} بانتظار ردك: أجب عن طلب المعلومات",
+                )
             )
         possible = self.follow_up_from(calendar)
         if now < possible:
@@ -266,19 +269,31 @@ class Request:
             # The hour too: on the day named, a follow-up opens only at it.
             hour = f"{local:%H:%M}"
             raise FailedPrecondition(
-                f"a follow-up is possible from {format_date(local.date(), DateLocale.EN)}"
-                f" at {hour} / {format_date(local.date(), DateLocale.AR)}"
-                f" الساعة {hour.translate(_ARABIC_INDIC)}"
+                Bilingual(
+                    f"a follow-up is possible from {format_date(local.date(), DateLocale.EN)}"
+                    f" at {hour}",
+                    f"المتابعة ممكنة من {format_date(local.date(), DateLocale.AR)}"
+                    f" الساعة {hour.translate(_ARABIC_INDIC)}",
+                )
             )
         self.follow_up_count += 1
         self.last_follow_up_at = now
         self.updated_at = now
         self.events.append(RequestFollowedUp(self, message=message))
 
+    def _is_now(self) -> Bilingual:
+        return Bilingual(
+            f"request {self.number} is {self.status.value}",
+            f"الطلب {self.number} {STATUS_LABELS[self.status][0]}",
+        )
+
     def cancel(self, *, reason: str, now: datetime) -> None:
         if not self.is_open:
             raise FailedPrecondition(
-                f"request {self.number} is {self.status.value} and can no longer be cancelled"
+                Bilingual(
+                    f"request {self.number} is {self.status.value} and can no longer be cancelled",
+                    f"الطلب {self.number} {STATUS_LABELS[self.status][0]} ولم يعد إلغاؤه ممكنًا",
+                )
             )
         self._move(Status.CANCELLED, reason, now, by_beneficiary=True)
         self.events.append(RequestCancelled(self, reason=reason))
@@ -373,11 +388,20 @@ class Request:
         until = self.appeal_until(calendar)
         if until is None:
             raise FailedPrecondition(
-                f"request {self.number} is {self.status.value}"
-                + (" and was appealed already" if self.appealed else ": only a rejection")
+                Bilingual(
+                    f"request {self.number} is {self.status.value}"
+                    + (" and was appealed already" if self.appealed else ": only a rejection"),
+                    f"الطلب {self.number} {STATUS_LABELS[self.status][0]}"
+                    + ("، وقد تُظلِّم منه من قبل" if self.appealed else ": التظلم من الرفض فقط"),
+                )
             )
         if now > until:
-            raise FailedPrecondition(f"the time to appeal request {self.number} has passed")
+            raise FailedPrecondition(
+                Bilingual(
+                    f"the time to appeal request {self.number} has passed",
+                    f"انتهت مدة التظلم من الطلب {self.number}",
+                )
+            )
         if not visible_length(reason):
             raise InvalidArgument(
                 {
@@ -403,10 +427,18 @@ class Request:
     def ensure_answerable(self, now: datetime) -> None:
         if self.status is not Status.NEEDS_MORE_INFO:
             raise FailedPrecondition(
-                f"request {self.number} is {self.status.value}: no information was requested"
+                Bilingual(
+                    f"request {self.number} is {self.status.value}: no information was requested",
+                    f"الطلب {self.number} {STATUS_LABELS[self.status][0]}: لم تُطلب منه معلومات",
+                )
             )
         if self.respond_by is not None and now > self.respond_by:
-            raise FailedPrecondition(f"the deadline to answer request {self.number} has passed")
+            raise FailedPrecondition(
+                Bilingual(
+                    f"the deadline to answer request {self.number} has passed",
+                    f"انتهت مهلة الرد على الطلب {self.number}",
+                )
+            )
 
     def answered_already(self, answer: Answer) -> bool:
         """Whether `answer` is one the request took, sent again because its reply was lost (a
@@ -568,7 +600,9 @@ def validate_submission(
     repeats what was typed.
     """
     if not caller.is_beneficiary:
-        raise PermissionDenied("only beneficiaries submit requests")
+        raise PermissionDenied(
+            Bilingual("only beneficiaries submit requests", "تقديم الطلبات للمستفيدين فقط")
+        )
     problems: dict[str, Bilingual] = {}
     if caller.role in _IDENTITY_PREFIX and (
         problem := id_number_problem(caller.subject, first_digit=_IDENTITY_PREFIX[caller.role])
