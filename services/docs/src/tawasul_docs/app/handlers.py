@@ -72,7 +72,12 @@ async def account_slot(
         await asyncio.shield(_give_back(uow, lease))
         raise
     if not taken:
-        raise ResourceExhausted(f"at most {limit} uploads at once per account")
+        raise ResourceExhausted(
+            Bilingual(
+                f"at most {limit} uploads at once per account",
+                f"{limit} عمليات رفع في وقت واحد على الأكثر لكل حساب",
+            )
+        )
     try:
         yield
     finally:
@@ -116,7 +121,9 @@ async def upload_document(
     otherwise, the caller is gone: the cancellation goes on, and the row waits all the same.
     """
     if not caller.is_beneficiary:
-        raise PermissionDenied("only beneficiaries upload documents")
+        raise PermissionDenied(
+            Bilingual("only beneficiaries upload documents", "رفع المستندات للمستفيدين فقط")
+        )
     metadata = await anext(parts, None)
     if not isinstance(metadata, DocumentMetadata):
         raise InvalidArgument(
@@ -438,6 +445,10 @@ async def _discard(*, uow: UnitOfWork, store: ObjectStore, document: Document) -
         log.warning("cannot clean up object %s after a failed commit", document.object_key)
 
 
+def _no_document(document_id: str) -> Bilingual:
+    return Bilingual(f"no document {document_id!r}", f"لا يوجد مستند {document_id}")
+
+
 async def get_document(
     *,
     uow: UnitOfWork,
@@ -459,10 +470,10 @@ async def get_document(
             # Review's record of the reviewer may have taken the department away.
             caller = caller.narrowed(await uow.staff.get(caller.subject))
         if document is None or not document.readable_by(caller, departments):
-            raise NotFound(f"no document {document_id!r}")
+            raise NotFound(_no_document(document_id))
         if hold_at is not None:
             if not await uow.documents.hold(key, hold_at):
-                raise NotFound(f"no document {document_id!r}")  # expired as it was read
+                raise NotFound(_no_document(document_id))  # expired as it was read
             await uow.commit()
     return document
 
@@ -573,7 +584,12 @@ async def get_download_url(
     """A presigned URL for a clean document's bytes, valid for `valid_for`."""
     document = await get_document(uow=uow, caller=caller, document_id=document_id)
     if document.state is not State.CLEAN:
-        raise NotFound(f"no document {document_id!r} that can be read yet")
+        raise NotFound(
+            Bilingual(
+                f"no document {document_id!r} that can be read yet",
+                f"لا يوجد مستند {document_id} يمكن قراءته بعد",
+            )
+        )
     url = await store.presign_get(
         document.object_key,
         expires=valid_for,
