@@ -7,7 +7,7 @@ import inspect
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -58,18 +58,24 @@ def to_status(error: errors.DomainError, locale: str | None = None) -> grpc.Stat
     in it: i18n.Bilingual) go as google.rpc.LocalizedMessage too; `description` and `message`
     stay English, for logs and developers."""
     code = next(c for cls, c in _CODES.items() if isinstance(error, cls))
-    status = status_pb2.Status(code=code, message=str(error))
+    details: list[Message] = []
     if isinstance(error, errors.InvalidArgument):
-        _pack(
-            status,
-            error_details_pb2.BadRequest(
-                field_violations=[_violation(f, d, locale) for f, d in error.violations.items()]
-            ),
-        )
+        violations = [_violation(f, d, locale) for f, d in error.violations.items()]
+        details.append(error_details_pb2.BadRequest(field_violations=violations))
     elif isinstance(error, errors.AlreadyExists) and error.existing:
-        _pack(status, error_details_pb2.ResourceInfo(resource_name=error.existing))
+        details.append(error_details_pb2.ResourceInfo(resource_name=error.existing))
     said = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else ""
-    if locale and (text := i18n.in_locale(said, locale)) is not None:
+    return _status(code, said or str(error), locale, details)
+
+
+def _status(
+    code: int, message: str, locale: str | None, details: Sequence[Message] = ()
+) -> grpc.Status:
+    """A status with its details, and its message in `locale` when it has text in it."""
+    status = status_pb2.Status(code=code, message=str(message))
+    for detail in details:
+        _pack(status, detail)
+    if locale and (text := i18n.in_locale(message, locale)) is not None:
         _pack(status, error_details_pb2.LocalizedMessage(locale=locale, message=text))
     result: grpc.Status = rpc_status.to_status(status)
     return result
@@ -136,6 +142,12 @@ class _Undecodable:
 
 
 _UNDECODABLE = _Undecodable()
+_DEPENDENCY = i18n.Bilingual(
+    "a dependency is unavailable; retry shortly", "خدمة مساندة غير متاحة؛ أعد المحاولة بعد قليل"
+)
+_CONFLICT = i18n.Bilingual(
+    "a concurrent change got in the way; try it again", "تعارض مع تغيير متزامن؛ أعد المحاولة"
+)
 _NOT_A_MESSAGE = i18n.Bilingual(
     "the request's bytes are not a valid message of this method",
     "بيانات الطلب ليست رسالة صالحة لهذه العملية",
@@ -240,17 +252,14 @@ async def _answering(
     except Exception as exc:
         if requests is not None:
             await _drain(requests)
+        locale = caller_locale(context)
         if is_transient(exc):
             log.warning("dependency unavailable in %s: %r", method, exc)
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
-            )
+            await context.abort_with_status(_status(code_pb2.UNAVAILABLE, _DEPENDENCY, locale))
         if is_conflict(exc):
             # Two calls (or a call and an event) took the same things in turn: one is undone.
             log.warning("concurrent change in %s: %r", method, exc)
-            await context.abort(
-                grpc.StatusCode.ABORTED, "a concurrent change got in the way; try it again"
-            )
+            await context.abort_with_status(_status(code_pb2.ABORTED, _CONFLICT, locale))
         log.exception("unexpected error in %s", method)
         tracing.fail(span, exc)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")

@@ -8,12 +8,13 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from prometheus_client import REGISTRY
 from tawasul.docs.v1 import docs_pb2
 from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS, call_timeout
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.grpc import DRAIN_MESSAGES, GrpcServer, field_violations
+from tawasul_platform.grpc import DRAIN_MESSAGES, GrpcServer, field_violations, status_details
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
@@ -56,6 +57,8 @@ async def _replies(
         raise InvalidArgument({"value": "refused mid-stream"})
     if request.value == "crash":
         raise RuntimeError("a bug")
+    if request.value == "down":
+        raise ConnectionRefusedError("the database is down")
 
 
 async def _echo(requests: AsyncIterator[wrappers_pb2.StringValue], context: Context) -> None:
@@ -277,6 +280,25 @@ async def test_server_streaming_gets_the_same_error_mapping(channel: grpc.aio.Ch
         grpc.StatusCode.INVALID_ARGUMENT,
         {"value": CONTROL},
     )
+
+
+async def test_an_outage_is_unavailable_in_the_callers_language(channel: grpc.aio.Channel) -> None:
+    replies: Any = channel.unary_stream("/tawasul.test.Probe/Replies")
+    call = replies(
+        wrappers_pb2.StringValue(value="down").SerializeToString(),
+        timeout=5,
+        metadata=(("accept-language", "ar"),),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == "a dependency is unavailable; retry shortly"
+    status = status_details(caught.value)
+    assert status is not None
+    said = error_details_pb2.LocalizedMessage()
+    assert [detail.Unpack(said) for detail in status.details] == [True]
+    assert (said.locale, said.message) == ("ar", "خدمة مساندة غير متاحة؛ أعد المحاولة بعد قليل")
 
 
 async def test_bidi_streaming_gets_the_same_error_mapping(channel: grpc.aio.Channel) -> None:

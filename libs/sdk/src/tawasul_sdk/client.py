@@ -363,7 +363,12 @@ class TawasulClient:
             )
         )
         source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
-        metadata = (*await self._metadata(token, signed_in=True), *self._trace(), *self._language())
+        locale = self._current_locale()
+        metadata = (
+            *await self._metadata(token, signed_in=True),
+            *self._trace(),
+            *_language(locale),
+        )
         call = self.docs.UploadDocument(timeout=self._upload_timeout, metadata=metadata)
         try:
             await call.write(first)
@@ -379,7 +384,7 @@ class TawasulClient:
         try:
             return await call
         except grpc.aio.AioRpcError as exc:
-            raise TawasulError.from_rpc_error(exc) from None
+            raise TawasulError.from_rpc_error(exc, locale) from None
 
     async def get_document(
         self, request: docs_pb2.GetDocumentRequest, *, token: str | None = None
@@ -432,9 +437,8 @@ class TawasulClient:
         value = self._traceparent() if self._traceparent is not None else None
         return ((TRACEPARENT, value),) if value else ()
 
-    def _language(self) -> Metadata:
-        value = self._locale() if callable(self._locale) else self._locale
-        return ((ACCEPT_LANGUAGE, value),) if value else ()
+    def _current_locale(self) -> str | None:
+        return self._locale() if callable(self._locale) else self._locale
 
     async def _unary(
         self,
@@ -450,12 +454,13 @@ class TawasulClient:
         # A call the server was too busy to start never ran: any may go again.
         unstarted = self._retry.delays()
         renewed = False
+        locale = self._current_locale()
         while True:
             metadata = (
                 *await self._metadata(token, signed_in=signed_in),
                 *extra,
                 *self._trace(),
-                *self._language(),
+                *_language(locale),
             )
             try:
                 return await method(request, timeout=self._timeout, metadata=metadata)
@@ -480,7 +485,7 @@ class TawasulClient:
                 else:
                     delay = None
                 if delay is None:
-                    raise TawasulError.from_rpc_error(exc) from None
+                    raise TawasulError.from_rpc_error(exc, locale) from None
                 await self._sleep(delay)
 
 
@@ -490,6 +495,10 @@ FORWARDED_FOR = "x-forwarded-for"
 TRACEPARENT = "traceparent"
 # The language refusals' messages are wanted in, as the services read it.
 ACCEPT_LANGUAGE = "accept-language"
+
+
+def _language(locale: str | None) -> Metadata:
+    return ((ACCEPT_LANGUAGE, locale),) if locale else ()
 
 
 def _forwarded(address: str | None) -> Metadata:

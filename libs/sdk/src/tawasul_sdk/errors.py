@@ -77,6 +77,10 @@ def _rpc_messages() -> dict[str, type[Message]]:
 
 
 _MESSAGES = _rpc_messages()
+_BUSY = {
+    "en": "the service is busy; try again shortly",
+    "ar": "الخدمة مشغولة؛ أعد المحاولة بعد قليل",
+}
 
 
 def too_busy_to_start(error: grpc.aio.AioRpcError) -> bool:
@@ -144,9 +148,10 @@ class TawasulError(Exception):
         return self.code.name
 
     @classmethod
-    def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> TawasulError:
+    def from_rpc_error(cls, error: grpc.aio.AioRpcError, locale: str | None = None) -> TawasulError:
+        """The error a call ended with; gRPC's own refusal of a busy server in `locale`."""
         if too_busy_to_start(error):
-            return cls(grpc.StatusCode.UNAVAILABLE, "the service is busy; try again shortly")
+            return cls(grpc.StatusCode.UNAVAILABLE, _BUSY.get(locale or "", _BUSY["en"]))
         details = _details(error)
         fields = {
             str(v.field): str(v.localized_message.message or v.description)

@@ -76,6 +76,8 @@ def test_a_server_past_its_limit_of_calls_is_unavailable_not_the_callers_quota()
     error = TawasulError.from_rpc_error(busy)
     assert error.code_name == "UNAVAILABLE"
     assert error.message == "the service is busy; try again shortly"
+    arabic = TawasulError.from_rpc_error(busy, "ar")
+    assert arabic.message == "الخدمة مشغولة؛ أعد المحاولة بعد قليل"
     quota = TawasulError.from_rpc_error(_error(grpc.StatusCode.RESOURCE_EXHAUSTED))
     assert (quota.code_name, quota.message) == ("RESOURCE_EXHAUSTED", "refused")
 
