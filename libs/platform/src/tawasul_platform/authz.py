@@ -15,7 +15,8 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from tawasul_platform.errors import PermissionDenied, Unauthenticated
-from tawasul_platform.identity import BENEFICIARY_ROLES, Principal, Role, TokenVerifier
+from tawasul_platform.i18n import Bilingual
+from tawasul_platform.identity import BENEFICIARY_ROLES, ROLE_AR, Principal, Role, TokenVerifier
 from tawasul_platform.settings import ServiceSettings
 from tawasul_platform.tls import peer_name
 
@@ -55,7 +56,9 @@ def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's raw token, to forward on calls made on their behalf."""
     value = dict(context.invocation_metadata() or ()).get(AUTHORIZATION)
     if not isinstance(value, str) or not value.startswith("Bearer "):
-        raise Unauthenticated("missing bearer token in 'authorization' metadata")
+        raise Unauthenticated(
+            Bilingual("missing bearer token in 'authorization' metadata", "سجّل الدخول أولًا")
+        )
     return value.removeprefix("Bearer ")
 
 
@@ -110,5 +113,10 @@ class Gate:
             raise PermissionDenied(f"only {rule.describe()} may call this")
         principal = self._verifier.verify(bearer_token(context))
         if principal.role not in rule.roles:
-            raise PermissionDenied(f"a {principal.role.value} may not call this")
+            raise PermissionDenied(
+                Bilingual(
+                    f"a {principal.role.value} may not call this",
+                    f"هذه العملية غير متاحة لحساب {ROLE_AR[principal.role]}",
+                )
+            )
         return principal

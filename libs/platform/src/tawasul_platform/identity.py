@@ -37,6 +37,13 @@ class Role(StrEnum):
 
 
 BENEFICIARY_ROLES = frozenset({Role.CITIZEN, Role.RESIDENT, Role.ESTABLISHMENT})
+# Each kind of account as a refusal names it to the person: "a {citizen} account".
+ROLE_AR = {
+    Role.CITIZEN: "مواطن",
+    Role.RESIDENT: "مقيم",
+    Role.ESTABLISHMENT: "منشأة",
+    Role.REVIEWER: "موظف",
+}
 
 
 class IssuerKind(StrEnum):

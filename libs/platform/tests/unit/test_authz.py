@@ -76,10 +76,13 @@ def test_each_rule_admits_whom_it_names(gate: Gate, provider: DevIdentity) -> No
     assert admit(gate, "ListDeliveries", Context(reviewer)) is not None
     with pytest.raises(PermissionDenied):
         admit(gate, "PreviewTemplate", Context(citizen))
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied) as refused:
         admit(gate, "ListInbox", Context(reviewer))
-    with pytest.raises(Unauthenticated):
+    (said,) = refused.value.args
+    assert (said, said.ar) == ("a reviewer may not call this", "هذه العملية غير متاحة لحساب موظف")
+    with pytest.raises(Unauthenticated) as unsigned:
         admit(gate, "ListInbox", Context())
+    assert unsigned.value.args[0].ar == "سجّل الدخول أولًا"
 
 
 def test_a_service_rule_wants_that_services_certificate_not_a_token(

@@ -17,7 +17,7 @@ from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
 from tawasul_platform.i18n import Bilingual
-from tawasul_platform.identity import Principal, Role
+from tawasul_platform.identity import ROLE_AR, Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
 from tawasul_intake.domain.fields import (
@@ -630,7 +630,7 @@ def validate_submission(
             )
     elif caller.role not in sub_service.filers:
         problems["sub_service_code"] = Bilingual(
-            f"not open to a {caller.role.value} account", f"غير متاحة لحساب {_ROLE_AR[caller.role]}"
+            f"not open to a {caller.role.value} account", f"غير متاحة لحساب {ROLE_AR[caller.role]}"
         )
 
     text, problem = clean_text(raw_description, max_length=MAX_DESCRIPTION_CHARS)
@@ -778,12 +778,6 @@ NOT_THE_SUBJECT = Bilingual(
     "يجب أن يكون رقم هوية الشخص الذي يخصه الطلب",
 )
 TOO_MANY_FIELDS = Bilingual(f"at most {MAX_FIELDS} fields", f"{MAX_FIELDS} حقلًا على الأكثر")
-_ROLE_AR = {
-    Role.CITIZEN: "مواطن",
-    Role.RESIDENT: "مقيم",
-    Role.ESTABLISHMENT: "منشأة",
-    Role.REVIEWER: "موظف",
-}
 _IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
 _KEY = re.compile(r"[A-Za-z0-9._:-]+")
 # One plain mailbox: the local part an RFC 5322 dot-atom, so that no mail client reads it as
