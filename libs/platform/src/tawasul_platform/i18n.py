@@ -33,7 +33,7 @@ class Bilingual(str):
 def in_locale(message: str, locale: str) -> str | None:
     """`message` in `locale` ("ar" or "en"), or None when it has no text in that language."""
     if locale == "en":
-        return str(message)
+        return str(message) or None
     if locale == "ar" and isinstance(message, Bilingual):
         return message.ar
     return None
