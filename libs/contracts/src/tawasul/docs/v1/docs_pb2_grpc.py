@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class DocsServiceStub:
-    """Attachments of requests: stored in object storage, checked by their bytes.
+    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
+    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
+    google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     def __init__(self, channel):
@@ -53,7 +55,9 @@ class DocsServiceStub:
 
 
 class DocsServiceServicer:
-    """Attachments of requests: stored in object storage, checked by their bytes.
+    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
+    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
+    google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     def UploadDocument(self, request_iterator, context):
@@ -109,7 +113,9 @@ def add_DocsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DocsService:
-    """Attachments of requests: stored in object storage, checked by their bytes.
+    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
+    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
+    google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     @staticmethod

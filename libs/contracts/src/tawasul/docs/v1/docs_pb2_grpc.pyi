@@ -27,7 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class DocsServiceStub:
-    """Attachments of requests: stored in object storage, checked by their bytes."""
+    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
+    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
+    google.rpc.LocalizedMessage on each field violation and on the status.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -49,7 +52,10 @@ class DocsServiceStub:
 
 @_typing.type_check_only
 class DocsServiceAsyncStub(DocsServiceStub):
-    """Attachments of requests: stored in object storage, checked by their bytes."""
+    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
+    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
+    google.rpc.LocalizedMessage on each field violation and on the status.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadDocument: _aio.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]  # type: ignore[assignment]
@@ -67,7 +73,10 @@ class DocsServiceAsyncStub(DocsServiceStub):
     """A short-lived presigned URL (ten minutes at most) for a clean document's bytes."""
 
 class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Attachments of requests: stored in object storage, checked by their bytes."""
+    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
+    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
+    google.rpc.LocalizedMessage on each field violation and on the status.
+    """
 
     @_abc_1.abstractmethod
     def UploadDocument(

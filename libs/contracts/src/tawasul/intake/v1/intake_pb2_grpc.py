@@ -28,7 +28,9 @@ if _version_not_supported:
 class IntakeServiceStub:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login.
+    GetCatalog and the two tracking calls, which serve people without the full login. A call
+    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
+    too: a google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     def __init__(self, channel):
@@ -92,7 +94,9 @@ class IntakeServiceStub:
 class IntakeServiceServicer:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login.
+    GetCatalog and the two tracking calls, which serve people without the full login. A call
+    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
+    too: a google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     def GetCatalog(self, request, context):
@@ -244,7 +248,9 @@ def add_IntakeServiceServicer_to_server(servicer, server):
 class IntakeService:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login.
+    GetCatalog and the two tracking calls, which serve people without the full login. A call
+    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
+    too: a google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     @staticmethod

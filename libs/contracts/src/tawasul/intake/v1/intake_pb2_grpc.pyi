@@ -29,7 +29,9 @@ GRPC_VERSION: str
 class IntakeServiceStub:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login.
+    GetCatalog and the two tracking calls, which serve people without the full login. A call
+    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
+    too: a google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     @_typing.overload
@@ -83,7 +85,9 @@ class IntakeServiceStub:
 class IntakeServiceAsyncStub(IntakeServiceStub):
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login.
+    GetCatalog and the two tracking calls, which serve people without the full login. A call
+    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
+    too: a google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -133,7 +137,9 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login.
+    GetCatalog and the two tracking calls, which serve people without the full login. A call
+    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
+    too: a google.rpc.LocalizedMessage on each field violation and on the status.
     """
 
     @_abc_1.abstractmethod
