@@ -145,6 +145,7 @@ _UNDECODABLE = _Undecodable()
 _DEPENDENCY = i18n.Bilingual(
     "a dependency is unavailable; retry shortly", "خدمة مساندة غير متاحة؛ أعد المحاولة بعد قليل"
 )
+_INTERNAL = i18n.Bilingual("internal error", "خطأ داخلي")
 _CONFLICT = i18n.Bilingual(
     "a concurrent change got in the way; try it again", "تعارض مع تغيير متزامن؛ أعد المحاولة"
 )
@@ -262,7 +263,7 @@ async def _answering(
             await context.abort_with_status(_status(code_pb2.ABORTED, _CONFLICT, locale))
         log.exception("unexpected error in %s", method)
         tracing.fail(span, exc)
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        await context.abort_with_status(_status(code_pb2.INTERNAL, _INTERNAL, locale))
     finally:
         deadlines.leave(deadline)
         code = _code(context)

@@ -282,23 +282,36 @@ async def test_server_streaming_gets_the_same_error_mapping(channel: grpc.aio.Ch
     )
 
 
-async def test_an_outage_is_unavailable_in_the_callers_language(channel: grpc.aio.Channel) -> None:
+@pytest.mark.parametrize(
+    ("value", "code", "english", "arabic"),
+    [
+        (
+            "down",
+            grpc.StatusCode.UNAVAILABLE,
+            "a dependency is unavailable; retry shortly",
+            "خدمة مساندة غير متاحة؛ أعد المحاولة بعد قليل",
+        ),
+        ("crash", grpc.StatusCode.INTERNAL, "internal error", "خطأ داخلي"),
+    ],
+)
+async def test_an_outage_or_a_bug_is_answered_in_the_callers_language(
+    channel: grpc.aio.Channel, value: str, code: grpc.StatusCode, english: str, arabic: str
+) -> None:
     replies: Any = channel.unary_stream("/tawasul.test.Probe/Replies")
     call = replies(
-        wrappers_pb2.StringValue(value="down").SerializeToString(),
+        wrappers_pb2.StringValue(value=value).SerializeToString(),
         timeout=5,
         metadata=(("accept-language", "ar"),),
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in call:
             pass
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert caught.value.details() == "a dependency is unavailable; retry shortly"
+    assert (caught.value.code(), caught.value.details()) == (code, english)
     status = status_details(caught.value)
     assert status is not None
     said = error_details_pb2.LocalizedMessage()
     assert [detail.Unpack(said) for detail in status.details] == [True]
-    assert (said.locale, said.message) == ("ar", "خدمة مساندة غير متاحة؛ أعد المحاولة بعد قليل")
+    assert (said.locale, said.message) == ("ar", arabic)
 
 
 async def test_bidi_streaming_gets_the_same_error_mapping(channel: grpc.aio.Channel) -> None:
