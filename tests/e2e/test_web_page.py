@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.review.v1 import review_pb2
@@ -209,20 +209,39 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     receipt = tmp_path / "receipt.pdf"
     receipt.write_bytes(sample_pdf("Receipt 7781204"))
     await page.set_input_files("#respond-file", str(receipt))
+
+    async def lose_the_reply(route: Route) -> None:
+        await route.fetch()  # intake takes the answer...
+        await route.abort()  # ...and its reply never reaches the page
+
+    await page.route("**/respond", lose_the_reply)
     await page.click('#respond-form button[type="submit"]')
+    await expect(page.locator("#banner")).to_have_text("The service cannot be reached; try again.")
+    await page.unroute("**/respond", lose_the_reply)
+    await expect(page.locator("#respond-message")).not_to_be_empty()
+    # Edited after the lost reply and sent again under the page's key: the answer taken first
+    # stands, and the page says so and shows the request as it is.
+    await page.fill("#respond-message", "The reference number is 7781204")
+    await page.click('#respond-form button[type="submit"]')
+    await expect(page.locator("#banner")).to_have_text(
+        "an answer was already taken under this key: the request shows it"
+    )
     await expect(page.locator("#request-missing")).to_be_hidden()
+    await expect(page.locator("#respond-message")).to_have_value("")
     answered = await clients.track(citizen, number)
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
     assert len(answered.document_ids) == 2
     # Sent under a key of the page's, so that sending it again is the same answer.
-    key = await scalar(
+    answer = await scalar(
         stack,
         "intake",
-        "SELECT h->>'answer_key' FROM requests, jsonb_array_elements(history) h"
+        "SELECT jsonb_build_object('key', h->'answer_key', 'message', h->'message')"
+        " FROM requests, jsonb_array_elements(history) h"
         " WHERE number = :number AND h->>'answer_key' IS NOT NULL",
         number=number,
     )
-    assert uuid.UUID(key)
+    assert uuid.UUID(answer["key"])
+    assert answer["message"] == "The reference number is 7781204; the receipt is attached"
     await expect(page.locator("#request-status")).to_have_text(answered.status_label.en)
 
     # Cancelled with a reason from the browser's prompt.

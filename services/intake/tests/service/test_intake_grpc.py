@@ -1180,7 +1180,7 @@ async def test_an_answer_sent_again_under_its_key_after_a_new_question_is_taken_
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await intake.stub.RespondToInfoRequest(other, timeout=5, metadata=bearer(CITIZEN))
     assert field_violations(caught.value) == {
-        "idempotency_key": "already used for another answer to this request"
+        "idempotency_key": "an answer was already taken under this key: the request shows it"
     }
     bad = intake_pb2.RespondToInfoRequestRequest()
     bad.CopyFrom(other)

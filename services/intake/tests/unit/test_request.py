@@ -449,7 +449,7 @@ def test_an_answer_sent_again_under_its_key_is_a_retry_even_after_a_new_question
     with pytest.raises(InvalidArgument) as caught:
         request.answered_already(replace(keyed, message="Attached again"))
     assert caught.value.violations == {
-        "idempotency_key": "already used for another answer to this request"
+        "idempotency_key": "an answer was already taken under this key: the request shows it"
     }
 
 

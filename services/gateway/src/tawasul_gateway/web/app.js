@@ -632,17 +632,17 @@ function renderRequest(r) {
   $("#appeal").hidden = !(status === "REQUEST_STATUS_REJECTED" && !r.appealed && appealUntil && appealUntil > new Date());
 }
 
-// True once the service took the action; its error is shown otherwise.
+// Null once the service took the action; its refusal, shown, otherwise.
 async function act(path, body) {
   clearErrors($("#view-request"));
   try {
     const { request } = await api("POST", `/api/v1/requests/${encodeURIComponent(state.request.request_number)}/${path}`, body);
     renderRequest(request);
     banner(t("actions.done"));
-    return true;
+    return null;
   } catch (error) {
     showError($("#view-request"), error);
-    return false;
+    return error;
   }
 }
 
@@ -669,10 +669,17 @@ async function respond(event) {
     message: $("#respond-message").value,
     document_ids: state.answer.documentId ? [state.answer.documentId] : [],
   };
-  // Refused or unanswered, the answer stays in the form to be corrected or sent again.
-  if (await act("respond", body)) {
+  // Refused or unanswered, the answer stays in the form to be corrected or sent again; but
+  // when its key was taken, the answer sent before it (its reply lost) stands: shown as taken.
+  const refused = await act("respond", body);
+  const taken = refused?.fields?.idempotency_key;
+  if (!refused || taken) {
     state.answer = null;
     form.reset();
+  }
+  if (taken) {
+    await showRequest(state.request.request_number);
+    banner(taken);
   }
 }
 

@@ -449,14 +449,7 @@ class Request:
             taken = next((h for h in self.history if h.answer_key == answer.key), None)
             if taken is not None:
                 if taken.answer != answer.digest:
-                    raise InvalidArgument(
-                        {
-                            "idempotency_key": Bilingual(
-                                "already used for another answer to this request",
-                                "استُخدم من قبل لرد آخر على هذا الطلب",
-                            )
-                        }
-                    )
+                    raise InvalidArgument({"idempotency_key": ANSWER_TAKEN})
                 return True
         if self.status is Status.NEEDS_MORE_INFO:
             return False
@@ -773,6 +766,12 @@ def _check_named_subject(
             problems[f"fields.{spec.name}"] = problem
 
 
+# An answer sent again under its key but changed (edited after its reply was lost): the
+# first one stands, and the person learns it is there to see.
+ANSWER_TAKEN = Bilingual(
+    "an answer was already taken under this key: the request shows it",
+    "سبق أن استُلم رد بهذا المفتاح، وهو ظاهر في الطلب",
+)
 NOT_THE_SUBJECT = Bilingual(
     "must be the ID number of the person the request is about",
     "يجب أن يكون رقم هوية الشخص الذي يخصه الطلب",
