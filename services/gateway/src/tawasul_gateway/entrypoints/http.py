@@ -283,7 +283,8 @@ def create_app(
             "JSON over HTTP for the web and mobile channels and the establishment portal. "
             "Each body is the gRPC request message of the same name in proto3 JSON with the "
             "proto's field names, each answer the gRPC response message. Errors: "
-            '`{"error": {"code": "INVALID_ARGUMENT", "message": "...", "fields": {...}}}`.'
+            '`{"error": {"code": "INVALID_ARGUMENT", "message": "...", "fields": {...}}}`, '
+            "in Arabic when Accept-Language prefers ar to en, in English otherwise."
         ),
         lifespan=lifespan,
     )
