@@ -368,8 +368,11 @@ def test_a_decided_request_cannot_be_cancelled(status: Status) -> None:
     request = new_request()
     request.track(status, "", riyadh(5, 9))
     events = len(request.events)
-    with pytest.raises(FailedPrecondition, match="can no longer be cancelled"):
+    with pytest.raises(FailedPrecondition, match="can no longer be cancelled") as caught:
         request.cancel(reason="too late", now=riyadh(5, 10))
+    assert caught.value.args[0].ar == (
+        f"حالة الطلب {request.number}: {STATUS_LABELS[status][0]}، ولم يعد إلغاؤه ممكنًا"
+    )
     assert request.status is status
     assert len(request.events) == events
 

@@ -281,19 +281,17 @@ class Request:
         self.updated_at = now
         self.events.append(RequestFollowedUp(self, message=message))
 
-    def _is_now(self) -> Bilingual:
+    def _is_now(self, then: str = "", then_ar: str = "") -> Bilingual:
+        """The request's status, as a refusal names it, and what follows from it."""
         return Bilingual(
-            f"request {self.number} is {self.status.value}",
-            f"الطلب {self.number} {STATUS_LABELS[self.status][0]}",
+            f"request {self.number} is {self.status.value}{then}",
+            f"حالة الطلب {self.number}: {STATUS_LABELS[self.status][0]}{then_ar}",
         )
 
     def cancel(self, *, reason: str, now: datetime) -> None:
         if not self.is_open:
             raise FailedPrecondition(
-                Bilingual(
-                    f"request {self.number} is {self.status.value} and can no longer be cancelled",
-                    f"الطلب {self.number} {STATUS_LABELS[self.status][0]} ولم يعد إلغاؤه ممكنًا",
-                )
+                self._is_now(" and can no longer be cancelled", "، ولم يعد إلغاؤه ممكنًا")
             )
         self._move(Status.CANCELLED, reason, now, by_beneficiary=True)
         self.events.append(RequestCancelled(self, reason=reason))
@@ -388,12 +386,9 @@ class Request:
         until = self.appeal_until(calendar)
         if until is None:
             raise FailedPrecondition(
-                Bilingual(
-                    f"request {self.number} is {self.status.value}"
-                    + (" and was appealed already" if self.appealed else ": only a rejection"),
-                    f"الطلب {self.number} {STATUS_LABELS[self.status][0]}"
-                    + ("، وقد تُظلِّم منه من قبل" if self.appealed else ": التظلم من الرفض فقط"),
-                )
+                self._is_now(" and was appealed already", "، وقد تُظلِّم منه من قبل")
+                if self.appealed
+                else self._is_now(": only a rejection", "؛ التظلم من الرفض فقط")
             )
         if now > until:
             raise FailedPrecondition(
@@ -427,10 +422,7 @@ class Request:
     def ensure_answerable(self, now: datetime) -> None:
         if self.status is not Status.NEEDS_MORE_INFO:
             raise FailedPrecondition(
-                Bilingual(
-                    f"request {self.number} is {self.status.value}: no information was requested",
-                    f"الطلب {self.number} {STATUS_LABELS[self.status][0]}: لم تُطلب منه معلومات",
-                )
+                self._is_now(": no information was requested", "؛ لم تُطلب منه معلومات")
             )
         if self.respond_by is not None and now > self.respond_by:
             raise FailedPrecondition(
