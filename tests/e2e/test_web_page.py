@@ -342,10 +342,11 @@ async def test_tracking_without_signing_in_with_the_code_sent_by_sms(
         return codes[-1] if codes else None
 
     code = await eventually(code_sent, what="the one-time code by SMS")
-    # A wrong code: the server's refusal is shown, and nothing of the request.
+    # A wrong code: the server's refusal is shown, in the page's language, and nothing of the
+    # request.
     await page.fill("#track-code", f"{(int(code) + 1) % 10**6:06d}")
     await page.click('#track-code-form button[type="submit"]')
-    await expect(page.locator("#banner")).to_be_visible()
+    await expect(page.locator("#banner")).to_have_text("لا يوجد طلب يطابق هذه البيانات والرمز")
     assert await page.locator("#track-result").is_hidden()
 
     await page.fill("#track-code", code)

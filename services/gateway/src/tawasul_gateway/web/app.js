@@ -272,9 +272,9 @@ function showError(root, error) {
       loose.push(`${field}: ${message}`);
     }
   }
-  if (loose.length || !Object.keys(error.fields || {}).length) {
-    banner([error.message, ...loose].filter(Boolean).join(" — "));
-  }
+  // A refusal's message repeats its fields' own: the loose ones alone say it once.
+  if (loose.length) banner(loose.join(" — "));
+  else if (!Object.keys(error.fields || {}).length) banner(error.message);
 }
 
 function text(localized) {
