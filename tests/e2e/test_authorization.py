@@ -332,7 +332,9 @@ async def _world(stack: Stack, clients: Clients) -> World:
     owner = clients.token(owner_id, Role.CITIZEN)
     reviewer = clients.token("E7001", Role.REVIEWER, frozenset({DEPARTMENT}))
     await clients.appoint_supervisor("S7001", DEPARTMENT)
-    document = await clients.upload(owner, "id.pdf", sample_pdf("national ID"))
+    document = await clients.upload(
+        owner, "id.pdf", sample_pdf("national ID"), sub_service=SUB_SERVICE, kind="passport_copy"
+    )
 
     async def file(documents: list[str]) -> intake_pb2.Request:
         return await clients.submit(

@@ -69,7 +69,13 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
     pdf = sample_pdf(f"receipt {uuid.uuid4()}")
 
     # 1. docs: the upload is checked by its bytes and lands in the bucket.
-    document = await clients.upload(citizen, "receipt.pdf", pdf)
+    document = await clients.upload(
+        citizen,
+        "receipt.pdf",
+        pdf,
+        sub_service="passports.issue-renewal-problem",
+        kind="supporting_document",
+    )
     assert (document.content_type, document.size_bytes, document.owner_id) == (
         "application/pdf",
         len(pdf),
@@ -135,6 +141,7 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
     assert request.request_number in review_cli(stack, reviewer, "queue", DEPARTMENT)
     assert "claimed" in review_cli(stack, reviewer, "claim", request.request_id)
     shown = review_cli(stack, reviewer, "show", request.request_id)
+    assert f"(supporting_document, application/pdf, {len(pdf)} bytes, link until " in shown
     url = next(line.strip() for line in shown.splitlines() if line.strip().startswith("http"))
     downloaded = await clients.http.get(url)
     assert (downloaded.status_code, downloaded.content) == (200, pdf)
@@ -187,7 +194,8 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
 
 
 async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Clients) -> None:
-    citizen = clients.token(new_citizen(), Role.CITIZEN)
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
     other_id = new_citizen()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.submit(
@@ -219,6 +227,29 @@ async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Client
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(caught.value)) == {"document_ids[0]"}
+
+    # A name correction needs a passport copy: a supporting document does not stand for it.
+    supporting = await clients.upload(
+        citizen,
+        "letter.pdf",
+        sample_pdf("letter"),
+        sub_service="corrections.name-or-birth-date",
+        kind="supporting_document",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service="corrections.name-or-birth-date",
+            description="My name is spelt wrongly in the passports records",
+            documents=[supporting.document_id],
+            mobile="0551234567",
+            fields={"id_number": citizen_id, "correction": "name", "correct_name_ar": "محمد"},
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {
+        "document_ids": "required documents missing: Passport copy"
+    }
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.upload(citizen, "invoice.pdf", b"MZ\x90\x00 this is a Windows program")

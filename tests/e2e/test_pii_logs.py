@@ -76,7 +76,13 @@ async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack)
         "correct_name_en": name_en,
     }
     # People name their files after themselves.
-    passport = await clients.upload(citizen, f"{name_en} passport.pdf", sample_pdf("passport"))
+    passport = await clients.upload(
+        citizen,
+        f"{name_en} passport.pdf",
+        sample_pdf("passport"),
+        sub_service=SUB_SERVICE,
+        kind="passport_copy",
+    )
     # The gateway refuses the submission's SMS, and its answer names the number: the failure
     # path is where values slip into logs.
     await clients.sms_faults({e164: 400})

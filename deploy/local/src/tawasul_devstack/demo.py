@@ -60,11 +60,17 @@ async def journey(config: StackConfig) -> None:
         reviewer = clients.token(REVIEWER, Role.REVIEWER, frozenset({DEPARTMENT}))
         pdf = sample_pdf("Passport renewal receipt 4471")
 
-        document = await clients.upload(citizen, "receipt.pdf", pdf)
+        document = await clients.upload(
+            citizen,
+            "receipt.pdf",
+            pdf,
+            sub_service="passports.issue-renewal-problem",
+            kind="supporting_document",
+        )
         _say(
             "1 docs",
-            f"uploaded {document.filename}: {document.size_bytes} bytes, "
-            f"detected {document.content_type}, id {document.document_id}",
+            f"uploaded {document.filename} as {document.document_kind}: {document.size_bytes}"
+            f" bytes, detected {document.content_type}, id {document.document_id}",
         )
 
         request = await clients.submit(

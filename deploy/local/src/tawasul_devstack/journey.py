@@ -184,9 +184,11 @@ class Clients:
         content_type: str = "application/pdf",
         deadline: float = DEFAULT_DEADLINE_SECONDS,
         declare_size: bool = True,
+        sub_service: str = "",
+        kind: str = "",
     ) -> docs_pb2.Document:
         """Uploads `data`, declaring its size unless told not to (as a channel that streams a
-        body of unknown length does)."""
+        body of unknown length does), as the sub-service's `kind` of document when given."""
 
         async def parts() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
             yield docs_pb2.UploadDocumentRequest(
@@ -194,6 +196,8 @@ class Clients:
                     filename=filename,
                     declared_content_type=content_type,
                     size_bytes=len(data) if declare_size else 0,
+                    sub_service_code=sub_service,
+                    document_kind=kind,
                 )
             )
             for start in range(0, len(data), CHUNK):

@@ -62,6 +62,30 @@ OTHER = IDENTITY.token_for(Principal("1000000016", Role.CITIZEN))
 ESTABLISHMENT = IDENTITY.token_for(Principal("7000000005", Role.ESTABLISHMENT))
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 DESCRIPTION = "The photo does not appear when renewing passport A1234567 after paying"
+
+
+async def test_a_submission_s_documents_keep_to_their_kinds_in_the_caller_s_language(
+    intake: Intake,
+) -> None:
+    """passports.issue-renewal-problem: one personal photo at most, an image of 5 MB at most."""
+    photos = [intake.uploads.upload("image/jpeg", kind="photo") for _ in range(2)]
+    large = intake.uploads.upload("image/jpeg", 5 * 2**20 + 1, kind="photo")
+    screenshot = intake.uploads.upload(kind="error_screenshot")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(language="ar", document_ids=[*photos, screenshot])
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert _localized(caught.value) == {
+        "document_ids[1]": ("ar", "صورة شخصية حديثة: 1 على الأكثر لهذه الخدمة الفرعية")
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(document_ids=[large])
+    assert field_violations(caught.value) == {
+        "document_ids[0]": "larger than this sub-service's 5 MB for Recent personal photo"
+    }
+    filed = await intake.submit(document_ids=[photos[0], screenshot])
+    assert list(filed.document_ids) == [photos[0], screenshot]
+
+
 # Sunday 4 January 2026, 10:00 in Riyadh.
 START = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
@@ -72,9 +96,11 @@ class Uploads:
     def __init__(self) -> None:
         self.uploaded: dict[uuid.UUID, DocumentInfo] = {}
 
-    def upload(self, content_type: str = "application/pdf", size_bytes: int = 1000) -> str:
+    def upload(
+        self, content_type: str = "application/pdf", size_bytes: int = 1000, kind: str = ""
+    ) -> str:
         document = uuid.uuid4()
-        self.uploaded[document] = DocumentInfo(content_type=content_type, size_bytes=size_bytes)
+        self.uploaded[document] = DocumentInfo(content_type, size_bytes, kind=kind)
         return str(document)
 
     async def describe(
@@ -1235,7 +1261,7 @@ async def test_an_answer_s_documents_keep_to_the_sub_service_s_schema(intake: In
     )
     assert field_violations(odd) == {
         "document_ids[1]": "a type this sub-service does not accept",
-        "document_ids[2]": "larger than this sub-service's 10485760 bytes",
+        "document_ids[2]": "larger than this sub-service's 10 MB",
     }
     assert (await intake.get(request.request_number)).status == (
         common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO

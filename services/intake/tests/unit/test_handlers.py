@@ -53,6 +53,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from tawasul_platform.i18n import in_locale
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import new_request_number
 
@@ -319,9 +320,10 @@ class FakeDocuments:
         *,
         clean: bool = True,
         infected: bool = False,
+        kind: str = "",
     ) -> uuid.UUID:
         document_id = uuid.uuid4()
-        info = DocumentInfo(content_type, size, clean=clean, infected=infected)
+        info = DocumentInfo(content_type, size, clean=clean, infected=infected, kind=kind)
         self.uploads.setdefault(token(caller), {})[document_id] = info
         return document_id
 
@@ -505,8 +507,10 @@ def synthetic_citizens(count: int) -> list[str]:
     return found[:count]
 
 
-def minimum_documents(sub_service_code: str) -> int:
-    return sum(d.min_count for d in CATALOG.sub_services[sub_service_code].documents if d.required)
+def required_kinds(sub_service_code: str) -> list[str]:
+    """Each required kind of the sub-service's documents, as often as it is needed."""
+    specs = CATALOG.sub_services[sub_service_code].documents
+    return [spec.kind for spec in specs if spec.required for _ in range(spec.min_count)]
 
 
 class Intake:
@@ -535,7 +539,7 @@ class Intake:
         """The validated form; `documents` None uploads the sub-service's required minimum,
         `fields` None takes FORMS[code] with its ID fields naming the subject (SPEC §2)."""
         if documents is None:
-            documents = [self.documents.upload(caller) for _ in range(minimum_documents(code))]
+            documents = [self.documents.upload(caller, kind=k) for k in required_kinds(code)]
         if fields is None:
             fields = about(subject or caller.subject, code)
         return validate_submission(
@@ -802,25 +806,104 @@ async def test_accepted_types_up_to_the_largest_size_pass(
     assert (await intake.submit(code=INQUIRY, documents=[document])).document_ids == (document,)
 
 
-async def test_too_few_documents_names_the_required_ones(intake: Intake) -> None:
+async def test_a_missing_required_kind_is_named(intake: Intake) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await intake.submit(code=NAME, documents=[])
-    assert set(caught.value.violations) == {"document_ids"}
-    assert "at least 1 documents" in caught.value.violations["document_ids"]
-    assert "Passport copy" in caught.value.violations["document_ids"]
+    assert caught.value.violations == {"document_ids": "required documents missing: Passport copy"}
+    assert in_locale(caught.value.violations["document_ids"], "ar") == (
+        "مستندات مطلوبة لم تُرفق: صورة جواز السفر"
+    )
     assert intake.db.requests == {}
+
+
+async def test_another_kind_does_not_stand_for_a_required_one(intake: Intake) -> None:
+    """SPEC §6.4: the schema's required types, not a count of files of any kind."""
+    supporting = intake.documents.upload(FATHER, kind="supporting_document")
+    official = intake.documents.upload(FATHER, kind="official_document")
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=NAME, documents=[supporting, official])
+    assert caught.value.violations == {"document_ids": "required documents missing: Passport copy"}
+    passport = intake.documents.upload(FATHER, kind="passport_copy")
+    filed = await intake.submit(code=NAME, documents=[supporting, passport, official])
+    assert filed.document_ids == (supporting, passport, official)
 
 
 async def test_a_visit_visa_extension_needs_the_passport_and_the_kinship_proof(
     intake: Intake,
 ) -> None:
-    one = [intake.documents.upload(FATHER)]
+    unlabelled = [intake.documents.upload(FATHER)]
     with pytest.raises(InvalidArgument) as caught:
-        await intake.submit(code=VISIT, subject=VISITOR, documents=one)
-    problem = caught.value.violations["document_ids"]
-    assert "at least 2 documents" in problem
-    assert "Copy of the visitor's passport" in problem
-    assert "Proof of kinship" in problem
+        await intake.submit(code=VISIT, subject=VISITOR, documents=unlabelled)
+    assert caught.value.violations == {
+        "document_ids": "required documents missing: Copy of the visitor's passport, Proof of"
+        " kinship; a document uploaded without its kind counts as none of them"
+    }
+
+
+async def test_a_kind_has_at_most_its_count(intake: Intake) -> None:
+    first, second = (intake.documents.upload(FATHER, kind="passport_copy") for _ in range(2))
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=NAME, documents=[first, second])
+    assert caught.value.violations == {
+        "document_ids[1]": "Passport copy: at most 1 for this sub-service"
+    }
+    assert in_locale(caught.value.violations["document_ids[1]"], "ar") == (
+        "صورة جواز السفر: 1 على الأكثر لهذه الخدمة الفرعية"
+    )
+
+
+async def test_a_kind_of_another_sub_service_is_refused(intake: Intake) -> None:
+    photo = intake.documents.upload(FATHER, "image/jpeg", kind="photo")
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, documents=[photo])
+    assert caught.value.violations == {
+        "document_ids[0]": "uploaded as a kind of document this sub-service does not take:"
+        " Screenshot of the error message, Supporting documents"
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "content_type", "size", "problem"),
+    [
+        # 5 MB for a passport copy where the sub-service takes 10 MB for other kinds.
+        ("passport_copy", "application/pdf", 5 * 2**20 + 1, "larger than this sub-service's 5 MB"),
+        ("official_document", "application/pdf", 10 * 2**20 + 1, "larger than this sub-serv"),
+    ],
+)
+async def test_a_kind_has_its_own_size_limit(
+    intake: Intake, kind: str, content_type: str, size: int, problem: str
+) -> None:
+    passport = intake.documents.upload(FATHER, kind="passport_copy")
+    document = intake.documents.upload(FATHER, content_type, size, kind=kind)
+    documents = [document] if kind == "passport_copy" else [passport, document]
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=NAME, documents=documents)
+    position = f"document_ids[{len(documents) - 1}]"
+    assert set(caught.value.violations) == {position}
+    assert caught.value.violations[position].startswith(problem)
+
+
+async def test_a_kind_has_its_own_types(intake: Intake) -> None:
+    """The passport photo is an image; the sub-service's other kinds take PDFs too."""
+    pdf = intake.documents.upload(FATHER, "application/pdf", kind="photo")
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(documents=[pdf])
+    assert caught.value.violations == {"document_ids[0]": "a type this sub-service does not accept"}
+    jpeg = intake.documents.upload(FATHER, "image/jpeg", kind="photo")
+    assert (await intake.submit(documents=[jpeg])).document_ids == (jpeg,)
+
+
+async def test_an_answer_may_bring_another_of_a_kind_within_its_size(intake: Intake) -> None:
+    """What the reviewer asked for is often a clearer copy of a document already there."""
+    request = await intake.submit(code=NAME)
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    too_big = intake.documents.upload(FATHER, size=5 * 2**20 + 1, kind="passport_copy")
+    with pytest.raises(InvalidArgument) as caught:
+        await answer(intake, request, documents=[too_big])
+    assert set(caught.value.violations) == {"document_ids[0]"}
+    clearer = intake.documents.upload(FATHER, kind="passport_copy")
+    answered = await answer(intake, request, documents=[clearer])
+    assert answered.document_ids == (*request.document_ids, clearer)
 
 
 async def test_too_many_documents_are_refused(intake: Intake) -> None:

@@ -392,13 +392,14 @@ async def show_case(review: Review, request_id: str) -> None:
         expires = (
             f", link until {riyadh_time(a.url_expires_at)}" if a.HasField("url_expires_at") else ""
         )
+        kind = f"{clean(a.document_kind)}, " if a.document_kind else ""
         out.print(
             line(
                 "  ",
                 clean(a.document_id),
                 "  ",
                 value(a.filename),
-                f"  ({clean(a.content_type)}, {a.size_bytes} bytes{expires})",
+                f"  ({kind}{clean(a.content_type)}, {a.size_bytes} bytes{expires})",
             ),
             soft_wrap=True,
         )

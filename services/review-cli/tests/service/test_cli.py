@@ -120,7 +120,13 @@ class Docs:
             Attachment.not_given(d)
             if d in self.not_given
             else Attachment(
-                d, HOSTILE_FILENAME, "application/pdf", len(PDF), f"{self.storage}/{d}", expires
+                d,
+                HOSTILE_FILENAME,
+                "application/pdf",
+                len(PDF),
+                f"{self.storage}/{d}",
+                expires,
+                kind="passport_copy",
             )
             for d in document_ids
         ]
@@ -478,6 +484,8 @@ async def test_show_gives_the_case_with_its_attachment_link_and_history(review: 
     assert used > 0
     assert facts["due"] == f"2026-01-11 10:01  (SLA {used} % used)"
     assert facts["submitted"] == "2026-01-04 10:01"
+    # What each attachment is in the sub-service's schema, with its type and size.
+    assert f"(passport_copy, application/pdf, {len(PDF)} bytes, link until " in shown
     # The link is a line of its own, whole, whatever the width.
     narrow = await review.ok("show", request_id, columns=40)
     for output in (shown, narrow):

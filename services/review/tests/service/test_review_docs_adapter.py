@@ -44,7 +44,11 @@ class Answering(docs_pb2_grpc.DocsServiceServicer):
         expires.FromDatetime(EXPIRES)
         return docs_pb2.GetDownloadUrlResponse(
             document=docs_pb2.Document(
-                document_id=d, filename=f"{d}.pdf", content_type="application/pdf", size_bytes=9
+                document_id=d,
+                filename=f"{d}.pdf",
+                content_type="application/pdf",
+                size_bytes=9,
+                document_kind="passport_copy",
             ),
             url=f"https://s3/{d}",
             expires_at=expires,
@@ -69,7 +73,9 @@ async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Answeri
 
 
 def link(d: str) -> Attachment:
-    return Attachment(d, f"{d}.pdf", "application/pdf", 9, f"https://s3/{d}", EXPIRES)
+    return Attachment(
+        d, f"{d}.pdf", "application/pdf", 9, f"https://s3/{d}", EXPIRES, kind="passport_copy"
+    )
 
 
 async def test_a_document_docs_has_not_seen_yet_is_asked_again_and_one_it_never_gives_has_no_link(

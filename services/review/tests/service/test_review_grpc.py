@@ -139,7 +139,9 @@ class Docs:
         return [
             Attachment.not_given(d)
             if d in self.not_given
-            else Attachment(d, f"{d}.pdf", "application/pdf", 1000, f"https://s3/{d}", expires)
+            else Attachment(
+                d, f"{d}.pdf", "application/pdf", 1000, f"https://s3/{d}", expires, kind=f"k{d}"
+            )
             for d in document_ids
         ]
 
@@ -602,7 +604,11 @@ async def test_the_documents_of_an_answer_are_in_the_case(review: Review) -> Non
     await request_information(review, item)
     await review.answered(item, document_ids=("d3",))
     case = await review.case(item)
-    assert [a.document_id for a in case.attachments] == ["d1", "d2", "d3"]
+    assert [(a.document_id, a.document_kind) for a in case.attachments] == [
+        ("d1", "kd1"),
+        ("d2", "kd2"),
+        ("d3", "kd3"),
+    ]
     assert list(case.item.document_ids) == ["d1", "d2", "d3"]
 
 

@@ -44,4 +44,5 @@ class GrpcDocuments:
             size_bytes=document.size_bytes,
             clean=document.state == docs_pb2.DOCUMENT_STATE_CLEAN,
             infected=document.state == docs_pb2.DOCUMENT_STATE_INFECTED,
+            kind=document.document_kind,
         )

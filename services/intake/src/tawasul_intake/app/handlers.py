@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tawasul_calendar import RIYADH, WorkingCalendar
-from tawasul_platform.catalog import Catalog, SubService
+from tawasul_platform.catalog import Catalog, DocumentSpec, SubService
 from tawasul_platform.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -168,27 +168,51 @@ async def _check_subject(
 def _check_documents(
     submission: Submission, found: dict[uuid.UUID, DocumentInfo], sub_service: SubService
 ) -> None:
-    """Every document is the account's own and fits the sub-service's document schema."""
-    problems = _document_problems(submission.document_ids, found, sub_service)
-    specs = sub_service.documents
+    """Every document is the account's own and fits the sub-service's document schema: its
+    kind's types, size and count, and every required kind there in its number."""
+    ids = submission.document_ids
+    problems = _document_problems(ids, found, sub_service)
     most = _most_documents(sub_service)
-    least = sum(spec.min_count for spec in specs if spec.required)
-    count = len(submission.document_ids)
-    if count > most:
+    if len(ids) > most:
         problems["document_ids"] = Bilingual(
             f"at most {most} documents for this sub-service",
             f"{most} مستندات على الأكثر لهذه الخدمة الفرعية",
         )
-    elif count < least:
-        required = [spec.label for spec in specs if spec.required]
-        problems["document_ids"] = Bilingual(
-            f"at least {least} documents for this sub-service: "
-            + ", ".join(label.en for label in required),
-            f"{least} مستندات على الأقل لهذه الخدمة الفرعية: "
-            + "، ".join(label.ar for label in required),
-        )
+        raise InvalidArgument(problems)
+    kinds = [info.kind if (info := found.get(d)) else None for d in ids]
+    missing: list[DocumentSpec] = []
+    for spec in sub_service.documents:
+        positions = [i for i, kind in enumerate(kinds) if kind == spec.kind]
+        for index in positions[spec.max_count :]:
+            problems.setdefault(
+                f"document_ids[{index}]",
+                Bilingual(
+                    f"{spec.label.en}: at most {spec.max_count} for this sub-service",
+                    f"{spec.label.ar}: {spec.max_count} على الأكثر لهذه الخدمة الفرعية",
+                ),
+            )
+        if spec.required and len(positions) < spec.min_count:
+            missing.append(spec)
+    if missing:
+        problems["document_ids"] = _missing_kinds(missing, unlabelled="" in kinds)
     if problems:
         raise InvalidArgument(problems)
+
+
+def _missing_kinds(missing: list[DocumentSpec], *, unlabelled: bool) -> Bilingual:
+    def named(spec: DocumentSpec, label: str, at_least: str) -> str:
+        return label if spec.min_count == 1 else f"{label} ({spec.min_count} {at_least})"
+
+    en = ", ".join(named(spec, spec.label.en, "at least") for spec in missing)
+    ar = "، ".join(named(spec, spec.label.ar, "على الأقل") for spec in missing)
+    message = Bilingual(f"required documents missing: {en}", f"مستندات مطلوبة لم تُرفق: {ar}")
+    if not unlabelled:
+        return message
+    # A file uploaded without naming its kind cannot stand for a required one.
+    return Bilingual(
+        f"{message}; a document uploaded without its kind counts as none of them",
+        f"{message.ar}؛ والمستند المرفوع دون ذكر نوعه لا يُحتسب من بينها",
+    )
 
 
 def _document_problems(
@@ -196,37 +220,59 @@ def _document_problems(
     found: dict[uuid.UUID, DocumentInfo],
     sub_service: SubService,
 ) -> dict[str, Bilingual]:
-    """Field → problem for each document that is not the account's, not clean, or of a type or
-    size the sub-service does not take."""
+    """Field → problem for each document that is not the account's, not clean, or not of a
+    kind, type or size the sub-service takes. A document uploaded without its kind fits any of
+    the sub-service's types and sizes, and stands for none of its required kinds."""
     problems: dict[str, Bilingual] = {}
-    specs = sub_service.documents
-    types = frozenset().union(*(spec.media_types for spec in specs))
-    largest = max((spec.max_bytes for spec in specs), default=0)
+    specs = {spec.kind: spec for spec in sub_service.documents}
     for index, document_id in enumerate(document_ids):
         info = found.get(document_id)
-        if info is None:
-            problems[f"document_ids[{index}]"] = Bilingual(
+        problem = (
+            _unfit(info, specs)
+            if info
+            else Bilingual(
                 "no such document uploaded by this account",
                 "لا يوجد مستند بهذا المعرّف رفعه هذا الحساب",
             )
-        elif info.infected:
-            problems[f"document_ids[{index}]"] = Bilingual(
-                "refused by the malware scan", "رُفض في فحص البرمجيات الضارة"
-            )
-        elif not info.clean:
-            problems[f"document_ids[{index}]"] = Bilingual(
-                "still being scanned; try again shortly", "ما زال قيد الفحص؛ أعد المحاولة بعد قليل"
-            )
-        elif info.content_type not in types:
-            problems[f"document_ids[{index}]"] = Bilingual(
-                "a type this sub-service does not accept", "نوع ملف لا تقبله هذه الخدمة الفرعية"
-            )
-        elif info.size_bytes > largest:
-            problems[f"document_ids[{index}]"] = Bilingual(
-                f"larger than this sub-service's {largest} bytes",
-                f"أكبر من الحد الذي تقبله هذه الخدمة الفرعية ({largest} بايت)",
-            )
+        )
+        if problem:
+            problems[f"document_ids[{index}]"] = problem
     return problems
+
+
+def _unfit(info: DocumentInfo, specs: Mapping[str, DocumentSpec]) -> Bilingual | None:
+    if info.infected:
+        return Bilingual("refused by the malware scan", "رُفض في فحص البرمجيات الضارة")
+    if not info.clean:
+        return Bilingual(
+            "still being scanned; try again shortly", "ما زال قيد الفحص؛ أعد المحاولة بعد قليل"
+        )
+    spec = specs.get(info.kind)
+    if info.kind and spec is None:
+        return Bilingual(
+            "uploaded as a kind of document this sub-service does not take: "
+            + ", ".join(s.label.en for s in specs.values()),
+            "رُفع بنوع مستند لا تأخذه هذه الخدمة الفرعية، وأنواعها: "
+            + "، ".join(s.label.ar for s in specs.values()),
+        )
+    fits = (spec,) if spec else tuple(specs.values())
+    if info.content_type not in frozenset().union(*(s.media_types for s in fits)):
+        return Bilingual(
+            "a type this sub-service does not accept", "نوع ملف لا تقبله هذه الخدمة الفرعية"
+        )
+    largest = max((s.max_bytes for s in fits), default=0)
+    if info.size_bytes > largest:
+        size = f"{largest / 2**20:g}"
+        if spec:
+            return Bilingual(
+                f"larger than this sub-service's {size} MB for {spec.label.en}",
+                f"أكبر من الحد الذي تقبله هذه الخدمة الفرعية لـ{spec.label.ar} ({size} ميجابايت)",
+            )
+        return Bilingual(
+            f"larger than this sub-service's {size} MB",
+            f"أكبر من الحد الذي تقبله هذه الخدمة الفرعية ({size} ميجابايت)",
+        )
+    return None
 
 
 _KEY_TAKEN = Bilingual(

@@ -115,6 +115,8 @@ class DocumentInfo:
     # Only a document the malware scanner found clean may be attached.
     clean: bool = True
     infected: bool = False
+    # The kind of the sub-service's document schema it was uploaded as; "" when not said.
+    kind: str = ""
 
 
 class Documents(Protocol):

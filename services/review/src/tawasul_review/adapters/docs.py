@@ -67,4 +67,5 @@ class GrpcDocuments:
             size_bytes=a.document.size_bytes,
             download_url=a.url,
             url_expires_at=a.expires_at.ToDatetime(tzinfo=UTC),
+            kind=a.document.document_kind,
         )

@@ -189,6 +189,8 @@ class Attachment:
     url_expires_at: datetime | None
     # Docs answered NOT_FOUND for it, again and again: no link, nothing known but its id.
     unreadable: bool = False
+    # Its kind in the sub-service's document schema; "" when the channel did not say.
+    kind: str = ""
 
     @classmethod
     def not_given(cls, document_id: str) -> Attachment:

@@ -668,6 +668,7 @@ def _attachment(a: Attachment) -> review_pb2.Attachment:
         download_url=a.download_url,
         url_expires_at=timestamp(a.url_expires_at) if a.url_expires_at else None,
         unreadable=a.unreadable,
+        document_kind=a.kind,
     )
 
 

@@ -341,6 +341,7 @@ class Attachment(_message.Message):
     DOWNLOAD_URL_FIELD_NUMBER: _builtins.int
     URL_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     UNREADABLE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KIND_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     filename: _builtins.str
     content_type: _builtins.str
@@ -349,6 +350,10 @@ class Attachment(_message.Message):
     unreadable: _builtins.bool
     """Docs would not give this document to the caller (NOT_FOUND, asked again for a few
     seconds): only its id is known, with no link; the rest of the answer stands.
+    """
+    document_kind: _builtins.str
+    """What the document is in the sub-service's document schema (its catalog kind, e.g.
+    "passport_copy"), as the beneficiary uploaded it; empty when the channel did not say.
     """
     @_builtins.property
     def url_expires_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -362,10 +367,11 @@ class Attachment(_message.Message):
         download_url: _builtins.str = ...,
         url_expires_at: _timestamp_pb2.Timestamp | None = ...,
         unreadable: _builtins.bool = ...,
+        document_kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["url_expires_at", b"url_expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "document_id", b"document_id", "download_url", b"download_url", "filename", b"filename", "size_bytes", b"size_bytes", "unreadable", b"unreadable", "url_expires_at", b"url_expires_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "document_id", b"document_id", "document_kind", b"document_kind", "download_url", b"download_url", "filename", b"filename", "size_bytes", b"size_bytes", "unreadable", b"unreadable", "url_expires_at", b"url_expires_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
