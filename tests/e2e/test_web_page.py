@@ -128,6 +128,26 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#description")).to_have_attribute("aria-invalid", "true")
     assert await page.locator("#submitted").is_hidden()
 
+    await page.fill(
+        "#description", "معاملة تجديد الإقامة متوقفة عند خطوة الدفع منذ أسبوعين برسالة خطأ 504"
+    )
+    # Four screenshots where the sub-service takes three: intake's refusal of the fourth
+    # stands next to the screenshots' input, not in the banner.
+    screens = []
+    for n in range(4):
+        screen = tmp_path / f"screen-{n}.pdf"
+        screen.write_bytes(sample_pdf(f"Error screen {n}"))
+        screens.append(str(screen))
+    await page.set_input_files("#document-error_screenshot", screens)
+    screens_progress = page.locator('progress[data-kind="error_screenshot"]')
+    await expect(screens_progress).to_have_attribute("title", "تم الرفع")
+    await page.click("#submit")
+    await expect(page.locator('[data-error-for="documents.error_screenshot"]')).to_have_text(
+        "لقطة شاشة لرسالة الخطأ: 3 على الأكثر لهذه الخدمة الفرعية"
+    )
+    await page.set_input_files("#document-error_screenshot", screens[:1])
+    await expect(screens_progress).to_have_attribute("title", "تم الرفع")
+
     # An attachment with its progress bar, filled when docs has it.
     attachment = tmp_path / "payment-error.pdf"
     attachment.write_bytes(sample_pdf("Payment error screen"))
@@ -136,9 +156,6 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(progress).to_have_attribute("title", "تم الرفع")
     assert await progress.evaluate("p => p.value") == 1
 
-    await page.fill(
-        "#description", "معاملة تجديد الإقامة متوقفة عند خطوة الدفع منذ أسبوعين برسالة خطأ 504"
-    )
     await page.click("#submit")
     await expect(page.locator("#submitted")).to_be_visible()
     await expect(description_error).to_be_empty()
@@ -152,7 +169,7 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     # What intake stored is what the page showed, attachment included.
     stored = await clients.track(citizen, number)
     assert stored.sub_service_code == SUB_SERVICE
-    assert len(stored.document_ids) == 1
+    assert len(stored.document_ids) == 2
     expected = stored.expected_completion
     assert await page.locator("#submitted-gregorian").text_content() == expected.gregorian_date
 
@@ -230,7 +247,7 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#respond-message")).to_have_value("")
     answered = await clients.track(citizen, number)
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
-    assert len(answered.document_ids) == 2
+    assert len(answered.document_ids) == 3
     # Sent under a key of the page's, so that sending it again is the same answer.
     answer = await scalar(
         stack,
@@ -253,6 +270,10 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     )
     await expect(page.locator("#request-status")).to_have_text(cancelled.status_label.en)
     await expect(page.locator("#cancel")).to_be_hidden()
+    # Nothing is expected of the office any more: no date, nor its label.
+    assert not cancelled.HasField("expected_completion")
+    await expect(page.locator("#request-expected")).to_be_hidden()
+    await expect(page.locator('#view-request [data-t="request.expected"]')).to_be_hidden()
 
 
 async def withdraw_leftovers(clients: Clients, citizen: str) -> None:

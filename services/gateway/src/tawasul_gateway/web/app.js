@@ -287,6 +287,12 @@ function dateText(display) {
   return (state.lang === "en" ? display.text_en : display.text_ar) || display.gregorian_date || "";
 }
 
+// A finished request has no expected date: neither it nor its label is shown.
+function expectedDate(dd, display) {
+  dd.textContent = dateText(display);
+  dd.hidden = dd.previousElementSibling.hidden = !display;
+}
+
 function when(timestamp) {
   if (!timestamp) return "";
   // The office's time, as every date the server formats: not the zone of the device. Both
@@ -504,18 +510,20 @@ function documentInput(s, spec) {
   error.dataset.errorFor = `documents.${spec.kind}`;
   input.addEventListener("change", async () => {
     error.textContent = "";
+    progress.title = "";
     const ids = [];
     state.documents.set(spec.kind, ids);
     for (const file of input.files) {
       try {
         const stored = await upload(file, { subService: s.code, kind: spec.kind, progress });
         ids.push(stored.document_id);
-        progress.title = t("new.uploaded");
       } catch (failure) {
         progress.hidden = true;
         error.textContent = Object.values(failure.fields || {}).join(" — ") || failure.message;
       }
     }
+    // Said once every file chosen is in, so that nobody sends the form with one still going.
+    if (ids.length === input.files.length) progress.title = t("new.uploaded");
   });
   return [label, input, progress, error];
 }
@@ -528,6 +536,7 @@ async function submitNew(event) {
   for (const input of form.querySelectorAll("[data-field]")) {
     if (input.value.trim()) fields[input.dataset.field] = input.value.trim();
   }
+  const kinds = [...state.documents].flatMap(([kind, ids]) => ids.map(() => kind));
   const body = {
     idempotency_key: state.idempotencyKey,
     sub_service_code: $("#sub-service").value,
@@ -552,11 +561,24 @@ async function submitNew(event) {
     form.reset();
     state.documents = new Map();
   } catch (error) {
-    showError(form, error);
+    showError(form, atKinds(error, kinds));
   } finally {
     button.disabled = false;
     button.textContent = t("new.submit");
   }
+}
+
+// Intake names a document by its place in document_ids (`kinds`' order); the page shows what
+// it says next to the input of that document's kind.
+function atKinds(error, kinds) {
+  const fields = {};
+  for (const [field, message] of Object.entries(error.fields)) {
+    const kind = kinds[/^document_ids\[(\d+)\]$/.exec(field)?.[1]];
+    const slot = kind ? `documents.${kind}` : field;
+    fields[slot] = fields[slot] ? `${fields[slot]} — ${message}` : message;
+  }
+  error.fields = fields;
+  return error;
 }
 
 // --- my requests ---------------------------------------------------------------------------
@@ -601,7 +623,7 @@ function renderRequest(r) {
   $("#request-number").textContent = r.request_number;
   $("#request-status").textContent = text(r.status_label);
   $("#request-department").textContent = text(r.department_name);
-  $("#request-expected").textContent = dateText(r.expected_completion);
+  expectedDate($("#request-expected"), r.expected_completion);
   $("#request-decision").textContent = r.decision_message || "—";
   const history = $("#request-history");
   history.replaceChildren();
@@ -767,7 +789,7 @@ async function track(event) {
     const { request } = await api("POST", "/api/v1/tracking/track", { ...trackingBody(), code: $("#track-code").value.trim() });
     $("#track-result").hidden = false;
     $("#track-status").textContent = text(request.status_label);
-    $("#track-expected").textContent = dateText(request.expected_completion);
+    expectedDate($("#track-expected"), request.expected_completion);
   } catch (error) {
     showError(form, error);
   }

@@ -117,8 +117,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             department_code=request.department_code,
             department_name=_text(department.name) if department else None,
             status_label=_label(request.status),
-            expected_completion=display_date(
-                request.expected_completion(self._calendar, self._now())
+            # Nothing is expected of the office once the request is finished.
+            expected_completion=(
+                display_date(request.expected_completion(self._calendar, self._now()))
+                if request.is_open
+                else None
             ),
             subject_id=request.subject_id,
             fields=request.fields,

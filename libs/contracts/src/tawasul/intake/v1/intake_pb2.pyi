@@ -315,7 +315,11 @@ class SubmitRequestRequest(_message.Message):
     """A rejected request of the caller's that this one corrects."""
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Documents uploaded beforehand to DocsService by the same account."""
+        """Documents uploaded beforehand to DocsService by the same account, each best as one of the
+        sub-service's document kinds (DocumentMetadata.document_kind): every required kind must be
+        there in its number, none past its count, each within its kind's types and size. A
+        document uploaded without its kind stands for none of the required ones.
+        """
 
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
@@ -458,7 +462,8 @@ class Request(_message.Message):
     @_builtins.property
     def expected_completion(self) -> _common_pb2.DisplayDate:
         """When the office expects to have answered, on the Saudi working-day calendar; it moves
-        out while the request waits on the beneficiary.
+        out while the request waits on the beneficiary. Unset once the request is finished
+        (accepted, rejected, cancelled or closed): nothing is expected any more.
         """
 
     @_builtins.property
@@ -854,7 +859,9 @@ class RespondToInfoRequestRequest(_message.Message):
 
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Documents uploaded beforehand to DocsService by the same account."""
+        """Documents uploaded beforehand to DocsService by the same account; each within its kind's
+        types and size, the request's total within the sub-service's schema.
+        """
 
     def __init__(
         self,
