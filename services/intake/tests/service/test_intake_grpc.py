@@ -36,7 +36,7 @@ from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork, SqlRequestRepository
 from tawasul_intake.app import handlers
-from tawasul_intake.app.ports import DocumentInfo
+from tawasul_intake.app.ports import DocumentInfo, Related
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
@@ -591,9 +591,14 @@ async def test_losing_a_race_with_another_account_hands_its_connection_back(
     first: list[intake_pb2.Request] = []
 
     async def employer_commits_first(
-        self: SqlRequestRepository, applicant: str, key: str, subject: str, code: str
-    ) -> list[Request]:
-        found = await read(self, applicant, key, subject, code)
+        self: SqlRequestRepository,
+        applicant: str,
+        key: str,
+        subject: str,
+        code: str,
+        documents: tuple[uuid.UUID, ...],
+    ) -> Related:
+        found = await read(self, applicant, key, subject, code, documents)
         if applicant == "2000000006" and not first:
             first.append(await intake.submit(ESTABLISHMENT, **inquiry))
         return found
@@ -1325,6 +1330,35 @@ async def test_a_cancellation_racing_review_s_status_change_stays(intake: Intake
     ]
 
 
+async def test_an_establishment_has_room_for_its_workforce_where_a_citizen_has_ten(
+    intake: Intake,
+) -> None:
+    """Counted by PostgreSQL: ten open requests of the account stop a citizen's eleventh, not
+    an establishment's."""
+    inquiry: dict[str, Any] = {"sub_service_code": "reports.general-inquiry", "fields": {}}
+    for prefix, token, subject in (
+        ("TW8", CITIZEN, CITIZEN_ID),
+        ("TW9", ESTABLISHMENT, "2000000006"),
+    ):
+        first = await intake.submit(token, subject_id=subject, **inquiry)
+        nine = text(
+            "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code,"
+            " description, document_ids, contact, status, submitted_at, updated_at, subject_id)"
+            " SELECT gen_random_uuid(), :prefix || lpad(n::text, 7, '0') || right(number, 1),"
+            " applicant_id, 'copy-' || n, sub_service_code, description, document_ids, contact,"
+            " status, submitted_at, updated_at, right(:prefix, 1) || lpad(n::text, 9, '0')"
+            " FROM requests, generate_series(1, 9) AS n WHERE number = :number"
+        )
+        async with intake.engine.begin() as conn:
+            await conn.execute(nine, {"prefix": prefix, "number": first.request_number})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(CITIZEN)
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "at most 10 open requests per account" in (caught.value.details() or "")
+    eleventh = await intake.submit(ESTABLISHMENT, subject_id="2023456789", **inquiry)
+    assert eleventh.status == common_pb2.REQUEST_STATUS_SUBMITTED
+
+
 def indexes(plan: dict[str, Any]) -> set[str]:
     """The indexes a plan (EXPLAIN's JSON) reads."""
     found = {plan["Index Name"]} if "Index Name" in plan else set()
@@ -1334,9 +1368,10 @@ def indexes(plan: dict[str, Any]) -> set[str]:
 async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
     intake: Intake,
 ) -> None:
-    """An establishment files for years: a submission checks the account's open requests (ten
-    at most) and reads none of the thousands it closed long ago."""
-    first = await intake.submit()
+    """An establishment files for years: a submission counts the account's open requests,
+    reads those holding one of its documents and none of the thousands closed long ago."""
+    document = intake.uploads.upload()
+    first = await intake.submit(document_ids=[document])
     # Copies of the first: the account's closed ones, and other accounts' open ones.
     copies = text(
         "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code, "
@@ -1353,12 +1388,24 @@ async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
                 copies, {"prefix": prefix, "status": status, "number": first.request_number}
             )
         await conn.execute(text("ANALYZE requests"))
-    recorded = RecordedStatements()
-    related = await SqlRequestRepository(cast(Session, recorded)).related_to(
-        CITIZEN_ID, "a new key", "1000000016", "passports.issue-renewal-problem"
+    session = Database(intake.engine).session()
+    recorded = RecordedStatements(through=session)
+    try:
+        related = await SqlRequestRepository(cast(Session, recorded)).related_to(
+            CITIZEN_ID, "a new key", "1000000016", "reports.general-inquiry", ()
+        )
+        holding = await SqlRequestRepository(cast(Session, recorded)).related_to(
+            CITIZEN_ID, "a new key", "1000000016", "reports.general-inquiry", (uuid.UUID(document),)
+        )
+    finally:
+        await session.close()
+    assert (related.requests, related.open_count) == ([], 1)
+    assert ([r.number for r in holding.requests], holding.open_count) == (
+        [first.request_number],
+        1,
     )
-    assert related == []
-    (sql,) = recorded.sql()
+    # The one with documents: PostgreSQL cannot type an empty array written inline.
+    _, sql = recorded.sql()
     async with intake.engine.connect() as conn:
         plan = await conn.scalar(text(f"EXPLAIN (FORMAT JSON) {sql}"))
     read = indexes(plan[0]["Plan"])

@@ -26,6 +26,7 @@ from tawasul_intake.app.ports import (
     DocumentInfo,
     DuplicateOpenRequest,
     NumberTaken,
+    Related,
     StoredCode,
 )
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
@@ -126,15 +127,27 @@ class FakeRequests:
         )
 
     async def related_to(
-        self, applicant_id: str, key: str, subject_id: str, sub_service_code: str
-    ) -> list[Request]:
-        return [
-            self._load(r)
-            for r in self._db.requests.values()
-            if (r.applicant_id, r.idempotency_key) == (applicant_id, key)
-            or (r.is_open and (r.subject_id, r.sub_service_code) == (subject_id, sub_service_code))
-            or (r.is_open and r.applicant_id == applicant_id)
-        ]
+        self,
+        applicant_id: str,
+        key: str,
+        subject_id: str,
+        sub_service_code: str,
+        document_ids: tuple[uuid.UUID, ...],
+    ) -> Related:
+        mine = [r for r in self._db.requests.values() if r.applicant_id == applicant_id]
+        return Related(
+            [
+                self._load(r)
+                for r in self._db.requests.values()
+                if (r.applicant_id, r.idempotency_key) == (applicant_id, key)
+                or (
+                    r.is_open
+                    and (r.subject_id, r.sub_service_code) == (subject_id, sub_service_code)
+                )
+                or (r in mine and r.is_open and set(r.document_ids) & set(document_ids))
+            ],
+            open_count=sum(r.is_open for r in mine),
+        )
 
     async def list_by_applicant(
         self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
@@ -1003,16 +1016,17 @@ async def test_an_account_has_at_most_ten_open_requests(intake: Intake) -> None:
         for code, s in CATALOG.sub_services.items()
         if Role.CITIZEN in s.filers and not s.subject_nationalities and code != INQUIRY
     ]
-    assert len(codes) >= MAX_OPEN_PER_ACCOUNT
+    most = MAX_OPEN_PER_ACCOUNT[Role.CITIZEN]
+    assert len(codes) >= most
     filed = [
         await intake.submit(citizen, code=code, key=code, subject=fathers_subject(code))
-        for code in codes[:MAX_OPEN_PER_ACCOUNT]
+        for code in codes[:most]
     ]
-    assert len(filed) == MAX_OPEN_PER_ACCOUNT == 10
+    assert len(filed) == most == 10
     extra = INQUIRY
     with pytest.raises(ResourceExhausted, match="at most 10 open requests"):
         await intake.submit(citizen, code=extra, key=extra)
-    assert len(intake.db.requests) == MAX_OPEN_PER_ACCOUNT
+    assert len(intake.db.requests) == most
     # The cap is per account.
     await intake.submit(other, code=extra, key=extra)
     # A closed request no longer counts.
@@ -1027,6 +1041,21 @@ async def test_the_cap_counts_requests_filed_for_others_too(intake: Intake) -> N
             await intake.submit(code=code, subject=subject, key=f"{code}:{subject}")
     with pytest.raises(ResourceExhausted):
         await intake.submit(code=PASSPORT, key="eleventh")
+
+
+async def test_an_establishment_files_for_its_workforce_past_a_family_s_cap(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its CSV of a hundred rows is one morning's work; a cap of ten stopped it at the
+    eleventh row."""
+    codes = sorted(c for c, s in CATALOG.sub_services.items() if Role.ESTABLISHMENT in s.filers)
+    assert len(codes) > MAX_OPEN_PER_ACCOUNT[Role.CITIZEN]
+    filed = [await intake.submit(COMPANY, code=c, key=c, subject=WORKER) for c in codes]
+    assert [r.status for r in filed] == [Status.SUBMITTED] * len(codes)
+    # Its own cap, all the same.
+    monkeypatch.setitem(MAX_OPEN_PER_ACCOUNT, Role.ESTABLISHMENT, len(codes))
+    with pytest.raises(ResourceExhausted, match=f"at most {len(codes)} open requests"):
+        await intake.submit(COMPANY, code=codes[0], key="one-more", subject="2000000006")
 
 
 async def test_a_retried_key_returns_the_first_request(intake: Intake) -> None:

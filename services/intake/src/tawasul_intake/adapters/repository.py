@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from asyncpg import UniqueViolationError
-from sqlalchemy import bindparam, case, delete, insert, select, tuple_, update
+from sqlalchemy import ARRAY, String, bindparam, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_calendar import Interval, Sla, SlaClock, SlaUnit
@@ -21,6 +21,7 @@ from tawasul_intake.app.ports import (
     ConcurrentSubmission,
     DuplicateOpenRequest,
     NumberTaken,
+    Related,
     StoredCode,
 )
 from tawasul_intake.domain.model import (
@@ -46,19 +47,28 @@ def _instant(value: str) -> datetime:
 _INSERT_REQUEST = insert(tables.requests)
 _UPDATE_REQUEST = update(tables.requests).where(tables.requests.c.id == bindparam("b_id"))
 # SubmitRequest's own, built once for the same reason.
-_RELATED = select(tables.requests).where(
-    (
-        (tables.requests.c.applicant_id == bindparam("applicant"))
-        & (tables.requests.c.idempotency_key == bindparam("key"))
-    )
-    | (
-        (tables.requests.c.subject_id == bindparam("subject"))
-        & (tables.requests.c.sub_service_code == bindparam("sub_service"))
-        & any_of(tables.requests.c.status, _OPEN)
-    )
-    | (
-        (tables.requests.c.applicant_id == bindparam("applicant"))
-        & any_of(tables.requests.c.status, _OPEN)
+_R = tables.requests.c
+# How many of the account's requests are open (requests_applicant_open), on one row that every
+# request a submission is checked against joins: the count comes back though none does.
+_ACCOUNT = (
+    select(func.count().label("open_count"))
+    .where((_R.applicant_id == bindparam("applicant")) & any_of(_R.status, _OPEN))
+    .subquery("account")
+)
+_RELATED = select(_ACCOUNT.c.open_count, tables.requests).select_from(
+    _ACCOUNT.outerjoin(
+        tables.requests,
+        ((_R.applicant_id == bindparam("applicant")) & (_R.idempotency_key == bindparam("key")))
+        | (
+            (_R.subject_id == bindparam("subject"))
+            & (_R.sub_service_code == bindparam("sub_service"))
+            & any_of(_R.status, _OPEN)
+        )
+        | (
+            (_R.applicant_id == bindparam("applicant"))
+            & any_of(_R.status, _OPEN)
+            & _R.document_ids.has_any(bindparam("documents", type_=ARRAY(String)))
+        ),
     )
 )
 
@@ -229,8 +239,13 @@ class SqlRequestRepository:
         )
 
     async def related_to(
-        self, applicant_id: str, key: str, subject_id: str, sub_service_code: str
-    ) -> list[Request]:
+        self,
+        applicant_id: str,
+        key: str,
+        subject_id: str,
+        sub_service_code: str,
+        document_ids: tuple[uuid.UUID, ...],
+    ) -> Related:
         rows = (
             await self._session.execute(
                 _RELATED,
@@ -239,10 +254,14 @@ class SqlRequestRepository:
                     "key": key,
                     "subject": subject_id,
                     "sub_service": sub_service_code,
+                    "documents": [str(d) for d in document_ids],
                 },
             )
         ).all()
-        return [self._read(row) for row in rows]
+        return Related(
+            requests=[self._read(row) for row in rows if row.id is not None],
+            open_count=rows[0].open_count,
+        )
 
     async def list_by_applicant(
         self, applicant_id: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int

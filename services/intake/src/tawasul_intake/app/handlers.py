@@ -34,6 +34,7 @@ from tawasul_intake.app.ports import (
     DuplicateOpenRequest,
     NumberTaken,
     Registry,
+    Related,
     UnitOfWork,
 )
 from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
@@ -49,9 +50,10 @@ from tawasul_intake.domain.people import Person, Relation
 log = logging.getLogger(__name__)
 
 CONSUMER = "intake"
-# osTicket's cap on open tickets per user, here per account: enough for a family or a small
-# establishment's real needs, too few to flood a department's queue.
-MAX_OPEN_PER_ACCOUNT = 10
+# osTicket's cap on open tickets per user, here per account: enough for a family's real needs,
+# too few to flood a department's queue. An establishment files for its whole workforce (a CSV
+# of up to a hundred rows at once), so its cap is a workforce's.
+MAX_OPEN_PER_ACCOUNT = {Role.CITIZEN: 10, Role.RESIDENT: 10, Role.ESTABLISHMENT: 500}
 # Random numbers rarely collide; a few fresh draws settle it.
 NUMBER_DRAWS = 5
 # An establishment acts for its own sponsored workers only (SPEC §2).
@@ -76,12 +78,12 @@ def _same(request: Request, submission: Submission) -> bool:
     )
 
 
-def _keyed(related: list[Request], submission: Submission) -> Request | None:
+def _keyed(related: Related, submission: Submission) -> Request | None:
     """The request the submission's idempotency key already made, if it is the same one."""
     existing = next(
         (
             r
-            for r in related
+            for r in related.requests
             if (r.applicant_id, r.idempotency_key)
             == (submission.applicant_id, submission.idempotency_key)
         ),
@@ -92,7 +94,7 @@ def _keyed(related: list[Request], submission: Submission) -> Request | None:
     return existing
 
 
-def _check_account(related: list[Request], submission: Submission) -> None:
+def _check_account(related: Related, submission: Submission) -> None:
     """No open request for the same person and sub-service, none of the documents in another
     open request of the account, and room for one more open request."""
     _refuse_duplicate(
@@ -100,7 +102,7 @@ def _check_account(related: list[Request], submission: Submission) -> None:
         next(
             (
                 r
-                for r in related
+                for r in related.requests
                 if r.is_open
                 and (r.subject_id, r.sub_service_code)
                 == (submission.subject_id, submission.sub_service_code)
@@ -108,7 +110,9 @@ def _check_account(related: list[Request], submission: Submission) -> None:
             None,
         ),
     )
-    open_here = [r for r in related if r.is_open and r.applicant_id == submission.applicant_id]
+    open_here = [
+        r for r in related.requests if r.is_open and r.applicant_id == submission.applicant_id
+    ]
     in_use = {d: r.number for r in open_here for d in r.document_ids}
     clashes = {
         f"document_ids[{i}]": _attached(in_use[d])
@@ -117,12 +121,12 @@ def _check_account(related: list[Request], submission: Submission) -> None:
     }
     if clashes:
         raise InvalidArgument(clashes)
-    if len(open_here) >= MAX_OPEN_PER_ACCOUNT:
+    most = MAX_OPEN_PER_ACCOUNT[submission.applicant_role]
+    if related.open_count >= most:
         raise ResourceExhausted(
             Bilingual(
-                f"at most {MAX_OPEN_PER_ACCOUNT} open requests per account; follow up on"
-                " or cancel one first",
-                f"{MAX_OPEN_PER_ACCOUNT} طلبات مفتوحة على الأكثر لكل حساب؛ تابع أحدها أو ألغه أولًا",
+                f"at most {most} open requests per account; follow up on or cancel one first",
+                f"{most} طلبات مفتوحة على الأكثر لكل حساب؛ تابع أحدها أو ألغه أولًا",
             )
         )
 
@@ -348,6 +352,7 @@ async def submit_request(
                 submission.idempotency_key,
                 submission.subject_id,
                 submission.sub_service_code,
+                submission.document_ids,
             )
             existing = _keyed(related, submission)
             if existing is not None:

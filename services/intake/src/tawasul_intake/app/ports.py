@@ -25,6 +25,14 @@ class NumberTaken(Exception):
     """The random request number drawn is already in use; draw again."""
 
 
+@dataclass(frozen=True)
+class Related:
+    """What a new submission is checked against (RequestRepository.related_to)."""
+
+    requests: list[Request]
+    open_count: int
+
+
 class RequestRepository(Protocol):
     async def add(self, request: Request) -> None: ...
     async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> Request | None:
@@ -35,10 +43,16 @@ class RequestRepository(Protocol):
     async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None: ...
     async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None: ...
     async def related_to(
-        self, applicant_id: str, key: str, subject_id: str, sub_service_code: str
-    ) -> list[Request]:
+        self,
+        applicant_id: str,
+        key: str,
+        subject_id: str,
+        sub_service_code: str,
+        document_ids: tuple[uuid.UUID, ...],
+    ) -> Related:
         """In one read, what a new submission is checked against: the request its idempotency
-        key made, the open one for the same person and sub-service, the account's open ones."""
+        key made, the open one for the same person and sub-service, the account's open ones
+        holding any of its documents, and how many of the account's requests are open."""
         ...
 
     async def list_by_applicant(
