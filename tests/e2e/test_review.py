@@ -408,6 +408,12 @@ async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
         clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_REJECTED
     )
     assert rejected.appeal_until.gregorian_date
+    # The beneficiary reads why, from the office's reason catalog, beside the reviewer's words.
+    assert (rejected.decision_reason_code, rejected.decision_reason.ar) == (
+        "data-mismatch",
+        "البيانات المدخلة لا تطابق السجلات",
+    )
+    assert rejected.decision_message == "The visa number does not match our records"
     await clients.intake.AppealRejection(
         intake_pb2.AppealRejectionRequest(
             request_number=request.request_number,

@@ -13,7 +13,7 @@ import re
 import secrets
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -302,7 +302,7 @@ async def in_status(
     return seen if seen.status == status else None
 
 
-async def claim_and_ask(clients: Clients, reviewer: str, request_id: str) -> None:
+async def claim(clients: Clients, reviewer: str, request_id: str) -> None:
     async def claimed() -> bool | None:
         try:
             await clients.review.ClaimRequest(
@@ -315,6 +315,10 @@ async def claim_and_ask(clients: Clients, reviewer: str, request_id: str) -> Non
         return True
 
     await eventually(claimed, what="the request claimed in review")
+
+
+async def claim_and_ask(clients: Clients, reviewer: str, request_id: str) -> None:
+    await claim(clients, reviewer, request_id)
     await clients.review.RequestInformation(
         review_pb2.RequestInformationRequest(
             request_id=request_id,
@@ -375,7 +379,44 @@ async def test_tracking_without_signing_in_with_the_code_sent_by_sms(
     await expect(page.locator("#track-result")).to_be_visible()
     await expect(page.locator("#track-status")).to_have_text(filed.status_label.ar)
     await expect(page.locator("#track-expected")).to_have_text(filed.expected_completion.text_ar)
+    await expect(page.locator("#track-decision")).to_be_hidden()
     await screenshot(page, "tracking-ar")
+
+    # Rejected with a reason of the office's catalog: tracked again (a new code), the page
+    # shows the reason and the reviewer's words, and no expected date any more.
+    reviewer = clients.token("E7302", Role.REVIEWER, frozenset({DEPARTMENT}))
+    await claim(clients, reviewer, filed.request_id)
+    await clients.review.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=filed.request_id,
+            decision=review_pb2.DECISION_REJECT,
+            reason_code="data-mismatch",
+            message="The transaction number does not match our records",
+        ),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(reviewer),
+    )
+    rejected = await eventually(
+        lambda: in_status(clients, citizen, number, common_pb2.REQUEST_STATUS_REJECTED),
+        what="the rejection in intake",
+    )
+    assert rejected.decision_reason_code == "data-mismatch"
+    await page.click("#track-start")
+    new_code = await eventually(
+        lambda: _newer(code_sent(), code), what="a second one-time code by SMS"
+    )
+    await page.fill("#track-code", new_code)
+    await page.click('#track-code-form button[type="submit"]')
+    await expect(page.locator("#track-status")).to_have_text(rejected.status_label.ar)
+    await expect(page.locator("#track-decision")).to_have_text(
+        f"{rejected.decision_reason.ar} — The transaction number does not match our records"
+    )
+    await expect(page.locator("#track-expected")).to_be_hidden()
+
+
+async def _newer(sent: Awaitable[str | None], old: str) -> str | None:
+    code = await sent
+    return code if code and code != old else None
 
 
 async def test_an_establishment_files_a_csv_and_sees_each_rows_result(

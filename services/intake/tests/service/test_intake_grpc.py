@@ -191,14 +191,19 @@ class Intake:
         respond_by: datetime | None = None,
         transfer_to: str = "",
         sequence: int = 0,
+        reason: tuple[str, str, str] = ("", "", ""),
     ) -> None:
         """Review's status change at `at`, delivered to intake's group; `sequence`: review's
-        count of the request's changes (0: from before review counted them)."""
+        count of the request's changes (0: from before review counted them); `reason`: a
+        decision's code, Arabic and English."""
+        code, ar, en = reason
         change = events_pb2.RequestStatusChanged(
             request_id=request.request_id,
             request_number=request.request_number,
             status=STATUS_TO_WIRE[status],
             message=message,
+            reason_code=code,
+            reason=common_pb2.LocalizedText(ar=ar, en=en) if code else None,
             transfer_to_department=transfer_to,
             missing=[
                 common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
@@ -1046,6 +1051,57 @@ async def test_tracking_without_login_shows_the_status_page_and_nothing_filed(
     assert await tracked() == appealed
 
 
+async def test_a_decision_shows_its_reason_with_its_message_and_no_expected_date(
+    intake: Intake,
+) -> None:
+    request = await intake.submit()
+    number = request.request_number
+    await intake.track(
+        request,
+        Status.REJECTED,
+        "The visa number differs from our records",
+        START + timedelta(hours=1),
+        reason=("data-mismatch", "البيانات لا تطابق السجلات", "The data does not match"),
+    )
+    shown = await intake.get(number)
+    assert (shown.decision_reason_code, shown.decision_message) == (
+        "data-mismatch",
+        "The visa number differs from our records",
+    )
+    assert shown.decision_reason == common_pb2.LocalizedText(
+        ar="البيانات لا تطابق السجلات", en="The data does not match"
+    )
+    assert not shown.HasField("expected_completion")
+    async with intake.engine.connect() as conn:
+        stored = await conn.scalar(select(tables.requests.c.decision_reason))
+    assert stored == {
+        "code": "data-mismatch",
+        "ar": "البيانات لا تطابق السجلات",
+        "en": "The data does not match",
+    }
+    await intake.stub.StartTracking(
+        intake_pb2.StartTrackingRequest(
+            request_number=number, id_number=CITIZEN_ID, mobile="0551234567"
+        ),
+        timeout=5,
+    )
+    tracked = await intake.stub.TrackRequest(
+        intake_pb2.TrackRequestRequest(
+            request_number=number,
+            id_number=CITIZEN_ID,
+            mobile="0551234567",
+            code=intake.sender.codes[number],
+        ),
+        timeout=5,
+    )
+    assert (tracked.request.decision_reason_code, tracked.request.decision_reason) == (
+        shown.decision_reason_code,
+        shown.decision_reason,
+    )
+    # An unset date stays unset on the status page too, not an empty one.
+    assert not tracked.request.HasField("expected_completion")
+
+
 # What tracking without login shows of a request.
 STATUS_PAGE = frozenset(
     {
@@ -1055,6 +1111,8 @@ STATUS_PAGE = frozenset(
         "submitted_at",
         "updated_at",
         "decision_message",
+        "decision_reason_code",
+        "decision_reason",
         "department_code",
         "department_name",
         "status_label",

@@ -24,6 +24,7 @@ from tawasul_intake.domain.model import (
     Contact,
     HistoryEntry,
     Missing,
+    Reason,
     Request,
     RequestAnswered,
     RequestAppealed,
@@ -199,6 +200,20 @@ def test_a_rejection_keeps_its_message_as_the_decision() -> None:
     request.track(Status.REJECTED, "The passport is still valid", riyadh(5, 9))
     assert request.decision_message == "The passport is still valid"
     assert not request.is_open
+
+
+def test_a_decision_keeps_its_reason_until_it_is_appealed() -> None:
+    mismatch = Reason("data-mismatch", "البيانات لا تطابق السجلات", "The data does not match")
+    request = new_request()
+    request.track(Status.UNDER_REVIEW, "", riyadh(5, 8), reason=mismatch)
+    assert request.decision_reason is None
+    request.track(Status.REJECTED, "The visa number differs", riyadh(5, 9), reason=mismatch)
+    assert request.decision_reason == mismatch
+    request.appeal(reason="It is right: see the print", calendar=CALENDAR, now=riyadh(5, 10))
+    assert (request.decision_message, request.decision_reason) == ("", None)
+    corrected = Reason("corrected-on-record", "صُحح في السجل", "Corrected on the record")
+    request.track(Status.ACCEPTED, "Corrected", riyadh(6, 9), reason=corrected)
+    assert (request.decision_message, request.decision_reason) == ("Corrected", corrected)
 
 
 @pytest.mark.parametrize("final", sorted(FINAL - {Status.CANCELLED}))

@@ -287,6 +287,11 @@ function dateText(display) {
   return (state.lang === "en" ? display.text_en : display.text_ar) || display.gregorian_date || "";
 }
 
+// The decision's reason, from the office's catalog, then the reviewer's own words.
+function decision(r) {
+  return [text(r.decision_reason), r.decision_message].filter(Boolean).join(" — ");
+}
+
 // A finished request has no expected date: neither it nor its label is shown.
 function expectedDate(dd, display) {
   dd.textContent = dateText(display);
@@ -624,7 +629,7 @@ function renderRequest(r) {
   $("#request-status").textContent = text(r.status_label);
   $("#request-department").textContent = text(r.department_name);
   expectedDate($("#request-expected"), r.expected_completion);
-  $("#request-decision").textContent = r.decision_message || "—";
+  $("#request-decision").textContent = decision(r) || "—";
   const history = $("#request-history");
   history.replaceChildren();
   for (const step of r.history || []) {
@@ -790,6 +795,9 @@ async function track(event) {
     $("#track-result").hidden = false;
     $("#track-status").textContent = text(request.status_label);
     expectedDate($("#track-expected"), request.expected_completion);
+    const decided = $("#track-decision");
+    decided.textContent = decision(request);
+    decided.hidden = decided.previousElementSibling.hidden = !decided.textContent;
   } catch (error) {
     showError(form, error);
   }

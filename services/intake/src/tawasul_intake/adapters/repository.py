@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -30,6 +31,7 @@ from tawasul_intake.domain.model import (
     HistoryEntry,
     Locale,
     Missing,
+    Reason,
     Request,
     Status,
 )
@@ -103,6 +105,7 @@ def _changing(request: Request) -> dict[str, Any]:
         # A transfer moves the request to another department.
         "department_code": request.department_code,
         "decision_message": request.decision_message,
+        "decision_reason": asdict(request.decision_reason) if request.decision_reason else None,
         "updated_at": request.updated_at,
         "sla": {"amount": clock.sla.amount, "unit": clock.sla.unit.value},
         "pauses": [[a.isoformat(), b.isoformat()] for a, b in clock.pauses],
@@ -192,6 +195,7 @@ def _request(row: Row) -> Request:
         ),
         history=_history(row.history),
         decision_message=row.decision_message,
+        decision_reason=Reason(**row.decision_reason) if row.decision_reason else None,
         cites_number=row.cites_number,
         cited_by=list(row.cited_by),
         follow_up_count=row.follow_up_count,

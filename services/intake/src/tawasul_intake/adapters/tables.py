@@ -38,6 +38,8 @@ requests = Table(
     Column("contact", JSONB, nullable=False),
     Column("status", String(32), nullable=False),
     Column("decision_message", Text, nullable=False, server_default=""),
+    # {"code", "ar", "en"} of the latest decision's reason; null before a decision.
+    Column("decision_reason", JSONB, nullable=True),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The SLA clock: the promise and the intervals it was paused (waiting on the beneficiary).

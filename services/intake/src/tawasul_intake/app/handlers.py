@@ -40,6 +40,7 @@ from tawasul_intake.app.ports import (
 from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
 from tawasul_intake.domain.model import (
     Missing,
+    Reason,
     Request,
     Status,
     Submission,
@@ -748,6 +749,7 @@ async def track_status(
     respond_by: datetime | None = None,
     transfer_to: str = "",
     sequence: int = 0,
+    reason: Reason | None = None,
 ) -> None:
     """Applies a status change published by review to the tracking view, once; one older than
     a change applied already (a dead letter replayed, a late one) is skipped."""
@@ -775,5 +777,6 @@ async def track_status(
                 respond_by=respond_by,
                 transfer_to=transfer_to,
                 sequence=sequence,
+                reason=reason,
             )
         await uow.commit()

@@ -123,6 +123,15 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """Why the office decided as it did: a reason of review's catalog, in both languages."""
+
+    code: str
+    ar: str
+    en: str
+
+
+@dataclass(frozen=True)
 class Missing:
     """One thing the reviewer asked for: a document kind, a field, or other."""
 
@@ -176,6 +185,7 @@ class Request:
     clock: SlaClock
     history: list[HistoryEntry]
     decision_message: str = ""
+    decision_reason: Reason | None = None
     cites_number: str | None = None
     cited_by: list[str] = field(default_factory=list)
     follow_up_count: int = 0
@@ -313,9 +323,10 @@ class Request:
         respond_by: datetime | None = None,
         transfer_to: str = "",
         sequence: int = 0,
+        reason: Reason | None = None,
     ) -> None:
         """Mirrors a status change decided by review into the tracking view; a transfer
-        names the department that holds the request from then on.
+        names the department that holds the request from then on, a decision its reason.
 
         A final status stays final, but for a cancellation that raced review's outcome: the
         beneficiary may cancel only while the request is undecided (SPEC §4), so an outcome
@@ -347,7 +358,7 @@ class Request:
         if status is Status.NEEDS_MORE_INFO:
             self.missing, self.respond_by = missing, respond_by
         if status in (Status.ACCEPTED, Status.REJECTED):
-            self.decision_message = message
+            self.decision_message, self.decision_reason = message, reason
 
     def _cancelled_by(self, deadline: datetime | None) -> bool:
         """Whether the beneficiary cancelled the request by `deadline` (the one review's
@@ -412,7 +423,7 @@ class Request:
             stopped = self.clock.pause(max(self._rejected_at(), self.clock.resumed_at))
             self.clock = stopped.resume(max(now, stopped.paused_since or now))
         self._move(Status.UNDER_REVIEW, reason, now, by_beneficiary=True)
-        self.decision_message = ""
+        self.decision_message, self.decision_reason = "", None
         self.events.append(
             RequestAppealed(
                 self, reason=reason, expected_completion=self.expected_completion(calendar, now)

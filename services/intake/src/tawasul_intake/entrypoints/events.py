@@ -13,7 +13,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_intake.adapters.events import STATUS_FROM_WIRE
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import UnitOfWork
-from tawasul_intake.domain.model import Missing
+from tawasul_intake.domain.model import Missing, Reason
 
 
 def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
@@ -39,6 +39,11 @@ def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
             ),
             transfer_to=change.transfer_to_department[:40],
             sequence=change.sequence,
+            reason=(
+                Reason(change.reason_code, change.reason.ar, change.reason.en)
+                if change.reason_code
+                else None
+            ),
         )
 
     return handle

@@ -103,6 +103,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     def to_wire(self, request: Request) -> intake_pb2.Request:
         department = self._catalog.departments.get(request.department_code)
         until = request.appeal_until(self._calendar)
+        reason = request.decision_reason
         return intake_pb2.Request(
             request_id=str(request.id),
             request_number=request.number,
@@ -114,6 +115,10 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             submitted_at=timestamp(request.submitted_at),
             updated_at=timestamp(request.updated_at),
             decision_message=request.decision_message,
+            decision_reason_code=reason.code if reason else "",
+            decision_reason=common_pb2.LocalizedText(ar=reason.ar, en=reason.en)
+            if reason
+            else None,
             department_code=request.department_code,
             department_name=_text(department.name) if department else None,
             status_label=_label(request.status),
@@ -160,10 +165,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             submitted_at=full.submitted_at,
             updated_at=full.updated_at,
             decision_message=full.decision_message,
+            decision_reason_code=full.decision_reason_code,
+            decision_reason=full.decision_reason if full.HasField("decision_reason") else None,
             department_code=full.department_code,
             department_name=full.department_name if full.HasField("department_name") else None,
             status_label=full.status_label,
-            expected_completion=full.expected_completion,
+            expected_completion=(
+                full.expected_completion if full.HasField("expected_completion") else None
+            ),
             history=full.history,
             follow_up_from=full.follow_up_from,
             missing=full.missing,

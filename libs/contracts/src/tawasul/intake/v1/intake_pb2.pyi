@@ -430,6 +430,8 @@ class Request(_message.Message):
     RESPOND_BY_FIELD_NUMBER: _builtins.int
     APPEALED_FIELD_NUMBER: _builtins.int
     APPEAL_UNTIL_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_CODE_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     """The number the beneficiary quotes, sent by SMS: "TW" + 8 digits + a check digit."""
@@ -449,6 +451,10 @@ class Request(_message.Message):
     follow_up_count: _builtins.int
     appealed: _builtins.bool
     """Whether the rejection was appealed, and until when an appeal is possible."""
+    decision_reason_code: _builtins.str
+    """The latest decision's reason, from review's reason catalog (e.g. "data-mismatch"), and
+    its words in both languages; empty before a decision and once it is appealed.
+    """
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -484,6 +490,8 @@ class Request(_message.Message):
     def respond_by(self) -> _common_pb2.DisplayDate: ...
     @_builtins.property
     def appeal_until(self) -> _common_pb2.DisplayDate: ...
+    @_builtins.property
+    def decision_reason(self) -> _common_pb2.LocalizedText: ...
     def __init__(
         self,
         *,
@@ -513,10 +521,12 @@ class Request(_message.Message):
         respond_by: _common_pb2.DisplayDate | None = ...,
         appealed: _builtins.bool = ...,
         appeal_until: _common_pb2.DisplayDate | None = ...,
+        decision_reason_code: _builtins.str = ...,
+        decision_reason: _common_pb2.LocalizedText | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "respond_by", b"respond_by", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "decision_reason", b"decision_reason", "department_name", b"department_name", "expected_completion", b"expected_completion", "follow_up_from", b"follow_up_from", "respond_by", b"respond_by", "status_label", b"status_label", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "appealed", b"appealed", "applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "missing", b"missing", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "appealed", b"appealed", "applicant_id", b"applicant_id", "catalog_version", b"catalog_version", "cited_by_request_numbers", b"cited_by_request_numbers", "cites_request_number", b"cites_request_number", "decision_message", b"decision_message", "decision_reason", b"decision_reason", "decision_reason_code", b"decision_reason_code", "department_code", b"department_code", "department_name", b"department_name", "description", b"description", "document_ids", b"document_ids", "expected_completion", b"expected_completion", "fields", b"fields", "follow_up_count", b"follow_up_count", "follow_up_from", b"follow_up_from", "history", b"history", "missing", b"missing", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "status", b"status", "status_label", b"status_label", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -712,9 +722,10 @@ class TrackRequestResponse(_message.Message):
     def request(self) -> Global___Request:
         """The request's status page, which is all the number, ID and code prove: request_number,
         sub_service_code, status and status_label, department_code and department_name,
-        submitted_at, updated_at, expected_completion, decision_message, the history (with the
-        office's messages; the beneficiary's own answers and reasons left empty), and what is
-        asked or possible: missing, respond_by, follow_up_from, appealed, appeal_until. The rest
+        submitted_at, updated_at, expected_completion, decision_message and decision_reason
+        (with its code), the history (with the office's messages; the beneficiary's own answers
+        and reasons left empty), and what is asked or possible: missing, respond_by,
+        follow_up_from, appealed, appeal_until. The rest
         (request_id, description, fields, documents, applicant and subject, cited numbers,
         catalog_version, follow_up_count) is left empty: GetRequest, signed in, has it all.
         """
