@@ -105,7 +105,19 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
             reason=common_pb2.LocalizedText(ar="المستندات غير واضحة", en="unclear"),
         )
     )
-    assert (n.kind, n.values) == (Kind.REJECTED, {"number": NUMBER, "note": "", "reason": reason})
+    assert (n.kind, n.values) == (
+        Kind.REJECTED,
+        {"number": NUMBER, "note": "", "reason": reason, "appeal": True},
+    )
+
+
+def test_the_rejection_of_an_appeal_offers_no_appeal() -> None:
+    change = status_changed(
+        common_pb2.REQUEST_STATUS_REJECTED,
+        reason=common_pb2.LocalizedText(ar="المستندات غير واضحة", en="unclear"),
+    )
+    change.request_status_changed.decides_appeal = True
+    assert read(change).values["appeal"] is False
 
 
 @pytest.mark.parametrize(

@@ -375,6 +375,22 @@ def test_optional_texts_leave_no_trace_when_empty(locale: Locale) -> None:
             assert not re.search(r":\s*$", body, re.MULTILINE), body
 
 
+@pytest.mark.parametrize("locale", Locale)
+def test_the_rejection_of_an_appeal_offers_no_second_one(locale: Locale) -> None:
+    offers = {
+        Locale.EN: ("appeal this decision", "or appeal it"),
+        Locale.AR: ("التظلم من هذا القرار", "أو التظلم منه"),
+    }[locale]
+    for appeal in (True, False):
+        values = sample_values(Kind.REJECTED) | {"appeal": appeal}
+        bodies = [
+            render(Kind.REJECTED, c, locale, values).body for c in channels_for(Kind.REJECTED)
+        ]
+        assert [any(o in body for o in offers) for body in bodies] == [appeal] * len(bodies)
+    final = render(Kind.REJECTED, Channel.EMAIL, locale, values).body
+    assert ("cannot be appealed again" if locale is Locale.EN else "فلا يُقبل التظلم منه") in final
+
+
 def test_submitted_without_a_date_promises_the_working_days() -> None:
     values = sample_values(Kind.SUBMITTED) | {"due": None}
     arabic = render(Kind.SUBMITTED, Channel.SMS, Locale.AR, values).body

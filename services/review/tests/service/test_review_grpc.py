@@ -1029,6 +1029,7 @@ async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
         "documents-unclear",
         "The attachments are unclear or unreadable",
     )
+    assert not rejected.decides_appeal
     await review.act(
         request_appealed=events_pb2.RequestAppealed(
             request_id=item, reason="The photo is recent and clear"
@@ -1057,9 +1058,10 @@ async def test_an_appeal_goes_to_a_different_reviewer(review: Review) -> None:
         review_pb2.WORK_ITEM_STATE_DECIDED,
         review_pb2.DECISION_ACCEPT,
     )
-    assert [(s.status, s.actor_id) for s in await review.statuses(item)][-2:] == [
-        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "E200"),
-        (common_pb2.REQUEST_STATUS_ACCEPTED, "E200"),
+    assert [(s.status, s.actor_id, s.decides_appeal) for s in await review.statuses(item)][-2:] == [
+        (common_pb2.REQUEST_STATUS_UNDER_REVIEW, "E200", False),
+        # Notify offers no appeal against it.
+        (common_pb2.REQUEST_STATUS_ACCEPTED, "E200", True),
     ]
 
 

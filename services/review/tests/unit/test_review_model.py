@@ -334,6 +334,26 @@ def test_an_appealed_rejection_is_queued_for_another_reviewer() -> None:
     assert (item.state, item.decision) == (State.DECIDED, Decision.ACCEPT)
 
 
+def test_only_the_decision_of_an_appeal_says_it_decides_one() -> None:
+    """The beneficiary's notice offers an appeal against a rejection, but not against the
+    rejection of their appeal."""
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, START, CALENDAR)
+    assert [(e.status, e.decides_appeal) for e in item.events if isinstance(e, StatusChanged)] == [
+        (Status.REJECTED, False)
+    ]
+    settled(item)
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    settled(item)
+    item.claim(SARA, riyadh(5, 10), LEASE)
+    item.decide(SARA, Decision.REJECT, "Still unclear", unclear, riyadh(5, 11), CALENDAR)
+    assert [(e.status, e.decides_appeal) for e in item.events if isinstance(e, StatusChanged)] == [
+        (Status.UNDER_REVIEW, False),
+        (Status.REJECTED, True),
+    ]
+
+
 def test_the_history_keeps_each_decisions_reason_code_through_an_appeal() -> None:
     """Who decided, when and why: the canned reason is the why, and an appeal clears it from
     the item, so the history must hold it."""

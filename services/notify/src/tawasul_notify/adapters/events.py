@@ -108,6 +108,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "respond_by": _riyadh_day(c.respond_by, c.HasField("respond_by")),
             "outcome": status.value,
             "due": _riyadh_day(c.due_at, c.HasField("due_at")),
+            "appeal": not c.decides_appeal,
         }
         return Notice.create(
             event_id=event.event_id,

@@ -115,7 +115,8 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.NEEDS_MORE_INFO: frozenset({"number", "missing", "respond_by", "note"}),
     Kind.ANSWER_RECEIVED: frozenset({"number", "due"}),
     Kind.ACCEPTED: frozenset({"number", "note"}),
-    Kind.REJECTED: frozenset({"number", "reason", "note"}),
+    # `appeal`: whether one may still be made (not against an appeal's own decision).
+    Kind.REJECTED: frozenset({"number", "reason", "note", "appeal"}),
     Kind.TRANSFERRED: frozenset({"number"}),
     Kind.CANCELLED: frozenset({"number"}),
     Kind.CLOSED: frozenset({"number", "note"}),
@@ -148,6 +149,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "number": _SAMPLE_NUMBER,
         "reason": "The attachments are unclear or unreadable",
         "note": _SAMPLE_NOTE,
+        "appeal": True,
     },
     Kind.TRANSFERRED: {"number": _SAMPLE_NUMBER},
     Kind.CANCELLED: {"number": _SAMPLE_NUMBER},

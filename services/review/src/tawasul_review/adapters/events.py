@@ -130,6 +130,7 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
         cancel_too_late=event.cancel_too_late,
         reviewer_message=event.reviewer_message,
         sequence=event.sequence,
+        decides_appeal=event.decides_appeal,
         internal=events_pb2.RequestStatusChanged.Internal(
             note=event.internal_note, department_code=item.department
         ),

@@ -156,6 +156,8 @@ class StatusChanged:
     cancel_too_late: bool = False
     # The status the beneficiary was last told, restated to carry a reviewer's message.
     reviewer_message: bool = False
+    # A decision of the beneficiary's appeal: none lies against it.
+    decides_appeal: bool = False
     # The request's count of status changes published, this one included (WorkItem.announce):
     # consumers skip one no later than one they applied (a dead letter replayed, a late one).
     sequence: int = 0
@@ -406,7 +408,14 @@ class WorkItem:
         self._stop_clock(now)
         status = Status.ACCEPTED if decision is Decision.ACCEPT else Status.REJECTED
         self._publish(
-            status, reviewer.subject, text, now, calendar, action=decision.value, reason=reason
+            status,
+            reviewer.subject,
+            text,
+            now,
+            calendar,
+            action=decision.value,
+            reason=reason,
+            decides_appeal=bool(self.appeal_of),
         )
         if reason is not None:
             # The canned why, kept on the record: an appeal clears it from the item.
@@ -715,6 +724,7 @@ class WorkItem:
         internal_note: str = "",
         reopened: bool = False,
         reviewer_message: bool = False,
+        decides_appeal: bool = False,
     ) -> None:
         self.public_status = status
         self.schedule(calendar, now)
@@ -733,6 +743,7 @@ class WorkItem:
                 due_at=self.due_at,
                 reopened=reopened,
                 reviewer_message=reviewer_message,
+                decides_appeal=decides_appeal,
             )
         )
         if action:

@@ -507,6 +507,7 @@ class RequestStatusChanged(_message.Message):
     CANCEL_TOO_LATE_FIELD_NUMBER: _builtins.int
     REVIEWER_MESSAGE_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    DECIDES_APPEAL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -539,6 +540,10 @@ class RequestStatusChanged(_message.Message):
     A consumer keeps the highest it applied and skips an event with one no higher (a dead
     letter replayed after the request moved on, a late one): it would put the request back
     in an earlier status. 0: from before review stamped it, applied as it comes.
+    """
+    decides_appeal: _builtins.bool
+    """On a decision: it decided the beneficiary's appeal (four-eyes), so no appeal lies
+    against it; a rejection's notice offers none.
     """
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
@@ -583,10 +588,11 @@ class RequestStatusChanged(_message.Message):
         cancel_too_late: _builtins.bool = ...,
         reviewer_message: _builtins.bool = ...,
         sequence: _builtins.int = ...,
+        decides_appeal: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "decides_appeal", b"decides_appeal", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
