@@ -188,7 +188,11 @@ async def test_a_status_change_replayed_after_a_later_one_leaves_the_status_show
     await clients.review.RequestInformation(
         review_pb2.RequestInformationRequest(
             request_id=request.request_id,
-            missing=[common_pb2.MissingItem(kind="document", name="other", description="Receipt")],
+            missing=[
+                common_pb2.MissingItem(
+                    kind="document", name="supporting_document", description="Receipt"
+                )
+            ],
             message="Which payment is it?",
         ),
         metadata=bearer(reviewer),

@@ -233,7 +233,7 @@ class Journey(RuleBasedStateMachine):
             return lambda: review.DecideRequest(decision, timeout=TIMEOUT, metadata=metadata)
         if action == "ask":
             missing = common_pb2.MissingItem(
-                kind="document", name="other", description="The payment receipt"
+                kind="document", name="supporting_document", description="The payment receipt"
             )
             ask = review_pb2.RequestInformationRequest(
                 request_id=r, missing=[missing], message="Which payment is it?"

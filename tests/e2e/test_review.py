@@ -202,7 +202,11 @@ async def test_an_unanswered_information_request_closes_the_request(
     await clients.review.RequestInformation(
         review_pb2.RequestInformationRequest(
             request_id=request.request_id,
-            missing=[common_pb2.MissingItem(kind="document", name="other", description="Proof")],
+            missing=[
+                common_pb2.MissingItem(
+                    kind="document", name="supporting_document", description="Proof"
+                )
+            ],
         ),
         timeout=TIMEOUT,
         metadata=bearer(reviewer),

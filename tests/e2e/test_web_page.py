@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from tawasul.common.v1 import common_pb2
+from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, sample_pdf
@@ -223,6 +224,12 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     )
     await expect(page.locator("#respond-message")).to_have_value("x" * 1001)
     await page.fill("#respond-message", "The reference number is 7781204; the receipt is attached")
+    # What was asked for by name has an input of its own: the field's, and the document's
+    # upload as its kind.
+    await page.fill("#answer-reference_number", "7781204")
+    screen = tmp_path / "error-screen.pdf"
+    screen.write_bytes(sample_pdf("Error 504 at the payment step"))
+    await page.set_input_files("#answer-document-error_screenshot", str(screen))
     receipt = tmp_path / "receipt.pdf"
     receipt.write_bytes(sample_pdf("Receipt 7781204"))
     await page.set_input_files("#respond-file", str(receipt))
@@ -247,7 +254,14 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#respond-message")).to_have_value("")
     answered = await clients.track(citizen, number)
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
-    assert len(answered.document_ids) == 3
+    assert answered.fields["reference_number"] == "7781204"
+    assert len(answered.document_ids) == 4
+    screenshot_kind = await clients.docs.GetDocument(
+        docs_pb2.GetDocumentRequest(document_id=answered.document_ids[2]),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(citizen),
+    )
+    assert screenshot_kind.document.document_kind == "error_screenshot"
     # Sent under a key of the page's, so that sending it again is the same answer.
     answer = await scalar(
         stack,
@@ -325,7 +339,10 @@ async def claim_and_ask(clients: Clients, reviewer: str, request_id: str) -> Non
             missing=[
                 common_pb2.MissingItem(
                     kind="field", name="reference_number", description="The reference number"
-                )
+                ),
+                common_pb2.MissingItem(
+                    kind="document", name="error_screenshot", description="The error's screen"
+                ),
             ],
             message="Please send the payment's reference number",
             respond_within_working_days=3,

@@ -571,8 +571,9 @@ def request_info(
     missing: Annotated[
         list[str],
         typer.Option(
-            help="What is missing, as kind:name:description (kind: document, field or other);"
-            " repeat for each item."
+            help="What is missing, as kind:name:description (kind: document, field or other;"
+            " a document's or a field's name as the sub-service's catalog spells it, e.g."
+            " document:passport_copy:…); repeat for each item."
         ),
     ],
     message: Annotated[str, typer.Option(help="Shown to the beneficiary with the list.")] = "",

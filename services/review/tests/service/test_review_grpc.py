@@ -178,15 +178,17 @@ class Review:
         locale: str = "ar",
         request_id: uuid.UUID | None = None,
         priority: int = 0,
+        sub_service: str = "",
     ) -> WorkItem:
-        """The work item review's routed-event subscriber makes of a routed request."""
+        """The work item review's routed-event subscriber makes of a routed request (of a
+        sub-service not in the catalog unless named)."""
         self.numbers += 1
         return WorkItem.enqueue(
             request_id=request_id or uuid.uuid4(),
             request_number=f"TW{self.numbers:09d}",
             department=department,
             queue=f"{department}.default",
-            sub_service_code=f"{department}.general",
+            sub_service_code=sub_service or f"{department}.general",
             description="The photo does not appear when renewing passport",
             applicant_id="1000000008",
             document_ids=("d1", "d2"),
@@ -197,10 +199,15 @@ class Review:
         )
 
     async def enqueue(
-        self, department: str = "passports", *, sla: Sla | None = None, locale: str = "ar"
+        self,
+        department: str = "passports",
+        *,
+        sla: Sla | None = None,
+        locale: str = "ar",
+        sub_service: str = "",
     ) -> str:
         """A routed request joins its queue, as review's routed-event subscriber does it."""
-        item = self.routed(department, sla=sla, locale=locale)
+        item = self.routed(department, sla=sla, locale=locale, sub_service=sub_service)
         await handlers.enqueue(
             uow=self.uow(),
             routed=[(str(uuid.uuid4()), item)],
@@ -526,6 +533,45 @@ async def request_information(
         timeout=5,
         metadata=bearer(who),
     )
+
+
+async def test_what_is_asked_for_is_a_document_or_a_field_of_the_sub_service(
+    review: Review,
+) -> None:
+    """The beneficiary's page offers each document asked for as its upload and each field as
+    its input: a name the sub-service does not have could be answered by neither."""
+    item = await review.enqueue(sub_service="passports.lost-passport-report")
+    await review.claim_next(ALI)
+
+    async def ask(*missing: common_pb2.MissingItem) -> review_pb2.RequestInformationResponse:
+        return await review.stub.RequestInformation(
+            review_pb2.RequestInformationRequest(
+                request_id=item, missing=missing, message="Please add what is missing"
+            ),
+            timeout=5,
+            metadata=bearer(ALI),
+        )
+
+    unknown = await refused(
+        ask(
+            MISSING_PHOTO,
+            MISSING_DATE,
+            common_pb2.MissingItem(kind="field", name="eye_colour", description="Eye colour"),
+            common_pb2.MissingItem(kind="other", name="visit", description="Visit the office"),
+        )
+    )
+    assert unknown.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(unknown) == {
+        "missing[0].name": "a document kind of passports.lost-passport-report:"
+        " police_report, supporting_document",
+        "missing[2].name": "a field of passports.lost-passport-report: loss_city, loss_date,"
+        " loss_place, national_id, passport_number",
+    }
+    police = common_pb2.MissingItem(
+        kind="document", name="police_report", description="The police report of the loss"
+    )
+    asked = await ask(police, MISSING_DATE)
+    assert [m.name for m in asked.item.missing] == ["police_report", "loss_date"]
 
 
 async def test_an_answered_information_request_returns_to_the_same_reviewer(

@@ -453,8 +453,8 @@ function renderSubService() {
   for (const spec of s.documents || []) documents.append(...documentInput(s, spec));
 }
 
-function fieldInput(spec) {
-  const id = `field-${spec.name}`;
+function fieldInput(spec, prefix = "field") {
+  const id = `${prefix}-${spec.name}`;
   const label = Object.assign(document.createElement("label"), { htmlFor: id });
   label.textContent = spec.required ? `${spec.label} ${t("new.required")}` : spec.label;
   let input;
@@ -647,6 +647,7 @@ function renderRequest(r) {
       missing.append(Object.assign(document.createElement("li"), { textContent: m.description || m.name }));
     }
     $("#respond-by").textContent = dateText(r.respond_by);
+    askedInputs(r);
   }
   const followFrom = r.follow_up_from?.at ? new Date(r.follow_up_from.at) : null;
   const canFollow = UNDECIDED.has(status) && !needsInfo;
@@ -660,7 +661,7 @@ function renderRequest(r) {
 }
 
 // Null once the service took the action; its refusal, shown, otherwise.
-async function act(path, body) {
+async function act(path, body, kinds = []) {
   clearErrors($("#view-request"));
   try {
     const { request } = await api("POST", `/api/v1/requests/${encodeURIComponent(state.request.request_number)}/${path}`, body);
@@ -668,37 +669,84 @@ async function act(path, body) {
     banner(t("actions.done"));
     return null;
   } catch (error) {
-    showError($("#view-request"), error);
+    showError($("#view-request"), atKinds(error, kinds));
     return error;
   }
+}
+
+// What the reviewer asked for by name, as the form's inputs: a field of the sub-service as
+// its input, a document as an upload of its kind (SPEC §6.3); the rest is for the message.
+async function askedInputs(r) {
+  const asked = $("#respond-asked");
+  asked.replaceChildren();
+  await loadCatalog();
+  const s = subService(r.sub_service_code);
+  if (!s || state.request !== r) return;
+  for (const m of r.missing || []) {
+    const field = m.kind === "field" && (s.fields || []).find((f) => f.name === m.name);
+    const kind = m.kind === "document" && (s.documents || []).find((d) => d.kind === m.name);
+    if (field) asked.append(...fieldInput({ ...field, required: false }, "answer"));
+    if (kind) asked.append(...askedDocument(kind));
+  }
+}
+
+function askedDocument(spec) {
+  const id = `answer-document-${spec.kind}`;
+  const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: spec.label });
+  const input = Object.assign(document.createElement("input"), {
+    id,
+    type: "file",
+    accept: (spec.media_types || []).join(","),
+  });
+  input.dataset.kind = spec.kind;
+  const progress = Object.assign(document.createElement("progress"), { max: 1, value: 0, hidden: true });
+  const error = Object.assign(document.createElement("p"), { className: "error" });
+  error.dataset.errorFor = `documents.${spec.kind}`;
+  return [label, input, progress, error];
 }
 
 async function respond(event) {
   event.preventDefault();
   const form = $("#respond-form");
   clearErrors(form);
-  state.answer ??= { key: newKey(), file: null, documentId: "" };
-  const file = $("#respond-file").files[0] || null;
-  if (file !== state.answer.file) {
-    state.answer.file = file;
-    state.answer.documentId = "";
-  }
-  if (file && !state.answer.documentId) {
-    try {
-      state.answer.documentId = (await upload(file, { progress: $("#respond-progress") })).document_id;
-    } catch (error) {
-      showError(form, { message: error.message, fields: { document_ids: Object.values(error.fields).join(" — ") || error.message } });
-      return;
+  state.answer ??= { key: newKey(), uploads: new Map() };
+  // Each document asked for as its kind, then any other attachment; each file uploaded once
+  // however often the answer is sent.
+  const documentIds = [];
+  const kinds = [];
+  for (const input of form.querySelectorAll('input[type="file"]')) {
+    const file = input.files[0];
+    if (!file) continue;
+    const kind = input.dataset.kind || "";
+    let stored = state.answer.uploads.get(input.id);
+    if (stored?.file !== file) {
+      try {
+        const subService = kind ? state.request.sub_service_code : "";
+        const document = await upload(file, { subService, kind, progress: input.nextElementSibling });
+        stored = { file, documentId: document.document_id };
+        state.answer.uploads.set(input.id, stored);
+      } catch (error) {
+        const slot = kind ? `documents.${kind}` : "document_ids";
+        showError(form, { message: error.message, fields: { [slot]: Object.values(error.fields).join(" — ") || error.message } });
+        return;
+      }
     }
+    documentIds.push(stored.documentId);
+    kinds.push(kind);
+  }
+  const fields = {};
+  for (const input of form.querySelectorAll("[data-field]")) {
+    if (input.value.trim()) fields[input.dataset.field] = input.value.trim();
   }
   const body = {
     idempotency_key: state.answer.key,
     message: $("#respond-message").value,
-    document_ids: state.answer.documentId ? [state.answer.documentId] : [],
+    fields,
+    document_ids: documentIds,
   };
   // Refused or unanswered, the answer stays in the form to be corrected or sent again; but
   // when its key was taken, the answer sent before it (its reply lost) stands: shown as taken.
-  const refused = await act("respond", body);
+  const refused = await act("respond", body, kinds);
   const taken = refused?.fields?.idempotency_key;
   if (!refused || taken) {
     state.answer = null;

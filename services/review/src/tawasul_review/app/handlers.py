@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from tawasul_calendar import RIYADH, WorkingCalendar
-from tawasul_platform.catalog import Catalog
+from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -600,10 +600,33 @@ async def request_information(
     respond_by = datetime.combine(last_day, time.max, tzinfo=RIYADH)
     async with uow:
         item = await _visible(uow, reviewer, request_id)
+        _check_asked(missing, policy.catalog.sub_services.get(item.sub_service_code))
         item.request_information(reviewer, missing, message, respond_by, now, policy.calendar)
         await _freed(uow, item, reviewer.subject, policy, now)
         await uow.commit()
     return item
+
+
+def _check_asked(missing: tuple[Missing, ...], sub_service: SubService | None) -> None:
+    """A document or a field asked for is one of the sub-service's, by its catalog name: the
+    beneficiary's page offers that document's upload or that field's input, and intake takes
+    the answer under it (SPEC §6.3). Anything else is asked as "other"."""
+    if sub_service is None:  # no longer in the catalog: nothing to check against
+        return
+    kinds = sorted(d.kind for d in sub_service.documents)
+    names = sorted(f.name for f in sub_service.fields)
+    problems: dict[str, str] = {}
+    for index, item in enumerate(missing):
+        if item.kind == "document" and item.name not in kinds:
+            problems[f"missing[{index}].name"] = (
+                f"a document kind of {sub_service.code}: {', '.join(kinds)}"
+            )
+        elif item.kind == "field" and item.name not in names:
+            problems[f"missing[{index}].name"] = (
+                f"a field of {sub_service.code}: {', '.join(names) or 'it has none'}"
+            )
+    if problems:
+        raise InvalidArgument(problems)
 
 
 async def transfer(
