@@ -169,11 +169,13 @@ def test_dates_of_birth_cannot_be_in_the_future() -> None:
 
 def test_every_national_id_or_iqama_field_names_the_person_the_request_is_about() -> None:
     # SPEC §2: the person is the account holder or one they may file for, whichever field
-    # names them; a visitor's border number is not (yet) held to that.
+    # names them; a visit-visa extension is about the visitor its border number names.
     people = {FieldType.NATIONAL_ID, FieldType.IQAMA_NUMBER, FieldType.ID_NUMBER}
+    visitor = ("residents.visit-visa-extension", "visitor_border_number")
     for service in load_catalog().sub_services.values():
         for spec in service.fields:
-            assert spec.names_subject == (spec.type in people), f"{service.code}.{spec.name}"
+            names = spec.type in people or (service.code, spec.name) == visitor
+            assert spec.names_subject == names, f"{service.code}.{spec.name}"
 
 
 def test_choice_fields_offer_options_and_others_do_not() -> None:

@@ -43,7 +43,7 @@ from tawasul_intake.domain.model import (
     Submission,
     validate_submission,
 )
-from tawasul_intake.domain.people import Relation
+from tawasul_intake.domain.people import Person, PersonKind, Relation
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import (
     AlreadyExists,
@@ -748,13 +748,54 @@ async def test_a_visit_visa_extension_is_for_syrian_and_yemeni_visitors(intake: 
         pytest.param(RESIDENT, "2012345670", id="an-egyptian-dependent"),
     ],
 )
-async def test_a_visit_visa_extension_for_other_nationals_is_refused(
+async def test_a_visit_visa_extension_is_about_a_visitor_by_border_number(
     intake: Intake, caller: Principal, subject: str
 ) -> None:
+    """The visitor's border number names the request's subject: anyone else is refused at it."""
     with pytest.raises(InvalidArgument) as caught:
         await intake.submit(caller, code=VISIT, subject=subject)
-    assert set(caught.value.violations) == {"subject_id"}
-    assert "SYR, YEM" in caught.value.violations["subject_id"]
+    assert set(caught.value.violations) == {"fields.visitor_border_number"}
+    assert intake.db.requests == {}
+
+
+async def test_a_visit_visa_extension_for_a_visitor_of_another_nationality_is_refused(
+    intake: Intake,
+) -> None:
+    egyptian = "3000000137"
+    intake.registry = replace(
+        REGISTRY,
+        people={
+            **REGISTRY.people,
+            egyptian: Person(egyptian, PersonKind.VISITOR, "EGY", "زائر", "A visitor"),
+        },
+        relations={**REGISTRY.relations, (FATHER.subject, egyptian): Relation.HOSTED_VISITOR},
+    )
+    fields = about(egyptian, VISIT) | {"visitor_nationality": "EGY"}
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=VISIT, subject=egyptian, fields=fields)
+    # Typed, the form says so before the registry is asked.
+    assert caught.value.violations == {
+        "fields.visitor_nationality": "this sub-service is for nationals of SYR, YEM"
+    }
+    # Typed as one of them, the registry's record says otherwise.
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(
+            code=VISIT, subject=egyptian, fields=fields | {"visitor_nationality": "SYR"}
+        )
+    assert caught.value.violations == {
+        "subject_id": "this sub-service is for nationals of SYR, YEM"
+    }
+    assert intake.db.requests == {}
+
+
+async def test_a_visitor_s_nationality_is_the_one_on_record(intake: Intake) -> None:
+    """VISITOR is Syrian: a form calling him Yemeni would pass the limit but not the record."""
+    fields = about(VISITOR, VISIT) | {"visitor_nationality": "YEM"}
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=VISIT, subject=VISITOR, fields=fields)
+    assert caught.value.violations == {
+        "fields.visitor_nationality": "not the nationality on record for this person"
+    }
     assert intake.db.requests == {}
 
 

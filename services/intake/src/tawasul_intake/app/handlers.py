@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tawasul_calendar import RIYADH, WorkingCalendar
-from tawasul_platform.catalog import Catalog, DocumentSpec, SubService
+from tawasul_platform.catalog import Catalog, DocumentSpec, FieldType, SubService
 from tawasul_platform.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -44,6 +44,8 @@ from tawasul_intake.domain.model import (
     Request,
     Status,
     Submission,
+    nationals_may_file,
+    nationals_only,
     validate_answer,
 )
 from tawasul_intake.domain.people import Person, Relation
@@ -157,16 +159,24 @@ async def _check_subject(
         )
     person = await registry.person(submission.subject_id)
     nationality = person.nationality if person else ""
-    if sub_service.subject_nationalities and nationality not in sub_service.subject_nationalities:
-        allowed = ", ".join(sorted(sub_service.subject_nationalities))
-        raise InvalidArgument(
-            {
-                "subject_id": Bilingual(
-                    f"this sub-service is for nationals of {allowed}",
-                    f"هذه الخدمة الفرعية لمواطني {allowed} فقط",
-                )
-            }
+    if not nationals_may_file(sub_service, nationality):
+        raise InvalidArgument({"subject_id": nationals_only(sub_service)})
+    # Where the sub-service is for some nationals only, a nationality typed into the form is
+    # the person's own, as the registry has it (elsewhere, a passport data update say, it may
+    # be the new one).
+    typed = {
+        f"fields.{spec.name}": Bilingual(
+            "not the nationality on record for this person",
+            "لا تطابق الجنسية المسجلة لهذا الشخص",
         )
+        for spec in sub_service.fields
+        if spec.type is FieldType.NATIONALITY
+        and sub_service.subject_nationalities
+        and person is not None
+        and submission.fields.get(spec.name, nationality) != nationality
+    }
+    if typed:
+        raise InvalidArgument(typed)
     return person
 
 

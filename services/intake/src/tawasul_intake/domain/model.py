@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
 from tawasul_calendar import Locale as DateLocale
-from tawasul_platform.catalog import Catalog, SubService
+from tawasul_platform.catalog import Catalog, FieldType, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
 from tawasul_platform.i18n import Bilingual
@@ -735,9 +735,25 @@ def _check_fields(
         )
         if problem:
             problems[f"fields.{name}"] = problem
+        elif spec.type is FieldType.NATIONALITY and not nationals_may_file(sub_service, value):
+            problems[f"fields.{name}"] = nationals_only(sub_service)
         else:
             values[name] = value
     return values
+
+
+def nationals_may_file(sub_service: SubService, nationality: str) -> bool:
+    """Whether a request about a national of `nationality` fits the sub-service's limit (the
+    visit-visa extension is for Syrian and Yemeni visitors, seed 001)."""
+    return not sub_service.subject_nationalities or nationality in sub_service.subject_nationalities
+
+
+def nationals_only(sub_service: SubService) -> Bilingual:
+    allowed = ", ".join(sorted(sub_service.subject_nationalities))
+    return Bilingual(
+        f"this sub-service is for nationals of {allowed}",
+        f"هذه الخدمة الفرعية لمواطني {allowed} فقط",
+    )
 
 
 def _check_named_subject(
