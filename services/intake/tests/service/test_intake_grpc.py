@@ -174,6 +174,26 @@ class Intake:
         answer = await self.stub.SubmitRequest(message, timeout=5, metadata=metadata)
         return answer.request
 
+    async def tracked(self, number: str) -> intake_pb2.Request:
+        """The request's status page, tracked without login by the citizen's ID and mobile
+        with the code sent to them."""
+        await self.stub.StartTracking(
+            intake_pb2.StartTrackingRequest(
+                request_number=number, id_number=CITIZEN_ID, mobile="0551234567"
+            ),
+            timeout=5,
+        )
+        answer = await self.stub.TrackRequest(
+            intake_pb2.TrackRequestRequest(
+                request_number=number,
+                id_number=CITIZEN_ID,
+                mobile="0551234567",
+                code=self.sender.codes[number],
+            ),
+            timeout=5,
+        )
+        return answer.request
+
     async def get(self, number: str, token: str = CITIZEN) -> intake_pb2.Request:
         answer = await self.stub.GetRequest(
             intake_pb2.GetRequestRequest(request_number=number), timeout=5, metadata=bearer(token)
@@ -980,22 +1000,7 @@ async def test_tracking_without_login_shows_the_status_page_and_nothing_filed(
     )
 
     async def tracked() -> intake_pb2.Request:
-        await intake.stub.StartTracking(
-            intake_pb2.StartTrackingRequest(
-                request_number=number, id_number=CITIZEN_ID, mobile="0551234567"
-            ),
-            timeout=5,
-        )
-        answer = await intake.stub.TrackRequest(
-            intake_pb2.TrackRequestRequest(
-                request_number=number,
-                id_number=CITIZEN_ID,
-                mobile="0551234567",
-                code=intake.sender.codes[number],
-            ),
-            timeout=5,
-        )
-        return answer.request
+        return await intake.tracked(number)
 
     def status_page(full: intake_pb2.Request) -> intake_pb2.Request:
         page = intake_pb2.Request()
@@ -1079,27 +1084,13 @@ async def test_a_decision_shows_its_reason_with_its_message_and_no_expected_date
         "ar": "البيانات لا تطابق السجلات",
         "en": "The data does not match",
     }
-    await intake.stub.StartTracking(
-        intake_pb2.StartTrackingRequest(
-            request_number=number, id_number=CITIZEN_ID, mobile="0551234567"
-        ),
-        timeout=5,
-    )
-    tracked = await intake.stub.TrackRequest(
-        intake_pb2.TrackRequestRequest(
-            request_number=number,
-            id_number=CITIZEN_ID,
-            mobile="0551234567",
-            code=intake.sender.codes[number],
-        ),
-        timeout=5,
-    )
-    assert (tracked.request.decision_reason_code, tracked.request.decision_reason) == (
+    tracked = await intake.tracked(number)
+    assert (tracked.decision_reason_code, tracked.decision_reason) == (
         shown.decision_reason_code,
         shown.decision_reason,
     )
     # An unset date stays unset on the status page too, not an empty one.
-    assert not tracked.request.HasField("expected_completion")
+    assert not tracked.HasField("expected_completion")
 
 
 # What tracking without login shows of a request.
