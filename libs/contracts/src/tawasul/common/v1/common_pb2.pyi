@@ -172,9 +172,12 @@ class MissingItem(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"document" or "field"."""
+    """"document", "field" or "other"."""
     name: _builtins.str
-    """The document kind or field name of the sub-service, or "other"."""
+    """For a document, one of the sub-service's document kinds (e.g. "passport_copy"); for a
+    field, one of its field names: review refuses any other, and the beneficiary's page
+    offers each as its upload or its input. For "other", a short name of the reviewer's.
+    """
     description: _builtins.str
     """What the reviewer asks, shown to the beneficiary."""
     def __init__(
