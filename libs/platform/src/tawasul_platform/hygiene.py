@@ -17,7 +17,7 @@ from typing import cast
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from tawasul_platform.i18n import Bilingual
+from tawasul_platform.i18n import CHARACTERS, Bilingual, Noun, at_most
 
 MAX_STRING_CHARS = 10_000
 MAX_REPEATED_ITEMS = 1_000
@@ -35,8 +35,10 @@ CONTROL = Bilingual("must not contain control characters", "يجب ألا يحت
 NONCHARACTER = Bilingual(
     "must not contain Unicode noncharacters", "يجب ألا يحتوي على محارف يونيكود غير صالحة"
 )
-TOO_LONG = Bilingual(f"at most {MAX_STRING_CHARS} characters", f"{MAX_STRING_CHARS} حرف على الأكثر")
-TOO_MANY = Bilingual(f"at most {MAX_REPEATED_ITEMS} items", f"{MAX_REPEATED_ITEMS} عنصر على الأكثر")
+TOO_LONG = at_most(CHARACTERS, MAX_STRING_CHARS)
+TOO_MANY = at_most(
+    Noun("item", "items", "عنصر واحد", "عنصران", "عناصر", "عنصرًا", "عنصر"), MAX_REPEATED_ITEMS
+)
 
 
 def text_problem(text: str) -> Bilingual | None:

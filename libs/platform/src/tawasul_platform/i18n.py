@@ -10,6 +10,7 @@ Pure Python: domain modules import it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 ACCEPT_LANGUAGE: Final = "accept-language"
@@ -28,6 +29,43 @@ class Bilingual(str):
 
     def __reduce__(self) -> tuple[type[Bilingual], tuple[str, str]]:
         return Bilingual, (str(self), self.ar)
+
+
+@dataclass(frozen=True, slots=True)
+class Noun:
+    """What a message counts, in the words each number takes.
+
+    Arabic agrees with the number (CLDR's plural forms, by the last two digits past two):
+    one and two have words of their own and no digit ("مستند واحد", "مستندان"), 3–10 take the
+    plural ("5 مستندات", "103 مستندات"), 11–99 the singular in the accusative ("50 حرفًا"), and
+    the rest the singular ("100 حرف").
+    """
+
+    en: str
+    en_plural: str
+    ar_one: str
+    ar_two: str
+    ar_plural: str
+    ar_accusative: str
+    ar_singular: str
+
+    def count(self, n: int) -> Bilingual:
+        """`n` of this, in both languages: "1 document" / "مستند واحد"."""
+        en = f"{n} {self.en if n == 1 else self.en_plural}"
+        return Bilingual(en, _arabic_count(n, self))
+
+
+def _arabic_count(n: int, noun: Noun) -> str:
+    if n == 1:
+        return noun.ar_one
+    if n == 2:
+        return noun.ar_two
+    tens = n % 100
+    if 3 <= tens <= 10:
+        return f"{n} {noun.ar_plural}"
+    if 11 <= tens <= 99:
+        return f"{n} {noun.ar_accusative}"
+    return f"{n} {noun.ar_singular}"
 
 
 def in_locale(message: str, locale: str) -> str | None:
@@ -62,3 +100,12 @@ def preferred_locale(header: str | None) -> str | None:
         if best is None or (quality, -order) > (best[0], -best[1]):
             best = (quality, order, locale)
     return best[2] if best else None
+
+
+CHARACTERS: Final = Noun("character", "characters", "حرف واحد", "حرفان", "أحرف", "حرفًا", "حرف")
+
+
+def at_most(noun: Noun, n: int) -> Bilingual:
+    """ "at most `n` of `noun`", in both languages."""
+    counted = noun.count(n)
+    return Bilingual(f"at most {counted}", f"{counted.ar} على الأكثر")

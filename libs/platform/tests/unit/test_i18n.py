@@ -1,7 +1,7 @@
 import pickle
 
 import pytest
-from tawasul_platform.i18n import Bilingual, in_locale, preferred_locale
+from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most, in_locale, preferred_locale
 
 
 def test_a_bilingual_message_is_its_english_with_its_arabic_beside_it() -> None:
@@ -41,3 +41,32 @@ def test_a_bilingual_message_is_its_english_with_its_arabic_beside_it() -> None:
 )
 def test_the_preferred_of_arabic_and_english(header: str | None, locale: str | None) -> None:
     assert preferred_locale(header) == locale
+
+
+@pytest.mark.parametrize(
+    ("n", "english", "arabic"),
+    [
+        (1, "1 character", "حرف واحد"),
+        (2, "2 characters", "حرفان"),
+        (3, "3 characters", "3 أحرف"),
+        (10, "10 characters", "10 أحرف"),
+        (11, "11 characters", "11 حرفًا"),
+        (50, "50 characters", "50 حرفًا"),
+        (99, "99 characters", "99 حرفًا"),
+        (100, "100 characters", "100 حرف"),
+        (102, "102 characters", "102 حرف"),
+        (103, "103 characters", "103 أحرف"),
+        (150, "150 characters", "150 حرفًا"),
+        (2000, "2000 characters", "2000 حرف"),
+    ],
+)
+def test_a_count_agrees_with_its_number_in_either_language(
+    n: int, english: str, arabic: str
+) -> None:
+    counted = CHARACTERS.count(n)
+    assert (counted, counted.ar) == (english, arabic)
+
+
+def test_at_most_puts_the_limit_in_each_language_s_order() -> None:
+    limit = at_most(CHARACTERS, 1)
+    assert (limit, limit.ar) == ("at most 1 character", "حرف واحد على الأكثر")

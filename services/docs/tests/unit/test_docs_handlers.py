@@ -1418,9 +1418,14 @@ def slot(
 
 async def test_an_account_holds_at_most_its_limit_of_uploads(docs: Docs) -> None:
     async with slot(docs), slot(docs):
-        with pytest.raises(ResourceExhausted, match="at most 2 uploads at once per account"):
+        with pytest.raises(ResourceExhausted) as caught:
             async with slot(docs):
                 pass
+        said = caught.value.args[0]
+        assert (said, said.ar) == (
+            "at most 2 uploads at once per account",
+            "عمليتا رفع على الأكثر في وقت واحد لكل حساب",
+        )
         async with slot(docs, STRANGER):
             pass
     async with slot(docs):

@@ -18,7 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from tawasul_platform.i18n import Bilingual
+from tawasul_platform.i18n import Bilingual, Noun, at_most
 
 REQUIRED = ("subject_id", "sub_service_code", "description", "mobile")
 OPTIONAL = ("email", "locale", "document_ids")
@@ -26,6 +26,7 @@ FIELD_PREFIX = "field."
 DOCUMENT_PREFIX = "document."
 # Keys of rows filed in bulk: uuid5 in a namespace of their own.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tawasul.example/establishment/bulk")
+_ROWS = Noun("row", "rows", "سطر واحد", "سطران", "أسطر", "سطرًا", "سطر")
 _IDS = re.compile(r"[\s;]+")
 
 
@@ -105,13 +106,8 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 continue
             number = len(rows) + 1
             if number > max_rows:
-                raise BadFile(
-                    {
-                        "file": Bilingual(
-                            f"at most {max_rows} rows a file", f"{max_rows} سطر على الأكثر في الملف"
-                        )
-                    }
-                )
+                most = at_most(_ROWS, max_rows)
+                raise BadFile({"file": Bilingual(f"{most} a file", f"{most.ar} في الملف")})
             rows.append(_row(number, header, cells))
     except csv.Error as exc:
         raise BadFile(

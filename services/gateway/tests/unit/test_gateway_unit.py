@@ -14,6 +14,7 @@ from tawasul_gateway import bulk
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer, UnknownPerson
 from tawasul_gateway.adapters.ratelimit import RateLimiter, retry_after
 from tawasul_gateway.entrypoints.errors import ApiError, parse_error_fields
+from tawasul_platform.i18n import in_locale
 from tawasul_platform.identity import IssuerKind, Role, TokenVerifier
 from tawasul_sdk import TawasulError
 
@@ -150,7 +151,11 @@ def test_a_file_that_cannot_be_read_is_refused(data: bytes, field: str) -> None:
 def test_too_many_rows_are_refused() -> None:
     with pytest.raises(bulk.BadFile) as caught:
         bulk.parse(CSV.encode(), max_rows=1)
-    assert "at most 1 rows" in caught.value.fields["file"]
+    refused = caught.value.fields["file"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "at most 1 row a file",
+        "سطر واحد على الأكثر في الملف",
+    )
 
 
 def test_a_rows_key_depends_on_its_content_and_establishment_only() -> None:

@@ -5,33 +5,16 @@ request is about, so the page offers that person's ID rather than a blank to get
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import tawasul_gateway
 
-APP = Path(tawasul_gateway.__file__).resolve().parent / "web" / "app.js"
-NODE = shutil.which("node")
+PageScript = Callable[..., object]
 
 
-def run(call: str) -> str:
+def run(page_script: PageScript, call: str) -> object:
     """`call`'s value, with app.js's subjectId and filledValue defined."""
-    assert NODE is not None, "Node.js runs the page's script here; `make setup` needs it too"
-    source = APP.read_text("utf-8")
-    functions = []
-    for name in ("subjectId", "filledValue"):
-        found = re.search(rf"^function {name}\(.*?\) \{{\n.*?^\}}\n", source, re.M | re.S)
-        assert found, f"app.js has no {name}"
-        functions.append(found.group(0))
-    script = "\n".join(functions) + f"process.stdout.write(JSON.stringify({call}));\n"
-    done = subprocess.run(
-        [NODE, "-e", script], capture_output=True, text=True, check=True, timeout=30
-    )
-    answer: str = json.loads(done.stdout)
-    return answer
+    return page_script(call, ("subjectId", "filledValue"))
 
 
 @pytest.mark.parametrize(
@@ -43,9 +26,14 @@ def run(call: str) -> str:
         ("2023456789", "establishment", "2023456789"),
     ],
 )
-def test_the_subject_is_the_typed_id_or_ones_own(typed: str, role: str, subject: str) -> None:
+def test_the_subject_is_the_typed_id_or_ones_own(
+    page_script: PageScript, typed: str, role: str, subject: str
+) -> None:
     own = "7000000005" if role == "establishment" else "1000000008"
-    assert run(f"subjectId({json.dumps(typed)}, {json.dumps(own)}, {json.dumps(role)})") == subject
+    assert (
+        run(page_script, f"subjectId({json.dumps(typed)}, {json.dumps(own)}, {json.dumps(role)})")
+        == subject
+    )
 
 
 @pytest.mark.parametrize(
@@ -57,7 +45,7 @@ def test_the_subject_is_the_typed_id_or_ones_own(typed: str, role: str, subject:
     ],
 )
 def test_a_field_naming_the_subject_follows_it_until_typed_over(
-    current: str, filled: str, value: str
+    page_script: PageScript, current: str, filled: str, value: str
 ) -> None:
     call = f"filledValue({json.dumps(current)}, {json.dumps(filled)}, '1023456781')"
-    assert run(call) == value
+    assert run(page_script, call) == value

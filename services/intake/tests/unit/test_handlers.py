@@ -964,7 +964,12 @@ async def test_too_many_documents_are_refused(intake: Intake) -> None:
     six = [intake.documents.upload(FATHER) for _ in range(6)]
     with pytest.raises(InvalidArgument) as caught:
         await intake.submit(code=CANCEL_VISA, subject=HOUSEMAID, documents=six)
-    assert caught.value.violations == {"document_ids": "at most 5 documents for this sub-service"}
+    refused = caught.value.violations["document_ids"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "at most 5 documents for this sub-service",
+        "5 مستندات على الأكثر لهذه الخدمة الفرعية",
+    )
+    assert set(caught.value.violations) == {"document_ids"}
     five = six[:5]
     filed = await intake.submit(code=CANCEL_VISA, subject=HOUSEMAID, documents=five)
     assert len(filed.document_ids) == 5
@@ -1065,8 +1070,13 @@ async def test_an_account_has_at_most_ten_open_requests(intake: Intake) -> None:
     ]
     assert len(filed) == most == 10
     extra = INQUIRY
-    with pytest.raises(ResourceExhausted, match="at most 10 open requests"):
+    with pytest.raises(ResourceExhausted) as caught:
         await intake.submit(citizen, code=extra, key=extra)
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        "at most 10 open requests per account; follow up on or cancel one first",
+        "10 طلبات مفتوحة على الأكثر لكل حساب؛ تابع أحدها أو ألغه أولًا",
+    )
     assert len(intake.db.requests) == most
     # The cap is per account.
     await intake.submit(other, code=extra, key=extra)
@@ -1095,8 +1105,11 @@ async def test_an_establishment_files_for_its_workforce_past_a_family_s_cap(
     assert [r.status for r in filed] == [Status.SUBMITTED] * len(codes)
     # Its own cap, all the same.
     monkeypatch.setitem(MAX_OPEN_PER_ACCOUNT, Role.ESTABLISHMENT, len(codes))
-    with pytest.raises(ResourceExhausted, match=f"at most {len(codes)} open requests"):
+    with pytest.raises(ResourceExhausted) as caught:
         await intake.submit(COMPANY, code=codes[0], key="one-more", subject="2000000006")
+    # Past ten, Arabic counts in the singular.
+    assert len(codes) == 11
+    assert caught.value.args[0].ar.startswith("11 طلبًا مفتوحًا على الأكثر لكل حساب")
 
 
 async def test_a_retried_key_returns_the_first_request(intake: Intake) -> None:

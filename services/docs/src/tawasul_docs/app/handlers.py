@@ -20,7 +20,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from tawasul_platform.i18n import Bilingual
+from tawasul_platform.i18n import Bilingual, Noun, at_most
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
 
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 RESCAN_GRACE = timedelta(seconds=30)
 # The checks read what piled up in the spool since their last read, up to this much at once.
 CHECKED_BYTES = 1024 * 1024
+_UPLOADS = Noun(
+    "upload", "uploads", "عملية رفع واحدة", "عمليتا رفع", "عمليات رفع", "عملية رفع", "عملية رفع"
+)
 
 
 @asynccontextmanager
@@ -72,11 +75,9 @@ async def account_slot(
         await asyncio.shield(_give_back(uow, lease))
         raise
     if not taken:
+        most = at_most(_UPLOADS, limit)
         raise ResourceExhausted(
-            Bilingual(
-                f"at most {limit} uploads at once per account",
-                f"{limit} عمليات رفع في وقت واحد على الأكثر لكل حساب",
-            )
+            Bilingual(f"{most} at once per account", f"{most.ar} في وقت واحد لكل حساب")
         )
     try:
         yield

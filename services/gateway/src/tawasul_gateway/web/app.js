@@ -39,8 +39,6 @@ const TEXTS = {
     "new.uploaded": "تم الرفع",
     "new.sla": "مدة الإنجاز",
     "new.fee": "قد تترتب على هذه الخدمة رسوم.",
-    working_days: "يوم عمل",
-    working_hours: "ساعة عمل",
     "request.number": "رقم الطلب",
     "request.status": "الحالة",
     "request.department": "القسم",
@@ -109,8 +107,6 @@ const TEXTS = {
     "new.uploaded": "Uploaded",
     "new.sla": "Answered within",
     "new.fee": "A fee may apply to this service.",
-    working_days: "working days",
-    working_hours: "working hours",
     "request.number": "Request number",
     "request.status": "Status",
     "request.department": "Department",
@@ -298,6 +294,25 @@ function expectedDate(dd, display) {
   dd.hidden = dd.previousElementSibling.hidden = !display;
 }
 
+// Arabic agrees with the number (CLDR's plural forms, as Intl.PluralRules names them): one and
+// two have words of their own, 3–10 take the plural, 11–99 and 100 the singular.
+const DURATIONS = {
+  ar: {
+    working_days: { one: "يوم عمل واحد", two: "يوما عمل", few: "# أيام عمل", other: "# يوم عمل" },
+    working_hours: { one: "ساعة عمل واحدة", two: "ساعتا عمل", few: "# ساعات عمل", other: "# ساعة عمل" },
+  },
+  en: {
+    working_days: { one: "# working day", other: "# working days" },
+    working_hours: { one: "# working hour", other: "# working hours" },
+  },
+};
+
+function duration(amount, unit) {
+  const forms = DURATIONS[state.lang][unit] || { other: `# ${unit}` };
+  const form = forms[new Intl.PluralRules(state.lang).select(amount)] || forms.other;
+  return form.replace("#", String(amount));
+}
+
 function when(timestamp) {
   if (!timestamp) return "";
   // The office's time, as every date the server formats: not the zone of the device. Both
@@ -440,7 +455,7 @@ function renderSubService() {
   documents.replaceChildren();
   state.documents = new Map();
   $("#sub-service-about").textContent = s
-    ? [s.description, s.sla_amount ? `${t("new.sla")}: ${s.sla_amount} ${t(s.sla_unit)}` : "", s.fee_applies ? t("new.fee") : ""]
+    ? [s.description, s.sla_amount ? `${t("new.sla")}: ${duration(s.sla_amount, s.sla_unit)}` : "", s.fee_applies ? t("new.fee") : ""]
         .filter(Boolean)
         .join(" · ")
     : "";

@@ -22,7 +22,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from tawasul_platform.i18n import Bilingual
+from tawasul_platform.i18n import Bilingual, at_most
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
@@ -39,6 +39,8 @@ from tawasul_intake.app.ports import (
 )
 from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
 from tawasul_intake.domain.model import (
+    DOCUMENTS,
+    OPEN_REQUESTS,
     Missing,
     Reason,
     Request,
@@ -126,10 +128,11 @@ def _check_account(related: Related, submission: Submission) -> None:
         raise InvalidArgument(clashes)
     most = MAX_OPEN_PER_ACCOUNT[submission.applicant_role]
     if related.open_count >= most:
+        limit = at_most(OPEN_REQUESTS, most)
         raise ResourceExhausted(
             Bilingual(
-                f"at most {most} open requests per account; follow up on or cancel one first",
-                f"{most} طلبات مفتوحة على الأكثر لكل حساب؛ تابع أحدها أو ألغه أولًا",
+                f"{limit} per account; follow up on or cancel one first",
+                f"{limit.ar} لكل حساب؛ تابع أحدها أو ألغه أولًا",
             )
         )
 
@@ -189,9 +192,9 @@ def _check_documents(
     problems = _document_problems(ids, found, sub_service)
     most = _most_documents(sub_service)
     if len(ids) > most:
+        limit = at_most(DOCUMENTS, most)
         problems["document_ids"] = Bilingual(
-            f"at most {most} documents for this sub-service",
-            f"{most} مستندات على الأكثر لهذه الخدمة الفرعية",
+            f"{limit} for this sub-service", f"{limit.ar} لهذه الخدمة الفرعية"
         )
         raise InvalidArgument(problems)
     kinds = [info.kind if (info := found.get(d)) else None for d in ids]
@@ -714,12 +717,13 @@ async def respond_to_info_request(
         request.ensure_answerable(now)
         most = _most_documents(sub_service)
         if len(request.document_ids) + len(answer.document_ids) > most:
+            limit = at_most(DOCUMENTS, most)
             raise InvalidArgument(
                 {
                     "document_ids": Bilingual(
-                        f"at most {most} documents for this sub-service, "
+                        f"{limit} for this sub-service, "
                         f"{len(request.document_ids)} attached already",
-                        f"{most} مستندات على الأكثر لهذه الخدمة الفرعية، "
+                        f"{limit.ar} لهذه الخدمة الفرعية، "
                         f"وقد أُرفق منها {len(request.document_ids)}",
                     )
                 }

@@ -14,7 +14,7 @@ from datetime import date
 
 import phonenumbers
 from tawasul_platform.hygiene import visible_length, visible_text
-from tawasul_platform.i18n import Bilingual
+from tawasul_platform.i18n import CHARACTERS, Bilingual, Noun, at_most
 
 from tawasul_intake.domain.identity import CHECK_DIGIT, TEN_DIGITS, luhn_valid
 
@@ -52,13 +52,14 @@ FOREIGN_DIGITS = Bilingual(
     "يُكتب بالأرقام 0-9، لا بالأرقام الهندية (٠-٩) ولا غيرها",
 )
 REQUIRED = Bilingual("required", "مطلوب")
+_WORDS = Noun("word", "words", "كلمة واحدة", "كلمتان", "كلمات", "كلمةً", "كلمة")
 
 
 NOT_AN_OPTION = Bilingual("not one of the allowed values", "ليس من القيم المسموح بها")
 
 
 def at_most_characters(limit: int) -> Bilingual:
-    return Bilingual(f"at most {limit} characters", f"{limit} حرف على الأكثر")
+    return at_most(CHARACTERS, limit)
 
 
 def foreign_digits(text: str) -> bool:
@@ -171,9 +172,10 @@ def description_problem(text: str) -> Bilingual | None:
     # Measured as a reader sees it: zero-width characters and blank runs stand in for nothing.
     seen = visible_text(cleaned)
     if len(seen) < MIN_DESCRIPTION_CHARS:
+        least = CHARACTERS.count(MIN_DESCRIPTION_CHARS)
         return Bilingual(
-            f"too short, use at least {MIN_DESCRIPTION_CHARS} characters: {precisely}",
-            f"قصير جدًا، اكتب {MIN_DESCRIPTION_CHARS} حرفًا على الأقل: {precisely.ar}",
+            f"too short, use at least {least}: {precisely}",
+            f"قصير جدًا، اكتب {least.ar} على الأقل: {precisely.ar}",
         )
     letters = {c for c in seen.casefold() if c.isalnum()}
     if not letters:
@@ -186,9 +188,10 @@ def description_problem(text: str) -> Bilingual | None:
         )
     words = _words(seen)
     if len(words) < MIN_DESCRIPTION_WORDS:
+        least = _WORDS.count(MIN_DESCRIPTION_WORDS)
         return Bilingual(
-            f"too short, use at least {MIN_DESCRIPTION_WORDS} words: {precisely}",
-            f"قصير جدًا، اكتب {MIN_DESCRIPTION_WORDS} كلمات على الأقل: {precisely.ar}",
+            f"too short, use at least {least}: {precisely}",
+            f"قصير جدًا، اكتب {least.ar} على الأقل: {precisely.ar}",
         )
     if len(set(words)) <= 2:
         return Bilingual(

@@ -16,7 +16,7 @@ from tawasul_calendar import Locale as DateLocale
 from tawasul_platform.catalog import Catalog, FieldType, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
-from tawasul_platform.i18n import Bilingual
+from tawasul_platform.i18n import Bilingual, Noun, at_most
 from tawasul_platform.identity import ROLE_AR, Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
@@ -35,6 +35,16 @@ from tawasul_intake.domain.fields import (
 from tawasul_intake.domain.identity import CHECK_DIGIT, id_number_problem, luhn_valid
 
 MAX_DOCUMENTS = 10
+DOCUMENTS = Noun("document", "documents", "مستند واحد", "مستندان", "مستندات", "مستندًا", "مستند")
+OPEN_REQUESTS = Noun(
+    "open request",
+    "open requests",
+    "طلب مفتوح واحد",
+    "طلبان مفتوحان",
+    "طلبات مفتوحة",
+    "طلبًا مفتوحًا",
+    "طلب مفتوح",
+)
 MAX_IDEMPOTENCY_KEY = 100
 MAX_FIELDS = 30
 MAX_FIELD_VALUE = 1000
@@ -879,9 +889,7 @@ def validate_answer(
 
 def _document_ids(problems: dict[str, Bilingual], document_ids: list[str]) -> list[uuid.UUID]:
     if len(document_ids) > MAX_DOCUMENTS:
-        problems["document_ids"] = Bilingual(
-            f"at most {MAX_DOCUMENTS} documents", f"{MAX_DOCUMENTS} مستندات على الأكثر"
-        )
+        problems["document_ids"] = at_most(DOCUMENTS, MAX_DOCUMENTS)
         return []
     documents: list[uuid.UUID] = []
     for index, raw in enumerate(document_ids):
