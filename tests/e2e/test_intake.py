@@ -287,7 +287,7 @@ async def test_a_cancelled_request_leaves_the_review_queue(clients: Clients) -> 
     await eventually(in_queue, what="the request in the reports queue")
     cancelled = await cancel(clients, citizen, request.request_number)
     assert cancelled.status == common_pb2.REQUEST_STATUS_CANCELLED
-    assert (cancelled.status_label.ar, cancelled.status_label.en) == ("ملغي", "Cancelled")
+    assert (cancelled.status_label.ar, cancelled.status_label.en) == ("ملغى", "Cancelled")
 
     async def withdrawn() -> bool | None:
         answer = await clients.review.GetWorkItem(

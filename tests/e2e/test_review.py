@@ -223,8 +223,22 @@ async def test_an_unanswered_information_request_closes_the_request(
         clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_CLOSED
     )
     assert closed.history[-1].status == common_pb2.REQUEST_STATUS_CLOSED
+    # Why, in the tracking view and in the beneficiary's own language on the SMS.
+    assert (closed.decision_reason_code, closed.decision_reason.ar) == (
+        "no-answer",
+        "لم تصل المعلومات المطلوبة في الموعد المحدد",
+    )
     item = await work_item(clients, reviewer, request.request_id)
     assert item.state == review_pb2.WORK_ITEM_STATE_CLOSED
+
+    async def closure_sms() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received()]
+        number = request.request_number
+        return next((t for t in texts if number in t and "تم إغلاق" in t), None)
+
+    sms = await eventually(closure_sms, what="the closure's SMS")
+    assert "السبب: \u2068لم تصل المعلومات المطلوبة في الموعد المحدد\u2069" in sms
+    assert "The information" not in sms
 
 
 async def test_a_transfer_is_routed_again_and_its_reason_stays_internal(

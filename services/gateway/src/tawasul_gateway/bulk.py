@@ -26,7 +26,7 @@ FIELD_PREFIX = "field."
 DOCUMENT_PREFIX = "document."
 # Keys of rows filed in bulk: uuid5 in a namespace of their own.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tawasul.example/establishment/bulk")
-_ROWS = Noun("row", "rows", "سطر واحد", "سطران", "أسطر", "سطرًا", "سطر")
+_ROWS = Noun("row", "rows", "صف واحد", "صفان", "صفوف", "صفًا", "صف")
 _IDS = re.compile(r"[\s;]+")
 
 
@@ -97,7 +97,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:
-        raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة سطر العناوين")}) from None
+        raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة صف العناوين")}) from None
     _check_header(header)
     rows: list[Row | BadRow] = []
     try:
@@ -110,11 +110,9 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 raise BadFile({"file": Bilingual(f"{most} a file", f"{most.ar} في الملف")})
             rows.append(_row(number, header, cells))
     except csv.Error as exc:
-        raise BadFile(
-            {f"rows[{len(rows) + 1}]": Bilingual(str(exc), "تعذرت قراءة السطر")}
-        ) from None
+        raise BadFile({f"rows[{len(rows) + 1}]": Bilingual(str(exc), "تعذرت قراءة الصف")}) from None
     if not rows:
-        raise BadFile({"file": Bilingual("no rows after the header", "لا أسطر بعد سطر العناوين")})
+        raise BadFile({"file": Bilingual("no rows after the header", "لا صفوف بعد صف العناوين")})
     return rows
 
 
@@ -153,7 +151,7 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
             {
                 "row": Bilingual(
                     f"{len(cells)} cells where the header has {len(header)} columns",
-                    f"عدد الخلايا {len(cells)} وعدد أعمدة سطر العناوين {len(header)}",
+                    f"عدد الخلايا {len(cells)} وعدد أعمدة صف العناوين {len(header)}",
                 )
             },
         )

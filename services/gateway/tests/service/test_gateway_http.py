@@ -360,7 +360,7 @@ async def test_refusals_come_in_the_language_the_page_asks_for(tmp_path: Path) -
         )
         assert bad.json()["error"] == {
             "code": "INVALID_ARGUMENT",
-            "message": "الطلب غير صالح",
+            "message": "البيانات المدخلة غير صالحة",
             "fields": {"body": "ليس JSON صالحًا"},
         }
         # A browser's own list: its first choice of the two counts.

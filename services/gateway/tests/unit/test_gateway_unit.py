@@ -154,7 +154,7 @@ def test_too_many_rows_are_refused() -> None:
     refused = caught.value.fields["file"]
     assert (refused, in_locale(refused, "ar")) == (
         "at most 1 row a file",
-        "سطر واحد على الأكثر في الملف",
+        "صف واحد على الأكثر في الملف",
     )
 
 

@@ -111,6 +111,32 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
     )
 
 
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("ar", "السبب: ⁨لم تصل المعلومات المطلوبة في الموعد المحدد⁩"),
+        ("en", "Reason: ⁨The information asked for was not received by its deadline⁩"),
+    ],
+)
+def test_a_closure_says_why_in_the_beneficiarys_language_only(locale: str, said: str) -> None:
+    n = read(
+        status_changed(
+            common_pb2.REQUEST_STATUS_CLOSED,
+            contact=common_pb2.Contact(mobile="+966512345678", locale=locale),
+            reason_code="no-answer",
+            reason=common_pb2.LocalizedText(
+                ar="لم تصل المعلومات المطلوبة في الموعد المحدد",
+                en="The information asked for was not received by its deadline",
+            ),
+        )
+    )
+    assert n.kind is Kind.CLOSED
+    for channel in channels_for(Kind.CLOSED):
+        body = render(Kind.CLOSED, channel, n.locale, n.values).body
+        assert said in body
+        assert ("The information" in body) == (locale == "en")
+
+
 def test_the_rejection_of_an_appeal_offers_no_appeal() -> None:
     change = status_changed(
         common_pb2.REQUEST_STATUS_REJECTED,
@@ -161,13 +187,29 @@ def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome
     status: common_pb2.RequestStatus.ValueType, outcome: str, said: tuple[str, str]
 ) -> None:
     n = read(status_changed(status, cancel_too_late=True))
-    assert (n.kind, n.values) == (Kind.CANCEL_TOO_LATE, {"number": NUMBER, "outcome": outcome})
+    assert (n.kind, n.values) == (
+        Kind.CANCEL_TOO_LATE,
+        {"number": NUMBER, "outcome": outcome, "appeal": True},
+    )
     for locale, word in zip((Locale.EN, Locale.AR), said, strict=True):
         for channel in channels_for(Kind.CANCEL_TOO_LATE):
             text = render(Kind.CANCEL_TOO_LATE, channel, locale, n.values).body
             assert NUMBER in text
             assert word in text
             assert ("appeal" in text or "التظلم" in text) == (outcome == "rejected")
+
+
+def test_a_late_cancellation_of_an_appeal_s_rejection_offers_no_second_appeal() -> None:
+    restated = status_changed(
+        common_pb2.REQUEST_STATUS_REJECTED, cancel_too_late=True, decides_appeal=True
+    )
+    n = read(restated)
+    assert (n.kind, n.values["appeal"]) == (Kind.CANCEL_TOO_LATE, False)
+    for locale in Locale:
+        for channel in channels_for(Kind.CANCEL_TOO_LATE):
+            text = render(Kind.CANCEL_TOO_LATE, channel, locale, n.values).body
+            assert "appeal" not in text
+            assert "التظلم" not in text
 
 
 def test_an_answer_back_with_review_is_acknowledged_with_the_date_it_moved_to() -> None:

@@ -445,7 +445,10 @@ def cancelled(at: datetime = CANCELLED_IN_TIME, sequence: int = 0) -> Notice:
 
 def closed(deadline: datetime = DEADLINE, sequence: int = 4) -> Notice:
     return notice(
-        Kind.CLOSED, values={"number": NUMBER, "note": "—"}, deadline=deadline, sequence=sequence
+        Kind.CLOSED,
+        values={"number": NUMBER, "reason": "—", "note": ""},
+        deadline=deadline,
+        sequence=sequence,
     )
 
 

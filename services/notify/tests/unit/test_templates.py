@@ -364,7 +364,7 @@ def test_optional_texts_leave_no_trace_when_empty(locale: Locale) -> None:
         Kind.NEEDS_MORE_INFO: {"missing": [" ", ""], "respond_by": None, "note": ""},
         Kind.ACCEPTED: {"note": ""},
         Kind.REJECTED: {"reason": "", "note": "   "},
-        Kind.CLOSED: {"note": ""},
+        Kind.CLOSED: {"reason": "", "note": ""},
     }
     for kind, empty in values.items():
         for channel in channels_for(kind):
@@ -379,7 +379,7 @@ def test_optional_texts_leave_no_trace_when_empty(locale: Locale) -> None:
 def test_the_rejection_of_an_appeal_offers_no_second_one(locale: Locale) -> None:
     offers = {
         Locale.EN: ("appeal this decision", "or appeal it"),
-        Locale.AR: ("التظلم من هذا القرار", "أو التظلم منه"),
+        Locale.AR: ("التظلم من هذا القرار", "أو التظلم من القرار"),
     }[locale]
     for appeal in (True, False):
         values = sample_values(Kind.REJECTED) | {"appeal": appeal}

@@ -802,7 +802,11 @@ async def test_an_expired_deadline_closes_the_request(review: Review) -> None:
     await review.sweep()
     closed = (await review.statuses(item))[-1]
     assert (closed.status, closed.actor_id) == (common_pb2.REQUEST_STATUS_CLOSED, "system")
-    assert "The information was not received in time" in closed.message
+    assert (closed.message, closed.reason_code) == ("", "no-answer")
+    assert (closed.reason.ar, closed.reason.en) == (
+        "لم تصل المعلومات المطلوبة في الموعد المحدد",
+        "The information asked for was not received by its deadline",
+    )
     assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_CLOSED
     published = len(await review.outbox(REQUEST_STATUS_CHANGED))
     review.clock.now += timedelta(hours=1)

@@ -28,6 +28,7 @@ from tawasul_review.domain.model import (
     ANSWER_IN_FLIGHT,
     MAX_MESSAGE,
     MAX_MISSING,
+    NO_ANSWER,
     SLA_MARKS,
     Contact,
     Decision,
@@ -352,6 +353,14 @@ def test_only_the_decision_of_an_appeal_says_it_decides_one() -> None:
         (Status.UNDER_REVIEW, False),
         (Status.REJECTED, True),
     ]
+    # A cancellation after it is told the rejection stands, with no appeal to offer either.
+    settled(item)
+    item.withdraw(reason="Never mind", now=riyadh(5, 12))
+    assert [
+        (e.status, e.cancel_too_late, e.decides_appeal)
+        for e in item.events
+        if isinstance(e, StatusChanged)
+    ] == [(Status.REJECTED, True, True)]
 
 
 def test_the_history_keeps_each_decisions_reason_code_through_an_appeal() -> None:
@@ -741,8 +750,12 @@ def test_an_expired_deadline_closes_the_request() -> None:
     assert (event.status, event.actor) == (Status.CLOSED, "system")
     # The deadline it closed at: a cancellation made by it was in time (intake keeps it).
     assert event.respond_by == respond_by
-    assert "The information was not received in time" in event.message
-    assert "لم تصل المعلومات المطلوبة" in event.message
+    # Why, in each language apart: the beneficiary reads it in theirs alone.
+    assert (event.message, event.reason) == ("", NO_ANSWER)
+    assert (NO_ANSWER.code, NO_ANSWER.ar) == (
+        "no-answer",
+        "لم تصل المعلومات المطلوبة في الموعد المحدد",
+    )
     assert [(h.actor, h.action) for h in item.new_history] == [("system", "closed")]
     assert not item.expire(respond_by + timedelta(days=1), CALENDAR)
 

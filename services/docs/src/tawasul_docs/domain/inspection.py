@@ -640,7 +640,7 @@ def _too_large() -> Bilingual:
     most = MAX_PIXELS // 1_000_000
     return Bilingual(
         f"the image is too large: at most {most} megapixels",
-        f"الصورة كبيرة جدًا: {most} ميغابكسل على الأكثر",
+        f"الصورة كبيرة جدًا: {most} ميجابكسل على الأكثر",
     )
 
 

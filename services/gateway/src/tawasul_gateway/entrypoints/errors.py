@@ -91,7 +91,7 @@ def error_body(
     return {"error": error}
 
 
-NOT_VALID = Bilingual("the request is not valid", "الطلب غير صالح")
+NOT_VALID = Bilingual("the request is not valid", "البيانات المدخلة غير صالحة")
 
 
 def bad_request(fields: Mapping[str, Bilingual], message: Bilingual = NOT_VALID) -> ApiError:

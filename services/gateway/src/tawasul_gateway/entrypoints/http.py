@@ -252,7 +252,7 @@ def _admit(limiter: RateLimiter, key: str) -> None:
         raise ApiError(
             429,
             "RESOURCE_EXHAUSTED",
-            Bilingual("too many requests; retry later", "طلبات كثيرة؛ أعد المحاولة لاحقًا"),
+            Bilingual("too many requests; retry later", "محاولات كثيرة؛ أعد المحاولة لاحقًا"),
             headers={"Retry-After": retry_after(wait)},
         )
 
@@ -745,7 +745,7 @@ async def _file_row(
             "row": row.number,
             **error_body(
                 "INVALID_ARGUMENT",
-                Bilingual("the row cannot be read", "تعذرت قراءة السطر"),
+                Bilingual("the row cannot be read", "تعذرت قراءة الصف"),
                 row.fields,
             ),
         }

@@ -156,7 +156,7 @@ async def _check_subject(
             Bilingual(
                 "a request may be filed only for the account holder, their dependents and hosted"
                 " visitors, or (for an establishment) its own sponsored workers",
-                "يُقدَّم الطلب لصاحب الحساب أو لمن يعولهم أو لزواره المستضافين فقط،"
+                "لا يُقدَّم الطلب إلا لصاحب الحساب أو تابعيه أو زواره المستضافين،"
                 " أو (للمنشأة) لعمالها المكفولين لديها",
             )
         )

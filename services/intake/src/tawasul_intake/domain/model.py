@@ -82,7 +82,7 @@ STATUS_LABELS: dict[Status, tuple[str, str]] = {
     Status.REJECTED: ("مرفوض", "Rejected"),
     Status.PROCESSED: ("تمت المعالجة", "Processed"),
     Status.CLOSED: ("مغلق", "Closed"),
-    Status.CANCELLED: ("ملغي", "Cancelled"),
+    Status.CANCELLED: ("ملغى", "Cancelled"),
     Status.TRANSFERRED: ("محال إلى القسم المختص", "Transferred"),
 }
 # Still waiting for an answer: one per person and sub-service, and the beneficiary may cancel.
@@ -367,7 +367,7 @@ class Request:
             self.department_code = transfer_to
         if status is Status.NEEDS_MORE_INFO:
             self.missing, self.respond_by = missing, respond_by
-        if status in (Status.ACCEPTED, Status.REJECTED):
+        if status in OUTCOMES:
             self.decision_message, self.decision_reason = message, reason
 
     def _cancelled_by(self, deadline: datetime | None) -> bool:

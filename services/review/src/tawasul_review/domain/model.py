@@ -100,6 +100,15 @@ class Reason:
     decisions: frozenset[Decision]
 
 
+# Why the sweep closes a request: no reviewer decides it, so it is in no reason catalog.
+NO_ANSWER = Reason(
+    "no-answer",
+    "لم تصل المعلومات المطلوبة في الموعد المحدد",
+    "The information asked for was not received by its deadline",
+    frozenset(),
+)
+
+
 @dataclass(frozen=True, order=True)
 class QueuePosition:
     """Where an item stands in its queue: most followed-up first, then oldest first.
@@ -516,10 +525,11 @@ class WorkItem:
         self._publish(
             Status.CLOSED,
             "system",
-            "لم تصل المعلومات المطلوبة في الموعد المحدد / The information was not received in time",
+            "",
             now,
             calendar,
             action="closed",
+            reason=NO_ANSWER,
             # The deadline it closed at: intake keeps a cancellation made by it.
             respond_by=self.respond_by,
         )
@@ -616,6 +626,7 @@ class WorkItem:
                         now,
                         due_at=self.due_at,
                         cancel_too_late=True,
+                        decides_appeal=bool(self.appeal_of),
                     )
                 )
             return

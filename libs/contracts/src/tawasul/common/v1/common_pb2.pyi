@@ -42,7 +42,7 @@ class _RequestStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Request
     REQUEST_STATUS_CLOSED: _RequestStatus.ValueType  # 8
     """مغلق: closed without a decision (e.g. an information request expired)."""
     REQUEST_STATUS_CANCELLED: _RequestStatus.ValueType  # 9
-    """ملغي: withdrawn by the beneficiary before a decision."""
+    """ملغى: withdrawn by the beneficiary before a decision."""
     REQUEST_STATUS_TRANSFERRED: _RequestStatus.ValueType  # 10
     """محال: sent to another department's queue."""
 
@@ -67,7 +67,7 @@ REQUEST_STATUS_PROCESSED: RequestStatus.ValueType  # 7
 REQUEST_STATUS_CLOSED: RequestStatus.ValueType  # 8
 """مغلق: closed without a decision (e.g. an information request expired)."""
 REQUEST_STATUS_CANCELLED: RequestStatus.ValueType  # 9
-"""ملغي: withdrawn by the beneficiary before a decision."""
+"""ملغى: withdrawn by the beneficiary before a decision."""
 REQUEST_STATUS_TRANSFERRED: RequestStatus.ValueType  # 10
 """محال: sent to another department's queue."""
 Global___RequestStatus: _TypeAlias = RequestStatus  # noqa: Y015
