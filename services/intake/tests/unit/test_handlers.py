@@ -788,6 +788,24 @@ async def test_a_visit_visa_extension_for_a_visitor_of_another_nationality_is_re
     assert intake.db.requests == {}
 
 
+async def test_an_answer_keeps_to_the_nationality_rules_of_a_submission(intake: Intake) -> None:
+    """A reviewer may ask for the visitor's nationality again; the answer is held to the
+    sub-service's limit and to the record, as the form was."""
+    fields = about(VISITOR, VISIT) | {"visitor_nationality": "SYR"}
+    request = await intake.submit(code=VISIT, subject=VISITOR, fields=fields)
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    for typed, problem in (
+        ("EGY", "this sub-service is for nationals of SYR, YEM"),
+        ("YEM", "not the nationality on record for this person"),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            await answer(intake, request, fields={"visitor_nationality": typed})
+        assert caught.value.violations == {"fields.visitor_nationality": problem}
+    assert intake.db.requests[request.id].fields["visitor_nationality"] == "SYR"
+    answered = await answer(intake, request, fields={"visitor_nationality": "SYR"})
+    assert answered.status is Status.RETURNED_BY_APPLICANT
+
+
 async def test_a_visitor_s_nationality_is_the_one_on_record(intake: Intake) -> None:
     """VISITOR is Syrian: a form calling him Yemeni would pass the limit but not the record."""
     fields = about(VISITOR, VISIT) | {"visitor_nationality": "YEM"}
@@ -942,7 +960,11 @@ async def test_a_kind_has_its_own_types(intake: Intake) -> None:
     pdf = intake.documents.upload(FATHER, "application/pdf", kind="photo")
     with pytest.raises(InvalidArgument) as caught:
         await intake.submit(documents=[pdf])
-    assert caught.value.violations == {"document_ids[0]": "a type this sub-service does not accept"}
+    refused = caught.value.violations["document_ids[0]"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "a type Recent personal photo does not take (it takes JPEG, PNG)",
+        "نوع ملف لا يُقبل في «صورة شخصية حديثة» (يُقبل: JPEG، PNG)",
+    )
     jpeg = intake.documents.upload(FATHER, "image/jpeg", kind="photo")
     assert (await intake.submit(documents=[jpeg])).document_ids == (jpeg,)
 
@@ -1167,6 +1189,7 @@ async def test_an_answer_to_a_sub_service_the_catalog_dropped_is_refused_plainly
         await handlers.respond_to_info_request(
             uow=intake.uow,
             documents=intake.documents,
+            registry=intake.registry,
             catalog=newer,
             caller=FATHER,
             token=token(FATHER),
@@ -1191,6 +1214,7 @@ async def answer(
     return await handlers.respond_to_info_request(
         uow=intake.uow,
         documents=intake.documents,
+        registry=intake.registry,
         catalog=CATALOG,
         caller=FATHER,
         token=token(FATHER),

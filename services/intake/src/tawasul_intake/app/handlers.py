@@ -164,23 +164,28 @@ async def _check_subject(
     nationality = person.nationality if person else ""
     if not nationals_may_file(sub_service, nationality):
         raise InvalidArgument({"subject_id": nationals_only(sub_service)})
-    # Where the sub-service is for some nationals only, a nationality typed into the form is
-    # the person's own, as the registry has it (elsewhere, a passport data update say, it may
-    # be the new one).
-    typed = {
+    if typed := _nationalities_off_record(sub_service, submission.fields, person):
+        raise InvalidArgument(typed)
+    return person
+
+
+def _nationalities_off_record(
+    sub_service: SubService, fields: Mapping[str, str], person: Person | None
+) -> dict[str, Bilingual]:
+    """Where the sub-service is for some nationals only, a nationality typed into the form is
+    the person's own, as the registry has it (elsewhere, a passport data update say, it may be
+    the new one): field → problem for each that is not."""
+    if not sub_service.subject_nationalities or person is None:
+        return {}
+    return {
         f"fields.{spec.name}": Bilingual(
             "not the nationality on record for this person",
             "لا تطابق الجنسية المسجلة لهذا الشخص",
         )
         for spec in sub_service.fields
         if spec.type is FieldType.NATIONALITY
-        and sub_service.subject_nationalities
-        and person is not None
-        and submission.fields.get(spec.name, nationality) != nationality
+        and fields.get(spec.name, person.nationality) != person.nationality
     }
-    if typed:
-        raise InvalidArgument(typed)
-    return person
 
 
 def _check_documents(
@@ -258,6 +263,9 @@ def _document_problems(
     return problems
 
 
+_TYPE_NAMES = {"application/pdf": "PDF", "image/jpeg": "JPEG", "image/png": "PNG"}
+
+
 def _unfit(info: DocumentInfo, specs: Mapping[str, DocumentSpec]) -> Bilingual | None:
     if info.infected:
         return Bilingual("refused by the malware scan", "رُفض في فحص البرمجيات الضارة")
@@ -274,9 +282,17 @@ def _unfit(info: DocumentInfo, specs: Mapping[str, DocumentSpec]) -> Bilingual |
             + "، ".join(s.label.ar for s in specs.values()),
         )
     fits = (spec,) if spec else tuple(specs.values())
-    if info.content_type not in frozenset().union(*(s.media_types for s in fits)):
+    accepted = frozenset[str]().union(*(s.media_types for s in fits))
+    if info.content_type not in accepted:
+        names = ", ".join(sorted(_TYPE_NAMES.get(t, t) for t in accepted))
+        if spec:
+            return Bilingual(
+                f"a type {spec.label.en} does not take (it takes {names})",
+                f"نوع ملف لا يُقبل في «{spec.label.ar}» (يُقبل: {names.replace(', ', '، ')})",
+            )
         return Bilingual(
-            "a type this sub-service does not accept", "نوع ملف لا تقبله هذه الخدمة الفرعية"
+            f"a type this sub-service does not accept (it takes {names})",
+            f"نوع ملف لا تقبله هذه الخدمة الفرعية (تقبل: {names.replace(', ', '، ')})",
         )
     largest = max((s.max_bytes for s in fits), default=0)
     if info.size_bytes > largest:
@@ -671,6 +687,7 @@ async def respond_to_info_request(
     *,
     uow: UnitOfWork,
     documents: Documents,
+    registry: Registry,
     catalog: Catalog,
     caller: Principal,
     token: str,
@@ -707,6 +724,11 @@ async def respond_to_info_request(
     if asked.answered_already(answer):
         # Its documents were checked when it was taken: docs need not answer now.
         return asked
+    typed = [s.name for s in sub_service.fields if s.type is FieldType.NATIONALITY]
+    if sub_service.subject_nationalities and any(name in answer.fields for name in typed):
+        person = await registry.person(asked.subject_id)
+        if off_record := _nationalities_off_record(sub_service, answer.fields, person):
+            raise InvalidArgument(off_record)
     found = await documents.describe(answer.document_ids, token)
     if problems := _document_problems(answer.document_ids, found, sub_service):
         raise InvalidArgument(problems)
@@ -715,16 +737,15 @@ async def respond_to_info_request(
         if request.answered_already(answer):
             return request  # by the same answer sent at once twice, taken meanwhile
         request.ensure_answerable(now)
+        # Each answer within the schema's total, not the request: what a reviewer asks for is
+        # often a clearer copy of a document the request holds its full count of already.
         most = _most_documents(sub_service)
-        if len(request.document_ids) + len(answer.document_ids) > most:
+        if len(answer.document_ids) > most:
             limit = at_most(DOCUMENTS, most)
             raise InvalidArgument(
                 {
                     "document_ids": Bilingual(
-                        f"{limit} for this sub-service, "
-                        f"{len(request.document_ids)} attached already",
-                        f"{limit.ar} لهذه الخدمة الفرعية، "
-                        f"وقد أُرفق منها {len(request.document_ids)}",
+                        f"{limit} for this sub-service", f"{limit.ar} لهذه الخدمة الفرعية"
                     )
                 }
             )

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
 from tawasul_calendar import Locale as DateLocale
-from tawasul_platform.catalog import Catalog, FieldType, SubService
+from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
 from tawasul_platform.i18n import Bilingual, Noun, at_most
@@ -735,21 +735,30 @@ def _check_fields(
             if spec.required:
                 problems[f"fields.{name}"] = REQUIRED
             continue
-        value, problem = check_field(
-            spec.type.value,
-            raw,
-            today=today,
-            max_length=spec.max_length,
-            options=[choice.value for choice in spec.options],
-            past_only=spec.past_only,
-        )
+        value, problem = _field_value(sub_service, spec, raw, today)
         if problem:
             problems[f"fields.{name}"] = problem
-        elif spec.type is FieldType.NATIONALITY and not nationals_may_file(sub_service, value):
-            problems[f"fields.{name}"] = nationals_only(sub_service)
         else:
             values[name] = value
     return values
+
+
+def _field_value(
+    sub_service: SubService, spec: FieldSpec, raw: str, today: date
+) -> tuple[str, Bilingual | None]:
+    """A field's value checked by its type, and a nationality by the sub-service's limit."""
+    value, problem = check_field(
+        spec.type.value,
+        raw,
+        today=today,
+        max_length=spec.max_length,
+        options=[choice.value for choice in spec.options],
+        past_only=spec.past_only,
+    )
+    nationality = spec.type is FieldType.NATIONALITY
+    if not problem and nationality and not nationals_may_file(sub_service, value):
+        problem = nationals_only(sub_service)
+    return value, problem
 
 
 def nationals_may_file(sub_service: SubService, nationality: str) -> bool:
@@ -868,14 +877,7 @@ def validate_answer(
         if len(raw) > MAX_FIELD_VALUE:
             problems[f"fields.{name}"] = at_most_characters(spec.max_length)
             continue
-        value, problem = check_field(
-            spec.type.value,
-            raw,
-            today=today,
-            max_length=spec.max_length,
-            options=[choice.value for choice in spec.options],
-            past_only=spec.past_only,
-        )
+        value, problem = _field_value(sub_service, spec, raw, today)
         if problem:
             problems[f"fields.{name}"] = problem
         else:

@@ -330,6 +330,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         answered = await handlers.respond_to_info_request(
             uow=self._uow(),
             documents=self._documents,
+            registry=self._registry,
             catalog=self._catalog,
             caller=caller(),
             token=bearer_token(context),

@@ -871,7 +871,8 @@ class RespondToInfoRequestRequest(_message.Message):
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Documents uploaded beforehand to DocsService by the same account; each within its kind's
-        types and size, the request's total within the sub-service's schema.
+        types and size, the answer's total within the sub-service's schema (the request's may
+        pass it, answer by answer: a reviewer may ask for a clearer copy).
         """
 
     def __init__(
