@@ -232,6 +232,10 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     screen = tmp_path / "error-screen.pdf"
     screen.write_bytes(sample_pdf("Error 504 at the payment step"))
     await page.set_input_files("#answer-document-error_screenshot", str(screen))
+    # The same kind asked for twice: an input for each, each file its own upload.
+    retry = tmp_path / "retry-screen.pdf"
+    retry.write_bytes(sample_pdf("Error 504 again on retry"))
+    await page.set_input_files("#answer-document-error_screenshot-2", str(retry))
     receipt = tmp_path / "receipt.pdf"
     receipt.write_bytes(sample_pdf("Receipt 7781204"))
     await page.set_input_files("#respond-file", str(receipt))
@@ -257,13 +261,14 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     answered = await clients.track(citizen, number)
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
     assert answered.fields["reference_number"] == "7781204"
-    assert len(answered.document_ids) == 4
-    screenshot_kind = await clients.docs.GetDocument(
-        docs_pb2.GetDocumentRequest(document_id=answered.document_ids[2]),
-        timeout=DEFAULT_DEADLINE_SECONDS,
-        metadata=bearer(citizen),
-    )
-    assert screenshot_kind.document.document_kind == "error_screenshot"
+    assert len(set(answered.document_ids)) == len(answered.document_ids) == 5
+    for shot in answered.document_ids[2:4]:
+        screenshot_kind = await clients.docs.GetDocument(
+            docs_pb2.GetDocumentRequest(document_id=shot),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+        assert screenshot_kind.document.document_kind == "error_screenshot"
     # Sent under a key of the page's, so that sending it again is the same answer.
     answer = await scalar(
         stack,
@@ -344,6 +349,9 @@ async def claim_and_ask(clients: Clients, reviewer: str, request_id: str) -> Non
                 ),
                 common_pb2.MissingItem(
                     kind="document", name="error_screenshot", description="The error's screen"
+                ),
+                common_pb2.MissingItem(
+                    kind="document", name="error_screenshot", description="The screen on retry"
                 ),
             ],
             message="Please send the payment's reference number",

@@ -19,7 +19,7 @@ APP = Path(tawasul_gateway.__file__).resolve().parent / "web" / "app.js"
 def _definition(source: str, name: str) -> str:
     """app.js's top-level `function name(…) {…}` or `const name = …;`, as written."""
     found = re.search(
-        rf"^(?:function {name}\(.*?\) \{{\n.*?^\}}\n|const {name} = .*?^\}};\n)",
+        rf"^(?:function {name}\(.*?\) \{{\n.*?^\}}\n|const {name} = (?:[^\n]*;\n|.*?^\}};\n))",
         source,
         re.M | re.S,
     )

@@ -485,6 +485,7 @@ function fieldInput(spec, prefix = "field") {
   }
   Object.assign(input, { id, name: spec.name, required: Boolean(spec.required) });
   input.dataset.field = spec.name;
+  input.dataset.type = spec.type;
   if (spec.names_subject) input.dataset.namesSubject = "";
   const error = Object.assign(document.createElement("p"), { className: "error" });
   error.dataset.errorFor = `fields.${spec.name}`;
@@ -505,11 +506,31 @@ function filledValue(current, filled, subject) {
   return !current.trim() || current === filled ? subject : current;
 }
 
+// The first digits each kind of ID number starts with (intake's rule): a visitor's border
+// number is never the signed-in citizen's own ID, so such a field is left for them to type.
+const ID_FIRST_DIGITS = { national_id: "1", iqama_number: "2", id_number: "12", border_number: "34" };
+
+function fits(type, id) {
+  return !id || !(type in ID_FIRST_DIGITS) || ID_FIRST_DIGITS[type].includes(id[0]);
+}
+
+// What the request is about, as sent: the ID typed above, else another person's typed into a
+// field that names them (a visitor's border number), else nobody named (the account holder).
+function subjectToSend(typed, named, own) {
+  const other = named.trim() === own ? "" : named.trim();
+  return typed.trim() || other;
+}
+
+function namedSubject(form) {
+  return form.querySelector("#fields [data-names-subject]")?.value || "";
+}
+
 function fillSubject() {
   const subject = subjectId($("#subject-id").value, state.id, state.role);
   for (const input of document.querySelectorAll("#fields [data-names-subject]")) {
-    input.value = filledValue(input.value, input.dataset.filled || "", subject);
-    input.dataset.filled = subject;
+    const value = fits(input.dataset.type, subject) ? subject : "";
+    input.value = filledValue(input.value, input.dataset.filled || "", value);
+    input.dataset.filled = value;
   }
 }
 
@@ -561,7 +582,7 @@ async function submitNew(event) {
     idempotency_key: state.idempotencyKey,
     sub_service_code: $("#sub-service").value,
     description: $("#description").value,
-    subject_id: $("#subject-id").value.trim(),
+    subject_id: subjectToSend($("#subject-id").value, namedSubject(form), state.id),
     fields,
     contact: { mobile: $("#mobile").value.trim(), email: $("#email").value.trim(), locale: state.lang },
     document_ids: [...state.documents.values()].flat(),
@@ -697,16 +718,24 @@ async function askedInputs(r) {
   await loadCatalog();
   const s = subService(r.sub_service_code);
   if (!s || state.request !== r) return;
+  // A field asked for twice is one input; a kind asked for twice, one file input each.
+  const fields = new Set();
+  const kinds = new Map();
   for (const m of r.missing || []) {
     const field = m.kind === "field" && (s.fields || []).find((f) => f.name === m.name);
     const kind = m.kind === "document" && (s.documents || []).find((d) => d.kind === m.name);
-    if (field) asked.append(...fieldInput({ ...field, required: false }, "answer"));
-    if (kind) asked.append(...askedDocument(kind));
+    if (field && !fields.has(field.name)) asked.append(...fieldInput({ ...field, required: false }, "answer"));
+    if (field) fields.add(field.name);
+    if (kind) {
+      const nth = (kinds.get(kind.kind) || 0) + 1;
+      kinds.set(kind.kind, nth);
+      asked.append(...askedDocument(kind, nth));
+    }
   }
 }
 
-function askedDocument(spec) {
-  const id = `answer-document-${spec.kind}`;
+function askedDocument(spec, nth = 1) {
+  const id = nth === 1 ? `answer-document-${spec.kind}` : `answer-document-${spec.kind}-${nth}`;
   const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: spec.label });
   const input = Object.assign(document.createElement("input"), {
     id,
