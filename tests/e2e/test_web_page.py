@@ -115,6 +115,13 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(national_id).to_have_value("1012345672")
     await page.fill("#subject-id", "")
     await expect(national_id).to_have_value(CITIZEN)
+    # A visitor's border number is never one's own ID: left to be typed; the visitor's
+    # nationality is chosen by name among those the sub-service is for.
+    await page.select_option("#department", "residents")
+    await page.select_option("#sub-service", "residents.visit-visa-extension")
+    await expect(page.locator("#field-visitor_border_number")).to_have_value("")
+    nationality = page.locator("#field-visitor_nationality option")
+    await expect(nationality).to_have_text(["اختر…", "الجمهورية العربية السورية", "اليمن"])
 
     # The form is drawn from the catalog: department, then its sub-services, then the fields.
     await page.select_option("#department", DEPARTMENT)

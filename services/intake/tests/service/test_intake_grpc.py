@@ -319,6 +319,30 @@ async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
     assert arabic_passports.name == "الجواز السعودي وسفر المواطنين"
 
 
+async def test_a_nationality_is_offered_as_the_countries_it_may_name(intake: Intake) -> None:
+    """Nobody types ISO codes: a nationality field comes with its countries by name, the
+    sub-service's own where it is for some nationals only."""
+
+    def field(catalog: intake_pb2.GetCatalogResponse, code: str, name: str) -> intake_pb2.FieldSpec:
+        sub = next(s for d in catalog.departments for s in d.sub_services if s.code == code)
+        return next(f for f in sub.fields if f.name == name)
+
+    arabic = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(), timeout=5)
+    english = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(locale="en"), timeout=5)
+    visit = ("residents.visit-visa-extension", "visitor_nationality")
+    assert [(c.value, c.label) for c in field(arabic, *visit).choices] == [
+        ("SYR", "الجمهورية العربية السورية"),
+        ("YEM", "اليمن"),
+    ]
+    assert [c.label for c in field(english, *visit).choices] == ["Syria", "Yemen"]
+    update = ("corrections.passport-data-update", "nationality")
+    every = field(arabic, *update).choices
+    assert len(every) == 249
+    labels = [c.label for c in every]
+    assert labels.index("الأردن") < labels.index("اليمن") < labels.index("مصر")
+    assert {c.value: c.label for c in field(english, *update).choices}["TUR"] == "Türkiye"
+
+
 async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intake) -> None:
     request = await intake.submit()
     assert request.request_number.startswith("TW")

@@ -775,16 +775,18 @@ async def test_a_visit_visa_extension_for_a_visitor_of_another_nationality_is_re
         await intake.submit(code=VISIT, subject=egyptian, fields=fields)
     # Typed, the form says so before the registry is asked.
     assert caught.value.violations == {
-        "fields.visitor_nationality": "this sub-service is for nationals of SYR, YEM"
+        "fields.visitor_nationality": "this sub-service is for nationals of Syria, Yemen only"
     }
     # Typed as one of them, the registry's record says otherwise.
     with pytest.raises(InvalidArgument) as caught:
         await intake.submit(
             code=VISIT, subject=egyptian, fields=fields | {"visitor_nationality": "SYR"}
         )
-    assert caught.value.violations == {
-        "subject_id": "this sub-service is for nationals of SYR, YEM"
-    }
+    refused = caught.value.violations["subject_id"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "this sub-service is for nationals of Syria, Yemen only",
+        "هذه الخدمة الفرعية لحاملي الجنسيات التالية فقط: الجمهورية العربية السورية، اليمن",
+    )
     assert intake.db.requests == {}
 
 
@@ -795,7 +797,7 @@ async def test_an_answer_keeps_to_the_nationality_rules_of_a_submission(intake: 
     request = await intake.submit(code=VISIT, subject=VISITOR, fields=fields)
     await intake.decide(request, Status.NEEDS_MORE_INFO)
     for typed, problem in (
-        ("EGY", "this sub-service is for nationals of SYR, YEM"),
+        ("EGY", "this sub-service is for nationals of Syria, Yemen only"),
         ("YEM", "not the nationality on record for this person"),
     ):
         with pytest.raises(InvalidArgument) as caught:

@@ -473,7 +473,8 @@ function fieldInput(spec, prefix = "field") {
   const label = Object.assign(document.createElement("label"), { htmlFor: id });
   label.textContent = spec.required ? `${spec.label} ${t("new.required")}` : spec.label;
   let input;
-  if (spec.type === "choice") {
+  // A nationality is chosen from the countries intake names, as a choice is from its options.
+  if (spec.type === "choice" || spec.choices?.length) {
     input = document.createElement("select");
     input.append(option("", t("new.choose")));
     for (const c of spec.choices || []) input.append(option(c.value, c.label));

@@ -16,6 +16,7 @@ import phonenumbers
 from tawasul_platform.hygiene import visible_length, visible_text
 from tawasul_platform.i18n import CHARACTERS, Bilingual, Noun, at_most
 
+from tawasul_intake.domain.countries import countries
 from tawasul_intake.domain.identity import CHECK_DIGIT, TEN_DIGITS, luhn_valid
 
 MIN_DESCRIPTION_CHARS = 20
@@ -251,23 +252,7 @@ def mobile_problem(raw: str) -> Bilingual | None:
 # ---------------------------------------------------------------------------------------
 # Identity and document numbers, dates, choices, nationalities
 
-# ISO 3166-1 alpha-3, all 249 officially assigned codes (embedded: a country list package
-# would be a dependency for one lookup). ICAO-only codes such as XXA (stateless) are not here.
-_ALPHA_3_TEXT = """
-    ABW AFG AGO AIA ALA ALB AND ARE ARG ARM ASM ATA ATF ATG AUS AUT AZE BDI BEL BEN BES BFA
-    BGD BGR BHR BHS BIH BLM BLR BLZ BMU BOL BRA BRB BRN BTN BVT BWA CAF CAN CCK CHE CHL CHN
-    CIV CMR COD COG COK COL COM CPV CRI CUB CUW CXR CYM CYP CZE DEU DJI DMA DNK DOM DZA ECU
-    EGY ERI ESH ESP EST ETH FIN FJI FLK FRA FRO FSM GAB GBR GEO GGY GHA GIB GIN GLP GMB GNB
-    GNQ GRC GRD GRL GTM GUF GUM GUY HKG HMD HND HRV HTI HUN IDN IMN IND IOT IRL IRN IRQ ISL
-    ISR ITA JAM JEY JOR JPN KAZ KEN KGZ KHM KIR KNA KOR KWT LAO LBN LBR LBY LCA LIE LKA LSO
-    LTU LUX LVA MAC MAF MAR MCO MDA MDG MDV MEX MHL MKD MLI MLT MMR MNE MNG MNP MOZ MRT MSR
-    MTQ MUS MWI MYS MYT NAM NCL NER NFK NGA NIC NIU NLD NOR NPL NRU NZL OMN PAK PAN PCN PER
-    PHL PLW PNG POL PRI PRK PRT PRY PSE PYF QAT REU ROU RUS RWA SAU SDN SEN SGP SGS SHN SJM
-    SLB SLE SLV SMR SOM SPM SRB SSD STP SUR SVK SVN SWE SWZ SXM SYC SYR TCA TCD TGO THA TJK
-    TKL TKM TLS TON TTO TUN TUR TUV TWN TZA UGA UKR UMI URY USA UZB VAT VCT VEN VGB VIR VNM
-    VUT WLF WSM YEM ZAF ZMB ZWE
-"""
-NATIONALITY_CODES: frozenset[str] = frozenset(_ALPHA_3_TEXT.split())
+NATIONALITY_CODES: frozenset[str] = frozenset(countries())
 
 # ASCII only: str.isdigit() also accepts superscripts and other scripts' digits.
 _TEN_DIGITS = re.compile(r"[0-9]{10}")

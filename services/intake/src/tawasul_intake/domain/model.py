@@ -20,6 +20,7 @@ from tawasul_platform.i18n import Bilingual, Noun, at_most
 from tawasul_platform.identity import ROLE_AR, Principal, Role
 from tawasul_platform.request_numbers import parse_request_number
 
+from tawasul_intake.domain.countries import names as country_names
 from tawasul_intake.domain.fields import (
     FOREIGN_DIGITS,
     MAX_DESCRIPTION_CHARS,
@@ -768,10 +769,14 @@ def nationals_may_file(sub_service: SubService, nationality: str) -> bool:
 
 
 def nationals_only(sub_service: SubService) -> Bilingual:
-    allowed = ", ".join(sorted(sub_service.subject_nationalities))
+    codes = sub_service.subject_nationalities
+    en = ", ".join(name for _, name in country_names(codes, "en"))
+    ar = "، ".join(name for _, name in country_names(codes, "ar"))
     return Bilingual(
-        f"this sub-service is for nationals of {allowed}",
-        f"هذه الخدمة الفرعية لمواطني {allowed} فقط",
+        f"this sub-service is for nationals of {en} only",
+        f"هذه الخدمة الفرعية لحاملي جنسية {ar} فقط"
+        if len(codes) == 1
+        else f"هذه الخدمة الفرعية لحاملي الجنسيات التالية فقط: {ar}",
     )
 
 

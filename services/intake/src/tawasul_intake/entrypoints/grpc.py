@@ -15,7 +15,7 @@ from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_calendar import RIYADH, Locale, WorkingCalendar, format_date
 from tawasul_calendar.rules import to_hijri
 from tawasul_platform.authz import BENEFICIARIES, PUBLIC, Rule, bearer_token
-from tawasul_platform.catalog import Catalog, SubService, Text
+from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubService, Text
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
@@ -25,6 +25,8 @@ from tawasul_platform.tls import peer_name
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import CodeSender, Documents, Registry, UnitOfWork
+from tawasul_intake.domain.countries import countries
+from tawasul_intake.domain.countries import names as country_names
 from tawasul_intake.domain.fields import at_most_characters, clean_text
 from tawasul_intake.domain.model import (
     MAX_MESSAGE,
@@ -382,10 +384,7 @@ def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
                 help=f.help.in_locale(locale),
                 required=f.required,
                 max_length=f.max_length,
-                choices=[
-                    intake_pb2.Choice(value=c.value, label=c.label.in_locale(locale))
-                    for c in f.options
-                ],
+                choices=_choices(s, f, locale),
                 past_only=f.past_only,
                 names_subject=f.names_subject,
             )
@@ -407,6 +406,14 @@ def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
         sla_unit=s.sla.unit.value,
         fee_applies=s.fee_applies,
     )
+
+
+def _choices(s: SubService, f: FieldSpec, locale: str) -> list[intake_pb2.Choice]:
+    """A choice field's options; a nationality's, the countries it may name, by name."""
+    if f.type is FieldType.NATIONALITY:
+        codes = s.subject_nationalities or countries().keys()
+        return [intake_pb2.Choice(value=c, label=n) for c, n in country_names(codes, locale)]
+    return [intake_pb2.Choice(value=c.value, label=c.label.in_locale(locale)) for c in f.options]
 
 
 def _token(last: Request) -> str:

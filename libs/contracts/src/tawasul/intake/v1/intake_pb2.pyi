@@ -95,7 +95,11 @@ class FieldSpec(_message.Message):
     field. A form may fill it in from the subject.
     """
     @_builtins.property
-    def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]: ...
+    def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]:
+        """A choice's options; a nationality's, the countries it may name (the sub-service's
+        subject_nationalities, else every one), by their names in the catalog's locale.
+        """
+
     def __init__(
         self,
         *,
