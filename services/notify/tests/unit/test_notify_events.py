@@ -349,7 +349,7 @@ def test_a_breach_goes_to_the_supervisors_with_their_directory_addresses() -> No
     assert n.addresses(Channel.INAPP) == ["S1", "S2"]
     assert n.values == {
         "number": NUMBER,
-        "department": "residents",
+        "department": "خدمات المقيمين داخل المملكة",  # the catalog's name, not its code
         "due_at": due,
         "assignee": "E1001",
     }
@@ -374,7 +374,7 @@ def test_a_warning_goes_to_whoever_holds_the_request_or_else_to_the_supervisors(
     assert held.recipients == (Recipient(email="s1@passports.example", account="S1"),)
     assert held.values == {
         "number": NUMBER,
-        "department": "residents",
+        "department": "خدمات المقيمين داخل المملكة",
         "due_at": due,
         "percent": 75,
         "assignee": "S1",
@@ -391,7 +391,7 @@ def test_a_warning_goes_to_whoever_holds_the_request_or_else_to_the_supervisors(
         Recipient(account="S2"),
     )
     body = render(Kind.SLA_WARNING, Channel.EMAIL, Locale.AR, unheld.values).body
-    assert body.startswith("السادة مشرفي القسم")
+    assert body.startswith("السادة مشرفي قسم خدمات المقيمين داخل المملكة المحترمين،")
     assert "انقضى ٥٠٪ من مدة إنجاز الطلب" in body
     assert "غير مسند إلى أي موظف" in body
 

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul_calendar import RIYADH
+from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import OutgoingEvent, envelope
 from tawasul_platform.topics import NOTIFICATION_EVENTS
@@ -65,6 +66,12 @@ def _when(stamp: Timestamp, present: bool) -> datetime | None:
 def _riyadh_day(stamp: Timestamp, present: bool) -> date | None:
     when = _when(stamp, present)
     return when.astimezone(RIYADH).date() if when else None
+
+
+def _department(code: str, locale: Locale) -> str:
+    """The department as the office names it (the catalog's), else its code."""
+    department = load_catalog().departments.get(code)
+    return department.name.in_locale(locale) if department else code
 
 
 def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice | None:
@@ -159,7 +166,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             return None
         facts: dict[str, object] = {
             "number": a.request_number,
-            "department": a.department_code,
+            "department": _department(a.department_code, Locale.AR),
             "due_at": a.due_at.ToDatetime(tzinfo=UTC),
             "assignee": a.assignee_id,
         }

@@ -169,14 +169,14 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     Kind.ONE_TIME_CODE: {"code": "731904", "minutes": 5},
     Kind.SLA_WARNING: {
         "number": _SAMPLE_NUMBER,
-        "department": "residents",
+        "department": "خدمات المقيمين داخل المملكة",
         "due_at": datetime(2026, 12, 2, 11, 30, tzinfo=UTC),
         "percent": 75,
         "assignee": "E1001",
     },
     Kind.SLA_BREACH: {
         "number": _SAMPLE_NUMBER,
-        "department": "residents",
+        "department": "خدمات المقيمين داخل المملكة",
         "due_at": datetime(2026, 12, 2, 11, 30, tzinfo=UTC),
         "assignee": "E1001",
     },
