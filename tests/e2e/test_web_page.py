@@ -108,7 +108,7 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await page.select_option("#department", "passports")
     await page.select_option("#sub-service", "passports.issue-renewal-problem")
     # How long it takes, in words that agree with the number ("5 يوم عمل" did not).
-    await expect(page.locator("#sub-service-about")).to_contain_text("مدة الإنجاز: 5 أيام عمل")
+    await expect(page.locator("#sub-service-about")).to_contain_text("مدة الإنجاز: ٥ أيام عمل")
     national_id = page.locator("#field-national_id")
     await expect(national_id).to_have_value(CITIZEN)
     await page.fill("#subject-id", "1012345672")

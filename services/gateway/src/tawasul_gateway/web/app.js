@@ -307,10 +307,12 @@ const DURATIONS = {
   },
 };
 
+// In Arabic-Indic digits in Arabic, as the page's dates and the notifications write them.
 function duration(amount, unit) {
   const forms = DURATIONS[state.lang][unit] || { other: `# ${unit}` };
   const form = forms[new Intl.PluralRules(state.lang).select(amount)] || forms.other;
-  return form.replace("#", String(amount));
+  const digits = new Intl.NumberFormat(state.lang === "ar" ? "ar-SA-u-nu-arab" : "en-GB");
+  return form.replace("#", digits.format(amount));
 }
 
 function when(timestamp) {
