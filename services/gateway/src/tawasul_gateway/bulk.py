@@ -28,6 +28,7 @@ DOCUMENT_PREFIX = "document."
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tawasul.example/establishment/bulk")
 _ROWS = Noun("row", "rows", "صف واحد", "صفان", "صفوف", "صفًا", "صف")
 _IDS = re.compile(r"[\s;]+")
+_DOCUMENT_AT = re.compile(r"document_ids\[(\d+)\]")
 
 
 class BadFile(ValueError):
@@ -40,7 +41,9 @@ class BadFile(ValueError):
 
 @dataclass(frozen=True)
 class Row:
-    """One request of the file; `number` counts data rows from 1 (the header is not one)."""
+    """One request of the file; `number` counts the file's rows after the header from 1,
+    blank ones included, as a spreadsheet shows them. `document_columns[i]` is the column
+    `document_ids[i]` came from."""
 
     number: int
     subject_id: str
@@ -51,6 +54,19 @@ class Row:
     locale: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     document_ids: tuple[str, ...] = ()
+    document_columns: tuple[str, ...] = ()
+
+    def column(self, name: str) -> str:
+        """The file's column that intake's field `name` (in a refusal) came from."""
+        if name.startswith("contact."):
+            return name.removeprefix("contact.")
+        if name.startswith("fields."):
+            return FIELD_PREFIX + name.removeprefix("fields.")
+        if found := _DOCUMENT_AT.fullmatch(name):
+            index = int(found[1])
+            if index < len(self.document_columns):
+                return self.document_columns[index]
+        return name
 
     def idempotency_key(self, establishment: str) -> str:
         """The same establishment and content give the same key, whatever the row's place."""
@@ -81,7 +97,10 @@ class BadRow:
 
 
 def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
-    """The file's rows, blank ones skipped; BadFile when it cannot be read at all."""
+    """The file's rows, blank ones skipped (but counted); BadFile when it cannot be read at
+    all. A row whose quote is left open swallows the rows after it up to the next quote: a
+    row read across lines one of which looks like a row of its own is refused, not filed with
+    other rows inside its cells; and a row repeating an earlier one is refused as that one."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -93,27 +112,74 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 )
             }
         ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = list(io.StringIO(text, newline=""))
+    reader = csv.reader(lines)
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:
         raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة صف العناوين")}) from None
     _check_header(header)
+    after_header = read = reader.line_num
     rows: list[Row | BadRow] = []
+    first: dict[str, int] = {}  # each row's content (its key, but for the establishment)
     try:
         for cells in reader:
+            number, read = read + 1 - after_header, reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
-            number = len(rows) + 1
-            if number > max_rows:
+            if len(rows) + 1 > max_rows:
                 most = at_most(_ROWS, max_rows)
                 raise BadFile({"file": Bilingual(f"{most} a file", f"{most.ar} في الملف")})
-            rows.append(_row(number, header, cells))
+            swallowed = [
+                line - after_header
+                for line in range(number + after_header + 1, read + 1)
+                if len(next(csv.reader([lines[line - 1]]), [])) >= len(header)
+            ]
+            if swallowed:
+                rows.append(_open_quote(number, swallowed))
+                continue
+            row = _row(number, header, cells)
+            if isinstance(row, Row):
+                content = row.idempotency_key("")
+                if content in first:
+                    row = _repeated(number, first[content])
+                else:
+                    first[content] = number
+            rows.append(row)
     except csv.Error as exc:
-        raise BadFile({f"rows[{len(rows) + 1}]": Bilingual(str(exc), "تعذرت قراءة الصف")}) from None
+        raise BadFile(
+            {f"rows[{read + 1 - after_header}]": Bilingual(str(exc), "تعذرت قراءة الصف")}
+        ) from None
     if not rows:
         raise BadFile({"file": Bilingual("no rows after the header", "لا صفوف بعد صف العناوين")})
     return rows
+
+
+def _open_quote(number: int, swallowed: list[int]) -> BadRow:
+    rows = ", ".join(str(n) for n in swallowed)
+    return BadRow(
+        number,
+        {
+            "row": Bilingual(
+                f'a quote (") opened in this row closes only further down, so row(s) {rows} '
+                "were read into it: check its quotes",
+                f'علامة تنصيص (") فُتحت في هذا الصف ولم تُغلق إلا بعده، فقُرئ فيه الصف (الصفوف) '
+                f"{rows}: راجع علامات التنصيص",
+            )
+        },
+    )
+
+
+def _repeated(number: int, first: int) -> BadRow:
+    return BadRow(
+        number,
+        {
+            "row": Bilingual(
+                f"the same as row {first}, which files it once",
+                f"مطابق للصف {first}، ويُقدَّم مرة واحدة",
+            )
+        },
+    )
 
 
 def _check_header(header: list[str]) -> None:
@@ -156,8 +222,8 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
             },
         )
     values = dict(zip(header, (cell.strip() for cell in cells), strict=True))
-    documents = [*_IDS.split(values.get("document_ids", ""))]
-    documents += [v for k, v in values.items() if k.startswith(DOCUMENT_PREFIX)]
+    documents = [("document_ids", d) for d in _IDS.split(values.get("document_ids", "")) if d]
+    documents += [(k, v) for k, v in values.items() if k.startswith(DOCUMENT_PREFIX) and v]
     return Row(
         number=number,
         subject_id=values["subject_id"],
@@ -171,5 +237,6 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
             for k, v in values.items()
             if k.startswith(FIELD_PREFIX) and v
         },
-        document_ids=tuple(d for d in documents if d),
+        document_ids=tuple(d for _, d in documents),
+        document_columns=tuple(column for column, _ in documents),
     )

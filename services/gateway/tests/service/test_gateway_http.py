@@ -95,6 +95,10 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             )
         if request.subject_id and request.subject_id not in OWN_WORKERS:
             await self._refuse(context, errors.PermissionDenied("not one of your workers"))
+        if request.contact.mobile == NOT_A_MOBILE:
+            problems = {"contact.mobile": "not a Saudi mobile number"}
+            problems |= {f"fields.{name}": "not on record" for name in request.fields}
+            await self._refuse(context, errors.InvalidArgument(problems))
         number = self.by_key.setdefault(request.idempotency_key, f"TW{len(self.by_key) + 1:09d}")
         return intake_pb2.SubmitRequestResponse(
             request=intake_pb2.Request(
@@ -571,6 +575,7 @@ async def test_one_ipv6_subscriber_is_one_address_to_the_limits(tmp_path: Path) 
         assert codes == [200, 429, 200]
 
 
+NOT_A_MOBILE = "0000000000"
 BULK = (
     "subject_id,sub_service_code,description,mobile,field.iqama_number\n"
     "2034567897,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
@@ -610,6 +615,26 @@ async def test_bulk_filing_answers_each_row_and_files_nothing_twice(backends: Ba
     assert len(keys) == 2
     assert len(set(keys)) == 1
     assert len(backends.intake.by_key) == 1
+
+
+async def test_a_bulk_row_s_refusal_names_the_file_s_columns(backends: Backends) -> None:
+    headers = {
+        **backends.token("7000000013", Role.ESTABLISHMENT),
+        "Content-Type": "text/csv",
+    }
+    data = (
+        "subject_id,sub_service_code,description,mobile,field.iqama_number\n"
+        "2034567897,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
+        f"{NOT_A_MOBILE},2034567897\n"
+    )
+    answer = await backends.http.post(
+        "/api/v1/establishment/requests:bulk", content=data.encode(), headers=headers
+    )
+    (row,) = answer.json()["results"]
+    assert row["error"]["fields"] == {
+        "mobile": "not a Saudi mobile number",
+        "field.iqama_number": "not on record",
+    }
 
 
 async def test_bulk_filing_is_for_establishments_and_limits_rows(backends: Backends) -> None:

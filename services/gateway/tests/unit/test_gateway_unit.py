@@ -123,14 +123,80 @@ def test_a_csv_file_gives_its_rows() -> None:
         {"iqama_number": "2034567897"},
         ("d1", "d2"),
     )
-    assert (second.number, second.fields, second.document_ids) == (2, {}, ())
+    # Numbered as the file shows it: the blank row between them counts.
+    assert (second.number, second.fields, second.document_ids) == (3, {}, ())
+    assert first.document_columns == ("document_ids", "document_ids")
 
 
 def test_a_row_of_the_wrong_shape_is_refused_alone() -> None:
     rows = bulk.parse((CSV + "1,2\n").encode(), max_rows=10)
     assert isinstance(rows[2], bulk.BadRow)
-    assert rows[2].number == 3
+    assert rows[2].number == 4
     assert "cells" in rows[2].fields["row"]
+
+
+HEADER = "subject_id,sub_service_code,description,mobile\n"
+
+
+def test_a_quote_left_open_refuses_its_row_instead_of_filing_the_rows_it_swallowed() -> None:
+    """Excel writes a cell's line breaks inside quotes; a stray quote reads the rows after it
+    into one cell, up to the next quote, and would file them as one worker's description."""
+    data = (
+        HEADER
+        + '2034567897,reports.general-inquiry,"The renewal fails with error 17,0551234567\n'
+        + "2056789015,visas.cancel-visa,Cancel the exit visa issued in error,0551234568\n"
+        + '2045678903,reports.general-inquiry,Mark this "urgent" please,0551234569\n'
+        + "2067890124,visas.cancel-visa,Cancel the visa issued to the wrong worker,0551234560\n"
+    )
+    rows = bulk.parse(data.encode(), max_rows=10)
+    assert [(type(r).__name__, r.number) for r in rows] == [("BadRow", 1), ("Row", 4)]
+    refused = rows[0]
+    assert isinstance(refused, bulk.BadRow)
+    assert refused.fields["row"].startswith(
+        'a quote (") opened in this row closes only further down, so row(s) 2, 3 were read'
+    )
+    # A cell's own line break, quoted as Excel writes it, is a cell's, not a row.
+    multiline = HEADER + '2034567897,reports.general-inquiry,"Line one\nline two",0551234567\n'
+    (row,) = bulk.parse(multiline.encode(), max_rows=10)
+    assert isinstance(row, bulk.Row)
+    assert row.description == "Line one\nline two"
+
+
+def test_a_row_repeated_in_the_file_is_filed_once() -> None:
+    row = "2034567897,reports.general-inquiry,The renewal fails with error 17,0551234567\n"
+    rows = bulk.parse((HEADER + row + "\n" + row).encode(), max_rows=10)
+    assert [(type(r).__name__, r.number) for r in rows] == [("Row", 1), ("BadRow", 3)]
+    repeated = rows[1]
+    assert isinstance(repeated, bulk.BadRow)
+    assert repeated.fields["row"] == "the same as row 1, which files it once"
+
+
+def test_intake_s_field_names_map_back_to_the_file_s_columns() -> None:
+    data = (
+        "subject_id,sub_service_code,description,mobile,field.iqama_number,document_ids,"
+        "document.passport_copy\n"
+        "2034567897,reports.general-inquiry,The renewal fails,0551234567,2034567897,d1,d2\n"
+    )
+    (row,) = bulk.parse(data.encode(), max_rows=10)
+    assert isinstance(row, bulk.Row)
+    assert [
+        row.column(name)
+        for name in (
+            "contact.mobile",
+            "fields.iqama_number",
+            "document_ids[0]",
+            "document_ids[1]",
+            "document_ids",
+            "description",
+        )
+    ] == [
+        "mobile",
+        "field.iqama_number",
+        "document_ids",
+        "document.passport_copy",
+        "document_ids",
+        "description",
+    ]
 
 
 @pytest.mark.parametrize(

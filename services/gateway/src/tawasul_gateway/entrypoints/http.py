@@ -766,7 +766,8 @@ async def _file_row(
         error = ApiError.of(exc)
         if error.status == 401:
             raise error from None  # the sign-in, not the row: every row would fail the same
-        fields = error.fields
+        # Named by the file's columns, where intake names its request's fields.
+        fields = {row.column(name): problem for name, problem in error.fields.items()}
         if exc.code_name == "PERMISSION_DENIED" and not fields:
             # Whom the row is about is what the establishment may not file for.
             fields = {"subject_id": error.message}

@@ -212,6 +212,15 @@ async function api(method, path, body) {
 }
 
 // Uploads one file with its progress shown; resolves to docs' Document.
+// An answer's JSON; {} for a body that is not (a proxy's HTML page for a 413 or a 502).
+function parsed(text) {
+  try {
+    return JSON.parse(text || "{}");
+  } catch {
+    return {};
+  }
+}
+
 function upload(file, { subService = "", kind = "", progress }) {
   return new Promise((resolve, reject) => {
     const query = new URLSearchParams({
@@ -223,14 +232,16 @@ function upload(file, { subService = "", kind = "", progress }) {
     xhr.open("POST", `/api/v1/documents?${query}`);
     xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
     xhr.setRequestHeader("Accept-Language", state.lang);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    // A type the browser does not know is left for docs to read from the bytes: declared as
+    // octet-stream, a PDF would be refused as not what it says it is.
+    if (file.type) xhr.setRequestHeader("Content-Type", file.type);
     progress.hidden = false;
     progress.value = 0;
     xhr.upload.onprogress = (event) => {
       if (event.lengthComputable) progress.value = event.loaded / event.total;
     };
     xhr.onload = () => {
-      const data = JSON.parse(xhr.responseText || "{}");
+      const data = parsed(xhr.responseText);
       if (xhr.status >= 200 && xhr.status < 300) {
         progress.value = 1;
         resolve(data.document);
@@ -238,7 +249,7 @@ function upload(file, { subService = "", kind = "", progress }) {
         reject(new ApiError(xhr.status, data.error || { message: xhr.statusText }));
       }
     };
-    xhr.onerror = () => reject(new ApiError(0, { message: t("error.network") }));
+    xhr.onerror = xhr.onabort = xhr.ontimeout = () => reject(new ApiError(0, { message: t("error.network") }));
     xhr.send(file);
   });
 }
