@@ -545,20 +545,38 @@ async def test_forged_tokens_do_not_use_up_the_calls_of_whom_they_name(tmp_path:
     """The gateway counts calls per subject as the token names it, before intake verifies
     it: a token anyone can write must not spend the named person's or establishment's
     calls, or anyone could lock them out."""
-    async for served in _serve(tmp_path, rate_per_minute=2, bulk_files_per_hour=1):
+    async for served in _serve(
+        tmp_path, rate_per_minute=2, bulk_files_per_hour=1, max_upload_bytes=1000
+    ):
 
         def forged(subject: str, role: str) -> dict[str, str]:
             token = jwt.encode({"sub": subject, "role": role}, key="", algorithm="none")
             return {"Authorization": f"Bearer {token}"}
 
+        fake = forged(CITIZEN, "citizen")
         for _ in range(3):
-            answer = await served.http.get("/api/v1/requests", headers=forged(CITIZEN, "citizen"))
+            answer = await served.http.get("/api/v1/requests", headers=fake)
             assert answer.status_code == 401
+            # The catalog is public: the token is neither sent nor counted.
+            answer = await served.http.get("/api/v1/catalog", headers=fake)
+            assert answer.status_code == 200
+            # Refused by the gateway itself: no backend verified the token.
+            too_big = {**fake, "Content-Type": "application/pdf"}
+            answer = await served.http.post(
+                "/api/v1/documents", headers=too_big, content=b"%PDF" * 999
+            )
+            assert answer.status_code == 413
         own = await served.http.get("/api/v1/requests", headers=served.token(CITIZEN, Role.CITIZEN))
         assert own.status_code == 200
         bulk = "/api/v1/establishment/requests:bulk"
         fake = forged("7000000013", "establishment")
         assert (await served.http.post(bulk, headers=fake, content=BULK)).status_code == 401
+        # A file that cannot be read, or one no row of which reaches intake, never had its
+        # token verified either.
+        unreadable = await served.http.post(bulk, headers=fake, content=b"\xff\xfe")
+        assert unreadable.status_code == 400
+        shapeless = await served.http.post(bulk, headers=fake, content=BULK_HEADER + "1,2\n")
+        assert (shapeless.status_code, shapeless.json()["filed"]) == (200, 0)
         real = served.token("7000000013", Role.ESTABLISHMENT)
         assert (await served.http.post(bulk, headers=real, content=BULK)).status_code == 200
 
@@ -576,9 +594,10 @@ async def test_one_ipv6_subscriber_is_one_address_to_the_limits(tmp_path: Path) 
 
 
 NOT_A_MOBILE = "0000000000"
+BULK_HEADER = "subject_id,sub_service_code,description,mobile,field.iqama_number\n"
 BULK = (
-    "subject_id,sub_service_code,description,mobile,field.iqama_number\n"
-    "2034567897,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
+    BULK_HEADER
+    + "2034567897,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
     "0551234567,2034567897\n"
     "2023456789,reports.general-inquiry,Iqama renewal fails with error 17 for this worker,"
     "0551234567,2023456789\n"

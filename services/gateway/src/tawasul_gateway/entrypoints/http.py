@@ -320,11 +320,10 @@ def create_app(
             }
         return extra
 
-    def limit_signed_in(request: Request, token: str | None) -> str | None:
-        """Counts the call against its address, then against the subject its token names
-        (unverified: intake and docs verify it); the subject's key, to give the call back
-        should the token turn out forged."""
-        _admit(limits.per_address, address_key(request))
+    def limit_subject(token: str | None) -> str | None:
+        """Counts the call against the subject its token names (unverified: intake and docs
+        verify it); the subject's key, to give the call back should no backend verify the
+        token: anyone can write a token naming someone, and it must not spend their calls."""
         subject = unverified_claims(token).get("sub")
         if not isinstance(subject, str) or not subject:
             return None
@@ -332,16 +331,28 @@ def create_app(
         _admit(limits.per_subject, key)
         return key
 
-    async def call(request: Request, run: Callable[[TawasulClient, str | None], Awaitable[M]]) -> M:
+    async def call(
+        request: Request,
+        run: Callable[[TawasulClient, str | None], Awaitable[M]],
+        *,
+        public: bool = False,
+    ) -> M:
+        """`run` against the backends, counted against the address, and unless `public` (the
+        token is not sent) against the token's subject."""
         token = bearer(request)
-        counted = limit_signed_in(request, token)
+        _admit(limits.per_address, address_key(request))
+        counted = None if public else limit_subject(token)
         try:
             return await run(client(), token)
         except TawasulError as exc:
             if counted and exc.code is grpc.StatusCode.UNAUTHENTICATED:
-                # Anyone can write a token naming someone: it must not spend their calls.
                 limits.per_subject.give_back(counted)
             raise ApiError.of(exc) from None
+        except ApiError:
+            # Refused here (an upload past its size, say): no backend verified the token.
+            if counted:
+                limits.per_subject.give_back(counted)
+            raise
 
     async def body_of(request: Request, message: M) -> M:
         return parse_message(await read_body(request, settings.max_body_bytes), message)
@@ -457,7 +468,7 @@ def create_app(
         request: Request,
         locale: Literal["ar", "en"] = Query("ar", description="ar (default) or en"),
     ) -> Response:
-        answer = await call(request, lambda c, _: c.get_catalog(locale))
+        answer = await call(request, lambda c, _: c.get_catalog(locale), public=True)
         return JSONResponse(to_json(answer))
 
     @app.post(
@@ -688,8 +699,9 @@ def create_app(
                 "PERMISSION_DENIED",
                 Bilingual("bulk filing is for establishments", "التقديم الجماعي للمنشآت فقط"),
             )
-        counted = limit_signed_in(request, token)
-        _admit(limits.bulk, f"est:{establishment}")
+        # The establishment's files and calls are spent only by a file some row of which intake
+        # takes to check, and so verifies the token: a forged token must not spend them.
+        _admit(limits.per_address, address_key(request))
         data = await read_body(request, settings.max_bulk_bytes)
         try:
             rows = bulk.parse(data, max_rows=settings.bulk_max_rows)
@@ -697,15 +709,28 @@ def create_app(
             raise bad_request(
                 exc.fields, Bilingual("the file cannot be read", "تعذرت قراءة الملف")
             ) from None
+        files = f"est:{establishment}"
+        counted = limit_subject(token)
+        try:
+            _admit(limits.bulk, files)
+        except ApiError:
+            if counted:
+                limits.per_subject.give_back(counted)
+            raise
+
+        def give_back() -> None:
+            limits.bulk.give_back(files)
+            if counted:
+                limits.per_subject.give_back(counted)
+
         try:
             results = [await _file_row(client(), token, establishment, row) for row in rows]
         except ApiError as exc:
             if exc.status == 401:
-                # A forged token: neither the establishment's files nor its calls are spent.
-                limits.bulk.give_back(f"est:{establishment}")
-                if counted:
-                    limits.per_subject.give_back(counted)
+                give_back()
             raise
+        if all(isinstance(row, bulk.BadRow) for row in rows):
+            give_back()
         filed = sum(1 for r in results if "request_number" in r)
         return JSONResponse({"filed": filed, "refused": len(results) - filed, "results": results})
 
