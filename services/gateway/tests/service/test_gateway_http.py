@@ -292,6 +292,18 @@ async def test_a_submission_passes_the_token_and_answers_201(backends: Backends)
     assert missing.json()["error"]["code"] == "NOT_FOUND"
 
 
+async def test_a_wrong_method_or_path_under_the_api_is_told_as_such(backends: Backends) -> None:
+    """The page's files are served at "/": an API path they answered read as no such path
+    (404), or as one taking the files' own methods."""
+    put = await backends.http.put("/api/v1/requests", json=GOOD)
+    assert (put.status_code, put.headers["allow"]) == (405, "GET, POST")
+    assert put.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    start = await backends.http.get("/api/v1/tracking/start")
+    assert (start.status_code, start.headers["allow"]) == (405, "POST")
+    nowhere = await backends.http.post("/api/v1/no-such-thing", json={})
+    assert (nowhere.status_code, nowhere.json()["error"]["code"]) == (404, "NOT_FOUND")
+
+
 def handled(route: str, method: str, status: int) -> float:
     labels = {"route": route, "method": method, "status": str(status)}
     return (

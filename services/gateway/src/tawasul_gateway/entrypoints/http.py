@@ -19,6 +19,7 @@ import jwt
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -756,6 +757,37 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.api_route(
+        f"{PREFIX}/{{path:path}}",
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        include_in_schema=False,
+    )
+    async def not_in_the_api(request: Request) -> Response:
+        """An API path no route takes with this method: the page's files, mounted at "/",
+        would answer 404, or 405 naming their own methods instead of the route's."""
+        path = request.url.path
+        allowed = sorted(
+            method
+            for route in app.routes
+            if isinstance(route, APIRoute)
+            and route.endpoint is not not_in_the_api
+            and route.path_regex.fullmatch(path)
+            for method in route.methods or ()
+        )
+        if not allowed:
+            raise ApiError(
+                404, "NOT_FOUND", Bilingual("no such API path", "لا يوجد مسار بهذا الاسم")
+            )
+        raise ApiError(
+            405,
+            "METHOD_NOT_ALLOWED",
+            Bilingual(
+                f"this path takes {', '.join(allowed)}",
+                f"هذا المسار يقبل {'، '.join(allowed)}",
+            ),
+            headers={"Allow": ", ".join(allowed)},
+        )
 
     if settings.web_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
