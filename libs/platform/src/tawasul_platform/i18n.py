@@ -85,7 +85,8 @@ def preferred_locale(header: str | None) -> str | None:
     best: tuple[float, int, str] | None = None
     for order, item in enumerate(header.split(",")):
         tag, _, params = item.partition(";")
-        locale = tag.strip().lower().split("-", 1)[0]
+        # "ar_SA" is no language tag, but some clients send their locale's name so.
+        locale = tag.strip().lower().replace("_", "-").split("-", 1)[0]
         if locale not in LOCALES:
             continue
         quality = 1.0

@@ -24,6 +24,7 @@ def test_a_bilingual_message_is_its_english_with_its_arabic_beside_it() -> None:
         ("en", "en"),
         ("ar-SA", "ar"),
         ("EN-gb", "en"),
+        ("ar_SA", "ar"),
         ("ar,en;q=0.9", "ar"),
         ("en-US,en;q=0.9,ar;q=0.8", "en"),
         ("fr-FR, ar;q=0.5, en;q=0.7", "en"),

@@ -292,6 +292,15 @@ async def test_a_submission_passes_the_token_and_answers_201(backends: Backends)
     assert missing.json()["error"]["code"] == "NOT_FOUND"
 
 
+async def test_an_upload_sent_as_a_form_is_refused_as_such(backends: Backends) -> None:
+    headers = backends.token(CITIZEN, Role.CITIZEN)
+    form = await backends.http.post(
+        "/api/v1/documents", headers=headers, files={"file": ("scan.pdf", b"%PDF-1.7 ...")}
+    )
+    assert (form.status_code, form.json()["error"]["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+    assert backends.docs.metadata == []
+
+
 async def test_a_wrong_method_or_path_under_the_api_is_told_as_such(backends: Backends) -> None:
     """The page's files are served at "/": an API path they answered read as no such path
     (404), or as one taking the files' own methods."""

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tawasul.intake.v1 import intake_pb2
 from tawasul_devstack.identity import DevIdentity
 from tawasul_devstack.journey import new_citizen
 from tawasul_gateway import bulk
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer, UnknownPerson
 from tawasul_gateway.adapters.ratelimit import RateLimiter, retry_after
 from tawasul_gateway.entrypoints.errors import ApiError, parse_error_fields
+from tawasul_gateway.entrypoints.http import parse_message
 from tawasul_platform.i18n import in_locale
 from tawasul_platform.identity import IssuerKind, Role, TokenVerifier
 from tawasul_sdk import TawasulError
@@ -93,6 +95,14 @@ def test_already_exists_names_the_existing_request() -> None:
 )
 def test_json_errors_name_their_field(message: str, fields: dict[str, str]) -> None:
     assert parse_error_fields(message) == fields
+
+
+def test_a_field_value_that_is_not_text_is_named_by_its_field() -> None:
+    """protobuf's parser names only the map of a value that is not a string."""
+    body = b'{"fields": {"iqama_number": 2034567897, "visa_number": "6012345678"}}'
+    with pytest.raises(ApiError) as caught:
+        parse_message(body, intake_pb2.SubmitRequestRequest())
+    assert caught.value.fields == {"fields.iqama_number": "must be text, in quotes"}
 
 
 def test_nested_json_errors_give_the_path() -> None:

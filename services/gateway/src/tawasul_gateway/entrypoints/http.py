@@ -132,6 +132,10 @@ def lone_surrogate(loaded: Any) -> str | None:
     return None
 
 
+_PLAIN_NAME = re.compile(r"[a-z0-9_]{1,64}")
+NOT_TEXT = Bilingual("must be text, in quotes", "يجب أن يكون نصًا بين علامتي تنصيص")
+
+
 def parse_message(body: bytes, message: M) -> M:
     """The body as `message`'s proto3 JSON; 400 naming the field when it is not."""
     if not body.strip():
@@ -139,6 +143,16 @@ def parse_message(body: bytes, message: M) -> M:
     loaded = load_json(body)
     if not isinstance(loaded, dict):
         raise bad_request({"body": Bilingual("a JSON object is expected", "يُنتظر كائن JSON")})
+    # protobuf names the map, not the entry, of a value that is not text.
+    values = loaded.get("fields")
+    if isinstance(values, dict) and (
+        wrong := {
+            f"fields.{name}": NOT_TEXT
+            for name, value in values.items()
+            if not isinstance(value, str) and _PLAIN_NAME.fullmatch(name)
+        }
+    ):
+        raise bad_request(wrong)
     try:
         return json_format.ParseDict(loaded, message)
     except json_format.ParseError as exc:
@@ -623,6 +637,16 @@ def create_app(
         document_kind: str = Query("", max_length=200),
     ) -> Response:
         declared = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        if declared.lower().startswith("multipart/"):
+            # An HTML form's encoding: its boundaries and headers would reach docs as the file.
+            raise ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                Bilingual(
+                    "send the file's own bytes as the body, not a form",
+                    "أرسل بايتات الملف نفسه في المحتوى، لا نموذجًا",
+                ),
+            )
         chunks = body_chunks(request, settings.max_upload_bytes)
         answer = await call(
             request,
