@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import jwt
 import prometheus_client
 import pytest
 from fastapi import FastAPI
+from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -61,6 +63,8 @@ def _traceparent(context: Context) -> str:
 class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     tokens: list[str] = field(default_factory=list)
     by_key: dict[str, str] = field(default_factory=dict)
+    # When the request under each key was filed (seconds since the epoch).
+    filed_at: dict[str, float] = field(default_factory=dict)
     submissions: list[intake_pb2.SubmitRequestRequest] = field(default_factory=list)
     # The trace context each SubmitRequest and GetRequest came with.
     traces: list[str] = field(default_factory=list)
@@ -100,9 +104,11 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             problems |= {f"fields.{name}": "not on record" for name in request.fields}
             await self._refuse(context, errors.InvalidArgument(problems))
         number = self.by_key.setdefault(request.idempotency_key, f"TW{len(self.by_key) + 1:09d}")
+        filed_at = self.filed_at.setdefault(request.idempotency_key, time.time())
         return intake_pb2.SubmitRequestResponse(
             request=intake_pb2.Request(
                 request_number=number,
+                submitted_at=Timestamp(seconds=int(filed_at)),
                 description=request.description,
                 document_ids=request.document_ids,
             )
@@ -649,10 +655,20 @@ async def test_bulk_filing_answers_each_row_and_files_nothing_twice(backends: Ba
 
     again = await backends.http.post(url, content=BULK.encode(), headers=headers)
     assert again.json()["results"][0]["request_number"] == own["request_number"]
+    # The same file an hour later: the row's request is answered as filed already, not again.
+    (key,) = backends.intake.filed_at
+    backends.intake.filed_at[key] -= 3600
+    later = (await backends.http.post(url, content=BULK.encode(), headers=headers)).json()
+    assert (later["filed"], later["already_filed"], later["refused"]) == (0, 1, 3)
+    assert later["results"][0] == {
+        "row": 1,
+        "request_number": own["request_number"],
+        "already_filed": True,
+    }
     keys = [
         s.idempotency_key for s in backends.intake.submissions if s.subject_id == OWN_WORKERS[0]
     ]
-    assert len(keys) == 2
+    assert len(keys) == 3
     assert len(set(keys)) == 1
     assert len(backends.intake.by_key) == 1
 

@@ -16,6 +16,7 @@ const TEXTS = {
     "bulk.row": "الصف",
     "bulk.result": "النتيجة",
     "bulk.filed": "طلبات مقدمة",
+    "bulk.alreadyFiled": "مقدمة من قبل",
     "bulk.refused": "صفوف مرفوضة",
     signOut: "خروج",
     language: "English",
@@ -84,6 +85,7 @@ const TEXTS = {
     "bulk.row": "Row",
     "bulk.result": "Result",
     "bulk.filed": "filed",
+    "bulk.alreadyFiled": "filed before",
     "bulk.refused": "rows refused",
     signOut: "Sign out",
     language: "العربية",
@@ -849,7 +851,13 @@ async function fileInBulk(event) {
     return;
   }
   $("#bulk-summary").hidden = false;
-  $("#bulk-summary").textContent = `${t("bulk.filed")}: ${data.filed} · ${t("bulk.refused")}: ${data.refused}`;
+  $("#bulk-summary").textContent = [
+    `${t("bulk.filed")}: ${data.filed}`,
+    data.already_filed ? `${t("bulk.alreadyFiled")}: ${data.already_filed}` : "",
+    `${t("bulk.refused")}: ${data.refused}`,
+  ]
+    .filter(Boolean)
+    .join(" · ");
   const body = $("#bulk-results tbody");
   body.replaceChildren();
   for (const result of data.results || []) {
