@@ -1684,6 +1684,25 @@ async def test_a_supervisor_decides_only_the_departments_they_supervise(review: 
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_a_reviewer_back_from_a_day_off_is_still_their_supervisor_s_to_manage(
+    review: Review,
+) -> None:
+    """Marking oneself away writes a record holding one's token's departments that decides
+    none of them: the passports supervisor still decides E200's passports membership."""
+    await review.put_reviewer("S001", supervises=("passports",))
+    for available in (False, True):
+        await review.admin.SetAvailability(
+            review_pb2.SetAvailabilityRequest(available=available),
+            timeout=5,
+            metadata=bearer(SARA),
+        )
+    stored = await review.put_reviewer("E200", capacity=3, caller=BOSS)
+    assert (list(stored.departments), stored.capacity) == (["passports"], 3)
+    # Visas, which the supervisor does not supervise, still follow E200's token.
+    queued = await review.enqueue("visas")
+    assert await review.claim_next(SARA, "visas") == queued
+
+
 async def test_a_reviewer_their_record_takes_out_of_a_department_cannot_check_it(
     review: Review,
 ) -> None:

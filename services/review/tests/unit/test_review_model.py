@@ -1447,3 +1447,15 @@ ItemLife.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_item_life = ItemLife.TestCase
+
+
+def test_a_reviewer_s_text_with_windows_line_ends_is_taken_with_newlines() -> None:
+    """A message pasted from a file written on Windows: its line ends are not controls."""
+    item = in_state(State.CLAIMED)
+    item.decide(
+        ALI, Decision.ACCEPT, "Renewed.\r\nCollect it at the office.", None, START, CALENDAR
+    )
+    (event,) = [e for e in item.events if isinstance(e, StatusChanged)]
+    assert event.message == "Renewed.\nCollect it at the office."
+    (missing,) = missing_items([("other", "receipt", "The receipt\r\nof the payment")])
+    assert missing.description == "The receipt\nof the payment"

@@ -860,7 +860,9 @@ async def put_reviewer(
         me = await _me(uow, caller)
         existing = await uow.reviewers.get(reviewer.reviewer_id)
         if caller.subject not in policy.admins:
-            touched = reviewer.departments | (existing.departments if existing else frozenset())
+            # What the existing record decides, not what it holds: one a reviewer wrote by
+            # marking themselves away holds their token's departments and decides none.
+            touched = reviewer.departments | (existing.decided() if existing else frozenset())
             if not touched <= me.supervises:
                 raise PermissionDenied("only an administrator or the departments' supervisor")
             decided = existing.scope if existing else frozenset()

@@ -767,7 +767,7 @@ class WorkItem:
 
 
 def _text(name: str, raw: str, *, required: bool) -> str:
-    text = raw.strip()
+    text = _lines(raw).strip()
     if len(raw) > MAX_MESSAGE:
         raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
     if required and not visible_length(text):
@@ -775,6 +775,11 @@ def _text(name: str, raw: str, *, required: bool) -> str:
     if _controls(text):
         raise InvalidArgument({name: "control characters are not allowed"})
     return text
+
+
+def _lines(text: str) -> str:
+    """Windows' and old Macs' line ends as newlines: a message pasted from a file has them."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _controls(text: str) -> bool:
@@ -797,6 +802,7 @@ def missing_items(raw: list[tuple[str, str, str]]) -> tuple[Missing, ...]:
             problems[f"missing[{index}].kind"] = "'document', 'field' or 'other'"
         if not visible_length(name) or len(name) > 100 or _controls(name):
             problems[f"missing[{index}].name"] = "required, at most 100 plain characters"
+        description = _lines(description)
         if not visible_length(description) or len(description) > 500 or _controls(description):
             problems[f"missing[{index}].description"] = "required, at most 500 plain characters"
         items.append(Missing(kind, name.strip(), description.strip()))

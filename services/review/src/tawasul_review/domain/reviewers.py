@@ -41,6 +41,10 @@ class Reviewer:
         """What other services need of it to narrow the reviewer's token as review does."""
         return StaffRecord(self.reviewer_id, self.departments, self.scope, version)
 
+    def decided(self) -> frozenset[str]:
+        """The departments whose membership this record decides."""
+        return self.departments if self.scope is None else self.departments & self.scope
+
     def keeps(self, department: str) -> bool:
         """Whether this record leaves the reviewer in `department`: a member of it, or it is
         outside the record's scope (their token decides)."""
