@@ -746,6 +746,10 @@ async def test_claim_next_stops_at_the_reviewers_capacity() -> None:
     await put(uow, "E100", capacity=0)
     with pytest.raises(ResourceExhausted):
         await claim_next(uow)
+    # One held by another is told as such, whatever the reviewer's own room.
+    await handlers.claim(uow=uow, reviewer=SARA, request_id=second, now=START, policy=POLICY)
+    with pytest.raises(FailedPrecondition, match="is claimed by E200"):
+        await handlers.claim(uow=uow, reviewer=ALI, request_id=second, now=START, policy=POLICY)
 
 
 async def test_a_reviewer_marked_away_claims_nothing() -> None:

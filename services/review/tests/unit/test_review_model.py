@@ -1459,3 +1459,16 @@ def test_a_reviewer_s_text_with_windows_line_ends_is_taken_with_newlines() -> No
     assert event.message == "Renewed.\nCollect it at the office."
     (missing,) = missing_items([("other", "receipt", "The receipt\r\nof the payment")])
     assert missing.description == "The receipt\nof the payment"
+
+
+def test_a_decision_sent_again_is_told_the_request_is_decided_already() -> None:
+    """Its reply lost, the reviewer sends the decision again: "claim it first" would send them
+    to a claim that is refused too."""
+    item = in_state(State.CLAIMED)
+    item.decide(ALI, Decision.ACCEPT, "Done", None, START, CALENDAR)
+    with pytest.raises(FailedPrecondition) as caught:
+        item.decide(ALI, Decision.ACCEPT, "Done", None, START, CALENDAR)
+    assert str(caught.value).endswith("is decided already")
+    waiting = in_state(State.QUEUED)
+    with pytest.raises(FailedPrecondition, match="is queued; claim it first"):
+        waiting.decide(ALI, Decision.ACCEPT, "Done", None, START, CALENDAR)

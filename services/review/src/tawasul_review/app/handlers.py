@@ -442,7 +442,8 @@ async def claim(
 ) -> WorkItem:
     async with uow:
         item = await _visible(uow, reviewer, request_id)
-        if item.assignee != reviewer.subject:
+        # Held by another, it is that which the reviewer is told, not their own capacity.
+        if item.state is State.QUEUED:
             await _room(uow, await _me(uow, reviewer))
         item.claim(reviewer, now, policy.lease)
         await uow.commit()

@@ -294,9 +294,9 @@ class WorkItem:
     def _ensure_holder(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
         self.ensure_visible_to(reviewer)
         if self.state is not State.CLAIMED:
-            raise FailedPrecondition(
-                f"request {self.request_number} is {self.state}; claim it first"
-            )
+            # A decision sent again (its reply lost) finds it decided: nothing to claim.
+            then = "; claim it first" if self.state in UNFINISHED else " already"
+            raise FailedPrecondition(f"request {self.request_number} is {self.state}{then}")
         if self.assignee != reviewer.subject:
             raise FailedPrecondition(f"request {self.request_number} is held by {self.assignee}")
         self.claimed_until = now + lease
