@@ -1301,11 +1301,13 @@ async def test_a_case_shows_attachments_and_notes_as_internal_history(review: Re
         await review.stub.AddNote(
             review_pb2.AddNoteRequest(request_id=item, text=text), timeout=5, metadata=bearer(who)
         )
-    await review.stub.MessageApplicant(
-        review_pb2.MessageApplicantRequest(request_id=item, text="We are checking your record"),
-        timeout=5,
-        metadata=bearer(ALI),
-    )
+    # Sent twice (the first reply lost): the beneficiary is told once.
+    for _ in range(2):
+        await review.stub.MessageApplicant(
+            review_pb2.MessageApplicantRequest(request_id=item, text="We are checking your record"),
+            timeout=5,
+            metadata=bearer(ALI),
+        )
     case = await review.case(item, SARA)
     assert [(h.actor, h.action, h.text, h.internal) for h in case.history] == [
         ("routing", "queued", "passports.default", False),

@@ -28,6 +28,7 @@ from tawasul_review.domain.model import (
     ANSWER_IN_FLIGHT,
     MAX_MESSAGE,
     MAX_MISSING,
+    MESSAGE_RESENT,
     NO_ANSWER,
     SLA_MARKS,
     Contact,
@@ -1472,3 +1473,23 @@ def test_a_decision_sent_again_is_told_the_request_is_decided_already() -> None:
     waiting = in_state(State.QUEUED)
     with pytest.raises(FailedPrecondition, match="is queued; claim it first"):
         waiting.decide(ALI, Decision.ACCEPT, "Done", None, START, CALENDAR)
+
+
+def test_a_message_sent_again_at_once_is_not_sent_twice() -> None:
+    """The reviewer runs `message` again after a timeout: the beneficiary is texted once."""
+    item = in_state(State.CLAIMED)
+    item.message(ALI, "Please bring the original", START, LEASE, CALENDAR)
+    sent = [h for h in item.new_history if h.action == "message"]
+    item.events.clear()
+    item.message(
+        ALI, "Please bring the original ", START + timedelta(minutes=1), LEASE, CALENDAR, sent
+    )
+    assert item.events == []
+    # Past the window, or other words, it is a message of its own.
+    later = START + MESSAGE_RESENT + timedelta(seconds=1)
+    item.message(ALI, "Please bring the original", later, LEASE, CALENDAR, sent)
+    item.message(ALI, "And the copy", START + timedelta(minutes=2), LEASE, CALENDAR, sent)
+    assert [e.message for e in item.events if isinstance(e, StatusChanged)] == [
+        "Please bring the original",
+        "And the copy",
+    ]

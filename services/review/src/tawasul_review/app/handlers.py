@@ -574,7 +574,8 @@ async def message_applicant(
 ) -> WorkItem:
     async with uow:
         item = await _visible(uow, reviewer, request_id)
-        item.message(reviewer, text, now, policy.lease, policy.calendar)
+        history = await uow.items.history(item.request_id)
+        item.message(reviewer, text, now, policy.lease, policy.calendar, history)
         await uow.commit()
     return item
 

@@ -18,6 +18,7 @@ when the request is decided or withdrawn (an appeal starts it again), and raises
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -99,6 +100,10 @@ class Reason:
     en: str
     decisions: frozenset[Decision]
 
+
+# A message sent again this soon, word for word, is the reviewer's retry of one whose reply
+# was lost: the beneficiary would be texted twice.
+MESSAGE_RESENT = timedelta(minutes=10)
 
 # Why the sweep closes a request: no reviewer decides it, so it is in no reason catalog.
 NO_ANSWER = Reason(
@@ -377,9 +382,18 @@ class WorkItem:
         now: datetime,
         lease: timedelta,
         calendar: WorkingCalendar,
+        history: Sequence[HistoryEntry] = (),
     ) -> None:
+        """A message to the beneficiary. The same one sent by the same reviewer within
+        MESSAGE_RESENT of its first (a retry whose reply was lost) is not sent again."""
         self._ensure_holder(reviewer, now, lease)
         body = _text("text", text, required=True)
+        if any(
+            (h.actor, h.action, h.note) == (reviewer.subject, "message", body)
+            and now - h.at <= MESSAGE_RESENT
+            for h in history
+        ):
+            return
         status = self.public_status or Status.UNDER_REVIEW
         self._publish(
             status, reviewer.subject, body, now, calendar, action="message", reviewer_message=True
