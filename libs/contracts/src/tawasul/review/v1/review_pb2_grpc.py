@@ -182,7 +182,8 @@ class ReviewServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MessageApplicant(self, request, context):
-        """A message to the beneficiary, sent by SMS and shown in the tracking view.
+        """A message to the beneficiary, sent by SMS and shown in the tracking view. The same words
+        sent again by the same reviewer within ten minutes are taken as a retry: sent once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

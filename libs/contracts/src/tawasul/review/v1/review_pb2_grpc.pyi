@@ -53,7 +53,9 @@ class ReviewServiceStub:
     AddNote: _grpc.UnaryUnaryMultiCallable[_review_pb2.AddNoteRequest, _review_pb2.AddNoteResponse]
     """An internal note: the beneficiary never sees it."""
     MessageApplicant: _grpc.UnaryUnaryMultiCallable[_review_pb2.MessageApplicantRequest, _review_pb2.MessageApplicantResponse]
-    """A message to the beneficiary, sent by SMS and shown in the tracking view."""
+    """A message to the beneficiary, sent by SMS and shown in the tracking view. The same words
+    sent again by the same reviewer within ten minutes are taken as a retry: sent once.
+    """
     RequestInformation: _grpc.UnaryUnaryMultiCallable[_review_pb2.RequestInformationRequest, _review_pb2.RequestInformationResponse]
     """Returns the request to the beneficiary with what is missing and a deadline; the SLA clock
     pauses until the answer, which comes back to the same reviewer when they are available.
@@ -111,7 +113,9 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     AddNote: _aio.UnaryUnaryMultiCallable[_review_pb2.AddNoteRequest, _review_pb2.AddNoteResponse]  # type: ignore[assignment]
     """An internal note: the beneficiary never sees it."""
     MessageApplicant: _aio.UnaryUnaryMultiCallable[_review_pb2.MessageApplicantRequest, _review_pb2.MessageApplicantResponse]  # type: ignore[assignment]
-    """A message to the beneficiary, sent by SMS and shown in the tracking view."""
+    """A message to the beneficiary, sent by SMS and shown in the tracking view. The same words
+    sent again by the same reviewer within ten minutes are taken as a retry: sent once.
+    """
     RequestInformation: _aio.UnaryUnaryMultiCallable[_review_pb2.RequestInformationRequest, _review_pb2.RequestInformationResponse]  # type: ignore[assignment]
     """Returns the request to the beneficiary with what is missing and a deadline; the SLA clock
     pauses until the answer, which comes back to the same reviewer when they are available.
@@ -214,7 +218,9 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.MessageApplicantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.MessageApplicantResponse, _abc.Awaitable[_review_pb2.MessageApplicantResponse]]:
-        """A message to the beneficiary, sent by SMS and shown in the tracking view."""
+        """A message to the beneficiary, sent by SMS and shown in the tracking view. The same words
+        sent again by the same reviewer within ten minutes are taken as a retry: sent once.
+        """
 
     @_abc_1.abstractmethod
     def RequestInformation(
