@@ -152,7 +152,8 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     screens_progress = page.locator('progress[data-kind="error_screenshot"]')
     await expect(screens_progress).to_have_attribute("title", "تم الرفع")
     await page.click("#submit")
-    await expect(page.locator('[data-error-for="documents.error_screenshot"]')).to_have_text(
+    # (Contained: on a busy machine a screenshot still being scanned is said beside it.)
+    await expect(page.locator('[data-error-for="documents.error_screenshot"]')).to_contain_text(
         "لقطة شاشة لرسالة الخطأ: 3 على الأكثر لهذه الخدمة الفرعية"
     )
     await page.set_input_files("#document-error_screenshot", screens[:1])
