@@ -19,6 +19,7 @@ from tawasul_devstack.journey import Clients, eventually, new_citizen, sample_pd
 from tawasul_devstack.stack import Stack
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.identity import Role
+from tawasul_platform.request_numbers import new_request_number
 from tawasul_sdk import TawasulClient, Tls
 
 from tests.e2e.direct import scalar
@@ -263,11 +264,16 @@ async def test_intake_counts_tracking_attempts_per_person_the_gateway_names(
     out of reach, as every local client shares 127.0.0.1."""
     # Two subscribers' /64s (intake counts an IPv6 caller by its /64).
     guesser, someone_else = (f"2001:db8:{secrets.token_hex(2)}:{n}::5" for n in (1, 2))
-    malformed = intake_pb2.StartTrackingRequest(request_number="TW-none", id_number="1")
+    # Well formed (a malformed one is refused before it is counted), and matching nothing.
+    nothing = intake_pb2.StartTrackingRequest(
+        request_number=new_request_number(secrets.randbelow),
+        id_number=new_citizen(),
+        mobile="0551234567",
+    )
 
     async def start(channel: Clients, address: str) -> None:
         await channel.intake.StartTracking(
-            malformed,
+            nothing,
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=(("x-forwarded-for", address),),
         )

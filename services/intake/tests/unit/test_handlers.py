@@ -1773,25 +1773,41 @@ def test_details_typed_in_other_scripts_digits_are_refused_by_name() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "wrong",
-    ["number", "other-request", "id", "a-strangers-id", "mobile", "garbage-number", "id-letters"],
-)
+@pytest.mark.parametrize("wrong", ["number", "other-request", "id", "a-strangers-id", "mobile"])
 async def test_no_code_is_sent_when_anything_differs(intake: Intake, wrong: str) -> None:
     request = await intake.submit(subject=DAUGHTER)
     other = await intake.submit(STRANGER, code=INQUIRY, key="other")
     q = {
-        "number": query(request, number="TW000000000"),
-        "other-request": query(request, number=other.number),
-        "id": query(request, id_number="1023456781"),
-        "a-strangers-id": query(request, id_number=STRANGER.subject),
-        "mobile": query(request, mobile="0559999999"),
-        "garbage-number": query(request, number="TW-not-a-number"),
-        "id-letters": query(request, id_number="10000000O8"),
-    }[wrong]
+        "number": lambda: query(request, number="TW000000000"),
+        "other-request": lambda: query(request, number=other.number),
+        "id": lambda: query(request, id_number="1023456781"),
+        "a-strangers-id": lambda: query(request, id_number=STRANGER.subject),
+        "mobile": lambda: query(request, mobile="0559999999"),
+    }[wrong]()
     await start(intake, q)
     assert intake.sender.sent == []
     assert intake.db.codes == {}
+
+
+@pytest.mark.parametrize(
+    ("number", "id_number", "mobile", "refused"),
+    [
+        ("TW-not-a-number", FATHER.subject, MOBILE, {"request_number"}),
+        ("TW000000001", FATHER.subject, MOBILE, {"request_number"}),  # one digit mistyped
+        ("TW000000000", "10000000O8", MOBILE, {"id_number"}),
+        ("TW000000000", "1000000009", MOBILE, {"id_number"}),  # its check digit fails
+        ("TW000000000", FATHER.subject, "call me", {"mobile"}),
+        ("9" * 100_000, "1" * 100_000, "5" * 100_000, {"request_number", "id_number", "mobile"}),
+    ],
+)
+def test_details_malformed_by_themselves_are_refused_at_their_field(
+    number: str, id_number: str, mobile: str, refused: set[str]
+) -> None:
+    """Refused, not answered as a code sent that never comes: a check digit is public
+    arithmetic, so this tells a guesser nothing about any request."""
+    with pytest.raises(InvalidArgument) as caught:
+        TrackingQuery.typed(number, id_number, mobile)
+    assert set(caught.value.violations) == refused
 
 
 async def test_the_right_code_shows_the_request_once(intake: Intake) -> None:
@@ -1842,14 +1858,9 @@ def wrong_code(code: str) -> str:
         "id",
         "mobile",
         "code",
-        "empty-code",
         "expired",
         "too-many-attempts",
         "no-code-sent",
-        "garbage-number",
-        "id-letters",
-        "garbage-mobile",
-        "huge-input",
     ],
 )
 async def test_every_wrong_combination_is_the_same_not_found(intake: Intake, wrong: str) -> None:
@@ -1870,8 +1881,6 @@ async def test_every_wrong_combination_is_the_same_not_found(intake: Intake, wro
         q = query(request, mobile="0559999999")
     elif wrong == "code":
         typed = wrong_code(code)
-    elif wrong == "empty-code":
-        typed = ""
     elif wrong == "expired":
         now = NOW + timedelta(minutes=5)
     elif wrong == "too-many-attempts":
@@ -1880,15 +1889,6 @@ async def test_every_wrong_combination_is_the_same_not_found(intake: Intake, wro
                 await track(intake, q, wrong_code(code), policy=policy)
     elif wrong == "no-code-sent":
         q = query(await intake.submit(key="x", code=INQUIRY))
-    elif wrong == "garbage-number":
-        q = TrackingQuery.typed("TW' OR 1=1 --", FATHER.subject, MOBILE)
-    elif wrong == "id-letters":
-        q = TrackingQuery.typed(request.number, "1OOOOOOOO8", MOBILE)
-    elif wrong == "garbage-mobile":
-        q = TrackingQuery.typed(request.number, FATHER.subject, "call me")
-    elif wrong == "huge-input":
-        q = TrackingQuery.typed("9" * 100_000, "1" * 100_000, "5" * 100_000)
-        typed = "1" * 100_000
     with pytest.raises(NotFound) as caught:
         await track(intake, q, typed, policy=policy, now=now)
     assert str(caught.value) == NO_MATCH
@@ -1937,7 +1937,7 @@ async def test_tracking_attempts_are_limited_per_caller(intake: Intake) -> None:
     with pytest.raises(ResourceExhausted, match="too many tracking attempts"):
         await start(intake, query(requests[2]), policy=policy)
     with pytest.raises(ResourceExhausted):  # even a non-matching query counts
-        await start(intake, TrackingQuery.typed("garbage", "x", "y"), policy=policy)
+        await start(intake, query(requests[2], mobile="0559999999"), policy=policy)
     await start(intake, query(requests[2]), caller_key="10.0.0.2", policy=policy)
     assert [s.request.id for s in intake.sender.sent] == [r.id for r in requests]
 
@@ -1961,16 +1961,15 @@ async def test_expired_codes_and_past_windows_are_forgotten(intake: Intake) -> N
     )
 
 
-async def test_malformed_numbers_from_different_callers_do_not_share_a_limit(
+async def test_a_code_that_is_not_six_digits_is_refused_without_spending_an_attempt(
     intake: Intake,
 ) -> None:
-    policy = replace(POLICY, per_request=2, per_caller=100)
-    for n in range(3):
-        with pytest.raises(NotFound):
-            await track(
-                intake,
-                TrackingQuery.typed(f"TW-typo-{n}", FATHER.subject, MOBILE),
-                "123456",
-                caller_key=f"10.0.0.{n}",
-                policy=policy,
-            )
+    policy = replace(POLICY, per_request=100, per_caller=100, attempts_per_code=3)
+    request = await intake.submit()
+    await start(intake, query(request), policy=policy)
+    code = intake.sender.sent[0].code
+    for typed in ("", "12345", "abcdef", "974 311", "1234567", "1" * 100_000):
+        with pytest.raises(InvalidArgument) as caught:
+            await track(intake, query(request), typed, policy=policy)
+        assert set(caught.value.violations) == {"code"}
+    assert (await track(intake, query(request), code, policy=policy)).id == request.id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -37,9 +38,16 @@ from tawasul_intake.app.ports import (
     Related,
     UnitOfWork,
 )
-from tawasul_intake.domain.fields import FOREIGN_DIGITS, foreign_digits, normalize_mobile
+from tawasul_intake.domain.fields import (
+    FOREIGN_DIGITS,
+    foreign_digits,
+    mobile_problem,
+    normalize_mobile,
+)
+from tawasul_intake.domain.identity import CHECK_DIGIT, TEN_DIGITS, luhn_valid
 from tawasul_intake.domain.model import (
     DOCUMENTS,
+    NOT_A_REQUEST_NUMBER,
     OPEN_REQUESTS,
     Missing,
     Reason,
@@ -539,14 +547,27 @@ class TrackingQuery:
 
     @classmethod
     def typed(cls, number: str, id_number: str, mobile: str) -> TrackingQuery:
-        """What the person typed, capped and normalized; anything malformed matches nothing.
+        """What the person typed, capped and normalized.
 
-        Other scripts' digits are refused (INVALID_ARGUMENT) rather than matching nothing:
-        the person can fix them, and they tell a guesser nothing about any request."""
+        What is malformed by itself (other scripts' digits, a check digit that fails, a number
+        that is no Saudi mobile) is refused (INVALID_ARGUMENT) at its field rather than
+        answered as a code sent that never comes: the person can fix it, and it tells a
+        guesser nothing about any request (the check digits are public arithmetic)."""
         _ascii_digits(request_number=number, id_number=id_number, mobile=mobile)
+        canonical = parse_request_number(number[:40])
+        id_number = id_number[:20].strip()
+        problems: dict[str, Bilingual] = {}
+        if canonical is None:
+            problems["request_number"] = NOT_A_REQUEST_NUMBER
+        if problem := _tracked_id_problem(id_number):
+            problems["id_number"] = problem
+        if problem := mobile_problem(mobile[:32]):
+            problems["mobile"] = problem
+        if problems:
+            raise InvalidArgument(problems)
         return cls(
-            number=parse_request_number(number[:40]) or "",
-            id_number=id_number[:20].strip(),
+            number=canonical or "",
+            id_number=id_number,
             mobile=normalize_mobile(mobile[:32]) or "",
         )
 
@@ -556,6 +577,19 @@ class TrackingQuery:
             and self.id_number in (request.applicant_id, request.subject_id)
             and hmac.compare_digest(self.mobile, request.contact.mobile)
         )
+
+
+def _tracked_id_problem(id_number: str) -> Bilingual | None:
+    """The applicant's or the subject's ID: ten digits, with a valid check digit where it is a
+    national ID or an iqama (a visitor's border number has none)."""
+    if len(id_number) != 10 or not (id_number.isascii() and id_number.isdigit()):
+        return TEN_DIGITS
+    if id_number[0] in "12" and not luhn_valid(id_number):
+        return CHECK_DIGIT
+    return None
+
+
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
 
 
 async def _limit(
@@ -616,8 +650,14 @@ async def track_request(
     caller_key: str,
     now: datetime,
 ) -> Request:
-    """The tracking view for a matching number, ID, mobile and live code; else NOT_FOUND."""
+    """The tracking view for a matching number, ID, mobile and live code; else NOT_FOUND. A
+    code that is not six digits is refused as such, spending none of the code's attempts."""
     _ascii_digits(code=code)
+    typed = code[:12].strip()
+    if not _SIX_DIGITS.fullmatch(typed):
+        raise InvalidArgument(
+            {"code": Bilingual("the 6 digits sent by SMS", "الأرقام الستة المرسلة برسالة نصية")}
+        )
     await _limit(uow, policy, "check", caller_key, query.number, now)
     nothing = NotFound(
         Bilingual(
@@ -626,7 +666,6 @@ async def track_request(
     )
     if not query.number:
         raise nothing
-    typed = code[:12].strip()
     async with uow:
         request = await uow.requests.get_by_number(query.number)
         if request is None or not query.matches(request):

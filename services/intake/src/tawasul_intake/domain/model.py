@@ -36,6 +36,9 @@ from tawasul_intake.domain.fields import (
 from tawasul_intake.domain.identity import CHECK_DIGIT, id_number_problem, luhn_valid
 
 MAX_DOCUMENTS = 10
+NOT_A_REQUEST_NUMBER = Bilingual(
+    "not a request number: TW, 8 digits and a check digit", "ليس رقم طلب: TW ثم 8 أرقام ورقم تحقق"
+)
 DOCUMENTS = Noun("document", "documents", "مستند واحد", "مستندان", "مستندات", "مستندًا", "مستند")
 OPEN_REQUESTS = Noun(
     "open request",
@@ -685,12 +688,7 @@ def validate_submission(
     cited = parse_request_number(cites) if cites.strip() else None
     if cites.strip() and cited is None and "cites_request_number" not in problems:
         problems["cites_request_number"] = (
-            FOREIGN_DIGITS
-            if foreign_digits(cites)
-            else Bilingual(
-                "not a request number: TW, 8 digits and a check digit",
-                "ليس رقم طلب: TW ثم 8 أرقام ورقم تحقق",
-            )
+            FOREIGN_DIGITS if foreign_digits(cites) else NOT_A_REQUEST_NUMBER
         )
     if problems:
         raise InvalidArgument(problems)
