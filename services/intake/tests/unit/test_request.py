@@ -216,6 +216,31 @@ def test_a_decision_keeps_its_reason_until_it_is_appealed() -> None:
     assert (request.decision_message, request.decision_reason) == ("Corrected", corrected)
 
 
+def test_an_outcome_restated_for_a_late_cancellation_leaves_an_appeal_made_since() -> None:
+    """Review rejects while the cancellation is on its way, the beneficiary appeals the
+    rejection shown, and review then says the rejection again for the cancellation: the
+    appeal stands, and so would the rejection's reason had it not been appealed."""
+    mismatch = Reason("data-mismatch", "البيانات لا تطابق السجلات", "The data does not match")
+    request = new_request()
+    request.track(
+        Status.REJECTED, "The visa number differs", riyadh(5, 9), reason=mismatch, sequence=2
+    )
+    restated = {"sequence": 3, "restates": True}
+    request.track(Status.REJECTED, "", riyadh(5, 9, 30), **restated)
+    assert (request.decision_message, request.decision_reason) == (
+        "The visa number differs",
+        mismatch,
+    )
+    request.appeal(reason="It is right: see the print", calendar=CALENDAR, now=riyadh(5, 10))
+    request.track(Status.REJECTED, "", riyadh(5, 11), sequence=4, restates=True)
+    assert (request.status, request.appealed) == (Status.UNDER_REVIEW, True)
+    # While the request shows the cancellation, the restated outcome replaces it.
+    cancelled = new_request()
+    cancelled.cancel(reason="Solved", now=riyadh(5, 8))
+    cancelled.track(Status.REJECTED, "", riyadh(5, 9), sequence=3, restates=True)
+    assert cancelled.status is Status.REJECTED
+
+
 @pytest.mark.parametrize("final", sorted(FINAL - {Status.CANCELLED}))
 @pytest.mark.parametrize("later", [Status.ACCEPTED, Status.REJECTED, Status.UNDER_REVIEW])
 def test_final_statuses_stay_final(final: Status, later: Status) -> None:

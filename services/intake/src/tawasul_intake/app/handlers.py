@@ -824,9 +824,11 @@ async def track_status(
     transfer_to: str = "",
     sequence: int = 0,
     reason: Reason | None = None,
+    restates: bool = False,
 ) -> None:
     """Applies a status change published by review to the tracking view, once; one older than
-    a change applied already (a dead letter replayed, a late one) is skipped."""
+    a change applied already (a dead letter replayed, a late one) is skipped. `restates`: an
+    outcome said again for a cancellation that came too late (Request.track)."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
@@ -852,5 +854,6 @@ async def track_status(
                 transfer_to=transfer_to,
                 sequence=sequence,
                 reason=reason,
+                restates=restates,
             )
         await uow.commit()

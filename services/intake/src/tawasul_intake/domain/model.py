@@ -338,9 +338,14 @@ class Request:
         transfer_to: str = "",
         sequence: int = 0,
         reason: Reason | None = None,
+        restates: bool = False,
     ) -> None:
         """Mirrors a status change decided by review into the tracking view; a transfer
         names the department that holds the request from then on, a decision its reason.
+
+        An outcome review `restates` for a cancellation that reached it too late replaces only
+        the cancellation: the outcome itself came before, with its reason, and the beneficiary
+        may have appealed it since (applied then, it would undo the appeal and its reason).
 
         A final status stays final, but for a cancellation that raced review's outcome: the
         beneficiary may cancel only while the request is undecided (SPEC §4), so an outcome
@@ -355,6 +360,8 @@ class Request:
         `sequence` (not `outdated`, which the caller checks) is kept as the latest applied.
         """
         self.status_sequence = max(self.status_sequence, sequence)
+        if restates and self.status is not Status.CANCELLED:
+            return
         if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
             return
         if status is Status.CLOSED and self._cancelled_by(respond_by):

@@ -39,6 +39,7 @@ def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
             ),
             transfer_to=change.transfer_to_department[:40],
             sequence=change.sequence,
+            restates=change.cancel_too_late,
             reason=(
                 Reason(change.reason_code, change.reason.ar, change.reason.en)
                 if change.reason_code
