@@ -225,8 +225,7 @@ def test_an_outcome_restated_for_a_late_cancellation_leaves_an_appeal_made_since
     request.track(
         Status.REJECTED, "The visa number differs", riyadh(5, 9), reason=mismatch, sequence=2
     )
-    restated = {"sequence": 3, "restates": True}
-    request.track(Status.REJECTED, "", riyadh(5, 9, 30), **restated)
+    request.track(Status.REJECTED, "", riyadh(5, 9, 30), sequence=3, restates=True)
     assert (request.decision_message, request.decision_reason) == (
         "The visa number differs",
         mismatch,
