@@ -37,6 +37,7 @@ class DocsSettings(ServiceSettings):
     spool_dir: Path | None = None
     # The ClamAV daemon (INSTREAM over TCP); when it is down uploads stay in quarantine.
     clamd_address: str
+    # clamd's own time for each step (connect, each piece, the verdict), not the upload's.
     clamd_timeout_seconds: float = 10.0
     rescan_seconds: float = 5.0
     # A document that joins no request within this long is removed, object and row.

@@ -133,6 +133,22 @@ async def test_eicar_is_found_with_its_signature(scanner: ClamdScanner, data: by
     assert await scanner.scan(chunks_of(data)) == FOUND
 
 
+async def test_an_upload_slower_than_the_deadline_still_gets_its_verdict(clamd: Clamd) -> None:
+    """A large file over a phone's line takes longer than any scan: the deadline is clamd's
+    time, not the uploader's."""
+    scanner = ClamdScanner(clamd.address, timeout_seconds=1.0)
+    data = sample_pdf("sent slowly")
+
+    async def slowly() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), len(data) // 4 + 1):
+            await asyncio.sleep(0.6)
+            yield data[start : start + len(data) // 4 + 1]
+
+    started = time.monotonic()
+    assert await scanner.scan(slowly()) == CLEAN
+    assert time.monotonic() - started > 2.0
+
+
 async def test_chunks_of_any_size_are_cut_to_the_chunk_size(clamd: Clamd) -> None:
     scanner = ClamdScanner(clamd.address, timeout_seconds=10.0, chunk_bytes=7)
 

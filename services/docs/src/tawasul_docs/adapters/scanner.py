@@ -56,7 +56,8 @@ def _verdict(reply: str) -> Verdict:
 
 
 class ClamdScanner:
-    """One TCP connection to clamd per call; every call ends within `timeout_seconds`."""
+    """One TCP connection to clamd per call; clamd is given `timeout_seconds` for each thing
+    it does: take the connection, take each piece, and give its verdict after the last."""
 
     def __init__(
         self, address: str, *, timeout_seconds: float, chunk_bytes: int = 64 * 1024
@@ -73,15 +74,17 @@ class ClamdScanner:
     async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict:
         """The verdict on the bytes `chunks` yields, streamed to clamd as they come.
 
-        The deadline covers the whole call, reading `chunks` included.
+        Waiting for `chunks` is not clamd's time: they come at the uploader's pace (a large
+        file over a phone's line takes longer than any scan), bounded by the upload's own
+        deadline. Only what clamd does is timed.
         """
         try:
             async with asyncio.timeout(self._timeout):
                 reader, writer = await self._connect()
-                try:
-                    return await self._instream(reader, writer, chunks)
-                finally:
-                    writer.close()
+            try:
+                return await self._instream(reader, writer, chunks)
+            finally:
+                writer.close()
         except TimeoutError:
             raise ScannerUnavailable(
                 f"clamd at {self._address} gave no verdict within {self._timeout} s"
@@ -137,14 +140,17 @@ class ClamdScanner:
             raise ScannerUnavailable(
                 f"clamd at {self._address} dropped the stream: {reason or dropped.__cause__}"
             ) from dropped.__cause__
-        return _verdict(await self._read_reply(reader))
+        async with asyncio.timeout(self._timeout):
+            return _verdict(await self._read_reply(reader))
 
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, *parts: bytes) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, *parts: bytes) -> None:
         # Errors of the socket only: those of the chunks' source pass through as they are.
         try:
-            writer.writelines(parts)
-            await writer.drain()
+            async with asyncio.timeout(self._timeout):
+                writer.writelines(parts)
+                await writer.drain()
+        except TimeoutError:
+            raise  # clamd took no more: no verdict in time (scan), not a dropped connection
         except OSError as exc:
             raise _Dropped from exc
 
