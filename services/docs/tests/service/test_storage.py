@@ -18,8 +18,10 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
+import urllib3
 from minio.error import S3Error, ServerError
 from tawasul_devstack import install
 from tawasul_devstack.procs import StackError, free_port, wait_until_ready
@@ -267,3 +269,24 @@ async def test_encryption_turned_off_stores_in_the_clear(keyless: MinioServer) -
     assert "x-amz-server-side-encryption" not in (stat.metadata or {})
     files = (keyless.data / "tawasul-clear" / "documents/b").rglob("*")
     assert [p for p in files if p.is_file() and b"in the clear" in p.read_bytes()]
+
+
+async def test_a_read_broken_off_mid_object_is_transient() -> None:
+    """MinIO restarting while the rescan reads a file: the rescan tries again later, as for a
+    refused get; anything else would end the loop and take the process down."""
+
+    class Broken:
+        def read(self, size: int) -> bytes:
+            raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+
+        def close(self) -> None: ...
+
+        def release_conn(self) -> None: ...
+
+    class Client:
+        def get_object(self, bucket: str, key: str) -> Broken:
+            return Broken()
+
+    store = MinioObjectStore(cast(S3Client, Client()), BUCKET)
+    with pytest.raises(Unavailable, match="stopped sending"):
+        await read(store, "quarantine/x")

@@ -334,10 +334,18 @@ class MinioObjectStore:
         """The object's bytes, a chunk at a time (for a scan after the scanner was down)."""
         try:
             response = await asyncio.to_thread(self._client.get_object, self._bucket, key)
-        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise Unavailable(f"object storage cannot read the file now: {exc}") from exc
         try:
-            while chunk := await asyncio.to_thread(response.read, size):
+            while True:
+                # A read broken off mid-object (a MinIO restart) is as transient as a refused
+                # get: the rescan tries again later rather than taking the process down.
+                try:
+                    chunk = await asyncio.to_thread(response.read, size)
+                except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise Unavailable(f"object storage stopped sending the file: {exc}") from exc
+                if not chunk:
+                    break
                 yield chunk
         finally:
             response.close()
