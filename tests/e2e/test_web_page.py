@@ -244,7 +244,8 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     retry = tmp_path / "retry-screen.pdf"
     retry.write_bytes(sample_pdf("Error 504 again on retry"))
     await page.set_input_files("#answer-document-error_screenshot-2", str(retry))
-    receipt = tmp_path / "receipt.pdf"
+    # Named as another type: the browser would declare it so, and docs reads the bytes.
+    receipt = tmp_path / "receipt.jpg"
     receipt.write_bytes(sample_pdf("Receipt 7781204"))
     await page.set_input_files("#respond-file", str(receipt))
 

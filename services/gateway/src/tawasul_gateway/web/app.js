@@ -234,9 +234,9 @@ function upload(file, { subService = "", kind = "", progress }) {
     xhr.open("POST", `/api/v1/documents?${query}`);
     xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
     xhr.setRequestHeader("Accept-Language", state.lang);
-    // A type the browser does not know is left for docs to read from the bytes: declared as
-    // octet-stream, a PDF would be refused as not what it says it is.
-    if (file.type) xhr.setRequestHeader("Content-Type", file.type);
+    // No type is declared: the browser takes one from the file's name (a JPEG saved as
+    // .png, a PDF it does not know), and docs, which reads the type from the bytes, would
+    // refuse a file as not what its name says.
     progress.hidden = false;
     progress.value = 0;
     xhr.upload.onprogress = (event) => {
@@ -252,7 +252,7 @@ function upload(file, { subService = "", kind = "", progress }) {
       }
     };
     xhr.onerror = xhr.onabort = xhr.ontimeout = () => reject(new ApiError(0, { message: t("error.network") }));
-    xhr.send(file);
+    xhr.send(file.slice(0, file.size, ""));
   });
 }
 
