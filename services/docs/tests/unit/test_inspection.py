@@ -224,6 +224,15 @@ def mpo() -> bytes:
     return buffer.getvalue()
 
 
+def mpo_with_gap(gap: bytes) -> bytes:
+    """An MPO whose second picture is moved on by `gap`, its index left as it was."""
+    data = mpo()
+    second = data.index(b"\xff\xd8", 2)
+    while data[second - 2 : second] != b"\xff\xd9":  # the second SOI after the first's EOI
+        second = data.index(b"\xff\xd8", second + 2)
+    return data[:second] + gap + data[second:]
+
+
 def jpeg_with_thumbnail() -> bytes:
     """An APP1 segment holding a whole JPEG, EOI included, before the image's own data."""
     return jpeg(exif=b"Exif\x00\x00" + jpeg((16, 12)))
@@ -435,7 +444,20 @@ CASES = [
     Case("PNG then too much padding", lambda: png() + b"\x00" * 100, PNG_AFTER),
     Case("PDF then ZIP", lambda: minimal_pdf("x" * 1024) + zip_archive(), ("content", PDF_END)),
     Case("PDF then a little text", lambda: minimal_pdf() + b"more", ("content", PDF_END)),
-    Case("JPEG with more pictures (MPO)", mpo, ("content", "not a plain JPEG image")),
+    # An Ultra HDR phone photo or a camera's MPO: further pictures its index lists, each a
+    # whole JPEG right after the one before; every viewer shows the first.
+    Case("JPEG with more pictures (MPO)", mpo, Accepted(Kind.JPEG, width=64, height=48)),
+    Case("MPO then text", lambda: mpo() + b"hello " * 3, JPEG_AFTER),
+    Case(
+        "MPO whose second picture is cut",
+        lambda: mpo()[:-100],
+        ("content", "the JPEG image is truncated"),
+    ),
+    Case(
+        "MPO with data between its pictures",
+        lambda: mpo_with_gap(b"not a picture"),
+        ("content", "not a plain JPEG image"),
+    ),
     # Active content.
     Case(
         "PDF with JavaScript in OpenAction",

@@ -638,14 +638,18 @@ def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
     from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
 
     label = _LABELS[kind]
+    not_plain = Refused(
+        CONTENT, Bilingual(f"not a plain {label} image", f"ليست صورة {label} عادية")
+    )
     file.seek(0)
     try:
         with Image.open(file, formats=[label]) as image:
-            if image.format != label:
-                # A JPEG with further pictures appended (MPO) is one of them.
-                raise Refused(
-                    CONTENT, Bilingual(f"not a plain {label} image", f"ليست صورة {label} عادية")
-                )
+            # A JPEG whose index (MPF) lists further pictures after it: an Ultra HDR photo's
+            # gain map, a camera's preview. Every viewer shows the first.
+            multi = kind is Kind.JPEG and image.format == "MPO"
+            pictures = int(getattr(image, "n_frames", 1)) if multi else 1
+            if (image.format != label and pictures == 1) or pictures > _MAX_PICTURES:
+                raise not_plain
             width, height = image.size
             if width < 1 or height < 1:
                 raise Refused(CONTENT, _undecodable(label))
@@ -659,6 +663,12 @@ def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
     except Exception:  # Pillow raises OSError, SyntaxError, ValueError… on a broken image
         raise Refused(CONTENT, _undecodable(label)) from None
     end = _jpeg_end(file) if kind is Kind.JPEG else _png_end(file, size)
+    # Each further picture a whole JPEG right after the one before: nothing else may follow.
+    for _ in range(pictures - 1):
+        file.seek(end or 0)
+        if end is None or file.read(2) != b"\xff\xd8":
+            raise not_plain
+        end = _jpeg_end(file, start=end)
     if end is None:
         raise Refused(CONTENT, Bilingual(f"the {label} image is truncated", f"صورة {label} ناقصة"))
     file.seek(end)
@@ -672,6 +682,10 @@ def _check_image(file: IO[bytes], kind: Kind, size: int) -> tuple[int, int]:
             ),
         )
     return width, height
+
+
+# Pictures a JPEG's index may list, its own included (Ultra HDR: two; a camera's MPO: a few).
+_MAX_PICTURES = 4
 
 
 def _too_large() -> Bilingual:
@@ -760,13 +774,14 @@ class _Reader:
                 return False
 
 
-def _jpeg_end(file: IO[bytes]) -> int | None:
-    """Offset just past the EOI that ends the JPEG's main image, or None if there is none.
+def _jpeg_end(file: IO[bytes], start: int = 0) -> int | None:
+    """Offset just past the EOI that ends the JPEG (whose SOI is at `start`) main image, or
+    None if there is none.
 
     Walks the marker segments from SOI (skipping APPn payloads, so an EXIF thumbnail's own EOI
     is not taken for the image's) and, after each SOS, the entropy-coded data.
     """
-    reader = _Reader(file, len(b"\xff\xd8"))
+    reader = _Reader(file, start + len(b"\xff\xd8"))
     while True:
         prefix = reader.read(1)
         if prefix is None:
