@@ -280,6 +280,7 @@ PDF_INVALID = "not a readable PDF (header, cross-reference or trailer)"
 PDF_END = "the PDF is truncated or has data after its end"
 JAVASCRIPT = ("content", "the PDF contains JavaScript")
 REACHES_OUT = ("content", "the PDF reaches out to another file or address by itself when opened")
+ZIP = ("content", "ZIP archives are not accepted")
 LAUNCH = ("content", "the PDF contains a launch action")
 EMBEDDED = ("content", "the PDF contains embedded files")
 HTML = ("content", "HTML or script content is not accepted")
@@ -440,9 +441,14 @@ CASES = [
         lambda: png() + zip_archive(),
         ("content", "ZIP archives are not accepted"),
     ),
-    Case("PNG then ZIP", lambda: noisy_png() + zip_archive(), PNG_AFTER),
+    Case("PNG then ZIP", lambda: noisy_png() + zip_archive(), ZIP),
     Case("PNG then too much padding", lambda: png() + b"\x00" * 100, PNG_AFTER),
-    Case("PDF then ZIP", lambda: minimal_pdf("x" * 1024) + zip_archive(), ("content", PDF_END)),
+    Case("PDF then ZIP", lambda: minimal_pdf("x" * 1024) + zip_archive(), ZIP),
+    Case(
+        "PDF with a ZIP in a stream past its first KiB",
+        lambda: minimal_pdf(extra=(stream(b"x" * 2048 + zip_archive()),)),
+        ZIP,
+    ),
     Case("PDF then a little text", lambda: minimal_pdf() + b"more", ("content", PDF_END)),
     # An Ultra HDR phone photo or a camera's MPO: further pictures its index lists, each a
     # whole JPEG right after the one before; every viewer shows the first.

@@ -88,6 +88,10 @@ _PDF_MAGIC = b"%PDF-"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
+# A ZIP is read from its end: its directory's last record sits in the last 64 KiB (its
+# comment at most 65,535 bytes), wherever its files are, a PDF's stream say.
+_ZIP_END = b"PK\x05\x06"
+_ZIP_END_WITHIN = 22 + 65_535
 _MARKUP = (b"<html", b"<head", b"<body", b"<script", b"<!doctype", b"<iframe", b"<svg", b"<?php")
 
 
@@ -251,6 +255,9 @@ class Inspector:
                 ),
             )
         sha256 = self._digest.hexdigest()
+        file.seek(max(0, self._size - _ZIP_END_WITHIN))
+        if _ZIP_END in file.read(_ZIP_END_WITHIN):
+            raise Refused(CONTENT, _ZIP)
         if self._raw is not None:
             pages = _check_pdf(file, self._size, self._raw.finish(), self._max_bytes)
             return Inspection(kind, self._size, sha256, pages=pages, width=None, height=None)
@@ -308,7 +315,7 @@ def _looks_like_extension(text: str) -> bool:
 
 def _detect(head: bytes) -> Kind:
     if _ZIP_LOCAL_HEADER in head:
-        raise Refused(CONTENT, Bilingual("ZIP archives are not accepted", "ملفات ZIP غير مقبولة"))
+        raise Refused(CONTENT, _ZIP)
     lowered = head.lower()
     if any(marker in lowered for marker in _MARKUP):
         raise Refused(
@@ -711,6 +718,7 @@ def _larger_than(max_bytes: int) -> Bilingual:
 
 
 _EMPTY = Bilingual("the file is empty", "الملف فارغ")
+_ZIP = Bilingual("ZIP archives are not accepted", "ملفات ZIP غير مقبولة")
 _TOO_MANY_OBJECTS = Bilingual("the PDF has too many objects", "ملف PDF فيه عناصر كثيرة جدًا")
 
 
