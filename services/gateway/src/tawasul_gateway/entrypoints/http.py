@@ -697,7 +697,10 @@ def create_app(
         },
         "responses": {
             "200": {
-                "description": "one result a row: its request number, or its error",
+                "description": (
+                    "filed, already_filed and refused counts, and one result a row: its request"
+                    " number (already_filed when an earlier upload filed it), or its error"
+                ),
                 "content": {"application/json": {}},
             }
         },
