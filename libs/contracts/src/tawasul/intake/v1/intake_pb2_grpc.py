@@ -132,7 +132,9 @@ class IntakeServiceServicer:
     def StartTracking(self, request, context):
         """Tracking without login, step 1: request number + ID number + mobile. When all three
         match, a one-time code goes by SMS to the mobile on the request. The answer is the same
-        whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+        whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits. One that is
+        malformed by itself (a check digit that fails, no Saudi mobile) is INVALID_ARGUMENT at
+        its field: that says nothing about any request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,7 +142,8 @@ class IntakeServiceServicer:
 
     def TrackRequest(self, request, context):
         """Tracking without login, step 2: the same three and the code. Every wrong combination
-        gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+        gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits; a code that is not
+        six digits INVALID_ARGUMENT, spending none of the code's attempts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

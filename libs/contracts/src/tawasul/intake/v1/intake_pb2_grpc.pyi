@@ -52,11 +52,14 @@ class IntakeServiceStub:
     StartTracking: _grpc.UnaryUnaryMultiCallable[_intake_pb2.StartTrackingRequest, _intake_pb2.StartTrackingResponse]
     """Tracking without login, step 1: request number + ID number + mobile. When all three
     match, a one-time code goes by SMS to the mobile on the request. The answer is the same
-    whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+    whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits. One that is
+    malformed by itself (a check digit that fails, no Saudi mobile) is INVALID_ARGUMENT at
+    its field: that says nothing about any request.
     """
     TrackRequest: _grpc.UnaryUnaryMultiCallable[_intake_pb2.TrackRequestRequest, _intake_pb2.TrackRequestResponse]
     """Tracking without login, step 2: the same three and the code. Every wrong combination
-    gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+    gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits; a code that is not
+    six digits INVALID_ARGUMENT, spending none of the code's attempts.
     """
     FollowUp: _grpc.UnaryUnaryMultiCallable[_intake_pb2.FollowUpRequest, _intake_pb2.FollowUpResponse]
     """A follow-up, possible once the request has been open 3 working days
@@ -105,11 +108,14 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     StartTracking: _aio.UnaryUnaryMultiCallable[_intake_pb2.StartTrackingRequest, _intake_pb2.StartTrackingResponse]  # type: ignore[assignment]
     """Tracking without login, step 1: request number + ID number + mobile. When all three
     match, a one-time code goes by SMS to the mobile on the request. The answer is the same
-    whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+    whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits. One that is
+    malformed by itself (a check digit that fails, no Saudi mobile) is INVALID_ARGUMENT at
+    its field: that says nothing about any request.
     """
     TrackRequest: _aio.UnaryUnaryMultiCallable[_intake_pb2.TrackRequestRequest, _intake_pb2.TrackRequestResponse]  # type: ignore[assignment]
     """Tracking without login, step 2: the same three and the code. Every wrong combination
-    gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+    gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits; a code that is not
+    six digits INVALID_ARGUMENT, spending none of the code's attempts.
     """
     FollowUp: _aio.UnaryUnaryMultiCallable[_intake_pb2.FollowUpRequest, _intake_pb2.FollowUpResponse]  # type: ignore[assignment]
     """A follow-up, possible once the request has been open 3 working days
@@ -185,7 +191,9 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_intake_pb2.StartTrackingResponse, _abc.Awaitable[_intake_pb2.StartTrackingResponse]]:
         """Tracking without login, step 1: request number + ID number + mobile. When all three
         match, a one-time code goes by SMS to the mobile on the request. The answer is the same
-        whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits.
+        whether or not they matched; RESOURCE_EXHAUSTED past the attempt limits. One that is
+        malformed by itself (a check digit that fails, no Saudi mobile) is INVALID_ARGUMENT at
+        its field: that says nothing about any request.
         """
 
     @_abc_1.abstractmethod
@@ -195,7 +203,8 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.TrackRequestResponse, _abc.Awaitable[_intake_pb2.TrackRequestResponse]]:
         """Tracking without login, step 2: the same three and the code. Every wrong combination
-        gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits.
+        gets the same NOT_FOUND; RESOURCE_EXHAUSTED past the attempt limits; a code that is not
+        six digits INVALID_ARGUMENT, spending none of the code's attempts.
         """
 
     @_abc_1.abstractmethod
