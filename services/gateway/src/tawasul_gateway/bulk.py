@@ -133,7 +133,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
             swallowed = [
                 line - after_header
                 for line in range(number + after_header + 1, read + 1)
-                if len(next(csv.reader([lines[line - 1]]), [])) >= len(header)
+                if _looks_like_a_row(lines[line - 1], header)
             ]
             if swallowed:
                 rows.append(_open_quote(number, swallowed))
@@ -153,6 +153,17 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     if not rows:
         raise BadFile({"file": Bilingual("no rows after the header", "لا صفوف بعد صف العناوين")})
     return rows
+
+
+def _looks_like_a_row(line: str, header: list[str]) -> bool:
+    """Whether a line read into a cell is a row of its own: its cells as many as the header's
+    and a person's ten-digit ID where subject_id stands (a line of a multi-line description,
+    commas and all, is not)."""
+    cells = next(csv.reader([line]), [])
+    if len(cells) != len(header):
+        return False
+    subject = cells[header.index("subject_id")].strip()
+    return len(subject) == 10 and subject.isascii() and subject.isdigit()
 
 
 def _open_quote(number: int, swallowed: list[int]) -> BadRow:

@@ -165,11 +165,13 @@ def test_a_quote_left_open_refuses_its_row_instead_of_filing_the_rows_it_swallow
     assert refused.fields["row"].startswith(
         'a quote (") opened in this row closes only further down, so row(s) 2, 3 were read'
     )
-    # A cell's own line break, quoted as Excel writes it, is a cell's, not a row.
-    multiline = HEADER + '2034567897,reports.general-inquiry,"Line one\nline two",0551234567\n'
+    # A cell's own line breaks, quoted as Excel writes them, are a cell's, not rows: even a
+    # line of it with as many commas as the header has.
+    described = "Renewal fails.\nDetails: name, iqama, passport, visa, all checked"
+    multiline = HEADER + f'2034567897,reports.general-inquiry,"{described}",0551234567\n'
     (row,) = bulk.parse(multiline.encode(), max_rows=10)
     assert isinstance(row, bulk.Row)
-    assert row.description == "Line one\nline two"
+    assert row.description == described
 
 
 def test_a_row_repeated_in_the_file_is_filed_once() -> None:
