@@ -419,7 +419,7 @@ WHO = {
     STAFF: "staff",
     SIGNED_IN: "anyone signed in (their own)",
     DEPARTMENT_STAFF: "its department's staff",
-    SUPERVISOR: "its department's supervisor, an administrator",
+    SUPERVISOR: "its department's supervisor",
     NOBODY: "the intake service (client certificate)",
 }
 
@@ -450,6 +450,9 @@ def render(observed: dict[str, dict[str, str]]) -> str:
             code = by_caller[caller]
             cells.append(f"✗ {code}" if _refused(rpc, code) else "✓")
         who = WHO[MATRIX[rpc][1]]
+        if rpc.startswith(ADMIN):
+            # Review's administrators (TAWASUL_REVIEW_ADMINS) manage reviewers and queues anywhere.
+            who += "; an administrator"
         lines.append(f"| `{rpc}` | {who} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
