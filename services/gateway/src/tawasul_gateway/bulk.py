@@ -5,8 +5,10 @@ optional email and locale, the sub-service's fields as `field.<name>`, and docum
 uploaded as `document_ids` (ids separated by spaces or semicolons) or `document.<kind>`
 columns. Only the file's shape is checked here; what the values may be, intake decides.
 
-Each row's idempotency key is derived from the establishment and the row's content, so a
-file uploaded again files nothing twice and answers the same request numbers.
+Each row's idempotency key is derived from the establishment, the day (Riyadh's) and the
+row's content, so a file uploaded again that day files nothing twice and answers the same
+request numbers, and the same row on a later day is a new request (intake refuses it while the
+earlier one is open).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 
 from tawasul_platform.i18n import Bilingual, Noun, at_most
 
@@ -68,11 +71,10 @@ class Row:
                 return self.document_columns[index]
         return name
 
-    def idempotency_key(self, establishment: str) -> str:
-        """The same establishment and content give the same key, whatever the row's place."""
-        content = json.dumps(
+    def content(self) -> str:
+        """What the row asks, whatever its place in the file."""
+        return json.dumps(
             {
-                "establishment": establishment,
                 "subject_id": self.subject_id,
                 "sub_service_code": self.sub_service_code,
                 "description": self.description,
@@ -85,7 +87,12 @@ class Row:
             ensure_ascii=False,
             separators=(",", ":"),
         )
-        return str(uuid.uuid5(NAMESPACE, content))
+
+    def idempotency_key(self, establishment: str, day: date) -> str:
+        """The same establishment, day and content give the same key. The day bounds it: the
+        same row months later (a worker's yearly exit and re-entry) files anew rather than
+        being answered with a request long closed."""
+        return str(uuid.uuid5(NAMESPACE, f"{establishment}|{day.isoformat()}|{self.content()}"))
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     _check_header(header)
     after_header = read = reader.line_num
     rows: list[Row | BadRow] = []
-    first: dict[str, int] = {}  # each row's content (its key, but for the establishment)
+    first: dict[str, int] = {}  # each row's content, and where it first stood
     try:
         for cells in reader:
             number, read = read + 1 - after_header, reader.line_num
@@ -140,7 +147,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 continue
             row = _row(number, header, cells)
             if isinstance(row, Row):
-                content = row.idempotency_key("")
+                content = row.content()
                 if content in first:
                     row = _repeated(number, first[content])
                 else:

@@ -4,6 +4,7 @@ limiter, and the stand-in sign-in's tokens."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from pathlib import Path
 
 import grpc
@@ -236,20 +237,23 @@ def test_too_many_rows_are_refused() -> None:
     )
 
 
-def test_a_rows_key_depends_on_its_content_and_establishment_only() -> None:
+def test_a_rows_key_depends_on_its_content_establishment_and_day_only() -> None:
     (first, second) = bulk.parse(CSV.encode(), max_rows=10)
     assert isinstance(first, bulk.Row)
     assert isinstance(second, bulk.Row)
-    key = first.idempotency_key("7000000013")
+    today = date(2026, 12, 7)
+    key = first.idempotency_key("7000000013", today)
     assert uuid.UUID(key).version == 5
-    # The same row in another place of another file: the same key.
+    # The same row in another place of another file, the same day: the same key.
     header, row_one, _, row_two = CSV.strip().split("\n")
     moved = bulk.parse(f"{header}\n{row_two}\n{row_one}\n".encode(), max_rows=10)[1]
     assert isinstance(moved, bulk.Row)
     assert moved.number == 2
-    assert moved.idempotency_key("7000000013") == key
-    assert first.idempotency_key("7000000005") != key
-    assert second.idempotency_key("7000000013") != key
+    assert moved.idempotency_key("7000000013", today) == key
+    assert first.idempotency_key("7000000005", today) != key
+    assert second.idempotency_key("7000000013", today) != key
+    # Filed again on another day, it is a new request (intake refuses it while one is open).
+    assert first.idempotency_key("7000000013", date(2027, 12, 7)) != key
 
 
 def test_the_rate_limiter_allows_a_burst_then_paces() -> None:

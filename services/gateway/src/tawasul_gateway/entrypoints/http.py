@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
 import grpc
@@ -26,6 +27,7 @@ from google.protobuf.message import Message
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2
+from tawasul_calendar import RIYADH
 from tawasul_platform import tracing
 from tawasul_platform.i18n import Bilingual
 from tawasul_sdk import TawasulClient, TawasulError
@@ -752,9 +754,10 @@ def create_app(
                 limits.per_subject.give_back(counted)
 
         started = time.time()
+        day = datetime.fromtimestamp(started, RIYADH).date()
         try:
             results = [
-                await _file_row(client(), token, establishment, row, started) for row in rows
+                await _file_row(client(), token, establishment, day, row, started) for row in rows
             ]
         except ApiError as exc:
             if exc.status == 401:
@@ -841,6 +844,7 @@ async def _file_row(
     client: TawasulClient,
     token: str,
     establishment: str,
+    day: date,
     row: bulk.Row | bulk.BadRow,
     started: float,
 ) -> dict[str, Any]:
@@ -854,7 +858,7 @@ async def _file_row(
             ),
         }
     message = intake_pb2.SubmitRequestRequest(
-        idempotency_key=row.idempotency_key(establishment),
+        idempotency_key=row.idempotency_key(establishment, day),
         sub_service_code=row.sub_service_code,
         description=row.description,
         document_ids=list(row.document_ids),
