@@ -18,6 +18,8 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tawasul_platform.topics import SUBSCRIPTIONS
+
 log = logging.getLogger(__name__)
 
 GRPC_HANDLED = Histogram(
@@ -54,6 +56,16 @@ def observe_call(full_method: str, code: grpc.StatusCode, seconds: float) -> Non
     """One answered call; `full_method` as gRPC names it, "/package.Service/Method"."""
     service, _, method = full_method.lstrip("/").rpartition("/")
     GRPC_HANDLED.labels(service, method, code.name).observe(seconds)
+
+
+def subscribed(group: str) -> None:
+    """Exports each outcome of each topic `group` reads (topics.SUBSCRIPTIONS) at 0 from the
+    group's start: a counter's label set otherwise appears at its first inc(), already at 1, so
+    increase() and rate() never see a pod's first dead letters (no earlier sample to compare)."""
+    for topic, of_group in SUBSCRIPTIONS:
+        if of_group == group:
+            for outcome in ("applied", "dead_lettered"):
+                EVENTS.labels(topic, group, outcome)
 
 
 def applied(topic: str, group: str, count: int = 1) -> None:

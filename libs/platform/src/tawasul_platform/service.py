@@ -107,6 +107,7 @@ async def _start(runtime: Runtime) -> list[asyncio.Task[None]]:
     for hook in runtime.startup:
         await _until_up(hook, _name(hook))
     for consumer in runtime.consumers:
+        metrics.subscribed(consumer.group)
         await _until_up(consumer.start, f"consumer group {consumer.group}")
     return [asyncio.create_task(make()) for make in runtime.loops]
 
