@@ -1046,6 +1046,21 @@ def test_the_alerts_fire_when_they_should(tmp_path: Path) -> None:
     assert "SUCCESS" in result.stdout
 
 
+def test_the_dead_letters_alert_sends_the_operator_to_the_operators_pod() -> None:
+    """Kafka's ACLs let only the operator's certificate read dead letters: a service's pod
+    cannot list them."""
+    (rule,) = [
+        r
+        for g in rule_groups(ALERT_RULES)
+        for r in g["rules"]
+        if r["alert"] == "TawasulDeadLetters"
+    ]
+    description = rule["annotations"]["description"]
+    assert "kubectl -n tawasul exec operator -- tawasul-dead-letters list" in description
+    assert "deploy/k8s/tools/operator.yaml" in description
+    assert (ROOT / "deploy" / "k8s" / "tools" / "operator.yaml").is_file()
+
+
 def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
     groups = rule_groups(ALERT_RULES)
     groups[0]["rules"][0]["expr"] = "max by (department (tawasul_review_queue_items) > 0"
