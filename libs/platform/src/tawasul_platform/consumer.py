@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -40,7 +41,12 @@ from itertools import chain
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
@@ -229,13 +235,23 @@ class EventConsumer:
 
         async def on_batch(_bodies: object) -> None:
             msg: KafkaMessage = self._broker.context.get_local("message")
-            await self.dispatch(msg.raw_message)
             # FastStream's test broker hands a stand-in that knows no offsets.
-            if not isinstance(msg.consumer, AIOKafkaConsumer):
+            kafka = msg.consumer if isinstance(msg.consumer, AIOKafkaConsumer) else None
+            try:
+                await self.dispatch(msg.raw_message)
+            except BaseException as exc:
+                # FastStream logs what escapes and polls on, and the next poll's commit would
+                # pass over this one: it is read again instead, after a pause.
+                if kafka is not None:
+                    _read_again(kafka, msg.raw_message)
+                if isinstance(exc, Exception):
+                    await asyncio.sleep(self._backoff)
+                raise
+            if kafka is None:
                 await msg.ack()
                 return
-            await self._commits.applied(msg.consumer, msg.raw_message)
-            await self._lag.update(msg.consumer)
+            await self._commits.applied(kafka, msg.raw_message)
+            await self._lag.update(kafka)
 
         subscriber = self._broker.subscriber(
             # Never created here: every topic is declared (topics.TOPICS) and made by the stack
@@ -253,6 +269,7 @@ class EventConsumer:
             # idle fetch held aiokafka's default half second.
             fetch_min_bytes=GATHER_BYTES if self._gather_ms else 1,
             fetch_max_wait_ms=self._gather_ms or IDLE_FETCH_MS,
+            parser=_parse_poll,
             decoder=_undecoded,
             listener=_FromStart(lambda: subscriber.consumer, self._tables)
             if self._tables
@@ -618,6 +635,31 @@ class Subscriptions:
             await self._each[topic](event)
 
 
+def _read_again(kafka: AIOKafkaConsumer, records: Sequence[Record]) -> None:
+    """Moves each of the poll's partitions back to its first record in the poll."""
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+    for partition, offset in first.items():
+        # Not ours any more (a rebalance meanwhile): its new owner reads it from the commit.
+        with contextlib.suppress(IllegalStateError, AssertionError):
+            kafka.seek(partition, offset)
+
+
+async def _parse_poll(
+    records: tuple[Record, ...],
+    parse: Callable[[tuple[Record, ...]], Awaitable[KafkaMessage]],
+) -> KafkaMessage:
+    """FastStream's message for a poll, made from its first and last records' places only
+    (`on_batch` reads the records themselves). Its own parser decodes every header of every
+    record as UTF-8: a null or binary value, which Kafka allows, raised there, before anything
+    could dead-letter it, and the poll was skipped and passed over by the next one's commit."""
+    ends = (records[0], records[-1]) if len(records) > 1 else records
+    message = await parse(tuple(dataclasses.replace(r, headers=[]) for r in ends))
+    message.raw_message = records
+    return message
+
+
 async def _undecoded(_message: object) -> None:
     """What FastStream hands `on_batch`, which reads the poll's records themselves: its own
     decoding made and parsed a message of each record for nothing (6 % of routing's CPU while
@@ -663,6 +705,6 @@ def _event(record: Record) -> events_pb2.Envelope:
 def _parent(record: Record) -> Context:
     """The context of the span that published the record (its traceparent header)."""
     for key, value in record.headers or ():
-        if key == TRACEPARENT:
+        if key == TRACEPARENT and value is not None:
             return tracing.extract({TRACEPARENT: value.decode(errors="replace")})
     return tracing.extract({})

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError, KafkaError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from asyncpg.exceptions import (
     AdminShutdownError,
     CannotConnectNowError,
@@ -17,6 +17,7 @@ from asyncpg.exceptions import (
     SerializationError,
     TooManyConnectionsError,
 )
+from faststream._internal.endpoint.subscriber.usecase import SubscriberUsecase
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
@@ -477,3 +478,89 @@ async def test_no_broker_answering_for_the_topics_is_an_outage_to_wait_out() -> 
         await c.start()
 
     assert is_transient(away.value)
+
+
+class PollingKafka(AIOKafkaConsumer):  # type: ignore[misc]
+    """An aiokafka consumer never started: its assignment, and the commits and seeks made."""
+
+    def __init__(self) -> None:
+        super().__init__(bootstrap_servers="127.0.0.1:1")
+        self.commits: list[dict[int, int]] = []
+        self.seeks: list[tuple[int, int]] = []
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return None
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("t", 0), TopicPartition("t", 1)}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append({tp.partition: offset for tp, offset in offsets.items()})
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition.partition, offset))
+
+
+async def _polling(c: EventConsumer) -> tuple[BatchSubscriber, PollingKafka]:
+    """The group's subscriber as broker.start() leaves it, reading from a PollingKafka."""
+    c._listen()
+    (subscriber,) = c._broker.subscribers
+    assert isinstance(subscriber, BatchSubscriber)
+    c._broker._setup_logger()
+    await SubscriberUsecase.start(subscriber)
+    kafka = PollingKafka()
+    subscriber.parser._setup(kafka)
+    subscriber.running = True
+    return subscriber, kafka
+
+
+async def test_records_with_null_or_binary_headers_are_applied_as_any_other() -> None:
+    # Kafka allows both; FastStream's parser decoded every header as UTF-8 and raised before
+    # the poll was applied, and the next poll's commit passed over it.
+    applied: list[str] = []
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        applied.append(event.event_id)
+
+    c = EventConsumer(
+        bootstrap="127.0.0.1:1",
+        group="g",
+        producer=FakeProducer(),
+        transaction=FakeTransaction(),
+        commit_seconds=0,
+    )
+    c.subscribe("t", handle)
+    subscriber, kafka = await _polling(c)
+    poll = events("e0", "e1", "e2")
+    poll[1].headers = [("traceparent", None), ("x-source", b"\xff\xfe")]
+
+    await subscriber.consume(tuple(poll))
+
+    assert applied == ["e0", "e1", "e2"]
+    assert kafka.commits == [{0: 3}]
+
+
+async def test_a_poll_whose_applying_escapes_is_read_again_never_passed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = EventConsumer(
+        bootstrap="127.0.0.1:1",
+        group="g",
+        producer=FakeProducer(),
+        commit_seconds=0,
+        backoff_seconds=0.001,
+    )
+    c.subscribe("t", lambda event: asyncio.sleep(0))
+    subscriber, kafka = await _polling(c)
+
+    async def broken(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        raise RuntimeError("a bug no handler caught")
+
+    monkeypatch.setattr(c, "dispatch", broken)
+    first, second, third = events("e0", "e1", "e2")
+    third.partition = 1
+
+    await subscriber.consume((first, second, third))
+
+    assert sorted(kafka.seeks) == [(0, 0), (1, 2)]
+    assert kafka.commits == []
