@@ -297,6 +297,12 @@ def hpa_problems(docs: list[Doc]) -> list[str]:
                 problems.append(f"{service}: maxReplicas {most} > KafkaTopic {topic}'s partitions")
         if hpa["spec"].get("minReplicas", 1) > most:
             problems.append(f"{service}: minReplicas above maxReplicas")
+    # A count of its own on a Deployment an HPA scales puts the scale back at every apply.
+    deployments = _by_name(docs, "Deployment")
+    for target in hpas:
+        replicas = deployments[target]["spec"].get("replicas")
+        if replicas is not None:
+            problems.append(f"{target}: replicas {replicas} on a Deployment its HPA scales")
     return problems
 
 
@@ -1071,7 +1077,8 @@ def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
 
 def test_dev_runs_one_replica_of_each() -> None:
     docs = _docs("dev")
-    assert {d["spec"]["replicas"] for d in _of(docs, "Deployment")} == {1}
+    # The five services' count is their HPA's (1 at first, as the API server defaults it).
+    assert {d["spec"].get("replicas", 1) for d in _of(docs, "Deployment")} == {1}
     assert {h["spec"]["maxReplicas"] for h in _of(docs, "HorizontalPodAutoscaler")} == {1}
     assert not [d for d in docs if _is_custom(d)]
 
@@ -1139,6 +1146,10 @@ def test_the_checks_catch_broken_manifests() -> None:
         "spec"
     ]["maxReplicas"] = 7
     assert any("notify: maxReplicas 7 > 6 partitions" in p for p in hpa_problems(docs))
+
+    docs = _docs("prod")
+    _deployment(docs, "review")["spec"]["replicas"] = 2
+    assert hpa_problems(docs) == ["review: replicas 2 on a Deployment its HPA scales"]
 
     docs = _docs("prod")
     del _by_name(docs, "Service")["notify"]["spec"]["clusterIP"]
