@@ -1083,6 +1083,31 @@ def test_dev_runs_one_replica_of_each() -> None:
     assert not [d for d in docs if _is_custom(d)]
 
 
+def _bytes(quantity: str) -> int:
+    """A memory quantity as Kubernetes writes it (128Mi, 1Gi, 500M)."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
+def test_dev_gives_each_process_the_memory_prod_does() -> None:
+    """Dev's smaller requests are for a small cluster; a process's memory need is its own
+    (docs parses PDFs and images: 512Mi), and a lower limit only OOM-kills it."""
+
+    def limits(overlay_name: str) -> dict[str, int]:
+        return {
+            name: _bytes(_container(docs, name)["resources"]["limits"]["memory"])
+            for docs in [_docs(overlay_name)]
+            for name in _by_name(docs, "Deployment")
+        }
+
+    dev, prod = limits("dev"), limits("prod")
+    assert {name: dev[name] >= prod[name] for name in prod} == dict.fromkeys(prod, True)
+    assert dev["docs"] == _bytes("512Mi")
+
+
 # Production's OpenTelemetry Collector (deploy/README.md: a prerequisite, not in the overlay).
 COLLECTOR = "http://otel-collector.observability.svc:4317"
 
