@@ -23,7 +23,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from prometheus_client import REGISTRY
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
@@ -325,6 +325,37 @@ async def test_a_status_change_replayed_after_a_later_one_is_not_told(notify: No
     async with notify.engine.connect() as conn:
         told = (await conn.execute(select(tables.told_status))).one()
     assert (str(told.request_id), told.sequence) == (request.request_id, 2)
+
+
+async def test_two_topics_telling_one_cancellation_at_once_tell_it_once(notify: Notify) -> None:
+    """Intake's cancellation and review's restating of it, in one poll, are applied at once in
+    two transactions: the second to read what was told waits for the first to commit, and so
+    reads the cancellation as told."""
+    request_id = uuid.UUID(submitted().request_id)
+    at = datetime(2026, 3, 5, 20, 59, tzinfo=UTC)
+    async with notify.uow() as first:
+        assert await first.told.advance({}, {request_id: at}) == {}
+
+        async def second() -> Any:
+            async with notify.uow() as uow:
+                told = await uow.told.advance({request_id: 4}, {request_id: at})
+                await uow.commit()
+                return told
+
+        reading = asyncio.create_task(second())
+
+        async def waits_for_the_first() -> bool | None:
+            async with notify.engine.connect() as conn:
+                waiting = await conn.scalar(
+                    text("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
+                )
+            return True if waiting else None
+
+        await eventually(waits_for_the_first, what="the second to wait for the first")
+        assert not reading.done()
+        await first.commit()
+    told = await reading
+    assert told[request_id].cancelled_at == at
 
 
 async def test_a_beneficiary_told_their_request_closed_is_told_when_it_reopens(

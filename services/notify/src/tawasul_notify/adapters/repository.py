@@ -100,8 +100,17 @@ _RECORD_ACCESS = _access.on_conflict_do_update(
 ).returning(_known.request_id)
 
 
-_TOLD = select(tables.told_status).where(among(tables.told_status.c.request_id, "ids"))
 _told = pg_insert(tables.told_status)
+# A row for each request before its read, which locks them (in one order: no deadlock): two
+# topics of one poll, applied at once, each read the other's unwritten row as nothing told, and
+# a cancellation both said was told twice.
+_HOLD = _told.on_conflict_do_nothing(index_elements=[tables.told_status.c.request_id])
+_TOLD = (
+    select(tables.told_status)
+    .where(among(tables.told_status.c.request_id, "ids"))
+    .order_by(tables.told_status.c.request_id)
+    .with_for_update()
+)
 _TELL = _told.on_conflict_do_update(
     index_elements=[tables.told_status.c.request_id],
     set_={
@@ -347,8 +356,15 @@ class SqlToldRepository:
         self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
     ) -> dict[uuid.UUID, Told]:
         ids = sorted({*latest, *cancelled})
+        await self._session.execute(
+            _HOLD, [{"request_id": r, "sequence": 0, "cancelled_at": None} for r in ids]
+        )
         rows = await self._session.execute(_TOLD, {"ids": ids})
-        before = {row.request_id: Told(row.sequence, row.cancelled_at) for row in rows}
+        before = {
+            row.request_id: Told(row.sequence, row.cancelled_at)
+            for row in rows
+            if row.sequence or row.cancelled_at  # not only held
+        }
         await self._session.execute(
             _TELL,
             [
