@@ -460,6 +460,30 @@ async def test_follow_ups_raise_the_priority_by_the_rules_once(routing: Routing)
     )
 
 
+async def test_follow_ups_that_came_before_the_submission_count_when_it_is_routed(
+    routing: Routing,
+) -> None:
+    # The submission sat in a dead-letter topic for days, while the beneficiary followed up.
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_applicant_action(followed_up(request_id, 2))
+    await routing.on_applicant_action(followed_up(request_id, 3))
+    assert await routing.outbox() == []
+    await routing.on_submitted([event])  # the dead letter replayed
+
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 15, "rules.v1:visit-visa-yemen-syria"),
+    ]
+    (routed,) = await routing.outbox()
+    assert (routed.request_routed.queue, routed.request_routed.priority) == (
+        "residents.visit-visa",
+        15,
+    )
+    # The count went with the decision: a later follow-up is news only past it.
+    await routing.on_applicant_action(followed_up(request_id, 3))
+    assert len(await routing.decisions(request_id)) == 1
+
+
 async def test_other_status_changes_are_ignored(routing: Routing) -> None:
     event = submitted("reports.general-inquiry", fields={})
     await routing.on_submitted([event])

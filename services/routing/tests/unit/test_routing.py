@@ -93,6 +93,12 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
         self.follow_ups[request_id] = max(count, self.follow_ups.get(request_id, 0))
 
+    async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
+        return [
+            replace(r, follow_up_count=max(r.follow_up_count, self.follow_ups.get(r.request_id, 0)))
+            for r in requests
+        ]
+
     async def commit(self) -> None:
         for decisions in self.rows.values():
             for decision in decisions:
@@ -508,6 +514,28 @@ async def test_other_actions_and_unrouted_requests_change_nothing() -> None:
     await handle(cancelled)
     await handle(followed_up(uuid.uuid4(), 5))
     assert [e.decision.sequence for e in uow.published] == [1]
+
+
+async def test_follow_ups_before_the_submission_count_in_its_decision() -> None:
+    # The submission sat in a dead-letter topic while the beneficiary followed up twice.
+    request = incoming()
+    uow = FakeUnitOfWork()
+    handle = on_applicant_action(lambda: uow, load_rules())
+    await handle(followed_up(request.request_id, 1))
+    await handle(followed_up(request.request_id, 2))
+    assert uow.published == []
+    await handlers.route_requests(
+        uow=uow, submitted=[("replayed", request)], rules=load_rules(), now=NOW
+    )
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
+        1,
+        "visas.default",
+        15,
+        "rules.v1:repeated-follow-ups",
+    )
+    assert latest.request.follow_up_count == 2
+    assert [e.decision for e in uow.published] == [latest]
 
 
 def test_a_follow_up_counts_itself() -> None:

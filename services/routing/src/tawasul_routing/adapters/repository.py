@@ -42,6 +42,11 @@ _ROUTED = (
     .where(among(tables.decisions.c.request_id, "ids"))
 )
 
+# The follow-ups kept for a batch's requests: one statement for every batch.
+_FOLLOW_UPS = select(tables.follow_ups.c.request_id, tables.follow_ups.c.count).where(
+    among(tables.follow_ups.c.request_id, "ids")
+)
+
 
 def request_to_json(r: IncomingRequest) -> dict[str, Any]:
     return {
@@ -176,6 +181,18 @@ class SqlDecisionRepository:
                 where=f.c.count < statement.excluded.count,
             )
         )
+
+    async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
+        if not requests:
+            return []
+        rows = await self._session.execute(_FOLLOW_UPS, {"ids": [r.request_id for r in requests]})
+        counts = {row.request_id: row.count for row in rows}
+        return [
+            replace(r, follow_up_count=counts[r.request_id])
+            if counts.get(r.request_id, 0) > r.follow_up_count
+            else r
+            for r in requests
+        ]
 
 
 class RoutingUnitOfWork(SqlUnitOfWork):

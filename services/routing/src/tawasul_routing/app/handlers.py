@@ -28,12 +28,14 @@ async def route_requests(
     now: datetime,
 ) -> None:
     """Decides the queue of each submitted request once, however often its event arrives:
-    a batch of (event id, request) in three statements, whatever its size."""
+    a batch of (event id, request) in four statements, whatever its size. Follow-ups that
+    came before the submission (it sat in a dead-letter topic, say) count in its decision."""
     async with uow:
         fresh = {r.request_id: r for r in await claim_each(uow, CONSUMER, submitted)}
         done = await uow.decisions.routed(list(fresh))
+        waiting = [r for r in fresh.values() if r.request_id not in done]
         await uow.decisions.add_all(
-            [decide(r, rules, now) for r in fresh.values() if r.request_id not in done]
+            [decide(r, rules, now) for r in await uow.decisions.caught_up(waiting)]
         )
         await uow.commit()
 
@@ -70,16 +72,17 @@ async def follow_up(
     *, uow: UnitOfWork, event_id: str, follow_up: FollowUp, rules: RoutingRules, now: datetime
 ) -> None:
     """Counts the follow-up, and raises the request's priority, once, when its follow-ups
-    meet a rule that says so. The count is kept either way: a later transfer routes with it."""
+    meet a rule that says so. The count is kept either way: a later transfer routes with it,
+    and so does the submission's decision when the follow-up came first (the submission sat
+    in a dead-letter topic, say: the days beneficiaries follow up)."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
+        # Read before the count is kept, which it merges in: else this one would be no news.
         latest = await uow.decisions.latest(follow_up.request_id)
-        # Only a request open for days can be followed up, so it was routed long before; a
-        # follow-up of one routing never saw changes nothing.
+        await uow.decisions.count_follow_ups(follow_up.request_id, follow_up.count)
         if latest is not None:
             decision = latest.followed_up(follow_up, rules, now)
-            await uow.decisions.count_follow_ups(follow_up.request_id, follow_up.count)
             if decision is not None:
                 await uow.decisions.add(decision)
         await uow.commit()

@@ -8,7 +8,7 @@ from typing import Protocol
 from tawasul_platform.ports import Inbox, Transaction
 from tawasul_platform.staff import StaffRecords
 
-from tawasul_routing.domain.model import Decision
+from tawasul_routing.domain.model import Decision, IncomingRequest
 
 
 class DecisionRepository(Protocol):
@@ -24,7 +24,13 @@ class DecisionRepository(Protocol):
         ...
 
     async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
-        """Keeps the request's follow-up count; a lower (stale) one changes nothing."""
+        """Keeps the request's follow-up count, routed or not yet; a lower (stale) one changes
+        nothing."""
+        ...
+
+    async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
+        """Each submitted request, in order, with the follow-ups kept for it before it was
+        routed."""
         ...
 
 

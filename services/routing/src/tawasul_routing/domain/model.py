@@ -43,7 +43,7 @@ class IncomingRequest:
     subject_name_en: str = ""
     # The rejected request this one corrects, if any: its reviewer reads why (SPEC §2).
     cites_request_number: str = ""
-    # The follow-ups counted when they last raised the priority (0 until one does).
+    # The follow-ups counted when the request was last decided on (0 until one is).
     follow_up_count: int = 0
 
     def attributes(self) -> Attributes:
