@@ -642,6 +642,8 @@ OUTSIDE_CALLERS = {
     "docs": {"channels", "staff"},
     "notify": {"channels", "staff"},
     "gateway": {"channels"},
+    # The ingress controller, for GetDownloadUrl's links (TAWASUL_S3_PUBLIC_ENDPOINT).
+    "minio": {"channels"},
 }
 MONITORING = {"tawasul.gov.sa/monitoring": "true"}
 
@@ -728,7 +730,7 @@ def network_policy_problems(docs: list[Doc]) -> list[str]:
         if uncalled and (allowed := _pods_let_in(docs, labels, "grpc")):
             problems.append(f"{name} on grpc: let in {sorted(allowed)}, called by none")
     for name, roles in OUTSIDE_CALLERS.items():
-        port = "grpc" if name in GRPC_SERVICES else "http"
+        port = "grpc" if name in GRPC_SERVICES else 9000 if name == "minio" else "http"
         let_in = {
             value
             for selector in _namespaces_let_in(docs, targets[name], port)
@@ -1108,6 +1110,20 @@ def test_dev_gives_each_process_the_memory_prod_does() -> None:
     assert dev["docs"] == _bytes("512Mi")
 
 
+def test_prods_download_links_name_a_host_outside_the_namespace() -> None:
+    """GetDownloadUrl signs links for TAWASUL_S3_PUBLIC_ENDPOINT's host: empty, they name
+    minio:80, which nothing outside the namespace can reach. The placeholder host is the
+    installation's to fill in, so deploy/README.md lists it with the prerequisites."""
+    docs = _docs("prod")
+    env = _expanded_env(docs, _container(docs, "docs"))
+    public = env.get("TAWASUL_S3_PUBLIC_ENDPOINT", "")
+    assert public, "prod's docs-config sets no TAWASUL_S3_PUBLIC_ENDPOINT"
+    # host[:port], as the S3 client takes it, and not the in-cluster Service.
+    assert "://" not in public
+    assert public.split(":")[0] != env["TAWASUL_S3_ENDPOINT"].split(":")[0]
+    assert public in (ROOT / "deploy" / "README.md").read_text()
+
+
 # Production's OpenTelemetry Collector (deploy/README.md: a prerequisite, not in the overlay).
 COLLECTOR = "http://otel-collector.observability.svc:4317"
 
@@ -1246,6 +1262,7 @@ def test_the_checks_catch_broken_manifests() -> None:
         "minio on 9000: let in [], called by ['docs', 'docs-migrate']",
         "routing on grpc: let in ['notify', 'notify-migrate'], called by none",
         "review on grpc: clients ['channels'], not ['staff']",
+        "minio on 9000: clients [], not ['channels']",
         "minio: Prometheus may not reach its metrics (9000)",
         "Kafka's listener lets in [], not ['docs', 'intake', 'notify', 'operator', 'review',"
         " 'routing']",
