@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -106,10 +106,15 @@ def caller_locale(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
 
 
 def status_details(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
-    """The rich status a server attached to an error, for clients."""
+    """The rich status a server attached to an error, for clients; None when it has none, or
+    when its bytes are not a status (a proxy's or a broken server's): the error's code and
+    message still say what happened, and a client must not fail on reading them."""
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            return status_pb2.Status.FromString(value)
+            try:
+                return status_pb2.Status.FromString(value)
+            except DecodeError:
+                return None
     return None
 
 

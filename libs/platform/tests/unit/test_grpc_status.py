@@ -3,7 +3,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from tawasul_platform import errors
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.grpc import to_status
+from tawasul_platform.grpc import existing_resource, field_violations, status_details, to_status
 from tawasul_platform.i18n import Bilingual
 
 
@@ -84,3 +84,17 @@ def test_an_errors_own_message_in_arabic_as_a_localized_message_detail() -> None
     assert [d.Unpack(said) for d in rich.details] == [True]
     assert (said.locale, said.message) == ("ar", "الطلب مغلق")
     assert not _rich(to_status(errors.FailedPrecondition("closed"), "ar")).details
+
+
+def test_a_status_trailer_that_is_not_a_status_reads_as_none() -> None:
+    """A corrupt grpc-status-details-bin (a proxy's, a broken server's) must not make the
+    client that reads it fail: the code and message still say what happened."""
+    garbage = grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(("grpc-status-details-bin", b"\xff\xff\xff")),
+        details="bad",
+    )
+    assert status_details(garbage) is None
+    assert field_violations(garbage) == {}
+    assert existing_resource(garbage) == ""
