@@ -48,7 +48,8 @@ from tawasul_review_cli.wire import (
     title_line,
 )
 
-DEFAULT_ADDRESS = "127.0.0.1:19103"
+# Review on the development stack (deploy/local: the services from port 19101, review fourth).
+DEFAULT_ADDRESS = "127.0.0.1:19104"
 # A presigned link's file may be large; connecting is held to the usual deadline.
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=DEFAULT_DEADLINE_SECONDS)
 
