@@ -12,6 +12,10 @@ may call, and docs answers a document the caller may not read as NOT_FOUND. Eith
 there is about this service, not the caller's request: its certificate or kind of call
 refused, its share of the dependency's capacity spent (gRPC's limit of calls in flight
 answers RESOURCE_EXHAUSTED). The caller may retry; what was refused is logged, not told.
+
+ABORTED is what a Tawasul server answers when PostgreSQL undid its transaction for a
+concurrent one's sake: a conflict (errors.Conflict), as one here would be, so this service
+answers ABORTED in turn and a consumer applies its event again instead of dead-lettering it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from tawasul_platform.grpc import existing_resource, field_violations
 
 log = logging.getLogger(__name__)
 
-_Translate = Callable[[str, grpc.aio.AioRpcError], errors.DomainError]
+_Translate = Callable[[str, grpc.aio.AioRpcError], Exception]
 
 
 def _message(service: str, error: grpc.aio.AioRpcError) -> str:
@@ -46,6 +50,10 @@ def _exists(service: str, error: grpc.aio.AioRpcError) -> errors.DomainError:
 
 def _outage(service: str, error: grpc.aio.AioRpcError) -> errors.DomainError:
     return errors.Unavailable(f"{service} is unavailable ({error.code().name})")
+
+
+def _conflict(service: str, error: grpc.aio.AioRpcError) -> Exception:
+    return errors.Conflict(_message(service, error))
 
 
 def _refused_us(service: str, error: grpc.aio.AioRpcError) -> errors.DomainError:
@@ -68,19 +76,21 @@ _TRANSLATIONS: dict[grpc.StatusCode, _Translate] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: _refused_us,
     grpc.StatusCode.UNAVAILABLE: _outage,
     grpc.StatusCode.DEADLINE_EXCEEDED: _outage,
+    grpc.StatusCode.ABORTED: _conflict,
 }
 
 
-def translate(service: str, error: grpc.aio.AioRpcError) -> errors.DomainError | None:
-    """The DomainError for a dependency's answer, or None when the answer is a bug."""
+def translate(service: str, error: grpc.aio.AioRpcError) -> Exception | None:
+    """The DomainError (or errors.Conflict) for a dependency's answer, or None when the answer
+    is a bug."""
     translation = _TRANSLATIONS.get(error.code())
     return translation(service, error) if translation else None
 
 
 @asynccontextmanager
 async def downstream(service: str) -> AsyncIterator[None]:
-    """Calls to `service` inside raise DomainErrors; a bug's AioRpcError is raised as it is
-    (the interceptor logs it and answers INTERNAL).
+    """Calls to `service` inside raise DomainErrors (or errors.Conflict); a bug's AioRpcError
+    is raised as it is (the interceptor logs it and answers INTERNAL).
 
         async with downstream("docs"):
             answer = await stub.GetDocument(request, timeout=call_timeout(deadline))

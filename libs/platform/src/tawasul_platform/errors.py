@@ -58,3 +58,12 @@ class ResourceExhausted(DomainError):
 
 class Unavailable(DomainError):
     """A service this one depends on cannot answer now; the caller may retry."""
+
+
+class Conflict(Exception):
+    """A dependency undid the call for a concurrent one's sake (its ABORTED: a deadlock or a
+    serialization failure there): the same call tried again goes through.
+
+    Not a DomainError, which names one status for the caller's input: this is the kind of
+    failure a local deadlock is (faults.is_conflict), so it is answered ABORTED and a consumer
+    applies the event again after a jittered wait instead of dead-lettering it."""

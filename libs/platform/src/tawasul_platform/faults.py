@@ -8,7 +8,7 @@ from asyncpg.exceptions import InternalClientError, PostgresError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from tawasul_platform.errors import Unavailable
+from tawasul_platform.errors import Conflict, Unavailable
 
 
 def is_transient(error: BaseException) -> bool:
@@ -49,10 +49,11 @@ def is_transient(error: BaseException) -> bool:
 
 def is_conflict(error: BaseException) -> bool:
     """True when PostgreSQL ended the transaction for a concurrent one's sake (a deadlock, a
-    serialization failure): the same call tried again goes through."""
+    serialization failure), here or in a service this one called (errors.Conflict): the same
+    call tried again goes through."""
     if isinstance(error, DBAPIError | PostgresError):
         return _sqlstate(error) in _CONFLICT_SQLSTATES
-    return False
+    return isinstance(error, Conflict)
 
 
 _CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from tawasul_platform import errors
 from tawasul_platform.downstream import downstream, translate
+from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.grpc import to_status
 
 
@@ -109,6 +110,21 @@ def test_only_an_outage_is_unavailable(code: grpc.StatusCode) -> None:
     translated = translate("notify", _answer(None, code))
     assert isinstance(translated, errors.Unavailable)
     assert "notify" in str(translated)
+
+
+async def test_aborted_is_a_conflict_to_try_again_not_a_bug_nor_the_callers_fault() -> None:
+    """What a Tawasul server answers when PostgreSQL undid its transaction for a concurrent
+    one's sake: the caller answers ABORTED in turn, a consumer applies the event again."""
+    answer = _answer(None, grpc.StatusCode.ABORTED)
+    with pytest.raises(errors.Conflict) as caught:
+        async with downstream("docs"):
+            raise answer
+    assert caught.value.__cause__ is answer
+    assert str(caught.value) == "docs: boom"
+    assert is_conflict(caught.value)
+    # Neither an outage (UNAVAILABLE) nor the event's fault (a DomainError is dead-lettered).
+    assert not is_transient(caught.value)
+    assert not isinstance(caught.value, errors.DomainError)
 
 
 @pytest.mark.parametrize(
