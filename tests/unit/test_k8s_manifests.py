@@ -1124,6 +1124,120 @@ def test_prods_download_links_name_a_host_outside_the_namespace() -> None:
     assert public in (ROOT / "deploy" / "README.md").read_text()
 
 
+README = ROOT / "deploy" / "README.md"
+# The rollout's steps as deploy/README.md documents them: each `kubectl apply -k <overlay> -l`.
+ROLLOUT_STEP = re.compile(r"^kubectl apply -k deploy/k8s/overlays/prod -l '?([^'\n]+?)'?$", re.M)
+
+
+def _label_selector(text: str) -> Doc:
+    """kubectl's -l, as a selector `_selects` reads: `k=v` and `k in (a,b)`, comma-joined."""
+    selector: Doc = {"matchLabels": {}, "matchExpressions": []}
+    for term in re.findall(r"[^,(]+\([^)]*\)|[^,]+", text):
+        if match := re.fullmatch(r"\s*(\S+)\s+in\s+\(([^)]*)\)\s*", term):
+            values = [v.strip() for v in match[2].split(",")]
+            selector["matchExpressions"].append(
+                {"key": match[1], "operator": "In", "values": values}
+            )
+        else:
+            key, _, value = term.strip().partition("=")
+            selector["matchLabels"][key] = value
+    return selector
+
+
+def _job_references(job: Doc) -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret a Job's pod reads."""
+    pod = job["spec"]["template"]["spec"]
+    refs: set[tuple[str, str]] = set()
+    for c in pod["containers"] + pod.get("initContainers", []):
+        for source in c.get("envFrom", ()):
+            if "configMapRef" in source:
+                refs.add(("ConfigMap", source["configMapRef"]["name"]))
+            if "secretRef" in source:
+                refs.add(("Secret", source["secretRef"]["name"]))
+        for env in c.get("env", ()):
+            value_from = env.get("valueFrom", {})
+            if "configMapKeyRef" in value_from:
+                refs.add(("ConfigMap", value_from["configMapKeyRef"]["name"]))
+            if "secretKeyRef" in value_from:
+                refs.add(("Secret", value_from["secretKeyRef"]["name"]))
+    for volume in pod.get("volumes", ()):
+        sources = [volume, *volume.get("projected", {}).get("sources", ())]
+        for source in sources:
+            if "configMap" in source:
+                refs.add(("ConfigMap", source["configMap"]["name"]))
+            if "secret" in source:
+                refs.add(("Secret", source["secret"].get("secretName") or source["secret"]["name"]))
+    return refs
+
+
+def rollout_problems(docs: list[Doc], steps: list[str]) -> list[str]:
+    """The documented rollout applies, by label, what the migration Jobs read before the Jobs
+    (their hash-named ConfigMaps, prod's database Clusters), then the Jobs, and no process
+    before the migrations ran; what no step applies (Secrets, tawasul-identity) must exist
+    already, so deploy/README.md names it."""
+    *before, jobs_step = [_label_selector(step) for step in steps]
+    readme = README.read_text()
+    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    problems = []
+    for name, job in _by_name(docs, "Job").items():
+        labels = job["metadata"].get("labels", {})
+        if not _selects(jobs_step, labels):
+            problems.append(f"Job {name}: not applied by the migration step")
+        if any(_selects(step, labels) for step in before):
+            problems.append(f"Job {name}: applied before what it reads")
+        service = name.removesuffix("-migrate")
+        needs = _job_references(job)
+        host = _expanded_env(docs, job["spec"]["template"]["spec"]["containers"][0]).get(
+            "TAWASUL_DB_HOST", ""
+        )
+        if ("Cluster", host.removesuffix("-rw")) in objects:
+            needs.add(("Cluster", host.removesuffix("-rw")))
+        for kind, ref in sorted(needs):
+            doc = objects.get((kind, ref))
+            if doc is None:
+                documented = {f"`{ref}`", f"`{ref}`".replace(service, "<service>", 1)}
+                documented.add(f"`{ref}`".replace(service, "<process>", 1))
+                if not any(d in readme for d in documented):
+                    problems.append(f"Job {name}: {kind} {ref} is neither applied nor documented")
+            elif not any(_selects(step, doc["metadata"].get("labels", {})) for step in before):
+                problems.append(f"Job {name}: {kind} {ref} is not applied before it")
+    for name, dep in _by_name(docs, "Deployment").items():
+        if any(_selects(step, dep["metadata"].get("labels", {})) for step in (*before, jobs_step)):
+            problems.append(f"Deployment {name}: rolled out before the migrations ran")
+    return problems
+
+
+def _rollout_steps() -> list[str]:
+    return ROLLOUT_STEP.findall(README.read_text())
+
+
+def test_the_documented_rollout_applies_what_each_migration_job_reads_before_it(
+    overlay: str,
+) -> None:
+    steps = _rollout_steps()
+    assert len(steps) == 2, steps
+    assert rollout_problems(_docs(overlay), steps) == []
+    # Each Job's own comment gives the same steps.
+    for job in GRPC_SERVICES:
+        comment = (K8S / "base" / job / "migrate-job.yaml").read_text()
+        assert all(f"-l {step}" in comment or f"-l '{step}'" in comment for step in steps)
+
+
+def test_the_rollout_check_catches_what_a_job_could_not_start_without() -> None:
+    docs = _docs("prod")
+    config = next(n for n in _by_name(docs, "ConfigMap") if n.startswith("routing-config"))
+    del _by_name(docs, "ConfigMap")[config]["metadata"]["labels"]["app.kubernetes.io/component"]
+    del _by_name(docs, "Cluster")["docs-db"]["metadata"]["labels"]["app.kubernetes.io/component"]
+    assert sorted(rollout_problems(docs, _rollout_steps())) == [
+        "Job docs-migrate: Cluster docs-db is not applied before it",
+        f"Job routing-migrate: ConfigMap {config} is not applied before it",
+    ]
+    # The selector as it once was, the Jobs alone: nothing a Job reads comes first.
+    found = rollout_problems(_docs("prod"), ["app.kubernetes.io/component=migration"])
+    assert "Job intake-migrate: Cluster intake-db is not applied before it" in found
+    assert any(p.startswith("Job intake-migrate: ConfigMap tawasul-common-") for p in found)
+
+
 # Production's OpenTelemetry Collector (deploy/README.md: a prerequisite, not in the overlay).
 COLLECTOR = "http://otel-collector.observability.svc:4317"
 
