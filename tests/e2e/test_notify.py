@@ -218,8 +218,9 @@ async def test_one_failing_number_does_not_hold_up_a_hundred_others(
     assert counts == {**dict.fromkeys(others, 1), broken: 0}
     told = await deliveries(clients, broken_token, broken_id)
     (failed,) = [d for d in told if d.channel == "sms"]
-    # Its budget (3 tries) spent while the gateway took the others.
-    assert (failed.attempts, failed.error) == (3, "SMS gateway answered 503 after 3 attempts")
+    # Its window (the stack's 3 s) spent while the gateway took the others.
+    assert failed.attempts >= 2
+    assert failed.error == f"SMS gateway answered 503 after {failed.attempts} attempts"
 
 
 async def test_a_gateway_down_for_everyone_is_waited_out_and_each_sms_sent_once(
@@ -230,17 +231,17 @@ async def test_a_gateway_down_for_everyone_is_waited_out_and_each_sms_sent_once(
     try:
         filed = await asyncio.gather(*(file_inquiry(clients, m) for m in mobiles))
 
-        async def past_its_budget() -> notify_pb2.Delivery | None:
+        async def past_its_window() -> notify_pb2.Delivery | None:
             for token, request_id, _ in filed:
                 pending = await sms_status(
                     clients, token, request_id, notify_pb2.DELIVERY_STATUS_PENDING
                 )
-                # Tried more often than one message's budget (3) allows, and not given up.
-                if pending is not None and pending.attempts > 3:
+                # Tried past the stack's retry window (3 s: the fourth try), and not given up.
+                if pending is not None and pending.attempts > 4:
                     return pending
             return None
 
-        waiting = await eventually(past_its_budget, within=60, what="an SMS past its budget")
+        waiting = await eventually(past_its_window, within=60, what="an SMS past its retry window")
         assert "503" in waiting.error
 
         # Each channel has its sender: the SMS outage holds up no in-app message.

@@ -392,6 +392,8 @@ class StackConfig:
             "TAWASUL_STAFF_DIRECTORY_FILE": str(repo_root() / DEV_STAFF),
             "TAWASUL_RESCAN_SECONDS": "1",
             "TAWASUL_RECEIPTS_SECONDS": "1",
+            # A number failing alone is given up within seconds, not a day, for the tests.
+            "TAWASUL_MESSAGE_RETRY_SECONDS": "3",
             "TAWASUL_SWEEP_SECONDS": "1",
             # Mutual TLS on its server and on its channels to docs and notify.
             **self.tls_env(service),

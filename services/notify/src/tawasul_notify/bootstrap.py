@@ -103,7 +103,7 @@ def senders(
             uow,
             sender,
             batch=settings.send_batch,
-            budget=settings.message_attempts,
+            retry_for=timedelta(seconds=settings.message_retry_seconds),
             first_wait=timedelta(seconds=settings.consumer_backoff_seconds),
             concurrency=settings.consumer_key_concurrency,
             sweep_seconds=settings.send_sweep_seconds,

@@ -28,8 +28,10 @@ class NotifySettings(ServiceSettings):
     # group takes a steady stream a poll's worth at a time, which at 60 submissions a second
     # took notify's CPU a submission from about 6 ms to 2.6 and Kafka's from 3 to 2.1.
     consumer_gather_ms: int = Field(default=100, ge=0, le=5000)
-    # Sends one message may spend while its channel works for others, before it is failed.
-    message_attempts: int = Field(default=3, ge=1)
+    # How long a message its channel cannot take now (a provider busy or throttling, a mail
+    # server greylisting) is tried again before it is failed; failed only while the channel
+    # takes others, so an outage for everyone is waited out however long.
+    message_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
     # The most messages a channel's sender takes from the table in one pass.
     send_batch: int = Field(default=100, ge=1)
     # How often a sender looks for messages nobody woke it for (another replica's, left

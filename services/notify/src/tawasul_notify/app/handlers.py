@@ -155,7 +155,7 @@ async def send_due(
     sender: Sender,
     now: datetime,
     limit: int,
-    budget: int,
+    retry_for: timedelta,
     first_wait: timedelta,
     concurrency: int,
 ) -> Sent:
@@ -164,8 +164,10 @@ async def send_due(
     (another replica's sender skips them; a sender that dies lets them go with its
     connection, and they are sent again under the same key, which the provider takes once).
 
-    A message the channel could not take now waits twice as long each time; once it has spent
-    `budget` tries while the channel works for others, it is failed."""
+    A message the channel could not take now waits twice as long each time (up to
+    RETRY_WAIT_MOST). It is failed once it has waited `retry_for` since it was recorded, and
+    only while the channel works for others: a provider throttling a burst or a mail server
+    greylisting takes it within that, and an outage for everyone is waited out however long."""
     async with uow:
         due = await uow.deliveries.due(sender.channel, limit, now)
         if not due:
@@ -193,7 +195,7 @@ async def send_due(
         # A message the channel answered in this pass shows that it works for others.
         works = len(unavailable) < len(due) or await sender.healthy()
         if works:
-            for delivery in (d for d in unavailable if d.attempts >= budget):
+            for delivery in (d for d in unavailable if now - d.created_at >= retry_for):
                 delivery.fail(f"{delivery.error} after {delivery.attempts} attempts", now)
                 log.warning(
                     "%s delivery %s failed after %d attempts",

@@ -26,8 +26,9 @@ from tawasul_notify.domain.model import (
 class ChannelUnavailable(Unavailable):
     """The gateway or mail server could not be reached, or failed on its side.
 
-    For everyone (an outage) it is waited out by the channel's sender; for one recipient it
-    spends that message's retry budget.
+    Either way the message is tried again, for as long as the service's retry window; past
+    it, it is failed only while the channel takes others (one failing for everyone, an
+    outage, is waited out).
     """
 
 

@@ -264,9 +264,8 @@ class Delivery:
         return self.status is not DeliveryStatus.PENDING
 
     def tried(self, error: str, now: datetime, *, first_wait: timedelta) -> None:
-        """A send that found the channel unavailable: counted against the retry budget, and
-        not tried again before twice as long as the last wait (from `first_wait`, at most
-        RETRY_WAIT_MOST)."""
+        """A send that found the channel unavailable: not tried again before twice as long as
+        the last wait (from `first_wait`, at most RETRY_WAIT_MOST)."""
         self.attempts += 1
         self.error = error[:500]
         self.updated_at = now

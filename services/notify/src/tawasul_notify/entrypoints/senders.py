@@ -33,7 +33,7 @@ class ChannelSender:
         sender: Sender,
         *,
         batch: int,
-        budget: int,
+        retry_for: timedelta,
         first_wait: timedelta,
         concurrency: int,
         sweep_seconds: float,
@@ -41,7 +41,7 @@ class ChannelSender:
         self._uow = uow
         self._sender = sender
         self._batch = batch
-        self._budget = budget
+        self._retry_for = retry_for
         self._first_wait = first_wait
         self._concurrency = concurrency
         self._sweep = sweep_seconds
@@ -63,7 +63,7 @@ class ChannelSender:
             sender=self._sender,
             now=datetime.now(UTC),
             limit=self._batch,
-            budget=self._budget,
+            retry_for=self._retry_for,
             first_wait=self._first_wait,
             concurrency=self._concurrency,
         )
