@@ -5,11 +5,14 @@ the error, the record it came from and the attempts in `dlt.*` headers, and goes
 (consumer.py). Once the cause is mended (a release, a row put right), the event is replayed:
 published again on its own topic with its own key (so on its request's partition, after that
 request's later events) and its own headers. Every group reading that topic gets it again:
-the groups that applied it skip it by its event id (their inboxes keep ids 29 days, past the
-dead-letter topics' 4 weeks), and the group that parked it applies it now, or parks it again
-(its `replayed-from` header then says which dead letter it was). It comes after the request's
-later events: a status change or a routing decision no later than one a group applied (their
-per-request `sequence`) is skipped there, not applied over them.
+the groups that applied it skip it by its event id, and the group that parked it applies it
+now, or parks it again (its `replayed-from` header then says which dead letter it was). Their
+inboxes keep ids as long as a topic and then a dead-letter topic may hold an event
+(retention.INBOX_KEEP); a replay of an event older than that, less a day for the groups to read
+it (one parked again after replays), is refused: the groups that applied it would apply it
+again. It comes after the request's later events: a status change or a routing decision no
+later than one a group applied (their per-request `sequence`) is skipped there, not applied
+over them.
 
 What has been dealt with is this tool's own consumer group's offsets on the dead-letter
 topics (HANDLED_GROUP): `replay` and `discard` take the oldest pending dead letters of one
@@ -35,7 +38,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
@@ -44,6 +47,7 @@ from google.protobuf.message import DecodeError
 from tawasul.events.v1 import events_pb2
 
 from tawasul_platform.kafka_tls import add_bootstrap_argument, from_env, require_bootstrap, security
+from tawasul_platform.retention import INBOX_KEEP
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, dead_letter_topic
 
 HANDLED_GROUP = "tawasul-dead-letters"
@@ -51,6 +55,9 @@ REPLAYED_FROM = "replayed-from"
 FETCH_MS = 1000
 # As declared (the stack creates them so; production's must match).
 PARTITIONS = {spec.name: spec.partitions for spec in TOPICS}
+# How old an event may be to be replayed: the groups that applied it (when it occurred, at the
+# earliest) must still hold its id in their inboxes when they read the replay, a day later at most.
+REPLAYABLE_FOR = INBOX_KEEP - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,15 @@ class DeadLetter:
         """The event's own headers, without the parking's, and where it was replayed from."""
         own = [(k, v) for k, v in self.headers if not k.startswith("dlt.") and k != REPLAYED_FROM]
         return [*own, (REPLAYED_FROM, self.where.encode())]
+
+    def occurred_at(self) -> datetime | None:
+        """When its event occurred; None for one undecodable (no group applied it) or with no
+        such field (events.envelope always fills it)."""
+        try:
+            event = events_pb2.Envelope.FromString(self.value)
+        except DecodeError:
+            return None
+        return event.occurred_at.ToDatetime(UTC) if event.HasField("occurred_at") else None
 
     def describe(self) -> str:
         parked = datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
@@ -104,6 +120,21 @@ class Pending:
 
     def dealt_with(self, letter: DeadLetter) -> bool:
         return letter.offset < self.first_pending.get(letter.partition, 0)
+
+
+def refuse_forgotten(letters: Sequence[DeadLetter], now: datetime) -> None:
+    """ValueError when a letter's event is older than the inboxes remember (REPLAYABLE_FOR):
+    the groups that applied it would take the replay for a new event and apply it twice."""
+    for index, letter in enumerate(letters):
+        occurred = letter.occurred_at()
+        if occurred is not None and now - occurred > REPLAYABLE_FOR:
+            before = f"replay the {index} before it with --count {index}, then " if index else ""
+            raise ValueError(
+                f"{letter.where}: its event occurred {occurred:%Y-%m-%dT%H:%M:%SZ}, more than"
+                f" {REPLAYABLE_FOR.days} days ago: the groups that applied it no longer keep its"
+                f" id (retention.INBOX_KEEP) and would apply it twice. Nothing was replayed;"
+                f" {before}apply it by hand where it was parked and discard it (discard --count 1)"
+            )
 
 
 def subscription(topic: str, group: str) -> str:
@@ -240,6 +271,7 @@ async def replay(
             letters = _DeadLetters(consumer, dlt)
             await letters.open(everything=False)
             taken = await letters.take(count)
+            refuse_forgotten(taken, datetime.now(UTC))
             sent = [
                 await producer.send(
                     topic, value=letter.value, key=letter.key, headers=letter.replayed_headers()

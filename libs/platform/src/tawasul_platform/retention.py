@@ -1,8 +1,10 @@
 """Forgetting what nobody needs any more: published outbox rows and old inbox entries.
 
-An inbox entry guards against a redelivery, and an event can be redelivered only while its
-topic still holds it: entries older than the longest topic retention (and a day's margin) guard
-nothing. Published outbox rows are kept a while for inspection only. See docs/retention.md.
+An inbox entry guards against a redelivery: while its topic holds the event (a group reset to
+its start), and while a dead letter of it may be replayed. A group may park the event as late as
+its topic still holds it, and its dead-letter topic keeps it as long again from then, so entries
+are kept for both retentions (and a day's margin); older ones guard nothing. Published outbox
+rows are kept a while for inspection only. See docs/retention.md.
 """
 
 from __future__ import annotations
@@ -12,9 +14,20 @@ from datetime import timedelta
 from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tawasul_platform.topics import TOPICS
+from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, dead_letter_topic
 
-INBOX_KEEP = timedelta(milliseconds=max(t.retention_ms for t in TOPICS)) + timedelta(days=1)
+_DEAD_LETTERS = {dead_letter_topic(topic, group) for topic, group in SUBSCRIPTIONS}
+
+
+def _longest(*, dead_letters: bool) -> timedelta:
+    kept = (t.retention_ms for t in TOPICS if (t.name in _DEAD_LETTERS) == dead_letters)
+    return timedelta(milliseconds=max(kept))
+
+
+# The groups that applied an event at once must still know it when its dead letter, parked by
+# a group as late as the topic held it, is replayed on the last day the dead-letter topic holds
+# it: 4 + 4 weeks and a day, not 4 weeks and a day (deadletters.py refuses anything older).
+INBOX_KEEP = _longest(dead_letters=False) + _longest(dead_letters=True) + timedelta(days=1)
 
 
 class Pruner:

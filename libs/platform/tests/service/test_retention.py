@@ -8,12 +8,26 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import MetaData, func, insert, select
 from tawasul_platform.db import inbox_table, make_engine, outbox_table
 from tawasul_platform.retention import INBOX_KEEP, Pruner
-from tawasul_platform.topics import TOPICS, WEEK_MS
+from tawasul_platform.topics import REQUEST_SUBMITTED, TOPICS, WEEK_MS, dead_letter_topic
+
+
+def _retention(topic: str) -> timedelta:
+    return timedelta(milliseconds=next(t.retention_ms for t in TOPICS if t.name == topic))
 
 
 def test_inbox_entries_outlive_every_topic_s_retention() -> None:
     assert max(t.retention_ms for t in TOPICS) == 4 * WEEK_MS
     assert timedelta(weeks=4) < INBOX_KEEP
+
+
+def test_inbox_entries_outlive_a_dead_letter_replayed_on_the_last_day_it_is_kept() -> None:
+    """Notify applies an event at once; routing, lagging, parks it on the last day the topic
+    holds it, and the operator replays it on the last day the dead-letter topic holds it:
+    notify must still know the event then, or it applies it twice."""
+    parked = _retention(REQUEST_SUBMITTED)
+    replayed = parked + _retention(dead_letter_topic(REQUEST_SUBMITTED, "routing"))
+    assert replayed == timedelta(weeks=8)
+    assert replayed + timedelta(days=1) <= INBOX_KEEP
 
 
 async def test_published_rows_and_old_inbox_entries_go_unsent_rows_and_recent_ones_stay(
@@ -53,7 +67,8 @@ async def test_published_rows_and_old_inbox_entries_go_unsent_rows_and_recent_on
                     {"consumer": "c", "event_id": uuid.uuid4(), "applied_at": ago(stale)}
                     for _ in range(3)
                 ),
-                {"consumer": "c", "event_id": uuid.uuid4(), "applied_at": ago(24 * 27)},
+                # Past its topic's 4 weeks, but a dead letter of it may still be replayed.
+                {"consumer": "c", "event_id": uuid.uuid4(), "applied_at": ago(24 * 30)},
             ],
         )
     prune = Pruner(

@@ -4,10 +4,14 @@ refusals of its command line. Kafka's side is tested on the real stack
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.events.v1 import events_pb2
 from tawasul_platform import topics
-from tawasul_platform.deadletters import DeadLetter, main, subscription
+from tawasul_platform.deadletters import DeadLetter, main, refuse_forgotten, subscription
+from tawasul_platform.retention import INBOX_KEEP
 
 DLT = topics.dead_letter_topic(topics.REQUEST_ROUTED, "review")
 ENVELOPE = events_pb2.Envelope(
@@ -65,6 +69,40 @@ def test_a_dead_letter_reads_as_its_event_or_as_undecodable() -> None:
         " error=IntegrityError('request_number')"
     )
     assert ": undecodable (5 bytes) key=r-1" in letter(b"\xff\xff\xff\xff\xff").describe()
+
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def occurred(days_ago: float, offset: int = 7) -> DeadLetter:
+    at = Timestamp()
+    at.FromDatetime(NOW - timedelta(days=days_ago))
+    event = events_pb2.Envelope(event_id=f"e-{offset}", occurred_at=at)
+    return DeadLetter(DLT, 0, offset, 0, b"r-1", event.SerializeToString(), ())
+
+
+def test_a_dead_letter_kept_as_long_as_its_topic_allows_may_be_replayed() -> None:
+    # Parked on the last day its topic held it, replayed on the last day its own topic holds it.
+    refuse_forgotten([occurred(56), occurred(0, offset=8)], NOW)
+
+
+def test_a_replay_of_an_event_the_inboxes_have_forgotten_is_refused_before_anything_goes_out() -> (
+    None
+):
+    """Parked again after replays, a dead letter can outlive the groups' memory of its event:
+    those that applied it would take the replay for a new event and apply it again."""
+    forgotten = INBOX_KEEP.days
+    with pytest.raises(ValueError, match="would apply it twice") as refused:
+        refuse_forgotten([occurred(1, offset=5), occurred(2, offset=6), occurred(forgotten)], NOW)
+    said = str(refused.value)
+    assert said.startswith(f"{DLT}[0]@7: its event occurred 2026-01-03T12:00:00Z, more than 56")
+    assert "replay the 2 before it with --count 2" in said
+    with pytest.raises(ValueError, match="Nothing was replayed; apply it by hand"):
+        refuse_forgotten([occurred(forgotten)], NOW)
+
+
+def test_an_undecodable_dead_letter_is_no_event_any_group_applied() -> None:
+    refuse_forgotten([letter(b"\xff\xff\xff")], NOW)
 
 
 def test_only_a_subscription_that_exists_has_dead_letters() -> None:
