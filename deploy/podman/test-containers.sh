@@ -5,8 +5,9 @@
 #      testcontainers on podman's Docker-compatible API (TAWASUL_TEST_INFRA=containers), the
 #      services as local processes;
 #   2. the dev overlay under `podman kube play` (tests/e2e/test_podman_play.py, -m pods).
-# Says at the end which tiers ran. Without podman nothing runs and it says so, with exit 0:
-# the local-process tier (`make test`) is the one that always runs.
+# Says at the end which tiers ran. It installs nothing: without podman nothing runs and a
+# banner says so, with exit 0: the local-process tier (`make test`) is the one that always
+# runs, and CI must not spend ~15 min installing podman and building every image.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 UV="${UV:-python3 -m uv}"
@@ -17,7 +18,15 @@ if ! command -v podman >/dev/null; then
     # Not installed here for CI's sake: from nothing, podman and every image take ~15 min
     # (deploy/README). `apt-get install podman runc debootstrap uidmap slirp4netns
     # fuse-overlayfs` as INFRA.md says, and this tier runs.
-    say "podman is not installed: NO container tier ran (only the local-process tier)"
+    rule='########################################################################'
+    printf '%s\n' "$rule" \
+        '### NO CONTAINER TIER RAN: podman is not installed here.' \
+        '### Neither the testcontainers tier nor the podman kube play tier was tested;' \
+        '### only `make test` (the local-process tier) was. To run them:' \
+        '###   apt-get install podman runc debootstrap uidmap slirp4netns fuse-overlayfs' \
+        '###   make test-containers' \
+        "$rule"
+    say "NO container tier ran"
     exit 0
 fi
 # crun fails on these hybrid cgroups, and ulimits cannot be raised (INFRA.md).
@@ -40,4 +49,4 @@ say "testcontainers tier (PostgreSQL, Kafka, MinIO in containers) passed in $((S
 tier_started=$SECONDS
 $UV run pytest -p no:cacheprovider -m pods tests/e2e/test_podman_play.py
 say "podman kube play tier (the dev overlay) passed in $((SECONDS - tier_started)) s"
-say "ran: testcontainers tier + podman kube play tier, in $((SECONDS - started)) s in all"
+say "ran: testcontainers tier (the journey) + podman kube play tier, in $((SECONDS - started)) s in all"
