@@ -16,10 +16,12 @@ character or bidi override of theirs reaches the reviewer's terminal.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import grpc
 import httpx
 import typer
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -29,6 +31,7 @@ from rich.text import Text
 from tawasul.common.v1 import common_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_calendar import RIYADH
+from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 
@@ -741,9 +744,78 @@ def _reviewers_table(reviewers: list[review_pb2.Reviewer]) -> Table:
     return table
 
 
-async def put_reviewer(review: Review, reviewer: review_pb2.Reviewer) -> None:
+@dataclass(frozen=True)
+class ReviewerChange:
+    """The options `reviewer-put` was given; None leaves what the record holds."""
+
+    departments: list[str] | None = None
+    languages: list[str] | None = None
+    capacity: int | None = None
+    supervises: list[str] | None = None
+    available: bool | None = None
+
+    def applied_to(self, reviewer: review_pb2.Reviewer) -> review_pb2.Reviewer:
+        changed = review_pb2.Reviewer()
+        changed.CopyFrom(reviewer)
+        if self.departments is not None:
+            changed.departments[:] = self.departments
+        if self.languages is not None:
+            changed.languages[:] = self.languages
+        if self.capacity is not None:
+            changed.capacity = self.capacity
+        if self.supervises is not None:
+            # `--supervises ''` is how to say none: an empty code is no department.
+            changed.supervises[:] = [d for d in self.supervises if d]
+        if self.available is not None:
+            changed.available = self.available
+        return changed
+
+
+# What a reviewer added without the option has.
+NEW_REVIEWER = review_pb2.Reviewer(languages=["ar", "en"], capacity=20, available=True)
+
+
+async def find_reviewer(
+    review: Review, reviewer_id: str, departments: list[str]
+) -> review_pb2.Reviewer | None:
+    """The reviewer's record, looked for in `departments` first, then in the catalog's others
+    (the API lists reviewers by department only); None when no department the caller may list
+    has them."""
+    known = list(load_catalog().departments)
+    for department in dict.fromkeys([*departments, *known]):
+        try:
+            listed = await review.call(
+                review.admin.ListReviewers,
+                review_pb2.ListReviewersRequest(department_code=department),
+            )
+        except grpc.aio.AioRpcError as exc:
+            # Not a department of the caller's (a supervisor lists their own only).
+            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                continue
+            raise
+        for reviewer in listed.reviewers:
+            if reviewer.reviewer_id == reviewer_id:
+                return reviewer
+    return None
+
+
+async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange) -> None:
+    # PutReviewer stores the record whole: the one read here, with the options given laid
+    # over it, so that changing one keeps the others (a change made between the read and
+    # the write is overwritten, as it would be by a whole record given by hand).
+    looked_in = [*(change.departments or []), *(change.supervises or [])]
+    existing = await find_reviewer(review, reviewer_id, looked_in)
+    if existing is None:
+        if not change.departments:
+            raise Failure(
+                f"{reviewer_id} is not among the reviewers you can list: a new reviewer needs"
+                " --department"
+            )
+        existing = review_pb2.Reviewer(reviewer_id=reviewer_id)
+        existing.MergeFrom(NEW_REVIEWER)
     answer = await review.call(
-        review.admin.PutReviewer, review_pb2.PutReviewerRequest(reviewer=reviewer)
+        review.admin.PutReviewer,
+        review_pb2.PutReviewerRequest(reviewer=change.applied_to(existing)),
     )
     review.out.print(_reviewers_table([answer.reviewer]))
 
@@ -753,28 +825,52 @@ def reviewer_put(
     ctx: typer.Context,
     reviewer_id: Annotated[str, typer.Argument(help="The reviewer's employee id.")],
     department: Annotated[
-        list[str], typer.Option("--department", "-d", help="A department they review; repeat.")
-    ],
+        list[str] | None,
+        typer.Option(
+            "--department",
+            "-d",
+            help="A department they review; repeat. Required for a new reviewer.",
+        ),
+    ] = None,
     language: Annotated[
         list[str] | None,
-        typer.Option("--language", "-l", help="A language they read (ar, en, …); repeat."),
+        typer.Option(
+            "--language",
+            "-l",
+            help="A language they read (ar, en, …); repeat. A new reviewer: ar and en.",
+        ),
     ] = None,
-    capacity: Annotated[int, typer.Option(help="How many items they may hold at once.")] = 20,
+    capacity: Annotated[
+        int | None,
+        typer.Option(
+            help="How many items they may hold at once. A new reviewer: 20.", show_default=False
+        ),
+    ] = None,
     supervises: Annotated[
-        list[str] | None, typer.Option(help="A department they supervise; repeat.")
+        list[str] | None,
+        typer.Option(
+            help="A department they supervise; repeat; '' for none. A new reviewer: none."
+        ),
     ] = None,
-    away: Annotated[bool, typer.Option(help="Store them as away.")] = False,
+    away: Annotated[
+        bool | None,
+        typer.Option(
+            "--away/--available",
+            help="Store them as away, or as available. A new reviewer: available.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Add or change a reviewer (administrators, or the departments' supervisor)."""
-    reviewer = review_pb2.Reviewer(
-        reviewer_id=reviewer_id,
+    """Add a reviewer, or change the options given of one and keep the rest (administrators,
+    or the departments' supervisor)."""
+    change = ReviewerChange(
         departments=department,
-        languages=language or ["ar", "en"],
+        languages=language,
         capacity=capacity,
-        available=not away,
-        supervises=supervises or [],
+        supervises=supervises,
+        available=None if away is None else not away,
     )
-    run(ctx, lambda review: put_reviewer(review, reviewer))
+    run(ctx, lambda review: put_reviewer(review, reviewer_id, change))
 
 
 async def list_reviewers(review: Review, department: str) -> None:

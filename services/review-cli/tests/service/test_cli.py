@@ -719,6 +719,45 @@ async def test_reviewers_away_and_available(review: Review) -> None:
     assert "  reviewer.departments: names a department the catalog does not have" in bad.stderr
 
 
+async def test_changing_a_reviewer_changes_only_the_options_given(review: Review) -> None:
+    async def record(reviewer_id: str) -> review_pb2.Reviewer:
+        listed = await review.admin.ListReviewers(
+            review_pb2.ListReviewersRequest(department_code="passports"),
+            timeout=5,
+            metadata=bearer(ADMIN),
+        )
+        return next(r for r in listed.reviewers if r.reviewer_id == reviewer_id)
+
+    def shown(r: review_pb2.Reviewer) -> tuple[list[str], list[str], int, bool, list[str]]:
+        return (list(r.departments), list(r.languages), r.capacity, r.available, list(r.supervises))
+
+    await review.ok(
+        "reviewer-put", "S001", "-d", "passports", "-d", "visas", "--supervises", "passports",
+        "-l", "ur", "--capacity", "5", "--away", who=ADMIN,
+    )  # fmt: skip
+    assert shown(await record("S001")) == (["passports", "visas"], ["ur"], 5, False, ["passports"])
+    # No department named: found in one of theirs all the same.
+    await review.ok("reviewer-put", "S001", "--capacity", "7", who=ADMIN)
+    assert shown(await record("S001")) == (["passports", "visas"], ["ur"], 7, False, ["passports"])
+    await review.ok("reviewer-put", "S001", "--available", "-l", "ar", who=ADMIN)
+    assert shown(await record("S001")) == (["passports", "visas"], ["ar"], 7, True, ["passports"])
+
+    # A new reviewer: the defaults for what is not given; a department is needed.
+    await review.ok("reviewer-put", "E500", "-d", "passports", who=ADMIN)
+    assert shown(await record("E500")) == (["passports"], ["ar", "en"], 20, True, [])
+    # Their supervisor lists only their own departments: the others are passed over.
+    await review.ok("reviewer-put", "E500", "--capacity", "9", "--away", who=BOSS)
+    assert shown(await record("E500")) == (["passports"], ["ar", "en"], 9, False, [])
+    # Out of visas, and no longer a supervisor ('' for none).
+    await review.ok("reviewer-put", "S001", "-d", "passports", "--supervises", "", who=ADMIN)
+    assert shown(await record("S001")) == (["passports"], ["ar"], 7, True, [])
+    unknown = await review.cli("reviewer-put", "E501", "--capacity", "3", who=ADMIN)
+    assert (unknown.exit_code, unknown.stderr) == (
+        1,
+        "error: E501 is not among the reviewers you can list: a new reviewer needs --department\n",
+    )
+
+
 async def test_a_supervisor_reassigns_and_sets_a_queue_to_push(review: Review) -> None:
     await review.ok(
         "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
