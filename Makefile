@@ -32,10 +32,13 @@ lint:
 	$(UV) run mypy
 	cd protos && npx buf lint && npx buf format --diff --exit-code
 
-# The generated contracts are committed; they must be what the protos generate now.
+# The generated contracts are committed; they must be what the protos generate now. git diff
+# shows what changed but not a generated file nobody added: status --porcelain shows both.
 protos-check:
 	$(UV) run python libs/contracts/generate.py
 	git diff --exit-code -- libs/contracts
+	@left=$$(git status --porcelain -- libs/contracts); if [ -n "$$left" ]; then \
+		printf '%s\n' "protos-check: generated files not committed:" "$$left"; exit 1; fi
 
 # Contracts stay wire-compatible with the commit before: a renumbered or retyped field, or one
 # deleted without reserving its number and name, fails (buf's WIRE_JSON rules).
