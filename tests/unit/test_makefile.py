@@ -1,5 +1,5 @@
 """The Makefile's own logic, run by make in a scratch directory with `uv` stood in for: what
-`make protos-check` takes for a failure."""
+`make protos-check` and `make status` take for a failure."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tawasul_devstack import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +61,19 @@ def test_protos_check_fails_on_a_generated_file_nobody_added(contracts: Path) ->
     result = _make(contracts.parents[2], "protos-check", "true")
     assert result.returncode != 0
     assert "libs/contracts/tawasul/docs_pb2.py" in result.stdout
+
+
+@pytest.mark.parametrize(("code", "fails"), [(0, False), (3, False), (1, True)])
+def test_make_status_fails_only_when_the_cli_does(tmp_path: Path, code: int, fails: bool) -> None:
+    """tawasul-stack status exits 3 when a process is stopped: an answer, not make's Error 3."""
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\nexit {code}\n")
+    uv.chmod(0o755)
+    result = _make(tmp_path, "status", str(uv))
+    assert (result.returncode != 0) == fails, result.stderr
+    assert ("Error" in result.stderr) == fails
+
+
+def test_the_cli_s_help_gives_status_s_exit_code() -> None:
+    help_text = cli._parser().format_help()
+    assert "exits 3 when any is stopped" in " ".join(help_text.split())

@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("up", help="start everything (reuses what already runs)")
     commands.add_parser("down", help="stop everything")
-    commands.add_parser("status", help="which processes run")
+    commands.add_parser(
+        "status",
+        help="which processes run; exits 3 when any is stopped (0 when all run), for scripts",
+    )
     for command, verb in (
         ("start", "start"),
         ("stop", "stop (SIGTERM, then SIGKILL after a grace)"),
