@@ -682,6 +682,54 @@ async def test_a_number_that_keeps_failing_while_others_go_through_is_failed_in_
     assert spent.error == f"SMS gateway answered 503 after {spent.attempts} attempts"
 
 
+async def test_a_request_s_messages_reach_the_phone_in_the_order_they_were_recorded(
+    notify: Notify,
+) -> None:
+    """A message that met the gateway unavailable holds back the later ones about its request
+    to the same number: its retry would otherwise come after them."""
+    request = submitted(mobile="+966500000013", locale="en")
+    await notify.consume(request)
+    answer = await notify.gateway.put("/v1/faults", json={"numbers": {"+966500000013": 503}})
+    answer.raise_for_status()
+    under_review = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=1)
+    under_review.request_status_changed.contact.mobile = "+966500000013"
+    await notify.consume(under_review, topic=REQUEST_STATUS_CHANGED)
+    (await notify.gateway.put("/v1/faults", json={"numbers": {}})).raise_for_status()
+    accepted = status_changed(request, common_pb2.REQUEST_STATUS_ACCEPTED, sequence=2)
+    accepted.request_status_changed.contact.mobile = "+966500000013"
+    await notify.consume(accepted, topic=REQUEST_STATUS_CHANGED)
+
+    async def deliveries() -> dict[str, notify_pb2.Delivery]:
+        listed = await notify.stub.ListDeliveries(
+            notify_pb2.ListDeliveriesRequest(request_id=request.request_id),
+            metadata=bearer(REVIEWER),
+        )
+        return {d.kind: d for d in listed.deliveries if d.channel == "sms"}
+
+    waiting = await deliveries()
+    assert waiting["under_review"].status == notify_pb2.DELIVERY_STATUS_PENDING
+    assert (waiting["accepted"].status, waiting["accepted"].attempts) == (
+        notify_pb2.DELIVERY_STATUS_PENDING,
+        0,
+    )
+
+    async def all_sent() -> bool | None:
+        await notify.senders[Channel.SMS].send_due()
+        sent = await deliveries()
+        return (
+            True
+            if all(d.status != notify_pb2.DELIVERY_STATUS_PENDING for d in sent.values())
+            else None
+        )
+
+    await eventually(all_sent, within=10, what="both sent")
+    texts = [m["text"] for m in await notify.sms()]
+    assert [("under review" in t, "accepted" in t) for t in texts[1:]] == [
+        (True, False),
+        (False, True),
+    ]
+
+
 async def test_a_sender_skips_what_another_holds_and_never_takes_a_one_time_code(
     notify: Notify,
 ) -> None:

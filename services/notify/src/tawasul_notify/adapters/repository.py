@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.sql import Database, Row, Session
@@ -39,6 +39,7 @@ _INTEND = pg_insert(tables.deliveries).on_conflict_do_nothing(
 # Rows not recorded before come back: the others were recorded by an earlier delivery of
 # their event.
 _ADD = _INTEND.returning(tables.deliveries.c.id)
+_earlier = tables.deliveries.alias("earlier")
 _DUE = (
     select(tables.deliveries)
     .where(
@@ -48,6 +49,17 @@ _DUE = (
         & (
             tables.deliveries.c.retry_at.is_(None)
             | (tables.deliveries.c.retry_at <= bindparam("now"))
+        )
+        # Not while an earlier message about the request to the same recipient waits: one that
+        # met the channel unavailable would reach the phone after a later one ("cancelled as
+        # you asked" after "not cancelled: rejected"), and the last word would be false.
+        & ~exists().where(
+            (_earlier.c.request_id == tables.deliveries.c.request_id)
+            & (_earlier.c.channel == tables.deliveries.c.channel)
+            & (_earlier.c.recipient == tables.deliveries.c.recipient)
+            & (_earlier.c.status == DeliveryStatus.PENDING.value)
+            & (_earlier.c.kind != ONE_TIME_CODE)
+            & (_earlier.c.created_at < tables.deliveries.c.created_at)
         )
     )
     .order_by(tables.deliveries.c.created_at)
