@@ -62,6 +62,7 @@ MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
 IDENTITY = throwaway()
 REVIEWER = IDENTITY.token_for(Principal("E1001", Role.REVIEWER, frozenset({"residents"})))
 REPORTS = IDENTITY.token_for(Principal("E1002", Role.REVIEWER, frozenset({"reports"})))
+VISAS = IDENTITY.token_for(Principal("E1003", Role.REVIEWER, frozenset({"visas"})))
 CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
 SUBMITTED_AT = datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
 
@@ -211,6 +212,17 @@ def followed_up(request_id: str, count: int) -> events_pb2.Envelope:
         request_id=request_id,
         request_followed_up=events_pb2.RequestFollowedUp(
             request_id=request_id, follow_up_count=count, message="Any news?"
+        ),
+    )
+
+
+def answered(request_id: str, fields: dict[str, str]) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.answered",
+        request_id=request_id,
+        request_answered=events_pb2.RequestAnswered(
+            request_id=request_id, message="Corrected as asked", fields=fields
         ),
     )
 
@@ -484,6 +496,37 @@ async def test_follow_ups_that_came_before_the_submission_count_when_it_is_route
     assert len(await routing.decisions(request_id)) == 1
 
 
+async def test_answered_fields_reach_the_rules_and_travel_on_with_the_request(
+    routing: Routing,
+) -> None:
+    event = submitted(
+        "visas.change-visa-duration",
+        nationality="IND",
+        fields={"holder_location": "inside", "requested_extension": "one_month"},
+    )
+    request_id = event.request_id
+    await routing.on_submitted([event])
+    answer = answered(request_id, {"holder_location": "outside"})
+    await routing.on_applicant_action(answer)
+    await routing.on_applicant_action(answer)  # redelivered
+    # The same field replaced again raises nothing more, yet is kept.
+    await routing.on_applicant_action(answered(request_id, {"requested_extension": "two_months"}))
+
+    assert await routing.decisions(request_id) == [
+        (1, "visas.default", 0, "rules.v1:default"),
+        (2, "visas.default", 20, "answer+rules.v1:visa-holder-abroad"),
+    ]
+    decision = await routing.decision(request_id, VISAS)
+    assert (decision.priority, decision.rule) == (20, "answer+rules.v1:visa-holder-abroad")
+    raised = (await routing.outbox())[-1].request_routed
+    assert dict(raised.fields) == {"holder_location": "outside", "requested_extension": "one_month"}
+    # A transfer republishes the request as the answers left it.
+    await routing.on_status_changed(transferred(request_id, "reports", "misfiled"))
+    moved = (await routing.outbox())[-1].request_routed
+    assert (moved.department_code, moved.priority) == ("reports", 20)
+    assert dict(moved.fields) == {"holder_location": "outside", "requested_extension": "two_months"}
+
+
 async def test_other_status_changes_are_ignored(routing: Routing) -> None:
     event = submitted("reports.general-inquiry", fields={})
     await routing.on_submitted([event])
@@ -622,10 +665,10 @@ async def test_follow_ups_counted_in_decisions_before_the_upgrade_are_kept(
 
 # --- every event delivered again, on PostgreSQL -------------------------------------------
 # Kafka delivers at least once, and intake's producer may publish a submission twice under two
-# event ids. A state machine (hypothesis) takes one request through its submission, transfers
-# and follow-ups, and at random moments delivers every event applied so far once more, or the
-# submission under a new id: the request's decisions and what routing published must not
-# change. After every step, each decision is published once, in order.
+# event ids. A state machine (hypothesis) takes one request through its submission, transfers,
+# follow-ups and answers, and at random moments delivers every event applied so far once more,
+# or the submission under a new id: the request's decisions and what routing published must
+# not change. After every step, each decision is published once, in order.
 
 DEPARTMENTS = ("residents", "reports", "passports")
 
@@ -675,6 +718,11 @@ class Redelivery(RuleBasedStateMachine):
     def follow_up(self) -> None:
         self.follow_ups += 1
         self.deliver(APPLICANT_ACTIONS, followed_up(self.request_id, self.follow_ups))
+
+    @rule(relationship=st.sampled_from(["spouse", "sibling"]))
+    def answer(self, relationship: str) -> None:
+        """An answer that replaces a field, before the submission or after."""
+        self.deliver(APPLICANT_ACTIONS, answered(self.request_id, {"relationship": relationship}))
 
     @precondition(lambda self: bool(self.delivered))
     @rule()

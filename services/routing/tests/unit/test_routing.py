@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Self
@@ -63,6 +64,7 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
         super().__init__()
         self.rows: dict[uuid.UUID, list[Decision]] = {}
         self.follow_ups: dict[uuid.UUID, int] = {}
+        self.answers: dict[uuid.UUID, dict[str, str]] = {}
         self.published: list[RequestRouted] = []
         self.staff = FakeStaffRecords()
 
@@ -85,19 +87,26 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
         if not decisions:
             return None
         latest = decisions[-1]
-        count = self.follow_ups.get(request_id, 0)
-        if count <= latest.request.follow_up_count:
-            return latest
-        return replace(latest, request=replace(latest.request, follow_up_count=count), events=[])
+        request = self._heard(latest.request)
+        return latest if request == latest.request else replace(latest, request=request, events=[])
 
     async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
         self.follow_ups[request_id] = max(count, self.follow_ups.get(request_id, 0))
 
+    async def record_answer(self, request_id: uuid.UUID, fields: Mapping[str, str]) -> None:
+        self.answers[request_id] = {**self.answers.get(request_id, {}), **fields}
+
     async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
-        return [
-            replace(r, follow_up_count=max(r.follow_up_count, self.follow_ups.get(r.request_id, 0)))
-            for r in requests
-        ]
+        return [self._heard(r) for r in requests]
+
+    def _heard(self, request: IncomingRequest) -> IncomingRequest:
+        return replace(
+            request,
+            follow_up_count=max(
+                request.follow_up_count, self.follow_ups.get(request.request_id, 0)
+            ),
+            fields={**request.fields, **self.answers.get(request.request_id, {})},
+        )
 
     async def commit(self) -> None:
         for decisions in self.rows.values():
@@ -536,6 +545,79 @@ async def test_follow_ups_before_the_submission_count_in_its_decision() -> None:
     )
     assert latest.request.follow_up_count == 2
     assert [e.decision for e in uow.published] == [latest]
+
+
+# Answers to information requests
+
+
+def answered(request_id: uuid.UUID, fields: dict[str, str]) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.answered",
+        request_id=str(request_id),
+        request_answered=events_pb2.RequestAnswered(
+            request_id=str(request_id), message="Corrected as asked", fields=fields
+        ),
+    )
+
+
+async def test_an_answer_that_meets_a_rule_raises_the_priority_where_the_request_is() -> None:
+    request = incoming(
+        "visas.change-visa-duration",
+        fields={"holder_location": "inside", "requested_extension": "one_month"},
+    )
+    uow = await routed(request)
+    handle = on_applicant_action(lambda: uow, load_rules())
+    answer = answered(request.request_id, {"holder_location": "outside"})
+    await handle(answer)
+    await handle(answer)  # redelivered
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
+        2,
+        "visas.default",
+        20,
+        "answer+rules.v1:visa-holder-abroad",
+    )
+    assert latest.request.fields == {
+        "holder_location": "outside",
+        "requested_extension": "one_month",
+    }
+    wire = events_pb2.Envelope.FromString(to_event(uow.published[-1]).payload).request_routed
+    assert (wire.priority, dict(wire.fields)["holder_location"]) == (20, "outside")
+    assert len(uow.published) == 2
+
+
+async def test_an_answer_that_raises_nothing_is_kept_for_the_next_decision() -> None:
+    request = incoming("passports.lost-passport-report", fields={"loss_place": "inside_kingdom"})
+    uow = await routed(request)
+    handle = on_applicant_action(lambda: uow, load_rules())
+    await handle(answered(request.request_id, {"loss_city": "Cairo"}))
+    await handle(answered(request.request_id, {}))  # a message only
+    assert [e.decision.sequence for e in uow.published] == [1]
+    # A later answer's value of a field replaces an earlier one's, as in review.
+    await handle(answered(request.request_id, {"loss_city": "Amman"}))
+    await transfer(uow, request, "reports")
+    moved = await latest_of(uow, request)
+    assert moved.request.fields == {"loss_place": "inside_kingdom", "loss_city": "Amman"}
+    assert uow.published[-1].decision is moved
+
+
+async def test_an_answer_before_the_submission_counts_in_its_decision() -> None:
+    request = incoming("passports.lost-passport-report", fields={"loss_place": "inside_kingdom"})
+    uow = FakeUnitOfWork()
+    await on_applicant_action(lambda: uow, load_rules())(
+        answered(request.request_id, {"loss_place": "outside_kingdom"})
+    )
+    await handlers.route_requests(
+        uow=uow, submitted=[("replayed", request)], rules=load_rules(), now=NOW
+    )
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.priority, latest.rule) == (
+        1,
+        30,
+        "rules.v1:lost-passport-abroad",
+    )
+    assert latest.request.fields == {"loss_place": "outside_kingdom"}
 
 
 def test_a_follow_up_counts_itself() -> None:

@@ -1,5 +1,5 @@
 """Routing's wire events: reading `submitted`, `status-changed` and the beneficiary's
-follow-ups, writing `routed`."""
+follow-ups and answers, writing `routed`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import OutgoingEvent, envelope, timestamp
 from tawasul_platform.topics import REQUEST_ROUTED
 
-from tawasul_routing.domain.model import FollowUp, IncomingRequest, RequestRouted, Transfer
+from tawasul_routing.domain.model import (
+    Answer,
+    FollowUp,
+    IncomingRequest,
+    RequestRouted,
+    Transfer,
+)
 
 
 def _request_id(text: str) -> uuid.UUID:
@@ -82,6 +88,15 @@ def follow_up_of(event: events_pb2.Envelope) -> FollowUp | None:
     if followed.follow_up_count < 1:
         raise InvalidArgument({"follow_up_count": "at least 1: it counts this follow-up"})
     return FollowUp(request_id=_request_id(followed.request_id), count=followed.follow_up_count)
+
+
+def answer_of(event: events_pb2.Envelope) -> Answer | None:
+    """The answer to an information request a beneficiary's action is, or None for their
+    other actions."""
+    if not event.HasField("request_answered"):
+        return None
+    answer = event.request_answered
+    return Answer(request_id=_request_id(answer.request_id), fields=dict(answer.fields))
 
 
 def to_event(event: RequestRouted) -> OutgoingEvent:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Uuid, bindparam, column, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.sql import Database, Row, Session
@@ -42,9 +43,23 @@ _ROUTED = (
     .where(among(tables.decisions.c.request_id, "ids"))
 )
 
-# The follow-ups kept for a batch's requests: one statement for every batch.
-_FOLLOW_UPS = select(tables.follow_ups.c.request_id, tables.follow_ups.c.count).where(
-    among(tables.follow_ups.c.request_id, "ids")
+# The follow-up counts and answered fields kept for a batch's requests, of those that have
+# any: one statement for every batch.
+_BATCH = (
+    func.unnest(bindparam("ids", type_=ARRAY(Uuid)))
+    .table_valued(column("request_id", Uuid))
+    .render_derived()
+)
+_HEARD = (
+    select(_BATCH.c.request_id, tables.follow_ups.c.count, tables.answers.c.fields)
+    .select_from(
+        _BATCH.outerjoin(
+            tables.follow_ups, tables.follow_ups.c.request_id == _BATCH.c.request_id
+        ).outerjoin(tables.answers, tables.answers.c.request_id == _BATCH.c.request_id)
+    )
+    .where(
+        or_(tables.follow_ups.c.request_id.is_not(None), tables.answers.c.request_id.is_not(None))
+    )
 )
 
 
@@ -102,6 +117,16 @@ def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequ
     )
 
 
+def _heard(request: IncomingRequest, follow_ups: int | None, answered: Any) -> IncomingRequest:
+    """`request` with the follow-ups and answers kept apart from its decisions, which came
+    later than what a decision holds: the higher count, the answered fields over its own."""
+    count = max(request.follow_up_count, follow_ups or 0)
+    fields = {**request.fields, **(answered or {})}
+    if (count, fields) == (request.follow_up_count, request.fields):
+        return request
+    return replace(request, follow_up_count=count, fields=fields)
+
+
 def _decision(row: Row) -> Decision:
     return Decision(
         request=request_from_json(row.request, row.decided_at),
@@ -154,11 +179,12 @@ class SqlDecisionRepository:
         return set(found)
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
-        d, f = tables.decisions, tables.follow_ups
+        d, f, a = tables.decisions, tables.follow_ups, tables.answers
         row = (
             await self._session.execute(
-                select(d, f.c.count.label("follow_ups"))
+                select(d, f.c.count.label("follow_ups"), a.c.fields.label("answered"))
                 .outerjoin(f, f.c.request_id == d.c.request_id)
+                .outerjoin(a, a.c.request_id == d.c.request_id)
                 .where(d.c.request_id == request_id)
                 .order_by(d.c.sequence.desc())
                 .limit(1)
@@ -167,8 +193,7 @@ class SqlDecisionRepository:
         if row is None:
             return None
         decision = _decision(row)
-        if (row.follow_ups or 0) > decision.request.follow_up_count:
-            decision.request = replace(decision.request, follow_up_count=row.follow_ups)
+        decision.request = _heard(decision.request, row.follow_ups, row.answered)
         return decision
 
     async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
@@ -182,17 +207,23 @@ class SqlDecisionRepository:
             )
         )
 
+    async def record_answer(self, request_id: uuid.UUID, fields: Mapping[str, str]) -> None:
+        a = tables.answers
+        statement = pg_insert(a).values(request_id=request_id, fields=dict(fields))
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[a.c.request_id],
+                # jsonb || jsonb: the later answer's value of a field wins, as in review.
+                set_={"fields": a.c.fields.op("||")(statement.excluded.fields)},
+            )
+        )
+
     async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
         if not requests:
             return []
-        rows = await self._session.execute(_FOLLOW_UPS, {"ids": [r.request_id for r in requests]})
-        counts = {row.request_id: row.count for row in rows}
-        return [
-            replace(r, follow_up_count=counts[r.request_id])
-            if counts.get(r.request_id, 0) > r.follow_up_count
-            else r
-            for r in requests
-        ]
+        rows = await self._session.execute(_HEARD, {"ids": [r.request_id for r in requests]})
+        heard = {row.request_id: (row.count, row.fields) for row in rows}
+        return [_heard(r, *heard.get(r.request_id, (None, None))) for r in requests]
 
 
 class RoutingUnitOfWork(SqlUnitOfWork):

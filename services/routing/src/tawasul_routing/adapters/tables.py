@@ -37,6 +37,15 @@ follow_ups = Table(
     Column("count", Integer, nullable=False),
 )
 
+# The fields the beneficiary's answers replaced in each request, the latest answer's value of
+# each, as far as routing has heard (migration 0007).
+answers = Table(
+    "answers",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("fields", JSONB, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 staff_records = staff_records_table(metadata)

@@ -12,7 +12,14 @@ from tawasul_platform.identity import Principal
 from tawasul_platform.ports import claim_each
 
 from tawasul_routing.app.ports import UnitOfWork
-from tawasul_routing.domain.model import Decision, FollowUp, IncomingRequest, Transfer, decide
+from tawasul_routing.domain.model import (
+    Answer,
+    Decision,
+    FollowUp,
+    IncomingRequest,
+    Transfer,
+    decide,
+)
 from tawasul_routing.domain.rules import Attributes, Route, RoutingRules
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,28 @@ async def follow_up(
         await uow.decisions.count_follow_ups(follow_up.request_id, follow_up.count)
         if latest is not None:
             decision = latest.followed_up(follow_up, rules, now)
+            if decision is not None:
+                await uow.decisions.add(decision)
+        await uow.commit()
+
+
+async def answered(
+    *, uow: UnitOfWork, event_id: str, answer: Answer, rules: RoutingRules, now: datetime
+) -> None:
+    """Takes the fields the beneficiary's answer replaces into the request, and raises its
+    priority, once, when they meet a rule that says so. The fields are kept either way: a
+    later transfer or follow-up routes (and republishes) the request with them, and so does
+    the submission's decision when the answer came first."""
+    if not answer.fields:
+        return  # a message or documents only: nothing the rules look at
+    async with uow:
+        if not await uow.claim_event(CONSUMER, event_id):
+            return
+        # Read before the answer is kept, which it merges in: else this one would be no news.
+        latest = await uow.decisions.latest(answer.request_id)
+        await uow.decisions.record_answer(answer.request_id, answer.fields)
+        if latest is not None:
+            decision = latest.answered(answer, rules, now)
             if decision is not None:
                 await uow.decisions.add(decision)
         await uow.commit()

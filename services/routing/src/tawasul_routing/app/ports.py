@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
@@ -20,7 +21,7 @@ class DecisionRepository(Protocol):
 
     async def latest(self, request_id: uuid.UUID) -> Decision | None:
         """The request's most recent decision: where it is now, its request with every
-        follow-up counted so far."""
+        follow-up counted and every answer's fields kept so far."""
         ...
 
     async def count_follow_ups(self, request_id: uuid.UUID, count: int) -> None:
@@ -28,9 +29,14 @@ class DecisionRepository(Protocol):
         nothing."""
         ...
 
+    async def record_answer(self, request_id: uuid.UUID, fields: Mapping[str, str]) -> None:
+        """Keeps the fields an answer replaced in the request, routed or not yet, over those
+        of earlier answers."""
+        ...
+
     async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
-        """Each submitted request, in order, with the follow-ups kept for it before it was
-        routed."""
+        """Each submitted request, in order, with the follow-ups and answers kept for it
+        before it was routed."""
         ...
 
 

@@ -1,8 +1,8 @@
 """Routing decisions: which department queue a request goes to, at which priority, and why.
 
 A request gets one decision when it is submitted, one more for every transfer, and one more
-when the beneficiary's follow-ups raise its priority; the latest is where it is now. Each
-decision raises a RequestRouted event for review.
+when the beneficiary's follow-ups or answers raise its priority; the latest is where it is
+now. Each decision raises a RequestRouted event for review.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class IncomingRequest:
     submitted_at: datetime
     catalog_version: int
     subject_id: str
+    # As submitted, with what the beneficiary's answers replaced since.
     fields: Mapping[str, str]
     applicant_kind: str
     subject_nationality: str
@@ -63,6 +64,15 @@ class FollowUp:
 
     request_id: uuid.UUID
     count: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The beneficiary answered an information request; `fields` replace the request's (as
+    review merges them), so rules on field values see the answer."""
+
+    request_id: uuid.UUID
+    fields: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,22 @@ class Decision:
         if follow_up.count <= self.request.follow_up_count:
             return None
         request = replace(self.request, follow_up_count=follow_up.count)
+        return self._hurried(request, "follow-up", rules, now)
+
+    def answered(self, answer: Answer, rules: RoutingRules, now: datetime) -> Decision | None:
+        """The next decision when the fields the answer replaces raise the priority under the
+        rules of the department the request is in; None when they do not. As with a
+        follow-up the queue stays: review holds the request where it is while it waits."""
+        fields = {**self.request.fields, **answer.fields}
+        if fields == self.request.fields:
+            return None
+        return self._hurried(replace(self.request, fields=fields), "answer", rules, now)
+
+    def _hurried(
+        self, request: IncomingRequest, cause: str, rules: RoutingRules, now: datetime
+    ) -> Decision | None:
+        """`request`, changed by the beneficiary, at the priority the rules now give it where
+        it is, named `<cause>+<the rule that gave it>`; None unless that is higher."""
         route = rules.route(request.attributes(), department=self.department)
         if route.priority <= self.priority:
             return None
@@ -141,7 +167,7 @@ class Decision:
             department=self.department,
             queue=self.queue,
             priority=route.priority,
-            rule=f"follow-up+{route.prioritised_by}",
+            rule=f"{cause}+{route.prioritised_by}",
             decided_at=now,
             status_sequence=self.status_sequence,
         )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import BatchHandler, EventHandler
 
-from tawasul_routing.adapters.events import follow_up_of, from_submitted, transfer_of
+from tawasul_routing.adapters.events import answer_of, follow_up_of, from_submitted, transfer_of
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
@@ -48,19 +48,25 @@ def on_status_changed(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> Eve
 
 
 def on_applicant_action(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> EventHandler:
-    """Follow-ups may raise a request's priority; the beneficiary's other actions are none of
-    routing's."""
+    """Follow-ups, and answers that replace fields, may raise a request's priority; the
+    beneficiary's other actions are none of routing's."""
 
     async def handle(event: events_pb2.Envelope) -> None:
-        follow_up = follow_up_of(event)
-        if follow_up is None:
-            return
-        await handlers.follow_up(
-            uow=uow(),
-            event_id=event.event_id,
-            follow_up=follow_up,
-            rules=rules,
-            now=datetime.now(UTC),
-        )
+        if (follow_up := follow_up_of(event)) is not None:
+            await handlers.follow_up(
+                uow=uow(),
+                event_id=event.event_id,
+                follow_up=follow_up,
+                rules=rules,
+                now=datetime.now(UTC),
+            )
+        elif (answer := answer_of(event)) is not None:
+            await handlers.answered(
+                uow=uow(),
+                event_id=event.event_id,
+                answer=answer,
+                rules=rules,
+                now=datetime.now(UTC),
+            )
 
     return handle
