@@ -16,6 +16,7 @@ character or bidi override of theirs reaches the reviewer's terminal.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -104,6 +105,41 @@ Department = Annotated[str, typer.Argument(help="A department code, e.g. passpor
 PageToken = Annotated[
     str, typer.Option(help="The previous page's `more:` token, for the next page.")
 ]
+PROG = "tawasul-review-cli"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A listing command as it was given, to print as the command for its next page."""
+
+    name: str
+    positionals: list[str]
+    options: list[tuple[str, str | int | bool]]
+
+    def typed(self, page_token: str) -> list[str]:
+        """As it would be typed: each option given (a flag when True; left out when empty,
+        0 or False), the page's token, then the arguments, after `--` when one of them
+        looks like an option."""
+        words = [PROG, self.name]
+        for name, given in [*self.options, ("--page-token", page_token)]:
+            if given is True:
+                words.append(name)
+            elif given:
+                words += [name, str(given)]
+        if any(p.startswith("-") for p in self.positionals):
+            words.append("--")
+        return [*words, *self.positionals]
+
+
+def print_more(review: Review, again: Command, page_token: str) -> None:
+    """The command that gives the next page: the same one, with every option given, and
+    the page's token. Whole and unwrapped on its line, so it can be copied as it is; its
+    values are quoted for the shell, and not isolated, since the isolate marks would be
+    copied into the arguments."""
+    if page_token:
+        review.out.print(
+            Text(f"more: {clean(shlex.join(again.typed(page_token)))}"), soft_wrap=True
+        )
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -137,7 +173,7 @@ def _queue_table(items: list[review_pb2.WorkItem]) -> Table:
     return table
 
 
-async def list_queue(review: Review, request: review_pb2.ListQueueRequest) -> None:
+async def list_queue(review: Review, request: review_pb2.ListQueueRequest, again: Command) -> None:
     page = await review.call(review.service.ListQueue, request)
     review.out.print(
         line("queue ", clean(request.department_code), f": {len(page.items)} on this page"),
@@ -145,8 +181,7 @@ async def list_queue(review: Review, request: review_pb2.ListQueueRequest) -> No
     )
     if page.items:
         review.out.print(_queue_table(list(page.items)))
-    if page.next_page_token:
-        review.out.print(f"more: --page-token {clean(page.next_page_token)}", soft_wrap=True)
+    print_more(review, again, page.next_page_token)
 
 
 @app.command()
@@ -170,7 +205,17 @@ def queue(
         assignee_id=assignee,
         state=STATE_TO_WIRE[state] if state else review_pb2.WORK_ITEM_STATE_UNSPECIFIED,
     )
-    run(ctx, lambda review: list_queue(review, request))
+    again = Command(
+        "queue",
+        [department],
+        [
+            ("--sub-service", sub_service),
+            ("--assignee", assignee),
+            ("--state", state.value if state else ""),
+            ("--page-size", page_size),
+        ],
+    )
+    run(ctx, lambda review: list_queue(review, request, again))
 
 
 # --- search -----------------------------------------------------------------------------
@@ -193,7 +238,9 @@ def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
     return stamp
 
 
-async def search_requests(review: Review, request: review_pb2.SearchRequestsRequest) -> None:
+async def search_requests(
+    review: Review, request: review_pb2.SearchRequestsRequest, again: Command
+) -> None:
     found = await review.call(review.service.SearchRequests, request)
     kind = KIND_SHOWN.get(found.kind, "text")
     review.out.print(
@@ -205,8 +252,7 @@ async def search_requests(review: Review, request: review_pb2.SearchRequestsRequ
     if found.suggestions:
         review.out.print("no request has that number; did you mean:", soft_wrap=True)
         review.out.print(_queue_table(list(found.suggestions)))
-    if found.next_page_token:
-        review.out.print(f"more: --page-token {clean(found.next_page_token)}", soft_wrap=True)
+    print_more(review, again, found.next_page_token)
 
 
 @app.command()
@@ -252,7 +298,21 @@ def search(
         request.submitted_from.CopyFrom(start)
     if end is not None:
         request.submitted_before.CopyFrom(end)
-    run(ctx, lambda review: search_requests(review, request))
+    again = Command(
+        "search",
+        [query] if query else [],
+        [
+            ("--kind", kind.value if kind else ""),
+            ("--department", department),
+            ("--sub-service", sub_service),
+            *(("--state", s.value) for s in state or []),
+            ("--since", since),
+            ("--until", until),
+            ("--sla", sla.value if sla else ""),
+            ("--page-size", page_size),
+        ],
+    )
+    run(ctx, lambda review: search_requests(review, request, again))
 
 
 def _claimed(review: Review, item: review_pb2.WorkItem) -> None:
@@ -933,7 +993,9 @@ def reassign(
     run(ctx, lambda review: reassign_request(review, request_id, to))
 
 
-async def list_quality_checks(review: Review, request: review_pb2.ListQualityChecksRequest) -> None:
+async def list_quality_checks(
+    review: Review, request: review_pb2.ListQualityChecksRequest, again: Command
+) -> None:
     answer = await review.call(review.service.ListQualityChecks, request)
     table = Table(title=f"quality checks of {clean(request.department_code)}", title_justify="left")
     for heading in ("request", "number", "decision", "decided by", "checked by", "verdict"):
@@ -951,8 +1013,7 @@ async def list_quality_checks(review: Review, request: review_pb2.ListQualityChe
             clean(c.verdict) or "-",
         )
     review.out.print(table)
-    if answer.next_page_token:
-        review.out.print(f"more: --page-token {clean(answer.next_page_token)}", soft_wrap=True)
+    print_more(review, again, answer.next_page_token)
 
 
 @app.command()
@@ -975,7 +1036,8 @@ def quality(
         page_size=page_size,
         page_token=page_token,
     )
-    run(ctx, lambda review: list_quality_checks(review, request))
+    again = Command("quality", [department], [("--all", all_checks), ("--page-size", page_size)])
+    run(ctx, lambda review: list_quality_checks(review, request, again))
 
 
 async def complete_check(review: Review, request_id: str, verdict: str, note: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -244,6 +245,14 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     await engine.dispose()
 
 
+def more(output: str) -> list[str]:
+    """The command the `more:` line gives for the next page, as the shell splits it."""
+    (typed,) = [x.removeprefix("more: ") for x in output.splitlines() if x.startswith("more: ")]
+    words = shlex.split(typed)
+    assert words[0] == "tawasul-review-cli"
+    return words[1:]
+
+
 def balanced(output: str) -> None:
     """Every printed line closes each isolate it opens."""
     for line in output.splitlines():
@@ -307,8 +316,9 @@ async def test_queue_lists_pages_and_filters(review: Review) -> None:
     assert first in page
     assert second in page
     assert third not in page
-    page_token = page.split("more: --page-token ")[1].split()[0]
-    rest = await review.ok("queue", "passports", "--page-size", "2", "--page-token", page_token)
+    again = more(page)
+    assert again == ["queue", "--page-size", "2", "--page-token", again[4], "passports"]
+    rest = await review.ok(*again)
     assert third in rest
     assert first not in rest
     assert "more:" not in rest
@@ -320,6 +330,14 @@ async def test_queue_lists_pages_and_filters(review: Review) -> None:
     mine = await review.ok("queue", "passports", "--assignee", "E200")
     assert second in mine
     assert third not in mine
+    # The next page keeps every filter given.
+    queued = await review.ok("queue", "passports", "--state", "queued", "--page-size", "1")
+    assert first in queued
+    again = more(queued)
+    assert again[:5] == ["queue", "--state", "queued", "--page-size", "1"]
+    last = await review.ok(*again)
+    assert third in last
+    assert second not in last
     other = await review.ok("queue", "passports", "--sub-service", "visas.general")
     assert "0 on this page" in other
 
@@ -336,7 +354,8 @@ async def test_search_finds_arabic_as_typed_within_your_departments(review: Revi
     assert english in await review.ok("search", "photo", "--kind", "text")
     everything = await review.ok("search", "--page-size", "1", "--state", "queued")
     assert english in everything
-    assert "more: --page-token " in everything
+    again = more(everything)
+    assert again == ["search", "--state", "queued", "--page-size", "1", "--page-token", again[6]]
     assert "0 on this page" in await review.ok("search", "--sla", "breached")
     assert "0 on this page" in await review.ok("search", "--since", "2030-01-01")
     assert "2 on this page" in await review.ok("search", "1000000008", "--until", "2030-01-01")
@@ -349,6 +368,27 @@ async def test_search_finds_arabic_as_typed_within_your_departments(review: Revi
     assert "1 on this page" in other
     assert visa in other
     assert arabic not in other
+
+
+async def test_the_next_page_of_a_search_keeps_its_query_and_filters(review: Review) -> None:
+    first = await review.enqueue()
+    second = await review.enqueue()
+    await review.enqueue("The photo does not appear when renewing")
+    found = await review.ok(
+        "search", "الصوره تجديد", "--kind", "text", "--until", "2030-01-01", "--page-size", "1"
+    )
+    assert second in found
+    line = next(x for x in found.splitlines() if x.startswith("more: "))
+    assert "'الصوره تجديد'" in line  # quoted for the shell, not isolated
+    again = more(found)
+    assert again == [
+        "search", "--kind", "text", "--until", "2030-01-01", "--page-size", "1",
+        "--page-token", again[8], "الصوره تجديد",
+    ]  # fmt: skip
+    rest = await review.ok(*again)
+    assert "search (text): 1 on this page" in rest
+    assert first in rest
+    assert "more:" not in rest
 
 
 async def test_search_refusals_name_the_field(review: Review) -> None:
@@ -821,10 +861,9 @@ async def test_a_supervisor_pages_through_the_checks_made(review: Review) -> Non
     first = await review.ok("quality", "passports", "--all", "--page-size", "1", who=BOSS)
     assert newer in first
     assert older not in first
-    token = first.split("more: --page-token ", 1)[1].split()[0]
-    second = await review.ok(
-        "quality", "passports", "--all", "--page-size", "1", "--page-token", token, who=BOSS
-    )
+    again = more(first)
+    assert again == ["quality", "--all", "--page-size", "1", "--page-token", again[5], "passports"]
+    second = await review.ok(*again, who=BOSS)
     assert older in second
     assert newer not in second
     assert "more:" not in second
