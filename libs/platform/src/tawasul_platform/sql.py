@@ -100,13 +100,18 @@ class _Plan:
 
 
 class Plans:
-    """Compiled statements of one dialect: one per statement built once, and the most recent
-    ones of statements built per call, by cache key."""
+    """Compiled statements of one dialect: one per statement while it lives (by identity, the
+    hot path), and the `keyed` most recently used by cache key (statements built per call).
+
+    A statement's entry lives no longer than the statement: its plan is compiled from a copy,
+    since a compilation holds what it compiled, and a value holding its weak key keeps it for
+    ever (every per-call statement was kept, without bound)."""
 
     def __init__(self, dialect: Dialect, *, keyed: int = 500) -> None:
         self._dialect = dialect
         self._built: weakref.WeakKeyDictionary[ClauseElement, dict[tuple[str, ...], _Plan]]
         self._built = weakref.WeakKeyDictionary()
+        # Least recently used first (a dict keeps insertion order).
         self._keyed: dict[Any, _Plan] = {}
         self._keyed_size = keyed
 
@@ -121,15 +126,22 @@ class Plans:
         key = statement._generate_cache_key()
         if key is None:
             return self._compile(statement, columns, None), None
-        plan = self._keyed.get((key.key, columns))
+        keyed = (key.key, columns)
+        plan = self._keyed.pop(keyed, None)
         if plan is not None:
+            self._keyed[keyed] = plan  # the most recently used now
             # Compiled from another statement of the same shape: the values are this one's.
             return plan, key.bindparams
-        plan = self._compile(statement, columns, key)
+        # A copy (Generative's, which keeps no link to its original, as a clone would) shares
+        # the statement's parts, its values among them.
+        generate = getattr(statement, "_generate", None)
+        copy = generate() if generate is not None else None
+        plan = self._compile(copy if copy is not None else statement, columns, key)
         if len(self._keyed) >= self._keyed_size:
             del self._keyed[next(iter(self._keyed))]
-        self._keyed[key.key, columns] = plan
-        self._built.setdefault(statement, {})[columns] = plan
+        self._keyed[keyed] = plan
+        if copy is not None:
+            self._built.setdefault(statement, {})[columns] = plan
         return plan, None
 
     def _compile(self, statement: ClauseElement, columns: tuple[str, ...], key: Any) -> _Plan:
