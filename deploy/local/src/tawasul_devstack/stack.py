@@ -25,7 +25,13 @@ from tawasul_devstack.components.kafka import Kafka
 from tawasul_devstack.components.minio import Minio
 from tawasul_devstack.components.postgres import Postgres
 from tawasul_devstack.components.prometheus import Prometheus
-from tawasul_devstack.components.services import Gateway, Service, ensure_venvs, migrate
+from tawasul_devstack.components.services import (
+    Gateway,
+    Service,
+    ensure_venvs,
+    migrate,
+    migrate_log,
+)
 from tawasul_devstack.components.sms_gateway import SmsGateway
 from tawasul_devstack.components.smtp import Smtp
 from tawasul_devstack.config import (
@@ -208,6 +214,11 @@ class Stack:
         return self.component(name).pid()
 
     def log_path(self, name: str) -> Path:
+        """A process's log, or for "<service>-migrate" that of the service's last migrations
+        (run by `up`, not a process the stack keeps)."""
+        service = name.removesuffix("-migrate")
+        if service != name and service in SERVICES:
+            return migrate_log(self.config, service)
         return self.component(name).log_file
 
     def component(self, name: str) -> Component:

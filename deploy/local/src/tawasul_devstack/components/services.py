@@ -69,11 +69,16 @@ class Gateway(LocalProcess):
         _log.info("  gateway serving on %s", self.config.gateway_url)
 
 
+def migrate_log(config: StackConfig, service: str) -> Path:
+    """The log of a service's last `migrate` (`tawasul-stack logs <service>-migrate`)."""
+    return config.state_dir / "logs" / f"{service}-migrate.log"
+
+
 def migrate(config: StackConfig, services: Iterable[str]) -> None:
     """`tawasul-<svc> migrate` for the services at once: their databases are separate."""
     runs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     for service in services:
-        log = config.state_dir / "logs" / f"{service}-migrate.log"
+        log = migrate_log(config, service)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             runs[service] = (
