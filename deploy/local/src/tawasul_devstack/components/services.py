@@ -37,10 +37,14 @@ class Service(LocalProcess):
     def start(self) -> None:
         # Also makes the certificates of a service started on its own, before any `up`.
         self.config.ensure_pki()
+        # Its /metrics port too: taken, the process would die at start on a bare OSError.
         self.spawn(
             [_script(f"tawasul-{self._service}"), "serve"],
             self.config.service_env(self._service, self._replica),
-            [self.config.grpc_port(self._service, self._replica)],
+            [
+                self.config.grpc_port(self._service, self._replica),
+                self.config.metrics_port(self._service, self._replica),
+            ],
         )
 
     def ready(self) -> None:
@@ -61,7 +65,11 @@ class Gateway(LocalProcess):
     def start(self) -> None:
         cfg = self.config
         cfg.ensure_pki()
-        self.spawn([_script("tawasul-gateway"), "serve"], cfg.gateway_env(), [cfg.gateway_port])
+        self.spawn(
+            [_script("tawasul-gateway"), "serve"],
+            cfg.gateway_env(),
+            [cfg.gateway_port, cfg.metrics_port(GATEWAY)],
+        )
 
     def ready(self) -> None:
         url = f"{self.config.gateway_url}/healthz"
