@@ -527,6 +527,27 @@ async def test_answered_fields_reach_the_rules_and_travel_on_with_the_request(
     assert dict(moved.fields) == {"holder_location": "outside", "requested_extension": "two_months"}
 
 
+async def test_a_follow_up_after_a_transfer_keeps_its_reason(routing: Routing) -> None:
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_submitted([event])
+    await routing.on_status_changed(transferred(request_id, "reports", "visitor reported absent"))
+    await routing.on_applicant_action(followed_up(request_id, 2))
+
+    decision = await routing.decision(request_id, REPORTS)
+    assert (decision.priority, decision.rule, decision.transfer_reason) == (
+        15,
+        "follow-up+rules.v1:repeated-follow-ups",
+        "visitor reported absent",
+    )
+    raised = (await routing.outbox())[-1].request_routed
+    assert (raised.priority, raised.transfer_reason, raised.transferred_from) == (
+        15,
+        "visitor reported absent",
+        "residents",
+    )
+
+
 async def test_other_status_changes_are_ignored(routing: Routing) -> None:
     event = submitted("reports.general-inquiry", fields={})
     await routing.on_submitted([event])

@@ -479,6 +479,28 @@ async def test_the_second_follow_up_raises_the_priority_where_the_request_is() -
     assert [e.decision for e in uow.published][1:] == [latest]
 
 
+async def test_a_raise_after_a_transfer_keeps_the_transfers_reason_and_origin() -> None:
+    request = incoming("visas.change-visa-duration", fields={"holder_location": "inside"})
+    uow = await routed(request)
+    await transfer(uow, request, "reports", reason="an absence matter")
+    handle = on_applicant_action(lambda: uow, load_rules())
+    await handle(followed_up(request.request_id, 2))
+    await handle(answered(request.request_id, {"holder_location": "outside"}))
+    raised = [e.decision for e in uow.published][2:]
+    assert [(d.priority, d.rule) for d in raised] == [
+        (15, "follow-up+rules.v1:repeated-follow-ups"),
+        (20, "answer+rules.v1:visa-holder-abroad"),
+    ]
+    for decision in raised:
+        assert (decision.department, decision.transfer_reason, decision.transferred_from) == (
+            "reports",
+            "an absence matter",
+            "visas",
+        )
+    wire = events_pb2.Envelope.FromString(to_event(uow.published[-1]).payload).request_routed
+    assert (wire.transfer_reason, wire.transferred_from) == ("an absence matter", "visas")
+
+
 async def test_follow_ups_never_lower_a_higher_priority() -> None:
     request = incoming("reports.absence-report", kind="establishment")
     uow = await routed(request)

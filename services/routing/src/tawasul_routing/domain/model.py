@@ -157,7 +157,8 @@ class Decision:
         self, request: IncomingRequest, cause: str, rules: RoutingRules, now: datetime
     ) -> Decision | None:
         """`request`, changed by the beneficiary, at the priority the rules now give it where
-        it is, named `<cause>+<the rule that gave it>`; None unless that is higher."""
+        it is, named `<cause>+<the rule that gave it>`; None unless that is higher. A
+        transfer's reason and origin stay: the request is still where that transfer put it."""
         route = rules.route(request.attributes(), department=self.department)
         if route.priority <= self.priority:
             return None
@@ -169,6 +170,8 @@ class Decision:
             priority=route.priority,
             rule=f"{cause}+{route.prioritised_by}",
             decided_at=now,
+            transfer_reason=self.transfer_reason,
+            transferred_from=self.transferred_from,
             status_sequence=self.status_sequence,
         )
         decision.events.append(RequestRouted(decision))
