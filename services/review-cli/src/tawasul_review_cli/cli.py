@@ -147,7 +147,8 @@ def print_more(review: Review, again: Command, page_token: str) -> None:
 
 def _queue_table(items: list[review_pb2.WorkItem]) -> Table:
     # Three columns, each item a few lines: the request's number, id (whole, for `claim` and
-    # `show`) and description; its state, holder and priority; its due date and SLA used.
+    # `show`), whom it is about (their ID) and description; its state, holder and priority;
+    # its due date and SLA used.
     # The description wraps, so the table fits even 80 columns without cutting an id.
     table = Table(show_lines=True)
     table.add_column("request")
@@ -162,9 +163,11 @@ def _queue_table(items: list[review_pb2.WorkItem]) -> Table:
         due = ["-"]
         if item.HasField("due_at"):
             due = riyadh_time(item.due_at).split(" ")
+        subject = [Text(f"subject {clean(item.subject_id)}")] if item.subject_id else []
         table.add_row(
             Group(
                 Text(f"{clean(item.request_number)}\n{clean(item.request_id)}", style="bold"),
+                *subject,
                 Cell(item.description, clip=240),
             ),
             Text("\n".join(state), overflow="fold"),
@@ -368,6 +371,11 @@ def _facts(item: review_pb2.WorkItem, corrects: review_pb2.CitedRejection | None
     if item.HasField("claimed_until"):
         state += f" until {riyadh_time(item.claimed_until)}"
     facts.add_row("state", Text(state))
+    # Whom the request is about: their ID, and each of their names in its own direction.
+    if item.subject_id:
+        facts.add_row("subject", Text(clean(item.subject_id)))
+    for number, name in enumerate(item.subject_names):
+        facts.add_row("" if number else "names", Cell(name))
     if item.reason_code:
         facts.add_row("reason", Text(clean(item.reason_code)))
     facts.add_row("department", Text(clean(item.department_code)))

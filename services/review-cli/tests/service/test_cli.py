@@ -158,6 +158,8 @@ class Review:
         department: str = "passports",
         fields: dict[str, str] | None = None,
         cites: str = "",
+        subject_id: str = "",
+        names: tuple[str, ...] = (),
     ) -> str:
         """A routed request joins its queue, as review's routed-event subscriber does it."""
         self.numbers += 1
@@ -176,6 +178,8 @@ class Review:
             sla=Sla.days(5),
             fields=fields,
             cites_request_number=cites,
+            subject_id=subject_id,
+            names=names,
         )
         await handlers.enqueue(
             uow=ReviewUnitOfWork(self.database),
@@ -444,6 +448,28 @@ async def test_show_gives_the_requests_fields(review: Review) -> None:
     fields = lines[lines.index("fields") + 1 : lines.index("fields") + 3]
     shown = [re.sub("[\u2066-\u2069]", "", f).strip() for f in fields]
     assert shown == ["national_id: 1012345672", "passport_number: A1234567"]
+
+
+async def test_every_listing_and_the_case_say_whom_the_request_is_about(review: Review) -> None:
+    names = ("فاطمة مصطفى عبدالله", "Fatimah Mustafa Abdullah")
+    request_id = await review.enqueue(subject_id="2123456789", names=names)
+    shown = await review.ok("show", request_id)
+    lines = shown.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("subject"))
+    assert lines[at].split() == ["subject", "2123456789"]
+    assert lines[at + 1].startswith("names")
+    assert f"{RLI}{names[0]}{PDI}" in lines[at + 1]
+    assert lines[at + 2].strip() == names[1]
+    balanced(shown)
+    for listed in (
+        await review.ok("queue", "passports"),
+        await review.ok("search", "--department", "passports"),
+    ):
+        row = [x for x in listed.splitlines() if "subject" in x]
+        assert [x.strip("│ ").split("  ")[0] for x in row] == ["subject 2123456789"]
+    # Filed for oneself: the applicant is the subject.
+    own = (await review.ok("show", await review.enqueue())).splitlines()
+    assert ["subject", "1000000008"] in [x.split() for x in own]
 
 
 async def test_show_names_the_rejected_request_it_corrects(review: Review) -> None:
