@@ -9,16 +9,17 @@ e-mail's subject in "{kind}.email.{locale}.subject.j2". Templates have these fil
 - `ltr`: a left-to-right token (request number, code, employee id, department code) in
   LRI … PDI, so that an Arabic text keeps its characters in order;
 - `isolate`: free text written by people (note, reason, missing items) in FSI … PDI, so
-  that whatever its script it neither takes nor gives direction to the text around it;
+  that whatever its script it neither takes nor gives direction to the text around it (in
+  English only text with right-to-left letters: the marks would make an SMS UCS-2);
 
 and the global `rlm`, which starts an Arabic line that begins with free text: text inside an
 isolate does not count when a line's direction is decided. Blocks are trimmed: a line that
 holds only a block tag leaves nothing behind, and `+%}` keeps the newline after a tag that
 ends a line of text.
 
-An SMS must fit MAX_SMS_PARTS parts: when it does not, its free text is cut (ending in "…")
-until it does; request numbers, dates and codes are never cut. E-mail and in-app texts are
-not cut.
+An SMS must fit MAX_SMS_PARTS parts: when it does not, its free text is cut (ending in "…",
+in English "...": "…" would make it UCS-2) until it does; request numbers, dates and codes
+are never cut. E-mail and in-app texts are not cut.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ FSI = "\u2068"  # FIRST STRONG ISOLATE
 PDI = "\u2069"  # POP DIRECTIONAL ISOLATE
 RLM = "\u200f"  # RIGHT-TO-LEFT MARK
 ELLIPSIS = "…"
+# Where an English SMS's free text is cut: "…" is no GSM-7 character.
+DOTS = "..."
+# Letters of the scripts written right to left (Hebrew to NKo, and Arabic's presentation forms).
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 
 # Embeddings, overrides and isolates inside a value could leave the text's isolates
 # unbalanced or reorder the words around them, so values lose them.
@@ -229,7 +234,7 @@ def render(kind: Kind, channel: Channel, locale: Locale, values: Mapping[str, ob
     stem = f"{kind}.{channel}.{locale}"
     body = environment.get_template(f"{stem}.j2")
     if channel is Channel.SMS:
-        return _fit_sms(body, cleaned)
+        return _fit_sms(body, cleaned, DOTS if locale is Locale.EN else ELLIPSIS)
     subject = (
         _text(environment.get_template(f"{stem}.subject.j2"), cleaned)
         if channel is Channel.EMAIL
@@ -260,12 +265,13 @@ def sms_parts(text: str) -> tuple[str, int]:
     return encoding, parts
 
 
-def _fit_sms(template: Template, values: dict[str, object]) -> Rendered:
-    """The SMS with its free text cut to the longest length at which it fits."""
+def _fit_sms(template: Template, values: dict[str, object], mark: str) -> Rendered:
+    """The SMS with its free text cut (ending in `mark`) to the longest length at which it
+    fits."""
     fit = _sms(template, values)
     if fit.parts <= MAX_SMS_PARTS:
         return fit
-    fit = _sms(template, _shortened(values, 1))
+    fit = _sms(template, _shortened(values, 1, mark))
     if fit.parts > MAX_SMS_PARTS:
         raise TemplateValuesError(
             f"{template.name} does not fit {MAX_SMS_PARTS} SMS parts even with its free text cut"
@@ -274,7 +280,7 @@ def _fit_sms(template: Template, values: dict[str, object]) -> Rendered:
     fits, too_long = 1, max(_length(values[name]) for name in _FREE_TEXT & values.keys())
     while too_long - fits > 1:
         limit = (fits + too_long) // 2
-        candidate = _sms(template, _shortened(values, limit))
+        candidate = _sms(template, _shortened(values, limit, mark))
         if candidate.parts <= MAX_SMS_PARTS:
             fits, fit = limit, candidate
         else:
@@ -292,31 +298,31 @@ def _text(template: Template, values: Mapping[str, object]) -> str:
     return template.render(values).strip()
 
 
-def _shortened(values: dict[str, object], limit: int) -> dict[str, object]:
+def _shortened(values: dict[str, object], limit: int, mark: str) -> dict[str, object]:
     """Each free-text value cut to `limit` characters (a list: its items together)."""
     shortened = dict(values)
     for name in _FREE_TEXT & values.keys():
         value = values[name]
         if isinstance(value, str):
-            shortened[name] = _cut(value, limit)
+            shortened[name] = _cut(value, limit, mark)
         elif isinstance(value, list):
-            shortened[name] = _cut_items(value, limit)
+            shortened[name] = _cut_items(value, limit, mark)
     return shortened
 
 
-def _cut(text: str, limit: int) -> str:
+def _cut(text: str, limit: int, mark: str) -> str:
     if len(text) <= limit:
         return text
-    return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+    return text[: max(limit - len(mark), 0)].rstrip() + mark
 
 
-def _cut_items(items: list[str], limit: int) -> list[str]:
+def _cut_items(items: list[str], limit: int, mark: str) -> list[str]:
     """The items that fit `limit`, the first one that does not cut; the rest are dropped."""
     kept: list[str] = []
     room = limit
     for item in items:
         if len(item) > room:
-            kept.append(_cut(item, room))
+            kept.append(_cut(item, room, mark))
             break
         kept.append(item)
         room -= len(item)
@@ -346,9 +352,15 @@ def _ltr(value: object) -> str:
     return f"{LRI}{_plain(str(value))}{PDI}"
 
 
-def _isolate(value: object) -> str:
+def _isolate(value: object, *, locale: Locale) -> str:
     text = _plain(str(value))
-    return f"{FSI}{text}{PDI}" if text else ""
+    if not text:
+        return ""
+    # Left-to-right text in an English message has nothing to keep apart from, and the marks
+    # would make a GSM-7 SMS UCS-2: 67 characters a part instead of 153.
+    if locale is Locale.EN and not _RIGHT_TO_LEFT.search(text):
+        return text
+    return f"{FSI}{text}{PDI}"
 
 
 def _digits(value: object, *, locale: Locale) -> str:
@@ -396,7 +408,7 @@ def _environment(locale: Locale) -> Environment:
         time=partial(_time, locale=locale),
         digits=partial(_digits, locale=locale),
         ltr=_ltr,
-        isolate=_isolate,
+        isolate=partial(_isolate, locale=locale),
     )
     environment.globals["rlm"] = RLM
     return environment
