@@ -392,16 +392,14 @@ def _facts(item: review_pb2.WorkItem, corrects: review_pb2.CitedRejection | None
     if item.cites_request_number:
         # Filed anew with the corrections to a rejected request (SPEC §2): why it was
         # rejected when it is in one of your departments; search finds it there.
-        said = Text(f"{clean(item.cites_request_number)} (rejected")
+        # The reason and the reviewer's message are rows of their own, as Cells: wrapped in a
+        # narrow terminal, each line of Arabic is isolated by itself.
+        code = f": {clean(corrects.reason_code)}" if corrects is not None else ""
+        facts.add_row("corrects", Text(f"{clean(item.cites_request_number)} (rejected{code})"))
         if corrects is not None:
-            said.append(f": {clean(corrects.reason_code)}) ")
-            said.append(value(corrects.reason.en or corrects.reason.ar))
+            facts.add_row("", Cell(corrects.reason.en or corrects.reason.ar))
             if corrects.message:
-                said.append(" — ")
-                said.append(value(corrects.message))
-        else:
-            said.append(")")
-        facts.add_row("corrects", said)
+                facts.add_row("", Cell(corrects.message))
     return facts
 
 

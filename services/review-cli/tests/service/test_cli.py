@@ -487,18 +487,22 @@ async def test_show_names_the_rejected_request_it_corrects(review: Review) -> No
 async def test_show_says_why_the_request_it_corrects_was_rejected(review: Review) -> None:
     rejected = await review.enqueue()
     await review.ok("claim", rejected)
-    await review.ok(
-        "reject", rejected, "--reason", "documents-unclear", "--message", "Photo too old"
-    )
+    message = "الصورة قديمة جدًا، يرجى إرفاق صورة حديثة بخلفية بيضاء وفق المواصفات المطلوبة"
+    await review.ok("reject", rejected, "--reason", "documents-unclear", "--message", message)
     number = (await review.case(rejected)).item.request_number
-    shown = [
-        re.sub("[\u2066-\u2069]", "", x)
-        for x in (await review.ok("show", await review.enqueue(cites=number))).splitlines()
-    ]
-    assert [" ".join(x.split()) for x in shown if "corrects" in x] == [
-        f"corrects {number} (rejected: documents-unclear) The attachments are unclear or "
-        "unreadable — Photo too old"
-    ]
+    citing = await review.enqueue(cites=number)
+    lines = (await review.ok("show", citing)).splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("corrects"))
+    assert lines[at].split() == ["corrects", number, "(rejected:", "documents-unclear)"]
+    assert lines[at + 1].strip() == "The attachments are unclear or unreadable"
+    assert lines[at + 2].strip() == f"{RLI}{message}{PDI}"
+    # Wrapped in a narrow terminal: each line of the message isolated by itself.
+    narrow = await review.ok("show", citing, columns=50)
+    balanced(narrow)
+    facts = narrow.splitlines()[: narrow.splitlines().index("description")]
+    wrapped = [x for x in facts if RLI in x]
+    assert len(wrapped) > 1
+    assert " ".join(re.sub("[\u2066-\u2069]", "", x).strip() for x in wrapped) == message
 
 
 async def test_show_lists_an_attachment_docs_will_not_give_without_a_link(
