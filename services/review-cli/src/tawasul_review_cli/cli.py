@@ -1004,19 +1004,25 @@ async def list_quality_checks(
 ) -> None:
     answer = await review.call(review.service.ListQualityChecks, request)
     table = Table(title=f"quality checks of {clean(request.department_code)}", title_justify="left")
-    for heading in ("request", "number", "decision", "decided by", "checked by", "verdict"):
-        table.add_column(heading, no_wrap=heading == "request")
+    headings = ["request", "number", "sampled", "decision", "decided by", "checked by", "verdict"]
+    # Checks made have the checker's note (why they disagree); those waiting have none.
+    done = request.include_done
+    for heading in [*headings, *(["note"] if done else [])]:
+        table.add_column(heading, no_wrap=heading in ("request", "sampled"))
     for c in answer.checks:
         decision = "accept" if c.decision == review_pb2.DECISION_ACCEPT else "reject"
         if c.replaced_by:  # made on an appeal, in place of the replaced one's rejection
             decision += f" (appeal of {clean(c.replaced_by)})"
+        sampled = riyadh_time(c.sampled_at).split(" ") if c.HasField("sampled_at") else ["-"]
         table.add_row(
             clean(c.request_id),
             clean(c.request_number),
+            Text("\n".join(sampled)),
             decision,
             clean(c.decided_by),
             clean(c.checked_by) or "-",
             clean(c.verdict) or "-",
+            *([Cell(c.note) if c.note else Text("-")] if done else []),
         )
     review.out.print(table)
     print_more(review, again, answer.next_page_token)

@@ -869,10 +869,21 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer(review: Review)
     why = await review.cli("quality-check", request_id, "--verdict", "disagree", who=SARA)
     assert why.exit_code == 1
     assert "note: say why you disagree" in why.stderr
-    assert "agree" in await review.ok("quality-check", request_id, "--verdict", "agree", who=SARA)
-    done = await review.ok("quality", "passports", "--all", who=BOSS)
-    row = next(line for line in done.splitlines() if request_id in line)
-    assert "E200" in row
+    said = "الصورة لا تطابق صاحب الطلب"
+    checked = await review.ok(
+        "quality-check", request_id, "--verdict", "disagree", "--note", said, who=SARA
+    )
+    number = (await review.case(request_id)).item.request_number
+    assert checked.split() == ["checked", f"{number}:", "disagree"]
+    done = (await review.ok("quality", "passports", "--all", who=BOSS)).splitlines()
+    at = next(i for i, line in enumerate(done) if request_id in line)
+    cells = [c.strip() for c in done[at].split("│")[2:-1]]
+    day, time = review.now.strftime("%Y-%m-%d %H:%M").split()
+    assert cells == [number, day, "accept", "E100", "E200", "disagree", f"{RLI}{said}{PDI}"]
+    assert done[at + 1].split("│")[3].strip() == time
+    balanced("\n".join(done))
+    # Those waiting have no note to show.
+    assert "note" not in await review.ok("quality", "passports", who=BOSS)
 
 
 async def test_a_supervisor_pages_through_the_checks_made(review: Review) -> None:
