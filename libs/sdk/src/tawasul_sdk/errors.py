@@ -83,11 +83,21 @@ _BUSY = {
 }
 
 
+# What gRPC's server answers a call past its limit of calls in flight (maximum_concurrent_rpcs).
+CONCURRENT_RPC_LIMIT = "Concurrent RPC limit exceeded!"
+
+
 def too_busy_to_start(error: grpc.aio.AioRpcError) -> bool:
     """gRPC's own refusal of a server past its limit of calls in flight, not a service's
     refusal of the caller (those carry its status): the call never ran, and is not the
-    caller's quota."""
-    return error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _has_status(error)
+    caller's quota. gRPC answers RESOURCE_EXHAUSTED for a message past a size limit too,
+    which is no such thing: a request too large never gets through, and a reply too large
+    comes from a call the server has run."""
+    return (
+        error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and not _has_status(error)
+        and error.details() == CONCURRENT_RPC_LIMIT
+    )
 
 
 def _has_status(error: grpc.aio.AioRpcError) -> bool:

@@ -270,6 +270,60 @@ async def test_a_call_the_server_was_too_busy_to_start_is_sent_again_whatever_it
     assert intake.calls == ["TW1", "TW2"]
 
 
+class LargeFollowUps(intake_pb2_grpc.IntakeServiceServicer):
+    """Intake whose follow-up answer is past the client's receive limit (4 MiB)."""
+
+    def __init__(self) -> None:
+        self.follow_ups = 0
+        self.submissions = 0
+
+    async def FollowUp(
+        self, request: intake_pb2.FollowUpRequest, context: Context
+    ) -> intake_pb2.FollowUpResponse:
+        self.follow_ups += 1
+        return intake_pb2.FollowUpResponse(
+            request=intake_pb2.Request(description="x" * (5 * 1024 * 1024))
+        )
+
+    async def SubmitRequest(
+        self, request: intake_pb2.SubmitRequestRequest, context: Context
+    ) -> intake_pb2.SubmitRequestResponse:
+        self.submissions += 1
+        return intake_pb2.SubmitRequestResponse()
+
+
+async def test_a_message_past_a_size_limit_is_not_sent_again() -> None:
+    """gRPC's RESOURCE_EXHAUSTED for a message past a size limit is not a busy server's: a
+    reply too large comes from a call that ran (a follow-up made again would be made
+    twice), and a request too large is refused every time."""
+    intake = LargeFollowUps()  # type: ignore[abstract]
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    waits: list[float] = []
+
+    async def no_wait(delay: float) -> None:
+        waits.append(delay)
+
+    try:
+        async with TawasulClient.connect(
+            intake=address, docs=address, tls=None, token="t", retry=FAST, sleep=no_wait
+        ) as client:
+            with pytest.raises(TawasulError) as reply:
+                await client.follow_up(intake_pb2.FollowUpRequest(request_number="TW1"))
+            with pytest.raises(TawasulError) as request:
+                await client.submit_request(
+                    intake_pb2.SubmitRequestRequest(description="d" * (5 * 1024 * 1024))
+                )
+    finally:
+        await server.stop(None)
+    assert (intake.follow_ups, intake.submissions, waits) == (1, 0, [])
+    assert reply.value.code_name == request.value.code_name == "RESOURCE_EXHAUSTED"
+    assert "larger than max" in reply.value.message
+    assert "larger than max" in request.value.message
+
+
 async def test_field_violations_reach_the_caller(
     servers: tuple[FakeIntake, FakeDocs, str],
 ) -> None:

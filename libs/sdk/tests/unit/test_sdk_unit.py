@@ -82,6 +82,22 @@ def test_a_server_past_its_limit_of_calls_is_unavailable_not_the_callers_quota()
     assert (quota.code_name, quota.message) == ("RESOURCE_EXHAUSTED", "refused")
 
 
+def test_a_message_past_grpc_s_size_limit_is_not_a_busy_server() -> None:
+    """gRPC answers a message past a size limit with RESOURCE_EXHAUSTED and no service's
+    status too: that call may well have run (a reply too large), so it is reported as it is."""
+    too_large = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details="Received message larger than max (5242885 vs. 4194304)",
+    )
+    error = TawasulError.from_rpc_error(too_large)
+    assert (error.code_name, error.message) == (
+        "RESOURCE_EXHAUSTED",
+        "Received message larger than max (5242885 vs. 4194304)",
+    )
+
+
 def test_an_error_without_details_or_with_garbage_has_none() -> None:
     plain = grpc.aio.AioRpcError(
         grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(), details="no"
