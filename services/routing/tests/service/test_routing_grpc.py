@@ -279,6 +279,28 @@ async def test_explain_route_refuses_a_bad_request_field_by_field(routing: Routi
     }
 
 
+async def test_explain_route_refuses_a_request_intake_would_refuse(routing: Routing) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await routing.explain(
+            sub_service_code="passports.lost-passport-report",
+            applicant_kind="establishment",
+            fields={"loss_place": "abroad", "lost_city": "Cairo"},
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {
+        "applicant_kind": "passports.lost-passport-report is filed by citizen only",
+        "fields.loss_place": "one of inside_kingdom, outside_kingdom, or empty",
+        "fields.lost_city": "not a field of passports.lost-passport-report",
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await routing.explain(
+            sub_service_code="residents.visit-visa-extension", subject_nationality="EGY"
+        )
+    assert field_violations(caught.value) == {
+        "subject_nationality": "residents.visit-visa-extension is for nationals of SYR, YEM only"
+    }
+
+
 async def test_only_employees_may_ask(routing: Routing) -> None:
     # An end user's token is not meant for routing at all.
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.i18n import Bilingual
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.domain.rules import Attributes, RoutingRules, parse_rules
 
@@ -382,6 +383,67 @@ def test_a_hypothetical_request_is_checked_field_by_field() -> None:
     with pytest.raises(InvalidArgument) as caught:
         load_rules().explain(Attributes(""))
     assert caught.value.violations == {"sub_service_code": "required"}
+
+
+VISIT = "residents.visit-visa-extension"
+
+
+@pytest.mark.parametrize(
+    ("request_", "violations"),
+    [
+        # A choice the form does not offer: the rule on it would silently not match.
+        (
+            Attributes("passports.lost-passport-report", fields={"loss_place": "abroad"}),
+            {"fields.loss_place": "one of inside_kingdom, outside_kingdom, or empty"},
+        ),
+        (
+            Attributes("passports.lost-passport-report", fields={"lost_place": "outside_kingdom"}),
+            {"fields.lost_place": "not a field of passports.lost-passport-report"},
+        ),
+        (
+            Attributes("passports.lost-passport-report", applicant_kind="establishment"),
+            {"applicant_kind": "passports.lost-passport-report is filed by citizen only"},
+        ),
+        (
+            Attributes(VISIT, subject_nationality="EGY"),
+            {"subject_nationality": f"{VISIT} is for nationals of SYR, YEM only"},
+        ),
+        (
+            Attributes(VISIT, fields={"visitor_nationality": "EGY"}),
+            {"fields.visitor_nationality": f"{VISIT} is for nationals of SYR, YEM only"},
+        ),
+    ],
+)
+def test_a_request_intake_would_refuse_gets_no_route(
+    request_: Attributes, violations: dict[str, str]
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        load_rules().explain(request_)
+    assert caught.value.violations == violations
+    # In Arabic too, for the staff who read it so.
+    assert all(isinstance(v, Bilingual) and v.ar for v in caught.value.violations.values())
+
+
+def test_what_was_sent_as_field_names_is_not_repeated_past_a_few_plain_ones() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        load_rules().explain(Attributes("reports.general-inquiry", fields={"x" * 5000: "y"}))
+    assert caught.value.violations == {
+        "fields": "only fields of reports.general-inquiry: related_service, reference_number"
+    }
+    many = {f"f{n}": "v" for n in range(6)}
+    with pytest.raises(InvalidArgument) as caught:
+        load_rules().explain(Attributes("passports.lost-passport-report", fields=many))
+    assert set(caught.value.violations) == {"fields"}
+    # What the form offers, some given and some left empty, is a request intake takes.
+    fine = load_rules().explain(
+        Attributes(
+            "passports.lost-passport-report",
+            applicant_kind="citizen",
+            subject_nationality="SAU",
+            fields={"loss_place": "outside_kingdom", "loss_city": "Cairo", "passport_number": ""},
+        )
+    )
+    assert (fine.priority, fine.rule) == (30, "rules.v1:lost-passport-abroad")
 
 
 # The rules file: a bad entry is refused with its path

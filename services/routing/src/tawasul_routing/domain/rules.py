@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubService
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import BENEFICIARY_ROLES
 
 DEFAULT_RULE = "default"
@@ -233,25 +234,104 @@ class RoutingRules:
         )
 
     def explain(self, request: Attributes) -> Route:
-        """The route of a hypothetical request, whose every attribute is checked first.
+        """The route of a hypothetical request, whose every attribute is checked first: one
+        intake would refuse (a field the sub-service lacks, a choice it does not offer, a filer
+        or nationality it does not admit) gets no route, since no real request takes it.
 
         Submitted requests are not held to this: intake checked them, and an attribute
         routing does not know only means that no rule matches on it.
         """
         problems: dict[str, str] = {}
+        sub_service = self.catalog.sub_services.get(request.sub_service_code)
         if not request.sub_service_code:
-            problems["sub_service_code"] = "required"
-        elif request.sub_service_code not in self.catalog.sub_services:
-            problems["sub_service_code"] = f"not a sub-service of catalog v{self.catalog.version}"
+            problems["sub_service_code"] = Bilingual("required", "مطلوب")
+        elif sub_service is None:
+            v = self.catalog.version
+            problems["sub_service_code"] = Bilingual(
+                f"not a sub-service of catalog v{v}", f"ليست خدمة فرعية في الدليل v{v}"
+            )
         if request.applicant_kind and request.applicant_kind not in APPLICANT_KINDS:
-            problems["applicant_kind"] = f"one of {', '.join(APPLICANT_KINDS)}, or empty"
-        if request.subject_nationality and not _ALPHA3.fullmatch(request.subject_nationality):
-            problems["subject_nationality"] = "an ISO 3166-1 alpha-3 code such as YEM, or empty"
+            problems["applicant_kind"] = _one_of(APPLICANT_KINDS)
+        elif request.applicant_kind and sub_service is not None:
+            filers = sorted(role.value for role in sub_service.filers)
+            if request.applicant_kind not in filers:
+                problems["applicant_kind"] = Bilingual(
+                    f"{sub_service.code} is filed by {', '.join(filers)} only",
+                    f"لا يقدّم الخدمة الفرعية {sub_service.code} إلا: {'، '.join(filers)}",
+                )
+        nationality = request.subject_nationality
+        if nationality and not _ALPHA3.fullmatch(nationality):
+            problems["subject_nationality"] = Bilingual(
+                "an ISO 3166-1 alpha-3 code such as YEM, or empty",
+                "رمز دولة من ثلاثة أحرف وفق ISO 3166-1 مثل YEM، أو فارغ",
+            )
+        elif nationality and sub_service is not None and not _admits(sub_service, nationality):
+            problems["subject_nationality"] = _nationals_only(sub_service)
         if request.channel and request.channel not in CHANNELS:
-            problems["channel"] = f"one of {', '.join(CHANNELS)}, or empty"
+            problems["channel"] = _one_of(CHANNELS)
+        if sub_service is not None:
+            problems.update(_field_problems(sub_service, request.fields))
         if problems:
             raise InvalidArgument(problems)
         return self.route(request)
+
+
+# At most this many unknown field names are named back one by one (`fields.<name>`); more, or
+# a name no field could have, is answered once, on `fields`, without repeating what was sent.
+MAX_NAMED_UNKNOWN_FIELDS = 5
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
+
+
+def _field_problems(sub_service: SubService, fields: Mapping[str, str]) -> dict[str, str]:
+    """What is wrong with `fields` for `sub_service`, by the catalog's FieldSpecs: names it
+    lacks, choices it does not offer, nationalities outside its limit. A field left empty is
+    one the hypothetical request does not give."""
+    specs = {spec.name: spec for spec in sub_service.fields}
+    unknown = [name for name in fields if name not in specs]
+    problems: dict[str, str] = {}
+    if len(unknown) > MAX_NAMED_UNKNOWN_FIELDS or any(
+        not _FIELD_NAME.fullmatch(name) for name in unknown
+    ):
+        names = ", ".join(specs) or "none"
+        problems["fields"] = Bilingual(
+            f"only fields of {sub_service.code}: {names}",
+            f"حقول الخدمة الفرعية {sub_service.code} فقط: {'، '.join(specs) or 'لا شيء'}",
+        )
+    else:
+        for name in unknown:
+            problems[f"fields.{name}"] = Bilingual(
+                f"not a field of {sub_service.code}",
+                f"ليس حقلًا من حقول الخدمة الفرعية {sub_service.code}",
+            )
+    for name, spec in specs.items():
+        value = fields.get(name, "")
+        if not value:
+            continue
+        if spec.type is FieldType.CHOICE and not _option(spec, value):
+            problems[f"fields.{name}"] = _one_of(tuple(o.value for o in spec.options))
+        elif spec.type is FieldType.NATIONALITY and not _admits(sub_service, value):
+            problems[f"fields.{name}"] = _nationals_only(sub_service)
+    return problems
+
+
+def _admits(sub_service: SubService, nationality: str) -> bool:
+    """Whether the sub-service's nationality limit (empty: none) admits `nationality`."""
+    limit = sub_service.subject_nationalities
+    return not limit or nationality in limit
+
+
+def _nationals_only(sub_service: SubService) -> Bilingual:
+    codes = sorted(sub_service.subject_nationalities)
+    return Bilingual(
+        f"{sub_service.code} is for nationals of {', '.join(codes)} only",
+        f"الخدمة الفرعية {sub_service.code} لحاملي الجنسيات التالية فقط: {'، '.join(codes)}",
+    )
+
+
+def _one_of(values: Sequence[str]) -> Bilingual:
+    return Bilingual(
+        f"one of {', '.join(values)}, or empty", f"إحدى القيم: {'، '.join(values)}، أو فارغ"
+    )
 
 
 # The rules file
