@@ -4,14 +4,17 @@ POST   /v1/messages {"from"?, "to", "text", "reference"}, header Idempotency-Key
        reference is the key) -> 201 {"id", "status": "accepted"}; a key seen before -> 200
        {"id", "status", "duplicate": true} with the first message's id, and nothing recorded
 GET    /v1/messages -> 200 [{"id", "from", "to", "text", "reference", "key", "received_at",
-       "status": "delivered"}, ...] in arrival order
+       "status"}, ...] in arrival order
 GET    /v1/messages/<id> -> 200 {"id", "status": "delivered", "delivered_at"} (the delivery
-       receipt: the stand-in delivers at once), 404 for an unknown id
+       receipt: the stand-in delivers at once), {"id", "status": "undelivered"} for a message
+       to an unreachable number, 404 for an unknown id
 PUT    /v1/faults {"numbers": {"<to>": <status>, ...}, "everyone": <status> | null,
-       "slow": {"<to>": <seconds>, ...}} replaces the faults; GET returns them, DELETE clears
-       them. A faulted POST answers its status and records nothing; with "everyone" set, every
-       POST does and the health check fails. A slow number's message is recorded at once and
-       answered only after its delay: the window in which a sender may die having sent it.
+       "slow": {"<to>": <seconds>, ...}, "unreachable": ["<to>", ...]} replaces the faults; GET
+       returns them, DELETE clears them. A faulted POST answers its status and records nothing;
+       with "everyone" set, every POST does and the health check fails. A slow number's message
+       is recorded at once and answered only after its delay: the window in which a sender may
+       die having sent it. A message to an unreachable number (a phone off past the validity
+       period) is taken, and its receipt says it was not delivered.
 GET    /v1/health -> 200 {"status": "ok"}, or 503 {"status": "failing"} while failing everyone
 
 With --user and --password every request but the health check needs HTTP Basic auth (401).
@@ -58,6 +61,7 @@ class Faults:
     numbers: Mapping[str, int] = field(default_factory=dict)
     everyone: int | None = None
     slow: Mapping[str, float] = field(default_factory=dict)
+    unreachable: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> Faults:
@@ -76,13 +80,26 @@ class Faults:
             for to, delay in slow.items()
         ):
             raise ValueError('"slow" must map numbers to delays in seconds (0-600)')
-        return cls(dict(numbers), everyone, {to: float(d) for to, d in slow.items()})
+        unreachable = body.get("unreachable", [])
+        if not isinstance(unreachable, list) or not all(isinstance(to, str) for to in unreachable):
+            raise ValueError('"unreachable" must be a list of numbers')
+        return cls(
+            dict(numbers),
+            everyone,
+            {to: float(d) for to, d in slow.items()},
+            frozenset(unreachable),
+        )
 
     def status_for(self, to: str) -> int | None:
         return self.everyone if self.everyone is not None else self.numbers.get(to)
 
     def as_json(self) -> dict[str, Any]:
-        return {"numbers": dict(self.numbers), "everyone": self.everyone, "slow": dict(self.slow)}
+        return {
+            "numbers": dict(self.numbers),
+            "everyone": self.everyone,
+            "slow": dict(self.slow),
+            "unreachable": sorted(self.unreachable),
+        }
 
 
 def _error_status(value: object) -> bool:
@@ -127,6 +144,7 @@ class MessageStore:
                 "reference": reference,
                 "key": key,
                 "received_at": datetime.now(UTC).isoformat(),
+                "status": "undelivered" if to in self._faults.unreachable else "delivered",
             }
             with self._path.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(message, ensure_ascii=False) + "\n")
@@ -137,13 +155,15 @@ class MessageStore:
 
     def all(self) -> list[dict[str, str]]:
         with self._lock:
-            return [{**message, "status": "delivered"} for message in self._messages]
+            return [{"status": "delivered", **message} for message in self._messages]
 
     def receipt(self, message_id: str) -> dict[str, str] | None:
         with self._lock:
             message = self._by_id.get(message_id)
         if message is None:
             return None
+        if message.get("status") == "undelivered":
+            return {"id": message_id, "status": "undelivered"}
         return {"id": message_id, "status": "delivered", "delivered_at": message["received_at"]}
 
     @property

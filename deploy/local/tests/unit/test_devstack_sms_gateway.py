@@ -209,6 +209,7 @@ def test_faulted_numbers_are_refused_and_nothing_is_recorded(client: httpx.Clien
         "numbers": {"+966500000004": 400, "+966500000005": 503},
         "everyone": None,
         "slow": {},
+        "unreachable": [],
     }
 
     put = client.put("/v1/faults", json=faults)
@@ -253,8 +254,13 @@ def test_a_fault_set_replaces_the_last_one_and_clearing_ends_them(client: httpx.
 
     assert (refused.status_code, taken.status_code) == (400, 201)
     assert cleared.status_code == 200
-    assert cleared.json() == {"numbers": {}, "everyone": None, "slow": {}}
-    assert client.get("/v1/faults").json() == {"numbers": {}, "everyone": None, "slow": {}}
+    assert cleared.json() == {"numbers": {}, "everyone": None, "slow": {}, "unreachable": []}
+    assert client.get("/v1/faults").json() == {
+        "numbers": {},
+        "everyone": None,
+        "slow": {},
+        "unreachable": [],
+    }
     assert after.status_code == 201
     assert client.get("/v1/health").status_code == 200
     assert [m["to"] for m in client.get("/v1/messages").json()] == [
@@ -288,7 +294,12 @@ def test_bad_fault_sets_are_rejected(client: httpx.Client, faults: dict[str, Any
 
     assert response.status_code == 400
     assert "400-599" in response.json()["error"]
-    assert client.get("/v1/faults").json() == {"numbers": {}, "everyone": None, "slow": {}}
+    assert client.get("/v1/faults").json() == {
+        "numbers": {},
+        "everyone": None,
+        "slow": {},
+        "unreachable": [],
+    }
 
 
 def test_a_slow_numbers_message_is_recorded_before_it_is_answered(
@@ -314,7 +325,12 @@ def test_faults_live_in_memory(store_path: Path) -> None:
         client.put("/v1/faults", json={"everyone": 503})
 
     for client in _serve(store_path):
-        assert client.get("/v1/faults").json() == {"numbers": {}, "everyone": None, "slow": {}}
+        assert client.get("/v1/faults").json() == {
+            "numbers": {},
+            "everyone": None,
+            "slow": {},
+            "unreachable": [],
+        }
         assert send(client, key="k-1").status_code == 201
 
 
@@ -384,7 +400,12 @@ async def test_the_clients_use_the_stacks_credentials(
         await clients.sms_faults({}, everyone=503)
         failing = http.get("/v1/health").status_code
 
-    assert faults == {"numbers": {"+966500000004": 400}, "everyone": None, "slow": {}}
+    assert faults == {
+        "numbers": {"+966500000004": 400},
+        "everyone": None,
+        "slow": {},
+        "unreachable": [],
+    }
     assert refused.status_code == 400
     assert taken.status_code == 201
     assert [m["id"] for m in received] == [taken.json()["id"]]
@@ -406,3 +427,21 @@ def test_one_kept_alive_connection_carries_refused_and_accepted_messages(
         assert (refused.status_code, accepted.status_code, missing.status_code) == (401, 201, 404)
         assert refused.http_version == "HTTP/1.1"
         assert [m["text"] for m in listed.json()] == ["hello"]
+
+
+def test_an_unreachable_number_s_message_is_taken_and_receipted_undelivered(
+    client: httpx.Client,
+) -> None:
+    assert client.put("/v1/faults", json={"unreachable": ["+966500000006"]}).status_code == 200
+    off = send(client, "+966500000006", key="k-6")
+    on = send(client, "+966500000007", key="k-7")
+    assert (off.status_code, on.status_code) == (201, 201)
+    assert client.get(f"/v1/messages/{off.json()['id']}").json() == {
+        "id": off.json()["id"],
+        "status": "undelivered",
+    }
+    assert client.get(f"/v1/messages/{on.json()['id']}").json()["status"] == "delivered"
+    listed = {m["to"]: m["status"] for m in client.get("/v1/messages").json()}
+    assert listed == {"+966500000006": "undelivered", "+966500000007": "delivered"}
+    refused = client.put("/v1/faults", json={"unreachable": "+966500000006"})
+    assert refused.status_code == 400

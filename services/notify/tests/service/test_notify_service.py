@@ -539,6 +539,30 @@ async def test_receipts_from_the_gateway_mark_the_sms_delivered(notify: Notify) 
     ]
 
 
+async def test_an_sms_the_gateway_could_not_deliver_is_recorded_failed(notify: Notify) -> None:
+    event = submitted(mobile="+966500000014", locale="en")
+    answer = await notify.gateway.put("/v1/faults", json={"unreachable": ["+966500000014"]})
+    answer.raise_for_status()
+    await notify.consume(event)
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    await handlers.collect_receipts(
+        uow=notify.uow(), receipts=notify.receipts, now=later, interval=RECEIPTS_EVERY
+    )
+    results = await notify.results()
+    assert [(r.channel, r.status) for r in results if r.channel == "sms"] == [
+        ("sms", "sent"),
+        ("sms", "failed"),
+    ]
+    listed = await notify.stub.ListDeliveries(
+        notify_pb2.ListDeliveriesRequest(request_id=event.request_id), metadata=bearer(REVIEWER)
+    )
+    (sms,) = [d for d in listed.deliveries if d.channel == "sms"]
+    assert (sms.status, sms.error) == (
+        notify_pb2.DELIVERY_STATUS_FAILED,
+        "not delivered: the SMS provider reported undelivered",
+    )
+
+
 class HeldReceipts:
     """The gateway's receipts, answered once `release` is set; `asked` is set once asked."""
 
@@ -547,10 +571,10 @@ class HeldReceipts:
         self.asked = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+    async def settled(self, provider_message_ids: list[str]) -> dict[str, str]:
         self.asked.set()
         await self.release.wait()
-        return await self._receipts.delivered(provider_message_ids)
+        return await self._receipts.settled(provider_message_ids)
 
 
 async def test_a_receipt_two_replicas_collect_at_once_is_reported_delivered_once(
@@ -584,9 +608,9 @@ class NoReceipts:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+    async def settled(self, provider_message_ids: list[str]) -> dict[str, str]:
         self.asked.extend(provider_message_ids)
-        return set()
+        return {}
 
 
 async def test_receipt_passes_rest_once_every_waiting_sms_was_asked_about_this_round(

@@ -168,7 +168,7 @@ async def test_a_message_id_too_long_to_keep_is_taken_without_one() -> None:
     assert (outcome.accepted, outcome.provider_message_id) == (True, "")
 
 
-async def test_receipts_name_the_delivered_messages() -> None:
+async def test_receipts_name_the_messages_delivered_and_those_never_to_be() -> None:
     asked: list[str] = []
 
     def answer(sent: Sent) -> tuple[int, bytes]:
@@ -176,13 +176,23 @@ async def test_receipts_name_the_delivered_messages() -> None:
         message_id = sent.target.rsplit("/", 1)[-1]
         if message_id == "gone":
             return reply(404)
-        status = "delivered" if message_id == "a" else "accepted"
+        status = {"a": "delivered", "c": "undelivered", "d": "<script>"}.get(message_id, "sent")
         return reply(200, {"id": message_id, "status": status})
 
-    assert await gateway(answer).delivered(["a", "b", "gone", "", "x/y z"]) == {"a"}
+    assert await gateway(answer).settled(["a", "b", "c", "d", "gone", "", "x/y z"]) == {
+        "a": "delivered",
+        "c": "undelivered",
+    }
     # A provider's id is one segment of the path, whatever it holds.
     assert sorted(asked) == sorted(
-        ["/v1/messages/a", "/v1/messages/b", "/v1/messages/gone", "/v1/messages/x%2Fy%20z"]
+        [
+            "/v1/messages/a",
+            "/v1/messages/b",
+            "/v1/messages/c",
+            "/v1/messages/d",
+            "/v1/messages/gone",
+            "/v1/messages/x%2Fy%20z",
+        ]
     )
 
 

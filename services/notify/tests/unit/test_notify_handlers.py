@@ -276,11 +276,15 @@ class FakeChannel:
 class FakeReceipts:
     def __init__(self) -> None:
         self.delivered_ids: set[str] = set()
+        self.undelivered_ids: set[str] = set()
         self.asked: list[str] = []
 
-    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+    async def settled(self, provider_message_ids: list[str]) -> dict[str, str]:
         self.asked.extend(provider_message_ids)
-        return self.delivered_ids & set(provider_message_ids)
+        return {
+            **dict.fromkeys(self.delivered_ids & set(provider_message_ids), "delivered"),
+            **dict.fromkeys(self.undelivered_ids & set(provider_message_ids), "expired"),
+        }
 
 
 def notice(
@@ -675,6 +679,28 @@ async def test_receipts_mark_sms_delivered() -> None:
     assert uow.rows[first.id].status is DeliveryStatus.DELIVERED
     assert uow.rows[second.id].status is DeliveryStatus.SENT
     assert uow.published[-1] == (DeliveryStatus.DELIVERED, Channel.SMS, first.id)
+
+
+async def test_a_receipt_that_says_undelivered_fails_the_sms() -> None:
+    # A phone off past the provider's validity period: the SMS never reached it, and the
+    # case history must not keep saying "sent".
+    uow, sms, receipts = FakeUnitOfWork(), FakeChannel(), FakeReceipts()
+    one = notice(recipients=SMS_ONLY)
+    await take(uow, one)
+    await send(uow, sms)
+    sent = uow.delivery(Channel.SMS, MOBILE, one)
+    receipts.undelivered_ids = {sent.provider_message_id}
+    assert not await collect(uow, receipts, now=NOW + timedelta(seconds=5))
+    failed = uow.rows[sent.id]
+    assert (failed.status, failed.error) == (
+        DeliveryStatus.FAILED,
+        "not delivered: the SMS provider reported expired",
+    )
+    assert uow.published[-1] == (DeliveryStatus.FAILED, Channel.SMS, sent.id)
+    # Settled: not asked about again.
+    receipts.asked.clear()
+    await collect(uow, receipts, now=NOW + timedelta(minutes=5))
+    assert receipts.asked == []
 
 
 async def test_receipt_passes_rest_once_every_waiting_sms_was_asked_about_this_round() -> None:

@@ -2,7 +2,8 @@
 
 POST /v1/messages {from, to, text, reference} with an Idempotency-Key header -> 201 {id, status}
 (200 with the same id when the key was seen before: the provider does not send twice);
-GET /v1/messages/<id> -> {status: "delivered", ...}, the delivery receipt; GET /v1/health.
+GET /v1/messages/<id> -> {status: "delivered" | "undelivered" | ..., ...}, the delivery
+receipt; GET /v1/health.
 
 Requests go through a pool of kept-alive HTTP/1.1 connections (adapters.http1): each message
 and each receipt is a request, on the process that sends every SMS.
@@ -21,12 +22,14 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from tawasul_notify.adapters.http1 import HttpError
-from tawasul_notify.app.ports import ChannelUnavailable
+from tawasul_notify.app.ports import DELIVERED, ChannelUnavailable
 from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome
 
 PATH = "/v1/messages"
 # Client errors that say "later", not "never".
 _RETRYABLE = frozenset({408, 425, 429})
+# A receipt's final words: reached the handset, or never will (the provider gave up on it).
+_FINAL = frozenset({DELIVERED, "undelivered", "undeliverable", "failed", "expired", "rejected"})
 # Receipts asked for at once.
 _RECEIPT_CONCURRENCY = 8
 # What the pool raises when the provider cannot be reached or answers nonsense.
@@ -120,18 +123,19 @@ class HttpSmsGateway:
             return False
         return code == 200
 
-    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
+    async def settled(self, provider_message_ids: list[str]) -> dict[str, str]:
         limit = asyncio.Semaphore(_RECEIPT_CONCURRENCY)
 
-        async def receipt(message_id: str) -> str | None:
+        async def receipt(message_id: str) -> tuple[str, str] | None:
             async with limit:
                 code, answer = await self._request("GET", f"{PATH}/{quote(message_id, safe='')}")
             if code != 200:
                 return None
-            return message_id if _json(answer).get("status") == "delivered" else None
+            status = _json(answer).get("status")
+            return (message_id, status) if status in _FINAL else None
 
         found = await asyncio.gather(*(receipt(m) for m in provider_message_ids if m))
-        return {m for m in found if m is not None}
+        return dict(f for f in found if f is not None)
 
     async def _request(
         self,

@@ -15,7 +15,7 @@ from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
 
-from tawasul_notify.app.ports import ChannelUnavailable, Receipts, Sender, UnitOfWork
+from tawasul_notify.app.ports import DELIVERED, ChannelUnavailable, Receipts, Sender, UnitOfWork
 from tawasul_notify.domain.model import (
     Audience,
     Channel,
@@ -327,13 +327,14 @@ async def mark_read(
 async def collect_receipts(
     *, uow: UnitOfWork, receipts: Receipts, now: datetime, interval: timedelta, batch: int = 100
 ) -> bool:
-    """Marks SMS whose receipts came back delivered; True while a full batch was looked at.
+    """Marks SMS whose receipts came back final, delivered or undelivered (a number switched
+    off past the provider's validity period); True while a full batch was looked at.
 
     Messages are looked at for a day after they were sent, each at most once an `interval`:
     the ones looked at go to the back of the line, so those without a receipt yet do not hold
     up the others, and once all have been looked at the passes rest until the next round.
     The gateway is asked outside a transaction, so another replica's pass may take the same
-    messages meanwhile: only those still sent are marked, and each is reported delivered once.
+    messages meanwhile: only those still sent are marked, and each is reported once.
     """
     async with uow:
         waiting = await uow.deliveries.awaiting_receipt(
@@ -343,13 +344,18 @@ async def collect_receipts(
             return False
         await uow.deliveries.checked([d.id for d in waiting], now)
         await uow.commit()
-    delivered = await receipts.delivered([d.provider_message_id for d in waiting])
-    arrived = [d.id for d in waiting if d.provider_message_id in delivered]
-    if arrived:
+    final = await receipts.settled([d.provider_message_id for d in waiting])
+    said = {d.id: final[d.provider_message_id] for d in waiting if d.provider_message_id in final}
+    if said:
         async with uow:
-            still_sent = await uow.deliveries.still_sent(arrived)
+            still_sent = await uow.deliveries.still_sent(list(said))
             for delivery in still_sent:
-                delivery.delivered(now)
+                if said[delivery.id] == DELIVERED:
+                    delivery.delivered(now)
+                else:
+                    delivery.fail(
+                        f"not delivered: the SMS provider reported {said[delivery.id]}", now
+                    )
             await uow.deliveries.save_all(still_sent)
             await uow.commit()
     return len(waiting) == batch

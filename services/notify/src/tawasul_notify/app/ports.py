@@ -47,11 +47,17 @@ class Sender(Protocol):
         ...
 
 
+# A receipt's final word for a message that reached the handset; any other final word says it
+# never will (the provider's: "undelivered", "expired", ...).
+DELIVERED = "delivered"
+
+
 class Receipts(Protocol):
     """Delivery receipts from the SMS provider."""
 
-    async def delivered(self, provider_message_ids: list[str]) -> set[str]:
-        """Those of the messages that reached the handset."""
+    async def settled(self, provider_message_ids: list[str]) -> dict[str, str]:
+        """The messages whose receipts are final, each with its final word: DELIVERED, or what
+        the provider says of one that will never reach the handset."""
         ...
 
 

@@ -773,7 +773,8 @@ class NotificationSent(_message.Message):
     """"sms", "email" or "inapp"."""
     status: _builtins.str
     """"sent" (the gateway or mail server took it), "delivered" (its receipt came back, or it is
-    in the in-app inbox) or "failed".
+    in the in-app inbox) or "failed" (refused; not taken within notify's retry window; or,
+    after "sent", its receipt said it never reached the handset).
     """
     provider_message_id: _builtins.str
     cause_event_id: _builtins.str
