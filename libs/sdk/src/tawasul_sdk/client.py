@@ -1,12 +1,13 @@
 """TawasulClient: one object per channel adapter process, shared by all its end users.
 
-Every call has a deadline. Calls that are safe to repeat (reads, SubmitRequest with its
-idempotency key, and answers, which intake recognises when sent again) are retried on
-UNAVAILABLE with capped, jittered exponential backoff; the others (tracking, which sends codes
-and counts attempts, follow-ups, cancellations, appeals, uploads) are not: their caller
-decides. A call refused UNAUTHENTICATED while the
-client's token came from a provider is made once more with a token asked for anew. Every call
-carries the channel's trace context when the client is given where to read it (`traceparent`).
+Every call has a deadline, the whole call's: its retries, their waits and the token
+provider's answer all come out of one `timeout`. Calls that are safe to repeat (reads,
+SubmitRequest with its idempotency key, and answers, which intake recognises when sent again)
+are retried on UNAVAILABLE with capped, jittered exponential backoff; the others (tracking,
+which sends codes and counts attempts, follow-ups, cancellations, appeals, uploads) are not:
+their caller decides. A call refused UNAUTHENTICATED while the client's token came from a
+provider is made once more with a token asked for anew. Every call carries the channel's
+trace context when the client is given where to read it (`traceparent`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ class TawasulClient:
     `token` is the end user's: a string, a Token, or an async callable giving one (asked again
     when the token is within a minute of expiry). An adapter serving many users passes each
     call's `token=` instead. Errors are raised as TawasulError.
+
+    `timeout` is each call's whole time, in seconds: every attempt, the waits between them
+    and the token provider's answer come out of it, and a call out of time is
+    DEADLINE_EXCEEDED (or the last attempt's error, when no time is left for another).
+    `upload_timeout` is an upload's, its token included.
 
     `traceparent`, when given, is asked at each call for the channel's current W3C trace
     context (OpenTelemetry's, say), which the call carries as `traceparent` metadata: the
@@ -364,12 +370,13 @@ class TawasulClient:
         )
         source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
         locale = self._current_locale()
+        deadline = _Deadline(self._upload_timeout)
         metadata = (
-            *await self._metadata(token, signed_in=True),
+            *await self._metadata(token, signed_in=True, deadline=deadline),
             *self._trace(),
             *_language(locale),
         )
-        call = self.docs.UploadDocument(timeout=self._upload_timeout, metadata=metadata)
+        call = self.docs.UploadDocument(timeout=deadline.remaining(), metadata=metadata)
         try:
             await call.write(first)
             async for chunk in source:
@@ -420,11 +427,22 @@ class TawasulClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _metadata(self, token: str | None, *, signed_in: bool) -> Metadata:
+    async def _metadata(
+        self, token: str | None, *, signed_in: bool, deadline: _Deadline
+    ) -> Metadata:
         if not signed_in:
             return ()
         if token is None and self._credentials is not None:
-            token = await self._credentials.token()
+            # The provider may call an identity provider that does not answer: it is held
+            # to what is left of the call's time, as the call itself is.
+            try:
+                async with asyncio.timeout_at(deadline.at):
+                    token = await self._credentials.token()
+            except TimeoutError:
+                raise TawasulError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "the token provider gave no token within the call's timeout",
+                ) from None
         if token and not _BEARER_TOKEN.fullmatch(token):
             # gRPC would refuse the header itself, with an error that is not an RPC's.
             raise TawasulError(
@@ -455,15 +473,20 @@ class TawasulClient:
         unstarted = self._retry.delays()
         renewed = False
         locale = self._current_locale()
+        # One budget for the whole call: each attempt gets what is left of it.
+        deadline = _Deadline(self._timeout)
         while True:
             metadata = (
-                *await self._metadata(token, signed_in=signed_in),
+                *await self._metadata(token, signed_in=signed_in, deadline=deadline),
                 *extra,
                 *self._trace(),
                 *_language(locale),
             )
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise TawasulError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's timeout ran out")
             try:
-                return await method(request, timeout=self._timeout, metadata=metadata)
+                return await method(request, timeout=remaining, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if (
@@ -484,9 +507,21 @@ class TawasulClient:
                     delay = next(delays, None)
                 else:
                     delay = None
-                if delay is None:
+                if delay is None or delay >= deadline.remaining():
+                    # No time left for another attempt: the last one's error says the most.
                     raise TawasulError.from_rpc_error(exc, locale) from None
                 await self._sleep(delay)
+
+
+class _Deadline:
+    """When a call's time runs out, on the event loop's clock (asyncio.timeout's)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.at = self._loop.time() + seconds
+
+    def remaining(self) -> float:
+        return self.at - self._loop.time()
 
 
 # The metadata a forwarding channel names the person's address in (intake's FORWARDED_FOR).

@@ -324,6 +324,76 @@ async def test_a_message_past_a_size_limit_is_not_sent_again() -> None:
     assert "larger than max" in request.value.message
 
 
+class SlowlyUnavailable(intake_pb2_grpc.IntakeServiceServicer):
+    """Intake whose reads wait on a dependency for `wait` seconds, then fail UNAVAILABLE."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.time_left: list[float] = []
+
+    async def GetRequest(
+        self, request: intake_pb2.GetRequestRequest, context: Context
+    ) -> intake_pb2.GetRequestResponse:
+        self.time_left.append(context.time_remaining() or 0.0)
+        await asyncio.sleep(self.wait)  # the dependency's time, as the service spends it
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable")
+        raise AssertionError
+
+
+async def test_the_timeout_is_the_whole_calls_and_retries_get_what_is_left() -> None:
+    intake = SlowlyUnavailable(wait=0.4)  # type: ignore[abstract]
+    server = grpc.aio.server()
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    retry = RetryPolicy(attempts=10, initial_backoff=0.001, max_backoff=0.001)
+    loop = asyncio.get_running_loop()
+    try:
+        async with TawasulClient.connect(
+            intake=address, docs=address, tls=None, token="t", timeout=1.0, retry=retry
+        ) as client:
+            started = loop.time()
+            with pytest.raises(TawasulError) as caught:
+                await client.get_request(intake_pb2.GetRequestRequest(request_number="TW1"))
+            took = loop.time() - started
+    finally:
+        await server.stop(None)
+    # About three attempts fit in the second (not ten of a second each), each given what
+    # the ones before left; the call ends when its second is up.
+    assert 2 <= len(intake.time_left) <= 3
+    for n, left in enumerate(intake.time_left):
+        assert left <= 1.0 - 0.4 * n + 0.05
+    assert caught.value.code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+    assert took < 1.5
+
+
+async def test_a_token_provider_that_does_not_answer_is_held_to_the_timeout(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, docs, address = servers
+    never = asyncio.Event()
+
+    async def stuck() -> str:
+        await never.wait()  # the identity provider does not answer
+        return "t"
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token=stuck, timeout=0.2, upload_timeout=0.2
+    ) as client:
+        with pytest.raises(TawasulError) as caught:
+            await asyncio.wait_for(
+                client.submit_request(intake_pb2.SubmitRequestRequest(description="d")), 10
+            )
+        with pytest.raises(TawasulError) as uploading:
+            await asyncio.wait_for(
+                client.upload_document(b"%PDF", filename="a.pdf", content_type="application/pdf"),
+                10,
+            )
+    assert caught.value.code == uploading.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "token provider" in caught.value.message
+    assert (intake.keys, docs.metadata) == ([], None)
+
+
 async def test_field_violations_reach_the_caller(
     servers: tuple[FakeIntake, FakeDocs, str],
 ) -> None:
