@@ -15,7 +15,16 @@ the mark was a round trip and a commit of its own each time (0.1-0.15 ms of the 
 0.2 of PostgreSQL's, measured). Until then the relay's reads skip the rows it has published. A
 relay that stops marks what it published; one that dies leaves up to a second of rows unmarked,
 which the next leader publishes again: consumers skip a redelivery (their inboxes) as they
-always must.
+always must. A row counts as published once Kafka acknowledged it, whatever befalls the rows
+after it: a failure never sends again the rows before it.
+
+A row Kafka refuses for good (larger than it takes, a topic its ACLs deny this service) is
+parked: `sent_at` 'infinity' (never read again, never pruned) and the refusal in its
+`outbox.parked` header, logged as an error and counted (tawasul_outbox_parked_total); the rows
+after it go on. Once the cause is mended, `UPDATE outbox SET sent_at = NULL, headers = headers
+- 'outbox.parked' WHERE id = ...` publishes it again. A failure a later try may cure (Kafka
+away, a timeout) is waited out, from the row that failed, tried again after 1 s, then twice as
+long each time up to 30 s.
 """
 
 from __future__ import annotations
@@ -31,9 +40,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+)
 from asyncpg import Connection
 from opentelemetry.trace import Span, SpanKind
-from sqlalchemy import ARRAY, BigInteger, DateTime, Table, bindparam, func, not_, select, update
+from prometheus_client import Counter
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    Table,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    not_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -42,9 +70,29 @@ from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.kafka_tls import security
-from tawasul_platform.sql import Database, Session
+from tawasul_platform.sql import Database, Row, Session
+from tawasul_platform.topics import WRITERS
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 30.0
+# The header of a parked row that says why Kafka refused it (left out when it is published).
+PARKED_HEADER = "outbox.parked"
+# What Kafka answers about the record or its topic, never about its own state: the same row
+# sent again is refused again. Anything else (ProducerClosed at a shutdown among them) is not
+# the row's fault and parks nothing.
+_REFUSED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+)
+PARKED = Counter(
+    "tawasul_outbox_parked",
+    "Outbox rows Kafka refused for good (too large, a topic denied), parked unpublished",
+    ["service", "topic"],
+)
 
 
 def notify_channel(service: str) -> str:
@@ -114,10 +162,17 @@ class OutboxRelay:
         self._fallback = fallback_seconds
         self._mark_seconds = mark_seconds
         self._mark_rows = mark_rows
+        self._service = service
         self._wake = asyncio.Event()
         # Published and not marked sent yet: each row's id and when Kafka acknowledged it.
         self._published: dict[int, datetime] = {}
         self._mark_by = 0.0
+        # Rows Kafka acknowledged since the start: a failure after some is a new one.
+        self._acknowledged = 0
+        # At 0 from the start, so that increase() sees the first parked row of each topic.
+        for topic, writer in WRITERS.items():
+            if writer == service:
+                PARKED.labels(service, topic)
         # A wake-up's statements, built once (a statement built per call is keyed every time).
         t = table
         self._try_lock = select(func.pg_try_advisory_lock(self._lock_key))
@@ -136,25 +191,46 @@ class OutboxRelay:
             .render_derived()
         )
         self._mark_sent = update(t).where(t.c.id == sent.c.id).values(sent_at=sent.c.at)
+        self._park_row = (
+            update(t)
+            .where(t.c.id == bindparam("row", type_=BigInteger))
+            .values(
+                sent_at=literal_column("'infinity'::timestamptz"),
+                headers=t.c.headers.op("||")(
+                    func.jsonb_build_object(PARKED_HEADER, bindparam("error", type_=Text))
+                ),
+            )
+        )
 
     async def run(self) -> None:
-        """Publishes until cancelled; an outage of Kafka or PostgreSQL is waited out."""
+        """Publishes until cancelled; an outage of Kafka or PostgreSQL is waited out, tried
+        again after 1 s, then twice as long each time up to 30 s."""
+        loop = asyncio.get_running_loop()
+        delay = RETRY_SECONDS
         while True:
+            started, acknowledged = loop.time(), self._acknowledged
             try:
                 await self._listen_and_publish()
+                delay = RETRY_SECONDS
             except Exception as exc:
+                if self._acknowledged > acknowledged or loop.time() - started > MAX_RETRY_SECONDS:
+                    delay = RETRY_SECONDS  # it went well a while: a failure of its own
                 if is_transient(exc):
-                    log.warning("outbox relay: dependency unavailable, retrying in 1 s: %r", exc)
+                    log.warning(
+                        "outbox relay: dependency unavailable, retrying in %.0f s: %r", delay, exc
+                    )
                 elif is_conflict(exc):
                     # Undone for a concurrent transaction's sake: the next try goes through.
                     log.warning(
                         "outbox relay: undone in a conflict with a concurrent transaction,"
-                        " retrying in 1 s: %r",
+                        " retrying in %.0f s: %r",
+                        delay,
                         exc,
                     )
                 else:
-                    log.exception("outbox relay failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
+                    log.exception("outbox relay failed; retrying in %.0f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     async def _listen_and_publish(self) -> None:
         """Listens, and publishes while it leads, until the LISTEN connection is lost (server
@@ -252,36 +328,101 @@ class OutboxRelay:
             self._published.clear()
 
     async def _publish_batch(self, driver: Connection) -> int:
+        """Publishes the next unsent rows; returns how many it read (published or parked).
+
+        Each row acknowledged is recorded as published, also when a later one fails. A row
+        Kafka refuses for good is parked and the rows after it go on, its request's among
+        them: ARCHITECTURE.md's per-request order is of what is published, which stays in
+        the rows' order, as a consumer group's dead letter lets the request's later events
+        through (deadletters.py). Holding a request's later rows behind it would stop that
+        request for good, and no one would learn of it from its events. A failure a later
+        try may cure stops the batch at that row: the next try starts there, in order."""
         rows = (
             await self._database.fetch(driver, self._unsent, {"published": list(self._published)})
         ).all()
         if not rows:
             return 0
         spans = [_publishing(row.topic, row.headers) for row in rows]
+        refused: list[tuple[Row, Span, Exception]] = []
+        stopped: Exception | None = None
         try:
-            pending = [
-                await self._producer.send(
-                    row.topic,
-                    value=row.payload,
-                    key=row.key.encode(),
-                    headers=[(k, v.encode()) for k, v in _traced(row.headers, span).items()],
-                )
-                for row, span in zip(rows, spans, strict=True)
-            ]
-            await asyncio.gather(*pending)
+            sending: list[tuple[Row, Span, asyncio.Future[Any]]] = []
+            for row, span in zip(rows, spans, strict=True):
+                try:
+                    sending.append((row, span, await self._send(row, span)))
+                except Exception as exc:
+                    if not isinstance(exc, _REFUSED_FOR_GOOD):
+                        stopped = exc
+                        break
+                    refused.append((row, span, exc))
+            answers = await asyncio.gather(*(f for _, _, f in sending), return_exceptions=True)
+            acknowledged = datetime.now(UTC)
+            alone: list[tuple[Row, Span]] = []
+            for (row, span, _), answer in zip(sending, answers, strict=True):
+                if not isinstance(answer, BaseException):
+                    self._record(row.id, acknowledged)
+                elif isinstance(answer, _REFUSED_FOR_GOOD):
+                    # Kafka refuses a partition's whole batch for one record in it: each is
+                    # sent again alone to learn which.
+                    alone.append((row, span))
+                elif isinstance(answer, Exception):
+                    stopped = stopped or answer
+                else:
+                    raise answer
+            for row, span in [] if stopped else alone:
+                try:
+                    await (await self._send(row, span))
+                except _REFUSED_FOR_GOOD as exc:
+                    refused.append((row, span, exc))
+                except Exception as exc:
+                    stopped = exc
+                    break
+                else:
+                    self._record(row.id, datetime.now(UTC))
+            for row, span, refusal in sorted(refused, key=lambda each: int(each[0].id)):
+                await self._park(driver, row, span, refusal)
+            if stopped is not None:
+                raise stopped
         except Exception as exc:
-            for span in spans:
-                tracing.fail(span, exc)
+            for row, span in zip(rows, spans, strict=True):
+                if row.id not in self._published:
+                    tracing.fail(span, exc)
             raise
         finally:
             for span in spans:
                 span.end()
-        acknowledged = datetime.now(UTC)
+        log.debug("published %d outbox rows", len(rows) - len(refused))
+        return len(rows)
+
+    async def _send(self, row: Row, span: Span) -> asyncio.Future[Any]:
+        """Hands the row to the producer; the future is Kafka's acknowledgement."""
+        sent: asyncio.Future[Any] = await self._producer.send(
+            row.topic,
+            value=row.payload,
+            key=row.key.encode(),
+            headers=[(k, v.encode()) for k, v in _traced(row.headers, span).items()],
+        )
+        return sent
+
+    def _record(self, row_id: int, acknowledged: datetime) -> None:
         if not self._published:
             self._mark_by = asyncio.get_running_loop().time() + self._mark_seconds
-        self._published.update((row.id, acknowledged) for row in rows)
-        log.debug("published %d outbox rows", len(rows))
-        return len(rows)
+        self._published[row_id] = acknowledged
+        self._acknowledged += 1
+
+    async def _park(self, driver: Connection, row: Row, span: Span, refusal: Exception) -> None:
+        tracing.fail(span, refusal)
+        error = repr(refusal)[:1000]
+        await self._database.fetch(driver, self._park_row, {"row": row.id, "error": error})
+        PARKED.labels(self._service, row.topic).inc()
+        log.error(
+            "outbox relay: Kafka refused row %d (%s, key %s) for good; parked, the rows after"
+            " it go on: %s",
+            row.id,
+            row.topic,
+            row.key,
+            error,
+        )
 
 
 async def _driver(conn: AsyncConnection) -> Connection:
@@ -308,5 +449,8 @@ def _publishing(topic: str, headers: dict[str, str]) -> Span:
 
 
 def _traced(headers: dict[str, str], span: Span) -> dict[str, str]:
-    """The row's headers, its traceparent now the publication's: consumers continue from it."""
-    return {**headers, tracing.TRACEPARENT: tracing.traceparent(span.get_span_context())}
+    """The row's headers, its traceparent now the publication's: consumers continue from it.
+    A parked row published again leaves its refusal out."""
+    traced = {**headers, tracing.TRACEPARENT: tracing.traceparent(span.get_span_context())}
+    traced.pop(PARKED_HEADER, None)
+    return traced

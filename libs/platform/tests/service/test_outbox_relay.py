@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
+import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul_platform.db import make_engine, outbox_table
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.metrics import OutboxGauge
-from tawasul_platform.outbox import OutboxRelay, write_outbox
+from tawasul_platform.outbox import PARKED_HEADER, OutboxRelay, write_outbox
 from tawasul_platform.sql import Database
 
 T = TypeVar("T")
@@ -371,5 +373,120 @@ async def test_a_stopped_relay_marks_what_it_published_and_a_dead_one_leaves_it_
             await eventually(published(next_leader, b"unmarked at the death"), "the row again")
             await eventually(all_marked_sent(engine), "the row marked by the next leader")
             assert next_leader.payloads == [b"unmarked at the death"]
+    finally:
+        await engine.dispose()
+
+
+class Refusing(SentMessages):
+    """Kafka refusing some payloads for good: at `send` (the producer's own size check), or in
+    the acknowledgement of every row sent with one (a broker refusing a partition's batch for
+    one record in it); and away (retriable) at the `away` payloads' next sends. `payloads` are
+    what it acknowledged, `tries` every send."""
+
+    def __init__(
+        self, *, at_send: Iterable[bytes] = (), in_batch: Iterable[bytes] = (), away: int = 0
+    ) -> None:
+        super().__init__()
+        self.at_send, self.in_batch, self.away = set(at_send), set(in_batch), away
+        self.tries: list[bytes] = []
+        self.headers: dict[bytes, list[tuple[str, bytes]]] = {}
+        self._batch: list[tuple[bytes, asyncio.Future[None]]] = []
+
+    async def send(self, topic: str, *, value: bytes, **options: Any) -> asyncio.Future[None]:
+        self.tries.append(value)
+        if value in self.at_send:
+            raise MessageSizeTooLargeError("The message is 1048700 bytes when serialized")
+        if value == b"c1" and self.away:
+            self.away -= 1
+            raise KafkaConnectionError("no broker answers")
+        self.headers[value] = options["headers"]
+        loop = asyncio.get_running_loop()
+        if not self._batch:
+            loop.call_soon(self._answer)
+        done: asyncio.Future[None] = loop.create_future()
+        self._batch.append((value, done))
+        return done
+
+    def _answer(self) -> None:
+        batch, self._batch = self._batch, []
+        refused = any(value in self.in_batch for value, _ in batch)
+        for value, done in batch:
+            if refused:
+                done.set_exception(MessageSizeTooLargeError("MESSAGE_SIZE_TOO_LARGE"))
+            else:
+                self.payloads.append(value)
+                done.set_result(None)
+
+
+async def parked_rows(engine: AsyncEngine) -> list[tuple[bytes, str | None]]:
+    async with engine.begin() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT payload, headers ->> :parked FROM outbox"
+                " WHERE sent_at = 'infinity' ORDER BY id"
+            ),
+            {"parked": PARKED_HEADER},
+        )
+        return [(bytes(payload), error) for payload, error in rows]
+
+
+def parked_count(service: str) -> float:
+    labels = {"service": service, "topic": "t"}
+    return REGISTRY.get_sample_value("tawasul_outbox_parked_total", labels) or 0.0
+
+
+@pytest.mark.parametrize("where", ["at_send", "in_batch"])
+async def test_a_row_kafka_refuses_for_good_is_parked_and_every_other_row_goes_out_once(
+    database_url: str, where: str
+) -> None:
+    """One request's rows, one too large for Kafka among them: the rows before it are not sent
+    again, the rows after it (its request's too) and the next commits go out, and the refused
+    one is parked with its refusal, logged and counted, until it is put back."""
+    engine = make_engine(database_url, pool_size=2)
+    table = await empty_outbox(engine)
+    service = f"parks-{where}"
+    sent = Refusing(at_send={b"BIG"}) if where == "at_send" else Refusing(in_batch={b"BIG"})
+    commit = committer(engine, table, service)
+    try:
+        async with relaying(engine, table, service, sent):
+            await commit(b"a1", b"a2", b"BIG", b"c1")
+            await eventually(published(sent, b"c1"), "the row after the refused one")
+            await commit(b"other")
+            await eventually(published(sent, b"other"), "a later commit")
+            await eventually(all_marked_sent(engine), "every other row marked sent")
+            assert sent.payloads == [b"a1", b"a2", b"c1", b"other"]
+            [(payload, error)] = await parked_rows(engine)
+            assert payload == b"BIG"
+            assert error is not None
+            assert error.startswith("MessageSizeTooLargeError(")
+            assert parked_count(service) == 1
+            # Mended (Kafka takes it now): put back, it goes out without its refusal.
+            sent.at_send.clear()
+            sent.in_batch.clear()
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE outbox SET sent_at = NULL WHERE payload = 'BIG'"))
+            await commit(b"wake")
+            await eventually(published(sent, b"BIG"), "the parked row put back")
+            assert PARKED_HEADER not in dict(sent.headers[b"BIG"])
+            assert await parked_rows(engine) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_kafka_away_at_a_row_sends_the_rows_before_it_once_and_that_row_again_later(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, pool_size=2)
+    table = await empty_outbox(engine)
+    sent = Refusing(away=1)
+    commit = committer(engine, table, "away")
+    try:
+        async with relaying(engine, table, "away", sent):
+            await commit(b"a1", b"a2", b"c1", b"d1")
+            await eventually(published(sent, b"d1"), "the rows once Kafka is back")
+            await eventually(all_marked_sent(engine), "every row marked sent")
+        assert sent.payloads == [b"a1", b"a2", b"c1", b"d1"]
+        assert sent.tries == [b"a1", b"a2", b"c1", b"c1", b"d1"]
+        assert await parked_rows(engine) == []
     finally:
         await engine.dispose()
