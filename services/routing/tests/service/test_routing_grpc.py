@@ -570,6 +570,27 @@ async def test_a_follow_up_after_a_transfer_keeps_its_reason(routing: Routing) -
     )
 
 
+async def test_a_transfer_keeps_the_priority_review_keeps(routing: Routing) -> None:
+    event = submitted(
+        "reports.absence-report",
+        kind="establishment",
+        nationality="IND",
+        fields={"worker_type": "establishment_worker"},
+    )
+    request_id = event.request_id
+    await routing.on_submitted([event])
+    await routing.on_status_changed(transferred(request_id, "residents", "an iqama issue"))
+
+    decision = await routing.decision(request_id)
+    assert (decision.queue, decision.priority, decision.rule) == (
+        "residents.default",
+        20,
+        "transfer:reports->residents+rules.v1:establishment-absence-report",
+    )
+    moved = (await routing.outbox())[-1].request_routed
+    assert (moved.queue, moved.priority) == ("residents.default", 20)
+
+
 async def test_other_status_changes_are_ignored(routing: Routing) -> None:
     event = submitted("reports.general-inquiry", fields={})
     await routing.on_submitted([event])
@@ -658,12 +679,21 @@ async def test_a_transfer_counts_the_follow_ups_that_raised_nothing_where_they_c
     ]
 
     await routing.on_status_changed(transferred(request_id, "visas", "a visa matter"))
+    # The establishment's rule still gives the higher priority there (its queue passed over).
     assert await routing.decisions(request_id) == [
         (1, "reports.establishments", 20, "rules.v1:establishment-absence-report"),
-        (2, "visas.default", 15, "transfer:reports->visas+rules.v1:repeated-follow-ups"),
+        (2, "visas.default", 20, "transfer:reports->visas+rules.v1:establishment-absence-report"),
     ]
     moved = (await routing.outbox())[-1].request_routed
-    assert (moved.department_code, moved.queue, moved.priority) == ("visas", "visas.default", 15)
+    assert (moved.department_code, moved.queue, moved.priority) == ("visas", "visas.default", 20)
+    d = tables.decisions
+    async with routing.engine.connect() as conn:
+        counted = await conn.scalar(
+            select(d.c.request["follow_up_count"].as_integer()).where(
+                d.c.request_id == uuid.UUID(request_id), d.c.sequence == 2
+            )
+        )
+    assert counted == 2
 
 
 async def test_follow_ups_counted_in_decisions_before_the_upgrade_are_kept(

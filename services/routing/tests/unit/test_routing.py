@@ -509,16 +509,31 @@ async def test_follow_ups_never_lower_a_higher_priority() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sub_service", "kind", "to", "decisions", "decided"),
+    ("sub_service", "kind", "to", "decisions", "priority", "decided"),
     [
         # The follow-ups raised the priority where they came: it goes with the request.
-        ("visas.cancel-visa", "citizen", "reports", 3, "transfer:visas->reports"),
-        # They raised nothing there (a higher rule held), yet they count where it goes.
-        ("reports.absence-report", "establishment", "visas", 2, "transfer:reports->visas"),
+        (
+            "visas.cancel-visa",
+            "citizen",
+            "reports",
+            3,
+            15,
+            "transfer:visas->reports+rules.v1:repeated-follow-ups",
+        ),
+        # They raised nothing there (a higher rule held, and holds where it goes, its queue
+        # passed over), yet they count where it goes.
+        (
+            "reports.absence-report",
+            "establishment",
+            "visas",
+            2,
+            20,
+            "transfer:reports->visas+rules.v1:establishment-absence-report",
+        ),
     ],
 )
 async def test_a_transfer_routes_with_every_follow_up(
-    sub_service: str, kind: str, to: str, decisions: int, decided: str
+    sub_service: str, kind: str, to: str, decisions: int, priority: int, decided: str
 ) -> None:
     request = incoming(sub_service, kind=kind)
     uow = await routed(request)
@@ -528,10 +543,25 @@ async def test_a_transfer_routes_with_every_follow_up(
     assert (latest.sequence, latest.queue, latest.priority, latest.rule) == (
         decisions,
         f"{to}.default",
-        15,
-        f"{decided}+rules.v1:repeated-follow-ups",
+        priority,
+        decided,
     )
     assert latest.request.follow_up_count == 2
+
+
+async def test_a_transfer_keeps_the_priority_of_a_rule_whose_queue_is_elsewhere() -> None:
+    # Review keeps a transferred request's higher priority: the decision must say the same.
+    request = incoming("reports.absence-report", kind="establishment")
+    uow = await routed(request)
+    await transfer(uow, request, "residents")
+    latest = await latest_of(uow, request)
+    assert (latest.department, latest.queue, latest.priority, latest.rule) == (
+        "residents",
+        "residents.default",
+        20,
+        "transfer:reports->residents+rules.v1:establishment-absence-report",
+    )
+    assert [e.decision.priority for e in uow.published] == [20, 20]
 
 
 async def test_other_actions_and_unrouted_requests_change_nothing() -> None:

@@ -278,6 +278,24 @@ def test_every_condition_must_hold() -> None:
     assert book.route(full, department="visas").priority == 0
 
 
+def test_on_a_transfer_a_rule_whose_queue_is_elsewhere_keeps_its_priority() -> None:
+    absence = Attributes("reports.absence-report", applicant_kind="establishment")
+    moved = load_rules().route(absence, department="residents")
+    assert (moved.department, moved.queue, moved.priority, moved.rule) == (
+        "residents",
+        "residents.default",
+        20,
+        "rules.v1:establishment-absence-report",
+    )
+    assert moved.explanation == (
+        "Queue residents.default: the default queue of residents, the transfer's department;"
+        " rule establishment-absence-report's queue reports.establishments is in another."
+        " Priority 20 by rule establishment-absence-report (an establishment's absence report"
+        " blocks its worker's file until handled): sub-service is reports.absence-report,"
+        " applicant kind is establishment."
+    )
+
+
 def test_a_transfer_routes_to_its_department_and_no_rule_can_undo_it() -> None:
     shipped = load_rules()
     # The visit-visa rule would send it back to residents: it is passed over.

@@ -13,8 +13,10 @@ How rules combine (every matching rule is found, in file order):
 - the decision names one rule, `rules.v<version>:<id>`: the one that chose the queue, else the
   one that gave the priority, else `default`.
 
-On a transfer the department is the reviewer's choice, not the catalog's: rules whose queue
-lies in another department are passed over, so no rule can undo a transfer.
+On a transfer the department is the reviewer's choice, not the catalog's: the queue of a rule
+that lies in another department is passed over, so no rule can undo a transfer. Its priority
+still counts: what made the request urgent is about the request, not where it is (and review
+keeps a transferred request's higher priority, so GetDecision agrees with its queue order).
 """
 
 from __future__ import annotations
@@ -179,15 +181,20 @@ class RoutingRules:
                 {"department": f"not a department of catalog v{self.catalog.version}"}
             )
         home = department or sub_service.department
+
+        def elsewhere(rule: Rule) -> bool:
+            return bool(department and rule.queue and department_of(rule.queue) != department)
+
         matched: list[Match] = []
         for rule in self.rules:
-            if department and rule.queue and department_of(rule.queue) != department:
+            # A rule that would only move the request out of a transfer's department is moot.
+            if elsewhere(rule) and rule.priority is None:
                 continue
             reasons = rule.when.reasons(request, home)
             if reasons is not None:
                 matched.append(Match(rule, reasons))
 
-        by_queue = next((m for m in matched if m.rule.queue), None)
+        by_queue = next((m for m in matched if m.rule.queue and not elsewhere(m.rule)), None)
         # max() keeps the first of equals, so the earlier rule is named on a tie.
         by_priority = max(
             (m for m in matched if m.rule.priority is not None),
@@ -204,7 +211,12 @@ class RoutingRules:
         if by_queue:
             lines.append(f"Queue {queue} by {by_queue.why()}.")
         elif department:
-            lines.append(f"Queue {queue}: the default queue of {home}, the transfer's department.")
+            passed = [m.rule for m in matched if elsewhere(m.rule)]
+            lines.append(
+                f"Queue {queue}: the default queue of {home}, the transfer's department"
+                + "".join(f"; rule {r.id}'s queue {r.queue} is in another" for r in passed)
+                + "."
+            )
         else:
             lines.append(
                 f"Queue {queue}: no rule chose a queue, and {request.sub_service_code} belongs to"
