@@ -842,6 +842,7 @@ def test_prometheus_scrapes_every_process_and_alerts_on_known_metrics() -> None:
         "TawasulOutboxStalled",
         "TawasulConsumerLagHigh",
         "TawasulDeadLetters",
+        "TawasulOutboxRowsParked",
         "TawasulGrpcErrors",
         "TawasulNotificationFailures",
     } <= alerts
@@ -974,6 +975,30 @@ RULE_CASES: list[Doc] = [
                         "TawasulDeadLetters",
                         {"group": "review", "topic": REQUEST_ROUTED},
                         f"review dead-lettered events of {REQUEST_ROUTED}",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        # The relay's series start at 0 (every topic its service writes); one row parked.
+        "input_series": [
+            {
+                "series": f'tawasul_outbox_parked_total{{service="intake",topic="{REQUEST_ROUTED}",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": "_ 0x2 1 1",
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2m", "alertname": "TawasulOutboxRowsParked", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "TawasulOutboxRowsParked",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulOutboxRowsParked",
+                        {"service": "intake", "topic": REQUEST_ROUTED},
+                        f"intake: Kafka refused an event for {REQUEST_ROUTED} for good",
                     )
                 ],
             },

@@ -50,6 +50,11 @@ OUTBOX_OLDEST = Gauge(
     "Age of the oldest outbox row not yet marked sent (0 when every row is)",
     ["service"],
 )
+OUTBOX_PARKED = Counter(
+    "tawasul_outbox_parked",
+    "Outbox rows Kafka refused for good (too large, a topic denied), parked unpublished",
+    ["service", "topic"],
+)
 
 
 def observe_call(full_method: str, code: grpc.StatusCode, seconds: float) -> None:

@@ -48,7 +48,6 @@ from aiokafka.errors import (
 )
 from asyncpg import Connection
 from opentelemetry.trace import Span, SpanKind
-from prometheus_client import Counter
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -65,7 +64,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
-from tawasul_platform import tracing
+from tawasul_platform import metrics, tracing
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.faults import is_conflict, is_transient
@@ -87,11 +86,6 @@ _REFUSED_FOR_GOOD = (
     RecordListTooLargeError,
     InvalidTopicError,
     TopicAuthorizationFailedError,
-)
-PARKED = Counter(
-    "tawasul_outbox_parked",
-    "Outbox rows Kafka refused for good (too large, a topic denied), parked unpublished",
-    ["service", "topic"],
 )
 
 
@@ -172,7 +166,7 @@ class OutboxRelay:
         # At 0 from the start, so that increase() sees the first parked row of each topic.
         for topic, writer in WRITERS.items():
             if writer == service:
-                PARKED.labels(service, topic)
+                metrics.OUTBOX_PARKED.labels(service, topic)
         # A wake-up's statements, built once (a statement built per call is keyed every time).
         t = table
         self._try_lock = select(func.pg_try_advisory_lock(self._lock_key))
@@ -414,7 +408,7 @@ class OutboxRelay:
         tracing.fail(span, refusal)
         error = repr(refusal)[:1000]
         await self._database.fetch(driver, self._park_row, {"row": row.id, "error": error})
-        PARKED.labels(self._service, row.topic).inc()
+        metrics.OUTBOX_PARKED.labels(self._service, row.topic).inc()
         log.error(
             "outbox relay: Kafka refused row %d (%s, key %s) for good; parked, the rows after"
             " it go on: %s",
