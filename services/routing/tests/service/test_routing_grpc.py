@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import pytest
 import tawasul_routing
+from aiokafka.structs import ConsumerRecord
 from alembic import command
 from alembic.config import Config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,7 +35,7 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_devstack.identity import throwaway
-from tawasul_platform.consumer import Subscriptions
+from tawasul_platform.consumer import EventConsumer, Subscriptions
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
@@ -50,10 +51,12 @@ from tawasul_platform.topics import (
     REQUEST_STATUS_CHANGED,
     REQUEST_SUBMITTED,
     STAFF_REVIEWERS,
+    dead_letter_topic,
 )
+from tawasul_platform.uow import Messaging, shared_transaction
 from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
-from tawasul_routing.adapters.repository import RoutingUnitOfWork
+from tawasul_routing.adapters.repository import SERVICE, RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.settings import RoutingSettings
 
@@ -618,6 +621,69 @@ async def test_an_unrouted_request_is_not_found(routing: Routing) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await routing.decision(str(uuid.uuid4()))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+class DeadLetters:
+    """The producer the consumer dead-letters with: what it would have sent, and how often
+    each event was tried first."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, bytes]]] = []
+
+    async def send_and_wait(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None
+    ) -> None:
+        self.sent.append((topic, dict(headers or [])))
+
+
+def record(topic: str, offset: int, event: events_pb2.Envelope) -> ConsumerRecord[bytes, bytes]:
+    value = event.SerializeToString()
+    key = event.request_id.encode()
+    return ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, len(key), len(value), [])
+
+
+async def test_an_event_that_cannot_be_applied_is_dead_lettered_at_once(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = make_engine(database_url, pool_size=2)
+    database = Database(engine)
+    letters = DeadLetters()
+    consumer = EventConsumer(
+        bootstrap="127.0.0.1:1",
+        group="routing",
+        producer=letters,
+        transaction=lambda: shared_transaction(
+            database, Messaging(SERVICE, tables.outbox, tables.inbox)
+        ),
+    )
+    bootstrap.subscriptions(lambda: RoutingUnitOfWork(database), load_rules()).subscribe(consumer)
+    good = submitted("reports.general-inquiry", fields={})
+    bad_id = submitted()
+    bad_id.event_id = "evt-123"
+    bad_time = submitted()
+    bad_time.request_submitted.submitted_at.seconds = 2**62
+    poll = [good, bad_id, bad_time]
+    try:
+        await consumer.dispatch([record(REQUEST_SUBMITTED, n, e) for n, e in enumerate(poll)])
+        async with engine.connect() as conn:
+            decided = set((await conn.scalars(select(tables.decisions.c.request_id))).all())
+    finally:
+        await engine.dispose()
+    assert decided == {uuid.UUID(good.request_id)}
+    # Each tried once: retrying cannot help, and would hold the poll up for seconds.
+    assert [(topic, h["dlt.attempts"], h["dlt.error"][:60]) for topic, h in letters.sent] == [
+        (
+            dead_letter_topic(REQUEST_SUBMITTED, "routing"),
+            b"1",
+            b"InvalidArgument('event_id: not a UUID')",
+        ),
+        (
+            dead_letter_topic(REQUEST_SUBMITTED, "routing"),
+            b"1",
+            b"InvalidArgument('submitted_at: not a valid time')",
+        ),
+    ]
 
 
 async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url: str) -> None:

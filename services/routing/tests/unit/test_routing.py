@@ -11,7 +11,13 @@ from tawasul_platform.errors import InvalidArgument, NotFound
 from tawasul_platform.events import timestamp
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeStaffRecords, FakeTransaction
-from tawasul_routing.adapters.events import follow_up_of, from_submitted, to_event, transfer_of
+from tawasul_routing.adapters.events import (
+    event_id_of,
+    follow_up_of,
+    from_submitted,
+    to_event,
+    transfer_of,
+)
 from tawasul_routing.adapters.repository import request_from_json, request_to_json
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app import handlers
@@ -427,6 +433,38 @@ def test_the_routed_event_carries_the_request_through() -> None:
         "tawasul.requests.routed",
         s.request_id,
     )
+
+
+def test_an_event_that_cannot_be_applied_is_refused_as_such_not_retried() -> None:
+    # InvalidArgument is a DomainError: the consumer dead-letters it at once.
+    submitted = events_pb2.Envelope(
+        event_id="evt-123",
+        request_submitted=events_pb2.RequestSubmitted(
+            request_id=str(uuid.uuid4()), sub_service_code="reports.general-inquiry"
+        ),
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        event_id_of(submitted)
+    assert caught.value.violations == {"event_id": "not a UUID"}
+    submitted.request_submitted.submitted_at.seconds = 2**62
+    with pytest.raises(InvalidArgument) as caught:
+        from_submitted(submitted, NOW)
+    assert caught.value.violations == {"submitted_at": "not a valid time"}
+    submitted.ClearField("request_submitted")
+    submitted.request_submitted.request_id = str(uuid.uuid4())
+    submitted.occurred_at.nanos = 10**9
+    with pytest.raises(InvalidArgument) as caught:
+        from_submitted(submitted, NOW)
+    assert caught.value.violations == {"occurred_at": "not a valid time"}
+    # Counts and sequences past PostgreSQL's integer.
+    with pytest.raises(InvalidArgument) as caught:
+        follow_up_of(followed_up(uuid.uuid4(), 2**31))
+    assert set(caught.value.violations) == {"follow_up_count"}
+    move = status_changed(uuid.uuid4(), common_pb2.REQUEST_STATUS_TRANSFERRED, "reports")
+    move.request_status_changed.sequence = 2**32 - 1
+    with pytest.raises(InvalidArgument) as caught:
+        transfer_of(move)
+    assert set(caught.value.violations) == {"sequence"}
 
 
 def test_a_submitted_event_without_any_time_counts_from_its_arrival() -> None:

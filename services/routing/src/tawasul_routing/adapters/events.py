@@ -1,11 +1,16 @@
 """Routing's wire events: reading `submitted`, `status-changed` and the beneficiary's
-follow-ups and answers, writing `routed`."""
+follow-ups and answers, writing `routed`.
+
+An event that cannot be applied is refused with InvalidArgument, which the consumer
+dead-letters at once: a plain ValueError would be retried, holding up the poll, in vain.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.errors import InvalidArgument
@@ -20,12 +25,37 @@ from tawasul_routing.domain.model import (
     Transfer,
 )
 
+# Counts and sequences go in PostgreSQL's integer columns; the wire's uint32 may not fit.
+MAX_INT = 2**31 - 1
+
+
+def event_id_of(event: events_pb2.Envelope) -> str:
+    """The event's id, which the inbox keys by: it must be a UUID."""
+    try:
+        uuid.UUID(event.event_id)
+    except ValueError as exc:
+        raise InvalidArgument({"event_id": "not a UUID"}) from exc
+    return event.event_id
+
 
 def _request_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError as exc:
         raise InvalidArgument({"request_id": "not a UUID"}) from exc
+
+
+def _time(stamp: Timestamp, name: str) -> datetime:
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except ValueError as exc:  # seconds or nanos outside what a timestamp may hold
+        raise InvalidArgument({name: "not a valid time"}) from exc
+
+
+def _at_most_int(value: int, name: str) -> int:
+    if value > MAX_INT:
+        raise InvalidArgument({name: f"at most {MAX_INT}"})
+    return value
 
 
 def from_submitted(event: events_pb2.Envelope, now: datetime) -> IncomingRequest:
@@ -35,12 +65,12 @@ def from_submitted(event: events_pb2.Envelope, now: datetime) -> IncomingRequest
     # Older producers left submitted_at out; the event's own time is the next best, and the
     # time it arrives the last resort (never the epoch an unset timestamp reads as).
     submitted_at = now
-    for stamp, present in (
-        (s.submitted_at, s.HasField("submitted_at")),
-        (event.occurred_at, event.HasField("occurred_at")),
+    for stamp, present, name in (
+        (s.submitted_at, s.HasField("submitted_at"), "submitted_at"),
+        (event.occurred_at, event.HasField("occurred_at"), "occurred_at"),
     ):
         if present:
-            submitted_at = stamp.ToDatetime(tzinfo=UTC)
+            submitted_at = _time(stamp, name)
             break
     return IncomingRequest(
         request_id=_request_id(s.request_id),
@@ -76,7 +106,7 @@ def transfer_of(event: events_pb2.Envelope) -> Transfer | None:
         request_id=_request_id(change.request_id),
         to_department=change.transfer_to_department,
         reason=change.internal.note,
-        sequence=change.sequence,
+        sequence=_at_most_int(change.sequence, "sequence"),
     )
 
 
@@ -87,7 +117,10 @@ def follow_up_of(event: events_pb2.Envelope) -> FollowUp | None:
     followed = event.request_followed_up
     if followed.follow_up_count < 1:
         raise InvalidArgument({"follow_up_count": "at least 1: it counts this follow-up"})
-    return FollowUp(request_id=_request_id(followed.request_id), count=followed.follow_up_count)
+    return FollowUp(
+        request_id=_request_id(followed.request_id),
+        count=_at_most_int(followed.follow_up_count, "follow_up_count"),
+    )
 
 
 def answer_of(event: events_pb2.Envelope) -> Answer | None:

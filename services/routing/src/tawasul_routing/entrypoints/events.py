@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import BatchHandler, EventHandler
 
-from tawasul_routing.adapters.events import answer_of, follow_up_of, from_submitted, transfer_of
+from tawasul_routing.adapters.events import (
+    answer_of,
+    event_id_of,
+    follow_up_of,
+    from_submitted,
+    transfer_of,
+)
 from tawasul_routing.app import handlers
 from tawasul_routing.app.ports import UnitOfWork
 from tawasul_routing.domain.rules import RoutingRules
@@ -21,7 +27,7 @@ def on_submitted(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> BatchHan
         now = datetime.now(UTC)
         await handlers.route_requests(
             uow=uow(),
-            submitted=[(event.event_id, from_submitted(event, now)) for event in events],
+            submitted=[(event_id_of(event), from_submitted(event, now)) for event in events],
             rules=rules,
             now=now,
         )
@@ -38,7 +44,7 @@ def on_status_changed(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> Eve
             return
         await handlers.transfer_request(
             uow=uow(),
-            event_id=event.event_id,
+            event_id=event_id_of(event),
             transfer=transfer,
             rules=rules,
             now=datetime.now(UTC),
@@ -55,7 +61,7 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> E
         if (follow_up := follow_up_of(event)) is not None:
             await handlers.follow_up(
                 uow=uow(),
-                event_id=event.event_id,
+                event_id=event_id_of(event),
                 follow_up=follow_up,
                 rules=rules,
                 now=datetime.now(UTC),
@@ -63,7 +69,7 @@ def on_applicant_action(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> E
         elif (answer := answer_of(event)) is not None:
             await handlers.answered(
                 uow=uow(),
-                event_id=event.event_id,
+                event_id=event_id_of(event),
                 answer=answer,
                 rules=rules,
                 now=datetime.now(UTC),
