@@ -214,20 +214,33 @@ def _bounded(method: str, behaviour: _Handler, seconds: float | None) -> _Handle
 
 # A refused client stream is answered once its caller has sent its last message, within these
 # bounds: grpc.aio's client reports a call that ended while it was still writing as INTERNAL,
-# not as the server's status (grpc/grpc#36066, a fix proposed in grpc/grpc#43486). A caller
-# streaming on past them is answered anyway.
-DRAIN_MESSAGES = 64
+# not as the server's status (grpc/grpc#36066, a fix proposed in grpc/grpc#43486). The bound
+# is in bytes, not messages: a file refused at its metadata or past docs' limit (10 MiB) is
+# still coming in 256 KiB chunks, and a 30 MiB one is 120 of them. DRAIN_BYTES is several
+# times the largest file any service takes, read in well under DRAIN_SECONDS in the cluster.
+# A caller streaming on past either bound is answered anyway (and may see INTERNAL).
+DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 10.0
+# Each message's length prefix on the wire: an empty message counts too.
+_FRAME_BYTES = 5
+
+
+def _wire_size(message: Any) -> int:
+    if isinstance(message, Message):
+        return _FRAME_BYTES + message.ByteSize()
+    if isinstance(message, bytes):  # a method registered without a deserializer
+        return _FRAME_BYTES + len(message)
+    return _FRAME_BYTES  # bytes that were not the method's message: their size is gone
 
 
 async def _drain(requests: AsyncIterator[Any]) -> None:
-    """Reads, and drops, what a refused caller still sends."""
+    """Reads, and drops, what a refused caller still sends, until they half-close."""
     try:
         async with asyncio.timeout(DRAIN_SECONDS):
             read = 0
-            async for _ in requests:
-                read += 1
-                if read >= DRAIN_MESSAGES:
+            async for message in requests:
+                read += _wire_size(message)
+                if read >= DRAIN_BYTES:
                     return
     except Exception:  # the stream broke or took too long: nothing more to wait for
         return

@@ -13,11 +13,19 @@ trace context when the client is given where to read it (`traceparent`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -105,7 +113,9 @@ class _Cached:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-async def rechunk(source: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+async def rechunk(
+    source: AsyncIterable[bytes], size: int = CHUNK_SIZE
+) -> AsyncGenerator[bytes, None]:
     """The bytes of `source` in pieces of exactly `size` bytes, the last one shorter."""
     buffer = bytearray()
     async for piece in source:
@@ -117,7 +127,7 @@ async def rechunk(source: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> Async
         yield bytes(buffer)
 
 
-async def _from_bytes(data: bytes) -> AsyncIterator[bytes]:
+async def _from_bytes(data: bytes) -> AsyncGenerator[bytes, None]:
     for start in range(0, len(data), CHUNK_SIZE):
         yield data[start : start + CHUNK_SIZE]
 
@@ -379,8 +389,13 @@ class TawasulClient:
         call = self.docs.UploadDocument(timeout=deadline.remaining(), metadata=metadata)
         try:
             await call.write(first)
-            async for chunk in source:
-                await call.write(docs_pb2.UploadDocumentRequest(chunk=chunk))
+            async with contextlib.aclosing(source):
+                async for chunk in source:
+                    if call.done():
+                        # Docs has answered (a refusal): what is left is not read or sent.
+                        # A write racing its answer could make gRPC report INTERNAL instead.
+                        break
+                    await call.write(docs_pb2.UploadDocumentRequest(chunk=chunk))
             await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # docs ended the call early: its status is raised below

@@ -14,6 +14,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.testing import unguarded
 from tawasul_sdk import CHUNK_SIZE, TRACEPARENT, RetryPolicy, TawasulClient, TawasulError
 from tawasul_sdk.client import LOCALES_CACHED, open_channel
 
@@ -523,6 +526,55 @@ async def test_an_error_of_the_data_source_is_raised_as_it_is(
     async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
         with pytest.raises(TooLarge):
             await client.upload_document(pieces(), filename="a", content_type="application/pdf")
+
+
+class RefusingDocs(docs_pb2_grpc.DocsServiceServicer):
+    """Docs refusing an upload at its metadata, or once past its size limit, as docs does."""
+
+    async def UploadDocument(
+        self, request_iterator: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
+    ) -> docs_pb2.UploadDocumentResponse:
+        first = await anext(aiter(request_iterator))
+        if first.metadata.sub_service_code == "nope":
+            raise InvalidArgument({"metadata.sub_service_code": "not a sub-service"})
+        size = 0
+        async for part in request_iterator:
+            size += len(part.chunk)
+            if size > 10 * 1024 * 1024:
+                raise InvalidArgument({"size": "the file exceeds the limit"})
+        return docs_pb2.UploadDocumentResponse()
+
+
+async def test_a_large_upload_refused_early_gets_docs_refusal_with_its_fields() -> None:
+    """Behind the services' own server (the platform's, which reads what a refused caller
+    still sends before answering), a 24 MiB upload refused at its metadata or past the
+    limit gets docs' INVALID_ARGUMENT and its field, not gRPC's INTERNAL."""
+    docs = RefusingDocs()  # type: ignore[abstract]
+    server = GrpcServer(
+        "127.0.0.1:0",
+        unguarded(),
+        lambda s: docs_pb2_grpc.add_DocsServiceServicer_to_server(docs, s),
+        max_message_bytes=CHUNK_SIZE + 16 * 1024,
+    )
+    await server.start()
+    data = b"%PDF" + b"\x00" * (24 * 1024 * 1024)
+    try:
+        address = f"127.0.0.1:{server.port}"
+        async with TawasulClient.connect(
+            intake=address, docs=address, tls=None, token="t"
+        ) as client:
+            for code, field in (("nope", "metadata.sub_service_code"), ("", "size")):
+                with pytest.raises(TawasulError) as caught:
+                    await client.upload_document(
+                        data,
+                        filename="a.pdf",
+                        content_type="application/pdf",
+                        sub_service_code=code,
+                    )
+                assert caught.value.code_name == "INVALID_ARGUMENT"
+                assert list(caught.value.fields) == [field]
+    finally:
+        await server.stop(1)
 
 
 async def test_scanned_waits_until_the_scanner_has_decided(
