@@ -133,7 +133,8 @@ class SubService:
 
 @dataclass(frozen=True)
 class Catalog:
-    """One version of the catalog; the version is recorded with every routing decision."""
+    """One version of the catalog. Each request carries the version intake checked it
+    against (RequestSubmitted.catalog_version), which routing passes on with its decisions."""
 
     version: int
     departments: dict[str, Department]

@@ -8,7 +8,8 @@ from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
 
 metadata = MetaData()
 
-# One row per decision: the submission's (sequence 1), then one per transfer.
+# One row per decision: the submission's (sequence 1), then one per transfer or raised
+# priority.
 decisions = Table(
     "decisions",
     metadata,

@@ -90,7 +90,7 @@ class Transfer:
 @dataclass
 class Decision:
     request: IncomingRequest
-    # 1 at submission, one more for each transfer.
+    # 1 at submission, one more for each transfer or raised priority.
     sequence: int
     department: str
     queue: str

@@ -146,7 +146,7 @@ class Route:
     department: str
     queue: str
     priority: int
-    # `rules.v<version>:<id>`, `default` when no rule matched.
+    # `rules.v<version>:<id>`; `rules.v<version>:default` when no rule matched.
     rule: str
     explanation: str
     matched: tuple[Match, ...] = ()

@@ -337,8 +337,10 @@ Global___RequestCancelled: _TypeAlias = RequestCancelled  # noqa: Y015
 
 @_typing.final
 class RequestRouted(_message.Message):
-    """Topic tawasul.requests.routed.v1, produced by routing: on submission, and again after a
-    transfer (then `transfer_reason` and `transferred_from` are set).
+    """Topic tawasul.requests.routed.v1, produced by routing: on submission; again after each
+    transfer (then `transfer_reason` and `transferred_from` are set, and stay set on later
+    events); and again, in the same queue, when the beneficiary's follow-ups or an answer's
+    fields raise the priority.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -397,7 +399,11 @@ class RequestRouted(_message.Message):
     priority: _builtins.int
     """Higher first within the queue."""
     rule: _builtins.str
-    """The rule that matched and the rules version, e.g. "rules.v1:visit-visa-yemen"."""
+    """The rule that decided and the rules version, e.g. "rules.v1:visit-visa-yemen-syria"
+    ("rules.v1:default": none did); after a transfer "transfer:<from>-><to>", with
+    "+rules.v1:<rule>" when one decided there; for a raised priority "follow-up+" or
+    "answer+" and the rule that raised it.
+    """
     catalog_version: _builtins.int
     subject_id: _builtins.str
     applicant_kind: _builtins.str
@@ -601,7 +607,8 @@ Global___RequestStatusChanged: _TypeAlias = RequestStatusChanged  # noqa: Y015
 @_typing.final
 class RequestAnswered(_message.Message):
     """Topic tawasul.requests.applicant-actions.v1, produced by intake: the beneficiary answered
-    an information request.
+    an information request. `fields` replace the request's: review merges them, and routing
+    too (its rules on them may raise the priority).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

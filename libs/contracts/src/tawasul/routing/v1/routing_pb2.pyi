@@ -35,10 +35,12 @@ class RoutingDecision(_message.Message):
     queue: _builtins.str
     """The department's queue the request was put in."""
     rule: _builtins.str
-    """The rule that decided and the rules version, e.g. "rules.v1:default"."""
+    """The rule that decided and the rules version, e.g. "rules.v1:default"; named as
+    RequestRouted.rule is (tawasul.events.v1).
+    """
     priority: _builtins.int
     transfer_reason: _builtins.str
-    """Set when a transfer from review routed the request again."""
+    """Set once a transfer from review routed the request again, and kept on later decisions."""
     @_builtins.property
     def decided_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(

@@ -59,6 +59,9 @@ class RoutingServiceServicer:
 
     def ExplainRoute(self, request, context):
         """Which queue and priority a hypothetical request would get, and which rule decides.
+        INVALID_ARGUMENT, naming each (e.g. "fields.loss_place"), for attributes no real request
+        could have: a field or choice the sub-service lacks, a filer kind or a nationality it
+        does not admit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,7 +35,11 @@ class RoutingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RoutingServiceAsyncStub: ...
     GetDecision: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.GetDecisionResponse]
     ExplainRoute: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ExplainRouteRequest, _routing_pb2.ExplainRouteResponse]
-    """Which queue and priority a hypothetical request would get, and which rule decides."""
+    """Which queue and priority a hypothetical request would get, and which rule decides.
+    INVALID_ARGUMENT, naming each (e.g. "fields.loss_place"), for attributes no real request
+    could have: a field or choice the sub-service lacks, a filer kind or a nationality it
+    does not admit.
+    """
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -44,7 +48,11 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDecision: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.GetDecisionResponse]  # type: ignore[assignment]
     ExplainRoute: _aio.UnaryUnaryMultiCallable[_routing_pb2.ExplainRouteRequest, _routing_pb2.ExplainRouteResponse]  # type: ignore[assignment]
-    """Which queue and priority a hypothetical request would get, and which rule decides."""
+    """Which queue and priority a hypothetical request would get, and which rule decides.
+    INVALID_ARGUMENT, naming each (e.g. "fields.loss_place"), for attributes no real request
+    could have: a field or choice the sub-service lacks, a filer kind or a nationality it
+    does not admit.
+    """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Where each request was routed, and why."""
@@ -62,6 +70,10 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.ExplainRouteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.ExplainRouteResponse, _abc.Awaitable[_routing_pb2.ExplainRouteResponse]]:
-        """Which queue and priority a hypothetical request would get, and which rule decides."""
+        """Which queue and priority a hypothetical request would get, and which rule decides.
+        INVALID_ARGUMENT, naming each (e.g. "fields.loss_place"), for attributes no real request
+        could have: a field or choice the sub-service lacks, a filer kind or a nationality it
+        does not admit.
+        """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
