@@ -205,7 +205,7 @@ def test_an_unknown_message_has_no_receipt(client: httpx.Client) -> None:
 
 
 def test_faulted_numbers_are_refused_and_nothing_is_recorded(client: httpx.Client) -> None:
-    faults = {
+    faults: dict[str, Any] = {
         "numbers": {"+966500000004": 400, "+966500000005": 503},
         "everyone": None,
         "slow": {},
