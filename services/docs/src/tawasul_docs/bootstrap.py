@@ -96,18 +96,22 @@ def subscriptions(uow: Callable[[], UnitOfWork]) -> Subscriptions:
 
 
 def object_store(settings: DocsSettings) -> MinioObjectStore:
-    def client(endpoint: str) -> S3Client:
+    def client(endpoint: str, *, secure: bool) -> S3Client:
         return make_client(
             endpoint=endpoint,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
-            secure=settings.s3_secure,
+            secure=secure,
             timeout_seconds=settings.s3_timeout_seconds,
         )
 
-    public = client(settings.s3_public_endpoint) if settings.s3_public_endpoint else None
+    public = (
+        client(settings.s3_public_endpoint, secure=settings.s3_public_secure)
+        if settings.s3_public_endpoint
+        else None
+    )
     return MinioObjectStore(
-        client(settings.s3_endpoint),
+        client(settings.s3_endpoint, secure=settings.s3_secure),
         settings.s3_bucket,
         presigner=public,
         max_concurrent_uploads=settings.max_concurrent_uploads,

@@ -11,6 +11,9 @@ class DocsSettings(ServiceSettings):
     s3_endpoint: str = "127.0.0.1:19000"
     # The host that presigned links name, when clients reach object storage by another one.
     s3_public_endpoint: str = ""
+    # Whether those links say https: the public host is answered over TLS (an ingress) even
+    # where docs' own hop to object storage is plain.
+    s3_public_secure: bool = True
     s3_access_key: str
     s3_secret_key: str
     s3_bucket: str
