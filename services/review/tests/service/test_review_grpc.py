@@ -2284,15 +2284,15 @@ async def test_a_reassignment_keeps_to_the_reviewers_capacity(review: Review) ->
     await review.put_reviewer("E200", capacity=1)
     given = await review.enqueue()
 
-    def reassign() -> Awaitable[review_pb2.ReassignResponse]:
-        return cast(
-            Awaitable[review_pb2.ReassignResponse],
-            review.stub.Reassign(
-                review_pb2.ReassignRequest(request_id=given, reviewer_id="E200"),
-                timeout=10,
-                metadata=bearer(BOSS),
-            ),
+    async def reassign() -> review_pb2.ReassignResponse:
+        # A coroutine, not the call: a gRPC call starts when made, and made before the claim
+        # it could take the reviewer's lock first (it did, once, on a busy machine).
+        answer: review_pb2.ReassignResponse = await review.stub.Reassign(
+            review_pb2.ReassignRequest(request_id=given, reviewer_id="E200"),
+            timeout=10,
+            metadata=bearer(BOSS),
         )
+        return answer
 
     # During a claim of theirs that fills it, and after.
     outcome = await while_claiming(review, "E200", reassign())
