@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make(cwd: Path, target: str, uv: str) -> subprocess.CompletedProcess[str]:
+    # The README's two commands are make's: where it is missing, nothing here runs at all.
     make = shutil.which("make")
-    if make is None:
-        pytest.skip("make is not installed")
+    assert make is not None, "make is not installed"
     return subprocess.run(
         [make, "--no-print-directory", "-f", str(ROOT / "Makefile"), target, f"UV={uv}"],
         cwd=cwd,
