@@ -754,6 +754,33 @@ async def test_a_request_s_messages_reach_the_phone_in_the_order_they_were_recor
     ]
 
 
+async def test_a_message_held_behind_its_request_s_earlier_one_follows_it_at_once(
+    notify: Notify,
+) -> None:
+    """The sender looks again as soon as a pass sent something, not at its next sweep (5 s):
+    the message it sent may have been holding its request's next one back."""
+    request = submitted(mobile="+966500000015", locale="en")
+    faults = {"numbers": {"+966500000015": 503}}
+    (await notify.gateway.put("/v1/faults", json=faults)).raise_for_status()
+    await notify.consume(request)
+    under_review = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=1)
+    under_review.request_status_changed.contact.mobile = "+966500000015"
+    await notify.consume(under_review, topic=REQUEST_STATUS_CHANGED)
+    (await notify.gateway.put("/v1/faults", json={"numbers": {}})).raise_for_status()
+    sender = asyncio.create_task(notify.senders[Channel.SMS].run())
+    try:
+
+        async def both_sent() -> bool | None:
+            texts = [m["text"] for m in await notify.sms() if m["to"] == "+966500000015"]
+            return True if len(texts) == 2 else None
+
+        await eventually(both_sent, within=3, what="both SMS, well before the sweep")
+    finally:
+        sender.cancel()
+    texts = [m["text"] for m in await notify.sms() if m["to"] == "+966500000015"]
+    assert ["under review" in t for t in texts] == [False, True]
+
+
 async def test_a_sender_skips_what_another_holds_and_never_takes_a_one_time_code(
     notify: Notify,
 ) -> None:

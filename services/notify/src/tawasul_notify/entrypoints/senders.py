@@ -89,8 +89,10 @@ class ChannelSender:
                 else:
                     log.exception("%s failed; trying again in %.1f s", self.name, outage)
                 sent = None
-            if sent is not None and sent.tried == self._batch and not sent.outage:
-                continue  # more may be due
+            if sent is not None and sent.tried and not sent.outage:
+                # More may be due: a full batch left some, and a message sent lets its
+                # request's next one through (held while an earlier one waited).
+                continue
             if sent is None or sent.outage:
                 await asyncio.sleep(outage)
                 outage = min(outage * 2, RETRY_WAIT_MOST.total_seconds())
