@@ -737,6 +737,12 @@ async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() ->
         await handlers.mark_read(uow=uow, caller=CITIZEN, message_ids=["x"], now=NOW)
 
 
+async def test_a_negative_inbox_limit_is_refused_not_read_as_one() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await handlers.list_inbox(uow=FakeUnitOfWork(), caller=CITIZEN, limit=-5)
+    assert refused.value.violations == {"limit": "must not be negative"}
+
+
 async def test_a_submission_never_replaces_the_department_routing_decided() -> None:
     uow = FakeUnitOfWork()
     submitted = RequestAccess(REQUEST, APPLICANT, "residents")

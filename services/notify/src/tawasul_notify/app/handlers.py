@@ -307,8 +307,10 @@ async def list_deliveries(*, uow: UnitOfWork, caller: Principal, request_id: str
 
 async def list_inbox(*, uow: UnitOfWork, caller: Principal, limit: int) -> list[InboxMessage]:
     """The caller's own in-app messages, newest first."""
+    if limit < 0:
+        raise InvalidArgument({"limit": "must not be negative"})
     async with uow:
-        return await uow.inapp.list_for(caller.subject, limit=max(1, min(limit or 50, 200)))
+        return await uow.inapp.list_for(caller.subject, limit=min(limit or 50, 200))
 
 
 async def mark_read(
