@@ -122,55 +122,57 @@ class Stack:
                 future.result()
 
     def up(self) -> None:
-        """Bring everything up, reusing whatever already runs; return once all services serve."""
+        """Bring everything up, reusing whatever already runs; return once all services serve.
+
+        If a step fails (a port another process holds, a service that will not serve), what this
+        `up` started is stopped again: the machine is left as it was found, not half a stack
+        holding Kafka's and PostgreSQL's memory that only `down` would end."""
         started = time.monotonic()
         with self._state_lock():
-            with step(
-                "install Kafka jars, MinIO and ClamAV (cached; the first MinIO build takes ~6 min)"
-            ):
-                self.install()
-            infra = [self.component(name) for name in PROCESSES]
-            # Kafka's JVM takes longest: start it and the others, then do PostgreSQL meanwhile.
-            with step(f"start {', '.join(PROCESSES)}"):
-                for component in infra:
-                    component.start()
-            with step("postgres"):
-                self._postgres.start()
-            with step("certificates (the stack's CA is made once)"):
-                self.config.ensure_pki()
-            with step("databases"):
-                self._postgres.create_databases(SERVICES)
-            with step("a venv per service, as its image has (no-op when unchanged)"):
-                ensure_venvs([*SERVICES, GATEWAY_PROCESS])
-            # Kafka last: its topics are made once it listens.
-            for component in sorted(infra, key=lambda c: c.name == "kafka"):
-                with step(f"{component.name} ready"):
-                    component.ready()
-            with step("migrations"):
-                migrate(self.config, SERVICES)
-            with step("services serving"):
-                self._start(SERVICES)
-            with step("gateway serving"):
-                self._start([GATEWAY_PROCESS])
+            running = {name for name, runs in self.status().items() if runs}
+            try:
+                self._bring_up()
+            except BaseException:
+                self._stop([name for name in self._stop_order() if name not in running])
+                raise
         _log.info(
             "stack up in %.1f s (state %s)", time.monotonic() - started, self.config.state_dir
         )
+
+    def _bring_up(self) -> None:
+        with step(
+            "install Kafka jars, MinIO and ClamAV (cached; the first MinIO build takes ~6 min)"
+        ):
+            self.install()
+        infra = [self.component(name) for name in PROCESSES]
+        # Kafka's JVM takes longest: start it and the others, then do PostgreSQL meanwhile.
+        with step(f"start {', '.join(PROCESSES)}"):
+            for component in infra:
+                component.start()
+        with step("postgres"):
+            self._postgres.start()
+        with step("certificates (the stack's CA is made once)"):
+            self.config.ensure_pki()
+        with step("databases"):
+            self._postgres.create_databases(SERVICES)
+        with step("a venv per service, as its image has (no-op when unchanged)"):
+            ensure_venvs([*SERVICES, GATEWAY_PROCESS])
+        # Kafka last: its topics are made once it listens.
+        for component in sorted(infra, key=lambda c: c.name == "kafka"):
+            with step(f"{component.name} ready"):
+                component.ready()
+        with step("migrations"):
+            migrate(self.config, SERVICES)
+        with step("services serving"):
+            self._start(SERVICES)
+        with step("gateway serving"):
+            self._start([GATEWAY_PROCESS])
 
     def down(self) -> None:
         """Stop everything this stack runs; no process or listening port is left behind."""
         started = time.monotonic()
         with self._state_lock():
-            for name in (
-                PROMETHEUS,
-                GATEWAY_PROCESS,
-                *self.replicas(),
-                *reversed(SERVICES),
-                *reversed(PROCESSES),
-                "postgres",
-            ):
-                began = time.monotonic()
-                if self.component(name).stop(signal.SIGTERM):
-                    _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
+            self._stop(self._stop_order())
         _log.info("stack down in %.1f s", time.monotonic() - started)
 
     def start_service(self, name: str, *, wait: bool = True) -> None:
@@ -228,6 +230,23 @@ class Stack:
         return self._components[name]
 
     # -- internals --------------------------------------------------------------------------
+
+    def _stop_order(self) -> list[str]:
+        """Every process of the stack, those that depend on others first."""
+        return [
+            PROMETHEUS,
+            GATEWAY_PROCESS,
+            *self.replicas(),
+            *reversed(SERVICES),
+            *reversed(PROCESSES),
+            "postgres",
+        ]
+
+    def _stop(self, names: list[str]) -> None:
+        for name in names:
+            began = time.monotonic()
+            if self.component(name).stop(signal.SIGTERM):
+                _log.info("stopped %s in %.1f s", name, time.monotonic() - began)
 
     def _make(self, name: str) -> Component:
         if self.config.infra == "containers" and name in _CONTAINERS:
