@@ -1,9 +1,10 @@
 """The establishment portal's bulk filing: a CSV file, one request a row.
 
 Columns: subject_id, sub_service_code, description, mobile (required in the header), then
-optional email and locale, the sub-service's fields as `field.<name>`, and documents already
+optional email and locale, the sub-service's fields as `field.<name>`, documents already
 uploaded as `document_ids` (ids separated by spaces or semicolons) or `document.<kind>`
-columns. Only the file's shape is checked here; what the values may be, intake decides.
+columns, and `cites_request_number`, the establishment's rejected request the row corrects.
+Only the file's shape is checked here; what the values may be, intake decides.
 
 Each row's idempotency key is derived from the establishment, the day (Riyadh's) and the
 row's content, so a file uploaded again that day files nothing twice and answers the same
@@ -24,7 +25,7 @@ from datetime import date
 from tawasul_platform.i18n import Bilingual, Noun, at_most
 
 REQUIRED = ("subject_id", "sub_service_code", "description", "mobile")
-OPTIONAL = ("email", "locale", "document_ids")
+OPTIONAL = ("email", "locale", "document_ids", "cites_request_number")
 FIELD_PREFIX = "field."
 DOCUMENT_PREFIX = "document."
 # Keys of rows filed in bulk: uuid5 in a namespace of their own.
@@ -58,6 +59,7 @@ class Row:
     fields: dict[str, str] = field(default_factory=dict)
     document_ids: tuple[str, ...] = ()
     document_columns: tuple[str, ...] = ()
+    cites_request_number: str = ""
 
     def column(self, name: str) -> str:
         """The file's column that intake's field `name` (in a refusal) came from."""
@@ -73,20 +75,20 @@ class Row:
 
     def content(self) -> str:
         """What the row asks, whatever its place in the file."""
-        return json.dumps(
-            {
-                "subject_id": self.subject_id,
-                "sub_service_code": self.sub_service_code,
-                "description": self.description,
-                "mobile": self.mobile,
-                "email": self.email,
-                "locale": self.locale,
-                "fields": dict(sorted(self.fields.items())),
-                "document_ids": list(self.document_ids),
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        content: dict[str, object] = {
+            "subject_id": self.subject_id,
+            "sub_service_code": self.sub_service_code,
+            "description": self.description,
+            "mobile": self.mobile,
+            "email": self.email,
+            "locale": self.locale,
+            "fields": dict(sorted(self.fields.items())),
+            "document_ids": list(self.document_ids),
+        }
+        # Only when there: a row citing no request keeps the key it had before the column was.
+        if self.cites_request_number:
+            content["cites_request_number"] = self.cites_request_number
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
     def idempotency_key(self, establishment: str, day: date) -> str:
         """The same establishment, day and content give the same key. The day bounds it: the
@@ -257,4 +259,5 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
         },
         document_ids=tuple(d for _, d in documents),
         document_columns=tuple(column for column, _ in documents),
+        cites_request_number=values.get("cites_request_number", ""),
     )

@@ -3,6 +3,7 @@ limiter, and the stand-in sign-in's tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import date
 from pathlib import Path
@@ -210,6 +211,41 @@ def test_intake_s_field_names_map_back_to_the_file_s_columns() -> None:
         "document_ids",
         "description",
     ]
+
+
+def test_a_row_may_name_the_rejected_request_it_corrects() -> None:
+    """SPEC §2: a rejected request is not reopened, a new one linked to it brings the
+    corrections; intake refuses a number that is not such a request, and its refusal names
+    the column."""
+    data = (
+        HEADER.strip() + ",cites_request_number\n"
+        "2034567897,reports.general-inquiry,The renewal fails with error 17,0551234567,"
+        " TW000000018 \n"
+        "2056789015,visas.cancel-visa,Cancel the exit visa issued in error,0551234568,\n"
+    )
+    correcting, plain = bulk.parse(data.encode(), max_rows=10)
+    assert isinstance(correcting, bulk.Row)
+    assert isinstance(plain, bulk.Row)
+    assert (correcting.cites_request_number, plain.cites_request_number) == ("TW000000018", "")
+    assert correcting.column("cites_request_number") == "cites_request_number"
+    # The link is part of what the row asks: the same row citing another request (or none)
+    # is another request; a row citing none keeps the key it had without the column.
+    today = date(2026, 12, 7)
+    uncited = dataclasses.replace(correcting, cites_request_number="")
+    recited = dataclasses.replace(correcting, cites_request_number="TW000000026")
+    keys = {r.idempotency_key("7000000013", today) for r in (correcting, uncited, recited)}
+    assert len(keys) == 3
+    (without,) = bulk.parse(
+        (
+            HEADER
+            + "2056789015,visas.cancel-visa,Cancel the exit visa issued in error,0551234568\n"
+        ).encode(),
+        max_rows=10,
+    )
+    assert isinstance(without, bulk.Row)
+    assert without.idempotency_key("7000000013", today) == plain.idempotency_key(
+        "7000000013", today
+    )
 
 
 @pytest.mark.parametrize(
