@@ -277,7 +277,7 @@ async def test_explain_route_refuses_a_bad_request_field_by_field(routing: Routi
         await routing.explain(sub_service_code="passports.new-nationality", channel="fax")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == {
-        "sub_service_code": "not a sub-service of catalog v3",
+        "sub_service_code": "not a sub-service of catalog v4",
         "channel": "one of web, mobile, establishment-portal, or empty",
     }
 

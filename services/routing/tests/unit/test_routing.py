@@ -293,7 +293,7 @@ async def test_a_transfer_of_an_unknown_request_or_to_an_unknown_department_is_r
     uow = await routed(request)
     with pytest.raises(InvalidArgument) as caught:
         await transfer(uow, request, "embassy")
-    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v3"}
+    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v4"}
     assert len(uow.published) == 1
 
 
