@@ -60,6 +60,10 @@ class Unavailable(DomainError):
     """A service this one depends on cannot answer now; the caller may retry."""
 
 
+class DeadlineExceeded(DomainError):
+    """The call ran past a limit of the service's own (an upload's time), not a dependency's."""
+
+
 class Conflict(Exception):
     """A dependency undid the call for a concurrent one's sake (its ABORTED: a deadlock or a
     serialization failure there): the same call tried again goes through.

@@ -36,7 +36,7 @@ from tawasul_devstack.identity import DevIdentity, throwaway
 from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs import bootstrap
 from tawasul_docs.adapters import tables
-from tawasul_docs.adapters.repository import DocsUnitOfWork
+from tawasul_docs.adapters.repository import DocsUnitOfWork, SqlUploadLeases
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import Verdict
 from tawasul_docs.app.spool import Spool, SpoolAborted
@@ -796,10 +796,48 @@ async def test_a_stalled_upload_ends_at_the_server_deadline_and_leaves_nothing(
         # The client stalls: the server's own deadline ends the upload.
         error = await refused(call)
         assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert "within 1 s" in (error.details() or "")
+        assert "within 1 second" in (error.details() or "")
         await asyncio.gather(*docs.store.storing, return_exceptions=True)
         assert await docs.rows() == {}
         assert docs.store.objects == {}
+
+
+async def test_a_client_still_sending_at_the_server_deadline_hears_deadline_exceeded(
+    serve: Serve,
+) -> None:
+    """Not INTERNAL: grpc.aio's client reports a call that ended while it was writing as
+    INTERNAL, so the server reads what the client still sends before answering."""
+    async with serve(upload_seconds=1.0) as docs:
+        messages = request_stream(sample_pdf("z" * (3 * MiB)), chunk=64 * 1024)
+        for _ in range(3):
+
+            async def slowly() -> AsyncIterator[docs_pb2.UploadDocumentRequest]:
+                for message in messages:
+                    await asyncio.sleep(0.03)
+                    yield message
+
+            error = await refused(
+                docs.stub.UploadDocument(slowly(), timeout=20, metadata=bearer(OWNER))
+            )
+            assert (error.code(), error.details()) == (
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "an upload must end within 1 second",
+            )
+        assert await docs.rows() == {}
+
+
+async def test_a_dependencys_timeout_during_an_upload_is_an_outage_not_its_deadline(
+    docs: Docs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg gives up connecting to a database that does not answer with a TimeoutError:
+    UNAVAILABLE, as every other method answers an outage, not "an upload must end within"."""
+
+    async def take(*args: object, **kwargs: object) -> bool:
+        raise TimeoutError
+
+    monkeypatch.setattr(SqlUploadLeases, "take", take)
+    error = await refused(docs.upload(PDF))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
 
 
 async def test_the_server_deadline_passing_while_the_verdict_is_awaited_returns_the_document(

@@ -10,14 +10,18 @@ from typing import Any
 
 import grpc
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
+from tawasul_platform import errors
 from tawasul_platform.authz import BENEFICIARIES, SIGNED_IN, Rule
 from tawasul_platform.catalog import Catalog
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
+from tawasul_platform.i18n import Bilingual, Noun
 
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
 from tawasul_docs.domain.model import Document, DocumentMetadata, State
+
+_SECONDS = Noun("second", "seconds", "ثانية واحدة", "ثانيتان", "ثوانٍ", "ثانيةً", "ثانية")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -138,10 +142,17 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     parses=self._parses,
                 )
         except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"an upload must end within {self._upload_seconds:.0f} s",
-            )
+            if not deadline.expired():
+                raise  # a dependency's timeout: an outage, answered UNAVAILABLE by the frame
+            # Raised, not aborted here: the frame drains what a slow client still sends first,
+            # or grpc.aio's client would report INTERNAL instead (grpc/grpc#36066).
+            within = _SECONDS.count(round(self._upload_seconds))
+            raise errors.DeadlineExceeded(
+                Bilingual(
+                    f"an upload must end within {within}",
+                    f"يجب أن ينتهي رفع المستند خلال {within.ar}",
+                )
+            ) from None
         finally:
             self._in_flight -= 1
         return docs_pb2.UploadDocumentResponse(document=to_wire(document))
