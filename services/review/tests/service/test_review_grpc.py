@@ -1154,6 +1154,74 @@ async def test_the_quality_check_of_an_appealed_rejection_shows_the_decision_sta
     ] == [(item, review_pb2.DECISION_ACCEPT, "E200", review_pb2.DECISION_REJECT, "E100", "")]
 
 
+async def test_the_quality_check_of_an_appeal_decided_elsewhere_moves_to_that_department(
+    review: Review,
+) -> None:
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("S002", departments=("visas",), supervises=("visas",))
+    visas_boss = token("S002", "visas")
+    first = review.routed()
+    item = str(first.request_id)
+    await review.subscriptions.deliver(REQUEST_ROUTED, routed_event(str(uuid.uuid4()), first, 1))
+    await review.claim_next(ALI)
+    await reject(review, item, ALI)
+    # The rejection was sampled in passports (if the draw had not sampled it already).
+    async with review.engine.begin() as conn:
+        await conn.execute(
+            sql(
+                "INSERT INTO quality_checks (request_id, request_number, department, decision, "
+                "decided_by, sampled_at) SELECT request_id, request_number, department, "
+                "'reject', 'E100', :at FROM work_items WHERE request_id = :id "
+                "ON CONFLICT (request_id) DO NOTHING"
+            ),
+            {"at": review.clock.now, "id": uuid.UUID(item)},
+        )
+    await review.act(
+        request_appealed=events_pb2.RequestAppealed(request_id=item, reason="It is recent")
+    )
+    # The appeal's reviewer finds it misfiled: visas decide it.
+    assert await review.claim_next(SARA, "passports") == item
+    await review.stub.TransferRequest(
+        review_pb2.TransferRequestRequest(request_id=item, department_code="visas", reason="Visa"),
+        timeout=5,
+        metadata=bearer(SARA),
+    )
+    moved = review.routed("visas", request_id=first.request_id)
+    await review.subscriptions.deliver(REQUEST_ROUTED, routed_event(str(uuid.uuid4()), moved, 2))
+    assert await review.claim_next(VISAS_ONLY) == item
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(request_id=item, decision=review_pb2.DECISION_ACCEPT),
+        timeout=5,
+        metadata=bearer(VISAS_ONLY),
+    )
+
+    async def listed(who: str, department: str) -> list[tuple[str, str, str]]:
+        answer = await review.stub.ListQualityChecks(
+            review_pb2.ListQualityChecksRequest(department_code=department),
+            timeout=5,
+            metadata=bearer(who),
+        )
+        return [(c.request_id, c.department_code, c.decided_by) for c in answer.checks]
+
+    assert await listed(visas_boss, "visas") == [(item, "visas", "E300")]
+    assert await listed(BOSS, "passports") == []
+    # Passports' reviewers no longer see it; visas' supervisor checks it.
+    error = await refused(
+        review.stub.CompleteQualityCheck(
+            review_pb2.CompleteQualityCheckRequest(request_id=item, verdict="agree"),
+            timeout=5,
+            metadata=bearer(ALI),
+        )
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    done = await review.stub.CompleteQualityCheck(
+        review_pb2.CompleteQualityCheckRequest(request_id=item, verdict="agree"),
+        timeout=5,
+        metadata=bearer(visas_boss),
+    )
+    assert (done.check.department_code, done.check.checked_by) == ("visas", "S002")
+
+
 async def test_an_appeal_applied_late_is_pushed_with_a_whole_lease(review: Review) -> None:
     # Review applies the appeal hours after the beneficiary made it (a consumer that lagged, a
     # dead letter replayed once its cause was mended): the reviewer it is pushed to gets the

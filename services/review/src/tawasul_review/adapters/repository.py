@@ -860,7 +860,10 @@ class SqlQualityRepository:
             update(t)
             .where(t.c.request_id == check.request_id)
             .values(
-                # An appeal's decision takes the place of the one it replaced.
+                # An appeal's decision takes the place of the one it replaced, in the
+                # department that made it (a transfer may have moved the request).
+                request_number=check.request_number,
+                department=check.department,
                 decision=check.decision.value,
                 decided_by=check.decided_by,
                 sampled_at=check.sampled_at,
