@@ -36,7 +36,14 @@ from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from tawasul_sdk.auth import AUTHORIZATION, Credentials, Token, TokenProvider
-from tawasul_sdk.errors import TawasulError, too_busy_to_start
+from tawasul_sdk.errors import (
+    NO_TOKEN,
+    NOT_BEARER,
+    OUT_OF_TIME,
+    TawasulError,
+    said,
+    too_busy_to_start,
+)
 
 # DocsService takes the file in messages of at most this many bytes.
 CHUNK_SIZE = 256 * 1024
@@ -44,6 +51,14 @@ CHUNK_SIZE = 256 * 1024
 LOCALES_CACHED = 8
 # RFC 6750's b64token: what an Authorization header's bearer token may hold.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# The longest token sent. A server takes 8 KiB of a call's metadata (gRPC's default) and
+# refuses more as RESOURCE_EXHAUSTED, which reads as a quota; the call's other metadata
+# (path, authority, trace context, ...) takes under 1 KiB of it.
+MAX_TOKEN_LENGTH = 6 * 1024
+_TOO_LONG = {
+    "en": f"the token is longer than {MAX_TOKEN_LENGTH} characters",
+    "ar": f"الرمز أطول من {MAX_TOKEN_LENGTH} حرفًا",
+}
 
 R = TypeVar("R")
 Metadata = tuple[tuple[str, str], ...]
@@ -110,7 +125,11 @@ NO_RETRY = RetryPolicy(attempts=1)
 class _Cached:
     catalog: intake_pb2.GetCatalogResponse
     fetched: float
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The fetch in flight, by the language its refusal is told in: callers meanwhile share
+    # it (each within its own timeout) rather than each waiting for the one before.
+    fetching: dict[str | None, asyncio.Task[intake_pb2.GetCatalogResponse]] = field(
+        default_factory=dict
+    )
 
 
 async def rechunk(
@@ -223,7 +242,7 @@ class TawasulClient:
     ) -> intake_pb2.GetCatalogResponse:
         """The catalog in `locale`, cached per locale for `catalog_seconds`; then asked again,
         and the cached one kept while its version is the same. A new version drops every
-        locale's copy."""
+        locale's copy. Calls while it is being asked for get that one answer (or error)."""
         cached = self._catalogs.get(locale)
         if cached is None:
             if len(self._catalogs) >= LOCALES_CACHED:
@@ -232,24 +251,39 @@ class TawasulClient:
             cached = self._catalogs.setdefault(
                 locale, _Cached(intake_pb2.GetCatalogResponse(), fetched=float("-inf"))
             )
-        async with cached.lock:
-            if not refresh and self._clock() - cached.fetched < self._catalog_seconds:
-                return cached.catalog
-            fresh = await self._unary(
-                self.intake.GetCatalog,
-                intake_pb2.GetCatalogRequest(locale=locale),
-                token=None,
-                signed_in=False,
-                retry=True,
-            )
-            if fresh.version != cached.catalog.version:
-                if self._catalog_version is not None and fresh.version != self._catalog_version:
-                    for other in self._catalogs.values():
-                        other.fetched = float("-inf")
-                self._catalog_version = fresh.version
-                cached.catalog = fresh
-            cached.fetched = self._clock()
+        if not refresh and self._clock() - cached.fetched < self._catalog_seconds:
             return cached.catalog
+        told_in = self._current_locale()
+        fetch = cached.fetching.get(told_in)
+        if fetch is None:
+            fetch = asyncio.create_task(self._fetch_catalog(locale, cached))
+            cached.fetching[told_in] = fetch
+            fetch.add_done_callback(lambda done: _fetched(cached, told_in, done))
+        try:
+            async with asyncio.timeout(self._timeout):
+                # Shielded: a caller gone must not cancel the others' fetch.
+                return await asyncio.shield(fetch)
+        except TimeoutError:
+            raise TawasulError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, said(OUT_OF_TIME, told_in)
+            ) from None
+
+    async def _fetch_catalog(self, locale: str, cached: _Cached) -> intake_pb2.GetCatalogResponse:
+        fresh = await self._unary(
+            self.intake.GetCatalog,
+            intake_pb2.GetCatalogRequest(locale=locale),
+            token=None,
+            signed_in=False,
+            retry=True,
+        )
+        if fresh.version != cached.catalog.version:
+            if self._catalog_version is not None and fresh.version != self._catalog_version:
+                for other in self._catalogs.values():
+                    other.fetched = float("-inf")
+            self._catalog_version = fresh.version
+            cached.catalog = fresh
+        cached.fetched = self._clock()
+        return cached.catalog
 
     async def submit_request(
         self, request: intake_pb2.SubmitRequestRequest, *, token: str | None = None
@@ -382,7 +416,7 @@ class TawasulClient:
         locale = self._current_locale()
         deadline = _Deadline(self._upload_timeout)
         metadata = (
-            *await self._metadata(token, signed_in=True, deadline=deadline),
+            *await self._metadata(token, signed_in=True, deadline=deadline, locale=locale),
             *self._trace(),
             *_language(locale),
         )
@@ -443,7 +477,7 @@ class TawasulClient:
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _metadata(
-        self, token: str | None, *, signed_in: bool, deadline: _Deadline
+        self, token: str | None, *, signed_in: bool, deadline: _Deadline, locale: str | None
     ) -> Metadata:
         if not signed_in:
             return ()
@@ -455,15 +489,13 @@ class TawasulClient:
                     token = await self._credentials.token()
             except TimeoutError:
                 raise TawasulError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    "the token provider gave no token within the call's timeout",
+                    grpc.StatusCode.DEADLINE_EXCEEDED, said(NO_TOKEN, locale)
                 ) from None
+        if token and len(token) > MAX_TOKEN_LENGTH:
+            raise TawasulError(grpc.StatusCode.UNAUTHENTICATED, said(_TOO_LONG, locale))
         if token and not _BEARER_TOKEN.fullmatch(token):
             # gRPC would refuse the header itself, with an error that is not an RPC's.
-            raise TawasulError(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "the token is not a bearer token: letters, digits and - . _ ~ + / = only",
-            )
+            raise TawasulError(grpc.StatusCode.UNAUTHENTICATED, said(NOT_BEARER, locale))
         return ((AUTHORIZATION, f"Bearer {token}"),) if token else ()
 
     def _trace(self) -> Metadata:
@@ -492,14 +524,14 @@ class TawasulClient:
         deadline = _Deadline(self._timeout)
         while True:
             metadata = (
-                *await self._metadata(token, signed_in=signed_in, deadline=deadline),
+                *await self._metadata(token, signed_in=signed_in, deadline=deadline, locale=locale),
                 *extra,
                 *self._trace(),
                 *_language(locale),
             )
             remaining = deadline.remaining()
             if remaining <= 0:
-                raise TawasulError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's timeout ran out")
+                raise TawasulError(grpc.StatusCode.DEADLINE_EXCEEDED, said(OUT_OF_TIME, locale))
             try:
                 return await method(request, timeout=remaining, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
@@ -545,6 +577,17 @@ FORWARDED_FOR = "x-forwarded-for"
 TRACEPARENT = "traceparent"
 # The language refusals' messages are wanted in, as the services read it.
 ACCEPT_LANGUAGE = "accept-language"
+
+
+def _fetched(
+    cached: _Cached, told_in: str | None, fetch: asyncio.Task[intake_pb2.GetCatalogResponse]
+) -> None:
+    """Ends a catalog fetch's sharing; its error is taken here, for it may have no caller
+    left to take it (asyncio would log it as never retrieved)."""
+    if cached.fetching.get(told_in) is fetch:
+        del cached.fetching[told_in]
+    if not fetch.cancelled():
+        fetch.exception()
 
 
 def _language(locale: str | None) -> Metadata:

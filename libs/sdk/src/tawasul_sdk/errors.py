@@ -6,11 +6,17 @@ ALREADY_EXISTS with a google.rpc.ResourceInfo (the open request's number), packe
 message in it as a google.rpc.LocalizedMessage. The SDK reads them with its own copies of
 those messages (in a private descriptor pool), so that it needs protobuf only, not
 googleapis-common-protos.
+
+A call no service answered (a connection refused, a deadline, a message past gRPC's size
+limits) has gRPC's own text, which names addresses and internals: it is kept for operators'
+logs (`detail`), and the caller is told what happened in its language. So are the SDK's own
+refusals (a token it cannot send, a call out of time).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 import grpc
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
@@ -77,10 +83,59 @@ def _rpc_messages() -> dict[str, type[Message]]:
 
 
 _MESSAGES = _rpc_messages()
-_BUSY = {
+
+# A message in each language the services speak, by locale ("en" the fallback).
+Said = Mapping[str, str]
+
+BUSY: Final[Said] = {
     "en": "the service is busy; try again shortly",
     "ar": "الخدمة مشغولة؛ أعد المحاولة بعد قليل",
 }
+TIMED_OUT: Final[Said] = {
+    "en": "the service did not answer in time",
+    "ar": "لم تُجب الخدمة في الوقت المحدد",
+}
+OUT_OF_TIME: Final[Said] = {
+    "en": "the call's timeout ran out",
+    "ar": "انتهت مهلة الطلب",
+}
+NO_TOKEN: Final[Said] = {
+    "en": "the token provider gave no token within the call's timeout",
+    "ar": "لم يُعطِ مزوّد الرمز رمزًا خلال مهلة الطلب",
+}
+NOT_BEARER: Final[Said] = {
+    "en": "the token is not a bearer token: letters, digits and - . _ ~ + / = only",
+    "ar": "الرمز ليس رمز Bearer: أحرف لاتينية وأرقام و - . _ ~ + / = فقط",
+}
+# What gRPC's own ending of a call (no service's status) tells the caller, by its code.
+_NO_ANSWER: Final[Mapping[grpc.StatusCode, Said]] = {
+    grpc.StatusCode.UNAVAILABLE: {
+        "en": "the service is unavailable; try again shortly",
+        "ar": "الخدمة غير متاحة؛ أعد المحاولة بعد قليل",
+    },
+    grpc.StatusCode.DEADLINE_EXCEEDED: TIMED_OUT,
+    grpc.StatusCode.CANCELLED: {
+        "en": "the call was cancelled before the service answered",
+        "ar": "أُلغي الطلب قبل أن تُجيب الخدمة",
+    },
+    grpc.StatusCode.RESOURCE_EXHAUSTED: {
+        "en": "the call or its answer is larger than the service takes",
+        "ar": "الطلب أو إجابته أكبر مما تقبله الخدمة",
+    },
+    grpc.StatusCode.UNAUTHENTICATED: {
+        "en": "the sign-in was not accepted; sign in again",
+        "ar": "لم يُقبل تسجيل الدخول؛ سجّل الدخول مجددًا",
+    },
+}
+_FAILED: Final[Said] = {
+    "en": "the service could not answer the call",
+    "ar": "تعذّر على الخدمة إجابة الطلب",
+}
+
+
+def said(message: Said, locale: str | None) -> str:
+    """`message` in `locale`, in English when it has no text in it."""
+    return message.get(locale or "", message["en"])
 
 
 # What gRPC's server answers a call past its limit of calls in flight (maximum_concurrent_rpcs).
@@ -136,6 +191,10 @@ class TawasulError(Exception):
     `existing` names what already exists (ALREADY_EXISTS: the open request's number). The
     message and each field's are in the client's `locale` where the service has them in it,
     in English otherwise.
+
+    `from_service` says whether a Tawasul service answered with its status; when none did
+    (gRPC ended the call, or the SDK refused it), the message is the SDK's and `detail`
+    holds gRPC's own text, for logs only: it names addresses and internals.
     """
 
     def __init__(
@@ -145,12 +204,16 @@ class TawasulError(Exception):
         *,
         fields: dict[str, str] | None = None,
         existing: str = "",
+        from_service: bool = False,
+        detail: str = "",
     ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.fields = dict(fields or {})
         self.existing = existing
+        self.from_service = from_service
+        self.detail = detail
 
     @property
     def code_name(self) -> str:
@@ -159,9 +222,14 @@ class TawasulError(Exception):
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError, locale: str | None = None) -> TawasulError:
-        """The error a call ended with; gRPC's own refusal of a busy server in `locale`."""
-        if too_busy_to_start(error):
-            return cls(grpc.StatusCode.UNAVAILABLE, _BUSY.get(locale or "", _BUSY["en"]))
+        """The error a call ended with; one no service answered is told in `locale`."""
+        if not _has_status(error):
+            detail = error.details() or ""
+            if too_busy_to_start(error):
+                # No quota of the caller's: the server never ran the call.
+                return cls(grpc.StatusCode.UNAVAILABLE, said(BUSY, locale), detail=detail)
+            code = error.code()
+            return cls(code, said(_NO_ANSWER.get(code, _FAILED), locale), detail=detail)
         details = _details(error)
         fields = {
             str(v.field): str(v.localized_message.message or v.description)
@@ -172,7 +240,7 @@ class TawasulError(Exception):
             (str(info.resource_name) for info in _unpacked(details, "ResourceInfo")), ""
         )
         message = next(
-            (str(said.message) for said in _unpacked(details, "LocalizedMessage") if said.message),
+            (str(m.message) for m in _unpacked(details, "LocalizedMessage") if m.message),
             error.details() or "",
         )
-        return cls(error.code(), message, fields=fields, existing=existing)
+        return cls(error.code(), message, fields=fields, existing=existing, from_service=True)

@@ -18,7 +18,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.testing import unguarded
 from tawasul_sdk import CHUNK_SIZE, TRACEPARENT, RetryPolicy, TawasulClient, TawasulError
-from tawasul_sdk.client import LOCALES_CACHED, open_channel
+from tawasul_sdk.client import LOCALES_CACHED, MAX_TOKEN_LENGTH, open_channel
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -323,8 +323,8 @@ async def test_a_message_past_a_size_limit_is_not_sent_again() -> None:
         await server.stop(None)
     assert (intake.follow_ups, intake.submissions, waits) == (1, 0, [])
     assert reply.value.code_name == request.value.code_name == "RESOURCE_EXHAUSTED"
-    assert "larger than max" in reply.value.message
-    assert "larger than max" in request.value.message
+    assert "larger than max" in reply.value.detail
+    assert "larger than max" in request.value.detail
 
 
 class SlowlyUnavailable(intake_pb2_grpc.IntakeServiceServicer):
@@ -480,6 +480,116 @@ async def test_a_token_no_header_can_carry_is_refused_before_the_call(
             )
     assert caught.value.code_name == uploading.value.code_name == "UNAUTHENTICATED"
     assert (intake.tokens, docs.metadata) == ([], None)
+
+
+async def test_a_token_past_what_grpc_s_metadata_takes_is_refused_before_the_call(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    """A server refuses a call whose metadata is past 8 KiB as RESOURCE_EXHAUSTED, which
+    reads as the caller's quota: the SDK refuses the token as such instead."""
+    intake, docs, address = servers
+    token = "a" * (MAX_TOKEN_LENGTH + 1)
+    async with TawasulClient.connect(intake=address, docs=address, tls=None) as client:
+        with pytest.raises(TawasulError) as caught:
+            await client.submit_request(
+                intake_pb2.SubmitRequestRequest(description="d"), token=token
+            )
+        with pytest.raises(TawasulError) as uploading:
+            await client.upload_document(
+                b"%PDF-", filename="a.pdf", content_type="application/pdf", token=token
+            )
+        assert caught.value.code_name == uploading.value.code_name == "UNAUTHENTICATED"
+        assert caught.value.message == f"the token is longer than {MAX_TOKEN_LENGTH} characters"
+        assert (intake.tokens, docs.metadata) == ([], None)
+        # The longest token taken gets through.
+        await client.submit_request(
+            intake_pb2.SubmitRequestRequest(description="d"), token=token[1:]
+        )
+    assert intake.tokens == [f"Bearer {token[1:]}"]
+
+
+async def test_the_sdk_s_own_refusals_come_in_the_language_asked_for(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    intake, _, address = servers
+    never = asyncio.Event()
+
+    async def stuck() -> str:
+        await never.wait()
+        return "t"
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token=stuck, timeout=0.2, locale="ar"
+    ) as client:
+        refusals = []
+        for token in ("abc def", "a" * (MAX_TOKEN_LENGTH + 1), None):
+            with pytest.raises(TawasulError) as caught:
+                await client.submit_request(
+                    intake_pb2.SubmitRequestRequest(description="d"), token=token
+                )
+            refusals.append((caught.value.code_name, caught.value.message))
+    assert refusals == [
+        ("UNAUTHENTICATED", "الرمز ليس رمز Bearer: أحرف لاتينية وأرقام و - . _ ~ + / = فقط"),
+        ("UNAUTHENTICATED", f"الرمز أطول من {MAX_TOKEN_LENGTH} حرفًا"),
+        ("DEADLINE_EXCEEDED", "لم يُعطِ مزوّد الرمز رمزًا خلال مهلة الطلب"),
+    ]
+    assert intake.keys == []
+
+
+class HangingCatalog(intake_pb2_grpc.IntakeServiceServicer):
+    """Intake whose catalog does not come until `answer` is set."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.answer = asyncio.Event()
+
+    async def GetCatalog(
+        self, request: intake_pb2.GetCatalogRequest, context: Context
+    ) -> intake_pb2.GetCatalogResponse:
+        self.calls += 1
+        await self.answer.wait()
+        return intake_pb2.GetCatalogResponse(version=2, locale=request.locale)
+
+
+async def test_calls_for_the_catalog_while_it_is_fetched_share_that_fetch() -> None:
+    """Intake not answering, the k-th of k calls at once must not wait k timeouts for each
+    before it to fetch in turn: they all get the one fetch's answer or error in their time."""
+    intake = HangingCatalog()  # type: ignore[abstract]
+    server = grpc.aio.server()
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    loop = asyncio.get_running_loop()
+
+    async def timed(client: TawasulClient) -> tuple[str, float]:
+        started = loop.time()
+        try:
+            answer = (await client.get_catalog("ar")).locale
+        except TawasulError as exc:
+            answer = exc.code_name
+        return answer, loop.time() - started
+
+    try:
+        async with TawasulClient.connect(
+            intake=address, docs=address, tls=None, timeout=0.5, retry=FAST
+        ) as client:
+            took = await asyncio.gather(*(timed(client) for _ in range(6)))
+            assert {answer for answer, _ in took} == {"DEADLINE_EXCEEDED"}
+            assert max(seconds for _, seconds in took) < 0.9, took
+            assert intake.calls == 1
+            # The failed fetch is not kept: the next call asks again, and the one of a
+            # caller who gave up goes on for the others. (gRPC ends the fetch at its
+            # deadline a moment after the callers' own: it is let end first.)
+            await asyncio.sleep(0.2)
+            intake.answer.set()
+            first = asyncio.ensure_future(client.get_catalog("ar"))
+            others = asyncio.gather(*(client.get_catalog("ar") for _ in range(3)))
+            await asyncio.sleep(0)
+            first.cancel()
+            assert [answer.locale for answer in await others] == ["ar"] * 3
+            assert intake.calls == 2
+    finally:
+        await server.stop(None)
 
 
 async def test_uploads_go_in_full_chunks_from_bytes_or_an_iterator(

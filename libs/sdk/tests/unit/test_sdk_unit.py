@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from tawasul_sdk import CHUNK_SIZE, Credentials, RetryPolicy, TawasulError, Token, rechunk
@@ -92,10 +93,56 @@ def test_a_message_past_grpc_s_size_limit_is_not_a_busy_server() -> None:
         details="Received message larger than max (5242885 vs. 4194304)",
     )
     error = TawasulError.from_rpc_error(too_large)
-    assert (error.code_name, error.message) == (
+    assert (error.code_name, error.message, error.from_service) == (
         "RESOURCE_EXHAUSTED",
-        "Received message larger than max (5242885 vs. 4194304)",
+        "the call or its answer is larger than the service takes",
+        False,
     )
+    assert error.detail == "Received message larger than max (5242885 vs. 4194304)"
+
+
+@pytest.mark.parametrize(
+    ("code", "detail", "english", "arabic"),
+    [
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.3.7:50051: "
+            "Failed to connect to remote host: connection refused",
+            "the service is unavailable; try again shortly",
+            "الخدمة غير متاحة؛ أعد المحاولة بعد قليل",
+        ),
+        (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "Deadline Exceeded",
+            "the service did not answer in time",
+            "لم تُجب الخدمة في الوقت المحدد",
+        ),
+        (
+            grpc.StatusCode.UNKNOWN,
+            "Unexpected <class 'KeyError'>: 'intake-db-0.intake:5432'",
+            "the service could not answer the call",
+            "تعذّر على الخدمة إجابة الطلب",
+        ),
+    ],
+)
+def test_grpc_s_own_text_is_kept_for_logs_and_the_caller_told_in_its_language(
+    code: grpc.StatusCode, detail: str, english: str, arabic: str
+) -> None:
+    """A call no service answered (no status of one came back) ends with gRPC's text, which
+    names addresses and internals and is in English only: the caller gets the SDK's."""
+    ended = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=detail)
+    error = TawasulError.from_rpc_error(ended, "ar")
+    assert (error.code, error.message, error.detail, error.from_service) == (
+        code,
+        arabic,
+        detail,
+        False,
+    )
+    assert TawasulError.from_rpc_error(ended).message == english
+    assert TawasulError.from_rpc_error(ended, "fr").message == english
+    # A service's own refusal is the service's, in its words.
+    refused = TawasulError.from_rpc_error(_error(code))
+    assert (refused.message, refused.detail, refused.from_service) == ("refused", "", True)
 
 
 def test_an_error_without_details_or_with_garbage_has_none() -> None:
