@@ -1178,6 +1178,36 @@ async def test_any_change_of_body_under_a_used_key_is_refused(intake: Intake, ch
     assert list(intake.db.requests) == [first.id]
 
 
+async def test_the_same_submission_after_its_request_was_answered_is_still_a_retry(
+    intake: Intake,
+) -> None:
+    """An answer grows the request's fields and documents; the establishment's file uploaded
+    again that day (its rows' keys the same) still names the requests it filed."""
+    submission = intake.form()
+    first = await intake.file(submission)
+    await intake.decide(first, Status.NEEDS_MORE_INFO)
+    receipt = intake.documents.upload(FATHER)
+    await answer(intake, first, fields={"passport_number": "A1234567"}, documents=[receipt])
+
+    again = await intake.file(submission, now=NOW + timedelta(days=1))
+    assert (again.id, again.number, again.status) == (
+        first.id,
+        first.number,
+        Status.RETURNED_BY_APPLICANT,
+    )
+    assert list(intake.db.requests) == [first.id]
+
+
+async def test_a_request_stored_before_its_digest_is_compared_as_it_is(intake: Intake) -> None:
+    submission = intake.form()
+    first = await intake.file(submission)
+    intake.db.requests[first.id].submitted_digest = ""
+
+    assert (await intake.file(submission)).number == first.number
+    with pytest.raises(AlreadyExists):
+        await intake.file(replace(submission, description=DESCRIPTION + " (second)"))
+
+
 async def test_an_answer_to_a_sub_service_the_catalog_dropped_is_refused_plainly(
     intake: Intake,
 ) -> None:
@@ -1443,7 +1473,6 @@ async def test_another_accounts_rejected_request_cannot_be_cited(intake: Intake)
         pytest.param(PASSPORT, riyadh(11, 10), id="5-working-days"),
         pytest.param(NAME, riyadh(13, 10), id="7-working-days"),
         pytest.param(CANCEL_VISA, riyadh(7, 10), id="3-working-days"),
-        pytest.param(INQUIRY, riyadh(18, 12), id="72-working-hours"),
     ],
 )
 async def test_the_submitted_event_carries_the_expected_completion(

@@ -92,6 +92,7 @@ def _row(request: Request) -> dict[str, Any]:
         },
         "submitted_at": request.submitted_at,
         "cites_number": request.cites_number,
+        "submitted_digest": request.submitted_digest,
         **_changing(request),
     }
 
@@ -197,6 +198,7 @@ def _request(row: Row) -> Request:
         decision_message=row.decision_message,
         decision_reason=Reason(**row.decision_reason) if row.decision_reason else None,
         cites_number=row.cites_number,
+        submitted_digest=row.submitted_digest,
         cited_by=list(row.cited_by),
         follow_up_count=row.follow_up_count,
         last_follow_up_at=row.last_follow_up_at,

@@ -40,6 +40,8 @@ requests = Table(
     Column("decision_message", Text, nullable=False, server_default=""),
     # {"code", "ar", "en"} of the latest decision's reason; null before a decision.
     Column("decision_reason", JSONB, nullable=True),
+    # Submission.digest(): a retried idempotency key is compared with what it first filed.
+    Column("submitted_digest", String(64), nullable=False, server_default=""),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The SLA clock: the promise and the intervals it was paused (waiting on the beneficiary).

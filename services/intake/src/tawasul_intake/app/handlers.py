@@ -80,6 +80,9 @@ _ALLOWED = {
 def _same(request: Request, submission: Submission) -> bool:
     """Whether a retried key carries the request it made; any difference would otherwise be
     dropped without a word (a corrected mobile the request number is never sent to)."""
+    if request.submitted_digest:
+        return request.submitted_digest == submission.digest()
+    # Stored before submissions kept their digest: compared with the request as it is now.
     return (
         request.sub_service_code == submission.sub_service_code
         and request.subject_id == submission.subject_id

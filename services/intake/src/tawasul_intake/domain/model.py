@@ -135,6 +135,21 @@ class Submission:
     # The channel the applicant came through, as their sign-in token says.
     channel: str = ""
 
+    def digest(self) -> str:
+        """What the applicant asked, in a few bytes: a retry under the same idempotency key is
+        told apart from another request by it, however the request has changed since (an
+        answer adds fields and documents)."""
+        said = [
+            self.sub_service_code,
+            self.subject_id,
+            self.description,
+            [str(d) for d in self.document_ids],
+            sorted(self.fields.items()),
+            [self.contact.mobile, self.contact.email, self.contact.locale.value],
+            self.cites_number,
+        ]
+        return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -211,6 +226,8 @@ class Request:
     # The highest sequence of review's status changes applied (0: none stamped yet): one no
     # higher is older than the status shown (a dead letter replayed, a late one).
     status_sequence: int = 0
+    # The submission's digest (Submission.digest); empty for requests stored before it was kept.
+    submitted_digest: str = ""
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -246,6 +263,7 @@ class Request:
             clock=SlaClock(started_at=now, sla=sub_service.sla),
             history=[HistoryEntry(Status.SUBMITTED, now)],
             cites_number=submission.cites_number,
+            submitted_digest=submission.digest(),
         )
         request.events.append(
             RequestSubmitted(
