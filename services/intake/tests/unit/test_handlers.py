@@ -1118,6 +1118,32 @@ async def test_the_cap_counts_requests_filed_for_others_too(intake: Intake) -> N
         await intake.submit(code=PASSPORT, key="eleventh")
 
 
+async def test_an_appeal_reopens_its_rejection_at_the_cap(intake: Intake) -> None:
+    """The cap holds back new requests, never the one chance to contest a decision."""
+    codes = [
+        code
+        for code, s in CATALOG.sub_services.items()
+        if Role.CITIZEN in s.filers and not s.subject_nationalities and code != INQUIRY
+    ]
+    most = MAX_OPEN_PER_ACCOUNT[Role.CITIZEN]
+    filed = [await intake.submit(code=c, key=c, subject=fathers_subject(c)) for c in codes[:most]]
+    await intake.decide(filed[0], Status.REJECTED)
+    await intake.submit(code=INQUIRY, key=INQUIRY)
+    with pytest.raises(ResourceExhausted):
+        await intake.submit(code=codes[0], key="one-more", subject=fathers_subject(codes[0]))
+
+    appealed = await handlers.appeal_rejection(
+        uow=intake.uow,
+        caller=FATHER,
+        calendar=CALENDAR,
+        number=filed[0].number,
+        reason="The reviewer misread the passport number",
+        now=NOW + timedelta(hours=2),
+    )
+    assert (appealed.status, appealed.appealed) == (Status.UNDER_REVIEW, True)
+    assert sum(r.is_open for r in intake.db.requests.values()) == most + 1
+
+
 async def test_an_establishment_files_for_its_workforce_past_a_family_s_cap(
     intake: Intake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
