@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ import jwt
 import prometheus_client
 import pytest
 from fastapi import FastAPI
+from google.protobuf import message_factory
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_devstack.identity import DevIdentity
@@ -892,3 +893,256 @@ async def test_each_request_is_a_server_span_by_route_whose_calls_carry_its_trac
         "GET /api/v1/requests/{request_number} 404": _ids(get),
         "POST /api/v1/documents 201": _ids(uploaded),
     }
+
+
+def _answering_everything() -> grpc.aio.Server:
+    """intake and docs as a server that answers every call with its empty response."""
+    server = grpc.aio.server()
+    for service in (
+        intake_pb2.DESCRIPTOR.services_by_name["IntakeService"],
+        docs_pb2.DESCRIPTOR.services_by_name["DocsService"],
+    ):
+        handlers = {}
+        for method in service.methods:
+            ask = message_factory.GetMessageClass(method.input_type)
+            answer = message_factory.GetMessageClass(method.output_type)
+            if method.client_streaming:
+
+                async def taking(
+                    requests: AsyncIterator[Any], _: Context, answer: Any = answer
+                ) -> Any:
+                    async for _ in requests:
+                        pass
+                    return answer()
+
+                handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                    taking, ask.FromString, answer.SerializeToString
+                )
+            else:
+
+                async def giving(_: Any, __: Context, answer: Any = answer) -> Any:
+                    return answer()
+
+                handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                    giving, ask.FromString, answer.SerializeToString
+                )
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(service.full_name, handlers)]
+        )
+    return server
+
+
+async def test_the_openapi_description_says_what_each_route_answers(tmp_path: Path) -> None:
+    """Each operation of /openapi.json declares the success status its route answers, the
+    body it reads, and the Error shape of its refusals (none of FastAPI's own 422, which the
+    gateway never answers)."""
+    server = _answering_everything()
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    json_headers = {"Content-Type": "application/json"}
+    json_body: dict[str, Any] = {"content": b"{}", "headers": json_headers}
+    try:
+        async for served in _serve(
+            tmp_path, bootstrap_client=True, intake_address=address, docs_address=address
+        ):
+            citizen = served.token(CITIZEN, Role.CITIZEN)
+            signed_in = {"content": b"{}", "headers": {**json_headers, **citizen}}
+            calls: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+                ("get", "/api/v1/catalog"): ("/api/v1/catalog", {}),
+                ("post", "/api/v1/requests"): ("/api/v1/requests", signed_in),
+                ("get", "/api/v1/requests"): ("/api/v1/requests", {"headers": citizen}),
+                ("get", "/api/v1/requests/{request_number}"): (
+                    "/api/v1/requests/TW1",
+                    {"headers": citizen},
+                ),
+                **{
+                    ("post", f"/api/v1/requests/{{request_number}}/{action}"): (
+                        f"/api/v1/requests/TW1/{action}",
+                        signed_in,
+                    )
+                    for action in ("follow-up", "cancel", "respond", "appeal")
+                },
+                ("post", "/api/v1/tracking/start"): ("/api/v1/tracking/start", json_body),
+                ("post", "/api/v1/tracking/track"): ("/api/v1/tracking/track", json_body),
+                ("post", "/api/v1/documents"): (
+                    "/api/v1/documents?filename=a.pdf",
+                    {
+                        "content": b"%PDF-1.7",
+                        "headers": {**citizen, "Content-Type": "application/pdf"},
+                    },
+                ),
+                ("get", "/api/v1/documents/{document_id}"): (
+                    "/api/v1/documents/d1",
+                    {"headers": citizen},
+                ),
+                ("get", "/api/v1/documents/{document_id}/download-url"): (
+                    "/api/v1/documents/d1/download-url",
+                    {"headers": citizen},
+                ),
+                ("post", "/api/v1/establishment/requests:bulk"): (
+                    "/api/v1/establishment/requests:bulk",
+                    {
+                        "content": BULK.encode(),
+                        "headers": {
+                            **served.token("7000000013", Role.ESTABLISHMENT),
+                            "Content-Type": "text/csv",
+                        },
+                    },
+                ),
+                ("get", "/dev/people"): ("/dev/people", {}),
+                ("post", "/dev/sign-in"): (
+                    "/dev/sign-in",
+                    {"json": {"id": CITIZEN}, "headers": json_headers},
+                ),
+            }
+            spec = (await served.http.get("/openapi.json")).json()
+            operations = {
+                (m, path): op for path, ops in spec["paths"].items() for m, op in ops.items()
+            }
+            assert operations.keys() == calls.keys()
+            assert (
+                not {"HTTPValidationError", "ValidationError"}
+                & spec["components"]["schemas"].keys()
+            )
+            for (method, path), (url, request) in calls.items():
+                operation = operations[method, path]
+                answer = await served.http.request(method.upper(), url, **request)
+                answered = {code for code in operation["responses"] if code.startswith("2")}
+                assert (path, answered) == (path, {str(answer.status_code)}), answer.text
+                refusal = operation["responses"]["default"]["content"]["application/json"]
+                assert (path, refusal, "422" in operation["responses"]) == (
+                    path,
+                    {"schema": {"$ref": "#/components/schemas/Error"}},
+                    False,
+                )
+                sent = request.get("headers", {}).get("Content-Type")
+                takes = operation.get("requestBody", {}).get("content", {})
+                assert (path, sent in takes if sent else takes == {}) == (path, True)
+            # A bad parameter is refused in the declared shape, not FastAPI's.
+            bad = await served.http.get(
+                "/api/v1/requests", params={"page_size": "x"}, headers=citizen
+            )
+            assert (bad.status_code, bad.json()["error"]["fields"].keys()) == (400, {"page_size"})
+    finally:
+        await server.stop(None)
+
+
+async def test_a_backend_not_answering_is_told_in_the_callers_language_not_grpcs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gRPC's own text of a call intake did not answer names intake's address, in English:
+    the page gets the gateway's words in its language, the operators gRPC's in the log."""
+    caplog.set_level(logging.WARNING)
+    async for served in _serve(
+        tmp_path, bootstrap_client=True, intake_address="127.0.0.1:1", call_timeout_seconds=1.0
+    ):
+        answer = await served.http.get("/api/v1/catalog", headers={"Accept-Language": "ar"})
+        assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+        assert answer.json()["error"] == {
+            "code": "UNAVAILABLE",
+            "message": "الخدمة غير متاحة؛ أعد المحاولة بعد قليل",
+            "fields": {},
+        }
+        assert "127.0.0.1:1" in caplog.text
+
+
+async def test_the_gateway_s_and_the_sdk_s_own_refusals_come_in_the_callers_language(
+    tmp_path: Path,
+) -> None:
+    async for served in _serve(tmp_path, bootstrap_client=True):
+        arabic = {"Accept-Language": "ar"}
+        said = {}
+        for name, method, path, headers in (
+            ("no page", "GET", "/nowhere", arabic),
+            ("no such method", "POST", "/healthz", arabic),
+            ("not a bearer token", "GET", "/api/v1/requests", {"Authorization": "Bearer a b"}),
+            # Past gRPC's 8 KiB of metadata: intake would refuse it as RESOURCE_EXHAUSTED.
+            (
+                "token too long",
+                "POST",
+                "/api/v1/requests",
+                {"Authorization": "Bearer " + "a" * 9000},
+            ),
+        ):
+            answer = await served.http.request(
+                method, path, json=GOOD, headers={**arabic, **headers}
+            )
+            said[name] = (answer.status_code, answer.json()["error"]["message"])
+        assert said == {
+            "no page": (404, "لا توجد صفحة بهذا العنوان"),
+            "no such method": (405, "هذه الطريقة غير مسموحة هنا"),
+            "not a bearer token": (
+                401,
+                "الرمز ليس رمز Bearer: أحرف لاتينية وأرقام و - . _ ~ + / = فقط",
+            ),
+            "token too long": (401, "الرمز أطول من 6144 حرفًا"),
+        }
+        assert served.intake.tokens == []
+
+
+async def _gone_mid_body(
+    app: FastAPI, path: str, content_type: bytes, authorization: bytes
+) -> list[MutableMapping[str, Any]]:
+    """What the app sends for a POST whose client goes away after a part of its body."""
+    received: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"description": "' + b"x" * 1000, "more_body": True},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return received.pop(0) if received else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"filename=a.pdf",
+        "root_path": "",
+        "headers": [
+            (b"host", b"gateway"),
+            (b"authorization", authorization),
+            (b"content-type", content_type),
+            (b"content-length", b"3000"),
+        ],
+        "client": ("10.0.0.1", 1234),
+        "server": ("gateway", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/api/v1/documents", b"application/pdf"), ("/api/v1/requests", b"application/json")],
+)
+async def test_a_client_gone_while_sending_its_body_is_499_not_the_gateways_failure(
+    tmp_path: Path,
+    spans: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    content_type: bytes,
+) -> None:
+    """A client that goes away mid-body is no failure of the gateway's: counted as 499
+    (nginx's client closed), its span not failed, no traceback, and no 5xx for the alert."""
+    caplog.set_level(logging.INFO)
+    async for served in _serve(tmp_path):
+        before = {status: handled(path, "POST", status) for status in (499, 500)}
+        token = served.token(CITIZEN, Role.CITIZEN)["Authorization"].encode()
+        sent = await _gone_mid_body(served.app, path, content_type, token)
+        assert {status: handled(path, "POST", status) - n for status, n in before.items()} == {
+            499: 1,
+            500: 0,
+        }
+        assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [499]
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+        (span,) = spans.get_finished_spans()
+        assert span.status.status_code == StatusCode.UNSET
+        assert (span.attributes or {})["http.response.status_code"] == 499
+        assert served.intake.submissions == []

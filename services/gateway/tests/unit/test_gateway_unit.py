@@ -4,6 +4,7 @@ limiter, and the stand-in sign-in's tokens."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from datetime import date
 from pathlib import Path
@@ -45,7 +46,9 @@ REGISTRY = (
     ],
 )
 def test_each_grpc_status_has_its_http_status(code: grpc.StatusCode, status: int) -> None:
-    error = ApiError.of(TawasulError(code, "why", fields={"description": "too short"}))
+    error = ApiError.of(
+        TawasulError(code, "why", fields={"description": "too short"}, from_service=True)
+    )
     assert error.status == status
     assert error.body() == {
         "error": {"code": code.name, "message": "why", "fields": {"description": "too short"}}
@@ -65,6 +68,38 @@ def test_a_service_past_its_limit_of_calls_is_503_not_the_users_429() -> None:
     assert (error.status, error.headers) == (503, {"Retry-After": "1"})
     assert error.body()["error"]["code"] == "UNAVAILABLE"
     assert "Concurrent" not in error.message
+
+
+def test_a_call_no_service_answered_is_told_without_grpc_s_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """gRPC's own text names the backends' addresses, in English only: the channels get a
+    message in the caller's language, the operators the text in the log."""
+    down = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details="failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.3.7:50051",
+    )
+    with caplog.at_level(logging.WARNING):
+        error = ApiError.of(TawasulError.from_rpc_error(down, "ar"))
+    assert (error.status, error.headers, error.code) == (503, {"Retry-After": "1"}, "UNAVAILABLE")
+    assert error.message == "الخدمة غير متاحة؛ أعد المحاولة بعد قليل"
+    assert "10.0.3.7" in caplog.text
+
+
+def test_grpc_s_own_resource_exhausted_is_no_quota_of_the_caller() -> None:
+    """A message past gRPC's size limits is RESOURCE_EXHAUSTED without a service's status: no
+    429 (retry later), for a retry would be refused the same."""
+    too_large = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details="received metadata size exceeds soft limit (13959 vs. 8192)",
+    )
+    error = ApiError.of(TawasulError.from_rpc_error(too_large))
+    assert (error.status, error.headers) == (502, {})
+    assert "metadata" not in error.message
 
 
 def test_already_exists_names_the_existing_request() -> None:

@@ -6,11 +6,14 @@
 PAYLOAD_TOO_LARGE for a body past its limit); `fields` carries the field violations intake or
 docs sent, unchanged; ALREADY_EXISTS adds `existing`, the open request's number. The message
 and the fields' are in the call's language (language.py) where they have text in it: intake
-and docs were asked for it, and the gateway's own are i18n.Bilingual.
+and docs were asked for it, and the gateway's own are i18n.Bilingual. A call intake or docs
+did not answer (down, out of time) gets the SDK's message for its code, in that language;
+gRPC's own text, which names addresses, goes to the log only.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +24,7 @@ from tawasul_sdk import TawasulError
 
 from tawasul_gateway.entrypoints.language import said
 
+log = logging.getLogger(__name__)
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.OUT_OF_RANGE: 400,
@@ -64,6 +68,12 @@ class ApiError(Exception):
     @classmethod
     def of(cls, error: TawasulError) -> ApiError:
         status = HTTP_STATUS.get(error.code, UPSTREAM_BUG)
+        if error.detail:
+            log.warning("%s, no service's status: %s", error.code_name, error.detail)
+        if error.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not error.from_service:
+            # gRPC's own: a message past its size limits, no quota of the caller's that a
+            # retry later would mend (the gateway's bodies and tokens fit them).
+            status = UPSTREAM_BUG
         headers = {"Retry-After": "1"} if status == 503 else {}
         return cls(
             status,

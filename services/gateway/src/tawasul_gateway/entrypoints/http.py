@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul_calendar import RIYADH
@@ -49,7 +50,22 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 PREFIX = "/api/v1"
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+# Starlette's own refusals (no route, the page's files) say these in English only.
+_HTTP_SAID = {
+    404: Bilingual("no such page", "لا توجد صفحة بهذا العنوان"),
+    405: Bilingual("this method is not allowed here", "هذه الطريقة غير مسموحة هنا"),
+}
+# The answer counted for a call whose client went away before it was answered (nginx's).
+CLIENT_CLOSED = 499
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# Every route's refusals: with it declared, FastAPI declares no 422 of its own either (the
+# gateway answers a bad parameter 400, in this shape).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "default": {
+        "description": "a refusal: gRPC status name, message, field violations",
+        "content": {"application/json": {"schema": ERROR_REF}},
+    }
+}
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -304,6 +320,7 @@ def create_app(
             "in Arabic when Accept-Language prefers ar to en, in English otherwise."
         ),
         lifespan=lifespan,
+        responses=ERRORS,
     )
     components: dict[str, Any] = {}
 
@@ -321,10 +338,6 @@ def create_app(
                     "content": {
                         "application/json": {"schema": schemas.ref(response.DESCRIPTOR, components)}
                     },
-                },
-                "default": {
-                    "description": "a refusal: gRPC status name, message, field violations",
-                    "content": {"application/json": {"schema": ERROR_REF}},
                 },
             }
         }
@@ -365,8 +378,9 @@ def create_app(
             if counted and exc.code is grpc.StatusCode.UNAUTHENTICATED:
                 limits.per_subject.give_back(counted)
             raise ApiError.of(exc) from None
-        except ApiError:
-            # Refused here (an upload past its size, say): no backend verified the token.
+        except (ApiError, ClientDisconnect):
+            # Refused here (an upload past its size, say), or the client went away while
+            # sending it: no backend verified the token.
             if counted:
                 limits.per_subject.give_back(counted)
             raise
@@ -407,9 +421,16 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "UNKNOWN")
+        message = _HTTP_SAID.get(exc.status_code, str(exc.detail))
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, __: ClientDisconnect) -> Response:
+        """The client went away while sending its body: the caller's doing, no failure of
+        the gateway's (no 500, no traceback); counted as such, its answer going nowhere."""
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.middleware("http")
     async def _access_log(
@@ -621,7 +642,7 @@ def create_app(
 
     # -- documents --------------------------------------------------------------------------
 
-    upload_doc = doc(None, docs_pb2.UploadDocumentResponse)
+    upload_doc = doc(None, docs_pb2.UploadDocumentResponse, status=201)
     upload_doc["requestBody"] = {
         "required": True,
         "description": "the file's bytes; its Content-Type is the declared type",
@@ -631,7 +652,9 @@ def create_app(
         },
     }
 
-    @app.post(f"{PREFIX}/documents", summary="UploadDocument", openapi_extra=upload_doc)
+    @app.post(
+        f"{PREFIX}/documents", summary="UploadDocument", status_code=201, openapi_extra=upload_doc
+    )
     async def upload_document(
         request: Request,
         filename: str = Query("", max_length=1000),
@@ -890,12 +913,50 @@ async def _file_row(
     return filed
 
 
+_SIGN_IN_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "string", "description": "a person of /dev/people"}
+                    },
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "a token the API takes, and whom it names",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            name: {"type": "string"}
+                            for name in ("token", "expires_at", "subject", "role")
+                        },
+                    }
+                }
+            },
+        }
+    },
+}
+
+
 def _dev_routes(app: FastAPI, dev: DevSignIn, settings: GatewaySettings) -> None:
     @app.get("/dev/people", summary="Development only: the sample people and establishments")
     async def people() -> dict[str, Any]:
         return {"people": [p.as_json() for p in dev.registry.people]}
 
-    @app.post("/dev/sign-in", summary='Development only: a token for {"id": "1000000008"}')
+    @app.post(
+        "/dev/sign-in",
+        summary='Development only: a token for {"id": "1000000008"}',
+        openapi_extra=_SIGN_IN_DOC,
+    )
     async def sign_in(request: Request) -> dict[str, Any]:
         loaded = load_json(await read_body(request, settings.max_body_bytes) or b"{}")
         id_number = loaded.get("id") if isinstance(loaded, dict) else None
