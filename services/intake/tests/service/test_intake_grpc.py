@@ -348,7 +348,8 @@ async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intak
     assert request.request_number.startswith("TW")
     assert len(request.request_number) == 11
     assert request.status == common_pb2.REQUEST_STATUS_SUBMITTED
-    assert (request.status_label.ar, request.status_label.en) == ("تم استلام الطلب", "Received")
+    # Waiting for a reviewer is under review to the beneficiary (SPEC §2, seed 004).
+    assert (request.status_label.ar, request.status_label.en) == ("قيد المراجعة", "Under review")
     assert request.department_name.en == "Saudi passport and citizens' travel"
     # Five working days from Sunday 10:00: the next Sunday, 10:00 Riyadh.
     assert request.expected_completion.gregorian_date == "2026-01-11"

@@ -293,6 +293,27 @@ def test_every_status_has_an_arabic_and_an_english_label() -> None:
         assert en.isascii()
         assert en
     assert OPEN.isdisjoint(FINAL)
+
+
+# SPEC §2: what the beneficiary is shown (Absher's four, Muqeem's four more), and cancelled
+# and transferred, which the seeds do not name.
+SPEC_LABELS = {
+    ("قيد المراجعة", "Under review"),
+    ("مقبول", "Accepted"),
+    ("مرفوض", "Rejected"),
+    ("بحاجة لإجراءات إضافية", "Needs additional action"),
+    ("معاد من مقدم الطلب", "Returned by applicant"),
+    ("تمت المعالجة", "Processed"),
+    ("مغلق", "Closed"),
+}
+
+
+def test_every_status_shows_a_label_of_the_spec_but_cancelled_and_transferred() -> None:
+    own = {Status.CANCELLED, Status.TRANSFERRED}
+    assert {STATUS_LABELS[s] for s in Status if s not in own} <= SPEC_LABELS
+    # Received and waiting for a reviewer reads as under review (seed 004), not a status of
+    # neither list.
+    assert STATUS_LABELS[Status.SUBMITTED] == STATUS_LABELS[Status.UNDER_REVIEW]
     assert Status.ACCEPTED not in OPEN | FINAL
 
 

@@ -76,9 +76,10 @@ class Status(StrEnum):
     TRANSFERRED = "transferred"
 
 
-# What the beneficiary reads (SPEC §2: the seeds' labels, Muqeem's where Absher has none).
+# What the beneficiary reads (SPEC §2: the seeds' labels, Muqeem's where Absher has none). A
+# request waiting for its reviewer is under review to them (seed 004), as it is once claimed.
 STATUS_LABELS: dict[Status, tuple[str, str]] = {
-    Status.SUBMITTED: ("تم استلام الطلب", "Received"),
+    Status.SUBMITTED: ("قيد المراجعة", "Under review"),
     Status.UNDER_REVIEW: ("قيد المراجعة", "Under review"),
     Status.NEEDS_MORE_INFO: ("بحاجة لإجراءات إضافية", "Needs additional action"),
     Status.RETURNED_BY_APPLICANT: ("معاد من مقدم الطلب", "Returned by applicant"),
