@@ -58,6 +58,7 @@ from tawasul_platform.topics import (
     REQUEST_ROUTED,
     REQUEST_STATUS_CHANGED,
     REQUEST_SUBMITTED,
+    SLA_ALERTS,
     STAFF_REVIEWERS,
 )
 
@@ -867,6 +868,46 @@ async def test_the_inbox_is_marked_read_by_its_owner(notify: Notify) -> None:
     inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
     assert inbox.unread == 0
     assert inbox.messages[0].HasField("read_at")
+
+
+async def test_an_employee_whose_id_is_a_citizens_reads_only_their_own_inbox(
+    notify: Notify,
+) -> None:
+    """Owner ids are national IDs and employee ids, and an employee id may be digits only:
+    the one inbox holds both, told apart by whom each message is for."""
+    await notify.consume(submitted())
+    warning = events_pb2.SlaAlert(
+        request_id=str(uuid.uuid4()),
+        request_number="TW482913578",
+        department_code="residents",
+        percent=75,
+        due_at=timestamp(datetime.now(UTC) + timedelta(days=1)),
+        assignee_id=APPLICANT,
+    )
+    await notify.consume(
+        events_pb2.Envelope(
+            event_id=str(uuid.uuid4()),
+            event_type="tawasul.requests.sla",
+            request_id=warning.request_id,
+            sla_alert=warning,
+        ),
+        topic=SLA_ALERTS,
+    )
+    namesake = IDENTITY.token_for(Principal(APPLICANT, Role.REVIEWER, frozenset({"residents"})))
+
+    citizens = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    employees = await notify.stub.ListInbox(
+        notify_pb2.ListInboxRequest(), metadata=bearer(namesake)
+    )
+    assert [m.kind for m in citizens.messages] == ["submitted"]
+    assert [m.kind for m in employees.messages] == ["sla_warning"]
+    marked = await notify.stub.MarkInboxRead(
+        notify_pb2.MarkInboxReadRequest(message_ids=[citizens.messages[0].message_id]),
+        metadata=bearer(namesake),
+    )
+    assert marked.marked == 0
+    citizens = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert citizens.unread == 1
 
 
 async def test_previews_need_an_employee_and_valid_names(notify: Notify) -> None:

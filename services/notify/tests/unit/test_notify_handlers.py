@@ -128,6 +128,10 @@ class FakeDeliveries:
             self.checked_at[key] = at
 
 
+def _owned(message: InboxMessage, owner_id: str, staff: bool) -> bool:
+    return message.owner_id == owner_id and (message.audience is not Audience.BENEFICIARY) == staff
+
+
 class FakeInapp:
     def __init__(self) -> None:
         self.messages: dict[uuid.UUID, InboxMessage] = {}
@@ -136,15 +140,17 @@ class FakeInapp:
         for message in messages:
             self.messages.setdefault(message.id, message)
 
-    async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
-        mine = [m for m in self.messages.values() if m.owner_id == owner_id]
+    async def list_for(self, owner_id: str, *, staff: bool, limit: int) -> list[InboxMessage]:
+        mine = [m for m in self.messages.values() if _owned(m, owner_id, staff)]
         return sorted(mine, key=lambda m: m.created_at, reverse=True)[:limit]
 
-    async def mark_read(self, owner_id: str, message_ids: list[uuid.UUID], at: datetime) -> int:
+    async def mark_read(
+        self, owner_id: str, message_ids: list[uuid.UUID], at: datetime, *, staff: bool
+    ) -> int:
         marked = 0
         for key in message_ids:
             message = self.messages.get(key)
-            if message and message.owner_id == owner_id and message.read_at is None:
+            if message and _owned(message, owner_id, staff) and message.read_at is None:
                 self.messages[key] = InboxMessage(**{**vars(message), "read_at": at})
                 marked += 1
         return marked

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import bindparam, case, exists, func, select, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.sql import Database, Row, Session
@@ -275,12 +275,19 @@ def _message(row: Row) -> InboxMessage:
     return InboxMessage(
         id=row.id,
         owner_id=row.owner_id,
+        audience=Audience(row.audience),
         request_id=row.request_id,
         kind=row.kind,
         text=row.text,
         created_at=row.created_at,
         read_at=row.read_at,
     )
+
+
+def _inbox_of(staff: bool) -> ColumnElement[bool]:
+    audience = tables.inbox_messages.c.audience
+    beneficiary = Audience.BENEFICIARY.value
+    return audience != beneficiary if staff else audience == beneficiary
 
 
 class SqlInboxRepository:
@@ -296,6 +303,7 @@ class SqlInboxRepository:
                 {
                     "id": m.id,
                     "owner_id": m.owner_id,
+                    "audience": m.audience.value,
                     "request_id": m.request_id,
                     "kind": m.kind,
                     "text": m.text,
@@ -305,21 +313,28 @@ class SqlInboxRepository:
             ],
         )
 
-    async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
+    async def list_for(self, owner_id: str, *, staff: bool, limit: int) -> list[InboxMessage]:
         t = tables.inbox_messages
         rows = await self._session.execute(
             select(t)
-            .where(t.c.owner_id == owner_id)
+            .where((t.c.owner_id == owner_id) & _inbox_of(staff))
             .order_by(t.c.created_at.desc(), t.c.id)
             .limit(limit)
         )
         return [_message(row) for row in rows]
 
-    async def mark_read(self, owner_id: str, message_ids: list[uuid.UUID], at: datetime) -> int:
+    async def mark_read(
+        self, owner_id: str, message_ids: list[uuid.UUID], at: datetime, *, staff: bool
+    ) -> int:
         t = tables.inbox_messages
         result = await self._session.execute(
             update(t)
-            .where((t.c.owner_id == owner_id) & among(t.c.id, "ids") & t.c.read_at.is_(None))
+            .where(
+                (t.c.owner_id == owner_id)
+                & _inbox_of(staff)
+                & among(t.c.id, "ids")
+                & t.c.read_at.is_(None)
+            )
             .values(read_at=at)
             .returning(t.c.id),
             {"ids": message_ids},

@@ -71,6 +71,8 @@ inbox_messages = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("owner_id", String(64), nullable=False),
+    # Audience: a beneficiary's inbox and an employee's are apart even where the ids match.
+    Column("audience", String(16), nullable=False),
     Column("request_id", Uuid, nullable=False),
     Column("kind", String(40), nullable=False),
     Column("text", Text, nullable=False),

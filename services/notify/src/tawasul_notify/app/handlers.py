@@ -310,7 +310,9 @@ async def list_inbox(*, uow: UnitOfWork, caller: Principal, limit: int) -> list[
     if limit < 0:
         raise InvalidArgument({"limit": "must not be negative"})
     async with uow:
-        return await uow.inapp.list_for(caller.subject, limit=min(limit or 50, 200))
+        return await uow.inapp.list_for(
+            caller.subject, staff=not caller.is_beneficiary, limit=min(limit or 50, 200)
+        )
 
 
 async def mark_read(
@@ -321,7 +323,9 @@ async def mark_read(
     except ValueError:
         raise InvalidArgument({"message_ids": "not message ids"}) from None
     async with uow:
-        marked = await uow.inapp.mark_read(caller.subject, keys, now)
+        marked = await uow.inapp.mark_read(
+            caller.subject, keys, now, staff=not caller.is_beneficiary
+        )
         await uow.commit()
     return marked
 

@@ -106,11 +106,14 @@ class InboxRepository(Protocol):
         """Each once: one stored before is left as it is."""
         ...
 
-    async def list_for(self, owner_id: str, *, limit: int) -> list[InboxMessage]:
-        """Newest first."""
+    async def list_for(self, owner_id: str, *, staff: bool, limit: int) -> list[InboxMessage]:
+        """Newest first; a staff inbox (reviewers' and supervisors' messages) or a
+        beneficiary's."""
         ...
 
-    async def mark_read(self, owner_id: str, message_ids: list[uuid.UUID], at: datetime) -> int:
+    async def mark_read(
+        self, owner_id: str, message_ids: list[uuid.UUID], at: datetime, *, staff: bool
+    ) -> int:
         """Marks the owner's unread ones among them; how many were marked."""
         ...
 

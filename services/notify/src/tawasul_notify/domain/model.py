@@ -311,6 +311,9 @@ class InboxMessage:
 
     id: uuid.UUID
     owner_id: str
+    # Whose inbox: a beneficiary's (owned by their ID) or a reviewer's or supervisor's (by
+    # their employee id). Two spaces of ids, which a digits-only employee id could overlap.
+    audience: Audience
     request_id: uuid.UUID
     kind: str
     text: str
@@ -322,6 +325,7 @@ class InboxMessage:
         return cls(
             id=delivery.id,
             owner_id=delivery.recipient,
+            audience=delivery.audience,
             request_id=delivery.request_id,
             kind=delivery.kind,
             text=delivery.text,
