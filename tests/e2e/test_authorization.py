@@ -245,6 +245,10 @@ MATRIX: dict[str, tuple[Callable[[World], Any], frozenset[str]]] = {
         lambda w: review_pb2.ReleaseRequestRequest(request_id=w.request_id),
         DEPARTMENT_STAFF,
     ),
+    f"{REVIEW}/MarkProcessed": (
+        lambda w: review_pb2.MarkProcessedRequest(request_id=w.request_id),
+        DEPARTMENT_STAFF,
+    ),
     f"{REVIEW}/GetBacklog": (
         lambda w: review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
         SUPERVISOR,

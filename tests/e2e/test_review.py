@@ -542,3 +542,51 @@ async def test_notes_stay_internal_messages_reach_the_applicant_and_release_requ
     entries = {(h.action, h.text, h.internal) for h in case.history}
     assert ("note", note, True) in entries
     assert ("message", message, False) in entries
+
+
+async def test_an_accepted_request_processed_by_its_department_is_shown_and_told(
+    clients: Clients,
+) -> None:
+    deciding = clients.token("E6011", Role.REVIEWER, frozenset({DEPARTMENT}))
+    carrying_out = clients.token("E6012", Role.REVIEWER, frozenset({DEPARTMENT}))
+    citizen, request = await file_visa_cancellation(clients)
+    await queued(clients, deciding, request.request_id)
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(deciding),
+    )
+    await clients.review.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=request.request_id,
+            decision=review_pb2.DECISION_ACCEPT,
+            message="Your visa will be cancelled today",
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(deciding),
+    )
+    await in_intake(clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_ACCEPTED)
+    said = "The visa is cancelled in the records"
+    done = await clients.review.MarkProcessed(
+        review_pb2.MarkProcessedRequest(request_id=request.request_id, message=said),
+        timeout=TIMEOUT,
+        metadata=bearer(carrying_out),
+    )
+    assert done.item.state == review_pb2.WORK_ITEM_STATE_PROCESSED
+    processed = await in_intake(
+        clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_PROCESSED
+    )
+    assert (processed.status_label.ar, processed.status_label.en) == ("تمت المعالجة", "Processed")
+    # The decision stands as it was given; the processing is the history's last step.
+    assert processed.decision_message == "Your visa will be cancelled today"
+    assert (processed.history[-1].status_label.en, processed.history[-1].message) == (
+        "Processed",
+        said,
+    )
+    assert not processed.HasField("appeal_until")
+
+    async def texted() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received()]
+        return next((t for t in texts if request.request_number in t and "تمت المعالجة" in t), None)
+
+    assert said in await eventually(texted, what="the beneficiary told it was processed")

@@ -147,17 +147,25 @@ def test_the_rejection_of_an_appeal_offers_no_appeal() -> None:
     assert read(change).values["appeal"] is False
 
 
-@pytest.mark.parametrize(
-    "status",
-    [
-        common_pb2.REQUEST_STATUS_SUBMITTED,
-        common_pb2.REQUEST_STATUS_PROCESSED,
-    ],
-)
-def test_internal_steps_tell_nothing(
-    status: common_pb2.RequestStatus.ValueType,
-) -> None:
-    assert notice_from(status_changed(status), STAFF) is None
+def test_back_to_submitted_an_internal_step_tells_nothing() -> None:
+    assert notice_from(status_changed(common_pb2.REQUEST_STATUS_SUBMITTED), STAFF) is None
+
+
+def test_a_processed_request_tells_the_beneficiary_the_transaction_was_carried_out() -> None:
+    said = "Collect the passport from the Riyadh office"
+    n = read(status_changed(common_pb2.REQUEST_STATUS_PROCESSED, message=said))
+    assert (n.kind, n.values, n.recipients) == (
+        Kind.PROCESSED,
+        {"number": NUMBER, "note": said},
+        BENEFICIARY,
+    )
+    shown = {Locale.AR: "تمت معالج", Locale.EN: "has been processed"}
+    for locale in Locale:
+        for channel in channels_for(Kind.PROCESSED):
+            body = render(Kind.PROCESSED, channel, locale, n.values).body
+            assert NUMBER in body
+            assert said in body
+            assert shown[locale] in body.replace("تمت المعالجة", "تمت معالجة")
 
 
 def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_closed() -> None:
@@ -182,6 +190,7 @@ def test_a_request_reopened_after_its_closure_tells_the_beneficiary_it_is_not_cl
         (common_pb2.REQUEST_STATUS_ACCEPTED, "accepted", ("accepted", "قبوله")),
         (common_pb2.REQUEST_STATUS_REJECTED, "rejected", ("rejected", "رفضه")),
         (common_pb2.REQUEST_STATUS_CLOSED, "closed", ("closed", "إغلاقه")),
+        (common_pb2.REQUEST_STATUS_PROCESSED, "processed", ("processed", "قبوله ومعالجته")),
     ],
 )
 def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome(

@@ -697,6 +697,20 @@ def reject(
     run(ctx, lambda review: decide(review, request_id, review_pb2.DECISION_REJECT, message, reason))
 
 
+async def mark_processed(review: Review, request_id: str, text: str) -> None:
+    done = await review.call(
+        review.service.MarkProcessed,
+        review_pb2.MarkProcessedRequest(request_id=request_id, message=text),
+    )
+    review.out.print(line(state_text(done.item), " ", title_line(done.item)), soft_wrap=True)
+
+
+@app.command()
+def processed(ctx: typer.Context, request_id: RequestId, message: MessageOption = "") -> None:
+    """Mark an accepted request of your department processed: its transaction is done."""
+    run(ctx, lambda review: mark_processed(review, request_id, message))
+
+
 async def list_reasons(review: Review) -> None:
     answer = await review.call(review.service.ListReasons, review_pb2.ListReasonsRequest())
     table = Table()

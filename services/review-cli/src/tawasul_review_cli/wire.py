@@ -21,6 +21,7 @@ _STATE = {
     review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT: "waiting on applicant",
     review_pb2.WORK_ITEM_STATE_TRANSFERRED: "transferred",
     review_pb2.WORK_ITEM_STATE_CLOSED: "closed",
+    review_pb2.WORK_ITEM_STATE_PROCESSED: "processed",
 }
 _DECISION = {review_pb2.DECISION_ACCEPT: "accepted", review_pb2.DECISION_REJECT: "rejected"}
 
@@ -33,6 +34,7 @@ class StateName(enum.StrEnum):
     waiting = "waiting"
     transferred = "transferred"
     closed = "closed"
+    processed = "processed"
 
 
 STATE_TO_WIRE = {
@@ -43,6 +45,7 @@ STATE_TO_WIRE = {
     StateName.waiting: review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
     StateName.transferred: review_pb2.WORK_ITEM_STATE_TRANSFERRED,
     StateName.closed: review_pb2.WORK_ITEM_STATE_CLOSED,
+    StateName.processed: review_pb2.WORK_ITEM_STATE_PROCESSED,
 }
 
 

@@ -674,6 +674,19 @@ async def test_accept(review: Review) -> None:
     assert accepted.strip() == f"accepted TW000000001  {request_id}"
 
 
+async def test_processed_marks_an_accepted_request_done(review: Review) -> None:
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+    early = await review.cli("processed", request_id)
+    assert early.exit_code == 1
+    assert early.stderr.startswith("error: FAILED_PRECONDITION: ")
+    await review.ok("accept", request_id, "--message", "Photo fixed")
+    done = await review.ok("processed", request_id, "--message", "Collect it in Riyadh", who=SARA)
+    assert done.strip() == f"processed TW000000001  {request_id}"
+    listed = await review.ok("queue", "passports", "--state", "processed")
+    assert "TW000000001" in listed
+
+
 async def test_only_the_holder_decides(review: Review) -> None:
     request_id = await review.enqueue()
     await review.ok("claim", request_id)

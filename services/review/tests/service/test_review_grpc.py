@@ -24,6 +24,7 @@ import grpc
 import pytest
 import tawasul_review
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -52,7 +53,7 @@ from tawasul_platform.errors import (
     Unavailable,
 )
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import bearer, field_violations
+from tawasul_platform.grpc import bearer, field_violations, status_details
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
@@ -1064,6 +1065,100 @@ async def test_a_newer_calendar_moves_the_open_items_due_dates_once(review: Revi
     # The same version again: nothing to do.
     assert await handlers.reschedule(uow=review.uow(), policy=newer, now=review.clock.now) is None
     assert at((await review.case(item)).item.due_at) == moved
+
+
+# --- processed ------------------------------------------------------------------------------
+
+
+def arabic(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The refusal's Arabic (under ""), and each field violation's, as a caller asking for
+    Arabic reads them (google.rpc.LocalizedMessage)."""
+    status = status_details(error)
+    assert status is not None
+    found: dict[str, str] = {}
+    for detail in status.details:
+        said, bad = error_details_pb2.LocalizedMessage(), error_details_pb2.BadRequest()
+        if detail.Unpack(said):
+            found[""] = said.message
+        elif detail.Unpack(bad):
+            found |= {v.field: v.localized_message.message for v in bad.field_violations}
+    return found
+
+
+async def mark_processed(
+    review: Review, item: str, who: str, message: str = "", language: str = ""
+) -> review_pb2.MarkProcessedResponse:
+    metadata = (*bearer(who), *((("accept-language", language),) if language else ()))
+    return await review.stub.MarkProcessed(
+        review_pb2.MarkProcessedRequest(request_id=item, message=message),
+        timeout=5,
+        metadata=metadata,
+    )
+
+
+async def test_an_accepted_request_is_marked_processed_by_its_department_once(
+    review: Review,
+) -> None:
+    item = await review.enqueue()
+    await review.claim_next(ALI)
+    await review.stub.DecideRequest(
+        review_pb2.DecideRequestRequest(request_id=item, decision=review_pb2.DECISION_ACCEPT),
+        timeout=5,
+        metadata=bearer(ALI),
+    )
+    accepted = (await review.statuses(item))[-1]
+    said = "Collect the new passport from the Riyadh office"
+    # Another reviewer of the department carried out the transaction; no claim is needed.
+    done = await mark_processed(review, item, SARA, said)
+    assert (done.item.state, done.item.decision) == (
+        review_pb2.WORK_ITEM_STATE_PROCESSED,
+        review_pb2.DECISION_ACCEPT,
+    )
+    processed = (await review.statuses(item))[-1]
+    assert (processed.status, processed.actor_id, processed.message, processed.sequence) == (
+        common_pb2.REQUEST_STATUS_PROCESSED,
+        "E200",
+        said,
+        accepted.sequence + 1,
+    )
+    # The same call again (its reply lost) publishes nothing more; another message is refused.
+    again = await mark_processed(review, item, SARA, said)
+    assert again.item.state == review_pb2.WORK_ITEM_STATE_PROCESSED
+    assert len(await review.statuses(item)) == processed.sequence
+    other = await refused(mark_processed(review, item, ALI, "Another text", language="ar"))
+    assert other.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert arabic(other) == {"": f"سبق تسجيل معالجة الطلب {processed.request_number}"}
+    history = [(h.actor, h.action, h.text) for h in (await review.case(item)).history]
+    assert [h for h in history if h[1] == "processed"] == [("E200", "processed", said)]
+    # No appeal lies against it: the beneficiary's (intake refuses it) changes nothing.
+    await review.act(request_appealed=events_pb2.RequestAppealed(request_id=item, reason="Why"))
+    assert (await review.case(item)).item.state == review_pb2.WORK_ITEM_STATE_PROCESSED
+    assert len(await review.statuses(item)) == processed.sequence
+
+
+async def test_only_an_accepted_request_of_your_department_is_marked_processed(
+    review: Review,
+) -> None:
+    item = await review.enqueue()
+    queued = await refused(mark_processed(review, item, ALI))
+    assert queued.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await review.claim_next(ALI)
+    await reject(review, item, ALI)
+    rejected = await refused(mark_processed(review, item, ALI, language="ar"))
+    assert rejected.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        rejected.details()
+        == "request TW000000001 is rejected: only an accepted request is processed"
+    )
+    assert arabic(rejected) == {"": "الطلب TW000000001 غير مقبول: لا تُسجَّل إلا معالجة طلب مقبول"}
+    elsewhere = await refused(mark_processed(review, item, VISAS_ONLY))
+    assert elsewhere.code() == grpc.StatusCode.NOT_FOUND
+    bad = await refused(mark_processed(review, item, ALI, "Done\x1b[31m", language="ar"))
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (field_violations(bad), arabic(bad)["message"]) == ({"message": CONTROL}, CONTROL.ar)
+    long = await refused(mark_processed(review, item, ALI, "تم" * 1001, language="ar"))
+    assert arabic(long)["message"] == "2000 حرف على الأكثر"
+    assert [s.status for s in await review.statuses(item)][-1] == common_pb2.REQUEST_STATUS_REJECTED
 
 
 # --- appeals --------------------------------------------------------------------------------

@@ -104,8 +104,10 @@ def in_state(state: State) -> WorkItem:
         item.withdraw(reason="Solved", now=START)
     elif state is not State.QUEUED:
         item.claim(ALI, START, LEASE)
-    if state is State.DECIDED:
+    if state in (State.DECIDED, State.PROCESSED):
         item.decide(ALI, Decision.ACCEPT, "", REASONS["completed"], START, CALENDAR)
+    if state is State.PROCESSED:
+        item.mark_processed(SARA, "Ready to collect", START, CALENDAR)
     elif state is State.TRANSFERRED:
         item.transfer(ALI, "visas", "Misfiled: a visa question", START, CALENDAR)
     elif state in (State.WAITING, State.CLOSED):
@@ -135,6 +137,7 @@ ACTIONS: dict[str, Action] = {
         who, (PHOTO,), "Please add", CALENDAR.add_working_days(at, 5), at, CALENDAR
     ),
     "transfer": lambda i, who, at: i.transfer(who, "visas", "A visa question", at, CALENDAR),
+    "processed": lambda i, who, at: i.mark_processed(who, "Ready to collect", at, CALENDAR),
 }
 
 # What the holder (ALI) may do in each state: the state reached and the statuses published.
@@ -154,9 +157,20 @@ HOLDER_MAY: dict[State, dict[str, tuple[State, list[Status]]]] = {
         "request_information": (State.WAITING, [Status.NEEDS_MORE_INFO]),
         "transfer": (State.TRANSFERRED, [Status.TRANSFERRED]),
     },
+    # Accepted: any reviewer of the department marks it processed once the work is done.
+    State.DECIDED: {
+        "note": (State.DECIDED, []),
+        "processed": (State.PROCESSED, [Status.PROCESSED]),
+    },
     **{
         s: {"note": (s, [])}
-        for s in (State.DECIDED, State.WITHDRAWN, State.WAITING, State.TRANSFERRED, State.CLOSED)
+        for s in (
+            State.WITHDRAWN,
+            State.WAITING,
+            State.TRANSFERRED,
+            State.CLOSED,
+            State.PROCESSED,
+        )
     },
 }
 # Another reviewer of the department: the same, except that a claimed item is not theirs.
@@ -247,7 +261,8 @@ SYSTEM_MOVES: dict[str, dict[State, State]] = {
     "followed_up": {s: s for s in UNFINISHED},
     # Too late for a finished item: its history records it, its outcome stands.
     "withdraw": {s: State.WITHDRAWN for s in UNFINISHED}
-    | {State.DECIDED: State.DECIDED, State.CLOSED: State.CLOSED},
+    | {s: s for s in (State.DECIDED, State.PROCESSED, State.CLOSED)},
+    # A processed request was accepted: none lies against it either.
     "appeal": {},
 }
 
@@ -981,7 +996,12 @@ def test_the_beneficiary_may_withdraw_an_unfinished_request(state: State) -> Non
 
 
 @pytest.mark.parametrize(
-    ("state", "outcome"), [(State.DECIDED, Status.ACCEPTED), (State.CLOSED, Status.CLOSED)]
+    ("state", "outcome"),
+    [
+        (State.DECIDED, Status.ACCEPTED),
+        (State.PROCESSED, Status.PROCESSED),
+        (State.CLOSED, Status.CLOSED),
+    ],
 )
 def test_a_finished_request_keeps_its_outcome_when_withdrawn(state: State, outcome: Status) -> None:
     item = in_state(state)

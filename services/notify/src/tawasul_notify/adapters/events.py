@@ -38,20 +38,21 @@ STATUS_FROM_WIRE = {
     common_pb2.REQUEST_STATUS_TRANSFERRED: Status.TRANSFERRED,
 }
 # The statuses the beneficiary is told about (an answer that reopened a request they were
-# told was closed: Kind.REOPENED); back to submitted and processed (internal steps) say
-# nothing.
+# told was closed: Kind.REOPENED); back to submitted (an internal step) says nothing.
 STATUS_KINDS = {
     Status.UNDER_REVIEW: Kind.UNDER_REVIEW,
     Status.NEEDS_MORE_INFO: Kind.NEEDS_MORE_INFO,
     Status.RETURNED_BY_APPLICANT: Kind.ANSWER_RECEIVED,
     Status.ACCEPTED: Kind.ACCEPTED,
     Status.REJECTED: Kind.REJECTED,
+    Status.PROCESSED: Kind.PROCESSED,
     Status.TRANSFERRED: Kind.TRANSFERRED,
     Status.CLOSED: Kind.CLOSED,
     Status.CANCELLED: Kind.CANCELLED,
 }
-# What review may have reached before a cancellation reached it.
-OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.CLOSED})
+# What review may have reached before a cancellation reached it (an acceptance it may have
+# processed since).
+OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.PROCESSED, Status.CLOSED})
 BREACH = 100
 
 

@@ -77,6 +77,8 @@ class Kind(StrEnum):
     ANSWER_RECEIVED = "answer_received"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    # An accepted request's transaction carried out by its department.
+    PROCESSED = "processed"
     TRANSFERRED = "transferred"
     CANCELLED = "cancelled"
     CLOSED = "closed"
@@ -120,6 +122,7 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.NEEDS_MORE_INFO: frozenset({"number", "missing", "respond_by", "note"}),
     Kind.ANSWER_RECEIVED: frozenset({"number", "due"}),
     Kind.ACCEPTED: frozenset({"number", "note"}),
+    Kind.PROCESSED: frozenset({"number", "note"}),
     # `appeal`: whether one may still be made (not against an appeal's own decision).
     Kind.REJECTED: frozenset({"number", "reason", "note", "appeal"}),
     Kind.TRANSFERRED: frozenset({"number"}),
@@ -150,6 +153,10 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     },
     Kind.ANSWER_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.ACCEPTED: {"number": _SAMPLE_NUMBER, "note": "تم تمديد التأشيرة لمدة 90 يومًا."},
+    Kind.PROCESSED: {
+        "number": _SAMPLE_NUMBER,
+        "note": "جواز السفر جاهز للاستلام من مكتب الجوازات في الرياض.",
+    },
     Kind.REJECTED: {
         "number": _SAMPLE_NUMBER,
         "reason": "The attachments are unclear or unreadable",

@@ -534,6 +534,24 @@ async def decide(
     return item
 
 
+async def mark_processed(
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    message: str,
+    policy: Policy,
+    now: datetime,
+) -> WorkItem:
+    """An accepted request's transaction was carried out by its department."""
+    async with uow:
+        item = await _visible(uow, reviewer, request_id)
+        history = await uow.items.history(item.request_id)
+        item.mark_processed(reviewer, message, now, policy.calendar, history)
+        await uow.commit()
+    return item
+
+
 async def _sample(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime) -> None:
     """A share of decisions gets a quality check. A decision on an appeal takes the place of
     the one it replaced in that one's check, if it was sampled; else it is drawn like any

@@ -8,6 +8,7 @@ The state machine (every other move is refused):
       └────────────────────────────────────────────── waiting ──deadline──► closed
     closed ──an answer given by the deadline, arriving after it──► claimed | queued
     decided (rejected) ──appealed by the beneficiary──► queued, for another reviewer
+    decided (accepted) ──the department carried out the transaction──► processed
     queued | claimed | waiting | transferred ──cancelled by the beneficiary──► withdrawn
 
 The SLA clock starts at submission, pauses while the request waits on the beneficiary, stops
@@ -26,8 +27,12 @@ from enum import StrEnum
 from tawasul_calendar import Sla, SlaClock, WorkingCalendar
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from tawasul_platform.hygiene import visible_length
+from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most
 from tawasul_platform.identity import Principal, Role
 
+# A message's problems, for the reviewer who typed it, in either language.
+REQUIRED = Bilingual("required", "مطلوب")
+CONTROLS = Bilingual("control characters are not allowed", "لا يُسمح بمحارف التحكم")
 MIN_REJECTION_MESSAGE = 10
 MAX_MESSAGE = 2000
 MAX_MISSING = 20
@@ -47,6 +52,8 @@ class State(StrEnum):
     WAITING = "waiting_on_applicant"
     TRANSFERRED = "transferred"
     CLOSED = "closed"
+    # Accepted, and the department carried out the transaction: nothing more to do.
+    PROCESSED = "processed"
 
 
 # In a queue, where reviewers see and take it.
@@ -68,6 +75,7 @@ class Status(StrEnum):
     RETURNED_BY_APPLICANT = "returned_by_applicant"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    PROCESSED = "processed"
     CLOSED = "closed"
     TRANSFERRED = "transferred"
     # Published only to restate a cancellation a closure overtook (`WorkItem.withdraw`):
@@ -446,6 +454,41 @@ class WorkItem:
                 HistoryEntry(now, reviewer.subject, f"{decision.value}_reason", reason.code, True)
             )
 
+    def mark_processed(
+        self,
+        reviewer: Principal,
+        message: str,
+        now: datetime,
+        calendar: WorkingCalendar,
+        history: Sequence[HistoryEntry] = (),
+    ) -> None:
+        """The department carried out the accepted request's transaction: any reviewer of it
+        marks it processed, with an optional message the beneficiary is told with it. The same
+        message again on a request processed so (a retry whose reply was lost) changes
+        nothing; an appeal no longer lies against it, nor does one against the acceptance."""
+        self.ensure_visible_to(reviewer)
+        text = _text("message", message, required=False)
+        if self.state is State.PROCESSED:
+            if any((h.action, h.note) == ("processed", text) for h in history):
+                return
+            raise FailedPrecondition(
+                Bilingual(
+                    f"request {self.request_number} was marked processed already",
+                    f"سبق تسجيل معالجة الطلب {self.request_number}",
+                )
+            )
+        if self.state is not State.DECIDED or self.decision is not Decision.ACCEPT:
+            now_is = "rejected" if self.decision is Decision.REJECT else self.state
+            raise FailedPrecondition(
+                Bilingual(
+                    f"request {self.request_number} is {now_is}: only an accepted request"
+                    " is processed",
+                    f"الطلب {self.request_number} غير مقبول: لا تُسجَّل إلا معالجة طلب مقبول",
+                )
+            )
+        self.state = State.PROCESSED
+        self._publish(Status.PROCESSED, reviewer.subject, text, now, calendar, action="processed")
+
     def request_information(
         self,
         reviewer: Principal,
@@ -628,7 +671,7 @@ class WorkItem:
             self.public_status = Status.CANCELLED
             self.events.append(StatusChanged(self, Status.CANCELLED, "applicant", "", now))
             return
-        if self.state in (State.DECIDED, State.CLOSED):
+        if self.state in (State.DECIDED, State.PROCESSED, State.CLOSED):
             self.new_history.append(HistoryEntry(now, "applicant", "cancel_too_late", reason))
             if self.public_status is not None:
                 self._announce(
@@ -783,11 +826,11 @@ class WorkItem:
 def _text(name: str, raw: str, *, required: bool) -> str:
     text = _lines(raw).strip()
     if len(raw) > MAX_MESSAGE:
-        raise InvalidArgument({name: f"at most {MAX_MESSAGE} characters"})
+        raise InvalidArgument({name: at_most(CHARACTERS, MAX_MESSAGE)})
     if required and not visible_length(text):
-        raise InvalidArgument({name: "required"})
+        raise InvalidArgument({name: REQUIRED})
     if _controls(text):
-        raise InvalidArgument({name: "control characters are not allowed"})
+        raise InvalidArgument({name: CONTROLS})
     return text
 
 

@@ -49,6 +49,7 @@ ACCESS: dict[str, Rule] = {
     "RequestInformation": STAFF,
     "TransferRequest": STAFF,
     "ReleaseRequest": STAFF,
+    "MarkProcessed": STAFF,
     "ListReasons": STAFF,
     "GetBacklog": STAFF,
     "Reassign": STAFF,
@@ -71,6 +72,7 @@ _STATE = {
     State.WAITING: review_pb2.WORK_ITEM_STATE_WAITING_ON_APPLICANT,
     State.TRANSFERRED: review_pb2.WORK_ITEM_STATE_TRANSFERRED,
     State.CLOSED: review_pb2.WORK_ITEM_STATE_CLOSED,
+    State.PROCESSED: review_pb2.WORK_ITEM_STATE_PROCESSED,
 }
 _STATE_FROM_WIRE = {wire: state for state, wire in _STATE.items()}
 _DECISION_TO_WIRE = {
@@ -362,6 +364,19 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             now=self._now(),
         )
         return review_pb2.DecideRequestResponse(item=self.to_wire(item))
+
+    async def MarkProcessed(
+        self, request: review_pb2.MarkProcessedRequest, context: Context
+    ) -> review_pb2.MarkProcessedResponse:
+        item = await handlers.mark_processed(
+            uow=self._uow(),
+            reviewer=caller(),
+            request_id=_request_id(request.request_id),
+            message=request.message,
+            policy=self._policy,
+            now=self._now(),
+        )
+        return review_pb2.MarkProcessedResponse(item=self.to_wire(item))
 
     async def AddNote(
         self, request: review_pb2.AddNoteRequest, context: Context

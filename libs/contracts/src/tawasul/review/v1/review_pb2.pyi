@@ -39,6 +39,8 @@ class _WorkItemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkIte
     """Sent to another department; routing puts it in that department's queue."""
     WORK_ITEM_STATE_CLOSED: _WorkItemState.ValueType  # 7
     """Closed without a decision: the information deadline passed."""
+    WORK_ITEM_STATE_PROCESSED: _WorkItemState.ValueType  # 8
+    """Accepted, and the department carried out the transaction (MarkProcessed)."""
 
 class WorkItemState(_WorkItemState, metaclass=_WorkItemStateEnumTypeWrapper): ...
 
@@ -54,6 +56,8 @@ WORK_ITEM_STATE_TRANSFERRED: WorkItemState.ValueType  # 6
 """Sent to another department; routing puts it in that department's queue."""
 WORK_ITEM_STATE_CLOSED: WorkItemState.ValueType  # 7
 """Closed without a decision: the information deadline passed."""
+WORK_ITEM_STATE_PROCESSED: WorkItemState.ValueType  # 8
+"""Accepted, and the department carried out the transaction (MarkProcessed)."""
 Global___WorkItemState: _TypeAlias = WorkItemState  # noqa: Y015
 
 class _Decision:
@@ -304,6 +308,7 @@ class HistoryEntry(_message.Message):
     "accept_reason" / "reject_reason" (internal: the decision's reason code),
     "answered", "transferred", "released", "claim_lapsed", "closed", "followed_up",
     "prioritised" (routing's rules raised the priority: the beneficiary's follow-ups),
+    "processed" (the accepted request's transaction was carried out),
     "cancelled" (the beneficiary withdrew it), "cancel_too_late" (the beneficiary cancelled
     after it was decided or closed: the outcome stands), "reopened" (an answer given by the
     deadline arrived after the request was closed for want of it).
@@ -899,6 +904,49 @@ class TransferRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TransferRequestResponse: _TypeAlias = TransferRequestResponse  # noqa: Y015
+
+@_typing.final
+class MarkProcessedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    message: _builtins.str
+    """Shown to the beneficiary (e.g. where to collect the passport); optional."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkProcessedRequest: _TypeAlias = MarkProcessedRequest  # noqa: Y015
+
+@_typing.final
+class MarkProcessedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___WorkItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___WorkItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkProcessedResponse: _TypeAlias = MarkProcessedResponse  # noqa: Y015
 
 @_typing.final
 class ReleaseRequestRequest(_message.Message):

@@ -93,6 +93,11 @@ class ReviewServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestResponse.FromString,
                 _registered_method=True)
+        self.MarkProcessed = channel.unary_unary(
+                '/tawasul.review.v1.ReviewService/MarkProcessed',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.MarkProcessedRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.MarkProcessedResponse.FromString,
+                _registered_method=True)
         self.ListReasons = channel.unary_unary(
                 '/tawasul.review.v1.ReviewService/ListReasons',
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReasonsRequest.SerializeToString,
@@ -212,6 +217,16 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MarkProcessed(self, request, context):
+        """After an acceptance, the department carried out the transaction: any reviewer of the
+        request's department marks it processed (تمت المعالجة), with an optional message to the
+        beneficiary, who is told. FAILED_PRECONDITION unless the request is accepted; the same
+        call again on a processed request (a retry whose reply was lost) changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListReasons(self, request, context):
         """The reason catalog for decisions, in Arabic and English.
         """
@@ -319,6 +334,11 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.ReleaseRequest,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestResponse.SerializeToString,
+            ),
+            'MarkProcessed': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkProcessed,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.MarkProcessedRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.MarkProcessedResponse.SerializeToString,
             ),
             'ListReasons': grpc.unary_unary_rpc_method_handler(
                     servicer.ListReasons,
@@ -652,6 +672,33 @@ class ReviewService:
             '/tawasul.review.v1.ReviewService/ReleaseRequest',
             tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestRequest.SerializeToString,
             tawasul_dot_review_dot_v1_dot_review__pb2.ReleaseRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkProcessed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewService/MarkProcessed',
+            tawasul_dot_review_dot_v1_dot_review__pb2.MarkProcessedRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.MarkProcessedResponse.FromString,
             options,
             channel_credentials,
             insecure,

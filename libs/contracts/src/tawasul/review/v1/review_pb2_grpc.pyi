@@ -65,6 +65,12 @@ class ReviewServiceStub:
     """Sends a misfiled request to another department's queue, with the reason kept internal."""
     ReleaseRequest: _grpc.UnaryUnaryMultiCallable[_review_pb2.ReleaseRequestRequest, _review_pb2.ReleaseRequestResponse]
     """Gives a claimed item back to its queue."""
+    MarkProcessed: _grpc.UnaryUnaryMultiCallable[_review_pb2.MarkProcessedRequest, _review_pb2.MarkProcessedResponse]
+    """After an acceptance, the department carried out the transaction: any reviewer of the
+    request's department marks it processed (تمت المعالجة), with an optional message to the
+    beneficiary, who is told. FAILED_PRECONDITION unless the request is accepted; the same
+    call again on a processed request (a retry whose reply was lost) changes nothing.
+    """
     ListReasons: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReasonsRequest, _review_pb2.ListReasonsResponse]
     """The reason catalog for decisions, in Arabic and English."""
     GetBacklog: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]
@@ -125,6 +131,12 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """Sends a misfiled request to another department's queue, with the reason kept internal."""
     ReleaseRequest: _aio.UnaryUnaryMultiCallable[_review_pb2.ReleaseRequestRequest, _review_pb2.ReleaseRequestResponse]  # type: ignore[assignment]
     """Gives a claimed item back to its queue."""
+    MarkProcessed: _aio.UnaryUnaryMultiCallable[_review_pb2.MarkProcessedRequest, _review_pb2.MarkProcessedResponse]  # type: ignore[assignment]
+    """After an acceptance, the department carried out the transaction: any reviewer of the
+    request's department marks it processed (تمت المعالجة), with an optional message to the
+    beneficiary, who is told. FAILED_PRECONDITION unless the request is accepted; the same
+    call again on a processed request (a retry whose reply was lost) changes nothing.
+    """
     ListReasons: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReasonsRequest, _review_pb2.ListReasonsResponse]  # type: ignore[assignment]
     """The reason catalog for decisions, in Arabic and English."""
     GetBacklog: _aio.UnaryUnaryMultiCallable[_review_pb2.GetBacklogRequest, _review_pb2.GetBacklogResponse]  # type: ignore[assignment]
@@ -248,6 +260,18 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ReleaseRequestResponse, _abc.Awaitable[_review_pb2.ReleaseRequestResponse]]:
         """Gives a claimed item back to its queue."""
+
+    @_abc_1.abstractmethod
+    def MarkProcessed(
+        self,
+        request: _review_pb2.MarkProcessedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.MarkProcessedResponse, _abc.Awaitable[_review_pb2.MarkProcessedResponse]]:
+        """After an acceptance, the department carried out the transaction: any reviewer of the
+        request's department marks it processed (تمت المعالجة), with an optional message to the
+        beneficiary, who is told. FAILED_PRECONDITION unless the request is accepted; the same
+        call again on a processed request (a retry whose reply was lost) changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def ListReasons(
