@@ -591,6 +591,42 @@ async def test_an_answer_naming_someone_else_than_the_subject_is_refused(intake:
     assert await intake.outbox(APPLICANT_ACTIONS) == []
 
 
+async def test_an_establishments_request_waiting_on_it_reads_returned_to_applicant(
+    intake: Intake,
+) -> None:
+    """Muqeem's words for what Absher calls "needs additional action" (SPEC §2)."""
+    inquiry: dict[str, Any] = {"sub_service_code": "reports.general-inquiry", "fields": {}}
+    request = await intake.submit(ESTABLISHMENT, subject_id="2000000006", **inquiry)
+    await intake.track(
+        request,
+        Status.NEEDS_MORE_INFO,
+        "Attach the worker's iqama",
+        START + timedelta(hours=1),
+        respond_by=START + timedelta(days=7),
+    )
+    waiting = await intake.get(request.request_number, ESTABLISHMENT)
+    assert waiting.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
+    assert (waiting.status_label.ar, waiting.status_label.en) == (
+        "معاد لمقدم الطلب",
+        "Returned to applicant",
+    )
+    assert (waiting.history[-1].status_label.ar, waiting.history[-1].status_label.en) == (
+        "معاد لمقدم الطلب",
+        "Returned to applicant",
+    )
+    citizens = await intake.submit()
+    await intake.track(
+        citizens,
+        Status.NEEDS_MORE_INFO,
+        "Attach the receipt",
+        START + timedelta(hours=1),
+        respond_by=START + timedelta(days=7),
+    )
+    assert (await intake.get(citizens.request_number)).status_label.en == (
+        "Needs additional action"
+    )
+
+
 async def test_a_second_open_request_names_the_first(intake: Intake) -> None:
     first = await intake.submit()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -1425,11 +1461,13 @@ async def test_an_establishment_has_room_for_its_workforce_where_a_citizen_has_t
     ):
         first = await intake.submit(token, subject_id=subject, **inquiry)
         nine = text(
-            "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code,"
-            " description, document_ids, contact, status, submitted_at, updated_at, subject_id)"
+            "INSERT INTO requests (id, number, applicant_id, applicant_role, idempotency_key,"
+            " sub_service_code, description, document_ids, contact, status, submitted_at,"
+            " updated_at, subject_id)"
             " SELECT gen_random_uuid(), :prefix || lpad(n::text, 7, '0') || right(number, 1),"
-            " applicant_id, 'copy-' || n, sub_service_code, description, document_ids, contact,"
-            " status, submitted_at, updated_at, right(:prefix, 1) || lpad(n::text, 9, '0')"
+            " applicant_id, applicant_role, 'copy-' || n, sub_service_code, description,"
+            " document_ids, contact, status, submitted_at, updated_at,"
+            " right(:prefix, 1) || lpad(n::text, 9, '0')"
             " FROM requests, generate_series(1, 9) AS n WHERE number = :number"
         )
         async with intake.engine.begin() as conn:
@@ -1457,10 +1495,12 @@ async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
     first = await intake.submit(document_ids=[document])
     # Copies of the first: the account's closed ones, and other accounts' open ones.
     copies = text(
-        "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code, "
-        "description, document_ids, contact, status, submitted_at, updated_at, subject_id) "
+        "INSERT INTO requests (id, number, applicant_id, applicant_role, idempotency_key, "
+        "sub_service_code, description, document_ids, contact, status, submitted_at, "
+        "updated_at, subject_id) "
         "SELECT gen_random_uuid(), :prefix || lpad(n::text, 8, '0'), "
         "CASE WHEN :status = 'closed' THEN applicant_id ELSE '2' || lpad(n::text, 9, '0') END, "
+        "CASE WHEN :status = 'closed' THEN applicant_role ELSE 'resident' END, "
         "'copy-' || n, sub_service_code, description, document_ids, contact, :status, "
         "submitted_at - n * interval '1 hour', updated_at, '2' || lpad(n::text, 9, '0') "
         "FROM requests, generate_series(1, 3000) AS n WHERE number = :number"

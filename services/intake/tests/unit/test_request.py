@@ -33,6 +33,7 @@ from tawasul_intake.domain.model import (
     RequestSubmitted,
     Status,
     Submission,
+    status_label,
 )
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument
@@ -302,6 +303,7 @@ SPEC_LABELS = {
     ("مقبول", "Accepted"),
     ("مرفوض", "Rejected"),
     ("بحاجة لإجراءات إضافية", "Needs additional action"),
+    ("معاد لمقدم الطلب", "Returned to applicant"),
     ("معاد من مقدم الطلب", "Returned by applicant"),
     ("تمت المعالجة", "Processed"),
     ("مغلق", "Closed"),
@@ -315,6 +317,24 @@ def test_every_status_shows_a_label_of_the_spec_but_cancelled_and_transferred() 
     # neither list.
     assert STATUS_LABELS[Status.SUBMITTED] == STATUS_LABELS[Status.UNDER_REVIEW]
     assert Status.ACCEPTED not in OPEN | FINAL
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_an_establishments_request_is_shown_in_muqeems_words(status: Status) -> None:
+    citizens, establishments = (
+        status_label(status, Role.CITIZEN),
+        status_label(status, Role.ESTABLISHMENT),
+    )
+    assert establishments in SPEC_LABELS | {STATUS_LABELS[Status.CANCELLED]} | {
+        STATUS_LABELS[Status.TRANSFERRED]
+    }
+    if status is Status.NEEDS_MORE_INFO:
+        assert (citizens, establishments) == (
+            ("بحاجة لإجراءات إضافية", "Needs additional action"),
+            ("معاد لمقدم الطلب", "Returned to applicant"),
+        )
+    else:
+        assert establishments == citizens
 
 
 # --- follow-ups --------------------------------------------------------------------------

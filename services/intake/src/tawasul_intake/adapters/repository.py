@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_calendar import Interval, Sla, SlaClock, SlaUnit
 from tawasul_platform.db import any_of
+from tawasul_platform.identity import Role
 from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
@@ -80,6 +81,7 @@ def _row(request: Request) -> dict[str, Any]:
         "id": request.id,
         "number": request.number,
         "applicant_id": request.applicant_id,
+        "applicant_role": request.applicant_role.value,
         "subject_id": request.subject_id,
         "idempotency_key": request.idempotency_key,
         "sub_service_code": request.sub_service_code,
@@ -174,6 +176,7 @@ def _request(row: Row) -> Request:
         id=row.id,
         number=row.number,
         applicant_id=row.applicant_id,
+        applicant_role=Role(row.applicant_role),
         subject_id=row.subject_id,
         idempotency_key=row.idempotency_key,
         sub_service_code=row.sub_service_code,

@@ -27,6 +27,7 @@ requests = Table(
     Column("id", Uuid, primary_key=True),
     Column("number", String(20), nullable=False, unique=True),
     Column("applicant_id", String(20), nullable=False),
+    Column("applicant_role", String(16), nullable=False),
     Column("subject_id", String(20), nullable=False),
     Column("idempotency_key", String(100), nullable=False),
     Column("sub_service_code", String(100), nullable=False),

@@ -90,6 +90,20 @@ STATUS_LABELS: dict[Status, tuple[str, str]] = {
     Status.CANCELLED: ("ملغى", "Cancelled"),
     Status.TRANSFERRED: ("محال إلى القسم المختص", "Transferred"),
 }
+# The establishment portal (Muqeem) says "returned to applicant" where Absher says "needs
+# additional action" (SPEC §2).
+_MUQEEM_LABELS: dict[Status, tuple[str, str]] = {
+    Status.NEEDS_MORE_INFO: ("معاد لمقدم الطلب", "Returned to applicant"),
+}
+
+
+def status_label(status: Status, filed_by: Role) -> tuple[str, str]:
+    """What the beneficiary reads for `status` (Arabic, English), in their portal's words."""
+    if filed_by is Role.ESTABLISHMENT and status in _MUQEEM_LABELS:
+        return _MUQEEM_LABELS[status]
+    return STATUS_LABELS[status]
+
+
 # Still waiting for an answer: one per person and sub-service, and the beneficiary may cancel.
 OPEN = frozenset(
     {
@@ -200,6 +214,9 @@ class Request:
     id: uuid.UUID
     number: str
     applicant_id: str
+    # Citizen, resident or establishment: an establishment's requests are shown in Muqeem's
+    # words (status_label).
+    applicant_role: Role
     subject_id: str
     idempotency_key: str
     sub_service_code: str
@@ -249,6 +266,7 @@ class Request:
             id=id,
             number=number,
             applicant_id=submission.applicant_id,
+            applicant_role=submission.applicant_role,
             subject_id=submission.subject_id,
             idempotency_key=submission.idempotency_key,
             sub_service_code=submission.sub_service_code,
@@ -328,7 +346,8 @@ class Request:
         """The request's status, as a refusal names it, and what follows from it."""
         return Bilingual(
             f"request {self.number} is {self.status.value}{then}",
-            f"حالة الطلب {self.number}: {STATUS_LABELS[self.status][0]}{then_ar}",
+            f"حالة الطلب {self.number}: {status_label(self.status, self.applicant_role)[0]}"
+            f"{then_ar}",
         )
 
     def cancel(self, *, reason: str, now: datetime) -> None:

@@ -20,6 +20,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 from tawasul_platform.i18n import Bilingual
+from tawasul_platform.identity import Role
 from tawasul_platform.tls import peer_name
 
 from tawasul_intake.adapters.events import STATUS_TO_WIRE
@@ -30,9 +31,9 @@ from tawasul_intake.domain.countries import names as country_names
 from tawasul_intake.domain.fields import at_most_characters, clean_text
 from tawasul_intake.domain.model import (
     MAX_MESSAGE,
-    STATUS_LABELS,
     Request,
     Status,
+    status_label,
     validate_submission,
 )
 
@@ -67,8 +68,8 @@ def display_date(at: datetime) -> common_pb2.DisplayDate:
     )
 
 
-def _label(status: Status) -> common_pb2.LocalizedText:
-    ar, en = STATUS_LABELS[status]
+def _label(status: Status, filed_by: Role) -> common_pb2.LocalizedText:
+    ar, en = status_label(status, filed_by)
     return common_pb2.LocalizedText(ar=ar, en=en)
 
 
@@ -123,7 +124,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             else None,
             department_code=request.department_code,
             department_name=_text(department.name) if department else None,
-            status_label=_label(request.status),
+            status_label=_label(request.status, request.applicant_role),
             # Nothing is expected of the office once the request is finished.
             expected_completion=(
                 display_date(request.expected_completion(self._calendar, self._now()))
@@ -136,7 +137,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             history=[
                 intake_pb2.HistoryEntry(
                     status=STATUS_TO_WIRE[h.status],
-                    status_label=_label(h.status),
+                    status_label=_label(h.status, request.applicant_role),
                     at=timestamp(h.at),
                     message=h.message,
                 )
