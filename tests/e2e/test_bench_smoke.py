@@ -10,10 +10,14 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from tawasul_devstack.stack import SERVICES, Stack, StackConfig
 
 from bench import p8
@@ -148,10 +152,23 @@ def test_every_benchmark_runs_and_every_figure_is_reported(stack: Stack, tmp_pat
     assert "Before P1 the run sent submissions at 10/s for 1 s and counted none" in page
 
 
-def test_a_full_run_starts_a_new_stack_of_its_own_and_stops_it(tmp_path: Path) -> None:
+@pytest.fixture
+def bench_dir() -> Iterator[Path]:
+    """Not under pytest's temporary directory, as the session's PostgreSQL is not (the root
+    conftest): the stack's server runs as a user of its own that must traverse the path, and
+    any pytest session starting on the machine sets /tmp/pytest-of-<user> back to 0700 (one
+    did, mid-run: the server's checkpoint could no longer open its files)."""
+    home = Path(tempfile.mkdtemp(prefix="tawasul-test-bench-"))
+    yield home / "bench"
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_full_run_starts_a_new_stack_of_its_own_and_stops_it(
+    tmp_path: Path, bench_dir: Path
+) -> None:
     """The README's command: no stack of the run's own runs yet, an earlier run's data lies
     in its directory; the run empties it, starts the stack, measures, and stops it."""
-    state = tmp_path / "bench"
+    state = bench_dir
     earlier = state / "pg" / "an earlier run's table"
     earlier.parent.mkdir(parents=True)
     earlier.write_text("634,520 work items")
