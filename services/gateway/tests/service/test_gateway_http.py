@@ -1118,6 +1118,34 @@ async def _gone_mid_body(
     return sent
 
 
+async def test_oversized_uploads_docs_took_count_against_their_subject(tmp_path: Path) -> None:
+    """Docs verified the token of an upload that streamed to it, so one refused past its size
+    is a call of the subject's: else an account sends docs oversized uploads past its rate.
+    One whose Content-Length says it is too large never reaches docs and is given back."""
+    async for served in _serve(tmp_path, rate_per_minute=2, max_upload_bytes=1000):
+        headers = {**served.token(CITIZEN, Role.CITIZEN), "Content-Type": "application/pdf"}
+        declared = [
+            (
+                await served.http.post("/api/v1/documents", headers=headers, content=b"%PDF" * 999)
+            ).status_code
+            for _ in range(4)
+        ]
+        assert (declared, served.docs.metadata) == ([413] * 4, [])
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"%PDF" * 300
+
+        streamed = [
+            (
+                await served.http.post("/api/v1/documents", headers=headers, content=chunked())
+            ).status_code
+            for _ in range(3)
+        ]
+        assert streamed == [413, 413, 429]
+        assert len(served.docs.metadata) == 2
+
+
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [("/api/v1/documents", b"application/pdf"), ("/api/v1/requests", b"application/json")],
@@ -1130,8 +1158,9 @@ async def test_a_client_gone_while_sending_its_body_is_499_not_the_gateways_fail
     content_type: bytes,
 ) -> None:
     """A client that goes away mid-body is no failure of the gateway's: counted as 499
-    (nginx's client closed), its span not failed, no traceback, and no 5xx for the alert;
-    nor is it a call of the person its token names, no backend having verified the token."""
+    (nginx's client closed), its span not failed, no traceback, and no 5xx for the alert.
+    A JSON body is read whole before any backend call, so it is no call of the person its
+    token names; an upload streams to docs as it comes, and docs verified its token."""
     caplog.set_level(logging.INFO)
     async for served in _serve(tmp_path, rate_per_minute=1):
         before = {status: handled(path, "POST", status) for status in (499, 500)}
@@ -1150,4 +1179,5 @@ async def test_a_client_gone_while_sending_its_body_is_499_not_the_gateways_fail
         listed = await served.http.get(
             "/api/v1/requests", headers={"Authorization": token.decode()}
         )
-        assert listed.status_code == 200, listed.text
+        counted = path == "/api/v1/documents"
+        assert listed.status_code == (429 if counted else 200), listed.text

@@ -202,6 +202,15 @@ async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
             yield chunk
 
 
+async def streaming(request: Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body as a backend's call pulls it: from its first pull the backend has the call and
+    has verified its token, so the call counts against the token's subject whatever follows
+    (else a signed-in account could send docs oversized uploads past its rate)."""
+    request.state.streaming = True
+    async for chunk in chunks:
+        yield chunk
+
+
 def too_large(limit: int) -> ApiError:
     return ApiError(
         413,
@@ -379,9 +388,9 @@ def create_app(
                 limits.per_subject.give_back(counted)
             raise ApiError.of(exc) from None
         except (ApiError, ClientDisconnect):
-            # Refused here (an upload past its size, say), or the client went away while
-            # sending it: no backend verified the token.
-            if counted:
+            # Refused here, or the client went away while sending: no backend verified the
+            # token, unless it was already streaming to one (an upload past its size).
+            if counted and not getattr(request.state, "streaming", False):
                 limits.per_subject.give_back(counted)
             raise
 
@@ -672,19 +681,22 @@ def create_app(
                     "أرسل بايتات الملف نفسه في المحتوى، لا نموذجًا",
                 ),
             )
-        chunks = body_chunks(request, settings.max_upload_bytes)
-        answer = await call(
-            request,
-            lambda c, t: c.upload_document(
-                chunks,
+        limit = settings.max_upload_bytes
+
+        async def upload(c: TawasulClient, t: str | None) -> docs_pb2.UploadDocumentResponse:
+            if content_length(request) > limit:
+                raise too_large(limit)  # before docs has the call
+            return await c.upload_document(
+                streaming(request, body_chunks(request, limit)),
                 filename=filename,
                 content_type=declared,
                 sub_service_code=sub_service_code,
                 document_kind=document_kind,
                 size_bytes=content_length(request),
                 token=t,
-            ),
-        )
+            )
+
+        answer = await call(request, upload)
         return JSONResponse(to_json(answer), status_code=201)
 
     @app.get(
