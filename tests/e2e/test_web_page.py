@@ -1,6 +1,7 @@
 """The citizen's web page in a real browser (Playwright driving Debian's Chromium) against the
 real stack: sign in, file with an attachment, see the number and the expected dates, track, answer
-an information request, cancel, and track without signing in, in Arabic and in English.
+an information request, cancel, correct a rejected request with a new one linked to it, and track
+without signing in, in Arabic and in English.
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -421,16 +422,8 @@ async def test_tracking_without_signing_in_with_the_code_sent_by_sms(
     # Rejected with a reason of the office's catalog: tracked again (a new code), the page
     # shows the reason and the reviewer's words, and no expected date any more.
     reviewer = clients.token("E7302", Role.REVIEWER, frozenset({DEPARTMENT}))
-    await claim(clients, reviewer, filed.request_id)
-    await clients.review.DecideRequest(
-        review_pb2.DecideRequestRequest(
-            request_id=filed.request_id,
-            decision=review_pb2.DECISION_REJECT,
-            reason_code="data-mismatch",
-            message="The transaction number does not match our records",
-        ),
-        timeout=DEFAULT_DEADLINE_SECONDS,
-        metadata=bearer(reviewer),
+    await reject(
+        clients, reviewer, filed.request_id, "The transaction number does not match our records"
     )
     rejected = await eventually(
         lambda: in_status(clients, citizen, number, common_pb2.REQUEST_STATUS_REJECTED),
@@ -448,6 +441,120 @@ async def test_tracking_without_signing_in_with_the_code_sent_by_sms(
         f"{rejected.decision_reason.ar} — The transaction number does not match our records"
     )
     await expect(page.locator("#track-expected")).to_be_hidden()
+
+
+async def reject(clients: Clients, reviewer: str, request_id: str, message: str) -> None:
+    await claim(clients, reviewer, request_id)
+    await clients.review.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=request_id,
+            decision=review_pb2.DECISION_REJECT,
+            reason_code="data-mismatch",
+            message=message,
+        ),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(reviewer),
+    )
+
+
+async def test_a_rejected_request_is_corrected_by_a_new_one_linked_to_it(
+    stack: Stack, clients: Clients, page: Page
+) -> None:
+    """SPEC §2: a rejected request is not reopened; the beneficiary files a new one with the
+    corrections, from the rejected one's page, and each request links to the other."""
+    base = stack.config.gateway_url
+    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    await withdraw_leftovers(clients, citizen)
+    description = "معاملة تجديد الإقامة متوقفة عند خطوة الدفع برسالة خطأ 504 منذ أسبوع"
+    filed = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service=SUB_SERVICE,
+        description=description,
+        documents=[],
+        mobile=MOBILE,
+        fields={"reference_number": "7781240", "related_service": "تجديد الإقامة"},
+    )
+    number = filed.request_number
+    reviewer = clients.token("E7303", Role.REVIEWER, frozenset({DEPARTMENT}))
+    await reject(clients, reviewer, filed.request_id, "The transaction number is not ours")
+    await eventually(
+        lambda: in_status(clients, citizen, number, common_pb2.REQUEST_STATUS_REJECTED),
+        what="the rejection in intake",
+    )
+
+    await sign_in(page, base)
+    await page.goto(f"{base}/#request/{number}")
+    await expect(page.locator("#request-number")).to_have_text(number)
+    correct = page.locator("#correct")
+    await expect(correct).to_have_text("تقديم طلب مصحح")
+    # Linked to nothing yet: neither link is shown.
+    await expect(page.locator("#request-corrects")).to_be_hidden()
+    await expect(page.locator("#request-corrected-by")).to_be_hidden()
+    await correct.click()
+
+    # The new request's form starts as the rejected one was filed, and says what it corrects.
+    correcting = page.locator("#correcting")
+    await expect(correcting).to_be_visible()
+    await expect(correcting).to_contain_text("يصحح الطلب المرفوض")
+    await expect(page.locator("#correcting-number")).to_have_text(number)
+    await expect(page.locator("#department")).to_have_value(DEPARTMENT)
+    await expect(page.locator("#sub-service")).to_have_value(SUB_SERVICE)
+    await expect(page.locator("#description")).to_have_value(description)
+    await expect(page.locator("#field-reference_number")).to_have_value("7781240")
+    await expect(page.locator("#field-related_service")).to_have_value("تجديد الإقامة")
+    # The link can be dropped (the request is then filed on its own), and made again.
+    await page.click("#correcting-drop")
+    await expect(correcting).to_be_hidden()
+    assert page.url.endswith("#new")
+    await page.goto(f"{base}/#request/{number}")
+    await correct.click()
+    await expect(page.locator("#correcting-number")).to_have_text(number)
+    await expect(page.locator("#description")).to_have_value(description)
+
+    await page.fill("#field-reference_number", "7781204")
+    await page.fill("#mobile", MOBILE)
+    await screenshot(page, "correcting-ar")
+    await page.click("#submit")
+    await expect(page.locator("#submitted")).to_be_visible()
+    corrected = (await page.locator("#submitted-number").text_content() or "").strip()
+    assert REQUEST_NUMBER.match(corrected), corrected
+    try:
+        stored = await clients.track(citizen, corrected)
+        assert stored.cites_request_number == number
+        assert stored.fields["reference_number"] == "7781204"
+        assert stored.description == description
+        assert list((await clients.track(citizen, number)).cited_by_request_numbers) == [corrected]
+
+        # Each request links to the other.
+        await page.click("#submitted-link")
+        await expect(page.locator("#request-number")).to_have_text(corrected)
+        await expect(page.locator('#view-request [data-t="request.corrects"]')).to_have_text(
+            "يصحح الطلب"
+        )
+        await expect(page.locator("#request-corrected-by")).to_be_hidden()
+        await expect(page.locator("#correct")).to_be_hidden()
+        await page.locator("#request-corrects a").click()
+        await expect(page.locator("#request-number")).to_have_text(number)
+        await expect(page.locator('#view-request [data-t="request.correctedBy"]')).to_have_text(
+            "صُحّح بالطلب"
+        )
+        corrected_by = page.locator("#request-corrected-by a")
+        await expect(corrected_by).to_have_text([corrected])
+        await page.click("#language")
+        await expect(page.locator('#view-request [data-t="request.correctedBy"]')).to_have_text(
+            "Corrected by"
+        )
+        await expect(page.locator("#correct")).to_have_text("File a corrected request")
+        await screenshot(page, "corrected-by-en")
+        await corrected_by.click()
+        await expect(page.locator("#request-corrects a")).to_have_text(number)
+    finally:
+        await clients.intake.CancelRequest(
+            intake_pb2.CancelRequestRequest(request_number=corrected, reason="test done"),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
 
 
 async def _newer(sent: Awaitable[str | None], old: str) -> str | None:

@@ -10,7 +10,7 @@ const TEXTS = {
     "nav.track": "الاستعلام عن طلب",
     "nav.bulk": "رفع طلبات جماعية",
     "bulk.title": "رفع طلبات العمالة من ملف CSV",
-    "bulk.help": "صف لكل طلب: subject_id، sub_service_code، description، mobile، وحقول الخدمة بالبادئة field. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
+    "bulk.help": "صف لكل طلب: subject_id، sub_service_code، description، mobile، وحقول الخدمة بالبادئة field.، ورقم الطلب المرفوض الذي يصححه الصف (اختياري) في cites_request_number. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
     "bulk.file": "ملف CSV",
     "bulk.send": "رفع الملف",
     "bulk.row": "الصف",
@@ -40,6 +40,9 @@ const TEXTS = {
     "new.uploaded": "تم الرفع",
     "new.sla": "مدة الإنجاز",
     "new.fee": "قد تترتب على هذه الخدمة رسوم.",
+    "new.corrects": "يصحح الطلب المرفوض",
+    "new.correctsHelp": "راجع البيانات وصححها، وأرفق المستندات من جديد.",
+    "new.dropCorrection": "إلغاء الربط بالطلب المرفوض",
     "request.number": "رقم الطلب",
     "request.status": "الحالة",
     "request.department": "القسم",
@@ -48,6 +51,8 @@ const TEXTS = {
     "request.expectedHijri": "بالتاريخ الهجري",
     "request.decision": "رسالة الجوازات",
     "request.history": "سجل الطلب",
+    "request.corrects": "يصحح الطلب",
+    "request.correctedBy": "صُحّح بالطلب",
     "mine.title": "طلباتي",
     "mine.empty": "لا توجد طلبات بعد.",
     "mine.more": "المزيد",
@@ -62,6 +67,7 @@ const TEXTS = {
     "actions.cancelReason": "سبب الإلغاء",
     "actions.appeal": "التظلم من قرار الرفض",
     "actions.appealReason": "سبب التظلم",
+    "actions.correct": "تقديم طلب مصحح",
     "actions.done": "تم",
     "track.title": "الاستعلام عن طلب دون دخول",
     "track.id": "رقم الهوية أو الإقامة",
@@ -79,7 +85,7 @@ const TEXTS = {
     "nav.track": "Track a request",
     "nav.bulk": "Bulk filing",
     "bulk.title": "File your workers' requests from a CSV file",
-    "bulk.help": "One row a request: subject_id, sub_service_code, description, mobile, and the sub-service's fields as field.<name>. Uploading the same file again files nothing twice.",
+    "bulk.help": "One row a request: subject_id, sub_service_code, description, mobile, the sub-service's fields as field.<name>, and optionally the rejected request the row corrects as cites_request_number. Uploading the same file again files nothing twice.",
     "bulk.file": "CSV file",
     "bulk.send": "Upload the file",
     "bulk.row": "Row",
@@ -109,6 +115,9 @@ const TEXTS = {
     "new.uploaded": "Uploaded",
     "new.sla": "Answered within",
     "new.fee": "A fee may apply to this service.",
+    "new.corrects": "Corrects the rejected request",
+    "new.correctsHelp": "Check and correct what it said, and attach the documents again.",
+    "new.dropCorrection": "Do not link it to the rejected request",
     "request.number": "Request number",
     "request.status": "Status",
     "request.department": "Department",
@@ -117,6 +126,8 @@ const TEXTS = {
     "request.expectedHijri": "Hijri",
     "request.decision": "Message from the office",
     "request.history": "History",
+    "request.corrects": "Corrects",
+    "request.correctedBy": "Corrected by",
     "mine.title": "My requests",
     "mine.empty": "No requests yet.",
     "mine.more": "More",
@@ -131,6 +142,7 @@ const TEXTS = {
     "actions.cancelReason": "Why do you cancel it?",
     "actions.appeal": "Appeal the rejection",
     "actions.appealReason": "Why should the decision change?",
+    "actions.correct": "File a corrected request",
     "actions.done": "Done",
     "track.title": "Track a request without signing in",
     "track.id": "National ID or iqama number",
@@ -159,6 +171,8 @@ const state = {
   id: sessionStorage.getItem("tawasul.id") || "",
   catalog: null,
   idempotencyKey: "",
+  // The rejected request the new one corrects (SubmitRequest's cites_request_number); "" for none.
+  cites: "",
   documents: new Map(), // document kind → [document ids]
   nextPage: "",
   request: null,
@@ -431,7 +445,8 @@ function option(value, label) {
   return Object.assign(document.createElement("option"), { value, textContent: label });
 }
 
-async function showNew() {
+// `cites`: the number of a rejected request the new one corrects (#new/TW…), or "".
+async function showNew(cites = "") {
   show("new");
   $("#new-form").hidden = false;
   $("#submitted").hidden = true;
@@ -443,6 +458,44 @@ async function showNew() {
   for (const d of catalog.departments || []) departments.append(option(d.code, d.name));
   departments.value = chosen;
   fillSubServices();
+  // Prefilled when the correction starts, not each time the form is shown again (the language
+  // switched): what the beneficiary corrected is not put back.
+  if (cites && cites !== state.cites) {
+    const { request } = await api("GET", `/api/v1/requests/${encodeURIComponent(cites)}`);
+    prefill(request);
+  }
+  correcting(cites);
+}
+
+// A corrected request starts as the rejected one was filed: its sub-service, whom it is about,
+// its fields and description, for the beneficiary to correct; documents are attached anew.
+function prefill(r) {
+  $("#department").value = r.department_code || "";
+  fillSubServices();
+  $("#sub-service").value = subService(r.sub_service_code) ? r.sub_service_code : "";
+  $("#subject-id").value = r.subject_id && r.subject_id !== state.id ? r.subject_id : "";
+  renderSubService();
+  for (const input of document.querySelectorAll("#fields [data-field]")) {
+    const value = r.fields?.[input.dataset.field];
+    if (value) input.value = value;
+  }
+  $("#description").value = r.description || "";
+}
+
+// The form says which request it corrects; without one, it corrects none.
+function correcting(cites) {
+  state.cites = cites;
+  $("#correcting").hidden = !cites;
+  const link = $("#correcting-number");
+  link.textContent = cites;
+  link.href = cites ? `#request/${encodeURIComponent(cites)}` : "";
+}
+
+// Filed on its own after all: the page's address no longer names the rejected request, so
+// that a reload does not link it again.
+function dropCorrection() {
+  correcting("");
+  history.replaceState(null, "", "#new");
 }
 
 function subService(code) {
@@ -602,6 +655,7 @@ async function submitNew(event) {
     fields,
     contact: { mobile: $("#mobile").value.trim(), email: $("#email").value.trim(), locale: state.lang },
     document_ids: [...state.documents.values()].flat(),
+    cites_request_number: state.cites,
   };
   const button = $("#submit");
   button.disabled = true;
@@ -617,6 +671,7 @@ async function submitNew(event) {
     $("#submitted-link").href = `#request/${request.request_number}`;
     form.reset();
     state.documents = new Map();
+    dropCorrection();
   } catch (error) {
     showError(form, atKinds(error, kinds));
   } finally {
@@ -682,6 +737,8 @@ function renderRequest(r) {
   $("#request-department").textContent = text(r.department_name);
   expectedDate($("#request-expected"), r.expected_completion);
   $("#request-decision").textContent = decision(r) || "—";
+  requestLinks($("#request-corrects"), r.cites_request_number ? [r.cites_request_number] : []);
+  requestLinks($("#request-corrected-by"), r.cited_by_request_numbers || []);
   const history = $("#request-history");
   history.replaceChildren();
   for (const step of r.history || []) {
@@ -710,6 +767,19 @@ function renderRequest(r) {
   $("#cancel").hidden = !UNDECIDED.has(status);
   const appealUntil = r.appeal_until?.at ? new Date(r.appeal_until.at) : null;
   $("#appeal").hidden = !(status === "REQUEST_STATUS_REJECTED" && !r.appealed && appealUntil && appealUntil > new Date());
+  // A rejected request is not reopened: a new one, linked to it, brings the corrections.
+  $("#correct").hidden = status !== "REQUEST_STATUS_REJECTED";
+}
+
+// The requests a request is linked to, each a link to its own view; the row is hidden without.
+function requestLinks(dd, numbers) {
+  dd.replaceChildren();
+  numbers.forEach((number, i) => {
+    if (i) dd.append(state.lang === "ar" ? "، " : ", ");
+    const href = `#request/${encodeURIComponent(number)}`;
+    dd.append(Object.assign(document.createElement("a"), { href, textContent: number, dir: "ltr" }));
+  });
+  dd.hidden = dd.previousElementSibling.hidden = !numbers.length;
 }
 
 // Null once the service took the action; its refusal, shown, otherwise.
@@ -934,7 +1004,7 @@ async function route() {
     if (view === "mine") await showMine();
     else if (view === "bulk") show("bulk");
     else if (view === "request" && argument) await showRequest(decodeURIComponent(argument));
-    else await showNew();
+    else await showNew(view === "new" && argument ? decodeURIComponent(argument) : "");
   } catch (error) {
     banner(error.message);
   }
@@ -965,6 +1035,10 @@ function start() {
     const reason = prompt(t("actions.appealReason"));
     if (reason !== null) act("appeal", { reason });
   });
+  $("#correct").addEventListener("click", () => {
+    location.hash = `#new/${encodeURIComponent(state.request.request_number)}`;
+  });
+  $("#correcting-drop").addEventListener("click", dropCorrection);
   $("#bulk-form").addEventListener("submit", fileInBulk);
   $("#track-form").addEventListener("submit", startTracking);
   $("#track-code-form").addEventListener("submit", track);
