@@ -100,6 +100,20 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             )
         if request.subject_id and request.subject_id not in OWN_WORKERS:
             await self._refuse(context, errors.PermissionDenied("not one of your workers"))
+        if (
+            request.cites_request_number
+            and request.cites_request_number not in self.by_key.values()
+        ):
+            await self._refuse(
+                context,
+                errors.InvalidArgument(
+                    {
+                        "cites_request_number": Bilingual(
+                            "not a rejected request of this account", "ليس طلبًا مرفوضًا لهذا الحساب"
+                        )
+                    }
+                ),
+            )
         if request.contact.mobile == NOT_A_MOBILE:
             problems = {"contact.mobile": "not a Saudi mobile number"}
             problems |= {f"fields.{name}": "not on record" for name in request.fields}
@@ -691,6 +705,39 @@ async def test_a_bulk_row_s_refusal_names_the_file_s_columns(backends: Backends)
     assert row["error"]["fields"] == {
         "mobile": "not a Saudi mobile number",
         "field.iqama_number": "not on record",
+    }
+
+
+async def test_a_bulk_row_names_the_rejected_request_it_corrects(backends: Backends) -> None:
+    """SPEC §2: the cites_request_number column reaches intake; its refusal names the column."""
+    headers = {
+        **backends.token("7000000013", Role.ESTABLISHMENT),
+        "Content-Type": "text/csv",
+    }
+    url = "/api/v1/establishment/requests:bulk"
+    description = "Iqama renewal fails with error 17 for this worker"
+    first = await backends.http.post(
+        url,
+        content=(
+            BULK_HEADER
+            + f"2034567897,reports.general-inquiry,{description},0551234567,2034567897\n"
+        ).encode(),
+        headers=headers,
+    )
+    (rejected,) = first.json()["results"]
+    data = (
+        BULK_HEADER.strip() + ",cites_request_number\n"
+        f"2034567897,reports.general-inquiry,{description} (corrected),0551234567,2034567897,"
+        f"{rejected['request_number']}\n"
+        f"2034567897,reports.general-inquiry,{description} (again),0551234567,2034567897,"
+        "TW999999990\n"
+    )
+    answer = await backends.http.post(url, content=data.encode(), headers=headers)
+    corrected, unknown = answer.json()["results"]
+    assert corrected["request_number"].startswith("TW")
+    assert backends.intake.submissions[-2].cites_request_number == rejected["request_number"]
+    assert unknown["error"]["fields"] == {
+        "cites_request_number": "not a rejected request of this account"
     }
 
 

@@ -728,7 +728,8 @@ def create_app(
                 "CSV, UTF-8, a header and one request a row: subject_id, sub_service_code, "
                 "description, mobile, optional email and locale, the sub-service's fields as "
                 "field.<name>, documents as document_ids (separated by spaces or ;) or "
-                "document.<kind>"
+                "document.<kind>, and optionally cites_request_number, the rejected request "
+                "the row corrects"
             ),
             "content": {"text/csv": {"schema": {"type": "string"}}},
         },
@@ -899,6 +900,7 @@ async def _file_row(
         document_ids=list(row.document_ids),
         subject_id=row.subject_id,
         fields=row.fields,
+        cites_request_number=row.cites_request_number,
     )
     message.contact.mobile = row.mobile
     message.contact.email = row.email
