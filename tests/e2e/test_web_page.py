@@ -1,7 +1,8 @@
 """The citizen's web page in a real browser (Playwright driving Debian's Chromium) against the
 real stack: sign in, file with an attachment, see the number and the expected dates, track, answer
-an information request, cancel, correct a rejected request with a new one linked to it, and track
-without signing in, in Arabic and in English.
+an information request, cancel, correct a rejected request with a new one linked to it, switch
+the language in the middle of a form without losing it, and track without signing in, in Arabic
+and in English.
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -552,6 +553,95 @@ async def test_a_rejected_request_is_corrected_by_a_new_one_linked_to_it(
     finally:
         await clients.intake.CancelRequest(
             intake_pb2.CancelRequestRequest(request_number=corrected, reason="test done"),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+
+
+async def test_switching_the_language_keeps_what_the_new_request_form_holds(
+    stack: Stack, clients: Clients, page: Page, tmp_path: Path
+) -> None:
+    """The language switched, the form is relabelled from the catalog in the other language but
+    keeps the fields typed, the documents uploaded and its idempotency key: sent again after an
+    answer lost, the request is the one filed then, not a second."""
+    base = stack.config.gateway_url
+    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    await withdraw_leftovers(clients, citizen)
+    marker = uuid.uuid4().hex[:8]
+    description = f"معاملة تجديد الإقامة متوقفة عند خطوة الدفع برسالة خطأ 504 ({marker})"
+    await sign_in(page, base)
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    reference = page.locator("#field-reference_number")
+    related = page.locator("#field-related_service")
+    await reference.fill("7781299")
+    await related.fill("تجديد الإقامة")
+    await page.fill("#description", description)
+    await page.fill("#mobile", MOBILE)
+    attachment = tmp_path / "payment-error.pdf"
+    attachment.write_bytes(sample_pdf("Payment error screen"))
+    await page.set_input_files("#document-supporting_document", str(attachment))
+    uploaded = page.locator('[data-uploaded-for="supporting_document"]')
+    await expect(uploaded).to_have_text("تم الرفع: ١")
+
+    async def lose_the_reply(route: Route) -> None:
+        await route.fetch()  # intake files the request...
+        await route.abort()  # ...and its answer never reaches the page
+
+    await page.route("**/api/v1/requests", lose_the_reply)
+    await page.click("#submit")
+    await expect(page.locator("#banner")).to_have_text("تعذر الاتصال بالخدمة، حاول مرة أخرى.")
+    await page.unroute("**/api/v1/requests", lose_the_reply)
+
+    # In English: the catalog's labels and texts in English, what was entered as it was; the
+    # file input is drawn empty, its row says the document is in.
+    await page.click("#language")
+    await expect(page.locator('label[for="field-reference_number"]')).to_have_text(
+        "Transaction number"
+    )
+    await expect(page.locator("#sub-service-about")).to_contain_text("For general inquiries")
+    await expect(reference).to_have_value("7781299")
+    await expect(related).to_have_value("تجديد الإقامة")
+    await expect(page.locator("#description")).to_have_value(description)
+    await expect(uploaded).to_have_text("Uploaded: 1")
+    await expect(page.locator('progress[data-kind="supporting_document"]')).to_have_attribute(
+        "title", "Uploaded"
+    )
+    await screenshot(page, "relabelled-en")
+    await page.click("#language")
+    await expect(page.locator('label[for="field-reference_number"]')).to_have_text("رقم المعاملة")
+    await expect(reference).to_have_value("7781299")
+    await expect(related).to_have_value("تجديد الإقامة")
+    await expect(uploaded).to_have_text("تم الرفع: ١")
+
+    await page.click("#submit")
+    await expect(page.locator("#submitted")).to_be_visible()
+    number = (await page.locator("#submitted-number").text_content() or "").strip()
+    assert REQUEST_NUMBER.match(number), number
+    try:
+        stored = await clients.track(citizen, number)
+        assert dict(stored.fields) == {
+            "reference_number": "7781299",
+            "related_service": "تجديد الإقامة",
+        }
+        assert len(stored.document_ids) == 1
+        document = await clients.docs.GetDocument(
+            docs_pb2.GetDocumentRequest(document_id=stored.document_ids[0]),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+        assert document.document.document_kind == "supporting_document"
+        # Filed once: sent again under the form's key, the request is the one the lost answer
+        # was about.
+        mine = await clients.intake.ListMyRequests(
+            intake_pb2.ListMyRequestsRequest(page_size=100),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+        assert [r.request_number for r in mine.requests if marker in r.description] == [number]
+    finally:
+        await clients.intake.CancelRequest(
+            intake_pb2.CancelRequestRequest(request_number=number, reason="test done"),
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=bearer(citizen),
         )

@@ -446,18 +446,25 @@ function option(value, label) {
 }
 
 // `cites`: the number of a rejected request the new one corrects (#new/TW…), or "".
-async function showNew(cites = "") {
+// `relabel`: the same form in the other language, what was entered in it kept.
+async function showNew(cites = "", relabel = false) {
   show("new");
   $("#new-form").hidden = false;
   $("#submitted").hidden = true;
-  state.idempotencyKey = newKey();
+  // Relabelled, it is the same request: sent again after a lost answer, it must be the one
+  // filed then, not a second.
+  if (!relabel) state.idempotencyKey = newKey();
+  // The server's messages were about the form as last sent (and in its language).
+  clearErrors($("#new-form"));
   const catalog = await loadCatalog();
   const departments = $("#department");
   const chosen = departments.value;
   departments.replaceChildren(option("", t("new.choose")));
   for (const d of catalog.departments || []) departments.append(option(d.code, d.name));
   departments.value = chosen;
+  const kept = relabel ? entered() : null;
   fillSubServices();
+  if (kept) restore(kept);
   // Prefilled when the correction starts, not each time the form is shown again (the language
   // switched): what the beneficiary corrected is not put back.
   if (cites && cites !== state.cites) {
@@ -480,6 +487,25 @@ function prefill(r) {
     if (value) input.value = value;
   }
   $("#description").value = r.description || "";
+}
+
+// What the beneficiary entered in the sub-service's part of the form: its fields' values by
+// name, and the documents uploaded so far.
+function entered() {
+  const values = new Map();
+  for (const input of document.querySelectorAll("#fields [data-field]")) values.set(input.dataset.field, input.value);
+  return { subService: $("#sub-service").value, values, documents: state.documents };
+}
+
+// Puts back what was entered into the form drawn again, if for the same sub-service (another
+// one is another form). A file input cannot be refilled: each row says how many are in.
+function restore(kept) {
+  if ($("#sub-service").value !== kept.subService) return;
+  for (const input of document.querySelectorAll("#fields [data-field]")) {
+    if (kept.values.has(input.dataset.field)) input.value = kept.values.get(input.dataset.field);
+  }
+  state.documents = kept.documents;
+  for (const [kind, ids] of state.documents) if (ids.length) showUploaded(kind, ids.length);
 }
 
 // The form says which request it corrects; without one, it corrects none.
@@ -616,11 +642,14 @@ function documentInput(s, spec) {
   input.dataset.kind = spec.kind;
   const progress = Object.assign(document.createElement("progress"), { max: 1, value: 0, hidden: true });
   progress.dataset.kind = spec.kind;
+  const count = Object.assign(document.createElement("p"), { className: "help", hidden: true });
+  count.dataset.uploadedFor = spec.kind;
   const error = Object.assign(document.createElement("p"), { className: "error" });
   error.dataset.errorFor = `documents.${spec.kind}`;
   input.addEventListener("change", async () => {
     error.textContent = "";
     progress.title = "";
+    count.hidden = true;
     const ids = [];
     state.documents.set(spec.kind, ids);
     for (const file of input.files) {
@@ -632,10 +661,24 @@ function documentInput(s, spec) {
         error.textContent = Object.values(failure.fields || {}).join(" — ") || failure.message;
       }
     }
-    // Said once every file chosen is in, so that nobody sends the form with one still going.
-    if (ids.length === input.files.length) progress.title = t("new.uploaded");
+    // Said once every file chosen is in, so that nobody sends the form with one still going;
+    // by the row drawn now (the language may have switched meanwhile), if these files are
+    // still the form's.
+    const current = state.documents.get(spec.kind) === ids;
+    if (ids.length && ids.length === input.files.length && current) showUploaded(spec.kind, ids.length);
   });
-  return [label, input, progress, error];
+  return [label, input, progress, count, error];
+}
+
+// A document row whose files are all in: its progress full, and how many.
+function showUploaded(kind, count) {
+  const progress = $(`#documents progress[data-kind="${CSS.escape(kind)}"]`);
+  const said = $(`#documents [data-uploaded-for="${CSS.escape(kind)}"]`);
+  if (!progress || !said) return;
+  Object.assign(progress, { hidden: false, value: 1, title: t("new.uploaded") });
+  // In Arabic-Indic digits in Arabic, as duration() writes its numbers.
+  said.textContent = `${t("new.uploaded")}: ${count.toLocaleString(state.lang === "ar" ? "ar-SA-u-nu-arab" : "en-GB")}`;
+  said.hidden = false;
 }
 
 async function submitNew(event) {
@@ -671,6 +714,8 @@ async function submitNew(event) {
     $("#submitted-link").href = `#request/${request.request_number}`;
     form.reset();
     state.documents = new Map();
+    // The form is a new one now: what is filed from it next is another request.
+    state.idempotencyKey = newKey();
     dropCorrection();
   } catch (error) {
     showError(form, atKinds(error, kinds));
@@ -989,7 +1034,8 @@ async function track(event) {
 
 // --- routing -------------------------------------------------------------------------------
 
-async function route() {
+// `relabel`: the view shown again in the other language, not a view opened anew.
+async function route({ relabel = false } = {}) {
   banner("");
   const [view, argument] = (location.hash.slice(1) || "new").split("/");
   try {
@@ -1004,7 +1050,7 @@ async function route() {
     if (view === "mine") await showMine();
     else if (view === "bulk") show("bulk");
     else if (view === "request" && argument) await showRequest(decodeURIComponent(argument));
-    else await showNew(view === "new" && argument ? decodeURIComponent(argument) : "");
+    else await showNew(view === "new" && argument ? decodeURIComponent(argument) : "", relabel);
   } catch (error) {
     banner(error.message);
   }
@@ -1017,7 +1063,7 @@ function start() {
     state.lang = state.lang === "ar" ? "en" : "ar";
     localStorage.setItem("tawasul.lang", state.lang);
     applyLanguage();
-    route();
+    route({ relabel: true });
   });
   $("#sign-out").addEventListener("click", () => signOut());
   $("#department").addEventListener("change", fillSubServices);
@@ -1042,7 +1088,7 @@ function start() {
   $("#bulk-form").addEventListener("submit", fileInBulk);
   $("#track-form").addEventListener("submit", startTracking);
   $("#track-code-form").addEventListener("submit", track);
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", () => route());
   route();
 }
 
