@@ -451,8 +451,8 @@ async function showNew(cites = "", relabel = false) {
   show("new");
   $("#new-form").hidden = false;
   $("#submitted").hidden = true;
-  // Relabelled, it is the same request: sent again after a lost answer, it must be the one
-  // filed then, not a second.
+  // Relabelled, it is the same request: sent again after a lost answer, it must not be filed
+  // a second time.
   if (!relabel) state.idempotencyKey = newKey();
   // The server's messages were about the form as last sent (and in its language).
   clearErrors($("#new-form"));
