@@ -1618,7 +1618,7 @@ async def test_no_follow_up_on_a_closed_request_or_anothers(intake: Intake) -> N
             now=riyadh(20, 10),
         )
     await intake.decide(request, Status.REJECTED)
-    with pytest.raises(FailedPrecondition, match="rejected"):
+    with pytest.raises(FailedPrecondition, match="is \"Rejected\""):
         await handlers.follow_up(
             uow=intake.uow,
             caller=FATHER,

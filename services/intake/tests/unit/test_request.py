@@ -240,6 +240,10 @@ def test_an_outcome_restated_for_a_late_cancellation_leaves_an_appeal_made_since
     cancelled.cancel(reason="Solved", now=riyadh(5, 8))
     cancelled.track(Status.REJECTED, "", riyadh(5, 9), sequence=3, restates=True)
     assert cancelled.status is Status.REJECTED
+    processed = new_request()
+    processed.cancel(reason="Solved", now=riyadh(5, 8))
+    processed.track(Status.PROCESSED, "", riyadh(5, 9), sequence=4, restates=True)
+    assert processed.status is Status.PROCESSED
 
 
 @pytest.mark.parametrize("final", sorted(FINAL - {Status.CANCELLED}))
@@ -254,7 +258,9 @@ def test_final_statuses_stay_final(final: Status, later: Status) -> None:
     assert request.updated_at == riyadh(5, 9)
 
 
-@pytest.mark.parametrize("outcome", sorted(OUTCOMES))
+# Processed: accepted, and carried out, before the cancellation reached review (the acceptance's
+# event set aside, or the outcome restated once the request was processed).
+@pytest.mark.parametrize("outcome", sorted(OUTCOMES | {Status.PROCESSED}))
 def test_an_outcome_review_reached_before_the_cancellation_reached_it_stands(
     outcome: Status,
 ) -> None:
@@ -274,7 +280,9 @@ def test_an_outcome_review_reached_before_the_cancellation_reached_it_stands(
     assert (request.appeal_until(CALENDAR) is not None) is (outcome is Status.REJECTED)
 
 
-@pytest.mark.parametrize("status", sorted(set(Status) - OUTCOMES - {Status.CANCELLED}))
+@pytest.mark.parametrize(
+    "status", sorted(set(Status) - OUTCOMES - {Status.CANCELLED, Status.PROCESSED})
+)
 def test_review_s_news_short_of_an_outcome_leaves_a_cancellation_as_it_is(
     status: Status,
 ) -> None:
@@ -317,6 +325,15 @@ def test_every_status_shows_a_label_of_the_spec_but_cancelled_and_transferred() 
     # neither list.
     assert STATUS_LABELS[Status.SUBMITTED] == STATUS_LABELS[Status.UNDER_REVIEW]
     assert Status.ACCEPTED not in OPEN | FINAL
+
+
+def test_a_refusal_names_the_status_as_the_beneficiary_reads_it() -> None:
+    waiting = new_request()
+    with pytest.raises(FailedPrecondition) as caught:
+        waiting.appeal(reason="It is right", calendar=CALENDAR, now=riyadh(5, 10))
+    said = caught.value.args[0]
+    assert str(said) == f'request {waiting.number} is "Under review": only a rejection'
+    assert said.ar == f"حالة الطلب {waiting.number}: قيد المراجعة؛ التظلم من الرفض فقط"
 
 
 @pytest.mark.parametrize("status", list(Status))
@@ -396,7 +413,7 @@ def test_the_follow_up_date_skips_the_weekend() -> None:
 def test_no_follow_up_on_a_closed_request(status: Status) -> None:
     request = new_request()
     request.track(status, "", riyadh(5, 9))
-    with pytest.raises(FailedPrecondition, match=status.value):
+    with pytest.raises(FailedPrecondition, match=f'is "{STATUS_LABELS[status][1]}"'):
         request.follow_up(message="?", calendar=CALENDAR, now=riyadh(20, 10))
     assert request.follow_up_count == 0
 
@@ -698,7 +715,7 @@ def allowed(before: Status, after: Status) -> bool:
     it, and an appeal of a rejection."""
     if before not in FINAL or after == before:
         return True
-    return (before is Status.CANCELLED and after in OUTCOMES) or (
+    return (before is Status.CANCELLED and after in OUTCOMES | {Status.PROCESSED}) or (
         before is Status.REJECTED and after is Status.UNDER_REVIEW
     )
 

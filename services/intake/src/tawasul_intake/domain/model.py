@@ -344,10 +344,9 @@ class Request:
 
     def _is_now(self, then: str = "", then_ar: str = "") -> Bilingual:
         """The request's status, as a refusal names it, and what follows from it."""
+        ar, en = status_label(self.status, self.applicant_role)
         return Bilingual(
-            f"request {self.number} is {self.status.value}{then}",
-            f"حالة الطلب {self.number}: {status_label(self.status, self.applicant_role)[0]}"
-            f"{then_ar}",
+            f'request {self.number} is "{en}"{then}', f"حالة الطلب {self.number}: {ar}{then_ar}"
         )
 
     def cancel(self, *, reason: str, now: datetime) -> None:
@@ -400,7 +399,10 @@ class Request:
         self.status_sequence = max(self.status_sequence, sequence)
         if restates and self.status is not Status.CANCELLED:
             return
-        if self.status in FINAL and not (self.status is Status.CANCELLED and status in OUTCOMES):
+        if self.status in FINAL and not (
+            # Decided (and perhaps carried out) before the cancellation reached review.
+            self.status is Status.CANCELLED and status in OUTCOMES | {Status.PROCESSED}
+        ):
             return
         if status is Status.CLOSED and self._cancelled_by(respond_by):
             return
