@@ -417,6 +417,16 @@ def test_the_sla_clock_stops_at_the_decision_and_an_appeal_starts_it_again() -> 
     assert item.sla_next_at == riyadh(7, 13, 30)  # the 75 % mark
 
 
+def test_an_acceptance_carried_out_weeks_later_keeps_its_due_date() -> None:
+    item = in_state(State.CLAIMED)
+    item.decide(ALI, Decision.ACCEPT, "", REASONS["completed"], riyadh(5, 10), CALENDAR)
+    assert item.due_at == riyadh(6, 10)
+    item.mark_processed(SARA, "Collected", riyadh(19, 10), CALENDAR)
+    assert item.due_at == riyadh(6, 10)
+    assert item.percent_used(CALENDAR, riyadh(19, 10)) == 50
+    assert [e.due_at for e in item.events if isinstance(e, StatusChanged)][-1] == riyadh(6, 10)
+
+
 def test_the_sla_clock_stops_when_the_beneficiary_withdraws() -> None:
     item = in_state(State.QUEUED)
     item.withdraw(reason="Solved at the office", now=riyadh(5, 10))

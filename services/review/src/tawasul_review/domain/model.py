@@ -487,7 +487,17 @@ class WorkItem:
                 )
             )
         self.state = State.PROCESSED
-        self._publish(Status.PROCESSED, reviewer.subject, text, now, calendar, action="processed")
+        # The clock stopped at the decision: its due date is the decision's, not moved out by
+        # the time the transaction took.
+        self._publish(
+            Status.PROCESSED,
+            reviewer.subject,
+            text,
+            now,
+            calendar,
+            action="processed",
+            reschedule=False,
+        )
 
     def request_information(
         self,
@@ -793,9 +803,11 @@ class WorkItem:
         reopened: bool = False,
         reviewer_message: bool = False,
         decides_appeal: bool = False,
+        reschedule: bool = True,
     ) -> None:
         self.public_status = status
-        self.schedule(calendar, now)
+        if reschedule:
+            self.schedule(calendar, now)
         self._announce(
             StatusChanged(
                 self,
