@@ -50,16 +50,32 @@ async def _fetch(socket_dir: Path, database: str, query: str, *args: Any) -> lis
         await conn.close()
 
 
+# The relays mark their rows sent a second after Kafka acknowledged them (or per 100 rows):
+# the last requests to arrive may not carry their marks yet.
+MARKED_WITHIN = 5.0
+
+
+async def _sent(socket_dir: Path, ids: list[str]) -> tuple[list[asyncpg.Record], ...]:
+    """Both relays' rows of the requests, once all are marked sent or MARKED_WITHIN passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MARKED_WITHIN
+    while True:
+        rows = await asyncio.gather(
+            _fetch(socket_dir, "tawasul_intake", _OUTBOX, topics.REQUEST_SUBMITTED, ids),
+            _fetch(socket_dir, "tawasul_routing", _OUTBOX, topics.REQUEST_ROUTED, ids),
+        )
+        if all(len(found) >= len(ids) for found in rows) or loop.time() > deadline:
+            return tuple(rows)
+        await asyncio.sleep(0.2)
+
+
 async def split(
     socket_dir: Path, arrived: Mapping[str, tuple[float, float]]
 ) -> dict[str, dict[str, float]]:
     """p50/p95/p99/max of each step over the requests (id → (sent, seen)) whose every row was
     found; {} when none was."""
     ids = list(arrived)
-    submitted, routed = await asyncio.gather(
-        _fetch(socket_dir, "tawasul_intake", _OUTBOX, topics.REQUEST_SUBMITTED, ids),
-        _fetch(socket_dir, "tawasul_routing", _OUTBOX, topics.REQUEST_ROUTED, ids),
-    )
+    submitted, routed = await _sent(socket_dir, ids)
     intake = {row["key"]: row for row in submitted}
     routing = {row["key"]: row for row in routed}
     applied = {
