@@ -208,7 +208,11 @@ async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
         await engine.dispose()
 
 
-def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelope:
+def submitted(
+    *, mobile: str = MOBILE, locale: str = "ar", applicant: str = APPLICANT, kind: str = ""
+) -> events_pb2.Envelope:
+    """Intake's submission; `kind`: who filed it (citizen, resident, establishment; "": not
+    said)."""
     request_id = str(uuid.uuid4())
     return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
@@ -217,7 +221,8 @@ def submitted(*, mobile: str = MOBILE, locale: str = "ar") -> events_pb2.Envelop
         request_submitted=events_pb2.RequestSubmitted(
             request_id=request_id,
             request_number="TW482913578",
-            applicant_id=APPLICANT,
+            applicant_id=applicant,
+            applicant_kind=kind,
             department_code="residents",
             contact=common_pb2.Contact(mobile=mobile, email=EMAIL, locale=locale),
             expected_completion_at=timestamp(datetime.now(UTC) + timedelta(days=7)),
@@ -289,7 +294,7 @@ def status_changed(
             request_number=request.request_submitted.request_number,
             status=status,
             contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=APPLICANT,
+            applicant_id=request.request_submitted.applicant_id,
             **more,
         ),
     )
@@ -930,6 +935,96 @@ async def test_previews_need_an_employee_and_valid_names(notify: Notify) -> None
             metadata=bearer(OWNER),
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+ESTABLISHMENT = "7001234567"
+MUQEEM = IDENTITY.token_for(Principal(ESTABLISHMENT, Role.ESTABLISHMENT))
+
+
+@pytest.mark.parametrize(
+    ("applicant", "kind", "token", "said"),
+    [
+        # Muqeem's words, as the establishment portal shows the request (SPEC §2: returned to
+        # applicant, معاد لمقدم الطلب).
+        (ESTABLISHMENT, "establishment", MUQEEM, "Your request TW482913578 has been returned"),
+        (APPLICANT, "citizen", OWNER, "Your request TW482913578 needs additional action"),
+    ],
+)
+async def test_a_request_waiting_on_its_beneficiary_is_told_in_their_portals_words(
+    notify: Notify, applicant: str, kind: str, token: str, said: str
+) -> None:
+    request = submitted(applicant=applicant, kind=kind, locale="en")
+    await notify.consume(request)
+    asked = status_changed(
+        request,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+        sequence=1,
+        missing=[common_pb2.MissingItem(kind="document", name="passport", description="Passport")],
+    )
+    await notify.consume(asked, topic=REQUEST_STATUS_CHANGED)
+
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(token))
+    (message,) = [m for m in inbox.messages if m.kind == "needs_more_info"]
+    assert message.text.startswith(said), message.text
+    (sms,) = [m["text"] for m in await notify.sms() if "Passport" in m["text"]]
+    assert ("returned to you" in sms) is (kind == "establishment"), sms
+    async with notify.engine.connect() as conn:
+        row = (await conn.execute(select(tables.request_access))).one()
+    assert (row.applicant_id, row.applicant_kind) == (applicant, kind)
+
+
+async def test_a_status_change_told_before_its_submission_is_recorded_is_in_abshers_words(
+    notify: Notify,
+) -> None:
+    """One poll applies its topics at once: the change may be read before the submission
+    that says an establishment filed the request. Once that is recorded, the next change is
+    in Muqeem's words; routing's decision, which does not say who filed it, keeps it."""
+    request = submitted(applicant=ESTABLISHMENT, kind="establishment", locale="en")
+
+    def asked(sequence: int) -> events_pb2.Envelope:
+        return status_changed(request, common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO, sequence=sequence)
+
+    await notify.consume(asked(1), topic=REQUEST_STATUS_CHANGED)
+    await notify.consume(request)
+    routing = routed(request, "visas", 1)
+    routing.request_routed.applicant_id = ESTABLISHMENT
+    await notify.consume(routing, topic=REQUEST_ROUTED)
+    await notify.consume(asked(3), topic=REQUEST_STATUS_CHANGED)
+
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(MUQEEM))
+    asked_for = [m for m in inbox.messages if m.kind == "needs_more_info"]
+    told = sorted(asked_for, key=lambda m: m.created_at.ToDatetime())
+    assert [m.text.split(".")[0] for m in told] == [
+        "Your request TW482913578 needs additional action",
+        "Your request TW482913578 has been returned to you for completion",
+    ]
+
+
+async def test_access_rows_from_before_take_the_applicants_kind_from_their_number(
+    database_url: str,
+) -> None:
+    """Migration 0011, as intake's 0010: a citizen's number starts with 1, a resident's with
+    2, and any other is an establishment's."""
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0010")
+    numbers = {"1000000008": "citizen", "2000000007": "resident", ESTABLISHMENT: "establishment"}
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for number in numbers:
+                await conn.execute(
+                    text(
+                        "INSERT INTO request_access (request_id, applicant_id, department)"
+                        " VALUES (:id, :number, 'residents')"
+                    ),
+                    {"id": uuid.uuid4(), "number": number},
+                )
+        await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+        async with engine.connect() as conn:
+            t = tables.request_access.c
+            rows = (await conn.execute(select(t.applicant_id, t.applicant_kind))).all()
+    finally:
+        await engine.dispose()
+    assert dict(rows) == numbers
 
 
 async def test_a_request_event_without_its_applicant_or_department_is_refused(

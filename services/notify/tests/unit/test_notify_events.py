@@ -91,6 +91,8 @@ def test_needs_more_info_says_what_is_missing_and_by_when() -> None:
         "note": "Please attach a clearer copy",
         "missing": ["passport_copy", "Your iqama expiry"],
         "respond_by": date(2026, 3, 12),
+        # Not said by the event: Absher's words unless the submission said an establishment.
+        "establishment": False,
     }
 
 

@@ -763,6 +763,54 @@ async def test_a_submission_never_replaces_the_department_routing_decided() -> N
     assert uow.access.requests[REQUEST] == transferred
 
 
+ASKED = {"number": NUMBER, "note": "", "missing": ["passport copy"], "respond_by": date(2026, 3, 5)}
+
+
+@pytest.mark.parametrize(
+    ("filed_by", "said", "unsaid"),
+    [
+        # Muqeem's words (SPEC §2: returned to applicant, معاد لمقدم الطلب), as its portal shows.
+        (Role.ESTABLISHMENT, "أُعيد طلبك رقم", "بحاجة لإجراءات إضافية"),
+        (Role.CITIZEN, "بحاجة لإجراءات إضافية", "أُعيد"),
+        (Role.RESIDENT, "بحاجة لإجراءات إضافية", "أُعيد"),
+        # The events did not say who filed it.
+        (None, "بحاجة لإجراءات إضافية", "أُعيد"),
+    ],
+)
+async def test_a_request_waiting_on_its_beneficiary_is_said_in_their_portals_words(
+    filed_by: Role | None, said: str, unsaid: str
+) -> None:
+    uow = FakeUnitOfWork()
+    filed = RequestAccess(REQUEST, APPLICANT, "residents", applicant_kind=filed_by)
+    await handlers.record_access(uow=uow, accesses=[("e1", filed)])
+    asked = notice(Kind.NEEDS_MORE_INFO, values=ASKED | {"establishment": False}, sequence=1)
+    await take(uow, asked)
+    texts = [d.text for d in uow.rows.values()] + [d.subject for d in uow.rows.values()]
+    assert len(uow.rows) == 3
+    assert all(said in t and unsaid not in t for t in texts if t)
+
+
+async def test_a_status_change_read_before_its_submission_is_said_in_abshers_words() -> None:
+    """A poll applies its topics at once: the change may be told before the submission that
+    says an establishment filed the request is recorded. Later changes know it."""
+    uow = FakeUnitOfWork()
+    early = notice(Kind.NEEDS_MORE_INFO, values=ASKED, sequence=1)
+    await take(uow, early)
+    filed = RequestAccess(REQUEST, APPLICANT, "residents", applicant_kind=Role.ESTABLISHMENT)
+    # Routing's event without the kind keeps the submission's.
+    routed = RequestAccess(REQUEST, APPLICANT, "visas", routed=True)
+    await handlers.record_access(uow=uow, accesses=[("e1", filed), ("e2", routed)])
+    assert uow.access.requests[REQUEST].applicant_kind is Role.ESTABLISHMENT
+    later = notice(Kind.NEEDS_MORE_INFO, values=ASKED, sequence=3)
+    await take(uow, later)
+    assert [
+        uow.delivery(Channel.INAPP, APPLICANT, n).text.split("،")[0] for n in (early, later)
+    ] == [
+        f"طلبك رقم \u2066{NUMBER}\u2069 بحاجة لإجراءات إضافية",
+        f"أُعيد طلبك رقم \u2066{NUMBER}\u2069 إليك لاستكماله",
+    ]
+
+
 async def test_deliveries_are_read_by_the_applicant_and_their_departments_reviewers() -> None:
     uow, sms = FakeUnitOfWork(), FakeChannel()
     await handlers.record_access(

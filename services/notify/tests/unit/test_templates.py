@@ -28,6 +28,7 @@ from tawasul_notify.domain.templates import (
     LRI,
     MAX_SMS_PARTS,
     PDI,
+    PORTAL_WORDS,
     TEMPLATE_DIR,
     Kind,
     Rendered,
@@ -52,6 +53,8 @@ TEMPLATE_FILTERS = ("date", "time", "digits", "ltr", "isolate")
 TEMPLATES = [
     (kind, channel, locale) for kind in Kind for channel in channels_for(kind) for locale in Locale
 ]
+# The templates whose words depend on the portal the beneficiary follows the request in.
+IN_PORTAL_WORDS = [case for case in TEMPLATES if PORTAL_WORDS in sample_values(case[0])]
 WITH_FREE_TEXT = [
     (kind, name, locale)
     for kind in Kind
@@ -113,19 +116,23 @@ def free_texts(values: dict[str, object]) -> list[str]:
     return found
 
 
-def golden_files(kind: Kind, channel: Channel, locale: Locale) -> dict[str, str]:
-    rendered = render(kind, channel, locale, sample_values(kind))
-    files = {f"{kind}.{channel}.{locale}.txt": rendered.body}
+def golden_files(
+    kind: Kind, channel: Channel, locale: Locale, *, establishment: bool = False
+) -> dict[str, str]:
+    """The renders of the samples; to an establishment (in Muqeem's words), in
+    "{kind}.establishment.{channel}.{locale}.txt"."""
+    values, stem = sample_values(kind), f"{kind}.{channel}.{locale}"
+    if establishment:
+        values[PORTAL_WORDS], stem = True, f"{kind}.establishment.{channel}.{locale}"
+    rendered = render(kind, channel, locale, values)
+    files = {f"{stem}.txt": rendered.body}
     if channel is Channel.EMAIL:
-        files[f"{kind}.{channel}.{locale}.subject.txt"] = rendered.subject
+        files[f"{stem}.subject.txt"] = rendered.subject
     return files
 
 
-@pytest.mark.parametrize("case", TEMPLATES, ids=template_id)
-def test_renders_of_sample_values_match_the_golden_texts(
-    case: tuple[Kind, Channel, Locale],
-) -> None:
-    for name, text in golden_files(*case).items():
+def check_golden(files: dict[str, str]) -> None:
+    for name, text in files.items():
         path = GOLDEN / name
         if UPDATE_GOLDEN:
             GOLDEN.mkdir(exist_ok=True)
@@ -133,9 +140,58 @@ def test_renders_of_sample_values_match_the_golden_texts(
         assert path.read_text(encoding="utf-8") == text, name
 
 
+@pytest.mark.parametrize("case", TEMPLATES, ids=template_id)
+def test_renders_of_sample_values_match_the_golden_texts(
+    case: tuple[Kind, Channel, Locale],
+) -> None:
+    check_golden(golden_files(*case))
+
+
+@pytest.mark.parametrize("case", IN_PORTAL_WORDS, ids=template_id)
+def test_renders_to_an_establishment_match_the_golden_texts(
+    case: tuple[Kind, Channel, Locale],
+) -> None:
+    check_golden(golden_files(*case, establishment=True))
+
+
 def test_every_golden_file_belongs_to_a_template() -> None:
     expected = {name for case in TEMPLATES for name in golden_files(*case)}
+    expected |= {
+        name for case in IN_PORTAL_WORDS for name in golden_files(*case, establishment=True)
+    }
     assert {path.name for path in GOLDEN.iterdir()} == expected
+
+
+# Absher's words for a request waiting on its beneficiary, and Muqeem's (SPEC §2: "returned to
+# applicant", معاد لمقدم الطلب), in each channel's phrasing.
+ABSHER_WORDS = {Locale.AR: "بحاجة لإجراءات إضافية", Locale.EN: "needs additional action"}
+MUQEEM_WORDS = {Locale.AR: "أُعيد طلبك رقم", Locale.EN: "returned to you"}
+
+
+@pytest.mark.parametrize("case", IN_PORTAL_WORDS, ids=template_id)
+def test_an_establishment_is_told_in_muqeems_words_and_everyone_else_in_abshers(
+    case: tuple[Kind, Channel, Locale],
+) -> None:
+    kind, channel, locale = case
+    for establishment, said, unsaid in (
+        (True, MUQEEM_WORDS, ABSHER_WORDS),
+        (False, ABSHER_WORDS, MUQEEM_WORDS),
+    ):
+        values = sample_values(kind) | {PORTAL_WORDS: establishment}
+        rendered = render(kind, channel, locale, values)
+        for text in texts(rendered):
+            assert said[locale] in text, text
+            assert unsaid[locale] not in text, text
+            _, spans = isolates(text)
+            if locale is Locale.AR:
+                assert (LRI, NUMBER) in spans
+            for line in filter(None, text.split("\n")):
+                outside, _ = isolates(line)
+                strong = [unicodedata.bidirectional(c) for c in outside]
+                first = next((b for b in strong if b in ("L", "R", "AL")), "L")
+                assert first in (("R", "AL") if locale is Locale.AR else ("L",)), line
+        if channel is Channel.SMS:
+            assert rendered.parts <= MAX_SMS_PARTS
 
 
 def test_every_template_file_is_used_and_every_template_has_its_file() -> None:

@@ -23,7 +23,7 @@ from tawasul_notify.domain.model import (
     Status,
     locale_of,
 )
-from tawasul_notify.domain.templates import Kind, variables
+from tawasul_notify.domain.templates import PORTAL_WORDS, Kind, variables
 
 STATUS_FROM_WIRE = {
     common_pb2.REQUEST_STATUS_SUBMITTED: Status.SUBMITTED,
@@ -117,6 +117,9 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "outcome": status.value,
             "due": _riyadh_day(c.due_at, c.HasField("due_at")),
             "appeal": not c.decides_appeal,
+            # The event does not say who filed the request: Absher's words, unless what its
+            # submission recorded says an establishment did (handlers.take).
+            PORTAL_WORDS: False,
         }
         return Notice.create(
             event_id=event.event_id,

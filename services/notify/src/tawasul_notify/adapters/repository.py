@@ -10,6 +10,7 @@ from typing import Any, Self
 from sqlalchemy import ColumnElement, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
+from tawasul_platform.identity import Role
 from tawasul_platform.sql import Database, Row, Session
 from tawasul_platform.staff import SqlStaffRecords
 from tawasul_platform.uow import Messaging, SqlUnitOfWork
@@ -88,9 +89,10 @@ _SAVE = update(tables.deliveries).where(tables.deliveries.c.id == bindparam("b_i
 _ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
 _access = pg_insert(tables.request_access)
 _known = tables.request_access.c
-# An event without its applicant keeps the one known; a submission applied after routing's
-# decision (a poll's two topics commit in either order) keeps routing's department; a routing
-# no later than one recorded (RequestAccess.outdated_by) changes nothing and returns no row.
+# An event without its applicant (or their kind) keeps the one known; a submission applied
+# after routing's decision (a poll's two topics commit in either order) keeps routing's
+# department; a routing no later than one recorded (RequestAccess.outdated_by) changes nothing
+# and returns no row.
 _RECORD_ACCESS = _access.on_conflict_do_update(
     index_elements=[_known.request_id],
     set_={
@@ -103,6 +105,7 @@ _RECORD_ACCESS = _access.on_conflict_do_update(
             func.nullif(_access.excluded.applicant_id, ""), _known.applicant_id
         ),
         "routed_sequence": func.greatest(_known.routed_sequence, _access.excluded.routed_sequence),
+        "applicant_kind": func.coalesce(_access.excluded.applicant_kind, _known.applicant_kind),
     },
     where=~(
         _access.excluded.routed
@@ -358,6 +361,7 @@ class SqlAccessRepository:
                     "department": a.department,
                     "routed": a.routed,
                     "routed_sequence": a.sequence,
+                    "applicant_kind": a.applicant_kind.value if a.applicant_kind else None,
                 }
                 for a in accesses
             ],
@@ -371,7 +375,12 @@ class SqlAccessRepository:
         if row is None:
             return None
         return RequestAccess(
-            row.request_id, row.applicant_id, row.department, row.routed, row.routed_sequence
+            row.request_id,
+            row.applicant_id,
+            row.department,
+            row.routed,
+            row.routed_sequence,
+            Role(row.applicant_kind) if row.applicant_kind else None,
         )
 
 

@@ -83,6 +83,8 @@ inbox_messages = Table(
 
 # Who may read a request's deliveries: from submitted and routed events. `routed`: the
 # department is routing's decision, which a submission's catalog department never replaces.
+# `applicant_kind`: who filed it (citizen, resident, establishment; NULL: not said), whose
+# portal's words its messages use (migration 0011).
 request_access = Table(
     "request_access",
     metadata,
@@ -93,6 +95,7 @@ request_access = Table(
     # The highest sequence of routing's decisions applied: one no later is older than the
     # department recorded (migration 0006).
     Column("routed_sequence", Integer, nullable=False, server_default="0"),
+    Column("applicant_kind", String(16)),
 )
 
 # The latest status change of each request its beneficiary was told of (review's sequence):

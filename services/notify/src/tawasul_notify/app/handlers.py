@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
@@ -30,7 +30,15 @@ from tawasul_notify.domain.model import (
     Told,
     locale_of,
 )
-from tawasul_notify.domain.templates import Kind, Rendered, channels_for, render, sample_values
+from tawasul_notify.domain.templates import (
+    PORTAL_WORDS,
+    Kind,
+    Rendered,
+    channels_for,
+    render,
+    sample_values,
+    variables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +84,28 @@ async def take(
             for n in notices
             if not _stale(n, told) and not _cancellation_told(n, heard, earliest, now)
         ]
-        await _record(uow, fresh, now, wake)
+        await _record(uow, await _in_portal_words(uow, fresh), now, wake)
         await uow.commit()
+
+
+async def _in_portal_words(uow: UnitOfWork, notices: Sequence[Notice]) -> list[Notice]:
+    """The notices, each of a kind whose words depend on the portal (templates: PORTAL_WORDS)
+    in Muqeem's when an establishment filed its request, as the submission or routing recorded,
+    and in Absher's otherwise. The events of a status change do not say who filed it; one read
+    before the submission and routing (a poll applies its topics at once, and may hold the
+    change first) is told in Absher's words, as when those events did not say either."""
+    worded = {n.request_id for n in notices if PORTAL_WORDS in variables(Kind(n.kind))}
+    establishments: set[uuid.UUID] = set()
+    for request_id in sorted(worded):
+        access = await uow.access.get(request_id)
+        if access is not None and access.applicant_kind is Role.ESTABLISHMENT:
+            establishments.add(request_id)
+    return [
+        replace(n, values={**n.values, PORTAL_WORDS: n.request_id in establishments})
+        if PORTAL_WORDS in variables(Kind(n.kind))
+        else n
+        for n in notices
+    ]
 
 
 def _stale(notice: Notice, told: Mapping[uuid.UUID, Told]) -> bool:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.identity import Role
 
 # Delivery ids are uuid5(DELIVERY_NAMESPACE, "<event id>/<channel>/<recipient>").
 DELIVERY_NAMESPACE = uuid.UUID("3f0e7a52-6c1d-5b8e-9a41-7d2c0b9e4f15")
@@ -337,7 +338,8 @@ class InboxMessage:
 class RequestAccess:
     """Who may see what was sent about a request: its applicant, and its department. The
     department is the catalog's from the submission until routing decides (`routed`), and
-    routing's from then on, in whichever order the two arrive."""
+    routing's from then on, in whichever order the two arrive. And who filed it, which says
+    in whose portal's words its beneficiary is told (templates: `establishment`)."""
 
     request_id: uuid.UUID
     applicant_id: str
@@ -345,6 +347,8 @@ class RequestAccess:
     routed: bool = False
     # The highest sequence of routing's decisions applied (0: none stamped yet).
     sequence: int = 0
+    # A citizen, a resident or an establishment (None: the events did not say).
+    applicant_kind: Role | None = None
 
     def outdated_by(self, later: RequestAccess) -> bool:
         """Whether `later` is a decision of routing no later than one this applied (a dead
@@ -357,6 +361,13 @@ class RequestAccess:
         if self.outdated_by(later):
             return self
         sequence = max(self.sequence, later.sequence)
+        kind = later.applicant_kind or self.applicant_kind
         if self.routed and not later.routed:
-            return replace(later, department=self.department, routed=True, sequence=sequence)
-        return replace(later, sequence=sequence)
+            return replace(
+                later,
+                department=self.department,
+                routed=True,
+                sequence=sequence,
+                applicant_kind=kind,
+            )
+        return replace(later, sequence=sequence, applicant_kind=kind)

@@ -17,6 +17,11 @@ isolate does not count when a line's direction is decided. Blocks are trimmed: a
 holds only a block tag leaves nothing behind, and `+%}` keeps the newline after a tag that
 ends a line of text.
 
+A beneficiary is told in the words of the portal they follow their request in: Absher
+(citizens and residents) or, for an establishment, Muqeem, which says "returned to applicant"
+where Absher says "needs additional action" (SPEC §2). The kinds whose words differ take the
+value `establishment` (PORTAL_WORDS).
+
 An SMS must fit MAX_SMS_PARTS parts: when it does not, its free text is cut (ending in "…",
 in English "...": "…" would make it UCS-2) until it does; request numbers, dates and codes
 are never cut. E-mail and in-app texts are not cut.
@@ -119,7 +124,7 @@ class TemplateValuesError(ValueError):
 _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.SUBMITTED: frozenset({"number", "due"}),
     Kind.UNDER_REVIEW: frozenset({"number"}),
-    Kind.NEEDS_MORE_INFO: frozenset({"number", "missing", "respond_by", "note"}),
+    Kind.NEEDS_MORE_INFO: frozenset({"number", "missing", "respond_by", "note", "establishment"}),
     Kind.ANSWER_RECEIVED: frozenset({"number", "due"}),
     Kind.ACCEPTED: frozenset({"number", "note"}),
     Kind.PROCESSED: frozenset({"number", "note"}),
@@ -137,6 +142,8 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.SLA_WARNING: frozenset({"number", "department", "due_at", "percent", "assignee"}),
     Kind.SLA_BREACH: frozenset({"number", "department", "due_at", "assignee"}),
 }
+# Whether an establishment filed the request: its messages then say it in Muqeem's words.
+PORTAL_WORDS = "establishment"
 # Text written by people: isolated, whitespace collapsed, and what an SMS may cut.
 _FREE_TEXT = frozenset({"note", "reason", "missing"})
 
@@ -150,6 +157,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "missing": ["صورة جواز السفر", "خطاب جهة العمل"],
         "respond_by": date(2026, 12, 9),
         "note": _SAMPLE_NOTE,
+        "establishment": False,
     },
     Kind.ANSWER_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.ACCEPTED: {"number": _SAMPLE_NUMBER, "note": "تم تمديد التأشيرة لمدة 90 يومًا."},

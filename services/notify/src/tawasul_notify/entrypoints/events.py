@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import BatchHandler
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.identity import BENEFICIARY_ROLES, Role
 
 from tawasul_notify.adapters.events import notice_from
 from tawasul_notify.app import handlers
@@ -16,6 +17,8 @@ from tawasul_notify.app.ports import UnitOfWork
 from tawasul_notify.domain.model import Channel, RequestAccess
 
 Wake = Callable[[Channel], None]
+# What RequestSubmitted and RequestRouted say filed a request.
+APPLICANT_KINDS = frozenset(role.value for role in BENEFICIARY_ROLES)
 
 
 def told(uow: Callable[[], UnitOfWork], *, staff: Mapping[str, str], wake: Wake) -> BatchHandler:
@@ -58,9 +61,11 @@ def _access(event: events_pb2.Envelope) -> RequestAccess:
     if payload == "request_submitted":
         s = event.request_submitted
         request_id, applicant, department = s.request_id, s.applicant_id, s.department_code
+        kind = s.applicant_kind
     elif payload == "request_routed":
         r = event.request_routed
         request_id, applicant, department = r.request_id, r.applicant_id, r.department_code
+        kind = r.applicant_kind
     else:
         raise InvalidArgument({"payload": f"not a submitted or routed request: {payload}"})
     missing = {
@@ -77,4 +82,7 @@ def _access(event: events_pb2.Envelope) -> RequestAccess:
         department,
         routed=routed,
         sequence=event.request_routed.sequence if routed else 0,
+        # Only the wording of its messages depends on it: one not said, or not known, is
+        # told as to a citizen rather than holding up who may read them.
+        applicant_kind=Role(kind) if kind in APPLICANT_KINDS else None,
     )
