@@ -1,8 +1,9 @@
 """Message templates: golden texts, bidirectional isolation, SMS lengths and cutting.
 
 golden/ holds the exact render of sample_values(kind) for every kind × channel × locale
-("{kind}.{channel}.{locale}.txt", e-mail subjects in "….subject.txt"), UTF-8 with the
-isolate characters written literally. After changing a template, rewrite them and read
+("{kind}.{channel}.{locale}.txt", e-mail subjects in "….subject.txt"), and in
+golden/establishment/ those of the kinds said in Muqeem's words to an establishment, UTF-8
+with the isolate characters written literally. After changing a template, rewrite them and read
 the diff before committing it:
 
     TAWASUL_UPDATE_GOLDEN=1 uv run pytest services/notify/tests/unit/test_templates.py -q
@@ -120,10 +121,10 @@ def golden_files(
     kind: Kind, channel: Channel, locale: Locale, *, establishment: bool = False
 ) -> dict[str, str]:
     """The renders of the samples; to an establishment (in Muqeem's words), in
-    "{kind}.establishment.{channel}.{locale}.txt"."""
+    "establishment/" (apart: the e2e tier previews every file of golden/ itself)."""
     values, stem = sample_values(kind), f"{kind}.{channel}.{locale}"
     if establishment:
-        values[PORTAL_WORDS], stem = True, f"{kind}.establishment.{channel}.{locale}"
+        values[PORTAL_WORDS], stem = True, f"establishment/{stem}"
     rendered = render(kind, channel, locale, values)
     files = {f"{stem}.txt": rendered.body}
     if channel is Channel.EMAIL:
@@ -135,7 +136,7 @@ def check_golden(files: dict[str, str]) -> None:
     for name, text in files.items():
         path = GOLDEN / name
         if UPDATE_GOLDEN:
-            GOLDEN.mkdir(exist_ok=True)
+            path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8", newline="")
         assert path.read_text(encoding="utf-8") == text, name
 
@@ -159,7 +160,8 @@ def test_every_golden_file_belongs_to_a_template() -> None:
     expected |= {
         name for case in IN_PORTAL_WORDS for name in golden_files(*case, establishment=True)
     }
-    assert {path.name for path in GOLDEN.iterdir()} == expected
+    found = {path.relative_to(GOLDEN).as_posix() for path in GOLDEN.rglob("*") if path.is_file()}
+    assert found == expected
 
 
 # Absher's words for a request waiting on its beneficiary, and Muqeem's (SPEC §2: "returned to
