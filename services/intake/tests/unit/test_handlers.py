@@ -34,6 +34,7 @@ from tawasul_intake.domain.identity import luhn_valid
 from tawasul_intake.domain.model import (
     Event,
     HistoryEntry,
+    Locale,
     Request,
     RequestAnswered,
     RequestCancelled,
@@ -1224,6 +1225,21 @@ async def test_the_same_submission_after_its_request_was_answered_is_still_a_ret
     assert list(intake.db.requests) == [first.id]
 
 
+@pytest.mark.parametrize("digest", ["kept", "stored before"])
+async def test_a_retry_sent_in_the_other_language_is_still_the_retry(
+    intake: Intake, digest: str
+) -> None:
+    """The page switched language after its answer was lost: it sends the retry in the new
+    one, and the beneficiary sees the request, not "a different request"."""
+    submission = intake.form()
+    first = await intake.file(submission)
+    if digest == "stored before":
+        intake.db.requests[first.id].submitted_digest = ""
+    english = replace(submission, contact=replace(submission.contact, locale=Locale.EN))
+    again = await intake.file(english)
+    assert (again.number, again.contact.locale) == (first.number, Locale.AR)
+
+
 async def test_a_request_stored_before_its_digest_is_compared_as_it_is(intake: Intake) -> None:
     submission = intake.form()
     first = await intake.file(submission)
@@ -1618,7 +1634,7 @@ async def test_no_follow_up_on_a_closed_request_or_anothers(intake: Intake) -> N
             now=riyadh(20, 10),
         )
     await intake.decide(request, Status.REJECTED)
-    with pytest.raises(FailedPrecondition, match="is \"Rejected\""):
+    with pytest.raises(FailedPrecondition, match='is "Rejected"'):
         await handlers.follow_up(
             uow=intake.uow,
             caller=FATHER,

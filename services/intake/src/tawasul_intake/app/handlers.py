@@ -89,7 +89,8 @@ def _same(request: Request, submission: Submission) -> bool:
         and request.description == submission.description
         and request.document_ids == submission.document_ids
         and request.fields == dict(submission.fields)
-        and request.contact == submission.contact
+        and (request.contact.mobile, request.contact.email)
+        == (submission.contact.mobile, submission.contact.email)
         and request.cites_number == submission.cites_number
     )
 

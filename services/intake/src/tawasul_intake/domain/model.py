@@ -153,14 +153,15 @@ class Submission:
     def digest(self) -> str:
         """What the applicant asked, in a few bytes: a retry under the same idempotency key is
         told apart from another request by it, however the request has changed since (an
-        answer adds fields and documents)."""
+        answer adds fields and documents). Not the language: a page switched to the other
+        one sends its retry in it, and the request keeps the one it was filed in."""
         said = [
             self.sub_service_code,
             self.subject_id,
             self.description,
             [str(d) for d in self.document_ids],
             sorted(self.fields.items()),
-            [self.contact.mobile, self.contact.email, self.contact.locale.value],
+            [self.contact.mobile, self.contact.email],
             self.cites_number,
         ]
         return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()
