@@ -170,12 +170,14 @@ const state = {
   role: sessionStorage.getItem("tawasul.role") || "",
   id: sessionStorage.getItem("tawasul.id") || "",
   catalog: null,
-  idempotencyKey: "",
+  idempotencyKey: newKey(),
   // The rejected request the new one corrects (SubmitRequest's cites_request_number); "" for none.
   cites: "",
   documents: new Map(), // document kind → [document ids]
   nextPage: "",
   request: null,
+  // The request just filed whose confirmation the page shows; null once another form is shown.
+  filed: null,
   // The answer being sent: its idempotency key and the file uploaded for it, kept until it
   // is taken, so that sending it again after a lost reply is the same answer.
   answer: null,
@@ -289,8 +291,7 @@ function showError(root, error) {
     const slot = root.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
     if (slot) {
       slot.textContent = message;
-      const input = slot.previousElementSibling;
-      if (input) input.setAttribute("aria-invalid", "true");
+      controlOf(slot)?.setAttribute("aria-invalid", "true");
     } else {
       loose.push(`${field}: ${message}`);
     }
@@ -298,6 +299,16 @@ function showError(root, error) {
   // A refusal's message repeats its fields' own: the loose ones alone say it once.
   if (loose.length) banner(loose.join(" — "));
   else if (!Object.keys(error.fields || {}).length) banner(error.message);
+}
+
+// The input a message's slot is about: the one before it, past the help, progress and "uploaded"
+// lines drawn under it (a document row's); none for a slot under no input of its own.
+function controlOf(slot) {
+  let el = slot.previousElementSibling;
+  while (el && (el.tagName === "PROGRESS" || (el.tagName === "P" && el.dataset.errorFor === undefined))) {
+    el = el.previousElementSibling;
+  }
+  return el && ["INPUT", "SELECT", "TEXTAREA"].includes(el.tagName) ? el : null;
 }
 
 function text(localized) {
@@ -380,8 +391,26 @@ function signOut(reroute = true) {
   state.role = "";
   state.id = "";
   for (const key of ["token", "who", "role", "id"]) sessionStorage.removeItem(`tawasul.${key}`);
+  forget();
   showAccount();
   if (reroute) route();
+}
+
+// Whoever signs in next on this page sees nothing of the person who left: not the form or the
+// correction they were filling, what they uploaded or were answering, their request filed or
+// shown, their bulk upload's results, nor the address naming one of their requests.
+function forget() {
+  resetNew();
+  correcting("");
+  state.filed = null;
+  $("#submitted").hidden = true;
+  state.request = null;
+  state.answer = null;
+  $("#respond-form").reset();
+  $("#bulk-form").reset();
+  $("#bulk-summary").hidden = $("#bulk-results").hidden = true;
+  $("#bulk-results tbody").replaceChildren();
+  history.replaceState(null, "", "#new");
 }
 
 function show(view) {
@@ -434,11 +463,15 @@ async function showSignIn() {
 
 // --- new request ---------------------------------------------------------------------------
 
+// The catalog in the page's language. Asked for in one language, it may arrive once the page
+// switched to the other: it is then not kept (the page asks for its own).
 async function loadCatalog() {
   if (state.catalog?.locale === state.lang) return state.catalog;
-  state.catalog = await api("GET", `/api/v1/catalog?locale=${state.lang}`);
-  state.catalog.locale = state.lang;
-  return state.catalog;
+  const locale = state.lang;
+  const catalog = await api("GET", `/api/v1/catalog?locale=${locale}`);
+  catalog.locale = locale;
+  if (locale === state.lang) state.catalog = catalog;
+  return catalog;
 }
 
 function option(value, label) {
@@ -449,35 +482,63 @@ function option(value, label) {
 // `relabel`: the same form in the other language, what was entered in it kept.
 async function showNew(cites = "", relabel = false) {
   show("new");
-  $("#new-form").hidden = false;
-  $("#submitted").hidden = true;
-  // Relabelled, it is the same request: sent again after a lost answer, it must not be filed
-  // a second time.
-  if (!relabel) state.idempotencyKey = newKey();
+  // Relabelled, the confirmation of the request just filed is still what the page shows.
+  if (!relabel) state.filed = null;
+  $("#new-form").hidden = Boolean(state.filed);
+  $("#submitted").hidden = !state.filed;
+  if (state.filed) showFiled(state.filed);
+  // The same form shown again (in the other language, or back from a look at the request it
+  // corrects) keeps what was entered in it and its key: sent again after a lost answer, it is
+  // the same request, not a second. Another one (a correction left, or another started) starts
+  // empty: nothing of a rejected request goes unlinked into a new one.
+  const again = relabel || cites === state.cites;
+  if (!again) resetNew();
   // The server's messages were about the form as last sent (and in its language).
   clearErrors($("#new-form"));
   const catalog = await loadCatalog();
+  // Asked for before the language switched: the form is drawn by the relabelling's call.
+  if (catalog.locale !== state.lang) return;
   const departments = $("#department");
   const chosen = departments.value;
   departments.replaceChildren(option("", t("new.choose")));
   for (const d of catalog.departments || []) departments.append(option(d.code, d.name));
   departments.value = chosen;
-  const kept = relabel ? entered() : null;
+  const kept = again ? entered() : null;
   fillSubServices();
   if (kept) restore(kept);
-  // Prefilled when the correction starts, not each time the form is shown again (the language
-  // switched): what the beneficiary corrected is not put back.
+  // Prefilled when the correction starts, not each time the form is shown again: what the
+  // beneficiary corrected is not put back.
   if (cites && cites !== state.cites) {
     const { request } = await api("GET", `/api/v1/requests/${encodeURIComponent(cites)}`);
     prefill(request);
+    // The button that started it (the request's "File a corrected request") is gone.
+    $("#department").focus();
   }
   correcting(cites);
 }
 
+// A new form: nothing entered, uploaded or linked, and a key of its own.
+function resetNew() {
+  $("#new-form").reset();
+  state.documents = new Map();
+  state.idempotencyKey = newKey();
+  correcting("");
+}
+
+// The confirmation of a filed request, in the page's language.
+function showFiled(request) {
+  $("#submitted-number").textContent = request.request_number;
+  $("#submitted-expected").textContent = dateText(request.expected_completion);
+  $("#submitted-gregorian").textContent = request.expected_completion?.gregorian_date || "";
+  $("#submitted-hijri").textContent = request.expected_completion?.hijri_date || "";
+  $("#submitted-link").href = `#request/${request.request_number}`;
+}
+
 // A corrected request starts as the rejected one was filed: its sub-service, whom it is about,
-// its fields and description, for the beneficiary to correct; documents are attached anew.
+// its fields and description, for the beneficiary to correct; documents are attached anew. Its
+// department is the sub-service's: a transfer moved the request, not what it was filed as.
 function prefill(r) {
-  $("#department").value = r.department_code || "";
+  $("#department").value = subService(r.sub_service_code)?.department_code || r.department_code || "";
   fillSubServices();
   $("#sub-service").value = subService(r.sub_service_code) ? r.sub_service_code : "";
   $("#subject-id").value = r.subject_id && r.subject_id !== state.id ? r.subject_id : "";
@@ -707,15 +768,10 @@ async function submitNew(event) {
     const { request } = await api("POST", "/api/v1/requests", body);
     form.hidden = true;
     $("#submitted").hidden = false;
-    $("#submitted-number").textContent = request.request_number;
-    $("#submitted-expected").textContent = dateText(request.expected_completion);
-    $("#submitted-gregorian").textContent = request.expected_completion?.gregorian_date || "";
-    $("#submitted-hijri").textContent = request.expected_completion?.hijri_date || "";
-    $("#submitted-link").href = `#request/${request.request_number}`;
-    form.reset();
-    state.documents = new Map();
+    state.filed = request;
+    showFiled(request);
     // The form is a new one now: what is filed from it next is another request.
-    state.idempotencyKey = newKey();
+    resetNew();
     dropCorrection();
   } catch (error) {
     showError(form, atKinds(error, kinds));
@@ -1084,7 +1140,11 @@ function start() {
   $("#correct").addEventListener("click", () => {
     location.hash = `#new/${encodeURIComponent(state.request.request_number)}`;
   });
-  $("#correcting-drop").addEventListener("click", dropCorrection);
+  $("#correcting-drop").addEventListener("click", () => {
+    dropCorrection();
+    // The card holding the button is hidden: the form's first input takes the focus.
+    $("#department").focus();
+  });
   $("#bulk-form").addEventListener("submit", fileInBulk);
   $("#track-form").addEventListener("submit", startTracking);
   $("#track-code-form").addEventListener("submit", track);
