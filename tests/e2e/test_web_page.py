@@ -1,8 +1,8 @@
 """The citizen's web page in a real browser (Playwright driving Debian's Chromium) against the
 real stack: sign in, file with an attachment, see the number and the expected dates, track, answer
-an information request, cancel, correct a rejected request with a new one linked to it, switch
-the language in the middle of a form without losing it, and track without signing in, in Arabic
-and in English.
+an information request, cancel, correct a rejected request with a new one linked to it (also
+after a transfer, and left behind on leaving it or signing out), switch the language in the
+middle of a form without losing it, and track without signing in, in Arabic and in English.
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -158,6 +158,13 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator('[data-error-for="documents.error_screenshot"]')).to_contain_text(
         "لقطة شاشة لرسالة الخطأ: 3 على الأكثر لهذه الخدمة الفرعية"
     )
+    # Marked invalid: the input of that kind, not the "uploaded" line under it.
+    await expect(page.locator("#document-error_screenshot")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await expect(page.locator('[data-uploaded-for="error_screenshot"]')).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
     await page.set_input_files("#document-error_screenshot", screens[:1])
     await expect(screens_progress).to_have_attribute("title", "تم الرفع")
 
@@ -186,9 +193,16 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     expected = stored.expected_completion
     assert await page.locator("#submitted-gregorian").text_content() == expected.gregorian_date
 
-    # English, left to right; the list of one's requests and the request itself.
+    # English, left to right: the confirmation is read again in English, not thrown away; then
+    # the list of one's requests and the request itself.
     await page.click("#language")
     assert await page.locator("html").get_attribute("dir") == "ltr"
+    await expect(page.locator('#submitted [data-t="new.done"]')).to_have_text(
+        "Your request was received"
+    )
+    await expect(page.locator("#submitted-number")).to_have_text(number)
+    await expect(page.locator("#submitted-expected")).to_have_text(expected.text_en)
+    await expect(page.locator("#new-form")).to_be_hidden()
     await expect(page.locator('nav a[href="#mine"]')).to_have_text("My requests")
     await page.click('nav a[href="#mine"]')
     mine = page.locator(f'#mine-list li[data-number="{number}"]')
@@ -504,9 +518,13 @@ async def test_a_rejected_request_is_corrected_by_a_new_one_linked_to_it(
     await expect(page.locator("#description")).to_have_value(description)
     await expect(page.locator("#field-reference_number")).to_have_value("7781240")
     await expect(page.locator("#field-related_service")).to_have_value("تجديد الإقامة")
-    # The link can be dropped (the request is then filed on its own), and made again.
+    # The button that started it is gone: the form's first input has the focus.
+    await expect(page.locator("#department")).to_be_focused()
+    # The link can be dropped (the request is then filed on its own), and made again; the
+    # focus is not lost with the card that held the button.
     await page.click("#correcting-drop")
     await expect(correcting).to_be_hidden()
+    await expect(page.locator("#department")).to_be_focused()
     assert page.url.endswith("#new")
     await page.goto(f"{base}/#request/{number}")
     await correct.click()
@@ -556,6 +574,129 @@ async def test_a_rejected_request_is_corrected_by_a_new_one_linked_to_it(
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=bearer(citizen),
         )
+
+
+async def test_a_correction_is_filed_as_before_a_transfer_and_left_behind_when_left(
+    stack: Stack, clients: Clients, page: Page
+) -> None:
+    """A request transferred to another department and rejected there: its correction starts
+    under the sub-service it was filed as (and that sub-service's department). What is corrected
+    stays through a look at the rejected request; leaving the correction for a new request, or
+    signing out, leaves nothing of it for the next request or the next person."""
+    base = stack.config.gateway_url
+    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    await withdraw_leftovers(clients, citizen)
+    description = f"معاملة تجديد الإقامة متوقفة عند الدفع برسالة خطأ 504 ({uuid.uuid4().hex[:8]})"
+    filed = await clients.submit(
+        citizen,
+        key=str(uuid.uuid4()),
+        sub_service=SUB_SERVICE,
+        description=description,
+        documents=[],
+        mobile=MOBILE,
+        fields={"reference_number": "7781240", "related_service": "تجديد الإقامة"},
+    )
+    number = filed.request_number
+    reviewer = clients.token("E7304", Role.REVIEWER, frozenset({DEPARTMENT}))
+    await claim(clients, reviewer, filed.request_id)
+    await clients.review.TransferRequest(
+        review_pb2.TransferRequestRequest(
+            request_id=filed.request_id, department_code="residents", reason="Misfiled"
+        ),
+        timeout=DEFAULT_DEADLINE_SECONDS,
+        metadata=bearer(reviewer),
+    )
+    residents = clients.token("E7305", Role.REVIEWER, frozenset({"residents"}))
+    await reject(clients, residents, filed.request_id, "The transaction number is not ours")
+    rejected = await eventually(
+        lambda: in_status(clients, citizen, number, common_pb2.REQUEST_STATUS_REJECTED),
+        what="the rejection in intake",
+    )
+    assert (rejected.department_code, rejected.sub_service_code) == ("residents", SUB_SERVICE)
+
+    await sign_in(page, base)
+    await page.goto(f"{base}/#request/{number}")
+    await page.click("#correct")
+    await expect(page.locator("#correcting-number")).to_have_text(number)
+    await expect(page.locator("#department")).to_have_value(DEPARTMENT)
+    await expect(page.locator("#sub-service")).to_have_value(SUB_SERVICE)
+    reference = page.locator("#field-reference_number")
+    await expect(reference).to_have_value("7781240")
+    await expect(page.locator("#description")).to_have_value(description)
+
+    # Corrected, then a look at the rejected request by the form's own link, and back: the
+    # correction is as it was left, not emptied nor prefilled again.
+    await reference.fill("7781204")
+    await page.click("#correcting-number")
+    await expect(page.locator("#request-number")).to_have_text(number)
+    await page.go_back()
+    await expect(page.locator("#correcting-number")).to_have_text(number)
+    await expect(reference).to_have_value("7781204")
+    await expect(page.locator("#field-related_service")).to_have_value("تجديد الإقامة")
+    await expect(page.locator("#description")).to_have_value(description)
+    # "File a corrected request" again: the same.
+    await page.goto(f"{base}/#request/{number}")
+    await page.click("#correct")
+    await expect(page.locator("#correcting-number")).to_have_text(number)
+    await expect(reference).to_have_value("7781204")
+
+    # A new request: nothing of the rejected one, which an unlinked copy would file again.
+    await page.click('nav a[href="#new"]')
+    await expect(page.locator("#correcting")).to_be_hidden()
+    await expect(page.locator("#department")).to_have_value("")
+    await expect(page.locator("#sub-service")).to_have_value("")
+    await expect(page.locator("#description")).to_have_value("")
+    await expect(reference).not_to_be_attached()
+
+    # Signed out in the middle of a correction: the next person to sign in on this page sees
+    # none of it, nor the address naming the request.
+    await page.goto(f"{base}/#request/{number}")
+    await page.click("#correct")
+    await expect(page.locator("#description")).to_have_value(description)
+    await page.fill("#subject-id", "1012345672")
+    await page.fill("#mobile", MOBILE)
+    await page.fill("#email", "fahad@example.com")
+    await page.click("#sign-out")
+    await expect(page.locator("#view-sign-in")).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"#new$"))
+    await page.locator(f'#people button[data-id="{TRACKER}"]').click()
+    await expect(page.locator("#who")).to_have_text("سارة علي الشهري")
+    await expect(page.locator("#view-new")).to_be_visible()
+    await expect(page.locator("#correcting")).to_be_hidden()
+    for emptied in ("#department", "#sub-service", "#subject-id", "#description", "#mobile"):
+        await expect(page.locator(emptied)).to_have_value("")
+    await expect(page.locator("#email")).to_have_value("")
+
+
+async def test_a_catalog_asked_for_before_the_language_switched_is_not_kept(
+    stack: Stack, page: Page
+) -> None:
+    """The language switched while the first catalog (Arabic) is on its way: the English one
+    draws the form, and the Arabic one, arriving last, is neither shown nor kept."""
+    base = stack.config.gateway_url
+    released = asyncio.Event()
+
+    async def late(route: Route) -> None:
+        await released.wait()
+        await route.continue_()
+
+    arabic = re.compile(r"/api/v1/catalog\?locale=ar")
+    await page.route(arabic, late)
+    await sign_in(page, base)
+    await page.click("#language")
+    english = page.locator(f'#department option[value="{DEPARTMENT}"]')
+    await expect(english).to_have_text("Reports and other transactions")
+    async with page.expect_response(arabic):
+        released.set()
+    await page.click('nav a[href="#mine"]')
+    await expect(page.locator("#view-mine")).to_be_visible()
+    await page.click('nav a[href="#new"]')
+    await expect(page.locator("#view-new")).to_be_visible()
+    await expect(english).to_have_text("Reports and other transactions")
+    await page.select_option("#department", DEPARTMENT)
+    await expect(page.locator(f'#sub-service option[value="{SUB_SERVICE}"]')).to_have_text(
+        "General inquiries and stalled transactions"
+    )
 
 
 async def test_switching_the_language_keeps_what_the_new_request_form_holds(
