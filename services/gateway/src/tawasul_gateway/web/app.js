@@ -401,9 +401,7 @@ function signOut(reroute = true) {
 // shown, their bulk upload's results, nor the address naming one of their requests.
 function forget() {
   resetNew();
-  correcting("");
   state.filed = null;
-  $("#submitted").hidden = true;
   state.request = null;
   state.answer = null;
   $("#respond-form").reset();
