@@ -604,17 +604,224 @@ async def test_other_status_changes_are_ignored(routing: Routing) -> None:
     assert len(await routing.outbox()) == 1
 
 
-async def test_a_transfer_to_an_unknown_department_or_of_an_unknown_request_changes_nothing(
+async def test_a_transfer_to_an_unknown_department_changes_nothing_routed_or_not(
     routing: Routing,
 ) -> None:
     event = submitted("reports.general-inquiry", fields={})
-    await routing.on_submitted([event])
-    with pytest.raises(InvalidArgument):
-        await routing.on_status_changed(transferred(event.request_id, "embassy", "x"))
-    with pytest.raises(InvalidArgument):
-        await routing.on_status_changed(transferred(str(uuid.uuid4()), "visas", "x"))
+    for request_id in (event.request_id, str(uuid.uuid4())):
+        with pytest.raises(InvalidArgument) as caught:
+            await routing.on_status_changed(transferred(request_id, "embassy", "x"))
+        assert caught.value.violations == {
+            "transfer_to_department": "not a department of catalog v4"
+        }
+        await routing.on_submitted([event])
     assert len(await routing.decisions(event.request_id)) == 1
     assert len(await routing.outbox()) == 1
+    async with routing.engine.connect() as conn:
+        assert (await conn.execute(select(tables.pending_transfers))).all() == []
+
+
+def stamped(event: events_pb2.Envelope, sequence: int) -> events_pb2.Envelope:
+    """The status change as review's `sequence`-th of the request."""
+    event.request_status_changed.sequence = sequence
+    return event
+
+
+async def test_a_transfer_read_before_its_submission_is_applied_after_its_decision(
+    routing: Routing,
+) -> None:
+    """After tawasul-rewind (or a backlog) routing reads submitted and status-changed again,
+    and a poll's topics are applied at once: review's transfer may come first."""
+    event = submitted()
+    request_id = event.request_id
+    move = stamped(transferred(request_id, "reports", "the visitor is reported absent"), 5)
+    await routing.on_status_changed(move)
+    # An older one (a dead letter replayed) is not kept over it.
+    await routing.on_status_changed(stamped(transferred(request_id, "passports", "x"), 3))
+    assert await routing.outbox() == []
+    await routing.on_submitted([event])
+    await routing.on_status_changed(move)  # redelivered
+
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 0, "rules.v1:visit-visa-yemen-syria"),
+        (2, "reports.default", 0, "transfer:residents->reports"),
+    ]
+    decision = await routing.decision(request_id, REPORTS)
+    assert decision.transfer_reason == "the visitor is reported absent"
+    first, moved = (e.request_routed for e in await routing.outbox())
+    assert (first.sequence, first.department_code, first.transferred_from) == (1, "residents", "")
+    assert (moved.sequence, moved.department_code, moved.transferred_from) == (
+        2,
+        "reports",
+        "residents",
+    )
+    assert (moved.transfer_reason, moved.request_number, moved.submitted_at) == (
+        "the visitor is reported absent",
+        "TW261234567",
+        event.request_submitted.submitted_at,
+    )
+    # Review's fifth status change went with it: its fourth, replayed late, moves nothing.
+    await routing.on_status_changed(stamped(transferred(request_id, "passports", "x"), 4))
+    assert len(await routing.decisions(request_id)) == 2
+
+
+async def test_a_transfer_kept_for_the_submission_is_the_one_a_transfer_applied_would_be(
+    routing: Routing,
+) -> None:
+    """As on a routed request: a later sequence, or one from before review counted (0),
+    replaces the kept transfer; the highest sequence is kept, to skip what is older still."""
+    event = submitted("reports.general-inquiry", fields={})
+    request_id = event.request_id
+    for to, sequence in (("residents", 4), ("visas", 6), ("passports", 5), ("residents", 0)):
+        await routing.on_status_changed(stamped(transferred(request_id, to, to), sequence))
+    await routing.on_submitted([event])
+
+    assert [queue for _, queue, _, _ in await routing.decisions(request_id)] == [
+        "reports.default",
+        "residents.default",
+    ]
+    d = tables.decisions
+    async with routing.engine.connect() as conn:
+        kept = await conn.scalar(
+            select(d.c.status_sequence).where(
+                d.c.request_id == uuid.UUID(request_id), d.c.sequence == 2
+            )
+        )
+    assert kept == 6
+    assert (await routing.outbox())[-1].request_routed.transfer_reason == "residents"
+
+
+# --- two topics' events about one request applied at once -------------------------------
+# A poll's topics are applied at once, each in a transaction of its own (and two replicas
+# apply theirs at once too): neither sees the other's uncommitted rows. Each handler takes its
+# request first, so the second waits for the first to commit and reads what it wrote.
+
+
+class Paused(RoutingUnitOfWork):
+    """A unit of work whose commit waits for `go`, as a transaction still running would."""
+
+    def __init__(self, database: Database, at_commit: asyncio.Event, go: asyncio.Event) -> None:
+        super().__init__(database)
+        self.at_commit, self.go = at_commit, go
+
+    async def commit(self) -> None:
+        self.at_commit.set()
+        await self.go.wait()
+        await super().commit()
+
+
+async def beside(
+    database_url: str,
+    first: tuple[str, events_pb2.Envelope],
+    second: tuple[str, events_pb2.Envelope],
+) -> None:
+    """Delivers `second` while the transaction applying `first` is still open, until it has
+    applied (or waits on a lock); then lets `first` commit."""
+    engine = make_engine(database_url, pool_size=3)
+    database = Database(engine)
+    rules = load_rules()
+    at_commit, go = asyncio.Event(), asyncio.Event()
+
+    async def deliver(uow: RoutingUnitOfWork, topic: str, event: events_pb2.Envelope) -> None:
+        await bootstrap.subscriptions(lambda: uow, rules).deliver(topic, event)
+
+    waits = text(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock')"
+    )
+    try:
+        running = asyncio.create_task(deliver(Paused(database, at_commit, go), *first))
+        await at_commit.wait()
+        then = asyncio.create_task(deliver(RoutingUnitOfWork(database), *second))
+        while not then.done():
+            async with engine.connect() as conn:
+                if await conn.scalar(waits):
+                    break
+            await asyncio.sleep(0.01)
+        go.set()
+        await asyncio.gather(running, then)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_follow_up_applied_beside_the_submission_counts_in_its_decision(
+    routing: Routing, database_url: str
+) -> None:
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_applicant_action(followed_up(request_id, 1))
+    await beside(
+        database_url,
+        (APPLICANT_ACTIONS, followed_up(request_id, 2)),
+        (REQUEST_SUBMITTED, event),
+    )
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 15, "rules.v1:visit-visa-yemen-syria"),
+    ]
+    (routed,) = await routing.outbox()
+    assert routed.request_routed.priority == 15
+
+
+async def test_a_follow_up_applied_beside_the_submission_raises_its_priority_after_it(
+    routing: Routing, database_url: str
+) -> None:
+    event = submitted()
+    request_id = event.request_id
+    await routing.on_applicant_action(followed_up(request_id, 1))
+    await beside(
+        database_url,
+        (REQUEST_SUBMITTED, event),
+        (APPLICANT_ACTIONS, followed_up(request_id, 2)),
+    )
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 0, "rules.v1:visit-visa-yemen-syria"),
+        (2, "residents.visit-visa", 15, "follow-up+rules.v1:repeated-follow-ups"),
+    ]
+    assert [e.request_routed.priority for e in await routing.outbox()] == [0, 15]
+
+
+async def test_a_transfer_applied_beside_the_submission_moves_it_after_its_decision(
+    routing: Routing, database_url: str
+) -> None:
+    event = submitted()
+    request_id = event.request_id
+    move = stamped(transferred(request_id, "reports", "misfiled"), 3)
+    await beside(database_url, (REQUEST_SUBMITTED, event), (REQUEST_STATUS_CHANGED, move))
+    assert await routing.decisions(request_id) == [
+        (1, "residents.visit-visa", 0, "rules.v1:visit-visa-yemen-syria"),
+        (2, "reports.default", 0, "transfer:residents->reports"),
+    ]
+    assert [e.request_routed.department_code for e in await routing.outbox()] == [
+        "residents",
+        "reports",
+    ]
+
+
+async def test_a_follow_up_applied_beside_a_transfer_is_decided_after_it(
+    routing: Routing, database_url: str
+) -> None:
+    """Both decide the request's next decision: without the lock they took the same sequence
+    and the second to commit failed on the key, to be tried again."""
+    event = submitted("reports.general-inquiry", fields={})
+    request_id = event.request_id
+    await routing.on_submitted([event])
+    await routing.on_applicant_action(followed_up(request_id, 1))
+    await beside(
+        database_url,
+        (REQUEST_STATUS_CHANGED, transferred(request_id, "residents", "misfiled")),
+        (APPLICANT_ACTIONS, followed_up(request_id, 2)),
+    )
+    assert await routing.decisions(request_id) == [
+        (1, "reports.default", 0, "rules.v1:default"),
+        (2, "residents.default", 0, "transfer:reports->residents"),
+        (3, "residents.default", 15, "follow-up+rules.v1:repeated-follow-ups"),
+    ]
+    raised = (await routing.outbox())[-1].request_routed
+    assert (raised.sequence, raised.transfer_reason, raised.transferred_from) == (
+        3,
+        "misfiled",
+        "reports",
+    )
 
 
 async def test_an_unrouted_request_is_not_found(routing: Routing) -> None:
@@ -823,12 +1030,9 @@ class Redelivery(RuleBasedStateMachine):
         self.delivered: list[tuple[str, events_pb2.Envelope]] = []
 
     def deliver(self, topic: str, *events: events_pb2.Envelope) -> None:
-        """Applied now and kept to deliver again, unless the consumer would dead-letter it (a
-        transfer of a request routing never routed)."""
-        try:
-            on_loop(self.loop, self.routing.subscriptions.deliver(topic, *events))
-        except InvalidArgument:
-            return
+        """Applied now and kept to deliver again (a transfer before the submission too: it is
+        kept for it)."""
+        on_loop(self.loop, self.routing.subscriptions.deliver(topic, *events))
         self.delivered += [(topic, event) for event in events]
 
     async def _committed(

@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Self
@@ -71,12 +71,16 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
         self.rows: dict[uuid.UUID, list[Decision]] = {}
         self.follow_ups: dict[uuid.UUID, int] = {}
         self.answers: dict[uuid.UUID, dict[str, str]] = {}
+        self.transfers: dict[uuid.UUID, Transfer] = {}
         self.published: list[RequestRouted] = []
         self.staff = FakeStaffRecords()
 
     @property
     def decisions(self) -> Self:
         return self
+
+    async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
+        """One unit of work at a time: nothing runs beside it."""
 
     async def add(self, decision: Decision) -> None:
         self.rows.setdefault(decision.request.request_id, []).append(decision)
@@ -102,8 +106,16 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     async def record_answer(self, request_id: uuid.UUID, fields: Mapping[str, str]) -> None:
         self.answers[request_id] = {**self.answers.get(request_id, {}), **fields}
 
-    async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
-        return [self._heard(r) for r in requests]
+    async def keep_transfer(self, transfer: Transfer) -> None:
+        kept = self.transfers.get(transfer.request_id)
+        if kept is None or not transfer.sequence or kept.sequence < transfer.sequence:
+            sequence = max(transfer.sequence, kept.sequence if kept else 0)
+            self.transfers[transfer.request_id] = replace(transfer, sequence=sequence)
+
+    async def caught_up(
+        self, requests: list[IncomingRequest]
+    ) -> list[tuple[IncomingRequest, Transfer | None]]:
+        return [(self._heard(r), self.transfers.get(r.request_id)) for r in requests]
 
     def _heard(self, request: IncomingRequest) -> IncomingRequest:
         return replace(
@@ -285,16 +297,44 @@ async def test_a_redelivered_transfer_routes_once() -> None:
     assert len(uow.published) == 2
 
 
-async def test_a_transfer_of_an_unknown_request_or_to_an_unknown_department_is_refused() -> None:
+async def test_a_transfer_to_an_unknown_department_is_refused_routed_or_not() -> None:
+    unrouted = FakeUnitOfWork()
     with pytest.raises(InvalidArgument) as caught:
-        await transfer(FakeUnitOfWork(), incoming(), "reports")
-    assert set(caught.value.violations) == {"request_id"}
+        await transfer(unrouted, incoming(), "embassy")
+    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v4"}
+    assert unrouted.transfers == {}
     request = incoming()
     uow = await routed(request)
     with pytest.raises(InvalidArgument) as caught:
         await transfer(uow, request, "embassy")
     assert caught.value.violations == {"transfer_to_department": "not a department of catalog v4"}
     assert len(uow.published) == 1
+
+
+async def test_a_transfer_before_the_submission_is_applied_after_its_decision() -> None:
+    # After a rewind the transfer (review's fifth status change) was read first.
+    request = incoming("residents.visit-visa-extension", nationality="YEM")
+    uow = FakeUnitOfWork()
+    handle = on_status_changed(lambda: uow, load_rules())
+    transferred = common_pb2.REQUEST_STATUS_TRANSFERRED
+    await handle(status_changed(request.request_id, transferred, "reports", sequence=5))
+    # An older one read after it (a dead letter replayed) changes nothing.
+    await handle(status_changed(request.request_id, transferred, "passports", sequence=3))
+    assert uow.published == []
+    await handlers.route_requests(
+        uow=uow, submitted=[("replayed", request)], rules=load_rules(), now=NOW
+    )
+    assert [
+        (d.sequence, d.queue, d.rule, d.transferred_from, d.status_sequence)
+        for d in (e.decision for e in uow.published)
+    ] == [
+        (1, "residents.visit-visa", "rules.v1:visit-visa-yemen-syria", "", 0),
+        (2, "reports.default", "transfer:residents->reports", "residents", 5),
+    ]
+    assert uow.published[-1].decision.transfer_reason == "belongs to reports"
+    # Its sequence went with it: the older one replayed still moves nothing.
+    await handle(status_changed(request.request_id, transferred, "passports", sequence=4))
+    assert (await latest_of(uow, request)).department == "reports"
 
 
 def status_changed(

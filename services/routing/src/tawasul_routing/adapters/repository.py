@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Self
@@ -17,7 +17,7 @@ from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.events import to_event
-from tawasul_routing.domain.model import Decision, IncomingRequest
+from tawasul_routing.domain.model import Decision, IncomingRequest, Transfer
 
 SERVICE = "routing"
 _ADD = insert_arrays(
@@ -43,22 +43,34 @@ _ROUTED = (
     .where(among(tables.decisions.c.request_id, "ids"))
 )
 
-# The follow-up counts and answered fields kept for a batch's requests, of those that have
-# any: one statement for every batch.
+# The follow-up counts, answered fields and transfers kept for a batch's requests, of those
+# that have any: one statement for every batch.
 _BATCH = (
     func.unnest(bindparam("ids", type_=ARRAY(Uuid)))
     .table_valued(column("request_id", Uuid))
     .render_derived()
 )
+_F, _A, _T = tables.follow_ups, tables.answers, tables.pending_transfers
 _HEARD = (
-    select(_BATCH.c.request_id, tables.follow_ups.c.count, tables.answers.c.fields)
+    select(
+        _BATCH.c.request_id,
+        _F.c.count,
+        _A.c.fields,
+        _T.c.to_department,
+        _T.c.reason,
+        _T.c.sequence,
+    )
     .select_from(
-        _BATCH.outerjoin(
-            tables.follow_ups, tables.follow_ups.c.request_id == _BATCH.c.request_id
-        ).outerjoin(tables.answers, tables.answers.c.request_id == _BATCH.c.request_id)
+        _BATCH.outerjoin(_F, _F.c.request_id == _BATCH.c.request_id)
+        .outerjoin(_A, _A.c.request_id == _BATCH.c.request_id)
+        .outerjoin(_T, _T.c.request_id == _BATCH.c.request_id)
     )
     .where(
-        or_(tables.follow_ups.c.request_id.is_not(None), tables.answers.c.request_id.is_not(None))
+        or_(
+            _F.c.request_id.is_not(None),
+            _A.c.request_id.is_not(None),
+            _T.c.request_id.is_not(None),
+        )
     )
 )
 
@@ -147,11 +159,15 @@ class SqlDecisionRepository:
         self._session = session
         self.added: list[Decision] = []
 
+    async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
+        await self._session.lock(*(f"request:{r}" for r in request_ids))
+
     async def add(self, decision: Decision) -> None:
         await self.add_all([decision])
 
     async def add_all(self, decisions: list[Decision]) -> None:
-        # (request_id, sequence) is the key: two concurrent decisions on one request collide.
+        # (request_id, sequence) is the key: two decisions on one request taken at once would
+        # collide, but every handler takes the request first (lock).
         if not decisions:
             return
         await self._session.execute(
@@ -218,12 +234,52 @@ class SqlDecisionRepository:
             )
         )
 
-    async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
+    async def keep_transfer(self, transfer: Transfer) -> None:
+        t = tables.pending_transfers
+        statement = pg_insert(t).values(
+            request_id=transfer.request_id,
+            to_department=transfer.to_department,
+            reason=transfer.reason,
+            sequence=transfer.sequence,
+        )
+        new = statement.excluded
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.request_id],
+                # As Decision.transfer: one from before review counted (0) applies as it comes,
+                # and the highest sequence is kept, to skip what is older still.
+                set_={
+                    "to_department": new.to_department,
+                    "reason": new.reason,
+                    "sequence": func.greatest(t.c.sequence, new.sequence),
+                },
+                where=or_(new.sequence == 0, t.c.sequence < new.sequence),
+            )
+        )
+
+    async def caught_up(
+        self, requests: list[IncomingRequest]
+    ) -> list[tuple[IncomingRequest, Transfer | None]]:
         if not requests:
             return []
         rows = await self._session.execute(_HEARD, {"ids": [r.request_id for r in requests]})
-        heard = {row.request_id: (row.count, row.fields) for row in rows}
-        return [_heard(r, *heard.get(r.request_id, (None, None))) for r in requests]
+        heard = {row.request_id: row for row in rows}
+        caught: list[tuple[IncomingRequest, Transfer | None]] = []
+        for request in requests:
+            row = heard.get(request.request_id)
+            if row is None:
+                caught.append((request, None))
+                continue
+            transfer = None
+            if row.to_department is not None:
+                transfer = Transfer(
+                    request_id=request.request_id,
+                    to_department=row.to_department,
+                    reason=row.reason,
+                    sequence=row.sequence,
+                )
+            caught.append((_heard(request, row.count, row.fields), transfer))
+        return caught
 
 
 class RoutingUnitOfWork(SqlUnitOfWork):

@@ -47,6 +47,19 @@ answers = Table(
     Column("fields", JSONB, nullable=False),
 )
 
+# A transfer read before the request's submission (a rewind, a backlog: a poll's topics are
+# applied at once), the latest review ordered: applied right after the submission's decision
+# (migration 0008). Inert once the request is routed, as its follow-ups and answers are.
+pending_transfers = Table(
+    "pending_transfers",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("to_department", String(50), nullable=False),
+    Column("reason", Text, nullable=False),
+    # The highest status change sequence kept so far (Transfer.sequence).
+    Column("sequence", Integer, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 staff_records = staff_records_table(metadata)

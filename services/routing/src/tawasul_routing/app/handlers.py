@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from tawasul_platform.errors import InvalidArgument, NotFound
+from tawasul_platform.errors import NotFound
 from tawasul_platform.identity import Principal
 from tawasul_platform.ports import claim_each
 
@@ -35,15 +35,26 @@ async def route_requests(
     now: datetime,
 ) -> None:
     """Decides the queue of each submitted request once, however often its event arrives:
-    a batch of (event id, request) in four statements, whatever its size. Follow-ups that
-    came before the submission (it sat in a dead-letter topic, say) count in its decision."""
+    a batch of (event id, request) in five statements, whatever its size. Follow-ups and
+    answers that came before the submission (it sat in a dead-letter topic, say) count in its
+    decision, and a transfer that did (a rewind, a backlog) is applied right after it."""
     async with uow:
+        # Before anything is read: else a follow-up, answer or transfer of one of them applied
+        # at the same time (another topic of the poll) and this batch would each miss the
+        # other's uncommitted rows, and what that one brought would be lost.
+        await uow.decisions.lock({r.request_id for _, r in submitted})
         fresh = {r.request_id: r for r in await claim_each(uow, CONSUMER, submitted)}
         done = await uow.decisions.routed(list(fresh))
         waiting = [r for r in fresh.values() if r.request_id not in done]
-        await uow.decisions.add_all(
-            [decide(r, rules, now) for r in await uow.decisions.caught_up(waiting)]
-        )
+        decisions: list[Decision] = []
+        for request, transfer in await uow.decisions.caught_up(waiting):
+            first = decide(request, rules, now)
+            decisions.append(first)
+            # Decided as if it came after the submission: as the next decision, with its
+            # sequence kept to skip older ones (the first applied none, so it is never skipped).
+            if transfer is not None and (moved := first.transfer(transfer, rules, now)):
+                decisions.append(moved)
+        await uow.decisions.add_all(decisions)
         await uow.commit()
 
 
@@ -51,15 +62,19 @@ async def transfer_request(
     *, uow: UnitOfWork, event_id: str, transfer: Transfer, rules: RoutingRules, now: datetime
 ) -> None:
     """Routes a request again to the department a reviewer transferred it to, once; a transfer
-    older than one applied already (a dead letter replayed, a late one) is skipped."""
+    older than one applied already (a dead letter replayed, a late one) is skipped. One read
+    before the request's submission (a rewind or a backlog: a poll's topics are applied at
+    once) is kept, and applied when the submission is routed."""
     async with uow:
+        await uow.decisions.lock([transfer.request_id])
         if not await uow.claim_event(CONSUMER, event_id):
             return
         latest = await uow.decisions.latest(transfer.request_id)
         if latest is None:
-            # Review only holds requests routing published, so this transfer is wrong and
-            # retrying cannot help.
-            raise InvalidArgument({"request_id": "routing never routed this request"})
+            transfer.check(rules)
+            await uow.decisions.keep_transfer(transfer)
+            await uow.commit()
+            return
         decision = latest.transfer(transfer, rules, now)
         if decision is None:
             log.warning(
@@ -83,6 +98,7 @@ async def follow_up(
     and so does the submission's decision when the follow-up came first (the submission sat
     in a dead-letter topic, say: the days beneficiaries follow up)."""
     async with uow:
+        await uow.decisions.lock([follow_up.request_id])
         if not await uow.claim_event(CONSUMER, event_id):
             return
         # Read before the count is kept, which it merges in: else this one would be no news.
@@ -105,6 +121,7 @@ async def answered(
     if not answer.fields:
         return  # a message or documents only: nothing the rules look at
     async with uow:
+        await uow.decisions.lock([answer.request_id])
         if not await uow.claim_event(CONSUMER, event_id):
             return
         # Read before the answer is kept, which it merges in: else this one would be no news.

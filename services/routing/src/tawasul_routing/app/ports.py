@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 from tawasul_platform.staff import StaffRecords
 
-from tawasul_routing.domain.model import Decision, IncomingRequest
+from tawasul_routing.domain.model import Decision, IncomingRequest, Transfer
 
 
 class DecisionRepository(Protocol):
+    async def lock(self, request_ids: Collection[uuid.UUID]) -> None:
+        """Until the transaction ends, the requests are this one's, routed or not yet: another
+        topic's event about one, applied at the same time, would not see this one's rows
+        uncommitted (nor this one its), and what either decides would miss the other's."""
+        ...
+
     async def add(self, decision: Decision) -> None: ...
     async def add_all(self, decisions: list[Decision]) -> None: ...
     async def routed(self, request_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -34,9 +40,16 @@ class DecisionRepository(Protocol):
         of earlier answers."""
         ...
 
-    async def caught_up(self, requests: list[IncomingRequest]) -> list[IncomingRequest]:
+    async def keep_transfer(self, transfer: Transfer) -> None:
+        """Keeps a transfer of a request not routed yet, over an earlier one kept for it; an
+        older one (a lower sequence, not 0) changes nothing."""
+        ...
+
+    async def caught_up(
+        self, requests: list[IncomingRequest]
+    ) -> list[tuple[IncomingRequest, Transfer | None]]:
         """Each submitted request, in order, with the follow-ups and answers kept for it
-        before it was routed."""
+        before it was routed, and the transfer kept for it then, if any."""
         ...
 
 

@@ -86,6 +86,13 @@ class Transfer:
     reason: str
     sequence: int = 0
 
+    def check(self, rules: RoutingRules) -> None:
+        """Refuses a department the catalog does not have: retrying cannot help."""
+        if self.to_department not in rules.catalog.departments:
+            raise InvalidArgument(
+                {"transfer_to_department": f"not a department of catalog v{rules.catalog.version}"}
+            )
+
 
 @dataclass
 class Decision:
@@ -111,11 +118,8 @@ class Decision:
         it would send the request back to where it was."""
         if transfer.sequence and transfer.sequence <= self.status_sequence:
             return None
+        transfer.check(rules)
         to = transfer.to_department
-        if to not in rules.catalog.departments:
-            raise InvalidArgument(
-                {"transfer_to_department": f"not a department of catalog v{rules.catalog.version}"}
-            )
         route = rules.route(self.request.attributes(), department=to)
         rule = f"transfer:{self.department}->{to}"
         decision = Decision(
