@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -224,6 +224,11 @@ def queue(
 # --- search -----------------------------------------------------------------------------
 
 
+# The days whose bounds review takes: it refuses an instant outside 2000-01-01T00:00Z to
+# 2100-01-01T00:00Z, and Riyadh's midnight of 2000-01-01 is 1999-12-31T21:00Z.
+FIRST_DAY, LAST_DAY = date(2000, 1, 2), date(2099, 12, 31)
+
+
 def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
     """A date (YYYY-MM-DD) as the start of that day in Riyadh, or of the next with `after`."""
     if not raw:
@@ -232,12 +237,10 @@ def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
         day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=RIYADH)
     except ValueError:
         fail(f"--{name}: a date such as 2026-01-31")
+    if not FIRST_DAY <= day.date() <= LAST_DAY:
+        fail(f"--{name}: a date from {FIRST_DAY} to {LAST_DAY}")
     stamp = Timestamp()
-    try:
-        # Riyadh's midnight of 0001-01-01 is in year 0 in UTC; the day after 9999-12-31 is none.
-        stamp.FromDatetime(day + timedelta(days=1) if after else day)
-    except OverflowError:
-        fail(f"--{name}: a date from 0001-01-02 to 9999-12-30")
+    stamp.FromDatetime(day + timedelta(days=1) if after else day)
     return stamp
 
 

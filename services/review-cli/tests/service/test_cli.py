@@ -405,6 +405,12 @@ async def test_search_refusals_name_the_field(review: Review) -> None:
     assert "--since" in result.stderr
 
 
+async def test_search_takes_the_first_and_last_days_it_offers(review: Review) -> None:
+    await review.enqueue()
+    found = await review.ok("search", "--since", "2000-01-02", "--until", "2099-12-31")
+    assert "search (text): 1 on this page" in found
+
+
 async def test_a_department_not_yours_is_refused(review: Review) -> None:
     await review.enqueue()
     result = await review.cli("queue", "passports", who=VISAS_ONLY)

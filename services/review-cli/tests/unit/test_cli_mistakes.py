@@ -13,12 +13,23 @@ NOT_A_TOKEN = (
 )
 
 
-@pytest.mark.parametrize(("option", "date"), [("--until", "9999-12-31"), ("--since", "0001-01-01")])
-def test_a_date_the_calendar_cannot_hold_is_refused(option: str, date: str) -> None:
+@pytest.mark.parametrize(
+    ("option", "date"),
+    [
+        ("--until", "9999-12-31"),
+        ("--since", "0001-01-01"),
+        # Riyadh's midnight of 2000-01-01 is 1999-12-31 in UTC, before what review takes.
+        ("--since", "2000-01-01"),
+        ("--until", "2100-01-01"),
+    ],
+)
+def test_a_date_review_does_not_take_is_refused_with_the_dates_it_takes(
+    option: str, date: str
+) -> None:
     result = CliRunner().invoke(app, ["--token", "t", *NOWHERE, "search", option, date])
     assert (result.exit_code, result.stderr) == (
         1,
-        f"error: {option}: a date from 0001-01-02 to 9999-12-30\n",
+        f"error: {option}: a date from 2000-01-02 to 2099-12-31\n",
     )
 
 
