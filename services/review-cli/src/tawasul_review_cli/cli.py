@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,7 +37,16 @@ from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 
-from tawasul_review_cli.client import Failure, Review, Session, console, fail, run
+from tawasul_review_cli.client import (
+    Failure,
+    Review,
+    Session,
+    console,
+    fail,
+    is_text,
+    not_text,
+    run,
+)
 from tawasul_review_cli.terminal import Cell, clean, line, value
 from tawasul_review_cli.wire import (
     KIND_SHOWN,
@@ -1121,4 +1131,12 @@ def queue_mode(
 
 
 def main() -> None:
-    app(prog_name="tawasul-review-cli")
+    # Refused before typer parses them: a value read from a file in another encoding would
+    # otherwise end in a traceback wherever a request or a line printed first takes it.
+    for number, argument in enumerate(sys.argv[1:], start=1):
+        if not is_text(argument):
+            console(stderr=True).print(
+                line("error: ", not_text(f"argument {number}")), soft_wrap=True
+            )
+            sys.exit(1)
+    app(prog_name=PROG)

@@ -62,6 +62,21 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def not_text(what: str) -> str:
+    """Why `what` cannot be sent: it holds bytes that are not UTF-8 (Python keeps them as lone
+    surrogates), such as a note in a Windows-1256 file passed as "$(cat note.txt)"."""
+    return f"{what} is not UTF-8 text: convert it first, e.g. iconv -f cp1256 -t utf-8"
+
+
+def is_text(raw: str) -> bool:
+    """Whether a string from the command line or the environment is text: no lone surrogate."""
+    try:
+        raw.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
     """Runs one command's calls on a channel of their own; errors end in exit status 1."""
     session = ctx.obj
@@ -95,3 +110,9 @@ def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
         raise typer.Exit(1) from None
     except Failure as exc:
         fail(str(exc))
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (main() names the argument; a setting, or a caller other than
+        # main(), ends here) is not text a request can carry; anything else is a bug.
+        if is_text(exc.object[exc.start : exc.end]):
+            raise
+        fail(not_text("an argument or a TAWASUL_ setting"))

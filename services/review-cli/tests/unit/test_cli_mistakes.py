@@ -3,11 +3,18 @@ anything is called (port 1: a call would end in UNAVAILABLE instead)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
-from tawasul_review_cli.cli import app
+from tawasul_review_cli.cli import PROG, app, main
 from typer.testing import CliRunner
 
 NOWHERE = ["--address", "127.0.0.1:1"]
+REQUEST_ID = "6f1c8f5e-0000-4000-8000-000000000000"
+# A note typed in a Windows-1256 file and passed as "$(cat note.txt)": Python keeps the bytes
+# that are not UTF-8 as lone surrogates.
+CP1256 = "مرحبا".encode("cp1256").decode("utf-8", "surrogateescape")
+CONVERT = "is not UTF-8 text: convert it first, e.g. iconv -f cp1256 -t utf-8"
 NOT_A_TOKEN = (
     "error: the reviewer token is not a token: only printable ASCII, as the provider gave it\n"
 )
@@ -44,4 +51,44 @@ def test_a_token_of_blanks_is_no_token() -> None:
     assert (result.exit_code, result.stderr) == (
         1,
         "error: no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "number"),
+    [
+        (["note", REQUEST_ID, CP1256], 3),
+        (["search", "--since", "2026-01-01", CP1256], 4),
+        (["reject", REQUEST_ID, "--reason", "x", "--message", CP1256], 6),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_named(
+    args: list[str],
+    number: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Refused before anything reads the command line: no token or address is needed.
+    monkeypatch.setattr(sys, "argv", [PROG, *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == f"error: argument {number} {CONVERT}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        # What main() would have refused, given to the app itself.
+        (["--token", "t", *NOWHERE, "note", REQUEST_ID, CP1256], {}),
+        (["--token", "t", "reasons"], {"TAWASUL_REVIEW_ADDRESS": f"127.0.0.1:{CP1256}"}),
+    ],
+)
+def test_a_value_that_is_not_utf8_is_refused_without_a_traceback(
+    args: list[str], env: dict[str, str]
+) -> None:
+    result = CliRunner().invoke(app, args, env=env)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: an argument or a TAWASUL_ setting {CONVERT}\n",
     )
