@@ -39,7 +39,7 @@ from tawasul_notify.adapters.metrics import DeliveryGauge
 from tawasul_notify.adapters.repository import NotifyUnitOfWork
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import Receipts, Sender
-from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome
+from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome, Told
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.consumer import Subscriptions
@@ -340,11 +340,12 @@ async def test_two_topics_telling_one_cancellation_at_once_tell_it_once(notify: 
     request_id = uuid.UUID(submitted().request_id)
     at = datetime(2026, 3, 5, 20, 59, tzinfo=UTC)
     async with notify.uow() as first:
-        assert await first.told.advance({}, {request_id: at}) == {}
+        assert await first.told.hold([request_id]) == {}
+        await first.told.record({request_id: Told(0, at)})
 
         async def second() -> Any:
             async with notify.uow() as uow:
-                told = await uow.told.advance({request_id: 4}, {request_id: at})
+                told = await uow.told.hold([request_id])
                 await uow.commit()
                 return told
 
@@ -484,6 +485,65 @@ async def test_a_cancellation_that_crossed_the_decision_ends_with_the_decision_t
         "rejected",
         "submitted",
     ]
+
+
+async def test_a_closure_after_an_appeal_is_told_once_review_undid_the_cancellation(
+    notify: Notify,
+) -> None:
+    """Rejected; cancelled too late (review restates the rejection); appealed; asked for more
+    information and closed at its deadline: the closure is told, and what was told records no
+    cancellation any more."""
+    request = submitted(locale="en")
+    await notify.consume(request)
+    await notify.consume(
+        status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, sequence=3),
+        topic=REQUEST_STATUS_CHANGED,
+    )
+    cancelled = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        occurred_at=timestamp(datetime(2026, 3, 1, 9, 5, tzinfo=UTC)),
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=APPLICANT,
+        ),
+    )
+    await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
+    restated = status_changed(
+        request, common_pb2.REQUEST_STATUS_REJECTED, sequence=4, cancel_too_late=True
+    )
+    await notify.consume(restated, topic=REQUEST_STATUS_CHANGED)
+    await notify.consume(appealed(request, locale="en"), topic=APPLICANT_ACTIONS)
+    deadline = timestamp(datetime(2026, 3, 12, 21, 0, tzinfo=UTC))
+    asked = status_changed(
+        request,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+        sequence=5,
+        respond_by=deadline,
+        missing=[common_pb2.MissingItem(kind="document", name="passport", description="Passport")],
+    )
+    closure = status_changed(
+        request, common_pb2.REQUEST_STATUS_CLOSED, sequence=6, respond_by=deadline
+    )
+    await notify.consume(asked, topic=REQUEST_STATUS_CHANGED)
+    await notify.consume(closure, topic=REQUEST_STATUS_CHANGED)
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert [m.kind for m in reversed(inbox.messages)] == [
+        "submitted",
+        "rejected",
+        "cancelled",
+        "cancel_too_late",
+        "appeal_received",
+        "needs_more_info",
+        "closed",
+    ]
+    assert "closed" in (await notify.sms())[-1]["text"]
+    async with notify.engine.connect() as conn:
+        told = (await conn.execute(select(tables.told_status))).one()
+    assert (told.sequence, told.cancelled_at) == (6, None)
 
 
 async def test_a_cancellation_made_by_the_deadline_is_told_once_with_no_closure_between(

@@ -31,7 +31,7 @@ from tawasul_notify.domain.model import (
     Told,
     delivery_id_for,
 )
-from tawasul_notify.domain.templates import Kind
+from tawasul_notify.domain.templates import Kind, sample_values
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.identity import Principal, Role
@@ -179,18 +179,11 @@ class FakeTold:
         self.latest: dict[uuid.UUID, Told] = {}
         self.pending: dict[uuid.UUID, Told] = {}
 
-    async def advance(
-        self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
-    ) -> dict[uuid.UUID, Told]:
-        ids = {*latest, *cancelled}
-        before = {r: self.latest[r] for r in ids if r in self.latest}
-        for request_id in ids:
-            was = before.get(request_id, Told())
-            times = [t for t in (was.cancelled_at, cancelled.get(request_id)) if t is not None]
-            self.pending[request_id] = Told(
-                max(was.sequence, latest.get(request_id, 0)), max(times, default=None)
-            )
-        return before
+    async def hold(self, request_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Told]:
+        return {r: self.latest[r] for r in request_ids if r in self.latest}
+
+    async def record(self, told: Mapping[uuid.UUID, Told]) -> None:
+        self.pending.update(told)
 
 
 class FakeUnitOfWork(FakeInbox):
@@ -522,6 +515,94 @@ async def test_a_cancellation_after_the_deadline_leaves_the_closure_told() -> No
     await take(uow, cancelled(at=DEADLINE + timedelta(seconds=1)))
     await take(uow, closed(), now=NOW + timedelta(minutes=1))
     assert sms_kinds(uow) == [Kind.CANCELLED.value, Kind.CLOSED.value]
+
+
+def too_late(sequence: int) -> Notice:
+    return notice(
+        Kind.CANCEL_TOO_LATE, values=sample_values(Kind.CANCEL_TOO_LATE), sequence=sequence
+    )
+
+
+def change(kind: Kind, sequence: int) -> Notice:
+    return notice(kind, values=sample_values(kind), sequence=sequence)
+
+
+@pytest.mark.parametrize("one_poll", [False, True])
+async def test_a_closure_after_an_appeal_is_told_though_a_cancellation_came_too_late_before(
+    one_poll: bool,
+) -> None:
+    """Rejected; the beneficiary cancels, too late (told "cancelled", then "not cancelled");
+    appeals; is asked for more information; does not answer by the new deadline. Review's
+    cancel-too-late undid the cancellation: the closure at that deadline is told."""
+    respond_by = NOW + timedelta(days=10)
+    events = [
+        change(Kind.REJECTED, 3),
+        cancelled(at=NOW + timedelta(minutes=5)),
+        too_late(4),
+        change(Kind.APPEAL_RECEIVED, 0),
+        change(Kind.NEEDS_MORE_INFO, 5),
+        closed(deadline=respond_by, sequence=6),
+    ]
+    uow = FakeUnitOfWork()
+    if one_poll:
+        await take(uow, *events, now=respond_by)
+    else:
+        for day, event in enumerate(events):
+            await take(uow, event, now=NOW + timedelta(days=day))
+    assert sms_kinds(uow) == [
+        Kind.REJECTED.value,
+        Kind.CANCELLED.value,
+        Kind.CANCEL_TOO_LATE.value,
+        Kind.APPEAL_RECEIVED.value,
+        Kind.NEEDS_MORE_INFO.value,
+        Kind.CLOSED.value,
+    ]
+    assert uow.told.latest[REQUEST] == Told(6, None)
+
+
+async def test_a_cancel_too_late_replayed_does_not_undo_a_later_cancellation() -> None:
+    """After the appeal the beneficiary cancels again, in time: a dead letter of the old
+    cancel-too-late is stale, and the new cancellation still keeps the closure untold."""
+    uow = FakeUnitOfWork()
+    await take(
+        uow, cancelled(at=NOW - timedelta(days=2)), too_late(4), change(Kind.UNDER_REVIEW, 5)
+    )
+    await take(uow, cancelled(), now=NOW + timedelta(minutes=1))
+    await take(uow, too_late(4), closed(sequence=6), now=NOW + timedelta(minutes=2))
+    assert sms_kinds(uow) == [
+        Kind.CANCELLED.value,
+        Kind.CANCEL_TOO_LATE.value,
+        Kind.UNDER_REVIEW.value,
+        Kind.CANCELLED.value,
+    ]
+    assert uow.told.latest[REQUEST] == Told(6, CANCELLED_IN_TIME)
+
+
+@pytest.mark.parametrize("kind", sorted(handlers.SHORT_OF_AN_OUTCOME))
+@pytest.mark.parametrize("one_poll", [False, True])
+async def test_a_change_short_of_an_outcome_that_crossed_a_cancellation_is_not_told(
+    kind: Kind, one_poll: bool
+) -> None:
+    """The beneficiary cancels as a reviewer claims, asks, transfers or writes: review
+    withdraws the request when the cancellation reaches it, and intake keeps it cancelled.
+    Read after the cancellation, the change is not told; an outcome that crossed it is, as
+    review's cancel-too-late after it."""
+    uow = FakeUnitOfWork()
+    crossed = (cancelled(at=NOW), change(kind, 3))
+    if one_poll:
+        await take(uow, *crossed)
+    else:
+        for second, event in enumerate(crossed):
+            await take(uow, event, now=NOW + timedelta(seconds=second))
+    assert sms_kinds(uow) == [Kind.CANCELLED.value]
+    await take(uow, change(Kind.ACCEPTED, 4), too_late(5), now=NOW + timedelta(minutes=1))
+    assert sms_kinds(uow)[1:] == [Kind.ACCEPTED.value, Kind.CANCEL_TOO_LATE.value]
+
+
+async def test_a_change_read_before_the_cancellation_is_told_before_it() -> None:
+    uow = FakeUnitOfWork()
+    await take(uow, change(Kind.UNDER_REVIEW, 3), cancelled(at=NOW))
+    assert sms_kinds(uow) == [Kind.UNDER_REVIEW.value, Kind.CANCELLED.value]
 
 
 async def test_the_oldest_due_messages_go_first_a_batch_at_a_time() -> None:

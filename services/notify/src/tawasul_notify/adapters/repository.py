@@ -126,15 +126,10 @@ _TOLD = (
     .order_by(tables.told_status.c.request_id)
     .with_for_update()
 )
+# The rows are held: what the poll worked out from them replaces them.
 _TELL = _told.on_conflict_do_update(
     index_elements=[tables.told_status.c.request_id],
-    set_={
-        "sequence": func.greatest(tables.told_status.c.sequence, _told.excluded.sequence),
-        # greatest() passes over NULLs: a poll with no cancellation keeps the one recorded.
-        "cancelled_at": func.greatest(
-            tables.told_status.c.cancelled_at, _told.excluded.cancelled_at
-        ),
-    },
+    set_={"sequence": _told.excluded.sequence, "cancelled_at": _told.excluded.cancelled_at},
 )
 
 
@@ -388,27 +383,29 @@ class SqlToldRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def advance(
-        self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
-    ) -> dict[uuid.UUID, Told]:
-        ids = sorted({*latest, *cancelled})
+    async def hold(self, request_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Told]:
+        ids = sorted(set(request_ids))
+        if not ids:
+            return {}
         await self._session.execute(
             _HOLD, [{"request_id": r, "sequence": 0, "cancelled_at": None} for r in ids]
         )
         rows = await self._session.execute(_TOLD, {"ids": ids})
-        before = {
+        return {
             row.request_id: Told(row.sequence, row.cancelled_at)
             for row in rows
             if row.sequence or row.cancelled_at  # not only held
         }
-        await self._session.execute(
-            _TELL,
-            [
-                {"request_id": r, "sequence": latest.get(r, 0), "cancelled_at": cancelled.get(r)}
-                for r in ids
-            ],
-        )
-        return before
+
+    async def record(self, told: Mapping[uuid.UUID, Told]) -> None:
+        if told:
+            await self._session.execute(
+                _TELL,
+                [
+                    {"request_id": r, "sequence": t.sequence, "cancelled_at": t.cancelled_at}
+                    for r, t in sorted(told.items())
+                ],
+            )
 
 
 class NotifyUnitOfWork(SqlUnitOfWork):

@@ -99,7 +99,8 @@ request_access = Table(
 )
 
 # The latest status change of each request its beneficiary was told of (review's sequence):
-# one no later is stale (migration 0007); and the latest cancellation told, when it was made:
+# one no later is stale (migration 0007); and the latest cancellation told, when it was made,
+# while it stands (a cancel-too-late told clears it):
 # review's restatement of it is not told again, nor a closure it was made in time for (0008).
 told_status = Table(
     "told_status",

@@ -47,6 +47,24 @@ CONSUMER = "notify"
 ONE_TIME_CODE_EVENT = "tawasul.tracking.one-time-code"
 
 
+# Review's status changes short of an outcome, which do not reopen a cancelled request (intake's
+# Request.track): one read after a cancellation that stands crossed it, and review withdrew the
+# request. Intake's own events (a follow-up, an appeal) come in order with its cancellation and
+# never after one that stands.
+SHORT_OF_AN_OUTCOME = frozenset(
+    {
+        Kind.UNDER_REVIEW,
+        Kind.NEEDS_MORE_INFO,
+        Kind.ANSWER_RECEIVED,
+        Kind.REOPENED,
+        Kind.TRANSFERRED,
+        Kind.MESSAGE,
+    }
+)
+# What tells of a request's cancellation, or undoes it: read with what was told before.
+_CANCELLING = frozenset({Kind.CANCELLED, Kind.CANCEL_TOO_LATE}) | SHORT_OF_AN_OUTCOME
+
+
 async def take(
     *,
     uow: UnitOfWork,
@@ -59,33 +77,43 @@ async def take(
     with it; the others are left pending for their channel's sender, woken by `wake` once
     they are committed. A status change no later than one its request's beneficiary was told
     of (a dead letter replayed, a late event) is not told: it is no longer true. Nor is a
-    cancellation told twice (review restates one a closure overtook), or a closure for want
-    of an answer once a cancellation made by its deadline is known: the cancellation stands."""
-    latest: dict[uuid.UUID, int] = {}
-    cancelled: dict[uuid.UUID, list[datetime]] = {}
-    for notice in notices:
-        latest[notice.request_id] = max(latest.get(notice.request_id, 0), notice.sequence)
-        if notice.kind == Kind.CANCELLED:
-            cancelled.setdefault(notice.request_id, []).append(notice.cancelled_at or now)
+    cancellation told twice (review restates one a closure overtook), a closure for want of an
+    answer once a cancellation made by its deadline is known (the cancellation stands), or a
+    change short of an outcome after a cancellation (it crossed it). A cancellation stands
+    until review says it came too late (cancel-too-late): then the request goes on, and so
+    does what its beneficiary is told."""
+    held = sorted({n.request_id for n in notices if n.sequence or n.kind in _CANCELLING})
     async with uow:
-        told = (
-            await uow.told.advance(
-                {r: s for r, s in latest.items() if s}, {r: max(t) for r, t in cancelled.items()}
-            )
-            if cancelled or any(latest.values())
-            else {}
-        )
-        heard = {r: t.cancelled_at for r, t in told.items() if t.cancelled_at}
-        earliest = {r: min(times) for r, times in cancelled.items()}
-        for request_id, at in heard.items():
-            earliest[request_id] = min(earliest.get(request_id, at), at)
+        before = await uow.told.hold(held)
+        earliest = _standing(notices, before, now)
+        heard = {r: t.cancelled_at for r, t in before.items() if t.cancelled_at}
         fresh = [
             n
             for n in notices
-            if not _stale(n, told) and not _cancellation_told(n, heard, earliest, now)
+            if not _stale(n, before) and not _cancellation_told(n, heard, earliest, now)
         ]
+        latest = {r: before.get(r, Told()).sequence for r in held}
+        for notice in notices:
+            if notice.request_id in latest:
+                latest[notice.request_id] = max(latest[notice.request_id], notice.sequence)
+        told = {r: Told(s, heard.get(r)) for r, s in latest.items()}
+        await uow.told.record({r: t for r, t in told.items() if t != before.get(r, Told())})
         await _record(uow, await _in_portal_words(uow, fresh), now, wake)
         await uow.commit()
+
+
+def _standing(
+    notices: Sequence[Notice], before: Mapping[uuid.UUID, Told], now: datetime
+) -> dict[uuid.UUID, datetime]:
+    """The earliest cancellation of each request that stands once the poll is read: told before
+    or in the poll, with no cancel-too-late after it (a closure it was made by is not told)."""
+    made = {r: [t.cancelled_at] for r, t in before.items() if t.cancelled_at}
+    for notice in notices:
+        if notice.kind == Kind.CANCELLED:
+            made.setdefault(notice.request_id, []).append(notice.cancelled_at or now)
+        elif notice.kind == Kind.CANCEL_TOO_LATE and not _outdated(notice, before):
+            made.pop(notice.request_id, None)
+    return {r: min(times) for r, times in made.items()}
 
 
 async def _in_portal_words(uow: UnitOfWork, notices: Sequence[Notice]) -> list[Notice]:
@@ -108,14 +136,18 @@ async def _in_portal_words(uow: UnitOfWork, notices: Sequence[Notice]) -> list[N
     ]
 
 
-def _stale(notice: Notice, told: Mapping[uuid.UUID, Told]) -> bool:
+def _outdated(notice: Notice, told: Mapping[uuid.UUID, Told]) -> bool:
     before = told[notice.request_id].sequence if notice.request_id in told else 0
-    if 0 < notice.sequence <= before:
+    return 0 < notice.sequence <= before
+
+
+def _stale(notice: Notice, told: Mapping[uuid.UUID, Told]) -> bool:
+    if _outdated(notice, told):
         log.info(
             "not telling request %s's status change %d: %d was told already",
             notice.request_id,
             notice.sequence,
-            before,
+            told[notice.request_id].sequence,
         )
         return True
     return False
@@ -127,10 +159,14 @@ def _cancellation_told(
     earliest: Mapping[uuid.UUID, datetime],
     now: datetime,
 ) -> bool:
-    """Whether the notice says again a cancellation told (`heard`, as it grows through the
-    poll's notices), or closes a request that a cancellation made by the closure's deadline
-    (`earliest`: the earliest known, told before or in this poll) keeps cancelled."""
+    """Whether the notice says again a cancellation told (`heard`, as it changes through the
+    poll's notices: a cancel-too-late undoes it), says a change short of an outcome after it,
+    or closes a request that a cancellation made by the closure's deadline (`earliest`: the
+    earliest standing, told before or in this poll) keeps cancelled."""
     request_id = notice.request_id
+    if notice.kind == Kind.CANCEL_TOO_LATE:
+        heard.pop(request_id, None)
+        return False
     if notice.kind == Kind.CANCELLED:
         at = notice.cancelled_at or now
         if request_id in heard and at <= heard[request_id]:
@@ -138,6 +174,11 @@ def _cancellation_told(
             return True
         heard[request_id] = at
         return False
+    if notice.kind in SHORT_OF_AN_OUTCOME and request_id in heard:
+        log.info(
+            "not telling request %s's %s: it crossed the cancellation", request_id, notice.kind
+        )
+        return True
     made = earliest.get(request_id)
     if notice.deadline is not None and made is not None and made <= notice.deadline:
         log.info("not telling request %s's closure: cancelled by its deadline", request_id)

@@ -129,12 +129,14 @@ class AccessRepository(Protocol):
 
 
 class ToldRepository(Protocol):
-    async def advance(
-        self, latest: Mapping[uuid.UUID, int], cancelled: Mapping[uuid.UUID, datetime]
-    ) -> dict[uuid.UUID, Told]:
-        """Records each request's latest status change told and latest cancellation told,
-        each where later than the one recorded; returns what was recorded before (a request
-        with nothing recorded is left out)."""
+    async def hold(self, request_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Told]:
+        """What each request's beneficiary was told (a request with nothing recorded is left
+        out), held until the transaction ends: another poll's telling of the same requests
+        waits for it, then reads what it recorded."""
+        ...
+
+    async def record(self, told: Mapping[uuid.UUID, Told]) -> None:
+        """Records what each request held was told now, in place of what was recorded."""
         ...
 
 

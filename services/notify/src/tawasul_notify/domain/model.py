@@ -95,7 +95,8 @@ class Recipient:
 @dataclass(frozen=True)
 class Told:
     """What a request's beneficiary was last told: the latest status change (review's count)
-    and the latest cancellation (when it was made)."""
+    and the latest cancellation (when it was made), while it stands: a cancel-too-late told
+    after it undoes it."""
 
     sequence: int = 0
     cancelled_at: datetime | None = None
