@@ -36,6 +36,7 @@ from tawasul_calendar import RIYADH
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
+from typer._click.core import ParameterSource
 
 from tawasul_review_cli.client import (
     Failure,
@@ -105,8 +106,20 @@ def sign_in(
 ) -> None:
     # The token and TLS files are checked when a command calls the service, so
     # `COMMAND --help` needs none.
+    given = {"address": address, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
+    # One set in the environment holds for the next page's command too, in the same shell.
+    typed = tuple(
+        (f"--{name.replace('_', '-')}", str(value))
+        for name, value in given.items()
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    )
     ctx.obj = Session(
-        address=address, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca
+        address=address,
+        token=token,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_ca=tls_ca,
+        typed=typed,
     )
 
 
@@ -125,12 +138,14 @@ class Command:
     name: str
     positionals: list[str]
     options: list[tuple[str, str | int | bool]]
+    # The options before the command typed on the command line (Session.typed).
+    before: tuple[tuple[str, str], ...] = ()
 
     def typed(self, page_token: str) -> list[str]:
-        """As it would be typed: each option given (a flag when True; left out when empty,
-        0 or False), the page's token, then the arguments, after `--` when one of them
-        looks like an option."""
-        words = [PROG, self.name]
+        """As it would be typed: the options before the command, the command, each of its
+        options given (a flag when True; left out when empty, 0 or False), the page's token,
+        then the arguments, after `--` when one of them looks like an option."""
+        words = [PROG, *(word for option in self.before for word in option), self.name]
         for name, given in [*self.options, ("--page-token", page_token)]:
             if given is True:
                 words.append(name)
@@ -141,11 +156,18 @@ class Command:
         return [*words, *self.positionals]
 
 
+def typed_before(ctx: typer.Context) -> tuple[tuple[str, str], ...]:
+    """The options typed before the command, but the token, for its next page's command."""
+    session = ctx.obj
+    return session.typed if isinstance(session, Session) else ()
+
+
 def print_more(review: Review, again: Command, page_token: str) -> None:
-    """The command that gives the next page: the same one, with every option given, and
-    the page's token. Whole and unwrapped on its line, so it can be copied as it is; its
-    values are quoted for the shell, and not isolated, since the isolate marks would be
-    copied into the arguments."""
+    """The command that gives the next page: the same one, with every option given (but the
+    token, and those from the environment, which hold there anyway), and the page's token.
+    Whole and unwrapped on its line, so it can be copied as it is; its values are quoted for
+    the shell, and not isolated, since the isolate marks would be copied into the
+    arguments."""
     if page_token:
         review.out.print(
             Text(f"more: {clean(shlex.join(again.typed(page_token)))}"), soft_wrap=True
@@ -227,6 +249,7 @@ def queue(
             ("--state", state.value if state else ""),
             ("--page-size", page_size),
         ],
+        typed_before(ctx),
     )
     run(ctx, lambda review: list_queue(review, request, again))
 
@@ -327,6 +350,7 @@ def search(
             ("--sla", sla.value if sla else ""),
             ("--page-size", page_size),
         ],
+        typed_before(ctx),
     )
     run(ctx, lambda review: search_requests(review, request, again))
 
@@ -1075,7 +1099,12 @@ def quality(
         page_size=page_size,
         page_token=page_token,
     )
-    again = Command("quality", [department], [("--all", all_checks), ("--page-size", page_size)])
+    again = Command(
+        "quality",
+        [department],
+        [("--all", all_checks), ("--page-size", page_size)],
+        typed_before(ctx),
+    )
     run(ctx, lambda review: list_quality_checks(review, request, again))
 
 

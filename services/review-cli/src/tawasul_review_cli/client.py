@@ -34,6 +34,9 @@ class Session:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    # Those of the options above typed on the command line, the token never among them: the
+    # next page's command (`more:`) repeats them.
+    typed: tuple[tuple[str, str], ...] = ()
 
 
 class Review:

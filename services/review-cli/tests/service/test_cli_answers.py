@@ -8,13 +8,17 @@ the stand-in serves from this test's loop.
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
-from tawasul_review_cli.cli import app
+from tawasul_devstack.pki import Authority
+from tawasul_platform.tls import server_credentials
+from tawasul_review_cli.cli import PROG, app
 from typer.testing import CliRunner, Result
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -32,6 +36,11 @@ class StandIn(review_pb2_grpc.ReviewServiceServicer):
         self, request: review_pb2.GetCaseRequest, context: Context
     ) -> review_pb2.GetCaseResponse:
         return await self._answer("GetCase", request, context)  # type: ignore[no-any-return]
+
+    async def ListQueue(
+        self, request: review_pb2.ListQueueRequest, context: Context
+    ) -> review_pb2.ListQueueResponse:
+        return await self._answer("ListQueue", request, context)  # type: ignore[no-any-return]
 
     async def _answer(self, method: str, request: Any, context: Context) -> Any:
         self.requests.append((method, request))
@@ -82,3 +91,68 @@ async def test_a_status_trailer_that_is_not_a_status_still_prints_the_error(cli:
     cli.review.handlers["GetCase"] = garbage
     result = await cli("show", "some-id")
     assert (result.exit_code, result.stderr) == (1, "error: INVALID_ARGUMENT: bad request\n")
+
+
+async def test_the_next_page_command_repeats_the_options_typed_before_it_but_the_token(
+    tmp_path: Path,
+) -> None:
+    # Review over mutual TLS, as the office serves it: the next page's command reaches it only
+    # with the address and the three files the first page's was given.
+    office = Authority.new("test office CA")
+    review = StandIn()  # type: ignore[abstract]  # only the methods these tests call
+
+    async def paged(request: Any, context: Context) -> Any:
+        return review_pb2.ListQueueResponse(next_page_token="" if request.page_token else "p2")
+
+    review.handlers["ListQueue"] = paged
+    server = grpc.aio.server()
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(review, server)
+    port = server.add_secure_port(
+        "127.0.0.1:0", server_credentials(office.tls("review", server=True))
+    )
+    await server.start()
+    cert, key, ca = tmp_path / "cli.pem", tmp_path / "cli.key", tmp_path / "ca.pem"
+    issued, its_key = office.issue("review-cli", server=False)
+    cert.write_bytes(issued)
+    key.write_bytes(its_key)
+    ca.write_bytes(office.cert_pem)
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(ca)]
+    address = f"127.0.0.1:{port}"
+    nothing_set: dict[str, str | None] = {
+        "TAWASUL_REVIEW_ADDRESS": None,
+        "TAWASUL_REVIEWER_TOKEN": None,
+        "TAWASUL_TLS_CERT_FILE": None,
+        "TAWASUL_TLS_KEY_FILE": None,
+        "TAWASUL_TLS_CA_FILE": None,
+        "COLUMNS": "160",
+    }
+
+    async def more(args: list[str], env: dict[str, str | None]) -> list[str]:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, app, args, env=env, catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        lines = [x for x in result.stdout.splitlines() if x.startswith("more: ")]
+        return shlex.split(lines[0].removeprefix("more: ")) if lines else []
+
+    try:
+        typed = ["--token", "secret-token", "--address", address, *tls]
+        again = await more([*typed, "queue", "passports"], nothing_set)
+        assert again == [
+            PROG, "--address", address, *tls, "queue", "--page-token", "p2", "passports",
+        ]  # fmt: skip
+        # Typed in a shell where only the token is set, it gives the next page.
+        assert await more(again[1:], {**nothing_set, "TAWASUL_REVIEWER_TOKEN": "t"}) == []
+        # Options from the environment are there for the next command already.
+        from_env = {
+            "TAWASUL_REVIEW_ADDRESS": address,
+            "TAWASUL_REVIEWER_TOKEN": "t",
+            "TAWASUL_TLS_CERT_FILE": str(cert),
+            "TAWASUL_TLS_KEY_FILE": str(key),
+            "TAWASUL_TLS_CA_FILE": str(ca),
+        }
+        again = await more(["queue", "passports"], {**nothing_set, **from_env})
+        assert again == [PROG, "queue", "--page-token", "p2", "passports"]
+    finally:
+        await server.stop(None)
+    assert [request.page_token for _, request in review.requests] == ["", "p2", ""]

@@ -29,3 +29,12 @@ def test_an_argument_that_looks_like_an_option_comes_after_a_double_dash() -> No
     assert Command("queue", ["passports"], [("--all", False)]).typed("t")[2:] == [
         "--page-token", "t", "passports",
     ]  # fmt: skip
+
+
+def test_the_options_typed_before_the_command_come_before_it() -> None:
+    before = (("--address", "review.example:443"), ("--tls-ca", "office ca.pem"))
+    again = Command("queue", ["passports"], [("--page-size", 5)], before)
+    assert shlex.split(shlex.join(again.typed("t"))) == [
+        "tawasul-review-cli", "--address", "review.example:443", "--tls-ca", "office ca.pem",
+        "queue", "--page-size", "5", "--page-token", "t", "passports",
+    ]  # fmt: skip
