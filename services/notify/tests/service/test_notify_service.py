@@ -19,6 +19,7 @@ import httpx
 import pytest
 import tawasul_notify
 from aiosmtpd.smtp import SMTP
+from google.rpc import error_details_pb2
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
@@ -46,7 +47,7 @@ from tawasul_platform.consumer import Subscriptions
 from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import GrpcServer, bearer
+from tawasul_platform.grpc import GrpcServer, bearer, status_details
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
@@ -933,6 +934,28 @@ async def test_the_inbox_is_marked_read_by_its_owner(notify: Notify) -> None:
     inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
     assert inbox.unread == 0
     assert inbox.messages[0].HasField("read_at")
+
+
+async def test_more_message_ids_than_a_call_marks_are_refused_by_field_in_arabic_too(
+    notify: Notify,
+) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(handlers.MAX_MARKED + 1)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notify.stub.MarkInboxRead(
+            notify_pb2.MarkInboxReadRequest(message_ids=ids),
+            metadata=(*bearer(OWNER), ("accept-language", "ar")),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = status_details(caught.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    (violation,) = bad.field_violations
+    assert (violation.field, violation.description, violation.localized_message.message) == (
+        "message_ids",
+        "at most 200 message ids a call",
+        "200 معرّف رسالة على الأكثر في كل طلب",
+    )
 
 
 async def test_an_employee_whose_id_is_a_citizens_reads_only_their_own_inbox(

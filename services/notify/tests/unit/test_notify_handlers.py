@@ -34,6 +34,7 @@ from tawasul_notify.domain.model import (
 from tawasul_notify.domain.templates import Kind, sample_values
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
+from tawasul_platform.i18n import in_locale
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeStaffRecords
 
@@ -822,6 +823,29 @@ async def test_the_inbox_is_its_owners_and_marking_read_touches_only_theirs() ->
     assert uow.inapp.messages[other.id].read_at is None
     with pytest.raises(InvalidArgument):
         await handlers.mark_read(uow=uow, caller=CITIZEN, message_ids=["x"], now=NOW)
+
+
+async def test_more_message_ids_than_a_call_marks_are_refused_not_cut_short() -> None:
+    """Past the 200th, ids were dropped unread and unchecked, and the caller told nothing."""
+    uow = FakeUnitOfWork()
+    n = notice()
+    await take(uow, n)
+    mine = str(uow.delivery(Channel.INAPP, APPLICANT, n).id)
+    others = [str(uuid.uuid4()) for _ in range(handlers.MAX_MARKED)]
+    with pytest.raises(InvalidArgument) as refused:
+        await handlers.mark_read(uow=uow, caller=CITIZEN, message_ids=[*others, mine], now=NOW)
+    (said,) = refused.value.violations.items()
+    assert said == ("message_ids", "at most 200 message ids a call")
+    assert in_locale(said[1], "ar") == "200 معرّف رسالة على الأكثر في كل طلب"
+    assert all(m.read_at is None for m in uow.inapp.messages.values())
+    with pytest.raises(InvalidArgument) as refused:
+        await handlers.mark_read(uow=uow, caller=CITIZEN, message_ids=[*others[1:], "x"], now=NOW)
+    assert refused.value.violations == {"message_ids": "not message ids"}
+    assert in_locale(refused.value.violations["message_ids"], "ar") == "ليست معرّفات رسائل"
+    marked = await handlers.mark_read(
+        uow=uow, caller=CITIZEN, message_ids=[*others[1:], mine], now=NOW
+    )
+    assert marked == 1
 
 
 async def test_a_negative_inbox_limit_is_refused_not_read_as_one() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
 
@@ -384,13 +385,25 @@ async def list_inbox(*, uow: UnitOfWork, caller: Principal, limit: int) -> list[
         )
 
 
+MAX_MARKED = 200
+TOO_MANY_MARKED = Bilingual(
+    f"at most {MAX_MARKED} message ids a call", f"{MAX_MARKED} معرّف رسالة على الأكثر في كل طلب"
+)
+NOT_MESSAGE_IDS = Bilingual("not message ids", "ليست معرّفات رسائل")
+
+
 async def mark_read(
     *, uow: UnitOfWork, caller: Principal, message_ids: list[str], now: datetime
 ) -> int:
+    """Marks the caller's own in-app messages read, at most MAX_MARKED a call (more are
+    refused, not cut short: the caller would take the rest for read); how many of them were
+    unread and the caller's."""
+    if len(message_ids) > MAX_MARKED:
+        raise InvalidArgument({"message_ids": TOO_MANY_MARKED})
     try:
-        keys = [uuid.UUID(m) for m in message_ids[:200]]
+        keys = [uuid.UUID(m) for m in message_ids]
     except ValueError:
-        raise InvalidArgument({"message_ids": "not message ids"}) from None
+        raise InvalidArgument({"message_ids": NOT_MESSAGE_IDS}) from None
     async with uow:
         marked = await uow.inapp.mark_read(
             caller.subject, keys, now, staff=not caller.is_beneficiary

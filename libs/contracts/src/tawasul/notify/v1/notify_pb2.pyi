@@ -307,7 +307,9 @@ class MarkInboxReadRequest(_message.Message):
 
     MESSAGE_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 200."""
+
     def __init__(
         self,
         *,

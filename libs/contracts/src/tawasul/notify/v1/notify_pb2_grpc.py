@@ -90,7 +90,9 @@ class NotifyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MarkInboxRead(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Marks the caller's own in-app messages read: at most 200 ids a call, more is
+        INVALID_ARGUMENT on message_ids (nothing is marked).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

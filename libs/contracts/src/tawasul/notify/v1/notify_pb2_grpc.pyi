@@ -44,6 +44,9 @@ class NotifyServiceStub:
     ListInbox: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListInboxRequest, _notify_pb2.ListInboxResponse]
     """The caller's own in-app messages, newest first."""
     MarkInboxRead: _grpc.UnaryUnaryMultiCallable[_notify_pb2.MarkInboxReadRequest, _notify_pb2.MarkInboxReadResponse]
+    """Marks the caller's own in-app messages read: at most 200 ids a call, more is
+    INVALID_ARGUMENT on message_ids (nothing is marked).
+    """
     PreviewTemplate: _grpc.UnaryUnaryMultiCallable[_notify_pb2.PreviewTemplateRequest, _notify_pb2.PreviewTemplateResponse]
     """Any template rendered with sample data (employees only), for those who write them."""
 
@@ -63,6 +66,9 @@ class NotifyServiceAsyncStub(NotifyServiceStub):
     ListInbox: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListInboxRequest, _notify_pb2.ListInboxResponse]  # type: ignore[assignment]
     """The caller's own in-app messages, newest first."""
     MarkInboxRead: _aio.UnaryUnaryMultiCallable[_notify_pb2.MarkInboxReadRequest, _notify_pb2.MarkInboxReadResponse]  # type: ignore[assignment]
+    """Marks the caller's own in-app messages read: at most 200 ids a call, more is
+    INVALID_ARGUMENT on message_ids (nothing is marked).
+    """
     PreviewTemplate: _aio.UnaryUnaryMultiCallable[_notify_pb2.PreviewTemplateRequest, _notify_pb2.PreviewTemplateResponse]  # type: ignore[assignment]
     """Any template rendered with sample data (employees only), for those who write them."""
 
@@ -102,7 +108,10 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _notify_pb2.MarkInboxReadRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_notify_pb2.MarkInboxReadResponse, _abc.Awaitable[_notify_pb2.MarkInboxReadResponse]]: ...
+    ) -> _typing.Union[_notify_pb2.MarkInboxReadResponse, _abc.Awaitable[_notify_pb2.MarkInboxReadResponse]]:
+        """Marks the caller's own in-app messages read: at most 200 ids a call, more is
+        INVALID_ARGUMENT on message_ids (nothing is marked).
+        """
 
     @_abc_1.abstractmethod
     def PreviewTemplate(
