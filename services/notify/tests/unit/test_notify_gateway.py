@@ -196,6 +196,18 @@ async def test_receipts_name_the_messages_delivered_and_those_never_to_be() -> N
     )
 
 
+@pytest.mark.parametrize("status", [["delivered"], {"delivered": True}, None, 1, True])
+async def test_a_receipt_whose_status_is_not_a_word_is_no_receipt_yet(status: object) -> None:
+    """One malformed receipt must not fail the batch: the others are still reported."""
+
+    def answer(sent: Sent) -> tuple[int, bytes]:
+        message_id = sent.target.rsplit("/", 1)[-1]
+        said = "delivered" if message_id == "a" else status
+        return reply(200, {"id": message_id, "status": said})
+
+    assert await gateway(answer).settled(["a", "b"]) == {"a": "delivered"}
+
+
 @pytest.mark.parametrize(
     "interval", ["receipts_seconds", "sms_timeout_seconds", "smtp_timeout_seconds"]
 )

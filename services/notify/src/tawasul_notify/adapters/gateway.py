@@ -132,7 +132,11 @@ class HttpSmsGateway:
             if code != 200:
                 return None
             status = _json(answer).get("status")
-            return (message_id, status) if status in _FINAL else None
+            # Anything but one of the final words is no receipt yet: a list or an object would
+            # not even be looked up (unhashable), and would fail the whole batch.
+            if isinstance(status, str) and status in _FINAL:
+                return message_id, status
+            return None
 
         found = await asyncio.gather(*(receipt(m) for m in provider_message_ids if m))
         return dict(f for f in found if f is not None)
