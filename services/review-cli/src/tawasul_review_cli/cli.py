@@ -1050,32 +1050,40 @@ def reassign(
     run(ctx, lambda review: reassign_request(review, request_id, to))
 
 
+def _quality_table(title: str, checks: list[review_pb2.QualityCheck], done: bool) -> Table:
+    # As the queue's, a few columns of a few lines each, so that it fits 80 columns with the
+    # request's number and id (whole, for `quality-check`), the decision and who made it, and
+    # with --all the check and who made it, whole: only the checker's note (why they disagree),
+    # the last column, wraps. Checks waiting have no check or note to show.
+    table = Table(title=title, title_justify="left", show_lines=True)
+    table.add_column("request", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
+    if done:
+        table.add_column("check", no_wrap=True)
+        table.add_column("note")
+    for c in checks:
+        request = [clean(c.request_number), clean(c.request_id)]
+        if c.HasField("sampled_at"):
+            request.append(f"sampled {riyadh_time(c.sampled_at)}")
+        decision = ["accept" if c.decision == review_pb2.DECISION_ACCEPT else "reject"]
+        if c.replaced_by:  # made on an appeal, in place of the replaced one's rejection
+            decision.append(f"appeal of {clean(c.replaced_by)}")
+        decision.append(f"by {clean(c.decided_by)}")
+        check = [clean(c.verdict) or "-", *([f"by {clean(c.checked_by)}"] if c.checked_by else [])]
+        table.add_row(
+            Text("\n".join(request)),
+            Text("\n".join(decision)),
+            *([Text("\n".join(check)), Cell(c.note) if c.note else Text("-")] if done else []),
+        )
+    return table
+
+
 async def list_quality_checks(
     review: Review, request: review_pb2.ListQualityChecksRequest, again: Command
 ) -> None:
     answer = await review.call(review.service.ListQualityChecks, request)
-    table = Table(title=f"quality checks of {clean(request.department_code)}", title_justify="left")
-    headings = ["request", "number", "sampled", "decision", "decided by", "checked by", "verdict"]
-    # Checks made have the checker's note (why they disagree); those waiting have none.
-    done = request.include_done
-    for heading in [*headings, *(["note"] if done else [])]:
-        table.add_column(heading, no_wrap=heading in ("request", "sampled"))
-    for c in answer.checks:
-        decision = "accept" if c.decision == review_pb2.DECISION_ACCEPT else "reject"
-        if c.replaced_by:  # made on an appeal, in place of the replaced one's rejection
-            decision += f" (appeal of {clean(c.replaced_by)})"
-        sampled = riyadh_time(c.sampled_at).split(" ") if c.HasField("sampled_at") else ["-"]
-        table.add_row(
-            clean(c.request_id),
-            clean(c.request_number),
-            Text("\n".join(sampled)),
-            decision,
-            clean(c.decided_by),
-            clean(c.checked_by) or "-",
-            clean(c.verdict) or "-",
-            *([Cell(c.note) if c.note else Text("-")] if done else []),
-        )
-    review.out.print(table)
+    title = f"quality checks of {clean(request.department_code)}"
+    review.out.print(_quality_table(title, list(answer.checks), request.include_done))
     print_more(review, again, answer.next_page_token)
 
 

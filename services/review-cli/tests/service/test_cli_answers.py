@@ -15,10 +15,12 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_devstack.pki import Authority
 from tawasul_platform.tls import server_credentials
 from tawasul_review_cli.cli import PROG, app
+from tawasul_review_cli.terminal import LRI, PDI, RLI
 from typer.testing import CliRunner, Result
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -42,6 +44,11 @@ class StandIn(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ListQueueResponse:
         return await self._answer("ListQueue", request, context)  # type: ignore[no-any-return]
 
+    async def ListQualityChecks(
+        self, request: review_pb2.ListQualityChecksRequest, context: Context
+    ) -> review_pb2.ListQualityChecksResponse:
+        return await self._answer("ListQualityChecks", request, context)  # type: ignore[no-any-return]
+
     async def _answer(self, method: str, request: Any, context: Context) -> Any:
         self.requests.append((method, request))
         return await self.handlers[method](request, context)
@@ -53,11 +60,11 @@ class Cli:
         self.review = review
         self.runner = CliRunner()
 
-    async def __call__(self, *args: str) -> Result:
+    async def __call__(self, *args: str, columns: int = 160) -> Result:
         env: dict[str, str | None] = {
             "TAWASUL_REVIEW_ADDRESS": self.address,
             "TAWASUL_REVIEWER_TOKEN": "token",
-            "COLUMNS": "160",
+            "COLUMNS": str(columns),
             "FORCE_COLOR": None,
             "TTY_COMPATIBLE": None,
             "TAWASUL_TLS_CERT_FILE": None,
@@ -156,3 +163,49 @@ async def test_the_next_page_command_repeats_the_options_typed_before_it_but_the
     finally:
         await server.stop(None)
     assert [request.page_token for _, request in review.requests] == ["", "p2", ""]
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120])
+@pytest.mark.parametrize("done", [False, True])
+async def test_a_quality_check_shows_whole_what_was_decided_by_whom_and_checked(
+    cli: Cli, columns: int, done: bool
+) -> None:
+    note = "الصورة لا تطابق صاحب الطلب ويرجى التحقق من الجواز مرة أخرى"
+    check = review_pb2.QualityCheck(
+        request_id="6f1c8f5e-0000-4000-8000-000000000000",
+        request_number="TW123456789",
+        department_code="passports",
+        decision=review_pb2.DECISION_ACCEPT,
+        decided_by="E100",
+        replaced_by="E200",
+        # Sunday 4 January 2026, 10:00 in Riyadh.
+        sampled_at=Timestamp(seconds=1767510000),
+    )
+    if done:  # those waiting, listed without --all, have no check yet
+        check.checked_by, check.verdict, check.note = "S001", "disagree", note
+
+    async def checks(request: Any, context: Context) -> Any:
+        return review_pb2.ListQualityChecksResponse(checks=[check])
+
+    cli.review.handlers["ListQualityChecks"] = checks
+    result = await cli("quality", "passports", *(["--all"] if done else []), columns=columns)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "TW123456789" in line)
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines[at : at + 3]]
+    made = [
+        ["TW123456789", "accept"],
+        ["6f1c8f5e-0000-4000-8000-000000000000", "appeal of E200"],
+        ["sampled 2026-01-04 10:00", "by E100"],
+    ]
+    if not done:
+        assert rows == made
+        return
+    assert [row[:3] for row in rows] == [
+        [*made[0], "disagree"], [*made[1], "by S001"], [*made[2], ""],
+    ]  # fmt: skip
+    # The note, wrapped in its column, each of its lines isolated by itself.
+    wrapped = [line.split("│")[-2].strip() for line in lines[at:] if RLI in line]
+    assert " ".join(w.removeprefix(RLI).removesuffix(PDI) for w in wrapped) == note
+    for line in lines:
+        assert len(line) - line.count(RLI) - line.count(LRI) - line.count(PDI) <= columns
