@@ -350,22 +350,30 @@ class PreviewTemplateRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     LOCALE_FIELD_NUMBER: _builtins.int
+    APPLICANT_KIND_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """e.g. "submitted", "needs_more_info", "sla_breach"."""
     channel: _builtins.str
     """"sms", "email" or "inapp"."""
     locale: _builtins.str
     """"ar" or "en"."""
+    applicant_kind: _builtins.str
+    """Who filed the request, for the kinds told in the words of its portal (e.g.
+    "needs_more_info"): "citizen" or "resident" (Absher's words, as when empty) or
+    "establishment" (Muqeem's). Anything else is INVALID_ARGUMENT on applicant_kind; the
+    other kinds read the same whoever filed.
+    """
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         channel: _builtins.str = ...,
         locale: _builtins.str = ...,
+        applicant_kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "kind", b"kind", "locale", b"locale"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_kind", b"applicant_kind", "channel", b"channel", "kind", b"kind", "locale", b"locale"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -98,7 +98,8 @@ class NotifyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PreviewTemplate(self, request, context):
-        """Any template rendered with sample data (employees only), for those who write them.
+        """Any template rendered with sample data (employees only), for those who write them, in
+        the words an establishment reads when applicant_kind says so.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,9 @@ class NotifyServiceStub:
     INVALID_ARGUMENT on message_ids (nothing is marked).
     """
     PreviewTemplate: _grpc.UnaryUnaryMultiCallable[_notify_pb2.PreviewTemplateRequest, _notify_pb2.PreviewTemplateResponse]
-    """Any template rendered with sample data (employees only), for those who write them."""
+    """Any template rendered with sample data (employees only), for those who write them, in
+    the words an establishment reads when applicant_kind says so.
+    """
 
 @_typing.type_check_only
 class NotifyServiceAsyncStub(NotifyServiceStub):
@@ -70,7 +72,9 @@ class NotifyServiceAsyncStub(NotifyServiceStub):
     INVALID_ARGUMENT on message_ids (nothing is marked).
     """
     PreviewTemplate: _aio.UnaryUnaryMultiCallable[_notify_pb2.PreviewTemplateRequest, _notify_pb2.PreviewTemplateResponse]  # type: ignore[assignment]
-    """Any template rendered with sample data (employees only), for those who write them."""
+    """Any template rendered with sample data (employees only), for those who write them, in
+    the words an establishment reads when applicant_kind says so.
+    """
 
 class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
     """What was sent to beneficiaries and supervisors about requests, by SMS, e-mail and in-app."""
@@ -119,6 +123,8 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notify_pb2.PreviewTemplateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notify_pb2.PreviewTemplateResponse, _abc.Awaitable[_notify_pb2.PreviewTemplateResponse]]:
-        """Any template rendered with sample data (employees only), for those who write them."""
+        """Any template rendered with sample data (employees only), for those who write them, in
+        the words an establishment reads when applicant_kind says so.
+        """
 
 def add_NotifyServiceServicer_to_server(servicer: NotifyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
