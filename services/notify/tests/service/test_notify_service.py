@@ -64,6 +64,7 @@ from tawasul_platform.topics import (
 )
 
 MIGRATIONS = Path(tawasul_notify.__file__).resolve().parent / "migrations"
+GOLDEN = Path(__file__).resolve().parent.parent / "unit" / "golden"
 IDENTITY = throwaway()
 APPLICANT = "1000000008"
 MOBILE = "+966512345678"
@@ -1018,6 +1019,59 @@ async def test_previews_need_an_employee_and_valid_names(notify: Notify) -> None
             metadata=bearer(OWNER),
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("locale", ["ar", "en"])
+@pytest.mark.parametrize("channel", ["sms", "email", "inapp"])
+async def test_a_preview_for_an_establishment_is_in_muqeems_words(
+    notify: Notify, channel: str, locale: str
+) -> None:
+    """What an establishment reads (golden/establishment/), and what everyone else does."""
+    stem = f"needs_more_info.{channel}.{locale}"
+    muqeem = "returned to you" if locale == "en" else "أُعيد طلبك"
+    for applicant_kind, folder in (
+        ("establishment", GOLDEN / "establishment"),
+        ("citizen", GOLDEN),
+        ("resident", GOLDEN),
+        ("", GOLDEN),
+    ):
+        preview = await notify.stub.PreviewTemplate(
+            notify_pb2.PreviewTemplateRequest(
+                kind="needs_more_info",
+                channel=channel,
+                locale=locale,
+                applicant_kind=applicant_kind,
+            ),
+            metadata=bearer(REVIEWER),
+        )
+        assert (muqeem in preview.text) is (applicant_kind == "establishment"), preview.text
+        assert preview.text == (folder / f"{stem}.txt").read_text(encoding="utf-8")
+        if channel == "email":
+            subject = (folder / f"{stem}.subject.txt").read_text(encoding="utf-8")
+            assert preview.subject == subject, applicant_kind
+
+
+async def test_a_preview_for_an_unknown_applicant_kind_is_refused_by_field_in_arabic_too(
+    notify: Notify,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notify.stub.PreviewTemplate(
+            notify_pb2.PreviewTemplateRequest(
+                kind="needs_more_info", channel="sms", locale="ar", applicant_kind="company"
+            ),
+            metadata=(*bearer(REVIEWER), ("accept-language", "ar")),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = status_details(caught.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    (violation,) = bad.field_violations
+    assert (violation.field, violation.description, violation.localized_message.message) == (
+        "applicant_kind",
+        "citizen, resident or establishment (empty: an individual)",
+        "citizen أو resident أو establishment (فارغ: فرد)",
+    )
 
 
 ESTABLISHMENT = "7001234567"

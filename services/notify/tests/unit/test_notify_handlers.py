@@ -1139,8 +1139,13 @@ def test_previews_are_for_employees_and_name_what_is_wrong() -> None:
     with pytest.raises(PermissionDenied):
         handlers.preview(caller=CITIZEN, kind="submitted", channel="sms", locale="en")
     with pytest.raises(InvalidArgument) as caught:
-        handlers.preview(caller=REVIEWER, kind="nope", channel="fax", locale="fr")
-    assert set(caught.value.violations) == {"kind", "channel", "locale"}
+        handlers.preview(
+            caller=REVIEWER, kind="nope", channel="fax", locale="fr", applicant_kind="company"
+        )
+    assert set(caught.value.violations) == {"kind", "channel", "locale", "applicant_kind"}
+    # Each in Arabic too: one in English only would leave the whole refusal so.
+    assert all(in_locale(said, "ar") for said in caught.value.violations.values())
     with pytest.raises(InvalidArgument) as caught:
         handlers.preview(caller=REVIEWER, kind="one_time_code", channel="email", locale="ar")
     assert set(caught.value.violations) == {"channel"}
+    assert in_locale(caught.value.violations["channel"], "ar") == "لا يُرسل one_time_code عبر email"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.i18n import Bilingual
-from tawasul_platform.identity import Principal, Role
+from tawasul_platform.identity import BENEFICIARY_ROLES, Principal, Role
 from tawasul_platform.ports import claim_each
 
 from tawasul_notify.app.ports import DELIVERED, ChannelUnavailable, Receipts, Sender, UnitOfWork
@@ -514,23 +514,38 @@ async def send_one_time_code(
     return delivery
 
 
-def preview(*, caller: Principal, kind: str, channel: str, locale: str) -> Rendered:
-    """Any template, rendered with sample data, for the staff who write them."""
+def preview(
+    *, caller: Principal, kind: str, channel: str, locale: str, applicant_kind: str = ""
+) -> Rendered:
+    """Any template, rendered with sample data, for the staff who write them: a kind told in
+    the portal's words (PORTAL_WORDS) in Muqeem's when `applicant_kind` is an establishment."""
     if caller.role is not Role.REVIEWER:
         raise PermissionDenied("only employees preview templates")
     problems: dict[str, str] = {}
     try:
         which = Kind(kind)
     except ValueError:
-        problems["kind"] = f"one of {', '.join(k.value for k in Kind)}"
+        kinds = ", ".join(k.value for k in Kind)
+        problems["kind"] = Bilingual(f"one of {kinds}", f"أحد الأنواع: {kinds}")
     try:
         way = Channel(channel)
     except ValueError:
-        problems["channel"] = f"one of {', '.join(c.value for c in Channel)}"
+        channels = ", ".join(c.value for c in Channel)
+        problems["channel"] = Bilingual(f"one of {channels}", f"إحدى القنوات: {channels}")
     if locale not in {lang.value for lang in Locale}:
-        problems["locale"] = "ar or en"
+        problems["locale"] = Bilingual("ar or en", "ar أو en")
+    if applicant_kind and applicant_kind not in BENEFICIARY_ROLES:
+        problems["applicant_kind"] = Bilingual(
+            "citizen, resident or establishment (empty: an individual)",
+            "citizen أو resident أو establishment (فارغ: فرد)",
+        )
     if problems:
         raise InvalidArgument(problems)
     if way not in channels_for(which):
-        raise InvalidArgument({"channel": f"{which} is not sent by {way}"})
-    return render(which, way, Locale(locale), sample_values(which))
+        raise InvalidArgument(
+            {"channel": Bilingual(f"{which} is not sent by {way}", f"لا يُرسل {which} عبر {way}")}
+        )
+    values = sample_values(which)
+    if PORTAL_WORDS in variables(which):
+        values[PORTAL_WORDS] = applicant_kind == Role.ESTABLISHMENT
+    return render(which, way, Locale(locale), values)

@@ -127,6 +127,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             kind=request.kind,
             channel=request.channel,
             locale=request.locale,
+            applicant_kind=request.applicant_kind,
         )
         return notify_pb2.PreviewTemplateResponse(
             subject=rendered.subject,
