@@ -1,8 +1,9 @@
 """The citizen's web page in a real browser (Playwright driving Debian's Chromium) against the
 real stack: sign in, file with an attachment, see the number and the expected dates, track, answer
 an information request, cancel, correct a rejected request with a new one linked to it (also
-after a transfer, and left behind on leaving it or signing out), switch the language in the
-middle of a form without losing it, and track without signing in, in Arabic and in English.
+after a transfer, and left behind on leaving it or signing out), start a new request from the
+confirmation, be signed out at once when the session ends, switch the language in the middle
+of a form without losing it, and track without signing in, in Arabic and in English.
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -14,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -666,6 +668,113 @@ async def test_a_correction_is_filed_as_before_a_transfer_and_left_behind_when_l
     for emptied in ("#department", "#sub-service", "#subject-id", "#description", "#mobile"):
         await expect(page.locator(emptied)).to_have_value("")
     await expect(page.locator("#email")).to_have_value("")
+
+
+async def test_new_request_opens_an_empty_form_where_the_page_already_is(
+    stack: Stack, clients: Clients, page: Page
+) -> None:
+    """After filing, the page's address is #new: "New request" changes no address, so no
+    hashchange routes, yet it shows an empty form and not the confirmation; over a form half
+    filled at #new, it starts the form again too."""
+    base = stack.config.gateway_url
+    citizen = clients.token(CITIZEN, Role.CITIZEN)
+    await withdraw_leftovers(clients, citizen)
+    await sign_in(page, base)
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    await page.fill("#field-reference_number", "7781277")
+    await page.fill("#description", "معاملة تجديد الإقامة متوقفة عند خطوة الدفع برسالة خطأ 504")
+    await page.fill("#mobile", MOBILE)
+    await page.click("#submit")
+    await expect(page.locator("#submitted")).to_be_visible()
+    number = (await page.locator("#submitted-number").text_content() or "").strip()
+    assert REQUEST_NUMBER.match(number), number
+    try:
+        await expect(page).to_have_url(re.compile(r"#new$"))
+        new = page.locator('nav a[href="#new"]')
+        await new.click()
+        await expect(page.locator("#submitted")).to_be_hidden()
+        await expect(page.locator("#new-form")).to_be_visible()
+        for emptied in ("#department", "#sub-service", "#description", "#mobile"):
+            await expect(page.locator(emptied)).to_have_value("")
+        await expect(page.locator("#field-reference_number")).not_to_be_attached()
+
+        await page.select_option("#department", DEPARTMENT)
+        await page.select_option("#sub-service", SUB_SERVICE)
+        await page.fill("#field-reference_number", "7781278")
+        await page.fill("#description", "وصف لم يرسل بعد لطلب آخر")
+        await new.click()
+        await expect(page.locator("#department")).to_have_value("")
+        await expect(page.locator("#description")).to_have_value("")
+        await expect(page.locator("#field-reference_number")).not_to_be_attached()
+        await expect(page).to_have_url(re.compile(r"#new$"))
+    finally:
+        await clients.intake.CancelRequest(
+            intake_pb2.CancelRequestRequest(request_number=number, reason="test done"),
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=bearer(citizen),
+        )
+
+
+async def test_a_session_that_ends_shows_the_sign_in_at_once_and_comes_back_there(
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
+    """Any 401 of the API (here the token expired) signs the page out at once: the sign-in view,
+    a notice in the page's language, nothing of the form kept (as signing out); the same person
+    signing in again comes back where the session ended, another person to a new request."""
+    base = stack.config.gateway_url
+    expired = stack.config.identity.token(CITIZEN, Role.CITIZEN, now=time.time() - 7200)
+
+    async def expire(route: Route) -> None:
+        # The page's own token, as the gateway sees it once its time is up.
+        headers = {**route.request.headers, "authorization": f"Bearer {expired}"}
+        await route.continue_(headers=headers)
+
+    api = re.compile(r"/api/v1/")
+    signed_out = page.locator("#view-sign-in")
+    first_person = page.locator("#people button").first
+    await sign_in(page, base)
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    await page.fill("#description", "معاملة تجديد الإقامة متوقفة عند خطوة الدفع منذ أسبوعين")
+
+    # An upload refused (docs, through the gateway): not an error beside the file input.
+    await page.route(api, expire)
+    attachment = tmp_path / "payment-error.pdf"
+    attachment.write_bytes(sample_pdf("Payment error screen"))
+    await page.set_input_files("#document-supporting_document", str(attachment))
+    await expect(signed_out).to_be_visible()
+    await expect(page.locator("#banner")).to_have_text("انتهت جلستك، سجّل الدخول مرة أخرى.")
+    await expect(page.locator("#who")).to_be_empty()
+    await expect(page.locator("#sign-out")).to_be_hidden()
+    await expect(first_person).to_be_focused()
+    await page.unroute(api, expire)
+    await page.locator(f'#people button[data-id="{CITIZEN}"]').click()
+    await expect(page.locator("#view-new")).to_be_visible()
+    await expect(page.locator("#description")).to_have_value("")
+
+    # A view opened (the list of one's requests), in English: back to it once signed in again.
+    await page.click("#language")
+    await page.route(api, expire)
+    await page.click('nav a[href="#mine"]')
+    await expect(signed_out).to_be_visible()
+    await expect(page.locator("#view-mine")).to_be_hidden()
+    await expect(page.locator("#banner")).to_have_text("Your session has ended; sign in again.")
+    await expect(page).to_have_url(re.compile(r"#new$"))
+    await page.unroute(api, expire)
+    await page.locator(f'#people button[data-id="{CITIZEN}"]').click()
+    await expect(page.locator("#view-mine")).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"#mine$"))
+
+    # Ended there again (found on a reload), and someone else signs in: a new request.
+    await page.route(api, expire)
+    await page.reload()
+    await expect(signed_out).to_be_visible()
+    await page.unroute(api, expire)
+    await page.locator(f'#people button[data-id="{TRACKER}"]').click()
+    await expect(page.locator("#who")).to_have_text("Sarah Ali Al-Shehri")
+    await expect(page.locator("#view-new")).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"#new$"))
 
 
 async def test_a_catalog_asked_for_before_the_language_switched_is_not_kept(

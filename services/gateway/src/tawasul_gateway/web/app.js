@@ -77,6 +77,7 @@ const TEXTS = {
     "track.show": "عرض حالة الطلب",
     "error.network": "تعذر الاتصال بالخدمة، حاول مرة أخرى.",
     "error.signIn": "سجّل الدخول أولًا.",
+    "session.ended": "انتهت جلستك، سجّل الدخول مرة أخرى.",
   },
   en: {
     title: "Tawasul",
@@ -152,6 +153,7 @@ const TEXTS = {
     "track.show": "Show the request's status",
     "error.network": "The service cannot be reached; try again.",
     "error.signIn": "Sign in first.",
+    "session.ended": "Your session has ended; sign in again.",
   },
 };
 
@@ -181,6 +183,9 @@ const state = {
   // The answer being sent: its idempotency key and the file uploaded for it, kept until it
   // is taken, so that sending it again after a lost reply is the same answer.
   answer: null,
+  // Where the page was when the gateway ended the session, and whose it was: the same person
+  // signing in again comes back there; null otherwise.
+  resume: null,
 };
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -208,8 +213,9 @@ function newKey() {
 const language = () => ({ "Accept-Language": state.lang });
 
 async function api(method, path, body) {
+  const token = state.token;
   const headers = { Accept: "application/json", ...language() };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -222,11 +228,22 @@ async function api(method, path, body) {
     throw new ApiError(0, { message: t("error.network") });
   }
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    if (response.status === 401) signOut(false);
-    throw new ApiError(response.status, data.error || { message: response.statusText });
-  }
+  if (!response.ok) throw refused(response.status, data.error || { message: response.statusText }, token);
   return data;
+}
+
+// The error of a call the gateway refused. A 401 to the page's session (`token`, the one the
+// call sent; not one signed out or replaced since) ends it: signed out as by the button, the
+// sign-in is shown at once, and the error is the notice saying why, whatever view shows it.
+function refused(status, error, token) {
+  if (status !== 401 || !token || token !== state.token) return new ApiError(status, error);
+  state.resume = { id: state.id, hash: location.hash };
+  signOut(false);
+  // The person's first button takes the focus from the control the view hid.
+  route().then(() => $("#people button")?.focus());
+  // route() empties the banner before its first wait: the notice comes after.
+  banner(t("session.ended"));
+  return new ApiError(401, { message: t("session.ended") });
 }
 
 // Uploads one file with its progress shown; resolves to docs' Document.
@@ -240,6 +257,7 @@ function parsed(text) {
 }
 
 function upload(file, { subService = "", kind = "", progress }) {
+  const token = state.token;
   return new Promise((resolve, reject) => {
     const query = new URLSearchParams({
       filename: file.name,
@@ -248,7 +266,7 @@ function upload(file, { subService = "", kind = "", progress }) {
     });
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/v1/documents?${query}`);
-    xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.setRequestHeader("Accept-Language", state.lang);
     // No type is declared: the browser takes one from the file's name (a JPEG saved as
     // .png, a PDF it does not know), and docs, which reads the type from the bytes, would
@@ -264,7 +282,7 @@ function upload(file, { subService = "", kind = "", progress }) {
         progress.value = 1;
         resolve(data.document);
       } else {
-        reject(new ApiError(xhr.status, data.error || { message: xhr.statusText }));
+        reject(refused(xhr.status, data.error || { message: xhr.statusText }, token));
       }
     };
     xhr.onerror = xhr.onabort = xhr.ontimeout = () => reject(new ApiError(0, { message: t("error.network") }));
@@ -447,6 +465,9 @@ async function showSignIn() {
         sessionStorage.setItem("tawasul.who", state.who);
         sessionStorage.setItem("tawasul.role", state.role);
         sessionStorage.setItem("tawasul.id", state.id);
+        // Signed in again after the session ended: back where it was, if the same person.
+        if (state.resume?.id === state.id) history.replaceState(null, "", state.resume.hash);
+        state.resume = null;
         showAccount();
         route();
       } catch (error) {
@@ -716,6 +737,8 @@ function documentInput(s, spec) {
         const stored = await upload(file, { subService: s.code, kind: spec.kind, progress });
         ids.push(stored.document_id);
       } catch (failure) {
+        // The session ended: the sign-in says so, and this form is gone with it.
+        if (failure.status === 401) return;
         progress.hidden = true;
         error.textContent = Object.values(failure.fields || {}).join(" — ") || failure.message;
       }
@@ -955,6 +978,8 @@ async function respond(event) {
         stored = { file, documentId: document.document_id };
         state.answer.uploads.set(input.id, stored);
       } catch (error) {
+        // The session ended: the sign-in says so, and this answer is gone with it.
+        if (error.status === 401) return;
         const slot = kind ? `documents.${kind}` : "document_ids";
         showError(form, { message: error.message, fields: { [slot]: Object.values(error.fields).join(" — ") || error.message } });
         return;
@@ -1001,10 +1026,11 @@ async function fileInBulk(event) {
   clearErrors(form);
   const file = $("#bulk-file").files[0];
   if (!file) return;
+  const token = state.token;
   const headers = {
     Accept: "application/json",
     "Content-Type": "text/csv",
-    Authorization: `Bearer ${state.token}`,
+    Authorization: `Bearer ${token}`,
     ...language(),
   };
   let response;
@@ -1016,7 +1042,7 @@ async function fileInBulk(event) {
   }
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    showError(form, data.error || { message: response.statusText });
+    showError(form, refused(response.status, data.error || { message: response.statusText }, token));
     return;
   }
   $("#bulk-summary").hidden = false;
@@ -1120,6 +1146,14 @@ function start() {
     route({ relabel: true });
   });
   $("#sign-out").addEventListener("click", () => signOut());
+  // "New request" is an empty form wherever the page is. At #new already (a request's
+  // confirmation, a form half filled) the address does not change: no hashchange routes.
+  $("#nav-new").addEventListener("click", (event) => {
+    resetNew();
+    if (location.hash !== "#new") return;
+    event.preventDefault();
+    route();
+  });
   $("#department").addEventListener("change", fillSubServices);
   $("#sub-service").addEventListener("change", renderSubService);
   $("#subject-id").addEventListener("input", fillSubject);
