@@ -777,6 +777,40 @@ async def test_a_session_that_ends_shows_the_sign_in_at_once_and_comes_back_ther
     await expect(page).to_have_url(re.compile(r"#new$"))
 
 
+async def test_a_bulk_upload_refused_for_its_session_signs_the_page_out(
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
+    """The bulk filing's own call: its 401 signs out as any other (no row's error in the table),
+    and the establishment signing in again comes back to the bulk filing."""
+    establishment = "7000000013"
+    expired = stack.config.identity.token(establishment, Role.ESTABLISHMENT, now=time.time() - 7200)
+
+    async def expire(route: Route) -> None:
+        headers = {**route.request.headers, "authorization": f"Bearer {expired}"}
+        await route.continue_(headers=headers)
+
+    csv = tmp_path / "workers.csv"
+    csv.write_text(
+        "subject_id,sub_service_code,description,mobile\n"
+        f"2034567897,{SUB_SERVICE},The worker's iqama renewal fails at the payment step,"
+        "0551234567\n"
+    )
+    await page.goto(stack.config.gateway_url)
+    await page.locator(f'#people button[data-id="{establishment}"]').click()
+    await page.click("#nav-bulk")
+    bulk = re.compile(r"/api/v1/establishment/requests:bulk")
+    await page.route(bulk, expire)
+    await page.set_input_files("#bulk-file", str(csv))
+    await page.click("#bulk-send")
+    await expect(page.locator("#view-sign-in")).to_be_visible()
+    await expect(page.locator("#banner")).to_have_text("انتهت جلستك، سجّل الدخول مرة أخرى.")
+    await expect(page.locator("#nav-bulk")).to_be_hidden()
+    await page.unroute(bulk, expire)
+    await page.locator(f'#people button[data-id="{establishment}"]').click()
+    await expect(page.locator("#view-bulk")).to_be_visible()
+    await expect(page.locator("#bulk-results")).to_be_hidden()
+
+
 async def test_a_catalog_asked_for_before_the_language_switched_is_not_kept(
     stack: Stack, page: Page
 ) -> None:
