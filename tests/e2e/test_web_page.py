@@ -2,8 +2,9 @@
 real stack: sign in, file with an attachment, see the number and the expected dates, track, answer
 an information request, cancel, correct a rejected request with a new one linked to it (also
 after a transfer, and left behind on leaving it or signing out), start a new request from the
-confirmation, be signed out at once when the session ends, switch the language in the middle
-of a form without losing it, and track without signing in, in Arabic and in English.
+confirmation or come back to a draft from another view, be signed out at once when the session
+ends, switch the language in the middle of a form without losing it, and track without signing
+in, in Arabic and in English.
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -714,6 +715,57 @@ async def test_new_request_opens_an_empty_form_where_the_page_already_is(
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=bearer(citizen),
         )
+
+
+async def test_new_request_from_another_view_comes_back_to_the_draft(
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
+    """A form half filled, a look at one's requests, and "New request" to come back: the draft is
+    as it was left, its fields and its document, which the request is then sent with."""
+    base = stack.config.gateway_url
+    await sign_in(page, base)
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    reference = page.locator("#field-reference_number")
+    await reference.fill("7781279")
+    description = "معاملة تجديد الإقامة متوقفة عند خطوة الدفع ولم تكتمل المسودة بعد"
+    await page.fill("#description", description)
+    attachment = tmp_path / "payment-error.pdf"
+    attachment.write_bytes(sample_pdf("Payment error screen"))
+    async with page.expect_response(re.compile(r"/api/v1/documents")) as uploading:
+        await page.set_input_files("#document-supporting_document", str(attachment))
+    document_id = (await (await uploading.value).json())["document"]["document_id"]
+    uploaded = page.locator('[data-uploaded-for="supporting_document"]')
+    await expect(uploaded).to_have_text("تم الرفع: ١")
+
+    await page.click('nav a[href="#mine"]')
+    await expect(page.locator("#view-mine")).to_be_visible()
+    await page.click('nav a[href="#new"]')
+    await expect(page.locator("#view-new")).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"#new$"))
+    await expect(page.locator("#department")).to_have_value(DEPARTMENT)
+    await expect(page.locator("#sub-service")).to_have_value(SUB_SERVICE)
+    await expect(reference).to_have_value("7781279")
+    await expect(page.locator("#description")).to_have_value(description)
+    await expect(uploaded).to_have_text("تم الرفع: ١")
+
+    # Sent (and stopped on its way: nothing is filed), it carries the document uploaded before.
+    sent: list[object] = []
+
+    async def stop(route: Route) -> None:
+        sent.append(route.request.post_data_json)
+        await route.abort()
+
+    await page.route("**/api/v1/requests", stop)
+    await page.fill("#mobile", MOBILE)
+    await page.click("#submit")
+    await expect(page.locator("#banner")).to_have_text("تعذر الاتصال بالخدمة، حاول مرة أخرى.")
+    assert len(sent) == 1
+    body = sent[0]
+    assert isinstance(body, dict)
+    assert body["document_ids"] == [document_id]
+    assert body["fields"] == {"reference_number": "7781279"}
+    assert body["description"] == description
 
 
 async def test_a_session_that_ends_shows_the_sign_in_at_once_and_comes_back_there(

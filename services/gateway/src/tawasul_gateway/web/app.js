@@ -1146,12 +1146,14 @@ function start() {
     route({ relabel: true });
   });
   $("#sign-out").addEventListener("click", () => signOut());
-  // "New request" is an empty form wherever the page is. At #new already (a request's
-  // confirmation, a form half filled) the address does not change: no hashchange routes.
+  // "New request" where the page already is (#new, or no address: a request's confirmation,
+  // which is only ever at #new, or the form itself) starts an empty form, though no hashchange
+  // routes. From another view it comes back to the form as it was left, a draft kept (or a
+  // correction left behind: showNew's rules), so a click on the way back loses nothing typed.
   $("#nav-new").addEventListener("click", (event) => {
-    resetNew();
-    if (location.hash !== "#new") return;
+    if (location.hash !== "#new" && location.hash !== "") return;
     event.preventDefault();
+    resetNew();
     route();
   });
   $("#department").addEventListener("change", fillSubServices);
