@@ -41,12 +41,11 @@ import asyncpg
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients
 from tawasul_devstack.stack import Stack, StackConfig
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
 from tawasul_platform.request_numbers import damm_digit
 from tawasul_platform.sql import Database, Session
-from tawasul_platform.testing import RecordedStatements
+from tawasul_platform.testing import RecordedStatements, async_engine
 from tawasul_review.adapters.repository import SqlWorkItemRepository
 from tawasul_review.app.handlers import DEFAULT_PAGE
 from tawasul_review.domain.model import OPEN_STATES, State
@@ -177,8 +176,8 @@ async def plans(
     now = await conn.fetchval("SELECT now()")
     out: dict[str, list[dict[str, Any]]] = {}
     n = stored // 3
-    engine = make_engine(config.database_url("review"), pool_size=1)
-    database = Database(engine)
+    engine = async_engine(config.database_url("review"), pool_size=1)
+    database = Database(engine.sync_engine)
     try:
         for kind in KINDS:
             session = database.session()

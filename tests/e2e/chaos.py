@@ -30,9 +30,9 @@ from tawasul_devstack.journey import eventually, new_citizen
 from tawasul_devstack.offsets import Offsets
 from tawasul_devstack.stack import SERVICES, Stack
 from tawasul_platform import topics
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Role
+from tawasul_platform.testing import async_engine
 from tawasul_platform.tls import open_channel
 
 T = TypeVar("T")
@@ -379,7 +379,7 @@ async def kill_behind(
 
 
 async def rows(stack: Stack, service: str, query: str, **values: object) -> list[Any]:
-    engine = make_engine(stack.config.database_url(service), pool_size=1)
+    engine = async_engine(stack.config.database_url(service), pool_size=1)
     try:
         async with engine.connect() as conn:
             return list((await conn.execute(text(query), values)).all())

@@ -8,11 +8,11 @@ from typing import Any
 from minio import Minio
 from sqlalchemy import text
 from tawasul_devstack.stack import Stack
-from tawasul_platform.db import make_engine
+from tawasul_platform.testing import async_engine
 
 
 async def sql(stack: Stack, service: str, statement: str, **values: object) -> None:
-    engine = make_engine(stack.config.database_url(service), pool_size=1)
+    engine = async_engine(stack.config.database_url(service), pool_size=1)
     try:
         async with engine.begin() as conn:
             await conn.execute(text(statement), values)
@@ -21,7 +21,7 @@ async def sql(stack: Stack, service: str, statement: str, **values: object) -> N
 
 
 async def scalar(stack: Stack, service: str, query: str, **values: object) -> Any:
-    engine = make_engine(stack.config.database_url(service), pool_size=1)
+    engine = async_engine(stack.config.database_url(service), pool_size=1)
     try:
         async with engine.connect() as conn:
             return await conn.scalar(text(query), values)

@@ -17,8 +17,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import Connection
-from tawasul_platform.db import make_engine
 from tawasul_platform.migrations import upgrade
+from tawasul_platform.testing import async_engine
 
 SERVICES = ("intake", "routing", "review", "docs", "notify")
 
@@ -42,7 +42,7 @@ async def test_the_migrations_at_head_build_the_declared_schema(
 ) -> None:
     tables = importlib.import_module(f"tawasul_{service}.adapters.tables")
     await asyncio.to_thread(upgrade, migrations(service), database_url)
-    engine = make_engine(database_url)
+    engine = async_engine(database_url)
     try:
         async with engine.connect() as connection:
             found = await connection.run_sync(lambda c: differences(tables.metadata, c))
@@ -61,7 +61,7 @@ async def test_every_migration_goes_down_and_up_again(service: str, database_url
     config.set_main_option("sqlalchemy.url", database_url)
     await asyncio.to_thread(upgrade, migrations(service), database_url)
     await asyncio.to_thread(command.downgrade, config, "base")
-    engine = make_engine(database_url)
+    engine = async_engine(database_url)
     try:
         async with engine.connect() as connection:
             left = await connection.run_sync(lambda c: sorted(inspect(c).get_table_names()))

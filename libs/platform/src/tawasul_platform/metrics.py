@@ -16,8 +16,8 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from sqlalchemy import Table, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tawasul_platform.sql import Database
 from tawasul_platform.topics import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
@@ -152,24 +152,17 @@ class OutboxGauge:
     """Reads the outbox's backlog for the gauges, on a timer (`every`): the relay's own hot
     path stays one select and one update a batch."""
 
-    def __init__(self, engine: AsyncEngine, table: Table, service: str) -> None:
-        self._engine = engine
-        self._table = table
+    def __init__(self, database: Database, table: Table, service: str) -> None:
+        self._database = database
+        self._backlog = select(
+            func.count(),
+            func.coalesce(func.extract("epoch", func.now() - func.min(table.c.created_at)), 0),
+        ).where(table.c.sent_at.is_(None))
         self._service = service
 
     async def __call__(self) -> bool:
-        t = self._table
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        func.count(),
-                        func.coalesce(
-                            func.extract("epoch", func.now() - func.min(t.c.created_at)), 0
-                        ),
-                    ).where(t.c.sent_at.is_(None))
-                )
-            ).one()
+        async with self._database.connection() as driver:
+            row = (await self._database.fetch(driver, self._backlog)).one()
         OUTBOX_BACKLOG.labels(self._service).set(row[0])
         OUTBOX_OLDEST.labels(self._service).set(float(row[1]))
         return False

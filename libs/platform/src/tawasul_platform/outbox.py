@@ -61,7 +61,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from tawasul_platform import metrics, tracing
@@ -230,39 +229,34 @@ class OutboxRelay:
         """Listens, and publishes while it leads, until the LISTEN connection is lost (server
         restart, failover, pg_terminate_backend); the caller then listens again at once, and
         the drain on entry publishes whatever was committed while nobody listened."""
-        async with self._database.engine.connect() as listener:
+        # Closed at the end, never pooled: the session's lock is released with it, and the pool
+        # must not hand a dead connection out again.
+        async with self._database.connection(pooled=False) as driver:
+            lost = asyncio.Event()
+
+            def on_lost(*_: object) -> None:
+                lost.set()
+                self._wake.set()
+
+            # What it published before its last session ended, whoever leads now.
+            await self._mark(driver)
+            driver.add_termination_listener(on_lost)
+            await driver.add_listener(self._channel, self._on_notify)
             try:
-                await listener.execution_options(isolation_level="AUTOCOMMIT")
-                driver = await _driver(listener)
-                lost = asyncio.Event()
-
-                def on_lost(*_: object) -> None:
-                    lost.set()
-                    self._wake.set()
-
-                # What it published before its last session ended, whoever leads now.
-                await self._mark(driver)
-                driver.add_termination_listener(on_lost)
-                await driver.add_listener(self._channel, self._on_notify)
-                try:
-                    leading = False
-                    while not lost.is_set():
-                        self._wake.clear()
-                        # A follower tries at each wake-up: it takes over within one commit (or
-                        # one fallback period) of the leader's session ending.
-                        leading = leading or await self._lead(driver)
-                        if leading:
-                            await self._publish_all(driver)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), self._idle_seconds())
-                finally:
-                    if not driver.is_closed():
-                        await driver.remove_listener(self._channel, self._on_notify)
-                    driver.remove_termination_listener(on_lost)
+                leading = False
+                while not lost.is_set():
+                    self._wake.clear()
+                    # A follower tries at each wake-up: it takes over within one commit (or
+                    # one fallback period) of the leader's session ending.
+                    leading = leading or await self._lead(driver)
+                    if leading:
+                        await self._publish_all(driver)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._idle_seconds())
             finally:
-                # Closed, never pooled: the session's lock is released with it, and the pool
-                # must not hand a dead connection out again.
-                await listener.invalidate()
+                if not driver.is_closed():
+                    await driver.remove_listener(self._channel, self._on_notify)
+                driver.remove_termination_listener(on_lost)
         log.warning("outbox relay: the LISTEN connection was lost; listening again")
 
     def _on_notify(self, *_: object) -> None:
@@ -279,24 +273,19 @@ class OutboxRelay:
         leaves unmarked is published again by the next leader."""
         if not self._published:
             return
-        async with self._database.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await self._mark(await _driver(conn))
+        async with self._database.connection() as driver:
+            await self._mark(driver)
 
     async def drain(self) -> int:
         """Publishes every unsent row now, through a session of its own, unless another
         replica leads; returns how many it published (what a wake-up of the leader does)."""
-        async with self._database.engine.connect() as conn:
-            try:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                driver = await _driver(conn)
-                if not await self._lead(driver):
-                    return 0
-                published = await self._publish_all(driver)
-                await self._mark(driver)
-                return published
-            finally:
-                await conn.invalidate()
+        # Closed at the end: the lead's lock goes with it.
+        async with self._database.connection(pooled=False) as driver:
+            if not await self._lead(driver):
+                return 0
+            published = await self._publish_all(driver)
+            await self._mark(driver)
+            return published
 
     async def _lead(self, driver: Connection) -> bool:
         return bool((await self._database.fetch(driver, self._try_lock)).scalars()[0])
@@ -417,13 +406,6 @@ class OutboxRelay:
             row.key,
             error,
         )
-
-
-async def _driver(conn: AsyncConnection) -> Connection:
-    """The asyncpg connection itself: LISTEN is asyncpg's, and the statements run on it."""
-    raw = await conn.get_raw_connection()
-    driver: Connection = raw.driver_connection
-    return driver
 
 
 def _publishing(topic: str, headers: dict[str, str]) -> Span:

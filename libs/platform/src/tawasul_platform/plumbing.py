@@ -10,7 +10,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tawasul_platform.consumer import EventConsumer, Transaction
 from tawasul_platform.db import make_engine
@@ -27,11 +26,10 @@ from tawasul_platform.uow import Messaging, shared_transaction
 
 @dataclass
 class Plumbing:
-    """One engine, one producer and one outbox relay per process; a consumer group (named after
+    """One pool, one producer and one outbox relay per process; a consumer group (named after
     the service unless it names its own), and more groups when the service asks for them."""
 
     settings: ServiceSettings
-    engine: AsyncEngine
     database: Database
     producer: AIOKafkaProducer
     # The one transaction a consumer's batch applies its events in.
@@ -59,8 +57,8 @@ class Plumbing:
                 lambda: every(self.settings.prune_seconds, self.pruner, name="pruning"),
                 *self._metered(),
             ],
-            # The relay marks what it published before the engine goes.
-            shutdown=[self.relay.close, self.producer.stop, self.engine.dispose],
+            # The relay marks what it published before the pool goes.
+            shutdown=[self.relay.close, self.producer.stop, self.database.dispose],
         )
 
     def _metered(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
@@ -116,7 +114,6 @@ def build_plumbing(
 
     return Plumbing(
         settings=settings,
-        engine=engine,
         database=database,
         producer=producer,
         transaction=transaction,
@@ -130,10 +127,10 @@ def build_plumbing(
             fallback_seconds=settings.outbox_fallback_seconds,
         ),
         pruner=Pruner(
-            engine,
+            database,
             outbox=outbox,
             inbox=inbox,
             outbox_keep=timedelta(hours=settings.outbox_keep_hours),
         ),
-        outbox_gauge=OutboxGauge(engine, outbox, service),
+        outbox_gauge=OutboxGauge(database, outbox, service),
     )

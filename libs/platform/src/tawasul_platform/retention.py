@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Table, delete, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tawasul_platform.sql import Database
 from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, dead_letter_topic
 
 _DEAD_LETTERS = {dead_letter_topic(topic, group) for topic, group in SUBSCRIPTIONS}
@@ -36,7 +36,7 @@ class Pruner:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         *,
         outbox: Table,
         inbox: Table,
@@ -44,7 +44,7 @@ class Pruner:
         inbox_keep: timedelta = INBOX_KEEP,
         batch_size: int = 1000,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._outbox = outbox
         self._inbox = inbox
         self._outbox_keep = outbox_keep
@@ -61,9 +61,15 @@ class Pruner:
             .where(i.c.applied_at < func.now() - self._inbox_keep)
             .limit(self._batch)
         )
-        async with self._engine.begin() as conn:
-            outbox = await conn.execute(delete(o).where(o.c.id.in_(published)))
-            inbox = await conn.execute(
-                delete(i).where(tuple_(i.c.consumer, i.c.event_id).in_(applied))
+        session = self._database.session()
+        try:
+            outbox = await session.execute(delete(o).where(o.c.id.in_(published)).returning(o.c.id))
+            inbox = await session.execute(
+                delete(i)
+                .where(tuple_(i.c.consumer, i.c.event_id).in_(applied))
+                .returning(i.c.event_id)
             )
-        return max(outbox.rowcount, inbox.rowcount) >= self._batch
+            await session.commit()
+        finally:
+            await session.close()
+        return max(len(outbox.all()), len(inbox.all())) >= self._batch

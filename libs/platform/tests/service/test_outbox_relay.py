@@ -15,11 +15,12 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tawasul_platform.db import make_engine, outbox_table
+from tawasul_platform.db import outbox_table
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.metrics import OutboxGauge
 from tawasul_platform.outbox import PARKED_HEADER, OutboxRelay, write_outbox
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
 
 T = TypeVar("T")
 SERVICE = "relaytest"
@@ -73,7 +74,7 @@ def outgoing(payload: bytes) -> OutgoingEvent:
 
 def committer(engine: AsyncEngine, table: Table, service: str) -> Callable[..., Awaitable[None]]:
     """Commits one transaction writing an outbox row for each payload given."""
-    database = Database(engine)
+    database = Database(engine.sync_engine)
 
     async def commit(*payloads: bytes) -> None:
         session = database.session()
@@ -96,7 +97,7 @@ def relay(
     mark_rows: int = 100,
 ) -> OutboxRelay:
     return OutboxRelay(
-        database=Database(engine),
+        database=Database(engine.sync_engine),
         table=table,
         producer=cast(AIOKafkaProducer, sent),
         service=service,
@@ -146,7 +147,7 @@ def all_marked_sent(engine: AsyncEngine) -> Callable[[], Awaitable[bool | None]]
 async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     sent = SentMessages()
     commit = committer(engine, table, SERVICE)
@@ -181,14 +182,14 @@ async def test_each_row_is_published_once_also_one_committed_after_rows_with_lat
     """Ids are taken in one order and committed in another: a row whose id is lower than the
     ones already published, but whose commit came later, is still published, and nothing is
     published twice."""
-    engine = make_engine(database_url, pool_size=3)
+    engine = async_engine(database_url, pool_size=3)
     table = await empty_outbox(engine)
     service = "late"
     sent = SentMessages()
     commit = committer(engine, table, service)
     try:
         async with relaying(engine, table, service, sent):
-            slow = Database(engine).session()
+            slow = Database(engine.sync_engine).session()
             try:
                 # Takes its id first and commits last.
                 await write_outbox(slow, table, service, [outgoing(b"slow")])
@@ -212,7 +213,7 @@ async def test_a_transactions_rows_are_published_in_the_order_they_were_written(
     """One write of many rows (one statement, whatever their number) keeps their order: a
     request's events reach Kafka as its handler wrote them. Each wake-up's rows are marked sent
     by one statement, whatever their number, and none is published twice."""
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     service = "ordered"
     sent = SentMessages()
@@ -237,7 +238,7 @@ SERVICE_LABELS = {"service": "svc"}
 async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     table = await empty_outbox(engine)
     async with engine.begin() as conn:
         for n in range(3):
@@ -248,7 +249,7 @@ async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
                 ),
                 {"id": uuid.uuid4(), "age": 60 + n},
             )
-    gauge = OutboxGauge(engine, table, "svc")
+    gauge = OutboxGauge(Database(engine.sync_engine), table, "svc")
     try:
         assert await gauge() is False  # a timer's job with nothing more to do at once
         assert REGISTRY.get_sample_value("tawasul_outbox_backlog", SERVICE_LABELS) == 3
@@ -266,7 +267,7 @@ async def test_the_outbox_gauges_read_the_unsent_rows_and_the_oldest_ones_age(
 async def test_two_replicas_publish_each_row_once_and_the_second_takes_over_from_the_first(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url, pool_size=4)
+    engine = async_engine(database_url, pool_size=4)
     table = await empty_outbox(engine)
     commit = committer(engine, table, "replicas")
 
@@ -308,7 +309,7 @@ async def test_rows_are_marked_sent_later_at_their_acknowledgement_and_never_sen
 ) -> None:
     """A wake-up publishes and moves on; its rows are marked a moment later, with the time Kafka
     acknowledged them, and the wake-ups meanwhile skip them."""
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     sent = SentMessages()
     commit = committer(engine, table, "marks")
@@ -332,7 +333,7 @@ async def test_rows_are_marked_sent_later_at_their_acknowledgement_and_never_sen
 
 
 async def test_a_hundred_published_rows_are_marked_at_once(database_url: str) -> None:
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     sent = SentMessages()
     commit = committer(engine, table, "hundred")
@@ -352,7 +353,7 @@ async def test_a_hundred_published_rows_are_marked_at_once(database_url: str) ->
 async def test_a_stopped_relay_marks_what_it_published_and_a_dead_one_leaves_it_to_publish_again(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url, pool_size=3)
+    engine = async_engine(database_url, pool_size=3)
     table = await empty_outbox(engine)
     service = "stops"
     commit = committer(engine, table, service)
@@ -442,7 +443,7 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_every_other_row_goes_o
     """One request's rows, one too large for Kafka among them: the rows before it are not sent
     again, the rows after it (its request's too) and the next commits go out, and the refused
     one is parked with its refusal, logged and counted, until it is put back."""
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     service = f"parks-{where}"
     sent = Refusing(at_send={b"BIG"}) if where == "at_send" else Refusing(in_batch={b"BIG"})
@@ -476,7 +477,7 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_every_other_row_goes_o
 async def test_kafka_away_at_a_row_sends_the_rows_before_it_once_and_that_row_again_later(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = await empty_outbox(engine)
     sent = Refusing(away=1)
     commit = committer(engine, table, "away")

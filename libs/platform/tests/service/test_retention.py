@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import MetaData, func, insert, select
-from tawasul_platform.db import inbox_table, make_engine, outbox_table
+from tawasul_platform.db import inbox_table, outbox_table
 from tawasul_platform.retention import INBOX_KEEP, Pruner
+from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
 from tawasul_platform.topics import REQUEST_SUBMITTED, TOPICS, WEEK_MS, dead_letter_topic
 
 
@@ -33,7 +35,7 @@ def test_inbox_entries_outlive_a_dead_letter_replayed_on_the_last_day_it_is_kept
 async def test_published_rows_and_old_inbox_entries_go_unsent_rows_and_recent_ones_stay(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     metadata = MetaData()
     outbox, inbox = outbox_table(metadata), inbox_table(metadata)
     async with engine.begin() as conn:
@@ -72,7 +74,11 @@ async def test_published_rows_and_old_inbox_entries_go_unsent_rows_and_recent_on
             ],
         )
     prune = Pruner(
-        engine, outbox=outbox, inbox=inbox, outbox_keep=timedelta(hours=72), batch_size=2
+        Database(engine.sync_engine),
+        outbox=outbox,
+        inbox=inbox,
+        outbox_keep=timedelta(hours=72),
+        batch_size=2,
     )
     rounds = 1
     while await prune():

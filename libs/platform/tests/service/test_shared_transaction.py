@@ -7,9 +7,10 @@ import uuid
 import pytest
 from sqlalchemy import Column, MetaData, Table, Text, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tawasul_platform.db import inbox_table, make_engine, outbox_table
+from tawasul_platform.db import inbox_table, outbox_table
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
 from tawasul_platform.uow import Messaging, SqlUnitOfWork, shared_transaction
 
 metadata = MetaData()
@@ -30,7 +31,7 @@ async def apply(database: Database, event_id: str, note: str, *, commit: bool = 
 
 
 async def engine_with_tables(database_url: str) -> AsyncEngine:
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     return engine
@@ -46,7 +47,7 @@ async def stored(engine: AsyncEngine) -> tuple[list[str], list[str], int]:
 
 async def test_a_batch_commits_once_with_every_event_in_publish_order(database_url: str) -> None:
     engine = await engine_with_tables(database_url)
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     first, again = str(uuid.uuid4()), str(uuid.uuid4())
     async with engine.connect() as watcher, shared_transaction(database, MESSAGING):
         assert await apply(database, first, "a")
@@ -61,7 +62,7 @@ async def test_a_batch_commits_once_with_every_event_in_publish_order(database_u
 
 async def test_a_failing_batch_leaves_nothing(database_url: str) -> None:
     engine = await engine_with_tables(database_url)
-    database = Database(engine)
+    database = Database(engine.sync_engine)
 
     async def failing_batch() -> None:
         async with shared_transaction(database, MESSAGING):
@@ -81,7 +82,7 @@ async def test_leaving_without_commit_keeps_the_writes_only_inside_a_batch(
     database_url: str,
 ) -> None:
     engine = await engine_with_tables(database_url)
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     assert await apply(database, str(uuid.uuid4()), "alone", commit=False)
     async with shared_transaction(database, MESSAGING):
         assert await apply(database, str(uuid.uuid4()), "joined", commit=False)
@@ -92,7 +93,7 @@ async def test_leaving_without_commit_keeps_the_writes_only_inside_a_batch(
 
 async def test_claiming_many_answers_the_new_ones_as_they_were_spelt(database_url: str) -> None:
     engine = await engine_with_tables(database_url)
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     seen, new = str(uuid.uuid4()), str(uuid.uuid4()).upper()
     assert await apply(database, seen, "a")
     async with SqlUnitOfWork(database, MESSAGING) as uow:
@@ -107,7 +108,7 @@ async def test_what_waits_for_the_commit_is_called_after_it_and_never_on_rollbac
     database_url: str,
 ) -> None:
     engine = await engine_with_tables(database_url)
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     calls: list[str] = []
 
     async def failing_batch() -> None:

@@ -25,10 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul_devstack.journey import eventually
-from tawasul_platform.db import among, any_of, arrays, insert_arrays, make_engine
+from tawasul_platform.db import among, any_of, arrays, insert_arrays
 from tawasul_platform.faults import is_transient
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import RecordedStatements
+from tawasul_platform.testing import RecordedStatements, async_engine
 
 metadata = MetaData()
 people = Table(
@@ -47,7 +47,7 @@ _ADD_ALL = insert_arrays(people, ("id", "name", "details"))
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url, pool_size=3)
+    engine = async_engine(database_url, pool_size=3)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     yield engine
@@ -64,7 +64,7 @@ async def add(database: Database, name: str, age: int | None = None, **more: obj
 
 
 async def test_rows_read_by_name_position_and_unpacking(engine: AsyncEngine) -> None:
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     await add(database, "Sara", 31)
     session = database.session()
     try:
@@ -79,7 +79,7 @@ async def test_rows_read_by_name_position_and_unpacking(engine: AsyncEngine) -> 
 async def test_statements_built_per_call_get_their_own_values(engine: AsyncEngine) -> None:
     """Built per call, one shape, different values inline: one compilation serves them all,
     and each runs with the values it was built with, not those of the one compiled."""
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     for name, age in (("Sara", 31), ("Noura", 45), ("Fahad", 28)):
         await add(database, name, age)
     session = database.session()
@@ -102,7 +102,7 @@ async def test_statements_recorded_through_a_session_run_there(engine: AsyncEngi
     """A recorder given a session answers with what each statement returned there, so that a
     repository whose next statement depends on the last runs as it would; each is kept with
     its values inline, as EXPLAIN takes it."""
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     await add(database, "Sara", 31)
     session = database.session()
     recorded = RecordedStatements(through=session)
@@ -120,7 +120,7 @@ async def test_statements_recorded_through_a_session_run_there(engine: AsyncEngi
 
 
 async def test_an_insert_takes_the_columns_its_parameters_name(engine: AsyncEngine) -> None:
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     await add(database, "Sara")
     await add(database, "Noura", 45, details={"locale": "ar", "tags": ["وافد"]})
     session = database.session()
@@ -137,7 +137,7 @@ async def test_an_insert_takes_the_columns_its_parameters_name(engine: AsyncEngi
 
 
 async def test_arrays_and_many_parameter_sets(engine: AsyncEngine) -> None:
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     ids = [uuid.uuid4() for _ in range(3)]
     session = database.session()
     try:
@@ -166,7 +166,7 @@ async def test_arrays_and_many_parameter_sets(engine: AsyncEngine) -> None:
 
 
 async def test_an_expanding_in_is_refused_with_what_to_use(engine: AsyncEngine) -> None:
-    session = Database(engine).session()
+    session = Database(engine.sync_engine).session()
     try:
         with pytest.raises(ValueError, match=r"expanding IN .* bind an array"):
             await session.execute(select(people.c.name).where(people.c.age.in_([1, 2])))
@@ -175,7 +175,7 @@ async def test_an_expanding_in_is_refused_with_what_to_use(engine: AsyncEngine) 
 
 
 async def test_rollback_keeps_nothing_and_a_session_begins_again(engine: AsyncEngine) -> None:
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     session = database.session()
     count = select(func.count()).select_from(people)
     try:
@@ -190,7 +190,7 @@ async def test_rollback_keeps_nothing_and_a_session_begins_again(engine: AsyncEn
 
 
 async def test_a_unique_violation_names_its_constraint(engine: AsyncEngine) -> None:
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     await add(database, "Sara", mobile="0551234567")
     with pytest.raises(UniqueViolationError) as caught:
         await add(database, "Sara again", mobile="0551234567")
@@ -200,7 +200,7 @@ async def test_a_unique_violation_names_its_constraint(engine: AsyncEngine) -> N
 
 
 async def test_a_failed_statement_does_not_quote_its_parameters(engine: AsyncEngine) -> None:
-    session = Database(engine).session()
+    session = Database(engine.sync_engine).session()
     try:
         with pytest.raises(UndefinedTableError) as caught:
             await session.execute(
@@ -214,7 +214,7 @@ async def test_a_failed_statement_does_not_quote_its_parameters(engine: AsyncEng
 
 
 async def end_sessions(engine: AsyncEngine, admin_url: str) -> int:
-    admin = make_engine(admin_url, pool_size=1)
+    admin = async_engine(admin_url, pool_size=1)
     try:
         async with admin.begin() as conn:
             return int(
@@ -236,7 +236,7 @@ async def test_after_the_server_ends_every_session_one_statement_at_most_fails(
 ) -> None:
     """The first statement on an ended session fails as an outage (UNAVAILABLE to a caller)
     and renews the whole pool, as SQLAlchemy does: the statements after it are answered."""
-    database = Database(engine)
+    database = Database(engine.sync_engine)
 
     async def hold() -> None:
         session = database.session()
@@ -283,7 +283,7 @@ async def sleeping(engine: AsyncEngine) -> None:
 async def test_a_session_cancelled_mid_statement_keeps_nothing(engine: AsyncEngine) -> None:
     """A caller's deadline cancels the statement; closing the session still ends its
     transaction, and the connection serves the next sessions."""
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     session = database.session()
     await session.execute(_ADD, {"id": uuid.uuid4(), "name": "never committed"})
     running = asyncio.create_task(session.execute(text("SELECT pg_sleep(5)")))
@@ -312,7 +312,7 @@ async def _both_waiting(engine: AsyncEngine) -> bool | None:
 async def test_a_key_is_held_until_the_transaction_ends_and_keys_never_deadlock(
     engine: AsyncEngine,
 ) -> None:
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     holder, first, second = database.session(), database.session(), database.session()
     try:
         await holder.lock("request:x")

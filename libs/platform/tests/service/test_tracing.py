@@ -22,12 +22,12 @@ from sqlalchemy import MetaData
 from tawasul.events.v1 import events_pb2
 from tawasul_platform import tracing
 from tawasul_platform.consumer import EventConsumer
-from tawasul_platform.db import make_engine, outbox_table
+from tawasul_platform.db import outbox_table
 from tawasul_platform.events import OutgoingEvent, envelope
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.outbox import OutboxRelay, write_outbox
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import recorded_spans, unguarded
+from tawasul_platform.testing import async_engine, recorded_spans, unguarded
 from tawasul_platform.tls import open_channel
 
 SERVICE = "tracetest"
@@ -98,11 +98,11 @@ def only(spans: list[ReadableSpan], kind: SpanKind) -> ReadableSpan:
 async def test_a_call_its_outbox_row_and_the_consumed_event_are_one_trace(
     database_url: str, spans: InMemorySpanExporter
 ) -> None:
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     table = outbox_table(MetaData())
     async with engine.begin() as conn:
         await conn.run_sync(table.metadata.create_all)
-    database = Database(engine)
+    database = Database(engine.sync_engine)
 
     async def submit(request: wrappers_pb2.StringValue, _: Any) -> wrappers_pb2.StringValue:
         session = database.session()

@@ -33,11 +33,12 @@ from tawasul_docs.adapters.repository import DocsUnitOfWork
 from tawasul_docs.app import handlers
 from tawasul_docs.domain.inspection import Kind
 from tawasul_docs.domain.model import Document
-from tawasul_platform.db import among, make_engine
+from tawasul_platform.db import among
 from tawasul_platform.errors import NotFound
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
     DOCUMENT_EVENTS,
@@ -213,8 +214,8 @@ def test_every_arrival_order_leaves_each_document_with_its_requests_department(
 ) -> None:
     upgrade(MIGRATIONS, database_url)
     with asyncio.Runner() as runner:
-        engine = make_engine(database_url, pool_size=2)
-        database = Database(engine)
+        engine = async_engine(database_url, pool_size=2)
+        database = Database(engine.sync_engine)
 
         class Run(Arrivals):
             def __init__(self) -> None:

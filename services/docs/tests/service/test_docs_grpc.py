@@ -43,13 +43,12 @@ from tawasul_docs.app.spool import Spool, SpoolAborted
 from tawasul_docs.domain.model import Placement
 from tawasul_docs.entrypoints.grpc import DocsServicer
 from tawasul_docs.settings import DocsSettings
-from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.grpc import GrpcServer, bearer, field_violations, status_details
 from tawasul_platform.identity import EMPLOYEE_ID_FORM, Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import reviewer_recorded
+from tawasul_platform.testing import async_engine, reviewer_recorded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -309,8 +308,8 @@ Serve = Callable[..., AbstractAsyncContextManager[Docs]]
 @pytest.fixture
 async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=4)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=4)
+    database = Database(engine.sync_engine)
 
     def uow() -> DocsUnitOfWork:
         return DocsUnitOfWork(database)
@@ -1290,7 +1289,7 @@ async def test_documents_routed_before_attachments_were_recorded_stay_with_their
     await asyncio.to_thread(command.downgrade, alembic(database_url), "0003")  # `serve` was at head
     routed_id, stray_id, request_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     long_ago = datetime.now(UTC) - timedelta(days=30)
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     async with engine.begin() as conn:
         for document_id in (routed_id, stray_id):
             await conn.execute(

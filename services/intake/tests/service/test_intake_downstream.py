@@ -30,12 +30,11 @@ from tawasul_intake.adapters.registry import DEV_REGISTRY, FileRegistry
 from tawasul_intake.adapters.repository import IntakeUnitOfWork
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform import errors
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, GrpcServer, bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import unguarded
+from tawasul_platform.testing import async_engine, unguarded
 from tawasul_platform.tls import open_channel
 
 MIGRATIONS = Path(tawasul_intake.__file__).resolve().parent / "migrations"
@@ -97,7 +96,7 @@ class World:
         self.stub = intake_pb2_grpc.IntakeServiceStub(channel)
         self.docs = docs
         self.notify = notify
-        self.engine = make_engine(url, pool_size=2)
+        self.engine = async_engine(url, pool_size=2)
 
     async def submit(
         self, document_ids: list[str], deadline: float = 5, key: str = ""
@@ -172,8 +171,8 @@ async def world(database_url: str) -> AsyncIterator[World]:
         registry_file=DEV_REGISTRY,
         tracking_code_secret="tracking-secret",
     )
-    engine = make_engine(database_url, pool_size=4)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=4)
+    database = Database(engine.sync_engine)
     docs_channel = open_channel(settings.docs_address, None)
     notify_channel = open_channel(settings.notify_address, None)
     service = bootstrap.servicer(

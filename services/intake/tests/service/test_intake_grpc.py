@@ -41,7 +41,6 @@ from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, Request, Status
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, existing_resource, field_violations, status_details
@@ -49,7 +48,7 @@ from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database, Session
-from tawasul_platform.testing import RecordedStatements, emptied, on_loop
+from tawasul_platform.testing import RecordedStatements, async_engine, emptied, on_loop
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED, REQUEST_SUBMITTED
 
@@ -138,12 +137,12 @@ class Intake:
     ) -> None:
         self.stub = intake_pb2_grpc.IntakeServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
-        self.engine = make_engine(database_url, pool_size=2)
+        self.engine = async_engine(database_url, pool_size=2)
         self.sender = sender
         self.clock = clock
         self.uploads = uploads
         self.subscriptions = bootstrap.subscriptions(
-            lambda: IntakeUnitOfWork(Database(self.engine))
+            lambda: IntakeUnitOfWork(Database(self.engine.sync_engine))
         )
 
     async def submit(
@@ -257,8 +256,8 @@ class Intake:
 @pytest.fixture
 async def intake(database_url: str) -> AsyncIterator[Intake]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=4)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=4)
+    database = Database(engine.sync_engine)
     settings = IntakeSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -1199,7 +1198,7 @@ async def test_spent_tracking_rows_are_forgotten_in_postgresql(intake: Intake) -
     policy = handlers.TrackingPolicy(secret=b"tracking-secret")
 
     async def forget(now: datetime, batch: int = 1000) -> bool:
-        uow = IntakeUnitOfWork(Database(intake.engine))
+        uow = IntakeUnitOfWork(Database(intake.engine.sync_engine))
         return await handlers.forget_tracking(uow=uow, policy=policy, now=now, batch=batch)
 
     assert await forget(START + timedelta(minutes=1)) is False  # nothing spent yet
@@ -1515,7 +1514,7 @@ async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
                 copies, {"prefix": prefix, "status": status, "number": first.request_number}
             )
         await conn.execute(text("ANALYZE requests"))
-    session = Database(intake.engine).session()
+    session = Database(intake.engine.sync_engine).session()
     recorded = RecordedStatements(through=session)
     try:
         related = await SqlRequestRepository(cast(Session, recorded)).related_to(

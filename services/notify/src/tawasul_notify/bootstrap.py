@@ -177,7 +177,7 @@ async def build(settings: NotifySettings) -> Runtime:
 
     runtime.loops.append(lambda: every(settings.receipts_seconds, receipts, name="sms receipts"))
     if settings.metrics_address:
-        gauge = DeliveryGauge(plumbing.engine)
+        gauge = DeliveryGauge(plumbing.database)
         runtime.loops.append(lambda: every(settings.metrics_seconds, gauge, name="delivery gauge"))
     # Senders and consumers have stopped by then, so no handler still uses the connections.
     runtime.shutdown.insert(0, pool.aclose)

@@ -44,14 +44,13 @@ from tawasul_notify.domain.model import Channel, Outgoing, SendOutcome, Told
 from tawasul_notify.entrypoints.senders import ChannelSender
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.consumer import Subscriptions
-from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import GrpcServer, bearer, status_details
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import emptied, on_loop, reviewer_recorded
+from tawasul_platform.testing import async_engine, emptied, on_loop, reviewer_recorded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -138,8 +137,8 @@ class Notify:
 @pytest.fixture
 async def notify(database_url: str, tmp_path: Path) -> AsyncIterator[Notify]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=4)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=4)
+    database = Database(engine.sync_engine)
 
     def uow() -> NotifyUnitOfWork:
         return NotifyUnitOfWork(database)
@@ -714,7 +713,7 @@ async def test_the_results_gauge_counts_the_last_hours_deliveries_by_channel_and
             .values(created_at=datetime.now(UTC) - timedelta(hours=2))
         )
 
-    await DeliveryGauge(notify.engine)()
+    await DeliveryGauge(Database(notify.engine.sync_engine))()
 
     def results(channel: str, status: str) -> float | None:
         return REGISTRY.get_sample_value(
@@ -1144,7 +1143,7 @@ async def test_access_rows_from_before_take_the_applicants_kind_from_their_numbe
     2, and any other is an establishment's."""
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0010")
     numbers = {"1000000008": "citizen", "2000000007": "resident", ESTABLISHMENT: "establishment"}
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as conn:
             for number in numbers:

@@ -31,12 +31,12 @@ import tawasul_review
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
-from tawasul_platform.db import make_engine
 from tawasul_platform.errors import Unavailable
 from tawasul_platform.grpc import bearer
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters.repository import ReviewUnitOfWork
@@ -219,8 +219,8 @@ class Review:
 @pytest.fixture
 async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=5)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=5)
+    database = Database(engine.sync_engine)
     settings = ReviewSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",

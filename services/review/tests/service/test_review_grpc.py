@@ -42,7 +42,6 @@ from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, CalendarConfig, Closure, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
-from tawasul_platform.db import make_engine
 from tawasul_platform.errors import (
     DomainError,
     FailedPrecondition,
@@ -58,7 +57,7 @@ from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database, Session
-from tawasul_platform.testing import RecordedStatements, emptied, on_loop
+from tawasul_platform.testing import RecordedStatements, async_engine, emptied, on_loop
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -353,8 +352,8 @@ class Review:
 @pytest.fixture
 async def review(database_url: str) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=20)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=20)
+    database = Database(engine.sync_engine)
     settings = ReviewSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -372,7 +371,7 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    reader = make_engine(database_url, pool_size=2)
+    reader = async_engine(database_url, pool_size=2)
     yield Review(channel, reader, database, rules, clock, docs)
     await channel.close()
     await server.stop(1)
@@ -2888,7 +2887,7 @@ async def test_clocks_of_items_answered_before_the_clock_stopped_stop_at_the_ans
 ) -> None:
     """Revision 0010 stops the SLA clock of items decided or withdrawn under earlier code."""
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0009")
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     t0 = datetime(2026, 1, 4, 10, tzinfo=RIYADH)
     decided = [("claimed", 1), ("reject", 3), ("appealed", 5), ("accept", 9)]
     waited = [("information_requested", 4), ("cancelled", 6)]

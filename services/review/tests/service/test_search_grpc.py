@@ -26,12 +26,12 @@ from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH
 from tawasul_devstack.identity import throwaway
-from tawasul_platform.db import make_engine
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.request_numbers import damm_digit
 from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters import repository
@@ -153,8 +153,8 @@ async def search(
 ) -> AsyncIterator[Search]:
     monkeypatch.setattr(repository, "RECENT_WINDOW", request.param)
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=10)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=10)
+    database = Database(engine.sync_engine)
     settings = ReviewSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -437,13 +437,11 @@ async def test_a_reviewer_of_another_department_finds_nothing_of_it(search: Sear
 async def test_reviews_record_narrows_what_the_token_grants(search: Search) -> None:
     visa = await search.routed(department="visas")
     passports = await search.routed(department="passports")
-    async with search.database.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO reviewers VALUES"
-                " ('E200', '[\"passports\"]', '[\"ar\"]', 5, true, '[]')"
-            )
-        )
+    session = search.database.session()
+    await session.execute(
+        text("INSERT INTO reviewers VALUES ('E200', '[\"passports\"]', '[\"ar\"]', 5, true, '[]')")
+    )
+    await session.commit()
     assert await search.numbers(who=SARA) == [passports.request_number]
     assert visa.request_number not in await search.numbers(visa.request_number, SARA)
 
@@ -533,7 +531,7 @@ async def test_rows_stored_before_search_existed_are_found_after_the_migration(
 ) -> None:
     """Revisions 0006 and 0007 fill the search columns of the rows already there."""
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0005")
-    engine = make_engine(database_url, pool_size=2)
+    engine = async_engine(database_url, pool_size=2)
     request_id = uuid.uuid4()
     async with engine.begin() as conn:
         await conn.execute(

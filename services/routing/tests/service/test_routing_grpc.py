@@ -36,14 +36,13 @@ from tawasul.events.v1 import events_pb2
 from tawasul.routing.v1 import routing_pb2, routing_pb2_grpc
 from tawasul_devstack.identity import throwaway
 from tawasul_platform.consumer import EventConsumer, Subscriptions
-from tawasul_platform.db import make_engine
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import emptied, on_loop, reviewer_recorded
+from tawasul_platform.testing import async_engine, emptied, on_loop, reviewer_recorded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
@@ -78,7 +77,7 @@ class Routing:
     ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
-        self.engine = make_engine(database_url, pool_size=2)
+        self.engine = async_engine(database_url, pool_size=2)
         self.subscriptions = subscriptions
 
     async def on_submitted(self, poll: list[events_pb2.Envelope]) -> None:
@@ -134,8 +133,8 @@ class Routing:
 @pytest.fixture
 async def routing(database_url: str) -> AsyncIterator[Routing]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=4)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=4)
+    database = Database(engine.sync_engine)
     settings = RoutingSettings(
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
@@ -717,8 +716,8 @@ async def beside(
 ) -> None:
     """Delivers `second` while the transaction applying `first` is still open, until it has
     applied (or waits on a lock); then lets `first` commit."""
-    engine = make_engine(database_url, pool_size=3)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=3)
+    database = Database(engine.sync_engine)
     rules = load_rules()
     at_commit, go = asyncio.Event(), asyncio.Event()
 
@@ -853,8 +852,8 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_at_once(
     database_url: str,
 ) -> None:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = make_engine(database_url, pool_size=2)
-    database = Database(engine)
+    engine = async_engine(database_url, pool_size=2)
+    database = Database(engine.sync_engine)
     letters = DeadLetters()
     consumer = EventConsumer(
         bootstrap="127.0.0.1:1",
@@ -899,7 +898,7 @@ async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url:
     config.set_main_option("sqlalchemy.url", database_url)
     await asyncio.to_thread(command.upgrade, config, "0001")
     request_id = uuid.uuid4()
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     old = {
         "request_id": str(request_id),
         "request_number": "TW2600000001",
@@ -922,7 +921,7 @@ async def test_a_decision_of_the_first_schema_survives_the_upgrade(database_url:
             {"id": request_id, "at": SUBMITTED_AT, "request": json.dumps(old)},
         )
     await asyncio.to_thread(command.upgrade, config, "head")
-    database = Database(engine)
+    database = Database(engine.sync_engine)
     async with RoutingUnitOfWork(database) as uow:
         decision = await uow.decisions.latest(request_id)
     await engine.dispose()
@@ -973,7 +972,7 @@ async def test_follow_ups_counted_in_decisions_before_the_upgrade_are_kept(
     database_url: str,
 ) -> None:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0003")
-    engine = make_engine(database_url, pool_size=1)
+    engine = async_engine(database_url, pool_size=1)
     request = submitted().request_submitted
     row = {
         "request_id": request.request_id,

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from prometheus_client import Gauge
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from tawasul_platform.sql import Database
 
 from tawasul_notify.adapters.tables import deliveries
 from tawasul_notify.domain.model import Channel, DeliveryStatus
@@ -28,20 +28,21 @@ DELIVERIES = Gauge(
     ["channel", "status"],
 )
 
+_LAST_HOUR = (
+    select(deliveries.c.channel, deliveries.c.status, func.count())
+    .where(deliveries.c.created_at > func.now() - WINDOW)
+    .group_by(deliveries.c.channel, deliveries.c.status)
+)
+
 
 class DeliveryGauge:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def __call__(self) -> bool:
-        t = deliveries
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.c.channel, t.c.status, func.count())
-                .where(t.c.created_at > func.now() - WINDOW)
-                .group_by(t.c.channel, t.c.status)
-            )
-            counts = {(channel, status): count for channel, status, count in rows}
+        async with self._database.connection() as driver:
+            rows = await self._database.fetch(driver, _LAST_HOUR)
+        counts = {(channel, status): count for channel, status, count in rows}
         # Every pair, 0 included: a status that ceased reads 0, not its last value.
         for channel in Channel:
             for status in DeliveryStatus:
