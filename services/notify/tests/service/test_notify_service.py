@@ -9,7 +9,7 @@ import asyncio
 import mailbox
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,12 @@ class Notify:
 
     async def consume(self, *events: events_pb2.Envelope, topic: str = REQUEST_SUBMITTED) -> None:
         """The group's handler takes the events as one poll; each woken sender makes a pass."""
-        await self.subscriptions.deliver(topic, *events)
+        await self.consume_at_once((topic, events))
+
+    async def consume_at_once(self, *polls: tuple[str, Sequence[events_pb2.Envelope]]) -> None:
+        """One poll of several topics: each topic's events applied at once with the others', as
+        the group does; then each woken sender makes a pass."""
+        await asyncio.gather(*(self.subscriptions.deliver(t, *events) for t, events in polls))
         woken, self.woken[:] = set(self.woken), []
         for channel in sorted(woken):
             await self.senders[channel].send_due()
@@ -545,6 +550,82 @@ async def test_a_closure_after_an_appeal_is_told_once_review_undid_the_cancellat
     async with notify.engine.connect() as conn:
         told = (await conn.execute(select(tables.told_status))).one()
     assert (told.sequence, told.cancelled_at) == (6, None)
+
+
+def cancelled_by_intake(request: events_pb2.Envelope, at: datetime) -> events_pb2.Envelope:
+    """Intake's cancellation of the submitted `request`, taken `at`."""
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        occurred_at=timestamp(at),
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=APPLICANT,
+        ),
+    )
+
+
+@pytest.mark.parametrize("polls", ["intake, review", "review, intake", "intake + review"])
+async def test_a_cancellation_read_after_review_said_it_came_too_late_does_not_stand(
+    notify: Notify, polls: str
+) -> None:
+    """Rejected; cancelled too late. Review's cancel-too-late (at the time intake took the
+    cancellation) may be read before intake's cancellation, or in the same poll: the beneficiary
+    is not told "cancelled" after "not cancelled", nothing records the cancellation as standing,
+    and the appeal's request for more information is told. A cancellation made since stands."""
+    request = submitted(locale="en")
+    await notify.consume(request)
+    await notify.consume(
+        status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, sequence=3),
+        topic=REQUEST_STATUS_CHANGED,
+    )
+    made = datetime(2026, 3, 1, 9, 5, 7, 123456, tzinfo=UTC)
+    restated = status_changed(
+        request, common_pb2.REQUEST_STATUS_REJECTED, sequence=4, cancel_too_late=True
+    )
+    restated.occurred_at.CopyFrom(timestamp(made))
+    events = {
+        "intake": (APPLICANT_ACTIONS, [cancelled_by_intake(request, made)]),
+        "review": (REQUEST_STATUS_CHANGED, [restated]),
+    }
+    for poll in polls.split(", "):
+        await notify.consume_at_once(*(events[e] for e in poll.split(" + ")))
+    await notify.consume(appealed(request, locale="en"), topic=APPLICANT_ACTIONS)
+    asked = status_changed(
+        request,
+        common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO,
+        sequence=5,
+        respond_by=timestamp(datetime(2026, 3, 12, 21, 0, tzinfo=UTC)),
+        missing=[common_pb2.MissingItem(kind="document", name="passport", description="Passport")],
+    )
+    await notify.consume(asked, topic=REQUEST_STATUS_CHANGED)
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    kinds = [m.kind for m in reversed(inbox.messages)]
+    answered = ["submitted", "rejected", "cancel_too_late", "appeal_received", "needs_more_info"]
+    in_order = [*answered[:2], "cancelled", *answered[2:]]
+    # Applied at once, either topic may read what was told first.
+    expected = {
+        "intake, review": [in_order],
+        "review, intake": [answered],
+        "intake + review": [in_order, answered],
+    }
+    assert kinds in expected[polls]
+    async with notify.engine.connect() as conn:
+        told = (await conn.execute(select(tables.told_status))).one()
+    assert (told.sequence, told.cancelled_at, told.too_late_at) == (5, None, made)
+
+    again = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+    await notify.consume(cancelled_by_intake(request, again), topic=APPLICANT_ACTIONS)
+    claimed = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=6)
+    await notify.consume(claimed, topic=REQUEST_STATUS_CHANGED)
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    assert [m.kind for m in reversed(inbox.messages)][len(kinds) :] == ["cancelled"]
+    async with notify.engine.connect() as conn:
+        told = (await conn.execute(select(tables.told_status))).one()
+    assert (told.sequence, told.cancelled_at, told.too_late_at) == (6, again, made)
 
 
 async def test_a_cancellation_made_by_the_deadline_is_told_once_with_no_closure_between(

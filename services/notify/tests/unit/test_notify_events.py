@@ -224,6 +224,22 @@ def test_a_late_cancellation_of_an_appeal_s_rejection_offers_no_second_appeal() 
             assert "التظلم" not in text
 
 
+def test_a_cancel_too_late_says_when_the_cancellation_it_answers_was_made() -> None:
+    """Review publishes it at the time intake took the cancellation, which intake's event says:
+    notify matches the two, whichever topic it reads first."""
+    made = datetime(2026, 3, 1, 9, 5, 7, 123456, tzinfo=UTC)
+    cancelled = envelope(
+        "request_cancelled",
+        events_pb2.RequestCancelled(
+            request_id=REQUEST, request_number=NUMBER, contact=CONTACT, applicant_id="1000000008"
+        ),
+    )
+    cancelled.occurred_at.CopyFrom(timestamp(made))
+    restated = status_changed(common_pb2.REQUEST_STATUS_REJECTED, cancel_too_late=True)
+    restated.occurred_at.CopyFrom(timestamp(made))
+    assert read(restated).cancelled_at == read(cancelled).cancelled_at == made
+
+
 def test_an_answer_back_with_review_is_acknowledged_with_the_date_it_moved_to() -> None:
     due_at = timestamp(datetime(2026, 3, 10, 9, tzinfo=UTC))
     n = read(status_changed(common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT, due_at=due_at))

@@ -518,9 +518,13 @@ async def test_a_cancellation_after_the_deadline_leaves_the_closure_told() -> No
     assert sms_kinds(uow) == [Kind.CANCELLED.value, Kind.CLOSED.value]
 
 
-def too_late(sequence: int) -> Notice:
+def too_late(sequence: int, *, answers: datetime) -> Notice:
+    """Review's cancel-too-late of the cancellation made at `answers` (as intake took it)."""
     return notice(
-        Kind.CANCEL_TOO_LATE, values=sample_values(Kind.CANCEL_TOO_LATE), sequence=sequence
+        Kind.CANCEL_TOO_LATE,
+        values=sample_values(Kind.CANCEL_TOO_LATE),
+        sequence=sequence,
+        cancelled_at=answers,
     )
 
 
@@ -536,10 +540,11 @@ async def test_a_closure_after_an_appeal_is_told_though_a_cancellation_came_too_
     appeals; is asked for more information; does not answer by the new deadline. Review's
     cancel-too-late undid the cancellation: the closure at that deadline is told."""
     respond_by = NOW + timedelta(days=10)
+    made = NOW + timedelta(minutes=5)
     events = [
         change(Kind.REJECTED, 3),
-        cancelled(at=NOW + timedelta(minutes=5)),
-        too_late(4),
+        cancelled(at=made),
+        too_late(4, answers=made),
         change(Kind.APPEAL_RECEIVED, 0),
         change(Kind.NEEDS_MORE_INFO, 5),
         closed(deadline=respond_by, sequence=6),
@@ -558,25 +563,64 @@ async def test_a_closure_after_an_appeal_is_told_though_a_cancellation_came_too_
         Kind.NEEDS_MORE_INFO.value,
         Kind.CLOSED.value,
     ]
-    assert uow.told.latest[REQUEST] == Told(6, None)
+    assert uow.told.latest[REQUEST] == Told(6, None, made)
 
 
 async def test_a_cancel_too_late_replayed_does_not_undo_a_later_cancellation() -> None:
     """After the appeal the beneficiary cancels again, in time: a dead letter of the old
     cancel-too-late is stale, and the new cancellation still keeps the closure untold."""
     uow = FakeUnitOfWork()
-    await take(
-        uow, cancelled(at=NOW - timedelta(days=2)), too_late(4), change(Kind.UNDER_REVIEW, 5)
-    )
+    first = NOW - timedelta(days=2)
+    await take(uow, cancelled(at=first), too_late(4, answers=first), change(Kind.UNDER_REVIEW, 5))
     await take(uow, cancelled(), now=NOW + timedelta(minutes=1))
-    await take(uow, too_late(4), closed(sequence=6), now=NOW + timedelta(minutes=2))
+    await take(uow, too_late(4, answers=first), closed(sequence=6), now=NOW + timedelta(minutes=2))
     assert sms_kinds(uow) == [
         Kind.CANCELLED.value,
         Kind.CANCEL_TOO_LATE.value,
         Kind.UNDER_REVIEW.value,
         Kind.CANCELLED.value,
     ]
-    assert uow.told.latest[REQUEST] == Told(6, CANCELLED_IN_TIME)
+    assert uow.told.latest[REQUEST] == Told(6, CANCELLED_IN_TIME, first)
+
+
+@pytest.mark.parametrize(
+    "polls",
+    [
+        "intake, review",
+        "review, intake",
+        "intake + review",
+        "review + intake",
+    ],
+)
+async def test_a_cancellation_review_said_came_too_late_does_not_stand_whichever_is_read_first(
+    polls: str,
+) -> None:
+    """Rejected; the beneficiary cancels, too late. Review's cancel-too-late, on its own topic,
+    may be read before intake's cancellation it answers (at the time intake took it): then the
+    beneficiary is not told "cancelled" after "not cancelled", and the request goes on. The
+    appeal is asked for more information, which is told; a cancellation made since stands."""
+    made = NOW + timedelta(minutes=5)
+    uow = FakeUnitOfWork()
+    await take(uow, change(Kind.REJECTED, 3), now=NOW)
+    events = {"intake": cancelled(at=made), "review": too_late(4, answers=made)}
+    for minute, poll in enumerate(polls.split(", "), start=6):
+        await take(
+            uow, *(events[e] for e in poll.split(" + ")), now=NOW + timedelta(minutes=minute)
+        )
+    told = [Kind.REJECTED.value, Kind.CANCELLED.value, Kind.CANCEL_TOO_LATE.value]
+    assert sms_kinds(uow) == (told if polls.startswith("intake") else told[::2])
+    assert uow.told.latest[REQUEST] == Told(4, None, made)
+
+    await take(uow, change(Kind.APPEAL_RECEIVED, 0), now=NOW + timedelta(days=1))
+    await take(uow, change(Kind.NEEDS_MORE_INFO, 5), now=NOW + timedelta(days=2))
+    assert sms_kinds(uow)[-2:] == [Kind.APPEAL_RECEIVED.value, Kind.NEEDS_MORE_INFO.value]
+    assert uow.told.latest[REQUEST] == Told(5, None, made)
+
+    again = NOW + timedelta(days=3)
+    await take(uow, cancelled(at=again), now=again)
+    await take(uow, change(Kind.UNDER_REVIEW, 6), now=again + timedelta(seconds=1))
+    assert sms_kinds(uow)[-1] == Kind.CANCELLED.value
+    assert uow.told.latest[REQUEST] == Told(6, again, made)
 
 
 @pytest.mark.parametrize("kind", sorted(handlers.SHORT_OF_AN_OUTCOME))
@@ -596,7 +640,9 @@ async def test_a_change_short_of_an_outcome_that_crossed_a_cancellation_is_not_t
         for second, event in enumerate(crossed):
             await take(uow, event, now=NOW + timedelta(seconds=second))
     assert sms_kinds(uow) == [Kind.CANCELLED.value]
-    await take(uow, change(Kind.ACCEPTED, 4), too_late(5), now=NOW + timedelta(minutes=1))
+    await take(
+        uow, change(Kind.ACCEPTED, 4), too_late(5, answers=NOW), now=NOW + timedelta(minutes=1)
+    )
     assert sms_kinds(uow)[1:] == [Kind.ACCEPTED.value, Kind.CANCEL_TOO_LATE.value]
 
 

@@ -130,9 +130,10 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             recipients=_beneficiary(c.contact, c.applicant_id),
             values={name: v for name, v in values.items() if name in variables(kind)},
             sequence=c.sequence,
-            # Review restates a cancellation a closure overtook at the time intake took it.
+            # Review restates a cancellation a closure overtook, or says one came too late, at
+            # the time intake took it (WorkItem.withdraw).
             cancelled_at=_when(event.occurred_at, event.HasField("occurred_at"))
-            if kind == Kind.CANCELLED
+            if kind in (Kind.CANCELLED, Kind.CANCEL_TOO_LATE)
             else None,
             deadline=_when(c.respond_by, c.HasField("respond_by")) if kind == Kind.CLOSED else None,
         )

@@ -129,7 +129,11 @@ _TOLD = (
 # The rows are held: what the poll worked out from them replaces them.
 _TELL = _told.on_conflict_do_update(
     index_elements=[tables.told_status.c.request_id],
-    set_={"sequence": _told.excluded.sequence, "cancelled_at": _told.excluded.cancelled_at},
+    set_={
+        "sequence": _told.excluded.sequence,
+        "cancelled_at": _told.excluded.cancelled_at,
+        "too_late_at": _told.excluded.too_late_at,
+    },
 )
 
 
@@ -388,13 +392,17 @@ class SqlToldRepository:
         if not ids:
             return {}
         await self._session.execute(
-            _HOLD, [{"request_id": r, "sequence": 0, "cancelled_at": None} for r in ids]
+            _HOLD,
+            [
+                {"request_id": r, "sequence": 0, "cancelled_at": None, "too_late_at": None}
+                for r in ids
+            ],
         )
         rows = await self._session.execute(_TOLD, {"ids": ids})
         return {
-            row.request_id: Told(row.sequence, row.cancelled_at)
+            row.request_id: Told(row.sequence, row.cancelled_at, row.too_late_at)
             for row in rows
-            if row.sequence or row.cancelled_at  # not only held
+            if row.sequence or row.cancelled_at or row.too_late_at  # not only held
         }
 
     async def record(self, told: Mapping[uuid.UUID, Told]) -> None:
@@ -402,7 +410,12 @@ class SqlToldRepository:
             await self._session.execute(
                 _TELL,
                 [
-                    {"request_id": r, "sequence": t.sequence, "cancelled_at": t.cancelled_at}
+                    {
+                        "request_id": r,
+                        "sequence": t.sequence,
+                        "cancelled_at": t.cancelled_at,
+                        "too_late_at": t.too_late_at,
+                    }
                     for r, t in sorted(told.items())
                 ],
             )

@@ -101,13 +101,16 @@ request_access = Table(
 # The latest status change of each request its beneficiary was told of (review's sequence):
 # one no later is stale (migration 0007); and the latest cancellation told, when it was made,
 # while it stands (a cancel-too-late told clears it):
-# review's restatement of it is not told again, nor a closure it was made in time for (0008).
+# review's restatement of it is not told again, nor a closure it was made in time for (0008);
+# and the cancellation the latest cancel-too-late told answered, when it was made: intake's,
+# read after it, neither stands nor is told (0012).
 told_status = Table(
     "told_status",
     metadata,
     Column("request_id", Uuid, primary_key=True),
     Column("sequence", Integer, nullable=False),
     Column("cancelled_at", DateTime(timezone=True)),
+    Column("too_late_at", DateTime(timezone=True)),
 )
 
 outbox = outbox_table(metadata)

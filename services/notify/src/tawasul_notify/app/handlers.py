@@ -82,22 +82,25 @@ async def take(
     answer once a cancellation made by its deadline is known (the cancellation stands), or a
     change short of an outcome after a cancellation (it crossed it). A cancellation stands
     until review says it came too late (cancel-too-late): then the request goes on, and so
-    does what its beneficiary is told."""
+    does what its beneficiary is told. Review says so on its own topic, which may be read
+    before intake's: a cancellation read after the cancel-too-late that answered it (made no
+    later than the one it answered) is not told, and does not stand."""
     held = sorted({n.request_id for n in notices if n.sequence or n.kind in _CANCELLING})
     async with uow:
         before = await uow.told.hold(held)
         earliest = _standing(notices, before, now)
         heard = {r: t.cancelled_at for r, t in before.items() if t.cancelled_at}
+        answered = {r: t.too_late_at for r, t in before.items() if t.too_late_at}
         fresh = [
             n
             for n in notices
-            if not _stale(n, before) and not _cancellation_told(n, heard, earliest, now)
+            if not _stale(n, before) and not _cancellation_told(n, heard, answered, earliest, now)
         ]
         latest = {r: before.get(r, Told()).sequence for r in held}
         for notice in notices:
             if notice.request_id in latest:
                 latest[notice.request_id] = max(latest[notice.request_id], notice.sequence)
-        told = {r: Told(s, heard.get(r)) for r, s in latest.items()}
+        told = {r: Told(s, heard.get(r), answered.get(r)) for r, s in latest.items()}
         await uow.told.record({r: t for r, t in told.items() if t != before.get(r, Told())})
         await _record(uow, await _in_portal_words(uow, fresh), now, wake)
         await uow.commit()
@@ -107,14 +110,31 @@ def _standing(
     notices: Sequence[Notice], before: Mapping[uuid.UUID, Told], now: datetime
 ) -> dict[uuid.UUID, datetime]:
     """The earliest cancellation of each request that stands once the poll is read: told before
-    or in the poll, with no cancel-too-late after it (a closure it was made by is not told)."""
+    or in the poll, with no cancel-too-late after it or before it that answered it (a closure
+    it was made by is not told)."""
     made = {r: [t.cancelled_at] for r, t in before.items() if t.cancelled_at}
+    answered = {r: t.too_late_at for r, t in before.items() if t.too_late_at}
     for notice in notices:
-        if notice.kind == Kind.CANCELLED:
+        if notice.kind == Kind.CANCELLED and not _answered(notice, answered, now):
             made.setdefault(notice.request_id, []).append(notice.cancelled_at or now)
         elif notice.kind == Kind.CANCEL_TOO_LATE and not _outdated(notice, before):
             made.pop(notice.request_id, None)
+            _answer(notice, answered)
     return {r: min(times) for r, times in made.items()}
+
+
+def _answer(too_late: Notice, answered: dict[uuid.UUID, datetime]) -> None:
+    """Records the cancellation a cancel-too-late answered, the latest of its request's."""
+    if too_late.cancelled_at is not None:
+        at = answered.get(too_late.request_id, too_late.cancelled_at)
+        answered[too_late.request_id] = max(at, too_late.cancelled_at)
+
+
+def _answered(cancelled: Notice, answered: Mapping[uuid.UUID, datetime], now: datetime) -> bool:
+    """Whether a cancellation is one a cancel-too-late already answered (one made no later:
+    review answers each as intake took it, in order), not one made since."""
+    made = answered.get(cancelled.request_id)
+    return made is not None and (cancelled.cancelled_at or now) <= made
 
 
 async def _in_portal_words(uow: UnitOfWork, notices: Sequence[Notice]) -> list[Notice]:
@@ -157,18 +177,24 @@ def _stale(notice: Notice, told: Mapping[uuid.UUID, Told]) -> bool:
 def _cancellation_told(
     notice: Notice,
     heard: dict[uuid.UUID, datetime],
+    answered: dict[uuid.UUID, datetime],
     earliest: Mapping[uuid.UUID, datetime],
     now: datetime,
 ) -> bool:
     """Whether the notice says again a cancellation told (`heard`, as it changes through the
-    poll's notices: a cancel-too-late undoes it), says a change short of an outcome after it,
+    poll's notices: a cancel-too-late undoes it), says one a cancel-too-late told already
+    answered (`answered`, likewise), says a change short of an outcome after a cancellation,
     or closes a request that a cancellation made by the closure's deadline (`earliest`: the
     earliest standing, told before or in this poll) keeps cancelled."""
     request_id = notice.request_id
     if notice.kind == Kind.CANCEL_TOO_LATE:
         heard.pop(request_id, None)
+        _answer(notice, answered)
         return False
     if notice.kind == Kind.CANCELLED:
+        if _answered(notice, answered, now):
+            log.info("not telling request %s's cancellation: it came too late, as told", request_id)
+            return True
         at = notice.cancelled_at or now
         if request_id in heard and at <= heard[request_id]:
             log.info("not telling request %s's cancellation again", request_id)

@@ -96,10 +96,12 @@ class Recipient:
 class Told:
     """What a request's beneficiary was last told: the latest status change (review's count)
     and the latest cancellation (when it was made), while it stands: a cancel-too-late told
-    after it undoes it."""
+    after it undoes it. And the cancellation the latest cancel-too-late told answered (when it
+    was made): intake's, read after it (the topics are not in step), was answered already."""
 
     sequence: int = 0
     cancelled_at: datetime | None = None
+    too_late_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,9 @@ class Notice:
     # A status change's place among its request's (review's count; 0: none stamped): one no
     # later than one told is stale.
     sequence: int = 0
-    # A cancellation (Kind.CANCELLED): when the beneficiary made it, as intake took it (None:
-    # not said). Review restates one a closure overtook, with the same time: told once.
+    # A cancellation (Kind.CANCELLED), or the one a cancel-too-late answers: when the
+    # beneficiary made it, as intake took it (None: not said). Review restates one a closure
+    # overtook, or says it came too late, with the same time: told once, or not as standing.
     cancelled_at: datetime | None = None
     # A closure for want of an answer: the deadline it closed at. A cancellation made by it
     # stands (review withdraws the request), so the closure is not told once it is known.
