@@ -187,10 +187,17 @@ class Database:
         """An asyncpg connection of the pool, in no transaction (statements commit as they run),
         given back at the end, or closed (not `pooled`)."""
         connection = await self.checkout()
+        driver: Connection = connection.driver_connection
         try:
-            yield connection.driver_connection
-        finally:
-            await self.checkin(connection, invalidate=not pooled)
+            yield driver
+        except BaseException as exc:
+            if _lost(driver, exc):
+                # As a session's statement does: this connection, then every older one, replaced.
+                await greenlet_spawn(self.engine.pool._invalidate, connection)
+            else:
+                await self.checkin(connection, invalidate=not pooled)
+            raise
+        await self.checkin(connection, invalidate=not pooled)
 
     async def dispose(self) -> None:
         """Closes the pool's connections (at shutdown)."""
@@ -278,7 +285,9 @@ class Session:
             await transaction.start()
         except BaseException as exc:
             await self._if_lost(exc)
-            await self._release()
+            # A BEGIN that failed or was cancelled midway: asyncpg still counts its transaction
+            # as the connection's own (the next one would be a SAVEPOINT), so never pooled.
+            await self._release(reusable=False)
             raise
         self._transaction = transaction
         return driver
@@ -295,28 +304,29 @@ class Session:
         finally:
             await self._release()
 
-    async def _release(self) -> None:
+    async def _release(self, *, reusable: bool = True) -> None:
         connection, driver = self._connection, self._driver
         self._connection = self._driver = self._transaction = None
         if connection is None:
             return
         # A transaction that never ended (BEGIN, COMMIT or ROLLBACK cancelled): never pooled.
         ended = driver is None or driver.is_closed() or not driver.is_in_transaction()
-        await self._database.checkin(connection, invalidate=not ended)
+        await self._database.checkin(connection, invalidate=not (ended and reusable))
 
     async def _if_lost(self, error: BaseException) -> None:
         connection = self._connection
         if connection is None:
             return
         driver: Connection | None = connection.driver_connection
-        # A session the server ended while it idled in the pool can fail its next statement
-        # before asyncpg has seen the socket close: the protocol is still in the error state.
-        if (
-            driver is not None
-            and not driver.is_closed()
-            and not isinstance(error, InternalClientError)
-        ):
+        if driver is not None and not _lost(driver, error):
             return
         # What SQLAlchemy does on a disconnect: this connection, then every older one, replaced.
         self._connection = None
         await greenlet_spawn(self._database.engine.pool._invalidate, connection)
+
+
+def _lost(driver: Connection, error: BaseException) -> bool:
+    """The server ended the session: a session it ended while the connection idled in the pool
+    can fail its next statement before asyncpg has seen the socket close (the protocol is still
+    in the error state)."""
+    return driver.is_closed() or isinstance(error, InternalClientError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -174,6 +175,47 @@ async def test_a_lost_listen_connection_is_replaced_and_notifications_flow_again
             assert sent.payloads == [b"before", b"after", b"and after"]
     finally:
         await engine.dispose()
+
+
+async def test_after_the_server_ends_every_session_the_relay_renews_its_pool_at_once(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failover ends the LISTEN session and the pooled ones alike: the first ended session
+    the relay takes from the pool renews the whole pool, rather than each failing in turn
+    behind a back-off that doubles each time (1 + 2 + 4 s for three)."""
+    engine = async_engine(database_url, pool_size=4)
+    writer = async_engine(database_url, pool_size=1)
+    table = await empty_outbox(engine)
+    sent = SentMessages()
+    database = Database(engine.sync_engine)
+
+    async def hold() -> None:
+        session = database.session()
+        try:
+            await session.execute(text("SELECT pg_sleep(0.2)"))
+        finally:
+            await session.close()
+
+    try:
+        async with relaying(engine, table, SERVICE, sent):
+            await asyncio.gather(hold(), hold(), hold())  # three idle beside the LISTEN one
+            async with writer.begin() as conn:
+                ended = await conn.scalar(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                        " FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                    )
+                )
+            assert ended == 4
+            with caplog.at_level(logging.WARNING, logger="tawasul_platform.outbox"):
+                await committer(writer, table, SERVICE)(b"after")
+                await eventually(published(sent, b"after"), "the row committed after", 30)
+        retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+        assert len(retried) <= 1, retried
+    finally:
+        await engine.dispose()
+        await writer.dispose()
 
 
 async def test_each_row_is_published_once_also_one_committed_after_rows_with_later_ids(

@@ -213,6 +213,20 @@ async def test_a_failed_statement_does_not_quote_its_parameters(engine: AsyncEng
     assert "0551234567" not in str(caught.value)
 
 
+async def three_pooled(database: Database) -> None:
+    """Three connections in the pool, idle: each was held at once."""
+
+    async def hold() -> None:
+        session = database.session()
+        try:
+            await session.execute(text("SELECT pg_sleep(0.2)"))
+            await session.commit()
+        finally:
+            await session.close()
+
+    await asyncio.gather(hold(), hold(), hold())
+
+
 async def end_sessions(engine: AsyncEngine, admin_url: str) -> int:
     admin = async_engine(admin_url, pool_size=1)
     try:
@@ -237,16 +251,7 @@ async def test_after_the_server_ends_every_session_one_statement_at_most_fails(
     """The first statement on an ended session fails as an outage (UNAVAILABLE to a caller)
     and renews the whole pool, as SQLAlchemy does: the statements after it are answered."""
     database = Database(engine.sync_engine)
-
-    async def hold() -> None:
-        session = database.session()
-        try:
-            await session.execute(text("SELECT pg_sleep(0.2)"))
-            await session.commit()
-        finally:
-            await session.close()
-
-    await asyncio.gather(hold(), hold(), hold())
+    await three_pooled(database)
     assert await end_sessions(engine, database_url) == 3
     outcomes = []
     for _ in range(4):
@@ -259,6 +264,25 @@ async def test_after_the_server_ends_every_session_one_statement_at_most_fails(
             outcomes.append("outage" if is_transient(exc) else repr(exc))
         finally:
             await session.close()
+    assert outcomes in (["answered"] * 4, ["outage"] + ["answered"] * 3)
+
+
+async def test_a_pooled_connection_handed_out_bare_renews_the_pool_as_a_session_does(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """`Database.connection` (the relay's, the gauges') on an ended session: one outage at
+    most, then answers; a dead connection handed back would fail every look after it."""
+    database = Database(engine.sync_engine)
+    await three_pooled(database)
+    assert await end_sessions(engine, database_url) == 3
+    outcomes = []
+    for _ in range(4):
+        try:
+            async with database.connection() as driver:
+                await database.fetch(driver, _BY_NAME, {"name": "x"})
+            outcomes.append("answered")
+        except Exception as exc:
+            outcomes.append("outage" if is_transient(exc) else repr(exc))
     assert outcomes in (["answered"] * 4, ["outage"] + ["answered"] * 3)
 
 
@@ -297,6 +321,30 @@ async def test_a_session_cancelled_mid_statement_keeps_nothing(engine: AsyncEngi
     check = database.session()
     try:
         assert await check.scalars(select(people.c.name)) == ["committed"] * 3
+    finally:
+        await check.close()
+
+
+async def test_a_session_cancelled_mid_begin_does_not_spoil_the_next_commit(
+    engine: AsyncEngine,
+) -> None:
+    """A BEGIN cancelled before its answer leaves asyncpg counting it as the connection's
+    transaction: pooled again, the next session's BEGIN would be a SAVEPOINT inside it, its
+    commit a RELEASE, and its rows gone when that connection closed."""
+    database = Database(engine.sync_engine)
+    await add(database, "warm")  # an idle pooled connection: the checkout below does not wait
+    cancelled = database.session()
+    running = asyncio.create_task(cancelled.execute(select(1)))
+    await asyncio.sleep(0)  # BEGIN sent, its answer not yet read
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await cancelled.close()
+    await add(database, "committed")
+    await engine.dispose()  # every connection closed: only what was committed stays
+    check = database.session()
+    try:
+        assert sorted(await check.scalars(select(people.c.name))) == ["committed", "warm"]
     finally:
         await check.close()
 
