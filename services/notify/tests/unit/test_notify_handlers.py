@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -509,13 +510,19 @@ async def test_a_closure_told_before_the_cancellation_is_followed_by_it_once() -
     assert sms_kinds(uow) == [Kind.CLOSED.value, Kind.CANCELLED.value]
 
 
-async def test_a_cancellation_after_the_deadline_leaves_the_closure_told() -> None:
-    """Made after the deadline, the cancellation came too late: the closure stands and is
-    told (review restates it as cancel-too-late)."""
+async def test_a_cancellation_after_the_deadline_leaves_the_closure_told_as_cancel_too_late() -> (
+    None
+):
+    """Made after the deadline, the cancellation came too late: the closure stands, told by
+    review's cancel-too-late restating it. The closure itself, read while the cancellation
+    stands, is not told: an answer made in time may yet reopen the request, and the
+    cancellation then withdraws it (what intake's tracking shows)."""
+    made = DEADLINE + timedelta(seconds=1)
     uow = FakeUnitOfWork()
-    await take(uow, cancelled(at=DEADLINE + timedelta(seconds=1)))
+    await take(uow, cancelled(at=made))
     await take(uow, closed(), now=NOW + timedelta(minutes=1))
-    assert sms_kinds(uow) == [Kind.CANCELLED.value, Kind.CLOSED.value]
+    await take(uow, too_late(5, answers=made), now=NOW + timedelta(minutes=2))
+    assert sms_kinds(uow) == [Kind.CANCELLED.value, Kind.CANCEL_TOO_LATE.value]
 
 
 def too_late(sequence: int, *, answers: datetime) -> Notice:
@@ -1195,3 +1202,181 @@ def test_previews_are_for_employees_and_name_what_is_wrong() -> None:
         handlers.preview(caller=REVIEWER, kind="one_time_code", channel="email", locale="ar")
     assert set(caught.value.violations) == {"channel"}
     assert in_locale(caught.value.violations["channel"], "ar") == "لا يُرسل one_time_code عبر email"
+
+
+@pytest.mark.parametrize("one_poll", [False, True])
+async def test_a_cancel_too_late_of_an_earlier_cancellation_leaves_a_later_one_standing(
+    one_poll: bool,
+) -> None:
+    """Rejected; cancelled at T1, too late (review: cancel-too-late for T1); appealed; claimed
+    (under review) and cancelled again at T3, which stands (review withdraws; tracking shows
+    cancelled). Intake's topic read first (notify lagging: a poll applies both topics in either
+    order): review's answer to T1 must not undo T3, nor the claim T3 crossed be told."""
+    t1 = NOW + timedelta(minutes=5)
+    t3 = NOW + timedelta(days=2)
+    intake = [cancelled(at=t1), change(Kind.APPEAL_RECEIVED, 0), cancelled(at=t3)]
+    review = [change(Kind.REJECTED, 1), too_late(2, answers=t1), change(Kind.UNDER_REVIEW, 3)]
+    uow = FakeUnitOfWork()
+    later = t3 + timedelta(minutes=1)
+    if one_poll:
+        await take(uow, *intake, now=later)
+        await take(uow, *review, now=later)
+    else:
+        for minute, each in enumerate(intake + review):
+            await take(uow, each, now=later + timedelta(minutes=minute))
+    assert Kind.UNDER_REVIEW.value not in sms_kinds(uow)
+    assert uow.told.latest[REQUEST].cancelled_at == t3
+
+
+async def test_a_closure_an_answer_reopened_is_not_the_last_word_after_a_cancellation() -> None:
+    """Asked for information by D: answered at D-30 s, cancelled at D+30 s (intake: the answer
+    still open). Review's sweep closes at D+2 min before the answer reaches it, the answer
+    reopens the request and the cancellation withdraws it, publishing nothing: tracking shows
+    cancelled. Notify reads the cancellation first: its last word is not "closed"."""
+    uow = FakeUnitOfWork()
+    await take(uow, change(Kind.NEEDS_MORE_INFO, 3), now=NOW - timedelta(days=3))
+    await take(uow, cancelled(at=NOW + timedelta(seconds=30)), now=NOW + timedelta(minutes=1))
+    await take(
+        uow, closed(deadline=NOW, sequence=4), change(Kind.REOPENED, 5), now=NOW + timedelta(2)
+    )
+    assert sms_kinds(uow) == [Kind.NEEDS_MORE_INFO.value, Kind.CANCELLED.value]
+
+
+T1 = NOW + timedelta(minutes=5)
+T3 = NOW + timedelta(days=2)
+D = NOW + timedelta(days=1)
+# name: intake's notices, review's, the cancellation standing at the end, the last word.
+SCENARIOS: dict[str, tuple[list[Notice], list[Notice], datetime | None, Kind]] = {
+    "too late against a rejection": (
+        [cancelled(at=T1)],
+        [change(Kind.REJECTED, 1), too_late(2, answers=T1)],
+        None,
+        Kind.CANCEL_TOO_LATE,
+    ),
+    "too late, appealed, a second cancellation stands": (
+        [cancelled(at=T1), change(Kind.APPEAL_RECEIVED, 0), cancelled(at=T3)],
+        [change(Kind.REJECTED, 1), too_late(2, answers=T1), change(Kind.UNDER_REVIEW, 3)],
+        T3,
+        Kind.CANCELLED,
+    ),
+    "accepted, too late, processed": (
+        [cancelled(at=T1)],
+        [change(Kind.ACCEPTED, 1), too_late(2, answers=T1), change(Kind.PROCESSED, 3)],
+        None,
+        Kind.PROCESSED,
+    ),
+    "a closure overtook a cancellation in time": (
+        [cancelled(at=D - timedelta(seconds=30))],
+        [
+            change(Kind.NEEDS_MORE_INFO, 1),
+            closed(deadline=D, sequence=2),
+            cancelled(at=D - timedelta(seconds=30)),
+        ],
+        D - timedelta(seconds=30),
+        Kind.CANCELLED,
+    ),
+    "answered in time, cancelled after the deadline, closed, reopened": (
+        [cancelled(at=D + timedelta(seconds=30))],
+        [change(Kind.NEEDS_MORE_INFO, 1), closed(deadline=D, sequence=2), change(Kind.REOPENED, 3)],
+        D + timedelta(seconds=30),
+        Kind.CANCELLED,
+    ),
+    "a cancellation crossed a claim": (
+        [cancelled(at=T1)],
+        [change(Kind.UNDER_REVIEW, 1)],
+        T1,
+        Kind.CANCELLED,
+    ),
+    "two cancellations, both too late": (
+        [cancelled(at=T1), change(Kind.APPEAL_RECEIVED, 0), cancelled(at=T3)],
+        [
+            change(Kind.REJECTED, 1),
+            too_late(2, answers=T1),
+            change(Kind.UNDER_REVIEW, 3),
+            change(Kind.REJECTED, 4),
+            too_late(5, answers=T3),
+        ],
+        None,
+        Kind.CANCEL_TOO_LATE,
+    ),
+    "too late, appealed, asked, closed": (
+        [cancelled(at=T1), change(Kind.APPEAL_RECEIVED, 0)],
+        [
+            change(Kind.REJECTED, 1),
+            too_late(2, answers=T1),
+            change(Kind.NEEDS_MORE_INFO, 3),
+            closed(deadline=T3, sequence=4),
+        ],
+        None,
+        Kind.CLOSED,
+    ),
+    "cancelled after the deadline, the closure stands": (
+        [cancelled(at=D + timedelta(seconds=30))],
+        [
+            change(Kind.NEEDS_MORE_INFO, 1),
+            closed(deadline=D, sequence=2),
+            too_late(3, answers=D + timedelta(seconds=30)),
+        ],
+        None,
+        Kind.CANCEL_TOO_LATE,
+    ),
+}
+
+
+def interleavings(intake: list[Notice], review: list[Notice]) -> list[list[tuple[str, Notice]]]:
+    """Every order of the two topics' notices that keeps each topic's own order."""
+    n = len(intake) + len(review)
+    orders = []
+    for at in itertools.combinations(range(n), len(intake)):
+        from_intake, from_review = iter(intake), iter(review)
+        orders.append(
+            [
+                ("intake", next(from_intake)) if i in at else ("review", next(from_review))
+                for i in range(n)
+            ]
+        )
+    return orders
+
+
+INTERLEAVINGS = [
+    (name, k, polls)
+    for name, (intake, review, _, _) in SCENARIOS.items()
+    for k in range(len(interleavings(intake, review)))
+    for polls in ("one at a time", "each topic's run in one poll")
+]
+
+
+@pytest.mark.parametrize(("name", "k", "polls"), INTERLEAVINGS)
+async def test_every_order_of_the_two_topics_tells_what_tracking_shows(
+    name: str, k: int, polls: str
+) -> None:
+    """Intake's and review's topics read in every order (notify lagging on either), one
+    notice a poll or each topic's run in one: the last word agrees with tracking, the
+    cancellation standing is the one that stands, "cancelled" is told once a cancellation,
+    and every notice replayed after tells nothing and changes nothing."""
+    intake, review, standing, last = SCENARIOS[name]
+    order = interleavings(intake, review)[k]
+    if polls == "one at a time":
+        batches = [[each] for _, each in order]
+    else:
+        batches = [[each for _, each in run] for _, run in itertools.groupby(order, lambda o: o[0])]
+    uow = FakeUnitOfWork()
+    later = T3 + timedelta(hours=1)
+    for minute, batch in enumerate(batches):
+        await take(uow, *batch, now=later + timedelta(minutes=minute))
+    kinds = [kind for kind in sms_kinds(uow) if kind != Kind.APPEAL_RECEIVED.value]
+    # Review's topic so far behind that its rejection comes after every cancellation: the
+    # rejection is told last, and nothing review sends later may undo the standing one.
+    late = order[-len(review) :] == [("review", each) for each in review] and name.startswith(
+        "too late, appealed, a second"
+    )
+    assert kinds[-1] in ({last.value, Kind.REJECTED.value} if late else {last.value}), kinds
+    told = uow.told.latest[REQUEST]
+    assert told.cancelled_at == standing
+    made = {each.cancelled_at for each in intake if each.kind == Kind.CANCELLED}
+    assert kinds.count(Kind.CANCELLED.value) <= len(made), kinds
+    rows = set(uow.rows)
+    for minute, (_, each) in enumerate(order):
+        await take(uow, each, now=later + timedelta(hours=1, minutes=minute))
+    assert set(uow.rows) == rows
+    assert uow.told.latest[REQUEST] == told

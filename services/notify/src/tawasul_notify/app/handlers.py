@@ -118,7 +118,11 @@ def _standing(
         if notice.kind == Kind.CANCELLED and not _answered(notice, answered, now):
             made.setdefault(notice.request_id, []).append(notice.cancelled_at or now)
         elif notice.kind == Kind.CANCEL_TOO_LATE and not _outdated(notice, before):
-            made.pop(notice.request_id, None)
+            # It answers the cancellation made at its time: one made after that still stands.
+            answers = notice.cancelled_at
+            later = [t for t in made.pop(notice.request_id, []) if answers and t > answers]
+            if later:
+                made[notice.request_id] = later
             _answer(notice, answered)
     return {r: min(times) for r, times in made.items()}
 
@@ -183,13 +187,22 @@ def _cancellation_told(
 ) -> bool:
     """Whether the notice says again a cancellation told (`heard`, as it changes through the
     poll's notices: a cancel-too-late undoes it), says one a cancel-too-late told already
-    answered (`answered`, likewise), says a change short of an outcome after a cancellation,
-    or closes a request that a cancellation made by the closure's deadline (`earliest`: the
-    earliest standing, told before or in this poll) keeps cancelled."""
+    answered (`answered`, likewise), answers a cancellation a later one replaced, says a
+    change short of an outcome after a cancellation, or closes a request while a cancellation
+    stands (an answer made in time may reopen it, and the cancellation then withdraws it; a
+    closure that stands is told by review's cancel-too-late) or that a cancellation made by the
+    closure's deadline (`earliest`: the earliest standing, told before or in this poll) keeps
+    cancelled."""
     request_id = notice.request_id
     if notice.kind == Kind.CANCEL_TOO_LATE:
-        heard.pop(request_id, None)
         _answer(notice, answered)
+        standing = heard.get(request_id)
+        if standing is not None and notice.cancelled_at and standing > notice.cancelled_at:
+            log.info(
+                "not telling request %s's cancel-too-late: a later cancellation stands", request_id
+            )
+            return True
+        heard.pop(request_id, None)
         return False
     if notice.kind == Kind.CANCELLED:
         if _answered(notice, answered, now):
@@ -205,6 +218,9 @@ def _cancellation_told(
         log.info(
             "not telling request %s's %s: it crossed the cancellation", request_id, notice.kind
         )
+        return True
+    if notice.kind == Kind.CLOSED and request_id in heard:
+        log.info("not telling request %s's closure: a cancellation stands", request_id)
         return True
     made = earliest.get(request_id)
     if notice.deadline is not None and made is not None and made <= notice.deadline:
