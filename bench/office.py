@@ -79,6 +79,8 @@ FIELDS = (
     "status_sequence",
     # Routing's decisions applied (migration 0017): none counted, as on items queued before it.
     "routed_sequence",
+    # The transfer the latest of them answered (migration 0021): none.
+    "routed_transfer",
 )
 BATCH = 50_000
 # Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
@@ -398,6 +400,7 @@ class Office:
             "",  # cites_number
             0,  # status_sequence
             0,  # routed_sequence
+            0,  # routed_transfer
         )
 
 

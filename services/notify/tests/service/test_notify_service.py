@@ -236,8 +236,11 @@ def submitted(
     )
 
 
-def routed(event: events_pb2.Envelope, department: str, sequence: int = 0) -> events_pb2.Envelope:
-    """Routing's decision `sequence` (0: from before routing counted them) on the request."""
+def routed(
+    event: events_pb2.Envelope, department: str, sequence: int = 0, transfer: int = 0
+) -> events_pb2.Envelope:
+    """Routing's decision `sequence` (0: from before routing counted them) on the request,
+    after review's transfer `transfer` (its status change's sequence; 0: none yet)."""
     return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
         event_type="tawasul.requests.routed",
@@ -247,6 +250,7 @@ def routed(event: events_pb2.Envelope, department: str, sequence: int = 0) -> ev
             applicant_id=APPLICANT,
             department_code=department,
             sequence=sequence,
+            transfer_sequence=transfer,
         ),
     )
 
@@ -1306,6 +1310,32 @@ async def test_a_routing_older_than_one_recorded_leaves_the_department(
         "reports",
         "residents",
     ]
+
+
+async def test_routing_numbering_its_decisions_again_after_a_restore_still_moves_the_department(
+    notify: Notify,
+) -> None:
+    request = submitted()
+
+    async def department() -> tuple[str, int, int]:
+        async with notify.engine.connect() as conn:
+            row = (await conn.execute(select(tables.request_access))).one()
+        return row.department, row.routed_transfer, row.routed_sequence
+
+    await notify.subscriptions.deliver(
+        REQUEST_ROUTED, routed(request, "residents", 1), routed(request, "visas", 3, transfer=4)
+    )
+    # Routing's database put back to a backup and its topics replayed: it numbers its
+    # decisions again, fewer of them. Those of before the transfer to visas move nothing; the
+    # one after review's next transfer moves the department, numbered 2 as it is.
+    await notify.subscriptions.deliver(
+        REQUEST_ROUTED, routed(request, "residents", 1), routed(request, "visas", 2, transfer=4)
+    )
+    assert await department() == ("visas", 4, 3)
+    await notify.subscriptions.deliver(REQUEST_ROUTED, routed(request, "reports", 2, transfer=7))
+    assert await department() == ("reports", 7, 2)
+    await notify.subscriptions.deliver(REQUEST_ROUTED, routed(request, "visas", 3, transfer=4))
+    assert await department() == ("reports", 7, 2)
 
 
 async def test_routings_department_stands_whichever_topic_is_applied_first(

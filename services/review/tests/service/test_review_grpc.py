@@ -379,9 +379,12 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     await engine.dispose()
 
 
-def routed_event(event_id: str, item: WorkItem, sequence: int = 0) -> events_pb2.Envelope:
+def routed_event(
+    event_id: str, item: WorkItem, sequence: int = 0, transfer_sequence: int = 0
+) -> events_pb2.Envelope:
     """Routing's event placing `item` (as Review.routed makes it) in its department's queue;
-    `sequence`: routing's count of its decisions on the request (0: from before it counted)."""
+    `sequence`: routing's count of its decisions on the request (0: from before it counted);
+    `transfer_sequence`: the status change of the latest transfer the decision applied."""
     request_id = str(item.request_id)
     return events_pb2.Envelope(
         event_id=event_id,
@@ -400,6 +403,7 @@ def routed_event(event_id: str, item: WorkItem, sequence: int = 0) -> events_pb2
             priority=item.priority,
             submitted_at=timestamp(item.clock.started_at),
             sequence=sequence,
+            transfer_sequence=transfer_sequence,
         ),
     )
 
@@ -1018,6 +1022,47 @@ async def test_a_routing_older_than_one_applied_moves_the_item_no_more(review: R
     assert await where() == ("visas", "transferred", 3)
     await route("residents", 4)
     assert await where() == ("residents", "queued", 4)
+
+
+async def test_routing_numbering_its_decisions_again_after_a_restore_still_moves_the_item(
+    review: Review,
+) -> None:
+    first = review.routed()
+    item = str(first.request_id)
+
+    async def route(department: str, sequence: int, transfer: int = 0) -> None:
+        placed = review.routed(department, request_id=first.request_id)
+        await review.subscriptions.deliver(
+            REQUEST_ROUTED, routed_event(str(uuid.uuid4()), placed, sequence, transfer)
+        )
+
+    async def transfer(who: str, to: str) -> int:
+        await review.claim_next(who)
+        await review.stub.TransferRequest(
+            review_pb2.TransferRequestRequest(
+                request_id=item, department_code=to, reason="Misfiled"
+            ),
+            timeout=5,
+            metadata=bearer(who),
+        )
+        return (await review.statuses(item))[-1].sequence
+
+    async def where() -> tuple[str, str, int, int]:
+        async with review.engine.connect() as conn:
+            row = (await conn.execute(select(tables.work_items))).one()
+        return row.department, row.state, row.routed_transfer, row.routed_sequence
+
+    await route("passports", 1)
+    to_visas = await transfer(ALI, "visas")
+    await route("visas", 3, to_visas)
+    to_residents = await transfer(VISAS_ONLY, "residents")
+    # Routing's database put back to a backup and its topics replayed: the submission and the
+    # transfer to visas came in one poll, and the transfer to residents is numbered 3 now.
+    await route("passports", 1)
+    await route("visas", 2, to_visas)
+    assert await where() == ("visas", "transferred", to_visas, 3)
+    await route("residents", 3, to_residents)
+    assert await where() == ("residents", "queued", to_residents, 3)
 
 
 async def test_a_transfer_must_name_another_catalog_department(review: Review) -> None:

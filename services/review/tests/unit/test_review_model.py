@@ -1166,6 +1166,61 @@ def test_a_routing_older_than_one_applied_moves_the_item_no_more() -> None:
     assert (item.priority, item.routed_sequence) == (5, 4)
 
 
+def test_a_transferred_item_moves_on_the_decision_answering_its_transfer_whatever_its_count() -> (
+    None
+):
+    # Routed to visas by routing's decision 3, answering review's transfer.
+    item = in_state(State.TRANSFERRED)
+    earlier = item.status_sequence
+    assert item.rerouted(
+        department="visas",
+        queue="visas.default",
+        priority=0,
+        now=riyadh(5, 8),
+        sequence=3,
+        transfer_sequence=earlier,
+    )
+    item.claim(VISAS_ONLY, riyadh(5, 9), LEASE)
+    item.transfer(VISAS_ONLY, "residents", "A residence question", riyadh(5, 9), CALENDAR)
+    transfer = item.status_sequence
+    settled(item)
+    # Routing's database put back to a backup and replayed: its count starts again, lower or
+    # higher. Its submission's decision (to reports, before any transfer) moves nothing.
+    for sequence in (1, 7):
+        assert not item.rerouted(
+            department="reports",
+            queue="reports.default",
+            priority=9,
+            now=riyadh(5, 10),
+            sequence=sequence,
+        )
+    assert (item.state, item.department, item.priority) == (State.TRANSFERRED, "visas", 0)
+    # A raise where it is, numbered lower than one applied, still raises it.
+    assert item.rerouted(
+        department="visas",
+        queue="visas.default",
+        priority=4,
+        now=riyadh(5, 10),
+        sequence=2,
+        transfer_sequence=earlier,
+    )
+    # The decision answering this transfer, numbered 2 now, moves it.
+    assert item.rerouted(
+        department="residents",
+        queue="residents.default",
+        priority=0,
+        now=riyadh(5, 11),
+        sequence=2,
+        transfer_sequence=transfer,
+    )
+    assert (item.state, item.department, item.priority) == (State.QUEUED, "residents", 4)
+    assert (item.routed_transfer, item.routed_sequence) == (transfer, 2)
+    assert [(h.action, h.note) for h in item.new_history] == [
+        ("prioritised", "priority 4"),
+        ("queued", "residents.default"),
+    ]
+
+
 def test_a_note_is_internal_and_publishes_nothing() -> None:
     item = in_state(State.CLAIMED)
     item.note(ALI, "Called the registry", START, LEASE)

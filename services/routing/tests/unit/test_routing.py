@@ -400,6 +400,15 @@ async def test_a_transfer_replayed_after_a_later_one_moves_the_request_no_more()
     await handle(status_changed(request.request_id, transferred, "passports"))
     latest = await latest_of(uow, request)
     assert (latest.department, latest.sequence, latest.status_sequence) == ("passports", 4, 7)
+    # On the wire each names the latest of review's transfers it applied, which orders them
+    # first: routing's own count is numbered again when a restore of its database is replayed.
+    wire = [events_pb2.Envelope.FromString(to_event(e).payload) for e in uow.published]
+    assert [(e.request_routed.sequence, e.request_routed.transfer_sequence) for e in wire] == [
+        (1, 0),
+        (2, 5),
+        (3, 7),
+        (4, 7),
+    ]
 
 
 def test_a_status_change_names_its_transfer() -> None:

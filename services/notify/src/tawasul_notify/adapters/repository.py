@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, bindparam, case, exists, func, select, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among
 from tawasul_platform.identity import Role
@@ -89,6 +89,11 @@ _SAVE = update(tables.deliveries).where(tables.deliveries.c.id == bindparam("b_i
 _ADD_MESSAGE = pg_insert(tables.inbox_messages).on_conflict_do_nothing()
 _access = pg_insert(tables.request_access)
 _known = tables.request_access.c
+_new = _access.excluded
+# Where each stands among routing's decisions (RequestAccess.place).
+_known_place = tuple_(_known.routed_transfer, _known.routed_sequence)
+_new_place = tuple_(_new.routed_transfer, _new.routed_sequence)
+_later = _new_place > _known_place
 # An event without its applicant (or their kind) keeps the one known; a submission applied
 # after routing's decision (a poll's two topics commit in either order) keeps routing's
 # department; a routing no later than one recorded (RequestAccess.outdated_by) changes nothing
@@ -97,21 +102,16 @@ _RECORD_ACCESS = _access.on_conflict_do_update(
     index_elements=[_known.request_id],
     set_={
         "department": case(
-            (_access.excluded.routed | ~_known.routed, _access.excluded.department),
+            (_new.routed | ~_known.routed, _new.department),
             else_=_known.department,
         ),
-        "routed": _known.routed | _access.excluded.routed,
-        "applicant_id": func.coalesce(
-            func.nullif(_access.excluded.applicant_id, ""), _known.applicant_id
-        ),
-        "routed_sequence": func.greatest(_known.routed_sequence, _access.excluded.routed_sequence),
-        "applicant_kind": func.coalesce(_access.excluded.applicant_kind, _known.applicant_kind),
+        "routed": _known.routed | _new.routed,
+        "applicant_id": func.coalesce(func.nullif(_new.applicant_id, ""), _known.applicant_id),
+        "routed_sequence": case((_later, _new.routed_sequence), else_=_known.routed_sequence),
+        "routed_transfer": case((_later, _new.routed_transfer), else_=_known.routed_transfer),
+        "applicant_kind": func.coalesce(_new.applicant_kind, _known.applicant_kind),
     },
-    where=~(
-        _access.excluded.routed
-        & (_access.excluded.routed_sequence > 0)
-        & (_access.excluded.routed_sequence <= _known.routed_sequence)
-    ),
+    where=~(_new.routed & (_new.routed_sequence > 0) & ~_later),
 ).returning(_known.request_id)
 
 
@@ -360,6 +360,7 @@ class SqlAccessRepository:
                     "department": a.department,
                     "routed": a.routed,
                     "routed_sequence": a.sequence,
+                    "routed_transfer": a.transfer_sequence,
                     "applicant_kind": a.applicant_kind.value if a.applicant_kind else None,
                 }
                 for a in accesses
@@ -380,6 +381,7 @@ class SqlAccessRepository:
             row.routed,
             row.routed_sequence,
             Role(row.applicant_kind) if row.applicant_kind else None,
+            row.routed_transfer,
         )
 
 

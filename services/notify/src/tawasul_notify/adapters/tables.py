@@ -92,10 +92,13 @@ request_access = Table(
     Column("applicant_id", String(64), nullable=False),
     Column("department", String(50), nullable=False),
     Column("routed", Boolean, nullable=False, server_default=false()),
-    # The highest sequence of routing's decisions applied: one no later is older than the
-    # department recorded (migration 0006).
+    # The sequence of the latest of routing's decisions applied: one no later is older than
+    # the department recorded (migration 0006).
     Column("routed_sequence", Integer, nullable=False, server_default="0"),
     Column("applicant_kind", String(16)),
+    # The transfer that decision answered, which orders routing's decisions first (migration
+    # 0013): routing's count is numbered again when a restore of its database is replayed.
+    Column("routed_transfer", Integer, nullable=False, server_default="0"),
 )
 
 # The latest status change of each request its beneficiary was told of (review's sequence):

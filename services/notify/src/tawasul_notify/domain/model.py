@@ -349,22 +349,30 @@ class RequestAccess:
     applicant_id: str
     department: str
     routed: bool = False
-    # The highest sequence of routing's decisions applied (0: none stamped yet).
+    # The latest of routing's decisions applied (0: none stamped yet): its sequence.
     sequence: int = 0
     # A citizen, a resident or an establishment (None: the events did not say).
     applicant_kind: Role | None = None
+    # The latest decision's transfer (RequestRouted.transfer_sequence), which orders decisions
+    # before their sequence: routing numbers them again when a restore of its database is
+    # replayed, and a decision numbered lower than one applied may be the later.
+    transfer_sequence: int = 0
+
+    @property
+    def place(self) -> tuple[int, int]:
+        return self.transfer_sequence, self.sequence
 
     def outdated_by(self, later: RequestAccess) -> bool:
         """Whether `later` is a decision of routing no later than one this applied (a dead
         letter replayed, a late one): it would give the request back to a department it
         left. 0: from before routing counted them, applied as it comes."""
-        return later.routed and 0 < later.sequence <= self.sequence
+        return later.routed and later.sequence > 0 and later.place <= self.place
 
     def then(self, later: RequestAccess) -> RequestAccess:
         """What is known once `later` (of the same request) is applied after this."""
         if self.outdated_by(later):
             return self
-        sequence = max(self.sequence, later.sequence)
+        transfer, sequence = max(self.place, later.place)
         kind = later.applicant_kind or self.applicant_kind
         if self.routed and not later.routed:
             return replace(
@@ -372,6 +380,7 @@ class RequestAccess:
                 department=self.department,
                 routed=True,
                 sequence=sequence,
+                transfer_sequence=transfer,
                 applicant_kind=kind,
             )
-        return replace(later, sequence=sequence, applicant_kind=kind)
+        return replace(later, sequence=sequence, transfer_sequence=transfer, applicant_kind=kind)

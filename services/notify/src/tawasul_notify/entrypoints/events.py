@@ -82,6 +82,7 @@ def _access(event: events_pb2.Envelope) -> RequestAccess:
         department,
         routed=routed,
         sequence=event.request_routed.sequence if routed else 0,
+        transfer_sequence=event.request_routed.transfer_sequence if routed else 0,
         # Only the wording of its messages depends on it: one not said, or not known, is
         # told as to a citizen rather than holding up who may read them.
         applicant_kind=Role(kind) if kind in APPLICANT_KINDS else None,

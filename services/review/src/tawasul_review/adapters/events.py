@@ -61,6 +61,7 @@ def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> W
         fields=dict(r.fields),
         cites_request_number=r.cites_request_number,
         routed_sequence=r.sequence,
+        routed_transfer=r.transfer_sequence,
     )
 
 

@@ -118,6 +118,7 @@ def _item(row: Row) -> WorkItem:
         cites_request_number=row.cites_number,
         status_sequence=row.status_sequence,
         routed_sequence=row.routed_sequence,
+        routed_transfer=row.routed_transfer,
     )
 
 
@@ -181,6 +182,7 @@ def _state(item: WorkItem) -> dict[str, Any]:
         "fields": dict(item.fields),
         "status_sequence": item.status_sequence,
         "routed_sequence": item.routed_sequence,
+        "routed_transfer": item.routed_transfer,
     }
 
 

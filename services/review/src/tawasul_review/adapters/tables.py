@@ -76,6 +76,8 @@ work_items = Table(
     Column("status_sequence", Integer, nullable=False, server_default="0"),
     # The highest sequence of routing's decisions applied (migration 0017).
     Column("routed_sequence", Integer, nullable=False, server_default="0"),
+    # The transfer the latest of them answered, which orders them first (migration 0021).
+    Column("routed_transfer", Integer, nullable=False, server_default="0"),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),

@@ -112,13 +112,16 @@ async def enqueue(
                     priority=item.priority,
                     now=now,
                     sequence=item.routed_sequence,
+                    transfer_sequence=item.routed_transfer,
                 ):
                     log.warning(
-                        "skipping routing of request %s to %s: its sequence %d is no later than"
-                        " %d, applied already",
+                        "skipping routing of request %s to %s: its place %d.%d is no later"
+                        " than %d.%d, applied already",
                         existing.request_number,
                         item.queue,
+                        item.routed_transfer,
                         item.routed_sequence,
+                        existing.routed_transfer,
                         existing.routed_sequence,
                     )
                     continue

@@ -241,8 +241,12 @@ class WorkItem:
     cites_request_number: str = ""
     # How many status changes were published for the request: the last one's sequence.
     status_sequence: int = 0
-    # The highest sequence of routing's decisions applied (0: none stamped yet): a decision no
-    # later is older than where the item is (a dead letter replayed, a late one).
+    # Where the latest of routing's decisions applied stands (0, 0: none stamped yet): the
+    # sequence of the transfer it answered (RequestRouted.transfer_sequence), then routing's
+    # count. A decision no later is older than where the item is (a dead letter replayed, a
+    # late one); review's count of transfers orders them first, as routing's is numbered again
+    # when a restore of its database is replayed.
+    routed_transfer: int = 0
     routed_sequence: int = 0
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
@@ -269,6 +273,7 @@ class WorkItem:
         fields: dict[str, str] | None = None,
         cites_request_number: str = "",
         routed_sequence: int = 0,
+        routed_transfer: int = 0,
     ) -> WorkItem:
         item = cls(
             request_id=request_id,
@@ -289,6 +294,7 @@ class WorkItem:
             fields=dict(fields or {}),
             cites_request_number=cites_request_number,
             routed_sequence=routed_sequence,
+            routed_transfer=routed_transfer,
         )
         item.new_history.append(HistoryEntry(now, "routing", "queued", queue))
         return item
@@ -629,25 +635,42 @@ class WorkItem:
         )
 
     def rerouted(
-        self, *, department: str, queue: str, priority: int, now: datetime, sequence: int = 0
+        self,
+        *,
+        department: str,
+        queue: str,
+        priority: int,
+        now: datetime,
+        sequence: int = 0,
+        transfer_sequence: int = 0,
     ) -> bool:
         """Routing placed the request again: in its new department's queue after a transfer,
         or, where it is, at a higher priority (the beneficiary's follow-ups). A transfer always
         names another department, so a decision for this one is never a transfer's, even one
-        routing made while a transfer was on its way to it.
+        routing made while a transfer was on its way to it; and as a priority only rises, an
+        older one changes nothing, so none is skipped (a raise routing numbered again after a
+        restore still counts).
 
-        False for a decision of `sequence` no later than one applied (a dead letter replayed,
-        a late one): it changes nothing. 0: from before routing counted them."""
-        if 0 < sequence <= self.routed_sequence:
-            return False
-        self.routed_sequence = max(self.routed_sequence, sequence)
+        False for a decision elsewhere no later than one applied (`transfer_sequence`, then
+        `sequence`: a dead letter replayed, a late one): it would move the item back. So a
+        transferred item moves on the decision answering its transfer, which names that
+        transfer's sequence, whatever routing's count. 0: from before routing counted them,
+        applied as it comes."""
+        place = (transfer_sequence, sequence)
+        later = place > (self.routed_transfer, self.routed_sequence)
         if department == self.department:
+            if later:
+                self.routed_transfer, self.routed_sequence = place
             if self.state in UNFINISHED and priority > self.priority:
                 self.priority = priority
                 self.new_history.append(
                     HistoryEntry(now, "routing", "prioritised", f"priority {priority}")
                 )
             return True
+        if sequence and not later:
+            return False
+        if later:
+            self.routed_transfer, self.routed_sequence = place
         if self.state is not State.TRANSFERRED:
             return True
         self.department = department

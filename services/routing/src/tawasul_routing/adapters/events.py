@@ -160,6 +160,7 @@ def to_event(event: RequestRouted) -> OutgoingEvent:
         subject_name_en=r.subject_name_en,
         cites_request_number=r.cites_request_number,
         sequence=d.sequence,
+        transfer_sequence=d.status_sequence,
     )
     return envelope(
         topic=REQUEST_ROUTED,

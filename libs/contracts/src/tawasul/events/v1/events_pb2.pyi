@@ -389,6 +389,7 @@ class RequestRouted(_message.Message):
     SUBJECT_NAME_EN_FIELD_NUMBER: _builtins.int
     CITES_REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    TRANSFER_SEQUENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     sub_service_code: _builtins.str
@@ -425,6 +426,14 @@ class RequestRouted(_message.Message):
     on, a late one): it would put the request back where it was. 0: from before routing
     stamped it, applied as it comes.
     """
+    transfer_sequence: _builtins.int
+    """The `sequence` of review's status change of the latest transfer this decision applied
+    (the one it answers, or one before it), 0 before any. Decisions are ordered by it first,
+    then by `sequence`: routing counts its decisions again from where a restore of its
+    database left them, and replays what it lost in whatever order its topics come (fewer
+    decisions, other numbers), while review's count of its transfers stays. A transferred
+    request moves on the decision that answers its transfer, whatever routing's count.
+    """
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -460,10 +469,11 @@ class RequestRouted(_message.Message):
         subject_name_en: _builtins.str = ...,
         cites_request_number: _builtins.str = ...,
         sequence: _builtins.int = ...,
+        transfer_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sequence", b"sequence", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transferred_from", b"transferred_from"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "applicant_kind", b"applicant_kind", "catalog_version", b"catalog_version", "channel", b"channel", "cites_request_number", b"cites_request_number", "contact", b"contact", "department_code", b"department_code", "description", b"description", "document_ids", b"document_ids", "fields", b"fields", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "request_number", b"request_number", "rule", b"rule", "sequence", b"sequence", "sub_service_code", b"sub_service_code", "subject_id", b"subject_id", "subject_name_ar", b"subject_name_ar", "subject_name_en", b"subject_name_en", "subject_nationality", b"subject_nationality", "submitted_at", b"submitted_at", "transfer_reason", b"transfer_reason", "transfer_sequence", b"transfer_sequence", "transferred_from", b"transferred_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
