@@ -35,10 +35,10 @@ import functools
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from itertools import chain
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import (
@@ -79,8 +79,15 @@ IDLE_FETCH_MS = 500
 EventHandler = Callable[[events_pb2.Envelope], Awaitable[None]]
 # Applies a batch's events at once (set-based: one statement for all where it can).
 BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
-# Opens the transaction that every unit of work opened inside it joins (tawasul_platform.uow).
-Transaction = Callable[[], AbstractAsyncContextManager[None]]
+
+
+class Transaction(Protocol):
+    """Opens the transaction that every unit of work opened inside it joins, having taken
+    `locks` (tawasul_platform.uow.shared_transaction)."""
+
+    def __call__(self, *, locks: Collection[str] = ()) -> AbstractAsyncContextManager[None]: ...
+
+
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 # What a group does with a poll's records of one topic.
 Apply = Callable[[Sequence[Record]], Coroutine[Any, Any, None]]
@@ -217,9 +224,17 @@ class EventConsumer:
         self.subscribe_batches(topic, handler)
         self._tables.add(topic)
 
-    def subscribe(self, topic: str, handler: EventHandler) -> None:
+    def subscribe(self, topic: str, handler: EventHandler, *, locks_requests: bool = False) -> None:
+        """Hands each event to `handler`, a poll's in one transaction. `locks_requests`: the
+        handler takes its event's request (Session.lock's "request:<id>"), so the transaction
+        takes all of the poll's first, in one order: taken as the events came, another topic's
+        transaction taking two of them in the other order waited on it while it waited on that
+        one, until PostgreSQL undid one of them (a second later) and the poll was applied again
+        one event at a time."""
         dlt = dead_letter_topic(topic, self._group)
-        self._subscribe(topic, lambda records: self.apply(records, handler, dlt))
+        self._subscribe(
+            topic, lambda records: self.apply(records, handler, dlt, locks_requests=locks_requests)
+        )
 
     def _subscribe(self, topic: str, apply: Apply) -> None:
         if topic in self._appliers:
@@ -345,12 +360,21 @@ class EventConsumer:
         await self._broker.stop()
         self._lag.close()
 
-    async def apply(self, records: Sequence[Record], handler: EventHandler, dlt: str) -> None:
+    async def apply(
+        self,
+        records: Sequence[Record],
+        handler: EventHandler,
+        dlt: str,
+        *,
+        locks_requests: bool = False,
+    ) -> None:
         """Applies one poll's records; returns when every one is applied or dead-lettered.
         Without a shared transaction, each event in its own, keys at once."""
-        if self._transaction is None:
+        shared = self._transaction
+        if shared is None:
             await self._by_key(records, handler, dlt)
             return
+        locks = _requests(records) if locks_requests else ()
 
         async def in_order(batch: Sequence[Record]) -> None:
             for record in batch:
@@ -358,7 +382,9 @@ class EventConsumer:
                 with self._span(record, event):
                     await handler(event)
 
-        await self._batch_or_one_by_one(records, in_order, handler, dlt, self._transaction)
+        await self._batch_or_one_by_one(
+            records, in_order, handler, dlt, lambda: shared(locks=locks)
+        )
 
     async def _batch_or_one_by_one(
         self,
@@ -366,7 +392,7 @@ class EventConsumer:
         whole: Callable[[Sequence[Record]], Awaitable[None]],
         one: EventHandler,
         dlt: str,
-        transaction: Transaction | None,
+        transaction: Callable[[], AbstractAsyncContextManager[None]] | None,
     ) -> None:
         if len(records) > 1:
             try:
@@ -591,6 +617,7 @@ class Subscriptions:
         self._batches: dict[str, BatchHandler] = {}
         self._each: dict[str, EventHandler] = {}
         self._tables: set[str] = set()
+        self._locking: set[str] = set()
 
     def batches(self, topic: str, handler: BatchHandler) -> Subscriptions:
         """A poll's events of `topic` at once (EventConsumer.subscribe_batches)."""
@@ -605,11 +632,15 @@ class Subscriptions:
         self._tables.add(topic)
         return self
 
-    def each(self, topic: str, handler: EventHandler) -> Subscriptions:
-        """The events of `topic` one at a time, joining the poll's transaction
-        (EventConsumer.subscribe)."""
+    def each(
+        self, topic: str, handler: EventHandler, *, locks_requests: bool = False
+    ) -> Subscriptions:
+        """The events of `topic` one at a time, joining the poll's transaction, which takes
+        their requests first when the handler takes its own (EventConsumer.subscribe)."""
         self._new(topic)
         self._each[topic] = handler
+        if locks_requests:
+            self._locking.add(topic)
         return self
 
     def _new(self, topic: str) -> None:
@@ -623,7 +654,7 @@ class Subscriptions:
             else:
                 consumer.subscribe_batches(topic, batch)
         for topic, handler in self._each.items():
-            consumer.subscribe(topic, handler)
+            consumer.subscribe(topic, handler, locks_requests=topic in self._locking)
 
     async def deliver(self, topic: str, *events: events_pb2.Envelope) -> None:
         """Hands `events` of `topic` over as one poll: at once to a batch handler, else one by
@@ -633,6 +664,13 @@ class Subscriptions:
             return
         for event in events:
             await self._each[topic](event)
+
+
+def _requests(records: Sequence[Record]) -> tuple[str, ...]:
+    """The lock of each request the records are about (a request's events are keyed by its id:
+    events.envelope), when there are two or more: one the handler takes alone."""
+    ids = {record.key.decode(errors="replace") for record in records if record.key}
+    return tuple(f"request:{i}" for i in ids) if len(ids) > 1 else ()
 
 
 def _read_again(kafka: AIOKafkaConsumer, records: Sequence[Record]) -> None:

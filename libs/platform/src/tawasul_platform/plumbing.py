@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -109,8 +109,8 @@ def build_plumbing(
     database = Database(engine)
     messaging = Messaging(service, outbox, inbox)
 
-    def transaction() -> AbstractAsyncContextManager[None]:
-        return shared_transaction(database, messaging)
+    def transaction(*, locks: Collection[str] = ()) -> AbstractAsyncContextManager[None]:
+        return shared_transaction(database, messaging, locks=locks)
 
     return Plumbing(
         settings=settings,

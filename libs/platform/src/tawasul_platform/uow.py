@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -82,11 +82,15 @@ _shared: ContextVar[_Shared | None] = ContextVar("tawasul_shared_transaction", d
 
 
 @asynccontextmanager
-async def shared_transaction(database: Database, messaging: Messaging) -> AsyncIterator[None]:
+async def shared_transaction(
+    database: Database, messaging: Messaging, *, locks: Collection[str] = ()
+) -> AsyncIterator[None]:
     """One transaction for every unit of work opened inside; committed, with every event they
-    published, when the block ends without an error."""
+    published, when the block ends without an error. It takes `locks` first (Session.lock):
+    what its units of work will take one by one, taken in one order."""
     session = database.session()
     try:
+        await session.lock(*locks)
         shared = _Shared(database, session)
         token = _shared.set(shared)
         try:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import uuid
+from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy import Column, MetaData, Table, Text, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import EventConsumer, EventHandler, Subscriptions
 from tawasul_platform.db import inbox_table, outbox_table
 from tawasul_platform.events import OutgoingEvent
 from tawasul_platform.sql import Database
@@ -138,3 +145,62 @@ async def test_what_waits_for_the_commit_is_called_after_it_and_never_on_rollbac
     assert calls == ["batch", "alone"]
     assert (await stored(engine))[0] == ["alone", "batched"]
     await engine.dispose()
+
+
+class _NoDeadLetters:
+    async def send_and_wait(self, topic: str, **_: Any) -> None:
+        raise AssertionError(f"nothing is dead-lettered: {topic}")
+
+
+def _record(topic: str, offset: int, request: str) -> ConsumerRecord[bytes, bytes]:
+    value = events_pb2.Envelope(event_id=str(uuid.uuid4()), request_id=request).SerializeToString()
+    key = request.encode()
+    return ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, len(key), len(value), [])
+
+
+async def test_two_topics_taking_a_polls_requests_in_other_orders_wait_on_each_other_once(
+    database_url: str,
+) -> None:
+    engine = await engine_with_tables(database_url)
+    database = Database(engine.sync_engine)
+    group = EventConsumer(
+        bootstrap="127.0.0.1:1",
+        group="batchtest",
+        producer=_NoDeadLetters(),
+        transaction=functools.partial(shared_transaction, database, MESSAGING),
+    )
+    applied: list[str] = []
+    took = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+    def taking(topic: str, other: str) -> EventHandler:
+        async def handle(event: events_pb2.Envelope) -> None:
+            async with SqlUnitOfWork(database, MESSAGING) as uow:
+                await uow.session.lock(f"request:{event.request_id}")
+                applied.append(f"{topic}:{event.request_id}")
+                took[topic].set()
+                # Until the other topic's transaction has taken a request too, as it may: had
+                # each taken them as they came, each would now wait for the other's.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(took[other].wait(), 0.2)
+
+        return handle
+
+    (
+        Subscriptions()
+        .each("a", taking("a", "b"), locks_requests=True)
+        .each("b", taking("b", "a"), locks_requests=True)
+        .subscribe(group)
+    )
+    try:
+        await group.dispatch(
+            [
+                _record("a", 0, "r1"),
+                _record("a", 1, "r2"),
+                _record("b", 0, "r2"),
+                _record("b", 1, "r1"),
+            ]
+        )
+    finally:
+        await engine.dispose()
+    # Each once: no transaction undone in a deadlock, its poll applied again one at a time.
+    assert sorted(applied) == ["a:r1", "a:r2", "b:r1", "b:r2"]

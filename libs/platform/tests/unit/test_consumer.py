@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -60,13 +60,15 @@ def record(
 
 
 class FakeTransaction:
-    """Records what each transaction saw and whether it committed."""
+    """Records what each transaction saw, the locks it took first, and whether it committed."""
 
     def __init__(self) -> None:
         self.outcomes: list[str] = []
+        self.locks: list[list[str]] = []
 
     @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[None]:
+    async def __call__(self, *, locks: Collection[str] = ()) -> AsyncIterator[None]:
+        self.locks.append(sorted(locks))
         try:
             yield
         except Exception:
@@ -206,6 +208,19 @@ async def test_a_batch_is_applied_in_one_transaction_in_offset_order() -> None:
     await consumer(FakeProducer(), transaction).apply(events("a", "b", "c"), handle, "t.dlt.g")
     assert calls == ["a", "b", "c"]
     assert transaction.outcomes == ["committed"]
+
+
+async def test_a_handler_that_takes_its_request_has_the_polls_taken_first() -> None:
+    transaction = FakeTransaction()
+    calls, handle = failing()
+    c = consumer(FakeProducer(), transaction)
+    poll = [*events("a", key=b"r2"), *events("b", key=b"r1"), *events("c", key=b"r2")]
+    await c.apply(poll, handle, "t.dlt.g", locks_requests=True)
+    # One request alone its handler takes, and a handler that takes none is given none.
+    await c.apply(events("d", "e", key=b"r3"), handle, "t.dlt.g", locks_requests=True)
+    await c.apply(poll, handle, "t.dlt.g")
+    assert transaction.locks == [["request:r1", "request:r2"], [], []]
+    assert calls == ["a", "b", "c", "d", "e", "a", "b", "c"]
 
 
 async def test_a_failing_batch_is_rolled_back_and_applied_one_event_at_a_time() -> None:

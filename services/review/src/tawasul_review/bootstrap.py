@@ -77,7 +77,7 @@ def subscriptions(
     return (
         Subscriptions()
         .batches(REQUEST_ROUTED, on_routed(uow, rules, now))
-        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules, now))
+        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules, now), locks_requests=True)
     )
 
 

@@ -50,8 +50,8 @@ def subscriptions(uow: Callable[[], UnitOfWork], rules: RoutingRules) -> Subscri
     return (
         Subscriptions()
         .batches(REQUEST_SUBMITTED, on_submitted(uow, rules))
-        .each(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules))
-        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules))
+        .each(REQUEST_STATUS_CHANGED, on_status_changed(uow, rules), locks_requests=True)
+        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules), locks_requests=True)
         .table(STAFF_REVIEWERS, on_reviewers_recorded(uow))
     )
 

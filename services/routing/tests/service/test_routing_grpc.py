@@ -7,6 +7,7 @@ would publish are checked in its outbox table.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -859,8 +860,8 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_at_once(
         bootstrap="127.0.0.1:1",
         group="routing",
         producer=letters,
-        transaction=lambda: shared_transaction(
-            database, Messaging(SERVICE, tables.outbox, tables.inbox)
+        transaction=functools.partial(
+            shared_transaction, database, Messaging(SERVICE, tables.outbox, tables.inbox)
         ),
     )
     bootstrap.subscriptions(lambda: RoutingUnitOfWork(database), load_rules()).subscribe(consumer)

@@ -1,16 +1,21 @@
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Self
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.errors import InvalidArgument, NotFound
 from tawasul_platform.events import timestamp
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeStaffRecords, FakeTransaction
+from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED
+from tawasul_routing import bootstrap
 from tawasul_routing.adapters.events import (
     event_id_of,
     follow_up_of,
@@ -765,3 +770,38 @@ def test_a_follow_up_counts_itself() -> None:
     with pytest.raises(InvalidArgument) as caught:
         follow_up_of(followed_up(request_id, 0))
     assert caught.value.violations == {"follow_up_count": "at least 1: it counts this follow-up"}
+
+
+async def test_a_polls_transfers_and_follow_ups_take_their_requests_first() -> None:
+    # A poll's two topics are applied at once, each in a transaction: one taking r1 then r2
+    # while the other took r2 then r1 waited on each other until PostgreSQL undid one.
+    taken: list[list[str]] = []
+
+    @asynccontextmanager
+    async def transaction(*, locks: Collection[str] = ()) -> AsyncIterator[None]:
+        taken.append(sorted(locks))
+        yield
+
+    group = EventConsumer(
+        bootstrap="127.0.0.1:1", group="routing", producer=None, transaction=transaction
+    )
+    uow = FakeUnitOfWork()
+    bootstrap.subscriptions(lambda: uow, load_rules()).subscribe(group)
+    first, second = sorted([uuid.uuid4(), uuid.uuid4()])
+    transferred = common_pb2.REQUEST_STATUS_TRANSFERRED
+    poll = [
+        (REQUEST_STATUS_CHANGED, status_changed(second, transferred, "reports", sequence=3)),
+        (REQUEST_STATUS_CHANGED, status_changed(first, transferred, "reports", sequence=3)),
+        (APPLICANT_ACTIONS, followed_up(first, 1)),
+        (APPLICANT_ACTIONS, followed_up(second, 1)),
+    ]
+    await group.dispatch(
+        [
+            ConsumerRecord(
+                topic, 0, n, 0, 0, e.request_id.encode(), e.SerializeToString(), None, 0, 0, []
+            )
+            for n, (topic, e) in enumerate(poll)
+        ]
+    )
+    assert taken == [[f"request:{first}", f"request:{second}"]] * 2
+    assert set(uow.transfers) == set(uow.follow_ups) == {first, second}
