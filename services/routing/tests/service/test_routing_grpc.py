@@ -663,6 +663,9 @@ async def test_a_transfer_read_before_its_submission_is_applied_after_its_decisi
     # Review's fifth status change went with it: its fourth, replayed late, moves nothing.
     await routing.on_status_changed(stamped(transferred(request_id, "passports", "x"), 4))
     assert len(await routing.decisions(request_id)) == 2
+    # Applied, the kept transfer is not kept on.
+    async with routing.engine.connect() as conn:
+        assert (await conn.execute(select(tables.pending_transfers))).all() == []
 
 
 async def test_a_transfer_kept_for_the_submission_is_the_one_a_transfer_applied_would_be(

@@ -122,6 +122,10 @@ class FakeUnitOfWork(FakeTransaction, FakeInbox):
     ) -> list[tuple[IncomingRequest, Transfer | None]]:
         return [(self._heard(r), self.transfers.get(r.request_id)) for r in requests]
 
+    async def forget_transfers(self, request_ids: list[uuid.UUID]) -> None:
+        for request_id in request_ids:
+            del self.transfers[request_id]
+
     def _heard(self, request: IncomingRequest) -> IncomingRequest:
         return replace(
             request,
@@ -340,6 +344,27 @@ async def test_a_transfer_before_the_submission_is_applied_after_its_decision() 
     # Its sequence went with it: the older one replayed still moves nothing.
     await handle(status_changed(request.request_id, transferred, "passports", sequence=4))
     assert (await latest_of(uow, request)).department == "reports"
+    assert uow.transfers == {}
+
+
+async def test_a_transfer_kept_to_a_department_the_catalog_dropped_never_fails_the_submission(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request = incoming("residents.visit-visa-extension", nationality="YEM")
+    uow = FakeUnitOfWork()
+    # Kept under a catalog that had the department; this one does not.
+    await uow.decisions.keep_transfer(
+        Transfer(request.request_id, "embassy", "for the embassy", sequence=5)
+    )
+    await handlers.route_requests(
+        uow=uow, submitted=[("replayed", request)], rules=load_rules(), now=NOW
+    )
+    assert [(e.decision.sequence, e.decision.queue) for e in uow.published] == [
+        (1, "residents.visit-visa")
+    ]
+    assert uow.transfers == {}
+    assert "dropping the transfer of request" in caplog.text
+    assert "to embassy kept before its submission: not a department of catalog v4" in caplog.text
 
 
 def status_changed(

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import ARRAY, Uuid, bindparam, column, func, or_, select
+from sqlalchemy import ARRAY, Uuid, bindparam, column, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tawasul_platform.db import among, arrays, insert_arrays
 from tawasul_platform.sql import Database, Row, Session
@@ -73,6 +73,8 @@ _HEARD = (
         )
     )
 )
+
+_FORGET = delete(_T).where(among(_T.c.request_id, "ids"))
 
 
 def request_to_json(r: IncomingRequest) -> dict[str, Any]:
@@ -256,6 +258,10 @@ class SqlDecisionRepository:
                 where=or_(new.sequence == 0, t.c.sequence < new.sequence),
             )
         )
+
+    async def forget_transfers(self, request_ids: list[uuid.UUID]) -> None:
+        if request_ids:
+            await self._session.execute(_FORGET, {"ids": request_ids})
 
     async def caught_up(
         self, requests: list[IncomingRequest]

@@ -47,14 +47,31 @@ async def route_requests(
         done = await uow.decisions.routed(list(fresh))
         waiting = [r for r in fresh.values() if r.request_id not in done]
         decisions: list[Decision] = []
+        kept: list[uuid.UUID] = []
         for request, transfer in await uow.decisions.caught_up(waiting):
             first = decide(request, rules, now)
             decisions.append(first)
+            if transfer is None:
+                continue
+            kept.append(request.request_id)
+            if not transfer.known(rules):
+                # Kept under a catalog that had its department: refused now, as it would be
+                # applied, and never at the cost of the submission, which it failed with.
+                log.error(
+                    "dropping the transfer of request %s to %s kept before its submission:"
+                    " not a department of catalog v%d",
+                    request.request_id,
+                    transfer.to_department,
+                    rules.catalog.version,
+                )
+                continue
             # Decided as if it came after the submission: as the next decision, with its
             # sequence kept to skip older ones (the first applied none, so it is never skipped).
-            if transfer is not None and (moved := first.transfer(transfer, rules, now)):
+            if moved := first.transfer(transfer, rules, now):
                 decisions.append(moved)
         await uow.decisions.add_all(decisions)
+        # Read once, with the submission: what stays would only take room.
+        await uow.decisions.forget_transfers(kept)
         await uow.commit()
 
 

@@ -52,6 +52,10 @@ class DecisionRepository(Protocol):
         before it was routed, and the transfer kept for it then, if any."""
         ...
 
+    async def forget_transfers(self, request_ids: list[uuid.UUID]) -> None:
+        """Drops the transfers kept for these requests (applied with their submission)."""
+        ...
+
 
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property

@@ -86,9 +86,13 @@ class Transfer:
     reason: str
     sequence: int = 0
 
+    def known(self, rules: RoutingRules) -> bool:
+        """Whether the catalog has the department."""
+        return self.to_department in rules.catalog.departments
+
     def check(self, rules: RoutingRules) -> None:
         """Refuses a department the catalog does not have: retrying cannot help."""
-        if self.to_department not in rules.catalog.departments:
+        if not self.known(rules):
             raise InvalidArgument(
                 {"transfer_to_department": f"not a department of catalog v{rules.catalog.version}"}
             )
