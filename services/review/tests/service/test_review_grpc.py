@@ -1948,6 +1948,25 @@ async def test_a_reviewer_their_record_takes_out_of_a_department_cannot_check_it
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_a_reviewer_taken_out_of_a_department_gives_back_what_they_hold_there(
+    review: Review,
+) -> None:
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    passports = await review.enqueue()
+    visas = await review.enqueue("visas")
+    assert {await review.claim_next(SARA, "passports"), await review.claim_next(SARA, "visas")} == {
+        passports,
+        visas,
+    }
+    await review.put_reviewer("E200", departments=("visas",))
+    # Hidden from them at once: a colleague takes it now, not once their lease lapsed.
+    assert await review.claim_next(ALI) == passports
+    given_back = [(h.actor, h.action) for h in (await review.case(passports)).history]
+    assert given_back[-2:] == [(ADMIN_ID, "reassigned_to_queue"), ("E100", "claimed")]
+    kept = (await review.case(visas, VISAS_ONLY)).item
+    assert (kept.state, kept.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E200")
+
+
 async def recorded(review: Review) -> list[tuple[str, list[str], bool, list[str], int]]:
     """Review's published records: reviewer, departments, decides all, scope, version."""
     return [

@@ -185,6 +185,13 @@ class FakeItems:
             r.state is State.CLAIMED and r.assignee == reviewer_id for r in self._db.items.values()
         )
 
+    async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
+        return [
+            self._load(r)
+            for r in sorted(self._db.items.values(), key=lambda r: r.request_id)
+            if r.state is State.CLAIMED and r.assignee == reviewer_id
+        ]
+
     async def due_for_sweep(self, now: datetime, limit: int) -> list[WorkItem]:
         due = [
             r
@@ -1245,6 +1252,25 @@ async def test_administrators_and_the_departments_supervisors_manage_reviewers()
         3,
         frozenset({"visas"}),
     )
+
+
+async def test_a_reviewer_taken_out_of_a_department_gives_back_what_they_hold_there() -> None:
+    uow = FakeUnitOfWork()
+    await put(uow, "E200", departments=frozenset({"passports", "visas"}))
+    passports = await claimed(uow, SARA)
+    visas = await queued(uow, "visas")
+    await handlers.claim(uow=uow, reviewer=SARA, request_id=visas, now=START, policy=POLICY)
+    later = START + timedelta(minutes=5)
+    await handlers.put_reviewer(
+        uow=uow, caller=ADMIN, reviewer=reviewer("E200", "visas"), policy=POLICY, now=later
+    )
+    # Hidden from them at once, it waited out their lease for anyone else.
+    held = uow.row(passports)
+    assert (held.state, held.assignee) == (State.QUEUED, "")
+    last = uow.db.history[passports][-1]
+    assert (last.at, last.actor, last.action) == (later, "ADMIN", "reassigned_to_queue")
+    assert (uow.row(visas).state, uow.row(visas).assignee) == (State.CLAIMED, "E200")
+    assert await claim_next(uow, ALI) == passports
 
 
 async def test_availability_is_set_by_oneself_a_supervisor_or_an_administrator() -> None:

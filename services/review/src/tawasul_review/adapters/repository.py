@@ -431,6 +431,16 @@ class SqlWorkItemRepository:
         stored = int(await self._session.scalar(query, {"seen": list(self.seen)}) or 0)
         return stored + self.holding().get(reviewer_id, 0)
 
+    async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
+        t = tables.work_items
+        rows = await self._session.execute(
+            select(t)
+            .where((t.c.state == State.CLAIMED.value) & (t.c.assignee == reviewer_id))
+            .order_by(t.c.request_id)
+            .with_for_update()
+        )
+        return [self._opened(row) for row in rows]
+
     async def waiting(
         self, department: str, queues: Collection[str], languages: Collection[str], limit: int
     ) -> list[WorkItem]:

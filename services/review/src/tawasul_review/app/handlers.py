@@ -878,7 +878,8 @@ async def put_reviewer(
 ) -> Reviewer:
     """Administrators manage anyone; a supervisor manages reviewers of their departments, and
     decides their membership of those only: whatever else their token grants stays theirs.
-    One available is pushed what waits for them (their room may have grown)."""
+    What they hold in a department they leave goes back to its queue; one available is pushed
+    what waits for them (their room may have grown)."""
     async with uow:
         me = await _me(uow, caller)
         existing = await uow.reviewers.get(reviewer.reviewer_id)
@@ -890,9 +891,24 @@ async def put_reviewer(
                 raise PermissionDenied("only an administrator or the departments' supervisor")
             decided = existing.scope if existing else frozenset()
             reviewer = replace(reviewer, scope=None if decided is None else decided | me.supervises)
+        # Their claims in the departments they leave go back to the queues now: hidden from
+        # them at once, they waited out the lease for anyone else.
+        left = [
+            item
+            for item in await uow.items.claimed_by(reviewer.reviewer_id)
+            if not reviewer.keeps(item.department)
+        ]
         await uow.reviewers.put(reviewer)
+        departments = {item.department for item in left}
         if reviewer.available:
-            await _refill(uow, await _pushing(uow, reviewer.departments), policy, now)
+            departments |= reviewer.departments
+        if departments:
+            modes = await _pushing(uow, departments)
+            for item in left:
+                item.unassign(now, by=caller.subject)
+            await _refill(
+                uow, modes, policy, now, {i.request_id: reviewer.reviewer_id for i in left}
+            )
         await uow.commit()
     return reviewer
 

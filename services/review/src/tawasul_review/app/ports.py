@@ -58,6 +58,10 @@ class WorkItemRepository(Protocol):
         """The items the reviewer holds, as this transaction leaves them."""
         ...
 
+    async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
+        """The items the reviewer holds, locked in key order."""
+        ...
+
     async def waiting(
         self, department: str, queues: Collection[str], languages: Collection[str], limit: int
     ) -> list[WorkItem]:
