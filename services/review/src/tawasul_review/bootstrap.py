@@ -32,7 +32,7 @@ from tawasul_review.adapters.reasons import load_reasons
 from tawasul_review.adapters.repository import SERVICE, ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Documents, UnitOfWork
-from tawasul_review.entrypoints.events import on_applicant_action, on_notifications, on_routed
+from tawasul_review.entrypoints.events import on_applicant_actions, on_notifications, on_routed
 from tawasul_review.entrypoints.grpc import (
     ACCESS,
     ADMIN_ACCESS,
@@ -73,11 +73,11 @@ def subscriptions(
     uow: Callable[[], UnitOfWork], rules: handlers.Policy, now: Callable[[], datetime] = _utc_now
 ) -> Subscriptions:
     """Review's group (SERVICE): routed requests a poll's worth at once, the beneficiary's
-    actions one by one."""
+    actions one by one in the poll's transaction, their items taken first."""
     return (
         Subscriptions()
         .batches(REQUEST_ROUTED, on_routed(uow, rules, now))
-        .each(APPLICANT_ACTIONS, on_applicant_action(uow, rules, now), locks_requests=True)
+        .batches(APPLICANT_ACTIONS, on_applicant_actions(uow, rules, now))
     )
 
 

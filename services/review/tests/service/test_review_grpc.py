@@ -67,12 +67,14 @@ from tawasul_platform.topics import (
     SLA_ALERTS,
     STAFF_REVIEWERS,
 )
+from tawasul_platform.uow import Messaging, shared_transaction
 from tawasul_review import bootstrap
 from tawasul_review.adapters import tables
 from tawasul_review.adapters.repository import ReviewUnitOfWork, SqlQualityRepository
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import ANSWER_IN_FLIGHT, Contact, WorkItem
+from tawasul_review.entrypoints.events import on_applicant_actions
 from tawasul_review.settings import ReviewSettings
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
@@ -1965,6 +1967,93 @@ async def test_a_reviewer_taken_out_of_a_department_gives_back_what_they_hold_th
     assert given_back[-2:] == [(ADMIN_ID, "reassigned_to_queue"), ("E100", "claimed")]
     kept = (await review.case(visas, VISAS_ONLY)).item
     assert (kept.state, kept.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E200")
+
+
+def applicant_action(**action: Any) -> events_pb2.Envelope:
+    ((field, payload),) = action.items()
+    event = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.applicant-action",
+        request_id=payload.request_id,
+        occurred_at=timestamp(START),
+    )
+    getattr(event, field).CopyFrom(payload)
+    return event
+
+
+async def test_a_poll_of_actions_takes_its_items_before_a_reviewers_call_can(
+    review: Review,
+) -> None:
+    """A cancellation freeing a reviewer takes their pushing queue; a reviewer's call takes an
+    item, then that queue. Had the poll taken its next event's item only then, each would wait
+    for the other until PostgreSQL undid one (the reviewer's call ABORTED)."""
+    await review.put_reviewer("E100")
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    cancelled = await review.enqueue()
+    assert await review.claim_next(ALI) == cancelled
+    followed = await review.enqueue()
+    assert await review.claim_next(SARA, "passports") == followed
+    await review.admin.PutQueueSettings(
+        review_pb2.PutQueueSettingsRequest(
+            settings=review_pb2.QueueSettings(
+                queue="passports.default", mode=review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN
+            )
+        ),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+    opened = 0
+    first_applied, go_on = asyncio.Event(), asyncio.Event()
+
+    class Paused(ReviewUnitOfWork):
+        """Holds the poll after its first event: the items taken, then the cancellation."""
+
+        async def __aenter__(self) -> Paused:
+            nonlocal opened
+            opened += 1
+            if opened == 3:
+                first_applied.set()
+                await go_on.wait()
+            return await super().__aenter__()
+
+    handle = on_applicant_actions(lambda: Paused(review.database), review.rules, review.clock)
+    poll = [
+        applicant_action(
+            request_cancelled=events_pb2.RequestCancelled(request_id=cancelled, reason="No need")
+        ),
+        applicant_action(
+            request_followed_up=events_pb2.RequestFollowedUp(request_id=followed, message="News?")
+        ),
+    ]
+
+    async def applied() -> None:
+        messaging = Messaging("review", tables.outbox, tables.inbox)
+        async with shared_transaction(review.database, messaging):
+            await handle(poll)
+
+    polling = asyncio.create_task(applied())
+    await first_applied.wait()
+    releasing = asyncio.ensure_future(
+        review.stub.ReleaseRequest(
+            review_pb2.ReleaseRequestRequest(request_id=followed), timeout=10, metadata=bearer(SARA)
+        )
+    )
+
+    async def waiting() -> bool:
+        async with review.engine.connect() as conn:
+            return bool(await conn.scalar(sql("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+
+    await eventually(waiting, what="the release waiting for a lock the poll holds")
+    go_on.set()
+    await polling
+    await releasing
+    history = [(h.actor, h.action) for h in (await review.case(followed, SARA)).history]
+    assert history[-3:] == [
+        ("applicant", "followed_up"),
+        ("E200", "released"),
+        ("queue", "assigned"),  # to E100, whom the cancellation freed
+    ]
+    assert (await review.case(cancelled)).item.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN
 
 
 async def recorded(review: Review) -> list[tuple[str, list[str], bool, list[str], int]]:

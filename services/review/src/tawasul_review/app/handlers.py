@@ -284,6 +284,15 @@ async def follow_up(
         await uow.commit()
 
 
+async def take_items(*, uow: UnitOfWork, request_ids: Sequence[uuid.UUID]) -> None:
+    """Takes the items (each request's lock, then its row, in key order) for the rest of the
+    transaction a consumer's poll shares (tawasul_platform.uow), before anything of the poll
+    takes a queue or a reviewer."""
+    async with uow:
+        await uow.items.lock(request_ids)
+        await uow.items.get_many(request_ids, for_update=True)
+
+
 async def withdraw(
     *,
     uow: UnitOfWork,

@@ -36,6 +36,36 @@ def on_routed(uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock
     return handle
 
 
+def on_applicant_actions(
+    uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock
+) -> BatchHandler:
+    """A poll of the beneficiaries' actions, one by one in the poll's transaction, their items
+    taken first (`handlers.take_items`): as every reviewer's call takes an item before a queue
+    or a reviewer. Taken as the events came, a cancellation freeing a reviewer held a pushing
+    queue's lock while the next event waited for an item's row that a reviewer's call held on
+    its way to that queue, until PostgreSQL undid one of them."""
+    each = on_applicant_action(uow, policy, now)
+
+    async def handle(events: Sequence[events_pb2.Envelope]) -> None:
+        if len(events) > 1:
+            await handlers.take_items(uow=uow(), request_ids=_request_ids(events))
+        for event in events:
+            await each(event)
+
+    return handle
+
+
+def _request_ids(events: Sequence[events_pb2.Envelope]) -> list[uuid.UUID]:
+    """The requests of those events that name one (another fails on its own, in its turn)."""
+    ids = []
+    for event in events:
+        try:
+            ids.append(uuid.UUID(event.request_id))
+        except ValueError:
+            continue
+    return ids
+
+
 def on_applicant_action(
     uow: Callable[[], UnitOfWork], policy: handlers.Policy, now: Clock
 ) -> EventHandler:
