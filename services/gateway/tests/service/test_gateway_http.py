@@ -1190,7 +1190,10 @@ async def test_oversized_uploads_docs_took_count_against_their_subject(tmp_path:
             for _ in range(3)
         ]
         assert streamed == [413, 413, 429]
-        assert len(served.docs.metadata) == 2
+        # The third never reached docs. Whether docs read an oversized one's first message
+        # before the gateway gave up the call is a race (CI once saw one of the two).
+        reached = [m.declared_content_type for m in served.docs.metadata]
+        assert reached in ([], ["application/pdf"], ["application/pdf"] * 2)
 
 
 @pytest.mark.parametrize(
