@@ -2056,6 +2056,61 @@ async def test_a_poll_of_actions_takes_its_items_before_a_reviewers_call_can(
     assert (await review.case(cancelled)).item.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN
 
 
+@pytest.mark.parametrize("paused_at", ["its lock", "its pick"])
+async def test_a_claim_next_beside_a_put_taking_the_reviewer_out_leaves_them_nothing_there(
+    review: Review, paused_at: str
+) -> None:
+    """Paused before it takes the reviewer's lock, the claim reads the record the put leaves;
+    paused after, it holds the lock, and the put, waiting for it, gives back what it claimed."""
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    waiting = await review.enqueue()
+    paused, go_on = asyncio.Event(), asyncio.Event()
+
+    class Paused(ReviewUnitOfWork):
+        async def __aenter__(self) -> Paused:
+            await super().__aenter__()
+            repository: Any = self.reviewers if paused_at == "its lock" else self.items
+            name = "lock" if paused_at == "its lock" else "next_queued"
+            original = getattr(repository, name)
+
+            async def held(*args: Any, **kwargs: Any) -> Any:
+                paused.set()
+                await go_on.wait()
+                return await original(*args, **kwargs)
+
+            setattr(repository, name, held)
+            return self
+
+    claiming = asyncio.create_task(
+        handlers.claim_next(
+            uow=Paused(review.database),
+            reviewer=Principal("E200", Role.REVIEWER, frozenset({"passports", "visas"})),
+            department="",
+            policy=review.rules,
+            now=review.clock.now,
+        )
+    )
+    await paused.wait()
+    putting = asyncio.create_task(review.put_reviewer("E200", departments=("visas",)))
+    if paused_at == "its lock":
+        await putting
+    else:
+
+        async def blocked() -> bool:
+            async with review.engine.connect() as conn:
+                return bool(
+                    await conn.scalar(sql("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+                )
+
+        await eventually(blocked, what="the put waiting for the claim's lock on the reviewer")
+    go_on.set()
+    claimed = await claiming
+    await putting
+    item = (await review.case(waiting)).item
+    assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
+    assert (claimed and str(claimed.request_id)) == (waiting if paused_at == "its pick" else None)
+
+
 async def recorded(review: Review) -> list[tuple[str, list[str], bool, list[str], int]]:
     """Review's published records: reviewer, departments, decides all, scope, version."""
     return [

@@ -437,7 +437,7 @@ class SqlWorkItemRepository:
             select(t)
             .where((t.c.state == State.CLAIMED.value) & (t.c.assignee == reviewer_id))
             .order_by(t.c.request_id)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
         )
         return [self._opened(row) for row in rows]
 

@@ -148,9 +148,8 @@ async def _lock_pushing(
     in one sorted statement, the queues first, before any other reviewer's lock: pushing one
     by one took them in the order of the items, and two polls (or a poll and an appeal)
     taking the same ones in another order deadlocked. Every push takes them so."""
-    if not queues:
-        return
-    await uow.queues.lock(*queues)
+    if queues:
+        await uow.queues.lock(*queues)
     reviewers = set(also)
     for department in departments:
         reviewers |= {r.reviewer_id for r in await uow.reviewers.in_department(department)}
@@ -394,21 +393,30 @@ async def list_queue(
     return items, None
 
 
-async def _me(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
-    """The reviewer's record, or their token's departments with the defaults."""
+def _staff(reviewer: Principal) -> None:
     if reviewer.role is not Role.REVIEWER:
         raise PermissionDenied("for reviewers only")
+
+
+async def _me(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
+    """The reviewer's record, or their token's departments with the defaults."""
+    _staff(reviewer)
     record = await uow.reviewers.get(reviewer.subject)
     return Reviewer.of_token(reviewer) if record is None else record.granted(reviewer)
 
 
-async def _room(uow: UnitOfWork, me: Reviewer) -> None:
-    """Whether the reviewer may take one more item; their claims queue up behind this lock."""
+async def _room(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
+    """The reviewer's record, once they may take one more item. Their claims queue up behind
+    their lock, and the record is read under it: a put of it, which takes that lock, may have
+    just taken them out of a department (put_reviewer)."""
+    _staff(reviewer)
+    await uow.reviewers.lock(reviewer.subject)
+    me = await _me(uow, reviewer)
     if not me.available:
         raise FailedPrecondition("you are marked away; set yourself available first")
-    await uow.reviewers.lock(me.reviewer_id)
     if await uow.items.held_by(me.reviewer_id) >= me.capacity:
         raise ResourceExhausted(f"you hold {me.capacity} items, your capacity; finish one first")
+    return me
 
 
 async def claim_next(
@@ -416,12 +424,11 @@ async def claim_next(
 ) -> WorkItem | None:
     """The next item of the reviewer's queues by priority, then due date; None when empty."""
     async with uow:
-        me = await _me(uow, reviewer)
-        departments = me.departments
+        _staff(reviewer)
         if department:
             _department(reviewer, department)
-            departments = departments & {department}
-        await _room(uow, me)
+        me = await _room(uow, reviewer)
+        departments = me.departments & {department} if department else me.departments
         item = await uow.items.next_queued(departments, me.languages, me.reviewer_id)
         if item is None:
             return None
@@ -456,7 +463,8 @@ async def claim(
         item = await _visible(uow, reviewer, request_id)
         # Held by another, it is that which the reviewer is told, not their own capacity.
         if item.state is State.QUEUED:
-            await _room(uow, await _me(uow, reviewer))
+            me = await _room(uow, reviewer)
+            item.ensure_visible_to(replace(reviewer, departments=me.departments))
         item.claim(reviewer, now, policy.lease)
         await uow.commit()
     return item
@@ -901,23 +909,23 @@ async def put_reviewer(
             decided = existing.scope if existing else frozenset()
             reviewer = replace(reviewer, scope=None if decided is None else decided | me.supervises)
         # Their claims in the departments they leave go back to the queues now: hidden from
-        # them at once, they waited out the lease for anyone else.
+        # them at once, they waited out the lease for anyone else. The queues that may push to
+        # them, then they, are taken first, as a push takes them and their own claims take
+        # them: a claim of theirs is then committed and read here, or made once this commits,
+        # under the record as this leaves it.
+        was = existing.departments if existing else frozenset()
+        modes = await _pushing(uow, was | reviewer.departments, also=[reviewer.reviewer_id])
         left = [
             item
             for item in await uow.items.claimed_by(reviewer.reviewer_id)
             if not reviewer.keeps(item.department)
         ]
         await uow.reviewers.put(reviewer)
-        departments = {item.department for item in left}
-        if reviewer.available:
-            departments |= reviewer.departments
-        if departments:
-            modes = await _pushing(uow, departments)
-            for item in left:
-                item.unassign(now, by=caller.subject)
-            await _refill(
-                uow, modes, policy, now, {i.request_id: reviewer.reviewer_id for i in left}
-            )
+        for item in left:
+            item.unassign(now, by=caller.subject)
+        if left or reviewer.available:
+            let_go = {item.request_id: reviewer.reviewer_id for item in left}
+            await _refill(uow, modes, policy, now, let_go)
         await uow.commit()
     return reviewer
 
@@ -973,9 +981,11 @@ async def set_availability(
         ):
             raise PermissionDenied("only the reviewer, their supervisor or an administrator")
         updated = replace(record, available=available)
+        # As put_reviewer, before the record is written: the queues, then the reviewer.
+        modes = await _pushing(uow, updated.departments, also=[target_id])
         await uow.reviewers.put(updated)
         if available:
-            await _refill(uow, await _pushing(uow, updated.departments), policy, now)
+            await _refill(uow, modes, policy, now)
         await uow.commit()
     return updated if other else updated.granted(caller)
 

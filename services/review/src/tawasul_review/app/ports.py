@@ -59,7 +59,8 @@ class WorkItemRepository(Protocol):
         ...
 
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
-        """The items the reviewer holds, locked in key order."""
+        """The items the reviewer holds, locked in key order; those another transaction holds
+        are passed over (taken after the queues and reviewers, they must not be waited for)."""
         ...
 
     async def waiting(
