@@ -878,7 +878,8 @@ function renderRequest(r) {
       missing.append(Object.assign(document.createElement("li"), { textContent: m.description || m.name }));
     }
     $("#respond-by").textContent = dateText(r.respond_by);
-    askedInputs(r);
+    // The catalog unreachable, the answer's own inputs are missing: the beneficiary is told.
+    askedInputs(r).catch((error) => showError($("#view-request"), error));
   }
   const followFrom = r.follow_up_from?.at ? new Date(r.follow_up_from.at) : null;
   const canFollow = UNDECIDED.has(status) && !needsInfo;
