@@ -175,6 +175,13 @@ class FakeAccess:
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
         return self.requests.get(request_id)
 
+    async def establishments(self, request_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {
+            r
+            for r in request_ids
+            if r in self.requests and self.requests[r].applicant_kind is Role.ESTABLISHMENT
+        }
+
 
 class FakeTold:
     def __init__(self) -> None:

@@ -114,6 +114,10 @@ _RECORD_ACCESS = _access.on_conflict_do_update(
     where=~(_new.routed & (_new.routed_sequence > 0) & ~_later),
 ).returning(_known.request_id)
 
+_ESTABLISHMENTS = select(_known.request_id).where(
+    among(_known.request_id, "ids") & (_known.applicant_kind == Role.ESTABLISHMENT.value)
+)
+
 
 _told = pg_insert(tables.told_status)
 # A row for each request before its read, which locks them (in one order: no deadlock): two
@@ -368,6 +372,12 @@ class SqlAccessRepository:
         )
         recorded = set(written.scalars())
         return [a for a in accesses if a.request_id not in recorded]
+
+    async def establishments(self, request_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not request_ids:
+            return set()
+        found = await self._session.scalars(_ESTABLISHMENTS, {"ids": list(request_ids)})
+        return set(found)
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None:
         t = tables.request_access

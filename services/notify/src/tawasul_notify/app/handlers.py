@@ -148,11 +148,7 @@ async def _in_portal_words(uow: UnitOfWork, notices: Sequence[Notice]) -> list[N
     before the submission and routing (a poll applies its topics at once, and may hold the
     change first) is told in Absher's words, as when those events did not say either."""
     worded = {n.request_id for n in notices if PORTAL_WORDS in variables(Kind(n.kind))}
-    establishments: set[uuid.UUID] = set()
-    for request_id in sorted(worded):
-        access = await uow.access.get(request_id)
-        if access is not None and access.applicant_kind is Role.ESTABLISHMENT:
-            establishments.add(request_id)
+    establishments = await uow.access.establishments(sorted(worded))
     return [
         replace(n, values={**n.values, PORTAL_WORDS: n.request_id in establishments})
         if PORTAL_WORDS in variables(Kind(n.kind))

@@ -127,6 +127,10 @@ class AccessRepository(Protocol):
 
     async def get(self, request_id: uuid.UUID) -> RequestAccess | None: ...
 
+    async def establishments(self, request_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the requests an establishment filed, as the submission or routing said."""
+        ...
+
 
 class ToldRepository(Protocol):
     async def hold(self, request_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Told]:
