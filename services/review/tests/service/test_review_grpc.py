@@ -1969,6 +1969,31 @@ async def test_a_reviewer_taken_out_of_a_department_gives_back_what_they_hold_th
     assert (kept.state, kept.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E200")
 
 
+async def lock_waiter(review: Review) -> bool | None:
+    """True once a transaction waits for another's lock (None until then, which `eventually`
+    polls on)."""
+    async with review.engine.connect() as conn:
+        waiting = await conn.scalar(
+            sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND pid <> pg_backend_pid()"
+            )
+        )
+    return True if waiting else None
+
+
+async def push_round_robin(review: Review, queue: str) -> None:
+    await review.admin.PutQueueSettings(
+        review_pb2.PutQueueSettingsRequest(
+            settings=review_pb2.QueueSettings(
+                queue=queue, mode=review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN
+            )
+        ),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+
+
 def applicant_action(**action: Any) -> events_pb2.Envelope:
     ((field, payload),) = action.items()
     event = events_pb2.Envelope(
@@ -1993,15 +2018,7 @@ async def test_a_poll_of_actions_takes_its_items_before_a_reviewers_call_can(
     assert await review.claim_next(ALI) == cancelled
     followed = await review.enqueue()
     assert await review.claim_next(SARA, "passports") == followed
-    await review.admin.PutQueueSettings(
-        review_pb2.PutQueueSettingsRequest(
-            settings=review_pb2.QueueSettings(
-                queue="passports.default", mode=review_pb2.ASSIGNMENT_MODE_ROUND_ROBIN
-            )
-        ),
-        timeout=5,
-        metadata=bearer(ADMIN),
-    )
+    await push_round_robin(review, "passports.default")
     opened = 0
     first_applied, go_on = asyncio.Event(), asyncio.Event()
 
@@ -2039,11 +2056,7 @@ async def test_a_poll_of_actions_takes_its_items_before_a_reviewers_call_can(
         )
     )
 
-    async def waiting() -> bool:
-        async with review.engine.connect() as conn:
-            return bool(await conn.scalar(sql("SELECT count(*) FROM pg_locks WHERE NOT granted")))
-
-    await eventually(waiting, what="the release waiting for a lock the poll holds")
+    await eventually(lambda: lock_waiter(review), what="the release waiting for the poll")
     go_on.set()
     await polling
     await releasing
@@ -2054,6 +2067,112 @@ async def test_a_poll_of_actions_takes_its_items_before_a_reviewers_call_can(
         ("queue", "assigned"),  # to E100, whom the cancellation freed
     ]
     assert (await review.case(cancelled)).item.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN
+
+
+async def test_a_poll_of_actions_in_two_departments_takes_their_queues_before_a_call_can(
+    review: Review,
+) -> None:
+    """The poll's first cancellation (passports) frees a reviewer and takes passports' queue
+    and reviewers, E200 among them; its second (visas) then took visas' queue, which a release
+    in visas held on its way to E200: each waited for the other until one was undone."""
+    await review.put_reviewer("E100", departments=("passports",))
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    await review.put_reviewer("E300", departments=("visas",))
+    in_passports = await review.enqueue("passports")
+    assert await review.claim_next(ALI) == in_passports
+    in_visas, released = await review.enqueue("visas"), await review.enqueue("visas")
+    assert {await review.claim_next(VISAS_ONLY), await review.claim_next(VISAS_ONLY)} == {
+        in_visas,
+        released,
+    }
+    for queue in ("passports.default", "visas.default"):
+        await push_round_robin(review, queue)
+    opened = 0
+    first_applied, go_on = asyncio.Event(), asyncio.Event()
+
+    class Paused(ReviewUnitOfWork):
+        async def __aenter__(self) -> Paused:
+            nonlocal opened
+            opened += 1
+            if opened == 3:  # what the poll takes first, its first event, then its second
+                first_applied.set()
+                await go_on.wait()
+            return await super().__aenter__()
+
+    handle = on_applicant_actions(lambda: Paused(review.database), review.rules, review.clock)
+    poll = [
+        applicant_action(
+            request_cancelled=events_pb2.RequestCancelled(request_id=r, reason="No need")
+        )
+        for r in (in_passports, in_visas)
+    ]
+
+    async def applied() -> None:
+        messaging = Messaging("review", tables.outbox, tables.inbox)
+        async with shared_transaction(review.database, messaging):
+            await handle(poll)
+
+    polling = asyncio.create_task(applied())
+    await first_applied.wait()
+    releasing = asyncio.ensure_future(
+        review.stub.ReleaseRequest(
+            review_pb2.ReleaseRequestRequest(request_id=released),
+            timeout=10,
+            metadata=bearer(VISAS_ONLY),
+        )
+    )
+    await eventually(lambda: lock_waiter(review), what="the release waiting for the poll")
+    go_on.set()
+    await polling
+    await releasing
+    states = {r: (await review.case(r, SARA)).item.state for r in (in_passports, in_visas)}
+    assert set(states.values()) == {review_pb2.WORK_ITEM_STATE_WITHDRAWN}
+    history = [(h.actor, h.action) for h in (await review.case(released, SARA)).history]
+    assert ("E300", "released") in history
+
+
+async def test_a_put_beside_a_call_holding_one_of_the_reviewers_items_is_tried_again(
+    review: Review,
+) -> None:
+    """The put takes the queues and the reviewer before their items, so it cannot wait for
+    one another call holds (their note on it): ABORTED, it goes through when tried again."""
+    await review.put_reviewer("E200", departments=("passports", "visas"))
+    held = await review.enqueue("passports")
+    assert await review.claim_next(SARA, "passports") == held
+    noting, go_on = asyncio.Event(), asyncio.Event()
+
+    class Paused(ReviewUnitOfWork):
+        async def __aenter__(self) -> Paused:
+            await super().__aenter__()
+            original = self.items.get
+
+            async def got(*args: Any, **kwargs: Any) -> Any:
+                item = await original(*args, **kwargs)
+                noting.set()
+                await go_on.wait()
+                return item
+
+            self.items.get = got  # type: ignore[method-assign]
+            return self
+
+    note = asyncio.create_task(
+        handlers.add_note(
+            uow=Paused(review.database),
+            reviewer=Principal("E200", Role.REVIEWER, frozenset({"passports", "visas"})),
+            request_id=uuid.UUID(held),
+            text="Checking the photo",
+            policy=review.rules,
+            now=review.clock.now,
+        )
+    )
+    await noting.wait()
+    error = await refused(review.put_reviewer("E200", departments=("visas",)))
+    assert error.code() == grpc.StatusCode.ABORTED
+    go_on.set()
+    await note
+    await review.put_reviewer("E200", departments=("visas",))
+    item = (await review.case(held, ALI)).item
+    assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
 
 
 @pytest.mark.parametrize("paused_at", ["its lock", "its pick"])
@@ -2095,14 +2214,9 @@ async def test_a_claim_next_beside_a_put_taking_the_reviewer_out_leaves_them_not
     if paused_at == "its lock":
         await putting
     else:
-
-        async def blocked() -> bool:
-            async with review.engine.connect() as conn:
-                return bool(
-                    await conn.scalar(sql("SELECT count(*) FROM pg_locks WHERE NOT granted"))
-                )
-
-        await eventually(blocked, what="the put waiting for the claim's lock on the reviewer")
+        await eventually(
+            lambda: lock_waiter(review), what="the put waiting for the claim's lock on the reviewer"
+        )
     go_on.set()
     claimed = await claiming
     await putting

@@ -185,6 +185,13 @@ class FakeItems:
             r.state is State.CLAIMED and r.assignee == reviewer_id for r in self._db.items.values()
         )
 
+    async def claimed_in(self, reviewer_id: str) -> dict[uuid.UUID, str]:
+        return {
+            r.request_id: r.department
+            for r in self._db.items.values()
+            if r.state is State.CLAIMED and r.assignee == reviewer_id
+        }
+
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         return [
             self._load(r)

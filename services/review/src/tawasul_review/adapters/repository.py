@@ -431,6 +431,15 @@ class SqlWorkItemRepository:
         stored = int(await self._session.scalar(query, {"seen": list(self.seen)}) or 0)
         return stored + self.holding().get(reviewer_id, 0)
 
+    async def claimed_in(self, reviewer_id: str) -> dict[uuid.UUID, str]:
+        t = tables.work_items.c
+        rows = await self._session.execute(
+            select(t.request_id, t.department).where(
+                (t.state == State.CLAIMED.value) & (t.assignee == reviewer_id)
+            )
+        )
+        return {row.request_id: row.department for row in rows}
+
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         t = tables.work_items
         rows = await self._session.execute(

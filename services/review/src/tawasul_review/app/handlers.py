@@ -12,6 +12,7 @@ from typing import Any
 from tawasul_calendar import RIYADH, WorkingCalendar
 from tawasul_platform.catalog import Catalog, SubService
 from tawasul_platform.errors import (
+    Conflict,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -284,12 +285,17 @@ async def follow_up(
 
 
 async def take_items(*, uow: UnitOfWork, request_ids: Sequence[uuid.UUID]) -> None:
-    """Takes the items (each request's lock, then its row, in key order) for the rest of the
-    transaction a consumer's poll shares (tawasul_platform.uow), before anything of the poll
-    takes a queue or a reviewer."""
+    """Takes the items (each request's lock, then its row, in key order), then every queue and
+    reviewer their events may push to or free (as `enqueue` takes a poll's), for the rest of
+    the transaction a consumer's poll shares (tawasul_platform.uow): taken event by event, a
+    second department's queue came after the first's reviewers, whom a call in that queue
+    held it for."""
     async with uow:
         await uow.items.lock(request_ids)
-        await uow.items.get_many(request_ids, for_update=True)
+        items = (await uow.items.get_many(request_ids, for_update=True)).values()
+        holders = {i.assignee for i in items if i.state is State.CLAIMED and i.assignee}
+        asked = {i.last_holder for i in items if i.last_holder}
+        await _pushing(uow, {i.department for i in items}, freed=sorted(holders), also=asked)
 
 
 async def withdraw(
@@ -915,11 +921,14 @@ async def put_reviewer(
         # under the record as this leaves it.
         was = existing.departments if existing else frozenset()
         modes = await _pushing(uow, was | reviewer.departments, also=[reviewer.reviewer_id])
-        left = [
-            item
-            for item in await uow.items.claimed_by(reviewer.reviewer_id)
-            if not reviewer.keeps(item.department)
-        ]
+        held = await uow.items.claimed_by(reviewer.reviewer_id)
+        left = [item for item in held if not reviewer.keeps(item.department)]
+        taken = {item.request_id for item in held}
+        busy = await uow.items.claimed_in(reviewer.reviewer_id)
+        if any(not reviewer.keeps(d) for r, d in busy.items() if r not in taken):
+            # One another call holds (their note on it, a poll of the beneficiary's) could not
+            # be waited for behind the queues: this put is tried again once it is done with.
+            raise Conflict(f"an item {reviewer.reviewer_id} holds is being changed")
         await uow.reviewers.put(reviewer)
         for item in left:
             item.unassign(now, by=caller.subject)

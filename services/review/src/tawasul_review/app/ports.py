@@ -58,6 +58,10 @@ class WorkItemRepository(Protocol):
         """The items the reviewer holds, as this transaction leaves them."""
         ...
 
+    async def claimed_in(self, reviewer_id: str) -> dict[uuid.UUID, str]:
+        """The department of each item the reviewer holds, as committed, locked or not."""
+        ...
+
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         """The items the reviewer holds, locked in key order; those another transaction holds
         are passed over (taken after the queues and reviewers, they must not be waited for)."""
