@@ -913,7 +913,9 @@ class ReviewAdminServiceServicer:
     """
 
     def PutReviewer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """What a reviewer holds in a department the record takes them out of goes back to its
+        queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

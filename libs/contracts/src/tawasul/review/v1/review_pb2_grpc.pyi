@@ -344,6 +344,9 @@ class ReviewAdminServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReviewAdminServiceAsyncStub: ...
     PutReviewer: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]
+    """What a reviewer holds in a department the record takes them out of goes back to its
+    queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+    """
     ListReviewers: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]
     SetAvailability: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]
     PutQueueSettings: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]
@@ -360,6 +363,9 @@ class ReviewAdminServiceAsyncStub(ReviewAdminServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PutReviewer: _aio.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]  # type: ignore[assignment]
+    """What a reviewer holds in a department the record takes them out of goes back to its
+    queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+    """
     ListReviewers: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]  # type: ignore[assignment]
     SetAvailability: _aio.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]  # type: ignore[assignment]
     PutQueueSettings: _aio.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]  # type: ignore[assignment]
@@ -378,7 +384,10 @@ class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _review_pb2.PutReviewerRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_review_pb2.PutReviewerResponse, _abc.Awaitable[_review_pb2.PutReviewerResponse]]: ...
+    ) -> _typing.Union[_review_pb2.PutReviewerResponse, _abc.Awaitable[_review_pb2.PutReviewerResponse]]:
+        """What a reviewer holds in a department the record takes them out of goes back to its
+        queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+        """
 
     @_abc_1.abstractmethod
     def ListReviewers(
