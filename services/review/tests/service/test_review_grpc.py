@@ -1994,6 +1994,44 @@ async def push_round_robin(review: Review, queue: str) -> None:
     )
 
 
+async def poll_beside_a_release(
+    review: Review, poll: list[events_pb2.Envelope], *, released: str, by: str
+) -> None:
+    """Applies `poll` as review's group does (one transaction), held after its first event
+    while `by` releases `released`, and let go once that call waits for a lock: both must go
+    through, neither undone for the other's sake."""
+    opened = 0
+    first_applied, go_on = asyncio.Event(), asyncio.Event()
+
+    class Paused(ReviewUnitOfWork):
+        async def __aenter__(self) -> Paused:
+            nonlocal opened
+            opened += 1
+            if opened == 3:  # what the poll takes first, its first event, then its second
+                first_applied.set()
+                await go_on.wait()
+            return await super().__aenter__()
+
+    handle = on_applicant_actions(lambda: Paused(review.database), review.rules, review.clock)
+
+    async def applied() -> None:
+        messaging = Messaging("review", tables.outbox, tables.inbox)
+        async with shared_transaction(review.database, messaging):
+            await handle(poll)
+
+    polling = asyncio.create_task(applied())
+    await first_applied.wait()
+    releasing = asyncio.ensure_future(
+        review.stub.ReleaseRequest(
+            review_pb2.ReleaseRequestRequest(request_id=released), timeout=10, metadata=bearer(by)
+        )
+    )
+    await eventually(lambda: lock_waiter(review), what="the release waiting for the poll")
+    go_on.set()
+    await polling
+    await releasing
+
+
 def applicant_action(**action: Any) -> events_pb2.Envelope:
     ((field, payload),) = action.items()
     event = events_pb2.Envelope(
@@ -2019,47 +2057,21 @@ async def test_a_poll_of_actions_takes_its_items_before_a_reviewers_call_can(
     followed = await review.enqueue()
     assert await review.claim_next(SARA, "passports") == followed
     await push_round_robin(review, "passports.default")
-    opened = 0
-    first_applied, go_on = asyncio.Event(), asyncio.Event()
-
-    class Paused(ReviewUnitOfWork):
-        """Holds the poll after its first event: the items taken, then the cancellation."""
-
-        async def __aenter__(self) -> Paused:
-            nonlocal opened
-            opened += 1
-            if opened == 3:
-                first_applied.set()
-                await go_on.wait()
-            return await super().__aenter__()
-
-    handle = on_applicant_actions(lambda: Paused(review.database), review.rules, review.clock)
-    poll = [
-        applicant_action(
-            request_cancelled=events_pb2.RequestCancelled(request_id=cancelled, reason="No need")
-        ),
-        applicant_action(
-            request_followed_up=events_pb2.RequestFollowedUp(request_id=followed, message="News?")
-        ),
-    ]
-
-    async def applied() -> None:
-        messaging = Messaging("review", tables.outbox, tables.inbox)
-        async with shared_transaction(review.database, messaging):
-            await handle(poll)
-
-    polling = asyncio.create_task(applied())
-    await first_applied.wait()
-    releasing = asyncio.ensure_future(
-        review.stub.ReleaseRequest(
-            review_pb2.ReleaseRequestRequest(request_id=followed), timeout=10, metadata=bearer(SARA)
-        )
+    await poll_beside_a_release(
+        review,
+        [
+            applicant_action(
+                request_cancelled=events_pb2.RequestCancelled(request_id=cancelled, reason="No")
+            ),
+            applicant_action(
+                request_followed_up=events_pb2.RequestFollowedUp(
+                    request_id=followed, message="News?"
+                )
+            ),
+        ],
+        released=followed,
+        by=SARA,
     )
-
-    await eventually(lambda: lock_waiter(review), what="the release waiting for the poll")
-    go_on.set()
-    await polling
-    await releasing
     history = [(h.actor, h.action) for h in (await review.case(followed, SARA)).history]
     assert history[-3:] == [
         ("applicant", "followed_up"),
@@ -2087,44 +2099,13 @@ async def test_a_poll_of_actions_in_two_departments_takes_their_queues_before_a_
     }
     for queue in ("passports.default", "visas.default"):
         await push_round_robin(review, queue)
-    opened = 0
-    first_applied, go_on = asyncio.Event(), asyncio.Event()
-
-    class Paused(ReviewUnitOfWork):
-        async def __aenter__(self) -> Paused:
-            nonlocal opened
-            opened += 1
-            if opened == 3:  # what the poll takes first, its first event, then its second
-                first_applied.set()
-                await go_on.wait()
-            return await super().__aenter__()
-
-    handle = on_applicant_actions(lambda: Paused(review.database), review.rules, review.clock)
     poll = [
         applicant_action(
             request_cancelled=events_pb2.RequestCancelled(request_id=r, reason="No need")
         )
         for r in (in_passports, in_visas)
     ]
-
-    async def applied() -> None:
-        messaging = Messaging("review", tables.outbox, tables.inbox)
-        async with shared_transaction(review.database, messaging):
-            await handle(poll)
-
-    polling = asyncio.create_task(applied())
-    await first_applied.wait()
-    releasing = asyncio.ensure_future(
-        review.stub.ReleaseRequest(
-            review_pb2.ReleaseRequestRequest(request_id=released),
-            timeout=10,
-            metadata=bearer(VISAS_ONLY),
-        )
-    )
-    await eventually(lambda: lock_waiter(review), what="the release waiting for the poll")
-    go_on.set()
-    await polling
-    await releasing
+    await poll_beside_a_release(review, poll, released=released, by=VISAS_ONLY)
     states = {r: (await review.case(r, SARA)).item.state for r in (in_passports, in_visas)}
     assert set(states.values()) == {review_pb2.WORK_ITEM_STATE_WITHDRAWN}
     history = [(h.actor, h.action) for h in (await review.case(released, SARA)).history]
