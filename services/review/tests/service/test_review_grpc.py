@@ -14,7 +14,7 @@ import base64
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from tawasul_calendar import RIYADH, CalendarConfig, Closure, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_platform.errors import (
+    Conflict,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
@@ -73,7 +74,9 @@ from tawasul_review.adapters import tables
 from tawasul_review.adapters.repository import ReviewUnitOfWork, SqlQualityRepository
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
+from tawasul_review.domain.assignment import Mode
 from tawasul_review.domain.model import ANSWER_IN_FLIGHT, Contact, WorkItem
+from tawasul_review.domain.reviewers import Reviewer
 from tawasul_review.entrypoints.events import on_applicant_actions
 from tawasul_review.settings import ReviewSettings
 
@@ -2154,6 +2157,158 @@ async def test_a_put_beside_a_call_holding_one_of_the_reviewers_items_is_tried_a
     await review.put_reviewer("E200", departments=("visas",))
     item = (await review.case(held, ALI)).item
     assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
+
+
+def paused_after_reading(
+    review: Review, target: str, reads: int
+) -> tuple[Callable[[], ReviewUnitOfWork], asyncio.Event, asyncio.Event]:
+    """Units of work that hold a call once it has read `target`'s record `reads` times,
+    before anything locks it: the event it sets, and the one that lets it go on."""
+    read, go_on = asyncio.Event(), asyncio.Event()
+    count = 0
+
+    class Paused(ReviewUnitOfWork):
+        async def __aenter__(self) -> Paused:
+            await super().__aenter__()
+            original = self.reviewers.get
+
+            async def got(reviewer_id: str) -> Reviewer | None:
+                nonlocal count
+                record = await original(reviewer_id)
+                count += reviewer_id == target
+                if reviewer_id == target and count == reads:
+                    read.set()
+                    await go_on.wait()
+                return record
+
+            self.reviewers.get = got  # type: ignore[method-assign]
+            return self
+
+    return lambda: Paused(review.database), read, go_on
+
+
+async def test_a_supervisor_s_put_beside_an_administrator_s_does_not_undo_it(
+    review: Review,
+) -> None:
+    """The supervisor's put read E200's record as theirs to decide; an administrator's put of
+    E200 into visas alone committed before its locks. Written over it, E200 was back in
+    passports, on a record the supervisor could no longer change: ABORTED, and refused when
+    tried again."""
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("E200", capacity=3, caller=BOSS)
+    units, read, go_on = paused_after_reading(review, "E200", reads=1)
+    supervisor = Principal("S001", Role.REVIEWER, frozenset({"passports"}))
+    wanted = Reviewer("E200", frozenset({"passports"}), frozenset({"ar"}), 5, True, frozenset())
+
+    def put() -> Coroutine[Any, Any, Reviewer]:
+        return handlers.put_reviewer(
+            uow=units(), caller=supervisor, reviewer=wanted, policy=review.rules, now=START
+        )
+
+    putting = asyncio.create_task(put())
+    await read.wait()
+    await review.put_reviewer("E200", departments=("visas",))
+    go_on.set()
+    with pytest.raises(Conflict):
+        await putting
+    with pytest.raises(PermissionDenied):
+        await put()
+    assert [p[:4] for p in await recorded(review)][-1] == ("E200", ["visas"], True, [])
+
+
+async def test_marking_oneself_away_beside_a_put_of_one_s_record_does_not_undo_it(
+    review: Review,
+) -> None:
+    """E200 had no record: marking themselves away writes one from their token (passports
+    and visas, deciding none). An administrator's record of visas alone committed between its
+    read and its lock; written over it, E200 worked passports again."""
+    units, read, go_on = paused_after_reading(review, "E200", reads=2)  # _me's, then its own
+    marking = asyncio.create_task(
+        handlers.set_availability(
+            uow=units(),
+            caller=Principal("E200", Role.REVIEWER, frozenset({"passports", "visas"})),
+            reviewer_id="",
+            available=False,
+            policy=review.rules,
+            now=START,
+        )
+    )
+    await read.wait()
+    await review.put_reviewer("E200", departments=("visas",))
+    go_on.set()
+    with pytest.raises(Conflict):
+        await marking
+    assert [p[:4] for p in await recorded(review)] == [("E200", ["visas"], True, [])]
+    queued = await review.enqueue("passports")
+    assert await review.claim_next(SARA) == ""
+    assert await review.claim_next(ALI) == queued
+
+
+async def test_a_queue_s_settings_push_only_the_queues_they_locked_before_the_reviewers(
+    review: Review,
+) -> None:
+    """Another queue of the department began pushing (another put committed) between this
+    put's read of the pushing queues and its locks: refilled here too, it was locked after the
+    reviewers, where a push holding it and waiting for a reviewer deadlocks. That put refills it
+    under its own lock."""
+    await review.put_reviewer("E100")
+    waiting = await review.enqueue()
+    taken: list[tuple[str, str]] = []
+    read, go_on = asyncio.Event(), asyncio.Event()
+
+    class Recorded(ReviewUnitOfWork):
+        async def __aenter__(self) -> Recorded:
+            await super().__aenter__()
+            queues, reviewers = self.queues, self.reviewers
+            pushing, lock_queues, lock_reviewers = queues.pushing, queues.lock, reviewers.lock
+
+            async def paused(departments: Any) -> Any:
+                modes = await pushing(departments)
+                if not read.is_set():
+                    read.set()
+                    await go_on.wait()
+                return modes
+
+            async def queue_locks(*names: str) -> None:
+                taken.extend(("queue", n) for n in names)
+                await lock_queues(*names)
+
+            async def reviewer_locks(*names: str) -> None:
+                taken.extend(("reviewer", n) for n in names)
+                await lock_reviewers(*names)
+
+            queues.pushing = paused  # type: ignore[method-assign]
+            queues.lock = queue_locks  # type: ignore[method-assign]
+            reviewers.lock = reviewer_locks  # type: ignore[method-assign]
+            return self
+
+    putting = asyncio.create_task(
+        handlers.put_queue_settings(
+            uow=Recorded(review.database),
+            caller=Principal(ADMIN_ID, Role.REVIEWER, frozenset()),
+            queue="passports.default",
+            mode=Mode.ROUND_ROBIN,
+            policy=review.rules,
+            now=START,
+        )
+    )
+    await read.wait()
+    async with review.engine.begin() as conn:
+        await conn.execute(
+            sql("UPDATE work_items SET queue = 'passports.urgent' WHERE request_id = :r"),
+            {"r": waiting},
+        )
+        await conn.execute(
+            sql(
+                "INSERT INTO queue_settings (queue, mode)"
+                " VALUES ('passports.urgent', 'round_robin')"
+            )
+        )
+    go_on.set()
+    await putting
+    first_reviewer = next(i for i, (kind, _) in enumerate(taken) if kind == "reviewer")
+    before = set(taken[:first_reviewer])
+    assert [t for t in taken[first_reviewer:] if t[0] == "queue" and t not in before] == []
 
 
 @pytest.mark.parametrize("paused_at", ["its lock", "its pick"])

@@ -850,10 +850,12 @@ async def put_queue_settings(
         if caller.subject not in policy.admins and department not in me.supervises:
             raise PermissionDenied("only an administrator or the department's supervisor")
         # Locked before its row is written: a push holding the queue's lock writes it.
-        await _pushing(uow, {department}, queues=[queue])
+        modes = await _pushing(uow, {department}, queues=[queue])
         await uow.queues.put(queue, mode)
         if mode is not Mode.PULL:
-            await _refill(uow, await uow.queues.pushing({department}), policy, now)
+            # The queues locked, not those pushing now: one another put made pushing since
+            # is refilled by that put, under its lock.
+            await _refill(uow, modes | {queue: mode}, policy, now)
         await uow.commit()
     return queue, mode
 
@@ -921,6 +923,7 @@ async def put_reviewer(
         # under the record as this leaves it.
         was = existing.departments if existing else frozenset()
         modes = await _pushing(uow, was | reviewer.departments, also=[reviewer.reviewer_id])
+        await _unchanged(uow, reviewer.reviewer_id, existing)
         held = await uow.items.claimed_by(reviewer.reviewer_id)
         left = [item for item in held if not reviewer.keeps(item.department)]
         taken = {item.request_id for item in held}
@@ -937,6 +940,14 @@ async def put_reviewer(
             await _refill(uow, modes, policy, now, let_go)
         await uow.commit()
     return reviewer
+
+
+async def _unchanged(uow: UnitOfWork, reviewer_id: str, read: Reviewer | None) -> None:
+    """Refuses a put whose record changed between its read and its locks (another put of the
+    same reviewer, committed meanwhile): what the caller built from the read (the queues it
+    locked, a supervisor's scope, the departments kept) would overwrite that change."""
+    if await uow.reviewers.get(reviewer_id) != read:
+        raise Conflict(f"{reviewer_id}'s record changed meanwhile")
 
 
 async def announce_reviewers(*, uow: UnitOfWork) -> int:
@@ -977,7 +988,7 @@ async def set_availability(
         other = target_id != caller.subject
         if other and caller.subject not in policy.admins and not me.supervises:
             raise PermissionDenied("only the reviewer, their supervisor or an administrator")
-        record = await uow.reviewers.get(target_id)
+        stored = record = await uow.reviewers.get(target_id)
         if record is None:
             if other:
                 raise NotFound("no such reviewer")
@@ -992,6 +1003,7 @@ async def set_availability(
         updated = replace(record, available=available)
         # As put_reviewer, before the record is written: the queues, then the reviewer.
         modes = await _pushing(uow, updated.departments, also=[target_id])
+        await _unchanged(uow, target_id, stored)
         await uow.reviewers.put(updated)
         if available:
             await _refill(uow, modes, policy, now)

@@ -914,7 +914,8 @@ class ReviewAdminServiceServicer:
 
     def PutReviewer(self, request, context):
         """What a reviewer holds in a department the record takes them out of goes back to its
-        queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+        queue at once. ABORTED when another call holds one of their items meanwhile, or another
+        put of the same reviewer landed while this one ran: try again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -927,7 +928,8 @@ class ReviewAdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetAvailability(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """ABORTED when a put of the reviewer's record landed while this ran: try again.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

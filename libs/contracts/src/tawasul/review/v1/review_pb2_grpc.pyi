@@ -345,10 +345,12 @@ class ReviewAdminServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ReviewAdminServiceAsyncStub: ...
     PutReviewer: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]
     """What a reviewer holds in a department the record takes them out of goes back to its
-    queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+    queue at once. ABORTED when another call holds one of their items meanwhile, or another
+    put of the same reviewer landed while this one ran: try again.
     """
     ListReviewers: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]
     SetAvailability: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]
+    """ABORTED when a put of the reviewer's record landed while this ran: try again."""
     PutQueueSettings: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]
     """How a queue hands out work: reviewers pull (claim-next), or it pushes round-robin or to
     the least loaded, only to available reviewers with the item's language, within capacity.
@@ -364,10 +366,12 @@ class ReviewAdminServiceAsyncStub(ReviewAdminServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     PutReviewer: _aio.UnaryUnaryMultiCallable[_review_pb2.PutReviewerRequest, _review_pb2.PutReviewerResponse]  # type: ignore[assignment]
     """What a reviewer holds in a department the record takes them out of goes back to its
-    queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+    queue at once. ABORTED when another call holds one of their items meanwhile, or another
+    put of the same reviewer landed while this one ran: try again.
     """
     ListReviewers: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]  # type: ignore[assignment]
     SetAvailability: _aio.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]  # type: ignore[assignment]
+    """ABORTED when a put of the reviewer's record landed while this ran: try again."""
     PutQueueSettings: _aio.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]  # type: ignore[assignment]
     """How a queue hands out work: reviewers pull (claim-next), or it pushes round-robin or to
     the least loaded, only to available reviewers with the item's language, within capacity.
@@ -386,7 +390,8 @@ class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.PutReviewerResponse, _abc.Awaitable[_review_pb2.PutReviewerResponse]]:
         """What a reviewer holds in a department the record takes them out of goes back to its
-        queue at once. ABORTED when another call holds one of their items meanwhile: try again.
+        queue at once. ABORTED when another call holds one of their items meanwhile, or another
+        put of the same reviewer landed while this one ran: try again.
         """
 
     @_abc_1.abstractmethod
@@ -401,7 +406,8 @@ class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _review_pb2.SetAvailabilityRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_review_pb2.SetAvailabilityResponse, _abc.Awaitable[_review_pb2.SetAvailabilityResponse]]: ...
+    ) -> _typing.Union[_review_pb2.SetAvailabilityResponse, _abc.Awaitable[_review_pb2.SetAvailabilityResponse]]:
+        """ABORTED when a put of the reviewer's record landed while this ran: try again."""
 
     @_abc_1.abstractmethod
     def PutQueueSettings(
