@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from tawasul_calendar.errors import CalendarError, ConfigError
-from tawasul_calendar.rules import EIDS, Occasion, Sector
+from tawasul_calendar.rules import EIDS, Occasion, Sector, to_hijri
 from tawasul_calendar.timeutil import check_day, riyadh
 
 MAX_SPAN_DAYS = 30
@@ -154,6 +154,12 @@ def _span(item: Any, where: str) -> AnnouncedSpan:
         raise ConfigError(f"{where}.occasion: only the Eids are announced each year")
     if not 0 <= (span.last_day - span.first_day).days < MAX_SPAN_DAYS:
         raise ConfigError(f"{where}: last_day must follow first_day by under {MAX_SPAN_DAYS} days")
+    # An announcement replaces the forecast of its occasion and Hijri year: a year copied from
+    # last year's entry would replace nothing, and both spans would close the office.
+    if (year := to_hijri(span.first_day).year) != span.hijri_year:
+        raise ConfigError(
+            f"{where}.hijri_year: {span.hijri_year}, but {span.first_day} is in {year} AH"
+        )
     return span
 
 

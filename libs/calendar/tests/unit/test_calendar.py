@@ -208,6 +208,13 @@ def test_a_newer_version_can_withdraw_a_closure() -> None:
             "last_day must follow first_day",
         ),
         (
+            # Last year's entry copied with this year's dates.
+            '{"version": 1, "announced_spans": [{"sector": "public", "occasion": "eid_al_fitr",'
+            ' "hijri_year": 1446, "first_day": "2026-03-18", "last_day": "2026-03-24",'
+            ' "source": "x"}]}',
+            r"announced_spans\[0\]\.hijri_year: 1446, but 2026-03-18 is in 1447 AH",
+        ),
+        (
             '{"version": 1, "closures": [{"id": "a", "start": "2026-01-13T09:00:00",'
             ' "end": "2026-01-13T12:00:00+03:00", "reason_ar": "x", "reason_en": "x"}]}',
             r"closures\[0\]\.start: .*no time zone",
