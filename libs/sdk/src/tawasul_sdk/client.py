@@ -398,8 +398,10 @@ class TawasulClient:
         """Streams the file to docs in chunks of 256 KiB (docs' largest) as `data` yields
         it. An exception raised by `data` (an adapter's size limit, a client gone) cancels
         the upload (docs sees a cancelled stream, never a short file) and is raised here as
-        it is. Not retried: the bytes of an iterator cannot be sent again, and a retry could leave a
-        second document (docs removes unattached ones).
+        it is; `data` that stops giving bytes (a client that stops sending, still connected)
+        ends it when `upload_timeout` runs out, as DEADLINE_EXCEEDED. Not retried: the bytes
+        of an iterator cannot be sent again, and a retry could leave a second document (docs
+        removes unattached ones).
 
         The size is declared when known (`bytes`, or `size_bytes` for an iterator): docs then
         stores the bytes as they come."""
@@ -421,22 +423,30 @@ class TawasulClient:
             *_language(locale),
         )
         call = self.docs.UploadDocument(timeout=deadline.remaining(), metadata=metadata)
+        # gRPC's deadline ends the call, but not a wait for `data` (an HTTP body that stops
+        # coming): the writing has the upload's deadline too.
+        writing = asyncio.timeout_at(deadline.at)
         try:
-            await call.write(first)
-            async with contextlib.aclosing(source):
-                async for chunk in source:
-                    if call.done():
-                        # Docs has answered (a refusal): what is left is not read or sent.
-                        # A write racing its answer could make gRPC report INTERNAL instead.
-                        break
-                    await call.write(docs_pb2.UploadDocumentRequest(chunk=chunk))
-            await call.done_writing()
+            async with writing:
+                await call.write(first)
+                async with contextlib.aclosing(source):
+                    async for chunk in source:
+                        if call.done():
+                            # Docs has answered (a refusal): what is left is not read or sent.
+                            # A write racing its answer could make gRPC report INTERNAL instead.
+                            break
+                        await call.write(docs_pb2.UploadDocumentRequest(chunk=chunk))
+                await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # docs ended the call early: its status is raised below
-        except BaseException:
+        except BaseException as exc:
             # Before the stream is closed: a half-sent file must not look complete.
             call.cancel()
-            raise
+            if isinstance(exc, TimeoutError) and writing.expired():
+                raise TawasulError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, said(OUT_OF_TIME, locale)
+                ) from None
+            raise  # `data`'s own error (a TimeoutError of its own too), as it is
         try:
             return await call
         except grpc.aio.AioRpcError as exc:

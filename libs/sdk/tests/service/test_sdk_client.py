@@ -633,9 +633,43 @@ async def test_an_error_of_the_data_source_is_raised_as_it_is(
         yield b"x" * 10
         raise TooLarge
 
+    async def gives_up() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        raise TimeoutError("the adapter's own read timeout")
+
     async with TawasulClient.connect(intake=address, docs=address, tls=None, token="t") as client:
         with pytest.raises(TooLarge):
             await client.upload_document(pieces(), filename="a", content_type="application/pdf")
+        # Not the upload's timeout, which has not run out: the source's, as it is.
+        with pytest.raises(TimeoutError, match="the adapter's own read timeout"):
+            await client.upload_document(gives_up(), filename="a", content_type="application/pdf")
+
+
+async def test_a_source_that_stops_giving_bytes_ends_the_upload_at_its_timeout(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    """upload_timeout is the whole upload's: an HTTP body that stops coming, its client still
+    connected, must not hold the upload (and the adapter's handler) past it."""
+    _, _, address = servers
+    never = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"%PDF-1.4\n"
+        await never.wait()  # the client sends nothing more
+        yield b"never"
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token="t", upload_timeout=0.2, locale="ar"
+    ) as client:
+        async with asyncio.timeout(5):
+            with pytest.raises(TawasulError) as caught:
+                await client.upload_document(
+                    stalls(), filename="a.pdf", content_type="application/pdf"
+                )
+    assert (caught.value.code_name, caught.value.message) == (
+        "DEADLINE_EXCEEDED",
+        "انتهت مهلة الطلب",  # the SDK's own "the call's timeout ran out"
+    )
 
 
 class RefusingDocs(docs_pb2_grpc.DocsServiceServicer):

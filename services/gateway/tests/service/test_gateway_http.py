@@ -542,6 +542,30 @@ async def test_a_chunked_upload_declares_no_size(backends: Backends) -> None:
     assert backends.docs.received == [60_009]
 
 
+async def test_an_upload_whose_body_stops_coming_ends_at_the_upload_timeout(
+    tmp_path: Path,
+) -> None:
+    """A client that stops sending its file, still connected, holds no handler past
+    upload_timeout_seconds: it is answered 504."""
+    never = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"%PDF-1.4\n"
+        await never.wait()  # the client sends nothing more
+        yield b"x"
+
+    async for served in _serve(tmp_path, bootstrap_client=True, upload_timeout_seconds=0.3):
+        async with asyncio.timeout(5):
+            answer = await served.http.post(
+                "/api/v1/documents",
+                params={"filename": "a.pdf"},
+                content=stalls(),
+                headers={**served.token(CITIZEN, Role.CITIZEN), "Content-Type": "application/pdf"},
+            )
+        assert answer.status_code == 504, answer.text
+        assert answer.json()["error"]["code"] == "DEADLINE_EXCEEDED"
+
+
 async def test_tracking_needs_no_sign_in_and_sends_no_token(backends: Backends) -> None:
     answer = await backends.http.post(
         "/api/v1/tracking/start",
