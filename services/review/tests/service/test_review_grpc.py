@@ -2159,6 +2159,20 @@ async def test_a_put_beside_a_call_holding_one_of_the_reviewers_items_is_tried_a
     assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
 
 
+async def test_a_first_record_taking_a_reviewer_out_of_their_token_s_department_pushes_it_on(
+    review: Review,
+) -> None:
+    """E200 had no record and worked passports by their token; their first record leaves
+    passports out: what they held there goes back, and its pushing queue hands it on."""
+    held = await review.enqueue()
+    assert await review.claim_next(SARA, "passports") == held
+    await push_round_robin(review, "passports.default")
+    await review.put_reviewer("E100")
+    await review.put_reviewer("E200", departments=("visas",))
+    item = (await review.case(held)).item
+    assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+
+
 def paused_after_reading(
     review: Review, target: str, reads: int
 ) -> tuple[Callable[[], ReviewUnitOfWork], asyncio.Event, asyncio.Event]:

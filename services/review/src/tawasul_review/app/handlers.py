@@ -921,7 +921,13 @@ async def put_reviewer(
         # them, then they, are taken first, as a push takes them and their own claims take
         # them: a claim of theirs is then committed and read here, or made once this commits,
         # under the record as this leaves it.
-        was = existing.departments if existing else frozenset()
+        # A reviewer with no record worked their token's departments, which only their claims
+        # name here: what they give back there may be pushed to a colleague.
+        was = (
+            existing.departments
+            if existing
+            else frozenset((await uow.items.claimed_in(reviewer.reviewer_id)).values())
+        )
         modes = await _pushing(uow, was | reviewer.departments, also=[reviewer.reviewer_id])
         await _unchanged(uow, reviewer.reviewer_id, existing)
         held = await uow.items.claimed_by(reviewer.reviewer_id)
