@@ -352,6 +352,16 @@ def pdb_problems(docs: list[Doc]) -> list[str]:
         ]
         if len(covering) != 1:
             problems.append(f"{dep['metadata']['name']}: {len(covering)} PDBs, not one")
+    # A budget counts its pods against their controller's scale, which a Job has not: the
+    # disruption controller then allows no eviction of any pod it selects (SyncFailed).
+    for job in _of(docs, "Job"):
+        labels = job["spec"]["template"]["metadata"]["labels"]
+        problems.extend(
+            f"PDB {p['metadata']['name']} selects Job {job['metadata']['name']}'s pods"
+            for p in pdbs
+            if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+            and p["metadata"].get("namespace") == job["metadata"].get("namespace")
+        )
     return problems
 
 
@@ -1347,6 +1357,11 @@ def test_the_checks_catch_broken_manifests() -> None:
         next(p for p in _of(docs, "PodDisruptionBudget") if p["metadata"]["name"] == "docs")
     )
     assert pdb_problems(docs) == ["docs: 0 PDBs, not one"]
+
+    docs = _docs("prod")
+    pdb = next(p for p in _of(docs, "PodDisruptionBudget") if p["metadata"]["name"] == "docs")
+    del pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+    assert pdb_problems(docs) == ["PDB docs selects Job docs-migrate's pods"]
 
     docs = _docs("prod")
     env = _container(docs, "intake")["env"]
