@@ -6,8 +6,9 @@ SubmitRequest with its idempotency key, and answers, which intake recognises whe
 are retried on UNAVAILABLE with capped, jittered exponential backoff; the others (tracking,
 which sends codes and counts attempts, follow-ups, cancellations, appeals, uploads) are not:
 their caller decides. A call refused UNAUTHENTICATED while the client's token came from a
-provider is made once more with a token asked for anew. Every call carries the channel's
-trace context when the client is given where to read it (`traceparent`).
+provider is made once more with a token asked for anew (an upload of an iterator, whose bytes
+cannot be sent again, is not, but the next call has the new token). Every call carries the
+channel's trace context when the client is given where to read it (`traceparent`).
 """
 
 from __future__ import annotations
@@ -401,7 +402,8 @@ class TawasulClient:
         it is; `data` that stops giving bytes (a client that stops sending, still connected)
         ends it when `upload_timeout` runs out, as DEADLINE_EXCEEDED. Not retried: the bytes
         of an iterator cannot be sent again, and a retry could leave a second document (docs
-        removes unattached ones).
+        removes unattached ones). Only `bytes` refused UNAUTHENTICATED, which docs refuses
+        before it reads them, are sent once more with the provider's new token.
 
         The size is declared when known (`bytes`, or `size_bytes` for an iterator): docs then
         stores the bytes as they come."""
@@ -414,14 +416,41 @@ class TawasulClient:
                 size_bytes=len(data) if isinstance(data, bytes) else size_bytes,
             )
         )
-        source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
         locale = self._current_locale()
+        # One budget for the whole upload: its token, and a second try's, come out of it.
         deadline = _Deadline(self._upload_timeout)
-        metadata = (
-            *await self._metadata(token, signed_in=True, deadline=deadline, locale=locale),
-            *self._trace(),
-            *_language(locale),
-        )
+        renewed = False
+        while True:
+            source = _from_bytes(data) if isinstance(data, bytes) else rechunk(data)
+            metadata = (
+                *await self._metadata(token, signed_in=True, deadline=deadline, locale=locale),
+                *self._trace(),
+                *_language(locale),
+            )
+            try:
+                return await self._upload(first, source, metadata, deadline, locale)
+            except grpc.aio.AioRpcError as exc:
+                # Refused before it ran: the token is forgotten either way (hence the bytes
+                # checked last), and bytes are sent again with a new one; an iterator's cannot
+                # be, and the next call has the new token.
+                if (
+                    not renewed
+                    and self._forgot_refused_token(exc, token)
+                    and isinstance(data, bytes)
+                ):
+                    renewed = True
+                    continue
+                raise TawasulError.from_rpc_error(exc, locale) from None
+
+    async def _upload(
+        self,
+        first: docs_pb2.UploadDocumentRequest,
+        source: AsyncGenerator[bytes, None],
+        metadata: Metadata,
+        deadline: _Deadline,
+        locale: str | None,
+    ) -> docs_pb2.UploadDocumentResponse:
+        """One call of UploadDocument; docs' refusal is raised as gRPC's AioRpcError."""
         call = self.docs.UploadDocument(timeout=deadline.remaining(), metadata=metadata)
         # gRPC's deadline ends the call, but not a wait for `data` (an HTTP body that stops
         # coming): the writing has the upload's deadline too.
@@ -447,10 +476,7 @@ class TawasulClient:
                     grpc.StatusCode.DEADLINE_EXCEEDED, said(OUT_OF_TIME, locale)
                 ) from None
             raise  # `data`'s own error (a TimeoutError of its own too), as it is
-        try:
-            return await call
-        except grpc.aio.AioRpcError as exc:
-            raise TawasulError.from_rpc_error(exc, locale) from None
+        return await call
 
     async def get_document(
         self, request: docs_pb2.GetDocumentRequest, *, token: str | None = None
@@ -546,16 +572,8 @@ class TawasulClient:
                 return await method(request, timeout=remaining, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
-                if (
-                    code == grpc.StatusCode.UNAUTHENTICATED
-                    and signed_in
-                    and token is None
-                    and self._credentials is not None
-                    and self._credentials.refreshable
-                    and not renewed
-                ):
+                if signed_in and not renewed and self._forgot_refused_token(exc, token):
                     # Refused before it ran: the same call with a new token is safe.
-                    self._credentials.invalidate()
                     renewed = True
                     continue
                 if too_busy_to_start(exc):
@@ -568,6 +586,19 @@ class TawasulClient:
                     # No time left for another attempt: the last one's error says the most.
                     raise TawasulError.from_rpc_error(exc, locale) from None
                 await self._sleep(delay)
+
+    def _forgot_refused_token(self, error: grpc.aio.AioRpcError, token: str | None) -> bool:
+        """Whether `error` refused the provider's token (not a caller's own `token=`), which
+        is then forgotten: the provider is asked for a new one at the next call."""
+        if (
+            error.code() != grpc.StatusCode.UNAUTHENTICATED
+            or token is not None
+            or self._credentials is None
+            or not self._credentials.refreshable
+        ):
+            return False
+        self._credentials.invalidate()
+        return True
 
 
 class _Deadline:

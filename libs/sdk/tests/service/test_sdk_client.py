@@ -108,6 +108,8 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
         self.metadata: docs_pb2.DocumentMetadata | None = None
         self.traces: list[str] = []
         self.languages: list[str] = []
+        self.tokens: list[str] = []
+        self.refuse_token = ""
         self.looks = 0
 
     async def GetDocument(
@@ -128,6 +130,10 @@ class FakeDocs(docs_pb2_grpc.DocsServiceServicer):
     ) -> docs_pb2.UploadDocumentResponse:
         self.traces.append(_traceparent(context))
         self.languages.append(_language(context))
+        self.tokens.append(str(dict(context.invocation_metadata() or ()).get("authorization", "")))
+        if self.tokens[-1] == f"Bearer {self.refuse_token}":
+            # As the services' gate does, before the file is read.
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token expired")
         async for part in request_iterator:
             if part.HasField("metadata"):
                 self.metadata = part.metadata
@@ -423,6 +429,39 @@ async def test_a_refused_token_is_asked_for_again_once(
     ) as client:
         await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
     assert intake.tokens == ["Bearer old", "Bearer new"]
+
+
+async def test_an_upload_refused_its_token_is_sent_again_when_it_can_be(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    """Bytes refused UNAUTHENTICATED are sent once more with a new token; an iterator's cannot
+    be, but the refused token is forgotten: the next call has a new one."""
+    _, docs, address = servers
+    given = iter(["old", "new", "newer"])
+    docs.refuse_token = "old"
+
+    async def provider() -> str:
+        return next(given)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"%PDF-1.4"
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token=provider
+    ) as client:
+        answer = await client.upload_document(
+            b"%PDF-1.4", filename="a.pdf", content_type="application/pdf"
+        )
+        assert answer.document.size_bytes == len(b"%PDF-1.4")
+        assert docs.tokens == ["Bearer old", "Bearer new"]
+
+        docs.tokens.clear()
+        docs.refuse_token = "new"
+        with pytest.raises(TawasulError) as caught:
+            await client.upload_document(pieces(), filename="a.pdf", content_type="application/pdf")
+        assert caught.value.code_name == "UNAUTHENTICATED"
+        await client.upload_document(pieces(), filename="a.pdf", content_type="application/pdf")
+    assert docs.tokens == ["Bearer new", "Bearer newer"]
 
 
 async def test_the_catalog_is_cached_per_locale_and_by_version(
