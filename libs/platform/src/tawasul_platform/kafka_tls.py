@@ -24,9 +24,19 @@ ENV_KAFKA_BOOTSTRAP = "TAWASUL_KAFKA_BOOTSTRAP"
 
 
 def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
-    """Trusts brokers the CA signed, for the name dialled, and shows this process's certificate."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
-    context.load_cert_chain(cert_file, key_file)
+    """Trusts brokers the CA signed, for the name dialled, and shows this process's certificate.
+
+    ValueError names the files when one is missing, unreadable or no PEM of its kind (ssl's
+    own errors name none), so the tools print it as their error line.
+    """
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"cannot load Kafka's TLS files ({ENV_CERT}={cert_file}, {ENV_KEY}={key_file},"
+            f" {ENV_CA}={ca_file}): {exc}"
+        ) from exc
     return context
 
 

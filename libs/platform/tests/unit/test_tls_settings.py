@@ -4,10 +4,12 @@ over TLS shows the same certificate."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tawasul_platform import deadletters, rewind
 from tawasul_platform.kafka_tls import ENV_KAFKA_TLS, from_env, security
 from tawasul_platform.settings import ServiceSettings
 from tawasul_platform.testing import self_signed
@@ -101,6 +103,18 @@ def test_kafka_tls_shows_the_processs_certificate_and_checks_the_brokers(
     assert security(None) == {}
 
 
+def test_kafka_tls_with_a_file_that_is_no_pem_fails_at_start_naming_it(
+    env: pytest.MonkeyPatch, files: dict[str, Path]
+) -> None:
+    # gRPC's TLS reads the files' bytes at start; Kafka's context parses them.
+    for name, path in files.items():
+        env.setenv(name, str(path))
+    env.setenv("TAWASUL_KAFKA_TLS", "true")
+    with pytest.raises(ValidationError, match="cannot load Kafka's TLS files") as failed:
+        ServiceSettings()
+    assert f"TAWASUL_TLS_CA_FILE={files['TAWASUL_TLS_CA_FILE']}" in str(failed.value)
+
+
 def test_a_tool_in_a_pod_takes_kafka_tls_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -116,3 +130,36 @@ def test_a_tool_in_a_pod_takes_kafka_tls_from_the_environment(
     context = from_env()
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("prog", "tool", "argv"),
+    [
+        ("tawasul-dead-letters", deadletters.main, ["list"]),
+        ("tawasul-rewind", rewind.main, ["routing", "--to", "2026-12-06T09:00:00Z"]),
+    ],
+)
+@pytest.mark.parametrize("broken", ["absent", "not PEM"])
+def test_a_tool_whose_certificate_files_cannot_be_loaded_says_which_they_are(
+    prog: str,
+    tool: Callable[[Sequence[str]], None],
+    argv: list[str],
+    broken: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A Secret not mounted, or mounted with the wrong data: an error line naming the files,
+    not ssl's traceback (which names none), and before any Kafka is dialled."""
+    cert, key = self_signed(tmp_path, "operator", ca=True)
+    ca = tmp_path / "ca.pem"
+    if broken == "not PEM":
+        ca.write_text("CA")
+    for name, path in zip(TLS_ENV, (cert, key, ca), strict=True):
+        monkeypatch.setenv(name, str(path))
+    monkeypatch.setenv(ENV_KAFKA_TLS, "true")
+    with pytest.raises(SystemExit) as exited:
+        tool(["--bootstrap", "127.0.0.1:1", *argv])
+    assert str(exited.value.code).startswith(
+        f"{prog}: cannot load Kafka's TLS files (TAWASUL_TLS_CERT_FILE={cert},"
+        f" TAWASUL_TLS_KEY_FILE={key}, TAWASUL_TLS_CA_FILE={ca}): "
+    )
