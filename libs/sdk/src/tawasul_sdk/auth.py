@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,9 +46,11 @@ def jwt_expiry(token: str) -> float | None:
 
 
 class Credentials:
-    """Gives the current token: a fixed one, or the provider's, asked again once the token is
-    within `refresh_margin` seconds of its expiry (or after `invalidate`, when a service
-    answered UNAUTHENTICATED). Concurrent callers share one refresh."""
+    """Gives the current token: a fixed one, or the provider's. The provider is asked again
+    `refresh_margin` seconds before the token expires, or halfway through what was left of it
+    when given if that is later (a 60-second token is used for 30 seconds, not asked for at
+    every call), and after `invalidate` (a service answered UNAUTHENTICATED). Concurrent
+    callers share one refresh."""
 
     def __init__(
         self,
@@ -67,29 +70,41 @@ class Credentials:
         self._margin = refresh_margin
         self._clock = clock
         self._lock = asyncio.Lock()
+        # When the provider's token is to be renewed, and how many it has given.
+        self._renew_at = math.inf
+        self._given = 0
 
     @property
     def refreshable(self) -> bool:
         return self._provider is not None
 
-    def _fresh(self, token: Token | None) -> bool:
-        if token is None:
-            return False
-        return token.expires_at is None or token.expires_at - self._margin > self._clock()
-
     async def token(self) -> str:
         if self._provider is None:
             assert self._token is not None
             return self._token.value
-        if self._fresh(self._token):
-            assert self._token is not None
+        if self._token is not None and self._clock() < self._renew_at:
             return self._token.value
+        seen = self._given
         async with self._lock:
-            if not self._fresh(self._token):
-                given = await self._provider()
-                self._token = Token.of(given) if isinstance(given, str) else given
-            assert self._token is not None
-            return self._token.value
+            if self._token is not None and self._given != seen:
+                # Given while this caller waited for the lock: asking again would make every
+                # call waiting here wait on the provider in turn.
+                return self._token.value
+            given = await self._provider()
+            token = Token.of(given) if isinstance(given, str) else given
+            self._token, self._renew_at = token, self._renewal(token)
+            self._given += 1
+            return token.value
+
+    def _renewal(self, token: Token) -> float:
+        """When to ask for a token after `token`, just given: the margin before it expires,
+        but not before half of what is left of it has gone. The margin only brings the next
+        token forward: a token given with less left (a provider may hand out its cached one
+        in its last minute) is still used, not asked for again at once."""
+        if token.expires_at is None:
+            return math.inf
+        lifetime = token.expires_at - self._clock()
+        return token.expires_at - min(self._margin, lifetime / 2)
 
     def invalidate(self) -> None:
         """Forget the provider's token: the next call asks for a new one."""

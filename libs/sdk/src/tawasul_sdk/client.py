@@ -156,8 +156,8 @@ class TawasulClient:
     """Typed async access to IntakeService and DocsService for channel adapters.
 
     `token` is the end user's: a string, a Token, or an async callable giving one (asked again
-    when the token is within a minute of expiry). An adapter serving many users passes each
-    call's `token=` instead. Errors are raised as TawasulError.
+    a minute before the token expires, or halfway through a shorter-lived one). An adapter
+    serving many users passes each call's `token=` instead. Errors are raised as TawasulError.
 
     `timeout` is each call's whole time, in seconds: every attempt, the waits between them
     and the token provider's answer come out of it, and a call out of time is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,14 @@ from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.testing import unguarded
-from tawasul_sdk import CHUNK_SIZE, TRACEPARENT, RetryPolicy, TawasulClient, TawasulError
+from tawasul_sdk import (
+    CHUNK_SIZE,
+    TRACEPARENT,
+    RetryPolicy,
+    TawasulClient,
+    TawasulError,
+    Token,
+)
 from tawasul_sdk.client import LOCALES_CACHED, MAX_TOKEN_LENGTH, open_channel
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -429,6 +437,32 @@ async def test_a_refused_token_is_asked_for_again_once(
     ) as client:
         await client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
     assert intake.tokens == ["Bearer old", "Bearer new"]
+
+
+async def test_concurrent_calls_share_a_provider_s_one_minute_token(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    """An identity provider issuing 60-second tokens, a minute being the refresh margin: the
+    calls share one token, not each wait on the provider in turn until they run out of time."""
+    intake, _, address = servers
+    asked = 0
+
+    async def provider() -> Token:
+        nonlocal asked
+        asked += 1
+        await asyncio.sleep(0.05)  # the identity provider's answer takes its time
+        return Token(f"t{asked}", expires_at=time.time() + 60)
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token=provider, timeout=0.5
+    ) as client:
+        await asyncio.gather(
+            *(
+                client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+                for _ in range(20)
+            )
+        )
+    assert (asked, set(intake.tokens)) == (1, {"Bearer t1"})
 
 
 async def test_an_upload_refused_its_token_is_sent_again_when_it_can_be(

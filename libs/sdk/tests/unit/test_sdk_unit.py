@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -183,6 +184,58 @@ async def test_a_provider_is_asked_again_near_expiry_and_after_invalidate() -> N
     credentials.invalidate()
     await credentials.token()
     assert len(asked) == 3
+
+
+async def test_a_short_lived_token_is_used_for_half_its_life_not_asked_for_at_every_call() -> None:
+    """The margin only brings the next token forward: a token given with less than the margin
+    left (60-second tokens; a provider's cached one in its last minute) is used still, and
+    asked for again halfway through what was left of it."""
+    now = [1000.0]
+    asked: list[float] = []
+    lives = iter([60, 60, 20])
+
+    async def provider() -> Token:
+        asked.append(now[0])
+        return Token(f"t{len(asked)}", expires_at=now[0] + next(lives))
+
+    credentials = Credentials(provider, refresh_margin=60, clock=lambda: now[0])
+    assert [await credentials.token() for _ in range(3)] == ["t1"] * 3
+    now[0] += 29
+    assert await credentials.token() == "t1"
+    now[0] += 2
+    assert await credentials.token() == "t2"
+    now[0] += 31
+    assert [await credentials.token() for _ in range(3)] == ["t3"] * 3
+    now[0] += 9
+    assert await credentials.token() == "t3"
+    assert asked == [1000.0, 1031.0, 1062.0]
+
+
+async def test_calls_waiting_for_a_token_take_the_one_given_meanwhile() -> None:
+    """Calls that wait while the provider is asked share its answer, even a token in its last
+    second, rather than each asking the provider in turn (and running out of time)."""
+    now = [1000.0]
+    asked = 0
+    answer = asyncio.Event()
+    life = [0.0]
+
+    async def provider() -> Token:
+        nonlocal asked
+        asked += 1
+        await answer.wait()
+        return Token(f"t{asked}", expires_at=now[0] + life[0])
+
+    credentials = Credentials(provider, refresh_margin=60, clock=lambda: now[0])
+    for expected, lifetime in (("t1", 60.0), ("t2", 0.0)):
+        life[0] = lifetime
+        answer.clear()
+        calls = [asyncio.create_task(credentials.token()) for _ in range(20)]
+        await asyncio.sleep(0)  # every call is waiting
+        answer.set()
+        async with asyncio.timeout(5):
+            assert await asyncio.gather(*calls) == [expected] * 20
+        now[0] += 31
+    assert asked == 2
 
 
 async def test_a_fixed_token_is_given_as_is() -> None:
