@@ -9,7 +9,10 @@ Kubernetes' native `grpc:` probe cannot present a client certificate, hence this
 Exit 0 when SERVING, 1 otherwise (NOT_SERVING, refused, timed out): what exec probes read.
 With --alive, any answer is 0, NOT_SERVING included: a process that waits for Kafka at start
 (health NOT_SERVING, service.serve) is alive and must not be restarted by a liveness probe;
-it is only kept out of the Service's endpoints by the readiness probe.
+it is only kept out of the Service's endpoints by the readiness probe. So is a refusal the
+server itself gave (ANSWERED): one at its call limit (grpc_max_concurrent_rpcs) answers the
+probe RESOURCE_EXHAUSTED, and a restart would only drop the calls it is busy with. No answer
+(UNAVAILABLE: nothing listening, a failed handshake; DEADLINE_EXCEEDED) is 1.
 It imports grpc and the health stubs only, not the service's settings, so each probe is cheap.
 """
 
@@ -30,6 +33,11 @@ ENV_ADDRESS = "TAWASUL_GRPC_ADDRESS"
 # What the server's certificate names for a caller inside the pod (deploy/local's Pki: the
 # service's name, localhost and 127.0.0.1).
 DEFAULT_SERVER_NAME = "localhost"
+# Errors only a server that is up and answering gives: past its call limit, a server without
+# grpc.health (or a --service health does not know). Liveness takes them as answers.
+ANSWERED = frozenset(
+    {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND}
+)
 
 
 def probe_target(address: str) -> str:
@@ -75,8 +83,9 @@ def check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.RpcError as exc:
-            print(f"tawasul-health: {target}: {exc.code().name}", file=sys.stderr)
-            return 1
+            code = exc.code()
+            print(f"tawasul-health: {target}: {code.name}", file=sys.stderr)
+            return 0 if alive and code in ANSWERED else 1
     if reply.status != health_pb2.HealthCheckResponse.SERVING and not alive:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         print(f"tawasul-health: {target}: {status}", file=sys.stderr)
@@ -97,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the name the server's certificate must carry (in Kubernetes: its Service's)",
     )
     parser.add_argument(
-        "--alive", action="store_true", help="any answer passes, NOT_SERVING too (liveness)"
+        "--alive",
+        action="store_true",
+        help="any answer passes, NOT_SERVING and RESOURCE_EXHAUSTED too (liveness)",
     )
     args = parser.parse_args(argv)
     address = args.address or os.environ.get(ENV_ADDRESS)

@@ -1,5 +1,6 @@
 """`tawasul-health`, the probe of containers and pods, against a real mutual-TLS server: it
-answers 0 only when the server says SERVING, and gets through only with the pod's certificate."""
+answers 0 only when the server says SERVING (with --alive, when it answers at all), and gets
+through only with the pod's certificate."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from tawasul_devstack.pki import Authority
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.healthcheck import check, probe_target
 from tawasul_platform.testing import unguarded
-from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig, open_channel
 
 
 def _nothing(server: grpc.aio.Server) -> None:
@@ -60,6 +62,63 @@ async def test_alive_passes_on_not_serving_but_not_on_no_answer(served: Served) 
     # Started, waiting for its dependencies: alive (no restart), not ready.
     assert await asyncio.to_thread(check, served.target, env=served.env, alive=True) == 0
     assert await asyncio.to_thread(check, "127.0.0.1:1", env=served.env, alive=True) == 1
+
+
+async def test_a_server_at_its_call_limit_is_alive_but_not_ready(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gRPC answers the probe RESOURCE_EXHAUSTED past grpc_max_concurrent_rpcs: the process
+    is merely busy, and a liveness restart would drop every call it holds."""
+    release, both_held = asyncio.Event(), asyncio.Event()
+    running = 0
+
+    async def busy(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        nonlocal running
+        running += 1
+        if running == 2:
+            both_held.set()
+        await release.wait()
+        return b"done"
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(busy)}
+    )
+    ca = Authority.new("test office CA")
+    server = GrpcServer(
+        "127.0.0.1:0",
+        unguarded(),
+        lambda s: s.add_generic_rpc_handlers((handler,)),
+        tls=ca.tls("intake", server=True),
+        limits=ServerLimits(max_concurrent_rpcs=2),
+    )
+    await server.start()
+    await server.serving(True)
+    target = f"127.0.0.1:{server.port}"
+    env = _files(ca.tls("intake", server=True), tmp_path / "tls")
+    try:
+        async with open_channel(target, ca.tls("client", server=False)) as channel:
+            call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+            call = channel.unary_unary("/test.Slow/Call")
+            held = [asyncio.ensure_future(call(b"", timeout=10)) for _ in range(2)]
+            await asyncio.wait_for(both_held.wait(), 10)
+            assert await asyncio.to_thread(check, target, env=env, alive=True) == 0
+            assert await asyncio.to_thread(check, target, env=env) == 1
+            assert capsys.readouterr().err.count(f"{target}: RESOURCE_EXHAUSTED") == 2
+            release.set()
+            assert await asyncio.gather(*held) == [b"done", b"done"]
+    finally:
+        await server.stop(1)
+
+
+async def test_alive_passes_on_a_service_health_does_not_know(served: Served) -> None:
+    # NOT_FOUND is health's own answer: the server is up.
+    unknown = "tawasul.nowhere.v1.Nowhere"
+    await served.server.serving(True)
+    ready = await asyncio.to_thread(check, served.target, env=served.env, service=unknown)
+    alive = await asyncio.to_thread(
+        check, served.target, env=served.env, service=unknown, alive=True
+    )
+    assert (ready, alive) == (1, 0)
 
 
 async def test_without_a_certificate_the_probe_fails(served: Served) -> None:
