@@ -62,7 +62,7 @@ from tawasul_platform import metrics, tracing
 from tawasul_platform.errors import DomainError
 from tawasul_platform.events import SCHEMA_VERSION
 from tawasul_platform.faults import is_conflict, is_transient
-from tawasul_platform.topics import dead_letter_topic
+from tawasul_platform.topics import COMPACTED, dead_letter_topic
 from tawasul_platform.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
@@ -721,10 +721,15 @@ class NewerSchema(Exception):
     """An event whose schema version this code does not know yet: a producer already
     upgraded wrote it, and this code could misread it (a field moved, a meaning changed)."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, topic: str) -> None:
+        # A compacted topic's replay would outlive the key's newer records (deadletters).
+        then = (
+            "restart this service once upgraded (it reads the topic whole), then discard it"
+            if topic in COMPACTED
+            else "replay it once this service is upgraded"
+        )
         super().__init__(
-            f"schema version {version} is newer than this code knows ({SCHEMA_VERSION}): "
-            "replay it once this service is upgraded"
+            f"schema version {version} is newer than this code knows ({SCHEMA_VERSION}): {then}"
         )
 
 
@@ -736,7 +741,7 @@ def _event(record: Record) -> events_pb2.Envelope:
     # unset: every producer has set it since the first (events.envelope), so it is no older
     # event, only a hand-made one, read as the current version.
     if event.schema_version > SCHEMA_VERSION:
-        raise NewerSchema(event.schema_version)
+        raise NewerSchema(event.schema_version, record.topic)
     return event
 
 

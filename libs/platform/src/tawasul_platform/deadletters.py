@@ -14,6 +14,12 @@ again. It comes after the request's later events: a status change or a routing d
 later than one a group applied (their per-request `sequence`) is skipped there, not applied
 over them.
 
+A compacted topic's dead letters (topics.COMPACTED: the staff records) are not replayed: the
+replay would be the key's latest record, and compaction would delete the newer ones it comes
+after (a reviewer's v5 published again after v6 is what a database rebuilt from the topic
+gets). Their groups read every key's latest record again at each start, so once the cause is
+mended the service is restarted and the dead letters are discarded.
+
 What has been dealt with is this tool's own consumer group's offsets on the dead-letter
 topics (HANDLED_GROUP): `replay` and `discard` take the oldest pending dead letters of one
 topic, in order, and move that group past them; `list` shows what is pending. A replay cut
@@ -48,7 +54,13 @@ from tawasul.events.v1 import events_pb2
 
 from tawasul_platform.kafka_tls import add_bootstrap_argument, from_env, require_bootstrap, security
 from tawasul_platform.retention import INBOX_KEEP
-from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, dead_letter_topic
+from tawasul_platform.topics import (
+    COMPACTED,
+    SUBSCRIPTIONS,
+    TOPICS,
+    dead_letter_topic,
+    group_service,
+)
 
 HANDLED_GROUP = "tawasul-dead-letters"
 REPLAYED_FROM = "replayed-from"
@@ -143,6 +155,18 @@ def subscription(topic: str, group: str) -> str:
         known = "\n".join(f"  {t} {g}" for t, g in SUBSCRIPTIONS)
         raise ValueError(f"no group {group!r} reads {topic!r}; the subscriptions are:\n{known}")
     return dead_letter_topic(topic, group)
+
+
+def refuse_compacted(topic: str, group: str) -> None:
+    """ValueError for a compacted topic: a replay would outlive the key's newer records."""
+    if topic in COMPACTED:
+        raise ValueError(
+            f"{topic} is compacted: a replay would become each key's latest record there, and"
+            f" compaction would delete the newer ones. Nothing was replayed; {group} reads every"
+            f" key's latest record again at its next start: once the cause is mended, restart"
+            f" {group_service(group)}, then discard these dead letters (discard {topic} {group}"
+            " --count N)"
+        )
 
 
 class _DeadLetters:
@@ -262,6 +286,7 @@ async def replay(
     """Publishes the oldest `count` (None: all) pending dead letters of the subscription on
     `topic` again, then marks them dealt with; returns them."""
     dlt = subscription(topic, group)
+    refuse_compacted(topic, group)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **security(ssl_context)
     )

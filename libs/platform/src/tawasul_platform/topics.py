@@ -103,6 +103,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(STAFF_REVIEWERS, compacted=True),
     *(TopicSpec(dead_letter_topic(t, g), partitions=1) for t, g in SUBSCRIPTIONS),
 )
+# Read whole by their groups at every start (EventConsumer.subscribe_table).
+COMPACTED = frozenset(spec.name for spec in TOPICS if spec.compacted)
 
 
 async def ensure_topics(bootstrap_servers: str, topics: tuple[TopicSpec, ...] = TOPICS) -> None:

@@ -27,6 +27,7 @@ from tawasul_platform.consumer import EventConsumer, MissingTopics, Subscription
 from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.events import SCHEMA_VERSION
 from tawasul_platform.faults import is_transient
+from tawasul_platform.topics import STAFF_REVIEWERS
 
 EVENT = events_pb2.Envelope(event_id="e1", event_type="tawasul.requests.submitted")
 
@@ -169,6 +170,22 @@ async def test_an_event_of_a_newer_schema_is_dead_lettered_for_a_replay_after_up
     reason = headers["dlt.error"].decode()
     assert f"schema version {SCHEMA_VERSION + 1}" in reason
     assert "replay it once this service is upgraded" in reason
+
+
+async def test_a_newer_schema_on_a_compacted_topic_is_dead_lettered_for_a_restart() -> None:
+    """A replay on a compacted topic would outlive the key's newer records (deadletters
+    refuses it): its group reads the topic whole at start, so a restart once upgraded."""
+    producer = FakeProducer()
+    calls, handle = failing()
+    newer = events_pb2.Envelope(event_id="e1", schema_version=SCHEMA_VERSION + 1)
+    staff = record(newer.SerializeToString(), topic=STAFF_REVIEWERS)
+    await consumer(producer)._process(staff, handle, f"{STAFF_REVIEWERS}.dlt.g")
+    assert calls == []
+    reason = producer.sent[0][2]["dlt.error"].decode()
+    assert reason.endswith(
+        "restart this service once upgraded (it reads the topic whole), then discard it')"
+    )
+    assert "replay" not in reason
 
 
 async def test_a_newer_schema_in_a_batch_is_dead_lettered_and_the_rest_applied() -> None:

@@ -7,10 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.events.v1 import events_pb2
 from tawasul_platform import topics
-from tawasul_platform.deadletters import DeadLetter, main, refuse_forgotten, subscription
+from tawasul_platform.deadletters import (
+    DeadLetter,
+    discard,
+    main,
+    refuse_forgotten,
+    replay,
+    subscription,
+)
 from tawasul_platform.retention import INBOX_KEEP
 
 DLT = topics.dead_letter_topic(topics.REQUEST_ROUTED, "review")
@@ -112,6 +120,27 @@ def test_only_a_subscription_that_exists_has_dead_letters() -> None:
     assert f"  {topics.REQUEST_ROUTED} review\n" in str(refused.value)
 
 
+async def test_a_compacted_topics_dead_letters_are_refused_replay_before_anything_goes_out() -> (
+    None
+):
+    """routing parked a reviewer's v5 (a schema it did not know yet) before review published
+    v6, which takes a department away. Published again, v5 would be the reviewer's latest
+    record, compaction would delete v6, and a database rebuilt from the topic would give the
+    department back. Nothing listens on port 1: refused before Kafka is dialled."""
+    with pytest.raises(ValueError, match="is compacted") as refused:
+        await replay("127.0.0.1:1", topics.STAFF_REVIEWERS, "routing", None)
+    assert str(refused.value) == (
+        f"{topics.STAFF_REVIEWERS} is compacted: a replay would become each key's latest record"
+        " there, and compaction would delete the newer ones. Nothing was replayed; routing reads"
+        " every key's latest record again at its next start: once the cause is mended, restart"
+        f" routing, then discard these dead letters (discard {topics.STAFF_REVIEWERS} routing"
+        " --count N)"
+    )
+    # What it says to do instead goes as far as Kafka.
+    with pytest.raises(KafkaConnectionError):
+        await discard("127.0.0.1:1", topics.STAFF_REVIEWERS, "notify-events", 1)
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -122,6 +151,10 @@ def test_only_a_subscription_that_exists_has_dead_letters() -> None:
             "must be 1 or more",
         ),
         (["--bootstrap", "k:9092", "replay", topics.REQUEST_ROUTED, "nobody"], "no group"),
+        (
+            ["--bootstrap", "k:9092", "replay", topics.STAFF_REVIEWERS, "docs"],
+            f"tawasul-dead-letters: {topics.STAFF_REVIEWERS} is compacted",
+        ),
         # Nothing listens on port 1: refused at once.
         (["--bootstrap", "127.0.0.1:1", "list"], "Kafka at 127.0.0.1:1: KafkaConnectionError"),
     ],
