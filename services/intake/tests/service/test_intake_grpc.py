@@ -661,6 +661,22 @@ async def test_concurrent_different_requests_for_one_person_make_one(intake: Int
     assert {existing_resource(e) for e in refused} == {made[0].request_number}
 
 
+async def test_a_visitor_files_and_finds_a_request_from_their_border_number_account(
+    intake: Intake,
+) -> None:
+    """A visitor has no iqama: identity signs them in by their border number (the registry's
+    3000000129), and their inquiry is theirs to list."""
+    visitor = IDENTITY.token_for(Principal("3000000129", Role.RESIDENT))
+    made = await intake.submit(
+        visitor, sub_service_code="reports.general-inquiry", subject_id="", fields={}
+    )
+    assert (made.applicant_id, made.subject_id) == ("3000000129", "3000000129")
+    listed = await intake.stub.ListMyRequests(
+        intake_pb2.ListMyRequestsRequest(), timeout=5, metadata=bearer(visitor)
+    )
+    assert [r.request_number for r in listed.requests] == [made.request_number]
+
+
 async def test_losing_a_race_with_another_account_hands_its_connection_back(
     intake: Intake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -298,9 +298,22 @@ REJECTED: list[tuple[Form, str, str]] = [
     (
         Form(caller=Principal("1000000016", Role.RESIDENT), sub_service_code=INQUIRY, fields={}),
         "applicant_id",
-        "start with 2",
+        "start with 2 or 3 or 4",
+    ),
+    (
+        Form(caller=Principal("2000000017", Role.RESIDENT), sub_service_code=INQUIRY, fields={}),
+        "applicant_id",
+        "check digit",
     ),
 ]
+
+
+def test_a_visitor_files_from_the_account_of_their_border_number() -> None:
+    """A visitor has no iqama, only a border number, which carries no check digit."""
+    submission = validate(
+        caller=Principal("3000000129", Role.RESIDENT), sub_service_code=INQUIRY, fields={}
+    )
+    assert (submission.applicant_id, submission.subject_id) == ("3000000129", "3000000129")
 
 
 @pytest.mark.parametrize(

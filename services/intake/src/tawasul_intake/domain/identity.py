@@ -1,4 +1,5 @@
-"""Saudi identity numbers: national ID (1…) and iqama (2…) with their Luhn check digit."""
+"""Saudi identity numbers: national ID (1…) and iqama (2…) with their Luhn check digit, and a
+visitor's border number (3… or 4…) without one."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def id_number_problem(number: str, *, first_digit: str) -> Bilingual | None:
-    """Why `number` is not a valid national ID (first digit 1) or iqama (2), or None."""
+def id_number_problem(number: str, *, first_digits: str) -> Bilingual | None:
+    """Why `number` is not an ID starting with one of `first_digits`, or None: a national ID
+    (1) or an iqama (2) ends in its check digit, a visitor's border number (3 or 4) in none."""
     if len(number) != 10 or not (number.isascii() and number.isdigit()):
         return TEN_DIGITS
-    if number[0] != first_digit:
-        return Bilingual(f"must start with {first_digit}", f"يجب أن يبدأ بالرقم {first_digit}")
-    if not luhn_valid(number):
+    if number[0] not in first_digits:
+        return Bilingual(
+            "must start with " + " or ".join(first_digits),
+            "يجب أن يبدأ بالرقم " + " أو ".join(first_digits),
+        )
+    if number[0] in "12" and not luhn_valid(number):
         return CHECK_DIGIT
     return None

@@ -663,7 +663,7 @@ def validate_submission(
         )
     problems: dict[str, Bilingual] = {}
     if caller.role in _IDENTITY_PREFIX and (
-        problem := id_number_problem(caller.subject, first_digit=_IDENTITY_PREFIX[caller.role])
+        problem := id_number_problem(caller.subject, first_digits=_IDENTITY_PREFIX[caller.role])
     ):
         problems["applicant_id"] = Bilingual(
             f"the account's ID number {problem}", f"رقم هوية الحساب: {problem.ar}"
@@ -866,7 +866,9 @@ NOT_THE_SUBJECT = Bilingual(
     "يجب أن يكون رقم هوية الشخص الذي يخصه الطلب",
 )
 TOO_MANY_FIELDS = Bilingual(f"at most {MAX_FIELDS} fields", f"{MAX_FIELDS} حقلًا على الأكثر")
-_IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "2"}
+# The account's own ID: a resident signs in with their iqama, or a visitor with the border
+# number that is all they have (SPEC, section 1).
+_IDENTITY_PREFIX = {Role.CITIZEN: "1", Role.RESIDENT: "234"}
 _KEY = re.compile(r"[A-Za-z0-9._:-]+")
 # One plain mailbox: the local part an RFC 5322 dot-atom, so that no mail client reads it as
 # other recipients (a list, a group, a display name, a comment) than the one stored; printable
