@@ -5,12 +5,19 @@ A restored database has lost what the service applied since the backup, but its 
 committed offsets are still where it stood before the restore: the events in between would
 never be read again. Run with the service stopped (every replica: a group someone reads in
 refuses the move), this commits, for each group of the service on each partition it reads,
-the first offset at or after `--to` (the backup's time), wherever the group stood past it;
-once started, the service reads those events again. What the backup had applied already its
-inbox skips by event id; what it published again is skipped downstream by event id or by the
-request's `sequence`. A group behind `--to` is left where it is.
+the first offset at or after `--to` (the backup's time) less `--margin`, wherever the group
+stood past it; once started, the service reads those events again. A group behind that time
+is left where it is.
 
-    tawasul-rewind SERVICE --to 2026-12-06T09:00:00Z [--dry-run]
+The margin is for the events published before the backup but applied after it (the group's
+lag then): the backup lacks their effect, and from `--to` itself they would never be read
+again. Its default, an hour, is well past a group's usual lag (the consumer-lag alert,
+TawasulConsumerLagHigh, fires on a backlog held 15 minutes); a group that lagged more at the
+backup's time (an outage it waited out) takes a larger one. Reading again too much is
+harmless: what the backup had applied already its inbox skips by event id; what it published
+again is skipped downstream by event id or by the request's `sequence`.
+
+    tawasul-rewind SERVICE --to 2026-12-06T09:00:00Z [--margin 1h] [--dry-run]
 
 Kafka as tawasul-dead-letters has it (TAWASUL_KAFKA_BOOTSTRAP, TAWASUL_KAFKA_TLS and the
 operator's certificate: kafka_acls.OPERATOR may move every group).
@@ -20,11 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -37,6 +45,9 @@ from tawasul_platform.topics import SUBSCRIPTIONS, TOPICS, group_service
 
 PARTITIONS = {spec.name: spec.partitions for spec in TOPICS}
 Ctx = ssl.SSLContext | None
+# Before `--to`, for what was published before the backup and applied after it (module doc).
+MARGIN = timedelta(hours=1)
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours"}
 
 
 class GroupBusyError(Exception):
@@ -95,12 +106,15 @@ async def rewind(
     service: str,
     to: datetime,
     *,
+    margin: timedelta = MARGIN,
     apply: bool = True,
     ssl_context: ssl.SSLContext | None = None,
 ) -> list[Move]:
-    """Moves `service`'s groups back to `to` (with `apply`; else only says what it would)."""
+    """Moves `service`'s groups back to `to` less `margin` (with `apply`; else only says what
+    it would)."""
     if to.tzinfo is None:
         raise ValueError("--to needs its zone (2026-12-06T09:00:00Z, or +03:00)")
+    since = to - margin
     reads = groups_of(service)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security(ssl_context))
     await admin.start()
@@ -123,8 +137,8 @@ async def rewind(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security(ssl_context))
     await consumer.start()
     try:
-        found = await consumer.offsets_for_times({tp: int(to.timestamp() * 1000) for tp in tps})
-        # No event at or after `to`: the partition's end.
+        found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+        # No event at or after `since`: the partition's end.
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
@@ -141,6 +155,16 @@ async def rewind(
     return planned
 
 
+def duration(text: str) -> timedelta:
+    """`--margin`: a whole number of hours, minutes or seconds (1h, 30m, 90s), or 0."""
+    if text == "0":
+        return timedelta(0)
+    found = re.fullmatch(r"(\d+)([smh])", text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is no duration: 1h, 30m, 90s or 0")
+    return timedelta(**{UNITS[found[2]]: int(found[1])})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tawasul-rewind",
@@ -151,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("service")
     parser.add_argument(
         "--to", required=True, type=datetime.fromisoformat, help="ISO 8601, with its zone"
+    )
+    parser.add_argument(
+        "--margin",
+        type=duration,
+        default=MARGIN,
+        help="read again from this long before --to: 1h (the default), 30m, 90s, 0",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would move, move none")
     return parser
@@ -166,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.bootstrap,
                 args.service,
                 args.to,
+                margin=args.margin,
                 apply=not args.dry_run,
                 ssl_context=from_env(),
             )
@@ -174,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"tawasul-rewind: {exc}")
     except KafkaError as exc:
         sys.exit(f"tawasul-rewind: Kafka at {args.bootstrap}: {exc}")
+    print(f"from {(args.to - args.margin).isoformat()} (--to less a margin of {args.margin})")
     for move in planned:
         print(("would move " if args.dry_run else "moved ") + move.describe())
     print(f"{len(planned)} partition(s) {'to move' if args.dry_run else 'moved'}")
