@@ -873,10 +873,11 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer(review: Review)
     await review.ok(
         "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
     )
-    # Sampling is by request id: enqueue until one falls in the sample (10 % here).
+    # Sampling is by request id under review's key: enqueue until one falls in the sample.
     while True:
         request_id = await review.enqueue()
-        if sampled(uuid.UUID(request_id), review.rules.quality_percent):
+        rules = review.rules
+        if sampled(uuid.UUID(request_id), rules.quality_percent, key=rules.quality_key):
             break
     await review.ok("claim", request_id)
     await review.ok("accept", request_id, "--message", "Done", "--reason", "completed")
@@ -913,7 +914,8 @@ async def test_a_supervisor_pages_through_the_checks_made(review: Review) -> Non
     decided: list[str] = []
     while len(decided) < 2:
         request_id = await review.enqueue()
-        if sampled(uuid.UUID(request_id), review.rules.quality_percent):
+        rules = review.rules
+        if sampled(uuid.UUID(request_id), rules.quality_percent, key=rules.quality_key):
             await review.ok("claim", request_id)
             await review.ok("accept", request_id, "--message", "Done", "--reason", "completed")
             decided.append(request_id)

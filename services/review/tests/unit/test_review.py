@@ -52,7 +52,7 @@ from tawasul_review.domain.model import (
     StatusChanged,
     WorkItem,
 )
-from tawasul_review.domain.quality import QualityCheck, QualityPosition
+from tawasul_review.domain.quality import QualityCheck, QualityPosition, sampled
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
 from tawasul_review.domain.search import (
     Criteria,
@@ -1547,21 +1547,41 @@ async def test_the_quality_check_shows_the_decision_an_appeal_left_standing() ->
         (item, Decision.ACCEPT, "E200", Decision.REJECT, "E100", None)
         for item in (pending_one, checked_one)
     )
-    with pytest.raises(FailedPrecondition):
-        await handlers.complete_quality_check(
-            uow=uow, reviewer=SARA, request_id=checked_one, verdict="agree", note=""
-        )
+    # Neither SARA, whose decision it is, nor ALI, whose rejection was appealed against.
+    for reviewer in (SARA, ALI):
+        with pytest.raises(FailedPrecondition):
+            await handlers.complete_quality_check(
+                uow=uow, reviewer=reviewer, request_id=checked_one, verdict="agree", note=""
+            )
+    done = await handlers.complete_quality_check(
+        uow=uow, reviewer=BOSS, request_id=checked_one, verdict="agree", note=""
+    )
+    assert (done.checked_by, done.verdict) == ("E900", "agree")
+
+
+async def test_which_decisions_are_sampled_cannot_be_told_from_their_requests() -> None:
+    """By the request id alone, a reviewer who claims an item could tell beforehand whether
+    their decision would be checked: the draw is keyed by a secret of the process."""
+    ids = [uuid.UUID(int=n) for n in range(200)]
+    keys = [handlers.Policy(CALENDAR, POLICY.catalog, {}).quality_key for _ in range(2)]
+    draws = [{i for i in ids if sampled(i, 50, key=key)} for key in keys]
+    assert draws[0] != draws[1]
+    assert all(60 <= len(d) <= 140 for d in draws)
 
 
 async def test_a_decision_on_an_appeal_is_sampled_like_any_other() -> None:
     """A request's first decision and its appeal's are drawn apart: one share of the
     appealed requests whose rejection was not sampled has the appeal's decision sampled."""
     half = handlers.Policy(
-        calendar=CALENDAR, catalog=POLICY.catalog, reasons=POLICY.reasons, quality_percent=50
+        calendar=CALENDAR,
+        catalog=POLICY.catalog,
+        reasons=POLICY.reasons,
+        quality_percent=50,
+        quality_key=b"a key of the test's",
     )
     uow = FakeUnitOfWork()
     items = []
-    for n in range(1, 41):  # ids fixed, so the draws are too
+    for n in range(1, 41):  # ids and key fixed, so the draws are too
         items.append(
             item := (await enqueue(uow, work_item(request_id=uuid.UUID(int=n)))).request_id
         )

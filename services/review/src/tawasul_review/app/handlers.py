@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -76,8 +77,10 @@ class Policy:
     lease: timedelta = timedelta(minutes=30)
     # Employee ids that manage reviewers in every department (the directorate's admins).
     admins: frozenset[str] = frozenset()
-    # The share of decisions, in per cent, sampled for a second look.
+    # The share of decisions, in per cent, sampled for a second look, and the key of the draw
+    # (quality.sampled): the process's own, unknown to anyone.
     quality_percent: int = 10
+    quality_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
 # --- arriving and leaving ---------------------------------------------------------------
@@ -587,7 +590,9 @@ async def _sample(uow: UnitOfWork, item: WorkItem, policy: Policy, now: datetime
         if earlier is not None:
             await uow.quality.save(earlier.replaced_on_appeal(item, now))
             return
-    if sampled(item.request_id, policy.quality_percent, appeal_of=item.appeal_of):
+    if sampled(
+        item.request_id, policy.quality_percent, key=policy.quality_key, appeal_of=item.appeal_of
+    ):
         await uow.quality.add(QualityCheck.of(item, now))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,11 +23,13 @@ class Verdict(StrEnum):
     DISAGREE = "disagree"
 
 
-def sampled(request_id: uuid.UUID, percent: int, *, appeal_of: str = "") -> bool:
-    """Whether a decision is sampled: by the request id, so replicas and retries agree. A
-    decision on an appeal (of `appeal_of`'s rejection) is drawn apart from the first one,
+def sampled(request_id: uuid.UUID, percent: int, *, key: bytes, appeal_of: str = "") -> bool:
+    """Whether a decision is sampled: drawn by the request id under `key`, a secret of the
+    process, so that a reviewer who sees the id cannot tell beforehand whether their decision
+    will be checked (by the id alone they could). A decision is drawn once, when it is made.
+    A decision on an appeal (of `appeal_of`'s rejection) is drawn apart from the first one,
     else it would be sampled exactly when the decision it replaces was."""
-    digest = hashlib.sha256(request_id.bytes + appeal_of.encode()).digest()
+    digest = hmac.digest(key, request_id.bytes + appeal_of.encode(), hashlib.sha256)
     return int.from_bytes(digest[:4], "big") % 100 < percent
 
 
@@ -83,6 +86,12 @@ class QualityCheck:
             raise NotFound("no such quality check in your departments")
         if reviewer.subject == self.decided_by:
             raise FailedPrecondition("a decision is checked by another reviewer than its own")
+        if reviewer.subject == self.replaced_by:
+            # The appeal was against their rejection: the dispute is not theirs to settle.
+            raise FailedPrecondition(
+                "a decision on an appeal is checked by another reviewer than the one whose"
+                " rejection was appealed"
+            )
         if self.checked_by:
             raise FailedPrecondition(f"already checked by {self.checked_by}")
         problems: dict[str, str] = {}
