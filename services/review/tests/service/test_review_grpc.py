@@ -2159,6 +2159,31 @@ async def test_a_put_beside_a_call_holding_one_of_the_reviewers_items_is_tried_a
     assert (item.state, item.assignee_id) == (review_pb2.WORK_ITEM_STATE_QUEUED, "")
 
 
+async def test_an_appeal_nobody_with_room_may_take_leaves_the_room_to_those_behind_it(
+    review: Review,
+) -> None:
+    """E100, back with room for one, rejected the appeal at the head of a pushing queue: it is
+    not theirs to take, and the item behind it is."""
+    await review.put_reviewer("E100", capacity=1)
+    appealed = await review.enqueue()
+    assert await review.claim_next(ALI) == appealed
+    await reject(review, appealed, ALI)
+    await review.admin.SetAvailability(
+        review_pb2.SetAvailabilityRequest(available=False), timeout=5, metadata=bearer(ALI)
+    )
+    await push_round_robin(review, "passports.default")
+    await review.act(
+        request_appealed=events_pb2.RequestAppealed(request_id=appealed, reason="It is recent")
+    )
+    review.clock.now += timedelta(minutes=1)
+    behind = await review.enqueue()
+    await review.admin.SetAvailability(
+        review_pb2.SetAvailabilityRequest(available=True), timeout=5, metadata=bearer(ALI)
+    )
+    held = {i.request_id: i.assignee_id for i in await review.queue(ALI)}
+    assert held == {appealed: "", behind: "E100"}
+
+
 async def test_a_first_record_taking_a_reviewer_out_of_their_token_s_department_pushes_it_on(
     review: Review,
 ) -> None:

@@ -176,7 +176,13 @@ class FakeItems:
         return [self._load(r) for r in rows[:limit]]
 
     async def waiting(
-        self, department: str, queues: Collection[str], languages: Collection[str], limit: int
+        self,
+        department: str,
+        queues: Collection[str],
+        languages: Collection[str],
+        limit: int,
+        *,
+        passed: Collection[uuid.UUID] = (),
     ) -> list[WorkItem]:
         raise AssertionError("every queue pulls")
 

@@ -451,10 +451,17 @@ class SqlWorkItemRepository:
         return [self._opened(row) for row in rows]
 
     async def waiting(
-        self, department: str, queues: Collection[str], languages: Collection[str], limit: int
+        self,
+        department: str,
+        queues: Collection[str],
+        languages: Collection[str],
+        limit: int,
+        *,
+        passed: Collection[uuid.UUID] = (),
     ) -> list[WorkItem]:
         """The queued items of the queues, as this transaction leaves them, in claim-next's
-        order (work_items_next's): `limit` at most, locked; those others hold are skipped."""
+        order (work_items_next's): `limit` at most, locked; those others hold are skipped, and
+        those `passed` (read already, so among those it read: `seen`)."""
         t = tables.work_items.c
         where = (
             (t.state == State.QUEUED.value)
@@ -482,6 +489,7 @@ class SqlWorkItemRepository:
             and i.department == department
             and i.queue in queues
             and i.contact.locale in languages
+            and i.request_id not in passed
         ]
         last = datetime.max.replace(tzinfo=UTC)
         return sorted(

@@ -185,6 +185,11 @@ def _department_of(queue: str) -> str:
     return queue.partition(".")[0]
 
 
+# Reads of a department's waiting items a refill makes at most, when some it read went to
+# nobody: bounded, as the transaction holds its queues meanwhile.
+_REFILL_READS = 4
+
+
 async def _refill(
     uow: UnitOfWork,
     modes: dict[str, Mode],
@@ -201,14 +206,23 @@ async def _refill(
     for queue in sorted(modes):
         queues.setdefault(_department_of(queue), []).append(queue)
     for department, theirs in queues.items():
-        room = [c for c in await uow.queues.candidates(department) if c.has_room()]
-        if not room:
-            continue
-        languages = {language for c in room for language in c.languages}
-        # Those let go may take a place and go to nobody: room for as many more.
-        limit = sum(c.capacity - c.load for c in room) + len(let_go)
-        for item in await uow.items.waiting(department, theirs, languages, limit):
-            await _push(uow, item, policy, now, modes[item.queue], let_go.get(item.request_id))
+        passed: set[uuid.UUID] = set()
+        for _ in range(_REFILL_READS):
+            room = [c for c in await uow.queues.candidates(department) if c.has_room()]
+            if not room:
+                break
+            languages = {language for c in room for language in c.languages}
+            # Those let go may take a place and go to nobody: room for as many more.
+            limit = sum(c.capacity - c.load for c in room) + len(let_go)
+            items = await uow.items.waiting(department, theirs, languages, limit, passed=passed)
+            for item in items:
+                await _push(uow, item, policy, now, modes[item.queue], let_go.get(item.request_id))
+            # One nobody with room may take (an appeal of the only one with room, say) took a
+            # place in the read: those behind it are read on, for the room it left.
+            stayed = {item.request_id for item in items if item.state is State.QUEUED}
+            if len(items) < limit or not stayed:
+                break
+            passed |= stayed
 
 
 async def _push(

@@ -68,11 +68,17 @@ class WorkItemRepository(Protocol):
         ...
 
     async def waiting(
-        self, department: str, queues: Collection[str], languages: Collection[str], limit: int
+        self,
+        department: str,
+        queues: Collection[str],
+        languages: Collection[str],
+        limit: int,
+        *,
+        passed: Collection[uuid.UUID] = (),
     ) -> list[WorkItem]:
         """The department's queued items of `queues` in one of `languages`, as this
         transaction leaves them, in claim-next's order: `limit` at most, locked; those other
-        transactions hold are skipped."""
+        transactions hold are skipped, and so are those `passed` (read by it already)."""
         ...
 
     async def search(
