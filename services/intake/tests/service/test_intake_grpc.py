@@ -134,6 +134,7 @@ class Intake:
         sender: RecordingSender,
         clock: Clock,
         uploads: Uploads,
+        registry: FileRegistry,
     ) -> None:
         self.stub = intake_pb2_grpc.IntakeServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
@@ -141,6 +142,8 @@ class Intake:
         self.sender = sender
         self.clock = clock
         self.uploads = uploads
+        # The server's own: a test changes whom an account answers for in its `relations`.
+        self.registry = registry
         self.subscriptions = bootstrap.subscriptions(
             lambda: IntakeUnitOfWork(Database(self.engine.sync_engine))
         )
@@ -270,11 +273,12 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
         tracking_per_caller_per_hour=8,
     )
     sender, clock, uploads = RecordingSender(), Clock(), Uploads()
+    registry = FileRegistry.from_file(DEV_REGISTRY)
     service = bootstrap.servicer(
         settings,
         uow=lambda: IntakeUnitOfWork(database),
         documents=uploads,
-        registry=FileRegistry.from_file(DEV_REGISTRY),
+        registry=registry,
         sender=sender,
         now=clock,
     )
@@ -282,7 +286,7 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    client = Intake(channel, database_url, sender, clock, uploads)
+    client = Intake(channel, database_url, sender, clock, uploads, registry)
     yield client
     await channel.close()
     await server.stop(1)
@@ -587,6 +591,41 @@ async def test_an_answer_naming_someone_else_than_the_subject_is_refused(intake:
     waiting = await intake.get(request.request_number)
     assert waiting.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO
     assert waiting.fields["national_id"] == CITIZEN_ID
+    assert await intake.outbox(APPLICANT_ACTIONS) == []
+
+
+async def test_a_former_sponsor_may_not_reopen_its_rejected_request_for_the_worker(
+    intake: Intake,
+) -> None:
+    """The worker moved to another sponsor: the old one's request about him may be seen and
+    cancelled, no longer reopened by appeal."""
+    inquiry: dict[str, Any] = {"sub_service_code": "reports.general-inquiry", "fields": {}}
+    request = await intake.submit(ESTABLISHMENT, subject_id="2023456789", **inquiry)
+    number = request.request_number
+    await intake.track(request, Status.REJECTED, "Not enough detail", START + timedelta(hours=1))
+    del intake.registry.relations[("7000000005", "2023456789")]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.AppealRejection(
+            intake_pb2.AppealRejectionRequest(request_number=number, reason="Look again"),
+            timeout=5,
+            metadata=(*bearer(ESTABLISHMENT), ("accept-language", "ar")),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.details() == (
+        "the person this request is about is no longer on this account's record (a dependent,"
+        " hosted visitor or sponsored worker); the request can now only be viewed or cancelled"
+    )
+    status = status_details(caught.value)
+    assert status is not None
+    localized = error_details_pb2.LocalizedMessage()
+    assert [d.Unpack(localized) for d in status.details] == [True]
+    assert (localized.locale, localized.message) == (
+        "ar",
+        "لم يعد الشخص الذي يخصه هذا الطلب مسجلًا على هذا الحساب (تابعًا أو زائرًا مستضافًا أو"
+        " عاملًا مكفولًا)؛ لا يمكن الآن إلا عرض الطلب أو إلغاؤه",
+    )
+    seen = await intake.get(number, ESTABLISHMENT)
+    assert (seen.status, seen.appealed) == (common_pb2.REQUEST_STATUS_REJECTED, False)
     assert await intake.outbox(APPLICANT_ACTIONS) == []
 
 

@@ -1135,6 +1135,7 @@ async def test_an_appeal_reopens_its_rejection_at_the_cap(intake: Intake) -> Non
 
     appealed = await handlers.appeal_rejection(
         uow=intake.uow,
+        registry=intake.registry,
         caller=FATHER,
         calendar=CALENDAR,
         number=filed[0].number,
@@ -1584,6 +1585,7 @@ async def test_follow_up_after_three_working_days(intake: Intake) -> None:
     with pytest.raises(FailedPrecondition) as caught:
         await handlers.follow_up(
             uow=intake.uow,
+            registry=intake.registry,
             caller=FATHER,
             calendar=CALENDAR,
             number=request.number,
@@ -1596,6 +1598,7 @@ async def test_follow_up_after_three_working_days(intake: Intake) -> None:
 
     done = await handlers.follow_up(
         uow=intake.uow,
+        registry=intake.registry,
         caller=FATHER,
         calendar=CALENDAR,
         number=request.number,
@@ -1612,6 +1615,7 @@ async def test_follow_up_after_three_working_days(intake: Intake) -> None:
     with pytest.raises(FailedPrecondition, match="8 January 2026"):
         await handlers.follow_up(
             uow=intake.uow,
+            registry=intake.registry,
             caller=FATHER,
             calendar=CALENDAR,
             number=request.number,
@@ -1627,6 +1631,7 @@ async def test_no_follow_up_on_a_closed_request_or_anothers(intake: Intake) -> N
     with pytest.raises(NotFound):
         await handlers.follow_up(
             uow=intake.uow,
+            registry=intake.registry,
             caller=STRANGER,
             calendar=CALENDAR,
             number=request.number,
@@ -1637,6 +1642,7 @@ async def test_no_follow_up_on_a_closed_request_or_anothers(intake: Intake) -> N
     with pytest.raises(FailedPrecondition, match='is "Rejected"'):
         await handlers.follow_up(
             uow=intake.uow,
+            registry=intake.registry,
             caller=FATHER,
             calendar=CALENDAR,
             number=request.number,
@@ -1697,6 +1703,126 @@ async def test_a_request_is_read_for_update_only_to_be_changed(intake: Intake) -
     )
     # The status change and the cancellation; not the look in between.
     assert intake.db.held == [request.number, request.number]
+
+
+# --- a person who left the account's record ------------------------------------------------
+
+NEW_SPONSOR = Principal("7000000013", Role.ESTABLISHMENT)
+
+
+def off_record(intake: Intake, holder: Principal, person: str) -> None:
+    """The registry no longer has `person` on `holder`'s record (a transfer of services, a
+    dependent who left the family record)."""
+    relations = {k: v for k, v in REGISTRY.relations.items() if k != (holder.subject, person)}
+    intake.registry = replace(REGISTRY, relations=relations)
+
+
+async def act(intake: Intake, action: str, caller: Principal, request: Request) -> Request:
+    """The beneficiary's action on a request waiting for it: an appeal, an answer, a follow-up."""
+    if action == "appeal":
+        return await handlers.appeal_rejection(
+            uow=intake.uow,
+            registry=intake.registry,
+            caller=caller,
+            calendar=CALENDAR,
+            number=request.number,
+            reason="The reviewer misread the iqama number",
+            now=riyadh(5, 10),
+        )
+    if action == "answer":
+        return await handlers.respond_to_info_request(
+            uow=intake.uow,
+            documents=intake.documents,
+            registry=intake.registry,
+            catalog=CATALOG,
+            caller=caller,
+            token=token(caller),
+            number=request.number,
+            message="Here is the passport",
+            fields={},
+            document_ids=[str(intake.documents.upload(caller))],
+            now=riyadh(5, 10),
+        )
+    return await handlers.follow_up(
+        uow=intake.uow,
+        registry=intake.registry,
+        caller=caller,
+        calendar=CALENDAR,
+        number=request.number,
+        message="Any news?",
+        now=riyadh(20, 10),
+    )
+
+
+WAITS_FOR = {"appeal": Status.REJECTED, "answer": Status.NEEDS_MORE_INFO, "follow_up": None}
+
+
+@pytest.mark.parametrize("action", sorted(WAITS_FOR))
+@pytest.mark.parametrize(
+    ("holder", "person"),
+    [
+        pytest.param(COMPANY, WORKER, id="worker-transferred"),
+        pytest.param(FATHER, DAUGHTER, id="dependent-left"),
+    ],
+)
+async def test_an_account_no_longer_acts_for_a_person_off_its_record(
+    intake: Intake, action: str, holder: Principal, person: str
+) -> None:
+    """Appealing, answering or following up speaks for the person: the account that filed
+    may do it only while the registry still has them on its record (SPEC §2)."""
+    request = await intake.submit(holder, code=INQUIRY, subject=person)
+    if waits := WAITS_FOR[action]:
+        await intake.decide(request, waits)
+    off_record(intake, holder, person)
+    before = copy.deepcopy(intake.db.row(request.number))
+    published, described = len(intake.db.published), len(intake.documents.calls)
+    with pytest.raises(NotFound):  # another account learns nothing of the request
+        await act(intake, action, STRANGER, request)
+    with pytest.raises(PermissionDenied) as caught:
+        await act(intake, action, holder, request)
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        "the person this request is about is no longer on this account's record (a dependent,"
+        " hosted visitor or sponsored worker); the request can now only be viewed or cancelled",
+        "لم يعد الشخص الذي يخصه هذا الطلب مسجلًا على هذا الحساب (تابعًا أو زائرًا مستضافًا أو"
+        " عاملًا مكفولًا)؛ لا يمكن الآن إلا عرض الطلب أو إلغاؤه",
+    )
+    assert intake.db.row(request.number) == before
+    assert len(intake.db.published) == published
+    # An answer is refused before its documents are read.
+    assert len(intake.documents.calls) == described
+    # On the record again, the same action is taken.
+    intake.registry = REGISTRY
+    assert (await act(intake, action, holder, request)).number == request.number
+    assert len(intake.db.published) == published + 1
+
+
+async def test_a_former_sponsor_still_sees_and_cancels_freeing_the_new_sponsor(
+    intake: Intake,
+) -> None:
+    request = await intake.submit(COMPANY, code=INQUIRY, subject=WORKER)
+    relations = {k: v for k, v in REGISTRY.relations.items() if k != (COMPANY.subject, WORKER)}
+    intake.registry = replace(
+        REGISTRY,
+        relations={**relations, (NEW_SPONSOR.subject, WORKER): Relation.SPONSORED_WORKER},
+    )
+    with pytest.raises(AlreadyExists):
+        await intake.submit(NEW_SPONSOR, code=INQUIRY, subject=WORKER, key="new")
+
+    seen = await handlers.get_request(uow=intake.uow, caller=COMPANY, number=request.number)
+    assert seen.status is Status.SUBMITTED
+    listed = await handlers.list_my_requests(uow=intake.uow, caller=COMPANY, after=None, limit=5)
+    assert [r.number for r in listed] == [request.number]
+    cancelled = await handlers.cancel_request(
+        uow=intake.uow,
+        caller=COMPANY,
+        number=request.number,
+        reason="He moved to another sponsor",
+        now=riyadh(5, 9),
+    )
+    assert cancelled.status is Status.CANCELLED
+    filed = await intake.submit(NEW_SPONSOR, code=INQUIRY, subject=WORKER, key="new")
+    assert (filed.applicant_id, filed.subject_id) == (NEW_SPONSOR.subject, WORKER)
 
 
 # --- track_status --------------------------------------------------------------------------

@@ -162,8 +162,9 @@ async def _check_subject(
     registry: Registry, submission: Submission, sub_service: SubService
 ) -> Person | None:
     """Refuses a person the account may not file for; answers who they are, when known."""
-    relation = await registry.relation(submission.applicant_id, submission.subject_id)
-    if relation is None or relation not in _ALLOWED[submission.applicant_role]:
+    if not await _may_act_for(
+        registry, submission.applicant_id, submission.applicant_role, submission.subject_id
+    ):
         raise PermissionDenied(
             Bilingual(
                 "a request may be filed only for the account holder, their dependents and hosted"
@@ -179,6 +180,46 @@ async def _check_subject(
     if typed := _nationalities_off_record(sub_service, submission.fields, person):
         raise InvalidArgument(typed)
     return person
+
+
+async def _may_act_for(registry: Registry, applicant_id: str, role: Role, subject_id: str) -> bool:
+    """Whether the registry has the person on the account's record in a relation its role may
+    act for (themselves included, when the registry knows them)."""
+    relation = await registry.relation(applicant_id, subject_id)
+    return relation is not None and relation in _ALLOWED[role]
+
+
+async def _still_on_record(registry: Registry, request: Request) -> None:
+    """Refuses to act on a request about someone the account no longer answers for: a worker
+    transferred to another sponsor, a dependent off the family record. Viewing and cancelling
+    stay open to the account (a cancellation frees the person's new sponsor, or the person, to
+    file the same sub-service)."""
+    if request.subject_id == request.applicant_id:
+        return
+    if not await _may_act_for(
+        registry, request.applicant_id, request.applicant_role, request.subject_id
+    ):
+        raise PermissionDenied(
+            Bilingual(
+                "the person this request is about is no longer on this account's record"
+                " (a dependent, hosted visitor or sponsored worker); the request can now only"
+                " be viewed or cancelled",
+                "لم يعد الشخص الذي يخصه هذا الطلب مسجلًا على هذا الحساب (تابعًا أو زائرًا"
+                " مستضافًا أو عاملًا مكفولًا)؛ لا يمكن الآن إلا عرض الطلب أو إلغاؤه",
+            )
+        )
+
+
+async def _acting_on(
+    uow: UnitOfWork, registry: Registry, caller: Principal, number: str
+) -> Request:
+    """The caller's request (NOT_FOUND first, telling nothing of another account's), if the
+    account still answers for its person. Read without its row lock: the registry (Absher /
+    Muqeem) is not called while one is held."""
+    async with uow:
+        request = await _own(uow, caller, number)
+    await _still_on_record(registry, request)
+    return request
 
 
 def _nationalities_off_record(
@@ -503,12 +544,14 @@ async def list_my_requests(
 async def follow_up(
     *,
     uow: UnitOfWork,
+    registry: Registry,
     caller: Principal,
     calendar: WorkingCalendar,
     number: str,
     message: str,
     now: datetime,
 ) -> Request:
+    await _acting_on(uow, registry, caller, number)
     async with uow:
         request = await _own(uow, caller, number, for_update=True)
         request.follow_up(message=message, calendar=calendar, now=now)
@@ -705,12 +748,14 @@ async def forget_tracking(
 async def appeal_rejection(
     *,
     uow: UnitOfWork,
+    registry: Registry,
     caller: Principal,
     calendar: WorkingCalendar,
     number: str,
     reason: str,
     now: datetime,
 ) -> Request:
+    await _acting_on(uow, registry, caller, number)
     async with uow:
         request = await _own(uow, caller, number, for_update=True)
         request.appeal(reason=reason, calendar=calendar, now=now)
@@ -744,8 +789,7 @@ async def respond_to_info_request(
     """The beneficiary's answer, checked against the request's sub-service, with new documents
     of their own not held by another request; one it took already (Request.answered_already)
     is answered with the request as it is."""
-    async with uow:
-        asked = await _own(uow, caller, number)
+    asked = await _acting_on(uow, registry, caller, number)
     sub_service = catalog.sub_services.get(asked.sub_service_code)
     if sub_service is None:
         # A catalog that dropped the sub-service has no schema left to check the answer by.

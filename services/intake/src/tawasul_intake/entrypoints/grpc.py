@@ -306,6 +306,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         who = caller()
         found = await handlers.follow_up(
             uow=self._uow(),
+            registry=self._registry,
             caller=who,
             calendar=self._calendar,
             number=request.request_number,
@@ -351,6 +352,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.AppealRejectionResponse:
         appealed = await handlers.appeal_rejection(
             uow=self._uow(),
+            registry=self._registry,
             caller=caller(),
             calendar=self._calendar,
             number=request.request_number,
