@@ -56,9 +56,18 @@ def to_wire(document: Document) -> docs_pb2.Document:
     )
 
 
+_CUT_SHORT = Bilingual(
+    "the call's deadline passed before the upload ended", "انقضت مهلة الطلب قبل اكتمال رفع المستند"
+)
+
+
 async def _parts(
-    messages: AsyncIterator[docs_pb2.UploadDocumentRequest],
+    messages: AsyncIterator[docs_pb2.UploadDocumentRequest], context: Context
 ) -> AsyncIterator[DocumentMetadata | bytes]:
+    """The upload's parts, and the end of the stream only where the caller ended it: when
+    the caller's deadline passes, grpc.aio ends the stream as if the caller had half-closed
+    it and cancels the handler only a few milliseconds later, time enough to store a cut
+    file as a whole one."""
     async for message in messages:
         if message.WhichOneof("part") == "metadata":
             m = message.metadata
@@ -72,6 +81,9 @@ async def _parts(
         else:
             # A message with neither part set is an empty chunk.
             yield message.chunk
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise errors.DeadlineExceeded(_CUT_SHORT)
 
 
 class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
@@ -134,7 +146,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     scanner=self._scanner,
                     catalog=self._catalog,
                     caller=who,
-                    parts=_parts(request_iterator),
+                    parts=_parts(request_iterator, context),
                     default_max_bytes=self._max_bytes,
                     spool_dir=self._spool_dir,
                     now=datetime.now(UTC),
