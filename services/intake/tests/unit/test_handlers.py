@@ -1016,6 +1016,42 @@ async def test_a_document_of_an_open_request_cannot_be_attached_again(intake: In
     assert again.document_ids == (fresh, own)
 
 
+async def test_an_appeal_does_not_reopen_a_request_whose_document_another_holds_now(
+    intake: Intake,
+) -> None:
+    """Rejected, the request let go of its document, which went into a request filed since:
+    appealed, both open requests would hold it, as a submission or an answer may not."""
+    own = intake.documents.upload(FATHER)
+    rejected = await intake.submit(code=INQUIRY, key="first", documents=[own])
+    await intake.decide(rejected, Status.REJECTED)
+    since = await intake.submit(key="second", documents=[own])
+
+    async def appeal() -> Request:
+        return await handlers.appeal_rejection(
+            uow=intake.uow,
+            registry=intake.registry,
+            caller=FATHER,
+            calendar=CALENDAR,
+            number=rejected.number,
+            reason="The reviewer misread the passport number",
+            now=NOW + timedelta(hours=2),
+        )
+
+    with pytest.raises(FailedPrecondition) as caught:
+        await appeal()
+    said = caught.value.args[0]
+    assert (str(said), said.ar) == (
+        f"a document of this request is attached to open request {since.number} now;"
+        " cancel that one first",
+        f"أحد مستندات هذا الطلب مرفق الآن بالطلب المفتوح {since.number}؛ ألغِ ذلك الطلب أولًا",
+    )
+    assert intake.db.requests[rejected.id].status is Status.REJECTED
+    await handlers.cancel_request(
+        uow=intake.uow, caller=FATHER, number=since.number, reason="Wrong form", now=NOW
+    )
+    assert (await appeal()).status is Status.UNDER_REVIEW
+
+
 async def test_only_a_document_the_scanner_found_clean_is_attached(intake: Intake) -> None:
     waiting = intake.documents.upload(FATHER, clean=False)
     infected = intake.documents.upload(FATHER, clean=False, infected=True)

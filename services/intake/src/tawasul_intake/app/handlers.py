@@ -759,16 +759,59 @@ async def appeal_rejection(
     async with uow:
         request = await _own(uow, caller, number, for_update=True)
         request.appeal(reason=reason, calendar=calendar, now=now)
+        # Opened again, it holds its documents again: one may have gone into a request filed
+        # since, read under the account's lock (after the row's, as an answer takes them). The
+        # cap on open requests holds back new ones, never the one chance to contest a decision.
+        await uow.requests.lock_account(request.applicant_id)
+        _reopenable(
+            request,
+            await uow.requests.related_to(
+                request.applicant_id,
+                "",
+                request.subject_id,
+                request.sub_service_code,
+                request.document_ids,
+            ),
+        )
         try:
             await uow.commit()
         except DuplicateOpenRequest:
-            raise FailedPrecondition(
-                Bilingual(
-                    "a newer request for the same person and sub-service is open; follow that one",
-                    "يوجد طلب أحدث مفتوح للشخص نفسه والخدمة الفرعية نفسها؛ تابعه",
-                )
-            ) from None
+            raise FailedPrecondition(_NEWER_OPEN) from None
     return request
+
+
+_NEWER_OPEN = Bilingual(
+    "a newer request for the same person and sub-service is open; follow that one",
+    "يوجد طلب أحدث مفتوح للشخص نفسه والخدمة الفرعية نفسها؛ تابعه",
+)
+
+
+def _reopenable(request: Request, related: Related) -> None:
+    """Refuses to open `request` again beside an open one for the same person and
+    sub-service, or one of the account's holding any of its documents."""
+    others = [r for r in related.requests if r.is_open and r.id != request.id]
+    if any(
+        (r.subject_id, r.sub_service_code) == (request.subject_id, request.sub_service_code)
+        for r in others
+    ):
+        raise FailedPrecondition(_NEWER_OPEN)
+    holding = next(
+        (
+            r.number
+            for r in others
+            if r.applicant_id == request.applicant_id
+            and set(r.document_ids) & set(request.document_ids)
+        ),
+        None,
+    )
+    if holding is not None:
+        raise FailedPrecondition(
+            Bilingual(
+                f"a document of this request is attached to open request {holding} now;"
+                " cancel that one first",
+                f"أحد مستندات هذا الطلب مرفق الآن بالطلب المفتوح {holding}؛ ألغِ ذلك الطلب أولًا",
+            )
+        )
 
 
 async def respond_to_info_request(

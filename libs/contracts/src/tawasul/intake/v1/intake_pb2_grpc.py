@@ -181,7 +181,8 @@ class IntakeServiceServicer:
 
     def AppealRejection(self, request, context):
         """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
-        who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
+        who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise, and while a newer
+        open request is for the same person and sub-service or holds one of its documents.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

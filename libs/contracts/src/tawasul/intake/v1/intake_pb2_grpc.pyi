@@ -81,7 +81,8 @@ class IntakeServiceStub:
     """
     AppealRejection: _grpc.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]
     """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
-    who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
+    who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise, and while a newer
+    open request is for the same person and sub-service or holds one of its documents.
     """
 
 @_typing.type_check_only
@@ -137,7 +138,8 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """
     AppealRejection: _aio.UnaryUnaryMultiCallable[_intake_pb2.AppealRejectionRequest, _intake_pb2.AppealRejectionResponse]  # type: ignore[assignment]
     """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
-    who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
+    who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise, and while a newer
+    open request is for the same person and sub-service or holds one of its documents.
     """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -250,7 +252,8 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.AppealRejectionResponse, _abc.Awaitable[_intake_pb2.AppealRejectionResponse]]:
         """Appeals a rejection, once, within 10 working days of it; a reviewer other than the one
-        who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise.
+        who rejected decides it (four-eyes). FAILED_PRECONDITION otherwise, and while a newer
+        open request is for the same person and sub-service or holds one of its documents.
         """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
