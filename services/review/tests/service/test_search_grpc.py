@@ -53,6 +53,7 @@ def token(subject: str, *departments: str) -> str:
 ALI = token("E100", "passports")
 SARA = token("E200", "passports", "visas")
 VISAS_ONLY = token("E300", "visas")
+CORRECTIONS = token("E400", "corrections")
 CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
 
 
@@ -101,6 +102,7 @@ class Search:
         name_ar: str = "",
         name_en: str = "",
         fields: dict[str, str] | None = None,
+        sub_service: str = "general",
     ) -> review_pb2.WorkItem:
         """A request routed to review, as its routed-event subscriber takes it in."""
         self.count += 1
@@ -108,7 +110,7 @@ class Search:
         routed = events_pb2.RequestRouted(
             request_id=str(uuid.uuid4()),
             request_number=number(10_000_000 + self.count),
-            sub_service_code=f"{department}.general",
+            sub_service_code=f"{department}.{sub_service}",
             department_code=department,
             queue=f"{department}.default",
             description=description,
@@ -270,6 +272,57 @@ async def test_by_name_as_arabic_is_really_typed_and_by_its_latin_spelling(
 async def test_a_name_among_the_sub_services_fields_is_searched_too(search: Search) -> None:
     wanted = await search.routed(fields={"worker_name": "Maria Santos", "visa_number": "123"})
     assert await search.numbers("santos") == [wanted.request_number]
+
+
+async def test_a_name_an_answer_corrects_is_searched_and_shown(search: Search) -> None:
+    wanted = await search.routed(
+        department="corrections",
+        sub_service="name-or-birth-date",
+        name_ar="محمد القحطاني",
+        fields={"correct_name_en": "Mohamed Alkahtany", "correct_birth_date": "1990-01-01"},
+    )
+    assert await search.numbers("alkahtany", CORRECTIONS) == [wanted.request_number]
+    await search.stub.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=wanted.request_id),
+        timeout=5,
+        metadata=bearer(CORRECTIONS),
+    )
+    await search.stub.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=wanted.request_id,
+            missing=[
+                common_pb2.MissingItem(
+                    kind="field", name="correct_name_en", description="As in the passport"
+                )
+            ],
+            message="Please write the English name as in your passport",
+            respond_within_working_days=3,
+        ),
+        timeout=5,
+        metadata=bearer(CORRECTIONS),
+    )
+    search.clock.now += timedelta(hours=1)
+    await handlers.answered(
+        uow=ReviewUnitOfWork(search.database),
+        event_id=str(uuid.uuid4()),
+        request_id=uuid.UUID(wanted.request_id),
+        message="done",
+        policy=search.rules,
+        now=search.clock.now,
+        fields={"correct_name_en": "Mohammed Ibn Alqahtani"},
+    )
+    (found,) = (await search("alqahtani", CORRECTIONS)).items
+    assert found.request_number == wanted.request_number
+    assert list(found.subject_names) == ["محمد القحطاني", "Mohammed Ibn Alqahtani"]
+    assert await search.numbers("ibn alqahtani", CORRECTIONS) == [wanted.request_number]
+    # The name the request was filed under is still what it was filed under.
+    assert await search.numbers("alkahtany", CORRECTIONS) == [wanted.request_number]
+    case = await search.stub.GetCase(
+        review_pb2.GetCaseRequest(request_id=wanted.request_id),
+        timeout=5,
+        metadata=bearer(CORRECTIONS),
+    )
+    assert list(case.item.subject_names) == ["محمد القحطاني", "Mohammed Ibn Alqahtani"]
 
 
 async def test_by_words_of_the_description_and_of_public_messages(search: Search) -> None:

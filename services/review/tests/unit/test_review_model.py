@@ -41,6 +41,7 @@ from tawasul_review.domain.model import (
     StatusChanged,
     WorkItem,
     missing_items,
+    names_of,
 )
 
 CALENDAR = WorkingCalendar(config=shipped_config())
@@ -760,6 +761,35 @@ def test_an_answer_goes_to_the_queue_when_the_reviewer_cannot_take_it() -> None:
     settled(item)
     item.claim(SARA, at, LEASE)
     assert statuses(item) == [Status.UNDER_REVIEW]
+
+
+def test_a_name_an_answer_corrects_replaces_the_old_one_and_the_subjects_stay() -> None:
+    item = in_state(State.WAITING)
+    item.fields = {"correct_name_en": "Mohamed Alkahtany", "passport_number": "A1234567"}
+    item.names = names_of(("محمد القحطاني", "Mohd Alqahtani"), item.fields)
+    assert item.names == ("محمد القحطاني", "Mohd Alqahtani", "Mohamed Alkahtany")
+    item.answered(
+        message="Corrected",
+        holder_available=True,
+        now=riyadh(5, 9),
+        lease=LEASE,
+        calendar=CALENDAR,
+        fields={"correct_name_en": " Mohammed Alqahtani ", "passport_number": "A7654321"},
+    )
+    assert item.names == ("محمد القحطاني", "Mohd Alqahtani", "Mohammed Alqahtani")
+    assert item.renamed_from == ("محمد القحطاني", "Mohd Alqahtani", "Mohamed Alkahtany")
+    # Fields that hold no name leave the names be.
+    item.renamed_from, corrected = None, item.names
+    item.request_information(ALI, (PHOTO,), "", riyadh(12, 9), riyadh(5, 10), CALENDAR)
+    item.answered(
+        message="Again",
+        holder_available=True,
+        now=riyadh(6, 9),
+        lease=LEASE,
+        calendar=CALENDAR,
+        fields={"passport_number": "A1111111"},
+    )
+    assert (item.renamed_from, item.names) == (None, corrected)
 
 
 def test_an_expired_deadline_closes_the_request() -> None:

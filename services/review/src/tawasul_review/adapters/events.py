@@ -19,6 +19,7 @@ from tawasul_review.domain.model import (
     Status,
     StatusChanged,
     WorkItem,
+    names_of,
 )
 
 STATUS_TO_WIRE = {
@@ -57,19 +58,12 @@ def from_routed(event: events_pb2.Envelope, now: datetime, sla: Sla | None) -> W
         sla=sla,
         priority=r.priority,
         subject_id=r.subject_id,
-        names=_names(r),
+        names=names_of((r.subject_name_ar, r.subject_name_en), dict(r.fields)),
         fields=dict(r.fields),
         cites_request_number=r.cites_request_number,
         routed_sequence=r.sequence,
         routed_transfer=r.transfer_sequence,
     )
-
-
-def _names(routed: events_pb2.RequestRouted) -> tuple[str, ...]:
-    """The subject's names, and any name the sub-service's fields carry (e.g. a worker's)."""
-    named = [routed.subject_name_ar, routed.subject_name_en]
-    named += [value for key, value in sorted(routed.fields.items()) if "name" in key]
-    return tuple(dict.fromkeys(n.strip()[:200] for n in named if n.strip()))[:6]
 
 
 def _submitted_at(routed: events_pb2.RequestRouted, now: datetime) -> datetime:

@@ -649,7 +649,14 @@ class SqlWorkItemRepository:
                 )
             else:
                 values = _state(item)
-                added = searchable(*said)
+                # Names an answer corrected are indexed as messages are, added: the old ones
+                # stay findable, being what the request was filed under.
+                named: list[str] = []
+                if item.renamed_from is not None:
+                    values["names"] = list(item.names)
+                    named = [n for n in item.names if n not in item.renamed_from]
+                    item.renamed_from = None
+                added = searchable(*named, *said)
                 if added:
                     values["search_text"] = func.concat_ws(" ", t.c.search_text, added)
                     values["search_tokens"] = func.array_cat(

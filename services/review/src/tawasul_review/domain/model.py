@@ -19,7 +19,7 @@ when the request is decided or withdrawn (an appeal starts it again), and raises
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -143,6 +143,17 @@ class HistoryEntry:
     internal: bool = False
 
 
+MAX_NAMES = 6
+MAX_NAME = 200
+
+
+def names_of(subject: Sequence[str], fields: Mapping[str, str]) -> tuple[str, ...]:
+    """What a request is searched by its names for: the subject's names, and any name the
+    sub-service's fields carry (a worker's, a dependent's, a corrected name)."""
+    named = [*subject, *(value for key, value in sorted(fields.items()) if "name" in key)]
+    return tuple(dict.fromkeys(n.strip()[:MAX_NAME] for n in named if n.strip()))[:MAX_NAMES]
+
+
 @dataclass(frozen=True)
 class Receipt:
     """Notify's report of a message sent about a request (`cause`: the event it told of)."""
@@ -250,6 +261,9 @@ class WorkItem:
     routed_sequence: int = 0
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
+    # The names as stored, once an answer changed them: the store writes the new ones and
+    # indexes those added.
+    renamed_from: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def enqueue(
@@ -564,7 +578,7 @@ class WorkItem:
         self.missing = ()
         self.respond_by = None
         self.document_ids = tuple(dict.fromkeys((*self.document_ids, *document_ids)))
-        self.fields = {**self.fields, **(fields or {})}
+        self._correct(fields or {})
         self.new_history.append(HistoryEntry(given, "applicant", "answered", message))
         if reopens:
             self.new_history.append(
@@ -584,6 +598,19 @@ class WorkItem:
             reopened=reopens,
         )
         return True
+
+    def _correct(self, fields: dict[str, str]) -> None:
+        """The answer's fields replace the request's, and the names follow them as routing
+        made them: the names no field held are the subject's, kept. A subject's name spelt as
+        a name field's old value cannot be told from it and goes with it from `names` (the
+        search index keeps it)."""
+        fielded = names_of((), self.fields)
+        self.fields = {**self.fields, **fields}
+        names = names_of([n for n in self.names if n not in fielded], self.fields)
+        if names != self.names:
+            if self.renamed_from is None:
+                self.renamed_from = self.names
+            self.names = names
 
     def expire(self, now: datetime, calendar: WorkingCalendar) -> bool:
         """No answer by the deadline: the request closes (SPEC §4)."""
