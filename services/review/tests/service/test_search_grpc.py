@@ -10,8 +10,10 @@ stack carries them.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from tawasul_review.adapters.events import from_routed
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment
+from tawasul_review.domain.search import tokens
 from tawasul_review.settings import ReviewSettings
 
 MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
@@ -155,6 +158,13 @@ async def search(
 ) -> AsyncIterator[Search]:
     monkeypatch.setattr(repository, "RECENT_WINDOW", request.param)
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    async with served(database_url) as search:
+        yield search
+
+
+@asynccontextmanager
+async def served(database_url: str) -> AsyncIterator[Search]:
+    """Review's server on a database migrated already."""
     engine = async_engine(database_url, pool_size=10)
     database = Database(engine.sync_engine)
     settings = ReviewSettings(
@@ -267,6 +277,16 @@ async def test_by_name_as_arabic_is_really_typed_and_by_its_latin_spelling(
         assert await search.numbers(typed) == [fatima.request_number], typed
     found = (await search("فاطمه")).items[0]
     assert list(found.subject_names) == ["فاطمة مصطفى", "Fatimah Mustafa"]
+
+
+async def test_a_name_or_a_query_with_an_invisible_character_in_a_word(search: Search) -> None:
+    # As pasted from a document: a soft hyphen, a zero-width joiner, a direction mark.
+    christopher = await search.routed(name_en="Chris\u00adtopher Lee")
+    muhammad = await search.routed(name_ar="مح\u200dمد الحربي")
+    assert await search.numbers("christopher") == [christopher.request_number]
+    assert await search.numbers("محمد") == [muhammad.request_number]
+    assert await search.numbers("\u200fمح\u200dمد\u200f") == [muhammad.request_number]
+    assert await search.numbers("Chris\u00adtopher") == [christopher.request_number]
 
 
 async def test_a_name_among_the_sub_services_fields_is_searched_too(search: Search) -> None:
@@ -618,3 +638,74 @@ async def test_rows_stored_before_search_existed_are_found_after_the_migration(
     assert row.mobile_key == "551234567"
     assert row.search_text == "فقدت جوازي ارسل صوره المحضر رقم 4412"
     assert row.search_tokens == ["4412"]
+
+
+async def test_rows_indexed_before_invisible_characters_were_dropped_are_found_after_0022(
+    database_url: str,
+) -> None:
+    """Revision 0022 writes again the text of the rows whose description, names or public
+    messages hold a character normalise reads otherwise since, as flush writes a new row's;
+    it leaves the others be."""
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url, "0021")
+    engine = async_engine(database_url, pool_size=2)
+    rows = {
+        # As normalise wrote them before: each invisible character a break between words.
+        "named": ("Lost passport", ["Chris\u00adtopher Lee"], "lost passport chris topher lee"),
+        "described": ("جوازي رقم A12\u200b34567", [], "جوازي رقم a12 34567"),
+        "said": ("Lost passport", [], "lost passport"),
+        # Nothing changed for it: left as it is, however it reads.
+        "untouched": ("Lost passport", ["Christopher Lee"], "as stored"),
+    }
+    ids = {key: uuid.uuid4() for key in rows}
+    async with engine.begin() as conn:
+        for n, (key, (description, names, indexed)) in enumerate(rows.items()):
+            await conn.execute(
+                text(
+                    "INSERT INTO work_items (request_id, request_number, department, queue,"
+                    " sub_service_code, description, applicant_id, document_ids, contact, state,"
+                    " queued_at, submitted_at, sla, pauses, missing, names, search_text,"
+                    " search_tokens) VALUES (:id, :number, 'passports', 'passports.default',"
+                    " 'passports.general', :description, '1000000008', '[]',"
+                    ' \'{"mobile": "0551234567", "email": "", "locale": "ar"}\', \'queued\','
+                    " :at, :at, '{\"amount\": 5, \"unit\": \"working_days\"}', '[]', '[]',"
+                    " CAST(:names AS jsonb), :indexed, :tokens)"
+                ),
+                {
+                    "id": ids[key],
+                    "number": number(30_000_000 + n),
+                    "description": description,
+                    "at": START + timedelta(minutes=n),
+                    "names": json.dumps(names),
+                    "indexed": indexed,
+                    "tokens": tokens(indexed),
+                },
+            )
+        await conn.execute(
+            text(
+                "INSERT INTO history (request_id, at, actor, action, note, internal) VALUES"
+                " (:id, :at, 'E100', 'message', 'Send the police re\u00adport', false),"
+                " (:id, :at, 'E100', 'note', 'Ask the embas\u200bsy', true),"
+                " (:id, :at, 'applicant', 'answered', 'Sent, \u200fthank you', false)"
+            ),
+            {"id": ids["said"], "at": START},
+        )
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    async with engine.connect() as conn:
+        stored = {
+            row.request_id: (row.search_text, row.search_tokens)
+            for row in await conn.execute(
+                text("SELECT request_id, search_text, search_tokens FROM work_items")
+            )
+        }
+    await engine.dispose()
+    assert stored == {
+        ids["named"]: ("lost passport christopher lee", []),
+        ids["described"]: ("جوازي رقم a1234567", ["a1234567", "1234567"]),
+        # The public messages in their order; the internal note never.
+        ids["said"]: ("lost passport send the police report sent thank you", []),
+        ids["untouched"]: ("as stored", []),
+    }
+    async with served(database_url) as search:
+        assert await search.numbers("christopher") == [number(30_000_000)]
+        assert await search.numbers("1234567") == [number(30_000_001)]
+        assert await search.numbers("report") == [number(30_000_002)]

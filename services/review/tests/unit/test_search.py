@@ -56,6 +56,11 @@ SAME = [
     ("José María", "jose maria"),
     # Punctuation and runs of spaces.
     ("  الجواز،   لا تظهر الصورة!  ", "الجواز لا تظهر الصوره"),
+    # Invisible format characters pasted inside a word: soft hyphen, zero-width space,
+    # non-joiner and joiner, word joiner, the direction marks, a byte-order mark.
+    ("Christopher", "Chris\u00adtopher", "Chris\u200btopher", "\ufeffChristopher"),
+    ("محمد", "مح\u200cمد", "مح\u200dمد", "مح\u2060مد", "\u200fمحمد\u200f", "مح\u061cمد"),
+    ("0551234567", "055\u200e1234567"),
 ]
 
 
@@ -79,6 +84,13 @@ def test_every_spelling_of_a_row_normalises_alike(spellings: tuple[str, ...]) ->
 )
 def test_the_searchable_form(typed: str, indexed: str) -> None:
     assert normalise(typed) == indexed
+
+
+def test_format_characters_are_dropped_not_read_as_breaks() -> None:
+    assert normalise("Chris\u00adtopher Lee") == "christopher lee"
+    assert normalise("عبد\u200c الله\u200f") == "عبدالله"
+    assert terms("مح\u200dمد") == ["محمد"]
+    assert normalise("\u200e\u2066\u2069") == ""
 
 
 def test_different_names_stay_different() -> None:

@@ -3,8 +3,10 @@
 `normalise` is the one function applied both to what is indexed (names, description, public
 messages) and to what is searched for, so that "أحمد", "احمد" and "إحمد" meet, as do
 "فاطمة"/"فاطمه", "مصطفى"/"مصطفي", "عبد الله"/"عبدالله", "محـــمد"/"مُحَمَّد"/"محمد",
-"٠٥٥١٢٣٤٥٦٧"/"0551234567" and "Ahmed"/"AHMED". A word of a query is found as a substring of
-that text, except one holding a digit: `tokens` of the text are what `whole` terms match.
+"٠٥٥١٢٣٤٥٦٧"/"0551234567", "Ahmed"/"AHMED", and a word with an invisible character pasted
+in it (a soft hyphen, a zero-width joiner) and without. A word of a query is found as a
+substring of that text, except one holding a digit: `tokens` of the text are what `whole`
+terms match.
 
 `classify` tells what a query is (a request number, an ID, a mobile, or text), and
 `number_candidates` the valid request numbers one typing mistake away from a number whose
@@ -67,6 +69,9 @@ def normalise(text: str) -> str:
 
     Used when indexing and when querying, never one without the other.
     """
+    # Format characters (soft hyphen, zero-width joiners and spaces, direction marks) are
+    # invisible inside a word pasted from a document: dropped, never a break between words.
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = unicodedata.normalize("NFKC", text)
     text = _MARKS.sub("", text.translate(_FOLD))
     # Latin letters lose their accents ("José" = "jose") and case.
