@@ -289,6 +289,17 @@ async def test_a_name_or_a_query_with_an_invisible_character_in_a_word(search: S
     assert await search.numbers("Chris\u00adtopher") == [christopher.request_number]
 
 
+async def test_latin_letters_with_a_stroke_or_a_ligature_meet_their_plain_spelling(
+    search: Search,
+) -> None:
+    yilmaz = await search.routed(name_en="Mehmet Yılmaz")
+    soren = await search.routed(name_en="SØREN ØDEGÅRD")
+    for typed in ("YILMAZ", "yilmaz", "Yılmaz"):
+        assert await search.numbers(typed) == [yilmaz.request_number], typed
+    for typed in ("soren odegard", "Søren", "ødegård"):
+        assert await search.numbers(typed) == [soren.request_number], typed
+
+
 async def test_a_name_among_the_sub_services_fields_is_searched_too(search: Search) -> None:
     wanted = await search.routed(fields={"worker_name": "Maria Santos", "visa_number": "123"})
     assert await search.numbers("santos") == [wanted.request_number]
@@ -640,7 +651,7 @@ async def test_rows_stored_before_search_existed_are_found_after_the_migration(
     assert row.search_tokens == ["4412"]
 
 
-async def test_rows_indexed_before_invisible_characters_were_dropped_are_found_after_0022(
+async def test_rows_indexed_before_normalise_dropped_or_folded_more_are_found_after_0022(
     database_url: str,
 ) -> None:
     """Revision 0022 writes again the text of the rows whose description, names or public
@@ -653,6 +664,11 @@ async def test_rows_indexed_before_invisible_characters_were_dropped_are_found_a
         "named": ("Lost passport", ["Chris\u00adtopher Lee"], "lost passport chris topher lee"),
         "described": ("جوازي رقم A12\u200b34567", [], "جوازي رقم a12 34567"),
         "said": ("Lost passport", [], "lost passport"),
+        "latin": (
+            "Lost passport",
+            ["Mehmet YILMAZ", "Ærøskøbing"],
+            "lost passport mehmet yilmaz ærøskøbing",
+        ),
         # Nothing changed for it: left as it is, however it reads.
         "untouched": ("Lost passport", ["Christopher Lee"], "as stored"),
     }
@@ -703,9 +719,11 @@ async def test_rows_indexed_before_invisible_characters_were_dropped_are_found_a
         ids["described"]: ("جوازي رقم a1234567", ["a1234567", "1234567"]),
         # The public messages in their order; the internal note never.
         ids["said"]: ("lost passport send the police report sent thank you", []),
+        ids["latin"]: ("lost passport mehmet yilmaz aeroskobing", []),
         ids["untouched"]: ("as stored", []),
     }
     async with served(database_url) as search:
         assert await search.numbers("christopher") == [number(30_000_000)]
         assert await search.numbers("1234567") == [number(30_000_001)]
         assert await search.numbers("report") == [number(30_000_002)]
+        assert await search.numbers("aeroskobing") == [number(30_000_003)]

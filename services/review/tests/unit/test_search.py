@@ -56,6 +56,13 @@ SAME = [
     ("José María", "jose maria"),
     # Punctuation and runs of spaces.
     ("  الجواز،   لا تظهر الصورة!  ", "الجواز لا تظهر الصوره"),
+    # Latin letters with a stroke or a ligature, which have no accent to lose.
+    ("Yılmaz", "YILMAZ", "yilmaz"),
+    ("Łukasz Wałęsa", "ŁUKASZ WAŁĘSA", "lukasz walesa"),
+    ("Søren Ødegård", "SØREN ØDEGÅRD", "soren odegard", "Sǿren Ødegård"),
+    ("Đorđević", "ĐORĐEVIĆ", "dordevic"),
+    ("Guðrún Þórsdóttir", "GUÐRÚN ÞÓRSDÓTTIR", "gudrun thorsdottir"),
+    ("Cæsar Œdipe", "CÆSAR ŒDIPE", "caesar oedipe"),
     # Invisible format characters pasted inside a word: soft hyphen, zero-width space,
     # non-joiner and joiner, word joiner, the direction marks, a byte-order mark.
     ("Christopher", "Chris\u00adtopher", "Chris\u200btopher", "\ufeffChristopher"),
@@ -80,6 +87,9 @@ def test_every_spelling_of_a_row_normalises_alike(spellings: tuple[str, ...]) ->
         ("عبد الله", "عبدالله"),
         ("٠٥٥١٢٣٤٥٦٧", "0551234567"),
         ("AHMED", "ahmed"),
+        ("YILMAZ Yılmaz", "yilmaz yilmaz"),
+        ("ǾRSTED ǿrsted", "orsted orsted"),
+        ("ǼLFRED", "aelfred"),
     ],
 )
 def test_the_searchable_form(typed: str, indexed: str) -> None:
@@ -91,6 +101,11 @@ def test_format_characters_are_dropped_not_read_as_breaks() -> None:
     assert normalise("عبد\u200c الله\u200f") == "عبدالله"
     assert terms("مح\u200dمد") == ["محمد"]
     assert normalise("\u200e\u2066\u2069") == ""
+
+
+@pytest.mark.parametrize("text", [s for row in SAME for s in row] + ["ǿ", "Ǽ", "ǣ", "İstanbul"])
+def test_the_searchable_form_is_its_own(text: str) -> None:
+    assert normalise(normalise(text)) == normalise(text)
 
 
 def test_different_names_stay_different() -> None:

@@ -3,10 +3,10 @@
 `normalise` is the one function applied both to what is indexed (names, description, public
 messages) and to what is searched for, so that "أحمد", "احمد" and "إحمد" meet, as do
 "فاطمة"/"فاطمه", "مصطفى"/"مصطفي", "عبد الله"/"عبدالله", "محـــمد"/"مُحَمَّد"/"محمد",
-"٠٥٥١٢٣٤٥٦٧"/"0551234567", "Ahmed"/"AHMED", and a word with an invisible character pasted
-in it (a soft hyphen, a zero-width joiner) and without. A word of a query is found as a
-substring of that text, except one holding a digit: `tokens` of the text are what `whole`
-terms match.
+"٠٥٥١٢٣٤٥٦٧"/"0551234567", "Ahmed"/"AHMED", "Yılmaz"/"YILMAZ"/"yilmaz", and a word with
+an invisible character pasted in it (a soft hyphen, a zero-width joiner) and without. A word
+of a query is found as a substring of that text, except one holding a digit: `tokens` of the
+text are what `whole` terms match.
 
 `classify` tells what a query is (a request number, an ID, a mobile, or text), and
 `number_candidates` the valid request numbers one typing mistake away from a number whose
@@ -56,6 +56,12 @@ _FOLD = str.maketrans(
         **{chr(0x06F0 + d): str(d) for d in range(10)},
     }
 )
+# Latin letters with no accent to lose (a stroke, a ligature), lowercase: as English spells
+# them, so "Yılmaz" meets "YILMAZ" and "Łukasz" "Lukasz". Folded after the accents and the
+# case are gone, so that "Ø" and "ǿ" (an ø with an accent) are folded too.
+_LATIN = str.maketrans(
+    {"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": "d", "æ": "ae", "œ": "oe", "þ": "th"}
+)
 # Harakat, tanween, shadda, sukun, superscript alef and the Quranic marks.
 _MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
 # "عبد الله", "عبد الرحمن": the servant-of names are typed with and without the space.
@@ -76,7 +82,7 @@ def normalise(text: str) -> str:
     text = _MARKS.sub("", text.translate(_FOLD))
     # Latin letters lose their accents ("José" = "jose") and case.
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = _NOT_WORD.sub(" ", text.casefold()).replace("_", " ")
+    text = _NOT_WORD.sub(" ", text.casefold().translate(_LATIN)).replace("_", " ")
     return _ABD.sub(r"\1", _SPACES.sub(" ", text).strip())
 
 

@@ -1,7 +1,8 @@
-"""Search: the texts of rows holding what normalise now drops, indexed again.
+"""Search: the texts of rows holding what normalise now drops or folds, indexed again.
 
 normalise (domain.search) drops invisible format characters (Unicode category Cf: soft
-hyphen, zero-width space, joiner and non-joiner, direction marks), which broke a word in two.
+hyphen, zero-width space, joiner and non-joiner, direction marks), which broke a word in two,
+and folds the Latin letters with no accent to lose (ı ł ø đ ð æ œ þ, and their capitals).
 Rows whose description, names or public messages hold one have search_text and search_tokens
 written again, as flush writes a new row's: the description, the names and the public
 messages in the order they were written, normalised. Only those rows: the others' text is
@@ -25,12 +26,17 @@ branch_labels = None
 depends_on = None
 
 BATCH = 5000
+# Folded after the accents and the case are gone.
+LATIN = frozenset("ıłøđðæœþ")
 
 
 def _changed(character: str) -> bool:
-    """Whether normalise reads the character otherwise since this revision: it, or what NFKC
-    (normalise's first step) makes of it, holds one dropped."""
-    return any(unicodedata.category(c) == "Cf" for c in unicodedata.normalize("NFKC", character))
+    """Whether normalise reads the character otherwise since this revision: what NFKC
+    (normalise's first step) makes of it holds one dropped, or once bare and lowercase, one
+    folded ("Ø", "ǿ")."""
+    composed = unicodedata.normalize("NFKC", character)
+    bare = unicodedata.normalize("NFKD", composed).casefold()
+    return any(unicodedata.category(c) == "Cf" for c in composed) or not LATIN.isdisjoint(bare)
 
 
 def _pattern() -> str:
