@@ -300,6 +300,15 @@ async def test_latin_letters_with_a_stroke_or_a_ligature_meet_their_plain_spelli
         assert await search.numbers(typed) == [soren.request_number], typed
 
 
+async def test_a_name_typed_on_an_urdu_or_persian_keyboard(search: Search) -> None:
+    ibrahim = await search.routed(name_ar="ابراھیم خان")
+    aisha = await search.routed(name_ar="عائشۃ صدیقۀ")
+    for typed in ("إبراهيم", "ابراھیم", "ابراهيم"):
+        assert await search.numbers(typed) == [ibrahim.request_number], typed
+    for typed in ("عائشة", "صديقه", "صدیقۂ"):
+        assert await search.numbers(typed) == [aisha.request_number], typed
+
+
 async def test_a_name_among_the_sub_services_fields_is_searched_too(search: Search) -> None:
     wanted = await search.routed(fields={"worker_name": "Maria Santos", "visa_number": "123"})
     assert await search.numbers("santos") == [wanted.request_number]
@@ -670,6 +679,7 @@ async def test_rows_indexed_before_normalise_dropped_or_folded_more_are_found_af
             "lost passport mehmet yilmaz ærøskøbing",
         ),
         # Nothing changed for it: left as it is, however it reads.
+        "urdu": ("ابراھیم کی درخواست", [], "ابراھيم كي درخواست"),
         "untouched": ("Lost passport", ["Christopher Lee"], "as stored"),
     }
     ids = {key: uuid.uuid4() for key in rows}
@@ -720,6 +730,7 @@ async def test_rows_indexed_before_normalise_dropped_or_folded_more_are_found_af
         # The public messages in their order; the internal note never.
         ids["said"]: ("lost passport send the police report sent thank you", []),
         ids["latin"]: ("lost passport mehmet yilmaz aeroskobing", []),
+        ids["urdu"]: ("ابراهيم كي درخواست", []),
         ids["untouched"]: ("as stored", []),
     }
     async with served(database_url) as search:
@@ -727,3 +738,4 @@ async def test_rows_indexed_before_normalise_dropped_or_folded_more_are_found_af
         assert await search.numbers("1234567") == [number(30_000_001)]
         assert await search.numbers("report") == [number(30_000_002)]
         assert await search.numbers("aeroskobing") == [number(30_000_003)]
+        assert await search.numbers("إبراهيم") == [number(30_000_004)]

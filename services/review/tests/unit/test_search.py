@@ -56,6 +56,12 @@ SAME = [
     ("José María", "jose maria"),
     # Punctuation and runs of spaces.
     ("  الجواز،   لا تظهر الصورة!  ", "الجواز لا تظهر الصوره"),
+    # Urdu and Persian keyboards: heh doachashmee, ta marbuta goal, yeh barree, and heh with
+    # a hamza or a ya above (which NFKC leaves composed).
+    ("إبراهيم", "ابراھیم", "ابراھيم"),
+    ("فاطمة", "فاطمۃ", "فاطمه"),
+    ("علي", "علے", "علۓ"),
+    ("خانه", "خانۀ", "خانۂ", "خانه\u0654"),
     # Latin letters with a stroke or a ligature, which have no accent to lose.
     ("Yılmaz", "YILMAZ", "yilmaz"),
     ("Łukasz Wałęsa", "ŁUKASZ WAŁĘSA", "lukasz walesa"),
@@ -103,7 +109,9 @@ def test_format_characters_are_dropped_not_read_as_breaks() -> None:
     assert normalise("\u200e\u2066\u2069") == ""
 
 
-@pytest.mark.parametrize("text", [s for row in SAME for s in row] + ["ǿ", "Ǽ", "ǣ", "İstanbul"])
+@pytest.mark.parametrize(
+    "text", [s for row in SAME for s in row] + ["ǿ", "Ǽ", "ǣ", "İstanbul", "ۀ", "ۂ", "ۓ", "ﮤ"]
+)
 def test_the_searchable_form_is_its_own(text: str) -> None:
     assert normalise(normalise(text)) == normalise(text)
 

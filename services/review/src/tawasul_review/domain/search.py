@@ -38,17 +38,24 @@ _FOLD = str.maketrans(
         "ٳ": "ا",
         # Ta marbuta is written, and typed, as ha at a word's end.
         "ة": "ه",
-        # Alef maqsura and the Persian/Urdu ya are typed as ya.
+        # Alef maqsura and the Persian/Urdu ya (the Urdu final ya too) are typed as ya.
         "ى": "ي",
         "ی": "ي",
         "ې": "ي",
+        "ے": "ي",
+        "ۓ": "ي",
         # Hamza on a seat: the seat.
         "ؤ": "و",
         "ئ": "ي",
-        # Persian kaf and heh.
+        # Persian and Urdu kaf, heh and ta marbuta. NFKC leaves ۀ and ۂ composed: folded
+        # here, not taken apart by the accents' NFKD below (into ە and ہ, left unfolded).
         "ک": "ك",
         "ہ": "ه",
         "ە": "ه",
+        "ھ": "ه",
+        "ۃ": "ه",
+        "ۀ": "ه",
+        "ۂ": "ه",
         # Tatweel (kashida) only stretches a word.
         "ـ": None,
         # Arabic-Indic and Persian digits.

@@ -2,7 +2,8 @@
 
 normalise (domain.search) drops invisible format characters (Unicode category Cf: soft
 hyphen, zero-width space, joiner and non-joiner, direction marks), which broke a word in two,
-and folds the Latin letters with no accent to lose (ı ł ø đ ð æ œ þ, and their capitals).
+folds the Latin letters with no accent to lose (ı ł ø đ ð æ œ þ, and their capitals), and
+the Urdu and Persian heh, ta marbuta and final ya (ھ ۃ ۀ ۂ ے ۓ) as Arabic is typed.
 Rows whose description, names or public messages hold one have search_text and search_tokens
 written again, as flush writes a new row's: the description, the names and the public
 messages in the order they were written, normalised. Only those rows: the others' text is
@@ -26,17 +27,23 @@ branch_labels = None
 depends_on = None
 
 BATCH = 5000
-# Folded after the accents and the case are gone.
+# Folded once the accents and the case are gone.
 LATIN = frozenset("ıłøđðæœþ")
+# Folded as NFKC leaves them; with the hamza above, which NFKC composes ۀ, ۂ and ۓ of.
+ARABIC = frozenset("ھۃۀۂےۓ\u0654")
 
 
 def _changed(character: str) -> bool:
-    """Whether normalise reads the character otherwise since this revision: what NFKC
-    (normalise's first step) makes of it holds one dropped, or once bare and lowercase, one
-    folded ("Ø", "ǿ")."""
+    """Whether normalise reads the character otherwise since this revision: it is dropped,
+    or what NFKC makes of it holds one folded, as it is ("ﮤ": "ۀ") or once bare and lowercase
+    ("Ø", "ǿ")."""
     composed = unicodedata.normalize("NFKC", character)
     bare = unicodedata.normalize("NFKD", composed).casefold()
-    return any(unicodedata.category(c) == "Cf" for c in composed) or not LATIN.isdisjoint(bare)
+    return (
+        unicodedata.category(character) == "Cf"
+        or not LATIN.isdisjoint(bare)
+        or not ARABIC.isdisjoint(composed)
+    )
 
 
 def _pattern() -> str:
