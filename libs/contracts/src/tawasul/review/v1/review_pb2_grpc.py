@@ -270,8 +270,9 @@ class ReviewServiceServicer:
         border number (of the applicant or the person the request is about), by mobile in any
         spelling, or by words of the names, the description and the public messages, matched as
         Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
-        diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
-        could not open with GetCase.
+        diacritics, Arabic-Indic digits, the Urdu and Persian keyboards' letters; Latin names in
+        any case, ı ł ø æ as i l o ae; invisible characters inside a word ignored). Never a
+        request the caller could not open with GetCase.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

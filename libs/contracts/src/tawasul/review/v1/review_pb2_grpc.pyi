@@ -90,8 +90,9 @@ class ReviewServiceStub:
     border number (of the applicant or the person the request is about), by mobile in any
     spelling, or by words of the names, the description and the public messages, matched as
     Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
-    diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
-    could not open with GetCase.
+    diacritics, Arabic-Indic digits, the Urdu and Persian keyboards' letters; Latin names in
+    any case, ı ł ø æ as i l o ae; invisible characters inside a word ignored). Never a
+    request the caller could not open with GetCase.
     """
 
 @_typing.type_check_only
@@ -156,8 +157,9 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     border number (of the applicant or the person the request is about), by mobile in any
     spelling, or by words of the names, the description and the public messages, matched as
     Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
-    diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
-    could not open with GetCase.
+    diacritics, Arabic-Indic digits, the Urdu and Persian keyboards' letters; Latin names in
+    any case, ı ł ø æ as i l o ae; invisible characters inside a word ignored). Never a
+    request the caller could not open with GetCase.
     """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -327,8 +329,9 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         border number (of the applicant or the person the request is about), by mobile in any
         spelling, or by words of the names, the description and the public messages, matched as
         Arabic is really typed (alef forms, ta marbuta and ha, alef maqsura and ya, tatweel,
-        diacritics, Arabic-Indic digits; Latin names in any case). Never a request the caller
-        could not open with GetCase.
+        diacritics, Arabic-Indic digits, the Urdu and Persian keyboards' letters; Latin names in
+        any case, ı ł ø æ as i l o ae; invisible characters inside a word ignored). Never a
+        request the caller could not open with GetCase.
         """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
