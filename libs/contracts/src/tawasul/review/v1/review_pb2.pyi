@@ -249,7 +249,9 @@ class WorkItem(_message.Message):
     def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def subject_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Their names as the request carried them (Arabic, Latin), when it did."""
+        """Their names as the request carried them (Arabic, Latin), when it did, and those its
+        name fields hold, as the answers to information requests corrected them.
+        """
 
     @_builtins.property
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
