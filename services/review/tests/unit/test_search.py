@@ -3,8 +3,12 @@ a query, and request numbers one typing mistake away."""
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 from tawasul_platform.request_numbers import damm_digit
+from tawasul_review.domain import search
 from tawasul_review.domain.model import HistoryEntry
 from tawasul_review.domain.search import (
     Kind,
@@ -107,6 +111,15 @@ def test_format_characters_are_dropped_not_read_as_breaks() -> None:
     assert normalise("عبد\u200c الله\u200f") == "عبدالله"
     assert terms("مح\u200dمد") == ["محمد"]
     assert normalise("\u200e\u2066\u2069") == ""
+
+
+def test_the_format_characters_dropped_are_unicode_s() -> None:
+    """The list normalise drops is this interpreter's category Cf, no more and no less: a
+    Python with a newer Unicode fails here until the list follows it."""
+    every = (chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
+    assert {c for c in every if unicodedata.category(c) == "Cf"} == {
+        c for c in map(chr, range(sys.maxunicode + 1)) if search._FORMAT.fullmatch(c)
+    }
 
 
 @pytest.mark.parametrize(
