@@ -106,7 +106,11 @@ class Credentials:
         lifetime = token.expires_at - self._clock()
         return token.expires_at - min(self._margin, lifetime / 2)
 
-    def invalidate(self) -> None:
-        """Forget the provider's token: the next call asks for a new one."""
-        if self._provider is not None:
+    def invalidate(self, refused: str | None = None) -> None:
+        """Forget the provider's token: the next call asks for a new one. Given the `refused`
+        token, only while it is still the current one: calls refused with an old token must
+        not throw away the one another call was given meanwhile (each would ask again)."""
+        if self._provider is None or self._token is None:
+            return
+        if refused is None or self._token.value == refused:
             self._token = None

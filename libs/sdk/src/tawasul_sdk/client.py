@@ -435,7 +435,7 @@ class TawasulClient:
                 # be, and the next call has the new token.
                 if (
                     not renewed
-                    and self._forgot_refused_token(exc, token)
+                    and self._forgot_refused_token(exc, token, metadata)
                     and isinstance(data, bytes)
                 ):
                     renewed = True
@@ -572,7 +572,7 @@ class TawasulClient:
                 return await method(request, timeout=remaining, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
-                if signed_in and not renewed and self._forgot_refused_token(exc, token):
+                if signed_in and not renewed and self._forgot_refused_token(exc, token, metadata):
                     # Refused before it ran: the same call with a new token is safe.
                     renewed = True
                     continue
@@ -587,9 +587,12 @@ class TawasulClient:
                     raise TawasulError.from_rpc_error(exc, locale) from None
                 await self._sleep(delay)
 
-    def _forgot_refused_token(self, error: grpc.aio.AioRpcError, token: str | None) -> bool:
+    def _forgot_refused_token(
+        self, error: grpc.aio.AioRpcError, token: str | None, sent: Metadata
+    ) -> bool:
         """Whether `error` refused the provider's token (not a caller's own `token=`), which
-        is then forgotten: the provider is asked for a new one at the next call."""
+        is then forgotten (unless another call has a new one already): the provider is asked
+        for a new one at the next call."""
         if (
             error.code() != grpc.StatusCode.UNAUTHENTICATED
             or token is not None
@@ -597,7 +600,7 @@ class TawasulClient:
             or not self._credentials.refreshable
         ):
             return False
-        self._credentials.invalidate()
+        self._credentials.invalidate(_bearer(sent))
         return True
 
 
@@ -629,6 +632,14 @@ def _fetched(
         del cached.fetching[told_in]
     if not fetch.cancelled():
         fetch.exception()
+
+
+def _bearer(metadata: Metadata) -> str | None:
+    """The token a call's metadata carried."""
+    for key, value in metadata:
+        if key == AUTHORIZATION and value.startswith("Bearer "):
+            return value.removeprefix("Bearer ")
+    return None
 
 
 def _language(locale: str | None) -> Metadata:

@@ -439,6 +439,35 @@ async def test_a_refused_token_is_asked_for_again_once(
     assert intake.tokens == ["Bearer old", "Bearer new"]
 
 
+async def test_calls_refused_one_old_token_share_the_one_new_token(
+    servers: tuple[FakeIntake, FakeDocs, str],
+) -> None:
+    """Twenty calls sent with a token the services stopped taking are each refused: the first
+    refusal forgets it, and the others keep the new token the first one fetched rather than
+    each throwing the last one away and asking the provider again."""
+    intake, _, address = servers
+    intake.refuse_token = "t1"
+    asked = 0
+
+    async def provider() -> str:
+        nonlocal asked
+        asked += 1
+        return f"t{asked}"
+
+    async with TawasulClient.connect(
+        intake=address, docs=address, tls=None, token=provider
+    ) as client:
+        await asyncio.gather(
+            *(
+                client.submit_request(intake_pb2.SubmitRequestRequest(description="d"))
+                for _ in range(20)
+            )
+        )
+    assert asked == 2
+    assert sorted(set(intake.tokens)) == ["Bearer t1", "Bearer t2"]
+    assert intake.tokens.count("Bearer t2") == 20
+
+
 async def test_concurrent_calls_share_a_provider_s_one_minute_token(
     servers: tuple[FakeIntake, FakeDocs, str],
 ) -> None:

@@ -186,6 +186,20 @@ async def test_a_provider_is_asked_again_near_expiry_and_after_invalidate() -> N
     assert len(asked) == 3
 
 
+async def test_only_the_refused_token_is_forgotten() -> None:
+    given = iter(["t1", "t2"])
+
+    async def provider() -> str:
+        return next(given)
+
+    credentials = Credentials(provider)
+    assert await credentials.token() == "t1"
+    credentials.invalidate("t1")
+    assert await credentials.token() == "t2"
+    credentials.invalidate("t1")  # a call sent with t1 before t2 was given
+    assert await credentials.token() == "t2"
+
+
 async def test_a_short_lived_token_is_used_for_half_its_life_not_asked_for_at_every_call() -> None:
     """The margin only brings the next token forward: a token given with less than the margin
     left (60-second tokens; a provider's cached one in its last minute) is used still, and
