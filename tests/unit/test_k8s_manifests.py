@@ -45,7 +45,7 @@ from tawasul_docs.settings import DocsSettings
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_intake.settings import IntakeSettings
 from tawasul_notify.settings import NotifySettings
-from tawasul_platform import metrics
+from tawasul_platform import metrics, vitals
 from tawasul_platform.kafka_acls import OPERATOR, QUOTA, Grant, grants
 from tawasul_platform.settings import ServiceSettings
 from tawasul_platform.topics import (
@@ -187,7 +187,7 @@ def deployment_problems(docs: list[Doc]) -> list[str]:
                 if probe not in c:
                     problems.append(f"{where}: no {probe}")
             if name in GRPC_SERVICES:
-                problems += _grpc_probe_problems(where, name, c)
+                problems += _probe_problems(where, c)
             resources = c.get("resources", {})
             for side in ("requests", "limits"):
                 for what in ("cpu", "memory"):
@@ -206,23 +206,19 @@ def deployment_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
-def _grpc_probe_problems(where: str, service: str, container: Doc) -> list[str]:
-    """The services speak mutual TLS only: the kubelet's native grpc probe cannot get through
-    (no client certificate), so the probes must exec tawasul-health with the pod's own."""
+def _probe_problems(where: str, container: Doc) -> list[str]:
+    """The kubelet asks each service over HTTP on its metrics port (tawasul_platform.vitals):
+    its native grpc probe cannot get through mutual TLS, and an exec of tawasul-health costs
+    the pod a Python process per probe, which its autoscaler counts as load."""
     problems = []
-    for probe, alive in (("readinessProbe", False), ("livenessProbe", True)):
+    for probe, path in (("readinessProbe", vitals.READYZ), ("livenessProbe", vitals.LIVEZ)):
         spec = container.get(probe, {})
         if "grpc" in spec:
             problems.append(f"{where}: {probe} is the native grpc probe, refused by mutual TLS")
             continue
-        command = spec.get("exec", {}).get("command", [])
-        if command[:1] != ["tawasul-health"]:
-            problems.append(f"{where}: {probe} does not run tawasul-health")
-            continue
-        if ("--alive" in command) != alive:
-            problems.append(f"{where}: {probe} should {'' if alive else 'not '}pass NOT_SERVING")
-        if command[command.index("--server-name") + 1 :][:1] != [service]:
-            problems.append(f"{where}: {probe} must check the certificate names {service}")
+        http = spec.get("httpGet", {})
+        if http.get("port") != "metrics" or http.get("path") != path:
+            problems.append(f"{where}: {probe} does not ask {path} on the metrics port")
     return problems
 
 
@@ -821,7 +817,7 @@ def test_the_validator_skips_custom_kinds(tmp_path: Path) -> None:
 
 def test_a_broken_built_in_object_fails_validation(tmp_path: Path) -> None:
     dep = _by_name(_docs("dev"), "Deployment")["intake"]
-    dep["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["exec"]["comand"] = []
+    dep["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
     result = _validate([dep], tmp_path, "broken")
     assert result.returncode != 0
     assert "ERROR" in result.stdout
@@ -1305,6 +1301,7 @@ def test_the_checks_catch_broken_manifests() -> None:
     docs = _docs("prod")
     del _container(docs, "routing")["livenessProbe"]
     _container(docs, "review")["readinessProbe"] = {"grpc": {"port": 50051}}
+    _container(docs, "docs")["readinessProbe"]["httpGet"]["path"] = vitals.LIVEZ
     _container(docs, "notify")["securityContext"]["readOnlyRootFilesystem"] = False
     _container(docs, "docs")["image"] = "docker.io/tawasul/docs:latest"
     _deployment(docs, "intake")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 25
@@ -1313,6 +1310,7 @@ def test_the_checks_catch_broken_manifests() -> None:
     for expected in (
         "routing/routing: no livenessProbe",
         "review/review: readinessProbe is the native grpc probe",
+        "docs/docs: readinessProbe does not ask /readyz on the metrics port",
         "notify/notify: securityContext.readOnlyRootFilesystem",
         "docs/docs: image docker.io/tawasul/docs:latest",
         "intake: terminationGracePeriodSeconds 25",

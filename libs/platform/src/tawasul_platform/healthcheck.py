@@ -1,19 +1,21 @@
 """`tawasul-health`: asks a service's own gRPC server, through grpc.health.v1, whether it serves.
 
-The container's health check and Kubernetes' exec probes run it inside the service's pod.
+The container's health check (deploy/images/healthcheck.sh) and an operator run it inside the
+service's container; Kubernetes' probes ask the metrics port instead (tawasul_platform.vitals),
+which costs the pod no process.
 The servers speak mutual TLS only (GrpcServer opens no plaintext port beside it), so the
 probe must show a certificate the CA signed: it uses the process's own TAWASUL_TLS_* files,
 whose certificate carries clientAuth as well as serverAuth (deploy/local's Pki makes them so).
-Kubernetes' native `grpc:` probe cannot present a client certificate, hence this command.
 
-Exit 0 when SERVING, 1 otherwise (NOT_SERVING, refused, timed out): what exec probes read.
+Exit 0 when SERVING, 1 otherwise (NOT_SERVING, refused, timed out): what health checks read.
 With --alive, any answer is 0, NOT_SERVING included: a process that waits for Kafka at start
 (health NOT_SERVING, service.serve) is alive and must not be restarted by a liveness probe;
 it is only kept out of the Service's endpoints by the readiness probe. So is a refusal the
 server itself gave (ANSWERED): one at its call limit (grpc_max_concurrent_rpcs) answers the
 probe RESOURCE_EXHAUSTED, and a restart would only drop the calls it is busy with. No answer
 (UNAVAILABLE: nothing listening, a failed handshake; DEADLINE_EXCEEDED) is 1.
-It imports grpc and the health stubs only, not the service's settings, so each probe is cheap.
+It imports grpc and the health stubs only, not the service's settings, to keep each check
+as cheap as a Python process can be.
 """
 
 from __future__ import annotations

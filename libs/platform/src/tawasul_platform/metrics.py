@@ -1,24 +1,30 @@
 """Prometheus metrics every service exposes: its gRPC calls by method and status code, the
 events its consumer groups applied or dead-lettered, their lag, and its outbox's backlog.
 
-They are served on TAWASUL_METRICS_ADDRESS (host:port) by prometheus_client's own HTTP
-server thread, which only reads the values: nothing of a scrape runs on the event loop.
+They are served on TAWASUL_METRICS_ADDRESS (host:port) by an HTTP server's threads, which
+only read the values: nothing of a scrape runs on the event loop. The same server answers the
+kubelet's probes, /livez and /readyz (tawasul_platform.vitals).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import threading
+from http.server import ThreadingHTTPServer
 from typing import Protocol
+from urllib.parse import urlparse
 
 import grpc
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, MetricsHandler
 from sqlalchemy import Table, func, select
 
 from tawasul_platform.sql import Database
 from tawasul_platform.topics import SUBSCRIPTIONS
+from tawasul_platform.vitals import LIVEZ, READYZ, VITALS, Vitals
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +174,37 @@ class OutboxGauge:
         return False
 
 
-def serve(address: str) -> None:
-    """Starts the /metrics endpoint at host:port in a thread of its own."""
+def serve(address: str, vitals: Vitals = VITALS) -> ThreadingHTTPServer:
+    """Starts /metrics, /livez and /readyz at host:port, in threads of their own."""
     host, _, port = address.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
+    server = _Server(host.strip("[]") or "0.0.0.0", int(port), _probed(vitals))
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics on http://%s/metrics", address)
+    return server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, handler: type[MetricsHandler]) -> None:
+        # An IPv6 host ("::") needs its family before the socket is made.
+        self.address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        super().__init__((host, port), handler)
+
+
+def _probed(vitals: Vitals) -> type[MetricsHandler]:
+    class Handler(MetricsHandler):
+        def do_GET(self) -> None:
+            check = {LIVEZ: vitals.alive, READYZ: vitals.ready}.get(urlparse(self.path).path)
+            if check is None:
+                super().do_GET()
+                return
+            ok, why = check()
+            body = f"{why}\n".encode()
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler

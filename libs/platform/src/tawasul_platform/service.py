@@ -23,6 +23,7 @@ from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.logs import configure_logging
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.vitals import VITALS, Vitals
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +53,32 @@ STARTUP_BACKOFF_SECONDS = 0.5
 MAX_STARTUP_BACKOFF_SECONDS = 30.0
 
 
-async def serve(runtime: Runtime, *, grace: float, budget: float) -> int:
+async def serve(runtime: Runtime, *, grace: float, budget: float, vitals: Vitals = VITALS) -> int:
     """Runs the service until SIGTERM/SIGINT (exit 0) or until a loop ends (exit 1).
 
     gRPC listens at once, with health NOT_SERVING while the startup hooks and consumers wait
     for their dependencies (Kafka, object storage); it turns SERVING once all have started.
     On SIGTERM: health NOT_SERVING, then in-flight RPCs and event handlers get `grace` seconds
     side by side, then the loops and the shutdown hooks; past `budget` seconds in all, the
-    process exits anyway (exit 1), whatever still hangs.
+    process exits anyway (exit 1), whatever still hangs. `vitals` says the same to the
+    kubelet's HTTP probes, and hears the event loop beat while it runs.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    beating = asyncio.create_task(vitals.keep_beating())
     try:
-        return await _run(runtime, stop, grace=grace, budget=budget)
+        return await _run(runtime, stop, vitals, grace=grace, budget=budget)
     finally:
+        beating.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
-async def _run(runtime: Runtime, stop: asyncio.Event, *, grace: float, budget: float) -> int:
+async def _run(
+    runtime: Runtime, stop: asyncio.Event, vitals: Vitals, *, grace: float, budget: float
+) -> int:
     stopping = asyncio.create_task(stop.wait())
     await runtime.grpc.start()
     starting = asyncio.create_task(_start(runtime))
@@ -85,12 +91,14 @@ async def _run(runtime: Runtime, stop: asyncio.Event, *, grace: float, budget: f
     elif starting.done():
         loops = starting.result()
         await runtime.grpc.serving(True)
+        vitals.serving = True
         log.info("serving")
         done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
         if stopping not in done:
             code = 1
             log.error("a background loop ended; shutting down: %r", [t.exception() for t in done])
     log.info("shutting down")
+    vitals.serving = False
     # A thread, so that it fires even when a hook blocks the event loop itself.
     watchdog = threading.Timer(budget, _abandon, args=(budget,))
     watchdog.daemon = True

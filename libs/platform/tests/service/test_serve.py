@@ -18,6 +18,7 @@ from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.service import Runtime, serve
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
+from tawasul_platform.vitals import Vitals
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +64,8 @@ async def test_a_service_waits_not_serving_for_a_dependency_then_serves() -> Non
         await asyncio.Event().wait()
 
     runtime = Runtime(grpc=server, startup=[connect_broker], loops=[relay])
-    serving = asyncio.create_task(serve(runtime, grace=1, budget=10))
+    vitals = Vitals()
+    serving = asyncio.create_task(serve(runtime, grace=1, budget=10, vitals=vitals))
 
     async def retried() -> bool:
         return attempts >= 3
@@ -71,6 +73,7 @@ async def test_a_service_waits_not_serving_for_a_dependency_then_serves() -> Non
     await until(retried, "retries")
     # Alive and answering health, but not taking traffic; its loops wait for the startup.
     assert await health(server.port) == "NOT_SERVING"
+    assert (vitals.alive(), vitals.ready()) == ((True, "alive"), (False, "not serving"))
     assert not serving.done()
     assert not looping.is_set()
     up.set()
@@ -79,6 +82,7 @@ async def test_a_service_waits_not_serving_for_a_dependency_then_serves() -> Non
         return await health(server.port) == "SERVING"
 
     await until(is_serving, "SERVING")
+    assert vitals.ready() == (True, "serving")
     assert looping.is_set()
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(serving, 10) == 0
@@ -130,7 +134,8 @@ async def test_sigterm_lets_an_rpc_in_flight_finish() -> None:
     server = GrpcServer(
         "127.0.0.1:0", unguarded(), lambda s: s.add_generic_rpc_handlers((handler,))
     )
-    serving = asyncio.create_task(serve(Runtime(grpc=server), grace=5, budget=10))
+    vitals = Vitals()
+    serving = asyncio.create_task(serve(Runtime(grpc=server), grace=5, budget=10, vitals=vitals))
 
     async def is_serving() -> bool:
         return await health(server.port) == "SERVING"
@@ -150,6 +155,8 @@ async def test_sigterm_lets_an_rpc_in_flight_finish() -> None:
         # The call is still held when the shutdown is seen, so it really was in flight.
         await until(draining, "shutdown")
         assert not answer.done()
+        # Out of the Service's endpoints for the kubelet's probe too, while it drains.
+        assert vitals.ready() == (False, "not serving")
         release.set()
         assert await answer == b"finished"
     assert await asyncio.wait_for(serving, 10) == 0
