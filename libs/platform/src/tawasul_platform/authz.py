@@ -90,7 +90,7 @@ class Gate:
             audience=settings.identity_audience,
             max_lifetime_seconds=settings.identity_max_token_seconds,
         )
-        verifier.try_load()
+        verifier.load()
         return cls(verifier, rules)
 
     @property

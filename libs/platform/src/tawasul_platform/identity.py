@@ -155,24 +155,33 @@ class TokenVerifier:
         self._refreshing: asyncio.Task[None] | None = None
 
     def load(self) -> None:
-        """Reads every issuer's keys; blocking, so at start or in a thread."""
-        keys: dict[str, dict[str, jwt.PyJWK]] = {}
+        """Reads every issuer's keys; blocking, so at start or in a thread. Each issuer on its
+        own: one whose keys cannot be read now keeps those it had (none at start) and the
+        others' users still get in; the first token naming a key this verifier lacks makes it
+        try again."""
+        keys = dict(self._keys)
+        complete = True
         for name, issuer in self._issuers.items():
-            found = jwt.PyJWKSet.from_dict(_read_jwks(issuer.jwks)).keys
+            try:
+                found = jwt.PyJWKSet.from_dict(_read_jwks(issuer.jwks)).keys
+            except (OSError, ValueError, jwt.PyJWKError) as exc:
+                complete = False
+                log.warning(
+                    "could not load the keys of identity provider %s from %s (will retry; "
+                    "keeping the %d it had): %r",
+                    name,
+                    issuer.jwks,
+                    len(keys.get(name, {})),
+                    exc,
+                )
+                continue
             keys[name] = {k.key_id: k for k in found if k.key_id and k.algorithm_name in ALGORITHMS}
         self._keys = keys
-        self._refreshed = time.monotonic()
-
-    def try_load(self) -> None:
-        """load(), but a provider that cannot be reached now is not fatal: the first token
-        naming a key this verifier lacks makes it try again."""
-        try:
-            self.load()
-        except (OSError, ValueError, jwt.PyJWKError) as exc:
-            log.warning("could not load the identity providers' keys (will retry): %r", exc)
+        if complete:  # else the next unknown key retries at once, not a minute later
+            self._refreshed = time.monotonic()
 
     async def refresh(self) -> None:
-        await asyncio.to_thread(self.try_load)
+        await asyncio.to_thread(self.load)
 
     def verify(self, token: str) -> Principal:
         now = self._clock()
@@ -270,4 +279,4 @@ class TokenVerifier:
         try:
             self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
         except RuntimeError:  # no event loop: a tool or a test, which may wait
-            self.try_load()
+            self.load()

@@ -219,9 +219,39 @@ def test_a_provider_down_at_start_is_tried_again_when_a_token_comes(
         max_lifetime_seconds=7200,
         clock=clock,
     )
-    verifier.try_load()  # not there yet: the service still starts
+    verifier.load()  # not there yet: the service still starts
     token = provider.token(C, Role.CITIZEN, now=NOW)
     jwks.write_text(provider.jwks_file(IssuerKind.USERS).read_text())
     with pytest.raises(Unauthenticated, match="unknown key"):
         verifier.verify(token)
     assert verifier.verify(token).subject == C
+
+
+def test_one_providers_unreadable_keys_leave_the_others_users_in(
+    provider: DevIdentity, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    users, staff = provider.issuers()
+    staff_jwks = tmp_path / "staff.jwks.json"
+    staff_jwks.write_text(provider.jwks_file(IssuerKind.STAFF).read_text())
+    verifier = TokenVerifier(
+        [users, Issuer(issuer=staff.issuer, kind=staff.kind, jwks=str(staff_jwks))],
+        audience="tawasul-docs",
+        max_lifetime_seconds=7200,
+        clock=clock,
+    )
+    verifier.load()
+    employee = provider.token("E1", Role.REVIEWER, ["visas"], now=NOW)
+    assert verifier.verify(employee).subject == "E1"
+    # The staff directory's JWKS becomes unreadable (a typo in its path, its URL down).
+    staff_jwks.write_text("<html>502 Bad Gateway</html>")
+    with caplog.at_level("WARNING", logger="tawasul_platform.identity"):
+        verifier.load()
+    citizen = provider.token(C, Role.CITIZEN, now=NOW)
+    assert verifier.verify(citizen).subject == C
+    # The staff keys it had are kept, so employees are not locked out either.
+    fresh = provider.token("E2", Role.REVIEWER, ["visas"], now=NOW)
+    assert verifier.verify(fresh).subject == "E2"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert staff.issuer in warning
+    assert str(staff_jwks) in warning
+    assert "keeping the 1 it had" in warning
