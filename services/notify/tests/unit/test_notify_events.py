@@ -115,6 +115,32 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
 
 @pytest.mark.parametrize(
     ("locale", "said"),
+    [("ar", f"{FSI}تم تصحيح البيانات في السجل{PDI}"), ("en", "The record has been corrected")],
+)
+def test_an_acceptance_tells_the_reason_review_named(locale: str, said: str) -> None:
+    """Review's catalog has acceptance reasons too; the reviewer's message is optional, so
+    the reason may be all the beneficiary learns of why."""
+    n = read(
+        status_changed(
+            common_pb2.REQUEST_STATUS_ACCEPTED,
+            contact=common_pb2.Contact(mobile="+966512345678", locale=locale),
+            reason_code="corrected-on-record",
+            reason=common_pb2.LocalizedText(
+                ar="تم تصحيح البيانات في السجل", en="The record has been corrected"
+            ),
+        )
+    )
+    assert (n.kind, n.values["reason"]) == (Kind.ACCEPTED, said.strip(FSI + PDI))
+    for channel in channels_for(Kind.ACCEPTED):
+        body = render(Kind.ACCEPTED, channel, n.locale, n.values).body
+        assert said in body, body
+        assert any(word in body for word in ("Reason: ", "reason: ", "السبب: ", "سبب القبول: ")), (
+            body
+        )
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
     [
         ("ar", "السبب: ⁨لم تصل المعلومات المطلوبة في الموعد المحدد⁩"),
         # Left-to-right words in an English text need no isolate (nor make its SMS UCS-2).

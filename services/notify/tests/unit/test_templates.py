@@ -428,7 +428,7 @@ def test_free_text_loses_extra_whitespace_and_directional_controls() -> None:
 def test_optional_texts_leave_no_trace_when_empty(locale: Locale) -> None:
     values: dict[Kind, dict[str, object]] = {
         Kind.NEEDS_MORE_INFO: {"missing": [" ", ""], "respond_by": None, "note": ""},
-        Kind.ACCEPTED: {"note": ""},
+        Kind.ACCEPTED: {"reason": "", "note": ""},
         Kind.REJECTED: {"reason": "", "note": "   "},
         Kind.CLOSED: {"reason": "", "note": ""},
     }
@@ -519,7 +519,9 @@ def test_values_of_the_wrong_type_are_refused() -> None:
     with pytest.raises(TemplateValuesError, match="no time zone"):
         render(Kind.SLA_BREACH, Channel.EMAIL, Locale.EN, naive)
     with pytest.raises(TemplateValuesError, match="note must be text"):
-        render(Kind.ACCEPTED, Channel.INAPP, Locale.EN, {"number": NUMBER, "note": None})
+        render(
+            Kind.ACCEPTED, Channel.INAPP, Locale.EN, {"number": NUMBER, "reason": "", "note": None}
+        )
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,8 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.UNDER_REVIEW: frozenset({"number"}),
     Kind.NEEDS_MORE_INFO: frozenset({"number", "missing", "respond_by", "note", "establishment"}),
     Kind.ANSWER_RECEIVED: frozenset({"number", "due"}),
-    Kind.ACCEPTED: frozenset({"number", "note"}),
+    # `reason`: the catalog's, when the reviewer named one (an acceptance may, need not).
+    Kind.ACCEPTED: frozenset({"number", "reason", "note"}),
     Kind.PROCESSED: frozenset({"number", "note"}),
     # `appeal`: whether one may still be made (not against an appeal's own decision).
     Kind.REJECTED: frozenset({"number", "reason", "note", "appeal"}),
@@ -160,7 +161,11 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "establishment": False,
     },
     Kind.ANSWER_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
-    Kind.ACCEPTED: {"number": _SAMPLE_NUMBER, "note": "تم تمديد التأشيرة لمدة 90 يومًا."},
+    Kind.ACCEPTED: {
+        "number": _SAMPLE_NUMBER,
+        "reason": "تم تصحيح البيانات في السجل",
+        "note": "تم تمديد التأشيرة لمدة 90 يومًا.",
+    },
     Kind.PROCESSED: {
         "number": _SAMPLE_NUMBER,
         "note": "جواز السفر جاهز للاستلام من مكتب الجوازات في الرياض.",
