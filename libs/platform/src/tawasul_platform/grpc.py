@@ -340,6 +340,29 @@ def _guard_replies(
     return writes
 
 
+# What gRPC's own limit of calls in flight answered, word for word and without a rich status:
+# the SDK takes a refusal so worded for a call the server never started, and sends it again
+# (tawasul_sdk.errors.too_busy_to_start).
+CONCURRENT_RPC_LIMIT = "Concurrent RPC limit exceeded!"
+
+
+def _refusal(method: str, started: float) -> grpc.RpcMethodHandler[Any, Any]:
+    """A call past the server's limit, answered RESOURCE_EXHAUSTED and counted: nothing of it
+    is read or decoded, and no gate, span or handler runs. A stream-stream handler takes any
+    kind of call without waiting for a message."""
+
+    async def refuse(
+        _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        exhausted = grpc.StatusCode.RESOURCE_EXHAUSTED
+        try:
+            await context.abort(exhausted, CONCURRENT_RPC_LIMIT)
+        finally:
+            metrics.observe_call(method, exhausted, time.perf_counter() - started)
+
+    return grpc.stream_stream_rpc_method_handler(refuse)
+
+
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """Admits each call through the gate, then maps DomainError to its status, outages to
     UNAVAILABLE and a transaction PostgreSQL undid for a concurrent one's sake (a deadlock) to
@@ -351,12 +374,21 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     It wraps every kind of method: unary, client-, server- and bidi-streaming. With
     `handler_seconds`, a handler answering one message and running longer is cancelled
     (DEADLINE_EXCEEDED); one answering a stream (health's Watch) may run as long as its
-    caller listens.
+    caller listens. With `max_calls`, a call arriving while that many are in flight (health's
+    included) is refused at once (`_refusal`); gRPC's own limit (maximum_concurrent_rpcs) did
+    the same before any interceptor, so no metric counted what an overloaded server refused.
     """
 
-    def __init__(self, gate: Gate, handler_seconds: float | None = None) -> None:
+    def __init__(
+        self, gate: Gate, handler_seconds: float | None = None, max_calls: int | None = None
+    ) -> None:
         self._gate = gate
         self._seconds = handler_seconds
+        self._max_calls = max_calls
+        self._calls = 0
+
+    def _ended(self, _call: asyncio.Task[Any]) -> None:
+        self._calls -= 1
 
     async def intercept_service(
         self,
@@ -365,10 +397,18 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        started = time.perf_counter()
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
         method = handler_call_details.method
+        if self._max_calls is not None:
+            if self._calls >= self._max_calls:
+                return _refusal(method, started)
+            # Counted until the call's task ends (grpc.aio runs each call in one, this included),
+            # however it ends: a caller gone before its handler ran too.
+            self._calls += 1
+            cast(asyncio.Task[Any], asyncio.current_task()).add_done_callback(self._ended)
         decode = _lenient(handler.request_deserializer)
         encode = handler.response_serializer
         if handler.unary_unary:
@@ -418,7 +458,7 @@ Registration = Callable[[grpc.aio.Server], None]
 class ServerLimits:
     """How much one process takes on at once, and for how long."""
 
-    # Calls in flight at once; gRPC itself answers RESOURCE_EXHAUSTED past it (health included).
+    # Calls in flight at once; the server answers RESOURCE_EXHAUSTED past it (health included).
     max_concurrent_rpcs: int | None = None
     # A handler still running after this is cancelled; its caller gets DEADLINE_EXCEEDED.
     handler_seconds: float | None = None
@@ -472,14 +512,17 @@ class GrpcServer:
         # handler has read. gRPC's 64 KiB suits messages; a stream of chunks goes at one
         # window per round trip, so a service receiving files takes a larger one.
         self._server = grpc.aio.server(
-            interceptors=[DomainErrorInterceptor(gate, limits.handler_seconds)],
+            # The interceptor holds the limit of calls in flight, not gRPC: gRPC's refusals
+            # went unseen by the interceptor, and so by the metrics.
+            interceptors=[
+                DomainErrorInterceptor(gate, limits.handler_seconds, limits.max_concurrent_rpcs)
+            ],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.http2.bdp_probe", 0),
                 ("grpc.http2.lookahead_bytes", stream_window_bytes),
                 *limits.options(),
             ],
-            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

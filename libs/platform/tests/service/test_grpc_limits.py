@@ -9,8 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 from tawasul_platform import errors
-from tawasul_platform.grpc import GrpcServer, ServerLimits
+from tawasul_platform.grpc import CONCURRENT_RPC_LIMIT, GrpcServer, ServerLimits
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import open_channel
 
@@ -56,13 +57,72 @@ async def test_calls_past_the_concurrency_limit_are_resource_exhausted() -> None
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(b"", timeout=10)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        # gRPC's own refusal: no rich status, unlike a service's ResourceExhausted (the SDK
-        # tells the two apart by that).
+        # gRPC's own words and no rich status, unlike a service's ResourceExhausted: the SDK
+        # tells the two apart by that (tawasul_sdk.errors.too_busy_to_start).
+        assert caught.value.details() == CONCURRENT_RPC_LIMIT
         trailers = dict(caught.value.trailing_metadata() or ())
         assert "grpc-status-details-bin" not in trailers
         release.set()
         assert await asyncio.gather(*held) == [b"done", b"done"]
         # Under the limit again: answered.
+        assert await call(b"", timeout=10) == b"done"
+
+
+def handled(code: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "tawasul_grpc_server_handled_seconds_count",
+            {"grpc_service": "test.Slow", "grpc_method": "Call", "grpc_code": code},
+        )
+        or 0.0
+    )
+
+
+async def test_a_call_refused_at_the_limit_is_counted_and_never_reaches_the_handler() -> None:
+    """An overloaded server's refusals are in its metrics (gRPC's own limit answered before
+    any interceptor, and the server looked idle), and cost it no handler work."""
+    release = asyncio.Event()
+    requests: list[bytes] = []
+
+    async def busy(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        requests.append(request)
+        await release.wait()
+        return b"done"
+
+    refused_before, answered_before = handled("RESOURCE_EXHAUSTED"), handled("OK")
+    async with serving(busy, ServerLimits(max_concurrent_rpcs=1)) as call:
+        held = asyncio.ensure_future(call(b"held", timeout=10))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not requests:
+            assert asyncio.get_running_loop().time() < deadline, "the call never started"
+            await asyncio.sleep(0.01)
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(b"refused", timeout=10)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        release.set()
+        assert await held == b"done"
+    assert requests == [b"held"]
+    assert handled("RESOURCE_EXHAUSTED") - refused_before == 3
+    assert handled("OK") - answered_before == 1
+
+
+async def test_a_call_its_caller_gave_up_on_frees_its_place() -> None:
+    """A call counts until it ends, however it ends: one its caller cancelled must not hold
+    its place for good."""
+    release = asyncio.Event()
+
+    async def busy(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        await release.wait()
+        return b"done"
+
+    async with serving(busy, ServerLimits(max_concurrent_rpcs=1)) as call:
+        for _ in range(3):
+            waiting = asyncio.ensure_future(call(b"", timeout=10))
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+        release.set()
         assert await call(b"", timeout=10) == b"done"
 
 

@@ -138,7 +138,8 @@ def said(message: Said, locale: str | None) -> str:
     return message.get(locale or "", message["en"])
 
 
-# What gRPC's server answers a call past its limit of calls in flight (maximum_concurrent_rpcs).
+# What gRPC's server answers a call past its limit of calls in flight (maximum_concurrent_rpcs),
+# and Tawasul's services (tawasul_platform.grpc, which holds that limit itself) in its words.
 CONCURRENT_RPC_LIMIT = "Concurrent RPC limit exceeded!"
 
 

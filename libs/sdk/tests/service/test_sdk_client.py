@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_platform.errors import InvalidArgument
-from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.grpc import GrpcServer, ServerLimits
 from tawasul_platform.testing import unguarded
 from tawasul_sdk import (
     CHUNK_SIZE,
@@ -254,13 +254,18 @@ class SlowFollowUps(intake_pb2_grpc.IntakeServiceServicer):
 
 
 async def test_a_call_the_server_was_too_busy_to_start_is_sent_again_whatever_it_is() -> None:
-    """gRPC's own refusal at the server's limit of calls in flight (RESOURCE_EXHAUSTED without
-    a service's status) means the call never ran: even one not safe to repeat, such as a
-    follow-up, may go again; a service's own refusals are not retried (the test above)."""
+    """The server's refusal at its limit of calls in flight (RESOURCE_EXHAUSTED in gRPC's own
+    words, without a service's status) means the call never ran: even one not safe to repeat,
+    such as a follow-up, may go again; a service's own refusals are not retried (the test
+    above). The services' server (GrpcServer) refuses those calls itself, in those words."""
     intake = SlowFollowUps()  # type: ignore[abstract]
-    server = grpc.aio.server(maximum_concurrent_rpcs=1)
-    intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, server)
-    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server = GrpcServer(
+        "127.0.0.1:0",
+        unguarded(),
+        lambda s: intake_pb2_grpc.add_IntakeServiceServicer_to_server(intake, s),
+        limits=ServerLimits(max_concurrent_rpcs=1),
+    )
+    address = f"127.0.0.1:{server.port}"
     await server.start()
     waits: list[float] = []
 
@@ -281,7 +286,7 @@ async def test_a_call_the_server_was_too_busy_to_start_is_sent_again_whatever_it
             second = client.follow_up(intake_pb2.FollowUpRequest(request_number="TW2"))
             answers = await asyncio.gather(first, second)
     finally:
-        await server.stop(None)
+        await server.stop(1)
     assert len(waits) == 1
     assert [a.request.request_number for a in answers] == ["TW1", "TW2"]
     assert intake.calls == ["TW1", "TW2"]
