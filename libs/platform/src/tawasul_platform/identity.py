@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 from pydantic import BaseModel
@@ -117,19 +117,48 @@ class Issuer(BaseModel):
     jwks: str
 
 
-def _read_jwks(source: str) -> dict[str, Any]:
+def _read_jwks(source: str) -> Any:
     if source.startswith(("https://", "http://")):
         with urllib.request.urlopen(source, timeout=10) as answer:
-            loaded: dict[str, Any] = json.load(answer)
-            return loaded
-    from_file: dict[str, Any] = json.loads(Path(source).read_text())
-    return from_file
+            return json.load(answer)
+    return json.loads(Path(source).read_text())
+
+
+def _read_keys(source: str) -> dict[str, jwt.PyJWK]:
+    """An issuer's usable keys by id. A JWKS listing none means every key was withdrawn (not
+    an error, unlike PyJWKSet); an answer that is no JWKS at all is a ValueError."""
+    jwks = _read_jwks(source)
+    listed = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(listed, list):
+        raise ValueError("not a JWKS: no list of keys")
+    keys: dict[str, jwt.PyJWK] = {}
+    for data in listed:
+        try:
+            key = jwt.PyJWK(data)
+        except (jwt.PyJWTError, AttributeError, TypeError):
+            continue  # an unusable key (not a JWK, an unknown type): skipped as PyJWKSet does
+        if key.key_id and key.algorithm_name in ALGORITHMS:
+            keys[key.key_id] = key
+    return keys
+
+
+class _Verified(NamedTuple):
+    principal: Principal
+    expires: float
+    # The key that signed it: once its issuer no longer lists it, the token is not served.
+    issuer: str
+    key_id: str
 
 
 class TokenVerifier:
     """Verifies a bearer token into a Principal: signature with an allowed algorithm, a known
     issuer, this service's audience, expiry, not-before, a maximum lifetime and the claims
-    its issuer must give. Verified tokens are cached until they expire."""
+    its issuer must give. Verified tokens are cached until they expire or their key is
+    withdrawn.
+
+    The keys are re-read in the background once they are older than the refresh interval, so
+    a token naming a rotated key gets in, and one signed by a key its provider withdrew is
+    refused, within about that long."""
 
     def __init__(
         self,
@@ -148,7 +177,7 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._clock = clock
         self._keys: dict[str, dict[str, jwt.PyJWK]] = {}
-        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_size = cache_size
         self._refresh_interval = refresh_interval_seconds
         self._refreshed = 0.0
@@ -157,14 +186,13 @@ class TokenVerifier:
     def load(self) -> None:
         """Reads every issuer's keys; blocking, so at start or in a thread. Each issuer on its
         own: one whose keys cannot be read now keeps those it had (none at start) and the
-        others' users still get in; the first token naming a key this verifier lacks makes it
-        try again."""
+        others' users still get in; the next token makes it try again."""
         keys = dict(self._keys)
         complete = True
         for name, issuer in self._issuers.items():
             try:
-                found = jwt.PyJWKSet.from_dict(_read_jwks(issuer.jwks)).keys
-            except (OSError, ValueError, jwt.PyJWKError) as exc:
+                keys[name] = _read_keys(issuer.jwks)
+            except (OSError, ValueError) as exc:
                 complete = False
                 log.warning(
                     "could not load the keys of identity provider %s from %s (will retry; "
@@ -174,28 +202,31 @@ class TokenVerifier:
                     len(keys.get(name, {})),
                     exc,
                 )
-                continue
-            keys[name] = {k.key_id: k for k in found if k.key_id and k.algorithm_name in ALGORITHMS}
         self._keys = keys
-        if complete:  # else the next unknown key retries at once, not a minute later
-            self._refreshed = time.monotonic()
+        if complete:  # else the first token retries at once, not an interval later
+            self._refreshed = self._clock()
 
     async def refresh(self) -> None:
         await asyncio.to_thread(self.load)
 
     def verify(self, token: str) -> Principal:
         now = self._clock()
+        self._refresh_soon(now)
         cached = self._cache.get(token)
-        if cached is not None and cached[1] > now:
+        if (
+            cached is not None
+            and cached.expires > now
+            and cached.key_id in self._keys.get(cached.issuer, {})
+        ):
             self._cache.move_to_end(token)
-            return cached[0]
-        principal, expires = self._verify(token, now)
-        self._cache[token] = (principal, expires)
+            return cached.principal
+        verified = self._verify(token, now)
+        self._cache[token] = verified
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return principal
+        return verified.principal
 
-    def _verify(self, token: str, now: float) -> tuple[Principal, float]:
+    def _verify(self, token: str, now: float) -> _Verified:
         try:
             # Read once unverified, for the issuer and key to verify it with.
             unverified = jwt.decode_complete(token, options={"verify_signature": False})
@@ -205,9 +236,9 @@ class TokenVerifier:
         issuer = self._issuers.get(str(payload.get("iss", "")))
         if issuer is None:
             raise Unauthenticated("token from an unknown issuer")
-        key = self._keys.get(issuer.issuer, {}).get(str(header.get("kid", "")))
+        key_id = str(header.get("kid", ""))
+        key = self._keys.get(issuer.issuer, {}).get(key_id)
         if key is None:
-            self._refresh_soon()
             raise Unauthenticated("token signed with an unknown key")
         try:
             claims = jwt.decode(
@@ -228,7 +259,8 @@ class TokenVerifier:
             raise Unauthenticated(f"token not meant for {self._audience}") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
-        return self._principal(issuer, claims, now)
+        principal, expires = self._principal(issuer, claims, now)
+        return _Verified(principal, expires, issuer.issuer, key_id)
 
     def _principal(
         self, issuer: Issuer, claims: dict[str, Any], now: float
@@ -269,13 +301,15 @@ class TokenVerifier:
             raise Unauthenticated(f"end-user token's channel is not one of {sorted(CHANNELS)}")
         return Principal(subject, role, channel=channel), float(expires)
 
-    def _refresh_soon(self) -> None:
-        """A key we do not know may be a rotated one: re-read the keys, at most once a minute."""
-        if time.monotonic() - self._refreshed < self._refresh_interval:
+    def _refresh_soon(self, now: float) -> None:
+        """Re-reads the keys once they are older than the refresh interval (a clock stepped
+        back counts as older), off the call that finds them so: it is checked against the keys
+        held."""
+        if 0 <= now - self._refreshed < self._refresh_interval:
             return
         if self._refreshing is not None and not self._refreshing.done():
             return
-        self._refreshed = time.monotonic()
+        self._refreshed = now
         try:
             self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
         except RuntimeError:  # no event loop: a tool or a test, which may wait

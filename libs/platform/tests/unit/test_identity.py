@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -222,9 +223,91 @@ def test_a_provider_down_at_start_is_tried_again_when_a_token_comes(
     verifier.load()  # not there yet: the service still starts
     token = provider.token(C, Role.CITIZEN, now=NOW)
     jwks.write_text(provider.jwks_file(IssuerKind.USERS).read_text())
+    assert verifier.verify(token).subject == C
+
+
+@pytest.fixture
+def own_provider(tmp_path: Path) -> DevIdentity:
+    """A provider of this test's own, whose JWKS it may change."""
+    return DevIdentity(tmp_path / "identity")
+
+
+def _withdraw_users_keys(provider: DevIdentity) -> None:
+    # The key leaked; the operator withdraws it: the users' JWKS now lists none.
+    provider.jwks_file(IssuerKind.USERS).write_text(json.dumps({"keys": []}))
+
+
+def test_a_key_its_provider_withdraws_is_refused_once_the_keys_are_re_read(
+    own_provider: DevIdentity, clock: Clock
+) -> None:
+    verifier = TokenVerifier(
+        own_provider.issuers(),
+        audience="tawasul-docs",
+        max_lifetime_seconds=7200,
+        clock=clock,
+        refresh_interval_seconds=60,
+    )
+    verifier.load()
+    cached = own_provider.token(C, Role.CITIZEN, now=NOW)
+    assert verifier.verify(cached).subject == C
+    _withdraw_users_keys(own_provider)
+    clock.now = NOW + 30  # within the refresh interval the keys held still count
+    assert verifier.verify(cached).subject == C
+    clock.now = NOW + 61
+    forged = own_provider.token("1999999999", Role.CITIZEN, now=clock.now)
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(forged)
+    # The token verified before is not served from the cache either.
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(cached)
+    # The other provider's keys are untouched.
+    employee = own_provider.token("E1", Role.REVIEWER, ["visas"], now=clock.now)
+    assert verifier.verify(employee).subject == "E1"
+
+
+async def test_the_keys_are_re_read_in_the_background_not_by_the_call(
+    own_provider: DevIdentity, clock: Clock
+) -> None:
+    verifier = TokenVerifier(
+        own_provider.issuers(),
+        audience="tawasul-intake",
+        max_lifetime_seconds=7200,
+        clock=clock,
+        refresh_interval_seconds=60,
+    )
+    verifier.load()
+    token = own_provider.token(C, Role.CITIZEN, now=NOW)
+    assert verifier.verify(token).subject == C
+    _withdraw_users_keys(own_provider)
+    clock.now = NOW + 61
+    # The call that finds the keys old is checked against them; the re-read follows it.
+    assert verifier.verify(token).subject == C
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        try:
+            verifier.verify(token)
+        except Unauthenticated:
+            break
+    else:
+        pytest.fail("the withdrawn key was still accepted 5 s after the keys were re-read")
     with pytest.raises(Unauthenticated, match="unknown key"):
         verifier.verify(token)
-    assert verifier.verify(token).subject == C
+
+
+@pytest.mark.parametrize("answer", ["{}", "[]", '{"keys": "none"}'])
+def test_an_answer_that_is_no_jwks_does_not_withdraw_the_keys(
+    own_provider: DevIdentity, clock: Clock, answer: str
+) -> None:
+    verifier = TokenVerifier(
+        own_provider.issuers(),
+        audience="tawasul-intake",
+        max_lifetime_seconds=7200,
+        clock=clock,
+        refresh_interval_seconds=0,
+    )
+    verifier.load()
+    own_provider.jwks_file(IssuerKind.USERS).write_text(answer)
+    assert verifier.verify(own_provider.token(C, Role.CITIZEN, now=NOW)).subject == C
 
 
 def test_one_providers_unreadable_keys_leave_the_others_users_in(
