@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvloop
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from tawasul_platform import kafka_uvloop, metrics, tracing
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.logs import configure_logging
-from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.settings import ServiceSettings, problems
 from tawasul_platform.vitals import VITALS, Vitals
 
 log = logging.getLogger(__name__)
@@ -180,7 +182,11 @@ def run(
     parser = argparse.ArgumentParser(prog=f"tawasul-{name}")
     parser.add_argument("command", choices=["serve", "migrate"])
     args = parser.parse_args()
-    config = settings()
+    try:
+        config = settings()
+    except (ValidationError, SettingsError) as exc:
+        print(f"tawasul-{name}: bad settings:", *problems(exc), sep="\n  ", file=sys.stderr)
+        sys.exit(2)
     configure_logging(name, config.log_level, config.log_format)
     if args.command == "migrate":
         # Imported here: alembic is 100 modules and some 5 MB that a serving process never needs.

@@ -1,17 +1,21 @@
 """Settings every service shares; each service subclasses with its own fields.
 
-Every knob is an environment variable prefixed TAWASUL_; a missing required one fails at start.
+Every knob is an environment variable prefixed TAWASUL_; a missing, malformed or out-of-range
+one fails at start, told as one line naming the variable (`problems`).
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from datetime import time
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, PrivateAttr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from tawasul_calendar import Sector
 
 from tawasul_platform.identity import Issuer
@@ -19,9 +23,29 @@ from tawasul_platform.kafka_tls import client_context
 from tawasul_platform.logs import LogFormat
 from tawasul_platform.tls import TlsConfig, tls_config
 
+PREFIX = "TAWASUL_"
+DATABASE_URL_FORM = "expected postgresql+asyncpg://user:password@host:port/database"
+
+
+def problems(error: ValidationError | SettingsError) -> list[str]:
+    """One line per setting `error` refuses, naming its environment variable and never its
+    value (a URL or a key may hold a secret)."""
+    if isinstance(error, SettingsError):
+        # pydantic-settings says only which field's text it could not parse (JSON, a list).
+        field = re.search(r'field "(\w+)"', str(error))
+        return [f"{PREFIX}{field[1].upper()}: cannot be parsed" if field else str(error)]
+    lines = []
+    for each in error.errors(include_url=False, include_input=False):
+        name, *within = each["loc"] or ("",)
+        where = f"{PREFIX}{str(name).upper()}" if name else "settings"
+        if within:
+            where += f" ({'.'.join(map(str, within))})"
+        lines.append(f"{where}: {each['msg']}")
+    return lines
+
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TAWASUL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     database_url: str
     kafka_bootstrap: str
@@ -33,7 +57,7 @@ class ServiceSettings(BaseSettings):
     identity_issuers: list[Issuer]
     identity_audience: str
     # Longer-lived tokens are refused even when signed: a stolen one stays useful for less.
-    identity_max_token_seconds: int = 12 * 3600
+    identity_max_token_seconds: int = Field(default=12 * 3600, ge=1)
     # Mutual TLS on this service's server and on its channels to other services: all three
     # or none (plaintext); see tawasul_platform.tls.
     tls_cert_file: Path | None = None
@@ -49,33 +73,33 @@ class ServiceSettings(BaseSettings):
     # host:port of the Prometheus /metrics endpoint (tawasul_platform.metrics); empty: none.
     metrics_address: str = ""
     # How often the gauges read from the database (outbox backlog, review's queues) refresh.
-    metrics_seconds: float = 15.0
+    metrics_seconds: float = Field(default=15.0, gt=0)
     # gRPC calls one process serves at once; more are answered RESOURCE_EXHAUSTED at once
     # rather than queued past their deadlines.
-    grpc_max_concurrent_rpcs: int = 200
+    grpc_max_concurrent_rpcs: int = Field(default=200, ge=1)
     # A handler still running after this is cancelled and answered DEADLINE_EXCEEDED.
-    grpc_handler_seconds: float = 30.0
+    grpc_handler_seconds: float = Field(default=30.0, gt=0)
     # A caller's connection is closed after about this long, so that it resolves the service's
     # name again and spreads its calls over the replicas started meanwhile (ServerLimits).
-    grpc_connection_seconds: float = 60.0
+    grpc_connection_seconds: float = Field(default=60.0, gt=0)
     # Seconds in-flight RPCs and event handlers get to finish on SIGTERM.
-    shutdown_grace_seconds: float = 10.0
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # From SIGTERM to exit at most: past it the process exits with whatever still hangs.
     # Below the orchestrator's kill timeout (Kubernetes: terminationGracePeriodSeconds, 30).
-    shutdown_budget_seconds: float = 25.0
+    shutdown_budget_seconds: float = Field(default=25.0, gt=0)
     # A consumed event is tried this many times, with backoff, before it is dead-lettered.
-    consumer_max_attempts: int = 4
-    consumer_backoff_seconds: float = 0.5
+    consumer_max_attempts: int = Field(default=4, ge=1)
+    consumer_backoff_seconds: float = Field(default=0.5, ge=0)
     # Events one poll hands a consumer at most, applied in one transaction when the handler
     # only touches the database; handlers that call out apply this many keys at once.
-    consumer_max_batch: int = 200
-    consumer_key_concurrency: int = 8
+    consumer_max_batch: int = Field(default=200, ge=1)
+    consumer_key_concurrency: int = Field(default=8, ge=1)
     # How long a poll waits for records; it returns as soon as any arrive, so this is no
     # delay, only how often an idle consumer's loop turns.
-    consumer_poll_ms: int = 500
+    consumer_poll_ms: int = Field(default=500, ge=1)
     # Applied polls' offsets are committed together this long after the first of them; a
     # crash re-delivers at most this long's worth, which the inbox skips.
-    consumer_commit_seconds: float = 0.1
+    consumer_commit_seconds: float = Field(default=0.1, ge=0)
     # How long the broker may hold a fetch to gather this service's records: 0 answers as soon
     # as one is there, for the groups a request's path waits on (routing, review). A service
     # nobody waits on at each step sets more and takes a steady stream a poll's worth at a
@@ -83,16 +107,16 @@ class ServiceSettings(BaseSettings):
     # for fifty.
     consumer_gather_ms: int = Field(default=0, ge=0, le=5000)
     # A process opens at most 2 × db_pool_size connections (docs/database-connections.md).
-    db_pool_size: int = 10
+    db_pool_size: int = Field(default=10, ge=1)
     # How long a statement waits for a free connection before the call is UNAVAILABLE.
-    db_pool_timeout_seconds: float = 2.0
+    db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
     # Safety net only: the relay wakes on PostgreSQL NOTIFY at each commit.
-    outbox_fallback_seconds: float = 5.0
-    outbox_batch_size: int = 500
+    outbox_fallback_seconds: float = Field(default=5.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
     # Published outbox rows are kept this long, for inspection, then pruned; inbox entries are
     # kept as long as the topics keep events (docs/retention.md).
-    outbox_keep_hours: float = 72.0
-    prune_seconds: float = 3600.0
+    outbox_keep_hours: float = Field(default=72.0, gt=0)
+    prune_seconds: float = Field(default=3600.0, gt=0)
     # The Saudi working-day calendar: whose Eid breaks apply, office hours for hour-based SLAs,
     # and a newer closures file than the shipped one (see tawasul_platform.workdays).
     calendar_sector: Sector = Sector.PUBLIC
@@ -102,6 +126,29 @@ class ServiceSettings(BaseSettings):
 
     _tls: TlsConfig | None = PrivateAttr(default=None)
     _kafka_ssl: ssl.SSLContext | None = PrivateAttr(default=None)
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg(cls, url: str) -> str:
+        # Checked here: the engine would fail later, deep in the build, naming a driver module
+        # (a CloudNativePG `uri`, postgresql://, asks for psycopg), never the variable.
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {DATABASE_URL_FORM}") from None
+        if driver != "postgresql+asyncpg":
+            raise ValueError(f"the driver is {driver}; {DATABASE_URL_FORM}")
+        return url
+
+    @model_validator(mode="after")
+    def _drain_within_budget(self) -> Self:
+        # Past the budget the process exits with handlers still draining.
+        if self.shutdown_grace_seconds >= self.shutdown_budget_seconds:
+            raise ValueError(
+                "shutdown_grace_seconds must be below shutdown_budget_seconds "
+                "(TAWASUL_SHUTDOWN_GRACE_SECONDS, TAWASUL_SHUTDOWN_BUDGET_SECONDS)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _load_tls(self) -> Self:

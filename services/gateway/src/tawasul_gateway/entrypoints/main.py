@@ -8,8 +8,10 @@ from collections.abc import Sequence
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from tawasul_platform import tracing
 from tawasul_platform.logs import configure_logging
+from tawasul_platform.settings import problems
 
 from tawasul_gateway.bootstrap import build
 from tawasul_gateway.entrypoints import metrics
@@ -22,8 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.parse_args(argv)
     try:
         settings = GatewaySettings()  # from the environment
-    except ValidationError as exc:
-        print(f"tawasul-gateway: bad settings:\n{exc}", file=sys.stderr)
+    except (ValidationError, SettingsError) as exc:
+        print("tawasul-gateway: bad settings:", *problems(exc), sep="\n  ", file=sys.stderr)
         return 2
     # The services' log line (JSON, with the current span's trace_id and span_id).
     configure_logging("gateway", settings.log_level)

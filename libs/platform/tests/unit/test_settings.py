@@ -1,0 +1,97 @@
+"""A bad setting stops a service at start with one line per variable, naming it, never its
+value; numbers out of range and a URL for another database driver are bad settings too."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from tawasul_platform import service
+from tawasul_platform.settings import ServiceSettings
+
+REQUIRED = {
+    "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:hunter2@db/d",
+    "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+    "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
+    "TAWASUL_IDENTITY_ISSUERS": "[]",
+    "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def refusal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """What `tawasul-x serve` prints before it exits 2 (it builds nothing)."""
+    monkeypatch.setattr(sys, "argv", ["tawasul-x", "serve"])
+
+    async def never(_: ServiceSettings) -> service.Runtime:
+        raise AssertionError("built with bad settings")
+
+    with pytest.raises(SystemExit) as exited:
+        service.run(name="x", settings=ServiceSettings, build=never, migrations=Path())
+    assert exited.value.code == 2
+    return capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        (
+            "TAWASUL_DATABASE_URL",
+            "postgresql://u:hunter2@db/d",
+            "the driver is postgresql; expected postgresql+asyncpg://user:password@host:port/"
+            "database",
+        ),
+        ("TAWASUL_DATABASE_URL", "hunter2", "not a database URL; expected postgresql+asyncpg"),
+        ("TAWASUL_CONSUMER_MAX_ATTEMPTS", "0", "Input should be greater than or equal to 1"),
+        ("TAWASUL_DB_POOL_SIZE", "ten", "Input should be a valid integer"),
+        ("TAWASUL_OUTBOX_FALLBACK_SECONDS", "0", "Input should be greater than 0"),
+        ("TAWASUL_IDENTITY_ISSUERS", "[{hunter2", "cannot be parsed"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_its_variable(
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    said: str,
+) -> None:
+    env.setenv(name, value)
+    lines = refusal(env, capsys)
+    assert lines[0] == "tawasul-x: bad settings:"
+    assert len(lines) == 2
+    assert lines[1].startswith(f"  {name}: ")
+    assert said in lines[1]
+    assert "hunter2" not in "\n".join(lines)
+
+
+def test_missing_settings_are_each_named(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.delenv("TAWASUL_DATABASE_URL")
+    env.delenv("TAWASUL_GRPC_ADDRESS")
+    assert refusal(env, capsys)[1:] == [
+        "  TAWASUL_DATABASE_URL: Field required",
+        "  TAWASUL_GRPC_ADDRESS: Field required",
+    ]
+
+
+def test_a_grace_past_the_budget_is_refused(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The budget's watchdog would end the process while handlers still had grace left."""
+    env.setenv("TAWASUL_SHUTDOWN_GRACE_SECONDS", "30")
+    (line,) = refusal(env, capsys)[1:]
+    assert "shutdown_grace_seconds must be below shutdown_budget_seconds" in line
+
+
+def test_the_defaults_and_the_asyncpg_url_are_taken(env: pytest.MonkeyPatch) -> None:
+    settings = ServiceSettings()  # type: ignore[call-arg]
+    assert settings.database_url == REQUIRED["TAWASUL_DATABASE_URL"]
+    assert settings.consumer_max_attempts == 4
