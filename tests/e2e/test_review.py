@@ -237,7 +237,7 @@ async def test_an_unanswered_information_request_closes_the_request(
         return next((t for t in texts if number in t and "تم إغلاق" in t), None)
 
     sms = await eventually(closure_sms, what="the closure's SMS")
-    assert "السبب: \u2068لم تصل المعلومات المطلوبة في الموعد المحدد\u2069" in sms
+    assert "السبب: \u2067لم تصل المعلومات المطلوبة في الموعد المحدد\u2069" in sms
     assert "The information" not in sms
 
 

@@ -24,7 +24,7 @@ from tawasul_notify.domain.model import (
     SendOutcome,
     mask,
 )
-from tawasul_notify.domain.templates import FSI, PDI, Kind, channels_for, render
+from tawasul_notify.domain.templates import LRI, PDI, RLI, Kind, channels_for, render
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 
@@ -115,7 +115,7 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
 
 @pytest.mark.parametrize(
     ("locale", "said"),
-    [("ar", f"{FSI}تم تصحيح البيانات في السجل{PDI}"), ("en", "The record has been corrected")],
+    [("ar", f"{RLI}تم تصحيح البيانات في السجل{PDI}"), ("en", "The record has been corrected")],
 )
 def test_an_acceptance_tells_the_reason_review_named(locale: str, said: str) -> None:
     """Review's catalog has acceptance reasons too; the reviewer's message is optional, so
@@ -130,7 +130,7 @@ def test_an_acceptance_tells_the_reason_review_named(locale: str, said: str) -> 
             ),
         )
     )
-    assert (n.kind, n.values["reason"]) == (Kind.ACCEPTED, said.strip(FSI + PDI))
+    assert (n.kind, n.values["reason"]) == (Kind.ACCEPTED, said.strip(RLI + PDI))
     for channel in channels_for(Kind.ACCEPTED):
         body = render(Kind.ACCEPTED, channel, n.locale, n.values).body
         assert said in body, body
@@ -142,7 +142,7 @@ def test_an_acceptance_tells_the_reason_review_named(locale: str, said: str) -> 
 @pytest.mark.parametrize(
     ("locale", "said"),
     [
-        ("ar", "السبب: ⁨لم تصل المعلومات المطلوبة في الموعد المحدد⁩"),
+        ("ar", f"السبب: {RLI}لم تصل المعلومات المطلوبة في الموعد المحدد{PDI}"),
         # Left-to-right words in an English text need no isolate (nor make its SMS UCS-2).
         ("en", "Reason: The information asked for was not received by its deadline"),
     ],
@@ -305,8 +305,8 @@ def test_a_reviewers_message_reaches_the_beneficiary_not_the_status_again(
             body = render(Kind.MESSAGE, channel, locale, n.values).body
             assert NUMBER in body
             # Isolated in Arabic; in English left-to-right words need it not.
-            assert (f"{FSI}{said}{PDI}" if locale is Locale.AR else said) in body
-            assert (FSI in body) == (locale is Locale.AR)
+            assert (f"{LRI}{said}{PDI}" if locale is Locale.AR else said) in body
+            assert (PDI in body) == (locale is Locale.AR)
 
 
 @pytest.mark.parametrize(

@@ -25,11 +25,11 @@ from tawasul_notify.domain.model import Channel, Locale
 from tawasul_notify.domain.templates import (
     DOTS,
     ELLIPSIS,
-    FSI,
     LRI,
     MAX_SMS_PARTS,
     PDI,
     PORTAL_WORDS,
+    RLI,
     TEMPLATE_DIR,
     Kind,
     Rendered,
@@ -43,7 +43,6 @@ from tawasul_notify.domain.templates import (
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("TAWASUL_UPDATE_GOLDEN") == "1"
-RLI = "\u2067"
 RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 NUMBER = "TW482913578"
 FREE_TEXT = ("note", "reason", "missing")
@@ -80,14 +79,15 @@ def template_id(case: tuple[Kind, Channel, Locale]) -> str:
 def isolates(text: str) -> tuple[str, list[tuple[str, str]]]:
     """The text outside isolates, and each isolate's opener and content.
 
-    Fails on an unbalanced or nested isolate, and on any embedding or override.
+    Fails on an unbalanced or nested isolate, and on any embedding, override or first-strong
+    isolate (FSI: a text's first letter is not its direction).
     """
-    assert not re.search("[\u202a-\u202e]", text), f"embedding or override in {text!r}"
+    assert not re.search("[\u202a-\u202e\u2068]", text), f"embedding, override or FSI in {text!r}"
     outside: list[str] = []
     spans: list[tuple[str, str]] = []
     opener, content = "", ""
     for char in text:
-        if char in (LRI, RLI, FSI):
+        if char in (LRI, RLI):
             assert not opener, f"nested isolate in {text!r}"
             opener, content = char, ""
         elif char == PDI:
@@ -100,6 +100,12 @@ def isolates(text: str) -> tuple[str, list[tuple[str, str]]]:
             outside.append(char)
     assert not opener, f"isolate left open in {text!r}"
     return "".join(outside), spans
+
+
+def isolate_of(text: str) -> str:
+    """The isolate free text belongs in: right to left when most of its letters are Arabic,
+    whatever script it starts with."""
+    return RLI if len(RIGHT_TO_LEFT.findall(text)) > len(re.findall("[A-Za-z]", text)) else LRI
 
 
 def texts(rendered: Rendered) -> list[str]:
@@ -275,7 +281,7 @@ def test_free_text_is_isolated_whole_in_every_render_of_the_samples(
     outside, spans = isolates(body)
     for text in free_texts(values):
         if locale is Locale.AR or RIGHT_TO_LEFT.search(text):
-            assert (FSI, text) in spans
+            assert (isolate_of(text), text) in spans
             assert text not in outside
         else:
             # Nothing to keep apart from in English; the marks would make an SMS UCS-2.
@@ -331,8 +337,8 @@ def test_every_line_reads_in_the_direction_of_its_language(
         ("😀" * 33 + "a" * 68, ("ucs-2", 2)),
         ("😀" * 34 + "a" * 67, ("ucs-2", 3)),
         # The isolate characters count too.
-        ("a" * 68 + FSI + PDI, ("ucs-2", 1)),
-        ("a" * 69 + FSI + PDI, ("ucs-2", 2)),
+        ("a" * 68 + RLI + PDI, ("ucs-2", 1)),
+        ("a" * 69 + RLI + PDI, ("ucs-2", 2)),
     ],
 )
 def test_sms_parts(text: str, expected: tuple[str, int]) -> None:
@@ -353,8 +359,8 @@ def assert_cut(spans: list[tuple[str, str]], originals: list[str], mark: str) ->
     """Each free text is whole or a prefix of its original ending in `mark`; one at least is
     cut."""
     cut = 0
-    for opener, content in spans:
-        if opener != FSI or content in originals:
+    for _, content in spans:
+        if content == NUMBER or content in originals:
             continue
         assert content.endswith(mark), content
         assert any(text.startswith(content.removesuffix(mark)) for text in originals)
@@ -385,7 +391,7 @@ def test_long_free_text_is_cut_to_fit_an_sms_but_not_an_email(
     email = render(kind, Channel.EMAIL, locale, values).body
     outside, email_spans = isolates(email)
     for text in free_texts(values):
-        assert (FSI, text) in email_spans or (locale is Locale.EN and text in outside)
+        assert (isolate_of(text), text) in email_spans or (locale is Locale.EN and text in outside)
 
 
 @pytest.mark.parametrize("channel", channels_for(Kind.NEEDS_MORE_INFO))
@@ -408,11 +414,43 @@ def test_every_free_text_is_cut_when_all_are_long() -> None:
     sms = render(Kind.NEEDS_MORE_INFO, Channel.SMS, Locale.AR, values)
     assert sms.parts <= MAX_SMS_PARTS
     _, spans = isolates(sms.body)
-    *missing, note = [content for opener, content in spans if opener == FSI]
+    *missing, note = [content for opener, content in spans if opener == RLI]
     assert note.endswith(ELLIPSIS)
     assert LONG_TEXT.startswith(note.removesuffix(ELLIPSIS))
     assert missing[-1].endswith(ELLIPSIS)
     assert all(item in LONG_MISSING for item in missing[:-1])
+
+
+@pytest.mark.parametrize(
+    ("locale", "text", "opener"),
+    [
+        # Arabic that starts with a Latin word or a request number still reads right to left.
+        (Locale.AR, "PDF يرجى إرفاق صورة جواز السفر بصيغة واضحة", RLI),
+        (Locale.AR, "TW48291357 هو رقم طلبك السابق ويرجى ذكره عند المراجعة", RLI),
+        (Locale.EN, "PDF يرجى إرفاق صورة جواز السفر بصيغة واضحة", RLI),
+        # English that starts with an Arabic word reads left to right, in either message.
+        (Locale.AR, "الجواز expired before the request was filed", LRI),
+        (Locale.EN, "الجواز expired before the request was filed", LRI),
+    ],
+)
+def test_free_text_is_isolated_in_the_direction_of_most_of_its_letters(
+    locale: Locale, text: str, opener: str
+) -> None:
+    values = sample_values(Kind.MESSAGE) | {"note": text}
+    for channel in channels_for(Kind.MESSAGE):
+        rendered = render(Kind.MESSAGE, channel, locale, values)
+        _, spans = isolates(rendered.body)
+        assert (opener, text) in spans, rendered.body
+        if channel is Channel.SMS:
+            assert (rendered.encoding, rendered.parts) == sms_parts(rendered.body)
+
+
+def test_an_english_sms_of_latin_text_stays_gsm7_without_marks() -> None:
+    note = "Please bring the original passport to the Riyadh office on Sunday"
+    sms = render(Kind.MESSAGE, Channel.SMS, Locale.EN, {"number": NUMBER, "note": note})
+    assert note in sms.body
+    assert not re.search("[\u2066-\u2069]", sms.body)
+    assert (sms.encoding, sms.parts) == ("gsm-7", 1)
 
 
 def test_free_text_loses_extra_whitespace_and_directional_controls() -> None:
@@ -421,7 +459,7 @@ def test_free_text_loses_extra_whitespace_and_directional_controls() -> None:
     }
     for channel in channels_for(Kind.ACCEPTED):
         _, spans = isolates(render(Kind.ACCEPTED, channel, Locale.EN, values).body)
-        assert (FSI, "تم تمديد التأشيرة لمدة 90 يومًا.") in spans
+        assert (RLI, "تم تمديد التأشيرة لمدة 90 يومًا.") in spans
 
 
 @pytest.mark.parametrize("locale", Locale)
@@ -436,7 +474,7 @@ def test_optional_texts_leave_no_trace_when_empty(locale: Locale) -> None:
         for channel in channels_for(kind):
             body = render(kind, channel, locale, sample_values(kind) | empty).body
             _, spans = isolates(body)
-            assert all(opener != FSI for opener, _ in spans), body
+            assert spans == ([(LRI, NUMBER)] if locale is Locale.AR else []), body
             assert "\n\n\n" not in body
             assert not re.search(r":\s*$", body, re.MULTILINE), body
 

@@ -8,9 +8,12 @@ e-mail's subject in "{kind}.email.{locale}.subject.j2". Templates have these fil
 - `digits`: a number in the locale's digits (Arabic-Indic in Arabic, as the dates are);
 - `ltr`: a left-to-right token (request number, code, employee id, department code) in
   LRI … PDI, so that an Arabic text keeps its characters in order;
-- `isolate`: free text written by people (note, reason, missing items) in FSI … PDI, so
-  that whatever its script it neither takes nor gives direction to the text around it (in
-  English only text with right-to-left letters: the marks would make an SMS UCS-2);
+- `isolate`: free text written by people (note, reason, missing items) in RLI … PDI when
+  its right-to-left letters outnumber its left-to-right ones, else in LRI … PDI, so that it
+  neither takes nor gives direction to the text around it and reads in its own (in English
+  only text with right-to-left letters: the marks would make an SMS UCS-2). Not FSI: that
+  takes the direction of the first letter, and an Arabic note that starts with a Latin word
+  ("PDF يرجى إرفاق…") would read left to right, its words in the wrong order;
 
 and the global `rlm`, which starts an Arabic line that begins with free text: text inside an
 isolate does not count when a line's direction is decided. Blocks are trimmed: a line that
@@ -30,6 +33,7 @@ are never cut. E-mail and in-app texts are not cut.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -47,7 +51,7 @@ TEMPLATE_DIR = Path(__file__).parent.parent / "templates"
 MAX_SMS_PARTS = 3
 
 LRI = "\u2066"  # LEFT-TO-RIGHT ISOLATE
-FSI = "\u2068"  # FIRST STRONG ISOLATE
+RLI = "\u2067"  # RIGHT-TO-LEFT ISOLATE
 PDI = "\u2069"  # POP DIRECTIONAL ISOLATE
 RLM = "\u200f"  # RIGHT-TO-LEFT MARK
 ELLIPSIS = "…"
@@ -380,7 +384,14 @@ def _isolate(value: object, *, locale: Locale) -> str:
     # would make a GSM-7 SMS UCS-2: 67 characters a part instead of 153.
     if locale is Locale.EN and not _RIGHT_TO_LEFT.search(text):
         return text
-    return f"{FSI}{text}{PDI}"
+    return f"{_opener(text)}{text}{PDI}"
+
+
+def _opener(text: str) -> str:
+    """The isolate that reads `text` in the direction of most of its letters."""
+    kinds = [unicodedata.bidirectional(char) for char in text]
+    right_to_left = sum(kind in ("R", "AL") for kind in kinds)
+    return RLI if right_to_left > kinds.count("L") else LRI
 
 
 def _digits(value: object, *, locale: Locale) -> str:
