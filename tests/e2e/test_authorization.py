@@ -348,7 +348,12 @@ async def _world(stack: Stack, clients: Clients) -> World:
             description="My name is spelt wrongly in the passports records",
             documents=documents,
             mobile="0551234567",
-            fields={"id_number": owner_id, "correction": "name", "correct_name_ar": "محمد"},
+            fields={
+                "id_number": owner_id,
+                "correction": "name",
+                "correct_name_ar": "محمد",
+                "correct_name_en": "Mohammed",
+            },
         )
 
     request = await file([document.document_id])
@@ -443,7 +448,9 @@ def render(observed: dict[str, dict[str, str]]) -> str:
         "refused, with its code. Each service's rule is in its `entrypoints/grpc.py` (`ACCESS`);",
         "which request, document or queue is whose, the service's handlers decide. The flawed",
         "tokens (expired, wrong issuer, wrong audience) are each made for a caller the RPC",
-        "admits.",
+        "admits. \"Its applicant\" is the account that filed the request; one that filed it for",
+        "a worker or a dependent may appeal, answer and follow it up only while that person is",
+        "on its record (PERMISSION_DENIED once they left it); viewing and cancelling stay open.",
         "",
         "| RPC | who | " + " | ".join(CALLERS) + " |",
         "|---|---|" + "---|" * len(CALLERS),

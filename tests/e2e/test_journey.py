@@ -244,7 +244,12 @@ async def test_bad_input_gets_a_clear_status_and_nothing_is_lost(clients: Client
             description="My name is spelt wrongly in the passports records",
             documents=[supporting.document_id],
             mobile="0551234567",
-            fields={"id_number": citizen_id, "correction": "name", "correct_name_ar": "محمد"},
+            fields={
+                "id_number": citizen_id,
+                "correction": "name",
+                "correct_name_ar": "محمد",
+                "correct_name_en": "Mohammed",
+            },
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == {

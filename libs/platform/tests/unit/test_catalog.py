@@ -9,6 +9,7 @@ from tawasul_platform.catalog import (
     MEDIA_TYPES,
     Catalog,
     FieldType,
+    RequiredWhen,
     Text,
     load_catalog,
     parse_catalog,
@@ -58,9 +59,9 @@ def texts(catalog: Catalog) -> Iterator[tuple[str, Text]]:
 # The packaged catalog
 
 
-def test_the_packaged_catalog_is_version_3_and_loaded_once() -> None:
+def test_the_packaged_catalog_is_version_5_and_loaded_once() -> None:
     catalog = load_catalog()
-    assert catalog.version == 4
+    assert catalog.version == 5
     assert load_catalog() is catalog
 
 
@@ -177,6 +178,31 @@ def test_every_national_id_or_iqama_field_names_the_person_the_request_is_about(
             assert spec.names_subject == names, f"{service.code}.{spec.name}"
 
 
+def test_the_fields_an_option_needs_are_required_with_it() -> None:
+    services = load_catalog().sub_services
+    needed = {
+        (code, spec.name): (spec.required_when.field, spec.required_when.values)
+        for code, service in services.items()
+        for spec in service.fields
+        if spec.required_when
+    }
+    assert needed == {
+        ("residents.iqama-issue-renewal", "iqama_number"): ("request_type", ("renewal",)),
+        ("residents.iqama-issue-renewal", "border_number"): ("request_type", ("issue",)),
+        ("corrections.name-or-birth-date", "correct_name_ar"): ("correction", ("name", "both")),
+        ("corrections.name-or-birth-date", "correct_name_en"): ("correction", ("name", "both")),
+        ("corrections.name-or-birth-date", "correct_date_of_birth"): (
+            "correction",
+            ("date_of_birth", "both"),
+        ),
+    }
+    correction = services["corrections.name-or-birth-date"].fields
+    date_of_birth = next(spec for spec in correction if spec.name == "correct_date_of_birth")
+    assert date_of_birth.needed({"correction": "both"})
+    assert not date_of_birth.needed({"correction": "name"})
+    assert not date_of_birth.needed({})
+
+
 def test_choice_fields_offer_options_and_others_do_not() -> None:
     visa_type = next(
         spec
@@ -254,6 +280,17 @@ def minimal() -> dict[str, Any]:
     }
 
 
+def test_a_field_may_be_required_by_an_option_of_a_choice() -> None:
+    raw = minimal()
+    field_of(raw, 0).update(
+        required=False, required_when={"field": "visa_type", "values": ["final_exit"]}
+    )
+    (spec, _) = parse_catalog(raw).sub_services["reports.other"].fields
+    assert spec.required_when == RequiredWhen(field="visa_type", values=("final_exit",))
+    assert spec.needed({"visa_type": "final_exit"})
+    assert not spec.needed({})
+
+
 def test_the_minimal_catalog_parses() -> None:
     catalog = parse_catalog(minimal())
     service = catalog.sub_services["reports.other"]
@@ -276,6 +313,13 @@ def field_of(raw: dict[str, Any], index: int = 1) -> dict[str, Any]:
 def document_of(raw: dict[str, Any], index: int = 0) -> dict[str, Any]:
     document: dict[str, Any] = raw["sub_services"][1]["documents"][index]
     return document
+
+
+def when(**rule: object) -> Edit:
+    """Makes the minimal catalog's iqama field optional, required when `rule` says."""
+    return lambda raw: field_of(raw, 0).update(
+        required=False, required_when={"field": "visa_type", "values": ["final_exit"], **rule}
+    )
 
 
 @pytest.mark.parametrize(
@@ -336,6 +380,34 @@ def document_of(raw: dict[str, Any], index: int = 0) -> dict[str, Any]:
         (
             lambda raw: field_of(raw, 0).update(names_subject="yes"),
             r"^sub_services\[1\]\.fields\[0\]\.names_subject: expected true or false",
+        ),
+        (
+            when(field="nowhere"),
+            r"^sub_services\[1\]\.fields\[0\]\.required_when\.field: 'nowhere' is not another"
+            r" choice field of this form",
+        ),
+        (
+            when(field="iqama_number"),
+            r"^sub_services\[1\]\.fields\[0\]\.required_when\.field: 'iqama_number' is not",
+        ),
+        (
+            when(values=["final_exit", "exit_reentry"]),
+            r"^sub_services\[1\]\.fields\[0\]\.required_when\.values\[1\]: 'exit_reentry' is"
+            r" not an option of 'visa_type': final_exit",
+        ),
+        (
+            when(values=[]),
+            r"^sub_services\[1\]\.fields\[0\]\.required_when\.values: must not be empty",
+        ),
+        (
+            when(values=["final_exit", "final_exit"]),
+            r"^sub_services\[1\]\.fields\[0\]\.required_when\.values\[1\]: duplicate value",
+        ),
+        (
+            lambda raw: field_of(raw, 0).update(
+                required_when={"field": "visa_type", "values": ["final_exit"]}
+            ),
+            r"^sub_services\[1\]\.fields\[0\]\.required_when: a required field is required",
         ),
         (
             lambda raw: field_of(raw, 0).update(max_length=10),

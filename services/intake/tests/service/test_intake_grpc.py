@@ -304,7 +304,7 @@ async def test_health_reports_serving(intake: Intake) -> None:
 async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
     arabic = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(), timeout=5)
     english = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(locale="en"), timeout=5)
-    assert (arabic.version, arabic.locale, english.locale) == (4, "ar", "en")
+    assert (arabic.version, arabic.locale, english.locale) == (5, "ar", "en")
     assert [d.code for d in arabic.departments] == [d.code for d in english.departments]
     assert sum(len(d.sub_services) for d in english.departments) == 16
     passports = next(d for d in english.departments if d.code == "passports")
@@ -320,6 +320,13 @@ async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
     assert [f.name for f in problem.fields if f.names_subject] == ["national_id"]
     arabic_passports = next(d for d in arabic.departments if d.code == "passports")
     assert arabic_passports.name == "الجواز السعودي وسفر المواطنين"
+    # A field some options of a choice need says which: a form can show it required then.
+    corrections = next(d for d in english.departments if d.code == "corrections")
+    name = next(s for s in corrections.sub_services if s.code == "corrections.name-or-birth-date")
+    needed = {f.name: (f.required_when.field, list(f.required_when.values)) for f in name.fields}
+    assert needed["correct_date_of_birth"] == ("correction", ["date_of_birth", "both"])
+    assert needed["correct_name_en"] == ("correction", ["name", "both"])
+    assert not any(f.HasField("required_when") for f in problem.fields)
 
 
 async def test_a_nationality_is_offered_as_the_countries_it_may_name(intake: Intake) -> None:
@@ -358,14 +365,14 @@ async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intak
     assert request.expected_completion.gregorian_date == "2026-01-11"
     assert request.expected_completion.text_en == "Sunday 22 Rajab 1447 AH (11 January 2026)"
     assert request.expected_completion.hijri_date == "1447-07-22"
-    assert request.catalog_version == 4
+    assert request.catalog_version == 5
     assert request.subject_id == CITIZEN_ID
     (event,) = await intake.outbox(REQUEST_SUBMITTED)
     submitted = event.request_submitted
     assert submitted.request_number == request.request_number
     assert submitted.contact.mobile == "+966551234567"
     assert submitted.expected_completion_at.ToDatetime(tzinfo=UTC) == START + timedelta(days=7)
-    assert (submitted.department_code, submitted.catalog_version) == ("passports", 4)
+    assert (submitted.department_code, submitted.catalog_version) == ("passports", 5)
     assert dict(submitted.fields)["problem"] == "photo_not_shown"
     # Routing rules match on who filed and through which channel (from the sign-in token).
     assert (submitted.applicant_kind, submitted.channel) == ("citizen", "web")

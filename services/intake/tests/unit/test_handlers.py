@@ -423,7 +423,11 @@ FORMS: dict[str, dict[str, str]] = {
         "relationship": "sibling",
         "visa_expiry_date": "2026-02-01",
     },
-    "residents.iqama-issue-renewal": {"request_type": "renewal", "passport_number": "A1234567"},
+    "residents.iqama-issue-renewal": {
+        "request_type": "renewal",
+        "iqama_number": HOUSEMAID,
+        "passport_number": "A1234567",
+    },
     "residents.transfer-of-services": {
         "iqama_number": "2000000006",
         "new_employer_number": "7000000013",
@@ -1149,7 +1153,7 @@ async def test_an_account_has_at_most_ten_open_requests(intake: Intake) -> None:
 async def test_the_cap_counts_requests_filed_for_others_too(intake: Intake) -> None:
     subjects = ["", DAUGHTER, "1023456781", VISITOR, HOUSEMAID]
     for subject in subjects:
-        for code in (INQUIRY, "residents.iqama-issue-renewal"):
+        for code in (INQUIRY, "residents.dependents-services"):
             await intake.submit(code=code, subject=subject, key=f"{code}:{subject}")
     with pytest.raises(ResourceExhausted):
         await intake.submit(code=PASSPORT, key="eleventh")

@@ -20,6 +20,7 @@ from tawasul_intake.domain.model import (
 )
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument, PermissionDenied
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.request_numbers import new_request_number
 
@@ -92,7 +93,14 @@ PROFESSION = {
     "new_profession": "Cook",
 }
 LOST = {"national_id": "1000000008", "loss_date": "2025-12-01", "loss_place": "inside_kingdom"}
-CORRECTION = {"id_number": "1000000008", "correction": "name"}
+# Whichever is corrected, its correct entry is there.
+CORRECTION = {
+    "id_number": "1000000008",
+    "correction": "name",
+    "correct_name_ar": "محمد عبدالله القحطاني",
+    "correct_name_en": "Mohammed Abdullah Al-Qahtani",
+    "correct_date_of_birth": "1990-05-01",
+}
 PASSPORT_DATA = {
     "iqama_number": "2000000006",
     "new_passport_number": "A1234567",
@@ -811,6 +819,7 @@ def answer(subject_id: str, **fields: str) -> Answer:
     return validate_answer(
         sub_service=CATALOG.sub_services[ABSENCE],
         subject_id=subject_id,
+        filed=ABSENCE_FIELDS,
         today=TODAY,
         message="",
         fields=fields,
@@ -824,3 +833,90 @@ def test_an_answer_s_id_field_must_name_the_request_s_subject() -> None:
     assert set(caught.value.violations) == {"fields.iqama_number"}
     assert NOT_THE_SUBJECT in caught.value.violations["fields.iqama_number"]
     assert answer(OWN_DRIVER, iqama_number=OWN_DRIVER).fields == {"iqama_number": OWN_DRIVER}
+
+
+NAME_OR_BIRTH = "corrections.name-or-birth-date"
+IQAMA_RENEWAL = "residents.iqama-issue-renewal"
+NAMES = {"correct_name_ar": "محمد عبدالله", "correct_name_en": "Mohammed Abdullah"}
+
+
+def arabic(message: str) -> str:
+    assert isinstance(message, Bilingual)
+    return message.ar
+
+
+@pytest.mark.parametrize(
+    ("correction", "missing"),
+    [
+        ("name", {"correct_name_ar", "correct_name_en"}),
+        ("date_of_birth", {"correct_date_of_birth"}),
+        ("both", {"correct_name_ar", "correct_name_en", "correct_date_of_birth"}),
+    ],
+)
+def test_a_correction_needs_the_correct_entry(correction: str, missing: set[str]) -> None:
+    fields = {"id_number": "1000000008", "correction": correction}
+    found = violations(sub_service_code=NAME_OR_BIRTH, fields=fields)
+    assert set(found) == {f"fields.{name}" for name in missing}
+    chosen = {"name": "Name", "date_of_birth": "Date of birth"}.get(correction)
+    said = found[min(found)]
+    assert said == f'required when "What to correct" is "{chosen or "Name and date of birth"}"'
+    assert arabic(said).startswith("مطلوب عند اختيار «")
+    assert "«البيان المطلوب تصحيحه»" in arabic(said)
+    # The entry the option does not need may stay empty.
+    given = {name: CORRECTION[name] for name in missing}
+    assert set(validate(sub_service_code=NAME_OR_BIRTH, fields={**fields, **given}).fields) == {
+        "id_number",
+        "correction",
+        *missing,
+    }
+
+
+def test_an_iqama_renewal_needs_the_iqama_and_a_first_issue_the_border_number() -> None:
+    renewal = {"request_type": "renewal", "passport_number": "A1234567"}
+    found = violations(sub_service_code=IQAMA_RENEWAL, subject_id=OWN_DRIVER, fields=renewal)
+    assert found == {"fields.iqama_number": 'required when "Request type" is "Renewal"'}
+    assert arabic(found["fields.iqama_number"]) == "مطلوب عند اختيار «تجديد» في «نوع الطلب»"
+    found = violations(sub_service_code=IQAMA_RENEWAL, fields=IQAMA)
+    assert found == {"fields.border_number": 'required when "Request type" is "First issue"'}
+    renewed = validate(
+        sub_service_code=IQAMA_RENEWAL,
+        subject_id=OWN_DRIVER,
+        fields={**renewal, "iqama_number": OWN_DRIVER},
+    )
+    assert "border_number" not in renewed.fields
+
+
+def correction_answer(filed: Mapping[str, str], **fields: str) -> Answer:
+    return validate_answer(
+        sub_service=CATALOG.sub_services[NAME_OR_BIRTH],
+        subject_id="1000000008",
+        filed=filed,
+        today=TODAY,
+        message="",
+        fields=fields,
+        document_ids=[],
+    )
+
+
+def test_an_answer_that_chooses_an_option_brings_what_it_needs() -> None:
+    filed = {"id_number": "1000000008", "correction": "name", **NAMES}
+    with pytest.raises(InvalidArgument) as caught:
+        correction_answer(filed, correction="both")
+    assert caught.value.violations == {
+        "fields.correct_date_of_birth": 'required when "What to correct" is'
+        ' "Name and date of birth"'
+    }
+    answer = correction_answer(filed, correction="both", correct_date_of_birth="1990-05-01")
+    assert answer.fields == {"correction": "both", "correct_date_of_birth": "1990-05-01"}
+    # What the request holds already counts: the names need not be typed again.
+    assert correction_answer(filed, correct_name_en="Muhammad Abdullah").fields == {
+        "correct_name_en": "Muhammad Abdullah"
+    }
+
+
+def test_an_answer_may_not_blank_what_the_chosen_option_needs() -> None:
+    filed = {"id_number": "1000000008", "correction": "name", **NAMES}
+    with pytest.raises(InvalidArgument) as caught:
+        correction_answer(filed, correct_name_ar="  ")
+    assert set(caught.value.violations) == {"fields.correct_name_ar"}
+    assert "required" in caught.value.violations["fields.correct_name_ar"]

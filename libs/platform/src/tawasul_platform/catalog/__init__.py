@@ -1,6 +1,6 @@
 """The service catalog: departments and sub-services, read from a versioned data file.
 
-The catalog is data (catalog.v4.json), not code, so that departments, forms, filers and SLAs
+The catalog is data (catalog.v5.json), not code, so that departments, forms, filers and SLAs
 change without a code change and channels can draw their forms from it. This module only
 parses and validates the file: anything malformed is refused with the JSON path of the bad
 entry, so a broken catalog stops a service at start-up instead of surfacing as odd forms.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -21,7 +21,7 @@ from tawasul_calendar import OfficeHours, Sla, SlaUnit
 
 from tawasul_platform.identity import BENEFICIARY_ROLES, Role
 
-CATALOG_FILE = "catalog.v4.json"
+CATALOG_FILE = "catalog.v5.json"
 MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
 DEFAULT_MAX_LENGTH = 200
 # The seeds promise an answer within 24-72 working hours (one to three working days), and never
@@ -78,6 +78,15 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class RequiredWhen:
+    """A field needed only for some options of a choice field of the same form: the iqama
+    number for a renewal, the border number for a first issue."""
+
+    field: str  # the choice field's name
+    values: tuple[str, ...]  # its options that need the field, in the catalog's order
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """A form field: typed so that the data the reviewer looks records up by is well-formed."""
 
@@ -92,6 +101,12 @@ class FieldSpec:
     # An ID number of the person the request is about (SPEC §2): when given, intake takes it
     # only if it is the request's subject_id, and channels may fill it in from that.
     names_subject: bool = False  # person ID fields only (PERSON_ID_TYPES)
+    required_when: RequiredWhen | None = None  # optional fields only
+
+    def needed(self, values: Mapping[str, str]) -> bool:
+        """Whether the field must be given, with the form's other fields set to `values`."""
+        rule = self.required_when
+        return self.required or (rule is not None and values.get(rule.field) in rule.values)
 
 
 @dataclass(frozen=True)
@@ -230,10 +245,14 @@ def _sub_service(raw: object, path: str, departments: Mapping[str, Department]) 
 
     fields: list[FieldSpec] = []
     names: dict[str, str] = {}
-    for field_path, raw_field in _items(item["fields"], f"{path}.fields", allow_empty=True):
+    raw_fields = _items(item["fields"], f"{path}.fields", allow_empty=True)
+    for field_path, raw_field in raw_fields:
         spec = _field(raw_field, field_path)
         _claim(names, spec.name, f"{field_path}.name", "field name")
         fields.append(spec)
+    # A condition names another field, so it is checked once the whole form is read.
+    for (field_path, _), spec in zip(raw_fields, fields, strict=True):
+        _check_required_when(spec, fields, f"{field_path}.required_when")
 
     documents: list[DocumentSpec] = []
     kinds: dict[str, str] = {}
@@ -261,7 +280,7 @@ def _field(raw: object, path: str) -> FieldSpec:
         raw,
         path,
         required={"name", "type", "label", "help", "required"},
-        optional={"max_length", "options", "past_only", "names_subject"},
+        optional={"max_length", "options", "past_only", "names_subject", "required_when"},
     )
     name = _SNAKE_CASE.check(item["name"], f"{path}.name")
     field_type = _enum(item["type"], f"{path}.type", FieldType)
@@ -302,17 +321,48 @@ def _field(raw: object, path: str) -> FieldSpec:
             )
         names_subject = _bool(item["names_subject"], f"{path}.names_subject")
 
+    required = _bool(item["required"], f"{path}.required")
+    required_when = None
+    if "required_when" in item:
+        if required:
+            _fail(f"{path}.required_when", "a required field is required whatever the form holds")
+        rule = _object(item["required_when"], f"{path}.required_when", required={"field", "values"})
+        when_values: dict[str, str] = {}
+        for value_path, raw_value in _items(rule["values"], f"{path}.required_when.values"):
+            _claim(when_values, _str(raw_value, value_path), value_path, "value")
+        required_when = RequiredWhen(
+            field=_str(rule["field"], f"{path}.required_when.field"), values=tuple(when_values)
+        )
+
     return FieldSpec(
         name=name,
         type=field_type,
         label=_text(item["label"], f"{path}.label"),
         help=_text(item["help"], f"{path}.help"),
-        required=_bool(item["required"], f"{path}.required"),
+        required=required,
         max_length=max_length,
         options=tuple(options),
         past_only=past_only,
         names_subject=names_subject,
+        required_when=required_when,
     )
+
+
+def _check_required_when(spec: FieldSpec, fields: Sequence[FieldSpec], path: str) -> None:
+    """A field's condition names a choice field of its form, by options it has."""
+    rule = spec.required_when
+    if rule is None:
+        return
+    choice = next((other for other in fields if other.name == rule.field), None)
+    if choice is None or choice is spec or choice.type is not FieldType.CHOICE:
+        _fail(f"{path}.field", f"{rule.field!r} is not another choice field of this form")
+    options = [option.value for option in choice.options]
+    for index, value in enumerate(rule.values):
+        if value not in options:
+            _fail(
+                f"{path}.values[{index}]",
+                f"{value!r} is not an option of {rule.field!r}: {', '.join(options)}",
+            )
 
 
 def _document(raw: object, path: str) -> DocumentSpec:

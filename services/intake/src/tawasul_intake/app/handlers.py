@@ -845,6 +845,7 @@ async def respond_to_info_request(
     answer = validate_answer(
         sub_service=sub_service,
         subject_id=asked.subject_id,
+        filed=asked.fields,
         today=now.astimezone(RIYADH).date(),
         message=message,
         fields=fields,

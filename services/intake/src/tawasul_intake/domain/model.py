@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -787,7 +787,37 @@ def _check_fields(
             problems[f"fields.{name}"] = problem
         else:
             values[name] = value
+    _check_needed(problems, sub_service, values, values.keys())
     return values
+
+
+def _check_needed(
+    problems: dict[str, Bilingual],
+    sub_service: SubService,
+    values: Mapping[str, str],
+    touched: Collection[str],
+) -> None:
+    """A field an option of a choice field needs (RequiredWhen) is there when that option is
+    chosen, if `touched` (the names given) holds the field or its choice field."""
+    for spec in sub_service.fields:
+        rule = spec.required_when
+        if rule is None or spec.name in values or f"fields.{spec.name}" in problems:
+            continue
+        if spec.needed(values) and {spec.name, rule.field} & set(touched):
+            problems[f"fields.{spec.name}"] = required_for(sub_service, spec, values)
+
+
+def required_for(sub_service: SubService, spec: FieldSpec, values: Mapping[str, str]) -> Bilingual:
+    """Why `spec` may not be left out: the option its RequiredWhen names, chosen in `values`."""
+    rule = spec.required_when
+    if rule is None or not spec.needed(values):
+        return REQUIRED
+    choice = next(other for other in sub_service.fields if other.name == rule.field)
+    option = next(option for option in choice.options if option.value == values[rule.field])
+    return Bilingual(
+        f'required when "{choice.label.en}" is "{option.label.en}"',
+        f"مطلوب عند اختيار «{option.label.ar}» في «{choice.label.ar}»",
+    )
 
 
 def _field_value(
@@ -898,6 +928,7 @@ def validate_answer(
     *,
     sub_service: SubService,
     subject_id: str,
+    filed: Mapping[str, str],
     today: date,
     message: str,
     fields: Mapping[str, str],
@@ -905,7 +936,9 @@ def validate_answer(
     idempotency_key: str = "",
 ) -> Answer:
     """Checks an answer like a submission: capped first, each given field by its type, and
-    a field that names the person the request is about must name its `subject_id`."""
+    a field that names the person the request is about must name its `subject_id`. A choice
+    the answer changes, or a field it gives, is checked against the request's fields as they
+    stand (`filed`, with the answer's over them) for the fields an option needs."""
     problems: dict[str, Bilingual] = {}
     key = _idempotency_key(problems, idempotency_key, required=False)
     text = ""
@@ -935,6 +968,7 @@ def validate_answer(
             problems[f"fields.{name}"] = problem
         else:
             values[name] = value
+    _check_needed(problems, sub_service, {**filed, **values}, fields.keys())
     _check_named_subject(problems, sub_service, values, subject_id)
     documents = _document_ids(problems, document_ids)
     if problems:

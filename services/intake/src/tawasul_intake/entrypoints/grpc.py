@@ -390,6 +390,11 @@ def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
                 choices=_choices(s, f, locale),
                 past_only=f.past_only,
                 names_subject=f.names_subject,
+                required_when=intake_pb2.RequiredWhen(
+                    field=f.required_when.field, values=f.required_when.values
+                )
+                if f.required_when
+                else None,
             )
             for f in s.fields
         ],

@@ -77,6 +77,7 @@ class FieldSpec(_message.Message):
     CHOICES_FIELD_NUMBER: _builtins.int
     PAST_ONLY_FIELD_NUMBER: _builtins.int
     NAMES_SUBJECT_FIELD_NUMBER: _builtins.int
+    REQUIRED_WHEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The key in SubmitRequestRequest.fields."""
     type: _builtins.str
@@ -100,6 +101,16 @@ class FieldSpec(_message.Message):
         subject_nationalities, else every one), by their names in the catalog's locale.
         """
 
+    @_builtins.property
+    def required_when(self) -> Global___RequiredWhen:
+        """Set on a field only some options of a choice field need (`required` is then false): the
+        iqama number for a renewal, the correct date of birth when that is what is corrected.
+        With one of those options chosen, SubmitRequest refuses the field missing, and
+        RespondToInfoRequest an answer that leaves it blank or chooses such an option without
+        it (the request's fields count), with INVALID_ARGUMENT on the field. A form may show it
+        as required while the option is chosen.
+        """
+
     def __init__(
         self,
         *,
@@ -112,14 +123,43 @@ class FieldSpec(_message.Message):
         choices: _abc.Iterable[Global___Choice] | None = ...,
         past_only: _builtins.bool = ...,
         names_subject: _builtins.bool = ...,
+        required_when: Global___RequiredWhen | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["required_when", b"required_when"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "names_subject", b"names_subject", "past_only", b"past_only", "required", b"required", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "names_subject", b"names_subject", "past_only", b"past_only", "required", b"required", "required_when", b"required_when", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FieldSpec: _TypeAlias = FieldSpec  # noqa: Y015
+
+@_typing.final
+class RequiredWhen(_message.Message):
+    """The choice field, of the same sub-service, and its options that make a field required."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """The choice field's name (FieldSpec.name)."""
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Values of its choices (Choice.value)."""
+
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequiredWhen: _TypeAlias = RequiredWhen  # noqa: Y015
 
 @_typing.final
 class DocumentSpec(_message.Message):
