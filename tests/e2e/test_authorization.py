@@ -448,7 +448,7 @@ def render(observed: dict[str, dict[str, str]]) -> str:
         "refused, with its code. Each service's rule is in its `entrypoints/grpc.py` (`ACCESS`);",
         "which request, document or queue is whose, the service's handlers decide. The flawed",
         "tokens (expired, wrong issuer, wrong audience) are each made for a caller the RPC",
-        "admits. \"Its applicant\" is the account that filed the request; one that filed it for",
+        'admits. "Its applicant" is the account that filed the request; one that filed it for',
         "a worker or a dependent may appeal, answer and follow it up only while that person is",
         "on its record (PERMISSION_DENIED once they left it); viewing and cancelling stay open.",
         "",
