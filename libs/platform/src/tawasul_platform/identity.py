@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 import urllib.request
@@ -142,6 +143,14 @@ def _read_keys(source: str) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+def _is_seconds(value: object) -> bool:
+    """A time claim as a number of seconds: not a bool (an int to Python), nor NaN or an
+    infinity, which slip past the comparisons that check expiry and lifetime."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 class _Verified(NamedTuple):
     principal: Principal
     expires: float
@@ -266,7 +275,7 @@ class TokenVerifier:
         self, issuer: Issuer, claims: dict[str, Any], now: float
     ) -> tuple[Principal, float]:
         issued, starts, expires = claims["iat"], claims["nbf"], claims["exp"]
-        if not all(isinstance(t, int | float) for t in (issued, starts, expires)):
+        if not all(_is_seconds(t) for t in (issued, starts, expires)):
             raise Unauthenticated("token times are not numbers")
         if expires <= now - self._leeway:
             raise Unauthenticated("token expired")

@@ -132,6 +132,29 @@ def test_bad_tokens_are_refused(provider: DevIdentity, verifier: TokenVerifier, 
         verifier.verify(token)
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"exp": float("nan")},
+        {"iat": float("nan")},
+        {"nbf": float("nan")},
+        {"exp": float("inf")},
+        {"nbf": float("-inf")},
+        {"nbf": True},
+        {"iat": False, "nbf": False},
+        {"exp": "1900003600"},
+    ],
+    ids=repr,
+)
+def test_times_that_are_not_numbers_of_seconds_are_refused(
+    provider: DevIdentity, verifier: TokenVerifier, times: dict[str, Any]
+) -> None:
+    # Signed by the provider's own key: only the claims are wrong.
+    token = provider.token(C, Role.CITIZEN, now=NOW, overrides=times)
+    with pytest.raises(Unauthenticated, match="token times are not numbers"):
+        verifier.verify(token)
+
+
 def test_a_token_signed_by_a_key_the_service_was_not_given_is_refused(
     verifier: TokenVerifier, tmp_path: Path
 ) -> None:
