@@ -8,11 +8,12 @@ import re
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 from enum import StrEnum
 
 from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
 from tawasul_calendar import Locale as DateLocale
+from tawasul_platform import appeals
 from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
@@ -57,8 +58,6 @@ MAX_MESSAGE = 1000
 FOLLOW_UP_AFTER_WORKING_DAYS = 3
 # Then at most one follow-up a working day, so a follow-up stays a signal, not noise.
 FOLLOW_UP_EVERY_WORKING_DAYS = 1
-# A rejection may be appealed once, within this many working days of it.
-APPEAL_WITHIN_WORKING_DAYS = 10
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
@@ -450,9 +449,7 @@ class Request:
         """Until when the rejection may be appealed; None when there is nothing to appeal."""
         if self.status is not Status.REJECTED or self.appealed:
             return None
-        # The beneficiary is told a day: the window runs to the end of it, in Riyadh.
-        last = calendar.add_working_days(self._rejected_at(), APPEAL_WITHIN_WORKING_DAYS)
-        return datetime.combine(last.astimezone(RIYADH).date(), time.max, tzinfo=RIYADH)
+        return appeals.appeal_until(calendar, self._rejected_at())
 
     def appeal(self, *, reason: str, calendar: WorkingCalendar, now: datetime) -> None:
         """Asks for the rejection to be looked at again, by another reviewer (four-eyes)."""
