@@ -7,6 +7,7 @@ import pytest
 from tawasul_calendar import OfficeHours, Sla
 from tawasul_platform.catalog import (
     MEDIA_TYPES,
+    PERSON_ID_TYPES,
     Catalog,
     FieldType,
     RequiredWhen,
@@ -167,15 +168,24 @@ def test_dates_of_birth_cannot_be_in_the_future() -> None:
     assert all(spec.type is FieldType.DATE and spec.past_only for spec in births)
 
 
-def test_every_national_id_or_iqama_field_names_the_person_the_request_is_about() -> None:
+def test_every_person_id_field_names_the_person_the_request_is_about() -> None:
     # SPEC §2: the person is the account holder or one they may file for, whichever field
-    # names them; a visit-visa extension is about the visitor its border number names.
-    people = {FieldType.NATIONAL_ID, FieldType.IQAMA_NUMBER, FieldType.ID_NUMBER}
-    visitor = ("residents.visit-visa-extension", "visitor_border_number")
+    # names them: a visit-visa extension is about the visitor its border number names, a
+    # first iqama about the newly arrived worker whose border number it gives.
     for service in load_catalog().sub_services.values():
         for spec in service.fields:
-            names = spec.type in people or (service.code, spec.name) == visitor
+            names = spec.type in PERSON_ID_TYPES
             assert spec.names_subject == names, f"{service.code}.{spec.name}"
+    borders = {
+        (code, spec.name)
+        for code, service in load_catalog().sub_services.items()
+        for spec in service.fields
+        if spec.type is FieldType.BORDER_NUMBER
+    }
+    assert borders == {
+        ("residents.visit-visa-extension", "visitor_border_number"),
+        ("residents.iqama-issue-renewal", "border_number"),
+    }
 
 
 def test_the_fields_an_option_needs_are_required_with_it() -> None:

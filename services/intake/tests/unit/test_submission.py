@@ -583,7 +583,11 @@ def test_every_field_type_normalizes_a_good_value(kind: str, value: str, normali
             kind,
         ),
         "border_number": (
-            Form(sub_service_code="residents.iqama-issue-renewal", fields={**IQAMA, kind: value}),
+            Form(
+                sub_service_code="residents.iqama-issue-renewal",
+                subject_id=value,
+                fields={**IQAMA, kind: value},
+            ),
             kind,
         ),
         "visa_number": (
@@ -920,3 +924,17 @@ def test_an_answer_may_not_blank_what_the_chosen_option_needs() -> None:
         correction_answer(filed, correct_name_ar="  ")
     assert set(caught.value.violations) == {"fields.correct_name_ar"}
     assert "required" in caught.value.violations["fields.correct_name_ar"]
+
+
+def test_a_first_iqamas_border_number_is_the_workers_the_request_is_about() -> None:
+    """An establishment files a first iqama for worker A: B's border number is refused."""
+    fields = {**IQAMA, "border_number": "3000000129"}
+    found = violations(
+        caller=ESTABLISHMENT, sub_service_code=IQAMA_RENEWAL, subject_id="3000000137", fields=fields
+    )
+    assert set(found) == {"fields.border_number"}
+    assert NOT_THE_SUBJECT in found["fields.border_number"]
+    submission = validate(
+        caller=ESTABLISHMENT, sub_service_code=IQAMA_RENEWAL, subject_id="3000000129", fields=fields
+    )
+    assert submission.fields["border_number"] == submission.subject_id == "3000000129"
