@@ -286,9 +286,7 @@ class EventConsumer:
             fetch_max_wait_ms=self._gather_ms or IDLE_FETCH_MS,
             parser=_parse_poll,
             decoder=_undecoded,
-            listener=_FromStart(lambda: subscriber.consumer, self._tables)
-            if self._tables
-            else None,
+            listener=_Rebalance(lambda: subscriber.consumer, self._tables, self._lag),
         )
         subscriber(on_batch)
         # FastStream's batch loop sleeps as long again after a poll that found nothing, so a
@@ -586,22 +584,29 @@ class EventConsumer:
                 delay = min(delay * 2, 30.0)
 
 
-class _FromStart(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Moves the group's reading of `topics` to their start whenever it is given them."""
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """What a rebalance changes for the replica: the lag of the partitions it loses is no
+    longer its to report, and its reading of the `tables` it is given moves to their start."""
 
-    def __init__(self, consumer: Callable[[], AIOKafkaConsumer | None], topics: set[str]) -> None:
+    def __init__(
+        self,
+        consumer: Callable[[], AIOKafkaConsumer | None],
+        tables: set[str],
+        lag: metrics.ConsumerLag,
+    ) -> None:
         self._consumer = consumer
-        self._topics = topics
+        self._tables = tables
+        self._lag = lag
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        pass
+        self._lag.revoked(revoked)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         kafka = self._consumer()
         if kafka is None:
             return
         for partition in assigned:
-            if partition.topic in self._topics:
+            if partition.topic in self._tables:
                 # Offset 0 even where compaction left none: past a log's start, the group's
                 # reset policy (earliest) reads from its first record.
                 kafka.seek(partition, 0)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Collection
 from http.server import ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import urlparse
@@ -98,7 +99,7 @@ class Positions(Protocol):
 class ConsumerLag:
     """A consumer group's lag per partition it holds, from the high watermark its fetches
     already carry and its own position: no request to Kafka. A partition taken away by a
-    rebalance is dropped, for the replica that holds it now.
+    rebalance is dropped (`revoked`), for the replica that holds it now.
 
     Read after a batch at most every `interval` seconds: each read walks every partition the
     group holds (36 for notify's events), about 3 µs each, which a poll of one event paid every
@@ -122,6 +123,15 @@ class ConsumerLag:
         elif self._later is None:
             self._later = asyncio.create_task(self._read_after(wait))
         self._consumer = consumer
+
+    def revoked(self, partitions: Collection[TopicPartition]) -> None:
+        """A rebalance took `partitions` away (the consumer's rebalance listener): dropped at
+        once, not at the next read, which a replica whose other partitions bring no batch
+        never makes: it exported the lag it last saw of them for good, and the group's sum
+        stayed past the alert's threshold."""
+        for tp in self._reported.intersection(partitions):
+            CONSUMER_LAG.remove(tp.topic, str(tp.partition), self._group)
+            self._reported.discard(tp)
 
     def close(self) -> None:
         """The consumer stops: no read left for later."""

@@ -596,3 +596,57 @@ async def test_a_poll_whose_applying_escapes_is_read_again_never_passed_over(
 
     assert sorted(kafka.seeks) == [(0, 0), (1, 2)]
     assert kafka.commits == []
+
+
+class HeldPartitions:
+    """What an aiokafka consumer knows of the partitions it holds (metrics.Positions), and
+    where it was told to read from."""
+
+    def __init__(self, ends: dict[TopicPartition, int], positions: dict[TopicPartition, int]):
+        self.ends, self.positions = ends, positions
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.positions)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self.ends.get(partition)
+
+    async def position(self, partition: TopicPartition) -> int:
+        return self.positions[partition]
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+
+def lag(partition: int) -> float | None:
+    return REGISTRY.get_sample_value(
+        "tawasul_consumer_lag", {"topic": "lag.r", "partition": str(partition), "group": "lag-r"}
+    )
+
+
+async def test_a_partition_lost_in_a_rebalance_stops_reporting_its_lag_at_once() -> None:
+    """Its lag was dropped only at the next batch's read: a replica whose other partitions
+    brought no batch (FastStream hands over no empty poll) exported the lag it last saw of it
+    for good, its new owner's too, and TawasulConsumerLagHigh never cleared."""
+    c = EventConsumer(bootstrap="127.0.0.1:1", group="lag-r", producer=FakeProducer())
+    c.subscribe("lag.r", lambda event: asyncio.sleep(0))
+    c.subscribe_table(STAFF_REVIEWERS, lambda events: asyncio.sleep(0))
+    c._listen()
+    (subscriber,) = c._broker.subscribers
+    assert isinstance(subscriber, BatchSubscriber)
+    p0, p1 = TopicPartition("lag.r", 0), TopicPartition("lag.r", 1)
+    kafka = HeldPartitions({p0: 10, p1: 5000}, {p0: 10, p1: 0})
+    subscriber.consumer = cast(AIOKafkaConsumer, kafka)
+    await c._lag.update(kafka)
+    assert (lag(0), lag(1)) == (0, 5000)
+
+    listener = subscriber._listener
+    assert listener is not None
+    listener.on_partitions_revoked({p1})
+
+    assert (lag(0), lag(1)) == (0, None)
+    # The same listener still reads a table from its start whenever the group is given it.
+    reviewers = TopicPartition(STAFF_REVIEWERS, 0)
+    listener.on_partitions_assigned({p0, reviewers})
+    assert kafka.seeks == [(reviewers, 0)]
