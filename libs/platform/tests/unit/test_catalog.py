@@ -168,6 +168,20 @@ def test_dates_of_birth_cannot_be_in_the_future() -> None:
     assert all(spec.type is FieldType.DATE and spec.past_only for spec in births)
 
 
+def test_every_date_field_asks_for_the_gregorian_date() -> None:
+    """A Saudi ID card shows Hijri dates: the help says which calendar the field wants."""
+    dates = [
+        spec
+        for service in load_catalog().sub_services.values()
+        for spec in service.fields
+        if spec.type is FieldType.DATE
+    ]
+    assert len(dates) == 7
+    for spec in dates:
+        assert "Gregorian" in spec.help.en, spec.name
+        assert "الميلادي" in spec.help.ar, spec.name
+
+
 def test_every_person_id_field_names_the_person_the_request_is_about() -> None:
     # SPEC §2: the person is the account holder or one they may file for, whichever field
     # names them: a visit-visa extension is about the visitor its border number names, a

@@ -4,6 +4,7 @@ import pytest
 from tawasul_intake.domain.fields import (
     FIELD_KINDS,
     FOREIGN_DIGITS,
+    GREGORIAN_ONLY,
     NATIONALITY_CODES,
     check_field,
     clean_text,
@@ -13,6 +14,7 @@ from tawasul_intake.domain.fields import (
     normalize_digits,
     normalize_mobile,
 )
+from tawasul_platform.i18n import Bilingual
 
 TODAY = date(2026, 11, 22)
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -400,6 +402,13 @@ def test_foreign_digits(text: str, foreign: bool) -> None:
         ("2026-13-01", False, "2026-13-01", "not a valid date"),
         ("0000-01-01", False, "0000-01-01", "not a valid date"),
         ("1899-12-31", False, "1899-12-31", "must not be before 1900-01-01"),
+        ("1299-12-30", False, "1299-12-30", "must not be before 1900-01-01"),
+        # Hijri dates, as a Saudi ID card shows them: the field wants the Gregorian one.
+        ("1446-06-10", True, "1446-06-10", GREGORIAN_ONLY),
+        ("1405-02-30", True, "1405-02-30", GREGORIAN_ONLY),
+        ("1300-01-01", False, "1300-01-01", GREGORIAN_ONLY),
+        ("1500-12-29", False, "1500-12-29", GREGORIAN_ONLY),
+        ("1501-01-01", False, "1501-01-01", "must not be before 1900-01-01"),
         ("22/11/2026", False, "22/11/2026", "must be a date as YYYY-MM-DD"),
         ("20261122", False, "20261122", "must be a date as YYYY-MM-DD"),
         ("2026-11-22T10:00", False, "2026-11-22T10:00", "must be a date as YYYY-MM-DD"),
@@ -410,6 +419,14 @@ def test_foreign_digits(text: str, foreign: bool) -> None:
 )
 def test_dates(raw: str, past_only: bool, value: str, problem: str | None) -> None:
     assert check_field("date", raw, today=TODAY, past_only=past_only) == (value, problem)
+
+
+def test_a_hijri_date_is_told_the_field_is_gregorian_in_both_languages() -> None:
+    _, problem = check_field("date", "1446-06-10", today=TODAY)
+    assert problem == "must be a Gregorian date (YYYY-MM-DD); Hijri dates are not taken"
+    assert isinstance(problem, Bilingual)
+    assert "ميلادي" in problem.ar
+    assert "الهجرية" in problem.ar
 
 
 @pytest.mark.parametrize(

@@ -938,3 +938,13 @@ def test_a_first_iqamas_border_number_is_the_workers_the_request_is_about() -> N
         caller=ESTABLISHMENT, sub_service_code=IQAMA_RENEWAL, subject_id="3000000129", fields=fields
     )
     assert submission.fields["border_number"] == submission.subject_id == "3000000129"
+
+
+def test_a_hijri_date_of_loss_is_refused_as_not_gregorian() -> None:
+    found = violations(
+        sub_service_code="passports.lost-passport-report",
+        fields={**LOST, "loss_date": "1446-06-10"},
+    )
+    assert found == {
+        "fields.loss_date": "must be a Gregorian date (YYYY-MM-DD); Hijri dates are not taken"
+    }

@@ -23,6 +23,13 @@ MIN_DESCRIPTION_CHARS = 20
 MIN_DESCRIPTION_WORDS = 4
 MAX_DESCRIPTION_CHARS = 4000
 EARLIEST_DATE = date(1900, 1, 1)
+# The years of Hijri dates people live by (1447 AH is 2025-26): a Saudi ID card shows the date
+# of birth in Hijri, and one typed from it must be told the field wants the Gregorian date.
+HIJRI_YEARS = range(1300, 1501)
+GREGORIAN_ONLY = Bilingual(
+    "must be a Gregorian date (YYYY-MM-DD); Hijri dates are not taken",
+    "يجب أن يكون تاريخًا ميلاديًا (YYYY-MM-DD)؛ لا تُقبل التواريخ الهجرية",
+)
 
 FIELD_KINDS: frozenset[str] = frozenset(
     {
@@ -299,6 +306,9 @@ def _passport_problem(value: str) -> Bilingual | None:
 def _date_problem(value: str, *, today: date, past_only: bool) -> Bilingual | None:
     if not _ISO_DATE.fullmatch(value):
         return Bilingual("must be a date as YYYY-MM-DD", "يجب أن يكون تاريخًا بالصيغة YYYY-MM-DD")
+    # Before the calendar check: a Hijri month has a 30th day that February lacks.
+    if int(value[:4]) in HIJRI_YEARS:
+        return GREGORIAN_ONLY
     try:
         day = date.fromisoformat(value)
     except ValueError:

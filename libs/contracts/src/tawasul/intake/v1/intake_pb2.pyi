@@ -82,7 +82,8 @@ class FieldSpec(_message.Message):
     """The key in SubmitRequestRequest.fields."""
     type: _builtins.str
     """national_id, iqama_number, id_number, border_number, visa_number, passport_number,
-    establishment_number, date (YYYY-MM-DD), text, choice or nationality (ISO 3166 alpha-3).
+    establishment_number, date (Gregorian, YYYY-MM-DD: a Hijri one, of a year 1300-1500, is
+    refused as such), text, choice or nationality (ISO 3166 alpha-3).
     """
     label: _builtins.str
     help: _builtins.str
