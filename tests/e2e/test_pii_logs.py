@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import string
 import uuid
 from pathlib import Path
 
@@ -65,8 +66,10 @@ async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack)
     # either, so the operator prefix is drawn from ranges valid throughout.
     local = f"5{secrets.choice('0345689')}{secrets.randbelow(10**7):07d}"
     mobile, e164 = "0" + local, "+966" + local
-    tag = secrets.token_hex(6)
-    name_ar, name_en = f"كناري اختبار {tag}", f"Canary Tester {tag}"
+    # A name takes its script's letters only (no digits): a random tag in each.
+    tag = "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
+    tag_ar = "".join(secrets.choice("بتثجحخسشصضطظعغفقكلمن") for _ in range(10))
+    name_ar, name_en = f"كناري اختبار {tag_ar}", f"Canary Tester {tag}"
     email = f"canary.{tag}@example.sa"
     citizen = clients.token(national_id, Role.CITIZEN)
     fields = {
@@ -194,6 +197,7 @@ async def test_no_canary_reaches_any_service_log(clients: Clients, stack: Stack)
         "Arabic name": re.escape(name_ar),
         "English name": re.escape(name_en),
         "name's tag": re.escape(tag),  # the name however escaped or cut
+        "Arabic name's tag": re.escape(tag_ar),
         "e-mail": re.escape(email),
         "one-time code": rf"(?<![0-9A-Fa-f.]){code}(?![0-9A-Fa-f])",
     }

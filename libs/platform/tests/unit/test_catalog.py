@@ -11,6 +11,7 @@ from tawasul_platform.catalog import (
     Catalog,
     FieldType,
     RequiredWhen,
+    Script,
     Text,
     load_catalog,
     parse_catalog,
@@ -227,6 +228,19 @@ def test_the_fields_an_option_needs_are_required_with_it() -> None:
     assert not date_of_birth.needed({})
 
 
+def test_the_correct_names_are_each_in_one_script() -> None:
+    scripts = {
+        (code, spec.name): spec.script
+        for code, service in load_catalog().sub_services.items()
+        for spec in service.fields
+        if spec.script
+    }
+    assert scripts == {
+        ("corrections.name-or-birth-date", "correct_name_ar"): Script.ARABIC,
+        ("corrections.name-or-birth-date", "correct_name_en"): Script.LATIN,
+    }
+
+
 def test_choice_fields_offer_options_and_others_do_not() -> None:
     visa_type = next(
         spec
@@ -432,6 +446,17 @@ def when(**rule: object) -> Edit:
                 required_when={"field": "visa_type", "values": ["final_exit"]}
             ),
             r"^sub_services\[1\]\.fields\[0\]\.required_when: a required field is required",
+        ),
+        (
+            lambda raw: field_of(raw, 0).update(script="latin"),
+            r"^sub_services\[1\]\.fields\[0\]\.script: only text fields have a script",
+        ),
+        (
+            lambda raw: raw["sub_services"][1]["fields"].append(
+                {"name": "name_en", "type": "text", "label": label(), "help": label()}
+                | {"required": False, "script": "cyrillic"}
+            ),
+            r"^sub_services\[1\]\.fields\[2\]\.script: 'cyrillic' is not one of latin, arabic",
         ),
         (
             lambda raw: field_of(raw, 0).update(max_length=10),

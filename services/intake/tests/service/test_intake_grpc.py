@@ -327,6 +327,9 @@ async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
     assert needed["correct_date_of_birth"] == ("correction", ["date_of_birth", "both"])
     assert needed["correct_name_en"] == ("correction", ["name", "both"])
     assert not any(f.HasField("required_when") for f in problem.fields)
+    # The correct names are each in one script only.
+    scripts = {f.name: f.script for f in name.fields if f.script}
+    assert scripts == {"correct_name_ar": "arabic", "correct_name_en": "latin"}
 
 
 async def test_a_nationality_is_offered_as_the_countries_it_may_name(intake: Intake) -> None:

@@ -553,3 +553,47 @@ def test_other_problems_never_repeat_the_input(raw: str) -> None:
     assert_no_echo(description_problem(raw[:10]))
     assert_no_echo(description_problem(raw + "\x00"))
     assert_no_echo(description_problem(f"{raw} {'x' * 4000}"))
+
+
+LATIN_ONLY = (
+    "must be written in Latin letters, with only spaces, apostrophes (') and hyphens (-) besides"
+)
+ARABIC_ONLY = (
+    "must be written in Arabic letters, with only spaces, apostrophes (') and hyphens (-) besides"
+)
+
+
+@pytest.mark.parametrize(
+    ("script", "raw", "problem"),
+    [
+        ("latin", "Mohammed O'Neil Al-Qahtani", None),
+        ("latin", "Mohammed O\u2019Neil", None),
+        ("latin", "José Núñez", None),
+        ("latin", "محمد عبدالله القحطاني", LATIN_ONLY),
+        ("latin", "Mohammed محمد", LATIN_ONLY),
+        ("latin", "Mohammed 2", LATIN_ONLY),
+        ("latin", "Mohammed.", LATIN_ONLY),
+        ("latin", "Мohammed", LATIN_ONLY),  # a Cyrillic М
+        ("arabic", "محمد عبدالله القحطاني", None),
+        ("arabic", "مُحَمَّد بن-علي القحطـــاني", None),  # harakat, a hyphen, tatweel
+        ("arabic", "\u200fمحمد", None),  # a direction mark typed on a phone
+        ("arabic", "Mohammed", ARABIC_ONLY),
+        ("arabic", "محمد Ali", ARABIC_ONLY),
+        ("arabic", "محمد ٢", ARABIC_ONLY),  # an Arabic-Indic digit is no letter
+        ("arabic", "محمد، علي", ARABIC_ONLY),  # nor the Arabic comma
+        ("arabic", "", "required"),
+    ],
+)
+def test_a_text_takes_its_scripts_letters_only(script: str, raw: str, problem: str | None) -> None:
+    assert check_field("text", raw, today=TODAY, script=script)[1] == problem
+
+
+def test_a_script_problem_is_in_both_languages() -> None:
+    _, problem = check_field("text", "محمد", today=TODAY, script="latin")
+    assert isinstance(problem, Bilingual)
+    assert "اللاتينية" in problem.ar
+
+
+def test_an_unknown_script_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown script"):
+        check_field("text", "Ali", today=TODAY, script="cyrillic")

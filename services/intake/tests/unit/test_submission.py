@@ -948,3 +948,19 @@ def test_a_hijri_date_of_loss_is_refused_as_not_gregorian() -> None:
     assert found == {
         "fields.loss_date": "must be a Gregorian date (YYYY-MM-DD); Hijri dates are not taken"
     }
+
+
+def test_the_correct_names_are_each_in_their_own_script() -> None:
+    swapped = {
+        **CORRECTION,
+        "correct_name_ar": "Mohammed Abdullah",
+        "correct_name_en": "محمد عبدالله القحطاني",
+    }
+    found = violations(sub_service_code=NAME_OR_BIRTH, fields=swapped)
+    assert set(found) == {"fields.correct_name_ar", "fields.correct_name_en"}
+    assert "Arabic letters" in found["fields.correct_name_ar"]
+    assert "Latin letters" in found["fields.correct_name_en"]
+    assert "الحروف العربية" in arabic(found["fields.correct_name_ar"])
+    fields = {**CORRECTION, "correct_name_ar": "مُحَمَّد عبدالله القحطـاني"}
+    taken = validate(sub_service_code=NAME_OR_BIRTH, fields=fields).fields
+    assert taken["correct_name_ar"] == "مُحَمَّد عبدالله القحطـاني"

@@ -63,6 +63,13 @@ class FieldType(StrEnum):
     NATIONALITY = "nationality"
 
 
+class Script(StrEnum):
+    """The only letters a text field takes: a name in Arabic, or as a passport spells it."""
+
+    LATIN = "latin"
+    ARABIC = "arabic"
+
+
 # The field types that hold one person's ID number, the kinds a request's subject_id takes.
 PERSON_ID_TYPES = frozenset(
     {FieldType.NATIONAL_ID, FieldType.IQAMA_NUMBER, FieldType.ID_NUMBER, FieldType.BORDER_NUMBER}
@@ -102,6 +109,7 @@ class FieldSpec:
     # only if it is the request's subject_id, and channels may fill it in from that.
     names_subject: bool = False  # person ID fields only (PERSON_ID_TYPES)
     required_when: RequiredWhen | None = None  # optional fields only
+    script: Script | None = None  # text fields only; None takes any letters
 
     def needed(self, values: Mapping[str, str]) -> bool:
         """Whether the field must be given, with the form's other fields set to `values`."""
@@ -280,7 +288,14 @@ def _field(raw: object, path: str) -> FieldSpec:
         raw,
         path,
         required={"name", "type", "label", "help", "required"},
-        optional={"max_length", "options", "past_only", "names_subject", "required_when"},
+        optional={
+            "max_length",
+            "options",
+            "past_only",
+            "names_subject",
+            "required_when",
+            "script",
+        },
     )
     name = _SNAKE_CASE.check(item["name"], f"{path}.name")
     field_type = _enum(item["type"], f"{path}.type", FieldType)
@@ -321,6 +336,12 @@ def _field(raw: object, path: str) -> FieldSpec:
             )
         names_subject = _bool(item["names_subject"], f"{path}.names_subject")
 
+    script = None
+    if "script" in item:
+        if field_type is not FieldType.TEXT:
+            _fail(f"{path}.script", f"only text fields have a script, not {field_type}")
+        script = _enum(item["script"], f"{path}.script", Script)
+
     required = _bool(item["required"], f"{path}.required")
     required_when = None
     if "required_when" in item:
@@ -345,6 +366,7 @@ def _field(raw: object, path: str) -> FieldSpec:
         past_only=past_only,
         names_subject=names_subject,
         required_when=required_when,
+        script=script,
     )
 
 

@@ -323,6 +323,47 @@ def _date_problem(value: str, *, today: date, past_only: bool) -> Bilingual | No
     return None
 
 
+# Besides its letters, a name takes spaces, apostrophes (O'Neil, as keyboards and phones type
+# them) and hyphens (Al-Qahtani); invisible format characters (direction marks) are typed with
+# Arabic on phones and show nothing. An Arabic name's harakat and tatweel are Arabic marks.
+_NAME_PUNCTUATION = frozenset(" '\u2019\u02bc-\u2010")
+_ALSO_ALLOWED = "with only spaces, apostrophes (') and hyphens (-) besides"
+_SCRIPTS: dict[str, tuple[str, frozenset[str], Bilingual]] = {
+    "latin": (
+        "LATIN ",
+        frozenset({"Lu", "Ll", "Lt", "Lm", "Lo"}),
+        Bilingual(
+            f"must be written in Latin letters, {_ALSO_ALLOWED}",
+            "يجب أن يُكتب بالحروف اللاتينية، ولا يُقبل معها إلا المسافات والفواصل العليا (') "
+            "والشرطات (-)",
+        ),
+    ),
+    "arabic": (
+        "ARABIC ",
+        frozenset({"Lo", "Lm", "Mn"}),
+        Bilingual(
+            f"must be written in Arabic letters, {_ALSO_ALLOWED}",
+            "يجب أن يُكتب بالحروف العربية، ولا يُقبل معها إلا المسافات والفواصل العليا (') "
+            "والشرطات (-)",
+        ),
+    ),
+}
+
+
+def _script_problem(value: str, script: str) -> Bilingual | None:
+    """Whether `value` is written in `script` only: its letters (Unicode names them by the
+    script, "ARABIC-INDIC DIGIT" not), and the name punctuation above."""
+    prefix, categories, problem = _SCRIPTS[script]
+    for char in value:
+        if char in _NAME_PUNCTUATION or unicodedata.category(char) == "Cf":
+            continue
+        if unicodedata.category(char) not in categories:
+            return problem
+        if not unicodedata.name(char, "").startswith(prefix):
+            return problem
+    return None
+
+
 def _nationality_problem(value: str) -> Bilingual | None:
     if not _THREE_LETTERS.fullmatch(value):
         return Bilingual(
@@ -346,17 +387,23 @@ def check_field(
     max_length: int = 200,
     options: Collection[str] = (),
     past_only: bool = False,
+    script: str = "",
 ) -> tuple[str, Bilingual | None]:
     """(normalized value, problem) for one typed field of the kind named in FIELD_KINDS.
 
     An empty field's problem is "required"; whether that matters is the caller's business.
-    An unknown `kind` is a programming or catalog error, raised as ValueError.
+    A text's `script` ("latin" or "arabic", "" for any) is the only one its letters may be in.
+    An unknown `kind` or `script` is a programming or catalog error, raised as ValueError.
     """
     if kind not in FIELD_KINDS:
         raise ValueError(f"unknown field kind {kind!r}")
+    if script and script not in _SCRIPTS:
+        raise ValueError(f"unknown script {script!r}")
     if kind == "text":
         value, problem = clean_text(raw, max_length=max_length)
-        return value, problem or (None if visible_length(value) else REQUIRED)
+        if problem or not visible_length(value):
+            return value, problem or REQUIRED
+        return value, _script_problem(value, script) if script else None
     value = raw.strip()
     if not value:
         return "", REQUIRED

@@ -828,6 +828,7 @@ def _field_value(
         max_length=spec.max_length,
         options=[choice.value for choice in spec.options],
         past_only=spec.past_only,
+        script=spec.script.value if spec.script else "",
     )
     nationality = spec.type is FieldType.NATIONALITY
     if not problem and nationality and not nationals_may_file(sub_service, value):

@@ -395,6 +395,7 @@ def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
                 )
                 if f.required_when
                 else None,
+                script=f.script.value if f.script else "",
             )
             for f in s.fields
         ],

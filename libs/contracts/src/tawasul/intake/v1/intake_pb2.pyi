@@ -78,6 +78,7 @@ class FieldSpec(_message.Message):
     PAST_ONLY_FIELD_NUMBER: _builtins.int
     NAMES_SUBJECT_FIELD_NUMBER: _builtins.int
     REQUIRED_WHEN_FIELD_NUMBER: _builtins.int
+    SCRIPT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The key in SubmitRequestRequest.fields."""
     type: _builtins.str
@@ -95,6 +96,12 @@ class FieldSpec(_message.Message):
     """An ID number of the person the request is about: when given, it must be the request's
     subject_id (the caller's own ID when that is empty), else INVALID_ARGUMENT on this
     field. A form may fill it in from the subject.
+    """
+    script: _builtins.str
+    """For a text field, "latin" or "arabic" when its letters must all be that script's (a name
+    as the passport spells it, or in Arabic), else empty. Spaces, apostrophes and hyphens are
+    taken too, and an Arabic one's harakat and tatweel; any other character (a digit, another
+    script's letter) is INVALID_ARGUMENT on the field.
     """
     @_builtins.property
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]:
@@ -125,10 +132,11 @@ class FieldSpec(_message.Message):
         past_only: _builtins.bool = ...,
         names_subject: _builtins.bool = ...,
         required_when: Global___RequiredWhen | None = ...,
+        script: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["required_when", b"required_when"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "names_subject", b"names_subject", "past_only", b"past_only", "required", b"required", "required_when", b"required_when", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "help", b"help", "label", b"label", "max_length", b"max_length", "name", b"name", "names_subject", b"names_subject", "past_only", b"past_only", "required", b"required", "required_when", b"required_when", "script", b"script", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
