@@ -516,7 +516,8 @@ class EventConsumer:
         self, records: Sequence[Record], events: Sequence[events_pb2.Envelope]
     ) -> Iterator[None]:
         """A CONSUMER span per event of a batch applied at once; what the handler writes for a
-        request descends from that request's event (tracing.per_request)."""
+        request descends from that request's event, or from the event it says it is on
+        (tracing.per_request, tracing.applying)."""
         spans = [
             tracing.continued(
                 f"{record.topic} process",
@@ -530,8 +531,10 @@ class EventConsumer:
             for span in spans:
                 ending.callback(span.end)
             try:
+                contexts = [s.get_span_context() for s in spans]
                 with tracing.per_request(
-                    {e.request_id: s.get_span_context() for e, s in zip(events, spans, strict=True)}
+                    {e.request_id: c for e, c in zip(events, contexts, strict=True)},
+                    {e.event_id: c for e, c in zip(events, contexts, strict=True)},
                 ):
                     yield
             except Exception as exc:

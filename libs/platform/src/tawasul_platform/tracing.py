@@ -20,7 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from opentelemetry import context as otel_context
@@ -67,11 +67,20 @@ _tracer: Tracer = _exporting_nowhere().get_tracer("tawasul")
 # How this process samples the traces it starts (new_traceparent).
 _sampler: Sampler = _UNEXPORTED
 _taking_part = False
-# In a batch handled at once, the span of each request's event: what that request's
-# outgoing events descend from (tawasul_platform.consumer, events.envelope).
-_batch_spans: ContextVar[Mapping[str, SpanContext] | None] = ContextVar(
-    "tawasul_batch_spans", default=None
-)
+
+
+class _BatchSpans(NamedTuple):
+    """In a batch handled at once, the span of each of its events, by the event's request and
+    by its own id: what the events written for it descend from (tawasul_platform.consumer,
+    events.envelope)."""
+
+    by_request: Mapping[str, SpanContext]
+    by_event: Mapping[str, SpanContext]
+
+
+_batch_spans: ContextVar[_BatchSpans | None] = ContextVar("tawasul_batch_spans", default=None)
+# The event of that batch its handler is applying by itself (`applying`).
+_applying: ContextVar[str | None] = ContextVar("tawasul_applying", default=None)
 
 # Probes (a pod's every few seconds) and tooling: a span each would drown the journeys.
 UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -205,9 +214,9 @@ def new_traceparent() -> str:
 
 
 def current_traceparent(request_id: str = "") -> str:
-    """The traceparent for an event of `request_id` written now: the span of that request's
-    event in a batch being applied, else the current span; a new trace's when there is none
-    (a timer's job)."""
+    """The traceparent for an event of `request_id` written now: in a batch being applied, the
+    span of the event its handler is on (`applying`), else of that request's event; else the
+    current span; a new trace's when there is none (a timer's job)."""
     context = _request_span(request_id)
     return traceparent(context) if context.is_valid else new_traceparent()
 
@@ -230,20 +239,42 @@ def link(origin: str) -> None:
 
 
 def _request_span(request_id: str) -> SpanContext:
-    spans = _batch_spans.get()
-    context = spans.get(request_id) if spans else None
-    return context if context is not None else trace.get_current_span().get_span_context()
+    batch = _batch_spans.get()
+    if batch is not None:
+        event = _applying.get()
+        context = batch.by_event.get(event) if event is not None else None
+        if context is None:
+            context = batch.by_request.get(request_id)
+        if context is not None:
+            return context
+    return trace.get_current_span().get_span_context()
 
 
 @contextmanager
-def per_request(spans: Mapping[str, SpanContext]) -> Iterator[None]:
+def per_request(
+    by_request: Mapping[str, SpanContext], by_event: Mapping[str, SpanContext]
+) -> Iterator[None]:
     """While a batch's handler runs: the events it writes for a request descend from that
-    request's own consumed event, not from whichever event of the batch came last."""
-    token = _batch_spans.set(spans)
+    request's own consumed event, not from whichever event of the batch came last; from the
+    event it is on, when it applies them one at a time and says which (`applying`)."""
+    token = _batch_spans.set(_BatchSpans(by_request, by_event))
     try:
         yield
     finally:
         _batch_spans.reset(token)
+
+
+@contextmanager
+def applying(event_id: str) -> Iterator[None]:
+    """While a batch's handler applies that one of its events by itself: what it writes
+    descends from that event's span. Two events of one request in a batch (a follow-up and a
+    cancellation in one poll) each write their own effects, which otherwise all joined the
+    trace of the request's last event in the batch."""
+    token = _applying.set(event_id)
+    try:
+        yield
+    finally:
+        _applying.reset(token)
 
 
 def enter_server_span(

@@ -15,8 +15,8 @@ from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.events import envelope
 
 
-def record(request_id: str, traceparent: str) -> ConsumerRecord[bytes, bytes]:
-    value = events_pb2.Envelope(event_id=f"e-{request_id}", request_id=request_id)
+def record(request_id: str, traceparent: str, event_id: str = "") -> ConsumerRecord[bytes, bytes]:
+    value = events_pb2.Envelope(event_id=event_id or f"e-{request_id}", request_id=request_id)
     return ConsumerRecord(
         topic="t",
         partition=0,
@@ -56,6 +56,25 @@ def test_in_a_batch_each_request_s_event_continues_its_own_trace() -> None:
         written = {r: written_for(r) for r in ("r1", "r2")}
     assert trace_id(written["r1"]) == trace_id(first)
     assert trace_id(written["r2"]) == trace_id(second)
+
+
+def test_two_events_of_a_request_applied_one_at_a_time_each_continue_their_own_trace() -> None:
+    """A batch handler applying a poll's events one by one (review's applicant actions: a
+    follow-up, then a cancellation of the same request) says which it is on: what each
+    writes continues its own event's trace, not the request's last event's."""
+    follow_up, cancel = tracing.new_traceparent(), tracing.new_traceparent()
+    records = [record("r1", follow_up, event_id="e1"), record("r1", cancel, event_id="e2")]
+    events = [events_pb2.Envelope.FromString(r.value or b"") for r in records]
+    consumer = EventConsumer(bootstrap="127.0.0.1:1", group="g", producer=cast(Any, None))
+    written = []
+    with consumer._spans(records, events):
+        for event in events:
+            with tracing.applying(event.event_id):
+                written.append(written_for("r1"))
+        # Written for the batch as a whole: the request's event, as ever (the last of them).
+        whole = written_for("r1")
+    assert [trace_id(w) for w in written] == [trace_id(follow_up), trace_id(cancel)]
+    assert trace_id(whole) == trace_id(cancel)
 
 
 def test_an_event_written_outside_any_span_starts_a_trace_of_its_own() -> None:

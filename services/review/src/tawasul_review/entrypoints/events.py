@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from tawasul.events.v1 import events_pb2
+from tawasul_platform import tracing
 from tawasul_platform.consumer import BatchHandler, EventHandler
 from tawasul_platform.errors import InvalidArgument
 
@@ -50,7 +51,10 @@ def on_applicant_actions(
         if len(events) > 1:
             await handlers.take_items(uow=uow(), request_ids=_request_ids(events))
         for event in events:
-            await each(event)
+            # Each its own effects, in its own trace: a follow-up and a cancellation of one
+            # request in a poll would otherwise both write in the cancellation's.
+            with tracing.applying(event.event_id):
+                await each(event)
 
     return handle
 
