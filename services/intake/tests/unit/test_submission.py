@@ -964,3 +964,36 @@ def test_the_correct_names_are_each_in_their_own_script() -> None:
     fields = {**CORRECTION, "correct_name_ar": "مُحَمَّد عبدالله القحطـاني"}
     taken = validate(sub_service_code=NAME_OR_BIRTH, fields=fields).fields
     assert taken["correct_name_ar"] == "مُحَمَّد عبدالله القحطـاني"
+
+
+def passport_answer(**fields: str) -> Answer:
+    return validate_answer(
+        sub_service=CATALOG.sub_services[PASSPORT],
+        subject_id="1000000008",
+        filed=PASSPORT_FIELDS,
+        today=TODAY,
+        message="Here is the passport number you asked for",
+        fields=fields,
+        document_ids=[],
+    )
+
+
+def test_a_blank_optional_field_in_an_answer_is_left_out_as_in_a_submission() -> None:
+    """A form sends its empty inputs too: the passport number left blank is no answer."""
+    answer = passport_answer(passport_number="  ", problem="photo_not_shown")
+    assert answer.fields == {"problem": "photo_not_shown"}
+    assert passport_answer(passport_number="\u200b").fields == {}
+
+
+def test_an_answer_may_not_blank_a_required_field() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        passport_answer(problem=" ", passport_number="A1234567")
+    assert caught.value.violations == {"fields.problem": "required"}
+
+
+def test_an_answer_may_blank_what_the_option_it_chooses_no_longer_needs() -> None:
+    filed = {"id_number": "1000000008", "correction": "name", **NAMES}
+    answer = correction_answer(
+        filed, correction="date_of_birth", correct_date_of_birth="1990-05-01", correct_name_ar=""
+    )
+    assert answer.fields == {"correction": "date_of_birth", "correct_date_of_birth": "1990-05-01"}

@@ -936,7 +936,8 @@ def validate_answer(
     """Checks an answer like a submission: capped first, each given field by its type, and
     a field that names the person the request is about must name its `subject_id`. A choice
     the answer changes, or a field it gives, is checked against the request's fields as they
-    stand (`filed`, with the answer's over them) for the fields an option needs."""
+    stand (`filed`, with the answer's over them) for the fields an option needs. A blank
+    field is left out, as in a submission, unless the request needs it."""
     problems: dict[str, Bilingual] = {}
     key = _idempotency_key(problems, idempotency_key, required=False)
     text = ""
@@ -951,6 +952,7 @@ def validate_answer(
         fields = {}
     specs = {spec.name: spec for spec in sub_service.fields}
     values: dict[str, str] = {}
+    blanks: list[FieldSpec] = []
     for name, raw in fields.items():
         spec = specs.get(name) if _FIELD_NAME.fullmatch(name) else None
         if spec is None:
@@ -961,12 +963,22 @@ def validate_answer(
         if len(raw) > MAX_FIELD_VALUE:
             problems[f"fields.{name}"] = at_most_characters(spec.max_length)
             continue
+        # A form sends its empty inputs too: left blank, a field is left as the request has it,
+        # as a submission leaves out a blank optional field.
+        if not visible_length(raw):
+            blanks.append(spec)
+            continue
         value, problem = _field_value(sub_service, spec, raw, today)
         if problem:
             problems[f"fields.{name}"] = problem
         else:
             values[name] = value
-    _check_needed(problems, sub_service, {**filed, **values}, fields.keys())
+    standing = {**filed, **values}
+    for spec in blanks:
+        # ...but one the request needs, by itself or by the option chosen, is not blanked.
+        if spec.needed(standing):
+            problems[f"fields.{spec.name}"] = required_for(sub_service, spec, standing)
+    _check_needed(problems, sub_service, standing, fields.keys())
     _check_named_subject(problems, sub_service, values, subject_id)
     documents = _document_ids(problems, document_ids)
     if problems:

@@ -919,7 +919,10 @@ class RespondToInfoRequestRequest(_message.Message):
     """
     @_builtins.property
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Values for the sub-service's fields that were asked for; they replace the earlier ones."""
+        """Values for the sub-service's fields that were asked for; they replace the earlier ones.
+        A blank one (a form's empty input) leaves the field as it is, unless the request needs
+        it (FieldSpec.required, or required_when's option chosen): INVALID_ARGUMENT on the field.
+        """
 
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
