@@ -10,8 +10,8 @@ import pytest
 from google.protobuf.message import Message
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_calendar import RIYADH, format_date
 from tawasul_calendar import Locale as CalendarLocale
-from tawasul_calendar import format_date
 from tawasul_notify.adapters.events import notice_from, to_event
 from tawasul_notify.domain.model import (
     Audience,
@@ -109,8 +109,41 @@ def test_a_rejection_gives_the_reason_in_the_beneficiarys_language(
     )
     assert (n.kind, n.values) == (
         Kind.REJECTED,
-        {"number": NUMBER, "note": "", "reason": reason, "appeal": True},
+        {"number": NUMBER, "note": "", "reason": reason, "appeal": True, "appeal_until": None},
     )
+
+
+def test_a_rejection_names_the_last_day_it_may_be_appealed() -> None:
+    """Review computes it by intake's rule and puts it on the event; the beneficiary is told
+    that day, in Riyadh, in both calendars."""
+    # The end of Wednesday 16 December in Riyadh: 20:59 UTC, the 16th there and here.
+    until = datetime(2026, 12, 16, 23, 59, 59, 999999, tzinfo=RIYADH)
+    n = read(
+        status_changed(
+            common_pb2.REQUEST_STATUS_REJECTED,
+            reason=common_pb2.LocalizedText(ar="المستندات غير واضحة", en="unclear"),
+            appeal_until=timestamp(until),
+        )
+    )
+    assert n.values["appeal_until"] == date(2026, 12, 16)
+    for locale in Locale:
+        day = format_date(date(2026, 12, 16), CalendarLocale(locale.value))
+        for channel in channels_for(Kind.REJECTED):
+            body = render(Kind.REJECTED, channel, locale, n.values).body
+            assert day in body, body
+            assert "within the time allowed" not in body
+            assert "خلال المدة المتاحة" not in body
+
+
+def test_a_rejection_without_the_appeal_date_still_offers_the_appeal() -> None:
+    """An event from before review named the day (a dead letter replayed) says "within the
+    time allowed", as before."""
+    n = read(status_changed(common_pb2.REQUEST_STATUS_REJECTED))
+    assert n.values["appeal_until"] is None
+    email = render(Kind.REJECTED, Channel.EMAIL, Locale.EN, n.values).body
+    assert "appeal this decision in Tawasul within the time allowed" in email
+    sms = render(Kind.REJECTED, Channel.SMS, Locale.AR, n.values).body
+    assert "ولك التظلم منه أو تقديم طلب جديد" in sms
 
 
 @pytest.mark.parametrize(

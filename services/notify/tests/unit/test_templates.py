@@ -482,8 +482,8 @@ def test_optional_texts_leave_no_trace_when_empty(locale: Locale) -> None:
 @pytest.mark.parametrize("locale", Locale)
 def test_the_rejection_of_an_appeal_offers_no_second_one(locale: Locale) -> None:
     offers = {
-        Locale.EN: ("appeal this decision", "or appeal it"),
-        Locale.AR: ("التظلم من هذا القرار", "أو التظلم من القرار"),
+        Locale.EN: ("appeal this decision", "may appeal it"),
+        Locale.AR: ("التظلم من هذا القرار", "ولك التظلم منه"),
     }[locale]
     for appeal in (True, False):
         values = sample_values(Kind.REJECTED) | {"appeal": appeal}

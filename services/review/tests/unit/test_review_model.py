@@ -380,6 +380,33 @@ def test_only_the_decision_of_an_appeal_says_it_decides_one() -> None:
     ] == [(Status.REJECTED, True, True)]
 
 
+def test_a_rejection_tells_until_when_it_may_be_appealed() -> None:
+    """By intake's rule, from the decision's time (the event's, which intake records): ten
+    working days on, to the end of that day in Riyadh. Not on an appeal's decision, against
+    which none lies, nor on an acceptance."""
+    item = in_state(State.CLAIMED)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, START, CALENDAR)
+    (event,) = item.events
+    wire = events_pb2.Envelope.FromString(to_event(event).payload)
+    assert wire.occurred_at.ToDatetime(tzinfo=UTC) == START
+    # Sunday 4 January 10:00 and ten working days: Sunday 18 January, to its end.
+    until = wire.request_status_changed.appeal_until.ToDatetime(tzinfo=UTC)
+    assert until == riyadh(19, 0) - timedelta(microseconds=1)
+    settled(item)
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    settled(item)
+    item.claim(SARA, riyadh(5, 10), LEASE)
+    item.decide(SARA, Decision.REJECT, "Still unclear", unclear, riyadh(5, 11), CALENDAR)
+    final = events_pb2.Envelope.FromString(to_event(item.events[-1]).payload)
+    assert not final.request_status_changed.HasField("appeal_until")
+    accepted = in_state(State.CLAIMED)
+    accepted.decide(ALI, Decision.ACCEPT, "", None, START, CALENDAR)
+    (event,) = accepted.events
+    assert isinstance(event, StatusChanged)
+    assert event.appeal_until is None
+
+
 def test_the_history_keeps_each_decisions_reason_code_through_an_appeal() -> None:
     """Who decided, when and why: the canned reason is the why, and an appeal clears it from
     the item, so the history must hold it."""

@@ -117,6 +117,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "outcome": status.value,
             "due": _riyadh_day(c.due_at, c.HasField("due_at")),
             "appeal": not c.decides_appeal,
+            "appeal_until": _riyadh_day(c.appeal_until, c.HasField("appeal_until")),
             # The event does not say who filed the request: Absher's words, unless what its
             # submission recorded says an establishment did (handlers.take).
             PORTAL_WORDS: False,

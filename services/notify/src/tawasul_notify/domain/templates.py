@@ -133,8 +133,10 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     # `reason`: the catalog's, when the reviewer named one (an acceptance may, need not).
     Kind.ACCEPTED: frozenset({"number", "reason", "note"}),
     Kind.PROCESSED: frozenset({"number", "note"}),
-    # `appeal`: whether one may still be made (not against an appeal's own decision).
-    Kind.REJECTED: frozenset({"number", "reason", "note", "appeal"}),
+    # `appeal`: whether one may still be made (not against an appeal's own decision);
+    # `appeal_until`: the last day it may be, when the event says (else "within the time
+    # allowed").
+    Kind.REJECTED: frozenset({"number", "reason", "note", "appeal", "appeal_until"}),
     Kind.TRANSFERRED: frozenset({"number"}),
     Kind.CANCELLED: frozenset({"number"}),
     Kind.CLOSED: frozenset({"number", "reason", "note"}),
@@ -179,6 +181,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "reason": "The attachments are unclear or unreadable",
         "note": _SAMPLE_NOTE,
         "appeal": True,
+        "appeal_until": date(2026, 12, 16),
     },
     Kind.TRANSFERRED: {"number": _SAMPLE_NUMBER},
     Kind.CANCELLED: {"number": _SAMPLE_NUMBER},

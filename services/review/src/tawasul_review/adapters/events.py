@@ -138,4 +138,6 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
         payload.respond_by.CopyFrom(timestamp(event.respond_by))
     if event.due_at is not None:
         payload.due_at.CopyFrom(timestamp(event.due_at))
+    if event.appeal_until is not None:
+        payload.appeal_until.CopyFrom(timestamp(event.appeal_until))
     return payload

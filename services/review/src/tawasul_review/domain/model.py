@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from tawasul_calendar import Sla, SlaClock, WorkingCalendar
+from tawasul_platform import appeals
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from tawasul_platform.hygiene import visible_length
 from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most
@@ -191,6 +192,9 @@ class StatusChanged:
     reviewer_message: bool = False
     # A decision of the beneficiary's appeal: none lies against it.
     decides_appeal: bool = False
+    # A rejection that may be appealed: until when, by intake's rule (which intake computes
+    # from this event's time, the decision's), so that the beneficiary is told the date.
+    appeal_until: datetime | None = None
     # The request's count of status changes published, this one included (WorkItem.announce):
     # consumers skip one no later than one they applied (a dead letter replayed, a late one).
     sequence: int = 0
@@ -458,6 +462,7 @@ class WorkItem:
         self.sla_next_at = None
         self._stop_clock(now)
         status = Status.ACCEPTED if decision is Decision.ACCEPT else Status.REJECTED
+        appealable = status is Status.REJECTED and not self.appeal_of
         self._publish(
             status,
             reviewer.subject,
@@ -467,6 +472,7 @@ class WorkItem:
             action=decision.value,
             reason=reason,
             decides_appeal=bool(self.appeal_of),
+            appeal_until=appeals.appeal_until(calendar, now) if appealable else None,
         )
         if reason is not None:
             # The canned why, kept on the record: an appeal clears it from the item.
@@ -853,6 +859,7 @@ class WorkItem:
         reopened: bool = False,
         reviewer_message: bool = False,
         decides_appeal: bool = False,
+        appeal_until: datetime | None = None,
         reschedule: bool = True,
     ) -> None:
         self.public_status = status
@@ -874,6 +881,7 @@ class WorkItem:
                 reopened=reopened,
                 reviewer_message=reviewer_message,
                 decides_appeal=decides_appeal,
+                appeal_until=appeal_until,
             )
         )
         if action:

@@ -524,6 +524,7 @@ class RequestStatusChanged(_message.Message):
     REVIEWER_MESSAGE_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     DECIDES_APPEAL_FIELD_NUMBER: _builtins.int
+    APPEAL_UNTIL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -583,6 +584,13 @@ class RequestStatusChanged(_message.Message):
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """When the office now expects to answer (moves out while waiting on the beneficiary)."""
 
+    @_builtins.property
+    def appeal_until(self) -> _timestamp_pb2.Timestamp:
+        """On a rejection that may be appealed: the last instant it may be (the end of that day in
+        Riyadh), by the rule intake enforces (tawasul_platform.appeals), so that the beneficiary
+        is told the date. Absent otherwise, and on a restated one (cancel_too_late).
+        """
+
     def __init__(
         self,
         *,
@@ -605,10 +613,11 @@ class RequestStatusChanged(_message.Message):
         reviewer_message: _builtins.bool = ...,
         sequence: _builtins.int = ...,
         decides_appeal: _builtins.bool = ...,
+        appeal_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "decides_appeal", b"decides_appeal", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "appeal_until", b"appeal_until", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "decides_appeal", b"decides_appeal", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
