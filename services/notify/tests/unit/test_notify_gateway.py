@@ -216,7 +216,7 @@ def test_an_interval_of_zero_is_refused_at_start(interval: str) -> None:
     with pytest.raises(ValidationError) as caught:
         NotifySettings.model_validate(
             {
-                "database_url": "postgresql://x/y",
+                "database_url": "postgresql+asyncpg://x/y",
                 "kafka_bootstrap": "127.0.0.1:1",
                 "grpc_address": "127.0.0.1:0",
                 "identity_issuers": [],
