@@ -27,7 +27,8 @@ requests = Table(
     Column("id", Uuid, primary_key=True),
     Column("number", String(20), nullable=False, unique=True),
     Column("applicant_id", String(20), nullable=False),
-    Column("applicant_role", String(16), nullable=False),
+    # The default is for the previous release's INSERTs during a rollout (migration 0010).
+    Column("applicant_role", String(16), nullable=False, server_default="establishment"),
     Column("subject_id", String(20), nullable=False),
     Column("idempotency_key", String(100), nullable=False),
     Column("sub_service_code", String(100), nullable=False),

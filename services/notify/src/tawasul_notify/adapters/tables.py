@@ -72,7 +72,8 @@ inbox_messages = Table(
     Column("id", Uuid, primary_key=True),
     Column("owner_id", String(64), nullable=False),
     # Audience: a beneficiary's inbox and an employee's are apart even where the ids match.
-    Column("audience", String(16), nullable=False),
+    # The default is for the previous release's INSERTs during a rollout (migration 0010).
+    Column("audience", String(16), nullable=False, server_default="beneficiary"),
     Column("request_id", Uuid, nullable=False),
     Column("kind", String(40), nullable=False),
     Column("text", Text, nullable=False),

@@ -5,6 +5,9 @@ where Absher says "needs additional action").
 Requests stored before take it from the applicant's number: intake has only ever taken a
 citizen's starting 1 and a resident's starting 2, so any other was an establishment's.
 
+The column keeps its default: the previous release's pods serve until the rollout replaces
+them, after this has run, and their INSERTs do not name it.
+
 Revision ID: 0010
 Revises: 0009
 """
@@ -27,7 +30,6 @@ def upgrade() -> None:
         "UPDATE requests SET applicant_role = CASE left(applicant_id, 1)"
         " WHEN '1' THEN 'citizen' WHEN '2' THEN 'resident' ELSE 'establishment' END"
     )
-    op.alter_column("requests", "applicant_role", server_default=None)
 
 
 def downgrade() -> None:

@@ -3,6 +3,10 @@ alone are two spaces (national IDs, employee ids) that a digits-only employee id
 and an employee named like a citizen read the citizen's messages. Messages stored before take
 their delivery's audience (a message is its in-app delivery, under the same id).
 
+The column keeps its default: the previous release's pods serve until the rollout replaces
+them, after this has run, and their INSERTs do not name it (revision 0014 puts it back where
+an earlier version of this revision dropped it).
+
 Revision ID: 0010
 Revises: 0009
 """
@@ -25,7 +29,6 @@ def upgrade() -> None:
         "UPDATE inbox_messages AS m SET audience = d.audience FROM deliveries AS d"
         " WHERE d.id = m.id AND d.audience <> 'beneficiary'"
     )
-    op.alter_column("inbox_messages", "audience", server_default=None)
 
 
 def downgrade() -> None:
