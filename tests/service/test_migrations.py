@@ -8,12 +8,14 @@ import asyncio
 import importlib
 from pathlib import Path
 
+import asyncpg
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from tawasul_platform.migrations import upgrade
+from sqlalchemy.exc import DBAPIError
+from tawasul_platform.migrations import LOCK_TIMEOUT_SECONDS, upgrade
 from tawasul_platform.testing import async_engine
 
 SERVICES = ("intake", "routing", "review", "docs", "notify")
@@ -128,3 +130,87 @@ async def test_notify_puts_back_the_default_an_earlier_0010_dropped(database_url
             await connection.execute(text(PREVIOUS_INSERTS["notify"]))
     finally:
         await engine.dispose()
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    return "postgresql://" + database_url.split("://", 1)[1]
+
+
+async def test_each_revision_commits_alone_and_gives_up_a_lock_it_cannot_get(
+    database_url: str,
+) -> None:
+    """Notify from 0009: 0010 alters inbox_messages, 0011 request_access, which an old pod's
+    open transaction holds. 0010's lock ends with 0010, so inbox_messages is read while 0011
+    waits; 0011 stops waiting after the lock timeout (the Job fails, to be retried), not
+    queued for good in front of every query on request_access."""
+    await asyncio.to_thread(upgrade, migrations("notify"), database_url, "0009")
+    old_pod = await asyncpg.connect(asyncpg_dsn(database_url))
+    reader = await asyncpg.connect(asyncpg_dsn(database_url))
+    await old_pod.execute("BEGIN")
+    await old_pod.execute("SELECT count(*) FROM request_access")
+    job = asyncio.create_task(asyncio.to_thread(upgrade, migrations("notify"), database_url))
+    try:
+        version = ""
+        for _ in range(100):
+            version = await reader.fetchval("SELECT version_num FROM alembic_version")
+            if version != "0009":
+                break
+            await asyncio.sleep(0.1)
+        assert version == "0010"
+        await reader.execute("SET statement_timeout = '1s'")
+        assert await reader.fetchval("SELECT count(*) FROM inbox_messages") == 0
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            await asyncio.wait_for(asyncio.shield(job), timeout=LOCK_TIMEOUT_SECONDS + 5)
+    finally:
+        await old_pod.execute("ROLLBACK")
+        await asyncio.gather(job, return_exceptions=True)
+        await old_pod.close()
+    assert await reader.fetchval("SELECT version_num FROM alembic_version") == "0010"
+    await reader.close()
+    # The Job's next attempt, the old pod's transaction over.
+    await asyncio.to_thread(upgrade, migrations("notify"), database_url)
+
+
+async def test_intake_fills_applicant_role_in_batches_outside_the_add_column(
+    database_url: str,
+) -> None:
+    """Each batch of 0010's backfill commits in a transaction of its own, none the ADD
+    COLUMN's (whose ACCESS EXCLUSIVE lock held every read of a request through the backfill)."""
+    batch = importlib.import_module("tawasul_intake.migrations.versions.0010_applicant_role").BATCH
+    await asyncio.to_thread(upgrade, migrations("intake"), database_url, "0009")
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.execute(
+            "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code,"
+            " description, document_ids, contact, status, submitted_at, updated_at, history)"
+            " SELECT gen_random_uuid(), 'TW' || g, (ARRAY['1', '2', '7'])[g % 3 + 1]"
+            " || lpad(g::text, 9, '0'), 'k', 's', 'd', '[]', '{}', 'closed', now(), now(),"
+            f" '[]' FROM generate_series(1, {2 * batch + 1}) AS g"
+        )
+        await connection.execute(
+            "CREATE TABLE updates (xid bigint);"
+            " CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO updates VALUES (txid_current() % 4294967296); RETURN NULL;"
+            " END $$;"
+            " CREATE TRIGGER log_update AFTER UPDATE ON requests"
+            " FOR EACH STATEMENT EXECUTE FUNCTION log_update()"
+        )
+        await asyncio.to_thread(upgrade, migrations("intake"), database_url, "0010")
+        added = await connection.fetchval(
+            "SELECT xmin::text::bigint FROM pg_attribute"
+            " WHERE attrelid = 'requests'::regclass AND attname = 'applicant_role'"
+        )
+        updates = {row["xid"] for row in await connection.fetch("SELECT xid FROM updates")}
+        roles = await connection.fetch(
+            "SELECT left(applicant_id, 1) AS first, applicant_role, count(*) FROM requests"
+            " GROUP BY 1, 2 ORDER BY 1"
+        )
+    finally:
+        await connection.close()
+    assert added not in updates
+    assert len(updates) >= 3  # a batch of `batch` ids each, and the empty one after
+    assert [(r["first"], r["applicant_role"]) for r in roles] == [
+        ("1", "citizen"),
+        ("2", "resident"),
+        ("7", "establishment"),
+    ]

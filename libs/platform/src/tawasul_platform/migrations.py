@@ -14,6 +14,10 @@ from sqlalchemy.pool import NullPool
 
 from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
 
+# How long a migration's statement waits for its lock before it fails (the Job is retried).
+# An ALTER queued behind a long transaction would hold every later query on its table.
+LOCK_TIMEOUT_SECONDS = 5
+
 
 def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
     """Migrates the database to `revision` (a test of a data migration stops before it)."""
@@ -30,12 +34,22 @@ def run_env(target_metadata: MetaData) -> None:
         raise RuntimeError("sqlalchemy.url is not set")
 
     def migrate(connection: Connection) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        # A revision commits alone: its locks (an ADD COLUMN's ACCESS EXCLUSIVE) end with it,
+        # not with the last pending revision, and a failed Job keeps the revisions it made.
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            transaction_per_migration=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_async_engine(url, poolclass=NullPool)
+        engine = create_async_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={"server_settings": {"lock_timeout": f"{LOCK_TIMEOUT_SECONDS}s"}},
+        )
         async with engine.connect() as connection:
             await connection.run_sync(migrate)
         await engine.dispose()
