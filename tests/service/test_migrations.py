@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from inspect import getsource
 from pathlib import Path
 
 import asyncpg
@@ -214,3 +215,74 @@ async def test_intake_fills_applicant_role_in_batches_outside_the_add_column(
         ("2", "resident"),
         ("7", "establishment"),
     ]
+
+
+def autocommitted() -> list[tuple[str, str, str]]:
+    """(service, revision before, revision) of each revision with an autocommit block (a
+    concurrent index build, a backfill in batches): its work commits before its stamp."""
+    found = []
+    for service in SERVICES:
+        config = Config()
+        config.set_main_option("script_location", str(migrations(service)))
+        for script in ScriptDirectory.from_config(config).walk_revisions():
+            if "autocommit_block" in getsource(script.module.upgrade):
+                found.append((service, str(script.down_revision), script.revision))
+    return found
+
+
+async def invalid_indexes(database_url: str) -> list[str]:
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid"
+        )
+    finally:
+        await connection.close()
+    return [row["name"] for row in rows]
+
+
+@pytest.mark.parametrize(("service", "before", "revision"), autocommitted())
+async def test_a_job_killed_before_a_revisions_stamp_succeeds_when_retried(
+    service: str, before: str, revision: str, database_url: str
+) -> None:
+    """The Job killed before the revision's stamp committed left the revision's work done
+    (an index built, a column added) and the database at the revision before."""
+    await asyncio.to_thread(upgrade, migrations(service), database_url, revision)
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.execute("UPDATE alembic_version SET version_num = $1", before)
+    finally:
+        await connection.close()
+    await asyncio.to_thread(upgrade, migrations(service), database_url)
+    assert await invalid_indexes(database_url) == []
+
+
+async def test_a_job_killed_during_a_concurrent_build_succeeds_when_retried(
+    database_url: str,
+) -> None:
+    """A build that does not finish leaves an INVALID index of its name (here: unique over
+    duplicates); the retry builds the revision's index in its place."""
+    await asyncio.to_thread(upgrade, migrations("intake"), database_url, "0004")
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.execute(
+            "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code,"
+            " description, document_ids, contact, status, submitted_at, updated_at)"
+            " SELECT gen_random_uuid(), 'TW' || g, '1000000001', 'k' || g, 's' || g, 'd', '[]',"
+            " '{}', 'submitted', now(), now() FROM generate_series(1, 2) AS g"
+        )
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await connection.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY requests_applicant_open"
+                " ON requests (applicant_id)"
+            )
+        assert await invalid_indexes(database_url) == ["requests_applicant_open"]
+        await asyncio.to_thread(upgrade, migrations("intake"), database_url)
+        built = await connection.fetchval(
+            "SELECT pg_get_indexdef('requests_applicant_open'::regclass)"
+        )
+    finally:
+        await connection.close()
+    assert await invalid_indexes(database_url) == []
+    assert built.startswith("CREATE INDEX requests_applicant_open ON public.requests")
+    assert "WHERE" in built

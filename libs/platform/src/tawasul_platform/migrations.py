@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context, op
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import ColumnElement, MetaData, TextClause
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -55,6 +57,19 @@ def run_env(target_metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def create_index_concurrently(
+    name: str, table: str, columns: Sequence[str | TextClause | ColumnElement[Any]], **kw: Any
+) -> None:
+    """Builds an index without blocking writers, in a revision's autocommit block.
+
+    Any index of that name goes first: a Job killed after the build, before its revision was
+    stamped, left it built, and one killed during the build left it INVALID; either way the
+    retried Job's CREATE INDEX would fail for good on "already exists".
+    """
+    op.drop_index(name, table, postgresql_concurrently=True, if_exists=True)
+    op.create_index(name, table, columns, postgresql_concurrently=True, **kw)
 
 
 def create_messaging_tables() -> None:

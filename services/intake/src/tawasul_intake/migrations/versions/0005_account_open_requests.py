@@ -11,6 +11,7 @@ Revises: 0004
 
 import sqlalchemy as sa
 from alembic import op
+from tawasul_platform.migrations import create_index_concurrently
 
 revision = "0005"
 down_revision = "0004"
@@ -25,12 +26,11 @@ OPEN = sa.text(
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.create_index(
+        create_index_concurrently(
             "requests_applicant_open",
             "requests",
             ["applicant_id"],
             postgresql_where=OPEN,
-            postgresql_concurrently=True,
         )
 
 

@@ -8,6 +8,7 @@ Revises: 0002
 """
 
 from alembic import op
+from tawasul_platform.migrations import create_index_concurrently
 
 revision = "0003"
 down_revision = "0002"
@@ -17,12 +18,11 @@ depends_on = None
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.create_index(
+        create_index_concurrently(
             "deliveries_created",
             "deliveries",
             ["created_at"],
             postgresql_include=["channel", "status"],
-            postgresql_concurrently=True,
         )
 
 

@@ -9,6 +9,7 @@ Revises: 0003
 
 import sqlalchemy as sa
 from alembic import op
+from tawasul_platform.migrations import create_index_concurrently
 
 revision = "0004"
 down_revision = "0003"
@@ -17,14 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("deliveries", sa.Column("retry_at", sa.DateTime(timezone=True)))
+    # A Job killed after the index was built, before 0004 was stamped, added it already.
+    op.add_column(
+        "deliveries", sa.Column("retry_at", sa.DateTime(timezone=True)), if_not_exists=True
+    )
     with op.get_context().autocommit_block():
-        op.create_index(
+        create_index_concurrently(
             "deliveries_due",
             "deliveries",
             ["channel", "created_at"],
             postgresql_where=sa.text("status = 'pending' AND kind <> 'one_time_code'"),
-            postgresql_concurrently=True,
         )
 
 

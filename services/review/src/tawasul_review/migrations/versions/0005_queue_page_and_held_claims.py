@@ -12,6 +12,7 @@ Revises: 0004
 
 import sqlalchemy as sa
 from alembic import op
+from tawasul_platform.migrations import create_index_concurrently
 
 revision = "0005"
 down_revision = "0004"
@@ -24,22 +25,20 @@ CLAIMED = sa.text("state = 'claimed'")
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.create_index(
+        create_index_concurrently(
             "work_items_queue",
             "work_items",
             ["department", sa.text("priority DESC"), "queued_at", "request_number"],
             postgresql_where=OPEN,
-            postgresql_concurrently=True,
         )
-        op.create_index(
+        create_index_concurrently(
             "work_items_held",
             "work_items",
             ["assignee"],
             postgresql_where=CLAIMED,
-            postgresql_concurrently=True,
         )
         # The new queue index has the same rows and leads with the department as well.
-        op.drop_index("work_items_open", "work_items", postgresql_concurrently=True)
+        op.drop_index("work_items_open", "work_items", postgresql_concurrently=True, if_exists=True)
 
 
 def downgrade() -> None:

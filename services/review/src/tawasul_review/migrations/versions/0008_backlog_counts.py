@@ -10,6 +10,7 @@ Revises: 0007
 
 import sqlalchemy as sa
 from alembic import op
+from tawasul_platform.migrations import create_index_concurrently
 
 revision = "0008"
 down_revision = "0007"
@@ -19,13 +20,12 @@ depends_on = None
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.create_index(
+        create_index_concurrently(
             "work_items_backlog",
             "work_items",
             ["department", "queue", "state", "due_at"],
             postgresql_include=["queued_at"],
             postgresql_where=sa.text("state IN ('queued', 'claimed', 'waiting_on_applicant')"),
-            postgresql_concurrently=True,
         )
 
 

@@ -12,6 +12,7 @@ Revises: 0011
 
 import sqlalchemy as sa
 from alembic import op
+from tawasul_platform.migrations import create_index_concurrently
 
 revision = "0012"
 down_revision = "0011"
@@ -23,16 +24,13 @@ COLUMNS = ["department", "sampled_at", "request_id"]
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.create_index(
-            "quality_checks_sampled", "quality_checks", COLUMNS, postgresql_concurrently=True
-        )
-        op.drop_index("quality_checks_pending", "quality_checks", postgresql_concurrently=True)
-        op.create_index(
+        create_index_concurrently("quality_checks_sampled", "quality_checks", COLUMNS)
+        # The pending index again, on the new columns (the old one is dropped first).
+        create_index_concurrently(
             "quality_checks_pending",
             "quality_checks",
             COLUMNS,
             postgresql_where=sa.text("checked_by = ''"),
-            postgresql_concurrently=True,
         )
 
 
