@@ -92,6 +92,6 @@ def test_a_grace_past_the_budget_is_refused(
 
 
 def test_the_defaults_and_the_asyncpg_url_are_taken(env: pytest.MonkeyPatch) -> None:
-    settings = ServiceSettings()  # type: ignore[call-arg]
+    settings = ServiceSettings()
     assert settings.database_url == REQUIRED["TAWASUL_DATABASE_URL"]
     assert settings.consumer_max_attempts == 4
