@@ -329,6 +329,22 @@ def test_a_field_may_be_required_by_an_option_of_a_choice() -> None:
     assert not spec.needed({})
 
 
+def test_a_subject_field_may_leave_the_person_to_other_fields() -> None:
+    raw = minimal()
+    field_of(raw, 0).update(required=False, otherwise_named_by=["visa_type"])
+    (spec, _) = parse_catalog(raw).sub_services["reports.other"].fields
+    assert spec.otherwise_named_by == ("visa_type",)
+
+
+def test_a_dependent_without_a_number_is_told_apart_by_name_and_birth() -> None:
+    (spec,) = [
+        f
+        for f in load_catalog().sub_services["residents.dependents-services"].fields
+        if f.names_subject
+    ]
+    assert spec.otherwise_named_by == ("dependent_name", "dependent_date_of_birth")
+
+
 def test_the_minimal_catalog_parses() -> None:
     catalog = parse_catalog(minimal())
     service = catalog.sub_services["reports.other"]
@@ -446,6 +462,21 @@ def when(**rule: object) -> Edit:
                 required_when={"field": "visa_type", "values": ["final_exit"]}
             ),
             r"^sub_services\[1\]\.fields\[0\]\.required_when: a required field is required",
+        ),
+        (
+            lambda raw: field_of(raw, 0).update(otherwise_named_by=["visa_type"]),
+            r"^sub_services\[1\]\.fields\[0\]\.otherwise_named_by: only an optional field",
+        ),
+        (
+            lambda raw: field_of(raw, 0).update(required=False, otherwise_named_by=["nowhere"]),
+            r"^sub_services\[1\]\.fields\[0\]\.otherwise_named_by\[0\]: 'nowhere' is not"
+            r" another required field of this form",
+        ),
+        (
+            lambda raw: field_of(raw, 0).update(
+                required=False, otherwise_named_by=["visa_type", "visa_type"]
+            ),
+            r"^sub_services\[1\]\.fields\[0\]\.otherwise_named_by\[1\]: duplicate field",
         ),
         (
             lambda raw: field_of(raw, 0).update(script="latin"),

@@ -38,7 +38,7 @@ from tawasul_intake.adapters.repository import IntakeUnitOfWork, SqlRequestRepos
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import DocumentInfo, Related
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
-from tawasul_intake.domain.model import Missing, Request, Status
+from tawasul_intake.domain.model import Missing, OpenKey, Request, Status
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument
@@ -690,6 +690,47 @@ async def test_a_second_open_request_names_the_first(intake: Intake) -> None:
     assert again.request_number != first.request_number
 
 
+async def test_dependents_without_a_number_are_each_one_open_request(intake: Intake) -> None:
+    """Filed at once under the holder's number: the spouse and the newborn are two people,
+    each of them typed twice one request."""
+
+    def dependent(name: str, born: str, relationship: str) -> dict[str, str]:
+        return {
+            "request_type": "add_dependent",
+            "dependent_name": name,
+            "dependent_date_of_birth": born,
+            "relationship": relationship,
+        }
+
+    spouse = dependent("منى عادل فهمي", "1990-03-01", "spouse")
+    newborn = dependent("Omar Adel Fahmy", "2024-11-20", "son")
+    typed_again = dependent("OMAR  adel fahmy", "2024-11-20", "son")
+    results = await asyncio.gather(
+        *(
+            intake.submit(
+                sub_service_code="residents.dependents-services",
+                document_ids=[intake.uploads.upload(kind="kinship_proof")],
+                fields=form,
+            )
+            for form in (spouse, newborn, spouse, typed_again)
+        ),
+        return_exceptions=True,
+    )
+    made = {r.fields["dependent_name"]: r for r in results if isinstance(r, intake_pb2.Request)}
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    # Whichever of the newborn's two came first.
+    assert {name.casefold() for name in made} == {"منى عادل فهمي", "omar adel fahmy"}
+    assert {e.code() for e in refused} == {grpc.StatusCode.ALREADY_EXISTS}
+    assert {existing_resource(e) for e in refused} == {r.request_number for r in made.values()}
+    async with intake.engine.connect() as conn:
+        keys = (
+            await conn.execute(select(tables.requests.c.subject_id, tables.requests.c.person_key))
+        ).all()
+    assert {subject for subject, _ in keys} == {CITIZEN_ID}
+    assert len({key for _, key in keys}) == 2
+    assert all(len(key) == 64 for _, key in keys)
+
+
 async def test_concurrent_retries_of_one_key_make_one_request(intake: Intake) -> None:
     key = str(uuid.uuid4())
     answers = await asyncio.gather(*(intake.submit(idempotency_key=key) for _ in range(8)))
@@ -744,11 +785,10 @@ async def test_losing_a_race_with_another_account_hands_its_connection_back(
         self: SqlRequestRepository,
         applicant: str,
         key: str,
-        subject: str,
-        code: str,
+        about: OpenKey,
         documents: tuple[uuid.UUID, ...],
     ) -> Related:
-        found = await read(self, applicant, key, subject, code, documents)
+        found = await read(self, applicant, key, about, documents)
         if applicant == "2000000006" and not first:
             first.append(await intake.submit(ESTABLISHMENT, **inquiry))
         return found
@@ -1583,10 +1623,13 @@ async def test_a_submission_reads_the_account_s_open_requests_not_its_history(
     recorded = RecordedStatements(through=session)
     try:
         related = await SqlRequestRepository(cast(Session, recorded)).related_to(
-            CITIZEN_ID, "a new key", "1000000016", "reports.general-inquiry", ()
+            CITIZEN_ID, "a new key", OpenKey("1000000016", "reports.general-inquiry"), ()
         )
         holding = await SqlRequestRepository(cast(Session, recorded)).related_to(
-            CITIZEN_ID, "a new key", "1000000016", "reports.general-inquiry", (uuid.UUID(document),)
+            CITIZEN_ID,
+            "a new key",
+            OpenKey("1000000016", "reports.general-inquiry"),
+            (uuid.UUID(document),),
         )
     finally:
         await session.close()

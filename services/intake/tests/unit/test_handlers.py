@@ -35,6 +35,7 @@ from tawasul_intake.domain.model import (
     Event,
     HistoryEntry,
     Locale,
+    OpenKey,
     Request,
     RequestAnswered,
     RequestCancelled,
@@ -120,19 +121,14 @@ class FakeRequests:
     async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None:
         return self._first(lambda r: (r.applicant_id, r.idempotency_key) == (applicant_id, key))
 
-    async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None:
-        return self._first(
-            lambda r: (
-                r.is_open and (r.subject_id, r.sub_service_code) == (subject_id, sub_service_code)
-            )
-        )
+    async def open_request(self, about: OpenKey) -> Request | None:
+        return self._first(lambda r: r.is_open and r.open_key == about)
 
     async def related_to(
         self,
         applicant_id: str,
         key: str,
-        subject_id: str,
-        sub_service_code: str,
+        about: OpenKey,
         document_ids: tuple[uuid.UUID, ...],
     ) -> Related:
         mine = [r for r in self._db.requests.values() if r.applicant_id == applicant_id]
@@ -141,10 +137,7 @@ class FakeRequests:
                 self._load(r)
                 for r in self._db.requests.values()
                 if (r.applicant_id, r.idempotency_key) == (applicant_id, key)
-                or (
-                    r.is_open
-                    and (r.subject_id, r.sub_service_code) == (subject_id, sub_service_code)
-                )
+                or (r.is_open and r.open_key == about)
                 or (r in mine and r.is_open and set(r.document_ids) & set(document_ids))
             ],
             open_count=sum(r.is_open for r in mine),
@@ -310,12 +303,7 @@ class FakeUnitOfWork:
                 new.idempotency_key,
             ):
                 raise ConcurrentSubmission
-            if (
-                new.is_open
-                and other.is_open
-                and (other.subject_id, other.sub_service_code)
-                == (new.subject_id, new.sub_service_code)
-            ):
+            if new.is_open and other.is_open and other.open_key == new.open_key:
                 raise DuplicateOpenRequest
 
 
@@ -1202,6 +1190,50 @@ async def test_an_establishment_files_for_its_workforce_past_a_family_s_cap(
     # Past ten, Arabic counts in the singular.
     assert len(codes) == 11
     assert caught.value.args[0].ar.startswith("11 طلبًا مفتوحًا على الأكثر لكل حساب")
+
+
+DEPENDENTS = "residents.dependents-services"
+SPOUSE = {
+    "request_type": "add_dependent",
+    "dependent_name": "منى عادل فهمي",
+    "dependent_date_of_birth": "1990-03-01",
+    "relationship": "spouse",
+}
+NEWBORN = {
+    "request_type": "add_dependent",
+    "dependent_name": "Omar Adel Fahmy",
+    "dependent_date_of_birth": "2024-11-20",
+    "relationship": "son",
+}
+
+
+async def test_dependents_without_a_number_are_told_apart_by_name_and_birth(
+    intake: Intake,
+) -> None:
+    """A newborn added while the spouse's request is open: both are filed under the holder's
+    number, and they are two people, not one request twice."""
+    spouse = await intake.submit(code=DEPENDENTS, key="spouse", fields=SPOUSE)
+    newborn = await intake.submit(code=DEPENDENTS, key="newborn", fields=NEWBORN)
+    assert spouse.subject_id == newborn.subject_id == FATHER.subject
+    assert spouse.status == newborn.status == Status.SUBMITTED
+    # Either typed again, other spacing, case, harakat or hamza, is the request still open.
+    for key, fields, existing in (
+        ("again", {**NEWBORN, "dependent_name": "  omar adel   FAHMY"}, newborn),
+        ("again2", {**SPOUSE, "dependent_name": "مُنى عادِل فَهمى"}, spouse),
+    ):
+        with pytest.raises(AlreadyExists) as caught:
+            await intake.submit(code=DEPENDENTS, key=key, fields=fields)
+        assert caught.value.existing == existing.number
+    # Born the same day with another name: another child.
+    twin = await intake.submit(
+        code=DEPENDENTS, key="twin", fields={**NEWBORN, "dependent_name": "Ali Adel Fahmy"}
+    )
+    assert twin.number not in (spouse.number, newborn.number)
+    # A dependent with a number is that number's, as before.
+    numbered = await intake.submit(code=DEPENDENTS, key="numbered", subject=DAUGHTER)
+    assert (numbered.subject_id, numbered.person) == (DAUGHTER, "")
+    with pytest.raises(AlreadyExists):
+        await intake.submit(code=DEPENDENTS, key="numbered-again", subject=DAUGHTER)
 
 
 async def test_a_retried_key_returns_the_first_request(intake: Intake) -> None:

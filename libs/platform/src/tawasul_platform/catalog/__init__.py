@@ -110,6 +110,11 @@ class FieldSpec:
     names_subject: bool = False  # person ID fields only (PERSON_ID_TYPES)
     required_when: RequiredWhen | None = None  # optional fields only
     script: Script | None = None  # text fields only; None takes any letters
+    # An optional names_subject field left empty (a dependent who has no number yet): the
+    # request is then about someone without a number, told apart by these required fields of
+    # the form (their name and date of birth), not by the account holder's number it is filed
+    # under. Intake's one open request per person and sub-service keys on them.
+    otherwise_named_by: tuple[str, ...] = ()
 
     def needed(self, values: Mapping[str, str]) -> bool:
         """Whether the field must be given, with the form's other fields set to `values`."""
@@ -261,6 +266,7 @@ def _sub_service(raw: object, path: str, departments: Mapping[str, Department]) 
     # A condition names another field, so it is checked once the whole form is read.
     for (field_path, _), spec in zip(raw_fields, fields, strict=True):
         _check_required_when(spec, fields, f"{field_path}.required_when")
+        _check_named_by(spec, fields, f"{field_path}.otherwise_named_by")
 
     documents: list[DocumentSpec] = []
     kinds: dict[str, str] = {}
@@ -295,6 +301,7 @@ def _field(raw: object, path: str) -> FieldSpec:
             "names_subject",
             "required_when",
             "script",
+            "otherwise_named_by",
         },
     )
     name = _SNAKE_CASE.check(item["name"], f"{path}.name")
@@ -355,6 +362,16 @@ def _field(raw: object, path: str) -> FieldSpec:
             field=_str(rule["field"], f"{path}.required_when.field"), values=tuple(when_values)
         )
 
+    named_by: dict[str, str] = {}
+    if "otherwise_named_by" in item:
+        if not names_subject or required:
+            _fail(
+                f"{path}.otherwise_named_by",
+                "only an optional field that names the subject may be left for others",
+            )
+        for by_path, raw_by in _items(item["otherwise_named_by"], f"{path}.otherwise_named_by"):
+            _claim(named_by, _str(raw_by, by_path), by_path, "field")
+
     return FieldSpec(
         name=name,
         type=field_type,
@@ -367,6 +384,7 @@ def _field(raw: object, path: str) -> FieldSpec:
         names_subject=names_subject,
         required_when=required_when,
         script=script,
+        otherwise_named_by=tuple(named_by),
     )
 
 
@@ -385,6 +403,15 @@ def _check_required_when(spec: FieldSpec, fields: Sequence[FieldSpec], path: str
                 f"{path}.values[{index}]",
                 f"{value!r} is not an option of {rule.field!r}: {', '.join(options)}",
             )
+
+
+def _check_named_by(spec: FieldSpec, fields: Sequence[FieldSpec], path: str) -> None:
+    """The fields that tell an unnumbered person apart are other required fields of the form:
+    a key made of an empty value would make every such person one."""
+    for index, name in enumerate(spec.otherwise_named_by):
+        other = next((f for f in fields if f.name == name), None)
+        if other is None or other is spec or not other.required:
+            _fail(f"{path}[{index}]", f"{name!r} is not another required field of this form")
 
 
 def _document(raw: object, path: str) -> DocumentSpec:

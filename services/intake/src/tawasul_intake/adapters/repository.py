@@ -32,6 +32,7 @@ from tawasul_intake.domain.model import (
     HistoryEntry,
     Locale,
     Missing,
+    OpenKey,
     Reason,
     Request,
     Status,
@@ -65,6 +66,7 @@ _RELATED = select(_ACCOUNT.c.open_count, tables.requests).select_from(
         | (
             (_R.subject_id == bindparam("subject"))
             & (_R.sub_service_code == bindparam("sub_service"))
+            & (_R.person_key == bindparam("person"))
             & any_of(_R.status, _OPEN)
         )
         | (
@@ -95,6 +97,7 @@ def _row(request: Request) -> dict[str, Any]:
         "submitted_at": request.submitted_at,
         "cites_number": request.cites_number,
         "submitted_digest": request.submitted_digest,
+        "person_key": request.person,
         **_changing(request),
     }
 
@@ -202,6 +205,7 @@ def _request(row: Row) -> Request:
         decision_reason=Reason(**row.decision_reason) if row.decision_reason else None,
         cites_number=row.cites_number,
         submitted_digest=row.submitted_digest,
+        person=row.person_key,
         cited_by=list(row.cited_by),
         follow_up_count=row.follow_up_count,
         last_follow_up_at=row.last_follow_up_at,
@@ -239,11 +243,12 @@ class SqlRequestRepository:
         t = tables.requests.c
         return await self._one((t.applicant_id == applicant_id) & (t.idempotency_key == key))
 
-    async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None:
+    async def open_request(self, about: OpenKey) -> Request | None:
         t = tables.requests.c
         return await self._one(
-            (t.subject_id == subject_id)
-            & (t.sub_service_code == sub_service_code)
+            (t.subject_id == about.subject_id)
+            & (t.sub_service_code == about.sub_service_code)
+            & (t.person_key == about.person)
             & any_of(t.status, _OPEN)
         )
 
@@ -251,8 +256,7 @@ class SqlRequestRepository:
         self,
         applicant_id: str,
         key: str,
-        subject_id: str,
-        sub_service_code: str,
+        about: OpenKey,
         document_ids: tuple[uuid.UUID, ...],
     ) -> Related:
         rows = (
@@ -261,8 +265,9 @@ class SqlRequestRepository:
                 {
                     "applicant": applicant_id,
                     "key": key,
-                    "subject": subject_id,
-                    "sub_service": sub_service_code,
+                    "subject": about.subject_id,
+                    "sub_service": about.sub_service_code,
+                    "person": about.person,
                     "documents": [str(d) for d in document_ids],
                 },
             )

@@ -44,6 +44,8 @@ requests = Table(
     Column("decision_reason", JSONB, nullable=True),
     # Submission.digest(): a retried idempotency key is compared with what it first filed.
     Column("submitted_digest", String(64), nullable=False, server_default=""),
+    # OpenKey.person: who a request filed under the holder's number is about (migration 0011).
+    Column("person_key", String(64), nullable=False, server_default=""),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The SLA clock: the promise and the intervals it was paused (waiting on the beneficiary).
@@ -66,6 +68,7 @@ requests = Table(
         "requests_one_open",
         "subject_id",
         "sub_service_code",
+        "person_key",
         unique=True,
         postgresql_where=text(
             "status IN ('submitted', 'under_review', 'needs_more_info',"

@@ -117,13 +117,7 @@ def _check_account(related: Related, submission: Submission) -> None:
     _refuse_duplicate(
         submission,
         next(
-            (
-                r
-                for r in related.requests
-                if r.is_open
-                and (r.subject_id, r.sub_service_code)
-                == (submission.subject_id, submission.sub_service_code)
-            ),
+            (r for r in related.requests if r.is_open and r.open_key == submission.open_key),
             None,
         ),
     )
@@ -433,8 +427,7 @@ async def submit_request(
             related = await uow.requests.related_to(
                 submission.applicant_id,
                 submission.idempotency_key,
-                submission.subject_id,
-                submission.sub_service_code,
+                submission.open_key,
                 submission.document_ids,
             )
             existing = _keyed(related, submission)
@@ -475,9 +468,7 @@ async def _after_race(uow: UnitOfWork, submission: Submission) -> Request:
         existing = await _by_key(uow, submission)
         if existing is not None:
             return existing
-        open_one = await uow.requests.open_request(
-            submission.subject_id, submission.sub_service_code
-        )
+        open_one = await uow.requests.open_request(submission.open_key)
     _refuse_duplicate(submission, open_one)
     raise Unavailable("a concurrent submission was undone; retry with the same idempotency key")
 
@@ -766,11 +757,7 @@ async def appeal_rejection(
         _reopenable(
             request,
             await uow.requests.related_to(
-                request.applicant_id,
-                "",
-                request.subject_id,
-                request.sub_service_code,
-                request.document_ids,
+                request.applicant_id, "", request.open_key, request.document_ids
             ),
         )
         try:
@@ -790,10 +777,7 @@ def _reopenable(request: Request, related: Related) -> None:
     """Refuses to open `request` again beside an open one for the same person and
     sub-service, or one of the account's holding any of its documents."""
     others = [r for r in related.requests if r.is_open and r.id != request.id]
-    if any(
-        (r.subject_id, r.sub_service_code) == (request.subject_id, request.sub_service_code)
-        for r in others
-    ):
+    if any(r.open_key == request.open_key for r in others):
         raise FailedPrecondition(_NEWER_OPEN)
     holding = next(
         (

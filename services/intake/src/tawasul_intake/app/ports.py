@@ -9,7 +9,7 @@ from typing import Protocol
 
 from tawasul_platform.ports import Inbox, Transaction
 
-from tawasul_intake.domain.model import Request
+from tawasul_intake.domain.model import OpenKey, Request
 from tawasul_intake.domain.people import Person, Relation
 
 
@@ -41,13 +41,12 @@ class RequestRepository(Protocol):
 
     async def get_by_number(self, number: str, *, for_update: bool = False) -> Request | None: ...
     async def get_by_idempotency_key(self, applicant_id: str, key: str) -> Request | None: ...
-    async def open_request(self, subject_id: str, sub_service_code: str) -> Request | None: ...
+    async def open_request(self, about: OpenKey) -> Request | None: ...
     async def related_to(
         self,
         applicant_id: str,
         key: str,
-        subject_id: str,
-        sub_service_code: str,
+        about: OpenKey,
         document_ids: tuple[uuid.UUID, ...],
     ) -> Related:
         """In one read, what a new submission is checked against: the request its idempotency

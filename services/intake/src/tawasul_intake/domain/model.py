@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -133,6 +134,18 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class OpenKey:
+    """What one open request at a time may be about (requests_one_open): a person and a
+    sub-service. A person without a number yet, filed under the account holder's (a newborn
+    dependent), is told apart by `person`: a digest of what the form names them by (the
+    catalog's otherwise_named_by); empty for everyone with a number."""
+
+    subject_id: str
+    sub_service_code: str
+    person: str = ""
+
+
+@dataclass(frozen=True)
 class Submission:
     """A validated new request, before it has a number."""
 
@@ -148,6 +161,12 @@ class Submission:
     cites_number: str | None = None
     # The channel the applicant came through, as their sign-in token says.
     channel: str = ""
+    # OpenKey.person: who the request is about when they have no number.
+    person: str = ""
+
+    @property
+    def open_key(self) -> OpenKey:
+        return OpenKey(self.subject_id, self.sub_service_code, self.person)
 
     def digest(self) -> str:
         """What the applicant asked, in a few bytes: a retry under the same idempotency key is
@@ -246,6 +265,8 @@ class Request:
     status_sequence: int = 0
     # The submission's digest (Submission.digest); empty for requests stored before it was kept.
     submitted_digest: str = ""
+    # OpenKey.person, as submitted (empty for requests stored before it was kept).
+    person: str = ""
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -283,6 +304,7 @@ class Request:
             history=[HistoryEntry(Status.SUBMITTED, now)],
             cites_number=submission.cites_number,
             submitted_digest=submission.digest(),
+            person=submission.person,
         )
         request.events.append(
             RequestSubmitted(
@@ -295,6 +317,10 @@ class Request:
             )
         )
         return request
+
+    @property
+    def open_key(self) -> OpenKey:
+        return OpenKey(self.subject_id, self.sub_service_code, self.person)
 
     @property
     def is_open(self) -> bool:
@@ -693,6 +719,7 @@ def validate_submission(
     if problem and "description" not in problems:
         problems["description"] = problem
 
+    defaulted = not subject
     if "subject_id" in problems:
         pass
     elif not subject:
@@ -714,6 +741,7 @@ def validate_submission(
     values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
     if sub_service and not {"subject_id", "applicant_id"} & problems.keys():
         _check_named_subject(problems, sub_service, values, subject, empty_is_caller=True)
+    person = _unnumbered(sub_service, values) if sub_service and defaulted else ""
 
     documents = _document_ids(problems, document_ids)
     normalized = normalize_mobile(mobile)
@@ -748,6 +776,7 @@ def validate_submission(
         document_ids=tuple(documents),
         contact=Contact(mobile=normalized or "", email=email, locale=Locale(locale or "ar")),
         cites_number=cited,
+        person=person,
         channel=caller.channel,
     )
 
@@ -1002,3 +1031,25 @@ def _document_ids(problems: dict[str, Bilingual], document_ids: list[str]) -> li
             problems[f"document_ids[{index}]"] = Bilingual("listed twice", "مذكور مرتين")
         documents.append(document or uuid.UUID(int=0))
     return documents
+
+
+# Harakat, superscript alef and tatweel: a name typed with or without them is the same name.
+_NAME_MARKS = re.compile("[\u064b-\u065f\u0670\u0640]")
+# Letters typed one for another in names: hamza on alef, alef maqsura, ta marbuta.
+_NAME_LETTERS = str.maketrans("أإآٱىة", "اااايه")
+
+
+def _unnumbered(sub_service: SubService, values: Mapping[str, str]) -> str:
+    """OpenKey.person of a request whose subject field was left empty for someone without a
+    number: a digest of the fields the catalog names them by, folded so that the same
+    dependent typed again (other spacing, case, harakat) is the same person."""
+    for spec in sub_service.fields:
+        if spec.otherwise_named_by and not values.get(spec.name):
+            named = [_folded(values.get(name, "")) for name in spec.otherwise_named_by]
+            return hashlib.sha256(json.dumps(named, ensure_ascii=False).encode()).hexdigest()
+    return ""
+
+
+def _folded(value: str) -> str:
+    text = _NAME_MARKS.sub("", unicodedata.normalize("NFKC", value)).translate(_NAME_LETTERS)
+    return " ".join(text.casefold().split())
