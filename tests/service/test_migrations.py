@@ -217,6 +217,52 @@ async def test_intake_fills_applicant_role_in_batches_outside_the_add_column(
     ]
 
 
+async def test_notify_fills_applicant_kind_in_batches_outside_the_add_column(
+    database_url: str,
+) -> None:
+    """As intake's 0010: notify's 0011 told each access row its applicant's kind in one UPDATE
+    under the ADD COLUMN's lock, which every delivery's access check waited behind."""
+    module = importlib.import_module(
+        "tawasul_notify.migrations.versions.0011_access_applicant_kind"
+    )
+    await asyncio.to_thread(upgrade, migrations("notify"), database_url, "0010")
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.execute(
+            "INSERT INTO request_access (request_id, applicant_id, department)"
+            " SELECT gen_random_uuid(), (ARRAY['1', '2', '7'])[g % 3 + 1]"
+            " || lpad(g::text, 9, '0'), 'passports'"
+            f" FROM generate_series(1, {2 * module.BATCH + 1}) AS g"
+        )
+        await connection.execute(
+            "CREATE TABLE updates (xid bigint);"
+            " CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO updates VALUES (txid_current() % 4294967296); RETURN NULL;"
+            " END $$;"
+            " CREATE TRIGGER log_update AFTER UPDATE ON request_access"
+            " FOR EACH STATEMENT EXECUTE FUNCTION log_update()"
+        )
+        await asyncio.to_thread(upgrade, migrations("notify"), database_url, "0011")
+        added = await connection.fetchval(
+            "SELECT xmin::text::bigint FROM pg_attribute"
+            " WHERE attrelid = 'request_access'::regclass AND attname = 'applicant_kind'"
+        )
+        updates = {row["xid"] for row in await connection.fetch("SELECT xid FROM updates")}
+        kinds = await connection.fetch(
+            "SELECT left(applicant_id, 1) AS first, applicant_kind, count(*) FROM request_access"
+            " GROUP BY 1, 2 ORDER BY 1"
+        )
+    finally:
+        await connection.close()
+    assert added not in updates
+    assert len(updates) >= 3
+    assert [(r["first"], r["applicant_kind"]) for r in kinds] == [
+        ("1", "citizen"),
+        ("2", "resident"),
+        ("7", "establishment"),
+    ]
+
+
 def autocommitted() -> list[tuple[str, str, str]]:
     """(service, revision before, revision) of each revision with an autocommit block (a
     concurrent index build, a backfill in batches): its work commits before its stamp."""
