@@ -241,7 +241,8 @@ def _notes(
     notes = [
         stack,
         f"P2 ran {settings.p2_seconds:g} s (default 30 s; the issue's figure is 5 minutes: "
-        "`--p2-seconds 300`). Its latency runs from the start of the SubmitRequest call to the "
+        "`--p2-seconds 300`). Its latency runs from the time the load's schedule meant to send "
+        "the SubmitRequest call (a call held back behind calls in flight counts its wait) to the "
         "commit of review's transaction that wrote the work item (PostgreSQL's commit "
         "timestamp: from then on ClaimNext can take it), found by a poll "
         f"({P2_POLL_SECONDS * 1000:g} ms apart) of review's database; a request never seen "
@@ -254,9 +255,9 @@ def _notes(
         "shows as a higher rate at the same latency; at a fixed rate it shows as CPU a "
         "submission and latency, comparable from run to run (the host's drift aside).",
         f"P7 ran {settings.p7_seconds:g} s at P1's rate (default 30 s; the issue's figure is "
-        "5 minutes: `--p7-seconds 300`). Its latency runs from the start of the SubmitRequest "
-        "call to the time the SMS gateway stand-in recorded the first text naming the request "
-        "number (its own `received_at`, read from its log).",
+        "5 minutes: `--p7-seconds 300`). Its latency runs from the time the load's schedule "
+        "meant to send the SubmitRequest call to the time the SMS gateway stand-in recorded the "
+        "first text naming the request number (its own `received_at`, read from its log).",
         "P3 sends the same padded PDF to both; put_object goes to the same bucket (its "
         "server-side encryption included) and its objects are removed afterwards. P3 declares "
         "the upload's size, as the SDK and the gateway (with a Content-Length) do, and docs "

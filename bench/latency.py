@@ -61,7 +61,13 @@ class Followed:
             "seconds": seconds,
             "submitted": self.result.count,
             "submit_errors": self.result.errors,
+            # From when each was due to be sent (bench.load's open loop), and from when it went.
             "submit_latency": self.result.summary(),
+            **(
+                {"submit_service_time": percentiles_ms(self.result.service)}
+                if self.result.service is not None
+                else {}
+            ),
             "arrived": self.histogram.get_total_count() - self.never,
             "never_arrived_within_drain": self.never,
             "backlog_each_second": self.backlog,
@@ -74,8 +80,9 @@ async def follow(
     spec: LoadSpec, arrivals: Arrivals, *, drain_seconds: float, poll_seconds: float
 ) -> Followed:
     """Runs the submitting load (emit_sent) and polls `arrivals` until every submission
-    arrived or the drain after the load ran out; one never seen counts at the time given up
-    (a lower bound, never dropped). The backlog is sampled each second of the load."""
+    arrived or the drain after the load ran out; each counts from when the load's schedule
+    meant to send it (its `sent` line's `at`), one never seen at the time given up (a lower
+    bound, never dropped). The backlog is sampled each second of the load."""
     histogram = new_histogram()
     pending: dict[str, float] = {}
     arrived: dict[str, tuple[float, float]] = {}

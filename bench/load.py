@@ -12,7 +12,11 @@ Kinds: `submit` (intake's SubmitRequest, a new synthetic citizen's token each), 
 same messages and metadata to bench.echo's bare unary echo), `upload` (docs' UploadDocument,
 the size declared), `upload_unsized` (the same without the size: stored in parts),
 `put_object` (the same bytes straight to MinIO). `rate` > 0 sends at that pace (open loop,
-at most `concurrency` in flight) instead of `concurrency` calls back to back.
+at most `concurrency` in flight) instead of `concurrency` calls back to back. There a call's
+latency, and the `at` of its `sent` line, count from when the schedule meant to send it, not
+from when it went: a call held back by calls stalled in flight waited for the server too, and
+leaving that out (coordinated omission) would hide a stall behind the burst that catches up
+after it. Its service time alone (from when it went) is in the `done` line's `service`.
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ def decode_histogram(encoded: str) -> HdrHistogram:
     histogram = new_histogram()
     histogram.decode_and_add(encoded)
     return histogram
+
+
+def encode_histogram(histogram: HdrHistogram) -> str:
+    encoded = histogram.encode()
+    return encoded.decode() if isinstance(encoded, bytes) else str(encoded)
 
 
 def percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
@@ -108,9 +117,10 @@ class Outcome:
     first_error: str = ""
     elapsed: float = 0.0
     histogram: HdrHistogram = field(default_factory=new_histogram)
+    # An open loop's calls from when each went, beside `histogram`'s from when each was due.
+    service: HdrHistogram | None = None
 
     def done_line(self) -> str:
-        encoded = self.histogram.encode()
         return json.dumps(
             {
                 "done": True,
@@ -118,7 +128,8 @@ class Outcome:
                 "errors": self.errors,
                 "first_error": self.first_error,
                 "elapsed": self.elapsed,
-                "histogram": encoded.decode() if isinstance(encoded, bytes) else encoded,
+                "histogram": encode_histogram(self.histogram),
+                **({} if self.service is None else {"service": encode_histogram(self.service)}),
             }
         )
 
@@ -244,9 +255,14 @@ async def drive(spec: LoadSpec, call: Call) -> Outcome:
     return outcome
 
 
-async def timed(call: Call, n: int, outcome: Outcome | None, emit_sent: bool = False) -> None:
-    sent_at = time.time()
+async def timed(
+    call: Call, n: int, outcome: Outcome | None, emit_sent: bool = False, due: float | None = None
+) -> None:
+    """One call, its latency counted from `due` (an open loop's perf_counter() time for it) or
+    else from when it goes; `sent` says when that was by the wall clock."""
     started = time.perf_counter()
+    intended = started if due is None else due
+    sent_at = time.time() - (started - intended)
     try:
         answer = await call(n)
     except Exception as exc:  # gRPC, S3 or network: counted and shown, never hidden
@@ -257,7 +273,10 @@ async def timed(call: Call, n: int, outcome: Outcome | None, emit_sent: bool = F
         return
     if outcome is None:
         return
-    record_seconds(outcome.histogram, time.perf_counter() - started)
+    answered = time.perf_counter()
+    record_seconds(outcome.histogram, answered - intended)
+    if outcome.service is not None:
+        record_seconds(outcome.service, answered - started)
     outcome.count += 1
     if emit_sent:
         emit(json.dumps({"sent": answer, "at": sent_at}))
@@ -284,18 +303,19 @@ async def closed_loop(
 
 async def open_loop(call: Call, spec: LoadSpec) -> Outcome:
     """Sends call n at start + n/rate whatever the answers; waits only when `concurrency`
-    calls are already in flight. The first `warmup` calls are not counted."""
+    calls are already in flight, and counts each call from start + n/rate all the same. The
+    first `warmup` calls are not counted."""
     gate = asyncio.Semaphore(max(1, spec.concurrency))
     tasks: set[asyncio.Task[None]] = set()
-    outcome = Outcome()
+    outcome = Outcome(service=new_histogram())
     start = time.perf_counter()
     measured_from = start + spec.warmup / spec.rate
     deadline = measured_from + spec.seconds
 
-    async def one(n: int) -> None:
+    async def one(n: int, due: float) -> None:
         try:
             counted = n >= spec.warmup
-            await timed(call, n, outcome if counted else None, spec.emit_sent and counted)
+            await timed(call, n, outcome if counted else None, spec.emit_sent and counted, due)
         except Exception:  # a warm-up call that failed: not counted either way
             pass
         finally:
@@ -307,7 +327,7 @@ async def open_loop(call: Call, spec: LoadSpec) -> Outcome:
             break
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         await gate.acquire()
-        task = asyncio.create_task(one(n))
+        task = asyncio.create_task(one(n, due))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:

@@ -27,6 +27,8 @@ replaces the part of this file between the markers with it.
 
 Load comes from a separate process on loopback (`bench/load.py`), bounded in count and in
 time, after a warm-up it does not count; latencies are read off an HdrHistogram, never a mean.
+At a fixed rate (P2, P7) each call counts from when the schedule meant to send it, not from
+when it went: a call held back behind calls stalled in flight waited for the server too.
 A target not met says so, and a figure that could not be measured says why.
 
 """

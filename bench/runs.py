@@ -95,6 +95,8 @@ class LoadResult:
     first_error: str
     elapsed: float
     histogram: HdrHistogram
+    # An open loop's service times (bench.load.Outcome.service); `histogram` counts from due.
+    service: HdrHistogram | None = None
 
     @property
     def rate(self) -> float:
@@ -165,6 +167,7 @@ async def run_load(
         first_error=str(done["first_error"]),
         elapsed=float(done["elapsed"]),
         histogram=decode_histogram(done["histogram"]),
+        service=decode_histogram(done["service"]) if "service" in done else None,
     )
 
 
