@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import re
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -129,6 +130,20 @@ async def follow(
 # The open loop falls behind its schedule when every one of its calls is in flight: a run that
 # sent less than this share of the rate it was given did not measure that rate.
 KEPT_PACE = 0.95
+# "The backlog must stay flat": its median over the load's last third at most twice its first
+# third's, plus half a second of submissions (a small backlog moves by a few in flight either
+# way). A backlog that grew the whole load and drained after it was not keeping up.
+BACKLOG_GROWTH = 2.0
+BACKLOG_SLACK_SECONDS = 0.5
+
+
+def backlog_thirds(backlog: list[int]) -> tuple[float, float] | None:
+    """The median backlog of the load's first and last thirds (None: under 3 seconds sampled,
+    too few for a trend)."""
+    third = len(backlog) // 3
+    if third == 0:
+        return None
+    return statistics.median(backlog[:third]), statistics.median(backlog[-third:])
 
 
 def judge_latency(
@@ -138,10 +153,19 @@ def judge_latency(
     rate: float,
 ) -> None:
     """Each (figure, percentile, limit in ms or None for none): met when within the limit, the
-    backlog stayed flat (every submission arrived and none failed) and the load kept `rate`."""
+    backlog stayed flat (it did not grow over the load, every submission arrived and none
+    failed) and the load kept `rate`."""
     p = percentiles_ms(followed.histogram)
     result = followed.result
-    flat = followed.never == 0 and result.errors == 0
+    trend, grew = "", False
+    if (thirds := backlog_thirds(followed.backlog)) is not None:
+        first, last = thirds
+        allowed = round(BACKLOG_GROWTH * first + BACKLOG_SLACK_SECONDS * rate, 1)
+        grew = last > allowed
+        detail["backlog_median"] = {"first_third": first, "last_third": last, "allowed": allowed}
+        trend = f" median {first:g} in the first third, {last:g} in the last"
+        trend += f" (over {allowed:g}: it grew)," if grew else ","
+    flat = not grew and followed.never == 0 and result.errors == 0
     kept_pace = result.rate >= KEPT_PACE * rate
     detail["sent_per_second"] = round(result.rate, 1)
     note = f"; {followed.never} never arrived" if followed.never else ""
@@ -149,7 +173,8 @@ def judge_latency(
     for figure, key, limit in figures:
         figure.value = p[key]
         figure.shown = (
-            f"{p[key]:.1f} ms (n={result.count}, backlog at end {followed.at_end}{note}{pace})"
+            f"{p[key]:.1f} ms (n={result.count}, backlog{trend} at end {followed.at_end}"
+            f"{note}{pace})"
             if result.count
             else "no submission answered"
         )

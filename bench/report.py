@@ -29,6 +29,9 @@ Load comes from a separate process on loopback (`bench/load.py`), bounded in cou
 time, after a warm-up it does not count; latencies are read off an HdrHistogram, never a mean.
 At a fixed rate (P2, P7) each call counts from when the schedule meant to send it, not from
 when it went: a call held back behind calls stalled in flight waited for the server too.
+P2 and P7 are met only with a flat backlog (submissions answered and not yet arrived, sampled
+each second): its median over the load's last third at most twice the first third's plus half
+a second of submissions, every submission arrived within the drain, and the load kept its rate.
 A target not met says so, and a figure that could not be measured says why.
 
 """
