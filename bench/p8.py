@@ -22,7 +22,9 @@ a supervisor's search) with staff tokens, one kind of query at a time:
 - filters: no query, open items past due, queued (the SLA filter on the order index).
 
 The figure is the slowest kind's p99 at the large size, against the same kind at the small
-one; met when it is at most 1 s and grew at most 2×, with every call answered.
+one; its ratio is the largest growth of any kind's p99, that kind named in the row (the one
+the verdict judges, which need not be the slowest). Met when the slowest kind's p99 is at most
+1 s, no kind's grew more than 2×, and every call was answered.
 """
 
 from __future__ import annotations
@@ -243,7 +245,8 @@ async def grow_and_measure(
 
 
 def judge(figure: Figure, samples: dict[str, list[p5.Sample]], sizes: tuple[int, int]) -> None:
-    """The slowest kind's p99 at the large size against the same kind's at the small one."""
+    """The slowest kind's p99 at the large size against the same kind's at the small one; the
+    ratio, the largest growth of any kind's p99 (named when it is not the slowest's)."""
     small_size, large_size = office.size_label(sizes[0]), office.size_label(sizes[1])
     p99: dict[str, tuple[float, float]] = {}
     for kind, (small, large) in samples.items():
@@ -261,16 +264,25 @@ def judge(figure: Figure, samples: dict[str, list[p5.Sample]], sizes: tuple[int,
     slowest = max(p99, key=lambda k: p99[k][1])
     at_small, at_large = p99[slowest]
     growth = {k: round(large / max(small, 0.01), 3) for k, (small, large) in p99.items()}
+    # The slowest kind when it grew as much as any: the row then tells one kind's story.
+    grew_most = max(growth, key=lambda k: (growth[k], k == slowest))
     figure.detail["p99_ms_by_kind"] = {
         k: {small_size: a, large_size: b} for k, (a, b) in p99.items()
     }
     figure.detail["growth_by_kind"] = growth
+    figure.detail["grew_most"] = grew_most
     figure.value = at_large
     figure.shown = f"slowest kind {slowest}: " + p5.shown(samples[slowest][1], large_size)
+    if grew_most != slowest:
+        small_ms, large_ms = p99[grew_most]
+        figure.shown += (
+            f"; grew most: {grew_most}, {small_ms:.1f} → {large_ms:.1f} ms "
+            f"({growth[grew_most]:.3f}×, the ratio)"
+        )
     figure.baseline = at_small
     figure.baseline_shown = f"{slowest} at " + p5.shown(samples[slowest][0], small_size)
-    figure.ratio = round(at_large / max(at_small, 0.01), 3)
-    figure.judge(at_large <= TARGET_MS and max(growth.values()) <= 2.0 and errors == 0)
+    figure.ratio = growth[grew_most]
+    figure.judge(at_large <= TARGET_MS and figure.ratio <= 2.0 and errors == 0)
 
 
 async def p8(
@@ -286,7 +298,7 @@ async def p8(
     seeded rows are removed whatever happens."""
     figure = Figure(
         "P8 search",
-        f"SearchRequests p99 (slowest of {len(KINDS)} kinds of query), "
+        f"SearchRequests p99 (slowest of {len(KINDS)} kinds of query; ratio: the most grown), "
         f"{office.size_label(large)} vs {office.size_label(small)} stored requests (seeded with "
         f"COPY), {p5.CONCURRENCY} reviewers of {' and '.join(sorted(DEPARTMENTS))} at once",
         f"≤ {TARGET_MS:g} ms and ≤ 2× growth",
