@@ -274,7 +274,8 @@ def _notes(
         f"{QUIET_CORES:g} of a core over a second (at most {QUIET_BOUND_SECONDS:g} s), so "
         "that no benchmark pays for the backlog the one before left; the waits are in the "
         "JSON, and so is how long P1's submissions took to all reach review after its load.",
-        "P6 is VmRSS from /proc: idle before any load, loaded as the peak sampled every "
+        "P6 is VmRSS from /proc in MB (10^6 bytes, as the issue's 120 and 250 MB; 120 MiB "
+        "would be 125.8 MB): idle before any load, loaded as the peak sampled every "
         f"{RSS_SAMPLE_SECONDS:g} s during P1's SubmitRequest load.",
         f"Load average at the start: {', '.join(str(x) for x in load)}, at the end: "
         f"{', '.join(str(x) for x in machine['load_average_at_end'])}, on {machine['cores']} "

@@ -1,5 +1,6 @@
 """P1, SubmitRequest against a bare grpc.aio echo of the same bytes, and P6, every service's
-resident memory idle and at its peak under P1's load."""
+resident memory idle and at its peak under P1's load, in MB (10^6 bytes) as the issue gives
+its targets: 120 MiB would be 125.8 MB."""
 
 from __future__ import annotations
 
@@ -29,18 +30,20 @@ from bench.runs import (
 )
 
 RSS_SAMPLE_SECONDS = 0.25
+# P6's targets, MB.
+IDLE_MB, LOADED_MB = 120, 250
 # How long P1's submissions may take to all reach review after its load.
 DRAINED_BOUND_SECONDS = 180.0
 
 
-def rss_mib(pid: int | None) -> float | None:
-    """Resident memory (VmRSS) of a process, from /proc."""
+def rss_mb(pid: int | None) -> float | None:
+    """Resident memory (VmRSS, which /proc gives in KiB) of a process, in MB."""
     if pid is None:
         return None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
+                return int(line.split()[1]) * 1024 / 1e6
     except OSError:
         return None
     return None
@@ -104,7 +107,7 @@ class RssPeak:
     async def _sample(self) -> None:
         while True:
             for name, pid in self.pids.items():
-                now = rss_mib(pid)
+                now = rss_mb(pid)
                 if now is not None:
                     self.peak[name] = max(now, self.peak[name] or 0.0)
             await asyncio.sleep(RSS_SAMPLE_SECONDS)
@@ -129,7 +132,7 @@ async def p1_and_p6(
         "≥ 0.5× the echo",
         unit="requests/s",
     )
-    idle = {name: rss_mib(pid) for name, pid in pids.items()}
+    idle = {name: rss_mb(pid) for name, pid in pids.items()}
     bound = {
         "concurrency": settings.concurrency,
         "count": settings.p1_requests,
@@ -170,19 +173,26 @@ async def p1_and_p6(
     except Exception as exc:  # one figure that cannot be measured does not end the run
         p1.fail(why(exc))
     figures = [p1]
-    for name in pids:
-        for phase, value, limit in (("idle", idle[name], 120), ("loaded", loaded[name], 250)):
-            figure = Figure(
-                f"P6 {name} {phase}",
-                f"RSS of {name} " + ("idle" if phase == "idle" else "under P1's load (peak)"),
-                f"≤ {limit} MiB",
-                unit="MiB",
-            )
-            if value is None:
-                figure.fail(f"{name} is not running" if pids[name] is None else "no sample")
-            else:
-                figure.value = value
-                figure.shown = f"{value:.1f} MiB"
-                figure.judge(value <= limit)
-            figures.append(figure)
+    for name, pid in pids.items():
+        figures.append(p6(name, "idle", idle[name], running=pid is not None))
+        figures.append(p6(name, "loaded", loaded[name], running=pid is not None))
     return figures, submit
+
+
+def p6(name: str, phase: str, mb: float | None, *, running: bool) -> Figure:
+    """One service's resident memory, idle or its peak under load (None: no sample), against
+    the issue's limit in MB."""
+    limit = IDLE_MB if phase == "idle" else LOADED_MB
+    figure = Figure(
+        f"P6 {name} {phase}",
+        f"RSS of {name} " + ("idle" if phase == "idle" else "under P1's load (peak)"),
+        f"≤ {limit} MB",
+        unit="MB",
+    )
+    if mb is None:
+        figure.fail("no sample" if running else f"{name} is not running")
+    else:
+        figure.value = round(mb, 1)
+        figure.shown = f"{mb:.1f} MB"
+        figure.judge(mb <= limit)
+    return figure

@@ -32,6 +32,7 @@ when it went: a call held back behind calls stalled in flight waited for the ser
 P2 and P7 are met only with a flat backlog (submissions answered and not yet arrived, sampled
 each second): its median over the load's last third at most twice the first third's plus half
 a second of submissions, every submission arrived within the drain, and the load kept its rate.
+P6's resident memory is judged in MB (10^6 bytes), as the issue gives its 120 and 250 MB.
 A target not met says so, and a figure that could not be measured says why.
 
 """

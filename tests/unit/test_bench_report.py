@@ -15,7 +15,7 @@ from bench.load import (
     percentiles_ms,
     record_seconds,
 )
-from bench.p1 import rss_mib
+from bench.p1 import rss_mb
 from bench.report import BEGIN, END, Figure, table, write_doc
 
 
@@ -87,9 +87,9 @@ def test_the_page_is_rewritten_between_its_markers_only(tmp_path: Path) -> None:
 
 
 def test_resident_memory_and_cpu_time_are_read_from_proc() -> None:
-    mine = rss_mib(os.getpid())
+    mine = rss_mb(os.getpid())
     assert mine is not None
     assert mine > 0
-    assert rss_mib(None) is None
+    assert rss_mb(None) is None
     assert cpu_seconds(os.getpid()) > 0
     assert cpu_seconds(None) == 0.0
