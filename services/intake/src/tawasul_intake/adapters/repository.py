@@ -366,9 +366,14 @@ class SqlTrackingCodes:
 
     async def forget_expired(self, now: datetime, *, limit: int) -> int:
         t = tables.tracking_codes
-        expired = select(t.c.request_id).where(t.c.expires_at <= now).limit(limit)
+        spent = t.c.expires_at <= now
+        expired = select(t.c.request_id).where(spent).limit(limit)
+        # The condition again on the row deleted: a code issued anew meanwhile (start_tracking's
+        # upsert, which this waits for) is rechecked against it, not deleted for its old one.
         gone = await self._session.execute(
-            delete(t).where(t.c.request_id.in_(expired.scalar_subquery())).returning(t.c.request_id)
+            delete(t)
+            .where(t.c.request_id.in_(expired.scalar_subquery()) & spent)
+            .returning(t.c.request_id)
         )
         return len(gone.all())
 
@@ -397,9 +402,12 @@ class SqlRateLimits:
 
     async def forget(self, started_before: datetime, *, limit: int) -> int:
         t = tables.rate_limits
-        stale = select(t.c.bucket).where(t.c.window_start <= started_before).limit(limit)
+        passed = t.c.window_start <= started_before
+        stale = select(t.c.bucket).where(passed).limit(limit)
+        # Rechecked on the row deleted, as forget_expired's: a window a hit restarted meanwhile
+        # stays.
         gone = await self._session.execute(
-            delete(t).where(t.c.bucket.in_(stale.scalar_subquery())).returning(t.c.bucket)
+            delete(t).where(t.c.bucket.in_(stale.scalar_subquery()) & passed).returning(t.c.bucket)
         )
         return len(gone.all())
 
