@@ -1190,6 +1190,36 @@ async def test_unattached_documents_expire_from_the_database_and_the_bucket(docs
     assert not await expire()  # nothing left to expire
 
 
+async def test_objects_storage_could_not_delete_at_expiry_go_with_a_later_sweep(
+    docs: Docs,
+) -> None:
+    documents = [await docs.upload(PDF) for _ in range(3)]
+    expire = partial(
+        handlers.expire_unattached,
+        uow=docs.uow(),
+        store=docs.store,
+        now=datetime.now(UTC) + timedelta(hours=72, seconds=1),
+        keep_for=timedelta(hours=72),
+        batch=2,
+    )
+    docs.store.down = True
+    assert not await expire()  # stopped for the outage, though the batch was full
+    assert len(await docs.rows()) == 1
+    assert not await expire()
+    assert len(await docs.rows()) == 1
+    async with docs.engine.connect() as conn:
+        recorded = set((await conn.execute(select(tables.object_deletions.c.key))).scalars())
+    gone = [d.document_id for d in documents if d.document_id not in await docs.rows()]
+    assert recorded == {f"{prefix}/{d}" for d in gone for prefix in ("documents", "quarantine")}
+    docs.store.down = False
+    while await expire():
+        pass
+    assert await docs.rows() == {}
+    assert docs.store.objects == {}
+    async with docs.engine.connect() as conn:
+        assert (await conn.execute(select(tables.object_deletions))).all() == []
+
+
 async def test_a_document_checked_for_a_request_just_before_it_expired_stays_for_it(
     docs: Docs,
 ) -> None:

@@ -89,6 +89,7 @@ class FakeObjectStore:
         self.deleted: list[str] = []
         self.presigned: list[tuple[str, timedelta, str, str]] = []
         self.down = False
+        self.deletes_down = False
         self.down_after_bytes: int | None = None
         self.promote_down = False
         self.hold: asyncio.Event | None = None
@@ -143,6 +144,8 @@ class FakeObjectStore:
 
     async def delete(self, key: str) -> None:
         self._up()
+        if self.deletes_down:
+            raise Unavailable("object storage cannot delete now")
         self.deleted.append(key)
         self.objects.pop(key, None)
 
@@ -343,6 +346,31 @@ class FakeLeases:
         self.held.pop(lease_id, None)
 
 
+class FakeDeletions:
+    """Objects still to delete; what a transaction records or forgets applies at its commit."""
+
+    def __init__(self, keys: dict[str, None]) -> None:
+        self._keys = keys  # committed, in the order recorded
+        self.added: list[str] = []
+        self.forgotten: set[str] = set()
+
+    async def add(self, keys: Sequence[str]) -> None:
+        self.added.extend(keys)
+
+    async def due(self, limit: int) -> list[str]:
+        return list(self._keys)[:limit]
+
+    async def done(self, keys: Sequence[str]) -> None:
+        self.forgotten.update(keys)
+
+    def apply(self) -> None:
+        self._keys.update(dict.fromkeys(self.added))
+        for key in self.forgotten:
+            self._keys.pop(key, None)
+        self.added.clear()
+        self.forgotten.clear()
+
+
 class FakeUnitOfWork(FakeInbox):
     def __init__(self) -> None:
         super().__init__()
@@ -350,7 +378,10 @@ class FakeUnitOfWork(FakeInbox):
         self.tries: dict[uuid.UUID, datetime] = {}
         self.attachments: dict[uuid.UUID, set[uuid.UUID]] = {}
         self.holds: dict[uuid.UUID, datetime] = {}
+        # Objects recorded as still to delete (committed).
+        self.doomed: dict[str, None] = {}
         self.documents = self._repository()
+        self.deletions = FakeDeletions(self.doomed)
         self.access = FakeAccess(self._attached)
         self.leases = FakeLeases()
         self.staff = FakeStaffRecords()
@@ -373,6 +404,7 @@ class FakeUnitOfWork(FakeInbox):
 
     async def __aenter__(self) -> Self:
         self.documents = self._repository()
+        self.deletions = FakeDeletions(self.doomed)
         self._recorded = []
         return self
 
@@ -383,6 +415,7 @@ class FakeUnitOfWork(FakeInbox):
         tb: TracebackType | None,
     ) -> None:
         self.documents = self._repository()
+        self.deletions = FakeDeletions(self.doomed)
         self._recorded = []
 
     def record(self, event: DocumentEvent) -> None:
@@ -390,6 +423,7 @@ class FakeUnitOfWork(FakeInbox):
 
     def _apply(self) -> None:
         self.documents.apply()
+        self.deletions.apply()
         self.events.extend(self._recorded)
         self._recorded = []
 
@@ -504,6 +538,7 @@ class Docs:
     def assert_nothing_left(self) -> None:
         assert self.store.objects == {}
         assert self.uow.rows == {}
+        assert self.uow.doomed == {}
         assert list(self.spool.iterdir()) == []
 
 
@@ -842,8 +877,14 @@ async def test_storage_down_is_unavailable_and_leaves_no_row(docs: Docs) -> None
     docs.store.down = True
     with pytest.raises(Unavailable):
         await docs.upload([meta(), *chunked(PDF, 100)])
+    assert docs.uow.rows == {}
+    assert docs.uow.events == []
+    # A PUT whose answer was lost may have stored it: its key is recorded to delete, and the
+    # first sweep with storage back deletes it.
+    assert [key.split("/")[0] for key in docs.uow.doomed] == ["documents"]
+    docs.store.down = False
+    assert not await docs.expire(NOW)
     docs.assert_nothing_left()
-    assert docs.uow.commits == 0
 
 
 async def test_storage_going_down_mid_upload_stops_reading_and_leaves_no_row(docs: Docs) -> None:
@@ -1387,7 +1428,7 @@ async def test_expiry_says_when_a_full_batch_leaves_more(docs: Docs) -> None:
     assert docs.store.objects == {}
 
 
-async def test_storage_down_at_expiry_leaves_objects_but_never_a_row_without_one(
+async def test_storage_down_at_expiry_leaves_objects_until_a_sweep_deletes_them(
     docs: Docs,
 ) -> None:
     document = await docs.upload([meta(), PDF])
@@ -1396,6 +1437,58 @@ async def test_storage_down_at_expiry_leaves_objects_but_never_a_row_without_one
     assert docs.uow.rows == {}
     assert docs.changes(document)[-1] is Change.REMOVED
     assert document.object_key in docs.store.objects
+    # Still down: the next sweep tries again, and stops.
+    assert not await docs.expire(NOW + KEEP + timedelta(minutes=1))
+    assert document.object_key in docs.store.objects
+    docs.store.down = False
+    assert not await docs.expire(NOW + KEEP + timedelta(minutes=2))
+    docs.assert_nothing_left()
+
+
+async def test_an_outage_stops_the_expiry_of_a_backlog_until_storage_is_back(docs: Docs) -> None:
+    uploaded = [await docs.upload([meta(f"passport-{i}.pdf"), PDF]) for i in range(5)]
+    docs.store.down = True
+    # A full batch would have the loop go again at once (periodic.every); the failed deletion
+    # stops it, and the other documents wait with their objects.
+    assert not await docs.expire(NOW + KEEP, batch=2)
+    assert docs.uow.rows.keys() == {d.id for d in uploaded[2:]}
+    assert not await docs.expire(NOW + KEEP, batch=2)
+    assert docs.uow.rows.keys() == {d.id for d in uploaded[2:]}
+    assert set(docs.store.objects) == {d.object_key for d in uploaded}
+    docs.store.down = False
+    while await docs.expire(NOW + KEEP, batch=2):
+        pass
+    docs.assert_nothing_left()
+    assert [docs.changes(d)[-1] for d in uploaded] == [Change.REMOVED] * 5
+
+
+async def test_an_infected_documents_bytes_storage_could_not_delete_go_with_the_next_sweep(
+    docs: Docs,
+) -> None:
+    docs.store.deletes_down = True
+    document = await docs.upload([meta(), INFECTED_PDF])
+    assert docs.uow.rows[document.id].state is State.INFECTED
+    assert list(docs.uow.doomed) == [document.object_key]
+    assert not await docs.expire(NOW)
+    assert document.object_key in docs.store.objects
+    docs.store.deletes_down = False
+    assert not await docs.expire(NOW)
+    assert docs.store.objects == {}
+    assert docs.uow.doomed == {}
+    assert docs.uow.rows[document.id].state is State.INFECTED  # the record stays
+
+
+async def test_the_object_of_a_failed_commit_storage_could_not_delete_goes_with_the_next_sweep(
+    docs: Docs,
+) -> None:
+    docs.uow.failing, docs.store.deletes_down = {1}, True
+    with pytest.raises(ConnectionError):
+        await docs.upload([meta(), PDF])
+    (key,) = docs.store.objects
+    assert list(docs.uow.doomed) == [key]
+    docs.store.deletes_down = False
+    assert not await docs.expire(NOW)
+    docs.assert_nothing_left()
 
 
 def chunked_parts(parts: list[DocumentMetadata | bytes]) -> list[DocumentMetadata | bytes]:

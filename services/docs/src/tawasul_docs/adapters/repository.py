@@ -26,6 +26,7 @@ SERVICE = "docs"
 # Built once, the values given at execution: `.values(row)` built and keyed a new statement
 # per call.
 _INSERT_DOCUMENT = insert(tables.documents)
+_RECORD_DELETION = pg_insert(tables.object_deletions).on_conflict_do_nothing()
 # The request's department, and every document it holds moves with it: one round trip. Not
 # for a placement no later than the one applied (Placement.outdated_by): it moves nothing and
 # returns no row.
@@ -292,11 +293,30 @@ class SqlUploadLeases:
         await self._session.execute(delete(t).where(t.c.id == lease_id))
 
 
+class SqlObjectDeletions:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def add(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._session.execute(_RECORD_DELETION, [{"key": k} for k in keys])
+
+    async def due(self, limit: int) -> list[str]:
+        t = tables.object_deletions
+        keys = await self._session.scalars(select(t.c.key).order_by(t.c.recorded_at).limit(limit))
+        return list(keys)
+
+    async def done(self, keys: Sequence[str]) -> None:
+        t = tables.object_deletions
+        await self._session.execute(delete(t).where(among(t.c.key, "keys")), {"keys": keys})
+
+
 class DocsUnitOfWork(SqlUnitOfWork):
     staff: SqlStaffRecords
     documents: SqlDocumentRepository
     access: SqlAccessRepository
     leases: SqlUploadLeases
+    deletions: SqlObjectDeletions
 
     def __init__(self, database: Database) -> None:
         super().__init__(database, Messaging(SERVICE, tables.outbox, tables.inbox))
@@ -306,6 +326,7 @@ class DocsUnitOfWork(SqlUnitOfWork):
         self.documents = SqlDocumentRepository(self.session)
         self.access = SqlAccessRepository(self.session)
         self.leases = SqlUploadLeases(self.session)
+        self.deletions = SqlObjectDeletions(self.session)
         self.staff = SqlStaffRecords(self.session, tables.staff_records)
         return self
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    func,
     text,
 )
 from tawasul_platform.db import inbox_table, outbox_table, staff_records_table
@@ -84,6 +85,15 @@ upload_leases = Table(
     Column("owner_id", String(64), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("upload_leases_owner", "owner_id"),
+)
+
+# Objects whose rows are gone (or never committed), still to delete from the bucket: recorded
+# with the change that leaves them, and forgotten only once deleted (migration 0010).
+object_deletions = Table(
+    "object_deletions",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 outbox = outbox_table(metadata)

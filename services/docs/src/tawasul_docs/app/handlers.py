@@ -205,7 +205,7 @@ async def upload_document(
             # Refused, failed or cancelled (the caller's deadline): whatever reached storage
             # goes, even if the last part was on its way when the caller went.
             spool.abort()
-            await asyncio.shield(_abandon(store, key, uploading))
+            await asyncio.shield(_abandon(uow, store, key, uploading))
             if isinstance(exc, InvalidArgument):
                 await _rejected(uow, document_id, caller, metadata, spool.size, str(exc), now)
             raise
@@ -341,7 +341,9 @@ async def _settle(
 
     The row is locked first (a concurrent scan of the same document waits, then finds it
     settled). A clean one is readable from then on, where it was stored; an infected one is
-    marked before its bytes go. A failure at any step leaves a row whose object exists.
+    marked before its bytes go. A failure at any step leaves a row whose object exists. The
+    object the row no longer needs is recorded to delete with the verdict, then deleted (or,
+    storage down, by the expiry sweep).
     """
     clean = verdict.clean
     scanned = document.scanned(clean=clean)
@@ -359,11 +361,16 @@ async def _settle(
             uow.record(DocumentEvent.of(scanned, Change.CLEAN, now))
         else:
             uow.record(DocumentEvent.of(scanned, Change.INFECTED, now, reason=verdict.signature))
+        if moved or not clean:
+            await uow.deletions.add([document.object_key])
         await uow.commit()
     if not clean:
         log.warning("document %s is infected; its bytes are deleted", document.id)
     if moved or not clean:
-        await _forget(store, document.object_key)
+        try:
+            await _delete(uow, store, [document.object_key])
+        except Exception as exc:
+            log.warning("object %s stays for the expiry sweep: %s", document.object_key, exc)
     return scanned
 
 
@@ -396,54 +403,90 @@ async def expire_unattached(
 ) -> bool:
     """Removes documents that joined no request within `keep_for`; True while there are more.
 
-    The rows go first, with their events, then the objects: a failure in between leaves an
-    object nobody can reach (harmless), never a row whose object is gone.
+    The rows go with their events, their objects recorded as still to delete in the same
+    transaction; the objects go next, and are forgotten once deleted. Objects an earlier
+    failure left recorded (this sweep's, an upload's, a scan's) go first: while storage cannot
+    delete them the sweep stops there (False), and the rows wait with their objects.
     """
-    async with uow:
-        expired = await uow.documents.unattached(batch, older_than=now - keep_for)
-        if not expired:
-            return False
-        await uow.documents.remove([d.id for d in expired])
-        reason = f"not attached to a request within {keep_for.total_seconds() / 3600:g} hours"
-        for document in expired:
-            uow.record(DocumentEvent.of(document, Change.REMOVED, now, reason=reason))
-        await uow.commit()
-    log.info("removed %d documents never attached", len(expired))
-    keys = {d.object_key for d in expired} | {quarantine_key(d.id) for d in expired}
     try:
-        await store.delete_many(sorted(keys))
+        retried = await _delete_due(uow, store, batch)
+        async with uow:
+            expired = await uow.documents.unattached(batch, older_than=now - keep_for)
+            if not expired:
+                return retried == batch
+            await uow.documents.remove([d.id for d in expired])
+            keys = sorted({d.object_key for d in expired} | {quarantine_key(d.id) for d in expired})
+            await uow.deletions.add(keys)
+            reason = f"not attached to a request within {keep_for.total_seconds() / 3600:g} hours"
+            for document in expired:
+                uow.record(DocumentEvent.of(document, Change.REMOVED, now, reason=reason))
+            await uow.commit()
+        log.info("removed %d documents never attached", len(expired))
+        await _delete(uow, store, keys)
     except Unavailable as exc:
-        log.warning("expired documents' objects are left in the bucket: %s", exc)
-    return len(expired) == batch
+        log.warning("objects to delete wait for object storage: %s", exc)
+        return False
+    return len(expired) == batch or retried == batch
 
 
-async def _abandon(store: ObjectStore, key: str, uploading: Awaitable[None]) -> None:
+async def _delete_due(uow: UnitOfWork, store: ObjectStore, limit: int) -> int:
+    """Deletes objects recorded as still to delete, up to `limit`; how many there were."""
+    async with uow:
+        keys = await uow.deletions.due(limit)
+    if keys:
+        await _delete(uow, store, keys)
+        log.info("deleted %d objects left to delete earlier", len(keys))
+    return len(keys)
+
+
+async def _delete(uow: UnitOfWork, store: ObjectStore, keys: list[str]) -> None:
+    """Deletes recorded objects, then forgets them; either failing, they stay recorded (a
+    missing object is no error when tried again)."""
+    await store.delete_many(keys)
+    async with uow:
+        await uow.deletions.done(keys)
+        await uow.commit()
+
+
+async def _abandon(
+    uow: UnitOfWork, store: ObjectStore, key: str, uploading: Awaitable[None]
+) -> None:
     with contextlib.suppress(Exception):
         await uploading
-    await _forget(store, key)
+    await _forget(uow, store, key)
 
 
-async def _forget(store: ObjectStore, key: str) -> None:
+async def _forget(uow: UnitOfWork, store: ObjectStore, key: str) -> None:
+    """Deletes an object that holds no row; one storage cannot delete now is recorded, for the
+    expiry sweep to delete later."""
     try:
         await store.delete(key)
-    except Exception:
-        log.warning("cannot delete object %s; it holds no row and is never served", key)
+    except Exception as exc:
+        log.warning("object %s stays for the expiry sweep: %s", key, exc)
+        try:
+            async with uow:
+                await uow.deletions.add([key])
+                await uow.commit()
+        except Exception:
+            # The database is away too: it holds no row and is never served, but stays.
+            log.warning("object %s holds no row and cannot be recorded to delete", key)
 
 
 async def _discard(*, uow: UnitOfWork, store: ObjectStore, document: Document) -> None:
     """Deletes the object of a document whose row did not commit.
 
     A commit can fail after the database applied it (connection lost on the reply), so the row
-    is looked up first; when even that fails the object is left: an orphan object is harmless,
-    a row without its object is not.
+    is looked up first; when even that fails the object is left: an orphan object is a stored
+    scan kept too long, a row without its object is a document lost.
     """
     try:
         async with uow:
             committed = await uow.documents.get(document.id) is not None
-        if not committed:
-            await store.delete(document.object_key)
     except Exception:
-        log.warning("cannot clean up object %s after a failed commit", document.object_key)
+        log.warning("cannot tell whether document %s was recorded; its object stays", document.id)
+        return
+    if not committed:
+        await _forget(uow, store, document.object_key)
 
 
 def _no_document(document_id: str) -> Bilingual:

@@ -127,6 +127,23 @@ class UploadLeases(Protocol):
     async def release(self, lease_id: uuid.UUID) -> None: ...
 
 
+class ObjectDeletions(Protocol):
+    """Objects no row needs, still to delete from the bucket (the expiry sweep deletes them).
+
+    Recorded with the change that leaves them (a row removed), or when storage could not delete
+    them at once; forgotten only once deleted, so an outage delays a deletion but never loses it.
+    """
+
+    async def add(self, keys: Sequence[str]) -> None: ...
+    async def due(self, limit: int) -> list[str]:
+        """Up to `limit` of them, the longest waiting first."""
+        ...
+
+    async def done(self, keys: Sequence[str]) -> None:
+        """Forgets them: their objects are deleted."""
+        ...
+
+
 class UnitOfWork(Transaction, Inbox, Protocol):
     @property
     def staff(self) -> StaffRecords:
@@ -139,6 +156,8 @@ class UnitOfWork(Transaction, Inbox, Protocol):
     def access(self) -> AccessRepository: ...
     @property
     def leases(self) -> UploadLeases: ...
+    @property
+    def deletions(self) -> ObjectDeletions: ...
     def record(self, event: DocumentEvent) -> None:
         """Publishes the event with what `commit` commits (the outbox)."""
         ...
