@@ -839,6 +839,28 @@ async def test_a_dependencys_timeout_during_an_upload_is_an_outage_not_its_deadl
     assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
 
 
+async def test_the_sweep_deletes_lapsed_upload_leases(docs: Docs) -> None:
+    """Those a killed process left keep the account's national ID until the sweep's."""
+    now = datetime.now(UTC)
+    async with docs.uow() as uow:
+        for owner, minutes in ((OWNER_ID, -1), ("1000000016", 0), ("2000000007", 1)):
+            until = now + timedelta(minutes=minutes)
+            await uow.leases.take(owner, uuid.uuid4(), now=now, until=until, limit=4)
+        await uow.commit()
+    sweep = partial(
+        handlers.expire_unattached,
+        uow=docs.uow(),
+        store=docs.store,
+        now=now,
+        keep_for=timedelta(hours=72),
+        batch=1,
+    )
+    assert [await sweep(), await sweep(), await sweep()] == [True, True, False]
+    async with docs.engine.connect() as conn:
+        left = (await conn.execute(select(tables.upload_leases.c.owner_id))).scalars().all()
+    assert left == ["2000000007"]
+
+
 async def test_the_server_deadline_passing_while_the_verdict_is_awaited_returns_the_document(
     serve: Serve,
 ) -> None:

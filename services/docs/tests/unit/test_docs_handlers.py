@@ -345,6 +345,12 @@ class FakeLeases:
     async def release(self, lease_id: uuid.UUID) -> None:
         self.held.pop(lease_id, None)
 
+    async def prune(self, now: datetime, *, limit: int) -> int:
+        lapsed = [lease for lease, (_, expires) in self.held.items() if expires <= now][:limit]
+        for lease in lapsed:
+            del self.held[lease]
+        return len(lapsed)
+
 
 class FakeDeletions:
     """Objects still to delete; what a transaction records or forgets applies at its commit."""
@@ -1542,6 +1548,22 @@ async def test_the_leases_of_a_process_that_died_lapse_at_the_upload_deadline(do
             pass
     async with slot(docs, now=NOW + timedelta(minutes=2)):
         pass
+
+
+async def test_the_sweep_deletes_lapsed_leases_and_their_national_ids(docs: Docs) -> None:
+    """A process killed mid-upload never gives its leases back; an account that uploads no
+    more never takes them over."""
+    for owner in (OWNER, OWNER, STRANGER):
+        await docs.uow.leases.take(
+            owner.subject, uuid.uuid4(), now=NOW, until=NOW + timedelta(minutes=2), limit=2
+        )
+    await docs.uow.leases.take(
+        RESIDENT.subject, uuid.uuid4(), now=NOW, until=NOW + timedelta(minutes=5), limit=2
+    )
+    # More than a batch lapsed: the loop goes again at once.
+    assert await docs.expire(NOW + timedelta(minutes=2), batch=2)
+    assert not await docs.expire(NOW + timedelta(minutes=2), batch=2)
+    assert [owner for owner, _ in docs.uow.leases.held.values()] == [RESIDENT.subject]
 
 
 async def test_a_lease_whose_taking_failed_midway_is_given_back(docs: Docs) -> None:

@@ -292,6 +292,16 @@ class SqlUploadLeases:
         t = tables.upload_leases
         await self._session.execute(delete(t).where(t.c.id == lease_id))
 
+    async def prune(self, now: datetime, *, limit: int) -> int:
+        # Few rows (uploads in progress, and what dead processes left): no index on expiry.
+        t = tables.upload_leases
+        lapsed = t.c.expires_at <= now
+        batch = select(t.c.id).where(lapsed).limit(limit).scalar_subquery()
+        gone = await self._session.execute(
+            delete(t).where(t.c.id.in_(batch) & lapsed).returning(t.c.id)
+        )
+        return len(gone.all())
+
 
 class SqlObjectDeletions:
     def __init__(self, session: Session) -> None:

@@ -401,19 +401,26 @@ async def rescan_quarantined(
 async def expire_unattached(
     *, uow: UnitOfWork, store: ObjectStore, now: datetime, keep_for: timedelta, batch: int = 200
 ) -> bool:
-    """Removes documents that joined no request within `keep_for`; True while there are more.
+    """Removes documents that joined no request within `keep_for`, and upload leases that
+    lapsed; True while there are more.
 
     The rows go with their events, their objects recorded as still to delete in the same
     transaction; the objects go next, and are forgotten once deleted. Objects an earlier
     failure left recorded (this sweep's, an upload's, a scan's) go first: while storage cannot
     delete them the sweep stops there (False), and the rows wait with their objects.
+
+    A lease is deleted by its upload's end, or by the account's next upload once lapsed; one
+    whose process died, of an account that uploads no more, would keep its national ID.
     """
+    async with uow:
+        lapsed = await uow.leases.prune(now, limit=batch)
+        await uow.commit()
     try:
         retried = await _delete_due(uow, store, batch)
         async with uow:
             expired = await uow.documents.unattached(batch, older_than=now - keep_for)
             if not expired:
-                return retried == batch
+                return batch in (retried, lapsed)
             await uow.documents.remove([d.id for d in expired])
             keys = sorted({d.object_key for d in expired} | {quarantine_key(d.id) for d in expired})
             await uow.deletions.add(keys)
@@ -426,7 +433,7 @@ async def expire_unattached(
     except Unavailable as exc:
         log.warning("objects to delete wait for object storage: %s", exc)
         return False
-    return len(expired) == batch or retried == batch
+    return batch in (len(expired), retried, lapsed)
 
 
 async def _delete_due(uow: UnitOfWork, store: ObjectStore, limit: int) -> int:

@@ -125,6 +125,10 @@ class UploadLeases(Protocol):
         ...
 
     async def release(self, lease_id: uuid.UUID) -> None: ...
+    async def prune(self, now: datetime, *, limit: int) -> int:
+        """Deletes up to `limit` leases lapsed by `now` (a process that died left them, with
+        the account's national ID); how many."""
+        ...
 
 
 class ObjectDeletions(Protocol):
