@@ -67,6 +67,17 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def started_at(pid: int) -> float | None:
+    """When the process started, in seconds since the epoch; None when it is gone or a zombie.
+    For a pid recorded by a program of its own (PostgreSQL's postmaster.pid), with its time."""
+    ticks = _start_time(pid)
+    if ticks is None:
+        return None
+    stat = Path("/proc/stat").read_text().split()
+    boot = int(stat[stat.index("btime") + 1])
+    return boot + int(ticks) / os.sysconf("SC_CLK_TCK")
+
+
 class Proc:
     """One named process of a stack, with its pid file and log file in the state dir."""
 

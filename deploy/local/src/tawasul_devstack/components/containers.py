@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ from typing import Any, ClassVar
 from tawasul_devstack import kafka
 from tawasul_devstack.components import http_ok
 from tawasul_devstack.config import PG_MAX_CONNECTIONS, SERVICES, StackConfig, kept_secret
-from tawasul_devstack.procs import StackError, port_in_use
+from tawasul_devstack.procs import Proc, StackError, port_in_use, tail
 
 __all__ = [
     "IMAGES",
@@ -74,22 +73,16 @@ def podman_socket(state_dir: Path) -> str:
         raise StackError("containers need podman (or DOCKER_HOST): it is not installed")
     state_dir.mkdir(parents=True, exist_ok=True)
     socket = state_dir / "podman.sock"
-    pid_file = state_dir / "podman-service.pid"
-    if not _alive(pid_file):
+    service = _podman_service(state_dir)
+    if service.pid() is None:
         socket.unlink(missing_ok=True)
-        log = (state_dir / "podman-service.log").open("ab")
-        service = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", url],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        pid_file.write_text(str(service.pid))
+        service.spawn(["podman", "system", "service", "--time=0", url], os.environ)
         deadline = time.monotonic() + 30
         while not socket.exists():
-            if time.monotonic() > deadline or service.poll() is not None:
-                raise StackError(f"podman system service did not listen on {socket}")
+            if time.monotonic() > deadline or service.pid() is None:
+                raise StackError(
+                    f"podman system service did not listen on {socket}:\n{tail(service.log_file)}"
+                )
             time.sleep(0.1)
     os.environ["DOCKER_HOST"] = url
     return url
@@ -97,18 +90,15 @@ def podman_socket(state_dir: Path) -> str:
 
 def stop_podman_socket(state_dir: Path) -> None:
     """End the API service `podman_socket` started in `state_dir`, if any."""
-    pid_file = state_dir / "podman-service.pid"
-    if _alive(pid_file):
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
-    pid_file.unlink(missing_ok=True)
+    _podman_service(state_dir).stop(signal.SIGTERM, grace=10)
 
 
-def _alive(pid_file: Path) -> bool:
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
+def _podman_service(state_dir: Path) -> Proc:
+    # A Proc's pid file keeps the start time too: a stale pid, since reused by another
+    # process, is not taken for the service (nor signalled by `stop_podman_socket`).
+    return Proc(
+        "podman-service", state_dir / "podman-service.pid", state_dir / "podman-service.log"
+    )
 
 
 class _Container:

