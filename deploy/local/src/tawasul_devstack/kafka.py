@@ -62,9 +62,9 @@ def server_properties(
         protocols += ",SSL:SSL"
         ssl = f"""\
 ssl.keystore.type=PEM
-ssl.keystore.location={tls.keystore}
+ssl.keystore.location={property_value(str(tls.keystore))}
 ssl.truststore.type=PEM
-ssl.truststore.location={tls.ca_file}
+ssl.truststore.location={property_value(str(tls.ca_file))}
 ssl.client.auth=required
 ssl.principal.mapping.rules=RULE:^(CN=[^,]+),.*$/$1/,DEFAULT
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
@@ -79,7 +79,7 @@ advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
 listener.security.protocol.map={protocols}
 inter.broker.listener.name=PLAINTEXT
-{ssl}log.dirs={data_dir}
+{ssl}log.dirs={property_value(str(data_dir))}
 num.partitions=6
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
@@ -88,6 +88,23 @@ group.initial.rebalance.delay.ms=0
 group.coordinator.append.linger.ms=0
 auto.create.topics.enable=false
 """
+
+
+def property_value(value: str) -> str:
+    """`value` escaped as java.util.Properties reads it: Kafka loads server.properties as
+    ISO-8859-1, so a path under a non-ASCII directory (/home/محمد) must be \\uXXXX escapes
+    (UTF-16 units), a backslash doubled, a leading space and Properties' separators and
+    comment marks escaped."""
+    escaped = []
+    for index, char in enumerate(value):
+        if char == "\\" or char in ":=#!" or (char == " " and index == 0):
+            escaped.append(f"\\{char}")
+        elif " " <= char <= "~":
+            escaped.append(char)
+        else:
+            units = char.encode("utf-16-be")
+            escaped.extend(f"\\u{units[i]:02X}{units[i + 1]:02X}" for i in range(0, len(units), 2))
+    return "".join(escaped)
 
 
 def cluster_id() -> str:
