@@ -16,7 +16,7 @@ from tawasul_platform.kafka_acls import OPERATOR
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, TlsConfig
 
 from tawasul_devstack.identity import DevIdentity
-from tawasul_devstack.pki import CLIENT, CLIENTS, GATEWAY, KAFKA, Pki
+from tawasul_devstack.pki import CLIENT, CLIENTS, GATEWAY, KAFKA, Pki, keep_secret
 
 SERVICES = ("docs", "intake", "routing", "review", "notify")
 # A service may run as this many processes: replica 1 is "<service>", replica n ≥ 2
@@ -404,8 +404,4 @@ def kept_secret(path: Path) -> str:
     """A random secret made once and kept in the state dir: MinIO's encryption key must
     outlive restarts (a new one leaves every stored object unreadable), and so must the key
     of tracking codes already sent."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return keep_secret(path, lambda: base64.b64encode(secrets.token_bytes(32))).decode().strip()

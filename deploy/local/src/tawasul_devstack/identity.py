@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tawasul_platform.identity import Issuer, IssuerKind, Principal, Role
 
+from tawasul_devstack.pki import keep_secret
+
 USERS_ISSUER = "https://sso.tawasul.dev/users"
 STAFF_ISSUER = "https://staff.tawasul.dev"
 # The services each kind of token is for: an end user's token reaches docs and notify through
@@ -34,17 +36,15 @@ ISSUERS = {IssuerKind.USERS: USERS_ISSUER, IssuerKind.STAFF: STAFF_ISSUER}
 
 
 def _key(path: Path) -> ec.EllipticCurvePrivateKey:
-    if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        path.chmod(0o600)
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    pem = keep_secret(
+        path,
+        lambda: ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    loaded = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} is not an EC private key")
     return loaded

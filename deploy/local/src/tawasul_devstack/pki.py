@@ -9,11 +9,13 @@ returns) and is good for localhost and 127.0.0.1. P-256 keys: quick to make and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import ipaddress
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,11 +246,30 @@ class Pki:
         )
 
 
+def keep_secret(path: Path, make: Callable[[], bytes]) -> bytes:
+    """`path`'s content; made by `make` and kept, readable by its owner only, when there is
+    none yet. Looked at again under a lock: processes that first use a state dir at once (an
+    `up` and `tawasul-stack token`, test workers) all get the one made first, not one each."""
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f".{path.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            _write(path, make(), secret=True)
+        return path.read_bytes()
+
+
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
     """Whole or not at all (a service starting meanwhile never reads half a file); keys are
-    readable by their owner only."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
+    readable by their owner only from the start (mkstemp makes a new file, 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if not secret:
+                os.fchmod(out.fileno(), 0o644)
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
