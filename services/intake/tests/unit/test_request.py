@@ -678,20 +678,30 @@ def test_an_appeal_is_possible_through_the_last_day_shown() -> None:
     assert request.status is Status.UNDER_REVIEW
 
 
-def test_an_appeal_moves_the_promise_out_by_the_time_the_rejection_stood() -> None:
-    # Review's clock stops at the decision and an appeal starts it again: the promise shown
-    # to the beneficiary is review's due date, never one already past.
+def test_an_appeal_is_promised_the_whole_sla_from_the_appeal() -> None:
+    # An appeal is a new review, on a clock of its own (review's too): the promise shown to the
+    # beneficiary is review's due date, at least the old one moved out by the time the
+    # rejection stood (four working days left: Wednesday 21), never one already past.
     request = new_request()  # Sunday 4 January 10:00, five working days: Sunday 11, 10:00
     request.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))  # one day used
     request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(15, 10))
-    # Four working days left from Thursday 15 January 10:00.
-    assert request.expected_completion(CALENDAR, riyadh(15, 10)) == riyadh(21, 10)
-    assert request.expected_completion(CALENDAR, riyadh(20, 10)) == riyadh(21, 10)
+    # Five working days from Thursday 15 January 10:00.
+    assert request.expected_completion(CALENDAR, riyadh(15, 10)) == riyadh(22, 10)
+    assert request.expected_completion(CALENDAR, riyadh(20, 10)) == riyadh(22, 10)
     # The appeal's notice tells the beneficiary that date.
     (appealed,) = [e for e in request.events if isinstance(e, RequestAppealed)]
-    assert appealed.expected_completion == riyadh(21, 10)
+    assert appealed.expected_completion == riyadh(22, 10)
     wire = events_pb2.Envelope.FromString(to_event(appealed).payload).request_appealed
-    assert wire.expected_completion_at.ToDatetime(tzinfo=UTC) == riyadh(21, 10)
+    assert wire.expected_completion_at.ToDatetime(tzinfo=UTC) == riyadh(22, 10)
+
+
+def test_an_appeal_of_a_rejection_made_after_the_due_date_is_promised_a_date_after_it() -> None:
+    request = new_request()  # due Sunday 11 January 10:00
+    # The office rejected late, on Tuesday 13th; resumed, the old clock fell due Monday 12th.
+    request.track(Status.REJECTED, "The photo is not clear", riyadh(13, 10))
+    request.appeal(reason="The photo was taken at a studio", calendar=CALENDAR, now=riyadh(14, 10))
+    (appealed,) = [e for e in request.events if isinstance(e, RequestAppealed)]
+    assert appealed.expected_completion == riyadh(21, 10)  # five working days from the 14th
 
 
 # --- generated sequences ---------------------------------------------------------------------

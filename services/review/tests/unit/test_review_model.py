@@ -251,7 +251,7 @@ SYSTEM: dict[str, SystemAction] = {
     "followed_up": lambda i: i.followed_up(message="Any news?", now=LATER),
     "withdraw": lambda i: i.withdraw(reason="Solved", now=LATER),
     # Only a rejection is appealed; in_state(DECIDED) is an acceptance (see the appeal tests).
-    "appeal": lambda i: i.appeal(reason="I disagree", now=LATER),
+    "appeal": lambda i: i.appeal(reason="I disagree", now=LATER, calendar=CALENDAR),
 }
 UNFINISHED = (State.QUEUED, State.CLAIMED, State.WAITING, State.TRANSFERRED)
 SYSTEM_MOVES: dict[str, dict[State, State]] = {
@@ -328,7 +328,7 @@ def rejected() -> WorkItem:
 
 def test_an_appealed_rejection_is_queued_for_another_reviewer() -> None:
     item = rejected()
-    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9), calendar=CALENDAR)
     assert (item.state, item.assignee, item.appeal_of, item.priority) == (
         State.QUEUED,
         "",
@@ -339,7 +339,7 @@ def test_an_appealed_rejection_is_queued_for_another_reviewer() -> None:
     assert [(h.actor, h.action, h.note) for h in item.new_history] == [
         ("applicant", "appealed", "The photo is fine")
     ]
-    assert not item.appeal(reason="again", now=riyadh(5, 9))
+    assert not item.appeal(reason="again", now=riyadh(5, 9), calendar=CALENDAR)
     with pytest.raises(FailedPrecondition, match="your own decision"):
         item.claim(ALI, riyadh(5, 10), LEASE)
     with pytest.raises(FailedPrecondition, match="your own decision"):
@@ -362,7 +362,7 @@ def test_only_the_decision_of_an_appeal_says_it_decides_one() -> None:
         (Status.REJECTED, False)
     ]
     settled(item)
-    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9), calendar=CALENDAR)
     settled(item)
     item.claim(SARA, riyadh(5, 10), LEASE)
     item.decide(SARA, Decision.REJECT, "Still unclear", unclear, riyadh(5, 11), CALENDAR)
@@ -394,7 +394,7 @@ def test_a_rejection_tells_until_when_it_may_be_appealed() -> None:
     until = wire.request_status_changed.appeal_until.ToDatetime(tzinfo=UTC)
     assert until == riyadh(19, 0) - timedelta(microseconds=1)
     settled(item)
-    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9), calendar=CALENDAR)
     settled(item)
     item.claim(SARA, riyadh(5, 10), LEASE)
     item.decide(SARA, Decision.REJECT, "Still unclear", unclear, riyadh(5, 11), CALENDAR)
@@ -413,7 +413,7 @@ def test_the_history_keeps_each_decisions_reason_code_through_an_appeal() -> Non
     item = in_state(State.CLAIMED)
     unclear = REASONS["documents-unclear"]
     item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, START, CALENDAR)
-    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9))
+    assert item.appeal(reason="The photo is fine", now=riyadh(5, 9), calendar=CALENDAR)
     item.claim(SARA, riyadh(5, 10), LEASE)
     item.decide(SARA, Decision.ACCEPT, "", REASONS["completed"], riyadh(5, 11), CALENDAR)
     decisions = [h for h in item.new_history if h.action.startswith(("reject", "accept"))]
@@ -425,7 +425,7 @@ def test_the_history_keeps_each_decisions_reason_code_through_an_appeal() -> Non
     ]
 
 
-def test_the_sla_clock_stops_at_the_decision_and_an_appeal_starts_it_again() -> None:
+def test_the_sla_clock_stops_at_the_decision_and_an_appeal_starts_one_of_its_own() -> None:
     item = in_state(State.CLAIMED)
     decided_at = riyadh(5, 10)  # Monday 10:00: 7 of the 14 working hours used
     assert item.check_sla(CALENDAR, decided_at) == 50
@@ -436,13 +436,37 @@ def test_the_sla_clock_stops_at_the_decision_and_an_appeal_starts_it_again() -> 
     assert item.percent_used(CALENDAR, riyadh(28, 10)) == 50
 
     appealed_at = riyadh(7, 10)  # Wednesday 10:00
-    assert item.appeal(reason="The photo is fine", now=appealed_at)
+    assert item.appeal(reason="The photo is fine", now=appealed_at, calendar=CALENDAR)
     item.schedule(CALENDAR, appealed_at)
-    assert item.percent_used(CALENDAR, appealed_at) == 50
-    assert item.percent_used(CALENDAR, riyadh(7, 13, 30)) == 75
-    # Out by the working time the rejection stood: Thursday 10:00.
-    assert item.due_at == riyadh(8, 10)
-    assert item.sla_next_at == riyadh(7, 13, 30)  # the 75 % mark
+    # A new review, with the whole SLA from the appeal: later than the old clock resumed
+    # (Thursday 10:00), the 14 working hours end Sunday 10:00, and its 50 % mark is alerted
+    # again, on Thursday 10:00.
+    assert item.percent_used(CALENDAR, appealed_at) == 0
+    assert item.due_at == riyadh(11, 10)
+    assert (item.sla_alerted, item.sla_next_at) == (0, riyadh(8, 10))
+
+
+def test_an_appeal_of_a_rejection_made_after_the_due_date_is_due_after_it_and_alerted() -> None:
+    item = scheduled(new_item())  # Sunday 4 January 10:00, 14 working hours: due Tuesday 6
+    item.claim(ALI, START, LEASE)
+    assert item.check_sla(CALENDAR, riyadh(6, 10), ("SUP",)) == 100
+    item.claim(ALI, riyadh(7, 9), LEASE)
+    unclear = REASONS["documents-unclear"]
+    item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, riyadh(7, 10), CALENDAR)
+    appealed_at = riyadh(8, 10)  # Thursday 10:00
+    assert item.appeal(reason="The photo is fine", now=appealed_at, calendar=CALENDAR)
+    item.schedule(CALENDAR, appealed_at)
+    assert item.due_at == riyadh(12, 10)  # Monday 10:00, not before the appeal
+    item.events.clear()
+    # Left in the queue, it warns the supervisors at each mark and then tells them the breach.
+    for at in (riyadh(11, 10), riyadh(11, 14), riyadh(12, 11)):
+        item.check_sla(CALENDAR, at, ("SUP",))
+    alerts = [e for e in item.events if isinstance(e, SlaCrossed)]
+    assert [(e.percent, e.due_at, e.supervisors) for e in alerts] == [
+        (50, riyadh(12, 10), ("SUP",)),
+        (75, riyadh(12, 10), ("SUP",)),
+        (100, riyadh(12, 10), ("SUP",)),
+    ]
 
 
 def test_an_acceptance_carried_out_weeks_later_keeps_its_due_date() -> None:
@@ -468,11 +492,12 @@ def test_a_cancellation_stamped_before_the_clock_resumed_stops_it_where_it_resum
     unclear = REASONS["documents-unclear"]
     item.decide(ALI, Decision.REJECT, "The photo is unclear", unclear, riyadh(5, 10), CALENDAR)
     appealed_at = riyadh(7, 10)
-    assert item.appeal(reason="The photo is fine", now=appealed_at)
+    assert item.appeal(reason="The photo is fine", now=appealed_at, calendar=CALENDAR)
     item.withdraw(reason="Solved at the office", now=appealed_at - timedelta(seconds=1))
     assert item.state is State.WITHDRAWN
     assert item.clock.paused_since == appealed_at
-    assert item.percent_used(CALENDAR, riyadh(28, 10)) == 50
+    # The appeal's own clock, stopped where it started: none of its time used.
+    assert item.percent_used(CALENDAR, riyadh(28, 10)) == 0
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -1521,7 +1546,7 @@ class ItemLife(RuleBasedStateMachine):
         at = self.now + off
 
         def appeal() -> None:
-            if self.item.appeal(reason="Please look again", now=at):
+            if self.item.appeal(reason="Please look again", now=at, calendar=CALENDAR):
                 self.item.schedule(CALENDAR, at)
 
         self.act(appeal)

@@ -502,11 +502,12 @@ class Request:
                 }
             )
         self.appealed = True
-        # Review's clock stopped at the rejection and starts again now: the time the rejection
-        # stood does not count against the promise.
-        if not self.clock.paused:
-            stopped = self.clock.pause(max(self._rejected_at(), self.clock.resumed_at))
-            self.clock = stopped.resume(max(now, stopped.paused_since or now))
+        # Review's clock stopped at the rejection; the appeal runs on a clock of its own, by
+        # the rule review follows too, so the date told is the one review alerts on.
+        stopped = self.clock
+        if not stopped.paused:
+            stopped = stopped.pause(max(self._rejected_at(), stopped.resumed_at))
+        self.clock = appeals.appeal_clock(calendar, stopped, now)
         self._move(Status.UNDER_REVIEW, reason, now, by_beneficiary=True)
         self.decision_message, self.decision_reason = "", None
         self.events.append(
@@ -634,7 +635,7 @@ class RequestAnswered:
 class RequestAppealed:
     request: Request
     reason: str
-    # The promise once the appeal started the clock again (the notice tells it).
+    # The promise on the appeal's clock (the notice tells it): always after the appeal.
     expected_completion: datetime | None = None
 
 

@@ -282,7 +282,7 @@ async def appeal(
         if not await uow.claim_event(CONSUMER, event_id):
             return
         item = await _item(uow, request_id, for_update=True)
-        if item.appeal(reason=reason, now=appealed_at or now):
+        if item.appeal(reason=reason, now=appealed_at or now, calendar=policy.calendar):
             item.schedule(policy.calendar, now)
             await _refill(uow, await _pushing(uow, {item.department}), policy, now)
         await uow.commit()

@@ -12,8 +12,9 @@ The state machine (every other move is refused):
     queued | claimed | waiting | transferred ──cancelled by the beneficiary──► withdrawn
 
 The SLA clock starts at submission, pauses while the request waits on the beneficiary, stops
-when the request is decided or withdrawn (an appeal starts it again), and raises alerts at
-50 %, 75 % and 100 % of the time (the last a breach).
+when the request is decided or withdrawn (an appeal runs on a clock of its own: see
+tawasul_platform.appeals), and raises alerts at 50 %, 75 % and 100 % of the time (the last a
+breach).
 """
 
 from __future__ import annotations
@@ -372,8 +373,9 @@ class WorkItem:
             raise FailedPrecondition(f"request {self.request_number} is {self.state}")
         self._to_queue(now, by, "reassigned_to_queue")
 
-    def appeal(self, *, reason: str, now: datetime) -> bool:
-        """The beneficiary appealed a rejection: back in the queue, for another reviewer."""
+    def appeal(self, *, reason: str, now: datetime, calendar: WorkingCalendar) -> bool:
+        """The beneficiary appealed a rejection: back in the queue, for another reviewer, on
+        the appeal's own SLA clock (intake tells its due date), whose marks are alerted anew."""
         if self.state is not State.DECIDED or self.decision is not Decision.REJECT:
             return False
         self.appeal_of = self.assignee
@@ -381,8 +383,8 @@ class WorkItem:
         self.decision_message = ""
         self.reason_code = ""
         self.priority += 1
-        if self.clock.paused_since is not None:  # decided: the time since does not count
-            self.clock = self.clock.resume(max(now, self.clock.paused_since))
+        self.clock = appeals.appeal_clock(calendar, self.clock, now)
+        self.sla_alerted = 0
         self._to_queue(now, "applicant", "appealed", reason)
         return True
 
