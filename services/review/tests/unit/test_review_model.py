@@ -798,6 +798,33 @@ def test_an_answer_returns_the_item_to_the_reviewer_who_asked() -> None:
     assert item.state is State.DECIDED
 
 
+def test_an_answers_notice_promises_the_due_date_only_while_it_is_ahead() -> None:
+    """Notify tells the beneficiary the due date as "Expected completion": one already passed
+    (the office is late) is left out, and review keeps it for its alerts."""
+    waited = in_state(State.WAITING)
+    at = riyadh(5, 9)
+    waited.answered(message="Here", holder_available=True, now=at, lease=LEASE, calendar=CALENDAR)
+    (told,) = [e for e in waited.events if isinstance(e, StatusChanged)]
+    assert told.due_at == waited.due_at
+    assert told.due_at is not None
+    assert told.due_at > at
+
+    late = scheduled(new_item())  # due Tuesday 6 January 10:00
+    late.claim(ALI, riyadh(6, 11), LEASE)
+    respond_by = CALENDAR.add_working_days(riyadh(6, 11), 5)
+    late.request_information(ALI, (PHOTO,), "Please add", respond_by, riyadh(6, 11), CALENDAR)
+    late.answered(
+        message="Here", holder_available=True, now=riyadh(7, 10), lease=LEASE, calendar=CALENDAR
+    )
+    (told,) = [
+        e
+        for e in late.events
+        if isinstance(e, StatusChanged) and e.status is Status.RETURNED_BY_APPLICANT
+    ]
+    assert told.due_at is None
+    assert late.due_at == riyadh(6, 10)
+
+
 def test_an_answer_goes_to_the_queue_when_the_reviewer_cannot_take_it() -> None:
     item = in_state(State.WAITING)
     at = riyadh(5, 9)

@@ -604,6 +604,7 @@ class WorkItem:
             calendar,
             action="",
             reopened=reopens,
+            promise=True,
         )
         return True
 
@@ -863,10 +864,16 @@ class WorkItem:
         decides_appeal: bool = False,
         appeal_until: datetime | None = None,
         reschedule: bool = True,
+        promise: bool = False,
     ) -> None:
+        """`promise`: the beneficiary is told the due date as the expected completion, so one
+        already passed (the office is late) is left out rather than told."""
         self.public_status = status
         if reschedule:
             self.schedule(calendar, now)
+        due_at = self.due_at
+        if promise and due_at is not None and due_at <= now:
+            due_at = None
         self._announce(
             StatusChanged(
                 self,
@@ -879,7 +886,7 @@ class WorkItem:
                 respond_by=respond_by,
                 transfer_to=transfer_to,
                 internal_note=internal_note,
-                due_at=self.due_at,
+                due_at=due_at,
                 reopened=reopened,
                 reviewer_message=reviewer_message,
                 decides_appeal=decides_appeal,
