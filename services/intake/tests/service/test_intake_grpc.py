@@ -28,6 +28,7 @@ from sqlalchemy import func, select, text, update
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
+from tawasul_calendar import RIYADH, WorkingCalendar
 from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_intake import bootstrap
@@ -40,6 +41,7 @@ from tawasul_intake.app.ports import DocumentInfo, Related
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
 from tawasul_intake.domain.model import Missing, OpenKey, Request, Status
 from tawasul_intake.settings import IntakeSettings
+from tawasul_platform import appeals
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
@@ -214,10 +216,12 @@ class Intake:
         transfer_to: str = "",
         sequence: int = 0,
         reason: tuple[str, str, str] = ("", "", ""),
+        appeal_until: datetime | None = None,
     ) -> None:
         """Review's status change at `at`, delivered to intake's group; `sequence`: review's
         count of the request's changes (0: from before review counted them); `reason`: a
-        decision's code, Arabic and English."""
+        decision's code, Arabic and English; `appeal_until`: a rejection's last day to
+        appeal, as review told it."""
         code, ar, en = reason
         change = events_pb2.RequestStatusChanged(
             request_id=request.request_id,
@@ -235,6 +239,8 @@ class Intake:
         )
         if respond_by is not None:
             change.respond_by.CopyFrom(timestamp(respond_by))
+        if appeal_until is not None:
+            change.appeal_until.CopyFrom(timestamp(appeal_until))
         event = events_pb2.Envelope(
             event_id=str(uuid.uuid4()),
             event_type="tawasul.requests.status-changed",
@@ -1260,6 +1266,25 @@ async def test_a_decision_shows_its_reason_with_its_message_and_no_expected_date
     )
     # An unset date stays unset on the status page too, not an empty one.
     assert not tracked.HasField("expected_completion")
+
+
+async def test_a_rejection_keeps_the_last_day_to_appeal_review_told(intake: Intake) -> None:
+    """Stored as told, not worked out again on a calendar changed since: the status page
+    shows it (an appeal on that day goes by it too: test_request)."""
+    request = await intake.submit()
+    rejected_at = START + timedelta(hours=1)
+    worked_out = appeals.appeal_until(WorkingCalendar(), rejected_at)
+    told = worked_out + timedelta(days=2)  # review's calendar had two more closed days
+    await intake.track(request, Status.REJECTED, "Unclear photo", rejected_at, appeal_until=told)
+    shown = await intake.get(request.request_number)
+    assert shown.appeal_until.gregorian_date == told.astimezone(RIYADH).date().isoformat()
+    async with intake.engine.connect() as conn:
+        stored = await conn.scalar(
+            select(tables.requests.c.appeal_told).where(
+                tables.requests.c.number == request.request_number
+            )
+        )
+    assert stored == told
 
 
 # What tracking without login shows of a request.

@@ -6,14 +6,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from tawasul.events.v1 import events_pb2
-from tawasul_calendar import RIYADH, Sla, WorkingCalendar
+from tawasul_calendar import RIYADH, CalendarConfig, Sla, WorkingCalendar
+from tawasul_calendar.config import AnnouncedSpan
+from tawasul_calendar.rules import Occasion, Sector
 from tawasul_intake.adapters.events import to_event
 from tawasul_intake.domain.model import (
     FINAL,
@@ -35,6 +37,7 @@ from tawasul_intake.domain.model import (
     Submission,
     status_label,
 )
+from tawasul_platform import appeals
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument
 from tawasul_platform.identity import Role
@@ -216,6 +219,46 @@ def test_a_decision_keeps_its_reason_until_it_is_appealed() -> None:
     corrected = Reason("corrected-on-record", "صُحح في السجل", "Corrected on the record")
     request.track(Status.ACCEPTED, "Corrected", riyadh(6, 9), reason=corrected)
     assert (request.decision_message, request.decision_reason) == ("Corrected", corrected)
+
+
+def test_the_last_day_to_appeal_the_beneficiary_was_told_is_kept() -> None:
+    """Review's rejection tells the last day to appeal (10 working days on the calendar of the
+    day); an Eid announced since, a day earlier than forecast, must not take that day back."""
+    forecast = WorkingCalendar()
+    announced = forecast.updated(
+        CalendarConfig(
+            version=2,
+            announced=(
+                AnnouncedSpan(
+                    Sector.PUBLIC,
+                    Occasion.EID_AL_FITR,
+                    1447,
+                    date(2026, 3, 13),
+                    date(2026, 3, 23),
+                    "the Ministry's announcement",
+                ),
+            ),
+        )
+    )
+    rejected_at = datetime(2026, 3, 10, 10, tzinfo=RIYADH)
+    told = appeals.appeal_until(forecast, rejected_at)
+    assert appeals.appeal_until(announced, rejected_at) < told
+    request = new_request(at=datetime(2026, 3, 8, 10, tzinfo=RIYADH))
+    request.track(Status.REJECTED, "The photo is not clear", rejected_at, appeal_until=told)
+    assert request.appeal_until(announced) == told
+    request.appeal(
+        reason="The photo was taken at a studio",
+        calendar=announced,
+        now=told.replace(hour=10, minute=0, second=0, microsecond=0),
+    )
+    assert request.status is Status.UNDER_REVIEW
+
+
+def test_a_rejection_told_no_last_day_works_it_out_on_the_calendar() -> None:
+    """Events published before review named the day: the window as it always was."""
+    request = new_request()
+    request.track(Status.REJECTED, "The photo is not clear", riyadh(5, 10))
+    assert request.appeal_until(CALENDAR) == appeals.appeal_until(CALENDAR, riyadh(5, 10))
 
 
 def test_an_outcome_restated_for_a_late_cancellation_leaves_an_appeal_made_since() -> None:

@@ -136,6 +136,7 @@ def _changing(request: Request) -> dict[str, Any]:
             {"kind": m.kind, "name": m.name, "description": m.description} for m in request.missing
         ],
         "respond_by": request.respond_by,
+        "appeal_told": request.appeal_told,
         "appealed": request.appealed,
         "status_sequence": request.status_sequence,
     }
@@ -211,6 +212,7 @@ def _request(row: Row) -> Request:
         last_follow_up_at=row.last_follow_up_at,
         missing=tuple(Missing(**m) for m in row.missing),
         respond_by=row.respond_by,
+        appeal_told=row.appeal_told,
         appealed=row.appealed,
         status_sequence=row.status_sequence,
     )

@@ -59,6 +59,8 @@ requests = Table(
     Column("last_follow_up_at", DateTime(timezone=True)),
     Column("missing", JSONB, nullable=False, server_default="[]"),
     Column("respond_by", DateTime(timezone=True)),
+    # Request.appeal_told (migration 0012).
+    Column("appeal_told", DateTime(timezone=True)),
     Column("appealed", Boolean, nullable=False, server_default="false"),
     # The highest sequence of review's status changes applied (migration 0007).
     Column("status_sequence", Integer, nullable=False, server_default="0"),

@@ -901,6 +901,7 @@ async def track_status(
     sequence: int = 0,
     reason: Reason | None = None,
     restates: bool = False,
+    appeal_until: datetime | None = None,
 ) -> None:
     """Applies a status change published by review to the tracking view, once; one older than
     a change applied already (a dead letter replayed, a late one) is skipped. `restates`: an
@@ -931,5 +932,6 @@ async def track_status(
                 sequence=sequence,
                 reason=reason,
                 restates=restates,
+                appeal_until=appeal_until,
             )
         await uow.commit()

@@ -267,6 +267,10 @@ class Request:
     submitted_digest: str = ""
     # OpenKey.person, as submitted (empty for requests stored before it was kept).
     person: str = ""
+    # The last day to appeal the rejection that review's status change told the beneficiary
+    # (None: not told, or before it was told): a closure announced since (an Eid a day earlier
+    # than forecast) must not take back a day they were promised.
+    appeal_told: datetime | None = None
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -402,9 +406,11 @@ class Request:
         sequence: int = 0,
         reason: Reason | None = None,
         restates: bool = False,
+        appeal_until: datetime | None = None,
     ) -> None:
         """Mirrors a status change decided by review into the tracking view; a transfer
-        names the department that holds the request from then on, a decision its reason.
+        names the department that holds the request from then on, a decision its reason, a
+        rejection the last day to appeal it that the beneficiary was told.
 
         An outcome review `restates` for a cancellation that reached it too late replaces only
         the cancellation: the outcome itself came before, with its reason, and the beneficiary
@@ -446,6 +452,8 @@ class Request:
             self.missing, self.respond_by = missing, respond_by
         if status in OUTCOMES:
             self.decision_message, self.decision_reason = message, reason
+        if status is Status.REJECTED:
+            self.appeal_told = appeal_until
 
     def _cancelled_by(self, deadline: datetime | None) -> bool:
         """Whether the beneficiary cancelled the request by `deadline` (the one review's
@@ -475,7 +483,8 @@ class Request:
         """Until when the rejection may be appealed; None when there is nothing to appeal."""
         if self.status is not Status.REJECTED or self.appealed:
             return None
-        return appeals.appeal_until(calendar, self._rejected_at())
+        until = appeals.appeal_until(calendar, self._rejected_at())
+        return max(until, self.appeal_told) if self.appeal_told else until
 
     def appeal(self, *, reason: str, calendar: WorkingCalendar, now: datetime) -> None:
         """Asks for the rejection to be looked at again, by another reviewer (four-eyes)."""

@@ -45,6 +45,11 @@ def on_status_changed(uow: Callable[[], UnitOfWork]) -> EventHandler:
                 if change.reason_code
                 else None
             ),
+            appeal_until=(
+                change.appeal_until.ToDatetime(tzinfo=UTC)
+                if change.HasField("appeal_until")
+                else None
+            ),
         )
 
     return handle
