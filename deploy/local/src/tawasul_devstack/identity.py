@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tawasul_platform.identity import Issuer, IssuerKind, Principal, Role
 
-from tawasul_devstack.pki import keep_secret
+from tawasul_devstack.pki import keep_secret, write_whole
 
 USERS_ISSUER = "https://sso.tawasul.dev/users"
 STAFF_ISSUER = "https://staff.tawasul.dev"
@@ -59,7 +59,8 @@ class DevIdentity:
         self._keys = {kind: _key(directory / f"{kind.value}.key.pem") for kind in IssuerKind}
         self._kids = {kind: self._kid(kind) for kind in IssuerKind}
         for kind in IssuerKind:
-            self.jwks_file(kind).write_text(json.dumps(self._jwks(kind)))
+            # Whole or not at all: a service starting meanwhile reads the keys.
+            write_whole(self.jwks_file(kind), json.dumps(self._jwks(kind)).encode())
 
     def jwks_file(self, kind: IssuerKind) -> Path:
         return self.directory / f"{kind.value}.jwks.json"

@@ -211,8 +211,8 @@ class Pki:
             for name, server in [*((s, True) for s in servers), *((c, False) for c in clients)]:
                 if not self._current(name, authority):
                     cert, key = authority.issue(name, server=server)
-                    _write(self.key_file(name), key, secret=True)
-                    _write(self.cert_file(name), cert)
+                    write_whole(self.key_file(name), key, secret=True)
+                    write_whole(self.cert_file(name), cert)
 
     def authority(self) -> Authority:
         """The CA of this directory, made (and kept) when there is none or it is expiring."""
@@ -229,8 +229,8 @@ class Pki:
             return Authority(cert, key)
         # A new CA: every certificate of the old one fails `_current` and is issued again.
         authority = Authority.new()
-        _write(self.ca_key_file, _key_pem(authority.key), secret=True)
-        _write(self.ca_file, authority.cert_pem)
+        write_whole(self.ca_key_file, _key_pem(authority.key), secret=True)
+        write_whole(self.ca_file, authority.cert_pem)
         return authority
 
     def _current(self, name: str, authority: Authority) -> bool:
@@ -256,11 +256,11 @@ def keep_secret(path: Path, make: Callable[[], bytes]) -> bytes:
     with path.with_name(f".{path.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
-            _write(path, make(), secret=True)
+            write_whole(path, make(), secret=True)
         return path.read_bytes()
 
 
-def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
+def write_whole(path: Path, data: bytes, *, secret: bool = False) -> None:
     """Whole or not at all (a service starting meanwhile never reads half a file); keys are
     readable by their owner only from the start (mkstemp makes a new file, 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

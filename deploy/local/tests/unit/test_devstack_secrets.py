@@ -106,3 +106,15 @@ def test_identity_keys_are_never_readable_by_others(
     assert {oct(mode) for mode in created_modes.values()} == {"0o600"}
     for key in tmp_path.glob("*.key.pem"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_the_public_keys_are_replaced_whole_never_rewritten_in_place(tmp_path: Path) -> None:
+    """A service reading users.jwks.json while another process writes it must read one whole
+    file: the old one it opened stays whole, and the path names a new one."""
+    DevIdentity(tmp_path)
+    path = tmp_path / "users.jwks.json"
+    before = path.stat().st_ino
+    with path.open("rb") as reading:
+        DevIdentity(tmp_path)
+        assert json.loads(reading.read())["keys"]
+    assert path.stat().st_ino != before
