@@ -359,6 +359,7 @@ def _refusal(method: str, started: float) -> grpc.RpcMethodHandler[Any, Any]:
             await context.abort(exhausted, CONCURRENT_RPC_LIMIT)
         finally:
             metrics.observe_call(method, exhausted, time.perf_counter() - started)
+            metrics.overloaded(method)
 
     return grpc.stream_stream_rpc_method_handler(refuse)
 

@@ -35,6 +35,13 @@ GRPC_HANDLED = Histogram(
     ["grpc_service", "grpc_method", "grpc_code"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+# The refusals also counted in GRPC_HANDLED as RESOURCE_EXHAUSTED, which a service's own
+# quotas answer too (intake's tracking attempts): this one is the server's lack of room alone.
+GRPC_OVERLOADED = Counter(
+    "tawasul_grpc_server_overloaded",
+    "Calls a server refused at its limit of calls in flight (grpc_max_concurrent_rpcs), by method",
+    ["grpc_service", "grpc_method"],
+)
 EVENTS = Counter(
     "tawasul_consumer_events_total",
     "Events a consumer group took off a topic, by outcome: applied or dead_lettered",
@@ -68,6 +75,12 @@ def observe_call(full_method: str, code: grpc.StatusCode, seconds: float) -> Non
     """One answered call; `full_method` as gRPC names it, "/package.Service/Method"."""
     service, _, method = full_method.lstrip("/").rpartition("/")
     GRPC_HANDLED.labels(service, method, code.name).observe(seconds)
+
+
+def overloaded(full_method: str) -> None:
+    """One call refused for want of room (before any handler ran)."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    GRPC_OVERLOADED.labels(service, method).inc()
 
 
 def subscribed(group: str) -> None:

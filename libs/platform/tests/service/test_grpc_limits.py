@@ -68,6 +68,16 @@ async def test_calls_past_the_concurrency_limit_are_resource_exhausted() -> None
         assert await call(b"", timeout=10) == b"done"
 
 
+def overloaded() -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "tawasul_grpc_server_overloaded_total",
+            {"grpc_service": "test.Slow", "grpc_method": "Call"},
+        )
+        or 0.0
+    )
+
+
 def handled(code: str) -> float:
     return (
         REGISTRY.get_sample_value(
@@ -90,6 +100,7 @@ async def test_a_call_refused_at_the_limit_is_counted_and_never_reaches_the_hand
         return b"done"
 
     refused_before, answered_before = handled("RESOURCE_EXHAUSTED"), handled("OK")
+    overloaded_before = overloaded()
     async with serving(busy, ServerLimits(max_concurrent_rpcs=1)) as call:
         held = asyncio.ensure_future(call(b"held", timeout=10))
         deadline = asyncio.get_running_loop().time() + 10
@@ -105,6 +116,8 @@ async def test_a_call_refused_at_the_limit_is_counted_and_never_reaches_the_hand
     assert requests == [b"held"]
     assert handled("RESOURCE_EXHAUSTED") - refused_before == 3
     assert handled("OK") - answered_before == 1
+    # Told apart from a service's own quotas, which answer RESOURCE_EXHAUSTED too.
+    assert overloaded() - overloaded_before == 3
 
 
 async def test_a_call_its_caller_gave_up_on_frees_its_place() -> None:
