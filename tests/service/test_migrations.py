@@ -172,91 +172,79 @@ async def test_each_revision_commits_alone_and_gives_up_a_lock_it_cannot_get(
     await asyncio.to_thread(upgrade, migrations("notify"), database_url)
 
 
-async def test_intake_fills_applicant_role_in_batches_outside_the_add_column(
+# Backfills in batches: (service, revision, its module, table, column added, rows of the
+# revision before: each with its applicant's number, which the column is told from).
+BACKFILLS = [
+    (
+        "intake",
+        "0010",
+        "0010_applicant_role",
+        "requests",
+        "applicant_role",
+        "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code,"
+        " description, document_ids, contact, status, submitted_at, updated_at, history)"
+        " SELECT gen_random_uuid(), 'TW' || g, {applicant}, 'k', 's', 'd', '[]', '{{}}',"
+        " 'closed', now(), now(), '[]' FROM generate_series(1, {rows}) AS g",
+    ),
+    (
+        "notify",
+        "0011",
+        "0011_access_applicant_kind",
+        "request_access",
+        "applicant_kind",
+        "INSERT INTO request_access (request_id, applicant_id, department)"
+        " SELECT gen_random_uuid(), {applicant}, 'passports' FROM generate_series(1, {rows}) AS g",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "revision", "module", "table", "column", "insert"),
+    BACKFILLS,
+    ids=[f"{b[0]}-{b[1]}" for b in BACKFILLS],
+)
+async def test_a_backfill_runs_in_batches_outside_the_add_column(
+    service: str,
+    revision: str,
+    module: str,
+    table: str,
+    column: str,
+    insert: str,
     database_url: str,
 ) -> None:
-    """Each batch of 0010's backfill commits in a transaction of its own, none the ADD
-    COLUMN's (whose ACCESS EXCLUSIVE lock held every read of a request through the backfill)."""
-    batch = importlib.import_module("tawasul_intake.migrations.versions.0010_applicant_role").BATCH
-    await asyncio.to_thread(upgrade, migrations("intake"), database_url, "0009")
+    """Each batch commits in a transaction of its own, none the ADD COLUMN's (whose ACCESS
+    EXCLUSIVE lock held every read of the table through the backfill): intake's requests,
+    notify's access checks of every delivery."""
+    batch = importlib.import_module(f"tawasul_{service}.migrations.versions.{module}").BATCH
+    before = revisions(service)[revisions(service).index(revision) - 1]
+    await asyncio.to_thread(upgrade, migrations(service), database_url, before)
+    applicant = "(ARRAY['1', '2', '7'])[g % 3 + 1] || lpad(g::text, 9, '0')"
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        await connection.execute(
-            "INSERT INTO requests (id, number, applicant_id, idempotency_key, sub_service_code,"
-            " description, document_ids, contact, status, submitted_at, updated_at, history)"
-            " SELECT gen_random_uuid(), 'TW' || g, (ARRAY['1', '2', '7'])[g % 3 + 1]"
-            " || lpad(g::text, 9, '0'), 'k', 's', 'd', '[]', '{}', 'closed', now(), now(),"
-            f" '[]' FROM generate_series(1, {2 * batch + 1}) AS g"
-        )
+        await connection.execute(insert.format(applicant=applicant, rows=2 * batch + 1))
         await connection.execute(
             "CREATE TABLE updates (xid bigint);"
             " CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql AS"
             " $$ BEGIN INSERT INTO updates VALUES (txid_current() % 4294967296); RETURN NULL;"
             " END $$;"
-            " CREATE TRIGGER log_update AFTER UPDATE ON requests"
+            f" CREATE TRIGGER log_update AFTER UPDATE ON {table}"
             " FOR EACH STATEMENT EXECUTE FUNCTION log_update()"
         )
-        await asyncio.to_thread(upgrade, migrations("intake"), database_url, "0010")
+        await asyncio.to_thread(upgrade, migrations(service), database_url, revision)
         added = await connection.fetchval(
             "SELECT xmin::text::bigint FROM pg_attribute"
-            " WHERE attrelid = 'requests'::regclass AND attname = 'applicant_role'"
+            f" WHERE attrelid = '{table}'::regclass AND attname = '{column}'"
         )
         updates = {row["xid"] for row in await connection.fetch("SELECT xid FROM updates")}
-        roles = await connection.fetch(
-            "SELECT left(applicant_id, 1) AS first, applicant_role, count(*) FROM requests"
+        told = await connection.fetch(
+            f"SELECT left(applicant_id, 1) AS first, {column} AS kind, count(*) FROM {table}"
             " GROUP BY 1, 2 ORDER BY 1"
         )
     finally:
         await connection.close()
     assert added not in updates
     assert len(updates) >= 3  # a batch of `batch` ids each, and the empty one after
-    assert [(r["first"], r["applicant_role"]) for r in roles] == [
-        ("1", "citizen"),
-        ("2", "resident"),
-        ("7", "establishment"),
-    ]
-
-
-async def test_notify_fills_applicant_kind_in_batches_outside_the_add_column(
-    database_url: str,
-) -> None:
-    """As intake's 0010: notify's 0011 told each access row its applicant's kind in one UPDATE
-    under the ADD COLUMN's lock, which every delivery's access check waited behind."""
-    module = importlib.import_module(
-        "tawasul_notify.migrations.versions.0011_access_applicant_kind"
-    )
-    await asyncio.to_thread(upgrade, migrations("notify"), database_url, "0010")
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await connection.execute(
-            "INSERT INTO request_access (request_id, applicant_id, department)"
-            " SELECT gen_random_uuid(), (ARRAY['1', '2', '7'])[g % 3 + 1]"
-            " || lpad(g::text, 9, '0'), 'passports'"
-            f" FROM generate_series(1, {2 * module.BATCH + 1}) AS g"
-        )
-        await connection.execute(
-            "CREATE TABLE updates (xid bigint);"
-            " CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN INSERT INTO updates VALUES (txid_current() % 4294967296); RETURN NULL;"
-            " END $$;"
-            " CREATE TRIGGER log_update AFTER UPDATE ON request_access"
-            " FOR EACH STATEMENT EXECUTE FUNCTION log_update()"
-        )
-        await asyncio.to_thread(upgrade, migrations("notify"), database_url, "0011")
-        added = await connection.fetchval(
-            "SELECT xmin::text::bigint FROM pg_attribute"
-            " WHERE attrelid = 'request_access'::regclass AND attname = 'applicant_kind'"
-        )
-        updates = {row["xid"] for row in await connection.fetch("SELECT xid FROM updates")}
-        kinds = await connection.fetch(
-            "SELECT left(applicant_id, 1) AS first, applicant_kind, count(*) FROM request_access"
-            " GROUP BY 1, 2 ORDER BY 1"
-        )
-    finally:
-        await connection.close()
-    assert added not in updates
-    assert len(updates) >= 3
-    assert [(r["first"], r["applicant_kind"]) for r in kinds] == [
+    assert [(r["first"], r["kind"]) for r in told] == [
         ("1", "citizen"),
         ("2", "resident"),
         ("7", "establishment"),
