@@ -1574,6 +1574,8 @@ class ItemLife(RuleBasedStateMachine):
 
         def appeal() -> None:
             if self.item.appeal(reason="Please look again", now=at, calendar=CALENDAR):
+                # The appeal's own clock: its marks rise again from none.
+                self.alerted = 0
                 self.item.schedule(CALENDAR, at)
 
         self.act(appeal)
