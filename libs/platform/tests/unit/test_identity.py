@@ -260,17 +260,23 @@ def _withdraw_users_keys(provider: DevIdentity) -> None:
     provider.jwks_file(IssuerKind.USERS).write_text(json.dumps({"keys": []}))
 
 
-def test_a_key_its_provider_withdraws_is_refused_once_the_keys_are_re_read(
-    own_provider: DevIdentity, clock: Clock
-) -> None:
+def _refreshing(provider: DevIdentity, clock: Clock, audience: str) -> TokenVerifier:
+    """A verifier of `provider`'s tokens, its keys loaded, re-read once a minute old."""
     verifier = TokenVerifier(
-        own_provider.issuers(),
-        audience="tawasul-docs",
+        provider.issuers(),
+        audience=audience,
         max_lifetime_seconds=7200,
         clock=clock,
         refresh_interval_seconds=60,
     )
     verifier.load()
+    return verifier
+
+
+def test_a_key_its_provider_withdraws_is_refused_once_the_keys_are_re_read(
+    own_provider: DevIdentity, clock: Clock
+) -> None:
+    verifier = _refreshing(own_provider, clock, "tawasul-docs")
     cached = own_provider.token(C, Role.CITIZEN, now=NOW)
     assert verifier.verify(cached).subject == C
     _withdraw_users_keys(own_provider)
@@ -291,14 +297,7 @@ def test_a_key_its_provider_withdraws_is_refused_once_the_keys_are_re_read(
 async def test_the_keys_are_re_read_in_the_background_not_by_the_call(
     own_provider: DevIdentity, clock: Clock
 ) -> None:
-    verifier = TokenVerifier(
-        own_provider.issuers(),
-        audience="tawasul-intake",
-        max_lifetime_seconds=7200,
-        clock=clock,
-        refresh_interval_seconds=60,
-    )
-    verifier.load()
+    verifier = _refreshing(own_provider, clock, "tawasul-intake")
     token = own_provider.token(C, Role.CITIZEN, now=NOW)
     assert verifier.verify(token).subject == C
     _withdraw_users_keys(own_provider)
