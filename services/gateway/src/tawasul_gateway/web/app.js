@@ -37,6 +37,8 @@ const TEXTS = {
     "new.choose": "اختر…",
     "new.documents": "المرفقات",
     "new.required": "(مطلوب)",
+    "script.latin": "بالأحرف اللاتينية كما في جواز السفر، ولا يُقبل معها إلا المسافات والفواصل العليا (') والشرطات (-).",
+    "script.arabic": "بالحروف العربية، ولا يُقبل معها إلا المسافات والفواصل العليا (') والشرطات (-).",
     "new.uploaded": "تم الرفع",
     "new.sla": "مدة الإنجاز",
     "new.fee": "قد تترتب على هذه الخدمة رسوم.",
@@ -113,6 +115,8 @@ const TEXTS = {
     "new.choose": "Choose…",
     "new.documents": "Attachments",
     "new.required": "(required)",
+    "script.latin": "In Latin letters, as in the passport, with only spaces, apostrophes (') and hyphens (-) besides.",
+    "script.arabic": "In Arabic letters, with only spaces, apostrophes (') and hyphens (-) besides.",
     "new.uploaded": "Uploaded",
     "new.sla": "Answered within",
     "new.fee": "A fee may apply to this service.",
@@ -566,6 +570,7 @@ function prefill(r) {
     const value = r.fields?.[input.dataset.field];
     if (value) input.value = value;
   }
+  markNeeded($("#fields"));
   $("#description").value = r.description || "";
 }
 
@@ -584,6 +589,7 @@ function restore(kept) {
   for (const input of document.querySelectorAll("#fields [data-field]")) {
     if (kept.values.has(input.dataset.field)) input.value = kept.values.get(input.dataset.field);
   }
+  markNeeded($("#fields"));
   state.documents = kept.documents;
   for (const [kind, ids] of state.documents) if (ids.length) showUploaded(kind, ids.length);
 }
@@ -636,16 +642,37 @@ function renderSubService() {
   if (!s) return;
   for (const spec of s.fields || []) fields.append(...fieldInput(spec));
   fillSubject();
+  markNeeded(fields);
   if ((s.documents || []).length) {
     documents.append(Object.assign(document.createElement("h3"), { textContent: t("new.documents") }));
   }
   for (const spec of s.documents || []) documents.append(...documentInput(s, spec));
 }
 
+// A field's or a document's label, marked when it must be given.
+function labelText(text, required) {
+  return required ? `${text} ${t("new.required")}` : text;
+}
+
+// Whether a field must be given with the form's values by name (intake's FieldSpec.needed): it
+// is required, or its required_when's choice field holds one of the options named.
+function needed(spec, values) {
+  const rule = spec.required_when;
+  return Boolean(spec.required || (rule && (rule.values || []).includes(values[rule.field])));
+}
+
+// The script a name must be typed in (FieldSpec.script): the input is in that language and
+// direction, so that a phone offers that keyboard and the name reads as typed.
+const SCRIPTS = {
+  latin: { lang: "en", dir: "ltr", autocapitalize: "words" },
+  arabic: { lang: "ar", dir: "rtl" },
+};
+
 function fieldInput(spec, prefix = "field") {
   const id = `${prefix}-${spec.name}`;
   const label = Object.assign(document.createElement("label"), { htmlFor: id });
-  label.textContent = spec.required ? `${spec.label} ${t("new.required")}` : spec.label;
+  label.textContent = labelText(spec.label, spec.required);
+  label.dataset.text = spec.label;
   let input;
   // A nationality is chosen from the countries intake names, as a choice is from its options.
   if (spec.type === "choice" || spec.choices?.length) {
@@ -657,16 +684,36 @@ function fieldInput(spec, prefix = "field") {
     if (spec.type === "date") input.type = "date";
     else if (/number|national_id|id_number/.test(spec.type)) input.inputMode = "numeric";
     if (spec.max_length) input.maxLength = spec.max_length;
+    if (SCRIPTS[spec.script]) Object.assign(input, SCRIPTS[spec.script], { spellcheck: false });
   }
   Object.assign(input, { id, name: spec.name, required: Boolean(spec.required) });
   input.dataset.field = spec.name;
   input.dataset.type = spec.type;
   if (spec.names_subject) input.dataset.namesSubject = "";
+  // Required while an option of another field is chosen: markNeeded follows that field.
+  if (spec.required_when) input.dataset.requiredWhen = JSON.stringify(spec.required_when);
   const error = Object.assign(document.createElement("p"), { className: "error" });
   error.dataset.errorFor = `fields.${spec.name}`;
-  const parts = [label, input, error];
-  if (spec.help) parts.splice(2, 0, Object.assign(document.createElement("p"), { className: "help", textContent: spec.help }));
-  return parts;
+  // Which letters a name takes is said beside it, before intake refuses any other.
+  const help = [spec.help, SCRIPTS[spec.script] ? t(`script.${spec.script}`) : ""]
+    .filter(Boolean)
+    .map((said) => Object.assign(document.createElement("p"), { className: "help", textContent: said }));
+  return [label, input, ...help, error];
+}
+
+// Marks the inputs of `root` that a chosen option needs (required_when) as required, and only
+// those: intake refuses the form without them. An answer's blank input leaves the request's
+// value (`filed`) as it is, which counts for the options chosen and needs no typing again.
+function markNeeded(root, filed = {}) {
+  const inputs = [...root.querySelectorAll("[data-field]")];
+  const values = { ...filed };
+  for (const input of inputs) if (input.value.trim()) values[input.dataset.field] = input.value.trim();
+  for (const input of inputs) {
+    if (input.dataset.requiredWhen === undefined) continue;
+    const spec = { required_when: JSON.parse(input.dataset.requiredWhen) };
+    input.required = needed(spec, values) && !filed[input.dataset.field];
+    for (const label of input.labels) label.textContent = labelText(label.dataset.text, input.required);
+  }
 }
 
 // The person the request is about: the ID typed above, else (but for an establishment, which
@@ -712,7 +759,7 @@ function fillSubject() {
 function documentInput(s, spec) {
   const id = `document-${spec.kind}`;
   const label = Object.assign(document.createElement("label"), { htmlFor: id });
-  label.textContent = spec.required ? `${spec.label} ${t("new.required")}` : spec.label;
+  label.textContent = labelText(spec.label, spec.required);
   const input = Object.assign(document.createElement("input"), {
     id,
     type: "file",
@@ -941,6 +988,7 @@ async function askedInputs(r) {
       asked.append(...askedDocument(kind, nth));
     }
   }
+  markNeeded(asked, r.fields || {});
 }
 
 function askedDocument(spec, nth = 1) {
@@ -1160,6 +1208,9 @@ function start() {
   $("#department").addEventListener("change", fillSubServices);
   $("#sub-service").addEventListener("change", renderSubService);
   $("#subject-id").addEventListener("input", fillSubject);
+  // An option chosen or typed over makes the fields it needs required, or no longer.
+  $("#fields").addEventListener("change", () => markNeeded($("#fields")));
+  $("#respond-asked").addEventListener("change", () => markNeeded($("#respond-asked"), state.request?.fields || {}));
   $("#new-form").addEventListener("submit", submitNew);
   $("#mine-more").addEventListener("click", () => showMine(true).catch((e) => banner(e.message)));
   $("#respond-form").addEventListener("submit", respond);
