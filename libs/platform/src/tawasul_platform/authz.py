@@ -89,6 +89,7 @@ class Gate:
             settings.identity_issuers,
             audience=settings.identity_audience,
             max_lifetime_seconds=settings.identity_max_token_seconds,
+            refresh_interval_seconds=settings.identity_refresh_seconds,
         )
         verifier.load()
         return cls(verifier, rules)

@@ -9,6 +9,7 @@ service can mint a token; in development tawasul_devstack.identity plays both pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -59,6 +60,9 @@ CHANNELS = frozenset({"web", "mobile", "establishment-portal"})
 # Asymmetric only: an HS256 token would let anyone holding the "public" key sign.
 ALGORITHMS = frozenset({"ES256", "ES384", "RS256", "PS256", "EdDSA"})
 _REQUIRED = ["iss", "aud", "sub", "exp", "nbf", "iat"]
+# The background re-read waits at least this long between tries (an interval of 0 re-reads
+# at every call, not in a busy loop).
+_LEAST_PAUSE = 0.1
 # An employee id, as review stores it as an actor or an assignee and names a reviewer's record:
 # a staff token naming anything else is refused at the door, not by the first write it makes.
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9_.-]{1,50}")
@@ -125,21 +129,28 @@ def _read_jwks(source: str) -> Any:
     return json.loads(Path(source).read_text())
 
 
-def _read_keys(source: str) -> dict[str, jwt.PyJWK]:
+class _Key(NamedTuple):
+    jwk: jwt.PyJWK
+    # The key as its JWKS lists it: a key id its provider reuses for another key is another
+    # key, and the tokens verified with the old one are not served from the cache.
+    material: str
+
+
+def _read_keys(source: str) -> dict[str, _Key]:
     """An issuer's usable keys by id. A JWKS listing none means every key was withdrawn (not
     an error, unlike PyJWKSet); an answer that is no JWKS at all is a ValueError."""
     jwks = _read_jwks(source)
     listed = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(listed, list):
         raise ValueError("not a JWKS: no list of keys")
-    keys: dict[str, jwt.PyJWK] = {}
+    keys: dict[str, _Key] = {}
     for data in listed:
         try:
             key = jwt.PyJWK(data)
         except (jwt.PyJWTError, AttributeError, TypeError):
             continue  # an unusable key (not a JWK, an unknown type): skipped as PyJWKSet does
         if key.key_id and key.algorithm_name in ALGORITHMS:
-            keys[key.key_id] = key
+            keys[key.key_id] = _Key(key, json.dumps(data, sort_keys=True))
     return keys
 
 
@@ -154,20 +165,25 @@ def _is_seconds(value: object) -> bool:
 class _Verified(NamedTuple):
     principal: Principal
     expires: float
-    # The key that signed it: once its issuer no longer lists it, the token is not served.
+    # The key that signed it: once its issuer no longer lists it as it was, the token is not
+    # served.
     issuer: str
     key_id: str
+    material: str
 
 
 class TokenVerifier:
     """Verifies a bearer token into a Principal: signature with an allowed algorithm, a known
     issuer, this service's audience, expiry, not-before, a maximum lifetime and the claims
     its issuer must give. Verified tokens are cached until they expire or their key is
-    withdrawn.
+    withdrawn or changed.
 
     The keys are re-read in the background once they are older than the refresh interval, so
     a token naming a rotated key gets in, and one signed by a key its provider withdrew is
-    refused, within about that long."""
+    refused, within about that long. A cached verification is served only while its issuer's
+    keys are younger than the interval: past it (an idle spell, a provider that cannot be
+    read) each call checks the signature again, against the keys held, until the re-read
+    lands; no call waits for the network."""
 
     def __init__(
         self,
@@ -185,12 +201,15 @@ class TokenVerifier:
         self._max_lifetime = max_lifetime_seconds
         self._leeway = leeway_seconds
         self._clock = clock
-        self._keys: dict[str, dict[str, jwt.PyJWK]] = {}
+        self._keys: dict[str, dict[str, _Key]] = {}
+        # When each issuer's keys held were read (the clock as the read began).
+        self._loaded: dict[str, float] = {}
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_size = cache_size
-        self._refresh_interval = refresh_interval_seconds
+        self._interval = refresh_interval_seconds
         self._refreshed = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
 
     def load(self) -> None:
         """Reads every issuer's keys; blocking, so at start or in a thread. Each issuer on its
@@ -199,8 +218,10 @@ class TokenVerifier:
         keys = dict(self._keys)
         complete = True
         for name, issuer in self._issuers.items():
+            started = self._clock()
             try:
                 keys[name] = _read_keys(issuer.jwks)
+                self._loaded[name] = started
             except (OSError, ValueError) as exc:
                 complete = False
                 log.warning(
@@ -222,11 +243,7 @@ class TokenVerifier:
         now = self._clock()
         self._refresh_soon(now)
         cached = self._cache.get(token)
-        if (
-            cached is not None
-            and cached.expires > now
-            and cached.key_id in self._keys.get(cached.issuer, {})
-        ):
+        if cached is not None and cached.expires > now and self._holds(cached, now):
             self._cache.move_to_end(token)
             return cached.principal
         verified = self._verify(token, now)
@@ -234,6 +251,13 @@ class TokenVerifier:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return verified.principal
+
+    def _holds(self, cached: _Verified, now: float) -> bool:
+        """Whether a cached verification still stands: its key is listed as it was, by keys
+        read less than the refresh interval ago."""
+        key = self._keys.get(cached.issuer, {}).get(cached.key_id)
+        age = now - self._loaded.get(cached.issuer, -math.inf)
+        return key is not None and key.material == cached.material and 0 <= age < self._interval
 
     def _verify(self, token: str, now: float) -> _Verified:
         try:
@@ -246,14 +270,14 @@ class TokenVerifier:
         if issuer is None:
             raise Unauthenticated("token from an unknown issuer")
         key_id = str(header.get("kid", ""))
-        key = self._keys.get(issuer.issuer, {}).get(key_id)
-        if key is None:
+        held = self._keys.get(issuer.issuer, {}).get(key_id)
+        if held is None:
             raise Unauthenticated("token signed with an unknown key")
         try:
             claims = jwt.decode(
                 token,
-                key.key,
-                algorithms=[key.algorithm_name],
+                held.jwk.key,
+                algorithms=[held.jwk.algorithm_name],
                 audience=self._audience,
                 issuer=issuer.issuer,
                 # The times are checked below against this verifier's clock.
@@ -269,7 +293,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
         principal, expires = self._principal(issuer, claims, now)
-        return _Verified(principal, expires, issuer.issuer, key_id)
+        return _Verified(principal, expires, issuer.issuer, key_id, held.material)
 
     def _principal(
         self, issuer: Issuer, claims: dict[str, Any], now: float
@@ -313,8 +337,12 @@ class TokenVerifier:
     def _refresh_soon(self, now: float) -> None:
         """Re-reads the keys once they are older than the refresh interval (a clock stepped
         back counts as older), off the call that finds them so: it is checked against the keys
-        held."""
-        if 0 <= now - self._refreshed < self._refresh_interval:
+        held. Under an event loop the keys are kept fresh from the first call on, calls or
+        none (`_keep`)."""
+        if self._keeper is None or self._keeper.done():
+            with contextlib.suppress(RuntimeError):  # no event loop: a tool or a test
+                self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        if 0 <= now - self._refreshed < self._interval:
             return
         if self._refreshing is not None and not self._refreshing.done():
             return
@@ -323,3 +351,15 @@ class TokenVerifier:
             self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
         except RuntimeError:  # no event loop: a tool or a test, which may wait
             self.load()
+
+    async def _keep(self) -> None:
+        """Re-reads the keys each time they reach the refresh interval, with no call to find
+        them so: after an idle spell the first call is checked against keys read less than an
+        interval ago, not against those of before the spell while the re-read runs."""
+        while True:
+            age = self._clock() - self._refreshed
+            due = self._interval - age if 0 <= age < self._interval else 0.0
+            await asyncio.sleep(max(due, _LEAST_PAUSE))
+            self._refresh_soon(self._clock())
+            if self._refreshing is not None:
+                await asyncio.wait([self._refreshing])

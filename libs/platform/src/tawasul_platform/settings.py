@@ -58,6 +58,10 @@ class ServiceSettings(BaseSettings):
     identity_audience: str
     # Longer-lived tokens are refused even when signed: a stolen one stays useful for less.
     identity_max_token_seconds: int = Field(default=12 * 3600, ge=1)
+    # How old the providers' keys may get before they are read again: a key a provider
+    # withdraws is refused about this long later. Not below a second (each read is a request
+    # to the provider), not above an hour.
+    identity_refresh_seconds: float = Field(default=60.0, ge=1, le=3600)
     # Mutual TLS on this service's server and on its channels to other services: all three
     # or none (plaintext); see tawasul_platform.tls.
     tls_cert_file: Path | None = None

@@ -316,6 +316,70 @@ async def test_the_keys_are_re_read_in_the_background_not_by_the_call(
         verifier.verify(token)
 
 
+def test_a_key_id_its_provider_reuses_for_a_new_key_drops_the_old_keys_tokens(
+    own_provider: DevIdentity, clock: Clock, tmp_path: Path
+) -> None:
+    verifier = _refreshing(own_provider, clock, "tawasul-docs")
+    cached = own_provider.token(C, Role.CITIZEN, now=NOW)
+    assert verifier.verify(cached).subject == C
+    # The provider rotates its key but keeps the key id.
+    jwks = own_provider.jwks_file(IssuerKind.USERS)
+    (old,) = json.loads(jwks.read_text())["keys"]
+    other = DevIdentity(tmp_path / "other")
+    (new,) = json.loads(other.jwks_file(IssuerKind.USERS).read_text())["keys"]
+    jwks.write_text(json.dumps({"keys": [{**new, "kid": old["kid"]}]}))
+    clock.now = NOW + 61
+    with pytest.raises(Unauthenticated, match="Signature verification failed"):
+        verifier.verify(cached)
+
+
+async def test_keys_are_re_read_during_an_idle_spell_not_after_it(
+    own_provider: DevIdentity,
+) -> None:
+    """The first call after the spell finds the withdrawn key gone: the keys were re-read
+    meanwhile, not by that call while it was served from the cache."""
+    verifier = TokenVerifier(
+        own_provider.issuers(),
+        audience="tawasul-docs",
+        max_lifetime_seconds=7200,
+        refresh_interval_seconds=0.3,
+    )
+    verifier.load()
+    token = own_provider.token(C, Role.CITIZEN)
+    assert verifier.verify(token).subject == C
+    _withdraw_users_keys(own_provider)
+    await asyncio.sleep(1.0)  # no calls
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(token)
+
+
+def test_a_cached_token_is_checked_again_once_its_keys_are_older_than_the_interval(
+    own_provider: DevIdentity, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that cannot be read leaves the keys held, but no cached verification is
+    served past the interval: each call checks its signature again."""
+    verifier = _refreshing(own_provider, clock, "tawasul-docs")
+    token = own_provider.token(C, Role.CITIZEN, now=NOW)
+    assert verifier.verify(token).subject == C
+    checked: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    clock.now = NOW + 30
+    assert verifier.verify(token).subject == C
+    assert checked == []  # from the cache
+    own_provider.jwks_file(IssuerKind.USERS).write_text("not json")
+    clock.now = NOW + 61
+    assert verifier.verify(token).subject == C  # the keys held still count
+    assert checked == [token]
+    assert verifier.verify(token).subject == C
+    assert checked == [token, token]
+
+
 @pytest.mark.parametrize("answer", ["{}", "[]", '{"keys": "none"}'])
 def test_an_answer_that_is_no_jwks_does_not_withdraw_the_keys(
     own_provider: DevIdentity, clock: Clock, answer: str

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tawasul_platform import service
+from tawasul_platform import authz, service
+from tawasul_platform.identity import TokenVerifier
 from tawasul_platform.settings import ServiceSettings
 
 REQUIRED = {
@@ -53,6 +55,8 @@ def refusal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         ("TAWASUL_DB_POOL_SIZE", "ten", "Input should be a valid integer"),
         ("TAWASUL_OUTBOX_FALLBACK_SECONDS", "0", "Input should be greater than 0"),
         ("TAWASUL_IDENTITY_ISSUERS", "[{hunter2", "cannot be parsed"),
+        ("TAWASUL_IDENTITY_REFRESH_SECONDS", "0", "Input should be greater than or equal to 1"),
+        ("TAWASUL_IDENTITY_REFRESH_SECONDS", "86400", "Input should be less than or equal to 3600"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_its_variable(
@@ -95,3 +99,18 @@ def test_the_defaults_and_the_asyncpg_url_are_taken(env: pytest.MonkeyPatch) -> 
     settings = ServiceSettings()
     assert settings.database_url == REQUIRED["TAWASUL_DATABASE_URL"]
     assert settings.consumer_max_attempts == 4
+
+
+def test_the_identity_keys_are_re_read_as_often_as_set(env: pytest.MonkeyPatch) -> None:
+    built: list[dict[str, Any]] = []
+
+    class Recorded(TokenVerifier):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    env.setattr(authz, "TokenVerifier", Recorded)
+    assert ServiceSettings().identity_refresh_seconds == 60
+    env.setenv("TAWASUL_IDENTITY_REFRESH_SECONDS", "300")
+    authz.Gate.from_settings(ServiceSettings(), {})
+    assert built[0]["refresh_interval_seconds"] == 300
