@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Callable
 from datetime import time
 from pathlib import Path
 from typing import Self
@@ -16,15 +17,34 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from tawasul_calendar import Sector
+from tawasul_calendar import ConfigError, OfficeHours, Sector
 
 from tawasul_platform.identity import Issuer
 from tawasul_platform.kafka_tls import client_context
 from tawasul_platform.logs import LogFormat
 from tawasul_platform.tls import TlsConfig, tls_config
+from tawasul_platform.workdays import working_calendar
 
 PREFIX = "TAWASUL_"
 DATABASE_URL_FORM = "expected postgresql+asyncpg://user:password@host:port/database"
+OFFICE_OPENS = time(7, 30)
+OFFICE_CLOSES = time(14, 30)
+
+
+def loadable(path: Path, load: Callable[[Path], object]) -> Path:
+    """`path` once `load` reads it: a file setting's check, so a missing file or a typo in it
+    stops the process with one line naming the variable, not a traceback from the build."""
+    try:
+        load(path)
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    except KeyError as error:
+        raise ValueError(f"{path}: {error} is missing") from None
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}") from None
+    return path
 
 
 def problems(error: ValidationError | SettingsError) -> list[str]:
@@ -40,7 +60,8 @@ def problems(error: ValidationError | SettingsError) -> list[str]:
         where = f"{PREFIX}{str(name).upper()}" if name else "settings"
         if within:
             where += f" ({'.'.join(map(str, within))})"
-        lines.append(f"{where}: {each['msg']}")
+        # A validator's own ValueError says what is wrong; pydantic's prefix adds nothing.
+        lines.append(f"{where}: {each['msg'].removeprefix('Value error, ')}")
     return lines
 
 
@@ -124,8 +145,8 @@ class ServiceSettings(BaseSettings):
     # The Saudi working-day calendar: whose Eid breaks apply, office hours for hour-based SLAs,
     # and a newer closures file than the shipped one (see tawasul_platform.workdays).
     calendar_sector: Sector = Sector.PUBLIC
-    office_opens: time = time(7, 30)
-    office_closes: time = time(14, 30)
+    office_opens: time = OFFICE_OPENS
+    office_closes: time = OFFICE_CLOSES
     calendar_config_path: Path | None = None
 
     _tls: TlsConfig | None = PrivateAttr(default=None)
@@ -143,6 +164,24 @@ class ServiceSettings(BaseSettings):
         if driver != "postgresql+asyncpg":
             raise ValueError(f"the driver is {driver}; {DATABASE_URL_FORM}")
         return url
+
+    @field_validator("calendar_config_path")
+    @classmethod
+    def _calendar_config(cls, path: Path | None) -> Path | None:
+        # The file operators edit each year (an Eid announcement), so the likeliest to hold a typo.
+        if path is None:
+            return None
+        return loadable(
+            path, lambda p: working_calendar(Sector.PUBLIC, OFFICE_OPENS, OFFICE_CLOSES, p)
+        )
+
+    @model_validator(mode="after")
+    def _office_hours(self) -> Self:
+        try:
+            OfficeHours(opens=self.office_opens, closes=self.office_closes)
+        except ConfigError as error:
+            raise ValueError(f"{error} (TAWASUL_OFFICE_OPENS, TAWASUL_OFFICE_CLOSES)") from None
+        return self
 
     @model_validator(mode="after")
     def _drain_within_budget(self) -> Self:

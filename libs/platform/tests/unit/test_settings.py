@@ -11,6 +11,7 @@ import pytest
 from tawasul_platform import authz, service
 from tawasul_platform.identity import TokenVerifier
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.workdays import shipped_config
 
 REQUIRED = {
     "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:hunter2@db/d",
@@ -114,3 +115,58 @@ def test_the_identity_keys_are_re_read_as_often_as_set(env: pytest.MonkeyPatch) 
     env.setenv("TAWASUL_IDENTITY_REFRESH_SECONDS", "300")
     authz.Gate.from_settings(ServiceSettings(), {})
     assert built[0]["refresh_interval_seconds"] == 300
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (None, "cannot read"),
+        ("{announced_spans: []", "not JSON"),
+        ('{"version": "2027"}', "version"),
+        (b"\xff\xfe", "is not UTF-8 text"),
+        (
+            f'{{"version": {shipped_config().version}, "closures": [{{"id": "outage", '
+            '"start": "2026-01-13T09:00:00+03:00", "end": "2026-01-13T12:00:00+03:00", '
+            '"reason_ar": "عطل", "reason_en": "outage"}]}',
+            "was already loaded with other content",
+        ),
+    ],
+)
+def test_a_calendar_file_that_cannot_be_read_is_a_bad_setting(
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    text: str | bytes | None,
+    said: str,
+) -> None:
+    """The closures file operators edit each year: a typo stops the process naming the
+    variable, not a traceback from deep in the build (each service reads it there)."""
+    path = tmp_path / "calendar.json"
+    if isinstance(text, str):
+        path.write_text(text, "utf-8")
+    elif isinstance(text, bytes):
+        path.write_bytes(text)
+    env.setenv("TAWASUL_CALENDAR_CONFIG_PATH", str(path))
+    (line,) = refusal(env, capsys)[1:]
+    assert line.startswith("  TAWASUL_CALENDAR_CONFIG_PATH: ")
+    assert str(path) in line
+    assert said in line
+    assert "Value error" not in line
+
+
+def test_a_readable_calendar_file_is_taken(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "calendar.json"
+    path.write_text('{"version": 1}', "utf-8")
+    env.setenv("TAWASUL_CALENDAR_CONFIG_PATH", str(path))
+    assert ServiceSettings().calendar_config_path == path
+
+
+def test_office_hours_that_close_before_they_open_are_refused(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("TAWASUL_OFFICE_OPENS", "15:00")
+    (line,) = refusal(env, capsys)[1:]
+    assert line == (
+        "  settings: office hours: opens must be before closes "
+        "(TAWASUL_OFFICE_OPENS, TAWASUL_OFFICE_CLOSES)"
+    )

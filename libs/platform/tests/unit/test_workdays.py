@@ -4,7 +4,8 @@ from datetime import datetime, time
 from pathlib import Path
 
 import pytest
-from tawasul_calendar import RIYADH, ConfigError, Sector, Sla
+from pydantic import ValidationError
+from tawasul_calendar import RIYADH, Sector, Sla
 from tawasul_platform.settings import ServiceSettings
 from tawasul_platform.workdays import load_working_calendar, shipped_config
 
@@ -55,5 +56,5 @@ def test_an_older_configured_file_leaves_the_shipped_one(tmp_path: Path) -> None
 def test_the_same_version_with_other_content_fails_at_start(tmp_path: Path) -> None:
     path = tmp_path / "calendar.json"
     path.write_text(OUTAGE % shipped_config().version, "utf-8")
-    with pytest.raises(ConfigError, match="other content"):
-        load_working_calendar(settings(calendar_config_path=path))
+    with pytest.raises(ValidationError, match="other content"):
+        settings(calendar_config_path=path)

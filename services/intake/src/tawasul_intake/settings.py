@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import field_validator
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
-from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.settings import ServiceSettings, loadable
+
+from tawasul_intake.adapters.registry import FileRegistry
 
 
 class IntakeSettings(ServiceSettings):
@@ -22,3 +25,8 @@ class IntakeSettings(ServiceSettings):
     # header is ignored, so it cannot dodge the per-caller limit.
     tracking_trusted_forwarders: frozenset[str] = frozenset({"gateway"})
     tracking_per_request_per_hour: int = 5
+
+    @field_validator("registry_file")
+    @classmethod
+    def _registry(cls, path: Path) -> Path:
+        return loadable(path, FileRegistry.from_file)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
-from tawasul_platform.settings import ServiceSettings
+from pydantic import Field, field_validator
+from tawasul_platform.settings import ServiceSettings, loadable
+
+from tawasul_notify.adapters.staff import load_staff
 
 
 class NotifySettings(ServiceSettings):
@@ -39,3 +41,8 @@ class NotifySettings(ServiceSettings):
     send_sweep_seconds: float = Field(default=5.0, gt=0)
     # How often the SMS gateway is asked for delivery receipts.
     receipts_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("staff_directory_file")
+    @classmethod
+    def _staff_directory(cls, path: Path | None) -> Path | None:
+        return None if path is None else loadable(path, load_staff)

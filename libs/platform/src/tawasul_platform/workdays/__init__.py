@@ -7,12 +7,17 @@ year's Eid announcement, a declared holiday, an outage) without a release.
 
 from __future__ import annotations
 
+from datetime import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tawasul_calendar import CalendarConfig, OfficeHours, WorkingCalendar
+from tawasul_calendar import CalendarConfig, OfficeHours, Sector, WorkingCalendar
 
-from tawasul_platform.settings import ServiceSettings
+if TYPE_CHECKING:
+    # The settings check the calendar they describe when they are read (this module's
+    # `working_calendar`), so they import this module, not it them.
+    from tawasul_platform.settings import ServiceSettings
 
 
 def shipped_config() -> CalendarConfig:
@@ -23,12 +28,23 @@ def shipped_config() -> CalendarConfig:
 
 def load_working_calendar(settings: ServiceSettings) -> WorkingCalendar:
     """The sector's calendar with the newer of the shipped and the configured file."""
-    calendar = WorkingCalendar(
-        sector=settings.calendar_sector,
-        hours=OfficeHours(opens=settings.office_opens, closes=settings.office_closes),
-        config=shipped_config(),
+    return working_calendar(
+        settings.calendar_sector,
+        settings.office_opens,
+        settings.office_closes,
+        settings.calendar_config_path,
     )
-    path: Path | None = settings.calendar_config_path
+
+
+def working_calendar(
+    sector: Sector, opens: time, closes: time, path: Path | None
+) -> WorkingCalendar:
+    """The calendar these settings describe; tawasul_calendar.ConfigError when they cannot be
+    one (office hours that close before they open, a malformed file, a version already shipped
+    with other content), OSError when the file cannot be read."""
+    calendar = WorkingCalendar(
+        sector=sector, hours=OfficeHours(opens=opens, closes=closes), config=shipped_config()
+    )
     if path is None:
         return calendar
     configured = CalendarConfig.from_json(path.read_text("utf-8"))
