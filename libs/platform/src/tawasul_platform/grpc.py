@@ -52,12 +52,12 @@ _CODES: dict[type[errors.DomainError], int] = {
 }
 
 
-def to_status(error: errors.DomainError, locale: str | None = None) -> grpc.Status:
+def to_status(error: errors.DomainError, locale: str = i18n.DEFAULT_LOCALE) -> grpc.Status:
     """The rich status for a domain error: field violations and existing resources as details.
 
-    With the caller's `locale`, each field's message and the error's own (when they have text
-    in it: i18n.Bilingual) go as google.rpc.LocalizedMessage too; `description` and `message`
-    stay English, for logs and developers."""
+    Each field's message and the error's own go in the caller's `locale` (Arabic unless they
+    asked for English) as google.rpc.LocalizedMessage too, when they have text in it
+    (i18n.Bilingual); `description` and `message` stay English, for logs and developers."""
     code = next(c for cls, c in _CODES.items() if isinstance(error, cls))
     details: list[Message] = []
     if isinstance(error, errors.InvalidArgument):
@@ -69,24 +69,22 @@ def to_status(error: errors.DomainError, locale: str | None = None) -> grpc.Stat
     return _status(code, said or str(error), locale, details)
 
 
-def _status(
-    code: int, message: str, locale: str | None, details: Sequence[Message] = ()
-) -> grpc.Status:
+def _status(code: int, message: str, locale: str, details: Sequence[Message] = ()) -> grpc.Status:
     """A status with its details, and its message in `locale` when it has text in it."""
     status = status_pb2.Status(code=code, message=str(message))
     for detail in details:
         _pack(status, detail)
-    if locale and (text := i18n.in_locale(message, locale)) is not None:
+    if (text := i18n.in_locale(message, locale)) is not None:
         _pack(status, error_details_pb2.LocalizedMessage(locale=locale, message=text))
     result: grpc.Status = rpc_status.to_status(status)
     return result
 
 
 def _violation(
-    field: str, description: str, locale: str | None
+    field: str, description: str, locale: str
 ) -> error_details_pb2.BadRequest.FieldViolation:
     violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-    if locale and (text := i18n.in_locale(description, locale)) is not None:
+    if (text := i18n.in_locale(description, locale)) is not None:
         violation.localized_message.locale = locale
         violation.localized_message.message = text
     return violation
@@ -98,12 +96,13 @@ def _pack(status: status_pb2.Status, detail: Message) -> None:
     status.details.append(packed)
 
 
-def caller_locale(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The language the call's `accept-language` prefers, of those Tawasul speaks."""
+def caller_locale(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The language the call's `accept-language` prefers, of those Tawasul speaks; Arabic, the
+    default, for a call naming neither."""
     for key, value in context.invocation_metadata() or ():
         if key == i18n.ACCEPT_LANGUAGE and isinstance(value, str):
             return i18n.preferred_locale(value)
-    return None
+    return i18n.DEFAULT_LOCALE
 
 
 def status_details(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:

@@ -3,7 +3,8 @@
 A refusal's field messages are for the person who typed the field: the web page and the apps
 show them beside it, in the page's language (Arabic first). A `Bilingual` message is its
 English, which it equals as a string (what logs, tests and developers read), with its Arabic
-beside it; the gRPC frame answers in the language the call's `accept-language` prefers.
+beside it; the gRPC frame answers in the language the call's `accept-language` prefers, and
+in Arabic, the default (SPEC §2), when it names neither.
 
 Pure Python: domain modules import it.
 """
@@ -15,6 +16,8 @@ from typing import Final
 
 ACCEPT_LANGUAGE: Final = "accept-language"
 LOCALES: Final = ("ar", "en")
+# The language of a caller who names neither: the beneficiaries', Arabic first (SPEC §2).
+DEFAULT_LOCALE: Final = "ar"
 
 
 class Bilingual(str):
@@ -77,11 +80,11 @@ def in_locale(message: str, locale: str) -> str | None:
     return None
 
 
-def preferred_locale(header: str | None) -> str | None:
+def preferred_locale(header: str | None) -> str:
     """ "ar" or "en", whichever an Accept-Language value ranks first (by its q-values, then its
-    order); None when it names neither, or is not one."""
+    order); Arabic, the default, when it names neither, or is not one."""
     if not header or len(header) > 512:
-        return None
+        return DEFAULT_LOCALE
     best: tuple[float, int, str] | None = None
     for order, item in enumerate(header.split(",")):
         tag, _, params = item.partition(";")
@@ -100,7 +103,7 @@ def preferred_locale(header: str | None) -> str | None:
             continue
         if best is None or (quality, -order) > (best[0], -best[1]):
             best = (quality, order, locale)
-    return best[2] if best else None
+    return best[2] if best else DEFAULT_LOCALE
 
 
 CHARACTERS: Final = Noun("character", "characters", "حرف واحد", "حرفان", "أحرف", "حرفًا", "حرف")

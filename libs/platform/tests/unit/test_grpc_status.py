@@ -65,7 +65,8 @@ def test_field_messages_in_arabic_when_the_caller_asks_and_english_stays_the_des
     assert not by_field["page_token"].HasField("localized_message")
 
 
-def test_english_asked_is_the_description_and_nothing_asked_adds_nothing() -> None:
+def test_english_asked_is_the_description_and_nothing_asked_is_arabic() -> None:
+    """Arabic is the default (SPEC §2): a caller who names no language gets it too."""
     error = errors.InvalidArgument({"description": Bilingual("too short", "قصير جدًا")})
     (english,) = _violations(to_status(error, "en"))
     assert (english.localized_message.locale, english.localized_message.message) == (
@@ -73,7 +74,8 @@ def test_english_asked_is_the_description_and_nothing_asked_adds_nothing() -> No
         "too short",
     )
     (plain,) = _violations(to_status(error))
-    assert not plain.HasField("localized_message")
+    assert (plain.description, plain.localized_message.locale) == ("too short", "ar")
+    assert plain.localized_message.message == "قصير جدًا"
 
 
 def test_an_errors_own_message_in_arabic_as_a_localized_message_detail() -> None:

@@ -170,7 +170,8 @@ class TawasulClient:
 
     `locale` ("ar" or "en", or a callable asked at each call, for an adapter serving people in
     either) is the language refusals' messages are wanted in: TawasulError's `message` and
-    `fields` are in it where the service has them in it.
+    `fields` are in it where the service has them in it; without one, in Arabic, Tawasul's
+    default.
     """
 
     def __init__(

@@ -2,8 +2,8 @@
 
 Services answer INVALID_ARGUMENT with a google.rpc.BadRequest (one violation per field) and
 ALREADY_EXISTS with a google.rpc.ResourceInfo (the open request's number), packed in the
-`grpc-status-details-bin` trailer; asked in a language (the client's `locale`), they add each
-message in it as a google.rpc.LocalizedMessage. The SDK reads them with its own copies of
+`grpc-status-details-bin` trailer, with each message in the client's `locale` (Arabic unless
+it is English) as a google.rpc.LocalizedMessage. The SDK reads them with its own copies of
 those messages (in a private descriptor pool), so that it needs protobuf only, not
 googleapis-common-protos.
 
@@ -133,9 +133,14 @@ _FAILED: Final[Said] = {
 }
 
 
+# The services' language for a call that names none (Arabic, Tawasul's default): the SDK's own
+# messages follow it, so that one refusal is not told half in each language.
+DEFAULT_LOCALE: Final = "ar"
+
+
 def said(message: Said, locale: str | None) -> str:
-    """`message` in `locale`, in English when it has no text in it."""
-    return message.get(locale or "", message["en"])
+    """`message` in `locale`: English when asked for, Arabic otherwise, as the services do."""
+    return message.get(locale or "", message[DEFAULT_LOCALE])
 
 
 # What gRPC's server answers a call past its limit of calls in flight (maximum_concurrent_rpcs),
@@ -190,8 +195,8 @@ class TawasulError(Exception):
     `code` is the gRPC status; `fields` maps each bad field (as the request message names it:
     "description", "fields.iqama_number", "document_ids[0]") to what is wrong with it; and
     `existing` names what already exists (ALREADY_EXISTS: the open request's number). The
-    message and each field's are in the client's `locale` where the service has them in it,
-    in English otherwise.
+    message and each field's are in the client's `locale` (Arabic, the services' default, when
+    it has none) where the service has them in it, in English otherwise.
 
     `from_service` says whether a Tawasul service answered with its status; when none did
     (gRPC ended the call, or the SDK refused it), the message is the SDK's and `detail`

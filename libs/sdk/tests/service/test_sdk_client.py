@@ -400,7 +400,13 @@ async def test_a_token_provider_that_does_not_answer_is_held_to_the_timeout(
         return "t"
 
     async with TawasulClient.connect(
-        intake=address, docs=address, tls=None, token=stuck, timeout=0.2, upload_timeout=0.2
+        intake=address,
+        docs=address,
+        tls=None,
+        token=stuck,
+        timeout=0.2,
+        upload_timeout=0.2,
+        locale="en",
     ) as client:
         with pytest.raises(TawasulError) as caught:
             await asyncio.wait_for(
@@ -596,7 +602,7 @@ async def test_a_token_past_what_grpc_s_metadata_takes_is_refused_before_the_cal
     reads as the caller's quota: the SDK refuses the token as such instead."""
     intake, docs, address = servers
     token = "a" * (MAX_TOKEN_LENGTH + 1)
-    async with TawasulClient.connect(intake=address, docs=address, tls=None) as client:
+    async with TawasulClient.connect(intake=address, docs=address, tls=None, locale="en") as client:
         with pytest.raises(TawasulError) as caught:
             await client.submit_request(
                 intake_pb2.SubmitRequestRequest(description="d"), token=token

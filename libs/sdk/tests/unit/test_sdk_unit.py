@@ -75,10 +75,10 @@ def test_a_server_past_its_limit_of_calls_is_unavailable_not_the_callers_quota()
         grpc.aio.Metadata(),
         details="Concurrent RPC limit exceeded!",
     )
-    error = TawasulError.from_rpc_error(busy)
+    error = TawasulError.from_rpc_error(busy, "en")
     assert error.code_name == "UNAVAILABLE"
     assert error.message == "the service is busy; try again shortly"
-    arabic = TawasulError.from_rpc_error(busy, "ar")
+    arabic = TawasulError.from_rpc_error(busy)
     assert arabic.message == "الخدمة مشغولة؛ أعد المحاولة بعد قليل"
     quota = TawasulError.from_rpc_error(_error(grpc.StatusCode.RESOURCE_EXHAUSTED))
     assert (quota.code_name, quota.message) == ("RESOURCE_EXHAUSTED", "refused")
@@ -93,7 +93,7 @@ def test_a_message_past_grpc_s_size_limit_is_not_a_busy_server() -> None:
         grpc.aio.Metadata(),
         details="Received message larger than max (5242885 vs. 4194304)",
     )
-    error = TawasulError.from_rpc_error(too_large)
+    error = TawasulError.from_rpc_error(too_large, "en")
     assert (error.code_name, error.message, error.from_service) == (
         "RESOURCE_EXHAUSTED",
         "the call or its answer is larger than the service takes",
@@ -139,8 +139,10 @@ def test_grpc_s_own_text_is_kept_for_logs_and_the_caller_told_in_its_language(
         detail,
         False,
     )
-    assert TawasulError.from_rpc_error(ended).message == english
-    assert TawasulError.from_rpc_error(ended, "fr").message == english
+    assert TawasulError.from_rpc_error(ended, "en").message == english
+    # Arabic is the default, as the services' (SPEC §2): one refusal is told in one language.
+    assert TawasulError.from_rpc_error(ended).message == arabic
+    assert TawasulError.from_rpc_error(ended, "fr").message == arabic
     # A service's own refusal is the service's, in its words.
     refused = TawasulError.from_rpc_error(_error(code))
     assert (refused.message, refused.detail, refused.from_service) == ("refused", "", True)

@@ -29,6 +29,7 @@ from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_devstack.identity import DevIdentity
 from tawasul_gateway import bootstrap
 from tawasul_gateway.entrypoints import http as gateway_http
+from tawasul_gateway.entrypoints import language
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_platform import errors, tracing
 from tawasul_platform.grpc import caller_locale, to_status
@@ -250,7 +251,11 @@ async def _serve(
             bootstrap.client_factory(settings)
             if bootstrap_client
             else lambda: TawasulClient.connect(
-                intake=address, docs=address, tls=None, retry=RetryPolicy(attempts=1)
+                intake=address,
+                docs=address,
+                tls=None,
+                retry=RetryPolicy(attempts=1),
+                locale=language.current,
             )
         ),
         dev=bootstrap.dev_sign_in(settings),
@@ -365,7 +370,7 @@ async def test_every_answer_is_counted_by_route_template_method_and_status(
 
 
 async def test_refusals_carry_the_field_violations(backends: Backends) -> None:
-    headers = backends.token(CITIZEN, Role.CITIZEN)
+    headers = {**backends.token(CITIZEN, Role.CITIZEN), "Accept-Language": "en"}
     answer = await backends.http.post(
         "/api/v1/requests", json={**GOOD, "description": "broken"}, headers=headers
     )
@@ -415,6 +420,20 @@ async def test_refusals_come_in_the_language_the_page_asks_for(tmp_path: Path) -
             "/api/v1/requests", json={**GOOD, "description": "broken"}, headers=english
         )
         assert answer.json()["error"]["fields"] == {"description": "describe it precisely"}
+        # Arabic is the default (SPEC §2): a call naming neither language gets it, from
+        # intake and from the gateway alike.
+        for neither in ({}, {"Accept-Language": "fr-FR"}):
+            headers = {**served.token(CITIZEN, Role.CITIZEN), **neither}
+            answer = await served.http.post(
+                "/api/v1/requests", json={**GOOD, "description": "broken"}, headers=headers
+            )
+            assert answer.json()["error"]["fields"] == {"description": "صِف المشكلة بدقة"}
+            bad = await served.http.post(
+                "/api/v1/requests",
+                content=b"{nope",
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            assert bad.json()["error"]["fields"] == {"body": "ليس JSON صالحًا"}
 
 
 @pytest.mark.parametrize(
@@ -676,6 +695,7 @@ async def test_bulk_filing_answers_each_row_and_files_nothing_twice(backends: Ba
     headers = {
         **backends.token("7000000013", Role.ESTABLISHMENT),
         "Content-Type": "text/csv",
+        "Accept-Language": "en",
     }
     url = "/api/v1/establishment/requests:bulk"
     first = await backends.http.post(url, content=BULK.encode(), headers=headers)
@@ -737,6 +757,7 @@ async def test_a_bulk_row_names_the_rejected_request_it_corrects(backends: Backe
     headers = {
         **backends.token("7000000013", Role.ESTABLISHMENT),
         "Content-Type": "text/csv",
+        "Accept-Language": "en",
     }
     url = "/api/v1/establishment/requests:bulk"
     description = "Iqama renewal fails with error 17 for this worker"
@@ -784,7 +805,7 @@ async def test_bulk_filing_is_for_establishments_and_limits_rows(backends: Backe
     too_many = await backends.http.post(
         url,
         content=(BULK.split("\n", 1)[0] + "\n" + rows).encode(),
-        headers=backends.token("7000000013", Role.ESTABLISHMENT),
+        headers={**backends.token("7000000013", Role.ESTABLISHMENT), "Accept-Language": "en"},
     )
     assert too_many.status_code == 400
     assert "at most 5 rows" in too_many.json()["error"]["fields"]["file"]
@@ -804,7 +825,9 @@ async def test_dev_sign_in_gives_tokens_the_api_accepts(backends: Backends) -> N
         headers={"Authorization": f"Bearer {body['token']}"},
     )
     assert answer.status_code == 200
-    unknown = await backends.http.post("/dev/sign-in", json={"id": "1234567890"})
+    unknown = await backends.http.post(
+        "/dev/sign-in", json={"id": "1234567890"}, headers={"Accept-Language": "en"}
+    )
     assert (unknown.status_code, unknown.json()["error"]["fields"]) == (
         404,
         {"id": "not a person of the development registry"},

@@ -465,8 +465,13 @@ async def test_field_messages_come_in_arabic_to_a_caller_asking_for_it(intake: I
         "fields.problem": ("ar", "مطلوب"),
         "document_ids[0]": ("ar", "ليس معرّف مستند"),
     }
-    # The descriptions stay English, for logs and for callers that asked for nothing.
+    # The descriptions stay English, for logs and developers.
     assert field_violations(caught.value)["fields.problem"] == "required"
+    # Arabic is the default (SPEC §2): a call naming neither language gets it too.
+    for neither in ("", "fr-FR"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.submit(language=neither, description="broken")
+        assert _localized(caught.value)["description"][0] == "ar"
     # The platform's own refusals, before the servicer runs, speak Arabic too.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await intake.submit(language="ar", contact=common_pb2.Contact(mobile="055\x001234567"))

@@ -326,7 +326,8 @@ def create_app(
             "Each body is the gRPC request message of the same name in proto3 JSON with the "
             "proto's field names, each answer the gRPC response message. Errors: "
             '`{"error": {"code": "INVALID_ARGUMENT", "message": "...", "fields": {...}}}`, '
-            "in Arabic when Accept-Language prefers ar to en, in English otherwise."
+            "in English when Accept-Language prefers en to ar, in Arabic (the default) "
+            "otherwise."
         ),
         lifespan=lifespan,
         responses=ERRORS,

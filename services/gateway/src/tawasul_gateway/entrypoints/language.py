@@ -1,6 +1,6 @@
 """The language of the person an HTTP call is for, for the call's duration: the page's or the
 app's Accept-Language ("ar" or "en"). The SDK asks intake and docs for it, and the gateway's
-own refusals use it; a caller naming neither gets English."""
+own refusals use it; a caller naming neither gets Arabic, the default."""
 
 from __future__ import annotations
 

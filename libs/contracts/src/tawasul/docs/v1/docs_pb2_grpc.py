@@ -26,9 +26,10 @@ if _version_not_supported:
 
 
 class DocsServiceStub:
-    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
-    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
-    google.rpc.LocalizedMessage on each field violation and on the status.
+    """Attachments of requests: stored in object storage, checked by their bytes. A refusal's
+    messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each field
+    violation and on the status), or in English when the call's `accept-language` metadata
+    prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     def __init__(self, channel):
@@ -55,9 +56,10 @@ class DocsServiceStub:
 
 
 class DocsServiceServicer:
-    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
-    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
-    google.rpc.LocalizedMessage on each field violation and on the status.
+    """Attachments of requests: stored in object storage, checked by their bytes. A refusal's
+    messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each field
+    violation and on the status), or in English when the call's `accept-language` metadata
+    prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     def UploadDocument(self, request_iterator, context):
@@ -113,9 +115,10 @@ def add_DocsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DocsService:
-    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
-    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
-    google.rpc.LocalizedMessage on each field violation and on the status.
+    """Attachments of requests: stored in object storage, checked by their bytes. A refusal's
+    messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each field
+    violation and on the status), or in English when the call's `accept-language` metadata
+    prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     @staticmethod

@@ -27,9 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class DocsServiceStub:
-    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
-    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
-    google.rpc.LocalizedMessage on each field violation and on the status.
+    """Attachments of requests: stored in object storage, checked by their bytes. A refusal's
+    messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each field
+    violation and on the status), or in English when the call's `accept-language` metadata
+    prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     @_typing.overload
@@ -52,9 +53,10 @@ class DocsServiceStub:
 
 @_typing.type_check_only
 class DocsServiceAsyncStub(DocsServiceStub):
-    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
-    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
-    google.rpc.LocalizedMessage on each field violation and on the status.
+    """Attachments of requests: stored in object storage, checked by their bytes. A refusal's
+    messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each field
+    violation and on the status), or in English when the call's `accept-language` metadata
+    prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -73,9 +75,10 @@ class DocsServiceAsyncStub(DocsServiceStub):
     """A short-lived presigned URL (ten minutes at most) for a clean document's bytes."""
 
 class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Attachments of requests: stored in object storage, checked by their bytes. A call whose
-    `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic too: a
-    google.rpc.LocalizedMessage on each field violation and on the status.
+    """Attachments of requests: stored in object storage, checked by their bytes. A refusal's
+    messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each field
+    violation and on the status), or in English when the call's `accept-language` metadata
+    prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     @_abc_1.abstractmethod

@@ -28,9 +28,10 @@ if _version_not_supported:
 class IntakeServiceStub:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login. A call
-    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
-    too: a google.rpc.LocalizedMessage on each field violation and on the status.
+    GetCatalog and the two tracking calls, which serve people without the full login. A
+    refusal's messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each
+    field violation and on the status), or in English when the call's `accept-language`
+    metadata prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     def __init__(self, channel):
@@ -94,9 +95,10 @@ class IntakeServiceStub:
 class IntakeServiceServicer:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login. A call
-    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
-    too: a google.rpc.LocalizedMessage on each field violation and on the status.
+    GetCatalog and the two tracking calls, which serve people without the full login. A
+    refusal's messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each
+    field violation and on the status), or in English when the call's `accept-language`
+    metadata prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     def GetCatalog(self, request, context):
@@ -252,9 +254,10 @@ def add_IntakeServiceServicer_to_server(servicer, server):
 class IntakeService:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login. A call
-    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
-    too: a google.rpc.LocalizedMessage on each field violation and on the status.
+    GetCatalog and the two tracking calls, which serve people without the full login. A
+    refusal's messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each
+    field violation and on the status), or in English when the call's `accept-language`
+    metadata prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     @staticmethod

@@ -29,9 +29,10 @@ GRPC_VERSION: str
 class IntakeServiceStub:
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login. A call
-    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
-    too: a google.rpc.LocalizedMessage on each field violation and on the status.
+    GetCatalog and the two tracking calls, which serve people without the full login. A
+    refusal's messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each
+    field violation and on the status), or in English when the call's `accept-language`
+    metadata prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     @_typing.overload
@@ -89,9 +90,10 @@ class IntakeServiceStub:
 class IntakeServiceAsyncStub(IntakeServiceStub):
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login. A call
-    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
-    too: a google.rpc.LocalizedMessage on each field violation and on the status.
+    GetCatalog and the two tracking calls, which serve people without the full login. A
+    refusal's messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each
+    field violation and on the status), or in English when the call's `accept-language`
+    metadata prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -145,9 +147,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Channels (web, mobile, establishment portal) submit and track requests here.
     Every call carries the end user's signed token in the `authorization` metadata, except
-    GetCatalog and the two tracking calls, which serve people without the full login. A call
-    whose `accept-language` metadata prefers ar to en gets its refusal's messages in Arabic
-    too: a google.rpc.LocalizedMessage on each field violation and on the status.
+    GetCatalog and the two tracking calls, which serve people without the full login. A
+    refusal's messages come in Arabic, the default, too (a google.rpc.LocalizedMessage on each
+    field violation and on the status), or in English when the call's `accept-language`
+    metadata prefers en to ar; `description` and `message` stay English, for logs.
     """
 
     @_abc_1.abstractmethod
