@@ -849,6 +849,23 @@ async def test_a_key_reused_for_another_request_names_the_first(intake: Intake) 
     assert again.request_number == first.request_number
 
 
+@pytest.mark.parametrize(
+    ("language", "named", "told_in"),
+    [("en-GB,en;q=0.9", "", "en"), ("", "", "ar"), ("fr", "", "ar"), ("en", "ar", "ar")],
+)
+async def test_the_beneficiary_is_told_in_the_language_named_else_in_the_calls(
+    intake: Intake, language: str, named: str, told_in: str
+) -> None:
+    """Notify writes in the submission's contact.locale: one the channel left empty is the
+    language the call asks in (an app's Accept-Language, which the gateway passes on), Arabic
+    by default (SPEC §2); one named wins."""
+    filed = await intake.submit(
+        language=language, contact=common_pb2.Contact(mobile="0551234567", locale=named)
+    )
+    (submitted,) = [e.request_submitted for e in await intake.outbox(REQUEST_SUBMITTED)]
+    assert (submitted.request_number, submitted.contact.locale) == (filed.request_number, told_in)
+
+
 async def test_calls_without_a_valid_token_are_unauthenticated(intake: Intake) -> None:
     for metadata in ((), bearer("x.y")):
         with pytest.raises(grpc.aio.AioRpcError) as caught:

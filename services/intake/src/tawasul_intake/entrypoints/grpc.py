@@ -18,7 +18,7 @@ from tawasul_platform.authz import BENEFICIARIES, PUBLIC, Rule, bearer_token
 from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubService, Text
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
-from tawasul_platform.grpc import caller
+from tawasul_platform.grpc import caller, caller_locale
 from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Role
 from tawasul_platform.tls import peer_name
@@ -226,7 +226,10 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             document_ids=list(request.document_ids),
             mobile=contact.mobile,
             email=contact.email,
-            locale=contact.locale,
+            # A channel that names no language for the beneficiary's messages (an app sending
+            # only its Accept-Language) has them in the one its call asks in: Arabic unless
+            # English (notify writes in the stored one).
+            locale=contact.locale or caller_locale(context),
             cites_number=request.cites_request_number,
         )
         stored = await handlers.submit_request(

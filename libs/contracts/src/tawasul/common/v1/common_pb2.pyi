@@ -85,7 +85,10 @@ class Contact(_message.Message):
     """Saudi mobile number in E.164 form (+9665XXXXXXXX)."""
     email: _builtins.str
     locale: _builtins.str
-    """BCP 47 language of messages to the beneficiary: "ar" (default) or "en"."""
+    """BCP 47 language of messages to the beneficiary: "ar" or "en". Left empty on a submission,
+    the one the call's `accept-language` prefers of the two; Arabic, the default, when it
+    names neither.
+    """
     def __init__(
         self,
         *,
