@@ -110,16 +110,19 @@ class Notify:
         self.maildir = maildir
 
     async def consume(self, *events: events_pb2.Envelope, topic: str = REQUEST_SUBMITTED) -> None:
-        """The group's handler takes the events as one poll; each woken sender makes a pass."""
+        """The group's handler takes the events as one poll; each woken sender makes its
+        passes."""
         await self.consume_at_once((topic, events))
 
     async def consume_at_once(self, *polls: tuple[str, Sequence[events_pb2.Envelope]]) -> None:
         """One poll of several topics: each topic's events applied at once with the others', as
-        the group does; then each woken sender makes a pass."""
+        the group does; then each woken sender makes its passes, as its run does: another
+        while the last sent something (a request's next message waits for the one before)."""
         await asyncio.gather(*(self.subscriptions.deliver(t, *events) for t, events in polls))
         woken, self.woken[:] = set(self.woken), []
         for channel in sorted(woken):
-            await self.senders[channel].send_due()
+            while (sent := await self.senders[channel].send_due()).tried and not sent.outage:
+                pass
 
     async def sms(self) -> list[dict[str, str]]:
         answer = await self.gateway.get("/v1/messages")
@@ -904,6 +907,35 @@ async def test_a_request_s_messages_reach_the_phone_in_the_order_they_were_recor
         (True, False),
         (False, True),
     ]
+
+
+async def test_a_claim_and_a_decision_read_in_one_poll_reach_the_phone_in_their_order(
+    notify: Notify,
+) -> None:
+    """A reviewer who claims and decides at once (or notify catching up on a backlog) has both
+    status changes in one poll: the decision must be the last word on the phone and on top of
+    the inbox, not "under review" after "accepted"."""
+    request = submitted(mobile="+966500000016", locale="en")
+    await notify.consume(request)
+    changes = [
+        status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=1),
+        status_changed(request, common_pb2.REQUEST_STATUS_ACCEPTED, sequence=2),
+    ]
+    for change in changes:
+        change.request_status_changed.contact.mobile = "+966500000016"
+    await notify.subscriptions.deliver(REQUEST_STATUS_CHANGED, *changes)
+
+    # One at a time: the decision waits until "under review" is sent.
+    assert (await notify.senders[Channel.SMS].send_due()).tried == 1
+    assert (await notify.senders[Channel.SMS].send_due()).tried == 1
+    texts = [m["text"] for m in await notify.sms() if m["to"] == "+966500000016"]
+    assert [("under review" in t, "accepted" in t) for t in texts[1:]] == [
+        (True, False),
+        (False, True),
+    ]
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    mine = [m.kind for m in inbox.messages if m.request_id == request.request_id]
+    assert mine == ["accepted", "under_review", "submitted"]
 
 
 async def test_a_message_held_behind_its_request_s_earlier_one_follows_it_at_once(

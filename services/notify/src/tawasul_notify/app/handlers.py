@@ -229,14 +229,19 @@ async def _record(
     uow: UnitOfWork, notices: Sequence[Notice], now: datetime, wake: Callable[[Channel], None]
 ) -> None:
     intents: dict[uuid.UUID, Delivery] = {}
-    for notice in notices:
+    for position, notice in enumerate(notices):
         kind = Kind(notice.kind)
+        # Each notice a microsecond after the one before it in the poll: a request's messages
+        # go out one at a time in the order they were recorded (deliveries.due holds one back
+        # while an earlier one waits), and a claim and a decision read in one poll recorded at
+        # the same instant went out together, "accepted" then "under review" on the phone.
+        recorded = now + timedelta(microseconds=position)
         for channel in channels_for(kind):
             rendered = render(kind, channel, notice.locale, notice.values)
             for recipient in notice.addresses(channel):
-                intent = _intent(notice, channel, recipient, rendered, now)
+                intent = _intent(notice, channel, recipient, rendered, recorded)
                 if channel is Channel.INAPP:
-                    intent.delivered(now)
+                    intent.delivered(recorded)
                 # An event published twice may come twice in one poll: one message still.
                 intents.setdefault(intent.id, intent)
     fresh = await uow.deliveries.add_all(list(intents.values()))
