@@ -135,9 +135,10 @@ class MemoryStore:
             raise Unavailable("object storage cannot delete now")
         self.objects.pop(key, None)
 
-    async def delete_many(self, keys: list[str]) -> None:
+    async def delete_many(self, keys: list[str]) -> list[str]:
         for key in keys:
             await self.delete(key)
+        return []
 
     async def presign_get(
         self, key: str, *, expires: timedelta, download_name: str, content_type: str
@@ -1240,6 +1241,45 @@ async def test_objects_storage_could_not_delete_at_expiry_go_with_a_later_sweep(
     assert docs.store.objects == {}
     async with docs.engine.connect() as conn:
         assert (await conn.execute(select(tables.object_deletions))).all() == []
+
+
+async def test_objects_to_delete_wait_their_turn_and_back_off_in_postgresql(docs: Docs) -> None:
+    """An upload's object waits for its row; one storage refused waits 1, 2, 4... minutes, up
+    to an hour; recording one again makes it due at once."""
+    now = datetime.now(UTC) + timedelta(seconds=5)  # recorded ones are due by then
+    minute = timedelta(minutes=1)
+
+    async def due(at: datetime) -> list[str]:
+        async with docs.uow() as uow:
+            return await uow.deletions.due(10, now=at)
+
+    async def refuse(at: datetime) -> None:
+        async with docs.uow() as uow:
+            await uow.deletions.refused(["documents/refused"], now=at)
+            await uow.commit()
+
+    async with docs.uow() as uow:
+        await uow.deletions.intend("documents/uploading", until=now + 5 * minute)
+        await uow.deletions.intend("documents/stored", until=now + 5 * minute)
+        await uow.deletions.add(["documents/refused"])
+        await uow.commit()
+    assert await due(now + 4 * minute) == ["documents/refused"]
+    async with docs.uow() as uow:
+        assert await uow.deletions.keep("documents/stored")
+        assert not await uow.deletions.keep("documents/never")
+        await uow.commit()
+    assert await due(now + 5 * minute) == ["documents/refused", "documents/uploading"]
+    async with docs.uow() as uow:
+        await uow.deletions.done(["documents/uploading"])
+        await uow.commit()
+    for waited in (1, 2, 4, 8, 16, 32, 60, 60):
+        await refuse(now)
+        assert await due(now + (waited * minute) - timedelta(seconds=1)) == []
+        assert await due(now + waited * minute) == ["documents/refused"]
+    async with docs.uow() as uow:
+        await uow.deletions.add(["documents/refused"])
+        await uow.commit()
+    assert "documents/refused" in await due(datetime.now(UTC))
 
 
 async def test_a_document_checked_for_a_request_just_before_it_expired_stays_for_it(

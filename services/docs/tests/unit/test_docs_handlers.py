@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import itertools
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, NamedTuple, Self
 
 import pytest
 from PIL import Image
@@ -30,7 +31,7 @@ from pypdf.actions import JavaScript
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
 from tawasul_devstack.journey import eventually, sample_pdf
 from tawasul_docs.app import handlers
-from tawasul_docs.app.ports import Attached, Verdict
+from tawasul_docs.app.ports import RETRY_FIRST, RETRY_MOST, Attached, Verdict
 from tawasul_docs.app.spool import Spool, SpoolAborted
 from tawasul_docs.domain.inspection import Inspection, Inspector, Kind
 from tawasul_docs.domain.model import (
@@ -58,6 +59,7 @@ NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 NEVER = datetime.min.replace(tzinfo=UTC)
 KEEP = timedelta(hours=72)
+UPLOAD_TIME = timedelta(minutes=2)
 OWNER = Principal("1000000008", Role.CITIZEN)
 STRANGER = Principal("1000000016", Role.CITIZEN)
 RESIDENT = Principal("2000000007", Role.RESIDENT)
@@ -90,6 +92,8 @@ class FakeObjectStore:
         self.presigned: list[tuple[str, timedelta, str, str]] = []
         self.down = False
         self.deletes_down = False
+        # Keys storage refuses to delete, one by one (AccessDenied): the others go.
+        self.refuses: set[str] = set()
         self.down_after_bytes: int | None = None
         self.promote_down = False
         self.hold: asyncio.Event | None = None
@@ -149,9 +153,14 @@ class FakeObjectStore:
         self.deleted.append(key)
         self.objects.pop(key, None)
 
-    async def delete_many(self, keys: list[str]) -> None:
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        self._up()
+        if self.deletes_down:
+            raise Unavailable("object storage cannot delete now")
         for key in keys:
-            await self.delete(key)
+            if key not in self.refuses:
+                await self.delete(key)
+        return [key for key in keys if key in self.refuses]
 
     async def presign_get(
         self, key: str, *, expires: timedelta, download_name: str, content_type: str
@@ -352,28 +361,65 @@ class FakeLeases:
         return len(lapsed)
 
 
+class Doomed(NamedTuple):
+    """An object still to delete: not before when, and how often storage refused it."""
+
+    not_before: datetime
+    refusals: int = 0
+
+
 class FakeDeletions:
     """Objects still to delete; what a transaction records or forgets applies at its commit."""
 
-    def __init__(self, keys: dict[str, None]) -> None:
+    def __init__(self, keys: dict[str, Doomed]) -> None:
         self._keys = keys  # committed, in the order recorded
-        self.added: list[str] = []
+        self.written: dict[str, Doomed] = {}
         self.forgotten: set[str] = set()
 
-    async def add(self, keys: Sequence[str]) -> None:
-        self.added.extend(keys)
+    def _get(self, key: str) -> Doomed | None:
+        if key in self.forgotten:
+            return None
+        return self.written.get(key, self._keys.get(key))
 
-    async def due(self, limit: int) -> list[str]:
-        return list(self._keys)[:limit]
+    async def add(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            held = self._get(key)
+            self.forgotten.discard(key)
+            # Due at once (the database's clock: before any of the tests' times).
+            self.written[key] = Doomed(
+                datetime.min.replace(tzinfo=UTC), held.refusals if held else 0
+            )
+
+    async def intend(self, key: str, *, until: datetime) -> None:
+        assert self._get(key) is None
+        self.written[key] = Doomed(until)
+
+    async def keep(self, key: str) -> bool:
+        held = self._get(key) is not None
+        await self.done([key])
+        return held
+
+    async def due(self, limit: int, *, now: datetime) -> list[str]:
+        due = [(d.not_before, k) for k, d in self._keys.items() if d.not_before <= now]
+        return [k for _, k in sorted(due, key=lambda each: each[0])][:limit]
 
     async def done(self, keys: Sequence[str]) -> None:
         self.forgotten.update(keys)
+        for key in keys:
+            self.written.pop(key, None)
+
+    async def refused(self, keys: Sequence[str], *, now: datetime) -> None:
+        for key in keys:
+            held = self._get(key)
+            assert held is not None
+            wait = min(RETRY_FIRST * 2**held.refusals, RETRY_MOST)
+            self.written[key] = Doomed(now + wait, held.refusals + 1)
 
     def apply(self) -> None:
-        self._keys.update(dict.fromkeys(self.added))
         for key in self.forgotten:
             self._keys.pop(key, None)
-        self.added.clear()
+        self._keys.update(self.written)
+        self.written.clear()
         self.forgotten.clear()
 
 
@@ -385,7 +431,7 @@ class FakeUnitOfWork(FakeInbox):
         self.attachments: dict[uuid.UUID, set[uuid.UUID]] = {}
         self.holds: dict[uuid.UUID, datetime] = {}
         # Objects recorded as still to delete (committed).
-        self.doomed: dict[str, None] = {}
+        self.doomed: dict[str, Doomed] = {}
         self.documents = self._repository()
         self.deletions = FakeDeletions(self.doomed)
         self.access = FakeAccess(self._attached)
@@ -400,6 +446,8 @@ class FakeUnitOfWork(FakeInbox):
         self.failing: set[int] = set()
         self.lands = False
         self.hold: asyncio.Event | None = None
+        # The commits (counted as `failing` counts them) that `hold` lets through.
+        self.hold_after = 0
 
     def _attached(self, request_id: uuid.UUID) -> set[uuid.UUID]:
         joined = [*self.attachments.items(), *self.documents.joined.items()]
@@ -435,7 +483,7 @@ class FakeUnitOfWork(FakeInbox):
 
     async def commit(self) -> None:
         self.commits += 1
-        if self.hold is not None:  # the database is slow to answer
+        if self.hold is not None and self.commits > self.hold_after:  # slow to answer
             await self.hold.wait()
         if self.commits in self.failing:
             if self.lands:
@@ -485,6 +533,7 @@ class Docs:
             default_max_bytes=max_bytes,
             spool_dir=self.spool,
             now=now,
+            hold_for=UPLOAD_TIME,
             deadline=deadline,
             parses=self.parses,
         )
@@ -919,7 +968,7 @@ async def test_content_refused_by_its_first_bytes_stops_the_reading(docs: Docs) 
 
 
 async def test_a_failed_commit_deletes_the_quarantined_object(docs: Docs) -> None:
-    docs.uow.failing = {1}
+    docs.uow.failing = {2}  # the row's; the first records its object before storing
     with pytest.raises(ConnectionError):
         await docs.upload([meta(), PDF])
     assert [key.split("/")[0] for key in docs.store.deleted] == ["documents"]
@@ -929,7 +978,7 @@ async def test_a_failed_commit_deletes_the_quarantined_object(docs: Docs) -> Non
 async def test_a_commit_that_landed_despite_the_error_keeps_its_object_for_the_rescan(
     docs: Docs,
 ) -> None:
-    docs.uow.failing, docs.uow.lands = {1}, True
+    docs.uow.failing, docs.uow.lands = {2}, True
     with pytest.raises(ConnectionError):
         await docs.upload([meta(), PDF])
     (row,) = docs.uow.rows.values()
@@ -1038,7 +1087,7 @@ async def test_a_document_whose_verdict_was_not_saved_is_returned_and_finished_b
 ) -> None:
     """The caller was told the upload failed, yet its row and object stayed under an id it
     never learnt; its retry stored a second copy."""
-    docs.uow.failing = {2}  # the row's insert commits; saving the verdict does not
+    docs.uow.failing = {3}  # the row's insert commits; saving the verdict does not
     document = await docs.upload([meta(), PDF])
     assert document.state is State.QUARANTINED
     assert docs.uow.rows == {document.id: document}
@@ -1096,12 +1145,12 @@ async def test_the_scan_runs_while_the_row_is_committed_and_counts_only_after(
     docs: Docs,
 ) -> None:
     commit, verdict = asyncio.Event(), asyncio.Event()
-    docs.uow.hold, docs.scanner.gate = commit, verdict
+    docs.uow.hold, docs.uow.hold_after, docs.scanner.gate = commit, 1, verdict
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
     await asyncio.wait_for(docs.scanner.waiting.wait(), 5)
 
     async def committing() -> bool | None:
-        return True if docs.uow.commits == 1 else None
+        return True if docs.uow.commits == 2 else None
 
     await eventually(committing, within=5, what="the row's commit under way")
     assert docs.uow.rows == {}  # scanned while the commit is held
@@ -1114,7 +1163,7 @@ async def test_the_scan_runs_while_the_row_is_committed_and_counts_only_after(
 
 async def test_a_failed_commit_stops_the_scan_and_leaves_nothing(docs: Docs) -> None:
     docs.scanner.gate = asyncio.Event()  # the scan never ends on its own
-    docs.uow.failing = {1}
+    docs.uow.failing = {2}
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(docs.upload([meta(), PDF]), 5)
     docs.assert_nothing_left()
@@ -1129,12 +1178,12 @@ async def test_an_upload_cancelled_after_its_last_chunk_leaves_no_object(
     if stage == "storing the last part":
         docs.store.hold = hold
     else:
-        docs.uow.hold = hold
+        docs.uow.hold, docs.uow.hold_after = hold, 1
     uploading = asyncio.ensure_future(docs.upload([meta(), PDF]))
 
     async def reached() -> bool | None:
         sent_all = bool(docs.store.uploads) and docs.store.uploads[0].finished
-        held = sent_all and (stage == "storing the last part" or docs.uow.commits > 0)
+        held = sent_all and (stage == "storing the last part" or docs.uow.commits > 1)
         return True if held else None
 
     await eventually(reached, within=5, what=stage)
@@ -1340,7 +1389,7 @@ async def test_a_refused_upload_is_published_rejected_and_nothing_else(
 
 
 async def test_no_event_without_its_change(docs: Docs) -> None:
-    docs.uow.failing = {1}
+    docs.uow.failing = {2}
     with pytest.raises(ConnectionError):
         await docs.upload([meta(), PDF])
     assert docs.uow.events == []
@@ -1487,7 +1536,7 @@ async def test_an_infected_documents_bytes_storage_could_not_delete_go_with_the_
 async def test_the_object_of_a_failed_commit_storage_could_not_delete_goes_with_the_next_sweep(
     docs: Docs,
 ) -> None:
-    docs.uow.failing, docs.store.deletes_down = {1}, True
+    docs.uow.failing, docs.store.deletes_down = {2}, True
     with pytest.raises(ConnectionError):
         await docs.upload([meta(), PDF])
     (key,) = docs.store.objects
@@ -1495,6 +1544,90 @@ async def test_the_object_of_a_failed_commit_storage_could_not_delete_goes_with_
     docs.store.deletes_down = False
     assert not await docs.expire(NOW)
     docs.assert_nothing_left()
+
+
+async def test_an_object_storage_refuses_to_delete_holds_up_no_other(
+    docs: Docs, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = await docs.upload([meta(), PDF])
+    docs.store.refuses = {stuck.object_key}  # a bucket policy denies it, say
+    assert not await docs.expire(NOW + KEEP)
+    assert stuck.id not in docs.uow.rows
+    assert set(docs.store.objects) == {stuck.object_key}
+    assert "object storage refused to delete 1 objects" in caplog.text
+    # The sweeps after it remove and delete the others, batch after batch.
+    later = NOW + 2 * KEEP
+    others = [await docs.upload([meta(f"{i}.pdf"), PDF], now=NOW + KEEP) for i in range(3)]
+    while await docs.expire(later, batch=1):
+        pass
+    assert all(d.id not in docs.uow.rows for d in others)
+    assert set(docs.store.objects) == {stuck.object_key}
+    assert list(docs.uow.doomed) == [stuck.object_key]
+
+
+async def test_an_object_storage_refuses_is_tried_less_and_less_often(docs: Docs) -> None:
+    document = await docs.upload([meta(), PDF])
+    docs.store.refuses = {document.object_key}
+    assert not await docs.expire(NOW + KEEP)
+    tries = len(docs.store.refuses)
+    asked: list[datetime] = []
+    at = NOW + KEEP
+    real = docs.store.delete_many
+
+    async def delete_many(keys: list[str]) -> list[str]:
+        if document.object_key in keys:
+            asked.append(at)
+        return await real(keys)
+
+    docs.store.delete_many = delete_many  # type: ignore[method-assign]
+    for _ in range(24 * 60):  # a sweep a minute for a day
+        at += timedelta(minutes=1)
+        assert not await docs.expire(at)
+    waits = [(b - a) // timedelta(minutes=1) for a, b in itertools.pairwise(asked)]
+    assert waits[:6] == [2, 4, 8, 16, 32, 60]
+    assert set(waits[6:]) == {60}
+    assert docs.uow.doomed[document.object_key].refusals == len(asked) + tries
+    docs.store.refuses = set()
+    at += RETRY_MOST
+    assert not await docs.expire(at)
+    assert docs.store.objects == {}
+    assert docs.uow.doomed == {}
+
+
+async def test_an_upload_failing_with_the_database_and_storage_both_down_leaves_no_object(
+    docs: Docs,
+) -> None:
+    """Its row's commit fails, and so do the deletion of its object and the recording of it:
+    the record made before it was stored has it deleted once the upload's time is well past."""
+    docs.store.deletes_down = True
+    docs.uow.failing = {2, 3}
+    with pytest.raises(ConnectionError):
+        await docs.upload([meta(), PDF])
+    (key,) = docs.store.objects
+    docs.store.deletes_down, docs.uow.failing = False, set()
+    # Its row might still commit until then.
+    assert not await docs.expire(NOW + UPLOAD_TIME)
+    assert key in docs.store.objects
+    assert not await docs.expire(NOW + UPLOAD_TIME + handlers.UPLOAD_MARGIN)
+    docs.assert_nothing_left()
+
+
+async def test_a_row_that_commits_after_the_sweep_took_its_object_is_refused(
+    docs: Docs,
+) -> None:
+    """An upload stalled past its time: the sweep deleted its object, so no row may say it
+    has one."""
+    real = docs.store.stream_to
+
+    def stream_to(key: str, spool: Spool, size: int | None) -> asyncio.Future[None]:
+        del docs.uow.doomed[key]  # the sweep took it, and its object
+        return real(key, spool, size)
+
+    docs.store.stream_to = stream_to  # type: ignore[method-assign]
+    with pytest.raises(Unavailable, match="took too long to record"):
+        await docs.upload([meta(), PDF])
+    assert docs.uow.rows == {}
+    assert docs.uow.events == []
 
 
 def chunked_parts(parts: list[DocumentMetadata | bytes]) -> list[DocumentMetadata | bytes]:

@@ -16,7 +16,7 @@ from tawasul_platform.uow import Messaging, SqlUnitOfWork
 
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.events import to_event
-from tawasul_docs.app.ports import Attached
+from tawasul_docs.app.ports import RETRY_FIRST, RETRY_MOST, Attached
 from tawasul_docs.domain.inspection import Kind
 from tawasul_docs.domain.model import Document, DocumentEvent, Placement, State
 
@@ -26,7 +26,16 @@ SERVICE = "docs"
 # Built once, the values given at execution: `.values(row)` built and keyed a new statement
 # per call.
 _INSERT_DOCUMENT = insert(tables.documents)
-_RECORD_DELETION = pg_insert(tables.object_deletions).on_conflict_do_nothing()
+_deletion = pg_insert(tables.object_deletions)
+# Due at once; one recorded already to delete later (an upload's, a refused one) is due now.
+_RECORD_DELETION = _deletion.on_conflict_do_update(
+    index_elements=[tables.object_deletions.c.key],
+    set_={
+        "not_before": func.least(
+            tables.object_deletions.c.not_before, _deletion.excluded.not_before
+        )
+    },
+)
 # The request's department, and every document it holds moves with it: one round trip. Not
 # for a placement no later than the one applied (Placement.outdated_by): it moves nothing and
 # returns no row.
@@ -311,14 +320,42 @@ class SqlObjectDeletions:
         if keys:
             await self._session.execute(_RECORD_DELETION, [{"key": k} for k in keys])
 
-    async def due(self, limit: int) -> list[str]:
+    async def intend(self, key: str, *, until: datetime) -> None:
+        await self._session.execute(
+            insert(tables.object_deletions).values(key=key, not_before=until)
+        )
+
+    async def keep(self, key: str) -> bool:
         t = tables.object_deletions
-        keys = await self._session.scalars(select(t.c.key).order_by(t.c.recorded_at).limit(limit))
+        kept = await self._session.scalar(delete(t).where(t.c.key == key).returning(t.c.key))
+        return kept is not None
+
+    async def due(self, limit: int, *, now: datetime) -> list[str]:
+        t = tables.object_deletions
+        keys = await self._session.scalars(
+            select(t.c.key).where(t.c.not_before <= now).order_by(t.c.not_before).limit(limit)
+        )
         return list(keys)
 
     async def done(self, keys: Sequence[str]) -> None:
+        if keys:
+            t = tables.object_deletions
+            await self._session.execute(delete(t).where(among(t.c.key, "keys")), {"keys": keys})
+
+    async def refused(self, keys: Sequence[str], *, now: datetime) -> None:
         t = tables.object_deletions
-        await self._session.execute(delete(t).where(among(t.c.key, "keys")), {"keys": keys})
+        wait = func.least(
+            RETRY_FIRST.total_seconds() * func.power(2, t.c.refusals), RETRY_MOST.total_seconds()
+        )
+        await self._session.execute(
+            update(t)
+            .where(among(t.c.key, "keys"))
+            .values(
+                refusals=t.c.refusals + 1,
+                not_before=bindparam("b_now", now) + func.make_interval(0, 0, 0, 0, 0, 0, wait),
+            ),
+            {"keys": keys},
+        )
 
 
 class DocsUnitOfWork(SqlUnitOfWork):

@@ -30,6 +30,7 @@ from minio.error import MinioException, S3Error, ServerError
 from minio.signer import sign_v4_s3
 from minio.sseconfig import Rule, SSEConfig
 from minio.time import to_amz_date, utcnow
+from prometheus_client import Counter
 from tawasul_platform.errors import Unavailable
 
 from tawasul_docs.app.spool import Spool, SpoolAborted
@@ -37,6 +38,13 @@ from tawasul_docs.app.spool import Spool, SpoolAborted
 log = logging.getLogger(__name__)
 
 _BUCKET_RACES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+# Deletions object storage refused object by object: each is tried again later, and one that
+# is refused for good (a policy denying it) keeps counting, for an alert.
+DELETIONS_REFUSED = Counter(
+    "tawasul_docs_object_deletions_refused",
+    "Objects object storage refused to delete when asked (each is tried again), by S3 code",
+    ["code"],
+)
 
 
 # S3's largest single PUT; a bigger declared size goes in parts.
@@ -354,18 +362,20 @@ class MinioObjectStore:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
 
-    async def delete_many(self, keys: list[str]) -> None:
-        def remove() -> list[str]:
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        def remove() -> list[tuple[str, str]]:
             # Lazy: the requests (a thousand keys each) go out as the errors are read.
             errors = self._client.remove_objects(self._bucket, [DeleteObject(k) for k in keys])
-            return [f"{e.name}: {e.code}" for e in errors]
+            return [(e.name or "", e.code) for e in errors]
 
         try:
-            failed = await asyncio.to_thread(remove)
+            refused = await asyncio.to_thread(remove)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"object storage cannot delete now: {exc}") from exc
-        if failed:
-            raise Unavailable(f"object storage kept {len(failed)} objects: {failed[:3]}")
+        for key, code in refused:
+            DELETIONS_REFUSED.labels(code).inc()
+            log.warning("object storage refused to delete %s: %s", key, code)
+        return [key for key, _ in refused]
 
     async def presign_get(
         self, key: str, *, expires: timedelta, download_name: str, content_type: str

@@ -88,12 +88,18 @@ upload_leases = Table(
 )
 
 # Objects whose rows are gone (or never committed), still to delete from the bucket: recorded
-# with the change that leaves them, and forgotten only once deleted (migration 0010).
+# with the change that leaves them, or before an upload stores one, and forgotten only once
+# deleted (migration 0010).
 object_deletions = Table(
     "object_deletions",
     metadata,
     Column("key", String(200), primary_key=True),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Not deleted before this: an upload's row may still commit, or storage refused it lately
+    # (migration 0011).
+    Column("not_before", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Times storage refused to delete it; each doubles the wait before the next try.
+    Column("refusals", Integer, nullable=False, server_default="0"),
 )
 
 outbox = outbox_table(metadata)

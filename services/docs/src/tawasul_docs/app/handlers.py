@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 RESCAN_GRACE = timedelta(seconds=30)
 # The checks read what piled up in the spool since their last read, up to this much at once.
 CHECKED_BYTES = 1024 * 1024
+# An upload's object, recorded to delete before it is stored, is deleted this long after the
+# upload's own time is up unless its row committed meanwhile (which forgets the record).
+UPLOAD_MARGIN = timedelta(hours=1)
 _UPLOADS = Noun(
     "upload", "uploads", "عملية رفع واحدة", "عمليتا رفع", "عمليات رفع", "عملية رفع", "عملية رفع"
 )
@@ -105,6 +108,7 @@ async def upload_document(
     default_max_bytes: int,
     spool_dir: Path | None,
     now: datetime,
+    hold_for: timedelta,
     deadline: asyncio.Timeout | None,
     parses: asyncio.Semaphore,
 ) -> Document:
@@ -120,6 +124,11 @@ async def upload_document(
     is not saved (the scanner or the database down, or `deadline`, the upload's own, passed
     while it waited): the caller learns its id, and the rescan loop finishes it. Cancelled
     otherwise, the caller is gone: the cancellation goes on, and the row waits all the same.
+
+    The object is recorded to delete before it is stored, to be deleted once the upload's time
+    (`hold_for`, the longest an upload lasts) is well past, and the row's transaction forgets
+    it: an object whose row never commits is deleted even when the process dies, or storage
+    and the database are both down as the upload fails.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied(
@@ -139,6 +148,9 @@ async def upload_document(
     size = declared_size(metadata)
     document_id = uuid.uuid4()
     key = clean_key(document_id)
+    async with uow:
+        await uow.deletions.intend(key, until=now + hold_for + UPLOAD_MARGIN)
+        await uow.commit()
     spool = Spool(spool_dir)
     readers: list[asyncio.Task[Any]] = []
     try:
@@ -290,6 +302,8 @@ async def _quarantined(
     )
     try:
         async with uow:
+            if not await uow.deletions.keep(document.object_key):
+                raise Unavailable(f"document {document.id} took too long to record")
             await uow.documents.add(document)
             uow.record(DocumentEvent.of(document, Change.STORED, now))
             await uow.commit()
@@ -368,7 +382,7 @@ async def _settle(
         log.warning("document %s is infected; its bytes are deleted", document.id)
     if moved or not clean:
         try:
-            await _delete(uow, store, [document.object_key])
+            await _delete(uow, store, [document.object_key], now)
         except Exception as exc:
             log.warning("object %s stays for the expiry sweep: %s", document.object_key, exc)
     return scanned
@@ -407,7 +421,9 @@ async def expire_unattached(
     The rows go with their events, their objects recorded as still to delete in the same
     transaction; the objects go next, and are forgotten once deleted. Objects an earlier
     failure left recorded (this sweep's, an upload's, a scan's) go first: while storage cannot
-    delete them the sweep stops there (False), and the rows wait with their objects.
+    delete them the sweep stops there (False), and the rows wait with their objects. One that
+    storage refuses alone (denied, say) does not stop it: it is tried again later, less and
+    less often, and logged, and counted (tawasul_docs_object_deletions_refused_total).
 
     A lease is deleted by its upload's end, or by the account's next upload once lapsed; one
     whose process died, of an account that uploads no more, would keep its national ID.
@@ -416,7 +432,7 @@ async def expire_unattached(
         lapsed = await uow.leases.prune(now, limit=batch)
         await uow.commit()
     try:
-        retried = await _delete_due(uow, store, batch)
+        retried = await _delete_due(uow, store, batch, now)
         async with uow:
             expired = await uow.documents.unattached(batch, older_than=now - keep_for)
             if not expired:
@@ -429,30 +445,40 @@ async def expire_unattached(
                 uow.record(DocumentEvent.of(document, Change.REMOVED, now, reason=reason))
             await uow.commit()
         log.info("removed %d documents never attached", len(expired))
-        await _delete(uow, store, keys)
+        await _delete(uow, store, keys, now)
     except Unavailable as exc:
         log.warning("objects to delete wait for object storage: %s", exc)
         return False
     return batch in (len(expired), retried, lapsed)
 
 
-async def _delete_due(uow: UnitOfWork, store: ObjectStore, limit: int) -> int:
-    """Deletes objects recorded as still to delete, up to `limit`; how many there were."""
+async def _delete_due(uow: UnitOfWork, store: ObjectStore, limit: int, now: datetime) -> int:
+    """Deletes objects recorded as still to delete, due by `now`, up to `limit`; how many
+    there were."""
     async with uow:
-        keys = await uow.deletions.due(limit)
+        keys = await uow.deletions.due(limit, now=now)
     if keys:
-        await _delete(uow, store, keys)
-        log.info("deleted %d objects left to delete earlier", len(keys))
+        await _delete(uow, store, keys, now)
+        log.info("tried %d objects left to delete earlier", len(keys))
     return len(keys)
 
 
-async def _delete(uow: UnitOfWork, store: ObjectStore, keys: list[str]) -> None:
-    """Deletes recorded objects, then forgets them; either failing, they stay recorded (a
-    missing object is no error when tried again)."""
-    await store.delete_many(keys)
+async def _delete(uow: UnitOfWork, store: ObjectStore, keys: list[str], now: datetime) -> None:
+    """Deletes recorded objects, then forgets those deleted; those storage refused are tried
+    again later. Storage or the database failing, they stay recorded (a missing object is no
+    error when tried again)."""
+    refused = set(await store.delete_many(keys))
     async with uow:
-        await uow.deletions.done(keys)
+        await uow.deletions.done([k for k in keys if k not in refused])
+        if refused:
+            await uow.deletions.refused(sorted(refused), now=now)
         await uow.commit()
+    if refused:
+        log.warning(
+            "object storage refused to delete %d objects, tried again later: %s",
+            len(refused),
+            ", ".join(sorted(refused)[:5]),
+        )
 
 
 async def _abandon(
@@ -464,33 +490,40 @@ async def _abandon(
 
 
 async def _forget(uow: UnitOfWork, store: ObjectStore, key: str) -> None:
-    """Deletes an object that holds no row; one storage cannot delete now is recorded, for the
-    expiry sweep to delete later."""
+    """Deletes an upload's object that holds no row, and its record; one storage cannot delete
+    now is due at the next expiry sweep. The database away too, the record made before the
+    upload stays: the sweep deletes it once the upload's time is well past."""
     try:
         await store.delete(key)
     except Exception as exc:
         log.warning("object %s stays for the expiry sweep: %s", key, exc)
-        try:
-            async with uow:
+        deleted = False
+    else:
+        deleted = True
+    try:
+        async with uow:
+            if deleted:
+                await uow.deletions.done([key])
+            else:
                 await uow.deletions.add([key])
-                await uow.commit()
-        except Exception:
-            # The database is away too: it holds no row and is never served, but stays.
-            log.warning("object %s holds no row and cannot be recorded to delete", key)
+            await uow.commit()
+    except Exception:
+        log.warning("object %s holds no row; the expiry sweep deletes it later", key)
 
 
 async def _discard(*, uow: UnitOfWork, store: ObjectStore, document: Document) -> None:
     """Deletes the object of a document whose row did not commit.
 
     A commit can fail after the database applied it (connection lost on the reply), so the row
-    is looked up first; when even that fails the object is left: an orphan object is a stored
-    scan kept too long, a row without its object is a document lost.
+    is looked up first; when even that fails the object is left to the record made before it
+    was stored (the commit forgot it, or the sweep deletes it later): an orphan object is a
+    stored scan kept too long, a row without its object is a document lost.
     """
     try:
         async with uow:
             committed = await uow.documents.get(document.id) is not None
     except Exception:
-        log.warning("cannot tell whether document %s was recorded; its object stays", document.id)
+        log.warning("cannot tell whether document %s was recorded; its object waits", document.id)
         return
     if not committed:
         await _forget(uow, store, document.object_key)

@@ -15,6 +15,11 @@ from tawasul_platform.staff import StaffRecords
 from tawasul_docs.app.spool import Spool
 from tawasul_docs.domain.model import Document, DocumentEvent, Placement
 
+# An object storage refused to delete is tried again this long later, twice as long after each
+# further refusal, up to RETRY_MOST: one it will never delete does not hold up the others.
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MOST = timedelta(hours=1)
+
 
 class ObjectStore(Protocol):
     """The bucket that holds documents' bytes."""
@@ -28,8 +33,10 @@ class ObjectStore(Protocol):
     async def copy(self, source: str, target: str, *, content_type: str) -> None: ...
     def chunks(self, key: str) -> AsyncIterator[bytes]: ...
     async def delete(self, key: str) -> None: ...
-    async def delete_many(self, keys: list[str]) -> None:
-        """Deletes the objects in one request; a missing one is no error."""
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        """Deletes the objects in one request; those storage refused one by one (denied, say),
+        which the others do not wait for. A missing one is no error; storage unreachable is
+        Unavailable."""
         ...
 
     async def presign_get(
@@ -135,16 +142,35 @@ class ObjectDeletions(Protocol):
     """Objects no row needs, still to delete from the bucket (the expiry sweep deletes them).
 
     Recorded with the change that leaves them (a row removed), or when storage could not delete
-    them at once; forgotten only once deleted, so an outage delays a deletion but never loses it.
+    them at once; an upload's object is recorded before it is stored, until its row commits.
+    Forgotten only once deleted, so an outage delays a deletion but never loses it.
     """
 
-    async def add(self, keys: Sequence[str]) -> None: ...
-    async def due(self, limit: int) -> list[str]:
-        """Up to `limit` of them, the longest waiting first."""
+    async def add(self, keys: Sequence[str]) -> None:
+        """To delete at once (sooner, if recorded already to delete later)."""
+        ...
+
+    async def intend(self, key: str, *, until: datetime) -> None:
+        """An object about to be stored for a row not committed yet: deleted once `until`
+        has passed, unless its row's transaction `keep`s it first."""
+        ...
+
+    async def keep(self, key: str) -> bool:
+        """Forgets an intended object, which the row committed with this holds; False if it
+        is no longer recorded (its time passed, and the sweep took it)."""
+        ...
+
+    async def due(self, limit: int, *, now: datetime) -> list[str]:
+        """Up to `limit` of them due by `now`, the longest due first."""
         ...
 
     async def done(self, keys: Sequence[str]) -> None:
         """Forgets them: their objects are deleted."""
+        ...
+
+    async def refused(self, keys: Sequence[str], *, now: datetime) -> None:
+        """Storage refused to delete them: each is due again later, after a wait that doubles
+        with each refusal (RETRY_FIRST, up to RETRY_MOST)."""
         ...
 
 

@@ -150,6 +150,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     default_max_bytes=self._max_bytes,
                     spool_dir=self._spool_dir,
                     now=datetime.now(UTC),
+                    hold_for=timedelta(seconds=self._upload_seconds),
                     deadline=deadline,
                     parses=self._parses,
                 )
