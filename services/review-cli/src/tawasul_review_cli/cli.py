@@ -6,7 +6,8 @@ serves mutual TLS: --tls-cert, --tls-key and --tls-ca (or TAWASUL_TLS_CERT_FILE,
 TAWASUL_TLS_KEY_FILE, TAWASUL_TLS_CA_FILE) give the CLI's client certificate, its key and the
 office's CA; with none of them it speaks plaintext (a local test server). Every call carries
 the token and a deadline. A failed call prints its gRPC status and each field violation on
-stderr and exits 1.
+stderr, in Arabic where the service has them in it (English with --language en or
+TAWASUL_LANGUAGE=en), and exits 1.
 
 Whatever the server sends back may hold text an applicant typed (descriptions, messages,
 answers, file names), so all of it is printed through `clean`: no terminal escape, control
@@ -55,6 +56,7 @@ from tawasul_review_cli.wire import (
     SLA_TO_WIRE,
     STATE_TO_WIRE,
     KindName,
+    Language,
     SlaName,
     StateName,
     missing_line,
@@ -103,10 +105,23 @@ def sign_in(
         Path | None,
         typer.Option(envvar=ENV_CA, help="The office's CA (PEM), which signed the service."),
     ] = None,
+    language: Annotated[
+        Language,
+        typer.Option(
+            envvar="TAWASUL_LANGUAGE",
+            help="The language of the service's messages: ar (Arabic, the default) or en.",
+        ),
+    ] = Language.ar,
 ) -> None:
     # The token and TLS files are checked when a command calls the service, so
     # `COMMAND --help` needs none.
-    given = {"address": address, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
+    given = {
+        "address": address,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_ca": tls_ca,
+        "language": language.value,
+    }
     # One set in the environment holds for the next page's command too, in the same shell.
     typed = tuple(
         (f"--{name.replace('_', '-')}", str(value))
@@ -119,6 +134,7 @@ def sign_in(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_ca=tls_ca,
+        language=language.value,
         typed=typed,
     )
 

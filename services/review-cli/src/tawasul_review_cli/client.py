@@ -11,9 +11,11 @@ from typing import NoReturn, TypeVar
 
 import grpc
 import typer
+from google.rpc import error_details_pb2
 from rich.console import Console
 from tawasul.review.v1 import review_pb2_grpc
-from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, field_violations
+from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, status_details
+from tawasul_platform.i18n import ACCEPT_LANGUAGE, DEFAULT_LOCALE
 from tawasul_platform.tls import open_channel, tls_config
 
 from tawasul_review_cli.terminal import clean, line, value
@@ -34,25 +36,46 @@ class Session:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    # The language the service's messages are printed in: "ar" (the default) or "en".
+    language: str = DEFAULT_LOCALE
     # Those of the options above typed on the command line, the token never among them: the
     # next page's command (`more:`) repeats them.
     typed: tuple[tuple[str, str], ...] = ()
 
 
 class Review:
-    """The review stubs on one channel, the reviewer's token, and where to print."""
+    """The review stubs on one channel, the reviewer's token and language, and where to print."""
 
-    def __init__(self, channel: grpc.aio.Channel, token: str, out: Console) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, token: str, out: Console, language: str = DEFAULT_LOCALE
+    ) -> None:
         self.service = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
         self.out = out
-        self._metadata = bearer(token)
+        self._metadata = (*bearer(token), (ACCEPT_LANGUAGE, language))
 
     async def call(
         self, method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req
     ) -> _Resp:
-        """Every call: the reviewer's token and a deadline."""
+        """Every call: the reviewer's token and language, and a deadline."""
         return await method(request, timeout=DEFAULT_DEADLINE_SECONDS, metadata=self._metadata)
+
+
+def said(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    """A refusal's message and each field's, in the language the call asked in where the
+    service has them in it (google.rpc.LocalizedMessage), in English otherwise."""
+    status = status_details(error)
+    message = error.details() or ""
+    fields: dict[str, str] = {}
+    for detail in status.details if status else ():
+        localized, bad = error_details_pb2.LocalizedMessage(), error_details_pb2.BadRequest()
+        if detail.Unpack(localized):
+            message = localized.message or message
+        elif detail.Unpack(bad):
+            fields |= {
+                v.field: v.localized_message.message or v.description for v in bad.field_violations
+            }
+    return message, fields
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -99,16 +122,15 @@ def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
 
     async def connected() -> _T:
         async with open_channel(session.address, tls) as channel:
-            return await work(Review(channel, token, console()))
+            return await work(Review(channel, token, console(), session.language))
 
     try:
         return asyncio.run(connected())
     except grpc.aio.AioRpcError as exc:
         err = console(stderr=True)
-        err.print(
-            line("error: ", exc.code().name, ": ", clean(exc.details() or "")), soft_wrap=True
-        )
-        for field, problem in field_violations(exc).items():
+        message, problems = said(exc)
+        err.print(line("error: ", exc.code().name, ": ", clean(message)), soft_wrap=True)
+        for field, problem in problems.items():
             err.print(line("  ", clean(field), ": ", value(problem)), soft_wrap=True)
         raise typer.Exit(1) from None
     except Failure as exc:

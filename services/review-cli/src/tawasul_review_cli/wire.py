@@ -65,6 +65,13 @@ KIND_TO_WIRE = {
 KIND_SHOWN = {wire: name.value for name, wire in KIND_TO_WIRE.items()}
 
 
+class Language(enum.StrEnum):
+    """What the service's messages are printed in: Arabic by default (SPEC §2), or English."""
+
+    ar = "ar"
+    en = "en"
+
+
 class SlaName(enum.StrEnum):
     on_track = "on-track"
     due_soon = "due-soon"

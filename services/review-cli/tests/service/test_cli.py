@@ -33,6 +33,7 @@ from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
 from tawasul_platform.errors import Unavailable
 from tawasul_platform.grpc import bearer
+from tawasul_platform.hygiene import CONTROL
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
@@ -691,6 +692,26 @@ async def test_processed_marks_an_accepted_request_done(review: Review) -> None:
     assert done.strip() == f"processed TW000000001  {request_id}"
     listed = await review.ok("queue", "passports", "--state", "processed")
     assert "TW000000001" in listed
+
+
+async def test_the_services_refusals_are_in_arabic_unless_english_is_asked_for(
+    review: Review,
+) -> None:
+    """SPEC §2: Arabic is the default, English available (--language, TAWASUL_LANGUAGE)."""
+    request_id = await review.enqueue()
+    await review.ok("claim", request_id)
+    arabic = await review.cli("processed", request_id)
+    assert arabic.stderr == (
+        "error: FAILED_PRECONDITION: الطلب TW000000001 غير مقبول: لا تُسجَّل إلا معالجة طلب مقبول\n"
+    )
+    english = await review.cli("--language", "en", "processed", request_id)
+    assert english.stderr == (
+        "error: FAILED_PRECONDITION: request TW000000001 is claimed: only an accepted request"
+        " is processed\n"
+    )
+    # Each field's problem too.
+    bad = await review.cli("note", request_id, "تم\x1b[31m")
+    assert bad.stderr.splitlines()[1:] == [f"  text: {RLI}{CONTROL.ar}{PDI}"]
 
 
 async def test_only_the_holder_decides(review: Review) -> None:
