@@ -1493,6 +1493,16 @@ def test_the_operators_pod_is_prods_and_shows_the_operators_certificate(
     assert OPERATOR in _by_name(docs, "KafkaUser")
 
 
+SITE_PACKAGES = "/opt/tawasul/venv/lib/python3.11/site-packages/"
+
+
+def _shipped(path: str) -> Path | None:
+    """Where a file the image's venv holds is in the workspace: its package's src/."""
+    inside = path.removeprefix(SITE_PACKAGES)
+    sources = [*ROOT.glob("services/*/src"), *ROOT.glob("libs/*/src")]
+    return next((src / inside for src in sources if (src / inside).is_file()), None)
+
+
 @pytest.mark.parametrize("service", sorted(SETTINGS))
 def test_the_settings_parse_from_the_rendered_environment(
     overlay: str, service: str, monkeypatch: pytest.MonkeyPatch
@@ -1510,14 +1520,13 @@ def test_the_settings_parse_from_the_rendered_environment(
             overlay == "prod"
         )
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        # The files a setting names are read at validation too: the image's copy is this one.
+        shipped = _shipped(value) if value.startswith(SITE_PACKAGES) else None
+        monkeypatch.setenv(name, str(shipped or value))
     settings = SETTINGS[service]()
     if service != "gateway":
         assert settings.database_url.startswith("postgresql+asyncpg://from-secret-username:")
         assert "$(" not in settings.database_url
-
-
-SITE_PACKAGES = "/opt/tawasul/venv/lib/python3.11/site-packages/"
 
 
 def test_files_named_inside_the_image_are_shipped(overlay: str) -> None:
@@ -1532,10 +1541,8 @@ def test_files_named_inside_the_image_are_shipped(overlay: str) -> None:
         if value.startswith(SITE_PACKAGES)
     }
     assert named, "the registry file at least is named inside the image"
-    sources = [*ROOT.glob("services/*/src"), *ROOT.glob("libs/*/src")]
     for path in named:
-        inside = path.removeprefix(SITE_PACKAGES)
-        assert any((src / inside).is_file() for src in sources), f"{path} is not shipped"
+        assert _shipped(path), f"{path} is not shipped"
 
 
 def test_every_process_serves_its_metrics_on_the_port_it_declares(overlay: str) -> None:

@@ -29,6 +29,7 @@ from tawasul_platform.deadlines import DEFAULT_DEADLINE_SECONDS as DEFAULT_DEADL
 from tawasul_platform.faults import is_conflict, is_transient
 from tawasul_platform.hygiene import message_violations
 from tawasul_platform.identity import Principal
+from tawasul_platform.settings import CannotStart
 from tawasul_platform.tls import TlsConfig, server_credentials
 
 if TYPE_CHECKING:
@@ -521,6 +522,9 @@ class GrpcServer:
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.http2.bdp_probe", 0),
                 ("grpc.http2.lookahead_bytes", stream_window_bytes),
+                # gRPC shares a port by default (SO_REUSEPORT): a process of the last release
+                # left running on the address got half the calls beside the new one, unseen.
+                ("grpc.so_reuseport", 0),
                 *limits.options(),
             ],
         )
@@ -537,13 +541,20 @@ class GrpcServer:
             ),
             self._server,
         )
-        self.port = (
-            self._server.add_insecure_port(address)
-            if tls is None
-            else self._server.add_secure_port(address, server_credentials(tls))
-        )
+        try:
+            self.port = (
+                self._server.add_insecure_port(address)
+                if tls is None
+                else self._server.add_secure_port(address, server_credentials(tls))
+            )
+        except RuntimeError:
+            # gRPC says only "Failed to bind", with the reason in its debug log.
+            self.port = 0
         if self.port == 0:
-            raise RuntimeError(f"cannot bind gRPC address {address}")
+            raise CannotStart(
+                f"TAWASUL_GRPC_ADDRESS: cannot listen on {address} "
+                "(in use, or not an address of this host)"
+            )
 
     async def start(self) -> None:
         await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)

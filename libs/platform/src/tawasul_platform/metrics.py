@@ -23,6 +23,7 @@ from aiokafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, MetricsHandler
 from sqlalchemy import Table, func, select
 
+from tawasul_platform.settings import listening
 from tawasul_platform.sql import Database
 from tawasul_platform.topics import SUBSCRIPTIONS
 from tawasul_platform.vitals import LIVEZ, READYZ, VITALS, Vitals
@@ -199,8 +200,9 @@ class OutboxGauge:
 
 def serve(address: str, vitals: Vitals = VITALS) -> ThreadingHTTPServer:
     """Starts /metrics, /livez and /readyz at host:port, in threads of their own."""
-    host, _, port = address.rpartition(":")
-    server = _Server(host.strip("[]") or "0.0.0.0", int(port), _probed(vitals))
+    server = listening(
+        "TAWASUL_METRICS_ADDRESS", address, lambda host, port: _Server(host, port, _probed(vitals))
+    )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics on http://%s/metrics", address)
     return server

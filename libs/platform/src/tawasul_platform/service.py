@@ -13,7 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import uvloop
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.faults import is_transient
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.logs import configure_logging
-from tawasul_platform.settings import ServiceSettings, problems
+from tawasul_platform.settings import CannotStart, ServiceSettings, problems
 from tawasul_platform.vitals import VITALS, Vitals
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,13 @@ def _abandon(budget: float) -> None:
     os._exit(1)
 
 
+def _cannot_start(name: str, why: CannotStart) -> NoReturn:
+    print(f"tawasul-{name}: cannot start: {why}", file=sys.stderr)
+    logging.shutdown()
+    # At once: what the build made before it (a Kafka producer) would log, unclosed, on the way.
+    os._exit(1)
+
+
 def _name(hook: Hook) -> str:
     return getattr(hook, "__qualname__", repr(hook))
 
@@ -195,11 +202,17 @@ def run(
         upgrade(migrations, config.database_url)
         return
 
-    if config.metrics_address:
-        metrics.serve(config.metrics_address)
+    try:
+        if config.metrics_address:
+            metrics.serve(config.metrics_address)
+    except CannotStart as exc:
+        _cannot_start(name, exc)
 
     async def main() -> int:
-        runtime = await build(config)
+        try:
+            runtime = await build(config)
+        except CannotStart as exc:
+            _cannot_start(name, exc)
         # What the imports and the build made lives as long as the process (some 130k objects):
         # out of the collector's generations, the full collections that a busy consumer
         # triggers no longer walk it every time (about a tenth of a consumer's CPU otherwise).

@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Callable
 from datetime import time
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -26,9 +26,28 @@ from tawasul_platform.tls import TlsConfig, tls_config
 from tawasul_platform.workdays import working_calendar
 
 PREFIX = "TAWASUL_"
+T = TypeVar("T")
 DATABASE_URL_FORM = "expected postgresql+asyncpg://user:password@host:port/database"
 OFFICE_OPENS = time(7, 30)
 OFFICE_CLOSES = time(14, 30)
+
+
+class CannotStart(Exception):
+    """What a setting names cannot be had on this host (its address is in use): told, like a
+    bad setting, as one line naming the variable, not a traceback."""
+
+
+def listening(setting: str, address: str, listen: Callable[[str, int], T]) -> T:
+    """`listen(host, port)` for a host:port `address`, or CannotStart naming `setting`."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise CannotStart(f"{setting}: {address} is not host:port")
+    try:
+        return listen(host.strip("[]") or "0.0.0.0", int(port))
+    except OSError as error:
+        raise CannotStart(
+            f"{setting}: cannot listen on {address}: {error.strerror or error}"
+        ) from None
 
 
 def loadable(path: Path, load: Callable[[Path], object]) -> Path:

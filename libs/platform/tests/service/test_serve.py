@@ -200,3 +200,59 @@ async def test_a_shutdown_that_hangs_still_ends_within_the_budget() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# `tawasul-x serve` whose gRPC or metrics address another process already listens on.
+ADDRESS_TAKEN = """
+import sys
+from pathlib import Path
+from tawasul_platform import service
+from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.testing import unguarded
+
+async def build(settings: ServiceSettings) -> service.Runtime:
+    return service.Runtime(grpc=GrpcServer(settings.grpc_address, unguarded(), lambda _: None))
+
+sys.argv = ["tawasul-x", "serve"]
+service.run(name="x", settings=ServiceSettings, build=build, migrations=Path())
+"""
+
+
+@pytest.mark.parametrize("setting", ["TAWASUL_GRPC_ADDRESS", "TAWASUL_METRICS_ADDRESS"])
+async def test_an_address_in_use_stops_the_process_with_one_line_naming_it(setting: str) -> None:
+    taken = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
+    await taken.start()
+    address = f"127.0.0.1:{taken.port}"
+    environment = {
+        **os.environ,
+        "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:1/d",
+        "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
+        "TAWASUL_IDENTITY_ISSUERS": "[]",
+        "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
+        setting: address,
+    }
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            ADDRESS_TAKEN,
+            env=environment,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await taken.stop(0)
+    assert process.returncode == 1
+    said = [line for line in err.decode().splitlines() if line.startswith("tawasul-x")]
+    assert said == [
+        f"tawasul-x: cannot start: {setting}: cannot listen on {address}"
+        + (
+            " (in use, or not an address of this host)"
+            if setting == "TAWASUL_GRPC_ADDRESS"
+            else ": Address already in use"
+        )
+    ]
+    assert "Traceback" not in err.decode()
