@@ -39,11 +39,12 @@ from tawasul_intake.adapters.repository import IntakeUnitOfWork, SqlRequestRepos
 from tawasul_intake.app import handlers
 from tawasul_intake.app.ports import DocumentInfo, Related
 from tawasul_intake.domain.fields import FOREIGN_DIGITS
-from tawasul_intake.domain.model import Missing, OpenKey, Request, Status
+from tawasul_intake.domain.model import OFF_RECORD, Missing, OpenKey, Request, Status
+from tawasul_intake.domain.people import Relation
 from tawasul_intake.settings import IntakeSettings
 from tawasul_platform import appeals
 from tawasul_platform.catalog import load_catalog
-from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.errors import InvalidArgument, Unavailable
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import bearer, existing_resource, field_violations, status_details
 from tawasul_platform.hygiene import CONTROL, TOO_LONG, TOO_MANY
@@ -647,6 +648,153 @@ async def test_a_former_sponsor_may_not_reopen_its_rejected_request_for_the_work
     )
     seen = await intake.get(number, ESTABLISHMENT)
     assert (seen.status, seen.appealed) == (common_pb2.REQUEST_STATUS_REJECTED, False)
+    assert await intake.outbox(APPLICANT_ACTIONS) == []
+
+
+# A worker the establishment sponsors (registry.dev.json), transferred to the other one by
+# `_transfer`, and who files for himself from his own account.
+WORKER = "2023456789"
+NEW_SPONSOR = IDENTITY.token_for(Principal("7000000013", Role.ESTABLISHMENT))
+WORKERS_OWN = IDENTITY.token_for(Principal(WORKER, Role.RESIDENT))
+INQUIRY: dict[str, Any] = {"sub_service_code": "reports.general-inquiry", "fields": {}}
+
+
+def _transfer(intake: Intake) -> None:
+    """The worker's sponsorship moves from the establishment to the other one."""
+    del intake.registry.relations[("7000000005", WORKER)]
+    intake.registry.relations[("7000000013", WORKER)] = Relation.SPONSORED_WORKER
+
+
+async def test_a_new_sponsor_s_request_cancels_the_old_sponsor_s_open_one(intake: Intake) -> None:
+    """The old sponsor may no longer act on its request about the transferred worker (but
+    cancel it): the new one filing the same sub-service is not left waiting on it. While the
+    old sponsor still answers for him, its request stands in everyone else's way."""
+    old = await intake.submit(ESTABLISHMENT, subject_id=WORKER, **INQUIRY)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(WORKERS_OWN, subject_id="", **INQUIRY)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert caught.value.details() == (
+        "another account has an open request for this person and sub-service"
+    )
+    _transfer(intake)
+    new = await intake.submit(NEW_SPONSOR, subject_id=WORKER, **INQUIRY)
+    assert (new.applicant_id, new.subject_id) == ("7000000013", WORKER)
+    assert new.status == common_pb2.REQUEST_STATUS_SUBMITTED
+    seen = await intake.get(old.request_number, ESTABLISHMENT)
+    assert seen.status == common_pb2.REQUEST_STATUS_CANCELLED
+    assert [(h.status, h.message) for h in seen.history][-1] == (
+        common_pb2.REQUEST_STATUS_CANCELLED,
+        "أُلغي تلقائيًا: لم يعد الشخص مسجلًا على سجل الحساب الذي قدّم الطلب / cancelled"
+        " automatically: the person is no longer on the filing account's record",
+    )
+    # As a cancellation of the beneficiary's goes: review withdraws the item, notify tells the
+    # old sponsor at the request's contact.
+    [cancelled] = await intake.outbox(APPLICANT_ACTIONS)
+    assert cancelled.event_type == "tawasul.requests.cancelled"
+    assert (
+        cancelled.request_cancelled.request_id,
+        cancelled.request_cancelled.request_number,
+        cancelled.request_cancelled.reason,
+        cancelled.request_cancelled.applicant_id,
+        cancelled.request_cancelled.contact.mobile,
+    ) == (old.request_id, old.request_number, OFF_RECORD, "7000000005", "+966551234567")
+    submitted = await intake.outbox(REQUEST_SUBMITTED)
+    assert [e.request_submitted.request_number for e in submitted] == [
+        old.request_number,
+        new.request_number,
+    ]
+    # The new sponsor's is the open one now: the worker's own account meets it.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(WORKERS_OWN, subject_id="", **INQUIRY)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert len(await intake.outbox(APPLICANT_ACTIONS)) == 1
+
+
+async def test_submissions_at_once_after_a_transfer_cancel_the_old_request_once(
+    intake: Intake,
+) -> None:
+    """The new sponsor twice (two keys) and the worker himself, at once: one of them files,
+    the others meet it, and the old sponsor's request is cancelled once."""
+    old = await intake.submit(ESTABLISHMENT, subject_id=WORKER, **INQUIRY)
+    _transfer(intake)
+    results = await asyncio.gather(
+        intake.submit(NEW_SPONSOR, subject_id=WORKER, **INQUIRY),
+        intake.submit(NEW_SPONSOR, subject_id=WORKER, description=DESCRIPTION + ".", **INQUIRY),
+        intake.submit(WORKERS_OWN, subject_id="", **INQUIRY),
+        return_exceptions=True,
+    )
+    made = [r for r in results if isinstance(r, intake_pb2.Request)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(made) == 1
+    assert [e.code() for e in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 2
+    assert (await intake.get(old.request_number, ESTABLISHMENT)).status == (
+        common_pb2.REQUEST_STATUS_CANCELLED
+    )
+    [cancelled] = await intake.outbox(APPLICANT_ACTIONS)
+    assert cancelled.request_cancelled.request_number == old.request_number
+    assert await intake.count(tables.requests) == 2
+
+
+@pytest.mark.parametrize("meanwhile", ["cancelled by the old sponsor", "rejected by review"])
+async def test_an_old_request_finished_while_the_registry_is_asked_is_left_as_it_is(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """No longer open, it stands in nobody's way: the new request is filed, the old one keeps
+    what its sponsor or review made of it."""
+    old = await intake.submit(ESTABLISHMENT, subject_id=WORKER, **INQUIRY)
+    _transfer(intake)
+    relation = FileRegistry.relation
+
+    async def finished_meanwhile(
+        registry: FileRegistry, holder: str, id_number: str
+    ) -> Relation | None:
+        if holder == "7000000005":
+            if meanwhile == "rejected by review":
+                await intake.track(old, Status.REJECTED, "Not enough detail", START)
+            else:
+                await intake.stub.CancelRequest(
+                    intake_pb2.CancelRequestRequest(
+                        request_number=old.request_number, reason="He left us"
+                    ),
+                    timeout=5,
+                    metadata=bearer(ESTABLISHMENT),
+                )
+        return await relation(registry, holder, id_number)
+
+    monkeypatch.setattr(FileRegistry, "relation", finished_meanwhile)
+    new = await intake.submit(NEW_SPONSOR, subject_id=WORKER, **INQUIRY)
+    assert new.status == common_pb2.REQUEST_STATUS_SUBMITTED
+    seen = await intake.get(old.request_number, ESTABLISHMENT)
+    if meanwhile == "rejected by review":
+        assert seen.status == common_pb2.REQUEST_STATUS_REJECTED
+        assert await intake.outbox(APPLICANT_ACTIONS) == []
+    else:
+        assert seen.status == common_pb2.REQUEST_STATUS_CANCELLED
+        [cancelled] = await intake.outbox(APPLICANT_ACTIONS)
+        assert cancelled.request_cancelled.reason == "He left us"
+
+
+async def test_an_old_sponsor_the_registry_cannot_be_asked_about_changes_nothing(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = await intake.submit(ESTABLISHMENT, subject_id=WORKER, **INQUIRY)
+    _transfer(intake)
+    relation = FileRegistry.relation
+
+    async def down_for_the_old_sponsor(
+        registry: FileRegistry, holder: str, id_number: str
+    ) -> Relation | None:
+        if holder == "7000000005":
+            raise Unavailable("the registry did not answer")
+        return await relation(registry, holder, id_number)
+
+    monkeypatch.setattr(FileRegistry, "relation", down_for_the_old_sponsor)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.submit(NEW_SPONSOR, subject_id=WORKER, **INQUIRY)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    seen = await intake.get(old.request_number, ESTABLISHMENT)
+    assert seen.status == common_pb2.REQUEST_STATUS_SUBMITTED
+    assert await intake.count(tables.requests) == 1
     assert await intake.outbox(APPLICANT_ACTIONS) == []
 
 

@@ -111,16 +111,17 @@ def _keyed(related: Related, submission: Submission) -> Request | None:
     return existing
 
 
+def _open_for_person(related: Related, submission: Submission) -> Request | None:
+    """The open request for the submission's person and sub-service, if any."""
+    return next(
+        (r for r in related.requests if r.is_open and r.open_key == submission.open_key), None
+    )
+
+
 def _check_account(related: Related, submission: Submission) -> None:
     """No open request for the same person and sub-service, none of the documents in another
     open request of the account, and room for one more open request."""
-    _refuse_duplicate(
-        submission,
-        next(
-            (r for r in related.requests if r.is_open and r.open_key == submission.open_key),
-            None,
-        ),
-    )
+    _refuse_duplicate(submission, _open_for_person(related, submission))
     open_here = [
         r for r in related.requests if r.is_open and r.applicant_id == submission.applicant_id
     ]
@@ -183,16 +184,19 @@ async def _may_act_for(registry: Registry, applicant_id: str, role: Role, subjec
     return relation is not None and relation in _ALLOWED[role]
 
 
+async def _on_record(registry: Registry, request: Request) -> bool:
+    """Whether the request's account still answers for its person (always, for themselves)."""
+    return request.subject_id == request.applicant_id or await _may_act_for(
+        registry, request.applicant_id, request.applicant_role, request.subject_id
+    )
+
+
 async def _still_on_record(registry: Registry, request: Request) -> None:
     """Refuses to act on a request about someone the account no longer answers for: a worker
     transferred to another sponsor, a dependent off the family record. Viewing and cancelling
-    stay open to the account (a cancellation frees the person's new sponsor, or the person, to
-    file the same sub-service)."""
-    if request.subject_id == request.applicant_id:
-        return
-    if not await _may_act_for(
-        registry, request.applicant_id, request.applicant_role, request.subject_id
-    ):
+    stay open to the account; the account that answers for the person now filing the same
+    sub-service cancels it too (submit_request)."""
+    if not await _on_record(registry, request):
         raise PermissionDenied(
             Bilingual(
                 "the person this request is about is no longer on this account's record"
@@ -406,7 +410,10 @@ async def submit_request(
     """Stores a new request and its `submitted` event; a retried key returns the first one.
 
     The person must be one the account may file for, the documents the account's own and of
-    the sub-service's schema, and no other request for the person and sub-service open.
+    the sub-service's schema, and no other request for the person and sub-service open: but for
+    another account's that the registry says no longer answers for the person (a worker
+    transferred to a new sponsor, a dependent moved to another family record), which could
+    then only be viewed or cancelled. That one the office cancels in the same transaction.
     """
     sub_service = catalog.sub_services[submission.sub_service_code]
     person = await _check_subject(registry, submission, sub_service)
@@ -421,45 +428,83 @@ async def submit_request(
             raise
         return existing
     _check_documents(submission, found, sub_service)
+    # Another account's open request for the person that the registry said that account no
+    # longer answers for: cancelled if it is still the one in the way.
+    released: uuid.UUID | None = None
     for _ in range(NUMBER_DRAWS):
-        async with uow:
-            await uow.requests.lock_account(submission.applicant_id)
-            related = await uow.requests.related_to(
-                submission.applicant_id,
-                submission.idempotency_key,
-                submission.open_key,
-                submission.document_ids,
-            )
-            existing = _keyed(related, submission)
-            if existing is not None:
-                return existing
-            _check_account(related, submission)
-            cited = await _cited(uow, submission)
-            request = Request.submit(
-                submission,
-                id=uuid.uuid4(),
-                number=new_number(),
-                sub_service=sub_service,
-                catalog_version=catalog.version,
-                calendar=calendar,
-                now=now,
-                subject_nationality=person.nationality if person else "",
-                subject_names=(person.name_ar, person.name_en) if person else ("", ""),
-            )
-            await uow.requests.add(request)
-            if cited is not None:
-                cited.cited_by_request(request.number)
-            try:
-                await uow.commit()
-            except NumberTaken:
-                continue
-            except (ConcurrentSubmission, DuplicateOpenRequest):
-                pass
-            else:
-                return request
+        try:
+            async with uow:
+                await uow.requests.lock_account(submission.applicant_id)
+                if released is not None:
+                    # Locked before anything reads it: a decision or a cancellation committed
+                    # meanwhile is seen, and none commits before this transaction ends.
+                    await uow.requests.get(released, for_update=True)
+                related = await uow.requests.related_to(
+                    submission.applicant_id,
+                    submission.idempotency_key,
+                    submission.open_key,
+                    submission.document_ids,
+                )
+                existing = _keyed(related, submission)
+                if existing is not None:
+                    return existing
+                _release(_open_for_person(related, submission), submission, released, now)
+                _check_account(related, submission)
+                cited = await _cited(uow, submission)
+                request = Request.submit(
+                    submission,
+                    id=uuid.uuid4(),
+                    number=new_number(),
+                    sub_service=sub_service,
+                    catalog_version=catalog.version,
+                    calendar=calendar,
+                    now=now,
+                    subject_nationality=person.nationality if person else "",
+                    subject_names=(person.name_ar, person.name_en) if person else ("", ""),
+                )
+                await uow.requests.add(request)
+                if cited is not None:
+                    cited.cited_by_request(request.number)
+                try:
+                    await uow.commit()
+                except NumberTaken:
+                    continue
+                except (ConcurrentSubmission, DuplicateOpenRequest):
+                    pass
+                else:
+                    return request
+        except _FiledElsewhere as found:
+            # Asked out of the transaction: the registry (Absher / Muqeem) is not called while
+            # a lock is held. Down, it is UNAVAILABLE, and nothing has changed.
+            if await _on_record(registry, found.request):
+                _refuse_duplicate(submission, found.request)
+            released = found.request.id
+            continue
         # Out of the failed transaction's block, so that its connection is back in the pool.
         return await _after_race(uow, submission)
     raise Unavailable("no free request number was drawn; retry with the same idempotency key")
+
+
+class _FiledElsewhere(Exception):
+    """Another account's open request for the submission's person and sub-service, which the
+    registry has yet to say whether that account still answers for."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request.number)
+        self.request = request
+
+
+def _release(
+    open_one: Request | None, submission: Submission, released: uuid.UUID | None, now: datetime
+) -> None:
+    """Cancels another account's open request for the person that the registry said the
+    account no longer answers for (`released`), read again under its row lock; another one
+    is for the registry to judge (_FiledElsewhere). The account's own is left to refuse."""
+    if open_one is None or open_one.applicant_id == submission.applicant_id:
+        return
+    if open_one.id != released:
+        raise _FiledElsewhere(open_one)
+    open_one.cancel_off_record(now)
 
 
 async def _after_race(uow: UnitOfWork, submission: Submission) -> Request:

@@ -114,6 +114,13 @@ OPEN = frozenset(
         Status.TRANSFERRED,
     }
 )
+# Why the office cancelled a request whose person another account now answers for
+# (Request.cancel_off_record), in both languages in one line: the history and review's record
+# of the cancellation keep one text for every reader.
+OFF_RECORD = (
+    "أُلغي تلقائيًا: لم يعد الشخص مسجلًا على سجل الحساب الذي قدّم الطلب"
+    " / cancelled automatically: the person is no longer on the filing account's record"
+)
 # Nothing changes these any more (an accepted request may still be processed or closed).
 FINAL = frozenset({Status.REJECTED, Status.PROCESSED, Status.CLOSED, Status.CANCELLED})
 # How review ends a request. Review decides alone and never decides a request it has
@@ -379,13 +386,20 @@ class Request:
             f'request {self.number} is "{en}"{then}', f"حالة الطلب {self.number}: {ar}{then_ar}"
         )
 
-    def cancel(self, *, reason: str, now: datetime) -> None:
+    def cancel(self, *, reason: str, now: datetime, by_beneficiary: bool = True) -> None:
         if not self.is_open:
             raise FailedPrecondition(
                 self._is_now(" and can no longer be cancelled", "، ولم يعد إلغاؤه ممكنًا")
             )
-        self._move(Status.CANCELLED, reason, now, by_beneficiary=True)
+        self._move(Status.CANCELLED, reason, now, by_beneficiary=by_beneficiary)
         self.events.append(RequestCancelled(self, reason=reason))
+
+    def cancel_off_record(self, now: datetime) -> None:
+        """The office cancels the request for its account: the registry no longer has the
+        person on the account's record, which may then only view or cancel it, and the one
+        that answers for them now files the same sub-service. It goes as the beneficiary's own
+        cancellation does (review withdraws it, the account is told), in the office's words."""
+        self.cancel(reason=OFF_RECORD, now=now, by_beneficiary=False)
 
     def outdated(self, sequence: int) -> bool:
         """Whether review's status change of `sequence` is no later than one applied already:
