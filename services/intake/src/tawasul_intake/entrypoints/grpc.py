@@ -145,7 +145,10 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             ],
             cites_request_number=request.cites_number or "",
             cited_by_request_numbers=request.cited_by,
-            follow_up_from=display_date(request.follow_up_from(self._calendar)),
+            # Only while a follow-up can come: FollowUp refuses one on a finished request.
+            follow_up_from=(
+                display_date(request.follow_up_from(self._calendar)) if request.is_open else None
+            ),
             follow_up_count=request.follow_up_count,
             missing=[
                 common_pb2.MissingItem(kind=m.kind, name=m.name, description=m.description)
@@ -177,7 +180,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 full.expected_completion if full.HasField("expected_completion") else None
             ),
             history=full.history,
-            follow_up_from=full.follow_up_from,
+            follow_up_from=full.follow_up_from if full.HasField("follow_up_from") else None,
             missing=full.missing,
             respond_by=full.respond_by if full.HasField("respond_by") else None,
             appealed=full.appealed,

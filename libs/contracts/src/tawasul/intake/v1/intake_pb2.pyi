@@ -533,7 +533,9 @@ class Request(_message.Message):
     def cited_by_request_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def follow_up_from(self) -> _common_pb2.DisplayDate:
-        """From when a follow-up is possible."""
+        """From when a follow-up is possible; unset once the request is finished, as
+        expected_completion is: none is possible any more.
+        """
 
     @_builtins.property
     def missing(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MissingItem]:
