@@ -310,7 +310,9 @@ class SqlRequestRepository:
         await self._session.lock(f"intake:{applicant_id}")
 
     async def flush(self) -> None:
-        for request in self.seen.values():
+        # Changed rows before new ones: a request cancelled to make way for a new one about the
+        # same person (submit_request) leaves requests_one_open before the new one enters it.
+        for request in sorted(self.seen.values(), key=lambda r: r.id in self._new):
             changing = _changing(request)
             if request.id in self._new:
                 await self._session.execute(_INSERT_REQUEST, _row(request))
