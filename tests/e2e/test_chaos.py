@@ -33,7 +33,7 @@ from tests.e2e.chaos import (
     start,
     unsent,
 )
-from tests.e2e.direct import object_keys, scalar
+from tests.e2e.direct import object_keys, scalar, sql
 from tests.e2e.topics import publish, records
 
 pytestmark = pytest.mark.chaos
@@ -248,6 +248,59 @@ async def test_killing_docs_mid_upload_leaves_no_spooled_file_object_or_row(
     assert await asyncio.to_thread(object_keys, stack) - stored_before == {
         f"documents/{stored.document_id}"
     }
+
+
+async def test_killing_docs_between_storing_an_upload_and_its_row_leaves_no_orphan_object(
+    stack: Stack, clients: Clients
+) -> None:
+    """Stored whole in the bucket, its row not committed yet (the checks' last parse runs in
+    between): the object was recorded to delete before it was stored, and goes once due."""
+    for attempt in range(10):
+        citizen_id = new_citizen()
+        citizen = clients.token(citizen_id, Role.CITIZEN)
+        pdf = sample_pdf(f"stored {attempt}", comment=b"x" * (8 * MIB))
+        stored_before = await asyncio.to_thread(object_keys, stack)
+        answer = asyncio.ensure_future(clients.upload(citizen, "stored.pdf", pdf))
+        docs = stack.pid("docs")
+        assert docs is not None
+        new: set[str] = set()
+        while not new and not answer.done():
+            new = await asyncio.to_thread(object_keys, stack) - stored_before
+        if new:
+            # Frozen at once: is its row still to come?
+            os.killpg(docs, signal.SIGSTOP)
+        owned = "SELECT count(*) FROM documents WHERE owner_id = :owner"
+        if new and await scalar(stack, "docs", owned, owner=citizen_id) == 0:
+            break
+        os.killpg(docs, signal.SIGCONT)
+        await answer  # the row was quicker: stored whole, and another try
+    else:
+        raise AssertionError("docs committed every upload's row before it could be seen stored")
+    try:
+        killed = await sigkill(stack, "docs")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(answer, 30)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    finally:
+        await start(stack, "docs")
+    (key,) = new
+    print(f"{killed} with {key} stored and no row, at attempt {attempt}")
+    assert await scalar(stack, "docs", owned, owner=citizen_id) == 0
+    # Not due before the upload's time (and a margin) is past: its row may yet commit.
+    due = "SELECT not_before > now() FROM object_deletions WHERE key = :key"
+    assert await scalar(stack, "docs", due, key=key) is True
+    await sql(
+        stack, "docs", "UPDATE object_deletions SET not_before = now() WHERE key = :key", key=key
+    )
+
+    async def deleted() -> bool | None:
+        gone = key not in await asyncio.to_thread(object_keys, stack)
+        recorded = await scalar(
+            stack, "docs", "SELECT count(*) FROM object_deletions WHERE key = :key", key=key
+        )
+        return True if gone and recorded == 0 else None
+
+    await eventually(deleted, within=60, what=f"{key} deleted by the sweep and forgotten")
 
 
 def _spooled(pid: int, directory: Path) -> list[tuple[str, int]]:
