@@ -302,7 +302,7 @@ Global___RequestFollowedUp: _TypeAlias = RequestFollowedUp  # noqa: Y015
 @_typing.final
 class RequestCancelled(_message.Message):
     """Topic tawasul.requests.applicant-actions.v1, produced by intake: the beneficiary withdrew
-    an undecided request.
+    an undecided request, or the office cancelled it for them (`off_record`).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -312,10 +312,18 @@ class RequestCancelled(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CONTACT_FIELD_NUMBER: _builtins.int
     APPLICANT_ID_FIELD_NUMBER: _builtins.int
+    OFF_RECORD_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     reason: _builtins.str
     applicant_id: _builtins.str
+    off_record: _builtins.bool
+    """The office cancelled it, not the beneficiary: the registry no longer has the person it is
+    about on the filing account's record (a worker transferred to a new sponsor, a dependent
+    moved to another family record), and the account that now answers for them filed the
+    same sub-service. The account is told why, and review records it as the office's doing.
+    Unset: the beneficiary's own cancellation (and every event from before this field).
+    """
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
     def __init__(
@@ -326,10 +334,11 @@ class RequestCancelled(_message.Message):
         reason: _builtins.str = ...,
         contact: _common_pb2.Contact | None = ...,
         applicant_id: _builtins.str = ...,
+        off_record: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant_id", b"applicant_id", "contact", b"contact", "off_record", b"off_record", "reason", b"reason", "request_id", b"request_id", "request_number", b"request_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
