@@ -688,7 +688,7 @@ async def test_a_new_sponsor_s_request_cancels_the_old_sponsor_s_open_one(intake
         " automatically: the person is no longer on the filing account's record",
     )
     # As a cancellation of the beneficiary's goes: review withdraws the item, notify tells the
-    # old sponsor at the request's contact.
+    # old sponsor at the request's contact; the event says the office cancelled it, and why.
     [cancelled] = await intake.outbox(APPLICANT_ACTIONS)
     assert cancelled.event_type == "tawasul.requests.cancelled"
     assert (
@@ -697,7 +697,8 @@ async def test_a_new_sponsor_s_request_cancels_the_old_sponsor_s_open_one(intake
         cancelled.request_cancelled.reason,
         cancelled.request_cancelled.applicant_id,
         cancelled.request_cancelled.contact.mobile,
-    ) == (old.request_id, old.request_number, OFF_RECORD, "7000000005", "+966551234567")
+        cancelled.request_cancelled.off_record,
+    ) == (old.request_id, old.request_number, OFF_RECORD, "7000000005", "+966551234567", True)
     submitted = await intake.outbox(REQUEST_SUBMITTED)
     assert [e.request_submitted.request_number for e in submitted] == [
         old.request_number,
@@ -772,6 +773,7 @@ async def test_an_old_request_finished_while_the_registry_is_asked_is_left_as_it
         assert seen.status == common_pb2.REQUEST_STATUS_CANCELLED
         [cancelled] = await intake.outbox(APPLICANT_ACTIONS)
         assert cancelled.request_cancelled.reason == "He left us"
+        assert not cancelled.request_cancelled.off_record
 
 
 async def test_an_old_sponsor_the_registry_cannot_be_asked_about_changes_nothing(
@@ -1113,7 +1115,7 @@ async def test_cancel_while_undecided(intake: Intake) -> None:
         await intake.stub.CancelRequest(cancel, timeout=5, metadata=bearer(CITIZEN))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     (event,) = await intake.outbox(APPLICANT_ACTIONS)
-    assert event.request_cancelled.reason == "Done"
+    assert (event.request_cancelled.reason, event.request_cancelled.off_record) == ("Done", False)
 
 
 async def test_a_request_cancelled_while_waiting_no_longer_asks_for_anything(

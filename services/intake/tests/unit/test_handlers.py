@@ -1739,7 +1739,11 @@ async def test_cancel_an_open_request(intake: Intake) -> None:
     )
     event = intake.db.published[-1]
     assert isinstance(event, RequestCancelled)
-    assert (event.request.number, event.reason) == (request.number, "Solved")
+    assert (event.request.number, event.reason, event.off_record) == (
+        request.number,
+        "Solved",
+        False,
+    )
 
 
 async def test_an_accepted_request_cannot_be_cancelled(intake: Intake) -> None:
@@ -1893,11 +1897,11 @@ async def test_a_former_sponsor_still_sees_its_request_until_the_new_sponsor_fil
     assert old.history[-1] == HistoryEntry(Status.CANCELLED, NOW, OFF_RECORD)
     assert request.number in intake.db.held
     assert [
-        (type(e).__name__, e.request.number, getattr(e, "reason", ""))
+        (type(e).__name__, e.request.number, getattr(e, "reason", ""), getattr(e, "off_record", ""))
         for e in intake.db.published[1:]
     ] == [
-        ("RequestCancelled", request.number, OFF_RECORD),
-        ("RequestSubmitted", filed.number, ""),
+        ("RequestCancelled", request.number, OFF_RECORD, True),
+        ("RequestSubmitted", filed.number, "", ""),
     ]
     with pytest.raises(FailedPrecondition):
         await handlers.cancel_request(

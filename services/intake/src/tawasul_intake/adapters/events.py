@@ -111,6 +111,7 @@ def to_event(event: Event) -> OutgoingEvent:
                 reason=event.reason,
                 contact=contact(r),
                 applicant_id=r.applicant_id,
+                off_record=event.off_record,
             )
         )
     return envelope(

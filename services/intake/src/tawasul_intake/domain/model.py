@@ -392,13 +392,14 @@ class Request:
                 self._is_now(" and can no longer be cancelled", "، ولم يعد إلغاؤه ممكنًا")
             )
         self._move(Status.CANCELLED, reason, now, by_beneficiary=by_beneficiary)
-        self.events.append(RequestCancelled(self, reason=reason))
+        self.events.append(RequestCancelled(self, reason=reason, off_record=not by_beneficiary))
 
     def cancel_off_record(self, now: datetime) -> None:
         """The office cancels the request for its account: the registry no longer has the
         person on the account's record, which may then only view or cancel it, and the one
         that answers for them now files the same sub-service. It goes as the beneficiary's own
-        cancellation does (review withdraws it, the account is told), in the office's words."""
+        cancellation does (review withdraws it, the account is told), in the office's words,
+        its event saying so (off_record: the account is told why, review that the office did)."""
         self.cancel(reason=OFF_RECORD, now=now, by_beneficiary=False)
 
     def outdated(self, sequence: int) -> bool:
@@ -644,6 +645,8 @@ class RequestFollowedUp:
 class RequestCancelled:
     request: Request
     reason: str
+    # The office cancelled it (cancel_off_record): the account is told why, not "as you asked".
+    off_record: bool = False
 
 
 @dataclass(frozen=True)
