@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from tawasul_calendar import RIYADH, WorkingCalendar
@@ -19,7 +19,7 @@ SUBMITTED = datetime(2026, 1, 4, 10, tzinfo=RIYADH)  # a Sunday
 UNUSED = cast(Any, None)
 
 
-def servicer() -> IntakeServicer:
+def servicer(now: datetime = SUBMITTED) -> IntakeServicer:
     return IntakeServicer(
         uow=UNUSED,
         documents=UNUSED,
@@ -28,7 +28,7 @@ def servicer() -> IntakeServicer:
         catalog=CATALOG,
         calendar=CALENDAR,
         tracking=UNUSED,
-        now=lambda: SUBMITTED,
+        now=lambda: now,
         new_number=UNUSED,
     )
 
@@ -69,3 +69,18 @@ def test_a_finished_request_offers_no_follow_up_date() -> None:
     assert not page.HasField("follow_up_from")
     assert not page.HasField("expected_completion")
     assert not wire.to_tracking_wire(request).HasField("follow_up_from")
+
+
+def test_a_request_the_office_is_late_on_promises_no_date_already_past() -> None:
+    """Its three working days ran out on the 7th: a month on, the page must not say the answer
+    is expected on a day gone by (notify's messages leave such a date out too)."""
+    request = inquiry()
+    on_time = servicer(SUBMITTED + timedelta(days=2)).to_wire(request)
+    assert on_time.expected_completion.gregorian_date == "2026-01-07"
+
+    late = servicer(SUBMITTED + timedelta(days=30))
+    page = late.to_wire(request)
+    assert not page.HasField("expected_completion")
+    assert not late.to_tracking_wire(request).HasField("expected_completion")
+    # What the beneficiary can do about it stays: a follow-up.
+    assert page.follow_up_from.gregorian_date == "2026-01-07"

@@ -107,6 +107,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         department = self._catalog.departments.get(request.department_code)
         until = request.appeal_until(self._calendar)
         reason = request.decision_reason
+        now = self._now()
+        # Nothing is expected of the office once the request is finished; and a date already
+        # past, the office late on the request, is no expectation to tell (notify's messages
+        # leave it out too).
+        due = request.expected_completion(self._calendar, now) if request.is_open else None
         return intake_pb2.Request(
             request_id=str(request.id),
             request_number=request.number,
@@ -125,12 +130,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             department_code=request.department_code,
             department_name=_text(department.name) if department else None,
             status_label=_label(request.status, request.applicant_role),
-            # Nothing is expected of the office once the request is finished.
-            expected_completion=(
-                display_date(request.expected_completion(self._calendar, self._now()))
-                if request.is_open
-                else None
-            ),
+            expected_completion=display_date(due) if due is not None and due > now else None,
             subject_id=request.subject_id,
             fields=request.fields,
             catalog_version=request.catalog_version,

@@ -522,7 +522,8 @@ class Request(_message.Message):
     def expected_completion(self) -> _common_pb2.DisplayDate:
         """When the office expects to have answered, on the Saudi working-day calendar; it moves
         out while the request waits on the beneficiary. Unset once the request is finished
-        (accepted, rejected, cancelled or closed): nothing is expected any more.
+        (accepted, rejected, cancelled or closed): nothing is expected any more; and while the
+        office is late on it: a date already past is no expectation.
         """
 
     @_builtins.property
