@@ -163,6 +163,35 @@ async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
     assert await _dead_letters(stack) == dead_letters
 
 
+async def test_a_database_crash_mid_stream_loses_and_duplicates_nothing(
+    stack: Stack, clients: Clients
+) -> None:
+    """PostgreSQL crashes under every service at once while submissions and claims flow: the
+    calls it cuts fail UNAVAILABLE and are sent again, every relay and consumer waits it out."""
+    async with Load(stack, held=HELD) as load:
+        dead_letters = await _dead_letters(stack)
+        try:
+            task = await load.started()
+            await load.until(lambda: load.submitting > 0, task, "a submission in flight")
+            in_flight = load.submitting
+            await asyncio.to_thread(stack.stop_service, "postgres", signal.SIGKILL)
+            assert stack.pid("postgres") is None
+            # The held submissions are sent to services whose database is gone.
+            load.release()
+            failed = sum(load.failures().values())
+            await load.until(
+                lambda: sum(load.failures().values()) >= failed + 5, task, "calls refused"
+            )
+        finally:
+            await asyncio.to_thread(stack.start_service, "postgres")
+        await task
+    print(f"{in_flight} submissions in flight at the crash; retried: {load.failures()}")
+    assert load.failures()[grpc.StatusCode.UNAVAILABLE] >= 5
+    counts = await settled_counts(stack, load, clients.sms_received)
+    assert_exactly_once(counts, load)
+    assert await _dead_letters(stack) == dead_letters
+
+
 async def _dead_letters(stack: Stack) -> int:
     async with Offsets(stack.config.kafka_bootstrap) as offsets:
         return await offsets.dead_letters()
@@ -301,6 +330,48 @@ async def test_killing_docs_between_storing_an_upload_and_its_row_leaves_no_orph
         return True if gone and recorded == 0 else None
 
     await eventually(deleted, within=60, what=f"{key} deleted by the sweep and forgotten")
+
+
+async def test_killing_docs_while_an_upload_waits_for_its_scan_leaves_it_to_the_rescan(
+    stack: Stack, clients: Clients
+) -> None:
+    """Its row committed in quarantine, its verdict not yet come: after the restart the rescan
+    loop scans it, and it is clean where it was stored, the one object of its one row."""
+    citizen_id = new_citizen()
+    citizen = clients.token(citizen_id, Role.CITIZEN)
+    stored_before = await asyncio.to_thread(object_keys, stack)
+    clamd = stack.pid("clamd")
+    assert clamd is not None
+    # A scanner that has taken the bytes and does not answer yet.
+    os.killpg(clamd, signal.SIGSTOP)
+    try:
+        answer = asyncio.ensure_future(clients.upload(citizen, "scan.pdf", sample_pdf("scan")))
+        waiting = "SELECT count(*) FROM documents WHERE owner_id = :owner AND state = :state"
+
+        async def quarantined() -> bool | None:
+            found = await scalar(stack, "docs", waiting, owner=citizen_id, state="quarantined")
+            return True if found == 1 else None
+
+        await eventually(quarantined, within=30, what="the upload's row waiting for its verdict")
+        killed = await sigkill(stack, "docs")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(answer, 30)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    finally:
+        os.killpg(clamd, signal.SIGCONT)
+        await start(stack, "docs")
+    print(f"{killed} while document of {citizen_id} waited for its scan")
+
+    async def clean() -> bool | None:
+        found = await scalar(stack, "docs", waiting, owner=citizen_id, state="clean")
+        return True if found == 1 else None
+
+    # The rescan loop leaves an upload's own scan 30 s before it takes the document up.
+    await eventually(clean, within=120, what="the document scanned clean after the restart")
+    owned = "SELECT id FROM documents WHERE owner_id = :owner"
+    document_id = await scalar(stack, "docs", owned, owner=citizen_id)
+    stored = await asyncio.to_thread(object_keys, stack)
+    assert stored - stored_before == {f"documents/{document_id}"}
 
 
 def _spooled(pid: int, directory: Path) -> list[tuple[str, int]]:
