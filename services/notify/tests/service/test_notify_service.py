@@ -1253,6 +1253,63 @@ async def test_a_status_change_told_before_its_submission_is_recorded_is_in_absh
     ]
 
 
+@pytest.mark.parametrize(
+    ("applicant", "kind", "token", "why"),
+    [
+        (
+            ESTABLISHMENT,
+            "establishment",
+            MUQEEM,
+            "the worker it is about is no longer sponsored by your establishment",
+        ),
+        (APPLICANT, "citizen", OWNER, "the person it is about is no longer on your record"),
+    ],
+)
+async def test_the_offices_cancellation_tells_the_old_account_why_not_as_it_asked(
+    notify: Notify, applicant: str, kind: str, token: str, why: str
+) -> None:
+    """Intake cancelled the request for its account: the registry has the person off its record
+    (a worker transferred to a new sponsor, a dependent moved to another family record) and
+    another account filed for them. The account is told why and that it can no longer act on
+    it, not that it cancelled it; the claim that crossed it is not told, as after its own."""
+    request = submitted(applicant=applicant, kind=kind, locale="en")
+    await notify.consume(request)
+    cancelled = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        occurred_at=timestamp(datetime.now(UTC)),
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            reason="cancelled automatically: the person is no longer on the account's record",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=applicant,
+            off_record=True,
+        ),
+    )
+    await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
+    await notify.consume(cancelled, topic=APPLICANT_ACTIONS)  # read again
+    crossed = status_changed(request, common_pb2.REQUEST_STATUS_UNDER_REVIEW, sequence=1)
+    await notify.consume(crossed, topic=REQUEST_STATUS_CHANGED)
+
+    texts = [m["text"] for m in await notify.sms()]
+    assert len(texts) == 2
+    assert texts[1] == (
+        f"Your Tawasul request TW482913578 has been cancelled: {why}, so you can no longer act"
+        " on it."
+    )
+    mails = await asyncio.to_thread(received, notify.maildir)
+    body = mails[1].get_body(("plain",))
+    assert body is not None
+    assert "not at your request" in body.get_content()
+    assert "as you asked" not in body.get_content()
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(token))
+    assert sorted(m.kind for m in inbox.messages) == ["cancelled_off_record", "submitted"]
+    (message,) = [m for m in inbox.messages if m.kind == "cancelled_off_record"]
+    assert message.text.endswith("You can no longer act on it."), message.text
+
+
 async def test_access_rows_from_before_take_the_applicants_kind_from_their_number(
     database_url: str,
 ) -> None:

@@ -24,7 +24,15 @@ from tawasul_notify.domain.model import (
     SendOutcome,
     mask,
 )
-from tawasul_notify.domain.templates import LRI, PDI, RLI, Kind, channels_for, render
+from tawasul_notify.domain.templates import (
+    LRI,
+    PDI,
+    PORTAL_WORDS,
+    RLI,
+    Kind,
+    channels_for,
+    render,
+)
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 
@@ -379,9 +387,28 @@ def test_follow_ups_and_cancellations_are_acknowledged() -> None:
     cancelled = events_pb2.RequestCancelled(
         request_id=REQUEST, request_number=NUMBER, contact=CONTACT, applicant_id="1000000008"
     )
-    assert read(envelope("request_cancelled", cancelled)).kind == Kind.CANCELLED
+    n = read(envelope("request_cancelled", cancelled))
+    assert (n.kind, n.values) == (Kind.CANCELLED, {"number": NUMBER})
     answered = events_pb2.RequestAnswered(request_id=REQUEST, request_number=NUMBER)
     assert notice_from(envelope("request_answered", answered), STAFF) is None
+
+
+def test_the_offices_cancellation_is_told_as_the_office_s_in_the_portal_s_words() -> None:
+    """Intake cancelled it for the account (the person off its record): not "as you asked".
+    Absher's words until handlers.take knows whether an establishment filed it."""
+    cancelled = events_pb2.RequestCancelled(
+        request_id=REQUEST,
+        request_number=NUMBER,
+        contact=CONTACT,
+        applicant_id="1000000008",
+        off_record=True,
+    )
+    n = read(envelope("request_cancelled", cancelled))
+    assert (n.kind, n.values, n.recipients) == (
+        Kind.CANCELLED_OFF_RECORD,
+        {"number": NUMBER, PORTAL_WORDS: False},
+        BENEFICIARY,
+    )
 
 
 def test_an_appeal_is_acknowledged_to_the_beneficiary_with_the_new_expected_date() -> None:

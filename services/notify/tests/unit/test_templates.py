@@ -171,9 +171,25 @@ def test_every_golden_file_belongs_to_a_template() -> None:
 
 
 # Absher's words for a request waiting on its beneficiary, and Muqeem's (SPEC §2: "returned to
-# applicant", معاد لمقدم الطلب), in each channel's phrasing.
-ABSHER_WORDS = {Locale.AR: "بحاجة لإجراءات إضافية", Locale.EN: "needs additional action"}
-MUQEEM_WORDS = {Locale.AR: "أُعيد طلبك رقم", Locale.EN: "returned to you"}
+# applicant", معاد لمقدم الطلب), in each channel's phrasing; and for one the office cancelled,
+# the person off the account's record, and the worker off the establishment's sponsorship.
+ABSHER_WORDS = {
+    Kind.NEEDS_MORE_INFO: {
+        Locale.AR: "بحاجة لإجراءات إضافية",
+        Locale.EN: "needs additional action",
+    },
+    Kind.CANCELLED_OFF_RECORD: {
+        Locale.AR: "مسجلًا على حسابك",
+        Locale.EN: "no longer on your record",
+    },
+}
+MUQEEM_WORDS = {
+    Kind.NEEDS_MORE_INFO: {Locale.AR: "أُعيد طلبك رقم", Locale.EN: "returned to you"},
+    Kind.CANCELLED_OFF_RECORD: {
+        Locale.AR: "على كفالة منشأتك",
+        Locale.EN: "no longer sponsored by your establishment",
+    },
+}
 
 
 @pytest.mark.parametrize("case", IN_PORTAL_WORDS, ids=template_id)
@@ -182,8 +198,8 @@ def test_an_establishment_is_told_in_muqeems_words_and_everyone_else_in_abshers(
 ) -> None:
     kind, channel, locale = case
     for establishment, said, unsaid in (
-        (True, MUQEEM_WORDS, ABSHER_WORDS),
-        (False, ABSHER_WORDS, MUQEEM_WORDS),
+        (True, MUQEEM_WORDS[kind], ABSHER_WORDS[kind]),
+        (False, ABSHER_WORDS[kind], MUQEEM_WORDS[kind]),
     ):
         values = sample_values(kind) | {PORTAL_WORDS: establishment}
         rendered = render(kind, channel, locale, values)

@@ -151,14 +151,18 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
         )
     if payload == "request_cancelled":
         x = event.request_cancelled
+        # The office's cancellation is not "as you asked": it says why, in Muqeem's words when
+        # an establishment filed the request (handlers.take).
+        cancelled = Kind.CANCELLED_OFF_RECORD if x.off_record else Kind.CANCELLED
+        told = {"number": x.request_number, PORTAL_WORDS: False}
         return Notice.create(
             event_id=event.event_id,
             event_type=event.event_type,
-            kind=Kind.CANCELLED,
+            kind=cancelled,
             request_id=x.request_id or event.request_id,
             locale=x.contact.locale,
             recipients=_beneficiary(x.contact, x.applicant_id),
-            values={"number": x.request_number},
+            values={name: v for name, v in told.items() if name in variables(cancelled)},
             cancelled_at=_when(event.occurred_at, event.HasField("occurred_at")),
         )
     if payload == "sla_alert":

@@ -62,8 +62,11 @@ SHORT_OF_AN_OUTCOME = frozenset(
         Kind.MESSAGE,
     }
 )
+# What tells of a request's cancellation, the beneficiary's or the office's (the person off the
+# account's record): one cancellation, told once.
+CANCELLED = frozenset({Kind.CANCELLED, Kind.CANCELLED_OFF_RECORD})
 # What tells of a request's cancellation, or undoes it: read with what was told before.
-_CANCELLING = frozenset({Kind.CANCELLED, Kind.CANCEL_TOO_LATE}) | SHORT_OF_AN_OUTCOME
+_CANCELLING = CANCELLED | {Kind.CANCEL_TOO_LATE} | SHORT_OF_AN_OUTCOME
 
 
 async def take(
@@ -115,7 +118,7 @@ def _standing(
     made = {r: [t.cancelled_at] for r, t in before.items() if t.cancelled_at}
     answered = {r: t.too_late_at for r, t in before.items() if t.too_late_at}
     for notice in notices:
-        if notice.kind == Kind.CANCELLED and not _answered(notice, answered, now):
+        if notice.kind in CANCELLED and not _answered(notice, answered, now):
             made.setdefault(notice.request_id, []).append(notice.cancelled_at or now)
         elif notice.kind == Kind.CANCEL_TOO_LATE and not _outdated(notice, before):
             # It answers the cancellation made at its time: one made after that still stands.
@@ -200,7 +203,7 @@ def _cancellation_told(
             return True
         heard.pop(request_id, None)
         return False
-    if notice.kind == Kind.CANCELLED:
+    if notice.kind in CANCELLED:
         if _answered(notice, answered, now):
             log.info("not telling request %s's cancellation: it came too late, as told", request_id)
             return True

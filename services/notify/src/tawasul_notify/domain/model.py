@@ -121,9 +121,10 @@ class Notice:
     # A status change's place among its request's (review's count; 0: none stamped): one no
     # later than one told is stale.
     sequence: int = 0
-    # A cancellation (Kind.CANCELLED), or the one a cancel-too-late answers: when the
-    # beneficiary made it, as intake took it (None: not said). Review restates one a closure
-    # overtook, or says it came too late, with the same time: told once, or not as standing.
+    # A cancellation (Kind.CANCELLED, or the office's: CANCELLED_OFF_RECORD), or the one a
+    # cancel-too-late answers: when it was made, as intake took it (None: not said). Review
+    # restates one a closure overtook, or says it came too late, with the same time: told
+    # once, or not as standing.
     cancelled_at: datetime | None = None
     # A closure for want of an answer: the deadline it closed at. A cancellation made by it
     # stands (review withdraws the request), so the closure is not told once it is known.

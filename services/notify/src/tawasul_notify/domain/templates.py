@@ -90,6 +90,9 @@ class Kind(StrEnum):
     PROCESSED = "processed"
     TRANSFERRED = "transferred"
     CANCELLED = "cancelled"
+    # Cancelled by the office, not the beneficiary: the registry no longer has the person it
+    # is about on the account's record, and a request for them was filed from another account.
+    CANCELLED_OFF_RECORD = "cancelled_off_record"
     CLOSED = "closed"
     # An answer given by its deadline reached review after it had closed the request.
     REOPENED = "reopened"
@@ -139,6 +142,8 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.REJECTED: frozenset({"number", "reason", "note", "appeal", "appeal_until"}),
     Kind.TRANSFERRED: frozenset({"number"}),
     Kind.CANCELLED: frozenset({"number"}),
+    # `establishment`: the person is a worker the establishment no longer sponsors.
+    Kind.CANCELLED_OFF_RECORD: frozenset({"number", "establishment"}),
     Kind.CLOSED: frozenset({"number", "reason", "note"}),
     Kind.REOPENED: frozenset({"number", "due"}),
     Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome", "appeal"}),
@@ -185,6 +190,7 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
     },
     Kind.TRANSFERRED: {"number": _SAMPLE_NUMBER},
     Kind.CANCELLED: {"number": _SAMPLE_NUMBER},
+    Kind.CANCELLED_OFF_RECORD: {"number": _SAMPLE_NUMBER, "establishment": False},
     Kind.CLOSED: {
         "number": _SAMPLE_NUMBER,
         "reason": "لم تصل المعلومات المطلوبة في الموعد المحدد",
