@@ -1608,6 +1608,33 @@ async def test_a_polls_routed_requests_are_queued_in_order_once_each_and_pushed(
     assert actions[(second.request_id, "queued")] == 1
 
 
+async def test_the_offices_cancellation_is_the_systems_doing_before_and_after_routing(
+    review: Review,
+) -> None:
+    """Intake cancelled the request for its account (the person off its record, another
+    account filing for them): the case's history names the system, not the applicant, whether
+    the item was here or routed after the cancellation (kept in `withdrawals` meanwhile)."""
+    said = "cancelled automatically: the person is no longer on the filing account's record"
+    here = await review.enqueue()
+    late = review.routed()
+    for request_id in (here, str(late.request_id)):
+        cancellation = events_pb2.RequestCancelled(
+            request_id=request_id, reason=said, off_record=True
+        )
+        await review.act(request_cancelled=cancellation)
+    await handlers.enqueue(
+        uow=review.uow(), routed=[(str(uuid.uuid4()), late)], policy=review.rules, now=START
+    )
+    for request_id in (here, str(late.request_id)):
+        case = await review.case(request_id)
+        assert case.item.state == review_pb2.WORK_ITEM_STATE_WITHDRAWN
+        assert [(h.actor, h.action, h.text) for h in case.history][-1] == (
+            "system",
+            "cancelled",
+            said,
+        )
+
+
 async def test_a_cancellation_applied_while_its_routing_commits_withdraws_the_item(
     review: Review,
 ) -> None:

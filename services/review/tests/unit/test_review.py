@@ -83,7 +83,7 @@ class Database:
         self.items: dict[uuid.UUID, WorkItem] = {}
         self.history: dict[uuid.UUID, list[HistoryEntry]] = {}
         self.reviewers: dict[str, Reviewer] = {}
-        self.withdrawals: dict[uuid.UUID, tuple[datetime, str]] = {}
+        self.withdrawals: dict[uuid.UUID, tuple[datetime, str, bool]] = {}
         self.inbox: set[tuple[str, str]] = set()
         self.published: list[Event] = []
         self.quality: dict[uuid.UUID, QualityCheck] = {}
@@ -95,7 +95,7 @@ class FakeItems:
     def __init__(self, db: Database) -> None:
         self._db = db
         self.seen: dict[uuid.UUID, WorkItem] = {}
-        self.withdrawn: dict[uuid.UUID, tuple[datetime, str]] = {}
+        self.withdrawn: dict[uuid.UUID, tuple[datetime, str, bool]] = {}
         self.receipts: dict[str, tuple[uuid.UUID, HistoryEntry]] = {}
         self.calendar_version: int | None = None
 
@@ -253,11 +253,13 @@ class FakeItems:
 
     async def withdrawals(
         self, request_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, str]]:
+    ) -> dict[uuid.UUID, tuple[datetime, str, bool]]:
         return {i: self._db.withdrawals[i] for i in request_ids if i in self._db.withdrawals}
 
-    async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
-        self.withdrawn.setdefault(request_id, (at, reason))
+    async def remember_withdrawal(
+        self, request_id: uuid.UUID, at: datetime, reason: str, by_office: bool
+    ) -> None:
+        self.withdrawn.setdefault(request_id, (at, reason, by_office))
 
     async def scheduled_with(self) -> int | None:
         return self._db.calendar_version
@@ -708,10 +710,39 @@ async def test_a_cancelled_request_leaves_the_queue_even_before_it_arrives() -> 
         State.WITHDRAWN,
     )
     assert uow.db.history[late.request_id][-1].note == "Changed my mind"
+    assert uow.db.history[late.request_id][-1].actor == "applicant"
     with pytest.raises(FailedPrecondition):
         await handlers.claim(
             uow=uow, reviewer=ALI, request_id=late.request_id, now=START, policy=POLICY
         )
+
+
+OFF_RECORD = "cancelled automatically: the person is no longer on the filing account's record"
+
+
+async def test_the_offices_cancellation_is_the_systems_doing_even_before_the_item_arrives() -> None:
+    """Intake cancelled the request for its account (the person off its record, another
+    account filing for them): the history says the system withdrew it, not the applicant,
+    whether it was here or routed after the cancellation."""
+    uow = FakeUnitOfWork()
+    present = await queued(uow)
+    late = work_item()
+    for event_id, request_id in (("c1", present), ("c2", late.request_id)):
+        await handlers.withdraw(
+            uow=uow,
+            event_id=event_id,
+            request_id=request_id,
+            reason=OFF_RECORD,
+            at=START,
+            policy=POLICY,
+            now=START,
+            by_office=True,
+        )
+    await enqueue(uow, late)
+    for request_id in (present, late.request_id):
+        assert uow.row(request_id).state is State.WITHDRAWN
+        last = uow.db.history[request_id][-1]
+        assert (last.actor, last.action, last.note) == ("system", "cancelled", OFF_RECORD)
 
 
 # --- claim-next -------------------------------------------------------------------------

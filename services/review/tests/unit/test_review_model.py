@@ -1180,6 +1180,40 @@ def test_a_cancellation_made_by_the_deadline_wins_over_a_closure_that_overtook_i
     assert (told.status, told.cancel_too_late) == (Status.CLOSED, True)
 
 
+@pytest.mark.parametrize(
+    ("state", "action"),
+    [
+        (State.CLAIMED, "cancelled"),
+        (State.WAITING, "cancelled"),
+        (State.DECIDED, "cancel_too_late"),
+        (State.PROCESSED, "cancel_too_late"),
+    ],
+)
+def test_the_offices_cancellation_is_recorded_as_the_systems(state: State, action: str) -> None:
+    """Intake cancelled the request for its account (the person off its record, another
+    account filing for them): not the applicant's doing, in its history or what is published."""
+    item = in_state(state)
+    item.new_history.clear()
+    item.withdraw(reason="the person is no longer on the record", now=LATER, by_office=True)
+    assert [(h.actor, h.action) for h in item.new_history] == [("system", action)]
+    assert [e.actor for e in item.events if isinstance(e, StatusChanged)] == (
+        ["system"] if action == "cancel_too_late" else []
+    )
+
+
+def test_the_offices_cancellation_a_closure_overtook_is_restated_as_the_systems() -> None:
+    """Made by the deadline, it arrived after the sweep closed the request: withdrawn, and the
+    cancellation restated, as the system's."""
+    closed = in_state(State.CLOSED)
+    assert closed.respond_by is not None
+    closed.new_history.clear()
+    closed.withdraw(reason="off the record", now=closed.respond_by, by_office=True)
+    assert [(h.actor, h.action) for h in closed.new_history] == [("system", "cancelled")]
+    assert [(e.actor, e.status) for e in closed.events if isinstance(e, StatusChanged)] == [
+        ("system", Status.CANCELLED)
+    ]
+
+
 def test_a_withdrawn_request_is_withdrawn_once() -> None:
     item = in_state(State.QUEUED)
     item.withdraw(reason="Solved at the office", now=START)

@@ -574,15 +574,17 @@ class SqlWorkItemRepository:
 
     async def withdrawals(
         self, request_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, str]]:
+    ) -> dict[uuid.UUID, tuple[datetime, str, bool]]:
         if not request_ids:
             return {}
         rows = await self._session.execute(_WITHDRAWALS, {"ids": list(request_ids)})
-        return {row.request_id: (row.at, row.reason) for row in rows}
+        return {row.request_id: (row.at, row.reason, row.by_office) for row in rows}
 
-    async def remember_withdrawal(self, request_id: uuid.UUID, at: datetime, reason: str) -> None:
+    async def remember_withdrawal(
+        self, request_id: uuid.UUID, at: datetime, reason: str, by_office: bool
+    ) -> None:
         t = tables.withdrawals
-        values = {"request_id": request_id, "at": at, "reason": reason}
+        values = {"request_id": request_id, "at": at, "reason": reason, "by_office": by_office}
         await self._session.execute(pg_insert(t).values(values).on_conflict_do_nothing())
 
     async def scheduled_with(self) -> int | None:

@@ -154,12 +154,14 @@ schedule_calendar = Table(
 )
 
 # Cancellations that arrived before their request was routed here; applied on arrival.
+# `by_office`: the office cancelled it (the person off the account's record), not the beneficiary.
 withdrawals = Table(
     "withdrawals",
     metadata,
     Column("request_id", Uuid, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("by_office", Boolean, nullable=False, server_default="false"),
 )
 
 history = Table(

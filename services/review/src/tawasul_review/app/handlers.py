@@ -133,8 +133,8 @@ async def enqueue(
                 await _push(uow, existing, policy, now, modes.get(existing.queue, Mode.PULL))
             else:
                 if item.request_id in withdrawn:
-                    at, reason = withdrawn[item.request_id]
-                    item.withdraw(reason=reason, now=at)
+                    at, reason, by_office = withdrawn[item.request_id]
+                    item.withdraw(reason=reason, now=at, by_office=by_office)
                 item.schedule(policy.calendar, now)
                 await uow.items.add(item)
                 here[item.request_id] = item
@@ -324,19 +324,21 @@ async def withdraw(
     at: datetime,
     policy: Policy,
     now: datetime,
+    by_office: bool = False,
 ) -> None:
-    """A cancelled request (at `at`, applied `now`) leaves its queue; one not routed here yet
-    is kept out on arrival. Its holder, freed of it, is pushed what waits from now."""
+    """A cancelled request (at `at`, applied `now`; `by_office`: the office cancelled it, not
+    the beneficiary) leaves its queue; one not routed here yet is kept out on arrival. Its
+    holder, freed of it, is pushed what waits from now."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
         await uow.items.lock([request_id])  # its routed event may be being applied (enqueue)
         item = await uow.items.get(request_id, for_update=True)
         if item is None:
-            await uow.items.remember_withdrawal(request_id, at, reason)
+            await uow.items.remember_withdrawal(request_id, at, reason, by_office)
         else:
             holder = item.assignee if item.state is State.CLAIMED else ""
-            item.withdraw(reason=reason, now=at)
+            item.withdraw(reason=reason, now=at, by_office=by_office)
             if holder and item.state is State.WITHDRAWN:
                 await _freed(uow, item, holder, policy, now)
         await uow.commit()

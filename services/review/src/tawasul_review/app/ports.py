@@ -106,12 +106,13 @@ class WorkItemRepository(Protocol):
 
     async def withdrawals(
         self, request_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, str]]:
-        """When and why each of the requests not yet here that were cancelled was."""
+    ) -> dict[uuid.UUID, tuple[datetime, str, bool]]:
+        """When and why each of the requests not yet here that were cancelled was, and whether
+        by the office."""
         ...
 
     async def remember_withdrawal(
-        self, request_id: uuid.UUID, at: datetime, reason: str
+        self, request_id: uuid.UUID, at: datetime, reason: str, by_office: bool
     ) -> None: ...
 
     async def scheduled_with(self) -> int | None:

@@ -10,6 +10,7 @@ The state machine (every other move is refused):
     decided (rejected) ──appealed by the beneficiary──► queued, for another reviewer
     decided (accepted) ──the department carried out the transaction──► processed
     queued | claimed | waiting | transferred ──cancelled by the beneficiary──► withdrawn
+                                             (or by the office: the person off the record)
 
 The SLA clock starts at submission, pauses while the request waits on the beneficiary, stops
 when the request is decided or withdrawn (an appeal runs on a clock of its own: see
@@ -726,28 +727,31 @@ class WorkItem:
             return
         self.new_history.append(HistoryEntry(now, "applicant", "followed_up", message))
 
-    def withdraw(self, *, reason: str, now: datetime) -> None:
-        """The beneficiary cancelled (at `now`, as intake took it): a decided item, or one
+    def withdraw(self, *, reason: str, now: datetime, by_office: bool = False) -> None:
+        """The beneficiary cancelled (at `now`, as intake took it), or the office did for them
+        (`by_office`: the person is off the account's record, and another account filed for
+        them), which the history records as the system's doing: a decided item, or one
         closed for want of an answer when the cancellation came after the deadline, keeps
         its outcome. The cancellation came too late, which its history records; the outcome
         is published again for the beneficiary, who was told the request was cancelled
         (intake's tracking took the outcome when it arrived). One made by the deadline was in
         time, whatever closure overtook it on its way here: the item is withdrawn, and the
         beneficiary, told it closed, is told it was cancelled (intake kept the cancellation)."""
+        actor = "system" if by_office else "applicant"
         if self.state is State.CLOSED and self.respond_by is not None and now <= self.respond_by:
             self.state = State.WITHDRAWN
-            self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
+            self.new_history.append(HistoryEntry(now, actor, "cancelled", reason))
             self.public_status = Status.CANCELLED
-            self.events.append(StatusChanged(self, Status.CANCELLED, "applicant", "", now))
+            self.events.append(StatusChanged(self, Status.CANCELLED, actor, "", now))
             return
         if self.state in (State.DECIDED, State.PROCESSED, State.CLOSED):
-            self.new_history.append(HistoryEntry(now, "applicant", "cancel_too_late", reason))
+            self.new_history.append(HistoryEntry(now, actor, "cancel_too_late", reason))
             if self.public_status is not None:
                 self._announce(
                     StatusChanged(
                         self,
                         self.public_status,
-                        "applicant",
+                        actor,
                         "",
                         now,
                         due_at=self.due_at,
@@ -763,7 +767,7 @@ class WorkItem:
         self.claimed_until = None
         self.sla_next_at = None
         self._stop_clock(now)
-        self.new_history.append(HistoryEntry(now, "applicant", "cancelled", reason))
+        self.new_history.append(HistoryEntry(now, actor, "cancelled", reason))
 
     # --- the SLA clock -------------------------------------------------------------------
 

@@ -99,6 +99,7 @@ def on_applicant_action(
                 at=at,
                 policy=policy,
                 now=max(at, now()),
+                by_office=cancelled.off_record,
             )
         elif kind == "request_answered":
             answer = event.request_answered
