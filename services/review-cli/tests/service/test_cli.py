@@ -636,7 +636,7 @@ async def test_a_bad_missing_kind_prints_the_field_violation(review: Review) -> 
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "error: INVALID_ARGUMENT: " + result.stderr.splitlines()[0].split(": ", 2)[2],
-        "  missing[0].kind: 'document', 'field' or 'other'",
+        "  missing[0].kind: \u2066'document' أو 'field' أو 'other'\u2069",
     ]
 
 
@@ -655,7 +655,7 @@ async def test_reject_needs_a_reason_and_a_message(review: Review) -> None:
     )
     assert unknown.exit_code == 1
     assert "error: INVALID_ARGUMENT: " in unknown.stderr
-    assert "  reason_code: not a reason of ListReasons" in unknown.stderr
+    assert "  reason_code: \u2067ليس سببًا من قائمة الأسباب (ListReasons)\u2069" in unknown.stderr
     assert (await review.case(request_id)).item.state == review_pb2.WORK_ITEM_STATE_CLAIMED
 
     rejected = await review.ok(
@@ -727,7 +727,7 @@ async def test_transfer_and_release(review: Review) -> None:
     await review.ok("claim", moved)
     refused = await review.cli("transfer", moved, "--to", "nowhere", "--reason", "misfiled")
     assert refused.exit_code == 1
-    assert "  department_code: not a department of the catalog" in refused.stderr
+    assert "  department_code: \u2067ليس قسمًا من الدليل\u2069" in refused.stderr
     transferred = await review.ok(
         "transfer", moved, "--to", "visas", "--reason", "A visit visa, not a passport"
     )
@@ -790,9 +790,7 @@ async def test_backlog_is_for_supervisors(review: Review) -> None:
     await review.enqueue()
     refused = await review.cli("backlog", "passports", who=ALI)
     assert refused.exit_code == 1
-    assert refused.stderr == (
-        "error: PERMISSION_DENIED: not a supervisor of department 'passports'\n"
-    )
+    assert refused.stderr == ("error: PERMISSION_DENIED: لست مشرفًا على القسم 'passports'\n")
 
     put = await review.ok(
         "reviewer-put", "S001", "-d", "passports", "--supervises", "passports", who=ADMIN
@@ -817,7 +815,7 @@ async def test_reviewers_away_and_available(review: Review) -> None:
     request_id = await review.enqueue()
     refused = await review.cli("claim", request_id)
     assert refused.exit_code == 1
-    assert refused.stderr.startswith("error: FAILED_PRECONDITION: you are marked away")
+    assert refused.stderr.startswith("error: FAILED_PRECONDITION: أنت مسجَّل غير متاح")
     assert (await review.ok("available")).strip() == "E100 is available"
     assert "claimed" in await review.ok("claim", request_id)
 
@@ -826,7 +824,7 @@ async def test_reviewers_away_and_available(review: Review) -> None:
     assert not_admin.stderr.startswith("error: PERMISSION_DENIED: ")
     bad = await review.cli("reviewer-put", "E999", "-d", "nowhere", who=ADMIN)
     assert bad.exit_code == 1
-    assert "  reviewer.departments: names a department the catalog does not have" in bad.stderr
+    assert "  reviewer.departments: \u2067يذكر قسمًا ليس في الدليل\u2069" in bad.stderr
 
 
 async def test_changing_a_reviewer_changes_only_the_options_given(review: Review) -> None:
@@ -906,10 +904,10 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer(review: Review)
     assert request_id in listed
     own = await review.cli("quality-check", request_id, "--verdict", "agree", who=ALI)
     assert own.exit_code == 1
-    assert "another reviewer" in own.stderr
+    assert "يدقّق القرارَ مراجعٌ غير الذي اتخذه" in own.stderr
     why = await review.cli("quality-check", request_id, "--verdict", "disagree", who=SARA)
     assert why.exit_code == 1
-    assert "note: say why you disagree" in why.stderr
+    assert "note: اذكر سبب عدم موافقتك" in why.stderr
     said = "الصورة لا تطابق صاحب الطلب"
     checked = await review.ok(
         "quality-check", request_id, "--verdict", "disagree", "--note", said, who=SARA

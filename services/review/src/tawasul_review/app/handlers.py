@@ -21,12 +21,14 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
 
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
 from tawasul_review.domain.assignment import Mode, choose
 from tawasul_review.domain.model import (
+    NOT_IN_YOUR_DEPARTMENTS,
     OPEN_STATES,
     Decision,
     HistoryEntry,
@@ -37,7 +39,7 @@ from tawasul_review.domain.model import (
     State,
     WorkItem,
 )
-from tawasul_review.domain.quality import QualityCheck, QualityPosition, sampled
+from tawasul_review.domain.quality import NO_SUCH_CHECK, QualityCheck, QualityPosition, sampled
 from tawasul_review.domain.reviewers import DEFAULT_CAPACITY, Reviewer
 from tawasul_review.domain.search import (
     MAX_QUERY,
@@ -394,7 +396,12 @@ async def answered(
 
 def _department(reviewer: Principal, department: str) -> None:
     if reviewer.role is not Role.REVIEWER or department not in reviewer.departments:
-        raise PermissionDenied(f"not a reviewer of department {department!r}")
+        raise PermissionDenied(
+            Bilingual(
+                f"not a reviewer of department {department!r}",
+                f"لست من مراجعي القسم {department!r}",
+            )
+        )
 
 
 async def list_queue(
@@ -420,7 +427,7 @@ async def list_queue(
 
 def _staff(reviewer: Principal) -> None:
     if reviewer.role is not Role.REVIEWER:
-        raise PermissionDenied("for reviewers only")
+        raise PermissionDenied(Bilingual("for reviewers only", "للمراجعين فقط"))
 
 
 async def _me(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
@@ -438,9 +445,19 @@ async def _room(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
     await uow.reviewers.lock(reviewer.subject)
     me = await _me(uow, reviewer)
     if not me.available:
-        raise FailedPrecondition("you are marked away; set yourself available first")
+        raise FailedPrecondition(
+            Bilingual(
+                "you are marked away; set yourself available first",
+                "أنت مسجَّل غير متاح؛ سجِّل نفسك متاحًا أولًا",
+            )
+        )
     if await uow.items.held_by(me.reviewer_id) >= me.capacity:
-        raise ResourceExhausted(f"you hold {me.capacity} items, your capacity; finish one first")
+        raise ResourceExhausted(
+            Bilingual(
+                f"you hold {me.capacity} items, your capacity; finish one first",
+                f"بلغتَ حدك الأقصى من الطلبات المسندة إليك ({me.capacity})؛ أنجز أحدها أولًا",
+            )
+        )
     return me
 
 
@@ -465,7 +482,7 @@ async def claim_next(
 async def _item(uow: UnitOfWork, request_id: uuid.UUID, *, for_update: bool) -> WorkItem:
     item = await uow.items.get(request_id, for_update=for_update)
     if item is None:
-        raise NotFound("no such request in your departments")
+        raise NotFound(NOT_IN_YOUR_DEPARTMENTS)
     return item
 
 
@@ -474,7 +491,7 @@ async def _visible(
 ) -> WorkItem:
     """The item, if it is in one of the reviewer's departments as their record narrows them."""
     if reviewer.role is not Role.REVIEWER:
-        raise NotFound("no such request in your departments")
+        raise NotFound(NOT_IN_YOUR_DEPARTMENTS)
     me = await _me(uow, reviewer)
     item = await _item(uow, request_id, for_update=for_update)
     item.ensure_visible_to(replace(reviewer, departments=me.departments))
@@ -569,7 +586,13 @@ async def decide(
 ) -> WorkItem:
     reason = policy.reasons.get(reason_code) if reason_code else None
     if reason_code and reason is None:
-        raise InvalidArgument({"reason_code": "not a reason of ListReasons"})
+        raise InvalidArgument(
+            {
+                "reason_code": Bilingual(
+                    "not a reason of ListReasons", "ليس سببًا من قائمة الأسباب (ListReasons)"
+                )
+            }
+        )
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.decide(reviewer, decision, message, reason, now, policy.calendar)
@@ -659,7 +682,11 @@ async def request_information(
     days = within_working_days or DEFAULT_RESPOND_WITHIN_DAYS
     if not 1 <= days <= MAX_RESPOND_WITHIN_DAYS:
         raise InvalidArgument(
-            {"respond_within_working_days": f"from 1 to {MAX_RESPOND_WITHIN_DAYS}"}
+            {
+                "respond_within_working_days": Bilingual(
+                    f"from 1 to {MAX_RESPOND_WITHIN_DAYS}", f"من 1 إلى {MAX_RESPOND_WITHIN_DAYS}"
+                )
+            }
         )
     # The beneficiary is told a day (SMS, tracking view): the deadline is the end of that day
     # in Riyadh, not the hour of it at which the reviewer happened to ask.
@@ -682,15 +709,18 @@ def _check_asked(missing: tuple[Missing, ...], sub_service: SubService | None) -
         return
     kinds = sorted(d.kind for d in sub_service.documents)
     names = sorted(f.name for f in sub_service.fields)
-    problems: dict[str, str] = {}
+    problems: dict[str, Bilingual] = {}
     for index, item in enumerate(missing):
         if item.kind == "document" and item.name not in kinds:
-            problems[f"missing[{index}].name"] = (
-                f"a document kind of {sub_service.code}: {', '.join(kinds)}"
+            problems[f"missing[{index}].name"] = Bilingual(
+                f"a document kind of {sub_service.code}: {', '.join(kinds)}",
+                f"نوع مستند من أنواع الخدمة الفرعية {sub_service.code}: {'، '.join(kinds)}",
             )
         elif item.kind == "field" and item.name not in names:
-            problems[f"missing[{index}].name"] = (
-                f"a field of {sub_service.code}: {', '.join(names) or 'it has none'}"
+            problems[f"missing[{index}].name"] = Bilingual(
+                f"a field of {sub_service.code}: {', '.join(names) or 'it has none'}",
+                f"حقل من حقول الخدمة الفرعية {sub_service.code}:"
+                f" {'، '.join(names) or 'لا حقول لها'}",
             )
     if problems:
         raise InvalidArgument(problems)
@@ -707,7 +737,9 @@ async def transfer(
     now: datetime,
 ) -> WorkItem:
     if department not in policy.catalog.departments:
-        raise InvalidArgument({"department_code": "not a department of the catalog"})
+        raise InvalidArgument(
+            {"department_code": Bilingual("not a department of the catalog", "ليس قسمًا من الدليل")}
+        )
     async with uow:
         item = await _visible(uow, reviewer, request_id)
         item.transfer(reviewer, department, reason, now, policy.calendar)
@@ -797,13 +829,19 @@ async def reschedule(
 # --- supervisors and administrators -------------------------------------------------------
 
 
+def _not_supervisor(department: str) -> Bilingual:
+    return Bilingual(
+        f"not a supervisor of department {department!r}", f"لست مشرفًا على القسم {department!r}"
+    )
+
+
 async def backlog(
     *, uow: UnitOfWork, reviewer: Principal, department: str, policy: Policy, now: datetime
 ) -> list[object]:
     async with uow:
         me = await _me(uow, reviewer)
         if department not in me.supervises:
-            raise PermissionDenied(f"not a supervisor of department {department!r}")
+            raise PermissionDenied(_not_supervisor(department))
         soon = policy.calendar.add_working_days(now, 1)
         return list(await uow.items.backlog(department, now, soon))
 
@@ -829,7 +867,7 @@ async def reassign(
         me = await _me(uow, supervisor)
         item = await _visible(uow, supervisor, request_id)
         if item.department not in me.supervises:
-            raise PermissionDenied(f"not a supervisor of department {item.department!r}")
+            raise PermissionDenied(_not_supervisor(item.department))
         held = item.state is State.CLAIMED and item.assignee != reviewer_id
         freed = [item.assignee] if held else []
         modes: dict[str, Mode] = {}
@@ -842,14 +880,25 @@ async def reassign(
         else:
             target = await uow.reviewers.get(reviewer_id)
             if target is None or item.department not in target.departments:
-                raise InvalidArgument({"reviewer_id": "not a reviewer of the item's department"})
+                raise InvalidArgument(
+                    {
+                        "reviewer_id": Bilingual(
+                            "not a reviewer of the item's department", "ليس من مراجعي قسم الطلب"
+                        )
+                    }
+                )
             if not (item.state is State.CLAIMED and item.assignee == reviewer_id):
                 # Under their lock, as their own claims and the queues' pushes count.
                 await uow.reviewers.lock(reviewer_id)
                 if await uow.items.held_by(reviewer_id) >= target.capacity:
                     raise ResourceExhausted(
-                        f"{reviewer_id} holds {target.capacity} items, their capacity; give it"
-                        " to another reviewer or free one of theirs first"
+                        Bilingual(
+                            f"{reviewer_id} holds {target.capacity} items, their capacity; give"
+                            " it to another reviewer or free one of theirs first",
+                            f"بلغ {reviewer_id} حده الأقصى من الطلبات المسندة إليه"
+                            f" ({target.capacity})؛ أسنِد الطلب إلى مراجع آخر أو أعِد أحد طلباته"
+                            " إلى قائمة الانتظار أولًا",
+                        )
                     )
             item.assign(reviewer_id, now, policy.lease, by=supervisor.subject)
         await _refill(uow, modes, policy, now, {item.request_id: freed[0]} if freed else None)
@@ -864,12 +913,22 @@ async def put_queue_settings(
     department, _, name = queue.partition(".")
     if department not in policy.catalog.departments or not name:
         raise InvalidArgument(
-            {"settings.queue": "a queue of a catalog department, '<dept>.<name>'"}
+            {
+                "settings.queue": Bilingual(
+                    "a queue of a catalog department, '<dept>.<name>'",
+                    "قائمة انتظار لقسم من أقسام الدليل، بالصيغة '<dept>.<name>'",
+                )
+            }
         )
     async with uow:
         me = await _me(uow, caller)
         if caller.subject not in policy.admins and department not in me.supervises:
-            raise PermissionDenied("only an administrator or the department's supervisor")
+            raise PermissionDenied(
+                Bilingual(
+                    "only an administrator or the department's supervisor",
+                    "لمسؤول النظام أو مشرف القسم فقط",
+                )
+            )
         # Locked before its row is written: a push holding the queue's lock writes it.
         modes = await _pushing(uow, {department}, queues=[queue])
         await uow.queues.put(queue, mode)
@@ -896,7 +955,7 @@ async def quality_checks(
     async with uow:
         me = await _me(uow, reviewer)
         if department not in me.supervises:
-            raise PermissionDenied(f"not a supervisor of department {department!r}")
+            raise PermissionDenied(_not_supervisor(department))
         checks = await uow.quality.in_department(
             department, include_done=include_done, limit=size + 1, after=after
         )
@@ -912,7 +971,7 @@ async def complete_quality_check(
         me = await _me(uow, reviewer)
         check = await uow.quality.get(request_id)
         if check is None:
-            raise NotFound("no such quality check in your departments")
+            raise NotFound(NO_SUCH_CHECK)
         done = check.complete(replace(reviewer, departments=me.departments), verdict, note)
         await uow.quality.save(done)
         await uow.commit()
@@ -934,7 +993,12 @@ async def put_reviewer(
             # marking themselves away holds their token's departments and decides none.
             touched = reviewer.departments | (existing.decided() if existing else frozenset())
             if not touched <= me.supervises:
-                raise PermissionDenied("only an administrator or the departments' supervisor")
+                raise PermissionDenied(
+                    Bilingual(
+                        "only an administrator or the departments' supervisor",
+                        "لمسؤول النظام أو مشرف الأقسام المعنية فقط",
+                    )
+                )
             decided = existing.scope if existing else frozenset()
             reviewer = replace(reviewer, scope=None if decided is None else decided | me.supervises)
         # Their claims in the departments they leave go back to the queues now: hidden from
@@ -998,6 +1062,12 @@ async def list_reviewers(
         return await uow.reviewers.in_department(department)
 
 
+_THEIR_OWN = Bilingual(
+    "only the reviewer, their supervisor or an administrator",
+    "للمراجع نفسه أو مشرفه أو مسؤول النظام فقط",
+)
+
+
 async def set_availability(
     *,
     uow: UnitOfWork,
@@ -1014,11 +1084,11 @@ async def set_availability(
         target_id = reviewer_id or caller.subject
         other = target_id != caller.subject
         if other and caller.subject not in policy.admins and not me.supervises:
-            raise PermissionDenied("only the reviewer, their supervisor or an administrator")
+            raise PermissionDenied(_THEIR_OWN)
         stored = record = await uow.reviewers.get(target_id)
         if record is None:
             if other:
-                raise NotFound("no such reviewer")
+                raise NotFound(Bilingual("no such reviewer", "لا يوجد هذا المراجع"))
             # A record that decides no department: they keep following their token.
             record = replace(me, scope=frozenset())
         if (
@@ -1026,7 +1096,7 @@ async def set_availability(
             and caller.subject not in policy.admins
             and not record.departments <= me.supervises
         ):
-            raise PermissionDenied("only the reviewer, their supervisor or an administrator")
+            raise PermissionDenied(_THEIR_OWN)
         updated = replace(record, available=available)
         # As put_reviewer, before the record is written: the queues, then the reviewer.
         modes = await _pushing(uow, updated.departments, also=[target_id])
@@ -1080,10 +1150,16 @@ async def search(
     caller's, as review's record narrows their token); one department of theirs when named.
     """
     if len(query) > MAX_QUERY:
-        raise InvalidArgument({"query": f"at most {MAX_QUERY} characters"})
+        raise InvalidArgument({"query": at_most(CHARACTERS, MAX_QUERY)})
     start, end = filters.submitted_from, filters.submitted_before
     if start is not None and end is not None and start >= end:
-        raise InvalidArgument({"submitted_before": "must be after submitted_from"})
+        raise InvalidArgument(
+            {
+                "submitted_before": Bilingual(
+                    "must be after submitted_from", "يلزم أن يكون بعد submitted_from"
+                )
+            }
+        )
     size = min(limit or DEFAULT_PAGE, MAX_PAGE)
     kind = kind or (classify(query) if query.strip() else Kind.TEXT)
     numbers: tuple[str, ...] = ()
@@ -1092,21 +1168,48 @@ async def search(
     if kind is Kind.NUMBER:
         digits = request_number(query)
         if digits is None:
-            raise InvalidArgument({"query": "a request number: TW and 8 or 9 digits"})
+            raise InvalidArgument(
+                {
+                    "query": Bilingual(
+                        "a request number: TW and 8 or 9 digits", "رقم طلب: TW ثم 8 أو 9 أرقام"
+                    )
+                }
+            )
         exact, candidates = number_candidates(digits)
         numbers = (exact,) if exact else ()
     elif kind is Kind.PERSON_ID:
         found_id = person_id(query) or ""
         if not found_id:
-            raise InvalidArgument({"query": "a national ID, iqama or border number: 10 digits"})
+            raise InvalidArgument(
+                {
+                    "query": Bilingual(
+                        "a national ID, iqama or border number: 10 digits",
+                        "رقم هوية وطنية أو إقامة أو رقم حدود: 10 أرقام",
+                    )
+                }
+            )
     elif kind is Kind.MOBILE:
         key = mobile_key(query)
         if not key:
-            raise InvalidArgument({"query": "a Saudi mobile: 05XXXXXXXX or +9665XXXXXXXX"})
+            raise InvalidArgument(
+                {
+                    "query": Bilingual(
+                        "a Saudi mobile: 05XXXXXXXX or +9665XXXXXXXX",
+                        "رقم جوال سعودي: 05XXXXXXXX أو +9665XXXXXXXX",
+                    )
+                }
+            )
     elif query.strip():
         words = tuple(terms(query))
         if not words:
-            raise InvalidArgument({"query": f"at least one word of {MIN_TERM} letters or more"})
+            raise InvalidArgument(
+                {
+                    "query": Bilingual(
+                        f"at least one word of {MIN_TERM} letters or more",
+                        f"كلمة واحدة على الأقل من {MIN_TERM} أحرف فأكثر",
+                    )
+                }
+            )
     states, due_after, due_by = filters.states, None, None
     if filters.sla is not None:
         # Only open items run against their SLA; "soon" is within the next working day.

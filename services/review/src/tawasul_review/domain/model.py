@@ -30,12 +30,17 @@ from tawasul_calendar import Sla, SlaClock, WorkingCalendar
 from tawasul_platform import appeals
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from tawasul_platform.hygiene import visible_length
-from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most
+from tawasul_platform.i18n import CHARACTERS, Bilingual, Noun, at_most
 from tawasul_platform.identity import Principal, Role
 
 # A message's problems, for the reviewer who typed it, in either language.
 REQUIRED = Bilingual("required", "مطلوب")
 CONTROLS = Bilingual("control characters are not allowed", "لا يُسمح بمحارف التحكم")
+# An item outside the reviewer's departments does not exist for them.
+NOT_IN_YOUR_DEPARTMENTS = Bilingual(
+    "no such request in your departments", "لا يوجد هذا الطلب في الأقسام التي تعمل فيها"
+)
+ITEMS = Noun("item", "items", "بند واحد", "بندان", "بنود", "بندًا", "بند")
 MIN_REJECTION_MESSAGE = 10
 MAX_MESSAGE = 2000
 MAX_MISSING = 20
@@ -57,6 +62,32 @@ class State(StrEnum):
     CLOSED = "closed"
     # Accepted, and the department carried out the transaction: nothing more to do.
     PROCESSED = "processed"
+
+
+# What a refusal calls each state, in Arabic: "الطلب TW… <this>".
+_STATE_AR = {
+    State.QUEUED: "في قائمة الانتظار",
+    State.CLAIMED: "مُسنَد",
+    State.DECIDED: "بُتَّ فيه",
+    State.WITHDRAWN: "مُلغى",
+    State.WAITING: "بانتظار رد المستفيد",
+    State.TRANSFERRED: "محال إلى قسم آخر",
+    State.CLOSED: "مغلق",
+    State.PROCESSED: "تمت معالجته",
+}
+
+
+def _request_is(
+    number: str, state: State, holder: str = "", then: str = "", then_ar: str = ""
+) -> Bilingual:
+    """A refusal naming the request's state (and holder): "request TW… is closed"."""
+    held = f" by {holder}" if holder else ""
+    if holder and state is State.CLAIMED:
+        held_ar = f" إلى {holder}"
+    else:
+        held_ar = f" (المراجع {holder})" if holder else ""
+    ar = f"الطلب {number} {_STATE_AR[state]}{held_ar}{then_ar}"
+    return Bilingual(f"request {number} is {state}{held}{then}", ar)
 
 
 # In a queue, where reviewers see and take it.
@@ -328,16 +359,28 @@ class WorkItem:
     def ensure_visible_to(self, reviewer: Principal) -> None:
         """An item outside the reviewer's departments does not exist for them."""
         if reviewer.role is not Role.REVIEWER or self.department not in reviewer.departments:
-            raise NotFound("no such request in your departments")
+            raise NotFound(NOT_IN_YOUR_DEPARTMENTS)
 
     def _ensure_holder(self, reviewer: Principal, now: datetime, lease: timedelta) -> None:
         self.ensure_visible_to(reviewer)
         if self.state is not State.CLAIMED:
             # A decision sent again (its reply lost) finds it decided: nothing to claim.
-            then = "; claim it first" if self.state in UNFINISHED else " already"
-            raise FailedPrecondition(f"request {self.request_number} is {self.state}{then}")
+            first = self.state in UNFINISHED
+            raise FailedPrecondition(
+                _request_is(
+                    self.request_number,
+                    self.state,
+                    then="; claim it first" if first else " already",
+                    then_ar="؛ استلمه أولًا" if first else " بالفعل",
+                )
+            )
         if self.assignee != reviewer.subject:
-            raise FailedPrecondition(f"request {self.request_number} is held by {self.assignee}")
+            raise FailedPrecondition(
+                Bilingual(
+                    f"request {self.request_number} is held by {self.assignee}",
+                    f"الطلب {self.request_number} مُسنَد إلى {self.assignee}",
+                )
+            )
         self.claimed_until = now + lease
 
     # --- the reviewer's actions ----------------------------------------------------------
@@ -349,21 +392,23 @@ class WorkItem:
             self.claimed_until = now + lease
             return
         if self.state is not State.QUEUED:
-            holder = f" by {self.assignee}" if self.assignee else ""
-            raise FailedPrecondition(f"request {self.request_number} is {self.state}{holder}")
+            raise FailedPrecondition(_request_is(self.request_number, self.state, self.assignee))
         self._hold(reviewer.subject, now, lease, "claimed")
 
     def _four_eyes(self, reviewer_id: str) -> None:
         if self.appeal_of and reviewer_id == self.appeal_of:
             raise FailedPrecondition(
-                f"request {self.request_number} is an appeal of your own decision: another"
-                " reviewer decides it"
+                Bilingual(
+                    f"request {self.request_number} is an appeal of your own decision: another"
+                    " reviewer decides it",
+                    f"الطلب {self.request_number} تظلُّمٌ من قرارك أنت: يبتّ فيه مراجع آخر",
+                )
             )
 
     def assign(self, reviewer_id: str, now: datetime, lease: timedelta, *, by: str) -> None:
         """A queue's push assignment or a supervisor gives the item to a reviewer."""
         if self.state not in OPEN_STATES:
-            raise FailedPrecondition(f"request {self.request_number} is {self.state}")
+            raise FailedPrecondition(_request_is(self.request_number, self.state))
         self._four_eyes(reviewer_id)
         self.state = State.QUEUED
         self.assignee = ""
@@ -371,7 +416,7 @@ class WorkItem:
 
     def unassign(self, now: datetime, *, by: str) -> None:
         if self.state not in OPEN_STATES:
-            raise FailedPrecondition(f"request {self.request_number} is {self.state}")
+            raise FailedPrecondition(_request_is(self.request_number, self.state))
         self._to_queue(now, by, "reassigned_to_queue")
 
     def appeal(self, *, reason: str, now: datetime, calendar: WorkingCalendar) -> bool:
@@ -449,14 +494,32 @@ class WorkItem:
         if decision is Decision.REJECT and visible_length(text) < MIN_REJECTION_MESSAGE:
             raise InvalidArgument(
                 {
-                    "message": f"a rejection tells the beneficiary why, at least "
-                    f"{MIN_REJECTION_MESSAGE} characters"
+                    "message": Bilingual(
+                        f"a rejection tells the beneficiary why, at least "
+                        f"{MIN_REJECTION_MESSAGE} characters",
+                        "يُبيَّن للمستفيد سبب الرفض في"
+                        f" {CHARACTERS.count(MIN_REJECTION_MESSAGE).ar} على الأقل",
+                    )
                 }
             )
         if decision is Decision.REJECT and reason is None:
-            raise InvalidArgument({"reason_code": "a rejection names a reason from ListReasons"})
+            raise InvalidArgument(
+                {
+                    "reason_code": Bilingual(
+                        "a rejection names a reason from ListReasons",
+                        "يُذكر للرفض سببٌ من قائمة الأسباب (ListReasons)",
+                    )
+                }
+            )
         if reason is not None and decision not in reason.decisions:
-            raise InvalidArgument({"reason_code": f"not a reason to {decision.value}"})
+            raise InvalidArgument(
+                {
+                    "reason_code": Bilingual(
+                        f"not a reason to {decision.value}",
+                        "ليس سببًا للقبول" if decision is Decision.ACCEPT else "ليس سببًا للرفض",
+                    )
+                }
+            )
         self.state = State.DECIDED
         self.decision = decision
         self.decision_message = text
@@ -539,9 +602,16 @@ class WorkItem:
     ) -> None:
         self._ensure_holder(reviewer, now, timedelta(0))
         if not missing:
-            raise InvalidArgument({"missing": "list at least one thing the beneficiary must add"})
+            raise InvalidArgument(
+                {
+                    "missing": Bilingual(
+                        "list at least one thing the beneficiary must add",
+                        "اذكر أمرًا واحدًا على الأقل يلزم المستفيدَ تقديمه",
+                    )
+                }
+            )
         if len(missing) > MAX_MISSING:
-            raise InvalidArgument({"missing": f"at most {MAX_MISSING} items"})
+            raise InvalidArgument({"missing": at_most(ITEMS, MAX_MISSING)})
         text = _text("message", message, required=False)
         self.state = State.WAITING
         self.last_holder = self.assignee
@@ -656,7 +726,13 @@ class WorkItem:
         self._ensure_holder(reviewer, now, timedelta(0))
         why = _text("reason", reason, required=True)
         if department == self.department:
-            raise InvalidArgument({"department_code": "already this request's department"})
+            raise InvalidArgument(
+                {
+                    "department_code": Bilingual(
+                        "already this request's department", "هذا هو قسم الطلب الحالي"
+                    )
+                }
+            )
         self.state = State.TRANSFERRED
         self.assignee = ""
         self.claimed_until = None
@@ -933,18 +1009,27 @@ def _controls(text: str) -> bool:
     )
 
 
+def _plain(limit: int) -> Bilingual:
+    return Bilingual(
+        f"required, at most {limit} plain characters",
+        f"مطلوب، {CHARACTERS.count(limit).ar} على الأكثر بلا محارف تحكم",
+    )
+
+
 def missing_items(raw: list[tuple[str, str, str]]) -> tuple[Missing, ...]:
     """The reviewer's list, each entry checked; problems name the entry's position."""
-    problems: dict[str, str] = {}
+    problems: dict[str, Bilingual] = {}
     items: list[Missing] = []
     for index, (kind, name, description) in enumerate(raw[: MAX_MISSING + 1]):
         if kind not in ("document", "field", "other"):
-            problems[f"missing[{index}].kind"] = "'document', 'field' or 'other'"
+            problems[f"missing[{index}].kind"] = Bilingual(
+                "'document', 'field' or 'other'", "'document' أو 'field' أو 'other'"
+            )
         if not visible_length(name) or len(name) > 100 or _controls(name):
-            problems[f"missing[{index}].name"] = "required, at most 100 plain characters"
+            problems[f"missing[{index}].name"] = _plain(100)
         description = _lines(description)
         if not visible_length(description) or len(description) > 500 or _controls(description):
-            problems[f"missing[{index}].description"] = "required, at most 500 plain characters"
+            problems[f"missing[{index}].description"] = _plain(500)
         items.append(Missing(kind, name.strip(), description.strip()))
     if problems:
         raise InvalidArgument(problems)

@@ -11,11 +11,16 @@ from enum import StrEnum
 
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from tawasul_platform.hygiene import visible_length
+from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most
 from tawasul_platform.identity import Principal
 
 from tawasul_review.domain.model import Decision, WorkItem
 
 MAX_NOTE = 2000
+NO_SUCH_CHECK = Bilingual(
+    "no such quality check in your departments",
+    "لا يوجد تدقيق الجودة هذا في الأقسام التي تعمل فيها",
+)
 
 
 class Verdict(StrEnum):
@@ -83,24 +88,34 @@ class QualityCheck:
 
     def complete(self, reviewer: Principal, verdict: str, note: str) -> QualityCheck:
         if self.department not in reviewer.departments:
-            raise NotFound("no such quality check in your departments")
+            raise NotFound(NO_SUCH_CHECK)
         if reviewer.subject == self.decided_by:
-            raise FailedPrecondition("a decision is checked by another reviewer than its own")
+            raise FailedPrecondition(
+                Bilingual(
+                    "a decision is checked by another reviewer than its own",
+                    "يدقّق القرارَ مراجعٌ غير الذي اتخذه",
+                )
+            )
         if reviewer.subject == self.replaced_by:
             # The appeal was against their rejection: the dispute is not theirs to settle.
             raise FailedPrecondition(
-                "a decision on an appeal is checked by another reviewer than the one whose"
-                " rejection was appealed"
+                Bilingual(
+                    "a decision on an appeal is checked by another reviewer than the one whose"
+                    " rejection was appealed",
+                    "يدقّق القرارَ الصادر في التظلم مراجعٌ غير الذي تُظُلِّم من رفضه",
+                )
             )
         if self.checked_by:
-            raise FailedPrecondition(f"already checked by {self.checked_by}")
-        problems: dict[str, str] = {}
+            raise FailedPrecondition(
+                Bilingual(f"already checked by {self.checked_by}", f"سبق أن دقّقه {self.checked_by}")
+            )
+        problems: dict[str, Bilingual] = {}
         if verdict not in set(Verdict):
-            problems["verdict"] = "'agree' or 'disagree'"
+            problems["verdict"] = Bilingual("'agree' or 'disagree'", "'agree' أو 'disagree'")
         if len(note) > MAX_NOTE:
-            problems["note"] = f"at most {MAX_NOTE} characters"
+            problems["note"] = at_most(CHARACTERS, MAX_NOTE)
         elif verdict == Verdict.DISAGREE and not visible_length(note):
-            problems["note"] = "say why you disagree"
+            problems["note"] = Bilingual("say why you disagree", "اذكر سبب عدم موافقتك")
         if problems:
             raise InvalidArgument(problems)
         return replace(

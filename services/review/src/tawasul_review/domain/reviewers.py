@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import EMPLOYEE_ID, EMPLOYEE_ID_FORM, Principal, StaffRecord
 
 # Without a record, a reviewer works the departments of their token with these defaults.
@@ -13,6 +14,9 @@ DEFAULT_CAPACITY = 20
 DEFAULT_LANGUAGES = frozenset({"ar", "en"})
 MAX_CAPACITY = 500
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
+_EMPLOYEE_ID_FORM = Bilingual(
+    EMPLOYEE_ID_FORM, "من 1 إلى 50 حرفًا لاتينيًا أو رقمًا أو '.' أو '_' أو '-'"
+)
 
 
 @dataclass(frozen=True)
@@ -75,20 +79,30 @@ class Reviewer:
         supervises: list[str],
         known_departments: frozenset[str],
     ) -> Reviewer:
-        problems: dict[str, str] = {}
+        problems: dict[str, Bilingual] = {}
         if not EMPLOYEE_ID.fullmatch(reviewer_id):
-            problems["reviewer.reviewer_id"] = EMPLOYEE_ID_FORM
+            problems["reviewer.reviewer_id"] = _EMPLOYEE_ID_FORM
         unknown = [d for d in [*departments, *supervises] if d not in known_departments]
         if unknown:
-            problems["reviewer.departments"] = "names a department the catalog does not have"
+            problems["reviewer.departments"] = Bilingual(
+                "names a department the catalog does not have", "يذكر قسمًا ليس في الدليل"
+            )
         elif not departments:
-            problems["reviewer.departments"] = "at least one department"
+            problems["reviewer.departments"] = Bilingual(
+                "at least one department", "قسم واحد على الأقل"
+            )
         if not set(supervises) <= set(departments):
-            problems["reviewer.supervises"] = "only departments the reviewer belongs to"
+            problems["reviewer.supervises"] = Bilingual(
+                "only departments the reviewer belongs to", "الأقسام التي ينتمي إليها المراجع فقط"
+            )
         if not languages or not all(_LANGUAGE.fullmatch(lang) for lang in languages):
-            problems["reviewer.languages"] = "ISO 639 codes such as 'ar', 'en'"
+            problems["reviewer.languages"] = Bilingual(
+                "ISO 639 codes such as 'ar', 'en'", "رموز ISO 639 مثل 'ar' و'en'"
+            )
         if not 0 <= capacity <= MAX_CAPACITY:
-            problems["reviewer.capacity"] = f"from 0 to {MAX_CAPACITY}"
+            problems["reviewer.capacity"] = Bilingual(
+                f"from 0 to {MAX_CAPACITY}", f"من 0 إلى {MAX_CAPACITY}"
+            )
         if problems:
             raise InvalidArgument(problems)
         return cls(

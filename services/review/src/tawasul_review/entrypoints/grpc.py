@@ -17,6 +17,7 @@ from tawasul_platform.authz import STAFF, Rule, bearer_token
 from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
+from tawasul_platform.i18n import CHARACTERS, Bilingual
 
 from tawasul_review.app import handlers
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
@@ -104,12 +105,22 @@ _CODE = re.compile(r"[A-Za-z0-9_.:-]*")
 # Queue positions from page tokens stay within what the columns hold.
 _RANK_LIMIT = 1_000_000
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+_NOT_A_TOKEN = Bilingual("not a token this service issued", "ليس رمزًا أصدرته هذه الخدمة")
+_NEGATIVE = Bilingual("must not be negative", "يجب ألا يكون سالبًا")
+_NOT_A_STATE = Bilingual("not a work item state", "ليست حالة من حالات الطلب في المراجعة")
 
 
 def _code(name: str, raw: str, limit: int = 100) -> str:
     """A department, queue, sub-service or employee id: a short code, never free text."""
     if len(raw) > limit or not _CODE.fullmatch(raw):
-        raise InvalidArgument({name: f"letters, digits and . _ : - only, at most {limit}"})
+        raise InvalidArgument(
+            {
+                name: Bilingual(
+                    f"letters, digits and . _ : - only, at most {limit}",
+                    f"حروف لاتينية وأرقام و . _ : - فقط، {CHARACTERS.count(limit).ar} على الأكثر",
+                )
+            }
+        )
     return raw
 
 
@@ -117,7 +128,9 @@ def _request_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw[:45])
     except ValueError as exc:
-        raise InvalidArgument({"request_id": "not a request id"}) from exc
+        raise InvalidArgument(
+            {"request_id": Bilingual("not a request id", "ليس معرّف طلب")}
+        ) from exc
 
 
 def _page_token(position: QueuePosition) -> str:
@@ -126,7 +139,7 @@ def _page_token(position: QueuePosition) -> str:
 
 
 def _position(token: str) -> QueuePosition:
-    refused = InvalidArgument({"page_token": "not a token this service issued"})
+    refused = InvalidArgument({"page_token": _NOT_A_TOKEN})
     try:
         rank, queued_at, number = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
         # The token held a JSON integer; int() would also read "٣" or 2.5.
@@ -153,7 +166,7 @@ def _search_token(position: SearchPosition) -> str:
 
 
 def _search_position(token: str) -> SearchPosition:
-    refused = InvalidArgument({"page_token": "not a token this service issued"})
+    refused = InvalidArgument({"page_token": _NOT_A_TOKEN})
     try:
         submitted_at, number = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
         position = SearchPosition(datetime.fromisoformat(submitted_at), str(number))
@@ -176,7 +189,7 @@ def _quality_token(position: QualityPosition) -> str:
 
 
 def _quality_position(token: str) -> QualityPosition:
-    refused = InvalidArgument({"page_token": "not a token this service issued"})
+    refused = InvalidArgument({"page_token": _NOT_A_TOKEN})
     try:
         sampled_at, request_id = json.loads(base64.urlsafe_b64decode(token[:500].encode()))
         position = QualityPosition(datetime.fromisoformat(sampled_at), uuid.UUID(request_id))
@@ -194,9 +207,9 @@ def _instant(name: str, stamp: Any, present: bool) -> datetime | None:
     try:
         at: datetime = stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as exc:
-        raise InvalidArgument({name: "not a valid time"}) from exc
+        raise InvalidArgument({name: Bilingual("not a valid time", "ليس وقتًا صحيحًا")}) from exc
     if not _EARLIEST <= at < _LATEST:
-        raise InvalidArgument({name: "between 2000 and 2100"})
+        raise InvalidArgument({name: Bilingual("between 2000 and 2100", "بين عامَي 2000 و2100")})
     return at
 
 
@@ -256,12 +269,12 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         self, request: review_pb2.ListQueueRequest, context: Context
     ) -> review_pb2.ListQueueResponse:
         if request.page_size < 0:
-            raise InvalidArgument({"page_size": "must not be negative"})
+            raise InvalidArgument({"page_size": _NEGATIVE})
         state = None
         if request.state:
             state = _STATE_FROM_WIRE.get(request.state)
             if state is None:
-                raise InvalidArgument({"state": "not a work item state"})
+                raise InvalidArgument({"state": _NOT_A_STATE})
         items, following = await handlers.list_queue(
             uow=self._uow(),
             reviewer=caller(),
@@ -352,7 +365,13 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.DecideRequestResponse:
         decision = _DECISION_FROM_WIRE.get(request.decision)
         if decision is None:
-            raise InvalidArgument({"decision": "DECISION_ACCEPT or DECISION_REJECT"})
+            raise InvalidArgument(
+                {
+                    "decision": Bilingual(
+                        "DECISION_ACCEPT or DECISION_REJECT", "DECISION_ACCEPT أو DECISION_REJECT"
+                    )
+                }
+            )
         item = await handlers.decide(
             uow=self._uow(),
             reviewer=caller(),
@@ -500,23 +519,25 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         self, request: review_pb2.SearchRequestsRequest, context: Context
     ) -> review_pb2.SearchRequestsResponse:
         if request.page_size < 0:
-            raise InvalidArgument({"page_size": "must not be negative"})
+            raise InvalidArgument({"page_size": _NEGATIVE})
         kind = None
         if request.kind:
             kind = _KIND_FROM_WIRE.get(request.kind)
             if kind is None:
-                raise InvalidArgument({"kind": "not a search kind"})
+                raise InvalidArgument({"kind": Bilingual("not a search kind", "ليس نوع بحث")})
         sla = None
         if request.sla_state:
             sla = _SLA_FROM_WIRE.get(request.sla_state)
             if sla is None:
-                raise InvalidArgument({"sla_state": "not an SLA state"})
+                raise InvalidArgument(
+                    {"sla_state": Bilingual("not an SLA state", "ليست حالة من حالات مدة الإنجاز")}
+                )
         states = []
         # Each state once; the platform's limits bound the list.
         for index, wire in enumerate(request.states):
             state = _STATE_FROM_WIRE.get(wire)
             if state is None:
-                raise InvalidArgument({f"states[{index}]": "not a work item state"})
+                raise InvalidArgument({f"states[{index}]": _NOT_A_STATE})
             states.append(state)
         found = await handlers.search(
             uow=self._uow(),
@@ -553,7 +574,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         self, request: review_pb2.ListQualityChecksRequest, context: Context
     ) -> review_pb2.ListQualityChecksResponse:
         if request.page_size < 0:
-            raise InvalidArgument({"page_size": "must not be negative"})
+            raise InvalidArgument({"page_size": _NEGATIVE})
         checks, following = await handlers.quality_checks(
             uow=self._uow(),
             reviewer=caller(),
@@ -640,7 +661,13 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
     ) -> review_pb2.PutQueueSettingsResponse:
         mode = _MODE_FROM_WIRE.get(request.settings.mode)
         if mode is None:
-            raise InvalidArgument({"settings.mode": "pull, round-robin or least-loaded"})
+            raise InvalidArgument(
+                {
+                    "settings.mode": Bilingual(
+                        "pull, round-robin or least-loaded", "pull أو round-robin أو least-loaded"
+                    )
+                }
+            )
         queue, stored = await handlers.put_queue_settings(
             uow=self._uow(),
             caller=caller(),
