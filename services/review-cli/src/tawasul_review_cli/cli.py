@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -377,10 +378,21 @@ def _claimed(review: Review, item: review_pb2.WorkItem) -> None:
     review.out.print(line("  ", value(item.description)), soft_wrap=True)
 
 
+# A claim whose answer was lost (the service unreachable or too slow to answer) is asked for
+# once more under its key: the service answers the item it claimed, not a second one.
+_CLAIM_AGAIN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 async def claim_next(review: Review, department: str) -> None:
-    answer = await review.call(
-        review.service.ClaimNext, review_pb2.ClaimNextRequest(department_code=department)
+    request = review_pb2.ClaimNextRequest(
+        department_code=department, idempotency_key=f"cli-{uuid.uuid4()}"
     )
+    try:
+        answer = await review.call(review.service.ClaimNext, request)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in _CLAIM_AGAIN:
+            raise
+        answer = await review.call(review.service.ClaimNext, request)
     if not answer.HasField("item"):
         review.out.print("nothing is waiting in your queues")
         return

@@ -198,6 +198,14 @@ class FakeItems:
             if r.state is State.CLAIMED and r.assignee == reviewer_id
         }
 
+    async def claimed_under(self, reviewer_id: str, key: str) -> WorkItem | None:
+        rows = [
+            r
+            for r in self._db.items.values()
+            if r.state is State.CLAIMED and r.assignee == reviewer_id and r.claim_key == key
+        ]
+        return self._load(rows[0]) if rows else None
+
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         return [
             self._load(r)

@@ -119,6 +119,7 @@ def _item(row: Row) -> WorkItem:
         status_sequence=row.status_sequence,
         routed_sequence=row.routed_sequence,
         routed_transfer=row.routed_transfer,
+        claim_key=row.claim_key,
     )
 
 
@@ -183,6 +184,7 @@ def _state(item: WorkItem) -> dict[str, Any]:
         "status_sequence": item.status_sequence,
         "routed_sequence": item.routed_sequence,
         "routed_transfer": item.routed_transfer,
+        "claim_key": item.claim_key,
     }
 
 
@@ -259,6 +261,21 @@ class SqlWorkItemRepository:
                 & (t.appeal_of != reviewer_id)
             )
             .order_by(t.priority.desc(), t.due_at, t.request_number)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self._session.execute(query)).first()
+        return None if row is None else self._opened(row)
+
+    async def claimed_under(self, reviewer_id: str, key: str) -> WorkItem | None:
+        t = tables.work_items.c
+        query = (
+            select(tables.work_items)
+            .where(
+                (t.state == State.CLAIMED.value)
+                & (t.assignee == reviewer_id)
+                & (t.claim_key == key)
+            )
             .limit(1)
             .with_for_update(skip_locked=True)
         )

@@ -78,6 +78,8 @@ work_items = Table(
     Column("routed_sequence", Integer, nullable=False, server_default="0"),
     # The transfer the latest of them answered, which orders them first (migration 0021).
     Column("routed_transfer", Integer, nullable=False, server_default="0"),
+    # The idempotency key of the ClaimNext that claimed the item, while its holder holds it.
+    Column("claim_key", String(100), nullable=False, server_default=""),
     Index("work_items_applicant", "applicant_id"),
     Index("work_items_subject", "subject_id"),
     Index("work_items_mobile", "mobile_key"),

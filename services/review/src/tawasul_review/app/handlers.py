@@ -462,19 +462,35 @@ async def _room(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
 
 
 async def claim_next(
-    *, uow: UnitOfWork, reviewer: Principal, department: str, policy: Policy, now: datetime
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    department: str,
+    policy: Policy,
+    now: datetime,
+    key: str = "",
 ) -> WorkItem | None:
-    """The next item of the reviewer's queues by priority, then due date; None when empty."""
+    """The next item of the reviewer's queues by priority, then due date; None when empty.
+
+    Under the `key` of a claim whose answer was lost (sent again), the item it claimed while
+    the reviewer still holds it, its lease renewed: a second item would stay held by them,
+    unseen by their client, until its lease lapsed. Asked before their room, which that
+    claim may have filled."""
     async with uow:
         _staff(reviewer)
         if department:
             _department(reviewer, department)
+        if key and (held := await uow.items.claimed_under(reviewer.subject, key)) is not None:
+            held.claim(reviewer, now, policy.lease)
+            await uow.commit()
+            return held
         me = await _room(uow, reviewer)
         departments = me.departments & {department} if department else me.departments
         item = await uow.items.next_queued(departments, me.languages, me.reviewer_id)
         if item is None:
             return None
         item.claim(reviewer, now, policy.lease)
+        item.claim_key = key
         await uow.commit()
     return item
 

@@ -62,6 +62,11 @@ class WorkItemRepository(Protocol):
         """The department of each item the reviewer holds, as committed, locked or not."""
         ...
 
+    async def claimed_under(self, reviewer_id: str, key: str) -> WorkItem | None:
+        """The item the reviewer holds that a ClaimNext under `key` claimed, locked; None also
+        while another transaction holds it (passed over, as `claimed_by` does)."""
+        ...
+
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         """The items the reviewer holds, locked in key order; those another transaction holds
         are passed over (taken after the queues and reviewers, they must not be waited for)."""

@@ -20,6 +20,7 @@ breach).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -296,6 +297,9 @@ class WorkItem:
     # when a restore of its database is replayed.
     routed_transfer: int = 0
     routed_sequence: int = 0
+    # The idempotency key of the ClaimNext that claimed it, while that claim lasts: the same
+    # call sent again by its holder answers this item (`claim_next`).
+    claim_key: str = ""
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
     # The names as stored, once an answer changed them: the store writes the new ones and
@@ -909,6 +913,7 @@ class WorkItem:
         self.state = State.CLAIMED
         self.assignee = holder
         self.claimed_until = now + lease
+        self.claim_key = ""
         if announce and self.public_status is not Status.UNDER_REVIEW:
             self.public_status = Status.UNDER_REVIEW
             self._announce(StatusChanged(self, Status.UNDER_REVIEW, holder, "", now))
@@ -980,6 +985,26 @@ class WorkItem:
                 self.new_history.append(
                     HistoryEntry(now, actor, f"{action}_reason", internal_note, internal=True)
                 )
+
+
+MAX_IDEMPOTENCY_KEY = 100
+_KEY = re.compile(r"[A-Za-z0-9._:-]+")
+
+
+def idempotency_key(raw: str) -> str:
+    """A client's key for one call (optional), as intake takes a submission's."""
+    if len(raw) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument({"idempotency_key": at_most(CHARACTERS, MAX_IDEMPOTENCY_KEY)})
+    key = raw.strip()
+    if key and not _KEY.fullmatch(key):
+        raise InvalidArgument(
+            {
+                "idempotency_key": Bilingual(
+                    "Latin letters, digits and . _ : - only", "حروف لاتينية وأرقام و . _ : - فقط"
+                )
+            }
+        )
+    return key
 
 
 def _text(name: str, raw: str, *, required: bool) -> str:

@@ -28,6 +28,7 @@ from tawasul_review.domain.model import (
     QueuePosition,
     State,
     WorkItem,
+    idempotency_key,
     missing_items,
 )
 from tawasul_review.domain.quality import QualityCheck, QualityPosition
@@ -301,6 +302,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             department=_code("department_code", request.department_code, 50),
             policy=self._policy,
             now=self._now(),
+            key=idempotency_key(request.idempotency_key),
         )
         return review_pb2.ClaimNextResponse(item=self.to_wire(item) if item else None)
 

@@ -590,16 +590,24 @@ class ClaimNextRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     department_code: _builtins.str
     """Only this department's queue; empty for all of the reviewer's departments."""
+    idempotency_key: _builtins.str
+    """Optional, chosen by the client, one per claim (a UUID is fine; Latin letters, digits and
+    . _ : - only, at most 100): sent again under it by the same reviewer while the item it
+    claimed is still theirs, the call answers that item instead of claiming another (a retry
+    whose answer was lost).
+    """
     def __init__(
         self,
         *,
         department_code: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "idempotency_key", b"idempotency_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,223 @@
+"""ClaimNext sent again under its idempotency key, on review's real gRPC server and PostgreSQL.
+
+A claim committed whose answer never reached the reviewer (the service died, the connection
+dropped) is asked for again by the client under the same key: it answers the item claimed, so
+that the reviewer holds one, not a second while the first waits, unseen, for its lease to lapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+import tawasul_review
+from tawasul.review.v1 import review_pb2, review_pb2_grpc
+from tawasul_calendar import RIYADH, Sla
+from tawasul_devstack.identity import throwaway
+from tawasul_platform.grpc import bearer, field_violations
+from tawasul_platform.i18n import ACCEPT_LANGUAGE
+from tawasul_platform.identity import Principal, Role
+from tawasul_platform.migrations import upgrade
+from tawasul_platform.sql import Database
+from tawasul_platform.testing import async_engine
+from tawasul_platform.tls import open_channel
+from tawasul_review import bootstrap
+from tawasul_review.adapters.repository import ReviewUnitOfWork
+from tawasul_review.app import handlers
+from tawasul_review.app.ports import Attachment
+from tawasul_review.domain.model import Contact, WorkItem
+from tawasul_review.settings import ReviewSettings
+
+MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
+IDENTITY = throwaway()
+ADMIN_ID = "A001"
+START = datetime(2026, 1, 4, 10, 0, tzinfo=RIYADH)  # a Sunday
+
+
+def token(subject: str, *departments: str) -> str:
+    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
+
+
+ADMIN = token(ADMIN_ID)
+ALI = token("E100", "passports")
+SARA = token("E200", "passports")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class NoDocs:
+    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
+        return []
+
+
+class Review:
+    def __init__(
+        self, channel: grpc.aio.Channel, database: Database, rules: handlers.Policy, clock: Clock
+    ) -> None:
+        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
+        self.database = database
+        self.rules = rules
+        self.clock = clock
+        self.numbers = 0
+
+    async def enqueue(self) -> str:
+        self.numbers += 1
+        item = WorkItem.enqueue(
+            request_id=uuid.uuid4(),
+            request_number=f"TW{self.numbers:09d}",
+            department="passports",
+            queue="passports.default",
+            sub_service_code="passports.general",
+            description="The photo does not appear when renewing passport",
+            applicant_id="1000000008",
+            document_ids=(),
+            contact=Contact("+966551234567", "", "ar"),
+            now=self.clock.now,
+            sla=Sla.days(5),
+        )
+        await handlers.enqueue(
+            uow=ReviewUnitOfWork(self.database),
+            routed=[(str(uuid.uuid4()), item)],
+            policy=self.rules,
+            now=self.clock.now,
+        )
+        return str(item.request_id)
+
+    async def claim_next(self, who: str, key: str) -> str:
+        answer = await self.stub.ClaimNext(
+            review_pb2.ClaimNextRequest(idempotency_key=key), timeout=10, metadata=bearer(who)
+        )
+        return answer.item.request_id if answer.HasField("item") else ""
+
+    async def held(self, who: str = "E100") -> list[str]:
+        page = await self.stub.ListQueue(
+            review_pb2.ListQueueRequest(
+                department_code="passports",
+                assignee_id=who,
+                state=review_pb2.WORK_ITEM_STATE_CLAIMED,
+            ),
+            timeout=5,
+            metadata=bearer(ALI),
+        )
+        return [i.request_id for i in page.items]
+
+
+@pytest.fixture
+async def review(database_url: str) -> AsyncIterator[Review]:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = async_engine(database_url, pool_size=5)
+    database = Database(engine.sync_engine)
+    settings = ReviewSettings(
+        database_url=database_url,
+        kafka_bootstrap="127.0.0.1:1",
+        grpc_address="127.0.0.1:0",
+        identity_issuers=IDENTITY.issuers(),
+        docs_address="127.0.0.1:1",
+        claim_lease_seconds=timedelta(minutes=30).total_seconds(),
+        review_admins=ADMIN_ID,
+    )
+    rules, clock = bootstrap.policy(settings), Clock()
+    server = bootstrap.grpc_server(
+        settings, uow=lambda: ReviewUnitOfWork(database), documents=NoDocs(), rules=rules, now=clock
+    )
+    await server.start()
+    await server.serving(True)
+    channel = open_channel(f"127.0.0.1:{server.port}", None)
+    yield Review(channel, database, rules, clock)
+    await channel.close()
+    await server.stop(1)
+    await engine.dispose()
+
+
+async def test_a_claim_whose_answer_was_lost_is_answered_again_not_doubled(
+    review: Review,
+) -> None:
+    first, second = await review.enqueue(), await review.enqueue()
+    key = str(uuid.uuid4())
+    # Committed, and its answer lost on the way: the client sends it again.
+    claimed = await review.claim_next(ALI, key)
+    assert claimed == first
+    review.clock.now += timedelta(minutes=1)
+    assert await review.claim_next(ALI, key) == first
+    assert await review.held() == [first]
+    # A new claim is a new key: the next item.
+    assert await review.claim_next(ALI, str(uuid.uuid4())) == second
+    assert sorted(await review.held()) == sorted([first, second])
+
+
+async def test_the_retry_renews_the_lease_and_is_answered_at_capacity(review: Review) -> None:
+    """The first claim filled the reviewer's room: the retry still answers it."""
+    await review.admin.PutReviewer(
+        review_pb2.PutReviewerRequest(
+            reviewer=review_pb2.Reviewer(
+                reviewer_id="E100",
+                departments=["passports"],
+                languages=["ar", "en"],
+                capacity=1,
+                available=True,
+            )
+        ),
+        timeout=5,
+        metadata=bearer(ADMIN),
+    )
+    first = await review.enqueue()
+    await review.enqueue()
+    key = "cli-retry-1"
+    assert await review.claim_next(ALI, key) == first
+    review.clock.now += timedelta(minutes=20)
+    answer = await review.stub.ClaimNext(
+        review_pb2.ClaimNextRequest(idempotency_key=key), timeout=10, metadata=bearer(ALI)
+    )
+    assert answer.item.request_id == first
+    assert answer.item.claimed_until.seconds == int(
+        (review.clock.now + timedelta(minutes=30)).timestamp()
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as full:
+        await review.claim_next(ALI, "cli-retry-2")
+    assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_key_claims_anew_once_its_item_is_no_longer_the_reviewers(
+    review: Review,
+) -> None:
+    first, second = await review.enqueue(), await review.enqueue()
+    key = "k-1"
+    assert await review.claim_next(ALI, key) == first
+    # Another reviewer's key of the same spelling is theirs alone.
+    assert await review.claim_next(SARA, key) == second
+    await review.stub.ReleaseRequest(
+        review_pb2.ReleaseRequestRequest(request_id=first), timeout=5, metadata=bearer(ALI)
+    )
+    third = await review.enqueue()
+    review.clock.now += timedelta(minutes=1)
+    # Released, the item is no longer theirs: the key claims the next one (the one released
+    # goes back to the queue, where it waits behind none of higher priority).
+    again = await review.claim_next(ALI, key)
+    assert again in (first, third)
+    assert await review.held() == [again]
+
+
+@pytest.mark.parametrize("key", ["x" * 101, "a key", "مفتاح"])
+async def test_a_malformed_key_is_refused_naming_the_field(review: Review, key: str) -> None:
+    await review.enqueue()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await review.stub.ClaimNext(
+            review_pb2.ClaimNextRequest(idempotency_key=key),
+            timeout=5,
+            metadata=(*bearer(ALI), (ACCEPT_LANGUAGE, "ar")),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(refused.value)) == {"idempotency_key"}
+    assert await review.held() == []
