@@ -37,6 +37,17 @@ from tawasul_platform.staff import recorded
 T = TypeVar("T")
 
 
+# What every service's settings need from the environment, for tests that read them there
+# (a service's own required settings come on top).
+SERVICE_ENVIRONMENT: Mapping[str, str] = {
+    "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:hunter2@db/d",
+    "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+    "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
+    "TAWASUL_IDENTITY_ISSUERS": "[]",
+    "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
+}
+
+
 class FakeInbox:
     """The inbox half of a unit of work, in memory."""
 

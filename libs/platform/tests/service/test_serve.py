@@ -16,7 +16,7 @@ from tawasul_platform import service
 from tawasul_platform.errors import Unavailable
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.service import Runtime, serve
-from tawasul_platform.testing import unguarded
+from tawasul_platform.testing import SERVICE_ENVIRONMENT, unguarded
 from tawasul_platform.tls import open_channel
 from tawasul_platform.vitals import Vitals
 
@@ -224,15 +224,7 @@ async def test_an_address_in_use_stops_the_process_with_one_line_naming_it(setti
     taken = GrpcServer("127.0.0.1:0", unguarded(), lambda _: None)
     await taken.start()
     address = f"127.0.0.1:{taken.port}"
-    environment = {
-        **os.environ,
-        "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:1/d",
-        "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:1",
-        "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
-        "TAWASUL_IDENTITY_ISSUERS": "[]",
-        "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
-        setting: address,
-    }
+    environment = {**os.environ, **SERVICE_ENVIRONMENT, setting: address}
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -11,20 +11,13 @@ import pytest
 from tawasul_platform import authz, service
 from tawasul_platform.identity import TokenVerifier
 from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.testing import SERVICE_ENVIRONMENT
 from tawasul_platform.workdays import shipped_config
-
-REQUIRED = {
-    "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:hunter2@db/d",
-    "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
-    "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
-    "TAWASUL_IDENTITY_ISSUERS": "[]",
-    "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
-}
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name, value in REQUIRED.items():
+    for name, value in SERVICE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     return monkeypatch
 
@@ -98,7 +91,7 @@ def test_a_grace_past_the_budget_is_refused(
 
 def test_the_defaults_and_the_asyncpg_url_are_taken(env: pytest.MonkeyPatch) -> None:
     settings = ServiceSettings()
-    assert settings.database_url == REQUIRED["TAWASUL_DATABASE_URL"]
+    assert settings.database_url == SERVICE_ENVIRONMENT["TAWASUL_DATABASE_URL"]
     assert settings.consumer_max_attempts == 4
 
 

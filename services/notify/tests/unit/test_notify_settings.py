@@ -10,15 +10,13 @@ from pydantic import ValidationError
 from tawasul_notify.adapters.staff import DEV_DIRECTORY
 from tawasul_notify.settings import NotifySettings
 from tawasul_platform.settings import problems
+from tawasul_platform.testing import SERVICE_ENVIRONMENT
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name, value in {
-        "TAWASUL_DATABASE_URL": "postgresql+asyncpg://u:p@db/d",
-        "TAWASUL_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
-        "TAWASUL_GRPC_ADDRESS": "127.0.0.1:0",
-        "TAWASUL_IDENTITY_ISSUERS": "[]",
+        **SERVICE_ENVIRONMENT,
         "TAWASUL_SMS_GATEWAY_URL": "http://127.0.0.1:1",
     }.items():
         monkeypatch.setenv(name, value)
