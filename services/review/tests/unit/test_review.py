@@ -795,7 +795,7 @@ async def test_claim_next_stops_at_the_reviewers_capacity() -> None:
     first = await queued(uow)
     second = await queued(uow, at=START + timedelta(minutes=1))
     assert await claim_next(uow) == first
-    with pytest.raises(ResourceExhausted):
+    with pytest.raises(ResourceExhausted, match=r"^you hold 1 item, your capacity; finish"):
         await claim_next(uow)
     with pytest.raises(ResourceExhausted):
         await handlers.claim(uow=uow, reviewer=ALI, request_id=second, now=START, policy=POLICY)

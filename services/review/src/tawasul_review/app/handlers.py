@@ -454,11 +454,15 @@ async def _room(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
     if await uow.items.held_by(me.reviewer_id) >= me.capacity:
         raise ResourceExhausted(
             Bilingual(
-                f"you hold {me.capacity} items, your capacity; finish one first",
+                f"you hold {_items(me.capacity)}, your capacity; finish one first",
                 f"بلغتَ حدك الأقصى من الطلبات المسندة إليك ({me.capacity})؛ أنجز أحدها أولًا",
             )
         )
     return me
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
 
 
 async def claim_next(
@@ -909,7 +913,7 @@ async def reassign(
                 if await uow.items.held_by(reviewer_id) >= target.capacity:
                     raise ResourceExhausted(
                         Bilingual(
-                            f"{reviewer_id} holds {target.capacity} items, their capacity; give"
+                            f"{reviewer_id} holds {_items(target.capacity)}, their capacity; give"
                             " it to another reviewer or free one of theirs first",
                             f"بلغ {reviewer_id} حده الأقصى من الطلبات المسندة إليه"
                             f" ({target.capacity})؛ أسنِد الطلب إلى مراجع آخر أو أعِد أحد طلباته"
