@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+# Before gRPC starts in this process: its fork handlers, on by default, crash the child of a
+# fork() made while calls are in flight (half of 300 in a probe; "Check failed:
+# next_worker->state == KICKED"). Tests fork so whenever they start PostgreSQL again under
+# load, as its data dir's owner (subprocess's `user=` forks rather than vforks), and the child
+# dies before it runs pg_ctl. The child only ever execs: it needs no gRPC.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import shutil
 import tempfile
 import uuid
