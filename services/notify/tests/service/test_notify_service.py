@@ -1310,6 +1310,71 @@ async def test_the_offices_cancellation_tells_the_old_account_why_not_as_it_aske
     assert message.text.endswith("You can no longer act on it."), message.text
 
 
+async def test_the_offices_cancellation_restated_by_review_first_is_told_as_the_office_s(
+    notify: Notify,
+) -> None:
+    """The sweep closed the request, then the office's cancellation (made by the deadline)
+    reached review, which restates it as the system's: read before intake's RequestCancelled,
+    it is the one told, in the office's words, and intake's is the repeat."""
+    request = submitted(applicant=APPLICANT, kind="citizen", locale="en")
+    await notify.consume(request)
+    made = datetime.now(UTC)
+    restated = status_changed(
+        request, common_pb2.REQUEST_STATUS_CANCELLED, sequence=3, actor_id="system"
+    )
+    restated.occurred_at.CopyFrom(timestamp(made))
+    await notify.consume(restated, topic=REQUEST_STATUS_CHANGED)
+    cancelled = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        occurred_at=timestamp(made),
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=APPLICANT,
+            off_record=True,
+        ),
+    )
+    await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
+
+    texts = [m["text"] for m in await notify.sms()]
+    assert texts[1:] == [
+        "Your Tawasul request TW482913578 has been cancelled: the person it is about is no"
+        " longer on your record, so you can no longer act on it."
+    ]
+
+
+async def test_the_offices_cancellation_after_the_decision_is_not_told_as_the_accounts(
+    notify: Notify,
+) -> None:
+    """Review decided before the office's cancellation reached it, and restates the decision
+    (cancel-too-late, by the system): the old account is told the decision stands, not that
+    its own cancellation came too late (it made none)."""
+    request = submitted(applicant=APPLICANT, kind="citizen", locale="en")
+    await notify.consume(request)
+    restated = status_changed(
+        request,
+        common_pb2.REQUEST_STATUS_ACCEPTED,
+        sequence=4,
+        cancel_too_late=True,
+        actor_id="system",
+    )
+    await notify.consume(restated, topic=REQUEST_STATUS_CHANGED)
+
+    texts = [m["text"] for m in await notify.sms()]
+    assert texts[1:] == [
+        "Your Tawasul request TW482913578 was not cancelled: it had already been accepted"
+        " before the office's cancellation took effect, and that stands."
+    ]
+    mails = await asyncio.to_thread(received, notify.maildir)
+    body = mails[1].get_body(("plain",))
+    assert body is not None
+    assert "your cancellation" not in body.get_content()
+    assert "the office's cancellation" in body.get_content()
+
+
 async def test_access_rows_from_before_take_the_applicants_kind_from_their_number(
     database_url: str,
 ) -> None:

@@ -268,7 +268,7 @@ def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome
     n = read(status_changed(status, cancel_too_late=True))
     assert (n.kind, n.values) == (
         Kind.CANCEL_TOO_LATE,
-        {"number": NUMBER, "outcome": outcome, "appeal": True},
+        {"number": NUMBER, "outcome": outcome, "appeal": True, "office": False},
     )
     for locale, word in zip((Locale.EN, Locale.AR), said, strict=True):
         for channel in channels_for(Kind.CANCEL_TOO_LATE):
@@ -276,6 +276,46 @@ def test_a_cancellation_that_came_after_the_outcome_is_answered_with_the_outcome
             assert NUMBER in text
             assert word in text
             assert ("appeal" in text or "التظلم" in text) == (outcome == "rejected")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        common_pb2.REQUEST_STATUS_ACCEPTED,
+        common_pb2.REQUEST_STATUS_REJECTED,
+        common_pb2.REQUEST_STATUS_PROCESSED,
+    ],
+)
+def test_the_offices_cancellation_after_the_outcome_is_not_told_as_the_beneficiarys(
+    status: common_pb2.RequestStatus.ValueType,
+) -> None:
+    """Review restates the outcome as the system's (the office cancelled for an account the
+    person is off the record of): the account made no cancellation to have come too late."""
+    n = read(status_changed(status, cancel_too_late=True, actor_id="system"))
+    assert (n.kind, n.values["office"]) == (Kind.CANCEL_TOO_LATE, True)
+    for locale in Locale:
+        for channel in channels_for(Kind.CANCEL_TOO_LATE):
+            text = render(Kind.CANCEL_TOO_LATE, channel, locale, n.values).body
+            assert NUMBER in text
+            assert "your cancellation" not in text
+            assert "طلب الإلغاء" not in text
+            assert "the office's cancellation" in text or "إلغاء الجوازات" in text
+
+
+def test_the_offices_cancellation_restated_by_review_is_told_as_the_office_s() -> None:
+    """The sweep closed the request before the office's cancellation reached review, which
+    restates it as the system's: not "as you asked", whichever topic notify reads first."""
+    made = datetime(2026, 3, 1, 9, 5, 7, tzinfo=UTC)
+    restated = status_changed(common_pb2.REQUEST_STATUS_CANCELLED, actor_id="system")
+    restated.occurred_at.CopyFrom(timestamp(made))
+    n = read(restated)
+    assert (n.kind, n.values, n.cancelled_at) == (
+        Kind.CANCELLED_OFF_RECORD,
+        {"number": NUMBER, PORTAL_WORDS: False},
+        made,
+    )
+    beneficiarys = read(status_changed(common_pb2.REQUEST_STATUS_CANCELLED, actor_id="applicant"))
+    assert beneficiarys.kind == Kind.CANCELLED
 
 
 def test_a_late_cancellation_of_an_appeal_s_rejection_offers_no_second_appeal() -> None:

@@ -53,6 +53,10 @@ STATUS_KINDS = {
 # What review may have reached before a cancellation reached it (an acceptance it may have
 # processed since).
 OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.PROCESSED, Status.CLOSED})
+# Review's actor for what the office did itself: on a cancellation it restates, or one it says
+# came too late, the office's cancellation of a request whose person is off the account's
+# record (intake's RequestCancelled.off_record), which the account never asked for.
+OFFICE = "system"
 BREACH = 100
 
 
@@ -102,6 +106,8 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             kind = Kind.REOPENED
         elif c.cancel_too_late:
             kind = Kind.CANCEL_TOO_LATE if status in OUTCOMES else None
+        elif status is Status.CANCELLED and c.actor_id == OFFICE:
+            kind = Kind.CANCELLED_OFF_RECORD
         elif c.reviewer_message:
             kind = Kind.MESSAGE
         if kind is None:
@@ -118,6 +124,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "due": _riyadh_day(c.due_at, c.HasField("due_at")),
             "appeal": not c.decides_appeal,
             "appeal_until": _riyadh_day(c.appeal_until, c.HasField("appeal_until")),
+            "office": c.actor_id == OFFICE,
             # The event does not say who filed the request: Absher's words, unless what its
             # submission recorded says an establishment did (handlers.take).
             PORTAL_WORDS: False,
@@ -134,7 +141,7 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             # Review restates a cancellation a closure overtook, or says one came too late, at
             # the time intake took it (WorkItem.withdraw).
             cancelled_at=_when(event.occurred_at, event.HasField("occurred_at"))
-            if kind in (Kind.CANCELLED, Kind.CANCEL_TOO_LATE)
+            if kind in (Kind.CANCELLED, Kind.CANCELLED_OFF_RECORD, Kind.CANCEL_TOO_LATE)
             else None,
             deadline=_when(c.respond_by, c.HasField("respond_by")) if kind == Kind.CLOSED else None,
         )

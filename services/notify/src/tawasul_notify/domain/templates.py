@@ -146,7 +146,9 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.CANCELLED_OFF_RECORD: frozenset({"number", "establishment"}),
     Kind.CLOSED: frozenset({"number", "reason", "note"}),
     Kind.REOPENED: frozenset({"number", "due"}),
-    Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome", "appeal"}),
+    # `office`: the cancellation was the office's (the person off the account's record), not
+    # the beneficiary's own.
+    Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome", "appeal", "office"}),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
     Kind.APPEAL_RECEIVED: frozenset({"number", "due"}),
     Kind.MESSAGE: frozenset({"number", "note"}),
@@ -197,7 +199,12 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "note": "",
     },
     Kind.REOPENED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
-    Kind.CANCEL_TOO_LATE: {"number": _SAMPLE_NUMBER, "outcome": "rejected", "appeal": True},
+    Kind.CANCEL_TOO_LATE: {
+        "number": _SAMPLE_NUMBER,
+        "outcome": "rejected",
+        "appeal": True,
+        "office": False,
+    },
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
     Kind.APPEAL_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
     Kind.MESSAGE: {
