@@ -6,21 +6,48 @@ own (TAWASUL_TLS_CERT_FILE, _KEY_FILE), which the broker requires: events carry 
 names, ID numbers and mobile numbers, and nothing without a certificate of the office reads or
 writes them. Every aiokafka client the platform builds (producer, consumer groups, admin)
 takes `security(context)`; None is plaintext (tests, tools on the dev stack's plain listener).
+
+The context takes the files again once they are renewed (tawasul_platform.tls.Renewals), at
+the next connection it makes: a broker connection already open keeps the certificate it
+showed, and a renewed one is shown when it reconnects.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
-from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
+from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, Renewals, TlsFiles
 
 ENV_KAFKA_TLS = "TAWASUL_KAFKA_TLS"
 ENV_KAFKA_BOOTSTRAP = "TAWASUL_KAFKA_BOOTSTRAP"
+
+log = logging.getLogger(__name__)
+
+
+class RenewingContext(ssl.SSLContext):
+    """An SSLContext that loads its files again before a handshake once they were renewed:
+    asyncio's and uvloop's TLS transports start each connection with `wrap_bio`, and a
+    certificate chain or CA loaded into a context applies to the handshakes after it."""
+
+    renewals: Renewals | None = None
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        renewed = None if self.renewals is None else self.renewals.renewed()
+        if renewed is not None and renewed.files is not None:
+            # Renewals has just checked the files (the key is the certificate's): a mismatched
+            # pair loaded here would leave the context without a certificate.
+            try:
+                self.load_cert_chain(renewed.files.cert, renewed.files.key)
+                self.load_verify_locations(cadata=renewed.ca.decode())
+            except (OSError, ssl.SSLError) as exc:
+                log.error("renewed TLS files not loaded for Kafka: %s", exc)
+        return super().wrap_bio(*args, **kwargs)
 
 
 def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
@@ -30,8 +57,13 @@ def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSL
     own errors name none), so the tools print it as their error line.
     """
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+        # ssl.create_default_context's settings, on a context that follows renewals.
+        defaults = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        context = RenewingContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.options, context.verify_flags = defaults.options, defaults.verify_flags
+        context.load_verify_locations(cafile=ca_file)
         context.load_cert_chain(cert_file, key_file)
+        context.renewals = Renewals(TlsFiles(cert_file, key_file, ca_file))
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(
             f"cannot load Kafka's TLS files ({ENV_CERT}={cert_file}, {ENV_KEY}={key_file},"

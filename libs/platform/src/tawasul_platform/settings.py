@@ -214,7 +214,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _load_tls(self) -> Self:
-        # Read at start: a half-set or unreadable TLS config stops the process before it serves.
+        # Read at start: a half-set, unreadable or mismatched TLS config stops the process before
+        # it serves. Renewed files are taken later by its server and its Kafka context.
         self._tls = tls_config(
             cert_file=self.tls_cert_file, key_file=self.tls_key_file, ca_file=self.tls_ca_file
         )

@@ -8,16 +8,29 @@ name in the verified certificate (`peer_name`) says which service or tool is cal
 TLS is on when the certificate, its key and the CA are all given (TAWASUL_TLS_CERT_FILE,
 TAWASUL_TLS_KEY_FILE, TAWASUL_TLS_CA_FILE); none of them is plaintext (tests, in-process
 servers); some of them is a mistake, refused at start.
+
+The files are renewed while the process runs (cert-manager rewrites the `<service>-tls`
+Secret before the certificate expires; the kubelet swaps the mounted files). The server takes
+the new ones at its next handshake after they change (`server_credentials`), Kafka's context
+likewise (tawasul_platform.kafka_tls); a channel keeps the certificate it was opened with
+until the process restarts, which the expiry gauge shows (CERTIFICATE_EXPIRY) for an alert.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from prometheus_client import Gauge
 
 from tawasul_platform.tracing import ClientTracing
 
@@ -26,6 +39,22 @@ ENV_KEY = "TAWASUL_TLS_KEY_FILE"
 ENV_CA = "TAWASUL_TLS_CA_FILE"
 
 ChannelOptions = Sequence[tuple[str, Any]]
+
+log = logging.getLogger(__name__)
+
+# How often, at most, a handshake looks whether the files changed (a few stat calls): the
+# kubelet takes a minute or so to show a renewed Secret anyway.
+RENEWAL_CHECK_SECONDS = 5.0
+
+# Here rather than in tawasul_platform.metrics, which imports the settings that import this.
+CERTIFICATE_EXPIRY = Gauge(
+    "tawasul_tls_certificate_expiry_timestamp_seconds",
+    "When a certificate this process uses expires (Unix time): server, the one its gRPC server "
+    "and Kafka clients show (taken again when the files are renewed); channel, the one its gRPC "
+    "channels show (fixed from their start until the process restarts); ca, the earliest of "
+    "the CA bundle it trusts",
+    ["which"],
+)
 
 # A service's name resolves to every ready replica (a headless Service in Kubernetes): calls go
 # round the replicas. gRPC's default, pick_first, sends every call on the first address, so
@@ -40,16 +69,100 @@ BALANCED: ChannelOptions = (
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """Where a TlsConfig was read from, to read it again once renewed."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def stamp(self) -> tuple[tuple[int, int, int], ...]:
+        """What changes when a file is rewritten, or replaced (the kubelet swaps a symlink)."""
+        stats = [os.stat(path) for path in (self.cert, self.key, self.ca)]
+        return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
+
+
+@dataclass(frozen=True)
 class TlsConfig:
-    """PEM bytes: this process's certificate and key, and the CA that signs its peers'."""
+    """PEM bytes: this process's certificate and key, and the CA that signs its peers'; and
+    the files they came from, if any."""
 
     cert: bytes
     key: bytes
     ca: bytes
+    files: TlsFiles | None = field(default=None, compare=False)
 
     @classmethod
     def from_files(cls, *, cert_file: Path, key_file: Path, ca_file: Path) -> TlsConfig:
-        return cls(cert=cert_file.read_bytes(), key=key_file.read_bytes(), ca=ca_file.read_bytes())
+        """The files' PEM, checked: OSError when one cannot be read; ValueError naming the one
+        that is no PEM of its kind, or the key when it is not the certificate's (a renewal
+        half written)."""
+        tls = cls(
+            cert=cert_file.read_bytes(),
+            key=key_file.read_bytes(),
+            ca=ca_file.read_bytes(),
+            files=TlsFiles(cert_file, key_file, ca_file),
+        )
+        try:
+            leaf, *_ = x509.load_pem_x509_certificates(tls.cert)
+        except ValueError:
+            raise ValueError(f"{cert_file} holds no PEM certificate") from None
+        try:
+            key = serialization.load_pem_private_key(tls.key, password=None)
+        except (ValueError, TypeError):
+            raise ValueError(f"{key_file} holds no PEM private key without a password") from None
+        try:
+            cas = x509.load_pem_x509_certificates(tls.ca)
+        except ValueError:
+            raise ValueError(f"{ca_file} holds no PEM certificate") from None
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
+            raise ValueError(f"{key_file} is not the key of the certificate in {cert_file}")
+        CERTIFICATE_EXPIRY.labels("server").set(leaf.not_valid_after_utc.timestamp())
+        CERTIFICATE_EXPIRY.labels("ca").set(min(c.not_valid_after_utc.timestamp() for c in cas))
+        return tls
+
+
+class Renewals:
+    """Watches a TlsConfig's files: `renewed` answers them read again once they changed.
+
+    Called on each handshake, from gRPC's threads as well as the event loop, so it never
+    waits: it looks at the files at most every RENEWAL_CHECK_SECONDS, and a look already under
+    way on another thread answers "unchanged". Files that changed but do not make a config
+    (a renewal half written, a key not the certificate's) are logged and skipped: the
+    certificate in use stays until the files change again.
+    """
+
+    def __init__(self, files: TlsFiles) -> None:
+        self._files = files
+        self._lock = threading.Lock()
+        self._looked = time.monotonic()
+        self._stamp = files.stamp()
+
+    def renewed(self) -> TlsConfig | None:
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            now = time.monotonic()
+            if now - self._looked < RENEWAL_CHECK_SECONDS:
+                return None
+            self._looked = now
+            files = self._files
+            try:
+                stamp = files.stamp()
+                if stamp == self._stamp:
+                    return None
+                self._stamp = stamp
+                tls = TlsConfig.from_files(
+                    cert_file=files.cert, key_file=files.key, ca_file=files.ca
+                )
+            except (OSError, ValueError) as exc:
+                log.error("renewed TLS files not taken, the certificate in use stays: %s", exc)
+                return None
+            log.info("TLS files renewed, taken from the next handshake: %s", files.cert)
+            return tls
+        finally:
+            self._lock.release()
 
 
 def tls_config(
@@ -72,19 +185,48 @@ def tls_config(
         )
     try:
         return TlsConfig.from_files(cert_file=cert_file, key_file=key_file, ca_file=ca_file)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read a TLS file: {exc}") from exc
 
 
+def _server_configuration(tls: TlsConfig) -> grpc.ServerCertificateConfiguration:
+    return grpc.ssl_server_certificate_configuration([(tls.key, tls.cert)], tls.ca)
+
+
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
-    """Serve with our certificate; admit only clients whose certificate the CA signed."""
-    return grpc.ssl_server_credentials(
-        [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+    """Serve with our certificate; admit only clients whose certificate the CA signed.
+
+    A config read from files is read again once they are renewed: gRPC asks the fetcher on
+    every new connection, before its handshake (with the GIL, on one of its own threads), for
+    a new configuration or None to keep the current one.
+    """
+    if tls.files is None:
+        return grpc.ssl_server_credentials(
+            [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+        )
+    renewals = Renewals(tls.files)
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        renewed = renewals.renewed()
+        return None if renewed is None else _server_configuration(renewed)
+
+    # grpc's stub types the fetcher without its documented None ("no change").
+    return grpc.dynamic_ssl_server_credentials(
+        _server_configuration(tls),
+        fetch,  # type: ignore[arg-type]
+        require_client_authentication=True,
     )
 
 
 def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
-    """Trust only servers the CA signed, and show our own certificate to them."""
+    """Trust only servers the CA signed, and show our own certificate to them.
+
+    For the channel's life: gRPC's Python API cannot give a channel new credentials, and it
+    reconnects with these. The services open their channels once, at start.
+    """
+    if tls.files is not None:
+        leaf, *_ = x509.load_pem_x509_certificates(tls.cert)
+        CERTIFICATE_EXPIRY.labels("channel").set(leaf.not_valid_after_utc.timestamp())
     return grpc.ssl_channel_credentials(
         root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
     )

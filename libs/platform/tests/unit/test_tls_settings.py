@@ -48,12 +48,40 @@ def test_none_set_is_plaintext(env: pytest.MonkeyPatch) -> None:
     assert ServiceSettings().tls is None
 
 
-def test_all_three_set_loads_them(env: pytest.MonkeyPatch, files: dict[str, Path]) -> None:
-    for name, path in files.items():
+def test_all_three_set_loads_them(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "intake", ca=True)
+    for name, path in zip(TLS_ENV, (cert, key, cert), strict=True):
         env.setenv(name, str(path))
     settings = ServiceSettings()
-    assert settings.tls == TlsConfig(cert=b"CERT", key=b"KEY", ca=b"CA")
-    assert settings.tls_ca_file == files["TAWASUL_TLS_CA_FILE"]
+    assert settings.tls == TlsConfig(
+        cert=cert.read_bytes(), key=key.read_bytes(), ca=cert.read_bytes()
+    )
+    assert settings.tls_ca_file == cert
+
+
+@pytest.mark.parametrize("broken", ["cert", "key", "ca"])
+def test_a_file_that_is_no_pem_fails_at_start_naming_it(
+    env: pytest.MonkeyPatch, tmp_path: Path, broken: str
+) -> None:
+    cert, key = self_signed(tmp_path, "intake", ca=True)
+    paths = {"cert": cert, "key": key, "ca": tmp_path / "ca.pem"}
+    paths["ca"].write_bytes(cert.read_bytes())
+    paths[broken].write_text("not PEM")
+    for name, path in zip(TLS_ENV, paths.values(), strict=True):
+        env.setenv(name, str(path))
+    with pytest.raises(ValidationError, match=f"cannot read a TLS file: {paths[broken]} holds no"):
+        ServiceSettings()
+
+
+def test_a_key_that_is_not_the_certificates_fails_at_start(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cert, _ = self_signed(tmp_path, "intake", ca=True)
+    _, other_key = self_signed(tmp_path, "other", ca=True)
+    for name, path in zip(TLS_ENV, (cert, other_key, cert), strict=True):
+        env.setenv(name, str(path))
+    with pytest.raises(ValidationError, match=f"{other_key} is not the key of the certificate"):
+        ServiceSettings()
 
 
 @pytest.mark.parametrize("unset", TLS_ENV)
@@ -101,18 +129,6 @@ def test_kafka_tls_shows_the_processs_certificate_and_checks_the_brokers(
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "kafka-test"),),)]
     assert security(context) == {"security_protocol": "SSL", "ssl_context": context}
     assert security(None) == {}
-
-
-def test_kafka_tls_with_a_file_that_is_no_pem_fails_at_start_naming_it(
-    env: pytest.MonkeyPatch, files: dict[str, Path]
-) -> None:
-    # gRPC's TLS reads the files' bytes at start; Kafka's context parses them.
-    for name, path in files.items():
-        env.setenv(name, str(path))
-    env.setenv("TAWASUL_KAFKA_TLS", "true")
-    with pytest.raises(ValidationError, match="cannot load Kafka's TLS files") as failed:
-        ServiceSettings()
-    assert f"TAWASUL_TLS_CA_FILE={files['TAWASUL_TLS_CA_FILE']}" in str(failed.value)
 
 
 def test_a_tool_in_a_pod_takes_kafka_tls_from_the_environment(

@@ -1,0 +1,209 @@
+"""Certificates renewed under a running process (cert-manager rewrites the Secret, the kubelet
+the mounted files): its gRPC server and its Kafka context show the new one from their next
+handshake, without a restart; a renewal half written keeps the one in use; the expiry gauge
+follows what the process shows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import uvloop
+from cryptography import x509
+from prometheus_client import REGISTRY
+from tawasul_devstack.pki import Authority
+from tawasul_platform import tls as tls_module
+from tawasul_platform.grpc import GrpcServer
+from tawasul_platform.kafka_tls import client_context
+from tawasul_platform.testing import unguarded
+from tawasul_platform.tls import TlsConfig, open_channel, peer_name
+
+WHO = "/tawasul.test.Peer/Who"
+EXPIRY = "tawasul_tls_certificate_expiry_timestamp_seconds"
+
+
+async def _who(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+    return (peer_name(context) or "<none>").encode()
+
+
+def _register(server: grpc.aio.Server) -> None:
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "tawasul.test.Peer", {"Who": grpc.unary_unary_rpc_method_handler(_who)}
+            ),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """A process's TLS files, as a Secret mounts them, with the CA bundle trusting both CAs
+    (a CA rotation: the new CA is trusted before certificates are issued from it)."""
+
+    directory: Path
+    old: Authority
+    new: Authority
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / "tls.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "tls.key"
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.crt"
+
+    def write(self, path: Path, data: bytes) -> None:
+        # Whole, as the kubelet swaps them: no reader sees a file half written.
+        part = path.with_suffix(".part")
+        part.write_bytes(data)
+        os.replace(part, path)
+
+    def issue(self, ca: Authority, *, days: int) -> tuple[bytes, bytes]:
+        cert, key = ca.issue("intake", server=True, days=days)
+        self.write(self.cert, cert)
+        self.write(self.key, key)
+        return cert, key
+
+    def load(self) -> TlsConfig:
+        return TlsConfig.from_files(cert_file=self.cert, key_file=self.key, ca_file=self.ca)
+
+
+def _expires(cert: bytes) -> float:
+    return x509.load_pem_x509_certificate(cert).not_valid_after_utc.timestamp()
+
+
+def _serial(cert: bytes) -> int:
+    return x509.load_pem_x509_certificate(cert).serial_number
+
+
+@pytest.fixture
+def mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Mounted:
+    # Every handshake looks at the files: the tests need not wait out the interval.
+    monkeypatch.setattr(tls_module, "RENEWAL_CHECK_SECONDS", 0.0)
+    files = Mounted(tmp_path, Authority.new("old office CA"), Authority.new("new office CA"))
+    files.write(files.ca, files.old.cert_pem + files.new.cert_pem)
+    files.issue(files.old, days=300)
+    return files
+
+
+@pytest.fixture
+async def target(mounted: Mounted) -> AsyncIterator[str]:
+    server = GrpcServer("127.0.0.1:0", unguarded(), _register, tls=mounted.load())
+    await server.start()
+    await server.serving(True)
+    yield f"127.0.0.1:{server.port}"
+    await server.stop(1)
+
+
+async def _who_is(target: str, tls: TlsConfig) -> str:
+    # A channel of its own each time: a new connection, so a new handshake.
+    async with open_channel(target, tls) as channel:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(WHO)
+        return (await call(b"", timeout=5)).decode()
+
+
+async def _refused(target: str, tls: TlsConfig) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _who_is(target, tls)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_the_server_shows_a_renewed_certificate_without_a_restart(
+    mounted: Mounted, target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Clients trusting only one CA: each gets through only to a server certificate of it.
+    of_old = TlsConfig(*mounted.old.issue("notify", server=True), mounted.old.cert_pem)
+    of_new = TlsConfig(*mounted.new.issue("notify", server=True), mounted.new.cert_pem)
+    assert await _who_is(target, of_old) == "notify"
+    await _refused(target, of_new)
+
+    # Half written: the new certificate is there, its key not yet. The old one stays.
+    new_cert, new_key = mounted.new.issue("intake", server=True, days=90)
+    mounted.write(mounted.cert, new_cert)
+    with caplog.at_level(logging.ERROR, logger="tawasul_platform.tls"):
+        assert await _who_is(target, of_old) == "notify"
+    assert f"{mounted.key} is not the key of the certificate in {mounted.cert}" in caplog.text
+    await _refused(target, of_new)
+
+    mounted.write(mounted.key, new_key)
+    assert await _who_is(target, of_new) == "notify"
+    await _refused(target, of_old)
+    assert REGISTRY.get_sample_value(EXPIRY, {"which": "server"}) == _expires(new_cert)
+
+
+async def test_the_expiry_gauge_shows_the_certificates_a_process_uses(mounted: Mounted) -> None:
+    tls = mounted.load()
+    assert REGISTRY.get_sample_value(EXPIRY, {"which": "server"}) == _expires(tls.cert)
+    earliest = min(_expires(mounted.old.cert_pem), _expires(mounted.new.cert_pem))
+    assert REGISTRY.get_sample_value(EXPIRY, {"which": "ca"}) == earliest
+    # A channel shows the certificate it was opened with for its whole life.
+    async with open_channel("127.0.0.1:1", tls):
+        pass
+    mounted.issue(mounted.old, days=30)
+    mounted.load()
+    assert REGISTRY.get_sample_value(EXPIRY, {"which": "channel"}) == _expires(tls.cert)
+
+
+async def _shown_to_a_broker(context: ssl.SSLContext, broker: Mounted) -> int:
+    """The serial of the certificate a connection on `context` shows to a TLS server that
+    demands one, as Kafka's TLS listener does."""
+    shown: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peercert")
+        shown.set_result(int(peer["serialNumber"], 16))
+        writer.close()
+
+    listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    listener.load_cert_chain(broker.cert, broker.key)
+    listener.load_verify_locations(cadata=(broker.old.cert_pem + broker.new.cert_pem).decode())
+    listener.verify_mode = ssl.CERT_REQUIRED
+    server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=listener)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost"
+        )
+        serial = await asyncio.wait_for(shown, 5)
+        writer.close()
+        return serial
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_kafkas_context_shows_a_renewed_certificate_from_its_next_connection(
+    mounted: Mounted, tmp_path: Path, caplog: pytest.LogCaptureFixture, loop: str
+) -> None:
+    broker = Mounted(tmp_path / "broker", mounted.old, mounted.new)
+    broker.directory.mkdir()
+    broker.issue(mounted.old, days=300)
+    context = client_context(cert_file=mounted.cert, key_file=mounted.key, ca_file=mounted.ca)
+
+    async def renewals() -> None:
+        first = _serial(mounted.cert.read_bytes())
+        assert await _shown_to_a_broker(context, broker) == first
+        renewed_cert, renewed_key = mounted.new.issue("intake", server=True, days=90)
+        mounted.write(mounted.cert, renewed_cert)
+        # Half written: the key is still the old certificate's. The old one is shown.
+        assert await _shown_to_a_broker(context, broker) == first
+        mounted.write(mounted.key, renewed_key)
+        assert await _shown_to_a_broker(context, broker) == _serial(renewed_cert)
+
+    with caplog.at_level(logging.ERROR, logger="tawasul_platform.tls"):
+        # The services run on uvloop, whose TLS transport is its own.
+        (uvloop.run if loop == "uvloop" else asyncio.run)(renewals())
+    assert "is not the key of the certificate" in caplog.text
