@@ -1056,6 +1056,33 @@ RULE_CASES: list[Doc] = [
             },
         ],
     },
+    {
+        # promtool's clock starts at 0: a channel's certificate 14 days and 30 minutes from
+        # expiry crosses the line at 30m and fires 10m on; the server's, renewed, does not.
+        "input_series": [
+            {
+                "series": f'tawasul_tls_certificate_expiry_timestamp_seconds{{which="{which}",'
+                f'pod="intake-7d9f",instance="{REPLICAS[0]}"}}',
+                "values": f"{seconds}x60",
+            }
+            for which, seconds in (("channel", 14 * 86400 + 1800), ("server", 60 * 86400))
+        ],
+        "alert_rule_test": [
+            {"eval_time": "35m", "alertname": "TawasulCertificateExpiring", "exp_alerts": []},
+            {
+                "eval_time": "45m",
+                "alertname": "TawasulCertificateExpiring",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulCertificateExpiring",
+                        {"which": "channel", "pod": "intake-7d9f", "instance": REPLICAS[0]},
+                        f"intake-7d9f {REPLICAS[0]}: its channel certificate expires in "
+                        "13d 23h 45m 0s",
+                    )
+                ],
+            },
+        ],
+    },
 ]
 
 
