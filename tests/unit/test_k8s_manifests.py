@@ -1062,7 +1062,7 @@ RULE_CASES: list[Doc] = [
         "input_series": [
             {
                 "series": f'tawasul_tls_certificate_expiry_timestamp_seconds{{which="{which}",'
-                f'pod="intake-7d9f",instance="{REPLICAS[0]}"}}',
+                f'job="tawasul/tawasul",instance="{REPLICAS[0]}"}}',
                 "values": f"{seconds}x60",
             }
             for which, seconds in (("channel", 14 * 86400 + 1800), ("server", 60 * 86400))
@@ -1075,8 +1075,8 @@ RULE_CASES: list[Doc] = [
                 "exp_alerts": [
                     _alert(
                         "TawasulCertificateExpiring",
-                        {"which": "channel", "pod": "intake-7d9f", "instance": REPLICAS[0]},
-                        f"intake-7d9f {REPLICAS[0]}: its channel certificate expires in "
+                        {"which": "channel", "job": "tawasul/tawasul", "instance": REPLICAS[0]},
+                        f"{REPLICAS[0]} (tawasul/tawasul): its channel certificate expires in "
                         "13d 23h 45m 0s",
                     )
                 ],
