@@ -12,7 +12,18 @@ from typing import Any
 import pytest
 
 PageScript = Callable[..., object]
-NAMES = ("TEXTS", "t", "option", "labelText", "needed", "SCRIPTS", "fieldInput", "markNeeded")
+NAMES = (
+    "TEXTS",
+    "t",
+    "option",
+    "labelText",
+    "needed",
+    "SCRIPTS",
+    "errorSlot",
+    "describe",
+    "fieldInput",
+    "markNeeded",
+)
 
 # corrections.name-or-birth-date of catalog v5 as GetCatalog sends it in Arabic (proto3 JSON).
 CORRECTION = {
@@ -57,8 +68,9 @@ FORM = [CORRECTION, NAME_AR, NAME_EN, BIRTH]
 DOM = """
 globalThis.document = {
   createElement: (tag) => ({
-    tagName: tag.toUpperCase(), dataset: {}, children: [], value: "",
+    tagName: tag.toUpperCase(), dataset: {}, children: [], value: "", attributes: {},
     append(...items) { this.children.push(...items); },
+    setAttribute(name, value) { this.attributes[name] = value; },
   }),
 };
 const shown = (el) => ({

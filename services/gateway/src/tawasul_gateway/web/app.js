@@ -5,6 +5,7 @@
 const TEXTS = {
   ar: {
     title: "تواصل",
+    site: "تواصل — المديرية العامة للجوازات",
     "nav.new": "طلب جديد",
     "nav.mine": "طلباتي",
     "nav.track": "الاستعلام عن طلب",
@@ -83,6 +84,7 @@ const TEXTS = {
   },
   en: {
     title: "Tawasul",
+    site: "Tawasul — General Directorate of Passports",
     "nav.new": "New request",
     "nav.mine": "My requests",
     "nav.track": "Track a request",
@@ -173,6 +175,8 @@ const state = {
   lang: localStorage.getItem("tawasul.lang") === "en" ? "en" : "ar",
   token: sessionStorage.getItem("tawasul.token") || "",
   who: sessionStorage.getItem("tawasul.who") || "",
+  // The language the name was taken in at sign-in: it stays in it when the page switches.
+  whoLang: sessionStorage.getItem("tawasul.whoLang") || "",
   role: sessionStorage.getItem("tawasul.role") || "",
   id: sessionStorage.getItem("tawasul.id") || "",
   catalog: null,
@@ -300,6 +304,11 @@ function banner(message) {
   el.hidden = !message;
 }
 
+// Said by the page's status region (role=status): what a screen reader would not see happen.
+function announce(message) {
+  $("#status").textContent = message;
+}
+
 function clearErrors(root) {
   banner("");
   for (const el of root.querySelectorAll("[data-error-for]")) el.textContent = "";
@@ -321,6 +330,22 @@ function showError(root, error) {
   // A refusal's message repeats its fields' own: the loose ones alone say it once.
   if (loose.length) banner(loose.join(" — "));
   else if (!Object.keys(error.fields || {}).length) banner(error.message);
+  // The first field refused takes the focus, its message read with it (its description).
+  root.querySelector('[aria-invalid="true"]')?.focus();
+}
+
+// A field's message slot: its input names it among its descriptions, and it is a live region,
+// so that a message put in it (intake's refusal, an upload's) is read out where it appears.
+function errorSlot(field, inputId) {
+  const slot = Object.assign(document.createElement("p"), { className: "error", id: `${inputId}-error` });
+  slot.dataset.errorFor = field;
+  slot.setAttribute("aria-live", "polite");
+  return slot;
+}
+
+// The lines under an input that a screen reader reads with it: its help, then its message.
+function describe(input, lines) {
+  input.setAttribute("aria-describedby", lines.map((line) => line.id).join(" "));
 }
 
 // The input a message's slot is about: the one before it, past the help, progress and "uploaded"
@@ -394,15 +419,30 @@ function when(timestamp) {
 function applyLanguage() {
   document.documentElement.lang = state.lang;
   document.documentElement.dir = state.lang === "ar" ? "rtl" : "ltr";
-  document.title = state.lang === "ar" ? "تواصل — المديرية العامة للجوازات" : "Tawasul — General Directorate of Passports";
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
   const toggle = $("#language");
   toggle.textContent = t("language");
   toggle.lang = state.lang === "ar" ? "en" : "ar";
+  retitle();
+}
+
+// The page's title names what it shows (a view's heading, or the confirmation of a request
+// filed), then the service, so that each view has a title of its own in the page's language.
+function pageTitle(heading) {
+  return [heading, t("site")].filter(Boolean).join(" — ");
+}
+
+function retitle() {
+  const view = $("main > section:not([hidden])");
+  const heading = view && ($("#submitted:not([hidden]) h3", view) || $("h2", view));
+  document.title = pageTitle(heading ? heading.textContent.replace(/\s+/g, " ").trim() : "");
 }
 
 function showAccount() {
-  $("#who").textContent = state.who;
+  const who = $("#who");
+  who.textContent = state.who;
+  // Read in its own language (its letters' voice), whichever the page is in.
+  who.lang = state.whoLang;
   $("#sign-out").hidden = !state.token;
   $("#nav-bulk").hidden = !(state.token && state.role === "establishment");
 }
@@ -412,7 +452,8 @@ function signOut(reroute = true) {
   state.who = "";
   state.role = "";
   state.id = "";
-  for (const key of ["token", "who", "role", "id"]) sessionStorage.removeItem(`tawasul.${key}`);
+  state.whoLang = "";
+  for (const key of ["token", "who", "whoLang", "role", "id"]) sessionStorage.removeItem(`tawasul.${key}`);
   forget();
   showAccount();
   if (reroute) route();
@@ -437,6 +478,7 @@ function show(view) {
   for (const section of document.querySelectorAll("main > section")) {
     section.hidden = section.id !== `view-${view}`;
   }
+  retitle();
 }
 
 // --- sign-in (development stand-in for the national single sign-on) ------------------------
@@ -463,10 +505,12 @@ async function showSignIn() {
         const answer = await api("POST", "/dev/sign-in", { id: person.id });
         state.token = answer.token;
         state.who = name || person.id;
+        state.whoLang = name ? state.lang : "";
         state.role = answer.role || "";
         state.id = person.id;
         sessionStorage.setItem("tawasul.token", state.token);
         sessionStorage.setItem("tawasul.who", state.who);
+        sessionStorage.setItem("tawasul.whoLang", state.whoLang);
         sessionStorage.setItem("tawasul.role", state.role);
         sessionStorage.setItem("tawasul.id", state.id);
         // Signed in again after the session ended: back where it was, if the same person.
@@ -510,6 +554,7 @@ async function showNew(cites = "", relabel = false) {
   $("#new-form").hidden = Boolean(state.filed);
   $("#submitted").hidden = !state.filed;
   if (state.filed) showFiled(state.filed);
+  retitle();
   // The same form shown again (in the other language, or back from a look at the request it
   // corrects) keeps what was entered in it and its key: sent again after a lost answer, it is
   // the same request, not a second. Another one (a correction left, or another started) starts
@@ -692,12 +737,14 @@ function fieldInput(spec, prefix = "field") {
   if (spec.names_subject) input.dataset.namesSubject = "";
   // Required while an option of another field is chosen: markNeeded follows that field.
   if (spec.required_when) input.dataset.requiredWhen = JSON.stringify(spec.required_when);
-  const error = Object.assign(document.createElement("p"), { className: "error" });
-  error.dataset.errorFor = `fields.${spec.name}`;
+  const error = errorSlot(`fields.${spec.name}`, id);
   // Which letters a name takes is said beside it, before intake refuses any other.
   const help = [spec.help, SCRIPTS[spec.script] ? t(`script.${spec.script}`) : ""]
     .filter(Boolean)
-    .map((said) => Object.assign(document.createElement("p"), { className: "help", textContent: said }));
+    .map((said, i) =>
+      Object.assign(document.createElement("p"), { className: "help", id: `${id}-help-${i + 1}`, textContent: said }),
+    );
+  describe(input, [...help, error]);
   return [label, input, ...help, error];
 }
 
@@ -758,7 +805,7 @@ function fillSubject() {
 
 function documentInput(s, spec) {
   const id = `document-${spec.kind}`;
-  const label = Object.assign(document.createElement("label"), { htmlFor: id });
+  const label = Object.assign(document.createElement("label"), { htmlFor: id, id: `${id}-label` });
   label.textContent = labelText(spec.label, spec.required);
   const input = Object.assign(document.createElement("input"), {
     id,
@@ -767,14 +814,17 @@ function documentInput(s, spec) {
     multiple: (spec.max_count || 1) > 1,
   });
   input.dataset.kind = spec.kind;
+  // Named by the document's label: a bar alone says nothing of what is being sent.
   const progress = Object.assign(document.createElement("progress"), { max: 1, value: 0, hidden: true });
+  progress.setAttribute("aria-labelledby", label.id);
   progress.dataset.kind = spec.kind;
-  const count = Object.assign(document.createElement("p"), { className: "help", hidden: true });
+  const count = Object.assign(document.createElement("p"), { className: "help", id: `${id}-uploaded`, hidden: true });
   count.dataset.uploadedFor = spec.kind;
-  const error = Object.assign(document.createElement("p"), { className: "error" });
-  error.dataset.errorFor = `documents.${spec.kind}`;
+  const error = errorSlot(`documents.${spec.kind}`, id);
+  describe(input, [count, error]);
   input.addEventListener("change", async () => {
     error.textContent = "";
+    input.removeAttribute("aria-invalid");
     progress.title = "";
     count.hidden = true;
     const ids = [];
@@ -788,26 +838,29 @@ function documentInput(s, spec) {
         if (failure.status === 401) return;
         progress.hidden = true;
         error.textContent = Object.values(failure.fields || {}).join(" — ") || failure.message;
+        input.setAttribute("aria-invalid", "true");
       }
     }
     // Said once every file chosen is in, so that nobody sends the form with one still going;
     // by the row drawn now (the language may have switched meanwhile), if these files are
     // still the form's.
     const current = state.documents.get(spec.kind) === ids;
-    if (ids.length && ids.length === input.files.length && current) showUploaded(spec.kind, ids.length);
+    if (ids.length && ids.length === input.files.length && current) announce(showUploaded(spec.kind, ids.length));
   });
   return [label, input, progress, count, error];
 }
 
-// A document row whose files are all in: its progress full, and how many.
+// A document row whose files are all in: its progress full, and how many. Returns what it says,
+// with the document it is about ("" without the row).
 function showUploaded(kind, count) {
   const progress = $(`#documents progress[data-kind="${CSS.escape(kind)}"]`);
   const said = $(`#documents [data-uploaded-for="${CSS.escape(kind)}"]`);
-  if (!progress || !said) return;
+  if (!progress || !said) return "";
   Object.assign(progress, { hidden: false, value: 1, title: t("new.uploaded") });
   // In Arabic-Indic digits in Arabic, as duration() writes its numbers.
   said.textContent = `${t("new.uploaded")}: ${count.toLocaleString(state.lang === "ar" ? "ar-SA-u-nu-arab" : "en-GB")}`;
   said.hidden = false;
+  return `${$(`#documents label[for="document-${CSS.escape(kind)}"]`)?.textContent || ""} — ${said.textContent}`;
 }
 
 async function submitNew(event) {
@@ -841,12 +894,19 @@ async function submitNew(event) {
     // The form is a new one now: what is filed from it next is another request.
     resetNew();
     dropCorrection();
+    retitle();
+    // The button pressed is gone: the confirmation takes the focus, its number said after it.
+    $("#submitted-title").focus();
+    announce(`${t("request.number")}: ${request.request_number}`);
   } catch (error) {
     showError(form, atKinds(error, kinds));
   } finally {
     button.disabled = false;
     button.textContent = t("new.submit");
   }
+  // Disabled while sending, the button lost the focus: a refusal with no field of its own to
+  // focus gives it back, not to the page's start.
+  if (!form.hidden && document.activeElement === document.body) button.focus();
 }
 
 // Intake names a document by its place in document_ids (`kinds`' order); the page shows what
@@ -902,6 +962,7 @@ function renderRequest(r) {
   if (state.request?.request_number !== r.request_number) state.answer = null;
   state.request = r;
   $("#request-number").textContent = r.request_number;
+  retitle();
   $("#request-status").textContent = text(r.status_label);
   $("#request-department").textContent = text(r.department_name);
   expectedDate($("#request-expected"), r.expected_completion);
@@ -993,7 +1054,7 @@ async function askedInputs(r) {
 
 function askedDocument(spec, nth = 1) {
   const id = nth === 1 ? `answer-document-${spec.kind}` : `answer-document-${spec.kind}-${nth}`;
-  const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: spec.label });
+  const label = Object.assign(document.createElement("label"), { htmlFor: id, id: `${id}-label`, textContent: spec.label });
   const input = Object.assign(document.createElement("input"), {
     id,
     type: "file",
@@ -1001,8 +1062,9 @@ function askedDocument(spec, nth = 1) {
   });
   input.dataset.kind = spec.kind;
   const progress = Object.assign(document.createElement("progress"), { max: 1, value: 0, hidden: true });
-  const error = Object.assign(document.createElement("p"), { className: "error" });
-  error.dataset.errorFor = `documents.${spec.kind}`;
+  progress.setAttribute("aria-labelledby", label.id);
+  const error = errorSlot(`documents.${spec.kind}`, id);
+  describe(input, [error]);
   return [label, input, progress, error];
 }
 
@@ -1102,6 +1164,7 @@ async function fileInBulk(event) {
   ]
     .filter(Boolean)
     .join(" · ");
+  announce($("#bulk-summary").textContent);
   const body = $("#bulk-results tbody");
   body.replaceChildren();
   for (const result of data.results || []) {
@@ -1156,6 +1219,7 @@ async function track(event) {
     const decided = $("#track-decision");
     decided.textContent = decision(request);
     decided.hidden = decided.previousElementSibling.hidden = !decided.textContent;
+    announce(`${t("request.status")}: ${text(request.status_label)}`);
   } catch (error) {
     showError(form, error);
   }
