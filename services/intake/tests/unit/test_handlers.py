@@ -1963,6 +1963,41 @@ async def test_a_transfer_names_the_department_the_request_went_to(intake: Intak
     assert (stored.status, stored.department_code) == (Status.TRANSFERRED, "visas")
 
 
+async def test_a_transfer_that_crossed_the_cancellation_is_in_the_cancelled_requests_view(
+    intake: Intake,
+) -> None:
+    """Review claimed and transferred the request before the cancellation reached it, which the
+    beneficiary was told: the view keeps both steps, before the cancellation (review withdrew
+    it after them), and names the department it was transferred to, as it would have had the
+    transfer reached intake first."""
+    request = await intake.submit()
+    await handlers.cancel_request(
+        uow=intake.uow, caller=FATHER, number=request.number, reason="Solved", now=riyadh(5, 9)
+    )
+    for sequence, status, at in (
+        (1, Status.UNDER_REVIEW, riyadh(5, 8)),
+        (2, Status.TRANSFERRED, riyadh(5, 9, 30)),
+    ):
+        await handlers.track_status(
+            uow=intake.uow,
+            event_id=str(uuid.uuid4()),
+            request_id=request.id,
+            status=status,
+            message="",
+            at=at,
+            transfer_to="visas" if status is Status.TRANSFERRED else "",
+            sequence=sequence,
+        )
+    stored = intake.db.row(request.number)
+    assert (stored.status, stored.department_code) == (Status.CANCELLED, "visas")
+    assert [(h.status, h.at) for h in stored.history] == [
+        (Status.SUBMITTED, request.submitted_at),
+        (Status.UNDER_REVIEW, riyadh(5, 8)),
+        (Status.TRANSFERRED, riyadh(5, 9, 30)),
+        (Status.CANCELLED, riyadh(5, 9)),
+    ]
+
+
 async def test_a_status_change_for_an_unknown_request_is_not_found(intake: Intake) -> None:
     event_id = str(uuid.uuid4())
     with pytest.raises(NotFound):

@@ -126,6 +126,9 @@ FINAL = frozenset({Status.REJECTED, Status.PROCESSED, Status.CLOSED, Status.CANC
 # How review ends a request. Review decides alone and never decides a request it has
 # withdrawn, so one of these arriving after a cancellation was decided before it.
 OUTCOMES = frozenset({Status.ACCEPTED, Status.REJECTED, Status.CLOSED})
+# What review may do, and tell the beneficiary, before a cancellation reaches it and it
+# withdraws the request: steps that crossed the cancellation, kept in the history.
+CROSSED = frozenset({Status.UNDER_REVIEW, Status.NEEDS_MORE_INFO, Status.TRANSFERRED})
 
 
 class Locale(StrEnum):
@@ -441,10 +444,18 @@ class Request:
         deadline the beneficiary cancelled by raced that cancellation, which stands (review
         withdraws the request when it arrives).
 
+        A step short of an outcome that review took before the cancellation reached it (CROSSED:
+        a claim, a question, a transfer, told to the beneficiary) is kept in the history before
+        the cancellation, which review's withdrawal followed; a transfer names the department
+        the request was cancelled in, as it does when it arrives first.
+
         `sequence` (not `outdated`, which the caller checks) is kept as the latest applied.
         """
         self.status_sequence = max(self.status_sequence, sequence)
         if restates and self.status is not Status.CANCELLED:
+            return
+        if self.status is Status.CANCELLED and status in CROSSED:
+            self._crossed(status, message, at, transfer_to)
             return
         if self.status in FINAL and not (
             # Decided (and perhaps carried out) before the cancellation reached review.
@@ -469,6 +480,16 @@ class Request:
             self.decision_message, self.decision_reason = message, reason
         if status is Status.REJECTED:
             self.appeal_told = appeal_until
+
+    def _crossed(self, status: Status, message: str, at: datetime, transfer_to: str) -> None:
+        """Records a step review took before the cancellation reached it, before the
+        cancellation (and what restated it): the request stays cancelled, asks nothing."""
+        before = len(self.history)
+        while before and self.history[before - 1].status is Status.CANCELLED:
+            before -= 1
+        self.history.insert(before, HistoryEntry(status, at, message))
+        if status is Status.TRANSFERRED and transfer_to:
+            self.department_code = transfer_to
 
     def _cancelled_by(self, deadline: datetime | None) -> bool:
         """Whether the beneficiary cancelled the request by `deadline` (the one review's
