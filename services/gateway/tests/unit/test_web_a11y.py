@@ -262,3 +262,14 @@ def test_each_view_has_a_title_of_its_own_in_the_pages_language(
         lang=lang,
     )
     assert got == title
+
+
+def test_the_column_names_in_the_arabic_bulk_help_read_left_to_right(
+    page_script: PageScript,
+) -> None:
+    """Each isolated (U+2066…U+2069): unisolated in the Arabic line, "field." showed as ".field"."""
+    said = page_script('TEXTS.ar["bulk.help"]', ("TEXTS",))
+    assert isinstance(said, str)
+    for column in ("subject_id", "sub_service_code", "description", "mobile", "field."):
+        assert f" \u2066{column}\u2069،" in said
+    assert " \u2066cites_request_number\u2069." in said

@@ -11,7 +11,8 @@ const TEXTS = {
     "nav.track": "الاستعلام عن طلب",
     "nav.bulk": "رفع طلبات جماعية",
     "bulk.title": "رفع طلبات العمالة من ملف CSV",
-    "bulk.help": "صف لكل طلب: subject_id، sub_service_code، description، mobile، وحقول الخدمة بالبادئة field.، ورقم الطلب المرفوض الذي يصححه الصف (اختياري) في cites_request_number. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
+    // The column names isolated left to right (U+2066…U+2069): "field." keeps its dot after it.
+    "bulk.help": "صف لكل طلب: \u2066subject_id\u2069، \u2066sub_service_code\u2069، \u2066description\u2069، \u2066mobile\u2069، وحقول الخدمة بالبادئة \u2066field.\u2069، ورقم الطلب المرفوض الذي يصححه الصف (اختياري) في \u2066cites_request_number\u2069. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
     "bulk.file": "ملف CSV",
     "bulk.send": "رفع الملف",
     "bulk.row": "الصف",
