@@ -273,3 +273,25 @@ def test_the_column_names_in_the_arabic_bulk_help_read_left_to_right(
     for column in ("subject_id", "sub_service_code", "description", "mobile", "field."):
         assert f" \u2066{column}\u2069،" in said
     assert " \u2066cites_request_number\u2069." in said
+
+
+@pytest.mark.parametrize(("lost", "focused"), [(True, ["view-heading"]), (False, [])])
+def test_a_focus_lost_with_the_control_pressed_goes_to_the_views_heading(
+    page_script: PageScript, lost: bool, focused: list[str]
+) -> None:
+    got = run(
+        page_script,
+        f"""const heading = element("h2", {{ id: "view-heading" }});
+        const body = element("body");
+        Object.assign(document, {{
+          body,
+          activeElement: {json.dumps(lost)} ? body : element("select"),
+          querySelector: (s) => (s === "main > section:not([hidden]) h2" ? heading : null),
+        }});
+        focusView();
+        return focused;""",
+        ("focusView",),
+    )
+    assert got == focused
+    # Each view's heading can take it (not in the tab order).
+    assert all(attrs.get("tabindex") == "-1" for tag, attrs in _page() if tag == "h2")

@@ -475,6 +475,13 @@ function forget() {
   history.replaceState(null, "", "#new");
 }
 
+// The control pressed went with what it showed (the sign-in's person, an action's button hidden
+// by its outcome): the view's heading takes the focus, so that the keyboard goes on from there
+// rather than from the page's start.
+function focusView() {
+  if (document.activeElement === document.body) $("main > section:not([hidden]) h2")?.focus();
+}
+
 function show(view) {
   for (const section of document.querySelectorAll("main > section")) {
     section.hidden = section.id !== `view-${view}`;
@@ -518,7 +525,7 @@ async function showSignIn() {
         if (state.resume?.id === state.id) history.replaceState(null, "", state.resume.hash);
         state.resume = null;
         showAccount();
-        route();
+        route().then(focusView);
       } catch (error) {
         banner(error.message);
       }
@@ -1021,6 +1028,7 @@ async function act(path, body, kinds = []) {
     const { request } = await api("POST", `/api/v1/requests/${encodeURIComponent(state.request.request_number)}/${path}`, body);
     renderRequest(request);
     banner(t("actions.done"));
+    focusView();
     return null;
   } catch (error) {
     showError($("#view-request"), atKinds(error, kinds));
