@@ -4,7 +4,8 @@ an information request, cancel, correct a rejected request with a new one linked
 after a transfer, and left behind on leaving it or signing out), start a new request from the
 confirmation or come back to a draft from another view, be signed out at once when the session
 ends, switch the language in the middle of a form without losing it, and track without signing
-in, in Arabic and in English.
+in, in Arabic and in English; and what a screen reader is given (the one test here that needs
+no stack: the page's files served alone, its API faked).
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -12,14 +13,19 @@ Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .stat
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
@@ -29,6 +35,7 @@ from tawasul.intake.v1 import intake_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, sample_pdf
 from tawasul_devstack.stack import Stack
+from tawasul_gateway.settings import WEB_DIR
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
 
@@ -1036,3 +1043,117 @@ async def test_an_establishment_files_a_csv_and_sees_each_rows_result(
             timeout=DEFAULT_DEADLINE_SECONDS,
             metadata=bearer(token),
         )
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def page_alone() -> Iterator[str]:
+    """The page's own files, served as the gateway serves them but with no service behind: the
+    test answers each API call itself (page.route)."""
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(WEB_DIR))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _catalog(locale: str) -> dict[str, Any]:
+    arabic = locale == "ar"
+    sub_service: dict[str, Any] = {
+        "code": SUB_SERVICE,
+        "name": "الاستفسارات العامة" if arabic else "General inquiries",
+        "description": "للاستفسارات العامة" if arabic else "For general inquiries",
+        "sla_amount": 3,
+        "sla_unit": "working_days",
+        "fields": [],
+        "documents": [],
+    }
+    name = "التقارير" if arabic else "Reports"
+    return {
+        "locale": locale,
+        "departments": [{"code": DEPARTMENT, "name": name, "sub_services": [sub_service]}],
+    }
+
+
+async def test_a_screen_reader_is_told_each_refusal_and_the_request_filed(
+    page_alone: str, page: Page
+) -> None:
+    """Keyboard only after sign-in: a refused submit puts the focus on the first field refused,
+    its message its description and read out (a live region); the request filed, the focus is on
+    its confirmation and the status region says its number; each view has its own title, in the
+    page's language, and the signed-in name keeps its own language after a switch."""
+    filed: list[dict[str, Any]] = []
+
+    async def api(route: Route) -> None:
+        url, method = route.request.url, route.request.method
+        if url.endswith("/dev/people"):
+            person = {"id": CITIZEN, "name_ar": CITIZEN_NAME_AR, "kind": "citizen"}
+            answer: tuple[int, object] = (200, {"people": [person]})
+        elif url.endswith("/dev/sign-in"):
+            answer = (200, {"token": "a.b.c", "role": "citizen"})
+        elif "/api/v1/catalog?locale=" in url:
+            answer = (200, _catalog(url.rsplit("=", 1)[1]))
+        elif url.endswith("/api/v1/requests") and method == "POST":
+            body: dict[str, Any] = route.request.post_data_json or {}
+            if len(body["description"]) < 20:
+                fields = {"contact.mobile": "ليس رقم جوال سعوديًا", "description": "قصير جدًا"}
+                answer = (400, {"error": {"code": "INVALID_ARGUMENT", "fields": fields}})
+            else:
+                filed.append(body)
+                answer = (200, {"request": {"request_number": "TW000000123"}})
+        else:
+            answer = (404, {})
+        status, data = answer
+        await route.fulfill(status=status, content_type="application/json", body=json.dumps(data))
+
+    await page.route(re.compile(r"/(api/v1|dev)/"), api)
+    site_ar = "تواصل — المديرية العامة للجوازات"
+    site_en = "Tawasul — General Directorate of Passports"
+    await page.goto(page_alone)
+    await expect(page).to_have_title(f"الدخول — {site_ar}")
+    await page.locator(f'#people button[data-id="{CITIZEN}"]').click()
+    await expect(page).to_have_title(f"طلب جديد — {site_ar}")
+    # The person's button went with the sign-in: the view's heading has the focus.
+    await expect(page.locator("#view-new h2")).to_be_focused()
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    # The sub-service's description is read with its choice.
+    await expect(page.locator("#sub-service")).to_have_accessible_description(
+        re.compile("للاستفسارات العامة")
+    )
+    await page.fill("#description", "لا يعمل")
+    await page.focus("#submit")
+    await page.keyboard.press("Enter")
+
+    description = page.locator("#description")
+    await expect(description).to_be_focused()
+    await expect(description).to_have_accessible_description("قصير جدًا")
+    await expect(page.locator("#mobile")).to_have_accessible_description("ليس رقم جوال سعوديًا")
+    await expect(page.locator("#mobile")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#description-error")).to_have_attribute("aria-live", "polite")
+
+    await description.fill("معاملة تجديد الإقامة متوقفة عند خطوة الدفع منذ أسبوعين")
+    await page.fill("#mobile", MOBILE)
+    await page.focus("#submit")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#submitted-title")).to_be_focused()
+    await expect(page.locator("#status")).to_have_text("رقم الطلب: TW000000123")
+    await expect(page.locator("#status")).to_have_attribute("role", "status")
+    await expect(page).to_have_title(f"تم استلام طلبك — {site_ar}")
+    assert len(filed) == 1
+
+    await page.focus("#language")
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_title(f"Your request was received — {site_en}")
+    assert await page.locator("html").get_attribute("lang") == "en"
+    await expect(page.locator("#who")).to_have_attribute("lang", "ar")
+    await page.click('nav a[href="#track"]')
+    await expect(page).to_have_title(f"Track a request without signing in — {site_en}")
