@@ -81,6 +81,8 @@ FIELDS = (
     "routed_sequence",
     # The transfer the latest of them answered (migration 0021): none.
     "routed_transfer",
+    # The key a reviewer's ClaimNext held the item under (migration 0024): none.
+    "claim_key",
 )
 BATCH = 50_000
 # Nothing seeded falls due for review's sweep (lapsed claims, information deadlines, SLA
@@ -401,6 +403,7 @@ class Office:
             0,  # status_sequence
             0,  # routed_sequence
             0,  # routed_transfer
+            "",  # claim_key
         )
 
 
