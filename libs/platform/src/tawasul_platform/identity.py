@@ -165,6 +165,8 @@ def _is_seconds(value: object) -> bool:
 class _Verified(NamedTuple):
     principal: Principal
     expires: float
+    # The clock as it was checked: stepped back before it, the token may not be valid yet.
+    checked: float
     # The key that signed it: once its issuer no longer lists it as it was, the token is not
     # served.
     issuer: str
@@ -180,10 +182,10 @@ class TokenVerifier:
 
     The keys are re-read in the background once they are older than the refresh interval, so
     a token naming a rotated key gets in, and one signed by a key its provider withdrew is
-    refused, within about that long. A cached verification is served only while its issuer's
-    keys are younger than the interval: past it (an idle spell, a provider that cannot be
-    read) each call checks the signature again, against the keys held, until the re-read
-    lands; no call waits for the network."""
+    refused, within about that long. A cached verification stands while the key that signed
+    it is held as it was, however old: a provider that cannot be read keeps its keys held,
+    and checking a token's signature again against them would only accept it again, at a
+    signature check a call; no call waits for the network."""
 
     def __init__(
         self,
@@ -202,8 +204,6 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._clock = clock
         self._keys: dict[str, dict[str, _Key]] = {}
-        # When each issuer's keys held were read (the clock as the read began).
-        self._loaded: dict[str, float] = {}
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_size = cache_size
         self._interval = refresh_interval_seconds
@@ -218,10 +218,8 @@ class TokenVerifier:
         keys = dict(self._keys)
         complete = True
         for name, issuer in self._issuers.items():
-            started = self._clock()
             try:
                 keys[name] = _read_keys(issuer.jwks)
-                self._loaded[name] = started
             except (OSError, ValueError) as exc:
                 complete = False
                 log.warning(
@@ -243,7 +241,7 @@ class TokenVerifier:
         now = self._clock()
         self._refresh_soon(now)
         cached = self._cache.get(token)
-        if cached is not None and cached.expires > now and self._holds(cached, now):
+        if cached is not None and cached.checked <= now < cached.expires and self._holds(cached):
             self._cache.move_to_end(token)
             return cached.principal
         verified = self._verify(token, now)
@@ -252,12 +250,10 @@ class TokenVerifier:
             self._cache.popitem(last=False)
         return verified.principal
 
-    def _holds(self, cached: _Verified, now: float) -> bool:
-        """Whether a cached verification still stands: its key is listed as it was, by keys
-        read less than the refresh interval ago."""
+    def _holds(self, cached: _Verified) -> bool:
+        """Whether a cached verification still stands: its key is held as it was listed."""
         key = self._keys.get(cached.issuer, {}).get(cached.key_id)
-        age = now - self._loaded.get(cached.issuer, -math.inf)
-        return key is not None and key.material == cached.material and 0 <= age < self._interval
+        return key is not None and key.material == cached.material
 
     def _verify(self, token: str, now: float) -> _Verified:
         try:
@@ -293,7 +289,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
         principal, expires = self._principal(issuer, claims, now)
-        return _Verified(principal, expires, issuer.issuer, key_id, held.material)
+        return _Verified(principal, expires, now, issuer.issuer, key_id, held.material)
 
     def _principal(
         self, issuer: Issuer, claims: dict[str, Any], now: float
