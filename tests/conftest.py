@@ -9,20 +9,31 @@ from pathlib import Path
 
 import pytest
 from tawasul_devstack.components.containers import podman_dir, stop_podman_socket
+from tawasul_devstack.config import MAX_REPLICAS, SERVICES
 from tawasul_devstack.journey import Clients
+from tawasul_devstack.pki import GATEWAY
 from tawasul_devstack.stack import Stack, StackConfig
+from tawasul_platform.settings import CannotStart, outside_ephemeral
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """Kafka, PostgreSQL, MinIO, the SMS gateway and the five services as processes.
+def stack_ports(config: StackConfig) -> set[int]:
+    """Every port the stack's processes listen on and its clients connect to."""
+    ports = {
+        getattr(config, name)
+        for name in dir(StackConfig)
+        if name.endswith("_port") and isinstance(getattr(StackConfig, name), property)
+    }
+    for service in SERVICES:
+        for replica in range(1, MAX_REPLICAS + 1):
+            ports |= {config.grpc_port(service, replica), config.metrics_port(service, replica)}
+    return ports | {config.metrics_port(GATEWAY)}
 
-    Its own state dir and port base, so it runs beside a developer's `make up` stack. It is
-    never skipped: a stack that cannot start fails the tests that need it.
-    TAWASUL_TEST_KEEP_STACK=1 leaves it running, with its data, for the next session.
-    """
+
+def stack_config() -> StackConfig:
+    """The test stack's settings, refused (CannotStart) when its ports are in the host's
+    ephemeral range: a service would connect to itself there while Kafka is down."""
     config = StackConfig.from_env(
         state_dir=Path(os.environ.get("TAWASUL_TEST_STACK_DIR", ROOT / ".state" / "test-stack")),
         port_base=int(os.environ.get("TAWASUL_TEST_PORT_BASE", "29000")),
@@ -35,6 +46,22 @@ def stack() -> Iterator[Stack]:
         # testcontainers on podman (deploy/images' images), the services as local processes.
         infra=os.environ.get("TAWASUL_TEST_INFRA") or "local",
     )
+    outside_ephemeral("TAWASUL_TEST_PORT_BASE", stack_ports(config))
+    return config
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """Kafka, PostgreSQL, MinIO, the SMS gateway and the five services as processes.
+
+    Its own state dir and port base, so it runs beside a developer's `make up` stack. It is
+    never skipped: a stack that cannot start fails the tests that need it.
+    TAWASUL_TEST_KEEP_STACK=1 leaves it running, with its data, for the next session.
+    """
+    try:
+        config = stack_config()
+    except CannotStart as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
     print(f"\ne2e tier: infrastructure as {config.infra} (TAWASUL_TEST_INFRA)")
     stack = Stack(config)
     if os.environ.get("TAWASUL_TEST_KEEP_STACK") != "1":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import time
 from pathlib import Path
 from typing import Self, TypeVar
@@ -30,6 +30,9 @@ T = TypeVar("T")
 DATABASE_URL_FORM = "expected postgresql+asyncpg://user:password@host:port/database"
 OFFICE_OPENS = time(7, 30)
 OFFICE_CLOSES = time(14, 30)
+# The ports Linux gives a connection's own end, and its default where the host does not say.
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+EPHEMERAL_PORTS = (32768, 60999)
 
 
 class CannotStart(Exception):
@@ -48,6 +51,32 @@ def listening(setting: str, address: str, listen: Callable[[str, int], T]) -> T:
         raise CannotStart(
             f"{setting}: cannot listen on {address}: {error.strerror or error}"
         ) from None
+
+
+def ephemeral_ports(source: Path = EPHEMERAL_PORTS_FILE) -> tuple[int, int]:
+    """The first and last port this host gives a connection's own end."""
+    try:
+        first, last = map(int, source.read_text().split())
+    except (OSError, ValueError):
+        return EPHEMERAL_PORTS
+    return first, last
+
+
+def outside_ephemeral(
+    setting: str, ports: Iterable[int], source: Path = EPHEMERAL_PORTS_FILE
+) -> None:
+    """CannotStart naming `setting` when any of `ports`, which clients on this host connect
+    to, is in the host's ephemeral range: connecting to one while nothing listens on it (Kafka
+    down) may be given that port as its own end and meet itself (TCP simultaneous open), and
+    the client takes its own bytes for the server's answer."""
+    first, last = ephemeral_ports(source)
+    inside = sorted(port for port in ports if first <= port <= last)
+    if inside:
+        raise CannotStart(
+            f"{setting}: ports {inside[0]}-{inside[-1]} are in this host's ephemeral range "
+            f"{first}-{last} (net.ipv4.ip_local_port_range), where a client may connect to "
+            f"itself while nothing listens; choose ports below {first} or above {last}"
+        )
 
 
 def loadable(path: Path, load: Callable[[Path], object]) -> Path:

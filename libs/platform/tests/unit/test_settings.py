@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from tawasul_platform import authz, service
 from tawasul_platform.identity import TokenVerifier
-from tawasul_platform.settings import ServiceSettings
+from tawasul_platform.settings import (
+    EPHEMERAL_PORTS,
+    CannotStart,
+    ServiceSettings,
+    ephemeral_ports,
+    outside_ephemeral,
+)
 from tawasul_platform.testing import SERVICE_ENVIRONMENT
 from tawasul_platform.workdays import shipped_config
 
@@ -163,3 +169,28 @@ def test_office_hours_that_close_before_they_open_are_refused(
         "  settings: office hours: opens must be before closes "
         "(TAWASUL_OFFICE_OPENS, TAWASUL_OFFICE_CLOSES)"
     )
+
+
+def test_the_ephemeral_range_is_the_hosts_else_linuxs_default(tmp_path: Path) -> None:
+    source = tmp_path / "ip_local_port_range"
+    source.write_text("40000\t50000\n")
+    assert ephemeral_ports(source) == (40000, 50000)
+    assert ephemeral_ports(tmp_path / "absent") == EPHEMERAL_PORTS == (32768, 60999)
+    source.write_text("not a range")
+    assert ephemeral_ports(source) == EPHEMERAL_PORTS
+
+
+def test_ports_in_the_ephemeral_range_are_refused_naming_the_setting(tmp_path: Path) -> None:
+    """A client connecting to such a port while nothing listens (Kafka down) may be given it
+    as its own end and connect to itself."""
+    source = tmp_path / "ip_local_port_range"
+    source.write_text("32768 60999")
+    with pytest.raises(CannotStart) as refused:
+        outside_ephemeral("TAWASUL_TEST_PORT_BASE", range(32700, 32916), source)
+    assert str(refused.value) == (
+        "TAWASUL_TEST_PORT_BASE: ports 32768-32915 are in this host's ephemeral range "
+        "32768-60999 (net.ipv4.ip_local_port_range), where a client may connect to itself "
+        "while nothing listens; choose ports below 32768 or above 60999"
+    )
+    outside_ephemeral("TAWASUL_TEST_PORT_BASE", range(29000, 29216), source)
+    outside_ephemeral("TAWASUL_TEST_PORT_BASE", [61000, 65535], source)
