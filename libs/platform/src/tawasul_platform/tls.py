@@ -12,20 +12,22 @@ servers); some of them is a mistake, refused at start.
 The files are renewed while the process runs (cert-manager rewrites the `<service>-tls`
 Secret before the certificate expires; the kubelet swaps the mounted files). The server takes
 the new ones at its next handshake after they change (`server_credentials`), Kafka's context
-likewise (tawasul_platform.kafka_tls); a channel keeps the certificate it was opened with
-until the process restarts, which the expiry gauge shows (CERTIFICATE_EXPIRY) for an alert.
+likewise (tawasul_platform.kafka_tls), and a channel at its next call (`RenewingChannel`: a
+new channel, the old one closed once its calls finished). The expiry gauge
+(CERTIFICATE_EXPIRY) shows what the process uses, for an alert.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from cryptography import x509
@@ -46,13 +48,16 @@ log = logging.getLogger(__name__)
 # kubelet takes a minute or so to show a renewed Secret anyway.
 RENEWAL_CHECK_SECONDS = 5.0
 
+# How long a channel replaced by a renewal waits for its calls in flight before cancelling
+# them: longer than any call's deadline (the services' 5 s, the SDK's uploads' 120 s).
+CHANNEL_GRACE_SECONDS = 300.0
+
 # Here rather than in tawasul_platform.metrics, which imports the settings that import this.
 CERTIFICATE_EXPIRY = Gauge(
     "tawasul_tls_certificate_expiry_timestamp_seconds",
-    "When a certificate this process uses expires (Unix time): server, the one its gRPC server "
-    "and Kafka clients show (taken again when the files are renewed); channel, the one its gRPC "
-    "channels show (fixed from their start until the process restarts); ca, the earliest of "
-    "the CA bundle it trusts",
+    "When a certificate this process uses expires (Unix time), each taken again when the files "
+    "are renewed: server, the one its gRPC server and Kafka clients show; channel, the one its "
+    "gRPC channels show; ca, the earliest of the CA bundle it trusts",
     ["which"],
 )
 
@@ -126,11 +131,13 @@ class TlsConfig:
 class Renewals:
     """Watches a TlsConfig's files: `renewed` answers them read again once they changed.
 
-    Called on each handshake, from gRPC's threads as well as the event loop, so it never
-    waits: it looks at the files at most every RENEWAL_CHECK_SECONDS, and a look already under
-    way on another thread answers "unchanged". Files that changed but do not make a config
-    (a renewal half written, a key not the certificate's) are logged and skipped: the
-    certificate in use stays until the files change again.
+    Called on each handshake or call, from gRPC's threads as well as the event loop, so it
+    never waits: it looks at the files at most every RENEWAL_CHECK_SECONDS, and a look already
+    under way on another thread answers "unchanged". Files that changed but do not make a
+    config (a renewal half written, a key not the certificate's) are logged once and read again
+    at each look until they do: the certificate in use stays meanwhile. A rewrite need not
+    change what `stamp` sees (a coarse clock, a file rewritten in place to the same size), so
+    a look that failed is not taken as the files' last state.
     """
 
     def __init__(self, files: TlsFiles) -> None:
@@ -138,6 +145,7 @@ class Renewals:
         self._lock = threading.Lock()
         self._looked = time.monotonic()
         self._stamp = files.stamp()
+        self._refused: tuple[tuple[int, int, int], ...] | None = None
 
     def renewed(self) -> TlsConfig | None:
         if not self._lock.acquire(blocking=False):
@@ -148,17 +156,20 @@ class Renewals:
                 return None
             self._looked = now
             files = self._files
+            stamp: tuple[tuple[int, int, int], ...] | None = None
             try:
                 stamp = files.stamp()
                 if stamp == self._stamp:
                     return None
-                self._stamp = stamp
                 tls = TlsConfig.from_files(
                     cert_file=files.cert, key_file=files.key, ca_file=files.ca
                 )
             except (OSError, ValueError) as exc:
-                log.error("renewed TLS files not taken, the certificate in use stays: %s", exc)
+                if stamp is None or stamp != self._refused:
+                    log.error("renewed TLS files not taken, the certificate in use stays: %s", exc)
+                self._refused = stamp
                 return None
+            self._stamp, self._refused = stamp, None
             log.info("TLS files renewed, taken from the next handshake: %s", files.cert)
             return tls
         finally:
@@ -222,14 +233,191 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
     """Trust only servers the CA signed, and show our own certificate to them.
 
     For the channel's life: gRPC's Python API cannot give a channel new credentials, and it
-    reconnects with these. The services open their channels once, at start.
+    reconnects with these; `RenewingChannel` opens a new channel instead.
     """
-    if tls.files is not None:
-        leaf, *_ = x509.load_pem_x509_certificates(tls.cert)
-        CERTIFICATE_EXPIRY.labels("channel").set(leaf.not_valid_after_utc.timestamp())
     return grpc.ssl_channel_credentials(
         root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
     )
+
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+MultiCallable = TypeVar("MultiCallable")
+
+
+class _Follows(Generic[MultiCallable]):
+    """A method of whichever channel a RenewingChannel holds at each call: stubs take their
+    methods once, when built, and keep them."""
+
+    def __init__(
+        self, holder: RenewingChannel, method: Callable[[grpc.aio.Channel], MultiCallable]
+    ) -> None:
+        self._holder = holder
+        self._method = method
+        self._on: grpc.aio.Channel | None = None
+        self._callable: MultiCallable | None = None
+
+    def _current(self) -> MultiCallable:
+        channel = self._holder.current()
+        if self._callable is None or channel is not self._on:
+            self._on, self._callable = channel, self._method(channel)
+        return self._callable
+
+
+# A call is made on the channel current when it starts, and stays on it to its end. mypy takes
+# `(*args: Any, **kwargs: Any)` as the abstract __call__'s signature, whatever it is.
+class _UnaryUnary(
+    _Follows[grpc.aio.UnaryUnaryMultiCallable[Request, Response]],
+    grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current()(*args, **kwargs)
+
+
+class _UnaryStream(
+    _Follows[grpc.aio.UnaryStreamMultiCallable[Request, Response]],
+    grpc.aio.UnaryStreamMultiCallable[Request, Response],
+):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current()(*args, **kwargs)
+
+
+class _StreamUnary(
+    _Follows[grpc.aio.StreamUnaryMultiCallable[Request, Response]],
+    grpc.aio.StreamUnaryMultiCallable[Request, Response],
+):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current()(*args, **kwargs)
+
+
+class _StreamStream(
+    _Follows[grpc.aio.StreamStreamMultiCallable[Request, Response]],
+    grpc.aio.StreamStreamMultiCallable[Request, Response],
+):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current()(*args, **kwargs)
+
+
+class RenewingChannel(grpc.aio.Channel):
+    """A channel that shows a renewed client certificate from its next call, without a restart.
+
+    gRPC cannot give a channel new credentials, so once the files changed (Renewals, looked at
+    on a call at most every RENEWAL_CHECK_SECONDS) a call opens a new channel with them
+    (`opener`) and goes on it, as do the calls after it; the old channel takes no new call and is
+    closed once its calls in flight finished (CHANNEL_GRACE_SECONDS at most). Renewed files
+    that do not make a config leave the channel as it is.
+    """
+
+    def __init__(
+        self, tls: TlsConfig, files: TlsFiles, opener: Callable[[TlsConfig], grpc.aio.Channel]
+    ) -> None:
+        self._opener = opener
+        self._renewals = Renewals(files)
+        self._channel = self._open(tls)
+        # Replaced channels, each closing once its calls finished.
+        self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
+
+    def _open(self, tls: TlsConfig) -> grpc.aio.Channel:
+        leaf, *_ = x509.load_pem_x509_certificates(tls.cert)
+        CERTIFICATE_EXPIRY.labels("channel").set(leaf.not_valid_after_utc.timestamp())
+        return self._opener(tls)
+
+    def current(self) -> grpc.aio.Channel:
+        """The channel a call starting now goes on: a new one once the files were renewed."""
+        renewed = self._renewals.renewed()
+        if renewed is not None:
+            old, self._channel = self._channel, self._open(renewed)
+            closing = asyncio.get_running_loop().create_task(old.close(CHANNEL_GRACE_SECONDS))
+            self._retiring[old] = closing
+            closing.add_done_callback(lambda _: self._retiring.pop(old, None))
+            log.info("a channel shows the renewed certificate from its next call")
+        return self._channel
+
+    async def close(self, grace: float | None = None) -> None:
+        # The replaced channels' calls get no longer than the current one's.
+        closing = list(self._retiring.values())
+        channels = [self._channel, *self._retiring]
+        await asyncio.gather(*(channel.close(grace) for channel in channels))
+        await asyncio.gather(*closing, return_exceptions=True)
+
+    async def __aenter__(self) -> RenewingChannel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self.current().channel_ready()
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Request, Response]:
+        return _UnaryUnary(
+            self,
+            lambda channel: channel.unary_unary(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryStreamMultiCallable[Request, Response]:
+        return _UnaryStream(
+            self,
+            lambda channel: channel.unary_stream(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.StreamUnaryMultiCallable[Request, Response]:
+        return _StreamUnary(
+            self,
+            lambda channel: channel.stream_unary(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.StreamStreamMultiCallable[Request, Response]:
+        return _StreamStream(
+            self,
+            lambda channel: channel.stream_stream(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
+
+
+def renewing(tls: TlsConfig, opener: Callable[[TlsConfig], grpc.aio.Channel]) -> grpc.aio.Channel:
+    """`opener(tls)`, opened again with the files once renewed (RenewingChannel); a config
+    given as bytes, of no files, as it is."""
+    if tls.files is None:
+        return opener(tls)
+    return RenewingChannel(tls, tls.files, opener)
 
 
 def open_channel(
@@ -237,14 +425,18 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """The one way to open an asyncio channel: mutual TLS when configured, else plaintext;
     calls go round the addresses `target` resolves to (BALANCED), and its unary calls carry
-    the caller's trace (tracing.ClientTracing)."""
+    the caller's trace (tracing.ClientTracing). It shows a renewed certificate from the next
+    call after the files changed (`renewing`)."""
     traced = [ClientTracing()]
     balanced = [*BALANCED, *(options or ())]
     if tls is None:
         return grpc.aio.insecure_channel(target, options=balanced, interceptors=traced)
-    return grpc.aio.secure_channel(
-        target, channel_credentials(tls), options=balanced, interceptors=traced
-    )
+
+    def secure(current: TlsConfig) -> grpc.aio.Channel:
+        credentials = channel_credentials(current)
+        return grpc.aio.secure_channel(target, credentials, options=balanced, interceptors=traced)
+
+    return renewing(tls, secure)
 
 
 def open_sync_channel(

@@ -1,7 +1,7 @@
 """Certificates renewed under a running process (cert-manager rewrites the Secret, the kubelet
 the mounted files): its gRPC server and its Kafka context show the new one from their next
-handshake, without a restart; a renewal half written keeps the one in use; the expiry gauge
-follows what the process shows."""
+handshake, its channels from their next call, without a restart; a renewal half written keeps
+the one in use; the expiry gauge follows what the process shows."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tawasul_platform import tls as tls_module
 from tawasul_platform.grpc import GrpcServer
 from tawasul_platform.kafka_tls import client_context
 from tawasul_platform.testing import unguarded
-from tawasul_platform.tls import TlsConfig, open_channel, peer_name
+from tawasul_platform.tls import Renewals, TlsConfig, TlsFiles, open_channel, peer_name
 
 WHO = "/tawasul.test.Peer/Who"
 EXPIRY = "tawasul_tls_certificate_expiry_timestamp_seconds"
@@ -149,12 +149,107 @@ async def test_the_expiry_gauge_shows_the_certificates_a_process_uses(mounted: M
     assert REGISTRY.get_sample_value(EXPIRY, {"which": "server"}) == _expires(tls.cert)
     earliest = min(_expires(mounted.old.cert_pem), _expires(mounted.new.cert_pem))
     assert REGISTRY.get_sample_value(EXPIRY, {"which": "ca"}) == earliest
-    # A channel shows the certificate it was opened with for its whole life.
+    # A channel shows the certificate it was opened with until a call finds the files renewed.
     async with open_channel("127.0.0.1:1", tls):
         pass
     mounted.issue(mounted.old, days=30)
     mounted.load()
     assert REGISTRY.get_sample_value(EXPIRY, {"which": "channel"}) == _expires(tls.cert)
+
+
+def _rewrite_in_place(path: Path, data: bytes, mtime_ns: int) -> None:
+    """`data` over the file, its inode and time kept: what a coarse clock shows of two writes."""
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_files_read_half_written_are_read_again_at_the_next_look(
+    mounted: Mounted, caplog: pytest.LogCaptureFixture
+) -> None:
+    renewals = Renewals(TlsFiles(mounted.cert, mounted.key, mounted.ca))
+    renewed_cert, renewed_key = mounted.new.issue("intake", server=True, days=90)
+    mounted.write(mounted.cert, renewed_cert)
+    written = mounted.key.stat().st_mtime_ns
+    # The key caught half written, then whole, with nothing `stamp` sees telling them apart.
+    _rewrite_in_place(mounted.key, b"-" * len(renewed_key), written)
+    with caplog.at_level(logging.ERROR, logger="tawasul_platform.tls"):
+        assert renewals.renewed() is None
+        assert renewals.renewed() is None
+    assert caplog.text.count("holds no PEM private key") == 1  # logged once, looked at again
+    _rewrite_in_place(mounted.key, renewed_key, written)
+    renewed = renewals.renewed()
+    assert renewed is not None
+    assert (renewed.cert, renewed.key) == (renewed_cert, renewed_key)
+    assert renewals.renewed() is None
+
+
+class CallerSerial:
+    """A server method answering the serial of the certificate its caller showed; a call of
+    b"wait" answers only once `release` is set."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def serial(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        if request == b"wait":
+            self.waiting.set()
+            await self.release.wait()
+        (pem,) = context.auth_context()["x509_pem_cert"]
+        return str(_serial(pem)).encode()
+
+    def register(self, server: grpc.aio.Server) -> None:
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
+            self.serial
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("tawasul.test.Peer", {"Serial": handler}),)
+        )
+
+
+async def test_a_channel_shows_a_renewed_client_certificate_from_its_next_call(
+    mounted: Mounted, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Mounted(tmp_path / "client", mounted.old, mounted.new)
+    client.directory.mkdir()
+    client.write(client.ca, mounted.ca.read_bytes())
+    first, _ = client.issue(mounted.old, days=300)
+    peer = CallerSerial()
+    server = GrpcServer("127.0.0.1:0", unguarded(), peer.register, tls=mounted.load())
+    await server.start()
+    channel = open_channel(f"127.0.0.1:{server.port}", client.load())
+    try:
+        # Taken once, as a stub takes its methods when built.
+        serial: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/tawasul.test.Peer/Serial"
+        )
+        assert int(await serial(b"", timeout=5)) == _serial(first)
+        in_flight = asyncio.ensure_future(_answer(serial(b"wait", timeout=10)))
+        await asyncio.wait_for(peer.waiting.wait(), 5)
+
+        # Half written: the new certificate is there, its key not yet. The old one stays.
+        renewed, renewed_key = mounted.new.issue("review", server=True, days=90)
+        client.write(client.cert, renewed)
+        with caplog.at_level(logging.ERROR, logger="tawasul_platform.tls"):
+            assert int(await serial(b"", timeout=5)) == _serial(first)
+        assert "is not the key of the certificate" in caplog.text
+
+        client.write(client.key, renewed_key)
+        assert int(await serial(b"", timeout=5)) == _serial(renewed)
+        assert REGISTRY.get_sample_value(EXPIRY, {"which": "channel"}) == _expires(renewed)
+        # The call made before the renewal finishes on the channel it started on.
+        peer.release.set()
+        assert int(await asyncio.wait_for(in_flight, 5)) == _serial(first)
+        assert int(await serial(b"", timeout=5)) == _serial(renewed)
+    finally:
+        await channel.close()
+        await server.stop(1)
+
+
+async def _answer(call: grpc.aio.UnaryUnaryCall[bytes, bytes]) -> bytes:
+    return await call
 
 
 async def _shown_to_a_broker(context: ssl.SSLContext, broker: Mounted) -> int:
