@@ -16,9 +16,12 @@ from pathlib import Path
 import grpc
 import pytest
 import tawasul_review
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, Sla
 from tawasul_devstack.identity import throwaway
+from tawasul_devstack.journey import eventually
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.i18n import ACCEPT_LANGUAGE
 from tawasul_platform.identity import Principal, Role
@@ -63,10 +66,16 @@ class NoDocs:
 
 class Review:
     def __init__(
-        self, channel: grpc.aio.Channel, database: Database, rules: handlers.Policy, clock: Clock
+        self,
+        channel: grpc.aio.Channel,
+        engine: AsyncEngine,
+        database: Database,
+        rules: handlers.Policy,
+        clock: Clock,
     ) -> None:
         self.stub = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
+        self.engine = engine
         self.database = database
         self.rules = rules
         self.clock = clock
@@ -135,7 +144,7 @@ async def review(database_url: str) -> AsyncIterator[Review]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    yield Review(channel, database, rules, clock)
+    yield Review(channel, engine, database, rules, clock)
     await channel.close()
     await server.stop(1)
     await engine.dispose()
@@ -206,6 +215,65 @@ async def test_a_key_claims_anew_once_its_item_is_no_longer_the_reviewers(
     # goes back to the queue, where it waits behind none of higher priority).
     again = await review.claim_next(ALI, key)
     assert again in (first, third)
+    assert await review.held() == [again]
+
+
+async def blocked_by(review: Review, holder: ReviewUnitOfWork) -> int | None:
+    """How many backends wait for a lock the `holder`'s transaction holds."""
+    pid = await holder.session.scalar(text("SELECT pg_backend_pid()"))
+    async with review.engine.connect() as conn:
+        waits = await conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+            {"pid": pid},
+        )
+    return waits or None
+
+
+async def test_a_retry_waits_for_its_item_held_by_another_transaction_not_claiming_a_second(
+    review: Review,
+) -> None:
+    """A sweep checking the item's SLA, say, holds its row as the retry comes: passed over,
+    the retry claimed the next item, and the reviewer held two for one call."""
+    first = await review.enqueue()
+    await review.enqueue()
+    key = str(uuid.uuid4())
+    assert await review.claim_next(ALI, key) == first
+    review.clock.now += timedelta(minutes=1)
+    async with ReviewUnitOfWork(review.database) as holder:
+        assert await holder.items.get(uuid.UUID(first), for_update=True) is not None
+        retry = asyncio.ensure_future(review.claim_next(ALI, key))
+
+        async def waiting_or_answered() -> bool | None:
+            return True if retry.done() or await blocked_by(review, holder) else None
+
+        await eventually(waiting_or_answered, within=10, what="the retry to wait or answer")
+        assert not retry.done(), f"answered {retry.result()} while {first} was held"
+        await holder.commit()
+    assert await retry == first
+    assert await review.held() == [first]
+
+
+async def test_a_retry_whose_item_lapses_while_it_waits_claims_anew_holding_one(
+    review: Review,
+) -> None:
+    first, second = await review.enqueue(), await review.enqueue()
+    key = str(uuid.uuid4())
+    assert await review.claim_next(ALI, key) == first
+    review.clock.now += timedelta(minutes=31)
+    async with ReviewUnitOfWork(review.database) as sweep:
+        item = await sweep.items.get(uuid.UUID(first), for_update=True)
+        assert item is not None
+        retry = asyncio.ensure_future(review.claim_next(ALI, key))
+
+        async def waiting_or_answered() -> bool | None:
+            return True if retry.done() or await blocked_by(review, sweep) else None
+
+        await eventually(waiting_or_answered, within=10, what="the retry to wait or answer")
+        assert item.lapse(review.clock.now)
+        await sweep.commit()
+    # The claim it answered lapsed: the key claims anew, and the reviewer holds that one only.
+    again = await retry
+    assert again in (first, second)
     assert await review.held() == [again]
 
 

@@ -268,6 +268,10 @@ class SqlWorkItemRepository:
         return None if row is None else self._opened(row)
 
     async def claimed_under(self, reviewer_id: str, key: str) -> WorkItem | None:
+        """Waits for the row another transaction holds (a sweep checking its SLA, a decision):
+        passed over, the retry would claim a second item. Once it is free, PostgreSQL reads
+        its committed row again, which no longer matches if the claim lapsed or went to
+        another meanwhile."""
         t = tables.work_items.c
         query = (
             select(tables.work_items)
@@ -277,7 +281,7 @@ class SqlWorkItemRepository:
                 & (t.claim_key == key)
             )
             .limit(1)
-            .with_for_update(skip_locked=True)
+            .with_for_update()
         )
         row = (await self._session.execute(query)).first()
         return None if row is None else self._opened(row)

@@ -479,7 +479,8 @@ async def claim_next(
     Under the `key` of a claim whose answer was lost (sent again), the item it claimed while
     the reviewer still holds it, its lease renewed: a second item would stay held by them,
     unseen by their client, until its lease lapsed. Asked before their room, which that
-    claim may have filled."""
+    claim may have filled; while another transaction holds the item (a sweep, a decision),
+    once it ends. Lapsed, released or taken from them by then, the key claims anew."""
     async with uow:
         _staff(reviewer)
         if department:

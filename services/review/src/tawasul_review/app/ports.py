@@ -63,8 +63,9 @@ class WorkItemRepository(Protocol):
         ...
 
     async def claimed_under(self, reviewer_id: str, key: str) -> WorkItem | None:
-        """The item the reviewer holds that a ClaimNext under `key` claimed, locked; None also
-        while another transaction holds it (passed over, as `claimed_by` does)."""
+        """The item the reviewer holds that a ClaimNext under `key` claimed, locked; while
+        another transaction holds it, once that one ends (never passed over: the retry would
+        claim a second). None if it is no longer theirs under that key by then."""
         ...
 
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
