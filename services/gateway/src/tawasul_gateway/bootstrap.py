@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import grpc
 from fastapi import FastAPI
 from tawasul_platform import tracing
-from tawasul_sdk import TawasulClient, Tls
+from tawasul_platform.tls import TlsConfig, renewing, tls_config
+from tawasul_sdk import TawasulClient, Tls, open_channel
 
 from tawasul_gateway.adapters.dev_identity import DevRegistry, DevTokenIssuer
 from tawasul_gateway.adapters.ratelimit import RateLimiter
@@ -42,15 +44,24 @@ def dev_sign_in(settings: GatewaySettings) -> DevSignIn | None:
     )
 
 
-def tls(settings: GatewaySettings) -> Tls | None:
-    if settings.tls_cert_file is None:
-        return None
-    assert settings.tls_key_file is not None
-    assert settings.tls_ca_file is not None
-    return Tls.from_files(
+def tls(settings: GatewaySettings) -> TlsConfig | None:
+    """The gateway's certificate, key and CA, checked (a key not the certificate's stops it
+    at start), and read again once renewed (`channel`)."""
+    return tls_config(
         cert_file=settings.tls_cert_file,
         key_file=settings.tls_key_file,
         ca_file=settings.tls_ca_file,
+    )
+
+
+def channel(target: str, config: TlsConfig | None) -> grpc.aio.Channel:
+    """The SDK's channel to `target`, opened again with the files once cert-manager renewed
+    them: the calls after the renewal show the new certificate, with no restart
+    (tawasul_platform.tls.renewing, as every service's channels)."""
+    if config is None:
+        return open_channel(target, None)
+    return renewing(
+        config, lambda current: open_channel(target, Tls(current.cert, current.key, current.ca))
     )
 
 
@@ -67,16 +78,16 @@ def app(
 
 
 def client_factory(settings: GatewaySettings) -> Callable[[], TawasulClient]:
-    """The SDK's channels to intake and docs with the gateway's own certificate; each call
-    carries the trace of the HTTP request it serves, so intake's and docs' spans are in it,
-    and its language, so their refusals come in it."""
-    credentials = tls(settings)
+    """The SDK's channels to intake and docs with the gateway's own certificate, renewed
+    without a restart (`channel`); each call carries the trace of the HTTP request it serves,
+    so intake's and docs' spans are in it, and its language, so their refusals come in it."""
+    config = tls(settings)
 
     def client() -> TawasulClient:
-        return TawasulClient.connect(
-            intake=settings.intake_address,
-            docs=settings.docs_address,
-            tls=credentials,
+        return TawasulClient(
+            intake=channel(settings.intake_address, config),
+            docs=channel(settings.docs_address, config),
+            owns_channels=True,
             timeout=settings.call_timeout_seconds,
             upload_timeout=settings.upload_timeout_seconds,
             catalog_seconds=settings.catalog_cache_seconds,
