@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import ValidationError
 from sqlalchemy import MetaData, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,8 +32,12 @@ from tawasul_platform import tracing
 from tawasul_platform.authz import Gate
 from tawasul_platform.db import make_engine
 from tawasul_platform.identity import StaffRecord, TokenVerifier
+from tawasul_platform.settings import problems
 from tawasul_platform.sql import Rows, Session
 from tawasul_platform.staff import recorded
+
+if TYPE_CHECKING:
+    import pytest
 
 T = TypeVar("T")
 
@@ -46,6 +51,29 @@ SERVICE_ENVIRONMENT: Mapping[str, str] = {
     "TAWASUL_IDENTITY_ISSUERS": "[]",
     "TAWASUL_IDENTITY_AUDIENCE": "tawasul-test",
 }
+
+
+def assert_file_setting_refused(
+    env: pytest.MonkeyPatch,
+    settings: Callable[[], object],
+    variable: str,
+    path: Path,
+    text: str | None,
+    said: str,
+) -> None:
+    """Reading `settings` with `variable` naming `path` (holding `text`; None: no such file)
+    is refused with one line, which names the variable and says `said`."""
+    if text is not None:
+        path.write_text(text, "utf-8")
+    env.setenv(variable, str(path))
+    try:
+        settings()
+    except ValidationError as refused:
+        (line,) = problems(refused)
+    else:
+        raise AssertionError(f"{variable} naming {path} was taken")
+    assert line.startswith(f"{variable}: "), line
+    assert said in line, line
 
 
 class FakeInbox:

@@ -17,7 +17,7 @@ from tawasul_platform.settings import (
     ephemeral_ports,
     outside_ephemeral,
 )
-from tawasul_platform.testing import SERVICE_ENVIRONMENT
+from tawasul_platform.testing import SERVICE_ENVIRONMENT, assert_file_setting_refused
 from tawasul_platform.workdays import shipped_config
 
 
@@ -194,3 +194,20 @@ def test_ports_in_the_ephemeral_range_are_refused_naming_the_setting(tmp_path: P
     )
     outside_ephemeral("TAWASUL_TEST_PORT_BASE", range(29000, 29216), source)
     outside_ephemeral("TAWASUL_TEST_PORT_BASE", [61000, 65535], source)
+
+
+def test_a_file_setting_refused_is_asserted_as_one_line_naming_it(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The services' file settings' tests share this body (tawasul_platform.testing)."""
+    path = tmp_path / "calendar.json"
+    variable = "TAWASUL_CALENDAR_CONFIG_PATH"
+    assert_file_setting_refused(env, ServiceSettings, variable, path, None, "cannot read")
+    with pytest.raises(AssertionError, match="not JSON"):
+        assert_file_setting_refused(env, ServiceSettings, variable, path, "{", "not JSON!")
+    with pytest.raises(AssertionError, match="was taken"):
+        assert_file_setting_refused(env, ServiceSettings, variable, path, '{"version": 1}', "")
+    env.setenv("TAWASUL_DB_POOL_SIZE", "ten")  # a second line, naming another variable
+    absent = tmp_path / "absent.json"
+    with pytest.raises(ValueError, match="too many values"):
+        assert_file_setting_refused(env, ServiceSettings, variable, absent, None, "cannot read")

@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 from tawasul_intake.adapters.registry import DEV_REGISTRY
 from tawasul_intake.settings import IntakeSettings
-from tawasul_platform.settings import problems
-from tawasul_platform.testing import SERVICE_ENVIRONMENT
+from tawasul_platform.testing import SERVICE_ENVIRONMENT, assert_file_setting_refused
 
 
 @pytest.fixture
@@ -40,15 +38,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_a_registry_file_that_cannot_be_read_is_named(
     env: pytest.MonkeyPatch, tmp_path: Path, text: str | None, said: str
 ) -> None:
-    path = tmp_path / "registry.json"
-    if text is not None:
-        path.write_text(text, "utf-8")
-    env.setenv("TAWASUL_REGISTRY_FILE", str(path))
-    with pytest.raises(ValidationError) as refused:
-        IntakeSettings()
-    (line,) = problems(refused.value)
-    assert line.startswith("TAWASUL_REGISTRY_FILE: ")
-    assert said in line
+    assert_file_setting_refused(
+        env, IntakeSettings, "TAWASUL_REGISTRY_FILE", tmp_path / "registry.json", text, said
+    )
 
 
 def test_the_development_registry_is_taken(env: pytest.MonkeyPatch) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 from tawasul_notify.adapters.staff import DEV_DIRECTORY
 from tawasul_notify.settings import NotifySettings
-from tawasul_platform.settings import problems
-from tawasul_platform.testing import SERVICE_ENVIRONMENT
+from tawasul_platform.testing import SERVICE_ENVIRONMENT, assert_file_setting_refused
 
 
 @pytest.fixture
@@ -33,15 +31,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_a_staff_directory_that_cannot_be_read_is_named(
     env: pytest.MonkeyPatch, tmp_path: Path, text: str | None, said: str
 ) -> None:
-    path = tmp_path / "staff.json"
-    if text is not None:
-        path.write_text(text, "utf-8")
-    env.setenv("TAWASUL_STAFF_DIRECTORY_FILE", str(path))
-    with pytest.raises(ValidationError) as refused:
-        NotifySettings()
-    (line,) = problems(refused.value)
-    assert line.startswith("TAWASUL_STAFF_DIRECTORY_FILE: ")
-    assert said in line
+    assert_file_setting_refused(
+        env, NotifySettings, "TAWASUL_STAFF_DIRECTORY_FILE", tmp_path / "staff.json", text, said
+    )
 
 
 def test_without_a_directory_and_with_the_development_one_notify_starts(
