@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import tawasul_docs.adapters.storage
 import tawasul_gateway.entrypoints.metrics
 import tawasul_notify.adapters.metrics
 import tawasul_platform.metrics
@@ -30,6 +31,7 @@ DECLARING = (
     tawasul_review.adapters.metrics,
     tawasul_notify.adapters.metrics,
     tawasul_gateway.entrypoints.metrics,
+    tawasul_docs.adapters.storage,
 )
 SAMPLES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
 # Grafana's template variables: $name, ${name} and ${name:format}.

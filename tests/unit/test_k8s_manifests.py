@@ -904,8 +904,20 @@ def _dead_letters_at_start() -> str:
     return "_" if value is None else "0"
 
 
+def _refusals(minutes: list[int], end: int) -> str:
+    """A docs pod's tawasul_docs_object_deletions_refused_total, a value a minute up to `end`:
+    no series before its first refusal, one more at each of `minutes`."""
+    return " ".join(
+        "_" if m < minutes[0] else str(sum(r <= m for r in minutes)) for m in range(end)
+    )
+
+
 # Series as two replicas export them (their instance labels differ), a minute apart.
 REPLICAS = ("10.0.0.1:9090", "10.0.0.2:9090")
+# When a docs pod's sweep asks again for an object storage refuses for good (1, 2, 4... minutes
+# after the first refusal, then hourly), and for one refused a few minutes only.
+REFUSED_FOR_GOOD = [2, 3, 5, 9, 17, 33, 65, 125, 185]
+REFUSED_AWHILE = [2, 3, 5, 9]
 RULE_CASES: list[Doc] = [
     {
         # Both replicas read the same breached items: one alert, once they stayed 5 min.
@@ -1054,6 +1066,45 @@ RULE_CASES: list[Doc] = [
                     )
                 ],
             },
+        ],
+    },
+    {
+        # Refused for good: it fires 2 hours after the second refusal (the first makes the
+        # series).
+        "input_series": [
+            {
+                "series": 'tawasul_docs_object_deletions_refused_total{code="AccessDenied",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": _refusals(REFUSED_FOR_GOOD, 200),
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2h", "alertname": "TawasulDocumentDeletionsRefused", "exp_alerts": []},
+            {
+                "eval_time": "2h10m",
+                "alertname": "TawasulDocumentDeletionsRefused",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulDocumentDeletionsRefused",
+                        {},
+                        "docs: object storage keeps refusing to delete documents' objects",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        # Refused for a few minutes, then deleted: no alert.
+        "input_series": [
+            {
+                "series": 'tawasul_docs_object_deletions_refused_total{code="AccessDenied",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": _refusals(REFUSED_AWHILE, 200),
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": t, "alertname": "TawasulDocumentDeletionsRefused", "exp_alerts": []}
+            for t in ("1h", "2h10m", "3h")
         ],
     },
     {
