@@ -9,7 +9,8 @@ takes `security(context)`; None is plaintext (tests, tools on the dev stack's pl
 
 The context takes the files again once they are renewed (tawasul_platform.tls.Renewals), at
 the next connection it makes: a broker connection already open keeps the certificate it
-showed, and a renewed one is shown when it reconnects.
+showed, and a renewed one is shown when it reconnects. The CA bundle is taken whole: a CA
+dropped from it is no longer trusted from that connection on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY, Renewals, TlsFiles
 
@@ -31,23 +32,55 @@ log = logging.getLogger(__name__)
 
 
 class RenewingContext(ssl.SSLContext):
-    """An SSLContext that loads its files again before a handshake once they were renewed:
-    asyncio's and uvloop's TLS transports start each connection with `wrap_bio`, and a
-    certificate chain or CA loaded into a context applies to the handshakes after it."""
+    """An SSLContext whose connections take the files again once they were renewed.
+
+    aiokafka keeps the context it was given and passes it to each connection it opens
+    (`loop.create_connection(ssl=...)`), whose TLS transport, asyncio's or uvloop's, starts with
+    `wrap_bio`. That call goes to a context built afresh from the renewed files (`renewed`):
+    loading them into this one would only add CAs to those it trusts, and a pair failing to
+    load (the files rewritten again since Renewals read them) would leave it without a
+    certificate. A fresh one that fails to load is dropped, and the one in use stays.
+    """
 
     renewals: Renewals | None = None
+    renewed: ssl.SSLContext | None = None
 
     def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        renewed = None if self.renewals is None else self.renewals.renewed()
-        if renewed is not None and renewed.files is not None:
-            # Renewals has just checked the files (the key is the certificate's): a mismatched
-            # pair loaded here would leave the context without a certificate.
+        config = None if self.renewals is None else self.renewals.renewed()
+        if config is not None and config.files is not None:
             try:
-                self.load_cert_chain(renewed.files.cert, renewed.files.key)
-                self.load_verify_locations(cadata=renewed.ca.decode())
+                self.renewed = _context(
+                    ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+                    cert_file=config.files.cert,
+                    key_file=config.files.key,
+                    # The bundle Renewals read and checked; OpenSSL checks the pair it loads.
+                    cadata=config.ca.decode(),
+                )
             except (OSError, ssl.SSLError) as exc:
-                log.error("renewed TLS files not loaded for Kafka: %s", exc)
+                log.error("renewed TLS files not loaded for Kafka, the ones in use stay: %s", exc)
+        if self.renewed is not None:
+            return self.renewed.wrap_bio(*args, **kwargs)
         return super().wrap_bio(*args, **kwargs)
+
+
+Context = TypeVar("Context", bound=ssl.SSLContext)
+
+
+def _context(
+    context: Context,
+    *,
+    cert_file: Path,
+    key_file: Path,
+    cafile: Path | None = None,
+    cadata: str | None = None,
+) -> Context:
+    """`context` with ssl.create_default_context's settings, trusting only the CA given and
+    showing this process's certificate."""
+    defaults = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.options, context.verify_flags = defaults.options, defaults.verify_flags
+    context.load_verify_locations(cafile=cafile, cadata=cadata)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
@@ -57,12 +90,12 @@ def client_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSL
     own errors name none), so the tools print it as their error line.
     """
     try:
-        # ssl.create_default_context's settings, on a context that follows renewals.
-        defaults = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        context = RenewingContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.options, context.verify_flags = defaults.options, defaults.verify_flags
-        context.load_verify_locations(cafile=ca_file)
-        context.load_cert_chain(cert_file, key_file)
+        context = _context(
+            RenewingContext(ssl.PROTOCOL_TLS_CLIENT),
+            cert_file=cert_file,
+            key_file=key_file,
+            cafile=ca_file,
+        )
         context.renewals = Renewals(TlsFiles(cert_file, key_file, ca_file))
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(

@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 from tawasul_devstack.pki import Authority
 from tawasul_platform import tls as tls_module
 from tawasul_platform.grpc import GrpcServer
-from tawasul_platform.kafka_tls import client_context
+from tawasul_platform.kafka_tls import RenewingContext, client_context
 from tawasul_platform.testing import unguarded
 from tawasul_platform.tls import Renewals, TlsConfig, TlsFiles, open_channel, peer_name
 
@@ -155,6 +155,61 @@ async def test_the_expiry_gauge_shows_the_certificates_a_process_uses(mounted: M
     mounted.issue(mounted.old, days=30)
     mounted.load()
     assert REGISTRY.get_sample_value(EXPIRY, {"which": "channel"}) == _expires(tls.cert)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_kafkas_context_stops_trusting_a_ca_dropped_from_the_bundle(
+    mounted: Mounted, tmp_path: Path, loop: str
+) -> None:
+    broker = Mounted(tmp_path / "broker", mounted.old, mounted.new)
+    broker.directory.mkdir()
+    broker.issue(mounted.old, days=300)
+    context = client_context(cert_file=mounted.cert, key_file=mounted.key, ca_file=mounted.ca)
+
+    async def rotation() -> None:
+        assert await _shown_to_a_broker(context, broker) == _serial(mounted.cert.read_bytes())
+        # The CA rotation done: this process's certificate from the new CA, the old one dropped.
+        renewed, _ = mounted.issue(mounted.new, days=90)
+        mounted.write(mounted.ca, mounted.new.cert_pem)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await _shown_to_a_broker(context, broker)
+        broker.issue(mounted.new, days=90)
+        assert await _shown_to_a_broker(context, broker) == _serial(renewed)
+
+    (uvloop.run if loop == "uvloop" else asyncio.run)(rotation())
+
+
+def test_kafkas_context_keeps_its_certificate_when_the_files_change_while_loaded(
+    mounted: Mounted, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = Mounted(tmp_path / "broker", mounted.old, mounted.new)
+    broker.directory.mkdir()
+    broker.issue(mounted.old, days=300)
+    context = client_context(cert_file=mounted.cert, key_file=mounted.key, ca_file=mounted.ca)
+    assert isinstance(context, RenewingContext)
+    assert context.renewals is not None
+    first = _serial(mounted.cert.read_bytes())
+    renewed, renewed_key = mounted.new.issue("intake", server=True, days=90)
+    read = context.renewals.renewed
+
+    def read_then_rewritten() -> TlsConfig | None:
+        # The files Renewals checked, then the key rewritten before the context loads them.
+        config = read()
+        if config is not None:
+            mounted.write(mounted.key, mounted.old.issue("intake", server=True)[1])
+        return config
+
+    context.renewals.renewed = read_then_rewritten  # type: ignore[method-assign]
+
+    async def renewals() -> None:
+        mounted.write(mounted.cert, renewed)
+        mounted.write(mounted.key, renewed_key)
+        assert await _shown_to_a_broker(context, broker) == first
+        assert await _shown_to_a_broker(context, broker) == first
+
+    with caplog.at_level(logging.ERROR, logger="tawasul_platform.kafka_tls"):
+        asyncio.run(renewals())
+    assert "renewed TLS files not loaded for Kafka" in caplog.text
 
 
 def _rewrite_in_place(path: Path, data: bytes, mtime_ns: int) -> None:
