@@ -9,26 +9,11 @@ from pathlib import Path
 
 import pytest
 from tawasul_devstack.components.containers import podman_dir, stop_podman_socket
-from tawasul_devstack.config import MAX_REPLICAS, SERVICES
 from tawasul_devstack.journey import Clients
-from tawasul_devstack.pki import GATEWAY
 from tawasul_devstack.stack import Stack, StackConfig
 from tawasul_platform.settings import CannotStart, outside_ephemeral
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def stack_ports(config: StackConfig) -> set[int]:
-    """Every port the stack's processes listen on and its clients connect to."""
-    ports = {
-        getattr(config, name)
-        for name in dir(StackConfig)
-        if name.endswith("_port") and isinstance(getattr(StackConfig, name), property)
-    }
-    for service in SERVICES:
-        for replica in range(1, MAX_REPLICAS + 1):
-            ports |= {config.grpc_port(service, replica), config.metrics_port(service, replica)}
-    return ports | {config.metrics_port(GATEWAY)}
 
 
 def stack_config() -> StackConfig:
@@ -46,7 +31,7 @@ def stack_config() -> StackConfig:
         # testcontainers on podman (deploy/images' images), the services as local processes.
         infra=os.environ.get("TAWASUL_TEST_INFRA") or "local",
     )
-    outside_ephemeral("TAWASUL_TEST_PORT_BASE", stack_ports(config))
+    outside_ephemeral("TAWASUL_TEST_PORT_BASE", config.ports())
     return config
 
 

@@ -64,7 +64,7 @@ REPLICATED = {"routing": topics.REQUEST_SUBMITTED, "review": topics.REQUEST_ROUT
 def pods() -> Iterator[PodPlay]:
     config = PodConfig.for_pods(
         state_dir=Path(os.environ.get("TAWASUL_TEST_PODS_DIR", ROOT / ".state" / "test-pods")),
-        port_base=int(os.environ.get("TAWASUL_TEST_POD_PORT_BASE", "35500")),
+        port_base=int(os.environ.get("TAWASUL_TEST_POD_PORT_BASE", "26500")),
     )
     play = PodPlay(config)
     shutil.rmtree(config.state_dir / "data", ignore_errors=True)

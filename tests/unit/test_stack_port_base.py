@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from tawasul_platform.settings import CannotStart, ephemeral_ports
 
-from tests.conftest import stack_config, stack_ports
+from tests.conftest import stack_config
 
 
 def test_the_default_base_is_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TAWASUL_TEST_PORT_BASE", raising=False)
     config = stack_config()
     assert config.port_base == 29000
-    assert max(stack_ports(config)) < ephemeral_ports()[0]
+    assert max(config.ports()) < ephemeral_ports()[0]
 
 
 def test_a_base_whose_ports_reach_the_ephemeral_range_is_refused(
@@ -31,7 +31,7 @@ def test_a_base_whose_ports_reach_the_ephemeral_range_is_refused(
 
 def test_the_stack_ports_are_every_port_it_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TAWASUL_TEST_PORT_BASE", "20000")
-    ports = stack_ports(stack_config())
+    ports = stack_config().ports()
     # MinIO, Kafka's listeners, the gateway, routing's second replica's gRPC and metrics.
     assert {20000, 20092, 20093, 20094, 20088, 20113, 20213} <= ports
     assert min(ports) == 20000

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tawasul_platform.identity import CHANNELS, Role
+from tawasul_platform.settings import CannotStart, outside_ephemeral
 
 from tawasul_devstack.procs import StackError, tail
 from tawasul_devstack.stack import Stack, StackConfig
@@ -94,6 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.port_base is not None:
         overrides["port_base"] = args.port_base
     stack = Stack(StackConfig.from_env(**overrides))
+    if args.command in ("up", "start"):
+        try:
+            outside_ephemeral(
+                "--port-base" if args.port_base is not None else "TAWASUL_PORT_BASE",
+                stack.config.ports(),
+            )
+        except CannotStart as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
         if args.command == "install":
             stack.install(prometheus=args.prometheus)

@@ -321,6 +321,18 @@ class StackConfig:
             return self.gateway_port + 100
         return self.grpc_port(service, replica) + 100
 
+    def ports(self) -> set[int]:
+        """Every port the stack's processes listen on and its clients connect to."""
+        ports = {
+            getattr(self, name)
+            for name in dir(StackConfig)
+            if name.endswith("_port") and isinstance(getattr(StackConfig, name), property)
+        }
+        for service in SERVICES:
+            for replica in range(1, MAX_REPLICAS + 1):
+                ports |= {self.grpc_port(service, replica), self.metrics_port(service, replica)}
+        return ports | {self.metrics_port(GATEWAY)}
+
     def metrics_url(self, service: str, replica: int = 1) -> str:
         return f"http://127.0.0.1:{self.metrics_port(service, replica)}/metrics"
 

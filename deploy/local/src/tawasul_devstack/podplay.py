@@ -54,6 +54,7 @@ from typing import Any
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tawasul_platform.settings import CannotStart, outside_ephemeral
 from tawasul_platform.tls import TlsConfig, open_sync_channel
 
 from tawasul_devstack import clamav, kafka, smtp_server
@@ -91,14 +92,15 @@ class PodConfig(StackConfig):
     """A StackConfig whose ports are the pods' (on the host's network); PostgreSQL listens on
     TCP here, not on a Unix socket, and docs' bucket is the overlay's."""
 
-    port_base: int = 35000
+    # Below the host's ephemeral ports (32768-60999 on Linux), as every stack's are.
+    port_base: int = 26000
     # Each process's replica count (1 unless named).
     replicas: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_REPLICAS))
 
     @classmethod
     def for_pods(cls, state_dir: Path | None = None, port_base: int | None = None) -> PodConfig:
         env = os.environ
-        base = port_base or int(env.get("TAWASUL_POD_PORT_BASE") or 35000)
+        base = port_base or int(env.get("TAWASUL_POD_PORT_BASE") or 26000)
         return cls(
             state_dir=state_dir or repo_root() / ".state" / f"pods-{base}",
             cache_dir=Path(env.get("TAWASUL_CACHE_DIR") or Path.home() / ".cache" / "tawasul"),
@@ -684,6 +686,12 @@ def main(argv: list[str] | None = None) -> int:
     config = dataclasses.replace(
         config, replicas={"routing": args.replicas, "review": args.replicas}
     )
+    if args.command == "up":
+        try:
+            outside_ephemeral("TAWASUL_POD_PORT_BASE", config.ports())
+        except CannotStart as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     play = PodPlay(config)
     if args.command == "render":
         play.prepare()

@@ -6,8 +6,10 @@ from typing import ClassVar
 
 import pytest
 from tawasul_devstack import cli
+from tawasul_devstack.podplay import PodConfig
 from tawasul_devstack.procs import StackError
 from tawasul_devstack.stack import StackConfig
+from tawasul_platform.settings import outside_ephemeral
 
 
 class RecordingStack:
@@ -62,3 +64,30 @@ def test_start_without_a_name_is_a_usage_error(stack: type[RecordingStack]) -> N
         cli.main(["start"])
     assert exited.value.code == 2
     assert stack.calls == []
+
+
+@pytest.mark.parametrize("command", [["up"], ["start", "routing-2"]])
+def test_a_port_base_in_the_ephemeral_range_is_refused_before_anything_starts(
+    stack: type[RecordingStack],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    # A service connecting to Kafka there while it is down may be given the port as its own
+    # end and take its own bytes for Kafka's answer.
+    monkeypatch.setenv("TAWASUL_PORT_BASE", "40000")
+    assert cli.main(command) == 2
+    assert stack.calls == []
+    said = capsys.readouterr().err
+    assert said.startswith("error: TAWASUL_PORT_BASE: ports 40000-40215 are in this host's ")
+    assert cli.main(["--port-base", "40000", *command]) == 2
+    assert capsys.readouterr().err.startswith("error: --port-base: ports 40000-40215 ")
+
+
+def test_the_default_port_bases_are_below_the_ephemeral_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TAWASUL_PORT_BASE", raising=False)
+    monkeypatch.delenv("TAWASUL_POD_PORT_BASE", raising=False)
+    for config in (StackConfig.from_env(), PodConfig.for_pods()):
+        outside_ephemeral("default", config.ports())
