@@ -4,8 +4,9 @@ an information request, cancel, correct a rejected request with a new one linked
 after a transfer, and left behind on leaving it or signing out), start a new request from the
 confirmation or come back to a draft from another view, be signed out at once when the session
 ends, switch the language in the middle of a form without losing it, and track without signing
-in, in Arabic and in English; and what a screen reader is given (the one test here that needs
-no stack: the page's files served alone, its API faked).
+in, in Arabic and in English; and what a screen reader is given, where the focus goes, how
+"Done" differs from a refusal and in which direction what people wrote reads (the tests here
+that need no stack: the page's files served alone, its API faked).
 
 Screenshots of each language are kept under TAWASUL_ARTIFACTS_DIR (default .state/artifacts).
 """
@@ -22,13 +23,13 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Locator, Page, Route, async_playwright, expect
 from tawasul.common.v1 import common_pb2
 from tawasul.docs.v1 import docs_pb2
 from tawasul.intake.v1 import intake_pb2
@@ -238,7 +239,7 @@ async def test_a_citizen_files_follows_answers_and_cancels_in_arabic_then_englis
     await expect(page.locator("#follow-up")).to_be_enabled()
     await expect(page.locator("#follow-up-from")).to_be_empty()
     await page.click("#follow-up")
-    await expect(page.locator("#banner")).to_have_text("Done")
+    await expect(page.locator("#notice")).to_have_text("Done")
     assert (await clients.track(citizen, number)).follow_up_count == 1
 
     # A reviewer asks for more; the page shows what is asked and takes the answer.
@@ -1073,7 +1074,14 @@ def _catalog(locale: str) -> dict[str, Any]:
         "description": "للاستفسارات العامة" if arabic else "For general inquiries",
         "sla_amount": 3,
         "sla_unit": "working_days",
-        "fields": [],
+        "fields": [
+            {
+                "name": "related_service",
+                "type": "text",
+                "label": "الخدمة المتعلقة" if arabic else "Related service",
+                "required": False,
+            }
+        ],
         "documents": [],
     }
     name = "التقارير" if arabic else "Reports"
@@ -1081,6 +1089,57 @@ def _catalog(locale: str) -> dict[str, Any]:
         "locale": locale,
         "departments": [{"code": DEPARTMENT, "name": name, "sub_services": [sub_service]}],
     }
+
+
+# The one request the page alone is shown, and what the page asks of the gateway the test
+# answers itself: (status, JSON body) for a call's URL, method and JSON body; None for the
+# sign-in's and the catalog's answers, or 404.
+FAKED = "TW000000123"
+Answer = tuple[int, object]
+Answers = Callable[[str, str, dict[str, Any]], Answer | None]
+
+
+def _gateway(url: str) -> Answer:
+    """The development sign-in (one citizen) and the catalog; 404 to anything else."""
+    if url.endswith("/dev/people"):
+        person = {"id": CITIZEN, "name_ar": CITIZEN_NAME_AR, "kind": "citizen"}
+        return 200, {"people": [person]}
+    if url.endswith("/dev/sign-in"):
+        return 200, {"token": "a.b.c", "role": "citizen"}
+    if "/api/v1/catalog?locale=" in url:
+        return 200, _catalog(url.rsplit("=", 1)[1])
+    return 404, {}
+
+
+async def _fake_api(page: Page, answers: Answers) -> None:
+    """The gateway as the page sees it: `answers` first, then `_gateway`'s."""
+
+    async def api(route: Route) -> None:
+        url, method = route.request.url, route.request.method
+        status, data = answers(url, method, route.request.post_data_json or {}) or _gateway(url)
+        await route.fulfill(status=status, content_type="application/json", body=json.dumps(data))
+
+    await page.route(re.compile(r"/(api/v1|dev)/"), api)
+
+
+def _request(status: str, **more: Any) -> dict[str, Any]:
+    """intake's Request as the gateway's JSON gives it, in `status` (REQUEST_STATUS_…'s end)."""
+    return {
+        "request_number": FAKED,
+        "sub_service_code": SUB_SERVICE,
+        "status": f"REQUEST_STATUS_{status}",
+        "status_label": {"ar": status, "en": status},
+        "department_code": DEPARTMENT,
+        "department_name": {"ar": "التقارير", "en": "Reports"},
+        **more,
+    }
+
+
+async def _direction(element: Locator) -> str:
+    """The direction an element's text is laid out in, as the browser computed it."""
+    direction = await element.evaluate("e => getComputedStyle(e).direction")
+    assert isinstance(direction, str)
+    return direction
 
 
 async def test_a_screen_reader_is_told_each_refusal_and_the_request_filed(
@@ -1092,29 +1151,16 @@ async def test_a_screen_reader_is_told_each_refusal_and_the_request_filed(
     page's language, and the signed-in name keeps its own language after a switch."""
     filed: list[dict[str, Any]] = []
 
-    async def api(route: Route) -> None:
-        url, method = route.request.url, route.request.method
-        if url.endswith("/dev/people"):
-            person = {"id": CITIZEN, "name_ar": CITIZEN_NAME_AR, "kind": "citizen"}
-            answer: tuple[int, object] = (200, {"people": [person]})
-        elif url.endswith("/dev/sign-in"):
-            answer = (200, {"token": "a.b.c", "role": "citizen"})
-        elif "/api/v1/catalog?locale=" in url:
-            answer = (200, _catalog(url.rsplit("=", 1)[1]))
-        elif url.endswith("/api/v1/requests") and method == "POST":
-            body: dict[str, Any] = route.request.post_data_json or {}
-            if len(body["description"]) < 20:
-                fields = {"contact.mobile": "ليس رقم جوال سعوديًا", "description": "قصير جدًا"}
-                answer = (400, {"error": {"code": "INVALID_ARGUMENT", "fields": fields}})
-            else:
-                filed.append(body)
-                answer = (200, {"request": {"request_number": "TW000000123"}})
-        else:
-            answer = (404, {})
-        status, data = answer
-        await route.fulfill(status=status, content_type="application/json", body=json.dumps(data))
+    def file(url: str, method: str, body: dict[str, Any]) -> Answer | None:
+        if not (url.endswith("/api/v1/requests") and method == "POST"):
+            return None
+        if len(body["description"]) < 20:
+            fields = {"contact.mobile": "ليس رقم جوال سعوديًا", "description": "قصير جدًا"}
+            return 400, {"error": {"code": "INVALID_ARGUMENT", "fields": fields}}
+        filed.append(body)
+        return 200, {"request": {"request_number": FAKED}}
 
-    await page.route(re.compile(r"/(api/v1|dev)/"), api)
+    await _fake_api(page, file)
     site_ar = "تواصل — المديرية العامة للجوازات"
     site_en = "Tawasul — General Directorate of Passports"
     await page.goto(page_alone)
@@ -1157,3 +1203,157 @@ async def test_a_screen_reader_is_told_each_refusal_and_the_request_filed(
     await expect(page.locator("#who")).to_have_attribute("lang", "ar")
     await page.click('nav a[href="#track"]')
     await expect(page).to_have_title(f"Track a request without signing in — {site_en}")
+
+
+async def test_a_link_followed_takes_a_screen_reader_to_the_views_heading(
+    page_alone: str, page: Page
+) -> None:
+    """A view opened from a link (the navigation's, a request's in the list) puts the focus on
+    its heading rather than leave it on the link pressed, which a screen reader stays on; the
+    page's first view leaves it where the browser put it. "More" gone with the last page hands
+    the focus to the first request it brought, not to the page's start."""
+    second = "TW000000131"
+
+    def mine(url: str, method: str, body: dict[str, Any]) -> Answer | None:
+        if "/api/v1/requests?" in url:
+            last = "page_token=2" in url
+            number = second if last else FAKED
+            listed = [_request("SUBMITTED", request_number=number)]
+            return 200, {"requests": listed, "next_page_token": "" if last else "2"}
+        if url.endswith(f"/api/v1/requests/{FAKED}"):
+            return 200, {"request": _request("SUBMITTED")}
+        return None
+
+    await _fake_api(page, mine)
+    await page.goto(page_alone)
+    await page.locator(f'#people button[data-id="{CITIZEN}"]').click()
+    await expect(page.locator("#view-new h2")).to_be_focused()
+    await page.focus('nav a[href="#mine"]')
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#view-mine h2")).to_be_focused()
+    await page.click("#mine-more")
+    await expect(page.locator("#mine-more")).to_be_hidden()
+    await expect(page.locator(f'#mine-list li[data-number="{second}"] a')).to_be_focused()
+    await page.locator(f'#mine-list li[data-number="{FAKED}"] a').click()
+    await expect(page.locator("#request-number")).to_have_text(FAKED)
+    await expect(page.locator("#view-request h2")).to_be_focused()
+    await page.click("#nav-new")
+    await expect(page.locator("#view-new")).to_be_visible()
+    await expect(page.locator("#view-new h2")).to_be_focused()
+    await page.click('nav a[href="#mine"]')
+    await expect(page.locator("#view-mine h2")).to_be_focused()
+
+    await page.reload()
+    await expect(page.locator(f'#mine-list li[data-number="{FAKED}"]')).to_be_visible()
+    assert await page.evaluate("document.activeElement === document.body")
+
+
+async def test_done_is_a_polite_status_of_its_own_look_and_a_refusal_an_alert(
+    page_alone: str, page: Page
+) -> None:
+    """An action taken says "Done" in a status region (read when the screen reader is free), in
+    the office's green rather than the error's red; an action refused says why in the alert,
+    in red, and the "Done" before it is gone."""
+    refusal = "لا يمكن إلغاء الطلب بعد بدء مراجعته"
+
+    def act(url: str, method: str, body: dict[str, Any]) -> Answer | None:
+        if url.endswith(f"/api/v1/requests/{FAKED}"):
+            past = {"at": "2026-01-01T00:00:00Z", "gregorian_date": "2026-01-01"}
+            return 200, {"request": _request("SUBMITTED", follow_up_from=past)}
+        if url.endswith("/follow-up"):
+            return 200, {"request": _request("SUBMITTED")}
+        if url.endswith("/cancel"):
+            return 400, {"error": {"code": "FAILED_PRECONDITION", "message": refusal}}
+        return None
+
+    await _fake_api(page, act)
+    await page.goto(f"{page_alone}#request/{FAKED}")
+    await page.locator(f'#people button[data-id="{CITIZEN}"]').click()
+    await page.click("#follow-up")
+    notice, banner = page.locator("#notice"), page.locator("#banner")
+    await expect(notice).to_have_text("تم")
+    await expect(notice).to_have_attribute("role", "status")
+    await expect(banner).to_be_hidden()
+    green, red = "rgb(0, 108, 53)", "rgb(179, 38, 30)"
+    assert await notice.evaluate("e => getComputedStyle(e).borderTopColor") == green
+
+    async def reason(dialog: Dialog) -> None:
+        await dialog.accept("لم أعد بحاجة إليه")
+
+    page.once("dialog", reason)
+    await page.click("#cancel")
+    await expect(banner).to_have_text(refusal)
+    await expect(banner).to_have_attribute("role", "alert")
+    await expect(notice).to_be_empty()
+    assert await banner.evaluate("e => getComputedStyle(e).borderTopColor") == red
+
+
+async def test_what_a_person_or_a_reviewer_wrote_reads_in_its_own_direction(
+    page_alone: str, page: Page
+) -> None:
+    """In the English page, the Arabic a person or a reviewer wrote (the name signed in as, what
+    is asked of the beneficiary, the decision's message, a history step's, an answer typed)
+    reads right to left (dir="auto"), as it would in the Arabic page; the page's own words stay
+    left to right."""
+    asked, message, step = "صورة إيصال الدفع", "أرفق إيصال الدفع من فضلك", "نحتاج رقم المعاملة"
+    request = _request(
+        "NEEDS_MORE_INFO",
+        missing=[{"kind": "other", "name": "receipt", "description": asked}],
+        decision_reason={"ar": "بيانات ناقصة", "en": "Information is missing"},
+        decision_message=message,
+        history=[{"at": "2026-12-01T09:00:00Z", "status_label": {"en": "Asked"}, "message": step}],
+    )
+
+    def shown(url: str, method: str, body: dict[str, Any]) -> Answer | None:
+        if url.endswith(f"/api/v1/requests/{FAKED}") or url.endswith("/tracking/track"):
+            return 200, {"request": request}
+        if url.endswith("/tracking/start"):
+            return 200, {}
+        return None
+
+    await _fake_api(page, shown)
+    await page.goto(page_alone)
+    person = page.locator(f'#people button[data-id="{CITIZEN}"]')
+    await expect(person.locator('[dir="auto"]')).to_have_text(CITIZEN_NAME_AR)
+    await person.click()
+    await page.click("#language")
+    assert await page.locator("html").get_attribute("dir") == "ltr"
+    who = page.locator("#who")
+    await expect(who).to_have_text(CITIZEN_NAME_AR)
+    assert await _direction(who) == "rtl"
+
+    # Typed in Arabic into the English form: the free text is laid out right to left.
+    await page.select_option("#department", DEPARTMENT)
+    await page.select_option("#sub-service", SUB_SERVICE)
+    for typed in ("#field-related_service", "#description"):
+        await page.fill(typed, "تجديد الإقامة")
+        assert await page.locator(typed).evaluate("e => e.matches(':dir(rtl)')"), typed
+
+    await page.goto(f"{page_alone}#request/{FAKED}")
+    decided = page.locator("#request-decision")
+    await expect(decided).to_have_text(f"Information is missing — {message}")
+    assert await _direction(decided) == "ltr"
+    history = page.locator("#request-history li")
+    await expect(history).to_contain_text(f"Asked — {step}")
+    written = {
+        decided.locator('[dir="auto"]'): message,
+        page.locator("#missing-list li"): asked,
+        history.locator('[dir="auto"]'): step,
+    }
+    for element, said in written.items():
+        await expect(element).to_have_text(said)
+        assert await _direction(element) == "rtl", said
+    answer = page.locator("#respond-message")
+    await answer.fill("الإيصال مرفق")
+    assert await answer.evaluate("e => e.matches(':dir(rtl)')")
+
+    await page.goto(f"{page_alone}#track")
+    await page.fill("#track-number", FAKED)
+    await page.fill("#track-id", CITIZEN)
+    await page.fill("#track-mobile", MOBILE)
+    await page.click("#track-start")
+    await page.fill("#track-code", "123456")
+    await page.click('#track-code-form button[type="submit"]')
+    tracked = page.locator('#track-decision [dir="auto"]')
+    await expect(tracked).to_have_text(message)
+    assert await _direction(tracked) == "rtl"

@@ -92,6 +92,11 @@ def test_each_message_slot_is_a_live_region_that_its_input_is_described_by() -> 
 def test_the_page_has_a_status_region_and_a_confirmation_that_takes_the_focus() -> None:
     tags = {attrs.get("id", ""): (tag, attrs) for tag, attrs in _page()}
     assert tags["status"][1]["role"] == "status"
+    # "Done" is a status of its own, not the errors' alert.
+    assert (tags["notice"][1]["role"], tags["banner"][1]["role"]) == ("status", "alert")
+    # What people type or are named by reads in its own direction, whatever the page's.
+    for written in ("who", "description", "respond-message"):
+        assert tags[written][1]["dir"] == "auto", written
     tag, attrs = tags["submitted-title"]
     assert (tag, attrs["tabindex"]) == ("h3", "-1")
     # The sub-service's description and the code's "sent" line are read with their inputs.

@@ -299,10 +299,19 @@ function upload(file, { subService = "", kind = "", progress }) {
   });
 }
 
+// What went wrong, read out at once (role=alert); it replaces any notice.
 function banner(message) {
   const el = $("#banner");
   el.textContent = message || "";
   el.hidden = !message;
+  $("#notice").textContent = "";
+}
+
+// What went through at one's asking ("Done"): in a look of its own, not an error's, and read
+// out when the screen reader is free (role=status); it replaces any error.
+function notice(message) {
+  banner("");
+  $("#notice").textContent = message;
 }
 
 // Said by the page's status region (role=status): what a screen reader would not see happen.
@@ -369,9 +378,19 @@ function dateText(display) {
   return (state.lang === "en" ? display.text_en : display.text_ar) || display.gregorian_date || "";
 }
 
-// The decision's reason, from the office's catalog, then the reviewer's own words.
-function decision(r) {
-  return [text(r.decision_reason), r.decision_message].filter(Boolean).join(" — ");
+// Text someone wrote (a name, a reviewer's message): in its own direction, taken from its first
+// letter, whatever the page's; an Arabic message in the English page reads right to left.
+function written(value, tag = "span") {
+  return Object.assign(document.createElement(tag), { textContent: value, dir: "auto" });
+}
+
+// The decision's reason, from the office's catalog, then the reviewer's own words; `none` when
+// there is neither.
+function showDecision(dd, r, none = "") {
+  const reason = text(r.decision_reason);
+  const message = r.decision_message || "";
+  dd.replaceChildren(reason, reason && message ? " — " : "", message ? written(message) : "");
+  if (!dd.textContent) dd.textContent = none;
 }
 
 // A finished request has no expected date: neither it nor its label is shown.
@@ -482,6 +501,16 @@ function focusView() {
   if (document.activeElement === document.body) $("main > section:not([hidden]) h2")?.focus();
 }
 
+// A view opened from a link (the address changed, not the page loaded): its heading takes the
+// focus, so that a screen reader is taken to what opened rather than left on the link pressed
+// (WCAG 2.4.3); a view that put the focus on a control of its own keeps it there.
+async function navigate() {
+  const from = document.activeElement;
+  await route();
+  const at = document.activeElement;
+  if (at === from || at === document.body) $("main > section:not([hidden]) h2")?.focus();
+}
+
 function show(view) {
   for (const section of document.querySelectorAll("main > section")) {
     section.hidden = section.id !== `view-${view}`;
@@ -506,7 +535,7 @@ async function showSignIn() {
     const button = document.createElement("button");
     button.type = "button";
     const name = state.lang === "en" ? person.name_en : person.name_ar;
-    button.textContent = `${name || person.id} — ${person.id} (${person.kind})`;
+    button.append(written(name || person.id), ` — ${person.id} (${person.kind})`);
     button.dataset.id = person.id;
     button.addEventListener("click", async () => {
       try {
@@ -738,6 +767,8 @@ function fieldInput(spec, prefix = "field") {
     else if (/number|national_id|id_number/.test(spec.type)) input.inputMode = "numeric";
     if (spec.max_length) input.maxLength = spec.max_length;
     if (SCRIPTS[spec.script]) Object.assign(input, SCRIPTS[spec.script], { spellcheck: false });
+    // Free text reads in the direction it is typed in, whatever the page's.
+    else if (input.type === "text" && !input.inputMode) input.dir = "auto";
   }
   Object.assign(input, { id, name: spec.name, required: Boolean(spec.required) });
   input.dataset.field = spec.name;
@@ -941,6 +972,7 @@ async function showMine(more = false) {
   }
   const query = new URLSearchParams({ page_size: "20", page_token: state.nextPage });
   const page = await api("GET", `/api/v1/requests?${query}`);
+  const shown = list.children.length;
   for (const r of page.requests || []) {
     const link = Object.assign(document.createElement("a"), { href: `#request/${r.request_number}` });
     link.append(
@@ -955,6 +987,9 @@ async function showMine(more = false) {
   state.nextPage = page.next_page_token || "";
   $("#mine-more").hidden = !state.nextPage;
   $("#mine-empty").hidden = list.children.length > 0;
+  // "More" pressed went with the last page: the first request it brought takes the focus, not
+  // the page's start.
+  if (more && $("#mine-more").hidden) list.children[shown]?.querySelector("a")?.focus();
 }
 
 // --- one request ---------------------------------------------------------------------------
@@ -974,14 +1009,15 @@ function renderRequest(r) {
   $("#request-status").textContent = text(r.status_label);
   $("#request-department").textContent = text(r.department_name);
   expectedDate($("#request-expected"), r.expected_completion);
-  $("#request-decision").textContent = decision(r) || "—";
+  showDecision($("#request-decision"), r, "—");
   requestLinks($("#request-corrects"), r.cites_request_number ? [r.cites_request_number] : []);
   requestLinks($("#request-corrected-by"), r.cited_by_request_numbers || []);
   const history = $("#request-history");
   history.replaceChildren();
   for (const step of r.history || []) {
     const item = document.createElement("li");
-    item.textContent = [when(step.at), text(step.status_label), step.message].filter(Boolean).join(" — ");
+    const said = [when(step.at), text(step.status_label)].filter(Boolean).join(" — ");
+    item.append(said, said && step.message ? " — " : "", step.message ? written(step.message) : "");
     history.append(item);
   }
   const status = r.status || "";
@@ -991,7 +1027,7 @@ function renderRequest(r) {
     const missing = $("#missing-list");
     missing.replaceChildren();
     for (const m of r.missing || []) {
-      missing.append(Object.assign(document.createElement("li"), { textContent: m.description || m.name }));
+      missing.append(written(m.description || m.name, "li"));
     }
     $("#respond-by").textContent = dateText(r.respond_by);
     // The catalog unreachable, the answer's own inputs are missing: the beneficiary is told.
@@ -1027,7 +1063,7 @@ async function act(path, body, kinds = []) {
   try {
     const { request } = await api("POST", `/api/v1/requests/${encodeURIComponent(state.request.request_number)}/${path}`, body);
     renderRequest(request);
-    banner(t("actions.done"));
+    notice(t("actions.done"));
     focusView();
     return null;
   } catch (error) {
@@ -1226,7 +1262,7 @@ async function track(event) {
     $("#track-status").textContent = text(request.status_label);
     expectedDate($("#track-expected"), request.expected_completion);
     const decided = $("#track-decision");
-    decided.textContent = decision(request);
+    showDecision(decided, request);
     decided.hidden = decided.previousElementSibling.hidden = !decided.textContent;
     announce(`${t("request.status")}: ${text(request.status_label)}`);
   } catch (error) {
@@ -1276,7 +1312,7 @@ function start() {
     if (location.hash !== "#new" && location.hash !== "") return;
     event.preventDefault();
     resetNew();
-    route();
+    navigate();
   });
   $("#department").addEventListener("change", fillSubServices);
   $("#sub-service").addEventListener("change", renderSubService);
@@ -1307,7 +1343,8 @@ function start() {
   $("#bulk-form").addEventListener("submit", fileInBulk);
   $("#track-form").addEventListener("submit", startTracking);
   $("#track-code-form").addEventListener("submit", track);
-  window.addEventListener("hashchange", () => route());
+  window.addEventListener("hashchange", navigate);
+  // The first view shown leaves the focus where the browser puts it on a page's load.
   route();
 }
 
