@@ -264,8 +264,8 @@ class _Follows(Generic[MultiCallable]):
         return self._callable
 
 
-# A call is made on the channel current when it starts, and stays on it to its end. mypy takes
-# `(*args: Any, **kwargs: Any)` as the abstract __call__'s signature, whatever it is.
+# A call is made on the channel current when it starts, and stays on it to its end. Its
+# arguments go on as given (mypy accepts `*args: Any, **kwargs: Any` for any signature).
 class _UnaryUnary(
     _Follows[grpc.aio.UnaryUnaryMultiCallable[Request, Response]],
     grpc.aio.UnaryUnaryMultiCallable[Request, Response],
