@@ -635,6 +635,150 @@ async def test_a_cancellation_read_after_review_said_it_came_too_late_does_not_s
     assert (told.sequence, told.cancelled_at, told.too_late_at) == (6, again, made)
 
 
+def in_language(event: events_pb2.Envelope, locale: str) -> events_pb2.Envelope:
+    """The event, its beneficiary's language `locale`."""
+    which = event.WhichOneof("payload")
+    assert which is not None
+    getattr(event, which).contact.locale = locale
+    return event
+
+
+async def told_too_late(notify: Notify) -> list[str]:
+    """What the beneficiary was told of the cancellation that came too late, as it reached
+    them: the last SMS, the last e-mail (its body) and the in-app message."""
+    mails = await asyncio.to_thread(received, notify.maildir)
+    body = mails[-1].get_body(("plain",))
+    assert body is not None
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    (in_app,) = [m.text for m in inbox.messages if m.kind == "cancel_too_late"]
+    return [(await notify.sms())[-1]["text"], body.get_content(), in_app]
+
+
+# What asks the beneficiary to disregard the message that their request was cancelled.
+DISREGARD = {"en": "disregard", "ar": "تجاهل"}
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+@pytest.mark.parametrize("polls", ["intake, review", "review, intake"])
+async def test_a_cancel_too_late_asks_to_disregard_only_a_cancellation_that_was_told(
+    notify: Notify, polls: str, locale: str
+) -> None:
+    """Rejected; cancelled too late. Read after intake's cancellation, told, review's
+    cancel-too-late asks the beneficiary to disregard "cancelled"; read before it, the
+    cancellation is never told, and neither is that request: on every channel."""
+    request = submitted(locale=locale)
+    await notify.consume(request)
+    rejected = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, sequence=3)
+    await notify.consume(in_language(rejected, locale), topic=REQUEST_STATUS_CHANGED)
+    made = datetime(2026, 3, 1, 9, 5, tzinfo=UTC)
+    restated = status_changed(
+        request, common_pb2.REQUEST_STATUS_REJECTED, sequence=4, cancel_too_late=True
+    )
+    restated.occurred_at.CopyFrom(timestamp(made))
+    events = {
+        "intake": (APPLICANT_ACTIONS, [in_language(cancelled_by_intake(request, made), locale)]),
+        "review": (REQUEST_STATUS_CHANGED, [in_language(restated, locale)]),
+    }
+    for poll in polls.split(", "):
+        await notify.consume_at_once(events[poll])
+
+    told_first = polls.startswith("intake")
+    inbox = await notify.stub.ListInbox(notify_pb2.ListInboxRequest(), metadata=bearer(OWNER))
+    kinds = [m.kind for m in reversed(inbox.messages)]
+    cancelled = ["cancelled"] if told_first else []
+    assert kinds == ["submitted", "rejected", *cancelled, "cancel_too_late"]
+    assert len(await notify.sms()) == len(kinds)
+    texts = await told_too_late(notify)
+    assert [DISREGARD[locale] in t for t in texts] == [told_first] * 3, texts
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+async def test_the_offices_cancellation_never_told_is_not_to_be_disregarded(
+    notify: Notify, locale: str
+) -> None:
+    """The office's cancellation reached review after the decision, and notify had told none
+    (review's restatement is all it read): nothing asks the account to disregard it."""
+    request = submitted(applicant=APPLICANT, kind="citizen", locale=locale)
+    await notify.consume(request)
+    restated = status_changed(
+        request,
+        common_pb2.REQUEST_STATUS_ACCEPTED,
+        sequence=4,
+        cancel_too_late=True,
+        actor_id="system",
+    )
+    await notify.consume(in_language(restated, locale), topic=REQUEST_STATUS_CHANGED)
+    texts = await told_too_late(notify)
+    assert [DISREGARD[locale] in t for t in texts] == [False] * 3, texts
+
+
+# The rejection's last day of appeal as each language writes it (tawasul_calendar).
+APPEAL_DAY = {
+    "en": "Wednesday 7 Rajab 1448 AH (16 December 2026)",
+    "ar": "الأربعاء ٧ رجب ١٤٤٨ هـ الموافق ١٦ ديسمبر ٢٠٢٦ م",
+}
+# What says that it may be appealed with no day named.
+IN_TIME_ALLOWED = {"en": "within the time allowed", "ar": "المدة المتاحة"}
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+@pytest.mark.parametrize("one_poll", [False, True])
+async def test_a_cancel_too_late_gives_the_rejections_last_day_of_appeal(
+    notify: Notify, one_poll: bool, locale: str
+) -> None:
+    """Rejected (the beneficiary told they may appeal by a day); cancelled too late: review's
+    restatement of the rejection carries no day, and the beneficiary is told the one the
+    rejection gave, on every channel, whether the two are read in one poll or two."""
+    request = submitted(locale=locale)
+    await notify.consume(request)
+    until = datetime(2026, 12, 16, 20, 59, 59, 999999, tzinfo=UTC)  # its end in Riyadh
+    rejected = status_changed(
+        request, common_pb2.REQUEST_STATUS_REJECTED, sequence=3, appeal_until=timestamp(until)
+    )
+    made = datetime(2026, 12, 3, 9, 5, tzinfo=UTC)
+    restated = status_changed(
+        request, common_pb2.REQUEST_STATUS_REJECTED, sequence=4, cancel_too_late=True
+    )
+    restated.occurred_at.CopyFrom(timestamp(made))
+    changes = [in_language(rejected, locale), in_language(restated, locale)]
+    await notify.consume(
+        in_language(cancelled_by_intake(request, made), locale), topic=APPLICANT_ACTIONS
+    )
+    for poll in [changes] if one_poll else [[c] for c in changes]:
+        await notify.consume(*poll, topic=REQUEST_STATUS_CHANGED)
+
+    texts = await told_too_late(notify)
+    assert [APPEAL_DAY[locale] in t for t in texts] == [True] * 3, texts
+    assert not [t for t in texts if IN_TIME_ALLOWED[locale] in t]
+    async with notify.engine.connect() as conn:
+        told = (await conn.execute(select(tables.told_status))).one()
+    assert (told.sequence, told.appeal_until) == (4, until.date())
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+async def test_a_cancel_too_late_of_a_rejection_of_no_known_day_offers_the_time_allowed(
+    notify: Notify, locale: str
+) -> None:
+    """The rejection told no last day (published before review stamped it): neither does the
+    cancel-too-late restating it, which still offers the appeal."""
+    request = submitted(locale=locale)
+    await notify.consume(request)
+    rejected = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, sequence=3)
+    restated = status_changed(
+        request, common_pb2.REQUEST_STATUS_REJECTED, sequence=4, cancel_too_late=True
+    )
+    await notify.consume(
+        in_language(rejected, locale), in_language(restated, locale), topic=REQUEST_STATUS_CHANGED
+    )
+    sms, mail, in_app = await told_too_late(notify)
+    assert IN_TIME_ALLOWED[locale] in mail
+    assert IN_TIME_ALLOWED[locale] in in_app
+    for said in (sms, mail, in_app):
+        assert "appeal" in said or "التظلم" in said
+        assert "2026" not in said
+        assert "٢٠٢٦" not in said
+
+
 async def test_a_cancellation_made_by_the_deadline_is_told_once_with_no_closure_between(
     notify: Notify,
 ) -> None:

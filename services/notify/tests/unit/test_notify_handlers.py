@@ -16,6 +16,8 @@ from typing import Self
 
 import pytest
 from asyncpg.exceptions import DeadlockDetectedError, SerializationError
+from tawasul_calendar import Locale as CalendarLocale
+from tawasul_calendar import format_date
 from tawasul_notify.app import handlers
 from tawasul_notify.app.ports import ChannelUnavailable
 from tawasul_notify.domain.model import (
@@ -546,6 +548,10 @@ def change(kind: Kind, sequence: int) -> Notice:
     return notice(kind, values=sample_values(kind), sequence=sequence)
 
 
+# The last day the sample rejection may be appealed: what was told records it.
+APPEAL_UNTIL = date(2026, 12, 16)
+
+
 @pytest.mark.parametrize("one_poll", [False, True])
 async def test_a_closure_after_an_appeal_is_told_though_a_cancellation_came_too_late_before(
     one_poll: bool,
@@ -577,7 +583,7 @@ async def test_a_closure_after_an_appeal_is_told_though_a_cancellation_came_too_
         Kind.NEEDS_MORE_INFO.value,
         Kind.CLOSED.value,
     ]
-    assert uow.told.latest[REQUEST] == Told(6, None, made)
+    assert uow.told.latest[REQUEST] == Told(6, None, made, APPEAL_UNTIL)
 
 
 async def test_a_cancel_too_late_replayed_does_not_undo_a_later_cancellation() -> None:
@@ -623,18 +629,75 @@ async def test_a_cancellation_review_said_came_too_late_does_not_stand_whichever
         )
     told = [Kind.REJECTED.value, Kind.CANCELLED.value, Kind.CANCEL_TOO_LATE.value]
     assert sms_kinds(uow) == (told if polls.startswith("intake") else told[::2])
-    assert uow.told.latest[REQUEST] == Told(4, None, made)
+    assert uow.told.latest[REQUEST] == Told(4, None, made, APPEAL_UNTIL)
 
     await take(uow, change(Kind.APPEAL_RECEIVED, 0), now=NOW + timedelta(days=1))
     await take(uow, change(Kind.NEEDS_MORE_INFO, 5), now=NOW + timedelta(days=2))
     assert sms_kinds(uow)[-2:] == [Kind.APPEAL_RECEIVED.value, Kind.NEEDS_MORE_INFO.value]
-    assert uow.told.latest[REQUEST] == Told(5, None, made)
+    assert uow.told.latest[REQUEST] == Told(5, None, made, APPEAL_UNTIL)
 
     again = NOW + timedelta(days=3)
     await take(uow, cancelled(at=again), now=again)
     await take(uow, change(Kind.UNDER_REVIEW, 6), now=again + timedelta(seconds=1))
     assert sms_kinds(uow)[-1] == Kind.CANCELLED.value
-    assert uow.told.latest[REQUEST] == Told(6, again, made)
+    assert uow.told.latest[REQUEST] == Told(6, again, made, APPEAL_UNTIL)
+
+
+def restated(sequence: int, *, answers: datetime) -> Notice:
+    """Review's cancel-too-late of a rejection, as it comes: without the rejection's last day
+    of appeal, nor whether the cancellation was told."""
+    values = sample_values(Kind.CANCEL_TOO_LATE) | {"appeal_until": None, "cancelled_told": False}
+    return notice(Kind.CANCEL_TOO_LATE, values=values, sequence=sequence, cancelled_at=answers)
+
+
+def said_too_late(uow: FakeUnitOfWork) -> str:
+    (text,) = [
+        d.text
+        for d in uow.rows.values()
+        if d.kind == Kind.CANCEL_TOO_LATE.value and d.channel is Channel.INAPP
+    ]
+    return text
+
+
+@pytest.mark.parametrize(
+    "polls", ["intake, review", "review, intake", "intake + review", "review + intake"]
+)
+async def test_a_cancel_too_late_asks_to_disregard_the_cancellation_only_once_it_was_told(
+    polls: str,
+) -> None:
+    """Read after the cancellation it answers, told in an earlier poll or earlier in its own,
+    the cancel-too-late asks the beneficiary to disregard it; read before, it does not (the
+    cancellation is then never told)."""
+    made = NOW + timedelta(minutes=5)
+    uow = FakeUnitOfWork()
+    events = {"intake": cancelled(at=made), "review": restated(4, answers=made)}
+    for minute, poll in enumerate(polls.split(", "), start=6):
+        await take(
+            uow, *(events[e] for e in poll.split(" + ")), now=NOW + timedelta(minutes=minute)
+        )
+    told_first = polls.startswith("intake")
+    assert (Kind.CANCELLED.value in sms_kinds(uow)) == told_first
+    assert ("تجاهل رسالة إلغائه" in said_too_late(uow)) == told_first
+
+
+@pytest.mark.parametrize("one_poll", [False, True])
+async def test_a_cancel_too_late_names_the_last_day_of_appeal_its_rejection_told(
+    one_poll: bool,
+) -> None:
+    """Review's restatement carries no day: the rejection told before it, in an earlier poll
+    or its own, gives it."""
+    uow = FakeUnitOfWork()
+    events = [change(Kind.REJECTED, 3), restated(4, answers=NOW)]
+    for poll in [events] if one_poll else [[e] for e in events]:
+        await take(uow, *poll)
+    assert format_date(APPEAL_UNTIL, CalendarLocale.AR) in said_too_late(uow)
+    assert uow.told.latest[REQUEST].appeal_until == APPEAL_UNTIL
+
+
+async def test_a_cancel_too_late_of_a_rejection_not_known_names_no_day() -> None:
+    uow = FakeUnitOfWork()
+    await take(uow, restated(4, answers=NOW))
+    assert "المدة المتاحة" in said_too_late(uow)
 
 
 @pytest.mark.parametrize("kind", sorted(handlers.SHORT_OF_AN_OUTCOME))

@@ -511,6 +511,50 @@ def test_the_rejection_of_an_appeal_offers_no_second_one(locale: Locale) -> None
     assert ("cannot be appealed again" if locale is Locale.EN else "فلا يُقبل التظلم منه") in final
 
 
+@pytest.mark.parametrize("locale", Locale)
+def test_a_cancel_too_late_asks_to_disregard_only_a_cancellation_that_was_told(
+    locale: Locale,
+) -> None:
+    disregard = "disregard" if locale is Locale.EN else "تجاهل"
+    for told in (True, False):
+        values = sample_values(Kind.CANCEL_TOO_LATE) | {"cancelled_told": told}
+        bodies = [
+            render(Kind.CANCEL_TOO_LATE, c, locale, values).body
+            for c in channels_for(Kind.CANCEL_TOO_LATE)
+        ]
+        assert [disregard in body for body in bodies] == [told] * len(bodies), bodies
+
+
+@pytest.mark.parametrize("locale", Locale)
+def test_a_cancel_too_late_of_a_rejection_names_its_last_day_of_appeal_when_known(
+    locale: Locale,
+) -> None:
+    """As the rejection does: the day when it is known, else "within the time allowed" (the
+    SMS only offers the appeal)."""
+    day = format_date(date(2026, 12, 16), CalendarLocale(locale.value))
+    in_time_allowed = "within the time allowed" if locale is Locale.EN else "المدة المتاحة"
+    for until in (date(2026, 12, 16), None):
+        values = sample_values(Kind.CANCEL_TOO_LATE) | {"appeal_until": until}
+        for channel in channels_for(Kind.CANCEL_TOO_LATE):
+            body = render(Kind.CANCEL_TOO_LATE, channel, locale, values).body
+            assert (day in body) == (until is not None), body
+            if channel is not Channel.SMS:
+                assert (in_time_allowed in body) == (until is None), body
+
+
+def test_a_cancel_too_late_fits_its_sms_parts_whatever_its_last_day_of_appeal() -> None:
+    """Nothing in it may be cut: its longest (the office's cancellation of a rejection, told,
+    with the longest day of ten years) still fits."""
+    values = sample_values(Kind.CANCEL_TOO_LATE) | {"office": True}
+    first = date(2026, 1, 1).toordinal()
+    days = [date.fromordinal(day) for day in range(first, first + 3653)]
+    for locale in Locale:
+        day = max(days, key=lambda d: len(format_date(d, CalendarLocale(locale.value))))
+        rendered = render(Kind.CANCEL_TOO_LATE, Channel.SMS, locale, values | {"appeal_until": day})
+        assert rendered.parts <= MAX_SMS_PARTS
+        assert format_date(day, CalendarLocale(locale.value)) in rendered.body
+
+
 def test_submitted_without_a_date_promises_the_working_days() -> None:
     values = sample_values(Kind.SUBMITTED) | {"due": None}
     arabic = render(Kind.SUBMITTED, Channel.SMS, Locale.AR, values).body

@@ -125,6 +125,9 @@ def notice_from(event: events_pb2.Envelope, staff: Mapping[str, str]) -> Notice 
             "appeal": not c.decides_appeal,
             "appeal_until": _riyadh_day(c.appeal_until, c.HasField("appeal_until")),
             "office": c.actor_id == OFFICE,
+            # Whether the beneficiary was told the request was cancelled: what notify told
+            # says (handlers.take).
+            "cancelled_told": False,
             # The event does not say who filed the request: Absher's words, unless what its
             # submission recorded says an establishment did (handlers.take).
             PORTAL_WORDS: False,

@@ -137,6 +137,7 @@ _TELL = _told.on_conflict_do_update(
         "sequence": _told.excluded.sequence,
         "cancelled_at": _told.excluded.cancelled_at,
         "too_late_at": _told.excluded.too_late_at,
+        "appeal_until": _told.excluded.appeal_until,
     },
 )
 
@@ -406,15 +407,22 @@ class SqlToldRepository:
         await self._session.execute(
             _HOLD,
             [
-                {"request_id": r, "sequence": 0, "cancelled_at": None, "too_late_at": None}
+                {
+                    "request_id": r,
+                    "sequence": 0,
+                    "cancelled_at": None,
+                    "too_late_at": None,
+                    "appeal_until": None,
+                }
                 for r in ids
             ],
         )
         rows = await self._session.execute(_TOLD, {"ids": ids})
         return {
-            row.request_id: Told(row.sequence, row.cancelled_at, row.too_late_at)
+            row.request_id: Told(row.sequence, row.cancelled_at, row.too_late_at, row.appeal_until)
             for row in rows
-            if row.sequence or row.cancelled_at or row.too_late_at  # not only held
+            # not only held
+            if row.sequence or row.cancelled_at or row.too_late_at or row.appeal_until
         }
 
     async def record(self, told: Mapping[uuid.UUID, Told]) -> None:
@@ -427,6 +435,7 @@ class SqlToldRepository:
                         "sequence": t.sequence,
                         "cancelled_at": t.cancelled_at,
                         "too_late_at": t.too_late_at,
+                        "appeal_until": t.appeal_until,
                     }
                     for r, t in sorted(told.items())
                 ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -107,7 +108,8 @@ request_access = Table(
 # while it stands (a cancel-too-late told clears it):
 # review's restatement of it is not told again, nor a closure it was made in time for (0008);
 # and the cancellation the latest cancel-too-late told answered, when it was made: intake's,
-# read after it, neither stands nor is told (0012).
+# read after it, neither stands nor is told (0012); and the last day the latest rejection told
+# may be appealed, which a cancel-too-late restating it tells again (0015).
 told_status = Table(
     "told_status",
     metadata,
@@ -115,6 +117,7 @@ told_status = Table(
     Column("sequence", Integer, nullable=False),
     Column("cancelled_at", DateTime(timezone=True)),
     Column("too_late_at", DateTime(timezone=True)),
+    Column("appeal_until", Date),
 )
 
 outbox = outbox_table(metadata)

@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from tawasul_platform.errors import InvalidArgument, NotFound, PermissionDenied
 from tawasul_platform.i18n import Bilingual
@@ -67,6 +67,9 @@ SHORT_OF_AN_OUTCOME = frozenset(
 CANCELLED = frozenset({Kind.CANCELLED, Kind.CANCELLED_OFF_RECORD})
 # What tells of a request's cancellation, or undoes it: read with what was told before.
 _CANCELLING = CANCELLED | {Kind.CANCEL_TOO_LATE} | SHORT_OF_AN_OUTCOME
+# Read with what was told before, and recorded: a cancel-too-late restating a rejection tells
+# again the last day it may be appealed, which only the rejection carried.
+_HELD = _CANCELLING | {Kind.REJECTED}
 
 
 async def take(
@@ -87,26 +90,55 @@ async def take(
     until review says it came too late (cancel-too-late): then the request goes on, and so
     does what its beneficiary is told. Review says so on its own topic, which may be read
     before intake's: a cancellation read after the cancel-too-late that answered it (made no
-    later than the one it answered) is not told, and does not stand."""
-    held = sorted({n.request_id for n in notices if n.sequence or n.kind in _CANCELLING})
+    later than the one it answered) is not told, and does not stand. A cancel-too-late asks the
+    beneficiary to disregard the message that the request was cancelled only when they were
+    told it (in this poll or before), and gives the last day a rejection may be appealed as the
+    rejection told it."""
+    held = sorted({n.request_id for n in notices if n.sequence or n.kind in _HELD})
     async with uow:
         before = await uow.told.hold(held)
         earliest = _standing(notices, before, now)
         heard = {r: t.cancelled_at for r, t in before.items() if t.cancelled_at}
         answered = {r: t.too_late_at for r, t in before.items() if t.too_late_at}
-        fresh = [
-            n
-            for n in notices
-            if not _stale(n, before) and not _cancellation_told(n, heard, answered, earliest, now)
-        ]
+        appealable: dict[uuid.UUID, date | None] = {
+            r: t.appeal_until for r, t in before.items() if t.appeal_until
+        }
+        fresh: list[Notice] = []
+        for notice in notices:
+            # Read before _cancellation_told: a cancel-too-late undoes the cancellation heard.
+            cancelled_told = notice.request_id in heard
+            if _stale(notice, before) or _cancellation_told(notice, heard, answered, earliest, now):
+                continue
+            fresh.append(_as_told(notice, cancelled_told, appealable))
         latest = {r: before.get(r, Told()).sequence for r in held}
         for notice in notices:
             if notice.request_id in latest:
                 latest[notice.request_id] = max(latest[notice.request_id], notice.sequence)
-        told = {r: Told(s, heard.get(r), answered.get(r)) for r, s in latest.items()}
+        told = {
+            r: Told(s, heard.get(r), answered.get(r), appealable.get(r)) for r, s in latest.items()
+        }
         await uow.told.record({r: t for r, t in told.items() if t != before.get(r, Told())})
         await _record(uow, await _in_portal_words(uow, fresh), now, wake)
         await uow.commit()
+
+
+def _as_told(
+    notice: Notice, cancelled_told: bool, appealable: dict[uuid.UUID, date | None]
+) -> Notice:
+    """The notice as told: a rejection records in `appealable` the last day it may be
+    appealed; a cancel-too-late says whether the cancellation it answers was told
+    (`cancelled_told`), and the last day the rejection it restates may be appealed, as the
+    rejection told it (the restatement does not carry it)."""
+    if notice.kind == Kind.REJECTED:
+        until = notice.values.get("appeal_until")
+        appealable[notice.request_id] = until if isinstance(until, date) else None
+    elif notice.kind == Kind.CANCEL_TOO_LATE:
+        until = notice.values.get("appeal_until") or appealable.get(notice.request_id)
+        return replace(
+            notice,
+            values={**notice.values, "cancelled_told": cancelled_told, "appeal_until": until},
+        )
+    return notice
 
 
 def _standing(

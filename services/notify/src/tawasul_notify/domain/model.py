@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from tawasul_platform.errors import InvalidArgument
@@ -97,11 +97,14 @@ class Told:
     """What a request's beneficiary was last told: the latest status change (review's count)
     and the latest cancellation (when it was made), while it stands: a cancel-too-late told
     after it undoes it. And the cancellation the latest cancel-too-late told answered (when it
-    was made): intake's, read after it (the topics are not in step), was answered already."""
+    was made): intake's, read after it (the topics are not in step), was answered already. And
+    the last day the latest rejection told may be appealed (None: it did not say, or none may
+    be): a cancel-too-late restating it, which does not carry it, tells it again."""
 
     sequence: int = 0
     cancelled_at: datetime | None = None
     too_late_at: datetime | None = None
+    appeal_until: date | None = None
 
 
 @dataclass(frozen=True)

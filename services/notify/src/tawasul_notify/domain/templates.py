@@ -147,8 +147,12 @@ _VARIABLES: dict[Kind, frozenset[str]] = {
     Kind.CLOSED: frozenset({"number", "reason", "note"}),
     Kind.REOPENED: frozenset({"number", "due"}),
     # `office`: the cancellation was the office's (the person off the account's record), not
-    # the beneficiary's own.
-    Kind.CANCEL_TOO_LATE: frozenset({"number", "outcome", "appeal", "office"}),
+    # the beneficiary's own; `cancelled_told`: notify told them the request was cancelled, and
+    # asks them to disregard that (not a message they never had); `appeal_until`: as for
+    # REJECTED, the rejection's (the restatement does not carry it: handlers.take).
+    Kind.CANCEL_TOO_LATE: frozenset(
+        {"number", "outcome", "appeal", "appeal_until", "office", "cancelled_told"}
+    ),
     Kind.FOLLOWED_UP: frozenset({"number", "count"}),
     Kind.APPEAL_RECEIVED: frozenset({"number", "due"}),
     Kind.MESSAGE: frozenset({"number", "note"}),
@@ -203,7 +207,9 @@ _SAMPLES: dict[Kind, dict[str, object]] = {
         "number": _SAMPLE_NUMBER,
         "outcome": "rejected",
         "appeal": True,
+        "appeal_until": date(2026, 12, 16),
         "office": False,
+        "cancelled_told": True,
     },
     Kind.FOLLOWED_UP: {"number": _SAMPLE_NUMBER, "count": 2},
     Kind.APPEAL_RECEIVED: {"number": _SAMPLE_NUMBER, "due": date(2026, 12, 14)},
