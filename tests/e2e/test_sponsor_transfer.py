@@ -259,3 +259,11 @@ async def test_a_new_sponsors_submission_cancels_the_old_sponsors_request(
         "cancelled_off_record",
         "submitted",
     ]
+
+    # The new sponsor's request stands open; closed here, so no later test meets it.
+    closed = await clients.intake.CancelRequest(
+        intake_pb2.CancelRequestRequest(request_number=new.request_number, reason="Test done"),
+        timeout=TIMEOUT,
+        metadata=bearer(clients.token(NEW_SPONSOR, Role.ESTABLISHMENT)),
+    )
+    assert closed.request.status == common_pb2.REQUEST_STATUS_CANCELLED
