@@ -1251,7 +1251,7 @@ async def test_objects_to_delete_wait_their_turn_and_back_off_in_postgresql(docs
 
     async def due(at: datetime) -> list[str]:
         async with docs.uow() as uow:
-            return await uow.deletions.due(10, now=at)
+            return await uow.deletions.take(10, now=at)  # not committed: only read
 
     async def refuse(at: datetime) -> None:
         async with docs.uow() as uow:
@@ -1280,6 +1280,68 @@ async def test_objects_to_delete_wait_their_turn_and_back_off_in_postgresql(docs
         await uow.deletions.add(["documents/refused"])
         await uow.commit()
     assert "documents/refused" in await due(datetime.now(UTC))
+
+
+async def test_a_row_that_commits_while_the_sweep_deletes_its_object_is_refused(
+    docs: Docs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload stalled until well past its time (its record due): the sweep has read the
+    record and is deleting the object when the row reaches its commit. Kept, the row would
+    point to a deleted object; it is refused, and the caller uploads again."""
+    docs.store.hold = asyncio.Event()  # the upload waits before its row
+    uploading = asyncio.ensure_future(docs.upload(PDF))
+
+    async def stored() -> bool | None:
+        return True if docs.store.uploads and docs.store.uploads[0].finished else None
+
+    await eventually(stored, within=10, what="the upload's bytes")
+    deleting, resume = asyncio.Event(), asyncio.Event()
+    real = docs.store.delete_many
+
+    async def delete_many(keys: list[str]) -> list[str]:
+        deleting.set()
+        await resume.wait()
+        return await real(keys)
+
+    monkeypatch.setattr(docs.store, "delete_many", delete_many)
+    sweeping = asyncio.ensure_future(
+        handlers.expire_unattached(
+            uow=docs.uow(),
+            store=docs.store,
+            now=datetime.now(UTC) + timedelta(hours=2),
+            keep_for=timedelta(hours=72),
+        )
+    )
+    await asyncio.wait_for(deleting.wait(), 10)
+    docs.store.hold.set()  # the row reaches its commit while the object goes
+    error = await refused(uploading)
+    resume.set()
+    assert not await sweeping
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "the upload took too long to record; upload the file again",
+    )
+    assert await docs.rows() == {}
+    assert docs.store.objects == {}
+    async with docs.engine.connect() as conn:
+        assert (await conn.execute(select(tables.object_deletions))).all() == []
+
+
+async def test_a_record_a_row_keeps_is_not_taken_and_one_taken_is_not_kept(docs: Docs) -> None:
+    """The row's transaction and the sweep's take turns on the record, whichever comes first."""
+    now = datetime.now(UTC)
+    async with docs.uow() as uow:
+        for key in ("documents/kept", "documents/taken"):
+            await uow.deletions.intend(key, until=now)
+        await uow.commit()
+    async with docs.uow() as row, docs.uow() as sweep:
+        assert await row.deletions.keep("documents/kept")  # not committed yet
+        assert await sweep.deletions.take(10, now=now) == ["documents/taken"]
+        await sweep.commit()
+        assert not await row.deletions.keep("documents/taken")
+        await row.commit()
+    async with docs.uow() as uow:
+        assert await uow.deletions.take(10, now=now) == ["documents/taken"]
 
 
 async def test_a_document_checked_for_a_request_just_before_it_expired_stays_for_it(

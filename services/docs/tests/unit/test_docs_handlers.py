@@ -362,10 +362,12 @@ class FakeLeases:
 
 
 class Doomed(NamedTuple):
-    """An object still to delete: not before when, and how often storage refused it."""
+    """An object still to delete: not before when, how often storage refused it, and whether
+    the sweep took it (no row keeps it then)."""
 
     not_before: datetime
     refusals: int = 0
+    taken: bool = False
 
 
 class FakeDeletions:
@@ -387,7 +389,9 @@ class FakeDeletions:
             self.forgotten.discard(key)
             # Due at once (the database's clock: before any of the tests' times).
             self.written[key] = Doomed(
-                datetime.min.replace(tzinfo=UTC), held.refusals if held else 0
+                datetime.min.replace(tzinfo=UTC),
+                held.refusals if held else 0,
+                held.taken if held else False,
             )
 
     async def intend(self, key: str, *, until: datetime) -> None:
@@ -395,13 +399,18 @@ class FakeDeletions:
         self.written[key] = Doomed(until)
 
     async def keep(self, key: str) -> bool:
-        held = self._get(key) is not None
+        held = self._get(key)
+        if held is None or held.taken:
+            return False
         await self.done([key])
-        return held
+        return True
 
-    async def due(self, limit: int, *, now: datetime) -> list[str]:
+    async def take(self, limit: int, *, now: datetime) -> list[str]:
         due = [(d.not_before, k) for k, d in self._keys.items() if d.not_before <= now]
-        return [k for _, k in sorted(due, key=lambda each: each[0])][:limit]
+        keys = [k for _, k in sorted(due, key=lambda each: each[0])][:limit]
+        for key in keys:
+            self.written[key] = self._keys[key]._replace(taken=True)
+        return keys
 
     async def done(self, keys: Sequence[str]) -> None:
         self.forgotten.update(keys)
@@ -413,7 +422,7 @@ class FakeDeletions:
             held = self._get(key)
             assert held is not None
             wait = min(RETRY_FIRST * 2**held.refusals, RETRY_MOST)
-            self.written[key] = Doomed(now + wait, held.refusals + 1)
+            self.written[key] = Doomed(now + wait, held.refusals + 1, held.taken)
 
     def apply(self) -> None:
         for key in self.forgotten:
@@ -1628,6 +1637,30 @@ async def test_a_row_that_commits_after_the_sweep_took_its_object_is_refused(
         await docs.upload([meta(), PDF])
     assert docs.uow.rows == {}
     assert docs.uow.events == []
+
+
+async def test_a_row_that_commits_while_the_sweep_deletes_its_object_is_refused(
+    docs: Docs,
+) -> None:
+    """The sweep took the upload's record, and is deleting its object: still recorded, it is
+    not the row's to keep."""
+    real = docs.store.stream_to
+
+    def stream_to(key: str, spool: Spool, size: int | None) -> asyncio.Future[None]:
+        docs.uow.doomed[key] = docs.uow.doomed[key]._replace(taken=True)
+        return real(key, spool, size)
+
+    docs.store.stream_to = stream_to  # type: ignore[method-assign]
+    with pytest.raises(Unavailable) as caught:
+        await docs.upload([meta(), PDF])
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        "the upload took too long to record; upload the file again",
+        "استغرق تسجيل الملف المرفوع وقتًا طويلًا؛ ارفع الملف مرة أخرى",
+    )
+    assert docs.uow.rows == {}
+    assert docs.uow.events == []
+    docs.assert_nothing_left()
 
 
 def chunked_parts(parts: list[DocumentMetadata | bytes]) -> list[DocumentMetadata | bytes]:

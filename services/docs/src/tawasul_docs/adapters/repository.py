@@ -326,16 +326,31 @@ class SqlObjectDeletions:
         )
 
     async def keep(self, key: str) -> bool:
+        # A record `take` holds locked is waited for, then read as it left it: taken.
         t = tables.object_deletions
-        kept = await self._session.scalar(delete(t).where(t.c.key == key).returning(t.c.key))
+        kept = await self._session.scalar(
+            delete(t).where((t.c.key == key) & ~t.c.taken).returning(t.c.key)
+        )
         return kept is not None
 
-    async def due(self, limit: int, *, now: datetime) -> list[str]:
+    async def take(self, limit: int, *, now: datetime) -> list[str]:
+        # One a row's transaction is keeping (locked by its DELETE) is skipped: it is gone
+        # once that commits.
         t = tables.object_deletions
-        keys = await self._session.scalars(
-            select(t.c.key).where(t.c.not_before <= now).order_by(t.c.not_before).limit(limit)
+        due = (
+            select(t.c.key)
+            .where(t.c.not_before <= now)
+            .order_by(t.c.not_before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return list(keys)
+        taken = await self._session.execute(
+            update(t)
+            .where(t.c.key.in_(due.scalar_subquery()))
+            .values(taken=True)
+            .returning(t.c.key, t.c.not_before)
+        )
+        return [row.key for row in sorted(taken, key=lambda row: row.not_before)]
 
     async def done(self, keys: Sequence[str]) -> None:
         if keys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -100,6 +101,8 @@ object_deletions = Table(
     Column("not_before", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Times storage refused to delete it; each doubles the wait before the next try.
     Column("refusals", Integer, nullable=False, server_default="0"),
+    # The sweep is deleting its object: an upload's row can no longer keep it (migration 0012).
+    Column("taken", Boolean, nullable=False, server_default="false"),
 )
 
 outbox = outbox_table(metadata)

@@ -52,6 +52,11 @@ CHECKED_BYTES = 1024 * 1024
 # An upload's object, recorded to delete before it is stored, is deleted this long after the
 # upload's own time is up unless its row committed meanwhile (which forgets the record).
 UPLOAD_MARGIN = timedelta(hours=1)
+# The row came so late that the sweep took its object (a stalled database, say).
+_TOO_LATE = Bilingual(
+    "the upload took too long to record; upload the file again",
+    "استغرق تسجيل الملف المرفوع وقتًا طويلًا؛ ارفع الملف مرة أخرى",
+)
 _UPLOADS = Noun(
     "upload", "uploads", "عملية رفع واحدة", "عمليتا رفع", "عمليات رفع", "عملية رفع", "عملية رفع"
 )
@@ -128,7 +133,9 @@ async def upload_document(
     The object is recorded to delete before it is stored, to be deleted once the upload's time
     (`hold_for`, the longest an upload lasts) is well past, and the row's transaction forgets
     it: an object whose row never commits is deleted even when the process dies, or storage
-    and the database are both down as the upload fails.
+    and the database are both down as the upload fails. A row that comes after the sweep took
+    the record is refused (Unavailable: the caller uploads again), never left without its
+    object.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied(
@@ -303,7 +310,7 @@ async def _quarantined(
     try:
         async with uow:
             if not await uow.deletions.keep(document.object_key):
-                raise Unavailable(f"document {document.id} took too long to record")
+                raise Unavailable(_TOO_LATE)  # the sweep took its object
             await uow.documents.add(document)
             uow.record(DocumentEvent.of(document, Change.STORED, now))
             await uow.commit()
@@ -454,9 +461,11 @@ async def expire_unattached(
 
 async def _delete_due(uow: UnitOfWork, store: ObjectStore, limit: int, now: datetime) -> int:
     """Deletes objects recorded as still to delete, due by `now`, up to `limit`; how many
-    there were."""
+    there were. They are taken first, and that committed: an upload's row committing while
+    its object goes is refused, rather than left pointing to nothing."""
     async with uow:
-        keys = await uow.deletions.due(limit, now=now)
+        keys = await uow.deletions.take(limit, now=now)
+        await uow.commit()
     if keys:
         await _delete(uow, store, keys, now)
         log.info("tried %d objects left to delete earlier", len(keys))

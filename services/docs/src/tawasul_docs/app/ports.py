@@ -156,12 +156,15 @@ class ObjectDeletions(Protocol):
         ...
 
     async def keep(self, key: str) -> bool:
-        """Forgets an intended object, which the row committed with this holds; False if it
-        is no longer recorded (its time passed, and the sweep took it)."""
+        """Forgets an intended object, which the row committed with this holds; False if the
+        sweep has taken it (its time passed), or deleted it already: its object is gone, or
+        about to be."""
         ...
 
-    async def due(self, limit: int, *, now: datetime) -> list[str]:
-        """Up to `limit` of them due by `now`, the longest due first."""
+    async def take(self, limit: int, *, now: datetime) -> list[str]:
+        """Up to `limit` of them due by `now`, the longest due first, marked so that no row
+        keeps them any more (commit it before deleting their objects); they stay recorded
+        until `done`. One a row's transaction is keeping is not taken."""
         ...
 
     async def done(self, keys: Sequence[str]) -> None:
