@@ -19,9 +19,8 @@ from __future__ import annotations
 import re
 import shlex
 import sys
-import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +36,7 @@ from tawasul.review.v1 import review_pb2
 from tawasul_calendar import RIYADH
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
+from tawasul_platform.i18n import Bilingual, in_locale
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 from typer._click.core import ParameterSource
 
@@ -50,6 +50,7 @@ from tawasul_review_cli.client import (
     not_text,
     run,
 )
+from tawasul_review_cli.pending import PendingClaim, state_file, token_subject
 from tawasul_review_cli.terminal import Cell, clean, line, value
 from tawasul_review_cli.wire import (
     KIND_SHOWN,
@@ -379,24 +380,38 @@ def _claimed(review: Review, item: review_pb2.WorkItem) -> None:
 
 
 # A claim whose answer was lost (the service unreachable or too slow to answer) is asked for
-# once more under its key: the service answers the item it claimed, not a second one.
+# once more under its key, once the channel is up again: the service answers the item it
+# claimed, not a second one. Lost again, the key is kept for the next `next` (PendingClaim).
 _CLAIM_AGAIN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_CLAIM_KEPT = Bilingual(
+    "a request may have been claimed for you: run `next` again to get it (the same request,"
+    " not a second one)",
+    "ربما حُجز لك طلب: أعد تشغيل next لتحصل عليه (الطلب نفسه، لا طلبًا ثانيًا)",
+)
 
 
-async def claim_next(review: Review, department: str) -> None:
+async def claim_next(review: Review, pending: PendingClaim) -> None:
     request = review_pb2.ClaimNextRequest(
-        department_code=department, idempotency_key=f"cli-{uuid.uuid4()}"
+        department_code=pending.department, idempotency_key=pending.key(datetime.now(UTC))
     )
     try:
-        answer = await review.call(review.service.ClaimNext, request)
+        try:
+            answer = await review.call(review.service.ClaimNext, request)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in _CLAIM_AGAIN:
+                raise
+            answer = await review.call(review.service.ClaimNext, request, wait_for_ready=True)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() not in _CLAIM_AGAIN:
-            raise
-        answer = await review.call(review.service.ClaimNext, request)
-    if not answer.HasField("item"):
+        if exc.code() in _CLAIM_AGAIN:
+            exc.add_note(in_locale(_CLAIM_KEPT, review.language) or _CLAIM_KEPT)
+        else:  # refused: nothing was claimed under the key
+            pending.answered(datetime.now(UTC))
+        raise
+    if answer.HasField("item"):
+        _claimed(review, answer.item)
+    else:
         review.out.print("nothing is waiting in your queues")
-        return
-    _claimed(review, answer.item)
+    pending.answered(datetime.now(UTC))
 
 
 @app.command(name="next")
@@ -406,8 +421,16 @@ def next_item(
         str, typer.Option(help="Only this department's queue; all of yours by default.")
     ] = "",
 ) -> None:
-    """Claim the next request of your queues: highest priority, then earliest due."""
-    run(ctx, lambda review: claim_next(review, department))
+    """Claim the next request of your queues: highest priority, then earliest due. Run again
+    after its answer was lost, it gets the request that run claimed, not a second one."""
+    session: Session = ctx.obj
+    pending = PendingClaim(
+        address=session.address,
+        reviewer=token_subject(session.token.strip()),
+        department=department,
+        path=state_file(),
+    )
+    run(ctx, lambda review: claim_next(review, pending))
 
 
 async def claim_one(review: Review, request_id: str) -> None:
@@ -550,11 +573,25 @@ def show(ctx: typer.Context, request_id: RequestId) -> None:
     run(ctx, lambda review: show_case(review, request_id))
 
 
+# A file name's most bytes (NAME_MAX of ext4, APFS, NTFS…), ".part" included while it downloads.
+NAME_MAX = 255
+PART = ".part"
+# Longer than this, what follows the last dot is part of the name, not a type to keep.
+MAX_EXTENSION = 16
+
+
 def safe_file_name(filename: str, fallback: str) -> str:
-    """A local file name from an applicant's: no directories, controls or leading dots."""
-    name = re.sub(r"[^\w.\- ]", "_", Path(filename.replace("\\", "/")).name)
-    name = name.strip(". ")[:120]
-    return name or re.sub(r"[^\w.\-]", "_", fallback)[:120] or "attachment"
+    """A local file name from an applicant's: no directories, controls or leading dots, and
+    short enough in UTF-8 to be written (with PART after it), shortened before its extension,
+    which says what opens it."""
+    name = re.sub(r"[^\w.\- ]", "_", Path(filename.replace("\\", "/")).name).strip(". ")
+    name = name or re.sub(r"[^\w.\-]", "_", fallback).strip(". ") or "attachment"
+    stem, dot, extension = name.rpartition(".")
+    if not stem or len(extension.encode()) > MAX_EXTENSION:
+        stem, dot, extension = name, "", ""
+    room = NAME_MAX - len(PART) - len((dot + extension).encode())
+    # Cut at a byte, then drop the character that cut split.
+    return stem.encode()[:room].decode(errors="ignore") + dot + extension
 
 
 async def attachment_of(review: Review, request_id: str, document_id: str) -> review_pb2.Attachment:
@@ -613,9 +650,13 @@ def download(
     attachment = run(ctx, lambda review: attachment_of(review, request_id, document_id))
     name = safe_file_name(attachment.filename, attachment.document_id)
     target = output or Path(name)
-    if target.is_dir():
-        target = target / name
-    if target.exists() and not force:
+    try:
+        if target.is_dir():
+            target = target / name
+        there = target.exists()
+    except OSError as exc:  # a name -o gave too long, a folder not to be read
+        fail(f"cannot write {target}: {exc.strerror}; give another file or folder with -o")
+    if there and not force:
         fail(f"{target} is already there; pass --force to replace it")
     try:
         written = fetch(attachment.download_url, target)
@@ -673,6 +714,11 @@ def _missing_item(raw: str) -> common_pb2.MissingItem:
     return common_pb2.MissingItem(kind=kind, name=name, description=description)
 
 
+# What review takes (its handlers' MAX_RESPOND_WITHIN_DAYS; the field is an int32, so a larger
+# number would not even reach it).
+MAX_RESPOND_WITHIN_DAYS = 30
+
+
 async def request_information(
     review: Review,
     request_id: str,
@@ -713,7 +759,12 @@ def request_info(
     ],
     message: Annotated[str, typer.Option(help="Shown to the beneficiary with the list.")] = "",
     within: Annotated[
-        int, typer.Option(help="Working days to answer in; the service's default when 0.")
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_RESPOND_WITHIN_DAYS,
+            help="Working days to answer in; the service's default when 0.",
+        ),
     ] = 0,
 ) -> None:
     """Return the request to the beneficiary with what is missing; the SLA clock pauses."""
@@ -918,6 +969,8 @@ class ReviewerChange:
 
 # What a reviewer added without the option has.
 NEW_REVIEWER = review_pb2.Reviewer(languages=["ar", "en"], capacity=20, available=True)
+# The most review takes (its domain's reviewers.MAX_CAPACITY).
+MAX_CAPACITY = 500
 
 
 async def find_reviewer(
@@ -977,10 +1030,12 @@ def reviewer_put(
             help="A department they review; repeat. Required for a new reviewer.",
         ),
     ] = None,
-    language: Annotated[
+    # Not --language: that is the CLI's own option (the messages' language), given before the
+    # command; after it, it is refused rather than taken for what the reviewer reads.
+    reads: Annotated[
         list[str] | None,
         typer.Option(
-            "--language",
+            "--reads",
             "-l",
             help="A language they read (ar, en, …); repeat. A new reviewer: ar and en.",
         ),
@@ -988,7 +1043,10 @@ def reviewer_put(
     capacity: Annotated[
         int | None,
         typer.Option(
-            help="How many items they may hold at once. A new reviewer: 20.", show_default=False
+            min=0,
+            max=MAX_CAPACITY,
+            help="How many items they may hold at once. A new reviewer: 20.",
+            show_default=False,
         ),
     ] = None,
     supervises: Annotated[
@@ -1010,7 +1068,7 @@ def reviewer_put(
     or the departments' supervisor)."""
     change = ReviewerChange(
         departments=department,
-        languages=language,
+        languages=reads,
         capacity=capacity,
         supervises=supervises,
         available=None if away is None else not away,

@@ -52,13 +52,24 @@ class Review:
         self.service = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
         self.out = out
+        self.language = language
         self._metadata = (*bearer(token), (ACCEPT_LANGUAGE, language))
 
     async def call(
-        self, method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp],
+        request: _Req,
+        *,
+        wait_for_ready: bool = False,
     ) -> _Resp:
-        """Every call: the reviewer's token and language, and a deadline."""
-        return await method(request, timeout=DEFAULT_DEADLINE_SECONDS, metadata=self._metadata)
+        """Every call: the reviewer's token and language, and a deadline (which, with
+        `wait_for_ready`, a channel reconnecting may take up)."""
+        return await method(
+            request,
+            timeout=DEFAULT_DEADLINE_SECONDS,
+            metadata=self._metadata,
+            wait_for_ready=wait_for_ready,
+        )
 
 
 def said(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
@@ -132,6 +143,9 @@ def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
         err.print(line("error: ", exc.code().name, ": ", clean(message)), soft_wrap=True)
         for field, problem in problems.items():
             err.print(line("  ", clean(field), ": ", value(problem)), soft_wrap=True)
+        # What the command knows of the failure that the status does not say.
+        for note in getattr(exc, "__notes__", ()):
+            err.print(note, soft_wrap=True)
         raise typer.Exit(1) from None
     except Failure as exc:
         fail(str(exc))

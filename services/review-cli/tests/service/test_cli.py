@@ -21,7 +21,7 @@ import shlex
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from tawasul_review.domain.model import Contact, WorkItem
 from tawasul_review.domain.quality import sampled
 from tawasul_review.settings import ReviewSettings
 from tawasul_review_cli.cli import app
+from tawasul_review_cli.pending import PendingClaim
 from tawasul_review_cli.terminal import LRI, PDI, RLI, clean
 from typer.testing import CliRunner, Result
 
@@ -142,8 +143,11 @@ class Review:
         rules: handlers.Policy,
         channel: grpc.aio.Channel,
         docs: Docs,
+        state: Path,
     ) -> None:
         self.address = f"127.0.0.1:{port}"
+        # The CLI's own files ($XDG_STATE_HOME): this test's, not the machine's user's.
+        self.state = state
         self.docs = docs
         self.database = database
         self.rules = rules
@@ -195,6 +199,7 @@ class Review:
         env: dict[str, str | None] = {
             "TAWASUL_REVIEW_ADDRESS": self.address,
             "TAWASUL_REVIEWER_TOKEN": who,
+            "XDG_STATE_HOME": str(self.state),
             "COLUMNS": str(columns),
             # Plain text whatever the environment asks: rich's own colours are escapes too.
             "FORCE_COLOR": None,
@@ -218,7 +223,7 @@ class Review:
 
 
 @pytest.fixture
-async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
+async def review(database_url: str, storage: str, tmp_path: Path) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
     engine = async_engine(database_url, pool_size=5)
     database = Database(engine.sync_engine)
@@ -243,7 +248,7 @@ async def review(database_url: str, storage: str) -> AsyncIterator[Review]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    holder.append(Review(server.port, database, rules, channel, docs))
+    holder.append(Review(server.port, database, rules, channel, docs, tmp_path / "state"))
     yield holder[0]
     await channel.close()
     await server.stop(1)
@@ -442,6 +447,23 @@ async def test_next_claims_by_priority_then_says_nothing_waits(review: Review) -
     assert (await review.ok("next")).strip() == "nothing is waiting in your queues"
     case = await review.case(first)
     assert (case.item.state, case.item.assignee_id) == (review_pb2.WORK_ITEM_STATE_CLAIMED, "E100")
+
+
+async def test_next_after_a_lost_answer_gets_the_request_that_claimed(review: Review) -> None:
+    first, second = await review.enqueue(), await review.enqueue()
+    # A `next` that kept its key and sent it, whose answers never came back.
+    kept = review.state / "tawasul-review-cli" / "pending-claims"
+    pending = PendingClaim(review.address, "E100", "", kept)  # E100: ALI's token's subject
+    key = pending.key(datetime.now(UTC))
+    lost = await review.stub.ClaimNext(
+        review_pb2.ClaimNextRequest(idempotency_key=key), timeout=5, metadata=bearer(ALI)
+    )
+    assert lost.item.request_id == first
+    # Run again, `next` gets it, not the second one; then the second, under a key of its own.
+    assert first in await review.ok("next")
+    assert (await review.case(second)).item.state == review_pb2.WORK_ITEM_STATE_QUEUED
+    assert second in await review.ok("next")
+    assert not kept.exists()
 
 
 # --- a case and its actions -----------------------------------------------------------------
@@ -841,7 +863,7 @@ async def test_changing_a_reviewer_changes_only_the_options_given(review: Review
 
     await review.ok(
         "reviewer-put", "S001", "-d", "passports", "-d", "visas", "--supervises", "passports",
-        "-l", "ur", "--capacity", "5", "--away", who=ADMIN,
+        "--reads", "ur", "--capacity", "5", "--away", who=ADMIN,
     )  # fmt: skip
     assert shown(await record("S001")) == (["passports", "visas"], ["ur"], 5, False, ["passports"])
     # No department named: found in one of theirs all the same.

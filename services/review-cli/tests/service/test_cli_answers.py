@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable
+import stat
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +23,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_devstack.pki import Authority
 from tawasul_platform.tls import server_credentials
-from tawasul_review_cli.cli import PROG, app
+from tawasul_review_cli.cli import PROG, app, safe_file_name
+from tawasul_review_cli.pending import LEASE, PendingClaim, token_subject
 from tawasul_review_cli.terminal import LRI, PDI, RLI
 from typer.testing import CliRunner, Result
 
 Context = grpc.aio.ServicerContext[Any, Any]
+TOKEN = "token"
 Handler = Callable[[Any, Context], Awaitable[Any]]
 
 
@@ -49,21 +55,34 @@ class StandIn(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.ListQualityChecksResponse:
         return await self._answer("ListQualityChecks", request, context)  # type: ignore[no-any-return]
 
+    async def ClaimNext(
+        self, request: review_pb2.ClaimNextRequest, context: Context
+    ) -> review_pb2.ClaimNextResponse:
+        return await self._answer("ClaimNext", request, context)  # type: ignore[no-any-return]
+
+    async def GetWorkItem(
+        self, request: review_pb2.GetWorkItemRequest, context: Context
+    ) -> review_pb2.GetWorkItemResponse:
+        return await self._answer("GetWorkItem", request, context)  # type: ignore[no-any-return]
+
     async def _answer(self, method: str, request: Any, context: Context) -> Any:
         self.requests.append((method, request))
         return await self.handlers[method](request, context)
 
 
 class Cli:
-    def __init__(self, address: str, review: StandIn) -> None:
+    def __init__(self, address: str, review: StandIn, state: Path) -> None:
         self.address = address
         self.review = review
+        # The CLI's own files ($XDG_STATE_HOME): this test's, not the machine's user's.
+        self.state = state
         self.runner = CliRunner()
 
     async def __call__(self, *args: str, columns: int = 160) -> Result:
         env: dict[str, str | None] = {
             "TAWASUL_REVIEW_ADDRESS": self.address,
-            "TAWASUL_REVIEWER_TOKEN": "token",
+            "TAWASUL_REVIEWER_TOKEN": TOKEN,
+            "XDG_STATE_HOME": str(self.state),
             "COLUMNS": str(columns),
             "FORCE_COLOR": None,
             "TTY_COMPATIBLE": None,
@@ -77,13 +96,13 @@ class Cli:
 
 
 @pytest.fixture
-async def cli() -> AsyncIterator[Cli]:
+async def cli(tmp_path: Path) -> AsyncIterator[Cli]:
     review = StandIn()  # type: ignore[abstract]  # only the methods these tests call
     server = grpc.aio.server()
     review_pb2_grpc.add_ReviewServiceServicer_to_server(review, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    yield Cli(f"127.0.0.1:{port}", review)
+    yield Cli(f"127.0.0.1:{port}", review, tmp_path / "state")
     await server.stop(None)
 
 
@@ -209,3 +228,187 @@ async def test_a_quality_check_shows_whole_what_was_decided_by_whom_and_checked(
     assert " ".join(w.removeprefix(RLI).removesuffix(PDI) for w in wrapped) == note
     for line in lines:
         assert len(line) - line.count(RLI) - line.count(LRI) - line.count(PDI) <= columns
+
+
+# --- a claim whose answer was lost ----------------------------------------------------------
+
+# Where the CLI keeps a `next`'s key, under $XDG_STATE_HOME.
+KEPT = ("tawasul-review-cli", "pending-claims")
+CLAIM_KEPT = {
+    "ar": "ربما حُجز لك طلب: أعد تشغيل next لتحصل عليه (الطلب نفسه، لا طلبًا ثانيًا)",
+    "en": "a request may have been claimed for you: run `next` again to get it (the same"
+    " request, not a second one)",
+}
+
+
+class Queue:
+    """ClaimNext as review answers it (handlers.claim_next): under a key it has seen, the
+    request claimed under it; under a new one, the next request. While `lost`, each answer is
+    lost on its way back, the claim made."""
+
+    def __init__(self) -> None:
+        self.claimed: dict[str, str] = {}  # key: the request claimed under it
+        self.lost = False
+
+    async def __call__(self, request: Any, context: Context) -> Any:
+        key = request.idempotency_key
+        number = self.claimed.setdefault(key, f"TW{len(self.claimed) + 1}")
+        if self.lost:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset")
+        return review_pb2.ClaimNextResponse(
+            item=review_pb2.WorkItem(request_id=f"id-{number}", request_number=number)
+        )
+
+
+def keys(cli: Cli) -> list[str]:
+    return [request.idempotency_key for _, request in cli.review.requests]
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+async def test_a_next_whose_answers_were_lost_says_so_and_the_next_gets_that_request(
+    cli: Cli, language: str
+) -> None:
+    queue = Queue()
+    cli.review.handlers["ClaimNext"] = queue
+    queue.lost = True
+    lost = await cli("--language", language, "next")
+    assert (lost.exit_code, lost.stderr) == (
+        1,
+        f"error: UNAVAILABLE: connection reset\n{CLAIM_KEPT[language]}\n",
+    )
+    kept = cli.state.joinpath(*KEPT)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+    queue.lost = False
+    again = await cli("next")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("claimed TW1  id-TW1")
+    # One request claimed, under one key: sent twice by the first `next`, once by the second.
+    assert len(keys(cli)) == 3
+    assert list(queue.claimed) == [keys(cli)[0]]
+    assert not kept.exists()
+    # Its answer printed, the next `next` claims anew.
+    assert (await cli("next")).stdout.startswith("claimed TW2  id-TW2")
+
+
+async def test_a_kept_key_is_for_its_department_while_its_claim_may_be_held(cli: Cli) -> None:
+    queue = Queue()
+    cli.review.handlers["ClaimNext"] = queue
+    queue.lost = True
+    assert (await cli("next", "--department", "passports")).exit_code == 1
+    queue.lost = False
+    assert (await cli("next", "--department", "visas")).stdout.startswith("claimed TW2")
+    assert (await cli("next", "--department", "passports")).stdout.startswith("claimed TW1")
+    assert (await cli("next", "--department", "passports")).stdout.startswith("claimed TW3")
+
+    # Kept longer ago than review's lease: lapsed, its claim is the queue's again.
+    pending = PendingClaim(cli.address, token_subject(TOKEN), "", cli.state.joinpath(*KEPT))
+    lapsed = pending.key(datetime.now(UTC) - LEASE - timedelta(minutes=1))
+    assert (await cli("next")).stdout.startswith("claimed TW4")
+    assert keys(cli)[-1] != lapsed
+
+
+async def test_a_refused_next_is_not_sent_again_and_keeps_no_key(cli: Cli) -> None:
+    async def refused(request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your department")
+
+    cli.review.handlers["ClaimNext"] = refused
+    result = await cli("next", "--department", "visas")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: PERMISSION_DENIED: not your department\n",
+    )
+    assert len(keys(cli)) == 1
+    assert not cli.state.joinpath(*KEPT).exists()
+
+
+async def test_a_file_of_kept_keys_not_to_be_read_is_started_again(cli: Cli) -> None:
+    kept = cli.state.joinpath(*KEPT)
+    kept.parent.mkdir(parents=True)
+    kept.write_text('{"not": "ours"}')
+    cli.review.handlers["ClaimNext"] = Queue()
+    result = await cli("next")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("claimed TW1")
+    assert not kept.exists()
+
+
+# --- download -------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.7 the applicant's scan"
+REQUEST_ID = "6f1c8f5e-0000-4000-8000-000000000000"
+
+
+class Files(BaseHTTPRequestHandler):
+    """Object storage: every presigned link answers the same file."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PDF)))
+        self.end_headers()
+        self.wfile.write(PDF)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def storage() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/d1"
+    server.shutdown()
+    thread.join()
+
+
+def attachment_named(cli: Cli, filename: str, url: str) -> None:
+    async def shown(request: Any, context: Context) -> Any:
+        return review_pb2.GetWorkItemResponse(
+            item=review_pb2.WorkItem(request_id=REQUEST_ID),
+            attachments=[
+                review_pb2.Attachment(
+                    document_id="d1",
+                    filename=filename,
+                    content_type="application/pdf",
+                    download_url=url,
+                )
+            ],
+        )
+
+    cli.review.handlers["GetWorkItem"] = shown
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        # Docs keeps up to 255 characters of the applicant's name.
+        "passport scan of the applicant taken at the office " * 3 + "final.pdf",
+        "护照扫描件" * 18 + ".pdf",  # 94 characters, 278 bytes in UTF-8
+    ],
+)
+async def test_an_attachment_with_a_long_name_is_saved_with_its_extension(
+    cli: Cli, storage: str, tmp_path: Path, filename: str
+) -> None:
+    attachment_named(cli, filename, storage)
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    result = await cli("download", REQUEST_ID, "d1", "-o", str(folder))
+    assert result.exit_code == 0, result.output
+    (saved,) = folder.iterdir()
+    assert saved.name == safe_file_name(filename, "d1")
+    assert saved.suffix == ".pdf"
+    assert saved.read_bytes() == PDF
+
+
+async def test_a_name_the_file_system_cannot_take_is_one_error_line(
+    cli: Cli, storage: str, tmp_path: Path
+) -> None:
+    attachment_named(cli, "scan.pdf", storage)
+    too_long = tmp_path / ("x" * 300 + ".pdf")
+    result = await cli("download", REQUEST_ID, "d1", "-o", str(too_long))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: cannot write {too_long}: File name too long; give another file or folder"
+        " with -o\n",
+    )

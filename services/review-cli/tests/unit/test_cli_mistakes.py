@@ -92,3 +92,36 @@ def test_a_value_that_is_not_utf8_is_refused_without_a_traceback(
         1,
         f"error: an argument or a TAWASUL_ setting {CONVERT}\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # Past an int32, the request could not even be built: a traceback once.
+        (["request-info", REQUEST_ID, "--missing", "other:x:y", "--within", "3000000000"], "30"),
+        (["request-info", REQUEST_ID, "--missing", "other:x:y", "--within", "31"], "30"),
+        (["request-info", REQUEST_ID, "--missing", "other:x:y", "--within", "-1"], "0"),
+        (["reviewer-put", "E100", "--capacity", "3000000000"], "500"),
+        (["reviewer-put", "E100", "--capacity", "501"], "500"),
+        (["reviewer-put", "E100", "--capacity", "-1"], "0"),
+    ],
+)
+def test_a_number_review_does_not_take_is_a_usage_error_naming_its_bound(
+    args: list[str], said: str
+) -> None:
+    result = CliRunner().invoke(app, ["--token", "t", *NOWHERE, *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{args[-2]}'" in result.stderr
+    assert f"than or equal to {said}" in result.stderr
+
+
+def test_the_messages_language_after_reviewer_put_is_refused_not_taken_for_what_they_read() -> None:
+    # The reviewer's languages are --reads (-l): --language is the CLI's own option, before
+    # the command, and refused after it as after any other command.
+    result = CliRunner().invoke(
+        app,
+        ["--token", "t", *NOWHERE, "reviewer-put", "E100", "--language", "en"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "No such option: --language" in result.stderr
