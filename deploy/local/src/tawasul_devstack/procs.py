@@ -67,6 +67,28 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def _group_runs(pgid: int) -> bool:
+    """Whether any thread of process group `pgid` still runs. A leader shows as a zombie once
+    its own thread ended, while its other threads (and its children in the group) may still
+    hold its sockets, so each thread is looked at, not the leader."""
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            tasks = list((process / "task").iterdir())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            state, _ppid, group = stat.rpartition(")")[2].split()[:3]
+            if int(group) == pgid and state not in ("Z", "X"):
+                return True
+    return False
+
+
 def started_at(pid: int) -> float | None:
     """When the process started, in seconds since the epoch; None when it is gone or a zombie.
     For a pid recorded by a program of its own (PostgreSQL's postmaster.pid), with its time."""
@@ -150,9 +172,15 @@ class Proc:
                     os.killpg(pid, signal.SIGKILL)
                 if not self._wait_gone(pid, 10):
                     raise StackError(f"{self.name} (pid {pid}) survived SIGKILL")
-            # Sweep whatever the leader left behind in its group.
+            # Sweep whatever the leader left behind in its group, and wait for it: its threads
+            # and children hold the ports a restart binds again.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _group_runs(pid):
+                if time.monotonic() > deadline:
+                    raise StackError(f"{self.name}'s process group {pid} survived SIGKILL")
+                time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return pid is not None
 
