@@ -10,75 +10,37 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import grpc
 import pytest
-import tawasul_review
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
-from tawasul_calendar import RIYADH, Sla
-from tawasul_devstack.identity import throwaway
+from tawasul_calendar import Sla
 from tawasul_devstack.journey import eventually
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.i18n import ACCEPT_LANGUAGE
-from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
-from tawasul_platform.sql import Database
-from tawasul_platform.testing import async_engine
-from tawasul_platform.tls import open_channel
-from tawasul_review import bootstrap
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
-from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.model import Contact, WorkItem
-from tawasul_review.settings import ReviewSettings
 
-MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
-IDENTITY = throwaway()
+from .served import MIGRATIONS, Served, served, token
+
 ADMIN_ID = "A001"
-START = datetime(2026, 1, 4, 10, 0, tzinfo=RIYADH)  # a Sunday
-
-
-def token(subject: str, *departments: str) -> str:
-    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
-
-
 ADMIN = token(ADMIN_ID)
 ALI = token("E100", "passports")
 SARA = token("E200", "passports")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class NoDocs:
-    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
-        return []
-
-
 class Review:
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        engine: AsyncEngine,
-        database: Database,
-        rules: handlers.Policy,
-        clock: Clock,
-    ) -> None:
-        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
-        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
-        self.engine = engine
-        self.database = database
-        self.rules = rules
-        self.clock = clock
+    def __init__(self, server: Served) -> None:
+        self.stub = review_pb2_grpc.ReviewServiceStub(server.channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(server.channel)
+        self.engine = server.engine
+        self.database = server.database
+        self.rules = server.rules
+        self.clock = server.clock
         self.numbers = 0
 
     async def enqueue(self) -> str:
@@ -126,28 +88,8 @@ class Review:
 @pytest.fixture
 async def review(database_url: str) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = async_engine(database_url, pool_size=5)
-    database = Database(engine.sync_engine)
-    settings = ReviewSettings(
-        database_url=database_url,
-        kafka_bootstrap="127.0.0.1:1",
-        grpc_address="127.0.0.1:0",
-        identity_issuers=IDENTITY.issuers(),
-        docs_address="127.0.0.1:1",
-        claim_lease_seconds=timedelta(minutes=30).total_seconds(),
-        review_admins=ADMIN_ID,
-    )
-    rules, clock = bootstrap.policy(settings), Clock()
-    server = bootstrap.grpc_server(
-        settings, uow=lambda: ReviewUnitOfWork(database), documents=NoDocs(), rules=rules, now=clock
-    )
-    await server.start()
-    await server.serving(True)
-    channel = open_channel(f"127.0.0.1:{server.port}", None)
-    yield Review(channel, engine, database, rules, clock)
-    await channel.close()
-    await server.stop(1)
-    await engine.dispose()
+    async with served(database_url, pool_size=5, admins=ADMIN_ID) as server:
+        yield Review(server)
 
 
 async def test_a_claim_whose_answer_was_lost_is_answered_again_not_doubled(

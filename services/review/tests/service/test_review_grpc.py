@@ -17,12 +17,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
 import pytest
-import tawasul_review
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from hypothesis import settings
@@ -40,7 +38,6 @@ from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import RIYADH, CalendarConfig, Closure, Sla
-from tawasul_devstack.identity import throwaway
 from tawasul_devstack.journey import eventually
 from tawasul_platform.errors import (
     Conflict,
@@ -57,9 +54,8 @@ from tawasul_platform.grpc import bearer, field_violations, status_details
 from tawasul_platform.hygiene import CONTROL, TOO_LONG
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
-from tawasul_platform.sql import Database, Session
+from tawasul_platform.sql import Session
 from tawasul_platform.testing import RecordedStatements, async_engine, emptied, on_loop
-from tawasul_platform.tls import open_channel
 from tawasul_platform.topics import (
     APPLICANT_ACTIONS,
     NOTIFICATION_EVENTS,
@@ -78,12 +74,10 @@ from tawasul_review.domain.assignment import Mode
 from tawasul_review.domain.model import ANSWER_IN_FLIGHT, Contact, WorkItem
 from tawasul_review.domain.reviewers import Reviewer
 from tawasul_review.entrypoints.events import on_applicant_actions
-from tawasul_review.settings import ReviewSettings
 
-MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
-IDENTITY = throwaway()
+from .served import IDENTITY, LEASE, MIGRATIONS, START, Served, served, token
+
 ADMIN_ID = "A001"
-LEASE = timedelta(minutes=30)
 T = TypeVar("T")
 
 
@@ -95,13 +89,6 @@ def riyadh(day: int, hour: int, minute: int = 0) -> datetime:
 def end_of(day: int) -> datetime:
     """The last instant of a day of January 2026 in Riyadh: where a deadline falls."""
     return datetime.combine(riyadh(day, 0).date(), time.max, tzinfo=RIYADH)
-
-
-START = riyadh(4, 10)
-
-
-def token(subject: str, *departments: str) -> str:
-    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
 
 
 ADMIN = token(ADMIN_ID)
@@ -116,14 +103,6 @@ MISSING_PHOTO = common_pb2.MissingItem(
 MISSING_DATE = common_pb2.MissingItem(
     kind="field", name="loss_date", description="The date the passport was lost"
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Docs:
@@ -152,23 +131,16 @@ class Docs:
 
 
 class Review:
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        engine: AsyncEngine,
-        database: Database,
-        rules: handlers.Policy,
-        clock: Clock,
-        docs: Docs,
-    ) -> None:
-        self.subscriptions = bootstrap.subscriptions(self.uow, rules, now=clock)
+    def __init__(self, server: Served, reader: AsyncEngine, docs: Docs) -> None:
+        """`reader`: an engine of the test's own, apart from the server's pool."""
+        self.database = server.database
+        self.rules = server.rules
+        self.clock = server.clock
+        self.subscriptions = bootstrap.subscriptions(self.uow, self.rules, now=self.clock)
         self.receipts = bootstrap.receipts(self.uow)
-        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
-        self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
-        self.engine = engine
-        self.database = database
-        self.rules = rules
-        self.clock = clock
+        self.stub = review_pb2_grpc.ReviewServiceStub(server.channel)
+        self.admin = review_pb2_grpc.ReviewAdminServiceStub(server.channel)
+        self.engine = reader
         self.docs = docs
         self.numbers = 0
 
@@ -357,31 +329,13 @@ class Review:
 @pytest.fixture
 async def review(database_url: str) -> AsyncIterator[Review]:
     await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
-    engine = async_engine(database_url, pool_size=20)
-    database = Database(engine.sync_engine)
-    settings = ReviewSettings(
-        database_url=database_url,
-        kafka_bootstrap="127.0.0.1:1",
-        grpc_address="127.0.0.1:0",
-        identity_issuers=IDENTITY.issuers(),
-        docs_address="127.0.0.1:1",
-        claim_lease_seconds=LEASE.total_seconds(),
-        review_admins=f" {ADMIN_ID} , ",
-    )
-    rules = bootstrap.policy(settings)
-    clock, docs = Clock(), Docs()
-    server = bootstrap.grpc_server(
-        settings, uow=lambda: ReviewUnitOfWork(database), documents=docs, rules=rules, now=clock
-    )
-    await server.start()
-    await server.serving(True)
-    channel = open_channel(f"127.0.0.1:{server.port}", None)
-    reader = async_engine(database_url, pool_size=2)
-    yield Review(channel, reader, database, rules, clock, docs)
-    await channel.close()
-    await server.stop(1)
-    await reader.dispose()
-    await engine.dispose()
+    docs = Docs()
+    async with served(
+        database_url, documents=docs, pool_size=20, admins=f" {ADMIN_ID} , "
+    ) as server:
+        reader = async_engine(database_url, pool_size=2)
+        yield Review(server, reader, docs)
+        await reader.dispose()
 
 
 def routed_event(

@@ -14,44 +14,28 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import grpc
 import pytest
-import tawasul_review
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
-from tawasul_calendar import RIYADH
-from tawasul_devstack.identity import throwaway
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.request_numbers import damm_digit
-from tawasul_platform.sql import Database
 from tawasul_platform.testing import async_engine
-from tawasul_platform.tls import open_channel
-from tawasul_review import bootstrap
 from tawasul_review.adapters import repository
 from tawasul_review.adapters.events import from_routed
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
-from tawasul_review.app.ports import Attachment
 from tawasul_review.domain.search import tokens
-from tawasul_review.settings import ReviewSettings
 
-MIGRATIONS = Path(tawasul_review.__file__).resolve().parent / "migrations"
-IDENTITY = throwaway()
-START = datetime(2026, 1, 4, 10, tzinfo=RIYADH)
-
-
-def token(subject: str, *departments: str) -> str:
-    return IDENTITY.token_for(Principal(subject, Role.REVIEWER, frozenset(departments)))
-
+from .served import IDENTITY, MIGRATIONS, START, Served, token
+from .served import served as review_server
 
 ALI = token("E100", "passports")
 SARA = token("E200", "passports", "visas")
@@ -60,38 +44,18 @@ CORRECTIONS = token("E400", "corrections")
 CITIZEN = IDENTITY.token_for(Principal("1000000008", Role.CITIZEN))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Docs:
-    async def download_links(self, document_ids: tuple[str, ...], token: str) -> list[Attachment]:
-        return []
-
-
 def number(n: int) -> str:
     body = f"{n:08d}"
     return "TW" + body + damm_digit(body)
 
 
 class Search:
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        engine: AsyncEngine,
-        database: Database,
-        rules: handlers.Policy,
-        clock: Clock,
-    ) -> None:
-        self.stub = review_pb2_grpc.ReviewServiceStub(channel)
-        self.engine = engine
-        self.database = database
-        self.rules = rules
-        self.clock = clock
+    def __init__(self, server: Served) -> None:
+        self.stub = review_pb2_grpc.ReviewServiceStub(server.channel)
+        self.engine = server.engine
+        self.database = server.database
+        self.rules = server.rules
+        self.clock = server.clock
         self.count = 0
 
     async def routed(
@@ -165,27 +129,8 @@ async def search(
 @asynccontextmanager
 async def served(database_url: str) -> AsyncIterator[Search]:
     """Review's server on a database migrated already."""
-    engine = async_engine(database_url, pool_size=10)
-    database = Database(engine.sync_engine)
-    settings = ReviewSettings(
-        database_url=database_url,
-        kafka_bootstrap="127.0.0.1:1",
-        grpc_address="127.0.0.1:0",
-        identity_issuers=IDENTITY.issuers(),
-        docs_address="127.0.0.1:1",
-    )
-    rules = bootstrap.policy(settings)
-    clock = Clock()
-    server = bootstrap.grpc_server(
-        settings, uow=lambda: ReviewUnitOfWork(database), documents=Docs(), rules=rules, now=clock
-    )
-    await server.start()
-    await server.serving(True)
-    channel = open_channel(f"127.0.0.1:{server.port}", None)
-    yield Search(channel, engine, database, rules, clock)
-    await channel.close()
-    await server.stop(1)
-    await engine.dispose()
+    async with review_server(database_url) as server:
+        yield Search(server)
 
 
 async def refused(
