@@ -20,12 +20,13 @@ from tawasul_calendar import Sla
 from tawasul_devstack.journey import eventually
 from tawasul_platform.grpc import bearer, field_violations
 from tawasul_platform.i18n import ACCEPT_LANGUAGE
+from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_review.adapters.repository import ReviewUnitOfWork
 from tawasul_review.app import handlers
 from tawasul_review.domain.model import Contact, WorkItem
 
-from .served import MIGRATIONS, Served, served, token
+from .served import LEASE, MIGRATIONS, Served, served, token
 
 ADMIN_ID = "A001"
 ADMIN = token(ADMIN_ID)
@@ -191,6 +192,35 @@ async def test_a_retry_waits_for_its_item_held_by_another_transaction_not_claimi
         await eventually(waiting_or_answered, within=10, what="the retry to wait or answer")
         assert not retry.done(), f"answered {retry.result()} while {first} was held"
         await holder.commit()
+    assert await retry == first
+    assert await review.held() == [first]
+
+
+async def test_a_retry_while_its_claim_is_still_under_way_answers_that_claim(
+    review: Review,
+) -> None:
+    """The client asks again on its deadline while the first call, slow, has claimed and not
+    yet committed: the retry waits for it and answers its item, not a second one."""
+    first = await review.enqueue()
+    await review.enqueue()
+    key = str(uuid.uuid4())
+    ali = Principal("E100", Role.REVIEWER, frozenset({"passports"}))
+    async with ReviewUnitOfWork(review.database) as claiming:
+        # The first call as claim_next makes it, stopped before its commit.
+        await claiming.reviewers.lock("E100")
+        item = await claiming.items.get(uuid.UUID(first), for_update=True)
+        assert item is not None
+        item.claim(ali, review.clock.now, LEASE)
+        item.claim_key = key
+        await claiming.items.flush()
+        retry = asyncio.ensure_future(review.claim_next(ALI, key))
+
+        async def waiting_or_answered() -> bool | None:
+            return True if retry.done() or await blocked_by(review, claiming) else None
+
+        await eventually(waiting_or_answered, within=10, what="the retry to wait or answer")
+        assert not retry.done(), f"answered {retry.result()} while {first} was being claimed"
+        await claiming.commit()
     assert await retry == first
     assert await review.held() == [first]
 

@@ -443,6 +443,11 @@ async def _room(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
     just taken them out of a department (put_reviewer)."""
     _staff(reviewer)
     await uow.reviewers.lock(reviewer.subject)
+    return await _room_locked(uow, reviewer)
+
+
+async def _room_locked(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
+    """`_room`, the reviewer's lock taken already."""
     me = await _me(uow, reviewer)
     if not me.available:
         raise FailedPrecondition(
@@ -480,16 +485,21 @@ async def claim_next(
     the reviewer still holds it, its lease renewed: a second item would stay held by them,
     unseen by their client, until its lease lapsed. Asked before their room, which that
     claim may have filled; while another transaction holds the item (a sweep, a decision),
-    once it ends. Lapsed, released or taken from them by then, the key claims anew."""
+    once it ends. Lapsed, released or taken from them by then, the key claims anew.
+
+    Asked first without the reviewer's lock, so that a wait for the item holds nothing a
+    sweep lapsing it takes next; then once more behind it, which a claim under the key still
+    under way (the client asked again on its deadline) holds until it commits."""
     async with uow:
         _staff(reviewer)
         if department:
             _department(reviewer, department)
         if key and (held := await uow.items.claimed_under(reviewer.subject, key)) is not None:
-            held.claim(reviewer, now, policy.lease)
-            await uow.commit()
-            return held
-        me = await _room(uow, reviewer)
+            return await _claimed_again(uow, held, reviewer, now, policy)
+        await uow.reviewers.lock(reviewer.subject)
+        if key and (held := await uow.items.claimed_under(reviewer.subject, key)) is not None:
+            return await _claimed_again(uow, held, reviewer, now, policy)
+        me = await _room_locked(uow, reviewer)
         departments = me.departments & {department} if department else me.departments
         item = await uow.items.next_queued(departments, me.languages, me.reviewer_id)
         if item is None:
@@ -497,6 +507,15 @@ async def claim_next(
         item.claim(reviewer, now, policy.lease)
         item.claim_key = key
         await uow.commit()
+    return item
+
+
+async def _claimed_again(
+    uow: UnitOfWork, item: WorkItem, reviewer: Principal, now: datetime, policy: Policy
+) -> WorkItem:
+    """The item a ClaimNext claimed, answered again to its retry: its lease renewed."""
+    item.claim(reviewer, now, policy.lease)
+    await uow.commit()
     return item
 
 
