@@ -892,6 +892,35 @@ async def test_dependents_without_a_number_are_each_one_open_request(intake: Int
     assert all(len(key) == 64 for _, key in keys)
 
 
+async def test_the_holders_own_number_as_subject_tells_dependents_apart_as_none_does(
+    intake: Intake,
+) -> None:
+    """An empty subject_id means the caller: a channel that sends the holder's own number
+    instead keeps two unnumbered dependents two, and the same one, filed either way, one."""
+
+    async def add(subject_id: str, name: str, born: str, relationship: str) -> intake_pb2.Request:
+        return await intake.submit(
+            sub_service_code="residents.dependents-services",
+            subject_id=subject_id,
+            document_ids=[intake.uploads.upload(kind="kinship_proof")],
+            fields={
+                "request_type": "add_dependent",
+                "dependent_name": name,
+                "dependent_date_of_birth": born,
+                "relationship": relationship,
+            },
+        )
+
+    spouse = await add(CITIZEN_ID, "منى عادل فهمي", "1990-03-01", "spouse")
+    newborn = await add(CITIZEN_ID, "Omar Adel Fahmy", "2024-11-20", "son")
+    assert spouse.request_number != newborn.request_number
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await add("", "منى عادل فهمي", "1990-03-01", "spouse")
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert existing_resource(caught.value) == spouse.request_number
+    assert await intake.count(tables.requests) == 2
+
+
 async def test_concurrent_retries_of_one_key_make_one_request(intake: Intake) -> None:
     key = str(uuid.uuid4())
     answers = await asyncio.gather(*(intake.submit(idempotency_key=key) for _ in range(8)))

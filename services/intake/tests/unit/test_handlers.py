@@ -1237,6 +1237,25 @@ async def test_dependents_without_a_number_are_told_apart_by_name_and_birth(
         await intake.submit(code=DEPENDENTS, key="numbered-again", subject=DAUGHTER)
 
 
+async def test_the_holders_own_number_as_subject_is_the_same_as_none(intake: Intake) -> None:
+    """An empty subject_id means the caller: a channel that sends the holder's own number
+    instead files the same request, its unnumbered dependents told apart the same way."""
+    mine = FATHER.subject
+    spouse = await intake.submit(code=DEPENDENTS, key="spouse", subject=mine, fields=SPOUSE)
+    newborn = await intake.submit(code=DEPENDENTS, key="newborn", subject=mine, fields=NEWBORN)
+    assert spouse.number != newborn.number
+    assert spouse.person == intake.form(code=DEPENDENTS, fields=SPOUSE).person != ""
+    # The same dependent again, once with the number and once without: still the one open.
+    with pytest.raises(AlreadyExists) as caught:
+        await intake.submit(code=DEPENDENTS, key="spouse-again", fields=SPOUSE)
+    assert caught.value.existing == spouse.number
+    twin = {**NEWBORN, "dependent_name": "Ali Adel Fahmy"}
+    first = await intake.submit(code=DEPENDENTS, key="twin", fields=twin)
+    with pytest.raises(AlreadyExists) as caught:
+        await intake.submit(code=DEPENDENTS, key="twin-again", subject=mine, fields=twin)
+    assert caught.value.existing == first.number
+
+
 async def test_a_retried_key_returns_the_first_request(intake: Intake) -> None:
     submission = intake.form(subject=DAUGHTER)
     first = await intake.file(submission)

@@ -767,7 +767,9 @@ def validate_submission(
     if problem and "description" not in problems:
         problems["description"] = problem
 
-    defaulted = not subject
+    # The proto's empty subject_id means the caller, so the caller's own number is the same
+    # request: an unnumbered dependent filed under either is keyed by name and date of birth.
+    about_caller = not subject or subject == caller.subject
     if "subject_id" in problems:
         pass
     elif not subject:
@@ -789,7 +791,7 @@ def validate_submission(
     values = _check_fields(problems, sub_service, fields, today) if sub_service else {}
     if sub_service and not {"subject_id", "applicant_id"} & problems.keys():
         _check_named_subject(problems, sub_service, values, subject, empty_is_caller=True)
-    person = _unnumbered(sub_service, values) if sub_service and defaulted else ""
+    person = _unnumbered(sub_service, values) if sub_service and about_caller else ""
 
     documents = _document_ids(problems, document_ids)
     normalized = normalize_mobile(mobile)
