@@ -33,6 +33,8 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tawasul.example/establishmen
 _ROWS = Noun("row", "rows", "صف واحد", "صفان", "صفوف", "صفًا", "صف")
 _IDS = re.compile(r"[\s;]+")
 _DOCUMENT_AT = re.compile(r"document_ids\[(\d+)\]")
+# A catalog's sub-service code, as reports.general-inquiry.
+_CODE = re.compile(r"[a-z0-9-]+\.[a-z0-9-]+")
 
 
 class BadFile(ValueError):
@@ -128,24 +130,32 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     except csv.Error as exc:
         raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة صف العناوين")}) from None
     _check_header(header)
-    after_header = read = reader.line_num
+    # Rows are numbered by record (a blank line is one, []), as a spreadsheet shows a cell's
+    # line breaks within one row; the file's lines only tell what an open quote swallowed.
+    number = 0
+    read = reader.line_num
     rows: list[Row | BadRow] = []
     first: dict[str, int] = {}  # each row's content, and where it first stood
     try:
         for cells in reader:
-            number, read = read + 1 - after_header, reader.line_num
+            number += 1
+            start, read = read, reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
             if len(rows) + 1 > max_rows:
                 most = at_most(_ROWS, max_rows)
                 raise BadFile({"file": Bilingual(f"{most} a file", f"{most.ar} في الملف")})
+            # The k-th line after the row's first, a row of its own, is row number + k.
             swallowed = [
-                line - after_header
-                for line in range(number + after_header + 1, read + 1)
-                if _looks_like_a_row(lines[line - 1], header)
+                number + offset
+                for offset, line in enumerate(lines[start + 1 : read], start=1)
+                if _looks_like_a_row(line, header)
             ]
             if swallowed:
                 rows.append(_open_quote(number, swallowed))
+                # Its lines are rows, as its refusal numbers them and as the file reads once
+                # the quote is closed: the rows after it keep those numbers.
+                number += read - start - 1
                 continue
             row = _row(number, header, cells)
             if isinstance(row, Row):
@@ -157,7 +167,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
             rows.append(row)
     except csv.Error as exc:
         raise BadFile(
-            {f"rows[{read + 1 - after_header}]": Bilingual(str(exc), "تعذرت قراءة الصف")}
+            {f"rows[{number + 1}]": Bilingual(str(exc), "تعذرت قراءة الصف")}
         ) from None
     if not rows:
         raise BadFile({"file": Bilingual("no rows after the header", "لا صفوف بعد صف العناوين")})
@@ -166,13 +176,16 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
 
 def _looks_like_a_row(line: str, header: list[str]) -> bool:
     """Whether a line read into a cell is a row of its own: its cells as many as the header's
-    and a person's ten-digit ID where subject_id stands (a line of a multi-line description,
-    commas and all, is not)."""
+    and, where subject_id stands, a person's ten-digit ID (in any script's digits, as
+    Arabic-Indic ones typed) or, where sub_service_code stands, a catalog code (a row whose ID
+    is mistyped is a row still). A line of a multi-line description, commas and all, is
+    neither."""
     cells = next(csv.reader([line]), [])
     if len(cells) != len(header):
         return False
     subject = cells[header.index("subject_id")].strip()
-    return len(subject) == 10 and subject.isascii() and subject.isdigit()
+    code = cells[header.index("sub_service_code")].strip()
+    return (len(subject) == 10 and subject.isdecimal()) or bool(_CODE.fullmatch(code))
 
 
 def _open_quote(number: int, swallowed: list[int]) -> BadRow:

@@ -679,6 +679,7 @@ async def test_one_ipv6_subscriber_is_one_address_to_the_limits(tmp_path: Path) 
 
 
 NOT_A_MOBILE = "0000000000"
+BULK_URL = "/api/v1/establishment/requests:bulk"
 BULK_HEADER = "subject_id,sub_service_code,description,mobile,field.iqama_number\n"
 BULK = (
     BULK_HEADER
@@ -730,6 +731,60 @@ async def test_bulk_filing_answers_each_row_and_files_nothing_twice(backends: Ba
     assert len(keys) == 3
     assert len(set(keys)) == 1
     assert len(backends.intake.by_key) == 1
+
+
+def _establishment(backends: Backends) -> dict[str, str]:
+    return {
+        **backends.token("7000000013", Role.ESTABLISHMENT),
+        "Content-Type": "text/csv",
+        "Accept-Language": "en",
+    }
+
+
+async def test_bulk_rows_after_a_multi_line_description_keep_their_numbers(
+    backends: Backends,
+) -> None:
+    """A description's line breaks, quoted as Excel writes them, are within one row of the
+    spreadsheet: the rows after it are numbered as it shows them."""
+    multiline = (
+        BULK_HEADER
+        + '2034567897,reports.general-inquiry,"Iqama renewal fails\nwith error 17 every time",'
+        "0551234567,2034567897\n"
+        "2056789015,reports.general-inquiry,short,0551234568,2056789015\n"
+    )
+    body = (
+        await backends.http.post(
+            BULK_URL, content=multiline.encode(), headers=_establishment(backends)
+        )
+    ).json()
+    filed, short = body["results"]
+    assert (filed["row"], short["row"]) == (1, 2)
+    assert short["error"]["fields"] == {"description": "describe it precisely"}
+
+
+async def test_a_bulk_row_whose_quote_is_left_open_is_refused_whatever_ids_it_swallowed(
+    backends: Backends,
+) -> None:
+    """Rows swallowed by a quote left open, their IDs typed in Arabic-Indic digits, were filed
+    inside the first row's description with the last one's mobile, and missing from the
+    answer: the first row is refused instead, naming them, and nothing is filed."""
+    left_open = (
+        BULK_HEADER
+        + '2034567897,reports.general-inquiry,"Iqama renewal fails with error 17,0551234567,'
+        "2034567897\n"
+        "٢٠٥٦٧٨٩٠١٥,reports.general-inquiry,Cancel the exit visa issued in error,0551234568,\n"
+        '٢٠٣٤٥٦٧٨٩٧,reports.general-inquiry,Mark this "urgent" please for this worker,'
+        "0551234569,\n"
+    )
+    body = (
+        await backends.http.post(
+            BULK_URL, content=left_open.encode(), headers=_establishment(backends)
+        )
+    ).json()
+    (refused,) = body["results"]
+    assert refused["row"] == 1
+    assert "so row(s) 2, 3 were read" in refused["error"]["fields"]["row"]
+    assert backends.intake.submissions == []
 
 
 async def test_a_bulk_row_s_refusal_names_the_file_s_columns(backends: Backends) -> None:

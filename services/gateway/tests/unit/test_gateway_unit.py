@@ -211,6 +211,63 @@ def test_a_quote_left_open_refuses_its_row_instead_of_filing_the_rows_it_swallow
     assert row.description == described
 
 
+def test_rows_after_a_multi_line_cell_are_numbered_as_a_spreadsheet_shows_them() -> None:
+    """A cell's line breaks, quoted as Excel writes them, stay within one row of the
+    spreadsheet: the rows after it, and what an open quote further down swallows, are
+    numbered by row, not by line of the file."""
+    data = (
+        HEADER
+        + '2034567897,reports.general-inquiry,"The renewal fails\nwith error 17",0551234567\n'
+        + "\n"
+        + "2056789015,visas.cancel-visa,Cancel the exit visa issued in error,0551234568\n"
+        + '2045678903,reports.general-inquiry,"Mark this urgent,0551234569\n'
+        + "2067890124,visas.cancel-visa,Cancel the visa issued to the wrong worker,0551234560\n"
+        + '2078901235,visas.cancel-visa,Cancel the second visa,0551234561"\n'
+    )
+    rows = bulk.parse(data.encode(), max_rows=10)
+    assert [(type(r).__name__, r.number) for r in rows] == [
+        ("Row", 1),
+        ("Row", 3),
+        ("BadRow", 4),
+    ]
+    refused = rows[2]
+    assert isinstance(refused, bulk.BadRow)
+    assert "so row(s) 5, 6 were read" in refused.fields["row"]
+    # A row that cannot be read at all is named by its row too.
+    unreadable = data.rsplit("2045678903", 1)[0] + "2045678903,x," + "y" * 200_000 + ",1\n"
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(unreadable.encode(), max_rows=10)
+    assert list(caught.value.fields) == ["rows[4]"]
+
+
+@pytest.mark.parametrize(
+    "subjects",
+    [
+        # Arabic-Indic digits, as an Arabic keyboard types them (intake refuses them, naming
+        # the row's subject_id).
+        ("٢٠٥٦٧٨٩٠١٥", "٢٠٤٥٦٧٨٩٠٣"),
+        # IDs a digit short: rows still, by their sub-service codes.
+        ("205678901", "204567890"),
+    ],
+)
+def test_a_quote_left_open_refuses_its_row_whatever_ids_the_rows_it_swallowed_have(
+    subjects: tuple[str, str],
+) -> None:
+    """Not taken for rows, the lines swallowed were filed inside the first row's description,
+    the last one's mobile as the first row's (messages to another worker's number), and the
+    rows were missing from the answer."""
+    second, third = subjects
+    data = (
+        HEADER
+        + '2034567897,reports.general-inquiry,"The renewal fails with error 17,0551234567\n'
+        + f"{second},visas.cancel-visa,Cancel the exit visa issued in error,0551234568\n"
+        + f'{third},reports.general-inquiry,Mark this "urgent" please,0551234569\n'
+    )
+    (refused,) = bulk.parse(data.encode(), max_rows=10)
+    assert isinstance(refused, bulk.BadRow)
+    assert (refused.number, "so row(s) 2, 3 were read" in refused.fields["row"]) == (1, True)
+
+
 def test_a_row_repeated_in_the_file_is_filed_once() -> None:
     row = "2034567897,reports.general-inquiry,The renewal fails with error 17,0551234567\n"
     rows = bulk.parse((HEADER + row + "\n" + row).encode(), max_rows=10)
