@@ -12,6 +12,7 @@ from tawasul_platform.catalog import (
     FieldType,
     RequiredWhen,
     Script,
+    SubjectRelation,
     Text,
     load_catalog,
     parse_catalog,
@@ -90,6 +91,24 @@ def test_visit_visa_extension_is_for_syrian_and_yemeni_visitors_of_a_host() -> N
 def test_other_sub_services_are_open_to_any_nationality() -> None:
     limited = {c for c, s in load_catalog().sub_services.items() if s.subject_nationalities}
     assert limited == {"residents.visit-visa-extension"}
+
+
+def test_absence_reports_are_about_sponsored_workers_and_dependents_services_dependents() -> None:
+    """Seed 000: an absence report (بلاغ تغيب) is about the filer's worker; SPEC §3: the
+    dependents' services about the holder's dependents, or the holder adding one without a
+    number yet. The rest take anyone the filer may file for."""
+    limited = {
+        c: s.subject_relations
+        for c, s in load_catalog().sub_services.items()
+        if s.subject_relations
+    }
+    worker = {SubjectRelation.SPONSORED_WORKER}
+    assert limited == {
+        "reports.absence-report": worker,
+        "reports.cancel-absence-report": worker,
+        "reports.edit-absent-worker-data": worker,
+        "residents.dependents-services": {SubjectRelation.SELF, SubjectRelation.DEPENDENT},
+    }
 
 
 @pytest.mark.parametrize(
@@ -349,6 +368,7 @@ def test_the_minimal_catalog_parses() -> None:
     catalog = parse_catalog(minimal())
     service = catalog.sub_services["reports.other"]
     assert service.subject_nationalities == {"YEM"}
+    assert service.subject_relations == frozenset()
     assert service.fields[0].type is FieldType.IQAMA_NUMBER
     assert (service.fields[0].names_subject, service.fields[1].names_subject) == (True, False)
     assert service.fields[0].max_length == 200
@@ -533,6 +553,18 @@ def when(**rule: object) -> Edit:
         (
             lambda raw: field_of(raw).update(name="visa-type"),
             r"^sub_services\[1\]\.fields\[1\]\.name: 'visa-type' is not a snake_case name",
+        ),
+        (
+            lambda raw: raw["sub_services"][1].update(subject_relations=["worker"]),
+            r"^sub_services\[1\]\.subject_relations\[0\]: 'worker' is not one of self, dependent,",
+        ),
+        (
+            lambda raw: raw["sub_services"][1].update(subject_relations=["self", "self"]),
+            r"^sub_services\[1\]\.subject_relations\[1\]: duplicate relation",
+        ),
+        (
+            lambda raw: raw["sub_services"][1].update(subject_relations=[]),
+            r"^sub_services\[1\]\.subject_relations: must not be empty",
         ),
         (
             lambda raw: raw["sub_services"][1].update(subject_nationalities=["ye"]),

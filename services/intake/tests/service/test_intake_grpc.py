@@ -590,6 +590,60 @@ async def test_an_id_field_naming_someone_else_than_the_subject_is_refused_on_th
     assert (driver.subject_id, driver.fields["iqama_number"]) == ("2045678907", "2045678907")
 
 
+async def test_a_sub_service_about_some_relations_only_refuses_the_others_on_subject_id(
+    intake: Intake,
+) -> None:
+    """SPEC §3 / seed 000: an absence report is about a worker the filer sponsors, not the
+    resident's wife on his record; the dependents' services are not about the citizen's
+    housemaid. Both people the account may otherwise file for."""
+    resident = IDENTITY.token_for(Principal("2000000006", Role.RESIDENT))
+    wife, housemaid = "2012345670", "2045678907"
+    refused = (
+        (
+            resident,
+            "reports.absence-report",
+            wife,
+            {"iqama_number": wife, "absence_date": "2025-12-20", "worker_type": "domestic_worker"},
+            "Absence-from-work report is only about a worker the account sponsors",
+        ),
+        (
+            CITIZEN,
+            "residents.dependents-services",
+            housemaid,
+            {
+                "request_type": "issue_id",
+                "dependent_id_number": housemaid,
+                "dependent_name": "Maria Santos",
+                "dependent_date_of_birth": "1995-04-02",
+                "relationship": "daughter",
+            },
+            "Dependents' services is only about the account holder or a dependent on the"
+            " account holder's record",
+        ),
+    )
+    for token, code, subject, fields, said in refused:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await intake.submit(token, sub_service_code=code, subject_id=subject, fields=fields)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(caught.value) == {"subject_id": said}
+    assert await intake.count(tables.requests) == 0
+    # The resident's wife is his to file dependents' services for.
+    request = await intake.submit(
+        resident,
+        sub_service_code="residents.dependents-services",
+        subject_id=wife,
+        document_ids=[intake.uploads.upload(kind="kinship_proof")],
+        fields={
+            "request_type": "issue_id",
+            "dependent_id_number": wife,
+            "dependent_name": "Mona Adel Fahmy",
+            "dependent_date_of_birth": "1990-03-01",
+            "relationship": "spouse",
+        },
+    )
+    assert (request.applicant_id, request.subject_id) == ("2000000006", wife)
+
+
 async def test_an_answer_naming_someone_else_than_the_subject_is_refused(intake: Intake) -> None:
     request = await intake.submit()
     await intake.track(

@@ -728,6 +728,77 @@ async def test_an_establishment_acts_for_its_sponsored_workers_only(
         assert intake.db.requests == {}
 
 
+ABSENCE = "reports.absence-report"
+RESIDENTS_WIFE = "2012345670"  # on RESIDENT's family record
+
+
+@pytest.mark.parametrize(
+    ("caller", "subject", "code"),
+    [
+        pytest.param(RESIDENT, RESIDENTS_WIFE, ABSENCE, id="absence-of-a-dependent"),
+        pytest.param(RESIDENT, "", ABSENCE, id="absence-of-oneself"),
+        pytest.param(RESIDENT, RESIDENT.subject, ABSENCE, id="absence-of-oneself-by-number"),
+        pytest.param(
+            RESIDENT, RESIDENTS_WIFE, "reports.cancel-absence-report", id="cancel-for-a-dependent"
+        ),
+        pytest.param(
+            RESIDENT, RESIDENTS_WIFE, "reports.edit-absent-worker-data", id="edit-for-a-dependent"
+        ),
+        pytest.param(FATHER, HOUSEMAID, "residents.dependents-services", id="dependents-maid"),
+        pytest.param(FATHER, VISITOR, "residents.dependents-services", id="dependents-visitor"),
+    ],
+)
+async def test_a_sub_service_about_some_relations_only_refuses_the_others(
+    intake: Intake, caller: Principal, subject: str, code: str
+) -> None:
+    """SPEC §3 / seed 000: an absence report is about a worker the filer sponsors, the
+    dependents' services about the holder's family; the account may file for the others,
+    only not this."""
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(caller, code=code, subject=subject)
+    assert set(caught.value.violations) == {"subject_id"}
+    assert intake.db.requests == {}
+    assert intake.db.commits == 0
+
+
+async def test_what_a_sub_service_is_about_is_said_in_both_languages(intake: Intake) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(RESIDENT, code=ABSENCE, subject=RESIDENTS_WIFE)
+    refused = caught.value.violations["subject_id"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "Absence-from-work report is only about a worker the account sponsors",
+        "خدمة «بلاغ تغيب / هروب» تخص عامل مكفول لدى صاحب الحساب فقط",
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=DEPENDENTS, subject=HOUSEMAID)
+    refused = caught.value.violations["subject_id"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "Dependents' services is only about the account holder or a dependent on the account"
+        " holder's record",
+        "خدمة «خدمات التابعين» تخص صاحب الحساب أو أحد التابعين المسجلين على صاحب الحساب فقط",
+    )
+
+
+@pytest.mark.parametrize(
+    ("caller", "subject", "code"),
+    [
+        pytest.param(FATHER, HOUSEMAID, ABSENCE, id="absence-of-the-housemaid"),
+        pytest.param(COMPANY, WORKER, ABSENCE, id="absence-of-an-establishments-worker"),
+        pytest.param(COMPANY, WORKER, "reports.cancel-absence-report", id="cancel-for-the-worker"),
+        pytest.param(FATHER, "", "residents.dependents-services", id="dependents-unnumbered"),
+        pytest.param(FATHER, DAUGHTER, "residents.dependents-services", id="dependents-daughter"),
+        pytest.param(
+            RESIDENT, RESIDENTS_WIFE, "residents.dependents-services", id="dependents-wife"
+        ),
+    ],
+)
+async def test_a_sub_service_takes_the_relations_it_is_about(
+    intake: Intake, caller: Principal, subject: str, code: str
+) -> None:
+    request = await intake.submit(caller, code=code, subject=subject)
+    assert intake.db.row(request.number).subject_id == (subject or caller.subject)
+
+
 async def test_a_visit_visa_extension_is_for_syrian_and_yemeni_visitors(intake: Intake) -> None:
     request = await intake.submit(code=VISIT, subject=VISITOR)
     assert intake.db.row(request.number).subject_id == VISITOR
@@ -1141,8 +1212,10 @@ async def test_an_account_has_at_most_ten_open_requests(intake: Intake) -> None:
 
 async def test_the_cap_counts_requests_filed_for_others_too(intake: Intake) -> None:
     subjects = ["", DAUGHTER, "1023456781", VISITOR, HOUSEMAID]
+    # Dependents' services are for the holder and his family only.
+    other = {VISITOR: VISIT, HOUSEMAID: CANCEL_VISA}
     for subject in subjects:
-        for code in (INQUIRY, "residents.dependents-services"):
+        for code in (INQUIRY, other.get(subject, DEPENDENTS)):
             await intake.submit(code=code, subject=subject, key=f"{code}:{subject}")
     with pytest.raises(ResourceExhausted):
         await intake.submit(code=PASSPORT, key="eleventh")

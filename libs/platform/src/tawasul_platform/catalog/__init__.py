@@ -70,6 +70,19 @@ class Script(StrEnum):
     ARABIC = "arabic"
 
 
+class SubjectRelation(StrEnum):
+    """How the person a request is about stands to the account that files it, as the registry
+    (Absher / Muqeem) has them."""
+
+    SELF = "self"
+    # A family member on the holder's record (التابعين).
+    DEPENDENT = "dependent"
+    # A worker the holder (an establishment, or a household employer) sponsors.
+    SPONSORED_WORKER = "sponsored_worker"
+    # A family visitor the holder hosts on a visit visa.
+    HOSTED_VISITOR = "hosted_visitor"
+
+
 # The field types that hold one person's ID number, the kinds a request's subject_id takes.
 PERSON_ID_TYPES = frozenset(
     {FieldType.NATIONAL_ID, FieldType.IQAMA_NUMBER, FieldType.ID_NUMBER, FieldType.BORDER_NUMBER}
@@ -159,6 +172,9 @@ class SubService:
     documents: tuple[DocumentSpec, ...]
     sla: Sla
     fee_applies: bool
+    # Whom a request may be about, to its filer (an absence report: a worker they sponsor,
+    # seed 000); empty means anyone the filer's role may file for.
+    subject_relations: frozenset[SubjectRelation] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -230,7 +246,7 @@ def _sub_service(raw: object, path: str, departments: Mapping[str, Department]) 
             "sla",
             "fee_applies",
         },
-        optional={"subject_nationalities"},
+        optional={"subject_nationalities", "subject_relations"},
     )
     department = _str(item["department"], f"{path}.department")
     if department not in departments:
@@ -255,6 +271,18 @@ def _sub_service(raw: object, path: str, departments: Mapping[str, Department]) 
     ):
         alpha3 = _ALPHA3.check(nationality, nat_path)
         _add(nationalities, alpha3, nat_path, "nationality")
+
+    relations: set[SubjectRelation] = set()
+    if "subject_relations" in item:
+        for relation_path, relation in _items(
+            item["subject_relations"], f"{path}.subject_relations"
+        ):
+            _add(
+                relations,
+                _enum(relation, relation_path, SubjectRelation),
+                relation_path,
+                "relation",
+            )
 
     fields: list[FieldSpec] = []
     names: dict[str, str] = {}
@@ -286,6 +314,7 @@ def _sub_service(raw: object, path: str, departments: Mapping[str, Department]) 
         documents=tuple(documents),
         sla=_sla(item["sla"], f"{path}.sla"),
         fee_applies=_bool(item["fee_applies"], f"{path}.fee_applies"),
+        subject_relations=frozenset(relations),
     )
 
 

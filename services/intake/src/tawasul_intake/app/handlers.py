@@ -54,8 +54,10 @@ from tawasul_intake.domain.model import (
     Request,
     Status,
     Submission,
+    about_only,
     nationals_may_file,
     nationals_only,
+    relation_fits,
     validate_answer,
 )
 from tawasul_intake.domain.people import Person, Relation
@@ -156,10 +158,12 @@ async def _by_key(uow: UnitOfWork, submission: Submission) -> Request | None:
 async def _check_subject(
     registry: Registry, submission: Submission, sub_service: SubService
 ) -> Person | None:
-    """Refuses a person the account may not file for; answers who they are, when known."""
-    if not await _may_act_for(
+    """Refuses a person the account may not file for, or the sub-service is not about (an
+    absence report about the filer's wife); answers who they are, when known."""
+    relation = await _acting_for(
         registry, submission.applicant_id, submission.applicant_role, submission.subject_id
-    ):
+    )
+    if relation is None:
         raise PermissionDenied(
             Bilingual(
                 "a request may be filed only for the account holder, their dependents and hosted"
@@ -168,6 +172,8 @@ async def _check_subject(
                 " أو (للمنشأة) لعمالها المكفولين لديها",
             )
         )
+    if not relation_fits(sub_service, relation):
+        raise InvalidArgument({"subject_id": about_only(sub_service)})
     person = await registry.person(submission.subject_id)
     nationality = person.nationality if person else ""
     if not nationals_may_file(sub_service, nationality):
@@ -177,17 +183,22 @@ async def _check_subject(
     return person
 
 
-async def _may_act_for(registry: Registry, applicant_id: str, role: Role, subject_id: str) -> bool:
-    """Whether the registry has the person on the account's record in a relation its role may
+async def _acting_for(
+    registry: Registry, applicant_id: str, role: Role, subject_id: str
+) -> Relation | None:
+    """How the registry has the person on the account's record, if in a relation its role may
     act for (themselves included, when the registry knows them)."""
     relation = await registry.relation(applicant_id, subject_id)
-    return relation is not None and relation in _ALLOWED[role]
+    return relation if relation in _ALLOWED[role] else None
 
 
 async def _on_record(registry: Registry, request: Request) -> bool:
     """Whether the request's account still answers for its person (always, for themselves)."""
-    return request.subject_id == request.applicant_id or await _may_act_for(
-        registry, request.applicant_id, request.applicant_role, request.subject_id
+    return request.subject_id == request.applicant_id or (
+        await _acting_for(
+            registry, request.applicant_id, request.applicant_role, request.subject_id
+        )
+        is not None
     )
 
 

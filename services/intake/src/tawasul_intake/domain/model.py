@@ -15,7 +15,7 @@ from enum import StrEnum
 from tawasul_calendar import RIYADH, SlaClock, WorkingCalendar, format_date
 from tawasul_calendar import Locale as DateLocale
 from tawasul_platform import appeals
-from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubService
+from tawasul_platform.catalog import Catalog, FieldSpec, FieldType, SubjectRelation, SubService
 from tawasul_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tawasul_platform.hygiene import visible_length
 from tawasul_platform.i18n import Bilingual, Noun, at_most
@@ -930,6 +930,38 @@ def nationals_only(sub_service: SubService) -> Bilingual:
         f"هذه الخدمة الفرعية لحاملي جنسية {ar} فقط"
         if len(codes) == 1
         else f"هذه الخدمة الفرعية لحاملي الجنسيات التالية فقط: {ar}",
+    )
+
+
+# How each relation to the filer reads in a sub-service's "only about" (subject_relations).
+_ABOUT = {
+    SubjectRelation.SELF: Bilingual("the account holder", "صاحب الحساب"),
+    SubjectRelation.DEPENDENT: Bilingual(
+        "a dependent on the account holder's record", "أحد التابعين المسجلين على صاحب الحساب"
+    ),
+    SubjectRelation.SPONSORED_WORKER: Bilingual(
+        "a worker the account sponsors", "عامل مكفول لدى صاحب الحساب"
+    ),
+    SubjectRelation.HOSTED_VISITOR: Bilingual(
+        "a visitor the account holder hosts", "زائر يستضيفه صاحب الحساب"
+    ),
+}
+
+
+def relation_fits(sub_service: SubService, relation: SubjectRelation) -> bool:
+    """Whether a request about someone who stands so to its filer fits the sub-service (an
+    absence report is about a worker the filer sponsors, seed 000)."""
+    return not sub_service.subject_relations or relation in sub_service.subject_relations
+
+
+def about_only(sub_service: SubService) -> Bilingual:
+    """What the sub-service is for, said to a filer who named someone it is not about."""
+    relations = [r for r in SubjectRelation if r in sub_service.subject_relations]
+    return Bilingual(
+        f"{sub_service.name.en} is only about " + " or ".join(_ABOUT[r] for r in relations),
+        f"خدمة «{sub_service.name.ar}» تخص "
+        + " أو ".join(_ABOUT[r].ar for r in relations)
+        + " فقط",
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tawasul_platform.catalog import SubjectRelation
+
 
 class PersonKind(StrEnum):
     CITIZEN = "citizen"
@@ -13,14 +15,9 @@ class PersonKind(StrEnum):
     VISITOR = "visitor"
 
 
-class Relation(StrEnum):
-    SELF = "self"
-    # A family member on the holder's record (التابعين).
-    DEPENDENT = "dependent"
-    # A worker the holder (an establishment, or a household employer) sponsors.
-    SPONSORED_WORKER = "sponsored_worker"
-    # A family visitor the holder hosts on a visit visa.
-    HOSTED_VISITOR = "hosted_visitor"
+# The catalog's own terms, so that a sub-service's subject_relations are checked against
+# what the registry answers as they are.
+Relation = SubjectRelation
 
 
 @dataclass(frozen=True)
