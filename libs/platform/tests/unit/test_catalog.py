@@ -62,9 +62,9 @@ def texts(catalog: Catalog) -> Iterator[tuple[str, Text]]:
 # The packaged catalog
 
 
-def test_the_packaged_catalog_is_version_5_and_loaded_once() -> None:
+def test_the_packaged_catalog_is_version_6_and_loaded_once() -> None:
     catalog = load_catalog()
-    assert catalog.version == 5
+    assert catalog.version == 6
     assert load_catalog() is catalog
 
 

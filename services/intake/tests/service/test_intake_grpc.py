@@ -311,7 +311,7 @@ async def test_health_reports_serving(intake: Intake) -> None:
 async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
     arabic = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(), timeout=5)
     english = await intake.stub.GetCatalog(intake_pb2.GetCatalogRequest(locale="en"), timeout=5)
-    assert (arabic.version, arabic.locale, english.locale) == (5, "ar", "en")
+    assert (arabic.version, arabic.locale, english.locale) == (6, "ar", "en")
     assert [d.code for d in arabic.departments] == [d.code for d in english.departments]
     assert sum(len(d.sub_services) for d in english.departments) == 16
     passports = next(d for d in english.departments if d.code == "passports")
@@ -337,6 +337,19 @@ async def test_the_catalog_is_served_in_either_language(intake: Intake) -> None:
     # The correct names are each in one script only.
     scripts = {f.name: f.script for f in name.fields if f.script}
     assert scripts == {"correct_name_ar": "arabic", "correct_name_en": "latin"}
+    # Whom a sub-service may be about: a form offers only those people.
+    relations = {
+        s.code: list(s.subject_relations)
+        for d in english.departments
+        for s in d.sub_services
+        if s.subject_relations
+    }
+    assert relations == {
+        "residents.dependents-services": ["dependent", "self"],
+        "reports.absence-report": ["sponsored_worker"],
+        "reports.cancel-absence-report": ["sponsored_worker"],
+        "reports.edit-absent-worker-data": ["sponsored_worker"],
+    }
 
 
 async def test_a_nationality_is_offered_as_the_countries_it_may_name(intake: Intake) -> None:
@@ -375,7 +388,7 @@ async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intak
     assert request.expected_completion.gregorian_date == "2026-01-11"
     assert request.expected_completion.text_en == "Sunday 22 Rajab 1447 AH (11 January 2026)"
     assert request.expected_completion.hijri_date == "1447-07-22"
-    assert request.catalog_version == 5
+    assert request.catalog_version == 6
     assert request.subject_id == CITIZEN_ID
     (event,) = await intake.outbox(REQUEST_SUBMITTED)
     submitted = event.request_submitted

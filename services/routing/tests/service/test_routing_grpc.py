@@ -277,7 +277,7 @@ async def test_explain_route_refuses_a_bad_request_field_by_field(routing: Routi
         await routing.explain(sub_service_code="passports.new-nationality", channel="fax")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(caught.value) == {
-        "sub_service_code": "not a sub-service of catalog v5",
+        "sub_service_code": "not a sub-service of catalog v6",
         "channel": "one of web, mobile, establishment-portal, or empty",
     }
 
@@ -612,7 +612,7 @@ async def test_a_transfer_to_an_unknown_department_changes_nothing_routed_or_not
         with pytest.raises(InvalidArgument) as caught:
             await routing.on_status_changed(transferred(request_id, "embassy", "x"))
         assert caught.value.violations == {
-            "transfer_to_department": "not a department of catalog v5"
+            "transfer_to_department": "not a department of catalog v6"
         }
         await routing.on_submitted([event])
     assert len(await routing.decisions(event.request_id)) == 1

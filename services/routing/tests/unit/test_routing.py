@@ -310,13 +310,13 @@ async def test_a_transfer_to_an_unknown_department_is_refused_routed_or_not() ->
     unrouted = FakeUnitOfWork()
     with pytest.raises(InvalidArgument) as caught:
         await transfer(unrouted, incoming(), "embassy")
-    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v5"}
+    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v6"}
     assert unrouted.transfers == {}
     request = incoming()
     uow = await routed(request)
     with pytest.raises(InvalidArgument) as caught:
         await transfer(uow, request, "embassy")
-    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v5"}
+    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v6"}
     assert len(uow.published) == 1
 
 
@@ -364,7 +364,7 @@ async def test_a_transfer_kept_to_a_department_the_catalog_dropped_never_fails_t
     ]
     assert uow.transfers == {}
     assert "dropping the transfer of request" in caplog.text
-    assert "to embassy kept before its submission: not a department of catalog v5" in caplog.text
+    assert "to embassy kept before its submission: not a department of catalog v6" in caplog.text
 
 
 def status_changed(

@@ -333,7 +333,7 @@ def test_department_conditions_see_the_transfers_target() -> None:
 def test_an_unknown_sub_service_or_department_cannot_be_routed() -> None:
     with pytest.raises(InvalidArgument) as caught:
         load_rules().route(Attributes("nope.nothing"))
-    assert caught.value.violations == {"sub_service_code": "not a sub-service of catalog v5"}
+    assert caught.value.violations == {"sub_service_code": "not a sub-service of catalog v6"}
     with pytest.raises(InvalidArgument) as caught:
         load_rules().route(Attributes("visas.cancel-visa"), department="nowhere")
     assert set(caught.value.violations) == {"department"}
@@ -346,7 +346,7 @@ def test_the_default_is_explained_by_the_catalog() -> None:
     route = load_rules().explain(Attributes("reports.general-inquiry"))
     assert route.explanation == (
         "Queue reports.default: no rule chose a queue, and reports.general-inquiry belongs to"
-        " reports in catalog v5. Priority 0: no rule raised it."
+        " reports in catalog v6. Priority 0: no rule raised it."
     )
 
 
@@ -373,7 +373,7 @@ def test_the_explanation_names_the_rules_and_the_conditions_that_matched() -> No
     )
     assert abroad.explanation == (
         "Queue passports.default: no rule chose a queue, and passports.lost-passport-report"
-        " belongs to passports in catalog v5. Priority 30 by rule lost-passport-abroad (a citizen"
+        " belongs to passports in catalog v6. Priority 30 by rule lost-passport-abroad (a citizen"
         " who lost their passport abroad cannot travel home without it): sub-service is"
         " passports.lost-passport-report, field loss_place is outside_kingdom."
     )
@@ -393,7 +393,7 @@ def test_a_hypothetical_request_is_checked_field_by_field() -> None:
             Attributes("nope", applicant_kind="robot", subject_nationality="ye", channel="fax")
         )
     assert caught.value.violations == {
-        "sub_service_code": "not a sub-service of catalog v5",
+        "sub_service_code": "not a sub-service of catalog v6",
         "applicant_kind": "one of citizen, establishment, resident, or empty",
         "subject_nationality": "an ISO 3166-1 alpha-3 code such as YEM, or empty",
         "channel": "one of web, mobile, establishment-portal, or empty",
@@ -524,7 +524,7 @@ def test_a_bad_file_is_refused_with_its_path(raw: Any, message: str) -> None:
         (
             edited("when.sub_services", ["visas.nope"]),
             r"^rules\[0\]\.when\.sub_services\[0\]: unknown 'visas.nope' among the sub-services"
-            r" of catalog v5: corrections\.",
+            r" of catalog v6: corrections\.",
         ),
         (
             edited("when.sub_services", []),
@@ -591,7 +591,7 @@ def test_a_bad_file_is_refused_with_its_path(raw: Any, message: str) -> None:
         (edited("when.fields", {}), r"^rules\[0\]\.when\.fields: must not be empty$"),
         (
             rule("shoes", {"fields": {"shoe_size": "42"}}, {"priority": 1}),
-            r"^rules\[0\]\.when\.fields\.shoe_size: not a field of any sub-service of catalog v5$",
+            r"^rules\[0\]\.when\.fields\.shoe_size: not a field of any sub-service of catalog v6$",
         ),
         (edited("then", {}), r"^rules\[0\]\.then: names neither a queue nor a priority$"),
         (edited("then.speed", 1), r"^rules\[0\]\.then\.speed: unknown key$"),
@@ -606,7 +606,7 @@ def test_a_bad_file_is_refused_with_its_path(raw: Any, message: str) -> None:
         ),
         (
             edited("then.queue", "embassy.riyadh"),
-            r"^rules\[0\]\.then\.queue: 'embassy.riyadh' names no department of catalog v5;"
+            r"^rules\[0\]\.then\.queue: 'embassy.riyadh' names no department of catalog v6;"
             r" known: corrections, passports, reports, residents, visas$",
         ),
         (

@@ -1,6 +1,6 @@
 """The service catalog: departments and sub-services, read from a versioned data file.
 
-The catalog is data (catalog.v5.json), not code, so that departments, forms, filers and SLAs
+The catalog is data (catalog.v6.json), not code, so that departments, forms, filers and SLAs
 change without a code change and channels can draw their forms from it. This module only
 parses and validates the file: anything malformed is refused with the JSON path of the bad
 entry, so a broken catalog stops a service at start-up instead of surfacing as odd forms.
@@ -21,7 +21,7 @@ from tawasul_calendar import OfficeHours, Sla, SlaUnit
 
 from tawasul_platform.identity import BENEFICIARY_ROLES, Role
 
-CATALOG_FILE = "catalog.v5.json"
+CATALOG_FILE = "catalog.v6.json"
 MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
 DEFAULT_MAX_LENGTH = 200
 # The seeds promise an answer within 24-72 working hours (one to three working days), and never

@@ -385,6 +385,7 @@ def _sub_service(s: SubService, locale: str) -> intake_pb2.SubService:
         description=s.description.in_locale(locale),
         filers=sorted(role.value for role in s.filers),
         subject_nationalities=sorted(s.subject_nationalities),
+        subject_relations=sorted(s.subject_relations),
         fields=[
             intake_pb2.FieldSpec(
                 name=f.name,

@@ -223,6 +223,7 @@ class SubService(_message.Message):
     SLA_AMOUNT_FIELD_NUMBER: _builtins.int
     SLA_UNIT_FIELD_NUMBER: _builtins.int
     FEE_APPLIES_FIELD_NUMBER: _builtins.int
+    SUBJECT_RELATIONS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Stable code, e.g. "passports.issue-renewal-problem"."""
     department_code: _builtins.str
@@ -244,6 +245,13 @@ class SubService(_message.Message):
     def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldSpec]: ...
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentSpec]: ...
+    @_builtins.property
+    def subject_relations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Whom a request may be about, as they stand to the filer: "self", "dependent",
+        "sponsored_worker", "hosted_visitor"; empty means anyone the filer may file for. Forms
+        may offer only these; intake refuses anyone else with INVALID_ARGUMENT on subject_id.
+        """
+
     def __init__(
         self,
         *,
@@ -258,10 +266,11 @@ class SubService(_message.Message):
         sla_amount: _builtins.int = ...,
         sla_unit: _builtins.str = ...,
         fee_applies: _builtins.bool = ...,
+        subject_relations: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "department_code", b"department_code", "description", b"description", "documents", b"documents", "fee_applies", b"fee_applies", "fields", b"fields", "filers", b"filers", "name", b"name", "sla_amount", b"sla_amount", "sla_unit", b"sla_unit", "subject_nationalities", b"subject_nationalities"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "department_code", b"department_code", "description", b"description", "documents", b"documents", "fee_applies", b"fee_applies", "fields", b"fields", "filers", b"filers", "name", b"name", "sla_amount", b"sla_amount", "sla_unit", b"sla_unit", "subject_nationalities", b"subject_nationalities", "subject_relations", b"subject_relations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
