@@ -4,7 +4,10 @@ Columns: subject_id, sub_service_code, description, mobile (required in the head
 optional email and locale, the sub-service's fields as `field.<name>`, documents already
 uploaded as `document_ids` (ids separated by spaces or semicolons) or `document.<kind>`
 columns, and `cites_request_number`, the establishment's rejected request the row corrects.
-Only the file's shape is checked here; what the values may be, intake decides.
+Only the file's shape is checked here; what the values may be, intake decides. The file is
+UTF-8 text (Excel's "CSV UTF-8"), its cells separated by commas, or by semicolons when its
+header has none (Excel where the decimal separator is a comma); columns left unnamed at the
+header's end (a comma ending every line) are nothing while no row fills them.
 
 Each row's idempotency key is derived from the establishment, the day (Riyadh's) and the
 row's content, so a file uploaded again that day files nothing twice and answers the same
@@ -35,6 +38,7 @@ _IDS = re.compile(r"[\s;]+")
 _DOCUMENT_AT = re.compile(r"document_ids\[(\d+)\]")
 # A catalog's sub-service code, as reports.general-inquiry.
 _CODE = re.compile(r"[a-z0-9-]+\.[a-z0-9-]+")
+_BOM = "\ufeff"
 
 
 class BadFile(ValueError):
@@ -113,22 +117,24 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     row read across lines one of which looks like a row of its own is refused, not filed with
     other rows inside its cells; and a row repeating an earlier one is refused as that one."""
     try:
-        text = data.decode("utf-8-sig")
+        # Not guessed when it is not UTF-8: a wrong guess would file IDs and names garbled.
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadFile(
-            {
-                "file": Bilingual(
-                    f"not UTF-8 text (byte {exc.start})",
-                    f"ليس نصًا بترميز UTF-8 (البايت {exc.start})",
-                )
-            }
-        ) from None
+        raise BadFile({"file": _not_utf8(exc.start)}) from None
+    # A file saved again with a BOM may start with two: none is the first column's name.
+    text = text.lstrip(_BOM)
     lines = list(io.StringIO(text, newline=""))
-    reader = csv.reader(lines)
+    delimiter = _delimiter(lines[0] if lines else "")
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:
         raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة صف العناوين")}) from None
+    # Columns left unnamed after the last named one (a comma ending every line, as some
+    # exports write) are nothing while no row has a value in them.
+    width = len(header)
+    while header and not header[-1]:
+        header.pop()
     _check_header(header)
     # Rows are numbered by record (a blank line is one, []), as a spreadsheet shows a cell's
     # line breaks within one row; the file's lines only tell what an open quote swallowed.
@@ -149,7 +155,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
             swallowed = [
                 number + offset
                 for offset, line in enumerate(lines[start + 1 : read], start=1)
-                if _looks_like_a_row(line, header)
+                if _looks_like_a_row(line, header, width, delimiter)
             ]
             if swallowed:
                 rows.append(_open_quote(number, swallowed))
@@ -157,7 +163,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 # the quote is closed: the rows after it keep those numbers.
                 number += read - start - 1
                 continue
-            row = _row(number, header, cells)
+            row = _row(number, header, width, cells)
             if isinstance(row, Row):
                 content = row.content()
                 if content in first:
@@ -166,22 +172,38 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                     first[content] = number
             rows.append(row)
     except csv.Error as exc:
-        raise BadFile(
-            {f"rows[{number + 1}]": Bilingual(str(exc), "تعذرت قراءة الصف")}
-        ) from None
+        raise BadFile({f"rows[{number + 1}]": Bilingual(str(exc), "تعذرت قراءة الصف")}) from None
     if not rows:
         raise BadFile({"file": Bilingual("no rows after the header", "لا صفوف بعد صف العناوين")})
     return rows
 
 
-def _looks_like_a_row(line: str, header: list[str]) -> bool:
+def _not_utf8(at: int) -> Bilingual:
+    """Most often Excel's plain "CSV (Comma delimited)", which on Arabic Windows writes
+    Windows-1256: how to save it as UTF-8."""
+    return Bilingual(
+        f"not UTF-8 text (byte {at}): in Excel, save the file again with File, Save As, and "
+        'as the type "CSV UTF-8 (Comma delimited)"',
+        f"ليس نصًا بترميز UTF-8 (البايت {at}): في Excel احفظ الملف من جديد من «ملف» ثم "
+        "«حفظ باسم»، واختر نوع الملف الذي يبدأ بـ CSV UTF-8",
+    )
+
+
+def _delimiter(first_line: str) -> str:
+    """The file's separator, by its header: a header with no comma cannot be read as
+    comma-separated (the required columns are four), and one with ';' is Excel's CSV where
+    the decimal separator is a comma. The header alone decides: no row's content can."""
+    return ";" if "," not in first_line and ";" in first_line else ","
+
+
+def _looks_like_a_row(line: str, header: list[str], width: int, delimiter: str) -> bool:
     """Whether a line read into a cell is a row of its own: its cells as many as the header's
-    and, where subject_id stands, a person's ten-digit ID (in any script's digits, as
-    Arabic-Indic ones typed) or, where sub_service_code stands, a catalog code (a row whose ID
-    is mistyped is a row still). A line of a multi-line description, commas and all, is
-    neither."""
-    cells = next(csv.reader([line]), [])
-    if len(cells) != len(header):
+    (its unnamed last columns or not) and, where subject_id stands, a person's ten-digit ID (in
+    any script's digits, as Arabic-Indic ones typed) or, where sub_service_code stands, a
+    catalog code (a row whose ID is mistyped is a row still). A line of a multi-line
+    description, commas and all, is neither."""
+    cells = next(csv.reader([line], delimiter=delimiter), [])
+    if not len(header) <= len(cells) <= width:
         return False
     subject = cells[header.index("subject_id")].strip()
     code = cells[header.index("sub_service_code")].strip()
@@ -243,18 +265,37 @@ def _check_header(header: list[str]) -> None:
         raise BadFile(problems)
 
 
-def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
-    if len(cells) != len(header):
+def _row(number: int, header: list[str], width: int, cells: list[str]) -> Row | BadRow:
+    """`header` the named columns; `width` those and the unnamed ones after them, which a row
+    may leave out (a line without the trailing commas) but not fill."""
+    if not len(header) <= len(cells) <= width:
+        columns = len(header) if len(cells) < len(header) else width
         return BadRow(
             number,
             {
                 "row": Bilingual(
-                    f"{len(cells)} cells where the header has {len(header)} columns",
-                    f"عدد الخلايا {len(cells)} وعدد أعمدة صف العناوين {len(header)}",
+                    f"{len(cells)} cells where the header has {columns} columns",
+                    f"عدد الخلايا {len(cells)} وعدد أعمدة صف العناوين {columns}",
                 )
             },
         )
-    values = dict(zip(header, (cell.strip() for cell in cells), strict=True))
+    unnamed = [
+        f"{n} ({_letters(n)})"
+        for n, cell in enumerate(cells[len(header) :], start=len(header) + 1)
+        if cell.strip()
+    ]
+    if unnamed:
+        one = len(unnamed) == 1
+        said = Bilingual(
+            f"{'a value' if one else 'values'} in column{'' if one else 's'} "
+            f"{', '.join(unnamed)}, which the header leaves unnamed: name "
+            f"{'the column or empty it' if one else 'the columns or empty them'}",
+            f"{'قيمة في العمود' if one else 'قيم في الأعمدة'} {'، '.join(unnamed)} "
+            f"{'ولا اسم له' if one else 'ولا أسماء لها'} في صف العناوين: "
+            f"{'سمِّ العمود أو أفرغه' if one else 'سمِّ الأعمدة أو أفرغها'}",
+        )
+        return BadRow(number, {"row": said})
+    values = dict(zip(header, (cell.strip() for cell in cells), strict=False))
     documents = [("document_ids", d) for d in _IDS.split(values.get("document_ids", "")) if d]
     documents += [(k, v) for k, v in values.items() if k.startswith(DOCUMENT_PREFIX) and v]
     return Row(
@@ -274,3 +315,12 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
         document_columns=tuple(column for column, _ in documents),
         cites_request_number=values.get("cites_request_number", ""),
     )
+
+
+def _letters(column: int) -> str:
+    """A spreadsheet's name of its `column`-th column (from 1): A, ..., Z, AA, ..."""
+    letters = ""
+    while column:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters

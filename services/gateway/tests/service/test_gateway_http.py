@@ -787,6 +787,43 @@ async def test_a_bulk_row_whose_quote_is_left_open_is_refused_whatever_ids_it_sw
     assert backends.intake.submissions == []
 
 
+async def test_a_bulk_file_in_arabic_windows_encoding_is_told_how_to_save_it(
+    backends: Backends,
+) -> None:
+    """Excel's plain CSV on Arabic Windows is Windows-1256: the refusal says, in the caller's
+    language (Arabic when it names none), how to save the file as UTF-8."""
+    cp1256 = (
+        BULK_HEADER + "2034567897,reports.general-inquiry,تجديد الإقامة يفشل,0551234567,\n"
+    ).encode("cp1256")
+    headers = _establishment(backends)
+    del headers["Accept-Language"]
+    arabic = await backends.http.post(BULK_URL, content=cp1256, headers=headers)
+    assert arabic.status_code == 400
+    assert "«حفظ باسم»" in arabic.json()["error"]["fields"]["file"]
+    english = await backends.http.post(BULK_URL, content=cp1256, headers=_establishment(backends))
+    assert '"CSV UTF-8 (Comma delimited)"' in english.json()["error"]["fields"]["file"]
+    assert backends.intake.submissions == []
+
+
+async def test_a_bulk_file_separated_by_semicolons_is_filed(backends: Backends) -> None:
+    """Excel where the decimal separator is a comma writes ';' between cells."""
+    semicolons = (
+        BULK_HEADER.replace(",", ";")
+        + '2034567897;reports.general-inquiry;"Iqama renewal fails; error 17, every time";'
+        "0551234567;2034567897\n"
+    )
+    body = (
+        await backends.http.post(
+            BULK_URL, content=semicolons.encode(), headers=_establishment(backends)
+        )
+    ).json()
+    (filed,) = body["results"]
+    assert filed["request_number"].startswith("TW")
+    (submitted,) = backends.intake.submissions
+    assert submitted.description == "Iqama renewal fails; error 17, every time"
+    assert submitted.fields["iqama_number"] == "2034567897"
+
+
 async def test_a_bulk_row_s_refusal_names_the_file_s_columns(backends: Backends) -> None:
     headers = {
         **backends.token("7000000013", Role.ESTABLISHMENT),

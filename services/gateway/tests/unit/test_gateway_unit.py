@@ -365,6 +365,105 @@ def test_too_many_rows_are_refused() -> None:
     )
 
 
+ARABIC_ROW = "2034567897,reports.general-inquiry,تجديد الإقامة يفشل برسالة الخطأ 17,0551234567\n"
+
+
+def test_a_file_excel_saved_in_arabic_windows_encoding_is_told_how_to_save_it() -> None:
+    """Excel's plain "CSV (Comma delimited)" on Arabic Windows writes Windows-1256: the file
+    is refused (a guess at its encoding could store IDs and names wrong), saying how to save
+    it as UTF-8, in the caller's language."""
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse((HEADER + ARABIC_ROW).encode("cp1256"), max_rows=10)
+    refused = caught.value.fields["file"]
+    assert refused.startswith(f"not UTF-8 text (byte {len(HEADER) + ARABIC_ROW.index('ت')})")
+    assert 'Save As, and as the type "CSV UTF-8 (Comma delimited)"' in refused
+    ar = in_locale(refused, "ar")
+    assert ar is not None
+    assert "«حفظ باسم»" in ar
+    assert "CSV UTF-8" in ar
+
+
+SEMICOLONS = (
+    "subject_id;sub_service_code;description;mobile;document_ids\n"
+    '2034567897;reports.general-inquiry;"Renewal fails; error 17, twice";0551234567;"d1;d2"\n'
+    "2056789015;visas.cancel-visa;Cancel the visa, issued in error;0551234568;\n"
+)
+
+
+def test_a_file_separated_by_semicolons_is_read_by_its_header() -> None:
+    """Excel in a locale whose decimal separator is a comma separates cells with ';'. A header
+    with no comma cannot be a comma-separated one: split on ';' into the columns, it decides;
+    a ';' inside a quoted cell stays the cell's, a comma unquoted is the cell's too."""
+    first, second = bulk.parse(SEMICOLONS.encode(), max_rows=10)
+    assert isinstance(first, bulk.Row)
+    assert isinstance(second, bulk.Row)
+    assert (first.description, first.document_ids) == (
+        "Renewal fails; error 17, twice",
+        ("d1", "d2"),
+    )
+    assert (second.number, second.description, second.document_ids) == (
+        2,
+        "Cancel the visa, issued in error",
+        (),
+    )
+    # What an open quote swallowed is told by the file's own separator.
+    left_open = (
+        SEMICOLONS.replace('twice";0551234567;"d1;d2"', "twice;0551234567;d1")
+        + '2045678903;visas.cancel-visa;Mark this "urgent";0551234569;\n'
+    )
+    (refused,) = bulk.parse(left_open.encode(), max_rows=10)
+    assert isinstance(refused, bulk.BadRow)
+    assert "so row(s) 2, 3 were read" in refused.fields["row"]
+    # A header with a comma is comma-separated, its ';' a column name's.
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(b"subject_id,sub_service_code;description,mobile\n1,2,3\n", max_rows=10)
+    assert "header.sub_service_code;description" in caught.value.fields
+
+
+def test_empty_columns_after_the_header_s_last_are_nothing_while_empty() -> None:
+    """Some exports end every line with a comma: the header's last column, unnamed, is
+    nothing while no row has a value in it; a value there is refused, naming the column."""
+    data = (
+        HEADER.replace("\n", ",,\n")
+        + "2034567897,reports.general-inquiry,The renewal fails with error 17,0551234567,,\n"
+        + "2056789015,visas.cancel-visa,Cancel the exit visa issued in error,0551234568,, \n"
+        + "2045678903,visas.cancel-visa,Cancel the second visa issued in error,0551234569\n"
+        + "2067890124,visas.cancel-visa,Cancel the visa issued to the wrong worker,0551234560,,x\n"
+        + "2078901235,visas.cancel-visa,Cancel the visa issued to the other worker,0551234561,y,x\n"
+    )
+    rows = bulk.parse(data.encode(), max_rows=10)
+    assert [(type(r).__name__, r.number) for r in rows] == [
+        ("Row", 1),
+        ("Row", 2),
+        ("Row", 3),
+        ("BadRow", 4),
+        ("BadRow", 5),
+    ]
+    refused, both = rows[3:]
+    assert isinstance(refused, bulk.BadRow)
+    assert refused.fields["row"] == (
+        "a value in column 6 (F), which the header leaves unnamed: name the column or empty it"
+    )
+    assert in_locale(refused.fields["row"], "ar") == (
+        "قيمة في العمود 6 (F) ولا اسم له في صف العناوين: سمِّ العمود أو أفرغه"
+    )
+    assert isinstance(both, bulk.BadRow)
+    assert both.fields["row"].startswith("values in columns 5 (E), 6 (F), which the header")
+    # An unnamed column before a named one is still refused.
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(b"subject_id,,sub_service_code,description,mobile\n1,,2,3,4\n", max_rows=10)
+    assert "header.(empty)" in caught.value.fields
+
+
+def test_every_byte_order_mark_before_the_header_is_dropped() -> None:
+    """A file saved twice with a BOM starts with two: the second was read into the first
+    column's name, refused as an unknown column."""
+    data = "\ufeff\ufeff" + HEADER + ARABIC_ROW
+    (row,) = bulk.parse(data.encode(), max_rows=10)
+    assert isinstance(row, bulk.Row)
+    assert row.subject_id == "2034567897"
+
+
 def test_a_rows_key_depends_on_its_content_establishment_and_day_only() -> None:
     (first, second) = bulk.parse(CSV.encode(), max_rows=10)
     assert isinstance(first, bulk.Row)
