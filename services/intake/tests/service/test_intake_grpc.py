@@ -395,7 +395,7 @@ async def test_a_submission_is_stored_with_its_event_in_the_outbox(intake: Intak
     assert submitted.request_number == request.request_number
     assert submitted.contact.mobile == "+966551234567"
     assert submitted.expected_completion_at.ToDatetime(tzinfo=UTC) == START + timedelta(days=7)
-    assert (submitted.department_code, submitted.catalog_version) == ("passports", 5)
+    assert (submitted.department_code, submitted.catalog_version) == ("passports", 6)
     assert dict(submitted.fields)["problem"] == "photo_not_shown"
     # Routing rules match on who filed and through which channel (from the sign-in token).
     assert (submitted.applicant_kind, submitted.channel) == ("citizen", "web")
