@@ -689,6 +689,30 @@ async def test_routing_raising_the_priority_moves_the_item_ahead_of_older_ones()
     assert await page(uow, limit=1, after=following) == ([older], None)
 
 
+async def test_a_raise_routed_after_the_decision_leaves_its_due_date_alone() -> None:
+    """A follow-up sent before the decision and routed after it: the decided item's clock
+    stopped, so its due date (and the one processing tells) stays the decision's, not moved
+    out by the days since."""
+    uow = FakeUnitOfWork()
+    item = await claimed(uow)
+    await decide(uow, item, Decision.ACCEPT, "", "completed")
+    due = uow.row(item).due_at
+    later = START + timedelta(days=3)
+    late = work_item(request_id=item, priority=15)
+    late.routed_sequence = 2
+    await handlers.enqueue(uow=uow, routed=[("late", late)], policy=POLICY, now=later)
+    assert uow.row(item).due_at == due
+    await handlers.mark_processed(
+        uow=uow, reviewer=ALI, request_id=item, message="", policy=POLICY, now=later
+    )
+    processed = [e for e in uow.db.published if isinstance(e, StatusChanged)][-1]
+    assert (processed.status, processed.due_at, uow.row(item).due_at) == (
+        Status.PROCESSED,
+        due,
+        due,
+    )
+
+
 async def test_a_cancelled_request_leaves_the_queue_even_before_it_arrives() -> None:
     uow = FakeUnitOfWork()
     present = await queued(uow)

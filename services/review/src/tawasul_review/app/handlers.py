@@ -30,6 +30,7 @@ from tawasul_review.domain.assignment import Mode, choose
 from tawasul_review.domain.model import (
     NOT_IN_YOUR_DEPARTMENTS,
     OPEN_STATES,
+    UNFINISHED,
     Decision,
     HistoryEntry,
     Missing,
@@ -131,7 +132,10 @@ async def enqueue(
                         existing.routed_sequence,
                     )
                     continue
-                existing.schedule(policy.calendar, now)
+                if existing.state in UNFINISHED:
+                    # A finished item's clock stopped: its due date stays where it stopped
+                    # (a follow-up sent before the decision may be routed after it).
+                    existing.schedule(policy.calendar, now)
                 await _push(uow, existing, policy, now, modes.get(existing.queue, Mode.PULL))
             else:
                 if item.request_id in withdrawn:

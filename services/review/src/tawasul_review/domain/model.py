@@ -852,7 +852,9 @@ class WorkItem:
     # --- the SLA clock -------------------------------------------------------------------
 
     def schedule(self, calendar: WorkingCalendar, now: datetime) -> None:
-        """Recomputes the due date and when the next SLA mark falls."""
+        """Recomputes the due date and when the next SLA mark falls. Only for an unfinished
+        item, or at the move that finishes it: a stopped clock's due date is computed as if it
+        resumed now, which would move a finished one's."""
         self.due_at = self.clock.due(calendar, now=now)
         if self.clock.paused or self.state not in UNFINISHED - {State.WAITING}:
             self.sla_next_at = None
