@@ -1589,6 +1589,30 @@ async def test_the_offices_cancellation_is_the_systems_doing_before_and_after_ro
         )
 
 
+async def test_a_follow_up_before_its_routed_request_goes_on_the_record_on_arrival(
+    review: Review,
+) -> None:
+    """Routing keeps a follow-up it reads before the submission and routes the request after
+    it: review keeps it too (in `early_follow_ups`; it was dead-lettered), once however often
+    it is delivered, and the case's history shows it once the item arrives."""
+    late = review.routed()
+    asked = START - timedelta(hours=1)
+    followed = events_pb2.RequestFollowedUp(request_id=str(late.request_id), message="News?")
+    event_id = str(uuid.uuid4())
+    for _ in range(2):
+        await review.act(asked, event_id, request_followed_up=followed)
+    await handlers.enqueue(
+        uow=review.uow(), routed=[(str(uuid.uuid4()), late)], policy=review.rules, now=START
+    )
+    await review.act(asked, event_id, request_followed_up=followed)
+    case = await review.case(str(late.request_id))
+    assert case.item.state == review_pb2.WORK_ITEM_STATE_QUEUED
+    assert [(h.actor, h.action, h.text) for h in case.history] == [
+        ("applicant", "followed_up", "News?"),
+        ("routing", "queued", "passports.default"),
+    ]
+
+
 async def test_a_cancellation_applied_while_its_routing_commits_withdraws_the_item(
     review: Review,
 ) -> None:
@@ -3424,8 +3448,8 @@ async def test_clocks_of_items_answered_before_the_clock_stopped_stop_at_the_ans
 # in-memory unit of work; this one drives review's own server and subscribers on PostgreSQL:
 # one request through routing's and the beneficiary's events and two reviewers' calls, with
 # every event applied so far delivered again at random moments. The request's row, its
-# history, what review published and the withdrawals it keeps must not change; no call or
-# event may fail other than as a refusal.
+# history, what review published and the withdrawals and follow-ups it keeps must not change;
+# no call or event may fail other than as a refusal.
 
 REFUSED = frozenset(
     {
@@ -3482,6 +3506,7 @@ class Redelivery(RuleBasedStateMachine):
 
     async def _committed(self) -> tuple[object, ...]:
         w, h, o, d = tables.work_items, tables.history, tables.outbox, tables.withdrawals
+        f = tables.early_follow_ups
         request = self.item.request_id
         async with self.review.engine.connect() as conn:
             item = (await conn.execute(select(w).where(w.c.request_id == request))).all()
@@ -3490,7 +3515,8 @@ class Redelivery(RuleBasedStateMachine):
             ).all()
             published = (await conn.execute(select(o.c.topic, o.c.payload).order_by(o.c.id))).all()
             kept = (await conn.execute(select(d))).all()
-        return item, history, published, kept
+            early = (await conn.execute(select(f))).all()
+        return item, history, published, kept, early
 
     def event(self, deliver: Callable[[], Awaitable[None]]) -> None:
         """Applied now and kept to deliver again; one the consumer would dead-letter as a

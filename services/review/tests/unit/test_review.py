@@ -84,6 +84,7 @@ class Database:
         self.history: dict[uuid.UUID, list[HistoryEntry]] = {}
         self.reviewers: dict[str, Reviewer] = {}
         self.withdrawals: dict[uuid.UUID, tuple[datetime, str, bool]] = {}
+        self.follow_ups: dict[tuple[uuid.UUID, str], tuple[datetime, str]] = {}
         self.inbox: set[tuple[str, str]] = set()
         self.published: list[Event] = []
         self.quality: dict[uuid.UUID, QualityCheck] = {}
@@ -96,6 +97,7 @@ class FakeItems:
         self._db = db
         self.seen: dict[uuid.UUID, WorkItem] = {}
         self.withdrawn: dict[uuid.UUID, tuple[datetime, str, bool]] = {}
+        self.followed: dict[tuple[uuid.UUID, str], tuple[datetime, str]] = {}
         self.receipts: dict[str, tuple[uuid.UUID, HistoryEntry]] = {}
         self.calendar_version: int | None = None
 
@@ -269,6 +271,22 @@ class FakeItems:
     ) -> None:
         self.withdrawn.setdefault(request_id, (at, reason, by_office))
 
+    async def follow_ups(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
+        followed: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
+        for (request_id, _), said in sorted(
+            self._db.follow_ups.items(), key=lambda kv: (kv[1][0], kv[0][1])
+        ):
+            if request_id in request_ids:
+                followed.setdefault(request_id, []).append(said)
+        return followed
+
+    async def remember_follow_up(
+        self, request_id: uuid.UUID, event_id: str, at: datetime, message: str
+    ) -> None:
+        self.followed.setdefault((request_id, event_id), (at, message))
+
     async def scheduled_with(self) -> int | None:
         return self._db.calendar_version
 
@@ -427,6 +445,8 @@ class FakeUnitOfWork:
         self.db.reviewers.update(self.reviewers.written)
         self.db.quality.update(self.quality.written)
         self.db.withdrawals.update(self.items.withdrawn)
+        for key, said in self.items.followed.items():
+            self.db.follow_ups.setdefault(key, said)
         if self.items.calendar_version is not None:
             self.db.calendar_version = self.items.calendar_version
         self.db.inbox |= self._events
@@ -670,6 +690,50 @@ async def test_a_follow_up_is_recorded_once_and_leaves_the_order_to_routing() ->
         )
     assert (await page(uow))[0] == [older, newer]
     assert [h.action for h in uow.db.history[newer]] == ["queued", "followed_up"]
+
+
+async def test_a_follow_up_that_comes_before_its_routed_request_is_on_its_record() -> None:
+    """Routing keeps a follow-up it reads before the submission and routes the request after
+    it: review keeps it too (it was dead-lettered), once however often it is delivered, and
+    puts it on the item's record when the item arrives; one after an early cancellation is
+    not on the withdrawn item's record."""
+    uow = FakeUnitOfWork()
+    item, cancelled = work_item(), work_item()
+    early = START - timedelta(hours=2)
+    for event_id, request_id, at, message in (
+        ("f1", item.request_id, early, "any news?"),
+        ("f1", item.request_id, early, "any news?"),
+        ("f2", item.request_id, early + timedelta(hours=1), "still waiting"),
+        ("f3", cancelled.request_id, early, "before"),
+        ("f4", cancelled.request_id, START, "after"),
+    ):
+        await handlers.follow_up(
+            uow=uow, event_id=event_id, request_id=request_id, message=message, at=at
+        )
+    await handlers.withdraw(
+        uow=uow,
+        event_id="c1",
+        request_id=cancelled.request_id,
+        reason="Solved",
+        at=early + timedelta(minutes=30),
+        policy=POLICY,
+        now=START,
+    )
+    await handlers.enqueue(
+        uow=uow, routed=[("r1", item), ("r2", cancelled)], policy=POLICY, now=START
+    )
+    await handlers.enqueue(uow=uow, routed=[("r1", item)], policy=POLICY, now=START)
+    assert [(h.at, h.actor, h.action, h.note) for h in uow.db.history[item.request_id]] == [
+        (START, "routing", "queued", "passports.default"),
+        (early, "applicant", "followed_up", "any news?"),
+        (early + timedelta(hours=1), "applicant", "followed_up", "still waiting"),
+    ]
+    assert [(h.action, h.note) for h in uow.db.history[cancelled.request_id]] == [
+        ("queued", "passports.default"),
+        ("followed_up", "before"),
+        ("cancelled", "Solved"),
+    ]
+    assert uow.row(item.request_id).state is State.QUEUED
 
 
 async def test_routing_raising_the_priority_moves_the_item_ahead_of_older_ones() -> None:

@@ -140,6 +140,11 @@ _MANY = (
 )
 _MANY_FOR_UPDATE = _MANY.with_for_update()
 _WITHDRAWALS = select(tables.withdrawals).where(among(tables.withdrawals.c.request_id, "ids"))
+_FOLLOW_UPS = (
+    select(tables.early_follow_ups)
+    .where(among(tables.early_follow_ups.c.request_id, "ids"))
+    .order_by(tables.early_follow_ups.c.at, tables.early_follow_ups.c.event_id)
+)
 _MODES = select(tables.queue_settings.c.queue, tables.queue_settings.c.mode).where(
     among(tables.queue_settings.c.queue, "queues")
 )
@@ -607,6 +612,24 @@ class SqlWorkItemRepository:
         t = tables.withdrawals
         values = {"request_id": request_id, "at": at, "reason": reason, "by_office": by_office}
         await self._session.execute(pg_insert(t).values(values).on_conflict_do_nothing())
+
+    async def follow_ups(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
+        if not request_ids:
+            return {}
+        followed: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
+        for row in await self._session.execute(_FOLLOW_UPS, {"ids": list(request_ids)}):
+            followed.setdefault(row.request_id, []).append((row.at, row.message))
+        return followed
+
+    async def remember_follow_up(
+        self, request_id: uuid.UUID, event_id: str, at: datetime, message: str
+    ) -> None:
+        values = {"request_id": request_id, "event_id": event_id, "at": at, "message": message}
+        await self._session.execute(
+            pg_insert(tables.early_follow_ups).values(values).on_conflict_do_nothing()
+        )
 
     async def scheduled_with(self) -> int | None:
         t = tables.schedule_calendar.c

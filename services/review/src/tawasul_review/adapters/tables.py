@@ -166,6 +166,16 @@ withdrawals = Table(
     Column("by_office", Boolean, nullable=False, server_default="false"),
 )
 
+# Follow-ups that arrived before their request was routed here: on its record on arrival.
+early_follow_ups = Table(
+    "early_follow_ups",
+    metadata,
+    Column("request_id", Uuid, primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+)
+
 history = Table(
     "history",
     metadata,

@@ -106,7 +106,9 @@ async def enqueue(
         # another topic. Neither sees the other's rows uncommitted, so each takes the request.
         await uow.items.lock(ids)
         here = await uow.items.get_many(ids, for_update=True)
-        withdrawn = await uow.items.withdrawals([i for i in ids if i not in here])
+        arriving = [i for i in ids if i not in here]
+        withdrawn = await uow.items.withdrawals(arriving)
+        followed = await uow.items.follow_ups(arriving)
         modes = await uow.queues.modes({item.queue for item in fresh})
         pushed = [i for i in fresh if modes.get(i.queue, Mode.PULL) is not Mode.PULL]
         await _lock_pushing(uow, {i.queue for i in pushed}, {i.department for i in pushed})
@@ -138,8 +140,14 @@ async def enqueue(
                     existing.schedule(policy.calendar, now)
                 await _push(uow, existing, policy, now, modes.get(existing.queue, Mode.PULL))
             else:
-                if item.request_id in withdrawn:
-                    at, reason, by_office = withdrawn[item.request_id]
+                # What came before it, in time order: follow-ups after a cancellation are not
+                # on the record of a request withdrawn then (`followed_up`).
+                cancelled = withdrawn.get(item.request_id)
+                for at, message in followed.get(item.request_id, []):
+                    if cancelled is None or at <= cancelled[0]:
+                        item.followed_up(message=message, now=at)
+                if cancelled is not None:
+                    at, reason, by_office = cancelled
                     item.withdraw(reason=reason, now=at, by_office=by_office)
                 item.schedule(policy.calendar, now)
                 await uow.items.add(item)
@@ -298,12 +306,17 @@ async def follow_up(
     *, uow: UnitOfWork, event_id: str, request_id: uuid.UUID, message: str, at: datetime
 ) -> None:
     """A beneficiary's follow-up goes on the item's record, once per event; routing raises
-    its priority if its rules say so."""
+    its priority if its rules say so. One that comes before its routed request (routing keeps
+    an early one and routes the request after it) is kept for the item's arrival."""
     async with uow:
         if not await uow.claim_event(CONSUMER, event_id):
             return
-        item = await _item(uow, request_id, for_update=True)
-        item.followed_up(message=message, now=at)
+        await uow.items.lock([request_id])  # its routed event may be being applied (enqueue)
+        item = await uow.items.get(request_id, for_update=True)
+        if item is None:
+            await uow.items.remember_follow_up(request_id, event_id, at, message)
+        else:
+            item.followed_up(message=message, now=at)
         await uow.commit()
 
 

@@ -121,6 +121,19 @@ class WorkItemRepository(Protocol):
         self, request_id: uuid.UUID, at: datetime, reason: str, by_office: bool
     ) -> None: ...
 
+    async def follow_ups(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[datetime, str]]]:
+        """When and with what message the requests not yet here were followed up, in time
+        order."""
+        ...
+
+    async def remember_follow_up(
+        self, request_id: uuid.UUID, event_id: str, at: datetime, message: str
+    ) -> None:
+        """Once per event: one remembered before is left as it is."""
+        ...
+
     async def scheduled_with(self) -> int | None:
         """The calendar version the unfinished items' due dates follow (None: not recorded)."""
         ...
