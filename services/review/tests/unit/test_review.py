@@ -891,12 +891,32 @@ async def test_claim_next_stops_at_the_reviewers_capacity() -> None:
     # Renewing one's own claim needs no room.
     await handlers.claim(uow=uow, reviewer=ALI, request_id=first, now=START, policy=POLICY)
     await put(uow, "E100", capacity=0)
-    with pytest.raises(ResourceExhausted):
+    with pytest.raises(FailedPrecondition, match="capacity is 0"):
         await claim_next(uow)
     # One held by another is told as such, whatever the reviewer's own room.
     await handlers.claim(uow=uow, reviewer=SARA, request_id=second, now=START, policy=POLICY)
     with pytest.raises(FailedPrecondition, match="is claimed by E200"):
         await handlers.claim(uow=uow, reviewer=ALI, request_id=second, now=START, policy=POLICY)
+
+
+async def test_a_reviewer_of_capacity_0_is_told_to_ask_their_supervisor() -> None:
+    """Holding nothing, they were told "you hold 0 items, your capacity; finish one first":
+    finishing one gives no room at capacity 0, only their supervisor raising it does."""
+    uow = FakeUnitOfWork()
+    await put(uow, "E100", capacity=0)
+    item = await queued(uow)
+    for attempt in (
+        claim_next(uow),
+        handlers.claim(uow=uow, reviewer=ALI, request_id=item, now=START, policy=POLICY),
+    ):
+        with pytest.raises(FailedPrecondition) as caught:
+            await attempt
+        said = caught.value.args[0]
+        assert (said, said.ar) == (
+            "your capacity is 0: ask your supervisor to raise it",
+            "حدك الأقصى من الطلبات المسندة إليك 0: اطلب من مشرفك رفعه",
+        )
+    assert uow.row(item).state is State.QUEUED
 
 
 async def test_a_reviewer_marked_away_claims_nothing() -> None:

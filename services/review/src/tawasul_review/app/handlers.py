@@ -473,6 +473,14 @@ async def _room_locked(uow: UnitOfWork, reviewer: Principal) -> Reviewer:
                 "أنت مسجَّل غير متاح؛ سجِّل نفسك متاحًا أولًا",
             )
         )
+    if not me.capacity:
+        # Finishing an item gives them no room: only their supervisor can.
+        raise FailedPrecondition(
+            Bilingual(
+                "your capacity is 0: ask your supervisor to raise it",
+                "حدك الأقصى من الطلبات المسندة إليك 0: اطلب من مشرفك رفعه",
+            )
+        )
     if await uow.items.held_by(me.reviewer_id) >= me.capacity:
         raise ResourceExhausted(
             Bilingual(
