@@ -1903,6 +1903,22 @@ async def test_a_supervisor_decides_only_the_departments_they_supervise(review: 
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_a_supervisor_takes_a_reviewer_out_of_their_department(review: Review) -> None:
+    """A record of no department from the passports supervisor takes E200 out of passports;
+    visas, which he does not supervise, still follows E200's token. An administrator's record
+    sets every department: it names one at least."""
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("E200", caller=BOSS)
+    stored = await review.put_reviewer("E200", departments=(), caller=BOSS)
+    assert list(stored.departments) == []
+    error = await refused(review.queue(SARA, "passports"))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    queued = await review.enqueue("visas")
+    assert await review.claim_next(SARA, "visas") == queued
+    said = await invalid(review.put_reviewer("E200", departments=()))
+    assert list(said) == ["reviewer.departments"]
+
+
 async def test_a_reviewer_back_from_a_day_off_is_still_their_supervisor_s_to_manage(
     review: Review,
 ) -> None:

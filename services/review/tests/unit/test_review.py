@@ -1414,6 +1414,45 @@ async def test_administrators_and_the_departments_supervisors_manage_reviewers()
     )
 
 
+def wire_record(reviewer_id: str, *departments: str) -> Reviewer:
+    """What ReviewAdminServicer.PutReviewer makes of the record it is sent."""
+    return Reviewer.create(
+        reviewer_id=reviewer_id,
+        departments=list(departments),
+        languages=["ar"],
+        capacity=10,
+        available=True,
+        supervises=[],
+        known_departments=frozenset(POLICY.catalog.departments),
+    )
+
+
+async def test_a_supervisor_takes_a_reviewer_out_of_their_department() -> None:
+    """SARA's token grants passports and visas. The passports supervisor's record of no
+    department takes her out of passports, giving back what she holds there; visas, not his,
+    still follows her token. A reviewer who supervises nothing writes no such record, and an
+    administrator's record (which sets every department) names one at least."""
+    uow = FakeUnitOfWork()
+    await put(uow, "E900", supervises=frozenset({"passports"}))
+    await put_reviewer(uow, BOSS, wire_record("E200", "passports"))
+    held = await claimed(uow, SARA)
+    await put_reviewer(uow, BOSS, wire_record("E200"))
+    stored = uow.db.reviewers["E200"]
+    assert (stored.departments, stored.scope) == (frozenset(), frozenset({"passports"}))
+    assert stored.granted(SARA).departments == {"visas"}
+    assert (uow.row(held).state, uow.row(held).assignee) == (State.QUEUED, "")
+    with pytest.raises(PermissionDenied):
+        await put_reviewer(uow, BOSS, wire_record("E200", "visas"))
+    with pytest.raises(PermissionDenied):
+        await put_reviewer(uow, ALI, wire_record("E300"))
+    with pytest.raises(InvalidArgument) as caught:
+        await put_reviewer(uow, ADMIN, wire_record("E200"))
+    said = caught.value.violations["reviewer.departments"]
+    assert said.startswith("at least one department: an administrator's record sets all")
+    assert "E300" not in uow.db.reviewers
+    assert uow.db.reviewers["E200"] == stored
+
+
 async def test_a_reviewer_taken_out_of_a_department_gives_back_what_they_hold_there() -> None:
     uow = FakeUnitOfWork()
     await put(uow, "E200", departments=frozenset({"passports", "visas"}))

@@ -1047,17 +1047,31 @@ async def put_reviewer(
     *, uow: UnitOfWork, caller: Principal, reviewer: Reviewer, policy: Policy, now: datetime
 ) -> Reviewer:
     """Administrators manage anyone; a supervisor manages reviewers of their departments, and
-    decides their membership of those only: whatever else their token grants stays theirs.
+    decides their membership of those only: whatever else their token grants stays theirs, so
+    a supervisor's record of no department takes the reviewer out of theirs. An
+    administrator's decides every department, so it names one at least.
     What they hold in a department they leave goes back to its queue; one available is pushed
     what waits for them (their room may have grown)."""
+    admin = caller.subject in policy.admins
+    if admin and not reviewer.departments:
+        raise InvalidArgument(
+            {
+                "reviewer.departments": Bilingual(
+                    "at least one department: an administrator's record sets all of the"
+                    " reviewer's departments",
+                    "قسم واحد على الأقل: سجل مسؤول النظام يحدد أقسام المراجع كلها",
+                )
+            }
+        )
     async with uow:
         me = await _me(uow, caller)
         existing = await uow.reviewers.get(reviewer.reviewer_id)
-        if caller.subject not in policy.admins:
+        if not admin:
             # What the existing record decides, not what it holds: one a reviewer wrote by
             # marking themselves away holds their token's departments and decides none.
             touched = reviewer.departments | (existing.decided() if existing else frozenset())
-            if not touched <= me.supervises:
+            # A record of no department touches none: only a supervisor writes one.
+            if not me.supervises or not touched <= me.supervises:
                 raise PermissionDenied(
                     Bilingual(
                         "only an administrator or the departments' supervisor",

@@ -79,6 +79,8 @@ class Reviewer:
         supervises: list[str],
         known_departments: frozenset[str],
     ) -> Reviewer:
+        """A record as given; one of no department is the put's to judge (put_reviewer): a
+        supervisor's takes the reviewer out of the departments they supervise."""
         problems: dict[str, Bilingual] = {}
         if not EMPLOYEE_ID.fullmatch(reviewer_id):
             problems["reviewer.reviewer_id"] = _EMPLOYEE_ID_FORM
@@ -86,10 +88,6 @@ class Reviewer:
         if unknown:
             problems["reviewer.departments"] = Bilingual(
                 "names a department the catalog does not have", "يذكر قسمًا ليس في الدليل"
-            )
-        elif not departments:
-            problems["reviewer.departments"] = Bilingual(
-                "at least one department", "قسم واحد على الأقل"
             )
         if not set(supervises) <= set(departments):
             problems["reviewer.supervises"] = Bilingual(
