@@ -62,8 +62,9 @@ class Registry:
     """The development registry with the test's worker, sponsored by one establishment, and
     intake started on it."""
 
-    def __init__(self, stack: Stack, directory: Path, worker: str) -> None:
+    def __init__(self, stack: Stack, clients: Clients, directory: Path, worker: str) -> None:
         self._stack = stack
+        self._clients = clients
         self._file = directory / "registry.json"
         self.worker = worker
         # The intake this test started, stopped by the object that started it: that one
@@ -90,12 +91,19 @@ class Registry:
         intake = Service(_OwnRegistry(**settings, registry_file=self._file), "intake", 1, "intake")
         await asyncio.to_thread(self._restart, intake)
         self._intake = intake
+        await self._reconnected()
 
     async def restore(self) -> None:
         """Intake on the stack's own registry file again."""
         if self._intake is not None:
             await asyncio.to_thread(self._restart, self._stack.component("intake"))
             self._intake = None
+            await self._reconnected()
+
+    async def _reconnected(self) -> None:
+        """Once the clients' channel to intake is connected again: it tried while intake was
+        down and waits out its backoff, failing calls at once meanwhile."""
+        await asyncio.wait_for(self._clients.channel("intake").channel_ready(), 60)
 
     def _restart(self, intake: Component) -> None:
         """Stops the intake that runs and starts `intake`; returns once it serves."""
@@ -108,10 +116,10 @@ class Registry:
 
 
 @pytest.fixture
-async def registry(stack: Stack, tmp_path: Path) -> AsyncIterator[Registry]:
+async def registry(stack: Stack, clients: Clients, tmp_path: Path) -> AsyncIterator[Registry]:
     """Intake on the test's registry, and on the stack's own again afterwards, so that the
     tests after this one meet the stack as it was started."""
-    changed = Registry(stack, tmp_path, new_resident())
+    changed = Registry(stack, clients, tmp_path, new_resident())
     try:
         yield changed
     finally:
