@@ -732,8 +732,15 @@ async def test_eicar_inside_a_pdf_is_infected_and_its_bytes_are_deleted(docs: Do
     assert docs.uow.rows == {document.id: document}
     # The owner sees what became of it; nobody gets its bytes.
     assert (await docs.get(document)).state is State.INFECTED
-    with pytest.raises(NotFound):
+    # Its owner is told it will never be readable, not that it is not readable yet.
+    with pytest.raises(NotFound) as caught:
         await docs.link(document)
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        f"document {str(document.id)!r} was refused by the malware scan and its contents"
+        " deleted; upload a clean copy",
+        f"رُفض المستند {document.id} في فحص البرمجيات الخبيثة وحُذف محتواه؛ ارفع نسخة سليمة منه",
+    )
     with pytest.raises(NotFound):
         await docs.get(document, REVIEWER)
     assert docs.store.presigned == []
@@ -1028,8 +1035,13 @@ async def test_a_reviewer_can_neither_read_nor_download_a_quarantined_document(
 
 async def test_no_download_url_for_a_quarantined_document_even_for_its_owner(docs: Docs) -> None:
     document = await quarantined(docs)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as caught:
         await docs.link(document)
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        f"no document {str(document.id)!r} that can be read yet",
+        f"لا يوجد مستند {document.id} يمكن قراءته بعد",
+    )
     assert docs.store.presigned == []
 
 

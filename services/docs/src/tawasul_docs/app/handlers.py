@@ -676,6 +676,16 @@ async def get_download_url(
 ) -> DownloadLink:
     """A presigned URL for a clean document's bytes, valid for `valid_for`."""
     document = await get_document(uow=uow, caller=caller, document_id=document_id)
+    if document.state is State.INFECTED:
+        # Its bytes are deleted: it will never be readable, so "yet" would mislead its owner.
+        raise NotFound(
+            Bilingual(
+                f"document {document_id!r} was refused by the malware scan and its contents"
+                " deleted; upload a clean copy",
+                f"رُفض المستند {document_id} في فحص البرمجيات الخبيثة وحُذف محتواه؛"
+                " ارفع نسخة سليمة منه",
+            )
+        )
     if document.state is not State.CLEAN:
         raise NotFound(
             Bilingual(
