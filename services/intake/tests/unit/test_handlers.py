@@ -566,6 +566,9 @@ class Intake:
         )
 
     async def file(self, submission: Submission, *, now: datetime = NOW) -> Request:
+        return (await self.filed(submission, now=now)).request
+
+    async def filed(self, submission: Submission, *, now: datetime = NOW) -> handlers.Filed:
         return await handlers.submit_request(
             uow=self.uow,
             documents=self.documents,
@@ -1331,8 +1334,11 @@ async def test_the_holders_own_number_as_subject_is_the_same_as_none(intake: Int
 
 async def test_a_retried_key_returns_the_first_request(intake: Intake) -> None:
     submission = intake.form(subject=DAUGHTER)
-    first = await intake.file(submission)
-    again = await intake.file(submission, now=NOW + timedelta(seconds=30))
+    filed = await intake.filed(submission)
+    replayed = await intake.filed(submission, now=NOW + timedelta(seconds=30))
+    # A channel tells "already filed" from "filed" by it, whatever the clocks say.
+    assert (filed.replayed, replayed.replayed) == (False, True)
+    first, again = filed.request, replayed.request
     assert (again.id, again.number) == (first.id, first.number)
     assert again.submitted_at == NOW
     assert len(intake.db.requests) == 1
@@ -1512,6 +1518,20 @@ async def test_an_answer_sent_again_needs_no_docs_service(
     assert (again.status, again.document_ids) == (first.status, first.document_ids)
 
 
+async def test_a_submission_sent_again_while_docs_is_down_is_answered_as_replayed(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submission = intake.form(subject=DAUGHTER)
+    first = await intake.file(submission)
+
+    async def down(document_ids: tuple[uuid.UUID, ...], token: str) -> None:
+        raise Unavailable("docs cannot answer")
+
+    monkeypatch.setattr(intake.documents, "describe", down)
+    again = await intake.filed(submission)
+    assert (again.request.number, again.replayed) == (first.number, True)
+
+
 async def test_the_same_answer_sent_twice_at_once_is_taken_once(intake: Intake) -> None:
     """The retry read the request still waiting, then the first call took the answer while
     the retry's documents were being checked."""
@@ -1604,7 +1624,9 @@ async def test_a_concurrent_retry_returns_the_request_that_won(intake: Intake) -
         now=NOW,
     )
     intake.db.racing.append(winner)
-    request = await intake.file(submission)
+    filed = await intake.filed(submission)
+    assert filed.replayed
+    request = filed.request
     assert (request.id, request.number) == (winner.id, winner.number)
     assert list(intake.db.requests) == [winner.id]
     assert intake.db.published == []

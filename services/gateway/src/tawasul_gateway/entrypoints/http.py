@@ -793,9 +793,7 @@ def create_app(
         started = time.time()
         day = datetime.fromtimestamp(started, RIYADH).date()
         try:
-            results = [
-                await _file_row(client(), token, establishment, day, row, started) for row in rows
-            ]
+            results = [await _file_row(client(), token, establishment, day, row) for row in rows]
         except ApiError as exc:
             if exc.status == 401:
                 give_back()
@@ -872,18 +870,12 @@ def create_app(
     return app
 
 
-# How far intake's clock may be behind the gateway's before a request it answers with counts
-# as filed before this upload.
-_CLOCKS_APART = 5.0
-
-
 async def _file_row(
     client: TawasulClient,
     token: str,
     establishment: str,
     day: date,
     row: bulk.Row | bulk.BadRow,
-    started: float,
 ) -> dict[str, Any]:
     if isinstance(row, bulk.BadRow):
         return {
@@ -923,7 +915,7 @@ async def _file_row(
         }
     filed = {"row": row.number, "request_number": answer.request.request_number}
     # The row's key was taken before: the same row of an earlier upload, answered as it was.
-    if answer.request.submitted_at.ToSeconds() < started - _CLOCKS_APART:
+    if answer.replayed:
         filed["already_filed"] = True
     return filed
 

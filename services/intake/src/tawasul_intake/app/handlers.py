@@ -406,6 +406,15 @@ async def _cited(uow: UnitOfWork, submission: Submission) -> Request | None:
     return cited
 
 
+@dataclass(frozen=True)
+class Filed:
+    """A submission's answer: its request, and whether an earlier call under its key filed it
+    (this one filing nothing)."""
+
+    request: Request
+    replayed: bool
+
+
 async def submit_request(
     *,
     uow: UnitOfWork,
@@ -417,7 +426,7 @@ async def submit_request(
     submission: Submission,
     now: datetime,
     new_number: Callable[[], str],
-) -> Request:
+) -> Filed:
     """Stores a new request and its `submitted` event; a retried key returns the first one.
 
     The person must be one the account may file for, the documents the account's own and of
@@ -437,7 +446,7 @@ async def submit_request(
             existing = await _by_key(uow, submission)
         if existing is None:
             raise
-        return existing
+        return Filed(existing, replayed=True)
     _check_documents(submission, found, sub_service)
     # Another account's open request for the person that the registry said that account no
     # longer answers for: cancelled if it is still the one in the way.
@@ -458,7 +467,7 @@ async def submit_request(
                 )
                 existing = _keyed(related, submission)
                 if existing is not None:
-                    return existing
+                    return Filed(existing, replayed=True)
                 _release(_open_for_person(related, submission), submission, released, now)
                 _check_account(related, submission)
                 cited = await _cited(uow, submission)
@@ -483,7 +492,7 @@ async def submit_request(
                 except (ConcurrentSubmission, DuplicateOpenRequest):
                     pass
                 else:
-                    return request
+                    return Filed(request, replayed=False)
         except _FiledElsewhere as found:
             # Asked out of the transaction: the registry (Absher / Muqeem) is not called while
             # a lock is held. Down, it is UNAVAILABLE, and nothing has changed.
@@ -492,7 +501,7 @@ async def submit_request(
             released = found.request.id
             continue
         # Out of the failed transaction's block, so that its connection is back in the pool.
-        return await _after_race(uow, submission)
+        return Filed(await _after_race(uow, submission), replayed=True)
     raise Unavailable("no free request number was drawn; retry with the same idempotency key")
 
 

@@ -235,7 +235,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             locale=contact.locale or caller_locale(context),
             cites_number=request.cites_request_number,
         )
-        stored = await handlers.submit_request(
+        filed = await handlers.submit_request(
             uow=self._uow(),
             documents=self._documents,
             registry=self._registry,
@@ -246,7 +246,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             now=now,
             new_number=self._new_number,
         )
-        return intake_pb2.SubmitRequestResponse(request=self.to_wire(stored))
+        return intake_pb2.SubmitRequestResponse(
+            request=self.to_wire(filed.request), replayed=filed.replayed
+        )
 
     async def GetRequest(
         self, request: intake_pb2.GetRequestRequest, context: Context
