@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 from tawasul_calendar import OfficeHours, Sla
 from tawasul_platform.catalog import (
-    MEDIA_TYPES,
     PERSON_ID_TYPES,
     Catalog,
     FieldType,
@@ -173,7 +172,7 @@ def test_every_sub_service_accepts_an_optional_supporting_document() -> None:
         assert "supporting_document" in kinds, service.code
         assert not kinds["supporting_document"].required, service.code
         for document in service.documents:
-            assert document.media_types <= MEDIA_TYPES, service.code
+            assert document.media_types <= {"application/pdf", "image/jpeg"}, service.code
             assert 0 < document.max_bytes <= 10 * 1024 * 1024, service.code
 
 
@@ -528,6 +527,11 @@ def when(**rule: object) -> Edit:
         (
             lambda raw: document_of(raw)["media_types"].append("image/gif"),
             r"^sub_services\[1\]\.documents\[0\]\.media_types\[2\]: 'image/gif' is not one of",
+        ),
+        (  # SPEC §2: PDF or JPG only
+            lambda raw: document_of(raw)["media_types"].append("image/png"),
+            r"^sub_services\[1\]\.documents\[0\]\.media_types\[2\]: 'image/png' is not one of"
+            r" application/pdf, image/jpeg$",
         ),
         (
             lambda raw: document_of(raw).update(media_types=[]),

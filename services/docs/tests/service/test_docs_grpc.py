@@ -372,9 +372,9 @@ def javascript_pdf() -> bytes:
     return out.getvalue()
 
 
-def png(size: tuple[int, int] = (64, 48)) -> bytes:
+def image(kind: str = "JPEG") -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(out, "PNG")
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, kind)
     return out.getvalue()
 
 
@@ -411,10 +411,10 @@ async def test_an_image_for_a_sub_services_kind_keeps_the_kind_and_gets_its_exte
     docs: Docs,
 ) -> None:
     document = await docs.upload(
-        png(), filename="selfie.jpeg", declared="image/png", sub_service=PROBLEM, kind="photo"
+        image(), filename="selfie.png", declared="image/jpg", sub_service=PROBLEM, kind="photo"
     )
-    assert (document.state, document.content_type) == (CLEAN, "image/png")
-    assert (document.filename, document.document_kind) == ("selfie.png", "photo")
+    assert (document.state, document.content_type) == (CLEAN, "image/jpeg")
+    assert (document.filename, document.document_kind) == ("selfie.jpg", "photo")
 
 
 async def test_an_infected_upload_is_reported_infected_and_its_bytes_are_gone(docs: Docs) -> None:
@@ -484,7 +484,14 @@ BAD_FILES: list[tuple[str, bytes, Meta, str, str]] = [
         b"MZ\x90\x00" + b"\x00" * 200,
         Meta(),
         "content",
-        "only PDF, JPEG or PNG files, detected by content",
+        "only PDF or JPG files, detected by content",
+    ),
+    (
+        "png",
+        image("PNG"),
+        Meta("image/png"),
+        "content",
+        "PNG files are not accepted here: only PDF or JPG",
     ),
     ("pdf with javascript", javascript_pdf(), Meta(), "content", "the PDF contains JavaScript"),
     ("empty", b"", Meta(), "content", "the file is empty"),
@@ -514,7 +521,7 @@ BAD_FILES: list[tuple[str, bytes, Meta, str, str]] = [
         PDF,
         Meta("", PROBLEM, "photo"),
         "content",
-        "PDF files are not accepted here",
+        "PDF files are not accepted here: only JPG",
     ),
     (
         "a photo over 5 MiB",

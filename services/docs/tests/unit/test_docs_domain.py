@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 from tawasul_devstack.journey import sample_pdf
-from tawasul_docs.domain.inspection import Inspection, Kind, inspect_file
+from tawasul_docs.domain.inspection import ACCEPTED, Inspection, Kind, inspect_file
 from tawasul_docs.domain.model import (
-    ALL_KINDS,
     MAX_CHUNK,
     Document,
     DocumentMetadata,
@@ -98,19 +97,29 @@ def test_a_name_at_the_limit_is_kept_whole() -> None:
 # --- limits -------------------------------------------------------------------------------------
 
 
-def test_without_a_sub_service_the_general_limit_and_every_type_apply(catalog: Catalog) -> None:
+def test_without_a_sub_service_the_general_limit_and_pdf_or_jpeg_apply(catalog: Catalog) -> None:
+    """SPEC §2: attachments are PDF or JPG; a PNG is no attachment, whatever it is for."""
     limits = limits_for(catalog, DocumentMetadata("a.pdf"), default_max_bytes=3 * MiB)
-    assert limits == UploadLimits(3 * MiB, frozenset({Kind.PDF, Kind.JPEG, Kind.PNG}))
-    assert frozenset(Kind) == ALL_KINDS
+    assert limits == UploadLimits(3 * MiB, frozenset({Kind.PDF, Kind.JPEG}))
 
 
 def test_a_sub_services_document_kind_gives_its_size_and_types(catalog: Catalog) -> None:
     photo = DocumentMetadata("me.jpg", sub_service_code=PROBLEM, document_kind="photo")
     assert limits_for(catalog, photo, default_max_bytes=1) == UploadLimits(
-        5 * MiB, frozenset({Kind.JPEG, Kind.PNG})
+        5 * MiB, frozenset({Kind.JPEG})
     )
     supporting = dataclasses.replace(photo, document_kind="supporting_document")
-    assert limits_for(catalog, supporting, default_max_bytes=1) == UploadLimits(10 * MiB, ALL_KINDS)
+    assert limits_for(catalog, supporting, default_max_bytes=1) == UploadLimits(
+        10 * MiB, frozenset({Kind.PDF, Kind.JPEG})
+    )
+
+
+def test_no_document_of_the_catalog_takes_a_png(catalog: Catalog) -> None:
+    for sub_service in catalog.sub_services.values():
+        for spec in sub_service.documents:
+            metadata = DocumentMetadata("p.png", "", sub_service.code, spec.kind)
+            limits = limits_for(catalog, metadata, default_max_bytes=1)
+            assert Kind.PNG not in limits.allowed, (sub_service.code, spec.kind)
 
 
 def test_every_document_kind_of_the_catalog_gets_its_own_limits(catalog: Catalog) -> None:
@@ -190,7 +199,7 @@ def test_a_new_document_waits_in_quarantine_where_it_stays_under_a_key_of_its_id
     data = sample_pdf("Tawasul")
     path = tmp_path / "upload"
     path.write_bytes(data)
-    inspection = inspect_file(path, declared_type="", max_bytes=MiB, allowed=ALL_KINDS)
+    inspection = inspect_file(path, declared_type="", max_bytes=MiB, allowed=ACCEPTED)
     key = uuid.uuid4()
     document = Document.create(
         id=key,

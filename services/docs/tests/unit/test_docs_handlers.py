@@ -51,6 +51,7 @@ from tawasul_platform.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeStaffRecords
 
@@ -642,6 +643,13 @@ def jpeg() -> bytes:
     return out.getvalue()
 
 
+def png() -> bytes:
+    """What docs accepted until 2026-12-07."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (20, 120, 60)).save(out, "PNG")
+    return out.getvalue()
+
+
 EXE = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 56 + b"This program cannot be run in DOS mode"
 
 
@@ -814,7 +822,7 @@ REFUSALS: list[tuple[str, list[DocumentMetadata | bytes], str, str]] = [
         "metadata.size_bytes",
         "must be the file's size in bytes, or 0",
     ),
-    ("exe", [meta("cv.pdf"), EXE], "content", "only PDF, JPEG or PNG files, detected by content"),
+    ("exe", [meta("cv.pdf"), EXE], "content", "only PDF or JPG files, detected by content"),
     (
         "pdf with javascript",
         [meta(), javascript_pdf()],
@@ -875,7 +883,7 @@ REFUSALS: list[tuple[str, list[DocumentMetadata | bytes], str, str]] = [
         "a pdf where the sub-service wants a photo",
         [meta("me.pdf", "", PROBLEM, "photo"), PDF],
         "content",
-        "PDF files are not accepted here",
+        "PDF files are not accepted here: only JPG",
     ),
     (
         "over the sub-service's limit",
@@ -912,6 +920,35 @@ async def test_refused_content_leaves_no_object_no_row_and_no_spool_file(
     # Every upload that was started was abandoned, or its object deleted once checked.
     for upload in docs.store.uploads:
         assert upload.aborted or docs.store.deleted
+
+
+@pytest.mark.parametrize(
+    ("metadata", "accepted", "accepted_ar"),
+    [
+        pytest.param(meta("scan.png", "image/png"), "PDF or JPG", "PDF أو JPG", id="any upload"),
+        pytest.param(
+            meta("scan.png", "", PROBLEM, "supporting_document"),
+            "PDF or JPG",
+            "PDF أو JPG",
+            id="a supporting document",
+        ),
+        pytest.param(meta("me.png", "", PROBLEM, "photo"), "JPG", "JPG", id="a photo"),
+    ],
+)
+async def test_a_png_is_refused_saying_what_is_accepted(
+    docs: Docs, metadata: DocumentMetadata, accepted: str, accepted_ar: str
+) -> None:
+    """SPEC §2: attachments are PDF or JPG."""
+    with pytest.raises(InvalidArgument) as caught:
+        await docs.upload([metadata, png()])
+    said = caught.value.violations["content"]
+    assert isinstance(said, Bilingual)
+    assert (said, said.ar) == (
+        f"PNG files are not accepted here: only {accepted}",
+        f"ملفات PNG غير مقبولة هنا: تُقبل ملفات {accepted_ar} فقط",
+    )
+    assert list(caught.value.violations) == ["content"]
+    docs.assert_nothing_left()
 
 
 async def test_reading_stops_at_the_chunk_that_crosses_the_limit(docs: Docs) -> None:

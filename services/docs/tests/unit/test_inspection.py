@@ -284,7 +284,7 @@ ZIP = ("content", "ZIP archives are not accepted")
 LAUNCH = ("content", "the PDF contains a launch action")
 EMBEDDED = ("content", "the PDF contains embedded files")
 HTML = ("content", "HTML or script content is not accepted")
-UNKNOWN = ("content", "only PDF, JPEG or PNG files, detected by content")
+UNKNOWN = ("content", "only PDF or JPG files, detected by content")
 TOO_LARGE = ("content", "the image is too large: at most 50 megapixels")
 JPEG_AFTER = ("content", "data after the end of the JPEG image is not accepted")
 PNG_AFTER = ("content", "data after the end of the PNG image is not accepted")
@@ -357,13 +357,13 @@ CASES = [
     Case(
         "type not allowed",
         jpeg,
-        ("content", "JPEG files are not accepted here"),
+        ("content", "JPEG files are not accepted here: only PDF"),
         allowed=frozenset({Kind.PDF}),
     ),
     Case(
         "PNG not allowed",
         png,
-        ("content", "PNG files are not accepted here"),
+        ("content", "PNG files are not accepted here: only PDF or JPG"),
         allowed=frozenset({Kind.PDF, Kind.JPEG}),
     ),
     Case(

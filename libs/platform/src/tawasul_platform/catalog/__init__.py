@@ -22,7 +22,8 @@ from tawasul_calendar import OfficeHours, Sla, SlaUnit
 from tawasul_platform.identity import BENEFICIARY_ROLES, Role
 
 CATALOG_FILE = "catalog.v6.json"
-MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
+# SPEC §2: attachments are PDF or JPG.
+MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg"})
 DEFAULT_MAX_LENGTH = 200
 # The seeds promise an answer within 24-72 working hours (one to three working days), and never
 # later than 7 working days. A promise in hours counts office hours (7 a day), so it is held to

@@ -58,11 +58,17 @@ if TYPE_CHECKING:
 class Kind(StrEnum):
     PDF = "application/pdf"
     JPEG = "image/jpeg"
+    # No longer accepted (SPEC §2: PDF or JPG), but documents stored before 2026-12-07 may be
+    # PNGs, still read and downloaded; an upload detected as one is refused by name.
     PNG = "image/png"
 
 
+# What any upload may be; a sub-service's document may take fewer.
+ACCEPTED: Final = frozenset({Kind.PDF, Kind.JPEG})
 EXTENSIONS: Final[dict[Kind, str]] = {Kind.PDF: "pdf", Kind.JPEG: "jpg", Kind.PNG: "png"}
 _LABELS: Final[dict[Kind, str]] = {Kind.PDF: "PDF", Kind.JPEG: "JPEG", Kind.PNG: "PNG"}
+# The names the seeds give the accepted types («بصيغة PDF أو JPG»), in this order.
+_ACCEPTED_NAMES: Final[dict[Kind, str]] = {Kind.PDF: "PDF", Kind.JPEG: "JPG"}
 # Declared types that name a detected kind under another spelling.
 _DECLARED_ALIASES: Final[dict[str, str]] = {"image/jpg": Kind.JPEG.value}
 
@@ -267,11 +273,12 @@ class Inspector:
     def _detect(self, head: bytes) -> Kind:
         kind = _detect(head)
         if kind not in self._allowed:
+            names = [name for k, name in _ACCEPTED_NAMES.items() if k in self._allowed]
             raise Refused(
                 CONTENT,
                 Bilingual(
-                    f"{_LABELS[kind]} files are not accepted here",
-                    f"ملفات {_LABELS[kind]} غير مقبولة هنا",
+                    f"{_LABELS[kind]} files are not accepted here: only {' or '.join(names)}",
+                    f"ملفات {_LABELS[kind]} غير مقبولة هنا: تُقبل ملفات {' أو '.join(names)} فقط",
                 ),
             )
         _check_declared(self._declared_type, kind)
@@ -347,8 +354,8 @@ def _detect(head: bytes) -> Kind:
     raise Refused(
         CONTENT,
         Bilingual(
-            "only PDF, JPEG or PNG files, detected by content",
-            "تُقبل ملفات PDF أو JPEG أو PNG فقط، بحسب محتواها",
+            "only PDF or JPG files, detected by content",
+            "تُقبل ملفات PDF أو JPG فقط، بحسب محتواها",
         ),
     )
 

@@ -13,7 +13,7 @@ from tawasul_platform.errors import InvalidArgument
 from tawasul_platform.i18n import Bilingual
 from tawasul_platform.identity import Principal, Role
 
-from tawasul_docs.domain.inspection import Inspection, Kind, stored_name
+from tawasul_docs.domain.inspection import ACCEPTED, Inspection, Kind, stored_name
 
 
 def parse_document_id(raw: str) -> uuid.UUID:
@@ -69,7 +69,6 @@ class State(StrEnum):
 # gRPC's per-message cost is most of what receiving costs: 10 MiB in 64 KiB chunks arrived in
 # 98 ms on the bench's machine, in 256 KiB chunks in 75 (docs' CPU per upload 98 -> 82 ms).
 MAX_CHUNK = 256 * 1024
-ALL_KINDS = frozenset(Kind)
 
 
 @dataclass(frozen=True)
@@ -81,9 +80,9 @@ class UploadLimits:
 def limits_for(
     catalog: Catalog, metadata: DocumentMetadata, *, default_max_bytes: int
 ) -> UploadLimits:
-    """The sub-service's document schema when the channel names it, else the general limit."""
+    """The sub-service's document schema when the channel names it, else the general limits."""
     if not metadata.sub_service_code and not metadata.document_kind:
-        return UploadLimits(default_max_bytes, ALL_KINDS)
+        return UploadLimits(default_max_bytes, ACCEPTED)
     sub_service = catalog.sub_services.get(metadata.sub_service_code[:100])
     if sub_service is None:
         raise InvalidArgument(
