@@ -926,6 +926,13 @@ async def test_someone_elses_document_is_refused(intake: Intake) -> None:
     [
         (INQUIRY, "image/gif", 1000, "a type this sub-service does not accept"),
         (INQUIRY, "application/zip", 1000, "a type this sub-service does not accept"),
+        # SPEC §2: PDF or JPG; a PNG docs stored before that rule is no attachment either.
+        (
+            INQUIRY,
+            "image/png",
+            1000,
+            "a type this sub-service does not accept (it takes JPEG, PDF)",
+        ),
         (INQUIRY, "application/pdf", 10 * 2**20 + 1, "larger than this sub-service's"),
         (CANCEL_VISA, "application/pdf", 10 * 2**20 + 1, "larger than this sub-service's"),
     ],
@@ -940,7 +947,7 @@ async def test_a_document_the_sub_service_does_not_accept_is_refused(
     assert problem in caught.value.violations["document_ids[0]"]
 
 
-@pytest.mark.parametrize("content_type", ["application/pdf", "image/jpeg", "image/png"])
+@pytest.mark.parametrize("content_type", ["application/pdf", "image/jpeg"])
 async def test_accepted_types_up_to_the_largest_size_pass(
     intake: Intake, content_type: str
 ) -> None:
@@ -1032,8 +1039,8 @@ async def test_a_kind_has_its_own_types(intake: Intake) -> None:
         await intake.submit(documents=[pdf])
     refused = caught.value.violations["document_ids[0]"]
     assert (refused, in_locale(refused, "ar")) == (
-        "a type Recent personal photo does not take (it takes JPEG, PNG)",
-        "نوع ملف لا يُقبل في «صورة شخصية حديثة» (يُقبل: JPEG، PNG)",
+        "a type Recent personal photo does not take (it takes JPEG)",
+        "نوع ملف لا يُقبل في «صورة شخصية حديثة» (يُقبل: JPEG)",
     )
     jpeg = intake.documents.upload(FATHER, "image/jpeg", kind="photo")
     assert (await intake.submit(documents=[jpeg])).document_ids == (jpeg,)
