@@ -658,7 +658,7 @@ def create_app(
         "description": "the file's bytes; its Content-Type is the declared type",
         "content": {
             kind: {"schema": {"type": "string", "format": "binary"}}
-            for kind in ("application/pdf", "image/jpeg", "image/png")
+            for kind in ("application/pdf", "image/jpeg")
         },
     }
 
