@@ -65,7 +65,7 @@ class DocsServiceServicer:
     def UploadDocument(self, request_iterator, context):
         """Client stream: the first message carries metadata, the rest carry the file's bytes in
         chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
-        the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+        the bytes are not really of an allowed type (PDF or JPEG; parsed, not sniffed), are
         active or encrypted PDF content, or exceed the size limit. The document starts in
         quarantine and becomes clean once the malware scanner says so.
         """

@@ -40,7 +40,7 @@ class DocsServiceStub:
     UploadDocument: _grpc.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]
     """Client stream: the first message carries metadata, the rest carry the file's bytes in
     chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
-    the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+    the bytes are not really of an allowed type (PDF or JPEG; parsed, not sniffed), are
     active or encrypted PDF content, or exceed the size limit. The document starts in
     quarantine and becomes clean once the malware scanner says so.
     """
@@ -63,7 +63,7 @@ class DocsServiceAsyncStub(DocsServiceStub):
     UploadDocument: _aio.StreamUnaryMultiCallable[_docs_pb2.UploadDocumentRequest, _docs_pb2.UploadDocumentResponse]  # type: ignore[assignment]
     """Client stream: the first message carries metadata, the rest carry the file's bytes in
     chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
-    the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+    the bytes are not really of an allowed type (PDF or JPEG; parsed, not sniffed), are
     active or encrypted PDF content, or exceed the size limit. The document starts in
     quarantine and becomes clean once the malware scanner says so.
     """
@@ -89,7 +89,7 @@ class DocsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_docs_pb2.UploadDocumentResponse, _abc.Awaitable[_docs_pb2.UploadDocumentResponse]]:
         """Client stream: the first message carries metadata, the rest carry the file's bytes in
         chunks of at most 256 KiB, streamed to object storage as they arrive. INVALID_ARGUMENT when
-        the bytes are not really of an allowed type (PDF, JPEG, PNG; parsed, not sniffed), are
+        the bytes are not really of an allowed type (PDF or JPEG; parsed, not sniffed), are
         active or encrypted PDF content, or exceed the size limit. The document starts in
         quarantine and becomes clean once the malware scanner says so.
         """
