@@ -954,7 +954,9 @@ class ReviewerChange:
         changed = review_pb2.Reviewer()
         changed.CopyFrom(reviewer)
         if self.departments is not None:
-            changed.departments[:] = self.departments
+            # `-d ''` likewise: none, which takes them out of the departments a supervisor
+            # supervises (an administrator's record needs one).
+            changed.departments[:] = [d for d in self.departments if d]
         if self.languages is not None:
             changed.languages[:] = self.languages
         if self.capacity is not None:
@@ -1001,10 +1003,10 @@ async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange)
     # PutReviewer stores the record whole: the one read here, with the options given laid
     # over it, so that changing one keeps the others (a change made between the read and
     # the write is overwritten, as it would be by a whole record given by hand).
-    looked_in = [*(change.departments or []), *(change.supervises or [])]
+    looked_in = [d for d in (*(change.departments or []), *(change.supervises or [])) if d]
     existing = await find_reviewer(review, reviewer_id, looked_in)
     if existing is None:
-        if not change.departments:
+        if not any(change.departments or []):
             raise Failure(
                 f"{reviewer_id} is not among the reviewers you can list: a new reviewer needs"
                 " --department"
@@ -1027,7 +1029,8 @@ def reviewer_put(
         typer.Option(
             "--department",
             "-d",
-            help="A department they review; repeat. Required for a new reviewer.",
+            help="A department they review; repeat. Required for a new reviewer. '' for none: "
+            "a supervisor takes them out of the departments they supervise.",
         ),
     ] = None,
     # Not --language: that is the CLI's own option (the messages' language), given before the

@@ -850,13 +850,16 @@ async def test_reviewers_away_and_available(review: Review) -> None:
 
 
 async def test_changing_a_reviewer_changes_only_the_options_given(review: Review) -> None:
-    async def record(reviewer_id: str) -> review_pb2.Reviewer:
+    async def in_passports() -> dict[str, review_pb2.Reviewer]:
         listed = await review.admin.ListReviewers(
             review_pb2.ListReviewersRequest(department_code="passports"),
             timeout=5,
             metadata=bearer(ADMIN),
         )
-        return next(r for r in listed.reviewers if r.reviewer_id == reviewer_id)
+        return {r.reviewer_id: r for r in listed.reviewers}
+
+    async def record(reviewer_id: str) -> review_pb2.Reviewer:
+        return (await in_passports())[reviewer_id]
 
     def shown(r: review_pb2.Reviewer) -> tuple[list[str], list[str], int, bool, list[str]]:
         return (list(r.departments), list(r.languages), r.capacity, r.available, list(r.supervises))
@@ -878,6 +881,12 @@ async def test_changing_a_reviewer_changes_only_the_options_given(review: Review
     # Their supervisor lists only their own departments: the others are passed over.
     await review.ok("reviewer-put", "E500", "--capacity", "9", "--away", who=BOSS)
     assert shown(await record("E500")) == (["passports"], ["ar", "en"], 9, False, [])
+    # Their supervisor takes them out of passports ('' for none), and back in: as a reviewer
+    # the supervisor cannot list, with a new one's defaults.
+    await review.ok("reviewer-put", "E500", "-d", "", who=BOSS)
+    assert "E500" not in await in_passports()
+    await review.ok("reviewer-put", "E500", "-d", "passports", who=BOSS)
+    assert shown(await record("E500")) == (["passports"], ["ar", "en"], 20, True, [])
     # Out of visas, and no longer a supervisor ('' for none).
     await review.ok("reviewer-put", "S001", "-d", "passports", "--supervises", "", who=ADMIN)
     assert shown(await record("S001")) == (["passports"], ["ar"], 7, True, [])
