@@ -18,11 +18,9 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -37,7 +35,7 @@ from tawasul_platform.hygiene import CONTROL
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
 from tawasul_platform.sql import Database
-from tawasul_platform.testing import async_engine
+from tawasul_platform.testing import async_engine, serving_file
 from tawasul_platform.tls import open_channel
 from tawasul_review import bootstrap
 from tawasul_review.adapters.repository import ReviewUnitOfWork
@@ -80,29 +78,11 @@ VISAS_ONLY = token("E300", "visas")
 BOSS = token("S001", "passports")
 
 
-class Files(BaseHTTPRequestHandler):
-    """Object storage stands outside this tier: every presigned link answers the same file."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/pdf")
-        self.send_header("Content-Length", str(len(PDF)))
-        self.end_headers()
-        self.wfile.write(PDF)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def storage() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    """Object storage stands outside this tier: every presigned link answers the same file."""
+    with serving_file(PDF, "application/pdf") as url:
+        yield url
 
 
 class Docs:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import shlex
 import stat
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_devstack.pki import Authority
+from tawasul_platform.testing import serving_file
 from tawasul_platform.tls import server_credentials
 from tawasul_review_cli.cli import PROG, app, safe_file_name
 from tawasul_review_cli.pending import LEASE, PendingClaim, token_subject
@@ -339,27 +338,11 @@ PDF = b"%PDF-1.7 the applicant's scan"
 REQUEST_ID = "6f1c8f5e-0000-4000-8000-000000000000"
 
 
-class Files(BaseHTTPRequestHandler):
-    """Object storage: every presigned link answers the same file."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(PDF)))
-        self.end_headers()
-        self.wfile.write(PDF)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def storage() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/d1"
-    server.shutdown()
-    thread.join()
+    """Object storage: every presigned link answers the same file."""
+    with serving_file(PDF, "application/pdf") as url:
+        yield f"{url}/d1"
 
 
 def attachment_named(cli: Cli, filename: str, url: str) -> None:
