@@ -313,6 +313,30 @@ def status_changed(
     )
 
 
+def cancelled_by_intake(
+    request: events_pb2.Envelope,
+    at: datetime | None = None,
+    applicant_id: str = APPLICANT,
+    **more: Any,
+) -> events_pb2.Envelope:
+    """Intake's cancellation of the submitted `request`, taken `at`, in English."""
+    cancelled = events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type="tawasul.requests.cancelled",
+        request_id=request.request_id,
+        request_cancelled=events_pb2.RequestCancelled(
+            request_id=request.request_id,
+            request_number="TW482913578",
+            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
+            applicant_id=applicant_id,
+            **more,
+        ),
+    )
+    if at is not None:
+        cancelled.occurred_at.CopyFrom(timestamp(at))
+    return cancelled
+
+
 async def test_a_status_change_replayed_after_a_later_one_is_not_told(notify: Notify) -> None:
     """Asked for a document (review's change 2), the beneficiary must not then be texted that
     the request is under review (change 1, replayed from the dead letters)."""
@@ -469,17 +493,7 @@ async def test_a_cancellation_that_crossed_the_decision_ends_with_the_decision_t
     await notify.consume(request)
     rejected = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED)
     await notify.consume(rejected, topic=REQUEST_STATUS_CHANGED)
-    cancelled = events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.cancelled",
-        request_id=request.request_id,
-        request_cancelled=events_pb2.RequestCancelled(
-            request_id=request.request_id,
-            request_number="TW482913578",
-            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=APPLICANT,
-        ),
-    )
+    cancelled = cancelled_by_intake(request)
     await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
     restated = status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, cancel_too_late=True)
     await notify.consume(restated, topic=REQUEST_STATUS_CHANGED)
@@ -512,18 +526,7 @@ async def test_a_closure_after_an_appeal_is_told_once_review_undid_the_cancellat
         status_changed(request, common_pb2.REQUEST_STATUS_REJECTED, sequence=3),
         topic=REQUEST_STATUS_CHANGED,
     )
-    cancelled = events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.cancelled",
-        request_id=request.request_id,
-        occurred_at=timestamp(datetime(2026, 3, 1, 9, 5, tzinfo=UTC)),
-        request_cancelled=events_pb2.RequestCancelled(
-            request_id=request.request_id,
-            request_number="TW482913578",
-            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=APPLICANT,
-        ),
-    )
+    cancelled = cancelled_by_intake(request, datetime(2026, 3, 1, 9, 5, tzinfo=UTC))
     await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
     restated = status_changed(
         request, common_pb2.REQUEST_STATUS_REJECTED, sequence=4, cancel_too_late=True
@@ -557,22 +560,6 @@ async def test_a_closure_after_an_appeal_is_told_once_review_undid_the_cancellat
     async with notify.engine.connect() as conn:
         told = (await conn.execute(select(tables.told_status))).one()
     assert (told.sequence, told.cancelled_at) == (6, None)
-
-
-def cancelled_by_intake(request: events_pb2.Envelope, at: datetime) -> events_pb2.Envelope:
-    """Intake's cancellation of the submitted `request`, taken `at`."""
-    return events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.cancelled",
-        request_id=request.request_id,
-        occurred_at=timestamp(at),
-        request_cancelled=events_pb2.RequestCancelled(
-            request_id=request.request_id,
-            request_number="TW482913578",
-            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=APPLICANT,
-        ),
-    )
 
 
 @pytest.mark.parametrize("polls", ["intake, review", "review, intake", "intake + review"])
@@ -789,18 +776,7 @@ async def test_a_cancellation_made_by_the_deadline_is_told_once_with_no_closure_
     await notify.consume(request)
     deadline = datetime(2026, 3, 5, 21, 0, tzinfo=UTC)
     made = deadline - timedelta(seconds=20)
-    cancelled = events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.cancelled",
-        request_id=request.request_id,
-        occurred_at=timestamp(made),
-        request_cancelled=events_pb2.RequestCancelled(
-            request_id=request.request_id,
-            request_number="TW482913578",
-            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=APPLICANT,
-        ),
-    )
+    cancelled = cancelled_by_intake(request, made)
     closure = status_changed(
         request, common_pb2.REQUEST_STATUS_CLOSED, sequence=3, respond_by=timestamp(deadline)
     )
@@ -1418,19 +1394,12 @@ async def test_the_offices_cancellation_tells_the_old_account_why_not_as_it_aske
     it, not that it cancelled it; the claim that crossed it is not told, as after its own."""
     request = submitted(applicant=applicant, kind=kind, locale="en")
     await notify.consume(request)
-    cancelled = events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.cancelled",
-        request_id=request.request_id,
-        occurred_at=timestamp(datetime.now(UTC)),
-        request_cancelled=events_pb2.RequestCancelled(
-            request_id=request.request_id,
-            request_number="TW482913578",
-            reason="cancelled automatically: the person is no longer on the account's record",
-            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=applicant,
-            off_record=True,
-        ),
+    cancelled = cancelled_by_intake(
+        request,
+        datetime.now(UTC),
+        reason="cancelled automatically: the person is no longer on the account's record",
+        applicant_id=applicant,
+        off_record=True,
     )
     await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
     await notify.consume(cancelled, topic=APPLICANT_ACTIONS)  # read again
@@ -1468,19 +1437,7 @@ async def test_the_offices_cancellation_restated_by_review_first_is_told_as_the_
     )
     restated.occurred_at.CopyFrom(timestamp(made))
     await notify.consume(restated, topic=REQUEST_STATUS_CHANGED)
-    cancelled = events_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
-        event_type="tawasul.requests.cancelled",
-        request_id=request.request_id,
-        occurred_at=timestamp(made),
-        request_cancelled=events_pb2.RequestCancelled(
-            request_id=request.request_id,
-            request_number="TW482913578",
-            contact=common_pb2.Contact(mobile=MOBILE, email=EMAIL, locale="en"),
-            applicant_id=APPLICANT,
-            off_record=True,
-        ),
-    )
+    cancelled = cancelled_by_intake(request, made, off_record=True)
     await notify.consume(cancelled, topic=APPLICANT_ACTIONS)
 
     texts = [m["text"] for m in await notify.sms()]
