@@ -1621,6 +1621,23 @@ async def test_a_supervisor_reassigns_within_the_department_only() -> None:
     assert uow.row(appealed).state is State.QUEUED
 
 
+async def test_reassigning_to_a_reviewer_of_capacity_0_says_to_raise_it() -> None:
+    """They were said to hold 0 items, their capacity, and to free one of theirs: freeing
+    gives no room at capacity 0."""
+    uow = FakeUnitOfWork()
+    await put(uow, "E900", supervises=frozenset({"passports"}))
+    await put(uow, "E200", capacity=0)
+    item = await claimed(uow, ALI)
+    with pytest.raises(FailedPrecondition) as caught:
+        await reassign(uow, BOSS, item, "E200")
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        "E200's capacity is 0: raise it first, or give the item to another reviewer",
+        "حد E200 الأقصى من الطلبات المسندة إليه 0: ارفعه أولًا أو أسنِد الطلب إلى مراجع آخر",
+    )
+    assert uow.row(item).assignee == "E100"
+
+
 async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
     always = handlers.Policy(
         calendar=CALENDAR, catalog=POLICY.catalog, reasons=POLICY.reasons, quality_percent=100

@@ -955,6 +955,16 @@ async def reassign(
             if not (item.state is State.CLAIMED and item.assignee == reviewer_id):
                 # Under their lock, as their own claims and the queues' pushes count.
                 await uow.reviewers.lock(reviewer_id)
+                if not target.capacity:
+                    # Freeing one of theirs gives them no room: only raising it does.
+                    raise FailedPrecondition(
+                        Bilingual(
+                            f"{reviewer_id}'s capacity is 0: raise it first, or give the item to"
+                            " another reviewer",
+                            f"حد {reviewer_id} الأقصى من الطلبات المسندة إليه 0: ارفعه أولًا أو"
+                            " أسنِد الطلب إلى مراجع آخر",
+                        )
+                    )
                 if await uow.items.held_by(reviewer_id) >= target.capacity:
                     raise ResourceExhausted(
                         Bilingual(
