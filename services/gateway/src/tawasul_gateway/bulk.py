@@ -7,7 +7,8 @@ columns, and `cites_request_number`, the establishment's rejected request the ro
 Only the file's shape is checked here; what the values may be, intake decides. The file is
 UTF-8 text (Excel's "CSV UTF-8"), its cells separated by commas, or by semicolons when its
 header has none (Excel where the decimal separator is a comma); columns left unnamed at the
-header's end (a comma ending every line) are nothing while no row fills them.
+header's end (a comma ending every line), and empty cells a row ends with past the header's
+last column (Excel's comma for a column once filled then cleared), are nothing while empty.
 
 Each row's idempotency key is derived from the establishment, the day (Riyadh's) and the
 row's content, so a file uploaded again that day files nothing twice and answers the same
@@ -131,8 +132,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     except csv.Error as exc:
         raise BadFile({"header": Bilingual(str(exc), "تعذرت قراءة صف العناوين")}) from None
     # Columns left unnamed after the last named one (a comma ending every line, as some
-    # exports write) are nothing while no row has a value in them.
-    width = len(header)
+    # exports write) are nothing while no row has a value in them, as are a row's own.
     while header and not header[-1]:
         header.pop()
     _check_header(header)
@@ -155,7 +155,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
             swallowed = [
                 number + offset
                 for offset, line in enumerate(lines[start + 1 : read], start=1)
-                if _looks_like_a_row(line, header, width, delimiter)
+                if _looks_like_a_row(line, header, delimiter)
             ]
             if swallowed:
                 rows.append(_open_quote(number, swallowed))
@@ -163,7 +163,7 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
                 # the quote is closed: the rows after it keep those numbers.
                 number += read - start - 1
                 continue
-            row = _row(number, header, width, cells)
+            row = _row(number, header, cells)
             if isinstance(row, Row):
                 content = row.content()
                 if content in first:
@@ -196,14 +196,14 @@ def _delimiter(first_line: str) -> str:
     return ";" if "," not in first_line and ";" in first_line else ","
 
 
-def _looks_like_a_row(line: str, header: list[str], width: int, delimiter: str) -> bool:
-    """Whether a line read into a cell is a row of its own: its cells as many as the header's
-    (its unnamed last columns or not) and, where subject_id stands, a person's ten-digit ID (in
-    any script's digits, as Arabic-Indic ones typed) or, where sub_service_code stands, a
-    catalog code (a row whose ID is mistyped is a row still). A line of a multi-line
-    description, commas and all, is neither."""
+def _looks_like_a_row(line: str, header: list[str], delimiter: str) -> bool:
+    """Whether a line read into a cell is a row of its own: its cells at least as many as the
+    header's named columns (a row may end with unnamed ones) and, where subject_id stands, a
+    person's ten-digit ID (in any script's digits, as Arabic-Indic ones typed) or, where
+    sub_service_code stands, a catalog code (a row whose ID is mistyped is a row still). A
+    line of a multi-line description, commas and all, is neither."""
     cells = next(csv.reader([line], delimiter=delimiter), [])
-    if not len(header) <= len(cells) <= width:
+    if len(cells) < len(header):
         return False
     subject = cells[header.index("subject_id")].strip()
     code = cells[header.index("sub_service_code")].strip()
@@ -265,17 +265,16 @@ def _check_header(header: list[str]) -> None:
         raise BadFile(problems)
 
 
-def _row(number: int, header: list[str], width: int, cells: list[str]) -> Row | BadRow:
-    """`header` the named columns; `width` those and the unnamed ones after them, which a row
-    may leave out (a line without the trailing commas) but not fill."""
-    if not len(header) <= len(cells) <= width:
-        columns = len(header) if len(cells) < len(header) else width
+def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
+    """`header` the named columns; the cells past them (the header's unnamed columns, or a
+    comma the row ends with that the header's line has not) may be empty, not filled."""
+    if len(cells) < len(header):
         return BadRow(
             number,
             {
                 "row": Bilingual(
-                    f"{len(cells)} cells where the header has {columns} columns",
-                    f"عدد الخلايا {len(cells)} وعدد أعمدة صف العناوين {columns}",
+                    f"{len(cells)} cells where the header has {len(header)} columns",
+                    f"عدد الخلايا {len(cells)} وعدد أعمدة صف العناوين {len(header)}",
                 )
             },
         )

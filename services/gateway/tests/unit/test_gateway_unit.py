@@ -455,6 +455,39 @@ def test_empty_columns_after_the_header_s_last_are_nothing_while_empty() -> None
     assert "header.(empty)" in caught.value.fields
 
 
+def test_empty_cells_a_row_ends_with_past_the_header_are_nothing() -> None:
+    """Excel ends a row with a comma for a column once filled then cleared, which the header's
+    line may lack: the row was refused as "5 cells where the header has 4 columns". Empty,
+    such cells are nothing, as the header's own unnamed last columns are; a value is refused."""
+    data = (
+        HEADER
+        + "2034567897,reports.general-inquiry,The renewal fails with error 17,0551234567,\n"
+        + "2056789015,visas.cancel-visa,Cancel the exit visa issued in error,0551234568,, \n"
+        + "2067890124,visas.cancel-visa,Cancel the visa issued to the wrong worker,0551234560,,x\n"
+        + '2045678903,reports.general-inquiry,"Mark this urgent,0551234569,\n'
+        + "2078901235,visas.cancel-visa,Cancel the visa issued to the other worker,0551234561,\n"
+        + '2089012346,visas.cancel-visa,Cancel the second visa",0551234562\n'
+    )
+    rows = bulk.parse(data.encode(), max_rows=10)
+    assert [(type(r).__name__, r.number) for r in rows] == [
+        ("Row", 1),
+        ("Row", 2),
+        ("BadRow", 3),
+        ("BadRow", 4),
+    ]
+    first, second, valued, left_open = rows
+    assert isinstance(first, bulk.Row)
+    assert isinstance(second, bulk.Row)
+    assert (first.mobile, second.mobile) == ("0551234567", "0551234568")
+    assert isinstance(valued, bulk.BadRow)
+    assert valued.fields["row"] == (
+        "a value in column 6 (F), which the header leaves unnamed: name the column or empty it"
+    )
+    # A line so ended, read into an open quote, is a row of its own still.
+    assert isinstance(left_open, bulk.BadRow)
+    assert "so row(s) 5, 6 were read" in left_open.fields["row"]
+
+
 def test_every_byte_order_mark_before_the_header_is_dropped() -> None:
     """A file saved twice with a BOM starts with two: the second was read into the first
     column's name, refused as an unknown column."""
