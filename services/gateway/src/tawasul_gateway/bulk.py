@@ -244,18 +244,30 @@ def _check_header(header: list[str]) -> None:
         problems["header"] = Bilingual(
             f"missing column(s): {', '.join(missing)}", f"أعمدة ناقصة: {'، '.join(missing)}"
         )
-    for name in header:
+    unnamed = [f"{n} ({_letters(n)})" for n, name in enumerate(header, start=1) if not name]
+    if unnamed:
+        # Named by place: the cells under a column with no name would be lost unsaid.
+        one = len(unnamed) == 1
+        problems["header.(empty)"] = Bilingual(
+            f"column{'' if one else 's'} {', '.join(unnamed)} "
+            f"{'has' if one else 'have'} no name: name {'it' if one else 'them'} (a "
+            f"sub-service's field as field.<name>) or delete {'it' if one else 'them'}",
+            f"{'العمود' if one else 'الأعمدة'} {'، '.join(unnamed)} "
+            f"{'بلا اسم' if one else 'بلا أسماء'}: {'سمِّه' if one else 'سمِّها'} (حقل الخدمة "
+            f"الفرعية باسم field.<name>) أو {'احذفه' if one else 'احذفها'}",
+        )
+    for name in filter(None, header):
         known = name in REQUIRED or name in OPTIONAL
         prefixed = any(
             name.startswith(prefix) and len(name) > len(prefix)
             for prefix in (FIELD_PREFIX, DOCUMENT_PREFIX)
         )
         if not (known or prefixed):
-            problems[f"header.{name or '(empty)'}"] = Bilingual(
+            problems[f"header.{name}"] = Bilingual(
                 "unknown column; sub-service fields are named field.<name>",
                 "عمود غير معروف؛ تُسمّى حقول الخدمة الفرعية field.<name>",
             )
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    duplicates = sorted({name for name in header if name and header.count(name) > 1})
     if duplicates:
         problems["header.repeated"] = Bilingual(
             f"repeated column(s): {', '.join(duplicates)}",

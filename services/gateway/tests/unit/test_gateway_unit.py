@@ -455,6 +455,32 @@ def test_empty_columns_after_the_header_s_last_are_nothing_while_empty() -> None
     assert "header.(empty)" in caught.value.fields
 
 
+def test_a_column_the_header_leaves_unnamed_between_named_ones_is_named_by_its_place() -> None:
+    """It was refused as an unknown column, not saying which (and two as a column repeated,
+    naming none): the refusal gives each one's number and spreadsheet letter."""
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(b"subject_id,, sub_service_code,description,mobile\n1,,2,3,4\n", max_rows=10)
+    one = caught.value.fields
+    assert list(one) == ["header.(empty)"]
+    assert one["header.(empty)"] == (
+        "column 2 (B) has no name: name it (a sub-service's field as field.<name>) or delete it"
+    )
+    assert in_locale(one["header.(empty)"], "ar") == (
+        "العمود 2 (B) بلا اسم: سمِّه (حقل الخدمة الفرعية باسم field.<name>) أو احذفه"
+    )
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(b"subject_id,,sub_service_code,,description,mobile\n", max_rows=10)
+    two = caught.value.fields
+    assert list(two) == ["header.(empty)"]
+    assert two["header.(empty)"] == (
+        "columns 2 (B), 4 (D) have no name: name them (a sub-service's field as field.<name>) "
+        "or delete them"
+    )
+    assert in_locale(two["header.(empty)"], "ar") == (
+        "الأعمدة 2 (B)، 4 (D) بلا أسماء: سمِّها (حقل الخدمة الفرعية باسم field.<name>) أو احذفها"
+    )
+
+
 def test_empty_cells_a_row_ends_with_past_the_header_are_nothing() -> None:
     """Excel ends a row with a comma for a column once filled then cleared, which the header's
     line may lack: the row was refused as "5 cells where the header has 4 columns". Empty,
