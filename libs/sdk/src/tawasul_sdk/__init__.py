@@ -2,6 +2,7 @@
 establishment portal. It depends on the generated contracts, grpcio and protobuf only."""
 
 from tawasul_sdk.auth import Credentials, Token, TokenProvider, jwt_expiry
+from tawasul_sdk.channel import RenewingChannel, Tls, open_channel
 from tawasul_sdk.client import (
     CHUNK_SIZE,
     NO_RETRY,
@@ -9,9 +10,7 @@ from tawasul_sdk.client import (
     LocaleSource,
     RetryPolicy,
     TawasulClient,
-    Tls,
     TraceparentSource,
-    open_channel,
     rechunk,
 )
 from tawasul_sdk.errors import TawasulError
@@ -22,6 +21,7 @@ __all__ = [
     "TRACEPARENT",
     "Credentials",
     "LocaleSource",
+    "RenewingChannel",
     "RetryPolicy",
     "TawasulClient",
     "TawasulError",

@@ -28,7 +28,6 @@ from collections.abc import (
     Iterator,
 )
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -37,6 +36,7 @@ from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from tawasul_sdk.auth import AUTHORIZATION, Credentials, Token, TokenProvider
+from tawasul_sdk.channel import Tls, open_channel
 from tawasul_sdk.errors import (
     NO_TOKEN,
     NOT_BEARER,
@@ -67,40 +67,6 @@ Metadata = tuple[tuple[str, str], ...]
 TraceparentSource = Callable[[], str | None]
 # Gives the language ("ar" or "en") of the person the current call is for, or None.
 LocaleSource = Callable[[], str | None]
-
-
-@dataclass(frozen=True)
-class Tls:
-    """Mutual TLS: the adapter's client certificate and key, and the office's CA (PEM)."""
-
-    cert: bytes
-    key: bytes
-    ca: bytes
-
-    @classmethod
-    def from_files(cls, *, cert_file: Path, key_file: Path, ca_file: Path) -> Tls:
-        return cls(cert=cert_file.read_bytes(), key=key_file.read_bytes(), ca=ca_file.read_bytes())
-
-
-# The services' names resolve to every ready replica: calls go round them (gRPC's default
-# sends them all to the first address, whatever replicas are added for load), and one back from
-# a restart is called again within half a second (gRPC's backoff grows to 2 minutes).
-_BALANCED = (
-    ("grpc.lb_policy_name", "round_robin"),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 500),
-)
-
-
-def open_channel(target: str, tls: Tls | None) -> grpc.aio.Channel:
-    """A channel to a Tawasul service: mutual TLS with `tls`, plaintext without (tests); calls
-    go round the addresses `target` resolves to."""
-    if tls is None:
-        return grpc.aio.insecure_channel(target, options=_BALANCED)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
-    )
-    return grpc.aio.secure_channel(target, credentials, options=_BALANCED)
 
 
 @dataclass(frozen=True)

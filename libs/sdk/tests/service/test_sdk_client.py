@@ -26,7 +26,8 @@ from tawasul_sdk import (
     TawasulError,
     Token,
 )
-from tawasul_sdk.client import LOCALES_CACHED, MAX_TOKEN_LENGTH, open_channel
+from tawasul_sdk.channel import open_channel
+from tawasul_sdk.client import LOCALES_CACHED, MAX_TOKEN_LENGTH
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
