@@ -174,7 +174,9 @@ class TawasulClient:
 
     @classmethod
     def connect(cls, *, intake: str, docs: str, tls: Tls | None, **options: Any) -> TawasulClient:
-        """Opens the channels (closed by `close`); `options` as for the constructor."""
+        """Opens the channels (closed by `close`); `options` as for the constructor. With `tls`
+        read from files (`Tls.from_files`), calls show a renewed certificate from the first
+        after the files changed (channel.RenewingChannel), with no restart."""
         return cls(
             intake=open_channel(intake, tls),
             docs=open_channel(docs, tls),

@@ -17,8 +17,9 @@ import pytest
 from tawasul.docs.v1 import docs_pb2, docs_pb2_grpc
 from tawasul.intake.v1 import intake_pb2, intake_pb2_grpc
 from tawasul_devstack.pki import Authority
-from tawasul_sdk import TawasulClient, Tls
+from tawasul_sdk import RenewingChannel, TawasulClient, Tls
 from tawasul_sdk import channel as channel_module
+from tawasul_sdk.channel import TlsFiles
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -130,3 +131,49 @@ async def test_a_renewed_client_certificate_is_shown_from_the_next_call(
     finally:
         await client.close()
         await server.stop(None)
+
+
+def _rewrite_in_place(path: Path, data: bytes, mtime_ns: int) -> None:
+    """`data` over the file, its inode and time kept: what a coarse clock shows of two writes."""
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+async def test_files_read_half_written_are_read_again_at_the_next_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(channel_module, "RENEWAL_CHECK_SECONDS", 0.0)
+    office = Authority.new("office CA")
+    files = TlsFiles(tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.crt")
+    _write(files.ca, office.cert_pem)
+    for path, data in zip((files.cert, files.key), office.issue("web", server=False), strict=True):
+        _write(path, data)
+    opened: list[Tls] = []
+
+    def opener(tls: Tls) -> grpc.aio.Channel:
+        opened.append(tls)
+        return grpc.aio.insecure_channel("127.0.0.1:1")
+
+    first = grpc.aio.insecure_channel("127.0.0.1:1")
+    channel = RenewingChannel(first, files, opener)
+    renewed_cert, renewed_key = office.issue("web", server=False)
+    _write(files.cert, renewed_cert)
+    written = files.key.stat().st_mtime_ns
+    # The key caught half written, then whole, with nothing `stamp` sees telling them apart.
+    _rewrite_in_place(files.key, b"-" * len(renewed_key), written)
+    try:
+        with caplog.at_level(logging.ERROR, logger="tawasul_sdk.channel"):
+            assert channel.current() is first
+            assert channel.current() is first
+        assert caplog.text.count("hold no PEM certificate and key") == 1  # logged once
+        assert opened == []
+        _rewrite_in_place(files.key, renewed_key, written)
+        renewed = channel.current()
+        assert renewed is not first
+        assert [(tls.cert, tls.key) for tls in opened] == [(renewed_cert, renewed_key)]
+        assert channel.current() is renewed
+        assert len(opened) == 1
+    finally:
+        await channel.close()
