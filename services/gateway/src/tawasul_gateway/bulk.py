@@ -4,11 +4,12 @@ Columns: subject_id, sub_service_code, description, mobile (required in the head
 optional email and locale, the sub-service's fields as `field.<name>`, documents already
 uploaded as `document_ids` (ids separated by spaces or semicolons) or `document.<kind>`
 columns, and `cites_request_number`, the establishment's rejected request the row corrects.
-Only the file's shape is checked here; what the values may be, intake decides. The file is
-UTF-8 text (Excel's "CSV UTF-8"), its cells separated by commas, or by semicolons when its
-header has none (Excel where the decimal separator is a comma); columns left unnamed at the
-header's end (a comma ending every line), and empty cells a row ends with past the header's
-last column (Excel's comma for a column once filled then cleared), are nothing while empty.
+Only the file's shape is checked here; what the values may be, intake decides. The file is UTF-8
+text (Excel's "CSV UTF-8"; its "Unicode Text", UTF-16, is refused by name), its cells separated by
+commas, or by semicolons when its header has none (Excel where the decimal separator is a comma);
+columns left unnamed at the header's end (a comma ending every line), and empty cells a row ends
+with past the header's last column (Excel's comma for a column once filled then cleared), are
+nothing while empty.
 
 Each row's idempotency key is derived from the establishment, the day (Riyadh's) and the
 row's content, so a file uploaded again that day files nothing twice and answers the same
@@ -18,6 +19,7 @@ earlier one is open).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -117,6 +119,8 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     all. A row whose quote is left open swallows the rows after it up to the next quote: a
     row read across lines one of which looks like a row of its own is refused, not filed with
     other rows inside its cells; and a row repeating an earlier one is refused as that one."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise BadFile({"file": _utf16()})
     try:
         # Not guessed when it is not UTF-8: a wrong guess would file IDs and names garbled.
         text = data.decode("utf-8")
@@ -178,14 +182,30 @@ def parse(data: bytes, *, max_rows: int) -> list[Row | BadRow]:
     return rows
 
 
+# How to save a file Excel wrote otherwise as the one kind of file read here.
+_SAVE_AS_CSV_UTF8 = Bilingual(
+    'in Excel, save the file again with File, Save As, and as the type "CSV UTF-8 (Comma '
+    'delimited)"',
+    "في Excel احفظ الملف من جديد من «ملف» ثم «حفظ باسم»، واختر نوع الملف الذي يبدأ بـ CSV UTF-8",
+)
+
+
 def _not_utf8(at: int) -> Bilingual:
     """Most often Excel's plain "CSV (Comma delimited)", which on Arabic Windows writes
     Windows-1256: how to save it as UTF-8."""
     return Bilingual(
-        f"not UTF-8 text (byte {at}): in Excel, save the file again with File, Save As, and "
-        'as the type "CSV UTF-8 (Comma delimited)"',
-        f"ليس نصًا بترميز UTF-8 (البايت {at}): في Excel احفظ الملف من جديد من «ملف» ثم "
-        "«حفظ باسم»، واختر نوع الملف الذي يبدأ بـ CSV UTF-8",
+        f"not UTF-8 text (byte {at}): {_SAVE_AS_CSV_UTF8}",
+        f"ليس نصًا بترميز UTF-8 (البايت {at}): {_SAVE_AS_CSV_UTF8.ar}",
+    )
+
+
+def _utf16() -> Bilingual:
+    """Excel's "Unicode Text" (UTF-16, tab-separated): named as such, as "not UTF-8 at byte 0"
+    is not what someone who chose "Unicode" reads as their file's encoding. Refused rather
+    than read, so that the file is the one kind the page asks for."""
+    return Bilingual(
+        f'UTF-16 text, as Excel\'s "Unicode Text" saves it, not UTF-8: {_SAVE_AS_CSV_UTF8}',
+        f"نص بترميز UTF-16 كما يحفظه Excel بنوع «نص Unicode»، لا UTF-8: {_SAVE_AS_CSV_UTF8.ar}",
     )
 
 

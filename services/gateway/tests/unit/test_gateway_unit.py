@@ -383,6 +383,25 @@ def test_a_file_excel_saved_in_arabic_windows_encoding_is_told_how_to_save_it() 
     assert "CSV UTF-8" in ar
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_file_excel_saved_as_unicode_text_is_told_how_to_save_it(encoding: str) -> None:
+    """Excel's "Unicode Text" is UTF-16 (a BOM first), its cells separated by tabs: it was
+    told "not UTF-8 text (byte 0)", which someone who chose "Unicode" does not read as their
+    file's encoding; the refusal names what the file is, then how to save it as CSV UTF-8."""
+    text = (HEADER + ARABIC_ROW).replace(",", "\t")
+    with pytest.raises(bulk.BadFile) as caught:
+        bulk.parse(("\ufeff" + text).encode(encoding), max_rows=10)
+    refused = caught.value.fields["file"]
+    assert refused == (
+        'UTF-16 text, as Excel\'s "Unicode Text" saves it, not UTF-8: in Excel, save the file '
+        'again with File, Save As, and as the type "CSV UTF-8 (Comma delimited)"'
+    )
+    assert in_locale(refused, "ar") == (
+        "نص بترميز UTF-16 كما يحفظه Excel بنوع «نص Unicode»، لا UTF-8: في Excel احفظ الملف من "
+        "جديد من «ملف» ثم «حفظ باسم»، واختر نوع الملف الذي يبدأ بـ CSV UTF-8"
+    )
+
+
 SEMICOLONS = (
     "subject_id;sub_service_code;description;mobile;document_ids\n"
     '2034567897;reports.general-inquiry;"Renewal fails; error 17, twice";0551234567;"d1;d2"\n'
