@@ -32,7 +32,7 @@ import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -41,6 +41,7 @@ from pydantic import TypeAdapter
 from tawasul_devstack import install
 from tawasul_devstack.components.prometheus import rule_groups
 from tawasul_devstack.config import StackConfig
+from tawasul_docs.adapters.storage import MinioObjectStore, S3Client
 from tawasul_docs.settings import DocsSettings
 from tawasul_gateway.settings import GatewaySettings
 from tawasul_intake.settings import IntakeSettings
@@ -904,11 +905,23 @@ def _dead_letters_at_start() -> str:
     return "_" if value is None else "0"
 
 
+def _refusals_at_start() -> str:
+    """What a docs pod exports for AccessDenied refusals once its object store is built (as
+    bootstrap builds it at start), before any refusal: promtool's "_" when there is no series.
+    A counter born at its first refusal, already at 1, hides that refusal from increase()."""
+    MinioObjectStore(cast(S3Client, None), "tawasul-documents")
+    value = REGISTRY.get_sample_value(
+        "tawasul_docs_object_deletions_refused_total", {"code": "AccessDenied"}
+    )
+    return "_" if value is None else "0"
+
+
 def _refusals(minutes: list[int], end: int) -> str:
     """A docs pod's tawasul_docs_object_deletions_refused_total, a value a minute up to `end`:
-    no series before its first refusal, one more at each of `minutes`."""
+    what it exports from its start, one more at each of `minutes`."""
+    start = _refusals_at_start()
     return " ".join(
-        "_" if m < minutes[0] else str(sum(r <= m for r in minutes)) for m in range(end)
+        start if m < minutes[0] else str(sum(r <= m for r in minutes)) for m in range(end)
     )
 
 
@@ -918,6 +931,8 @@ REPLICAS = ("10.0.0.1:9090", "10.0.0.2:9090")
 # after the first refusal, then hourly), and for one refused a few minutes only.
 REFUSED_FOR_GOOD = [2, 3, 5, 9, 17, 33, 65, 125, 185]
 REFUSED_AWHILE = [2, 3, 5, 9]
+# A new pod's sweep, asking hourly for an object refused for good since before it started.
+REFUSED_BEFORE_START = [5, 65, 125, 185, 245]
 RULE_CASES: list[Doc] = [
     {
         # Both replicas read the same breached items: one alert, once they stayed 5 min.
@@ -1068,31 +1083,39 @@ RULE_CASES: list[Doc] = [
             },
         ],
     },
-    {
-        # Refused for good: it fires 2 hours after the second refusal (the first makes the
-        # series).
-        "input_series": [
-            {
-                "series": 'tawasul_docs_object_deletions_refused_total{code="AccessDenied",'
-                f'instance="{REPLICAS[0]}"}}',
-                "values": _refusals(REFUSED_FOR_GOOD, 200),
-            }
-        ],
-        "alert_rule_test": [
-            {"eval_time": "2h", "alertname": "TawasulDocumentDeletionsRefused", "exp_alerts": []},
-            {
-                "eval_time": "2h10m",
-                "alertname": "TawasulDocumentDeletionsRefused",
-                "exp_alerts": [
-                    _alert(
-                        "TawasulDocumentDeletionsRefused",
-                        {},
-                        "docs: object storage keeps refusing to delete documents' objects",
-                    )
-                ],
-            },
-        ],
-    },
+    *(
+        {
+            # Refused for good: it fires 2 hours after the pod's first refusal (its series is
+            # at 0 before, so that refusal counts; a series born with it would wait an hour
+            # for the new pod's second).
+            "input_series": [
+                {
+                    "series": 'tawasul_docs_object_deletions_refused_total{code="AccessDenied",'
+                    f'instance="{REPLICAS[0]}"}}',
+                    "values": _refusals(minutes, 300),
+                }
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "2h",
+                    "alertname": "TawasulDocumentDeletionsRefused",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "2h10m",
+                    "alertname": "TawasulDocumentDeletionsRefused",
+                    "exp_alerts": [
+                        _alert(
+                            "TawasulDocumentDeletionsRefused",
+                            {},
+                            "docs: object storage keeps refusing to delete documents' objects",
+                        )
+                    ],
+                },
+            ],
+        }
+        for minutes in (REFUSED_FOR_GOOD, REFUSED_BEFORE_START)
+    ),
     {
         # Refused for a few minutes, then deleted: no alert.
         "input_series": [

@@ -45,6 +45,8 @@ DELETIONS_REFUSED = Counter(
     "Objects object storage refused to delete when asked (each is tried again), by S3 code",
     ["code"],
 )
+# The code a bucket policy denying s3:DeleteObject gives, the refusal for good the alert is for.
+ACCESS_DENIED = "AccessDenied"
 
 
 # S3's largest single PUT; a bigger declared size goes in parts.
@@ -244,6 +246,10 @@ class MinioObjectStore:
         # Presigning is local arithmetic: a client named after the public host signs links
         # that work from outside, while the bytes move through the internal one.
         self._presigner = presigner or client
+        # At 0 from the start: a label set otherwise appears at its first inc(), already at 1,
+        # and increase() never sees a pod's first refusals (no earlier sample). Other codes
+        # still appear at their first.
+        DELETIONS_REFUSED.labels(ACCESS_DENIED)
 
     async def ensure_bucket(self) -> None:
         """Creates the bucket when it is missing (another replica may create it meanwhile) and
