@@ -280,6 +280,23 @@ def test_the_column_names_in_the_arabic_bulk_help_read_left_to_right(
     assert " \u2066cites_request_number\u2069." in said
 
 
+def test_the_bulk_help_says_the_file_is_saved_as_csv_utf8_in_both_languages(
+    page_script: PageScript,
+) -> None:
+    """Excel's plain CSV (Windows-1256 on Arabic Windows) and its "Unicode Text" are refused:
+    the page said nothing of the file's kind, so the establishment learnt it from a refusal."""
+    said = page_script('[TEXTS.ar["bulk.help"], TEXTS.en["bulk.help"]]', ("TEXTS",))
+    assert isinstance(said, list)
+    ar, en = said
+    assert ar.startswith(
+        "احفظ الملف بنوع \u2066CSV UTF-8\u2069 (في Excel من «حفظ باسم»). صف لكل طلب:"
+    )
+    assert en.startswith("Save the file as CSV UTF-8 (in Excel, Save As). One row a request:")
+    # The page's own Arabic, shown before its script runs, says it too.
+    page = (WEB_DIR / "index.html").read_text("utf-8")
+    assert "احفظ الملف بنوع &#x2066;CSV UTF-8&#x2069; (في Excel من «حفظ باسم»). صف لكل طلب:" in page
+
+
 @pytest.mark.parametrize(("lost", "focused"), [(True, ["view-heading"]), (False, [])])
 def test_a_focus_lost_with_the_control_pressed_goes_to_the_views_heading(
     page_script: PageScript, lost: bool, focused: list[str]

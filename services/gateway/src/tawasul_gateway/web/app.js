@@ -12,7 +12,7 @@ const TEXTS = {
     "nav.bulk": "رفع طلبات جماعية",
     "bulk.title": "رفع طلبات العمالة من ملف CSV",
     // The column names isolated left to right (U+2066…U+2069): "field." keeps its dot after it.
-    "bulk.help": "صف لكل طلب: \u2066subject_id\u2069، \u2066sub_service_code\u2069، \u2066description\u2069، \u2066mobile\u2069، وحقول الخدمة بالبادئة \u2066field.\u2069، ورقم الطلب المرفوض الذي يصححه الصف (اختياري) في \u2066cites_request_number\u2069. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
+    "bulk.help": "احفظ الملف بنوع \u2066CSV UTF-8\u2069 (في Excel من «حفظ باسم»). صف لكل طلب: \u2066subject_id\u2069، \u2066sub_service_code\u2069، \u2066description\u2069، \u2066mobile\u2069، وحقول الخدمة بالبادئة \u2066field.\u2069، ورقم الطلب المرفوض الذي يصححه الصف (اختياري) في \u2066cites_request_number\u2069. — رفع الملف نفسه مرة أخرى لا ينشئ طلبًا مكررًا.",
     "bulk.file": "ملف CSV",
     "bulk.send": "رفع الملف",
     "bulk.row": "الصف",
@@ -91,7 +91,7 @@ const TEXTS = {
     "nav.track": "Track a request",
     "nav.bulk": "Bulk filing",
     "bulk.title": "File your workers' requests from a CSV file",
-    "bulk.help": "One row a request: subject_id, sub_service_code, description, mobile, the sub-service's fields as field.<name>, and optionally the rejected request the row corrects as cites_request_number. Uploading the same file again files nothing twice.",
+    "bulk.help": "Save the file as CSV UTF-8 (in Excel, Save As). One row a request: subject_id, sub_service_code, description, mobile, the sub-service's fields as field.<name>, and optionally the rejected request the row corrects as cites_request_number. Uploading the same file again files nothing twice.",
     "bulk.file": "CSV file",
     "bulk.send": "Upload the file",
     "bulk.row": "Row",
