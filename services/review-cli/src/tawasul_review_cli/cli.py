@@ -50,7 +50,7 @@ from tawasul_review_cli.client import (
     not_text,
     run,
 )
-from tawasul_review_cli.pending import PendingClaim, state_file, token_subject
+from tawasul_review_cli.pending import Busy, PendingClaim, state_file, token_subject
 from tawasul_review_cli.terminal import Cell, clean, line, value
 from tawasul_review_cli.wire import (
     KIND_SHOWN,
@@ -379,39 +379,65 @@ def _claimed(review: Review, item: review_pb2.WorkItem) -> None:
     review.out.print(line("  ", value(item.description)), soft_wrap=True)
 
 
-# A claim whose answer was lost (the service unreachable or too slow to answer) is asked for
-# once more under its key, once the channel is up again: the service answers the item it
-# claimed, not a second one. Lost again, the key is kept for the next `next` (PendingClaim).
+# A claim whose answer was lost (the service reached, but it went away or was too slow to
+# answer) is asked for once more under its key, once the channel is up again: the service
+# answers the item it claimed, not a second one. Lost again, the key is kept for the next
+# `next` (PendingClaim). One never sent (the service down) fails at once, as any command does.
 _CLAIM_AGAIN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _CLAIM_KEPT = Bilingual(
     "a request may have been claimed for you: run `next` again to get it (the same request,"
     " not a second one)",
     "ربما حُجز لك طلب: أعد تشغيل next لتحصل عليه (الطلب نفسه، لا طلبًا ثانيًا)",
 )
+_CLAIMING = Bilingual(
+    "another `next` is running on this account (in another terminal): run `next` again once"
+    " it has answered",
+    "أمر next آخر قيد التشغيل على هذا الحساب (في نافذة أخرى): أعد تشغيل next بعد أن يصله الرد",
+)
 
 
 async def claim_next(review: Review, pending: PendingClaim) -> None:
+    try:
+        with pending.held():
+            await _claim_next(review, pending)
+    except Busy:
+        raise Failure(in_locale(_CLAIMING, review.language) or _CLAIMING) from None
+
+
+async def _claim_next(review: Review, pending: PendingClaim) -> None:
     request = review_pb2.ClaimNextRequest(
         department_code=pending.department, idempotency_key=pending.key(datetime.now(UTC))
     )
     try:
-        try:
-            answer = await review.call(review.service.ClaimNext, request)
-        except grpc.aio.AioRpcError as exc:
+        answer = await review.call(review.service.ClaimNext, request)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in _CLAIM_AGAIN and review.connected():
+            answer = await _claim_again(review, pending, request)
+        else:
+            # Refused, nothing was claimed under the key; or never sent (the service down),
+            # and its key, kept, claims anew (or gets an earlier lost answer's item).
             if exc.code() not in _CLAIM_AGAIN:
-                raise
-            answer = await review.call(review.service.ClaimNext, request, wait_for_ready=True)
+                pending.answered(datetime.now(UTC))
+            raise
+    if answer.HasField("item"):
+        _claimed(review, answer.item)
+    else:
+        review.out.print("nothing is waiting in your queues")
+    pending.answered(datetime.now(UTC))
+
+
+async def _claim_again(
+    review: Review, pending: PendingClaim, request: review_pb2.ClaimNextRequest
+) -> review_pb2.ClaimNextResponse:
+    """A claim whose answer was lost, sent again once the channel is up again."""
+    try:
+        return await review.call(review.service.ClaimNext, request, wait_for_ready=True)
     except grpc.aio.AioRpcError as exc:
         if exc.code() in _CLAIM_AGAIN:
             exc.add_note(in_locale(_CLAIM_KEPT, review.language) or _CLAIM_KEPT)
         else:  # refused: nothing was claimed under the key
             pending.answered(datetime.now(UTC))
         raise
-    if answer.HasField("item"):
-        _claimed(review, answer.item)
-    else:
-        review.out.print("nothing is waiting in your queues")
-    pending.answered(datetime.now(UTC))
 
 
 @app.command(name="next")

@@ -49,6 +49,7 @@ class Review:
     def __init__(
         self, channel: grpc.aio.Channel, token: str, out: Console, language: str = DEFAULT_LOCALE
     ) -> None:
+        self._channel = channel
         self.service = review_pb2_grpc.ReviewServiceStub(channel)
         self.admin = review_pb2_grpc.ReviewAdminServiceStub(channel)
         self.out = out
@@ -70,6 +71,13 @@ class Review:
             metadata=self._metadata,
             wait_for_ready=wait_for_ready,
         )
+
+    def connected(self) -> bool:
+        """Whether the channel has reached the service: it is connected, or idle since its
+        connection closed. A call that failed on a channel still connecting, or that could not
+        connect (TRANSIENT_FAILURE: the service down, refusing or unreachable), was never sent."""
+        state = self._channel.get_state(try_to_connect=False)
+        return state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.IDLE)
 
 
 def said(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:

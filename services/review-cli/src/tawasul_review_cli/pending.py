@@ -6,16 +6,23 @@ first stays held by them, unseen, until its lease lapses. So `next` keeps its ke
 the reviewer's ($XDG_STATE_HOME, or ~/.local/state, /tawasul-review-cli/pending-claims) from
 before it is sent until an answer is printed: a `next` run again, for the same department,
 reviewer and service, sends it again and gets that item.
+
+One `next` at a time uses the file (`PendingClaim.held`): two run at once (two terminals)
+would share one key, the second getting the first's item instead of its own, or one's write
+would undo the other's.
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +51,10 @@ def token_subject(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
 
+class Busy(Exception):
+    """Another `next` holds the file of kept keys."""
+
+
 @dataclass(frozen=True)
 class PendingClaim:
     """One `next`'s key: for a service's address, a reviewer and a department ("" for all)."""
@@ -56,6 +67,28 @@ class PendingClaim:
     @property
     def _for(self) -> str:
         return json.dumps([self.address, self.reviewer, self.department])
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The file of kept keys, this `next`'s alone from its key to its answer (a lock beside
+        it, let go when the process ends however it ends); Busy while another `next` holds it."""
+        lock: int | None
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            lock = None  # no key is kept there either (_write): there is nothing to share
+        if lock is None:
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Busy from None
+            yield
+        finally:
+            os.close(lock)
 
     def key(self, now: datetime) -> str:
         """The key of a lost answer's claim, or a new one; kept before it is sent, for as long

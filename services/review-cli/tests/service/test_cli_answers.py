@@ -321,6 +321,43 @@ async def test_a_refused_next_is_not_sent_again_and_keeps_no_key(cli: Cli) -> No
     assert not cli.state.joinpath(*KEPT).exists()
 
 
+BUSY = {
+    "ar": "error: أمر next آخر قيد التشغيل على هذا الحساب (في نافذة أخرى): أعد تشغيل next"
+    " بعد أن يصله الرد\n",
+    "en": "error: another `next` is running on this account (in another terminal): run `next`"
+    " again once it has answered\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("language", "department"), [("ar", "passports"), ("en", "passports"), ("en", "visas")]
+)
+async def test_a_next_run_while_another_is_under_way_is_refused(
+    cli: Cli, language: str, department: str
+) -> None:
+    # Run at once, the second would send the first's key and get its request too, or one's
+    # kept key would overwrite the other's.
+    queue = Queue()
+    sent, answer = asyncio.Event(), asyncio.Event()
+
+    async def held(request: Any, context: Context) -> Any:
+        if not sent.is_set():  # the first `next`, answered once the second is done
+            sent.set()
+            await answer.wait()
+        return await queue(request, context)
+
+    cli.review.handlers["ClaimNext"] = held
+    first = asyncio.create_task(cli("next", "--department", "passports"))
+    await sent.wait()
+    second = await cli("--language", language, "next", "--department", department)
+    answer.set()
+    assert (second.exit_code, second.stderr) == (1, BUSY[language])
+    assert (await first).stdout.startswith("claimed TW1")
+    assert len(keys(cli)) == 1
+    # Once it has answered, `next` runs again, and claims anew.
+    assert (await cli("next", "--department", "passports")).stdout.startswith("claimed TW2")
+
+
 async def test_a_file_of_kept_keys_not_to_be_read_is_started_again(cli: Cli) -> None:
     kept = cli.state.joinpath(*KEPT)
     kept.parent.mkdir(parents=True)
