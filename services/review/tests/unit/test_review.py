@@ -1453,6 +1453,51 @@ async def test_a_supervisor_takes_a_reviewer_out_of_their_department() -> None:
     assert uow.db.reviewers["E200"] == stored
 
 
+async def test_a_supervisors_record_of_no_department_is_only_for_a_reviewer_of_theirs() -> None:
+    """A record of no department touches none of the supervisor's departments: it is for a
+    reviewer of theirs (on record, or holding an item there), else it set the capacity and
+    availability of one who works elsewhere, or of nobody at all."""
+    uow = FakeUnitOfWork()
+    await put(uow, "E900", supervises=frozenset({"passports"}))
+    # Visas only, on record since she marked herself away (a record that decides none).
+    await handlers.set_availability(
+        uow=uow, caller=VISAS_ONLY, reviewer_id="", available=False, policy=POLICY, now=START
+    )
+    away = uow.db.reviewers["E300"]
+    for target in ("E300", "E777"):
+        with pytest.raises(PermissionDenied) as denied:
+            await put_reviewer(uow, BOSS, replace(wire_record(target), capacity=0))
+        said = denied.value.args[0]
+        assert said.startswith(f"{target} is not a reviewer of a department you supervise")
+        assert said.ar.startswith(f"{target} ليس من مراجعي قسم تشرف عليه")
+    assert uow.db.reviewers["E300"] == away
+    assert "E777" not in uow.db.reviewers
+    # Without a record, what they hold in passports shows them his.
+    held = await claimed(uow, ALI)
+    await put_reviewer(uow, BOSS, wire_record("E100"))
+    assert uow.db.reviewers["E100"].decided() == frozenset()
+    assert (uow.row(held).state, uow.row(held).assignee) == (State.QUEUED, "")
+
+
+async def test_a_reviewer_taken_out_of_every_department_on_record_is_no_supervisors() -> None:
+    """SARA's record, once her supervisor took her out of passports, names no department:
+    he no longer marks her away (she is not his), as no other supervisor does."""
+    uow = FakeUnitOfWork()
+    await put(uow, "E900", supervises=frozenset({"passports"}))
+    await put_reviewer(uow, BOSS, wire_record("E200", "passports"))
+    await put_reviewer(uow, BOSS, wire_record("E200"))
+    with pytest.raises(PermissionDenied):
+        await handlers.set_availability(
+            uow=uow, caller=BOSS, reviewer_id="E200", available=False, policy=POLICY, now=START
+        )
+    assert uow.db.reviewers["E200"].available is True
+    # Herself, or an administrator, still do.
+    await handlers.set_availability(
+        uow=uow, caller=ADMIN, reviewer_id="E200", available=False, policy=POLICY, now=START
+    )
+    assert uow.db.reviewers["E200"].available is False
+
+
 async def test_a_reviewer_taken_out_of_a_department_gives_back_what_they_hold_there() -> None:
     uow = FakeUnitOfWork()
     await put(uow, "E200", departments=frozenset({"passports", "visas"}))

@@ -1058,7 +1058,8 @@ async def put_reviewer(
 ) -> Reviewer:
     """Administrators manage anyone; a supervisor manages reviewers of their departments, and
     decides their membership of those only: whatever else their token grants stays theirs, so
-    a supervisor's record of no department takes the reviewer out of theirs. An
+    a supervisor's record of no department takes the reviewer out of theirs (one of theirs:
+    on record in one, or holding an item there). An
     administrator's decides every department, so it names one at least.
     What they hold in a department they leave goes back to its queue; one available is pushed
     what waits for them (their room may have grown)."""
@@ -1102,6 +1103,15 @@ async def put_reviewer(
             if existing
             else frozenset((await uow.items.claimed_in(reviewer.reviewer_id)).values())
         )
+        if not admin and not reviewer.departments and not was & me.supervises:
+            # It touches none of theirs: it would only set the capacity and availability of
+            # someone who works elsewhere (or of nobody yet).
+            raise PermissionDenied(
+                Bilingual(
+                    f"{reviewer.reviewer_id} is not a reviewer of a department you supervise",
+                    f"{reviewer.reviewer_id} ليس من مراجعي قسم تشرف عليه",
+                )
+            )
         modes = await _pushing(uow, was | reviewer.departments, also=[reviewer.reviewer_id])
         await _unchanged(uow, reviewer.reviewer_id, existing)
         held = await uow.items.claimed_by(reviewer.reviewer_id)
@@ -1180,10 +1190,11 @@ async def set_availability(
                 raise NotFound(Bilingual("no such reviewer", "لا يوجد هذا المراجع"))
             # A record that decides no department: they keep following their token.
             record = replace(me, scope=frozenset())
+        # A record of no department (taken out of every one on record) is no supervisor's.
         if (
             other
             and caller.subject not in policy.admins
-            and not record.departments <= me.supervises
+            and not (record.departments and record.departments <= me.supervises)
         ):
             raise PermissionDenied(_THEIR_OWN)
         updated = replace(record, available=available)
