@@ -1780,7 +1780,7 @@ async def test_an_answer_s_documents_keep_to_the_sub_service_s_schema(intake: In
         intake.uploads.upload(size_bytes=11 * 2**20),
     )
     assert field_violations(odd) == {
-        "document_ids[1]": "a type this sub-service does not accept (it takes JPEG, PDF)",
+        "document_ids[1]": "a type this sub-service does not accept (it takes PDF or JPG)",
         "document_ids[2]": "larger than this sub-service's 10 MB",
     }
     assert (await intake.get(request.request_number)).status == (

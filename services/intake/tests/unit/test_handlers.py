@@ -931,7 +931,7 @@ async def test_someone_elses_document_is_refused(intake: Intake) -> None:
             INQUIRY,
             "image/png",
             1000,
-            "a type this sub-service does not accept (it takes JPEG, PDF)",
+            "a type this sub-service does not accept (it takes PDF or JPG)",
         ),
         (INQUIRY, "application/pdf", 10 * 2**20 + 1, "larger than this sub-service's"),
         (CANCEL_VISA, "application/pdf", 10 * 2**20 + 1, "larger than this sub-service's"),
@@ -1039,11 +1039,23 @@ async def test_a_kind_has_its_own_types(intake: Intake) -> None:
         await intake.submit(documents=[pdf])
     refused = caught.value.violations["document_ids[0]"]
     assert (refused, in_locale(refused, "ar")) == (
-        "a type Recent personal photo does not take (it takes JPEG)",
-        "نوع ملف لا يُقبل في «صورة شخصية حديثة» (يُقبل: JPEG)",
+        "a type Recent personal photo does not take (it takes JPG)",
+        "نوع ملف لا يُقبل في «صورة شخصية حديثة» (يُقبل: JPG)",
     )
     jpeg = intake.documents.upload(FATHER, "image/jpeg", kind="photo")
     assert (await intake.submit(documents=[jpeg])).document_ids == (jpeg,)
+
+
+async def test_the_accepted_types_are_named_as_the_spec_names_them(intake: Intake) -> None:
+    """SPEC §2 and the seeds: «PDF أو JPG», in both languages."""
+    png = intake.documents.upload(FATHER, "image/png")
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, subject=fathers_subject(INQUIRY), documents=[png])
+    refused = caught.value.violations["document_ids[0]"]
+    assert (refused, in_locale(refused, "ar")) == (
+        "a type this sub-service does not accept (it takes PDF or JPG)",
+        "نوع ملف لا تقبله هذه الخدمة الفرعية (تقبل: PDF أو JPG)",
+    )
 
 
 async def test_an_answer_may_bring_another_of_a_kind_within_its_size(intake: Intake) -> None:

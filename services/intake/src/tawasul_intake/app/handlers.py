@@ -325,7 +325,8 @@ def _document_problems(
     return problems
 
 
-_TYPE_NAMES = {"application/pdf": "PDF", "image/jpeg": "JPEG", "image/png": "PNG"}
+# The accepted types as SPEC §2 and the seeds name them («PDF أو JPG»), in that order.
+_TYPE_NAMES = {"application/pdf": "PDF", "image/jpeg": "JPG"}
 
 
 def _unfit(info: DocumentInfo, specs: Mapping[str, DocumentSpec]) -> Bilingual | None:
@@ -346,15 +347,17 @@ def _unfit(info: DocumentInfo, specs: Mapping[str, DocumentSpec]) -> Bilingual |
     fits = (spec,) if spec else tuple(specs.values())
     accepted = frozenset[str]().union(*(s.media_types for s in fits))
     if info.content_type not in accepted:
-        names = ", ".join(sorted(_TYPE_NAMES.get(t, t) for t in accepted))
+        # The catalog allows no other media type (tawasul_platform.catalog.MEDIA_TYPES).
+        names = [name for t, name in _TYPE_NAMES.items() if t in accepted]
+        en, ar = " or ".join(names), " أو ".join(names)
         if spec:
             return Bilingual(
-                f"a type {spec.label.en} does not take (it takes {names})",
-                f"نوع ملف لا يُقبل في «{spec.label.ar}» (يُقبل: {names.replace(', ', '، ')})",
+                f"a type {spec.label.en} does not take (it takes {en})",
+                f"نوع ملف لا يُقبل في «{spec.label.ar}» (يُقبل: {ar})",
             )
         return Bilingual(
-            f"a type this sub-service does not accept (it takes {names})",
-            f"نوع ملف لا تقبله هذه الخدمة الفرعية (تقبل: {names.replace(', ', '، ')})",
+            f"a type this sub-service does not accept (it takes {en})",
+            f"نوع ملف لا تقبله هذه الخدمة الفرعية (تقبل: {ar})",
         )
     largest = max((s.max_bytes for s in fits), default=0)
     if info.size_bytes > largest:
