@@ -976,6 +976,12 @@ class ReviewerChange:
     supervises: list[str] | None = None
     available: bool | None = None
 
+    @property
+    def whole(self) -> bool:
+        """Whether every option but the departments was given: nothing of a record is kept."""
+        fields = (self.languages, self.capacity, self.supervises, self.available)
+        return all(given is not None for given in fields)
+
     def applied_to(self, reviewer: review_pb2.Reviewer) -> review_pb2.Reviewer:
         changed = review_pb2.Reviewer()
         changed.CopyFrom(reviewer)
@@ -1031,6 +1037,7 @@ async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange)
     # the write is overwritten, as it would be by a whole record given by hand).
     looked_in = [d for d in (*(change.departments or []), *(change.supervises or [])) if d]
     existing = await find_reviewer(review, reviewer_id, looked_in)
+    added = existing is None
     if existing is None:
         if not any(change.departments or []):
             raise Failure(
@@ -1043,7 +1050,25 @@ async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange)
         review.admin.PutReviewer,
         review_pb2.PutReviewerRequest(reviewer=change.applied_to(existing)),
     )
+    if added and not change.whole:
+        # Taken out of every department, they may have a record all the same, which the API
+        # does not read: the values it held for the options not given are gone.
+        stored = _stored_as_new(reviewer_id)
+        review.out.print(value(in_locale(stored, review.language) or stored), soft_wrap=True)
     review.out.print(_reviewers_table([answer.reviewer]))
+
+
+def _stored_as_new(reviewer_id: str) -> Bilingual:
+    reads, ar_reads = (glue.join(NEW_REVIEWER.languages) for glue in (" and ", " و "))
+    return Bilingual(
+        f"{reviewer_id} is in no department you can list, so was stored as a new reviewer:"
+        f" what was not given is a new reviewer's (reads {reads}, capacity"
+        f" {NEW_REVIEWER.capacity}, available, supervises none), not what an earlier record of"
+        " theirs held",
+        f"{reviewer_id} ليس في قسم يمكنك عرض مراجعيه، فحُفظ مراجعًا جديدًا: ما لم يُعطَ هو ما"
+        f" للمراجع الجديد (يقرأ {ar_reads}، السعة {NEW_REVIEWER.capacity}،"
+        " متاح، لا يشرف على قسم)، لا ما كان في سجل سابق له",
+    )
 
 
 @app.command(name="reviewer-put")
@@ -1094,7 +1119,9 @@ def reviewer_put(
     ] = None,
 ) -> None:
     """Add a reviewer, or change the options given of one and keep the rest (administrators,
-    or the departments' supervisor)."""
+    or the departments' supervisor). One in no department you can list, taken out of every
+    one too (the API reads no such record), is added anew: what is not given is a new
+    reviewer's, and it says so."""
     change = ReviewerChange(
         departments=department,
         languages=reads,

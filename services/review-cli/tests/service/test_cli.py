@@ -865,8 +865,16 @@ async def test_changing_a_reviewer_changes_only_the_options_given(review: Review
     # the supervisor cannot list, with a new one's defaults.
     await review.ok("reviewer-put", "E500", "-d", "", who=BOSS)
     assert "E500" not in await in_passports()
-    await review.ok("reviewer-put", "E500", "-d", "passports", who=BOSS)
+    # The API reads no record of no department: the CLI says what it stored them as.
+    back = await review.ok("--language", "en", "reviewer-put", "E500", "-d", "passports", who=BOSS)
+    assert back.startswith(
+        "E500 is in no department you can list, so was stored as a new reviewer: what was not"
+        " given is a new reviewer's (reads ar and en, capacity 20, available, supervises none),"
+        " not what an earlier record of theirs held\n"
+    )
     assert shown(await record("E500")) == (["passports"], ["ar", "en"], 20, True, [])
+    again = await review.ok("reviewer-put", "E500", "--capacity", "9", who=BOSS)
+    assert again.startswith("┏")  # found: only the table
     # Out of visas, and no longer a supervisor ('' for none).
     await review.ok("reviewer-put", "S001", "-d", "passports", "--supervises", "", who=ADMIN)
     assert shown(await record("S001")) == (["passports"], ["ar"], 7, True, [])
