@@ -848,6 +848,7 @@ def test_prometheus_scrapes_every_process_and_alerts_on_known_metrics() -> None:
         "TawasulQueueSlaBreached",
         "TawasulOutboxStalled",
         "TawasulConsumerLagHigh",
+        "TawasulConsumerStalled",
         "TawasulDeadLetters",
         "TawasulOutboxRowsParked",
         "TawasulGrpcErrors",
@@ -1008,6 +1009,42 @@ RULE_CASES: list[Doc] = [
                         "TawasulDeadLetters",
                         {"group": "review", "topic": REQUEST_ROUTED},
                         f"review dead-lettered events of {REQUEST_ROUTED}",
+                    )
+                ],
+            },
+        ],
+    },
+    {
+        # Review's replica 0 has been stuck on a poll started at 2m (an outage it waits out):
+        # fires 10 min after, once held 5 min. Replica 1 applies a poll a minute at a time, and
+        # notify's group one poll of 13 minutes, over before the alert's 5 minutes: neither.
+        "input_series": [
+            {
+                "series": 'tawasul_consumer_batch_started_timestamp_seconds{group="review",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": "0 0 120x30",
+            },
+            {
+                "series": 'tawasul_consumer_batch_started_timestamp_seconds{group="review",'
+                f'instance="{REPLICAS[1]}"}}',
+                "values": " ".join(str(m * 60 * (m % 2)) for m in range(32)),
+            },
+            {
+                "series": 'tawasul_consumer_batch_started_timestamp_seconds{group="notify",'
+                f'instance="{REPLICAS[0]}"}}',
+                "values": "0 60x13 0x20",
+            },
+        ],
+        "alert_rule_test": [
+            {"eval_time": "16m", "alertname": "TawasulConsumerStalled", "exp_alerts": []},
+            {
+                "eval_time": "18m",
+                "alertname": "TawasulConsumerStalled",
+                "exp_alerts": [
+                    _alert(
+                        "TawasulConsumerStalled",
+                        {"group": "review"},
+                        "review has been applying one poll for 16m 0s",
                     )
                 ],
             },

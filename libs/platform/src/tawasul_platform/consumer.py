@@ -253,7 +253,8 @@ class EventConsumer:
             # FastStream's test broker hands a stand-in that knows no offsets.
             kafka = msg.consumer if isinstance(msg.consumer, AIOKafkaConsumer) else None
             try:
-                await self.dispatch(msg.raw_message)
+                with metrics.applying(self._group):
+                    await self.dispatch(msg.raw_message)
             except BaseException as exc:
                 # FastStream logs what escapes and polls on, and the next poll's commit would
                 # pass over this one: it is read again instead, after a pause.

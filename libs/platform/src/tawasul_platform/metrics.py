@@ -1,5 +1,6 @@
 """Prometheus metrics every service exposes: its gRPC calls by method and status code, the
-events its consumer groups applied or dead-lettered, their lag, and its outbox's backlog.
+events its consumer groups applied or dead-lettered, their lag and the poll each is applying,
+and its outbox's backlog.
 
 They are served on TAWASUL_METRICS_ADDRESS (host:port) by an HTTP server's threads, which
 only read the values: nothing of a scrape runs on the event loop. The same server answers the
@@ -12,7 +13,8 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import urlparse
@@ -54,6 +56,14 @@ CONSUMER_LAG = Gauge(
     "last fetch saw less its position, after each batch applied",
     ["topic", "partition", "group"],
 )
+# The lag is read after a batch only, and from the high watermark of the group's last fetch,
+# which aiokafka does not fetch again for a partition whose records wait unread: a group
+# stuck on a poll (a dependency down, a hung handler) shows the lag of before. This shows it.
+CONSUMER_BATCH_STARTED = Gauge(
+    "tawasul_consumer_batch_started_timestamp_seconds",
+    "When a consumer group started applying the poll it is applying (Unix time); 0 between polls",
+    ["group"],
+)
 # By service, whatever the scrape's own labels are: replicas share their service's outbox.
 OUTBOX_BACKLOG = Gauge(
     "tawasul_outbox_backlog",
@@ -87,11 +97,24 @@ def overloaded(full_method: str) -> None:
 def subscribed(group: str) -> None:
     """Exports each outcome of each topic `group` reads (topics.SUBSCRIPTIONS) at 0 from the
     group's start: a counter's label set otherwise appears at its first inc(), already at 1, so
-    increase() and rate() never see a pod's first dead letters (no earlier sample to compare)."""
+    increase() and rate() never see a pod's first dead letters (no earlier sample to compare).
+    Its poll gauge is exported at 0 too, no poll being applied yet."""
     for topic, of_group in SUBSCRIPTIONS:
         if of_group == group:
             for outcome in ("applied", "dead_lettered"):
                 EVENTS.labels(topic, group, outcome)
+    CONSUMER_BATCH_STARTED.labels(group).set(0)
+
+
+@contextmanager
+def applying(group: str) -> Iterator[None]:
+    """A poll of `group` being applied, from now until it is applied or given up."""
+    started = CONSUMER_BATCH_STARTED.labels(group)
+    started.set_to_current_time()
+    try:
+        yield
+    finally:
+        started.set(0)
 
 
 def applied(topic: str, group: str, count: int = 1) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -650,3 +651,66 @@ async def test_a_partition_lost_in_a_rebalance_stops_reporting_its_lag_at_once()
     reviewers = TopicPartition(STAFF_REVIEWERS, 0)
     listener.on_partitions_assigned({p0, reviewers})
     assert kafka.seeks == [(reviewers, 0)]
+
+
+def _poll_started(group: str) -> float | None:
+    return REGISTRY.get_sample_value(
+        "tawasul_consumer_batch_started_timestamp_seconds", {"group": group}
+    )
+
+
+async def test_a_poll_stuck_on_an_outage_shows_since_when_it_is_applied() -> None:
+    """The lag is read after a batch only: a group waiting out a dependency kept the lag it
+    had before, so TawasulConsumerLagHigh could not fire however long it waited. When its
+    poll started is exported while it is applied (TawasulConsumerStalled), 0 once applied."""
+    database_up = asyncio.Event()
+    waited_twice = asyncio.Event()
+    tries: list[str] = []
+
+    async def handle(event: events_pb2.Envelope) -> None:
+        tries.append(event.event_id)
+        if len(tries) == 3:
+            waited_twice.set()
+        if not database_up.is_set():
+            raise Unavailable("database")
+
+    c = EventConsumer(
+        bootstrap="127.0.0.1:1",
+        group="stalled-g",
+        producer=FakeProducer(),
+        commit_seconds=0,
+        backoff_seconds=0.001,
+    )
+    c.subscribe("t", handle)
+    subscriber, kafka = await _polling(c)
+    before = time.time()
+
+    applying = asyncio.create_task(subscriber.consume(tuple(events("e0"))))
+    await waited_twice.wait()
+
+    started = _poll_started("stalled-g")
+    assert started is not None
+    assert before <= started <= time.time()
+    database_up.set()
+    await applying
+    assert _poll_started("stalled-g") == 0
+    assert kafka.commits == [{0: 1}]
+
+
+async def test_a_poll_that_escapes_is_no_longer_shown_applied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = EventConsumer(
+        bootstrap="127.0.0.1:1", group="escaped-g", producer=FakeProducer(), backoff_seconds=0
+    )
+    c.subscribe("t", lambda event: asyncio.sleep(0))
+    subscriber, _ = await _polling(c)
+
+    async def broken(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        assert (_poll_started("escaped-g") or 0) > 0
+        raise RuntimeError("a bug no handler caught")
+
+    monkeypatch.setattr(c, "dispatch", broken)
+    await subscriber.consume(tuple(events("e0")))
+
+    assert _poll_started("escaped-g") == 0
