@@ -10,8 +10,9 @@ from aiokafka.structs import ConsumerRecord
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
 from tawasul_platform.consumer import EventConsumer
-from tawasul_platform.errors import InvalidArgument, NotFound
+from tawasul_platform.errors import InvalidArgument, NotFound, Unavailable
 from tawasul_platform.events import timestamp
+from tawasul_platform.faults import is_transient
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.testing import FakeInbox, FakeStaffRecords, FakeTransaction
 from tawasul_platform.topics import APPLICANT_ACTIONS, REQUEST_STATUS_CHANGED
@@ -27,6 +28,7 @@ from tawasul_routing.adapters.repository import request_from_json, request_to_js
 from tawasul_routing.adapters.rules import load_rules
 from tawasul_routing.app import handlers
 from tawasul_routing.domain.model import (
+    Answer,
     Decision,
     FollowUp,
     IncomingRequest,
@@ -34,6 +36,7 @@ from tawasul_routing.domain.model import (
     Transfer,
     decide,
 )
+from tawasul_routing.domain.rules import RoutingRules
 from tawasul_routing.entrypoints.events import on_applicant_action, on_status_changed
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -473,6 +476,7 @@ def test_the_routed_event_carries_the_request_through() -> None:
             subject_nationality="SAU",
             channel="mobile",
             cites_request_number="TW251234560",
+            department_code="passports",
         ),
     )
     request = from_submitted(submitted, NOW)
@@ -508,6 +512,9 @@ def test_the_routed_event_carries_the_request_through() -> None:
     # The rejected request it corrects reaches its reviewer (SPEC §2), after a transfer too.
     assert r.cites_request_number == "TW251234560"
     assert request_from_json(request_to_json(request), NOW).cites_request_number == "TW251234560"
+    # Where it goes should routing's catalog drop its sub-service before it is routed.
+    assert request.department_code == "passports"
+    assert request_from_json(request_to_json(request), NOW) == request
     assert (routed_event.event_type, routed_event.request_id) == (
         "tawasul.requests.routed",
         s.request_id,
@@ -830,3 +837,156 @@ async def test_a_polls_transfers_and_follow_ups_take_their_requests_first() -> N
     )
     assert taken == [[f"request:{first}", f"request:{second}"]] * 2
     assert set(uow.transfers) == set(uow.follow_ups) == {first, second}
+
+
+# A sub-service the catalog dropped: the request stays routable, no rule on it applies
+
+DROPPED = "residents.profession-change"  # in catalog v6; no rule names it
+
+
+def without(code: str) -> RoutingRules:
+    """The packaged rules over a catalog v7 that no longer has the sub-service `code`."""
+    packaged = load_rules()
+    subs = {k: v for k, v in packaged.catalog.sub_services.items() if k != code}
+    return replace(packaged, catalog=replace(packaged.catalog, version=7, sub_services=subs))
+
+
+def filed_under_v6(follow_ups: int = 0) -> IncomingRequest:
+    """A request intake filed under catalog v6, which had DROPPED in residents."""
+    request = incoming(DROPPED, kind="resident", nationality="EGY")
+    return replace(
+        request, catalog_version=6, department_code="residents", follow_up_count=follow_ups
+    )
+
+
+async def routed_under_v6() -> tuple[IncomingRequest, FakeUnitOfWork]:
+    request = filed_under_v6()
+    uow = await routed(request)
+    assert (await latest_of(uow, request)).queue == "residents.default"
+    return request, uow
+
+
+async def test_a_transfer_of_a_request_whose_sub_service_the_catalog_dropped_is_applied(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Review holds the item TRANSFERRED until this decision comes: refused, it held it for good.
+    request, uow = await routed_under_v6()
+    await handlers.transfer_request(
+        uow=uow,
+        event_id="t1",
+        transfer=Transfer(request.request_id, "visas", "misfiled", sequence=3),
+        rules=without(DROPPED),
+        now=NOW,
+    )
+    latest = await latest_of(uow, request)
+    assert (latest.sequence, latest.department, latest.queue, latest.priority, latest.rule) == (
+        2,
+        "visas",
+        "visas.default",
+        0,
+        "transfer:residents->visas",
+    )
+    assert [e.decision.sequence for e in uow.published] == [1, 2]
+    assert (
+        f"transfer of request {request.request_id}: its sub-service {DROPPED} is not in"
+        " catalog v7, so no rule on it applies"
+    ) in caplog.text
+
+
+async def test_follow_ups_of_a_request_whose_sub_service_the_catalog_dropped_still_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request, uow = await routed_under_v6()
+    for count in (1, 2):
+        await handlers.follow_up(
+            uow=uow,
+            event_id=f"f{count}",
+            follow_up=FollowUp(request.request_id, count),
+            rules=without(DROPPED),
+            now=NOW,
+        )
+    # Kept, not rolled back with a refusal; and the rule on follow-ups names no sub-service.
+    assert uow.follow_ups == {request.request_id: 2}
+    latest = await latest_of(uow, request)
+    assert (latest.queue, latest.priority, latest.rule) == (
+        "residents.default",
+        15,
+        "follow-up+rules.v1:repeated-follow-ups",
+    )
+    assert f"follow-up of request {request.request_id}: its sub-service {DROPPED}" in caplog.text
+
+
+async def test_an_answer_to_a_request_whose_sub_service_the_catalog_dropped_is_kept() -> None:
+    request, uow = await routed_under_v6()
+    await handlers.answered(
+        uow=uow,
+        event_id="a1",
+        answer=Answer(request.request_id, {"new_profession": "engineer"}),
+        rules=without(DROPPED),
+        now=NOW,
+    )
+    assert uow.answers == {request.request_id: {"new_profession": "engineer"}}
+    # No rule raised its priority: where it is, it stays.
+    assert [e.decision.sequence for e in uow.published] == [1]
+
+
+@pytest.mark.parametrize(
+    ("follow_ups", "priority", "rule"),
+    [
+        (0, 0, f"catalog-dropped:{DROPPED}"),
+        (2, 15, f"catalog-dropped:{DROPPED}+rules.v1:repeated-follow-ups"),
+    ],
+)
+async def test_a_submission_whose_sub_service_the_catalog_dropped_since_goes_where_it_was_filed(
+    follow_ups: int, priority: int, rule: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Filed, and promised a date, under v6; routing runs v7, which no longer has the
+    # sub-service. Dead-lettered, it reached no queue, and a replay failed again.
+    request = filed_under_v6(follow_ups)
+    uow = FakeUnitOfWork()
+    await handlers.route_requests(
+        uow=uow, submitted=[("submitted", request)], rules=without(DROPPED), now=NOW
+    )
+    latest = await latest_of(uow, request)
+    assert (latest.department, latest.queue, latest.priority, latest.rule) == (
+        "residents",
+        "residents.default",
+        priority,
+        rule,
+    )
+    assert [e.decision for e in uow.published] == [latest]
+    assert (
+        f"routing request {request.request_id} to residents.default, the department it was"
+        f" filed under: its sub-service {DROPPED} is not in catalog v7 ({rule})"
+    ) in caplog.text
+
+
+async def test_a_submission_of_an_unknown_sub_service_and_department_is_refused() -> None:
+    request = replace(filed_under_v6(), department_code="embassy")
+    with pytest.raises(InvalidArgument) as caught:
+        await handlers.route_requests(
+            uow=FakeUnitOfWork(), submitted=[("e1", request)], rules=without(DROPPED), now=NOW
+        )
+    assert caught.value.violations == {
+        "sub_service_code": "not a sub-service of catalog v7",
+        "department_code": "not a department of catalog v7",
+    }
+
+
+async def test_a_submission_under_a_newer_catalog_than_routings_waits_for_it() -> None:
+    # Intake deployed ahead of routing: its catalog v7 has a sub-service routing's v6 lacks.
+    # Routing on v7 will route it by v7's rules; until then the consumer waits (as for an
+    # outage), where a dead letter would wait for someone to replay it.
+    added = "residents.new-service"
+    request = replace(filed_under_v6(), sub_service_code=added, catalog_version=7)
+    uow = FakeUnitOfWork()
+    with pytest.raises(Unavailable) as caught:
+        await handlers.route_requests(
+            uow=uow, submitted=[("e1", request)], rules=load_rules(), now=NOW
+        )
+    assert is_transient(caught.value)
+    assert str(caught.value) == (
+        f"request {request.request_id} was filed under catalog v7, whose sub-service {added}"
+        " routing's catalog v6 lacks: held until routing runs the newer one"
+    )
+    assert uow.rows == {}

@@ -331,12 +331,54 @@ def test_department_conditions_see_the_transfers_target() -> None:
 
 
 def test_an_unknown_sub_service_or_department_cannot_be_routed() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        load_rules().route(Attributes("nope.nothing"))
-    assert caught.value.violations == {"sub_service_code": "not a sub-service of catalog v6"}
+    for filed_under in ("", "embassy"):
+        with pytest.raises(InvalidArgument) as caught:
+            load_rules().route(Attributes("nope.nothing"), filed_under=filed_under)
+        assert caught.value.violations == {
+            "sub_service_code": "not a sub-service of catalog v6",
+            "department_code": "not a department of catalog v6",
+        }
     with pytest.raises(InvalidArgument) as caught:
         load_rules().route(Attributes("visas.cancel-visa"), department="nowhere")
     assert set(caught.value.violations) == {"department"}
+
+
+DROPPED = "residents.profession-change"
+
+
+def without(code: str) -> RoutingRules:
+    """The packaged rules over a catalog v7 that no longer has the sub-service `code`."""
+    packaged = load_rules()
+    subs = {k: v for k, v in packaged.catalog.sub_services.items() if k != code}
+    return replace(packaged, catalog=replace(packaged.catalog, version=7, sub_services=subs))
+
+
+def test_a_sub_service_the_catalog_dropped_goes_to_the_department_it_was_filed_under() -> None:
+    route = without(DROPPED).route(Attributes(DROPPED, "resident"), filed_under="residents")
+    assert (route.department, route.queue, route.priority, route.rule) == (
+        "residents",
+        "residents.default",
+        0,
+        "rules.v1:default",
+    )
+    assert route.explanation == (
+        "Queue residents.default: no rule chose a queue, and catalog v7 no longer has"
+        " residents.profession-change: the default queue of residents, the department it was"
+        " filed under. Priority 0: no rule raised it."
+    )
+
+
+def test_the_rules_that_name_no_sub_service_still_apply_to_one_the_catalog_dropped() -> None:
+    book = replace(
+        rules(rule("chased", {"follow_ups_at_least": 2}, {"priority": 15})),
+        catalog=without(DROPPED).catalog,
+    )
+    chased = Attributes(DROPPED, follow_up_count=2)
+    route = book.route(chased, filed_under="residents")
+    assert (route.queue, route.priority, route.rule) == ("residents.default", 15, "rules.v3:chased")
+    # A transfer's or a follow-up's: the department is known, the request is not refused.
+    route = book.route(chased, department="visas")
+    assert (route.queue, route.priority) == ("visas.default", 15)
 
 
 # Explanations

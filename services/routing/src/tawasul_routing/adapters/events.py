@@ -92,6 +92,7 @@ def from_submitted(event: events_pb2.Envelope, now: datetime) -> IncomingRequest
         subject_name_ar=s.subject_name_ar,
         subject_name_en=s.subject_name_en,
         cites_request_number=s.cites_request_number,
+        department_code=s.department_code,
     )
 
 

@@ -99,6 +99,7 @@ def request_to_json(r: IncomingRequest) -> dict[str, Any]:
         "subject_name_en": r.subject_name_en,
         "cites_request_number": r.cites_request_number,
         "follow_up_count": r.follow_up_count,
+        "department_code": r.department_code,
     }
 
 
@@ -128,6 +129,7 @@ def request_from_json(raw: dict[str, Any], decided_at: datetime) -> IncomingRequ
         subject_name_en=raw.get("subject_name_en", ""),
         cites_request_number=raw.get("cites_request_number", ""),
         follow_up_count=raw.get("follow_up_count", 0),
+        department_code=raw.get("department_code", ""),
     )
 
 

@@ -51,6 +51,18 @@ async def route_requests(
         for request, transfer in await uow.decisions.caught_up(waiting):
             first = decide(request, rules, now)
             decisions.append(first)
+            if _dropped(request, rules):
+                # Routed still, but by its filing's department alone: the catalog (or the
+                # rules) may want the sub-service back, or its requests moved by hand.
+                log.error(
+                    "routing request %s to %s, the department it was filed under: its"
+                    " sub-service %s is not in catalog v%d (%s)",
+                    request.request_id,
+                    first.queue,
+                    request.sub_service_code,
+                    rules.catalog.version,
+                    first.rule,
+                )
             if transfer is None:
                 continue
             kept.append(request.request_id)
@@ -92,6 +104,7 @@ async def transfer_request(
             await uow.decisions.keep_transfer(transfer)
             await uow.commit()
             return
+        _warn_if_dropped(latest.request, rules, "transfer")
         decision = latest.transfer(transfer, rules, now)
         if decision is None:
             log.warning(
@@ -122,6 +135,7 @@ async def follow_up(
         latest = await uow.decisions.latest(follow_up.request_id)
         await uow.decisions.count_follow_ups(follow_up.request_id, follow_up.count)
         if latest is not None:
+            _warn_if_dropped(latest.request, rules, "follow-up")
             decision = latest.followed_up(follow_up, rules, now)
             if decision is not None:
                 await uow.decisions.add(decision)
@@ -145,10 +159,28 @@ async def answered(
         latest = await uow.decisions.latest(answer.request_id)
         await uow.decisions.record_answer(answer.request_id, answer.fields)
         if latest is not None:
+            _warn_if_dropped(latest.request, rules, "answer")
             decision = latest.answered(answer, rules, now)
             if decision is not None:
                 await uow.decisions.add(decision)
         await uow.commit()
+
+
+def _dropped(request: IncomingRequest, rules: RoutingRules) -> bool:
+    return request.sub_service_code not in rules.catalog.sub_services
+
+
+def _warn_if_dropped(request: IncomingRequest, rules: RoutingRules, cause: str) -> None:
+    """A request whose sub-service the catalog has dropped since it was routed is routed
+    still, by the rules that do not name a sub-service; this says why none that did apply."""
+    if _dropped(request, rules):
+        log.warning(
+            "%s of request %s: its sub-service %s is not in catalog v%d, so no rule on it applies",
+            cause,
+            request.request_id,
+            request.sub_service_code,
+            rules.catalog.version,
+        )
 
 
 async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID, reader: Principal) -> Decision:

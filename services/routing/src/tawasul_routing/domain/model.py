@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from tawasul_platform.errors import InvalidArgument
+from tawasul_platform.errors import InvalidArgument, Unavailable
 
 from tawasul_routing.domain.rules import Attributes, RoutingRules
 
@@ -46,6 +46,9 @@ class IncomingRequest:
     cites_request_number: str = ""
     # The follow-ups counted when the request was last decided on (0 until one is).
     follow_up_count: int = 0
+    # The department intake filed it under (catalog v`catalog_version`'s): where it goes if
+    # routing's catalog has dropped its sub-service since.
+    department_code: str = ""
 
     def attributes(self) -> Attributes:
         return Attributes(
@@ -192,15 +195,32 @@ class RequestRouted:
 
 
 def decide(request: IncomingRequest, rules: RoutingRules, now: datetime) -> Decision:
-    """The first decision: the rules over the catalog's sub-service → department default."""
-    route = rules.route(request.attributes())
+    """The first decision: the rules over the catalog's sub-service → department default.
+
+    A sub-service routing's catalog lacks is one a newer catalog has (intake runs it ahead of
+    routing in a deploy): Unavailable, so that the consumer holds the request until routing
+    runs it too, instead of dead-lettering it. Else the catalog has dropped it since the
+    request was filed: it goes to the department it was filed under, named
+    `catalog-dropped:<code>` (with `+` and the rule when one decided)."""
+    code = request.sub_service_code
+    dropped = code not in rules.catalog.sub_services
+    if dropped and request.catalog_version > rules.catalog.version:
+        raise Unavailable(
+            f"request {request.request_id} was filed under catalog v{request.catalog_version},"
+            f" whose sub-service {code} routing's catalog v{rules.catalog.version} lacks:"
+            " held until routing runs the newer one"
+        )
+    route = rules.route(request.attributes(), filed_under=request.department_code)
+    rule = route.rule
+    if dropped:
+        rule = f"catalog-dropped:{code}" + ("" if route.by_default else f"+{route.rule}")
     decision = Decision(
         request=request,
         sequence=1,
         department=route.department,
         queue=route.queue,
         priority=route.priority,
-        rule=route.rule,
+        rule=rule,
         decided_at=now,
     )
     decision.events.append(RequestRouted(decision))

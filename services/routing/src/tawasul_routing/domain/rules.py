@@ -169,18 +169,32 @@ class RoutingRules:
     def name(self, rule_id: str) -> str:
         return f"rules.v{self.version}:{rule_id}"
 
-    def route(self, request: Attributes, *, department: str | None = None) -> Route:
-        """Where `request` goes; `department` is a transfer's target, else the catalog decides."""
+    def route(
+        self, request: Attributes, *, department: str | None = None, filed_under: str = ""
+    ) -> Route:
+        """Where `request` goes; `department` is a transfer's target, else the catalog decides.
+
+        A sub-service the catalog no longer has (it dropped one a request was filed under) is
+        one no rule matches on, as an unknown attribute is: the request stays routable. With
+        no transfer, it goes to `filed_under`, the department intake filed it under, when the
+        catalog still has that; only when it has neither is the request refused."""
+        v = self.catalog.version
         sub_service = self.catalog.sub_services.get(request.sub_service_code)
-        if sub_service is None:
-            raise InvalidArgument(
-                {"sub_service_code": f"not a sub-service of catalog v{self.catalog.version}"}
-            )
         if department is not None and department not in self.catalog.departments:
+            raise InvalidArgument({"department": f"not a department of catalog v{v}"})
+        if department is not None:
+            home = department
+        elif sub_service is not None:
+            home = sub_service.department
+        elif filed_under in self.catalog.departments:
+            home = filed_under
+        else:
             raise InvalidArgument(
-                {"department": f"not a department of catalog v{self.catalog.version}"}
+                {
+                    "sub_service_code": f"not a sub-service of catalog v{v}",
+                    "department_code": f"not a department of catalog v{v}",
+                }
             )
-        home = department or sub_service.department
 
         def elsewhere(rule: Rule) -> bool:
             return bool(department and rule.queue and department_of(rule.queue) != department)
@@ -217,10 +231,16 @@ class RoutingRules:
                 + "".join(f"; rule {r.id}'s queue {r.queue} is in another" for r in passed)
                 + "."
             )
+        elif sub_service is None:
+            lines.append(
+                f"Queue {queue}: no rule chose a queue, and catalog v{v} no longer has"
+                f" {request.sub_service_code}: the default queue of {home}, the department it"
+                " was filed under."
+            )
         else:
             lines.append(
                 f"Queue {queue}: no rule chose a queue, and {request.sub_service_code} belongs to"
-                f" {home} in catalog v{self.catalog.version}."
+                f" {home} in catalog v{v}."
             )
         if by_priority is None:
             lines.append(f"Priority {priority}: no rule raised it.")
