@@ -28,9 +28,11 @@ from tawasul_devstack.config import REVIEW_ADMIN, StackConfig
 
 T = TypeVar("T")
 CHUNK = 256 * 1024
-# SubmitRequest is retried with its key on these, as a channel would (Clients.submit).
+# SubmitRequest is retried with its key on these, as a channel would (Clients.submit), within
+# SUBMIT_WITHIN seconds of the first attempt: time for a restarted intake to come back.
 SUBMIT_RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 SUBMIT_ATTEMPTS = 3
+SUBMIT_WITHIN = 30.0
 # What passports.issue-renewal-problem asks of a citizen filing for themself.
 PASSPORT_PHOTO_FIELDS = {"request_type": "renewal", "problem": "photo_not_shown"}
 
@@ -231,17 +233,29 @@ class Clients:
             subject_id=subject_id,
             cites_request_number=cites,
         )
+        until = time.monotonic() + SUBMIT_WITHIN
         attempt = 1
         while True:
+            left = until - time.monotonic()
             try:
+                # A retry waits for the channel to be ready again, up to what is left: without,
+                # an intake being restarted fails each at once (the channel between its
+                # reconnection attempts), and every attempt goes within milliseconds.
                 answer = await self.intake.SubmitRequest(
-                    message, timeout=DEFAULT_DEADLINE_SECONDS, metadata=bearer(token)
+                    message,
+                    timeout=DEFAULT_DEADLINE_SECONDS if attempt == 1 else left,
+                    metadata=bearer(token),
+                    wait_for_ready=attempt > 1,
                 )
             except grpc.aio.AioRpcError as error:
                 # As a channel retries: the same key makes it safe (intake answers a replayed
                 # key with the request it made), and a just-started intake may miss a first
                 # deadline on a busy machine.
-                if attempt == SUBMIT_ATTEMPTS or error.code() not in SUBMIT_RETRIED:
+                if (
+                    attempt == SUBMIT_ATTEMPTS
+                    or error.code() not in SUBMIT_RETRIED
+                    or until - time.monotonic() <= 0
+                ):
                     raise
                 attempt += 1
                 continue
