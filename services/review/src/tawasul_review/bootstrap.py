@@ -166,6 +166,11 @@ async def build(settings: ReviewSettings) -> Runtime:
         return taken >= handlers.SWEEP_BATCH
 
     runtime.loops.append(lambda: every(settings.sweep_seconds, sweep, name="review sweep"))
+
+    async def forget() -> bool:
+        return await handlers.forget_leftovers(uow=uow(), now=_utc_now())
+
+    runtime.loops.append(lambda: every(settings.prune_seconds, forget, name="review pruning"))
     runtime.loops.append(
         lambda: every(settings.sweep_seconds, rescheduler(uow, rules), name="review reschedule")
     )

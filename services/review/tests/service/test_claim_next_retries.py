@@ -3,6 +3,8 @@
 A claim committed whose answer never reached the reviewer (the service died, the connection
 dropped) is asked for again by the client under the same key: it answers the item claimed, so
 that the reviewer holds one, not a second while the first waits, unseen, for its lease to lapse.
+Once that item is no longer theirs (its lease lapsed, released, given to another), the retry
+says so instead of quietly claiming another in its place.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from sqlalchemy import text
 from tawasul.review.v1 import review_pb2, review_pb2_grpc
 from tawasul_calendar import Sla
 from tawasul_devstack.journey import eventually
-from tawasul_platform.grpc import bearer, field_violations
+from tawasul_platform.grpc import bearer, field_violations, status_details
 from tawasul_platform.i18n import ACCEPT_LANGUAGE
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.migrations import upgrade
@@ -141,7 +144,47 @@ async def test_the_retry_renews_the_lease_and_is_answered_at_capacity(review: Re
     assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_a_key_claims_anew_once_its_item_is_no_longer_the_reviewers(
+async def lapsed(review: Review, who: str, key: str) -> tuple[str, str]:
+    """The retry's refusal, in English and in Arabic (google.rpc.LocalizedMessage, the call
+    asking for Arabic): the item its key claimed is no longer the caller's."""
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await review.stub.ClaimNext(
+            review_pb2.ClaimNextRequest(idempotency_key=key),
+            timeout=10,
+            metadata=(*bearer(who), (ACCEPT_LANGUAGE, "ar")),
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    status, arabic = status_details(refused.value), error_details_pb2.LocalizedMessage()
+    assert status is not None
+    assert any(detail.Unpack(arabic) for detail in status.details)
+    return refused.value.details() or "", arabic.message
+
+
+async def test_a_retry_after_its_claim_lapsed_says_so_instead_of_claiming_another(
+    review: Review,
+) -> None:
+    """The answer lost, the reviewer's client asks again only after the lease lapsed (and a
+    colleague took the item): a new item in its answer would look like the one they had."""
+    first = await review.enqueue()
+    second = await review.enqueue()
+    key = str(uuid.uuid4())
+    assert await review.claim_next(ALI, key) == first
+    review.clock.now += LEASE + timedelta(minutes=1)
+    await handlers.sweep(
+        uow=ReviewUnitOfWork(review.database), policy=review.rules, now=review.clock.now
+    )
+    assert await review.claim_next(SARA, str(uuid.uuid4())) == first
+    said = await lapsed(review, ALI, key)
+    assert said[0].startswith("request TW000000001, which you claimed under this idempotency key,")
+    assert said[1].startswith("الطلب TW000000001 الذي حجزته بمفتاح عدم التكرار هذا لم يعد لك")
+    assert await review.held() == []
+    # Asked again under it, the same answer; a new key claims the next item.
+    assert await lapsed(review, ALI, key) == said
+    assert await review.claim_next(ALI, str(uuid.uuid4())) == second
+    assert await review.held() == [second]
+
+
+async def test_a_key_whose_item_is_no_longer_the_reviewers_claims_nothing_more(
     review: Review,
 ) -> None:
     first, second = await review.enqueue(), await review.enqueue()
@@ -152,13 +195,12 @@ async def test_a_key_claims_anew_once_its_item_is_no_longer_the_reviewers(
     await review.stub.ReleaseRequest(
         review_pb2.ReleaseRequestRequest(request_id=first), timeout=5, metadata=bearer(ALI)
     )
-    third = await review.enqueue()
+    await review.enqueue()
     review.clock.now += timedelta(minutes=1)
-    # Released, the item is no longer theirs: the key claims the next one (the one released
-    # goes back to the queue, where it waits behind none of higher priority).
-    again = await review.claim_next(ALI, key)
-    assert again in (first, third)
-    assert await review.held() == [again]
+    # Released, the item is no longer theirs: the key says so, and claims nothing.
+    await lapsed(review, ALI, key)
+    assert await review.held() == []
+    assert await review.claim_next(SARA, key) == second
 
 
 async def blocked_by(review: Review, holder: ReviewUnitOfWork) -> int | None:
@@ -225,7 +267,7 @@ async def test_a_retry_while_its_claim_is_still_under_way_answers_that_claim(
     assert await review.held() == [first]
 
 
-async def test_a_retry_whose_item_lapses_while_it_waits_claims_anew_holding_one(
+async def test_a_retry_whose_item_lapses_while_it_waits_says_it_lapsed(
     review: Review,
 ) -> None:
     first, second = await review.enqueue(), await review.enqueue()
@@ -243,10 +285,12 @@ async def test_a_retry_whose_item_lapses_while_it_waits_claims_anew_holding_one(
         await eventually(waiting_or_answered, within=10, what="the retry to wait or answer")
         assert item.lapse(review.clock.now)
         await sweep.commit()
-    # The claim it answered lapsed: the key claims anew, and the reviewer holds that one only.
-    again = await retry
-    assert again in (first, second)
-    assert await review.held() == [again]
+    # The claim it answered lapsed: the retry says so, and the reviewer holds nothing.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await retry
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await review.held() == []
+    assert await review.claim_next(ALI, str(uuid.uuid4())) in (first, second)
 
 
 @pytest.mark.parametrize("key", ["x" * 101, "a key", "مفتاح"])

@@ -85,6 +85,7 @@ class Database:
         self.reviewers: dict[str, Reviewer] = {}
         self.withdrawals: dict[uuid.UUID, tuple[datetime, str, bool]] = {}
         self.follow_ups: dict[tuple[uuid.UUID, str], tuple[datetime, str]] = {}
+        self.claim_keys: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.inbox: set[tuple[str, str]] = set()
         self.published: list[Event] = []
         self.quality: dict[uuid.UUID, QualityCheck] = {}
@@ -98,6 +99,7 @@ class FakeItems:
         self.seen: dict[uuid.UUID, WorkItem] = {}
         self.withdrawn: dict[uuid.UUID, tuple[datetime, str, bool]] = {}
         self.followed: dict[tuple[uuid.UUID, str], tuple[datetime, str]] = {}
+        self.claimed_under_keys: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.receipts: dict[str, tuple[uuid.UUID, HistoryEntry]] = {}
         self.calendar_version: int | None = None
 
@@ -207,6 +209,28 @@ class FakeItems:
             if r.state is State.CLAIMED and r.assignee == reviewer_id and r.claim_key == key
         ]
         return self._load(rows[0]) if rows else None
+
+    async def remember_claim(
+        self, reviewer_id: str, key: str, item: WorkItem, at: datetime
+    ) -> None:
+        self.claimed_under_keys[reviewer_id, key] = (item.request_number, at)
+
+    async def claimed_before(self, reviewer_id: str, key: str) -> str | None:
+        claimed = self._db.claim_keys.get((reviewer_id, key))
+        return None if claimed is None else claimed[0]
+
+    async def forget(self, *, kept_before: datetime, keys_before: datetime, limit: int) -> int:
+        db = self._db
+        withdrawals = [i for i, (at, _, _) in db.withdrawals.items() if at < kept_before][:limit]
+        follow_ups = [k for k, (at, _) in db.follow_ups.items() if at < kept_before][:limit]
+        keys = [k for k, (_, at) in db.claim_keys.items() if at < keys_before][:limit]
+        for request_id in withdrawals:
+            del db.withdrawals[request_id]
+        for early in follow_ups:
+            del db.follow_ups[early]
+        for key in keys:
+            del db.claim_keys[key]
+        return max(len(withdrawals), len(follow_ups), len(keys))
 
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         return [
@@ -447,6 +471,7 @@ class FakeUnitOfWork:
         self.db.withdrawals.update(self.items.withdrawn)
         for key, said in self.items.followed.items():
             self.db.follow_ups.setdefault(key, said)
+        self.db.claim_keys.update(self.items.claimed_under_keys)
         if self.items.calendar_version is not None:
             self.db.calendar_version = self.items.calendar_version
         self.db.inbox |= self._events

@@ -14,6 +14,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    delete,
     func,
     insert,
     literal,
@@ -290,6 +291,49 @@ class SqlWorkItemRepository:
         )
         row = (await self._session.execute(query)).first()
         return None if row is None else self._opened(row)
+
+    async def remember_claim(
+        self, reviewer_id: str, key: str, item: WorkItem, at: datetime
+    ) -> None:
+        values = {
+            "reviewer_id": reviewer_id,
+            "key": key,
+            "request_id": item.request_id,
+            "request_number": item.request_number,
+            "claimed_at": at,
+        }
+        await self._session.execute(insert(tables.claim_keys).values(values))
+
+    async def claimed_before(self, reviewer_id: str, key: str) -> str | None:
+        t = tables.claim_keys.c
+        number = await self._session.scalar(
+            select(t.request_number).where((t.reviewer_id == reviewer_id) & (t.key == key))
+        )
+        return None if number is None else str(number)
+
+    async def forget(self, *, kept_before: datetime, keys_before: datetime, limit: int) -> int:
+        """Each table's oldest first, none of them indexed on its time: a sequential scan
+        per table and round, over tables this keeps small."""
+        w, f, k = tables.withdrawals, tables.early_follow_ups, tables.claim_keys
+        withdrawals = select(w.c.request_id).where(w.c.at < kept_before).limit(limit)
+        follow_ups = select(f.c.request_id, f.c.event_id).where(f.c.at < kept_before).limit(limit)
+        keys = select(k.c.reviewer_id, k.c.key).where(k.c.claimed_at < keys_before).limit(limit)
+        gone = [
+            await self._session.execute(
+                delete(w)
+                .where(w.c.request_id.in_(withdrawals.scalar_subquery()))
+                .returning(w.c.request_id)
+            ),
+            await self._session.execute(
+                delete(f)
+                .where(tuple_(f.c.request_id, f.c.event_id).in_(follow_ups))
+                .returning(f.c.event_id)
+            ),
+            await self._session.execute(
+                delete(k).where(tuple_(k.c.reviewer_id, k.c.key).in_(keys)).returning(k.c.key)
+            ),
+        ]
+        return max(len(rows.all()) for rows in gone)
 
     def _opened(self, row: Row) -> WorkItem:
         """An item opened to work on; the span doing it links to the trace that filed it."""

@@ -176,6 +176,18 @@ early_follow_ups = Table(
     Column("message", Text, nullable=False),
 )
 
+# Each item a ClaimNext under an idempotency key claimed, whether that claim lasts or not: its
+# retry once the item is no longer the reviewer's says so (handlers.claim_next).
+claim_keys = Table(
+    "claim_keys",
+    metadata,
+    Column("reviewer_id", String(50), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("request_id", Uuid, nullable=False),
+    Column("request_number", String(20), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
 history = Table(
     "history",
     metadata,

@@ -24,6 +24,7 @@ from tawasul_platform.errors import (
 from tawasul_platform.i18n import CHARACTERS, Bilingual, at_most
 from tawasul_platform.identity import Principal, Role
 from tawasul_platform.ports import claim_each
+from tawasul_platform.retention import INBOX_KEEP
 
 from tawasul_review.app.ports import Attachment, Documents, QueueFilter, UnitOfWork
 from tawasul_review.domain.assignment import Mode, choose
@@ -67,6 +68,13 @@ MAX_QUALITY_PAGE = 500
 DEFAULT_RESPOND_WITHIN_DAYS = 5
 MAX_RESPOND_WITHIN_DAYS = 30
 SWEEP_BATCH = 200
+# A cancellation or follow-up that came before its request waits this long for it: the
+# submission may reach routing, and the routed request review, as late as a dead letter of
+# each may be replayed (retention.INBOX_KEEP each). Arrived or not, it is forgotten then.
+EARLY_KEEP = 2 * INBOX_KEEP
+# A ClaimNext's key says its item lapsed this long after the claim; a retry comes in seconds.
+CLAIM_KEY_KEEP = timedelta(days=1)
+FORGET_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -510,7 +518,8 @@ async def claim_next(
     the reviewer still holds it, its lease renewed: a second item would stay held by them,
     unseen by their client, until its lease lapsed. Asked before their room, which that
     claim may have filled; while another transaction holds the item (a sweep, a decision),
-    once it ends. Lapsed, released or taken from them by then, the key claims anew.
+    once it ends. Lapsed, released or taken from them by then, FAILED_PRECONDITION says so
+    (for a day, CLAIM_KEY_KEEP): another item in its answer would pass for the one they had.
 
     Asked first without the reviewer's lock, so that a wait for the item holds nothing a
     sweep lapsing it takes next; then once more behind it, which a claim under the key still
@@ -524,6 +533,8 @@ async def claim_next(
         await uow.reviewers.lock(reviewer.subject)
         if key and (held := await uow.items.claimed_under(reviewer.subject, key)) is not None:
             return await _claimed_again(uow, held, reviewer, now, policy)
+        if key and (number := await uow.items.claimed_before(reviewer.subject, key)):
+            raise FailedPrecondition(_no_longer_yours(number))
         me = await _room_locked(uow, reviewer)
         departments = me.departments & {department} if department else me.departments
         item = await uow.items.next_queued(departments, me.languages, me.reviewer_id)
@@ -531,8 +542,20 @@ async def claim_next(
             return None
         item.claim(reviewer, now, policy.lease)
         item.claim_key = key
+        if key:
+            await uow.items.remember_claim(reviewer.subject, key, item, now)
         await uow.commit()
     return item
+
+
+def _no_longer_yours(number: str) -> Bilingual:
+    return Bilingual(
+        f"request {number}, which you claimed under this idempotency key, is no longer yours:"
+        " its claim lapsed (its lease expired), or it was released or given to another; claim"
+        " again under a new key for the next item",
+        f"الطلب {number} الذي حجزته بمفتاح عدم التكرار هذا لم يعد لك: انتهت مهلة حجزه، أو أُعيد"
+        " إلى قائمة الانتظار أو أُسند إلى غيرك؛ اطلب التالي بمفتاح جديد",
+    )
 
 
 async def _claimed_again(
@@ -862,6 +885,19 @@ async def sweep(*, uow: UnitOfWork, policy: Policy, now: datetime) -> int:
             await _refill(uow, modes, policy, now, lapsed)
         await uow.commit()
     return len(items)
+
+
+async def forget_leftovers(*, uow: UnitOfWork, now: datetime, batch: int = FORGET_BATCH) -> bool:
+    """Deletes what was kept for a while only: the cancellations and follow-ups that came
+    before their request, EARLY_KEEP after them (one whose request never came, dead-lettered
+    by routing and never replayed, stayed for good), and ClaimNext's keys CLAIM_KEY_KEEP
+    after their claim. True while a full batch was deleted (there may be more)."""
+    async with uow:
+        gone = await uow.items.forget(
+            kept_before=now - EARLY_KEEP, keys_before=now - CLAIM_KEY_KEEP, limit=batch
+        )
+        await uow.commit()
+    return gone >= batch
 
 
 async def reschedule(

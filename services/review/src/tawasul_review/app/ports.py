@@ -68,6 +68,23 @@ class WorkItemRepository(Protocol):
         claim a second). None if it is no longer theirs under that key by then."""
         ...
 
+    async def remember_claim(
+        self, reviewer_id: str, key: str, item: WorkItem, at: datetime
+    ) -> None:
+        """That the reviewer's ClaimNext under `key` claimed the item (claimed_before)."""
+        ...
+
+    async def claimed_before(self, reviewer_id: str, key: str) -> str | None:
+        """The request number of the item the reviewer's ClaimNext under `key` claimed, theirs
+        still or not; None if none did, or it is forgotten (forget)."""
+        ...
+
+    async def forget(self, *, kept_before: datetime, keys_before: datetime, limit: int) -> int:
+        """Deletes up to `limit` rows of each: the cancellations and follow-ups kept for their
+        request's arrival (`at` before `kept_before`), arrived or not, and the claims under
+        keys made before `keys_before`; the most it deleted of one."""
+        ...
+
     async def claimed_by(self, reviewer_id: str) -> list[WorkItem]:
         """The items the reviewer holds, locked in key order; those another transaction holds
         are passed over (taken after the queues and reviewers, they must not be waited for)."""
