@@ -10,7 +10,8 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from tawasul_routing import bootstrap
 from tawasul_routing.adapters import tables
 from tawasul_routing.adapters.repository import SERVICE, RoutingUnitOfWork
 from tawasul_routing.adapters.rules import load_rules
+from tawasul_routing.domain.rules import RoutingRules
 from tawasul_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(tawasul_routing.__file__).resolve().parent / "migrations"
@@ -74,12 +76,20 @@ class Routing:
     """The gRPC client, and the subscribers Kafka would call."""
 
     def __init__(
-        self, channel: grpc.aio.Channel, database_url: str, subscriptions: Subscriptions
+        self,
+        channel: grpc.aio.Channel,
+        database_url: str,
+        uow: Callable[[], RoutingUnitOfWork],
     ) -> None:
         self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
         self.engine = async_engine(database_url, pool_size=2)
-        self.subscriptions = subscriptions
+        self.uow = uow
+        self.subscriptions = self.under(load_rules())
+
+    def under(self, rules: RoutingRules) -> Subscriptions:
+        """The subscribers of a routing that runs `rules` (another catalog, say)."""
+        return bootstrap.subscriptions(self.uow, rules)
 
     async def on_submitted(self, poll: list[events_pb2.Envelope]) -> None:
         await self.subscriptions.deliver(REQUEST_SUBMITTED, *poll)
@@ -150,7 +160,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
     await server.start()
     await server.serving(True)
     channel = open_channel(f"127.0.0.1:{server.port}", None)
-    client = Routing(channel, database_url, bootstrap.subscriptions(uow, load_rules()))
+    client = Routing(channel, database_url, uow)
     yield client
     await channel.close()
     await server.stop(1)
@@ -893,6 +903,106 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_at_once(
             b"1",
             b"InvalidArgument('submitted_at: not a valid time')",
         ),
+    ]
+
+
+# A sub-service the catalog dropped after intake filed a request under it
+
+DROPPED = "residents.profession-change"  # in catalog v6; no rule names it
+
+
+def without(code: str) -> RoutingRules:
+    """The packaged rules over a catalog v7 that no longer has the sub-service `code`."""
+    packaged = load_rules()
+    subs = {k: v for k, v in packaged.catalog.sub_services.items() if k != code}
+    return replace(packaged, catalog=replace(packaged.catalog, version=7, sub_services=subs))
+
+
+def filed_under_v6(
+    sub_service: str = DROPPED, department: str = "residents"
+) -> events_pb2.Envelope:
+    event = submitted(sub_service, kind="resident", nationality="EGY", fields={})
+    event.request_submitted.catalog_version = 6
+    event.request_submitted.department_code = department
+    return event
+
+
+async def test_a_request_whose_sub_service_the_catalog_dropped_is_routed_on(
+    routing: Routing,
+) -> None:
+    event = filed_under_v6()
+    request_id = event.request_id
+    await routing.on_submitted([event])
+    v7 = routing.under(without(DROPPED))
+    # Review holds the item TRANSFERRED until routing decides: a refusal held it for good.
+    await v7.deliver(REQUEST_STATUS_CHANGED, transferred(request_id, "visas", "misfiled"))
+    await v7.deliver(APPLICANT_ACTIONS, followed_up(request_id, 1))
+    # Raises nothing, but is kept: the next decision carries it.
+    await v7.deliver(APPLICANT_ACTIONS, answered(request_id, {"new_profession": "engineer"}))
+    await v7.deliver(APPLICANT_ACTIONS, followed_up(request_id, 2))
+    assert await routing.decisions(request_id) == [
+        (1, "residents.default", 0, "rules.v1:default"),
+        (2, "visas.default", 0, "transfer:residents->visas"),
+        (3, "visas.default", 15, "follow-up+rules.v1:repeated-follow-ups"),
+    ]
+    last = (await routing.outbox())[-1].request_routed
+    assert (last.queue, last.priority, last.sub_service_code, last.transferred_from) == (
+        "visas.default",
+        15,
+        DROPPED,
+        "residents",
+    )
+    assert dict(last.fields) == {"new_profession": "engineer"}
+
+
+async def test_a_submission_is_routed_where_it_was_filed_held_or_dead_lettered_by_catalog(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, MIGRATIONS, database_url)
+    engine = async_engine(database_url, pool_size=2)
+    database = Database(engine.sync_engine)
+    letters = DeadLetters()
+    consumer = EventConsumer(
+        bootstrap="127.0.0.1:1",
+        group="routing",
+        producer=letters,
+        transaction=functools.partial(
+            shared_transaction, database, Messaging(SERVICE, tables.outbox, tables.inbox)
+        ),
+    )
+    v7 = without(DROPPED)
+    bootstrap.subscriptions(lambda: RoutingUnitOfWork(database), v7).subscribe(consumer)
+    # Filed under v6 and dropped by v7: to the department it was filed under.
+    dropped = filed_under_v6()
+    # Neither the sub-service nor the department is v7's: nowhere to go, and never will be.
+    nowhere = filed_under_v6(department="embassy")
+    # Filed under a v8 (intake deployed ahead of routing): v8's routing will know where.
+    ahead = filed_under_v6("residents.new-service")
+    ahead.request_submitted.catalog_version = 8
+    try:
+        poll = [dropped, nowhere]
+        await consumer.dispatch([record(REQUEST_SUBMITTED, n, e) for n, e in enumerate(poll)])
+        held = asyncio.create_task(consumer.dispatch([record(REQUEST_SUBMITTED, 2, ahead)]))
+        # Waited out as an outage is (the partition waits), not dead-lettered.
+        done, _ = await asyncio.wait([held], timeout=2)
+        assert not done
+        held.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+        d = tables.decisions
+        async with engine.connect() as conn:
+            decided = (await conn.execute(select(d.c.request_id, d.c.queue, d.c.rule))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in decided] == [
+        (uuid.UUID(dropped.request_id), "residents.default", f"catalog-dropped:{DROPPED}")
+    ]
+    assert [(topic, h["dlt.attempts"], h["dlt.error"][:40]) for topic, h in letters.sent] == [
+        (
+            dead_letter_topic(REQUEST_SUBMITTED, "routing"),
+            b"1",
+            b"InvalidArgument('sub_service_code: not a",
+        )
     ]
 
 
