@@ -7,7 +7,8 @@ TAWASUL_TLS_KEY_FILE, TAWASUL_TLS_CA_FILE) give the CLI's client certificate, it
 office's CA; with none of them it speaks plaintext (a local test server). Every call carries
 the token and a deadline. A failed call prints its gRPC status and each field violation on
 stderr, in Arabic where the service has them in it (English with --language en or
-TAWASUL_LANGUAGE=en), and exits 1.
+TAWASUL_LANGUAGE=en), and exits 1; the CLI's own errors likewise, in that language (but for
+the usage errors of typer, what TLS files and the system say, in English).
 
 Whatever the server sends back may hold text an applicant typed (descriptions, messages,
 answers, file names), so all of it is printed through `clean`: no terminal escape, control
@@ -16,6 +17,7 @@ character or bidi override of theirs reaches the reviewer's terminal.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -36,7 +38,7 @@ from tawasul.review.v1 import review_pb2
 from tawasul_calendar import RIYADH
 from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
-from tawasul_platform.i18n import Bilingual, in_locale
+from tawasul_platform.i18n import DEFAULT_LOCALE, Bilingual
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
 from typer._click.core import ParameterSource
 
@@ -46,7 +48,9 @@ from tawasul_review_cli.client import (
     Session,
     console,
     fail,
+    in_language,
     is_text,
+    language_of,
     not_text,
     run,
 )
@@ -111,7 +115,8 @@ def sign_in(
         Language,
         typer.Option(
             envvar="TAWASUL_LANGUAGE",
-            help="The language of the service's messages: ar (Arabic, the default) or en.",
+            help="The language of the service's messages and of this CLI's errors: ar"
+            " (Arabic, the default) or en.",
         ),
     ] = Language.ar,
 ) -> None:
@@ -280,16 +285,25 @@ def queue(
 FIRST_DAY, LAST_DAY = date(2000, 1, 2), date(2099, 12, 31)
 
 
-def _day(name: str, raw: str, *, after: bool = False) -> Timestamp | None:
+def _day(name: str, raw: str, language: str, *, after: bool = False) -> Timestamp | None:
     """A date (YYYY-MM-DD) as the start of that day in Riyadh, or of the next with `after`."""
     if not raw:
         return None
     try:
         day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=RIYADH)
     except ValueError:
-        fail(f"--{name}: a date such as 2026-01-31")
+        fail(
+            Bilingual(f"--{name}: a date such as 2026-01-31", f"--{name}: تاريخ مثل 2026-01-31"),
+            language,
+        )
     if not FIRST_DAY <= day.date() <= LAST_DAY:
-        fail(f"--{name}: a date from {FIRST_DAY} to {LAST_DAY}")
+        fail(
+            Bilingual(
+                f"--{name}: a date from {FIRST_DAY} to {LAST_DAY}",
+                f"--{name}: تاريخ من {FIRST_DAY} إلى {LAST_DAY}",
+            ),
+            language,
+        )
     stamp = Timestamp()
     stamp.FromDatetime(day + timedelta(days=1) if after else day)
     return stamp
@@ -350,7 +364,8 @@ def search(
         page_size=page_size,
         page_token=page_token,
     )
-    start, end = _day("since", since), _day("until", until, after=True)
+    language = language_of(ctx)
+    start, end = _day("since", since, language), _day("until", until, language, after=True)
     if start is not None:
         request.submitted_from.CopyFrom(start)
     if end is not None:
@@ -401,7 +416,7 @@ async def claim_next(review: Review, pending: PendingClaim) -> None:
         with pending.held():
             await _claim_next(review, pending)
     except Busy:
-        raise Failure(in_locale(_CLAIMING, review.language) or _CLAIMING) from None
+        raise Failure(_CLAIMING) from None
 
 
 async def _claim_next(review: Review, pending: PendingClaim) -> None:
@@ -434,7 +449,7 @@ async def _claim_again(
         return await review.call(review.service.ClaimNext, request, wait_for_ready=True)
     except grpc.aio.AioRpcError as exc:
         if exc.code() in _CLAIM_AGAIN:
-            exc.add_note(in_locale(_CLAIM_KEPT, review.language) or _CLAIM_KEPT)
+            exc.add_note(in_language(_CLAIM_KEPT, review.language))
         else:  # refused: nothing was claimed under the key
             pending.answered(datetime.now(UTC))
         raise
@@ -626,13 +641,40 @@ async def attachment_of(review: Review, request_id: str, document_id: str) -> re
         review.service.GetWorkItem, review_pb2.GetWorkItemRequest(request_id=request_id)
     )
     if shown.documents_unavailable:
-        raise Failure("the links are unavailable (docs is down): try again later")
+        raise Failure(
+            Bilingual(
+                "the links are unavailable (docs is down): try again later",
+                "الروابط غير متاحة (خدمة المستندات متوقفة): حاول لاحقًا",
+            )
+        )
     for attachment in shown.attachments:
         if attachment.document_id == document_id:
             if attachment.unreadable:
-                raise Failure(f"docs does not give attachment {document_id}: no link")
+                raise Failure(
+                    Bilingual(
+                        f"docs does not give attachment {document_id}: no link",
+                        f"خدمة المستندات لا تعطي المرفق {document_id}: لا رابط له",
+                    )
+                )
             return attachment
-    raise Failure(f"request {request_id} has no attachment {document_id}")
+    raise Failure(
+        Bilingual(
+            f"request {request_id} has no attachment {document_id}",
+            f"ليس في الطلب {request_id} مرفق {document_id}",
+        )
+    )
+
+
+def _download_failed(why: str) -> Bilingual:
+    # Why, as httpx or the server says it: in English.
+    return Bilingual(f"download failed: {why}", f"فشل التنزيل: {why}")
+
+
+def _cannot_write(target: Path, exc: OSError) -> Bilingual:
+    # The system's reason (strerror) is in English.
+    return Bilingual(
+        f"cannot write {target}: {exc.strerror}", f"تتعذّر الكتابة في {target}: {exc.strerror}"
+    )
 
 
 def fetch(url: str, target: Path) -> int:
@@ -645,15 +687,15 @@ def fetch(url: str, target: Path) -> int:
             http.stream("GET", url) as response,
         ):
             if response.status_code != httpx.codes.OK:
-                raise Failure(f"download failed: HTTP {response.status_code}")
+                raise Failure(_download_failed(f"HTTP {response.status_code}"))
             with partial.open("wb") as file:
                 for chunk in response.iter_bytes():
                     written += file.write(chunk)
         partial.replace(target)
     except httpx.HTTPError as exc:
-        raise Failure(f"download failed: {exc}") from exc
+        raise Failure(_download_failed(str(exc))) from exc
     except OSError as exc:
-        raise Failure(f"cannot write {target}: {exc.strerror}") from exc
+        raise Failure(_cannot_write(target, exc)) from exc
     finally:
         partial.unlink(missing_ok=True)
     return written
@@ -681,13 +723,26 @@ def download(
             target = target / name
         there = target.exists()
     except OSError as exc:  # a name -o gave too long, a folder not to be read
-        fail(f"cannot write {target}: {exc.strerror}; give another file or folder with -o")
+        cannot = _cannot_write(target, exc)
+        fail(
+            Bilingual(
+                f"{cannot}; give another file or folder with -o",
+                f"{cannot.ar}؛ أعطِ ملفًا أو مجلدًا آخر بـ -o",
+            ),
+            language_of(ctx),
+        )
     if there and not force:
-        fail(f"{target} is already there; pass --force to replace it")
+        fail(
+            Bilingual(
+                f"{target} is already there; pass --force to replace it",
+                f"{target} موجود من قبل؛ مرّر --force لاستبداله",
+            ),
+            language_of(ctx),
+        )
     try:
         written = fetch(attachment.download_url, target)
     except Failure as exc:
-        fail(str(exc))
+        fail(exc.message, language_of(ctx))
     console().print(line("saved ", value(attachment.filename), f" ({written} bytes) to {target}"))
 
 
@@ -835,7 +890,14 @@ def reject(
 ) -> None:
     """Reject a request you hold: --reason and --message (why, for the beneficiary) required."""
     if not reason or not message:
-        fail("a rejection needs --reason (a code of `reasons`) and --message for the beneficiary")
+        fail(
+            Bilingual(
+                "a rejection needs --reason (a code of `reasons`) and --message for the"
+                " beneficiary",
+                "الرفض يحتاج --reason (رمزًا من `reasons`) و--message للمستفيد",
+            ),
+            language_of(ctx),
+        )
     run(ctx, lambda review: decide(review, request_id, review_pb2.DECISION_REJECT, message, reason))
 
 
@@ -1041,8 +1103,12 @@ async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange)
     if existing is None:
         if not any(change.departments or []):
             raise Failure(
-                f"{reviewer_id} is not among the reviewers you can list: a new reviewer needs"
-                " --department"
+                Bilingual(
+                    f"{reviewer_id} is not among the reviewers you can list: a new reviewer"
+                    " needs --department",
+                    f"{reviewer_id} ليس بين المراجعين الذين يمكنك عرضهم: المراجع الجديد يحتاج"
+                    " --department",
+                )
             )
         existing = review_pb2.Reviewer(reviewer_id=reviewer_id)
         existing.MergeFrom(NEW_REVIEWER)
@@ -1054,7 +1120,7 @@ async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange)
         # Taken out of every department, they may have a record all the same, which the API
         # does not read: the values it held for the options not given are gone.
         stored = _stored_as_new(reviewer_id)
-        review.out.print(value(in_locale(stored, review.language) or stored), soft_wrap=True)
+        review.out.print(value(in_language(stored, review.language)), soft_wrap=True)
     review.out.print(_reviewers_table([answer.reviewer]))
 
 
@@ -1305,17 +1371,36 @@ def queue_mode(
 ) -> None:
     """How a queue hands out work (administrators, or the department's supervisor)."""
     if mode not in _MODES:
-        fail("mode: pull, round-robin or least-loaded")
+        fail(
+            Bilingual(
+                "mode: pull, round-robin or least-loaded",
+                "mode: pull أو round-robin أو least-loaded",
+            ),
+            language_of(ctx),
+        )
     run(ctx, lambda review: put_queue_mode(review, queue, mode))
 
 
 def main() -> None:
     # Refused before typer parses them: a value read from a file in another encoding would
     # otherwise end in a traceback wherever a request or a line printed first takes it.
-    for number, argument in enumerate(sys.argv[1:], start=1):
+    arguments = sys.argv[1:]
+    for number, argument in enumerate(arguments, start=1):
         if not is_text(argument):
-            console(stderr=True).print(
-                line("error: ", not_text(f"argument {number}")), soft_wrap=True
-            )
+            what = not_text(Bilingual(f"argument {number}", f"الوسيط {number}"))
+            said = in_language(what, _language_asked(arguments))
+            console(stderr=True).print(line("error: ", said), soft_wrap=True)
             sys.exit(1)
     app(prog_name=PROG)
+
+
+def _language_asked(arguments: list[str]) -> str:
+    """The language asked for, as the options will give it once typer parses them: the last
+    --language, else TAWASUL_LANGUAGE, else Arabic."""
+    asked = os.environ.get("TAWASUL_LANGUAGE", DEFAULT_LOCALE)
+    for option, given in zip(arguments, [*arguments[1:], ""], strict=True):
+        if option == "--language":
+            asked = given
+        elif option.startswith("--language="):
+            asked = option.removeprefix("--language=")
+    return asked

@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 from rich.console import Console
 from tawasul.review.v1 import review_pb2_grpc
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, status_details
-from tawasul_platform.i18n import ACCEPT_LANGUAGE, DEFAULT_LOCALE
+from tawasul_platform.i18n import ACCEPT_LANGUAGE, DEFAULT_LOCALE, Bilingual, in_locale
 from tawasul_platform.tls import open_channel, tls_config
 
 from tawasul_review_cli.terminal import clean, line, value
@@ -26,7 +26,12 @@ _T = TypeVar("_T")
 
 
 class Failure(Exception):
-    """A problem this CLI found itself, printed as `error: …` with exit status 1."""
+    """A problem this CLI found itself (its `Bilingual` message), printed as `error: …` with
+    exit status 1."""
+
+    def __init__(self, message: Bilingual) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class Session:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
-    # The language the service's messages are printed in: "ar" (the default) or "en".
+    # The language the service's messages and the CLI's own are printed in: "ar" (the
+    # default) or "en".
     language: str = DEFAULT_LOCALE
     # Those of the options above typed on the command line, the token never among them: the
     # next page's command (`more:`) repeats them.
@@ -102,15 +108,26 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
 
 
-def fail(message: str) -> NoReturn:
-    console(stderr=True).print(line("error: ", clean(message)), soft_wrap=True)
+def in_language(message: str, language: str) -> str:
+    """A message of the CLI's own in the language of the service's (--language): in English
+    when it has no Arabic."""
+    return in_locale(message, language) or message
+
+
+def fail(message: str, language: str) -> NoReturn:
+    console(stderr=True).print(
+        line("error: ", clean(in_language(message, language))), soft_wrap=True
+    )
     raise typer.Exit(1)
 
 
-def not_text(what: str) -> str:
+def not_text(what: Bilingual) -> Bilingual:
     """Why `what` cannot be sent: it holds bytes that are not UTF-8 (Python keeps them as lone
     surrogates), such as a note in a Windows-1256 file passed as "$(cat note.txt)"."""
-    return f"{what} is not UTF-8 text: convert it first, e.g. iconv -f cp1256 -t utf-8"
+    return Bilingual(
+        f"{what} is not UTF-8 text: convert it first, e.g. iconv -f cp1256 -t utf-8",
+        f"{what.ar} ليس نصًا بترميز UTF-8: حوّله أولًا، مثلًا iconv -f cp1256 -t utf-8",
+    )
 
 
 def is_text(raw: str) -> bool:
@@ -122,22 +139,39 @@ def is_text(raw: str) -> bool:
     return True
 
 
+def language_of(ctx: typer.Context) -> str:
+    """The language the command was asked for (--language, TAWASUL_LANGUAGE)."""
+    session = ctx.obj
+    return session.language if isinstance(session, Session) else DEFAULT_LOCALE
+
+
+_NO_TOKEN = Bilingual(
+    "no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN",
+    "لا رمز للمراجع: مرّر --token أو اضبط TAWASUL_REVIEWER_TOKEN",
+)
+_NOT_A_TOKEN = Bilingual(
+    "the reviewer token is not a token: only printable ASCII, as the provider gave it",
+    "رمز المراجع ليس رمزًا: أحرف ASCII قابلة للطباعة فقط، كما أعطاه المزوّد",
+)
+
+
 def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
     """Runs one command's calls on a channel of their own; errors end in exit status 1."""
-    session = ctx.obj
+    session, language = ctx.obj, language_of(ctx)
     if not isinstance(session, Session) or not session.token.strip():
-        fail("no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN")
+        fail(_NO_TOKEN, language)
     # A token file saved with Windows line endings keeps its CR through $(cat …).
     token = session.token.strip()
     if not (token.isascii() and token.isprintable()):
-        fail("the reviewer token is not a token: only printable ASCII, as the provider gave it")
+        fail(_NOT_A_TOKEN, language)
 
     try:
         tls = tls_config(
             cert_file=session.tls_cert, key_file=session.tls_key, ca_file=session.tls_ca
         )
     except ValueError as exc:
-        fail(f"{exc} (--tls-cert, --tls-key, --tls-ca)")
+        # Named in English only, by tawasul_platform.tls.
+        fail(f"{exc} (--tls-cert, --tls-key, --tls-ca)", language)
 
     async def connected() -> _T:
         async with open_channel(session.address, tls) as channel:
@@ -156,10 +190,13 @@ def run(ctx: typer.Context, work: Callable[[Review], Awaitable[_T]]) -> _T:
             err.print(note, soft_wrap=True)
         raise typer.Exit(1) from None
     except Failure as exc:
-        fail(str(exc))
+        fail(exc.message, language)
     except UnicodeEncodeError as exc:
         # A lone surrogate (main() names the argument; a setting, or a caller other than
         # main(), ends here) is not text a request can carry; anything else is a bug.
         if is_text(exc.object[exc.start : exc.end]):
             raise
-        fail(not_text("an argument or a TAWASUL_ setting"))
+        fail(
+            not_text(Bilingual("an argument or a TAWASUL_ setting", "وسيط أو إعداد TAWASUL_")),
+            language,
+        )

@@ -409,7 +409,7 @@ async def test_without_a_token_nothing_is_called(review: Review) -> None:
     result = await review.cli("queue", "passports", who="")
     assert (result.exit_code, result.stderr) == (
         1,
-        "error: no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN\n",
+        "error: لا رمز للمراجع: مرّر --token أو اضبط TAWASUL_REVIEWER_TOKEN\n",
     )
 
 
@@ -522,7 +522,9 @@ async def test_show_lists_an_attachment_docs_will_not_give_without_a_link(
     lines = (await review.ok("show", request_id)).splitlines()
     at = next(i for i, x in enumerate(lines) if x.startswith("attachments"))
     assert lines[at : at + 2] == ["attachments: 1", "  d1  (docs does not give it: no link)"]
-    refused = await review.cli("download", request_id, "d1", "--output", str(tmp_path))
+    refused = await review.cli(
+        "--language", "en", "download", request_id, "d1", "--output", str(tmp_path)
+    )
     assert refused.exit_code == 1
     assert refused.stderr == "error: docs does not give attachment d1: no link\n"
     assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
@@ -537,7 +539,7 @@ async def test_show_says_the_links_wait_while_docs_is_down(review: Review, tmp_p
     assert lines[at + 1].strip() == "d1"
     refused = await review.cli("download", request_id, "d1", "--output", str(tmp_path))
     assert refused.exit_code == 1
-    assert refused.stderr == "error: the links are unavailable (docs is down): try again later\n"
+    assert refused.stderr == "error: الروابط غير متاحة (خدمة المستندات متوقفة): حاول لاحقًا\n"
 
 
 async def test_show_gives_the_case_with_its_attachment_link_and_history(review: Review) -> None:
@@ -646,7 +648,9 @@ async def test_reject_needs_a_reason_and_a_message(review: Review) -> None:
     request_id = await review.enqueue()
     await review.ok("claim", request_id)
 
-    without = await review.cli("reject", request_id, "--message", "The photo is too old to use")
+    without = await review.cli(
+        "--language", "en", "reject", request_id, "--message", "The photo is too old to use"
+    )
     assert without.exit_code == 1
     assert without.stderr == (
         "error: a rejection needs --reason (a code of `reasons`) and --message for the "
@@ -765,7 +769,7 @@ async def test_download_saves_the_attachment_under_a_safe_name(
 
     again = await review.cli("download", request_id, "d1", "--output", str(named))
     assert again.exit_code == 1
-    assert "already there; pass --force" in again.stderr
+    assert again.stderr == f"error: {named} موجود من قبل؛ مرّر --force لاستبداله\n"
     await review.ok("download", request_id, "d1", "--output", str(named), "--force")
 
     # Into a folder, under the applicant's file name made safe: no path, no controls.
@@ -781,7 +785,7 @@ async def test_download_saves_the_attachment_under_a_safe_name(
 
     missing = await review.cli("download", request_id, "d9", "--output", str(tmp_path))
     assert missing.exit_code == 1
-    assert missing.stderr == f"error: request {request_id} has no attachment d9\n"
+    assert missing.stderr == f"error: ليس في الطلب {request_id} مرفق d9\n"
 
 
 # --- supervisors and administrators ---------------------------------------------------------
@@ -878,7 +882,9 @@ async def test_changing_a_reviewer_changes_only_the_options_given(review: Review
     # Out of visas, and no longer a supervisor ('' for none).
     await review.ok("reviewer-put", "S001", "-d", "passports", "--supervises", "", who=ADMIN)
     assert shown(await record("S001")) == (["passports"], ["ar"], 7, True, [])
-    unknown = await review.cli("reviewer-put", "E501", "--capacity", "3", who=ADMIN)
+    unknown = await review.cli(
+        "--language", "en", "reviewer-put", "E501", "--capacity", "3", who=ADMIN
+    )
     assert (unknown.exit_code, unknown.stderr) == (
         1,
         "error: E501 is not among the reviewers you can list: a new reviewer needs --department\n",

@@ -426,7 +426,7 @@ async def test_a_name_the_file_system_cannot_take_is_one_error_line(
 ) -> None:
     attachment_named(cli, "scan.pdf", storage)
     too_long = tmp_path / ("x" * 300 + ".pdf")
-    result = await cli("download", REQUEST_ID, "d1", "-o", str(too_long))
+    result = await cli("--language", "en", "download", REQUEST_ID, "d1", "-o", str(too_long))
     assert (result.exit_code, result.stderr) == (
         1,
         f"error: cannot write {too_long}: File name too long; give another file or folder"

@@ -9,7 +9,8 @@ import pytest
 from tawasul_review_cli.cli import PROG, app, main
 from typer.testing import CliRunner
 
-NOWHERE = ["--address", "127.0.0.1:1"]
+# In English: the CLI's own errors are in Arabic unless it is asked (as the service's are).
+NOWHERE = ["--address", "127.0.0.1:1", "--language", "en"]
 REQUEST_ID = "6f1c8f5e-0000-4000-8000-000000000000"
 # A note typed in a Windows-1256 file and passed as "$(cat note.txt)": Python keeps the bytes
 # that are not UTF-8 as lone surrogates.
@@ -70,6 +71,7 @@ def test_an_argument_that_is_not_utf8_is_named(
 ) -> None:
     # Refused before anything reads the command line: no token or address is needed.
     monkeypatch.setattr(sys, "argv", [PROG, *args])
+    monkeypatch.setenv("TAWASUL_LANGUAGE", "en")
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 1
@@ -87,11 +89,60 @@ def test_an_argument_that_is_not_utf8_is_named(
 def test_a_value_that_is_not_utf8_is_refused_without_a_traceback(
     args: list[str], env: dict[str, str]
 ) -> None:
-    result = CliRunner().invoke(app, args, env=env)
+    result = CliRunner().invoke(app, args, env={**env, "TAWASUL_LANGUAGE": "en"})
     assert (result.exit_code, result.stderr) == (
         1,
         f"error: an argument or a TAWASUL_ setting {CONVERT}\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["next"], {}, "لا رمز للمراجع: مرّر --token أو اضبط TAWASUL_REVIEWER_TOKEN"),
+        (
+            ["next"],
+            {"TAWASUL_LANGUAGE": "en"},
+            "no reviewer token: pass --token or set TAWASUL_REVIEWER_TOKEN",
+        ),
+        (
+            ["--token", "t", "search", "--until", "9999-12-31"],
+            {},
+            "--until: تاريخ من 2000-01-02 إلى 2099-12-31",
+        ),
+        (
+            ["--token", "t", "--language", "ar", "queue-mode", "passports.default", "push"],
+            {"TAWASUL_LANGUAGE": "en"},
+            "mode: pull أو round-robin أو least-loaded",
+        ),
+    ],
+)
+def test_the_clis_own_errors_are_in_the_language_asked_for(
+    args: list[str], env: dict[str, str], said: str
+) -> None:
+    result = CliRunner().invoke(app, ["--address", "127.0.0.1:1", *args], env=env)
+    assert (result.exit_code, result.stderr) == (1, f"error: {said}\n")
+
+
+@pytest.mark.parametrize(
+    ("before", "said"),
+    [
+        ([], "الوسيط 3 ليس نصًا بترميز UTF-8: حوّله أولًا، مثلًا iconv -f cp1256 -t utf-8"),
+        (["--language=en"], f"argument 4 {CONVERT}"),
+        (["--language", "en"], f"argument 5 {CONVERT}"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_named_in_the_language_asked_for(
+    before: list[str],
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(sys, "argv", [PROG, *before, "note", REQUEST_ID, CP1256])
+    monkeypatch.delenv("TAWASUL_LANGUAGE", raising=False)
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().err == f"error: {said}\n"
 
 
 @pytest.mark.parametrize(
