@@ -990,3 +990,31 @@ async def test_a_submission_under_a_newer_catalog_than_routings_waits_for_it() -
         " routing's catalog v6 lacks: held until routing runs the newer one"
     )
     assert uow.rows == {}
+
+
+async def test_follow_ups_of_a_request_in_a_department_the_catalog_dropped_still_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request, uow = await routed_under_v6()
+    departments = {k: v for k, v in load_rules().catalog.departments.items() if k != "residents"}
+    v7 = without(DROPPED)
+    v7 = replace(v7, catalog=replace(v7.catalog, departments=departments))
+    for count in (1, 2):
+        await handlers.follow_up(
+            uow=uow,
+            event_id=f"f{count}",
+            follow_up=FollowUp(request.request_id, count),
+            rules=v7,
+            now=NOW,
+        )
+    latest = await latest_of(uow, request)
+    assert (latest.department, latest.queue, latest.priority, latest.rule) == (
+        "residents",
+        "residents.default",
+        15,
+        "follow-up+rules.v1:repeated-follow-ups",
+    )
+    assert (
+        f"follow-up of request {request.request_id}: its department residents is not in"
+        " catalog v7, so no rule on it applies"
+    ) in caplog.text

@@ -330,7 +330,7 @@ def test_department_conditions_see_the_transfers_target() -> None:
     assert book.route(request, department="visas").queue == "visas.transfers"
 
 
-def test_an_unknown_sub_service_or_department_cannot_be_routed() -> None:
+def test_an_unknown_sub_service_filed_under_an_unknown_department_cannot_be_routed() -> None:
     for filed_under in ("", "embassy"):
         with pytest.raises(InvalidArgument) as caught:
             load_rules().route(Attributes("nope.nothing"), filed_under=filed_under)
@@ -338,9 +338,6 @@ def test_an_unknown_sub_service_or_department_cannot_be_routed() -> None:
             "sub_service_code": "not a sub-service of catalog v6",
             "department_code": "not a department of catalog v6",
         }
-    with pytest.raises(InvalidArgument) as caught:
-        load_rules().route(Attributes("visas.cancel-visa"), department="nowhere")
-    assert set(caught.value.violations) == {"department"}
 
 
 DROPPED = "residents.profession-change"
@@ -379,6 +376,19 @@ def test_the_rules_that_name_no_sub_service_still_apply_to_one_the_catalog_dropp
     # A transfer's or a follow-up's: the department is known, the request is not refused.
     route = book.route(chased, department="visas")
     assert (route.queue, route.priority) == ("visas.default", 15)
+
+
+def test_a_department_the_catalog_dropped_matches_no_rule_on_it_but_the_others() -> None:
+    # Where a follow-up finds a request a transfer took to a department dropped since (a
+    # transfer's target is checked before: Transfer.check).
+    book = rules(
+        rule("in-visas", {"departments": ["visas"]}, {"priority": 40}),
+        rule("chased", {"follow_ups_at_least": 2}, {"priority": 15}),
+    )
+    chased = Attributes("visas.cancel-visa", follow_up_count=2)
+    assert book.route(chased, department="visas").priority == 40
+    route = book.route(chased, department="embassy")
+    assert (route.queue, route.priority, route.rule) == ("embassy.default", 15, "rules.v3:chased")
 
 
 # Explanations

@@ -135,7 +135,7 @@ async def follow_up(
         latest = await uow.decisions.latest(follow_up.request_id)
         await uow.decisions.count_follow_ups(follow_up.request_id, follow_up.count)
         if latest is not None:
-            _warn_if_dropped(latest.request, rules, "follow-up")
+            _warn_if_dropped(latest.request, rules, "follow-up", latest.department)
             decision = latest.followed_up(follow_up, rules, now)
             if decision is not None:
                 await uow.decisions.add(decision)
@@ -159,7 +159,7 @@ async def answered(
         latest = await uow.decisions.latest(answer.request_id)
         await uow.decisions.record_answer(answer.request_id, answer.fields)
         if latest is not None:
-            _warn_if_dropped(latest.request, rules, "answer")
+            _warn_if_dropped(latest.request, rules, "answer", latest.department)
             decision = latest.answered(answer, rules, now)
             if decision is not None:
                 await uow.decisions.add(decision)
@@ -170,17 +170,25 @@ def _dropped(request: IncomingRequest, rules: RoutingRules) -> bool:
     return request.sub_service_code not in rules.catalog.sub_services
 
 
-def _warn_if_dropped(request: IncomingRequest, rules: RoutingRules, cause: str) -> None:
-    """A request whose sub-service the catalog has dropped since it was routed is routed
-    still, by the rules that do not name a sub-service; this says why none that did apply."""
-    if _dropped(request, rules):
-        log.warning(
-            "%s of request %s: its sub-service %s is not in catalog v%d, so no rule on it applies",
-            cause,
-            request.request_id,
-            request.sub_service_code,
-            rules.catalog.version,
-        )
+def _warn_if_dropped(
+    request: IncomingRequest, rules: RoutingRules, cause: str, department: str = ""
+) -> None:
+    """A request whose sub-service, or the `department` it stays in, the catalog has dropped
+    since it was routed is routed still, by the rules that name neither; this says why none
+    that did apply."""
+    for what, code, known in (
+        ("sub-service", request.sub_service_code, not _dropped(request, rules)),
+        ("department", department, not department or department in rules.catalog.departments),
+    ):
+        if not known:
+            log.warning(
+                "%s of request %s: its %s %s is not in catalog v%d, so no rule on it applies",
+                cause,
+                request.request_id,
+                what,
+                code,
+                rules.catalog.version,
+            )
 
 
 async def get_decision(*, uow: UnitOfWork, request_id: uuid.UUID, reader: Principal) -> Decision:

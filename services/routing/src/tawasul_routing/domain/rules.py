@@ -172,16 +172,17 @@ class RoutingRules:
     def route(
         self, request: Attributes, *, department: str | None = None, filed_under: str = ""
     ) -> Route:
-        """Where `request` goes; `department` is a transfer's target, else the catalog decides.
+        """Where `request` goes; `department` is the one it is routed in (a transfer's target,
+        which Transfer.check refuses unless the catalog has it, or the one a follow-up finds
+        it in), else the catalog decides.
 
-        A sub-service the catalog no longer has (it dropped one a request was filed under) is
-        one no rule matches on, as an unknown attribute is: the request stays routable. With
-        no transfer, it goes to `filed_under`, the department intake filed it under, when the
-        catalog still has that; only when it has neither is the request refused."""
+        A sub-service or department the catalog no longer has (it dropped one a request was
+        filed or routed under) is one no rule matches on, as an unknown attribute is: the
+        request stays routable. With no `department`, it goes to `filed_under`, the department
+        intake filed it under, when the catalog still has that; only when it has neither is
+        the request refused."""
         v = self.catalog.version
         sub_service = self.catalog.sub_services.get(request.sub_service_code)
-        if department is not None and department not in self.catalog.departments:
-            raise InvalidArgument({"department": f"not a department of catalog v{v}"})
         if department is not None:
             home = department
         elif sub_service is not None:
