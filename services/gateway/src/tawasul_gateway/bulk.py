@@ -39,6 +39,9 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tawasul.example/establishmen
 _ROWS = Noun("row", "rows", "صف واحد", "صفان", "صفوف", "صفًا", "صف")
 _IDS = re.compile(r"[\s;]+")
 _DOCUMENT_AT = re.compile(r"document_ids\[(\d+)\]")
+# How Excel shows, and saves, a number of 12 digits or more in a General column
+# (966551234567 as 9.66551E+11): the digits past the sixth are gone.
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
 # A catalog's sub-service code, as reports.general-inquiry.
 _CODE = re.compile(r"[a-z0-9-]+\.[a-z0-9-]+")
 _BOM = "\ufeff"
@@ -327,6 +330,14 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
         )
         return BadRow(number, {"row": said})
     values = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+    # Only where a number is asked for: a description may say "2E+3" on purpose.
+    mangled: dict[str, str] = {
+        name: _scientific(value)
+        for name, value in values.items()
+        if (name in _NUMBERS or name.startswith(FIELD_PREFIX)) and _SCIENTIFIC.fullmatch(value)
+    }
+    if mangled:
+        return BadRow(number, mangled)
     documents = [("document_ids", d) for d in _IDS.split(values.get("document_ids", "")) if d]
     documents += [(k, v) for k, v in values.items() if k.startswith(DOCUMENT_PREFIX) and v]
     return Row(
@@ -345,6 +356,18 @@ def _row(number: int, header: list[str], cells: list[str]) -> Row | BadRow:
         document_ids=tuple(d for _, d in documents),
         document_columns=tuple(column for column, _ in documents),
         cites_request_number=values.get("cites_request_number", ""),
+    )
+
+
+_NUMBERS = frozenset({"subject_id", "mobile", "cites_request_number"})
+
+
+def _scientific(value: str) -> Bilingual:
+    return Bilingual(
+        f"{value} is how Excel shows a long number, its last digits lost: format the column as "
+        "Text, type the number again, and save the file again",
+        f"{value} هو ما يعرضه Excel لرقم طويل وقد ضاعت آخر أرقامه: اجعل تنسيق العمود «نص» "
+        "واكتب الرقم من جديد ثم احفظ الملف مرة أخرى",
     )
 
 

@@ -619,3 +619,32 @@ async def test_signed_tokens_are_what_intake_and_docs_verify(tmp_path: Path) -> 
         citizen = verifier.verify(issuer.issue(registry.find("1000000008"))[0])
         assert (citizen.role, citizen.channel) == (Role.CITIZEN, "web")
     assert provider.jwks_file(IssuerKind.USERS).is_file()
+
+
+def test_a_number_excel_showed_in_scientific_notation_is_refused_on_its_column() -> None:
+    """Excel shows (and saves) a mobile typed in its international form, 966551234567, as
+    9.66551E+11 in a General column: intake refused it as not a Saudi mobile, which gives
+    no hint that Excel lost its digits. A description may say such a thing on purpose."""
+    data = (
+        "subject_id,sub_service_code,description,mobile,field.border_number\n"
+        "2034567897,reports.general-inquiry,The renewal fails with error 17,9.66551E+11,\n"
+        "2.05679E+9,visas.cancel-visa,Cancel the visa issued in error,0551234568,3E+9\n"
+        "2067890124,reports.general-inquiry,Error 2E+3 on renewal,0551234560,\n"
+    )
+    mobile, two, described = bulk.parse(data.encode(), max_rows=10)
+    assert isinstance(mobile, bulk.BadRow)
+    assert mobile.fields == {
+        "mobile": (
+            "9.66551E+11 is how Excel shows a long number, its last digits lost: format the "
+            "column as Text, type the number again, and save the file again"
+        )
+    }
+    assert in_locale(mobile.fields["mobile"], "ar") == (
+        "9.66551E+11 هو ما يعرضه Excel لرقم طويل وقد ضاعت آخر أرقامه: اجعل تنسيق العمود «نص» "
+        "واكتب الرقم من جديد ثم احفظ الملف مرة أخرى"
+    )
+    assert isinstance(two, bulk.BadRow)
+    assert sorted(two.fields) == ["field.border_number", "subject_id"]
+    assert str(two.fields["subject_id"]).startswith("2.05679E+9 is how Excel shows")
+    assert isinstance(described, bulk.Row)
+    assert described.description == "Error 2E+3 on renewal"
