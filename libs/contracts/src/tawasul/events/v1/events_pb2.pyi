@@ -411,7 +411,9 @@ class RequestRouted(_message.Message):
     rule: _builtins.str
     """The rule that decided and the rules version, e.g. "rules.v1:visit-visa-yemen-syria"
     ("rules.v1:default": none did); after a transfer "transfer:<from>-><to>", with
-    "+rules.v1:<rule>" when one decided there; for a raised priority "follow-up+" or
+    "+rules.v1:<rule>" when one decided there; for a sub-service the catalog no longer has,
+    the default queue of the department it was filed under, "catalog-dropped:<sub_service>"
+    (with "+rules.v1:<rule>" when one decided); for a raised priority "follow-up+" or
     "answer+" and the rule that raised it.
     """
     catalog_version: _builtins.int
