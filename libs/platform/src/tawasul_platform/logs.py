@@ -20,14 +20,16 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from tawasul_platform import tracing
 
 LogFormat = Literal["json", "console"]
+# The levels `logging` knows by name (settings.LogLevelSetting takes them in any case).
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def configure_logging(service: str, level: str, log_format: LogFormat = "json") -> None:
+def configure_logging(service: str, level: LogLevel, log_format: LogFormat = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(service, log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level)
     # httpx logs every request it makes at INFO: one line per SMS sent.
     for noisy in ("aiokafka", "faststream", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

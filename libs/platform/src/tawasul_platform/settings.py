@@ -11,9 +11,16 @@ import ssl
 from collections.abc import Callable, Iterable
 from datetime import time
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Annotated, Self, TypeVar
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,7 +28,7 @@ from tawasul_calendar import ConfigError, OfficeHours, Sector
 
 from tawasul_platform.identity import Issuer
 from tawasul_platform.kafka_tls import client_context
-from tawasul_platform.logs import LogFormat
+from tawasul_platform.logs import LogFormat, LogLevel
 from tawasul_platform.tls import TlsConfig, tls_config
 from tawasul_platform.workdays import working_calendar
 
@@ -33,6 +40,15 @@ OFFICE_CLOSES = time(14, 30)
 # The ports Linux gives a connection's own end, and its default where the host does not say.
 EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 EPHEMERAL_PORTS = (32768, 60999)
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+# TAWASUL_LOG_LEVEL in any case ("info"); a name `logging` does not know ("trace") is a bad
+# setting, not a traceback from configure_logging.
+LogLevelSetting = Annotated[LogLevel, BeforeValidator(_upper)]
 
 
 class CannotStart(Exception):
@@ -136,7 +152,7 @@ class ServiceSettings(BaseSettings):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
-    log_level: str = "INFO"
+    log_level: LogLevelSetting = "INFO"
     # json: one JSON object a line, for shippers (the default); console: for people, in dev.
     log_format: LogFormat = "json"
     # OTLP/gRPC collector for traces (http://host:4317); empty: spans are not exported.

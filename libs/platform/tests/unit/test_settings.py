@@ -57,6 +57,8 @@ def refusal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         ("TAWASUL_IDENTITY_ISSUERS", "[{hunter2", "cannot be parsed"),
         ("TAWASUL_IDENTITY_REFRESH_SECONDS", "0", "Input should be greater than or equal to 1"),
         ("TAWASUL_IDENTITY_REFRESH_SECONDS", "86400", "Input should be less than or equal to 3600"),
+        # configure_logging raised on it, in a traceback.
+        ("TAWASUL_LOG_LEVEL", "trace", "Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR'"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_its_variable(

@@ -18,7 +18,7 @@ class DocsSettings(ServiceSettings):
     s3_secret_key: str
     s3_bucket: str
     s3_secure: bool = False
-    s3_timeout_seconds: float = 2.0
+    s3_timeout_seconds: float = Field(default=2.0, gt=0)
     # Documents are encrypted at rest by the server (SSE-S3); off only for a server without a key.
     s3_encryption: bool = True
     # Which request and department hold each document may be learnt a tenth of a second late
@@ -26,7 +26,7 @@ class DocsSettings(ServiceSettings):
     # steady stream a poll's worth at a time, at a third of the CPU a record.
     consumer_gather_ms: int = Field(default=100, ge=0, le=5000)
     # The limit when the channel names no sub-service's document kind.
-    max_document_bytes: int = 10 * 1024 * 1024
+    max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Presigned links are short-lived; ten minutes at most.
     download_url_seconds: int = Field(default=300, ge=10, le=600)
     max_concurrent_uploads: int = Field(default=8, ge=1)
@@ -41,9 +41,10 @@ class DocsSettings(ServiceSettings):
     # The ClamAV daemon (INSTREAM over TCP); when it is down uploads stay in quarantine.
     clamd_address: str
     # clamd's own time for each step (connect, each piece, the verdict), not the upload's.
-    clamd_timeout_seconds: float = 10.0
-    rescan_seconds: float = 5.0
+    clamd_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often quarantined uploads are scanned again (clamd down at their upload).
+    rescan_seconds: float = Field(default=5.0, gt=0)
     # A document that joins no request within this long is removed, object and row.
     keep_unattached_hours: float = Field(default=72.0, gt=0)
     # How often the removal of unattached documents runs.
-    sweep_seconds: float = 60.0
+    sweep_seconds: float = Field(default=60.0, gt=0)

@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tawasul_platform.settings import LogLevelSetting
 
 WEB_DIR = Path(__file__).with_name("web")
 
@@ -15,7 +16,7 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAWASUL_", extra="ignore")
 
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: int = Field(default=8080, ge=1, le=65535)
     # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips).
     forwarded_allow_ips: str = "127.0.0.1"
     intake_address: str
@@ -48,7 +49,7 @@ class GatewaySettings(BaseSettings):
     dev_token_seconds: int = Field(default=3600, gt=0, le=12 * 3600)
     # The citizen web page; served at / when the directory exists.
     web_dir: Path = WEB_DIR
-    log_level: str = "INFO"
+    log_level: LogLevelSetting = "INFO"
     # OTLP/gRPC collector for traces (http://host:4317); empty: spans are not exported.
     otlp_endpoint: str = ""
     # Development: print every finished span on stdout as well.
