@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from tawasul_platform import tracing
 from tawasul_platform.logs import configure_logging
-from tawasul_platform.settings import problems
+from tawasul_platform.settings import CannotStart, problems
 
 from tawasul_gateway.bootstrap import build
 from tawasul_gateway.entrypoints import metrics
@@ -30,7 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The services' log line (JSON, with the current span's trace_id and span_id).
     configure_logging("gateway", settings.log_level)
     if settings.metrics_address:
-        metrics.serve(settings.metrics_address)
+        try:
+            metrics.serve(settings.metrics_address)
+        except CannotStart as exc:
+            print(f"tawasul-gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
     config = uvicorn.Config(
         build(settings),
         host=settings.http_host,

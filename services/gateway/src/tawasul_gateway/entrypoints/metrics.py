@@ -6,6 +6,7 @@ they are never reachable through the public API.
 from __future__ import annotations
 
 from prometheus_client import Histogram, start_http_server
+from tawasul_platform.settings import listening
 
 HTTP_HANDLED = Histogram(
     "tawasul_http_server_handled_seconds",
@@ -21,6 +22,8 @@ def observe(route: str, method: str, status: int, seconds: float) -> None:
 
 
 def serve(address: str) -> None:
-    """/metrics at host:port in prometheus_client's own thread, off the event loop."""
-    host, _, port = address.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
+    """/metrics at host:port in prometheus_client's own thread, off the event loop; CannotStart
+    naming TAWASUL_METRICS_ADDRESS when it is no host:port or cannot be listened on."""
+    listening(
+        "TAWASUL_METRICS_ADDRESS", address, lambda host, port: start_http_server(port, addr=host)
+    )
