@@ -597,7 +597,9 @@ class ClaimNextRequest(_message.Message):
     """Optional, chosen by the client, one per claim (a UUID is fine; Latin letters, digits and
     . _ : - only, at most 100): sent again under it by the same reviewer while the item it
     claimed is still theirs, the call answers that item instead of claiming another (a retry
-    whose answer was lost).
+    whose answer was lost); once it is no longer theirs (its lease lapsed, released, given to
+    another), FAILED_PRECONDITION naming that request, nothing claimed. A key is remembered
+    for a day after its claim; after that it claims anew.
     """
     def __init__(
         self,
