@@ -3,6 +3,7 @@ that keep each Deployment's image, user and read-only root, with every setting r
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from tawasul_devstack.podplay import PodConfig, render
 from tawasul_devstack.stack import SERVICES
+from tawasul_platform.settings import outside_ephemeral
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,25 @@ def test_every_setting_is_resolved_and_every_replica_has_its_own_port(
         if "TAWASUL_GRPC_ADDRESS" in env:
             addresses.append(env["TAWASUL_GRPC_ADDRESS"])
     assert len(addresses) == len(set(addresses)) == 7
+
+
+PLAY = Path(__file__).resolve().parents[2] / "deploy" / "podman" / "play.sh"
+
+
+def test_play_sh_states_the_ports_the_play_takes() -> None:
+    """Its header said base 35000, which the play refuses (in the host's ephemeral range), and
+    ports derived from it: the default is 26000."""
+    header = PLAY.read_text().split("\n#\n", 1)[0]
+    base = re.search(r"TAWASUL_POD_PORT_BASE \((\d+)", header)
+    assert base is not None
+    config = PodConfig.for_pods(port_base=int(base[1]))
+    assert config.port_base == PodConfig.port_base
+    outside_ephemeral("TAWASUL_POD_PORT_BASE", config.ports(), Path("/nonexistent"))
+    stated = {int(port) for port in re.findall(r"\b\d{5}\b", header)}
+    ranges = {
+        port
+        for first, last in re.findall(r"\b(\d{5})-(\d{5})\b", header)
+        for port in range(int(first), int(last) + 1)
+    }
+    assert stated | ranges <= set(config.ports()) | {config.port_base}
+    assert {config.gateway_port, config.pg_port, config.kafka_port} <= stated
