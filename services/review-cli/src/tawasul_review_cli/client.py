@@ -4,7 +4,8 @@ on every call, and every failure printed on stderr with exit status 1."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -78,12 +79,26 @@ class Review:
             wait_for_ready=wait_for_ready,
         )
 
-    def connected(self) -> bool:
-        """Whether the channel has reached the service: it is connected, or idle since its
-        connection closed. A call that failed on a channel still connecting, or that could not
-        connect (TRANSIENT_FAILURE: the service down, refusing or unreachable), was never sent."""
-        state = self._channel.get_state(try_to_connect=False)
-        return state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.IDLE)
+    @asynccontextmanager
+    async def reaching(self) -> AsyncIterator[Callable[[], bool]]:
+        """While held, whether the channel has connected to the service: a call is sent on a
+        connection only, so one that failed before any was never sent (the service down,
+        refusing or unreachable). Watched as it goes, since once a connection is lost the
+        channel's state (idle, or failing to reconnect) no longer tells."""
+        ready = asyncio.Event()
+
+        async def watch() -> None:
+            state = self._channel.get_state(try_to_connect=False)
+            while state is not grpc.ChannelConnectivity.READY:
+                await self._channel.wait_for_state_change(state)
+                state = self._channel.get_state(try_to_connect=False)
+            ready.set()
+
+        watching = asyncio.create_task(watch())
+        try:
+            yield ready.is_set
+        finally:
+            watching.cancel()
 
 
 def said(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:

@@ -321,6 +321,44 @@ async def test_a_refused_next_is_not_sent_again_and_keeps_no_key(cli: Cli) -> No
     assert not cli.state.joinpath(*KEPT).exists()
 
 
+async def test_a_next_whose_connection_dropped_gets_its_request_once_review_is_back(
+    tmp_path: Path,
+) -> None:
+    # Review went away with the claim made (a restart): `next` waits for it to come back, as
+    # for a lost answer, rather than failing at once as when it was never reached.
+    queue = Queue()
+    first = StandIn()  # type: ignore[abstract]
+    servers, claimed = [grpc.aio.server()], asyncio.Event()
+
+    async def dropped(request: Any, context: Context) -> Any:
+        await queue(request, context)
+        claimed.set()
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(servers[0].stop(None)))
+        await asyncio.sleep(30)
+
+    first.handlers["ClaimNext"] = dropped
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(first, servers[0])
+    port = servers[0].add_insecure_port("127.0.0.1:0")
+    await servers[0].start()
+    back = StandIn()  # type: ignore[abstract]
+    back.handlers["ClaimNext"] = queue
+    cli = Cli(f"127.0.0.1:{port}", back, tmp_path / "state")
+    running = asyncio.create_task(cli("next"))
+    await claimed.wait()
+    await asyncio.sleep(0.5)  # gone for a while: the CLI's call is lost, its second one waits
+    servers.append(grpc.aio.server())
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(back, servers[1])
+    assert servers[1].add_insecure_port(f"127.0.0.1:{port}") == port
+    await servers[1].start()
+    try:
+        result = await running
+    finally:
+        await servers[1].stop(None)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("claimed TW1")
+    assert list(queue.claimed) == [keys(cli)[0]]
+
+
 BUSY = {
     "ar": "error: أمر next آخر قيد التشغيل على هذا الحساب (في نافذة أخرى): أعد تشغيل next"
     " بعد أن يصله الرد\n",
