@@ -536,6 +536,7 @@ class RequestStatusChanged(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     DECIDES_APPEAL_FIELD_NUMBER: _builtins.int
     APPEAL_UNTIL_FIELD_NUMBER: _builtins.int
+    CATALOG_VERSION_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     request_number: _builtins.str
     status: _common_pb2.RequestStatus.ValueType
@@ -572,6 +573,12 @@ class RequestStatusChanged(_message.Message):
     decides_appeal: _builtins.bool
     """On a decision: it decided the beneficiary's appeal (four-eyes), so no appeal lies
     against it; a rejection's notice offers none.
+    """
+    catalog_version: _builtins.int
+    """For a transfer: the version of the catalog review checked `transfer_to_department`
+    against. Routing holds a transfer to a department its own catalog lacks while this is
+    newer than its own (review deployed ahead), and refuses it otherwise. 0: from before
+    review stated it, or not a transfer.
     """
     @_builtins.property
     def contact(self) -> _common_pb2.Contact: ...
@@ -625,10 +632,11 @@ class RequestStatusChanged(_message.Message):
         sequence: _builtins.int = ...,
         decides_appeal: _builtins.bool = ...,
         appeal_until: _timestamp_pb2.Timestamp | None = ...,
+        catalog_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_until", b"appeal_until", "contact", b"contact", "due_at", b"due_at", "internal", b"internal", "reason", b"reason", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "appeal_until", b"appeal_until", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "contact", b"contact", "decides_appeal", b"decides_appeal", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "appeal_until", b"appeal_until", "applicant_id", b"applicant_id", "cancel_too_late", b"cancel_too_late", "catalog_version", b"catalog_version", "contact", b"contact", "decides_appeal", b"decides_appeal", "due_at", b"due_at", "internal", b"internal", "message", b"message", "missing", b"missing", "reason", b"reason", "reason_code", b"reason_code", "reopened", b"reopened", "request_id", b"request_id", "request_number", b"request_number", "respond_by", b"respond_by", "reviewer_message", b"reviewer_message", "sequence", b"sequence", "status", b"status", "transfer_to_department", b"transfer_to_department"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
