@@ -1260,6 +1260,45 @@ class ListReviewersResponse(_message.Message):
 Global___ListReviewersResponse: _TypeAlias = ListReviewersResponse  # noqa: Y015
 
 @_typing.final
+class GetReviewerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    reviewer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        reviewer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewer_id", b"reviewer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReviewerRequest: _TypeAlias = GetReviewerRequest  # noqa: Y015
+
+@_typing.final
+class GetReviewerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reviewer(self) -> Global___Reviewer: ...
+    def __init__(
+        self,
+        *,
+        reviewer: Global___Reviewer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReviewerResponse: _TypeAlias = GetReviewerResponse  # noqa: Y015
+
+@_typing.final
 class SetAvailabilityRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -895,6 +895,11 @@ class ReviewAdminServiceStub:
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersRequest.SerializeToString,
                 response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersResponse.FromString,
                 _registered_method=True)
+        self.GetReviewer = channel.unary_unary(
+                '/tawasul.review.v1.ReviewAdminService/GetReviewer',
+                request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetReviewerRequest.SerializeToString,
+                response_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetReviewerResponse.FromString,
+                _registered_method=True)
         self.SetAvailability = channel.unary_unary(
                 '/tawasul.review.v1.ReviewAdminService/SetAvailability',
                 request_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.SetAvailabilityRequest.SerializeToString,
@@ -928,6 +933,18 @@ class ReviewAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReviewer(self, request, context):
+        """One reviewer's record, whatever their departments: one taken out of every department
+        is in no list, yet their record is kept. For administrators, the reviewer themselves,
+        a reviewer of one of the record's departments, and, for a record of none, a supervisor
+        of a department it took them out of (or where they hold an item). NOT_FOUND when there
+        is no record (a reviewer without one works their token's departments with a new
+        reviewer's values).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetAvailability(self, request, context):
         """ABORTED when a put of the reviewer's record landed while this ran: try again.
         """
@@ -955,6 +972,11 @@ def add_ReviewAdminServiceServicer_to_server(servicer, server):
                     servicer.ListReviewers,
                     request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersRequest.FromString,
                     response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersResponse.SerializeToString,
+            ),
+            'GetReviewer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReviewer,
+                    request_deserializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetReviewerRequest.FromString,
+                    response_serializer=tawasul_dot_review_dot_v1_dot_review__pb2.GetReviewerResponse.SerializeToString,
             ),
             'SetAvailability': grpc.unary_unary_rpc_method_handler(
                     servicer.SetAvailability,
@@ -1024,6 +1046,33 @@ class ReviewAdminService:
             '/tawasul.review.v1.ReviewAdminService/ListReviewers',
             tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersRequest.SerializeToString,
             tawasul_dot_review_dot_v1_dot_review__pb2.ListReviewersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReviewer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tawasul.review.v1.ReviewAdminService/GetReviewer',
+            tawasul_dot_review_dot_v1_dot_review__pb2.GetReviewerRequest.SerializeToString,
+            tawasul_dot_review_dot_v1_dot_review__pb2.GetReviewerResponse.FromString,
             options,
             channel_credentials,
             insecure,

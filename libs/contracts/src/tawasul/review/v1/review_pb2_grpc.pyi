@@ -352,6 +352,14 @@ class ReviewAdminServiceStub:
     put of the same reviewer landed while this one ran: try again.
     """
     ListReviewers: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]
+    GetReviewer: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetReviewerRequest, _review_pb2.GetReviewerResponse]
+    """One reviewer's record, whatever their departments: one taken out of every department
+    is in no list, yet their record is kept. For administrators, the reviewer themselves,
+    a reviewer of one of the record's departments, and, for a record of none, a supervisor
+    of a department it took them out of (or where they hold an item). NOT_FOUND when there
+    is no record (a reviewer without one works their token's departments with a new
+    reviewer's values).
+    """
     SetAvailability: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]
     """ABORTED when a put of the reviewer's record landed while this ran: try again."""
     PutQueueSettings: _grpc.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]
@@ -373,6 +381,14 @@ class ReviewAdminServiceAsyncStub(ReviewAdminServiceStub):
     put of the same reviewer landed while this one ran: try again.
     """
     ListReviewers: _aio.UnaryUnaryMultiCallable[_review_pb2.ListReviewersRequest, _review_pb2.ListReviewersResponse]  # type: ignore[assignment]
+    GetReviewer: _aio.UnaryUnaryMultiCallable[_review_pb2.GetReviewerRequest, _review_pb2.GetReviewerResponse]  # type: ignore[assignment]
+    """One reviewer's record, whatever their departments: one taken out of every department
+    is in no list, yet their record is kept. For administrators, the reviewer themselves,
+    a reviewer of one of the record's departments, and, for a record of none, a supervisor
+    of a department it took them out of (or where they hold an item). NOT_FOUND when there
+    is no record (a reviewer without one works their token's departments with a new
+    reviewer's values).
+    """
     SetAvailability: _aio.UnaryUnaryMultiCallable[_review_pb2.SetAvailabilityRequest, _review_pb2.SetAvailabilityResponse]  # type: ignore[assignment]
     """ABORTED when a put of the reviewer's record landed while this ran: try again."""
     PutQueueSettings: _aio.UnaryUnaryMultiCallable[_review_pb2.PutQueueSettingsRequest, _review_pb2.PutQueueSettingsResponse]  # type: ignore[assignment]
@@ -403,6 +419,20 @@ class ReviewAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.ListReviewersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ListReviewersResponse, _abc.Awaitable[_review_pb2.ListReviewersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetReviewer(
+        self,
+        request: _review_pb2.GetReviewerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.GetReviewerResponse, _abc.Awaitable[_review_pb2.GetReviewerResponse]]:
+        """One reviewer's record, whatever their departments: one taken out of every department
+        is in no list, yet their record is kept. For administrators, the reviewer themselves,
+        a reviewer of one of the record's departments, and, for a record of none, a supervisor
+        of a department it took them out of (or where they hold an item). NOT_FOUND when there
+        is no record (a reviewer without one works their token's departments with a new
+        reviewer's values).
+        """
 
     @_abc_1.abstractmethod
     def SetAvailability(
