@@ -9,6 +9,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from tawasul.common.v1 import common_pb2
 from tawasul.events.v1 import events_pb2
+from tawasul_platform.catalog import Department, Text
 from tawasul_platform.consumer import EventConsumer
 from tawasul_platform.errors import InvalidArgument, NotFound, Unavailable
 from tawasul_platform.events import timestamp
@@ -323,6 +324,63 @@ async def test_a_transfer_to_an_unknown_department_is_refused_routed_or_not() ->
     assert len(uow.published) == 1
 
 
+def with_embassy() -> RoutingRules:
+    """The packaged rules over a catalog v7 that has a department v6 lacks, embassy."""
+    packaged = load_rules()
+    embassy = Department("embassy", Text("السفارات", "Embassies"), Text("", ""))
+    departments = {**packaged.catalog.departments, "embassy": embassy}
+    return replace(packaged, catalog=replace(packaged.catalog, version=7, departments=departments))
+
+
+async def test_a_transfer_to_a_department_of_a_newer_catalog_than_routings_waits_for_it() -> None:
+    # Review deployed ahead of routing: its catalog v7 has a department routing's v6 lacks.
+    # Dead-lettered, the transfer left review's item TRANSFERRED for good; the consumer waits
+    # it out instead (as an outage), routed or not, and routing on v7 applies it.
+    request = incoming()
+    transferred = common_pb2.REQUEST_STATUS_TRANSFERRED
+    moved = status_changed(request.request_id, transferred, "embassy", catalog_version=7)
+
+    async def held(uow: FakeUnitOfWork, decisions: int) -> None:
+        with pytest.raises(Unavailable) as caught:
+            await on_status_changed(lambda: uow, load_rules())(moved)
+        assert is_transient(caught.value)
+        assert str(caught.value) == (
+            f"transfer of request {request.request_id} to embassy was checked against catalog"
+            " v7, whose department routing's catalog v6 lacks: held until routing runs the"
+            " newer one"
+        )
+        # Nothing kept, nothing moved: the event is read again.
+        assert (uow.transfers, len(uow.published)) == ({}, decisions)
+
+    await held(FakeUnitOfWork(), 0)
+    await held(await routed(request), 1)
+    uow = await routed(request)
+    await on_status_changed(lambda: uow, with_embassy())(moved)
+    latest = uow.rows[request.request_id][-1]
+    assert (latest.department, latest.queue, latest.rule) == (
+        "embassy",
+        "embassy.default",
+        "transfer:visas->embassy",
+    )
+
+
+@pytest.mark.parametrize("version", [0, 5, 6])
+async def test_a_transfer_to_an_unknown_department_of_no_newer_catalog_is_refused(
+    version: int,
+) -> None:
+    # Checked against routing's catalog or an older one (0: a review from before it said):
+    # retrying cannot help.
+    request = incoming()
+    uow = await routed(request)
+    transferred = common_pb2.REQUEST_STATUS_TRANSFERRED
+    moved = status_changed(request.request_id, transferred, "embassy", catalog_version=version)
+    with pytest.raises(InvalidArgument) as caught:
+        await on_status_changed(lambda: uow, load_rules())(moved)
+    assert not is_transient(caught.value)
+    assert caught.value.violations == {"transfer_to_department": "not a department of catalog v6"}
+    assert len(uow.published) == 1
+
+
 async def test_a_transfer_before_the_submission_is_applied_after_its_decision() -> None:
     # After a rewind the transfer (review's fifth status change) was read first.
     request = incoming("residents.visit-visa-extension", nationality="YEM")
@@ -376,6 +434,7 @@ def status_changed(
     to: str = "",
     *,
     sequence: int = 0,
+    catalog_version: int = 0,
 ) -> events_pb2.Envelope:
     return events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
@@ -389,6 +448,7 @@ def status_changed(
                 note="belongs to reports", department_code="visas"
             ),
             sequence=sequence,
+            catalog_version=catalog_version,
         ),
     )
 
@@ -449,6 +509,11 @@ def test_a_status_change_names_its_transfer() -> None:
     assert transfer_of(
         status_changed(request_id, common_pb2.REQUEST_STATUS_TRANSFERRED, "reports")
     ) == Transfer(request_id=request_id, to_department="reports", reason="belongs to reports")
+    assert transfer_of(
+        status_changed(
+            request_id, common_pb2.REQUEST_STATUS_TRANSFERRED, "reports", catalog_version=7
+        )
+    ) == Transfer(request_id, "reports", "belongs to reports", catalog_version=7)
     with pytest.raises(InvalidArgument):
         transfer_of(events_pb2.Envelope(event_id=str(uuid.uuid4())))
 

@@ -108,6 +108,7 @@ def transfer_of(event: events_pb2.Envelope) -> Transfer | None:
         to_department=change.transfer_to_department,
         reason=change.internal.note,
         sequence=_at_most_int(change.sequence, "sequence"),
+        catalog_version=change.catalog_version,
     )
 
 

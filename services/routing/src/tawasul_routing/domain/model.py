@@ -82,23 +82,34 @@ class Answer:
 class Transfer:
     """A reviewer sent the request to another department; `reason` is their internal note.
     `sequence`: review's count of the status changes it published for the request, this one
-    included (0: from before review counted them)."""
+    included (0: from before review counted them). `catalog_version`: the catalog review
+    checked the department against (0: from before review stated it)."""
 
     request_id: uuid.UUID
     to_department: str
     reason: str
     sequence: int = 0
+    catalog_version: int = 0
 
     def known(self, rules: RoutingRules) -> bool:
         """Whether the catalog has the department."""
         return self.to_department in rules.catalog.departments
 
     def check(self, rules: RoutingRules) -> None:
-        """Refuses a department the catalog does not have: retrying cannot help."""
-        if not self.known(rules):
-            raise InvalidArgument(
-                {"transfer_to_department": f"not a department of catalog v{rules.catalog.version}"}
+        """Refuses a department the catalog does not have: retrying cannot help. Unless
+        review checked it against a newer catalog (review runs it ahead of routing in a
+        deploy): Unavailable, so that the consumer holds the transfer until routing runs it
+        too, instead of dead-lettering it and leaving review's item transferred for good."""
+        if self.known(rules):
+            return
+        v = rules.catalog.version
+        if self.catalog_version > v:
+            raise Unavailable(
+                f"transfer of request {self.request_id} to {self.to_department} was checked"
+                f" against catalog v{self.catalog_version}, whose department routing's catalog"
+                f" v{v} lacks: held until routing runs the newer one"
             )
+        raise InvalidArgument({"transfer_to_department": f"not a department of catalog v{v}"})
 
 
 @dataclass
