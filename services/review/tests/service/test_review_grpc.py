@@ -1919,6 +1919,54 @@ async def test_a_supervisor_takes_a_reviewer_out_of_their_department(review: Rev
     assert list(said) == ["reviewer.departments"]
 
 
+async def test_get_reviewer_reads_a_record_no_department_lists(review: Review) -> None:
+    """ListReviewers lists by department: one taken out of every department is in no list,
+    yet their record is kept, and GetReviewer reads it for the supervisor who took them out,
+    an administrator and themselves; the reviewers of its departments read one of some."""
+
+    async def get(reviewer_id: str, caller: str) -> review_pb2.Reviewer:
+        answer = await review.admin.GetReviewer(
+            review_pb2.GetReviewerRequest(reviewer_id=reviewer_id),
+            timeout=5,
+            metadata=bearer(caller),
+        )
+        return answer.reviewer
+
+    def shown(r: review_pb2.Reviewer) -> tuple[str, list[str], list[str], int, bool]:
+        return (r.reviewer_id, list(r.departments), list(r.languages), r.capacity, r.available)
+
+    await review.put_reviewer("S001", supervises=("passports",))
+    await review.put_reviewer("E100", capacity=7)
+    assert shown(await get("E100", SARA)) == ("E100", ["passports"], ["ar", "en"], 7, True)
+    # Taken out of passports, the administrator's record decides every department: none.
+    await review.put_reviewer("E100", departments=(), capacity=7, caller=BOSS)
+    for caller in (BOSS, ADMIN, ALI):
+        assert shown(await get("E100", caller)) == ("E100", [], ["ar", "en"], 7, True)
+    for caller in (SARA, VISAS_ONLY):
+        denied = await refused(get("E100", caller))
+        assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert arabic(denied) == {
+        "": "سجل E100 للمراجع نفسه ومسؤول النظام ومراجعي أقسامه ومشرف قسم أخرجه منه فقط"
+    }
+    # One the passports supervisor took out of passports only is not the visas supervisor's.
+    await review.put_reviewer("E400", capacity=3, caller=BOSS)
+    await review.put_reviewer("E400", departments=(), capacity=3, caller=BOSS)
+    await review.put_reviewer("S002", departments=("visas",), supervises=("visas",))
+    assert (await get("E400", BOSS)).capacity == 3
+    denied = await refused(get("E400", token("S002", "visas")))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    # No record: NOT_FOUND, for the reviewer themselves too.
+    for caller in (ADMIN, VISAS_ONLY):
+        missing = await refused(get("E300", caller))
+        assert (missing.code(), missing.details(), arabic(missing)) == (
+            grpc.StatusCode.NOT_FOUND,
+            "no such reviewer",
+            {"": "لا يوجد هذا المراجع"},
+        )
+    for garbage in ("", "E 100", "x" * 51, NUL):
+        assert list(await invalid(get(garbage, ADMIN))) == ["reviewer_id"]
+
+
 async def test_a_reviewer_back_from_a_day_off_is_still_their_supervisor_s_to_manage(
     review: Review,
 ) -> None:

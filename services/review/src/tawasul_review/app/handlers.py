@@ -1197,6 +1197,39 @@ async def list_reviewers(
         return await uow.reviewers.in_department(department)
 
 
+async def get_reviewer(
+    *, uow: UnitOfWork, caller: Principal, reviewer_id: str, policy: Policy
+) -> Reviewer:
+    """One reviewer's record, for whoever could list it (ListReviewers: administrators, the
+    reviewers of its departments) and the reviewer themselves. A record of no department is
+    in no list: it is a supervisor's to read when it is of a reviewer of theirs, as a put of
+    such a record is (put_reviewer), i.e. it took them out of a department they supervise,
+    or they hold an item there."""
+    async with uow:
+        admin = caller.subject in policy.admins
+        me = None if admin else await _me(uow, caller)
+        record = await uow.reviewers.get(reviewer_id)
+        if record is None:
+            raise NotFound(_NO_SUCH_REVIEWER)
+        if me is None or reviewer_id == caller.subject or record.departments & me.departments:
+            return record
+        if not record.departments and me.supervises:
+            # Its scope is what it decides, so what it took them out of (None: every one).
+            took_out = me.supervises if record.scope is None else record.scope & me.supervises
+            holds = frozenset((await uow.items.claimed_in(reviewer_id)).values())
+            if took_out or holds & me.supervises:
+                return record
+        raise PermissionDenied(
+            Bilingual(
+                f"{reviewer_id}'s record is for the reviewer, an administrator, the reviewers of"
+                " their departments and the supervisor of one it took them out of",
+                f"سجل {reviewer_id} للمراجع نفسه ومسؤول النظام ومراجعي أقسامه ومشرف قسم أخرجه"
+                " منه فقط",
+            )
+        )
+
+
+_NO_SUCH_REVIEWER = Bilingual("no such reviewer", "لا يوجد هذا المراجع")
 _THEIR_OWN = Bilingual(
     "only the reviewer, their supervisor or an administrator",
     "للمراجع نفسه أو مشرفه أو مسؤول النظام فقط",
@@ -1223,7 +1256,7 @@ async def set_availability(
         stored = record = await uow.reviewers.get(target_id)
         if record is None:
             if other:
-                raise NotFound(Bilingual("no such reviewer", "لا يوجد هذا المراجع"))
+                raise NotFound(_NO_SUCH_REVIEWER)
             # A record that decides no department: they keep following their token.
             record = replace(me, scope=frozenset())
         # A record of no department (taken out of every one on record) is no supervisor's.

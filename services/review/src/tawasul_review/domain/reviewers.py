@@ -19,6 +19,13 @@ _EMPLOYEE_ID_FORM = Bilingual(
 )
 
 
+def reviewer_id(raw: str, field: str = "reviewer_id") -> str:
+    """An employee id naming a reviewer; INVALID_ARGUMENT on `field` otherwise."""
+    if not EMPLOYEE_ID.fullmatch(raw):
+        raise InvalidArgument({field: _EMPLOYEE_ID_FORM})
+    return raw
+
+
 @dataclass(frozen=True)
 class Reviewer:
     reviewer_id: str

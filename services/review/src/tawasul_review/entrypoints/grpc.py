@@ -32,7 +32,7 @@ from tawasul_review.domain.model import (
     missing_items,
 )
 from tawasul_review.domain.quality import QualityCheck, QualityPosition
-from tawasul_review.domain.reviewers import Reviewer
+from tawasul_review.domain.reviewers import Reviewer, reviewer_id
 from tawasul_review.domain.search import Kind, SearchPosition, SlaState
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -62,6 +62,7 @@ ACCESS: dict[str, Rule] = {
 ADMIN_ACCESS: dict[str, Rule] = {
     "PutReviewer": STAFF,
     "ListReviewers": STAFF,
+    "GetReviewer": STAFF,
     "SetAvailability": STAFF,
     "PutQueueSettings": STAFF,
 }
@@ -644,6 +645,17 @@ class ReviewAdminServicer(review_pb2_grpc.ReviewAdminServiceServicer):
             policy=self._policy,
         )
         return review_pb2.ListReviewersResponse(reviewers=[_reviewer(r) for r in found])
+
+    async def GetReviewer(
+        self, request: review_pb2.GetReviewerRequest, context: Context
+    ) -> review_pb2.GetReviewerResponse:
+        found = await handlers.get_reviewer(
+            uow=self._uow(),
+            caller=caller(),
+            reviewer_id=reviewer_id(request.reviewer_id),
+            policy=self._policy,
+        )
+        return review_pb2.GetReviewerResponse(reviewer=_reviewer(found))
 
     async def SetAvailability(
         self, request: review_pb2.SetAvailabilityRequest, context: Context
