@@ -1360,13 +1360,15 @@ async def test_a_transfer_goes_to_a_catalog_department_and_is_routed_there() -> 
                 now=START,
             )
         assert set(caught.value.violations) == {"department_code"}
+    # Review deployed ahead of routing: its catalog is a newer one.
+    v7 = replace(POLICY, catalog=replace(POLICY.catalog, version=7))
     await handlers.transfer(
         uow=uow,
         reviewer=ALI,
         request_id=item,
         department="visas",
         reason="A visa question",
-        policy=POLICY,
+        policy=v7,
         now=START,
     )
     event = uow.db.published[-1]
@@ -1377,6 +1379,8 @@ async def test_a_transfer_goes_to_a_catalog_department_and_is_routed_there() -> 
         "visas",
         "A visa question",
     )
+    # The catalog visas was checked against: a routing on an older one waits for it.
+    assert event.catalog_version == 7
     # Routing places it again, as a routed event for the same request.
     rerouted = work_item("visas", at=riyadh(4, 11))
     rerouted.request_id = item

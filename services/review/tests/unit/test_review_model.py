@@ -110,7 +110,7 @@ def in_state(state: State) -> WorkItem:
     if state is State.PROCESSED:
         item.mark_processed(SARA, "Ready to collect", START, CALENDAR)
     elif state is State.TRANSFERRED:
-        item.transfer(ALI, "visas", "Misfiled: a visa question", START, CALENDAR)
+        item.transfer(ALI, "visas", "Misfiled: a visa question", START, CALENDAR, catalog_version=6)
     elif state in (State.WAITING, State.CLOSED):
         respond_by = CALENDAR.add_working_days(START, 5)
         item.request_information(ALI, (PHOTO,), "Please add", respond_by, START, CALENDAR)
@@ -137,7 +137,9 @@ ACTIONS: dict[str, Action] = {
     "request_information": lambda i, who, at: i.request_information(
         who, (PHOTO,), "Please add", CALENDAR.add_working_days(at, 5), at, CALENDAR
     ),
-    "transfer": lambda i, who, at: i.transfer(who, "visas", "A visa question", at, CALENDAR),
+    "transfer": lambda i, who, at: i.transfer(
+        who, "visas", "A visa question", at, CALENDAR, catalog_version=6
+    ),
     "processed": lambda i, who, at: i.mark_processed(who, "Ready to collect", at, CALENDAR),
 }
 
@@ -584,12 +586,14 @@ def test_an_information_request_lists_one_to_twenty_things() -> None:
 
 def test_a_transfer_goes_elsewhere_with_a_reason() -> None:
     item = in_state(State.CLAIMED)
-    same = refused(lambda: item.transfer(ALI, "passports", "Misfiled", START, CALENDAR))
+    same = refused(
+        lambda: item.transfer(ALI, "passports", "Misfiled", START, CALENDAR, catalog_version=6)
+    )
     assert set(same) == {"department_code"}
     for reason in ("", "  \n ", "\u200b\u2060\u3164"):
 
         def transfer(r: str = reason) -> None:
-            item.transfer(ALI, "visas", r, START, CALENDAR)
+            item.transfer(ALI, "visas", r, START, CALENDAR, catalog_version=6)
 
         assert refused(transfer) == {"reason": "required"}
     assert (item.state, item.events) == (State.CLAIMED, [])
@@ -1228,7 +1232,9 @@ def test_a_withdrawn_request_is_withdrawn_once() -> None:
 
 def test_a_transfer_keeps_its_reason_internal() -> None:
     item = in_state(State.CLAIMED)
-    item.transfer(ALI, "visas", "A visa question, not a passport one", START, CALENDAR)
+    item.transfer(
+        ALI, "visas", "A visa question, not a passport one", START, CALENDAR, catalog_version=7
+    )
     (event,) = item.events
     assert isinstance(event, StatusChanged)
     assert (event.status, event.message, event.transfer_to, event.internal_note) == (
@@ -1243,10 +1249,12 @@ def test_a_transfer_keeps_its_reason_internal() -> None:
         ("transferred_reason", "A visa question, not a passport one", True),
     ]
     wire = events_pb2.Envelope.FromString(to_event(event).payload).request_status_changed
-    assert (wire.status, wire.message, wire.transfer_to_department) == (
+    # The catalog it checked visas against: a routing on an older one waits for it.
+    assert (wire.status, wire.message, wire.transfer_to_department, wire.catalog_version) == (
         common_pb2.REQUEST_STATUS_TRANSFERRED,
         "",
         "visas",
+        7,
     )
     assert (wire.internal.note, wire.internal.department_code) == (
         "A visa question, not a passport one",
@@ -1279,7 +1287,9 @@ def test_a_routing_older_than_one_applied_moves_the_item_no_more() -> None:
         department="visas", queue="visas.default", priority=0, now=riyadh(5, 8), sequence=3
     )
     item.claim(VISAS_ONLY, riyadh(5, 9), LEASE)
-    item.transfer(VISAS_ONLY, "residents", "A residence question", riyadh(5, 9), CALENDAR)
+    item.transfer(
+        VISAS_ONLY, "residents", "A residence question", riyadh(5, 9), CALENDAR, catalog_version=6
+    )
     settled(item)
     for sequence in (2, 3):
         item.rerouted(
@@ -1324,7 +1334,9 @@ def test_a_transferred_item_moves_on_the_decision_answering_its_transfer_whateve
         transfer_sequence=earlier,
     )
     item.claim(VISAS_ONLY, riyadh(5, 9), LEASE)
-    item.transfer(VISAS_ONLY, "residents", "A residence question", riyadh(5, 9), CALENDAR)
+    item.transfer(
+        VISAS_ONLY, "residents", "A residence question", riyadh(5, 9), CALENDAR, catalog_version=6
+    )
     transfer = item.status_sequence
     settled(item)
     # Routing's database put back to a backup and replayed: its count starts again, lower or
@@ -1569,7 +1581,11 @@ class ItemLife(RuleBasedStateMachine):
 
     @rule(who=reviewers, department=st.sampled_from(("passports", "visas")))
     def transfer(self, who: Principal, department: str) -> None:
-        self.act(lambda: self.item.transfer(who, department, "Misfiled", self.now, CALENDAR))
+        self.act(
+            lambda: self.item.transfer(
+                who, department, "Misfiled", self.now, CALENDAR, catalog_version=6
+            )
+        )
 
     # --- routing ----------------------------------------------------------------------------
 

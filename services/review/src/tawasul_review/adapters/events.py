@@ -121,6 +121,7 @@ def _status_changed(event: StatusChanged) -> events_pb2.RequestStatusChanged:
             for m in event.missing
         ],
         transfer_to_department=event.transfer_to,
+        catalog_version=event.catalog_version,
         applicant_id=item.applicant_id,
         reopened=event.reopened,
         cancel_too_late=event.cancel_too_late,

@@ -830,7 +830,14 @@ async def transfer(
         )
     async with uow:
         item = await _visible(uow, reviewer, request_id)
-        item.transfer(reviewer, department, reason, now, policy.calendar)
+        item.transfer(
+            reviewer,
+            department,
+            reason,
+            now,
+            policy.calendar,
+            catalog_version=policy.catalog.version,
+        )
         await _freed(uow, item, reviewer.subject, policy, now)
         await uow.commit()
     return item

@@ -214,6 +214,9 @@ class StatusChanged:
     missing: tuple[Missing, ...] = ()
     respond_by: datetime | None = None
     transfer_to: str = ""
+    # A transfer's: the version of the catalog `transfer_to` was checked against, so that a
+    # routing running an older one waits for it rather than refusing a department it lacks.
+    catalog_version: int = 0
     internal_note: str = ""
     due_at: datetime | None = None
     # An answer given in time, applied after the sweep closed the request: the beneficiary
@@ -726,7 +729,10 @@ class WorkItem:
         reason: str,
         now: datetime,
         calendar: WorkingCalendar,
+        *,
+        catalog_version: int,
     ) -> None:
+        """`catalog_version`: that of the catalog that has `department` (the caller checked)."""
         self._ensure_holder(reviewer, now, timedelta(0))
         why = _text("reason", reason, required=True)
         if department == self.department:
@@ -748,6 +754,7 @@ class WorkItem:
             calendar,
             action="transferred",
             transfer_to=department,
+            catalog_version=catalog_version,
             internal_note=why,
         )
 
@@ -945,6 +952,7 @@ class WorkItem:
         missing: tuple[Missing, ...] = (),
         respond_by: datetime | None = None,
         transfer_to: str = "",
+        catalog_version: int = 0,
         internal_note: str = "",
         reopened: bool = False,
         reviewer_message: bool = False,
@@ -972,6 +980,7 @@ class WorkItem:
                 missing=missing,
                 respond_by=respond_by,
                 transfer_to=transfer_to,
+                catalog_version=catalog_version,
                 internal_note=internal_note,
                 due_at=due_at,
                 reopened=reopened,
