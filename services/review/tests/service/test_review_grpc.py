@@ -936,6 +936,8 @@ async def test_a_transfer_publishes_the_department_and_keeps_the_reason_internal
         "visas",
         "",
     )
+    # The catalog visas was checked against: a routing on an older one waits for it.
+    assert transferred.catalog_version == review.rules.catalog.version == 6
     assert (transferred.internal.note, transferred.internal.department_code) == (
         reason,
         "passports",
