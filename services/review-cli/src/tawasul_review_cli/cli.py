@@ -37,7 +37,6 @@ from rich.text import Text
 from tawasul.common.v1 import common_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_calendar import RIYADH
-from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS
 from tawasul_platform.i18n import DEFAULT_LOCALE, Bilingual
 from tawasul_platform.tls import ENV_CA, ENV_CERT, ENV_KEY
@@ -1071,56 +1070,45 @@ NEW_REVIEWER = review_pb2.Reviewer(languages=["ar", "en"], capacity=20, availabl
 MAX_CAPACITY = 500
 
 
-async def find_reviewer(
-    review: Review, reviewer_id: str, departments: list[str]
-) -> review_pb2.Reviewer | None:
-    """The reviewer's record, looked for in `departments` first, then in the catalog's others
-    (the API lists reviewers by department only); None when no department the caller may list
-    has them."""
-    known = list(load_catalog().departments)
-    for department in dict.fromkeys([*departments, *known]):
-        try:
-            listed = await review.call(
-                review.admin.ListReviewers,
-                review_pb2.ListReviewersRequest(department_code=department),
-            )
-        except grpc.aio.AioRpcError as exc:
-            # Not a department of the caller's (a supervisor lists their own only).
-            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-                continue
-            raise
-        for reviewer in listed.reviewers:
-            if reviewer.reviewer_id == reviewer_id:
-                return reviewer
-    return None
+async def stored_reviewer(review: Review, reviewer_id: str) -> review_pb2.Reviewer | None:
+    """The reviewer's record, whatever their departments; None when they have none."""
+    try:
+        answer = await review.call(
+            review.admin.GetReviewer, review_pb2.GetReviewerRequest(reviewer_id=reviewer_id)
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+            raise Failure(_unreadable(reviewer_id)) from exc
+        raise
+    return answer.reviewer
 
 
 async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange) -> None:
     # PutReviewer stores the record whole: the one read here, with the options given laid
     # over it, so that changing one keeps the others (a change made between the read and
-    # the write is overwritten, as it would be by a whole record given by hand).
-    looked_in = [d for d in (*(change.departments or []), *(change.supervises or [])) if d]
-    existing = await find_reviewer(review, reviewer_id, looked_in)
+    # the write is overwritten, as it would be by a whole record given by hand). With every
+    # option given nothing is kept: nothing is read (one the caller may not read included).
+    everything = change.whole and change.departments is not None
+    existing = None if everything else await stored_reviewer(review, reviewer_id)
     added = existing is None
     if existing is None:
-        if not any(change.departments or []):
-            raise Failure(
-                Bilingual(
-                    f"{reviewer_id} is not among the reviewers you can list: a new reviewer"
-                    " needs --department",
-                    f"{reviewer_id} ليس بين المراجعين الذين يمكنك عرضهم: المراجع الجديد يحتاج"
-                    " --department",
-                )
-            )
         existing = review_pb2.Reviewer(reviewer_id=reviewer_id)
         existing.MergeFrom(NEW_REVIEWER)
+    if added and not everything and not any(change.departments or []):
+        raise Failure(
+            Bilingual(
+                f"{reviewer_id} has no reviewer record: a new reviewer needs --department",
+                f"{reviewer_id} ليس له سجل مراجع: المراجع الجديد يحتاج --department",
+            )
+        )
     answer = await review.call(
         review.admin.PutReviewer,
         review_pb2.PutReviewerRequest(reviewer=change.applied_to(existing)),
     )
     if added and not change.whole:
-        # Taken out of every department, they may have a record all the same, which the API
-        # does not read: the values it held for the options not given are gone.
+        # What they are stored with that was not given: a new reviewer's values.
         stored = _stored_as_new(reviewer_id)
         review.out.print(value(in_language(stored, review.language)), soft_wrap=True)
     review.out.print(_reviewers_table([answer.reviewer]))
@@ -1129,13 +1117,21 @@ async def put_reviewer(review: Review, reviewer_id: str, change: ReviewerChange)
 def _stored_as_new(reviewer_id: str) -> Bilingual:
     reads, ar_reads = (glue.join(NEW_REVIEWER.languages) for glue in (" and ", " و "))
     return Bilingual(
-        f"{reviewer_id} is in no department you can list, so was stored as a new reviewer:"
-        f" what was not given is a new reviewer's (reads {reads}, capacity"
-        f" {NEW_REVIEWER.capacity}, available, supervises none), not what an earlier record of"
-        " theirs held",
-        f"{reviewer_id} ليس في قسم يمكنك عرض مراجعيه، فحُفظ مراجعًا جديدًا: ما لم يُعطَ هو ما"
-        f" للمراجع الجديد (يقرأ {ar_reads}، السعة {NEW_REVIEWER.capacity}،"
-        " متاح، لا يشرف على قسم)، لا ما كان في سجل سابق له",
+        f"{reviewer_id} had no reviewer record, so was added as a new reviewer: what was not"
+        f" given is a new reviewer's (reads {reads}, capacity {NEW_REVIEWER.capacity},"
+        " available, supervises none)",
+        f"{reviewer_id} لم يكن له سجل مراجع، فأُضيف مراجعًا جديدًا: ما لم يُعطَ هو ما للمراجع"
+        f" الجديد (يقرأ {ar_reads}، السعة {NEW_REVIEWER.capacity}، متاح، لا يشرف على قسم)",
+    )
+
+
+def _unreadable(reviewer_id: str) -> Bilingual:
+    return Bilingual(
+        f"you may not read {reviewer_id}'s record, so what it holds cannot be kept: give"
+        " --department, --reads, --capacity, --supervises and --available or --away, or ask"
+        " an administrator",
+        f"لا يحق لك قراءة سجل {reviewer_id}، فلا يمكن إبقاء ما فيه: أعطِ --department و--reads"
+        " و--capacity و--supervises و--available أو --away، أو اطلب ذلك من مسؤول النظام",
     )
 
 
@@ -1187,9 +1183,8 @@ def reviewer_put(
     ] = None,
 ) -> None:
     """Add a reviewer, or change the options given of one and keep the rest (administrators,
-    or the departments' supervisor). One in no department you can list, taken out of every
-    one too (the API reads no such record), is added anew: what is not given is a new
-    reviewer's, and it says so."""
+    or the departments' supervisor), whatever departments their record leaves them in. One
+    without a record is added: what is not given is a new reviewer's, and it says so."""
     change = ReviewerChange(
         departments=department,
         languages=reads,

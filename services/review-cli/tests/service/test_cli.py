@@ -859,26 +859,42 @@ async def test_changing_a_reviewer_changes_only_the_options_given(review: Review
     await review.ok("reviewer-put", "S001", "--available", "-l", "ar", who=ADMIN)
     assert shown(await record("S001")) == (["passports", "visas"], ["ar"], 7, True, ["passports"])
 
-    # A new reviewer: the defaults for what is not given; a department is needed.
-    await review.ok("reviewer-put", "E500", "-d", "passports", who=ADMIN)
+    # A new reviewer: the defaults for what is not given, as it says; a department is needed.
+    added = await review.ok(
+        "--language", "en", "reviewer-put", "E500", "-d", "passports", who=ADMIN
+    )
+    assert added.startswith(
+        "E500 had no reviewer record, so was added as a new reviewer: what was not given is a"
+        " new reviewer's (reads ar and en, capacity 20, available, supervises none)\n"
+    )
     assert shown(await record("E500")) == (["passports"], ["ar", "en"], 20, True, [])
     # Their supervisor lists only their own departments: the others are passed over.
     await review.ok("reviewer-put", "E500", "--capacity", "9", "--away", who=BOSS)
     assert shown(await record("E500")) == (["passports"], ["ar", "en"], 9, False, [])
-    # Their supervisor takes them out of passports ('' for none), and back in: as a reviewer
-    # the supervisor cannot list, with a new one's defaults.
+    # Their supervisor takes them out of passports ('' for none), and back in: in no
+    # department's list meanwhile, their record is read all the same, and kept.
     await review.ok("reviewer-put", "E500", "-d", "", who=BOSS)
     assert "E500" not in await in_passports()
-    # The API reads no record of no department: the CLI says what it stored them as.
-    back = await review.ok("--language", "en", "reviewer-put", "E500", "-d", "passports", who=BOSS)
-    assert back.startswith(
-        "E500 is in no department you can list, so was stored as a new reviewer: what was not"
-        " given is a new reviewer's (reads ar and en, capacity 20, available, supervises none),"
-        " not what an earlier record of theirs held\n"
+    back = await review.ok("reviewer-put", "E500", "-d", "passports", who=BOSS)
+    assert back.startswith("┏")  # found: only the table
+    assert shown(await record("E500")) == (["passports"], ["ar", "en"], 9, False, [])
+    # A record its caller may not read (E300's own, of visas) is not kept blindly: written
+    # whole, nothing of it is read.
+    await review.ok("away", who=VISAS_ONLY)
+    blind = await review.cli(
+        "--language", "en", "reviewer-put", "E300", "-d", "passports", who=BOSS
     )
-    assert shown(await record("E500")) == (["passports"], ["ar", "en"], 20, True, [])
-    again = await review.ok("reviewer-put", "E500", "--capacity", "9", who=BOSS)
-    assert again.startswith("┏")  # found: only the table
+    assert (blind.exit_code, blind.stderr) == (
+        1,
+        "error: you may not read E300's record, so what it holds cannot be kept: give"
+        " --department, --reads, --capacity, --supervises and --available or --away, or ask an"
+        " administrator\n",
+    )
+    await review.ok(
+        "reviewer-put", "E300", "-d", "passports", "-l", "ar", "--capacity", "4",
+        "--supervises", "", "--available", who=BOSS,
+    )  # fmt: skip
+    assert shown(await record("E300")) == (["passports"], ["ar"], 4, True, [])
     # Out of visas, and no longer a supervisor ('' for none).
     await review.ok("reviewer-put", "S001", "-d", "passports", "--supervises", "", who=ADMIN)
     assert shown(await record("S001")) == (["passports"], ["ar"], 7, True, [])
@@ -887,7 +903,7 @@ async def test_changing_a_reviewer_changes_only_the_options_given(review: Review
     )
     assert (unknown.exit_code, unknown.stderr) == (
         1,
-        "error: E501 is not among the reviewers you can list: a new reviewer needs --department\n",
+        "error: E501 has no reviewer record: a new reviewer needs --department\n",
     )
 
 
