@@ -595,6 +595,7 @@ class Journey(RuleBasedStateMachine):
                 topics.REQUEST_STATUS_CHANGED,
                 {self.request_id},
                 at_least=len(self.expected.published),
+                quiet=self.stack,
             )
         )
         name = common_pb2.RequestStatus.Name

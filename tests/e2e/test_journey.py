@@ -165,9 +165,10 @@ async def test_a_request_travels_from_channel_to_decision(stack: Stack, clients:
     assert (await clients.track(citizen, request.request_number)).decision_message == "Photo fixed"
 
     # 6. notify: submitted, under review and accepted, each told once by SMS and in-app. The
-    # results are counted after the topic has gone quiet, so a late duplicate would show.
+    # results (and the texts and inbox below) are counted once the stack has gone quiet, so a
+    # late duplicate would show.
     results = await envelopes(
-        stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, ids, at_least=9
+        stack.config.kafka_bootstrap, topics.NOTIFICATION_EVENTS, ids, at_least=9, quiet=stack
     )
     assert sorted((e.notification_sent.channel, e.notification_sent.status) for e in results) == [
         *[("inapp", "delivered")] * 3,

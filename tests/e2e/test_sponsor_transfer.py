@@ -216,10 +216,14 @@ async def test_a_new_sponsors_submission_cancels_the_old_sponsors_request(
     assert actor == "system"
     assert OFF_RECORD_EN in text
 
-    # Intake's event says the office cancelled it: exactly one, counted after the topic
-    # has gone quiet.
+    # Intake's event says the office cancelled it: exactly one, counted once the stack has
+    # gone quiet (as are the notices below: notify has sent all it will by then).
     (cancelled,) = await envelopes(
-        stack.config.kafka_bootstrap, topics.APPLICANT_ACTIONS, {old.request_id}, at_least=1
+        stack.config.kafka_bootstrap,
+        topics.APPLICANT_ACTIONS,
+        {old.request_id},
+        at_least=1,
+        quiet=stack,
     )
     assert cancelled.WhichOneof("payload") == "request_cancelled"
     assert cancelled.request_cancelled.request_number == old.request_number

@@ -1,5 +1,6 @@
-"""Reads what really is on a Kafka topic, without joining (or disturbing) any consumer group;
-publishes to one as another system would; makes a topic of a test's own."""
+"""Reads what really is on a Kafka topic, without joining (or disturbing) any consumer group,
+and counts it once the stack has gone quiet; publishes to one as another system would; makes a
+topic of a test's own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 from tawasul.events.v1 import events_pb2
+from tawasul_devstack.journey import eventually
+from tawasul_devstack.stack import Stack
+
+from tests.e2e import chaos
+from tests.e2e.direct import scalar
 
 
 async def publish(
@@ -49,12 +55,40 @@ async def make_topic(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
+async def gone_quiet(stack: Stack, request_ids: set[str], *, within: float = 120.0) -> None:
+    """Waits until nothing more can come of `request_ids`: no outbox row waits, every group has
+    committed its topics' ends, and notify has no message of theirs left to send (its senders
+    send from its table after its group committed), so what is counted then is all there is."""
+
+    async def probe() -> bool | None:
+        if not await chaos.quiet(stack):
+            return None
+        pending = await scalar(
+            stack,
+            "notify",
+            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND request_id = ANY(:ids)",
+            ids=[uuid.UUID(i) for i in request_ids],
+        )
+        return None if pending else True
+
+    await eventually(probe, within=within, what="the stack gone quiet")
+
+
 async def records(
-    bootstrap: str, topic: str, keys: set[str], *, at_least: int, within: float = 30.0
+    bootstrap: str,
+    topic: str,
+    keys: set[str],
+    *,
+    at_least: int,
+    within: float = 30.0,
+    quiet: Stack | None = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on `topic` with one of `keys`, once `at_least` have arrived.
 
-    After the last wanted one arrives, reads on for a second so duplicates would show too.
+    Counting them? Pass `quiet` (keys are then request ids): once `at_least` have arrived, it
+    waits until the stack has gone quiet (`gone_quiet`) and reads on to the topic's ends as
+    they are then, so every duplicate that will ever be published is among them. Without it,
+    it reads on for a second only, which a slow consumer's late duplicate can outlast.
     """
     # No group: every partition is read from its start and no offset is committed anywhere.
     consumer = AIOKafkaConsumer(
@@ -69,23 +103,42 @@ async def records(
         if topic not in await consumer.topics():
             raise AssertionError(f"topic {topic} does not exist")
         found: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + within
-        settle_until: float | None = None
-        while time.monotonic() < (settle_until or deadline):
+
+        async def read() -> None:
             for batch in (await consumer.getmany(timeout_ms=300)).values():
                 found.extend(r for r in batch if r.key is not None and r.key.decode() in keys)
-            if settle_until is None and len(found) >= at_least:
-                settle_until = time.monotonic() + 1.0
+
+        deadline = time.monotonic() + within
+        while len(found) < at_least and time.monotonic() < deadline:
+            await read()
         if len(found) < at_least:
             raise AssertionError(f"{len(found)} of {at_least} records on {topic} after {within} s")
+        if quiet is None:
+            settle_until = time.monotonic() + 1.0
+            while time.monotonic() < settle_until:
+                await read()
+            return found
+        await gone_quiet(quiet, keys)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        for partition, end in ends.items():
+            while await consumer.position(partition) < end:
+                await read()
         return found
     finally:
         await consumer.stop()
 
 
 async def envelopes(
-    bootstrap: str, topic: str, request_ids: set[str], *, at_least: int, within: float = 30.0
+    bootstrap: str,
+    topic: str,
+    request_ids: set[str],
+    *,
+    at_least: int,
+    within: float = 30.0,
+    quiet: Stack | None = None,
 ) -> list[events_pb2.Envelope]:
-    """The events of `request_ids` on `topic`, decoded."""
-    found = await records(bootstrap, topic, request_ids, at_least=at_least, within=within)
+    """The events of `request_ids` on `topic`, decoded (counted once `quiet`, as `records`)."""
+    found = await records(
+        bootstrap, topic, request_ids, at_least=at_least, within=within, quiet=quiet
+    )
     return [events_pb2.Envelope.FromString(r.value or b"") for r in found]
