@@ -285,6 +285,11 @@ MATRIX: dict[str, tuple[Callable[[World], Any], frozenset[str]]] = {
         ),
         SUPERVISOR,
     ),
+    # The reviewer the supervisor's PutReviewer just stored in the department.
+    f"{ADMIN}/GetReviewer": (
+        lambda w: review_pb2.GetReviewerRequest(reviewer_id="E7009"),
+        DEPARTMENT_STAFF,
+    ),
     f"{ADMIN}/SetAvailability": (
         lambda w: review_pb2.SetAvailabilityRequest(reviewer_id="E7009", available=True),
         SUPERVISOR,
