@@ -17,7 +17,8 @@ class IntakeSettings(ServiceSettings):
     notify_deadline_seconds: float = Field(default=DEFAULT_DEADLINE_SECONDS, gt=0)
     # The relationship registry's data file (the development stand-in for Absher / Muqeem).
     registry_file: Path
-    # Keys the hashes of one-time tracking codes; never the code itself at rest.
+    # Keys the hashes of one-time tracking codes, and of the details each request's tracking
+    # attempts are counted under; never the code or the details themselves at rest.
     tracking_code_secret: str
     tracking_per_caller_per_hour: int = Field(default=20, ge=1)
     # Callers (by their client certificate's name) that call on behalf of many people and

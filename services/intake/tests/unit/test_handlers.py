@@ -2382,6 +2382,48 @@ async def test_tracking_attempts_are_limited_per_request_number(intake: Intake) 
     assert len(intake.sender.sent) == 5
 
 
+WRONG_ID, WRONG_MOBILE = STRANGER.subject, "0559999999"  # not the request's people
+
+
+async def test_wrong_details_do_not_spend_the_attempts_of_the_requests_people(
+    intake: Intake,
+) -> None:
+    """The count was per request number alone: anyone who knew a number locked its people out
+    of their codes and checks, every hour, with five attempts of details that match nothing."""
+    request = await intake.submit()
+    stranger = query(request, id_number=WRONG_ID, mobile=WRONG_MOBILE)
+    for n in range(POLICY.per_request):
+        await start(intake, stranger, caller_key=f"10.9.0.{n}")
+    assert intake.sender.sent == []
+    await start(intake, query(request), caller_key="10.0.0.1")
+    (sent,) = intake.sender.sent
+    for n in range(POLICY.per_request):
+        with pytest.raises(NotFound):
+            await track(intake, stranger, sent.code, caller_key=f"10.9.1.{n}")
+    assert (await track(intake, query(request), sent.code, caller_key="10.0.0.1")).id == request.id
+
+
+async def test_every_set_of_details_has_the_same_limit(intake: Intake) -> None:
+    """Details that match nothing are refused after as many attempts as the right ones, so
+    the refusal tells a guesser nothing; each set is counted on its own."""
+    policy = replace(POLICY, per_request=2, per_caller=100)
+    request = await intake.submit()
+    mobile_only = query(request, mobile=WRONG_MOBILE)
+    for q in (query(request), mobile_only, query(request, id_number=WRONG_ID)):
+        for n in range(policy.per_request):
+            await start(intake, q, caller_key=f"10.0.0.{n}", policy=policy)
+        with pytest.raises(ResourceExhausted):
+            await start(intake, q, caller_key="10.0.0.99", policy=policy)
+    assert len(intake.sender.sent) == policy.per_request
+    # Neither the details nor anything derived without the secret is kept in the counters.
+    keys = "".join(intake.db.limits)
+    for typed in (request.applicant_id, WRONG_ID, request.contact.mobile, mobile_only.mobile):
+        assert typed not in keys
+    assert policy.details_key(query(request)) != replace(
+        policy, secret=b"another secret"
+    ).details_key(query(request))
+
+
 async def test_tracking_attempts_are_limited_per_caller(intake: Intake) -> None:
     policy = replace(POLICY, per_request=100, per_caller=2)
     requests = [await intake.submit(code=code, key=code) for code in (PASSPORT, INQUIRY, NAME)]
@@ -2407,7 +2449,10 @@ async def test_expired_codes_and_past_windows_are_forgotten(intake: Intake) -> N
     more = await handlers.forget_tracking(uow=intake.uow, policy=POLICY, now=NOW + POLICY.window)
     assert more is False
     assert set(intake.db.codes) == {second.id}
-    assert set(intake.db.limits) == {"start:caller:10.0.0.2", f"start:request:{second.number}"}
+    assert set(intake.db.limits) == {
+        "start:caller:10.0.0.2",
+        f"start:request:{second.number}:{POLICY.details_key(query(second))}",
+    }
     # A full batch says there may be more.
     assert await handlers.forget_tracking(
         uow=intake.uow, policy=POLICY, now=later + POLICY.window, batch=1

@@ -644,6 +644,13 @@ class TrackingPolicy:
     def digest(self, request_id: uuid.UUID, code: str) -> str:
         return hmac.new(self.secret, f"{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
+    def details_key(self, query: TrackingQuery) -> str:
+        """A keyed hash of the ID and mobile typed (the "details:" prefix keeps it apart from
+        a code's digest), so that a request's counter can be one per set of details without
+        the counters' table holding them."""
+        typed = f"details:{query.id_number}:{query.mobile}"
+        return hmac.new(self.secret, typed.encode(), hashlib.sha256).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class TrackingQuery:
@@ -699,17 +706,31 @@ _SIX_DIGITS = re.compile(r"[0-9]{6}")
 
 
 async def _limit(
-    uow: UnitOfWork, policy: TrackingPolicy, step: str, caller_key: str, number: str, now: datetime
+    uow: UnitOfWork,
+    policy: TrackingPolicy,
+    step: str,
+    caller_key: str,
+    query: TrackingQuery,
+    now: datetime,
 ) -> None:
-    """Counts the attempt (committed even when the answer is a refusal) and enforces limits."""
+    """Counts the attempt (committed even when the answer is a refusal) and enforces limits.
+
+    A request's counter is one per ID and mobile typed with its number: one for the number
+    alone let anyone who knew it spend, with details that match nothing, the attempts of the
+    request's people, every hour. The right details still get `per_request` codes and checks
+    an hour, and every set of details is counted alike, so a refusal tells nothing."""
     async with uow:
         by_caller = await uow.limits.hit(
             f"{step}:caller:{caller_key[:100]}", window=policy.window, now=now
         )
         # A malformed number names no request: only the caller's own limit counts it.
         by_request = (
-            await uow.limits.hit(f"{step}:request:{number}", window=policy.window, now=now)
-            if number
+            await uow.limits.hit(
+                f"{step}:request:{query.number}:{policy.details_key(query)}",
+                window=policy.window,
+                now=now,
+            )
+            if query.number
             else 0
         )
         await uow.commit()
@@ -732,7 +753,7 @@ async def start_tracking(
     now: datetime,
 ) -> None:
     """Sends a one-time code when number, ID and mobile match; says nothing either way."""
-    await _limit(uow, policy, "start", caller_key, query.number, now)
+    await _limit(uow, policy, "start", caller_key, query, now)
     if not query.number:
         return
     async with uow:
@@ -764,7 +785,7 @@ async def track_request(
         raise InvalidArgument(
             {"code": Bilingual("the 6 digits sent by SMS", "الأرقام الستة المرسلة برسالة نصية")}
         )
-    await _limit(uow, policy, "check", caller_key, query.number, now)
+    await _limit(uow, policy, "check", caller_key, query, now)
     nothing = NotFound(
         Bilingual(
             "no request matches these details and code", "لا يوجد طلب يطابق هذه البيانات والرمز"
