@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
@@ -13,12 +13,14 @@ from tawasul.common.v1 import common_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
-from tawasul_calendar import Sla, WorkingCalendar
+from tawasul_calendar import RIYADH, Locale, Sla, WorkingCalendar, format_date
 from tawasul_devstack.journey import Clients, eventually, new_resident
 from tawasul_devstack.stack import Stack
-from tawasul_platform import topics
+from tawasul_platform import appeals, topics
+from tawasul_platform.catalog import load_catalog
 from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer
 from tawasul_platform.identity import Role
+from tawasul_platform.workdays import shipped_config
 
 from tests.e2e.direct import sql
 from tests.e2e.topics import envelopes
@@ -27,6 +29,12 @@ TIMEOUT = DEFAULT_DEADLINE_SECONDS
 # Only this module files visa cancellations, so their queue holds only its requests.
 DEPARTMENT = "visas"
 SUB_SERVICE = "visas.cancel-visa"
+# The stack's services run on the shipped calendar with the default office hours.
+CALENDAR = WorkingCalendar(config=shipped_config())
+
+
+def riyadh_day(instant: datetime) -> date:
+    return instant.astimezone(RIYADH).date()
 
 
 async def file_visa_cancellation(clients: Clients) -> tuple[str, intake_pb2.Request]:
@@ -126,7 +134,7 @@ async def test_claim_next_and_a_lapsed_claim_returns_to_the_queue(clients: Clien
 
 
 async def test_an_information_request_answered_comes_back_to_its_reviewer(
-    clients: Clients,
+    stack: Stack, clients: Clients
 ) -> None:
     reviewer = clients.token("E6002", Role.REVIEWER, frozenset({DEPARTMENT}))
     citizen, request = await file_visa_cancellation(clients)
@@ -157,6 +165,37 @@ async def test_an_information_request_answered_comes_back_to_its_reviewer(
     assert [m.name for m in waiting.missing] == ["visa_number"]
     assert waiting.respond_by.gregorian_date
 
+    # The beneficiary takes two working days to answer: the request and its wait started that
+    # much earlier (in both services' databases: they read the real clock).
+    waited_days, now = 2, datetime.now(UTC)
+    began = now
+    while CALENDAR.elapsed(began, now) < waited_days * CALENDAR.hours.day_length:
+        began -= timedelta(days=1)
+    back = now - began
+    await sql(
+        stack,
+        "intake",
+        "UPDATE requests SET submitted_at = submitted_at - CAST(:back AS interval),"
+        " paused_since = paused_since - CAST(:back AS interval) WHERE number = :number",
+        back=back,
+        number=request.request_number,
+    )
+    await sql(
+        stack,
+        "review",
+        "UPDATE work_items SET submitted_at = submitted_at - CAST(:back AS interval),"
+        " paused_since = paused_since - CAST(:back AS interval) WHERE request_id = :id",
+        back=back,
+        id=uuid.UUID(request.request_id),
+    )
+    # The clock stood still while it waited (SPEC §5, §6.2): the date promised at the
+    # (earlier) submission moves out by the working days the wait took.
+    promised = CALENDAR.due(
+        request.submitted_at.ToDatetime(tzinfo=UTC) - back,
+        load_catalog().sub_services[SUB_SERVICE].sla,
+    )
+    moved = riyadh_day(CALENDAR.add_working_days(promised, waited_days))
+
     await clients.intake.RespondToInfoRequest(
         intake_pb2.RespondToInfoRequestRequest(
             request_number=request.request_number,
@@ -173,9 +212,11 @@ async def test_an_information_request_answered_comes_back_to_its_reviewer(
 
     item = await eventually(with_its_reviewer, what="the answer back with its reviewer")
     assert item.assignee_id == "E6002"
+    assert riyadh_day(item.due_at.ToDatetime(tzinfo=UTC)) == moved
     answered = await tracked(clients, citizen, request.request_number)
     assert answered.status == common_pb2.REQUEST_STATUS_RETURNED_BY_APPLICANT
     assert answered.fields["visa_number"] == "6012345679"
+    assert answered.expected_completion.gregorian_date == moved.isoformat()
 
     # The beneficiary is told the answer is back under review, and by when it is expected now.
     async def acknowledged() -> str | None:
@@ -185,7 +226,7 @@ async def test_an_information_request_answered_comes_back_to_its_reviewer(
         )
 
     text = await eventually(acknowledged, what="the answer acknowledged by SMS")
-    assert "موعد الإنجاز المتوقع" in text
+    assert f"موعد الإنجاز المتوقع: {format_date(moved, Locale.AR)}" in text
 
 
 async def test_an_unanswered_information_request_closes_the_request(
@@ -285,42 +326,48 @@ async def test_a_transfer_is_routed_again_and_its_reason_stays_internal(
 async def test_sla_alerts_and_a_breach_for_the_supervisors(stack: Stack, clients: Clients) -> None:
     reviewer = clients.token("E6006", Role.REVIEWER, frozenset({DEPARTMENT}))
     await clients.appoint_supervisor("S6001", DEPARTMENT)
+    supervisor = clients.token("S6001", Role.REVIEWER, frozenset({DEPARTMENT}))
+
+    async def breached() -> int:
+        backlog = await clients.review.GetBacklog(
+            review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
+            timeout=TIMEOUT,
+            metadata=bearer(supervisor),
+        )
+        return sum(q.breached for q in backlog.queues)
+
+    breached_before = await breached()
     _, request = await file_visa_cancellation(clients)
     await queued(clients, reviewer, request.request_id)
-    # Move the submission back until 60 % of its 3 working days are used: a warning.
-    calendar, now = WorkingCalendar(), datetime.now(UTC)
-    budget = Sla.days(3).budget(calendar.hours)
-    start = now
-    while calendar.elapsed(start, now) < budget * 0.6:
-        start -= timedelta(hours=1)
+    now = datetime.now(UTC)
+    budget = Sla.days(3).budget(CALENDAR.hours)
     key = uuid.UUID(request.request_id)
-    await sql(
-        stack,
-        "review",
-        "UPDATE work_items SET submitted_at = :start, sla_next_at = now() WHERE request_id = :id",
-        start=start,
-        id=key,
-    )
-    (warning,) = await envelopes(
-        stack.config.kafka_bootstrap, topics.SLA_ALERTS, {request.request_id}, at_least=1
-    )
-    # No one holds it: the warning goes to the supervisors too.
-    assert (warning.sla_alert.percent, list(warning.sla_alert.supervisor_ids)) == (50, ["S6001"])
-    await sql(
-        stack,
-        "review",
-        "UPDATE work_items SET submitted_at = :start, sla_next_at = now() WHERE request_id = :id",
-        start=start - timedelta(days=30),
-        id=key,
-    )
-    alerts = await envelopes(
-        stack.config.kafka_bootstrap, topics.SLA_ALERTS, {request.request_id}, at_least=2
-    )
-    assert [(a.sla_alert.percent, list(a.sla_alert.supervisor_ids)) for a in alerts] == [
-        (50, ["S6001"]),
-        (100, ["S6001"]),
-    ]
-    supervisor = clients.token("S6001", Role.REVIEWER, frozenset({DEPARTMENT}))
+
+    async def used(share: float, *, at_least: int) -> list[tuple[int, list[str]]]:
+        """Moves the submission back until `share` of its 3 working days are used (an hour
+        more at most), and answers the SLA alerts published for it once `at_least` are."""
+        start = now
+        while CALENDAR.elapsed(start, now) < budget * share:
+            start -= timedelta(hours=1)
+        await sql(
+            stack,
+            "review",
+            "UPDATE work_items SET submitted_at = :start, sla_next_at = now()"
+            " WHERE request_id = :id",
+            start=start,
+            id=key,
+        )
+        alerts = await envelopes(
+            stack.config.kafka_bootstrap, topics.SLA_ALERTS, {request.request_id}, at_least=at_least
+        )
+        return [(a.sla_alert.percent, list(a.sla_alert.supervisor_ids)) for a in alerts]
+
+    # 60 % used: the first warning. No one holds it: it goes to the supervisors too.
+    assert await used(0.6, at_least=1) == [(50, ["S6001"])]
+    # 80 %: the second warning (ServiceNow's 75 %), once.
+    assert await used(0.8, at_least=2) == [(50, ["S6001"]), (75, ["S6001"])]
+    # Long past the due date: the breach.
+    assert await used(2, at_least=3) == [(50, ["S6001"]), (75, ["S6001"]), (100, ["S6001"])]
 
     # Notify tells the supervisor in-app, and by e-mail at their directory address.
     async def told() -> list[notify_pb2.InboxMessage] | None:
@@ -328,13 +375,15 @@ async def test_sla_alerts_and_a_breach_for_the_supervisors(stack: Stack, clients
             notify_pb2.ListInboxRequest(), timeout=TIMEOUT, metadata=bearer(supervisor)
         )
         found = [m for m in inbox.messages if m.request_id == request.request_id]
-        return sorted(found, key=lambda m: m.kind) if len(found) >= 2 else None
+        return sorted(found, key=lambda m: (m.kind, m.text)) if len(found) >= 3 else None
 
-    breach, warned = await eventually(told, what="the warning and breach in the inbox")
-    assert (breach.kind, warned.kind) == ("sla_breach", "sla_warning")
-    assert request.request_number in breach.text
-    assert request.request_number in warned.text
-    assert "٥٠٪" in warned.text
+    breach, *warned = await eventually(told, what="the warnings and breach in the inbox")
+    assert [m.kind for m in (breach, *warned)] == ["sla_breach", "sla_warning", "sla_warning"]
+    assert all(request.request_number in m.text for m in (breach, *warned))
+    assert sorted(("٥٠٪" in m.text, "٧٥٪" in m.text) for m in warned) == [
+        (False, True),
+        (True, False),
+    ]
 
     def mailed() -> list[str] | None:
         to_supervisor = [
@@ -343,16 +392,18 @@ async def test_sla_alerts_and_a_breach_for_the_supervisors(stack: Stack, clients
             if m["To"] == "s6001.supervisor@passports.example"
             and request.request_number in str(m["Subject"])
         ]
-        return to_supervisor if len(to_supervisor) >= 2 else None
+        return to_supervisor if len(to_supervisor) >= 3 else None
 
     subjects = await eventually(lambda: asyncio.to_thread(mailed), what="the e-mails")
-    assert sorted("٥٠٪" in subject for subject in subjects) == [False, True]
-    backlog = await clients.review.GetBacklog(
-        review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
-        timeout=TIMEOUT,
-        metadata=bearer(supervisor),
-    )
-    assert sum(q.breached for q in backlog.queues) >= 1
+    assert sorted(("٥٠٪" in s, "٧٥٪" in s) for s in subjects) == [
+        (False, False),
+        (False, True),
+        (True, False),
+    ]
+    # The supervisors' backlog counts this request among the breached, and only it more.
+    assert await breached() == breached_before + 1
+    item = await work_item(clients, supervisor, request.request_id)
+    assert item.sla_percent_used > 100
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await clients.review.GetBacklog(
             review_pb2.GetBacklogRequest(department_code=DEPARTMENT),
@@ -391,7 +442,7 @@ async def test_reviewers_of_another_department_are_refused(clients: Clients) -> 
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
+async def test_an_appeal_goes_to_another_reviewer(stack: Stack, clients: Clients) -> None:
     first = clients.token("E6009", Role.REVIEWER, frozenset({DEPARTMENT}))
     second = clients.token("E6010", Role.REVIEWER, frozenset({DEPARTMENT}))
     citizen, request = await file_visa_cancellation(clients)
@@ -425,7 +476,18 @@ async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
     rejected = await in_intake(
         clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_REJECTED
     )
-    assert rejected.appeal_until.gregorian_date
+    # It may be appealed until the tenth working day after it (tawasul_platform.appeals), and
+    # the beneficiary is told that day by SMS.
+    rejected_at = rejected.history[-1].at.ToDatetime(tzinfo=UTC)
+    last_day = riyadh_day(appeals.appeal_until(CALENDAR, rejected_at))
+    assert rejected.appeal_until.gregorian_date == last_day.isoformat()
+
+    async def rejection_sms() -> str | None:
+        texts = [m["text"] for m in await clients.sms_received()]
+        return next((t for t in texts if request.request_number in t and "رُفض" in t), None)
+
+    told = await eventually(rejection_sms, what="the rejection's SMS")
+    assert f"ولك التظلم منه حتى {format_date(last_day, Locale.AR)}" in told
     # The beneficiary reads why, from the office's reason catalog, beside the reviewer's words.
     assert (rejected.decision_reason_code, rejected.decision_reason.ar) == (
         "data-mismatch",
@@ -476,17 +538,103 @@ async def test_an_appeal_goes_to_another_reviewer(clients: Clients) -> None:
     )
     assert accepted.decision_message == "Corrected after the appeal"
 
-    # Notify's delivery receipts are in the case's history.
-    async def receipts() -> list[review_pb2.HistoryEntry] | None:
+    # Every status change the beneficiary was told of by SMS, the acceptance too, has notify's
+    # delivery receipt in the case's history, naming the event it told of.
+    changes = await envelopes(
+        clients.config.kafka_bootstrap,
+        topics.REQUEST_STATUS_CHANGED,
+        {request.request_id},
+        at_least=1,
+        quiet=stack,
+    )
+    told_of = {e.event_id for e in changes}
+    (acceptance,) = [
+        e.event_id
+        for e in changes
+        if e.request_status_changed.status == common_pb2.REQUEST_STATUS_ACCEPTED
+    ]
+
+    async def receipts() -> set[str] | None:
         case = await clients.review.GetCase(
             review_pb2.GetCaseRequest(request_id=request.request_id),
             timeout=TIMEOUT,
             metadata=bearer(second),
         )
-        found = [h for h in case.history if h.action == "notification_sent"]
-        return found if len(found) >= 3 else None
+        causes = {
+            h.text.removeprefix("sms: ")
+            for h in case.history
+            if h.action == "notification_sent" and h.text.startswith("sms: ")
+        }
+        return causes if acceptance in causes else None
 
-    await eventually(receipts, what="delivery receipts in the case history")
+    assert told_of <= await eventually(receipts, what="delivery receipts in the case history")
+
+
+async def test_an_appeal_after_its_window_is_refused_and_publishes_nothing(
+    stack: Stack, clients: Clients
+) -> None:
+    reviewer = clients.token("E6013", Role.REVIEWER, frozenset({DEPARTMENT}))
+    citizen, request = await file_visa_cancellation(clients)
+    await queued(clients, reviewer, request.request_id)
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    await clients.review.DecideRequest(
+        review_pb2.DecideRequestRequest(
+            request_id=request.request_id,
+            decision=review_pb2.DECISION_REJECT,
+            message="The visa number does not match our records",
+            reason_code="data-mismatch",
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    await in_intake(clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_REJECTED)
+    # The rejection is moved back (in intake's database, which reads the real clock: its
+    # history and the last day the beneficiary was told) just far enough for that day to pass.
+    now = datetime.now(UTC)
+    back = timedelta(days=1)
+    while appeals.appeal_until(CALENDAR, now - back) >= now:
+        back += timedelta(days=1)
+    await sql(
+        stack,
+        "intake",
+        "UPDATE requests SET appeal_told = appeal_told - CAST(:back AS interval), history = ("
+        " SELECT jsonb_agg(CASE WHEN h->>'status' = 'rejected'"
+        " THEN jsonb_set(h, '{at}', to_jsonb((h->>'at')::timestamptz - CAST(:back AS interval)))"
+        " ELSE h END"
+        " ORDER BY n) FROM jsonb_array_elements(history) WITH ORDINALITY AS e(h, n))"
+        " WHERE number = :number",
+        back=back,
+        number=request.request_number,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.intake.AppealRejection(
+            intake_pb2.AppealRejectionRequest(
+                request_number=request.request_number, reason="The visa number is right"
+            ),
+            timeout=TIMEOUT,
+            metadata=bearer(citizen),
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"the time to appeal request {request.request_number} has passed" in (
+        caught.value.details() or ""
+    )
+    # No appeal reached review: nothing on the applicant-actions topic once the stack is quiet.
+    assert (
+        await envelopes(
+            stack.config.kafka_bootstrap,
+            topics.APPLICANT_ACTIONS,
+            {request.request_id},
+            at_least=0,
+            quiet=stack,
+        )
+        == []
+    )
+    still = await tracked(clients, citizen, request.request_number)
+    assert (still.status, still.appealed) == (common_pb2.REQUEST_STATUS_REJECTED, False)
 
 
 async def test_notes_stay_internal_messages_reach_the_applicant_and_release_requeues(
