@@ -591,22 +591,26 @@ async def test_an_appeal_after_its_window_is_refused_and_publishes_nothing(
         timeout=TIMEOUT,
         metadata=bearer(reviewer),
     )
-    await in_intake(clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_REJECTED)
+    rejected = await in_intake(
+        clients, citizen, request.request_number, common_pb2.REQUEST_STATUS_REJECTED
+    )
     # The rejection is moved back (in intake's database, which reads the real clock: its
-    # history and the last day the beneficiary was told) just far enough for that day to pass.
-    now = datetime.now(UTC)
+    # history, and the last day the beneficiary was told then) just far enough for that day
+    # to pass.
+    rejected_at, now = rejected.history[-1].at.ToDatetime(tzinfo=UTC), datetime.now(UTC)
     back = timedelta(days=1)
-    while appeals.appeal_until(CALENDAR, now - back) >= now:
+    while appeals.appeal_until(CALENDAR, rejected_at - back) >= now:
         back += timedelta(days=1)
     await sql(
         stack,
         "intake",
-        "UPDATE requests SET appeal_told = appeal_told - CAST(:back AS interval), history = ("
+        "UPDATE requests SET appeal_told = :told, history = ("
         " SELECT jsonb_agg(CASE WHEN h->>'status' = 'rejected'"
         " THEN jsonb_set(h, '{at}', to_jsonb((h->>'at')::timestamptz - CAST(:back AS interval)))"
         " ELSE h END"
         " ORDER BY n) FROM jsonb_array_elements(history) WITH ORDINALITY AS e(h, n))"
         " WHERE number = :number",
+        told=appeals.appeal_until(CALENDAR, rejected_at - back),
         back=back,
         number=request.request_number,
     )
