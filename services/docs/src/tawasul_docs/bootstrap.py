@@ -59,6 +59,7 @@ def servicer(
         spool_dir=settings.spool_dir,
         upload_seconds=settings.upload_seconds,
         max_concurrent_parses=settings.max_concurrent_parses,
+        max_unattached=settings.max_unattached_per_account,
     )
 
 

@@ -46,5 +46,7 @@ class DocsSettings(ServiceSettings):
     rescan_seconds: float = Field(default=5.0, gt=0)
     # A document that joins no request within this long is removed, object and row.
     keep_unattached_hours: float = Field(default=72.0, gt=0)
+    # Documents one account may keep that joined no request yet (each kept that long).
+    max_unattached_per_account: int = Field(default=50, ge=1)
     # How often the removal of unattached documents runs.
     sweep_seconds: float = Field(default=60.0, gt=0)

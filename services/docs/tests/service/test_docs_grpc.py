@@ -34,6 +34,7 @@ from tawasul.events.v1 import events_pb2
 from tawasul_devstack.clamav import EICAR, REPORTED_SIGNATURE
 from tawasul_devstack.identity import DevIdentity, throwaway
 from tawasul_devstack.journey import eventually, sample_pdf
+from tawasul_devstack.pki import Pki
 from tawasul_docs import bootstrap
 from tawasul_docs.adapters import tables
 from tawasul_docs.adapters.repository import DocsUnitOfWork, SqlUploadLeases
@@ -317,10 +318,17 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
 
     @asynccontextmanager
     async def start(
-        max_concurrent_uploads: int = 8, upload_seconds: float = 60.0
+        max_concurrent_uploads: int = 8,
+        upload_seconds: float = 60.0,
+        certificate: str | None = None,
     ) -> AsyncIterator[Docs]:
+        """With a `certificate` name, docs serves mutual TLS and is called with a client
+        certificate of that name, as deployed (intake, the channels' gateway)."""
         spool = tmp_path / "spool"
         spool.mkdir(exist_ok=True)
+        pki, tls = Pki(tmp_path / "pki"), certificate is not None
+        if certificate is not None:
+            pki.ensure(servers=["docs"], clients=[certificate])
         settings = DocsSettings(
             database_url=database_url,
             kafka_bootstrap="127.0.0.1:1",
@@ -333,13 +341,18 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
             max_concurrent_uploads=max_concurrent_uploads,
             upload_seconds=upload_seconds,
             spool_dir=spool,
+            tls_cert_file=pki.cert_file("docs") if tls else None,
+            tls_key_file=pki.key_file("docs") if tls else None,
+            tls_ca_file=pki.ca_file if tls else None,
         )
         store, scanner = MemoryStore(), EicarScanner()
         service = bootstrap.servicer(settings, uow=uow, store=store, scanner=scanner)
         server: GrpcServer = bootstrap.grpc_server(settings, service)
         await server.start()
         await server.serving(True)
-        channel = open_channel(f"127.0.0.1:{server.port}", None)
+        channel = open_channel(
+            f"127.0.0.1:{server.port}", None if certificate is None else pki.tls(certificate)
+        )
         try:
             yield Docs(channel, engine, store, scanner, uow, service)
         finally:
@@ -1351,13 +1364,21 @@ async def test_a_record_a_row_keeps_is_not_taken_and_one_taken_is_not_kept(docs:
         assert await uow.deletions.take(10, now=now) == ["documents/taken"]
 
 
+@pytest.fixture
+async def intake(serve: Serve) -> AsyncIterator[Docs]:
+    """Docs called as intake calls it: with intake's client certificate."""
+    async with serve(certificate="intake") as client:
+        yield client
+
+
 async def test_a_document_checked_for_a_request_just_before_it_expired_stays_for_it(
-    docs: Docs,
+    intake: Docs,
 ) -> None:
     """Intake checks a document uploaded almost 72 hours ago when the request is submitted;
     docs attaches it only when it reads the submitted event, later. The sweep running in
     between must not remove it: the request would lack it for good (its reviewer's links
     never come). Intake's check holds it a full unattached lifetime from then."""
+    docs = intake
     held, other = await docs.upload(PDF), await docs.upload(PDF)
     now = datetime.now(UTC)
     async with docs.engine.begin() as conn:
@@ -1385,9 +1406,10 @@ async def test_a_document_checked_for_a_request_just_before_it_expired_stays_for
 
 
 async def test_a_held_document_that_joins_no_request_expires_a_lifetime_after_its_hold(
-    docs: Docs,
+    intake: Docs,
 ) -> None:
     # The submission that checked it failed, or named it twice: nothing attaches it.
+    docs = intake
     document = await docs.upload(PDF)
     now = datetime.now(UTC)
     await docs.stub.GetDocument(
@@ -1403,7 +1425,30 @@ async def test_a_held_document_that_joins_no_request_expires_a_lifetime_after_it
     assert await docs.rows() == {}
 
 
-async def test_only_whoever_reads_a_document_holds_it(docs: Docs) -> None:
+@pytest.mark.parametrize("certificate", ["gateway", None])
+async def test_only_intake_holds_a_document(serve: Serve, certificate: str | None) -> None:
+    """A beneficiary's own hold (through the channels' gateway, or on a plaintext connection)
+    is ignored: asked again every few days, it kept an upload that joined no request for good,
+    past its unattached lifetime (docs/retention.md)."""
+    async with serve(certificate=certificate) as docs:
+        document = await docs.upload(PDF)
+        keep = timedelta(hours=72)
+        for _ in range(3):  # asked every few days
+            answer = await docs.stub.GetDocument(
+                docs_pb2.GetDocumentRequest(document_id=document.document_id, hold=True),
+                timeout=5,
+                metadata=bearer(OWNER),
+            )
+            assert answer.document == document
+        async with docs.engine.connect() as conn:
+            assert await conn.scalar(select(tables.documents.c.held_at)) is None
+        sweep = partial(handlers.expire_unattached, uow=docs.uow(), store=docs.store, keep_for=keep)
+        assert not await sweep(now=datetime.now(UTC) + keep + timedelta(minutes=1))
+        assert await docs.rows() == {}
+
+
+async def test_only_whoever_reads_a_document_holds_it(intake: Docs) -> None:
+    docs = intake
     document = await docs.upload(PDF)
     error = await refused(
         docs.stub.GetDocument(

@@ -281,6 +281,10 @@ class FakeDocuments:
         ]
         return sorted(waiting, key=lambda d: d.created_at)[:limit]
 
+    async def count_unattached(self, owner_id: str) -> int:
+        own = [d for d in self._rows.values() if d.owner_id == owner_id]
+        return sum(1 for d in own if not self.attachments.get(d.id))
+
     async def remove(self, document_ids: list[uuid.UUID]) -> None:
         self.removed.update(document_ids)
 
@@ -531,6 +535,7 @@ class Docs:
         max_bytes: int = MiB,
         now: datetime = NOW,
         deadline: asyncio.Timeout | None = None,
+        max_unattached: int = 50,
     ) -> Document:
         stream = parts if isinstance(parts, Stream) else Stream(parts)
         return await handlers.upload_document(
@@ -546,6 +551,7 @@ class Docs:
             hold_for=UPLOAD_TIME,
             deadline=deadline,
             parses=self.parses,
+            max_unattached=max_unattached,
         )
 
     async def rescan(self) -> bool:
@@ -671,6 +677,30 @@ async def test_a_valid_pdf_ends_clean_under_documents_and_nothing_stays_in_quara
     assert docs.uow.rows == {document.id: document}
     assert docs.scanner.scanned == [PDF]
     assert list(docs.spool.iterdir()) == []  # the spool file is gone
+
+
+async def test_an_account_keeps_a_capped_number_of_documents_in_no_request(docs: Docs) -> None:
+    """Each document that joins no request is kept 72 hours: an account uploading without end
+    (a script) filled the bucket meanwhile, with no cap per account."""
+    first = await docs.upload([meta(), PDF], max_unattached=2)
+    await docs.upload([meta(), PDF], max_unattached=2)
+    with pytest.raises(ResourceExhausted) as caught:
+        await docs.upload([meta(), PDF], max_unattached=2)
+    said = caught.value.args[0]
+    assert (said, said.ar) == (
+        "at most 2 documents per account not yet in a request; name them in a request, or wait"
+        " until they are removed 72 hours after their upload",
+        "مستندان على الأكثر لكل حساب لم تُرفق بطلب بعد؛ أرفقها بطلب، أو انتظر حذفها بعد 72 ساعة"
+        " من رفعها",
+    )
+    assert len(docs.uow.rows) == 2
+    assert docs.store.objects.keys() == {f"documents/{d}" for d in docs.uow.rows}
+    # Another account has its own; one attached no longer counts, nor one removed.
+    await docs.upload([meta(), PDF], caller=STRANGER, max_unattached=2)
+    await docs.submit(first)
+    await docs.upload([meta(), PDF], max_unattached=2)
+    await docs.expire(NOW + KEEP)
+    await docs.upload([meta(), PDF], max_unattached=2, now=NOW + KEEP)
 
 
 async def test_a_large_pdf_in_full_chunks_is_stored_byte_for_byte(docs: Docs) -> None:

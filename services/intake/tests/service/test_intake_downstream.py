@@ -243,6 +243,18 @@ async def test_the_documents_of_a_submission_are_held_until_docs_attaches_them(
     assert sorted(world.docs.held) == sorted(documents)
 
 
+async def test_a_refused_submission_holds_none_of_its_documents(world: World) -> None:
+    """Held, a document lives a full unattached lifetime more: a submission refused after
+    docs described its documents held them all the same, so one sent again and again kept
+    them past docs' 72 hours for good."""
+    first = [str(uuid.uuid4())]
+    await world.submit(first)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.submit([str(uuid.uuid4())])  # the same person and sub-service, still open
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert world.docs.held == first
+
+
 async def test_a_document_docs_does_not_know_is_named_as_a_bad_field(world: World) -> None:
     world.docs.refusal = errors.NotFound("no such document")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -292,7 +304,8 @@ async def test_the_callers_deadline_bounds_the_call_to_docs(world: World) -> Non
         metadata=bearer(CITIZEN),
     )
     await world.submit([str(uuid.uuid4())], deadline=2.5)
-    long, short = world.docs.time_remaining
+    # Each submission asks twice: to check its document, and to hold it before the commit.
+    long, _, short, _ = world.docs.time_remaining
     # A patient caller: the adapter's own deadline applies.
     assert long is not None
     assert 3 < long <= DEFAULT_DEADLINE_SECONDS + ROUNDING

@@ -106,7 +106,7 @@ class Uploads:
         return str(document)
 
     async def describe(
-        self, document_ids: tuple[uuid.UUID, ...], token: str
+        self, document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool
     ) -> dict[uuid.UUID, DocumentInfo]:
         return {d: self.uploaded[d] for d in document_ids if d in self.uploaded}
 

@@ -314,6 +314,8 @@ class FakeDocuments:
     def __init__(self) -> None:
         self.uploads: dict[str, dict[uuid.UUID, DocumentInfo]] = {}
         self.calls: list[tuple[tuple[uuid.UUID, ...], str]] = []
+        # What docs was asked to hold, call by call.
+        self.held: list[tuple[uuid.UUID, ...]] = []
 
     def upload(
         self,
@@ -331,9 +333,11 @@ class FakeDocuments:
         return document_id
 
     async def describe(
-        self, document_ids: tuple[uuid.UUID, ...], token: str
+        self, document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool
     ) -> dict[uuid.UUID, DocumentInfo]:
         self.calls.append((document_ids, token))
+        if hold:
+            self.held.append(document_ids)
         own = self.uploads.get(token, {})
         return {d: own[d] for d in document_ids if d in own}
 
@@ -905,8 +909,67 @@ async def test_every_sub_service_takes_a_complete_form(intake: Intake, code: str
 async def test_documents_are_described_with_the_callers_token(intake: Intake) -> None:
     first, second = intake.documents.upload(FATHER), intake.documents.upload(FATHER)
     request = await intake.submit(code=INQUIRY, documents=[first, second])
-    assert intake.documents.calls == [((first, second), token(FATHER))]
+    # Checked, then held (and checked again) just before the commit.
+    assert intake.documents.calls == [((first, second), token(FATHER))] * 2
+    assert intake.documents.held == [(first, second)]
     assert intake.db.row(request.number).document_ids == (first, second)
+
+
+async def test_a_refused_submission_holds_none_of_its_documents(intake: Intake) -> None:
+    """Docs keeps what a request is about to name (the hold) a full unattached lifetime more:
+    a submission refused after docs described its documents held them all the same, so one
+    refused again and again (a duplicate, past the cap, a document in use) kept them for good,
+    past docs' 72 hours (docs/retention.md)."""
+    own = intake.documents.upload(FATHER)
+    first = await intake.submit(subject=DAUGHTER, key="first", documents=[own])
+    assert intake.documents.held == [(own,)]
+    fresh = intake.documents.upload(FATHER)
+    with pytest.raises(AlreadyExists):  # a second open request for the person
+        await intake.submit(subject=DAUGHTER, key="second", documents=[fresh])
+    with pytest.raises(InvalidArgument):  # its document is attached to an open request
+        await intake.submit(code=INQUIRY, key="third", documents=[fresh, own])
+    with pytest.raises(InvalidArgument):  # the document's kind is not the sub-service's
+        await intake.submit(code=INQUIRY, key="fourth", documents=[fresh, fresh])
+    assert intake.documents.held == [(own,)]
+    assert first.number
+
+
+async def test_a_refused_answer_holds_none_of_its_documents(intake: Intake) -> None:
+    request = await intake.submit(code=NAME)
+    await intake.decide(request, Status.NEEDS_MORE_INFO)
+    in_use = intake.documents.upload(FATHER, kind="passport_copy")
+    other = await intake.submit(code=NAME, subject=DAUGHTER, key="other", documents=[in_use])
+    held = list(intake.documents.held)
+    with pytest.raises(InvalidArgument) as caught:
+        await answer(intake, request, documents=[in_use])
+    assert caught.value.violations == {
+        "document_ids[0]": f"already attached to open request {other.number}"
+    }
+    assert intake.documents.held == held
+    clearer = intake.documents.upload(FATHER, kind="passport_copy")
+    await answer(intake, request, documents=[clearer])
+    assert intake.documents.held == [*held, (clearer,)]
+
+
+async def test_a_document_gone_when_it_is_held_is_refused(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removed by docs between the check and the hold (its unattached lifetime ran out): the
+    request would name a document that no longer exists."""
+    own = intake.documents.upload(FATHER)
+    describe = intake.documents.describe
+
+    async def expiring(
+        document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool
+    ) -> dict[uuid.UUID, DocumentInfo]:
+        found = await describe(document_ids, token, hold=hold)
+        return {} if hold else found
+
+    monkeypatch.setattr(intake.documents, "describe", expiring)
+    with pytest.raises(InvalidArgument) as caught:
+        await intake.submit(code=INQUIRY, documents=[own])
+    assert set(caught.value.violations) == {"document_ids[0]"}
+    assert intake.db.requests == {}
 
 
 async def test_someone_elses_document_is_refused(intake: Intake) -> None:
@@ -1529,7 +1592,7 @@ async def test_an_answer_sent_again_needs_no_docs_service(
     receipt = intake.documents.upload(FATHER)
     first = await answer(intake, request, documents=[receipt])
 
-    async def down(document_ids: tuple[uuid.UUID, ...], token: str) -> None:
+    async def down(document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool) -> None:
         raise Unavailable("docs cannot answer")
 
     monkeypatch.setattr(intake.documents, "describe", down)
@@ -1543,7 +1606,7 @@ async def test_a_submission_sent_again_while_docs_is_down_is_answered_as_replaye
     submission = intake.form(subject=DAUGHTER)
     first = await intake.file(submission)
 
-    async def down(document_ids: tuple[uuid.UUID, ...], token: str) -> None:
+    async def down(document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool) -> None:
         raise Unavailable("docs cannot answer")
 
     monkeypatch.setattr(intake.documents, "describe", down)
@@ -1561,12 +1624,12 @@ async def test_the_same_answer_sent_twice_at_once_is_taken_once(intake: Intake) 
     first: list[Request] = []
 
     async def first_call_lands_meanwhile(
-        document_ids: tuple[uuid.UUID, ...], token: str
+        document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool
     ) -> dict[uuid.UUID, DocumentInfo]:
         if not first:
             intake.documents.describe = describe  # type: ignore[method-assign]
             first.append(await answer(intake, request, documents=[receipt]))
-        return await describe(document_ids, token)
+        return await describe(document_ids, token, hold=hold)
 
     intake.documents.describe = first_call_lands_meanwhile  # type: ignore[method-assign]
     retry = await answer(intake, request, documents=[receipt])

@@ -232,6 +232,15 @@ class SqlDocumentRepository:
         )
         return [_document(r) for r in rows]
 
+    async def count_unattached(self, owner_id: str) -> int:
+        t = tables.documents
+        counted = await self._session.scalar(
+            select(func.count())
+            .select_from(t)
+            .where((t.c.owner_id == owner_id) & t.c.attached_at.is_(None))
+        )
+        return int(counted or 0)
+
     async def remove(self, document_ids: list[uuid.UUID]) -> None:
         t = tables.documents
         await self._session.execute(delete(t).where(among(t.c.id, "ids")), {"ids": document_ids})

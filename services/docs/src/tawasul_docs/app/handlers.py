@@ -57,6 +57,7 @@ _TOO_LATE = Bilingual(
     "the upload took too long to record; upload the file again",
     "استغرق تسجيل الملف المرفوع وقتًا طويلًا؛ ارفع الملف مرة أخرى",
 )
+_DOCUMENTS = Noun("document", "documents", "مستند واحد", "مستندان", "مستندات", "مستندًا", "مستند")
 _UPLOADS = Noun(
     "upload", "uploads", "عملية رفع واحدة", "عمليتا رفع", "عمليات رفع", "عملية رفع", "عملية رفع"
 )
@@ -116,6 +117,7 @@ async def upload_document(
     hold_for: timedelta,
     deadline: asyncio.Timeout | None,
     parses: asyncio.Semaphore,
+    max_unattached: int,
 ) -> Document:
     """Streams an upload to storage, checks what it really is and has it scanned, all three
     reading the bytes while they still arrive.
@@ -136,6 +138,10 @@ async def upload_document(
     and the database are both down as the upload fails. A row that comes after the sweep took
     the record is refused (Unavailable: the caller uploads again), never left without its
     object.
+
+    An account keeps at most `max_unattached` documents that joined no request (a few more
+    when its uploads run at once, each counting before the others' rows commit): each lives
+    72 hours, and an account uploading without end would fill the bucket meanwhile.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied(
@@ -156,6 +162,16 @@ async def upload_document(
     document_id = uuid.uuid4()
     key = clean_key(document_id)
     async with uow:
+        if await uow.documents.count_unattached(caller.subject) >= max_unattached:
+            most = at_most(_DOCUMENTS, max_unattached)
+            raise ResourceExhausted(
+                Bilingual(
+                    f"{most} per account not yet in a request; name them in a request, or"
+                    " wait until they are removed 72 hours after their upload",
+                    f"{most.ar} لكل حساب لم تُرفق بطلب بعد؛ أرفقها بطلب، أو انتظر حذفها بعد"
+                    " 72 ساعة من رفعها",
+                )
+            )
         await uow.deletions.intend(key, until=now + hold_for + UPLOAD_MARGIN)
         await uow.commit()
     spool = Spool(spool_dir)

@@ -99,6 +99,10 @@ class DocumentRepository(Protocol):
         locked for the transaction."""
         ...
 
+    async def count_unattached(self, owner_id: str) -> int:
+        """How many of the owner's documents joined no request (yet)."""
+        ...
+
     async def remove(self, document_ids: list[uuid.UUID]) -> None: ...
 
 

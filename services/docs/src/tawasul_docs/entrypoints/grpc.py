@@ -16,6 +16,7 @@ from tawasul_platform.catalog import Catalog
 from tawasul_platform.events import timestamp
 from tawasul_platform.grpc import caller
 from tawasul_platform.i18n import Bilingual, Noun
+from tawasul_platform.tls import peer_name
 
 from tawasul_docs.app import handlers
 from tawasul_docs.app.ports import ObjectStore, Scanner, UnitOfWork
@@ -33,6 +34,10 @@ ACCESS: dict[str, Rule] = {
     "GetDownloadUrl": SIGNED_IN,
 }
 PER_ACCOUNT = 4
+# Who may hold a document (GetDocumentRequest.hold), by client certificate: intake, checking a
+# submission or an answer about to name it. A beneficiary's own hold would keep an upload past
+# its unattached lifetime for good, asked again every few days; it is ignored.
+HOLDERS = frozenset({"intake"})
 
 
 _STATE = {
@@ -100,6 +105,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         spool_dir: Path | None,
         upload_seconds: float = 120.0,
         max_concurrent_parses: int = 1,
+        max_unattached: int = 50,
     ) -> None:
         self._uow = uow
         self._store = store
@@ -114,6 +120,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
         self._in_flight = 0
         self._spool_dir = spool_dir
         self._upload_seconds = upload_seconds
+        self._max_unattached = max_unattached
 
     @property
     def uploads_in_flight(self) -> int:
@@ -153,6 +160,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
                     hold_for=timedelta(seconds=self._upload_seconds),
                     deadline=deadline,
                     parses=self._parses,
+                    max_unattached=self._max_unattached,
                 )
         except TimeoutError:
             if not deadline.expired():
@@ -177,7 +185,7 @@ class DocsServicer(docs_pb2_grpc.DocsServiceServicer):
             uow=self._uow(),
             caller=caller(),
             document_id=request.document_id,
-            hold_at=datetime.now(UTC) if request.hold else None,
+            hold_at=datetime.now(UTC) if request.hold and peer_name(context) in HOLDERS else None,
         )
         return docs_pb2.GetDocumentResponse(document=to_wire(document))
 

@@ -21,17 +21,18 @@ class GrpcDocuments:
         self._deadline = deadline_seconds
 
     async def describe(
-        self, document_ids: tuple[uuid.UUID, ...], token: str
+        self, document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool
     ) -> dict[uuid.UUID, DocumentInfo]:
-        found = await asyncio.gather(*(self._one(d, token) for d in document_ids))
+        found = await asyncio.gather(*(self._one(d, token, hold) for d in document_ids))
         return {d: info for d, info in zip(document_ids, found, strict=True) if info is not None}
 
-    async def _one(self, document_id: uuid.UUID, token: str) -> DocumentInfo | None:
+    async def _one(self, document_id: uuid.UUID, token: str, hold: bool) -> DocumentInfo | None:
         try:
             async with downstream("docs"):
                 answer = await self._stub.GetDocument(
-                    # The request will name it: docs keeps it until its event attaches it.
-                    docs_pb2.GetDocumentRequest(document_id=str(document_id), hold=True),
+                    # With hold, docs keeps it until the request's event attaches it; it takes
+                    # that from intake's certificate only.
+                    docs_pb2.GetDocumentRequest(document_id=str(document_id), hold=hold),
                     timeout=call_timeout(self._deadline),
                     metadata=bearer(token),
                 )

@@ -250,6 +250,17 @@ def _nationalities_off_record(
     }
 
 
+async def _held(
+    documents: Documents, token: str, document_ids: tuple[uuid.UUID, ...]
+) -> dict[uuid.UUID, DocumentInfo]:
+    """The documents as docs describes them when it holds them until the request's event
+    attaches them (one may have expired since the first check). Asked only once nothing else
+    refuses the submission or answer, just before its commit: a refused one renewed their
+    unattached lifetime, so one refused again and again kept an upload for good
+    (docs/retention.md). The account's lock waits on docs meanwhile: its own calls only."""
+    return await documents.describe(document_ids, token, hold=True) if document_ids else {}
+
+
 def _check_documents(
     submission: Submission, found: dict[uuid.UUID, DocumentInfo], sub_service: SubService
 ) -> None:
@@ -441,7 +452,7 @@ async def submit_request(
     sub_service = catalog.sub_services[submission.sub_service_code]
     person = await _check_subject(registry, submission, sub_service)
     try:
-        found = await documents.describe(submission.document_ids, token)
+        found = await documents.describe(submission.document_ids, token, hold=False)
     except Unavailable:
         # A retry of a submission that went through (its answer lost) needs no check of
         # documents checked then: its request is the answer, docs down or not.
@@ -488,6 +499,8 @@ async def submit_request(
                 await uow.requests.add(request)
                 if cited is not None:
                     cited.cited_by_request(request.number)
+                held = await _held(documents, token, submission.document_ids)
+                _check_documents(submission, held, sub_service)
                 try:
                     await uow.commit()
                 except NumberTaken:
@@ -933,7 +946,7 @@ async def respond_to_info_request(
         person = await registry.person(asked.subject_id)
         if off_record := _nationalities_off_record(sub_service, answer.fields, person):
             raise InvalidArgument(off_record)
-    found = await documents.describe(answer.document_ids, token)
+    found = await documents.describe(answer.document_ids, token, hold=False)
     if problems := _document_problems(answer.document_ids, found, sub_service):
         raise InvalidArgument(problems)
     async with uow:
@@ -972,6 +985,9 @@ async def respond_to_info_request(
             now=now,
             key=answer.key,
         )
+        held = await _held(documents, token, answer.document_ids)
+        if problems := _document_problems(answer.document_ids, held, sub_service):
+            raise InvalidArgument(problems)
         await uow.commit()
     return request
 

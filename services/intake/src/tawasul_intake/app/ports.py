@@ -134,9 +134,10 @@ class DocumentInfo:
 
 class Documents(Protocol):
     async def describe(
-        self, document_ids: tuple[uuid.UUID, ...], token: str
+        self, document_ids: tuple[uuid.UUID, ...], token: str, *, hold: bool
     ) -> dict[uuid.UUID, DocumentInfo]:
-        """The documents the token's account uploaded; the others are left out."""
+        """The documents the token's account uploaded; the others are left out. With `hold`
+        docs restarts each one's unattached lifetime (a request about to name it)."""
         ...
 
 

@@ -182,7 +182,8 @@ class GetDocumentRequest(_message.Message):
     hold: _builtins.bool
     """The caller is about to name the document in a request (intake checking a submission or an
     answer): a document attached to no request yet is kept a full unattached lifetime from
-    now, so that it is still there when the request's event attaches it.
+    now, so that it is still there when the request's event attaches it. Heeded from intake's
+    client certificate only; anyone else's hold is ignored.
     """
     def __init__(
         self,
