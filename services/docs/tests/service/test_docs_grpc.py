@@ -321,6 +321,7 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
         max_concurrent_uploads: int = 8,
         upload_seconds: float = 60.0,
         certificate: str | None = None,
+        max_unattached: int = 50,
     ) -> AsyncIterator[Docs]:
         """With a `certificate` name, docs serves mutual TLS and is called with a client
         certificate of that name, as deployed (intake, the channels' gateway)."""
@@ -341,6 +342,7 @@ async def serve(database_url: str, tmp_path: Path) -> AsyncIterator[Serve]:
             max_concurrent_uploads=max_concurrent_uploads,
             upload_seconds=upload_seconds,
             spool_dir=spool,
+            max_unattached_per_account=max_unattached,
             tls_cert_file=pki.cert_file("docs") if tls else None,
             tls_key_file=pki.key_file("docs") if tls else None,
             tls_ca_file=pki.ca_file if tls else None,
@@ -725,6 +727,25 @@ async def test_one_account_cannot_take_every_slot(serve: Serve) -> None:
                 await call.write(message)
             await call.done_writing()
             assert (await call).document.state == CLEAN
+
+
+async def test_an_account_keeps_a_capped_number_of_documents_in_no_request(
+    serve: Serve,
+) -> None:
+    async with serve(max_unattached=1) as docs:
+        kept = await docs.upload(PDF)
+        error = await refused(docs.upload(PDF))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error.details() == (
+            "at most 1 document per account not yet in a request; name them in a request,"
+            " or wait until they are removed"
+        )
+        assert set(await docs.rows()) == {kept.document_id}
+        assert set(docs.store.objects) == {f"documents/{kept.document_id}"}
+        await docs.upload(PDF, STRANGER)  # another account's own
+        request_id = uuid.uuid4()
+        await docs.subscriptions.deliver(REQUEST_SUBMITTED, submitted(request_id, kept.document_id))
+        await docs.upload(PDF)  # the first joined a request
 
 
 async def test_the_account_limit_holds_across_replicas(serve: Serve) -> None:

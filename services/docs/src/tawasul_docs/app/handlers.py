@@ -140,8 +140,8 @@ async def upload_document(
     object.
 
     An account keeps at most `max_unattached` documents that joined no request (a few more
-    when its uploads run at once, each counting before the others' rows commit): each lives
-    72 hours, and an account uploading without end would fill the bucket meanwhile.
+    when its uploads run at once, each counting before the others' rows commit): each is kept
+    a while (`keep_unattached_hours`), and an account uploading without end filled the bucket.
     """
     if not caller.is_beneficiary:
         raise PermissionDenied(
@@ -167,9 +167,8 @@ async def upload_document(
             raise ResourceExhausted(
                 Bilingual(
                     f"{most} per account not yet in a request; name them in a request, or"
-                    " wait until they are removed 72 hours after their upload",
-                    f"{most.ar} لكل حساب لم تُرفق بطلب بعد؛ أرفقها بطلب، أو انتظر حذفها بعد"
-                    " 72 ساعة من رفعها",
+                    " wait until they are removed",
+                    f"{most.ar} لكل حساب لم تُرفق بطلب بعد؛ أرفقها بطلب، أو انتظر حذفها",
                 )
             )
         await uow.deletions.intend(key, until=now + hold_for + UPLOAD_MARGIN)

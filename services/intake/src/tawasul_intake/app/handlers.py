@@ -257,7 +257,7 @@ async def _held(
     attaches them (one may have expired since the first check). Asked only once nothing else
     refuses the submission or answer, just before its commit: a refused one renewed their
     unattached lifetime, so one refused again and again kept an upload for good
-    (docs/retention.md). The account's lock waits on docs meanwhile: its own calls only."""
+    (docs/retention.md). It runs under the account's lock: only that account's calls wait."""
     return await documents.describe(document_ids, token, hold=True) if document_ids else {}
 
 
