@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -414,20 +413,19 @@ _CLAIMING = Bilingual(
 async def claim_next(review: Review, pending: PendingClaim) -> None:
     try:
         with pending.held():
-            async with review.reaching() as reached:
-                await _claim_next(review, pending, reached)
+            await _claim_next(review, pending, await review.connected())
     except Busy:
         raise Failure(_CLAIMING) from None
 
 
-async def _claim_next(review: Review, pending: PendingClaim, reached: Callable[[], bool]) -> None:
+async def _claim_next(review: Review, pending: PendingClaim, reached: bool) -> None:
     request = review_pb2.ClaimNextRequest(
         department_code=pending.department, idempotency_key=pending.key(datetime.now(UTC))
     )
     try:
         answer = await review.call(review.service.ClaimNext, request)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() in _CLAIM_AGAIN and reached():
+        if exc.code() in _CLAIM_AGAIN and reached:
             answer = await _claim_again(review, pending, request)
         else:
             # Refused, nothing was claimed under the key; or never sent (the service down),

@@ -4,8 +4,7 @@ on every call, and every failure printed on stderr with exit status 1."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -79,26 +78,25 @@ class Review:
             wait_for_ready=wait_for_ready,
         )
 
-    @asynccontextmanager
-    async def reaching(self) -> AsyncIterator[Callable[[], bool]]:
-        """While held, whether the channel has connected to the service: a call is sent on a
-        connection only, so one that failed before any was never sent (the service down,
-        refusing or unreachable). Watched as it goes, since once a connection is lost the
-        channel's state (idle, or failing to reconnect) no longer tells."""
-        ready = asyncio.Event()
-
-        async def watch() -> None:
-            state = self._channel.get_state(try_to_connect=False)
-            while state is not grpc.ChannelConnectivity.READY:
-                await self._channel.wait_for_state_change(state)
-                state = self._channel.get_state(try_to_connect=False)
-            ready.set()
-
-        watching = asyncio.create_task(watch())
+    async def connected(self) -> bool:
+        """Whether the channel connects to the service, waited for (within the calls'
+        deadline) before a call that must know if it was sent: a call goes on a connection
+        only, so one made after this said False was never sent (the service down, refusing or
+        unreachable), and one that fails after it said True may have been. Asked before the
+        call, not watched during it: a connection made and lost while the call was on it may
+        be gone before a watcher looks."""
+        state = self._channel.get_state(try_to_connect=True)
         try:
-            yield ready.is_set
-        finally:
-            watching.cancel()
+            async with asyncio.timeout(DEFAULT_DEADLINE_SECONDS):
+                while state in _CONNECTING:
+                    await self._channel.wait_for_state_change(state)
+                    state = self._channel.get_state(try_to_connect=True)
+        except TimeoutError:
+            return False
+        return state is grpc.ChannelConnectivity.READY
+
+
+_CONNECTING = (grpc.ChannelConnectivity.IDLE, grpc.ChannelConnectivity.CONNECTING)
 
 
 def said(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
