@@ -6,6 +6,7 @@ every group and every message of the request sent, so a late duplicate would be 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import signal
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from tawasul.notify.v1 import notify_pb2
+from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
 from tawasul_devstack.stack import Stack
 from tawasul_platform import topics
@@ -24,6 +26,7 @@ from tests.e2e.topics import envelopes, gone_quiet, publish, records
 
 GOLDEN = Path(__file__).resolve().parents[2] / "services/notify/tests/unit/golden"
 TIMEOUT = DEFAULT_DEADLINE_SECONDS
+ARABIC = re.compile("[\u0600-\u06ff]")
 
 
 def new_mobile() -> str:
@@ -121,6 +124,47 @@ async def test_an_email_reaches_the_mail_server_in_the_beneficiarys_language(
     assert body is not None
     assert number in body.get_content()
     assert "المديرية العامة للجوازات" in body.get_content()
+
+
+async def test_an_english_request_is_told_in_english_on_every_channel(
+    stack: Stack, clients: Clients
+) -> None:
+    mobile, address = new_mobile(), f"john.{uuid.uuid4().hex[:8]}@example.sa"
+    citizen, request_id, number = await file_inquiry(clients, mobile, email=address, locale="en")
+
+    def mail() -> list[EmailMessage]:
+        return [m for m in clients.emails_received() if m["To"] == address]
+
+    await eventually(lambda: asyncio.to_thread(lambda: mail() or None), what="the receipt e-mail")
+    # Counted once nothing more can come: a second text, or one in Arabic, would be there.
+    await gone_quiet(stack, {request_id})
+
+    (message,) = await asyncio.to_thread(mail)
+    assert str(message["Subject"]) == f"Your Tawasul request {number} has been received"
+    body = message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert text.startswith("Dear beneficiary,\n")
+    assert f"Your request {number} has been received by Tawasul, the request service" in text
+    assert "General Directorate of Passports" in text
+    assert not ARABIC.search(text)
+
+    (sms,) = await sms_for(clients, mobile)
+    assert sms["text"].startswith(f"Your Tawasul request {number} has been received;")
+    assert "expected completion: " in sms["text"]
+    # Plain text, one part though longer than a UCS-2 part (70): notify counted it as GSM-7.
+    assert sms["text"].isascii()
+    assert len(sms["text"]) > 70
+    (told,) = [d for d in await deliveries(clients, citizen, request_id) if d.channel == "sms"]
+    assert (told.text, told.parts) == (sms["text"], 1)
+
+    inbox = await clients.notify.ListInbox(
+        notify_pb2.ListInboxRequest(), timeout=TIMEOUT, metadata=bearer(citizen)
+    )
+    ((kind, in_app),) = [(m.kind, m.text) for m in inbox.messages if m.request_id == request_id]
+    assert kind == "submitted"
+    assert in_app.startswith(f"Your request {number} has been received. Expected completion: ")
+    assert not ARABIC.search(in_app)
 
 
 async def test_a_duplicated_event_gives_one_sms(stack: Stack, clients: Clients) -> None:
@@ -312,3 +356,16 @@ async def test_a_refused_number_is_recorded_failed(stack: Stack, clients: Client
         ("sms", "failed"),
     ]
     assert await sms_for(clients, mobile) == []
+    # The reviewer sees it on the case's record, against the event it was to tell of.
+    (submitted,) = await envelopes(
+        stack.config.kafka_bootstrap, topics.REQUEST_SUBMITTED, {request_id}, at_least=1
+    )
+    reviewer = clients.token("E9002", Role.REVIEWER, frozenset({"reports"}))
+    case = await clients.review.GetCase(
+        review_pb2.GetCaseRequest(request_id=request_id), timeout=TIMEOUT, metadata=bearer(reviewer)
+    )
+    told = sorted((h.actor, h.action, h.text) for h in case.history if h.actor == "notify")
+    assert told == [
+        ("notify", "notification_delivered", f"inapp: {submitted.event_id}"),
+        ("notify", "notification_failed", f"sms: {submitted.event_id}"),
+    ]
