@@ -3,29 +3,53 @@ one-time code through notify and the SMS gateway, follow-ups and cancellations s
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
+from datetime import date, timedelta
+from string import ascii_lowercase
 
 import grpc
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from google.rpc import error_details_pb2
 from tawasul.common.v1 import common_pb2
+from tawasul.events.v1 import events_pb2
 from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul.routing.v1 import routing_pb2
-from tawasul_devstack.journey import PASSPORT_PHOTO_FIELDS, Clients, eventually, new_citizen
+from tawasul_devstack.journey import (
+    PASSPORT_PHOTO_FIELDS,
+    Clients,
+    eventually,
+    new_citizen,
+    sample_pdf,
+)
 from tawasul_devstack.stack import Stack
-from tawasul_platform.grpc import DEFAULT_DEADLINE_SECONDS, bearer, existing_resource
+from tawasul_platform import topics
+from tawasul_platform.grpc import (
+    DEFAULT_DEADLINE_SECONDS,
+    bearer,
+    existing_resource,
+    status_details,
+)
 from tawasul_platform.identity import Role
 
 from tests.e2e.direct import sql
-from tests.e2e.topics import gone_quiet
+from tests.e2e.topics import gone_quiet, records
 
 # The development registry's sample family and establishment (registry.dev.json).
 HOLDER, SON, WIFE = "1000000008", "1023456781", "1012345672"
 ESTABLISHMENT, WORKER = "7000000005", "2023456789"
 TIMEOUT = DEFAULT_DEADLINE_SECONDS
+# A citizen's or a resident's cap on open requests (intake's MAX_OPEN_PER_ACCOUNT), refused
+# with these words (the English in the status message, the Arabic its LocalizedMessage).
+OPEN_CAP = 10
+OPEN_CAP_EN = "at most 10 open requests per account; follow up on or cancel one first"
+OPEN_CAP_AR = "10 طلبات مفتوحة على الأكثر لكل حساب؛ تابع أحدها أو ألغه أولًا"
 
 
 def new_mobile() -> str:
@@ -44,6 +68,44 @@ async def inquiry(
         mobile=mobile or new_mobile(),
         **more,  # type: ignore[arg-type]
     )
+
+
+def localized(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """The status's LocalizedMessage: its locale and text (Arabic for a call naming none)."""
+    status = status_details(error)
+    for detail in status.details if status else ():
+        message = error_details_pb2.LocalizedMessage()
+        if detail.Unpack(message):
+            return message.locale, message.message
+    return "", ""
+
+
+async def submitted_events(bootstrap: str) -> list[events_pb2.RequestSubmitted]:
+    """Every submission on the topic, up to its ends as they are now, whatever its key."""
+    # No group: every partition is assigned, read from its start, and nothing is committed.
+    consumer = AIOKafkaConsumer(
+        topics.REQUEST_SUBMITTED,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+
+        async def assigned() -> set[TopicPartition] | None:
+            return consumer.assignment() or None
+
+        partitions = await eventually(assigned, what="the submissions topic's partitions")
+        found: list[events_pb2.RequestSubmitted] = []
+        for partition, end in (await consumer.end_offsets(list(partitions))).items():
+            while await consumer.position(partition) < end:
+                for batch in (await consumer.getmany(partition, timeout_ms=300)).values():
+                    envelopes = (events_pb2.Envelope.FromString(r.value or b"") for r in batch)
+                    found.extend(e.request_submitted for e in envelopes)
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def cancel(clients: Clients, token: str, number: str) -> intake_pb2.Request:
@@ -128,6 +190,87 @@ async def test_a_duplicate_names_the_open_request_and_a_retry_returns_it(
         for _ in range(2)
     ]
     assert made[0].request_number == made[1].request_number
+
+
+async def test_an_account_keeps_at_most_ten_open_requests(stack: Stack, clients: Clients) -> None:
+    applicant = new_citizen()
+    citizen = clients.token(applicant, Role.CITIZEN)
+
+    # Each a dependent with no number yet: each name is another person, so none of the
+    # requests is a duplicate of another (intake's OpenKey.person).
+    names = [
+        "Child " + "".join(secrets.choice(ascii_lowercase) for _ in range(8))
+        for _ in range(OPEN_CAP + 2)
+    ]
+    # Uploaded first, four at a time (docs' cap on one account's uploads at once).
+    at_once = asyncio.Semaphore(4)
+
+    async def proof(name: str) -> str:
+        async with at_once:
+            uploaded = await clients.upload(
+                citizen,
+                "kinship.pdf",
+                sample_pdf(f"Family record extract: {name}"),
+                sub_service="residents.dependents-services",
+                kind="kinship_proof",
+            )
+        return uploaded.document_id
+
+    proofs = dict(zip(names, await asyncio.gather(*map(proof, names)), strict=True))
+
+    async def for_dependent(name: str) -> intake_pb2.Request:
+        return await clients.submit(
+            citizen,
+            key=str(uuid.uuid4()),
+            sub_service="residents.dependents-services",
+            description=f"Adding my newborn {name} to the family record",
+            documents=[proofs[name]],
+            mobile=new_mobile(),
+            fields={
+                "request_type": "add_dependent",
+                "dependent_name": name,
+                "dependent_date_of_birth": (date.today() - timedelta(days=30)).isoformat(),
+                "relationship": "son",
+            },
+        )
+
+    filed = await asyncio.gather(*(for_dependent(n) for n in names[:OPEN_CAP]))
+    assert len({r.request_number for r in filed}) == OPEN_CAP
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await for_dependent(names[OPEN_CAP])
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.details() == OPEN_CAP_EN
+    assert localized(caught.value) == ("ar", OPEN_CAP_AR)
+    mine = await clients.intake.ListMyRequests(
+        intake_pb2.ListMyRequestsRequest(), timeout=TIMEOUT, metadata=bearer(citizen)
+    )
+    assert {r.request_number for r in mine.requests} == {r.request_number for r in filed}
+
+    # A cancelled one frees its place: the next is taken.
+    await cancel(clients, citizen, filed[0].request_number)
+    after = await for_dependent(names[OPEN_CAP + 1])
+    assert after.status == common_pb2.REQUEST_STATUS_SUBMITTED
+
+    # Only the accepted were published, once each, counted once the stack has gone quiet;
+    # and the refused one made no event at all, under any key: none names its dependent.
+    ids = {r.request_id for r in filed} | {after.request_id}
+    accepted = await records(
+        stack.config.kafka_bootstrap,
+        topics.REQUEST_SUBMITTED,
+        ids,
+        at_least=len(ids),
+        quiet=stack,
+    )
+    assert sorted(r.key.decode() for r in accepted if r.key) == sorted(ids)
+    theirs = [
+        e.fields["dependent_name"]
+        for e in await submitted_events(stack.config.kafka_bootstrap)
+        if e.applicant_id == applicant
+    ]
+    assert sorted(theirs) == sorted([*names[:OPEN_CAP], names[OPEN_CAP + 1]])
+    for request in [*filed[1:], after]:
+        await cancel(clients, citizen, request.request_number)
 
 
 async def test_tracking_without_login_by_one_time_code(stack: Stack, clients: Clients) -> None:
