@@ -347,6 +347,55 @@ async def test_tracking_without_login_by_one_time_code(stack: Stack, clients: Cl
     assert refused == [grpc.StatusCode.RESOURCE_EXHAUSTED]
 
 
+async def test_five_wrong_codes_void_the_code_the_right_one_too(clients: Clients) -> None:
+    # Filed by the holder for his son: both IDs track it, and each with the mobile is another
+    # set of details with its own per-request counter (5 checks an hour), so that five wrong
+    # codes and the right one (six checks) are not refused by the counter, but by the code's.
+    holder, mobile = clients.token(HOLDER, Role.CITIZEN), new_mobile()
+    request = await inquiry(clients, holder, mobile, subject_id=SON)
+    number, e164 = request.request_number, "+966" + mobile[1:]
+    try:
+
+        async def codes(count: int) -> list[str] | None:
+            texts = [m["text"] for m in await clients.sms_received() if m["to"] == e164]
+            found = [c.group(0) for t in texts if (c := re.search(r"\b\d{6}\b", t))]
+            return found if len(found) >= count else None
+
+        async def check(id_number: str, code: str) -> intake_pb2.TrackRequestResponse:
+            return await clients.intake.TrackRequest(
+                intake_pb2.TrackRequestRequest(
+                    request_number=number, id_number=id_number, mobile=mobile, code=code
+                ),
+                timeout=TIMEOUT,
+            )
+
+        async def refused(id_number: str, code: str) -> tuple[grpc.StatusCode, str]:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await check(id_number, code)
+            return caught.value.code(), caught.value.details() or ""
+
+        start = intake_pb2.StartTrackingRequest(
+            request_number=number, id_number=HOLDER, mobile=mobile
+        )
+        await clients.intake.StartTracking(start, timeout=TIMEOUT)
+        (code,) = await eventually(lambda: codes(1), what="the one-time code by SMS")
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
+        nothing = (grpc.StatusCode.NOT_FOUND, "no request matches these details and code")
+        for id_number in [HOLDER, HOLDER, HOLDER, SON, SON]:
+            assert await refused(id_number, wrong) == nothing
+        # The sixth try is the right code: void, under either set of details.
+        assert await refused(HOLDER, code) == nothing
+        assert await refused(SON, code) == nothing
+
+        # A new code works: it was the code that was spent, not the details' counters.
+        await clients.intake.StartTracking(start, timeout=TIMEOUT)
+        *_, fresh = await eventually(lambda: codes(2), what="a second code by SMS")
+        tracked = await check(SON, fresh)
+        assert tracked.request.request_number == number
+    finally:
+        await cancel(clients, holder, number)
+
+
 async def test_follow_ups_wait_three_working_days_and_the_second_raises_the_item(
     stack: Stack, clients: Clients
 ) -> None:
