@@ -175,24 +175,32 @@ async def test_a_supervisor_reassigns_a_claimed_request_to_another_reviewer(
 
 
 @pytest.fixture
-async def every_decision_sampled(stack: Stack) -> AsyncIterator[None]:
+async def every_decision_sampled(stack: Stack, clients: Clients) -> AsyncIterator[None]:
     """Review restarted sampling every decision into quality review, and restarted with its
     usual share after: the draw is keyed by a secret of the process, so a test cannot pick a
     request that the usual 10 % would sample."""
 
-    def restart() -> None:
-        stack.stop_service("review")
-        stack.start_service("review")
+    async def restart() -> None:
+        await asyncio.to_thread(stack.stop_service, "review")
+        await asyncio.to_thread(stack.start_service, "review")
+        # The session's channel to review may be between reconnection attempts: the next
+        # call (this test's, or a later module's) would fail UNAVAILABLE at once.
+        await clients.review.ListReasons(
+            review_pb2.ListReasonsRequest(),
+            timeout=TIMEOUT,
+            metadata=bearer(clients.token("E8201", Role.REVIEWER, frozenset({DEPARTMENT}))),
+            wait_for_ready=True,
+        )
 
     # Services inherit the test's environment (StackConfig.service_env).
     environment = pytest.MonkeyPatch()
     environment.setenv("TAWASUL_QUALITY_SAMPLE_PERCENT", "100")
     try:
-        await asyncio.to_thread(restart)
+        await restart()
         yield
     finally:
         environment.undo()
-        await asyncio.to_thread(restart)
+        await restart()
 
 
 @pytest.mark.usefixtures("every_decision_sampled")
