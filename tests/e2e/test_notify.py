@@ -14,6 +14,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import grpc
+from tawasul.common.v1 import common_pb2
+from tawasul.intake.v1 import intake_pb2
 from tawasul.notify.v1 import notify_pb2
 from tawasul.review.v1 import review_pb2
 from tawasul_devstack.journey import Clients, eventually, new_citizen
@@ -165,6 +167,94 @@ async def test_an_english_request_is_told_in_english_on_every_channel(
     assert kind == "submitted"
     assert in_app.startswith(f"Your request {number} has been received. Expected completion: ")
     assert not ARABIC.search(in_app)
+
+
+async def test_an_establishment_asked_for_information_reads_muqeems_words(
+    stack: Stack, clients: Clients
+) -> None:
+    # The development registry's sample establishment and its worker (registry.dev.json).
+    establishment = clients.token("7000000005", Role.ESTABLISHMENT)
+    mobile = new_mobile()
+    filed = await clients.submit(
+        establishment,
+        key=str(uuid.uuid4()),
+        sub_service="reports.general-inquiry",
+        description="Our worker's exit re-entry visa does not show in Muqeem; please advise",
+        documents=[],
+        mobile=mobile,
+        email="",
+        locale="ar",
+        subject_id="2023456789",
+    )
+    try:
+        await _returned_to_the_establishment(stack, clients, establishment, filed, mobile)
+    finally:
+        # One open request per person and sub-service: closed, so the next run can file it.
+        await clients.intake.CancelRequest(
+            intake_pb2.CancelRequestRequest(request_number=filed.request_number, reason="Done"),
+            timeout=TIMEOUT,
+            metadata=bearer(establishment),
+        )
+
+
+async def _returned_to_the_establishment(
+    stack: Stack, clients: Clients, establishment: str, filed: intake_pb2.Request, mobile: str
+) -> None:
+    """A reviewer asks the establishment for a field; what it then reads, on track and by SMS."""
+    reviewer = clients.token("E9003", Role.REVIEWER, frozenset({"reports"}))
+
+    async def queued() -> bool | None:
+        try:
+            await clients.review.GetWorkItem(
+                review_pb2.GetWorkItemRequest(request_id=filed.request_id),
+                timeout=TIMEOUT,
+                metadata=bearer(reviewer),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return True
+
+    await eventually(queued, what="the inquiry queued in review")
+    await clients.review.ClaimRequest(
+        review_pb2.ClaimRequestRequest(request_id=filed.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+    await clients.review.RequestInformation(
+        review_pb2.RequestInformationRequest(
+            request_id=filed.request_id,
+            missing=[
+                common_pb2.MissingItem(
+                    kind="field", name="reference_number", description="رقم المعاملة المتعثرة"
+                )
+            ],
+            message="يرجى ذكر رقم المعاملة",
+            respond_within_working_days=3,
+        ),
+        timeout=TIMEOUT,
+        metadata=bearer(reviewer),
+    )
+
+    async def returned() -> intake_pb2.Request | None:
+        seen = await clients.track(establishment, filed.request_number)
+        return seen if seen.status == common_pb2.REQUEST_STATUS_NEEDS_MORE_INFO else None
+
+    seen = await eventually(returned, what="the inquiry returned to the establishment")
+    # Muqeem's label (SPEC §2), where Absher says "بحاجة لإجراءات إضافية".
+    assert (seen.status_label.ar, seen.status_label.en) == (
+        "معاد لمقدم الطلب",
+        "Returned to applicant",
+    )
+    await gone_quiet(stack, {filed.request_id})
+    number = f"\u2066{filed.request_number}\u2069"
+    received, claimed, asked = [m["text"] for m in await sms_for(clients, mobile)]
+    assert received.startswith(f"تم استلام طلبك رقم {number} في خدمة تواصل")
+    assert claimed == f"حالة طلبك رقم {number} في خدمة تواصل: قيد المراجعة."
+    assert asked.startswith(f"أُعيد طلبك رقم {number} إليك لاستكماله، يرجى الرد حتى ")
+    assert "رقم المعاملة المتعثرة" in asked
+    assert "بحاجة لإجراءات إضافية" not in asked
 
 
 async def test_a_duplicated_event_gives_one_sms(stack: Stack, clients: Clients) -> None:
