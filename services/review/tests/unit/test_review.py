@@ -1743,22 +1743,40 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer() -> None:
     ]
     with pytest.raises(FailedPrecondition):
         await handlers.complete_quality_check(
-            uow=uow, reviewer=ALI, request_id=sampled_item, verdict="agree", note=""
+            uow=uow, now=START, reviewer=ALI, request_id=sampled_item, verdict="agree", note=""
         )
     for unseen in (" ", "\u200b\u200c"):
         with pytest.raises(InvalidArgument) as caught:
             await handlers.complete_quality_check(
-                uow=uow, reviewer=SARA, request_id=sampled_item, verdict="disagree", note=unseen
+                uow=uow,
+                now=START,
+                reviewer=SARA,
+                request_id=sampled_item,
+                verdict="disagree",
+                note=unseen,
             )
         assert set(caught.value.violations) == {"note"}
     with pytest.raises(NotFound):
         await handlers.complete_quality_check(
-            uow=uow, reviewer=VISAS_ONLY, request_id=sampled_item, verdict="agree", note=""
+            uow=uow,
+            now=START,
+            reviewer=VISAS_ONLY,
+            request_id=sampled_item,
+            verdict="agree",
+            note="",
         )
     done = await handlers.complete_quality_check(
-        uow=uow, reviewer=SARA, request_id=sampled_item, verdict="agree", note="Fine"
+        uow=uow, now=START, reviewer=SARA, request_id=sampled_item, verdict="agree", note="Fine"
     )
     assert (done.checked_by, done.verdict, done.note) == ("E200", "agree", "Fine")
+    # On the item's record for the office (four eyes leave a trace), never the beneficiary's.
+    checked = uow.db.history[sampled_item][-1]
+    assert (checked.actor, checked.action, checked.note, checked.internal) == (
+        "E200",
+        "quality_checked",
+        "agree: Fine",
+        True,
+    )
     assert uow.db.quality[sampled_item] == done
     assert await handlers.quality_checks(
         uow=uow, reviewer=BOSS, department="passports", include_done=False
@@ -1814,7 +1832,7 @@ async def test_the_quality_check_shows_the_decision_an_appeal_left_standing() ->
             now=START,
         )
     await handlers.complete_quality_check(
-        uow=uow, reviewer=BOSS, request_id=checked_one, verdict="agree", note=""
+        uow=uow, now=START, reviewer=BOSS, request_id=checked_one, verdict="agree", note=""
     )
     for item in (pending_one, checked_one):
         await decided_on_appeal(uow, item, always)
@@ -1834,10 +1852,15 @@ async def test_the_quality_check_shows_the_decision_an_appeal_left_standing() ->
     for reviewer in (SARA, ALI):
         with pytest.raises(FailedPrecondition):
             await handlers.complete_quality_check(
-                uow=uow, reviewer=reviewer, request_id=checked_one, verdict="agree", note=""
+                uow=uow,
+                now=START,
+                reviewer=reviewer,
+                request_id=checked_one,
+                verdict="agree",
+                note="",
             )
     done = await handlers.complete_quality_check(
-        uow=uow, reviewer=BOSS, request_id=checked_one, verdict="agree", note=""
+        uow=uow, now=START, reviewer=BOSS, request_id=checked_one, verdict="agree", note=""
     )
     assert (done.checked_by, done.verdict) == ("E900", "agree")
 

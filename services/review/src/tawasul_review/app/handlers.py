@@ -1083,7 +1083,13 @@ async def quality_checks(
 
 
 async def complete_quality_check(
-    *, uow: UnitOfWork, reviewer: Principal, request_id: uuid.UUID, verdict: str, note: str
+    *,
+    uow: UnitOfWork,
+    reviewer: Principal,
+    request_id: uuid.UUID,
+    verdict: str,
+    note: str,
+    now: datetime,
 ) -> QualityCheck:
     async with uow:
         me = await _me(uow, reviewer)
@@ -1092,6 +1098,8 @@ async def complete_quality_check(
             raise NotFound(NO_SUCH_CHECK)
         done = check.complete(replace(reviewer, departments=me.departments), verdict, note)
         await uow.quality.save(done)
+        item = await _item(uow, request_id, for_update=True)
+        item.quality_checked(done.checked_by, str(done.verdict), done.note, now)
         await uow.commit()
     return done
 

@@ -462,6 +462,12 @@ class WorkItem:
             self.claimed_until = now + lease
         self.new_history.append(HistoryEntry(now, reviewer.subject, "note", body, internal=True))
 
+    def quality_checked(self, by: str, verdict: str, note: str, now: datetime) -> None:
+        """The four-eyes check of its decision, on its record for the office: who checked it,
+        the verdict and why (a disagreement says)."""
+        said = f"{verdict}: {note}" if note else verdict
+        self.new_history.append(HistoryEntry(now, by, "quality_checked", said, internal=True))
+
     def message(
         self,
         reviewer: Principal,

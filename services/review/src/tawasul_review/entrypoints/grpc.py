@@ -600,6 +600,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             request_id=_request_id(request.request_id),
             verdict=request.verdict[:20],
             note=request.note,
+            now=self._now(),
         )
         return review_pb2.CompleteQualityCheckResponse(check=_check(check))
 

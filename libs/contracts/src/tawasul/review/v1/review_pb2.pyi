@@ -313,7 +313,8 @@ class HistoryEntry(_message.Message):
     "processed" (the accepted request's transaction was carried out),
     "cancelled" (the beneficiary withdrew it), "cancel_too_late" (the beneficiary cancelled
     after it was decided or closed: the outcome stands), "reopened" (an answer given by the
-    deadline arrived after the request was closed for want of it).
+    deadline arrived after the request was closed for want of it), "quality_checked"
+    (internal: the four-eyes check of the decision, "agree" or "disagree" and the note).
     """
     text: _builtins.str
     internal: _builtins.bool
