@@ -257,3 +257,12 @@ async def test_a_sampled_decision_is_checked_by_another_reviewer(clients: Client
     )
     [kept] = [c for c in every.checks if c.request_id == request.request_id]
     assert (kept.checked_by, kept.verdict, kept.note) == ("E8202", "agree", "Iqama and visa match")
+    # And on the case's history, for the office only.
+    case = await clients.review.GetCase(
+        review_pb2.GetCaseRequest(request_id=request.request_id),
+        timeout=TIMEOUT,
+        metadata=bearer(supervisor),
+    )
+    assert [
+        (h.actor, h.text, h.internal) for h in case.history if h.action == "quality_checked"
+    ] == [("E8202", "agree: Iqama and visa match", True)]
